@@ -1,0 +1,46 @@
+# spikecl — every target creates what it needs; running a target twice does no extra work.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-stamp
+# The torch-free core must also install under Python 3.10 (numpy 1.26, networkx 2.8) for the Lava side.
+# (pyenv's python3.10 shim exists but fails when 3.10 is not selected, so each candidate is tried.)
+PY310  ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null) $$(command -v python3.10); do \
+            "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo "$$p" && break; done)
+CORE310 := .venv-core310
+CORE310_STAMP := $(CORE310)/.installed-stamp
+
+.PHONY: demo test test-fast bench env core310 clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev]"
+	touch $@
+
+core310: $(CORE310_STAMP)
+
+$(CORE310_STAMP): pyproject.toml
+	@if [ -z "$(PY310)" ]; then echo "NOTICE: no Python 3.10 found; the Python 3.10 core tests will be skipped"; exit 0; fi; \
+	set -e; test -x $(CORE310)/bin/python || $(PY310) -m venv $(CORE310); \
+	$(CORE310)/bin/python -m pip install --quiet --upgrade pip; \
+	$(CORE310)/bin/python -m pip install --quiet "numpy==1.26.4" "networkx==2.8.7" -e .; \
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/spikecl run models/pmnist5k_demo.toml --resume
+
+test: $(STAMP) core310
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/epoch_time.py
+
+clean:
+	rm -rf $(VENV) $(CORE310) results .pytest_cache

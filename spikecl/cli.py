@@ -1,0 +1,140 @@
+"""The ``spikecl`` command line.
+
+    spikecl run EXPERIMENT.toml [--set key=value ...] [--device cpu|cuda|auto] [--seed N | --seeds 0,1,2]
+                                [--resume] [--overwrite] [--output-dir DIR]
+    spikecl report RESULTS.h5|DIR ... [--plots DIR]
+
+Errors a user can fix are printed as one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spikecl.errors import ConfigError, SpikeCLError
+
+EPILOG = """examples:
+  spikecl run models/pmnist5k_demo.toml                 run every method and seed of an experiment
+  spikecl run models/pmnist5k_demo.toml --seeds 0,1,2 --set train.epochs=3 --set 'strategy.methods=["ewc"]'
+  spikecl run models/pmnist5k_demo.toml --resume        continue a killed run; completed runs are kept
+  spikecl report results/pmnist5k-demo                  tables and PNG plots of finished runs
+"""
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikecl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Continual learning in spiking neural networks: run experiments, report results.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="train every method and seed of an experiment, write results and plots",
+                         description="Run a continual-learning experiment described by a TOML file: one results "
+                                     "file per (method, seed) under <output_dir>/<name>/, then a table and plots.")
+    run.add_argument("experiment", type=Path, help="experiment file (TOML), e.g. models/pmnist5k_demo.toml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to train (default: the config's)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="run a single seed")
+    seeds.add_argument("--seeds", type=_seeds, help="run several seeds, e.g. 0,1,2 (reports mean ± std)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue interrupted runs from their checkpoints; keep completed results")
+    run.add_argument("--overwrite", action="store_true", help="replace existing results files")
+    run.add_argument("--output-dir", help="folder for results (default: the config's output_dir)")
+    run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
+
+    report = sub.add_parser("report", help="print tables and write plots from results files",
+                            description="Print accuracy matrices and a method comparison (mean ± std over seeds) "
+                                        "from results files or folders of them, and write PNG plots.")
+    report.add_argument("paths", nargs="+", type=Path, help="results files (.h5) or folders of them")
+    report.add_argument("--plots", type=Path, help="folder for PNG plots (default: beside the first results)")
+    report.add_argument("--no-plots", action="store_true", help="print tables only")
+    report.add_argument("--no-matrices", action="store_true", help="print only the comparison table")
+    return parser
+
+
+def _version() -> str:
+    from spikecl import __version__
+
+    return __version__
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string literal."""
+    import json
+
+    return json.dumps(text)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from spikecl.config import load_experiment
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={_toml_string(args.device)}")
+    if args.seed is not None:
+        overrides.append(f"seeds=[{args.seed}]")
+    if args.seeds:
+        overrides.append(f"seeds={args.seeds}")
+    if args.output_dir:
+        overrides.append(f"output_dir={_toml_string(args.output_dir)}")
+    if args.data_dir:
+        overrides.append(f"data.data_dir={_toml_string(args.data_dir)}")
+    cfg = load_experiment(args.experiment, overrides)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+
+    from spikecl.continual.runner import run_experiment
+
+    results = run_experiment(cfg, resume=args.resume, overwrite=args.overwrite, progress_bar=not args.no_progress)
+    _print_report(results, Path(cfg.output_dir) / cfg.name, plots=not args.no_plots, matrices=True)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from spikecl.report import collect
+
+    results = collect(args.paths)
+    first = args.paths[0]
+    plots_dir = args.plots or (first if first.is_dir() else first.parent)
+    _print_report(results, plots_dir, plots=not args.no_plots, matrices=not args.no_matrices)
+    return 0
+
+
+def _print_report(results, plots_dir: Path, plots: bool, matrices: bool) -> None:
+    from spikecl.report import text_report, write_plots
+
+    print(text_report(results, matrices=matrices))
+    if plots:
+        written = write_plots(results, plots_dir)
+        print(f"\nplots: {len(written)} PNG files in {plots_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = {"run": cmd_run, "report": cmd_report}[args.command]
+    try:
+        return handler(args)
+    except SpikeCLError as exc:
+        print(f"spikecl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spikecl: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

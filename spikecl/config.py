@@ -1,0 +1,282 @@
+"""Typed experiment configs: TOML in, validated dataclasses out.
+
+An experiment file is TOML with a few top-level keys and one table per part of the flow::
+
+    name = "pmnist5k"            # results go to <output_dir>/<name>/
+    seeds = [0, 1, 2]
+    device = "cpu"               # "cpu", "cuda" or "auto"
+
+    [data]      dataset = "mnist5k"
+    [stream]    kind = "permuted", n_tasks = 10, scenario = "domain"
+    [network]   kind = "mlp", hidden = [256, 256], num_steps = 4
+    [train]     trainer = "bptt", epochs = 2, lr = 0.05
+    [strategy]  methods = ["finetune", "ewc"]
+    [strategy.ewc]               # options of one method, validated by that method
+    lambda = 100.0
+
+Every key is checked: an unknown key, a wrong type or an out-of-range value raises :class:`ConfigError` with one line
+naming the key and what is allowed. This module imports only the standard library (and ``tomli`` on Python 3.10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikecl.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (the Lava environment)
+    import tomli as tomllib
+
+DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet")
+
+
+def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
+           doc: str = "") -> Any:
+    """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high]."""
+    meta = {"choices": choices, "low": low, "high": high, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to load (see :mod:`spikecl.data.datasets`)."""
+
+    dataset: str = option("mnist5k", choices=DATASETS)
+    data_dir: str = option("", doc="folder holding downloaded datasets in their standard formats")
+
+
+@dataclass
+class StreamConfig:
+    """How the dataset is cut into a sequence of tasks (see :mod:`spikecl.data.streams`)."""
+
+    kind: str = option("permuted", choices=("permuted", "rotated", "split"))
+    scenario: str = option("domain", choices=("task", "domain", "class"))
+    n_tasks: int = option(10, low=1, high=1000)
+    classes_per_task: int = option(0, low=0, doc="split streams; 0 = n_classes // n_tasks")
+    train_per_task: int = option(0, low=0, doc="subsample each task's training set; 0 = all")
+    test_per_task: int = option(0, low=0, doc="subsample each task's test set; 0 = all")
+    first_task_identity: bool = option(False, doc="permuted streams: task 0 is the unpermuted data")
+    max_angle_deg: float = option(180.0, low=0.0, high=360.0)
+
+
+@dataclass
+class NetworkConfig:
+    """The spiking network: LIF layers (snnTorch ``Leaky``) and a non-spiking leaky readout."""
+
+    kind: str = option("mlp", choices=("mlp", "cnn"))
+    hidden: list[int] = option([256, 256], doc="MLP hidden layer widths")
+    channels: list[int] = option([64, 128, 256], doc="CNN conv channels (3x3 conv, BN, LIF, 2x2 avg-pool)")
+    num_steps: int = option(4, low=1, high=10000, doc="simulation time steps T per sample")
+    encoder: str = option("direct", choices=("direct", "poisson", "latency"))
+    beta: float = option(0.9, low=0.0, high=1.0, doc="membrane decay per step")
+    threshold: float = option(1.0, low=1e-6)
+    reset: str = option("subtract", choices=("subtract", "zero"))
+    surrogate_slope: float = option(25.0, low=1e-3, doc="fast-sigmoid surrogate slope")
+    init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
+    bias: bool = option(False)
+    batch_norm: bool = option(True, doc="CNN only")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: trainer, optimiser and evaluation schedule."""
+
+    trainer: str = option("bptt", choices=("bptt", "online"), doc="BPTT or online trace-based (OTTT-style)")
+    epochs: int = option(2, low=1)
+    batch_size: int = option(64, low=1)
+    optimizer: str = option("sgd", choices=("sgd", "adam"))
+    lr: float = option(0.05, low=0.0)
+    momentum: float = option(0.9, low=0.0, high=1.0)
+    weight_decay: float = option(0.0, low=0.0)
+    reset_optimizer: bool = option(True, doc="a fresh optimiser for every task")
+    eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
+    eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
+    eval_batch_size: int = option(500, low=1)
+
+
+@dataclass
+class StrategyConfig:
+    """The continual-learning methods to run, each with its own options table ``[strategy.<method>]``."""
+
+    methods: list[str] = option(["finetune"])
+    options: dict[str, dict] = option({}, doc="per-method options, validated by the method itself")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: one run per (method, seed)."""
+
+    name: str = option("experiment")
+    seeds: list[int] = option([0])
+    device: str = option("cpu", choices=("cpu", "cuda", "auto"))
+    output_dir: str = option("results")
+    data: DataConfig = field(default_factory=DataConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (TOML/JSON-serialisable), the inverse of :func:`from_dict`."""
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` converted to type ``tp`` or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {value!r}")
+        return [_check_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config field type {tp!r} for {key}")  # pragma: no cover - programming error
+
+
+def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
+    choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_bounds(item, meta, f"{key}[{i}]")
+        return
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+    if low is not None and value < low:
+        raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: {value!r} is above the maximum {high}")
+
+
+def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, validating every key, type and range.
+
+    Nested dataclass fields take nested tables. Raises :class:`ConfigError` on the first problem, naming the dotted
+    key (``prefix`` + field name) and what is allowed.
+    """
+    if not isinstance(data, typing.Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = prefix + name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, key + ".")
+            continue
+        kwargs[name] = _check_value(value, tp, key)
+        _check_bounds(kwargs[name], fields[name].metadata, key)
+    return cls(**kwargs)
+
+
+def _split_strategy_options(raw: dict) -> dict:
+    """Move ``[strategy.<method>]`` sub-tables into ``strategy.options`` so they validate as one field."""
+    strategy = dict(raw.get("strategy", {}))
+    options = dict(strategy.pop("options", {}))
+    for key in [k for k, v in strategy.items() if isinstance(v, dict)]:
+        options[key] = strategy.pop(key)
+    strategy["options"] = options
+    return {**raw, "strategy": strategy}
+
+
+def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
+    """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
+    cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
+    if not cfg.seeds:
+        raise ConfigError("seeds: expected at least one seed")
+    if not cfg.strategy.methods:
+        raise ConfigError("strategy.methods: expected at least one method")
+    used = {part for method in cfg.strategy.methods for part in method.split("+")}
+    for method in cfg.strategy.options:
+        if method not in used:
+            raise ConfigError(f"strategy.{method}: options given for a method not in strategy.methods "
+                              f"({', '.join(cfg.strategy.methods)})")
+    if cfg.network.kind == "mlp" and not cfg.network.hidden:
+        raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
+    return cfg
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """Parse ``key.sub=value`` (value as a TOML literal, else a bare string) into (path, value)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value")
+    key, text = assignment.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set {assignment!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return path, value
+
+
+def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
+    """Return a copy of ``raw`` with each ``key=value`` assignment applied (nested tables created as needed)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for assignment in assignments:
+        path, value = parse_override(assignment)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {assignment!r}: '{part}' is not a table")
+        node[path[-1]] = value
+    return out
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a TOML file; a missing file or a syntax error is a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+
+
+def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:
+    """Load, override and validate an experiment file. The name defaults to the file's stem."""
+    raw = load_toml(path)
+    raw.setdefault("name", Path(path).stem)
+    return experiment_from_dict(apply_overrides(raw, overrides))

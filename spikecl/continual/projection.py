@@ -1,0 +1,78 @@
+"""Shared machinery of the projection methods (HLOP, GPM): which synapses to protect, their presynaptic activity
+as a matrix, and the orthogonal projection of weight gradients.
+
+For a synapse with weight matrix ``W`` [out, n] (a conv kernel [C_out, C_in, k, k] is viewed as
+[C_out, C_in·k·k]) and an orthonormal basis ``B`` [k, n] of past presynaptic activity, the protected update is
+
+    ΔW ← ΔW − (ΔW Bᵀ) B          (equivalently: presynaptic traces projected as x⊥ = x − Bᵀ B x)
+
+so responses ``W x`` to inputs ``x`` in span(B) do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikecl.snn.networks import SpikingNetwork
+
+
+@dataclass
+class ProtectedSynapse:
+    """A weight matrix under protection: its ``name``, the layer recording its input, and its synapse module."""
+
+    name: str
+    layer: nn.Module
+    synapse: nn.Module
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.synapse.weight
+
+    @property
+    def n_inputs(self) -> int:
+        """Presynaptic dimension n (C_in·k·k for a convolution)."""
+        return self.weight[0].numel()
+
+
+def protected_synapses(model: SpikingNetwork) -> list[ProtectedSynapse]:
+    """Every feature layer's synapse, and the readout's when it is a single shared head (per-task heads are
+    trained only on their own task and need no protection)."""
+    out = [ProtectedSynapse(f"layers.{i}", layer, layer.synapse) for i, layer in enumerate(model.layers)]
+    if len(model.readout.heads) == 1:
+        out.append(ProtectedSynapse("readout", model.readout, model.readout.heads[0]))
+    return out
+
+
+def activity_matrix(p: ProtectedSynapse, max_rows: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Presynaptic activity of the latest recorded pass as rows ``[N, n]``.
+
+    The per-step inputs are averaged over time (firing rate / mean trace per sample). For a convolution the rows
+    are the unfolded input patches of every output position (``C_in·k·k`` each), subsampled to ``max_rows``.
+    """
+    rate = p.layer.presynaptic().mean(dim=0)                       # [B, *in_shape]
+    if isinstance(p.synapse, nn.Conv2d):
+        conv = p.synapse
+        patches = F.unfold(rate, conv.kernel_size, dilation=conv.dilation, padding=conv.padding,
+                           stride=conv.stride)                       # [B, n, L]
+        rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    else:
+        rows = rate.reshape(rate.shape[0], -1)
+    if max_rows is not None and rows.shape[0] > max_rows:
+        pick = torch.randperm(rows.shape[0], generator=generator)[:max_rows].to(rows.device)
+        rows = rows[pick]
+    return rows
+
+
+def project_gradient(p: ProtectedSynapse, basis: torch.Tensor) -> None:
+    """Remove from ``p``'s weight gradient its component in span(``basis`` [k, n]) (rows orthonormal)."""
+    grad = p.weight.grad
+    if grad is None or basis.shape[0] == 0:
+        return
+    flat = grad.reshape(grad.shape[0], -1)
+    flat.sub_((flat @ basis.T) @ basis)
+

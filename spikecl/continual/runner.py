@@ -1,0 +1,281 @@
+"""The run loop: one continual-learning run (one method, one seed), from config to results file.
+
+For every task: the strategy may replace the training data, the trainer runs ``train.epochs`` epochs of mini-batches
+(continual evaluation on all seen tasks every ``train.eval_every`` iterations), the strategy consolidates, the network
+is tested on every task (a row of the accuracy matrix) and a checkpoint is written atomically. A killed run resumes
+from its last checkpoint and ends with the same numbers as an uninterrupted one: all randomness after the network's
+initialisation is drawn from generators seeded by (seed, task, epoch), and RNG states travel in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from spikecl.config import ExperimentConfig
+from spikecl.continual import metrics
+from spikecl.continual.strategies import build_strategy
+from spikecl.continual.strategy import Simulation, TaskData
+from spikecl.data.datasets import load_dataset
+from spikecl.data.streams import Stream, make_stream
+from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.io import RunResult, atomic_write, environment, read_results, write_results
+from spikecl.snn.networks import build_network
+from spikecl.snn.trainers import evaluate, make_trainer
+
+DATA_SPLIT_SEED = 0  # the dataset's train/test split is the same for every run seed
+
+
+def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
+    """``<output_dir>/<name>/<method>-seed<seed>.h5``."""
+    return Path(cfg.output_dir) / cfg.name / f"{method}-seed{seed}.h5"
+
+
+def checkpoint_path(results: Path) -> Path:
+    """The checkpoint beside a results file (``….ckpt``), removed once the results are written."""
+    return results.with_suffix(".ckpt")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) → a torch device; CUDA must exist when asked for."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but torch.cuda.is_available() is false; use --device cpu")
+    return torch.device(name)
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
+    """The task stream of an experiment for a run seed."""
+    dataset = load_dataset(cfg.data.dataset, cfg.data.data_dir or None, seed=DATA_SPLIT_SEED)
+    s = cfg.stream
+    return make_stream(dataset, s.kind, s.n_tasks, s.scenario, seed=seed,
+                       classes_per_task=s.classes_per_task or None, max_angle_deg=s.max_angle_deg,
+                       first_task_identity=s.first_task_identity, train_per_task=s.train_per_task or None,
+                       test_per_task=s.test_per_task or None)
+
+
+@dataclass
+class Progress:
+    """The run loop's own state, checkpointed at every task boundary."""
+
+    next_task: int = 0
+    iteration: int = 0
+    rows: list = field(default_factory=list)             # accuracy-matrix rows so far
+    curve_iterations: list = field(default_factory=list)
+    curve_task: list = field(default_factory=list)
+    curve_accuracy: list = field(default_factory=list)
+    task_seconds: list = field(default_factory=list)
+
+
+class ContinualRun:
+    """One method on one seed. ``execute()`` trains through the stream and returns a :class:`RunResult`."""
+
+    def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None) -> None:
+        self.cfg, self.method, self.seed = cfg, method, seed
+        self.device = resolve_device(cfg.device)
+        self.stream = stream if stream is not None else build_stream(cfg, seed)
+        torch.manual_seed(seed)
+        self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
+                                 self.stream.n_heads).to(self.device)
+        self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder)
+        self.strategy = build_strategy(method, self.net, cfg.strategy.options, self.sim)
+        self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder)
+        self.optimizer = self._new_optimizer()
+        self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
+        self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
+        self.progress = Progress()
+
+    # -- data -------------------------------------------------------------------------------------------------
+    def _task_data(self, task: int, x: np.ndarray, y: np.ndarray) -> TaskData:
+        x_t = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        y_t = torch.as_tensor(y, dtype=torch.long, device=self.device)
+        heads = torch.full_like(y_t, self.stream.head(task))
+        return TaskData(task, x_t, y_t, heads)
+
+    def _mask(self, task: int) -> torch.Tensor | None:
+        active = self.stream.active_outputs(task)
+        return None if bool(np.all(active)) else torch.as_tensor(active, device=self.device)
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if t.optimizer == "adam":
+            return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+    def _accuracy(self, data: TaskData, stage: int, limit: int | None = None) -> float:
+        t = self.cfg.train
+        n = len(data) if limit is None else min(limit, len(data))
+        generator = None
+        if self.sim.encoder == "poisson":
+            generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, data.task, 7))
+        return evaluate(self.net, data.x[:n], data.y[:n], self.sim.num_steps, self.sim.encoder,
+                        data.heads[:n], self._mask(stage), t.eval_batch_size, generator)
+
+    def accuracy_row(self, stage: int) -> list[float]:
+        """Test accuracy on every task with the outputs active after task ``stage``."""
+        return [self._accuracy(test, stage) for test in self.test_sets]
+
+    def _continual_eval(self, task: int) -> None:
+        """Accuracy of every task seen so far on its first ``eval_samples`` test samples (NaN for unseen ones)."""
+        row = [self._accuracy(test, task, self.cfg.train.eval_samples) if test.task <= task else float("nan")
+               for test in self.test_sets]
+        p = self.progress
+        p.curve_iterations.append(p.iteration)
+        p.curve_task.append(task)
+        p.curve_accuracy.append(row)
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def train_task(self, task: int, bar=None) -> None:
+        """Train on one task (``train.epochs`` epochs), with continual evaluation every ``eval_every`` iterations.
+
+        ``bar``: a tqdm progress bar advanced per batch; its total is re-estimated from this task's size.
+        """
+        t = self.cfg.train
+        seen = self.train_sets[: task + 1]
+        train = self.strategy.before_task(task, self.train_sets[task], seen)
+        if bar is not None:
+            bar.total = bar.n + t.epochs * -(-len(train) // t.batch_size) * (len(self.stream) - task)
+            bar.refresh()
+        if t.reset_optimizer and task > 0:
+            self.optimizer = self._new_optimizer()
+        mask = self._mask(task)
+        for epoch in range(t.epochs):
+            shuffle = torch.Generator().manual_seed(derived_seed(self.seed, task, epoch))
+            spikes = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, epoch, 1))
+            order = torch.randperm(len(train), generator=shuffle).to(self.device)
+            for start in range(0, len(train), t.batch_size):
+                idx = order[start:start + t.batch_size]
+                x, y, heads = self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx])
+                self.trainer.train_batch(x, y, heads, mask, self.optimizer, self.strategy, spikes)
+                self.progress.iteration += 1
+                if t.eval_every and self.progress.iteration % t.eval_every == 0:
+                    self._continual_eval(task)
+                if bar is not None:
+                    bar.update()
+        self.strategy.after_task(task, train)
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, path: Path) -> None:
+        state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
+                 "progress": asdict(self.progress), "model": self.net.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
+                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                         "python": random.getstate()}}
+        atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+
+    def load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # torch raises many types for a damaged file
+            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
+                               "with --overwrite") from None
+        if state.get("config") != self.cfg.to_dict() or state.get("method") != self.method:
+            raise ResultsError(f"{path} was written by a different experiment config; run with --overwrite to "
+                               "start again")
+        self.progress = Progress(**state["progress"])
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+
+    # -- the whole run ----------------------------------------------------------------------------------------
+    def execute(self, results: Path | None = None, resume: bool = False, overwrite: bool = False,
+                progress_bar: bool = True) -> RunResult:
+        """Train through the stream and return (and, with ``results``, write) the run's results.
+
+        ``resume``: continue from the checkpoint beside ``results`` if there is one. Without ``overwrite`` an
+        existing results file is an :class:`ExistsError`.
+        """
+        ckpt = checkpoint_path(results) if results is not None else None
+        if ckpt is not None and resume and ckpt.exists():
+            self.load_checkpoint(ckpt)
+        p = self.progress
+        if p.next_task == 0 and not p.rows:
+            p.rows.append(self.accuracy_row(0))
+        bar = _progress_bar(self, progress_bar)
+        for task in range(p.next_task, len(self.stream)):
+            bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
+            started = time.perf_counter()
+            self.train_task(task, bar)
+            p.task_seconds.append(time.perf_counter() - started)
+            p.rows.append(self.accuracy_row(task))
+            p.next_task = task + 1
+            bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
+            if ckpt is not None:
+                self.save_checkpoint(ckpt)
+        bar.close()
+        result = self.result()
+        if results is not None:
+            write_results(results, result, overwrite=overwrite)
+            ckpt.unlink(missing_ok=True)
+        return result
+
+    def result(self) -> RunResult:
+        p = self.progress
+        acc = np.asarray(p.rows, dtype=np.float64)
+        n_tasks = acc.shape[1]
+        curves = np.asarray(p.curve_accuracy, dtype=np.float64).reshape(-1, n_tasks)
+        curve_task = np.asarray(p.curve_task, dtype=np.int64)
+        summary = metrics.summarize(acc, evals=curves if len(curves) else None,
+                                    eval_task=curve_task if len(curves) else None)
+        model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        config = {**self.cfg.to_dict(), "method": self.method, "seed": self.seed}
+        env = {**environment(), "device": str(self.device)}
+        return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
+                         curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
+                         self.strategy.extra())
+
+
+def _progress_bar(run: ContinualRun, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=0, disable=not enabled, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
+                   progress_bar: bool = True, log: Callable[[str], None] = print) -> list[RunResult]:
+    """Run every (method, seed) of ``cfg``; returns their results in order.
+
+    With ``resume``, complete results are read back instead of re-run and interrupted runs continue from their
+    checkpoints. Without ``overwrite`` or ``resume`` an existing results file is an :class:`ExistsError`, raised
+    before anything is trained.
+    """
+    from spikecl.continual.strategies import validate_options
+
+    for method in cfg.strategy.methods:
+        validate_options(method, cfg.strategy.options)
+    resolve_device(cfg.device)
+    plan = [(m, s, results_path(cfg, m, s)) for s in cfg.seeds for m in cfg.strategy.methods]
+    if not (resume or overwrite):
+        existing = [str(path) for _, _, path in plan if path.exists()]
+        if existing:
+            raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
+    out = []
+    for method, seed, path in plan:
+        if resume and path.exists() and not overwrite:
+            log(f"{path}: complete, kept")
+            out.append(read_results(path))
+            continue
+        if overwrite:
+            checkpoint_path(path).unlink(missing_ok=True)
+        result = ContinualRun(cfg, method, seed).execute(path, resume=resume, overwrite=overwrite,
+                                                        progress_bar=progress_bar)
+        log(f"{path}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}")
+        out.append(result)
+    return out

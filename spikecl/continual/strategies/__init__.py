@@ -1,0 +1,69 @@
+"""Registry of continual-learning methods: name → ``module:Class`` (imported lazily).
+
+A new method is one file implementing :class:`spikecl.continual.strategy.Strategy` and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Mapping
+
+from spikecl.config import from_dict
+from spikecl.errors import ConfigError
+
+REGISTRY: dict[str, str | type] = {
+    "finetune": "spikecl.continual.strategy:Strategy",
+    "joint": "spikecl.continual.strategies.joint:Joint",
+    "ewc": "spikecl.continual.strategies.ewc:EWC",
+    "si": "spikecl.continual.strategies.si:SI",
+    "replay": "spikecl.continual.strategies.replay:Replay",
+    "gpm": "spikecl.continual.strategies.gpm:GPM",
+    "hlop": "spikecl.continual.strategies.hlop:HLOP",
+}
+
+
+def strategy_class(name: str) -> type:
+    """The class registered as ``name``; an unknown name is a ConfigError listing the known ones."""
+    if name not in REGISTRY:
+        raise ConfigError(f"strategy.methods: unknown method {name!r}; known: {', '.join(sorted(REGISTRY))} "
+                          "(combine with '+', e.g. 'ewc+replay')")
+    entry = REGISTRY[name]
+    if isinstance(entry, type):
+        return entry
+    module, cls = entry.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def register(name: str, cls: type) -> None:
+    """Make a user-defined strategy class available as ``name`` in experiments (``strategy.methods``)."""
+    if "+" in name:
+        raise ConfigError(f"strategy name {name!r} may not contain '+' (it combines methods)")
+    REGISTRY[name] = cls
+
+
+def components(method: str) -> list[str]:
+    """``"hlop+replay"`` → ``["hlop", "replay"]``."""
+    return method.split("+")
+
+
+def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
+    """Validate the options tables of ``method``'s components; returns {component: Options instance}."""
+    return {name: from_dict(strategy_class(name).Options, options.get(name, {}), f"strategy.{name}.")
+            for name in components(method)}
+
+
+def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None):
+    """Instantiate ``method`` (possibly ``a+b``) for ``model`` with its validated options.
+
+    ``sim`` (:class:`~spikecl.continual.strategy.Simulation`) says how samples are presented to the model.
+    """
+    from spikecl.continual.strategy import Simulation
+
+    sim = sim if sim is not None else Simulation()
+    validated = validate_options(method, options or {})
+    parts = [strategy_class(name)(model, validated[name], sim) for name in components(method)]
+    if len(parts) == 1:
+        return parts[0]
+    from spikecl.continual.strategy import Combined
+
+    return Combined(parts)

@@ -1,0 +1,67 @@
+"""Online elastic weight consolidation (Kirkpatrick et al. 2017; online variant, Schwarz et al. 2018).
+
+Penalty ``(lambda / 2) · Σ_i F_i (θ_i − θ*_i)²`` with one anchor θ* (the parameters after the latest task) and a
+running Fisher ``F ← gamma · F + F_task``. ``F_task`` is the empirical Fisher: the mean over ``fisher_samples``
+training samples of the squared gradient of the log-likelihood of the true label, one sample per backward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from spikecl.config import option
+from spikecl.continual.strategy import Strategy
+
+
+@dataclass
+class EWCOptions:
+    lam: float = option(100.0, low=0.0, doc="penalty strength lambda")
+    gamma: float = option(1.0, low=0.0, high=1.0, doc="decay of the running Fisher (1 = plain sum)")
+    fisher_samples: int = option(200, low=1, doc="training samples used to estimate the Fisher per task")
+
+
+class EWC(Strategy):
+    name = "ewc"
+    Options = EWCOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fisher: dict[str, torch.Tensor] = {}
+        self.anchor: dict[str, torch.Tensor] = {}
+
+    def penalty(self):
+        if not self.fisher:
+            return None
+        total = sum((self.fisher[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.parameters())
+        return 0.5 * self.options.lam * total
+
+    def empirical_fisher(self, train) -> dict[str, torch.Tensor]:
+        """Mean squared per-sample gradient of log p(y|x) over the first ``fisher_samples`` samples."""
+        params = self.parameters()
+        fisher = {n: torch.zeros_like(p) for n, p in params}
+        count = min(self.options.fisher_samples, len(train))
+        self.model.eval()
+        for i in range(count):
+            self.model.zero_grad(set_to_none=True)
+            logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1])
+            F.cross_entropy(logits, train.y[i:i + 1]).backward()
+            for n, p in params:
+                if p.grad is not None:
+                    fisher[n] += p.grad.detach() ** 2 / count
+        self.model.zero_grad(set_to_none=True)
+        return fisher
+
+    def after_task(self, task, train):
+        new = self.empirical_fisher(train)
+        for n, f in new.items():
+            self.fisher[n] = self.options.gamma * self.fisher[n] + f if n in self.fisher else f
+        self.anchor = {n: p.detach().clone() for n, p in self.parameters()}
+
+    def state_dict(self):
+        return {"fisher": self.fisher, "anchor": self.anchor}
+
+    def load_state_dict(self, state):
+        self.fisher, self.anchor = dict(state["fisher"]), dict(state["anchor"])

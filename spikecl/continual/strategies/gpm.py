@@ -1,0 +1,88 @@
+"""Gradient projection memory (Saha, Garg & Roy, ICLR 2021): the SVD counterpart of HLOP.
+
+After each task, the presynaptic activity of every protected synapse on ``samples`` training samples is collected
+as a matrix ``A`` [n, N]. Its residual after projecting out the current basis ``M`` is decomposed by SVD, and the
+fewest new directions are added so that the basis captures a fraction ``threshold`` of A's energy::
+
+    ‖Mᵀ A‖² + Σ_{i ≤ r} σ_i(A − M Mᵀ A)²  ≥  threshold · ‖A‖²
+
+Weight gradients of later tasks are projected orthogonally to span(M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spikecl.config import option
+from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
+from spikecl.continual.strategy import Strategy
+
+
+@dataclass
+class GPMOptions:
+    thresholds: list[float] = option([0.95, 0.99, 0.99], low=0.0, high=1.0,
+                                     doc="energy threshold per protected synapse (the last one repeats)")
+    threshold_increment: float = option(0.0, low=0.0, high=1.0, doc="added to every threshold after each task")
+    samples: int = option(300, low=1, doc="training samples whose activity defines each task's subspace")
+    max_rows: int = option(20000, low=1, doc="conv layers: patches kept per task (random subset)")
+
+
+def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
+    """GPM's basis update. ``basis`` [k, n] orthonormal rows, ``activity`` [N, n] → new basis [k', n], k' ≥ k."""
+    a = activity.T.double()                                          # [n, N]
+    m = basis.T.double()                                             # [n, k]
+    total = (a ** 2).sum()
+    residual = a - m @ (m.T @ a)
+    kept = total - (residual ** 2).sum()
+    if total <= 0 or kept / total >= threshold:
+        return basis
+    u, s, _ = torch.linalg.svd(residual, full_matrices=False)
+    energy = kept + torch.cumsum(s ** 2, 0)
+    r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
+    grown = torch.cat([m, u[:, :r]], dim=1)
+    q, _ = torch.linalg.qr(grown)                                    # re-orthonormalise against round-off
+    return q.T.to(basis.dtype)
+
+
+class GPM(Strategy):
+    name = "gpm"
+    Options = GPMOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.synapses = protected_synapses(self.model)
+        self.bases = {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
+        self.dims: list[list[int]] = []
+
+    def threshold(self, index: int, task: int) -> float:
+        values = self.options.thresholds
+        value = values[min(index, len(values) - 1)] + task * self.options.threshold_increment
+        return min(value, 1.0)
+
+    def after_backward(self):
+        for p in self.synapses:
+            project_gradient(p, self.bases[p.name])
+
+    @torch.no_grad()
+    def after_task(self, task, train):
+        n = min(self.options.samples, len(train))
+        self.model.record_presynaptic(True)
+        self.logits(train.x[:n], train.heads[:n])
+        generator = torch.Generator().manual_seed(task)
+        for i, p in enumerate(self.synapses):
+            activity = activity_matrix(p, self.options.max_rows, generator)
+            self.bases[p.name] = grow_basis(self.bases[p.name], activity, self.threshold(i, task))
+        self.model.record_presynaptic(False)
+        self.dims.append([int(self.bases[p.name].shape[0]) for p in self.synapses])
+
+    def state_dict(self):
+        return {"bases": self.bases, "dims": self.dims}
+
+    def load_state_dict(self, state):
+        self.bases, self.dims = dict(state["bases"]), [list(d) for d in state["dims"]]
+
+    def extra(self):
+        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

@@ -1,0 +1,149 @@
+"""HLOP: Hebbian-learning-based orthogonal projection (Xiao et al., ICLR 2024).
+
+Every protected synapse (presynaptic dimension n) gets lateral neurons with weights ``H`` [k, n] that read the
+presynaptic activity trace ``x`` (``y = H x``) and learn, concurrently with training, the principal subspace of past
+activity with Oja's subspace rule (Hebbian ``y xᵀ`` and anti-Hebbian ``− y yᵀ H`` terms)::
+
+    ΔH_new = η · mean_batch( y_new (x − Hᵀ y)ᵀ ),   y = H x,   H = [H_old; H_new]
+
+Only the neurons added for the current task learn; the consolidated ones (``H_old``) define the projection of weight
+updates, ``ΔW ← ΔW (I − P)``, P the orthogonal projector onto span(H_old). Lifecycle: before each task, new
+neurons are added (rows orthogonal to the old ones); every mini-batch, gradients are projected and the new neurons
+take ``iterations`` Hebbian steps (momentum as an exponential average, updates clamped to ±``clamp``); after the
+task, the new neurons are merged into the consolidated set.
+
+The step is normalised by the batch's mean squared input norm (``η = lr / E‖x‖²``), which makes one ``lr`` work for
+every layer; Oja's rule converges for ``lr`` < 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spikecl.config import option
+from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
+from spikecl.continual.strategy import Strategy
+
+# The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
+PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
+
+
+@dataclass
+class HLOPOptions:
+    neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
+                                      doc="lateral neurons added per task (rows) and protected synapse (columns); "
+                                          "a short row repeats its last value, the last row repeats for later tasks")
+    lr: float = option(0.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
+    iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
+    momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
+    clamp: float = option(10.0, low=0.0, doc="bound on each element of a Hebbian update")
+    max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
+    lateral_levels: int = option(0, low=0,
+                                 doc="spiking lateral neurons: responses quantised to this many rate levels "
+                                     "(0 = analogue responses)")
+    orthonormalize: bool = option(True, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH)")
+    seed: int = option(0)
+
+
+def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float,
+                      levels: int = 0) -> torch.Tensor:
+    """One batched Hebbian/anti-Hebbian update of ``h_new`` [k_new, n] for inputs ``x`` [B, n].
+
+    ``h_old`` [k_old, n] takes part in the response (so new neurons learn the residual) but is not updated.
+    Returns ΔH_new (not yet applied). ``levels > 0`` quantises responses like spiking neurons' firing rates.
+    """
+    h = torch.cat([h_old, h_new]) if h_old.shape[0] else h_new
+    y = x @ h.T                                                      # [B, k]
+    if levels:
+        scale = y.abs().amax().clamp_min(1e-12)
+        y = torch.round(y / scale * levels) / levels * scale
+    residual = x - y @ h                                             # [B, n]
+    y_new = y[:, h_old.shape[0]:]
+    norm = (x * x).sum(dim=1).mean().clamp_min(1e-12)
+    return lr / norm * (y_new.T @ residual) / x.shape[0]
+
+
+def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]."""
+    if h.shape[0] == 0:
+        return h
+    q, r = torch.linalg.qr(h.T.double())
+    keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
+    return q[:, keep].T.to(h.dtype)
+
+
+class HLOP(Strategy):
+    name = "hlop"
+    Options = HLOPOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.synapses = protected_synapses(self.model)
+        empty = {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
+        self.h_old, self.h_new = dict(empty), dict(empty)
+        self.momentum = dict(empty)
+        self.basis = dict(empty)
+        self.dims: list[list[int]] = []
+        self.generator = torch.Generator().manual_seed(self.options.seed)
+
+    def schedule(self, task: int, index: int) -> int:
+        """Lateral neurons to add for ``task`` at protected synapse ``index``."""
+        rows = self.options.neurons
+        row = rows[min(task, len(rows) - 1)]
+        return row[min(index, len(row) - 1)] if row else 0
+
+    def before_task(self, task, train, seen):
+        for i, p in enumerate(self.synapses):
+            old = self.h_old[p.name]
+            k = min(self.schedule(task, i), p.n_inputs - old.shape[0])
+            rows = torch.randn(max(k, 0), p.n_inputs, generator=self.generator).to(old)
+            if old.shape[0]:
+                rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
+            self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
+            self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
+        self.model.record_presynaptic(True)
+        return train
+
+    def after_backward(self):
+        for p in self.synapses:
+            project_gradient(p, self.basis[p.name])
+        self.hebbian_update()
+
+    @torch.no_grad()
+    def hebbian_update(self) -> None:
+        """Train the current task's lateral neurons on the presynaptic activity of the latest batch."""
+        o = self.options
+        for p in self.synapses:
+            h_new = self.h_new[p.name]
+            if h_new.shape[0] == 0:
+                continue
+            x = activity_matrix(p, o.max_rows, self.generator)
+            for _ in range(o.iterations):
+                delta = oja_subspace_step(self.h_old[p.name], h_new, x, o.lr, o.lateral_levels)
+                self.momentum[p.name].mul_(o.momentum).add_((1 - o.momentum) * delta.clamp(-o.clamp, o.clamp))
+                h_new += self.momentum[p.name] if o.momentum else delta.clamp(-o.clamp, o.clamp)
+
+    def after_task(self, task, train):
+        for p in self.synapses:
+            self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
+            self.h_new[p.name] = self.h_old[p.name][:0]
+            old = self.h_old[p.name]
+            self.basis[p.name] = orthonormal_rows(old) if self.options.orthonormalize else old
+        self.model.record_presynaptic(False)
+        self.dims.append([int(self.h_old[p.name].shape[0]) for p in self.synapses])
+
+    def state_dict(self):
+        return {"h_old": self.h_old, "h_new": self.h_new, "momentum": self.momentum, "basis": self.basis,
+                "dims": self.dims, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        for key in ("h_old", "h_new", "momentum", "basis"):
+            setattr(self, key, dict(state[key]))
+        self.dims = [list(d) for d in state["dims"]]
+        self.generator.set_state(state["generator"])
+
+    def extra(self):
+        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

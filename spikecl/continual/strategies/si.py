@@ -1,0 +1,61 @@
+"""Synaptic intelligence (Zenke, Poole & Ganguli 2017).
+
+Along the training trajectory each parameter accumulates ``ω_i = −Σ_t g_i(t) Δθ_i(t)`` (g: the gradient used for
+the step). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the parameter's total change over the task;
+the penalty is ``c · Σ_i Ω_i (θ_i − θ*_i)²``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from spikecl.config import option
+from spikecl.continual.strategy import Strategy
+
+
+@dataclass
+class SIOptions:
+    c: float = option(1.0, low=0.0, doc="penalty strength")
+    xi: float = option(0.1, low=1e-12, doc="damping of the importance denominator")
+
+
+class SI(Strategy):
+    name = "si"
+    Options = SIOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.omega = {n: torch.zeros_like(p) for n, p in self.parameters()}       # importance so far (Ω)
+        self.path = {n: torch.zeros_like(p) for n, p in self.parameters()}        # ω of the current task
+        self.anchor = {n: p.detach().clone() for n, p in self.parameters()}       # θ* = start of the task
+        self._grad: dict[str, torch.Tensor] = {}
+        self._before: dict[str, torch.Tensor] = {}
+
+    def penalty(self):
+        total = sum((self.omega[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.parameters())
+        return self.options.c * total
+
+    def after_backward(self):
+        params = self.parameters()
+        self._grad = {n: p.grad.detach().clone() for n, p in params if p.grad is not None}
+        self._before = {n: p.detach().clone() for n, p in params}
+
+    def after_step(self):
+        for n, p in self.parameters():
+            if n in self._grad:
+                self.path[n] -= self._grad[n] * (p.detach() - self._before[n])
+
+    def after_task(self, task, train):
+        for n, p in self.parameters():
+            delta = p.detach() - self.anchor[n]
+            self.omega[n] += self.path[n] / (delta ** 2 + self.options.xi)
+            self.path[n].zero_()
+            self.anchor[n] = p.detach().clone()
+
+    def state_dict(self):
+        return {"omega": self.omega, "path": self.path, "anchor": self.anchor}
+
+    def load_state_dict(self, state):
+        self.omega, self.path, self.anchor = dict(state["omega"]), dict(state["path"]), dict(state["anchor"])

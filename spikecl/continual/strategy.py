@@ -1,0 +1,144 @@
+"""The one contract every continual-learning method implements.
+
+A strategy sees a few events, in this order, for every task of a stream::
+
+    before_task(task, train, seen) -> train      may replace the training data (joint training)
+    for each batch:
+        batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
+        penalty()                                 extra loss term (EWC, SI)
+        after_backward()                          project or mask gradients (GPM, HLOP)
+        after_step()                              bookkeeping after the optimiser step (SI)
+    after_task(task, train)                       consolidate (Fisher, subspaces, buffers)
+
+State that must survive a checkpoint goes through ``state_dict`` / ``load_state_dict`` (tensors and plain values).
+Methods register themselves in :mod:`spikecl.continual.strategies` and declare their options as a dataclass, which
+the config validator checks key by key. ``"a+b"`` runs strategies ``a`` and ``b`` together (e.g. ``hlop+replay``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from spikecl.snn.encoders import encode
+from spikecl.snn.networks import SpikingNetwork
+from spikecl.snn.trainers import TrainingHooks
+
+
+@dataclass
+class TaskData:
+    """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N]."""
+
+    task: int
+    x: torch.Tensor
+    y: torch.Tensor
+    heads: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @staticmethod
+    def concat(parts: Sequence["TaskData"]) -> "TaskData":
+        """All samples of ``parts`` as one training set (labelled with the last part's task index)."""
+        return TaskData(parts[-1].task, torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
+                        torch.cat([p.heads for p in parts]))
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """How samples are presented to the network: ``num_steps`` time steps through ``encoder``."""
+
+    num_steps: int = 4
+    encoder: str = "direct"
+
+
+@dataclass
+class NoOptions:
+    """A method without options."""
+
+
+class Strategy(TrainingHooks):
+    """Base strategy: plain fine-tuning. Subclasses override only the events they need."""
+
+    name = "finetune"
+    Options: type = NoOptions
+
+    def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation()) -> None:
+        self.model = model
+        self.options = options if options is not None else self.Options()
+        self.sim = sim
+
+    def logits(self, x: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+        """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training)."""
+        return self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads)
+
+    def before_task(self, task: int, train: TaskData, seen: Sequence[TaskData]) -> TaskData:
+        return train
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor):
+        return x, y, heads
+
+    def after_task(self, task: int, train: TaskData) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def extra(self) -> dict[str, np.ndarray]:
+        """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""
+        return {}
+
+    def parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """The model's trainable parameters, by name."""
+        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+
+
+class Combined(Strategy):
+    """Several strategies run together; events go to each in order (``batch`` is chained)."""
+
+    def __init__(self, parts: Sequence[Strategy]) -> None:
+        super().__init__(parts[0].model, sim=parts[0].sim)
+        self.parts = list(parts)
+        self.name = "+".join(p.name for p in parts)
+
+    def before_task(self, task, train, seen):
+        for part in self.parts:
+            train = part.before_task(task, train, seen)
+        return train
+
+    def batch(self, x, y, heads):
+        for part in self.parts:
+            x, y, heads = part.batch(x, y, heads)
+        return x, y, heads
+
+    def penalty(self):
+        terms = [t for t in (p.penalty() for p in self.parts) if t is not None]
+        return sum(terms) if terms else None
+
+    def after_backward(self):
+        for part in self.parts:
+            part.after_backward()
+
+    def after_step(self):
+        for part in self.parts:
+            part.after_step()
+
+    def after_task(self, task, train):
+        for part in self.parts:
+            part.after_task(task, train)
+
+    def state_dict(self):
+        return {p.name: p.state_dict() for p in self.parts}
+
+    def load_state_dict(self, state):
+        for part in self.parts:
+            part.load_state_dict(state[part.name])
+
+    def extra(self):
+        return {f"{p.name}.{k}": v for p in self.parts for k, v in p.extra().items()}

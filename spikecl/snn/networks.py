@@ -1,0 +1,129 @@
+"""Spiking networks: a stack of spiking layers and a leaky-integrator readout, and builders for the MLP and CNN.
+
+* MLP: ``784-800-800-10`` (the HLOP paper's PMNIST network) or smaller, no biases by default.
+* CNN: the HLOP paper's 3-layer network for CIFAR — conv(64)-conv(128)-conv(256), each 3×3 + BN + LIF + 2×2
+  average pooling, then the readout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLinear
+from spikecl.snn.neurons import LIFParams
+
+
+class SpikingNetwork(nn.Module):
+    """Spiking feature layers followed by a readout.
+
+    ``forward(x_seq [T, B, *input_shape], heads [B] | None)`` → logits ``[B, n_outputs]``.
+    ``online_steps`` yields the readout membrane at every step for online (trace-based) training.
+    """
+
+    def __init__(self, layers: Sequence[SpikingLayer], readout: Readout, input_shape: tuple[int, ...],
+                 flatten_input: bool, trace_decay: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.readout = readout
+        self.input_shape = tuple(input_shape)
+        self.flatten_input = flatten_input
+        self.trace_decay = trace_decay
+
+    def _prepare(self, x: torch.Tensor, lead: int) -> torch.Tensor:
+        """Check the trailing shape and flatten the input for an MLP (``lead`` leading dims kept)."""
+        if self.flatten_input:
+            x = x.flatten(lead)
+        if tuple(x.shape[lead:]) != self.input_shape:
+            from spikecl.errors import ShapeError
+
+            raise ShapeError(f"network input has {tuple(x.shape[lead:])} features per sample; expected "
+                             f"{self.input_shape}")
+        return x
+
+    def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        h = self._prepare(x_seq, lead=2)
+        for layer in self.layers:
+            h = layer(h)
+        return self.readout(h.flatten(2), heads)
+
+    def online_steps(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """Run ``x_seq`` one step at a time, yielding readout membranes ``[B, n_outputs]``.
+
+        Each layer sees its presynaptic trace ``a[t] = trace_decay · a[t-1] + s[t]`` for the weight gradient;
+        membrane histories are detached between steps (no backpropagation through time).
+        """
+        n = len(self.layers) + 1
+        mems: list[torch.Tensor | None] = [None] * n
+        traces: list[torch.Tensor | None] = [None] * n
+        for t, x_t in enumerate(self._prepare(x_seq, lead=2)):
+            h = x_t
+            for i in range(n):
+                if i == n - 1:
+                    h = h.flatten(1)
+                traces[i] = h.detach() if t == 0 else self.trace_decay * traces[i] + h.detach()
+                if i < n - 1:
+                    h, mems[i] = self.layers[i].step(h, traces[i], mems[i], first=t == 0)
+                else:
+                    mems[i] = self.readout.step(h, traces[i], mems[i], heads, first=t == 0)
+            yield mems[-1]
+
+    def plastic_layers(self) -> list[nn.Module]:
+        """Feature layers then the readout: every module whose synapse sees presynaptic activity."""
+        return [*self.layers, self.readout]
+
+    def record_presynaptic(self, on: bool = True) -> None:
+        """Switch recording of presynaptic inputs on or off in every layer."""
+        for layer in self.plastic_layers():
+            layer.record = on
+
+
+def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
+    """Multiply the synaptic weights of ``layers`` by ``gain`` (so deeper spiking layers fire at init)."""
+    with torch.no_grad():
+        for layer in layers:
+            layer.synapse.weight.mul_(gain)
+
+
+def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, neuron: LIFParams = LIFParams(),
+              n_heads: int = 1, bias: bool = False, init_gain: float = 3.0) -> SpikingNetwork:
+    """Spiking MLP ``n_inputs - hidden... - n_outputs`` (e.g. ``build_mlp(784, [800, 800], 10)``)."""
+    widths = [n_inputs, *hidden]
+    layers = [SpikingLinear(a, b, neuron, bias=bias) for a, b in zip(widths[:-1], widths[1:])]
+    _scale_weights(layers, init_gain)
+    readout = Readout(widths[-1], n_outputs, neuron, n_heads=n_heads, bias=bias)
+    return SpikingNetwork(layers, readout, (n_inputs,), flatten_input=True, trace_decay=neuron.beta)
+
+
+def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outputs: int,
+              neuron: LIFParams = LIFParams(), n_heads: int = 1, bias: bool = False, batch_norm: bool = True,
+              init_gain: float = 1.0) -> SpikingNetwork:
+    """Spiking CNN: per entry of ``channels`` a 3×3 conv + BN + LIF + 2×2 average pool, then the readout.
+
+    ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings.
+    """
+    c, h, w = input_shape
+    widths = [c, *channels]
+    layers = [SpikingConv2d(a, b, neuron, bias=bias, batch_norm=batch_norm) for a, b in zip(widths[:-1], widths[1:])]
+    _scale_weights(layers, init_gain)
+    size = (h >> len(channels)) * (w >> len(channels))
+    if size < 1:
+        from spikecl.errors import ConfigError
+
+        raise ConfigError(f"network.channels: {len(channels)} pooling layers shrink a {h}x{w} input to nothing")
+    readout = Readout(widths[-1] * size, n_outputs, neuron, n_heads=n_heads, bias=bias)
+    return SpikingNetwork(layers, readout, tuple(input_shape), flatten_input=False, trace_decay=neuron.beta)
+
+
+def build_network(cfg, input_shape: tuple[int, int, int], n_outputs: int, n_heads: int = 1) -> SpikingNetwork:
+    """Build the network described by a :class:`spikecl.config.NetworkConfig` for a stream's input and heads."""
+    neuron = LIFParams(beta=cfg.beta, threshold=cfg.threshold, reset=cfg.reset,
+                       surrogate_slope=cfg.surrogate_slope)
+    if cfg.kind == "mlp":
+        return build_mlp(math.prod(input_shape), cfg.hidden, n_outputs, neuron, n_heads=n_heads, bias=cfg.bias,
+                         init_gain=cfg.init_gain)
+    return build_cnn(input_shape, cfg.channels, n_outputs, neuron, n_heads=n_heads, bias=cfg.bias,
+                     batch_norm=cfg.batch_norm, init_gain=cfg.init_gain)

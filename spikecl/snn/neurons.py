@@ -1,0 +1,40 @@
+"""Leaky integrate-and-fire neurons, built on snnTorch's ``Leaky``.
+
+Discrete-time LIF (one step = one time bin):
+
+    U[t] = beta * U[t-1] + I[t] - S[t-1] * threshold        (reset by subtraction)
+    S[t] = Heaviside(U[t] - threshold)
+
+with a fast-sigmoid surrogate gradient dS/dU = 1 / (1 + slope * |U - threshold|)^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import snntorch as snn
+from snntorch import surrogate
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Parameters shared by the LIF neurons of a network.
+
+    beta: membrane decay per step (0..1). threshold: firing threshold. reset: "subtract" or "zero".
+    surrogate_slope: slope of the fast-sigmoid surrogate gradient.
+    """
+
+    beta: float = 0.9
+    threshold: float = 1.0
+    reset: str = "subtract"
+    surrogate_slope: float = 25.0
+
+    def spiking(self) -> snn.Leaky:
+        """A spiking ``snn.Leaky`` with these parameters."""
+        return snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism=self.reset,
+                         spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope))
+
+    def integrator(self) -> snn.Leaky:
+        """A non-resetting ``snn.Leaky`` whose membrane is the readout (it never feeds its spikes on)."""
+        return snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism="none",
+                         spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope))

@@ -1,0 +1,68 @@
+"""The command line: help, one-line errors with exit code 2, run + report end to end."""
+
+import subprocess
+import sys
+
+import pytest
+
+from spikecl.cli import main
+
+SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
+         '[network]\nhidden = [32]\n[train]\nepochs = 1\neval_every = 10\n'
+         '[strategy]\nmethods = ["finetune", "si"]\n')
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "spikecl.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_help_explains_commands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for word in ("run", "report", "--resume", "examples:"):
+        assert word in out.stdout
+    run_help = run_cli("run", "--help").stdout
+    for flag in ("--set", "--device", "--seeds", "--resume", "--overwrite"):
+        assert flag in run_help
+
+
+@pytest.mark.parametrize("content, override, message", [
+    ("[train]\nepocs = 2\n", [], "unknown key 'train.epocs'"),
+    ("[train]\nepochs = -1\n", [], "train.epochs: -1 is below the minimum 1"),
+    ("", ["--set", "network.encoder=spiky"], "network.encoder: 'spiky' is not allowed"),
+    ("", ["--set", "strategy.methods=[\"ewx\"]"], "unknown method 'ewx'"),
+    ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', [], "--data-dir"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):
+    exp = tmp_path / "bad.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + content)
+    code = main(["run", str(exp), "--no-progress", *override])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("spikecl: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_corrupt_results_file_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "x.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n garbage")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and err.count("\n") == 1
+
+
+def test_run_then_report(tmp_path):
+    exp = tmp_path / "cli.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL)
+    out = run_cli("run", exp, "--seeds", "0,1", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "finetune" in out.stdout and "si" in out.stdout and "±" in out.stdout
+    folder = tmp_path / "cli"
+    assert sorted(p.name for p in folder.glob("*.h5")) == [
+        "finetune-seed0.h5", "finetune-seed1.h5", "si-seed0.h5", "si-seed1.h5"]
+    assert (folder / "comparison.png").stat().st_size > 1000
+    assert (folder / "si-seed1-curves.png").exists() and (folder / "si-seed1-matrix.png").exists()
+    again = run_cli("run", exp, "--seed", "0", "--no-progress")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    report = run_cli("report", folder, "--no-plots", "--no-matrices")
+    assert report.returncode == 0 and "ACC" in report.stdout and "2" in report.stdout

@@ -1,0 +1,80 @@
+"""Experiment configs: validation errors name the key and what is allowed."""
+
+import pytest
+
+from spikecl.config import (ExperimentConfig, apply_overrides, experiment_from_dict, load_experiment,
+                            parse_override)
+from spikecl.errors import ConfigError
+
+
+def test_defaults_validate():
+    cfg = experiment_from_dict({})
+    assert cfg == ExperimentConfig()
+    assert cfg.network.hidden == [256, 256] and cfg.train.trainer == "bptt"
+
+
+def test_nested_values_and_strategy_options():
+    cfg = experiment_from_dict({"name": "x", "seeds": [1, 2], "network": {"hidden": [32], "beta": 0.5},
+                                "train": {"lr": 1}, "strategy": {"methods": ["ewc"], "ewc": {"lam": 3.0}}})
+    assert cfg.seeds == [1, 2] and cfg.network.hidden == [32] and cfg.network.beta == 0.5
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.strategy.options == {"ewc": {"lam": 3.0}}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"nme": "x"}, "unknown key 'nme'"),
+    ({"train": {"epoch": 3}}, "unknown key 'train.epoch'"),
+    ({"train": {"epochs": "3"}}, "train.epochs: expected an integer"),
+    ({"train": {"epochs": 0}}, "train.epochs: 0 is below the minimum 1"),
+    ({"network": {"beta": 1.5}}, "network.beta: 1.5 is above the maximum 1.0"),
+    ({"network": {"encoder": "rate"}}, "network.encoder: 'rate' is not allowed; choose one of direct"),
+    ({"network": {"hidden": [64, "a"]}}, "network.hidden[1]: expected an integer"),
+    ({"train": {"lr": float("nan")}}, "train.lr: expected a finite number"),
+    ({"stream": "permuted"}, "stream: expected a table"),
+    ({"network": {"bias": 1}}, "network.bias: expected true or false"),
+    ({"strategy": {"methods": ["ewc"], "si": {"c": 1.0}}}, "strategy.si: options given for a method not in"),
+    ({"seeds": []}, "seeds: expected at least one seed"),
+])
+def test_bad_configs_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        experiment_from_dict(raw)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_overrides_parse_toml_literals():
+    assert parse_override("train.epochs=3") == (["train", "epochs"], 3)
+    assert parse_override('strategy.methods=["a","b"]') == (["strategy", "methods"], ["a", "b"])
+    assert parse_override("data.dataset=digits") == (["data", "dataset"], "digits")
+    raw = apply_overrides({"train": {"epochs": 1}}, ["train.epochs=4", "network.num_steps=8"])
+    assert raw == {"train": {"epochs": 4}, "network": {"num_steps": 8}}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_override("train.epochs")
+
+
+def test_load_experiment_file(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('[train]\nepochs = 2\n[strategy]\nmethods = ["finetune", "ewc+replay"]\n'
+                    '[strategy.replay]\nper_class = 5\n')
+    cfg = load_experiment(path, ["train.epochs=5"])
+    assert cfg.name == "exp" and cfg.train.epochs == 5
+    assert cfg.strategy.options == {"replay": {"per_class": 5}}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 2")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_experiment(bad)
+    with pytest.raises(ConfigError, match="experiment file not found"):
+        load_experiment(tmp_path / "missing.toml")
+
+
+def test_reference_models_validate():
+    from pathlib import Path
+
+    from spikecl.continual.strategies import validate_options
+
+    models = sorted(Path(__file__).parents[1].joinpath("models").glob("*.toml"))
+    assert models
+    for path in models:
+        cfg = load_experiment(path)
+        for method in cfg.strategy.methods:
+            validate_options(method, cfg.strategy.options)

@@ -1,0 +1,130 @@
+"""HLOP and GPM: subspace learning, exact protection of consolidated inputs, conv projection equivalence."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
+from spikecl.continual.strategies import build_strategy
+from spikecl.continual.strategies.gpm import grow_basis
+from spikecl.continual.strategies.hlop import oja_subspace_step, orthonormal_rows
+from spikecl.continual.strategy import Simulation, TaskData
+from spikecl.snn import build_cnn, build_mlp, make_trainer
+
+
+def principal_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest principal angle between the row spaces of a [k, n] and b [k, n]."""
+    qa, qb = orthonormal_rows(a).double(), orthonormal_rows(b).double()
+    s = torch.linalg.svdvals(qa @ qb.T)
+    return math.degrees(math.acos(min(1.0, s.min().item())))
+
+
+def test_oja_subspace_learner_finds_principal_subspace():
+    g = torch.Generator().manual_seed(0)
+    n, k = 40, 5
+    basis, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
+    spectrum = torch.cat([torch.tensor([5.0, 4.0, 3.5, 3.0, 2.5]), torch.full((n - k,), 0.3)])
+    data = (torch.randn(3000, n, generator=g) * spectrum) @ basis.T   # known covariance
+    h = orthonormal_rows(torch.randn(k, n, generator=g))
+    for epoch in range(30):
+        for batch in data.split(100):
+            h += oja_subspace_step(h[:0], h, batch, lr=0.5)
+    assert principal_angle_deg(h, basis.T[:k]) < 3.0
+    torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
+
+
+def test_new_lateral_neurons_learn_the_residual_subspace():
+    g = torch.Generator().manual_seed(1)
+    n = 30
+    basis, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
+    data = (torch.randn(2000, n, generator=g) * torch.tensor([4.0, 3.0, 2.0, 1.5] + [0.1] * (n - 4))) @ basis.T
+    old = basis.T[:2].contiguous()                       # already consolidated: the top-2 directions
+    new = orthonormal_rows(torch.randn(2, n, generator=g))
+    for epoch in range(30):
+        for batch in data.split(100):
+            new += oja_subspace_step(old, new, batch, lr=0.5)
+    assert principal_angle_deg(new, basis.T[2:4]) < 5.0
+    assert (new @ old.T).abs().max() < 0.05
+
+
+def test_gpm_basis_reaches_the_energy_threshold():
+    g = torch.Generator().manual_seed(2)
+    activity = torch.randn(200, 3, generator=g) @ torch.randn(3, 20, generator=g) + 0.01 * torch.randn(200, 20, generator=g)
+    basis = grow_basis(torch.zeros(0, 20), activity, 0.99)
+    assert basis.shape[0] == 3
+    captured = ((activity @ basis.T) ** 2).sum() / (activity ** 2).sum()
+    assert captured >= 0.99
+    torch.testing.assert_close(basis @ basis.T, torch.eye(3), atol=1e-5, rtol=0)
+    same = grow_basis(basis, activity, 0.99)
+    assert same.shape[0] == 3                           # nothing new to add
+
+
+@pytest.mark.parametrize("method", ["gpm", "hlop"])
+def test_projected_training_leaves_old_responses_unchanged(method):
+    """Task A lives in a 6-d input subspace; after consolidation, training on task B must not change W x for any
+    x in that subspace (first layer, to numerical precision)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    n = 20
+    span = torch.randn(6, n, generator=g)
+    xa = torch.rand(300, 6, generator=g) @ span.abs() / 6          # non-negative, rank 6
+    xb = torch.rand(300, n, generator=g)
+    task_a = TaskData(0, xa, torch.randint(0, 3, (300,), generator=g), torch.zeros(300, dtype=torch.long))
+    task_b = TaskData(1, xb, torch.randint(0, 3, (300,), generator=g), torch.zeros(300, dtype=torch.long))
+    net = build_mlp(n, [16], 3)
+    options = {"gpm": {"thresholds": [0.999999, 0.999999]},
+               "hlop": {"neurons": [[6, 16]], "iterations": 20, "lr": 1.0}}
+    s = build_strategy(method, net, {method: options[method]}, Simulation(num_steps=3))
+    trainer = make_trainer("bptt", net, 3)
+    for task in (task_a, task_b):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        train = s.before_task(task.task, task, [task_a, task_b][: task.task + 1])
+        for epoch in range(15):
+            for idx in torch.arange(300).split(50):
+                trainer.train_batch(train.x[idx], train.y[idx], train.heads[idx], None, opt, s)
+        s.after_task(task.task, train)
+        if task.task == 0:
+            w_after_a = net.layers[0].synapse.weight.detach().clone()
+            basis = (s.bases if method == "gpm" else s.basis)["layers.0"].clone()
+    w = net.layers[0].synapse.weight.detach()
+    assert (w - w_after_a).abs().max() > 1e-3                       # it did learn task B
+    consolidated = xa @ basis.T @ basis                                # task A inputs within the stored subspace
+    torch.testing.assert_close(consolidated @ w.T, consolidated @ w_after_a.T, atol=1e-5, rtol=0)
+    # and the stored subspace holds task A's inputs: their responses barely move
+    drift = (xa @ w.T - xa @ w_after_a.T).norm() / (xa @ w_after_a.T).norm()
+    assert drift < 0.01
+
+
+def test_conv_patch_projection_equals_weight_gradient_projection():
+    torch.manual_seed(0)
+    net = build_cnn((2, 8, 8), [3], 4, batch_norm=False)
+    conv = net.layers[0].synapse
+    x = torch.rand(5, 2, 8, 8)
+    delta = torch.rand(5, 3, 8, 8)                                 # error at the conv output
+    p = protected_synapses(net)[0]
+    basis = orthonormal_rows(torch.randn(7, p.n_inputs))            # n = 2·3·3 = 18
+    # (a) weight-gradient form: autograd gradient, then ΔW ← ΔW − ΔW Bᵀ B
+    out = conv(x)
+    out.backward(delta)
+    project_gradient(p, basis)
+    projected_weight_grad = conv.weight.grad.reshape(3, -1).clone()
+    # (b) patch form: gradient from projected patches x⊥ = x − Bᵀ B x
+    patches = F.unfold(x, 3, padding=1)                            # [B, 18, L]
+    patches_perp = patches - basis.T @ (basis @ patches)
+    grad_from_patches = torch.einsum("bol,bnl->on", delta.reshape(5, 3, -1), patches_perp)
+    torch.testing.assert_close(projected_weight_grad, grad_from_patches, atol=1e-5, rtol=1e-5)
+
+
+def test_activity_matrix_shapes():
+    net = build_cnn((2, 8, 8), [3, 4], 4)
+    net.record_presynaptic()
+    net(torch.rand(3, 5, 2, 8, 8))
+    synapses = protected_synapses(net)
+    assert [s.n_inputs for s in synapses] == [18, 27, 16]
+    assert activity_matrix(synapses[0]).shape == (5 * 64, 18)
+    assert activity_matrix(synapses[1], max_rows=10).shape == (10, 27)
+    assert activity_matrix(synapses[2]).shape == (5, 16)
+    multi = build_mlp(10, [8], 3, n_heads=2)
+    assert [s.name for s in protected_synapses(multi)] == ["layers.0"]   # per-task heads are not projected

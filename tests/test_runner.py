@@ -1,0 +1,117 @@
+"""The run loop on real data: learning, forgetting, results files, kill-and-resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from spikecl.config import experiment_from_dict
+from spikecl.continual import metrics
+from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path, run_experiment
+from spikecl.errors import ConfigError, ExistsError
+from spikecl.io import read_results
+
+PERMUTED_DIGITS = {
+    "name": "pdigits", "seeds": [0],
+    "data": {"dataset": "digits"},
+    "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3},
+    "network": {"hidden": [96], "num_steps": 4},
+    "train": {"epochs": 6, "batch_size": 32, "lr": 0.05, "eval_every": 40, "eval_samples": 100},
+}
+
+
+def config(tmp_path, **changes):
+    raw = {**PERMUTED_DIGITS, "output_dir": str(tmp_path)}
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    return experiment_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def finetune_and_joint(tmp_path_factory):
+    cfg = config(tmp_path_factory.mktemp("runs"), strategy={"methods": ["finetune", "joint"]})
+    return {m: ContinualRun(cfg, m, 0).execute(progress_bar=False) for m in ("finetune", "joint")}
+
+
+def test_learns_first_task_well_above_chance(finetune_and_joint):
+    acc = finetune_and_joint["finetune"].acc_matrix
+    assert acc[1, 0] > 0.8                     # 10 classes: chance is 0.1
+    assert np.all(acc[0] < 0.3)                # untrained network
+
+
+def test_finetune_forgets_joint_does_not(finetune_and_joint):
+    ft, joint = (finetune_and_joint[m].acc_matrix for m in ("finetune", "joint"))
+    assert metrics.bwt(ft) < -0.10
+    assert metrics.bwt(joint) > -0.03
+    assert metrics.acc(joint) > metrics.acc(ft) + 0.10
+
+
+def test_curves_record_continual_evaluation(finetune_and_joint):
+    r = finetune_and_joint["finetune"]
+    assert r.curve_accuracy.shape == (len(r.curve_iterations), 3)
+    assert np.all(np.diff(r.curve_iterations) > 0)
+    assert np.isnan(r.curve_accuracy[0, 1:]).all()           # tasks not yet seen are not evaluated
+    assert {"acc", "bwt", "fwt", "forgetting", "min_acc", "wc_acc"} <= set(r.metrics)
+    assert r.metrics["min_acc"] <= r.acc_matrix[1, 0] + 1e-9
+
+
+def test_results_files_and_overwrite_protection(tmp_path):
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    [first] = run_experiment(cfg, progress_bar=False, log=lambda _: None)
+    path = results_path(cfg, "finetune", 0)
+    stored = read_results(path)
+    np.testing.assert_array_equal(stored.acc_matrix, first.acc_matrix)
+    assert stored.model["layers.0.synapse.weight"].shape == (96, 64)
+    assert not checkpoint_path(path).exists()
+    with pytest.raises(ExistsError, match="--overwrite"):
+        run_experiment(cfg, progress_bar=False, log=lambda _: None)
+    [kept] = run_experiment(cfg, resume=True, progress_bar=False, log=lambda _: None)
+    np.testing.assert_array_equal(kept.acc_matrix, first.acc_matrix)
+
+
+def test_same_seed_same_numbers_other_seed_differs(tmp_path):
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    a, b = (ContinualRun(cfg, "finetune", 0).execute(progress_bar=False) for _ in range(2))
+    c = ContinualRun(cfg, "finetune", 1).execute(progress_bar=False)
+    np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
+    assert not np.array_equal(a.acc_matrix, c.acc_matrix)
+
+
+def test_bad_strategy_option_fails_before_training(tmp_path):
+    cfg = config(tmp_path, strategy={"methods": ["ewc"], "ewc": {"lamda": 1.0}})
+    with pytest.raises(ConfigError, match="unknown key 'strategy.ewc.lamda'"):
+        run_experiment(cfg, progress_bar=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_kill_and_resume_gives_identical_results(tmp_path):
+    """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "killed"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 4\n'
+                   '[network]\nhidden = [96]\n[train]\nepochs = 8\nbatch_size = 16\neval_every = 30\n'
+                   '[strategy]\nmethods = ["replay"]\n')
+    base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots"]
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    proc = subprocess.Popen(base + ["--output-dir", str(out_a)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out_a / "killed" / "replay-seed0.ckpt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out_a / "killed" / "replay-seed0.h5").exists()
+    resumed = subprocess.run(base + ["--output-dir", str(out_a), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run(base + ["--output-dir", str(out_b)], capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+    a, b = read_results(out_a / "killed" / "replay-seed0.h5"), read_results(out_b / "killed" / "replay-seed0.h5")
+    np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
+    np.testing.assert_array_equal(a.curve_accuracy, b.curve_accuracy)
+    np.testing.assert_array_equal(a.curve_iterations, b.curve_iterations)
+    for name in b.model:
+        np.testing.assert_array_equal(a.model[name], b.model[name])

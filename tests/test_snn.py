@@ -1,0 +1,133 @@
+"""Spiking core: encoders, LIF layer dynamics, presynaptic records, online trace gradients, training."""
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.errors import ConfigError, ShapeError
+from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, encode, evaluate, make_trainer
+from spikecl.snn.layers import trace_synapse
+
+
+def test_encoders():
+    x = torch.tensor([[0.0, 0.25, 1.0]])
+    assert torch.equal(encode(x, 3, "direct"), x.expand(3, 1, 3))
+    g = torch.Generator().manual_seed(0)
+    rates = encode(x.expand(2000, 3), 10, "poisson", g).mean(dim=(0, 1))
+    np.testing.assert_allclose(rates.numpy(), [0.0, 0.25, 1.0], atol=0.01)
+    a = encode(x, 10, "poisson", torch.Generator().manual_seed(1))
+    b = encode(x, 10, "poisson", torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    lat = encode(x, 5, "latency")
+    assert lat.sum(0).tolist() == [[0.0, 1.0, 1.0]]        # zero never fires, others once
+    assert lat[:, 0, 2].argmax() == 0 and lat[:, 0, 1].argmax() == 3   # brighter fires earlier
+    with pytest.raises(ConfigError, match="network.encoder"):
+        encode(x, 3, "burst")
+
+
+def test_lif_layer_matches_hand_simulation():
+    torch.manual_seed(0)
+    neuron = LIFParams(beta=0.8, threshold=1.0)
+    layer = SpikingLinear(3, 4, neuron)
+    x = torch.rand(6, 2, 3)
+    spikes = layer(x).detach().numpy()
+    w = layer.synapse.weight.detach().numpy()
+    current = x.numpy() @ w.T
+    mem = np.zeros((2, 4))
+    expected = []
+    for t in range(6):   # U[t] = beta U[t-1] + I[t] - S[t-1] * thr;  S[t] = U[t] > thr
+        reset = (mem > 1.0).astype(float)
+        mem = 0.8 * mem + current[t] - reset * 1.0
+        expected.append((mem > 1.0).astype(float))
+    np.testing.assert_array_equal(spikes, np.array(expected))
+
+
+def test_presynaptic_records():
+    net = build_mlp(12, [8, 6], 3, n_heads=2)
+    x = torch.rand(5, 4, 12)
+    with pytest.raises(RuntimeError, match="record"):
+        net.layers[0].presynaptic()
+    net.record_presynaptic(True)
+    net(x, torch.tensor([0, 1, 0, 1]))
+    shapes = [tuple(layer.presynaptic().shape) for layer in net.plastic_layers()]
+    assert shapes == [(5, 4, 12), (5, 4, 8), (5, 4, 6)]
+    assert torch.equal(net.layers[0].presynaptic(), x)
+    list(net.online_steps(x, torch.tensor([0, 1, 0, 1])))
+    traces = net.layers[0].presynaptic()
+    assert traces.shape == (5, 4, 12)
+    # online records are the presynaptic traces a[t] = beta a[t-1] + x[t]
+    torch.testing.assert_close(traces[1], 0.9 * x[0] + x[1])
+
+
+def test_trace_synapse_gradient_is_error_times_trace():
+    lin = torch.nn.Linear(3, 2, bias=False)
+    x, trace = torch.rand(4, 3, requires_grad=True), torch.rand(4, 3)
+    out = trace_synapse(lin, x, trace)
+    torch.testing.assert_close(out, lin(x))
+    delta = torch.rand(4, 2)
+    out.backward(delta)
+    torch.testing.assert_close(lin.weight.grad, delta.T @ trace)
+    torch.testing.assert_close(x.grad, delta @ lin.weight)
+
+
+def test_online_equals_bptt_for_one_step():
+    """With T = 1 there is no temporal credit assignment: both trainers compute the same gradient."""
+    grads = []
+    for name in ("bptt", "online"):
+        torch.manual_seed(1)
+        net = build_mlp(10, [16], 4)
+        x, y = torch.rand(8, 10), torch.randint(0, 4, (8,))
+        make_trainer(name, net, 1).task_loss_backward(x, y, None, None, None)
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_multi_head_selects_per_sample():
+    torch.manual_seed(0)
+    net = build_mlp(6, [5], 3, n_heads=2)
+    x = torch.rand(4, 2, 6)
+    mixed = net(x, torch.tensor([0, 1]))
+    only0, only1 = net(x, torch.tensor([0, 0])), net(x, torch.tensor([1, 1]))
+    torch.testing.assert_close(mixed[0], only0[0])
+    torch.testing.assert_close(mixed[1], only1[1])
+    assert not torch.allclose(only0[1], only1[1])
+
+
+def test_cnn_shapes_and_bad_input():
+    net = build_cnn((3, 16, 16), [4, 8], 5)
+    assert net(torch.rand(2, 3, 3, 16, 16)).shape == (3, 5)
+    net.record_presynaptic()
+    net(torch.rand(2, 3, 3, 16, 16))
+    assert net.layers[1].presynaptic().shape == (2, 3, 4, 8, 8)
+    assert sum(1 for _ in net.online_steps(torch.rand(2, 3, 3, 16, 16))) == 2
+    with pytest.raises(ShapeError, match="features per sample"):
+        build_mlp(784, [10], 10)(torch.rand(2, 3, 1, 8, 8))
+    with pytest.raises(ConfigError, match="shrink"):
+        build_cnn((1, 4, 4), [2, 2, 2], 3)
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online"])
+def test_training_on_digits_beats_chance(trainer, digits):
+    torch.manual_seed(0)
+    net = build_mlp(64, [64], 10)
+    tr = make_trainer(trainer, net, 4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x, y, xt, yt = (torch.as_tensor(a) for a in digits)
+    x, xt = x.flatten(1), xt.flatten(1)
+    for epoch in range(3):
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(x), 32):
+            tr.train_batch(x[order[i:i + 32]], y[order[i:i + 32]], None, None, opt)
+    assert evaluate(net, xt, yt, 4) > 0.75     # chance is 0.10
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_forward_and_step():
+    net = build_mlp(64, [32], 10).cuda()
+    tr = make_trainer("online", net, 4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    x, y = torch.rand(16, 64, device="cuda"), torch.randint(0, 10, (16,), device="cuda")
+    tr.train_batch(x, y, None, None, opt, generator=torch.Generator("cuda").manual_seed(0))
+    assert evaluate(net, x, y, 4) >= 0.0

@@ -1,0 +1,123 @@
+"""Strategies behind the one contract: registry, options, and what each event does."""
+
+import pytest
+import torch
+
+from spikecl.continual.strategies import build_strategy, validate_options
+from spikecl.continual.strategy import Combined, Simulation, Strategy, TaskData
+from spikecl.errors import ConfigError
+from spikecl.snn import build_mlp, make_trainer
+
+SIM = Simulation(num_steps=2)
+
+
+def task(index, n=40, features=6, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed + index)
+    return TaskData(index, torch.rand(n, features, generator=g), torch.randint(0, classes, (n,), generator=g),
+                    torch.zeros(n, dtype=torch.long))
+
+
+def train(strategy, data, steps=20):
+    trainer = make_trainer("bptt", strategy.model, SIM.num_steps)
+    opt = torch.optim.SGD(strategy.model.parameters(), lr=0.1)
+    for _ in range(steps):
+        x, y, h = strategy.batch(data.x, data.y, data.heads)
+        trainer.train_batch(x, y, h, None, opt, strategy)
+
+
+def test_registry_and_option_errors():
+    assert isinstance(build_strategy("finetune", build_mlp(6, [8], 3)), Strategy)
+    assert isinstance(build_strategy("ewc+replay", build_mlp(6, [8], 3)), Combined)
+    with pytest.raises(ConfigError, match="unknown method 'ewk'"):
+        validate_options("ewk", {})
+    with pytest.raises(ConfigError, match="unknown key 'strategy.ewc.lambda'"):
+        validate_options("ewc", {"ewc": {"lambda": 1.0}})
+    with pytest.raises(ConfigError, match="strategy.replay.per_class: 0 is below the minimum 1"):
+        validate_options("replay", {"replay": {"per_class": 0}})
+
+
+def test_joint_trains_on_everything_seen():
+    s = build_strategy("joint", build_mlp(6, [8], 3))
+    tasks = [task(0), task(1)]
+    joint = s.before_task(1, tasks[1], tasks)
+    assert len(joint) == 80 and torch.equal(joint.x[40:], tasks[1].x)
+
+
+def test_ewc_penalty_anchors_parameters():
+    torch.manual_seed(0)
+    s = build_strategy("ewc", build_mlp(6, [8], 3), {"ewc": {"lam": 10.0, "fisher_samples": 20}}, SIM)
+    assert s.penalty() is None
+    train(s, task(0))
+    s.after_task(0, task(0))
+    assert all((f >= 0).all() for f in s.fisher.values()) and sum(f.sum() for f in s.fisher.values()) > 0
+    assert s.penalty().item() == pytest.approx(0.0)
+    with torch.no_grad():
+        for p in s.model.parameters():
+            p.add_(0.1)
+    moved = s.penalty().item()
+    expected = 0.5 * 10.0 * sum((f * 0.01).sum().item() for f in s.fisher.values())
+    assert moved == pytest.approx(expected, rel=1e-4)
+
+
+def test_ewc_limits_drift_on_a_new_task():
+    drift = {}
+    for lam in (0.0, 100.0):
+        torch.manual_seed(0)
+        s = build_strategy("ewc", build_mlp(6, [8], 3), {"ewc": {"lam": lam, "fisher_samples": 40}}, SIM)
+        train(s, task(0))
+        s.after_task(0, task(0))
+        before = [p.detach().clone() for p in s.model.parameters()]
+        train(s, task(1, seed=5))
+        drift[lam] = sum((p - b).norm().item() for p, b in zip(s.model.parameters(), before))
+    assert drift[100.0] < 0.5 * drift[0.0]
+
+
+def test_si_importance_accumulates():
+    torch.manual_seed(0)
+    s = build_strategy("si", build_mlp(6, [8], 3), {"si": {"c": 1.0}}, SIM)
+    assert s.penalty().item() == 0.0
+    train(s, task(0))
+    path_sum = sum(p.sum().item() for p in s.path.values())
+    assert path_sum > 0   # loss went down: -g·Δθ summed is positive
+    s.after_task(0, task(0))
+    assert sum(o.sum().item() for o in s.omega.values()) > 0
+    assert all(p.abs().sum() == 0 for p in s.path.values())
+    with torch.no_grad():
+        for p in s.model.parameters():
+            p.add_(0.05)
+    assert s.penalty().item() > 0
+
+
+def test_replay_buffer_per_class_and_resumable_sampling():
+    s = build_strategy("replay", build_mlp(6, [8], 3), {"replay": {"per_class": 4, "batch_size": 10}})
+    x, y, h = s.batch(task(0).x, task(0).y, task(0).heads)
+    assert len(x) == 40                                  # nothing stored yet
+    s.after_task(0, task(0))
+    counts = torch.bincount(s.buffer.y, minlength=3)
+    assert counts.tolist() == [4, 4, 4]
+    state = s.state_dict()
+    x, y, h = s.batch(task(1).x, task(1).y, task(1).heads)
+    assert len(x) == 50
+    other = build_strategy("replay", build_mlp(6, [8], 3), {"replay": {"per_class": 4, "batch_size": 10}})
+    other.load_state_dict(state)
+    x2, _, _ = other.batch(task(1).x, task(1).y, task(1).heads)
+    assert torch.equal(x, x2)
+
+
+def test_combined_runs_every_part():
+    s = build_strategy("ewc+replay", build_mlp(6, [8], 3), {"replay": {"per_class": 2, "batch_size": 5}}, SIM)
+    train(s, task(0), steps=3)
+    s.after_task(0, task(0))
+    x, _, _ = s.batch(task(1).x, task(1).y, task(1).heads)
+    assert len(x) == 45 and s.penalty() is not None
+    assert set(s.state_dict()) == {"ewc", "replay"}
+
+
+def test_exploding_penalty_is_a_clear_error():
+    from spikecl.errors import NumericalError
+
+    s = build_strategy("ewc", build_mlp(6, [8], 3), {"ewc": {"lam": 1e30}}, SIM)
+    train(s, task(0), steps=2)
+    s.after_task(0, task(0))
+    with pytest.raises(NumericalError, match="lower train.lr"):
+        train(s, task(1, seed=5), steps=50)
