@@ -223,11 +223,6 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("seeds: expected at least one seed")
     if not cfg.strategy.methods:
         raise ConfigError("strategy.methods: expected at least one method")
-    used = {part for method in cfg.strategy.methods for part in method.split("+")}
-    for method in cfg.strategy.options:
-        if method not in used:
-            raise ConfigError(f"strategy.{method}: options given for a method not in strategy.methods "
-                              f"({', '.join(cfg.strategy.methods)})")
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
     return cfg

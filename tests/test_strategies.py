@@ -30,6 +30,9 @@ def test_registry_and_option_errors():
     assert isinstance(build_strategy("ewc+replay", build_mlp(6, [8], 3)), Combined)
     with pytest.raises(ConfigError, match="unknown method 'ewk'"):
         validate_options("ewk", {})
+    with pytest.raises(ConfigError, match="strategy.ewk: options for an unknown method"):
+        validate_options("ewc", {"ewk": {"lam": 1.0}})
+    validate_options("ewc", {"si": {"c": 2.0}})              # options of a method not run are fine
     with pytest.raises(ConfigError, match="unknown key 'strategy.ewc.lambda'"):
         validate_options("ewc", {"ewc": {"lambda": 1.0}})
     with pytest.raises(ConfigError, match="strategy.replay.per_class: 0 is below the minimum 1"):

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikecl.continual.strategy import Strategy
 from spikecl.snn.networks import SpikingNetwork
 
 
@@ -76,3 +78,28 @@ def project_gradient(p: ProtectedSynapse, basis: torch.Tensor) -> None:
     flat = grad.reshape(grad.shape[0], -1)
     flat.sub_((flat @ basis.T) @ basis)
 
+
+
+class ProjectionStrategy(Strategy):
+    """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
+    weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.synapses = protected_synapses(self.model)
+        self.dims: list[list[int]] = []
+
+    def empty(self) -> dict[str, torch.Tensor]:
+        """{synapse name: an empty [0, n] basis}."""
+        return {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
+
+    def project(self, bases: dict[str, torch.Tensor]) -> None:
+        """Project every protected weight gradient orthogonally to its basis."""
+        for p in self.synapses:
+            project_gradient(p, bases[p.name])
+
+    def record_dims(self, bases: dict[str, torch.Tensor]) -> None:
+        self.dims.append([int(bases[p.name].shape[0]) for p in self.synapses])
+
+    def extra(self):
+        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

@@ -208,7 +208,7 @@ class ContinualRun:
         p = self.progress
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
-        bar = _progress_bar(self, progress_bar)
+        bar = _progress_bar(progress_bar)
         for task in range(p.next_task, len(self.stream)):
             bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
             started = time.perf_counter()
@@ -242,7 +242,8 @@ class ContinualRun:
                          self.strategy.extra())
 
 
-def _progress_bar(run: ContinualRun, enabled: bool):
+def _progress_bar(enabled: bool):
+    """A tqdm bar over training batches (its total is set task by task); disabled, it only counts."""
     from tqdm.auto import tqdm
 
     return tqdm(total=0, disable=not enabled, unit="batch", leave=False, dynamic_ncols=True)

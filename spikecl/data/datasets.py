@@ -62,7 +62,10 @@ class Dataset:
 
 
 def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test): from every class, ``test_per_class`` samples (or that fraction) go to test."""
+    """Indices (train, test): from every class, ``test_per_class`` samples (or that fraction) go to test.
+
+    Both index arrays come in a seeded random order, so any prefix of a split is a random sample of it (sources such
+    as MNIST-5k are sorted by class)."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(y):
@@ -70,7 +73,7 @@ def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> t
         n_test = int(round(test_per_class * len(members))) if isinstance(test_per_class, float) else test_per_class
         test.append(members[:n_test])
         train.append(members[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int) -> Dataset:

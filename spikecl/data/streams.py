@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.data.datasets import Dataset, stratified_split
+from spikecl.data.datasets import Dataset
 from spikecl.errors import ConfigError
 
 KINDS = ("permuted", "rotated", "split")
@@ -97,10 +97,18 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded, stratified subset of ``n`` samples (all when ``n`` is None or not smaller)."""
+    """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first) and
+    seeded; all samples when ``n`` is None or not smaller."""
     if n is None or n >= len(y):
         return x, y
-    _, keep = stratified_split(y, n / len(y), seed)
+    rng = np.random.default_rng(seed)
+    labels, counts = np.unique(y, return_counts=True)
+    share = counts * n / len(y)
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share)[: n - take.sum()]] += 1
+    keep = np.concatenate([rng.choice(np.flatnonzero(y == label), k, replace=False)
+                           for label, k in zip(labels, take)])
+    keep = rng.permutation(keep)
     return x[keep], y[keep]
 
 

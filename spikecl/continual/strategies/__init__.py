@@ -47,7 +47,14 @@ def components(method: str) -> list[str]:
 
 
 def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
-    """Validate the options tables of ``method``'s components; returns {component: Options instance}."""
+    """Validate the options tables of ``method``'s components; returns {component: Options instance}.
+
+    Every table in ``options`` must name a known method (tables of methods not being run are allowed, so that
+    ``--set strategy.methods=...`` can pick a subset of an experiment's methods).
+    """
+    for name in options:
+        if name not in REGISTRY:
+            raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))}")
     return {name: from_dict(strategy_class(name).Options, options.get(name, {}), f"strategy.{name}.")
             for name in components(method)}
 

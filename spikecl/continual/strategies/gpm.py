@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from spikecl.config import option
-from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
-from spikecl.continual.strategy import Strategy
+from spikecl.continual.projection import ProjectionStrategy, activity_matrix
 
 
 @dataclass
@@ -47,15 +45,13 @@ def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) ->
     return q.T.to(basis.dtype)
 
 
-class GPM(Strategy):
+class GPM(ProjectionStrategy):
     name = "gpm"
     Options = GPMOptions
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.synapses = protected_synapses(self.model)
-        self.bases = {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
-        self.dims: list[list[int]] = []
+        self.bases = self.empty()
 
     def threshold(self, index: int, task: int) -> float:
         values = self.options.thresholds
@@ -63,8 +59,7 @@ class GPM(Strategy):
         return min(value, 1.0)
 
     def after_backward(self):
-        for p in self.synapses:
-            project_gradient(p, self.bases[p.name])
+        self.project(self.bases)
 
     @torch.no_grad()
     def after_task(self, task, train):
@@ -76,13 +71,10 @@ class GPM(Strategy):
             activity = activity_matrix(p, self.options.max_rows, generator)
             self.bases[p.name] = grow_basis(self.bases[p.name], activity, self.threshold(i, task))
         self.model.record_presynaptic(False)
-        self.dims.append([int(self.bases[p.name].shape[0]) for p in self.synapses])
+        self.record_dims(self.bases)
 
     def state_dict(self):
         return {"bases": self.bases, "dims": self.dims}
 
     def load_state_dict(self, state):
         self.bases, self.dims = dict(state["bases"]), [list(d) for d in state["dims"]]
-
-    def extra(self):
-        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from spikecl.config import option
-from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
-from spikecl.continual.strategy import Strategy
+from spikecl.continual.projection import ProjectionStrategy, activity_matrix
 
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
@@ -75,18 +73,13 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
     return q[:, keep].T.to(h.dtype)
 
 
-class HLOP(Strategy):
+class HLOP(ProjectionStrategy):
     name = "hlop"
     Options = HLOPOptions
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.synapses = protected_synapses(self.model)
-        empty = {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
-        self.h_old, self.h_new = dict(empty), dict(empty)
-        self.momentum = dict(empty)
-        self.basis = dict(empty)
-        self.dims: list[list[int]] = []
+        self.h_old, self.h_new, self.momentum, self.basis = self.empty(), self.empty(), self.empty(), self.empty()
         self.generator = torch.Generator().manual_seed(self.options.seed)
 
     def schedule(self, task: int, index: int) -> int:
@@ -108,8 +101,7 @@ class HLOP(Strategy):
         return train
 
     def after_backward(self):
-        for p in self.synapses:
-            project_gradient(p, self.basis[p.name])
+        self.project(self.basis)
         self.hebbian_update()
 
     @torch.no_grad()
@@ -133,7 +125,7 @@ class HLOP(Strategy):
             old = self.h_old[p.name]
             self.basis[p.name] = orthonormal_rows(old) if self.options.orthonormalize else old
         self.model.record_presynaptic(False)
-        self.dims.append([int(self.h_old[p.name].shape[0]) for p in self.synapses])
+        self.record_dims(self.h_old)
 
     def state_dict(self):
         return {"h_old": self.h_old, "h_new": self.h_new, "momentum": self.momentum, "basis": self.basis,
@@ -144,6 +136,3 @@ class HLOP(Strategy):
             setattr(self, key, dict(state[key]))
         self.dims = [list(d) for d in state["dims"]]
         self.generator.set_state(state["generator"])
-
-    def extra(self):
-        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

@@ -1,0 +1,134 @@
+"""Datasets: offline real data with fixed splits, and loaders tested on tiny files in the true formats."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from spikecl.data.datasets import load_dataset, read_idx
+from spikecl.errors import ConfigError, DataError
+
+
+def write_idx(path, array, compress=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def tiny_mnist(folder, compress=False, n_train=12, n_test=5, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        write_idx(folder / (name + (".gz" if compress else "")), array, compress)
+    return arrays
+
+
+def test_digits_split_is_fixed_and_stratified():
+    d = load_dataset("digits")
+    assert len(d.x_train) + len(d.x_test) == 1797
+    assert d.x_train.shape[1:] == (1, 8, 8) and d.x_train.dtype == np.float32
+    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    assert abs(len(d.x_test) / 1797 - 0.2) < 0.01
+    per_class = np.bincount(d.y_test, minlength=10)
+    assert per_class.min() >= 34 and per_class.max() <= 38
+    again, other = load_dataset("digits"), load_dataset("digits", seed=1)
+    np.testing.assert_array_equal(d.y_test, again.y_test)
+    np.testing.assert_array_equal(d.x_test, again.x_test)
+    assert not np.array_equal(d.x_test, other.x_test)
+
+
+def test_mnist5k_is_4000_1000_stratified():
+    d = load_dataset("mnist5k")
+    assert d.x_train.shape == (4000, 1, 28, 28) and d.x_test.shape == (1000, 1, 28, 28)
+    assert np.bincount(d.y_train).tolist() == [400] * 10 and np.bincount(d.y_test).tolist() == [100] * 10
+    assert d.x_train.max() == 1.0 and d.x_train.min() == 0.0
+    assert 0.1 < d.x_train.mean() < 0.2                          # MNIST's mean intensity is about 0.13
+    assert len(set(d.y_test[:50].tolist())) >= 8                 # splits are shuffled: prefixes are mixed
+
+
+@pytest.mark.parametrize("layout, compress", [("flat", False), ("torchvision", True)])
+def test_mnist_idx_files_round_trip(tmp_path, layout, compress):
+    folder = tmp_path if layout == "flat" else tmp_path / "FashionMNIST" / "raw"
+    arrays = tiny_mnist(folder, compress)
+    name = "mnist" if layout == "flat" else "fashion_mnist"
+    d = load_dataset(name, str(tmp_path))
+    np.testing.assert_allclose(d.x_train[:, 0], arrays["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
+    assert d.x_test.shape == (5, 1, 28, 28) and d.n_classes == 10
+
+
+def test_corrupt_idx_is_a_data_error(tmp_path):
+    tiny_mnist(tmp_path)
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-10])
+    with pytest.raises(DataError, match="truncated"):
+        load_dataset("mnist", str(tmp_path))
+    bad.write_bytes(b"\x00\x00\x09\x03" + bytes(20))
+    with pytest.raises(DataError, match="bad magic"):
+        read_idx(bad)
+
+
+def test_missing_dataset_says_how_to_provide_it(tmp_path):
+    with pytest.raises(DataError, match="--data-dir") as info:
+        load_dataset("mnist", str(tmp_path))
+    assert "train-images-idx3-ubyte" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DataError, match="--data-dir"):
+        load_dataset("cifar10")
+    with pytest.raises(ConfigError, match="data.dataset"):
+        load_dataset("imagenet")
+
+
+def test_cifar10_python_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 3)),
+                 b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+        batches[name] = batch
+    d = load_dataset("cifar10", str(tmp_path))
+    assert d.x_train.shape == (15, 3, 32, 32) and d.x_test.shape == (3, 3, 32, 32)
+    first = batches["data_batch_1"][b"data"][0]
+    np.testing.assert_allclose(d.x_train[0, 0].ravel(), first[:1024] / 255.0)     # red plane first
+    np.testing.assert_allclose(d.x_train[0, 2].ravel(), first[2048:] / 255.0)
+    assert d.y_test.tolist() == batches["test_batch"][b"labels"]
+
+
+def test_cifar100_fine_labels_and_corrupt_pickle(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 6), ("test", 2)):
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"fine_labels": list(rng.integers(0, 100, n)), b"coarse_labels": [0] * n}, f)
+    d = load_dataset("cifar100", str(tmp_path))
+    assert d.n_classes == 100 and d.x_train.shape == (6, 3, 32, 32)
+    (folder / "test").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="unreadable pickle"):
+        load_dataset("cifar100", str(tmp_path))
+
+
+def test_miniimagenet_cache_pickles(tmp_path):
+    rng = np.random.default_rng(2)
+    for split, n_classes in (("train", 3), ("val", 2), ("test", 1)):
+        images = rng.integers(0, 256, (n_classes * 12, 84, 84, 3), dtype=np.uint8)
+        classes = {f"n{split}{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}
+        with open(tmp_path / f"mini-imagenet-cache-{split}.pkl", "wb") as f:
+            pickle.dump({"image_data": images, "class_dict": classes}, f)
+    d = load_dataset("miniimagenet", str(tmp_path))
+    assert d.n_classes == 6 and d.x_train.shape[1:] == (3, 84, 84)
+    assert np.bincount(d.y_test).tolist() == [2] * 6 and np.bincount(d.y_train).tolist() == [10] * 6
