@@ -89,4 +89,5 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
         ax.axhline(0, color="black", lw=0.6)
     axes[0].set_ylim(0, 100)
     fig.suptitle("methods compared (mean ± std over seeds)")
+    fig.tight_layout()
     return _save(fig, path)

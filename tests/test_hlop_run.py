@@ -28,6 +28,6 @@ def test_projection_methods_prevent_forgetting(trainer):
     m = run_all(trainer)
     assert m["finetune"]["bwt"] < -0.10                      # fine-tuning forgets
     for method in ("gpm", "hlop"):
-        assert m[method]["bwt"] > -0.05, (method, m[method])
+        assert m[method]["bwt"] > -0.03, (method, m[method])
         assert m[method]["acc"] > m["finetune"]["acc"] + 0.05, (method, m[method], m["finetune"])
     assert abs(m["hlop"]["acc"] - m["gpm"]["acc"]) < 0.05

@@ -34,7 +34,7 @@ class HLOPOptions:
     neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
-    lr: float = option(0.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
+    lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
     iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
     clamp: float = option(10.0, low=0.0, doc="bound on each element of a Hebbian update")
