@@ -127,7 +127,7 @@ def _windowed(evals, eval_task, window: int, sign: float) -> float:
         for start in range(max(len(seq) - window + 1, 1)):
             w = seq[start:start + window]
             for a in range(len(w) - 1):
-                best = max(best, sign * float((w[a] - w[a + 1:]).max()))
+                best = max(best, float((sign * (w[a] - w[a + 1:])).max()))
     return best
 
 
