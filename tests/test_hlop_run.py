@@ -30,4 +30,4 @@ def test_projection_methods_prevent_forgetting(trainer):
     for method in ("gpm", "hlop"):
         assert m[method]["bwt"] > -0.03, (method, m[method])
         assert m[method]["acc"] > m["finetune"]["acc"] + 0.05, (method, m[method], m["finetune"])
-    assert abs(m["hlop"]["acc"] - m["gpm"]["acc"]) < 0.05
+    assert m["hlop"]["acc"] > m["gpm"]["acc"] - 0.05          # Hebbian subspaces do as well as SVD ones
