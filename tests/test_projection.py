@@ -21,7 +21,9 @@ def principal_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(min(1.0, s.min().item())))
 
 
-def test_oja_subspace_learner_finds_principal_subspace():
+@pytest.mark.parametrize("levels", [0, 40])
+def test_oja_subspace_learner_finds_principal_subspace(levels):
+    """Analogue lateral neurons, and spiking ones whose responses are quantised to 40 rate levels."""
     g = torch.Generator().manual_seed(0)
     n, k = 40, 5
     basis, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
@@ -30,7 +32,7 @@ def test_oja_subspace_learner_finds_principal_subspace():
     h = orthonormal_rows(torch.randn(k, n, generator=g))
     for epoch in range(30):
         for batch in data.split(100):
-            h += oja_subspace_step(h[:0], h, batch, lr=0.5)
+            h += oja_subspace_step(h[:0], h, batch, lr=0.5, levels=levels)
     assert principal_angle_deg(h, basis.T[:k]) < 3.0
     torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
 
