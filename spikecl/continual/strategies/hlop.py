@@ -46,20 +46,22 @@ class HLOPOptions:
     seed: int = option(0)
 
 
-def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float,
-                      levels: int = 0) -> torch.Tensor:
+def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float, levels: int = 0,
+                      residual_old: torch.Tensor | None = None) -> torch.Tensor:
     """One batched Hebbian/anti-Hebbian update of ``h_new`` [k_new, n] for inputs ``x`` [B, n].
 
-    ``h_old`` [k_old, n] takes part in the response (so new neurons learn the residual) but is not updated.
-    Returns ΔH_new (not yet applied). ``levels > 0`` quantises responses like spiking neurons' firing rates.
+    ``h_old`` [k_old, n] takes part in the response (so new neurons learn the residual) but is not updated; its
+    share of the residual, ``x − H_oldᵀ H_old x``, may be passed as ``residual_old`` when several steps use the same
+    batch. Returns ΔH_new (not yet applied). ``levels > 0`` quantises the new neurons' responses like spiking
+    neurons' firing rates.
     """
-    h = torch.cat([h_old, h_new]) if h_old.shape[0] else h_new
-    y = x @ h.T                                                      # [B, k]
+    if residual_old is None:
+        residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
+    y_new = x @ h_new.T                                              # [B, k_new]
     if levels:
-        scale = y.abs().amax().clamp_min(1e-12)
-        y = torch.round(y / scale * levels) / levels * scale
-    residual = x - y @ h                                             # [B, n]
-    y_new = y[:, h_old.shape[0]:]
+        scale = y_new.abs().amax().clamp_min(1e-12)
+        y_new = torch.round(y_new / scale * levels) / levels * scale
+    residual = residual_old - y_new @ h_new                          # x − Hᵀ y, H = [H_old; H_new]
     norm = (x * x).sum(dim=1).mean().clamp_min(1e-12)
     return lr / norm * (y_new.T @ residual) / x.shape[0]
 
@@ -113,8 +115,10 @@ class HLOP(ProjectionStrategy):
             if h_new.shape[0] == 0:
                 continue
             x = activity_matrix(p, o.max_rows, self.generator)
+            h_old = self.h_old[p.name]
+            residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
             for _ in range(o.iterations):
-                delta = oja_subspace_step(self.h_old[p.name], h_new, x, o.lr, o.lateral_levels)
+                delta = oja_subspace_step(h_old, h_new, x, o.lr, o.lateral_levels, residual_old)
                 self.momentum[p.name].mul_(o.momentum).add_((1 - o.momentum) * delta.clamp(-o.clamp, o.clamp))
                 h_new += self.momentum[p.name] if o.momentum else delta.clamp(-o.clamp, o.clamp)
 
