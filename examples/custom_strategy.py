@@ -50,6 +50,6 @@ cfg = experiment_from_dict({
     "name": "custom-strategy", "data": {"dataset": "digits"},
     "stream": {"kind": "permuted", "n_tasks": 3}, "network": {"hidden": [128]},
     "train": {"epochs": 6, "batch_size": 32, "eval_every": 40},
-    "strategy": {"methods": ["finetune", "l2"], "l2": {"strength": 0.5}}})
+    "strategy": {"methods": ["finetune", "l2"], "l2": {"strength": 0.02}}})
 results = [ContinualRun(cfg, method, seed=0).execute() for method in cfg.strategy.methods]
 print(text_report(results))

@@ -21,7 +21,7 @@ tasks = [TaskData(t.index, torch.as_tensor(t.x_train), torch.as_tensor(t.y_train
                   torch.zeros(len(t.y_train), dtype=torch.long)) for t in stream]
 tests = [(torch.as_tensor(t.x_test), torch.as_tensor(t.y_test)) for t in stream]
 
-for method, options in (("finetune", {}), ("ewc", {"ewc": {"lam": 5000.0}})):
+for method, options in (("finetune", {}), ("ewc", {"ewc": {"lam": 50.0}})):
     torch.manual_seed(0)
     net = build_mlp(64, [128], stream.n_outputs)
     strategy = build_strategy(method, net, options, Simulation(num_steps=T))

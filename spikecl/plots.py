@@ -1,50 +1,62 @@
-"""PNG figures of continual-learning results (matplotlib, Agg backend, imported lazily).
+"""PNG figures of continual-learning results (matplotlib's Agg canvas, imported lazily).
 
-Every function writes its PNG atomically (temporary file + rename), creates parent folders, closes its figure and
-returns the path. Accuracies are fractions in [0, 1] and are drawn in percent.
+Figures are built as standalone ``matplotlib.figure.Figure`` objects, never registered with pyplot, so no global
+backend is switched and no figure stays open. Each function validates its input, writes its PNG atomically
+(temporary file in the target folder, then ``os.replace``), creates parent folders and returns the path.
+Accuracies are fractions in [0, 1] and are drawn in percent.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from spikecl.errors import require
+from spikecl.continual.metrics import as_evals, as_matrix
+from spikecl.errors import ShapeError, require
 from spikecl.io import atomic_write
 
 
-def _pyplot():
-    matplotlib = require("matplotlib", "torch")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _figure(**kwargs):
+    """A new Agg-backed figure (``kwargs`` go to ``Figure``)."""
+    require("matplotlib", "torch")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _colors(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
 
 
 def _save(fig, path: str | Path) -> Path:
-    plt = _pyplot()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
-                            overwrite=True)
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120), overwrite=True)
 
 
-def plot_accuracy_matrix(R: np.ndarray, path: str | Path, title: str | None = None) -> Path:
-    """Heatmap of the accuracy matrix ``R`` [T+1, T] (rows: untrained, after task 1..T; columns: tested task)."""
-    plt = _pyplot()
-    R = np.asarray(R, dtype=float)
+def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
+                         labels: Sequence[str] | None = None) -> Path:
+    """Heatmap of ``R`` ``[T+1, T]`` without its init row: after training task i (rows) × tested task (columns),
+    each cell annotated in percent. ``labels``: T task names (default "1".."T")."""
+    R = 100 * as_matrix(R)[1:]
     n = R.shape[1]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 1.0 + 0.5 * (n + 1)))
-    image = ax.imshow(100 * R, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    for i in range(R.shape[0]):
-        for j in range(n):
-            value = 100 * R[i, j]
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if value < 60 else "black")
-    ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
-    ax.set_yticks(range(R.shape[0]), ["init"] + [str(i) for i in range(1, R.shape[0])])
+    labels = [str(j + 1) for j in range(n)] if labels is None else [str(s) for s in labels]
+    if len(labels) != n:
+        raise ShapeError(f"got {len(labels)} task labels for {n} tasks")
+    fig = _figure(figsize=(2.2 + 0.6 * n, 1.6 + 0.5 * n), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
+    for (i, j), value in np.ndenumerate(R):
+        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                color="white" if value < 60 else "black")
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
     ax.set_xlabel("tested on task")
     ax.set_ylabel("after training task")
     ax.set_title(title or "accuracy (%)")
@@ -52,19 +64,24 @@ def plot_accuracy_matrix(R: np.ndarray, path: str | Path, title: str | None = No
     return _save(fig, path)
 
 
-def plot_task_curves(iterations: np.ndarray, evals: np.ndarray, eval_task: np.ndarray, path: str | Path,
-                     title: str | None = None) -> Path:
-    """Accuracy of each task over training iterations, from when it is first trained; dotted lines mark task
-    boundaries, so drops right after a boundary (the stability gap) are visible."""
-    plt = _pyplot()
-    iterations, evals, eval_task = np.asarray(iterations), np.asarray(evals, dtype=float), np.asarray(eval_task)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    colors = plt.get_cmap("tab10")
-    for j in range(evals.shape[1]):
+def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str | None = None) -> Path:
+    """Accuracy on each task over training iterations, drawn from the first evaluation while the task is trained.
+
+    ``iterations`` ``[E]``, ``evals`` ``[E, T]``, ``eval_task`` ``[E]`` (0-based task trained at each evaluation).
+    Dotted lines at the last evaluation of each finished task mark the task boundaries, so a drop right after one
+    (the stability gap) is visible."""
+    evals, eval_task = as_evals(evals, eval_task)
+    iterations = np.asarray(iterations)
+    if iterations.shape != eval_task.shape:
+        raise ShapeError(f"iterations have shape {iterations.shape}; expected {eval_task.shape}")
+    fig = _figure(figsize=(8, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for j, color in enumerate(_colors(evals.shape[1])):
         seen = eval_task >= j
         if np.any(seen):
-            ax.plot(iterations[seen], 100 * evals[seen, j], color=colors(j % 10), lw=1.2, label=f"task {j + 1}")
-    for b in np.flatnonzero(np.diff(eval_task)) + 1:
+            ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".", ms=3,
+                    label=f"task {j + 1}")
+    for b in np.flatnonzero(np.diff(eval_task)):
         ax.axvline(iterations[b], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("training iteration")
     ax.set_ylabel("accuracy (%)")
@@ -75,19 +92,24 @@ def plot_task_curves(iterations: np.ndarray, evals: np.ndarray, eval_task: np.nd
 
 
 def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], path: str | Path) -> Path:
-    """Bars of ACC and BWT (percent, mean ± std over seeds) per method; ``summary[method][metric] = (mean, std)``."""
-    plt = _pyplot()
+    """Grouped bars of ACC and BWT in percent, one bar per method with mean ± std error bars.
+
+    ``summary[method][metric] = (mean, std)`` over seeds with metric ``"acc"`` or ``"bwt"``; a missing metric
+    leaves a gap."""
+    if not summary:
+        raise ShapeError("method comparison needs at least one method")
     methods = list(summary)
-    fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * len(methods), 3.5))
-    for ax, key, label in ((axes[0], "acc", "ACC (%)"), (axes[1], "bwt", "BWT (points)")):
-        means = [100 * summary[m].get(key, (np.nan, 0))[0] for m in methods]
-        stds = [100 * summary[m].get(key, (np.nan, 0))[1] for m in methods]
-        ax.bar(range(len(methods)), means, yerr=stds, capsize=3, color=[plt.get_cmap("tab10")(i % 10)
-                                                                       for i in range(len(methods))])
-        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
-        ax.set_ylabel(label)
-        ax.axhline(0, color="black", lw=0.6)
-    axes[0].set_ylim(0, 100)
-    fig.suptitle("methods compared (mean ± std over seeds)")
-    fig.tight_layout()
+    keys = (("acc", "ACC"), ("bwt", "BWT"))
+    width = 0.8 / len(methods)
+    fig = _figure(figsize=(4 + 0.5 * len(methods), 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for m, (method, color) in enumerate(zip(methods, _colors(len(methods)))):
+        stats = np.array([summary[method].get(key, (np.nan, np.nan)) for key, _ in keys], dtype=float)
+        ax.bar(np.arange(len(keys)) + (m - (len(methods) - 1) / 2) * width, 100 * stats[:, 0], width,
+               yerr=100 * stats[:, 1], capsize=3, color=color, label=method)
+    ax.set_xticks(range(len(keys)), [label for _, label in keys])
+    ax.set_ylabel("percent (mean ± std over seeds)")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_title("methods compared")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)

@@ -1,12 +1,15 @@
-"""Metrics against accuracy matrices computed by hand."""
+"""Metrics against small matrices and evaluation sequences computed by hand (in the comments)."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from spikecl.continual import metrics
-from spikecl.errors import NumericalError, ShapeError
+from spikecl.errors import ConfigError, NumericalError, ShapeError, SpikeCLError
 
-# 3 tasks. Row 0: untrained; row i: after task i.
+# 3 tasks. Row 0: untrained; row i: after task i; column j: task j+1.
 R = np.array([
     [0.10, 0.20, 0.30],
     [0.90, 0.25, 0.35],
@@ -16,82 +19,160 @@ R = np.array([
 
 
 def test_acc_bwt_fwt_by_hand():
-    assert metrics.acc(R) == pytest.approx((0.60 + 0.85 + 0.80) / 3)
-    # BWT = mean over tasks 1..2 of (final − just learned) = ((0.60−0.90) + (0.85−0.95)) / 2
+    # ACC = mean of the last row = (0.60 + 0.85 + 0.80) / 3
+    assert metrics.acc(R) == pytest.approx(0.75)
+    # BWT = ((0.60 − 0.90) + (0.85 − 0.95)) / 2
     assert metrics.bwt(R) == pytest.approx(-0.20)
-    # FWT = mean over tasks 2..3 of (accuracy before training it − at init) = ((0.25−0.20) + (0.40−0.30)) / 2
+    # FWT = ((R[1,2] − R[0,2]) + (R[2,3] − R[0,3])) / 2 = ((0.25 − 0.20) + (0.40 − 0.30)) / 2 (1-based);
+    # the trap R[i,i] − R[0,i] (after training it) would give ((0.95 − 0.20) + (0.80 − 0.30)) / 2 = 0.625
     assert metrics.fwt(R) == pytest.approx(0.075)
+
+
+def test_acc_per_step_averages_only_seen_tasks():
+    # [0.90, (0.70 + 0.95) / 2, 0.75]; averaging unseen tasks too would give 0.50 after task 1
     np.testing.assert_allclose(metrics.acc_per_step(R), [0.90, 0.825, 0.75])
 
 
-def test_forgetting_uses_the_best_earlier_accuracy_not_the_diagonal():
-    # task 1 peaks after task 2 (0.95 > 0.90 at the diagonal): forgetting ≠ −BWT
+def test_forgetting_uses_best_accuracy_after_learning_not_the_diagonal():
     peak_later = np.array([
-        [0.1, 0.1, 0.1],
-        [0.90, 0.1, 0.1],
-        [0.95, 0.90, 0.1],
+        [0.10, 0.99, 0.10],   # task 2 is easy at init: rows before it was learned must not count
+        [0.90, 0.98, 0.10],
+        [0.95, 0.90, 0.10],   # task 1 peaks after task 2
         [0.75, 0.80, 0.90],
     ])
+    # f_1 = max(0.90, 0.95) − 0.75 = 0.20;  f_2 = max(0.90) − 0.80 = 0.10 (not 0.99 − 0.80)
     np.testing.assert_allclose(metrics.forgetting_per_task(peak_later), [0.20, 0.10])
     assert metrics.forgetting(peak_later) == pytest.approx(0.15)
+    # −BWT = −((0.75 − 0.90) + (0.80 − 0.90)) / 2 = 0.125 ≠ forgetting
     assert -metrics.bwt(peak_later) == pytest.approx(0.125)
-    # every task but the last is counted (no off-by-one): with R, f = [0.90−0.60, 0.95−0.85]
+    # every task but the last is counted: with R, f = [0.90 − 0.60, 0.95 − 0.85]
     np.testing.assert_allclose(metrics.forgetting_per_task(R), [0.30, 0.10])
+
+
+def test_forgetting_excludes_the_final_row_from_the_max():
+    improved = np.array([[0.1, 0.1], [0.8, 0.1], [0.9, 0.9]])
+    # f_1 = R[1,1] − R[2,1] = 0.8 − 0.9 = −0.1 (backward transfer); a max over l ≤ T would clip it to 0
+    np.testing.assert_allclose(metrics.forgetting_per_task(improved), [-0.1])
 
 
 def test_intransigence_against_joint_reference():
     joint_diag = np.array([0.92, 0.96, 0.85])
+    # a* − diag(R[1:]) = [0.92 − 0.90, 0.96 − 0.95, 0.85 − 0.80]
     np.testing.assert_allclose(metrics.intransigence(R, joint_diag), [0.02, 0.01, 0.05])
     with pytest.raises(ShapeError, match="joint reference"):
         metrics.intransigence(R, [0.9, 0.9])
+    with pytest.raises(NumericalError, match="joint reference"):
+        metrics.intransigence(R, [0.9, np.nan, 0.9])
 
 
-def test_single_task_edge_case():
+def test_single_task_has_no_transfer_or_forgetting():
     one = np.array([[0.1], [0.9]])
     assert metrics.acc(one) == pytest.approx(0.9)
-    assert metrics.bwt(one) == 0.0 and metrics.fwt(one) == 0.0 and metrics.forgetting(one) == 0.0
+    np.testing.assert_allclose(metrics.acc_per_step(one), [0.9])
+    assert np.isnan(metrics.bwt(one)) and np.isnan(metrics.fwt(one)) and np.isnan(metrics.forgetting(one))
+    assert metrics.forgetting_per_task(one).shape == (0,)
 
 
-def test_continual_evaluation_stability_gap():
-    # evaluations every ρ iterations; task 1 dips to 0.5 right after the switch to task 2, then recovers
-    evals = np.array([
-        [0.50, np.nan],
-        [0.90, np.nan],
-        [0.50, 0.40],     # stability gap
-        [0.70, 0.80],
-        [0.85, 0.90],
-    ])
-    task = np.array([0, 0, 1, 1, 1])
-    assert metrics.min_acc(evals, task) == pytest.approx(0.50)
-    # WC-ACC = (1/k)·A_current + (1 − 1/k)·min-ACC with k = 2, A_current = 0.90
-    assert metrics.wc_acc(evals, task) == pytest.approx(0.5 * 0.90 + 0.5 * 0.50)
-    # largest drop of task 1 after it was learned, within 3 evaluations: 0.50 → (0.70, 0.85) has none; the
-    # windows only span evaluations after task 1 (rows 2..4): drops 0.5−0.7 < 0, so WF = 0
-    assert metrics.windowed_forgetting(evals, task, window=3) == pytest.approx(0.0)
-    assert metrics.windowed_plasticity(evals, task, window=3) == pytest.approx(0.35)
-    later = np.array([[0.9, np.nan], [0.8, 0.5], [0.6, 0.7], [0.7, 0.8]])
-    assert metrics.windowed_forgetting(later, [0, 1, 1, 1], window=2) == pytest.approx(0.2)
-    assert metrics.windowed_forgetting(later, [0, 1, 1, 1], window=3) == pytest.approx(0.2)
-    summary = metrics.summarize(R, joint_diagonal=[0.92, 0.96, 0.85], evals=evals, eval_task=task)
-    assert set(summary) == {"acc", "bwt", "fwt", "forgetting", "intransigence", "min_acc", "wc_acc", "wf"}
+# Continual evaluation: 3 tasks, evaluated every ρ iterations; NaN = task not yet trained.
+EVALS = np.array([
+    # task 1, task 2, task 3
+    [0.20, np.nan, np.nan],   # training task 1
+    [0.90, np.nan, np.nan],   # end of task 1
+    [0.40, 0.30, np.nan],     # training task 2: stability gap on task 1 (0.90 → 0.40)
+    [0.70, 0.80, np.nan],
+    [0.85, 0.90, np.nan],     # end of task 2
+    [0.60, 0.50, 0.40],       # training task 3: gap on tasks 1 and 2
+    [0.80, 0.85, 0.85],
+    [0.75, 0.88, 0.95],
+])
+TASK = np.array([0, 0, 1, 1, 1, 2, 2, 2])
+
+
+def test_min_acc_and_wc_acc_by_hand():
+    # task 1: min over evaluations 2..7 = 0.40 (the 0.20 while it was trained does not count);
+    # task 2: min over evaluations 5..7 = 0.50; task 3 is current. min-ACC = (0.40 + 0.50) / 2
+    assert metrics.min_acc(EVALS, TASK) == pytest.approx(0.45)
+    # k = 3, A_current = 0.95: 0.95 / 3 + (2 / 3) · 0.45
+    assert metrics.wc_acc(EVALS, TASK) == pytest.approx(0.95 / 3 + 0.30)
+
+
+def test_continual_metrics_with_a_single_task():
+    evals, task = EVALS[:2, :1], TASK[:2]
+    assert np.isnan(metrics.min_acc(evals, task))
+    assert metrics.wc_acc(evals, task) == pytest.approx(0.90)      # k = 1: just A_current
+    assert metrics.windowed_forgetting(evals, task) == 0.0
+
+
+def test_windowed_forgetting_and_plasticity_by_hand():
+    # task 1 from its learned accuracy: [0.90, 0.40, 0.70, 0.85, 0.60, 0.80, 0.75]; task 2: [0.90, 0.50, 0.85, 0.88]
+    # largest drop of adjacent evaluations: 0.90 → 0.40 across the boundary (excluding evaluation 1 would give 0.25)
+    assert metrics.windowed_forgetting(EVALS, TASK, window=2) == pytest.approx(0.50)
+    # largest adjacent rise: task 2 0.50 → 0.85 (task 3's own learning, 0.40 → 0.85, does not count)
+    assert metrics.windowed_plasticity(EVALS, TASK, window=2) == pytest.approx(0.35)
+    # within 3 evaluations: task 1 0.40 → 0.85
+    assert metrics.windowed_plasticity(EVALS, TASK, window=3) == pytest.approx(0.45)
+
+
+def test_windowed_forgetting_grows_with_the_window():
+    # a slow decline of task 1: 0.9, 0.8, 0.7, 0.6 → drop 0.1 per window of 2, 0.2 per 3, 0.3 per 4 or more
+    decline = np.array([[0.9, np.nan], [0.8, 0.5], [0.7, 0.6], [0.6, 0.7]])
+    task = [0, 1, 1, 1]
+    got = [metrics.windowed_forgetting(decline, task, window=w) for w in (2, 3, 4, 10)]
+    np.testing.assert_allclose(got, [0.1, 0.2, 0.3, 0.3])
+    assert metrics.windowed_plasticity(decline, task, window=10) == 0.0
+    with pytest.raises(ConfigError, match="window"):
+        metrics.windowed_forgetting(decline, task, window=1)
+
+
+def test_summarize_names_every_metric():
+    summary = metrics.summarize(R, joint_diag=[0.92, 0.96, 0.85], evals=EVALS, eval_task=TASK, window=2)
+    assert summary == pytest.approx({"acc": 0.75, "bwt": -0.20, "fwt": 0.075, "forgetting": 0.20,
+                                     "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.95 / 3 + 0.30,
+                                     "wf": 0.50})
+    assert set(metrics.summarize(R)) == {"acc", "bwt", "fwt", "forgetting"}
 
 
 def test_mean_std_over_seeds():
     assert metrics.mean_std([0.8]) == (0.8, 0.0)
+    # sample std: sqrt((0.1² + 0 + 0.1²) / 2) = 0.1 (population std would be 0.0816)
     mean, std = metrics.mean_std([0.7, 0.8, 0.9])
     assert mean == pytest.approx(0.8) and std == pytest.approx(0.1)
+    with pytest.raises(ShapeError):
+        metrics.mean_std([])
+    with pytest.raises(NumericalError):
+        metrics.mean_std([0.5, np.nan])
 
 
 @pytest.mark.parametrize("bad, error, message", [
     (np.zeros((3, 3)), ShapeError, r"expected \[T\+1, T\]"),
-    (np.zeros(4), ShapeError, "shape"),
+    (np.zeros(4), ShapeError, r"expected \[T\+1, T\]"),
+    (np.zeros((1, 0)), ShapeError, r"expected \[T\+1, T\]"),
     (np.array([[0.1, np.nan], [0.5, 0.2], [0.4, 0.9]]), NumericalError, "NaN"),
+    (np.array([[0.1], [np.inf]]), NumericalError, "NaN"),
 ])
 def test_bad_matrices(bad, error, message):
+    for metric in (metrics.acc, metrics.bwt, metrics.fwt, metrics.forgetting, metrics.acc_per_step):
+        with pytest.raises(error, match=message) as info:
+            metric(bad)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("evals, task, error, message", [
+    (EVALS, TASK[:-1], ShapeError, r"expected \[E, T\] and \[E\]"),
+    (EVALS[0], TASK[:1], ShapeError, r"expected \[E, T\]"),
+    (np.zeros((0, 3)), [], ShapeError, r"expected \[E, T\]"),
+    (EVALS, TASK[::-1], ShapeError, "non-decreasing"),
+    (EVALS, TASK + 1, ShapeError, r"in \[0, 3\)"),
+    (EVALS, TASK.astype(float), ShapeError, "integer"),
+    (np.array([[np.nan, np.nan]]), [0], NumericalError, "already trained"),
+])
+def test_bad_continual_evaluations(evals, task, error, message):
     with pytest.raises(error, match=message):
-        metrics.acc(bad)
+        metrics.min_acc(evals, task)
 
 
-def test_nan_for_an_already_trained_task_is_an_error():
-    with pytest.raises(NumericalError, match="already trained"):
-        metrics.min_acc(np.array([[np.nan, np.nan]]), [0])
+def test_metrics_module_imports_neither_torch_nor_matplotlib():
+    code = "import sys, spikecl.continual.metrics; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert issubclass(ShapeError, SpikeCLError) and issubclass(NumericalError, SpikeCLError)

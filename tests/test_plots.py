@@ -1,34 +1,46 @@
-"""Plots are real PNG images with content."""
+"""Plots are real, non-blank PNG images, written atomically."""
 
 import numpy as np
+import pytest
 
 from spikecl import plots
+from spikecl.errors import ShapeError
 
-PNG = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+R = np.array([[0.1, 0.1, 0.1], [0.9, 0.2, 0.1], [0.7, 0.9, 0.3], [0.6, 0.8, 0.9]])
+EVALS = np.array([[0.5, np.nan], [0.9, np.nan], [0.5, 0.4], [0.8, 0.9]])
+TASK = np.array([0, 0, 1, 1])
 
 
 def check_png(path):
     import matplotlib.image
 
-    assert path.read_bytes()[:8] == PNG
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
     image = matplotlib.image.imread(path)
-    assert image.shape[0] > 150 and image.shape[1] > 150
-    assert image[..., :3].std() > 0.05                      # not a blank canvas
+    assert 150 < image.shape[0] < 3000 and 150 < image.shape[1] < 3000
+    assert image[..., :3].std() > 0.05                      # not a blank single-colour canvas
+    assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temporary file left behind
 
 
 def test_accuracy_matrix_png(tmp_path):
-    R = np.array([[0.1, 0.1, 0.1], [0.9, 0.2, 0.1], [0.7, 0.9, 0.3], [0.6, 0.8, 0.9]])
-    check_png(plots.plot_accuracy_matrix(R, tmp_path / "sub" / "m.png", title="x"))
+    path = tmp_path / "sub" / "m.png"
+    assert plots.plot_accuracy_matrix(R, path, title="x", labels=["a", "b", "c"]) == path
+    check_png(path)
+    with pytest.raises(ShapeError, match="labels"):
+        plots.plot_accuracy_matrix(R, tmp_path / "bad.png", labels=["a"])
 
 
 def test_task_curves_png(tmp_path):
-    evals = np.array([[0.5, np.nan], [0.9, np.nan], [0.5, 0.4], [0.8, 0.9]])
-    check_png(plots.plot_task_curves(np.array([10, 20, 30, 40]), evals, np.array([0, 0, 1, 1]), tmp_path / "c.png"))
+    check_png(plots.plot_task_curves(np.array([10, 20, 30, 40]), EVALS, TASK, tmp_path / "c.png"))
+    with pytest.raises(ShapeError, match="iterations"):
+        plots.plot_task_curves(np.arange(3), EVALS, TASK, tmp_path / "bad.png")
 
 
-def test_method_comparison_png_and_overwrites_atomically(tmp_path):
-    summary = {"finetune": {"acc": (0.45, 0.01), "bwt": (-0.45, 0.02)}, "hlop": {"acc": (0.75, 0.01), "bwt": (-0.02, 0.01)}}
+def test_method_comparison_png_is_replaced_in_place(tmp_path):
+    summary = {"finetune": {"acc": (0.45, 0.01), "bwt": (-0.45, 0.02)},
+               "hlop": {"acc": (0.75, 0.01), "bwt": (-0.02, 0.01)},
+               "joint": {"acc": (0.88, 0.005)}}                  # no BWT: a gap, not an error
     path = plots.plot_method_comparison(summary, tmp_path / "cmp.png")
     check_png(path)
     plots.plot_method_comparison(summary, path)                # plots are derived files: replaced in place
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp.png"]
+    check_png(path)
