@@ -87,7 +87,7 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title or "accuracy on each task during training")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 

@@ -66,3 +66,12 @@ def test_run_then_report(tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     report = run_cli("report", folder, "--no-plots", "--no-matrices")
     assert report.returncode == 0 and "ACC" in report.stdout and "2" in report.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    exp = tmp_path / "cli.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL)
+    assert main(["run", str(exp), "--device", "cuda", "--no-progress"]) == 2
+    assert "cuda requested but torch.cuda.is_available() is false" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
