@@ -130,3 +130,26 @@ def test_activity_matrix_shapes():
     assert activity_matrix(synapses[2]).shape == (5, 16)
     multi = build_mlp(10, [8], 3, n_heads=2)
     assert [s.name for s in protected_synapses(multi)] == ["layers.0"]   # per-task heads are not projected
+
+
+@pytest.mark.parametrize("method", ["gpm", "hlop"])
+def test_batch_norm_is_frozen_after_the_first_task(method):
+    torch.manual_seed(0)
+    net = build_cnn((1, 8, 8), [4], 3, n_heads=2)
+    s = build_strategy(method, net, {"hlop": {"neurons": [[4, 8]]}} if method == "hlop" else {}, Simulation(2))
+    g = torch.Generator().manual_seed(0)
+    tasks = [TaskData(t, torch.rand(32, 1, 8, 8, generator=g), torch.randint(0, 3, (32,), generator=g),
+                      torch.full((32,), t)) for t in range(2)]
+    trainer = make_trainer("bptt", net, 2)
+    bn = net.layers[0].norm
+    for task in tasks:
+        train = s.before_task(task.task, task, tasks[: task.task + 1])
+        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+        if task.task == 1:
+            frozen = [t.clone() for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var)]
+        for _ in range(3):
+            trainer.train_batch(train.x, train.y, train.heads, None, opt, s)
+        s.after_task(task.task, train)
+    assert not bn.training and not bn.weight.requires_grad
+    for before, after in zip(frozen, (bn.weight, bn.bias, bn.running_mean, bn.running_var)):
+        torch.testing.assert_close(before, after)

@@ -89,6 +89,14 @@ class ProjectionStrategy(Strategy):
         self.synapses = protected_synapses(self.model)
         self.dims: list[list[int]] = []
 
+    def before_task(self, task, train, seen):
+        """From the second task on, normalisation layers are frozen (their statistics would otherwise drift and
+        change responses to old inputs, which no gradient projection can prevent)."""
+        if task > 0:
+            for layer in self.model.layers:
+                layer.freeze_norm()
+        return train
+
     def empty(self) -> dict[str, torch.Tensor]:
         """{synapse name: an empty [0, n] basis}."""
         return {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}

@@ -78,6 +78,20 @@ class SpikingLayer(_Recorder):
         self.lif = neuron.spiking()
         self.pool = pool if pool is not None else nn.Identity()
         self.synapse_input_dims = synapse_input_dims
+        self.norm_frozen = False
+
+    def freeze_norm(self) -> None:
+        """Fix the normalisation: running statistics are used and kept, affine parameters stop learning."""
+        self.norm_frozen = True
+        for p in self.norm.parameters():
+            p.requires_grad_(False)
+        self.norm.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.norm_frozen:
+            self.norm.eval()
+        return self
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         self._keep(x_seq, restart=True)

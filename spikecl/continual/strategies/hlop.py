@@ -100,7 +100,7 @@ class HLOP(ProjectionStrategy):
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
             self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
         self.model.record_presynaptic(True)
-        return train
+        return super().before_task(task, train, seen)
 
     def after_backward(self):
         self.project(self.basis)
