@@ -4,16 +4,28 @@
                                 [--resume] [--overwrite] [--output-dir DIR]
     spikecl report RESULTS.h5|DIR ... [--plots DIR]
 
+An experiment file's top-level ``kind`` (default ``"continual"``) picks the module that runs it
+(:data:`EXPERIMENT_KINDS`); further commands live in their own modules (:data:`COMMAND_MODULES`).
 Errors a user can fix are printed as one line and exit with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from spikecl.errors import ConfigError, SpikeCLError
+
+#: experiment kind -> module with ``run_experiment_file(path, overrides, *, resume, overwrite, progress, plots)``
+#: returning an exit code; ``overrides`` are ``key=value`` strings applied to the file (as ``--set``).
+EXPERIMENT_KINDS = {
+    "continual": "spikecl.continual.experiment",
+}
+
+#: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 EPILOG = """examples:
   spikecl run models/pmnist5k_demo.toml                 run every method and seed of an experiment
@@ -62,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", type=Path, help="folder for PNG plots (default: beside the first results)")
     report.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true", help="print only the comparison table")
+    report.set_defaults(handler=cmd_report)
+    run.set_defaults(handler=cmd_run)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_command(sub)
     return parser
 
 
@@ -79,7 +95,7 @@ def _toml_string(text: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spikecl.config import load_experiment
+    from spikecl.config import load_toml
 
     overrides = list(args.overrides)
     if args.device:
@@ -92,42 +108,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"output_dir={_toml_string(args.output_dir)}")
     if args.data_dir:
         overrides.append(f"data.data_dir={_toml_string(args.data_dir)}")
-    cfg = load_experiment(args.experiment, overrides)
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-
-    from spikecl.continual.runner import run_experiment
-
-    results = run_experiment(cfg, resume=args.resume, overwrite=args.overwrite, progress_bar=not args.no_progress)
-    _print_report(results, Path(cfg.output_dir) / cfg.name, plots=not args.no_plots, matrices=True)
-    return 0
+    kind = load_toml(args.experiment).get("kind", "continual")
+    if kind not in EXPERIMENT_KINDS:
+        raise ConfigError(f"kind: {kind!r} is not an experiment kind; choose from {sorted(EXPERIMENT_KINDS)}")
+    module = importlib.import_module(EXPERIMENT_KINDS[kind])
+    return module.run_experiment_file(args.experiment, overrides, resume=args.resume, overwrite=args.overwrite,
+                                      progress=not args.no_progress, plots=not args.no_plots)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from spikecl.report import collect
+    from spikecl.report import collect, print_report
 
     results = collect(args.paths)
     first = args.paths[0]
     plots_dir = args.plots or (first if first.is_dir() else first.parent)
-    _print_report(results, plots_dir, plots=not args.no_plots, matrices=not args.no_matrices)
+    print_report(results, plots_dir, plots=not args.no_plots, matrices=not args.no_matrices)
     return 0
-
-
-def _print_report(results, plots_dir: Path, plots: bool, matrices: bool) -> None:
-    from spikecl.report import text_report, write_plots
-
-    print(text_report(results, matrices=matrices))
-    if plots:
-        written = write_plots(results, plots_dir)
-        print(f"\nplots: {len(written)} PNG files in {plots_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"run": cmd_run, "report": cmd_report}[args.command]
     try:
-        return handler(args)
+        return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
         return 2

@@ -115,6 +115,7 @@ class StrategyConfig:
 class ExperimentConfig:
     """A whole experiment: one run per (method, seed)."""
 
+    kind: str = option("continual", choices=("continual",), doc="experiment kind; the CLI dispatches on it")
     name: str = option("experiment")
     seeds: list[int] = option([0])
     device: str = option("cpu", choices=("cpu", "cuda", "auto"))

@@ -113,3 +113,11 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
     written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
     return written
+
+
+def print_report(results, plots_dir: Path, plots: bool = True, matrices: bool = True) -> None:
+    """Print :func:`text_report` and, with ``plots``, write the PNG plots into ``plots_dir``."""
+    print(text_report(results, matrices=matrices))
+    if plots:
+        written = write_plots(results, plots_dir)
+        print(f"\nplots: {len(written)} PNG files in {plots_dir}")

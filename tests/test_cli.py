@@ -75,3 +75,11 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     assert main(["run", str(exp), "--device", "cuda", "--no-progress"]) == 2
     assert "cuda requested but torch.cuda.is_available() is false" in capsys.readouterr().err
     assert not (tmp_path / "cli").exists()
+
+
+def test_unknown_experiment_kind_is_one_line_error(tmp_path, capsys):
+    exp = tmp_path / "k.toml"
+    exp.write_text('kind = "telepathy"\n')
+    assert main(["run", str(exp)]) == 2
+    err = capsys.readouterr().err
+    assert "'telepathy' is not an experiment kind" in err and err.count("\n") == 1
