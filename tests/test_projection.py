@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategies.gpm import grow_basis
-from spikecl.continual.strategies.hlop import oja_subspace_step, orthonormal_rows
+from spikecl.continual.strategies.hlop import (_direct_iterations, hebbian_iterations, oja_subspace_step,
+                                              orthonormal_rows)
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.snn import build_cnn, build_mlp, make_trainer
 
@@ -35,6 +36,25 @@ def test_oja_subspace_learner_finds_principal_subspace(levels):
             h += oja_subspace_step(h[:0], h, batch, lr=0.5, levels=levels)
     assert principal_angle_deg(h, basis.T[:k]) < 3.0
     torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("momentum, levels", [(0.0, 0), (0.9, 0), (0.9, 40)])
+def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels):
+    """The O(B·k·(k+B)) coefficient form of many Hebbian steps on one batch gives the n-dimensional result."""
+    g = torch.Generator().manual_seed(1)
+    n, k, batch = 200, 12, 50
+    x = torch.rand(batch, n, generator=g)
+    old = orthonormal_rows(torch.randn(8, n, generator=g))
+    residual = x - (x @ old.T) @ old
+    h = orthonormal_rows(torch.randn(k, n, generator=g))
+    velocity = 1e-3 * torch.randn(k, n, generator=g)
+    fast = hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels)
+    slow = _direct_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels, float("inf"))
+    assert (fast[0] - h).abs().max() > 0.05                     # the steps did move H
+    torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast[1], slow[1], atol=1e-6, rtol=0)
+    clamped = hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels, clamp=1e-3)
+    assert (clamped[0] - h).abs().max() <= 1e-3 + 1e-7
 
 
 def test_new_lateral_neurons_learn_the_residual_subspace():

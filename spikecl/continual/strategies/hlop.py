@@ -9,11 +9,16 @@ activity with Oja's subspace rule (Hebbian ``y xᵀ`` and anti-Hebbian ``− y y
 Only the neurons added for the current task learn; the consolidated ones (``H_old``) define the projection of weight
 updates, ``ΔW ← ΔW (I − P)``, P the orthogonal projector onto span(H_old). Lifecycle: before each task, new
 neurons are added (rows orthogonal to the old ones); every mini-batch, gradients are projected and the new neurons
-take ``iterations`` Hebbian steps (momentum as an exponential average, updates clamped to ±``clamp``); after the
-task, the new neurons are merged into the consolidated set.
+take ``iterations`` Hebbian steps (momentum as an exponential average); after the task, the new neurons are merged
+into the consolidated set.
 
-The step is normalised by the batch's mean squared input norm (``η = lr / E‖x‖²``), which makes one ``lr`` work for
-every layer; Oja's rule converges for ``lr`` < 2.
+The step is normalised by the mean squared norm of the residual the new neurons learn from
+(``η = lr / E‖x − H_oldᵀ H_old x‖²``), which makes one ``lr`` work for every layer and task; Oja's rule converges
+for ``lr`` < 2.
+
+The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the momentum and of the batch's
+residuals, so when the batch is smaller than n they run on coefficients in that span (:func:`hebbian_iterations`):
+each iteration costs O(B·k·(k + B)) instead of O(B·k·n), and many iterations cost about as much as two.
 """
 
 from __future__ import annotations
@@ -35,15 +40,31 @@ class HLOPOptions:
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
     lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
-    iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
+    iterations: int = option(20, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
-    clamp: float = option(10.0, low=0.0, doc="bound on each element of a Hebbian update")
+    decay_batches: float = option(0.0, low=0.0,
+                                  doc="Hebbian step lr / (1 + b / decay_batches) on a task's b-th mini-batch, "
+                                      "averaging out batch noise (0 = constant step)")
+    clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
     max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
     lateral_levels: int = option(0, low=0,
                                  doc="spiking lateral neurons: responses quantised to this many rate levels "
                                      "(0 = analogue responses)")
     orthonormalize: bool = option(True, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH)")
     seed: int = option(0)
+
+
+def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
+    """Responses ``y`` rounded to ``levels`` rate levels of their largest magnitude (spiking lateral neurons)."""
+    if not levels:
+        return y
+    scale = y.abs().amax().clamp_min(1e-12)
+    return torch.round(y / scale * levels) / levels * scale
+
+
+def residual_energy(residual: torch.Tensor) -> torch.Tensor:
+    """Mean squared norm of the rows of ``residual`` [B, n], the normaliser of the Hebbian step."""
+    return (residual * residual).sum(dim=1).mean().clamp_min(1e-12)
 
 
 def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float, levels: int = 0,
@@ -57,13 +78,57 @@ def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor,
     """
     if residual_old is None:
         residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
-    y_new = x @ h_new.T                                              # [B, k_new]
-    if levels:
-        scale = y_new.abs().amax().clamp_min(1e-12)
-        y_new = torch.round(y_new / scale * levels) / levels * scale
+    y_new = _quantise(x @ h_new.T, levels)                           # [B, k_new]
     residual = residual_old - y_new @ h_new                          # x − Hᵀ y, H = [H_old; H_new]
-    norm = (x * x).sum(dim=1).mean().clamp_min(1e-12)
-    return lr / norm * (y_new.T @ residual) / x.shape[0]
+    return lr / residual_energy(residual_old) * (y_new.T @ residual) / x.shape[0]
+
+
+def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Tensor, residual_old: torch.Tensor,
+                       lr: float, iterations: int, momentum: float = 0.0, levels: int = 0,
+                       clamp: float = float("inf")) -> tuple[torch.Tensor, torch.Tensor]:
+    """``iterations`` Oja steps of ``h_new`` [k, n] on one batch ``x`` [B, n]; returns (h_new, velocity).
+
+    ``residual_old`` [B, n] is ``x`` minus its projection on the consolidated neurons; ``velocity`` [k, n] is the
+    exponential average of the steps (``momentum`` its decay; 0 = plain steps). The batch's change of ``h_new`` is
+    clamped elementwise to ±``clamp``. With B < n the steps run on coefficients over the rows of
+    ``[h_new; velocity; residual_old]`` (identical result, cost independent of n per step); otherwise directly.
+    """
+    k, n = h_new.shape
+    if x.shape[0] >= n:
+        return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp)
+    dtype = torch.float64
+    span = torch.cat([h_new, velocity, residual_old]).to(dtype)                   # Z [2k + B, n]
+    x_span = x.to(dtype) @ span.T                                                 # X Zᵀ [B, 2k + B]
+    eye = torch.eye(k, dtype=dtype, device=x.device)
+    coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
+    coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
+    eta = lr / residual_energy(residual_old).item() / x.shape[0]
+    for _ in range(iterations):
+        y = _quantise(x_span @ coef_h.T, levels)                                  # Y = X Hᵀ [B, k]
+        step = -(y.T @ y) @ coef_h                                                # −YᵀY H ...
+        step[:, 2 * k:] += y.T                                                    # ... + Yᵀ R_old
+        step *= eta
+        if momentum:
+            coef_v = momentum * coef_v + (1 - momentum) * step
+            coef_h = coef_h + coef_v
+        else:
+            coef_h = coef_h + step
+    new_h = (coef_h @ span).to(h_new.dtype)
+    new_velocity = (coef_v @ span).to(h_new.dtype) if momentum else velocity
+    return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
+
+
+def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp):
+    """:func:`hebbian_iterations` computed on the n-dimensional rows themselves (for B ≥ n)."""
+    start, h = h_new, h_new
+    for _ in range(iterations):
+        step = oja_subspace_step(h[:0], h, x, lr, levels, residual_old)
+        if momentum:
+            velocity = momentum * velocity + (1 - momentum) * step
+            h = h + velocity
+        else:
+            h = h + step
+    return start + (h - start).clamp(-clamp, clamp), velocity
 
 
 def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
@@ -83,6 +148,7 @@ class HLOP(ProjectionStrategy):
         super().__init__(*args, **kwargs)
         self.h_old, self.h_new, self.momentum, self.basis = self.empty(), self.empty(), self.empty(), self.empty()
         self.generator = torch.Generator().manual_seed(self.options.seed)
+        self.batches_seen = 0
 
     def schedule(self, task: int, index: int) -> int:
         """Lateral neurons to add for ``task`` at protected synapse ``index``."""
@@ -99,6 +165,7 @@ class HLOP(ProjectionStrategy):
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
             self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
+        self.batches_seen = 0
         self.model.record_presynaptic(True)
         return super().before_task(task, train, seen)
 
@@ -110,6 +177,8 @@ class HLOP(ProjectionStrategy):
     def hebbian_update(self) -> None:
         """Train the current task's lateral neurons on the presynaptic activity of the latest batch."""
         o = self.options
+        lr = o.lr / (1 + self.batches_seen / o.decay_batches) if o.decay_batches else o.lr
+        self.batches_seen += 1
         for p in self.synapses:
             h_new = self.h_new[p.name]
             if h_new.shape[0] == 0:
@@ -117,10 +186,9 @@ class HLOP(ProjectionStrategy):
             x = activity_matrix(p, o.max_rows, self.generator)
             h_old = self.h_old[p.name]
             residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
-            for _ in range(o.iterations):
-                delta = oja_subspace_step(h_old, h_new, x, o.lr, o.lateral_levels, residual_old)
-                self.momentum[p.name].mul_(o.momentum).add_((1 - o.momentum) * delta.clamp(-o.clamp, o.clamp))
-                h_new += self.momentum[p.name] if o.momentum else delta.clamp(-o.clamp, o.clamp)
+            self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
+                h_new, self.momentum[p.name], x, residual_old, lr, o.iterations, o.momentum,
+                o.lateral_levels, o.clamp)
 
     def after_task(self, task, train):
         for p in self.synapses:
