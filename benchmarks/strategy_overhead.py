@@ -32,7 +32,7 @@ def main() -> None:
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},
         "network": {"hidden": [args.hidden, args.hidden], "num_steps": args.steps},
         "train": {"trainer": args.trainer, "epochs": 1},
-        "strategy": {"methods": methods, "hlop": {"neurons": [[80, 60, 60], [50, 25, 25]]}}})
+        "strategy": {"methods": methods, "hlop": {"neurons": [[80, 120, 120], [60, 40, 40]]}}})
     runs = {}
     for method in methods:
         run = ContinualRun(cfg, method, seed=0)

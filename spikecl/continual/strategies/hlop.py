@@ -96,10 +96,9 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
     k, n = h_new.shape
     if x.shape[0] >= n:
         return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp)
-    dtype = torch.float64
-    span = torch.cat([h_new, velocity, residual_old]).to(dtype)                   # Z [2k + B, n]
-    x_span = x.to(dtype) @ span.T                                                 # X Zᵀ [B, 2k + B]
-    eye = torch.eye(k, dtype=dtype, device=x.device)
+    span = torch.cat([h_new, velocity, residual_old])                             # Z [2k + B, n]
+    x_span = x @ span.T                                                 # X Zᵀ [B, 2k + B]
+    eye = torch.eye(k, dtype=x.dtype, device=x.device)
     coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
     coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
     eta = lr / residual_energy(residual_old).item() / x.shape[0]
@@ -113,8 +112,8 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
             coef_h = coef_h + coef_v
         else:
             coef_h = coef_h + step
-    new_h = (coef_h @ span).to(h_new.dtype)
-    new_velocity = (coef_v @ span).to(h_new.dtype) if momentum else velocity
+    new_h = coef_h @ span
+    new_velocity = coef_v @ span if momentum else velocity
     return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
 
 
