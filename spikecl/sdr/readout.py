@@ -52,8 +52,9 @@ class ClassVotes:
 
 
 def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, k: int = 1,
-                n_classes: int | None = None, chunk: int = 1024) -> np.ndarray:
-    """Labels [B_test] by majority over the k stored codes with the largest overlap (ties: the nearer wins)."""
+                n_classes: int | None = None, chunk: int = 1024, cosine: bool = True) -> np.ndarray:
+    """Labels [B_test] by majority over the k stored codes with the largest overlap (ties: the nearer wins);
+    ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured."""
     train = _codes(train_codes, name="train_codes")
     test = _codes(test_codes, train.shape[1], "test_codes")
     n_classes = n_classes or int(np.max(train_y)) + 1
@@ -61,8 +62,9 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
     if not 1 <= k <= len(train):
         raise ShapeError(f"k = {k} neighbours out of {len(train)} stored codes is impossible")
     out = np.empty(len(test), np.int64)
+    scale = 1.0 / np.sqrt(np.maximum(train.sum(axis=1), 1.0)) if cosine else np.ones(len(train), np.float32)
     for start in range(0, len(test), chunk):
-        ov = test[start:start + chunk] @ train.T
+        ov = (test[start:start + chunk] @ train.T) * scale
         near = np.argsort(-ov, axis=1, kind="stable")[:, :k]
         votes = np.zeros((len(near), n_classes))
         weight = 1.0 + 1e-3 * np.arange(k, 0, -1)      # majority first, then nearness
