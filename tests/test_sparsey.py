@@ -198,3 +198,22 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     assert "--overwrite" in capsys.readouterr().err
     assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2
     assert "unknown key 'coder.mac.K'" in capsys.readouterr().err
+
+
+def test_integer_weights_decay_and_the_critical_period():
+    layer = small_coder(w_max=3, decay=1).level1
+    x = np.zeros((1, 1, 400), np.float32)
+    x[0, 0, :10] = 1
+    y = np.zeros_like(x)
+    y[0, 0, 5:15] = 1
+    winners = np.arange(Q)[None] % K                                         # the same code for both
+    layer.learn(x, None, winners)
+    cells = winners[0] + np.arange(Q) * K
+    assert (layer.state.u[0][:10][:, cells] == 3).all() and layer.state.u[0].sum() == 3 * 10 * Q
+    layer.learn(y, None, winners)
+    assert (layer.state.u[0][:5][:, cells] == 2).all() and (layer.state.u[0][5:15][:, cells] == 3).all()
+    assert layer.weight_fill[0] == pytest.approx(15 * Q / (400 * Q * K))
+    frozen = small_coder(freeze_fraction=0.01)
+    for pattern in random_patterns(30, seed=9):
+        frozen.learn(pattern)
+    assert frozen.level1.state.frozen[0] and 0.01 <= frozen.level1.weight_fill[0] < 0.02

@@ -174,12 +174,14 @@ def code_dense(winners: np.ndarray, cfg: MacConfig) -> np.ndarray:
 @dataclass
 class MacState:
     """Learned state of M macs: bottom-up weights ``u`` [M, N, C], horizontal ``h`` [M, C, C] (or None), integer
-    values 0..w_max stored as float32 (for BLAS); ``frozen`` [M] bool; ``n_learned`` [M] learning events."""
+    values 0..w_max stored as float32 (for BLAS); ``frozen`` [M] bool; ``n_learned`` [M] learning events;
+    ``n_nonzero`` [M] non-zero bottom-up weights (kept up to date, for the critical period)."""
 
     u: np.ndarray
     h: np.ndarray | None
     frozen: np.ndarray
     n_learned: np.ndarray
+    n_nonzero: np.ndarray
 
 
 class MacLayer:
@@ -190,7 +192,8 @@ class MacLayer:
         c = cfg.n_cells
         self.state = MacState(u=np.zeros((n_macs, n_inputs, c), np.float32),
                               h=np.zeros((n_macs, c, c), np.float32) if cfg.sequences else None,
-                              frozen=np.zeros(n_macs, bool), n_learned=np.zeros(n_macs, np.int64))
+                              frozen=np.zeros(n_macs, bool), n_learned=np.zeros(n_macs, np.int64),
+                              n_nonzero=np.zeros(n_macs, np.int64))
 
     def active_macs(self, x: np.ndarray) -> np.ndarray:
         """Macs whose receptive-field activity is within [min_active_frac, max_active_frac]: [B, M] bool."""
@@ -241,26 +244,40 @@ class MacLayer:
         """Single-trial learning of one item: weights from active afferents (``x`` [1, M, N], ``prev`` [1, M, C])
         to the winners [M, Q] go to w_max; frozen and inactive macs do not learn."""
         st, cfg = self.state, self.cfg
-        code = code_dense(winners, cfg)                              # [M, C]
         learning = ~st.frozen & (winners[:, 0] >= 0)
         if not learning.any():
             return
-        code = code * learning[:, None]
+        cells = np.where(learning[:, None], winners_to_cells(winners, cfg.cells_per_cm), -1)   # [M, Q]
         if x is not None:
-            self._raise(st.u, x[0], code)
+            st.n_nonzero += self._raise(st.u, x[0] * learning[:, None], cells)
         if prev is not None and st.h is not None:
-            self._raise(st.h, prev[0], code)
+            self._raise(st.h, prev[0] * learning[:, None], cells)
         st.n_learned += learning
-        filled = np.count_nonzero(st.u, axis=(1, 2)) / st.u[0].size
+        filled = st.n_nonzero / st.u[0].size
         st.frozen |= learning & (filled >= cfg.freeze_fraction) & (cfg.freeze_fraction < 1.0)
 
-    def _raise(self, weights: np.ndarray, pre: np.ndarray, code: np.ndarray) -> None:
-        """weights [M, N, C] ← max(w, w_max · pre ⊗ code); with decay, inactive-afferent weights to winners drop."""
+    def _raise(self, weights: np.ndarray, pre: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Set weights [M, N, C] from active ``pre`` [M, N] afferents to ``cells`` [M, Q] (-1: the mac does not
+        learn) to w_max, touching only those entries (with decay, the winners' weights from inactive afferents drop
+        first). Returns, per mac, the
+        change in the number of non-zero weights [M]."""
         cfg = self.cfg
+        before = None
         if cfg.decay:
-            weights -= cfg.decay * (1.0 - pre)[:, :, None] * code[:, None, :]
-            np.maximum(weights, 0.0, out=weights)
-        np.maximum(weights, cfg.w_max * pre[:, :, None] * code[:, None, :], out=weights)
+            before = np.count_nonzero(weights, axis=(1, 2))
+            cols = np.maximum(cells, 0)[:, None, :]
+            block = np.take_along_axis(weights, cols, axis=2)           # [M, N, Q]
+            block -= cfg.decay * (pre == 0)[:, :, None] * (cells >= 0)[:, None, :]
+            np.put_along_axis(weights, cols, np.maximum(block, 0.0), axis=2)
+        m_idx, n_idx = np.nonzero(pre)
+        c_idx = cells[m_idx]                                          # [P, Q]
+        m_idx, n_idx = np.repeat(m_idx, cells.shape[1]), np.repeat(n_idx, cells.shape[1])
+        c_idx = c_idx.ravel()
+        new = weights[m_idx, n_idx, c_idx] == 0
+        weights[m_idx, n_idx, c_idx] = cfg.w_max
+        if before is not None:
+            return np.count_nonzero(weights, axis=(1, 2)) - before
+        return np.bincount(m_idx[new], minlength=len(weights))
 
     def reconstruct(self, winners: np.ndarray, threshold: float = 1.0) -> np.ndarray:
         """Input bits [B, M, N] that the codes ``winners`` [B, M, Q] point back to: afferent j is on when
@@ -272,7 +289,7 @@ class MacLayer:
     @property
     def weight_fill(self) -> np.ndarray:
         """Fraction of non-zero bottom-up weights per mac [M]."""
-        return np.count_nonzero(self.state.u, axis=(1, 2)) / self.state.u[0].size
+        return self.state.n_nonzero / self.state.u[0].size
 
 
 def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> np.ndarray:
@@ -320,7 +337,8 @@ class SparseyCoder:
             raise ShapeError(f"inputs must be numeric or bool, got dtype {arr.dtype}")
         if arr.ndim == 1:
             arr = arr[None]
-        arr = arr.reshape(len(arr), -1)
+        if arr.ndim > 2:
+            arr = arr.reshape(len(arr), int(np.prod(arr.shape[1:])))
         if arr.shape[1] != self.n_pixels:
             raise ShapeError(f"inputs have {arr.shape[1]} values per item, expected {self.n_pixels} "
                              f"(image_shape {self.cfg.image_shape})")
