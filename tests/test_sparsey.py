@@ -181,7 +181,7 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
                    '[coder.mac]\nmin_active_frac = 0.05\nfreeze_fraction = 0.3\n'
                    '[baseline]\nn_columns = 256\n'
                    '[eval]\ntrain_items = 300\ntest_items = 100\nn_pairs = 300\npair_items = 100\n'
-                   'capacity_points = [50, 100]\ncue_items = 30\n')
+                   'capacity_points = [50, 100]\ncue_items = 30\nspiking_items = 20\n')
     assert main(["run", str(exp), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out
@@ -190,7 +190,7 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
         assert f.attrs["kind"] == "sparsey"
         metrics = dict(f["metrics"].attrs)
         assert 0.3 < metrics["sparsey_acc_knn1"] <= 1 and 0.3 < metrics["pooler_acc_knn1"] <= 1
-        assert metrics["sparsey_learn_seconds"] > 0
+        assert metrics["sparsey_learn_seconds"] > 0 and metrics["spiking_code_match"] == 1.0
         assert f["curves/capacity_identity"].shape == (2,) and f["curves/cue_removed_sparsey_identity"].shape == (4,)
     for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "cue_recall_seed0.png"):
         assert (tmp_path / "small" / plot).stat().st_size > 1000
@@ -217,3 +217,30 @@ def test_integer_weights_decay_and_the_critical_period():
     for pattern in random_patterns(30, seed=9):
         frozen.learn(pattern)
     assert frozen.level1.state.frozen[0] and 0.01 <= frozen.level1.weight_fill[0] < 0.02
+
+
+def _cuda_available():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+def test_spiking_wta_groups_on_cuda_equal_cpu():
+    from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
+
+    v = np.random.default_rng(0).random((50, 4, 8, 12)).astype(np.float32)
+    assert (spiking_winners(v, SpikingWTAConfig(device="cuda")) == v.argmax(axis=-1)).all()
+
+
+def test_spiking_on_cuda_without_a_gpu_is_a_config_error():
+    pytest.importorskip("snntorch")
+    if _cuda_available():
+        pytest.skip("a CUDA GPU is present")
+    from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
+
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        spiking_winners(np.zeros((1, 2, 3), np.float32), SpikingWTAConfig(device="cuda"))

@@ -52,6 +52,8 @@ class EvalConfig:
     cue_items: int = option(200, low=1, doc="stored items cued with degraded inputs")
     cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0,
                                      doc="fractions of active inputs removed or flipped")
+    spiking_items: int = option(100, low=0, doc="test items recognised again by the LIF winner-take-all groups "
+                                                 "(needs torch and snnTorch; 0 = skip)")
     train_items: int = option(0, low=0, doc="store only the first N training items (0 = all)")
     test_items: int = option(0, low=0, doc="classify only the first N test items (0 = all)")
 
@@ -63,7 +65,8 @@ class SparseyExperimentConfig:
     kind: str = option("sparsey", choices=("sparsey",))
     name: str = option("sparsey")
     seeds: list[int] = option([0], low=0)
-    device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="unused: the coder runs on numpy")
+    device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where the spiking check runs (the coder "
+                                                                     "itself runs on numpy)")
     output_dir: str = option("results")
     data: DataConfig = field(default_factory=DataConfig)
     coder: SparseyConfig = field(default_factory=SparseyConfig)
@@ -123,13 +126,13 @@ def recall_measures(stored: np.ndarray, recalled: np.ndarray) -> dict[str, float
 @dataclass
 class Coded:
     """What one coder produced on a dataset: learning-time codes of the training items, recognition codes of the
-    training and test items, and the learning time on one thread (s)."""
+    training and test items, the learning time on one thread (s) and the trained coder."""
 
     learned: np.ndarray
     train: np.ndarray
     test: np.ndarray
     learn_seconds: float
-    encode: object = None
+    model: object = None
 
 
 def classify(coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int, n_classes: int) -> dict[str, float]:
@@ -190,7 +193,7 @@ def cue_curves(coders: dict[str, Coded], x_train: np.ndarray, levels: list[float
 
 
 def _encode(coded: Coded, x: np.ndarray) -> np.ndarray:
-    codes = coded.encode.encode(x)
+    codes = coded.model.encode(x)
     return codes[0] if isinstance(codes, tuple) else codes
 
 
@@ -242,10 +245,23 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
     for name, (_, _, rho) in sim.items():
         metrics[f"spearman_{name.replace('-', '')}"] = rho
 
+    if ev.spiking_items:
+        metrics["spiking_code_match"] = spiking_match(sparsey, x_test[: ev.spiking_items], cfg.device)
     capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
     cues = cue_curves({"sparsey": sparsey, "pooler": pooler}, x_train, ev.cue_levels, ev.cue_items, seed)
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "cues": cues,
             "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train)}
+
+
+def spiking_match(sparsey: Coded, x: np.ndarray, device: str) -> float:
+    """Fraction of items whose code from LIF winner-take-all groups equals the coder's max-V code."""
+    from spikecl.errors import require
+    from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
+
+    if device == "auto":
+        device = "cuda" if require("torch", "torch").cuda.is_available() else "cpu"
+    spiking = SpikingSparsey(sparsey.model, SpikingWTAConfig(device=device)).encode(x)
+    return float((spiking == sparsey.test[: len(x)]).all(axis=1).mean())
 
 
 def _as_raw(coder: SparseyConfig) -> dict:
@@ -307,6 +323,9 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
                      f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
                      f"{metrics['spearman_' + name]:.3f}"))
     rows.append(("fly-hash control", "", "", "", "", "", "", "", "", f"{metrics['spearman_flyhash']:.3f}"))
+    if "spiking_code_match" in metrics:
+        rows.append(("Sparsey, LIF WTA groups", "", "", "", "", "", "", "", "",
+                     f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))
     rows.append(("1-NN on pixels", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}", "", "", "", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

@@ -53,6 +53,8 @@ def spiking_winners(v: np.ndarray, cfg: SpikingWTAConfig) -> np.ndarray:
     torch = require("torch", "torch")
     snn = require("snntorch", "torch")
     cfg.validate()
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda': no CUDA GPU is available; use device = \"cpu\"")
     device = torch.device(cfg.device)
     shape = v.shape
     current = torch.as_tensor(np.ascontiguousarray(v, dtype=np.float32), device=device).reshape(-1, shape[-1])
