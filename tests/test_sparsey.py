@@ -14,8 +14,8 @@ from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
 from spikecl.sdr.sparsey import expansivity, win_weights
 
 Q, K = 16, 8
-GRID = dict(layout="grid", grid=[6, 6], patch=[8, 8],
-            mac=MacConfig(n_cms=8, cells_per_cm=12, min_active_frac=0.05, freeze_fraction=0.3))
+GRID = dict(layout="grid", grid=[10, 10], patch=[6, 6],
+            mac=MacConfig(n_cms=8, cells_per_cm=12, min_active_frac=0.2, freeze_fraction=0.3))
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,8 @@ def test_similar_inputs_get_similar_codes_on_mnist(mnist, mnist_coder):
     pooler.learn(mnist[0][:500])
     rho_pooler, _, _ = overlap_spearman(x_test, pooler.encode(x_test), n_pairs=3000, seed=0)
     print(f"Spearman: sparsey {rho:.3f}, fly-hash {rho_fly:.3f}, k-WTA pooler {rho_pooler:.3f}")
-    assert rho > 0.7
-    assert rho > rho_pooler + 0.15
-    assert rho > rho_fly - 0.1            # comparable to the random-projection control (not above it)
+    assert rho > 0.85
+    assert rho > rho_fly + 0.05 and rho > rho_pooler + 0.2     # above the same-size fly-hash control
 
 
 def test_one_pass_codes_classify_mnist(mnist, mnist_coder):
@@ -101,9 +100,10 @@ def test_one_pass_codes_classify_mnist(mnist, mnist_coder):
     votes = ClassVotes(learned.shape[1], 10)
     votes.add(learned, y_train)
     acc_votes = (votes.predict(test_codes) == y_test).mean()
+    acc_bayes = (votes.predict(test_codes, "bayes") == y_test).mean()
     acc_knn = (knn_predict(coder.encode(mnist[0])[0], y_train, test_codes, 1) == y_test).mean()
-    print(f"one pass over 1,000 items: class votes {acc_votes:.3f}, 1-NN on codes {acc_knn:.3f}")
-    assert acc_votes > 0.4 and acc_knn > 0.75
+    print(f"one pass over 1,000 items: class votes {acc_votes:.3f}, Bayes {acc_bayes:.3f}, 1-NN {acc_knn:.3f}")
+    assert acc_votes > 0.45 and acc_bayes > 0.7 and acc_knn > 0.82
 
 
 def test_recall_from_degraded_cues(mnist, mnist_coder):
@@ -113,7 +113,7 @@ def test_recall_from_degraded_cues(mnist, mnist_coder):
     removed = recall_measures(stored, coder.encode(degrade(items, 0.5, "removed", 0))[0])
     flipped = recall_measures(stored, coder.encode(degrade(items, 0.25, "flipped", 0))[0])
     assert removed["identity"] > 0.9 and flipped["identity"] > 0.8
-    assert removed["overlap"] > 0.5
+    assert removed["overlap"] > 0.3       # macs whose field falls below min_active_frac go silent
 
 
 def test_reconstruct_a_stored_pattern_from_half_of_it():

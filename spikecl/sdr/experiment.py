@@ -136,10 +136,11 @@ class Coded:
 
 
 def classify(coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int, n_classes: int) -> dict[str, float]:
-    """Test accuracy of three readouts: class votes of the one-pass codes, 1-NN / k-NN on stored codes."""
+    """Test accuracy of the readouts: class votes and naive Bayes over the one-pass cell-class counts, 1-NN on the
+    codes given at learning time, 1-NN / k-NN on the stored items' recognition codes."""
     votes = ClassVotes(coded.learned.shape[1], n_classes)
     votes.add(coded.learned, y_train)
-    acc = {"acc_votes": votes.predict(coded.test)}
+    acc = {"acc_votes": votes.predict(coded.test), "acc_bayes": votes.predict(coded.test, "bayes")}
     acc["acc_knn1_learned"] = knn_predict(coded.learned, y_train, coded.test, 1, n_classes)
     acc["acc_knn1"] = knn_predict(coded.train, y_train, coded.test, 1, n_classes)
     acc[f"acc_knn{k}"] = knn_predict(coded.train, y_train, coded.test, k, n_classes)
@@ -314,19 +315,20 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
 
 def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
     """The comparison printed after a run."""
-    rows = [("", "votes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
+    rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
              "bits", "active", "Spearman")]
     for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
         m = lambda key: metrics[f"{name}_{key}"]     # noqa: E731
-        rows.append((label, f"{100 * m('acc_votes'):.1f}", f"{100 * m('acc_knn1_learned'):.1f}",
+        rows.append((label, f"{100 * m('acc_votes'):.1f}", f"{100 * m('acc_bayes'):.1f}",
+                     f"{100 * m('acc_knn1_learned'):.1f}",
                      f"{100 * m('acc_knn1'):.1f}", f"{100 * m(f'acc_knn{k}'):.1f}", f"{m('learn_seconds'):.2f}",
                      f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
                      f"{metrics['spearman_' + name]:.3f}"))
-    rows.append(("fly-hash control", "", "", "", "", "", "", "", "", f"{metrics['spearman_flyhash']:.3f}"))
+    rows.append(("fly-hash control", *[""] * 9, f"{metrics['spearman_flyhash']:.3f}"))
     if "spiking_code_match" in metrics:
-        rows.append(("Sparsey, LIF WTA groups", "", "", "", "", "", "", "", "",
+        rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
                      f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))
-    rows.append(("1-NN on pixels", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}", "", "", "", "", "", ""))
+    rows.append(("1-NN on pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}", *[""] * 6))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))

@@ -1,7 +1,8 @@
 """Reading classes and similarity out of binary codes (numpy; codes are bool ``[B, n_bits]``).
 
 * :class:`ClassVotes` — semantic memory from episodes: every code cell counts, in one pass, how often it was active
-  for each class; a new code is classified by the summed counts of its active cells (per-class normalised).
+  for each class; a new code is classified by the summed counts of its active cells (per-class normalised), or by
+  the Bernoulli naive-Bayes log-likelihood of all its bits under those counts (``rule="bayes"``).
 * :func:`knn_predict` — k nearest stored codes by overlap (the number of shared active bits).
 * :func:`overlap_spearman` — Spearman correlation of code overlap against input overlap over item pairs: how well a
   code preserves similarity (SISC).
@@ -47,8 +48,17 @@ class ClassVotes:
         """Per-class votes [B, n_classes]: Σ over active cells of count / items of the class."""
         return _codes(codes, self.counts.shape[0]) @ (self.counts / np.maximum(self.class_items, 1.0))
 
-    def predict(self, codes: np.ndarray) -> np.ndarray:
-        return self.scores(codes).argmax(axis=1)
+    def log_likelihood(self, codes: np.ndarray, alpha: float = 0.1) -> np.ndarray:
+        """Per-class Σ_i log P(bit i | class) [B, n_classes] with P(i | c) = (count + α) / (items of c + 2α)."""
+        codes = _codes(codes, self.counts.shape[0])
+        p = (self.counts + alpha) / (self.class_items + 2 * alpha)
+        return codes @ np.log(p) + (1.0 - codes) @ np.log1p(-p)
+
+    def predict(self, codes: np.ndarray, rule: str = "votes") -> np.ndarray:
+        """Labels [B]: ``rule`` "votes" (summed normalised counts) or "bayes" (naive-Bayes log-likelihood)."""
+        if rule not in ("votes", "bayes"):
+            raise ShapeError(f"rule must be 'votes' or 'bayes', got {rule!r}")
+        return (self.scores(codes) if rule == "votes" else self.log_likelihood(codes)).argmax(axis=1)
 
 
 def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, k: int = 1,
