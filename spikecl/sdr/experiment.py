@@ -166,15 +166,24 @@ def run_pooler(cfg: SpatialPoolerConfig, x_train: np.ndarray, x_test: np.ndarray
 
 
 def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -> dict[str, np.ndarray]:
-    """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``."""
+    """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``: the
+    :func:`recall_measures` of whole codes plus ``mac_exact``, the fraction of active level-1 macs whose recognised
+    code equals the code they gave the item when it was stored."""
     coder = SparseyCoder(cfg)
     points = sorted(p for p in set(points) if p <= len(x_train))
     learned = np.zeros((0, coder.n_code_bits), bool)
     rows = []
+    shape = (coder.level1.n_macs, cfg.mac.n_cells)
     for n in points:
         more, _ = coder.learn_all(x_train[len(learned):n])
         learned = np.concatenate([learned, more])
-        rows.append(recall_measures(learned, coder.encode(x_train[:n])[0]))
+        recalled = coder.encode(x_train[:n])[0]
+        row = recall_measures(learned, recalled)
+        macs_l = learned[:, : np.prod(shape)].reshape(n, *shape)
+        macs_r = recalled[:, : np.prod(shape)].reshape(n, *shape)
+        active = macs_l.any(axis=2)
+        row["mac_exact"] = float(((macs_l == macs_r).all(axis=2) & active).sum() / max(active.sum(), 1))
+        rows.append(row)
     return {"items": np.asarray(points, np.int64), **{m: np.array([r[m] for r in rows]) for m in rows[0]}}
 
 
@@ -301,7 +310,9 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
 
     cap, levels = out["capacity"], out["cue_levels"] * 100
     paths = [plot_overlap_scatter(out["similarity"], folder / f"overlap_scatter_seed{seed}.png"),
-             plot_lines(cap["items"], {"exact code": cap["exact"], "nearest stored code is its own": cap["identity"],
+             plot_lines(cap["items"], {"exact code (all macs)": cap["exact"],
+                                       "exact code per active mac": cap["mac_exact"],
+                                       "nearest stored code is its own": cap["identity"],
                                        "mean code overlap": cap["overlap"]},
                         folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel="recall (%)",
                         title="Sparsey: recall of stored items cued by themselves")]
