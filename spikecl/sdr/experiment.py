@@ -260,7 +260,8 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
     capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
     cues = cue_curves({"sparsey": sparsey, "pooler": pooler}, x_train, ev.cue_levels, ev.cue_items, seed)
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "cues": cues,
-            "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train)}
+            "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
+            "cue_items": min(ev.cue_items, len(x_train))}
 
 
 def spiking_match(sparsey: Coded, x: np.ndarray, device: str) -> float:
@@ -320,7 +321,7 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
              for how in ("removed", "flipped") for name in ("sparsey", "pooler") for m in ("identity",)}
     paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
-                            title=f"recall from degraded cues ({len(out['cues'][next(iter(out['cues']))])} levels)"))
+                            title=f"recall among {out['cue_items']} stored items from degraded cues"))
     return paths
 
 
