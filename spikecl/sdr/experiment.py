@@ -34,6 +34,7 @@ from spikecl.errors import ConfigError, DataError
 from spikecl.io import SCHEMA, SCHEMA_VERSION, atomic_write, environment
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
+from spikecl.sdr.sdr import code_statistics
 from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
 
 #: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
@@ -133,6 +134,7 @@ class Coded:
     test: np.ndarray
     learn_seconds: float
     model: object = None
+    familiarity: np.ndarray | None = None        # [B] G of each item when it was stored (Sparsey only)
 
 
 def classify(coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int, n_classes: int) -> dict[str, float]:
@@ -151,9 +153,9 @@ def run_sparsey(cfg: SparseyConfig, x_train: np.ndarray, x_test: np.ndarray, pro
     coder = SparseyCoder(cfg)
     with one_thread():
         start = time.perf_counter()
-        learned, _ = coder.learn_all(x_train, progress=progress)
+        learned, g = coder.learn_all(x_train, progress=progress)
         seconds = time.perf_counter() - start
-    return Coded(learned, coder.encode(x_train)[0], coder.encode(x_test)[0], seconds, coder)
+    return Coded(learned, coder.encode(x_train)[0], coder.encode(x_test)[0], seconds, coder, g)
 
 
 def run_pooler(cfg: SpatialPoolerConfig, x_train: np.ndarray, x_test: np.ndarray, progress: bool) -> Coded:
@@ -243,7 +245,10 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
         metrics[f"{name}_learn_ms_per_item"] = 1000 * coded.learn_seconds / len(x_train)
         metrics[f"{name}_code_bits"] = float(coded.train.shape[1])
         metrics[f"{name}_active_bits"] = float(coded.test.sum(axis=1).mean())
-        metrics[f"{name}_fraction_used"] = float(coded.learned.any(axis=0).mean())
+        for key, value in code_statistics(coded.test).items():
+            metrics[f"{name}_code_{key}"] = value
+        if coded.familiarity is not None:
+            metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
     metrics["pixels_acc_knn1"] = float((knn_predict(x_train, y_train, x_test, 1, data.n_classes) == y_test).mean())
 
     n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
@@ -344,6 +349,13 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
+    for name, label in (("sparsey", "Sparsey"), ("pooler", "spatial pooler")):
+        stat = lambda key: metrics[f"{name}_code_{key}"]     # noqa: E731
+        text = (f"{label} test codes: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
+                f"{100 * stat('fraction_used'):.1f} %, mean bit entropy {stat('entropy'):.3f} bit")
+        if f"{name}_mean_familiarity" in metrics:
+            text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"
+        lines.append(text)
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
                  f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")

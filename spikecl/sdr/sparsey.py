@@ -216,8 +216,8 @@ class MacLayer:
 
         ``learn`` samples winners from ρ and applies single-trial learning (B must be 1: items are stored one at a
         time, in order); otherwise the max-V cells win (or ``choose(V)`` picks them, e.g. spiking WTA groups) and
-        nothing changes. ``x`` None = no bottom-up input (recall
-        from horizontal input only); ``prev`` None = no horizontal input.
+        nothing changes. ``x`` None = no bottom-up input (recall from horizontal input only); ``prev`` None = no
+        horizontal input.
         """
         ref = x if x is not None else prev
         if ref is None or ref.ndim != 3 or ref.shape[1] != self.n_macs:
@@ -375,10 +375,14 @@ class SparseyCoder:
         if self.cfg.mac.sequences:
             self._prev = (code_dense(w1, self.cfg.mac),
                           None if w2 is None or not self.cfg.top.sequences else code_dense(w2, self.cfg.top))
-        return (w1, w2), (g2[:, 0] if g2 is not None else g1.mean(axis=1))
+        if g2 is not None:
+            return (w1, w2), g2[:, 0]
+        active = w1[..., 0] >= 0                                     # G averaged over the active macs
+        return (w1, w2), (g1 * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
 
     def learn(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """Store one item (single trial): its code bits [n_code_bits] and the top level's familiarity G.
+        """Store one item (single trial): its code bits [n_code_bits] and the top level's familiarity G
+        (level 2, or the mean over active level-1 macs).
         Within a sequence (:meth:`start_sequence`), horizontal input from the previous code is used."""
         codes, g = self._run(self.binarise(x), learn=True, use_prev=self._in_sequence)
         return self.code_bits(codes)[0], float(g[0])
