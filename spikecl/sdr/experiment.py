@@ -30,7 +30,7 @@ from typing import Iterable
 import numpy as np
 
 from spikecl.config import DataConfig, apply_overrides, from_dict, load_toml, option
-from spikecl.errors import ConfigError, DataError
+from spikecl.errors import ConfigError, DataError, ExistsError, require
 from spikecl.io import SCHEMA, SCHEMA_VERSION, atomic_write, environment
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
@@ -93,10 +93,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SparseyExper
 
 # -- measurements --------------------------------------------------------------------------------------------
 def one_thread():
-    """Context manager limiting BLAS/OpenMP to one thread (single-core timings)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
+    """Context manager limiting BLAS/OpenMP to one thread (single-core timings; threadpoolctl comes with the
+    ``data`` extra's scikit-learn)."""
+    return require("threadpoolctl", "data").threadpool_limits(limits=1)
 
 
 def degrade(x: np.ndarray, level: float, how: str, seed: int) -> np.ndarray:
@@ -271,7 +270,6 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
 
 def spiking_match(sparsey: Coded, x: np.ndarray, device: str) -> float:
     """Fraction of items whose code from LIF winner-take-all groups equals the coder's max-V code."""
-    from spikecl.errors import require
     from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
 
     if device == "auto":
@@ -374,8 +372,6 @@ def run_experiment_file(path: str | Path, overrides: Iterable[str] = (), *, resu
             print(f"seed {seed}: {target} exists; kept (--resume)")
             continue
         if target.exists() and not overwrite:
-            from spikecl.errors import ExistsError
-
             raise ExistsError(f"{target} exists; pass --overwrite to replace it")
         out = run_seed(cfg, seed, progress)
         write_sparsey_results(target, cfg, seed, out, overwrite)
