@@ -9,7 +9,7 @@ from spikecl.cli import main
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
-from spikecl.sdr.experiment import degrade, recall_measures
+from spikecl.sdr.experiment import degrade, mac_activity_code, recall_measures
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
 from spikecl.sdr.sparsey import expansivity, win_weights
 
@@ -88,9 +88,12 @@ def test_similar_inputs_get_similar_codes_on_mnist(mnist, mnist_coder):
     pooler = SpatialPooler(SpatialPoolerConfig(n_columns=1024), x_test.shape[1])
     pooler.learn(mnist[0][:500])
     rho_pooler, _, _ = overlap_spearman(x_test, pooler.encode(x_test), n_pairs=3000, seed=0)
-    print(f"Spearman: sparsey {rho:.3f}, fly-hash {rho_fly:.3f}, k-WTA pooler {rho_pooler:.3f}")
+    rho_gate, _, _ = overlap_spearman(x_test, mac_activity_code(coder, codes), n_pairs=3000, seed=0)
+    print(f"Spearman: sparsey {rho:.3f}, fly-hash {rho_fly:.3f}, k-WTA pooler {rho_pooler:.3f}, "
+          f"mac activity only {rho_gate:.3f}")
     assert rho > 0.85
     assert rho > rho_fly + 0.05 and rho > rho_pooler + 0.2     # above the same-size fly-hash control
+    assert rho > rho_gate + 0.03                                # the learned codes add to the activity gating
 
 
 def test_one_pass_codes_classify_mnist(mnist, mnist_coder):

@@ -208,6 +208,15 @@ def _encode(coded: Coded, x: np.ndarray) -> np.ndarray:
     return codes[0] if isinstance(codes, tuple) else codes
 
 
+def mac_activity_code(coder: SparseyCoder, codes: np.ndarray) -> np.ndarray:
+    """A control code that keeps only *which* level-1 macs are active (each active mac as Q on bits): how much of
+    the code-vs-input similarity comes from the receptive-field activity gating alone, not from the learned codes."""
+    mac = coder.cfg.mac
+    m = coder.level1.n_macs
+    active = codes[:, : m * mac.n_cells].reshape(len(codes), m, mac.n_cells).any(axis=2)
+    return np.repeat(active, mac.n_cms, axis=1)
+
+
 def similarity(x_test: np.ndarray, coders: dict[str, np.ndarray], n_pairs: int,
                seed: int) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Spearman of code overlap vs input overlap on the same random test pairs for every coder."""
@@ -255,7 +264,9 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
                                    "seed": seed}), x_train.shape[1])
     pairs_x = x_test[: ev.pair_items]
     sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly.encode(pairs_x),
-                               "pooler": pooler.test[: ev.pair_items]}, ev.n_pairs, seed)
+                               "pooler": pooler.test[: ev.pair_items],
+                               "mac-activity": mac_activity_code(sparsey.model, sparsey.test[: ev.pair_items])},
+                     ev.n_pairs, seed)
     for name, (_, _, rho) in sim.items():
         metrics[f"spearman_{name.replace('-', '')}"] = rho
 
@@ -340,6 +351,7 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
                      f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
                      f"{metrics['spearman_' + name]:.3f}"))
     rows.append(("fly-hash control", *[""] * 9, f"{metrics['spearman_flyhash']:.3f}"))
+    rows.append(("Sparsey mac activity only", *[""] * 9, f"{metrics['spearman_macactivity']:.3f}"))
     if "spiking_code_match" in metrics:
         rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
                      f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))

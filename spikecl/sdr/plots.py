@@ -11,8 +11,10 @@ from spikecl.plots import _colors, _figure, _save
 
 def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``."""
-    fig = _figure(figsize=(4.2 * len(series), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(series), squeeze=False)[0]
+    cols = min(len(series), 3)
+    rows = -(-len(series) // cols)
+    fig = _figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     rng = np.random.default_rng(0)
     for ax, color, (name, (x, c, rho)) in zip(axes, _colors(len(series)), series.items()):
         jitter = rng.uniform(-0.3, 0.3, len(c))
