@@ -1,0 +1,86 @@
+"""Sparsey coder timings: per-item learning and retrieval time vs items stored (flat), and MNIST-5k learning time
+beside the k-WTA spatial pooler, all on one thread in the same run.
+
+Part 1 stores random binary patterns in one mac and, at each checkpoint, times storing the next ``--window`` items
+and recognising ``--window`` stored items one at a time; a nearest-stored-code lookup (a scan over all stored
+codes, the plain reference whose cost grows with the store) is timed beside it. Part 2 learns MNIST-5k's 4,000
+training images in one pass with the model of ``models/sparsey_mnist5k.toml`` and with the spatial pooler.
+
+    python benchmarks/sdr_scaling.py [--points 0,2000,4000,8000,16000] [--window 200] [--skip-mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
+from spikecl.sdr.experiment import load_config, one_thread, run_pooler, run_sparsey
+
+
+def _per_item_ms(fn, items: np.ndarray) -> float:
+    start = time.perf_counter()
+    for x in items:
+        fn(x)
+    return 1000 * (time.perf_counter() - start) / len(items)
+
+
+def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float = 0.05) -> None:
+    rng = np.random.default_rng(0)
+    patterns = rng.random((max(points) + window, n_pixels)) < density
+    coder = SparseyCoder(SparseyConfig(image_shape=[32, n_pixels // 32],
+                                       mac=MacConfig(n_cms=32, cells_per_cm=16)))
+    stored = np.zeros((0, coder.n_code_bits), np.float32)
+    print(f"one mac, Q=32, K=16, {n_pixels} inputs ({density:.0%} active); ms per item, one thread")
+    print(f"  {'stored':>7}  {'learn':>7}  {'recognise':>9}  {'NN scan':>8}  {'learn/first':>11}  {'NN/first':>8}")
+    first = None
+    for n in points:
+        more, _ = coder.learn_all(patterns[len(stored):n])
+        stored = np.concatenate([stored, more.astype(np.float32)])
+        probe = patterns[max(0, n - window):n] if n else patterns[:window]
+        recog = _per_item_ms(coder.encode, probe)
+        codes = stored if len(stored) else np.zeros((1, coder.n_code_bits), np.float32)
+        scan = _per_item_ms(lambda x: (codes @ coder.encode(x)[0].astype(np.float32)).argmax(), probe)
+        learn = _per_item_ms(coder.learn, patterns[n:n + window])
+        stored = np.concatenate([stored, np.zeros((window, coder.n_code_bits), np.float32)])[: n + window]
+        stored[n:] = coder.encode(patterns[n:n + window])[0]
+        first = first or (learn, scan)
+        print(f"  {n:>7}  {learn:7.3f}  {recog:9.3f}  {scan:8.3f}  {learn / first[0]:10.2f}x  {scan / first[1]:7.2f}x")
+
+
+def mnist(model: Path) -> None:
+    from spikecl.data.datasets import load_dataset
+
+    cfg = load_config(model)
+    d = load_dataset("mnist5k")
+    x_train = d.x_train.reshape(len(d.x_train), -1) > cfg.coder.threshold
+    x_test = d.x_test.reshape(len(d.x_test), -1) > cfg.coder.threshold
+    sparsey = run_sparsey(cfg.coder, x_train, x_test, progress=False)
+    pooler = run_pooler(cfg.baseline, x_train, x_test, progress=False)
+    print(f"MNIST-5k, one pass over {len(x_train)} images, one thread ({model.name})")
+    print(f"  Sparsey                {sparsey.learn_seconds:7.2f} s   "
+          f"{1000 * sparsey.learn_seconds / len(x_train):6.3f} ms/item")
+    print(f"  k-WTA spatial pooler   {pooler.learn_seconds:7.2f} s   "
+          f"{1000 * pooler.learn_seconds / len(x_train):6.3f} ms/item   "
+          f"(Sparsey / pooler = {sparsey.learn_seconds / pooler.learn_seconds:.2f}x)")
+    print("  published Sparsey: 220 s for 2,000 images on one thread (Rinkus, arXiv 1710.07829)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", default="0,2000,4000,8000,16000")
+    parser.add_argument("--window", type=int, default=200)
+    parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")
+    parser.add_argument("--skip-mnist", action="store_true")
+    args = parser.parse_args()
+    with one_thread():
+        scaling([int(p) for p in args.points.split(",")], args.window)
+    if not args.skip_mnist:
+        mnist(args.model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Sparse-code baselines beside the Sparsey coder (numpy, one pass over the data).
+
+* :class:`SpatialPooler` — an HTM-spatial-pooler-style k-winners-take-all layer: columns with proximal synapses
+  (a random potential pool; permanence ≥ ``connected`` = connected), overlap = connected synapses on active inputs,
+  boosting ``exp(strength · (density − duty cycle))``, k winners; winners raise the permanences of their active
+  inputs and lower the others (within the pool).
+* :class:`FlyHash` — the fly-olfaction hash (Dasgupta et al. 2017): a fixed sparse binary random projection
+  (each output samples a fraction of the inputs) followed by k-winners; no learning. A control for
+  similarity-preservation measurements.
+
+Inputs are binary ``[B, N]``; codes are bool ``[B, n_columns]`` with exactly k active bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikecl.config import option
+from spikecl.errors import ShapeError
+from spikecl.sdr._progress import progress_range
+
+
+def kwta(values: np.ndarray, k: int) -> np.ndarray:
+    """k-winners-take-all along the last axis: bool of ``values``' shape with the k largest set per row (ties go to
+    the lower index)."""
+    values = np.asarray(values)
+    if not 0 < k <= values.shape[-1]:
+        raise ShapeError(f"k = {k} winners out of {values.shape[-1]} units is impossible")
+    order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
+    out = np.zeros(values.shape, dtype=bool)
+    np.put_along_axis(out, order, True, axis=-1)
+    return out
+
+
+def _binary_inputs(x: np.ndarray, n_inputs: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != n_inputs:
+        raise ShapeError(f"inputs must be [B, {n_inputs}], got shape {x.shape}")
+    return x.astype(np.float32)
+
+
+@dataclass
+class SpatialPoolerConfig:
+    """Spatial-pooler parameters (defaults after htm.core's MNIST example, scaled to one pass)."""
+
+    n_columns: int = option(1024, low=2, high=1 << 20, doc="columns (code bits)")
+    sparsity: float = option(0.02, low=1e-4, high=0.5, doc="fraction of columns active per input (k / n_columns)")
+    potential_frac: float = option(0.5, low=0.01, high=1.0, doc="fraction of inputs in each column's pool")
+    connected: float = option(0.5, low=0.0, high=1.0, doc="permanence threshold of a connected synapse")
+    perm_inc: float = option(0.05, low=0.0, high=1.0, doc="permanence increase of a winner's active synapses")
+    perm_dec: float = option(0.01, low=0.0, high=1.0, doc="permanence decrease of a winner's inactive synapses")
+    boost_strength: float = option(3.0, low=0.0, high=100.0, doc="boosting exp(strength · (density − duty))")
+    duty_period: int = option(1000, low=1, doc="items over which the duty cycle averages")
+    seed: int = option(0, low=0)
+
+
+class SpatialPooler:
+    """HTM-style spatial pooler over ``n_inputs`` binary inputs; ``learn`` stores items one at a time."""
+
+    def __init__(self, cfg: SpatialPoolerConfig, n_inputs: int):
+        self.cfg, self.n_inputs = cfg, n_inputs
+        rng = np.random.default_rng(cfg.seed)
+        self.pool = (rng.random((n_inputs, cfg.n_columns)) < cfg.potential_frac).astype(np.float32)
+        perm = cfg.connected + rng.normal(0.0, 0.1, (n_inputs, cfg.n_columns))
+        self.perm = (np.clip(perm, 0.0, 1.0) * self.pool).astype(np.float32)
+        self.duty = np.full(cfg.n_columns, cfg.sparsity, np.float32)
+        self.k = max(1, int(round(cfg.sparsity * cfg.n_columns)))
+
+    def overlaps(self, x: np.ndarray) -> np.ndarray:
+        """Connected synapses on active inputs, [B, n_columns] (float32)."""
+        return x @ (self.perm >= self.cfg.connected).astype(np.float32)
+
+    def boost(self) -> np.ndarray:
+        return np.exp(self.cfg.boost_strength * (self.cfg.sparsity - self.duty))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Codes of a batch without learning (boosting as it stands): bool [B, n_columns]."""
+        x = _binary_inputs(x, self.n_inputs)
+        return kwta(self.overlaps(x) * self.boost(), self.k)
+
+    def learn(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Store items [B, N] one after another (one pass): their codes at learning time, bool [B, n_columns]."""
+        x = _binary_inputs(x, self.n_inputs)
+        cfg = self.cfg
+        codes = np.zeros((len(x), cfg.n_columns), bool)
+        for i in progress_range(len(x), progress, "spatial pooler"):
+            code = kwta(self.overlaps(x[i:i + 1]) * self.boost(), self.k)[0]
+            win = np.flatnonzero(code)
+            delta = np.where(x[i][:, None] > 0, cfg.perm_inc, -cfg.perm_dec) * self.pool[:, win]
+            self.perm[:, win] = np.clip(self.perm[:, win] + delta, 0.0, 1.0)
+            self.duty += (code - self.duty) / cfg.duty_period
+            codes[i] = code
+        return codes
+
+
+@dataclass
+class FlyHashConfig:
+    """Fly-hash parameters: ``n_outputs`` Kenyon cells each sampling ``sample_frac`` of the inputs; top k win."""
+
+    n_outputs: int = option(1024, low=2, high=1 << 20)
+    sparsity: float = option(0.05, low=1e-4, high=0.5, doc="fraction of outputs active (k / n_outputs)")
+    sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="fraction of inputs each output samples")
+    seed: int = option(0, low=0)
+
+
+class FlyHash:
+    """Sparse binary random projection + k-winners (no learning)."""
+
+    def __init__(self, cfg: FlyHashConfig, n_inputs: int):
+        self.cfg, self.n_inputs = cfg, n_inputs
+        rng = np.random.default_rng(cfg.seed)
+        self.projection = (rng.random((n_inputs, cfg.n_outputs)) < cfg.sample_frac).astype(np.float32)
+        self.k = max(1, int(round(cfg.sparsity * cfg.n_outputs)))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Codes bool [B, n_outputs] of inputs [B, N]."""
+        return kwta(_binary_inputs(x, self.n_inputs) @ self.projection, self.k)

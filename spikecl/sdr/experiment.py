@@ -1,0 +1,395 @@
+"""The ``sparsey`` experiment kind: one-pass Sparsey learning of an image dataset beside a k-WTA spatial pooler.
+
+Per seed it stores the training images once (single-trial, one item at a time, timed on one thread), classifies the
+test images from the codes (class votes learned in the same pass; k-NN on the stored codes), and measures
+similarity preservation (Spearman ρ of code vs input overlap, with a fly-hash control of the same size and
+sparsity), a capacity curve (recall vs items stored) and recall from degraded cues. Results: one HDF5 file per seed
+``<output_dir>/<name>/sparsey_seed<seed>.h5`` (written atomically, never replaced without ``--overwrite``) and PNG
+plots beside it.
+
+Results schema (``kind = "sparsey"``, version 1)::
+
+    /                        attrs: schema, schema_version, kind = "sparsey", seed
+    /config, /environment    attrs: json
+    /metrics                 attrs: one float per metric (accuracies are fractions, times in seconds)
+    /curves/capacity_items   int64 [P]     items stored at each capacity point
+    /curves/capacity_<m>     float64 [P]   recall measure m at that point (exact code, identity)
+    /curves/cue_levels       float64 [L]   fraction of active inputs removed or flipped
+    /curves/cue_<how>_<m>    float64 [L]   recall measure m of each coder under that degradation
+    /extra/pairs_input_overlap, /extra/pairs_code_overlap_<coder>   int64 [P]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from spikecl.config import DataConfig, apply_overrides, from_dict, load_toml, option
+from spikecl.errors import ConfigError, DataError, ExistsError, require
+from spikecl.io import SCHEMA, SCHEMA_VERSION, atomic_write, environment
+from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
+from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
+from spikecl.sdr.sdr import code_statistics
+from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
+
+#: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
+PUBLISHED = {"accuracy": 0.91, "learn_seconds": 220.0, "train_items": 2000}
+
+
+@dataclass
+class EvalConfig:
+    """What is measured beside test accuracy."""
+
+    knn_k: int = option(5, low=1, doc="neighbours of the k-NN readout on codes")
+    n_pairs: int = option(5000, low=10, doc="item pairs for the code-vs-input overlap Spearman correlation")
+    pair_items: int = option(1000, low=2, doc="test items the pairs are drawn from")
+    capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1,
+                                        doc="items stored at each point of the capacity curve")
+    cue_items: int = option(200, low=1, doc="stored items cued with degraded inputs")
+    cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0,
+                                     doc="fractions of active inputs removed or flipped")
+    spiking_items: int = option(100, low=0, doc="test items recognised again by the LIF winner-take-all groups "
+                                                 "(needs torch and snnTorch; 0 = skip)")
+    train_items: int = option(0, low=0, doc="store only the first N training items (0 = all)")
+    test_items: int = option(0, low=0, doc="classify only the first N test items (0 = all)")
+
+
+@dataclass
+class SparseyExperimentConfig:
+    """An experiment file of kind ``"sparsey"``."""
+
+    kind: str = option("sparsey", choices=("sparsey",))
+    name: str = option("sparsey")
+    seeds: list[int] = option([0], low=0)
+    device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where the spiking check runs (the coder "
+                                                                     "itself runs on numpy)")
+    output_dir: str = option("results")
+    data: DataConfig = field(default_factory=DataConfig)
+    coder: SparseyConfig = field(default_factory=SparseyConfig)
+    baseline: SpatialPoolerConfig = field(default_factory=SpatialPoolerConfig)
+    flyhash: FlyHashConfig = field(default_factory=FlyHashConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SparseyExperimentConfig:
+    """Load, override and validate a ``sparsey`` experiment file (name defaults to the file's stem)."""
+    raw = load_toml(path)
+    raw.setdefault("name", Path(path).stem)
+    raw = apply_overrides(raw, overrides)
+    coder_raw = raw.pop("coder", {})
+    cfg = from_dict(SparseyExperimentConfig, raw)
+    cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
+    if not cfg.seeds:
+        raise ConfigError("seeds: expected at least one seed")
+    if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
+        raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
+    return cfg
+
+
+# -- measurements --------------------------------------------------------------------------------------------
+def one_thread():
+    """Context manager limiting BLAS/OpenMP to one thread (single-core timings; threadpoolctl comes with the
+    ``data`` extra's scikit-learn)."""
+    return require("threadpoolctl", "data").threadpool_limits(limits=1)
+
+
+def degrade(x: np.ndarray, level: float, how: str, seed: int) -> np.ndarray:
+    """Cues [B, N] bool: ``level`` of each item's active bits removed (``"removed"``) or moved to inactive
+    positions (``"flipped"``), reproducibly."""
+    from spikecl.sdr.sdr import SDR
+
+    out = np.zeros_like(x, dtype=bool)
+    rng = np.random.default_rng(seed)
+    for row, item in enumerate(x):
+        sdr = SDR.from_dense(item.astype(bool))
+        cue = sdr.drop(level, rng) if how == "removed" else sdr.add_noise(level, rng)
+        out[row, cue.sparse] = True
+    return out
+
+
+def recall_measures(stored: np.ndarray, recalled: np.ndarray) -> dict[str, float]:
+    """Exact (recalled code == stored code), overlap (mean |recalled ∩ stored| / |stored|) and identity (the stored
+    code nearest to the recalled one is the item's own) for codes [B, n_bits], row i = item i."""
+    s, r = stored.astype(np.float32), recalled.astype(np.float32)
+    ov = r @ s.T
+    own = np.diag(ov)
+    return {"exact": float((stored == recalled).all(axis=1).mean()),
+            "overlap": float((own / np.maximum(s.sum(axis=1), 1)).mean()),
+            "identity": float((ov.argmax(axis=1) == np.arange(len(s))).mean())}
+
+
+@dataclass
+class Coded:
+    """What one coder produced on a dataset: learning-time codes of the training items, recognition codes of the
+    training and test items, the learning time on one thread (s) and the trained coder."""
+
+    learned: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    learn_seconds: float
+    model: object = None
+    familiarity: np.ndarray | None = None        # [B] G of each item when it was stored (Sparsey only)
+
+
+def classify(coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int, n_classes: int) -> dict[str, float]:
+    """Test accuracy of the readouts: class votes and naive Bayes over the one-pass cell-class counts, 1-NN on the
+    codes given at learning time, 1-NN / k-NN on the stored items' recognition codes."""
+    votes = ClassVotes(coded.learned.shape[1], n_classes)
+    votes.add(coded.learned, y_train)
+    acc = {"acc_votes": votes.predict(coded.test), "acc_bayes": votes.predict(coded.test, "bayes")}
+    acc["acc_knn1_learned"] = knn_predict(coded.learned, y_train, coded.test, 1, n_classes)
+    acc["acc_knn1"] = knn_predict(coded.train, y_train, coded.test, 1, n_classes)
+    acc[f"acc_knn{k}"] = knn_predict(coded.train, y_train, coded.test, k, n_classes)
+    return {name: float((pred == y_test).mean()) for name, pred in acc.items()}
+
+
+def run_sparsey(cfg: SparseyConfig, x_train: np.ndarray, x_test: np.ndarray, progress: bool) -> Coded:
+    coder = SparseyCoder(cfg)
+    with one_thread():
+        start = time.perf_counter()
+        learned, g = coder.learn_all(x_train, progress=progress)
+        seconds = time.perf_counter() - start
+    return Coded(learned, coder.encode(x_train)[0], coder.encode(x_test)[0], seconds, coder, g)
+
+
+def run_pooler(cfg: SpatialPoolerConfig, x_train: np.ndarray, x_test: np.ndarray, progress: bool) -> Coded:
+    pooler = SpatialPooler(cfg, x_train.shape[1])
+    with one_thread():
+        start = time.perf_counter()
+        learned = pooler.learn(x_train, progress=progress)
+        seconds = time.perf_counter() - start
+    return Coded(learned, pooler.encode(x_train), pooler.encode(x_test), seconds, pooler)
+
+
+def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -> dict[str, np.ndarray]:
+    """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``: the
+    :func:`recall_measures` of whole codes plus ``mac_exact``, the fraction of active level-1 macs whose recognised
+    code equals the code they gave the item when it was stored."""
+    coder = SparseyCoder(cfg)
+    points = sorted(p for p in set(points) if p <= len(x_train))
+    learned = np.zeros((0, coder.n_code_bits), bool)
+    rows = []
+    shape = (coder.level1.n_macs, cfg.mac.n_cells)
+    for n in points:
+        more, _ = coder.learn_all(x_train[len(learned):n])
+        learned = np.concatenate([learned, more])
+        recalled = coder.encode(x_train[:n])[0]
+        row = recall_measures(learned, recalled)
+        macs_l = learned[:, : np.prod(shape)].reshape(n, *shape)
+        macs_r = recalled[:, : np.prod(shape)].reshape(n, *shape)
+        active = macs_l.any(axis=2)
+        row["mac_exact"] = float(((macs_l == macs_r).all(axis=2) & active).sum() / max(active.sum(), 1))
+        rows.append(row)
+    return {"items": np.asarray(points, np.int64), **{m: np.array([r[m] for r in rows]) for m in rows[0]}}
+
+
+def cue_curves(coders: dict[str, Coded], x_train: np.ndarray, levels: list[float], n_items: int,
+               seed: int) -> dict[str, np.ndarray]:
+    """Recall (identity among the cued items and code overlap) of stored items from removed / flipped cues."""
+    out = {}
+    items = x_train[:n_items]
+    for how in ("removed", "flipped"):
+        cues = [degrade(items, level, how, seed + 1) for level in levels]
+        for name, coded in coders.items():
+            stored = coded.train[:n_items]
+            rows = [recall_measures(stored, _encode(coded, cue)) for cue in cues]
+            for m in ("identity", "overlap"):
+                out[f"{how}_{name}_{m}"] = np.array([r[m] for r in rows])
+    return out
+
+
+def _encode(coded: Coded, x: np.ndarray) -> np.ndarray:
+    codes = coded.model.encode(x)
+    return codes[0] if isinstance(codes, tuple) else codes
+
+
+def mac_activity_code(coder: SparseyCoder, codes: np.ndarray) -> np.ndarray:
+    """A control code that keeps only *which* level-1 macs are active (each active mac as Q on bits): how much of
+    the code-vs-input similarity comes from the receptive-field activity gating alone, not from the learned codes."""
+    mac = coder.cfg.mac
+    m = coder.level1.n_macs
+    active = codes[:, : m * mac.n_cells].reshape(len(codes), m, mac.n_cells).any(axis=2)
+    return np.repeat(active, mac.n_cms, axis=1)
+
+
+def similarity(x_test: np.ndarray, coders: dict[str, np.ndarray], n_pairs: int,
+               seed: int) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Spearman of code overlap vs input overlap on the same random test pairs for every coder."""
+    out = {}
+    for name, codes in coders.items():
+        rho, xo, co = overlap_spearman(x_test, codes, n_pairs, seed)
+        out[name] = (xo, co, rho)
+    return out
+
+
+# -- the run -------------------------------------------------------------------------------------------------
+def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
+    """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays)."""
+    from spikecl.data.datasets import load_dataset
+
+    data = load_dataset(cfg.data.dataset, cfg.data.data_dir or None, seed=0)
+    flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
+    coder_cfg = SparseyConfig.from_mapping({**_as_raw(cfg.coder), "seed": seed})
+    if data.x_train[0].size != int(np.prod(coder_cfg.image_shape)):
+        raise DataError(f"{cfg.data.dataset} images have {data.x_train[0].size} pixels but coder.image_shape "
+                        f"{coder_cfg.image_shape} has {int(np.prod(coder_cfg.image_shape))}")
+    x_train = flat(data.x_train, cfg.eval.train_items) > coder_cfg.threshold
+    x_test = flat(data.x_test, cfg.eval.test_items) > coder_cfg.threshold
+    y_train, y_test = data.y_train[: len(x_train)], data.y_test[: len(x_test)]
+    ev = cfg.eval
+
+    sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
+    pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
+    metrics: dict[str, float] = {}
+    for name, coded in (("sparsey", sparsey), ("pooler", pooler)):
+        for key, value in classify(coded, y_train, y_test, ev.knn_k, data.n_classes).items():
+            metrics[f"{name}_{key}"] = value
+        metrics[f"{name}_learn_seconds"] = coded.learn_seconds
+        metrics[f"{name}_learn_ms_per_item"] = 1000 * coded.learn_seconds / len(x_train)
+        metrics[f"{name}_code_bits"] = float(coded.train.shape[1])
+        metrics[f"{name}_active_bits"] = float(coded.test.sum(axis=1).mean())
+        for key, value in code_statistics(coded.test).items():
+            metrics[f"{name}_code_{key}"] = value
+        if coded.familiarity is not None:
+            metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
+    metrics["pixels_acc_knn1"] = float((knn_predict(x_train, y_train, x_test, 1, data.n_classes) == y_test).mean())
+
+    n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
+    fly = FlyHash(FlyHashConfig(**{**asdict(cfg.flyhash), "n_outputs": n_bits, "sparsity": active / n_bits,
+                                   "seed": seed}), x_train.shape[1])
+    pairs_x = x_test[: ev.pair_items]
+    sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly.encode(pairs_x),
+                               "pooler": pooler.test[: ev.pair_items],
+                               "mac-activity": mac_activity_code(sparsey.model, sparsey.test[: ev.pair_items])},
+                     ev.n_pairs, seed)
+    for name, (_, _, rho) in sim.items():
+        metrics[f"spearman_{name.replace('-', '')}"] = rho
+
+    if ev.spiking_items:
+        metrics["spiking_code_match"] = spiking_match(sparsey, x_test[: ev.spiking_items], cfg.device)
+    capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
+    cues = cue_curves({"sparsey": sparsey, "pooler": pooler}, x_train, ev.cue_levels, ev.cue_items, seed)
+    return {"metrics": metrics, "similarity": sim, "capacity": capacity, "cues": cues,
+            "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
+            "cue_items": min(ev.cue_items, len(x_train))}
+
+
+def spiking_match(sparsey: Coded, x: np.ndarray, device: str) -> float:
+    """Fraction of items whose code from LIF winner-take-all groups equals the coder's max-V code."""
+    from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
+
+    if device == "auto":
+        device = "cuda" if require("torch", "torch").cuda.is_available() else "cpu"
+    spiking = SpikingSparsey(sparsey.model, SpikingWTAConfig(device=device)).encode(x)
+    return float((spiking == sparsey.test[: len(x)]).all(axis=1).mean())
+
+
+def _as_raw(coder: SparseyConfig) -> dict:
+    return asdict(coder)
+
+
+def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
+    """Write one seed's results atomically (schema in the module docstring)."""
+    import h5py
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="sparsey", seed=seed)
+            f.create_group("config").attrs["json"] = json.dumps(asdict(cfg))
+            f.create_group("environment").attrs["json"] = json.dumps(environment())
+            f.create_group("metrics").attrs.update(out["metrics"])
+            curves = f.create_group("curves")
+            curves["capacity_items"] = out["capacity"]["items"]
+            for key, value in out["capacity"].items():
+                if key != "items":
+                    curves[f"capacity_{key}"] = value
+            curves["cue_levels"] = out["cue_levels"]
+            for key, value in out["cues"].items():
+                curves[f"cue_{key}"] = value
+            extra = f.create_group("extra")
+            first = next(iter(out["similarity"].values()))
+            extra["pairs_input_overlap"] = first[0]
+            for name, (_, co, _) in out["similarity"].items():
+                extra[f"pairs_code_overlap_{name.replace('-', '')}"] = co
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
+    from spikecl.sdr.plots import plot_lines, plot_overlap_scatter
+
+    cap, levels = out["capacity"], out["cue_levels"] * 100
+    paths = [plot_overlap_scatter(out["similarity"], folder / f"overlap_scatter_seed{seed}.png"),
+             plot_lines(cap["items"], {"exact code (all macs)": cap["exact"],
+                                       "exact code per active mac": cap["mac_exact"],
+                                       "nearest stored code is its own": cap["identity"],
+                                       "mean code overlap": cap["overlap"]},
+                        folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel="recall (%)",
+                        title="Sparsey: recall of stored items cued by themselves")]
+    lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
+             for how in ("removed", "flipped") for name in ("sparsey", "pooler") for m in ("identity",)}
+    paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
+                            xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
+                            title=f"recall among {out['cue_items']} stored items from degraded cues"))
+    return paths
+
+
+def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
+    """The comparison printed after a run."""
+    rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
+             "bits", "active", "Spearman")]
+    for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
+        m = lambda key: metrics[f"{name}_{key}"]     # noqa: E731
+        rows.append((label, f"{100 * m('acc_votes'):.1f}", f"{100 * m('acc_bayes'):.1f}",
+                     f"{100 * m('acc_knn1_learned'):.1f}",
+                     f"{100 * m('acc_knn1'):.1f}", f"{100 * m(f'acc_knn{k}'):.1f}", f"{m('learn_seconds'):.2f}",
+                     f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
+                     f"{metrics['spearman_' + name]:.3f}"))
+    rows.append(("fly-hash control", *[""] * 9, f"{metrics['spearman_flyhash']:.3f}"))
+    rows.append(("Sparsey mac activity only", *[""] * 9, f"{metrics['spearman_macactivity']:.3f}"))
+    if "spiking_code_match" in metrics:
+        rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
+                     f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))
+    rows.append(("1-NN on pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}", *[""] * 6))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    for name, label in (("sparsey", "Sparsey"), ("pooler", "spatial pooler")):
+        stat = lambda key: metrics[f"{name}_code_{key}"]     # noqa: E731
+        text = (f"{label} test codes: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
+                f"{100 * stat('fraction_used'):.1f} %, mean bit entropy {stat('entropy'):.3f} bit")
+        if f"{name}_mean_familiarity" in metrics:
+            text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"
+        lines.append(text)
+    published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
+                 f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
+                 f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
+    return (f"test accuracy (%) after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
+            + published)
+
+
+def run_experiment_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False,
+                        overwrite: bool = False, progress: bool = True, plots: bool = True) -> int:
+    """Run every seed of a ``sparsey`` experiment file; with ``resume`` an existing seed's results are kept."""
+    cfg = load_config(path, overrides)
+    folder = Path(cfg.output_dir) / cfg.name
+    for seed in cfg.seeds:
+        target = folder / f"sparsey_seed{seed}.h5"
+        if resume and target.exists():
+            print(f"seed {seed}: {target} exists; kept (--resume)")
+            continue
+        if target.exists() and not overwrite:
+            raise ExistsError(f"{target} exists; pass --overwrite to replace it")
+        out = run_seed(cfg, seed, progress)
+        write_sparsey_results(target, cfg, seed, out, overwrite)
+        print(f"seed {seed}: {target}")
+        print(format_table(out["metrics"], cfg.eval.knn_k, out["n_train"]))
+        if plots:
+            for p in write_plots(folder, seed, out):
+                print(f"  plot: {p}")
+    return 0

@@ -1,0 +1,107 @@
+"""Reading classes and similarity out of binary codes (numpy; codes are bool ``[B, n_bits]``).
+
+* :class:`ClassVotes` — semantic memory from episodes: every code cell counts, in one pass, how often it was active
+  for each class; a new code is classified by the summed counts of its active cells (per-class normalised), or by
+  the Bernoulli naive-Bayes log-likelihood of all its bits under those counts (``rule="bayes"``).
+* :func:`knn_predict` — k nearest stored codes by overlap (the number of shared active bits).
+* :func:`overlap_spearman` — Spearman correlation of code overlap against input overlap over item pairs: how well a
+  code preserves similarity (SISC).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikecl.errors import ShapeError, require
+
+
+def _codes(codes: np.ndarray, n_bits: int | None = None, name: str = "codes") -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or (n_bits is not None and codes.shape[1] != n_bits):
+        raise ShapeError(f"{name} must be [B, {n_bits or 'n_bits'}], got shape {codes.shape}")
+    return codes.astype(np.float32)
+
+
+def _labels(y: np.ndarray, n: int, n_classes: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and (y.min() < 0 or y.max() >= n_classes)):
+        raise ShapeError(f"labels must be {n} integers in 0..{n_classes - 1}, got shape {y.shape}, dtype {y.dtype}")
+    return y
+
+
+class ClassVotes:
+    """Class-vote counts ``[n_bits, n_classes]`` of code cells, learned in one pass."""
+
+    def __init__(self, n_bits: int, n_classes: int):
+        self.counts = np.zeros((n_bits, n_classes), np.float64)
+        self.class_items = np.zeros(n_classes, np.float64)
+
+    def add(self, codes: np.ndarray, y: np.ndarray) -> None:
+        """Count codes [B, n_bits] with labels y [B]."""
+        codes = _codes(codes, self.counts.shape[0])
+        y = _labels(y, len(codes), self.counts.shape[1])
+        onehot = np.eye(self.counts.shape[1])[y]
+        self.counts += codes.T @ onehot
+        self.class_items += onehot.sum(axis=0)
+
+    def scores(self, codes: np.ndarray) -> np.ndarray:
+        """Per-class votes [B, n_classes]: Σ over active cells of count / items of the class."""
+        return _codes(codes, self.counts.shape[0]) @ (self.counts / np.maximum(self.class_items, 1.0))
+
+    def log_likelihood(self, codes: np.ndarray, alpha: float = 0.1) -> np.ndarray:
+        """Per-class Σ_i log P(bit i | class) [B, n_classes] with P(i | c) = (count + α) / (items of c + 2α)."""
+        codes = _codes(codes, self.counts.shape[0])
+        p = (self.counts + alpha) / (self.class_items + 2 * alpha)
+        return codes @ np.log(p) + (1.0 - codes) @ np.log1p(-p)
+
+    def predict(self, codes: np.ndarray, rule: str = "votes") -> np.ndarray:
+        """Labels [B]: ``rule`` "votes" (summed normalised counts) or "bayes" (naive-Bayes log-likelihood)."""
+        if rule not in ("votes", "bayes"):
+            raise ShapeError(f"rule must be 'votes' or 'bayes', got {rule!r}")
+        return (self.scores(codes) if rule == "votes" else self.log_likelihood(codes)).argmax(axis=1)
+
+
+def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, k: int = 1,
+                n_classes: int | None = None, chunk: int = 1024, cosine: bool = True) -> np.ndarray:
+    """Labels [B_test] by majority over the k stored codes with the largest overlap (ties: the nearer wins);
+    ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured."""
+    train = _codes(train_codes, name="train_codes")
+    test = _codes(test_codes, train.shape[1], "test_codes")
+    n_classes = n_classes or int(np.max(train_y)) + 1
+    train_y = _labels(train_y, len(train), n_classes)
+    if not 1 <= k <= len(train):
+        raise ShapeError(f"k = {k} neighbours out of {len(train)} stored codes is impossible")
+    out = np.empty(len(test), np.int64)
+    scale = 1.0 / np.sqrt(np.maximum(train.sum(axis=1), 1.0)) if cosine else np.ones(len(train), np.float32)
+    for start in range(0, len(test), chunk):
+        ov = (test[start:start + chunk] @ train.T) * scale
+        near = np.argsort(-ov, axis=1, kind="stable")[:, :k]
+        votes = np.zeros((len(near), n_classes))
+        weight = 1.0 + 1e-3 * np.arange(k, 0, -1)      # majority first, then nearness
+        np.add.at(votes, (np.arange(len(near))[:, None], train_y[near]), weight)
+        out[start:start + chunk] = votes.argmax(axis=1)
+    return out
+
+
+def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random distinct item pairs (i, j) ``[P]`` each, reproducible, for ``a`` with B >= 2 rows."""
+    n = len(a)
+    if n < 2:
+        raise ShapeError("pairs need at least two items")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, n_pairs)
+    j = (i + rng.integers(1, n, n_pairs)) % n
+    return i, j
+
+
+def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
+                     seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Spearman ρ of code overlap vs input overlap over random pairs, with the overlaps [P] themselves."""
+    stats = require("scipy.stats", "data")
+    inputs, codes = np.asarray(inputs, bool), np.asarray(codes, bool)
+    if len(inputs) != len(codes):
+        raise ShapeError(f"{len(inputs)} inputs but {len(codes)} codes")
+    i, j = pair_overlaps(inputs, n_pairs, seed)
+    x = (inputs[i] & inputs[j]).sum(axis=1)
+    c = (codes[i] & codes[j]).sum(axis=1)
+    return float(stats.spearmanr(x, c).statistic), x, c

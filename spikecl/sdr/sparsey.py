@@ -1,0 +1,454 @@
+"""A Sparsey-style sparse distributed coder (Rinkus; arXiv 1710.07829), vectorised numpy.
+
+A *mac* holds Q competitive modules (CMs) of K binary cells; a code is one winner per CM (Q active cells out of
+C = Q·K). A :class:`MacLayer` holds M macs that share one :class:`MacConfig` (M = 1 is a single mac; M > 1 either
+tiles an image with receptive fields or is an ensemble over the same input). Per frame the Code Selection Algorithm
+(CSA) is, for every mac (shapes: B items, M macs, N afferents per mac, C cells)::
+
+    u_i  = Σ_j w(j, i) x_j                          raw bottom-up sums                     [B, M, C]
+    U_i  = clip(u_i / (π_U · w_max), 0, 1)          π_U = active afferents of the mac      [B, M, C]
+    H_i  = clip(h_i / (π_H · w_max), 0, 1)          horizontal input from the previous code (sequences)
+    V_i  = U_i^λU · H_i^λH                           local support over the signal types present
+    G    = mean_CM max_{i∈CM} V_i                    familiarity                             [B, M]
+    η    = 1 + max(0, (G − G⁻)/(1 − G⁻))^γ · χ·K     expansivity
+    μ_i  = (η − 1) / (1 + σ₁ e^{−σ₂(V_i − σ₃)})^σ₄ + 1    familiarity-contingent win weights, in [1, η]
+    ρ_i  = μ_i / Σ_{k∈CM} μ_k                        one winner per CM drawn from ρ (learning), max-V (recognition)
+
+Learning is single-trial: every weight from an active afferent to a winner is set to ``w_max`` (optionally the
+weights from inactive afferents to the winners decay). A mac stops learning for good (its critical period ends) once
+the fraction of its bottom-up weights that are non-zero passes ``freeze_fraction``. Every step touches only the
+weight matrices (fixed size), so learning or recognising one item takes the same time however many are stored.
+
+A familiar input (G → 1) makes η large and the choice collapse onto the max-V cells, so its code is reactivated; a
+novel input (G ≤ G⁻) makes η = 1 and the choice uniform, so its code overlaps any stored code by about Q/K cells;
+in between, similar inputs get similar codes.
+
+:class:`SparseyCoder` stacks a level-1 :class:`MacLayer` (receptive fields tiling an image, or whole-input macs) and
+an optional level-2 mac over the level-1 codes; it stores spatial patterns and sequences (horizontal weights from
+each mac's previous code) in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from spikecl.config import from_dict, option
+from spikecl.errors import ConfigError, ShapeError
+
+
+@dataclass
+class MacConfig:
+    """Parameters of every mac in one layer (defaults: the ranges seen in Sparsey implementations)."""
+
+    n_cms: int = option(16, low=1, high=4096, doc="Q: competitive modules per mac (code size)")
+    cells_per_cm: int = option(8, low=2, high=1024, doc="K: binary cells per CM")
+    w_max: int = option(1, low=1, high=127, doc="maximum (learned) weight; weights are integers 0..w_max")
+    decay: int = option(0, low=0, high=127, doc="on learning, weights from inactive afferents to winners drop by "
+                                                  "this (0 = no decay)")
+    lambda_u: float = option(2.0, low=0.0, high=16.0, doc="exponent of U in the local support V")
+    lambda_h: float = option(1.0, low=0.0, high=16.0, doc="exponent of H in the local support V")
+    g_minus: float = option(0.15, low=0.0, high=0.99, doc="G⁻: familiarity at or below which the choice is uniform")
+    gamma: float = option(2.0, low=0.0, high=16.0, doc="γ: exponent of the expansivity")
+    chi: float = option(100.0, low=0.0, high=1e6, doc="χ: η − 1 reaches χ·K at G = 1")
+    sigma1: float = option(0.1, low=1e-6, high=1e6, doc="σ₁ of the win-weight sigmoid")
+    sigma2: float = option(8.0, low=0.0, high=200.0, doc="σ₂: steepness of the win-weight sigmoid")
+    sigma3: float = option(1.0, low=0.0, high=1.0, doc="σ₃: centre of the win-weight sigmoid")
+    sigma4: float = option(8.0, low=1e-3, high=64.0, doc="σ₄: exponent of the win-weight sigmoid")
+    min_active_frac: float = option(0.0, low=0.0, high=1.0, doc="a mac is active only if at least this fraction "
+                                                                 "of its receptive field is active")
+    max_active_frac: float = option(1.0, low=0.0, high=1.0, doc="... and at most this fraction")
+    freeze_fraction: float = option(1.0, low=0.0, high=1.0, doc="critical period: a mac stops learning once this "
+                                                                 "fraction of its U weights is non-zero (1 = never)")
+    sequences: bool = option(False, doc="keep horizontal weights from each mac's previous code (sequence memory)")
+
+    @property
+    def n_cells(self) -> int:
+        """C = Q·K cells per mac."""
+        return self.n_cms * self.cells_per_cm
+
+    def validate(self, prefix: str = "") -> "MacConfig":
+        if self.min_active_frac > self.max_active_frac:
+            raise ConfigError(f"{prefix}min_active_frac {self.min_active_frac} exceeds max_active_frac "
+                              f"{self.max_active_frac}")
+        return self
+
+
+@dataclass
+class SparseyConfig:
+    """A one- or two-level Sparsey model over images of ``image_shape`` (H, W) binarised at ``threshold``."""
+
+    image_shape: list[int] = option([28, 28], low=1, doc="input image height and width (pixels)")
+    threshold: float = option(0.5, low=0.0, high=1.0, doc="binarisation: a pixel is active if > threshold")
+    layout: str = option("whole", choices=("whole", "grid"), doc="level-1 macs see the whole image (an ensemble) "
+                                                                  "or tile it with receptive fields")
+    n_macs: int = option(1, low=1, high=4096, doc="level-1 macs per receptive field (an ensemble: same input, "
+                                                    "independent codes)")
+    grid: list[int] = option([4, 4], low=1, doc="'grid' layout: macs per column and per row")
+    patch: list[int] = option([10, 10], low=1, doc="'grid' layout: receptive-field height and width (pixels)")
+    two_level: bool = option(False, doc="add a level-2 mac over the level-1 codes")
+    seed: int = option(0, low=0, doc="seed of the winner sampling")
+    mac: MacConfig = field(default_factory=MacConfig)
+    top: MacConfig = field(default_factory=lambda: MacConfig(n_cms=24, cells_per_cm=8))
+
+    @classmethod
+    def from_mapping(cls, raw: dict, prefix: str = "") -> "SparseyConfig":
+        """Validate a raw table (as parsed from TOML) into a config; ConfigError on the first problem."""
+        cfg = from_dict(cls, raw, prefix)
+        for name in ("image_shape", "grid", "patch"):
+            if len(getattr(cfg, name)) != 2:
+                raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(cfg, name)!r}")
+        if cfg.layout == "grid" and any(p > s for p, s in zip(cfg.patch, cfg.image_shape)):
+            raise ConfigError(f"{prefix}patch {cfg.patch} is larger than the image {cfg.image_shape}")
+        cfg.mac.validate(prefix + "mac.")
+        cfg.top.validate(prefix + "top.")
+        return cfg
+
+
+# -- pure CSA steps ------------------------------------------------------------------------------------------
+def normalised_sums(weights: np.ndarray, x: np.ndarray, w_max: int) -> np.ndarray:
+    """U (or H): ``clip(Σ_j w(j,i) x_j / (π · w_max), 0, 1)`` for ``weights`` [M, N, C] and ``x`` [B, M, N]
+    (0/1 float32); 0 where a mac has no active afferent. Returns float32 [B, M, C]."""
+    sums = np.matmul(x.transpose(1, 0, 2), weights).transpose(1, 0, 2)
+    active = x.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(active > 0, sums / (np.maximum(active, 1) * w_max), 0.0)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def local_support(u: np.ndarray | None, h: np.ndarray | None, cfg: MacConfig) -> np.ndarray:
+    """V = U^λU · H^λH over the signal types present (``None`` = absent); [B, M, C] -> [B, M, Q, K]."""
+    terms = [t ** lam for t, lam in ((u, cfg.lambda_u), (h, cfg.lambda_h)) if t is not None]
+    if not terms:
+        raise ShapeError("local support needs U or H input")
+    v = terms[0] if len(terms) == 1 else terms[0] * terms[1]
+    return v.reshape(*v.shape[:-1], cfg.n_cms, cfg.cells_per_cm)
+
+
+def familiarity(v: np.ndarray) -> np.ndarray:
+    """G = mean over CMs of the max V in the CM: [..., Q, K] -> [...], in [0, 1]."""
+    return v.max(axis=-1).mean(axis=-1)
+
+
+def expansivity(g: np.ndarray, cfg: MacConfig) -> np.ndarray:
+    """η = 1 + max(0, (G − G⁻)/(1 − G⁻))^γ · χ·K (same shape as ``g``)."""
+    rel = np.maximum(0.0, (g - cfg.g_minus) / (1.0 - cfg.g_minus))
+    return 1.0 + rel ** cfg.gamma * cfg.chi * cfg.cells_per_cm
+
+
+def win_weights(v: np.ndarray, eta: np.ndarray, cfg: MacConfig) -> np.ndarray:
+    """μ = (η − 1) / (1 + σ₁ e^{−σ₂(V − σ₃)})^σ₄ + 1 for ``v`` [B, M, Q, K] and ``eta`` [B, M]; in [1, η]."""
+    with np.errstate(over="ignore"):
+        denom = (1.0 + cfg.sigma1 * np.exp(-cfg.sigma2 * (v - cfg.sigma3))) ** cfg.sigma4
+    return (eta[..., None, None] - 1.0) / denom + 1.0
+
+
+def choose_winners(v: np.ndarray, mu: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """One winner per CM: drawn from ρ = μ / Σ_CM μ when ``rng`` is given (learning), else the max-V cell
+    (recognition; ties go to the lowest index). [B, M, Q, K] -> int64 [B, M, Q] in 0..K-1."""
+    if rng is None:
+        return v.argmax(axis=-1)
+    cum = np.cumsum(mu, axis=-1)
+    draw = rng.random(cum.shape[:-1])[..., None] * cum[..., -1:]
+    return np.minimum((cum <= draw).sum(axis=-1), v.shape[-1] - 1)
+
+
+def winners_to_cells(winners: np.ndarray, cells_per_cm: int) -> np.ndarray:
+    """Cell indices within a mac, q·K + winner; -1 winners (inactive macs) stay -1. Same shape as ``winners``."""
+    offsets = np.arange(winners.shape[-1]) * cells_per_cm
+    return np.where(winners >= 0, winners + offsets, -1)
+
+
+def code_dense(winners: np.ndarray, cfg: MacConfig) -> np.ndarray:
+    """Binary codes [..., M, C] (float32) of winners [..., M, Q]; an inactive mac (-1) has an all-zero code."""
+    out = np.zeros((*winners.shape[:-1], cfg.n_cells), dtype=np.float32)
+    cells = winners_to_cells(winners, cfg.cells_per_cm)
+    np.put_along_axis(out, np.maximum(cells, 0), 1.0, axis=-1)
+    out *= (winners[..., :1] >= 0)
+    return out
+
+
+# -- state and the layer -------------------------------------------------------------------------------------
+@dataclass
+class MacState:
+    """Learned state of M macs: bottom-up weights ``u`` [M, N, C], horizontal ``h`` [M, C, C] (or None), integer
+    values 0..w_max stored as float32 (for BLAS); ``frozen`` [M] bool; ``n_learned`` [M] learning events;
+    ``n_nonzero`` [M] non-zero bottom-up weights (kept up to date, for the critical period)."""
+
+    u: np.ndarray
+    h: np.ndarray | None
+    frozen: np.ndarray
+    n_learned: np.ndarray
+    n_nonzero: np.ndarray
+
+
+class MacLayer:
+    """M macs with one :class:`MacConfig` over inputs ``[M, N]`` (each mac its own N afferents)."""
+
+    def __init__(self, cfg: MacConfig, n_macs: int, n_inputs: int, rng: np.random.Generator):
+        self.cfg, self.n_macs, self.n_inputs, self.rng = cfg, n_macs, n_inputs, rng
+        c = cfg.n_cells
+        self.state = MacState(u=np.zeros((n_macs, n_inputs, c), np.float32),
+                              h=np.zeros((n_macs, c, c), np.float32) if cfg.sequences else None,
+                              frozen=np.zeros(n_macs, bool), n_learned=np.zeros(n_macs, np.int64),
+                              n_nonzero=np.zeros(n_macs, np.int64))
+
+    def active_macs(self, x: np.ndarray) -> np.ndarray:
+        """Macs whose receptive-field activity is within [min_active_frac, max_active_frac]: [B, M] bool."""
+        frac = x.mean(axis=-1)
+        return (frac > 0) & (frac >= self.cfg.min_active_frac) & (frac <= self.cfg.max_active_frac)
+
+    def support(self, x: np.ndarray | None, prev: np.ndarray | None) -> np.ndarray:
+        """V [B, M, Q, K] from bottom-up ``x`` [B, M, N] and/or the previous codes ``prev`` [B, M, C]."""
+        u = None if x is None else normalised_sums(self.state.u, x, self.cfg.w_max)
+        h = None
+        if prev is not None:
+            if self.state.h is None:
+                raise ConfigError("horizontal input needs a mac config with sequences = true")
+            h = normalised_sums(self.state.h, prev, self.cfg.w_max)
+        return local_support(u, h, self.cfg)
+
+    def encode(self, x: np.ndarray | None, prev: np.ndarray | None = None, *, learn: bool = False,
+               choose: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Run the CSA on a batch: winners int64 [B, M, Q] (-1 for inactive macs) and familiarity G [B, M].
+
+        ``learn`` samples winners from ρ and applies single-trial learning (B must be 1: items are stored one at a
+        time, in order); otherwise the max-V cells win (or ``choose(V)`` picks them, e.g. spiking WTA groups) and
+        nothing changes. ``x`` None = no bottom-up input (recall from horizontal input only); ``prev`` None = no
+        horizontal input.
+        """
+        ref = x if x is not None else prev
+        if ref is None or ref.ndim != 3 or ref.shape[1] != self.n_macs:
+            raise ShapeError(f"mac input must be [B, {self.n_macs}, N], got {None if ref is None else ref.shape}")
+        if x is not None and x.shape[2] != self.n_inputs:
+            raise ShapeError(f"mac input has {x.shape[2]} afferents per mac, expected {self.n_inputs}")
+        if learn and ref.shape[0] != 1:
+            raise ShapeError(f"learning stores one item at a time; got a batch of {ref.shape[0]}")
+        v = self.support(x, prev)
+        g = familiarity(v)
+        if learn:
+            mu = win_weights(v, expansivity(g, self.cfg), self.cfg)
+            winners = choose_winners(v, mu, self.rng)
+        else:
+            winners = choose(v) if choose is not None else choose_winners(v, v, None)
+        active = self.active_macs(x) if x is not None else prev.any(axis=-1)
+        winners = np.where(active[..., None], winners, -1)
+        g = np.where(active, g, 0.0)
+        if learn:
+            self.learn(x, prev, winners[0])
+        return winners, g
+
+    def learn(self, x: np.ndarray | None, prev: np.ndarray | None, winners: np.ndarray) -> None:
+        """Single-trial learning of one item: weights from active afferents (``x`` [1, M, N], ``prev`` [1, M, C])
+        to the winners [M, Q] go to w_max; frozen and inactive macs do not learn."""
+        st, cfg = self.state, self.cfg
+        learning = ~st.frozen & (winners[:, 0] >= 0)
+        if not learning.any():
+            return
+        cells = np.where(learning[:, None], winners_to_cells(winners, cfg.cells_per_cm), -1)   # [M, Q]
+        if x is not None:
+            st.n_nonzero += self._raise(st.u, x[0] * learning[:, None], cells)
+        if prev is not None and st.h is not None:
+            self._raise(st.h, prev[0] * learning[:, None], cells)
+        st.n_learned += learning
+        filled = st.n_nonzero / st.u[0].size
+        st.frozen |= learning & (filled >= cfg.freeze_fraction) & (cfg.freeze_fraction < 1.0)
+
+    def _raise(self, weights: np.ndarray, pre: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Set weights [M, N, C] from active ``pre`` [M, N] afferents to ``cells`` [M, Q] (-1: the mac does not
+        learn) to w_max, touching only those entries (with decay, the winners' weights from inactive afferents drop
+        first). Returns, per mac, the
+        change in the number of non-zero weights [M]."""
+        cfg = self.cfg
+        before = None
+        if cfg.decay:
+            before = np.count_nonzero(weights, axis=(1, 2))
+            cols = np.maximum(cells, 0)[:, None, :]
+            block = np.take_along_axis(weights, cols, axis=2)           # [M, N, Q]
+            block -= cfg.decay * (pre == 0)[:, :, None] * (cells >= 0)[:, None, :]
+            np.put_along_axis(weights, cols, np.maximum(block, 0.0), axis=2)
+        m_idx, n_idx = np.nonzero(pre)
+        c_idx = cells[m_idx]                                          # [P, Q]
+        m_idx, n_idx = np.repeat(m_idx, cells.shape[1]), np.repeat(n_idx, cells.shape[1])
+        c_idx = c_idx.ravel()
+        new = weights[m_idx, n_idx, c_idx] == 0
+        weights[m_idx, n_idx, c_idx] = cfg.w_max
+        if before is not None:
+            return np.count_nonzero(weights, axis=(1, 2)) - before
+        return np.bincount(m_idx[new], minlength=len(weights))
+
+    def reconstruct(self, winners: np.ndarray, threshold: float = 1.0) -> np.ndarray:
+        """Input bits [B, M, N] that the codes ``winners`` [B, M, Q] point back to: afferent j is on when
+        Σ_{i∈code} w(j, i) ≥ threshold · Q · w_max (the stored item's bits all reach 1)."""
+        code = code_dense(winners, self.cfg)                          # [B, M, C]
+        back = np.matmul(code.transpose(1, 0, 2), self.state.u.transpose(0, 2, 1)).transpose(1, 0, 2)
+        return back >= threshold * self.cfg.n_cms * self.cfg.w_max - 1e-6
+
+    @property
+    def weight_fill(self) -> np.ndarray:
+        """Fraction of non-zero bottom-up weights per mac [M]."""
+        return self.state.n_nonzero / self.state.u[0].size
+
+
+def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> np.ndarray:
+    """Flat pixel indices [M, ph·pw] of ``grid`` (rows, cols) patches of ``patch`` (ph, pw) pixels, evenly spaced
+    so that they cover an image of ``image_shape`` (H, W); neighbouring patches overlap when they must."""
+    (h, w), (gr, gc), (ph, pw) = image_shape, grid, patch
+    rows = np.linspace(0, h - ph, gr).round().astype(int)
+    cols = np.linspace(0, w - pw, gc).round().astype(int)
+    local = (np.arange(ph)[:, None] * w + np.arange(pw)[None, :]).ravel()
+    return np.stack([r * w + c + local for r in rows for c in cols])
+
+
+class SparseyCoder:
+    """A one- or two-level Sparsey model: binary inputs [N] -> codes (one winner per CM of every mac).
+
+    >>> coder = SparseyCoder(SparseyConfig(image_shape=[8, 8]))
+    >>> x = np.random.default_rng(0).random(64) > 0.7
+    >>> code, g = coder.learn(x); again, g2 = coder.encode(x)
+    >>> bool((code == again).all()), round(float(g2), 2)
+    (True, 1.0)
+
+    Codes are winners int64 ``[L, Q_max]`` flattened across macs as :meth:`code_bits` (bool [n_code_bits]).
+    """
+
+    def __init__(self, cfg: SparseyConfig | None = None):
+        self.cfg = cfg = cfg or SparseyConfig()
+        self.rng = np.random.default_rng(cfg.seed)
+        n_pixels = int(np.prod(cfg.image_shape))
+        if cfg.layout == "grid":
+            fields = grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch)
+        else:
+            fields = np.arange(n_pixels)[None]
+        self.fields = np.repeat(fields, cfg.n_macs, axis=0)               # [M, N_rf] pixel indices
+        self.n_pixels = n_pixels
+        self.level1 = MacLayer(cfg.mac, len(self.fields), self.fields.shape[1], self.rng)
+        self.level2 = (MacLayer(cfg.top, 1, len(self.fields) * cfg.mac.n_cells, self.rng)
+                       if cfg.two_level else None)
+        self._prev: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+
+    # -- inputs -------------------------------------------------------------------------------------------
+    def binarise(self, x: np.ndarray) -> np.ndarray:
+        """Inputs [B, N] or [N] (any of [B, 1, H, W], [B, H, W] flattened) -> bool [B, N]; validated."""
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise ShapeError(f"inputs must be numeric or bool, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim > 2:
+            arr = arr.reshape(len(arr), int(np.prod(arr.shape[1:])))
+        if arr.shape[1] != self.n_pixels:
+            raise ShapeError(f"inputs have {arr.shape[1]} values per item, expected {self.n_pixels} "
+                             f"(image_shape {self.cfg.image_shape})")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ShapeError("inputs contain NaN or infinity")
+        return arr > self.cfg.threshold if arr.dtype.kind == "f" else arr.astype(bool)
+
+    # -- codes --------------------------------------------------------------------------------------------
+    @property
+    def n_code_bits(self) -> int:
+        """Bits of :meth:`code_bits`: all level-1 cells, then the level-2 cells."""
+        top = self.cfg.top.n_cells if self.level2 else 0
+        return self.level1.n_macs * self.cfg.mac.n_cells + top
+
+    def code_bits(self, codes: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
+        """Bool [B, n_code_bits]: level-1 codes of every mac, then the level-2 code."""
+        w1, w2 = codes
+        parts = [code_dense(w1, self.cfg.mac).reshape(len(w1), -1)]
+        if w2 is not None:
+            parts.append(code_dense(w2, self.cfg.top).reshape(len(w2), -1))
+        return np.concatenate(parts, axis=1) > 0
+
+    def _run(self, x: np.ndarray | None, learn: bool, use_prev: bool,
+             choose: Callable[[np.ndarray], np.ndarray] | None = None):
+        """One frame through both levels: (level-1 winners [B, M, Q], level-2 winners [B, 1, Q2] or None) and the
+        top level's G [B]; keeps the codes as the next frame's horizontal input when sequences are on."""
+        x1 = None if x is None else x[:, self.fields].astype(np.float32)
+        p1, p2 = self._prev if use_prev else (None, None)
+        w1, g1 = self.level1.encode(x1, p1, learn=learn, choose=choose)
+        w2 = g2 = None
+        if self.level2 is not None:
+            x2 = code_dense(w1, self.cfg.mac).reshape(len(w1), 1, -1)
+            w2, g2 = self.level2.encode(x2, p2, learn=learn, choose=choose)
+        if self.cfg.mac.sequences:
+            self._prev = (code_dense(w1, self.cfg.mac),
+                          None if w2 is None or not self.cfg.top.sequences else code_dense(w2, self.cfg.top))
+        if g2 is not None:
+            return (w1, w2), g2[:, 0]
+        active = w1[..., 0] >= 0                                     # G averaged over the active macs
+        return (w1, w2), (g1 * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
+
+    def learn(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """Store one item (single trial): its code bits [n_code_bits] and the top level's familiarity G
+        (level 2, or the mean over active level-1 macs).
+        Within a sequence (:meth:`start_sequence`), horizontal input from the previous code is used."""
+        codes, g = self._run(self.binarise(x), learn=True, use_prev=self._in_sequence)
+        return self.code_bits(codes)[0], float(g[0])
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
+        """Recognise without learning (max-V winners): code bits [B, n_code_bits] and G [B] (a single item
+        [N] gives [n_code_bits] and a float)."""
+        single = np.asarray(x).ndim == 1
+        codes, g = self._run(self.binarise(x), learn=False, use_prev=False)
+        bits = self.code_bits(codes)
+        return (bits[0], float(g[0])) if single else (bits, g)
+
+    def learn_all(self, xs: np.ndarray, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Store items [B, N] one after another in one pass: code bits [B, n_code_bits] and G [B]."""
+        from spikecl.sdr._progress import progress_range
+
+        xs = self.binarise(xs)
+        bits = np.zeros((len(xs), self.n_code_bits), bool)
+        gs = np.zeros(len(xs))
+        for i in progress_range(len(xs), progress, "learning"):
+            codes, g = self._run(xs[i:i + 1], learn=True, use_prev=False)
+            bits[i], gs[i] = self.code_bits(codes)[0], g[0]
+        return bits, gs
+
+    # -- sequences ----------------------------------------------------------------------------------------
+    _in_sequence = False
+
+    def start_sequence(self) -> None:
+        """Begin a sequence: the next frame has no horizontal input, later frames get it from their predecessor."""
+        if not self.cfg.mac.sequences:
+            raise ConfigError("sequences need mac.sequences = true")
+        self._prev, self._in_sequence = (None, None), True
+
+    def end_sequence(self) -> None:
+        self._prev, self._in_sequence = (None, None), False
+
+    def learn_sequence(self, frames: np.ndarray) -> np.ndarray:
+        """Store a sequence of frames [T, N] in one pass: code bits [T, n_code_bits] (a chain of codes)."""
+        self.start_sequence()
+        try:
+            return np.stack([self.learn(f)[0] for f in self.binarise(frames)])
+        finally:
+            self.end_sequence()
+
+    def recall_sequence(self, cue: np.ndarray, length: int) -> np.ndarray:
+        """Codes [length, n_code_bits] of a sequence recalled from its first frames ``cue`` [T0, N]: the cue frames
+        are recognised with bottom-up and horizontal input, later frames follow the horizontal weights alone."""
+        cue = self.binarise(cue)
+        if length < len(cue):
+            raise ConfigError(f"recall length {length} is shorter than the cue ({len(cue)} frames)")
+        self.start_sequence()
+        try:
+            out = [self.code_bits(self._run(f[None], learn=False, use_prev=True)[0])[0] for f in cue]
+            for _ in range(length - len(cue)):
+                out.append(self.code_bits(self._run(None, learn=False, use_prev=True)[0])[0])
+        finally:
+            self.end_sequence()
+        return np.stack(out)
+
+    def reconstruct(self, x: np.ndarray, threshold: float = 1.0) -> np.ndarray:
+        """Recall an input from a (partial or noisy) cue: recognise it, then read the level-1 codes back through
+        the bottom-up weights (a pixel is on when every winner of some mac covering it points to it): bool [B, N]."""
+        xb = self.binarise(x)
+        w1, _ = self.level1.encode(xb[:, self.fields].astype(np.float32))
+        back = self.level1.reconstruct(w1, threshold)                 # [B, M, Nrf]
+        out = np.zeros((len(xb), self.n_pixels), bool)
+        for m, field_ in enumerate(self.fields):
+            out[:, field_] |= back[:, m]
+        return out

@@ -1,0 +1,249 @@
+"""The Sparsey-style coder: familiarity, novelty, similarity preservation on MNIST-5k, recall from degraded cues,
+sequence recall from two frames, the spiking realisation, the experiment kind and bad-input errors."""
+
+import h5py
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError, ShapeError
+from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
+from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
+from spikecl.sdr.experiment import degrade, mac_activity_code, recall_measures
+from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
+from spikecl.sdr.sparsey import expansivity, win_weights
+
+Q, K = 16, 8
+GRID = dict(layout="grid", grid=[10, 10], patch=[6, 6],
+            mac=MacConfig(n_cms=8, cells_per_cm=12, min_active_frac=0.2, freeze_fraction=0.3))
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """MNIST-5k binarised at 0.5: the first 1,000 training and 400 test items (flat [B, 784] bool, labels)."""
+    from spikecl.data.datasets import load_dataset
+
+    d = load_dataset("mnist5k")
+    return (d.x_train[:1000].reshape(1000, -1) > 0.5, d.y_train[:1000],
+            d.x_test[:400].reshape(400, -1) > 0.5, d.y_test[:400])
+
+
+@pytest.fixture(scope="module")
+def mnist_coder(mnist):
+    """The grid coder after one pass over the 1,000 training items, with its learning-time codes."""
+    coder = SparseyCoder(SparseyConfig(**GRID))
+    learned, _ = coder.learn_all(mnist[0])
+    return coder, learned
+
+
+def random_patterns(n, seed, n_pixels=400, density=0.05):
+    return np.random.default_rng(seed).random((n, n_pixels)) < density
+
+
+def small_coder(**mac):
+    return SparseyCoder(SparseyConfig(image_shape=[20, 20], mac=MacConfig(n_cms=Q, cells_per_cm=K, **mac)))
+
+
+def test_win_weights_follow_familiarity():
+    cfg = MacConfig()
+    v = np.array([[[[0.0, 0.5, 1.0]]]])
+    assert expansivity(np.array([cfg.g_minus]), cfg)[0] == 1.0               # G <= G⁻: uniform choice
+    assert expansivity(np.array([1.0]), cfg)[0] == pytest.approx(1 + cfg.chi * cfg.cells_per_cm)
+    mu_novel = win_weights(v, np.array([[1.0]]), cfg)
+    mu_familiar = win_weights(v, expansivity(np.array([[1.0]]), cfg), cfg)
+    assert np.allclose(mu_novel, 1.0)
+    assert mu_familiar[..., 0] < 1.01 and mu_familiar[..., 2] > 100 * mu_familiar[..., 1]
+
+
+def test_learned_inputs_reactivate_their_exact_codes_and_novel_inputs_get_random_codes():
+    coder = small_coder()
+    stored = random_patterns(20, seed=0)
+    learned = np.stack([coder.learn(x)[0] for x in stored])
+    assert learned.sum(axis=1).tolist() == [Q] * 20                           # one winner per CM
+    recalled, g = coder.encode(stored)
+    assert (recalled == learned).all() and g.min() > 0.99
+    novel = random_patterns(200, seed=1)
+    _, g_novel = coder.encode(novel)
+    assert g_novel.mean() < 0.1
+    overlaps = [(learned.astype(int) @ coder.learn(x)[0]).mean() for x in novel[:100]]
+    assert np.mean(overlaps) == pytest.approx(Q / K, rel=0.25)                # chance overlap Q/K
+
+
+def test_reproducible_from_the_seed(mnist):
+    x = mnist[0][:60]
+    a = SparseyCoder(SparseyConfig(**GRID, seed=3)).learn_all(x)[0]
+    b = SparseyCoder(SparseyConfig(**GRID, seed=3)).learn_all(x)[0]
+    c = SparseyCoder(SparseyConfig(**GRID, seed=4)).learn_all(x)[0]
+    assert (a == b).all() and not (a == c).all()
+
+
+def test_similar_inputs_get_similar_codes_on_mnist(mnist, mnist_coder):
+    coder, _ = mnist_coder
+    x_test = mnist[2]
+    codes, _ = coder.encode(x_test)
+    rho, _, _ = overlap_spearman(x_test, codes, n_pairs=3000, seed=0)
+    n_bits, active = codes.shape[1], int(round(codes.sum(axis=1).mean()))
+    fly = FlyHash(FlyHashConfig(n_outputs=n_bits, sparsity=active / n_bits), x_test.shape[1]).encode(x_test)
+    rho_fly, _, _ = overlap_spearman(x_test, fly, n_pairs=3000, seed=0)
+    pooler = SpatialPooler(SpatialPoolerConfig(n_columns=1024), x_test.shape[1])
+    pooler.learn(mnist[0][:500])
+    rho_pooler, _, _ = overlap_spearman(x_test, pooler.encode(x_test), n_pairs=3000, seed=0)
+    rho_gate, _, _ = overlap_spearman(x_test, mac_activity_code(coder, codes), n_pairs=3000, seed=0)
+    print(f"Spearman: sparsey {rho:.3f}, fly-hash {rho_fly:.3f}, k-WTA pooler {rho_pooler:.3f}, "
+          f"mac activity only {rho_gate:.3f}")
+    assert rho > 0.85
+    assert rho > rho_fly + 0.05 and rho > rho_pooler + 0.2     # above the same-size fly-hash control
+    assert rho > rho_gate + 0.03                                # the learned codes add to the activity gating
+
+
+def test_one_pass_codes_classify_mnist(mnist, mnist_coder):
+    coder, learned = mnist_coder
+    _, y_train, x_test, y_test = mnist
+    test_codes, _ = coder.encode(x_test)
+    votes = ClassVotes(learned.shape[1], 10)
+    votes.add(learned, y_train)
+    acc_votes = (votes.predict(test_codes) == y_test).mean()
+    acc_bayes = (votes.predict(test_codes, "bayes") == y_test).mean()
+    acc_knn = (knn_predict(coder.encode(mnist[0])[0], y_train, test_codes, 1) == y_test).mean()
+    print(f"one pass over 1,000 items: class votes {acc_votes:.3f}, Bayes {acc_bayes:.3f}, 1-NN {acc_knn:.3f}")
+    assert acc_votes > 0.45 and acc_bayes > 0.7 and acc_knn > 0.82
+
+
+def test_recall_from_degraded_cues(mnist, mnist_coder):
+    coder, _ = mnist_coder
+    items = mnist[0][:100]
+    stored, _ = coder.encode(items)
+    removed = recall_measures(stored, coder.encode(degrade(items, 0.5, "removed", 0))[0])
+    flipped = recall_measures(stored, coder.encode(degrade(items, 0.25, "flipped", 0))[0])
+    assert removed["identity"] > 0.9 and flipped["identity"] > 0.8
+    assert removed["overlap"] > 0.3       # macs whose field falls below min_active_frac go silent
+
+
+def test_reconstruct_a_stored_pattern_from_half_of_it():
+    coder = small_coder()
+    stored = random_patterns(20, seed=2)
+    for x in stored:
+        coder.learn(x)
+    cue = degrade(stored, 0.5, "removed", 0)
+    back = coder.reconstruct(cue)
+    assert (back == stored).all(axis=1).mean() >= 0.9
+
+
+def test_sequences_recalled_from_their_first_two_frames():
+    coder = SparseyCoder(SparseyConfig(image_shape=[20, 20],
+                                       mac=MacConfig(n_cms=Q, cells_per_cm=32, sequences=True)))
+    sequences = np.random.default_rng(5).random((24, 12, 400)) < 0.05
+    stored = [coder.learn_sequence(s) for s in sequences]
+    overlap = np.array([(coder.recall_sequence(s[:2], len(s)) & code).sum(axis=1) / Q
+                        for s, code in zip(sequences, stored)])                # [sequences, frames]
+    assert overlap.shape == (24, 12)
+    assert overlap.mean() > 0.98 and overlap[:, -1].mean() > 0.95
+
+
+def test_spiking_wta_groups_reproduce_the_coder_codes(mnist):
+    pytest.importorskip("snntorch")
+    from spikecl.sdr.spiking import SpikingSparsey
+
+    coder = SparseyCoder(SparseyConfig(layout="grid", grid=[4, 4], patch=[10, 10], two_level=True,
+                                       mac=MacConfig(n_cms=8, cells_per_cm=8, min_active_frac=0.05)))
+    coder.learn_all(mnist[0][:200])
+    expected, _ = coder.encode(mnist[2][:60])
+    assert (SpikingSparsey(coder).encode(mnist[2][:60]) == expected).all()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda c: c.encode(np.zeros(399)), ShapeError, "399 values per item"),
+    (lambda c: c.encode(np.full(400, np.nan)), ShapeError, "NaN"),
+    (lambda c: c.level1.encode(np.zeros((2, 1, 400), np.float32), learn=True), ShapeError, "one item at a time"),
+    (lambda c: c.start_sequence(), ConfigError, "sequences = true"),
+    (lambda c: c.encode(np.array(["a"] * 400)), ShapeError, "dtype"),
+])
+def test_bad_input_is_a_one_line_error(call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call(small_coder())
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"mac": {"n_cms": 0}}, "mac.n_cms: 0 is below the minimum 1"),
+    ({"mac": {"min_active_frac": 0.5, "max_active_frac": 0.1}}, "exceeds max_active_frac"),
+    ({"layout": "hex"}, "layout: 'hex' is not allowed"),
+    ({"patch": [40, 40], "layout": "grid"}, "larger than the image"),
+    ({"grid": [4]}, "grid: expected two integers"),
+    ({"mac": {"Q": 4}}, "unknown key 'mac.Q'"),
+])
+def test_bad_config_is_a_config_error(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        SparseyConfig.from_mapping(raw)
+
+
+def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
+    exp = tmp_path / "small.toml"
+    exp.write_text(f'kind = "sparsey"\nname = "small"\noutput_dir = "{tmp_path}"\n'
+                   '[coder]\nlayout = "grid"\ngrid = [4, 4]\npatch = [10, 10]\ntwo_level = true\n'
+                   '[coder.mac]\nmin_active_frac = 0.05\nfreeze_fraction = 0.3\n'
+                   '[baseline]\nn_columns = 256\n'
+                   '[eval]\ntrain_items = 300\ntest_items = 100\nn_pairs = 300\npair_items = 100\n'
+                   'capacity_points = [50, 100]\ncue_items = 30\nspiking_items = 20\n')
+    assert main(["run", str(exp), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out
+    results = tmp_path / "small" / "sparsey_seed0.h5"
+    with h5py.File(results) as f:
+        assert f.attrs["kind"] == "sparsey"
+        metrics = dict(f["metrics"].attrs)
+        assert 0.3 < metrics["sparsey_acc_knn1"] <= 1 and 0.3 < metrics["pooler_acc_knn1"] <= 1
+        assert metrics["sparsey_learn_seconds"] > 0 and metrics["spiking_code_match"] == 1.0
+        assert f["curves/capacity_identity"].shape == (2,) and f["curves/cue_removed_sparsey_identity"].shape == (4,)
+    for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "cue_recall_seed0.png"):
+        assert (tmp_path / "small" / plot).stat().st_size > 1000
+    assert main(["run", str(exp), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2
+    assert "unknown key 'coder.mac.K'" in capsys.readouterr().err
+
+
+def test_integer_weights_decay_and_the_critical_period():
+    layer = small_coder(w_max=3, decay=1).level1
+    x = np.zeros((1, 1, 400), np.float32)
+    x[0, 0, :10] = 1
+    y = np.zeros_like(x)
+    y[0, 0, 5:15] = 1
+    winners = np.arange(Q)[None] % K                                         # the same code for both
+    layer.learn(x, None, winners)
+    cells = winners[0] + np.arange(Q) * K
+    assert (layer.state.u[0][:10][:, cells] == 3).all() and layer.state.u[0].sum() == 3 * 10 * Q
+    layer.learn(y, None, winners)
+    assert (layer.state.u[0][:5][:, cells] == 2).all() and (layer.state.u[0][5:15][:, cells] == 3).all()
+    assert layer.weight_fill[0] == pytest.approx(15 * Q / (400 * Q * K))
+    frozen = small_coder(freeze_fraction=0.01)
+    for pattern in random_patterns(30, seed=9):
+        frozen.learn(pattern)
+    assert frozen.level1.state.frozen[0] and 0.01 <= frozen.level1.weight_fill[0] < 0.02
+
+
+def _cuda_available():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+def test_spiking_wta_groups_on_cuda_equal_cpu():
+    from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
+
+    v = np.random.default_rng(0).random((50, 4, 8, 12)).astype(np.float32)
+    assert (spiking_winners(v, SpikingWTAConfig(device="cuda")) == v.argmax(axis=-1)).all()
+
+
+def test_spiking_on_cuda_without_a_gpu_is_a_config_error():
+    pytest.importorskip("snntorch")
+    if _cuda_available():
+        pytest.skip("a CUDA GPU is present")
+    from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
+
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        spiking_winners(np.zeros((1, 2, 3), np.float32), SpikingWTAConfig(device="cuda"))
