@@ -1,0 +1,228 @@
+"""The CA3 memory as a discrete-time torch stepper: 1 ms steps, batched over independent memories, CPU or CUDA.
+
+It implements the same step as :mod:`spikecl.memory.brian2_net` (and reproduces its spikes): all neurons of all
+populations live in one vector ``[B, N]``; a step is
+
+1. membrane: ``v = v_rest + (v - v_rest) alpha + gain I`` for cells out of refraction (``alpha = exp(-dt/tau_m)``,
+   ``gain = R (1 - alpha)``), inputs are forced;
+2. threshold: ``s = v > v_thresh`` (not refractory); ``I *= exp(-dt/tau_syn)``;
+3. static synapses: ``I += W_D @ s[t - D]`` for every delay D in steps (sparse ``[N, N]`` per delay);
+4. plastic synapses: traces decay; delayed post spikes ``apost += A-; W = clip(W + apre)``; pre spikes
+   ``apre += A+; W = clip(W - apost)``; then ``I_post += k (s_pre @ W)``;
+5. reset ``v = v_reset`` where ``s``.
+
+:func:`step` is a pure function of (network constants, state, inputs); :class:`TorchCA3` wraps it and keeps state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from spikecl.errors import ConfigError, ShapeError, require
+from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, POPULATIONS, connections, \
+    population_sizes
+
+
+class CA3Constants(NamedTuple):
+    """Per-network constants (tensors on the device). ``slices``: population -> (start, stop) in the vector."""
+
+    v_rest: float
+    v_reset: float
+    alpha: object            # [N]
+    gain: object             # [N] mV per nA
+    v_thresh: object         # [N] (inf for inputs)
+    is_input: object         # [N] bool
+    syn_decay: float
+    k_syn: float
+    refractory_steps: int
+    static: dict             # delay steps -> sparse [N, N] (target x source), nA per spike, signed
+    slices: dict
+    plastic_pre_steps: int
+    post_lag_steps: int
+    trace_decay_pre: float
+    trace_decay_post: float
+    a_plus: float
+    a_minus: float
+    w_min: float
+    w_max: float
+    gain_content_to_cue: float
+
+
+class CA3State(NamedTuple):
+    """Network state of B memories: ``v``, ``i`` ``[B, N]`` (mV, nA), ``since`` ``[B, N]`` steps since the last
+    spike, ``history`` ``[H, B, N]`` the last H steps' spikes (0 = latest), plastic ``weights`` (nA, ``[B, pre,
+    post]``) and STDP traces ``pre_trace``/``post_trace`` (nA, ``[B, pre]``/``[B, post]``) keyed by projection."""
+
+    v: object
+    i: object
+    since: object
+    history: object
+    weights: dict
+    pre_trace: dict
+    post_trace: dict
+
+
+def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", dtype=None) -> CA3Constants:
+    """Lay every population out in one vector and turn the wiring into sparse matrices per delay."""
+    torch = require("torch", "torch")
+    dtype = dtype or torch.float64
+    sizes = population_sizes(n_cues, n_bits, params)
+    kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
+    slices, start = {}, 0
+    for name, n in sizes.items():
+        slices[name] = (start, start + n)
+        start += n
+    n_total = start
+    alpha, gain, v_thresh = np.zeros(n_total), np.zeros(n_total), np.full(n_total, np.inf)
+    for name, (_, kind) in kinds.items():
+        c_m, tau_m, threshold = params.cell(kind)
+        a, b = slices[name]
+        alpha[a:b] = np.exp(-params.dt_ms / tau_m)
+        gain[a:b] = tau_m / c_m * (1.0 - alpha[a:b])
+        v_thresh[a:b] = threshold
+    entries: dict[int, list] = {}
+    for c in connections(params, n_bits):
+        (s0, s1), (t0, t1) = slices[c.source], slices[c.target]
+        src, tgt = _pairs(c.pattern, s1 - s0, t1 - t0)
+        value = c.sign * c.weight_nA * params.syn_event_factor
+        entries.setdefault(params.steps(c.delay_ms), []).append((tgt + t0, src + s0, np.full(len(src), value)))
+    static = {}
+    for delay, parts in entries.items():
+        rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
+        static[delay] = torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (n_total, n_total),
+                                                dtype=dtype, check_invariants=True).coalesce().to(device)
+    is_input = np.zeros(n_total, dtype=bool)
+    for name in INPUTS:
+        is_input[slice(*slices[name])] = True
+    as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
+    return CA3Constants(
+        v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
+        v_thresh=as_t(v_thresh), is_input=torch.as_tensor(is_input, device=device), syn_decay=params.syn_decay,
+        k_syn=params.syn_event_factor, refractory_steps=params.refractory_steps, static=static, slices=slices,
+        plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
+        trace_decay_pre=float(np.exp(-params.dt_ms / params.tau_plus_ms)),
+        trace_decay_post=float(np.exp(-params.dt_ms / params.tau_minus_ms)), a_plus=params.a_plus_nA,
+        a_minus=params.a_minus_nA, w_min=params.w_min_nA, w_max=params.w_max_nA,
+        gain_content_to_cue=params.content_to_cue_gain)
+
+
+def _pairs(pattern: str, n_src: int, n_tgt: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) index pairs of a connection pattern."""
+    if pattern == "one_to_one":
+        return np.arange(n_src), np.arange(n_tgt)
+    src, tgt = np.meshgrid(np.arange(n_src), np.arange(n_tgt), indexing="ij")
+    keep = np.ones_like(src, dtype=bool) if pattern == "all_to_all" else src != tgt
+    return src[keep], tgt[keep]
+
+
+def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0) -> CA3State:
+    """Resting state of ``batch_size`` empty memories (plastic weights ``w_init_nA``)."""
+    torch = require("torch", "torch")
+    like = consts.alpha
+    n = like.shape[0]
+    history = max([*consts.static, consts.plastic_pre_steps, consts.post_lag_steps]) + 1
+    zeros = lambda *shape: torch.zeros(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
+    sizes = {name: b - a for name, (a, b) in consts.slices.items()}
+    return CA3State(
+        v=torch.full((batch_size, n), consts.v_rest, dtype=like.dtype, device=like.device), i=zeros(batch_size, n),
+        since=torch.full((batch_size, n), consts.refractory_steps, dtype=torch.int64, device=like.device),
+        history=zeros(history, batch_size, n),
+        weights={k: torch.full((batch_size, sizes[pre], sizes[post]), float(w_init_nA), dtype=like.dtype,
+                               device=like.device) for k, (pre, post) in PLASTIC.items()},
+        pre_trace={k: zeros(batch_size, sizes[pre]) for k, (pre, _) in PLASTIC.items()},
+        post_trace={k: zeros(batch_size, sizes[post]) for k, (_, post) in PLASTIC.items()})
+
+
+def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State, object]:
+    """Advance B memories by one 1 ms step. ``inputs [B, N]``: forced spikes of the input populations (zeros
+    elsewhere); ``gate [B]``: 1 where plasticity is on. Returns the new state and the spikes ``[B, N]`` (float)."""
+    torch = require("torch", "torch")
+    since = state.since + 1
+    awake = since >= consts.refractory_steps
+    v = torch.where(awake, consts.v_rest + (state.v - consts.v_rest) * consts.alpha + consts.gain * state.i, state.v)
+    spikes = torch.where(consts.is_input, inputs, ((v > consts.v_thresh) & awake).to(v.dtype))
+    fired = spikes > 0
+    since = torch.where(fired, torch.zeros_like(since), since)
+    history = torch.cat([spikes[None], state.history[:-1]])
+    current = state.i * consts.syn_decay
+    for delay, matrix in consts.static.items():
+        current = current + torch.sparse.mm(matrix, history[delay].T).T
+    weights, pre_trace, post_trace = {}, {}, {}
+    for name, (pre, post) in PLASTIC.items():
+        (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
+        s_pre, s_post = history[consts.plastic_pre_steps, :, p0:p1], history[consts.post_lag_steps, :, q0:q1]
+        a_pre = state.pre_trace[name] * consts.trace_decay_pre
+        a_post = state.post_trace[name] * consts.trace_decay_post + consts.a_minus * s_post
+        w = state.weights[name] + (gate[:, None] * a_pre)[:, :, None] * s_post[:, None, :]
+        w = w.clamp(consts.w_min, consts.w_max)
+        a_pre = a_pre + consts.a_plus * s_pre
+        w = (w - s_pre[:, :, None] * (gate[:, None] * a_post)[:, None, :]).clamp(consts.w_min, consts.w_max)
+        scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
+        drive = torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
+        current = torch.cat([current[:, :q0], current[:, q0:q1] + drive, current[:, q1:]], dim=1)
+        weights[name], pre_trace[name], post_trace[name] = w, a_pre, a_post
+    v = torch.where(fired, torch.full_like(v, consts.v_reset), v)
+    return CA3State(v, current, since, history, weights, pre_trace, post_trace), spikes
+
+
+class TorchCA3:
+    """B independent CA3 memories stepped in torch; :meth:`run` continues the simulation.
+
+    >>> net = TorchCA3(CA3Params(), n_cues=5, n_bits=10, batch_size=4, device="cpu")     # doctest: +SKIP
+    >>> spikes = net.run(cue_input, content_input)   # dict population -> bool tensor [T, B, N]  # doctest: +SKIP
+    """
+
+    def __init__(self, params: CA3Params, n_cues: int, n_bits: int, batch_size: int = 1, device="cpu",
+                 dtype=None) -> None:
+        torch = require("torch", "torch")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
+        self.device = torch.device(device)
+        self.consts = build_constants(params, n_cues, n_bits, self.device, dtype)
+        self.state = initial_state(self.consts, batch_size, params.w_plastic_init_nA)
+        self.t_ms = 0
+
+    def run(self, cue_input, content_input, gate=None) -> dict:
+        """Simulate T more steps. ``cue_input [T, B, C]``, ``content_input [T, B, M]`` (bool or 0/1; ``[T, C]`` and
+        ``[T, M]`` drive every memory alike); ``gate [T, B]`` or ``[T]``: 1 where plasticity is on.
+        Returns every population's spikes as a bool tensor ``[T, B, N]`` (on the device)."""
+        torch = require("torch", "torch")
+        consts, B = self.consts, self.batch_size
+        cue = self._input(cue_input, self.n_cues, "cue_input")
+        content = self._input(content_input, self.n_bits, "content_input")
+        n_steps = cue.shape[0]
+        if content.shape[0] != n_steps:
+            raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
+        gate = torch.ones(n_steps, B) if gate is None else torch.as_tensor(np.asarray(gate), dtype=torch.float64)
+        gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
+        n_total = consts.alpha.shape[0]
+        drive = torch.zeros(n_steps, B, n_total, dtype=consts.alpha.dtype, device=self.device)
+        for name, x in (("INcue", cue), ("INcont", content)):
+            a, b = consts.slices[name]
+            drive[:, :, a:b] = x
+        raster = torch.zeros(n_steps, B, n_total, dtype=torch.bool, device=self.device)
+        state = self.state
+        for t in range(n_steps):
+            state, spikes = step(consts, state, drive[t], gate[t])
+            raster[t] = spikes > 0
+        self.state = state
+        self.t_ms += n_steps
+        return {name: raster[:, :, a:b] for name, (a, b) in consts.slices.items()}
+
+    def _input(self, x, width: int, what: str):
+        torch = require("torch", "torch")
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        if x.ndim == 2:
+            x = x[:, None, :].expand(-1, self.batch_size, -1)
+        if x.ndim != 3 or x.shape[1:] != (self.batch_size, width):
+            raise ShapeError(f"{what} has shape {tuple(x.shape)}; expected [T, {self.batch_size}, {width}]")
+        return x.to(device=self.device, dtype=self.consts.alpha.dtype)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Both plastic matrices in nA as numpy: ``cue_to_content [B, C, M]`` and ``content_to_cue [B, M, C]``."""
+        return {k: w.detach().cpu().numpy().copy() for k, w in self.state.weights.items()}
