@@ -221,3 +221,67 @@ def test_torch_stepper_on_cuda_matches_cpu():
     net = TorchCA3(CA3Params(), C, M, batch_size=4, device="cuda")
     spikes = net.run(*recorded_inputs("exp1_functional"))
     assert_same_spikes(recorded, {k: v[:, 3].cpu().numpy() for k, v in spikes.items()})
+
+
+def _corrupting_queries(params, backend="torch"):
+    """Store two memories, query twice by a fragment spanning both, then ask for bit 0 alone."""
+    mem = CA3Memory(5, 10, params, backend=backend)
+    return mem.run([learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6]), recall_by_content([0, 4]),
+                    recall_by_content([0, 4]), recall_by_content([0])])
+
+
+def test_published_recall_by_content_is_not_read_only():
+    run = _corrupting_queries(CA3Params())
+    assert run.results[2].answer == (0, 3)
+    assert run.weights["content_to_cue"][0, 3] == 6.0      # bit 0 now points at cue 3 too
+    assert run.results[4].answer == (0, 3)                 # ... so a query by bit 0 answers cue 3 wrongly
+    locked = _corrupting_queries(CA3Params(read_only_recall=True))
+    assert locked.weights["content_to_cue"][0, 3] < 1.0 and locked.results[4].answer == (0,)
+
+
+def test_read_only_recall_locks_both_plastic_matrices():
+    params = CA3Params(read_only_recall=True)
+    mem = CA3Memory(5, 10, params, backend="torch")
+    mem.run([learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6])])
+    before = mem.weights()
+    run = mem.run([recall_by_content([0, 4]), recall_by_cue(0), recall_by_content([0]), recall_by_cue(3)])
+    for key, w in mem.weights().items():
+        np.testing.assert_array_equal(w, before[key], err_msg=key)
+    assert [r.answer for r in run.results] == [(0, 3), (0, 1, 8, 9), (0,), (4, 5, 6)]
+    relearn = mem.learn(0, [2])                            # learning still writes
+    assert relearn.forgotten == (0, 1, 8, 9) and mem.recall_by_cue(0).answer == (2,)
+
+
+def test_k_of_n_matching_answers_only_cues_sharing_k_bits():
+    ops = [learn(0, [0, 1, 8, 9]), learn(4, [1, 5, 6]), learn(3, [4, 5, 6]),
+           recall_by_content([1, 8]), recall_by_content([5, 6]), recall_by_content([1, 5, 9]), recall_by_content([6])]
+    published = CA3Memory(5, 10, backend="torch").run(ops)
+    k2 = CA3Memory(5, 10, CA3Params(match_k=2), backend="torch").run(ops)
+    assert [r.answer for r in published.results[3:]] == [(0, 4), (3, 4), (0, 3, 4), (3, 4)]
+    assert [r.answer for r in k2.results[3:]] == [(0,), (3, 4), (0, 4), ()]
+    assert CA3Params(match_k=1).content_to_cue_gain == 1.0
+
+
+def test_pooled_inhibition_is_linear_in_cues_and_keeps_the_functional_answers():
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    pool = CA3Params(inhibition="pool")
+    published = CA3Memory(C, M, backend="torch").run(ops, spacing)
+    pooled = CA3Memory(C, M, pool, backend="torch").run(ops, spacing)
+    assert [(r.cues, r.bits, r.forgotten) for r in pooled.results] == \
+        [(r.cues, r.bits, r.forgotten) for r in published.results]
+    static = lambda C, params=None: synapse_count(C, 10, params)["static"]  # noqa: E731
+    assert static(300, pool) - 2 * static(200, pool) + static(100, pool) == 0          # linear in C
+    assert static(300) - 2 * static(200) + static(100) == 4 * 100 ** 2                 # 2C(C-1) twice over
+    assert static(100, pool) == 100 * 10 + 9 * 100 + 6 * 10                            # CM + 9C + 6M
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+def test_options_run_identically_in_brian2_and_torch():
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    params = CA3Params(read_only_recall=True, match_k=2, inhibition="pool")
+    runs = [CA3Memory(C, M, params, backend=b).run(ops, spacing) for b in ("brian2", "torch")]
+    for pop in runs[0].spikes:
+        np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
+    for key in runs[0].weights:
+        np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)
