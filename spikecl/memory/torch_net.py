@@ -6,7 +6,7 @@ populations live in one vector ``[B, N]``; a step is
 1. membrane: ``v = v_rest + (v - v_rest) alpha + gain I`` for cells out of refraction (``alpha = exp(-dt/tau_m)``,
    ``gain = R (1 - alpha)``), inputs are forced;
 2. threshold: ``s = v > v_thresh`` (not refractory); ``I *= exp(-dt/tau_syn)``;
-3. static synapses: ``I += W_D @ s[t - D]`` for every delay D in steps (sparse ``[N, N]`` per delay);
+3. static synapses: ``I += W_D s[t - D]`` for every delay D in steps (one-to-one pairs and population sums, O(N));
 4. plastic synapses: traces decay; delayed post spikes ``apost += A-; W = clip(W + apre)``; pre spikes
    ``apre += A+; W = clip(W - apost)``; then ``I_post += k (s_pre @ W)``;
 5. reset ``v = v_reset`` where ``s``.
@@ -25,6 +25,18 @@ from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, 
     population_sizes
 
 
+class StaticDelay(NamedTuple):
+    """The static synapses of one delay, in O(N) form: one-to-one pairs ``source -> target`` with signed
+    ``value`` (nA per spike, already times the event factor), plus all-to-all blocks as a population sum
+    (``pool_in [N, G]``) spread to targets (``pool_out [G, N]``). ``all_but_self`` = block + a negative pair."""
+
+    source: object
+    target: object
+    value: object
+    pool_in: object
+    pool_out: object
+
+
 class CA3Constants(NamedTuple):
     """Per-network constants (tensors on the device). ``slices``: population -> (start, stop) in the vector."""
 
@@ -37,7 +49,7 @@ class CA3Constants(NamedTuple):
     syn_decay: float
     k_syn: float
     refractory_steps: int
-    static: dict             # delay steps -> sparse [N, N] (target x source), nA per spike, signed
+    static: dict             # delay steps -> StaticDelay
     slices: dict
     plastic_pre_steps: int
     post_lag_steps: int
@@ -82,21 +94,30 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         alpha[a:b] = np.exp(-params.dt_ms / tau_m)
         gain[a:b] = tau_m / c_m * (1.0 - alpha[a:b])
         v_thresh[a:b] = threshold
-    entries: dict[int, list] = {}
+    as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
+    static = {}
     for c in connections(params, n_bits):
         (s0, s1), (t0, t1) = slices[c.source], slices[c.target]
-        src, tgt = _pairs(c.pattern, s1 - s0, t1 - t0)
         value = c.sign * c.weight_nA * params.syn_event_factor
-        entries.setdefault(params.steps(c.delay_ms), []).append((tgt + t0, src + s0, np.full(len(src), value)))
-    static = {}
-    for delay, parts in entries.items():
-        rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
-        static[delay] = torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (n_total, n_total),
-                                                dtype=dtype, check_invariants=True).coalesce().to(device)
+        pairs, sums = static.setdefault(params.steps(c.delay_ms), ([], []))
+        if c.pattern == "one_to_one":
+            pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, value)))
+            continue
+        sums.append((s0, s1, t0, t1, value))
+        if c.pattern == "all_but_self":                 # all-to-all minus each neuron's own share
+            pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, -value)))
+    for delay, (pairs, sums) in static.items():
+        pairs = pairs or [(np.zeros(0, int), np.zeros(0, int), np.zeros(0))]
+        src, tgt, val = (np.concatenate(x) for x in zip(*pairs))
+        pool_in, pool_out = np.zeros((n_total, len(sums))), np.zeros((len(sums), n_total))
+        for g, (s0, s1, t0, t1, value) in enumerate(sums):
+            pool_in[s0:s1, g], pool_out[g, t0:t1] = 1.0, value
+        static[delay] = StaticDelay(torch.as_tensor(src, dtype=torch.int64, device=device),
+                                    torch.as_tensor(tgt, dtype=torch.int64, device=device), as_t(val),
+                                    as_t(pool_in), as_t(pool_out))
     is_input = np.zeros(n_total, dtype=bool)
     for name in INPUTS:
         is_input[slice(*slices[name])] = True
-    as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
     return CA3Constants(
         v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
         v_thresh=as_t(v_thresh), is_input=torch.as_tensor(is_input, device=device), syn_decay=params.syn_decay,
@@ -106,15 +127,6 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         trace_decay_post=float(np.exp(-params.dt_ms / params.tau_minus_ms)), a_plus=params.a_plus_nA,
         a_minus=params.a_minus_nA, w_min=params.w_min_nA, w_max=params.w_max_nA,
         gain_content_to_cue=params.content_to_cue_gain)
-
-
-def _pairs(pattern: str, n_src: int, n_tgt: int) -> tuple[np.ndarray, np.ndarray]:
-    """(source, target) index pairs of a connection pattern."""
-    if pattern == "one_to_one":
-        return np.arange(n_src), np.arange(n_tgt)
-    src, tgt = np.meshgrid(np.arange(n_src), np.arange(n_tgt), indexing="ij")
-    keep = np.ones_like(src, dtype=bool) if pattern == "all_to_all" else src != tgt
-    return src[keep], tgt[keep]
 
 
 def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0) -> CA3State:
@@ -147,21 +159,26 @@ def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State,
     since = torch.where(fired, torch.zeros_like(since), since)
     history = torch.cat([spikes[None], state.history[:-1]])
     current = state.i * consts.syn_decay
-    for delay, matrix in consts.static.items():
-        current = current + torch.sparse.mm(matrix, history[delay].T).T
+    for delay, syn in consts.static.items():
+        x = history[delay]
+        if bool(x.any()):                       # the network is silent most steps: skip empty products
+            current = current.index_add(1, syn.target, x[:, syn.source] * syn.value) + (x @ syn.pool_in) @ syn.pool_out
     weights, pre_trace, post_trace = {}, {}, {}
     for name, (pre, post) in PLASTIC.items():
         (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
         s_pre, s_post = history[consts.plastic_pre_steps, :, p0:p1], history[consts.post_lag_steps, :, q0:q1]
         a_pre = state.pre_trace[name] * consts.trace_decay_pre
-        a_post = state.post_trace[name] * consts.trace_decay_post + consts.a_minus * s_post
-        w = state.weights[name] + (gate[:, None] * a_pre)[:, :, None] * s_post[:, None, :]
-        w = w.clamp(consts.w_min, consts.w_max)
-        a_pre = a_pre + consts.a_plus * s_pre
-        w = (w - s_pre[:, :, None] * (gate[:, None] * a_post)[:, None, :]).clamp(consts.w_min, consts.w_max)
-        scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
-        drive = torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
-        current = torch.cat([current[:, :q0], current[:, q0:q1] + drive, current[:, q1:]], dim=1)
+        a_post = state.post_trace[name] * consts.trace_decay_post
+        w = state.weights[name]
+        if bool(s_post.any()):                  # post spikes (seen late): apost += A-, w += apre
+            a_post = a_post + consts.a_minus * s_post
+            w = (w + (gate[:, None] * a_pre)[:, :, None] * s_post[:, None, :]).clamp(consts.w_min, consts.w_max)
+        if bool(s_pre.any()):                   # pre spikes: apre += A+, w -= apost, deliver the new weight
+            a_pre = a_pre + consts.a_plus * s_pre
+            w = (w - s_pre[:, :, None] * (gate[:, None] * a_post)[:, None, :]).clamp(consts.w_min, consts.w_max)
+            scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
+            drive = torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
+            current = torch.cat([current[:, :q0], current[:, q0:q1] + drive, current[:, q1:]], dim=1)
         weights[name], pre_trace[name], post_trace[name] = w, a_pre, a_post
     v = torch.where(fired, torch.full_like(v, consts.v_reset), v)
     return CA3State(v, current, since, history, weights, pre_trace, post_trace), spikes
