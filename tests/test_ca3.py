@@ -1,7 +1,6 @@
 """CA3 content-addressable memory: spike-for-spike reproduction of the SpiNNaker recordings (Brian2 and the torch
 stepper), decoding of learn / recall / forget, and one-line errors for bad input."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,25 +9,17 @@ import pytest
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.memory import (CA3Memory, CA3Params, learn, make_schedule, recall_by_content, recall_by_cue,
                             run_batch, synapse_count)
+from spikecl.memory.recordings import DATA_DIR, RECORDED, mismatches
+from spikecl.memory.recordings import load_recording as load_spikes
 from spikecl.memory.schedule import encode, events, raster_from_events
 
 DATA = Path(__file__).parent / "data" / "ca3"
-# C, M and the operations (with the gap after each, ms) that the recorded input spikes encode
-EXPERIMENTS = {
-    # (the recorded input of the third learn is {4, 5, 6}, not {4, 5, 6, 8} as the data README says)
-    "exp1_functional": (5, 10, [learn(0, [0, 1, 8, 9]), learn(4, [1, 5, 6]), learn(3, [4, 5, 6]),
-                                recall_by_cue(0), recall_by_content([6]), recall_by_content([0, 4]),
-                                learn(3, [1, 3, 4, 8]), recall_by_cue(3), recall_by_content([6])], 10),
-    "exp3_state_map": (16, 6, [learn(c, [b]) for c, b in enumerate([0, 5, 1, 3, 0, 3, 4, 5, 0, 5, 4, 3, 2, 4, 4, 3])]
-                       + [recall_by_content([1, 2, 4]), recall_by_content([3]), recall_by_content([5]),
-                          recall_by_content([0])], [7] * 16 + [6] * 4),
-}
+EXPERIMENTS = RECORDED
 
 
 def load_recording(name):
     """(C, M, {population: {(step, neuron)}}, n_steps) of a recording."""
-    raw = json.loads((DATA / f"{name}.json").read_text())
-    spikes = {pop: {(int(t), int(i)) for t, idx in d.items() for i in idx} for pop, d in raw.items()}
+    spikes = load_spikes(name, DATA)
     n_steps = max(t for s in spikes.values() for t, _ in s) + 2
     return EXPERIMENTS[name][0], EXPERIMENTS[name][1], spikes, n_steps
 
@@ -40,14 +31,24 @@ def recorded_inputs(name):
 
 def assert_same_spikes(recorded, simulated):
     """Every recorded population's spike set equals the simulated one; the message lists every difference."""
-    diffs = []
-    for pop, expected in sorted(recorded.items()):
-        if pop.startswith("IN"):
-            continue
-        got = events(simulated[pop])
-        if got != expected:
-            diffs.append(f"{pop}: missing {sorted(expected - got)}, extra {sorted(got - expected)}")
-    assert not diffs, "spikes differ from the SpiNNaker recording:\n" + "\n".join(diffs)
+    diffs = mismatches(recorded, {pop: events(raster) for pop, raster in simulated.items()})
+    assert not diffs, "spikes differ from the SpiNNaker recording:\n" + "\n".join(
+        f"{pop}: missing {missing}, extra {extra}" for pop, (missing, extra) in diffs.items())
+
+
+def test_stdp_amplitude_a_times_w_max_misses_recorded_spikes():
+    """The comparison has teeth: PyNN's nominal amplitude A * w_max = 36 nA does not reproduce the recording."""
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, recorded, _ = load_recording("exp1_functional")
+    spikes = TorchCA3(CA3Params(a_plus_nA=36.0, a_minus_nA=36.0), C, M).run(*recorded_inputs("exp1_functional"))
+    diffs = mismatches(recorded, {k: events(v[:, 0].numpy()) for k, v in spikes.items()})
+    assert sum(len(a) + len(b) for a, b in diffs.values()) >= 5
+
+
+def test_packaged_recordings_equal_the_test_data():
+    for name in RECORDED:
+        assert (DATA_DIR / f"{name}.json").read_bytes() == (DATA / f"{name}.json").read_bytes()
 
 
 @pytest.fixture(scope="module")
