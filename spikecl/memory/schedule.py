@@ -46,11 +46,12 @@ class Operation:
     bits: tuple[int, ...] = ()
 
     def __str__(self) -> str:
+        bits = "{" + ", ".join(map(str, self.bits)) + "}"
         if self.kind == LEARN:
-            return f"learn cue {self.cue} -> {set(self.bits) or '{}'}"
+            return f"learn cue {self.cue} -> {bits}"
         if self.kind == RECALL_CUE:
             return f"recall by cue {self.cue}"
-        return f"recall by content {set(self.bits)}"
+        return f"recall by content {bits}"
 
 
 def _as_bits(content, n_bits: int | None, what: str) -> tuple[int, ...]:
