@@ -45,7 +45,6 @@ class CA3Constants(NamedTuple):
     alpha: object            # [N]
     gain: object             # [N] mV per nA
     v_thresh: object         # [N] (inf for inputs)
-    is_input: object         # [N] bool
     syn_decay: float
     k_syn: float
     refractory_steps: int
@@ -115,12 +114,10 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         static[delay] = StaticDelay(torch.as_tensor(src, dtype=torch.int64, device=device),
                                     torch.as_tensor(tgt, dtype=torch.int64, device=device), as_t(val),
                                     as_t(pool_in), as_t(pool_out))
-    is_input = np.zeros(n_total, dtype=bool)
-    for name in INPUTS:
-        is_input[slice(*slices[name])] = True
+    assert list(slices)[:len(INPUTS)] == list(INPUTS), "the input populations must lead the vector"
     return CA3Constants(
         v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
-        v_thresh=as_t(v_thresh), is_input=torch.as_tensor(is_input, device=device), syn_decay=params.syn_decay,
+        v_thresh=as_t(v_thresh), syn_decay=params.syn_decay,
         k_syn=params.syn_event_factor, refractory_steps=params.refractory_steps, static=static, slices=slices,
         plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
         trace_decay_pre=float(np.exp(-params.dt_ms / params.tau_plus_ms)),
@@ -148,13 +145,15 @@ def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0)
 
 
 def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State, object]:
-    """Advance B memories by one 1 ms step. ``inputs [B, N]``: forced spikes of the input populations (zeros
-    elsewhere); ``gate [B]``: 1 where plasticity is on. Returns the new state and the spikes ``[B, N]`` (float)."""
+    """Advance B memories by one 1 ms step. ``inputs [B, C + M]``: the spikes of the input populations (the first
+    C + M entries of the vector); ``gate [B]``: 1 where plasticity is on. Returns the new state and the spikes
+    ``[B, N]`` (float)."""
     torch = require("torch", "torch")
     since = state.since + 1
     awake = since >= consts.refractory_steps
     v = torch.where(awake, consts.v_rest + (state.v - consts.v_rest) * consts.alpha + consts.gain * state.i, state.v)
-    spikes = torch.where(consts.is_input, inputs, ((v > consts.v_thresh) & awake).to(v.dtype))
+    n_in = inputs.shape[1]
+    spikes = torch.cat([inputs, ((v[:, n_in:] > consts.v_thresh[n_in:]) & awake[:, n_in:]).to(v.dtype)], dim=1)
     fired = spikes > 0
     since = torch.where(fired, torch.zeros_like(since), since)
     history = torch.cat([spikes[None], state.history[:-1]])
@@ -217,15 +216,11 @@ class TorchCA3:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
         gate = torch.ones(n_steps, B) if gate is None else torch.as_tensor(np.asarray(gate), dtype=torch.float64)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
-        n_total = consts.alpha.shape[0]
-        drive = torch.zeros(n_steps, B, n_total, dtype=consts.alpha.dtype, device=self.device)
-        for name, x in (("INcue", cue), ("INcont", content)):
-            a, b = consts.slices[name]
-            drive[:, :, a:b] = x
-        raster = torch.zeros(n_steps, B, n_total, dtype=torch.bool, device=self.device)
+        drive = torch.cat([cue, content], dim=2)          # the input populations lead the vector
+        raster = torch.zeros(n_steps, B, consts.alpha.shape[0], dtype=torch.bool, device=self.device)
         state = self.state
         for t in range(n_steps):
-            state, spikes = step(consts, state, drive[t], gate[t])
+            state, spikes = step(consts, state, drive[t].to(consts.alpha.dtype), gate[t])
             raster[t] = spikes > 0
         self.state = state
         self.t_ms += n_steps
@@ -238,7 +233,7 @@ class TorchCA3:
             x = x[:, None, :].expand(-1, self.batch_size, -1)
         if x.ndim != 3 or x.shape[1:] != (self.batch_size, width):
             raise ShapeError(f"{what} has shape {tuple(x.shape)}; expected [T, {self.batch_size}, {width}]")
-        return x.to(device=self.device, dtype=self.consts.alpha.dtype)
+        return x.to(device=self.device, dtype=torch.bool)
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA as numpy: ``cue_to_content [B, C, M]`` and ``content_to_cue [B, M, C]``."""
