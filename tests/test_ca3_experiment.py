@@ -80,8 +80,11 @@ def test_stress_scores_follow_the_or_matching_theory():
     assert np.all(table["content_hit_f1"] == 1.0) and np.all(table["content_as_specified_f1"] == 1.0)
     # OR-matching: about (C - 1)(1 - (1 - d)^f) extra cues per query
     assert abs(table["content_extra_f1"].mean() - table["content_extra_theory_f1"][0]) < 1.0
+    locked = run_grid(StressGrid(12, 20, "read_only", (0.2,), (14,), (0, 1, 2), (1,), queries_per_size=8))
+    assert np.all(locked["content_repeat_same"] == 1.0)         # read-only recall: a repeated query answers alike
+    assert np.all(locked["content_precision_f1"] == table["content_precision_f1"])   # first round: same memories
     trial = make_trial(12, 20, 0.2, seed=3)
-    assert len(trial.operations) == 12 + 12 + 30 + 3 + 12 and trial.content_size == 4
+    assert len(trial.operations) == 12 + 12 + 2 * 30 + 3 + 12 and trial.content_size == 4
 
 
 def test_score_trial_counts_wrong_answers():

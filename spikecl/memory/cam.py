@@ -104,17 +104,19 @@ class CA3Memory:
         return {k: v[0] for k, v in w.items()} if self.backend == "torch" else w
 
 
-def run_batch(schedules: Sequence[Sequence[Operation]], n_cues: int, n_bits: int, params: CA3Params | None = None,
-              spacing_ms: int | Sequence[int] = DEFAULT_SPACING_MS, device: str = "cpu") -> list[MemoryRun]:
-    """Run B independent memories, one per operation list, together in the torch stepper (padded to the longest
-    schedule). Returns one :class:`MemoryRun` per schedule (its spikes cut to its own duration)."""
+def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, n_bits: int,
+              params: CA3Params | None = None, spacing_ms: int | Sequence[int] = DEFAULT_SPACING_MS,
+              device: str = "cpu") -> list[MemoryRun]:
+    """Run B independent memories, one per operation list (laid out ``spacing_ms`` apart) or ready
+    :class:`Schedule`, together in the torch stepper, padded to the longest schedule. Returns one
+    :class:`MemoryRun` per schedule (its spikes cut to its own duration)."""
     from spikecl.memory.torch_net import TorchCA3
 
     params = params or CA3Params()
     n_cues, n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
     if not schedules:
         raise ConfigError("run_batch needs at least one schedule")
-    laid = [make_schedule(ops, n_cues, n_bits, spacing_ms) for ops in schedules]
+    laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
     n_steps = max(s.duration_ms for s in laid)
     cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
     content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)

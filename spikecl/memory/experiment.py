@@ -238,7 +238,7 @@ def summary_text(results: dict[str, dict]) -> str:
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
             lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
     cols = (("cue_exact", "cue exact"), ("content_hit_f1", "hit f1"), ("content_precision_f1", "prec f1"),
-            ("content_precision_f2", "prec f2"), ("relearned_exact", "relearn"), ("forget_echo", "echo"),
+            ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"), ("forget_echo", "echo"),
             ("kept_exact", "kept"), ("bits_per_synapse", "bits/syn"))
     stress = {k: v for k, v in results.items() if k.startswith("stress_")}
     if stress:

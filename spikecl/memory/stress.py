@@ -6,6 +6,7 @@ One *trial* (C cues, M bits, content density d, spacing s, seed) runs as one sch
 2. recall every cue by cue                                   -> recall-by-cue exactness;
 3. recall by content: fragments of each size f (random f bits of a random cue's content)
                                                              -> hit rate, precision, extra cues vs OR theory;
+   then the same queries again                               -> stability (recall by content writes weights);
 4. relearn a fraction of the cues with new random contents   -> forgotten echo = old minus new;
 5. recall every cue by cue again                             -> relearned cues give the new content, others kept.
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from spikecl.memory.cam import run_batch
 from spikecl.memory.params import CA3Params
-from spikecl.memory.schedule import Operation, learn, recall_by_content, recall_by_cue
+from spikecl.memory.schedule import Operation, learn, make_schedule, recall_by_content, recall_by_cue
 
 #: option sets compared against the published model
 VARIANTS: dict[str, dict] = {
@@ -82,7 +83,7 @@ def make_trial(n_cues: int, n_bits: int, density: float, seed: int, fragment_siz
     relearned = tuple((int(c), draw()) for c in rng.choice(n_cues, size=n_relearn, replace=False))
     ops = [learn(int(c), contents[c]) for c in rng.permutation(n_cues)]
     ops += [recall_by_cue(c) for c in range(n_cues)]
-    ops += [recall_by_content(fragment) for _, fragment in queries]
+    ops += [recall_by_content(fragment) for _, fragment in queries] * 2
     ops += [learn(c, x) for c, x in relearned]
     ops += [recall_by_cue(c) for c in range(n_cues)]
     return Trial(n_cues, n_bits, density, contents, tuple(queries), relearned, tuple(ops))
@@ -107,7 +108,12 @@ def score_trial(trial: Trial, results, match_k: int = 0) -> dict[str, float]:
         out.update({f"content_hit_f{f}": hit, f"content_precision_f{f}": precision, f"content_extra_f{f}": extra,
                     f"content_as_specified_f{f}": spec,
                     f"content_extra_theory_f{f}": (C - 1) * (1 - (1 - k / M) ** f)})
-    r0 = q0 + len(trial.queries)
+    n_q = len(trial.queries)
+    if n_q:
+        rounds = results[q0:q0 + n_q], results[q0 + n_q:q0 + 2 * n_q]
+        out["content_repeat_same"] = float(np.mean([a.answer == b.answer for a, b in zip(*rounds)]))
+        out["content_repeat_extra_gain"] = float(np.mean([len(b.answer) - len(a.answer) for a, b in zip(*rounds)]))
+    r0 = q0 + 2 * n_q
     relearn_results = results[r0:r0 + len(trial.relearned)]
     forgot = [set(r.forgotten) == set(trial.contents[c]) - set(x) and r.bits == x
               for (c, x), r in zip(trial.relearned, relearn_results)]
@@ -143,18 +149,18 @@ class StressGrid:
 
 
 def run_grid(grid: StressGrid, base: CA3Params | None = None, device: str = "cpu") -> dict[str, np.ndarray]:
-    """Run every case of ``grid`` in one torch batch per spacing; returns columns ``density``, ``spacing_ms``,
-    ``seed`` and one per metric (NaN where a metric does not apply), each ``[n_cases]``."""
+    """Run every case of ``grid`` as one torch batch (padded to the longest schedule); returns columns
+    ``density``, ``spacing_ms``, ``seed`` and one per metric (NaN where a metric does not apply), each
+    ``[n_cases]``."""
     params = replace(base or CA3Params(), **VARIANTS[grid.variant])
     cases = grid.cases()
-    rows: list[dict] = [dict() for _ in cases]
-    for spacing in grid.spacings_ms:
-        idx = [i for i, (_, s, _) in enumerate(cases) if s == spacing]
-        trials = [make_trial(grid.n_cues, grid.n_bits, cases[i][0], _trial_seed(cases[i], grid),
-                             grid.fragment_sizes, grid.queries_per_size, grid.relearn_fraction) for i in idx]
-        runs = run_batch([t.operations for t in trials], grid.n_cues, grid.n_bits, params, spacing, device)
-        for i, trial, run in zip(idx, trials, runs):
-            rows[i] = score_trial(trial, run.results, params.match_k)
+    trials = [make_trial(grid.n_cues, grid.n_bits, density, _trial_seed((density, spacing, seed), grid),
+                         grid.fragment_sizes, grid.queries_per_size, grid.relearn_fraction)
+              for density, spacing, seed in cases]
+    schedules = [make_schedule(t.operations, grid.n_cues, grid.n_bits, spacing)
+                 for t, (_, spacing, _) in zip(trials, cases)]
+    runs = run_batch(schedules, grid.n_cues, grid.n_bits, params, device=device)
+    rows = [score_trial(trial, run.results, params.match_k) for trial, run in zip(trials, runs)]
     keys = sorted({k for row in rows for k in row})
     table = {"density": np.array([c[0] for c in cases]), "spacing_ms": np.array([c[1] for c in cases]),
              "seed": np.array([c[2] for c in cases])}

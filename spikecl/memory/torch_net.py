@@ -62,13 +62,12 @@ class CA3Constants(NamedTuple):
 
 
 class CA3State(NamedTuple):
-    """Network state of B memories: ``v``, ``i`` ``[B, N]`` (mV, nA), ``since`` ``[B, N]`` steps since the last
-    spike, ``history`` ``[H, B, N]`` the last H steps' spikes (0 = latest), plastic ``weights`` (nA, ``[B, pre,
-    post]``) and STDP traces ``pre_trace``/``post_trace`` (nA, ``[B, pre]``/``[B, post]``) keyed by projection."""
+    """Network state of B memories: ``v``, ``i`` ``[B, N]`` (mV, nA), ``history`` ``[H, B, N]`` the last H steps'
+    spikes (0 = latest; it also times the refractory period), plastic ``weights`` (nA, ``[B, pre, post]``) and STDP
+    traces ``pre_trace``/``post_trace`` (nA, ``[B, pre]``/``[B, post]``) keyed by projection."""
 
     v: object
     i: object
-    since: object
     history: object
     weights: dict
     pre_trace: dict
@@ -131,12 +130,11 @@ def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0)
     torch = require("torch", "torch")
     like = consts.alpha
     n = like.shape[0]
-    history = max([*consts.static, consts.plastic_pre_steps, consts.post_lag_steps]) + 1
+    history = max([*consts.static, consts.plastic_pre_steps, consts.post_lag_steps, consts.refractory_steps - 1]) + 1
     zeros = lambda *shape: torch.zeros(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
     sizes = {name: b - a for name, (a, b) in consts.slices.items()}
     return CA3State(
         v=torch.full((batch_size, n), consts.v_rest, dtype=like.dtype, device=like.device), i=zeros(batch_size, n),
-        since=torch.full((batch_size, n), consts.refractory_steps, dtype=torch.int64, device=like.device),
         history=zeros(history, batch_size, n),
         weights={k: torch.full((batch_size, sizes[pre], sizes[post]), float(w_init_nA), dtype=like.dtype,
                                device=like.device) for k, (pre, post) in PLASTIC.items()},
@@ -147,21 +145,21 @@ def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0)
 def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State, object]:
     """Advance B memories by one 1 ms step. ``inputs [B, C + M]``: the spikes of the input populations (the first
     C + M entries of the vector); ``gate [B]``: 1 where plasticity is on. Returns the new state and the spikes
-    ``[B, N]`` (float)."""
+    ``[B, N]`` (float). Tensors created here are updated in place; the given state is never modified."""
     torch = require("torch", "torch")
-    since = state.since + 1
-    awake = since >= consts.refractory_steps
+    awake = state.history[: consts.refractory_steps - 1].sum(0) == 0      # no spike in the refractory window
     v = torch.where(awake, consts.v_rest + (state.v - consts.v_rest) * consts.alpha + consts.gain * state.i, state.v)
     n_in = inputs.shape[1]
     spikes = torch.cat([inputs, ((v[:, n_in:] > consts.v_thresh[n_in:]) & awake[:, n_in:]).to(v.dtype)], dim=1)
-    fired = spikes > 0
-    since = torch.where(fired, torch.zeros_like(since), since)
+    v.masked_fill_(spikes > 0, consts.v_reset)
     history = torch.cat([spikes[None], state.history[:-1]])
+    active = history.flatten(1).any(1).tolist()    # the network is silent most steps: skip empty products
     current = state.i * consts.syn_decay
     for delay, syn in consts.static.items():
-        x = history[delay]
-        if bool(x.any()):                       # the network is silent most steps: skip empty products
-            current = current.index_add(1, syn.target, x[:, syn.source] * syn.value) + (x @ syn.pool_in) @ syn.pool_out
+        if active[delay]:
+            x = history[delay]
+            current.index_add_(1, syn.target, x[:, syn.source] * syn.value)
+            current += (x @ syn.pool_in) @ syn.pool_out
     weights, pre_trace, post_trace = {}, {}, {}
     for name, (pre, post) in PLASTIC.items():
         (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
@@ -169,18 +167,18 @@ def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State,
         a_pre = state.pre_trace[name] * consts.trace_decay_pre
         a_post = state.post_trace[name] * consts.trace_decay_post
         w = state.weights[name]
-        if bool(s_post.any()):                  # post spikes (seen late): apost += A-, w += apre
-            a_post = a_post + consts.a_minus * s_post
-            w = (w + (gate[:, None] * a_pre)[:, :, None] * s_post[:, None, :]).clamp(consts.w_min, consts.w_max)
-        if bool(s_pre.any()):                   # pre spikes: apre += A+, w -= apost, deliver the new weight
-            a_pre = a_pre + consts.a_plus * s_pre
-            w = (w - s_pre[:, :, None] * (gate[:, None] * a_post)[:, None, :]).clamp(consts.w_min, consts.w_max)
+        if active[consts.post_lag_steps]:           # post spikes (seen late): apost += A-, w += apre
+            a_post += consts.a_minus * s_post
+            w = torch.baddbmm(w, (gate[:, None] * a_pre)[:, :, None], s_post[:, None, :]).clamp_(consts.w_min,
+                                                                                                  consts.w_max)
+        if active[consts.plastic_pre_steps]:        # pre spikes: apre += A+, w -= apost, deliver the new weight
+            a_pre += consts.a_plus * s_pre
+            w = torch.baddbmm(w, s_pre[:, :, None], -(gate[:, None] * a_post)[:, None, :]).clamp_(consts.w_min,
+                                                                                                   consts.w_max)
             scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
-            drive = torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
-            current = torch.cat([current[:, :q0], current[:, q0:q1] + drive, current[:, q1:]], dim=1)
+            current[:, q0:q1] += torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
         weights[name], pre_trace[name], post_trace[name] = w, a_pre, a_post
-    v = torch.where(fired, torch.full_like(v, consts.v_reset), v)
-    return CA3State(v, current, since, history, weights, pre_trace, post_trace), spikes
+    return CA3State(v, current, history, weights, pre_trace, post_trace), spikes
 
 
 class TorchCA3:
