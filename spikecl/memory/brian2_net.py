@@ -53,8 +53,9 @@ class Brian2CA3:
                  R : ohm (constant)
                  tau_m : second (constant)
                  v_thresh : volt (constant)"""
-        self.inputs = {name: b2.SpikeGeneratorGroup(self.sizes[name], [], [] * ms, clock=clock, name=f"{name}*")
-                       for name in INPUTS}
+        # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
+        self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
+                                            clock=clock, name=f"{name}*") for name in INPUTS}
         kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
         self.groups = {}
         for name, (_, kind) in kinds.items():
@@ -84,7 +85,7 @@ class Brian2CA3:
 
     def _plastic(self, pre, post, name: str, clock):
         b2, p = self._b2, self.params
-        gate = "gate(t) * " if p.read_only_recall else ""
+        gate = "gate(t - t_offset) * " if p.read_only_recall else ""
         gain = "gain_content_to_cue * " if name == "content_to_cue" else ""
         model = """w : amp
                    dapre/dt = -apre / tau_plus : amp (event-driven)
@@ -119,21 +120,32 @@ class Brian2CA3:
             raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
                              f"[T, {self.n_cues}] and [T, {self.n_bits}]")
         t0 = self.t_ms
-        for name, raster in (("INcue", cue_input), ("INcont", content_input)):
-            steps, idx = np.nonzero(raster)
-            self.inputs[name].set_spikes(idx, (steps + t0) * self.dt)
-        namespace = dict(self._namespace)
-        if self.params.read_only_recall:
-            g = np.ones(n_steps) if gate is None else np.asarray(gate, dtype=float)
-            namespace["gate"] = b2.TimedArray(np.concatenate([np.ones(t0), g, [1.0]]), dt=self.dt)
+        namespace = {**self._namespace, **self._drive(cue_input, content_input, gate), "t_offset": t0 * self.dt}
         self.network.run(n_steps * self.dt, namespace=namespace)
+        return self._rasters(t0, n_steps)
+
+    def _rasters(self, t0: int, n_steps: int) -> dict[str, np.ndarray]:
+        """Boolean rasters ``[T, N]`` of the spikes recorded since the last call, steps counted from ``t0``."""
         out = {}
         for name, mon in self.monitors.items():
             start = self._n_recorded[name]
-            steps = np.round(np.asarray(mon.t[start:] / b2.ms)).astype(int) - t0
+            steps = np.round(np.asarray(mon.t[start:] / self._b2.ms)).astype(int) - t0
+            keep = steps < n_steps
             out[name] = np.zeros((n_steps, self.sizes[name]), dtype=bool)
-            out[name][steps, np.asarray(mon.i[start:])] = True
+            out[name][steps[keep], np.asarray(mon.i[start:])[keep]] = True
             self._n_recorded[name] = mon.num_spikes
+        return out
+
+    def _drive(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None) -> dict:
+        """TimedArrays of one run (step 0 = its start; one silent / plastic step appended, which later times
+        read): ``stim_INcue [T+1, C]``, ``stim_INcont [T+1, M]`` and, for read-only recall, ``gate [T+1]``."""
+        b2, n_steps = self._b2, len(cue_input)
+        pad = lambda x: np.concatenate([np.asarray(x, dtype=float), np.zeros((1,) + np.shape(x)[1:])])  # noqa: E731
+        out = {"stim_INcue": b2.TimedArray(pad(cue_input), dt=self.dt),
+               "stim_INcont": b2.TimedArray(pad(content_input), dt=self.dt)}
+        if self.params.read_only_recall:
+            g = np.ones(n_steps) if gate is None else np.asarray(gate, dtype=float)
+            out["gate"] = b2.TimedArray(np.concatenate([g, [1.0]]), dt=self.dt)
         return out
 
     def weights(self) -> dict[str, np.ndarray]:
@@ -148,3 +160,55 @@ class Brian2CA3:
 
 def _connect_args(pattern: str) -> dict:
     return {"one_to_one": {"j": "i"}, "all_to_all": {}, "all_but_self": {"condition": "i != j"}}[pattern]
+
+
+class CompiledBrian2CA3(Brian2CA3):
+    """The same network on Brian2's ``cpp_standalone`` device, compiled once for schedules of up to ``max_steps``
+    steps; every :meth:`run` simulates a fresh (empty) memory with new inputs passed to the compiled binary as
+    ``run_args`` (no recompilation). Compiling takes minutes; call :meth:`close` to return Brian2 to runtime mode.
+
+    >>> net = CompiledBrian2CA3(CA3Params(), 5, 10, max_steps=200, directory="build/ca3")   # doctest: +SKIP
+    >>> spikes = net.run(cue_input, content_input)                                            # doctest: +SKIP
+    """
+
+    def __init__(self, params: CA3Params, n_cues: int, n_bits: int, max_steps: int, directory: str) -> None:
+        b2 = require("brian2", "brian2")
+        if max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+        self.directory, self.max_steps = str(directory), int(max_steps)
+        b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
+        try:
+            super().__init__(params, n_cues, n_bits)
+            self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
+            self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays, "t_offset": 0 * b2.ms})
+            b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def t_ms(self) -> int:
+        return 0
+
+    def run(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None = None,
+            ) -> dict[str, np.ndarray]:
+        """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
+        returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its final weights."""
+        cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
+        n_steps = cue_input.shape[0]
+        if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
+                or n_steps > self.max_steps:
+            raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
+                             f"[T <= {self.max_steps}, {self.n_cues}] and [T, {self.n_bits}]")
+        grow = lambda x: np.concatenate([x, np.zeros((self.max_steps - n_steps,) + x.shape[1:], x.dtype)])  # noqa
+        gate = None if gate is None else grow(np.asarray(gate, dtype=float))
+        fresh = self._drive(grow(cue_input), grow(content_input), gate)
+        self._b2.device.run(directory=self.directory, with_output=False,
+                            run_args={self._arrays[k]: fresh[k].values for k in self._arrays})
+        self._n_recorded = {name: 0 for name in self.monitors}
+        return self._rasters(0, n_steps)
+
+    def close(self) -> None:
+        """Leave standalone mode (Brian2's device is global)."""
+        self._b2.device.reinit()
+        self._b2.set_device("runtime")

@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -184,7 +184,7 @@ def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant:
                        "seconds": time.perf_counter() - start}, overwrite)
 
 
-def planned_parts(cfg: CA3ExperimentConfig, out_dir: Path) -> list[tuple[Path, callable]]:
+def planned_parts(cfg: CA3ExperimentConfig, out_dir: Path) -> list[tuple[Path, Callable[[Path, bool], Path]]]:
     """(results path, function(path, overwrite)) for every enabled part, in run order."""
     parts = []
     if cfg.functional.enabled:
