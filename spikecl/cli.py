@@ -22,6 +22,7 @@ from spikecl.errors import ConfigError, SpikeCLError
 #: returning an exit code; ``overrides`` are ``key=value`` strings applied to the file (as ``--set``).
 EXPERIMENT_KINDS = {
     "continual": "spikecl.continual.experiment",
+    "ca3": "spikecl.memory.experiment",
     "sparsey": "spikecl.sdr.experiment",
 }
 

@@ -1,0 +1,214 @@
+"""The CA3 memory as a Brian2 network (1 ms clock, numpy target by default), continued across runs.
+
+Every cell: ``dv/dt = (v_rest - v + R I) / tau_m`` integrated exactly over a step with ``I`` held (``I`` is a
+parameter), ``I *= exp(-dt/tau_syn)`` once per step after the threshold test, an event adds
+``w * syn_event_factor``; refractory ``tau_refrac + dt``; delays ``d - 1`` ms (see :mod:`spikecl.memory.params`).
+
+Plastic synapses (pair-based additive STDP, all-pairs traces, ``tau_plus = tau_minus``)::
+
+    post pathway (delayed by stdp_post_lag_ms, processed first):  apost += A-;  w = clip(w + apre)
+    pre pathway (no delay):  apre += A+;  w = clip(w - apost);  I_post += w * syn_event_factor
+
+so the delivered weight already includes the update of the arriving pre spike, and a post spike seen in the same
+step as a pre spike counts as depression. These are the semantics that reproduce the SpiNNaker recordings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikecl.errors import ConfigError, ShapeError, require
+from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, connections,
+                                   population_sizes)
+
+TARGETS = ("numpy", "cython")
+
+
+class Brian2CA3:
+    """A CA3 memory of ``n_cues`` cues and ``n_bits`` bits in Brian2; :meth:`run` continues the simulation.
+
+    >>> net = Brian2CA3(CA3Params(), 5, 10)                                    # doctest: +SKIP
+    >>> spikes = net.run(cue_input, content_input)  # dict population -> bool raster [T, N]  # doctest: +SKIP
+    """
+
+    def __init__(self, params: CA3Params, n_cues: int, n_bits: int, target: str = "numpy") -> None:
+        if target not in TARGETS:
+            raise ConfigError(f"Brian2 target {target!r}: choose one of {TARGETS} (runtime targets)")
+        b2 = require("brian2", "brian2")
+        self._b2 = b2
+        b2.prefs.codegen.target = target
+        self.params, self.n_cues, self.n_bits = params, n_cues, n_bits
+        self.sizes = population_sizes(n_cues, n_bits, params)
+        ms, mV, nA, nF = b2.ms, b2.mV, b2.nA, b2.nF
+        self.dt = params.dt_ms * ms
+        clock = b2.Clock(self.dt)
+        self._namespace = {"v_rest": params.v_rest_mV * mV, "v_reset": params.v_reset_mV * mV,
+                           "syn_decay": params.syn_decay, "k_syn": params.syn_event_factor,
+                           "w_min": params.w_min_nA * nA, "w_max": params.w_max_nA * nA,
+                           "a_plus": params.a_plus_nA * nA, "a_minus": params.a_minus_nA * nA,
+                           "tau_plus": params.tau_plus_ms * ms, "tau_minus": params.tau_minus_ms * ms,
+                           "gain_content_to_cue": params.content_to_cue_gain}
+        eqs = """dv/dt = (v_rest - v + R * I) / tau_m : volt (unless refractory)
+                 I : amp
+                 R : ohm (constant)
+                 tau_m : second (constant)
+                 v_thresh : volt (constant)"""
+        # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
+        self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
+                                            clock=clock, name=f"{name}*") for name in INPUTS}
+        kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
+        self.groups = {}
+        for name, (_, kind) in kinds.items():
+            c_m, tau_m, v_thresh = params.cell(kind)
+            g = b2.NeuronGroup(self.sizes[name], eqs, threshold="v > v_thresh", reset="v = v_reset",
+                               refractory=params.refractory_steps * self.dt, method="exact", clock=clock, name=f"{name}*")
+            g.R = tau_m * ms / (c_m * nF)
+            g.tau_m = tau_m * ms
+            g.v_thresh = v_thresh * mV
+            g.v = params.v_rest_mV * mV
+            g.run_regularly("I = I * syn_decay", when="after_thresholds", name=f"{name}_decay*")
+            self.groups[name] = g
+        every = {**self.inputs, **self.groups}
+        self.synapses = []
+        for k, c in enumerate(connections(params, n_bits)):
+            op = "+=" if c.sign > 0 else "-="
+            s = b2.Synapses(every[c.source], every[c.target], "w : amp (constant)", on_pre=f"I_post {op} w * k_syn",
+                            delay=params.steps(c.delay_ms) * self.dt, clock=clock, name=f"static{k}*")
+            s.connect(**_connect_args(c.pattern))
+            s.w = c.weight_nA * nA
+            self.synapses.append(s)
+        self.plastic = {name: self._plastic(every[pre], every[post], name, clock)
+                        for name, (pre, post) in PLASTIC.items()}
+        self.monitors = {name: b2.SpikeMonitor(g, name=f"mon_{name}*") for name, g in every.items()}
+        self.network = b2.Network(*every.values(), *self.synapses, *self.plastic.values(), *self.monitors.values())
+        self._n_recorded = {name: 0 for name in self.monitors}
+
+    def _plastic(self, pre, post, name: str, clock):
+        b2, p = self._b2, self.params
+        gate = "gate(t - t_offset) * " if p.read_only_recall else ""
+        gain = "gain_content_to_cue * " if name == "content_to_cue" else ""
+        model = """w : amp
+                   dapre/dt = -apre / tau_plus : amp (event-driven)
+                   dapost/dt = -apost / tau_minus : amp (event-driven)"""
+        on_pre = f"""apre += a_plus
+                     w = clip(w - {gate}apost, w_min, w_max)
+                     I_post += {gain}w * k_syn"""
+        on_post = f"""apost += a_minus
+                      w = clip(w + {gate}apre, w_min, w_max)"""
+        s = b2.Synapses(pre, post, model, on_pre=on_pre, on_post=on_post, clock=clock, name=f"{name}*")
+        s.connect()
+        s.w = p.w_plastic_init_nA * b2.nA
+        s.pre.delay = p.steps(p.delay_plastic_ms) * self.dt
+        s.post.delay = p.stdp_post_lag_ms * b2.ms
+        s.pre.order, s.post.order = 1, 0
+        return s
+
+    @property
+    def t_ms(self) -> int:
+        """Simulated time so far (ms)."""
+        return int(round(float(self.network.t / self._b2.ms)))
+
+    def run(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None = None,
+            ) -> dict[str, np.ndarray]:
+        """Simulate ``T`` more steps driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (booleans; step 0 is
+        the current time). ``gate [T]``: 1 where plasticity is on (used with ``read_only_recall``).
+        Returns every population's boolean raster ``[T, N]``."""
+        b2 = self._b2
+        cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
+        n_steps = cue_input.shape[0]
+        if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits):
+            raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
+                             f"[T, {self.n_cues}] and [T, {self.n_bits}]")
+        t0 = self.t_ms
+        namespace = {**self._namespace, **self._drive(cue_input, content_input, gate), "t_offset": t0 * self.dt}
+        self.network.run(n_steps * self.dt, namespace=namespace)
+        return self._rasters(t0, n_steps)
+
+    def _rasters(self, t0: int, n_steps: int) -> dict[str, np.ndarray]:
+        """Boolean rasters ``[T, N]`` of the spikes recorded since the last call, steps counted from ``t0``."""
+        out = {}
+        for name, mon in self.monitors.items():
+            start = self._n_recorded[name]
+            steps = np.round(np.asarray(mon.t[start:] / self._b2.ms)).astype(int) - t0
+            keep = steps < n_steps
+            out[name] = np.zeros((n_steps, self.sizes[name]), dtype=bool)
+            out[name][steps[keep], np.asarray(mon.i[start:])[keep]] = True
+            self._n_recorded[name] = mon.num_spikes
+        return out
+
+    def _drive(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None) -> dict:
+        """TimedArrays of one run (step 0 = its start; one silent / plastic step appended, which later times
+        read): ``stim_INcue [T+1, C]``, ``stim_INcont [T+1, M]`` and, for read-only recall, ``gate [T+1]``."""
+        b2, n_steps = self._b2, len(cue_input)
+        pad = lambda x: np.concatenate([np.asarray(x, dtype=float), np.zeros((1,) + np.shape(x)[1:])])  # noqa: E731
+        out = {"stim_INcue": b2.TimedArray(pad(cue_input), dt=self.dt),
+               "stim_INcont": b2.TimedArray(pad(content_input), dt=self.dt)}
+        if self.params.read_only_recall:
+            g = np.ones(n_steps) if gate is None else np.asarray(gate, dtype=float)
+            out["gate"] = b2.TimedArray(np.concatenate([g, [1.0]]), dt=self.dt)
+        return out
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Both plastic matrices in nA: ``cue_to_content [C, M]`` and ``content_to_cue [M, C]``."""
+        out = {}
+        for name, s in self.plastic.items():
+            w = np.zeros((len(s.source), len(s.target)))
+            w[np.asarray(s.i[:]), np.asarray(s.j[:])] = np.asarray(s.w[:] / self._b2.nA)
+            out[name] = w
+        return out
+
+
+def _connect_args(pattern: str) -> dict:
+    return {"one_to_one": {"j": "i"}, "all_to_all": {}, "all_but_self": {"condition": "i != j"}}[pattern]
+
+
+class CompiledBrian2CA3(Brian2CA3):
+    """The same network on Brian2's ``cpp_standalone`` device, compiled once for schedules of up to ``max_steps``
+    steps; every :meth:`run` simulates a fresh (empty) memory with new inputs passed to the compiled binary as
+    ``run_args`` (no recompilation). Compiling takes minutes; call :meth:`close` to return Brian2 to runtime mode.
+
+    >>> net = CompiledBrian2CA3(CA3Params(), 5, 10, max_steps=200, directory="build/ca3")   # doctest: +SKIP
+    >>> spikes = net.run(cue_input, content_input)                                            # doctest: +SKIP
+    """
+
+    def __init__(self, params: CA3Params, n_cues: int, n_bits: int, max_steps: int, directory: str) -> None:
+        b2 = require("brian2", "brian2")
+        if max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+        self.directory, self.max_steps = str(directory), int(max_steps)
+        b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
+        try:
+            super().__init__(params, n_cues, n_bits)
+            self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
+            self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays, "t_offset": 0 * b2.ms})
+            b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def t_ms(self) -> int:
+        return 0
+
+    def run(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None = None,
+            ) -> dict[str, np.ndarray]:
+        """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
+        returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its final weights."""
+        cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
+        n_steps = cue_input.shape[0]
+        if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
+                or n_steps > self.max_steps:
+            raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
+                             f"[T <= {self.max_steps}, {self.n_cues}] and [T, {self.n_bits}]")
+        grow = lambda x: np.concatenate([x, np.zeros((self.max_steps - n_steps,) + x.shape[1:], x.dtype)])  # noqa
+        gate = None if gate is None else grow(np.asarray(gate, dtype=float))
+        fresh = self._drive(grow(cue_input), grow(content_input), gate)
+        self._b2.device.run(directory=self.directory, with_output=False,
+                            run_args={self._arrays[k]: fresh[k].values for k in self._arrays})
+        self._n_recorded = {name: 0 for name in self.monitors}
+        return self._rasters(0, n_steps)
+
+    def close(self) -> None:
+        """Leave standalone mode (Brian2's device is global)."""
+        self._b2.device.reinit()
+        self._b2.set_device("runtime")

@@ -1,0 +1,136 @@
+"""``CA3Memory``: learn, recall by cue, recall by content, forget by relearning, on Brian2 or the torch stepper.
+
+>>> from spikecl.memory import CA3Memory, learn, recall_by_cue, recall_by_content
+>>> mem = CA3Memory(n_cues=5, n_bits=10, backend="torch")
+>>> run = mem.run([learn(0, [0, 1, 8, 9]), recall_by_cue(0), recall_by_content([8])])
+>>> [r.answer for r in run.results]
+[(0, 1, 8, 9), (0, 1, 8, 9), (0,)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from spikecl.errors import ConfigError
+from spikecl.memory.params import CA3Params
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, decode, encode,
+                                     learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
+
+BACKENDS = ("brian2", "torch")
+
+
+@dataclass
+class MemoryRun:
+    """One simulated schedule: ``results`` (decoded, one per operation), ``spikes`` (population -> bool raster
+    ``[T, N]``, step 0 = ``start_ms``), and the plastic ``weights`` (nA) at its end."""
+
+    schedule: Schedule
+    start_ms: int
+    results: list[OperationResult]
+    spikes: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _check_size(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+class CA3Memory:
+    """A spiking content-addressable memory of ``n_cues`` one-hot cues and ``n_bits`` content bits.
+
+    ``params``: :class:`CA3Params` (default: the published model). ``backend``: "brian2" (numpy target by
+    default, ``target=``) or "torch" (``device=`` "cpu"/"cuda"). ``spacing_ms``: default gap between operations.
+    State (membranes, plastic weights) carries over from one call to the next, as one continuous simulation.
+    """
+
+    def __init__(self, n_cues: int, n_bits: int, params: CA3Params | None = None, *, backend: str = "brian2",
+                 device: str = "cpu", target: str = "numpy", spacing_ms: int = DEFAULT_SPACING_MS) -> None:
+        self.n_cues, self.n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
+        self.params = params or CA3Params()
+        if not isinstance(self.params, CA3Params):
+            raise ConfigError(f"params: expected CA3Params, got {type(self.params).__name__}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend {backend!r}: choose one of {BACKENDS}")
+        self.backend, self.spacing_ms = backend, spacing_ms
+        make_schedule([recall_by_cue(0)], 1, 1, spacing_ms)  # validates the spacing
+        if backend == "brian2":
+            from spikecl.memory.brian2_net import Brian2CA3
+
+            self._net = Brian2CA3(self.params, self.n_cues, self.n_bits, target=target)
+        else:
+            from spikecl.memory.torch_net import TorchCA3
+
+            self._net = TorchCA3(self.params, self.n_cues, self.n_bits, batch_size=1, device=device)
+
+    @property
+    def t_ms(self) -> int:
+        """Simulated time so far (ms)."""
+        return self._net.t_ms
+
+    def run(self, operations: Sequence[Operation], spacing_ms: int | Sequence[int] | None = None) -> MemoryRun:
+        """Run ``operations`` as one simulation, ``spacing_ms`` apart (one gap or one per operation; default the
+        memory's), and decode every answer from the output layer."""
+        schedule = make_schedule(operations, self.n_cues, self.n_bits,
+                                 self.spacing_ms if spacing_ms is None else spacing_ms)
+        cue, content = encode(schedule, self.n_cues, self.n_bits, self.params.learn_hold_steps)
+        gate = plasticity_gate(schedule, self.params.read_only_recall)
+        start = self.t_ms
+        spikes = self._net.run(cue, content, gate)
+        if self.backend == "torch":
+            spikes = {k: v[:, 0].cpu().numpy() for k, v in spikes.items()}
+        return MemoryRun(schedule, start, decode(schedule, spikes["OUTcue"], spikes["OUTcont"]), spikes,
+                         self.weights())
+
+    def learn(self, cue: int, content) -> OperationResult:
+        """Store ``content`` (bit indices or a boolean mask ``[M]``) under ``cue``, replacing what it held."""
+        return self.run([learn(cue, content, n_cues=self.n_cues, n_bits=self.n_bits)]).results[0]
+
+    def recall_by_cue(self, cue: int) -> OperationResult:
+        """The content stored under ``cue`` (``result.answer``: its bits)."""
+        return self.run([recall_by_cue(cue, n_cues=self.n_cues)]).results[0]
+
+    def recall_by_content(self, fragment) -> OperationResult:
+        """Cues whose content shares a bit with ``fragment`` (``result.answer``: the cues)."""
+        return self.run([recall_by_content(fragment, n_bits=self.n_bits)]).results[0]
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Stored weights in nA: ``cue_to_content [C, M]`` (recall by cue) and ``content_to_cue [M, C]``."""
+        w = self._net.weights()
+        return {k: v[0] for k, v in w.items()} if self.backend == "torch" else w
+
+
+def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, n_bits: int,
+              params: CA3Params | None = None, spacing_ms: int | Sequence[int] = DEFAULT_SPACING_MS,
+              device: str = "cpu") -> list[MemoryRun]:
+    """Run B independent memories, one per operation list (laid out ``spacing_ms`` apart) or ready
+    :class:`Schedule`, together in the torch stepper, padded to the longest schedule. Returns one
+    :class:`MemoryRun` per schedule (its spikes cut to its own duration)."""
+    from spikecl.memory.torch_net import TorchCA3
+
+    params = params or CA3Params()
+    n_cues, n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
+    if not schedules:
+        raise ConfigError("run_batch needs at least one schedule")
+    laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
+    n_steps = max(s.duration_ms for s in laid)
+    cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
+    content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)
+    gate = np.ones((n_steps, len(laid)))
+    for b, s in enumerate(laid):
+        c, x = encode(s, n_cues, n_bits, params.learn_hold_steps)
+        cue[: s.duration_ms, b], content[: s.duration_ms, b] = c, x
+        gate[: s.duration_ms, b] = plasticity_gate(s, params.read_only_recall)
+    net = TorchCA3(params, n_cues, n_bits, batch_size=len(laid), device=device)
+    spikes = {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}
+    weights = net.weights()
+    runs = []
+    for b, s in enumerate(laid):
+        own = {k: v[: s.duration_ms, b] for k, v in spikes.items()}
+        runs.append(MemoryRun(s, 0, decode(s, own["OUTcue"], own["OUTcont"]), own,
+                              {k: v[b] for k, v in weights.items()}))
+    return runs

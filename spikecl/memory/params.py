@@ -1,0 +1,272 @@
+"""Parameters and wiring of the CA3 content-addressable memory (Casanueva-Morato et al., Neural Networks 2024).
+
+:class:`CA3Params` holds every published constant with its unit in the name; :func:`connections` turns it into the
+list of static projections for a memory of ``C`` cues and ``M`` content bits, which both simulators (Brian2 and the
+torch stepper) build from, so the two cannot drift apart.
+
+Populations (recording names; sizes)::
+
+    INcue (C), INcont (M)                 spike sources: the one-hot cue and the content bits
+    CA3cueCueRecall (C)   "S1Cue"         slow cells driven by the cue input
+    CA3contCueRecall (M)  "S1Cont"        slow cells driven by the content input or by S1Cue (recall by cue)
+    CA3contCond (M)       "Cond"          fast gate: passes S1Cont on to S2Cont unless a cue is active
+    CA3contCondInt (1)                    fast interneuron: S1Cont -> it -> Cond (excitatory feedback)
+    CA3contContRecall (M) "S2Cont"        slow cells driven by Cond
+    CA3cueContRecall (C)  "S2Cue"         fast cells driven by S1Cue or by S2Cont (recall by content)
+    CA3MergeCue (C), CA3MergeCont (M)     slow cells merging the two paths
+    OUTcue (C), OUTcont (M)               the output layer (slow cells, threshold -57.5 mV)
+
+Discrete-time semantics that reproduce the SpiNNaker recordings spike for spike (dt = 1 ms): the membrane is
+integrated exactly over a step with the synaptic current held constant; the current decays once per step after the
+threshold test; a synaptic event adds ``w * syn_event_factor`` to the current, so it first moves the membrane one
+step later, and every transmission delay ``d`` is simulated as ``d - 1`` steps; the refractory period is one skipped
+update (``tau_refrac + dt``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+from spikecl.errors import ConfigError
+
+#: population name -> (size symbol, cell kind); size symbol "C" (cues), "M" (content bits) or "1".
+POPULATIONS: dict[str, tuple[str, str]] = {
+    "CA3cueCueRecall": ("C", "slow"),
+    "CA3contCueRecall": ("M", "slow"),
+    "CA3contCond": ("M", "fast"),
+    "CA3contCondInt": ("1", "fast"),
+    "CA3contContRecall": ("M", "slow"),
+    "CA3cueContRecall": ("C", "fast"),
+    "CA3MergeCue": ("C", "slow"),
+    "CA3MergeCont": ("M", "slow"),
+    "OUTcue": ("C", "out"),
+    "OUTcont": ("M", "out"),
+}
+#: the spike sources: the cue (one-hot) and the content bits
+INPUTS: dict[str, str] = {"INcue": "C", "INcont": "M"}
+#: populations added by the pooled winner-take-all option: one shared inhibitory interneuron per inhibition path
+POOL_POPULATIONS: dict[str, tuple[str, str]] = {"CA3cuePoolCue": ("1", "fast"), "CA3cuePoolCont": ("1", "fast")}
+#: the two plastic projections: recall by cue (S1Cue -> S1Cont) and recall by content (S2Cont -> S2Cue)
+PLASTIC: dict[str, tuple[str, str]] = {
+    "cue_to_content": ("CA3cueCueRecall", "CA3contCueRecall"),
+    "content_to_cue": ("CA3contContRecall", "CA3cueContRecall"),
+}
+INHIBITION_SCHEMES = ("all_to_all", "pool")
+
+
+class Connection(NamedTuple):
+    """A static projection. ``pattern``: "one_to_one", "all_to_all" or "all_but_self"; ``sign``: +1 excitatory,
+    -1 inhibitory; ``weight_nA`` > 0; ``delay_ms``: the published delay (simulated as ``delay_ms - dt_ms``)."""
+
+    source: str
+    target: str
+    pattern: str
+    weight_nA: float
+    delay_ms: float
+    sign: int
+
+
+@dataclass(frozen=True)
+class CA3Params:
+    """Every constant of the published CA3 CAM (PyNN ``IF_curr_exp`` cells), units in the names.
+
+    The defaults are the published model; the three options at the end are off by default:
+    ``read_only_recall`` locks both plastic matrices during recall operations, ``match_k`` >= 2 makes recall by
+    content answer only cues sharing at least k bits with the fragment (0 or 1: the published OR-matching), and
+    ``inhibition = "pool"`` replaces the all-to-all cue inhibition (quadratic in C) by shared inhibitory
+    interneurons with self-compensation (linear in C).
+    """
+
+    dt_ms: float = 1.0
+    # neurons
+    v_rest_mV: float = -60.0
+    v_reset_mV: float = -60.0
+    v_thresh_mV: float = -57.0
+    v_thresh_out_mV: float = -57.5
+    tau_refrac_ms: float = 1.0
+    tau_syn_ms: float = 0.3              # tau_syn_E = tau_syn_I
+    c_m_slow_nF: float = 0.27
+    tau_m_slow_ms: float = 3.0
+    c_m_fast_nF: float = 0.14
+    tau_m_fast_ms: float = 0.5
+    # static projections (weight nA, delay ms)
+    w_input_nA: float = 6.0
+    delay_input_ms: float = 1.0
+    w_s1cue_s2cue_nA: float = 6.0
+    delay_s1cue_s2cue_ms: float = 2.0
+    w_s1cue_s2cue_inh_per_bit_nA: float = 6.0     # x M, all-to-all without self
+    delay_s1cue_s2cue_inh_ms: float = 3.0
+    w_s1cue_cond_inh_nA: float = 6.0
+    delay_s1cue_cond_inh_ms: float = 2.0
+    w_s1cont_cond_nA: float = 9.0
+    delay_s1cont_cond_ms: float = 1.0
+    w_cond_s2cont_nA: float = 6.0
+    delay_cond_s2cont_ms: float = 1.0
+    w_s1cont_condint_nA: float = 6.0
+    delay_s1cont_condint_ms: float = 1.0
+    w_condint_cond_nA: float = 2.0
+    delay_condint_cond_ms: float = 1.0
+    w_s2cue_s2cue_inh_per_bit_nA: float = 6.0     # x M, all-to-all without self
+    delay_s2cue_s2cue_inh_ms: float = 2.0
+    w_merge_nA: float = 6.0
+    delay_s1_merge_ms: float = 3.0
+    delay_s2_merge_ms: float = 1.0
+    w_output_nA: float = 6.0
+    delay_output_ms: float = 1.0
+    # plastic projections: pair-based additive STDP, all-pairs traces
+    w_plastic_init_nA: float = 0.0
+    delay_plastic_ms: float = 1.0
+    tau_plus_ms: float = 3.0
+    tau_minus_ms: float = 3.0
+    a_plus_nA: float = 6.0
+    a_minus_nA: float = 6.0
+    w_min_nA: float = 0.0
+    w_max_nA: float = 6.0
+    stdp_post_lag_ms: float = 1.0                 # the rule sees a post spike this late
+    # operations
+    learn_hold_steps: int = 3                     # a learn holds cue and content input for this many steps
+    # options (off by default = the published model)
+    read_only_recall: bool = False
+    match_k: int = 0
+    inhibition: str = "all_to_all"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"CA3Params.{f.name}: expected a finite number, got {value!r}")
+        if self.dt_ms != 1.0:
+            raise ConfigError(f"CA3Params.dt_ms: the model is defined at 1 ms steps, got {self.dt_ms}")
+        positive = ("tau_syn_ms", "c_m_slow_nF", "tau_m_slow_ms", "c_m_fast_nF", "tau_m_fast_ms", "tau_plus_ms",
+                    "tau_minus_ms")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"CA3Params.{name}: must be > 0, got {getattr(self, name)}")
+        for f in fields(self):
+            if f.name.startswith("delay_") and not (getattr(self, f.name) >= self.dt_ms
+                                                    and float(getattr(self, f.name)).is_integer()):
+                raise ConfigError(f"CA3Params.{f.name}: delays are whole milliseconds >= 1, got "
+                                  f"{getattr(self, f.name)}")
+        if self.stdp_post_lag_ms < 0 or not float(self.stdp_post_lag_ms).is_integer():
+            raise ConfigError(f"CA3Params.stdp_post_lag_ms: a whole number of ms >= 0, got {self.stdp_post_lag_ms}")
+        if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
+            raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
+        if self.learn_hold_steps < 1:
+            raise ConfigError(f"CA3Params.learn_hold_steps: must be >= 1, got {self.learn_hold_steps}")
+        if self.match_k < 0:
+            raise ConfigError(f"CA3Params.match_k: must be >= 0, got {self.match_k}")
+        if self.inhibition not in INHIBITION_SCHEMES:
+            raise ConfigError(f"CA3Params.inhibition: {self.inhibition!r}; choose one of {INHIBITION_SCHEMES}")
+
+    # --- derived quantities of the 1 ms discretisation -------------------------------------------------------
+    @property
+    def syn_event_factor(self) -> float:
+        """Current added per nA of weight by one synaptic event: ``(tau_syn/dt)(1 - exp(-dt/tau_syn))`` (0.289)."""
+        return self.tau_syn_ms / self.dt_ms * (1.0 - math.exp(-self.dt_ms / self.tau_syn_ms))
+
+    @property
+    def syn_decay(self) -> float:
+        """Synaptic current kept from one step to the next, ``exp(-dt/tau_syn)``."""
+        return math.exp(-self.dt_ms / self.tau_syn_ms)
+
+    @property
+    def refractory_steps(self) -> int:
+        """Steps from a spike until the membrane integrates again (2: the step after a spike is skipped)."""
+        return int(round((self.tau_refrac_ms + self.dt_ms) / self.dt_ms))
+
+    def cell(self, kind: str) -> tuple[float, float, float]:
+        """(c_m nF, tau_m ms, v_thresh mV) of a cell kind: "slow", "fast" or "out"."""
+        if kind == "fast":
+            return self.c_m_fast_nF, self.tau_m_fast_ms, self.v_thresh_mV
+        threshold = self.v_thresh_out_mV if kind == "out" else self.v_thresh_mV
+        return self.c_m_slow_nF, self.tau_m_slow_ms, threshold
+
+    def steps(self, delay_ms: float) -> int:
+        """Simulated transmission delay in steps for a published delay: ``delay/dt - 1``."""
+        return int(round(delay_ms / self.dt_ms)) - 1
+
+    @property
+    def content_to_cue_gain(self) -> float:
+        """Scale of the content -> cue transmission: 1 for OR-matching; for ``match_k`` = k >= 2 the fast S2Cue cell
+        crosses threshold with k, never with k - 1, simultaneous fully-potentiated bits (k - 1/2 bits' worth)."""
+        if self.match_k <= 1:
+            return 1.0
+        c_m, tau_m, v_thresh = self.cell("fast")
+        alpha = math.exp(-self.dt_ms / tau_m)
+        one_bit_mV = self.w_max_nA * self.syn_event_factor * (tau_m / c_m) * (1.0 - alpha)
+        return (v_thresh - self.v_rest_mV) / ((self.match_k - 0.5) * one_bit_mV)
+
+
+def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:
+    """Number of neurons of every population (inputs included) for C = ``n_cues``, M = ``n_bits``."""
+    size = {"C": n_cues, "M": n_bits, "1": 1}
+    pops = dict(POPULATIONS)
+    if params is not None and params.inhibition == "pool":
+        pops.update(POOL_POPULATIONS)
+    return {**{k: size[s] for k, s in INPUTS.items()}, **{k: size[s] for k, (s, _) in pops.items()}}
+
+
+def connections(params: CA3Params, n_bits: int) -> list[Connection]:
+    """The static projections of the memory with M = ``n_bits`` (the plastic ones are in :data:`PLASTIC`)."""
+    p = params
+    inh_cue = p.w_s1cue_s2cue_inh_per_bit_nA * n_bits
+    inh_lateral = p.w_s2cue_s2cue_inh_per_bit_nA * n_bits
+    out = [
+        Connection("INcue", "CA3cueCueRecall", "one_to_one", p.w_input_nA, p.delay_input_ms, +1),
+        Connection("INcont", "CA3contCueRecall", "one_to_one", p.w_input_nA, p.delay_input_ms, +1),
+        Connection("CA3cueCueRecall", "CA3cueContRecall", "one_to_one", p.w_s1cue_s2cue_nA, p.delay_s1cue_s2cue_ms,
+                   +1),
+        Connection("CA3cueCueRecall", "CA3contCond", "all_to_all", p.w_s1cue_cond_inh_nA, p.delay_s1cue_cond_inh_ms,
+                   -1),
+        Connection("CA3contCueRecall", "CA3contCond", "one_to_one", p.w_s1cont_cond_nA, p.delay_s1cont_cond_ms, +1),
+        Connection("CA3contCond", "CA3contContRecall", "one_to_one", p.w_cond_s2cont_nA, p.delay_cond_s2cont_ms, +1),
+        Connection("CA3contCueRecall", "CA3contCondInt", "all_to_all", p.w_s1cont_condint_nA,
+                   p.delay_s1cont_condint_ms, +1),
+        Connection("CA3contCondInt", "CA3contCond", "all_to_all", p.w_condint_cond_nA, p.delay_condint_cond_ms, +1),
+        Connection("CA3cueCueRecall", "CA3MergeCue", "one_to_one", p.w_merge_nA, p.delay_s1_merge_ms, +1),
+        Connection("CA3cueContRecall", "CA3MergeCue", "one_to_one", p.w_merge_nA, p.delay_s2_merge_ms, +1),
+        Connection("CA3contCueRecall", "CA3MergeCont", "one_to_one", p.w_merge_nA, p.delay_s1_merge_ms, +1),
+        Connection("CA3contContRecall", "CA3MergeCont", "one_to_one", p.w_merge_nA, p.delay_s2_merge_ms, +1),
+        Connection("CA3MergeCue", "OUTcue", "one_to_one", p.w_output_nA, p.delay_output_ms, +1),
+        Connection("CA3MergeCont", "OUTcont", "one_to_one", p.w_output_nA, p.delay_output_ms, +1),
+    ]
+    if p.inhibition == "all_to_all":
+        out += [
+            Connection("CA3cueCueRecall", "CA3cueContRecall", "all_but_self", inh_cue, p.delay_s1cue_s2cue_inh_ms, -1),
+            Connection("CA3cueContRecall", "CA3cueContRecall", "all_but_self", inh_lateral,
+                       p.delay_s2cue_s2cue_inh_ms, -1),
+        ]
+    else:
+        out += _pooled_inhibition("CA3cueCueRecall", "CA3cuePoolCue", inh_cue, p.delay_s1cue_s2cue_inh_ms, p)
+        out += _pooled_inhibition("CA3cueContRecall", "CA3cuePoolCont", inh_lateral, p.delay_s2cue_s2cue_inh_ms, p)
+    return out
+
+
+def _pooled_inhibition(source: str, pool: str, weight_nA: float, delay_ms: float, p: CA3Params) -> list[Connection]:
+    """All-but-self inhibition source -> S2Cue with 3C synapses: source -> pool (all-to-one, 1 ms), pool -> S2Cue
+    (one-to-all, ``delay - 1`` ms: the pool cell's spike costs one step), and a one-to-one excitation of the same
+    weight and total delay cancelling each active cue's own share. Any number of active sources gives one pool
+    spike, so the inhibition no longer scales with the number of active cues."""
+    return [
+        Connection(source, pool, "all_to_all", p.w_input_nA, p.dt_ms, +1),
+        Connection(pool, "CA3cueContRecall", "all_to_all", weight_nA, delay_ms - p.dt_ms, -1),
+        Connection(source, "CA3cueContRecall", "one_to_one", weight_nA, delay_ms, +1),
+    ]
+
+
+def synapse_count(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:
+    """Synapses of the memory: ``plastic`` (2CM), ``static`` and ``internal`` (both without the input and output
+    layers' projections; the published model has 3CM + 2C(C-1) + 3C + 6M internal ones) and ``total`` (all)."""
+    params = params or CA3Params()
+    sizes = population_sizes(n_cues, n_bits, params)
+    count = {"one_to_one": lambda s, t: sizes[t], "all_to_all": lambda s, t: sizes[s] * sizes[t],
+             "all_but_self": lambda s, t: sizes[s] * (sizes[t] - 1)}
+    static = internal = 0
+    for c in connections(params, n_bits):
+        n = count[c.pattern](c.source, c.target)
+        static += n
+        internal += 0 if (c.source in INPUTS or c.target.startswith("OUT")) else n
+    plastic = 2 * n_cues * n_bits
+    return {"plastic": plastic, "static": internal, "internal": internal + plastic, "total": static + plastic}

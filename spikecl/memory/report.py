@@ -1,0 +1,86 @@
+"""Plots of a finished ``ca3`` experiment, read back from its part files (see :mod:`spikecl.memory.experiment`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.memory.plots import plot_capacity, plot_quality_maps, plot_raster
+from spikecl.memory.schedule import Operation, Schedule
+from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
+
+
+def _mean_map(table: dict, metric: str, rows: str, row_values, cols: str, col_values) -> np.ndarray:
+    """Mean of ``table[metric]`` over seeds (and anything else) for each (row value, column value)."""
+    out = np.full((len(row_values), len(col_values)), np.nan)
+    if metric not in table:
+        return out
+    for r, rv in enumerate(row_values):
+        for c, cv in enumerate(col_values):
+            sel = (table[rows] == rv) & (table[cols] == cv) & np.isfinite(table[metric])
+            if np.any(sel):
+                out[r, c] = table[metric][sel].mean()
+    return out
+
+
+def _precision_map(table: dict, densities, fragment_sizes, spacing) -> np.ndarray:
+    """Recall-by-content precision ``[density, fragment size]`` at one spacing (mean over seeds)."""
+    out = np.full((len(densities), len(fragment_sizes)), np.nan)
+    for c, f in enumerate(fragment_sizes):
+        key = f"content_precision_f{f}"
+        if key in table:
+            sub = {"density": table["density"], "spacing_ms": table["spacing_ms"], key: table[key]}
+            out[:, c] = _mean_map(sub, key, "density", densities, "spacing_ms", [spacing])[:, 0]
+    return out
+
+
+def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
+    """Raster of the functional run; per memory size, maps of recall-by-cue exactness and forgetting (density x
+    spacing) and of recall-by-content precision (density x fragment size at 14 ms or the nearest spacing), one
+    panel per variant; bits per plastic synapse against density beside the Willshaw bound."""
+    out_dir = Path(out_dir)
+    written = []
+    if "functional" in results:
+        part = results["functional"]
+        a = part["attrs"]
+        schedule = Schedule(tuple(Operation(k) for k in json.loads(a["kinds"])), tuple(json.loads(a["starts_ms"])),
+                            int(a["duration_ms"]))
+        written.append(plot_raster(part["spikes"], schedule, out_dir / "functional_raster.png",
+                                   title="recorded functional experiment (C = 5, M = 10)"))
+    by_size: dict[tuple[int, int], dict[str, dict]] = {}
+    for key, part in results.items():
+        if key.startswith("stress_"):
+            a = part["attrs"]
+            by_size.setdefault((int(a["n_cues"]), int(a["n_bits"])), {})[str(a["variant"])] = part["table"]
+    capacity = {}
+    for (C, M), variants in sorted(by_size.items()):
+        any_table = next(iter(variants.values()))
+        densities = np.unique(any_table["density"])
+        spacings = np.unique(any_table["spacing_ms"])
+        spacing = spacings[np.argmin(np.abs(spacings - 14))]
+        sizes = sorted(int(k.rsplit("f", 1)[1]) for k in any_table if k.startswith("content_precision_f"))
+        labels = dict(row_labels=[f"{d:g}" for d in densities], row_name="content density")
+        for metric, name in (("cue_exact", "recall by cue: exact"), ("relearned_exact", "forgetting: relearned "
+                                                                                          "cue exact")):
+            maps = {v: _mean_map(t, metric, "density", densities, "spacing_ms", spacings) for v, t in variants.items()}
+            written.append(plot_quality_maps(maps, col_labels=[str(int(s)) for s in spacings], col_name="spacing (ms)",
+                                             path=out_dir / f"{metric}_C{C}_M{M}.png", title=f"{name}, C={C} M={M}",
+                                             **labels))
+        maps = {v: _precision_map(t, densities, sizes, spacing) for v, t in variants.items()}
+        written.append(plot_quality_maps(maps, col_labels=[str(f) for f in sizes], col_name="fragment bits",
+                                         path=out_dir / f"content_precision_C{C}_M{M}.png",
+                                         title=f"recall by content: precision at {int(spacing)} ms, C={C} M={M}",
+                                         **labels))
+        if "published" in variants:
+            t = variants["published"]
+            capacity[f"C={C} M={M}"] = _mean_map(t, "bits_per_synapse", "density", densities, "spacing_ms",
+                                                 [spacings.max()])[:, 0]
+    if capacity:
+        densities = np.unique(next(iter(next(iter(by_size.values())).values()))["density"])
+        if all(len(v) == len(densities) for v in capacity.values()):
+            written.append(plot_capacity(densities, capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
+                                         CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic "
+                                                                             "synapse (exactly recalled contents)"))
+    return written

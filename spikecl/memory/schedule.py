@@ -1,0 +1,235 @@
+"""Operations on the CA3 memory, their timing, the input spikes that encode them and the decoding of the output layer.
+
+An operation starting at step ``t`` (1 ms steps) is encoded as input spikes and read on the output layer at fixed
+steps after ``t`` (the published timing):
+
+===============  ================================================  =============================================
+operation        input spikes                                      output layer
+===============  ================================================  =============================================
+learn (c, X)     cue c and bits X at t, t+1, t+2                   c and X at t+5 (and t+7); bits of c's previous
+                                                                   content that X lacks (forgotten) at t+6
+recall by cue c  cue c at t                                        c at t+5, its content at t+6
+recall by F      bits F at t                                       F at t+5, every cue sharing a bit with F at t+6
+===============  ================================================  =============================================
+
+Consecutive operations must start at least 7 ms after a learn and 6 ms after a recall (documented minimums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from spikecl.errors import ConfigError, ShapeError
+
+LEARN, RECALL_CUE, RECALL_CONTENT = "learn", "recall_cue", "recall_content"
+KINDS = (LEARN, RECALL_CUE, RECALL_CONTENT)
+#: shortest allowed gap (ms) from an operation's start to the next one's, by kind of the earlier operation
+MIN_SPACING_MS = {LEARN: 7, RECALL_CUE: 6, RECALL_CONTENT: 6}
+DEFAULT_SPACING_MS = 14
+#: steps after an operation's start at which the output layer answers, and the last step it uses
+CUE_OUT_STEP = {LEARN: 5, RECALL_CUE: 5, RECALL_CONTENT: 6}
+CONTENT_OUT_STEP = {LEARN: 5, RECALL_CUE: 6, RECALL_CONTENT: 5}
+FORGOTTEN_STEP = 6
+TAIL_STEPS = 8
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One memory operation. ``cue``: cue index (learn, recall by cue); ``bits``: sorted content bit indices
+    (learn: the content, recall by content: the fragment)."""
+
+    kind: str
+    cue: int | None = None
+    bits: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        bits = "{" + ", ".join(map(str, self.bits)) + "}"
+        if self.kind == LEARN:
+            return f"learn cue {self.cue} -> {bits}"
+        if self.kind == RECALL_CUE:
+            return f"recall by cue {self.cue}"
+        return f"recall by content {bits}"
+
+
+def _as_bits(content, n_bits: int | None, what: str) -> tuple[int, ...]:
+    """Bit indices from a boolean mask ``[M]`` or an iterable of indices; validates width, range and emptiness."""
+    if isinstance(content, np.ndarray) and content.dtype == bool:
+        if content.ndim != 1 or (n_bits is not None and content.shape[0] != n_bits):
+            raise ShapeError(f"{what}: boolean mask has shape {content.shape}; expected ({n_bits},)")
+        bits = np.flatnonzero(content).tolist()
+    else:
+        try:
+            values = list(content)
+        except TypeError:
+            raise ShapeError(f"{what}: expected bit indices or a boolean mask, got {content!r}") from None
+        bits = []
+        for b in values:
+            if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)):
+                raise ShapeError(f"{what}: bit indices must be integers, got {b!r} (pass a boolean mask as a numpy "
+                                 f"bool array)")
+            bits.append(int(b))
+    if not bits:
+        raise ConfigError(f"{what}: empty; at least one content bit is needed")
+    if len(set(bits)) != len(bits):
+        raise ConfigError(f"{what}: repeated bit indices {sorted(bits)}")
+    if n_bits is not None:
+        bad = [b for b in bits if not 0 <= b < n_bits]
+        if bad:
+            raise ConfigError(f"{what}: bit {bad[0]} is out of range [0, {n_bits})")
+    return tuple(sorted(bits))
+
+
+def _check_cue(cue, n_cues: int | None) -> int:
+    if isinstance(cue, (bool, np.bool_)) or not isinstance(cue, (int, np.integer)):
+        raise ConfigError(f"cue: expected an integer index, got {cue!r}")
+    if n_cues is not None and not 0 <= int(cue) < n_cues:
+        raise ConfigError(f"cue {int(cue)} is out of range [0, {n_cues})")
+    return int(cue)
+
+
+def learn(cue: int, content, *, n_cues: int | None = None, n_bits: int | None = None) -> Operation:
+    """Store ``content`` (bit indices or a boolean mask ``[M]``) under ``cue``; relearning a cue replaces it."""
+    return Operation(LEARN, _check_cue(cue, n_cues), _as_bits(content, n_bits, "content"))
+
+
+def recall_by_cue(cue: int, *, n_cues: int | None = None) -> Operation:
+    """Ask for the content stored under ``cue``."""
+    return Operation(RECALL_CUE, _check_cue(cue, n_cues))
+
+
+def recall_by_content(fragment, *, n_bits: int | None = None) -> Operation:
+    """Ask which cues hold content sharing bits with ``fragment`` (bit indices or a boolean mask ``[M]``)."""
+    return Operation(RECALL_CONTENT, None, _as_bits(fragment, n_bits, "fragment"))
+
+
+def check_operation(op: Operation, n_cues: int, n_bits: int) -> Operation:
+    """Validate ``op`` for a memory of C = ``n_cues`` cues and M = ``n_bits`` bits (one-line errors)."""
+    if not isinstance(op, Operation):
+        raise ConfigError(f"expected an Operation (learn, recall_by_cue, recall_by_content), got {op!r}")
+    if op.kind == LEARN:
+        return learn(op.cue, op.bits, n_cues=n_cues, n_bits=n_bits)
+    if op.kind == RECALL_CUE:
+        return recall_by_cue(op.cue, n_cues=n_cues)
+    if op.kind == RECALL_CONTENT:
+        return recall_by_content(op.bits, n_bits=n_bits)
+    raise ConfigError(f"operation kind {op.kind!r} is not one of {KINDS}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Operations with their start steps (ms, relative to the schedule's start) and the total duration (ms)."""
+
+    operations: tuple[Operation, ...]
+    starts_ms: tuple[int, ...]
+    duration_ms: int
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+
+def _whole_ms(value, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or float(value) != int(value):
+        raise ConfigError(f"{what}: expected a whole number of ms, got {value!r}")
+    return int(value)
+
+
+def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
+                  spacing_ms: float | Sequence[float] = DEFAULT_SPACING_MS) -> Schedule:
+    """Lay ``operations`` out in time. ``spacing_ms``: one gap for all, or one gap per operation (the gap after
+    operation i; the last one sets the tail, at least 8 ms so every answer is simulated).
+
+    Raises :class:`ConfigError` for an invalid operation or a gap below the minimum (7 ms after a learn, 6 ms after
+    a recall)."""
+    ops = tuple(check_operation(op, n_cues, n_bits) for op in operations)
+    if not ops:
+        raise ConfigError("a schedule needs at least one operation")
+    if np.ndim(spacing_ms) == 0:
+        gaps = [spacing_ms] * len(ops)
+    else:
+        gaps = list(spacing_ms)
+        if len(gaps) != len(ops):
+            raise ConfigError(f"spacing_ms: got {len(gaps)} gaps for {len(ops)} operations")
+    gaps = [_whole_ms(g, "spacing_ms") for g in gaps]
+    starts = [0]
+    for i, (op, gap) in enumerate(zip(ops, gaps)):
+        if gap < MIN_SPACING_MS[op.kind]:
+            raise ConfigError(f"operation {i} ({op}) is followed after {gap} ms; the minimum after a "
+                              f"{op.kind.replace('_', ' by ')} is {MIN_SPACING_MS[op.kind]} ms")
+        starts.append(starts[-1] + gap)
+    duration = starts[-2] + max(gaps[-1], TAIL_STEPS)
+    return Schedule(ops, tuple(starts[:-1]), duration)
+
+
+def encode(schedule: Schedule, n_cues: int, n_bits: int, hold_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Input spikes of a schedule: ``(cue [T, C], content [T, M])`` booleans, T = ``schedule.duration_ms``."""
+    cue = np.zeros((schedule.duration_ms, n_cues), dtype=bool)
+    content = np.zeros((schedule.duration_ms, n_bits), dtype=bool)
+    for op, t in zip(schedule.operations, schedule.starts_ms):
+        steps = slice(t, t + (hold_steps if op.kind == LEARN else 1))
+        if op.cue is not None:
+            cue[steps, op.cue] = True
+        content[steps, list(op.bits)] = True
+    return cue, content
+
+
+def plasticity_gate(schedule: Schedule, read_only_recall: bool) -> np.ndarray:
+    """``[T]`` float: 1 where the plastic weights may change, 0 from a recall's start to the next operation's
+    start when ``read_only_recall``."""
+    gate = np.ones(schedule.duration_ms)
+    if read_only_recall:
+        ends = list(schedule.starts_ms[1:]) + [schedule.duration_ms]
+        for op, t, end in zip(schedule.operations, schedule.starts_ms, ends):
+            if op.kind != LEARN:
+                gate[t:end] = 0.0
+    return gate
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What the output layer said about one operation. ``cues``/``bits``: output cues and content bits at the
+    documented steps; ``forgotten``: (learn only) bits echoed at t+6, the previous content the new one lacks."""
+
+    operation: Operation
+    start_ms: int
+    cues: tuple[int, ...]
+    bits: tuple[int, ...]
+    forgotten: tuple[int, ...] = ()
+
+    @property
+    def answer(self) -> tuple[int, ...]:
+        """The recalled part: the content for a recall by cue, the cues for a recall by content, else the bits."""
+        return self.cues if self.operation.kind == RECALL_CONTENT else self.bits
+
+
+def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
+    return tuple(np.flatnonzero(raster[step]).tolist()) if step < len(raster) else ()
+
+
+def decode(schedule: Schedule, out_cue: np.ndarray, out_content: np.ndarray) -> list[OperationResult]:
+    """Read every operation's answer from the output rasters ``out_cue [T, C]`` and ``out_content [T, M]``."""
+    results = []
+    for op, t in zip(schedule.operations, schedule.starts_ms):
+        forgotten = _active(out_content, t + FORGOTTEN_STEP) if op.kind == LEARN else ()
+        results.append(OperationResult(op, t, _active(out_cue, t + CUE_OUT_STEP[op.kind]),
+                                       _active(out_content, t + CONTENT_OUT_STEP[op.kind]), forgotten))
+    return results
+
+
+def events(raster: np.ndarray, offset_ms: int = 0) -> set[tuple[int, int]]:
+    """``{(step, neuron)}`` of a raster ``[T, N]`` (steps shifted by ``offset_ms``)."""
+    steps, neurons = np.nonzero(np.asarray(raster))
+    return {(int(t) + offset_ms, int(i)) for t, i in zip(steps, neurons)}
+
+
+def raster_from_events(spikes: Iterable[tuple[int, int]], n_steps: int, n_neurons: int) -> np.ndarray:
+    """Boolean raster ``[T, N]`` from ``(step, neuron)`` pairs; raises :class:`ShapeError` for one outside it."""
+    raster = np.zeros((n_steps, n_neurons), dtype=bool)
+    for t, i in spikes:
+        if not (0 <= t < n_steps and 0 <= i < n_neurons):
+            raise ShapeError(f"spike (step {t}, neuron {i}) lies outside a [{n_steps}, {n_neurons}] raster")
+        raster[t, i] = True
+    return raster

@@ -1,0 +1,288 @@
+"""CA3 content-addressable memory: spike-for-spike reproduction of the SpiNNaker recordings (Brian2 and the torch
+stepper), decoding of learn / recall / forget, and one-line errors for bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikecl.errors import ConfigError, ShapeError
+from spikecl.memory import (CA3Memory, CA3Params, learn, make_schedule, recall_by_content, recall_by_cue,
+                            run_batch, synapse_count)
+from spikecl.memory.recordings import DATA_DIR, RECORDED, mismatches
+from spikecl.memory.recordings import load_recording as load_spikes
+from spikecl.memory.schedule import encode, events, raster_from_events
+
+DATA = Path(__file__).parent / "data" / "ca3"
+EXPERIMENTS = RECORDED
+
+
+def load_recording(name):
+    """(C, M, {population: {(step, neuron)}}, n_steps) of a recording."""
+    spikes = load_spikes(name, DATA)
+    n_steps = max(t for s in spikes.values() for t, _ in s) + 2
+    return EXPERIMENTS[name][0], EXPERIMENTS[name][1], spikes, n_steps
+
+
+def recorded_inputs(name):
+    C, M, spikes, n_steps = load_recording(name)
+    return (raster_from_events(spikes["INcue"], n_steps, C), raster_from_events(spikes["INcont"], n_steps, M))
+
+
+def assert_same_spikes(recorded, simulated):
+    """Every recorded population's spike set equals the simulated one; the message lists every difference."""
+    diffs = mismatches(recorded, {pop: events(raster) for pop, raster in simulated.items()})
+    assert not diffs, "spikes differ from the SpiNNaker recording:\n" + "\n".join(
+        f"{pop}: missing {missing}, extra {extra}" for pop, (missing, extra) in diffs.items())
+
+
+def test_stdp_amplitude_a_times_w_max_misses_recorded_spikes():
+    """The comparison has teeth: PyNN's nominal amplitude A * w_max = 36 nA does not reproduce the recording."""
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, recorded, _ = load_recording("exp1_functional")
+    spikes = TorchCA3(CA3Params(a_plus_nA=36.0, a_minus_nA=36.0), C, M).run(*recorded_inputs("exp1_functional"))
+    diffs = mismatches(recorded, {k: events(v[:, 0].numpy()) for k, v in spikes.items()})
+    assert sum(len(a) + len(b) for a, b in diffs.values()) >= 5
+
+
+def test_packaged_recordings_equal_the_test_data():
+    for name in RECORDED:
+        assert (DATA_DIR / f"{name}.json").read_bytes() == (DATA / f"{name}.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def brian2_runs():
+    """Both recordings driven through the Brian2 network (numpy target): name -> (spikes, weights)."""
+    from spikecl.memory.brian2_net import Brian2CA3
+
+    out = {}
+    for name in EXPERIMENTS:
+        C, M, _, _ = load_recording(name)
+        net = Brian2CA3(CA3Params(), C, M, target="numpy")
+        out[name] = (net.run(*recorded_inputs(name)), net.weights())
+    return out
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_brian2_reproduces_spinnaker_recording(brian2_runs, name):
+    _, _, recorded, _ = load_recording(name)
+    assert sum(len(s) for p, s in recorded.items() if not p.startswith("IN")) > 100
+    assert_same_spikes(recorded, brian2_runs[name][0])
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_torch_stepper_reproduces_spinnaker_recording(name):
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, recorded, _ = load_recording(name)
+    net = TorchCA3(CA3Params(), C, M, batch_size=2, device="cpu")
+    spikes = net.run(*recorded_inputs(name))
+    for b in range(2):
+        assert_same_spikes(recorded, {k: v[:, b].numpy() for k, v in spikes.items()})
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_torch_and_brian2_store_the_same_weights(brian2_runs, name):
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, _, _ = load_recording(name)
+    net = TorchCA3(CA3Params(), C, M)
+    spikes = net.run(*recorded_inputs(name))
+    b2_spikes, b2_weights = brian2_runs[name]
+    for pop, raster in b2_spikes.items():
+        np.testing.assert_array_equal(spikes[pop][:, 0].numpy(), raster, err_msg=pop)
+    for key, w in net.weights().items():
+        np.testing.assert_allclose(w[0], b2_weights[key], atol=1e-9, err_msg=key)
+        assert w[0].max() == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_schedule_encodes_the_recorded_input_spikes(name):
+    C, M, ops, spacing = EXPERIMENTS[name]
+    schedule = make_schedule(ops, C, M, spacing)
+    cue, content = encode(schedule, C, M)
+    rec_cue, rec_content = recorded_inputs(name)
+    assert events(cue) == events(rec_cue) and events(content) == events(rec_content)
+
+
+def test_memory_decodes_the_functional_experiment_like_the_recording():
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    run = CA3Memory(C, M, backend="torch").run(ops, spacing)
+    answers = [(r.cues, r.bits) for r in run.results]
+    assert answers == [((0,), (0, 1, 8, 9)), ((4,), (1, 5, 6)), ((3,), (4, 5, 6)),
+                       ((0,), (0, 1, 8, 9)),          # recall by cue 0: its content
+                       ((3, 4), (6,)),                # recall by {6}: both cues holding bit 6 (OR-matching)
+                       ((0, 3), (0, 4)),              # recall by {0, 4}
+                       ((3,), (1, 3, 4, 8)),          # relearn cue 3 ...
+                       ((3,), (1, 3, 4, 8)),          # ... recall by cue 3 gives the new content
+                       ((4,), (6,))]                  # bit 6 now belongs to cue 4 only
+    assert run.results[6].forgotten == (5, 6)
+    _, _, recorded, _ = load_recording("exp1_functional")
+    assert_same_spikes(recorded, run.spikes)
+    assert set(run.spikes) >= {"INcue", "INcont", "CA3contCondInt", "OUTcue", "OUTcont"}
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+def test_brian2_memory_learns_recalls_and_forgets():
+    mem = CA3Memory(4, 8, backend="brian2")
+    assert mem.learn(2, [1, 5]).bits == (1, 5)
+    assert mem.recall_by_cue(2).answer == (1, 5)
+    assert mem.recall_by_content([5]).answer == (2,)
+    w = mem.weights()
+    assert w["cue_to_content"].shape == (4, 8) and w["content_to_cue"].shape == (8, 4)
+    assert np.all(w["cue_to_content"][2, [1, 5]] == 6.0) and np.all(w["content_to_cue"][[1, 5], 2] == 6.0)
+    relearn = mem.learn(2, np.array([1, 0, 0, 0, 0, 0, 0, 1], dtype=bool))
+    assert relearn.bits == (0, 7) and relearn.forgotten == (1, 5)
+    assert mem.recall_by_cue(2).answer == (0, 7)
+    assert mem.recall_by_content([5]).answer == ()
+    assert mem.t_ms == 6 * 14
+
+
+def test_random_memories_are_recalled_exactly_at_14_ms():
+    rng = np.random.default_rng(0)
+    C, M = 8, 12
+    contents = [tuple(sorted(rng.choice(M, size=3, replace=False).tolist())) for _ in range(C)]
+    ops = [learn(c, x) for c, x in enumerate(contents)] + [recall_by_cue(c) for c in range(C)]
+    ops += [recall_by_content([b]) for b in range(M)]
+    run = CA3Memory(C, M, backend="torch").run(ops)
+    recalled = [r.answer for r in run.results[C:2 * C]]
+    assert recalled == contents
+    for b, r in enumerate(run.results[2 * C:]):
+        assert set(r.answer) >= {c for c, x in enumerate(contents) if b in x}
+
+
+def test_batched_memories_equal_separate_runs():
+    lists = [[learn(0, [1, 2]), recall_by_cue(0)], [learn(1, [3]), learn(2, [0, 3]), recall_by_content([3])]]
+    batch = run_batch(lists, 3, 4)
+    for ops, together in zip(lists, batch):
+        alone = CA3Memory(3, 4, backend="torch").run(ops)
+        assert [r.answer for r in together.results] == [r.answer for r in alone.results]
+        for pop in alone.spikes:
+            np.testing.assert_array_equal(together.spikes[pop], alone.spikes[pop])
+    assert batch[0].results[1].answer == (1, 2) and batch[1].results[2].answer == (1, 2)
+
+
+def test_synapse_count_matches_the_published_formula():
+    for C, M in ((5, 10), (16, 6), (100, 100)):
+        n = synapse_count(C, M)
+        assert n["internal"] == 3 * C * M + 2 * C * (C - 1) + 3 * C + 6 * M
+        assert n["plastic"] == 2 * C * M
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: learn(5, [0], n_cues=5, n_bits=4), "cue 5 is out of range"),
+    (lambda: learn(-1, [0], n_cues=5, n_bits=4), "out of range"),
+    (lambda: learn(0, [4], n_cues=5, n_bits=4), "bit 4 is out of range"),
+    (lambda: learn(0, [], n_cues=5, n_bits=4), "empty"),
+    (lambda: learn(0, np.zeros(3, bool), n_cues=5, n_bits=4), "shape (3,)"),
+    (lambda: learn(0, [1, 1], n_cues=5, n_bits=4), "repeated"),
+    (lambda: learn(0.5, [1], n_cues=5, n_bits=4), "integer"),
+    (lambda: recall_by_content(np.zeros(4, bool), n_bits=4), "empty"),
+    (lambda: make_schedule([learn(0, [1]), recall_by_cue(0)], 2, 2, 6), "minimum after a learn is 7 ms"),
+    (lambda: make_schedule([recall_by_cue(0), recall_by_cue(0)], 2, 2, [5, 6]), "minimum after a recall by cue"),
+    (lambda: make_schedule([recall_by_cue(0)], 2, 2, 6.5), "whole number"),
+    (lambda: make_schedule([], 2, 2), "at least one operation"),
+    (lambda: CA3Memory(0, 4), "n_cues"),
+    (lambda: CA3Memory(2, 4, backend="nest"), "backend"),
+    (lambda: CA3Params(tau_m_slow_ms=-1.0), "tau_m_slow_ms"),
+    (lambda: CA3Params(delay_output_ms=0.5), "delay_output_ms"),
+    (lambda: CA3Params(inhibition="ring"), "inhibition"),
+])
+def test_bad_input_is_a_one_line_error(make, message):
+    with pytest.raises((ConfigError, ShapeError)) as err:
+        make()
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_memory_rejects_bad_operations_before_simulating():
+    mem = CA3Memory(3, 4, backend="torch")
+    with pytest.raises(ConfigError, match="cue 3 is out of range"):
+        mem.run([learn(3, [0])])
+    with pytest.raises(ShapeError, match="expected \\(4,\\)"):
+        mem.learn(0, np.ones(5, bool))
+    with pytest.raises(ConfigError, match="minimum"):
+        mem.run([learn(0, [0]), recall_by_cue(0)], spacing_ms=6)
+    assert mem.t_ms == 0
+
+
+@pytest.mark.gpu
+def test_torch_stepper_on_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, recorded, _ = load_recording("exp1_functional")
+    net = TorchCA3(CA3Params(), C, M, batch_size=4, device="cuda")
+    spikes = net.run(*recorded_inputs("exp1_functional"))
+    assert_same_spikes(recorded, {k: v[:, 3].cpu().numpy() for k, v in spikes.items()})
+
+
+def _corrupting_queries(params, backend="torch"):
+    """Store two memories, query twice by a fragment spanning both, then ask for bit 0 alone."""
+    mem = CA3Memory(5, 10, params, backend=backend)
+    return mem.run([learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6]), recall_by_content([0, 4]),
+                    recall_by_content([0, 4]), recall_by_content([0])])
+
+
+def test_published_recall_by_content_is_not_read_only():
+    run = _corrupting_queries(CA3Params())
+    assert run.results[2].answer == (0, 3)
+    assert run.weights["content_to_cue"][0, 3] == 6.0      # bit 0 now points at cue 3 too
+    assert run.results[4].answer == (0, 3)                 # ... so a query by bit 0 answers cue 3 wrongly
+    locked = _corrupting_queries(CA3Params(read_only_recall=True))
+    assert locked.weights["content_to_cue"][0, 3] < 1.0 and locked.results[4].answer == (0,)
+
+
+def test_read_only_recall_locks_both_plastic_matrices():
+    params = CA3Params(read_only_recall=True)
+    mem = CA3Memory(5, 10, params, backend="torch")
+    mem.run([learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6])])
+    before = mem.weights()
+    run = mem.run([recall_by_content([0, 4]), recall_by_cue(0), recall_by_content([0]), recall_by_cue(3)])
+    for key, w in mem.weights().items():
+        np.testing.assert_array_equal(w, before[key], err_msg=key)
+    assert [r.answer for r in run.results] == [(0, 3), (0, 1, 8, 9), (0,), (4, 5, 6)]
+    relearn = mem.learn(0, [2])                            # learning still writes
+    assert relearn.forgotten == (0, 1, 8, 9) and mem.recall_by_cue(0).answer == (2,)
+
+
+def test_k_of_n_matching_answers_only_cues_sharing_k_bits():
+    ops = [learn(0, [0, 1, 8, 9]), learn(4, [1, 5, 6]), learn(3, [4, 5, 6]),
+           recall_by_content([1, 8]), recall_by_content([5, 6]), recall_by_content([1, 5, 9]), recall_by_content([6])]
+    published = CA3Memory(5, 10, backend="torch").run(ops)
+    k2 = CA3Memory(5, 10, CA3Params(match_k=2), backend="torch").run(ops)
+    assert [r.answer for r in published.results[3:]] == [(0, 4), (3, 4), (0, 3, 4), (3, 4)]
+    assert [r.answer for r in k2.results[3:]] == [(0,), (3, 4), (0, 4), ()]
+    assert CA3Params(match_k=1).content_to_cue_gain == 1.0
+
+
+def test_pooled_inhibition_is_linear_in_cues_and_keeps_the_functional_answers():
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    pool = CA3Params(inhibition="pool")
+    published = CA3Memory(C, M, backend="torch").run(ops, spacing)
+    pooled = CA3Memory(C, M, pool, backend="torch").run(ops, spacing)
+    assert [(r.cues, r.bits, r.forgotten) for r in pooled.results] == \
+        [(r.cues, r.bits, r.forgotten) for r in published.results]
+    static = lambda C, params=None: synapse_count(C, 10, params)["static"]  # noqa: E731
+    assert static(300, pool) - 2 * static(200, pool) + static(100, pool) == 0          # linear in C
+    assert static(300) - 2 * static(200) + static(100) == 4 * 100 ** 2                 # 2C(C-1) twice over
+    assert static(100, pool) == 100 * 10 + 9 * 100 + 6 * 10                            # CM + 9C + 6M
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+def test_options_run_identically_in_brian2_and_torch():
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    params = CA3Params(read_only_recall=True, match_k=2, inhibition="pool")
+    runs = [CA3Memory(C, M, params, backend=b).run(ops, spacing) for b in ("brian2", "torch")]
+    for pop in runs[0].spikes:
+        np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
+    for key in runs[0].weights:
+        np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)

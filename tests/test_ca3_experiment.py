@@ -1,0 +1,100 @@
+"""The ``ca3`` experiment kind through the CLI: tiny stress suite, results files, resume/overwrite, plots, errors."""
+
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError
+from spikecl.memory.experiment import load_config, read_part
+from spikecl.memory.stress import StressGrid, make_trial, run_grid, score_trial
+
+TINY = ["stress.sizes=[[5, 6]]", "stress.densities=[0.3]", "stress.spacings_ms=[14]", "stress.fragment_sizes=[1]",
+        "stress.queries_per_size=2", 'stress.variants=["published", "read_only"]', 'functional.backend="torch"']
+
+
+def run_cli(tmp_path, *extra):
+    args = ["run", "models/ca3_cam.toml", "--seed", "0", "--output-dir", str(tmp_path), "--no-progress"]
+    for override in TINY:
+        args += ["--set", override]
+    return main(args + list(extra))
+
+
+@pytest.mark.slow
+def test_model_file_runs_functional_and_stress_and_writes_results(tmp_path, capsys):
+    assert run_cli(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "0 spikes differ from SpiNNaker" in out and "published" in out and "read_only" in out
+    folder = tmp_path / "ca3_cam"
+    functional = read_part(folder / "functional.h5")
+    assert int(functional["attrs"]["mismatched_spikes"]) == 0
+    assert functional["spikes"]["OUTcont"].shape == (90, 10) and functional["spikes"]["OUTcont"].sum() > 20
+    assert functional["weights"]["cue_to_content"].shape == (5, 10)
+    stress = read_part(folder / "stress_C5_M6_published.h5")
+    assert stress["table"]["cue_exact"].tolist() == [1.0]
+    assert 0 < stress["table"]["bits_per_synapse"][0] <= 0.5
+    for png in ("functional_raster.png", "cue_exact_C5_M6.png", "content_precision_C5_M6.png", "capacity.png"):
+        assert (folder / png).stat().st_size > 1000
+
+
+def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
+    assert run_cli(tmp_path, "--no-plots") == 0
+    part = tmp_path / "ca3_cam" / "stress_C5_M6_read_only.h5"
+    stamp = part.stat().st_mtime_ns
+    assert run_cli(tmp_path, "--no-plots") == 2
+    assert "exists; pass --resume" in capsys.readouterr().err
+    part.write_bytes(b"not hdf5")                              # a killed run's leftover is run again on resume
+    functional_stamp = (tmp_path / "ca3_cam" / "functional.h5").stat().st_mtime_ns
+    assert run_cli(tmp_path, "--no-plots", "--resume") == 0
+    assert (tmp_path / "ca3_cam" / "functional.h5").stat().st_mtime_ns == functional_stamp
+    assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
+    assert run_cli(tmp_path, "--no-plots", "--overwrite") == 0
+    assert part.stat().st_mtime_ns != stamp
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stress.sizes=[[5]]", "expected [C, M]"),
+    ("stress.spacings_ms=[6]", "below the minimum 7"),
+    ('stress.variants=["fast"]', "not allowed"),
+    ("params.a_plus_nA=-1e400", "finite"),
+    ("params.nonsense=1", "unknown key 'params.nonsense'"),
+    ("stress.densities=[]", "at least one value"),
+])
+def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
+    assert run_cli(tmp_path, "--set", override) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_config_defaults_are_the_published_model():
+    cfg = load_config("models/ca3_cam.toml")
+    assert cfg.model_params().a_plus_nA == 6.0 and cfg.model_params().inhibition == "all_to_all"
+    assert [100, 100] in cfg.stress.sizes and cfg.stress.spacings_ms == [7, 14, 28]
+    with pytest.raises(ConfigError):
+        load_config("models/missing.toml")
+
+
+def test_stress_scores_follow_the_or_matching_theory():
+    grid = StressGrid(12, 20, "published", (0.2,), (14,), (0, 1, 2), (1,), queries_per_size=8)
+    table = run_grid(grid)
+    assert np.all(table["cue_exact"] == 1.0) and np.all(table["kept_exact"] == 1.0)
+    assert np.all(table["content_hit_f1"] == 1.0) and np.all(table["content_as_specified_f1"] == 1.0)
+    # OR-matching: about (C - 1)(1 - (1 - d)^f) extra cues per query
+    assert abs(table["content_extra_f1"].mean() - table["content_extra_theory_f1"][0]) < 1.0
+    locked = run_grid(StressGrid(12, 20, "read_only", (0.2,), (14,), (0, 1, 2), (1,), queries_per_size=8))
+    assert np.all(locked["content_repeat_same"] == 1.0)         # read-only recall: a repeated query answers alike
+    assert np.all(locked["content_precision_f1"] == table["content_precision_f1"])   # first round: same memories
+    trial = make_trial(12, 20, 0.2, seed=3)
+    assert len(trial.operations) == 12 + 12 + 2 * 30 + 3 + 12 and trial.content_size == 4
+
+
+def test_score_trial_counts_wrong_answers():
+    from spikecl.memory.schedule import OperationResult
+
+    trial = make_trial(3, 6, 0.5, seed=0, fragment_sizes=(1,), queries_per_size=1, relearn_fraction=0.0)
+    perfect = [OperationResult(op, 0, (op.cue,) if op.cue is not None else (), op.bits) for op in trial.operations]
+    for i, c in enumerate(range(3)):
+        perfect[3 + i] = OperationResult(trial.operations[3 + i], 0, (c,), trial.contents[c])
+    assert score_trial(trial, perfect)["cue_exact"] == 1.0
+    wrong = list(perfect)
+    wrong[3] = OperationResult(trial.operations[3], 0, (0,), ())
+    assert score_trial(trial, wrong)["cue_exact"] == pytest.approx(2 / 3)
