@@ -13,30 +13,42 @@ from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.quantize import FixedNetwork
 
 
-def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
-    """Encode samples ``x`` [B, ...] (values in [0, 1]) for ``net`` → int64 ``[T, B, n_inputs]``."""
+def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None = None,
+                  seed: int = 0) -> np.ndarray:
+    """Encode samples ``x`` [B, ...] (values in [0, 1]) → ``[T, B, features]``.
+
+    ``direct``: ``x`` at every step, as integers ``round(x * scale)`` when ``scale`` is given (graded spikes),
+    else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without).
+    """
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    if x.shape[1] != net.n_inputs:
-        raise ShapeError(f"samples have {x.shape[1]} features; the network takes {net.n_inputs}")
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")
     x = np.clip(x, 0.0, 1.0)
-    steps = net.num_steps
-    if net.encoder == "direct":
-        q = np.round(x * net.input_scale).astype(np.int64)
-        return np.broadcast_to(q, (steps, *q.shape)).copy()
-    if net.encoder == "latency":
-        fire_at = np.round((1.0 - x) * (steps - 1))
-        t = np.arange(steps).reshape(-1, 1, 1)
-        return ((t == fire_at[None]) & (x[None] > 0)).astype(np.int64)
-    if net.encoder == "poisson":
+    dtype = np.int64 if scale is not None else np.float64
+    if encoder == "direct":
+        q = np.round(x * scale).astype(np.int64) if scale is not None else x
+        return np.broadcast_to(q, (num_steps, *q.shape)).copy()
+    if encoder == "latency":
+        fire_at = np.round((1.0 - x) * (num_steps - 1))
+        t = np.arange(num_steps).reshape(-1, 1, 1)
+        return ((t == fire_at[None]) & (x[None] > 0)).astype(dtype)
+    if encoder == "poisson":
         rng = np.random.default_rng(seed)
-        return (rng.random((steps, *x.shape)) < x[None]).astype(np.int64)
-    raise ConfigError(f"encoder {net.encoder!r} is not supported")
+        return (rng.random((num_steps, *x.shape)) < x[None]).astype(dtype)
+    raise ConfigError(f"encoder {encoder!r} is not supported; choose direct, latency or poisson")
 
 
-def test_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None):
-    """Test samples of every task of the stream a network was trained on: (x [N, ...], y [N], heads [N]).
+def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
+    """Encode samples ``x`` [B, ...] for the quantised ``net`` → int64 ``[T, B, n_inputs]``."""
+    if int(np.prod(np.shape(x)[1:])) != net.n_inputs:
+        raise ShapeError(f"samples have {int(np.prod(np.shape(x)[1:]))} features; the network takes "
+                         f"{net.n_inputs}")
+    return encode_values(x, net.num_steps, net.encoder, net.input_scale, seed)
+
+
+def test_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
+                 split: str = "test"):
+    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on: (x [N, ...], y [N], heads [N]).
 
     ``config`` is the training config stored with the network (dataset, stream, seed). Tasks are interleaved
     evenly when ``max_samples`` cuts the set.
@@ -58,9 +70,10 @@ def test_samples(config: dict, max_samples: int | None = None, data_dir: str | N
     xs, ys, hs = [], [], []
     per_task = None if max_samples is None else -(-max_samples // len(stream))
     for task in stream:
-        n = len(task.y_test) if per_task is None else min(per_task, len(task.y_test))
-        xs.append(task.x_test[:n])
-        ys.append(task.y_test[:n])
+        tx, ty = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+        n = len(ty) if per_task is None else min(per_task, len(ty))
+        xs.append(tx[:n])
+        ys.append(ty[:n])
         hs.append(np.full(n, stream.head(task.index), dtype=np.int64))
     x, y, heads = np.concatenate(xs), np.concatenate(ys), np.concatenate(hs)
     if max_samples is not None:

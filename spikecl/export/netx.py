@@ -9,7 +9,7 @@ Layout (netx keys plus spikecl's own, which netx ignores)::
                        spikecl extras: weight_exp, num_weight_bits, bias_mant, bias_exp, scale, input_bits, readout
     /simulation/       Ts 1, tSample T
     /spikecl/          attrs: schema "spikecl-netx", schema_version, encoder, num_steps, input_bits, n_outputs,
-                       n_heads, config (JSON of the training config)
+                       n_heads, config (JSON of the training config), metrics (JSON: accuracies at export)
 
 A layer with ``weight_exp == 0`` is read by lava-dl's netx exactly as written; netx ignores ``weight_exp``, so a
 layer with another exponent needs its weights scaled by ``2**weight_exp`` (see docs/export.md).
@@ -84,7 +84,8 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False) -> 
             meta = f.create_group("spikecl")
             meta.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, encoder=net.encoder,
                               num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
-                              n_heads=net.n_heads, config=json.dumps(net.config))
+                              n_heads=net.n_heads, config=json.dumps(net.config),
+                              metrics=json.dumps(net.metrics))
 
     return atomic_write(path, write, overwrite=overwrite)
 
@@ -135,7 +136,8 @@ def read_netx(path: str | Path) -> FixedNetwork:
             layers = tuple(_read_layer(f[f"layer/{i}"], f"{path}: layer {i}") for i in range(1, n_layers))
             net = FixedNetwork(layers, int(meta.attrs["num_steps"]), str(meta.attrs["encoder"]),
                                int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
-                               int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]))
+                               int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),
+                               json.loads(meta.attrs.get("metrics", "{}")))
             n_inputs = int(f["layer/0/shape"][()][0])
     except ResultsError:
         raise

@@ -105,6 +105,7 @@ class FixedNetwork:
     n_outputs: int
     n_heads: int = 1
     config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)   # accuracies measured at export (float, reference)
 
     @property
     def n_inputs(self) -> int:
