@@ -21,7 +21,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export]"
 	touch $@
 
 core310: $(CORE310_STAMP)
