@@ -151,8 +151,9 @@ def deploy(network: str | Path, backend: str = "reference", samples: int = 200, 
     return report
 
 
-def print_export(net: FixedNetwork, out=sys.stdout) -> None:
+def print_export(net: FixedNetwork, out=None) -> None:
     """A table of the quantised layers and the accuracies measured at export."""
+    out = out or sys.stdout
     print(f"{'layer':10s} {'shape':>11s} {'w_exp':>5s} {'vth':>6s} {'du':>5s} {'dv':>5s} {'b_exp':>5s} "
           f"{'scale':>10s}", file=out)
     for layer in net.layers:
@@ -165,8 +166,9 @@ def print_export(net: FixedNetwork, out=sys.stdout) -> None:
               file=out)
 
 
-def print_deploy(report: dict, out=sys.stdout) -> None:
+def print_deploy(report: dict, out=None) -> None:
     """The deployment report: accuracy against the reference, spike agreement per layer, timings."""
+    out = out or sys.stdout
     print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples "
           f"(reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
           file=out)

@@ -39,7 +39,8 @@ INPUT_ENCODERS = ("direct", "poisson", "latency")
 @dataclass(frozen=True)
 class QuantConfig:
     """How to quantise. ``weight_bits``: synaptic mantissa bits (1..8). ``headroom``: hidden layers represent
-    currents up to ``headroom x threshold`` before the 24-bit current wraps (so ``vth <= 2**17 / headroom``).
+    currents up to ``headroom x threshold`` before the 24-bit current wraps (so ``vth <= 2**17 / headroom``; lower
+    when a large bias needs it).
     ``input_bits``: graded input message bits for the ``direct`` encoder (0 = binary spikes for the others).
     ``readout_range``: the largest ``|sum_t mem[t]|`` of the readout expected (float units); None = worst case
     from the weights (safe, coarser)."""
@@ -221,6 +222,9 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     q = 2**input_bits - 1 if input_bits else 1
     s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
     vth_target = min(VTH_MAX, (UV_LIMIT >> ACT_SHIFT) / cfg.headroom)
+    if layer.bias is not None and np.any(layer.bias):  # the largest bias must fit 13 bits << 7 (scale down if not)
+        vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**BIAS_EXP_MAX
+                         / (2**ACT_SHIFT * np.abs(layer.bias).max()))
     ideal = vth_target / (layer.threshold * s_w * q)
     e = _weight_exp(layer.name, ideal)
     if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)

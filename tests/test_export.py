@@ -1,0 +1,286 @@
+"""Export to Loihi fixed point: quantisation ranges, the bit-accurate reference, netx and NIR files, resources,
+the quantised torch evaluation and the export/deploy commands (Lava itself: tests/test_lava.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.errors import ExistsError, ExportError, ResultsError
+from spikecl.export import fixed_point as fp
+from spikecl.export import resources
+from spikecl.export.float_model import float_forward, float_logits
+from spikecl.export.inputs import encode, encode_values
+from spikecl.export.netx import read_netx, write_netx
+from spikecl.export.quantize import (FixedLayer, FixedNetwork, QuantConfig, effective_weights, lava_weights,
+                                     quantize)
+from spikecl.export.spec import LayerSpec, NetworkSpec, load_trained, spec_from_state
+
+
+def random_spec(rng, widths=(12, 20, 15, 4), steps=5, encoder="direct", reset="zero", bias=True, sign=0,
+                threshold=1.0, beta=0.9):
+    """A random MLP spec; ``sign`` > 0 makes every weight positive (excitatory synapses)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        w = rng.normal(0, 0.4, (b, a))
+        if sign > 0:
+            w = np.abs(w)
+        readout = i == len(widths) - 2
+        layers.append(LayerSpec("readout" if readout else f"hidden{i}", w, rng.normal(0, 0.1, b) if bias else None,
+                                beta, threshold, "none" if readout else reset))
+    return NetworkSpec(tuple(layers), steps, encoder, widths[-1])
+
+
+def test_quantised_weights_are_lava_mantissas_and_track_the_float_weights():
+    rng = np.random.default_rng(0)
+    spec = random_spec(rng)
+    net = quantize(spec)
+    for layer, fl in zip(net.layers, spec.layers):
+        assert layer.weight.min() >= -256 and layer.weight.max() <= 254
+        assert np.all(layer.weight % 2 == 0)
+        assert np.array_equal(lava_weights(layer.weight, 8), layer.weight)
+        assert -8 <= layer.weight_exp <= 7 and 0 <= layer.vth <= 131071
+        err = np.abs(effective_weights(layer) - fl.weight).max()
+        assert err <= 1.01 * np.abs(fl.weight).max() / 254  # half a step of the even grid
+    hidden = net.layers[0]
+    assert (hidden.du, hidden.dv) == (4095, 410)          # current = this step's input; beta 0.9
+    assert hidden.vth == round(spec.layers[0].threshold * hidden.scale)
+    assert hidden.input_bits == 8 and net.layers[1].input_bits == 0
+    assert (net.readout.du, net.readout.dv, net.readout.vth) == (409, 0, 131071)
+    four_bit = quantize(spec, QuantConfig(weight_bits=4))
+    assert np.all(four_bit.layers[1].weight % 32 == 0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(reset="subtract"), "reset 'subtract' is not representable"),
+    (dict(threshold=1e-9), "rounds to vth = 0"),
+    (dict(threshold=1e9), "> 131071 (17 bits)"),
+    (dict(beta=0.0), "dv = 4096, outside 0..4095"),
+])
+def test_unrepresentable_networks_fail_with_one_line_naming_the_layer(change, message):
+    spec = random_spec(np.random.default_rng(1), **change)
+    with pytest.raises(ExportError) as err:
+        quantize(spec)
+    text = str(err.value)
+    assert message in text and "\n" not in text and "hidden0" in text
+
+
+def one_neuron(weight, dv, vth, bias_mant=0, bias_exp=0, du=4095, weight_exp=0):
+    return FixedLayer("n", np.array([[weight]], dtype=np.int32), weight_exp, 8, du, dv, vth,
+                      np.array([bias_mant], dtype=np.int32), bias_exp, 1.0)
+
+
+def test_lif_step_matches_hand_computed_fixed_point():
+    # weight 100, dv 1024 (keep 3072/4096), vth 200 (<< 6 = 12800): v = 6400, 11200, 14800 -> spike, then 0
+    layer = one_neuron(100, 1024, 200)
+    net = FixedNetwork((layer,), 4, "latency", 0, 1)
+    trace = fp.simulate(net, np.array([1, 1, 1, 0]).reshape(4, 1, 1))
+    assert trace.spikes[0][:, 0, 0].tolist() == [False, False, True, False]
+    # decay truncates towards zero: -6464 * 3096 / 4096 = -4885.875 -> -4885 (floor would give -4886)
+    state, _, _ = fp.lif_step(fp.zero_state((1,)), np.array([-101]), one_neuron(-101, 1000, 200))
+    assert state.v.tolist() == [-6464]
+    state, _, _ = fp.lif_step(state, np.array([0]), one_neuron(-101, 1000, 200))
+    assert state.v.tolist() == [-4885]
+    # bias is added to v unshifted by the activation shift: 3 << 2 = 12 per step
+    state, _, _ = fp.lif_step(fp.zero_state((1,)), np.array([0]), one_neuron(1, 0, 200, bias_mant=3, bias_exp=2))
+    assert state.v.tolist() == [12]
+    # the 24-bit current wraps once: (131073 << 6) = 2**23 + 64 -> -2**23 + 64
+    state, _, over = fp.lif_step(fp.zero_state((1,)), np.array([131073]), one_neuron(1, 0, 131071))
+    assert state.u.tolist() == [-2**23 + 64] and over.u_wraps.tolist() == [True]
+
+
+def test_dense_activation_shifts_with_floor_and_weight_exponent():
+    layer = one_neuron(3, 0, 1, weight_exp=-1)
+    assert fp.dense_activation(layer, np.array([[1]])).tolist() == [[1]]   # 3 >> 1
+    neg = one_neuron(-3, 0, 1, weight_exp=-1)
+    assert fp.dense_activation(neg, np.array([[1]])).tolist() == [[-2]]    # -3 >> 1 = floor(-1.5)
+    up = one_neuron(3, 0, 1, weight_exp=2)
+    assert fp.dense_activation(up, np.array([[1]])).tolist() == [[12]]
+
+
+def test_back_to_back_stream_with_dense_latency_equals_independent_samples():
+    rng = np.random.default_rng(2)
+    net = quantize(random_spec(rng, widths=(10, 16, 12, 8, 3), steps=4))
+    inputs = encode(rng.random((6, 10)), net)
+    trace = fp.simulate(net, inputs)
+    windows = fp.sample_windows(net, fp.simulate_stream(net, inputs), 6)
+    for a, b in zip(trace.spikes, windows.spikes):
+        assert np.array_equal(a, b)
+    assert np.array_equal(trace.readout_v, windows.readout_v)
+    assert 0.02 < trace.spikes[0].mean() < 0.9  # the test exercises spiking, not silence
+
+
+def test_quantised_torch_evaluation_equals_numpy_reference():
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    rng = np.random.default_rng(3)
+    for encoder in ("direct", "latency"):
+        net = quantize(random_spec(rng, encoder=encoder))
+        inputs = encode(rng.random((40, 12)), net)
+        trace = fp.simulate(net, inputs)
+        v, spikes = QuantizedNetwork(net, "cpu").forward(inputs)
+        assert np.array_equal(v.numpy(), trace.readout_v)
+        for a, b in zip(spikes, trace.spikes):
+            assert np.array_equal(a.numpy(), b)
+
+
+def torch_net(rng, reset):
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(int(rng.integers(1000)))
+    return build_mlp(12, [20, 15], 4, LIFParams(beta=0.9, threshold=1.0, reset=reset), bias=True)
+
+
+def spec_of(net, reset, steps=5):
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    return spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.9, "threshold": 1.0, "reset": reset,
+                                               "num_steps": steps, "encoder": "direct"}})
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_float_model_reproduces_the_torch_network(reset):
+    rng = np.random.default_rng(4)
+    net = torch_net(rng, reset)
+    spec = spec_of(net, reset)
+    x = rng.random((16, 12)).astype(np.float32)
+    x_seq = np.broadcast_to(x, (5, 16, 12))
+    with torch.no_grad():
+        expected = net(torch.as_tensor(x_seq.copy())).numpy()
+        spikes = net.layers[0](torch.as_tensor(x_seq.copy())).numpy()
+    assert np.allclose(float_logits(spec, x_seq), expected, atol=1e-5)
+    assert np.array_equal(float_forward(spec, x_seq).spikes[0], spikes)
+
+
+def test_netx_round_trip_and_refusals(tmp_path):
+    rng = np.random.default_rng(5)
+    net = quantize(random_spec(rng))
+    path = write_netx(tmp_path / "net.h5", net)
+    back = read_netx(path)
+    assert (back.num_steps, back.encoder, back.input_bits, back.n_outputs) == (5, "direct", 8, 4)
+    for a, b in zip(net.layers, back.layers):
+        for name in ("weight", "weight_exp", "du", "dv", "vth", "bias_mant", "bias_exp", "scale", "input_bits",
+                     "readout"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    import h5py
+
+    with h5py.File(path) as f:  # the keys lava-dl's netx reads
+        assert f["layer/0/type"][()] == b"input" and f["layer/1/type"][()] == b"dense"
+        assert f["layer/1/neuron/iDecay"][()] == 4096 and f["layer/1/neuron/vThMant"][()] == net.layers[0].vth
+        assert f["simulation/tSample"][()] == 5
+    with pytest.raises(ExistsError):
+        write_netx(path, net)
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ResultsError, match="corrupt"):
+        read_netx(tmp_path / "bad.h5")
+
+
+def test_nir_file_reads_back_in_nir_and_snntorch_with_the_same_outputs(tmp_path):
+    nir = pytest.importorskip("nir")
+    pytest.importorskip("nirtorch")
+    import snntorch as snn
+    from snntorch.import_nir import import_from_nir
+
+    from spikecl.export.nir_io import write_nir
+
+    rng = np.random.default_rng(6)
+    net = torch_net(rng, "zero")
+    spec = spec_of(net, "zero")
+    write_nir(tmp_path / "net.nir", spec)
+    graph = nir.read(tmp_path / "net.nir")
+    assert isinstance(graph.nodes["lif0"], nir.LIF) and graph.nodes["fc0"].weight.shape == (20, 12)
+    imported = import_from_nir(graph)
+    leaky = [m for m in imported.modules() if isinstance(m, snn.Leaky)]
+    x = torch.as_tensor(rng.random((8, 12)), dtype=torch.float32)
+    x_seq = x.expand(5, 8, 12)
+    mems, hidden = [], []
+    leaky[0].register_forward_hook(lambda module, args, out: hidden.append(out.clone()))
+    with torch.no_grad():
+        for t in range(5):
+            imported(x_seq[t])
+            mems.append(leaky[-1].mem.clone())
+        logits = net(x_seq).numpy()
+        spikes = net.layers[0](x_seq).numpy()
+    assert np.allclose(torch.stack(mems).mean(0).numpy(), logits, atol=1e-5)
+    assert len(hidden) == 5 and np.array_equal(torch.stack(hidden).numpy(), spikes) and spikes.any()
+    with pytest.raises(ExportError, match="no NIR equivalent"):
+        write_nir(tmp_path / "sub.nir", spec_of(net, "subtract"))
+    assert not (tmp_path / "sub.nir").exists()
+
+
+def test_resource_report_on_a_known_network():
+    layers = (LayerSpec("h0", np.ones((3000, 100)) * 0.1, None, 0.9, 1.0, "zero"),
+              LayerSpec("readout", np.ones((10, 3000)) * 0.1, None, 0.9, 1.0, "none"))
+    net = quantize(NetworkSpec(layers, 4, "latency", 10))
+    g = resources.network_graph(net)
+    assert g.nodes["h0"]["neurons"] == 3000 and g.edges["input", "h0"]["synapses"] == 300_000
+    assert g.edges["h0", "readout"]["fan_in"] == 3000 and g.edges["input", "h0"]["fan_out"] == 3000
+    loihi1 = resources.partition(net, resources.preset("loihi1"))
+    # 1,024 neurons per core bind h0 (100 inputs x 8 bits = 800 bits per neuron, 1,310 fit the memory)
+    assert [(p.cores, p.neurons_per_core, p.limited_by) for p in loihi1] == [(3, 1024, "neurons"),
+                                                                              (1, 10, "synaptic memory")]
+    loihi2 = resources.partition(net, resources.preset("loihi2"))
+    assert loihi2[0].cores == 3 and loihi2[0].neurons_per_core == 1310 and loihi2[0].limited_by == "synaptic memory"
+    assert resources.summary(net, resources.preset("loihi1"))["synaptic_memory_bytes"] == 330_000
+    inputs = np.zeros((4, 2, 100), dtype=np.int64)
+    inputs[0, :, :10] = 1                         # 10 input spikes per sample, each fanning out to 3,000
+    trace = fp.simulate(net, inputs)
+    ops = resources.synaptic_operations(net, inputs, trace.spikes)
+    assert ops["dense_synops"] == 4 * (300_000 + 30_000)
+    assert ops["effective_acs"] == 10 * 3000 + 10 * trace.spikes[0].sum() / 2
+
+
+@pytest.mark.slow
+def test_trained_network_loads_from_results_and_checkpoint(zero_reset_run):
+    results, ckpt, net = zero_reset_run
+    a, b = load_trained(results), load_trained(ckpt)
+    assert [layer.name for layer in a.layers] == ["hidden0", "readout"]
+    assert a.layers[0].reset == "zero" and a.layers[-1].reset == "none"
+    assert np.allclose(a.layers[0].weight, net.layers[0].synapse.weight.detach().numpy())
+    assert np.array_equal(a.layers[-1].weight, b.layers[-1].weight)
+    with pytest.raises(ResultsError):
+        load_trained(results.parent / "missing.h5")
+
+
+@pytest.mark.slow
+def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
+    from spikecl.cli import main
+
+    results, _, _ = zero_reset_run
+    out = tmp_path / "net.h5"
+    assert main(["export", str(results), "-o", str(out), "--samples", "300"]) == 0
+    printed = capsys.readouterr().out
+    assert "quantised" in printed and out.exists()
+    metrics = read_netx(out).metrics
+    assert metrics["reference_accuracy"] >= metrics["float_accuracy"] - 0.01
+    assert main(["export", str(results), "-o", str(out)]) == 2          # exists, no --overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main(["deploy", str(out), "--backend", "reference", "--samples", "100"]) == 0
+    assert "backend reference: accuracy" in capsys.readouterr().out
+    assert main(["export", str(results), "-o", str(tmp_path / "net.nir"), "--format", "nir"]) == 0
+
+
+def test_export_of_a_subtract_reset_run_writes_nothing(tmp_path, capsys):
+    from spikecl.cli import main
+    from spikecl.io import RunResult, write_results
+
+    rng = np.random.default_rng(7)
+    net = torch_net(rng, "subtract")
+    model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"network": {"kind": "mlp", "hidden": [20, 15], "reset": "subtract", "num_steps": 4}}
+    acc = np.array([[0.1], [0.9]])
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
+                                               np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / "net.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "reset 'subtract' is not representable" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "net.h5").exists() and list(tmp_path.iterdir()) == [tmp_path / "r.h5"]
+
+
+def test_inputs_are_encoded_like_the_torch_encoders():
+    from spikecl.snn.encoders import latency
+
+    rng = np.random.default_rng(8)
+    x = rng.random((5, 7))
+    assert np.array_equal(encode_values(x, 6, "latency", 1), latency(torch.as_tensor(x), 6).numpy())
+    direct = encode_values(x, 3, "direct", 255)
+    assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
