@@ -2,7 +2,7 @@
 
 Layout (netx keys plus spikecl's own, which netx ignores)::
 
-    /layer/0/          type "input", shape (n_inputs,), neuron/ (CUBA, messageBits = input bits)
+    /layer/0/          type "input", shape (n_inputs,) (no neuron group: netx passes its input to layer 1)
     /layer/<i>/        type "dense", shape (n_out,), weight int [n_out, n_in] (Loihi mantissas),
                        bias (netx units: activation, bias_exp 6; only when exactly representable),
                        neuron/ type "CUBA", iDecay (du + 1), vDecay (dv), vThMant (vth), refDelay 1, messageBits 0
@@ -11,8 +11,8 @@ Layout (netx keys plus spikecl's own, which netx ignores)::
     /spikecl/          attrs: schema "spikecl-netx", schema_version, encoder, num_steps, input_bits, n_outputs,
                        n_heads, config (JSON of the training config), metrics (JSON: accuracies at export)
 
-A layer with ``weight_exp == 0`` is read by lava-dl's netx exactly as written; netx ignores ``weight_exp``, so a
-layer with another exponent needs its weights scaled by ``2**weight_exp`` (see docs/export.md).
+lava-dl's netx reads a layer exactly as written when its ``weight_exp`` is 0 and its bias is stored as ``bias``
+(netx derives the weight exponent from the weights and ignores spikecl's keys); see docs/export.md.
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False) -> 
             layers = f.create_group("layer")
             inp = layers.create_group("0")
             inp.create_dataset("type", data=np.bytes_("input"))
-            inp.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))
-            _neuron(inp, DECAY_MAX, DECAY_MAX + 1, 0, net.input_bits)
+            inp.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))  # no neuron: netx feeds
             for i, layer in enumerate(net.layers, start=1):
                 _write_layer(layers.create_group(str(i)), layer)
             sim = f.create_group("simulation")

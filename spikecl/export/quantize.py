@@ -3,7 +3,7 @@
 Per layer one scale ``S`` maps float quantities to integers: a float current ``I`` becomes the synaptic activation
 ``a = S * I`` (Dense output), the membrane becomes ``v = 64 * S * mem`` (activations and thresholds are shifted left
 by 6 bits inside the neuron), the threshold ``vth = round(S * threshold)`` and the bias ``bias_mant * 2**bias_exp =
-round(64 * S * b)``. Weights are integer mantissas times ``2**weight_exp``:
+64 * round(S * b)``. Weights are integer mantissas times ``2**weight_exp``:
 
     w_eff = mantissa * 2**weight_exp = W * S / Q          (Q = 2**input_bits - 1 for graded input, else 1)
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from spikecl.errors import ExportError
-from spikecl.export.spec import LayerSpec, NetworkSpec
+from spikecl.export.spec import LayerSpec, NetworkSpec, WeightShape
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
 DECAY_MAX = 4095
@@ -62,7 +62,7 @@ class QuantConfig:
 
 
 @dataclass(frozen=True)
-class FixedLayer:
+class FixedLayer(WeightShape):
     """One Dense + LIF pair in Loihi fixed point.
 
     ``weight`` int32 [n_out, n_in] mantissas; ``bias_mant`` int32 [n_out]; ``scale``: activation units per float
@@ -81,14 +81,6 @@ class FixedLayer:
     scale: float
     input_bits: int = 0
     readout: bool = False
-
-    @property
-    def n_in(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_out(self) -> int:
-        return int(self.weight.shape[0])
 
 
 @dataclass(frozen=True)
@@ -174,10 +166,11 @@ def _weight_exp(name: str, ideal: float) -> int:
 
 
 def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int) -> tuple[np.ndarray, int]:
-    """Bias mantissa [n_out] and exponent with ``mant * 2**exp = round(64 * S * b)``."""
+    """Bias mantissa [n_out] and exponent with ``mant * 2**exp = 64 * round(S * b)`` (activation units, as netx's
+    ``bias`` with exponent 6; the smallest exponent that fits 13 bits)."""
     if bias is None or not np.any(bias):
         return np.zeros(n_out, dtype=np.int32), 0
-    total = np.round(np.asarray(bias, dtype=np.float64) * scale * 2**ACT_SHIFT)
+    total = np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
     for exp in range(BIAS_EXP_MAX + 1):
         mant = np.round(total / 2**exp)
         if np.abs(mant).max() <= BIAS_MANT_MAX:

@@ -16,16 +16,10 @@ import numpy as np
 from spikecl.errors import ExportError, ShapeError
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """One synapse + neuron population. ``weight`` float [n_out, n_in]; ``bias`` float [n_out] or None."""
+class WeightShape:
+    """``n_in`` and ``n_out`` of a layer holding ``weight`` [n_out, n_in]."""
 
-    name: str
     weight: np.ndarray
-    bias: np.ndarray | None
-    beta: float
-    threshold: float
-    reset: str            # "zero" | "subtract" (hidden) | "none" (readout integrator)
 
     @property
     def n_in(self) -> int:
@@ -34,6 +28,18 @@ class LayerSpec:
     @property
     def n_out(self) -> int:
         return int(self.weight.shape[0])
+
+
+@dataclass(frozen=True)
+class LayerSpec(WeightShape):
+    """One synapse + neuron population. ``weight`` float [n_out, n_in]; ``bias`` float [n_out] or None."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    beta: float
+    threshold: float
+    reset: str            # "zero" | "subtract" (hidden) | "none" (readout integrator)
 
     @property
     def is_readout(self) -> bool:
