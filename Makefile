@@ -49,10 +49,10 @@ demo: $(STAMP)
 test: $(STAMP) core310 lava
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) lava
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+bench: $(STAMP) lava
 	$(PY) benchmarks/epoch_time.py
 	$(PY) benchmarks/strategy_overhead.py
 	$(PY) benchmarks/export_lava.py
