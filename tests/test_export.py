@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.errors import ExistsError, ExportError, ResultsError
+from spikecl.errors import ExistsError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export import resources
 from spikecl.export.float_model import float_forward, float_logits
@@ -284,3 +284,50 @@ def test_inputs_are_encoded_like_the_torch_encoders():
     assert np.array_equal(encode_values(x, 6, "latency", 1), latency(torch.as_tensor(x), 6).numpy())
     direct = encode_values(x, 3, "direct", 255)
     assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
+
+
+def test_multi_head_readout_decodes_each_samples_head():
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(0)
+    net = build_mlp(12, [20], 4, LIFParams(reset="zero"), n_heads=3)
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    spec = spec_from_state(state, {"network": {"kind": "mlp", "reset": "zero", "num_steps": 5}})
+    assert (spec.n_heads, spec.n_outputs, spec.readout.n_out) == (3, 4, 12)
+    rng = np.random.default_rng(9)
+    x = rng.random((9, 12)).astype(np.float32)
+    heads = np.arange(9) % 3
+    x_seq = np.broadcast_to(x, (5, 9, 12)).copy()
+    with torch.no_grad():
+        expected = net(torch.as_tensor(x_seq), torch.as_tensor(heads)).numpy()
+    assert np.allclose(float_logits(spec, x_seq, heads), expected, atol=1e-5)
+    fixed = quantize(spec)
+    q = fp.logits(fixed, fp.simulate(fixed, encode(x, fixed)).readout_v, heads)
+    assert q.shape == (9, 4) and np.mean(q.argmax(1) == expected.argmax(1)) >= 0.8
+
+
+def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys):
+    from spikecl.cli import main
+
+    assert main(["deploy", str(tmp_path / "missing.h5")]) == 2
+    assert "network file not found" in capsys.readouterr().err
+    with pytest.raises(ExportError, match="weight_bits = 9"):
+        QuantConfig(weight_bits=9)
+    net = quantize(random_spec(np.random.default_rng(10)))
+    with pytest.raises(ShapeError, match=r"inputs must lie in 0\.\.255"):
+        fp.simulate(net, np.full((5, 2, 12), 300))
+    with pytest.raises(ShapeError, match="expected"):
+        fp.simulate(net, np.zeros((4, 2, 12), dtype=np.int64))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_quantised_evaluation_on_cuda_equals_the_reference():
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    rng = np.random.default_rng(11)
+    net = quantize(random_spec(rng))
+    inputs = encode(rng.random((64, 12)), net)
+    v, _ = QuantizedNetwork(net, "cuda").forward(inputs)
+    assert np.array_equal(v.cpu().numpy(), fp.simulate(net, inputs).readout_v)

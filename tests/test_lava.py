@@ -96,3 +96,18 @@ def test_export_core_imports_under_python310_without_torch():
               "spikecl.export.commands, spikecl_lava.runner; assert 'torch' not in sys.modules; print('ok')")
     out = subprocess.run([str(LAVA_PYTHON), "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_runner_refuses_hardware_without_lava_loihi(tmp_path):
+    import subprocess
+
+    from spikecl.export.pipeline import write_inputs
+
+    net = quantize(random_spec(np.random.default_rng(12), widths=(6, 5, 3), steps=2))
+    write_netx(tmp_path / "net.h5", net)
+    write_inputs(tmp_path / "in.h5", encode(np.full((2, 6), 0.5), net), None, None)
+    out = subprocess.run([str(LAVA_PYTHON), "-m", "spikecl_lava.runner", str(tmp_path / "net.h5"), "--inputs",
+                          str(tmp_path / "in.h5"), "-o", str(tmp_path / "run.h5"), "--hardware"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "lava-loihi" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run.h5").exists()
