@@ -203,7 +203,7 @@ def test_nir_file_reads_back_in_nir_and_snntorch_with_the_same_outputs(tmp_path)
     assert np.allclose(torch.stack(mems).mean(0).numpy(), logits, atol=1e-5)
     assert len(hidden) == 5 and np.array_equal(torch.stack(hidden).numpy(), spikes) and spikes.any()
     with pytest.raises(ExportError, match="no NIR equivalent"):
-        write_nir(tmp_path / "sub.nir", spec_of(net, "subtract"))
+        write_nir(tmp_path / "sub.nir", spec_of(torch_net(rng, "subtract"), "subtract"))
     assert not (tmp_path / "sub.nir").exists()
 
 
@@ -331,3 +331,17 @@ def test_quantised_evaluation_on_cuda_equals_the_reference():
     inputs = encode(rng.random((64, 12)), net)
     v, _ = QuantizedNetwork(net, "cuda").forward(inputs)
     assert np.array_equal(v.cpu().numpy(), fp.simulate(net, inputs).readout_v)
+
+
+def test_neuron_parameters_come_from_the_stored_snntorch_buffers():
+    rng = np.random.default_rng(13)
+    net = torch_net(rng, "zero")
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    spec = spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.5, "reset": "subtract"}})
+    assert [(layer.beta, layer.reset) for layer in spec.layers] == [(pytest.approx(0.9), "zero")] * 2 + \
+        [(pytest.approx(0.9), "none")]
+    state["layers.1.lif.threshold"] = np.array([1.0, 2.0])
+    with pytest.raises(ExportError, match="layer hidden1: per-neuron threshold"):
+        spec_from_state(state, {"network": {"kind": "mlp"}})
+    with pytest.raises(ExportError, match="only MLPs"):
+        spec_from_state(state, {"network": {"kind": "cnn"}})

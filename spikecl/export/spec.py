@@ -93,9 +93,33 @@ def _array(state: dict, key: str) -> np.ndarray:
     return value
 
 
+RESETS = ("subtract", "zero", "none")  # snnTorch's reset_mechanism_val order
+
+
+def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, reset: str):
+    """(beta, threshold, reset) of a neuron module: its stored buffers when present, else the config's values.
+
+    Per-neuron values that differ are refused: Lava's LIF has one ``dv`` and one ``vth`` per population.
+    """
+    values = []
+    for key, default in (("beta", beta), ("threshold", threshold)):
+        if prefix + key not in state:
+            values.append(default)
+            continue
+        arr = _array(state, prefix + key).ravel()
+        if arr.size > 1 and not np.all(arr == arr[0]):
+            raise ExportError(f"layer {name}: per-neuron {key} is not representable (one value per population)")
+        values.append(float(arr[0]))
+    if prefix + "reset_mechanism_val" in state:
+        reset = RESETS[int(np.asarray(state[prefix + "reset_mechanism_val"]).ravel()[0])]
+    return values[0], values[1], reset
+
+
 def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     """Rebuild the network from its ``state_dict`` arrays (names as in :mod:`spikecl.snn.networks`) and the
-    experiment config (``config["network"]``). Only MLPs are exportable; a CNN is an :class:`ExportError`.
+    experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
+    ``threshold``, ``reset_mechanism_val``) when present, else from the config. Only MLPs are exportable; a CNN is
+    an :class:`ExportError`.
 
     Strategy state (HLOP's lateral neurons, GPM bases, EWC Fisher) is not part of the network and is not read.
     """
@@ -110,7 +134,8 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     while f"layers.{i}.synapse.weight" in state:
         prefix = f"layers.{i}.synapse."
         bias = _array(state, prefix + "bias") if prefix + "bias" in state else None
-        layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, beta, threshold, reset))
+        neuron = _neuron(state, f"layers.{i}.lif.", f"hidden{i}", beta, threshold, reset)
+        layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
         i += 1
     heads = []
     while f"readout.heads.{len(heads)}.weight" in state:
@@ -122,7 +147,8 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
         raise ExportError("trained parameters have no readout (readout.heads.0.weight missing)")
     weight = np.concatenate([w for w, _ in heads])
     bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
-    layers.append(LayerSpec("readout", weight, bias, beta, threshold, "none"))
+    r_beta, r_threshold, _ = _neuron(state, "readout.integrator.", "readout", beta, threshold, "none")
+    layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
     return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)
 
