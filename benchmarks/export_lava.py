@@ -58,8 +58,9 @@ def part_trained(args, folder: Path) -> None:
     print(f"{'quantised (numpy reference)':34s}{100 * report['reference_accuracy']:>9.2f}%{report['samples']:>9d}")
     print(f"{'Lava fixed-point simulation':34s}{100 * report['accuracy']:>9.2f}%{report['samples']:>9d}")
     agree = ", ".join(f"{100 * a:.2f}%" for a in report["spike_agreement"])
-    print(f"Lava vs reference: hidden spikes equal [{agree}], readout voltages "
-          f"{'identical' if report['readout_equal'] else 'DIFFER'}, predictions {100 * report['prediction_agreement']:.2f}%")
+    same = "identical" if report["readout_equal"] else "DIFFER"
+    print(f"Lava vs reference: hidden spikes equal [{agree}], readout voltages {same}, "
+          f"predictions {100 * report['prediction_agreement']:.2f}%")
     print(f"{'time':34s}{'seconds':>10s}")
     print(f"{'export (calibrate, quantise, 1000-sample check)':48s}{export_s:>8.2f}")
     print(f"{'Lava compile + first step':48s}{report['start_s']:>8.2f}")

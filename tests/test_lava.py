@@ -53,11 +53,15 @@ def run_and_compare(tmp_path, net, x, seed=0):
     dict(widths=(12, 20, 4), encoder="latency", bias=False, sign=1),             # excitatory-only weights
     dict(widths=(16, 24, 18, 12, 5), encoder="poisson", bias=True),              # 3 hidden layers, binary input
     dict(widths=(12, 20, 15, 4), encoder="direct", bias=True, threshold=0.05),   # positive weight exponents
+    dict(widths=(12, 20, 15, 4), encoder="latency", bias=True, weight_bits=4),   # 4-bit synapses
 ])
 def test_lava_spikes_equal_the_reference_layer_by_layer(tmp_path, case):
-    rng = np.random.default_rng(len(case["widths"]) + case.get("sign", 0) + int(100 * case.get("threshold", 1)))
+    case = dict(case)
+    bits = case.pop("weight_bits", 8)
+    rng = np.random.default_rng(len(case["widths"]) + case.get("sign", 0) + int(100 * case.get("threshold", 1)) + bits)
     spec = random_spec(rng, steps=4, **case)
-    net = quantize(spec, QuantConfig(headroom=4.0))
+    net = quantize(spec, QuantConfig(headroom=4.0, weight_bits=bits))
+    assert all(layer.num_weight_bits == bits for layer in net.layers)
     exps = [layer.weight_exp for layer in net.layers]
     if case.get("threshold") == 0.05:
         assert max(exps) > 0
@@ -69,7 +73,7 @@ def test_lava_spikes_equal_the_reference_layer_by_layer(tmp_path, case):
 
 @pytest.mark.slow
 def test_deployed_trained_network_reaches_quantised_and_float_accuracy(zero_reset_run, tmp_path):
-    from spikecl.export.inputs import test_samples
+    from spikecl.export.inputs import stream_samples
     from spikecl.export.pipeline import deploy, export_file
     from spikecl.snn.quantized import evaluate_quantized
 
@@ -77,7 +81,7 @@ def test_deployed_trained_network_reaches_quantised_and_float_accuracy(zero_rese
     out = tmp_path / "net.h5"
     spec, net = export_file(results, out, samples=300)
     report = deploy(out, "lava-sim", samples=300)
-    x, y, heads = test_samples(net.config, 300)
+    x, y, heads = stream_samples(net.config, 300)
     quantised = evaluate_quantized(net, x, y, heads)
     floating = net.metrics["float_accuracy"]
     assert report["samples"] == 300 and report["readout_equal"] and report["prediction_agreement"] == 1.0

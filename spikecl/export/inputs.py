@@ -46,9 +46,10 @@ def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
     return encode_values(x, net.num_steps, net.encoder, net.input_scale, seed)
 
 
-def test_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
+def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
                  split: str = "test"):
-    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on: (x [N, ...], y [N], heads [N]).
+    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on:
+    (x [N, ...], y [N], heads [N]).
 
     ``config`` is the training config stored with the network (dataset, stream, seed). Tasks are interleaved
     evenly when ``max_samples`` cuts the set.

@@ -20,7 +20,7 @@ import numpy as np
 from spikecl.errors import ConfigError, DependencyError, ExistsError, ExportError, ResultsError
 from spikecl.export import fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
-from spikecl.export.inputs import encode, encode_values, test_samples
+from spikecl.export.inputs import encode, encode_values, stream_samples
 from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 
@@ -68,11 +68,11 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
         return spec, None
     x_cal = None
     if has_data and calibration_samples:
-        x_cal = test_samples(spec.config, calibration_samples, data_dir, split="train")[0]
+        x_cal = stream_samples(spec.config, calibration_samples, data_dir, split="train")[0]
     net = quantize(spec, calibrated(spec, quant, x_cal))
     metrics = {}
     if has_data and samples:
-        x, y, heads = test_samples(spec.config, samples, data_dir)
+        x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite)
@@ -133,7 +133,7 @@ def deploy(network: str | Path, backend: str = "reference", samples: int = 200, 
     if samples < 1:
         raise ConfigError(f"--samples {samples}: expected at least 1")
     net = read_netx(network)
-    x, y, heads = test_samples(net.config, samples, data_dir)
+    x, y, heads = stream_samples(net.config, samples, data_dir)
     inputs = encode(x, net)
     started = time.perf_counter()
     reference = fixed_point.predict(net, inputs, heads)
