@@ -343,5 +343,83 @@ def test_neuron_parameters_come_from_the_stored_snntorch_buffers():
     state["layers.1.lif.threshold"] = np.array([1.0, 2.0])
     with pytest.raises(ExportError, match="layer hidden1: per-neuron threshold"):
         spec_from_state(state, {"network": {"kind": "mlp"}})
-    with pytest.raises(ExportError, match="only MLPs"):
+    with pytest.raises(ExportError, match="input grid of a CNN export is unknown"):
         spec_from_state(state, {"network": {"kind": "cnn"}})
+
+
+def small_cnn(seed=0, shape=(1, 8, 8), channels=(4, 6)):
+    """A spiking CNN with batch norm whose running statistics moved away from their initial values."""
+    from spikecl.snn.networks import build_cnn
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(seed)
+    net = build_cnn(shape, list(channels), 10, LIFParams(reset="zero"), bias=True, init_gain=2.0)
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(16, *shape).expand(4, 16, *shape))
+    return net.eval()
+
+
+def cnn_spec(net, dataset="digits"):
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    return spec_from_state(state, {"network": {"kind": "cnn", "reset": "zero", "num_steps": 4},
+                                   "data": {"dataset": dataset}})
+
+
+def test_cnn_batch_norm_and_pooling_fold_into_the_weights_exactly():
+    net = small_cnn()
+    spec = cnn_spec(net)
+    geometry = [(layer.weight.shape, layer.conv.stride, layer.conv.padding, layer.conv.out_shape)
+                for layer in spec.hidden]
+    assert geometry == [((4, 1, 3, 3), 1, 1, (4, 8, 8)), ((6, 4, 6, 6), 2, 2, (6, 4, 4))]
+    assert spec.readout.weight.shape == (10, 96)                       # over the unpooled 6x4x4 spikes
+    x = torch.rand(12, 1, 8, 8)
+    x_seq = x.expand(4, 12, 1, 8, 8)
+    with torch.no_grad():
+        expected = net(x_seq).numpy()
+    assert np.allclose(float_logits(spec, x_seq.numpy().reshape(4, 12, -1)), expected, atol=1e-5)
+    fixed = quantize(spec)
+    assert all(layer.weight_exp == 0 for layer in fixed.layers[:-1])  # Lava's Conv has no exponent
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    inputs = encode(x.numpy(), fixed)
+    trace = fp.simulate(fixed, inputs)
+    v, spikes = QuantizedNetwork(fixed).forward(inputs)
+    assert np.array_equal(v.numpy(), trace.readout_v)
+    assert all(np.array_equal(a.numpy(), b) for a, b in zip(spikes, trace.spikes))
+    assert trace.spikes[0].mean() > 0.02 and trace.spikes[1].mean() > 0.002
+
+
+def test_conv_network_file_round_trips(tmp_path):
+    fixed = quantize(cnn_spec(small_cnn(1)))
+    back = read_netx(write_netx(tmp_path / "cnn.h5", fixed))
+    for a, b in zip(fixed.layers, back.layers):
+        assert a.conv == b.conv and np.array_equal(a.weight, b.weight) and np.array_equal(a.bias_mant, b.bias_mant)
+    import h5py
+
+    with h5py.File(tmp_path / "cnn.h5") as f:
+        assert f["layer/1/type"][()] == b"conv" and f["layer/1/weight"].shape == (4, 1, 3, 3)
+        assert list(f["layer/0/shape"][()]) == [1, 8, 8] and list(f["layer/2/stride"][()]) == [2, 2]
+
+
+def test_cnn_pooling_an_odd_grid_before_a_conv_is_refused():
+    net = small_cnn(2, shape=(1, 28, 28), channels=(2, 2, 2, 2))   # 28 -> 14 -> 7: the 4th conv sees 7 x 7
+    with pytest.raises(ExportError, match="layer hidden3: average pooling of an odd 7x7 grid"):
+        cnn_spec(net, dataset="mnist5k")
+
+
+def test_conv_resources_count_boundary_synapses():
+    weight = np.ones((2, 1, 3, 3)) * 0.1
+    spec = NetworkSpec((
+        LayerSpec("c0", weight, None, 0.9, 1.0, "zero", conv=_conv((1, 4, 4), (2, 4, 4))),
+        LayerSpec("readout", np.ones((3, 32)) * 0.1, None, 0.9, 1.0, "none")), 2, "latency", 3)
+    g = resources.network_graph(quantize(spec))
+    # per output channel, a 4x4 grid with padding 1: 4 corners x 4 + 8 edges x 6 + 4 inside x 9 = 100 synapses
+    assert g.edges["input", "c0"]["synapses"] == 200 and g.edges["input", "c0"]["fan_in"] == 9
+    assert g.edges["input", "c0"]["fan_out"] == 18 and g.edges["input", "c0"]["unique_weights"] == 18
+
+
+def _conv(in_shape, out_shape, stride=1, padding=1):
+    from spikecl.export.spec import ConvGeometry
+
+    return ConvGeometry(in_shape, out_shape, stride, padding)

@@ -115,3 +115,48 @@ def test_runner_refuses_hardware_without_lava_loihi(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and "lava-loihi" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run.h5").exists()
+
+
+def test_lava_conv_network_equals_the_reference(tmp_path):
+    from dataclasses import replace
+
+    from test_export import cnn_spec, small_cnn
+
+    spec = cnn_spec(small_cnn(5))   # conv 3x3 on graded input, then the pooled 6x6 stride-2 conv, then the readout
+    louder = replace(spec.layers[1], weight=3 * spec.layers[1].weight)
+    net = quantize(replace(spec, layers=(spec.layers[0], louder, spec.layers[2])))
+    lava, windows = run_and_compare(tmp_path, net, np.random.default_rng(14).random((4, 64)))
+    assert windows.spikes[0].mean() > 0.05 and windows.spikes[1].mean() > 0.05
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(tmp_path_factory):
+    """A digits CNN (conv 8 - conv 16 with batch norm and pooling, reset zero) trained by the continual runner."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun
+
+    cfg = experiment_from_dict({
+        "name": "digits-cnn", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 1, "first_task_identity": True},
+        "network": {"kind": "cnn", "channels": [8, 16], "num_steps": 4, "reset": "zero", "init_gain": 2.0},
+        "train": {"epochs": 3, "batch_size": 32, "lr": 0.05}, "strategy": {"methods": ["finetune"]}})
+    results = tmp_path_factory.mktemp("trained_cnn") / "finetune-seed0.h5"
+    ContinualRun(cfg, "finetune", 0).execute(results, progress_bar=False)
+    return results
+
+
+@pytest.mark.slow
+def test_deployed_trained_cnn_reaches_quantised_and_float_accuracy(trained_cnn, tmp_path):
+    from spikecl.export.inputs import stream_samples
+    from spikecl.export.pipeline import deploy, export_file
+    from spikecl.snn.quantized import evaluate_quantized
+
+    out = tmp_path / "cnn.h5"
+    _, net = export_file(trained_cnn, out, samples=150, calibration_samples=64)
+    assert [layer.conv is not None for layer in net.layers] == [True, True, False]
+    report = deploy(out, "lava-sim", samples=150)
+    x, y, heads = stream_samples(net.config, 150)
+    quantised = evaluate_quantized(net, x, y, heads)
+    assert report["readout_equal"] and report["spike_agreement"] == [1.0, 1.0]
+    assert abs(report["accuracy"] - quantised) <= 0.005
+    assert report["accuracy"] >= net.metrics["float_accuracy"] - 0.01 and report["accuracy"] > 0.8

@@ -1,9 +1,9 @@
 """Run an exported spikecl network on Lava: fixed-point CPU simulation, or Loihi 2 when lava-loihi is installed.
 
-Process graph (one ``Dense`` + ``LIFReset`` per layer)::
+Process graph (one ``Dense`` or ``Conv`` + ``LIFReset`` per layer; conv grids are Lava's (X, Y, C))::
 
     RingBuffer source ──► Dense ──► LIFReset ──► Dense ──► LIFReset ... ──► Dense ──► LIFReset (readout)
-      [n_in, steps]                   │ sink RingBuffer (spikes)                          │ Monitor (voltage)
+      [n_in, steps]                   │ SpikeFile (spikes, saved at the end)              │ Monitor (voltage)
 
 Samples are presented back to back (T steps each). Every Dense delays by one step, so layer k (0-based) is
 cleared by ``LIFReset`` at steps ``t % T == (k + 2) % T``, exactly when a new sample reaches it; the last sample
@@ -54,37 +54,81 @@ def hardware_available() -> bool:
     return is_installed()  # Lava's own probe: lava.utils.loihi2_profiler ships with lava-loihi
 
 
-def build_graph(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True) -> Graph:
-    """Processes and connections for ``inputs`` int ``[T, B, n_inputs]`` presented back to back."""
-    from lava.proc.dense.process import Dense
-    from lava.proc.io.sink import RingBuffer as Sink
+def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = None) -> Graph:
+    """Processes and connections for ``inputs`` int ``[T, B, n_inputs]`` presented back to back; with
+    ``record_to`` (a folder) every hidden layer's spikes are saved there as ``spikes_<k>.npy``."""
     from lava.proc.io.source import RingBuffer as Source
+
+    from spikecl_lava.processes.recorder import SpikeFile
     from lava.proc.lif.process import LIFReset
     from lava.proc.monitor.process import Monitor
 
     data = fixed_point.source_data(net, inputs)
     steps = data.shape[1]
-    source = Source(data=data.astype(np.int32))
+    first = net.layers[0].conv
+    source = Source(data=to_lava_grid(data, first.in_shape) if first else data.astype(np.int32))
     port = source.s_out
     dense, lif, sinks = [], [], []
     for k, layer in enumerate(net.layers):
-        d = Dense(weights=layer.weight.astype(np.int32), weight_exp=layer.weight_exp,
-                  num_weight_bits=layer.num_weight_bits, num_message_bits=layer.input_bits, name=f"dense_{k}")
-        n = LIFReset(shape=(layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth,
-                     bias_mant=layer.bias_mant.astype(np.int32), bias_exp=layer.bias_exp,
-                     reset_interval=net.num_steps, reset_offset=fixed_point.reset_offset(net, k), name=f"lif_{k}")
+        shape = tuple(reversed(layer.conv.out_shape)) if layer.conv else (layer.n_out,)
+        if port.shape != (layer.n_in,) and layer.conv is None:
+            port = port.flatten()                                   # conv (X, Y, C) grid into a Dense
+        d = synapse(layer, f"synapse_{k}")
+        bias = layer.bias_mant.reshape(layer.conv.out_shape).transpose(2, 1, 0) if layer.conv else layer.bias_mant
+        n = LIFReset(shape=shape, du=layer.du, dv=layer.dv, vth=layer.vth, bias_mant=bias.astype(np.int32),
+                     bias_exp=layer.bias_exp, reset_interval=net.num_steps,
+                     reset_offset=fixed_point.reset_offset(net, k), name=f"lif_{k}")
         port.connect(d.s_in)
         d.a_out.connect(n.a_in)
         port = n.s_out
         dense.append(d)
         lif.append(n)
-        if record_layers and not layer.readout:
-            sink = Sink(shape=(layer.n_out,), buffer=steps)
+        if record_to is not None and not layer.readout:
+            sink = SpikeFile(shape=shape, steps=steps, path=str(record_to / f"spikes_{k}.npy"))
             n.s_out.connect(sink.a_in)
             sinks.append(sink)
     monitor = Monitor()
     monitor.probe(lif[-1].v, steps)
     return Graph(source, dense, lif, sinks, monitor, steps)
+
+
+def to_lava_grid(data: np.ndarray, shape: tuple) -> np.ndarray:
+    """[C*H*W, steps] in (C, H, W) order → Lava's (X, Y, C, steps) = (W, H, C, steps), int32."""
+    return data.reshape(*shape, -1).transpose(2, 1, 0, 3).astype(np.int32)
+
+
+def from_lava_grid(data: np.ndarray) -> np.ndarray:
+    """Lava's (W, H, C, steps) → [C*H*W, steps] in (C, H, W) order."""
+    return data.transpose(2, 1, 0, 3).reshape(-1, data.shape[-1])
+
+
+def synapse(layer, name: str):
+    """Lava's fixed-point Dense, or Conv (weights (C_out, X, Y, C_in), spatially flipped: Lava convolves)."""
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+
+    if layer.conv is None:
+        return Dense(weights=layer.weight.astype(np.int32), weight_exp=layer.weight_exp,
+                     num_weight_bits=layer.num_weight_bits, num_message_bits=layer.input_bits, name=name)
+    c = layer.conv
+    weight = layer.weight.transpose(0, 3, 2, 1)[:, ::-1, ::-1].astype(np.int32)
+    return Conv(weight=np.ascontiguousarray(weight), input_shape=tuple(reversed(c.in_shape)),
+                padding=(c.padding, c.padding), stride=(c.stride, c.stride), weight_exp=0,
+                num_weight_bits=layer.num_weight_bits, num_message_bits=layer.input_bits, name=name)
+
+
+def dense_after_conv(net: FixedNetwork) -> FixedNetwork:
+    """Dense layers fed by a conv grid take Lava's flattened (X, Y, C) order: permute their weight columns."""
+    from dataclasses import replace
+
+    layers = list(net.layers)
+    for k in range(1, len(layers)):
+        prev, layer = layers[k - 1], layers[k]
+        if prev.conv is not None and layer.conv is None:
+            c, h, w = prev.conv.out_shape
+            weight = layer.weight.reshape(-1, c, h, w).transpose(0, 3, 2, 1).reshape(layer.weight.shape)
+            layers[k] = replace(layer, weight=np.ascontiguousarray(weight))
+    return replace(net, layers=tuple(layers))
 
 
 def run_config(hardware: bool):
@@ -104,8 +148,12 @@ def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardw
     """Run ``inputs`` ``[T, B, n_inputs]`` on Lava: raw streams, per-sample windows and timings."""
     from lava.magma.core.run_conditions import RunSteps
 
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix="spikecl-lava-spikes-")
+    record_to = Path(folder.name) if record_layers else None
     started = time.perf_counter()
-    graph = build_graph(net, inputs, record_layers)
+    graph = build_graph(dense_after_conv(net), inputs, record_to)
     built = time.perf_counter()
     try:
         graph.source.run(condition=RunSteps(num_steps=1), run_cfg=run_config(hardware))  # compiles, starts
@@ -113,11 +161,16 @@ def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardw
         if graph.steps > 1:
             graph.source.run(condition=RunSteps(num_steps=graph.steps - 1), run_cfg=run_config(hardware))
         ran = time.perf_counter()
-        spikes = [np.rint(s.data.get()).astype(np.uint8) for s in graph.sinks]
         probed = graph.monitor.get_data()[graph.lif[-1].name]["v"]
         readout_v = np.rint(np.asarray(probed)).astype(np.int64).reshape(graph.steps, -1).T
     finally:
         graph.source.stop()
+    if record_to is not None:
+        spikes = [np.load(record_to / f"spikes_{k}.npy") for k in range(len(graph.sinks))]
+        spikes = [from_lava_grid(s) if s.ndim == 4 else s for s in spikes]
+    else:
+        spikes = []
+    folder.cleanup()
     return {"spikes": spikes, "readout_v": readout_v, "build_s": built - started, "start_s": first - built,
             "run_s": ran - first, "steps": graph.steps}
 

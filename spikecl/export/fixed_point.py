@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spikecl.errors import ShapeError
+from spikecl.export.conv import synaptic_input
 from spikecl.export.quantize import ACT_SHIFT, DECAY_UNITY, UV_LIMIT, FixedLayer, FixedNetwork
 
 DECAY_SHIFT = 12
@@ -55,10 +56,12 @@ def _shift(x: np.ndarray, exp: int) -> np.ndarray:
 def dense_activation(layer: FixedLayer, s_in: np.ndarray) -> np.ndarray:
     """Synaptic activation ``[..., n_out]`` (int64) of presynaptic spikes or graded values ``s_in [..., n_in]``.
 
-    Graded input is a dot product in int32 then shifted; binary input is summed in int64, shifted, then sent
-    through the int32 channel. Products stay below 2**53, so the sum is computed exactly in float64 (BLAS).
+    Dense: graded input is a dot product in int32 then shifted; binary input is summed in int64, shifted, then sent
+    through the int32 channel. Conv: the correlation wrapped to signed 24 bits (Lava applies no weight exponent). Products stay below 2**53, so the sum is computed exactly in float64 (BLAS).
     """
-    acc = np.rint(np.asarray(s_in, dtype=np.float64) @ layer.weight.T.astype(np.float64)).astype(np.int64)
+    acc = np.rint(synaptic_input(layer, s_in)).astype(np.int64)
+    if layer.conv is not None:  # Lava's fixed-point Conv: no weight exponent, output wrapped to signed 24 bits
+        return ((acc + 2**23) % 2**24) - 2**23
     if layer.input_bits:
         return wrap_int32(_shift(wrap_int32(acc), layer.weight_exp))
     return wrap_int32(_shift(acc, layer.weight_exp))

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spikecl.export.conv import synaptic_input
 from spikecl.export.spec import NetworkSpec
 
 
@@ -26,7 +27,7 @@ def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
     h = np.asarray(x_seq, dtype=np.float64)
     spikes = []
     for layer in spec.hidden:
-        current = h @ layer.weight.T + (0.0 if layer.bias is None else layer.bias)
+        current = synaptic_input(layer, h) + (0.0 if layer.bias is None else layer.bias)
         mem = np.zeros(current.shape[1:])
         s = np.zeros_like(mem)
         out = []
@@ -40,7 +41,7 @@ def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
         h = np.stack(out)
         spikes.append(h)
     r = spec.readout
-    current = h @ r.weight.T + (0.0 if r.bias is None else r.bias)
+    current = synaptic_input(r, h) + (0.0 if r.bias is None else r.bias)
     mem = np.zeros(current.shape[1:])
     mems = []
     for cur in current:

@@ -3,7 +3,9 @@
 Layout (netx keys plus spikecl's own, which netx ignores)::
 
     /layer/0/          type "input", shape (n_inputs,) (no neuron group: netx passes its input to layer 1)
-    /layer/<i>/        type "dense", shape (n_out,), weight int [n_out, n_in] (Loihi mantissas),
+    /layer/<i>/        type "dense", shape (n_out,), weight int [n_out, n_in] (Loihi mantissas), or
+                       type "conv", shape (C, H, W), weight [C_out, C_in, k, k] (torch layout), stride, padding,
+                       dilation, groups, in_shape (spikecl),
                        bias (netx units: activation, bias_exp 6; only when exactly representable),
                        neuron/ type "CUBA", iDecay (du + 1), vDecay (dv), vThMant (vth), refDelay 1, messageBits 0
                        spikecl extras: weight_exp, num_weight_bits, bias_mant, bias_exp, scale, input_bits, readout
@@ -25,6 +27,7 @@ import numpy as np
 from spikecl.errors import ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, VTH_MAX, WEIGHT_EXP_RANGE,
                                      FixedLayer, FixedNetwork, lava_weights)
+from spikecl.export.spec import ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write
 
 SCHEMA = "spikecl-netx"
@@ -49,8 +52,16 @@ def _netx_bias(layer: FixedLayer) -> np.ndarray | None:
 
 
 def _write_layer(group, layer: FixedLayer) -> None:
-    group.create_dataset("type", data=np.bytes_("dense"))
-    group.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
+    group.create_dataset("type", data=np.bytes_("conv" if layer.conv else "dense"))
+    if layer.conv is not None:
+        group.create_dataset("shape", data=np.array(layer.conv.out_shape, dtype=np.int64))
+        group.create_dataset("in_shape", data=np.array(layer.conv.in_shape, dtype=np.int64))
+        for key, value in (("stride", layer.conv.stride), ("padding", layer.conv.padding), ("dilation", 1),
+                           ("groups", 1)):
+            group.create_dataset(key, data=np.array([value, value], dtype=np.int64) if key != "groups"
+                                 else np.int64(value))
+    else:
+        group.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
     group.create_dataset("weight", data=layer.weight.astype(np.int32))
     bias = _netx_bias(layer)
     if bias is not None and np.any(bias):
@@ -74,7 +85,9 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False) -> 
             layers = f.create_group("layer")
             inp = layers.create_group("0")
             inp.create_dataset("type", data=np.bytes_("input"))
-            inp.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))  # no neuron: netx feeds
+            first = net.layers[0].conv
+            in_shape = first.in_shape if first else (net.n_inputs,)
+            inp.create_dataset("shape", data=np.array(in_shape, dtype=np.int64))  # no neuron: netx feeds it
             for i, layer in enumerate(net.layers, start=1):
                 _write_layer(layers.create_group(str(i)), layer)
             sim = f.create_group("simulation")
@@ -96,24 +109,39 @@ def _int(group, key: str, low: int, high: int, where: str) -> int:
     return value
 
 
+def _conv_geometry(group, where: str) -> ConvGeometry | None:
+    kind = group["type"][()].decode()
+    if kind == "dense":
+        return None
+    if kind != "conv":
+        raise ResultsError(f"{where}: layer type {kind!r} is not supported (dense and conv only)")
+    out_shape, in_shape = tuple(int(v) for v in group["shape"][()]), tuple(int(v) for v in group["in_shape"][()])
+    stride, padding = int(group["stride"][()][0]), int(group["padding"][()][0])
+    k = group["weight"].shape[-1]
+    if len(in_shape) != 3 or conv_output_shape(in_shape, out_shape[0], k, stride, padding) != out_shape:
+        raise ResultsError(f"{where}: conv shapes {in_shape} -> {out_shape} do not match its kernel and stride")
+    return ConvGeometry(in_shape, out_shape, stride, padding)
+
+
 def _read_layer(group, where: str) -> FixedLayer:
-    if group["type"][()].decode() != "dense":
-        raise ResultsError(f"{where}: layer type {group['type'][()].decode()!r} is not supported (dense only)")
+    conv = _conv_geometry(group, where)
     neuron = group["neuron"]
     weight = group["weight"][()].astype(np.int32)
     bits = _int(group, "num_weight_bits", 1, 8, where)
-    if weight.ndim != 2 or not np.array_equal(lava_weights(weight, bits), weight):
+    if weight.ndim != (4 if conv else 2) or not np.array_equal(lava_weights(weight, bits), weight):
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
+    n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
     bias_mant = group["bias_mant"][()].astype(np.int32)
-    if bias_mant.shape != (weight.shape[0],) or np.abs(bias_mant).max(initial=0) > BIAS_MANT_MAX:
-        raise ResultsError(f"{where}: bias_mant must be [{weight.shape[0]}] 13-bit integers")
+    if bias_mant.shape != (n_out,) or np.abs(bias_mant).max(initial=0) > BIAS_MANT_MAX:
+        raise ResultsError(f"{where}: bias_mant must be [{n_out}] 13-bit integers")
     return FixedLayer(
         name=str(group.attrs.get("name", where)), weight=weight,
         weight_exp=_int(group, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
         du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1, dv=_int(neuron, "vDecay", 0, DECAY_MAX, where),
         vth=_int(neuron, "vThMant", 0, VTH_MAX, where), bias_mant=bias_mant,
         bias_exp=_int(group, "bias_exp", 0, BIAS_EXP_MAX, where), scale=float(group["scale"][()]),
-        input_bits=_int(group, "input_bits", 0, 16, where), readout=bool(_int(group, "readout", 0, 1, where)))
+        input_bits=_int(group, "input_bits", 0, 16, where), readout=bool(_int(group, "readout", 0, 1, where)),
+        conv=conv)
 
 
 def read_netx(path: str | Path) -> FixedNetwork:
@@ -137,7 +165,7 @@ def read_netx(path: str | Path) -> FixedNetwork:
                                int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
                                int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),
                                json.loads(meta.attrs.get("metrics", "{}")))
-            n_inputs = int(f["layer/0/shape"][()][0])
+            n_inputs = int(np.prod(f["layer/0/shape"][()]))
     except ResultsError:
         raise
     except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:

@@ -8,6 +8,8 @@ by 6 bits inside the neuron), the threshold ``vth = round(S * threshold)`` and t
     w_eff = mantissa * 2**weight_exp = W * S / Q          (Q = 2**input_bits - 1 for graded input, else 1)
 
 Mantissas lie on Lava's grid for ``num_weight_bits`` (8 bits, mixed signs: even integers in [-256, 254]).
+Conv layers have ``weight_exp = 0`` (Lava's fixed-point Conv ignores the exponent): their mantissas shrink instead
+when the threshold needs a smaller scale.
 Hidden LIF (snnTorch ``Leaky``, reset to zero): ``du = 4095`` (the current is this step's input), ``dv = round((1 -
 beta) * 4096)``. The readout (non-resetting integrator) is a CUBA neuron whose *current* is the leaky membrane
 (``du + 1 = round((1 - beta) * 4096)``) and whose voltage sums it (``dv = 0``, ``vth`` maximal so it never
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from spikecl.errors import ExportError
-from spikecl.export.spec import LayerSpec, NetworkSpec, WeightShape
+from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
 DECAY_MAX = 4095
@@ -81,6 +83,7 @@ class FixedLayer(WeightShape):
     scale: float
     input_bits: int = 0
     readout: bool = False
+    conv: ConvGeometry | None = None
 
 
 @dataclass(frozen=True)
@@ -181,8 +184,9 @@ def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int) -> tuple
 
 
 def _check_weights(layer: LayerSpec) -> None:
-    if layer.weight.ndim != 2:
-        raise ExportError(f"layer {layer.name}: weight has shape {layer.weight.shape}; expected [n_out, n_in]")
+    if layer.weight.ndim != (4 if layer.conv else 2):
+        expected = "[C_out, C_in, k, k]" if layer.conv else "[n_out, n_in]"
+        raise ExportError(f"layer {layer.name}: weight has shape {layer.weight.shape}; expected {expected}")
     if not np.any(layer.weight):
         raise ExportError(f"layer {layer.name}: all weights are zero")
 
@@ -222,6 +226,8 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     e = _weight_exp(layer.name, ideal)
     if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)
         e = min(e, max(0, math.ceil(math.log2(64 / (layer.threshold * s_w * q)))))
+    if layer.conv is not None:  # Lava's fixed-point Conv applies no exponent: shrink the mantissas instead
+        s_w, e = min(s_w, ideal * s_w), 0
     scale = s_w * q * 2.0**e
     vth = round(layer.threshold * scale)
     if vth > VTH_MAX:
@@ -232,7 +238,7 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
                           "relative to the threshold)")
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
     return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
-                      dv, vth, bias_mant, bias_exp, scale, input_bits)
+                      dv, vth, bias_mant, bias_exp, scale, input_bits, conv=layer.conv)
 
 
 def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:

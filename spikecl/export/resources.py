@@ -1,13 +1,14 @@
 """What a quantised network needs on a neuromorphic chip: a networkx graph, a partition onto cores, SynOps.
 
 * :func:`network_graph`: a ``networkx.DiGraph`` whose nodes are populations (``input``, hidden layers, readout;
-  attribute ``neurons``) and whose edges are synapse blocks (``synapses`` = nonzero weights, ``weight_bits``,
-  ``memory_bits``, ``fan_in`` / ``fan_out`` = the most synapses into one neuron / out of one presynaptic neuron).
+  attribute ``neurons``) and whose edges are synapse blocks (``synapses`` = connections through nonzero weights, a
+  conv's expanded as Loihi 1 stores them; ``unique_weights``; ``weight_bits``; ``memory_bits`` = synapses x bits;
+  ``fan_in`` / ``fan_out`` = the most synapses into one neuron / out of one presynaptic neuron).
 * :func:`partition`: every layer's neurons split onto cores so that no core exceeds the limits of a
   :class:`CoreLimits` preset (neurons, synaptic memory, input axons, output axons). Greedy, layer by layer: a lower
   bound on cores, not the proprietary compiler's placement.
-* :func:`synaptic_operations`: per inference, by NeuroBench's definitions: *dense* SynOps count every synapse at
-  every step; *effective* SynOps count only synapses whose presynaptic value is nonzero (ACs for binary spikes,
+* :func:`synaptic_operations`: per inference, by NeuroBench's definitions: *dense* SynOps count every synapse (zero weights
+  too) at every step; *effective* SynOps count only synapses whose presynaptic value is nonzero (ACs for binary spikes,
   MACs for graded input).
 
 Core limits are published figures, approximate: Loihi (Davies et al., IEEE Micro 2018): 128 cores, 1,024
@@ -25,6 +26,7 @@ import networkx as nx
 import numpy as np
 
 from spikecl.errors import ConfigError, ExportError
+from spikecl.export.conv import connection_counts
 from spikecl.export.quantize import FixedNetwork
 
 
@@ -61,11 +63,12 @@ def network_graph(net: FixedNetwork) -> nx.DiGraph:
     previous = "input"
     for layer in net.layers:
         g.add_node(layer.name, neurons=layer.n_out, kind="readout" if layer.readout else "lif", message_bits=0)
-        nonzero = layer.weight != 0
-        synapses = int(nonzero.sum())
+        fan_in, fan_out = connection_counts(layer)
+        synapses = int(fan_in.sum())
         g.add_edge(previous, layer.name, synapses=synapses, weight_bits=layer.num_weight_bits,
-                   memory_bits=synapses * layer.num_weight_bits, fan_in=int(nonzero.sum(axis=1).max()),
-                   fan_out=int(nonzero.sum(axis=0).max()), dense=layer.n_in * layer.n_out)
+                   memory_bits=synapses * layer.num_weight_bits, fan_in=int(fan_in.max()),
+                   fan_out=int(fan_out.max()), kind="conv" if layer.conv else "dense",
+                   unique_weights=int(np.count_nonzero(layer.weight)))
         previous = layer.name
     return g
 
@@ -120,25 +123,18 @@ def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
 
 def synaptic_operations(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:
     """SynOps per inference (mean over samples): ``inputs`` [T, B, n_in], ``spikes`` per layer [T, B, n]."""
-    g = network_graph(net)
     batch = inputs.shape[1]
     dense, effective, macs = 0.0, 0.0, 0.0
     presyn = [np.asarray(inputs)] + [np.asarray(s) for s in spikes[:-1]]
     for layer, pre in zip(net.layers, presyn):
-        nonzero = layer.weight != 0
-        dense += net.num_steps * g.edges[_edge(g, layer.name)]["dense"]
-        per_input = nonzero.sum(axis=0)  # fan-out of each presynaptic neuron
+        dense += net.num_steps * int(connection_counts(layer, structural=True)[0].sum())
+        per_input = connection_counts(layer)[1]  # fan-out of each presynaptic neuron
         ops = float(((pre != 0).reshape(-1, layer.n_in).astype(np.float64) @ per_input).sum()) / batch
         if layer.input_bits:
             macs += ops
         else:
             effective += ops
     return {"dense_synops": float(dense), "effective_acs": effective, "effective_macs": macs}
-
-
-def _edge(g: nx.DiGraph, name: str) -> tuple[str, str]:
-    (pre,) = list(g.predecessors(name))
-    return pre, name
 
 
 def summary(net: FixedNetwork, limits: CoreLimits) -> dict:

@@ -1,6 +1,6 @@
-"""A trained spiking MLP as plain numpy arrays: what the exporter quantises (torch-free).
+"""A trained spiking network as plain numpy arrays: what the exporter quantises (torch-free).
 
-A :class:`NetworkSpec` is a chain of fully connected layers. Hidden layers are LIF neurons (snnTorch ``Leaky``,
+A :class:`NetworkSpec` is a chain of fully connected or convolutional layers. Hidden layers are LIF neurons (snnTorch ``Leaky``,
 ``mem[t] = beta * mem[t-1] + W x[t] + b``, spike when ``mem > threshold``, reset ``zero`` or ``subtract``); the last
 layer is the readout, a non-resetting leaky integrator whose logits are the membrane averaged over the T steps.
 A multi-head readout (task-incremental streams) is stored as one layer of ``n_heads * n_outputs`` neurons.
@@ -16,18 +16,37 @@ import numpy as np
 from spikecl.errors import ExportError, ShapeError
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution's neuron grids: ``in_shape`` and ``out_shape`` (C, H, W), square ``stride`` and ``padding``.
+
+    Neurons are numbered in (C, H, W) order, as torch flattens them.
+    """
+
+    in_shape: tuple
+    out_shape: tuple
+    stride: int
+    padding: int
+
+
+def conv_output_shape(in_shape: tuple, out_channels: int, kernel: int, stride: int, padding: int) -> tuple:
+    """(C_out, H', W') of a square convolution."""
+    return (out_channels, *((n + 2 * padding - kernel) // stride + 1 for n in in_shape[1:]))
+
+
 class WeightShape:
-    """``n_in`` and ``n_out`` of a layer holding ``weight`` [n_out, n_in]."""
+    """``n_in`` and ``n_out`` of a layer: ``weight`` [n_out, n_in], or a conv's [C_out, C_in, k, k] with ``conv``."""
 
     weight: np.ndarray
+    conv: ConvGeometry | None
 
     @property
     def n_in(self) -> int:
-        return int(self.weight.shape[1])
+        return int(np.prod(self.conv.in_shape)) if self.conv else int(self.weight.shape[1])
 
     @property
     def n_out(self) -> int:
-        return int(self.weight.shape[0])
+        return int(np.prod(self.conv.out_shape)) if self.conv else int(self.weight.shape[0])
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class LayerSpec(WeightShape):
     beta: float
     threshold: float
     reset: str            # "zero" | "subtract" (hidden) | "none" (readout integrator)
+    conv: ConvGeometry | None = None   # None: fully connected
 
     @property
     def is_readout(self) -> bool:
@@ -115,28 +135,101 @@ def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, 
     return values[0], values[1], reset
 
 
-def spec_from_state(state: dict, config: dict) -> NetworkSpec:
-    """Rebuild the network from its ``state_dict`` arrays (names as in :mod:`spikecl.snn.networks`) and the
-    experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
-    ``threshold``, ``reset_mechanism_val``) when present, else from the config. Only MLPs are exportable; a CNN is
-    an :class:`ExportError`.
+#: (C, H, W) of each dataset's images (CNN exports need the input grid; MLPs read it from the weights)
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
+BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
-    Strategy state (HLOP's lateral neurons, GPM bases, EWC Fisher) is not part of the network and is not read.
-    """
-    net = config.get("network", {})
-    if net.get("kind", "mlp") != "mlp":
-        raise ExportError(f"network.kind = {net.get('kind')!r}: only MLPs export to Loihi (conv layers with batch "
-                          "norm and average pooling are not mapped)")
-    beta, threshold = float(net.get("beta", 0.9)), float(net.get("threshold", 1.0))
-    reset = net.get("reset", "subtract")
+
+def _fold_batch_norm(state: dict, prefix: str, weight: np.ndarray, bias: np.ndarray | None):
+    """Conv weight and per-channel bias with an eval-mode BatchNorm2d folded in (unchanged without one)."""
+    if prefix + "norm.running_mean" not in state:
+        return weight, bias
+    mean, var = _array(state, prefix + "norm.running_mean"), _array(state, prefix + "norm.running_var")
+    channels = weight.shape[0]
+    gamma = _array(state, prefix + "norm.weight") if prefix + "norm.weight" in state else np.ones(channels)
+    shift = _array(state, prefix + "norm.bias") if prefix + "norm.bias" in state else np.zeros(channels)
+    gain = gamma / np.sqrt(var + BATCH_NORM_EPS)
+    folded_bias = shift - gain * mean + (0.0 if bias is None else gain * bias)
+    return weight * gain[:, None, None, None], folded_bias
+
+
+def _pool_into_conv(weight: np.ndarray) -> np.ndarray:
+    """A k x k conv (padding p) after 2 x 2 average pooling = a 2k x 2k conv, stride 2, padding 2p, on the spikes."""
+    out, cin, k, _ = weight.shape
+    folded = np.zeros((out, cin, 2 * k, 2 * k))
+    for a in (0, 1):
+        for b in (0, 1):
+            folded[:, :, a::2, b::2] = weight / 4.0
+    return folded
+
+
+def _pool_into_dense(weight: np.ndarray, shape: tuple) -> np.ndarray:
+    """Dense weights [n_out, C * H/2 * W/2] over 2 x 2-average-pooled spikes → weights over the spikes (C, H, W)."""
+    c, h, w = shape
+    pooled = weight.reshape(weight.shape[0], c, h // 2, w // 2) / 4.0
+    full = np.zeros((weight.shape[0], c, h, w))
+    full[:, :, : 2 * (h // 2), : 2 * (w // 2)] = pooled.repeat(2, axis=2).repeat(2, axis=3)
+    return full.reshape(weight.shape[0], -1)
+
+
+def _even(name: str, shape: tuple) -> None:
+    if shape[1] % 2 or shape[2] % 2:
+        raise ExportError(f"layer {name}: average pooling of an odd {shape[1]}x{shape[2]} grid before a conv cannot "
+                          "be folded into a strided conv")
+
+
+def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list, tuple]:
+    """Conv layers with batch norm and the following 2 x 2 average pooling folded into the weights."""
+    dataset = config.get("data", {}).get("dataset")
+    if dataset not in IMAGE_SHAPES:
+        raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
+    shape = IMAGE_SHAPES[dataset]
     layers = []
     i = 0
     while f"layers.{i}.synapse.weight" in state:
-        prefix = f"layers.{i}.synapse."
-        bias = _array(state, prefix + "bias") if prefix + "bias" in state else None
-        neuron = _neuron(state, f"layers.{i}.lif.", f"hidden{i}", beta, threshold, reset)
-        layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
+        prefix, name = f"layers.{i}.", f"hidden{i}"
+        weight = _array(state, prefix + "synapse.weight")
+        bias = _array(state, prefix + "synapse.bias") if prefix + "synapse.bias" in state else None
+        if weight.ndim != 4 or weight.shape[1] != shape[0]:
+            raise ExportError(f"layer {name}: weight {weight.shape} does not take {shape[0]} input channels")
+        weight, bias = _fold_batch_norm(state, prefix, weight, bias)
+        stride, padding = 1, weight.shape[-1] // 2
+        if i > 0:
+            _even(name, shape)
+            weight, stride, padding = _pool_into_conv(weight), 2, 2 * padding
+        out_shape = conv_output_shape(shape, weight.shape[0], weight.shape[-1], stride, padding)
+        per_neuron = None if bias is None else np.repeat(bias, out_shape[1] * out_shape[2])
+        neuron = _neuron(state, prefix + "lif.", name, *neuron_defaults)
+        layers.append(LayerSpec(name, weight, per_neuron, *neuron, ConvGeometry(shape, out_shape, stride, padding)))
+        shape = out_shape
         i += 1
+    return layers, shape
+
+
+def spec_from_state(state: dict, config: dict) -> NetworkSpec:
+    """Rebuild the network from its ``state_dict`` arrays (names as in :mod:`spikecl.snn.networks`) and the
+    experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
+    ``threshold``, ``reset_mechanism_val``) when present, else from the config.
+
+    CNNs (``build_cnn``): each eval-mode batch norm is folded into its conv's weights and a per-channel bias; each
+    2 x 2 average pooling is folded into the next layer (a stride-2 conv of twice the kernel, or the readout's
+    weights), so every layer sees binary spikes. Strategy state (HLOP's lateral neurons, GPM bases, EWC Fisher)
+    is not part of the network and is not read.
+    """
+    net = config.get("network", {})
+    defaults = (float(net.get("beta", 0.9)), float(net.get("threshold", 1.0)), net.get("reset", "subtract"))
+    if net.get("kind", "mlp") == "cnn":
+        layers, last_shape = _cnn_layers(state, config, defaults)
+    else:
+        layers, last_shape = [], None
+        i = 0
+        while f"layers.{i}.synapse.weight" in state:
+            prefix = f"layers.{i}.synapse."
+            bias = _array(state, prefix + "bias") if prefix + "bias" in state else None
+            neuron = _neuron(state, f"layers.{i}.lif.", f"hidden{i}", *defaults)
+            layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
+            i += 1
     heads = []
     while f"readout.heads.{len(heads)}.weight" in state:
         h = len(heads)
@@ -146,8 +239,10 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     if not heads:
         raise ExportError("trained parameters have no readout (readout.heads.0.weight missing)")
     weight = np.concatenate([w for w, _ in heads])
+    if last_shape is not None:
+        weight = _pool_into_dense(weight, last_shape)
     bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
-    r_beta, r_threshold, _ = _neuron(state, "readout.integrator.", "readout", beta, threshold, "none")
+    r_beta, r_threshold, _ = _neuron(state, "readout.integrator.", "readout", *defaults[:2], "none")
     layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
     return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)

@@ -31,12 +31,20 @@ class QuantizedLayer:
 
     def __init__(self, layer: FixedLayer, device: torch.device) -> None:
         self.layer = layer
-        self.weight_t = torch.as_tensor(layer.weight.T, dtype=torch.float64, device=device)
+        self.weight = torch.as_tensor(layer.weight, dtype=torch.float64, device=device)
         self.bias = torch.as_tensor(np.left_shift(layer.bias_mant.astype(np.int64), layer.bias_exp), device=device)
         self.vth = int(layer.vth) << ACT_SHIFT
 
     def activation(self, s_in: torch.Tensor) -> torch.Tensor:
-        acc = torch.round(s_in.to(torch.float64) @ self.weight_t).to(torch.int64)
+        x, conv = s_in.to(torch.float64), self.layer.conv
+        if conv is None:
+            return self._dense(torch.round(x @ self.weight.T).to(torch.int64))
+        out = torch.nn.functional.conv2d(x.reshape(-1, *conv.in_shape), self.weight, stride=conv.stride,
+                                         padding=conv.padding)
+        acc = torch.round(out.reshape(x.shape[0], -1)).to(torch.int64)
+        return torch.remainder(acc + 2**23, 2**24) - 2**23   # Lava's Conv: no exponent, 24-bit wrap
+
+    def _dense(self, acc: torch.Tensor) -> torch.Tensor:
         if self.layer.input_bits:
             return _wrap_int32(_shift(_wrap_int32(acc), self.layer.weight_exp))
         return _wrap_int32(_shift(acc, self.layer.weight_exp))
