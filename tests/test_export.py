@@ -402,6 +402,15 @@ def test_conv_network_file_round_trips(tmp_path):
         assert list(f["layer/0/shape"][()]) == [1, 8, 8] and list(f["layer/2/stride"][()]) == [2, 2]
 
 
+def test_cnn_to_nir_is_refused_and_writes_nothing(tmp_path):
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import write_nir
+
+    with pytest.raises(ExportError, match="layer hidden0: NIR export covers fully connected networks"):
+        write_nir(tmp_path / "cnn.nir", cnn_spec(small_cnn(4)))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cnn_pooling_an_odd_grid_before_a_conv_is_refused():
     net = small_cnn(2, shape=(1, 28, 28), channels=(2, 2, 2, 2))   # 28 -> 14 -> 7: the 4th conv sees 7 x 7
     with pytest.raises(ExportError, match="layer hidden3: average pooling of an odd 7x7 grid"):

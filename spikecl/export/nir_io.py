@@ -47,6 +47,8 @@ def to_nir(spec: NetworkSpec):
     edges = []
     previous = "input"
     for i, layer in enumerate(spec.hidden):
+        if layer.conv is not None:
+            raise ExportError(f"layer {layer.name}: NIR export covers fully connected networks; export CNNs as netx")
         if layer.reset != "zero":
             raise ExportError(f"layer {layer.name}: reset {layer.reset!r} has no NIR equivalent (NIR readers reset "
                               "to zero); train with network.reset = \"zero\"")
