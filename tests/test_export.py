@@ -307,18 +307,27 @@ def test_multi_head_readout_decodes_each_samples_head():
     assert q.shape == (9, 4) and np.mean(q.argmax(1) == expected.argmax(1)) >= 0.8
 
 
-def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys):
+def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys, monkeypatch):
     from spikecl.cli import main
 
     assert main(["deploy", str(tmp_path / "missing.h5")]) == 2
     assert "network file not found" in capsys.readouterr().err
+    net = quantize(random_spec(np.random.default_rng(10)))
+    path = write_netx(tmp_path / "net.h5", net)
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(tmp_path / "no-venv" / "python"))
+    from spikecl.errors import DependencyError
+    from spikecl.export.pipeline import run_lava
+
+    with pytest.raises(DependencyError, match="the Lava environment is missing"):
+        run_lava(path, np.zeros((5, 1, 12), dtype=np.int64))
     with pytest.raises(ExportError, match="weight_bits = 9"):
         QuantConfig(weight_bits=9)
-    net = quantize(random_spec(np.random.default_rng(10)))
     with pytest.raises(ShapeError, match=r"inputs must lie in 0\.\.255"):
         fp.simulate(net, np.full((5, 2, 12), 300))
     with pytest.raises(ShapeError, match="expected"):
         fp.simulate(net, np.zeros((4, 2, 12), dtype=np.int64))
+    with pytest.raises(ExportError, match="weight_bits"):
+        QuantConfig(weight_bits=0)
 
 
 @pytest.mark.gpu
