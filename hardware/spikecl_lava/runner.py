@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class Graph:
     """The Lava processes of one network run."""
 
     source: object
-    dense: list
+    synapses: list
     lif: list
     sinks: list
     monitor: object
@@ -68,7 +69,7 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
     first = net.layers[0].conv
     source = Source(data=to_lava_grid(data, first.in_shape) if first else data.astype(np.int32))
     port = source.s_out
-    dense, lif, sinks = [], [], []
+    synapses, lif, sinks = [], [], []
     for k, layer in enumerate(net.layers):
         shape = tuple(reversed(layer.conv.out_shape)) if layer.conv else (layer.n_out,)
         if port.shape != (layer.n_in,) and layer.conv is None:
@@ -81,7 +82,7 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
         port.connect(d.s_in)
         d.a_out.connect(n.a_in)
         port = n.s_out
-        dense.append(d)
+        synapses.append(d)
         lif.append(n)
         if record_to is not None and not layer.readout:
             sink = SpikeFile(shape=shape, steps=steps, path=str(record_to / f"spikes_{k}.npy"))
@@ -89,7 +90,7 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
             sinks.append(sink)
     monitor = Monitor()
     monitor.probe(lif[-1].v, steps)
-    return Graph(source, dense, lif, sinks, monitor, steps)
+    return Graph(source, synapses, lif, sinks, monitor, steps)
 
 
 def to_lava_grid(data: np.ndarray, shape: tuple) -> np.ndarray:
@@ -145,18 +146,26 @@ def run_config(hardware: bool):
 
 
 def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardware: bool = False) -> dict:
-    """Run ``inputs`` ``[T, B, n_inputs]`` on Lava: raw streams, per-sample windows and timings."""
+    """Run ``inputs`` ``[T, B, n_inputs]`` on Lava: raw spike streams per hidden layer ``[n, steps]`` (with
+    ``record_layers``), the readout voltage ``[n_out, steps]`` and timings."""
+    with tempfile.TemporaryDirectory(prefix="spikecl-lava-spikes-") as folder:
+        record_to = Path(folder) if record_layers else None
+        started = time.perf_counter()
+        graph = build_graph(dense_after_conv(net), inputs, record_to)
+        built = time.perf_counter()
+        first, ran, readout_v = _execute(graph, hardware)
+        spikes = [np.load(record_to / f"spikes_{k}.npy") for k in range(len(graph.sinks))] if record_to else []
+    spikes = [from_lava_grid(s) if s.ndim == 4 else s for s in spikes]
+    return {"spikes": spikes, "readout_v": readout_v, "build_s": built - started, "start_s": first - built,
+            "run_s": ran - first, "steps": graph.steps}
+
+
+def _execute(graph: Graph, hardware: bool) -> tuple[float, float, np.ndarray]:
+    """Compile and run one step (timed apart), run the rest, read the readout voltage; always stop the runtime."""
     from lava.magma.core.run_conditions import RunSteps
 
-    import tempfile
-
-    folder = tempfile.TemporaryDirectory(prefix="spikecl-lava-spikes-")
-    record_to = Path(folder.name) if record_layers else None
-    started = time.perf_counter()
-    graph = build_graph(dense_after_conv(net), inputs, record_to)
-    built = time.perf_counter()
     try:
-        graph.source.run(condition=RunSteps(num_steps=1), run_cfg=run_config(hardware))  # compiles, starts
+        graph.source.run(condition=RunSteps(num_steps=1), run_cfg=run_config(hardware))
         first = time.perf_counter()
         if graph.steps > 1:
             graph.source.run(condition=RunSteps(num_steps=graph.steps - 1), run_cfg=run_config(hardware))
@@ -165,14 +174,7 @@ def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardw
         readout_v = np.rint(np.asarray(probed)).astype(np.int64).reshape(graph.steps, -1).T
     finally:
         graph.source.stop()
-    if record_to is not None:
-        spikes = [np.load(record_to / f"spikes_{k}.npy") for k in range(len(graph.sinks))]
-        spikes = [from_lava_grid(s) if s.ndim == 4 else s for s in spikes]
-    else:
-        spikes = []
-    folder.cleanup()
-    return {"spikes": spikes, "readout_v": readout_v, "build_s": built - started, "start_s": first - built,
-            "run_s": ran - first, "steps": graph.steps}
+    return first, ran, readout_v
 
 
 def _read_inputs(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -162,7 +162,7 @@ def _mantissas(weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool) ->
     return m
 
 
-def _weight_exp(name: str, ideal: float) -> int:
+def _weight_exp(ideal: float) -> int:
     """``floor(log2(ideal))`` clipped to Loihi's weight exponent range."""
     e = math.floor(math.log2(ideal)) if ideal > 0 else WEIGHT_EXP_RANGE[1]
     return int(min(max(e, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1]))
@@ -223,7 +223,7 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
         vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**BIAS_EXP_MAX
                          / (2**ACT_SHIFT * np.abs(layer.bias).max()))
     ideal = vth_target / (layer.threshold * s_w * q)
-    e = _weight_exp(layer.name, ideal)
+    e = _weight_exp(ideal)
     if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)
         e = min(e, max(0, math.ceil(math.log2(64 / (layer.threshold * s_w * q)))))
     if layer.conv is not None:  # Lava's fixed-point Conv applies no exponent: shrink the mantissas instead
@@ -259,7 +259,7 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
     span = cfg.readout_range or worst_case_readout_range(layer, num_steps)
     target = (UV_LIMIT // 2) / (2**ACT_SHIFT * span)
-    e = min(_weight_exp(layer.name, target / (s_w * q)), 0)  # a larger exponent adds no precision here
+    e = min(_weight_exp(target / (s_w * q)), 0)  # a larger exponent adds no precision here
     scale = s_w * q * 2.0**e
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
     return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
