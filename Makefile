@@ -10,15 +10,18 @@ PY310  ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/
             "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo "$$p" && break; done)
 CORE310 := .venv-core310
 CORE310_STAMP := $(CORE310)/.installed-stamp
+# The Lava side (hardware/): lava-nc 0.10.0 is frozen at Python 3.10 with numpy < 2 and networkx <= 2.8.7.
+LAVA := .venv-lava
+LAVA_STAMP := $(LAVA)/.installed-stamp
 
-.PHONY: demo test test-fast bench env core310 clean
+.PHONY: demo test test-fast bench env core310 lava clean
 
 env: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export]"
 	touch $@
 
 core310: $(CORE310_STAMP)
@@ -30,18 +33,29 @@ $(CORE310_STAMP): pyproject.toml
 	$(CORE310)/bin/python -m pip install --quiet "numpy==1.26.4" "networkx==2.8.7" -e .; \
 	touch $@
 
+lava: $(LAVA_STAMP)
+
+$(LAVA_STAMP): pyproject.toml hardware/pyproject.toml hardware/requirements.txt
+	@if [ -z "$(PY310)" ]; then echo "NOTICE: no Python 3.10 found; Lava (hardware/) is not installed and the lava tests will be skipped"; exit 0; fi; \
+	set -e; test -x $(LAVA)/bin/python || $(PY310) -m venv $(LAVA); \
+	$(LAVA)/bin/python -m pip install --quiet --upgrade pip; \
+	$(LAVA)/bin/python -m pip install --quiet -r hardware/requirements.txt; \
+	$(LAVA)/bin/python -m pip install --quiet "numpy==1.26.4" "networkx==2.8.7" -e . -e hardware; \
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/spikecl run models/pmnist5k_demo.toml --resume
 
-test: $(STAMP) core310
+test: $(STAMP) core310 lava
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) lava
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+bench: $(STAMP) lava
 	$(PY) benchmarks/epoch_time.py
 	$(PY) benchmarks/strategy_overhead.py
+	$(PY) benchmarks/export_lava.py
 
 clean:
-	rm -rf $(VENV) $(CORE310) results .pytest_cache
+	rm -rf $(VENV) $(CORE310) $(LAVA) results .pytest_cache

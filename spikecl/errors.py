@@ -36,6 +36,10 @@ class ExistsError(SpikeCLError):
     """An output exists and would be overwritten without ``--overwrite``."""
 
 
+class ExportError(SpikeCLError):
+    """A trained network cannot be represented on the target (range, reset mode, unsupported layer)."""
+
+
 class DependencyError(SpikeCLError):
     """An optional dependency (an extra) is not installed."""
 

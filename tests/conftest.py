@@ -11,3 +11,24 @@ def digits():
 
     d = load_dataset("digits", seed=0)
     return (d.x_train.reshape(len(d.x_train), -1), d.y_train, d.x_test.reshape(len(d.x_test), -1), d.y_test)
+
+
+@pytest.fixture(scope="session")
+def zero_reset_run(tmp_path_factory):
+    """A digits MLP (64-64-10, reset to zero) trained by the continual runner: (results path, checkpoint path,
+    trained torch network). Deployable on Loihi; shared by the export and Lava tests."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun, checkpoint_path
+
+    cfg = experiment_from_dict({
+        "name": "digits-zero", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 1, "first_task_identity": True},
+        "network": {"kind": "mlp", "hidden": [64], "num_steps": 4, "reset": "zero"},
+        "train": {"epochs": 6, "batch_size": 32, "lr": 0.05}, "strategy": {"methods": ["finetune"]}})
+    folder = tmp_path_factory.mktemp("zero_reset_run")
+    run = ContinualRun(cfg, "finetune", 0)
+    results = folder / "finetune-seed0.h5"
+    run.execute(results, progress_bar=False)
+    ckpt = checkpoint_path(results)
+    run.save_checkpoint(ckpt)
+    return results, ckpt, run.net

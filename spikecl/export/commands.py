@@ -1,0 +1,62 @@
+"""``spikecl export`` and ``spikecl deploy``.
+
+    spikecl export RESULTS.h5|CHECKPOINT.ckpt -o net.h5 [--format netx|nir] [--weight-bits 8] [--overwrite]
+    spikecl deploy net.h5 --backend lava-sim|reference [--samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_command(sub) -> None:
+    export = sub.add_parser(
+        "export", help="quantise a trained network to Loihi fixed point and write netx HDF5 (or NIR)",
+        description="Rebuild the trained network of a results file or run checkpoint, quantise it to Loihi's fixed "
+                    "point (checking every range), measure float and quantised accuracy on test samples, and "
+                    "write a netx-compatible HDF5 file (or a NIR graph of the float network).")
+    export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
+    export.add_argument("--format", choices=("netx", "nir"), default="netx")
+    export.add_argument("--weight-bits", type=int, default=8, help="synaptic weight bits, 1..8 (default 8)")
+    export.add_argument("--headroom", type=float, default=8.0,
+                        help="largest input current representable, in thresholds (default 8)")
+    export.add_argument("--input-bits", type=int, default=8, help="graded input bits for direct encoding")
+    export.add_argument("--samples", type=int, default=500, help="test samples for the accuracy check (0: skip)")
+    export.add_argument("--calibration-samples", type=int, default=256,
+                        help="training samples that set the readout's range (0: worst case from weights)")
+    export.add_argument("--data-dir", help="folder holding downloaded datasets")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.set_defaults(handler=cmd_export)
+
+    deploy = sub.add_parser(
+        "deploy", help="run an exported network on Lava (fixed-point simulation) or the numpy reference",
+        description="Run an exported network on test samples of the stream it was trained on: accuracy, and for "
+                    "lava-sim the agreement with the bit-accurate reference layer by layer, and timings.")
+    deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
+    deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference")
+    deploy.add_argument("--samples", type=int, default=200, help="test samples to run (default 200)")
+    deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
+    deploy.set_defaults(handler=cmd_deploy)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from spikecl.export.pipeline import export_file, print_export
+    from spikecl.export.quantize import QuantConfig
+
+    quant = QuantConfig(weight_bits=args.weight_bits, headroom=args.headroom, input_bits=args.input_bits)
+    spec, net = export_file(args.source, args.output, args.format, quant, samples=args.samples,
+                            calibration_samples=args.calibration_samples, overwrite=args.overwrite,
+                            data_dir=args.data_dir)
+    if net is not None:
+        print_export(net)
+    print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from spikecl.export.pipeline import deploy, print_deploy
+
+    print_deploy(deploy(args.network, args.backend, args.samples, args.data_dir))
+    return 0

@@ -1,0 +1,65 @@
+"""The trained network in float, in numpy (torch-free): snnTorch ``Leaky`` semantics, for calibration and checks.
+
+Hidden layers: ``mem[t] = beta * mem[t-1] * (1 - s[t-1]) + W x[t] + b`` (reset ``zero``) or
+``beta * mem[t-1] + W x[t] + b - s[t-1] * threshold`` (``subtract``); ``s[t] = mem[t] > threshold``.
+Readout: ``mem[t] = beta * mem[t-1] + W x[t] + b``, logits = mean over t of ``mem[t]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from spikecl.export.conv import synaptic_input
+from spikecl.export.spec import NetworkSpec
+
+
+class FloatTrace(NamedTuple):
+    """Spikes per hidden layer ``[T, B, n]``, readout membranes ``[T, B, n_readout]``."""
+
+    spikes: list
+    readout_mem: np.ndarray
+
+
+def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
+    """Run the float network on input currents or spikes ``x_seq`` ``[T, B, n_inputs]``."""
+    h = np.asarray(x_seq, dtype=np.float64)
+    spikes = []
+    for layer in spec.hidden:
+        current = synaptic_input(layer, h) + (0.0 if layer.bias is None else layer.bias)
+        mem = np.zeros(current.shape[1:])
+        s = np.zeros_like(mem)
+        out = []
+        for cur in current:
+            if layer.reset == "zero":
+                mem = layer.beta * mem * (1.0 - s) + cur
+            else:
+                mem = layer.beta * mem + cur - s * layer.threshold
+            s = (mem > layer.threshold).astype(np.float64)
+            out.append(s)
+        h = np.stack(out)
+        spikes.append(h)
+    r = spec.readout
+    current = synaptic_input(r, h) + (0.0 if r.bias is None else r.bias)
+    mem = np.zeros(current.shape[1:])
+    mems = []
+    for cur in current:
+        mem = r.beta * mem + cur
+        mems.append(mem)
+    return FloatTrace(spikes, np.stack(mems))
+
+
+def float_logits(spec: NetworkSpec, x_seq: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
+    """Logits ``[B, n_outputs]`` (mean readout membrane) of each sample's head."""
+    mean = float_forward(spec, x_seq).readout_mem.mean(axis=0)
+    mean = mean.reshape(mean.shape[0], spec.n_heads, spec.n_outputs)
+    idx = np.zeros(mean.shape[0], dtype=np.int64) if heads is None else np.asarray(heads, dtype=np.int64)
+    return mean[np.arange(mean.shape[0]), idx]
+
+
+def readout_range(spec: NetworkSpec, x_seq: np.ndarray, margin: float = 1.5) -> float:
+    """``margin`` x the largest ``|sum_t mem[t]|`` or ``|mem[t]|`` of the readout on calibration inputs."""
+    mem = float_forward(spec, x_seq).readout_mem
+    largest = max(float(np.abs(mem.sum(axis=0)).max()), float(np.abs(mem).max()))
+    return margin * max(largest, 1e-6)

@@ -1,0 +1,82 @@
+"""Integer inputs for a quantised network (numpy, torch-free) and the test samples a network was trained for.
+
+Encoders mirror :mod:`spikecl.snn.encoders`, producing integers ``[T, B, n_inputs]``:
+``direct`` graded values ``round(x * Q)`` at every step (Q = 2**input_bits - 1), ``latency`` one spike at step
+``round((1 - x)(T - 1))``, ``poisson`` Bernoulli spikes from a numpy generator (not torch's random stream).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.export.quantize import FixedNetwork
+
+
+def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None = None,
+                  seed: int = 0) -> np.ndarray:
+    """Encode samples ``x`` [B, ...] (values in [0, 1]) → ``[T, B, features]``.
+
+    ``direct``: ``x`` at every step, as integers ``round(x * scale)`` when ``scale`` is given (graded spikes),
+    else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if not np.all(np.isfinite(x)):
+        raise DataError("samples contain NaN or infinity")
+    x = np.clip(x, 0.0, 1.0)
+    dtype = np.int64 if scale is not None else np.float64
+    if encoder == "direct":
+        q = np.round(x * scale).astype(np.int64) if scale is not None else x
+        return np.broadcast_to(q, (num_steps, *q.shape)).copy()
+    if encoder == "latency":
+        fire_at = np.round((1.0 - x) * (num_steps - 1))
+        t = np.arange(num_steps).reshape(-1, 1, 1)
+        return ((t == fire_at[None]) & (x[None] > 0)).astype(dtype)
+    if encoder == "poisson":
+        rng = np.random.default_rng(seed)
+        return (rng.random((num_steps, *x.shape)) < x[None]).astype(dtype)
+    raise ConfigError(f"encoder {encoder!r} is not supported; choose direct, latency or poisson")
+
+
+def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
+    """Encode samples ``x`` [B, ...] for the quantised ``net`` → int64 ``[T, B, n_inputs]``."""
+    if int(np.prod(np.shape(x)[1:])) != net.n_inputs:
+        raise ShapeError(f"samples have {int(np.prod(np.shape(x)[1:]))} features; the network takes "
+                         f"{net.n_inputs}")
+    return encode_values(x, net.num_steps, net.encoder, net.input_scale, seed)
+
+
+def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
+                 split: str = "test"):
+    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on:
+    (x [N, ...], y [N], heads [N]).
+
+    ``config`` is the training config stored with the network (dataset, stream, seed). Tasks are interleaved
+    evenly when ``max_samples`` cuts the set.
+    """
+    from spikecl.data.datasets import load_dataset
+    from spikecl.data.streams import make_stream
+
+    try:
+        data, s = config["data"], config["stream"]
+    except (KeyError, TypeError):
+        raise ConfigError("the exported network carries no training config (data, stream); pass samples "
+                          "explicitly") from None
+    dataset = load_dataset(data["dataset"], data_dir or data.get("data_dir") or None, seed=0)
+    stream = make_stream(dataset, s["kind"], s["n_tasks"], s["scenario"], seed=int(config.get("seed", 0)),
+                         classes_per_task=s.get("classes_per_task") or None, max_angle_deg=s.get("max_angle_deg",
+                                                                                                  180.0),
+                         first_task_identity=s.get("first_task_identity", False),
+                         train_per_task=s.get("train_per_task") or None, test_per_task=s.get("test_per_task") or None)
+    xs, ys, hs = [], [], []
+    per_task = None if max_samples is None else -(-max_samples // len(stream))
+    for task in stream:
+        tx, ty = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+        n = len(ty) if per_task is None else min(per_task, len(ty))
+        xs.append(tx[:n])
+        ys.append(ty[:n])
+        hs.append(np.full(n, stream.head(task.index), dtype=np.int64))
+    x, y, heads = np.concatenate(xs), np.concatenate(ys), np.concatenate(hs)
+    if max_samples is not None:
+        x, y, heads = x[:max_samples], y[:max_samples], heads[:max_samples]
+    return x, y, heads

@@ -1,0 +1,199 @@
+"""From a trained run to a deployable file, and from that file to verified runs (reference or Lava).
+
+``export_file``: results/checkpoint → (calibrate the readout on training samples) → quantise → measure float and
+quantised accuracy on test samples → write netx HDF5 (or NIR). ``deploy``: run an exported file on the numpy
+reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare the two spike for spike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.errors import ConfigError, DependencyError, ExistsError, ExportError, ResultsError
+from spikecl.export import fixed_point, resources
+from spikecl.export.float_model import float_logits, readout_range
+from spikecl.export.inputs import encode, encode_values, stream_samples
+from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
+from spikecl.export.spec import NetworkSpec, load_trained
+
+FORMATS = ("netx", "nir")
+BACKENDS = ("reference", "lava-sim")
+
+
+def calibrated(spec: NetworkSpec, quant: QuantConfig, x_cal: np.ndarray | None) -> QuantConfig:
+    """``quant`` with the readout range measured on calibration samples ``x_cal`` [N, ...] (if any)."""
+    if x_cal is None or len(x_cal) == 0 or quant.readout_range is not None:
+        return quant
+    x_seq = encode_values(x_cal, spec.num_steps, spec.encoder, None)
+    return replace(quant, readout_range=readout_range(spec, x_seq))
+
+
+def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarray,
+               heads: np.ndarray | None) -> dict:
+    """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], and how often they agree."""
+    float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
+    inputs = encode(x, net)
+    fixed_pred = fixed_point.predict(net, inputs, heads)
+    sample = inputs[:, :100]
+    synops = resources.synaptic_operations(net, sample, fixed_point.simulate(net, sample).spikes)
+    return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
+            "reference_accuracy": float(np.mean(fixed_pred == y)),
+            "prediction_agreement": float(np.mean(float_pred == fixed_pred)), **synops}
+
+
+def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
+                samples: int = 500, calibration_samples: int = 256, overwrite: bool = False,
+                data_dir: str | None = None) -> tuple[NetworkSpec, FixedNetwork | None]:
+    """Export a trained run to ``output``; returns the float spec and (netx) the quantised network with its
+    measured accuracies in ``metrics``. Nothing is written when any check fails."""
+    from spikecl.export.netx import write_netx
+    from spikecl.export.nir_io import write_nir
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if Path(output).exists() and not overwrite:
+        raise ExistsError(f"{output} exists; pass --overwrite to replace it")
+    spec = load_trained(source)
+    has_data = "data" in spec.config and "stream" in spec.config
+    if fmt == "nir":
+        write_nir(output, spec, overwrite=overwrite)
+        return spec, None
+    x_cal = None
+    if has_data and calibration_samples:
+        x_cal = stream_samples(spec.config, calibration_samples, data_dir, split="train")[0]
+    net = quantize(spec, calibrated(spec, quant, x_cal))
+    metrics = {}
+    if has_data and samples:
+        x, y, heads = stream_samples(spec.config, samples, data_dir)
+        metrics = accuracies(spec, net, x, y, heads)
+    net = replace(net, metrics=metrics)
+    write_netx(output, net, overwrite=overwrite)
+    return spec, net
+
+
+def lava_python() -> Path:
+    """The Python of the Lava environment: ``$SPIKECL_LAVA_PYTHON`` or ``.venv-lava`` beside the package."""
+    env = os.environ.get("SPIKECL_LAVA_PYTHON")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".venv-lava" / "bin" / "python"
+    if not path.exists():
+        raise DependencyError(f"the Lava environment is missing ({path}); build it with `make lava` (needs "
+                              "Python 3.10) or set SPIKECL_LAVA_PYTHON")
+    return path
+
+
+def write_inputs(path: Path, inputs: np.ndarray, labels: np.ndarray | None, heads: np.ndarray | None) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("inputs", data=np.asarray(inputs, dtype=np.int32))
+        if labels is not None:
+            f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        if heads is not None:
+            f.create_dataset("heads", data=np.asarray(heads, dtype=np.int64))
+
+
+def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_layers: bool = True,
+             timeout_s: float = 1800) -> dict:
+    """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents."""
+    import h5py
+
+    python = lava_python()
+    with tempfile.TemporaryDirectory(prefix="spikecl-lava-") as tmp:
+        tmp = Path(tmp)
+        write_inputs(tmp / "inputs.h5", inputs, labels, heads)
+        cmd = [str(python), "-m", "spikecl_lava.runner", str(network), "--inputs", str(tmp / "inputs.h5"),
+               "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise ResultsError(f"the Lava runner failed: {lines[-1] if lines else done.returncode}")
+        with h5py.File(tmp / "run.h5", "r") as f:
+            out = dict(f.attrs)
+            out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]
+            out["readout_v"] = f["readout_v"][()]
+            out["predictions"] = f["predictions"][()]
+    return out
+
+
+def deploy(network: str | Path, backend: str = "reference", samples: int = 200, data_dir: str | None = None,
+           record_layers: bool = True) -> dict:
+    """Run an exported file on test samples of the stream it was trained on; accuracy, agreement, timings."""
+    from spikecl.export.netx import read_netx
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if samples < 1:
+        raise ConfigError(f"--samples {samples}: expected at least 1")
+    net = read_netx(network)
+    x, y, heads = stream_samples(net.config, samples, data_dir)
+    inputs = encode(x, net)
+    started = time.perf_counter()
+    reference = fixed_point.predict(net, inputs, heads)
+    report = {"backend": backend, "samples": int(len(y)), "reference_accuracy": float(np.mean(reference == y)),
+              "reference_s": time.perf_counter() - started, "export_metrics": net.metrics}
+    if backend == "reference":
+        report["accuracy"] = report["reference_accuracy"]
+        return report
+    lava = run_lava(Path(network), inputs, y, heads, record_layers)
+    started = time.perf_counter()
+    stream = fixed_point.simulate_stream(net, inputs)
+    report["reference_stream_s"] = time.perf_counter() - started
+    report.update(accuracy=float(lava["accuracy"]), build_s=float(lava["build_s"]), start_s=float(lava["start_s"]),
+                  run_s=float(lava["run_s"]),
+                  ms_per_step=float(lava["ms_per_step"]), steps=int(lava["steps"]),
+                  prediction_agreement=float(np.mean(lava["predictions"] == reference)),
+                  readout_equal=bool(np.array_equal(lava["readout_v"], stream.readout_v)),
+                  spike_agreement=[float(np.mean(a == b)) for a, b in zip(lava["spikes"], stream.spikes)])
+    return report
+
+
+def print_export(net: FixedNetwork, out=None) -> None:
+    """A table of the quantised layers and the accuracies measured at export."""
+    out = out or sys.stdout
+    print(f"{'layer':10s} {'shape':>11s} {'w_exp':>5s} {'vth':>6s} {'du':>5s} {'dv':>5s} {'b_exp':>5s} "
+          f"{'scale':>10s}", file=out)
+    for layer in net.layers:
+        print(f"{layer.name:10s} {layer.n_in:>5d}->{layer.n_out:<5d} {layer.weight_exp:>5d} {layer.vth:>6d} "
+              f"{layer.du:>5d} {layer.dv:>5d} {layer.bias_exp:>5d} {layer.scale:>10.4g}", file=out)
+    m = net.metrics
+    if "float_accuracy" in m:
+        print(f"accuracy on {m['samples']} test samples: float {100 * m['float_accuracy']:.2f}%  quantised "
+              f"{100 * m['reference_accuracy']:.2f}%  (same prediction {100 * m['prediction_agreement']:.1f}%)",
+              file=out)
+        print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
+              f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
+    for name in resources.PRESETS:
+        try:
+            r = resources.summary(net, resources.preset(name))
+            print(f"{name}: {r['neurons']} neurons, {r['synapses']} synapses, {r['synaptic_memory_bytes']} bytes of "
+                  f"weights, {r['cores']} cores ({r['chips']} chip{'s' if r['chips'] > 1 else ''})", file=out)
+        except ExportError as exc:
+            print(f"{name}: does not fit ({exc})", file=out)
+
+
+def print_deploy(report: dict, out=None) -> None:
+    """The deployment report: accuracy against the reference, spike agreement per layer, timings."""
+    out = out or sys.stdout
+    print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples "
+          f"(reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
+          file=out)
+    m = report.get("export_metrics", {})
+    if "float_accuracy" in m:
+        print(f"at export: float {100 * m['float_accuracy']:.2f}%, quantised {100 * m['reference_accuracy']:.2f}% "
+              f"on {m['samples']} samples", file=out)
+    if report["backend"] == "lava-sim":
+        agree = ", ".join(f"{100 * a:.2f}%" for a in report["spike_agreement"])
+        print(f"Lava vs reference: predictions {100 * report['prediction_agreement']:.2f}% equal, hidden spikes "
+              f"[{agree}] equal, readout voltages {'identical' if report['readout_equal'] else 'DIFFER'}", file=out)
+        print(f"Lava time: build {report['build_s']:.2f} s, compile + first step {report['start_s']:.2f} s, "
+              f"{report['steps'] - 1} more steps {report['run_s']:.2f} s ({report['ms_per_step']:.2f} ms/step); "
+              f"reference stream {report['reference_stream_s']:.2f} s",
+              file=out)

@@ -1,0 +1,292 @@
+"""Quantisation of a trained network to Loihi's fixed point (the integer model of Lava's ``Dense`` + ``LIF``).
+
+Per layer one scale ``S`` maps float quantities to integers: a float current ``I`` becomes the synaptic activation
+``a = S * I`` (Dense output), the membrane becomes ``v = 64 * S * mem`` (activations and thresholds are shifted left
+by 6 bits inside the neuron), the threshold ``vth = round(S * threshold)`` and the bias ``bias_mant * 2**bias_exp =
+64 * round(S * b)``. Weights are integer mantissas times ``2**weight_exp``:
+
+    w_eff = mantissa * 2**weight_exp = W * S / Q          (Q = 2**input_bits - 1 for graded input, else 1)
+
+Mantissas lie on Lava's grid for ``num_weight_bits`` (8 bits, mixed signs: even integers in [-256, 254]).
+Conv layers have ``weight_exp = 0`` (Lava's fixed-point Conv ignores the exponent): their mantissas shrink instead
+when the threshold needs a smaller scale.
+Hidden LIF (snnTorch ``Leaky``, reset to zero): ``du = 4095`` (the current is this step's input), ``dv = round((1 -
+beta) * 4096)``. The readout (non-resetting integrator) is a CUBA neuron whose *current* is the leaky membrane
+(``du + 1 = round((1 - beta) * 4096)``) and whose voltage sums it (``dv = 0``, ``vth`` maximal so it never
+spikes): at the last step ``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Every value is range-checked;
+anything not representable raises a one-line :class:`ExportError` naming the layer and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from spikecl.errors import ExportError
+from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape
+
+DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
+DECAY_MAX = 4095
+VTH_MAX = 2**17 - 1          # 17-bit threshold mantissa (shifted left by 6)
+UV_LIMIT = 2**23             # u, v are 24-bit signed
+ACT_SHIFT = 6                # activations and thresholds are MSB-aligned by 6 bits
+BIAS_MANT_MAX = 2**12 - 1    # 13-bit signed mantissa
+BIAS_EXP_MAX = 7
+WEIGHT_EXP_RANGE = (-8, 7)
+INPUT_ENCODERS = ("direct", "poisson", "latency")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantise. ``weight_bits``: synaptic mantissa bits (1..8). ``headroom``: hidden layers represent
+    currents up to ``headroom x threshold`` before the 24-bit current wraps (so ``vth <= 2**17 / headroom``; lower
+    when a large bias needs it).
+    ``input_bits``: graded input message bits for the ``direct`` encoder (0 = binary spikes for the others).
+    ``readout_range``: the largest ``|sum_t mem[t]|`` of the readout expected (float units); None = worst case
+    from the weights (safe, coarser)."""
+
+    weight_bits: int = 8
+    headroom: float = 8.0
+    input_bits: int = 8
+    readout_range: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.weight_bits <= 8:
+            raise ExportError(f"weight_bits = {self.weight_bits}: Loihi synapses hold 1 to 8 bits")
+        if not 1.0 <= self.headroom <= 2**17:
+            raise ExportError(f"headroom = {self.headroom}: expected 1 .. 131072")
+        if not 1 <= self.input_bits <= 16:
+            raise ExportError(f"input_bits = {self.input_bits}: graded input spikes carry 1 to 16 bits")
+        if self.readout_range is not None and not (math.isfinite(self.readout_range) and self.readout_range > 0):
+            raise ExportError(f"readout_range = {self.readout_range}: expected a positive number")
+
+
+@dataclass(frozen=True)
+class FixedLayer(WeightShape):
+    """One Dense + LIF pair in Loihi fixed point.
+
+    ``weight`` int32 [n_out, n_in] mantissas; ``bias_mant`` int32 [n_out]; ``scale``: activation units per float
+    current unit (``S``); ``input_bits``: 0 when the layer receives binary spikes, else graded message bits.
+    """
+
+    name: str
+    weight: np.ndarray
+    weight_exp: int
+    num_weight_bits: int
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray
+    bias_exp: int
+    scale: float
+    input_bits: int = 0
+    readout: bool = False
+    conv: ConvGeometry | None = None
+
+
+@dataclass(frozen=True)
+class FixedNetwork:
+    """A quantised network: fixed-point layers, how samples are presented, how the readout is decoded.
+
+    Inputs are integers ``[T, B, n_inputs]``: binary spikes, or graded values ``round(x * input_scale)``.
+    Logits ``[B, n_outputs]`` = readout voltage at the last step / (64 * S * T), for the sample's head.
+    """
+
+    layers: tuple[FixedLayer, ...]
+    num_steps: int
+    encoder: str
+    input_bits: int
+    n_outputs: int
+    n_heads: int = 1
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)   # accuracies measured at export (float, reference)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def input_scale(self) -> int:
+        """Q: the integer an input of 1.0 becomes (1 for binary spikes)."""
+        return 2**self.input_bits - 1 if self.input_bits else 1
+
+    @property
+    def readout(self) -> FixedLayer:
+        return self.layers[-1]
+
+
+def weight_grid(weight_bits: int, mixed: bool) -> int:
+    """Spacing of representable mantissas: Lava drops the low ``8 - weight_bits + mixed`` bits."""
+    return 2 ** (8 - weight_bits + int(mixed))
+
+
+def mantissa_limits(weight_bits: int, mixed: bool) -> tuple[int, int]:
+    """(lowest, highest) mantissa Lava keeps unchanged (mixed 8-bit: -256, 254)."""
+    g = weight_grid(weight_bits, mixed)
+    high = (255 // g) * g
+    low = -256 if mixed else -high
+    return low, high
+
+
+def lava_weights(mantissa: np.ndarray, weight_bits: int) -> np.ndarray:
+    """What Lava's fixed-point Dense does to integer weights: clip by sign mode, drop the low bits (floor)."""
+    w = np.asarray(mantissa, dtype=np.int64)
+    mixed = bool((w > 0).any() and (w < 0).any())
+    if mixed:
+        w = np.clip(w, -256, 255)
+    elif (w >= 0).all():
+        w = np.clip(w, 0, 255)
+    else:
+        w = np.clip(w, -255, 0)
+    shift = 8 - weight_bits + int(mixed)
+    return (w >> shift) << shift
+
+
+def _mantissa_scale(weight: np.ndarray, weight_bits: int) -> tuple[float, bool]:
+    """Largest S_w such that round(W * S_w) fits the mantissa range, and whether the signs are mixed."""
+    pos, neg = float(max(weight.max(), 0.0)), float(max(-weight.min(), 0.0))
+    mixed = pos > 0 and neg > 0
+    low, high = mantissa_limits(weight_bits, mixed)
+    limits = [high / pos if pos > 0 else math.inf, -low / neg if neg > 0 else math.inf]
+    return min(limits), mixed
+
+
+def _mantissas(weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool) -> np.ndarray:
+    g = weight_grid(weight_bits, mixed)
+    low, high = mantissa_limits(weight_bits, mixed)
+    m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
+    if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
+        raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
+    return m
+
+
+def _weight_exp(ideal: float) -> int:
+    """``floor(log2(ideal))`` clipped to Loihi's weight exponent range."""
+    e = math.floor(math.log2(ideal)) if ideal > 0 else WEIGHT_EXP_RANGE[1]
+    return int(min(max(e, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1]))
+
+
+def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int) -> tuple[np.ndarray, int]:
+    """Bias mantissa [n_out] and exponent with ``mant * 2**exp = 64 * round(S * b)`` (activation units, as netx's
+    ``bias`` with exponent 6; the smallest exponent that fits 13 bits)."""
+    if bias is None or not np.any(bias):
+        return np.zeros(n_out, dtype=np.int32), 0
+    total = np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
+    for exp in range(BIAS_EXP_MAX + 1):
+        mant = np.round(total / 2**exp)
+        if np.abs(mant).max() <= BIAS_MANT_MAX:
+            return mant.astype(np.int32), exp
+    worst = float(bias[np.argmax(np.abs(bias))])
+    raise ExportError(f"layer {name}: bias {worst:g} needs {abs(total).max():.0f} > 4095 * 2**7 (13-bit mantissa, "
+                      "exponent 0..7); lower the bias or the headroom")
+
+
+def _check_weights(layer: LayerSpec) -> None:
+    if layer.weight.ndim != (4 if layer.conv else 2):
+        expected = "[C_out, C_in, k, k]" if layer.conv else "[n_out, n_in]"
+        raise ExportError(f"layer {layer.name}: weight has shape {layer.weight.shape}; expected {expected}")
+    if not np.any(layer.weight):
+        raise ExportError(f"layer {layer.name}: all weights are zero")
+
+
+def _hidden_decays(layer: LayerSpec) -> tuple[int, int]:
+    if layer.reset != "zero":
+        raise ExportError(f"layer {layer.name}: reset {layer.reset!r} is not representable (Loihi's LIF resets to "
+                          "zero); train with network.reset = \"zero\"")
+    dv = round((1.0 - layer.beta) * DECAY_UNITY)
+    if not 0 <= dv <= DECAY_MAX:
+        raise ExportError(f"layer {layer.name}: beta {layer.beta:g} gives dv = {dv}, outside 0..4095 (a voltage "
+                          "fully reset every step is not representable)")
+    return DECAY_MAX, dv
+
+
+def _readout_decays(layer: LayerSpec) -> tuple[int, int]:
+    du = round((1.0 - layer.beta) * DECAY_UNITY) - 1
+    if not 0 <= du <= DECAY_MAX:
+        raise ExportError(f"layer {layer.name}: readout beta {layer.beta:g} gives du = {du}, outside 0..4095 (a "
+                          "current that never decays is not representable)")
+    return du, 0
+
+
+def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> FixedLayer:
+    """A hidden LIF layer: vth as large as the headroom allows, weight mantissas at full precision."""
+    _check_weights(layer)
+    du, dv = _hidden_decays(layer)
+    if not layer.threshold > 0:
+        raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} must be positive")
+    q = 2**input_bits - 1 if input_bits else 1
+    s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
+    vth_target = min(VTH_MAX, (UV_LIMIT >> ACT_SHIFT) / cfg.headroom)
+    if layer.bias is not None and np.any(layer.bias):  # the largest bias must fit 13 bits << 7 (scale down if not)
+        vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**BIAS_EXP_MAX
+                         / (2**ACT_SHIFT * np.abs(layer.bias).max()))
+    ideal = vth_target / (layer.threshold * s_w * q)
+    e = _weight_exp(ideal)
+    if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)
+        e = min(e, max(0, math.ceil(math.log2(64 / (layer.threshold * s_w * q)))))
+    if layer.conv is not None:  # Lava's fixed-point Conv applies no exponent: shrink the mantissas instead
+        s_w, e = min(s_w, ideal * s_w), 0
+    scale = s_w * q * 2.0**e
+    vth = round(layer.threshold * scale)
+    if vth > VTH_MAX:
+        raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} needs vth = {vth} > 131071 (17 bits) "
+                          "even at weight_exp -8")
+    if vth < 1:
+        raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} rounds to vth = 0 (weights too large "
+                          "relative to the threshold)")
+    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
+    return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
+                      dv, vth, bias_mant, bias_exp, scale, input_bits, conv=layer.conv)
+
+
+def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:
+    """Largest possible ``|sum_t mem[t]|`` of the readout when every input spikes at every step."""
+    drive = np.abs(layer.weight).sum(axis=1)
+    if layer.bias is not None:
+        drive = drive + np.abs(layer.bias)
+    beta = layer.beta
+    gain = num_steps if beta >= 1 else sum((1 - beta**t) / (1 - beta) for t in range(1, num_steps + 1))
+    return float(drive.max() * gain)
+
+
+def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_steps: int) -> FixedLayer:
+    """The readout integrator: its summed voltage stays below 2**22 for ``|sum mem| <= readout_range``."""
+    _check_weights(layer)
+    du, dv = _readout_decays(layer)
+    q = 2**input_bits - 1 if input_bits else 1
+    s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
+    span = cfg.readout_range or worst_case_readout_range(layer, num_steps)
+    target = (UV_LIMIT // 2) / (2**ACT_SHIFT * span)
+    e = min(_weight_exp(target / (s_w * q)), 0)  # a larger exponent adds no precision here
+    scale = s_w * q * 2.0**e
+    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
+    return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
+                      dv, VTH_MAX, bias_mant, bias_exp, scale, input_bits, readout=True)
+
+
+def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:
+    """Quantise every layer of ``spec``; the first layer takes graded input for the ``direct`` encoder."""
+    if spec.encoder not in INPUT_ENCODERS:
+        raise ExportError(f"encoder {spec.encoder!r} cannot be presented to Loihi; use one of {INPUT_ENCODERS}")
+    input_bits = cfg.input_bits if spec.encoder == "direct" else 0
+    layers = []
+    bits = input_bits
+    for layer in spec.hidden:
+        layers.append(quantize_hidden(layer, cfg, bits))
+        bits = 0
+    layers.append(quantize_readout(spec.readout, cfg, bits, spec.num_steps))
+    return FixedNetwork(tuple(layers), spec.num_steps, spec.encoder, input_bits, spec.n_outputs, spec.n_heads,
+                        spec.config)
+
+
+def effective_weights(layer: FixedLayer) -> np.ndarray:
+    """Float weights the fixed-point layer implements, ``mantissa * 2**weight_exp * Q / S`` ([n_out, n_in])."""
+    q = 2**layer.input_bits - 1 if layer.input_bits else 1
+    return layer.weight.astype(np.float64) * 2.0**layer.weight_exp * q / layer.scale
+
+
+def with_layers(net: FixedNetwork, layers) -> FixedNetwork:
+    """A copy of ``net`` with other layers (for tests and tools)."""
+    return replace(net, layers=tuple(layers))

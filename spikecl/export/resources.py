@@ -1,0 +1,148 @@
+"""What a quantised network needs on a neuromorphic chip: a networkx graph, a partition onto cores, SynOps.
+
+* :func:`network_graph`: a ``networkx.DiGraph`` whose nodes are populations (``input``, hidden layers, readout;
+  attribute ``neurons``) and whose edges are synapse blocks (``synapses`` = connections through nonzero weights, a
+  conv's expanded as Loihi 1 stores them; ``unique_weights``; ``weight_bits``; ``memory_bits`` = synapses x bits;
+  ``fan_in`` / ``fan_out`` = the most synapses into one neuron / out of one presynaptic neuron).
+* :func:`partition`: every layer's neurons split onto cores so that no core exceeds the limits of a
+  :class:`CoreLimits` preset (neurons, synaptic memory, input axons, output axons). Greedy, layer by layer: a lower
+  bound on cores, not the proprietary compiler's placement.
+* :func:`synaptic_operations`: per inference, by NeuroBench's definitions: *dense* SynOps count every synapse (zero weights
+  too) at every step; *effective* SynOps count only synapses whose presynaptic value is nonzero (ACs for binary spikes,
+  MACs for graded input).
+
+Core limits are published figures, approximate: Loihi (Davies et al., IEEE Micro 2018): 128 cores, 1,024
+compartments, 128 KiB synaptic memory, 4,096 input and 4,096 output axons per core. Loihi 2 (Intel brief, 2021):
+128 cores, up to 8,192 neurons and 128 KiB of flexibly partitioned memory per core; its axon limits are assumed equal
+to Loihi's. Pass your own :class:`CoreLimits` where you know better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from spikecl.errors import ConfigError, ExportError
+from spikecl.export.conv import connection_counts
+from spikecl.export.quantize import FixedNetwork
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """Per-core capacity and cores per chip."""
+
+    name: str
+    neurons: int
+    synaptic_memory_bits: int
+    input_axons: int
+    output_axons: int
+    cores_per_chip: int
+
+
+PRESETS = {
+    "loihi1": CoreLimits("loihi1", neurons=1024, synaptic_memory_bits=128 * 1024 * 8, input_axons=4096,
+                         output_axons=4096, cores_per_chip=128),
+    "loihi2": CoreLimits("loihi2", neurons=8192, synaptic_memory_bits=128 * 1024 * 8, input_axons=4096,
+                         output_axons=4096, cores_per_chip=128),
+}
+
+
+def preset(name: str) -> CoreLimits:
+    if name not in PRESETS:
+        raise ConfigError(f"core preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def network_graph(net: FixedNetwork) -> nx.DiGraph:
+    """Populations as nodes, synapse blocks as edges (see the module docstring for the attributes)."""
+    g = nx.DiGraph()
+    g.add_node("input", neurons=net.n_inputs, kind="input", message_bits=net.input_bits)
+    previous = "input"
+    for layer in net.layers:
+        g.add_node(layer.name, neurons=layer.n_out, kind="readout" if layer.readout else "lif", message_bits=0)
+        fan_in, fan_out = connection_counts(layer)
+        synapses = int(fan_in.sum())
+        g.add_edge(previous, layer.name, synapses=synapses, weight_bits=layer.num_weight_bits,
+                   memory_bits=synapses * layer.num_weight_bits, fan_in=int(fan_in.max()),
+                   fan_out=int(fan_out.max()), kind="conv" if layer.conv else "dense",
+                   unique_weights=int(np.count_nonzero(layer.weight)))
+        previous = layer.name
+    return g
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """How one layer is split: ``cores`` cores of at most ``neurons_per_core`` neurons; what bound them."""
+
+    layer: str
+    neurons: int
+    cores: int
+    neurons_per_core: int
+    limited_by: str
+    memory_bits_per_core: int
+    input_axons: int
+    output_axons_per_core: int
+
+
+def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
+    """Split every layer onto cores within ``limits``; a layer that fits no core is an :class:`ExportError`."""
+    g = network_graph(net)
+    order = [n for n in nx.topological_sort(g) if n != "input"]
+    placements: dict[str, LayerPlacement] = {}
+    for name in order:
+        (pre,) = list(g.predecessors(name))
+        edge = g.edges[pre, name]
+        if edge["fan_in"] > limits.input_axons:
+            raise ExportError(f"layer {name}: fan-in {edge['fan_in']} exceeds {limits.input_axons} input axons per "
+                              f"core ({limits.name})")
+        bits_per_neuron = edge["fan_in"] * edge["weight_bits"]
+        caps = {"neurons": limits.neurons,
+                "synaptic memory": limits.synaptic_memory_bits // max(bits_per_neuron, 1)}
+        if caps["synaptic memory"] < 1:
+            raise ExportError(f"layer {name}: one neuron's {bits_per_neuron} synapse bits exceed a core's "
+                              f"synaptic memory ({limits.name})")
+        limited_by = min(caps, key=caps.get)
+        per_core = min(caps[limited_by], g.nodes[name]["neurons"])
+        cores = math.ceil(g.nodes[name]["neurons"] / per_core)
+        placements[name] = LayerPlacement(name, g.nodes[name]["neurons"], cores, per_core, limited_by,
+                                          per_core * bits_per_neuron, edge["fan_in"], 0)
+    for name in order:  # output axons: each neuron reaches every core of the next layer
+        successors = list(g.successors(name))
+        targets = sum(placements[s].cores for s in successors)
+        p = placements[name]
+        axons = p.neurons_per_core * targets
+        if axons > limits.output_axons:
+            raise ExportError(f"layer {name}: {axons} output axons per core exceed {limits.output_axons} "
+                              f"({limits.name}); split the layer further")
+        placements[name] = LayerPlacement(**{**p.__dict__, "output_axons_per_core": axons})
+    return [placements[n] for n in order]
+
+
+def synaptic_operations(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:
+    """SynOps per inference (mean over samples): ``inputs`` [T, B, n_in], ``spikes`` per layer [T, B, n]."""
+    batch = inputs.shape[1]
+    dense, effective, macs = 0.0, 0.0, 0.0
+    presyn = [np.asarray(inputs)] + [np.asarray(s) for s in spikes[:-1]]
+    for layer, pre in zip(net.layers, presyn):
+        dense += net.num_steps * int(connection_counts(layer, structural=True)[0].sum())
+        per_input = connection_counts(layer)[1]  # fan-out of each presynaptic neuron
+        ops = float(((pre != 0).reshape(-1, layer.n_in).astype(np.float64) @ per_input).sum()) / batch
+        if layer.input_bits:
+            macs += ops
+        else:
+            effective += ops
+    return {"dense_synops": float(dense), "effective_acs": effective, "effective_macs": macs}
+
+
+def summary(net: FixedNetwork, limits: CoreLimits) -> dict:
+    """Totals: neurons, synapses, synaptic memory (bytes), cores and chips."""
+    g = network_graph(net)
+    placements = partition(net, limits)
+    cores = sum(p.cores for p in placements)
+    return {"neurons": int(sum(d["neurons"] for n, d in g.nodes(data=True) if n != "input")),
+            "synapses": int(sum(d["synapses"] for *_, d in g.edges(data=True))),
+            "synaptic_memory_bytes": int(sum(d["memory_bits"] for *_, d in g.edges(data=True)) // 8),
+            "cores": cores, "chips": math.ceil(cores / limits.cores_per_chip), "preset": limits.name}

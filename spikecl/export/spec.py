@@ -1,0 +1,280 @@
+"""A trained spiking network as plain numpy arrays: what the exporter quantises (torch-free).
+
+A :class:`NetworkSpec` is a chain of fully connected or convolutional layers. Hidden layers are LIF neurons (snnTorch ``Leaky``,
+``mem[t] = beta * mem[t-1] + W x[t] + b``, spike when ``mem > threshold``, reset ``zero`` or ``subtract``); the last
+layer is the readout, a non-resetting leaky integrator whose logits are the membrane averaged over the T steps.
+A multi-head readout (task-incremental streams) is stored as one layer of ``n_heads * n_outputs`` neurons.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikecl.errors import ExportError, ShapeError
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution's neuron grids: ``in_shape`` and ``out_shape`` (C, H, W), square ``stride`` and ``padding``.
+
+    Neurons are numbered in (C, H, W) order, as torch flattens them.
+    """
+
+    in_shape: tuple
+    out_shape: tuple
+    stride: int
+    padding: int
+
+
+def conv_output_shape(in_shape: tuple, out_channels: int, kernel: int, stride: int, padding: int) -> tuple:
+    """(C_out, H', W') of a square convolution."""
+    return (out_channels, *((n + 2 * padding - kernel) // stride + 1 for n in in_shape[1:]))
+
+
+class WeightShape:
+    """``n_in`` and ``n_out`` of a layer: ``weight`` [n_out, n_in], or a conv's [C_out, C_in, k, k] with ``conv``."""
+
+    weight: np.ndarray
+    conv: ConvGeometry | None
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.conv.in_shape)) if self.conv else int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.conv.out_shape)) if self.conv else int(self.weight.shape[0])
+
+
+@dataclass(frozen=True)
+class LayerSpec(WeightShape):
+    """One synapse + neuron population. ``weight`` float [n_out, n_in]; ``bias`` float [n_out] or None."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    beta: float
+    threshold: float
+    reset: str            # "zero" | "subtract" (hidden) | "none" (readout integrator)
+    conv: ConvGeometry | None = None   # None: fully connected
+
+    @property
+    def is_readout(self) -> bool:
+        return self.reset == "none"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Hidden LIF layers then the readout; how inputs are presented (``num_steps`` T, ``encoder``).
+
+    ``n_heads`` heads of ``n_outputs`` units each make up the readout's ``n_heads * n_outputs`` neurons.
+    ``config``: the experiment config the network was trained with (dataset, stream), for deployment checks.
+    """
+
+    layers: tuple[LayerSpec, ...]
+    num_steps: int
+    encoder: str
+    n_outputs: int
+    n_heads: int = 1
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.layers or not self.layers[-1].is_readout:
+            raise ShapeError("a network spec needs at least a readout layer as its last layer")
+        for prev, nxt in zip(self.layers[:-1], self.layers[1:]):
+            if prev.n_out != nxt.n_in:
+                raise ShapeError(f"layer {nxt.name} takes {nxt.n_in} inputs but {prev.name} has {prev.n_out}")
+        if self.layers[-1].n_out != self.n_outputs * self.n_heads:
+            raise ShapeError(f"readout has {self.layers[-1].n_out} neurons; expected {self.n_heads} heads x "
+                             f"{self.n_outputs} outputs")
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def hidden(self) -> tuple[LayerSpec, ...]:
+        return self.layers[:-1]
+
+    @property
+    def readout(self) -> LayerSpec:
+        return self.layers[-1]
+
+
+def _array(state: dict, key: str) -> np.ndarray:
+    if key not in state:
+        raise ExportError(f"trained parameters lack '{key}' (keys: {', '.join(sorted(state)[:6])}, ...)")
+    value = np.asarray(state[key], dtype=np.float64)
+    if not np.all(np.isfinite(value)):
+        raise ExportError(f"trained parameter '{key}' contains NaN or infinity")
+    return value
+
+
+RESETS = ("subtract", "zero", "none")  # snnTorch's reset_mechanism_val order
+
+
+def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, reset: str):
+    """(beta, threshold, reset) of a neuron module: its stored buffers when present, else the config's values.
+
+    Per-neuron values that differ are refused: Lava's LIF has one ``dv`` and one ``vth`` per population.
+    """
+    values = []
+    for key, default in (("beta", beta), ("threshold", threshold)):
+        if prefix + key not in state:
+            values.append(default)
+            continue
+        arr = _array(state, prefix + key).ravel()
+        if arr.size > 1 and not np.all(arr == arr[0]):
+            raise ExportError(f"layer {name}: per-neuron {key} is not representable (one value per population)")
+        values.append(float(arr[0]))
+    if prefix + "reset_mechanism_val" in state:
+        reset = RESETS[int(np.asarray(state[prefix + "reset_mechanism_val"]).ravel()[0])]
+    return values[0], values[1], reset
+
+
+#: (C, H, W) of each dataset's images (CNN exports need the input grid; MLPs read it from the weights)
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
+BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
+
+
+def _fold_batch_norm(state: dict, prefix: str, weight: np.ndarray, bias: np.ndarray | None):
+    """Conv weight and per-channel bias with an eval-mode BatchNorm2d folded in (unchanged without one)."""
+    if prefix + "norm.running_mean" not in state:
+        return weight, bias
+    mean, var = _array(state, prefix + "norm.running_mean"), _array(state, prefix + "norm.running_var")
+    channels = weight.shape[0]
+    gamma = _array(state, prefix + "norm.weight") if prefix + "norm.weight" in state else np.ones(channels)
+    shift = _array(state, prefix + "norm.bias") if prefix + "norm.bias" in state else np.zeros(channels)
+    gain = gamma / np.sqrt(var + BATCH_NORM_EPS)
+    folded_bias = shift - gain * mean + (0.0 if bias is None else gain * bias)
+    return weight * gain[:, None, None, None], folded_bias
+
+
+def _pool_into_conv(weight: np.ndarray) -> np.ndarray:
+    """A k x k conv (padding p) after 2 x 2 average pooling = a 2k x 2k conv, stride 2, padding 2p, on the spikes."""
+    out, cin, k, _ = weight.shape
+    folded = np.zeros((out, cin, 2 * k, 2 * k))
+    for a in (0, 1):
+        for b in (0, 1):
+            folded[:, :, a::2, b::2] = weight / 4.0
+    return folded
+
+
+def _pool_into_dense(weight: np.ndarray, shape: tuple) -> np.ndarray:
+    """Dense weights [n_out, C * H/2 * W/2] over 2 x 2-average-pooled spikes → weights over the spikes (C, H, W)."""
+    c, h, w = shape
+    pooled = weight.reshape(weight.shape[0], c, h // 2, w // 2) / 4.0
+    full = np.zeros((weight.shape[0], c, h, w))
+    full[:, :, : 2 * (h // 2), : 2 * (w // 2)] = pooled.repeat(2, axis=2).repeat(2, axis=3)
+    return full.reshape(weight.shape[0], -1)
+
+
+def _even(name: str, shape: tuple) -> None:
+    if shape[1] % 2 or shape[2] % 2:
+        raise ExportError(f"layer {name}: average pooling of an odd {shape[1]}x{shape[2]} grid before a conv cannot "
+                          "be folded into a strided conv")
+
+
+def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list, tuple]:
+    """Conv layers with batch norm and the following 2 x 2 average pooling folded into the weights."""
+    dataset = config.get("data", {}).get("dataset")
+    if dataset not in IMAGE_SHAPES:
+        raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
+    shape = IMAGE_SHAPES[dataset]
+    layers = []
+    i = 0
+    while f"layers.{i}.synapse.weight" in state:
+        prefix, name = f"layers.{i}.", f"hidden{i}"
+        weight = _array(state, prefix + "synapse.weight")
+        bias = _array(state, prefix + "synapse.bias") if prefix + "synapse.bias" in state else None
+        if weight.ndim != 4 or weight.shape[1] != shape[0]:
+            raise ExportError(f"layer {name}: weight {weight.shape} does not take {shape[0]} input channels")
+        weight, bias = _fold_batch_norm(state, prefix, weight, bias)
+        stride, padding = 1, weight.shape[-1] // 2
+        if i > 0:
+            _even(name, shape)
+            weight, stride, padding = _pool_into_conv(weight), 2, 2 * padding
+        out_shape = conv_output_shape(shape, weight.shape[0], weight.shape[-1], stride, padding)
+        per_neuron = None if bias is None else np.repeat(bias, out_shape[1] * out_shape[2])
+        neuron = _neuron(state, prefix + "lif.", name, *neuron_defaults)
+        layers.append(LayerSpec(name, weight, per_neuron, *neuron, ConvGeometry(shape, out_shape, stride, padding)))
+        shape = out_shape
+        i += 1
+    return layers, shape
+
+
+def spec_from_state(state: dict, config: dict) -> NetworkSpec:
+    """Rebuild the network from its ``state_dict`` arrays (names as in :mod:`spikecl.snn.networks`) and the
+    experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
+    ``threshold``, ``reset_mechanism_val``) when present, else from the config.
+
+    CNNs (``build_cnn``): each eval-mode batch norm is folded into its conv's weights and a per-channel bias; each
+    2 x 2 average pooling is folded into the next layer (a stride-2 conv of twice the kernel, or the readout's
+    weights), so every layer sees binary spikes. Strategy state (HLOP's lateral neurons, GPM bases, EWC Fisher)
+    is not part of the network and is not read.
+    """
+    net = config.get("network", {})
+    defaults = (float(net.get("beta", 0.9)), float(net.get("threshold", 1.0)), net.get("reset", "subtract"))
+    if net.get("kind", "mlp") == "cnn":
+        layers, last_shape = _cnn_layers(state, config, defaults)
+    else:
+        layers, last_shape = [], None
+        i = 0
+        while f"layers.{i}.synapse.weight" in state:
+            prefix = f"layers.{i}.synapse."
+            bias = _array(state, prefix + "bias") if prefix + "bias" in state else None
+            neuron = _neuron(state, f"layers.{i}.lif.", f"hidden{i}", *defaults)
+            layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
+            i += 1
+    heads = []
+    while f"readout.heads.{len(heads)}.weight" in state:
+        h = len(heads)
+        bias_key = f"readout.heads.{h}.bias"
+        heads.append((_array(state, f"readout.heads.{h}.weight"),
+                      _array(state, bias_key) if bias_key in state else None))
+    if not heads:
+        raise ExportError("trained parameters have no readout (readout.heads.0.weight missing)")
+    weight = np.concatenate([w for w, _ in heads])
+    if last_shape is not None:
+        weight = _pool_into_dense(weight, last_shape)
+    bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
+    r_beta, r_threshold, _ = _neuron(state, "readout.integrator.", "readout", *defaults[:2], "none")
+    layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
+    return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
+                       n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)
+
+
+def load_trained(path) -> NetworkSpec:
+    """The trained network of a results file (``.h5``, torch-free) or a run checkpoint (``.ckpt``, needs torch)."""
+    from pathlib import Path
+
+    from spikecl.errors import ResultsError, require
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"trained network not found: {path}")
+    if path.suffix == ".ckpt":
+        torch = require("torch", "torch")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # torch raises many types for a damaged file
+            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or "model" not in state or "config" not in state:
+            raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
+        model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
+        return spec_from_state(model, dict(state["config"]))
+    from spikecl.io import read_results
+
+    result = read_results(path)
+    if not result.model:
+        raise ResultsError(f"{path} holds no trained parameters under /model")
+    return spec_from_state(result.model, result.config)
+
+
+def config_json(spec: NetworkSpec) -> str:
+    """The training config as JSON (stored with exported networks)."""
+    return json.dumps(spec.config)

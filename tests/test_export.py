@@ -1,0 +1,443 @@
+"""Export to Loihi fixed point: quantisation ranges, the bit-accurate reference, netx and NIR files, resources,
+the quantised torch evaluation and the export/deploy commands (Lava itself: tests/test_lava.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.errors import ExistsError, ExportError, ResultsError, ShapeError
+from spikecl.export import fixed_point as fp
+from spikecl.export import resources
+from spikecl.export.float_model import float_forward, float_logits
+from spikecl.export.inputs import encode, encode_values
+from spikecl.export.netx import read_netx, write_netx
+from spikecl.export.quantize import (FixedLayer, FixedNetwork, QuantConfig, effective_weights, lava_weights,
+                                     quantize)
+from spikecl.export.spec import LayerSpec, NetworkSpec, load_trained, spec_from_state
+
+
+def random_spec(rng, widths=(12, 20, 15, 4), steps=5, encoder="direct", reset="zero", bias=True, sign=0,
+                threshold=1.0, beta=0.9):
+    """A random MLP spec; ``sign`` > 0 makes every weight positive (excitatory synapses)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        w = rng.normal(0, 0.4, (b, a))
+        if sign > 0:
+            w = np.abs(w)
+        readout = i == len(widths) - 2
+        layers.append(LayerSpec("readout" if readout else f"hidden{i}", w, rng.normal(0, 0.1, b) if bias else None,
+                                beta, threshold, "none" if readout else reset))
+    return NetworkSpec(tuple(layers), steps, encoder, widths[-1])
+
+
+def test_quantised_weights_are_lava_mantissas_and_track_the_float_weights():
+    rng = np.random.default_rng(0)
+    spec = random_spec(rng)
+    net = quantize(spec)
+    for layer, fl in zip(net.layers, spec.layers):
+        assert layer.weight.min() >= -256 and layer.weight.max() <= 254
+        assert np.all(layer.weight % 2 == 0)
+        assert np.array_equal(lava_weights(layer.weight, 8), layer.weight)
+        assert -8 <= layer.weight_exp <= 7 and 0 <= layer.vth <= 131071
+        err = np.abs(effective_weights(layer) - fl.weight).max()
+        assert err <= 1.01 * np.abs(fl.weight).max() / 254  # half a step of the even grid
+    hidden = net.layers[0]
+    assert (hidden.du, hidden.dv) == (4095, 410)          # current = this step's input; beta 0.9
+    assert hidden.vth == round(spec.layers[0].threshold * hidden.scale)
+    assert hidden.input_bits == 8 and net.layers[1].input_bits == 0
+    assert (net.readout.du, net.readout.dv, net.readout.vth) == (409, 0, 131071)
+    four_bit = quantize(spec, QuantConfig(weight_bits=4))
+    assert np.all(four_bit.layers[1].weight % 32 == 0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(reset="subtract"), "reset 'subtract' is not representable"),
+    (dict(threshold=1e-9), "rounds to vth = 0"),
+    (dict(threshold=1e9), "> 131071 (17 bits)"),
+    (dict(beta=0.0), "dv = 4096, outside 0..4095"),
+])
+def test_unrepresentable_networks_fail_with_one_line_naming_the_layer(change, message):
+    spec = random_spec(np.random.default_rng(1), **change)
+    with pytest.raises(ExportError) as err:
+        quantize(spec)
+    text = str(err.value)
+    assert message in text and "\n" not in text and "hidden0" in text
+
+
+def one_neuron(weight, dv, vth, bias_mant=0, bias_exp=0, du=4095, weight_exp=0):
+    return FixedLayer("n", np.array([[weight]], dtype=np.int32), weight_exp, 8, du, dv, vth,
+                      np.array([bias_mant], dtype=np.int32), bias_exp, 1.0)
+
+
+def test_lif_step_matches_hand_computed_fixed_point():
+    # weight 100, dv 1024 (keep 3072/4096), vth 200 (<< 6 = 12800): v = 6400, 11200, 14800 -> spike, then 0
+    layer = one_neuron(100, 1024, 200)
+    net = FixedNetwork((layer,), 4, "latency", 0, 1)
+    trace = fp.simulate(net, np.array([1, 1, 1, 0]).reshape(4, 1, 1))
+    assert trace.spikes[0][:, 0, 0].tolist() == [False, False, True, False]
+    # decay truncates towards zero: -6464 * 3096 / 4096 = -4885.875 -> -4885 (floor would give -4886)
+    state, _, _ = fp.lif_step(fp.zero_state((1,)), np.array([-101]), one_neuron(-101, 1000, 200))
+    assert state.v.tolist() == [-6464]
+    state, _, _ = fp.lif_step(state, np.array([0]), one_neuron(-101, 1000, 200))
+    assert state.v.tolist() == [-4885]
+    # bias is added to v unshifted by the activation shift: 3 << 2 = 12 per step
+    state, _, _ = fp.lif_step(fp.zero_state((1,)), np.array([0]), one_neuron(1, 0, 200, bias_mant=3, bias_exp=2))
+    assert state.v.tolist() == [12]
+    # the 24-bit current wraps once: (131073 << 6) = 2**23 + 64 -> -2**23 + 64
+    state, _, over = fp.lif_step(fp.zero_state((1,)), np.array([131073]), one_neuron(1, 0, 131071))
+    assert state.u.tolist() == [-2**23 + 64] and over.u_wraps.tolist() == [True]
+
+
+def test_dense_activation_shifts_with_floor_and_weight_exponent():
+    layer = one_neuron(3, 0, 1, weight_exp=-1)
+    assert fp.dense_activation(layer, np.array([[1]])).tolist() == [[1]]   # 3 >> 1
+    neg = one_neuron(-3, 0, 1, weight_exp=-1)
+    assert fp.dense_activation(neg, np.array([[1]])).tolist() == [[-2]]    # -3 >> 1 = floor(-1.5)
+    up = one_neuron(3, 0, 1, weight_exp=2)
+    assert fp.dense_activation(up, np.array([[1]])).tolist() == [[12]]
+
+
+def test_back_to_back_stream_with_dense_latency_equals_independent_samples():
+    rng = np.random.default_rng(2)
+    net = quantize(random_spec(rng, widths=(10, 16, 12, 8, 3), steps=4))
+    inputs = encode(rng.random((6, 10)), net)
+    trace = fp.simulate(net, inputs)
+    windows = fp.sample_windows(net, fp.simulate_stream(net, inputs), 6)
+    for a, b in zip(trace.spikes, windows.spikes):
+        assert np.array_equal(a, b)
+    assert np.array_equal(trace.readout_v, windows.readout_v)
+    assert 0.02 < trace.spikes[0].mean() < 0.9  # the test exercises spiking, not silence
+
+
+def test_quantised_torch_evaluation_equals_numpy_reference():
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    rng = np.random.default_rng(3)
+    for encoder in ("direct", "latency"):
+        net = quantize(random_spec(rng, encoder=encoder))
+        inputs = encode(rng.random((40, 12)), net)
+        trace = fp.simulate(net, inputs)
+        v, spikes = QuantizedNetwork(net, "cpu").forward(inputs)
+        assert np.array_equal(v.numpy(), trace.readout_v)
+        for a, b in zip(spikes, trace.spikes):
+            assert np.array_equal(a.numpy(), b)
+
+
+def torch_net(rng, reset):
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(int(rng.integers(1000)))
+    return build_mlp(12, [20, 15], 4, LIFParams(beta=0.9, threshold=1.0, reset=reset), bias=True)
+
+
+def spec_of(net, reset, steps=5):
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    return spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.9, "threshold": 1.0, "reset": reset,
+                                               "num_steps": steps, "encoder": "direct"}})
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_float_model_reproduces_the_torch_network(reset):
+    rng = np.random.default_rng(4)
+    net = torch_net(rng, reset)
+    spec = spec_of(net, reset)
+    x = rng.random((16, 12)).astype(np.float32)
+    x_seq = np.broadcast_to(x, (5, 16, 12))
+    with torch.no_grad():
+        expected = net(torch.as_tensor(x_seq.copy())).numpy()
+        spikes = net.layers[0](torch.as_tensor(x_seq.copy())).numpy()
+    assert np.allclose(float_logits(spec, x_seq), expected, atol=1e-5)
+    assert np.array_equal(float_forward(spec, x_seq).spikes[0], spikes)
+
+
+def test_netx_round_trip_and_refusals(tmp_path):
+    rng = np.random.default_rng(5)
+    net = quantize(random_spec(rng))
+    path = write_netx(tmp_path / "net.h5", net)
+    back = read_netx(path)
+    assert (back.num_steps, back.encoder, back.input_bits, back.n_outputs) == (5, "direct", 8, 4)
+    for a, b in zip(net.layers, back.layers):
+        for name in ("weight", "weight_exp", "du", "dv", "vth", "bias_mant", "bias_exp", "scale", "input_bits",
+                     "readout"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    import h5py
+
+    with h5py.File(path) as f:  # the keys lava-dl's netx reads
+        assert f["layer/0/type"][()] == b"input" and f["layer/1/type"][()] == b"dense"
+        assert f["layer/1/neuron/iDecay"][()] == 4096 and f["layer/1/neuron/vThMant"][()] == net.layers[0].vth
+        assert f["simulation/tSample"][()] == 5
+    with pytest.raises(ExistsError):
+        write_netx(path, net)
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ResultsError, match="corrupt"):
+        read_netx(tmp_path / "bad.h5")
+
+
+def test_nir_file_reads_back_in_nir_and_snntorch_with_the_same_outputs(tmp_path):
+    nir = pytest.importorskip("nir")
+    pytest.importorskip("nirtorch")
+    import snntorch as snn
+    from snntorch.import_nir import import_from_nir
+
+    from spikecl.export.nir_io import write_nir
+
+    rng = np.random.default_rng(6)
+    net = torch_net(rng, "zero")
+    spec = spec_of(net, "zero")
+    write_nir(tmp_path / "net.nir", spec)
+    graph = nir.read(tmp_path / "net.nir")
+    assert isinstance(graph.nodes["lif0"], nir.LIF) and graph.nodes["fc0"].weight.shape == (20, 12)
+    imported = import_from_nir(graph)
+    leaky = [m for m in imported.modules() if isinstance(m, snn.Leaky)]
+    x = torch.as_tensor(rng.random((8, 12)), dtype=torch.float32)
+    x_seq = x.expand(5, 8, 12)
+    mems, hidden = [], []
+    leaky[0].register_forward_hook(lambda module, args, out: hidden.append(out.clone()))
+    with torch.no_grad():
+        for t in range(5):
+            imported(x_seq[t])
+            mems.append(leaky[-1].mem.clone())
+        logits = net(x_seq).numpy()
+        spikes = net.layers[0](x_seq).numpy()
+    assert np.allclose(torch.stack(mems).mean(0).numpy(), logits, atol=1e-5)
+    assert len(hidden) == 5 and np.array_equal(torch.stack(hidden).numpy(), spikes) and spikes.any()
+    with pytest.raises(ExportError, match="no NIR equivalent"):
+        write_nir(tmp_path / "sub.nir", spec_of(torch_net(rng, "subtract"), "subtract"))
+    assert not (tmp_path / "sub.nir").exists()
+
+
+def test_resource_report_on_a_known_network():
+    layers = (LayerSpec("h0", np.ones((3000, 100)) * 0.1, None, 0.9, 1.0, "zero"),
+              LayerSpec("readout", np.ones((10, 3000)) * 0.1, None, 0.9, 1.0, "none"))
+    net = quantize(NetworkSpec(layers, 4, "latency", 10))
+    g = resources.network_graph(net)
+    assert g.nodes["h0"]["neurons"] == 3000 and g.edges["input", "h0"]["synapses"] == 300_000
+    assert g.edges["h0", "readout"]["fan_in"] == 3000 and g.edges["input", "h0"]["fan_out"] == 3000
+    loihi1 = resources.partition(net, resources.preset("loihi1"))
+    # 1,024 neurons per core bind h0 (100 inputs x 8 bits = 800 bits per neuron, 1,310 fit the memory)
+    assert [(p.cores, p.neurons_per_core, p.limited_by) for p in loihi1] == [(3, 1024, "neurons"),
+                                                                              (1, 10, "synaptic memory")]
+    loihi2 = resources.partition(net, resources.preset("loihi2"))
+    assert loihi2[0].cores == 3 and loihi2[0].neurons_per_core == 1310 and loihi2[0].limited_by == "synaptic memory"
+    assert resources.summary(net, resources.preset("loihi1"))["synaptic_memory_bytes"] == 330_000
+    inputs = np.zeros((4, 2, 100), dtype=np.int64)
+    inputs[0, :, :10] = 1                         # 10 input spikes per sample, each fanning out to 3,000
+    trace = fp.simulate(net, inputs)
+    ops = resources.synaptic_operations(net, inputs, trace.spikes)
+    assert ops["dense_synops"] == 4 * (300_000 + 30_000)
+    assert ops["effective_acs"] == 10 * 3000 + 10 * trace.spikes[0].sum() / 2
+
+
+@pytest.mark.slow
+def test_trained_network_loads_from_results_and_checkpoint(zero_reset_run):
+    results, ckpt, net = zero_reset_run
+    a, b = load_trained(results), load_trained(ckpt)
+    assert [layer.name for layer in a.layers] == ["hidden0", "readout"]
+    assert a.layers[0].reset == "zero" and a.layers[-1].reset == "none"
+    assert np.allclose(a.layers[0].weight, net.layers[0].synapse.weight.detach().numpy())
+    assert np.array_equal(a.layers[-1].weight, b.layers[-1].weight)
+    with pytest.raises(ResultsError):
+        load_trained(results.parent / "missing.h5")
+
+
+@pytest.mark.slow
+def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
+    from spikecl.cli import main
+
+    results, _, _ = zero_reset_run
+    out = tmp_path / "net.h5"
+    assert main(["export", str(results), "-o", str(out), "--samples", "300"]) == 0
+    printed = capsys.readouterr().out
+    assert "quantised" in printed and out.exists()
+    metrics = read_netx(out).metrics
+    assert metrics["reference_accuracy"] >= metrics["float_accuracy"] - 0.01
+    assert main(["export", str(results), "-o", str(out)]) == 2          # exists, no --overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main(["deploy", str(out), "--backend", "reference", "--samples", "100"]) == 0
+    assert "backend reference: accuracy" in capsys.readouterr().out
+    assert main(["export", str(results), "-o", str(tmp_path / "net.nir"), "--format", "nir"]) == 0
+
+
+def test_export_of_a_subtract_reset_run_writes_nothing(tmp_path, capsys):
+    from spikecl.cli import main
+    from spikecl.io import RunResult, write_results
+
+    rng = np.random.default_rng(7)
+    net = torch_net(rng, "subtract")
+    model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"network": {"kind": "mlp", "hidden": [20, 15], "reset": "subtract", "num_steps": 4}}
+    acc = np.array([[0.1], [0.9]])
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
+                                               np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / "net.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "reset 'subtract' is not representable" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "net.h5").exists() and list(tmp_path.iterdir()) == [tmp_path / "r.h5"]
+
+
+def test_inputs_are_encoded_like_the_torch_encoders():
+    from spikecl.snn.encoders import latency
+
+    rng = np.random.default_rng(8)
+    x = rng.random((5, 7))
+    assert np.array_equal(encode_values(x, 6, "latency", 1), latency(torch.as_tensor(x), 6).numpy())
+    direct = encode_values(x, 3, "direct", 255)
+    assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
+
+
+def test_multi_head_readout_decodes_each_samples_head():
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(0)
+    net = build_mlp(12, [20], 4, LIFParams(reset="zero"), n_heads=3)
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    spec = spec_from_state(state, {"network": {"kind": "mlp", "reset": "zero", "num_steps": 5}})
+    assert (spec.n_heads, spec.n_outputs, spec.readout.n_out) == (3, 4, 12)
+    rng = np.random.default_rng(9)
+    x = rng.random((9, 12)).astype(np.float32)
+    heads = np.arange(9) % 3
+    x_seq = np.broadcast_to(x, (5, 9, 12)).copy()
+    with torch.no_grad():
+        expected = net(torch.as_tensor(x_seq), torch.as_tensor(heads)).numpy()
+    assert np.allclose(float_logits(spec, x_seq, heads), expected, atol=1e-5)
+    fixed = quantize(spec)
+    q = fp.logits(fixed, fp.simulate(fixed, encode(x, fixed)).readout_v, heads)
+    assert q.shape == (9, 4) and np.mean(q.argmax(1) == expected.argmax(1)) >= 0.8
+
+
+def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    from spikecl.cli import main
+
+    assert main(["deploy", str(tmp_path / "missing.h5")]) == 2
+    assert "network file not found" in capsys.readouterr().err
+    net = quantize(random_spec(np.random.default_rng(10)))
+    path = write_netx(tmp_path / "net.h5", net)
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(tmp_path / "no-venv" / "python"))
+    from spikecl.errors import DependencyError
+    from spikecl.export.pipeline import run_lava
+
+    with pytest.raises(DependencyError, match="the Lava environment is missing"):
+        run_lava(path, np.zeros((5, 1, 12), dtype=np.int64))
+    with pytest.raises(ExportError, match="weight_bits = 9"):
+        QuantConfig(weight_bits=9)
+    with pytest.raises(ShapeError, match=r"inputs must lie in 0\.\.255"):
+        fp.simulate(net, np.full((5, 2, 12), 300))
+    with pytest.raises(ShapeError, match="expected"):
+        fp.simulate(net, np.zeros((4, 2, 12), dtype=np.int64))
+    with pytest.raises(ExportError, match="weight_bits"):
+        QuantConfig(weight_bits=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_quantised_evaluation_on_cuda_equals_the_reference():
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    rng = np.random.default_rng(11)
+    net = quantize(random_spec(rng))
+    inputs = encode(rng.random((64, 12)), net)
+    v, _ = QuantizedNetwork(net, "cuda").forward(inputs)
+    assert np.array_equal(v.cpu().numpy(), fp.simulate(net, inputs).readout_v)
+
+
+def test_neuron_parameters_come_from_the_stored_snntorch_buffers():
+    rng = np.random.default_rng(13)
+    net = torch_net(rng, "zero")
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    spec = spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.5, "reset": "subtract"}})
+    assert [(layer.beta, layer.reset) for layer in spec.layers] == [(pytest.approx(0.9), "zero")] * 2 + \
+        [(pytest.approx(0.9), "none")]
+    state["layers.1.lif.threshold"] = np.array([1.0, 2.0])
+    with pytest.raises(ExportError, match="layer hidden1: per-neuron threshold"):
+        spec_from_state(state, {"network": {"kind": "mlp"}})
+    with pytest.raises(ExportError, match="input grid of a CNN export is unknown"):
+        spec_from_state(state, {"network": {"kind": "cnn"}})
+
+
+def small_cnn(seed=0, shape=(1, 8, 8), channels=(4, 6)):
+    """A spiking CNN with batch norm whose running statistics moved away from their initial values."""
+    from spikecl.snn.networks import build_cnn
+    from spikecl.snn.neurons import LIFParams
+
+    torch.manual_seed(seed)
+    net = build_cnn(shape, list(channels), 10, LIFParams(reset="zero"), bias=True, init_gain=2.0)
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(16, *shape).expand(4, 16, *shape))
+    return net.eval()
+
+
+def cnn_spec(net, dataset="digits"):
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    return spec_from_state(state, {"network": {"kind": "cnn", "reset": "zero", "num_steps": 4},
+                                   "data": {"dataset": dataset}})
+
+
+def test_cnn_batch_norm_and_pooling_fold_into_the_weights_exactly():
+    net = small_cnn()
+    spec = cnn_spec(net)
+    geometry = [(layer.weight.shape, layer.conv.stride, layer.conv.padding, layer.conv.out_shape)
+                for layer in spec.hidden]
+    assert geometry == [((4, 1, 3, 3), 1, 1, (4, 8, 8)), ((6, 4, 6, 6), 2, 2, (6, 4, 4))]
+    assert spec.readout.weight.shape == (10, 96)                       # over the unpooled 6x4x4 spikes
+    x = torch.rand(12, 1, 8, 8)
+    x_seq = x.expand(4, 12, 1, 8, 8)
+    with torch.no_grad():
+        expected = net(x_seq).numpy()
+    assert np.allclose(float_logits(spec, x_seq.numpy().reshape(4, 12, -1)), expected, atol=1e-5)
+    fixed = quantize(spec)
+    assert all(layer.weight_exp == 0 for layer in fixed.layers[:-1])  # Lava's Conv has no exponent
+    from spikecl.snn.quantized import QuantizedNetwork
+
+    inputs = encode(x.numpy(), fixed)
+    trace = fp.simulate(fixed, inputs)
+    v, spikes = QuantizedNetwork(fixed).forward(inputs)
+    assert np.array_equal(v.numpy(), trace.readout_v)
+    assert all(np.array_equal(a.numpy(), b) for a, b in zip(spikes, trace.spikes))
+    assert trace.spikes[0].mean() > 0.02 and trace.spikes[1].mean() > 0.002
+
+
+def test_conv_network_file_round_trips(tmp_path):
+    fixed = quantize(cnn_spec(small_cnn(1)))
+    back = read_netx(write_netx(tmp_path / "cnn.h5", fixed))
+    for a, b in zip(fixed.layers, back.layers):
+        assert a.conv == b.conv and np.array_equal(a.weight, b.weight) and np.array_equal(a.bias_mant, b.bias_mant)
+    import h5py
+
+    with h5py.File(tmp_path / "cnn.h5") as f:
+        assert f["layer/1/type"][()] == b"conv" and f["layer/1/weight"].shape == (4, 1, 3, 3)
+        assert list(f["layer/0/shape"][()]) == [1, 8, 8] and list(f["layer/2/stride"][()]) == [2, 2]
+
+
+def test_cnn_to_nir_is_refused_and_writes_nothing(tmp_path):
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import write_nir
+
+    with pytest.raises(ExportError, match="layer hidden0: NIR export covers fully connected networks"):
+        write_nir(tmp_path / "cnn.nir", cnn_spec(small_cnn(4)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cnn_pooling_an_odd_grid_before_a_conv_is_refused():
+    net = small_cnn(2, shape=(1, 28, 28), channels=(2, 2, 2, 2))   # 28 -> 14 -> 7: the 4th conv sees 7 x 7
+    with pytest.raises(ExportError, match="layer hidden3: average pooling of an odd 7x7 grid"):
+        cnn_spec(net, dataset="mnist5k")
+
+
+def test_conv_resources_count_boundary_synapses():
+    weight = np.ones((2, 1, 3, 3)) * 0.1
+    spec = NetworkSpec((
+        LayerSpec("c0", weight, None, 0.9, 1.0, "zero", conv=_conv((1, 4, 4), (2, 4, 4))),
+        LayerSpec("readout", np.ones((3, 32)) * 0.1, None, 0.9, 1.0, "none")), 2, "latency", 3)
+    g = resources.network_graph(quantize(spec))
+    # per output channel, a 4x4 grid with padding 1: 4 corners x 4 + 8 edges x 6 + 4 inside x 9 = 100 synapses
+    assert g.edges["input", "c0"]["synapses"] == 200 and g.edges["input", "c0"]["fan_in"] == 9
+    assert g.edges["input", "c0"]["fan_out"] == 18 and g.edges["input", "c0"]["unique_weights"] == 18
+
+
+def _conv(in_shape, out_shape, stride=1, padding=1):
+    from spikecl.export.spec import ConvGeometry
+
+    return ConvGeometry(in_shape, out_shape, stride, padding)
