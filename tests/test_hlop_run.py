@@ -13,7 +13,7 @@ BASE = {
     "network": {"hidden": [128, 128], "num_steps": 4},
     "train": {"epochs": 2, "batch_size": 64, "lr": 0.05},
     "strategy": {"methods": ["finetune", "gpm", "hlop"],
-                 "hlop": {"neurons": [[80, 50, 50], [60, 30, 30]]}},
+                 "hlop": {"neurons": [[80, 80, 80], [60, 30, 30]]}},
 }
 
 
