@@ -177,6 +177,7 @@ def test_bad_config_is_a_config_error(raw, message):
         SparseyConfig.from_mapping(raw)
 
 
+@pytest.mark.slow
 def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     exp = tmp_path / "small.toml"
     exp.write_text(f'kind = "sparsey"\nname = "small"\noutput_dir = "{tmp_path}"\n'
