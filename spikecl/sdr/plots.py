@@ -11,7 +11,7 @@ from spikecl.plots import _colors, _figure, _save
 
 def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``."""
-    cols = min(len(series), 3)
+    cols = int(np.ceil(np.sqrt(len(series))))
     rows = -(-len(series) // cols)
     fig = _figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -22,6 +22,8 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
         ax.set_title(f"{name}: Spearman ρ = {rho:.3f}")
         ax.set_xlabel("input overlap (active pixels in common)")
         ax.set_ylabel("code overlap (active cells in common)")
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
     return _save(fig, path)
 
 
