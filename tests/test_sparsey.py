@@ -185,7 +185,8 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
                    '[coder.mac]\nmin_active_frac = 0.05\nfreeze_fraction = 0.3\n'
                    '[baseline]\nn_columns = 256\n'
                    '[eval]\ntrain_items = 300\ntest_items = 100\nn_pairs = 300\npair_items = 100\n'
-                   'capacity_points = [50, 100]\ncue_items = 30\nspiking_items = 20\n')
+                   'capacity_points = [50, 100]\nrandom_capacity_points = [10, 400]\ncue_items = 30\n'
+                   'spiking_items = 20\n')
     assert main(["run", str(exp), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out
@@ -196,7 +197,9 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
         assert 0.3 < metrics["sparsey_acc_knn1"] <= 1 and 0.3 < metrics["pooler_acc_knn1"] <= 1
         assert metrics["sparsey_learn_seconds"] > 0 and metrics["spiking_code_match"] == 1.0
         assert f["curves/capacity_identity"].shape == (2,) and f["curves/cue_removed_sparsey_identity"].shape == (4,)
-    for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "cue_recall_seed0.png"):
+        assert f["curves/random_capacity_exact"][0] == 1.0 > f["curves/random_capacity_exact"][1]
+    for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "capacity_random_seed0.png",
+                 "cue_recall_seed0.png"):
         assert (tmp_path / "small" / plot).stat().st_size > 1000
     assert main(["run", str(exp), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err

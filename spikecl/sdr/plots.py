@@ -28,13 +28,15 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
 
 
 def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *, xlabel: str, ylabel: str,
-               title: str, percent: bool = True) -> Path:
+               title: str, percent: bool = True, logx: bool = False) -> Path:
     """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``)."""
     fig = _figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
     for color, (name, y) in zip(_colors(len(lines)), lines.items()):
         ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name)
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
