@@ -157,6 +157,7 @@ def test_spiking_wta_groups_reproduce_the_coder_codes(mnist):
     (lambda c: c.level1.encode(np.zeros((2, 1, 400), np.float32), learn=True), ShapeError, "one item at a time"),
     (lambda c: c.start_sequence(), ConfigError, "sequences = true"),
     (lambda c: c.encode(np.array(["a"] * 400)), ShapeError, "dtype"),
+    (lambda c: c.encode(np.full(400, 255, np.uint8)), ShapeError, "integer inputs must be 0/1"),
 ])
 def test_bad_input_is_a_one_line_error(call, error, message):
     with pytest.raises(error, match=message) as info:
