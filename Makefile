@@ -42,6 +42,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/epoch_time.py
 	$(PY) benchmarks/strategy_overhead.py
+	$(PY) benchmarks/sdr_scaling.py
 
 clean:
 	rm -rf $(VENV) $(CORE310) results .pytest_cache
