@@ -178,6 +178,16 @@ def test_bad_config_is_a_config_error(raw, message):
         SparseyConfig.from_mapping(raw)
 
 
+def test_reference_model_validates():
+    from pathlib import Path
+
+    from spikecl.sdr.experiment import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "models" / "sparsey_mnist5k.toml")
+    assert cfg.kind == "sparsey" and cfg.coder.layout == "grid" and cfg.coder.mac.min_active_frac == 0.2
+    assert cfg.name == "sparsey-mnist5k" and cfg.baseline.n_columns == 2048
+
+
 @pytest.mark.slow
 def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     exp = tmp_path / "small.toml"
