@@ -56,6 +56,8 @@ bench: $(STAMP) lava
 	$(PY) benchmarks/epoch_time.py
 	$(PY) benchmarks/strategy_overhead.py
 	$(PY) benchmarks/export_lava.py
+	$(PY) benchmarks/sdr_scaling.py
+	$(PY) benchmarks/ca3_speed.py
 
 clean:
 	rm -rf $(VENV) $(CORE310) $(LAVA) results .pytest_cache

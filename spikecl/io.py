@@ -135,6 +135,9 @@ def read_results(path: str | Path) -> RunResult:
         with h5py.File(path, "r") as f:
             if f.attrs.get("schema") != SCHEMA:
                 raise ResultsError(f"{path} is not a spikecl results file (schema attribute missing)")
+            if f.attrs.get("kind", "continual") != "continual":
+                raise ResultsError(f"{path} holds a {f.attrs['kind']!r} run, not a continual-learning run; its "
+                                   f"numbers are in /metrics and /curves (h5py)")
             version = int(f.attrs["schema_version"])
             if version > SCHEMA_VERSION:
                 raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to "

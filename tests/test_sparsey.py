@@ -157,6 +157,7 @@ def test_spiking_wta_groups_reproduce_the_coder_codes(mnist):
     (lambda c: c.level1.encode(np.zeros((2, 1, 400), np.float32), learn=True), ShapeError, "one item at a time"),
     (lambda c: c.start_sequence(), ConfigError, "sequences = true"),
     (lambda c: c.encode(np.array(["a"] * 400)), ShapeError, "dtype"),
+    (lambda c: c.encode(np.full(400, 255, np.uint8)), ShapeError, "integer inputs must be 0/1"),
 ])
 def test_bad_input_is_a_one_line_error(call, error, message):
     with pytest.raises(error, match=message) as info:
@@ -177,6 +178,17 @@ def test_bad_config_is_a_config_error(raw, message):
         SparseyConfig.from_mapping(raw)
 
 
+def test_reference_model_validates():
+    from pathlib import Path
+
+    from spikecl.sdr.experiment import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "models" / "sparsey_mnist5k.toml")
+    assert cfg.kind == "sparsey" and cfg.coder.layout == "grid" and cfg.coder.mac.min_active_frac == 0.2
+    assert cfg.name == "sparsey-mnist5k" and cfg.baseline.n_columns == 2048
+
+
+@pytest.mark.slow
 def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     exp = tmp_path / "small.toml"
     exp.write_text(f'kind = "sparsey"\nname = "small"\noutput_dir = "{tmp_path}"\n'
@@ -184,7 +196,8 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
                    '[coder.mac]\nmin_active_frac = 0.05\nfreeze_fraction = 0.3\n'
                    '[baseline]\nn_columns = 256\n'
                    '[eval]\ntrain_items = 300\ntest_items = 100\nn_pairs = 300\npair_items = 100\n'
-                   'capacity_points = [50, 100]\ncue_items = 30\nspiking_items = 20\n')
+                   'capacity_points = [50, 100]\nrandom_capacity_points = [10, 400]\ncue_items = 30\n'
+                   'spiking_items = 20\n')
     assert main(["run", str(exp), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out
@@ -195,10 +208,14 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
         assert 0.3 < metrics["sparsey_acc_knn1"] <= 1 and 0.3 < metrics["pooler_acc_knn1"] <= 1
         assert metrics["sparsey_learn_seconds"] > 0 and metrics["spiking_code_match"] == 1.0
         assert f["curves/capacity_identity"].shape == (2,) and f["curves/cue_removed_sparsey_identity"].shape == (4,)
-    for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "cue_recall_seed0.png"):
+        assert f["curves/random_capacity_exact"][0] == 1.0 > f["curves/random_capacity_exact"][1]
+    for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "capacity_random_seed0.png",
+                 "cue_recall_seed0.png"):
         assert (tmp_path / "small" / plot).stat().st_size > 1000
     assert main(["run", str(exp), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["report", str(results), "--no-plots"]) == 2
+    assert "holds a 'sparsey' run" in capsys.readouterr().err
     assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2
     assert "unknown key 'coder.mac.K'" in capsys.readouterr().err
 

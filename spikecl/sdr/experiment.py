@@ -14,6 +14,7 @@ Results schema (``kind = "sparsey"``, version 1)::
     /metrics                 attrs: one float per metric (accuracies are fractions, times in seconds)
     /curves/capacity_items   int64 [P]     items stored at each capacity point
     /curves/capacity_<m>     float64 [P]   recall measure m at that point (exact code, identity)
+    /curves/random_capacity_<m>   the same for one whole-input mac storing random patterns (``_items`` int64)
     /curves/cue_levels       float64 [L]   fraction of active inputs removed or flipped
     /curves/cue_<how>_<m>    float64 [L]   recall measure m of each coder under that degradation
     /extra/pairs_input_overlap, /extra/pairs_code_overlap_<coder>   int64 [P]
@@ -50,6 +51,9 @@ class EvalConfig:
     pair_items: int = option(1000, low=2, doc="test items the pairs are drawn from")
     capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1,
                                         doc="items stored at each point of the capacity curve")
+    random_capacity_points: list[int] = option([10, 25, 50, 100, 250, 500, 1000], low=1,
+                                               doc="items stored at each point of the capacity curve of one "
+                                                   "whole-input mac (the coder's Q and K) on random patterns")
     cue_items: int = option(200, low=1, doc="stored items cued with degraded inputs")
     cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0,
                                      doc="fractions of active inputs removed or flipped")
@@ -188,6 +192,19 @@ def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -
     return {"items": np.asarray(points, np.int64), **{m: np.array([r[m] for r in rows]) for m in rows[0]}}
 
 
+def random_pattern_mac(cfg: SparseyConfig) -> SparseyConfig:
+    """One whole-input mac with ``cfg``'s Q, K and CSA parameters, no activity gate and no critical period."""
+    from dataclasses import replace
+
+    mac = replace(cfg.mac, min_active_frac=0.0, max_active_frac=1.0, freeze_fraction=1.0, sequences=False)
+    return replace(cfg, layout="whole", n_macs=1, two_level=False, mac=mac)
+
+
+def random_like(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` random binary patterns [n, N] with the mean density of ``x`` [B, N] (seeded)."""
+    return np.random.default_rng(seed + 7).random((n, x.shape[1])) < x.mean()
+
+
 def cue_curves(coders: dict[str, Coded], x_train: np.ndarray, levels: list[float], n_items: int,
                seed: int) -> dict[str, np.ndarray]:
     """Recall (identity among the cued items and code overlap) of stored items from removed / flipped cues."""
@@ -273,8 +290,13 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
     if ev.spiking_items:
         metrics["spiking_code_match"] = spiking_match(sparsey, x_test[: ev.spiking_items], cfg.device)
     capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
+    patterns = random_like(x_train, max(ev.random_capacity_points), seed)
+    random_capacity = capacity_curve(random_pattern_mac(coder_cfg), patterns, ev.random_capacity_points)
+    metrics["random_capacity_exact_items"] = float(max(
+        [n for n, e in zip(random_capacity["items"], random_capacity["exact"]) if e == 1.0], default=0))
     cues = cue_curves({"sparsey": sparsey, "pooler": pooler}, x_train, ev.cue_levels, ev.cue_items, seed)
-    return {"metrics": metrics, "similarity": sim, "capacity": capacity, "cues": cues,
+    return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
+            "cues": cues,
             "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
             "cue_items": min(ev.cue_items, len(x_train))}
 
@@ -308,6 +330,8 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
             for key, value in out["capacity"].items():
                 if key != "items":
                     curves[f"capacity_{key}"] = value
+            for key, value in out["random_capacity"].items():
+                curves[f"random_capacity_{key}"] = value
             curves["cue_levels"] = out["cue_levels"]
             for key, value in out["cues"].items():
                 curves[f"cue_{key}"] = value
@@ -331,6 +355,11 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                                        "mean code overlap": cap["overlap"]},
                         folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel="recall (%)",
                         title="Sparsey: recall of stored items cued by themselves")]
+    rnd = out["random_capacity"]
+    paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
+                                           rnd["identity"], "mean code overlap": rnd["overlap"]},
+                            folder / f"capacity_random_seed{seed}.png", xlabel="random patterns stored",
+                            ylabel="recall (%)", title="one mac (same Q, K): recall of random patterns", logx=True))
     lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
              for how in ("removed", "flipped") for name in ("sparsey", "pooler") for m in ("identity",)}
     paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
@@ -366,6 +395,8 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
         if f"{name}_mean_familiarity" in metrics:
             text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"
         lines.append(text)
+    lines.append(f"one mac with the same Q and K recalls every stored random pattern exactly up to "
+                 f"{metrics['random_capacity_exact_items']:.0f} patterns (largest such capacity point)")
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
                  f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")

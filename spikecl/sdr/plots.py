@@ -11,7 +11,7 @@ from spikecl.plots import _colors, _figure, _save
 
 def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``."""
-    cols = min(len(series), 3)
+    cols = int(np.ceil(np.sqrt(len(series))))
     rows = -(-len(series) // cols)
     fig = _figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -22,17 +22,21 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
         ax.set_title(f"{name}: Spearman ρ = {rho:.3f}")
         ax.set_xlabel("input overlap (active pixels in common)")
         ax.set_ylabel("code overlap (active cells in common)")
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
     return _save(fig, path)
 
 
 def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *, xlabel: str, ylabel: str,
-               title: str, percent: bool = True) -> Path:
+               title: str, percent: bool = True, logx: bool = False) -> Path:
     """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``)."""
     fig = _figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
     for color, (name, y) in zip(_colors(len(lines)), lines.items()):
         ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name)
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -311,7 +311,8 @@ class SparseyCoder:
     >>> bool((code == again).all()), round(float(g2), 2)
     (True, 1.0)
 
-    Codes are winners int64 ``[L, Q_max]`` flattened across macs as :meth:`code_bits` (bool [n_code_bits]).
+    Public methods return codes as bool ``[n_code_bits]`` (or ``[B, n_code_bits]``): every level-1 mac's C cells in
+    order, then the level-2 mac's cells (:meth:`code_bits`); exactly Q bits per active mac.
     """
 
     def __init__(self, cfg: SparseyConfig | None = None):
@@ -327,11 +328,13 @@ class SparseyCoder:
         self.level1 = MacLayer(cfg.mac, len(self.fields), self.fields.shape[1], self.rng)
         self.level2 = (MacLayer(cfg.top, 1, len(self.fields) * cfg.mac.n_cells, self.rng)
                        if cfg.two_level else None)
-        self._prev: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        self._prev: tuple[np.ndarray | None, np.ndarray | None] = (None, None)   # previous codes [1, M, C]
+        self._in_sequence = False
 
     # -- inputs -------------------------------------------------------------------------------------------
     def binarise(self, x: np.ndarray) -> np.ndarray:
-        """Inputs [B, N] or [N] (any of [B, 1, H, W], [B, H, W] flattened) -> bool [B, N]; validated."""
+        """Inputs [B, N] or [N] (or [B, 1, H, W], [B, H, W], flattened) -> bool [B, N]: floats are compared with
+        ``threshold``, bool / integer 0-1 inputs are taken as they are."""
         arr = np.asarray(x)
         if arr.dtype.kind not in "biuf":
             raise ShapeError(f"inputs must be numeric or bool, got dtype {arr.dtype}")
@@ -342,9 +345,14 @@ class SparseyCoder:
         if arr.shape[1] != self.n_pixels:
             raise ShapeError(f"inputs have {arr.shape[1]} values per item, expected {self.n_pixels} "
                              f"(image_shape {self.cfg.image_shape})")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ShapeError("inputs contain NaN or infinity")
-        return arr > self.cfg.threshold if arr.dtype.kind == "f" else arr.astype(bool)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ShapeError("inputs contain NaN or infinity")
+            return arr > self.cfg.threshold
+        if arr.dtype.kind in "iu" and arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ShapeError(f"integer inputs must be 0/1, got values in [{arr.min()}, {arr.max()}]; pass floats in "
+                             f"[0, 1] to binarise at threshold {self.cfg.threshold}")
+        return arr.astype(bool)
 
     # -- codes --------------------------------------------------------------------------------------------
     @property
@@ -408,8 +416,6 @@ class SparseyCoder:
         return bits, gs
 
     # -- sequences ----------------------------------------------------------------------------------------
-    _in_sequence = False
-
     def start_sequence(self) -> None:
         """Begin a sequence: the next frame has no horizontal input, later frames get it from their predecessor."""
         if not self.cfg.mac.sequences:
