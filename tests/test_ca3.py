@@ -286,3 +286,11 @@ def test_options_run_identically_in_brian2_and_torch():
         np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
     for key in runs[0].weights:
         np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        CA3Memory(3, 4, backend="torch", device="cuda")

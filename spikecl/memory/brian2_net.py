@@ -55,7 +55,7 @@ class Brian2CA3:
                  v_thresh : volt (constant)"""
         # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
         self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
-                                            clock=clock, name=f"{name}*") for name in INPUTS}
+                                            reset="", clock=clock, name=f"{name}*") for name in INPUTS}
         kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
         self.groups = {}
         for name, (_, kind) in kinds.items():
