@@ -22,6 +22,7 @@ Results schema (version 1)::
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import platform
 import sys
@@ -120,43 +121,52 @@ def write_results(path: str | Path, result: RunResult, overwrite: bool = False) 
     return atomic_write(path, write, overwrite=overwrite)
 
 
+@contextmanager
+def open_for_reading(path: str | Path, what: str = "results file"):
+    """Open the HDF5 file ``path`` for reading (yields the ``h5py.File``). A missing file, a non-HDF5 or truncated
+    one, or a missing/invalid entry met inside the block is a one-line :class:`ResultsError`."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{what} not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except ResultsError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
+
+
 def read_results(path: str | Path) -> RunResult:
     """Read a results file written by :func:`write_results`.
 
     Raises :class:`ResultsError` (one line) if the file is missing, not HDF5, truncated, from another schema, or
     lacks a required entry.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"results file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("schema") != SCHEMA:
-                raise ResultsError(f"{path} is not a spikecl results file (schema attribute missing)")
-            if f.attrs.get("kind", "continual") != "continual":
-                raise ResultsError(f"{path} holds a {f.attrs['kind']!r} run, not a continual-learning run; its "
-                                   f"numbers are in /metrics and /curves (h5py)")
-            version = int(f.attrs["schema_version"])
-            if version > SCHEMA_VERSION:
-                raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to "
-                                   f"{SCHEMA_VERSION} (upgrade spikecl)")
-            result = RunResult(
-                method=str(f.attrs["method"]), seed=int(f.attrs["seed"]),
-                config=json.loads(f["config"].attrs["json"]),
-                environment=json.loads(f["environment"].attrs["json"]),
-                acc_matrix=f["acc_matrix"][()],
-                curve_iterations=f["curves/iterations"][()], curve_task=f["curves/task"][()],
-                curve_accuracy=f["curves/accuracy"][()], task_seconds=f["timings/task_seconds"][()],
-                metrics={k: float(v) for k, v in f["metrics"].attrs.items()},
-                model={k: v[()] for k, v in f["model"].items()},
-                extra={k: v[()] for k, v in f["extra"].items()})
-    except ResultsError:
-        raise
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
+    with open_for_reading(path) as f:
+        if f.attrs.get("schema") != SCHEMA:
+            raise ResultsError(f"{path} is not a spikecl results file (schema attribute missing)")
+        if f.attrs.get("kind", "continual") != "continual":
+            raise ResultsError(f"{path} holds a {f.attrs['kind']!r} run, not a continual-learning run; its "
+                               f"numbers are in /metrics and /curves (h5py)")
+        version = int(f.attrs["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to "
+                               f"{SCHEMA_VERSION} (upgrade spikecl)")
+        result = RunResult(
+            method=str(f.attrs["method"]), seed=int(f.attrs["seed"]),
+            config=json.loads(f["config"].attrs["json"]),
+            environment=json.loads(f["environment"].attrs["json"]),
+            acc_matrix=f["acc_matrix"][()],
+            curve_iterations=f["curves/iterations"][()], curve_task=f["curves/task"][()],
+            curve_accuracy=f["curves/accuracy"][()], task_seconds=f["timings/task_seconds"][()],
+            metrics={k: float(v) for k, v in f["metrics"].attrs.items()},
+            model={k: v[()] for k, v in f["model"].items()},
+            extra={k: v[()] for k, v in f["extra"].items()})
     acc = result.acc_matrix
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
         raise ResultsError(f"{path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")

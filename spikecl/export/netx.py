@@ -28,7 +28,7 @@ from spikecl.errors import ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, VTH_MAX, WEIGHT_EXP_RANGE,
                                      FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.spec import ConvGeometry, conv_output_shape
-from spikecl.io import atomic_write
+from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 1
@@ -146,31 +146,21 @@ def _read_layer(group, where: str) -> FixedLayer:
 
 def read_netx(path: str | Path) -> FixedNetwork:
     """Read a file written by :func:`write_netx`; a missing, corrupt or foreign file is a :class:`ResultsError`."""
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"network file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            meta = f.get("spikecl")
-            if meta is None or meta.attrs.get("schema") != SCHEMA:
-                raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
-            if int(meta.attrs["schema_version"]) > SCHEMA_VERSION:
-                raise ResultsError(f"{path} has schema version {int(meta.attrs['schema_version'])}; this spikecl "
-                                   f"reads up to {SCHEMA_VERSION}")
-            n_layers = len(f["layer"])
-            layers = tuple(_read_layer(f[f"layer/{i}"], f"{path}: layer {i}") for i in range(1, n_layers))
-            net = FixedNetwork(layers, int(meta.attrs["num_steps"]), str(meta.attrs["encoder"]),
-                               int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
-                               int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),
-                               json.loads(meta.attrs.get("metrics", "{}")))
-            n_inputs = int(np.prod(f["layer/0/shape"][()]))
-    except ResultsError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
+    with open_for_reading(path, "network file") as f:
+        meta = f.get("spikecl")
+        if meta is None or meta.attrs.get("schema") != SCHEMA:
+            raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
+        if int(meta.attrs["schema_version"]) > SCHEMA_VERSION:
+            raise ResultsError(f"{path} has schema version {int(meta.attrs['schema_version'])}; this spikecl "
+                               f"reads up to {SCHEMA_VERSION}")
+        n_layers = len(f["layer"])
+        layers = tuple(_read_layer(f[f"layer/{i}"], f"{path}: layer {i}") for i in range(1, n_layers))
+        net = FixedNetwork(layers, int(meta.attrs["num_steps"]), str(meta.attrs["encoder"]),
+                           int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
+                           int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),
+                           json.loads(meta.attrs.get("metrics", "{}")))
+        n_inputs = int(np.prod(f["layer/0/shape"][()]))
     if not layers or not layers[-1].readout or layers[0].n_in != n_inputs:
         raise ResultsError(f"{path}: layers do not chain from {n_inputs} inputs to a readout")
     for a, b in zip(layers[:-1], layers[1:]):

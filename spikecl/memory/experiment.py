@@ -28,7 +28,7 @@ import numpy as np
 
 from spikecl.config import apply_overrides, from_dict, load_toml, option
 from spikecl.errors import ConfigError, ExistsError, ResultsError
-from spikecl.io import atomic_write, environment
+from spikecl.io import atomic_write, environment, open_for_reading
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
@@ -134,22 +134,14 @@ def read_part(path: str | Path) -> dict:
     """``{"attrs": {...}, group: {name: array}}`` of a part file; one-line ResultsError if missing or corrupt."""
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"results file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("schema") != SCHEMA:
-                raise ResultsError(f"{path} is not a spikecl CA3 results file")
-            out = {"attrs": dict(f.attrs)}
-            for name, group in f.items():
-                if isinstance(group, h5py.Group) and name not in ("config", "environment"):
-                    out[name] = {k: v[()] for k, v in group.items()}
-            return out
-    except ResultsError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise ResultsError(f"{path} is corrupt or incomplete ({str(exc).splitlines()[0]})") from None
+    with open_for_reading(path) as f:
+        if f.attrs.get("schema") != SCHEMA:
+            raise ResultsError(f"{path} is not a spikecl CA3 results file")
+        out = {"attrs": dict(f.attrs)}
+        for name, group in f.items():
+            if isinstance(group, h5py.Group) and name not in ("config", "environment"):
+                out[name] = {k: v[()] for k, v in group.items()}
+        return out
 
 
 # --- the parts ----------------------------------------------------------------------------------------------------
