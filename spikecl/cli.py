@@ -25,7 +25,7 @@ EXPERIMENT_KINDS = {
 }
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("spikecl.continual.sweep_ray",)
 
 EPILOG = """examples:
   spikecl run models/pmnist5k_demo.toml                 run every method and seed of an experiment
