@@ -18,7 +18,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev]"
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,ray]"
 	touch $@
 
 core310: $(CORE310_STAMP)
@@ -42,6 +42,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/epoch_time.py
 	$(PY) benchmarks/strategy_overhead.py
+	$(PY) benchmarks/distributed_throughput.py
 
 clean:
 	rm -rf $(VENV) $(CORE310) results .pytest_cache

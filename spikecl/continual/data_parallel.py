@@ -13,6 +13,8 @@ made equal to the 1-process step on the whole batch ``B``:
 * strategies that consolidate from data reduce their statistics (GPM gathers activity before its SVD, EWC sums its
   Fisher over shards of its samples); SI's path integral uses the reduced gradients; replay buffers are chosen with
   a shared seed and are identical on every rank;
+* Poisson input spikes of a training batch are drawn for the whole batch on every rank and then sharded, so they
+  are the 1-process draws (EWC's and GPM's consolidation passes draw per shard: same distribution, other draws);
 * batch-norm running statistics are averaged over ranks after every step (the normalisation itself uses each
   shard's statistics, as DistributedDataParallel does without SyncBatchNorm).
 
@@ -30,14 +32,15 @@ from spikecl.continual import distributed as dd
 from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.continual.strategy import Strategy, TaskData
 from spikecl.io import RunResult
-from spikecl.snn.trainers import TrainingHooks
+from spikecl.snn.encoders import encode
+from spikecl.snn.trainers import TrainingHooks, make_trainer
 
 
 def reduce_gradients(params: list[nn.Parameter], weight: float) -> None:
     """``p.grad ← Σ_r weight_r · p.grad_r`` over ranks for every parameter (one flat all-reduce); a parameter whose
     gradient is None on every rank stays None."""
     grads = [p.grad.mul_(weight) if p.grad is not None else torch.zeros_like(p) for p in params]
-    present = torch.tensor([float(p.grad is not None) for p in params], dtype=torch.float64)
+    present = torch.tensor([float(p.grad is not None) for p in params], dtype=grads[0].dtype if grads else None)
     dd.all_reduce_sum_([*grads, present])
     for p, g, has in zip(params, grads, present.tolist()):
         p.grad = g if has > 0 else None
@@ -88,12 +91,20 @@ class DataParallelRun(ContinualRun):
             dd.broadcast_([*self.net.parameters(), *self.net.buffers()])
 
     def train_step(self, x, y, heads, mask, generator) -> None:
+        """Train on this rank's shard of the global batch. Poisson inputs are drawn for the whole batch on every
+        rank (the same draws as one process) and then sharded."""
         n = x.shape[0]
         counts = dd.shard_sizes(n)
         weight = counts[dd.rank()] / n
-        xs, ys, hs = _shard((x, y, heads), dd.local_slice(n))
-        self.trainer.train_batch(xs, ys, hs, mask, self.optimizer, ShardedHooks(self.strategy, weight, counts),
-                                 generator)
+        part = dd.local_slice(n)
+        trainer = self.trainer
+        if self.sim.encoder == "poisson":
+            x = encode(x, self.sim.num_steps, "poisson", generator).transpose(0, 1)       # [B, T, ...]
+            trainer = make_trainer(self.cfg.train.trainer, self.net, self.sim.num_steps, "sequence")
+        xs, ys, hs = _shard((x, y, heads), part)
+        if self.sim.encoder == "poisson":
+            xs = xs.transpose(0, 1)                                                       # [T, b, ...]
+        trainer.train_batch(xs, ys, hs, mask, self.optimizer, ShardedHooks(self.strategy, weight, counts), generator)
 
     def _accuracy(self, data: TaskData, stage: int, limit: int | None = None) -> float:
         """Accuracy from the correct predictions of every rank's shard (Poisson inputs: every rank evaluates

@@ -115,7 +115,8 @@ def all_reduce_sum_(tensors: Sequence[torch.Tensor]) -> None:
     tensors = list(tensors)
     if world_size() == 1 or not tensors:
         return
-    flat = torch.cat([t.reshape(-1).to(_comm_device(), torch.float64) for t in tensors])  # summed in double
+    dtype = tensors[0].dtype if all(t.dtype == tensors[0].dtype for t in tensors) else torch.float64
+    flat = torch.cat([t.reshape(-1).to(_comm_device(), dtype) for t in tensors])
     dist.all_reduce(flat)
     offset = 0
     for t in tensors:
