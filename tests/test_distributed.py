@@ -88,6 +88,12 @@ def test_hlop_two_processes_learn_the_same_lateral_subspace(one_and_two):
         cosines = _principal_angle_cosines(h, state["h_old"][name])
         assert cosines.min() > 1 - 1e-6, name                  # principal angles ~ 0
     np.testing.assert_array_equal(two.extra["subspace_dims"], run.result().extra["subspace_dims"])
+    # the subspace was learned, not just initialised: task 0's 20 input-layer neurons capture most input energy
+    from spikecl.continual.strategies.hlop import orthonormal_rows
+
+    x = run.train_sets[0].x.flatten(1)
+    learned = orthonormal_rows(state["h_old"]["layers.0"][:20])
+    assert ((x @ learned.T) ** 2).sum() / (x ** 2).sum() > 0.75            # a random 20-d subspace: ~0.32
 
 
 @pytest.mark.slow

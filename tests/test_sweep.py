@@ -124,3 +124,10 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(tmp_path, l
     result = read_results(grid / "lr=0.05" / "finetune-seed0.h5")
     assert result.config["train"]["lr"] == 0.05 and result.acc_matrix.shape == (3, 2)
     assert np.all(np.isfinite(result.acc_matrix))
+
+
+def test_shipped_sweep_validates():
+    from pathlib import Path
+
+    sweep = load_sweep(Path(__file__).parents[1] / "models" / "sweeps" / "pmnist5k_lr.toml")
+    assert len(sweep.runs) == 12 and sweep.runs[0].raw["train"]["epochs"] == 1

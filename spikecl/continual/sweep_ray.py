@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -151,7 +152,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for run in sweep.runs:
             print(f"{'complete' if run.results.exists() else 'to run  '}  {run.id}  -> {run.results}")
         return 0
-    done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress)
+    try:
+        done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
+              file=sys.stderr)
+        return 130
     report_sweep(sweep, done, failures, plots=not args.no_plots)
     return 0 if len(done) == len(sweep.runs) else 1
 
