@@ -30,36 +30,45 @@ SMALL = {
 }
 
 
-def _config(output_dir):
-    return experiment_from_dict({**SMALL, "output_dir": str(output_dir)})
+# task-incremental split digits (one readout head per task: heads without samples get no gradient), online
+# trace-based training, and two strategies combined
+TASK_IL_ONLINE = {**SMALL, "name": "dp-til", "stream": {"kind": "split", "scenario": "task", "n_tasks": 3,
+                                                          "classes_per_task": 3},
+                  "train": {**SMALL["train"], "trainer": "online", "batch_size": 50},
+                  "strategy": {"gpm": {"samples": 51}, "replay": {"per_class": 3, "batch_size": 7}}}
+CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay")}
+
+
+def _config(output_dir, raw=SMALL):
+    return experiment_from_dict({**raw, "output_dir": str(output_dir)})
 
 
 def _run_and_keep_state(output_dir: str) -> int:
-    """Every method as a data-parallel run; rank 0 writes the results and the strategies' final states."""
+    """Every case as a data-parallel run; rank 0 writes the results and the strategies' final states."""
     from spikecl.continual.data_parallel import DataParallelRun
 
-    cfg = _config(output_dir)
     with distributed.session("cpu") as world:
         assert world == 2
-        for method in METHODS:
+        for case, (raw, method) in CASES.items():
+            cfg = _config(output_dir, raw)
             run = DataParallelRun(cfg, method, 0)
             run.execute(results_path(cfg, method, 0), progress_bar=False)
             if distributed.is_main():
-                torch.save(run.strategy.state_dict(), f"{output_dir}/{method}-state.pt")
+                torch.save(run.strategy.state_dict(), f"{output_dir}/{case}-state.pt")
     return 0
 
 
 @pytest.fixture(scope="module")
 def one_and_two(tmp_path_factory):
-    """{method: (1-process run, 2-process results, 2-process strategy state)}."""
+    """{case: (1-process run, 2-process results, 2-process strategy state)}."""
     one_dir, two_dir = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
     assert distributed.launch(2, _run_and_keep_state, str(two_dir)) == 0
-    cfg, out = _config(one_dir), {}
-    for method in METHODS:
-        run = ContinualRun(cfg, method, 0)
+    out = {}
+    for case, (raw, method) in CASES.items():
+        run = ContinualRun(_config(one_dir, raw), method, 0)
         run.execute(progress_bar=False)
-        two = read_results(results_path(_config(two_dir), method, 0))
-        out[method] = (run, two, torch.load(two_dir / f"{method}-state.pt"))
+        two = read_results(results_path(_config(two_dir, raw), method, 0))
+        out[case] = (run, two, torch.load(two_dir / f"{case}-state.pt"))
     return out
 
 
@@ -120,6 +129,17 @@ def test_ewc_si_replay_two_processes_match_one(one_and_two):
     replay, replay_two, replay_state = one_and_two["replay"]
     _assert_same_run(replay, replay_two)
     np.testing.assert_array_equal(replay_state["buffer"]["y"].numpy(), replay.strategy.buffer.y.numpy())
+
+
+@pytest.mark.slow
+def test_task_incremental_online_combined_strategies_match_one_process(one_and_two):
+    run, two, state = one_and_two["task-il"]
+    assert len(run.net.readout.heads) == 3
+    _assert_same_run(run, two)
+    for name, basis in run.strategy.parts[0].bases.items():
+        other = state["gpm"]["bases"][name]
+        torch.testing.assert_close(other.T @ other, basis.T @ basis, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(state["replay"]["buffer"]["y"].numpy(), run.strategy.parts[1].buffer.y.numpy())
 
 
 def test_shards_cover_a_batch_in_order():
