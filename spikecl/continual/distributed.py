@@ -167,9 +167,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_launcher() -> None:
+    """On Linux, have the kernel send SIGTERM to this process when its launcher dies (no orphaned trainers)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))          # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def _worker(index: int, nproc: int, port: int, fn: Callable[..., int], args: tuple, kwargs: dict) -> None:
     """Body of a spawned process: torchrun's environment variables, then ``fn(*args, **kwargs)``; exits with its
     code."""
+    _die_with_launcher()
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     try:
