@@ -21,9 +21,10 @@ METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
 SMALL = {
     "name": "dp", "seeds": [0],
     "data": {"dataset": "digits"},
-    "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3, "train_per_task": 384},
+    "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3, "train_per_task": 351},
     "network": {"hidden": [32], "num_steps": 4},
-    # 6 optimiser steps per task; the last batch (384 = 5·70 + 34) is split 17/17, the others 35/35
+    # 6 optimiser steps per task: 5 batches split 35/35, then one sample (351 = 5·70 + 1), which leaves rank 1 an
+    # empty shard (it computes on a placeholder sample with weight 0)
     "train": {"epochs": 1, "batch_size": 70, "lr": 0.1, "eval_every": 3, "eval_samples": 101},
     "strategy": {"methods": METHODS, "hlop": {"neurons": [[20, 10], [10]]}, "gpm": {"samples": 101},
                  "ewc": {"fisher_samples": 51, "lam": 10.0}, "replay": {"per_class": 3, "batch_size": 11}},
@@ -102,7 +103,7 @@ def test_hlop_two_processes_learn_the_same_lateral_subspace(one_and_two):
 
     x = run.train_sets[0].x.flatten(1)
     learned = orthonormal_rows(state["h_old"]["layers.0"][:20])
-    assert ((x @ learned.T) ** 2).sum() / (x ** 2).sum() > 0.75            # a random 20-d subspace: ~0.32
+    assert ((x @ learned.T) ** 2).sum() / (x ** 2).sum() > 0.6             # measured 0.74; random 20-d: ~0.32
 
 
 @pytest.mark.slow
@@ -121,7 +122,7 @@ def test_ewc_si_replay_two_processes_match_one(one_and_two):
     _assert_same_run(ewc, ewc_two)
     for name, f in ewc.strategy.fisher.items():
         assert f.abs().sum() > 0
-        torch.testing.assert_close(ewc_state["fisher"][name], f, rtol=1e-4, atol=1e-9)
+        torch.testing.assert_close(ewc_state["fisher"][name], f, rtol=1e-3, atol=1e-6 * f.abs().max().item())
     si, si_two, si_state = one_and_two["si"]
     _assert_same_run(si, si_two)
     for name, omega in si.strategy.omega.items():

@@ -40,7 +40,8 @@ def reduce_gradients(params: list[nn.Parameter], weight: float) -> None:
     """``p.grad ← Σ_r weight_r · p.grad_r`` over ranks for every parameter (one flat all-reduce); a parameter whose
     gradient is None on every rank stays None."""
     grads = [p.grad.mul_(weight) if p.grad is not None else torch.zeros_like(p) for p in params]
-    present = torch.tensor([float(p.grad is not None) for p in params], dtype=grads[0].dtype if grads else None)
+    present = torch.tensor([float(p.grad is not None and weight > 0) for p in params],   # weight 0: placeholder
+                           dtype=grads[0].dtype if grads else None)
     dd.all_reduce_sum_([*grads, present])
     for p, g, has in zip(params, grads, present.tolist()):
         p.grad = g if has > 0 else None
