@@ -40,18 +40,19 @@ TASK_IL_ONLINE = {**SMALL, "name": "dp-til", "stream": {"kind": "split", "scenar
 CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay")}
 
 
-def _config(output_dir, raw=SMALL):
-    return experiment_from_dict({**raw, "output_dir": str(output_dir)})
+def _config(output_dir, raw=SMALL, device="cpu"):
+    return experiment_from_dict({**raw, "output_dir": str(output_dir), "device": device})
 
 
-def _run_and_keep_state(output_dir: str) -> int:
+def _run_and_keep_state(output_dir: str, device: str = "cpu", cases: tuple = tuple(CASES)) -> int:
     """Every case as a data-parallel run; rank 0 writes the results and the strategies' final states."""
     from spikecl.continual.data_parallel import DataParallelRun
 
-    with distributed.session("cpu") as world:
+    with distributed.session(device) as world:
         assert world == 2
-        for case, (raw, method) in CASES.items():
-            cfg = _config(output_dir, raw)
+        for case in cases:
+            raw, method = CASES[case]
+            cfg = _config(output_dir, raw, device)
             run = DataParallelRun(cfg, method, 0)
             run.execute(results_path(cfg, method, 0), progress_bar=False)
             if distributed.is_main():
@@ -141,6 +142,17 @@ def test_task_incremental_online_combined_strategies_match_one_process(one_and_t
         other = state["gpm"]["bases"][name]
         torch.testing.assert_close(other.T @ other, basis.T @ basis, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(state["replay"]["buffer"]["y"].numpy(), run.strategy.parts[1].buffer.y.numpy())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_two_gpus_nccl_match_one_gpu(tmp_path):
+    assert distributed.launch(2, _run_and_keep_state, str(tmp_path / "two"), "cuda", ("hlop", "task-il")) == 0
+    for case in ("hlop", "task-il"):
+        raw, method = CASES[case]
+        run = ContinualRun(_config(tmp_path / "one", raw, "cuda"), method, 0)
+        run.execute(progress_bar=False)
+        _assert_same_run(run, read_results(results_path(_config(tmp_path / "two", raw, "cuda"), method, 0)))
 
 
 def test_shards_cover_a_batch_in_order():

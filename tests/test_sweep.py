@@ -1,6 +1,8 @@
 """Sweeps: planning (grid × methods × seeds, validated before anything runs) and execution on a local Ray instance
 with a retried failure, a permanent failure, and a re-run that trains only what is missing."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -39,8 +41,18 @@ num_cpus = 2
 "strategy.hlop.neurons" = [[8, 4]]
 [grid]
 "train.lr" = [0.05, 0.1]
+"""
+# 6 runs (2 points x 3 seeds); one run fails once, one on every attempt
+RUNS = """base = "base.toml"
+name = "grid"
+output_dir = "{out}"
+points = [{{"train.lr" = 0.05}}, {{"train.lr" = 0.1}}]
+methods = ["finetune"]
+seeds = [0, 1, 2]
+max_retries = 1
+num_cpus = 2
 [fail_attempts]
-"lr=0.1/hlop-seed1" = 1
+"lr=0.1/finetune-seed1" = 1
 "lr=0.05/finetune-seed0" = 5
 """
 
@@ -78,7 +90,7 @@ def test_bad_grid_values_fail_before_anything_runs(tmp_path, change, message):
 
 
 def test_unknown_run_in_fail_attempts_is_an_error(tmp_path):
-    path = write_sweep(tmp_path, SWEEP.replace('"lr=0.1/hlop-seed1"', '"lr=0.1/hlop-seed7"'))
+    path = write_sweep(tmp_path, SWEEP + '[fail_attempts]\n"lr=0.1/hlop-seed7" = 1\n')
     with pytest.raises(ConfigError, match="unknown run 'lr=0.1/hlop-seed7'"):
         load_sweep(path)
 
@@ -97,30 +109,30 @@ def local_ray():
 
 @pytest.mark.slow
 def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(tmp_path, local_ray, capsys):
-    path = write_sweep(tmp_path)
+    path = write_sweep(tmp_path, RUNS)
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
     out = capsys.readouterr().out
-    assert "8 runs, 0 complete (kept), 8 to run" in out
-    assert "retry  lr=0.1/hlop-seed1 (attempt 2 of 2): InjectedFailure" in out
+    assert "6 runs, 0 complete (kept), 6 to run" in out
+    assert "retry  lr=0.1/finetune-seed1 (attempt 2 of 2): InjectedFailure" in out
     assert "FAILED lr=0.05/finetune-seed0 after 2 attempt(s): InjectedFailure" in out
-    assert "recovered lr=0.1/hlop-seed1 after 1 failed attempt(s)" in out
+    assert "recovered lr=0.1/finetune-seed1 after 1 failed attempt(s)" in out
     grid = tmp_path / "results" / "grid"
     assert not (grid / "lr=0.05" / "finetune-seed0.h5").exists()
-    assert len(list(grid.rglob("*.h5"))) == 7
+    assert len(list(grid.rglob("*.h5"))) == 5
     assert (grid / "sweep-comparison.png").stat().st_size > 0
     summary = (grid / "sweep-summary.txt").read_text()
-    assert "sweep grid: 7/8 runs complete" in summary and "hlop @ lr=0.1" in summary
+    assert "sweep grid: 5/6 runs complete" in summary and re.search(r"finetune @ lr=0\.1 +3 ", summary)
 
     # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs
     (grid / "lr=0.1" / "finetune-seed1.h5").unlink()
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*.h5")}
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
     out = capsys.readouterr().out
-    assert "8 runs, 6 complete (kept), 2 to run" in out
+    assert "6 runs, 4 complete (kept), 2 to run" in out
     assert sorted(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("done")) == [
         "lr=0.05/finetune-seed0", "lr=0.1/finetune-seed1"]
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
-    assert "sweep grid: 8/8 runs complete" in out
+    assert "sweep grid: 6/6 runs complete" in out
     result = read_results(grid / "lr=0.05" / "finetune-seed0.h5")
     assert result.config["train"]["lr"] == 0.05 and result.acc_matrix.shape == (3, 2)
     assert np.all(np.isfinite(result.acc_matrix))
