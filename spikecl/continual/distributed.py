@@ -205,8 +205,11 @@ def launch(nproc: int, fn: Callable[..., int], *args, **kwargs) -> int:
         raise ConfigError(f"--nproc: expected at least 1 process, got {nproc}")
     if env_world_size() > 1:
         raise ConfigError("--nproc cannot be used inside a process group that is already launched (torchrun)")
+    import logging
+
     import torch.multiprocessing as mp
 
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # the errors are reported below
     port = free_port()
     try:
         mp.start_processes(_worker, args=(nproc, port, fn, args, kwargs), nprocs=nproc, join=True, start_method="spawn")
