@@ -21,7 +21,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export]"
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export,ray]"
 	touch $@
 
 core310: $(CORE310_STAMP)
@@ -58,6 +58,7 @@ bench: $(STAMP) lava
 	$(PY) benchmarks/export_lava.py
 	$(PY) benchmarks/sdr_scaling.py
 	$(PY) benchmarks/ca3_speed.py
+	$(PY) benchmarks/distributed_throughput.py
 
 clean:
 	rm -rf $(VENV) $(CORE310) $(LAVA) results .pytest_cache

@@ -1,7 +1,7 @@
 """The ``spikecl`` command line.
 
     spikecl run EXPERIMENT.toml [--set key=value ...] [--device cpu|cuda|auto] [--seed N | --seeds 0,1,2]
-                                [--resume] [--overwrite] [--output-dir DIR]
+                                [--resume] [--overwrite] [--output-dir DIR] [--nproc N]
     spikecl report RESULTS.h5|DIR ... [--plots DIR]
 
 An experiment file's top-level ``kind`` (default ``"continual"``) picks the module that runs it
@@ -27,7 +27,7 @@ EXPERIMENT_KINDS = {
 }
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
-COMMAND_MODULES: tuple[str, ...] = ("spikecl.export.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("spikecl.export.commands", "spikecl.continual.sweep_ray")
 
 EPILOG = """examples:
   spikecl run models/pmnist5k_demo.toml                 run every method and seed of an experiment
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
 
     report = sub.add_parser("report", help="print tables and write plots from results files",
                             description="Print accuracy matrices and a method comparison (mean ± std over seeds) "
@@ -116,8 +118,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if kind not in EXPERIMENT_KINDS:
         raise ConfigError(f"kind: {kind!r} is not an experiment kind; choose from {sorted(EXPERIMENT_KINDS)}")
     module = importlib.import_module(EXPERIMENT_KINDS[kind])
-    return module.run_experiment_file(args.experiment, overrides, resume=args.resume, overwrite=args.overwrite,
-                                      progress=not args.no_progress, plots=not args.no_plots)
+    options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   plots=not args.no_plots)
+    if args.nproc != 1:
+        if kind != "continual":
+            raise ConfigError(f"--nproc: {kind!r} experiments do not train data-parallel; drop --nproc")
+        from spikecl.continual.distributed import launch
+
+        return launch(args.nproc, module.run_experiment_file, args.experiment, overrides, **options)
+    return module.run_experiment_file(args.experiment, overrides, **options)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from spikecl.config import ExperimentConfig
-from spikecl.continual import metrics
+from spikecl.continual import distributed, metrics
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.datasets import load_dataset
@@ -160,13 +160,18 @@ class ContinualRun:
             for start in range(0, len(train), t.batch_size):
                 idx = order[start:start + t.batch_size]
                 x, y, heads = self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx])
-                self.trainer.train_batch(x, y, heads, mask, self.optimizer, self.strategy, spikes)
+                self.train_step(x, y, heads, mask, spikes)
                 self.progress.iteration += 1
                 if t.eval_every and self.progress.iteration % t.eval_every == 0:
                     self._continual_eval(task)
                 if bar is not None:
                     bar.update()
         self.strategy.after_task(task, train)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor | None,
+                   generator: torch.Generator) -> None:
+        """One optimiser step on a (strategy-extended) batch ``x`` [B, ...], ``y`` [B], ``heads`` [B]."""
+        self.trainer.train_batch(x, y, heads, mask, self.optimizer, self.strategy, generator)
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
@@ -262,6 +267,18 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     for method in cfg.strategy.methods:
         validate_options(method, cfg.strategy.options)
     resolve_device(cfg.device)
+    with distributed.session(cfg.device) as world:
+        return _run_plan(cfg, resume, overwrite, progress_bar, log, world)
+
+
+def _run_plan(cfg: ExperimentConfig, resume: bool, overwrite: bool, progress_bar: bool,
+              log: Callable[[str], None], world: int) -> list[RunResult]:
+    """The body of :func:`run_experiment`; with ``world`` > 1 processes, a data-parallel run per (method, seed)."""
+    run_class = ContinualRun
+    if world > 1:
+        from spikecl.continual.data_parallel import DataParallelRun as run_class
+
+        log = log if distributed.is_main() else (lambda _: None)
     plan = [(m, s, results_path(cfg, m, s)) for s in cfg.seeds for m in cfg.strategy.methods]
     if not (resume or overwrite):
         existing = [str(path) for _, _, path in plan if path.exists()]
@@ -275,8 +292,9 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
             continue
         if overwrite:
             checkpoint_path(path).unlink(missing_ok=True)
-        result = ContinualRun(cfg, method, seed).execute(path, resume=resume, overwrite=overwrite,
-                                                        progress_bar=progress_bar)
+        result = run_class(cfg, method, seed).execute(path, resume=resume, overwrite=overwrite,
+                                                     progress_bar=progress_bar)
         log(f"{path}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}")
         out.append(result)
+    distributed.barrier()                            # rank 0 has written every results file
     return out

@@ -63,6 +63,11 @@ class _Recorder(nn.Module):
             return self._inputs[0]
         return torch.stack(self._inputs)
 
+    def set_presynaptic(self, x: torch.Tensor) -> None:
+        """Replace the recorded input by ``x`` [T, B, *in_shape] (e.g. the whole batch gathered from every
+        data-parallel process)."""
+        self._inputs = [x]
+
 
 class SpikingLayer(_Recorder):
     """A synapse, optional normalisation, LIF neurons, optional pooling of the spikes.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from spikecl.config import option
+from spikecl.continual import distributed
 from spikecl.continual.projection import ProjectionStrategy, activity_matrix
 
 
@@ -65,7 +66,9 @@ class GPM(ProjectionStrategy):
     def after_task(self, task, train):
         n = min(self.options.samples, len(train))
         self.model.record_presynaptic(True)
-        self.logits(train.x[:n], train.heads[:n])
+        part = distributed.local_slice(n)                    # data-parallel: each rank runs a shard, then
+        self.logits(train.x[part], train.heads[part])
+        distributed.gather_presynaptic(self.model, distributed.shard_sizes(n))   # all see the whole activity
         generator = torch.Generator().manual_seed(task)
         for i, p in enumerate(self.synapses):
             activity = activity_matrix(p, self.options.max_rows, generator)

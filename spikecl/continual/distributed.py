@@ -1,0 +1,221 @@
+"""Process-group plumbing for data-parallel runs: init/teardown, rank, collectives, batch sharding, a launcher.
+
+A data-parallel run has ``N`` processes (ranks) that each hold the whole model and data. Every global mini-batch of
+``B`` samples is cut into ``N`` contiguous shards of ``B // N`` or ``B // N + 1`` samples (:func:`shard_bounds`);
+rank ``r`` trains on shard ``r`` and gradients are combined with weights ``n_r / B``, which makes the N-process
+step equal to the 1-process step on the whole batch. Processes find each other through the environment variables
+``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); :func:`launch` sets
+them for ``N`` processes it spawns itself (``spikecl run --nproc N``). Backend: ``gloo`` on CPU, ``nccl`` on CUDA.
+
+Every helper is a no-op (or the identity) in a single process, so library code can call them unconditionally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+
+from spikecl.errors import ConfigError, SpikeCLError
+
+
+# -- process group --------------------------------------------------------------------------------------------
+def env_world_size() -> int:
+    """``WORLD_SIZE`` from the environment (1 when unset): the number of processes this one belongs to."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
+
+
+def world_size() -> int:
+    """Number of processes in the initialised process group (1 when there is none)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 in a single process; before init, ``RANK`` from the environment)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    """True on rank 0, the only process that prints, writes results and checkpoints."""
+    return rank() == 0
+
+
+def backend_for(device: torch.device) -> str:
+    """``nccl`` for CUDA tensors, ``gloo`` otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+@contextlib.contextmanager
+def session(device_name: str = "cpu") -> Iterator[int]:
+    """Join the process group described by the environment for the duration of the block; yields the world size.
+
+    Does nothing in a single process (``WORLD_SIZE`` unset or 1) or when a group is already initialised (then the
+    caller owns it). With CUDA each process uses ``cuda:LOCAL_RANK``.
+    """
+    size = env_world_size()
+    if size <= 1 or dist.is_initialized():
+        yield world_size()
+        return
+    cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend_for(torch.device("cuda" if cuda else "cpu")))
+    try:
+        yield world_size()
+    finally:
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
+# -- collectives ----------------------------------------------------------------------------------------------
+def shard_sizes(n: int, size: int | None = None) -> list[int]:
+    """Samples of each rank when ``n`` samples are split into contiguous shards (the first ``n % size`` get one
+    more)."""
+    size = world_size() if size is None else size
+    return [n // size + (1 if r < n % size else 0) for r in range(size)]
+
+
+def shard_bounds(n: int, size: int | None = None, index: int | None = None) -> tuple[int, int]:
+    """``(start, stop)`` of rank ``index``'s contiguous shard of ``n`` samples (whole range in one process)."""
+    sizes = shard_sizes(n, size)
+    index = rank() if index is None else index
+    start = sum(sizes[:index])
+    return start, start + sizes[index]
+
+
+def local_slice(n: int) -> slice:
+    """This rank's shard of ``n`` samples as a slice; an empty shard becomes the first sample as a placeholder
+    (so every rank runs the same collectives), which callers weight by 0 or drop with :func:`gather_shards`."""
+    start, stop = shard_bounds(n)
+    return slice(start, stop) if stop > start else slice(0, min(1, n))
+
+
+def _comm_device() -> torch.device:
+    """Where collective buffers must live: the current CUDA device for ``nccl``, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def all_reduce_sum_(tensors: Sequence[torch.Tensor]) -> None:
+    """Sum each tensor over all ranks in place (one flat all-reduce; no-op in a single process)."""
+    tensors = list(tensors)
+    if world_size() == 1 or not tensors:
+        return
+    dtype = tensors[0].dtype if all(t.dtype == tensors[0].dtype for t in tensors) else torch.float64
+    flat = torch.cat([t.reshape(-1).to(_comm_device(), dtype) for t in tensors])
+    dist.all_reduce(flat)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def gather_shards(local: torch.Tensor, counts: Sequence[int], dim: int = 0) -> torch.Tensor:
+    """Concatenate every rank's ``local`` along ``dim`` in rank order; rank ``r`` contributes its first
+    ``counts[r]`` entries along ``dim`` (shards may differ in size; a rank with 0 samples may hold a dummy one)."""
+    if world_size() == 1:
+        return local.narrow(dim, 0, counts[0])
+    longest = max(max(counts), 1)
+    shape = list(local.shape)
+    shape[dim] = longest
+    padded = local.new_zeros(shape)
+    take = min(local.shape[dim], longest)
+    padded.narrow(dim, 0, take).copy_(local.narrow(dim, 0, take))
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([part.narrow(dim, 0, c) for part, c in zip(parts, counts)], dim=dim)
+
+
+def gather_presynaptic(model, counts: Sequence[int]) -> None:
+    """Replace the presynaptic input each recording layer of ``model`` kept from this rank's shard
+    (``[T, b, ...]``) by the whole batch's (``[T, B, ...]``, shards in rank order): statistics of activity (HLOP's
+    Hebbian updates, GPM's representation matrices) then see exactly what one process would see."""
+    if world_size() == 1:
+        return
+    for layer in model.plastic_layers():
+        if layer.record:
+            layer.set_presynaptic(gather_shards(layer.presynaptic(), counts, dim=1))
+
+
+def broadcast_(tensors: Sequence[torch.Tensor], src: int = 0) -> None:
+    """Overwrite each tensor with rank ``src``'s value (no-op in a single process)."""
+    if world_size() == 1:
+        return
+    for t in tensors:
+        dist.broadcast(t, src)
+
+
+# -- launcher -------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port on localhost that was free a moment ago (for ``MASTER_PORT``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_launcher() -> None:
+    """On Linux, have the kernel send SIGTERM to this process when its launcher dies (no orphaned trainers)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))          # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _worker(index: int, nproc: int, port: int, fn: Callable[..., int], args: tuple, kwargs: dict) -> None:
+    """Body of a spawned process: torchrun's environment variables, then ``fn(*args, **kwargs)``; exits with its
+    code."""
+    _die_with_launcher()
+    os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
+                       "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    try:
+        code = fn(*args, **kwargs)
+    except SpikeCLError as exc:
+        print(f"spikecl: error (rank {index}): {exc}", file=sys.stderr)
+        code = 2
+    sys.stdout.flush()
+    if code:
+        sys.exit(code)
+
+
+def launch(nproc: int, fn: Callable[..., int], *args, **kwargs) -> int:
+    """Run ``fn(*args, **kwargs)`` in ``nproc`` new processes (``torch.multiprocessing``, start method ``spawn``) that form one
+    process group, like ``torchrun --nproc_per_node nproc``; returns the first non-zero exit code, else 0.
+
+    ``fn`` must be importable by name (a module-level function). If one process fails, the others are terminated.
+    """
+    if nproc < 1:
+        raise ConfigError(f"--nproc: expected at least 1 process, got {nproc}")
+    if env_world_size() > 1:
+        raise ConfigError("--nproc cannot be used inside a process group that is already launched (torchrun)")
+    import logging
+
+    import torch.multiprocessing as mp
+
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # the errors are reported below
+    port = free_port()
+    try:
+        mp.start_processes(_worker, args=(nproc, port, fn, args, kwargs), nprocs=nproc, join=True, start_method="spawn")
+    except mp.ProcessExitedException as exc:
+        return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
+    except mp.ProcessRaisedException as exc:
+        print(f"spikecl: a training process failed:\n{exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,220 @@
+"""Data-parallel training (gloo, CPU): a 2-process run with global batch B learns what the 1-process run with batch
+B learns — the same HLOP lateral subspaces, GPM bases, EWC Fisher, SI importances, replay buffers, weights and
+accuracy matrix, to float32 rounding — and a killed 2-process run resumes from its checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.config import experiment_from_dict
+from spikecl.continual import distributed
+from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path
+from spikecl.io import read_results
+
+METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
+SMALL = {
+    "name": "dp", "seeds": [0],
+    "data": {"dataset": "digits"},
+    "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3, "train_per_task": 351},
+    "network": {"hidden": [32], "num_steps": 4},
+    # 6 optimiser steps per task: 5 batches split 35/35, then one sample (351 = 5·70 + 1), which leaves rank 1 an
+    # empty shard (it computes on a placeholder sample with weight 0)
+    "train": {"epochs": 1, "batch_size": 70, "lr": 0.1, "eval_every": 3, "eval_samples": 101},
+    "strategy": {"methods": METHODS, "hlop": {"neurons": [[20, 10], [10]]}, "gpm": {"samples": 101},
+                 "ewc": {"fisher_samples": 51, "lam": 10.0}, "replay": {"per_class": 3, "batch_size": 11}},
+}
+
+
+# task-incremental split digits (one readout head per task: heads without samples get no gradient), online
+# trace-based training, and two strategies combined
+TASK_IL_ONLINE = {**SMALL, "name": "dp-til", "stream": {"kind": "split", "scenario": "task", "n_tasks": 3,
+                                                          "classes_per_task": 3},
+                  "train": {**SMALL["train"], "trainer": "online", "batch_size": 50},
+                  "strategy": {"gpm": {"samples": 51}, "replay": {"per_class": 3, "batch_size": 7}}}
+CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay")}
+
+
+def _config(output_dir, raw=SMALL, device="cpu"):
+    return experiment_from_dict({**raw, "output_dir": str(output_dir), "device": device})
+
+
+def _run_and_keep_state(output_dir: str, device: str = "cpu", cases: tuple = tuple(CASES)) -> int:
+    """Every case as a data-parallel run; rank 0 writes the results and the strategies' final states."""
+    from spikecl.continual.data_parallel import DataParallelRun
+
+    with distributed.session(device) as world:
+        assert world == 2
+        for case in cases:
+            raw, method = CASES[case]
+            cfg = _config(output_dir, raw, device)
+            run = DataParallelRun(cfg, method, 0)
+            run.execute(results_path(cfg, method, 0), progress_bar=False)
+            if distributed.is_main():
+                torch.save(run.strategy.state_dict(), f"{output_dir}/{case}-state.pt")
+    return 0
+
+
+@pytest.fixture(scope="module")
+def one_and_two(tmp_path_factory):
+    """{case: (1-process run, 2-process results, 2-process strategy state)}."""
+    one_dir, two_dir = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    assert distributed.launch(2, _run_and_keep_state, str(two_dir)) == 0
+    out = {}
+    for case, (raw, method) in CASES.items():
+        run = ContinualRun(_config(one_dir, raw), method, 0)
+        run.execute(progress_bar=False)
+        two = read_results(results_path(_config(two_dir, raw), method, 0))
+        out[case] = (run, two, torch.load(two_dir / f"{case}-state.pt"))
+    return out
+
+
+def _assert_same_run(run, two):
+    one = run.result()
+    np.testing.assert_allclose(two.acc_matrix, one.acc_matrix, atol=1e-6)
+    np.testing.assert_allclose(two.curve_accuracy, one.curve_accuracy, atol=1e-6)
+    for name, value in one.model.items():
+        np.testing.assert_allclose(two.model[name], value, atol=2e-5, err_msg=name)
+    assert two.acc_matrix[1, 0] > 0.3                     # it learned something (chance: 0.1)
+
+
+def _principal_angle_cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosines of the principal angles between the row spaces of ``a`` and ``b``."""
+    qa, qb = (torch.linalg.qr(m.T.double())[0] for m in (a, b))
+    return torch.linalg.svdvals(qa.T @ qb)
+
+
+@pytest.mark.slow
+def test_hlop_two_processes_learn_the_same_lateral_subspace(one_and_two):
+    run, two, state = one_and_two["hlop"]
+    _assert_same_run(run, two)
+    for name, h in run.strategy.h_old.items():
+        assert h.shape == state["h_old"][name].shape and h.shape[0] > 0
+        torch.testing.assert_close(state["h_old"][name], h, atol=2e-5, rtol=0)
+        cosines = _principal_angle_cosines(h, state["h_old"][name])
+        assert cosines.min() > 1 - 1e-6, name                  # principal angles ~ 0
+    np.testing.assert_array_equal(two.extra["subspace_dims"], run.result().extra["subspace_dims"])
+    # the subspace was learned, not just initialised: task 0's 20 input-layer neurons capture most input energy
+    from spikecl.continual.strategies.hlop import orthonormal_rows
+
+    x = run.train_sets[0].x.flatten(1)
+    learned = orthonormal_rows(state["h_old"]["layers.0"][:20])
+    assert ((x @ learned.T) ** 2).sum() / (x ** 2).sum() > 0.6             # measured 0.74; random 20-d: ~0.32
+
+
+@pytest.mark.slow
+def test_gpm_two_processes_learn_the_same_bases(one_and_two):
+    run, two, state = one_and_two["gpm"]
+    _assert_same_run(run, two)
+    for name, basis in run.strategy.bases.items():
+        other = state["bases"][name]
+        assert basis.shape == other.shape and basis.shape[0] > 0
+        torch.testing.assert_close(other.T @ other, basis.T @ basis, atol=1e-5, rtol=0)   # same projector
+
+
+@pytest.mark.slow
+def test_ewc_si_replay_two_processes_match_one(one_and_two):
+    ewc, ewc_two, ewc_state = one_and_two["ewc"]
+    _assert_same_run(ewc, ewc_two)
+    for name, f in ewc.strategy.fisher.items():
+        assert f.abs().sum() > 0
+        torch.testing.assert_close(ewc_state["fisher"][name], f, rtol=1e-3, atol=1e-6 * f.abs().max().item())
+    si, si_two, si_state = one_and_two["si"]
+    _assert_same_run(si, si_two)
+    for name, omega in si.strategy.omega.items():
+        torch.testing.assert_close(si_state["omega"][name], omega, rtol=1e-3, atol=1e-7)
+    replay, replay_two, replay_state = one_and_two["replay"]
+    _assert_same_run(replay, replay_two)
+    np.testing.assert_array_equal(replay_state["buffer"]["y"].numpy(), replay.strategy.buffer.y.numpy())
+
+
+@pytest.mark.slow
+def test_task_incremental_online_combined_strategies_match_one_process(one_and_two):
+    run, two, state = one_and_two["task-il"]
+    assert len(run.net.readout.heads) == 3
+    _assert_same_run(run, two)
+    for name, basis in run.strategy.parts[0].bases.items():
+        other = state["gpm"]["bases"][name]
+        torch.testing.assert_close(other.T @ other, basis.T @ basis, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(state["replay"]["buffer"]["y"].numpy(), run.strategy.parts[1].buffer.y.numpy())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_two_gpus_nccl_match_one_gpu(tmp_path):
+    assert distributed.launch(2, _run_and_keep_state, str(tmp_path / "two"), "cuda", ("hlop", "task-il")) == 0
+    for case in ("hlop", "task-il"):
+        raw, method = CASES[case]
+        run = ContinualRun(_config(tmp_path / "one", raw, "cuda"), method, 0)
+        run.execute(progress_bar=False)
+        _assert_same_run(run, read_results(results_path(_config(tmp_path / "two", raw, "cuda"), method, 0)))
+
+
+def test_shards_cover_a_batch_in_order():
+    assert distributed.shard_sizes(70, 2) == [35, 35]
+    assert distributed.shard_sizes(5, 3) == [2, 2, 1]
+    assert distributed.shard_sizes(1, 2) == [1, 0]
+    assert [distributed.shard_bounds(5, 3, r) for r in range(3)] == [(0, 2), (2, 4), (4, 5)]
+    assert distributed.world_size() == 1 and distributed.is_main()
+    assert distributed.local_slice(7) == slice(0, 7)       # a single process keeps the whole batch
+
+
+def test_nproc_must_be_positive(tmp_path, capsys):
+    from spikecl.cli import main
+
+    exp = tmp_path / "e.toml"
+    exp.write_text('[data]\ndataset = "digits"\n')
+    assert main(["run", str(exp), "--nproc", "0"]) == 2
+    assert "--nproc: expected at least 1 process" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, one_and_two):
+    """SIGKILL a ``--nproc 2`` run (all its processes) after its first checkpoint; resumed by two processes
+    started the way torchrun starts them (environment variables), it continues from the checkpoint and ends where
+    an uninterrupted 1-process run ends."""
+    raw = {**SMALL, "name": "killed", "strategy": {"methods": ["hlop"], "hlop": SMALL["strategy"]["hlop"]}}
+    exp = tmp_path / "killed.toml"
+    exp.write_text(_toml(raw))
+    base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+            "--output-dir", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(base + ["--nproc", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    results = tmp_path / "killed" / "hlop-seed0.h5"
+    ckpt = checkpoint_path(results)
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+    os.killpg(proc.pid, signal.SIGKILL)                   # the launcher and both training processes
+    proc.wait()
+    assert not results.exists()
+    saved = torch.load(ckpt, weights_only=False)["progress"]
+    assert 1 <= saved["next_task"] < 3
+    torchrun = {**env, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(distributed.free_port())}
+    ranks = [subprocess.Popen(base + ["--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**torchrun, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
+    outputs = [p.communicate(timeout=300) for p in ranks]
+    assert [p.returncode for p in ranks] == [0, 0], outputs
+    assert "hlop" in outputs[0][0] and outputs[1][0] == ""          # only rank 0 reports
+    two = read_results(results)
+    np.testing.assert_array_equal(two.task_seconds[:saved["next_task"]], saved["task_seconds"])  # not re-trained
+    one = one_and_two["hlop"][0].result()                 # the same experiment in one process, uninterrupted
+    np.testing.assert_allclose(two.acc_matrix, one.acc_matrix, atol=1e-6)
+    for name, value in one.model.items():
+        np.testing.assert_allclose(two.model[name], value, atol=2e-5, err_msg=name)
+    assert not ckpt.exists()
+
+
+def _toml(raw: dict, prefix: str = "") -> str:
+    """A nested dict of scalars and lists as TOML (enough for experiment files)."""
+    import json
+
+    scalars = [f"{k} = {json.dumps(v)}" for k, v in raw.items() if not isinstance(v, dict)]
+    tables = [f"\n[{prefix}{k}]\n" + _toml(v, f"{prefix}{k}.") for k, v in raw.items() if isinstance(v, dict)]
+    return "\n".join(scalars) + "\n" + "".join(tables)

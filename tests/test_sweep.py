@@ -1,0 +1,145 @@
+"""Sweeps: planning (grid × methods × seeds, validated before anything runs) and execution on a local Ray instance
+with a retried failure, a permanent failure, and a re-run that trains only what is missing."""
+
+import re
+
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+from spikecl.continual.sweep import load_sweep, point_label
+from spikecl.errors import ConfigError
+from spikecl.io import read_results
+
+BASE = """name = "tiny"
+seeds = [0]
+[data]
+dataset = "digits"
+[stream]
+kind = "permuted"
+n_tasks = 2
+train_per_task = 128
+test_per_task = 100
+[network]
+hidden = [16]
+[train]
+epochs = 1
+batch_size = 64
+lr = 0.1
+[strategy]
+methods = ["finetune"]
+"""
+
+SWEEP = """base = "base.toml"
+name = "grid"
+output_dir = "{out}"
+methods = ["finetune", "hlop"]
+seeds = [0, 1]
+max_retries = 1
+num_cpus = 2
+[set]
+"strategy.hlop.neurons" = [[8, 4]]
+[grid]
+"train.lr" = [0.05, 0.1]
+"""
+# 6 runs (2 points x 3 seeds); one run fails once, one on every attempt
+RUNS = """base = "base.toml"
+name = "grid"
+output_dir = "{out}"
+points = [{{"train.lr" = 0.05}}, {{"train.lr" = 0.1}}]
+methods = ["finetune"]
+seeds = [0, 1, 2]
+max_retries = 1
+num_cpus = 2
+[fail_attempts]
+"lr=0.1/finetune-seed1" = 1
+"lr=0.05/finetune-seed0" = 5
+"""
+
+
+def write_sweep(tmp_path, text=SWEEP):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.format(out=tmp_path / "results"))
+    return path
+
+
+def test_plan_is_grid_times_methods_times_seeds(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path))
+    assert len(sweep.runs) == 8
+    assert sweep.runs[0].id == "lr=0.05/finetune-seed0"
+    assert sweep.runs[-1].results == tmp_path / "results" / "grid" / "lr=0.1" / "hlop-seed1.h5"
+    assert {r.raw["train"]["lr"] for r in sweep.runs} == {0.05, 0.1}
+    assert all(r.raw["strategy"]["hlop"]["neurons"] == [[8, 4]] for r in sweep.runs)
+    assert point_label({"strategy.hlop.lr": 1.5, "train.epochs": 2}) == "hlop.lr=1.5_epochs=2"
+
+
+@pytest.mark.parametrize("change, message", [
+    ('"train.lr" = [0.05, 0.1]', None),
+    ('"train.lr" = []', "grid.train.lr: expected a non-empty list"),
+    ('"train.lrate" = [0.1]', "unknown key 'train.lrate'"),
+    ('"train.lr" = [-1.0]', "train.lr: -1.0 is below the minimum"),
+])
+def test_bad_grid_values_fail_before_anything_runs(tmp_path, change, message):
+    path = write_sweep(tmp_path, SWEEP.replace('"train.lr" = [0.05, 0.1]', change))
+    if message is None:
+        load_sweep(path)
+        return
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(path)
+
+
+def test_unknown_run_in_fail_attempts_is_an_error(tmp_path):
+    path = write_sweep(tmp_path, SWEEP + '[fail_attempts]\n"lr=0.1/hlop-seed7" = 1\n')
+    with pytest.raises(ConfigError, match="unknown run 'lr=0.1/hlop-seed7'"):
+        load_sweep(path)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the module; the sweep command reuses it."""
+    pytest.importorskip("ray")
+    from spikecl.continual.sweep_ray import start_ray
+
+    ray, started = start_ray(num_cpus=2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(tmp_path, local_ray, capsys):
+    path = write_sweep(tmp_path, RUNS)
+    assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
+    out = capsys.readouterr().out
+    assert "6 runs, 0 complete (kept), 6 to run" in out
+    assert "retry  lr=0.1/finetune-seed1 (attempt 2 of 2): InjectedFailure" in out
+    assert "FAILED lr=0.05/finetune-seed0 after 2 attempt(s): InjectedFailure" in out
+    assert "recovered lr=0.1/finetune-seed1 after 1 failed attempt(s)" in out
+    grid = tmp_path / "results" / "grid"
+    assert not (grid / "lr=0.05" / "finetune-seed0.h5").exists()
+    assert len(list(grid.rglob("*.h5"))) == 5
+    assert (grid / "sweep-comparison.png").stat().st_size > 0
+    summary = (grid / "sweep-summary.txt").read_text()
+    assert "sweep grid: 5/6 runs complete" in summary and re.search(r"finetune @ lr=0\.1 +3 ", summary)
+
+    # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs
+    (grid / "lr=0.1" / "finetune-seed1.h5").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*.h5")}
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
+    out = capsys.readouterr().out
+    assert "6 runs, 4 complete (kept), 2 to run" in out
+    assert sorted(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("done")) == [
+        "lr=0.05/finetune-seed0", "lr=0.1/finetune-seed1"]
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert "sweep grid: 6/6 runs complete" in out
+    result = read_results(grid / "lr=0.05" / "finetune-seed0.h5")
+    assert result.config["train"]["lr"] == 0.05 and result.acc_matrix.shape == (3, 2)
+    assert np.all(np.isfinite(result.acc_matrix))
+
+
+def test_shipped_sweep_validates():
+    from pathlib import Path
+
+    sweep = load_sweep(Path(__file__).parents[1] / "models" / "sweeps" / "pmnist5k_lr.toml")
+    assert len(sweep.runs) == 12 and sweep.runs[0].raw["train"]["epochs"] == 1
