@@ -40,7 +40,7 @@ class HLOPOptions:
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
     lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
-    iterations: int = option(20, low=1, doc="Hebbian steps per mini-batch")
+    iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
     decay_batches: float = option(0.0, low=0.0,
                                   doc="Hebbian step lr / (1 + b / decay_batches) on a task's b-th mini-batch, "
@@ -97,21 +97,21 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
     if x.shape[0] >= n:
         return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp)
     span = torch.cat([h_new, velocity, residual_old])                             # Z [2k + B, n]
-    x_span = x @ span.T                                                 # X Zᵀ [B, 2k + B]
+    x_span = x @ span.T                                                           # X Zᵀ [B, 2k + B]
     eye = torch.eye(k, dtype=x.dtype, device=x.device)
     coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
     coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
     eta = lr / residual_energy(residual_old).item() / x.shape[0]
+    gain = eta * (1 - momentum) if momentum else eta       # the step's weight in the velocity (or in H)
+    moving = coef_v if momentum else coef_h
     for _ in range(iterations):
         y = _quantise(x_span @ coef_h.T, levels)                                  # Y = X Hᵀ [B, k]
-        step = -(y.T @ y) @ coef_h                                                # −YᵀY H ...
-        step[:, 2 * k:] += y.T                                                    # ... + Yᵀ R_old
-        step *= eta
         if momentum:
-            coef_v = momentum * coef_v + (1 - momentum) * step
-            coef_h = coef_h + coef_v
-        else:
-            coef_h = coef_h + step
+            coef_v.mul_(momentum)
+        moving.sub_((y.T @ y) @ coef_h, alpha=gain)                               # −η YᵀY H ...
+        moving[:, 2 * k:].add_(y.T, alpha=gain)                                   # ... + η Yᵀ R_old
+        if momentum:
+            coef_h.add_(coef_v)
     new_h = coef_h @ span
     new_velocity = coef_v @ span if momentum else velocity
     return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
