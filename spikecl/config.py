@@ -66,6 +66,11 @@ class StreamConfig:
     test_per_task: int = option(0, low=0, doc="subsample each task's test set; 0 = all")
     first_task_identity: bool = option(False, doc="permuted streams: task 0 is the unpermuted data")
     max_angle_deg: float = option(180.0, low=0.0, high=360.0)
+    input_code: str = option("dense", choices=("dense", "flyhash"),
+                             doc="dense: the pixels; flyhash: each image as a k-winners SDR (spikecl.sdr.input_code)")
+    code_units: int = option(2048, low=2, high=1 << 20, doc="flyhash: code cells")
+    code_sparsity: float = option(0.05, low=1e-4, high=0.5, doc="flyhash: fraction of code cells active")
+    code_sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="flyhash: fraction of pixels each cell sums")
 
 
 @dataclass
@@ -224,6 +229,8 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("seeds: expected at least one seed")
     if not cfg.strategy.methods:
         raise ConfigError("strategy.methods: expected at least one method")
+    if cfg.stream.input_code != "dense" and cfg.network.kind != "mlp":
+        raise ConfigError(f"stream.input_code: {cfg.stream.input_code!r} codes are flat; use network.kind = \"mlp\"")
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
     return cfg

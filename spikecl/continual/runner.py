@@ -60,10 +60,15 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed."""
     dataset = load_dataset(cfg.data.dataset, cfg.data.data_dir or None, seed=DATA_SPLIT_SEED)
     s = cfg.stream
-    return make_stream(dataset, s.kind, s.n_tasks, s.scenario, seed=seed,
-                       classes_per_task=s.classes_per_task or None, max_angle_deg=s.max_angle_deg,
-                       first_task_identity=s.first_task_identity, train_per_task=s.train_per_task or None,
-                       test_per_task=s.test_per_task or None)
+    stream = make_stream(dataset, s.kind, s.n_tasks, s.scenario, seed=seed,
+                         classes_per_task=s.classes_per_task or None, max_angle_deg=s.max_angle_deg,
+                         first_task_identity=s.first_task_identity, train_per_task=s.train_per_task or None,
+                         test_per_task=s.test_per_task or None)
+    if s.input_code == "flyhash":
+        from spikecl.sdr.input_code import code_stream
+
+        stream = code_stream(stream, s.code_units, s.code_sparsity, s.code_sample_frac, seed=seed)
+    return stream
 
 
 @dataclass
