@@ -34,6 +34,11 @@ EPILOG = """examples:
   spikecl run models/pmnist5k_demo.toml --seeds 0,1,2 --set train.epochs=3 --set 'strategy.methods=["ewc"]'
   spikecl run models/pmnist5k_demo.toml --resume        continue a killed run; completed runs are kept
   spikecl report results/pmnist5k-demo                  tables and PNG plots of finished runs
+  spikecl run models/ca3_cam.toml                       CA3 memory: recorded experiment, stress suite, plots
+  spikecl run models/sparsey_mnist5k.toml               Sparsey coder: one pass over MNIST-5k
+  spikecl export results/X/finetune-seed0.h5 -o net.h5  quantise to Loihi fixed point (netx HDF5)
+  spikecl deploy net.h5 --backend lava-sim              run it on Lava's fixed-point simulation
+  spikecl sweep models/sweeps/pmnist5k_lr.toml          many runs as Ray tasks, mean ± std at the end
 """
 
 
@@ -47,7 +52,8 @@ def _seeds(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikecl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Continual learning in spiking neural networks: run experiments, report results.")
+        description="Continual learning in spiking neural networks, spiking memories (CA3, Sparsey SDRs) and their "
+                    "export to neuromorphic hardware: run experiments, report, export, deploy, sweep.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
