@@ -117,14 +117,20 @@ class StrategyConfig:
 
 
 @dataclass
-class ExperimentConfig:
-    """A whole experiment: one run per (method, seed)."""
+class RunHeader:
+    """The top-level keys every experiment file has, whatever its kind (subclasses narrow ``kind``)."""
 
     kind: str = option("continual", choices=("continual",), doc="experiment kind; the CLI dispatches on it")
     name: str = option("experiment")
-    seeds: list[int] = option([0])
+    seeds: list[int] = option([0], low=0)
     device: str = option("cpu", choices=("cpu", "cuda", "auto"))
     output_dir: str = option("results")
+
+
+@dataclass
+class ExperimentConfig(RunHeader):
+    """A whole continual-learning experiment: one run per (method, seed)."""
+
     data: DataConfig = field(default_factory=DataConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from spikecl.config import apply_overrides, from_dict, load_toml, option
+from spikecl.config import RunHeader, apply_overrides, from_dict, load_toml, option
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import atomic_write, environment, open_for_reading
 from spikecl.memory.cam import BACKENDS, CA3Memory
@@ -64,14 +64,11 @@ class StressConfig:
 
 
 @dataclass
-class CA3ExperimentConfig:
+class CA3ExperimentConfig(RunHeader):
     """A whole ``ca3`` experiment file."""
 
     kind: str = option("ca3", choices=("ca3",))
     name: str = option("ca3")
-    seeds: list[int] = option([0])
-    device: str = option("cpu", choices=("cpu", "cuda", "auto"))
-    output_dir: str = option("results")
     functional: FunctionalConfig = field(default_factory=FunctionalConfig)
     stress: StressConfig = field(default_factory=StressConfig)
     params: dict[str, float] = option({}, doc="CA3Params overrides")

@@ -30,7 +30,7 @@ from typing import Iterable
 
 import numpy as np
 
-from spikecl.config import DataConfig, apply_overrides, from_dict, load_toml, option
+from spikecl.config import DataConfig, RunHeader, apply_overrides, from_dict, load_toml, option
 from spikecl.errors import ConfigError, DataError, ExistsError, require
 from spikecl.io import SCHEMA, SCHEMA_VERSION, atomic_write, environment
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
@@ -64,15 +64,11 @@ class EvalConfig:
 
 
 @dataclass
-class SparseyExperimentConfig:
-    """An experiment file of kind ``"sparsey"``."""
+class SparseyExperimentConfig(RunHeader):
+    """An experiment file of kind ``"sparsey"`` (``device``: where the spiking check runs; the coder is numpy)."""
 
     kind: str = option("sparsey", choices=("sparsey",))
     name: str = option("sparsey")
-    seeds: list[int] = option([0], low=0)
-    device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where the spiking check runs (the coder "
-                                                                     "itself runs on numpy)")
-    output_dir: str = option("results")
     data: DataConfig = field(default_factory=DataConfig)
     coder: SparseyConfig = field(default_factory=SparseyConfig)
     baseline: SpatialPoolerConfig = field(default_factory=SpatialPoolerConfig)
