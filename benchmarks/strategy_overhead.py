@@ -4,7 +4,8 @@ For every method, task 1 of a Permuted MNIST-5k stream is trained for one epoch 
 methods have a consolidated subspace to project against and new lateral neurons to train). Prints seconds per epoch
 and the ratio to fine-tune (HLOP's target: within 1.5x).
 
-    python benchmarks/strategy_overhead.py [--hidden 256] [--steps 4] [--trainer bptt] [--repeats 3]
+    python benchmarks/strategy_overhead.py [--hidden 800] [--steps 4] [--trainer bptt] [--repeats 3]
+                                           [--hlop iterations=10] [--hlop final_passes=1]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import tomllib
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
@@ -21,18 +23,21 @@ METHODS = ("finetune", "ewc", "si", "replay", "gpm", "hlop")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=800)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
+                        help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
+    hlop = {"neurons": [[80, 300, 300], [70, 100, 100]], **tomllib.loads("\n".join(args.hlop))}
     methods = args.methods.split(",")
     cfg = experiment_from_dict({
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},
         "network": {"hidden": [args.hidden, args.hidden], "num_steps": args.steps},
         "train": {"trainer": args.trainer, "epochs": 1},
-        "strategy": {"methods": methods, "hlop": {"neurons": [[80, 120, 120], [60, 40, 40]]}}})
+        "strategy": {"methods": methods, "hlop": hlop}})
     runs = {}
     for method in methods:
         run = ContinualRun(cfg, method, seed=0)
@@ -46,7 +51,7 @@ def main() -> None:
             seconds[method].append(time.perf_counter() - start)
     base = statistics.median(seconds["finetune"]) if "finetune" in seconds else None
     print(f"one epoch of task 2 (4,000 samples), MLP 784-{args.hidden}-{args.hidden}-10, T={args.steps}, "
-          f"{args.trainer}, median of {args.repeats}")
+          f"{args.trainer}, median of {args.repeats}; HLOP {hlop}")
     for method, values in seconds.items():
         median = statistics.median(values)
         ratio = f"{median / base:6.2f}x fine-tune" if base else ""

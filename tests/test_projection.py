@@ -119,6 +119,30 @@ def test_projected_training_leaves_old_responses_unchanged(method):
     assert drift < 0.01
 
 
+@pytest.mark.parametrize("k", [3, 9, 12])
+def test_projection_through_the_complement_equals_the_direct_one(k):
+    """Once most dimensions are protected, gradients are kept in the (smaller) complement: same result."""
+    from spikecl.continual.projection import ProjectionStrategy, complement_rows
+
+    g = torch.Generator().manual_seed(k)
+    net = build_mlp(12, [5], 3)
+    basis = orthonormal_rows(torch.randn(k, 12, generator=g))
+    complement = complement_rows(basis)
+    assert complement.shape == (12 - k, 12)
+    torch.testing.assert_close(complement @ basis.T, torch.zeros(12 - k, k), atol=1e-6, rtol=0)
+    p = protected_synapses(net)[0]
+    grad = torch.randn(5, 12, generator=g)
+    expected = grad - grad @ basis.T @ basis
+    p.weight.grad = grad.clone()
+    project_gradient(p, basis, complement)
+    torch.testing.assert_close(p.weight.grad, expected, atol=1e-5, rtol=0)
+    strategy = ProjectionStrategy(net)
+    p.weight.grad = grad.clone()
+    strategy.project({"layers.0": basis, "readout": net.readout.heads[0].weight.new_zeros(0, 5)})
+    torch.testing.assert_close(p.weight.grad, expected, atol=1e-5, rtol=0)
+    assert (strategy._complements["layers.0"][1] is not None) == (2 * k > 12)
+
+
 def test_conv_patch_projection_equals_weight_gradient_projection():
     torch.manual_seed(0)
     net = build_cnn((2, 8, 8), [3], 4, batch_norm=False)
@@ -148,6 +172,9 @@ def test_activity_matrix_shapes():
     assert activity_matrix(synapses[0]).shape == (5 * 64, 18)
     assert activity_matrix(synapses[1], max_rows=10).shape == (10, 27)
     assert activity_matrix(synapses[2]).shape == (5, 16)
+    rates, steps = activity_matrix(synapses[2]), activity_matrix(synapses[2], activity="steps")
+    assert steps.shape == (3 * 5, 16)                                   # one row per time step and sample
+    torch.testing.assert_close(steps.reshape(3, 5, 16).mean(dim=0), rates)
     multi = build_mlp(10, [8], 3, n_heads=2)
     assert [s.name for s in protected_synapses(multi)] == ["layers.0"]   # per-task heads are not projected
 
@@ -173,3 +200,32 @@ def test_batch_norm_is_frozen_after_the_first_task(method):
     assert not bn.training and not bn.weight.requires_grad
     for before, after in zip(frozen, (bn.weight, bn.bias, bn.running_mean, bn.running_var)):
         torch.testing.assert_close(before, after)
+
+
+@pytest.mark.parametrize("step_rows", [0, 1])
+def test_final_hebbian_passes_capture_more_of_the_task_activity(step_rows):
+    """Lateral neurons that take extra passes over a task with the weights fixed hold more of its activity (also
+    when each mini-batch's update uses only B of its T·B time-step rows)."""
+    g = torch.Generator().manual_seed(3)
+    data = TaskData(0, torch.rand(256, 12, generator=g) * torch.linspace(1.0, 0.05, 12),
+                    torch.randint(0, 3, (256,), generator=g), torch.zeros(256, dtype=torch.long))
+    captured = {}
+    for passes in (0, 3):
+        torch.manual_seed(0)
+        net = build_mlp(12, [16], 3)
+        options = {"neurons": [[4, 6]], "final_passes": passes, "lr": 0.5, "step_rows": step_rows}
+        s = build_strategy("hlop", net, {"hlop": options}, Simulation(num_steps=3))
+        s.before_task(0, data, [data])
+        with torch.no_grad():
+            for batch in range(0, 256, 64):          # training batches: activity recorded, Hebbian update
+                s.logits(data.x[batch:batch + 64], data.heads[batch:batch + 64])
+                assert s.row_budget(s.synapses[0]) == (64 if step_rows else 4096)
+                s.hebbian_update()
+        s.after_task(0, data)
+        net.record_presynaptic(True)
+        with torch.no_grad():
+            s.logits(data.x, data.heads)
+        x = activity_matrix(s.synapses[0], activity="steps")
+        basis = s.basis["layers.0"]
+        captured[passes] = float(((x @ basis.T) ** 2).sum() / (x * x).sum())
+    assert captured[3] > captured[0] + 0.02, captured

@@ -53,10 +53,9 @@ def test_presynaptic_records():
     assert shapes == [(5, 4, 12), (5, 4, 8), (5, 4, 6)]
     assert torch.equal(net.layers[0].presynaptic(), x)
     list(net.online_steps(x, torch.tensor([0, 1, 0, 1])))
-    traces = net.layers[0].presynaptic()
-    assert traces.shape == (5, 4, 12)
-    # online records are the presynaptic traces a[t] = beta a[t-1] + x[t]
-    torch.testing.assert_close(traces[1], 0.9 * x[0] + x[1])
+    # online steps record the same per-step inputs (the spikes that drive the neurons, not the traces the weight
+    # gradient uses), so a subspace learned from them protects every step's response
+    assert torch.equal(net.layers[0].presynaptic(), x)
 
 
 def test_trace_synapse_gradient_is_error_times_trace():

@@ -1,11 +1,15 @@
 """Strategies behind the one contract: registry, options, and what each event does."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from spikecl.continual.strategies import build_strategy, validate_options
 from spikecl.continual.strategy import Combined, Simulation, Strategy, TaskData
 from spikecl.errors import ConfigError
+from spikecl.snn.encoders import encode
 from spikecl.snn import build_mlp, make_trainer
 
 SIM = Simulation(num_steps=2)
@@ -105,6 +109,35 @@ def test_replay_buffer_per_class_and_resumable_sampling():
     other.load_state_dict(state)
     x2, _, _ = other.batch(task(1).x, task(1).y, task(1).heads)
     assert torch.equal(x, x2)
+
+
+def test_replay_after_task_phase_trains_on_the_buffer_without_touching_batches():
+    torch.manual_seed(0)
+    net = build_mlp(6, [8], 3)
+    s = build_strategy("hlop+replay", net, {"replay": {"per_class": 4, "batch_size": 6, "phase_epochs": 20,
+                                                        "phase_lr": 0.2}}, SIM)
+    replay = s.parts[1]
+    assert replay.mode == "after_task"                  # 'auto' beside a projection method
+    assert build_strategy("replay", build_mlp(6, [8], 3)).mode == "mixed"
+    s.before_task(0, task(0), [task(0)])
+    s.after_task(0, task(0))
+    x, _, _ = s.batch(task(1).x, task(1).y, task(1).heads)
+    assert len(x) == 40                                  # no samples mixed into training batches
+
+    def buffer_loss(model):
+        with torch.no_grad():
+            logits = model(encode(replay.buffer.x, SIM.num_steps), replay.buffer.heads)
+            return F.cross_entropy(logits, replay.buffer.y).item()
+
+    s.before_task(1, task(1), [task(0), task(1)])
+    before = copy.deepcopy(net)
+    s.after_task(1, task(1))                             # stores task 1's samples, then the replay phase
+    assert replay.task_sizes == [12, 12]
+    assert buffer_loss(net) < buffer_loss(before) - 0.05
+    state = replay.state_dict()
+    other = build_strategy("replay", build_mlp(6, [8], 3), {"replay": {"mode": "after_task"}})
+    other.load_state_dict(state)
+    assert other.task_sizes == [12, 12]
 
 
 def test_combined_runs_every_part():

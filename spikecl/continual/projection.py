@@ -49,14 +49,20 @@ def protected_synapses(model: SpikingNetwork) -> list[ProtectedSynapse]:
     return out
 
 
-def activity_matrix(p: ProtectedSynapse, max_rows: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+ACTIVITY = ("rate", "steps")
+
+
+def activity_matrix(p: ProtectedSynapse, max_rows: int | None = None, generator: torch.Generator | None = None,
+                    activity: str = "rate") -> torch.Tensor:
     """Presynaptic activity of the latest recorded pass as rows ``[N, n]``.
 
-    The per-step inputs are averaged over time (firing rate / mean trace per sample). For a convolution the rows
-    are the unfolded input patches of every output position (``C_in·k·k`` each), subsampled to ``max_rows``.
+    ``activity = "rate"``: one row per sample, the per-step inputs averaged over time (firing rate / mean trace).
+    ``"steps"``: one row per sample and time step (``N = T·B``), so that a subspace holding them protects the
+    response to old inputs at every step, not only on average. For a convolution the rows are the unfolded input
+    patches of every output position (``C_in·k·k`` each). Rows beyond ``max_rows`` are subsampled.
     """
-    rate = p.layer.presynaptic().mean(dim=0)                       # [B, *in_shape]
+    steps = p.layer.presynaptic()                                   # [T, B, *in_shape]
+    rate = steps.mean(dim=0) if activity == "rate" else steps.reshape(-1, *steps.shape[2:])
     if isinstance(p.synapse, nn.Conv2d):
         conv = p.synapse
         patches = F.unfold(rate, conv.kernel_size, dilation=conv.dilation, padding=conv.padding,
@@ -70,13 +76,27 @@ def activity_matrix(p: ProtectedSynapse, max_rows: int | None = None,
     return rows
 
 
-def project_gradient(p: ProtectedSynapse, basis: torch.Tensor) -> None:
-    """Remove from ``p``'s weight gradient its component in span(``basis`` [k, n]) (rows orthonormal)."""
+def complement_rows(basis: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis [n − k, n] of the orthogonal complement of span(``basis`` [k, n], rows orthonormal)."""
+    k, n = basis.shape
+    q, _ = torch.linalg.qr(basis.T.double(), mode="complete")          # [n, n]; its first k columns span basis
+    return q[:, k:].T.to(basis.dtype).contiguous()
+
+
+def project_gradient(p: ProtectedSynapse, basis: torch.Tensor, complement: torch.Tensor | None = None) -> None:
+    """Remove from ``p``'s weight gradient its component in span(``basis`` [k, n]) (rows orthonormal).
+
+    With ``complement`` (:func:`complement_rows` of ``basis``) the gradient is instead kept in the complement,
+    ``ΔW Cᵀ C`` (the same result; cheaper once more than half of the n dimensions are protected).
+    """
     grad = p.weight.grad
     if grad is None or basis.shape[0] == 0:
         return
     flat = grad.reshape(grad.shape[0], -1)
-    flat.sub_((flat @ basis.T) @ basis)
+    if complement is not None:
+        flat.copy_((flat @ complement.T) @ complement)
+    else:
+        flat.sub_((flat @ basis.T) @ basis)
 
 
 
@@ -84,10 +104,13 @@ class ProjectionStrategy(Strategy):
     """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
     weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task."""
 
+    orthonormal_bases = True        # bases handed to project() have orthonormal rows
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.synapses = protected_synapses(self.model)
         self.dims: list[list[int]] = []
+        self._complements: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def before_task(self, task, train, seen):
         """From the second task on, normalisation layers are frozen (their statistics would otherwise drift and
@@ -104,7 +127,17 @@ class ProjectionStrategy(Strategy):
     def project(self, bases: dict[str, torch.Tensor]) -> None:
         """Project every protected weight gradient orthogonally to its basis."""
         for p in self.synapses:
-            project_gradient(p, bases[p.name])
+            project_gradient(p, bases[p.name], self._complement(p.name, bases[p.name]))
+
+    def _complement(self, name: str, basis: torch.Tensor) -> torch.Tensor | None:
+        """The complement of an orthonormal ``basis`` holding more than half of the dimensions (else None),
+        computed once per basis."""
+        cached = self._complements.get(name)
+        if cached is None or cached[0] is not basis:
+            k, n = basis.shape
+            use = self.orthonormal_bases and 2 * k > n
+            cached = self._complements[name] = (basis, complement_rows(basis) if use else None)
+        return cached[1]
 
     def record_dims(self, bases: dict[str, torch.Tensor]) -> None:
         self.dims.append([int(bases[p.name].shape[0]) for p in self.synapses])

@@ -94,6 +94,9 @@ class Strategy(TrainingHooks):
         """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""
         return {}
 
+    def combined_with(self, parts: Sequence["Strategy"]) -> None:
+        """Called once when this strategy runs inside :class:`Combined` with ``parts`` (itself included)."""
+
     def parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
         """The model's trainable parameters, by name."""
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -106,6 +109,8 @@ class Combined(Strategy):
         super().__init__(parts[0].model, sim=parts[0].sim)
         self.parts = list(parts)
         self.name = "+".join(p.name for p in parts)
+        for part in self.parts:
+            part.combined_with(self.parts)
 
     def before_task(self, task, train, seen):
         for part in self.parts:

@@ -8,9 +8,9 @@ A layer is a synapse (``nn.Linear`` or ``nn.Conv2d``) feeding LIF neurons. Two w
   gradient is ``delta · trace_tᵀ`` (presynaptic trace instead of the current input, OTTT-style) and the membrane
   history is detached, so memory does not grow with T.
 
-With ``layer.record = True`` every call stores the presynaptic input (``forward``: the input sequence; ``step``: the
-trace) so that strategies such as HLOP and GPM can read ``layer.presynaptic()`` (``[T, B, *in_shape]``) after a
-forward pass.
+With ``layer.record = True`` every call stores the presynaptic input, in both modes the per-step input ``x_t`` that
+drives the neurons (not the trace: protecting responses means protecting ``W x_t``), so that strategies such as
+HLOP and GPM can read ``layer.presynaptic()`` (``[T, B, *in_shape]``) after a forward pass.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class _Recorder(nn.Module):
             self._inputs.append(x.detach())
 
     def presynaptic(self) -> torch.Tensor:
-        """Presynaptic input of the latest pass, ``[T, B, *in_shape]`` (online steps: the traces)."""
+        """Presynaptic input of the latest pass, ``[T, B, *in_shape]``."""
         if not self._inputs:
             raise RuntimeError("no presynaptic input recorded: set layer.record = True before the forward pass")
         if len(self._inputs) == 1 and self._inputs[0].dim() == self.synapse_input_dims + 2:
@@ -111,7 +111,7 @@ class SpikingLayer(_Recorder):
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One online step: ``x_t``, ``trace_t`` ``[B, *in_shape]`` → (spikes ``[B, *out_shape]``, membrane)."""
-        self._keep(trace_t, restart=first)
+        self._keep(x_t, restart=first)
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         spk, mem = self.lif(current, mem)
@@ -173,7 +173,7 @@ class Readout(_Recorder):
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              heads: torch.Tensor | None = None, first: bool = False) -> torch.Tensor:
         """One online step → membrane ``[B, n_outputs]`` (history detached)."""
-        self._keep(trace_t, restart=first)
+        self._keep(x_t, restart=first)
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         _, mem = self.integrator(current, mem)

@@ -17,7 +17,7 @@ import torch
 
 from spikecl.config import option
 from spikecl.continual import distributed
-from spikecl.continual.projection import ProjectionStrategy, activity_matrix
+from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix
 
 
 @dataclass
@@ -27,6 +27,9 @@ class GPMOptions:
     threshold_increment: float = option(0.0, low=0.0, high=1.0, doc="added to every threshold after each task")
     samples: int = option(300, low=1, doc="training samples whose activity defines each task's subspace")
     max_rows: int = option(20000, low=1, doc="conv layers: patches kept per task (random subset)")
+    activity: str = option("rate", choices=ACTIVITY,
+                           doc="representation matrix rows: per-sample firing rates ('rate') or every time step's "
+                               "presynaptic input ('steps')")
 
 
 def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -71,7 +74,7 @@ class GPM(ProjectionStrategy):
         distributed.gather_presynaptic(self.model, distributed.shard_sizes(n))   # all see the whole activity
         generator = torch.Generator().manual_seed(task)
         for i, p in enumerate(self.synapses):
-            activity = activity_matrix(p, self.options.max_rows, generator)
+            activity = activity_matrix(p, self.options.max_rows, generator, self.options.activity)
             self.bases[p.name] = grow_basis(self.bases[p.name], activity, self.threshold(i, task))
         self.model.record_presynaptic(False)
         self.record_dims(self.bases)

@@ -12,6 +12,11 @@ neurons are added (rows orthogonal to the old ones); every mini-batch, gradients
 take ``iterations`` Hebbian steps (momentum as an exponential average); after the task, the new neurons are merged
 into the consolidated set.
 
+The activity ``x`` is the presynaptic input of every time step (``activity = "steps"``, one row per step and
+sample, as in the paper's BPTT/OTTT code): the response of a spiking layer depends on ``W x_t`` at every step, not
+only on the rate. ``final_passes`` adds passes over the task's data after training, in which only the lateral
+neurons learn, from the trained network's activity (our addition; 0 in the paper).
+
 The step is normalised by the mean squared norm of the residual the new neurons learn from
 (``η = lr / E‖x − H_oldᵀ H_old x‖²``), which makes one ``lr`` work for every layer and task; Oja's rule converges
 for ``lr`` < 2.
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from spikecl.config import option
-from spikecl.continual.projection import ProjectionStrategy, activity_matrix
+from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix
 
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
@@ -39,14 +44,22 @@ class HLOPOptions:
     neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
-    lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, normalised by the mean squared input norm")
+    lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, divided by the mean squared norm of the residual "
+                                                         "the new neurons learn from")
     iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
-    decay_batches: float = option(0.0, low=0.0,
-                                  doc="Hebbian step lr / (1 + b / decay_batches) on a task's b-th mini-batch, "
-                                      "averaging out batch noise (0 = constant step)")
+    final_passes: int = option(0, low=0,
+                               doc="passes over a task's training data after its training, in which only the "
+                                   "lateral neurons learn, from the trained network's activity")
     clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
     max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
+    step_rows: int = option(0, low=0,
+                            doc="activity 'steps' on Linear synapses: the Hebbian update uses step_rows x B rows "
+                                "drawn at random from the T x B time-step rows of a mini-batch of B samples "
+                                "(0 = all; 1 costs what 'rate' costs)")
+    activity: str = option("steps", choices=ACTIVITY,
+                           doc="what the lateral neurons learn from: every time step's presynaptic spikes "
+                               "('steps', as in the paper's code) or per-sample firing rates ('rate')")
     lateral_levels: int = option(0, low=0,
                                  doc="spiking lateral neurons: responses quantised to this many rate levels "
                                      "(0 = analogue responses)")
@@ -145,9 +158,9 @@ class HLOP(ProjectionStrategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.momentum, self.basis = self.empty(), self.empty(), self.empty(), self.empty()
         self.generator = torch.Generator().manual_seed(self.options.seed)
-        self.batches_seen = 0
 
     def schedule(self, task: int, index: int) -> int:
         """Lateral neurons to add for ``task`` at protected synapse ``index``."""
@@ -164,7 +177,6 @@ class HLOP(ProjectionStrategy):
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
             self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
-        self.batches_seen = 0
         self.model.record_presynaptic(True)
         return super().before_task(task, train, seen)
 
@@ -172,24 +184,40 @@ class HLOP(ProjectionStrategy):
         self.project(self.basis)
         self.hebbian_update()
 
+    def row_budget(self, p) -> int:
+        """Rows of ``p``'s latest activity that the Hebbian update uses."""
+        o = self.options
+        if o.activity == "steps" and o.step_rows and not isinstance(p.synapse, torch.nn.Conv2d):
+            return min(o.max_rows, o.step_rows * p.layer.presynaptic().shape[1])
+        return o.max_rows
+
     @torch.no_grad()
     def hebbian_update(self) -> None:
         """Train the current task's lateral neurons on the presynaptic activity of the latest batch."""
         o = self.options
-        lr = o.lr / (1 + self.batches_seen / o.decay_batches) if o.decay_batches else o.lr
-        self.batches_seen += 1
         for p in self.synapses:
             h_new = self.h_new[p.name]
             if h_new.shape[0] == 0:
                 continue
-            x = activity_matrix(p, o.max_rows, self.generator)
+            x = activity_matrix(p, self.row_budget(p), self.generator, o.activity)
             h_old = self.h_old[p.name]
             residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
             self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
-                h_new, self.momentum[p.name], x, residual_old, lr, o.iterations, o.momentum,
+                h_new, self.momentum[p.name], x, residual_old, o.lr, o.iterations, o.momentum,
                 o.lateral_levels, o.clamp)
 
+    @torch.no_grad()
+    def final_hebbian_passes(self, train) -> None:
+        """``final_passes`` epochs of Hebbian updates on ``train`` with the weights fixed (batches of 64)."""
+        order = torch.randperm(len(train), generator=self.generator).to(train.x.device)
+        for _ in range(self.options.final_passes):
+            for start in range(0, len(train), 64):
+                idx = order[start:start + 64]
+                self.logits(train.x[idx], train.heads[idx])
+                self.hebbian_update()
+
     def after_task(self, task, train):
+        self.final_hebbian_passes(train)
         for p in self.synapses:
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]

@@ -1,7 +1,15 @@
 """Experience replay with a per-class buffer.
 
-After each task, ``per_class`` random training samples of every (task, class) pair are kept. Every later training
-batch is extended by ``batch_size`` samples drawn uniformly from the buffer (with their labels and readout heads).
+After each task, ``per_class`` random training samples of every (task, class) pair are kept. Two ways to use them:
+
+* ``mode = "mixed"``: every later training batch is extended by ``batch_size`` samples drawn uniformly from the
+  buffer (with their labels and readout heads), so replayed samples share the batch's update (and, combined with a
+  projection method, its projection).
+* ``mode = "after_task"`` (HLOP+replay in Xiao et al., 2024; the default, ``"auto"``, picks it when replay is
+  combined with a projection method such as ``hlop+replay`` or ``gpm+replay``, and ``mixed`` otherwise): after every task from the second on, the network takes
+  ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser at
+  ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
+  task.
 """
 
 from __future__ import annotations
@@ -9,15 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from spikecl.config import option
 from spikecl.continual.strategy import Strategy, TaskData
+
+MODES = ("auto", "mixed", "after_task")
 
 
 @dataclass
 class ReplayOptions:
     per_class: int = option(20, low=1, doc="stored samples per (task, class)")
-    batch_size: int = option(64, low=1, doc="replayed samples added to every training batch")
+    batch_size: int = option(64, low=1, doc="replayed samples per training batch (after_task: per stored task)")
+    mode: str = option("auto", choices=MODES,
+                       doc="replay inside every training batch ('mixed') or in a phase after each task "
+                           "('after_task'); 'auto': after_task when combined with a projection method, else mixed")
+    phase_epochs: int = option(1, low=1, doc="after_task: passes over the buffer")
+    phase_lr: float = option(0.01, low=0.0, doc="after_task: SGD learning rate of the replay phase")
     seed: int = option(0, doc="seed of buffer selection and sampling")
 
 
@@ -28,10 +44,18 @@ class Replay(Strategy):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.buffer: TaskData | None = None
+        self.task_sizes: list[int] = []            # stored samples of each task, in buffer order
         self.generator = torch.Generator().manual_seed(self.options.seed)
+        self.mode = "mixed" if self.options.mode == "auto" else self.options.mode
+
+    def combined_with(self, parts) -> None:
+        from spikecl.continual.projection import ProjectionStrategy
+
+        if self.options.mode == "auto" and any(isinstance(p, ProjectionStrategy) for p in parts):
+            self.mode = "after_task"
 
     def batch(self, x, y, heads):
-        if self.buffer is None:
+        if self.buffer is None or self.mode != "mixed":
             return x, y, heads
         pick = torch.randint(len(self.buffer), (self.options.batch_size,), generator=self.generator)
         pick = pick.to(self.buffer.x.device)
@@ -48,11 +72,35 @@ class Replay(Strategy):
         index = torch.cat(keep).to(train.x.device)
         stored = TaskData(task, train.x[index], train.y[index], train.heads[index])
         self.buffer = stored if self.buffer is None else TaskData.concat([self.buffer, stored])
+        self.task_sizes.append(len(stored))
+        if self.mode == "after_task" and len(self.task_sizes) > 1:
+            self.replay_phase()
+
+    @torch.enable_grad()
+    def replay_phase(self) -> None:
+        """Train on the buffer without projection: each step sums one chunk of every stored task's samples."""
+        o = self.options
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=o.phase_lr)
+        starts = torch.tensor([0] + self.task_sizes[:-1]).cumsum(0).tolist()
+        self.model.train()
+        for _ in range(o.phase_epochs):
+            orders = [start + torch.randperm(size, generator=self.generator)
+                      for start, size in zip(starts, self.task_sizes)]
+            for first in range(0, max(self.task_sizes), o.batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                for order in orders:
+                    idx = order[first:first + o.batch_size].to(self.buffer.x.device)
+                    if len(idx):
+                        logits = self.logits(self.buffer.x[idx], self.buffer.heads[idx])
+                        F.cross_entropy(logits, self.buffer.y[idx]).backward()
+                optimizer.step()
 
     def state_dict(self):
         buffer = None if self.buffer is None else vars(self.buffer)
-        return {"buffer": buffer, "generator": self.generator.get_state()}
+        return {"buffer": buffer, "task_sizes": list(self.task_sizes), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
         self.buffer = None if state["buffer"] is None else TaskData(**state["buffer"])
+        self.task_sizes = list(state.get("task_sizes", []))
         self.generator.set_state(state["generator"])
