@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
-    hlop = {"neurons": [[80, 300, 300], [70, 100, 100]], **tomllib.loads("\n".join(args.hlop))}
+    hlop = {"neurons": [[60, 120, 800], [50, 40, 0]], **tomllib.loads("\n".join(args.hlop))}
     methods = args.methods.split(",")
     cfg = experiment_from_dict({
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},

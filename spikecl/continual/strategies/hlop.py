@@ -14,7 +14,7 @@ into the consolidated set.
 
 The activity ``x`` is the presynaptic input of every time step (``activity = "steps"``, one row per step and
 sample, as in the paper's BPTT/OTTT code): the response of a spiking layer depends on ``W x_t`` at every step, not
-only on the rate. ``final_passes`` adds passes over the task's data after training, in which only the lateral
+only on the rate. Each update uses ``step_rows`` × B of a batch's T·B step rows, drawn at random. ``final_passes`` adds passes over the task's data after training, in which only the lateral
 neurons learn, from the trained network's activity (our addition; 0 in the paper).
 
 The step is normalised by the mean squared norm of the residual the new neurons learn from
@@ -53,7 +53,7 @@ class HLOPOptions:
                                    "lateral neurons learn, from the trained network's activity")
     clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
     max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
-    step_rows: int = option(0, low=0,
+    step_rows: int = option(1, low=0,
                             doc="activity 'steps' on Linear synapses: the Hebbian update uses step_rows x B rows "
                                 "drawn at random from the T x B time-step rows of a mini-batch of B samples "
                                 "(0 = all; 1 costs what 'rate' costs)")
