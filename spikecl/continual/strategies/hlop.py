@@ -14,8 +14,9 @@ into the consolidated set.
 
 The activity ``x`` is the presynaptic input of every time step (``activity = "steps"``, one row per step and
 sample, as in the paper's BPTT/OTTT code): the response of a spiking layer depends on ``W x_t`` at every step, not
-only on the rate. Each update uses ``step_rows`` × B of a batch's T·B step rows, drawn at random. ``final_passes`` adds passes over the task's data after training, in which only the lateral
-neurons learn, from the trained network's activity (our addition; 0 in the paper).
+only on the rate. Each update uses ``step_rows`` × B of a batch's T·B step rows, drawn at random. ``final_passes``
+adds passes over the task's data after training, in which only the lateral neurons learn, from the trained network's
+activity (our addition; 0 in the paper).
 
 The step is normalised by the mean squared norm of the residual the new neurons learn from
 (``η = lr / E‖x − H_oldᵀ H_old x‖²``), which makes one ``lr`` work for every layer and task; Oja's rule converges

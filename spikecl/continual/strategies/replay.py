@@ -5,11 +5,13 @@ After each task, ``per_class`` random training samples of every (task, class) pa
 * ``mode = "mixed"``: every later training batch is extended by ``batch_size`` samples drawn uniformly from the
   buffer (with their labels and readout heads), so replayed samples share the batch's update (and, combined with a
   projection method, its projection).
-* ``mode = "after_task"`` (HLOP+replay in Xiao et al., 2024; the default, ``"auto"``, picks it when replay is
-  combined with a projection method such as ``hlop+replay`` or ``gpm+replay``, and ``mixed`` otherwise): after every task from the second on, the network takes
-  ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser at
-  ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
+* ``mode = "after_task"`` (HLOP+replay in Xiao et al., 2024): after every task from the second on, the network
+  takes ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser
+  at ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
   task.
+
+The default, ``mode = "auto"``, is ``after_task`` when replay is combined with a projection method (``hlop+replay``,
+``gpm+replay``) and ``mixed`` otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.config import option
+from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategy import Strategy, TaskData
 
 MODES = ("auto", "mixed", "after_task")
@@ -49,8 +52,6 @@ class Replay(Strategy):
         self.mode = "mixed" if self.options.mode == "auto" else self.options.mode
 
     def combined_with(self, parts) -> None:
-        from spikecl.continual.projection import ProjectionStrategy
-
         if self.options.mode == "auto" and any(isinstance(p, ProjectionStrategy) for p in parts):
             self.mode = "after_task"
 
