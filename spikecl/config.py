@@ -95,7 +95,8 @@ class NetworkConfig:
 class TrainConfig:
     """Optimisation: trainer, optimiser and evaluation schedule."""
 
-    trainer: str = option("bptt", choices=("bptt", "online"), doc="BPTT or online trace-based (OTTT-style)")
+    trainer: str = option("bptt", choices=("bptt", "online", "dsr"),
+                          doc="BPTT, online trace-based (OTTT-style) or rate-based (DSR-style)")
     epochs: int = option(2, low=1)
     batch_size: int = option(64, low=1)
     optimizer: str = option("sgd", choices=("sgd", "adam"))

@@ -1,4 +1,4 @@
-"""HLOP and GPM on real data: 3-task Permuted MNIST-5k, spiking MLP 784-128-128-10, T = 4, both trainers.
+"""HLOP and GPM on real data: 3-task Permuted MNIST-5k, spiking MLP 784-128-128-10, T = 4, every trainer.
 
 Fine-tuning forgets; the projection methods keep BWT near zero and end with a higher ACC."""
 
@@ -23,7 +23,7 @@ def run_all(trainer: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trainer", ["bptt", "online"])
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
 def test_projection_methods_prevent_forgetting(trainer):
     m = run_all(trainer)
     assert m["finetune"]["bwt"] < -0.10                      # fine-tuning forgets

@@ -33,8 +33,9 @@ def config(tmp_path, **changes):
 
 @pytest.fixture(scope="module")
 def finetune_and_joint(tmp_path_factory):
-    cfg = config(tmp_path_factory.mktemp("runs"), strategy={"methods": ["finetune", "joint"]})
-    return {m: ContinualRun(cfg, m, 0).execute(progress_bar=False) for m in ("finetune", "joint")}
+    methods = ("finetune", "joint", "multitask")
+    cfg = config(tmp_path_factory.mktemp("runs"), strategy={"methods": list(methods)})
+    return {m: ContinualRun(cfg, m, 0).execute(progress_bar=False) for m in methods}
 
 
 def test_learns_first_task_well_above_chance(finetune_and_joint):
@@ -48,6 +49,22 @@ def test_finetune_forgets_joint_does_not(finetune_and_joint):
     assert metrics.bwt(ft) < -0.10
     assert metrics.bwt(joint) > -0.03
     assert metrics.acc(joint) > metrics.acc(ft) + 0.10
+
+
+def test_multitask_trains_once_on_every_task(finetune_and_joint):
+    acc = finetune_and_joint["multitask"].acc_matrix
+    assert np.all(acc[1] > 0.7)                # after the first turn every task is learned
+    np.testing.assert_array_equal(acc[1], acc[-1])            # later turns train nothing
+    assert metrics.bwt(acc) == 0.0
+    ft_steps = finetune_and_joint["finetune"].curve_iterations.size
+    assert finetune_and_joint["multitask"].curve_iterations.size == ft_steps   # the same SGD steps in all
+
+
+def test_multitask_class_incremental_trains_every_output(tmp_path):
+    cfg = config(tmp_path, stream={"kind": "split", "scenario": "class", "n_tasks": 2},
+                 train={"epochs": 3, "eval_every": 0})
+    acc = ContinualRun(cfg, "multitask", 0).execute(progress_bar=False).acc_matrix
+    assert np.all(acc[-1] > 0.7)               # the second task's classes were not masked out in training
 
 
 def test_curves_record_continual_evaluation(finetune_and_joint):

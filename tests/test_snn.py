@@ -82,6 +82,35 @@ def test_online_equals_bptt_for_one_step():
         torch.testing.assert_close(a, b)
 
 
+def test_rate_coded_layer_spikes_as_usual_with_rate_gradients():
+    """DSR-style gradients: same spikes; dL/dW = (sum_t g_t / (T·thr) where 0 < mean current < thr) ⊗ sum_t x_t."""
+    torch.manual_seed(0)
+    layer = SpikingLinear(6, 5, LIFParams(threshold=1.0))
+    x = (torch.rand(4, 3, 6) < 0.5).float()
+    plain = layer(x)
+    layer.rate_gradient = True
+    out = layer(x)
+    torch.testing.assert_close(out, plain)
+    g = torch.randn_like(out)
+    out.backward(g)
+    mean_current = x.mean(0) @ layer.synapse.weight.T                     # [B, out]
+    inside = ((mean_current > 0) & (mean_current < 1.0)).float()
+    assert 0 < inside.mean() < 1                                          # both regimes are exercised
+    delta = g.sum(0) / 4 * inside
+    torch.testing.assert_close(layer.synapse.weight.grad, delta.T @ x.sum(0))
+
+
+def test_rate_trainer_reaches_every_conv_weight():
+    torch.manual_seed(0)
+    net = build_cnn((3, 8, 8), [4, 8], 5)
+    make_trainer("dsr", net, 3).task_loss_backward(torch.rand(6, 3, 8, 8), torch.randint(0, 5, (6,)), None, None,
+                                                    None)
+    for name, p in net.named_parameters():
+        if p.requires_grad and name.endswith("weight"):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert not any(layer.rate_gradient for layer in net.layers)          # only while the trainer differentiates
+
+
 def test_multi_head_selects_per_sample():
     torch.manual_seed(0)
     net = build_mlp(6, [5], 3, n_heads=2)
@@ -106,7 +135,7 @@ def test_cnn_shapes_and_bad_input():
         build_cnn((1, 4, 4), [2, 2, 2], 3)
 
 
-@pytest.mark.parametrize("trainer", ["bptt", "online"])
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
 def test_training_on_digits_beats_chance(trainer, digits):
     torch.manual_seed(0)
     net = build_mlp(64, [64], 10)

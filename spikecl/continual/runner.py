@@ -100,6 +100,7 @@ class ContinualRun:
         self.optimizer = self._new_optimizer()
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
+        self.strategy.begin(self.train_sets)
         self.progress = Progress()
 
     # -- data -------------------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class ContinualRun:
             bar.refresh()
         if t.reset_optimizer and task > 0:
             self.optimizer = self._new_optimizer()
-        mask = self._mask(task)
+        mask = self._mask(train.task)                # multitask: every output of the stream
         for epoch in range(t.epochs):
             shuffle = torch.Generator().manual_seed(derived_seed(self.seed, task, epoch))
             spikes = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, epoch, 1))

@@ -1,8 +1,9 @@
 """The one contract every continual-learning method implements.
 
-A strategy sees a few events, in this order, for every task of a stream::
+A strategy sees a few events: ``begin(tasks)`` once, with every task's training data (for methods allowed to know
+the stream in advance, such as multitask training), then, in this order, for every task of the stream::
 
-    before_task(task, train, seen) -> train      may replace the training data (joint training)
+    before_task(task, train, seen) -> train      may replace the training data (joint, multitask training)
     for each batch:
         batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
         penalty()                                 extra loss term (EWC, SI)
@@ -75,7 +76,11 @@ class Strategy(TrainingHooks):
         """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training)."""
         return self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads)
 
+    def begin(self, tasks: Sequence[TaskData]) -> None:
+        """Called once, before the first task, with the training data of every task of the stream."""
+
     def before_task(self, task: int, train: TaskData, seen: Sequence[TaskData]) -> TaskData:
+        """The data to train on for ``task``; its ``task`` field names the stage whose outputs are active."""
         return train
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor):
@@ -111,6 +116,10 @@ class Combined(Strategy):
         self.name = "+".join(p.name for p in parts)
         for part in self.parts:
             part.combined_with(self.parts)
+
+    def begin(self, tasks):
+        for part in self.parts:
+            part.begin(tasks)
 
     def before_task(self, task, train, seen):
         for part in self.parts:

@@ -8,6 +8,9 @@ A layer is a synapse (``nn.Linear`` or ``nn.Conv2d``) feeding LIF neurons. Two w
   gradient is ``delta · trace_tᵀ`` (presynaptic trace instead of the current input, OTTT-style) and the membrane
   history is detached, so memory does not grow with T.
 
+With ``layer.rate_gradient = True`` (the DSR-style trainer) ``forward`` emits the same spikes, but gradients flow
+through the firing rate as a function of the mean input current instead of through time (see :func:`rate_coded`).
+
 With ``layer.record = True`` every call stores the presynaptic input, in both modes the per-step input ``x_t`` that
 drives the neurons (not the trace: protecting responses means protecting ``W x_t``), so that strategies such as
 HLOP and GPM can read ``layer.presynaptic()`` (``[T, B, *in_shape]``) after a forward pass.
@@ -32,6 +35,19 @@ def trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) 
     value = functional_call(synapse, frozen, (x_t,))
     via_trace = synapse(trace_t.detach())
     return value + (via_trace - via_trace.detach())
+
+
+def rate_coded(spikes: torch.Tensor, current: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """``spikes`` [T, B, ...] whose gradient is that of the firing rate ``clamp(mean_t current / threshold, 0, 1)``.
+
+    The differentiation-on-spike-representation (DSR) view of an integrate-and-fire neuron with reset by
+    subtraction: over a window its rate is the mean input current over the threshold, clipped to [0, 1]. The
+    value is ``spikes`` unchanged; the gradient reaching ``current[t]`` is ``sum_s grad[s] / (T · threshold)``
+    where the mean current lies inside (0, threshold), else 0. The presynaptic factor of the weight gradient is
+    thereby the presynaptic firing rate.
+    """
+    rate = torch.clamp(current.mean(dim=0) / threshold, 0.0, 1.0)
+    return spikes.detach() + (rate - rate.detach())
 
 
 def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
@@ -84,6 +100,7 @@ class SpikingLayer(_Recorder):
         self.pool = pool if pool is not None else nn.Identity()
         self.synapse_input_dims = synapse_input_dims
         self.norm_frozen = False
+        self.rate_gradient = False
 
     def freeze_norm(self) -> None:
         """Fix the normalisation: running statistics are used and kept, affine parameters stop learning."""
@@ -101,12 +118,20 @@ class SpikingLayer(_Recorder):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         self._keep(x_seq, restart=True)
         current = _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.rate_gradient):
+            spikes = self._fire(current)
+        if self.rate_gradient:
+            spikes = rate_coded(spikes, current, self.lif.threshold)
+        return _over_time(self.pool, spikes)
+
+    def _fire(self, current: torch.Tensor) -> torch.Tensor:
+        """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]."""
         mem = torch.zeros_like(current[0])
         spikes = []
         for cur_t in current:
             spk, mem = self.lif(cur_t, mem)
             spikes.append(spk)
-        return _over_time(self.pool, torch.stack(spikes))
+        return torch.stack(spikes)
 
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

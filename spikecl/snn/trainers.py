@@ -99,11 +99,28 @@ class OnlineTrainer(BPTTTrainer):
         return total
 
 
-TRAINERS = {"bptt": BPTTTrainer, "online": OnlineTrainer}
+class RateTrainer(BPTTTrainer):
+    """DSR-style rate training: the network spikes as usual, gradients flow through each layer's firing rate as a
+    clipped linear function of its mean input current (:func:`~spikecl.snn.layers.rate_coded`), not through time.
+    The weight gradient is ``error × presynaptic firing rate``; no membrane history is differentiated."""
+
+    def task_loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                           mask: torch.Tensor | None, generator: torch.Generator | None) -> float:
+        layers = [layer for layer in self.net.layers if hasattr(layer, "rate_gradient")]
+        for layer in layers:
+            layer.rate_gradient = True
+        try:
+            return super().task_loss_backward(x, y, heads, mask, generator)
+        finally:
+            for layer in layers:
+                layer.rate_gradient = False
+
+
+TRAINERS = {"bptt": BPTTTrainer, "online": OnlineTrainer, "dsr": RateTrainer}
 
 
 def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = "direct") -> BPTTTrainer:
-    """The trainer called ``name`` (``bptt`` or ``online``) for ``net``."""
+    """The trainer called ``name`` (``bptt``, ``online`` or ``dsr``) for ``net``."""
     if name not in TRAINERS:
         raise ConfigError(f"train.trainer: {name!r} is not allowed; choose one of {', '.join(TRAINERS)}")
     return TRAINERS[name](net, num_steps, encoder)

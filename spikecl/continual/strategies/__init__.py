@@ -14,6 +14,7 @@ from spikecl.errors import ConfigError
 REGISTRY: dict[str, str | type] = {
     "finetune": "spikecl.continual.strategy:Strategy",
     "joint": "spikecl.continual.strategies.joint:Joint",
+    "multitask": "spikecl.continual.strategies.joint:Multitask",
     "ewc": "spikecl.continual.strategies.ewc:EWC",
     "si": "spikecl.continual.strategies.si:SI",
     "replay": "spikecl.continual.strategies.replay:Replay",
