@@ -21,17 +21,32 @@ COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "Forge
 
 
 def collect(paths: Iterable[str | Path]) -> list[RunResult]:
-    """Read results files; a folder contributes every ``*.h5`` results file inside it (recursively)."""
-    files: list[Path] = []
+    """Read results files; a folder contributes every ``*.h5`` results file inside it (recursively), ordered as
+    :func:`in_experiment_order`; files named one by one keep the order given."""
+    results: list[RunResult] = []
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(path.rglob("*.h5"))
             if not found:
                 raise ResultsError(f"no results files (*.h5) under {path}")
-            files.extend(found)
+            results.extend(in_experiment_order([read_results(f) for f in found]))
         else:
-            files.append(path)
-    return [read_results(f) for f in files]
+            results.append(read_results(path))
+    return results
+
+
+def in_experiment_order(results: Sequence[RunResult]) -> list[RunResult]:
+    """Runs in the order their experiments list the methods (``strategy.methods``, as written: usually the lower
+    bound first and the upper bounds last); the longest list sets the order, methods only in other lists follow.
+    Seeds ascending."""
+    lists = [(r.config.get("strategy") or {}).get("methods", []) for r in results]
+    rank: dict[str, int] = {}
+    for methods in sorted(lists, key=len, reverse=True):              # stable: ties keep file order
+        for method in methods:
+            rank.setdefault(method, len(rank))
+    for r in results:
+        rank.setdefault(r.method, len(rank))
+    return sorted(results, key=lambda r: (rank[r.method], r.seed))
 
 
 def format_matrix(acc: np.ndarray, title: str = "") -> str:
