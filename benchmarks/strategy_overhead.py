@@ -4,7 +4,7 @@ For every method, task 1 of a Permuted MNIST-5k stream is trained for one epoch 
 methods have a consolidated subspace to project against and new lateral neurons to train). Prints seconds per epoch
 and the ratio to fine-tune (HLOP's target: within 1.5x).
 
-    python benchmarks/strategy_overhead.py [--hidden 800] [--steps 4] [--trainer bptt] [--repeats 3]
+    python benchmarks/strategy_overhead.py [--hidden 800] [--steps 4] [--trainer bptt|online|dsr] [--repeats 3]
                                            [--hlop iterations=10] [--hlop final_passes=1]
 """
 
@@ -17,6 +17,7 @@ import tomllib
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
+from spikecl.snn.trainers import TRAINERS
 
 METHODS = ("finetune", "ewc", "si", "replay", "gpm", "hlop")
 
@@ -25,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=800)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"))
+    parser.add_argument("--trainer", default="bptt", choices=tuple(TRAINERS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",

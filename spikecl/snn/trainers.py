@@ -1,6 +1,6 @@
-"""Trainers: one optimisation step on a batch, by BPTT or by online trace-based learning.
+"""Trainers: one optimisation step on a batch, by BPTT, online trace-based or rate-based (DSR-style) learning.
 
-Both trainers compute a cross-entropy loss on the readout, call the continual-learning hooks in a fixed order and
+Every trainer computes a cross-entropy loss on the readout, calls the continual-learning hooks in a fixed order and
 step the optimiser::
 
     zero_grad → task loss backward → penalty backward → hooks.after_backward() → optimizer.step() → hooks.after_step()
@@ -9,6 +9,8 @@ step the optimiser::
 * :class:`OnlineTrainer` (OTTT-style): at each step the loss on the readout membrane is backpropagated through that
   step only; each synapse's weight gradient is ``error × presynaptic trace`` (trace decay = beta), so memory does not
   grow with T. Gradients of the T steps accumulate before one optimiser step.
+* :class:`RateTrainer` (DSR-style): the forward pass is BPTT's; gradients flow through each layer's firing rate as a
+  clipped function of its mean input current, so each weight gradient is ``error × presynaptic firing rate``.
 """
 
 from __future__ import annotations
