@@ -26,14 +26,14 @@ class Multitask(Strategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._stream: TaskData | None = None
+        self._tasks: list[TaskData] = []
 
     def begin(self, tasks):
-        self._stream = TaskData.concat(tasks)
+        self._tasks = list(tasks)                     # concatenated only for the one training turn
 
     def before_task(self, task, train, seen):
-        if self._stream is None:
+        if not self._tasks:
             raise RuntimeError("multitask training needs the whole stream: call begin(tasks) before the first task")
         if task == 0:
-            return self._stream                       # labelled with the last stage: every output active
+            return TaskData.concat(self._tasks)       # labelled with the last stage: every output active
         return replace(train, x=train.x[:0], y=train.y[:0], heads=train.heads[:0])
