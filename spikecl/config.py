@@ -52,6 +52,14 @@ class DataConfig:
 
     dataset: str = option("mnist5k", choices=DATASETS)
     data_dir: str = option("", doc="folder holding downloaded datasets in their standard formats")
+    validation: float = option(0.0, low=0.0, high=0.9,
+                               doc="fraction of every class's training images held out of training as a validation "
+                                   "split (the same images in every task); 0 = none")
+    eval_split: str = option("test", choices=("test", "validation"),
+                             doc="what the accuracy matrix is measured on: the test split, or the validation split "
+                                 "(the test split is then never read: for choosing settings)")
+    vary_split: bool = option(False, doc="each run seed draws its own train/test split (datasets whose split is not "
+                                         "fixed by their source) and validation split; false: seed 0's for all")
 
 
 @dataclass
@@ -137,6 +145,9 @@ class ExperimentConfig(RunHeader):
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    variants: dict[str, dict] = option({}, doc="named variants of a method, listed in strategy.methods like methods: "
+                                               "[variants.<name>] method = \"hlop\" and dotted overrides of any "
+                                               "setting, e.g. \"train.momentum\" = 0.9")
 
     def to_dict(self) -> dict:
         """Plain nested dict (TOML/JSON-serialisable), the inverse of :func:`from_dict`."""
@@ -240,7 +251,51 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError(f"stream.input_code: {cfg.stream.input_code!r} codes are flat; use network.kind = \"mlp\"")
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
+    if cfg.data.eval_split == "validation" and cfg.data.validation <= 0:
+        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
+    for name in cfg.variants:
+        method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg
+
+
+def _flatten(table: typing.Mapping, prefix: str = "") -> dict:
+    """{"train": {"lr": 0.1}} and {"train.lr": 0.1} → {"train.lr": 0.1}."""
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, typing.Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:
+    """The config a run of ``name`` (a method or a variant) uses, and the method it runs.
+
+    A variant ``[variants.<name>]`` names its ``method`` and overrides settings with dotted keys; options of a
+    strategy are written ``strategy.<method>.<option>``. Anything else returns ``(cfg, name)``.
+    """
+    if name not in cfg.variants:
+        return cfg, name
+    spec = _flatten(cfg.variants[name])
+    method = spec.pop("method", None)
+    if not isinstance(method, str) or not method:
+        raise ConfigError(f"variants.{name}.method: expected the name of the method it varies, got {method!r}")
+    if method in cfg.variants or "+" in name or "/" in name:
+        raise ConfigError(f"variants.{name}: a variant's name may not contain '+' or '/', and its method "
+                          f"({method!r}) may not be another variant")
+    raw = cfg.to_dict()
+    for key, value in spec.items():
+        path = key.split(".")
+        if path[0] == "strategy" and len(path) > 2:
+            path = ["strategy", "options", *path[1:]]
+        if path[0] == "variants":
+            raise ConfigError(f"variants.{name}.{key}: a variant cannot change the variants")
+        _set_path(raw, path, value, f"variants.{name}.{key}")
+    try:
+        return experiment_from_dict({**raw, "variants": {}}), method
+    except ConfigError as exc:
+        raise ConfigError(f"variants.{name}: {exc}") from None
 
 
 def parse_override(assignment: str) -> tuple[list[str], Any]:
@@ -265,13 +320,18 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
     out = copy.deepcopy(raw)
     for assignment in assignments:
         path, value = parse_override(assignment)
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {assignment!r}: '{part}' is not a table")
-        node[path[-1]] = value
+        _set_path(out, path, value, f"--set {assignment!r}")
     return out
+
+
+def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
+    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment."""
+    node = raw
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: '{part}' is not a table")
+    node[path[-1]] = value
 
 
 def load_toml(path: str | Path) -> dict:

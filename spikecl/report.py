@@ -16,7 +16,7 @@ from spikecl.errors import ResultsError
 from spikecl.io import RunResult, read_results
 
 # (metrics key, column title) in the order they are printed; accuracies are shown in percent
-COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "Forget"),
+COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("learning_acc", "LA"), ("fwt", "FWT"), ("forgetting", "Forget"),
            ("intransigence", "Intrans"), ("min_acc", "min-ACC"), ("wc_acc", "WC-ACC"))
 
 
@@ -74,6 +74,7 @@ def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[fl
     """{method: {metric: (mean, std) over seeds}} in the order methods first appear."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in with_intransigence(results):
+        r.metrics.setdefault("learning_acc", metrics.learning_acc(r.acc_matrix))    # files from before LA
         for key, value in r.metrics.items():
             if np.isfinite(value):
                 values[r.method][key].append(value)
@@ -108,8 +109,26 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
         seeds[r.method] += 1
     parts.append(format_summary(method_summary(results), seeds))
     parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
-                 "BWT < 0 means forgetting.")
+                 "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
+                 + split_note(results))
     return "\n\n".join(parts)
+
+
+def eval_split(result: RunResult) -> str:
+    """The split a run's accuracies were measured on: "test" or "validation" (older files: "test")."""
+    return (result.config.get("data") or {}).get("eval_split", "test")
+
+
+def split_note(results: Sequence[RunResult]) -> str:
+    """One line saying which split the numbers come from, and whether the data split varied with the seed."""
+    splits = sorted({eval_split(r) for r in results})
+    varied = sorted({bool((r.config.get("data") or {}).get("vary_split", False)) for r in results})
+    where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
+             "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
+                 f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
+    seeds = {(True,): "; each seed drew its own data split", (False,): "; one data split for every seed"}.get(
+        tuple(varied), "; some seeds drew their own data split")
+    return f"Accuracies measured on {where}{seeds}."
 
 
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:

@@ -26,7 +26,8 @@ SMALL = {
     # 6 optimiser steps per task: 5 batches split 35/35, then one sample (351 = 5·70 + 1), which leaves rank 1 an
     # empty shard (it computes on a placeholder sample with weight 0)
     "train": {"epochs": 1, "batch_size": 70, "lr": 0.1, "eval_every": 3, "eval_samples": 101},
-    "strategy": {"methods": METHODS, "hlop": {"neurons": [[20, 10], [10]]}, "gpm": {"samples": 101},
+    "strategy": {"methods": METHODS, "gpm": {"samples": 101},
+                 "hlop": {"neurons": [[20, 10], [10]], "step": "normalised", "step_rows": 1, "orthonormalize": True},
                  "ewc": {"fisher_samples": 51, "lam": 10.0}, "replay": {"per_class": 3, "batch_size": 11}},
 }
 

@@ -1,6 +1,8 @@
 """HLOP and GPM on real data: 3-task Permuted MNIST-5k, spiking MLP 784-128-128-10, T = 4, every trainer.
 
-Fine-tuning forgets; the projection methods keep BWT near zero and end with a higher ACC."""
+Fine-tuning forgets; the projection methods keep BWT near zero and end with a higher ACC. HLOP runs as published
+(fixed Hebbian rates, projection with I − HᵀH) and with spikecl's normalised step and orthonormal basis, which
+converges further in these short runs (the published step forgets up to about 5 points online, spikecl's < 1)."""
 
 import pytest
 
@@ -12,8 +14,10 @@ BASE = {
     "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3},
     "network": {"hidden": [128, 128], "num_steps": 4},
     "train": {"epochs": 2, "batch_size": 64, "lr": 0.05},
-    "strategy": {"methods": ["finetune", "gpm", "hlop"],
+    "strategy": {"methods": ["finetune", "gpm", "hlop", "hlop-spikecl"],
                  "hlop": {"neurons": [[80, 80, 80], [60, 30, 30]]}},
+    "variants": {"hlop-spikecl": {"method": "hlop", "strategy.hlop.step": "normalised", "strategy.hlop.step_rows": 1,
+                                  "strategy.hlop.orthonormalize": True}},
 }
 
 
@@ -27,7 +31,9 @@ def run_all(trainer: str) -> dict:
 def test_projection_methods_prevent_forgetting(trainer):
     m = run_all(trainer)
     assert m["finetune"]["bwt"] < -0.10                      # fine-tuning forgets
-    for method in ("gpm", "hlop"):
-        assert m[method]["bwt"] > -0.03, (method, m[method])
+    for method, bound in (("gpm", -0.03), ("hlop-spikecl", -0.03), ("hlop", -0.07)):
+        assert m[method]["bwt"] > bound, (method, m[method])
         assert m[method]["acc"] > m["finetune"]["acc"] + 0.05, (method, m[method], m["finetune"])
-    assert m["hlop"]["acc"] > m["gpm"]["acc"] - 0.05          # Hebbian subspaces do as well as SVD ones
+    for method in ("hlop", "hlop-spikecl"):
+        assert m[method]["acc"] > m["gpm"]["acc"] - 0.05, method  # Hebbian subspaces do as well as SVD ones
+    assert m["hlop-spikecl"]["bwt"] > m["hlop"]["bwt"]              # the normalised step converges further

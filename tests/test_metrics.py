@@ -126,10 +126,11 @@ def test_windowed_forgetting_grows_with_the_window():
 
 def test_summarize_names_every_metric():
     summary = metrics.summarize(R, joint_diag=[0.92, 0.96, 0.85], evals=EVALS, eval_task=TASK, window=2)
-    assert summary == pytest.approx({"acc": 0.75, "bwt": -0.20, "fwt": 0.075, "forgetting": 0.20,
+    assert summary == pytest.approx({"acc": 0.75, "bwt": -0.20, "learning_acc": (0.90 + 0.95 + 0.80) / 3,
+                                     "fwt": 0.075, "forgetting": 0.20,
                                      "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.95 / 3 + 0.30,
                                      "wf": 0.50})
-    assert set(metrics.summarize(R)) == {"acc", "bwt", "fwt", "forgetting"}
+    assert set(metrics.summarize(R)) == {"acc", "bwt", "learning_acc", "fwt", "forgetting"}
 
 
 def test_mean_std_over_seeds():

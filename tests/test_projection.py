@@ -38,9 +38,11 @@ def test_oja_subspace_learner_finds_principal_subspace(levels):
     torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
 
 
+@pytest.mark.parametrize("normalise", [True, False])
 @pytest.mark.parametrize("momentum, levels", [(0.0, 0), (0.9, 0), (0.9, 40)])
-def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels):
-    """The O(B·k·(k+B)) coefficient form of many Hebbian steps on one batch gives the n-dimensional result."""
+def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels, normalise):
+    """The O(B·k·(k+B)) coefficient form of many Hebbian steps on one batch gives the n-dimensional result, with
+    the normalised step and with a fixed rate (the same rate here, so both move H alike)."""
     g = torch.Generator().manual_seed(1)
     n, k, batch = 200, 12, 50
     x = torch.rand(batch, n, generator=g)
@@ -48,12 +50,16 @@ def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels):
     residual = x - (x @ old.T) @ old
     h = orthonormal_rows(torch.randn(k, n, generator=g))
     velocity = 1e-3 * torch.randn(k, n, generator=g)
-    fast = hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels)
-    slow = _direct_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels, float("inf"))
+    lr = 1.5 if normalise else 1.5 / float((residual ** 2).sum(1).mean())
+    fast = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, levels, normalise=normalise)
+    slow = _direct_iterations(h, velocity, x, residual, lr, 20, momentum, levels, float("inf"), normalise)
     assert (fast[0] - h).abs().max() > 0.05                     # the steps did move H
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(fast[1], slow[1], atol=1e-6, rtol=0)
-    clamped = hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels, clamp=1e-3)
+    if not normalise:                                           # the same rate: the normalised step's result
+        torch.testing.assert_close(fast[0], hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels)[0],
+                                   atol=1e-5, rtol=0)
+    clamped = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, levels, clamp=1e-3, normalise=normalise)
     assert (clamped[0] - h).abs().max() <= 1e-3 + 1e-7
 
 
@@ -97,7 +103,8 @@ def test_projected_training_leaves_old_responses_unchanged(method):
     task_b = TaskData(1, xb, torch.randint(0, 3, (300,), generator=g), torch.zeros(300, dtype=torch.long))
     net = build_mlp(n, [16], 3)
     options = {"gpm": {"thresholds": [0.999999, 0.999999]},
-               "hlop": {"neurons": [[6, 16]], "iterations": 20, "lr": 1.0}}
+               "hlop": {"neurons": [[6, 16]], "iterations": 20, "lr": 1.0, "step": "normalised",
+                        "orthonormalize": True}}                  # exact projection with an orthonormal basis
     s = build_strategy(method, net, {method: options[method]}, Simulation(num_steps=3))
     trainer = make_trainer("bptt", net, 3)
     for task in (task_a, task_b):

@@ -152,10 +152,16 @@ def windowed_plasticity(evals, eval_task, window: int = 10) -> float:
     return _largest_change(evals, eval_task, window, -1.0)
 
 
+def learning_acc(R) -> float:
+    """LA (learning accuracy, plasticity): mean over tasks of the accuracy just after learning each, ``R[i, i]``."""
+    R = as_matrix(R)
+    return float(np.mean(np.diag(R[1:])))
+
+
 def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10) -> dict[str, float]:
-    """Named metrics for results files: acc, bwt, fwt, forgetting; intransigence (mean of the vector) when
+    """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc and wf (WF^window) when ``evals`` and ``eval_task`` are given."""
-    out = {"acc": acc(R), "bwt": bwt(R), "fwt": fwt(R), "forgetting": forgetting(R)}
+    out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R), "fwt": fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
     if evals is not None and eval_task is not None:

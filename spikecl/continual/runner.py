@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from spikecl.config import ExperimentConfig
+from spikecl.config import ExperimentConfig, method_config
 from spikecl.continual import distributed, metrics
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategy import Simulation, TaskData
@@ -29,7 +29,7 @@ from spikecl.io import RunResult, atomic_write, environment, read_results, write
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
 
-DATA_SPLIT_SEED = 0  # the dataset's train/test split is the same for every run seed
+DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
 
 
 def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
@@ -57,13 +57,15 @@ def derived_seed(*parts: int) -> int:
 
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
-    """The task stream of an experiment for a run seed."""
-    dataset = load_dataset(cfg.data.dataset, cfg.data.data_dir or None, seed=DATA_SPLIT_SEED)
-    s = cfg.stream
+    """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the data split)."""
+    d, s = cfg.data, cfg.stream
+    split_seed = seed if d.vary_split else DATA_SPLIT_SEED
+    dataset = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
     stream = make_stream(dataset, s.kind, s.n_tasks, s.scenario, seed=seed,
                          classes_per_task=s.classes_per_task or None, max_angle_deg=s.max_angle_deg,
                          first_task_identity=s.first_task_identity, train_per_task=s.train_per_task or None,
-                         test_per_task=s.test_per_task or None)
+                         test_per_task=s.test_per_task or None, validation=d.validation, eval_split=d.eval_split,
+                         split_seed=split_seed)
     if s.input_code == "flyhash":
         from spikecl.sdr.input_code import code_stream
 
@@ -85,9 +87,11 @@ class Progress:
 
 
 class ContinualRun:
-    """One method on one seed. ``execute()`` trains through the stream and returns a :class:`RunResult`."""
+    """One method (or variant, ``[variants.<name>]``) on one seed. ``execute()`` trains through the stream and
+    returns a :class:`RunResult`."""
 
     def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None) -> None:
+        cfg, self.strategy_name = method_config(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.device = resolve_device(cfg.device)
         self.stream = stream if stream is not None else build_stream(cfg, seed)
@@ -95,7 +99,7 @@ class ContinualRun:
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder)
-        self.strategy = build_strategy(method, self.net, cfg.strategy.options, self.sim)
+        self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim)
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder)
         self.optimizer = self._new_optimizer()
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
@@ -246,7 +250,7 @@ class ContinualRun:
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None)
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        config = {**self.cfg.to_dict(), "method": self.method, "seed": self.seed}
+        config = {**self.cfg.to_dict(), "method": self.method, "runs_method": self.strategy_name, "seed": self.seed}
         env = {**environment(), "device": str(self.device)}
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
@@ -271,7 +275,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     from spikecl.continual.strategies import validate_options
 
     for method in cfg.strategy.methods:
-        validate_options(method, cfg.strategy.options)
+        run_cfg, strategy_name = method_config(cfg, method)
+        validate_options(strategy_name, run_cfg.strategy.options)
     resolve_device(cfg.device)
     with distributed.session(cfg.device) as world:
         return _run_plan(cfg, resume, overwrite, progress_bar, log, world)

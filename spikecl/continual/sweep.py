@@ -16,8 +16,20 @@ A sweep file is TOML::
 
 Every run is an ordinary one-method, one-seed experiment written by the runner to its normal results path, so
 ``spikecl report`` reads any of them and a sweep that is interrupted and started again skips runs whose results
-file exists (and resumes half-trained ones from their checkpoints). This module plans the runs and aggregates the
+file exists (and resumes half-trained ones from their checkpoints). A point that does not change a method's run
+(``strategy.ewc.lam`` for fine-tuning) does not run it again. This module plans the runs and aggregates the
 results; :mod:`spikecl.continual.sweep_ray` executes them on Ray.
+
+Choosing settings without touching test data (``select = "acc"``; the base experiment needs ``data.validation``)::
+
+    select = "acc"          # each method's point: the best mean validation ACC over select_seeds ...
+    min_bwt = -3.0          # ... among points whose mean validation BWT (points) is at least this, if any is
+    select_seeds = [0]      # default: seeds
+
+The trial runs are evaluated on the validation split (``data.eval_split = "validation"``: they never read the test
+split); ``selection.json`` records every candidate's validation ACC/BWT and the choice; then each method runs once
+per seed at its chosen point on the test split, into ``<name>/final/<method>-seed<seed>.h5``. A method with one
+candidate point needs no trial and goes straight to its final runs.
 """
 
 from __future__ import annotations
@@ -29,7 +41,9 @@ import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
+import numpy as np
+
+from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, method_config, option
 from spikecl.errors import ConfigError
 
 
@@ -50,6 +64,11 @@ class SweepConfig:
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
     fail_attempts: dict[str, typing.Any] = option(
         {}, doc="testing the retry path: {run id: n} makes that run raise on its first n attempts")
+    select: str = option("", choices=("", "acc"),
+                         doc="'acc': choose each method's point on validation ACC, then run it once on the test split")
+    min_bwt: float = option(-100.0, low=-100.0, high=100.0,
+                            doc="select: only points whose mean validation BWT (points) is at least this, if any is")
+    select_seeds: list[int] = option([], low=0, doc="select: seeds of the trial runs (default: seeds)")
 
 
 @dataclass
@@ -68,9 +87,16 @@ class SweepRun:
 
 @dataclass
 class Sweep:
+    """A planned sweep: its ``runs`` (with ``select``: the validation trials), and for selection every method's
+    candidate points {method: {label: overrides}} and the seeds of its final runs."""
+
     config: SweepConfig
     name: str
     runs: list[SweepRun]
+    folder: Path = Path(".")                 # <output_dir>/<name>: results, summary, selection
+    candidates: dict[str, dict[str, dict]] = field(default_factory=dict)
+    final_seeds: list[int] = field(default_factory=list)
+    plan: typing.Callable | None = field(default=None, repr=False)     # (label, overrides, method, seed, stage)
 
 
 def _literal(key: str, value) -> str:
@@ -125,35 +151,105 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     name = cfg.name or path.stem
     methods = cfg.methods or base_cfg.strategy.methods
     seeds = cfg.seeds or base_cfg.seeds
-    runs, seen = [], set()
+    if cfg.select and base_cfg.data.validation <= 0:
+        raise ConfigError(f"{path}: select needs a validation split in the base experiment; set data.validation "
+                          "(e.g. \"data.validation\" = 0.1 under [set])")
+
+    def plan(label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
+        """One run and its identity (its effective config: equal identities are the same run)."""
+        folder = "final" if stage == "final" else label
+        split = {"trial": ["data.eval_split=\"validation\""], "final": ["data.eval_split=\"test\""]}.get(stage, [])
+        assignments = [*fixed, *(_literal(k, v) for k, v in point.items()), *split,
+                       _literal("name", f"{name}/{folder}"), _literal("strategy.methods", [method]),
+                       _literal("seeds", [seed])]
+        raw = apply_overrides(base_raw, assignments)
+        run_cfg, runs_method = method_config(experiment_from_dict(raw), method)
+        validate_options(runs_method, run_cfg.strategy.options)
+        results = Path(run_cfg.output_dir) / run_cfg.name / f"{method}-seed{seed}.h5"
+        run_id = f"{folder}/{method}-seed{seed}"
+        return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
+
+    points = {}
     for point in grid_points(cfg):
         label = point_label(point)
-        if label in seen:
+        if label in points:
             raise ConfigError(f"sweep: two points share the folder name {label!r}")
-        seen.add(label)
-        for method in methods:
-            for seed in seeds:
-                assignments = [*fixed, *(_literal(k, v) for k, v in point.items()),
-                               _literal("name", f"{name}/{label}"), _literal("strategy.methods", [method]),
-                               _literal("seeds", [seed])]
-                raw = apply_overrides(base_raw, assignments)
-                run_cfg = experiment_from_dict(raw)
-                validate_options(method, run_cfg.strategy.options)
-                results = Path(run_cfg.output_dir) / run_cfg.name / f"{method}-seed{seed}.h5"
-                runs.append(SweepRun(f"{label}/{method}-seed{seed}", label, method, seed, point, raw, results))
+        points[label] = point
+    runs, candidates = [], {}
+    for method in methods:
+        first_label = {}                             # identity -> the first point giving that run
+        for label, point in points.items():
+            first_label.setdefault(plan(label, point, method, seeds[0], "all")[1], label)
+        labels = list(first_label.values())
+        # one candidate: no point changes this method's run, so its folder is "base" whatever the points say
+        candidates[method] = {"base": points[labels[0]]} if len(labels) == 1 else {k: points[k] for k in labels}
+        if cfg.select and len(candidates[method]) == 1:
+            continue                                 # nothing to choose: straight to its final runs
+        for label, point in candidates[method].items():
+            for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
+                runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
     for run_id, count in cfg.fail_attempts.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ConfigError(f"sweep.fail_attempts.{run_id}: expected a count >= 0, got {count!r}")
     unknown = sorted(set(cfg.fail_attempts) - {r.id for r in runs})
     if unknown:
-        raise ConfigError(f"sweep: fail_attempts names an unknown run {unknown[0]!r}; run ids look like "
-                          f"{runs[0].id!r}")
-    return Sweep(cfg, name, runs)
+        example = f"; run ids look like {runs[0].id!r}" if runs else ""
+        raise ConfigError(f"sweep: fail_attempts names an unknown run {unknown[0]!r}{example}")
+    return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
+
+
+def _identity(cfg, method: str) -> str:
+    """What makes a run of ``method`` under ``cfg`` what it is: its config without names, seeds, the method list
+    and the options of strategies it does not use."""
+    from spikecl.continual.strategies import components
+
+    data = cfg.to_dict()
+    for key in ("name", "seeds", "variants"):
+        data.pop(key)
+    data["strategy"] = {"method": method, "options": {k: v for k, v in data["strategy"]["options"].items()
+                                                      if k in components(method)}}
+    return json.dumps(data, sort_keys=True)
+
+
+def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ()) -> dict[str, dict]:
+    """Each method's chosen point from its validation trials ``done`` {run id: results}.
+
+    Returns {method: {"point": label, "overrides": {...}, "candidates": {label: {"acc": mean, "bwt": mean,
+    "seeds": n, "failed": bool}}}} (ACC/BWT in points). The choice is the best mean ACC among candidates whose
+    mean BWT is at least ``min_bwt`` (among all candidates when none is). A candidate with a ``failed`` trial (e.g.
+    a diverging setting) cannot be chosen; a trial neither done nor failed is an error."""
+    cfg = sweep.config
+    missing = [run.id for run in sweep.runs if run.id not in done and run.id not in failed]
+    if missing:
+        raise ConfigError(f"sweep {sweep.name}: validation trial {missing[0]} is missing; run the sweep again")
+    out = {}
+    for method, points in sweep.candidates.items():
+        scores = {}
+        for label in points:
+            trials = [r.id for r in sweep.runs if r.method == method and r.point == label]
+            results = [done[i] for i in trials if i in done]
+            mean = {k: 100 * float(np.mean([r.metrics[k] for r in results])) if results else None
+                    for k in ("acc", "bwt")}
+            scores[label] = {**mean, "seeds": len(results), "failed": len(results) < len(trials)}
+        usable = [k for k, v in scores.items() if not v["failed"]]
+        if not usable:
+            raise ConfigError(f"sweep {sweep.name}: every candidate point of {method} failed its validation trials")
+        eligible = [k for k in usable if scores[k]["bwt"] is None or scores[k]["bwt"] >= cfg.min_bwt] or usable
+        best = max(eligible, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
+        out[method] = {"point": best, "overrides": points[best], "candidates": scores}
+    return out
+
+
+def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
+    """The test-split runs of every method at its chosen point (``<name>/final/<method>-seed<seed>.h5``)."""
+    runs = [sweep.plan(choice["point"], choice["overrides"], method, seed, "final")[0]
+            for method, choice in selection.items() for seed in sweep.final_seeds]
+    return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final")
 
 
 def sweep_dir(sweep: Sweep) -> Path:
     """``<output_dir>/<name>``: the folder holding every point's results and the sweep's summary."""
-    return sweep.runs[0].results.parent.parent
+    return sweep.folder
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
@@ -174,9 +270,11 @@ def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) ->
 
     from spikecl.report import format_summary, method_summary
 
+    from spikecl.report import split_note
+
     lines = [f"sweep {sweep.name}: {len(results)}/{len(sweep.runs)} runs complete"]
     if results:
-        lines += ["", format_summary(method_summary(results), Counter(r.method for r in results))]
+        lines += ["", format_summary(method_summary(results), Counter(r.method for r in results)), split_note(results)]
     for run_id, messages in failures.items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
     return "\n".join(lines)

@@ -4,6 +4,8 @@ Runs whose results file exists are skipped; the others are submitted at once, ea
 CPUs, and a run that fails is submitted again up to ``max_retries`` times (a retry resumes from the run's last
 checkpoint). The driver shows a progress bar over runs, reports every failure, and ends with the comparison table
 (mean ± std over seeds per method and point), written with a comparison plot to ``<output_dir>/<name>/``.
+With ``select``, the trials are validation runs; then each method's chosen point (``selection.json``) runs on the
+test split into ``<name>/final/``, reported the same way.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
 names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed and the results
@@ -13,13 +15,15 @@ folder on a shared file system.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Callable
 
 import spikecl
-from spikecl.continual.sweep import Sweep, SweepRun, labelled, load_sweep, summary_text, sweep_dir
+from spikecl.continual.sweep import (Sweep, SweepRun, final_runs, labelled, load_sweep, select_points,
+                                     summary_text, sweep_dir)
 from spikecl.errors import require
 from spikecl.io import RunResult, atomic_write, read_results
 
@@ -151,15 +155,39 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         for run in sweep.runs:
             print(f"{'complete' if run.results.exists() else 'to run  '}  {run.id}  -> {run.results}")
+        if sweep.config.select:
+            print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
+                  f"{sweep_dir(sweep) / 'final'}")
         return 0
     try:
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress)
+        if sweep.runs:
+            report_sweep(sweep, done, failures, plots=not args.no_plots)
+        if not sweep.config.select:
+            return 0 if len(done) == len(sweep.runs) else 1
+        final = final_runs(sweep, write_selection(sweep, done, failures))
+        done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress)
     except KeyboardInterrupt:
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
         return 130
-    report_sweep(sweep, done, failures, plots=not args.no_plots)
-    return 0 if len(done) == len(sweep.runs) else 1
+    report_sweep(final, done, failures, plots=not args.no_plots)
+    return 0 if len(done) == len(final.runs) else 1
+
+
+def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]]) -> dict:
+    """Choose every method's point on its validation trials (a point whose trial failed, e.g. diverged, is not
+    chosen), print the choice and write ``selection.json``."""
+    selection = select_points(sweep, done, [k for k in failures if k not in done])
+    for method, choice in selection.items():
+        scores = choice["candidates"][choice["point"]]
+        measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
+                    else "the only candidate")
+        print(f"selected {method} @ {choice['point']} ({measured}, {len(choice['candidates'])} candidate(s))")
+    text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
+                       "split": "validation", "methods": selection}, indent=2)
+    atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    return selection
 
 
 def add_command(subparsers) -> None:

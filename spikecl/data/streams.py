@@ -8,6 +8,12 @@ Kinds of stream:
 
 Scenarios (van de Ven, Tuytelaars & Tolias 2022):
 
+Evaluation split: ``validation`` > 0 holds that fraction of the dataset's training images out of every task's
+training set (stratified by class, the same images in every task, as the test images are). With
+``eval_split = "validation"`` each task's evaluation arrays (``x_test``/``y_test``) are these held-out images and the
+dataset's test split is never read, so settings can be chosen without touching test data; with ``"test"`` they are
+the test images.
+
 * ``task`` — one readout head per task; labels are 0..c−1 within the task; the task identity picks the head.
 * ``domain`` — one shared head; labels 0..c−1 in every task.
 * ``class`` — one head over every class of the stream, of which only the classes seen so far are active.
@@ -19,17 +25,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.data.datasets import Dataset
+from spikecl.data.datasets import Dataset, stratified_split
 from spikecl.errors import ConfigError
 
 KINDS = ("permuted", "rotated", "split")
 SCENARIOS = ("task", "domain", "class")
+EVAL_SPLITS = ("test", "validation")
 
 
 @dataclass(frozen=True)
 class Task:
     """One task: images float32 [N, C, H, W], labels int64 [N] as the network must predict them, and the output
-    units (``classes``) the task uses."""
+    units (``classes``) the task uses. ``x_test``/``y_test`` hold the evaluation split named by ``eval_split``
+    (the test images, or the validation images held out of training)."""
 
     index: int
     x_train: np.ndarray
@@ -37,6 +45,7 @@ class Task:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: tuple[int, ...]
+    eval_split: str = "test"
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,27 @@ def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[
     return x[keep], y[keep]
 
 
+def _sources(dataset: Dataset, validation: float, eval_split: str, split_seed: int) -> dict:
+    """{"train": (x, y), "test": (x, y)}: the training images (less a stratified ``validation`` fraction) and the
+    evaluation images: the held-out ones for ``eval_split = "validation"`` (the test split is then not read),
+    else the dataset's test split."""
+    if eval_split not in EVAL_SPLITS:
+        raise ConfigError(f"data.eval_split: {eval_split!r} is not allowed; choose one of {', '.join(EVAL_SPLITS)}")
+    if not 0.0 <= validation < 1.0:
+        raise ConfigError(f"data.validation: {validation!r} must be a fraction in [0, 1)")
+    if eval_split == "validation" and validation <= 0:
+        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 "
+                          "(e.g. 0.1)")
+    x, y = dataset.x_train, dataset.y_train
+    if validation <= 0:
+        return {"train": (x, y), "test": (dataset.x_test, dataset.y_test)}
+    train, held = stratified_split(y, float(validation), split_seed + 7919)
+    if len(held) == 0 or len(train) == 0:
+        raise ConfigError(f"data.validation: {validation} of {len(y)} training images leaves an empty split")
+    evaluation = (x[held], y[held]) if eval_split == "validation" else (dataset.x_test, dataset.y_test)
+    return {"train": (x[train], y[train]), "test": evaluation}
+
+
 def _check(kind: str, scenario: str, n_tasks: int) -> None:
     if kind not in KINDS:
         raise ConfigError(f"stream.kind: {kind!r} is not allowed; choose one of {', '.join(KINDS)}")
@@ -124,9 +154,16 @@ def _check(kind: str, scenario: str, n_tasks: int) -> None:
 def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: int = 0, *,
                 classes_per_task: int | None = None, max_angle_deg: float = 180.0,
                 first_task_identity: bool = False, train_per_task: int | None = None,
-                test_per_task: int | None = None) -> Stream:
-    """Cut ``dataset`` into ``n_tasks`` tasks of the given kind and scenario; the same seed gives the same stream."""
+                test_per_task: int | None = None, validation: float = 0.0, eval_split: str = "test",
+                split_seed: int = 0) -> Stream:
+    """Cut ``dataset`` into ``n_tasks`` tasks of the given kind and scenario; the same seeds give the same stream.
+
+    ``seed`` draws the tasks (permutations, subsamples); ``split_seed`` the validation images held out of training
+    (a fraction ``validation`` of every class); ``eval_split`` says what the tasks are evaluated on (see the module
+    docstring).
+    """
     _check(kind, scenario, n_tasks)
+    sources = _sources(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     c = dataset.n_classes
     tasks = []
@@ -138,8 +175,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
         for i in range(n_tasks):
             group = np.arange(i * per, (i + 1) * per)
             local = {}
-            for split in ("train", "test"):
-                x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+            for split, (x, y) in sources.items():
                 keep = np.isin(y, group)
                 labels = y[keep] if scenario == "class" else y[keep] - i * per
                 local[split] = (x[keep], labels)
@@ -156,14 +192,14 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
                 angle = i * max_angle_deg / n_tasks
                 transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
             offset = i * c if scenario == "class" else 0
-            local = {split: (transform(getattr(dataset, f"x_{split}")), getattr(dataset, f"y_{split}") + offset)
-                     for split in ("train", "test")}
+            local = {split: (transform(x), y + offset) for split, (x, y) in sources.items()}
             tasks.append((i, local, tuple(range(offset, offset + c))))
         n_outputs = n_tasks * c if scenario == "class" else c
     built = []
     for i, local, classes in tasks:
         x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
         x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
-        built.append(Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes))
+        built.append(Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes,
+                          eval_split))
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                   n_tasks if scenario == "task" else 1, dataset.input_shape)

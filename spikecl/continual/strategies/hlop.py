@@ -18,9 +18,14 @@ only on the rate. Each update uses ``step_rows`` × B of a batch's T·B step row
 adds passes over the task's data after training, in which only the lateral neurons learn, from the trained network's
 activity (our addition; 0 in the paper).
 
-The step is normalised by the mean squared norm of the residual the new neurons learn from
-(``η = lr / E‖x − H_oldᵀ H_old x‖²``), which makes one ``lr`` work for every layer and task; Oja's rule converges
-for ``lr`` < 2.
+The defaults are the published method (the paper's PMNIST code): its lateral-neuron schedule, including a learned
+subspace for a shared readout; a fixed Hebbian rate per synapse (``step = "fixed"``, ``fixed_lr``, 0.001 for the
+input synapse and 0.01 for the others); every time step's rows; projection with ``I − HᵀH``; no extra passes.
+spikecl's own options, each off by default: ``step = "normalised"`` divides the step by the mean squared norm of the
+residual the new neurons learn from (``η = lr / E‖x − H_oldᵀ H_old x‖²``, one ``lr`` for every layer and task;
+Oja's rule converges for ``lr`` < 2); ``final_passes``; ``step_rows`` (a random share of the step rows);
+``orthonormalize`` (project with an orthonormal basis of span(H_old)). One departure remains: the clamp bounds a
+mini-batch's total change of H_new, where the paper clamps each iteration's update.
 
 The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the momentum and of the batch's
 residuals, so when the batch is smaller than n they run on coefficients in that span (:func:`hebbian_iterations`):
@@ -45,8 +50,14 @@ class HLOPOptions:
     neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
-    lr: float = option(1.5, low=0.0, high=2.0, doc="Hebbian step, divided by the mean squared norm of the residual "
-                                                         "the new neurons learn from")
+    step: str = option("fixed", choices=("fixed", "normalised"),
+                       doc="Hebbian step size: fixed_lr per synapse (the paper's), or lr divided by the mean squared "
+                           "norm of the residual the new neurons learn from (spikecl's)")
+    fixed_lr: list[float] = option([0.001, 0.01], low=0.0,
+                                   doc="step = 'fixed': Hebbian rate per protected synapse (the last one repeats); "
+                                       "the paper's PMNIST values")
+    lr: float = option(1.5, low=0.0, high=2.0, doc="step = 'normalised': Hebbian step, divided by the mean squared "
+                                                         "norm of the residual the new neurons learn from")
     iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
     final_passes: int = option(0, low=0,
@@ -54,7 +65,7 @@ class HLOPOptions:
                                    "lateral neurons learn, from the trained network's activity")
     clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
     max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
-    step_rows: int = option(1, low=0,
+    step_rows: int = option(0, low=0,
                             doc="activity 'steps' on Linear synapses: the Hebbian update uses step_rows x B rows "
                                 "drawn at random from the T x B time-step rows of a mini-batch of B samples "
                                 "(0 = all; 1 costs what 'rate' costs)")
@@ -64,7 +75,8 @@ class HLOPOptions:
     lateral_levels: int = option(0, low=0,
                                  doc="spiking lateral neurons: responses quantised to this many rate levels "
                                      "(0 = analogue responses)")
-    orthonormalize: bool = option(True, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH)")
+    orthonormalize: bool = option(False, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH, "
+                                             "the paper's)")
     seed: int = option(0)
 
 
@@ -82,40 +94,45 @@ def residual_energy(residual: torch.Tensor) -> torch.Tensor:
 
 
 def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float, levels: int = 0,
-                      residual_old: torch.Tensor | None = None) -> torch.Tensor:
+                      residual_old: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
     """One batched Hebbian/anti-Hebbian update of ``h_new`` [k_new, n] for inputs ``x`` [B, n].
 
     ``h_old`` [k_old, n] takes part in the response (so new neurons learn the residual) but is not updated; its
     share of the residual, ``x − H_oldᵀ H_old x``, may be passed as ``residual_old`` when several steps use the same
     batch. Returns ΔH_new (not yet applied). ``levels > 0`` quantises the new neurons' responses like spiking
-    neurons' firing rates.
+    neurons' firing rates. ``normalise``: divide ``lr`` by the residual's mean squared norm.
     """
     if residual_old is None:
         residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
     y_new = _quantise(x @ h_new.T, levels)                           # [B, k_new]
     residual = residual_old - y_new @ h_new                          # x − Hᵀ y, H = [H_old; H_new]
-    return lr / residual_energy(residual_old) * (y_new.T @ residual) / x.shape[0]
+    return step_size(lr, residual_old, normalise) * (y_new.T @ residual) / x.shape[0]
+
+
+def step_size(lr: float, residual_old: torch.Tensor, normalise: bool) -> float | torch.Tensor:
+    """The Hebbian rate: ``lr``, or ``lr`` over the mean squared norm of ``residual_old`` [B, n] (``normalise``)."""
+    return lr / residual_energy(residual_old) if normalise else lr
 
 
 def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Tensor, residual_old: torch.Tensor,
                        lr: float, iterations: int, momentum: float = 0.0, levels: int = 0,
-                       clamp: float = float("inf")) -> tuple[torch.Tensor, torch.Tensor]:
+                       clamp: float = float("inf"), normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``iterations`` Oja steps of ``h_new`` [k, n] on one batch ``x`` [B, n]; returns (h_new, velocity).
 
     ``residual_old`` [B, n] is ``x`` minus its projection on the consolidated neurons; ``velocity`` [k, n] is the
     exponential average of the steps (``momentum`` its decay; 0 = plain steps). The batch's change of ``h_new`` is
-    clamped elementwise to ±``clamp``. With B < n the steps run on coefficients over the rows of
+    clamped elementwise to ±``clamp``. ``normalise``: the rate is ``lr`` over the residual's mean squared norm. With B < n the steps run on coefficients over the rows of
     ``[h_new; velocity; residual_old]`` (identical result, cost independent of n per step); otherwise directly.
     """
     k, n = h_new.shape
     if x.shape[0] >= n:
-        return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp)
+        return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise)
     span = torch.cat([h_new, velocity, residual_old])                             # Z [2k + B, n]
     x_span = x @ span.T                                                           # X Zᵀ [B, 2k + B]
     eye = torch.eye(k, dtype=x.dtype, device=x.device)
     coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
     coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
-    eta = lr / residual_energy(residual_old).item() / x.shape[0]
+    eta = float(step_size(lr, residual_old, normalise)) / x.shape[0]
     gain = eta * (1 - momentum) if momentum else eta       # the step's weight in the velocity (or in H)
     moving = coef_v if momentum else coef_h
     for _ in range(iterations):
@@ -131,11 +148,11 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
     return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
 
 
-def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp):
+def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
     """:func:`hebbian_iterations` computed on the n-dimensional rows themselves (for B ≥ n)."""
     start, h = h_new, h_new
     for _ in range(iterations):
-        step = oja_subspace_step(h[:0], h, x, lr, levels, residual_old)
+        step = oja_subspace_step(h[:0], h, x, lr, levels, residual_old, normalise)
         if momentum:
             velocity = momentum * velocity + (1 - momentum) * step
             h = h + velocity
@@ -192,11 +209,18 @@ class HLOP(ProjectionStrategy):
             return min(o.max_rows, o.step_rows * p.layer.presynaptic().shape[1])
         return o.max_rows
 
+    def hebbian_rate(self, index: int) -> float:
+        """The Hebbian ``lr`` of protected synapse ``index`` (a fixed rate, or the normalised step's ``lr``)."""
+        o = self.options
+        if o.step == "normalised":
+            return o.lr
+        return o.fixed_lr[min(index, len(o.fixed_lr) - 1)] if o.fixed_lr else 0.0
+
     @torch.no_grad()
     def hebbian_update(self) -> None:
         """Train the current task's lateral neurons on the presynaptic activity of the latest batch."""
         o = self.options
-        for p in self.synapses:
+        for i, p in enumerate(self.synapses):
             h_new = self.h_new[p.name]
             if h_new.shape[0] == 0:
                 continue
@@ -204,8 +228,8 @@ class HLOP(ProjectionStrategy):
             h_old = self.h_old[p.name]
             residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
             self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
-                h_new, self.momentum[p.name], x, residual_old, o.lr, o.iterations, o.momentum,
-                o.lateral_levels, o.clamp)
+                h_new, self.momentum[p.name], x, residual_old, self.hebbian_rate(i), o.iterations, o.momentum,
+                o.lateral_levels, o.clamp, o.step == "normalised")
 
     @torch.no_grad()
     def final_hebbian_passes(self, train) -> None:

@@ -1,0 +1,237 @@
+"""The validation protocol: a validation split carved from training data, settings chosen on it, the test split read
+once, at the end; method variants; data splits that vary with the seed."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from spikecl.config import experiment_from_dict, method_config
+from spikecl.continual import runner
+from spikecl.continual.runner import ContinualRun, build_stream
+from spikecl.continual.sweep import final_runs, load_sweep, select_points
+from spikecl.data.datasets import load_dataset
+from spikecl.data.streams import make_stream
+from spikecl.errors import ConfigError
+from spikecl.io import read_results
+
+BASE = """name = "tiny"
+seeds = [0]
+[data]
+dataset = "digits"
+validation = 0.2
+[stream]
+kind = "permuted"
+n_tasks = 2
+[network]
+hidden = [16]
+[train]
+epochs = 1
+lr = 0.1
+[strategy]
+methods = ["finetune", "ewc", "hlop", "hlop-fast"]
+[strategy.hlop]
+neurons = [[8, 4]]
+[variants.hlop-fast]
+method = "hlop"
+"strategy.hlop.step" = "normalised"
+"train.momentum" = 0.5
+"""
+
+SWEEP = """base = "base.toml"
+name = "chosen"
+output_dir = "{out}"
+seeds = [0, 1]
+select = "acc"
+select_seeds = [3]
+num_cpus = 2
+points = [{{"strategy.ewc.lam" = 1.0, "variants.hlop-fast.train.lr" = 0.05}},
+          {{"strategy.ewc.lam" = 100.0, "variants.hlop-fast.train.lr" = 0.2}}]
+"""
+
+
+class GuardedDataset:
+    """A dataset that records every read of its test split."""
+
+    def __init__(self, dataset, reads):
+        self._dataset, self._reads = dataset, reads
+
+    def __getattr__(self, name):
+        if name in ("x_test", "y_test"):
+            self._reads.append(name)
+        return getattr(self._dataset, name)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_validation_split_is_stratified_disjoint_and_the_same_in_every_task(digits):
+    full = make_stream(digits, "permuted", 2, "domain", seed=1)
+    held = make_stream(digits, "permuted", 2, "domain", seed=1, validation=0.2, eval_split="validation")
+    train_n, val_n = len(held[0].y_train), len(held[0].y_test)
+    assert train_n + val_n == len(digits.y_train) and abs(val_n - 0.2 * len(digits.y_train)) <= 10
+    np.testing.assert_allclose(np.bincount(held[0].y_test) / val_n, np.bincount(digits.y_train) / len(digits.y_train),
+                               atol=0.01)                                   # stratified by class
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}          # noqa: E731
+    for task in held:
+        assert task.eval_split == "validation"
+        assert not rows(task.x_train) & rows(task.x_test)                  # held out of training
+        assert rows(task.x_test) <= rows(full[task.index].x_train)         # carved from the training images
+    # the same originals are held out in every task (each permuted its own way): equal pixel sums per image
+    np.testing.assert_allclose(np.sort(held[0].x_test.reshape(val_n, -1).sum(1)),
+                               np.sort(held[1].x_test.reshape(val_n, -1).sum(1)), rtol=1e-6)
+    # with eval_split = "test" the tasks train on the same reduced set and evaluate on the test split
+    tested = make_stream(digits, "permuted", 2, "domain", seed=1, validation=0.2)
+    np.testing.assert_array_equal(tested[0].x_train, held[0].x_train)
+    np.testing.assert_array_equal(tested[0].x_test, full[0].x_test)
+
+
+@pytest.mark.parametrize("kind", ["permuted", "rotated", "split"])
+def test_validation_streams_never_read_the_test_split(digits, kind):
+    reads = []
+    make_stream(GuardedDataset(digits, reads), kind, 2, "domain", validation=0.1, eval_split="validation")
+    assert reads == []
+    make_stream(GuardedDataset(digits, reads), kind, 2, "domain", validation=0.1)
+    assert reads                                                            # the guard does see test reads
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"eval_split": "validation"}, "needs a validation split"),
+    ({"validation": 1.0}, "must be a fraction"),
+    ({"eval_split": "train"}, "eval_split: 'train' is not allowed"),
+])
+def test_bad_validation_settings_are_one_line_errors(digits, args, message):
+    with pytest.raises(ConfigError, match=message):
+        make_stream(digits, "permuted", 2, "domain", **args)
+
+
+def test_vary_split_draws_each_seeds_own_split():
+    raw = {"data": {"dataset": "digits", "validation": 0.1}, "stream": {"n_tasks": 1}}
+    fixed = experiment_from_dict(raw)
+    varied = experiment_from_dict({**raw, "data": {**raw["data"], "vary_split": True}})
+    same = [build_stream(fixed, s)[0].x_test.sum() for s in (0, 1)]
+    other = [build_stream(varied, s)[0].x_test.sum() for s in (0, 1)]
+    assert same[0] == same[1] and other[0] != other[1]
+    assert other[0] == same[0]                                             # seed 0 keeps the default split
+
+
+def test_variant_overrides_settings_and_runs_its_method(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    from spikecl.config import load_experiment
+
+    cfg = load_experiment(tmp_path / "base.toml")
+    variant, method = method_config(cfg, "hlop-fast")
+    assert method == "hlop" and variant.train.momentum == 0.5 and cfg.train.momentum == 0.9
+    assert variant.strategy.options["hlop"] == {"neurons": [[8, 4]], "step": "normalised"}
+    assert method_config(cfg, "ewc") == (cfg, "ewc")
+    run = ContinualRun(cfg, "hlop-fast", 0)
+    assert run.strategy.options.step == "normalised" and run.optimizer.defaults["momentum"] == 0.5
+    for bad, message in (({"method": "hlop", "train.lr": -1.0}, "variants.v: train.lr: -1.0 is below"),
+                         ({"train.lr": 0.1}, "variants.v.method: expected the name"),
+                         ({"method": "hlop", "train.lrate": 0.1}, "variants.v: unknown key 'train.lrate'")):
+        with pytest.raises(ConfigError, match=message):
+            experiment_from_dict({"variants": {"v": bad}})
+
+
+def write_sweep(tmp_path, text=SWEEP):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.format(out=tmp_path / "results"))
+    return path
+
+
+def test_select_plans_validation_trials_only_where_there_is_a_choice(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path))
+    # finetune and hlop do not depend on either point: no trials; ewc and hlop-fast: 2 points x 1 select seed
+    assert [r.id for r in sweep.runs] == ["ewc.lam=1.0_variants.hlop-fast.train.lr=0.05/ewc-seed3",
+                                          "ewc.lam=100.0_variants.hlop-fast.train.lr=0.2/ewc-seed3",
+                                          "ewc.lam=1.0_variants.hlop-fast.train.lr=0.05/hlop-fast-seed3",
+                                          "ewc.lam=100.0_variants.hlop-fast.train.lr=0.2/hlop-fast-seed3"]
+    assert all(r.raw["data"]["eval_split"] == "validation" for r in sweep.runs)
+    assert {m: len(c) for m, c in sweep.candidates.items()} == {"finetune": 1, "ewc": 2, "hlop": 1, "hlop-fast": 2}
+    without = load_sweep(write_sweep(tmp_path, SWEEP.replace('select = "acc"\n', "")))
+    assert len(without.runs) == 2 * 1 + 2 * 2 + 1 * 2 + 2 * 2            # no selection: every distinct run, 2 seeds
+    with pytest.raises(ConfigError, match="select needs a validation split"):
+        load_sweep(write_sweep(tmp_path, SWEEP + '[set]\n"data.validation" = 0.0\n'))
+
+
+def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, SWEEP + "min_bwt = -5.0\n"))
+    fake = {}
+    for run, (acc, bwt) in zip(sweep.runs, [(0.80, -0.10), (0.70, -0.01), (0.60, -0.02), (0.65, -0.02)]):
+        fake[run.id] = type("R", (), {"metrics": {"acc": acc, "bwt": bwt}})()
+    chosen = select_points(sweep, fake)
+    assert chosen["ewc"]["point"].startswith("ewc.lam=100.0")            # 0.80 forgets 10 points: not eligible
+    assert chosen["hlop-fast"]["point"].endswith("lr=0.2")                 # 65 > 60
+    assert chosen["ewc"]["candidates"]["ewc.lam=1.0_variants.hlop-fast.train.lr=0.05"]["acc"] == pytest.approx(80)
+    final = final_runs(sweep, chosen)
+    assert len(final.runs) == 4 * 2 and all(r.raw["data"]["eval_split"] == "test" for r in final.runs)
+    assert {r.results.parent.name for r in final.runs} == {"final"}
+    bad = [r.id for r in sweep.runs if "lam=100.0" in r.id and r.method == "ewc"]
+    diverged = select_points(sweep, {k: v for k, v in fake.items() if k not in bad}, failed=bad)
+    assert diverged["ewc"]["point"].startswith("ewc.lam=1.0")              # a failed trial is never chosen
+    missing = dict(list(fake.items())[1:])
+    with pytest.raises(ConfigError, match="validation trial ewc.lam=1.0_variants.hlop-fast.train.lr=0.05/ewc-seed3 is "
+                                          "missing"):
+        select_points(sweep, missing)
+
+
+def test_protocol_reads_test_data_only_in_the_final_runs(tmp_path, monkeypatch):
+    """Every trial of a selecting sweep runs without reading one test image; the final runs read them."""
+    reads = []
+    monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: GuardedDataset(load_dataset(*a, **k), reads))
+    sweep = load_sweep(write_sweep(tmp_path))
+
+    def execute(runs):
+        done = {}
+        for run in runs:
+            [done[run.id]] = runner.run_experiment(experiment_from_dict(run.raw), progress_bar=False, log=lambda _: 0)
+        return done
+
+    trials = execute(sweep.runs)
+    assert reads == [] and len(trials) == 4
+    assert all(r.config["data"]["eval_split"] == "validation" for r in trials.values())
+    final = execute(final_runs(sweep, select_points(sweep, trials)).runs)
+    assert reads and all(r.config["data"]["eval_split"] == "test" for r in final.values())
+
+
+@pytest.mark.slow
+def test_sweep_command_selects_on_validation_and_reports_test_numbers(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from spikecl.cli import main
+
+    path = write_sweep(tmp_path, SWEEP.replace("seeds = [0, 1]", "seeds = [0]").replace(
+        'methods = ["finetune", "ewc", "hlop", "hlop-fast"]', 'methods = ["finetune", "ewc"]'))
+    (tmp_path / "base.toml").write_text(BASE.replace('methods = ["finetune", "ewc", "hlop", "hlop-fast"]',
+                                                     'methods = ["finetune", "ewc"]'))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "validation split (held out of training; the test split was not read)" in out
+    assert "selected finetune @ base (the only candidate" in out and "selected ewc @ ewc.lam=" in out
+    root = tmp_path / "results" / "chosen"
+    selection = json.loads((root / "selection.json").read_text())
+    assert selection["split"] == "validation" and len(selection["methods"]["ewc"]["candidates"]) == 2
+    finals = sorted(p.name for p in (root / "final").glob("*.h5"))
+    assert finals == ["ewc-seed0.h5", "finetune-seed0.h5"]
+    assert read_results(root / "final" / "ewc-seed0.h5").config["data"]["eval_split"] == "test"
+    assert "Accuracies measured on the test split" in (root / "final" / "sweep-summary.txt").read_text()
+    chosen = selection["methods"]["ewc"]["point"]
+    lam = read_results(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
+    assert chosen.startswith(f"ewc.lam={lam}_")
+
+
+def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
+    from spikecl.report import split_note, text_report
+
+    cfg = experiment_from_dict({"data": {"dataset": "digits", "validation": 0.2, "eval_split": "validation"},
+                                "stream": {"n_tasks": 2, "train_per_task": 100}, "network": {"hidden": [8]},
+                                "train": {"epochs": 1}})
+    result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    text = text_report([result], matrices=False)
+    assert "validation split" in text and " LA " in text.splitlines()[0] + " "
+    assert result.metrics["learning_acc"] == pytest.approx(np.mean(np.diag(result.acc_matrix[1:])))
+    tested = replace(result, config={**result.config, "data": {**result.config["data"], "eval_split": "test"}})
+    assert "MIXED" in split_note([result, tested])
