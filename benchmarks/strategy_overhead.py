@@ -2,7 +2,8 @@
 
 For every method, task 1 of a Permuted MNIST-5k stream is trained for one epoch (after task 0, so projection
 methods have a consolidated subspace to project against and new lateral neurons to train). Prints seconds per epoch
-and the ratio to fine-tune (HLOP's target: within 1.5x).
+and the ratio to fine-tune (HLOP's target: within 1.5x). ``hlop`` is the published method (every time step's rows,
+fixed Hebbian rates); ``hlop-spikecl`` uses one random step row per sample and the normalised step.
 
     python benchmarks/strategy_overhead.py [--hidden 800] [--steps 4] [--trainer bptt|online|dsr] [--repeats 3]
                                            [--hlop iterations=10] [--hlop final_passes=1]
@@ -19,7 +20,9 @@ from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 from spikecl.snn.trainers import TRAINERS
 
-METHODS = ("finetune", "ewc", "si", "replay", "gpm", "hlop")
+METHODS = ("finetune", "ewc", "si", "replay", "gpm", "hlop", "hlop-spikecl")
+SPIKECL = {"method": "hlop", "strategy.hlop.step": "normalised", "strategy.hlop.step_rows": 1,
+           "strategy.hlop.orthonormalize": True}
 
 
 def main() -> None:
@@ -38,7 +41,7 @@ def main() -> None:
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},
         "network": {"hidden": [args.hidden, args.hidden], "num_steps": args.steps},
         "train": {"trainer": args.trainer, "epochs": 1},
-        "strategy": {"methods": methods, "hlop": hlop}})
+        "strategy": {"methods": methods, "hlop": hlop}, "variants": {"hlop-spikecl": SPIKECL}})
     runs = {}
     for method in methods:
         run = ContinualRun(cfg, method, seed=0)

@@ -236,3 +236,26 @@ def test_final_hebbian_passes_capture_more_of_the_task_activity(step_rows):
         basis = s.basis["layers.0"]
         captured[passes] = float(((x @ basis.T) ** 2).sum() / (x * x).sum())
     assert captured[3] > captured[0] + 0.02, captured
+
+
+def test_hlop_energy_budget_sizes_each_task_from_its_residual_activity():
+    """budget = 'energy': a task adds the lateral neurons GPM's criterion asks of its residual activity; a task
+    whose inputs lie in the consolidated subspace adds none at the input synapse."""
+    from spikecl.continual.projection import new_directions
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(5)
+    n = 20
+    xa = torch.rand(200, 6, generator=g) @ torch.randn(6, n, generator=g).abs() / 6       # rank 6
+    task = TaskData(0, xa, torch.randint(0, 3, (200,), generator=g), torch.zeros(200, dtype=torch.long))
+    net = build_mlp(n, [16], 3)
+    s = build_strategy("hlop", net, {"hlop": {"budget": "energy", "energy": [0.99], "energy_samples": 200}},
+                       Simulation(num_steps=2))
+    s.before_task(0, task, [task])
+    expected = new_directions(torch.zeros(0, n), xa, 0.99)
+    assert 1 <= expected.shape[0] <= 6 and s.h_new["layers.0"].shape[0] == expected.shape[0]
+    s.h_new["layers.0"] = expected.float()                 # as converged Hebbian neurons would hold it
+    s.after_task(0, task)
+    again = TaskData(1, xa.flip(0), task.y, task.heads)
+    s.before_task(1, again, [task, again])
+    assert s.h_new["layers.0"].shape[0] == 0                  # nothing new to hold

@@ -100,6 +100,36 @@ def project_gradient(p: ProtectedSynapse, basis: torch.Tensor, complement: torch
 
 
 
+def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
+    """GPM's energy criterion (Saha et al. 2021): the fewest principal directions (float64 [r, n]) of the part of
+    ``activity`` [N, n] outside span(``basis`` [k, n], orthonormal rows) that, added to the basis, capture a
+    fraction ``threshold`` of the activity's energy::
+
+        ‖A Bᵀ‖² + Σ_{i ≤ r} σ_i(A − A Bᵀ B)²  ≥  threshold · ‖A‖²
+    """
+    a = activity.T.double()                                          # [n, N]
+    m = basis.T.double()                                             # [n, k]
+    total = (a ** 2).sum()
+    residual = a - m @ (m.T @ a)
+    kept = total - (residual ** 2).sum()
+    if total <= 0 or kept / total >= threshold:
+        return basis[:0].double()
+    u, s, _ = torch.linalg.svd(residual, full_matrices=False)
+    energy = kept + torch.cumsum(s ** 2, 0)
+    r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
+    return u[:, :r].T
+
+
+def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
+    """GPM's basis update: ``basis`` [k, n] orthonormal rows, ``activity`` [N, n] → new basis [k', n], k' ≥ k, with
+    the :func:`new_directions` the threshold asks for."""
+    added = new_directions(basis, activity, threshold)
+    if added.shape[0] == 0:
+        return basis
+    q, _ = torch.linalg.qr(torch.cat([basis.double(), added]).T)     # re-orthonormalise against round-off
+    return q.T.to(basis.dtype)
+
+
 class ProjectionStrategy(Strategy):
     """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
     weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task."""

@@ -17,7 +17,7 @@ import torch
 
 from spikecl.config import option
 from spikecl.continual import distributed
-from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix
+from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, grow_basis
 
 
 @dataclass
@@ -30,23 +30,6 @@ class GPMOptions:
     activity: str = option("rate", choices=ACTIVITY,
                            doc="representation matrix rows: per-sample firing rates ('rate') or every time step's "
                                "presynaptic input ('steps')")
-
-
-def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
-    """GPM's basis update. ``basis`` [k, n] orthonormal rows, ``activity`` [N, n] → new basis [k', n], k' ≥ k."""
-    a = activity.T.double()                                          # [n, N]
-    m = basis.T.double()                                             # [n, k]
-    total = (a ** 2).sum()
-    residual = a - m @ (m.T @ a)
-    kept = total - (residual ** 2).sum()
-    if total <= 0 or kept / total >= threshold:
-        return basis
-    u, s, _ = torch.linalg.svd(residual, full_matrices=False)
-    energy = kept + torch.cumsum(s ** 2, 0)
-    r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
-    grown = torch.cat([m, u[:, :r]], dim=1)
-    q, _ = torch.linalg.qr(grown)                                    # re-orthonormalise against round-off
-    return q.T.to(basis.dtype)
 
 
 class GPM(ProjectionStrategy):

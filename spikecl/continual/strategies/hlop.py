@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from spikecl.config import option
-from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix
+from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, new_directions
 
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
@@ -50,6 +50,13 @@ class HLOPOptions:
     neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
+    budget: str = option("schedule", choices=("schedule", "energy"),
+                         doc="how many lateral neurons a task adds: the 'neurons' schedule, or as many as GPM's energy "
+                             "criterion asks of the task's residual activity before training (spikecl's)")
+    energy: list[float] = option([0.95, 0.99, 0.99], low=0.0, high=1.0,
+                                 doc="budget = 'energy': fraction of a task's presynaptic activity energy the subspace "
+                                     "must hold, per protected synapse (the last one repeats)")
+    energy_samples: int = option(300, low=1, doc="budget = 'energy': training samples whose activity sizes a task")
     step: str = option("fixed", choices=("fixed", "normalised"),
                        doc="Hebbian step size: fixed_lr per synapse (the paper's), or lr divided by the mean squared "
                            "norm of the residual the new neurons learn from (spikecl's)")
@@ -186,10 +193,27 @@ class HLOP(ProjectionStrategy):
         row = rows[min(task, len(rows) - 1)]
         return row[min(index, len(row) - 1)] if row else 0
 
+    @torch.no_grad()
+    def energy_budget(self, train) -> list[int]:
+        """Lateral neurons per synapse for a task with training data ``train``: the residual principal directions
+        (outside the consolidated subspace) needed to hold ``energy`` of its presynaptic activity, measured on
+        ``energy_samples`` samples with the network as it is before training on them."""
+        o = self.options
+        self.model.record_presynaptic(True)
+        self.logits(train.x[:o.energy_samples], train.heads[:o.energy_samples])
+        counts = []
+        for i, p in enumerate(self.synapses):
+            activity = activity_matrix(p, o.max_rows, self.generator, o.activity)
+            old = self.basis[p.name] if self.orthonormal_bases else orthonormal_rows(self.h_old[p.name])
+            counts.append(new_directions(old, activity, o.energy[min(i, len(o.energy) - 1)]).shape[0])
+        return counts
+
     def before_task(self, task, train, seen):
+        budget = self.energy_budget(train) if self.options.budget == "energy" else None
         for i, p in enumerate(self.synapses):
             old = self.h_old[p.name]
-            k = min(self.schedule(task, i), p.n_inputs - old.shape[0])
+            wanted = budget[i] if budget is not None else self.schedule(task, i)
+            k = min(wanted, p.n_inputs - old.shape[0])
             rows = torch.randn(max(k, 0), p.n_inputs, generator=self.generator).to(old)
             if old.shape[0]:
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
