@@ -69,7 +69,7 @@ def test_load_experiment_file(tmp_path):
 def test_reference_models_validate():
     from pathlib import Path
 
-    from spikecl.continual.strategies import validate_options
+    from spikecl.continual.strategies import validate_method
 
     models = sorted(Path(__file__).parents[1].joinpath("models").glob("*.toml"))
     assert models
@@ -78,4 +78,4 @@ def test_reference_models_validate():
             continue                                  # other kinds are validated by their own tests
         cfg = load_experiment(path)
         for method in cfg.strategy.methods:
-            validate_options(method, cfg.strategy.options)
+            validate_method(cfg, method)

@@ -272,11 +272,10 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     checkpoints. Without ``overwrite`` or ``resume`` an existing results file is an :class:`ExistsError`, raised
     before anything is trained.
     """
-    from spikecl.continual.strategies import validate_options
+    from spikecl.continual.strategies import validate_method
 
     for method in cfg.strategy.methods:
-        run_cfg, strategy_name = method_config(cfg, method)
-        validate_options(strategy_name, run_cfg.strategy.options)
+        validate_method(cfg, method)
     resolve_device(cfg.device)
     with distributed.session(cfg.device) as world:
         return _run_plan(cfg, resume, overwrite, progress_bar, log, world)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, method_config, option
+from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
 from spikecl.errors import ConfigError
 
 
@@ -135,7 +135,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
-    from spikecl.continual.strategies import validate_options
+    from spikecl.continual.strategies import validate_method
 
     path = Path(path)
     cfg = from_dict(SweepConfig, apply_overrides(load_toml(path), overrides), "sweep.")
@@ -163,8 +163,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                        _literal("name", f"{name}/{folder}"), _literal("strategy.methods", [method]),
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
-        run_cfg, runs_method = method_config(experiment_from_dict(raw), method)
-        validate_options(runs_method, run_cfg.strategy.options)
+        run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
         results = Path(run_cfg.output_dir) / run_cfg.name / f"{method}-seed{seed}.h5"
         run_id = f"{folder}/{method}-seed{seed}"
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)

@@ -60,6 +60,16 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
             for name in components(method)}
 
 
+def validate_method(cfg, method: str):
+    """Validate a run of ``method`` (a method, ``a+b``, or a variant ``[variants.<name>]``) under experiment config
+    ``cfg``; returns ``(run config, method it runs)`` (see :func:`spikecl.config.method_config`)."""
+    from spikecl.config import method_config
+
+    run_cfg, runs_method = method_config(cfg, method)
+    validate_options(runs_method, run_cfg.strategy.options)
+    return run_cfg, runs_method
+
+
 def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None):
     """Instantiate ``method`` (possibly ``a+b``) for ``model`` with its validated options.
 
