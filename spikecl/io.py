@@ -6,7 +6,8 @@ and an existing file is only replaced when the caller says ``overwrite=True``.
 
 Results schema (version 1)::
 
-    /                      attrs: schema = "spikecl-results", schema_version, method, seed, kind = "continual"
+    /                      attrs: schema = "spikecl-results", schema_version, method, seed, kind = "continual",
+                                  eval_split = "test" | "validation" (what the accuracies were measured on)
     /config                attrs: json (the experiment config, method and seed)
     /environment           attrs: json (versions, device, host)
     /acc_matrix            float64 [T+1, T]  row 0: untrained network; row i: after task i (fractions)
@@ -104,7 +105,8 @@ def write_results(path: str | Path, result: RunResult, overwrite: bool = False) 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="continual",
-                           method=result.method, seed=result.seed)
+                           method=result.method, seed=result.seed,
+                           eval_split=(result.config.get("data") or {}).get("eval_split", "test"))
             f.create_group("config").attrs["json"] = json.dumps(result.config)
             f.create_group("environment").attrs["json"] = json.dumps(result.environment)
             f.create_dataset("acc_matrix", data=np.asarray(result.acc_matrix, dtype=np.float64))

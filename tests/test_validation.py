@@ -233,5 +233,11 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
     text = text_report([result], matrices=False)
     assert "validation split" in text and " LA " in text.splitlines()[0] + " "
     assert result.metrics["learning_acc"] == pytest.approx(np.mean(np.diag(result.acc_matrix[1:])))
+    import h5py
+
+    from spikecl.io import write_results
+
+    with h5py.File(write_results(tmp_path / "run.h5", result), "r") as f:
+        assert f.attrs["eval_split"] == "validation"                       # visible to any HDF5 reader
     tested = replace(result, config={**result.config, "data": {**result.config["data"], "eval_split": "test"}})
     assert "MIXED" in split_note([result, tested])
