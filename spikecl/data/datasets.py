@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import DataError, ShapeError, require
+from spikecl.errors import ConfigError, DataError, ShapeError, require
 
+EVAL_SPLITS = ("test", "validation")
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet")
 
 
@@ -74,6 +75,27 @@ def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> t
         test.append(members[:n_test])
         train.append(members[n_test:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str, split_seed: int) -> dict:
+    """{"train": (x, y), "test": (x, y)}: the training images less a ``validation`` fraction of every class (drawn
+    with ``split_seed``), and the evaluation images: those held out for ``eval_split = "validation"`` (the test
+    split is then not read), else the dataset's test split. The validation protocol of every experiment kind."""
+    if eval_split not in EVAL_SPLITS:
+        raise ConfigError(f"data.eval_split: {eval_split!r} is not allowed; choose one of {', '.join(EVAL_SPLITS)}")
+    if not 0.0 <= validation < 1.0:
+        raise ConfigError(f"data.validation: {validation!r} must be a fraction in [0, 1)")
+    if eval_split == "validation" and validation <= 0:
+        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 "
+                          "(e.g. 0.1)")
+    x, y = dataset.x_train, dataset.y_train
+    if validation <= 0:
+        return {"train": (x, y), "test": (dataset.x_test, dataset.y_test)}
+    train, held = stratified_split(y, float(validation), split_seed + 7919)
+    if len(held) == 0 or len(train) == 0:
+        raise ConfigError(f"data.validation: {validation} of {len(y)} training images leaves an empty split")
+    evaluation = (x[held], y[held]) if eval_split == "validation" else (dataset.x_test, dataset.y_test)
+    return {"train": (x[train], y[train]), "test": evaluation}
 
 
 def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int) -> Dataset:
@@ -226,6 +248,4 @@ def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Datas
         return _load_cifar(name, data_dir)
     if name == "miniimagenet":
         return _load_miniimagenet(data_dir, seed)
-    from spikecl.errors import ConfigError
-
     raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")

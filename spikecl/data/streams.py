@@ -25,12 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.data.datasets import Dataset, stratified_split
+from spikecl.data.datasets import Dataset, training_and_evaluation
 from spikecl.errors import ConfigError
 
 KINDS = ("permuted", "rotated", "split")
 SCENARIOS = ("task", "domain", "class")
-EVAL_SPLITS = ("test", "validation")
 
 
 @dataclass(frozen=True)
@@ -121,27 +120,6 @@ def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[
     return x[keep], y[keep]
 
 
-def _sources(dataset: Dataset, validation: float, eval_split: str, split_seed: int) -> dict:
-    """{"train": (x, y), "test": (x, y)}: the training images (less a stratified ``validation`` fraction) and the
-    evaluation images: the held-out ones for ``eval_split = "validation"`` (the test split is then not read),
-    else the dataset's test split."""
-    if eval_split not in EVAL_SPLITS:
-        raise ConfigError(f"data.eval_split: {eval_split!r} is not allowed; choose one of {', '.join(EVAL_SPLITS)}")
-    if not 0.0 <= validation < 1.0:
-        raise ConfigError(f"data.validation: {validation!r} must be a fraction in [0, 1)")
-    if eval_split == "validation" and validation <= 0:
-        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 "
-                          "(e.g. 0.1)")
-    x, y = dataset.x_train, dataset.y_train
-    if validation <= 0:
-        return {"train": (x, y), "test": (dataset.x_test, dataset.y_test)}
-    train, held = stratified_split(y, float(validation), split_seed + 7919)
-    if len(held) == 0 or len(train) == 0:
-        raise ConfigError(f"data.validation: {validation} of {len(y)} training images leaves an empty split")
-    evaluation = (x[held], y[held]) if eval_split == "validation" else (dataset.x_test, dataset.y_test)
-    return {"train": (x[train], y[train]), "test": evaluation}
-
-
 def _check(kind: str, scenario: str, n_tasks: int) -> None:
     if kind not in KINDS:
         raise ConfigError(f"stream.kind: {kind!r} is not allowed; choose one of {', '.join(KINDS)}")
@@ -163,7 +141,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     docstring).
     """
     _check(kind, scenario, n_tasks)
-    sources = _sources(dataset, validation, eval_split, split_seed)
+    sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     c = dataset.n_classes
     tasks = []
