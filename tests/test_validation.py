@@ -241,3 +241,30 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
         assert f.attrs["eval_split"] == "validation"                       # visible to any HDF5 reader
     tested = replace(result, config={**result.config, "data": {**result.config["data"], "eval_split": "test"}})
     assert "MIXED" in split_note([result, tested])
+
+
+def test_sparsey_experiment_follows_the_protocol_and_reads_no_test_image_on_validation(tmp_path, monkeypatch):
+    """The ``sparsey`` kind: evaluation on the validation split reads no test image; every seed may draw its own
+    split; the fixed fly-hash and pixel baselines are classified on the same images."""
+    import spikecl.data.datasets as datasets
+    from spikecl.sdr.experiment import load_config, run_seed
+
+    reads = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: GuardedDataset(real(*a, **k), reads))
+    exp = tmp_path / "small.toml"
+    exp.write_text('kind = "sparsey"\n[data]\ndataset = "digits"\nvalidation = 0.2\neval_split = "validation"\n'
+                   'vary_split = true\n[coder]\nimage_shape = [8, 8]\nthreshold = 0.3\n'
+                   '[coder.mac]\nfreeze_fraction = 0.3\n[baseline]\nn_columns = 64\n'
+                   '[eval]\nn_pairs = 50\npair_items = 40\ncapacity_points = [20]\nrandom_capacity_points = [10]\n'
+                   'cue_items = 10\ncue_levels = [0.0]\nspiking_items = 0\n')
+    cfg = load_config(exp)
+    first = run_seed(cfg, 0, progress=False)["metrics"]
+    assert reads == []
+    for key in ("sparsey_acc_knn5", "flyhash_acc_knn5", "pixels_acc_knn5", "pooler_acc_knn5"):
+        assert 0.2 < first[key] <= 1.0, key
+    other = run_seed(cfg, 1, progress=False)["metrics"]
+    assert reads == [] and other["pixels_acc_knn1"] != first["pixels_acc_knn1"]      # another split
+    cfg.data.eval_split = "test"
+    run_seed(cfg, 0, progress=False)
+    assert reads

@@ -1,15 +1,18 @@
 """The ``sparsey`` experiment kind: one-pass Sparsey learning of an image dataset beside a k-WTA spatial pooler.
 
 Per seed it stores the training images once (single-trial, one item at a time, timed on one thread), classifies the
-test images from the codes (class votes learned in the same pass; k-NN on the stored codes), and measures
+evaluation images from the codes (class votes learned in the same pass; k-NN on the stored codes; the same k-NN
+readouts on a fixed fly-hash code of the same size and sparsity and on the pixels), and measures
 similarity preservation (Spearman ρ of code vs input overlap, with a fly-hash control of the same size and
 sparsity), a capacity curve (recall vs items stored) and recall from degraded cues. Results: one HDF5 file per seed
 ``<output_dir>/<name>/sparsey_seed<seed>.h5`` (written atomically, never replaced without ``--overwrite``) and PNG
-plots beside it.
+plots beside it. The evaluation images follow the validation protocol of every kind (``[data]``): ``validation``
+holds a fraction of every class's training images out of storage, ``eval_split = "validation"`` evaluates on them
+without reading the test split (for choosing settings), and ``vary_split`` gives every seed its own data split.
 
 Results schema (``kind = "sparsey"``, version 1)::
 
-    /                        attrs: schema, schema_version, kind = "sparsey", seed
+    /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split
     /config, /environment    attrs: json
     /metrics                 attrs: one float per metric (accuracies are fractions, times in seconds)
     /curves/capacity_items   int64 [P]     items stored at each capacity point
@@ -243,17 +246,21 @@ def similarity(x_test: np.ndarray, coders: dict[str, np.ndarray], n_pairs: int,
 # -- the run -------------------------------------------------------------------------------------------------
 def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
     """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays)."""
-    from spikecl.data.datasets import load_dataset
+    from spikecl.data.datasets import load_dataset, training_and_evaluation
 
-    data = load_dataset(cfg.data.dataset, cfg.data.data_dir or None, seed=0)
+    d = cfg.data
+    split_seed = seed if d.vary_split else 0
+    data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
+    sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
     coder_cfg = SparseyConfig.from_mapping({**_as_raw(cfg.coder), "seed": seed})
-    if data.x_train[0].size != int(np.prod(coder_cfg.image_shape)):
-        raise DataError(f"{cfg.data.dataset} images have {data.x_train[0].size} pixels but coder.image_shape "
+    (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
+    if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
+        raise DataError(f"{cfg.data.dataset} images have {x_train[0].size} pixels but coder.image_shape "
                         f"{coder_cfg.image_shape} has {int(np.prod(coder_cfg.image_shape))}")
-    x_train = flat(data.x_train, cfg.eval.train_items) > coder_cfg.threshold
-    x_test = flat(data.x_test, cfg.eval.test_items) > coder_cfg.threshold
-    y_train, y_test = data.y_train[: len(x_train)], data.y_test[: len(x_test)]
+    x_train = flat(x_train, cfg.eval.train_items) > coder_cfg.threshold
+    x_test = flat(x_test, cfg.eval.test_items) > coder_cfg.threshold
+    y_train, y_test = y_train[: len(x_train)], y_test[: len(x_test)]
     ev = cfg.eval
 
     sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
@@ -270,11 +277,16 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
             metrics[f"{name}_code_{key}"] = value
         if coded.familiarity is not None:
             metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
-    metrics["pixels_acc_knn1"] = float((knn_predict(x_train, y_train, x_test, 1, data.n_classes) == y_test).mean())
+    for k in (1, ev.knn_k):
+        metrics[f"pixels_acc_knn{k}"] = float((knn_predict(x_train, y_train, x_test, k, data.n_classes) == y_test).mean())
 
     n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
     fly = FlyHash(FlyHashConfig(**{**asdict(cfg.flyhash), "n_outputs": n_bits, "sparsity": active / n_bits,
                                    "seed": seed}), x_train.shape[1])
+    fly_train = fly.encode(x_train)
+    fly_coded = Coded(fly_train, fly_train, fly.encode(x_test), 0.0, fly)
+    for key in ("acc_knn1", f"acc_knn{ev.knn_k}"):
+        metrics[f"flyhash_{key}"] = classify(fly_coded, y_train, y_test, ev.knn_k, data.n_classes)[key]
     pairs_x = x_test[: ev.pair_items]
     sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly.encode(pairs_x),
                                "pooler": pooler.test[: ev.pair_items],
@@ -317,7 +329,8 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="sparsey", seed=seed)
+            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="sparsey", seed=seed,
+                           eval_split=cfg.data.eval_split)
             f.create_group("config").attrs["json"] = json.dumps(asdict(cfg))
             f.create_group("environment").attrs["json"] = json.dumps(environment())
             f.create_group("metrics").attrs.update(out["metrics"])
@@ -364,8 +377,8 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
     return paths
 
 
-def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
-    """The comparison printed after a run."""
+def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "test") -> str:
+    """The comparison printed after a run (accuracies on the ``split`` named)."""
     rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
              "bits", "active", "Spearman")]
     for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
@@ -375,12 +388,14 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
                      f"{100 * m('acc_knn1'):.1f}", f"{100 * m(f'acc_knn{k}'):.1f}", f"{m('learn_seconds'):.2f}",
                      f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
                      f"{metrics['spearman_' + name]:.3f}"))
-    rows.append(("fly-hash control", *[""] * 9, f"{metrics['spearman_flyhash']:.3f}"))
+    rows.append(("fly-hash control (fixed)", "", "", "", f"{100 * metrics['flyhash_acc_knn1']:.1f}",
+                 f"{100 * metrics[f'flyhash_acc_knn{k}']:.1f}", *[""] * 4, f"{metrics['spearman_flyhash']:.3f}"))
     rows.append(("Sparsey mac activity only", *[""] * 9, f"{metrics['spearman_macactivity']:.3f}"))
     if "spiking_code_match" in metrics:
         rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
                      f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))
-    rows.append(("1-NN on pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}", *[""] * 6))
+    rows.append(("pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}",
+                 f"{100 * metrics[f'pixels_acc_knn{k}']:.1f}", *[""] * 5))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -396,7 +411,8 @@ def format_table(metrics: dict[str, float], k: int, n_train: int) -> str:
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
                  f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
-    return (f"test accuracy (%) after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
+    where = "validation images (held out of training; test not read)" if split == "validation" else "test images"
+    return (f"accuracy (%) on the {where} after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
             + published)
 
 
@@ -415,7 +431,7 @@ def run_experiment_file(path: str | Path, overrides: Iterable[str] = (), *, resu
         out = run_seed(cfg, seed, progress)
         write_sparsey_results(target, cfg, seed, out, overwrite)
         print(f"seed {seed}: {target}")
-        print(format_table(out["metrics"], cfg.eval.knn_k, out["n_train"]))
+        print(format_table(out["metrics"], cfg.eval.knn_k, out["n_train"], cfg.data.eval_split))
         if plots:
             for p in write_plots(folder, seed, out):
                 print(f"  plot: {p}")
