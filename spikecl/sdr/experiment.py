@@ -278,7 +278,8 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
         if coded.familiarity is not None:
             metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
     for k in (1, ev.knn_k):
-        metrics[f"pixels_acc_knn{k}"] = float((knn_predict(x_train, y_train, x_test, k, data.n_classes) == y_test).mean())
+        predicted = knn_predict(x_train, y_train, x_test, k, data.n_classes)
+        metrics[f"pixels_acc_knn{k}"] = float((predicted == y_test).mean())
 
     n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
     fly = FlyHash(FlyHashConfig(**{**asdict(cfg.flyhash), "n_outputs": n_bits, "sparsity": active / n_bits,
@@ -401,7 +402,7 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
     lines.insert(1, "-" * len(lines[0]))
     for name, label in (("sparsey", "Sparsey"), ("pooler", "spatial pooler")):
         stat = lambda key: metrics[f"{name}_code_{key}"]     # noqa: E731
-        text = (f"{label} test codes: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
+        text = (f"{label} codes of the evaluation images: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
                 f"{100 * stat('fraction_used'):.1f} %, mean bit entropy {stat('entropy'):.3f} bit")
         if f"{name}_mean_familiarity" in metrics:
             text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"

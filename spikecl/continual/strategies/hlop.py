@@ -128,8 +128,9 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
 
     ``residual_old`` [B, n] is ``x`` minus its projection on the consolidated neurons; ``velocity`` [k, n] is the
     exponential average of the steps (``momentum`` its decay; 0 = plain steps). The batch's change of ``h_new`` is
-    clamped elementwise to ±``clamp``. ``normalise``: the rate is ``lr`` over the residual's mean squared norm. With B < n the steps run on coefficients over the rows of
-    ``[h_new; velocity; residual_old]`` (identical result, cost independent of n per step); otherwise directly.
+    clamped elementwise to ±``clamp``. ``normalise``: the rate is ``lr`` over the residual's mean squared norm.
+    With B < n the steps run on coefficients over the rows of ``[h_new; velocity; residual_old]`` (identical
+    result, cost independent of n per step); otherwise directly.
     """
     k, n = h_new.shape
     if x.shape[0] >= n:
