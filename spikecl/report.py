@@ -84,7 +84,8 @@ def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[fl
 def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int]) -> str:
     """The comparison table: one row per method, mean ± std (in points) of each metric present."""
     present = [(k, t) for k, t in COLUMNS if any(k in s for s in summary.values())]
-    header = f"{'method':<16} {'seeds':>5} " + " ".join(f"{t:>13}" for _, t in present)
+    width = max([16, *map(len, summary)])
+    header = f"{'method':<{width}} {'seeds':>5} " + " ".join(f"{t:>13}" for _, t in present)
     lines = [header, "-" * len(header)]
     for method, stats in summary.items():
         cells = []
@@ -94,7 +95,7 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
                 cells.append(f"{100 * mean:7.1f} ±{100 * std:4.1f}")
             else:
                 cells.append(f"{'—':>13}")
-        lines.append(f"{method:<16} {n_seeds[method]:>5} " + " ".join(cells))
+        lines.append(f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells))
     return "\n".join(lines)
 
 

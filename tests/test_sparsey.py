@@ -237,6 +237,10 @@ def test_integer_weights_decay_and_the_critical_period():
     for pattern in random_patterns(30, seed=9):
         frozen.learn(pattern)
     assert frozen.level1.state.frozen[0] and 0.01 <= frozen.level1.weight_fill[0] < 0.02
+    # past its critical period a mac gives every item its best-matching (recognition) code, not a random one
+    for pattern in random_patterns(5, seed=10):
+        stored, _ = frozen.learn(pattern)
+        np.testing.assert_array_equal(stored, frozen.encode(pattern)[0])
 
 
 def _cuda_available():

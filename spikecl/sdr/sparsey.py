@@ -215,7 +215,8 @@ class MacLayer:
         """Run the CSA on a batch: winners int64 [B, M, Q] (-1 for inactive macs) and familiarity G [B, M].
 
         ``learn`` samples winners from ρ and applies single-trial learning (B must be 1: items are stored one at a
-        time, in order); otherwise the max-V cells win (or ``choose(V)`` picks them, e.g. spiking WTA groups) and
+        time, in order; a mac past its critical period gives its max-V code instead, since it cannot store one);
+        otherwise the max-V cells win (or ``choose(V)`` picks them, e.g. spiking WTA groups) and
         nothing changes. ``x`` None = no bottom-up input (recall from horizontal input only); ``prev`` None = no
         horizontal input.
         """
@@ -231,6 +232,8 @@ class MacLayer:
         if learn:
             mu = win_weights(v, expansivity(g, self.cfg), self.cfg)
             winners = choose_winners(v, mu, self.rng)
+            # a frozen mac cannot store a new code: it answers with its best match, as in recognition
+            winners = np.where(self.state.frozen[None, :, None], choose_winners(v, v, None), winners)
         else:
             winners = choose(v) if choose is not None else choose_winners(v, v, None)
         active = self.active_macs(x) if x is not None else prev.any(axis=-1)
