@@ -1,6 +1,7 @@
 """Sparsey measured honestly: settings chosen on a validation split, the test split read once, several data splits.
 
-Each candidate setting of the coder stores the training images of a selection seed (its own data split, 10 % of
+Each candidate setting of the coder (three critical periods, and G computed from the normalised input sums U
+instead of the local support V) stores the training images of a selection seed (its own data split, 10 % of
 every class held out as validation) and is scored by its 5-NN accuracy on the validation images, which never
 touches a test image. The best candidate then runs once per evaluation seed on the test split, each seed with its
 own train/test split, beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the
@@ -23,7 +24,8 @@ from spikecl.sdr.experiment import load_config, run_seed
 MODELS = Path(__file__).resolve().parents[1] / "models"
 CANDIDATES = {"freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
               "freeze 0.3 (the model files)": [],
-              "freeze 0.5": ["coder.mac.freeze_fraction=0.5"]}
+              "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
+              "freeze 0.3, G from U": ['coder.mac.familiarity_from="u"']}
 ROWS = (("Sparsey", "sparsey"), ("fly-hash (fixed)", "flyhash"), ("k-WTA pooler", "pooler"), ("pixels", "pixels"))
 
 

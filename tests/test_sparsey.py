@@ -268,3 +268,21 @@ def test_spiking_on_cuda_without_a_gpu_is_a_config_error():
 
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         spiking_winners(np.zeros((1, 2, 3), np.float32), SpikingWTAConfig(device="cuda"))
+
+
+def test_familiarity_from_the_normalised_input_sums():
+    """familiarity_from = 'u': G is the mean over CMs of the largest U, not of V = U^λ (λ = 2 here), so a partly
+    familiar input is more familiar by U than by V."""
+    coders = {how: small_coder(familiarity_from=how) for how in ("v", "u")}
+    stored, probe = random_patterns(1, seed=3)[0], random_patterns(1, seed=3)[0].copy()
+    on = np.flatnonzero(stored)
+    probe[on[: len(on) // 2]] = False                     # half of the stored item's active pixels
+    g = {}
+    for how, coder in coders.items():
+        coder.learn(stored)
+        g[how] = coder.encode(probe)[1]
+    assert g["u"] == pytest.approx(1.0) and g["v"] == pytest.approx(1.0)  # a subset of a stored item: U = 1
+    noisy = probe.copy()
+    noisy[np.flatnonzero(~stored)[: len(on) // 2]] = True  # as many novel pixels
+    gu, gv = (coders[h].encode(noisy)[1] for h in ("u", "v"))
+    assert gu == pytest.approx(0.5, abs=0.05) and gv == pytest.approx(gu ** 2, abs=1e-6)

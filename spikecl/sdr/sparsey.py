@@ -51,6 +51,9 @@ class MacConfig:
     lambda_u: float = option(2.0, low=0.0, high=16.0, doc="exponent of U in the local support V")
     lambda_h: float = option(1.0, low=0.0, high=16.0, doc="exponent of H in the local support V")
     g_minus: float = option(0.15, low=0.0, high=0.99, doc="G⁻: familiarity at or below which the choice is uniform")
+    familiarity_from: str = option("v", choices=("v", "u"),
+                                   doc="G from the local support V = U^λU·H^λH ('v'), or from the normalised "
+                                       "bottom-up sums U alone ('u', as Rinkus describes it)")
     gamma: float = option(2.0, low=0.0, high=16.0, doc="γ: exponent of the expansivity")
     chi: float = option(100.0, low=0.0, high=1e6, doc="χ: η − 1 reaches χ·K at G = 1")
     sigma1: float = option(0.1, low=1e-6, high=1e6, doc="σ₁ of the win-weight sigmoid")
@@ -228,7 +231,11 @@ class MacLayer:
         if learn and ref.shape[0] != 1:
             raise ShapeError(f"learning stores one item at a time; got a batch of {ref.shape[0]}")
         v = self.support(x, prev)
-        g = familiarity(v)
+        if self.cfg.familiarity_from == "u" and x is not None:
+            u = normalised_sums(self.state.u, x, self.cfg.w_max)
+            g = familiarity(u.reshape(*u.shape[:-1], self.cfg.n_cms, self.cfg.cells_per_cm))
+        else:
+            g = familiarity(v)
         if learn:
             mu = win_weights(v, expansivity(g, self.cfg), self.cfg)
             winners = choose_winners(v, mu, self.rng)
