@@ -186,6 +186,8 @@ def test_reference_model_validates():
     cfg = load_config(Path(__file__).parents[1] / "models" / "sparsey_mnist5k.toml")
     assert cfg.kind == "sparsey" and cfg.coder.layout == "grid" and cfg.coder.mac.min_active_frac == 0.2
     assert cfg.name == "sparsey-mnist5k" and cfg.baseline.n_columns == 2048
+    digits = load_config(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")
+    assert digits.data.dataset == "digits" and digits.coder.image_shape == [8, 8] and digits.coder.grid == [3, 3]
 
 
 @pytest.mark.slow
