@@ -13,6 +13,19 @@ def digits():
     return (d.x_train.reshape(len(d.x_train), -1), d.y_train, d.x_test.reshape(len(d.x_test), -1), d.y_test)
 
 
+@pytest.fixture
+def sweep_files(tmp_path):
+    """``write(base, sweep)``: writes ``base.toml`` and ``sweep.toml`` (``{out}`` in the sweep text becomes the
+    results folder) into ``tmp_path`` and returns the sweep file's path."""
+    def write(base: str, sweep: str):
+        (tmp_path / "base.toml").write_text(base)
+        path = tmp_path / "sweep.toml"
+        path.write_text(sweep.format(out=tmp_path / "results"))
+        return path
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def zero_reset_run(tmp_path_factory):
     """A digits MLP (64-64-10, reset to zero) trained by the continual runner: (results path, checkpoint path,

@@ -57,15 +57,9 @@ num_cpus = 2
 """
 
 
-def write_sweep(tmp_path, text=SWEEP):
-    (tmp_path / "base.toml").write_text(BASE)
-    path = tmp_path / "sweep.toml"
-    path.write_text(text.format(out=tmp_path / "results"))
-    return path
 
-
-def test_plan_is_grid_times_methods_times_seeds(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path))
+def test_plan_is_grid_times_methods_times_seeds(sweep_files, tmp_path):
+    sweep = load_sweep(sweep_files(BASE, SWEEP))
     assert len(sweep.runs) == 8
     assert sweep.runs[0].id == "lr=0.05/finetune-seed0"
     assert sweep.runs[-1].results == tmp_path / "results" / "grid" / "lr=0.1" / "hlop-seed1.h5"
@@ -80,8 +74,8 @@ def test_plan_is_grid_times_methods_times_seeds(tmp_path):
     ('"train.lrate" = [0.1]', "unknown key 'train.lrate'"),
     ('"train.lr" = [-1.0]', "train.lr: -1.0 is below the minimum"),
 ])
-def test_bad_grid_values_fail_before_anything_runs(tmp_path, change, message):
-    path = write_sweep(tmp_path, SWEEP.replace('"train.lr" = [0.05, 0.1]', change))
+def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message):
+    path = sweep_files(BASE, SWEEP.replace('"train.lr" = [0.05, 0.1]', change))
     if message is None:
         load_sweep(path)
         return
@@ -89,8 +83,8 @@ def test_bad_grid_values_fail_before_anything_runs(tmp_path, change, message):
         load_sweep(path)
 
 
-def test_unknown_run_in_fail_attempts_is_an_error(tmp_path):
-    path = write_sweep(tmp_path, SWEEP + '[fail_attempts]\n"lr=0.1/hlop-seed7" = 1\n')
+def test_unknown_run_in_fail_attempts_is_an_error(sweep_files):
+    path = sweep_files(BASE, SWEEP + '[fail_attempts]\n"lr=0.1/hlop-seed7" = 1\n')
     with pytest.raises(ConfigError, match="unknown run 'lr=0.1/hlop-seed7'"):
         load_sweep(path)
 
@@ -108,8 +102,9 @@ def local_ray():
 
 
 @pytest.mark.slow
-def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(tmp_path, local_ray, capsys):
-    path = write_sweep(tmp_path, RUNS)
+def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files, tmp_path, local_ray,
+                                                                     capsys):
+    path = sweep_files(BASE, RUNS)
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
     out = capsys.readouterr().out
     assert "6 runs, 0 complete (kept), 6 to run" in out

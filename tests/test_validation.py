@@ -136,15 +136,9 @@ def test_variant_overrides_settings_and_runs_its_method(tmp_path):
             experiment_from_dict({"variants": {"v": bad}})
 
 
-def write_sweep(tmp_path, text=SWEEP):
-    (tmp_path / "base.toml").write_text(BASE)
-    path = tmp_path / "sweep.toml"
-    path.write_text(text.format(out=tmp_path / "results"))
-    return path
 
-
-def test_select_plans_validation_trials_only_where_there_is_a_choice(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path))
+def test_select_plans_validation_trials_only_where_there_is_a_choice(sweep_files):
+    sweep = load_sweep(sweep_files(BASE, SWEEP))
     # finetune and hlop do not depend on either point: no trials; ewc and hlop-fast: 2 points x 1 select seed
     assert [r.id for r in sweep.runs] == ["ewc.lam=1.0_variants.hlop-fast.train.lr=0.05/ewc-seed3",
                                           "ewc.lam=100.0_variants.hlop-fast.train.lr=0.2/ewc-seed3",
@@ -152,14 +146,14 @@ def test_select_plans_validation_trials_only_where_there_is_a_choice(tmp_path):
                                           "ewc.lam=100.0_variants.hlop-fast.train.lr=0.2/hlop-fast-seed3"]
     assert all(r.raw["data"]["eval_split"] == "validation" for r in sweep.runs)
     assert {m: len(c) for m, c in sweep.candidates.items()} == {"finetune": 1, "ewc": 2, "hlop": 1, "hlop-fast": 2}
-    without = load_sweep(write_sweep(tmp_path, SWEEP.replace('select = "acc"\n', "")))
+    without = load_sweep(sweep_files(BASE, SWEEP.replace('select = "acc"\n', "")))
     assert len(without.runs) == 2 * 1 + 2 * 2 + 1 * 2 + 2 * 2            # no selection: every distinct run, 2 seeds
     with pytest.raises(ConfigError, match="select needs a validation split"):
-        load_sweep(write_sweep(tmp_path, SWEEP + '[set]\n"data.validation" = 0.0\n'))
+        load_sweep(sweep_files(BASE, SWEEP + '[set]\n"data.validation" = 0.0\n'))
 
 
-def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path, SWEEP + "min_bwt = -5.0\n"))
+def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_files):
+    sweep = load_sweep(sweep_files(BASE, SWEEP + "min_bwt = -5.0\n"))
     fake = {}
     for run, (acc, bwt) in zip(sweep.runs, [(0.80, -0.10), (0.70, -0.01), (0.60, -0.02), (0.65, -0.02)]):
         fake[run.id] = type("R", (), {"metrics": {"acc": acc, "bwt": bwt}})()
@@ -179,11 +173,11 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(tmp_path):
         select_points(sweep, missing)
 
 
-def test_protocol_reads_test_data_only_in_the_final_runs(tmp_path, monkeypatch):
+def test_protocol_reads_test_data_only_in_the_final_runs(sweep_files, monkeypatch):
     """Every trial of a selecting sweep runs without reading one test image; the final runs read them."""
     reads = []
     monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: GuardedDataset(load_dataset(*a, **k), reads))
-    sweep = load_sweep(write_sweep(tmp_path))
+    sweep = load_sweep(sweep_files(BASE, SWEEP))
 
     def execute(runs):
         done = {}
@@ -199,14 +193,12 @@ def test_protocol_reads_test_data_only_in_the_final_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_sweep_command_selects_on_validation_and_reports_test_numbers(tmp_path, capsys):
+def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_files, tmp_path, capsys):
     pytest.importorskip("ray")
     from spikecl.cli import main
 
-    path = write_sweep(tmp_path, SWEEP.replace("seeds = [0, 1]", "seeds = [0]").replace(
-        'methods = ["finetune", "ewc", "hlop", "hlop-fast"]', 'methods = ["finetune", "ewc"]'))
-    (tmp_path / "base.toml").write_text(BASE.replace('methods = ["finetune", "ewc", "hlop", "hlop-fast"]',
-                                                     'methods = ["finetune", "ewc"]'))
+    two_methods = BASE.replace('methods = ["finetune", "ewc", "hlop", "hlop-fast"]', 'methods = ["finetune", "ewc"]')
+    path = sweep_files(two_methods, SWEEP.replace("seeds = [0, 1]", "seeds = [0]"))
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "validation split (held out of training; the test split was not read)" in out
