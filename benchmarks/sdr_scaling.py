@@ -6,7 +6,7 @@ and recognising ``--window`` stored items one at a time; a nearest-stored-code l
 codes, the plain reference whose cost grows with the store) is timed beside it. Part 2 learns MNIST-5k's 4,000
 training images in one pass with the model of ``models/sparsey_mnist5k.toml`` and with the spatial pooler.
 
-    python benchmarks/sdr_scaling.py [--points 0,2000,4000,8000,16000] [--window 200] [--skip-mnist]
+    python benchmarks/sdr_scaling.py [--points 0,1000,10000,100000] [--window 200] [--skip-mnist]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def mnist(model: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", default="0,2000,4000,8000,16000")
+    parser.add_argument("--points", default="0,1000,10000,100000")
     parser.add_argument("--window", type=int, default=200)
     parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")
     parser.add_argument("--skip-mnist", action="store_true")

@@ -1,71 +1,112 @@
 """Sparsey measured honestly: settings chosen on a validation split, the test split read once, several data splits.
 
-Each candidate setting of the coder (three critical periods, and G computed from the normalised input sums U
-instead of the local support V) stores the training images of a selection seed (its own data split, 10 % of
+Each candidate setting of the coder stores the training images of a selection seed (its own data split, 10 % of
 every class held out as validation) and is scored by its 5-NN accuracy on the validation images, which never
-touches a test image. The best candidate then runs once per evaluation seed on the test split, each seed with its
-own train/test split, beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the
-pixels under the same protocol. Prints mean ± std over the seeds.
+touches a test image. Then, once per evaluation seed (each with its own train/test split), the test split measures
+the chosen setting and, as its own row, the model as published (G from the normalised input sums U, recognition
+with familiarity-contingent noise, distinct overlapping receptive fields, a level of several macs above them),
+beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under the same
+protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON).
 
-    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): under a minute
-    python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 5 minutes
-    python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits
+    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): about a minute
+    python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 12 minutes
+    python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
+from spikecl.io import atomic_write
 from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-CANDIDATES = {"freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
-              "freeze 0.3 (the model files)": [],
-              "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
-              "freeze 0.3, G from U": ['coder.mac.familiarity_from="u"']}
-ROWS = (("Sparsey", "sparsey"), ("fly-hash (fixed)", "flyhash"), ("k-WTA pooler", "pooler"), ("pixels", "pixels"))
+SHIFTED = ['coder.ensemble="shifted"']
+PUBLISHED = ['coder.mac.familiarity_from="u"', 'coder.mac.recognition="sample"', 'coder.top.recognition="sample"',
+             *SHIFTED, "coder.two_level=true"]
+#: candidates per dataset (overrides of models/sparsey_<dataset>.toml); "as published" is also a candidate
+CANDIDATES = {
+    "mnist5k": {"the model file (freeze 0.3)": [],
+                "freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
+                "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
+                "G from U": ['coder.mac.familiarity_from="u"'],
+                "shifted ensemble": SHIFTED,
+                "shifted ensemble of 3": [*SHIFTED, "coder.n_macs=3"],
+                "14x14 distinct fields": ["coder.grid=[14,14]", "coder.n_macs=1"],
+                "as published": [*PUBLISHED, "coder.top_grid=[3,3]", "coder.top_patch=[4,4]"]},
+    "digits": {"the model file (freeze 0.3)": [],
+               "freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
+               "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
+               "G from U": ['coder.mac.familiarity_from="u"'],
+               "shifted ensemble": SHIFTED,
+               "shifted ensemble of 3": [*SHIFTED, "coder.n_macs=3"],
+               "5x5 distinct fields": ["coder.grid=[5,5]", "coder.n_macs=1"],
+               "as published": [*PUBLISHED, "coder.top_grid=[2,2]", "coder.top_patch=[2,2]"]},
+}
+BASELINES = (("fly-hash (fixed)", "flyhash"), ("k-WTA pooler", "pooler"), ("pixels", "pixels"))
+COLUMNS = (("1-NN ACC %", "{}_acc_knn1", 100, 1), ("5-NN ACC %", "{}_acc_knn5", 100, 1),
+           ("Bayes ACC %", "{}_acc_bayes", 100, 1), ("Spearman ρ", "spearman_{}", 1, 3),
+           ("½-cue recall %", "cue_half_removed_{}", 100, 1), ("sequence recall %", "sequence_recall_{}", 100, 1))
 
 
 def measure(dataset: str, overrides: list[str], seed: int, split: str, small: bool) -> dict[str, float]:
     """One seed's metrics with the validation protocol (``split``: "validation" or "test")."""
-    sizes = ["eval.train_items=600", "eval.test_items=200"] if small else []
-    cfg = load_config(MODELS / f"sparsey_{dataset}.toml", [*overrides, *sizes, "data.validation=0.1", f'data.eval_split="{split}"',
-                              "data.vary_split=true", "eval.spiking_items=0", "eval.capacity_points=[100]",
-                              "eval.random_capacity_points=[10]", "eval.cue_items=10", "eval.cue_levels=[0.0]"])
+    sizes = ["eval.train_items=600", "eval.test_items=200", "eval.sequences=10"] if small else []
+    cfg = load_config(MODELS / f"sparsey_{dataset}.toml",
+                      [*overrides, *sizes, "data.validation=0.1", f'data.eval_split="{split}"', "data.vary_split=true",
+                       "eval.spiking_items=0", "eval.capacity_points=[100]", "eval.random_capacity_points=[10]",
+                       "eval.cue_levels=[0.5]", "eval.cue_items=200"])
     return run_seed(cfg, seed, progress=False)["metrics"]
 
 
-def mean_std(values: list[float], scale: float, digits: int) -> str:
-    """``mean ± std`` (sample std) of ``values`` × ``scale``; blank when there are none."""
-    if not values:
-        return ""
-    return f"{scale * np.mean(values):.{digits}f} ± {scale * np.std(values, ddof=1):.{digits}f}"
+def table(rows: dict[str, tuple[list[dict], str]]) -> tuple[str, dict]:
+    """The printed table and its numbers (mean, sample std, per-seed values) for rows label -> (per-seed metrics,
+    metric key)."""
+    lines = [f"{'code':<34}" + "".join(f"{c[0]:>18}" for c in COLUMNS)]
+    numbers = {}
+    for label, (runs, key) in rows.items():
+        cells, text = {}, []
+        for name, pattern, scale, digits in COLUMNS:
+            values = [scale * r[pattern.format(key)] for r in runs if pattern.format(key) in r]
+            if values:
+                cells[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "values": values}
+            text.append(f"{cells[name]['mean']:.{digits}f} ± {cells[name]['std']:.{digits}f}" if values else "")
+        numbers[label] = cells
+        lines.append(f"{label:<34}" + "".join(f"{t:>18}" for t in text))
+    return "\n".join(lines), numbers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="every training image and 5 evaluation seeds")
-    parser.add_argument("--dataset", default="mnist5k", choices=("mnist5k", "digits"))
+    parser.add_argument("--dataset", default="mnist5k", choices=tuple(CANDIDATES))
+    parser.add_argument("--out", type=Path, help="write the selection and the table as JSON here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args()
     small = not args.full
     seeds = [0, 1] if small else [0, 1, 2, 3, 4]
-    scores = {name: measure(args.dataset, overrides, 100, "validation", small)["sparsey_acc_knn5"]
-              for name, overrides in CANDIDATES.items()}
-    for name, score in scores.items():
-        print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * score:.1f} %")
+    candidates = CANDIDATES[args.dataset]
+    scores = {}
+    for name, overrides in candidates.items():
+        scores[name] = measure(args.dataset, overrides, 100, "validation", small)["sparsey_acc_knn5"]
+        print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * scores[name]:.1f} %", flush=True)
     chosen = max(scores, key=scores.get)
-    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own data split)")
-    runs = [measure(args.dataset, CANDIDATES[chosen], seed, "test", small) for seed in seeds]
-    print(f"\n{'code':<18} {'1-NN ACC %':>14} {'5-NN ACC %':>14} {'Spearman rho':>14}")
-    for label, key in ROWS:
-        cells = [mean_std([r[m] for r in runs if m in r], 100, 1) for m in (f"{key}_acc_knn1", f"{key}_acc_knn5")]
-        cells.append(mean_std([r[f"spearman_{key}"] for r in runs if f"spearman_{key}" in r], 1, 3))
-        print(f"{label:<18} " + " ".join(f"{c:>14}" for c in cells))
-    votes = [r["sparsey_acc_votes"] for r in runs]
-    print(f"Sparsey's own class-vote readout: ACC {100 * np.mean(votes):.1f} ± {100 * np.std(votes, ddof=1):.1f} %")
+    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own data split)", flush=True)
+    runs = {name: [measure(args.dataset, candidates[name], seed, "test", small) for seed in seeds]
+            for name in dict.fromkeys([chosen, "as published"])}
+    rows = {f"Sparsey, {name}": (runs[name], "sparsey") for name in runs}
+    rows.update({label: (runs[chosen], key) for label, key in BASELINES})
+    text, numbers = table(rows)
+    print("\n" + text)
+    if args.out:
+        record = {"dataset": args.dataset, "full": args.full, "seeds": seeds, "validation_5nn": scores,
+                  "chosen": chosen, "candidates": candidates, "table": numbers}
+        atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), overwrite=args.overwrite)
+        print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

@@ -199,16 +199,19 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
                    '[baseline]\nn_columns = 256\n'
                    '[eval]\ntrain_items = 300\ntest_items = 100\nn_pairs = 300\npair_items = 100\n'
                    'capacity_points = [50, 100]\nrandom_capacity_points = [10, 400]\ncue_items = 30\n'
-                   'spiking_items = 20\n')
+                   'spiking_items = 20\nsequences = 6\nsequence_length = 5\n')
     assert main(["run", str(exp), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out
+    assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out and "sequence frames recalled" in out
     results = tmp_path / "small" / "sparsey_seed0.h5"
     with h5py.File(results) as f:
         assert f.attrs["kind"] == "sparsey"
         metrics = dict(f["metrics"].attrs)
         assert 0.3 < metrics["sparsey_acc_knn1"] <= 1 and 0.3 < metrics["pooler_acc_knn1"] <= 1
         assert metrics["sparsey_learn_seconds"] > 0 and metrics["spiking_code_match"] == 1.0
+        assert metrics["spiking_learn_match"] == 1.0
+        assert 0 < metrics["sequence_recall_sparsey"] <= 1 and 0 < metrics["sequence_recall_flyhash"] <= 1
+        assert 0.3 < metrics["cue_half_removed_flyhash"] <= 1 and "cue_half_removed_sparsey" in metrics
         assert f["curves/capacity_identity"].shape == (2,) and f["curves/cue_removed_sparsey_identity"].shape == (4,)
         assert f["curves/random_capacity_exact"][0] == 1.0 > f["curves/random_capacity_exact"][1]
     for plot in ("overlap_scatter_seed0.png", "capacity_seed0.png", "capacity_random_seed0.png",
@@ -288,3 +291,136 @@ def test_familiarity_from_the_normalised_input_sums():
     noisy[np.flatnonzero(~stored)[: len(on) // 2]] = True  # as many novel pixels
     gu, gv = (coders[h].encode(noisy)[1] for h in ("u", "v"))
     assert gu == pytest.approx(0.5, abs=0.05) and gv == pytest.approx(gu ** 2, abs=1e-6)
+
+
+def test_the_exponential_race_draws_winners_from_rho():
+    """The CSA's draw: the cell with the largest μ / E (E ~ Exp(1)) wins with probability ρ = μ / Σ μ."""
+    from spikecl.sdr.sparsey import choose_winners, race_scores
+
+    mu = np.array([1.0, 2.0, 5.0, 12.0])
+    winners = choose_winners(race_scores(np.broadcast_to(mu, (40000, 1, 1, 4)), np.random.default_rng(0)))
+    freq = np.bincount(winners.ravel(), minlength=4) / winners.size
+    np.testing.assert_allclose(freq, mu / mu.sum(), atol=0.01)
+
+
+def test_spiking_learning_stores_the_coder_codes_and_weights(mnist):
+    """Code selection by LIF WTA groups and weight updates by pre × post spike coincidence give, item by item, the
+    vectorised coder's codes and weights (two levels, four level-2 macs, integer weights with decay, a critical
+    period), and the spiking recognition of unseen items then equals the coder's."""
+    pytest.importorskip("snntorch")
+    from spikecl.sdr.spiking import SpikingSparsey
+
+    cfg = SparseyConfig(layout="grid", grid=[4, 4], patch=[10, 10], two_level=True, top_grid=[2, 2],
+                        top_patch=[3, 3], mac=MacConfig(n_cms=8, cells_per_cm=8, min_active_frac=0.05,
+                                                        freeze_fraction=0.2, w_max=3, decay=1))
+    x = mnist[0][:120]
+    vectorised, spiking = SparseyCoder(cfg), SparseyCoder(cfg)
+    expected, _ = vectorised.learn_all(x)
+    stored = SpikingSparsey(spiking).learn_all(x)
+    assert (stored == expected).all()
+    assert vectorised.level1.state.frozen.any()                   # the critical period ended for some macs
+    for a, b in ((vectorised.level1, spiking.level1), (vectorised.level2, spiking.level2)):
+        np.testing.assert_array_equal(a.state.u, b.state.u)
+        np.testing.assert_array_equal(a.state.frozen, b.state.frozen)
+    assert 0 < (vectorised.level1.state.u == 2).sum()               # decay acted
+    assert (SpikingSparsey(spiking).encode(mnist[2][:40]) == vectorised.encode(mnist[2][:40])[0]).all()
+
+
+def test_recognition_with_familiarity_contingent_noise():
+    """recognition = "sample": a stored item (G = 1) reactivates its own code almost exactly (ρ of the max-V cell
+    ≈ 0.98 with the default σ, χ), a novel one (G < G⁻) gets a random code, different on every draw; the draws are
+    seeded."""
+    coder = small_coder(recognition="sample")
+    stored = random_patterns(20, seed=0)
+    learned = np.stack([coder.learn(x)[0] for x in stored])
+    recalled = coder.encode(stored)[0]
+    kept = (recalled & learned).sum(axis=1) / Q
+    assert kept.mean() > 0.95 and kept.min() >= 0.8
+    novel = random_patterns(1, seed=1)[0]
+    draws = np.stack([coder.encode(novel)[0] for _ in range(5)])
+    assert len({d.tobytes() for d in draws}) == 5
+    again = small_coder(recognition="sample")
+    for x in stored:
+        again.learn(x)
+    again.encode(stored)                                               # the same calls give the same draws
+    np.testing.assert_array_equal(np.stack([again.encode(novel)[0] for _ in range(5)]), draws)
+
+
+def test_shifted_ensembles_tile_distinct_overlapping_fields():
+    from spikecl.sdr.sparsey import level1_fields
+
+    same = level1_fields(SparseyConfig(**{**GRID, "n_macs": 2}))
+    shifted = level1_fields(SparseyConfig(**{**GRID, "n_macs": 2, "ensemble": "shifted"}))
+    assert same.shape == shifted.shape == (200, 36)
+    np.testing.assert_array_equal(same[0::2], same[1::2])             # 'same': the members duplicate a field
+    np.testing.assert_array_equal(shifted[0::2], same[0::2])          # member 0 keeps the grid
+    member1 = shifted[1::2]
+    distinct = [not np.array_equal(a, b) for a, b in zip(shifted[0::2], member1)]
+    overlap = [len(np.intersect1d(a, b)) for a, b in zip(shifted[0::2], member1)]
+    assert np.mean(distinct) > 0.95 and min(overlap) >= 16          # shifted by 1-2 pixels: distinct, overlapping
+
+
+def test_level_two_tiles_the_level_one_grid():
+    from spikecl.sdr.sparsey import level2_fields
+
+    cfg = SparseyConfig.from_mapping({**{k: v for k, v in GRID.items() if k != "mac"}, "n_macs": 2, "two_level": True,
+                                      "top_grid": [3, 3], "top_patch": [4, 4]})
+    fields = level2_fields(cfg)
+    assert fields.shape == (9, 4 * 4 * 2)
+    assert set(fields[0]) == {(r * 10 + c) * 2 + e for r in range(4) for c in range(4) for e in range(2)}
+    assert np.unique(fields).size == 200                              # every level-1 mac feeds some level-2 mac
+    coder = SparseyCoder(cfg)
+    code, _ = coder.learn(random_patterns(1, seed=0, n_pixels=784, density=0.2)[0])
+    assert coder.n_code_bits == 200 * cfg.mac.n_cells + 9 * cfg.top.n_cells
+    assert code[200 * cfg.mac.n_cells:].sum() == 9 * cfg.top.n_cms   # every level-2 mac is active
+    with pytest.raises(ConfigError, match="top_grid"):
+        SparseyConfig.from_mapping({"layout": "grid", "grid": [4, 4], "two_level": True, "top_patch": [5, 5]})
+
+
+def test_retrieval_time_is_flat_from_1000_to_100000_stored_items():
+    """Best-match retrieval (recognising a stored item's code) costs the same with 1,000 or 100,000 items stored
+    (within 2×, best of five timings), while a nearest-stored-code scan, timed the same way, grows with the store."""
+    import time
+
+    from spikecl.sdr.experiment import one_thread
+
+    patterns = np.random.default_rng(0).random((100_000, 256)) < 0.05
+    coder = SparseyCoder(SparseyConfig(image_shape=[16, 16], mac=MacConfig(n_cms=16, cells_per_cm=16)))
+    probes = patterns[:50]
+
+    def best_ms(fn):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for x in probes:
+                fn(x)
+            times.append(time.perf_counter() - start)
+        return 1000 * min(times) / len(probes)
+
+    timings, stored = {}, np.zeros((0, coder.n_code_bits), np.float32)
+    with one_thread():
+        for n in (1_000, 100_000):
+            stored = np.concatenate([stored, coder.learn_all(patterns[len(stored):n])[0]])
+            retrieve = best_ms(lambda x: coder.encode(x))
+            scan = best_ms(lambda x: (stored @ coder.encode(x)[0].astype(np.float32)).argmax())
+            timings[n] = (retrieve, scan)
+    print({n: f"retrieve {r:.3f} ms, scan {s:.3f} ms" for n, (r, s) in timings.items()})
+    assert len(stored) == 100_000
+    assert timings[100_000][0] < 2 * timings[1_000][0]
+    assert timings[100_000][1] > 5 * timings[1_000][1]                # the control does grow with the store
+
+
+def test_successor_memory_chains_fixed_codes():
+    """The sequence control: fixed codes chained by a clipped Hebbian transition memory recall a stored sequence
+    from its first two codes; bad shapes are one-line errors."""
+    from spikecl.sdr.baselines import SuccessorMemory, kwta
+
+    rng = np.random.default_rng(0)
+    sequences = kwta(rng.random((10, 6, 512)), 16)                    # 10 sequences of 6 random 16-of-512 codes
+    memory = SuccessorMemory(512, 16)
+    for codes in sequences:
+        memory.store(codes)
+    recalled = np.stack([memory.recall(codes[:2], 6) for codes in sequences])
+    assert (recalled == sequences).all()
+    with pytest.raises(ShapeError, match=r"\[T, 512\]"):
+        memory.store(np.zeros((3, 100), bool))

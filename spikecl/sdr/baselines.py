@@ -117,3 +117,28 @@ class FlyHash:
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes bool [B, n_outputs] of inputs [B, N]."""
         return kwta(_binary_inputs(x, self.n_inputs) @ self.projection, self.k)
+
+
+class SuccessorMemory:
+    """The sequence control for fixed codes: a clipped Hebbian (Willshaw) hetero-associative memory of transitions
+    between consecutive codes, ``W |= c_t ⊗ c_{t+1}`` (bool [n_bits, n_bits]); recall follows ``c_{t+1} =
+    k-WTA(c_t · W)`` with ``k`` active bits (ties: the lower index)."""
+
+    def __init__(self, n_bits: int, k: int):
+        self.w = np.zeros((n_bits, n_bits), bool)
+        self.k = k
+
+    def store(self, codes: np.ndarray) -> None:
+        """Store one sequence of codes bool [T, n_bits] (its T − 1 transitions)."""
+        codes = np.asarray(codes, bool)
+        if codes.ndim != 2 or codes.shape[1] != len(self.w):
+            raise ShapeError(f"codes must be [T, {len(self.w)}], got shape {codes.shape}")
+        for a, b in zip(codes[:-1], codes[1:]):
+            self.w[np.ix_(a, b)] = True
+
+    def recall(self, cue: np.ndarray, length: int) -> np.ndarray:
+        """Codes bool [length, n_bits]: the cue's codes [T0, n_bits], then each next code from the previous one."""
+        out = [np.asarray(c, bool) for c in cue]
+        while len(out) < length:
+            out.append(kwta(out[-1][None].astype(np.float32) @ self.w.astype(np.float32), self.k)[0])
+        return np.stack(out[:length])

@@ -4,7 +4,9 @@ Per seed it stores the training images once (single-trial, one item at a time, t
 evaluation images from the codes (class votes learned in the same pass; k-NN on the stored codes; the same k-NN
 readouts on a fixed fly-hash code of the same size and sparsity and on the pixels), and measures
 similarity preservation (Spearman ρ of code vs input overlap, with a fly-hash control of the same size and
-sparsity), a capacity curve (recall vs items stored) and recall from degraded cues. Results: one HDF5 file per seed
+sparsity), a capacity curve (recall vs items stored), recall from degraded cues and sequence recall (each beside
+the fly-hash control) and, with ``eval.spiking_items``, whether the spiking realisation stores and recognises
+items with the coder's codes. Results: one HDF5 file per seed
 ``<output_dir>/<name>/sparsey_seed<seed>.h5`` (written atomically, never replaced without ``--overwrite``) and PNG
 plots beside it. The evaluation images follow the validation protocol of every kind (``[data]``): ``validation``
 holds a fraction of every class's training images out of storage, ``eval_split = "validation"`` evaluates on them
@@ -14,7 +16,9 @@ Results schema (``kind = "sparsey"``, version 1)::
 
     /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split
     /config, /environment    attrs: json
-    /metrics                 attrs: one float per metric (accuracies are fractions, times in seconds)
+    /metrics                 attrs: one float per metric (accuracies and recall are fractions, times in seconds):
+                             <coder>_acc_<readout>, spearman_<coder>, cue_half_removed_<coder>,
+                             sequence_recall_<sparsey|flyhash>, spiking_learn_match, spiking_code_match, ...
     /curves/capacity_items   int64 [P]     items stored at each capacity point
     /curves/capacity_<m>     float64 [P]   recall measure m at that point (exact code, identity)
     /curves/random_capacity_<m>   the same for one whole-input mac storing random patterns (``_items`` int64)
@@ -60,7 +64,14 @@ class EvalConfig:
     cue_items: int = option(200, low=1, doc="stored items cued with degraded inputs")
     cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0,
                                      doc="fractions of active inputs removed or flipped")
-    spiking_items: int = option(100, low=0, doc="test items recognised again by the LIF winner-take-all groups "
+    sequences: int = option(20, low=0, doc="sequences of training images stored for the sequence-recall measure "
+                                            "(0 = skip)")
+    sequence_length: int = option(8, low=3, doc="frames per sequence (recalled from the first two)")
+    sequence_cms: int = option(32, low=1, doc="Q of the whole-input sequence mac (the fly-hash control has the "
+                                              "same size and sparsity)")
+    sequence_cells_per_cm: int = option(16, low=2, doc="K of the whole-input sequence mac")
+    spiking_items: int = option(100, low=0, doc="training items stored again, and test items recognised again, by "
+                                                 "the LIF winner-take-all groups with spike-driven learning "
                                                  "(needs torch and snnTorch; 0 = skip)")
     train_items: int = option(0, low=0, doc="store only the first N training items (0 = all)")
     test_items: int = option(0, low=0, doc="classify only the first N test items (0 = all)")
@@ -219,6 +230,44 @@ def cue_curves(coders: dict[str, Coded], x_train: np.ndarray, levels: list[float
     return out
 
 
+def sequence_recall(cfg: SparseyConfig, ev: "EvalConfig", fly_cfg: FlyHashConfig, x: np.ndarray,
+                    seed: int) -> dict[str, float]:
+    """Sequences of distinct training images [S, T, N] stored once, recalled from their first two frames: the
+    fraction of later frames whose recalled code is nearer (overlap) to its own stored code than to any other of the
+    S·T stored codes. Sparsey: one whole-input mac (``sequence_cms`` × ``sequence_cells_per_cm``, the model's CSA
+    parameters) with horizontal weights; control: fly-hash codes of the same size and sparsity chained by a
+    :class:`SuccessorMemory`."""
+    from dataclasses import replace
+
+    from spikecl.sdr.baselines import SuccessorMemory
+
+    n_frames = ev.sequences * ev.sequence_length
+    if n_frames > len(x):
+        raise ConfigError(f"eval.sequences × eval.sequence_length = {n_frames} frames, but only {len(x)} training "
+                          f"items")
+    order = np.random.default_rng(seed + 11).permutation(len(x))[:n_frames]
+    frames = x[order].reshape(ev.sequences, ev.sequence_length, -1)
+    mac = replace(cfg.mac, n_cms=ev.sequence_cms, cells_per_cm=ev.sequence_cells_per_cm, sequences=True,
+                  min_active_frac=0.0, max_active_frac=1.0, freeze_fraction=1.0)
+    coder = SparseyCoder(replace(cfg, layout="whole", n_macs=1, two_level=False, mac=mac))
+    n_bits = mac.n_cells
+    fly = FlyHash(replace(fly_cfg, n_outputs=n_bits, sparsity=1.0 / mac.cells_per_cm, seed=seed), x.shape[1])
+    successors = SuccessorMemory(n_bits, mac.n_cms)
+    stored = {"sparsey": np.stack([coder.learn_sequence(f) for f in frames]),
+              "flyhash": np.stack([fly.encode(f) for f in frames])}
+    for codes in stored["flyhash"]:
+        successors.store(codes)
+    recalled = {"sparsey": np.stack([coder.recall_sequence(f[:2], len(f)) for f in frames]),
+                "flyhash": np.stack([successors.recall(c[:2], len(c)) for c in stored["flyhash"]])}
+    out = {}
+    for name in stored:
+        every = stored[name].reshape(n_frames, n_bits).astype(np.float32)
+        later = recalled[name][:, 2:].reshape(-1, n_bits).astype(np.float32)
+        own = (np.arange(n_frames).reshape(ev.sequences, ev.sequence_length)[:, 2:]).ravel()
+        out[f"sequence_recall_{name}"] = float(((later @ every.T).argmax(axis=1) == own).mean())
+    return out
+
+
 def _encode(coded: Coded, x: np.ndarray) -> np.ndarray:
     codes = coded.model.encode(x)
     return codes[0] if isinstance(codes, tuple) else codes
@@ -297,27 +346,41 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
         metrics[f"spearman_{name.replace('-', '')}"] = rho
 
     if ev.spiking_items:
-        metrics["spiking_code_match"] = spiking_match(sparsey, x_test[: ev.spiking_items], cfg.device)
+        metrics.update(spiking_match(coder_cfg, sparsey, x_train[: ev.spiking_items], x_test[: ev.spiking_items],
+                                     cfg.device))
     capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
     patterns = random_like(x_train, max(ev.random_capacity_points), seed)
     random_capacity = capacity_curve(random_pattern_mac(coder_cfg), patterns, ev.random_capacity_points)
     metrics["random_capacity_exact_items"] = float(max(
         [n for n, e in zip(random_capacity["items"], random_capacity["exact"]) if e == 1.0], default=0))
-    cues = cue_curves({"sparsey": sparsey, "pooler": pooler}, x_train, ev.cue_levels, ev.cue_items, seed)
+    cues = cue_curves({"sparsey": sparsey, "pooler": pooler, "flyhash": fly_coded}, x_train, ev.cue_levels,
+                      ev.cue_items, seed)
+    if 0.5 in ev.cue_levels:                            # the degraded-cue summary: half the active pixels removed
+        for name in ("sparsey", "flyhash", "pooler"):
+            metrics[f"cue_half_removed_{name}"] = float(cues[f"removed_{name}_identity"][ev.cue_levels.index(0.5)])
+    if ev.sequences:
+        metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
             "cues": cues,
             "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
             "cue_items": min(ev.cue_items, len(x_train))}
 
 
-def spiking_match(sparsey: Coded, x: np.ndarray, device: str) -> float:
-    """Fraction of items whose code from LIF winner-take-all groups equals the coder's max-V code."""
+def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_test: np.ndarray,
+                  device: str) -> dict[str, float]:
+    """Fractions of items whose codes from LIF winner-take-all groups equal the coder's: ``spiking_learn_match``
+    (a fresh coder stores ``x_learn`` by spikes, beside a fresh vectorised one) and ``spiking_code_match``
+    (recognition of ``x_test`` with the trained coder)."""
     from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
 
     if device == "auto":
         device = "cuda" if require("torch", "torch").cuda.is_available() else "cpu"
-    spiking = SpikingSparsey(sparsey.model, SpikingWTAConfig(device=device)).encode(x)
-    return float((spiking == sparsey.test[: len(x)]).all(axis=1).mean())
+    wta = SpikingWTAConfig(device=device)
+    stored = SpikingSparsey(SparseyCoder(cfg), wta).learn_all(x_learn)
+    expected, _ = SparseyCoder(cfg).learn_all(x_learn)
+    recognised = SpikingSparsey(sparsey.model, wta).encode(x_test)
+    return {"spiking_learn_match": float((stored == expected).all(axis=1).mean()),
+            "spiking_code_match": float((recognised == sparsey.test[: len(x_test)]).all(axis=1).mean())}
 
 
 def _as_raw(coder: SparseyConfig) -> dict:
@@ -371,7 +434,7 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                             folder / f"capacity_random_seed{seed}.png", xlabel="random patterns stored",
                             ylabel="recall (%)", title="one mac (same Q, K): recall of random patterns", logx=True))
     lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
-             for how in ("removed", "flipped") for name in ("sparsey", "pooler") for m in ("identity",)}
+             for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler") for m in ("identity",)}
     paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
                             title=f"recall among {out['cue_items']} stored items from degraded cues"))
@@ -394,7 +457,8 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
     rows.append(("Sparsey mac activity only", *[""] * 9, f"{metrics['spearman_macactivity']:.3f}"))
     if "spiking_code_match" in metrics:
         rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
-                     f"codes equal: {100 * metrics['spiking_code_match']:.0f} %"))
+                     f"codes equal: stored {100 * metrics['spiking_learn_match']:.0f} %, "
+                     f"recognised {100 * metrics['spiking_code_match']:.0f} %"))
     rows.append(("pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}",
                  f"{100 * metrics[f'pixels_acc_knn{k}']:.1f}", *[""] * 5))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -407,6 +471,12 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
         if f"{name}_mean_familiarity" in metrics:
             text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"
         lines.append(text)
+    for key, what in (("cue_half_removed", "stored item recalled from a cue with half of its active pixels removed"),
+                      ("sequence_recall", "sequence frames recalled from the first two (fly-hash: by a successor "
+                                          "memory)")):
+        if f"{key}_sparsey" in metrics:
+            lines.append(f"{what}: Sparsey {100 * metrics[f'{key}_sparsey']:.1f} %, "
+                         f"fly-hash {100 * metrics[f'{key}_flyhash']:.1f} %")
     lines.append(f"one mac with the same Q and K recalls every stored random pattern exactly up to "
                  f"{metrics['random_capacity_exact_items']:.0f} patterns (largest such capacity point)")
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "

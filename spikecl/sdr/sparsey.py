@@ -14,6 +14,10 @@ tiles an image with receptive fields or is an ensemble over the same input). Per
     μ_i  = (η − 1) / (1 + σ₁ e^{−σ₂(V_i − σ₃)})^σ₄ + 1    familiarity-contingent win weights, in [1, η]
     ρ_i  = μ_i / Σ_{k∈CM} μ_k                        one winner per CM drawn from ρ (learning), max-V (recognition)
 
+The draw from ρ is an exponential race (:func:`race_scores`): the winner is the cell whose Poisson clock of rate
+μ_i ticks first, which a spiking winner-take-all group realises directly (:mod:`spikecl.sdr.spiking`).
+``recognition = "sample"`` draws recognition codes the same way (familiarity-contingent noise, as published).
+
 Learning is single-trial: every weight from an active afferent to a winner is set to ``w_max`` (optionally the
 weights from inactive afferents to the winners decay). A mac stops learning for good (its critical period ends) once
 the fraction of its bottom-up weights that are non-zero passes ``freeze_fraction``. Every step touches only the
@@ -24,7 +28,7 @@ novel input (G ≤ G⁻) makes η = 1 and the choice uniform, so its code overla
 in between, similar inputs get similar codes.
 
 :class:`SparseyCoder` stacks a level-1 :class:`MacLayer` (receptive fields tiling an image, or whole-input macs) and
-an optional level-2 mac over the level-1 codes; it stores spatial patterns and sequences (horizontal weights from
+optional level-2 macs over blocks of level-1 codes; it stores spatial patterns and sequences (horizontal weights from
 each mac's previous code) in one pass.
 """
 
@@ -66,6 +70,10 @@ class MacConfig:
     freeze_fraction: float = option(1.0, low=0.0, high=1.0, doc="critical period: a mac stops learning once this "
                                                                  "fraction of its U weights is non-zero (1 = never)")
     sequences: bool = option(False, doc="keep horizontal weights from each mac's previous code (sequence memory)")
+    recognition: str = option("max", choices=("max", "sample"),
+                              doc="recognition picks the max-V cells ('max') or draws them from ρ with the "
+                                  "familiarity-contingent noise of learning ('sample', as in the published CSA; "
+                                  "seeded)")
 
     @property
     def n_cells(self) -> int:
@@ -87,24 +95,46 @@ class SparseyConfig:
     threshold: float = option(0.5, low=0.0, high=1.0, doc="binarisation: a pixel is active if > threshold")
     layout: str = option("whole", choices=("whole", "grid"), doc="level-1 macs see the whole image (an ensemble) "
                                                                   "or tile it with receptive fields")
-    n_macs: int = option(1, low=1, high=4096, doc="level-1 macs per receptive field (an ensemble: same input, "
-                                                    "independent codes)")
+    n_macs: int = option(1, low=1, high=4096, doc="level-1 macs per grid position (an ensemble with independent "
+                                                    "codes)")
+    ensemble: str = option("same", choices=("same", "shifted"),
+                           doc="'grid' layout with n_macs > 1: every member of an ensemble sees the same receptive "
+                               "field ('same') or member e's grid is shifted by e / n_macs of the grid spacing, "
+                               "giving distinct overlapping fields ('shifted'; clipped at the image edge)")
     grid: list[int] = option([4, 4], low=1, doc="'grid' layout: macs per column and per row")
     patch: list[int] = option([10, 10], low=1, doc="'grid' layout: receptive-field height and width (pixels)")
-    two_level: bool = option(False, doc="add a level-2 mac over the level-1 codes")
+    two_level: bool = option(False, doc="add level-2 macs over the level-1 codes")
+    top_grid: list[int] = option([1, 1], low=1, doc="level-2 macs per column and per row, tiling the level-1 grid")
+    top_patch: list[int] = option([0, 0], low=0, doc="level-1 grid positions (rows, cols) each level-2 mac sees, "
+                                                     "with all their ensemble members (0 = the whole level-1 grid)")
     seed: int = option(0, low=0, doc="seed of the winner sampling")
     mac: MacConfig = field(default_factory=MacConfig)
     top: MacConfig = field(default_factory=lambda: MacConfig(n_cms=24, cells_per_cm=8))
+
+    @property
+    def level1_grid(self) -> list[int]:
+        """Level-1 grid positions (rows, cols); the 'whole' layout is one position."""
+        return list(self.grid) if self.layout == "grid" else [1, 1]
+
+    @property
+    def level2_patch(self) -> list[int]:
+        """Level-1 grid positions (rows, cols) in each level-2 mac's field (``top_patch``, 0 = the whole grid)."""
+        return [p or g for p, g in zip(self.top_patch, self.level1_grid)]
 
     @classmethod
     def from_mapping(cls, raw: dict, prefix: str = "") -> "SparseyConfig":
         """Validate a raw table (as parsed from TOML) into a config; ConfigError on the first problem."""
         cfg = from_dict(cls, raw, prefix)
-        for name in ("image_shape", "grid", "patch"):
+        for name in ("image_shape", "grid", "patch", "top_grid", "top_patch"):
             if len(getattr(cfg, name)) != 2:
                 raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(cfg, name)!r}")
         if cfg.layout == "grid" and any(p > s for p, s in zip(cfg.patch, cfg.image_shape)):
             raise ConfigError(f"{prefix}patch {cfg.patch} is larger than the image {cfg.image_shape}")
+        level1 = cfg.level1_grid
+        top_patch = cfg.level2_patch
+        if any(p > g for p, g in zip(top_patch, level1)) or any(t > g for t, g in zip(cfg.top_grid, level1)):
+            raise ConfigError(f"{prefix}top_grid {cfg.top_grid} / top_patch {cfg.top_patch} do not fit the level-1 "
+                              f"grid {level1}")
         cfg.mac.validate(prefix + "mac.")
         cfg.top.validate(prefix + "top.")
         return cfg
@@ -148,14 +178,44 @@ def win_weights(v: np.ndarray, eta: np.ndarray, cfg: MacConfig) -> np.ndarray:
     return (eta[..., None, None] - 1.0) / denom + 1.0
 
 
-def choose_winners(v: np.ndarray, mu: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-    """One winner per CM: drawn from ρ = μ / Σ_CM μ when ``rng`` is given (learning), else the max-V cell
-    (recognition; ties go to the lowest index). [B, M, Q, K] -> int64 [B, M, Q] in 0..K-1."""
-    if rng is None:
-        return v.argmax(axis=-1)
-    cum = np.cumsum(mu, axis=-1)
-    draw = rng.random(cum.shape[:-1])[..., None] * cum[..., -1:]
-    return np.minimum((cum <= draw).sum(axis=-1), v.shape[-1] - 1)
+def race_scores(mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scores ``μ_i / E_i`` with E_i ~ Exp(1) (float64, same shape as ``mu`` [B, M, Q, K]): an exponential race, in
+    which cell i fires first as a Poisson neuron of rate μ_i would, so the max score in each CM is a draw from
+    ρ = μ / Σ_CM μ (the CSA's winner sampling)."""
+    return np.asarray(mu, np.float64) / rng.exponential(size=mu.shape)
+
+
+def choose_winners(scores: np.ndarray) -> np.ndarray:
+    """One winner per CM: the cell with the largest score (V when recognising, :func:`race_scores` when sampling;
+    ties go to the lowest index). [B, M, Q, K] -> int64 [B, M, Q] in 0..K-1."""
+    return scores.argmax(axis=-1)
+
+
+def raise_weights(weights: np.ndarray, pre: np.ndarray, cells: np.ndarray, cfg: MacConfig) -> np.ndarray:
+    """Single-trial learning of one item in place: weights [M, N, C] from active ``pre`` [M, N] afferents to
+    ``cells`` [M, Q] (-1: the mac does not learn) go to w_max, touching only those entries (with decay, the winners'
+    weights from inactive afferents drop first). Returns, per mac, the change in non-zero weights [M]."""
+    before = None
+    if cfg.decay:
+        before = np.count_nonzero(weights, axis=(1, 2))
+        cols = np.maximum(cells, 0)[:, None, :]
+        block = np.take_along_axis(weights, cols, axis=2)           # [M, N, Q]
+        block -= cfg.decay * (pre == 0)[:, :, None] * (cells >= 0)[:, None, :]
+        np.put_along_axis(weights, cols, np.maximum(block, 0.0), axis=2)
+    m_idx, n_idx = np.nonzero(pre)
+    c_idx = cells[m_idx]                                          # [P, Q]
+    m_idx, n_idx = np.repeat(m_idx, cells.shape[1]), np.repeat(n_idx, cells.shape[1])
+    c_idx = c_idx.ravel()
+    new = weights[m_idx, n_idx, c_idx] == 0
+    weights[m_idx, n_idx, c_idx] = cfg.w_max
+    if before is not None:
+        return np.count_nonzero(weights, axis=(1, 2)) - before
+    return np.bincount(m_idx[new], minlength=len(weights))
+
+
+#: A learning rule: (weights [M, N, C], active afferents [M, N], winner cells [M, Q], cfg) -> new non-zero weights
+#: per mac [M], updating ``weights`` in place (:func:`raise_weights`; the spiking realisation has its own).
+Plasticity = Callable[[np.ndarray, np.ndarray, np.ndarray, MacConfig], np.ndarray]
 
 
 def winners_to_cells(winners: np.ndarray, cells_per_cm: int) -> np.ndarray:
@@ -190,8 +250,10 @@ class MacState:
 class MacLayer:
     """M macs with one :class:`MacConfig` over inputs ``[M, N]`` (each mac its own N afferents)."""
 
-    def __init__(self, cfg: MacConfig, n_macs: int, n_inputs: int, rng: np.random.Generator):
+    def __init__(self, cfg: MacConfig, n_macs: int, n_inputs: int, rng: np.random.Generator,
+                 recognition_rng: np.random.Generator | None = None):
         self.cfg, self.n_macs, self.n_inputs, self.rng = cfg, n_macs, n_inputs, rng
+        self.recognition_rng = recognition_rng or rng          # draws of recognition = "sample"
         c = cfg.n_cells
         self.state = MacState(u=np.zeros((n_macs, n_inputs, c), np.float32),
                               h=np.zeros((n_macs, c, c), np.float32) if cfg.sequences else None,
@@ -214,14 +276,16 @@ class MacLayer:
         return local_support(u, h, self.cfg)
 
     def encode(self, x: np.ndarray | None, prev: np.ndarray | None = None, *, learn: bool = False,
-               choose: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               choose: Callable[[np.ndarray], np.ndarray] | None = None,
+               plasticity: Plasticity | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run the CSA on a batch: winners int64 [B, M, Q] (-1 for inactive macs) and familiarity G [B, M].
 
         ``learn`` samples winners from ρ and applies single-trial learning (B must be 1: items are stored one at a
         time, in order; a mac past its critical period gives its max-V code instead, since it cannot store one);
-        otherwise the max-V cells win (or ``choose(V)`` picks them, e.g. spiking WTA groups) and
-        nothing changes. ``x`` None = no bottom-up input (recall from horizontal input only); ``prev`` None = no
-        horizontal input.
+        otherwise the max-V cells win (``recognition = "sample"``: drawn from ρ, as when learning) and nothing
+        changes. ``choose(scores)`` picks one winner per CM from scores [B, M, Q, K] (default: the largest; the
+        spiking realisation passes LIF winner-take-all groups); ``plasticity`` replaces the learning rule.
+        ``x`` None = no bottom-up input (recall from horizontal input only); ``prev`` None = no horizontal input.
         """
         ref = x if x is not None else prev
         if ref is None or ref.ndim != 3 or ref.shape[1] != self.n_macs:
@@ -236,58 +300,38 @@ class MacLayer:
             g = familiarity(u.reshape(*u.shape[:-1], self.cfg.n_cms, self.cfg.cells_per_cm))
         else:
             g = familiarity(v)
-        if learn:
+        scores = v
+        if learn or self.cfg.recognition == "sample":
             mu = win_weights(v, expansivity(g, self.cfg), self.cfg)
-            winners = choose_winners(v, mu, self.rng)
-            # a frozen mac cannot store a new code: it answers with its best match, as in recognition
-            winners = np.where(self.state.frozen[None, :, None], choose_winners(v, v, None), winners)
-        else:
-            winners = choose(v) if choose is not None else choose_winners(v, v, None)
+            scores = race_scores(mu, self.rng if learn else self.recognition_rng)
+            if learn:      # a frozen mac cannot store a new code: it answers with its best match, as in recognition
+                scores = np.where(self.state.frozen[None, :, None, None], v, scores)
+        winners = (choose or choose_winners)(scores)
         active = self.active_macs(x) if x is not None else prev.any(axis=-1)
         winners = np.where(active[..., None], winners, -1)
         g = np.where(active, g, 0.0)
         if learn:
-            self.learn(x, prev, winners[0])
+            self.learn(x, prev, winners[0], plasticity)
         return winners, g
 
-    def learn(self, x: np.ndarray | None, prev: np.ndarray | None, winners: np.ndarray) -> None:
+    def learn(self, x: np.ndarray | None, prev: np.ndarray | None, winners: np.ndarray,
+              plasticity: Plasticity | None = None) -> None:
         """Single-trial learning of one item: weights from active afferents (``x`` [1, M, N], ``prev`` [1, M, C])
-        to the winners [M, Q] go to w_max; frozen and inactive macs do not learn."""
+        to the winners [M, Q] go to w_max (by ``plasticity``, default :func:`raise_weights`); frozen and inactive
+        macs do not learn."""
         st, cfg = self.state, self.cfg
+        rule = plasticity or raise_weights
         learning = ~st.frozen & (winners[:, 0] >= 0)
         if not learning.any():
             return
         cells = np.where(learning[:, None], winners_to_cells(winners, cfg.cells_per_cm), -1)   # [M, Q]
         if x is not None:
-            st.n_nonzero += self._raise(st.u, x[0] * learning[:, None], cells)
+            st.n_nonzero += rule(st.u, x[0] * learning[:, None], cells, cfg)
         if prev is not None and st.h is not None:
-            self._raise(st.h, prev[0] * learning[:, None], cells)
+            rule(st.h, prev[0] * learning[:, None], cells, cfg)
         st.n_learned += learning
         filled = st.n_nonzero / st.u[0].size
         st.frozen |= learning & (filled >= cfg.freeze_fraction) & (cfg.freeze_fraction < 1.0)
-
-    def _raise(self, weights: np.ndarray, pre: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Set weights [M, N, C] from active ``pre`` [M, N] afferents to ``cells`` [M, Q] (-1: the mac does not
-        learn) to w_max, touching only those entries (with decay, the winners' weights from inactive afferents drop
-        first). Returns, per mac, the
-        change in the number of non-zero weights [M]."""
-        cfg = self.cfg
-        before = None
-        if cfg.decay:
-            before = np.count_nonzero(weights, axis=(1, 2))
-            cols = np.maximum(cells, 0)[:, None, :]
-            block = np.take_along_axis(weights, cols, axis=2)           # [M, N, Q]
-            block -= cfg.decay * (pre == 0)[:, :, None] * (cells >= 0)[:, None, :]
-            np.put_along_axis(weights, cols, np.maximum(block, 0.0), axis=2)
-        m_idx, n_idx = np.nonzero(pre)
-        c_idx = cells[m_idx]                                          # [P, Q]
-        m_idx, n_idx = np.repeat(m_idx, cells.shape[1]), np.repeat(n_idx, cells.shape[1])
-        c_idx = c_idx.ravel()
-        new = weights[m_idx, n_idx, c_idx] == 0
-        weights[m_idx, n_idx, c_idx] = cfg.w_max
-        if before is not None:
-            return np.count_nonzero(weights, axis=(1, 2)) - before
-        return np.bincount(m_idx[new], minlength=len(weights))
 
     def reconstruct(self, winners: np.ndarray, threshold: float = 1.0) -> np.ndarray:
         """Input bits [B, M, N] that the codes ``winners`` [B, M, Q] point back to: afferent j is on when
@@ -302,14 +346,38 @@ class MacLayer:
         return self.state.n_nonzero / self.state.u[0].size
 
 
-def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> np.ndarray:
+def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int],
+                          shift: float = 0.0) -> np.ndarray:
     """Flat pixel indices [M, ph·pw] of ``grid`` (rows, cols) patches of ``patch`` (ph, pw) pixels, evenly spaced
-    so that they cover an image of ``image_shape`` (H, W); neighbouring patches overlap when they must."""
+    so that they cover an image of ``image_shape`` (H, W); neighbouring patches overlap when they must. ``shift``
+    moves every patch by that fraction of the grid spacing, down and right (clipped at the edge)."""
     (h, w), (gr, gc), (ph, pw) = image_shape, grid, patch
-    rows = np.linspace(0, h - ph, gr).round().astype(int)
-    cols = np.linspace(0, w - pw, gc).round().astype(int)
+
+    def starts(size: int, n: int, p: int) -> np.ndarray:
+        spacing = (size - p) / (n - 1) if n > 1 else 0.0
+        return np.minimum(np.linspace(0, size - p, n) + shift * spacing, size - p).round().astype(int)
+
     local = (np.arange(ph)[:, None] * w + np.arange(pw)[None, :]).ravel()
-    return np.stack([r * w + c + local for r in rows for c in cols])
+    return np.stack([r * w + c + local for r in starts(h, gr, ph) for c in starts(w, gc, pw)])
+
+
+def level1_fields(cfg: SparseyConfig) -> np.ndarray:
+    """Pixel indices [M1, N_rf] of every level-1 mac, grid position by position, the n_macs ensemble members of a
+    position next to each other (mac index = position · n_macs + member)."""
+    if cfg.layout == "whole":
+        return np.repeat(np.arange(int(np.prod(cfg.image_shape)))[None], cfg.n_macs, axis=0)
+    if cfg.ensemble == "same" or cfg.n_macs == 1:
+        return np.repeat(grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch), cfg.n_macs, axis=0)
+    members = [grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch, e / cfg.n_macs) for e in range(cfg.n_macs)]
+    return np.stack(members, axis=1).reshape(-1, members[0].shape[1])
+
+
+def level2_fields(cfg: SparseyConfig) -> np.ndarray:
+    """Level-1 mac indices [M2, L] each level-2 mac reads: a ``top_patch`` block of level-1 grid positions (with all
+    their ensemble members), ``top_grid`` blocks evenly spaced over the level-1 grid."""
+    positions = grid_receptive_fields(cfg.level1_grid, cfg.top_grid, cfg.level2_patch)      # [M2, pr·pc]
+    members = np.arange(cfg.n_macs)
+    return (positions[:, :, None] * cfg.n_macs + members).reshape(len(positions), -1)
 
 
 class SparseyCoder:
@@ -322,22 +390,19 @@ class SparseyCoder:
     (True, 1.0)
 
     Public methods return codes as bool ``[n_code_bits]`` (or ``[B, n_code_bits]``): every level-1 mac's C cells in
-    order, then the level-2 mac's cells (:meth:`code_bits`); exactly Q bits per active mac.
+    order, then every level-2 mac's cells (:meth:`code_bits`); exactly Q bits per active mac.
     """
 
     def __init__(self, cfg: SparseyConfig | None = None):
         self.cfg = cfg = cfg or SparseyConfig()
-        self.rng = np.random.default_rng(cfg.seed)
-        n_pixels = int(np.prod(cfg.image_shape))
-        if cfg.layout == "grid":
-            fields = grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch)
-        else:
-            fields = np.arange(n_pixels)[None]
-        self.fields = np.repeat(fields, cfg.n_macs, axis=0)               # [M, N_rf] pixel indices
-        self.n_pixels = n_pixels
-        self.level1 = MacLayer(cfg.mac, len(self.fields), self.fields.shape[1], self.rng)
-        self.level2 = (MacLayer(cfg.top, 1, len(self.fields) * cfg.mac.n_cells, self.rng)
-                       if cfg.two_level else None)
+        self.rng = np.random.default_rng(cfg.seed)                      # learning draws
+        recognition_rng = np.random.default_rng([cfg.seed, 1])           # recognition = "sample" draws
+        self.n_pixels = int(np.prod(cfg.image_shape))
+        self.fields = level1_fields(cfg)                                  # [M1, N_rf] pixel indices
+        self.level1 = MacLayer(cfg.mac, len(self.fields), self.fields.shape[1], self.rng, recognition_rng)
+        self.top_fields = level2_fields(cfg) if cfg.two_level else None  # [M2, L] level-1 mac indices
+        self.level2 = (MacLayer(cfg.top, len(self.top_fields), self.top_fields.shape[1] * cfg.mac.n_cells, self.rng,
+                                recognition_rng) if cfg.two_level else None)
         self._prev: tuple[np.ndarray | None, np.ndarray | None] = (None, None)   # previous codes [1, M, C]
         self._in_sequence = False
 
@@ -368,7 +433,7 @@ class SparseyCoder:
     @property
     def n_code_bits(self) -> int:
         """Bits of :meth:`code_bits`: all level-1 cells, then the level-2 cells."""
-        top = self.cfg.top.n_cells if self.level2 else 0
+        top = self.level2.n_macs * self.cfg.top.n_cells if self.level2 else 0
         return self.level1.n_macs * self.cfg.mac.n_cells + top
 
     def code_bits(self, codes: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
@@ -380,33 +445,33 @@ class SparseyCoder:
         return np.concatenate(parts, axis=1) > 0
 
     def _run(self, x: np.ndarray | None, learn: bool, use_prev: bool,
-             choose: Callable[[np.ndarray], np.ndarray] | None = None):
-        """One frame through both levels: (level-1 winners [B, M, Q], level-2 winners [B, 1, Q2] or None) and the
-        top level's G [B]; keeps the codes as the next frame's horizontal input when sequences are on."""
+             choose: Callable[[np.ndarray], np.ndarray] | None = None, plasticity: Plasticity | None = None):
+        """One frame through both levels: (level-1 winners [B, M1, Q], level-2 winners [B, M2, Q2] or None) and the
+        top level's G [B] (mean over its active macs); keeps the codes as the next frame's horizontal input when
+        sequences are on."""
         x1 = None if x is None else x[:, self.fields].astype(np.float32)
         p1, p2 = self._prev if use_prev else (None, None)
-        w1, g1 = self.level1.encode(x1, p1, learn=learn, choose=choose)
-        w2 = g2 = None
+        w1, g = self.level1.encode(x1, p1, learn=learn, choose=choose, plasticity=plasticity)
+        w2 = None
         if self.level2 is not None:
-            x2 = code_dense(w1, self.cfg.mac).reshape(len(w1), 1, -1)
-            w2, g2 = self.level2.encode(x2, p2, learn=learn, choose=choose)
+            x2 = code_dense(w1, self.cfg.mac)[:, self.top_fields].reshape(len(w1), len(self.top_fields), -1)
+            w2, g = self.level2.encode(x2, p2, learn=learn, choose=choose, plasticity=plasticity)
         if self.cfg.mac.sequences:
             self._prev = (code_dense(w1, self.cfg.mac),
                           None if w2 is None or not self.cfg.top.sequences else code_dense(w2, self.cfg.top))
-        if g2 is not None:
-            return (w1, w2), g2[:, 0]
-        active = w1[..., 0] >= 0                                     # G averaged over the active macs
-        return (w1, w2), (g1 * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
+        top = w1 if w2 is None else w2
+        active = top[..., 0] >= 0                                    # G averaged over the top level's active macs
+        return (w1, w2), (g * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
 
     def learn(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Store one item (single trial): its code bits [n_code_bits] and the top level's familiarity G
-        (level 2, or the mean over active level-1 macs).
+        (the mean over the top level's active macs).
         Within a sequence (:meth:`start_sequence`), horizontal input from the previous code is used."""
         codes, g = self._run(self.binarise(x), learn=True, use_prev=self._in_sequence)
         return self.code_bits(codes)[0], float(g[0])
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
-        """Recognise without learning (max-V winners): code bits [B, n_code_bits] and G [B] (a single item
+        """Recognise without learning (max-V winners, or drawn from ρ with ``recognition = "sample"``): code bits [B, n_code_bits] and G [B] (a single item
         [N] gives [n_code_bits] and a float)."""
         single = np.asarray(x).ndim == 1
         codes, g = self._run(self.binarise(x), learn=False, use_prev=False)

@@ -1,14 +1,24 @@
-"""A spiking realisation of the Sparsey coder's recognition mode: each CM is a winner-take-all group of K leaky
-integrate-and-fire neurons (snnTorch ``Leaky``; torch is imported when this module is used).
+"""A spiking realisation of the Sparsey coder: each CM is a winner-take-all group of K leaky integrate-and-fire
+neurons (snnTorch ``Leaky``; torch is imported when this module is used), and learning is a pre × post spike
+coincidence rule.
 
-Every cell i receives a constant current ``I_i = i_min + (i_max − i_min) · V_i`` (V = local support, in [0, 1])
-for ``num_steps`` steps; its membrane follows ``m_t = β m_{t−1} + I_i`` and it spikes when ``m_t > threshold``.
-A larger current reaches the threshold sooner and, on the same step, with a higher membrane, so the first spike in a
-CM comes from the max-V cell; that spike inhibits the rest of the group (lateral inhibition), which is the one
-winner per CM. Among cells that cross on the same step the highest membrane wins (equal V: the lowest index, as
-``argmax``). ``i_min`` is just above the rheobase ``(1 − β) · threshold``, so even V = 0 cells fire within
-``num_steps`` and a CM always has a winner. The result equals the coder's max-V codes exactly
-(:meth:`SpikingSparsey.encode` vs :meth:`SparseyCoder.encode`).
+**Code selection.** Every cell i receives a constant current ``I_i = i_min + (i_max − i_min) · s_i / max_CM s``
+(divisive normalisation within the group) for ``num_steps`` steps, where s is the cell's score: the local support V
+when recognising, and when learning the exponential-race score μ_i / E_i of the CSA (:func:`~spikecl.sdr.sparsey.
+race_scores`: E_i is the cell's exponential waiting-time noise, μ_i its familiarity-contingent win weight). Its
+membrane follows ``m_t = β m_{t−1} + I_i`` and it spikes when ``m_t > threshold``. A larger current reaches the
+threshold sooner and, on the same step, with a higher membrane, so the first spike in a CM comes from the cell with
+the largest score; that spike inhibits the rest of the group (lateral inhibition), which is the one winner per CM.
+Among cells that cross on the same step the highest membrane wins (equal scores: the lowest index, as ``argmax``).
+``i_min`` is just above the rheobase ``(1 − β) · threshold``, so even s = 0 cells fire within ``num_steps`` and a
+CM always has a winner. Currents and membranes are float64, so distinct race scores never tie.
+
+**Learning.** Each group emits exactly one spike, from its winner. :func:`spike_coincidence` updates the weights
+from that post-synaptic spike and the afferents' spikes of the frame: ``w ← max(w, w_max · pre ⊗ post)`` (after the
+optional decay ``w ← max(0, w − decay · (1 − pre) ⊗ post)``), a binary Hebbian coincidence rule.
+
+With the same seed, :meth:`SpikingSparsey.learn_all` stores items with exactly the codes and weights of
+:meth:`SparseyCoder.learn_all`, and :meth:`SpikingSparsey.encode` equals :meth:`SparseyCoder.encode`.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import numpy as np
 
 from spikecl.config import option
 from spikecl.errors import ConfigError, require
-from spikecl.sdr.sparsey import SparseyCoder
+from spikecl.sdr.sparsey import MacConfig, SparseyCoder
 
 
 @dataclass
@@ -48,17 +58,18 @@ class SpikingWTAConfig:
         return self
 
 
-def spiking_winners(v: np.ndarray, cfg: SpikingWTAConfig) -> np.ndarray:
-    """Winners int64 [..., Q] of LIF WTA groups driven by local support ``v`` [..., Q, K] (see module doc)."""
+def spiking_winners(scores: np.ndarray, cfg: SpikingWTAConfig) -> np.ndarray:
+    """Winners int64 [..., Q] of LIF WTA groups driven by non-negative ``scores`` [..., Q, K] (see module doc)."""
     torch = require("torch", "torch")
     snn = require("snntorch", "torch")
     cfg.validate()
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda': no CUDA GPU is available; use device = \"cpu\"")
     device = torch.device(cfg.device)
-    shape = v.shape
-    current = torch.as_tensor(np.ascontiguousarray(v, dtype=np.float32), device=device).reshape(-1, shape[-1])
-    current = cfg.i_min + (cfg.i_max - cfg.i_min) * current
+    shape = scores.shape
+    score = torch.as_tensor(np.ascontiguousarray(scores, dtype=np.float64), device=device).reshape(-1, shape[-1])
+    top = score.max(dim=1, keepdim=True).values
+    current = cfg.i_min + (cfg.i_max - cfg.i_min) * torch.where(top > 0, score / top, torch.zeros_like(score))
     lif = snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, reset_mechanism="none").to(device)
     mem = torch.zeros_like(current)
     winners = torch.full(current.shape[:1], -1, dtype=torch.int64, device=device)
@@ -78,14 +89,48 @@ def spiking_winners(v: np.ndarray, cfg: SpikingWTAConfig) -> np.ndarray:
     return winners.reshape(shape[:-1]).cpu().numpy()
 
 
+def spike_coincidence(weights: np.ndarray, pre: np.ndarray, cells: np.ndarray, cfg: MacConfig) -> np.ndarray:
+    """Learning by spikes, in place: ``weights`` [M, N, C] from the afferents that spiked (``pre`` [M, N], 0/1) to
+    the cells that spiked (one per CM, ``cells`` [M, Q]; -1: the mac does not learn) go to w_max, after the winners'
+    weights from silent afferents drop by ``decay``. Returns the change in non-zero weights per mac [M] (the
+    :data:`~spikecl.sdr.sparsey.Plasticity` contract)."""
+    torch = require("torch", "torch")
+    w = torch.from_numpy(weights)                                    # shares memory with the coder's weights
+    post = torch.zeros(weights.shape[0], weights.shape[2] + 1, dtype=w.dtype)
+    post.scatter_(1, torch.from_numpy(np.where(cells >= 0, cells, weights.shape[2])), 1.0)
+    post = post[:, :-1]                                              # [M, C] spike count of each cell (0 or 1)
+    pre_t = torch.from_numpy(np.ascontiguousarray(pre, dtype=weights.dtype))
+    before = torch.count_nonzero(w, dim=(1, 2))
+    if cfg.decay:
+        w.sub_(cfg.decay * (1.0 - pre_t)[:, :, None] * post[:, None, :]).clamp_(min=0.0)
+    torch.maximum(w, cfg.w_max * pre_t[:, :, None] * post[:, None, :], out=w)
+    return (torch.count_nonzero(w, dim=(1, 2)) - before).numpy()
+
+
 class SpikingSparsey:
-    """Recognition with a trained :class:`SparseyCoder` where every CM's choice is made by LIF WTA groups."""
+    """A :class:`SparseyCoder` whose CMs choose their winners by LIF WTA groups and whose weights learn from spikes.
+
+    Learning with it changes the wrapped coder's weights (the coder holds the state; this object only decides how
+    codes are chosen and weights are changed)."""
 
     def __init__(self, coder: SparseyCoder, cfg: SpikingWTAConfig | None = None):
         self.coder, self.cfg = coder, (cfg or SpikingWTAConfig()).validate()
 
+    def _choose(self, scores: np.ndarray) -> np.ndarray:
+        return spiking_winners(scores, self.cfg)
+
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Code bits bool [B, n_code_bits] of inputs [B, N] (as :meth:`SparseyCoder.encode`)."""
-        codes, _ = self.coder._run(self.coder.binarise(x), learn=False, use_prev=False,
-                                   choose=lambda v: spiking_winners(v, self.cfg))
+        codes, _ = self.coder._run(self.coder.binarise(x), learn=False, use_prev=False, choose=self._choose)
         return self.coder.code_bits(codes)
+
+    def learn_all(self, xs: np.ndarray) -> np.ndarray:
+        """Store items [B, N] one after another (single trial, by spikes): code bits bool [B, n_code_bits] (as
+        :meth:`SparseyCoder.learn_all`)."""
+        xs = self.coder.binarise(xs)
+        bits = np.zeros((len(xs), self.coder.n_code_bits), bool)
+        for i in range(len(xs)):
+            codes, _ = self.coder._run(xs[i:i + 1], learn=True, use_prev=False, choose=self._choose,
+                                       plasticity=spike_coincidence)
+            bits[i] = self.coder.code_bits(codes)[0]
+        return bits
