@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import functools
 import gzip
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, ShapeError, require
 
 EVAL_SPLITS = ("test", "validation")
@@ -171,14 +171,6 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
 
 
 # -- CIFAR ------------------------------------------------------------------------------------------------------
-def _unpickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable pickle ({type(exc).__name__})") from None
-
-
 def _cifar_images(batch: dict, path: Path) -> np.ndarray:
     data = np.asarray(batch.get(b"data", batch.get("data")))
     if data.ndim != 2 or data.shape[1] != 3072:
@@ -205,7 +197,7 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
         xs, ys = [], []
         for f in files:
             path = _find(data_dir, name, [f"{folder}/{f}", f], how)
-            batch = _unpickle(path)
+            batch = load_data_pickle(path)
             xs.append(_cifar_images(batch, path))
             ys.append(_cifar_labels(batch, key, path))
         parts[split] = (np.concatenate(xs), np.concatenate(ys))
@@ -218,7 +210,7 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     images, labels, offset = [], [], 0
     for split in ("train", "val", "test"):
         path = _find(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
-        cache = _unpickle(path)
+        cache = load_data_pickle(path)
         data = cache.get("image_data", cache.get(b"image_data"))
         classes = cache.get("class_dict", cache.get(b"class_dict"))
         if data is None or classes is None or np.asarray(data).ndim != 4:
