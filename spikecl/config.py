@@ -38,9 +38,11 @@ DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100"
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-           doc: str = "") -> Any:
-    """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high]."""
-    meta = {"choices": choices, "low": low, "high": high, "doc": doc}
+           doc: str = "", distinct: bool = False, file_name: bool = False) -> Any:
+    """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high] (for a
+    list: of every item); ``distinct``: a list's items must differ; ``file_name``: a string that is a plain file
+    name (no folder part, not '.' or '..')."""
+    meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -86,8 +88,9 @@ class NetworkConfig:
     """The spiking network: LIF layers (snnTorch ``Leaky``) and a non-spiking leaky readout."""
 
     kind: str = option("mlp", choices=("mlp", "cnn"))
-    hidden: list[int] = option([256, 256], doc="MLP hidden layer widths")
-    channels: list[int] = option([64, 128, 256], doc="CNN conv channels (3x3 conv, BN, LIF, 2x2 avg-pool)")
+    hidden: list[int] = option([256, 256], low=1, high=1 << 20, doc="MLP hidden layer widths")
+    channels: list[int] = option([64, 128, 256], low=1, high=1 << 16,
+                                 doc="CNN conv channels (3x3 conv, BN, LIF, 2x2 avg-pool)")
     num_steps: int = option(4, low=1, high=10000, doc="simulation time steps T per sample")
     encoder: str = option("direct", choices=("direct", "poisson", "latency"))
     beta: float = option(0.9, low=0.0, high=1.0, doc="membrane decay per step")
@@ -108,9 +111,9 @@ class TrainConfig:
     epochs: int = option(2, low=1)
     batch_size: int = option(64, low=1)
     optimizer: str = option("sgd", choices=("sgd", "adam"))
-    lr: float = option(0.05, low=0.0)
+    lr: float = option(0.05, low=0.0, high=100.0)
     momentum: float = option(0.9, low=0.0, high=1.0)
-    weight_decay: float = option(0.0, low=0.0)
+    weight_decay: float = option(0.0, low=0.0, high=1.0)
     reset_optimizer: bool = option(True, doc="a fresh optimiser for every task")
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
@@ -130,8 +133,8 @@ class RunHeader:
     """The top-level keys every experiment file has, whatever its kind (subclasses narrow ``kind``)."""
 
     kind: str = option("continual", choices=("continual",), doc="experiment kind; the CLI dispatches on it")
-    name: str = option("experiment")
-    seeds: list[int] = option([0], low=0)
+    name: str = option("experiment", file_name=True, doc="results go to <output_dir>/<name>/")
+    seeds: list[int] = option([0], low=0, high=(1 << 32) - 1, distinct=True)
     device: str = option("cpu", choices=("cpu", "cuda", "auto"))
     output_dir: str = option("results")
 
@@ -177,6 +180,8 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not -(1 << 63) <= value < (1 << 63):
+            raise ConfigError(f"{key}: {value} does not fit in a 64-bit integer")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -193,6 +198,11 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
 
 def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
+    if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
+        twice = next(v for i, v in enumerate(value) if v in value[:i])
+        raise ConfigError(f"{key}: {twice!r} appears more than once")
+    if meta.get("file_name") and (not value or value in (".", "..") or any(c in value for c in "/\\\0")):
+        raise ConfigError(f"{key}: {value!r} is not a plain file name (no folders, not '.' or '..')")
     if isinstance(value, list):
         for i, item in enumerate(value):
             _check_bounds(item, meta, f"{key}[{i}]")
@@ -340,7 +350,9 @@ def load_toml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"experiment file not found: {path}")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
 

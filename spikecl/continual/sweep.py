@@ -160,7 +160,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         folder = "final" if stage == "final" else label
         split = {"trial": ["data.eval_split=\"validation\""], "final": ["data.eval_split=\"test\""]}.get(stage, [])
         assignments = [*fixed, *(_literal(k, v) for k, v in point.items()), *split,
-                       _literal("name", f"{name}/{folder}"), _literal("strategy.methods", [method]),
+                       _literal("output_dir", str(Path(base_cfg.output_dir) / name)), _literal("name", folder),
+                       _literal("strategy.methods", [method]),
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
@@ -198,12 +199,12 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
 
 def _identity(cfg, method: str) -> str:
-    """What makes a run of ``method`` under ``cfg`` what it is: its config without names, seeds, the method list
-    and the options of strategies it does not use."""
+    """What makes a run of ``method`` under ``cfg`` what it is: its config without names, folders, seeds, the
+    method list and the options of strategies it does not use."""
     from spikecl.continual.strategies import components
 
     data = cfg.to_dict()
-    for key in ("name", "seeds", "variants"):
+    for key in ("name", "output_dir", "seeds", "variants"):
         data.pop(key)
     data["strategy"] = {"method": method, "options": {k: v for k, v in data["strategy"]["options"].items()
                                                       if k in components(method)}}
