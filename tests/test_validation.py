@@ -216,7 +216,7 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
 
 
 def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
-    from spikecl.report import split_note, text_report
+    from spikecl.continual.report import split_note, text_report
 
     cfg = experiment_from_dict({"data": {"dataset": "digits", "validation": 0.2, "eval_split": "validation"},
                                 "stream": {"n_tasks": 2, "train_per_task": 100}, "network": {"hidden": [8]},

@@ -167,12 +167,12 @@ class CA3Kind(Kind):
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
-        return summary_text({run.path.stem: _part(run) for run in runs})
+        return summary_text({str(run.path): _part(run) for run in runs})
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.memory.report import write_plots
 
-        return write_plots({run.path.stem: _part(run) for run in runs}, out_dir)
+        return write_plots({str(run.path): _part(run) for run in runs}, out_dir)
 
 
 KIND = CA3Kind()
@@ -180,10 +180,9 @@ KIND = CA3Kind()
 
 def summary_text(results: dict[str, dict]) -> str:
     """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
-    each spacing (means over densities and seeds)."""
+    each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
     lines = []
-    if "functional" in results:
-        a = results["functional"]["attrs"]
+    for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
         lines.append(f"functional (recorded exp1, {a['backend']}): {a['mismatched_spikes']} spikes differ from "
                      f"SpiNNaker; {float(a['seconds']):.2f} s for {int(a['duration_ms'])} ms")
         for d in json.loads(a["decoded"]):
@@ -192,13 +191,13 @@ def summary_text(results: dict[str, dict]) -> str:
     cols = (("cue_exact", "cue exact"), ("content_hit_f1", "hit f1"), ("content_precision_f1", "prec f1"),
             ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"), ("forget_echo", "echo"),
             ("kept_exact", "kept"), ("bits_per_synapse", "bits/syn"))
-    stress = {k: v for k, v in results.items() if k.startswith("stress_")}
+    stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
     if stress:
         lines.append("")
         lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "
                      f"bit/synapse, CAM ceiling {CAM_CEILING_BITS_PER_SYNAPSE:.2f})")
         lines.append(f"{'C x M':>9} {'variant':<10} {'gap':>4} " + " ".join(f"{h:>9}" for _, h in cols) + "   s")
-        for key, part in stress.items():
+        for part in stress:
             a, table = part["attrs"], part["table"]
             for spacing in np.unique(table["spacing_ms"]):
                 rows = table["spacing_ms"] == spacing

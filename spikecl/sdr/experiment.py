@@ -294,7 +294,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
-    coder_cfg = SparseyConfig.from_mapping({**_as_raw(cfg.coder), "seed": seed})
+    coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
         raise DataError(f"{cfg.data.dataset} images have {x_train[0].size} pixels but coder.image_shape "
@@ -373,10 +373,6 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
             "spiking_code_match": float((recognised == sparsey.test[: len(x_test)]).all(axis=1).mean())}
 
 
-def _as_raw(coder: SparseyConfig) -> dict:
-    return asdict(coder)
-
-
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
     """Write one seed's results atomically (schema in the module docstring)."""
     curves = {"capacity_items": out["capacity"]["items"],
@@ -393,17 +389,19 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
 
 def outcome(run: Run) -> dict:
     """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed."""
-    curves, metrics = run.array("curves"), run.metrics
-    pairs = run.array("extra")
-    prefix = "pairs_code_overlap_"
-    similarity = {k[len(prefix):]: (pairs["pairs_input_overlap"], v, metrics.get(f"spearman_{k[len(prefix):]}"))
-                  for k, v in pairs.items() if k.startswith(prefix)}
+    curves, pairs, metrics = run.array("curves"), run.array("extra"), run.metrics
+    similarity = {name: (pairs["pairs_input_overlap"], codes, metrics[f"spearman_{name}"])
+                  for name, codes in _unprefixed(pairs, "pairs_code_overlap_").items()}
     return {"metrics": metrics, "similarity": similarity, "cue_levels": curves["cue_levels"],
-            "capacity": {"items": curves["capacity_items"],
-                         **{k[9:]: v for k, v in curves.items() if k.startswith("capacity_") and k != "capacity_items"}},
-            "random_capacity": {k[16:]: v for k, v in curves.items() if k.startswith("random_capacity_")},
-            "cues": {k[4:]: v for k, v in curves.items() if k.startswith("cue_") and k != "cue_levels"},
+            "capacity": {"items": curves["capacity_items"], **_unprefixed(curves, "capacity_", "capacity_items")},
+            "random_capacity": _unprefixed(curves, "random_capacity_"),
+            "cues": _unprefixed(curves, "cue_", "cue_levels"),
             "n_train": int(run.attr("n_train")), "cue_items": int(run.attr("cue_items"))}
+
+
+def _unprefixed(table: dict, prefix: str, skip: str = "") -> dict:
+    """The entries of ``table`` named ``<prefix><name>`` (but not ``skip``), keyed by ``name``."""
+    return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix) and k != skip}
 
 
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
