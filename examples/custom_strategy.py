@@ -14,7 +14,7 @@ from spikecl.config import experiment_from_dict, option
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import register
 from spikecl.continual.strategy import Strategy
-from spikecl.report import text_report
+from spikecl.continual.report import text_report
 
 
 @dataclass

@@ -11,7 +11,7 @@ from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream
-from spikecl.report import format_matrix
+from spikecl.continual.report import format_matrix
 from spikecl.snn import build_mlp, evaluate, make_trainer
 
 T = 4

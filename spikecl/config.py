@@ -12,7 +12,7 @@ An experiment file is TOML with a few top-level keys and one table per part of t
     [train]     trainer = "bptt", epochs = 2, lr = 0.05
     [strategy]  methods = ["finetune", "ewc"]
     [strategy.ewc]               # options of one method, validated by that method
-    lambda = 100.0
+    lam = 100.0
 
 Every key is checked: an unknown key, a wrong type or an out-of-range value raises :class:`ConfigError` with one line
 naming the key and what is allowed. This module imports only the standard library (and ``tomli`` on Python 3.10).
@@ -250,11 +250,16 @@ def _split_strategy_options(raw: dict) -> dict:
     return {**raw, "strategy": strategy}
 
 
+def check_header(cfg: RunHeader) -> None:
+    """The checks every experiment kind shares beyond types and ranges: at least one seed."""
+    if not cfg.seeds:
+        raise ConfigError("seeds: expected at least one seed")
+
+
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
-    if not cfg.seeds:
-        raise ConfigError("seeds: expected at least one seed")
+    check_header(cfg)
     if not cfg.strategy.methods:
         raise ConfigError("strategy.methods: expected at least one method")
     if cfg.stream.input_code != "dense" and cfg.network.kind != "mlp":

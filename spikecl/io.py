@@ -1,23 +1,33 @@
 """Results files and atomic writes.
 
-Every run writes one HDF5 file (schema below); memories and exports use the same helpers. Files are written to a
-temporary name in the target folder and renamed into place, so a killed process never leaves a half-written file,
-and an existing file is only replaced when the caller says ``overwrite=True``.
+Every run of every experiment kind writes HDF5 files through :func:`write_run`, with one schema name and a ``kind``
+attribute; :func:`read_run` reads any of them back and :func:`open_for_reading` is the one place where a missing or
+corrupt file becomes a one-line :class:`ResultsError`. Files are written to a temporary name in the target folder
+and renamed into place, so a killed process never leaves a half-written file, and an existing file is only replaced
+when the caller says ``overwrite=True``.
 
-Results schema (version 1)::
+Results schema (version 1), common to every kind::
 
-    /                      attrs: schema = "spikecl-results", schema_version, method, seed, kind = "continual",
-                                  eval_split = "test" | "validation" (what the accuracies were measured on)
-    /config                attrs: json (the experiment config, method and seed)
+    /                      attrs: schema = "spikecl-results", schema_version, kind, and the kind's own attributes
+    /config                attrs: json (the experiment config)
     /environment           attrs: json (versions, device, host)
+    /metrics               attrs: one float per metric
+    /<group>/.../<name>    the kind's arrays
+
+The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
+
+    /                      attrs: method, seed, eval_split = "test" | "validation" (what accuracies were measured on)
     /acc_matrix            float64 [T+1, T]  row 0: untrained network; row i: after task i (fractions)
     /curves/iterations     int64 [E]         training iteration of each continual evaluation
     /curves/task           int64 [E]         task being trained at that evaluation (0-based)
     /curves/accuracy       float64 [E, T]    accuracy on every task at that evaluation
     /timings/task_seconds  float64 [T]       wall time of each task's training
-    /metrics               attrs: one float per metric (acc, bwt, ...)
+    /metrics               acc, bwt, ...
     /model/<param>         the trained network's parameters and buffers (for export)
     /extra/<name>          strategy-specific arrays (e.g. subspace dimensions)
+
+The other kinds document their attributes and arrays where they write them (``ca3``: :mod:`spikecl.memory.experiment`,
+``sparsey``: :mod:`spikecl.sdr.experiment`, ``sweep``: :mod:`spikecl.continual.sweep`).
 """
 
 from __future__ import annotations
@@ -93,34 +103,86 @@ class RunResult:
         return self.acc_matrix.shape[1]
 
 
-def _write_arrays(group, arrays: dict[str, np.ndarray]) -> None:
-    for name, value in arrays.items():
-        group.create_dataset(name, data=np.asarray(value))
+def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, float] | None = None,
+              arrays: dict | None = None, attrs: dict | None = None, env: dict | None = None,
+              overwrite: bool = False) -> Path:
+    """Write one results file of ``kind`` atomically (schema in the module docstring).
 
-
-def write_results(path: str | Path, result: RunResult, overwrite: bool = False) -> Path:
-    """Write ``result`` atomically to ``path`` (HDF5). Refuses to replace an existing file unless ``overwrite``."""
+    ``arrays``: ``{name: array or {name: ...}}``; a nested dict becomes a group (an empty one an empty group).
+    ``attrs``: extra root attributes (lists and dicts stored as JSON text). ``environment`` defaults to
+    :func:`environment` (``env``). Refuses to replace an existing file unless ``overwrite``.
+    """
     import h5py
+
+    env = environment() if env is None else env
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="continual",
-                           method=result.method, seed=result.seed,
-                           eval_split=(result.config.get("data") or {}).get("eval_split", "test"))
-            f.create_group("config").attrs["json"] = json.dumps(result.config)
-            f.create_group("environment").attrs["json"] = json.dumps(result.environment)
-            f.create_dataset("acc_matrix", data=np.asarray(result.acc_matrix, dtype=np.float64))
-            _write_arrays(f.create_group("curves"), {
-                "iterations": np.asarray(result.curve_iterations, dtype=np.int64),
-                "task": np.asarray(result.curve_task, dtype=np.int64),
-                "accuracy": np.asarray(result.curve_accuracy, dtype=np.float64).reshape(-1, result.n_tasks)})
-            _write_arrays(f.create_group("timings"),
-                          {"task_seconds": np.asarray(result.task_seconds, dtype=np.float64)})
-            f.create_group("metrics").attrs.update({k: float(v) for k, v in result.metrics.items()})
-            _write_arrays(f.create_group("model"), result.model)
-            _write_arrays(f.create_group("extra"), result.extra)
+            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
+            f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
+            f.create_group("config").attrs["json"] = json.dumps(config)
+            f.create_group("environment").attrs["json"] = json.dumps(env)
+            f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
+            _write_arrays(f, arrays or {})
 
     return atomic_write(path, write, overwrite=overwrite)
+
+
+def _write_arrays(group, arrays: dict) -> None:
+    for name, value in arrays.items():
+        if isinstance(value, dict):
+            _write_arrays(group.create_group(name), value)
+        else:
+            group.create_dataset(name, data=np.asarray(value))
+
+
+def _read_arrays(group) -> dict:
+    import h5py
+
+    return {k: _read_arrays(v) if isinstance(v, h5py.Group) else v[()] for k, v in group.items()}
+
+
+@dataclass
+class Run:
+    """One results file of any kind, as read back by :func:`read_run`."""
+
+    path: Path
+    kind: str
+    attrs: dict                      # root attributes besides schema, schema_version and kind
+    config: dict
+    environment: dict
+    metrics: dict[str, float]
+    arrays: dict                     # {name: array or {name: ...}}, as written
+
+    def array(self, name: str):
+        """The array (or group dict) at ``"group/name"``; a missing entry is a one-line :class:`ResultsError`."""
+        node = self.arrays
+        for part in name.split("/"):
+            if not isinstance(node, dict) or part not in node:
+                raise ResultsError(f"{self.path} is corrupt or incomplete (no '{name}')")
+            node = node[part]
+        return node
+
+    def attr(self, name: str):
+        """The root attribute ``name``; a missing one is a one-line :class:`ResultsError`."""
+        if name not in self.attrs:
+            raise ResultsError(f"{self.path} is corrupt or incomplete (no attribute '{name}')")
+        return self.attrs[name]
+
+
+def write_results(path: str | Path, result: RunResult, overwrite: bool = False) -> Path:
+    """Write a continual-learning run atomically to ``path`` (HDF5). Refuses to replace an existing file unless
+    ``overwrite``."""
+    arrays = {"acc_matrix": np.asarray(result.acc_matrix, dtype=np.float64),
+              "curves": {"iterations": np.asarray(result.curve_iterations, dtype=np.int64),
+                         "task": np.asarray(result.curve_task, dtype=np.int64),
+                         "accuracy": np.asarray(result.curve_accuracy, dtype=np.float64).reshape(-1, result.n_tasks)},
+              "timings": {"task_seconds": np.asarray(result.task_seconds, dtype=np.float64)},
+              "model": dict(result.model), "extra": dict(result.extra)}
+    attrs = {"method": result.method, "seed": result.seed,
+             "eval_split": (result.config.get("data") or {}).get("eval_split", "test")}
+    return write_run(path, "continual", result.config, result.metrics, arrays, attrs, result.environment,
+                     overwrite=overwrite)
 
 
 @contextmanager
@@ -142,34 +204,58 @@ def open_for_reading(path: str | Path, what: str = "results file"):
         raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
 
 
-def read_results(path: str | Path) -> RunResult:
-    """Read a results file written by :func:`write_results`.
+def _schema_found(f) -> str:
+    """What a file that is not a results file says it is: its root schema, or an exported network's."""
+    found = f.attrs.get("schema")
+    if found is None and "spikecl" in f and "schema" in f["spikecl"].attrs:
+        found = f["spikecl"].attrs["schema"]
+    return "no schema attribute" if found is None else f"schema {str(found)!r}"
 
-    Raises :class:`ResultsError` (one line) if the file is missing, not HDF5, truncated, from another schema, or
-    lacks a required entry.
+
+def read_run(path: str | Path, kind: str | None = None) -> Run:
+    """Read a results file of any kind (of ``kind`` when given).
+
+    Raises :class:`ResultsError` (one line) if the file is missing, not HDF5, truncated, not a results file (naming
+    the schema it has), from a newer schema version, of another kind than ``kind``, or lacks a required entry.
     """
     path = Path(path)
     with open_for_reading(path) as f:
         if f.attrs.get("schema") != SCHEMA:
-            raise ResultsError(f"{path} is not a spikecl results file (schema attribute missing)")
-        if f.attrs.get("kind", "continual") != "continual":
-            raise ResultsError(f"{path} holds a {f.attrs['kind']!r} run, not a continual-learning run; its "
-                               f"numbers are in /metrics and /curves (h5py)")
+            raise ResultsError(f"{path} is not a spikecl results file ({_schema_found(f)}; expected {SCHEMA!r})")
         version = int(f.attrs["schema_version"])
         if version > SCHEMA_VERSION:
             raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to "
                                f"{SCHEMA_VERSION} (upgrade spikecl)")
-        result = RunResult(
-            method=str(f.attrs["method"]), seed=int(f.attrs["seed"]),
-            config=json.loads(f["config"].attrs["json"]),
-            environment=json.loads(f["environment"].attrs["json"]),
-            acc_matrix=f["acc_matrix"][()],
-            curve_iterations=f["curves/iterations"][()], curve_task=f["curves/task"][()],
-            curve_accuracy=f["curves/accuracy"][()], task_seconds=f["timings/task_seconds"][()],
-            metrics={k: float(v) for k, v in f["metrics"].attrs.items()},
-            model={k: v[()] for k, v in f["model"].items()},
-            extra={k: v[()] for k, v in f["extra"].items()})
+        if "kind" not in f.attrs:
+            raise ResultsError(f"{path} has no 'kind' attribute; it is not a complete spikecl results file")
+        found = str(f.attrs["kind"])
+        if kind is not None and found != kind:
+            raise ResultsError(f"{path} holds a {found!r} run, not a {kind!r} run")
+        attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
+                 if k not in ("schema", "schema_version", "kind")}
+        arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
+        return Run(path, found, attrs, json.loads(f["config"].attrs["json"]),
+                   json.loads(f["environment"].attrs["json"]),
+                   {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
+
+
+def read_results(path: str | Path) -> RunResult:
+    """Read a continual-learning results file written by :func:`write_results` (one-line :class:`ResultsError` as
+    :func:`read_run`, also for another kind's file)."""
+    return as_result(read_run(path, "continual"))
+
+
+def as_result(run: Run) -> RunResult:
+    """The :class:`RunResult` of a continual-learning results file read by :func:`read_run`."""
+    if run.kind != "continual":
+        raise ResultsError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
+    result = RunResult(
+        method=str(run.attr("method")), seed=int(run.attr("seed")), config=run.config,
+        environment=run.environment, acc_matrix=run.array("acc_matrix"),
+        curve_iterations=run.array("curves/iterations"), curve_task=run.array("curves/task"),
+        curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),
+        metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"))
     acc = result.acc_matrix
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
-        raise ResultsError(f"{path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
+        raise ResultsError(f"{run.path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
     return result

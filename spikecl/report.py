@@ -1,158 +1,61 @@
-"""Reports from results files: accuracy-matrix tables, a method comparison (mean ± std over seeds) and PNG plots.
+"""``spikecl report``: tables and plots of results files of every kind, each summarised by its own kind.
 
-Imports only numpy and h5py (matplotlib lazily, for plots), so results can be read anywhere.
+Files named one by one must be results files; a folder contributes every ``*.h5`` results file under it
+(recursively), and skips other files (exported networks, foreign or damaged HDF5) with a one-line note.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable
 
-import numpy as np
-
-from spikecl.continual import metrics
 from spikecl.errors import ResultsError
-from spikecl.io import RunResult, read_results
-
-# (metrics key, column title) in the order they are printed; accuracies are shown in percent
-COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("learning_acc", "LA"), ("fwt", "FWT"), ("forgetting", "Forget"),
-           ("intransigence", "Intrans"), ("min_acc", "min-ACC"), ("wc_acc", "WC-ACC"))
+from spikecl.experiment_kind import KINDS, kind, report
+from spikecl.io import Run, read_run
 
 
-def collect(paths: Iterable[str | Path]) -> list[RunResult]:
-    """Read results files; a folder contributes every ``*.h5`` results file inside it (recursively), ordered as
-    :func:`in_experiment_order`; files named one by one keep the order given."""
-    results: list[RunResult] = []
+def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
+    """``{kind: [results files]}`` in the order of :data:`KINDS`, files in path order (folders: sorted).
+
+    A file named in ``paths`` that is not a readable results file is a one-line :class:`ResultsError`; inside a
+    folder it is skipped and ``note`` says why. A folder without any results file is an error.
+    """
+    by_kind: dict[str, list[Run]] = defaultdict(list)
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.rglob("*.h5"))
-            if not found:
-                raise ResultsError(f"no results files (*.h5) under {path}")
-            results.extend(in_experiment_order([read_results(f) for f in found]))
-        else:
-            results.append(read_results(path))
-    return results
+        if not path.is_dir():
+            run = _read(path)
+            by_kind[run.kind].append(run)
+            continue
+        found = 0
+        for file in sorted(path.rglob("*.h5")):
+            try:
+                run = _read(file)
+            except ResultsError as exc:
+                note(f"skipped: {exc}")
+                continue
+            by_kind[run.kind].append(run)
+            found += 1
+        if not found:
+            raise ResultsError(f"no results files (*.h5) under {path}")
+    return {name: by_kind[name] for name in KINDS if by_kind.get(name)}
 
 
-def in_experiment_order(results: Sequence[RunResult]) -> list[RunResult]:
-    """Runs in the order their experiments list the methods (``strategy.methods``, as written: usually the lower
-    bound first and the upper bounds last); the longest list sets the order, methods only in other lists follow.
-    Seeds ascending."""
-    lists = [(r.config.get("strategy") or {}).get("methods", []) for r in results]
-    rank: dict[str, int] = {}
-    for methods in sorted(lists, key=len, reverse=True):              # stable: ties keep file order
-        for method in methods:
-            rank.setdefault(method, len(rank))
-    for r in results:
-        rank.setdefault(r.method, len(rank))
-    return sorted(results, key=lambda r: (rank[r.method], r.seed))
+def _read(path: Path) -> Run:
+    """A results file of a kind this spikecl knows (else a one-line :class:`ResultsError`)."""
+    run = read_run(path)
+    if run.kind not in KINDS:
+        raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl)")
+    return run
 
 
-def format_matrix(acc: np.ndarray, title: str = "") -> str:
-    """The accuracy matrix ``[T+1, T]`` as a text table in percent (rows: after task i; row 0: at init)."""
-    n = acc.shape[1]
-    lines = [title] if title else []
-    lines.append("after \\ on  " + " ".join(f"{'T' + str(j + 1):>6}" for j in range(n)))
-    for i, row in enumerate(acc):
-        label = "init" if i == 0 else f"task {i}"
-        lines.append(f"{label:<11} " + " ".join(f"{100 * v:6.1f}" for v in row))
-    return "\n".join(lines)
-
-
-def with_intransigence(results: Sequence[RunResult]) -> list[RunResult]:
-    """Add intransigence to each run's metrics where a ``joint`` run of the same seed gives the reference."""
-    joint = {r.seed: r.acc_matrix for r in results if r.method == "joint"}
-    for r in results:
-        if r.seed in joint and joint[r.seed].shape == r.acc_matrix.shape:
-            reference = np.diag(joint[r.seed][1:])
-            r.metrics["intransigence"] = float(np.mean(metrics.intransigence(r.acc_matrix, reference)))
-    return list(results)
-
-
-def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
-    """{method: {metric: (mean, std) over seeds}} in the order methods first appear."""
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in with_intransigence(results):
-        r.metrics.setdefault("learning_acc", metrics.learning_acc(r.acc_matrix))    # files from before LA
-        for key, value in r.metrics.items():
-            if np.isfinite(value):
-                values[r.method][key].append(value)
-    return {m: {k: metrics.mean_std(v) for k, v in per.items()} for m, per in values.items()}
-
-
-def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int]) -> str:
-    """The comparison table: one row per method, mean ± std (in points) of each metric present."""
-    present = [(k, t) for k, t in COLUMNS if any(k in s for s in summary.values())]
-    width = max([16, *map(len, summary)])
-    header = f"{'method':<{width}} {'seeds':>5} " + " ".join(f"{t:>13}" for _, t in present)
-    lines = [header, "-" * len(header)]
-    for method, stats in summary.items():
-        cells = []
-        for key, _ in present:
-            if key in stats:
-                mean, std = stats[key]
-                cells.append(f"{100 * mean:7.1f} ±{100 * std:4.1f}")
-            else:
-                cells.append(f"{'—':>13}")
-        lines.append(f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells))
-    return "\n".join(lines)
-
-
-def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
-    """Accuracy matrices of every run (optional) followed by the method comparison table."""
-    parts = []
-    if matrices:
-        for r in results:
-            parts.append(format_matrix(r.acc_matrix, f"{r.method} (seed {r.seed}) — accuracy %"))
-    seeds = defaultdict(int)
-    for r in results:
-        seeds[r.method] += 1
-    parts.append(format_summary(method_summary(results), seeds))
-    parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
-                 "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
-                 + split_note(results))
-    return "\n\n".join(parts)
-
-
-def eval_split(result: RunResult) -> str:
-    """The split a run's accuracies were measured on: "test" or "validation" (older files: "test")."""
-    return (result.config.get("data") or {}).get("eval_split", "test")
-
-
-def split_note(results: Sequence[RunResult]) -> str:
-    """One line saying which split the numbers come from, and whether the data split varied with the seed."""
-    splits = sorted({eval_split(r) for r in results})
-    varied = sorted({bool((r.config.get("data") or {}).get("vary_split", False)) for r in results})
-    where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
-             "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
-                 f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
-    seeds = {(True,): "; each seed drew its own data split", (False,): "; one data split for every seed"}.get(
-        tuple(varied), "; some seeds drew their own data split")
-    return f"Accuracies measured on {where}{seeds}."
-
-
-def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
-    """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths."""
-    from spikecl import plots
-
-    out_dir = Path(out_dir)
-    written = []
-    for r in results:
-        stem = f"{r.method}-seed{r.seed}"
-        written.append(plots.plot_accuracy_matrix(r.acc_matrix, out_dir / f"{stem}-matrix.png",
-                                                  title=f"{r.method}, seed {r.seed}"))
-        if len(r.curve_iterations):
-            written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
-                                                  out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
-    summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
-    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
-    return written
-
-
-def print_report(results, plots_dir: Path, plots: bool = True, matrices: bool = True) -> None:
-    """Print :func:`text_report` and, with ``plots``, write the PNG plots into ``plots_dir``."""
-    print(text_report(results, matrices=matrices))
-    if plots:
-        written = write_plots(results, plots_dir)
-        print(f"\nplots: {len(written)} PNG files in {plots_dir}")
+def report_paths(paths: list[Path], plots_dir: Path | None = None, plots: bool = True, detail: bool = True) -> None:
+    """Print every kind's summary of the results files under ``paths`` and write its plots into ``plots_dir``
+    (default: the first path's folder). A heading names each kind when there are several."""
+    found = collect(paths)
+    first = paths[0]
+    plots_dir = plots_dir or (first if first.is_dir() else first.parent)
+    for i, (name, runs) in enumerate(found.items()):
+        if len(found) > 1:
+            print(("\n" if i else "") + f"== {name}: {len(runs)} results file(s) ==")
+        report(kind(name), runs, plots_dir, plots=plots, detail=detail)

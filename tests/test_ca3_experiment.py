@@ -41,7 +41,7 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     part = tmp_path / "ca3_cam" / "stress_C5_M6_read_only.h5"
     stamp = part.stat().st_mtime_ns
     assert run_cli(tmp_path, "--no-plots") == 2
-    assert "exists; pass --resume" in capsys.readouterr().err
+    assert "exists; pass --overwrite to replace it or --resume to keep it" in capsys.readouterr().err
     part.write_bytes(b"not hdf5")                              # a killed run's leftover is run again on resume
     functional_stamp = (tmp_path / "ca3_cam" / "functional.h5").stat().st_mtime_ns
     assert run_cli(tmp_path, "--no-plots", "--resume") == 0

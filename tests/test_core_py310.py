@@ -16,7 +16,7 @@ import sys, tempfile, pathlib
 import numpy, networkx
 assert sys.version_info[:2] == (3, 10), sys.version
 assert numpy.__version__.startswith("1.26"), numpy.__version__
-import spikecl, spikecl.config, spikecl.errors, spikecl.io, spikecl.report
+import spikecl, spikecl.config, spikecl.errors, spikecl.io, spikecl.report, spikecl.experiment_kind
 import spikecl.continual.metrics as m
 import spikecl.data.datasets, spikecl.data.streams
 assert "torch" not in sys.modules, "the core imported torch"

@@ -67,3 +67,36 @@ def test_corrupt_files_are_one_line_errors(tmp_path, damage):
 def test_missing_file(tmp_path):
     with pytest.raises(ResultsError, match="not found"):
         read_results(tmp_path / "nope.h5")
+
+
+def test_every_kind_writes_one_schema_and_reads_back(tmp_path):
+    from spikecl.io import read_run, write_run
+
+    path = write_run(tmp_path / "part.h5", "ca3", {"name": "x"}, {"score": 0.5},
+                     {"table": {"seed": np.array([0, 1])}, "empty": {}}, attrs={"part": "stress", "sizes": [5, 6]})
+    run = read_run(path, "ca3")
+    assert (run.kind, run.attrs, run.metrics, run.config) == ("ca3", {"part": "stress", "sizes": "[5, 6]"},
+                                                              {"score": 0.5}, {"name": "x"})
+    assert run.array("table/seed").tolist() == [0, 1] and run.array("empty") == {}
+    with pytest.raises(ResultsError, match=r"part.h5 is corrupt or incomplete \(no 'table/cue_exact'\)"):
+        run.array("table/cue_exact")
+    with pytest.raises(ResultsError, match=r"part.h5 holds a 'ca3' run, not a 'continual' run"):
+        read_results(path)
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"schema": "spikecl-ca3", "schema_version": 1}, "not a spikecl results file (schema 'spikecl-ca3'; expected "
+                                                      "'spikecl-results')"),
+    ({}, "not a spikecl results file (no schema attribute; expected 'spikecl-results')"),
+    ({"schema": "spikecl-results", "schema_version": 1}, "has no 'kind' attribute"),
+    ({"schema": "spikecl-results", "schema_version": 9, "kind": "ca3"}, "has schema version 9; this spikecl reads up"),
+])
+def test_old_or_foreign_files_say_what_they_are(tmp_path, attrs, message):
+    from spikecl.io import read_run
+
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(attrs)
+    with pytest.raises(ResultsError) as info:
+        read_run(path)
+    assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)

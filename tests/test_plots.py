@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikecl import plots
+from spikecl.continual import plots
 from spikecl.errors import ShapeError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,9 +1,13 @@
-"""Reports from a folder of results files: runs come back in the order their experiments list the methods."""
+"""Reports: a folder of continual runs comes back in the order their experiments list the methods; a folder mixing
+kinds is reported kind by kind."""
+
+from dataclasses import replace
 
 import numpy as np
 
-from spikecl.io import RunResult, write_results
-from spikecl.report import collect, text_report
+from spikecl.continual.report import in_experiment_order, text_report
+from spikecl.io import RunResult, as_result, write_results
+from spikecl.report import collect
 
 
 def result(method, seed, methods):
@@ -18,9 +22,61 @@ def test_folder_runs_follow_the_experiments_method_order(tmp_path):
         for seed in (1, 0):
             write_results(tmp_path / f"{method}-seed{seed}.h5", result(method, seed, listed))
     write_results(tmp_path / "extra" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))   # another experiment's run
-    runs = collect([tmp_path])
+    runs = in_experiment_order([as_result(r) for r in collect([tmp_path])["continual"]])
     assert [(r.method, r.seed) for r in runs] == [("finetune", 0), ("finetune", 1), ("hlop", 0), ("hlop", 1),
                                                   ("joint", 0), ("joint", 1), ("ewc", 0)]
     table = text_report(runs, matrices=False)
     rows = [line.split()[0] for line in table.splitlines()[2:6]]
     assert rows == ["finetune", "hlop", "joint", "ewc"]                  # alphabetical would put ewc first
+
+
+def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zero_reset_run, sweep_files):
+    """A folder holding a continual run, a CA3 run, a Sparsey run, a sweep, an exported netx network and a foreign
+    HDF5 file: ``spikecl report`` prints every kind's table, skips the two other files with a note, exits 0."""
+    import h5py
+
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, write_sweep_results
+    from spikecl.io import read_results
+
+    folder = tmp_path / "mixed"
+    common = ["--seed", "0", "--output-dir", str(folder), "--no-progress", "--no-plots"]
+    continual = tmp_path / "split.toml"
+    continual.write_text('name = "split"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                         'n_tasks = 2\n[network]\nhidden = [32]\n[train]\nepochs = 1\n'
+                         '[strategy]\nmethods = ["finetune"]\n')
+    assert main(["run", str(continual), *common]) == 0
+    ca3 = ["functional.enabled=false", "stress.sizes=[[5, 6]]", "stress.densities=[0.3]", "stress.spacings_ms=[14]",
+           "stress.fragment_sizes=[1]", "stress.queries_per_size=2", 'stress.variants=["published"]']
+    assert main(["run", "models/ca3_cam.toml", *common, *[a for o in ca3 for a in ("--set", o)]]) == 0
+    sparsey = ["eval.train_items=100", "eval.test_items=60", "eval.n_pairs=100", "eval.pair_items=60",
+               "eval.capacity_points=[50]", "eval.random_capacity_points=[10]", "eval.cue_items=20",
+               "eval.spiking_items=0", "eval.sequences=0"]
+    assert main(["run", "models/sparsey_digits.toml", *common, *[a for o in sparsey for a in ("--set", o)]]) == 0
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{folder}"\n[data]\ndataset = "digits"\n',
+                                   'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+    run = read_results(folder / "split" / "finetune-seed0.h5")
+    write_sweep_results([replace(run, method="finetune @ lr=0.05")], sweep, {"lr=0.1/finetune-seed0": ["Boom: x"]})
+    assert main(["export", str(zero_reset_run[0]), "-o", str(folder / "net.h5"), "--samples", "0",
+                 "--calibration-samples", "0"]) == 0
+    with h5py.File(folder / "foreign.h5", "w") as f:
+        f["x"] = np.arange(3)
+    capsys.readouterr()
+
+    assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    for heading in ("== continual: 1 results file(s) ==", "== ca3: 1 results file(s) ==",
+                    "== sparsey: 1 results file(s) ==", "== sweep: 1 results file(s) =="):
+        assert heading in out
+    assert "finetune (seed 0) — accuracy %" in out and "ACC" in out                 # continual
+    assert "stress (means over densities and seeds" in out and "published" in out   # ca3
+    assert "k-WTA spatial pooler" in out and "pixels" in out                         # sparsey
+    assert "sweep grid: 1/2 runs complete" in out and "finetune @ lr=0.05" in out    # sweep
+    assert "FAILED lr=0.1/finetune-seed0: 1 attempt(s); last error: Boom: x" in out
+    skipped = [line for line in out.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 2
+    assert "net.h5 is not a spikecl results file (schema 'spikecl-netx'" in skipped[1]
+    assert "foreign.h5 is not a spikecl results file (no schema attribute" in skipped[0]
+    for png in ("finetune-seed0-matrix.png", "comparison.png", "cue_exact_C5_M6.png", "capacity_seed0.png",
+                "grid-comparison.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000

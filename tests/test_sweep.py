@@ -113,14 +113,16 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert "recovered lr=0.1/finetune-seed1 after 1 failed attempt(s)" in out
     grid = tmp_path / "results" / "grid"
     assert not (grid / "lr=0.05" / "finetune-seed0.h5").exists()
-    assert len(list(grid.rglob("*.h5"))) == 5
+    assert len(list(grid.rglob("*-seed*.h5"))) == 5
+    assert main(["report", str(grid / "sweep.h5"), "--no-plots"]) == 0          # the sweep's own results file
+    assert "sweep grid: 5/6 runs complete" in capsys.readouterr().out
     assert (grid / "sweep-comparison.png").stat().st_size > 0
     summary = (grid / "sweep-summary.txt").read_text()
     assert "sweep grid: 5/6 runs complete" in summary and re.search(r"finetune @ lr=0\.1 +3 ", summary)
 
     # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs
     (grid / "lr=0.1" / "finetune-seed1.h5").unlink()
-    kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*.h5")}
+    kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
     out = capsys.readouterr().out
     assert "6 runs, 4 complete (kept), 2 to run" in out

@@ -206,7 +206,7 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     root = tmp_path / "results" / "chosen"
     selection = json.loads((root / "selection.json").read_text())
     assert selection["split"] == "validation" and len(selection["methods"]["ewc"]["candidates"]) == 2
-    finals = sorted(p.name for p in (root / "final").glob("*.h5"))
+    finals = sorted(p.name for p in (root / "final").glob("*-seed*.h5"))
     assert finals == ["ewc-seed0.h5", "finetune-seed0.h5"]
     assert read_results(root / "final" / "ewc-seed0.h5").config["data"]["eval_split"] == "test"
     assert "Accuracies measured on the test split" in (root / "final" / "sweep-summary.txt").read_text()
@@ -216,7 +216,7 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
 
 
 def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
-    from spikecl.report import split_note, text_report
+    from spikecl.continual.report import split_note, text_report
 
     cfg = experiment_from_dict({"data": {"dataset": "digits", "validation": 0.2, "eval_split": "validation"},
                                 "stream": {"n_tasks": 2, "train_per_task": 100}, "network": {"hidden": [8]},

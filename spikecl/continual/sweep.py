@@ -18,7 +18,8 @@ Every run is an ordinary one-method, one-seed experiment written by the runner t
 ``spikecl report`` reads any of them and a sweep that is interrupted and started again skips runs whose results
 file exists (and resumes half-trained ones from their checkpoints). A point that does not change a method's run
 (``strategy.ewc.lam`` for fine-tuning) does not run it again. This module plans the runs and aggregates the
-results; :mod:`spikecl.continual.sweep_ray` executes them on Ray.
+results; :mod:`spikecl.continual.sweep_ray` executes them on Ray. Its summary is also a results file of kind
+``sweep`` (``<name>/sweep.h5``, :func:`write_sweep_results`), which ``spikecl report`` reads.
 
 Choosing settings without touching test data (``select = "acc"``; the base experiment needs ``data.validation``)::
 
@@ -45,6 +46,8 @@ import numpy as np
 
 from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
 from spikecl.errors import ConfigError
+from spikecl.experiment_kind import Kind
+from spikecl.io import Run
 
 
 @dataclass
@@ -266,15 +269,71 @@ def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
 
 def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> str:
     """The sweep's comparison table (mean ± std over seeds per method and point) and its failures."""
+    return _summary_text(summary_record(results, sweep, failures))
+
+
+def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> dict:
+    """What a sweep's summary shows, as plain data (the ``sweep`` results file keeps it as root attributes):
+    name, runs complete / planned, {label: {metric: [mean, std]}}, {label: seeds}, the split note and
+    {run id: errors} of the failed runs."""
     from collections import Counter
 
-    from spikecl.report import format_summary, method_summary
+    from spikecl.continual.report import method_summary, split_note
 
-    from spikecl.report import split_note
+    summary = {m: {k: list(v) for k, v in s.items()} for m, s in method_summary(results).items()} if results else {}
+    return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
+            "seeds": dict(Counter(r.method for r in results)), "split_note": split_note(results) if results else "",
+            "failures": failures}
 
-    lines = [f"sweep {sweep.name}: {len(results)}/{len(sweep.runs)} runs complete"]
-    if results:
-        lines += ["", format_summary(method_summary(results), Counter(r.method for r in results)), split_note(results)]
-    for run_id, messages in failures.items():
+
+def _summary_text(record: dict) -> str:
+    from spikecl.continual.report import format_summary
+
+    lines = [f"sweep {record['name']}: {record['complete']}/{record['planned']} runs complete"]
+    if record["summary"]:
+        summary = {m: {k: tuple(v) for k, v in s.items()} for m, s in record["summary"].items()}
+        lines += ["", format_summary(summary, record["seeds"]), record["split_note"]]
+    for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
     return "\n".join(lines)
+
+
+def write_sweep_results(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> Path:
+    """The sweep's results file ``<output_dir>/<name>/sweep.h5`` (kind ``sweep``), replaced at every report: root
+    attributes hold :func:`summary_record` (JSON text for its tables), ``/config`` the sweep file's settings."""
+    from dataclasses import asdict
+
+    from spikecl.io import write_run
+
+    return write_run(sweep_dir(sweep) / "sweep.h5", "sweep", asdict(sweep.config),
+                     attrs=summary_record(results, sweep, failures), overwrite=True)
+
+
+class SweepKind(Kind):
+    """Sweeps as results: made by ``spikecl sweep``, read by ``spikecl report``."""
+
+    name = "sweep"
+
+    def summarize(self, runs: typing.Sequence[Run], detail: bool = True) -> str:
+        return "\n\n".join(_summary_text(_record(run)) for run in runs)
+
+    def plot(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
+        from spikecl.continual.plots import plot_method_comparison
+
+        written = []
+        for run in runs:
+            record = _record(run)
+            summary = {m: {k: tuple(s[k]) for k in ("acc", "bwt") if k in s} for m, s in record["summary"].items()}
+            if summary:
+                name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
+                written.append(plot_method_comparison(summary, Path(out_dir) / f"{name}-comparison.png"))
+        return written
+
+
+def _record(run: Run) -> dict:
+    """The :func:`summary_record` of a ``sweep`` results file."""
+    record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
+    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}}
+
+
+KIND = SweepKind()

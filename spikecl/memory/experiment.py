@@ -11,9 +11,17 @@ An experiment file (see ``models/ca3_cam.toml``)::
                   variants = ["published", "read_only", "k2", "pool"]
     [params]      # CA3Params overrides, e.g. a_plus_nA = 5.5
 
-Parts are written atomically to ``<output_dir>/<name>/``: ``functional.h5`` and ``stress_C{C}_M{M}_{variant}.h5``;
-an existing part stops the run unless ``--overwrite`` (replace) or ``--resume`` (keep and skip it). Then a summary
-table is printed and PNG plots are written beside the results.
+Parts are results files (:func:`spikecl.io.write_run`, ``kind = "ca3"``) in ``<output_dir>/<name>/``:
+``functional.h5`` and ``stress_C{C}_M{M}_{variant}.h5``; :mod:`spikecl.experiment_kind` runs them (existing parts,
+``--resume``, ``--overwrite``), then prints the summary table and writes PNG plots beside the results.
+
+Part files (besides the common schema)::
+
+    /              attrs: part = "functional" | "stress", n_cues, n_bits, seconds; functional: backend, duration_ms,
+                          mismatched_spikes, decoded, starts_ms, kinds (JSON); stress: variant
+    /spikes/<pop>  bool [T, N]   functional: every population's raster
+    /weights/<w>   float         functional: the plastic weights at the end
+    /table/<col>   [rows]        stress: one row per (density, spacing, seed), see :func:`spikecl.memory.stress.run_grid`
 """
 
 from __future__ import annotations
@@ -22,13 +30,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import RunHeader, apply_overrides, from_dict, load_toml, option
-from spikecl.errors import ConfigError, ExistsError, ResultsError
-from spikecl.io import atomic_write, environment, open_for_reading
+from spikecl.config import RunHeader, from_dict, option
+from spikecl.errors import ConfigError
+from spikecl.experiment_kind import Job, Kind, load
+from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
@@ -36,8 +45,6 @@ from spikecl.memory.schedule import events
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    run_grid)
 
-SCHEMA = "spikecl-ca3"
-SCHEMA_VERSION = 1
 FUNCTIONAL = "exp1_functional"
 
 
@@ -79,148 +86,103 @@ class CA3ExperimentConfig(RunHeader):
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> CA3ExperimentConfig:
     """Load, override and validate a ``ca3`` experiment file (one-line ConfigError on any problem)."""
-    raw = load_toml(path)
-    raw.setdefault("name", Path(path).stem)
-    cfg = from_dict(CA3ExperimentConfig, apply_overrides(raw, overrides))
-    cfg.model_params()
-    if not cfg.seeds:
-        raise ConfigError("seeds: expected at least one seed")
-    for i, size in enumerate(cfg.stress.sizes):
-        if len(size) != 2:
-            raise ConfigError(f"stress.sizes[{i}]: expected [C, M], got {size}")
-    for name in ("densities", "spacings_ms", "variants", "fragment_sizes"):
-        if cfg.stress.enabled and not getattr(cfg.stress, name):
-            raise ConfigError(f"stress.{name}: expected at least one value")
-    return cfg
-
-
-def _device(name: str) -> str:
-    if name != "auto":
-        if name == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError("device 'cuda' requested but CUDA is not available")
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-# --- results files ------------------------------------------------------------------------------------------------
-def write_part(path: Path, part: str, cfg: CA3ExperimentConfig, arrays: dict[str, dict[str, np.ndarray]],
-               attrs: dict, overwrite: bool) -> Path:
-    """Write one part atomically: root attrs, ``/config`` and ``/environment`` json, one group per ``arrays`` key."""
-    import h5py
-
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="ca3", part=part)
-            f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in attrs.items()})
-            f.create_group("config").attrs["json"] = json.dumps(asdict(cfg))
-            f.create_group("environment").attrs["json"] = json.dumps(environment())
-            for group, data in arrays.items():
-                g = f.create_group(group)
-                for key, value in data.items():
-                    g.create_dataset(key, data=np.asarray(value))
-
-    return atomic_write(path, write, overwrite=overwrite)
+    return load(path, overrides, "ca3")[1]
 
 
 def read_part(path: str | Path) -> dict:
     """``{"attrs": {...}, group: {name: array}}`` of a part file; one-line ResultsError if missing or corrupt."""
-    import h5py
+    return _part(read_run(path, "ca3"))
 
-    with open_for_reading(path) as f:
-        if f.attrs.get("schema") != SCHEMA:
-            raise ResultsError(f"{path} is not a spikecl CA3 results file")
-        out = {"attrs": dict(f.attrs)}
-        for name, group in f.items():
-            if isinstance(group, h5py.Group) and name not in ("config", "environment"):
-                out[name] = {k: v[()] for k, v in group.items()}
-        return out
+
+def _part(run: Run) -> dict:
+    return {"attrs": run.attrs, **run.arrays}
 
 
 # --- the parts ----------------------------------------------------------------------------------------------------
-def run_functional(cfg: CA3ExperimentConfig, path: Path, overwrite: bool) -> Path:
+def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite: bool) -> str:
     """The recorded exp1 through :class:`CA3Memory`; stores every population's raster (bool ``[T, N]``), the
-    decoded answers, the weights and the mismatch count against the SpiNNaker recording."""
+    decoded answers, the weights and the mismatch count against the SpiNNaker recording. Returns a log line."""
     C, M, ops, spacing = RECORDED[FUNCTIONAL]
     start = time.perf_counter()
     mem = CA3Memory(C, M, cfg.model_params(), backend=cfg.functional.backend,
-                    device=_device(cfg.device) if cfg.functional.backend == "torch" else "cpu")
+                    device=device if cfg.functional.backend == "torch" else "cpu")
     run = mem.run(ops, spacing)
     seconds = time.perf_counter() - start
     diffs = mismatches(load_recording(FUNCTIONAL), {p: events(r) for p, r in run.spikes.items()})
     decoded = [{"operation": str(r.operation), "kind": r.operation.kind, "start_ms": r.start_ms,
                 "cues": list(r.cues), "bits": list(r.bits), "forgotten": list(r.forgotten)} for r in run.results]
-    return write_part(path, "functional", cfg, {"spikes": run.spikes, "weights": run.weights},
-                      {"backend": cfg.functional.backend, "n_cues": C, "n_bits": M, "seconds": seconds,
-                       "duration_ms": run.schedule.duration_ms, "decoded": decoded,
-                       "starts_ms": list(run.schedule.starts_ms), "kinds": [op.kind for op in ops],
-                       "mismatched_spikes": int(sum(len(a) + len(b) for a, b in diffs.values()))}, overwrite)
+    mismatched = int(sum(len(a) + len(b) for a, b in diffs.values()))
+    write_run(path, "ca3", asdict(cfg), arrays={"spikes": run.spikes, "weights": run.weights},
+              attrs={"part": "functional", "backend": cfg.functional.backend, "n_cues": C, "n_bits": M,
+                     "seconds": seconds, "duration_ms": run.schedule.duration_ms, "decoded": decoded,
+                     "starts_ms": list(run.schedule.starts_ms), "kinds": [op.kind for op in ops],
+                     "mismatched_spikes": mismatched}, overwrite=overwrite)
+    return f"{mismatched} spikes differ from SpiNNaker"
 
 
-def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant: str, path: Path,
-                    overwrite: bool) -> Path:
+def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant: str, path: Path, device: str,
+                    overwrite: bool) -> str:
+    """Every (density, spacing, seed) trial of one memory size and variant on the torch stepper, as one table.
+    Returns a log line."""
     s = cfg.stress
     grid = StressGrid(n_cues, n_bits, variant, tuple(s.densities), tuple(s.spacings_ms), tuple(cfg.seeds),
                       tuple(s.fragment_sizes), s.queries_per_size, s.relearn_fraction)
     start = time.perf_counter()
-    table = run_grid(grid, cfg.model_params(), _device(cfg.device))
-    return write_part(path, "stress", cfg, {"table": table},
-                      {"n_cues": n_cues, "n_bits": n_bits, "variant": variant,
-                       "seconds": time.perf_counter() - start}, overwrite)
+    table = run_grid(grid, cfg.model_params(), device)
+    seconds = time.perf_counter() - start
+    write_run(path, "ca3", asdict(cfg), arrays={"table": table},
+              attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds},
+              overwrite=overwrite)
+    return f"{len(table['seed'])} trials in {seconds:.1f} s"
 
 
-def planned_parts(cfg: CA3ExperimentConfig, out_dir: Path) -> list[tuple[Path, Callable[[Path, bool], Path]]]:
-    """(results path, function(path, overwrite)) for every enabled part, in run order."""
-    parts = []
-    if cfg.functional.enabled:
-        parts.append((out_dir / "functional.h5", lambda p, o: run_functional(cfg, p, o)))
-    if cfg.stress.enabled:
-        for C, M in cfg.stress.sizes:
-            for variant in cfg.stress.variants:
-                parts.append((out_dir / f"stress_C{C}_M{M}_{variant}.h5",
-                              lambda p, o, C=C, M=M, v=variant: run_stress_part(cfg, C, M, v, p, o)))
-    return parts
+class CA3Kind(Kind):
+    name = "ca3"
+    config = CA3ExperimentConfig
 
+    def load(self, raw: dict) -> CA3ExperimentConfig:
+        cfg = from_dict(CA3ExperimentConfig, raw)
+        cfg.model_params()
+        for i, size in enumerate(cfg.stress.sizes):
+            if len(size) != 2:
+                raise ConfigError(f"stress.sizes[{i}]: expected [C, M], got {size}")
+        for name in ("densities", "spacings_ms", "variants", "fragment_sizes"):
+            if cfg.stress.enabled and not getattr(cfg.stress, name):
+                raise ConfigError(f"stress.{name}: expected at least one value")
+        return cfg
 
-def run_experiment_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False,
-                        overwrite: bool = False, progress: bool = True, plots: bool = True) -> int:
-    """Run every part of a ``ca3`` experiment file, print the summary and write plots. Returns the exit code."""
-    from tqdm import tqdm
+    def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:
+        """The functional part, then a stress part per size and variant (each enabled)."""
+        out_dir = Path(cfg.output_dir) / cfg.name
+        jobs = []
+        if cfg.functional.enabled:
+            path = out_dir / "functional.h5"
+            jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite)))
+        if cfg.stress.enabled:
+            for C, M in cfg.stress.sizes:
+                for variant in cfg.stress.variants:
+                    path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
+                    jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
+                        cfg, C, M, v, p, o.device, o.overwrite)))
+        return jobs
 
-    cfg = load_config(path, overrides)
-    out_dir = Path(cfg.output_dir) / cfg.name
-    parts = planned_parts(cfg, out_dir)
-    existing = [p for p, _ in parts if p.exists()]
-    if existing and not (resume or overwrite):
-        raise ExistsError(f"{existing[0]} exists; pass --resume to keep finished parts or --overwrite to replace")
-    for part_path, run in tqdm(parts, desc=f"ca3 {cfg.name}", unit="part", disable=not progress):
-        if resume and part_path.exists():
-            try:
-                read_part(part_path)
-                continue
-            except ResultsError:
-                pass                                    # a corrupt part is run again
-        run(part_path, overwrite or resume)
-    results = {p.stem: read_part(p) for p, _ in parts}
-    print(summary_text(results))
-    if plots:
+    def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
+        return summary_text({str(run.path): _part(run) for run in runs})
+
+    def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.memory.report import write_plots
 
-        for written in write_plots(results, out_dir):
-            print(f"wrote {written}")
-    return 0
+        return write_plots({str(run.path): _part(run) for run in runs}, out_dir)
+
+
+KIND = CA3Kind()
 
 
 def summary_text(results: dict[str, dict]) -> str:
     """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
-    each spacing (means over densities and seeds)."""
+    each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
     lines = []
-    if "functional" in results:
-        a = results["functional"]["attrs"]
+    for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
         lines.append(f"functional (recorded exp1, {a['backend']}): {a['mismatched_spikes']} spikes differ from "
                      f"SpiNNaker; {float(a['seconds']):.2f} s for {int(a['duration_ms'])} ms")
         for d in json.loads(a["decoded"]):
@@ -229,13 +191,13 @@ def summary_text(results: dict[str, dict]) -> str:
     cols = (("cue_exact", "cue exact"), ("content_hit_f1", "hit f1"), ("content_precision_f1", "prec f1"),
             ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"), ("forget_echo", "echo"),
             ("kept_exact", "kept"), ("bits_per_synapse", "bits/syn"))
-    stress = {k: v for k, v in results.items() if k.startswith("stress_")}
+    stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
     if stress:
         lines.append("")
         lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "
                      f"bit/synapse, CAM ceiling {CAM_CEILING_BITS_PER_SYNAPSE:.2f})")
         lines.append(f"{'C x M':>9} {'variant':<10} {'gap':>4} " + " ".join(f"{h:>9}" for _, h in cols) + "   s")
-        for key, part in stress.items():
+        for part in stress:
             a, table = part["attrs"], part["table"]
             for spacing in np.unique(table["spacing_ms"]):
                 rows = table["spacing_ms"] == spacing

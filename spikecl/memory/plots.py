@@ -9,7 +9,7 @@ import numpy as np
 
 from spikecl.errors import ShapeError
 from spikecl.memory.schedule import LEARN, RECALL_CUE, Schedule
-from spikecl.plots import _colors, _figure, _save
+from spikecl.figures import colors, figure, save
 
 #: raster order, top to bottom: inputs, the cue-recall path, the content-recall path, merge, output
 RASTER_ORDER = ("INcue", "INcont", "CA3cueCueRecall", "CA3contCueRecall", "CA3contCond", "CA3contCondInt",
@@ -28,11 +28,11 @@ def plot_raster(spikes: dict[str, np.ndarray], schedule: Schedule, path: str | P
     n_steps = {spikes[p].shape[0] for p in pops}
     if len(n_steps) != 1:
         raise ShapeError(f"populations have different numbers of steps: {sorted(n_steps)}")
-    fig = _figure(figsize=(10, 1.5 + 0.35 * len(pops) + 0.02 * sum(spikes[p].shape[1] for p in pops)),
+    fig = figure(figsize=(10, 1.5 + 0.35 * len(pops) + 0.02 * sum(spikes[p].shape[1] for p in pops)),
                   layout="constrained")
     ax = fig.add_subplot()
     offset, ticks = 0, []
-    for pop, color in zip(reversed(pops), _colors(len(pops))):
+    for pop, color in zip(reversed(pops), colors(len(pops))):
         raster = np.asarray(spikes[pop], dtype=bool)
         t, i = np.nonzero(raster)
         ax.scatter(t + start_ms, i + offset, s=6, marker="|", color=color)
@@ -47,7 +47,7 @@ def plot_raster(spikes: dict[str, np.ndarray], schedule: Schedule, path: str | P
     ax.set_xlabel("time (ms)")
     ax.set_ylim(-1, offset + 1.5)
     ax.set_title(title or "CA3 memory spikes (L learn, C recall by cue, F recall by content)", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], col_labels: Sequence[str],
@@ -60,7 +60,7 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     for name, values in maps.items():
         if np.shape(values) != shape:
             raise ShapeError(f"map {name!r} has shape {np.shape(values)}; expected {shape}")
-    fig = _figure(figsize=(1.2 + (1.0 + 0.55 * shape[1]) * len(maps), 1.4 + 0.45 * shape[0]), layout="constrained")
+    fig = figure(figsize=(1.2 + (1.0 + 0.55 * shape[1]) * len(maps), 1.4 + 0.45 * shape[0]), layout="constrained")
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
     for ax, (name, values) in zip(axes, maps.items()):
         values = np.asarray(values, dtype=float)
@@ -76,16 +76,16 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     fig.colorbar(image, ax=list(axes), label="fraction", shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_capacity(densities: Sequence[float], bits: dict[str, Sequence[float]], path: str | Path,
                   willshaw: float, ceiling: float, title: str | None = None) -> Path:
     """Bits stored per plastic synapse against content density, one line per label, beside the Willshaw bound and
     the CAM's ceiling (horizontal lines)."""
-    fig = _figure(figsize=(6, 3.6), layout="constrained")
+    fig = figure(figsize=(6, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for (label, values), color in zip(bits.items(), _colors(len(bits))):
+    for (label, values), color in zip(bits.items(), colors(len(bits))):
         if len(values) != len(densities):
             raise ShapeError(f"{label}: {len(values)} values for {len(densities)} densities")
         ax.plot(densities, values, marker="o", color=color, label=label)
@@ -96,4 +96,4 @@ def plot_capacity(densities: Sequence[float], bits: dict[str, Sequence[float]], 
     ax.set_ylim(0, max(willshaw, ceiling) * 1.15)
     ax.set_title(title or "stored information per plastic synapse", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return save(fig, path)

@@ -39,19 +39,19 @@ def _precision_map(table: dict, densities, fragment_sizes, spacing) -> np.ndarra
 def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     """Raster of the functional run; per memory size, maps of recall-by-cue exactness and forgetting (density x
     spacing) and of recall-by-content precision (density x fragment size at 14 ms or the nearest spacing), one
-    panel per variant; bits per plastic synapse against density beside the Willshaw bound."""
+    panel per variant; bits per plastic synapse against density beside the Willshaw bound. ``results``: {file:
+    part as :func:`spikecl.memory.experiment.read_part` gives it}."""
     out_dir = Path(out_dir)
     written = []
-    if "functional" in results:
-        part = results["functional"]
+    for part in [p for p in results.values() if p["attrs"]["part"] == "functional"][:1]:
         a = part["attrs"]
         schedule = Schedule(tuple(Operation(k) for k in json.loads(a["kinds"])), tuple(json.loads(a["starts_ms"])),
                             int(a["duration_ms"]))
         written.append(plot_raster(part["spikes"], schedule, out_dir / "functional_raster.png",
                                    title="recorded functional experiment (C = 5, M = 10)"))
     by_size: dict[tuple[int, int], dict[str, dict]] = {}
-    for key, part in results.items():
-        if key.startswith("stress_"):
+    for part in results.values():
+        if part["attrs"]["part"] == "stress":
             a = part["attrs"]
             by_size.setdefault((int(a["n_cues"]), int(a["n_bits"])), {})[str(a["variant"])] = part["table"]
     capacity = {}

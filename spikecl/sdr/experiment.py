@@ -6,15 +6,16 @@ readouts on a fixed fly-hash code of the same size and sparsity and on the pixel
 similarity preservation (Spearman ρ of code vs input overlap, with a fly-hash control of the same size and
 sparsity), a capacity curve (recall vs items stored), recall from degraded cues and sequence recall (each beside
 the fly-hash control) and, with ``eval.spiking_items``, whether the spiking realisation stores and recognises
-items with the coder's codes. Results: one HDF5 file per seed
-``<output_dir>/<name>/sparsey_seed<seed>.h5`` (written atomically, never replaced without ``--overwrite``) and PNG
-plots beside it. The evaluation images follow the validation protocol of every kind (``[data]``): ``validation``
+items with the coder's codes. Results: one results file per seed ``<output_dir>/<name>/sparsey_seed<seed>.h5``
+(:func:`spikecl.io.write_run`; existing files, ``--resume`` and ``--overwrite`` as for every kind, see
+:mod:`spikecl.experiment_kind`) and PNG plots beside it. The evaluation images follow the validation protocol of every kind (``[data]``): ``validation``
 holds a fraction of every class's training images out of storage, ``eval_split = "validation"`` evaluates on them
 without reading the test split (for choosing settings), and ``vary_split`` gives every seed its own data split.
 
 Results schema (``kind = "sparsey"``, version 1)::
 
-    /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split
+    /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split, n_train (items
+                             stored), cue_items (items cued with degraded inputs)
     /config, /environment    attrs: json
     /metrics                 attrs: one float per metric (accuracies and recall are fractions, times in seconds):
                              <coder>_acc_<readout>, spearman_<coder>, cue_half_removed_<coder>,
@@ -29,17 +30,17 @@ Results schema (``kind = "sparsey"``, version 1)::
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import DataConfig, RunHeader, apply_overrides, from_dict, load_toml, option
-from spikecl.errors import ConfigError, DataError, ExistsError, require
-from spikecl.io import SCHEMA, SCHEMA_VERSION, atomic_write, environment
+from spikecl.config import DataConfig, RunHeader, from_dict, option
+from spikecl.errors import ConfigError, DataError, require
+from spikecl.experiment_kind import Job, JobOptions, Kind, load
+from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
 from spikecl.sdr.sdr import code_statistics
@@ -92,17 +93,7 @@ class SparseyExperimentConfig(RunHeader):
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SparseyExperimentConfig:
     """Load, override and validate a ``sparsey`` experiment file (name defaults to the file's stem)."""
-    raw = load_toml(path)
-    raw.setdefault("name", Path(path).stem)
-    raw = apply_overrides(raw, overrides)
-    coder_raw = raw.pop("coder", {})
-    cfg = from_dict(SparseyExperimentConfig, raw)
-    cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
-    if not cfg.seeds:
-        raise ConfigError("seeds: expected at least one seed")
-    if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
-        raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
-    return cfg
+    return load(path, overrides, "sparsey")[1]
 
 
 # -- measurements --------------------------------------------------------------------------------------------
@@ -293,8 +284,9 @@ def similarity(x_test: np.ndarray, coders: dict[str, np.ndarray], n_pairs: int,
 
 
 # -- the run -------------------------------------------------------------------------------------------------
-def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
-    """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays)."""
+def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
+    """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
+    ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
     from spikecl.data.datasets import load_dataset, training_and_evaluation
 
     d = cfg.data
@@ -302,7 +294,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
     data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
-    coder_cfg = SparseyConfig.from_mapping({**_as_raw(cfg.coder), "seed": seed})
+    coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
         raise DataError(f"{cfg.data.dataset} images have {x_train[0].size} pixels but coder.image_shape "
@@ -347,7 +339,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool) -> dict:
 
     if ev.spiking_items:
         metrics.update(spiking_match(coder_cfg, sparsey, x_train[: ev.spiking_items], x_test[: ev.spiking_items],
-                                     cfg.device))
+                                     device))
     capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
     patterns = random_like(x_train, max(ev.random_capacity_points), seed)
     random_capacity = capacity_curve(random_pattern_mac(coder_cfg), patterns, ev.random_capacity_points)
@@ -373,8 +365,6 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
     (recognition of ``x_test`` with the trained coder)."""
     from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
 
-    if device == "auto":
-        device = "cuda" if require("torch", "torch").cuda.is_available() else "cpu"
     wta = SpikingWTAConfig(device=device)
     stored = SpikingSparsey(SparseyCoder(cfg), wta).learn_all(x_learn)
     expected, _ = SparseyCoder(cfg).learn_all(x_learn)
@@ -383,38 +373,35 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
             "spiking_code_match": float((recognised == sparsey.test[: len(x_test)]).all(axis=1).mean())}
 
 
-def _as_raw(coder: SparseyConfig) -> dict:
-    return asdict(coder)
-
-
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
     """Write one seed's results atomically (schema in the module docstring)."""
-    import h5py
+    curves = {"capacity_items": out["capacity"]["items"],
+              **{f"capacity_{k}": v for k, v in out["capacity"].items() if k != "items"},
+              **{f"random_capacity_{k}": v for k, v in out["random_capacity"].items()},
+              "cue_levels": out["cue_levels"], **{f"cue_{k}": v for k, v in out["cues"].items()}}
+    first = next(iter(out["similarity"].values()))
+    extra = {"pairs_input_overlap": first[0],
+             **{f"pairs_code_overlap_{name.replace('-', '')}": co for name, (_, co, _) in out["similarity"].items()}}
+    return write_run(path, "sparsey", asdict(cfg), out["metrics"], {"curves": curves, "extra": extra},
+                     {"seed": seed, "eval_split": cfg.data.eval_split, "n_train": out["n_train"],
+                      "cue_items": out["cue_items"]}, overwrite=overwrite)
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind="sparsey", seed=seed,
-                           eval_split=cfg.data.eval_split)
-            f.create_group("config").attrs["json"] = json.dumps(asdict(cfg))
-            f.create_group("environment").attrs["json"] = json.dumps(environment())
-            f.create_group("metrics").attrs.update(out["metrics"])
-            curves = f.create_group("curves")
-            curves["capacity_items"] = out["capacity"]["items"]
-            for key, value in out["capacity"].items():
-                if key != "items":
-                    curves[f"capacity_{key}"] = value
-            for key, value in out["random_capacity"].items():
-                curves[f"random_capacity_{key}"] = value
-            curves["cue_levels"] = out["cue_levels"]
-            for key, value in out["cues"].items():
-                curves[f"cue_{key}"] = value
-            extra = f.create_group("extra")
-            first = next(iter(out["similarity"].values()))
-            extra["pairs_input_overlap"] = first[0]
-            for name, (_, co, _) in out["similarity"].items():
-                extra[f"pairs_code_overlap_{name.replace('-', '')}"] = co
 
-    return atomic_write(path, write, overwrite=overwrite)
+def outcome(run: Run) -> dict:
+    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed."""
+    curves, pairs, metrics = run.array("curves"), run.array("extra"), run.metrics
+    similarity = {name: (pairs["pairs_input_overlap"], codes, metrics[f"spearman_{name}"])
+                  for name, codes in _unprefixed(pairs, "pairs_code_overlap_").items()}
+    return {"metrics": metrics, "similarity": similarity, "cue_levels": curves["cue_levels"],
+            "capacity": {"items": curves["capacity_items"], **_unprefixed(curves, "capacity_", "capacity_items")},
+            "random_capacity": _unprefixed(curves, "random_capacity_"),
+            "cues": _unprefixed(curves, "cue_", "cue_levels"),
+            "n_train": int(run.attr("n_train")), "cue_items": int(run.attr("cue_items"))}
+
+
+def _unprefixed(table: dict, prefix: str, skip: str = "") -> dict:
+    """The entries of ``table`` named ``<prefix><name>`` (but not ``skip``), keyed by ``name``."""
+    return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix) and k != skip}
 
 
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
@@ -487,23 +474,41 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
             + published)
 
 
-def run_experiment_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False,
-                        overwrite: bool = False, progress: bool = True, plots: bool = True) -> int:
-    """Run every seed of a ``sparsey`` experiment file; with ``resume`` an existing seed's results are kept."""
-    cfg = load_config(path, overrides)
-    folder = Path(cfg.output_dir) / cfg.name
-    for seed in cfg.seeds:
-        target = folder / f"sparsey_seed{seed}.h5"
-        if resume and target.exists():
-            print(f"seed {seed}: {target} exists; kept (--resume)")
-            continue
-        if target.exists() and not overwrite:
-            raise ExistsError(f"{target} exists; pass --overwrite to replace it")
-        out = run_seed(cfg, seed, progress)
-        write_sparsey_results(target, cfg, seed, out, overwrite)
-        print(f"seed {seed}: {target}")
-        print(format_table(out["metrics"], cfg.eval.knn_k, out["n_train"], cfg.data.eval_split))
-        if plots:
-            for p in write_plots(folder, seed, out):
-                print(f"  plot: {p}")
-    return 0
+class SparseyKind(Kind):
+    name = "sparsey"
+    config = SparseyExperimentConfig
+
+    def load(self, raw: dict) -> SparseyExperimentConfig:
+        coder_raw = raw.pop("coder", {})
+        cfg = from_dict(SparseyExperimentConfig, raw)
+        cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
+        if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
+            raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
+        return cfg
+
+    def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
+        """One job per seed."""
+        folder = Path(cfg.output_dir) / cfg.name
+
+        def job(seed: int, path: Path):
+            def run(options: JobOptions) -> None:
+                write_sparsey_results(path, cfg, seed, run_seed(cfg, seed, options.progress, options.device),
+                                      options.overwrite)
+            return Job(path, run)
+
+        return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
+
+    def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
+        """The comparison table of every seed."""
+        tables = []
+        for run in runs:
+            out, k = outcome(run), int(run.config["eval"]["knn_k"])
+            tables.append(f"seed {run.attr('seed')}: {run.path}\n"
+                          + format_table(out["metrics"], k, out["n_train"], str(run.attr("eval_split"))))
+        return "\n\n".join(tables)
+
+    def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
+        return [p for run in runs for p in write_plots(Path(out_dir), int(run.attr("seed")), outcome(run))]
+
+
+KIND = SparseyKind()

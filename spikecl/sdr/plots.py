@@ -1,4 +1,4 @@
-"""PNG figures of SDR experiments (matplotlib Agg via :mod:`spikecl.plots`; written atomically)."""
+"""PNG figures of SDR experiments (matplotlib Agg via :mod:`spikecl.figures`; written atomically)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.plots import _colors, _figure, _save
+from spikecl.figures import colors, figure, save
 
 
 def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
     """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``."""
     cols = int(np.ceil(np.sqrt(len(series))))
     rows = -(-len(series) // cols)
-    fig = _figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
+    fig = figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     rng = np.random.default_rng(0)
-    for ax, color, (name, (x, c, rho)) in zip(axes, _colors(len(series)), series.items()):
+    for ax, color, (name, (x, c, rho)) in zip(axes, colors(len(series)), series.items()):
         jitter = rng.uniform(-0.3, 0.3, len(c))
         ax.scatter(x, c + jitter, s=3, alpha=0.3, color=color)
         ax.set_title(f"{name}: Spearman ρ = {rho:.3f}")
@@ -24,16 +24,16 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
         ax.set_ylabel("code overlap (active cells in common)")
     for ax in axes[len(series):]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *, xlabel: str, ylabel: str,
                title: str, percent: bool = True, logx: bool = False) -> Path:
     """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``)."""
-    fig = _figure(figsize=(6.0, 4.0), layout="constrained")
+    fig = figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
-    for color, (name, y) in zip(_colors(len(lines)), lines.items()):
+    for color, (name, y) in zip(colors(len(lines)), lines.items()):
         ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name)
     if logx:
         ax.set_xscale("log")
@@ -42,4 +42,4 @@ def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save(fig, path)

@@ -1,9 +1,7 @@
-"""PNG figures of continual-learning results (matplotlib's Agg canvas, imported lazily).
+"""PNG figures of continual-learning results, on the figure base :mod:`spikecl.figures`.
 
-Figures are built as standalone ``matplotlib.figure.Figure`` objects, never registered with pyplot, so no global
-backend is switched and no figure stays open. Each function validates its input, writes its PNG atomically
-(temporary file in the target folder, then ``os.replace``), creates parent folders and returns the path.
-Accuracies are fractions in [0, 1] and are drawn in percent.
+Each function validates its input, writes its PNG atomically and returns the path. Accuracies are fractions in
+[0, 1] and are drawn in percent.
 """
 
 from __future__ import annotations
@@ -14,30 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.continual.metrics import as_evals, as_matrix
-from spikecl.errors import ShapeError, require
-from spikecl.io import atomic_write
-
-
-def _figure(**kwargs):
-    """A new Agg-backed figure (``kwargs`` go to ``Figure``)."""
-    require("matplotlib", "torch")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _colors(n: int) -> list:
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]
-
-
-def _save(fig, path: str | Path) -> Path:
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120), overwrite=True)
+from spikecl.errors import ShapeError
+from spikecl.figures import colors, figure, save
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
@@ -49,7 +25,7 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     labels = [str(j + 1) for j in range(n)] if labels is None else [str(s) for s in labels]
     if len(labels) != n:
         raise ShapeError(f"got {len(labels)} task labels for {n} tasks")
-    fig = _figure(figsize=(2.2 + 0.6 * n, 1.6 + 0.5 * n), layout="constrained")
+    fig = figure(figsize=(2.2 + 0.6 * n, 1.6 + 0.5 * n), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
     for (i, j), value in np.ndenumerate(R):
@@ -61,7 +37,7 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     ax.set_ylabel("after training task")
     ax.set_title(title or "accuracy (%)")
     fig.colorbar(image, ax=ax, label="accuracy (%)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str | None = None) -> Path:
@@ -74,9 +50,9 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     iterations = np.asarray(iterations)
     if iterations.shape != eval_task.shape:
         raise ShapeError(f"iterations have shape {iterations.shape}; expected {eval_task.shape}")
-    fig = _figure(figsize=(8, 4), layout="constrained")
+    fig = figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
-    for j, color in enumerate(_colors(evals.shape[1])):
+    for j, color in enumerate(colors(evals.shape[1])):
         seen = eval_task >= j
         if np.any(seen):
             ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".", ms=3,
@@ -88,7 +64,7 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     ax.set_ylim(0, 100)
     ax.set_title(title or "accuracy on each task during training")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], path: str | Path) -> Path:
@@ -101,9 +77,9 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     methods = list(summary)
     keys = (("acc", "ACC"), ("bwt", "BWT"))
     width = 0.8 / len(methods)
-    fig = _figure(figsize=(4 + 0.5 * len(methods), 3.8), layout="constrained")
+    fig = figure(figsize=(4 + 0.5 * len(methods), 3.8), layout="constrained")
     ax = fig.add_subplot()
-    for m, (method, color) in enumerate(zip(methods, _colors(len(methods)))):
+    for m, (method, color) in enumerate(zip(methods, colors(len(methods)))):
         stats = np.array([summary[method].get(key, (np.nan, np.nan)) for key, _ in keys], dtype=float)
         ax.bar(np.arange(len(keys)) + (m - (len(methods) - 1) / 2) * width, 100 * stats[:, 0], width,
                yerr=100 * stats[:, 1], capsize=3, color=color, label=method)
@@ -112,4 +88,4 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax.axhline(0, color="black", lw=0.6)
     ax.set_title("methods compared")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return save(fig, path)

@@ -1,0 +1,75 @@
+"""``spikecl run EXPERIMENT.toml``: run an experiment file of any kind through :mod:`spikecl.experiment_kind`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from spikecl.errors import ConfigError
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_command(sub) -> None:
+    run = sub.add_parser("run", help="run an experiment file (any kind), write results files, a summary and plots",
+                         description="Run the experiment described by a TOML file; its top-level kind (continual, "
+                                     "ca3, sparsey) decides what runs. Results files go to <output_dir>/<name>/ "
+                                     "(continual: one per method and seed), then a summary and plots.")
+    run.add_argument("experiment", type=Path, help="experiment file (TOML), e.g. models/pmnist5k_demo.toml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="run a single seed")
+    seeds.add_argument("--seeds", type=_seeds, help="run several seeds, e.g. 0,1,2 (reports mean ± std)")
+    run.add_argument("--resume", action="store_true",
+                     help="keep finished results files, run missing or damaged ones (from checkpoints where kept)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing results files")
+    run.add_argument("--output-dir", help="folder for results (default: the config's output_dir)")
+    run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
+    run.set_defaults(handler=cmd_run)
+
+
+def overrides_of(args: argparse.Namespace) -> list[str]:
+    """The ``key=value`` overrides that ``--set`` and the shortcut flags (``--device``, ``--seed`` …) ask for."""
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={json.dumps(args.device)}")
+    if args.seed is not None:
+        overrides.append(f"seeds=[{args.seed}]")
+    if args.seeds:
+        overrides.append(f"seeds={args.seeds}")
+    if args.output_dir:
+        overrides.append(f"output_dir={json.dumps(args.output_dir)}")
+    if args.data_dir:
+        overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from spikecl.config import load_toml
+    from spikecl.experiment_kind import kind, run_file
+
+    overrides = overrides_of(args)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   plots=not args.no_plots)
+    if args.nproc == 1:
+        return run_file(args.experiment, overrides, **options)
+    name = load_toml(args.experiment).get("kind", "continual")
+    if not kind(name).data_parallel:
+        raise ConfigError(f"--nproc: {name!r} experiments do not train data-parallel; drop --nproc")
+    from spikecl.continual.distributed import launch
+
+    return launch(args.nproc, run_file, args.experiment, overrides, **options)

@@ -1,0 +1,99 @@
+"""``spikecl sweep SWEEP.toml``: run a sweep's runs on Ray (:mod:`spikecl.continual.sweep_ray`), then report them.
+
+The report is the comparison table (mean ± std over seeds per method and point), written to
+``<output_dir>/<name>/sweep-summary.txt`` and as a results file of kind ``sweep`` (``sweep.h5``), with a comparison
+plot. With ``select``, the trials are validation runs; then each method's chosen point (``selection.json``) runs on
+the test split into ``<name>/final/``, reported the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from spikecl.continual.sweep import (Sweep, final_runs, labelled, load_sweep, select_points, summary_text,
+                                     sweep_dir, write_sweep_results)
+from spikecl.continual.sweep_ray import execute_sweep
+from spikecl.io import RunResult, atomic_write
+
+
+def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]],
+                 plots: bool = True) -> str:
+    """Print and write (``sweep-summary.txt``, ``sweep.h5``, ``sweep-comparison.png`` in the sweep's folder) the
+    comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered."""
+    results = labelled(done, sweep)
+    final = {k: v for k, v in failures.items() if k not in done}
+    text = summary_text(results, sweep, final)
+    recovered = [f"recovered {k} after {len(v)} failed attempt(s): {v[-1]}" for k, v in failures.items() if k in done]
+    if recovered:
+        text += "\n" + "\n".join(recovered)
+    out = sweep_dir(sweep)
+    atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    write_sweep_results(results, sweep, final)
+    if plots and results:
+        from spikecl.continual.plots import plot_method_comparison
+        from spikecl.continual.report import method_summary
+
+        summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
+        plot_method_comparison(summary, out / "sweep-comparison.png")
+    print(text)
+    return text
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep, args.overrides)
+    if args.dry_run:
+        for run in sweep.runs:
+            print(f"{'complete' if run.results.exists() else 'to run  '}  {run.id}  -> {run.results}")
+        if sweep.config.select:
+            print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
+                  f"{sweep_dir(sweep) / 'final'}")
+        return 0
+    try:
+        done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress)
+        if sweep.runs:
+            report_sweep(sweep, done, failures, plots=not args.no_plots)
+        if not sweep.config.select:
+            return 0 if len(done) == len(sweep.runs) else 1
+        final = final_runs(sweep, write_selection(sweep, done, failures))
+        done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
+              file=sys.stderr)
+        return 130
+    report_sweep(final, done, failures, plots=not args.no_plots)
+    return 0 if len(done) == len(final.runs) else 1
+
+
+def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]]) -> dict:
+    """Choose every method's point on its validation trials (a point whose trial failed, e.g. diverged, is not
+    chosen), print the choice and write ``selection.json``."""
+    selection = select_points(sweep, done, [k for k in failures if k not in done])
+    for method, choice in selection.items():
+        scores = choice["candidates"][choice["point"]]
+        measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
+                    else "the only candidate")
+        print(f"selected {method} @ {choice['point']} ({measured}, {len(choice['candidates'])} candidate(s))")
+    text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
+                       "split": "validation", "methods": selection}, indent=2)
+    atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    return selection
+
+
+def add_command(subparsers) -> None:
+    """Register ``spikecl sweep``."""
+    p = subparsers.add_parser(
+        "sweep", help="run a grid of experiments (methods x seeds x hyperparameters) on Ray",
+        description="Run every (point, method, seed) of a sweep file as a Ray task (local instance by default), "
+                    "retry failed runs, skip runs whose results exist, and print mean ± std per method and point.")
+    p.add_argument("sweep", type=Path, help="sweep file (TOML) naming a base experiment file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
+    p.add_argument("--address", help="Ray cluster to use (e.g. auto or ray://head:10001); default: start a local one")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: the sweep's num_cpus)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are complete; run nothing")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-plots", action="store_true", help="skip the comparison plot")
+    p.set_defaults(handler=cmd_sweep)

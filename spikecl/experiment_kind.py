@@ -1,0 +1,194 @@
+"""Experiment kinds and the one driver that runs them.
+
+An experiment file's top-level ``kind`` names a :class:`Kind`: a small contract that declares the kind's config
+dataclass, its plan of jobs (each job writes one results file), how to summarise results files as text and how to
+plot them. Everything else is owned once, here: loading, ``--set`` overrides and validation, the seeds check, the
+device, what an existing results file means, progress, and the summary and plots at the end.
+
+Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan stops
+the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
+file that reads back as a valid results file of the kind and runs the missing or corrupt ones again (a kind that
+keeps checkpoints continues from them).
+
+Adding a kind: one module defining a :class:`Kind` instance named ``KIND``, and one line in :data:`KINDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager, Iterable, Sequence
+
+from spikecl.config import RunHeader, apply_overrides, check_header, from_dict, load_toml
+from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.io import Run, read_run
+
+#: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
+KINDS = {
+    "continual": "spikecl.continual.experiment",
+    "ca3": "spikecl.memory.experiment",
+    "sparsey": "spikecl.sdr.experiment",
+    "sweep": "spikecl.continual.sweep",
+}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How the driver asks a job to run: ``overwrite`` its results file if present, ``resume`` from the kind's own
+    checkpoint if it keeps one, show inner ``progress`` bars, on ``device`` (``"cpu"`` or ``"cuda"``, resolved)."""
+
+    overwrite: bool
+    resume: bool
+    progress: bool
+    device: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One entry of a plan: the results file ``path`` it writes and ``run(options)``, which writes it and returns a
+    one-line note for the log (or None)."""
+
+    path: Path
+    run: Callable[[JobOptions], str | None]
+
+
+class Kind:
+    """The contract of an experiment kind (subclass it and override what the kind has).
+
+    ``name`` is the file's ``kind`` and the results files' ``kind`` attribute; ``config`` is the config dataclass
+    (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it.
+    """
+
+    name: str = ""
+    config: type | None = None
+    data_parallel: bool = False
+
+    def load(self, raw: dict) -> RunHeader:
+        """Validate the raw mapping of an experiment file (``--set`` applied, ``name`` defaulted) into ``config``."""
+        return from_dict(self.config, raw)
+
+    def plan(self, cfg) -> list[Job]:
+        """The jobs of an experiment, in run order."""
+        raise NotImplementedError
+
+    def session(self, cfg) -> ContextManager[bool]:
+        """A context around running the plan; yields whether this process reports (prints, plots)."""
+        return contextlib.nullcontext(True)
+
+    def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
+        """Text tables of this kind's results files (``detail=False``: the comparison only, where it applies)."""
+        raise NotImplementedError
+
+    def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
+        """PNG plots of the results files into ``out_dir``; returns their paths."""
+        return []
+
+
+def kind(name: str) -> Kind:
+    """The registered kind ``name``; an unknown one is a one-line :class:`ConfigError`."""
+    if name not in KINDS:
+        runnable = sorted(k for k in KINDS if k != "sweep")
+        raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable}")
+    return importlib.import_module(KINDS[name]).KIND
+
+
+def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:
+    """Read an experiment file, apply ``key=value`` overrides, validate it with its kind (which must be ``expect``
+    when given); name defaults to the file's stem."""
+    raw = apply_overrides(load_toml(path), overrides)
+    raw.setdefault("name", Path(path).stem)
+    k = kind(raw.get("kind", "continual"))
+    if expect is not None and k.name != expect:
+        raise ConfigError(f"{path}: kind {k.name!r}, expected {expect!r}")
+    if k.config is None:
+        raise ConfigError(f"kind: {k.name!r} results are made by their own command, not by 'spikecl run'")
+    cfg = k.load(raw)
+    check_header(cfg)
+    return k, cfg
+
+
+def resolve_device(name: str) -> str:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees one) → ``"cpu"`` or ``"cuda"``; CUDA must exist when
+    asked for. Torch is imported only for ``cuda`` and ``auto``."""
+    if name == "cpu":
+        return name
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but torch.cuda.is_available() is false; use --device cpu")
+    return name
+
+
+def finished(path: Path, kind_name: str) -> bool:
+    """Whether ``path`` reads back as a valid results file of ``kind_name``."""
+    try:
+        read_run(path, kind_name)
+    except ResultsError:
+        return False
+    return True
+
+
+def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+             log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
+    """Run the jobs of ``cfg`` that the existing results call for (module docstring). Returns the plan's results
+    paths and whether this process reports."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    device = resolve_device(cfg.device)
+    jobs = k.plan(cfg)
+    if not (resume or overwrite):
+        existing = [job.path for job in jobs if job.path.exists()]
+        if existing:
+            raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
+    with k.session(cfg) as reports:
+        say = log if reports else (lambda _: None)
+        todo = []
+        for job in jobs:
+            if resume and job.path.exists() and finished(job.path, k.name):
+                say(f"{job.path}: complete, kept")
+            else:
+                todo.append(job)
+        bar = _bar(len(todo), f"{k.name} {cfg.name}", progress and reports and len(todo) > 1)
+        for job in todo:
+            options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,
+                                 device=device)
+            note = job.run(options)
+            if note:
+                (bar.write if bar else say)(f"{job.path}: {note}")
+            if bar:
+                bar.update()
+        if bar:
+            bar.close()
+    return [job.path for job in jobs], reports
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over jobs, or None (tqdm is imported only when shown)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True)
+
+
+def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False, overwrite: bool = False,
+             progress: bool = True, plots: bool = True) -> int:
+    """``spikecl run``: load and run an experiment file, then print its summary and write its plots beside the
+    results (``<output_dir>/<name>/``). Returns the exit code."""
+    k, cfg = load(path, overrides)
+    paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
+    if reports:
+        report(k, [read_run(p, k.name) for p in paths], Path(cfg.output_dir) / cfg.name, plots=plots)
+    return 0
+
+
+def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True) -> None:
+    """Print ``k``'s summary of ``runs`` and, with ``plots``, write its plots into ``plots_dir``."""
+    print(k.summarize(runs, detail=detail))
+    if plots:
+        written = k.plot(runs, plots_dir)
+        print(f"\nplots: {len(written)} PNG files in {plots_dir}")

@@ -1,0 +1,121 @@
+"""The experiment-kind driver: one meaning of existing results, ``--resume`` and ``--overwrite`` for every kind, shown
+on a fourth kind whose whole logic is the few lines below (a config, a plan of one job per seed, a summary)."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+
+from spikecl.cli import main
+from spikecl.config import RunHeader, option
+from spikecl.experiment_kind import KINDS, Job, JobOptions, Kind
+from spikecl.io import read_run, write_run
+
+RAN: list[tuple[int, JobOptions]] = []
+
+
+@dataclass
+class ToyConfig(RunHeader):
+    kind: str = option("toy", choices=("toy",))
+    value: float = option(1.0, low=0.0)
+
+
+def measure(cfg: ToyConfig, seed: int, path: Path, options: JobOptions) -> str:
+    RAN.append((seed, options))
+    write_run(path, "toy", asdict(cfg), {"value": cfg.value * (seed + 1)}, attrs={"seed": seed},
+              overwrite=options.overwrite)
+    return f"value {cfg.value * (seed + 1):.2f}"
+
+
+class ToyKind(Kind):
+    name = "toy"
+    config = ToyConfig
+
+    def plan(self, cfg):
+        folder = Path(cfg.output_dir) / cfg.name
+        return [Job(folder / f"toy_seed{s}.h5", lambda o, s=s: measure(cfg, s, folder / f"toy_seed{s}.h5", o))
+                for s in cfg.seeds]
+
+    def summarize(self, runs, detail=True):
+        return "\n".join(f"toy seed {r.attrs['seed']}: {r.metrics['value']:.2f}" for r in runs)
+
+
+KIND = ToyKind()
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    monkeypatch.setitem(KINDS, "toy", __name__)
+    RAN.clear()
+    path = tmp_path / "toy.toml"
+    path.write_text(f'kind = "toy"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\nvalue = 1.5\n')
+    return path
+
+
+def run(path, *extra):
+    return main(["run", str(path), "--no-progress", "--no-plots", *extra])
+
+
+def test_a_new_kind_runs_reports_and_refuses_to_replace_results(toy, tmp_path, capsys):
+    assert run(toy) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'toy' / 'toy_seed1.h5'}: value 3.00" in out and "toy seed 1: 3.00" in out
+    assert [seed for seed, _ in RAN] == [0, 1] and RAN[0][1] == JobOptions(False, False, False, "cpu")
+    run_file = read_run(tmp_path / "toy" / "toy_seed0.h5", "toy")
+    assert run_file.config["value"] == 1.5 and run_file.metrics == {"value": 1.5}
+    assert run(toy) == 2
+    err = capsys.readouterr().err
+    assert "toy_seed0.h5 exists; pass --overwrite to replace it or --resume to keep it" in err
+    assert err.count("\n") == 1 and len(RAN) == 2
+    assert main(["report", str(tmp_path / "toy"), "--no-plots"]) == 0
+    assert "toy seed 0: 1.50\ntoy seed 1: 3.00" in capsys.readouterr().out
+
+
+def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_path, capsys):
+    assert run(toy) == 0
+    kept = tmp_path / "toy" / "toy_seed0.h5"
+    stamp = kept.stat().st_mtime_ns
+    (tmp_path / "toy" / "toy_seed1.h5").write_bytes(b"killed half-way")
+    RAN.clear()
+    assert run(toy, "--resume", "--seeds", "0,1,2") == 0
+    assert [(seed, o.overwrite, o.resume) for seed, o in RAN] == [(1, True, True), (2, False, True)]
+    assert kept.stat().st_mtime_ns == stamp and f"{kept}: complete, kept" in capsys.readouterr().out
+    assert read_run(tmp_path / "toy" / "toy_seed1.h5").metrics == {"value": 3.0}
+    RAN.clear()
+    assert run(toy, "--overwrite", "--set", "value=2.0") == 0
+    assert [seed for seed, _ in RAN] == [0, 1] and read_run(kept).metrics == {"value": 2.0}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "seeds=[]"], "seeds: expected at least one seed"),
+    (["--set", "value=-1.0"], "value: -1.0 is below the minimum 0.0"),
+    (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+    (["--nproc", "2"], "--nproc: 'toy' experiments do not train data-parallel"),
+])
+def test_bad_runs_are_one_line_errors_before_anything_runs(toy, capsys, extra, message):
+    assert run(toy, *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and RAN == []
+
+
+def test_sweeps_are_results_not_experiments(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text('kind = "sweep"\n')
+    assert run(path) == 2
+    assert "'sweep' results are made by their own command" in capsys.readouterr().err
+
+
+def test_no_library_module_imports_the_command_line():
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*(root / "spikecl").rglob("*.py"), *(root / "hardware").rglob("*.py")]:
+        if path.name == "cli.py" or "commands" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n == "spikecl.cli" or n.startswith("spikecl.commands")]
+    assert offenders == []
