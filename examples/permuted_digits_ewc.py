@@ -6,17 +6,18 @@
 import numpy as np
 import torch
 
+from spikecl.config import DataConfig, StreamConfig
 from spikecl.continual import metrics
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategy import Simulation, TaskData
-from spikecl.data.datasets import load_dataset
-from spikecl.data.streams import make_stream
 from spikecl.continual.report import format_matrix
+from spikecl.data.streams import stream_from_config
 from spikecl.snn import build_mlp, evaluate, make_trainer
 
 T = 4
 torch.manual_seed(0)
-stream = make_stream(load_dataset("digits"), "permuted", n_tasks=4, scenario="domain", seed=0)
+stream = stream_from_config(StreamConfig(kind="permuted", n_tasks=4, scenario="domain"), DataConfig(dataset="digits"),
+                            seed=0)
 tasks = [TaskData(t.index, torch.as_tensor(t.x_train), torch.as_tensor(t.y_train),
                   torch.zeros(len(t.y_train), dtype=torch.long)) for t in stream]
 tests = [(torch.as_tensor(t.x_test), torch.as_tensor(t.y_test)) for t in stream]

@@ -77,7 +77,7 @@ class StreamConfig:
     first_task_identity: bool = option(False, doc="permuted streams: task 0 is the unpermuted data")
     max_angle_deg: float = option(180.0, low=0.0, high=360.0)
     input_code: str = option("dense", choices=("dense", "flyhash"),
-                             doc="dense: the pixels; flyhash: each image as a k-winners SDR (spikecl.sdr.input_code)")
+                             doc="dense: the pixels; flyhash: each image as a k-winners SDR (spikecl.data.codes)")
     code_units: int = option(2048, low=2, high=1 << 20, doc="flyhash: code cells")
     code_sparsity: float = option(0.05, low=1e-4, high=0.5, doc="flyhash: fraction of code cells active")
     code_sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="flyhash: fraction of pixels each cell sums")

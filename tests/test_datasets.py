@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from spikecl.data.datasets import load_dataset, read_idx
+from spikecl.data.datasets import image_shape, load_dataset, read_idx
 from spikecl.errors import ConfigError, DataError
 
 
@@ -65,6 +65,20 @@ def test_mnist_idx_files_round_trip(tmp_path, layout, compress):
     np.testing.assert_allclose(d.x_train[:, 0], arrays["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
     assert d.x_test.shape == (5, 1, 28, 28) and d.n_classes == 10
+
+
+def test_image_shapes_are_known_without_loading_and_checked_on_loading(tmp_path):
+    assert image_shape("digits") == load_dataset("digits").input_shape == (1, 8, 8)
+    assert (image_shape("fashion_mnist"), image_shape("cifar100"), image_shape("miniimagenet")) == \
+        ((1, 28, 28), (3, 32, 32), (3, 84, 84))
+    with pytest.raises(ConfigError, match="data.dataset: 'imagenet' is not allowed"):
+        image_shape("imagenet")
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 12), ("t10k", 5)):              # MNIST files holding 20 x 20 images
+        write_idx(tmp_path / f"{name}-images-idx3-ubyte", rng.integers(0, 256, (n, 20, 20)))
+        write_idx(tmp_path / f"{name}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    with pytest.raises(DataError, match=r"mnist: images are \(1, 20, 20\) \(C, H, W\); mnist images are \(1, 28, 28\)"):
+        load_dataset("mnist", str(tmp_path))
 
 
 def test_corrupt_idx_is_a_data_error(tmp_path):

@@ -1,5 +1,5 @@
 """Export to Loihi fixed point: quantisation ranges, the bit-accurate reference, netx and NIR files, resources,
-the quantised torch evaluation and the export/deploy commands (Lava itself: tests/test_lava.py)."""
+and the export/deploy commands (Lava itself: tests/test_lava.py)."""
 
 import numpy as np
 import pytest
@@ -107,20 +107,6 @@ def test_back_to_back_stream_with_dense_latency_equals_independent_samples():
         assert np.array_equal(a, b)
     assert np.array_equal(trace.readout_v, windows.readout_v)
     assert 0.02 < trace.spikes[0].mean() < 0.9  # the test exercises spiking, not silence
-
-
-def test_quantised_torch_evaluation_equals_numpy_reference():
-    from spikecl.snn.quantized import QuantizedNetwork
-
-    rng = np.random.default_rng(3)
-    for encoder in ("direct", "latency"):
-        net = quantize(random_spec(rng, encoder=encoder))
-        inputs = encode(rng.random((40, 12)), net)
-        trace = fp.simulate(net, inputs)
-        v, spikes = QuantizedNetwork(net, "cpu").forward(inputs)
-        assert np.array_equal(v.numpy(), trace.readout_v)
-        for a, b in zip(spikes, trace.spikes):
-            assert np.array_equal(a.numpy(), b)
 
 
 def torch_net(rng, reset):
@@ -276,6 +262,56 @@ def test_export_of_a_subtract_reset_run_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "net.h5").exists() and list(tmp_path.iterdir()) == [tmp_path / "r.h5"]
 
 
+@pytest.fixture(scope="module")
+def flyhash_run(tmp_path_factory):
+    """A digits MLP (256-64-10, reset to zero) trained 1 epoch on fly-hash codes of the images: (results path,
+    run result)."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun
+
+    cfg = experiment_from_dict({
+        "name": "digits-flyhash", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 1, "first_task_identity": True,
+                   "input_code": "flyhash", "code_units": 256},
+        "network": {"kind": "mlp", "hidden": [64], "num_steps": 4, "reset": "zero"},
+        "train": {"epochs": 1, "batch_size": 32, "lr": 0.05}, "strategy": {"methods": ["finetune"]}})
+    results = tmp_path_factory.mktemp("flyhash_run") / "finetune-seed0.h5"
+    return results, ContinualRun(cfg, "finetune", 0).execute(results, progress_bar=False)
+
+
+@pytest.mark.slow
+def test_export_of_an_input_coded_run_takes_the_codes(flyhash_run, tmp_path, capsys):
+    from spikecl.cli import main
+
+    results, run = flyhash_run
+    out = tmp_path / "net.h5"
+    assert main(["export", str(results), "-o", str(out)]) == 0
+    net = read_netx(out)
+    m = net.metrics
+    assert net.n_inputs == 256 and m["samples"] == 359                  # every test image of digits, as its code
+    # the same 241 of 359 right as the trained network scored at the end of training (torch, float32)
+    assert round(359 * m["float_accuracy"]) == round(359 * run.acc_matrix[-1, 0]) == 241
+    assert m["reference_accuracy"] >= m["float_accuracy"] - 0.01 and m["float_accuracy"] > 0.6
+    assert main(["deploy", str(out), "--backend", "reference", "--samples", "359"]) == 0
+    assert f"accuracy {100 * m['reference_accuracy']:.2f}% on 359 samples" in capsys.readouterr().out
+
+
+def test_export_refuses_samples_the_network_does_not_take_in_one_line(tmp_path, capsys):
+    from spikecl.cli import main
+    from spikecl.io import RunResult, write_results
+
+    net = torch_net(np.random.default_rng(7), "zero")                   # 12 inputs; digits images have 64 pixels
+    model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"data": {"dataset": "digits"}, "stream": {"kind": "permuted", "n_tasks": 1},
+              "network": {"kind": "mlp", "hidden": [20, 15], "reset": "zero", "num_steps": 4}}
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
+                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / "net.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "samples have 64 features; the network takes 12" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "net.h5").exists()
+
+
 def test_inputs_are_encoded_like_the_torch_encoders():
     from spikecl.snn.encoders import latency
 
@@ -330,18 +366,6 @@ def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys, monkeypatch
         QuantConfig(weight_bits=0)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_quantised_evaluation_on_cuda_equals_the_reference():
-    from spikecl.snn.quantized import QuantizedNetwork
-
-    rng = np.random.default_rng(11)
-    net = quantize(random_spec(rng))
-    inputs = encode(rng.random((64, 12)), net)
-    v, _ = QuantizedNetwork(net, "cuda").forward(inputs)
-    assert np.array_equal(v.cpu().numpy(), fp.simulate(net, inputs).readout_v)
-
-
 def test_neuron_parameters_come_from_the_stored_snntorch_buffers():
     rng = np.random.default_rng(13)
     net = torch_net(rng, "zero")
@@ -389,13 +413,15 @@ def test_cnn_batch_norm_and_pooling_fold_into_the_weights_exactly():
     assert np.allclose(float_logits(spec, x_seq.numpy().reshape(4, 12, -1)), expected, atol=1e-5)
     fixed = quantize(spec)
     assert all(layer.weight_exp == 0 for layer in fixed.layers[:-1])  # Lava's Conv has no exponent
-    from spikecl.snn.quantized import QuantizedNetwork
-
     inputs = encode(x.numpy(), fixed)
     trace = fp.simulate(fixed, inputs)
-    v, spikes = QuantizedNetwork(fixed).forward(inputs)
-    assert np.array_equal(v.numpy(), trace.readout_v)
-    assert all(np.array_equal(a.numpy(), b) for a, b in zip(spikes, trace.spikes))
+    # the fixed-point conv is torch's correlation of the integer weights, exact and wrapped to signed 24 bits
+    for layer, s_in in zip(fixed.layers[:2], (inputs[0], trace.spikes[0][0])):   # graded input, then spikes
+        conv = layer.conv
+        expected = torch.nn.functional.conv2d(torch.as_tensor(s_in, dtype=torch.float64).reshape(-1, *conv.in_shape),
+                                              torch.as_tensor(layer.weight, dtype=torch.float64), stride=conv.stride,
+                                              padding=conv.padding).reshape(len(s_in), -1).numpy().astype(np.int64)
+        assert np.array_equal(fp.dense_activation(layer, s_in), ((expected + 2**23) % 2**24) - 2**23)
     assert trace.spikes[0].mean() > 0.02 and trace.spikes[1].mean() > 0.002
 
 

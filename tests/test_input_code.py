@@ -6,9 +6,8 @@ import pytest
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.data.datasets import load_dataset
-from spikecl.data.streams import make_stream
+from spikecl.data.streams import code_stream, make_stream
 from spikecl.errors import ConfigError
-from spikecl.sdr.input_code import code_stream
 
 
 def test_codes_are_k_winners_and_fixed_for_a_run():

@@ -1,10 +1,13 @@
 """Task streams: permuted, rotated, split; task-, domain- and class-incremental; reproducible from a seed."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from spikecl.config import DataConfig, StreamConfig
 from spikecl.data.datasets import Dataset, load_dataset
-from spikecl.data.streams import make_stream, rotate
+from spikecl.data.streams import code_stream, make_stream, rotate, stream_from_config
 from spikecl.errors import ConfigError
 
 
@@ -107,3 +110,42 @@ def test_dataset_validates_shapes():
         Dataset("t", x, np.zeros(3, np.int64), x, np.zeros(2, np.int64), 2)
     with pytest.raises(Exception, match="NaN"):
         Dataset("t", np.full_like(x, np.nan), np.zeros(2, np.int64), x, np.zeros(2, np.int64), 2)
+
+
+def test_stream_from_config_honours_the_validation_protocol_and_the_input_code():
+    data = DataConfig(dataset="digits", validation=0.2, eval_split="validation", vary_split=True)
+    dense = StreamConfig(kind="permuted", n_tasks=2, train_per_task=300)
+    plain = stream_from_config(dense, data, seed=3)
+    # seed 3 draws its own dataset split and validation images (vary_split); the tasks evaluate on the latter
+    expected = make_stream(load_dataset("digits", seed=3), "permuted", 2, "domain", seed=3, train_per_task=300,
+                           validation=0.2, eval_split="validation", split_seed=3)
+    for task, other in zip(plain, expected):
+        assert task.eval_split == "validation" and len(task.y_train) == 300 and len(task.y_test) == 287
+        np.testing.assert_array_equal(task.x_test, other.x_test)
+        np.testing.assert_array_equal(task.x_train, other.x_train)
+    fixed = stream_from_config(dense, replace(data, vary_split=False), seed=3)
+    assert not np.array_equal(fixed[0].x_test, plain[0].x_test)               # seed 0's split for every seed
+    coded = stream_from_config(replace(dense, input_code="flyhash", code_units=128, code_sparsity=0.1), data, seed=3)
+    assert coded.input_shape == (1, 1, 128) and coded.name == "permuted-digits-flyhash"
+    for task, other in zip(coded, code_stream(plain, 128, 0.1, 0.1, seed=3)):   # the code of those same images
+        np.testing.assert_array_equal(task.x_test, other.x_test)
+        np.testing.assert_array_equal(task.x_train.reshape(300, -1).sum(axis=1), 13)
+
+
+def test_export_rebuilds_the_stream_training_used():
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import build_stream
+    from spikecl.export.inputs import stream_samples, trained_stream
+
+    cfg = experiment_from_dict({"data": {"dataset": "digits", "validation": 0.1, "vary_split": True},
+                                "stream": {"kind": "split", "scenario": "task", "n_tasks": 2, "input_code": "flyhash",
+                                           "code_units": 256}})
+    stored = {**cfg.to_dict(), "method": "finetune", "seed": 2}              # as a results file stores it
+    trained, exported = build_stream(cfg, 2), trained_stream(stored)
+    assert exported.input_shape == trained.input_shape == (1, 1, 256)
+    for a, b in zip(trained, exported):
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    x, y, heads = stream_samples(stored, 100)
+    assert x.shape == (100, 1, 1, 256) and heads.tolist() == [0] * 50 + [1] * 50
+    np.testing.assert_array_equal(x[50:], trained[1].x_test[:50])

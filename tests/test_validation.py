@@ -11,6 +11,7 @@ from spikecl.config import experiment_from_dict, method_config
 from spikecl.continual import runner
 from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.continual.sweep import final_runs, load_sweep, select_points
+from spikecl.data import streams
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream
 from spikecl.errors import ConfigError
@@ -176,7 +177,7 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
 def test_protocol_reads_test_data_only_in_the_final_runs(sweep_files, monkeypatch):
     """Every trial of a selecting sweep runs without reading one test image; the final runs read them."""
     reads = []
-    monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: GuardedDataset(load_dataset(*a, **k), reads))
+    monkeypatch.setattr(streams, "load_dataset", lambda *a, **k: GuardedDataset(load_dataset(*a, **k), reads))
     sweep = load_sweep(sweep_files(BASE, SWEEP))
 
     def execute(runs):

@@ -22,14 +22,11 @@ from spikecl.config import ExperimentConfig, method_config
 from spikecl.continual import distributed, metrics
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategy import Simulation, TaskData
-from spikecl.data.datasets import load_dataset
-from spikecl.data.streams import Stream, make_stream
+from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import RunResult, atomic_write, environment, read_results, write_results
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
-
-DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
 
 
 def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
@@ -58,19 +55,7 @@ def derived_seed(*parts: int) -> int:
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the data split)."""
-    d, s = cfg.data, cfg.stream
-    split_seed = seed if d.vary_split else DATA_SPLIT_SEED
-    dataset = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
-    stream = make_stream(dataset, s.kind, s.n_tasks, s.scenario, seed=seed,
-                         classes_per_task=s.classes_per_task or None, max_angle_deg=s.max_angle_deg,
-                         first_task_identity=s.first_task_identity, train_per_task=s.train_per_task or None,
-                         test_per_task=s.test_per_task or None, validation=d.validation, eval_split=d.eval_split,
-                         split_seed=split_seed)
-    if s.input_code == "flyhash":
-        from spikecl.sdr.input_code import code_stream
-
-        stream = code_stream(stream, s.code_units, s.code_sparsity, s.code_sample_frac, seed=seed)
-    return stream
+    return stream_from_config(cfg.stream, cfg.data, seed)
 
 
 @dataclass

@@ -3,5 +3,6 @@
 * :mod:`spikecl.data.datasets` — offline real data (digits, MNIST-5k) and loaders for MNIST, Fashion-MNIST,
   CIFAR-10/100 and miniImageNet files in their standard formats.
 * :mod:`spikecl.data.streams` — permuted, rotated and split task streams in task-, domain- and class-incremental
-  scenarios.
+  scenarios; ``stream_from_config``, the one builder of an experiment's stream.
+* :mod:`spikecl.data.codes` — fixed sparse input codes (k-winners, fly hash).
 """

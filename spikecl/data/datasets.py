@@ -29,7 +29,10 @@ from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, ShapeError, require
 
 EVAL_SPLITS = ("test", "validation")
-DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet")
+#: (C, H, W) of every dataset's images, known without loading it (:func:`load_dataset` checks what it loads)
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
+DATASETS = tuple(IMAGE_SHAPES)
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,14 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed)
 
 
-def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets."""
+def image_shape(name: str) -> tuple[int, int, int]:
+    """(C, H, W) of dataset ``name``'s images, without loading it."""
+    if name not in IMAGE_SHAPES:
+        raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")
+    return IMAGE_SHAPES[name]
+
+
+def _load(name: str, data_dir: str | None, seed: int) -> Dataset:
     if name == "digits":
         return _from_arrays("digits", *_digits_raw(), 10, 0.2, seed)
     if name == "mnist5k":
@@ -238,6 +247,13 @@ def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Datas
         return _load_idx(name, data_dir)
     if name in ("cifar10", "cifar100"):
         return _load_cifar(name, data_dir)
-    if name == "miniimagenet":
-        return _load_miniimagenet(data_dir, seed)
-    raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")
+    return _load_miniimagenet(data_dir, seed)
+
+
+def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets."""
+    expected = image_shape(name)
+    dataset = _load(name, data_dir, seed)
+    if dataset.input_shape != expected:
+        raise DataError(f"{name}: images are {dataset.input_shape} (C, H, W); {name} images are {expected}")
+    return dataset

@@ -17,19 +17,29 @@ the test images.
 * ``task`` — one readout head per task; labels are 0..c−1 within the task; the task identity picks the head.
 * ``domain`` — one shared head; labels 0..c−1 in every task.
 * ``class`` — one head over every class of the stream, of which only the classes seen so far are active.
+
+Input codes (``stream.input_code``): ``dense`` keeps the pixels; ``flyhash`` replaces every image of every task by its
+fixed k-winners fly-hash code (:mod:`spikecl.data.codes`), the same code for every task of a run.
+
+:func:`stream_from_config` is the one place an experiment's stream is built from its config: training, export and
+deployment all call it, so they see the same tasks, splits and input code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.data.datasets import Dataset, training_and_evaluation
+from spikecl.config import DataConfig, StreamConfig
+from spikecl.data.codes import FlyHash, FlyHashConfig
+from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.errors import ConfigError
 
 KINDS = ("permuted", "rotated", "split")
 SCENARIOS = ("task", "domain", "class")
+DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
 
 
 @dataclass(frozen=True)
@@ -181,3 +191,42 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
                           eval_split))
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                   n_tasks if scenario == "task" else 1, dataset.input_shape)
+
+
+def code_stream(stream: Stream, units: int = 2048, sparsity: float = 0.05, sample_frac: float = 0.1,
+                seed: int = 0) -> Stream:
+    """``stream`` with every image [N, C, H, W] replaced by its fly-hash code float32 [N, 1, 1, ``units``] (0 or 1;
+    ``round(sparsity * units)`` ones, each cell summing a random ``sample_frac`` of the pixels)."""
+    n_inputs = int(np.prod(stream.input_shape))
+    hasher = FlyHash(FlyHashConfig(n_outputs=units, sparsity=sparsity, sample_frac=sample_frac, seed=seed), n_inputs)
+
+    def code(x: np.ndarray) -> np.ndarray:
+        return hasher.encode(x.reshape(len(x), -1)).astype(np.float32).reshape(len(x), 1, 1, units)
+
+    tasks = tuple(dataclasses.replace(t, x_train=code(t.x_train), x_test=code(t.x_test)) for t in stream.tasks)
+    return dataclasses.replace(stream, name=f"{stream.name}-flyhash", tasks=tasks, input_shape=(1, 1, units))
+
+
+def data_split_seed(data: DataConfig, seed: int) -> int:
+    """The seed that draws run seed ``seed``'s data split: its own with ``data.vary_split``, else
+    :data:`DATA_SPLIT_SEED` (every seed on the same split)."""
+    return seed if data.vary_split else DATA_SPLIT_SEED
+
+
+def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Stream:
+    """The task stream of an experiment's ``[stream]`` and ``[data]`` tables for run seed ``seed``.
+
+    ``seed`` draws the tasks (permutations, subsamples) and the input code; :func:`data_split_seed` the dataset's
+    train/test split (offline datasets) and the validation images held out of training (``data.validation``,
+    ``data.eval_split``).
+    """
+    split_seed = data_split_seed(data, seed)
+    dataset = load_dataset(data.dataset, data.data_dir or None, seed=split_seed)
+    built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed,
+                        classes_per_task=stream.classes_per_task or None, max_angle_deg=stream.max_angle_deg,
+                        first_task_identity=stream.first_task_identity,
+                        train_per_task=stream.train_per_task or None, test_per_task=stream.test_per_task or None,
+                        validation=data.validation, eval_split=data.eval_split, split_seed=split_seed)
+    if stream.input_code == "flyhash":
+        built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
+    return built

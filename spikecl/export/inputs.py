@@ -1,4 +1,5 @@
-"""Integer inputs for a quantised network (numpy, torch-free) and the test samples a network was trained for.
+"""Integer inputs for a quantised network (numpy, torch-free) and the samples of the stream a network was trained
+on, rebuilt by the stream builder training used (:func:`spikecl.data.streams.stream_from_config`).
 
 Encoders mirror :mod:`spikecl.snn.encoders`, producing integers ``[T, B, n_inputs]``:
 ``direct`` graded values ``round(x * Q)`` at every step (Q = 2**input_bits - 1), ``latency`` one spike at step
@@ -7,8 +8,12 @@ Encoders mirror :mod:`spikecl.snn.encoders`, producing integers ``[T, B, n_input
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from spikecl.config import DataConfig, StreamConfig, from_dict
+from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.quantize import FixedNetwork
 
@@ -38,36 +43,41 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     raise ConfigError(f"encoder {encoder!r} is not supported; choose direct, latency or poisson")
 
 
+def check_features(x: np.ndarray, n_inputs: int) -> None:
+    """A :class:`ShapeError` unless every sample of ``x`` [B, ...] has ``n_inputs`` features."""
+    if int(np.prod(np.shape(x)[1:])) != n_inputs:
+        raise ShapeError(f"samples have {int(np.prod(np.shape(x)[1:]))} features; the network takes {n_inputs}")
+
+
 def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
     """Encode samples ``x`` [B, ...] for the quantised ``net`` → int64 ``[T, B, n_inputs]``."""
-    if int(np.prod(np.shape(x)[1:])) != net.n_inputs:
-        raise ShapeError(f"samples have {int(np.prod(np.shape(x)[1:]))} features; the network takes "
-                         f"{net.n_inputs}")
+    check_features(x, net.n_inputs)
     return encode_values(x, net.num_steps, net.encoder, net.input_scale, seed)
 
 
-def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
-                 split: str = "test"):
-    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on:
-    (x [N, ...], y [N], heads [N]).
-
-    ``config`` is the training config stored with the network (dataset, stream, seed). Tasks are interleaved
-    evenly when ``max_samples`` cuts the set.
-    """
-    from spikecl.data.datasets import load_dataset
-    from spikecl.data.streams import make_stream
-
+def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
+    """The task stream a network was trained on, rebuilt from its stored training ``config`` (``data``, ``stream``
+    and the run ``seed``) by the builder training used; ``data_dir`` overrides ``data.data_dir``."""
     try:
-        data, s = config["data"], config["stream"]
+        data, stream = config["data"], config["stream"]
     except (KeyError, TypeError):
         raise ConfigError("the exported network carries no training config (data, stream); pass samples "
                           "explicitly") from None
-    dataset = load_dataset(data["dataset"], data_dir or data.get("data_dir") or None, seed=0)
-    stream = make_stream(dataset, s["kind"], s["n_tasks"], s["scenario"], seed=int(config.get("seed", 0)),
-                         classes_per_task=s.get("classes_per_task") or None, max_angle_deg=s.get("max_angle_deg",
-                                                                                                  180.0),
-                         first_task_identity=s.get("first_task_identity", False),
-                         train_per_task=s.get("train_per_task") or None, test_per_task=s.get("test_per_task") or None)
+    data_cfg = from_dict(DataConfig, data, "data.")
+    if data_dir:
+        data_cfg = replace(data_cfg, data_dir=data_dir)
+    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, int(config.get("seed", 0)))
+
+
+def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
+                   split: str = "test"):
+    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on, as the network
+    receives them (input-coded streams: the codes): (x [N, ...], y [N], heads [N]).
+
+    ``config`` is the training config stored with the network (see :func:`trained_stream`); "test" is the split
+    the run was evaluated on (``data.eval_split``). Tasks are interleaved evenly when ``max_samples`` cuts the set.
+    """
+    stream = trained_stream(config, data_dir)
     xs, ys, hs = [], [], []
     per_task = None if max_samples is None else -(-max_samples // len(stream))
     for task in stream:

@@ -20,7 +20,7 @@ import numpy as np
 from spikecl.errors import ConfigError, DependencyError, ExistsError, ExportError, ResultsError
 from spikecl.export import fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
-from spikecl.export.inputs import encode, encode_values, stream_samples
+from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
 from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 
@@ -32,6 +32,7 @@ def calibrated(spec: NetworkSpec, quant: QuantConfig, x_cal: np.ndarray | None) 
     """``quant`` with the readout range measured on calibration samples ``x_cal`` [N, ...] (if any)."""
     if x_cal is None or len(x_cal) == 0 or quant.readout_range is not None:
         return quant
+    check_features(x_cal, spec.n_inputs)
     x_seq = encode_values(x_cal, spec.num_steps, spec.encoder, None)
     return replace(quant, readout_range=readout_range(spec, x_seq))
 
@@ -39,6 +40,7 @@ def calibrated(spec: NetworkSpec, quant: QuantConfig, x_cal: np.ndarray | None) 
 def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarray,
                heads: np.ndarray | None) -> dict:
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], and how often they agree."""
+    check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
     fixed_pred = fixed_point.predict(net, inputs, heads)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikecl.data.datasets import IMAGE_SHAPES
 from spikecl.errors import ExportError, ShapeError
 
 
@@ -135,9 +136,6 @@ def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, 
     return values[0], values[1], reset
 
 
-#: (C, H, W) of each dataset's images (CNN exports need the input grid; MLPs read it from the weights)
-IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
-                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
 BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 
@@ -184,7 +182,7 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
     dataset = config.get("data", {}).get("dataset")
     if dataset not in IMAGE_SHAPES:
         raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
-    shape = IMAGE_SHAPES[dataset]
+    shape = IMAGE_SHAPES[dataset]   # CNN exports need the input grid; MLPs read their inputs from the weights
     layers = []
     i = 0
     while f"layers.{i}.synapse.weight" in state:
@@ -266,7 +264,7 @@ def load_trained(path) -> NetworkSpec:
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
-        return spec_from_state(model, dict(state["config"]))
+        return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0)})
     from spikecl.io import read_results
 
     result = read_results(path)

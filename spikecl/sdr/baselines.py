@@ -4,9 +4,9 @@
   (a random potential pool; permanence ≥ ``connected`` = connected), overlap = connected synapses on active inputs,
   boosting ``exp(strength · (density − duty cycle))``, k winners; winners raise the permanences of their active
   inputs and lower the others (within the pool).
-* :class:`FlyHash` — the fly-olfaction hash (Dasgupta et al. 2017): a fixed sparse binary random projection
-  (each output samples a fraction of the inputs) followed by k-winners; no learning. A control for
-  similarity-preservation measurements.
+* :class:`FlyHash` (from :mod:`spikecl.data.codes`, where the fixed codes live) — the fly-olfaction hash: a fixed
+  sparse binary random projection followed by k-winners; no learning. A control for similarity-preservation
+  measurements.
 
 Inputs are binary ``[B, N]``; codes are bool ``[B, n_columns]`` with exactly k active bits.
 """
@@ -18,27 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikecl.config import option
+from spikecl.data.codes import FlyHash, FlyHashConfig, binary_inputs, kwta
 from spikecl.errors import ShapeError
 from spikecl.sdr._progress import progress_range
 
-
-def kwta(values: np.ndarray, k: int) -> np.ndarray:
-    """k-winners-take-all along the last axis: bool of ``values``' shape with the k largest set per row (ties go to
-    the lower index)."""
-    values = np.asarray(values)
-    if not 0 < k <= values.shape[-1]:
-        raise ShapeError(f"k = {k} winners out of {values.shape[-1]} units is impossible")
-    order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
-    out = np.zeros(values.shape, dtype=bool)
-    np.put_along_axis(out, order, True, axis=-1)
-    return out
-
-
-def _binary_inputs(x: np.ndarray, n_inputs: int) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != n_inputs:
-        raise ShapeError(f"inputs must be [B, {n_inputs}], got shape {x.shape}")
-    return x.astype(np.float32)
+__all__ = ["FlyHash", "FlyHashConfig", "SpatialPooler", "SpatialPoolerConfig", "SuccessorMemory", "kwta"]
 
 
 @dataclass
@@ -77,12 +61,12 @@ class SpatialPooler:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes of a batch without learning (boosting as it stands): bool [B, n_columns]."""
-        x = _binary_inputs(x, self.n_inputs)
+        x = binary_inputs(x, self.n_inputs)
         return kwta(self.overlaps(x) * self.boost(), self.k)
 
     def learn(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
         """Store items [B, N] one after another (one pass): their codes at learning time, bool [B, n_columns]."""
-        x = _binary_inputs(x, self.n_inputs)
+        x = binary_inputs(x, self.n_inputs)
         cfg = self.cfg
         codes = np.zeros((len(x), cfg.n_columns), bool)
         for i in progress_range(len(x), progress, "spatial pooler"):
@@ -93,30 +77,6 @@ class SpatialPooler:
             self.duty += (code - self.duty) / cfg.duty_period
             codes[i] = code
         return codes
-
-
-@dataclass
-class FlyHashConfig:
-    """Fly-hash parameters: ``n_outputs`` Kenyon cells each sampling ``sample_frac`` of the inputs; top k win."""
-
-    n_outputs: int = option(1024, low=2, high=1 << 20)
-    sparsity: float = option(0.05, low=1e-4, high=0.5, doc="fraction of outputs active (k / n_outputs)")
-    sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="fraction of inputs each output samples")
-    seed: int = option(0, low=0)
-
-
-class FlyHash:
-    """Sparse binary random projection + k-winners (no learning)."""
-
-    def __init__(self, cfg: FlyHashConfig, n_inputs: int):
-        self.cfg, self.n_inputs = cfg, n_inputs
-        rng = np.random.default_rng(cfg.seed)
-        self.projection = (rng.random((n_inputs, cfg.n_outputs)) < cfg.sample_frac).astype(np.float32)
-        self.k = max(1, int(round(cfg.sparsity * cfg.n_outputs)))
-
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """Codes bool [B, n_outputs] of inputs [B, N]."""
-        return kwta(_binary_inputs(x, self.n_inputs) @ self.projection, self.k)
 
 
 class SuccessorMemory:
