@@ -319,9 +319,8 @@ def _run_plan(cfg: ExperimentConfig, resume: bool, overwrite: bool, progress_bar
             continue
         if overwrite:
             checkpoint_path(path).unlink(missing_ok=True)
-        result = ContinualRun(cfg, method, seed, execution=execution).execute(path, resume=resume,
-                                                                               overwrite=overwrite,
-                                                                               progress_bar=progress_bar)
+        run = ContinualRun(cfg, method, seed, execution=execution)
+        result = run.execute(path, resume=resume, overwrite=overwrite, progress_bar=progress_bar)
         log(f"{path}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}")
         out.append(result)
     execution.barrier()                              # rank 0 has written every results file
