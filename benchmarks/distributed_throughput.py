@@ -40,11 +40,11 @@ def time_first_task(raw: dict, method: str, threads: int, repeats: int) -> float
     cfg = experiment_from_dict(raw)
     best = 0.0
     with distributed.session(cfg.device) as world:
-        from spikecl.continual.data_parallel import DataParallelRun
+        from spikecl.continual.data_parallel import DataParallel
         from spikecl.continual.runner import ContinualRun
 
         for _ in range(repeats):
-            run = (DataParallelRun if world > 1 else ContinualRun)(cfg, method, 0)
+            run = ContinualRun(cfg, method, 0, execution=DataParallel() if world > 1 else None)
             distributed.barrier()
             start = time.perf_counter()
             run.train_task(0)
@@ -88,7 +88,7 @@ def main() -> None:
             code = distributed.launch(args.nproc, _time_to_file, raw, method, args.threads, args.repeats, out)
             if code:
                 raise SystemExit(f"the {args.nproc}-process run failed (exit code {code})")
-            rows.append((method, "DataParallelRun", args.nproc, args.threads, json.loads(Path(out).read_text())))
+            rows.append((method, "DataParallel", args.nproc, args.threads, json.loads(Path(out).read_text())))
 
     print(f"\nthroughput, first task of permuted MNIST-5k ({args.device}, MLP 784-{args.hidden}-{args.hidden}-10, "
           f"T={args.steps}, global batch {args.batch}; best of {args.repeats})")

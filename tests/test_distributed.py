@@ -47,14 +47,14 @@ def _config(output_dir, raw=SMALL, device="cpu"):
 
 def _run_and_keep_state(output_dir: str, device: str = "cpu", cases: tuple = tuple(CASES)) -> int:
     """Every case as a data-parallel run; rank 0 writes the results and the strategies' final states."""
-    from spikecl.continual.data_parallel import DataParallelRun
+    from spikecl.continual.data_parallel import DataParallel
 
     with distributed.session(device) as world:
         assert world == 2
         for case in cases:
             raw, method = CASES[case]
             cfg = _config(output_dir, raw, device)
-            run = DataParallelRun(cfg, method, 0)
+            run = ContinualRun(cfg, method, 0, execution=DataParallel())
             run.execute(results_path(cfg, method, 0), progress_bar=False)
             if distributed.is_main():
                 torch.save(run.strategy.state_dict(), f"{output_dir}/{case}-state.pt")
@@ -219,3 +219,31 @@ def _toml(raw: dict, prefix: str = "") -> str:
     scalars = [f"{k} = {json.dumps(v)}" for k, v in raw.items() if not isinstance(v, dict)]
     tables = [f"\n[{prefix}{k}]\n" + _toml(v, f"{prefix}{k}.") for k, v in raw.items() if isinstance(v, dict)]
     return "\n".join(scalars) + "\n" + "".join(tables)
+
+
+def _imports(path) -> set[str]:
+    """Every module a source file imports, at any depth (lazy imports inside functions included)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def test_execution_is_injected_not_imported():
+    """The run and its strategies never import the process group or the data-parallel execution (it is injected),
+    and the data-parallel execution does not import the run: no cycle, no override of the run's methods."""
+    from pathlib import Path
+
+    import spikecl.continual as continual
+
+    root = Path(continual.__file__).parent
+    group = {"spikecl.continual.distributed", "spikecl.continual.data_parallel"}
+    for path in [root / "strategy.py", root / "projection.py", root / "execution.py",
+                 *(root / "strategies").glob("*.py")]:
+        assert not _imports(path) & group, path.name
+    assert "spikecl.continual.runner" not in _imports(root / "data_parallel.py")
+    assert "spikecl.continual.runner" not in _imports(root / "execution.py")

@@ -172,14 +172,15 @@ def test_conv_patch_projection_equals_weight_gradient_projection():
 
 def test_activity_matrix_shapes():
     net = build_cnn((2, 8, 8), [3, 4], 4)
-    net.record_presynaptic()
-    net(torch.rand(3, 5, 2, 8, 8))
+    with net.recording() as recorded:
+        net(torch.rand(3, 5, 2, 8, 8))
     synapses = protected_synapses(net)
     assert [s.n_inputs for s in synapses] == [18, 27, 16]
-    assert activity_matrix(synapses[0]).shape == (5 * 64, 18)
-    assert activity_matrix(synapses[1], max_rows=10).shape == (10, 27)
-    assert activity_matrix(synapses[2]).shape == (5, 16)
-    rates, steps = activity_matrix(synapses[2]), activity_matrix(synapses[2], activity="steps")
+    inputs = [(recorded.of(s.name), s.synapse) for s in synapses]
+    assert activity_matrix(*inputs[0]).shape == (5 * 64, 18)
+    assert activity_matrix(*inputs[1], max_rows=10).shape == (10, 27)
+    assert activity_matrix(*inputs[2]).shape == (5, 16)
+    rates, steps = activity_matrix(*inputs[2]), activity_matrix(*inputs[2], activity="steps")
     assert steps.shape == (3 * 5, 16)                                   # one row per time step and sample
     torch.testing.assert_close(steps.reshape(3, 5, 16).mean(dim=0), rates)
     multi = build_mlp(10, [8], 3, n_heads=2)
@@ -223,16 +224,12 @@ def test_final_hebbian_passes_capture_more_of_the_task_activity(step_rows):
         options = {"neurons": [[4, 6]], "final_passes": passes, "lr": 0.5, "step_rows": step_rows}
         s = build_strategy("hlop", net, {"hlop": options}, Simulation(num_steps=3))
         s.before_task(0, data, [data])
-        with torch.no_grad():
-            for batch in range(0, 256, 64):          # training batches: activity recorded, Hebbian update
-                s.logits(data.x[batch:batch + 64], data.heads[batch:batch + 64])
-                assert s.row_budget(s.synapses[0]) == (64 if step_rows else 4096)
-                s.hebbian_update()
+        for batch in range(0, 256, 64):              # training batches: activity recorded, Hebbian update
+            activity = s.activity_of(TaskData(0, data.x[batch:], data.y[batch:], data.heads[batch:]), 64)
+            assert s.row_budget(s.synapses[0], activity.of("layers.0")) == (64 if step_rows else 4096)
+            s.hebbian_update(activity)
         s.after_task(0, data)
-        net.record_presynaptic(True)
-        with torch.no_grad():
-            s.logits(data.x, data.heads)
-        x = activity_matrix(s.synapses[0], activity="steps")
+        x = activity_matrix(s.activity_of(data, len(data)).of("layers.0"), s.synapses[0].synapse, activity="steps")
         basis = s.basis["layers.0"]
         captured[passes] = float(((x @ basis.T) ** 2).sum() / (x * x).sum())
     assert captured[3] > captured[0] + 0.02, captured

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.errors import ConfigError, ShapeError
+from spikecl.errors import ConfigError, ShapeError, SpikeCLError
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, encode, evaluate, make_trainer
 from spikecl.snn.layers import trace_synapse
 
@@ -44,18 +44,41 @@ def test_lif_layer_matches_hand_simulation():
 
 def test_presynaptic_records():
     net = build_mlp(12, [8, 6], 3, n_heads=2)
-    x = torch.rand(5, 4, 12)
-    with pytest.raises(RuntimeError, match="record"):
-        net.layers[0].presynaptic()
-    net.record_presynaptic(True)
-    net(x, torch.tensor([0, 1, 0, 1]))
-    shapes = [tuple(layer.presynaptic().shape) for layer in net.plastic_layers()]
+    x, heads = torch.rand(5, 4, 12), torch.tensor([0, 1, 0, 1])
+    with net.recording() as before:
+        pass
+    with pytest.raises(SpikeCLError, match="no presynaptic activity of layers.0 was recorded"):
+        before.of("layers.0")
+    with net.recording() as activity:
+        net(x, heads)
+    shapes = [tuple(activity.of(name).shape) for name in net.plastic_layers()]
+    assert list(net.plastic_layers()) == ["layers.0", "layers.1", "readout"]
     assert shapes == [(5, 4, 12), (5, 4, 8), (5, 4, 6)]
-    assert torch.equal(net.layers[0].presynaptic(), x)
-    list(net.online_steps(x, torch.tensor([0, 1, 0, 1])))
+    assert torch.equal(activity.of("layers.0"), x)
+    with net.recording() as online:
+        list(net.online_steps(x, heads))
     # online steps record the same per-step inputs (the spikes that drive the neurons, not the traces the weight
     # gradient uses), so a subspace learned from them protects every step's response
-    assert torch.equal(net.layers[0].presynaptic(), x)
+    assert torch.equal(online.of("layers.0"), x)
+    assert torch.equal(online.of("readout"), activity.of("readout"))
+
+
+def test_recordings_nest_and_keep_their_own_passes():
+    """An inner recording sees only its own passes; closing it leaves the outer one recording; a closed recording
+    keeps its data and takes no more."""
+    net = build_mlp(12, [8], 3)
+    a, b, c = (torch.rand(2, 3, 12) for _ in range(3))
+    with net.recording() as outer:
+        net(a)
+        with net.recording() as inner:
+            net(b)
+        net(c)
+    net(a)
+    assert torch.equal(inner.of("layers.0"), b)
+    assert torch.equal(outer.of("layers.0"), c)                  # the latest pass while it was open
+    assert all(not layer._recordings for layer in net.plastic_layers().values())
+    gathered = outer.map(lambda t: t[:, :1])
+    assert gathered.of("readout").shape == (2, 1, 8) and outer.of("readout").shape == (2, 3, 8)
 
 
 def test_trace_synapse_gradient_is_error_times_trace():
@@ -76,7 +99,7 @@ def test_online_equals_bptt_for_one_step():
         torch.manual_seed(1)
         net = build_mlp(10, [16], 4)
         x, y = torch.rand(8, 10), torch.randint(0, 4, (8,))
-        make_trainer(name, net, 1).task_loss_backward(x, y, None, None, None)
+        make_trainer(name, net, 1).task_loss_backward(encode(x, 1), y, None, None)
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
@@ -88,8 +111,7 @@ def test_rate_coded_layer_spikes_as_usual_with_rate_gradients():
     layer = SpikingLinear(6, 5, LIFParams(threshold=1.0))
     x = (torch.rand(4, 3, 6) < 0.5).float()
     plain = layer(x)
-    layer.rate_gradient = True
-    out = layer(x)
+    out = layer(x, rate_gradient=True)
     torch.testing.assert_close(out, plain)
     g = torch.randn_like(out)
     out.backward(g)
@@ -103,12 +125,11 @@ def test_rate_coded_layer_spikes_as_usual_with_rate_gradients():
 def test_rate_trainer_reaches_every_conv_weight():
     torch.manual_seed(0)
     net = build_cnn((3, 8, 8), [4, 8], 5)
-    make_trainer("dsr", net, 3).task_loss_backward(torch.rand(6, 3, 8, 8), torch.randint(0, 5, (6,)), None, None,
-                                                    None)
+    make_trainer("dsr", net, 3).task_loss_backward(encode(torch.rand(6, 3, 8, 8), 3), torch.randint(0, 5, (6,)),
+                                                    None, None)
     for name, p in net.named_parameters():
         if p.requires_grad and name.endswith("weight"):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
-    assert not any(layer.rate_gradient for layer in net.layers)          # only while the trainer differentiates
 
 
 def test_multi_head_selects_per_sample():
@@ -125,9 +146,9 @@ def test_multi_head_selects_per_sample():
 def test_cnn_shapes_and_bad_input():
     net = build_cnn((3, 16, 16), [4, 8], 5)
     assert net(torch.rand(2, 3, 3, 16, 16)).shape == (3, 5)
-    net.record_presynaptic()
-    net(torch.rand(2, 3, 3, 16, 16))
-    assert net.layers[1].presynaptic().shape == (2, 3, 4, 8, 8)
+    with net.recording() as activity:
+        net(torch.rand(2, 3, 3, 16, 16))
+    assert activity.of("layers.1").shape == (2, 3, 4, 8, 8)
     assert sum(1 for _ in net.online_steps(torch.rand(2, 3, 3, 16, 16))) == 2
     with pytest.raises(ShapeError, match="features per sample"):
         build_mlp(784, [10], 10)(torch.rand(2, 3, 1, 8, 8))

@@ -1,4 +1,7 @@
-"""Data-parallel continual learning: one run (method, seed) trained by every process of a process group.
+"""Data-parallel execution: one run (method, seed) trained by every process of a process group.
+
+:class:`DataParallel` is the :class:`~spikecl.continual.execution.Execution` that ``run_experiment`` injects into a
+:class:`~spikecl.continual.runner.ContinualRun` when the process group has more than one process.
 
 Every rank builds the same network (same seed), the same stream and the same strategy, walks the same sequence of
 global batches (shuffles are seeded by (seed, task, epoch); the strategy's ``batch`` event, e.g. replay, runs on the
@@ -8,32 +11,31 @@ made equal to the 1-process step on the whole batch ``B``:
 * gradients are summed over ranks with weights ``n_r / B`` (``n_r`` the shard size), so the task loss is the mean
   over the whole batch and a penalty that every rank computes identically (EWC, SI) counts once; a parameter keeps
   ``grad = None`` only if it has none on every rank (unused heads, as in one process);
-* before the strategy's ``after_backward``, the presynaptic activity recorded by each layer is gathered from all
-  ranks, so HLOP's Hebbian/anti-Hebbian updates use the whole batch (``y xᵀ`` and ``E‖x‖²`` over B samples);
-* strategies that consolidate from data reduce their statistics (GPM gathers activity before its SVD, EWC sums its
-  Fisher over shards of its samples); SI's path integral uses the reduced gradients; replay buffers are chosen with
-  a shared seed and are identical on every rank;
+* the presynaptic activity handed to the strategy's ``after_backward`` is gathered from all ranks, so HLOP's
+  Hebbian/anti-Hebbian updates use the whole batch (``y xᵀ`` and ``E‖x‖²`` over B samples);
+* strategies that consolidate from data reduce their statistics through the strategy helpers (GPM's
+  ``activity_of`` gathers activity before its SVD, EWC sums its Fisher over shards of its samples with
+  ``sum_over_ranks``); SI's path integral uses the reduced gradients; replay buffers are chosen with a shared seed
+  and are identical on every rank;
 * Poisson input spikes of a training batch are drawn for the whole batch on every rank and then sharded, so they
   are the 1-process draws (EWC's and GPM's consolidation passes draw per shard: same distribution, other draws);
 * batch-norm running statistics are averaged over ranks after every step (the normalisation itself uses each
   shard's statistics, as DistributedDataParallel does without SyncBatchNorm).
 
-Only rank 0 writes checkpoints and results; on ``resume`` every rank loads the checkpoint.
+Only rank 0 writes checkpoints and results (``writes_files``); on ``resume`` every rank loads the checkpoint.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from spikecl.continual import distributed as dd
-from spikecl.continual.runner import ContinualRun, checkpoint_path
-from spikecl.continual.strategy import Strategy, TaskData
-from spikecl.io import RunResult
-from spikecl.snn.encoders import encode
-from spikecl.snn.trainers import TrainingHooks, make_trainer
+from spikecl.continual.execution import Execution
+from spikecl.snn.activity import Activity
+from spikecl.snn.trainers import BPTTTrainer, TrainingHooks
 
 
 def reduce_gradients(params: list[nn.Parameter], weight: float) -> None:
@@ -59,78 +61,72 @@ def average_norm_statistics(model: nn.Module, weight: float) -> None:
 
 
 class ShardedHooks(TrainingHooks):
-    """The strategy's hooks for a shard that holds a fraction ``weight`` of the global batch (``counts``: shard
-    size of every rank). Gradients and activity are combined across ranks before the strategy sees them."""
+    """The strategy's ``hooks`` for a shard that holds a fraction ``weight`` of the global batch (``counts``: shard
+    size of every rank). Gradients of ``model`` and the recorded activity are combined across ranks before the
+    strategy sees them."""
 
-    def __init__(self, strategy: Strategy, weight: float, counts: list[int]) -> None:
-        self.strategy, self.weight, self.counts = strategy, weight, counts
+    def __init__(self, hooks: TrainingHooks, model: nn.Module, weight: float, counts: list[int]) -> None:
+        self.hooks, self.model, self.weight, self.counts = hooks, model, weight, counts
+        self.uses_activity = hooks.uses_activity
 
     def penalty(self):
-        return self.strategy.penalty()
+        return self.hooks.penalty()
 
-    def after_backward(self) -> None:
-        model = self.strategy.model
-        reduce_gradients([p for p in model.parameters() if p.requires_grad], self.weight)
-        dd.gather_presynaptic(model, self.counts)
-        self.strategy.after_backward()
+    def after_backward(self, activity: Activity | None = None) -> None:
+        reduce_gradients([p for p in self.model.parameters() if p.requires_grad], self.weight)
+        if activity is not None:
+            activity = activity.map(lambda x: dd.gather_shards(x, self.counts, dim=1))
+        self.hooks.after_backward(activity)
 
     def after_step(self) -> None:
-        average_norm_statistics(self.strategy.model, self.weight)
-        self.strategy.after_step()
+        average_norm_statistics(self.model, self.weight)
+        self.hooks.after_step()
 
 
-def _shard(data: TaskData | tuple, part: slice) -> tuple:
-    return tuple(t[part] for t in data)
+class DataParallel(Execution):
+    """Every batch and evaluation split over the ranks of the initialised process group; rank 0 writes."""
 
+    data_parallel = True
 
-class DataParallelRun(ContinualRun):
-    """A :class:`ContinualRun` whose batches and evaluations are split over the ranks of the process group."""
+    @property
+    def writes_files(self) -> bool:
+        return dd.is_main()
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        with torch.no_grad():                                               # every rank starts from rank 0's net
-            dd.broadcast_([*self.net.parameters(), *self.net.buffers()])
+    def start(self, net: nn.Module) -> None:
+        """Every rank starts from rank 0's parameters and buffers."""
+        with torch.no_grad():
+            dd.broadcast_([*net.parameters(), *net.buffers()])
 
-    def train_step(self, x, y, heads, mask, generator) -> None:
-        """Train on this rank's shard of the global batch. Poisson inputs are drawn for the whole batch on every
-        rank (the same draws as one process) and then sharded."""
+    def train_step(self, trainer: BPTTTrainer, x, y, heads, mask, optimizer, hooks, generator) -> float:
+        """Train on this rank's shard of the global batch. The inputs are encoded for the whole batch on every rank
+        (Poisson: the same draws as one process) and then sharded."""
         n = x.shape[0]
         counts = dd.shard_sizes(n)
-        weight = counts[dd.rank()] / n
         part = dd.local_slice(n)
-        trainer = self.trainer
-        if self.sim.encoder == "poisson":
-            x = encode(x, self.sim.num_steps, "poisson", generator).transpose(0, 1)       # [B, T, ...]
-            trainer = make_trainer(self.cfg.train.trainer, self.net, self.sim.num_steps, "sequence")
-        xs, ys, hs = _shard((x, y, heads), part)
-        if self.sim.encoder == "poisson":
-            xs = xs.transpose(0, 1)                                                       # [T, b, ...]
-        trainer.train_batch(xs, ys, hs, mask, self.optimizer, ShardedHooks(self.strategy, weight, counts), generator)
+        x_seq = trainer.encode(x, generator)[:, part]                                      # [T, b, ...]
+        return trainer.train_encoded(x_seq, y[part], heads[part], mask, optimizer,
+                                     ShardedHooks(hooks, trainer.net, counts[dd.rank()] / n, counts))
 
-    def _accuracy(self, data: TaskData, stage: int, limit: int | None = None) -> float:
-        """Accuracy from the correct predictions of every rank's shard (Poisson inputs: every rank evaluates
+    def accuracy(self, score: Callable[[int, int], float], n: int, random_inputs: bool) -> float:
+        """Accuracy from the correct predictions of every rank's shard (random inputs: every rank scores
         everything, so that spike draws match a 1-process run)."""
-        n = len(data) if limit is None else min(limit, len(data))
-        if n == 0 or self.sim.encoder == "poisson":
-            return super()._accuracy(data, stage, limit)
+        if n == 0 or random_inputs:
+            return score(0, n)
         start, stop = dd.shard_bounds(n)
         correct = torch.zeros(1, dtype=torch.float64)
         if stop > start:
-            part = TaskData(data.task, *_shard((data.x, data.y, data.heads), slice(start, stop)))
-            correct += round(super()._accuracy(part, stage) * (stop - start))
+            correct += round(score(start, stop) * (stop - start))
         dd.all_reduce_sum_([correct])
         return correct.item() / n
 
-    def save_checkpoint(self, path: Path) -> None:
-        if dd.is_main():
-            super().save_checkpoint(path)
+    def own_samples(self, n: int) -> range:
+        return range(*dd.shard_bounds(n))
 
-    def execute(self, results: Path | None = None, resume: bool = False, overwrite: bool = False,
-                progress_bar: bool = True) -> RunResult:
-        """As :meth:`ContinualRun.execute`; ranks other than 0 load the checkpoint on ``resume`` but write
-        nothing and show no progress bar."""
-        if dd.is_main():
-            return super().execute(results, resume, overwrite, progress_bar)
-        if results is not None and resume and checkpoint_path(results).exists():
-            self.load_checkpoint(checkpoint_path(results))
-        return super().execute(None, progress_bar=False)
+    def gather(self, local: torch.Tensor, n: int, dim: int = 0) -> torch.Tensor:
+        return dd.gather_shards(local, dd.shard_sizes(n), dim)
+
+    def sum_over_ranks(self, tensors: Sequence[torch.Tensor]) -> None:
+        dd.all_reduce_sum_(tensors)
+
+    def barrier(self) -> None:
+        dd.barrier()

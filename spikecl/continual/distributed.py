@@ -140,17 +140,6 @@ def gather_shards(local: torch.Tensor, counts: Sequence[int], dim: int = 0) -> t
     return torch.cat([part.narrow(dim, 0, c) for part, c in zip(parts, counts)], dim=dim)
 
 
-def gather_presynaptic(model, counts: Sequence[int]) -> None:
-    """Replace the presynaptic input each recording layer of ``model`` kept from this rank's shard
-    (``[T, b, ...]``) by the whole batch's (``[T, B, ...]``, shards in rank order): statistics of activity (HLOP's
-    Hebbian updates, GPM's representation matrices) then see exactly what one process would see."""
-    if world_size() == 1:
-        return
-    for layer in model.plastic_layers():
-        if layer.record:
-            layer.set_presynaptic(gather_shards(layer.presynaptic(), counts, dim=1))
-
-
 def broadcast_(tensors: Sequence[torch.Tensor], src: int = 0) -> None:
     """Overwrite each tensor with rank ``src``'s value (no-op in a single process)."""
     if world_size() == 1:

@@ -24,10 +24,10 @@ from spikecl.snn.networks import SpikingNetwork
 
 @dataclass
 class ProtectedSynapse:
-    """A weight matrix under protection: its ``name``, the layer recording its input, and its synapse module."""
+    """A weight matrix under protection: its ``name`` (the name of the layer whose input it receives, as in
+    :meth:`~spikecl.snn.networks.SpikingNetwork.plastic_layers`) and its synapse module."""
 
     name: str
-    layer: nn.Module
     synapse: nn.Module
 
     @property
@@ -43,28 +43,27 @@ class ProtectedSynapse:
 def protected_synapses(model: SpikingNetwork) -> list[ProtectedSynapse]:
     """Every feature layer's synapse, and the readout's when it is a single shared head (per-task heads are
     trained only on their own task and need no protection)."""
-    out = [ProtectedSynapse(f"layers.{i}", layer, layer.synapse) for i, layer in enumerate(model.layers)]
+    out = [ProtectedSynapse(f"layers.{i}", layer.synapse) for i, layer in enumerate(model.layers)]
     if len(model.readout.heads) == 1:
-        out.append(ProtectedSynapse("readout", model.readout, model.readout.heads[0]))
+        out.append(ProtectedSynapse("readout", model.readout.heads[0]))
     return out
 
 
 ACTIVITY = ("rate", "steps")
 
 
-def activity_matrix(p: ProtectedSynapse, max_rows: int | None = None, generator: torch.Generator | None = None,
-                    activity: str = "rate") -> torch.Tensor:
-    """Presynaptic activity of the latest recorded pass as rows ``[N, n]``.
+def activity_matrix(steps: torch.Tensor, synapse: nn.Module, max_rows: int | None = None,
+                    generator: torch.Generator | None = None, activity: str = "rate") -> torch.Tensor:
+    """The presynaptic input ``steps`` [T, B, *in_shape] of ``synapse`` as rows ``[N, n]``.
 
     ``activity = "rate"``: one row per sample, the per-step inputs averaged over time (firing rate / mean trace).
     ``"steps"``: one row per sample and time step (``N = T·B``), so that a subspace holding them protects the
     response to old inputs at every step, not only on average. For a convolution the rows are the unfolded input
     patches of every output position (``C_in·k·k`` each). Rows beyond ``max_rows`` are subsampled.
     """
-    steps = p.layer.presynaptic()                                   # [T, B, *in_shape]
     rate = steps.mean(dim=0) if activity == "rate" else steps.reshape(-1, *steps.shape[2:])
-    if isinstance(p.synapse, nn.Conv2d):
-        conv = p.synapse
+    if isinstance(synapse, nn.Conv2d):
+        conv = synapse
         patches = F.unfold(rate, conv.kernel_size, dilation=conv.dilation, padding=conv.padding,
                            stride=conv.stride)                       # [B, n, L]
         rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])

@@ -20,7 +20,9 @@ import torch
 
 from spikecl.config import ExperimentConfig, method_config
 from spikecl.continual import distributed, metrics
-from spikecl.continual.strategies import build_strategy
+from spikecl.continual.data_parallel import DataParallel
+from spikecl.continual.execution import Execution
+from spikecl.continual.strategies import build_strategy, check_support
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ExistsError, ResultsError
@@ -73,18 +75,27 @@ class Progress:
 
 class ContinualRun:
     """One method (or variant, ``[variants.<name>]``) on one seed. ``execute()`` trains through the stream and
-    returns a :class:`RunResult`."""
+    returns a :class:`RunResult`.
 
-    def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None) -> None:
+    ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process) says where the run
+    executes, e.g. :class:`~spikecl.continual.data_parallel.DataParallel` over a process group; a strategy that
+    does not support the run's trainer, scenario or execution is a ConfigError here, before training.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None,
+                 execution: Execution | None = None) -> None:
         cfg, self.strategy_name = method_config(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
+        self.execution = execution if execution is not None else Execution()
+        check_support(self.strategy_name, cfg.train.trainer, cfg.stream.scenario, self.execution.data_parallel)
         self.device = resolve_device(cfg.device)
         self.stream = stream if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
-        self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder)
-        self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim)
+        self.execution.start(self.net)
+        self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer)
+        self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder)
         self.optimizer = self._new_optimizer()
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
@@ -112,13 +123,19 @@ class ContinualRun:
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def _accuracy(self, data: TaskData, stage: int, limit: int | None = None) -> float:
-        t = self.cfg.train
+        """Accuracy on the first ``limit`` samples of ``data`` (all by default) with the outputs active after task
+        ``stage``; Poisson draws are seeded by (seed, task)."""
         n = len(data) if limit is None else min(limit, len(data))
-        generator = None
-        if self.sim.encoder == "poisson":
-            generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, data.task, 7))
-        return evaluate(self.net, data.x[:n], data.y[:n], self.sim.num_steps, self.sim.encoder,
-                        data.heads[:n], self._mask(stage), t.eval_batch_size, generator)
+        random_inputs = self.sim.encoder == "poisson"
+
+        def score(start: int, stop: int) -> float:
+            generator = None
+            if random_inputs:
+                generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, data.task, 7))
+            return evaluate(self.net, data.x[start:stop], data.y[start:stop], self.sim.num_steps, self.sim.encoder,
+                            data.heads[start:stop], self._mask(stage), self.cfg.train.eval_batch_size, generator)
+
+        return self.execution.accuracy(score, n, random_inputs)
 
     def accuracy_row(self, stage: int) -> list[float]:
         """Test accuracy on every task with the outputs active after task ``stage``."""
@@ -166,7 +183,7 @@ class ContinualRun:
     def train_step(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor | None,
                    generator: torch.Generator) -> None:
         """One optimiser step on a (strategy-extended) batch ``x`` [B, ...], ``y`` [B], ``heads`` [B]."""
-        self.trainer.train_batch(x, y, heads, mask, self.optimizer, self.strategy, generator)
+        self.execution.train_step(self.trainer, x, y, heads, mask, self.optimizer, self.strategy, generator)
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
@@ -200,15 +217,17 @@ class ContinualRun:
         """Train through the stream and return (and, with ``results``, write) the run's results.
 
         ``resume``: continue from the checkpoint beside ``results`` if there is one. Without ``overwrite`` an
-        existing results file is an :class:`ExistsError`.
+        existing results file is an :class:`ExistsError`. Checkpoints, results and the progress bar come only from
+        a process whose execution ``writes_files``.
         """
+        writes = self.execution.writes_files
         ckpt = checkpoint_path(results) if results is not None else None
         if ckpt is not None and resume and ckpt.exists():
             self.load_checkpoint(ckpt)
         p = self.progress
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
-        bar = _progress_bar(progress_bar)
+        bar = _progress_bar(progress_bar and writes)
         for task in range(p.next_task, len(self.stream)):
             bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
             started = time.perf_counter()
@@ -217,11 +236,11 @@ class ContinualRun:
             p.rows.append(self.accuracy_row(task))
             p.next_task = task + 1
             bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
-            if ckpt is not None:
+            if ckpt is not None and writes:
                 self.save_checkpoint(ckpt)
         bar.close()
         result = self.result()
-        if results is not None:
+        if results is not None and writes:
             write_results(results, result, overwrite=overwrite)
             ckpt.unlink(missing_ok=True)
         return result
@@ -259,21 +278,19 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     """
     from spikecl.continual.strategies import validate_method
 
-    for method in cfg.strategy.methods:
-        validate_method(cfg, method)
+    runs = [validate_method(cfg, method) for method in cfg.strategy.methods]
     resolve_device(cfg.device)
     with distributed.session(cfg.device) as world:
-        return _run_plan(cfg, resume, overwrite, progress_bar, log, world)
+        execution = DataParallel() if world > 1 else Execution()
+        for run_cfg, runs_method in runs:
+            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, execution.data_parallel)
+        return _run_plan(cfg, resume, overwrite, progress_bar, log, execution)
 
 
 def _run_plan(cfg: ExperimentConfig, resume: bool, overwrite: bool, progress_bar: bool,
-              log: Callable[[str], None], world: int) -> list[RunResult]:
-    """The body of :func:`run_experiment`; with ``world`` > 1 processes, a data-parallel run per (method, seed)."""
-    run_class = ContinualRun
-    if world > 1:
-        from spikecl.continual.data_parallel import DataParallelRun as run_class
-
-        log = log if distributed.is_main() else (lambda _: None)
+              log: Callable[[str], None], execution: Execution) -> list[RunResult]:
+    """The body of :func:`run_experiment`: every (method, seed) as a run under ``execution``."""
+    log = log if execution.writes_files else (lambda _: None)
     plan = [(m, s, results_path(cfg, m, s)) for s in cfg.seeds for m in cfg.strategy.methods]
     if not (resume or overwrite):
         existing = [str(path) for _, _, path in plan if path.exists()]
@@ -287,9 +304,9 @@ def _run_plan(cfg: ExperimentConfig, resume: bool, overwrite: bool, progress_bar
             continue
         if overwrite:
             checkpoint_path(path).unlink(missing_ok=True)
-        result = run_class(cfg, method, seed).execute(path, resume=resume, overwrite=overwrite,
-                                                     progress_bar=progress_bar)
+        run = ContinualRun(cfg, method, seed, execution=execution)
+        result = run.execute(path, resume=resume, overwrite=overwrite, progress_bar=progress_bar)
         log(f"{path}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}")
         out.append(result)
-    distributed.barrier()                            # rank 0 has written every results file
+    execution.barrier()                              # rank 0 has written every results file
     return out

@@ -7,13 +7,21 @@ the stream in advance, such as multitask training), then, in this order, for eve
     for each batch:
         batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
         penalty()                                 extra loss term (EWC, SI)
-        after_backward()                          project or mask gradients (GPM, HLOP)
+        after_backward(activity)                  project or mask gradients (GPM, HLOP); ``activity``: the
+                                                  batch's presynaptic activity if ``uses_activity``, else None
         after_step()                              bookkeeping after the optimiser step (SI)
     after_task(task, train)                       consolidate (Fisher, subspaces, buffers)
 
 State that must survive a checkpoint goes through ``state_dict`` / ``load_state_dict`` (tensors and plain values).
 Methods register themselves in :mod:`spikecl.continual.strategies` and declare their options as a dataclass, which
 the config validator checks key by key. ``"a+b"`` runs strategies ``a`` and ``b`` together (e.g. ``hlop+replay``).
+
+A strategy declares what it supports: ``trainers``, ``scenarios`` and ``supports_data_parallel`` (False unless a
+strategy says so: one that consolidates from data must do it through the helpers below to agree across processes).
+An unsupported combination is a one-line error before training. Activity and execution come from the base class,
+never from module flags or the process group: ``activity_of(data, n)`` (presynaptic activity on samples),
+``own_samples(n)`` and ``sum_over_ranks(tensors)`` (statistics over data shared by the processes), and
+``loss_backward(x, y, heads)`` (gradients through the run's trainer).
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from spikecl.continual.execution import Execution
+from spikecl.data.streams import SCENARIOS
+from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
-from spikecl.snn.trainers import TrainingHooks
+from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer
 
 
 @dataclass
@@ -50,10 +61,12 @@ class TaskData:
 
 @dataclass(frozen=True)
 class Simulation:
-    """How samples are presented to the network: ``num_steps`` time steps through ``encoder``."""
+    """How samples are presented to the network (``num_steps`` time steps through ``encoder``) and how gradients
+    are computed (``trainer``: ``bptt``, ``online`` or ``dsr``)."""
 
     num_steps: int = 4
     encoder: str = "direct"
+    trainer: str = "bptt"
 
 
 @dataclass
@@ -62,20 +75,53 @@ class NoOptions:
 
 
 class Strategy(TrainingHooks):
-    """Base strategy: plain fine-tuning. Subclasses override only the events they need."""
+    """Base strategy: trains as it is told and consolidates nothing. Subclasses override only the events they need
+    and declare what they support."""
 
-    name = "finetune"
+    name = "strategy"
     Options: type = NoOptions
+    trainers: tuple[str, ...] = tuple(TRAINERS)
+    scenarios: tuple[str, ...] = SCENARIOS
+    supports_data_parallel = False
 
-    def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation()) -> None:
+    def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
+                 execution: Execution | None = None) -> None:
         self.model = model
         self.options = options if options is not None else self.Options()
         self.sim = sim
+        self.execution = execution if execution is not None else Execution()
 
     def logits(self, x: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
         """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training)."""
         return self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads)
 
+    # -- helpers: activity, execution and gradients ----------------------------------------------------------
+    @torch.no_grad()
+    def activity_of(self, data: TaskData, n: int) -> Activity:
+        """Presynaptic activity ``[T, n, *in_shape]`` per layer of the model on the first ``n`` samples of
+        ``data``; with several processes each runs its share and the shares are gathered."""
+        share = self.execution.own_samples(n) or range(min(n, 1))      # an empty share: one placeholder sample
+        part = slice(share.start, share.stop)
+        with self.model.recording() as activity:
+            self.logits(data.x[part], data.heads[part])
+        return activity.map(lambda x: self.execution.gather(x, n, dim=1))
+
+    def own_samples(self, n: int) -> range:
+        """The samples among ``0 … n-1`` this process handles (all in one process); combine the statistics of
+        the processes with :meth:`sum_over_ranks`."""
+        return self.execution.own_samples(n)
+
+    def sum_over_ranks(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Sum each tensor over the processes of the run, in place (nothing to do in one process)."""
+        self.execution.sum_over_ranks(tensors)
+
+    def loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> float:
+        """Accumulate into ``param.grad`` the gradient of the cross-entropy on ``x`` [B, ...], ``y`` [B] computed
+        by the run's trainer (``sim.trainer``), without hooks or optimiser step; returns the loss."""
+        trainer = make_trainer(self.sim.trainer, self.model, self.sim.num_steps, self.sim.encoder)
+        return trainer.task_loss_backward(trainer.encode(x), y, heads, None)
+
+    # -- events -----------------------------------------------------------------------------------------------
     def begin(self, tasks: Sequence[TaskData]) -> None:
         """Called once, before the first task, with the training data of every task of the stream."""
 
@@ -107,13 +153,22 @@ class Strategy(TrainingHooks):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
 
+class Finetune(Strategy):
+    """Plain fine-tuning: every event is the base's no-op."""
+
+    name = "finetune"
+    supports_data_parallel = True
+
+
 class Combined(Strategy):
     """Several strategies run together; events go to each in order (``batch`` is chained)."""
 
     def __init__(self, parts: Sequence[Strategy]) -> None:
-        super().__init__(parts[0].model, sim=parts[0].sim)
+        super().__init__(parts[0].model, sim=parts[0].sim, execution=parts[0].execution)
         self.parts = list(parts)
         self.name = "+".join(p.name for p in parts)
+        self.uses_activity = any(p.uses_activity for p in parts)
+        self.supports_data_parallel = all(p.supports_data_parallel for p in parts)
         for part in self.parts:
             part.combined_with(self.parts)
 
@@ -135,9 +190,9 @@ class Combined(Strategy):
         terms = [t for t in (p.penalty() for p in self.parts) if t is not None]
         return sum(terms) if terms else None
 
-    def after_backward(self):
+    def after_backward(self, activity=None):
         for part in self.parts:
-            part.after_backward()
+            part.after_backward(activity)
 
     def after_step(self):
         for part in self.parts:

@@ -39,6 +39,4 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
         return poisson(x, num_steps, generator)
     if kind == "latency":
         return latency(x, num_steps)
-    if kind == "sequence":                       # already encoded ``[T, B, ...]`` (e.g. a shard of a Poisson batch)
-        return x
     raise ConfigError(f"network.encoder: {kind!r} is not allowed; choose one of {', '.join(ENCODERS)}")

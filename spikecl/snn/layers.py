@@ -8,12 +8,14 @@ A layer is a synapse (``nn.Linear`` or ``nn.Conv2d``) feeding LIF neurons. Two w
   gradient is ``delta · trace_tᵀ`` (presynaptic trace instead of the current input, OTTT-style) and the membrane
   history is detached, so memory does not grow with T.
 
-With ``layer.rate_gradient = True`` (the DSR-style trainer) ``forward`` emits the same spikes, but gradients flow
-through the firing rate as a function of the mean input current instead of through time (see :func:`rate_coded`).
+With ``forward(x_seq, rate_gradient=True)`` (the DSR-style trainer) the layer emits the same spikes, but gradients
+flow through the firing rate as a function of the mean input current instead of through time (see
+:func:`rate_coded`).
 
-With ``layer.record = True`` every call stores the presynaptic input, in both modes the per-step input ``x_t`` that
-drives the neurons (not the trace: protecting responses means protecting ``W x_t``), so that strategies such as
-HLOP and GPM can read ``layer.presynaptic()`` (``[T, B, *in_shape]``) after a forward pass.
+Inside a recording (:func:`spikecl.snn.activity.recording`, opened by ``SpikingNetwork.recording()``) every call
+hands its presynaptic input to the recording, in both modes the per-step input ``x_t`` that drives the neurons (not
+the trace: protecting responses means protecting ``W x_t``); strategies such as HLOP and GPM read it as
+``activity.of(name)`` (``[T, B, *in_shape]``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from spikecl.snn.activity import Recordable
 from spikecl.snn.neurons import LIFParams
 
 
@@ -57,50 +60,20 @@ def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
     return out.reshape(steps, batch, *out.shape[1:])
 
 
-class _Recorder(nn.Module):
-    """Keeps the presynaptic inputs of the latest forward pass when ``record`` is true."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.record = False
-        self._inputs: list[torch.Tensor] = []
-
-    def _keep(self, x: torch.Tensor, restart: bool) -> None:
-        if restart:
-            self._inputs = []
-        if self.record:
-            self._inputs.append(x.detach())
-
-    def presynaptic(self) -> torch.Tensor:
-        """Presynaptic input of the latest pass, ``[T, B, *in_shape]``."""
-        if not self._inputs:
-            raise RuntimeError("no presynaptic input recorded: set layer.record = True before the forward pass")
-        if len(self._inputs) == 1 and self._inputs[0].dim() == self.synapse_input_dims + 2:
-            return self._inputs[0]
-        return torch.stack(self._inputs)
-
-    def set_presynaptic(self, x: torch.Tensor) -> None:
-        """Replace the recorded input by ``x`` [T, B, *in_shape] (e.g. the whole batch gathered from every
-        data-parallel process)."""
-        self._inputs = [x]
-
-
-class SpikingLayer(_Recorder):
+class SpikingLayer(Recordable):
     """A synapse, optional normalisation, LIF neurons, optional pooling of the spikes.
 
     Input ``[T, B, *in_shape]`` → spikes ``[T, B, *out_shape]``.
     """
 
     def __init__(self, synapse: nn.Module, neuron: LIFParams, norm: nn.Module | None = None,
-                 pool: nn.Module | None = None, synapse_input_dims: int = 1) -> None:
+                 pool: nn.Module | None = None) -> None:
         super().__init__()
         self.synapse = synapse
         self.norm = norm if norm is not None else nn.Identity()
         self.lif = neuron.spiking()
         self.pool = pool if pool is not None else nn.Identity()
-        self.synapse_input_dims = synapse_input_dims
         self.norm_frozen = False
-        self.rate_gradient = False
 
     def freeze_norm(self) -> None:
         """Fix the normalisation: running statistics are used and kept, affine parameters stop learning."""
@@ -115,12 +88,14 @@ class SpikingLayer(_Recorder):
             self.norm.eval()
         return self
 
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        self._keep(x_seq, restart=True)
+    def forward(self, x_seq: torch.Tensor, rate_gradient: bool = False) -> torch.Tensor:
+        """Spikes for ``x_seq`` [T, B, *in_shape]; ``rate_gradient``: differentiate the firing rate (DSR), not
+        through time."""
+        self._keep_sequence(x_seq)
         current = _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.rate_gradient):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not rate_gradient):
             spikes = self._fire(current)
-        if self.rate_gradient:
+        if rate_gradient:
             spikes = rate_coded(spikes, current, self.lif.threshold)
         return _over_time(self.pool, spikes)
 
@@ -136,7 +111,7 @@ class SpikingLayer(_Recorder):
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One online step: ``x_t``, ``trace_t`` ``[B, *in_shape]`` → (spikes ``[B, *out_shape]``, membrane)."""
-        self._keep(x_t, restart=first)
+        self._keep_step(x_t, first)
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         spk, mem = self.lif(current, mem)
@@ -147,7 +122,7 @@ class SpikingLinear(SpikingLayer):
     """Fully connected synapse + LIF. ``[T, B, n_in]`` → ``[T, B, n_out]``."""
 
     def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False) -> None:
-        super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron, synapse_input_dims=1)
+        super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron)
 
 
 class SpikingConv2d(SpikingLayer):
@@ -160,17 +135,15 @@ class SpikingConv2d(SpikingLayer):
                  pool: bool = True, kernel_size: int = 3) -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias), neuron,
                          norm=nn.BatchNorm2d(c_out) if batch_norm else None,
-                         pool=nn.AvgPool2d(2) if pool else None, synapse_input_dims=3)
+                         pool=nn.AvgPool2d(2) if pool else None)
 
 
-class Readout(_Recorder):
+class Readout(Recordable):
     """Linear synapses into non-spiking leaky integrators; the logits are the membrane averaged over T.
 
     ``n_heads > 1`` gives one head per task (task-incremental learning); each sample reads the head named by its
     entry of ``heads`` ``[B]``. Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
     """
-
-    synapse_input_dims = 1
 
     def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False) -> None:
         super().__init__()
@@ -186,7 +159,7 @@ class Readout(_Recorder):
         return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
-        self._keep(x_seq, restart=True)
+        self._keep_sequence(x_seq)
         current = self._current(lambda head: head(x_seq), heads)
         mem = torch.zeros_like(current[0])
         total = torch.zeros_like(mem)
@@ -198,7 +171,7 @@ class Readout(_Recorder):
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              heads: torch.Tensor | None = None, first: bool = False) -> torch.Tensor:
         """One online step → membrane ``[B, n_outputs]`` (history detached)."""
-        self._keep(x_t, restart=first)
+        self._keep_step(x_t, first)
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         _, mem = self.integrator(current, mem)

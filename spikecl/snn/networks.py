@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from typing import ContextManager, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from spikecl.snn.activity import Activity, recording
 from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLinear
 from spikecl.snn.neurons import LIFParams
 
@@ -44,10 +45,13 @@ class SpikingNetwork(nn.Module):
                              f"{self.input_shape}")
         return x
 
-    def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None,
+                rate_gradient: bool = False) -> torch.Tensor:
+        """Logits ``[B, n_outputs]``; ``rate_gradient``: spiking layers pass gradients through their firing rates
+        (DSR-style, :func:`~spikecl.snn.layers.rate_coded`) instead of through time."""
         h = self._prepare(x_seq, lead=2)
         for layer in self.layers:
-            h = layer(h)
+            h = layer(h, rate_gradient=rate_gradient)
         return self.readout(h.flatten(2), heads)
 
     def online_steps(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
@@ -71,14 +75,15 @@ class SpikingNetwork(nn.Module):
                     mems[i] = self.readout.step(h, traces[i], mems[i], heads, first=t == 0)
             yield mems[-1]
 
-    def plastic_layers(self) -> list[nn.Module]:
-        """Feature layers then the readout: every module whose synapse sees presynaptic activity."""
-        return [*self.layers, self.readout]
+    def plastic_layers(self) -> dict[str, nn.Module]:
+        """Feature layers then the readout, by name (``layers.0``, …, ``readout``): every module whose synapse
+        sees presynaptic activity."""
+        return {**{f"layers.{i}": layer for i, layer in enumerate(self.layers)}, "readout": self.readout}
 
-    def record_presynaptic(self, on: bool = True) -> None:
-        """Switch recording of presynaptic inputs on or off in every layer."""
-        for layer in self.plastic_layers():
-            layer.record = on
+    def recording(self) -> ContextManager[Activity]:
+        """``with net.recording() as activity:`` keeps every plastic layer's presynaptic input of the passes run
+        in the block (the latest pass per layer); recordings nest (:mod:`spikecl.snn.activity`)."""
+        return recording(self.plastic_layers())
 
 
 def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:

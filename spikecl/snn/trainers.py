@@ -1,9 +1,13 @@
 """Trainers: one optimisation step on a batch, by BPTT, online trace-based or rate-based (DSR-style) learning.
 
-Every trainer computes a cross-entropy loss on the readout, calls the continual-learning hooks in a fixed order and
-step the optimiser::
+Every trainer encodes the batch, computes a cross-entropy loss on the readout, calls the continual-learning hooks in a
+fixed order and steps the optimiser::
 
-    zero_grad → task loss backward → penalty backward → hooks.after_backward() → optimizer.step() → hooks.after_step()
+    zero_grad → task loss backward → penalty backward → hooks.after_backward(activity) → optimizer.step()
+    → hooks.after_step()
+
+``activity`` is the presynaptic activity of the task loss's forward pass (:class:`~spikecl.snn.activity.Activity`),
+recorded only for hooks that declare ``uses_activity``; otherwise None.
 
 * :class:`BPTTTrainer`: logits = readout membrane averaged over T; gradients through time with surrogate spikes.
 * :class:`OnlineTrainer` (OTTT-style): at each step the loss on the readout membrane is backpropagated through that
@@ -15,12 +19,14 @@ step the optimiser::
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
 from spikecl.errors import ConfigError, NumericalError
+from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
 
@@ -28,14 +34,21 @@ MASKED_LOGIT = -1e4
 
 
 class TrainingHooks:
-    """What a trainer asks of a continual-learning strategy (all no-ops here)."""
+    """What a trainer asks of a continual-learning strategy (all no-ops here).
+
+    ``uses_activity``: the trainer records the presynaptic activity of the training pass and hands it to
+    :meth:`after_backward`.
+    """
+
+    uses_activity = False
 
     def penalty(self) -> torch.Tensor | None:
         """Extra loss term (e.g. EWC's quadratic penalty), or None."""
         return None
 
-    def after_backward(self) -> None:
-        """Gradients are in ``param.grad``: project or mask them here."""
+    def after_backward(self, activity: Activity | None = None) -> None:
+        """Gradients are in ``param.grad``: project or mask them here. ``activity``: the batch's presynaptic
+        activity when ``uses_activity``, else None."""
 
     def after_step(self) -> None:
         """The optimiser has updated the parameters."""
@@ -57,21 +70,36 @@ class BPTTTrainer:
         self.num_steps = num_steps
         self.encoder = encoder
 
-    def task_loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
-                           mask: torch.Tensor | None, generator: torch.Generator | None) -> float:
-        """Forward ``x`` [B, ...], backpropagate the cross-entropy against ``y`` [B]; returns the loss."""
-        x_seq = encode(x, self.num_steps, self.encoder, generator)
-        loss = F.cross_entropy(mask_logits(self.net(x_seq, heads), mask), y)
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Static inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
+        return encode(x, self.num_steps, self.encoder, generator)
+
+    def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+        """Differentiable logits ``[B, n_outputs]`` for ``x_seq`` [T, B, ...] (gradients through time)."""
+        return self.net(x_seq, heads)
+
+    def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                           mask: torch.Tensor | None) -> float:
+        """Forward ``x_seq`` [T, B, ...], backpropagate the cross-entropy against ``y`` [B]; returns the loss."""
+        loss = F.cross_entropy(mask_logits(self.logits(x_seq, heads), mask), y)
         loss.backward()
         return loss.item()
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None,
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
                     generator: torch.Generator | None = None) -> float:
-        """One optimisation step on a batch; returns the task loss. A non-finite loss raises NumericalError."""
+        """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss."""
+        return self.train_encoded(self.encode(x, generator), y, heads, mask, optimizer, hooks)
+
+    def train_encoded(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                      mask: torch.Tensor | None, optimizer: torch.optim.Optimizer,
+                      hooks: TrainingHooks = TrainingHooks()) -> float:
+        """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss. A non-finite
+        loss raises NumericalError."""
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = self.task_loss_backward(x, y, heads, mask, generator)
+        with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
+            loss = self.task_loss_backward(x_seq, y, heads, mask)
         penalty = hooks.penalty()
         if penalty is not None and penalty.requires_grad:
             penalty.backward()
@@ -81,7 +109,7 @@ class BPTTTrainer:
         if not math.isfinite(loss_and_penalty):
             raise NumericalError(f"training loss became {loss_and_penalty}; lower train.lr (or the strategy's "
                                  "penalty strength) or check the input data")
-        hooks.after_backward()
+        hooks.after_backward(activity)
         optimizer.step()
         hooks.after_step()
         return loss
@@ -90,9 +118,8 @@ class BPTTTrainer:
 class OnlineTrainer(BPTTTrainer):
     """Online trace-based training (OTTT-style): per-step losses, ``dW = error × presynaptic trace``."""
 
-    def task_loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
-                           mask: torch.Tensor | None, generator: torch.Generator | None) -> float:
-        x_seq = encode(x, self.num_steps, self.encoder, generator)
+    def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                           mask: torch.Tensor | None) -> float:
         total = 0.0
         for mem_t in self.net.online_steps(x_seq, heads):
             loss_t = F.cross_entropy(mask_logits(mem_t, mask), y) / self.num_steps
@@ -106,16 +133,8 @@ class RateTrainer(BPTTTrainer):
     clipped linear function of its mean input current (:func:`~spikecl.snn.layers.rate_coded`), not through time.
     The weight gradient is ``error × presynaptic firing rate``; no membrane history is differentiated."""
 
-    def task_loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
-                           mask: torch.Tensor | None, generator: torch.Generator | None) -> float:
-        layers = [layer for layer in self.net.layers if hasattr(layer, "rate_gradient")]
-        for layer in layers:
-            layer.rate_gradient = True
-        try:
-            return super().task_loss_backward(x, y, heads, mask, generator)
-        finally:
-            for layer in layers:
-                layer.rate_gradient = False
+    def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+        return self.net(x_seq, heads, rate_gradient=True)
 
 
 TRAINERS = {"bptt": BPTTTrainer, "online": OnlineTrainer, "dsr": RateTrainer}

@@ -12,7 +12,7 @@ from spikecl.config import from_dict
 from spikecl.errors import ConfigError
 
 REGISTRY: dict[str, str | type] = {
-    "finetune": "spikecl.continual.strategy:Strategy",
+    "finetune": "spikecl.continual.strategy:Finetune",
     "joint": "spikecl.continual.strategies.joint:Joint",
     "multitask": "spikecl.continual.strategies.joint:Multitask",
     "ewc": "spikecl.continual.strategies.ewc:EWC",
@@ -70,16 +70,34 @@ def validate_method(cfg, method: str):
     return run_cfg, runs_method
 
 
-def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None):
+def check_support(method: str, trainer: str, scenario: str, data_parallel: bool) -> None:
+    """A one-line ConfigError when a component of ``method`` does not declare support for the run's ``trainer``,
+    its stream's ``scenario`` or (``data_parallel``) execution over several processes."""
+    for name in components(method):
+        cls = strategy_class(name)
+        if trainer not in cls.trainers:
+            raise ConfigError(f"strategy.methods: {name!r} does not support train.trainer = {trainer!r} "
+                              f"(it supports {', '.join(cls.trainers)})")
+        if scenario not in cls.scenarios:
+            raise ConfigError(f"strategy.methods: {name!r} does not support stream.scenario = {scenario!r} "
+                              f"(it supports {', '.join(cls.scenarios)})")
+        if data_parallel and not cls.supports_data_parallel:
+            raise ConfigError(f"strategy.methods: {name!r} does not support data-parallel runs (its class sets "
+                              "supports_data_parallel = False); run it in one process")
+
+
+def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None, execution=None):
     """Instantiate ``method`` (possibly ``a+b``) for ``model`` with its validated options.
 
-    ``sim`` (:class:`~spikecl.continual.strategy.Simulation`) says how samples are presented to the model.
+    ``sim`` (:class:`~spikecl.continual.strategy.Simulation`) says how samples are presented to the model and how
+    gradients are computed; ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process)
+    where the run executes.
     """
     from spikecl.continual.strategy import Simulation
 
     sim = sim if sim is not None else Simulation()
     validated = validate_options(method, options or {})
-    parts = [strategy_class(name)(model, validated[name], sim) for name in components(method)]
+    parts = [strategy_class(name)(model, validated[name], sim, execution) for name in components(method)]
     if len(parts) == 1:
         return parts[0]
     from spikecl.continual.strategy import Combined

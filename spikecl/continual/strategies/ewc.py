@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.config import option
-from spikecl.continual import distributed
 from spikecl.continual.strategy import Strategy
 
 
@@ -26,6 +25,7 @@ class EWCOptions:
 
 class EWC(Strategy):
     name = "ewc"
+    supports_data_parallel = True
     Options = EWCOptions
 
     def __init__(self, *args, **kwargs) -> None:
@@ -45,7 +45,7 @@ class EWC(Strategy):
         fisher = {n: torch.zeros_like(p) for n, p in params}
         count = min(self.options.fisher_samples, len(train))
         self.model.eval()
-        for i in range(*distributed.shard_bounds(count)):       # data-parallel: a shard of the samples per rank
+        for i in self.own_samples(count):                       # data-parallel: a share of the samples per rank
             self.model.zero_grad(set_to_none=True)
             logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1])
             F.cross_entropy(logits, train.y[i:i + 1]).backward()
@@ -53,7 +53,7 @@ class EWC(Strategy):
                 if p.grad is not None:
                     fisher[n] += p.grad.detach() ** 2 / count
         self.model.zero_grad(set_to_none=True)
-        distributed.all_reduce_sum_(list(fisher.values()))
+        self.sum_over_ranks(list(fisher.values()))
         return fisher
 
     def after_task(self, task, train):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from spikecl.config import option
-from spikecl.continual import distributed
 from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, grow_basis
 
 
@@ -34,6 +33,7 @@ class GPMOptions:
 
 class GPM(ProjectionStrategy):
     name = "gpm"
+    supports_data_parallel = True
     Options = GPMOptions
 
     def __init__(self, *args, **kwargs) -> None:
@@ -45,21 +45,17 @@ class GPM(ProjectionStrategy):
         value = values[min(index, len(values) - 1)] + task * self.options.threshold_increment
         return min(value, 1.0)
 
-    def after_backward(self):
+    def after_backward(self, activity=None):
         self.project(self.bases)
 
     @torch.no_grad()
     def after_task(self, task, train):
-        n = min(self.options.samples, len(train))
-        self.model.record_presynaptic(True)
-        part = distributed.local_slice(n)                    # data-parallel: each rank runs a shard, then
-        self.logits(train.x[part], train.heads[part])
-        distributed.gather_presynaptic(self.model, distributed.shard_sizes(n))   # all see the whole activity
+        recorded = self.activity_of(train, min(self.options.samples, len(train)))
         generator = torch.Generator().manual_seed(task)
         for i, p in enumerate(self.synapses):
-            activity = activity_matrix(p, self.options.max_rows, generator, self.options.activity)
-            self.bases[p.name] = grow_basis(self.bases[p.name], activity, self.threshold(i, task))
-        self.model.record_presynaptic(False)
+            rows = activity_matrix(recorded.of(p.name), p.synapse, self.options.max_rows, generator,
+                                   self.options.activity)
+            self.bases[p.name] = grow_basis(self.bases[p.name], rows, self.threshold(i, task))
         self.record_dims(self.bases)
 
     def state_dict(self):

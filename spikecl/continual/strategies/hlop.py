@@ -40,6 +40,8 @@ import torch
 
 from spikecl.config import option
 from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, new_directions
+from spikecl.errors import SpikeCLError
+from spikecl.snn.activity import Activity
 
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
@@ -180,6 +182,8 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
 
 class HLOP(ProjectionStrategy):
     name = "hlop"
+    supports_data_parallel = True
+    uses_activity = True
     Options = HLOPOptions
 
     def __init__(self, *args, **kwargs) -> None:
@@ -187,6 +191,14 @@ class HLOP(ProjectionStrategy):
         self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.momentum, self.basis = self.empty(), self.empty(), self.empty(), self.empty()
         self.generator = torch.Generator().manual_seed(self.options.seed)
+        self.task: int | None = None                 # the task between before_task and after_task
+
+    def _within_task(self, event: str, task: int | None = None) -> None:
+        """A one-line SpikeCLError unless ``event`` comes after ``before_task`` (of ``task``, if given) and
+        before that task's ``after_task``."""
+        if self.task is None or task not in (None, self.task):
+            raise SpikeCLError(f"{self.name}: {event} without a matching before_task; a task's events come in the "
+                               "order of spikecl.continual.strategy")
 
     def schedule(self, task: int, index: int) -> int:
         """Lateral neurons to add for ``task`` at protected synapse ``index``."""
@@ -200,13 +212,12 @@ class HLOP(ProjectionStrategy):
         (outside the consolidated subspace) needed to hold ``energy`` of its presynaptic activity, measured on
         ``energy_samples`` samples with the network as it is before training on them."""
         o = self.options
-        self.model.record_presynaptic(True)
-        self.logits(train.x[:o.energy_samples], train.heads[:o.energy_samples])
+        recorded = self.activity_of(train, min(o.energy_samples, len(train)))
         counts = []
         for i, p in enumerate(self.synapses):
-            activity = activity_matrix(p, o.max_rows, self.generator, o.activity)
+            rows = activity_matrix(recorded.of(p.name), p.synapse, o.max_rows, self.generator, o.activity)
             old = self.basis[p.name] if self.orthonormal_bases else orthonormal_rows(self.h_old[p.name])
-            counts.append(new_directions(old, activity, o.energy[min(i, len(o.energy) - 1)]).shape[0])
+            counts.append(new_directions(old, rows, o.energy[min(i, len(o.energy) - 1)]).shape[0])
         return counts
 
     def before_task(self, task, train, seen):
@@ -220,18 +231,22 @@ class HLOP(ProjectionStrategy):
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
             self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
-        self.model.record_presynaptic(True)
+        self.task = task
         return super().before_task(task, train, seen)
 
-    def after_backward(self):
+    def after_backward(self, activity=None):
+        self._within_task("after_backward")
+        if activity is None:
+            raise SpikeCLError(f"{self.name}: after_backward needs the batch's presynaptic activity, which a trainer "
+                               "records for strategies with uses_activity = True")
         self.project(self.basis)
-        self.hebbian_update()
+        self.hebbian_update(activity)
 
-    def row_budget(self, p) -> int:
-        """Rows of ``p``'s latest activity that the Hebbian update uses."""
+    def row_budget(self, p, steps: torch.Tensor) -> int:
+        """Rows of ``p``'s presynaptic input ``steps`` [T, B, ...] that the Hebbian update uses."""
         o = self.options
         if o.activity == "steps" and o.step_rows and not isinstance(p.synapse, torch.nn.Conv2d):
-            return min(o.max_rows, o.step_rows * p.layer.presynaptic().shape[1])
+            return min(o.max_rows, o.step_rows * steps.shape[1])
         return o.max_rows
 
     def hebbian_rate(self, index: int) -> float:
@@ -242,14 +257,15 @@ class HLOP(ProjectionStrategy):
         return o.fixed_lr[min(index, len(o.fixed_lr) - 1)] if o.fixed_lr else 0.0
 
     @torch.no_grad()
-    def hebbian_update(self) -> None:
-        """Train the current task's lateral neurons on the presynaptic activity of the latest batch."""
+    def hebbian_update(self, activity: Activity) -> None:
+        """Train the current task's lateral neurons on the presynaptic ``activity`` of a batch."""
         o = self.options
         for i, p in enumerate(self.synapses):
             h_new = self.h_new[p.name]
             if h_new.shape[0] == 0:
                 continue
-            x = activity_matrix(p, self.row_budget(p), self.generator, o.activity)
+            steps = activity.of(p.name)
+            x = activity_matrix(steps, p.synapse, self.row_budget(p, steps), self.generator, o.activity)
             h_old = self.h_old[p.name]
             residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
             self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
@@ -263,17 +279,19 @@ class HLOP(ProjectionStrategy):
         for _ in range(self.options.final_passes):
             for start in range(0, len(train), 64):
                 idx = order[start:start + 64]
-                self.logits(train.x[idx], train.heads[idx])
-                self.hebbian_update()
+                with self.model.recording() as activity:
+                    self.logits(train.x[idx], train.heads[idx])
+                self.hebbian_update(activity)
 
     def after_task(self, task, train):
+        self._within_task(f"after_task({task})", task)
         self.final_hebbian_passes(train)
         for p in self.synapses:
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]
             old = self.h_old[p.name]
             self.basis[p.name] = orthonormal_rows(old) if self.options.orthonormalize else old
-        self.model.record_presynaptic(False)
+        self.task = None
         self.record_dims(self.h_old)
 
     def state_dict(self):

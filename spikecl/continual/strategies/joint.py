@@ -12,6 +12,7 @@ class Joint(Strategy):
     epochs of a sequential method (the generous, cumulative upper bound)."""
 
     name = "joint"
+    supports_data_parallel = True
 
     def before_task(self, task, train, seen):
         return TaskData.concat(seen)
@@ -23,6 +24,7 @@ class Multitask(Strategy):
     tasks train nothing, so the accuracy matrix has BWT 0 by construction; read its ACC."""
 
     name = "multitask"
+    supports_data_parallel = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

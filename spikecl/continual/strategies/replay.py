@@ -8,7 +8,7 @@ After each task, ``per_class`` random training samples of every (task, class) pa
 * ``mode = "after_task"`` (HLOP+replay in Xiao et al., 2024): after every task from the second on, the network
   takes ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser
   at ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
-  task.
+  task; gradients come from the run's trainer (``train.trainer``), as in training.
 
 The default, ``mode = "auto"``, is ``after_task`` when replay is combined with a projection method (``hlop+replay``,
 ``gpm+replay``) and ``mixed`` otherwise.
@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from spikecl.config import option
 from spikecl.continual.projection import ProjectionStrategy
@@ -42,6 +41,7 @@ class ReplayOptions:
 
 class Replay(Strategy):
     name = "replay"
+    supports_data_parallel = True
     Options = ReplayOptions
 
     def __init__(self, *args, **kwargs) -> None:
@@ -79,7 +79,8 @@ class Replay(Strategy):
 
     @torch.enable_grad()
     def replay_phase(self) -> None:
-        """Train on the buffer without projection: each step sums one chunk of every stored task's samples."""
+        """Train on the buffer without projection: each step sums the losses of one chunk of every stored task's
+        samples, differentiated by the run's trainer (``train.trainer``: BPTT, online or DSR)."""
         o = self.options
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(params, lr=o.phase_lr)
@@ -93,8 +94,7 @@ class Replay(Strategy):
                 for order in orders:
                     idx = order[first:first + o.batch_size].to(self.buffer.x.device)
                     if len(idx):
-                        logits = self.logits(self.buffer.x[idx], self.buffer.heads[idx])
-                        F.cross_entropy(logits, self.buffer.y[idx]).backward()
+                        self.loss_backward(self.buffer.x[idx], self.buffer.y[idx], self.buffer.heads[idx])
                 optimizer.step()
 
     def state_dict(self):

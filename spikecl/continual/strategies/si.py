@@ -23,6 +23,7 @@ class SIOptions:
 
 class SI(Strategy):
     name = "si"
+    supports_data_parallel = True
     Options = SIOptions
 
     def __init__(self, *args, **kwargs) -> None:
@@ -37,7 +38,7 @@ class SI(Strategy):
         total = sum((self.omega[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.parameters())
         return self.options.c * total
 
-    def after_backward(self):
+    def after_backward(self, activity=None):
         params = self.parameters()
         self._grad = {n: p.grad.detach().clone() for n, p in params if p.grad is not None}
         self._before = {n: p.detach().clone() for n, p in params}

@@ -1,0 +1,114 @@
+"""Strategies combine in either order: activity is handed to each strategy, not switched on shared modules, so
+``a+b`` runs exactly when ``b+a`` does; an unsupported combination or a wrong event order is a one-line error that
+names the method."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from spikecl.config import experiment_from_dict
+from spikecl.continual.data_parallel import DataParallel
+from spikecl.continual.runner import ContinualRun, build_stream
+from spikecl.continual.strategies import REGISTRY, build_strategy, register
+from spikecl.continual.strategy import Simulation, Strategy, TaskData
+from spikecl.errors import SpikeCLError
+from spikecl.snn import build_mlp, encode, make_trainer
+
+METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
+TINY = {
+    "name": "pairs", "seeds": [0], "data": {"dataset": "digits"},
+    "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 2, "train_per_task": 120, "test_per_task": 60},
+    "network": {"hidden": [16], "num_steps": 2},
+    "train": {"epochs": 1, "batch_size": 40, "lr": 0.1, "eval_every": 0},
+    # final_passes = 1: HLOP's Hebbian passes after training need activity after a partner's after_task
+    "strategy": {"hlop": {"neurons": [[4, 4, 4]], "final_passes": 1}, "gpm": {"samples": 40},
+                 "ewc": {"fisher_samples": 10}, "replay": {"per_class": 2, "batch_size": 8}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """(config, stream) of a 2-task permuted-digits run of a few steps, shared by every pair."""
+    cfg = experiment_from_dict(TINY)
+    return cfg, build_stream(cfg, 0)
+
+
+def outcome(cfg, stream, method: str) -> str:
+    """``"ran"`` if ``method`` trains through the stream (finite ACC), else its one-line refusal."""
+    try:
+        acc = ContinualRun(cfg, method, 0, stream=stream).execute(progress_bar=False).metrics["acc"]
+    except SpikeCLError as exc:
+        assert "\n" not in str(exc), str(exc)
+        return f"refused: {exc}"
+    assert math.isfinite(acc)
+    return "ran"
+
+
+@pytest.mark.parametrize("a,b", list(itertools.combinations(METHODS, 2)), ids=lambda m: m)
+def test_every_pair_runs_in_both_orders(tiny, a, b):
+    cfg, stream = tiny
+    assert outcome(cfg, stream, f"{a}+{b}") == outcome(cfg, stream, f"{b}+{a}") == "ran"
+
+
+class BPTTOnly(Strategy):
+    """A user strategy declaring less than the built-in ones support."""
+
+    name = "bptt-only"
+    trainers = ("bptt",)
+
+
+@pytest.fixture
+def bptt_only():
+    register("bptt-only", BPTTOnly)
+    yield "bptt-only"
+    del REGISTRY["bptt-only"]
+
+
+def test_unsupported_combinations_refuse_in_one_line_before_training(tiny, bptt_only):
+    cfg, stream = tiny
+    online = experiment_from_dict({**TINY, "train": {**TINY["train"], "trainer": "online"}})
+    refusals = {outcome(online, stream, m) for m in (f"hlop+{bptt_only}", f"{bptt_only}+hlop")}
+    assert refusals == {"refused: strategy.methods: 'bptt-only' does not support train.trainer = 'online' "
+                        "(it supports bptt)"}
+    # user strategies do not claim data-parallel support; the check comes before any collective is called
+    with pytest.raises(SpikeCLError, match="'bptt-only' does not support data-parallel runs"):
+        ContinualRun(cfg, f"ewc+{bptt_only}", 0, stream=stream, execution=DataParallel())
+
+
+def test_wrong_event_order_names_the_method():
+    s = build_strategy("gpm+hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2]]}}, Simulation(num_steps=2))
+    g = torch.Generator().manual_seed(0)
+    data = TaskData(0, torch.rand(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g),
+                    torch.zeros(20, dtype=torch.long))
+    with pytest.raises(SpikeCLError, match=r"^hlop: after_task\(0\) without a matching before_task"):
+        s.after_task(0, data)
+    s.before_task(0, data, [data])
+    with pytest.raises(SpikeCLError, match="^hlop: after_backward needs the batch's presynaptic activity"):
+        s.after_backward()                                   # called by hand, without the trainer's recording
+    trainer = make_trainer("bptt", s.model, 2)
+    trainer.train_batch(data.x, data.y, data.heads, None, torch.optim.SGD(s.model.parameters(), lr=0.1), s)
+    s.after_task(0, data)
+    with pytest.raises(SpikeCLError, match=r"^hlop: after_task\(0\) without a matching before_task"):
+        s.after_task(0, data)
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_strategy_gradients_come_from_the_run_trainer(trainer):
+    """``loss_backward`` (replay's after-task phase) differentiates as the configured trainer does."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(10, 6, generator=g), torch.randint(0, 3, (10,), generator=g)
+    grads = {}
+    for name in ("bptt", trainer):
+        torch.manual_seed(0)
+        net = build_mlp(6, [8], 3)
+        make_trainer(name, net, 3).task_loss_backward(encode(x, 3), y, None, None)
+        grads[name] = [p.grad for p in net.parameters()]
+    torch.manual_seed(0)
+    s = build_strategy("replay", build_mlp(6, [8], 3), sim=Simulation(num_steps=3, trainer=trainer))
+    s.loss_backward(x, y, None)
+    for got, expected in zip((p.grad for p in s.model.parameters()), grads[trainer]):
+        torch.testing.assert_close(got, expected)
+    if trainer != "bptt":
+        assert not torch.allclose(grads[trainer][0], grads["bptt"][0])
