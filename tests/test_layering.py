@@ -34,3 +34,59 @@ def test_parts_import_only_what_lies_below_them(part):
              for path in sorted((PACKAGE / part).rglob("*.py"))
              for other, line in sorted(imported_parts(path)) if other in FORBIDDEN[part]]
     assert not wrong, "; ".join(wrong)
+
+
+def _module(path: Path) -> str:
+    """'spikecl/continual/runner.py' -> 'spikecl.continual.runner'; hardware/<pkg>/... keeps its package name."""
+    parts = list(path.with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    """Every module an import statement of ``path`` names (relative imports resolved; lazy ones included)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{alias.name}" for alias in node.names)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    root = PACKAGE.parent
+    files = {_module(p.relative_to(root)): p for p in PACKAGE.rglob("*.py")}
+    files.update({_module(p.relative_to(root / "hardware")): p for p in (root / "hardware").rglob("*.py")
+                  if "tests" not in p.relative_to(root / "hardware").parts})
+    return {name: {m for m in _imports(path, name) if m in files and m != name} for name, path in files.items()}
+
+
+def test_no_import_cycle():
+    """No chain of imports (lazy ones included) leads from a module back to itself."""
+    graph, done, cycles = _graph(), set(), []
+
+    def visit(node: str, stack: list[str]) -> None:
+        if node in stack:
+            cycles.append(" -> ".join(stack[stack.index(node):] + [node]))
+        elif node not in done:
+            for nxt in sorted(graph[node]):
+                visit(nxt, stack + [node])
+            done.add(node)
+
+    for node in sorted(graph):
+        visit(node, [])
+    assert not cycles, "import cycles: " + "; ".join(cycles[:5])
+
+
+def test_hardware_never_imports_snn_or_torch():
+    """The Lava side stays torch-free: hardware/ imports neither spikecl.snn nor torch."""
+    wrong = sorted(f"{name} imports {m}" for name, targets in _graph().items() if not name.startswith("spikecl")
+                   for m in targets if m.startswith("spikecl.snn"))
+    wrong += sorted(f"{p.name} imports torch" for p in (PACKAGE.parent / "hardware").rglob("*.py")
+                    if "torch" in {n.split(".")[0] for n in _imports(p, _module(p.relative_to(PACKAGE.parent)))})
+    assert not wrong, "; ".join(wrong)

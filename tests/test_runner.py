@@ -11,7 +11,8 @@ import pytest
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
-from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path, run_experiment
+from spikecl.continual.experiment import run_experiment
+from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path
 from spikecl.errors import ConfigError, ExistsError
 from spikecl.io import read_results
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spikecl.config import experiment_from_dict, method_config
-from spikecl.continual import runner
+from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.continual.sweep import final_runs, load_sweep, select_points
 from spikecl.data import streams
@@ -183,7 +183,7 @@ def test_protocol_reads_test_data_only_in_the_final_runs(sweep_files, monkeypatc
     def execute(runs):
         done = {}
         for run in runs:
-            [done[run.id]] = runner.run_experiment(experiment_from_dict(run.raw), progress_bar=False, log=lambda _: 0)
+            [done[run.id]] = run_experiment(experiment_from_dict(run.raw), progress_bar=False, log=lambda _: 0)
         return done
 
     trials = execute(sweep.runs)

@@ -19,11 +19,13 @@ class ContinualKind(Kind):
     data_parallel = True
 
     def load(self, raw: dict) -> ExperimentConfig:
-        from spikecl.continual.strategies import validate_method
+        """Validate the file, every method's options and what each method supports (trainer, scenario)."""
+        from spikecl.continual.strategies import check_support, validate_method
 
         cfg = experiment_from_dict(raw)
         for method in cfg.strategy.methods:
-            validate_method(cfg, method)
+            run_cfg, runs_method = validate_method(cfg, method)
+            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=False)
         return cfg
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
@@ -56,18 +58,35 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
+        from spikecl.continual.execution import Execution
         from spikecl.continual.runner import ContinualRun, checkpoint_path
+        from spikecl.continual.strategies import check_support, validate_method
 
-        run_class = ContinualRun
+        execution = Execution()
         if distributed.world_size() > 1:
-            from spikecl.continual.data_parallel import DataParallelRun as run_class
+            from spikecl.continual.data_parallel import DataParallel
+
+            run_cfg, runs_method = validate_method(cfg, method)
+            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=True)
+            execution = DataParallel()
         if options.overwrite and not options.resume:
             checkpoint_path(path).unlink(missing_ok=True)
-        result = run_class(cfg, method, seed).execute(path, resume=options.resume, overwrite=options.overwrite,
-                                                      progress_bar=options.progress)
+        result = ContinualRun(cfg, method, seed, execution=execution).execute(
+            path, resume=options.resume, overwrite=options.overwrite, progress_bar=options.progress)
         return f"ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
 
     return run
 
 
 KIND = ContinualKind()
+
+
+def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False, progress_bar: bool = True,
+                   log=print) -> list:
+    """Run every (method, seed) of ``cfg`` through the experiment-kind driver (the same ``--resume`` /
+    ``--overwrite`` semantics as ``spikecl run``) and return their results read back, in plan order."""
+    from spikecl.experiment_kind import run_plan
+    from spikecl.io import read_results
+
+    paths, _ = run_plan(KIND, cfg, resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
+    return [read_results(path) for path in paths]

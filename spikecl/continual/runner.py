@@ -13,20 +13,19 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from spikecl.config import ExperimentConfig, method_config
-from spikecl.continual import distributed, metrics
-from spikecl.continual.data_parallel import DataParallel
+from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
-from spikecl.errors import ConfigError, ExistsError, ResultsError
-from spikecl.io import RunResult, atomic_write, environment, read_results, write_results
+from spikecl.errors import ResultsError
+from spikecl.experiment_kind import resolve_device
+from spikecl.io import RunResult, atomic_write, environment, write_results
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
 
@@ -39,15 +38,6 @@ def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
 def checkpoint_path(results: Path) -> Path:
     """The checkpoint beside a results file (``….ckpt``), removed once the results are written."""
     return results.with_suffix(".ckpt")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) → a torch device; CUDA must exist when asked for."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but torch.cuda.is_available() is false; use --device cpu")
-    return torch.device(name)
 
 
 def derived_seed(*parts: int) -> int:
@@ -88,7 +78,7 @@ class ContinualRun:
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train.trainer, cfg.stream.scenario, self.execution.data_parallel)
-        self.device = resolve_device(cfg.device)
+        self.device = torch.device(resolve_device(cfg.device))
         self.stream = stream if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
@@ -266,47 +256,3 @@ def _progress_bar(enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=0, disable=not enabled, unit="batch", leave=False, dynamic_ncols=True)
-
-
-def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
-                   progress_bar: bool = True, log: Callable[[str], None] = print) -> list[RunResult]:
-    """Run every (method, seed) of ``cfg``; returns their results in order.
-
-    With ``resume``, complete results are read back instead of re-run and interrupted runs continue from their
-    checkpoints. Without ``overwrite`` or ``resume`` an existing results file is an :class:`ExistsError`, raised
-    before anything is trained.
-    """
-    from spikecl.continual.strategies import validate_method
-
-    runs = [validate_method(cfg, method) for method in cfg.strategy.methods]
-    resolve_device(cfg.device)
-    with distributed.session(cfg.device) as world:
-        execution = DataParallel() if world > 1 else Execution()
-        for run_cfg, runs_method in runs:
-            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, execution.data_parallel)
-        return _run_plan(cfg, resume, overwrite, progress_bar, log, execution)
-
-
-def _run_plan(cfg: ExperimentConfig, resume: bool, overwrite: bool, progress_bar: bool,
-              log: Callable[[str], None], execution: Execution) -> list[RunResult]:
-    """The body of :func:`run_experiment`: every (method, seed) as a run under ``execution``."""
-    log = log if execution.writes_files else (lambda _: None)
-    plan = [(m, s, results_path(cfg, m, s)) for s in cfg.seeds for m in cfg.strategy.methods]
-    if not (resume or overwrite):
-        existing = [str(path) for _, _, path in plan if path.exists()]
-        if existing:
-            raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
-    out = []
-    for method, seed, path in plan:
-        if resume and path.exists() and not overwrite:
-            log(f"{path}: complete, kept")
-            out.append(read_results(path))
-            continue
-        if overwrite:
-            checkpoint_path(path).unlink(missing_ok=True)
-        run = ContinualRun(cfg, method, seed, execution=execution)
-        result = run.execute(path, resume=resume, overwrite=overwrite, progress_bar=progress_bar)
-        log(f"{path}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}")
-        out.append(result)
-    execution.barrier()                              # rank 0 has written every results file
-    return out
