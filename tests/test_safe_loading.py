@@ -1,5 +1,6 @@
-"""Untrusted files cannot run code: crafted dataset pickles are refused in one line, and the marker file a crafted
-pickle would write is never created; real dataset pickles (numpy arrays, lists, dicts, scalars) still load."""
+"""Untrusted files cannot run code: crafted dataset pickles and crafted checkpoints (``--resume``, ``spikecl export
+X.ckpt``) are refused in one line, and the marker file they would write is never created; real dataset pickles
+(numpy arrays, lists, dicts, scalars) and real checkpoints still load."""
 
 import datetime
 import os
@@ -8,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from spikecl.cli import main
 from spikecl.data.datasets import load_dataset
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import DataError
@@ -71,3 +73,20 @@ def test_real_dataset_pickles_still_load(tmp_path):
         out = load_data_pickle(path)
         np.testing.assert_array_equal(out["image_data"], data["image_data"])
         assert out["labels"] == [3, 4] and out[b"name"] == b"batch" and out["pair"] == (1.5, "a")
+
+
+def test_a_crafted_checkpoint_does_not_run_code(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "marker"
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(f'name = "tiny"\noutput_dir = "{tmp_path}"\n[data]\ndataset = "digits"\n'
+                   '[stream]\nkind = "permuted"\nn_tasks = 2\n[network]\nhidden = [16]\n[train]\nepochs = 1\n')
+    crafted = tmp_path / "tiny" / "finetune-seed0.ckpt"           # where --resume looks for the run's checkpoint
+    crafted.parent.mkdir()
+    torch.save({"config": {}, "model": {"w": torch.zeros(1)}, "payload": _WritesMarker(marker)}, crafted)
+    assert main(["run", str(exp), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(crafted), "-o", str(tmp_path / "net.h5")]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "net.h5").exists()

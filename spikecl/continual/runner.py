@@ -40,6 +40,18 @@ def checkpoint_path(results: Path) -> Path:
     return results.with_suffix(".ckpt")
 
 
+def _numpy_rng_state() -> tuple:
+    """numpy's global MT19937 state with its key as a tensor, so a checkpoint holds only tensors and plain data
+    (loadable with ``torch.load(weights_only=True)``, which cannot run code from the file)."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    return name, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached)
+
+
+def _set_numpy_rng_state(state: tuple) -> None:
+    name, key, pos, has_gauss, cached = state
+    np.random.set_state((name, key.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
 def derived_seed(*parts: int) -> int:
     """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -180,14 +192,14 @@ class ContinualRun:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
                  "progress": asdict(self.progress), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
-                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
                          "python": random.getstate()}}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path) -> None:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # torch raises many types for a damaged file
+            state = torch.load(path, map_location=self.device, weights_only=True)     # tensors and plain data only
+        except Exception as exc:  # torch raises many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
                                "with --overwrite") from None
         if state.get("config") != self.cfg.to_dict() or state.get("method") != self.method:
@@ -198,7 +210,7 @@ class ContinualRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        _set_numpy_rng_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
 
     # -- the whole run ----------------------------------------------------------------------------------------

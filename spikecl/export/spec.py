@@ -258,8 +258,8 @@ def load_trained(path) -> NetworkSpec:
     if path.suffix == ".ckpt":
         torch = require("torch", "torch")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many types for a damaged file
+            state = torch.load(path, map_location="cpu", weights_only=True)      # tensors and plain data only
+        except Exception as exc:  # torch raises many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
