@@ -35,8 +35,16 @@ EPILOG = """examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (``spikecl: error: … (see spikecl run --help)``) with
+    exit code 2, like every other error a user can fix; subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"spikecl: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spikecl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Continual learning in spiking neural networks, spiking memories (CA3, Sparsey SDRs) and their "
                     "export to neuromorphic hardware: run experiments, report, export, deploy, sweep.")

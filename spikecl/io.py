@@ -50,24 +50,67 @@ SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+#: a temporary file of :func:`atomic_write` older than this (seconds) was left by a killed writer and is removed
+STALE_TMP_SECONDS = 600.0
 
-    Parent folders are created. Raises :class:`ExistsError` if ``path`` exists and ``overwrite`` is false.
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``, durably.
+
+    Parent folders are created. Raises :class:`ExistsError` if ``path`` exists and ``overwrite`` is false. The
+    file is flushed to disk (fsync) before the rename and its folder after it, so a crash leaves the old file or
+    the new one, never a partial one; it gets the permissions of the user's umask. Temporary files of ``path``
+    left by a killed writer (older than :data:`STALE_TMP_SECONDS`) are removed.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    import time
+
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def environment() -> dict:

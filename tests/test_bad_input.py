@@ -39,3 +39,18 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys, encoding, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run"], "the following arguments are required: experiment"),
+    (["run", "x.toml", "--seed"], "argument --seed: expected one argument"),
+    (["report"], "the following arguments are required"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+    (["export", "x.h5", "--weight-bits", "many"], "invalid int value: 'many'"),
+])
+def test_argument_errors_are_one_line_naming_help(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert message in err and err.startswith("spikecl: error: ") and "--help)" in err

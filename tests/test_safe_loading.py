@@ -90,3 +90,27 @@ def test_a_crafted_checkpoint_does_not_run_code(tmp_path, capsys):
     assert main(["export", str(crafted), "-o", str(tmp_path / "net.h5")]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "net.h5").exists()
+
+
+def test_atomic_writes_are_durable_use_the_umask_and_clean_stale_temporaries(tmp_path, monkeypatch):
+    import time
+
+    from spikecl import io
+
+    target = tmp_path / "run.h5"
+    stale = tmp_path / ".run.h5.abc123.tmp"                       # left by a writer killed an hour ago
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh = tmp_path / ".run.h5.def456.tmp"                       # a writer that may still be running
+    fresh.write_bytes(b"partial")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    old_mask = os.umask(0o027)
+    try:
+        io.atomic_write(target, lambda tmp: tmp.write_bytes(b"done"))
+    finally:
+        os.umask(old_mask)
+    assert target.read_bytes() == b"done" and (target.stat().st_mode & 0o777) == 0o640
+    assert len(synced) == 2                                         # the file, then its folder
+    assert not stale.exists() and fresh.exists()
