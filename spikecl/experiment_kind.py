@@ -23,7 +23,7 @@ from typing import Callable, ContextManager, Iterable, Sequence
 
 from spikecl.config import RunHeader, apply_overrides, check_header, from_dict, load_toml
 from spikecl.errors import ConfigError, ExistsError, ResultsError
-from spikecl.io import Run, read_run
+from spikecl.io import Run, output_lock, read_run
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -156,7 +156,8 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         for job in todo:
             options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,
                                  device=device)
-            note = job.run(options)
+            with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
+                note = job.run(options)
             if note:
                 (bar.write if bar else say)(f"{job.path}: {note}")
             if bar:

@@ -33,11 +33,11 @@ The other kinds document their attributes and arrays where they write them (``ca
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import os
 import platform
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -80,6 +80,39 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+@contextmanager
+def output_lock(path: str | Path):
+    """Hold ``<path>.lock`` (an exclusive ``flock``, released when the process ends, even when killed) while a run
+    writes the results file ``path``; a second writer of the same file fails at once with a one-line
+    :class:`ResultsError` naming the holder's PID. The lock file is removed on release. Where ``fcntl`` is missing
+    (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:                                  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise ResultsError(f"another spikecl run (PID {holder}) is writing {path}; wait for it to end or "
+                               "choose another --output-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _umask() -> int:

@@ -114,3 +114,33 @@ def test_atomic_writes_are_durable_use_the_umask_and_clean_stale_temporaries(tmp
     assert target.read_bytes() == b"done" and (target.stat().st_mode & 0o777) == 0o640
     assert len(synced) == 2                                         # the file, then its folder
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_second_run_on_the_same_output_fails_at_once_naming_the_holder(tmp_path, capsys):
+    """While one process holds a results file's lock, a run that would write it stops in one line before any work
+    and leaves no file; the lock is free again once the holder ends."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "tiny"
+    target = folder / "finetune-seed0.h5"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom spikecl.io import output_lock\n"
+                               f"with output_lock({str(target)!r}):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        exp = tmp_path / "tiny.toml"
+        exp.write_text(f'name = "tiny"\noutput_dir = "{tmp_path}"\n[data]\ndataset = "digits"\n'
+                       '[stream]\nkind = "permuted"\nn_tasks = 2\n[network]\nhidden = [16]\n[train]\nepochs = 1\n')
+        assert main(["run", str(exp), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"another spikecl run (PID {holder.pid}) is writing {target}" in err
+        assert len(err.strip().splitlines()) == 1 and not list(folder.glob("*.h5")) + list(folder.glob("*.ckpt"))
+    finally:
+        holder.kill()
+        holder.wait()
+    from spikecl.io import output_lock
+
+    with output_lock(target):                                       # released when its holder was killed
+        assert target.with_name(target.name + ".lock").exists()
+    assert not target.with_name(target.name + ".lock").exists()     # removed on release

@@ -20,13 +20,7 @@ class ContinualKind(Kind):
 
     def load(self, raw: dict) -> ExperimentConfig:
         """Validate the file, every method's options and what each method supports (trainer, scenario)."""
-        from spikecl.continual.strategies import check_support, validate_method
-
-        cfg = experiment_from_dict(raw)
-        for method in cfg.strategy.methods:
-            run_cfg, runs_method = validate_method(cfg, method)
-            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=False)
-        return cfg
+        return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         from spikecl.continual.runner import results_path
@@ -52,6 +46,17 @@ class ContinualKind(Kind):
         from spikecl.continual.report import in_experiment_order, write_plots
 
         return write_plots(in_experiment_order([as_result(r) for r in runs]), out_dir)
+
+
+def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` after checking every method's options and what each method supports (trainer, scenario); a
+    ConfigError names the first problem, before anything is written."""
+    from spikecl.continual.strategies import check_support, validate_method
+
+    for method in cfg.strategy.methods:
+        run_cfg, runs_method = validate_method(cfg, method)
+        check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=False)
+    return cfg
 
 
 def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
@@ -88,5 +93,5 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     from spikecl.experiment_kind import run_plan
     from spikecl.io import read_results
 
-    paths, _ = run_plan(KIND, cfg, resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
+    paths, _ = run_plan(KIND, _validated(cfg), resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
     return [read_results(path) for path in paths]
