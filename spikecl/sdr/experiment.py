@@ -288,9 +288,10 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
     ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
     from spikecl.data.datasets import load_dataset, training_and_evaluation
+    from spikecl.data.streams import data_split_seed
 
     d = cfg.data
-    split_seed = seed if d.vary_split else 0
+    split_seed = data_split_seed(d, seed)
     data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
