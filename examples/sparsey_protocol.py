@@ -28,25 +28,24 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIFTED = ['coder.ensemble="shifted"']
 PUBLISHED = ['coder.mac.familiarity_from="u"', 'coder.mac.recognition="sample"', 'coder.top.recognition="sample"',
              *SHIFTED, "coder.two_level=true"]
-#: candidates per dataset (overrides of models/sparsey_<dataset>.toml); "as published" is also a candidate
-CANDIDATES = {
-    "mnist5k": {"the model file (freeze 0.3)": [],
-                "freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
-                "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
-                "G from U": ['coder.mac.familiarity_from="u"'],
-                "shifted ensemble": SHIFTED,
-                "shifted ensemble of 3": [*SHIFTED, "coder.n_macs=3"],
-                "14x14 distinct fields": ["coder.grid=[14,14]", "coder.n_macs=1"],
-                "as published": [*PUBLISHED, "coder.top_grid=[3,3]", "coder.top_patch=[4,4]"]},
-    "digits": {"the model file (freeze 0.3)": [],
-               "freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
-               "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
-               "G from U": ['coder.mac.familiarity_from="u"'],
-               "shifted ensemble": SHIFTED,
-               "shifted ensemble of 3": [*SHIFTED, "coder.n_macs=3"],
-               "5x5 distinct fields": ["coder.grid=[5,5]", "coder.n_macs=1"],
-               "as published": [*PUBLISHED, "coder.top_grid=[2,2]", "coder.top_patch=[2,2]"]},
-}
+
+
+def candidates(dense_grid: int, top_grid: int, top_patch: int) -> dict[str, list[str]]:
+    """The candidate settings (overrides of models/sparsey_<dataset>.toml) for a dataset whose denser grid of
+    distinct fields is ``dense_grid`` × ``dense_grid`` and whose published-style level 2 is a ``top_grid`` ×
+    ``top_grid`` grid of macs over ``top_patch`` × ``top_patch`` level-1 blocks; "as published" is a candidate too."""
+    return {"the model file (freeze 0.3)": [],
+            "freeze 0.2": ["coder.mac.freeze_fraction=0.2"],
+            "freeze 0.5": ["coder.mac.freeze_fraction=0.5"],
+            "G from U": ['coder.mac.familiarity_from="u"'],
+            "shifted ensemble": SHIFTED,
+            "shifted ensemble of 3": [*SHIFTED, "coder.n_macs=3"],
+            f"{dense_grid}x{dense_grid} distinct fields": [f"coder.grid=[{dense_grid},{dense_grid}]", "coder.n_macs=1"],
+            "as published": [*PUBLISHED, f"coder.top_grid=[{top_grid},{top_grid}]",
+                             f"coder.top_patch=[{top_patch},{top_patch}]"]}
+
+
+CANDIDATES = {"mnist5k": candidates(14, 3, 4), "digits": candidates(5, 2, 2)}
 BASELINES = (("fly-hash (fixed)", "flyhash"), ("k-WTA pooler", "pooler"), ("pixels", "pixels"))
 COLUMNS = (("1-NN ACC %", "{}_acc_knn1", 100, 1), ("5-NN ACC %", "{}_acc_knn5", 100, 1),
            ("Bayes ACC %", "{}_acc_bayes", 100, 1), ("Spearman ρ", "spearman_{}", 1, 3),
