@@ -124,7 +124,7 @@ class TrainConfig:
 class StrategyConfig:
     """The continual-learning methods to run, each with its own options table ``[strategy.<method>]``."""
 
-    methods: list[str] = option(["finetune"])
+    methods: list[str] = option(["finetune"], distinct=True)
     options: dict[str, dict] = option({}, doc="per-method options, validated by the method itself")
 
 
@@ -242,8 +242,14 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
 
 def _split_strategy_options(raw: dict) -> dict:
     """Move ``[strategy.<method>]`` sub-tables into ``strategy.options`` so they validate as one field."""
-    strategy = dict(raw.get("strategy", {}))
-    options = dict(strategy.pop("options", {}))
+    strategy, options = raw.get("strategy", {}), None
+    if isinstance(strategy, typing.Mapping):
+        strategy = dict(strategy)
+        options = strategy.pop("options", {})
+    for key, value in (("strategy", strategy), ("strategy.options", options if options is not None else {})):
+        if not isinstance(value, typing.Mapping):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+    options = dict(options)
     for key in [k for k, v in strategy.items() if isinstance(v, dict)]:
         options[key] = strategy.pop(key)
     strategy["options"] = options
@@ -271,6 +277,31 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg
+
+
+def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typing.Container[str] = ()) -> str | None:
+    """The first dotted key (``train.lr``, ``network.hidden[1]``) where two nested configs differ, or None.
+
+    >>> first_difference({"train": {"lr": 0.1, "epochs": 2}}, {"train": {"lr": 0.2, "epochs": 2}})
+    'train.lr'
+    """
+    if prefix.rstrip(".") in ignore:
+        return None
+    if isinstance(a, typing.Mapping) and isinstance(b, typing.Mapping):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                return f"{prefix}{key}"
+            found = first_difference(a[key], b[key], f"{prefix}{key}.", ignore)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{prefix.rstrip('.')}[{i}].", ignore)
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
 
 
 def _flatten(table: typing.Mapping, prefix: str = "") -> dict:

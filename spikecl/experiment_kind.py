@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
-from spikecl.config import RunHeader, apply_overrides, check_header, from_dict, load_toml
+from spikecl.config import RunHeader, apply_overrides, check_header, first_difference, from_dict, load_toml
 from spikecl.errors import ConfigError, ExistsError, ResultsError
-from spikecl.io import Run, output_lock, read_run
+from spikecl.io import Run, check_writable_folder, output_lock, read_run
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -48,10 +50,12 @@ class JobOptions:
 @dataclass(frozen=True)
 class Job:
     """One entry of a plan: the results file ``path`` it writes and ``run(options)``, which writes it and returns a
-    one-line note for the log (or None)."""
+    one-line note for the log (or None); ``config``, the config the results file records, lets ``--resume`` refuse a
+    kept file made with different settings."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
+    config: dict | None = None
 
 
 class Kind:
@@ -88,7 +92,7 @@ class Kind:
 
 def kind(name: str) -> Kind:
     """The registered kind ``name``; an unknown one is a one-line :class:`ConfigError`."""
-    if name not in KINDS:
+    if not isinstance(name, str) or name not in KINDS:
         runnable = sorted(k for k in KINDS if k != "sweep")
         raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable}")
     return importlib.import_module(KINDS[name]).KIND
@@ -123,35 +127,66 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def finished(path: Path, kind_name: str) -> bool:
-    """Whether ``path`` reads back as a valid results file of ``kind_name``."""
+def kept(job: Job, kind_name: str) -> bool:
+    """Whether ``--resume`` keeps the results file of ``job``: it reads back as a valid results file of
+    ``kind_name`` (else it is run again); one made with other settings is a one-line :class:`ConfigError`."""
     try:
-        read_run(path, kind_name)
+        stored = read_run(job.path, kind_name).config
     except ResultsError:
         return False
+    if job.config is not None:
+        key = first_difference(stored, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
+        if key is not None:
+            raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
+                              "--overwrite to replace it or choose another --output-dir")
     return True
 
 
-def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
-             log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
-    """Run the jobs of ``cfg`` that the existing results call for (module docstring). Returns the plan's results
-    paths and whether this process reports."""
+#: keys a kept results file may differ in: they choose which runs exist or where they go, not what one run does.
+RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "output_dir", "device", "data.data_dir"})
+
+
+@contextlib.contextmanager
+def removed_if_empty_on_error(folders: Iterable[Path]):
+    """Remove the ``folders`` this run created (deepest first) when it fails while they are still empty: a refused
+    run leaves nothing behind."""
+    new = {a for f in folders for a in (f, *f.parents) if not a.exists()}
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(new, key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()                       # only succeeds while empty
+        raise
+
+
+def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job]]:
+    """Every check of a plan that needs no work: the device, the output folders, existing results and, with
+    ``resume``, the settings kept files were made with. Returns ``(jobs, todo)``: the plan and the jobs to run."""
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    device = resolve_device(cfg.device)
+    resolve_device(cfg.device)
     jobs = k.plan(cfg)
+    for folder in {job.path.parent for job in jobs}:
+        check_writable_folder(folder, "output folder")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
             raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
-    with k.session(cfg) as reports:
+    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name))]
+
+
+def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+             log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
+    """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
+    Returns the plan's results paths and whether this process reports."""
+    jobs, todo = preflight(k, cfg, resume=resume, overwrite=overwrite)
+    device = resolve_device(cfg.device)
+    with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
-        todo = []
         for job in jobs:
-            if resume and job.path.exists() and finished(job.path, k.name):
+            if job not in todo:
                 say(f"{job.path}: complete, kept")
-            else:
-                todo.append(job)
         bar = _bar(len(todo), f"{k.name} {cfg.name}", progress and reports and len(todo) > 1)
         for job in todo:
             options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,

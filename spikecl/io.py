@@ -44,7 +44,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikecl.errors import ExistsError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ResultsError
 
 SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1
@@ -52,6 +52,19 @@ SCHEMA_VERSION = 1
 
 #: a temporary file of :func:`atomic_write` older than this (seconds) was left by a killed writer and is removed
 STALE_TMP_SECONDS = 600.0
+
+
+def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
+    """Refuse, before any work, a folder that is a file, lies below a file or cannot be written (one-line
+    :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(f"{what} {folder}: {part} is not a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise ConfigError(f"{what} {folder}: {part} is not writable")
+            return
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
@@ -65,6 +78,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     path = Path(path)
     if path.exists() and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; name a file to write")
+    check_writable_folder(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -275,7 +291,8 @@ def open_for_reading(path: str | Path, what: str = "results file"):
             yield f
     except ResultsError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError) as exc:                  # what h5py and json raise on damaged bytes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
 

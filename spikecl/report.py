@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import KINDS, kind, report
-from spikecl.io import Run, read_run
+from spikecl.io import Run, check_writable_folder, read_run
 
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
@@ -52,6 +52,8 @@ def _read(path: Path) -> Run:
 def report_paths(paths: list[Path], plots_dir: Path | None = None, plots: bool = True, detail: bool = True) -> None:
     """Print every kind's summary of the results files under ``paths`` and write its plots into ``plots_dir``
     (default: the first path's folder). A heading names each kind when there are several."""
+    if plots and plots_dir is not None:
+        check_writable_folder(plots_dir, "--plots")
     found = collect(paths)
     first = paths[0]
     plots_dir = plots_dir or (first if first.is_dir() else first.parent)

@@ -46,7 +46,7 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys, encoding, message
     (["run", "x.toml", "--seed"], "argument --seed: expected one argument"),
     (["report"], "the following arguments are required"),
     (["nonsense"], "invalid choice: 'nonsense'"),
-    (["export", "x.h5", "--weight-bits", "many"], "invalid int value: 'many'"),
+    (["export", "x.h5", "--weight-bits", "many"], "expected a number of bits from 2 to 8, got 'many'"),
 ])
 def test_argument_errors_are_one_line_naming_help(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
@@ -54,3 +54,24 @@ def test_argument_errors_are_one_line_naming_help(capsys, argv, message):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
     assert message in err and err.startswith("spikecl: error: ") and "--help)" in err
+
+
+def test_resume_refuses_a_kept_result_made_with_another_config(tmp_path, capsys, monkeypatch):
+    """--resume keeps finished results only when they were made with the requested settings; it names the first
+    key that differs. Adding seeds (or methods) is not a change of settings: the new runs are added."""
+    from test_bad_input_corpus import CONTINUAL
+
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(CONTINUAL)
+    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0
+    kept = tmp_path / "results" / "tiny" / "finetune-seed0.h5"
+    before = kept.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(exp), "--resume", "--set", "train.lr=0.2", "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr differs" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert kept.read_bytes() == before
+    assert main(["run", str(exp), "--resume", "--seeds", "0,1", "--no-progress", "--no-plots"]) == 0
+    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert kept.read_bytes() == before and (kept.parent / "finetune-seed1.h5").exists()

@@ -170,8 +170,10 @@ def test_nproc_must_be_positive(tmp_path, capsys):
 
     exp = tmp_path / "e.toml"
     exp.write_text('[data]\ndataset = "digits"\n')
-    assert main(["run", str(exp), "--nproc", "0"]) == 2
-    assert "--nproc: expected at least 1 process" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(exp), "--nproc", "0"])
+    assert exit_.value.code == 2
+    assert "argument --nproc: expected a number of processes ≥ 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -3,3 +3,22 @@
 Each module has ``add_command(subparsers)``, registering a parser whose defaults set ``handler(args) -> exit code``.
 Only the command line imports this package; the library never does.
 """
+
+
+def bounded(kind: type, low: float, high: float | None = None, what: str = "a value"):
+    """An argparse ``type`` accepting a ``kind`` (int or float) in ``[low, high]``; anything else is argparse's
+    one-line error (``argument --x: expected …``)."""
+    import argparse
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < low or (high is not None and value > high):
+            span = f"from {low:g} to {high:g}" if high is not None else f"≥ {low:g}"
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__                   # argparse names the type in its messages
+    return parse

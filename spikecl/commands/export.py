@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spikecl.commands import bounded
+
 
 def add_command(sub) -> None:
     export = sub.add_parser(
@@ -19,12 +21,15 @@ def add_command(sub) -> None:
     export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt)")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
     export.add_argument("--format", choices=("netx", "nir"), default="netx")
-    export.add_argument("--weight-bits", type=int, default=8, help="synaptic weight bits, 1..8 (default 8)")
-    export.add_argument("--headroom", type=float, default=8.0,
-                        help="largest input current representable, in thresholds (default 8)")
-    export.add_argument("--input-bits", type=int, default=8, help="graded input bits for direct encoding")
-    export.add_argument("--samples", type=int, default=500, help="test samples for the accuracy check (0: skip)")
-    export.add_argument("--calibration-samples", type=int, default=256,
+    export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"), default=8,
+                        help="synaptic weight bits, 2..8 (default 8; mixed-sign weights lose one to the sign)")
+    export.add_argument("--headroom", type=bounded(float, 1, 2**17, "a number of thresholds"), default=8.0,
+                        help="largest input current representable, in thresholds, 1..131072 (default 8)")
+    export.add_argument("--input-bits", type=bounded(int, 1, 16, "a number of bits"), default=8,
+                        help="graded input bits for direct encoding, 1..16 (default 8)")
+    export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"), default=500,
+                        help="test samples for the accuracy check (0: skip)")
+    export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"), default=256,
                         help="training samples that set the readout's range (0: worst case from weights)")
     export.add_argument("--data-dir", help="folder holding downloaded datasets")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -36,7 +41,7 @@ def add_command(sub) -> None:
                     "lava-sim the agreement with the bit-accurate reference layer by layer, and timings.")
     deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference")
-    deploy.add_argument("--samples", type=int, default=200, help="test samples to run (default 200)")
+    deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200, help="test samples to run (default 200)")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
     deploy.set_defaults(handler=cmd_deploy)
 

@@ -6,14 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
+from spikecl.commands import bounded
 from spikecl.errors import ConfigError
 
 
 def _seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2``: distinct integers ≥ 0, at least one."""
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers ≥ 0, e.g. 0,1,2; got {text!r}") from None
+    if min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integers ≥ 0, got {text!r}")
+    return seeds
 
 
 def add_command(sub) -> None:
@@ -35,7 +40,7 @@ def add_command(sub) -> None:
     run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
-    run.add_argument("--nproc", type=int, default=1, metavar="N",
+    run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
     run.set_defaults(handler=cmd_run)
 
@@ -57,8 +62,7 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spikecl.config import load_toml
-    from spikecl.experiment_kind import kind, run_file
+    from spikecl.experiment_kind import load, preflight, run_file
 
     overrides = overrides_of(args)
     if args.resume and args.overwrite:
@@ -67,9 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                    plots=not args.no_plots)
     if args.nproc == 1:
         return run_file(args.experiment, overrides, **options)
-    name = load_toml(args.experiment).get("kind", "continual")
-    if not kind(name).data_parallel:
-        raise ConfigError(f"--nproc: {name!r} experiments do not train data-parallel; drop --nproc")
+    k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
+    if not k.data_parallel:
+        raise ConfigError(f"--nproc: {k.name!r} experiments do not train data-parallel; drop --nproc")
+    preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
     from spikecl.continual.distributed import launch
 
     return launch(args.nproc, run_file, args.experiment, overrides, **options)

@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, experiment_from_dict
+from spikecl.config import ExperimentConfig, experiment_from_dict, method_config
 from spikecl.experiment_kind import Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
@@ -25,7 +25,7 @@ class ContinualKind(Kind):
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         from spikecl.continual.runner import results_path
 
-        return [Job(results_path(cfg, m, s), _runner(cfg, m, s, results_path(cfg, m, s)))
+        return [Job(results_path(cfg, m, s), _runner(cfg, m, s, results_path(cfg, m, s)), _recorded_config(cfg, m, s))
                 for s in cfg.seeds for m in cfg.strategy.methods]
 
     @contextlib.contextmanager
@@ -46,6 +46,14 @@ class ContinualKind(Kind):
         from spikecl.continual.report import in_experiment_order, write_plots
 
         return write_plots(in_experiment_order([as_result(r) for r in runs]), out_dir)
+
+
+def _recorded_config(cfg: ExperimentConfig, method: str, seed: int) -> dict:
+    """The config the results file of (``method``, ``seed``) records."""
+    from spikecl.continual.runner import recorded_config
+
+    run_cfg, runs_method = method_config(cfg, method)
+    return recorded_config(run_cfg, method, runs_method, seed)
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikecl.config import ExperimentConfig, method_config
+from spikecl.config import ExperimentConfig, first_difference, method_config
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ResultsError
-from spikecl.experiment_kind import resolve_device
+from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, environment, write_results
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
@@ -73,6 +73,11 @@ class Progress:
     curve_task: list = field(default_factory=list)
     curve_accuracy: list = field(default_factory=list)
     task_seconds: list = field(default_factory=list)
+
+
+def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
+    """The config a results file records: the run's config (variant applied), its method and seed."""
+    return {**run_cfg.to_dict(), "method": method, "runs_method": runs_method, "seed": seed}
 
 
 class ContinualRun:
@@ -202,9 +207,11 @@ class ContinualRun:
         except Exception as exc:  # torch raises many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
                                "with --overwrite") from None
-        if state.get("config") != self.cfg.to_dict() or state.get("method") != self.method:
-            raise ResultsError(f"{path} was written by a different experiment config; run with --overwrite to "
-                               "start again")
+        differs = ("method" if state.get("method") != self.method
+                   else first_difference(state.get("config"), self.cfg.to_dict(), ignore=RESUME_IGNORES))
+        if differs:
+            raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
+                               "--overwrite to start again")
         self.progress = Progress(**state["progress"])
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -256,7 +263,7 @@ class ContinualRun:
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None)
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        config = {**self.cfg.to_dict(), "method": self.method, "runs_method": self.strategy_name, "seed": self.seed}
+        config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
         env = {**environment(), "device": str(self.device)}
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,

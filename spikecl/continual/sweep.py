@@ -55,10 +55,10 @@ class SweepConfig:
     """A sweep file, validated (see the module docstring)."""
 
     base: str = option("", doc="experiment file every run derives from, relative to the sweep file")
-    name: str = option("", doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
+    name: str = option("", file_name=True, doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
     output_dir: str = option("", doc="default: the base experiment's output_dir")
-    methods: list[str] = option([], doc="default: the base experiment's strategy.methods")
-    seeds: list[int] = option([], doc="default: the base experiment's seeds")
+    methods: list[str] = option([], distinct=True, doc="default: the base experiment's strategy.methods")
+    seeds: list[int] = option([], low=0, high=(1 << 32) - 1, distinct=True, doc="default: the base experiment's seeds")
     set: dict[str, typing.Any] = option({}, doc="overrides applied to every run: {dotted key: value}")
     grid: dict[str, typing.Any] = option({}, doc="{dotted key: [values]}: every combination is one point")
     points: list[dict[str, typing.Any]] = option([], doc="explicit points (instead of grid): [{dotted key: value}]")
@@ -146,6 +146,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
     base_path = (path.parent / cfg.base) if not Path(cfg.base).is_absolute() else Path(cfg.base)
     base_raw = load_toml(base_path)
+    if "base" in base_raw:
+        raise ConfigError(f"{path}: base {base_path} is a sweep file; 'base' names an experiment file")
     base_raw.setdefault("name", base_path.stem)
     fixed = [_literal(k, v) for k, v in cfg.set.items()]
     if cfg.output_dir:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: unreadable IDX file ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
         raise DataError(f"{path}: not an IDX uint8 file (bad magic number)")
@@ -216,12 +217,15 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
         cache = load_data_pickle(path)
         data = cache.get("image_data", cache.get(b"image_data"))
         classes = cache.get("class_dict", cache.get(b"class_dict"))
-        if data is None or classes is None or np.asarray(data).ndim != 4:
+        data = np.asarray(data) if data is not None else None
+        if data is None or not isinstance(classes, dict) or data.ndim != 4 or data.shape[-1] != 3:
             raise DataError(f"{path}: expected 'image_data' [N, 84, 84, 3] and 'class_dict'")
-        data = np.asarray(data)
         y = np.full(len(data), -1, dtype=np.int64)
         for i, name in enumerate(sorted(classes)):
-            y[np.asarray(classes[name], dtype=np.int64)] = offset + i
+            index = np.asarray(classes[name], dtype=np.int64).ravel()
+            if np.any((index < 0) | (index >= len(data))):
+                raise DataError(f"{path}: class_dict[{name!r}] names images outside 0..{len(data) - 1}")
+            y[index] = offset + i
         if np.any(y < 0):
             raise DataError(f"{path}: some images belong to no class in class_dict")
         images.append(data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)

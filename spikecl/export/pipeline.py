@@ -23,6 +23,7 @@ from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
 from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
+from spikecl.io import check_writable_folder
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")
@@ -63,6 +64,9 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if Path(output).exists() and not overwrite:
         raise ExistsError(f"{output} exists; pass --overwrite to replace it")
+    if Path(output).is_dir():
+        raise ConfigError(f"-o {output} is a folder; name the file to write, e.g. {Path(output) / 'net.h5'}")
+    check_writable_folder(Path(output).parent, "-o: folder")
     spec = load_trained(source)
     has_data = "data" in spec.config and "stream" in spec.config
     if fmt == "nir":

@@ -53,8 +53,8 @@ class QuantConfig:
     readout_range: float | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.weight_bits <= 8:
-            raise ExportError(f"weight_bits = {self.weight_bits}: Loihi synapses hold 1 to 8 bits")
+        if not 2 <= self.weight_bits <= 8:
+            raise ExportError(f"weight_bits = {self.weight_bits}: Loihi's mixed-sign synapses hold 2 to 8 bits")
         if not 1.0 <= self.headroom <= 2**17:
             raise ExportError(f"headroom = {self.headroom}: expected 1 .. 131072")
         if not 1 <= self.input_bits <= 16:

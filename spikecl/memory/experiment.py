@@ -75,7 +75,7 @@ class CA3ExperimentConfig(RunHeader):
     """A whole ``ca3`` experiment file."""
 
     kind: str = option("ca3", choices=("ca3",))
-    name: str = option("ca3")
+    name: str = option("ca3", file_name=True)
     functional: FunctionalConfig = field(default_factory=FunctionalConfig)
     stress: StressConfig = field(default_factory=StressConfig)
     params: dict[str, float] = option({}, doc="CA3Params overrides")
@@ -149,6 +149,8 @@ class CA3Kind(Kind):
         for name in ("densities", "spacings_ms", "variants", "fragment_sizes"):
             if cfg.stress.enabled and not getattr(cfg.stress, name):
                 raise ConfigError(f"stress.{name}: expected at least one value")
+        if not (cfg.functional.enabled or cfg.stress.enabled):
+            raise ConfigError("functional.enabled and stress.enabled are both false: nothing to run; enable one")
         return cfg
 
     def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:
@@ -157,13 +159,13 @@ class CA3Kind(Kind):
         jobs = []
         if cfg.functional.enabled:
             path = out_dir / "functional.h5"
-            jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite)))
+            jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite), asdict(cfg)))
         if cfg.stress.enabled:
             for C, M in cfg.stress.sizes:
                 for variant in cfg.stress.variants:
                     path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
-                        cfg, C, M, v, p, o.device, o.overwrite)))
+                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg)))
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:

@@ -83,7 +83,7 @@ class SparseyExperimentConfig(RunHeader):
     """An experiment file of kind ``"sparsey"`` (``device``: where the spiking check runs; the coder is numpy)."""
 
     kind: str = option("sparsey", choices=("sparsey",))
-    name: str = option("sparsey")
+    name: str = option("sparsey", file_name=True)
     data: DataConfig = field(default_factory=DataConfig)
     coder: SparseyConfig = field(default_factory=SparseyConfig)
     baseline: SpatialPoolerConfig = field(default_factory=SpatialPoolerConfig)
@@ -284,6 +284,13 @@ def similarity(x_test: np.ndarray, coders: dict[str, np.ndarray], n_pairs: int,
 
 
 # -- the run -------------------------------------------------------------------------------------------------
+def check_capacity_points(ev: EvalConfig, n_train: int) -> None:
+    """The capacity curve stores at most the ``n_train`` training items: a larger point is a one-line ConfigError."""
+    if max(ev.capacity_points, default=0) > n_train:
+        raise ConfigError(f"eval.capacity_points: {max(ev.capacity_points)} items asked for, but only {n_train} "
+                          "training items are stored (eval.train_items or the data set's size)")
+
+
 def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
     """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
     ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
@@ -304,6 +311,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     x_test = flat(x_test, cfg.eval.test_items) > coder_cfg.threshold
     y_train, y_test = y_train[: len(x_train)], y_test[: len(x_test)]
     ev = cfg.eval
+    check_capacity_points(ev, len(x_train))
 
     sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
     pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
@@ -485,6 +493,8 @@ class SparseyKind(Kind):
         cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
         if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
             raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
+        if cfg.eval.train_items:
+            check_capacity_points(cfg.eval, cfg.eval.train_items)
         return cfg
 
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
@@ -495,7 +505,7 @@ class SparseyKind(Kind):
             def run(options: JobOptions) -> None:
                 write_sparsey_results(path, cfg, seed, run_seed(cfg, seed, options.progress, options.device),
                                       options.overwrite)
-            return Job(path, run)
+            return Job(path, run, asdict(cfg))
 
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 

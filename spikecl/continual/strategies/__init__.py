@@ -66,6 +66,11 @@ def validate_method(cfg, method: str):
     from spikecl.config import method_config
 
     run_cfg, runs_method = method_config(cfg, method)
+    parts = runs_method.split("+")
+    repeated = next((p for i, p in enumerate(parts) if p in parts[:i]), None)
+    if repeated or "" in parts:
+        raise ConfigError(f"strategy.methods: {method!r} names {repeated or 'an empty part'!r} "
+                          f"{'twice' if repeated else 'in a combination'}; combine distinct methods, e.g. 'ewc+replay'")
     validate_options(runs_method, run_cfg.strategy.options)
     return run_cfg, runs_method
 

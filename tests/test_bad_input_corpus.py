@@ -1,0 +1,572 @@
+"""The error contract over a corpus of bad inputs, as a new user makes them.
+
+Every case runs the real command line in this process and must end the same way: exit code 2, exactly one line on
+stderr starting ``spikecl: error:`` and naming the problem, no traceback, and no file left behind in the working
+folder. Categories: configs (every section of every experiment kind), command-line arguments, datasets (IDX, CIFAR,
+miniImageNet), results files, checkpoints, export and deploy, sweeps. A seeded fuzz test mutates config values and
+file bytes under the same contract.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import shutil
+import struct
+from collections import Counter
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+# A continual run small enough that a case which wrongly starts training still ends in seconds.
+CONTINUAL = """name = "tiny"
+seeds = [0]
+output_dir = "results"
+[data]
+dataset = "digits"
+[stream]
+kind = "split"
+scenario = "class"
+n_tasks = 2
+classes_per_task = 2
+train_per_task = 40
+test_per_task = 20
+[network]
+hidden = [8]
+num_steps = 2
+[train]
+epochs = 1
+batch_size = 20
+eval_samples = 20
+[strategy]
+methods = ["finetune"]
+"""
+CA3 = """kind = "ca3"
+name = "tiny-ca3"
+seeds = [0]
+[functional]
+enabled = false
+[stress]
+sizes = [[10, 10]]
+densities = [0.3]
+spacings_ms = [7]
+variants = ["published"]
+fragment_sizes = [1]
+queries_per_size = 2
+"""
+SPARSEY = """kind = "sparsey"
+name = "tiny-sparsey"
+seeds = [0]
+[data]
+dataset = "digits"
+[coder]
+image_shape = [8, 8]
+threshold = 0.3
+layout = "grid"
+grid = [2, 2]
+patch = [4, 4]
+[eval]
+n_pairs = 20
+pair_items = 10
+capacity_points = [20]
+random_capacity_points = [10]
+cue_items = 10
+sequences = 0
+spiking_items = 0
+train_items = 100
+test_items = 50
+"""
+SWEEP = """base = "tiny.toml"
+name = "tiny-sweep"
+methods = ["finetune"]
+seeds = [0]
+num_cpus = 1
+[grid]
+"train.lr" = [0.05]
+"""
+BASES = {"continual": CONTINUAL, "ca3": CA3, "sparsey": SPARSEY}
+
+
+class Case(NamedTuple):
+    category: str
+    id: str
+    build: Callable[[Path], list[str]]          # given the working folder, writes what it needs, returns argv
+    message: str                               # a fragment the one-line error must contain
+
+
+CASES: list[Case] = []
+
+
+def case(category: str, id: str, message: str):
+    def register(build):
+        CASES.append(Case(category, id, build, message))
+        return build
+    return register
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+def run_with(kind: str, *sets: str, extra: tuple[str, ...] = ()) -> Callable[[Path], list[str]]:
+    """Build: the kind's tiny experiment file, run with ``--set`` overrides."""
+    def build(tmp: Path) -> list[str]:
+        path = write(tmp, f"{kind}.toml", BASES[kind])
+        argv = ["run", str(path), "--no-progress", "--no-plots"]
+        for s in sets:
+            argv += ["--set", s]
+        return argv + list(extra)
+    return build
+
+
+# --- configs: every section of every kind --------------------------------------------------------------------------
+CONFIG_CASES = {
+    "continual": [
+        ("name=\"../outside\"", "not a plain file name"), ("name=\"\"", "not a plain file name"),
+        ("name=\"/abs\"", "not a plain file name"), ("seeds=[]", "at least one seed"),
+        ("seeds=[-1]", "below the minimum 0"), ("seeds=[1,1]", "appears more than once"),
+        ("seeds=[100000000000000000000000]", "64-bit integer"), ("seeds=[4294967296]", "above the maximum"),
+        ("seeds=\"zero\"", "expected a list"), ("seeds=[1.5]", "expected an integer"),
+        ("device=\"tpu\"", "choose one of"), ("output_dir=5", "expected a string"),
+        ("kind=\"nope\"", "kind"), ("colour=1", "unknown key 'colour'"),
+        ("data.dataset=\"nope\"", "data.dataset"), ("data.validation=-0.1", "below the minimum"),
+        ("data.validation=1.5", "above the maximum"), ("data.eval_split=\"x\"", "data.eval_split"),
+        ("data.eval_split=\"validation\"", "needs a validation split"), ("data.foo=1", "unknown key 'data.foo'"),
+        ("data=3", "data: expected a table"), ("data.vary_split=\"yes\"", "expected true or false"),
+        ("stream.kind=\"x\"", "stream.kind"), ("stream.scenario=\"x\"", "stream.scenario"),
+        ("stream.n_tasks=0", "below the minimum 1"), ("stream.n_tasks=50", "stream"),
+        ("stream.classes_per_task=-2", "below the minimum 0"), ("stream.input_code=\"x\"", "stream.input_code"),
+        ("stream.code_units=1", "below the minimum 2"), ("stream.code_sparsity=0.9", "above the maximum"),
+        ("stream.max_angle_deg=720", "above the maximum"), ("stream.foo=1", "unknown key 'stream.foo'"),
+        ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
+        ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
+        ("network.hidden=\"big\"", "expected a list"), ("network.hidden=[1000000000000]", "above the maximum"),
+        ("network.num_steps=0", "below the minimum 1"), ("network.encoder=\"x\"", "network.encoder"),
+        ("network.beta=1.5", "above the maximum"), ("network.threshold=0", "below the minimum"),
+        ("network.reset=\"x\"", "network.reset"), ("network.init_gain=-1", "below the minimum"),
+        ("network.bias=\"yes\"", "expected true or false"), ("network.foo=1", "unknown key 'network.foo'"),
+        ("train.trainer=\"x\"", "train.trainer"), ("train.epochs=0", "below the minimum 1"),
+        ("train.batch_size=0", "below the minimum 1"), ("train.optimizer=\"x\"", "train.optimizer"),
+        ("train.lr=-1", "below the minimum"), ("train.lr=1e308", "above the maximum"),
+        ("train.lr=nan", "finite number"), ("train.lr=inf", "finite number"), ("train.momentum=2", "above"),
+        ("train.weight_decay=5", "train.weight_decay"), ("train.eval_every=-1", "below the minimum 0"),
+        ("train.eval_samples=0", "below the minimum 1"), ("train.lr=\"fast\"", "expected a number"),
+        ("train.foo=1", "unknown key 'train.foo'"),
+        ("strategy.methods=[]", "at least one method"), ("strategy.methods=[\"nope\"]", "nope"),
+        ("strategy.methods=[\"ewc+ewc\"]", "ewc+ewc"), ("strategy.methods=[\"finetune\",\"finetune\"]",
+                                                        "more than once"),
+        ("strategy.methods=[\"ewc\"] strategy.ewc.lam=-1", "lam"),
+        ("strategy.methods=[\"ewc\"] strategy.ewc.foo=1", "foo"),
+        ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),
+        ("strategy.methods=[\"gpm\"] strategy.gpm.thresholds=[2.0]", "thresholds"),
+        ("strategy.methods=[\"hlop\"] strategy.hlop.neurons=[[-1]]", "neurons"),
+        ("strategy.methods=[\"v\"] variants.v.method=\"nope\"", "nope"),
+        ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.train.lr=-3", "variants.v"),
+        ("strategy.methods=[\"v\"] variants.v.lr=1", "variants.v"),
+    ],
+    "ca3": [
+        ("functional.backend=\"x\"", "functional.backend"), ("functional.foo=1", "unknown key"),
+        ("stress.sizes=[[0,10]]", "below the minimum 1"), ("stress.sizes=[[10]]", "stress.sizes"),
+        ("stress.densities=[2.0]", "above the maximum"), ("stress.spacings_ms=[1]", "below the minimum 7"),
+        ("stress.variants=[\"x\"]", "stress.variants"), ("stress.fragment_sizes=[0]", "below the minimum 1"),
+        ("stress.queries_per_size=0", "below the minimum 1"), ("stress.relearn_fraction=2", "above the maximum"),
+        ("stress.enabled=false", "nothing to run"), ("params.nope=1", "params"), ("params.w_ee=\"x\"", "params"),
+        ("seeds=[2,2]", "more than once"), ("name=\"a/b\"", "not a plain file name"), ("foo=1", "unknown key"),
+        ("stress.sizes=[[10,10]] stress.spacings_ms=[]", "at least one value"),
+    ],
+    "sparsey": [
+        ("data.dataset=\"nope\"", "data.dataset"), ("coder.image_shape=[0,8]", "image_shape"),
+        ("coder.threshold=nan", "finite number"), ("coder.layout=\"x\"", "coder.layout"),
+        ("coder.grid=[0,2]", "grid"), ("coder.patch=[9,9]", "patch"), ("coder.mac.n_cms=0", "n_cms"),
+        ("coder.mac.cells_per_cm=0", "cells_per_cm"), ("coder.foo=1", "unknown key"),
+        ("eval.knn_k=0", "below the minimum 1"), ("eval.n_pairs=1", "below the minimum"),
+        ("eval.capacity_points=[100000]", "capacity_points"), ("eval.cue_levels=[1.5]", "above the maximum"),
+        ("eval.sequence_length=1", "below the minimum 3"), ("eval.foo=1", "unknown key"),
+        ("baseline.sparsity=5", "sparsity"), ("seeds=[-3]", "below the minimum 0"), ("name=\"..\"", "plain file"),
+        ("eval.train_items=5", "capacity_points"),
+    ],
+}
+for kind, rows in CONFIG_CASES.items():
+    for assignment, message in rows:
+        case("config", f"{kind}:{assignment}", message)(run_with(kind, *assignment.split(" ")))
+
+
+@case("config", "file missing", "experiment file not found")
+def _(tmp):
+    return ["run", str(tmp / "absent.toml")]
+
+
+@case("config", "invalid TOML", "invalid TOML")
+def _(tmp):
+    return ["run", str(write(tmp, "bad.toml", "name = [unclosed\n"))]
+
+
+@case("config", "utf-16 file", "not UTF-8 text")
+def _(tmp):
+    path = tmp / "u16.toml"
+    path.write_bytes(CONTINUAL.encode("utf-16"))
+    return ["run", str(path)]
+
+
+@case("config", "binary file", "not UTF-8 text")
+def _(tmp):
+    path = tmp / "bin.toml"
+    path.write_bytes(bytes(range(256)))
+    return ["run", str(path)]
+
+
+@case("config", "experiment is a folder", "experiment file not found")
+def _(tmp):
+    (tmp / "folder.toml").mkdir()
+    return ["run", str(tmp / "folder.toml")]
+
+
+@case("config", "top level is an array of tables", "kind")
+def _(tmp):
+    return ["run", str(write(tmp, "k.toml", "kind = [1]\n"))]
+
+
+# --- command-line arguments -----------------------------------------------------------------------------------------
+ARGUMENT_CASES = [
+    ([], "required"), (["nonsense"], "invalid choice"), (["run"], "required: experiment"),
+    (["run", "x.toml", "--seed"], "expected one argument"), (["run", "x.toml", "--seed", "a"], "invalid int"),
+    (["run", "x.toml", "--seeds", ","], "--seeds"), (["run", "x.toml", "--seeds", "1,,x"], "--seeds"),
+    (["run", "x.toml", "--seeds", "0,0"], "--seeds"), (["run", "x.toml", "--seeds", "-1"], "--seeds"),
+    (["run", "x.toml", "--seed", "1", "--seeds", "2"], "not allowed with"),
+    (["run", "x.toml", "--device", "tpu"], "invalid choice"), (["run", "x.toml", "--nproc", "0"], "--nproc"),
+    (["run", "x.toml", "--nproc", "-2"], "--nproc"), (["run", "x.toml", "--bogus"], "unrecognized arguments"),
+    (["report"], "required"), (["report", "--plots"], "expected one argument"), (["export"], "required"),
+    (["export", "x.h5", "--weight-bits", "many"], "expected a number of bits from 2 to 8"), (["export", "x.h5", "--format", "x"], "invalid"),
+    (["export", "x.h5", "--weight-bits", "1"], "--weight-bits"), (["export", "x.h5", "--weight-bits", "9"],
+                                                                  "--weight-bits"),
+    (["export", "x.h5", "--samples", "-5"], "--samples"), (["deploy"], "required"),
+    (["deploy", "x.h5", "--backend", "x"], "invalid choice"), (["deploy", "x.h5", "--samples", "0"], "--samples"),
+    (["sweep"], "required"), (["sweep", "x.toml", "--bogus"], "unrecognized"),
+]
+for argv, message in ARGUMENT_CASES:
+    case("argument", " ".join(argv) or "(none)", message)(lambda tmp, argv=argv: list(argv))
+
+
+@case("argument", "--set without =", "expected key=value")
+def _(tmp):
+    return run_with("continual", "train.lr")(tmp)
+
+
+@case("argument", "--set empty key", "empty key")
+def _(tmp):
+    return run_with("continual", "=3")(tmp)
+
+
+@case("argument", "--set through a value", "is not a table")
+def _(tmp):
+    return run_with("continual", "name.x=3")(tmp)
+
+
+@case("argument", "--resume with --overwrite", "exclude each other")
+def _(tmp):
+    return run_with("continual", extra=("--resume", "--overwrite"))(tmp)
+
+
+@case("argument", "--nproc for ca3", "do not train data-parallel")
+def _(tmp):
+    return run_with("ca3", extra=("--nproc", "2"))(tmp)
+
+
+@case("argument", "--nproc 2 with a bad config: one line, not one per process", "train.lr")
+def _(tmp):
+    return run_with("continual", "train.lr=-1", extra=("--nproc", "2"))(tmp)
+
+
+@case("argument", "--output-dir is a file", "not a folder")
+def _(tmp):
+    write(tmp, "taken", "x")
+    return run_with("continual", extra=("--output-dir", str(tmp / "taken")))(tmp)
+
+
+@case("argument", "--output-dir below a file", "not a folder")
+def _(tmp):
+    write(tmp, "taken", "x")
+    return run_with("continual", extra=("--output-dir", str(tmp / "taken" / "sub")))(tmp)
+
+
+@case("argument", "--data-dir missing", "data")
+def _(tmp):
+    return run_with("continual", "data.dataset=\"mnist\"", extra=("--data-dir", str(tmp / "none")))(tmp)
+
+
+# --- datasets --------------------------------------------------------------------------------------------------------
+def idx_bytes(array: np.ndarray) -> bytes:
+    codes = {np.uint8: 0x08, np.int32: 0x0C}
+    header = struct.pack(">BBBB", 0, 0, codes[array.dtype.type], array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def mnist_folder(tmp: Path, name: str = "mnist", images: bytes | None = None, labels: bytes | None = None,
+                 drop: str | None = None) -> None:
+    """Write an MNIST-format folder (gzip IDX); ``images``/``labels`` replace the training files' bytes."""
+    folder = tmp / "data" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("t10k", 6)):
+        img = idx_bytes(rng.integers(0, 256, (n, 28, 28)).astype(np.uint8))
+        lab = idx_bytes(rng.integers(0, 10, n).astype(np.uint8))
+        if split == "train":
+            img, lab = images if images is not None else img, labels if labels is not None else lab
+        for kind, payload in (("images-idx3-ubyte", img), ("labels-idx1-ubyte", lab)):
+            file = f"{split}-{kind}.gz"
+            if file != drop:
+                (folder / file).write_bytes(gzip.compress(payload))
+
+
+def with_data(dataset: str, setup: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        setup(tmp)
+        return run_with("continual", f"data.dataset=\"{dataset}\"", extra=("--data-dir", str(tmp / "data")))(tmp)
+    return build
+
+
+IMG = np.zeros((12, 28, 28), np.uint8)
+DATASET_CASES = [
+    ("mnist", "missing file", lambda t: mnist_folder(t, drop="train-labels-idx1-ubyte.gz"), "not found"),
+    ("mnist", "empty images", lambda t: mnist_folder(t, images=b""), "mnist"),
+    ("mnist", "truncated images", lambda t: mnist_folder(t, images=idx_bytes(IMG)[:500]), "mnist"),
+    ("mnist", "wrong magic", lambda t: mnist_folder(t, images=b"\x00\x01\x08\x03" + idx_bytes(IMG)[4:]), "mnist"),
+    ("mnist", "wrong rank", lambda t: mnist_folder(t, images=idx_bytes(np.zeros((12, 784), np.uint8))), "mnist"),
+    ("mnist", "int32 images", lambda t: mnist_folder(t, images=idx_bytes(IMG.astype(np.int32))), "mnist"),
+    ("mnist", "count mismatch", lambda t: mnist_folder(t, labels=idx_bytes(np.zeros(5, np.uint8))), "mnist"),
+    ("mnist", "label 11", lambda t: mnist_folder(t, labels=idx_bytes(np.full(12, 11, np.uint8))), "label"),
+    ("mnist", "not gzip", lambda t: mnist_folder(t) or (t / "data/mnist/train-images-idx3-ubyte.gz").write_bytes(
+        b"plain"), "mnist"),
+    ("fashion_mnist", "empty folder", lambda t: (t / "data" / "fashion_mnist").mkdir(parents=True), "not found"),
+    ("fashion_mnist", "huge dims", lambda t: mnist_folder(t, "fashion_mnist", images=struct.pack(
+        ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)), "fashion"),
+]
+
+
+def cifar_folder(tmp: Path, test_batch, kind: str = "cifar10") -> None:
+    name = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+    folder = tmp / "data" / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    good = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3],
+            b"fine_labels": [0, 1, 2, 3]}
+    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"] if kind == "cifar10" else ["train", "test"]
+    for file in files:
+        with open(folder / file, "wb") as f:
+            pickle.dump(test_batch if file in ("test_batch", "test") else good, f, protocol=2)
+
+
+DATASET_CASES += [
+    ("cifar10", "a list", lambda t: cifar_folder(t, [1, 2, 3]), "expected a pickled dict"),
+    ("cifar10", "no labels", lambda t: cifar_folder(t, {b"data": np.zeros((2, 3072), np.uint8)}), "labels"),
+    ("cifar10", "wrong width", lambda t: cifar_folder(t, {b"data": np.zeros((2, 100), np.uint8),
+                                                          b"labels": [0, 1]}), "cifar"),
+    ("cifar10", "label 99", lambda t: cifar_folder(t, {b"data": np.zeros((2, 3072), np.uint8),
+                                                       b"labels": [0, 99]}), "label"),
+    ("cifar10", "crafted object", lambda t: cifar_folder(t, {b"data": Path("x"), b"labels": [0]}), "refusing"),
+    ("cifar10", "not a pickle", lambda t: cifar_folder(t, {}) or (t / "data/cifar-10-batches-py/test_batch")
+     .write_bytes(b"garbage"), "cifar"),
+    ("cifar100", "a list", lambda t: cifar_folder(t, [1], "cifar100"), "expected a pickled dict"),
+    ("cifar100", "missing folder", lambda t: (t / "data").mkdir(), "not found"),
+]
+
+
+def mini_folder(tmp: Path, payload) -> None:
+    folder = tmp / "data"
+    folder.mkdir(parents=True)
+    good = {"image_data": np.zeros((4, 84, 84, 3), np.uint8), "class_dict": {"n01": [0, 1], "n02": [2, 3]}}
+    for split in ("train", "val", "test"):
+        with open(folder / f"mini-imagenet-cache-{split}.pkl", "wb") as f:
+            pickle.dump(payload if split == "test" else good, f)
+
+
+DATASET_CASES += [
+    ("miniimagenet", "missing folder", lambda t: (t / "data").mkdir(), "not found"),
+    ("miniimagenet", "no class_dict", lambda t: mini_folder(t, {"image_data": np.zeros((2, 84, 84, 3), np.uint8)}),
+     "class_dict"),
+    ("miniimagenet", "index out of range", lambda t: mini_folder(t, {"image_data": np.zeros((2, 84, 84, 3), np.uint8),
+                                                                     "class_dict": {"a": [0, 7]}}), "outside 0..1"),
+    ("miniimagenet", "wrong image shape", lambda t: mini_folder(t, {"image_data": np.zeros((2, 10), np.uint8),
+                                                                    "class_dict": {"a": [0, 1]}}), "expected 'image_data'"),
+    ("miniimagenet", "a set", lambda t: mini_folder(t, {"image_data": {1, 2}, "class_dict": {}}), "expected"),
+]
+for dataset, what, setup, message in DATASET_CASES:
+    case("dataset", f"{dataset}: {what}", message)(with_data(dataset, setup))
+
+
+# --- results files ---------------------------------------------------------------------------------------------------
+def h5_with(tmp: Path, name: str, fill: Callable) -> Path:
+    import h5py
+
+    path = tmp / name
+    with h5py.File(path, "w") as f:
+        fill(f)
+    return path
+
+
+RESULTS_CASES = [
+    ("missing", lambda t: t / "none.h5", "not found"),
+    ("empty", lambda t: write(t, "e.h5", ""), "e.h5"),
+    ("text", lambda t: write(t, "t.h5", "hello"), "t.h5"),
+    ("no schema", lambda t: h5_with(t, "n.h5", lambda f: f.create_dataset("x", data=[1])), "n.h5"),
+    ("other schema", lambda t: h5_with(t, "o.h5", lambda f: f.attrs.update(schema="other")), "o.h5"),
+    ("future version", lambda t: h5_with(t, "v.h5", lambda f: f.attrs.update(schema="spikecl-results",
+                                                                            schema_version=99)), "v.h5"),
+    ("unknown kind", lambda t: h5_with(t, "k.h5", lambda f: f.attrs.update(schema="spikecl-results",
+                                                                          schema_version=1, kind="x")), "k.h5"),
+    ("empty folder", lambda t: (t / "empty").mkdir() or t / "empty", "no results"),
+    ("netx file", lambda t: h5_with(t, "net.h5", lambda f: f.create_group("layer")), "net.h5"),
+]
+for what, make, message in RESULTS_CASES:
+    case("results", f"report {what}", message)(lambda tmp, make=make: ["report", str(make(tmp)), "--no-plots"])
+
+
+@case("results", "truncated results", "r.h5")
+def _(tmp):
+    source = h5_with(tmp, "full.h5", lambda f: f.create_dataset("acc", data=np.zeros((64, 64))))
+    data = source.read_bytes()
+    source.unlink()
+    (tmp / "r.h5").write_bytes(data[: len(data) // 2])
+    return ["report", str(tmp / "r.h5"), "--no-plots"]
+
+
+@case("results", "report --plots a file", "--plots")
+def _(tmp):
+    write(tmp, "plots", "x")
+    return ["report", str(tmp / "none.h5"), "--plots", str(tmp / "plots")]
+
+
+# --- checkpoints, export and deploy ----------------------------------------------------------------------------------
+def export_of(make: Callable[[Path], Path], *extra: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["export", str(make(tmp)), "-o", str(tmp / "net.h5"), *extra]
+
+
+def torch_file(tmp: Path, name: str, obj) -> Path:
+    import torch
+
+    path = tmp / name
+    torch.save(obj, path)
+    return path
+
+
+EXPORT_CASES = [
+    ("missing source", lambda t: t / "none.ckpt", "not found"),
+    ("empty checkpoint", lambda t: write(t, "e.ckpt", ""), "e.ckpt"),
+    ("text checkpoint", lambda t: write(t, "t.ckpt", "not a checkpoint"), "t.ckpt"),
+    ("tensor checkpoint", lambda t: torch_file(t, "x.ckpt", {"a": 1}), "x.ckpt"),
+    ("checkpoint of a list", lambda t: torch_file(t, "l.ckpt", [1, 2]), "l.ckpt"),
+    ("crafted checkpoint", lambda t: torch_file(t, "c.ckpt", {"x": Path("/tmp")}), "c.ckpt"),
+    ("unknown suffix", lambda t: write(t, "x.csv", "a,b"), "x.csv"),
+    ("results without a network", lambda t: h5_with(t, "r.h5", lambda f: f.attrs.update(
+        schema="spikecl-results", schema_version=1, kind="ca3")), "r.h5"),
+]
+for what, make, message in EXPORT_CASES:
+    case("export", what, message)(export_of(make))
+
+
+@case("export", "-o below a file", "is not a folder")
+def _(tmp):
+    write(tmp, "file", "x")
+    return ["export", str(tmp / "none.ckpt"), "-o", str(tmp / "file" / "net.h5")]
+
+
+@case("export", "-o exists", "exists")
+def _(tmp):
+    write(tmp, "net.h5", "keep me")
+    write(tmp, "src.ckpt", "")
+    return ["export", str(tmp / "src.ckpt"), "-o", str(tmp / "net.h5")]
+
+
+DEPLOY_CASES = [
+    ("missing", lambda t: t / "none.h5", "not found"),
+    ("text", lambda t: write(t, "t.h5", "hello"), "t.h5"),
+    ("results file", lambda t: h5_with(t, "r.h5", lambda f: f.attrs.update(schema="spikecl-results",
+                                                                          schema_version=1)), "r.h5"),
+    ("netx without layers", lambda t: h5_with(t, "n.h5", lambda f: f.attrs.update(schema="spikecl-netx")), "n.h5"),
+    ("netx of another version", lambda t: h5_with(t, "v.h5", lambda f: f.create_group("spikecl").attrs.update(
+        schema="spikecl-netx", schema_version=99)), "v.h5"),
+]
+for what, make, message in DEPLOY_CASES:
+    case("deploy", what, message)(lambda tmp, make=make: ["deploy", str(make(tmp))])
+
+
+# --- sweeps ----------------------------------------------------------------------------------------------------------
+SWEEP_CASES = [
+    ("base missing", "base = \"absent.toml\"\n", "absent.toml"),
+    ("no base", "name = \"s\"\n", "base"),
+    ("unknown key", "base = \"tiny.toml\"\ncolour = 1\n", "unknown key"),
+    ("bad grid key", "base = \"tiny.toml\"\n[grid]\n\"train.nope\" = [1]\n", "train.nope"),
+    ("bad grid value", "base = \"tiny.toml\"\n[grid]\n\"train.lr\" = [-1.0]\n", "train.lr"),
+    ("grid not a list", "base = \"tiny.toml\"\n[grid]\n\"train.lr\" = 0.1\n", "grid"),
+    ("empty grid list", "base = \"tiny.toml\"\n[grid]\n\"train.lr\" = []\n", "grid"),
+    ("grid and points", "base = \"tiny.toml\"\npoints = [{\"train.lr\" = 0.1}]\n[grid]\n\"train.lr\" = [0.1]\n",
+     "points"),
+    ("bad method", "base = \"tiny.toml\"\nmethods = [\"nope\"]\n", "nope"),
+    ("repeated seeds", "base = \"tiny.toml\"\nseeds = [1, 1]\n", "more than once"),
+    ("negative retries", "base = \"tiny.toml\"\nmax_retries = -1\n", "max_retries"),
+    ("name with a folder", "base = \"tiny.toml\"\nname = \"a/b\"\n", "not a plain file name"),
+    ("set bad value", "base = \"tiny.toml\"\n[set]\n\"network.hidden\" = [0]\n", "network.hidden"),
+    ("select unknown", "base = \"tiny.toml\"\nselect = \"best\"\n", "select"),
+    ("base is a sweep", "base = \"sweep.toml\"\n", "sweep.toml"),
+]
+for what, text, message in SWEEP_CASES:
+    def _sweep(tmp, text=text):
+        write(tmp, "tiny.toml", CONTINUAL)
+        return ["sweep", str(write(tmp, "sweep.toml", text))]
+    case("sweep", what, message)(_sweep)
+
+
+# --- the contract ----------------------------------------------------------------------------------------------------
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def check_contract(tmp: Path, argv: list[str], message: str, capsys) -> str:
+    before = snapshot(tmp)
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, f"exit code {code}, stderr: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{err}"
+    assert lines[0].startswith("spikecl: error: ") and "Traceback" not in err
+    assert message in lines[0], f"{message!r} not in {lines[0]!r}"
+    left = snapshot(tmp) - before
+    assert not left, f"left behind: {sorted(left)}"
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for p in tmp_path.rglob("*"):                                   # read-only folders must be removable
+        if p.is_dir():
+            p.chmod(0o755)
+
+
+@pytest.mark.parametrize("item", CASES, ids=[f"{c.category}:{c.id}" for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(item, workdir, capsys):
+    argv = item.build(workdir)
+    capsys.readouterr()
+    check_contract(workdir, argv, item.message, capsys)
+
+
+def test_the_corpus_covers_every_category():
+    counts = Counter(c.category for c in CASES)
+    assert sum(counts.values()) >= 150
+    assert set(counts) == {"config", "argument", "dataset", "results", "export", "deploy", "sweep"}
+    assert all(n >= 5 for n in counts.values()), counts
