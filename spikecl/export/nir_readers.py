@@ -51,16 +51,14 @@ def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
     hidden = [name for name in graph.nodes if name.startswith("lif")]
     spikes, mems = {name: [] for name in hidden}, []
     x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
-    state = None
+    state, outputs = None, {}
+    if reader == "snntorch":      # snnTorch keeps each layer's state in the module; spikes come from hooks
+        for name in hidden:
+            getattr(module, name).register_forward_hook(lambda _m, _a, out, name=name: outputs.update({name: out}))
     with torch.no_grad():
         for x_t in x:
             if reader == "snntorch":
-                outputs = {}
-                hooks = [getattr(module, name).register_forward_hook(
-                    lambda _m, _a, out, name=name: outputs.__setitem__(name, out)) for name in hidden]
                 module(x_t)
-                for hook in hooks:
-                    hook.remove()
                 mem = getattr(module, readout).mem
             else:
                 _, state = module(x_t, state)
