@@ -160,37 +160,87 @@ def test_netx_round_trip_and_refusals(tmp_path):
         read_netx(tmp_path / "bad.h5")
 
 
-def test_nir_file_reads_back_in_nir_and_snntorch_with_the_same_outputs(tmp_path):
+@pytest.mark.parametrize("reader", ["snntorch", "norse"])
+def test_nir_file_runs_like_the_torch_network_in_snntorch_and_norse(tmp_path, reader):
     nir = pytest.importorskip("nir")
     pytest.importorskip("nirtorch")
-    import snntorch as snn
-    from snntorch.import_nir import import_from_nir
-
-    from spikecl.export.nir_io import write_nir
+    pytest.importorskip(reader)
+    from spikecl.export.nir_io import graph_metadata, read_nir, write_nir
+    from spikecl.export.nir_readers import nir_logits, run_nir
 
     rng = np.random.default_rng(6)
     net = torch_net(rng, "zero")
     spec = spec_of(net, "zero")
-    write_nir(tmp_path / "net.nir", spec)
-    graph = nir.read(tmp_path / "net.nir")
-    assert isinstance(graph.nodes["lif0"], nir.LIF) and graph.nodes["fc0"].weight.shape == (20, 12)
-    imported = import_from_nir(graph)
-    leaky = [m for m in imported.modules() if isinstance(m, snn.Leaky)]
-    x = torch.as_tensor(rng.random((8, 12)), dtype=torch.float32)
-    x_seq = x.expand(5, 8, 12)
-    mems, hidden = [], []
-    leaky[0].register_forward_hook(lambda module, args, out: hidden.append(out.clone()))
+    graph = read_nir(write_nir(tmp_path / "net.nir", spec))
+    assert isinstance(graph.nodes["lif0"], nir.CubaLIF) and graph.nodes["fc0"].weight.shape == (20, 12)
+    meta = graph_metadata(graph)
+    assert (meta["dt"], meta["num_steps"], meta["encoder"], meta["n_outputs"], meta["n_heads"]) == (1e-4, 5, "direct",
+                                                                                                   4, 1)
+    assert meta["readout"] == "readout" and "mean" in meta["readout_rule"] and meta["spikecl_version"]
+    assert meta["config"]["network"]["reset"] == "zero"
+    x_seq = np.broadcast_to(rng.random((8, 12)), (5, 8, 12)).astype(np.float32)
+    run = run_nir(graph, x_seq, reader)
     with torch.no_grad():
-        for t in range(5):
-            imported(x_seq[t])
-            mems.append(leaky[-1].mem.clone())
-        logits = net(x_seq).numpy()
-        spikes = net.layers[0](x_seq).numpy()
-    assert np.allclose(torch.stack(mems).mean(0).numpy(), logits, atol=1e-5)
-    assert len(hidden) == 5 and np.array_equal(torch.stack(hidden).numpy(), spikes) and spikes.any()
-    with pytest.raises(ExportError, match="no NIR equivalent"):
-        write_nir(tmp_path / "sub.nir", spec_of(torch_net(rng, "subtract"), "subtract"))
-    assert not (tmp_path / "sub.nir").exists()
+        logits = net(torch.as_tensor(x_seq.copy())).numpy()
+        spikes = net.layers[0](torch.as_tensor(x_seq.copy())).numpy()
+    assert np.allclose(nir_logits(graph, run.readout_mem), logits, atol=1e-5)
+    assert np.allclose(run.readout_mem, float_forward(spec, x_seq).readout_mem, atol=1e-5)
+    assert np.array_equal(run.spikes["lif0"], spikes) and 0.05 < spikes.mean() < 0.9
+
+
+@pytest.mark.slow
+def test_trained_network_reads_back_exactly_in_snntorch_and_norse(zero_reset_run, tmp_path):
+    pytest.importorskip("nirtorch")
+    pytest.importorskip("norse")
+    from spikecl.export.inputs import stream_samples
+    from spikecl.export.nir_io import graph_metadata, read_nir, write_nir
+    from spikecl.export.nir_readers import nir_logits, run_nir
+
+    spec = load_trained(zero_reset_run[0])
+    graph = read_nir(write_nir(tmp_path / "net.nir", spec))
+    assert graph_metadata(graph)["config"] == spec.config
+    x, y, heads = stream_samples(spec.config, 200)
+    x_seq = encode_values(x, spec.num_steps, spec.encoder)
+    expected = float_forward(spec, x_seq)
+    predictions = np.argmax(float_logits(spec, x_seq, heads), axis=1)
+    assert len(y) == 200 and np.mean(predictions == y) > 0.8
+    for reader in ("snntorch", "norse"):
+        run = run_nir(graph, x_seq, reader)
+        assert np.abs(run.readout_mem - expected.readout_mem).max() < 1e-4, reader
+        assert np.array_equal(np.argmax(nir_logits(graph, run.readout_mem, heads), axis=1), predictions), reader
+        assert np.mean(run.spikes["lif0"] == expected.spikes[0]) > 0.999, reader
+
+
+@pytest.mark.parametrize("change, message", [
+    ("subtract", "layer hidden0: reset 'subtract' has no NIR equivalent"),
+    ("beta", "layer readout: beta 1 has no finite NIR time constant"),
+])
+def test_nir_refusals_are_one_line_and_write_nothing(tmp_path, change, message):
+    pytest.importorskip("nir")
+    from dataclasses import replace
+
+    from spikecl.export.nir_io import write_nir
+
+    spec = random_spec(np.random.default_rng(8), reset="subtract" if change == "subtract" else "zero")
+    if change == "beta":
+        spec = replace(spec, layers=(*spec.hidden, replace(spec.readout, beta=1.0)))
+    with pytest.raises(ExportError, match=message) as err:
+        write_nir(tmp_path / "net.nir", spec)
+    assert len(str(err.value).splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_nir_graphs_without_spikecl_metadata_and_unknown_readers_are_refused():
+    nir = pytest.importorskip("nir")
+    from spikecl.errors import ConfigError
+    from spikecl.export.nir_io import graph_metadata
+    from spikecl.export.nir_readers import import_graph
+
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])),
+                                "output": nir.Output(output_type=np.array([2]))}, edges=[("input", "output")])
+    with pytest.raises(ResultsError, match="no spikecl metadata"):
+        graph_metadata(graph)
+    with pytest.raises(ConfigError, match="choose one of snntorch, norse"):
+        import_graph(graph, "sinabs")
 
 
 def test_resource_report_on_a_known_network():

@@ -52,10 +52,15 @@ def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
 
 def float_logits(spec: NetworkSpec, x_seq: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
     """Logits ``[B, n_outputs]`` (mean readout membrane) of each sample's head."""
-    mean = float_forward(spec, x_seq).readout_mem.mean(axis=0)
-    mean = mean.reshape(mean.shape[0], spec.n_heads, spec.n_outputs)
-    idx = np.zeros(mean.shape[0], dtype=np.int64) if heads is None else np.asarray(heads, dtype=np.int64)
-    return mean[np.arange(mean.shape[0]), idx]
+    return select_heads(float_forward(spec, x_seq).readout_mem.mean(axis=0), spec.n_heads, spec.n_outputs, heads)
+
+
+def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's head ``[B, n_outputs]`` of readout values ``[B, n_heads * n_outputs]`` (head 0 if ``heads`` is
+    None)."""
+    values = values.reshape(values.shape[0], n_heads, n_outputs)
+    idx = np.zeros(values.shape[0], dtype=np.int64) if heads is None else np.asarray(heads, dtype=np.int64)
+    return values[np.arange(values.shape[0]), idx]
 
 
 def readout_range(spec: NetworkSpec, x_seq: np.ndarray, margin: float = 1.5) -> float:

@@ -1,11 +1,17 @@
-"""The float network as a NIR graph (Neuromorphic Intermediate Representation, ``nir`` 1.0.8).
+"""The float network as a NIR graph (Neuromorphic Intermediate Representation, ``nir`` 1.0.8), with metadata.
 
-Nodes: ``input`` → (``fc<i>`` Affine or Linear → ``lif<i>`` LIF) per hidden layer → ``fc_out`` → ``readout`` →
-``output``. Discrete steps follow snnTorch's NIR convention (``dt = 1e-4``, ``tau = dt / (1 - beta)``,
-``r = tau / dt``, so one step of NIR's LIF equals ``mem = beta * mem + I``). NIR has no reset-mode field: readers
-(snnTorch included) assume reset to zero, so a ``subtract`` network is refused. The readout (a non-resetting
-integrator) is a LIF whose threshold is never reached (``READOUT_THRESHOLD``); decode it from its membrane, as
-spikecl does.
+Nodes: ``input`` → (``fc<i>`` Affine or Linear → ``lif<i>`` CubaLIF) per hidden layer → ``fc_out`` →
+``readout`` CubaLIF → ``output``. Each population is NIR's current-based LIF
+
+    tau_syn dI/dt = -I + w_in S,    tau_mem dv/dt = (v_leak - v) + r I,    spike when v > v_threshold, v → v_reset
+
+with ``tau_syn = dt``, ``tau_mem = dt / (1 - beta)``, ``r = tau_mem / dt``, ``w_in = 1``, ``v_leak = v_reset = 0``.
+One forward-Euler step of ``dt`` (current first, then membrane, as Norse, snnTorch and Loihi's CUBA step) is
+``I = W x + b`` and ``v = beta v + I``: snnTorch's ``Leaky`` exactly. ``dt`` (:data:`DT`, in the unit of the time
+constants, snnTorch's fixed import step) is in the graph metadata; Norse must integrate with it
+(``from_nir(graph, dt=DT)``). NIR has no reset-mode field and readers reset to ``v_reset``, so a ``subtract``
+network is refused. The readout (a non-resetting integrator) never reaches its threshold
+(:data:`READOUT_THRESHOLD`); logits are its membrane averaged over the steps (metadata ``readout_rule``).
 """
 
 from __future__ import annotations
@@ -15,21 +21,28 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ExportError, ResultsError, require
-from spikecl.export.spec import LayerSpec, NetworkSpec
+from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.io import atomic_write
 
 DT = 1e-4
 READOUT_THRESHOLD = 1e9
+READOUT_RULE = ("logits = mean over the num_steps steps of the membrane v of node 'readout' (it never spikes); "
+                "readout neurons are n_heads blocks of n_outputs, a sample is decoded from its task's block")
+ENCODERS = {"direct": "each sample's features x in [0, 1] as the input at every one of the num_steps steps",
+            "latency": "one spike per feature at step round((1 - x)(num_steps - 1)), none for x = 0",
+            "poisson": "a spike per feature and step with probability x"}
 
 
-def _lif(layer: LayerSpec, threshold: float):
+def _cuba_lif(layer: LayerSpec, threshold: float):
+    """NIR CubaLIF whose Euler step of :data:`DT` is ``v = beta v + input`` (see the module docstring)."""
     nir = require("nir", "export")
     if not 0.0 <= layer.beta < 1.0:
-        raise ExportError(f"layer {layer.name}: beta {layer.beta:g} has no finite NIR time constant")
+        raise ExportError(f"layer {layer.name}: beta {layer.beta:g} has no finite NIR time constant "
+                          "(needs 0 <= beta < 1)")
     n = layer.n_out
-    tau = np.full(n, DT / (1.0 - layer.beta))
-    return nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(n), v_threshold=np.full(n, threshold),
-                   v_reset=np.zeros(n))
+    tau_mem = np.full(n, DT / (1.0 - layer.beta))
+    return nir.CubaLIF(tau_syn=np.full(n, DT), tau_mem=tau_mem, r=tau_mem / DT, v_leak=np.zeros(n),
+                       v_threshold=np.full(n, threshold), v_reset=np.zeros(n), w_in=np.ones(n))
 
 
 def _synapse(layer: LayerSpec):
@@ -40,8 +53,18 @@ def _synapse(layer: LayerSpec):
     return nir.Affine(weight=weight, bias=layer.bias.astype(np.float32))
 
 
+def nir_metadata(spec: NetworkSpec) -> dict:
+    """The graph metadata spikecl writes: time step, steps, input encoding, readout rule, version, config."""
+    from spikecl import __version__
+
+    return {"dt": DT, "num_steps": spec.num_steps, "encoder": spec.encoder,
+            "encoder_rule": ENCODERS.get(spec.encoder, spec.encoder), "readout": "readout",
+            "readout_rule": READOUT_RULE, "n_outputs": spec.n_outputs, "n_heads": spec.n_heads,
+            "spikecl_version": __version__, "config": config_json(spec)}
+
+
 def to_nir(spec: NetworkSpec):
-    """The NIR graph of ``spec`` (hidden layers must reset to zero)."""
+    """The NIR graph of ``spec`` with :func:`nir_metadata` (hidden layers must reset to zero)."""
     nir = require("nir", "export")
     nodes = {"input": nir.Input(input_type=np.array([spec.n_inputs]))}
     edges = []
@@ -52,13 +75,13 @@ def to_nir(spec: NetworkSpec):
         if layer.reset != "zero":
             raise ExportError(f"layer {layer.name}: reset {layer.reset!r} has no NIR equivalent (NIR readers reset "
                               "to zero); train with network.reset = \"zero\"")
-        nodes[f"fc{i}"], nodes[f"lif{i}"] = _synapse(layer), _lif(layer, layer.threshold)
+        nodes[f"fc{i}"], nodes[f"lif{i}"] = _synapse(layer), _cuba_lif(layer, layer.threshold)
         edges += [(previous, f"fc{i}"), (f"fc{i}", f"lif{i}")]
         previous = f"lif{i}"
-    nodes["fc_out"], nodes["readout"] = _synapse(spec.readout), _lif(spec.readout, READOUT_THRESHOLD)
+    nodes["fc_out"], nodes["readout"] = _synapse(spec.readout), _cuba_lif(spec.readout, READOUT_THRESHOLD)
     nodes["output"] = nir.Output(output_type=np.array([spec.readout.n_out]))
     edges += [(previous, "fc_out"), ("fc_out", "readout"), ("readout", "output")]
-    return nir.NIRGraph(nodes=nodes, edges=edges)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=nir_metadata(spec))
 
 
 def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> Path:
@@ -78,3 +101,19 @@ def read_nir(path: str | Path):
         return nir.read(path)
     except (OSError, KeyError, ValueError) as exc:
         raise ResultsError(f"{path} is not a readable NIR file ({str(exc).splitlines()[0]})") from None
+
+
+def graph_metadata(graph) -> dict:
+    """A spikecl NIR graph's metadata as plain Python values (numpy scalars as int/float, ``config`` parsed).
+
+    A graph without spikecl's keys (written elsewhere) is a :class:`ResultsError`.
+    """
+    import json
+
+    meta = {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(graph.metadata or {}).items()}
+    missing = [k for k in ("dt", "num_steps", "encoder", "readout", "n_outputs", "n_heads") if k not in meta]
+    if missing:
+        raise ResultsError(f"the NIR graph has no spikecl metadata ({', '.join(missing)} missing)")
+    if isinstance(meta.get("config"), str):
+        meta["config"] = json.loads(meta["config"])
+    return meta

@@ -1,0 +1,76 @@
+"""Reader side of spikecl's NIR files: run one in snnTorch or Norse and decode it as spikecl does (needs torch).
+
+The exact calls (see :mod:`spikecl.export.nir_io` for why Norse needs ``dt``)::
+
+    snntorch.import_nir.import_from_nir(graph)              # snnTorch 1.0 (imports at its fixed dt = 1e-4)
+    norse.torch.from_nir(graph, dt=graph.metadata["dt"])    # Norse 1.1 (its default dt = 1e-3 is wrong here)
+
+Both step one time step per call; the logits are the mean over the steps of node ``readout``'s membrane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import NamedTuple
+
+import numpy as np
+
+from spikecl.errors import ConfigError, require
+from spikecl.export.float_model import select_heads
+from spikecl.export.nir_io import graph_metadata
+
+READERS = ("snntorch", "norse")
+
+
+class NirRun(NamedTuple):
+    """Spikes of each hidden node ``{name: [T, B, n]}`` and the readout membrane ``[T, B, n_readout]``."""
+
+    spikes: dict
+    readout_mem: np.ndarray
+
+
+def import_graph(graph, reader: str):
+    """The graph as a torch module of ``reader`` ("snntorch" or "norse"), with the time step Norse needs."""
+    if reader == "snntorch":
+        require("nirtorch", "export")
+        import_nir = require("snntorch.import_nir", "export")
+        with contextlib.redirect_stdout(io.StringIO()):    # snnTorch prints its graph rewriting
+            return import_nir.import_from_nir(graph)
+    if reader == "norse":
+        norse = require("norse.torch", "export")
+        return norse.from_nir(graph, dt=graph_metadata(graph)["dt"])
+    raise ConfigError(f"NIR reader {reader!r}: choose one of {', '.join(READERS)}")
+
+
+def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
+    """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]``."""
+    torch = require("torch", "torch")
+    module = import_graph(graph, reader)
+    readout = graph_metadata(graph)["readout"]
+    hidden = [name for name in graph.nodes if name.startswith("lif")]
+    spikes, mems = {name: [] for name in hidden}, []
+    x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
+    state, outputs = None, {}
+    if reader == "snntorch":      # snnTorch keeps each layer's state in the module; spikes come from hooks
+        for name in hidden:
+            getattr(module, name).register_forward_hook(lambda _m, _a, out, name=name: outputs.update({name: out}))
+    with torch.no_grad():
+        for x_t in x:
+            if reader == "snntorch":
+                module(x_t)
+                mem = getattr(module, readout).mem
+            else:
+                _, state = module(x_t, state)
+                outputs = state.cache
+                mem = state.state[readout][0][1].v          # (synapse state, membrane state) of the CubaLIF
+            for name in hidden:
+                spikes[name].append(outputs[name].numpy().copy())
+            mems.append(mem.numpy().copy())
+    return NirRun({k: np.stack(v) for k, v in spikes.items()}, np.stack(mems))
+
+
+def nir_logits(graph, readout_mem: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
+    """Logits ``[B, n_outputs]``: the readout membrane ``[T, B, n]`` averaged over steps, each sample's head."""
+    meta = graph_metadata(graph)
+    return select_heads(readout_mem.mean(axis=0), meta["n_heads"], meta["n_outputs"], heads)
