@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export,ray]"
+	$(PIP) install --quiet --no-deps "norse==1.1.0"    # a second NIR reader for the interop tests (see pyproject)
 	touch $@
 
 core310: $(CORE310_STAMP)
