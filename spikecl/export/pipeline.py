@@ -77,7 +77,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
     net = replace(net, metrics=metrics)
-    write_netx(output, net, overwrite=overwrite)
+    write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
     return spec, net
 
 
