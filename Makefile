@@ -13,8 +13,16 @@ CORE310_STAMP := $(CORE310)/.installed-stamp
 # The Lava side (hardware/): lava-nc 0.10.0 is frozen at Python 3.10 with numpy < 2 and networkx <= 2.8.7.
 LAVA := .venv-lava
 LAVA_STAMP := $(LAVA)/.installed-stamp
+# Optional, not part of `make test`: lava-dl 0.6.0, whose own netx loader checks spikecl's netx files
+# (tests/test_lavadl.py). lava.lib.dl.netx imports lava-dl's slayer, which imports torch, torchvision, matplotlib
+# and cv2, so those are needed; lava-dl's other pins are skipped (--no-deps). Its torch 2.3.1 exists on PyPI only as
+# the CUDA build (about 2.6 GB of wheels, 5.6 GB installed, 2 minutes here): run it on CPU, never import it in spikecl.
+LAVADL := .venv-lavadl
+LAVADL_STAMP := $(LAVADL)/.installed-stamp
+LAVADL_DEPS := "lava-nc==0.10.0" "numpy==1.26.4" "networkx==2.8.7" "h5py>=3.8" "torch==2.3.1" \
+               "matplotlib>=3.5,<4" "pillow>=10.0.1,<11" "opencv-python-headless>=4.8,<4.11"
 
-.PHONY: demo test test-fast bench env core310 lava clean
+.PHONY: demo test test-fast bench env core310 lava lava-dl clean
 
 env: $(STAMP)
 
@@ -44,6 +52,18 @@ $(LAVA_STAMP): pyproject.toml hardware/pyproject.toml hardware/requirements.txt
 	$(LAVA)/bin/python -m pip install --quiet "numpy==1.26.4" "networkx==2.8.7" -e . -e hardware; \
 	touch $@
 
+lava-dl: $(LAVADL_STAMP)
+
+$(LAVADL_STAMP): pyproject.toml hardware/pyproject.toml
+	@if [ -z "$(PY310)" ]; then echo "NOTICE: no Python 3.10 found; lava-dl is not installed and the lavadl tests will be skipped"; exit 0; fi; \
+	set -e; test -x $(LAVADL)/bin/python || $(PY310) -m venv $(LAVADL); \
+	$(LAVADL)/bin/python -m pip install --quiet --upgrade pip; \
+	$(LAVADL)/bin/python -m pip install --quiet $(LAVADL_DEPS); \
+	$(LAVADL)/bin/python -m pip install --quiet --no-deps "lava-dl==0.6.0" "torchvision==0.18.1"; \
+	$(LAVADL)/bin/python -m pip install --quiet "numpy==1.26.4" "networkx==2.8.7" -e .; \
+	$(LAVADL)/bin/python -m pip install --quiet --no-deps -e hardware; \
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/spikecl run models/pmnist5k_demo.toml --resume
 
@@ -62,4 +82,4 @@ bench: $(STAMP) lava
 	$(PY) benchmarks/distributed_throughput.py
 
 clean:
-	rm -rf $(VENV) $(CORE310) $(LAVA) results .pytest_cache
+	rm -rf $(VENV) $(CORE310) $(LAVA) $(LAVADL) results .pytest_cache

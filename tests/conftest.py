@@ -45,3 +45,37 @@ def zero_reset_run(tmp_path_factory):
     ckpt = checkpoint_path(results)
     run.save_checkpoint(ckpt)
     return results, ckpt, run.net
+
+
+DIGITS_NETWORKS = {
+    "direct": ({"kind": "mlp", "hidden": [64]}, 1, "finetune", 6),
+    "latency": ({"kind": "mlp", "hidden": [64], "encoder": "latency"}, 1, "finetune", 6),
+    "poisson": ({"kind": "mlp", "hidden": [64], "encoder": "poisson"}, 1, "finetune", 6),
+    "hlop": ({"kind": "mlp", "hidden": [64]}, 2, "hlop", 3),
+    "cnn": ({"kind": "cnn", "channels": [8, 16], "init_gain": 2.0}, 1, "finetune", 3),
+}
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """``make(kind)``: results file of a small deployable digits network (reset zero, T = 4) trained by the
+    continual runner, cached per session. Kinds: direct, latency and poisson MLPs 64-64-10, an HLOP MLP on 2
+    permuted tasks, the CNN conv 8 - conv 16 (batch norm, pooling)."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun
+
+    made = {}
+
+    def make(kind: str):
+        if kind not in made:
+            network, tasks, method, epochs = DIGITS_NETWORKS[kind]
+            cfg = experiment_from_dict({
+                "name": f"digits-{kind}", "seeds": [0], "data": {"dataset": "digits"},
+                "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": tasks, "first_task_identity": True},
+                "network": {**network, "num_steps": 4, "reset": "zero"},
+                "train": {"epochs": epochs, "batch_size": 32, "lr": 0.05}, "strategy": {"methods": [method]}})
+            made[kind] = tmp_path_factory.mktemp(f"digits_{kind}") / f"{method}-seed0.h5"
+            ContinualRun(cfg, method, 0).execute(made[kind], progress_bar=False)
+        return made[kind]
+
+    return make

@@ -33,7 +33,7 @@ def random_spec(rng, widths=(12, 20, 15, 4), steps=5, encoder="direct", reset="z
 def test_quantised_weights_are_lava_mantissas_and_track_the_float_weights():
     rng = np.random.default_rng(0)
     spec = random_spec(rng)
-    net = quantize(spec)
+    net = quantize(spec, QuantConfig(exponents=True))
     for layer, fl in zip(net.layers, spec.layers):
         assert layer.weight.min() >= -256 and layer.weight.max() <= 254
         assert np.all(layer.weight % 2 == 0)
@@ -41,6 +41,14 @@ def test_quantised_weights_are_lava_mantissas_and_track_the_float_weights():
         assert -8 <= layer.weight_exp <= 7 and 0 <= layer.vth <= 131071
         err = np.abs(effective_weights(layer) - fl.weight).max()
         assert err <= 1.01 * np.abs(fl.weight).max() / 254  # half a step of the even grid
+    assert net.layers[0].weight_exp < 0
+    # the default folds the exponent into the mantissas (lava-dl's netx has no exponent): coarser, same rounding
+    folded = quantize(spec)
+    for layer, fl in zip(folded.layers, spec.layers):
+        assert layer.weight_exp == 0 and layer.bias_exp <= 6
+        step = 2 * (2**layer.input_bits - 1 if layer.input_bits else 1) / layer.scale
+        assert np.abs(effective_weights(layer) - fl.weight).max() <= 0.5 * step + 1e-12
+    assert np.abs(folded.layers[0].weight).max() < 254 and folded.layers[0].vth >= net.layers[0].vth
     hidden = net.layers[0]
     assert (hidden.du, hidden.dv) == (4095, 410)          # current = this step's input; beta 0.9
     assert hidden.vth == round(spec.layers[0].threshold * hidden.scale)
@@ -53,7 +61,7 @@ def test_quantised_weights_are_lava_mantissas_and_track_the_float_weights():
 @pytest.mark.parametrize("change, message", [
     (dict(reset="subtract"), "reset 'subtract' is not representable"),
     (dict(threshold=1e-9), "rounds to vth = 0"),
-    (dict(threshold=1e9), "> 131071 (17 bits)"),
+    (dict(threshold=1e9), "every weight rounds to 0 without a weight exponent"),
     (dict(beta=0.0), "dv = 4096, outside 0..4095"),
 ])
 def test_unrepresentable_networks_fail_with_one_line_naming_the_layer(change, message):

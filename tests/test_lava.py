@@ -4,48 +4,25 @@ Each test drives the real runner in .venv-lava as a subprocess. `make test` buil
 any Python 3.10 on the machine these tests skip loudly.
 """
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from spikecl.export import fixed_point as fp
 from spikecl.export.inputs import encode
 from spikecl.export.netx import write_netx
 from spikecl.export.quantize import QuantConfig, quantize
 
+from lava_support import ROOT, require_environment, run_and_compare
 from test_export import random_spec
-
-ROOT = Path(__file__).resolve().parents[1]
-LAVA_PYTHON = ROOT / ".venv-lava" / "bin" / "python"
 
 pytestmark = pytest.mark.lava
 
 
 @pytest.fixture(scope="module", autouse=True)
 def lava_environment():
-    if not LAVA_PYTHON.exists():
-        if shutil.which("python3.10") or list(Path.home().glob(".pyenv/versions/3.10.*/bin/python")):
-            pytest.fail("Python 3.10 exists but .venv-lava is missing: run `make lava` (make test does)")
-        pytest.skip("SKIPPED LOUDLY: no Python 3.10 on this machine; the Lava tests did not run")
+    require_environment(".venv-lava", "lava")
 
 
-def run_and_compare(tmp_path, net, x, seed=0):
-    """Run on Lava and the reference; every layer's raw spike stream and the readout voltage must be equal."""
-    from spikecl.export.pipeline import run_lava
-
-    path = write_netx(tmp_path / f"net{seed}.h5", net)
-    inputs = encode(x, net, seed=seed)
-    lava = run_lava(path, inputs)
-    reference = fp.simulate_stream(net, inputs)
-    assert len(lava["spikes"]) == len(net.layers) - 1
-    for k, (a, b) in enumerate(zip(lava["spikes"], reference.spikes)):
-        assert a.shape == b.shape and np.array_equal(a, b), f"layer {k}: {np.mean(a != b):.3%} of spikes differ"
-    assert np.array_equal(lava["readout_v"], reference.readout_v)
-    windows = fp.sample_windows(net, reference, len(x))
-    assert np.array_equal(fp.simulate(net, inputs).readout_v, windows.readout_v)
-    return lava, windows
+LAVA_PYTHON = ROOT / ".venv-lava" / "bin" / "python"
 
 
 @pytest.mark.parametrize("case", [
@@ -60,7 +37,7 @@ def test_lava_spikes_equal_the_reference_layer_by_layer(tmp_path, case):
     bits = case.pop("weight_bits", 8)
     rng = np.random.default_rng(len(case["widths"]) + case.get("sign", 0) + int(100 * case.get("threshold", 1)) + bits)
     spec = random_spec(rng, steps=4, **case)
-    net = quantize(spec, QuantConfig(headroom=4.0, weight_bits=bits))
+    net = quantize(spec, QuantConfig(headroom=4.0, weight_bits=bits, exponents=True))  # spikecl's runner only
     assert all(layer.num_weight_bits == bits for layer in net.layers)
     exps = [layer.weight_exp for layer in net.layers]
     if case.get("threshold") == 0.05:

@@ -10,7 +10,10 @@ cleared by ``LIFReset`` at steps ``t % T == (k + 2) % T``, exactly when a new sa
 needs ``len(layers)`` extra steps to reach the readout. Logits are the readout voltage at each sample's last step
 (see :mod:`spikecl.export.fixed_point`, whose ``simulate_stream`` is the bit-exact reference of this run).
 
-    python -m spikecl_lava.runner net.h5 --inputs inputs.h5 -o run.h5 [--record-layers] [--hardware]
+    python -m spikecl_lava.runner net.h5 --inputs inputs.h5 -o run.h5 [--record-layers] [--hardware | --lava-dl]
+
+``--lava-dl`` builds the same run from the file by lava-dl's own loader (``netx.hdf5.Network``, see
+:mod:`spikecl_lava.lavadl`; needs lava-dl, e.g. ``.venv-lavadl``) instead of spikecl's process graph.
 
 ``inputs.h5``: ``inputs`` int [T, B, n_inputs], optional ``labels`` [B] and ``heads`` [B].
 ``run.h5``: ``spikes/<k>`` uint8 [n, steps] (with --record-layers), ``readout_v`` int64 [n_out, steps],
@@ -145,13 +148,16 @@ def run_config(hardware: bool):
     return Loihi2SimCfg(select_tag="fixed_pt")
 
 
-def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardware: bool = False) -> dict:
+def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardware: bool = False,
+        build=None) -> dict:
     """Run ``inputs`` ``[T, B, n_inputs]`` on Lava: raw spike streams per hidden layer ``[n, steps]`` (with
-    ``record_layers``), the readout voltage ``[n_out, steps]`` and timings."""
+    ``record_layers``), the readout voltage ``[n_out, steps]`` and timings. ``build(net, inputs, record_to)``
+    makes the :class:`Graph` (default: spikecl's own, :func:`build_graph`)."""
+    build = build or (lambda n, x, to: build_graph(dense_after_conv(n), x, to))
     with tempfile.TemporaryDirectory(prefix="spikecl-lava-spikes-") as folder:
         record_to = Path(folder) if record_layers else None
         started = time.perf_counter()
-        graph = build_graph(dense_after_conv(net), inputs, record_to)
+        graph = build(net, inputs, record_to)
         built = time.perf_counter()
         first, ran, readout_v = _execute(graph, hardware)
         spikes = [np.load(record_to / f"spikes_{k}.npy") for k in range(len(graph.sinks))] if record_to else []
@@ -225,15 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=Path, required=True, help="HDF5 with inputs [T, B, n], labels, heads")
     parser.add_argument("-o", "--output", type=Path, required=True, help="run file to write (HDF5)")
     parser.add_argument("--record-layers", action="store_true", help="store every hidden layer's spikes")
-    parser.add_argument("--hardware", action="store_true", help="run on Loihi 2 (needs lava-loihi)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--hardware", action="store_true", help="run on Loihi 2 (needs lava-loihi)")
+    mode.add_argument("--lava-dl", action="store_true", help="build the network with lava-dl's netx loader")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     args = parser.parse_args(argv)
     try:
         net = read_netx(args.network)
         inputs, labels, heads = _read_inputs(args.inputs)
         fixed_point.check_inputs(net, inputs)
-        result = run(net, inputs, record_layers=args.record_layers, hardware=args.hardware)
-        result["backend"] = "loihi2" if args.hardware else "lava-sim"
+        build = None
+        if args.lava_dl:
+            from spikecl_lava.lavadl import netx_builder
+
+            build = netx_builder(args.network)
+        result = run(net, inputs, record_layers=args.record_layers, hardware=args.hardware, build=build)
+        result["backend"] = "loihi2" if args.hardware else "lava-dl-netx" if args.lava_dl else "lava-sim"
         summary = write_run(args.output, net, result, labels, heads, args.overwrite)
     except SpikeCLError as exc:
         print(f"spikecl-lava: error: {exc}", file=sys.stderr)

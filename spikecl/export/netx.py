@@ -1,20 +1,26 @@
-"""Quantised networks as netx-compatible HDF5 (lava-dl's network exchange layout), written atomically.
+"""Quantised networks as netx HDF5 files (lava-dl's network exchange format), written atomically.
 
-Layout (netx keys plus spikecl's own, which netx ignores)::
+Layout: only keys, shapes and types lava-dl 0.6's ``netx.hdf5.Network`` reads under ``/layer``; spikecl's own
+per-layer values live under ``/spikecl`` (netx never opens that group)::
 
-    /layer/0/          type "input", shape (n_inputs,) (no neuron group: netx passes its input to layer 1)
-    /layer/<i>/        type "dense", shape (n_out,), weight int [n_out, n_in] (Loihi mantissas), or
-                       type "conv", shape (C, H, W), weight [C_out, C_in, k, k] (torch layout), stride, padding,
-                       dilation, groups, in_shape (spikecl),
-                       bias (netx units: activation, bias_exp 6; only when exactly representable),
-                       neuron/ type "CUBA", iDecay (du + 1), vDecay (dv), vThMant (vth), refDelay 1, messageBits 0
-                       spikecl extras: weight_exp, num_weight_bits, bias_mant, bias_exp, scale, input_bits, readout
+    /layer/0/          type "input", shape (n_inputs,) or (C, H, W)   (no neuron: netx feeds its input port on)
+    /layer/<i>/        type "dense": shape (n_out,), weight int32 [n_out, n_in] (Loihi mantissas, exponent 0)
+                       type "conv": shape (C, H, W), weight int32 [C_out, C_in, k, k] (torch layout), stride [2],
+                       padding [2], dilation [2], groups ()
+                       bias int32, optional: added as ``bias << 6`` (netx's fixed exponent); dense [n_out], conv
+                       per channel [C] or per neuron in netx's grid [W, H, C]
+                       neuron/ type "CUBA", iDecay (du + 1), vDecay (dv), vThMant (vth), refDelay 1 (int64 scalars)
+                       type "flatten" (no other key) before a dense layer that follows a conv: netx flattens the
+                       conv grid in (C, H, W) order, as torch does
     /simulation/       Ts 1, tSample T
     /spikecl/          attrs: schema "spikecl-netx", schema_version, encoder, num_steps, input_bits, n_outputs,
-                       n_heads, config (JSON of the training config), metrics (JSON: accuracies at export)
+                       n_heads, lava_dl (whether netx runs the file exactly), config (JSON), metrics (JSON)
+    /spikecl/layer/<k>/  per quantised layer k (0-based): weight_exp, num_weight_bits, bias_mant [n_out], bias_exp,
+                       scale, input_bits, readout, netx (its /layer index), in_shape (conv); attr name
 
-lava-dl's netx reads a layer exactly as written when its ``weight_exp`` is 0 and its bias is stored as ``bias``
-(netx derives the weight exponent from the weights and ignores spikecl's keys); see docs/export.md.
+lava-dl's netx re-derives each weight exponent from the stored weights and applies every bias with exponent 6, so
+a file runs exactly there only when every ``weight_exp`` is 0 and every bias exponent at most 6 (the default
+quantisation); :func:`write_netx` refuses other networks unless ``lava_dl=False`` (spikecl's runner only).
 """
 
 from __future__ import annotations
@@ -24,79 +30,113 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ResultsError
-from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, VTH_MAX, WEIGHT_EXP_RANGE,
-                                     FixedLayer, FixedNetwork, lava_weights)
+from spikecl.errors import ExportError, ResultsError
+from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
+                                     WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.spec import ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"
-SCHEMA_VERSION = 1
-NETX_BIAS_EXP = 6
+SCHEMA_VERSION = 2
 
 
-def _neuron(group, du: int, dv: int, vth: int, message_bits: int) -> None:
-    n = group.create_group("neuron")
-    n.create_dataset("type", data=np.bytes_("CUBA"))
-    for key, value in (("iDecay", du + 1), ("vDecay", dv), ("vThMant", vth), ("refDelay", 1),
-                       ("messageBits", message_bits)):
-        n.create_dataset(key, data=np.int64(value))
+def lava_dl_refusal(net: FixedNetwork) -> str | None:
+    """Why lava-dl's netx would not run ``net`` exactly (one line), or None when it would."""
+    for layer in net.layers:
+        if layer.weight_exp != 0:
+            return (f"layer {layer.name}: weight_exp {layer.weight_exp} has no netx key (lava-dl re-derives "
+                    "exponents from the weights); quantise with QuantConfig(exponents=False) or write with "
+                    "lava_dl=False for spikecl's runner")
+        bias = netx_bias(layer)
+        if bias is None or np.abs(bias).max(initial=0) > BIAS_MANT_MAX:
+            return (f"layer {layer.name}: bias exponent {layer.bias_exp} does not fit netx's 13-bit bias at "
+                    "exponent 6; quantise with QuantConfig(exponents=False) or write with lava_dl=False")
+    return None
 
 
-def _netx_bias(layer: FixedLayer) -> np.ndarray | None:
-    """The bias in netx units (added as ``bias << 6``), or None when not exactly expressible that way."""
+def netx_bias(layer: FixedLayer) -> np.ndarray | None:
+    """The bias ``[n_out]`` in netx units (added as ``bias << 6``), or None when not exactly expressible."""
     total = np.left_shift(layer.bias_mant.astype(np.int64), layer.bias_exp)
-    if np.any(total % 2**NETX_BIAS_EXP) or np.abs(total >> NETX_BIAS_EXP).max(initial=0) > BIAS_MANT_MAX:
+    if np.any(total % 2**NETX_BIAS_EXP):
         return None
-    return (total >> NETX_BIAS_EXP).astype(np.int32)
+    return total >> NETX_BIAS_EXP
+
+
+def _netx_bias_array(layer: FixedLayer, bias: np.ndarray) -> np.ndarray:
+    """Dense: [n_out]. Conv: per channel [C] when constant over each channel, else netx's grid [W, H, C]."""
+    if layer.conv is None:
+        return bias
+    grid = bias.reshape(layer.conv.out_shape)
+    if np.all(grid == grid[:, :1, :1]):
+        return grid[:, 0, 0]
+    return grid.transpose(2, 1, 0)
+
+
+def _scalars(group, values: dict) -> None:
+    for key, value in values.items():
+        group.create_dataset(key, data=value)
 
 
 def _write_layer(group, layer: FixedLayer) -> None:
+    """One dense or conv layer with the keys netx reads."""
     group.create_dataset("type", data=np.bytes_("conv" if layer.conv else "dense"))
-    if layer.conv is not None:
-        group.create_dataset("shape", data=np.array(layer.conv.out_shape, dtype=np.int64))
-        group.create_dataset("in_shape", data=np.array(layer.conv.in_shape, dtype=np.int64))
-        for key, value in (("stride", layer.conv.stride), ("padding", layer.conv.padding), ("dilation", 1),
-                           ("groups", 1)):
-            group.create_dataset(key, data=np.array([value, value], dtype=np.int64) if key != "groups"
-                                 else np.int64(value))
-    else:
-        group.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
+    shape = layer.conv.out_shape if layer.conv else (layer.n_out,)
+    group.create_dataset("shape", data=np.array(shape, dtype=np.int64))
     group.create_dataset("weight", data=layer.weight.astype(np.int32))
-    bias = _netx_bias(layer)
+    if layer.conv is not None:
+        pair = lambda v: np.array([v, v], dtype=np.int64)  # noqa: E731
+        _scalars(group, {"stride": pair(layer.conv.stride), "padding": pair(layer.conv.padding),
+                         "dilation": pair(1), "groups": np.int64(1)})
+    bias = netx_bias(layer)
     if bias is not None and np.any(bias):
-        group.create_dataset("bias", data=bias)
-    _neuron(group, layer.du, layer.dv, layer.vth, 0)
-    for key, value in (("weight_exp", layer.weight_exp), ("num_weight_bits", layer.num_weight_bits),
-                       ("bias_exp", layer.bias_exp), ("input_bits", layer.input_bits),
-                       ("readout", int(layer.readout))):
-        group.create_dataset(key, data=np.int64(value))
+        group.create_dataset("bias", data=_netx_bias_array(layer, bias).astype(np.int32))
+    neuron = group.create_group("neuron")
+    neuron.create_dataset("type", data=np.bytes_("CUBA"))
+    _scalars(neuron, {"iDecay": np.int64(layer.du + 1), "vDecay": np.int64(layer.dv),
+                      "vThMant": np.int64(layer.vth), "refDelay": np.int64(1)})
+
+
+def _write_extras(group, layer: FixedLayer, netx_index: int) -> None:
+    """spikecl's own values of one layer (its runner's exponents and the decoding scale)."""
+    _scalars(group, {key: np.int64(value) for key, value in (
+        ("weight_exp", layer.weight_exp), ("num_weight_bits", layer.num_weight_bits), ("bias_exp", layer.bias_exp),
+        ("input_bits", layer.input_bits), ("readout", int(layer.readout)), ("netx", netx_index))})
     group.create_dataset("bias_mant", data=layer.bias_mant.astype(np.int32))
     group.create_dataset("scale", data=np.float64(layer.scale))
+    if layer.conv is not None:
+        group.create_dataset("in_shape", data=np.array(layer.conv.in_shape, dtype=np.int64))
     group.attrs["name"] = layer.name
 
 
-def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False) -> Path:
-    """Write ``net`` to ``path`` atomically (refuses an existing file unless ``overwrite``)."""
+def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lava_dl: bool = True) -> Path:
+    """Write ``net`` to ``path`` atomically (refuses an existing file unless ``overwrite``). ``lava_dl``: refuse
+    (one-line :class:`ExportError`) a network lava-dl's netx would not run exactly; False writes it for spikecl's
+    runner only (marked ``lava_dl = False``)."""
     import h5py
+
+    refusal = lava_dl_refusal(net)
+    if lava_dl and refusal:
+        raise ExportError(refusal)
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            layers = f.create_group("layer")
+            layers, meta = f.create_group("layer"), f.create_group("spikecl")
             inp = layers.create_group("0")
             inp.create_dataset("type", data=np.bytes_("input"))
             first = net.layers[0].conv
-            in_shape = first.in_shape if first else (net.n_inputs,)
-            inp.create_dataset("shape", data=np.array(in_shape, dtype=np.int64))  # no neuron: netx feeds it
-            for i, layer in enumerate(net.layers, start=1):
-                _write_layer(layers.create_group(str(i)), layer)
-            sim = f.create_group("simulation")
-            sim.create_dataset("Ts", data=np.int64(1))
-            sim.create_dataset("tSample", data=np.int64(net.num_steps))
-            meta = f.create_group("spikecl")
+            inp.create_dataset("shape", data=np.array(first.in_shape if first else (net.n_inputs,), dtype=np.int64))
+            index = 1
+            for k, layer in enumerate(net.layers):
+                if k > 0 and net.layers[k - 1].conv is not None and layer.conv is None:
+                    layers.create_group(str(index)).create_dataset("type", data=np.bytes_("flatten"))
+                    index += 1
+                _write_layer(layers.create_group(str(index)), layer)
+                _write_extras(meta.create_group(f"layer/{k}"), layer, index)
+                index += 1
+            _scalars(f.create_group("simulation"), {"Ts": np.int64(1), "tSample": np.int64(net.num_steps)})
             meta.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, encoder=net.encoder,
                               num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
-                              n_heads=net.n_heads, config=json.dumps(net.config),
+                              n_heads=net.n_heads, lava_dl=refusal is None, config=json.dumps(net.config),
                               metrics=json.dumps(net.metrics))
 
     return atomic_write(path, write, overwrite=overwrite)
@@ -109,13 +149,13 @@ def _int(group, key: str, low: int, high: int, where: str) -> int:
     return value
 
 
-def _conv_geometry(group, where: str) -> ConvGeometry | None:
+def _conv_geometry(group, extras, where: str) -> ConvGeometry | None:
     kind = group["type"][()].decode()
     if kind == "dense":
         return None
     if kind != "conv":
         raise ResultsError(f"{where}: layer type {kind!r} is not supported (dense and conv only)")
-    out_shape, in_shape = tuple(int(v) for v in group["shape"][()]), tuple(int(v) for v in group["in_shape"][()])
+    out_shape, in_shape = tuple(int(v) for v in group["shape"][()]), tuple(int(v) for v in extras["in_shape"][()])
     stride, padding = int(group["stride"][()][0]), int(group["padding"][()][0])
     k = group["weight"].shape[-1]
     if len(in_shape) != 3 or conv_output_shape(in_shape, out_shape[0], k, stride, padding) != out_shape:
@@ -123,25 +163,34 @@ def _conv_geometry(group, where: str) -> ConvGeometry | None:
     return ConvGeometry(in_shape, out_shape, stride, padding)
 
 
-def _read_layer(group, where: str) -> FixedLayer:
-    conv = _conv_geometry(group, where)
+def _read_layer(group, extras, where: str) -> FixedLayer:
+    """One layer from its netx group and spikecl's extras (version 1 files kept both in the netx group)."""
+    conv = _conv_geometry(group, extras, where)
     neuron = group["neuron"]
     weight = group["weight"][()].astype(np.int32)
-    bits = _int(group, "num_weight_bits", 1, 8, where)
+    bits = _int(extras, "num_weight_bits", 1, 8, where)
     if weight.ndim != (4 if conv else 2) or not np.array_equal(lava_weights(weight, bits), weight):
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
     n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
-    bias_mant = group["bias_mant"][()].astype(np.int32)
+    bias_mant = extras["bias_mant"][()].astype(np.int32)
     if bias_mant.shape != (n_out,) or np.abs(bias_mant).max(initial=0) > BIAS_MANT_MAX:
         raise ResultsError(f"{where}: bias_mant must be [{n_out}] 13-bit integers")
     return FixedLayer(
-        name=str(group.attrs.get("name", where)), weight=weight,
-        weight_exp=_int(group, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
+        name=str(extras.attrs.get("name", group.attrs.get("name", where))), weight=weight,
+        weight_exp=_int(extras, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
         du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1, dv=_int(neuron, "vDecay", 0, DECAY_MAX, where),
         vth=_int(neuron, "vThMant", 0, VTH_MAX, where), bias_mant=bias_mant,
-        bias_exp=_int(group, "bias_exp", 0, BIAS_EXP_MAX, where), scale=float(group["scale"][()]),
-        input_bits=_int(group, "input_bits", 0, 16, where), readout=bool(_int(group, "readout", 0, 1, where)),
+        bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where), scale=float(extras["scale"][()]),
+        input_bits=_int(extras, "input_bits", 0, 16, where), readout=bool(_int(extras, "readout", 0, 1, where)),
         conv=conv)
+
+
+def _layer_groups(f, version: int) -> list:
+    """(netx group, extras group, where) per quantised layer, skipping netx's input and flatten entries."""
+    if version < 2:
+        return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
+    extras = [f[f"spikecl/layer/{k}"] for k in range(len(f["spikecl/layer"]))]
+    return [(f[f"layer/{int(e['netx'][()])}"], e, f"layer {int(e['netx'][()])}") for e in extras]
 
 
 def read_netx(path: str | Path) -> FixedNetwork:
@@ -151,11 +200,10 @@ def read_netx(path: str | Path) -> FixedNetwork:
         meta = f.get("spikecl")
         if meta is None or meta.attrs.get("schema") != SCHEMA:
             raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
-        if int(meta.attrs["schema_version"]) > SCHEMA_VERSION:
-            raise ResultsError(f"{path} has schema version {int(meta.attrs['schema_version'])}; this spikecl "
-                               f"reads up to {SCHEMA_VERSION}")
-        n_layers = len(f["layer"])
-        layers = tuple(_read_layer(f[f"layer/{i}"], f"{path}: layer {i}") for i in range(1, n_layers))
+        version = int(meta.attrs["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to {SCHEMA_VERSION}")
+        layers = tuple(_read_layer(g, e, f"{path}: {where}") for g, e, where in _layer_groups(f, version))
         net = FixedNetwork(layers, int(meta.attrs["num_steps"]), str(meta.attrs["encoder"]),
                            int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
                            int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),

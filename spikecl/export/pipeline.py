@@ -81,18 +81,28 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
     net = replace(net, metrics=metrics)
-    write_netx(output, net, overwrite=overwrite)
+    write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
     return spec, net
 
 
-def lava_python() -> Path:
-    """The Python of the Lava environment: ``$SPIKECL_LAVA_PYTHON`` or ``.venv-lava`` beside the package."""
-    env = os.environ.get("SPIKECL_LAVA_PYTHON")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".venv-lava" / "bin" / "python"
+def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
+    """The Python of a side environment: ``$variable`` or ``folder`` (e.g. ``.venv-lava``) beside the package."""
+    env = os.environ.get(variable)
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
     if not path.exists():
-        raise DependencyError(f"the Lava environment is missing ({path}); build it with `make lava` (needs "
-                              "Python 3.10) or set SPIKECL_LAVA_PYTHON")
+        raise DependencyError(f"the {name} environment is missing ({path}); build it with `make {target}` "
+                              f"(needs Python 3.10) or set {variable}")
     return path
+
+
+def lava_python() -> Path:
+    """The Python of the Lava environment: ``$SPIKECL_LAVA_PYTHON`` or ``.venv-lava``."""
+    return venv_python("SPIKECL_LAVA_PYTHON", ".venv-lava", "lava", "Lava")
+
+
+def lavadl_python() -> Path:
+    """The Python with lava-dl's netx (optional): ``$SPIKECL_LAVADL_PYTHON`` or ``.venv-lavadl``."""
+    return venv_python("SPIKECL_LAVADL_PYTHON", ".venv-lavadl", "lava-dl", "lava-dl")
 
 
 def write_inputs(path: Path, inputs: np.ndarray, labels: np.ndarray | None, heads: np.ndarray | None) -> None:
@@ -107,16 +117,18 @@ def write_inputs(path: Path, inputs: np.ndarray, labels: np.ndarray | None, head
 
 
 def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_layers: bool = True,
-             timeout_s: float = 1800) -> dict:
-    """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents."""
+             timeout_s: float = 1800, lava_dl: bool = False) -> dict:
+    """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents.
+    ``lava_dl``: build the network with lava-dl's netx loader instead, in ``.venv-lavadl``."""
     import h5py
 
-    python = lava_python()
+    python = lavadl_python() if lava_dl else lava_python()
     with tempfile.TemporaryDirectory(prefix="spikecl-lava-") as tmp:
         tmp = Path(tmp)
         write_inputs(tmp / "inputs.h5", inputs, labels, heads)
         cmd = [str(python), "-m", "spikecl_lava.runner", str(network), "--inputs", str(tmp / "inputs.h5"),
-               "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else [])
+               "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else []) + \
+            (["--lava-dl"] if lava_dl else [])
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()

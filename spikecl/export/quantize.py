@@ -34,6 +34,7 @@ UV_LIMIT = 2**23             # u, v are 24-bit signed
 ACT_SHIFT = 6                # activations and thresholds are MSB-aligned by 6 bits
 BIAS_MANT_MAX = 2**12 - 1    # 13-bit signed mantissa
 BIAS_EXP_MAX = 7
+NETX_BIAS_EXP = 6            # lava-dl's netx applies every bias with exponent 6
 WEIGHT_EXP_RANGE = (-8, 7)
 INPUT_ENCODERS = ("direct", "poisson", "latency")
 
@@ -45,12 +46,16 @@ class QuantConfig:
     when a large bias needs it).
     ``input_bits``: graded input message bits for the ``direct`` encoder (0 = binary spikes for the others).
     ``readout_range``: the largest ``|sum_t mem[t]|`` of the readout expected (float units); None = worst case
-    from the weights (safe, coarser)."""
+    from the weights (safe, coarser).
+    ``exponents``: False (default) keeps every ``weight_exp`` at 0 and every bias at exponent 6 by folding the
+    scale into the mantissas and thresholds, so lava-dl's netx loader runs the file exactly; True uses weight
+    exponents and bias exponent 7 for more precision (such files run on spikecl's runner only)."""
 
     weight_bits: int = 8
     headroom: float = 8.0
     input_bits: int = 8
     readout_range: float | None = None
+    exponents: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.weight_bits <= 8:
@@ -153,10 +158,14 @@ def _mantissa_scale(weight: np.ndarray, weight_bits: int) -> tuple[float, bool]:
     return min(limits), mixed
 
 
-def _mantissas(weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool) -> np.ndarray:
+def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool) -> np.ndarray:
     g = weight_grid(weight_bits, mixed)
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
+    if not np.any(m):
+        raise ExportError(f"layer {name}: every weight rounds to 0 without a weight exponent (the threshold or "
+                          "readout range is too large for the weights); QuantConfig(exponents=True) keeps them for "
+                          "spikecl's runner")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
     return m
@@ -168,19 +177,24 @@ def _weight_exp(ideal: float) -> int:
     return int(min(max(e, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1]))
 
 
-def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int) -> tuple[np.ndarray, int]:
+def bias_exp_max(cfg: QuantConfig) -> int:
+    """Largest bias exponent: 6 (netx's fixed exponent) unless ``cfg.exponents``."""
+    return BIAS_EXP_MAX if cfg.exponents else NETX_BIAS_EXP
+
+
+def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, max_exp: int) -> tuple[np.ndarray, int]:
     """Bias mantissa [n_out] and exponent with ``mant * 2**exp = 64 * round(S * b)`` (activation units, as netx's
-    ``bias`` with exponent 6; the smallest exponent that fits 13 bits)."""
+    ``bias`` with exponent 6; the smallest exponent up to ``max_exp`` that fits 13 bits)."""
     if bias is None or not np.any(bias):
         return np.zeros(n_out, dtype=np.int32), 0
     total = np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
-    for exp in range(BIAS_EXP_MAX + 1):
+    for exp in range(max_exp + 1):
         mant = np.round(total / 2**exp)
         if np.abs(mant).max() <= BIAS_MANT_MAX:
             return mant.astype(np.int32), exp
     worst = float(bias[np.argmax(np.abs(bias))])
-    raise ExportError(f"layer {name}: bias {worst:g} needs {abs(total).max():.0f} > 4095 * 2**7 (13-bit mantissa, "
-                      "exponent 0..7); lower the bias or the headroom")
+    raise ExportError(f"layer {name}: bias {worst:g} needs {abs(total).max():.0f} > 4095 * 2**{max_exp} (13-bit "
+                      f"mantissa, exponent 0..{max_exp}); lower the bias or the headroom")
 
 
 def _check_weights(layer: LayerSpec) -> None:
@@ -219,14 +233,15 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     q = 2**input_bits - 1 if input_bits else 1
     s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
     vth_target = min(VTH_MAX, (UV_LIMIT >> ACT_SHIFT) / cfg.headroom)
-    if layer.bias is not None and np.any(layer.bias):  # the largest bias must fit 13 bits << 7 (scale down if not)
-        vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**BIAS_EXP_MAX
+    max_bias_exp = bias_exp_max(cfg)
+    if layer.bias is not None and np.any(layer.bias):  # the largest bias must fit 13 bits << 6 or 7 (scale down)
+        vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**max_bias_exp
                          / (2**ACT_SHIFT * np.abs(layer.bias).max()))
     ideal = vth_target / (layer.threshold * s_w * q)
     e = _weight_exp(ideal)
     if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)
         e = min(e, max(0, math.ceil(math.log2(64 / (layer.threshold * s_w * q)))))
-    if layer.conv is not None:  # Lava's fixed-point Conv applies no exponent: shrink the mantissas instead
+    if layer.conv is not None or not cfg.exponents:  # Lava's Conv and netx apply no exponent: shrink mantissas
         s_w, e = min(s_w, ideal * s_w), 0
     scale = s_w * q * 2.0**e
     vth = round(layer.threshold * scale)
@@ -236,9 +251,10 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     if vth < 1:
         raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} rounds to vth = 0 (weights too large "
                           "relative to the threshold)")
-    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
-    return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
-                      dv, vth, bias_mant, bias_exp, scale, input_bits, conv=layer.conv)
+    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, max_bias_exp)
+    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed)
+    return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, vth, bias_mant, bias_exp, scale, input_bits,
+                      conv=layer.conv)
 
 
 def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:
@@ -260,10 +276,13 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     span = cfg.readout_range or worst_case_readout_range(layer, num_steps)
     target = (UV_LIMIT // 2) / (2**ACT_SHIFT * span)
     e = min(_weight_exp(target / (s_w * q)), 0)  # a larger exponent adds no precision here
+    if not cfg.exponents:
+        s_w, e = min(s_w, target / q), 0
     scale = s_w * q * 2.0**e
-    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out)
-    return FixedLayer(layer.name, _mantissas(layer.weight, s_w, cfg.weight_bits, mixed), e, cfg.weight_bits, du,
-                      dv, VTH_MAX, bias_mant, bias_exp, scale, input_bits, readout=True)
+    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, bias_exp_max(cfg))
+    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed)
+    return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, VTH_MAX, bias_mant, bias_exp, scale,
+                      input_bits, readout=True)
 
 
 def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:

@@ -1,0 +1,69 @@
+"""lava-dl's own netx loader (``netx.hdf5.Network``, lava-dl 0.6.0) runs spikecl's netx files exactly like the
+numpy reference on Lava's fixed-point CPU simulation (``Loihi2SimCfg(select_tag="fixed_pt")``).
+
+Each test runs ``spikecl_lava.runner --lava-dl`` in ``.venv-lavadl`` as a subprocess (optional: ``make lava-dl``;
+without it these tests skip loudly). Not part of ``make test``: run ``pytest -m lavadl tests/test_lavadl.py``.
+"""
+
+import numpy as np
+import pytest
+
+from spikecl.export import fixed_point as fp
+from spikecl.export.quantize import quantize
+
+from lava_support import require_environment, run_and_compare
+from test_export import cnn_spec, random_spec, small_cnn
+
+pytestmark = pytest.mark.lavadl
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lavadl_environment():
+    require_environment(".venv-lavadl", "lava-dl")
+
+
+@pytest.mark.parametrize("case", [
+    dict(widths=(12, 20, 4), encoder="direct", bias=True),                       # graded input, biases
+    dict(widths=(12, 20, 4), encoder="latency", bias=False, sign=1),             # excitatory-only weights
+    dict(widths=(16, 24, 18, 12, 5), encoder="poisson", bias=True),              # 3 hidden layers, binary input
+])
+def test_lava_dl_runs_random_mlps_like_the_reference(tmp_path, case):
+    rng = np.random.default_rng(len(case["widths"]) + case.get("sign", 0))
+    spec = random_spec(rng, steps=4, **case)
+    net = quantize(spec)
+    _, windows = run_and_compare(tmp_path, net, rng.random((6, spec.n_inputs)), lava_dl=True)
+    assert 0.01 < windows.spikes[0].mean() < 0.95, "the case must exercise spiking"
+
+
+def test_lava_dl_runs_a_cnn_with_flatten_and_conv_bias_like_the_reference(tmp_path):
+    from dataclasses import replace
+
+    spec = cnn_spec(small_cnn(5))
+    louder = replace(spec.layers[1], weight=3 * spec.layers[1].weight)
+    net = quantize(replace(spec, layers=(spec.layers[0], louder, spec.layers[2])))
+    assert np.any(net.layers[0].bias_mant)
+    _, windows = run_and_compare(tmp_path, net, np.random.default_rng(14).random((4, 64)), lava_dl=True)
+    assert windows.spikes[0].mean() > 0.05 and windows.spikes[1].mean() > 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["direct", "latency", "poisson", "hlop", "cnn"])
+def test_trained_digits_networks_run_on_lava_dl_as_on_spikecls_runner(digits_run, tmp_path, kind):
+    """Export a trained network; lava-dl's loader and spikecl's runner give the reference's spikes, readout voltages
+    and predictions on the same test samples."""
+    from spikecl.export.inputs import encode, stream_samples
+    from spikecl.export.pipeline import export_file, run_lava
+
+    out = tmp_path / f"{kind}.h5"
+    _, net = export_file(digits_run(kind), out, samples=359, calibration_samples=128)
+    x, y, heads = stream_samples(net.config, 40)
+    inputs = encode(x, net)
+    reference = fp.simulate_stream(net, inputs)
+    predictions = fp.predict(net, inputs, heads)
+    for lava_dl in (True, False):
+        run = run_lava(out, inputs, y, heads, lava_dl=lava_dl)
+        assert all(np.array_equal(a, b) for a, b in zip(run["spikes"], reference.spikes))
+        assert np.array_equal(run["readout_v"], reference.readout_v)
+        assert np.array_equal(run["predictions"], predictions)
+        assert run["accuracy"] == np.mean(predictions == y)
+    assert net.metrics["reference_accuracy"] >= net.metrics["float_accuracy"] - 0.03
