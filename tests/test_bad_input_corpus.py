@@ -249,7 +249,8 @@ ARGUMENT_CASES = [
     (["export", "x.h5", "--weight-bits", "many"], "expected a number of bits from 2 to 8"), (["export", "x.h5", "--format", "x"], "invalid"),
     (["export", "x.h5", "--weight-bits", "1"], "--weight-bits"), (["export", "x.h5", "--weight-bits", "9"],
                                                                   "--weight-bits"),
-    (["export", "x.h5", "--samples", "-5"], "--samples"), (["deploy"], "required"),
+    (["export", "x.h5", "--samples", "-5"], "--samples"), (["export", "x.h5", "--max-drop", "-1"], "--max-drop"),
+    (["export", "x.h5", "--headroom", "nan"], "--headroom"), (["export", "x.h5", "--input-bits", "0"], "--input-bits"), (["deploy"], "required"),
     (["deploy", "x.h5", "--backend", "x"], "invalid choice"), (["deploy", "x.h5", "--samples", "0"], "--samples"),
     (["sweep"], "required"), (["sweep", "x.toml", "--bogus"], "unrecognized"),
 ]

@@ -1,6 +1,8 @@
 """Export to Loihi fixed point: quantisation ranges, the bit-accurate reference, netx and NIR files, resources,
 and the export/deploy commands (Lava itself: tests/test_lava.py)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -525,3 +527,47 @@ def _conv(in_shape, out_shape, stride=1, padding=1):
     from spikecl.export.spec import ConvGeometry
 
     return ConvGeometry(in_shape, out_shape, stride, padding)
+
+
+def test_export_refuses_a_large_accuracy_drop_unless_forced(zero_reset_run, tmp_path, capsys):
+    """An outlier weight (1e4) stretches the quantisation scale until most weights round to zero: export measures
+    float against quantised accuracy and refuses, in one line with the numbers, writing nothing; --force writes."""
+    import torch
+
+    from spikecl.cli import main
+
+    _, ckpt, _ = zero_reset_run
+    state = torch.load(ckpt, weights_only=True)
+    name = next(k for k, v in state["model"].items() if k.endswith("weight") and v.ndim == 2)
+    state["model"][name][0, 0] = 1e4
+    bad = tmp_path / "outlier.ckpt"
+    torch.save(state, bad)
+    out = tmp_path / "net.h5"
+    assert main(["export", str(bad), "-o", str(out), "--samples", "200"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "points below float" in err and "on 200 test samples" in err
+    assert not out.exists()
+    assert main(["export", str(bad), "-o", str(out), "--samples", "200", "--force"]) == 0
+    m = read_netx(out).metrics
+    assert m["float_accuracy"] - m["reference_accuracy"] > 0.03 and out.exists()
+
+
+def test_the_resource_report_names_only_chips_that_run_the_network(zero_reset_run, capsys):
+    """Loihi 1 carries binary spikes only: a direct-encoded (graded-input) network is reported for Loihi 2 alone;
+    a latency-encoded one for both."""
+    from spikecl.export.pipeline import print_export
+    from spikecl.export.quantize import QuantConfig, quantize
+    from spikecl.export.spec import load_trained
+
+    results, _, _ = zero_reset_run
+    spec = load_trained(results)
+    graded = quantize(spec, QuantConfig())
+    assert "binary spikes" in resources.cannot_run(graded, resources.preset("loihi1"))
+    assert resources.cannot_run(graded, resources.preset("loihi2")) is None
+    print_export(graded)
+    printed = capsys.readouterr().out
+    assert "loihi2:" in printed and "loihi1" not in printed
+    binary = quantize(dataclasses.replace(spec, encoder="latency"), QuantConfig())
+    print_export(binary)
+    printed = capsys.readouterr().out
+    assert "loihi1:" in printed and "loihi2:" in printed

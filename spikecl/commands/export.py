@@ -31,6 +31,9 @@ def add_command(sub) -> None:
                         help="test samples for the accuracy check (0: skip)")
     export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"), default=256,
                         help="training samples that set the readout's range (0: worst case from weights)")
+    export.add_argument("--max-drop", type=bounded(float, 0, 100, "a number of points"), default=3.0,
+                        help="refuse when quantised accuracy is more than this many points below float (default 3)")
+    export.add_argument("--force", action="store_true", help="write the file whatever the accuracy drop")
     export.add_argument("--data-dir", help="folder holding downloaded datasets")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.set_defaults(handler=cmd_export)
@@ -53,7 +56,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     quant = QuantConfig(weight_bits=args.weight_bits, headroom=args.headroom, input_bits=args.input_bits)
     spec, net = export_file(args.source, args.output, args.format, quant, samples=args.samples,
                             calibration_samples=args.calibration_samples, overwrite=args.overwrite,
-                            data_dir=args.data_dir)
+                            data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
     if net is not None:
         print_export(net)
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")

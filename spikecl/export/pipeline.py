@@ -52,11 +52,29 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
             "prediction_agreement": float(np.mean(float_pred == fixed_pred)), **synops}
 
 
+#: the most quantised accuracy may fall below float accuracy at export (points) before export refuses.
+MAX_DROP_POINTS = 3.0
+
+
+def check_accuracy_drop(metrics: dict, max_drop: float | None) -> None:
+    """Refuse (one-line :class:`ExportError` with the numbers) a quantised network whose accuracy on the export's
+    test samples is more than ``max_drop`` points below the float network's; ``None`` never refuses."""
+    if max_drop is None or "float_accuracy" not in metrics:
+        return
+    float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
+    if float_acc - fixed_acc > max_drop:
+        raise ExportError(f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
+                          f"{float_acc:.1f} % on {metrics['samples']} test samples (limit {max_drop:g}); an "
+                          "outlier weight or too few bits? Retrain, raise --weight-bits or --max-drop, or --force")
+
+
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
                 samples: int = 500, calibration_samples: int = 256, overwrite: bool = False,
-                data_dir: str | None = None) -> tuple[NetworkSpec, FixedNetwork | None]:
+                data_dir: str | None = None, max_drop: float | None = MAX_DROP_POINTS
+                ) -> tuple[NetworkSpec, FixedNetwork | None]:
     """Export a trained run to ``output``; returns the float spec and (netx) the quantised network with its
-    measured accuracies in ``metrics``. Nothing is written when any check fails."""
+    measured accuracies in ``metrics``. Nothing is written when any check fails, including quantised accuracy more
+    than ``max_drop`` points below float on the ``samples`` test samples (``None``: no limit)."""
     from spikecl.export.netx import write_netx
     from spikecl.export.nir_io import write_nir
 
@@ -80,6 +98,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if has_data and samples:
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
+        check_accuracy_drop(metrics, max_drop)
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
     return spec, net
@@ -189,8 +208,11 @@ def print_export(net: FixedNetwork, out=None) -> None:
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     for name in resources.PRESETS:
+        limits = resources.preset(name)
+        if resources.cannot_run(net, limits):
+            continue                                     # only the chips that can run the network are named
         try:
-            r = resources.summary(net, resources.preset(name))
+            r = resources.summary(net, limits)
             print(f"{name}: {r['neurons']} neurons, {r['synapses']} synapses, {r['synaptic_memory_bytes']} bytes of "
                   f"weights, {r['cores']} cores ({r['chips']} chip{'s' if r['chips'] > 1 else ''})", file=out)
         except ExportError as exc:

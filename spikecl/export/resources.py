@@ -40,13 +40,14 @@ class CoreLimits:
     input_axons: int
     output_axons: int
     cores_per_chip: int
+    max_message_bits: int = 0        # graded spike payload bits a core receives; 0: binary spikes only
 
 
 PRESETS = {
     "loihi1": CoreLimits("loihi1", neurons=1024, synaptic_memory_bits=128 * 1024 * 8, input_axons=4096,
                          output_axons=4096, cores_per_chip=128),
     "loihi2": CoreLimits("loihi2", neurons=8192, synaptic_memory_bits=128 * 1024 * 8, input_axons=4096,
-                         output_axons=4096, cores_per_chip=128),
+                         output_axons=4096, cores_per_chip=128, max_message_bits=24),
 }
 
 
@@ -135,6 +136,16 @@ def synaptic_operations(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> 
         else:
             effective += ops
     return {"dense_synops": float(dense), "effective_acs": effective, "effective_macs": macs}
+
+
+def cannot_run(net: FixedNetwork, limits: CoreLimits) -> str | None:
+    """Why a chip of ``limits`` cannot run ``net`` at all (before any capacity question), or None: graded input
+    spikes wider than the chip carries (Loihi 1 carries binary spikes only)."""
+    bits = max(layer.input_bits for layer in net.layers)
+    if bits > limits.max_message_bits:
+        carries = f"{limits.max_message_bits}-bit graded" if limits.max_message_bits else "binary"
+        return f"{limits.name} carries {carries} spikes, this network receives {bits}-bit graded input"
+    return None
 
 
 def summary(net: FixedNetwork, limits: CoreLimits) -> dict:
