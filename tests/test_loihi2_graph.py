@@ -107,7 +107,7 @@ from lava.proc.lif.process import LIFReset
 from spikecl.errors import DependencyError
 from spikecl.export.netx import read_netx
 from spikecl_lava import runner
-from spikecl_lava.processes.hostio import PassThrough, SampleFile, VoltageRead
+from spikecl_lava.processes.hostio import SampleFile
 from spikecl_lava.processes.recorder import SpikeFile
 import sys, tempfile
 from pathlib import Path
@@ -119,7 +119,7 @@ folder = Path(tempfile.mkdtemp())
 hw = runner.hardware_available()
 io = runner.board_io() if hw else runner.cpu_board_io()
 graph = runner.build_graph(runner.dense_after_conv(net), inputs, folder, "sample-end", io)
-host = (SpikeFile, SampleFile)
+assert all(isinstance(s, SpikeFile) for s in graph.sinks)
 # every host process talks to the network through an adapter, never directly
 first = graph.source.s_out.out_connections
 assert len(first) == 1 and first[0].process is graph.adapters[0], first
@@ -170,3 +170,13 @@ def test_board_graph_builds_for_loihi2_hwcfg(tmp_path):
         assert len(errors) == 3
         for e in errors:
             assert e.startswith("ERR ") and "lava-loihi" in e and "\n" not in e
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_board_graph_when_the_pipeline_is_longer_than_a_sample(tmp_path, steps):
+    """More layers than steps per sample: several samples are in flight, and the reader's phase wraps."""
+    net, rng = _net("poisson", widths=(6, 8, 7, 6, 3), steps=steps, seed=steps)
+    inputs = encode(rng.random((4, 6)), net, seed=0)
+    done, run = run_runner(tmp_path, net, inputs, "--record-layers", "--cpu-adapters")
+    assert done.returncode == 0, done.stderr
+    _assert_equals_reference(net, inputs, run)

@@ -12,9 +12,9 @@ needs ``len(layers)`` extra steps to reach the readout. Logits are the readout v
 
 Readout: ``every-step`` probes the readout voltage at every step with a host ``Monitor`` (CPU only; what ``deploy``
 compares with the reference). ``sample-end`` reads it once per sample, at the end of each sample's last step,
-with a reader process (lava-loihi's ``eio.state.Read`` on a board, :class:`~spikecl_lava.processes.hostio.VoltageRead`
-on the CPU) into a host :class:`~spikecl_lava.processes.hostio.SampleFile`; the reader sends one step later, so
-the run takes one more step.
+with a reader process (lava-loihi's ``eio.state.Read`` on a board,
+:class:`~spikecl_lava.processes.hostio.VoltageRead` on the CPU) into a host
+:class:`~spikecl_lava.processes.hostio.SampleFile`; the reader sends one step later, so the run takes one more step.
 
 Board graph (``--hardware``, or ``--cpu-adapters`` to build the same graph with CPU stand-ins and run it on the
 fixed-point simulation): an embedded-I/O adapter between every host process and the network (source ──►
