@@ -43,3 +43,39 @@ def run_and_compare(tmp_path, net, x, seed=0, lava_dl=False, labels=None):
     assert np.array_equal(fp.simulate(net, inputs).readout_v, windows.readout_v)
     assert np.array_equal(lava["predictions"], fp.predict(net, inputs))
     return lava, windows
+
+
+def run_runner(tmp_path, net, inputs, *flags, labels=None, name="run"):
+    """Run ``python -m spikecl_lava.runner`` in .venv-lava with ``flags`` on ``inputs`` [T, B, n]; returns
+    (completed process, run file contents or None)."""
+    import subprocess
+
+    import h5py
+
+    from spikecl.export.pipeline import write_inputs
+
+    path = tmp_path / f"{name}-net.h5"
+    if not path.exists():
+        write_netx(path, net, lava_dl=False)
+    write_inputs(tmp_path / f"{name}-in.h5", inputs, labels, None)
+    out_path = tmp_path / f"{name}.h5"
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), "-m", "spikecl_lava.runner", str(path),
+                           "--inputs", str(tmp_path / f"{name}-in.h5"), "-o", str(out_path), *flags],
+                          capture_output=True, text=True, env=checkout_env())
+    if done.returncode != 0:
+        return done, None
+    with h5py.File(out_path, "r") as f:
+        out = dict(f.attrs)
+        out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]
+        for key in ("readout_v", "readout_sample_v", "predictions"):
+            out[key] = f[key][()] if key in f else None
+    return done, out
+
+
+def checkout_env() -> dict:
+    """The environment with this checkout's spikecl and spikecl_lava first on PYTHONPATH (the side environments'
+    editable installs may point at another checkout)."""
+    import os
+
+    paths = [str(ROOT), str(ROOT / "hardware")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
