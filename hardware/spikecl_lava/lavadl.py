@@ -15,7 +15,7 @@ import numpy as np
 from spikecl.errors import DependencyError
 from spikecl.export import fixed_point
 from spikecl.export.quantize import FixedNetwork
-from spikecl_lava.runner import Graph, to_lava_grid
+from spikecl_lava.graph import Graph, to_lava_grid
 
 
 def load_network(path: Path, net: FixedNetwork):

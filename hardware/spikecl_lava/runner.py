@@ -53,25 +53,7 @@ from spikecl.export import fixed_point
 from spikecl.export.netx import read_netx
 from spikecl.export.quantize import FixedNetwork
 from spikecl.io import atomic_write
-
-
-@dataclass
-class Graph:
-    """The Lava processes of one network run."""
-
-    source: object
-    synapses: list
-    lif: list
-    sinks: list
-    monitor: object
-    steps: int
-    reads: Path | None = None  # sample-end readout: the SampleFile's .npy
-    adapters: tuple = ()
-
-    @property
-    def run_steps(self) -> int:
-        """Steps to run: one more with the sample-end readout (its reader sends the last read a step later)."""
-        return self.steps + (self.reads is not None)
+from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 
 READOUTS = ("every-step", "sample-end")
@@ -218,16 +200,6 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
                       path=str(folder / "readout.npy"))
     reader.out.connect(sink.a_in)
     return Graph(source, synapses, lif, sinks, None, steps, folder / "readout.npy", tuple(adapters + [reader]))
-
-
-def to_lava_grid(data: np.ndarray, shape: tuple) -> np.ndarray:
-    """[C*H*W, steps] in (C, H, W) order → Lava's (X, Y, C, steps) = (W, H, C, steps), int32."""
-    return data.reshape(*shape, -1).transpose(2, 1, 0, 3).astype(np.int32)
-
-
-def from_lava_grid(data: np.ndarray) -> np.ndarray:
-    """Lava's (W, H, C, steps) → [C*H*W, steps] in (C, H, W) order."""
-    return data.transpose(2, 1, 0, 3).reshape(-1, data.shape[-1])
 
 
 def synapse(layer, name: str):

@@ -207,6 +207,10 @@ def print_export(net: FixedNetwork, out=None) -> None:
               file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
+    if net.layers[0].input_bits:
+        print(f"input: graded {net.layers[0].input_bits}-bit spikes (direct encoding): Loihi 2 and Lava's simulation "
+              "only; a board run refuses it unless --allow-graded-input: export a latency or poisson network for "
+              "hardware", file=out)
     for name in resources.PRESETS:
         limits = resources.preset(name)
         if resources.cannot_run(net, limits):
