@@ -100,6 +100,10 @@ class NetworkConfig:
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
     bias: bool = option(False)
     batch_norm: bool = option(True, doc="CNN only")
+    engine: str = option("snntorch", choices=("fused", "snntorch"),
+                         doc="LIF simulation for whole-sequence passes: snnTorch's Leaky step by step (reference), or "
+                             "fused (one autograd function per layer over time, static input and readout hoisted; "
+                             "same spikes, gradients equal to float rounding)")
 
 
 @dataclass
@@ -290,6 +294,8 @@ def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typ
     if isinstance(a, typing.Mapping) and isinstance(b, typing.Mapping):
         for key in sorted(set(a) | set(b), key=str):
             if key not in a or key not in b:
+                if f"{prefix}{key}" in ignore:
+                    continue
                 return f"{prefix}{key}"
             found = first_difference(a[key], b[key], f"{prefix}{key}.", ignore)
             if found:

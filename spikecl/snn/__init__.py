@@ -1,4 +1,5 @@
-"""Torch side of spikecl: LIF dynamics (snnTorch), encoders, spiking layers, networks and trainers.
+"""Torch side of spikecl: LIF dynamics (snnTorch ``Leaky`` or the fused engine), encoders, spiking layers, networks
+and trainers.
 
 Tensors over time are ``[T, B, ...]`` (time first), as in snnTorch.
 """

@@ -16,6 +16,11 @@ Inside a recording (:func:`spikecl.snn.activity.recording`, opened by ``SpikingN
 hands its presynaptic input to the recording, in both modes the per-step input ``x_t`` that drives the neurons (not
 the trace: protecting responses means protecting ``W x_t``); strategies such as HLOP and GPM read it as
 ``activity.of(name)`` (``[T, B, *in_shape]``).
+
+Whole-sequence passes run on one of two engines (attribute ``engine``, see :mod:`spikecl.snn.fused`): "snntorch"
+steps snnTorch's ``Leaky`` through time (the reference); "fused" runs the same dynamics as one autograd function, feeds
+a static input (direct encoding) through the synapse once instead of T times, and collapses the readout to one
+synapse call on a time-weighted sum of its input. Online steps always use ``Leaky``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from spikecl.snn.activity import Recordable
+from spikecl.snn.fused import ENGINES, is_static, lif_sequence, readout_weights, time_weighted_sum
 from spikecl.snn.neurons import LIFParams
 
 
@@ -60,15 +66,38 @@ def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
     return out.reshape(steps, batch, *out.shape[1:])
 
 
-class SpikingLayer(Recordable):
+class EngineLayer(Recordable):
+    """A recordable layer that runs whole sequences on the engine named by ``engine`` ("fused" or "snntorch")."""
+
+    def __init__(self, neuron: LIFParams, engine: str = "snntorch") -> None:
+        super().__init__()
+        self.neuron = neuron
+        self.engine = engine
+
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @engine.setter
+    def engine(self, name: str) -> None:
+        if name not in ENGINES:
+            raise ValueError(f"engine {name!r} is not one of {', '.join(ENGINES)}")
+        self._engine = name
+
+    @property
+    def fused(self) -> bool:
+        return self._engine == "fused"
+
+
+class SpikingLayer(EngineLayer):
     """A synapse, optional normalisation, LIF neurons, optional pooling of the spikes.
 
     Input ``[T, B, *in_shape]`` → spikes ``[T, B, *out_shape]``.
     """
 
     def __init__(self, synapse: nn.Module, neuron: LIFParams, norm: nn.Module | None = None,
-                 pool: nn.Module | None = None) -> None:
-        super().__init__()
+                 pool: nn.Module | None = None, engine: str = "snntorch") -> None:
+        super().__init__(neuron, engine)
         self.synapse = synapse
         self.norm = norm if norm is not None else nn.Identity()
         self.lif = neuron.spiking()
@@ -92,15 +121,28 @@ class SpikingLayer(Recordable):
         """Spikes for ``x_seq`` [T, B, *in_shape]; ``rate_gradient``: differentiate the firing rate (DSR), not
         through time."""
         self._keep_sequence(x_seq)
-        current = _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
+        current = self._current(x_seq)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not rate_gradient):
             spikes = self._fire(current)
         if rate_gradient:
             spikes = rate_coded(spikes, current, self.lif.threshold)
         return _over_time(self.pool, spikes)
 
+    def _current(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Input currents ``[T, B, ...]``. The fused engine runs the synapse once on a static input and repeats its
+        output over time (a view); the normalisation still sees all T·B samples, so its batch statistics and
+        running averages are the reference's."""
+        if not (self.fused and is_static(x_seq)):
+            return _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
+        once = self.synapse(x_seq[0])
+        current = once.unsqueeze(0).expand(x_seq.shape[0], *once.shape)
+        return current if isinstance(self.norm, nn.Identity) else _over_time(self.norm, current)
+
     def _fire(self, current: torch.Tensor) -> torch.Tensor:
         """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]."""
+        if self.fused:
+            return lif_sequence(current, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
+                                self.neuron.reset)
         mem = torch.zeros_like(current[0])
         spikes = []
         for cur_t in current:
@@ -121,8 +163,8 @@ class SpikingLayer(Recordable):
 class SpikingLinear(SpikingLayer):
     """Fully connected synapse + LIF. ``[T, B, n_in]`` → ``[T, B, n_out]``."""
 
-    def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False) -> None:
-        super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron)
+    def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False, engine: str = "snntorch") -> None:
+        super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron, engine=engine)
 
 
 class SpikingConv2d(SpikingLayer):
@@ -132,21 +174,22 @@ class SpikingConv2d(SpikingLayer):
     """
 
     def __init__(self, c_in: int, c_out: int, neuron: LIFParams, bias: bool = False, batch_norm: bool = True,
-                 pool: bool = True, kernel_size: int = 3) -> None:
+                 pool: bool = True, kernel_size: int = 3, engine: str = "snntorch") -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias), neuron,
                          norm=nn.BatchNorm2d(c_out) if batch_norm else None,
-                         pool=nn.AvgPool2d(2) if pool else None)
+                         pool=nn.AvgPool2d(2) if pool else None, engine=engine)
 
 
-class Readout(Recordable):
+class Readout(EngineLayer):
     """Linear synapses into non-spiking leaky integrators; the logits are the membrane averaged over T.
 
     ``n_heads > 1`` gives one head per task (task-incremental learning); each sample reads the head named by its
     entry of ``heads`` ``[B]``. Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
     """
 
-    def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False) -> None:
-        super().__init__()
+    def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False,
+                 engine: str = "snntorch") -> None:
+        super().__init__(neuron, engine)
         self.heads = nn.ModuleList(nn.Linear(n_in, n_outputs, bias=bias) for _ in range(n_heads))
         self.integrator = neuron.integrator()
 
@@ -160,6 +203,8 @@ class Readout(Recordable):
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         self._keep_sequence(x_seq)
+        if self.fused:
+            return self._mean_membrane(x_seq, heads)
         current = self._current(lambda head: head(x_seq), heads)
         mem = torch.zeros_like(current[0])
         total = torch.zeros_like(mem)
@@ -167,6 +212,15 @@ class Readout(Recordable):
             _, mem = self.integrator(cur_t, mem)
             total = total + mem
         return total / current.shape[0]
+
+    def _mean_membrane(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+        """The fused engine's logits: the integrator is linear and starts at rest, so the mean membrane is one
+        synapse call on ``sum_s w[s] x[s] / T`` (:func:`~spikecl.snn.fused.readout_weights`), the bias weighted by
+        ``sum_s w[s] / T``."""
+        weights = readout_weights(self.integrator.beta, x_seq.shape[0], x_seq.dtype) / x_seq.shape[0]
+        mixed = time_weighted_sum(x_seq, weights)
+        return self._current(lambda head: nn.functional.linear(
+            mixed, head.weight, None if head.bias is None else head.bias * weights.sum()), heads)
 
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              heads: torch.Tensor | None = None, first: bool = False) -> torch.Tensor:

@@ -75,6 +75,16 @@ class SpikingNetwork(nn.Module):
                     mems[i] = self.readout.step(h, traces[i], mems[i], heads, first=t == 0)
             yield mems[-1]
 
+    @property
+    def engine(self) -> str:
+        """How whole sequences run: "fused" or "snntorch" (:mod:`spikecl.snn.fused`); settable, same parameters."""
+        return self.readout.engine
+
+    @engine.setter
+    def engine(self, name: str) -> None:
+        for layer in self.plastic_layers().values():
+            layer.engine = name
+
     def plastic_layers(self) -> dict[str, nn.Module]:
         """Feature layers then the readout, by name (``layers.0``, …, ``readout``): every module whose synapse
         sees presynaptic activity."""
@@ -94,32 +104,34 @@ def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
 
 
 def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, neuron: LIFParams = LIFParams(),
-              n_heads: int = 1, bias: bool = False, init_gain: float = 3.0) -> SpikingNetwork:
+              n_heads: int = 1, bias: bool = False, init_gain: float = 3.0,
+              engine: str = "snntorch") -> SpikingNetwork:
     """Spiking MLP ``n_inputs - hidden... - n_outputs`` (e.g. ``build_mlp(784, [800, 800], 10)``)."""
     widths = [n_inputs, *hidden]
-    layers = [SpikingLinear(a, b, neuron, bias=bias) for a, b in zip(widths[:-1], widths[1:])]
+    layers = [SpikingLinear(a, b, neuron, bias=bias, engine=engine) for a, b in zip(widths[:-1], widths[1:])]
     _scale_weights(layers, init_gain)
-    readout = Readout(widths[-1], n_outputs, neuron, n_heads=n_heads, bias=bias)
+    readout = Readout(widths[-1], n_outputs, neuron, n_heads=n_heads, bias=bias, engine=engine)
     return SpikingNetwork(layers, readout, (n_inputs,), flatten_input=True, trace_decay=neuron.beta)
 
 
 def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outputs: int,
               neuron: LIFParams = LIFParams(), n_heads: int = 1, bias: bool = False, batch_norm: bool = True,
-              init_gain: float = 1.0) -> SpikingNetwork:
+              init_gain: float = 1.0, engine: str = "snntorch") -> SpikingNetwork:
     """Spiking CNN: per entry of ``channels`` a 3×3 conv + BN + LIF + 2×2 average pool, then the readout.
 
     ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings.
     """
     c, h, w = input_shape
     widths = [c, *channels]
-    layers = [SpikingConv2d(a, b, neuron, bias=bias, batch_norm=batch_norm) for a, b in zip(widths[:-1], widths[1:])]
+    layers = [SpikingConv2d(a, b, neuron, bias=bias, batch_norm=batch_norm, engine=engine)
+              for a, b in zip(widths[:-1], widths[1:])]
     _scale_weights(layers, init_gain)
     size = (h >> len(channels)) * (w >> len(channels))
     if size < 1:
         from spikecl.errors import ConfigError
 
         raise ConfigError(f"network.channels: {len(channels)} pooling layers shrink a {h}x{w} input to nothing")
-    readout = Readout(widths[-1] * size, n_outputs, neuron, n_heads=n_heads, bias=bias)
+    readout = Readout(widths[-1] * size, n_outputs, neuron, n_heads=n_heads, bias=bias, engine=engine)
     return SpikingNetwork(layers, readout, tuple(input_shape), flatten_input=False, trace_decay=neuron.beta)
 
 
@@ -129,6 +141,6 @@ def build_network(cfg, input_shape: tuple[int, int, int], n_outputs: int, n_head
                        surrogate_slope=cfg.surrogate_slope)
     if cfg.kind == "mlp":
         return build_mlp(math.prod(input_shape), cfg.hidden, n_outputs, neuron, n_heads=n_heads, bias=cfg.bias,
-                         init_gain=cfg.init_gain)
+                         init_gain=cfg.init_gain, engine=cfg.engine)
     return build_cnn(input_shape, cfg.channels, n_outputs, neuron, n_heads=n_heads, bias=cfg.bias,
-                     batch_norm=cfg.batch_norm, init_gain=cfg.init_gain)
+                     batch_norm=cfg.batch_norm, init_gain=cfg.init_gain, engine=cfg.engine)

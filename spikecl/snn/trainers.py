@@ -10,11 +10,15 @@ fixed order and steps the optimiser::
 recorded only for hooks that declare ``uses_activity``; otherwise None.
 
 * :class:`BPTTTrainer`: logits = readout membrane averaged over T; gradients through time with surrogate spikes.
+  Runs on the network's engine (``network.engine``): the fused LIF function or snnTorch's ``Leaky``.
 * :class:`OnlineTrainer` (OTTT-style): at each step the loss on the readout membrane is backpropagated through that
   step only; each synapse's weight gradient is ``error × presynaptic trace`` (trace decay = beta), so memory does not
-  grow with T. Gradients of the T steps accumulate before one optimiser step.
-* :class:`RateTrainer` (DSR-style): the forward pass is BPTT's; gradients flow through each layer's firing rate as a
-  clipped function of its mean input current, so each weight gradient is ``error × presynaptic firing rate``.
+  grow with T. Gradients of the T steps accumulate before one optimiser step. Always steps snnTorch's ``Leaky``,
+  whatever the engine: the loss and the trace update interleave with the dynamics step by step, so there is no
+  whole-sequence function to fuse.
+* :class:`RateTrainer` (DSR-style): the forward pass is BPTT's, on the network's engine; gradients flow through each
+  layer's firing rate as a clipped function of its mean input current, so each weight gradient is ``error ×
+  presynaptic firing rate``.
 """
 
 from __future__ import annotations

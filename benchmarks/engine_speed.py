@@ -1,0 +1,90 @@
+"""Time one BPTT training step of a 784-256-256-10 spiking MLP on the fused engine, the snnTorch engine, and a plain
+snnTorch loop (the textbook reference of ``epoch_time.py``).
+
+One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, the three contenders take turns in the
+same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
+median CPU time (process time) and wall time per step, and each time's ratio to the fused engine.
+
+    python benchmarks/engine_speed.py [--steps 4 25] [--batch 64 256] [--rounds 5] [--seconds 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from epoch_time import PlainSNN
+from spikecl.snn import build_mlp, make_trainer
+
+
+def plain_step(steps: int):
+    """A training step of the plain snnTorch loop, as a closure over (x [B, 784], y [B])."""
+    net = PlainSNN(256)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        F.cross_entropy(net(x, steps), y).backward()
+        opt.step()
+    return step
+
+
+def spikecl_step(steps: int, engine: str):
+    """A ``BPTTTrainer.train_batch`` of spikecl's MLP on ``engine``, as a closure over (x, y)."""
+    trainer = make_trainer("bptt", build_mlp(784, [256, 256], 10, engine=engine), steps)
+    opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
+    return lambda x, y: trainer.train_batch(x, y, None, None, opt)
+
+
+def timed(step, x, y, count: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) per call of ``step`` over ``count`` calls."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        step(x, y)
+    return (time.process_time() - cpu) / count, (time.perf_counter() - wall) / count
+
+
+def compare(steps: int, batch: int, rounds: int, seconds: float) -> dict[str, tuple[float, float]]:
+    """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``."""
+    torch.manual_seed(0)
+    x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
+    contenders = {"fused engine": spikecl_step(steps, "fused"), "snnTorch engine": spikecl_step(steps, "snntorch"),
+                  "plain snnTorch": plain_step(steps)}
+    counts = {}
+    for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
+        timed(step, x, y, 2)
+        counts[name] = max(1, round(seconds / timed(step, x, y, 2)[1]))
+    samples = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            samples[name].append(timed(step, x, y, counts[name]))
+    return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s))
+            for name, s in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[4, 25])
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"BPTT step, MLP 784-256-256-10, direct input, 1 thread, median of {args.rounds} interleaved rounds; "
+          "ms per step (ratio to the fused engine)")
+    for steps in args.steps:
+        for batch in args.batch:
+            result = compare(steps, batch, args.rounds, args.seconds)
+            cpu0, wall0 = result["fused engine"]
+            print(f"T={steps:<3} batch {batch}")
+            for name, (cpu, wall) in result.items():
+                print(f"  {name:<16} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
+                      f"({wall / wall0:4.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

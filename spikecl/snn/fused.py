@@ -1,0 +1,86 @@
+"""The fused LIF engine: whole-sequence LIF dynamics as one autograd function, and the hoists that a static input
+and a linear readout allow.
+
+Same neuron as snnTorch's ``Leaky`` (reset detached, as snnTorch does by default), for currents ``I`` [T, B, ...]:
+
+    r[t] = S[t-1]                                      (the reset is the previous spike, no gradient)
+    U[t] = beta * U[t-1] + I[t] - r[t] * thr           (reset "subtract")
+    U[t] = beta * (1 - r[t]) * U[t-1] + I[t]           (reset "zero")
+    S[t] = Heaviside(U[t] - thr),   dS/dU = 1 / (1 + slope * |U[t] - thr|)^2   (fast sigmoid)
+
+The forward pass runs in place and builds no graph; the backward pass is one surrogate pass and one reverse sweep
+``dL/dU[t] = g[t] dS/dU[t] + a[t+1] dL/dU[t+1]`` with ``a = beta`` (subtract) or ``beta (1 - S[t])`` (zero) — the
+same products and sums, in the same order, as autograd through the snnTorch loop, so the currents' gradient matches
+it bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+ENGINES = ("fused", "snntorch")
+
+
+class _LIFSequence(torch.autograd.Function):
+    """Currents ``[T, B, ...]`` → spikes ``[T, B, ...]`` (float 0/1); see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
+                zero_reset: bool) -> torch.Tensor:
+        shape = current.shape
+        spikes = current.new_empty(shape)
+        shifted = current.new_empty(shape)          # U[t] - thr, what the surrogate needs
+        mem = current.new_zeros(shape[1:])
+        for t in range(shape[0]):
+            if t and zero_reset:
+                mem.masked_fill_(spikes[t - 1].bool(), 0.0)
+            mem.mul_(beta).add_(current[t])
+            if t and not zero_reset:
+                mem.sub_(spikes[t - 1] * threshold)
+            torch.sub(mem, threshold, out=shifted[t])
+            torch.gt(shifted[t], 0, out=spikes[t])
+        ctx.save_for_backward(shifted, spikes if zero_reset else None, beta)
+        ctx.slope = slope
+        ctx.zero_reset = zero_reset
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor):
+        shifted, spikes, beta = ctx.saved_tensors
+        grad = grad_spikes / (ctx.slope * torch.abs(shifted) + 1.0) ** 2      # dL/dS · dS/dU, a fresh buffer
+        for t in range(grad.shape[0] - 2, -1, -1):
+            carried = grad[t + 1] * beta
+            if ctx.zero_reset:
+                carried.masked_fill_(spikes[t].bool(), 0.0)
+            grad[t].add_(carried)
+        return grad, None, None, None, None
+
+
+def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
+                 reset: str) -> torch.Tensor:
+    """Spikes ``[T, B, ...]`` of LIF neurons driven by ``current`` [T, B, ...] from rest.
+
+    ``beta`` (clamped to [0, 1]) and ``threshold``: 0-d tensors (snnTorch's buffers); ``slope``: fast-sigmoid slope;
+    ``reset``: "subtract" or "zero".
+    """
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"the fused LIF engine has no reset {reset!r}")
+    return _LIFSequence.apply(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
+
+
+def is_static(x_seq: torch.Tensor) -> bool:
+    """True when every step of ``x_seq`` [T, B, ...] is the same tensor (direct encoding: a stride-0 time axis)."""
+    return x_seq.shape[0] == 1 or x_seq.stride(0) == 0
+
+
+def readout_weights(beta: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
+    """``w`` [T] with ``mean_t U[t] = (1/T) sum_s w[s] I[s]`` for a non-resetting integrator from rest:
+    ``w[s] = sum_{k=0}^{T-1-s} beta^k``."""
+    powers = beta.clamp(0, 1).to(dtype) ** torch.arange(steps, dtype=dtype, device=beta.device)
+    return powers.cumsum(0).flip(0)
+
+
+def time_weighted_sum(x_seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_s weights[s] x_seq[s]``: [T, B, ...] → [B, ...] in one matrix product."""
+    steps = x_seq.shape[0]
+    return (weights.to(x_seq.dtype) @ x_seq.reshape(steps, -1)).reshape(x_seq.shape[1:])

@@ -1,0 +1,135 @@
+"""The fused LIF engine against the snnTorch reference: same spikes, recorded activity, losses, gradients, steps."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from spikecl.config import NetworkConfig, first_difference
+from spikecl.experiment_kind import RESUME_IGNORES
+from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, build_network, encode, make_trainer
+from spikecl.snn.fused import lif_sequence, readout_weights
+from spikecl.snn.trainers import TrainingHooks
+
+CASES = list(itertools.product(("mlp", "cnn"), ("subtract", "zero"), ("direct", "poisson", "latency"), (1, 4, 7)))
+
+
+class KeepActivity(TrainingHooks):
+    """Keeps what the hooks see after backward: the batch's presynaptic activity and the gradients of ``net``."""
+
+    uses_activity = True
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def after_backward(self, activity=None) -> None:
+        self.activity = activity
+        self.grads = {n: p.grad.clone() for n, p in self.net.named_parameters() if p.grad is not None}
+
+
+def _problem(kind: str, reset: str, encoder: str, steps: int, seed: int = 0):
+    """A random small network (snnTorch engine), an encoded batch [T, B, ...] and labels [B]."""
+    torch.manual_seed(seed)
+    neuron = LIFParams(beta=0.8, threshold=1.0, reset=reset, surrogate_slope=10.0)
+    if kind == "mlp":
+        net, x = build_mlp(20, [16, 12], 5, neuron, bias=True), torch.rand(6, 20)
+    else:
+        net, x = build_cnn((2, 8, 8), [4, 6], 5, neuron, init_gain=2.0), torch.rand(6, 2, 8, 8)
+    return net, encode(x, steps, encoder, torch.Generator().manual_seed(seed + 1)), torch.randint(0, 5, (6,))
+
+
+def _engines(net):
+    """``net`` on the snnTorch engine and a deep copy (same parameters and buffers) on the fused one."""
+    fused = copy.deepcopy(net)
+    fused.engine = "fused"
+    return net, fused
+
+
+def _train_step(net, x_seq, y):
+    """One BPTT step (SGD with momentum): (loss, spikes by layer, activity, gradients)."""
+    spikes = {}
+    handles = [layer.pool.register_forward_hook(lambda m, inp, out, i=i: spikes.__setitem__(i, inp[0].detach()))
+               for i, layer in enumerate(net.layers)]
+    hooks = KeepActivity(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    loss = make_trainer("bptt", net, x_seq.shape[0]).train_encoded(x_seq, y, None, None, opt, hooks)
+    for handle in handles:
+        handle.remove()
+    return loss, spikes, hooks.activity, hooks.grads
+
+
+@pytest.mark.parametrize("kind,reset,encoder,steps", CASES)
+def test_fused_engine_matches_snntorch(kind, reset, encoder, steps):
+    reference, fused = _engines(_problem(kind, reset, encoder, steps)[0])
+    _, x_seq, y = _problem(kind, reset, encoder, steps)
+    ref, new = _train_step(reference, x_seq, y), _train_step(fused, x_seq, y)
+    assert ref[1].keys() == new[1].keys() and all(torch.equal(ref[1][i], new[1][i]) for i in ref[1])
+    assert any(s.sum() > 0 for s in ref[1].values())                    # the layers do fire
+    assert new[0] == pytest.approx(ref[0], rel=1e-5, abs=1e-6)
+    for name in reference.plastic_layers():
+        assert torch.equal(ref[2].of(name), new[2].of(name)), name
+    assert ref[3].keys() == new[3].keys()
+    for name, grad in ref[3].items():
+        torch.testing.assert_close(new[3][name], grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item() + 1e-8,
+                                   msg=name)
+    for (name, a), b in zip(reference.state_dict().items(), fused.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)      # parameters and BN statistics
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_lif_sequence_gradient_is_snntorch_bit_for_bit(reset):
+    """The currents' gradient of the fused function is autograd's through the snnTorch loop, exactly."""
+    torch.manual_seed(0)
+    layer = SpikingLinear(3, 40, LIFParams(beta=0.7, reset=reset))
+    current = (torch.randn(9, 5, 40) * 0.8 + 0.5).requires_grad_()
+    upstream = torch.randn(9, 5, 40)
+    ref = layer._fire(current)
+    (ref_grad,) = torch.autograd.grad(ref, current, upstream)
+    lif = layer.lif
+    new = lif_sequence(current, lif.beta, lif.threshold, layer.neuron.surrogate_slope, reset)
+    (new_grad,) = torch.autograd.grad(new, current, upstream)
+    assert torch.equal(new, ref) and 0 < ref.mean() < 0.9
+    assert torch.equal(new_grad, ref_grad)
+
+
+def test_readout_hoist_with_heads_and_bias():
+    """The collapsed readout equals the stepped integrator for multi-head readouts with biases."""
+    torch.manual_seed(0)
+    reference, fused = _engines(build_mlp(10, [8], 4, LIFParams(beta=0.6), n_heads=3, bias=True))
+    x, heads = torch.rand(5, 7, 10), torch.tensor([0, 1, 2, 2, 1, 0, 0])
+    torch.testing.assert_close(fused(x, heads), reference(x, heads), rtol=1e-6, atol=1e-6)
+    w = readout_weights(torch.tensor(0.5), 3, torch.float32)
+    torch.testing.assert_close(w, torch.tensor([1.75, 1.5, 1.0]))
+
+
+@pytest.mark.parametrize("trainer", ["dsr", "online"])
+def test_other_trainers_agree_across_engines(trainer):
+    """DSR runs its forward pass on the fused engine (rate gradients need no time derivative); online training
+    steps ``Leaky`` on either engine. Both give the reference's gradients."""
+    net, x_seq, y = _problem("cnn", "subtract", "direct", 4)
+    grads = []
+    for model in _engines(net):
+        make_trainer(trainer, model, 4).task_loss_backward(x_seq, y, None, None)
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item() + 1e-8)
+
+
+def test_engine_is_a_network_setting():
+    assert NetworkConfig().engine == "snntorch"
+    net = build_network(NetworkConfig(hidden=[5], engine="fused"), (1, 2, 3), 3)
+    assert net.engine == "fused" and all(layer.engine == "fused" for layer in net.plastic_layers().values())
+    net.engine = "snntorch"
+    assert net.layers[0].engine == "snntorch"
+    with pytest.raises(ValueError, match="engine"):
+        net.engine = "jax"
+
+
+def test_results_from_either_engine_resume():
+    """A kept results file made on the other engine, or before the option existed, is resumed, not refused."""
+    new = {"network": {"engine": "fused", "beta": 0.9}}
+    assert first_difference({"network": {"beta": 0.9}}, new, ignore=RESUME_IGNORES) is None
+    assert first_difference({"network": {"engine": "snntorch", "beta": 0.9}}, new, ignore=RESUME_IGNORES) is None
+    assert first_difference({"network": {"beta": 0.8}}, new, ignore=RESUME_IGNORES) == "network.beta"
