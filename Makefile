@@ -75,6 +75,7 @@ test-fast: $(STAMP) lava
 
 bench: $(STAMP) lava
 	$(PY) benchmarks/epoch_time.py
+	$(PY) benchmarks/engine_speed.py
 	$(PY) benchmarks/strategy_overhead.py
 	$(PY) benchmarks/export_lava.py
 	$(PY) benchmarks/sdr_scaling.py

@@ -3,7 +3,9 @@ snnTorch loop (the textbook reference of ``epoch_time.py``).
 
 One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, the three contenders take turns in the
 same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
-median CPU time (process time) and wall time per step, and each time's ratio to the fused engine.
+median CPU time (process time) and wall time per step, each time's ratio to the fused engine, and the tensor
+operators dispatched per step (torch.profiler): on a GPU each is at least one kernel launch, so this counts what
+launch overhead a step would pay there.
 
     python benchmarks/engine_speed.py [--steps 4 25] [--batch 64 256] [--rounds 5] [--seconds 0.5]
 """
@@ -48,6 +50,15 @@ def timed(step, x, y, count: int) -> tuple[float, float]:
     return (time.process_time() - cpu) / count, (time.perf_counter() - wall) / count
 
 
+def operators_per_step(step, x, y) -> int:
+    """Tensor operators (``aten::`` calls, nested ones included) that one call of ``step`` dispatches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(x, y)
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
 def compare(steps: int, batch: int, rounds: int, seconds: float) -> dict[str, tuple[float, float]]:
     """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``."""
     torch.manual_seed(0)
@@ -62,8 +73,8 @@ def compare(steps: int, batch: int, rounds: int, seconds: float) -> dict[str, tu
     for _ in range(rounds):
         for name, step in contenders.items():
             samples[name].append(timed(step, x, y, counts[name]))
-    return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s))
-            for name, s in samples.items()}
+    return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
+                   operators_per_step(contenders[name], x, y)) for name, s in samples.items()}
 
 
 def main() -> None:
@@ -79,11 +90,11 @@ def main() -> None:
     for steps in args.steps:
         for batch in args.batch:
             result = compare(steps, batch, args.rounds, args.seconds)
-            cpu0, wall0 = result["fused engine"]
+            cpu0, wall0, _ = result["fused engine"]
             print(f"T={steps:<3} batch {batch}")
-            for name, (cpu, wall) in result.items():
+            for name, (cpu, wall, ops) in result.items():
                 print(f"  {name:<16} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
-                      f"({wall / wall0:4.2f}x)")
+                      f"({wall / wall0:4.2f}x)   {ops:6d} operators per step")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def test_fused_engine_matches_snntorch(kind, reset, encoder, steps):
     ref, new = _train_step(reference, x_seq, y), _train_step(fused, x_seq, y)
     assert ref[1].keys() == new[1].keys() and all(torch.equal(ref[1][i], new[1][i]) for i in ref[1])
     assert any(s.sum() > 0 for s in ref[1].values())                    # the layers do fire
-    assert new[0] == pytest.approx(ref[0], rel=1e-5, abs=1e-6)
+    assert float(new[0]) == pytest.approx(float(ref[0]), rel=1e-5, abs=1e-6)
     for name in reference.plastic_layers():
         assert torch.equal(ref[2].of(name), new[2].of(name)), name
     assert ref[3].keys() == new[3].keys()

@@ -180,3 +180,32 @@ def test_cuda_forward_and_step():
     x, y = torch.rand(16, 64, device="cuda"), torch.randint(0, 10, (16,), device="cuda")
     tr.train_batch(x, y, None, None, opt, generator=torch.Generator("cuda").manual_seed(0))
     assert evaluate(net, x, y, 4) >= 0.0
+
+
+def test_a_non_finite_loss_is_read_every_few_steps_without_waiting_for_the_device():
+    """The finite-loss flag stays on the device and is read every ``read_every`` steps (every step on the CPU by
+    default): a NaN at the first of three steps raises at the third, and training returns losses as tensors."""
+    from spikecl.errors import NumericalError
+
+    torch.manual_seed(0)
+    net = build_mlp(6, [8], 3)
+    trainer = make_trainer("bptt", net, 2)
+    trainer.read_every = 3
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 0])
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    trainer.train_batch(x, y, None, None, opt)                  # a NaN loss, not read yet
+    net.load_state_dict(state)
+    loss = trainer.train_batch(x, y, None, None, opt)
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0
+    with pytest.raises(NumericalError, match="NaN or infinite"):
+        trainer.train_batch(x, y, None, None, opt)
+    trainer.read_every = None                      # the CPU default reads every step: the next NaN raises at once
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(NumericalError):
+        trainer.train_batch(x, y, None, None, opt)

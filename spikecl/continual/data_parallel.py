@@ -97,7 +97,7 @@ class DataParallel(Execution):
         with torch.no_grad():
             dd.broadcast_([*net.parameters(), *net.buffers()])
 
-    def train_step(self, trainer: BPTTTrainer, x, y, heads, mask, optimizer, hooks, generator) -> float:
+    def train_step(self, trainer: BPTTTrainer, x, y, heads, mask, optimizer, hooks, generator) -> torch.Tensor:
         """Train on this rank's shard of the global batch. The inputs are encoded for the whole batch on every rank
         (Poisson: the same draws as one process) and then sharded."""
         n = x.shape[0]

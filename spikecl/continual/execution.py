@@ -33,8 +33,8 @@ class Execution:
 
     def train_step(self, trainer: BPTTTrainer, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor,
                    mask: torch.Tensor | None, optimizer: torch.optim.Optimizer, hooks: TrainingHooks,
-                   generator: torch.Generator | None) -> float:
-        """One optimiser step on the batch ``x`` [B, ...], ``y`` [B], ``heads`` [B]; returns the task loss."""
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """One optimiser step on the batch ``x`` [B, ...], ``y`` [B], ``heads`` [B]; returns the task loss (0-dim)."""
         return trainer.train_batch(x, y, heads, mask, optimizer, hooks, generator)
 
     def accuracy(self, score: Callable[[int, int], float], n: int, random_inputs: bool) -> float:

@@ -115,9 +115,9 @@ class Strategy(TrainingHooks):
         """Sum each tensor over the processes of the run, in place (nothing to do in one process)."""
         self.execution.sum_over_ranks(tensors)
 
-    def loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> float:
+    def loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
         """Accumulate into ``param.grad`` the gradient of the cross-entropy on ``x`` [B, ...], ``y`` [B] computed
-        by the run's trainer (``sim.trainer``), without hooks or optimiser step; returns the loss."""
+        by the run's trainer (``sim.trainer``), without hooks or optimiser step; returns the loss (0-dim)."""
         trainer = make_trainer(self.sim.trainer, self.model, self.sim.num_steps, self.sim.encoder)
         return trainer.task_loss_backward(trainer.encode(x), y, heads, None)
 

@@ -24,7 +24,6 @@ recorded only for hooks that declare ``uses_activity``; otherwise None.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,10 @@ from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
 
 MASKED_LOGIT = -1e4
+
+
+#: training steps between reads of the non-finite-loss flag on an accelerator (each read waits for the device).
+CHECK_EVERY = 50
 
 
 class TrainingHooks:
@@ -73,6 +76,24 @@ class BPTTTrainer:
         self.net = net
         self.num_steps = num_steps
         self.encoder = encoder
+        self.read_every: int | None = None                   # steps between flag reads; None: by device
+        self._finite: torch.Tensor | None = None             # losses finite since the last read (on the device)
+        self._unread = 0
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Raise NumericalError once a training loss is NaN or infinite. The flag stays on the loss's device and is
+        read every ``read_every`` steps (default: every step on the CPU, :data:`CHECK_EVERY` on an accelerator,
+        where a read makes the host wait for the device: no per-batch synchronisation in the training loop)."""
+        finite = torch.isfinite(loss)
+        self._finite = finite if self._finite is None else self._finite & finite
+        self._unread += 1
+        every = self.read_every or (1 if loss.device.type == "cpu" else CHECK_EVERY)
+        if self._unread < every:
+            return
+        finite, self._finite, self._unread = self._finite, None, 0
+        if not bool(finite):
+            raise NumericalError("training loss became NaN or infinite; lower train.lr (or the strategy's penalty "
+                                 "strength) or check the input data")
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Static inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
@@ -83,23 +104,24 @@ class BPTTTrainer:
         return self.net(x_seq, heads)
 
     def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
-                           mask: torch.Tensor | None) -> float:
-        """Forward ``x_seq`` [T, B, ...], backpropagate the cross-entropy against ``y`` [B]; returns the loss."""
+                           mask: torch.Tensor | None) -> torch.Tensor:
+        """Forward ``x_seq`` [T, B, ...], backpropagate the cross-entropy against ``y`` [B]; returns the loss (a
+        detached 0-dim tensor on the network's device: reading it is left to the caller)."""
         loss = F.cross_entropy(mask_logits(self.logits(x_seq, heads), mask), y)
         loss.backward()
-        return loss.item()
+        return loss.detach()
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None,
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
-                    generator: torch.Generator | None = None) -> float:
-        """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss."""
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss (0-dim)."""
         return self.train_encoded(self.encode(x, generator), y, heads, mask, optimizer, hooks)
 
     def train_encoded(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                       mask: torch.Tensor | None, optimizer: torch.optim.Optimizer,
-                      hooks: TrainingHooks = TrainingHooks()) -> float:
-        """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss. A non-finite
-        loss raises NumericalError."""
+                      hooks: TrainingHooks = TrainingHooks()) -> torch.Tensor:
+        """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss (0-dim). A
+        non-finite loss raises NumericalError (see :meth:`check_finite`)."""
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
@@ -107,12 +129,9 @@ class BPTTTrainer:
         penalty = hooks.penalty()
         if penalty is not None and penalty.requires_grad:
             penalty.backward()
-            loss_and_penalty = loss + penalty.item()
+            self.check_finite(loss + penalty.detach())
         else:
-            loss_and_penalty = loss
-        if not math.isfinite(loss_and_penalty):
-            raise NumericalError(f"training loss became {loss_and_penalty}; lower train.lr (or the strategy's "
-                                 "penalty strength) or check the input data")
+            self.check_finite(loss)
         hooks.after_backward(activity)
         optimizer.step()
         hooks.after_step()
@@ -124,11 +143,11 @@ class OnlineTrainer(BPTTTrainer):
 
     def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                            mask: torch.Tensor | None) -> float:
-        total = 0.0
+        total = torch.zeros((), device=x_seq.device)
         for mem_t in self.net.online_steps(x_seq, heads):
             loss_t = F.cross_entropy(mask_logits(mem_t, mask), y) / self.num_steps
             loss_t.backward()
-            total += loss_t.item()
+            total += loss_t.detach()
         return total
 
 
