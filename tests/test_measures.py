@@ -95,3 +95,13 @@ def test_report_table_and_accuracy_synops_plot(tmp_path):
     assert set(report.accuracy_synops(runs)) == {"finetune", "ewc"}
     written = report.write_plots(runs, tmp_path)
     assert (tmp_path / "accuracy-synops.png") in written and (tmp_path / "accuracy-synops.png").stat().st_size
+
+
+def test_loihi_energy_by_hand():
+    from types import SimpleNamespace
+
+    from spikecl.export import energy
+
+    net = SimpleNamespace(num_steps=4, layers=[SimpleNamespace(n_out=64), SimpleNamespace(n_out=10)])
+    assert energy.neuron_updates(net) == 4 * 74
+    assert energy.energy_joules(1000, 296) == pytest.approx(1000 * 23.6e-12 + 296 * 52e-12)
