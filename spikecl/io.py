@@ -25,6 +25,10 @@ The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
     /metrics               acc, bwt, ...
     /model/<param>         the trained network's parameters and buffers (for export)
     /extra/<name>          strategy-specific arrays (e.g. subspace dimensions)
+    /neurobench/<measure>  float64 [T]       NeuroBench measures after each task (:mod:`spikecl.snn.measures`):
+                                             footprint_bytes, connection_sparsity, activation_sparsity,
+                                             dense_synops, effective_acs, effective_macs, membrane_updates
+                                             (per inference); absent in files written before them
 
 The other kinds document their attributes and arrays where they write them (``ca3``: :mod:`spikecl.memory.experiment`,
 ``sparsey``: :mod:`spikecl.sdr.experiment`, ``sweep``: :mod:`spikecl.continual.sweep`).
@@ -189,6 +193,7 @@ class RunResult:
     environment: dict = field(default_factory=environment)
     model: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    measures: dict[str, np.ndarray] = field(default_factory=dict)     # {NeuroBench measure: [T]}, may be empty
 
     @property
     def n_tasks(self) -> int:
@@ -271,6 +276,8 @@ def write_results(path: str | Path, result: RunResult, overwrite: bool = False) 
                          "accuracy": np.asarray(result.curve_accuracy, dtype=np.float64).reshape(-1, result.n_tasks)},
               "timings": {"task_seconds": np.asarray(result.task_seconds, dtype=np.float64)},
               "model": dict(result.model), "extra": dict(result.extra)}
+    if result.measures:
+        arrays["neurobench"] = {k: np.asarray(v, dtype=np.float64) for k, v in result.measures.items()}
     attrs = {"method": result.method, "seed": result.seed,
              "eval_split": (result.config.get("data") or {}).get("eval_split", "test")}
     return write_run(path, "continual", result.config, result.metrics, arrays, attrs, result.environment,
@@ -347,7 +354,8 @@ def as_result(run: Run) -> RunResult:
         environment=run.environment, acc_matrix=run.array("acc_matrix"),
         curve_iterations=run.array("curves/iterations"), curve_task=run.array("curves/task"),
         curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),
-        metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"))
+        metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"),
+        measures=dict(run.arrays.get("neurobench", {})))
     acc = result.acc_matrix
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
         raise ResultsError(f"{run.path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")

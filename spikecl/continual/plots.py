@@ -89,3 +89,27 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax.set_title("methods compared")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return save(fig, path)
+
+
+def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
+    """Final accuracy (ACC, %) against effective synaptic operations per inference (log scale), one colour per
+    method: each seed a small dot, the mean over seeds a large marker with ± std bars on both axes.
+
+    ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream."""
+    if not points:
+        raise ShapeError("accuracy against SynOps needs at least one method")
+    fig = figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for (method, (acc, ops)), color in zip(points.items(), colors(len(points))):
+        acc, ops = 100 * np.asarray(acc, dtype=float), np.asarray(ops, dtype=float)
+        if acc.shape != ops.shape or acc.ndim != 1 or not acc.size:
+            raise ShapeError(f"{method}: {acc.shape} accuracies for {ops.shape} SynOps")
+        ax.scatter(ops, acc, color=color, s=10, alpha=0.5)
+        ax.errorbar(ops.mean(), acc.mean(), xerr=ops.std(), yerr=acc.std(), color=color, marker="o", ms=7,
+                    capsize=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
+    ax.set_ylabel("ACC after the last task (%)")
+    ax.set_title("accuracy against synaptic operations")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return save(fig, path)

@@ -83,6 +83,43 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
     return "\n".join(lines)
 
 
+#: (measure, column title, scale, format) of the NeuroBench table; values after the last task
+MEASURE_COLUMNS = (("footprint_bytes", "KiB", 1 / 1024, ".1f"), ("connection_sparsity", "ConnSp%", 100, ".1f"),
+                   ("activation_sparsity", "ActSp%", 100, ".1f"), ("dense_synops", "DenseOps", 1, ".4g"),
+                   ("effective_acs", "ACs", 1, ".4g"), ("effective_macs", "MACs", 1, ".4g"),
+                   ("membrane_updates", "MemUpd", 1, ".4g"))
+
+
+def final_measures(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
+    """{method: {measure: mean over seeds of its value after the last task}} for runs that recorded measures,
+    plus ``synops`` = effective ACs + MACs per inference."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        last = {k: float(np.asarray(v)[-1]) for k, v in r.measures.items() if np.size(v)}
+        if "effective_acs" in last and "effective_macs" in last:
+            last["synops"] = last["effective_acs"] + last["effective_macs"]
+        for key, value in last.items():
+            if np.isfinite(value):
+                values[r.method][key].append(value)
+    return {m: {k: float(np.mean(v)) for k, v in per.items()} for m, per in values.items()}
+
+
+def format_measures(measures: dict[str, dict[str, float]]) -> str:
+    """The NeuroBench table: one row per method, each measure after the last task (mean over seeds)."""
+    width = max([16, *map(len, measures)])
+    header = f"{'method':<{width}} " + " ".join(f"{t:>9}" for _, t, _, _ in MEASURE_COLUMNS)
+    lines = [header, "-" * len(header)]
+    for method, per in measures.items():
+        cells = [format(per[k] * scale, fmt) if k in per else "—" for k, _, scale, fmt in MEASURE_COLUMNS]
+        lines.append(f"{method:<{width}} " + " ".join(f"{c:>9}" for c in cells))
+    return "\n".join(lines)
+
+
+MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds) on the test samples of all tasks: "
+                 "footprint in KiB, connection and activation sparsity in %, synaptic operations (dense; effective "
+                 "ACs and MACs) and membrane updates per inference.")
+
+
 def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     """Accuracy matrices of every run (optional) followed by the method comparison table."""
     parts = []
@@ -96,6 +133,9 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
                  "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
                  + split_note(results))
+    measures = final_measures(results)
+    if measures:
+        parts.append(format_measures(measures) + "\n" + MEASURES_NOTE)
     return "\n\n".join(parts)
 
 
@@ -116,6 +156,18 @@ def split_note(results: Sequence[RunResult]) -> str:
     return f"Accuracies measured on {where}{seeds}."
 
 
+def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{method: (final ACC [seeds], effective SynOps per inference after the last task [seeds])} of the runs that
+    recorded measures."""
+    points: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for r in results:
+        per = final_measures([r]).get(r.method, {})
+        if "synops" in per and "acc" in r.metrics:
+            points[r.method][0].append(r.metrics["acc"])
+            points[r.method][1].append(per["synops"])
+    return {m: (np.asarray(a), np.asarray(s)) for m, (a, s) in points.items()}
+
+
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
     """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths."""
     from spikecl.continual import plots
@@ -131,4 +183,7 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
                                                   out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
     written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
+    points = accuracy_synops(results)
+    if points:
+        written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png"))
     return written

@@ -26,8 +26,13 @@ from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, environment, write_results
+from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
+
+
+#: test samples per seen task on which the NeuroBench measures are taken after each task
+MEASURE_SAMPLES = 100
 
 
 def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
@@ -73,6 +78,7 @@ class Progress:
     curve_task: list = field(default_factory=list)
     curve_accuracy: list = field(default_factory=list)
     task_seconds: list = field(default_factory=list)
+    measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
 
 
 def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
@@ -156,6 +162,19 @@ class ContinualRun:
         p.curve_iterations.append(p.iteration)
         p.curve_task.append(task)
         p.curve_accuracy.append(row)
+
+    def measure(self, task: int) -> dict[str, float]:
+        """NeuroBench measures (:mod:`spikecl.snn.measures`) after task ``task`` on the first
+        :data:`MEASURE_SAMPLES` test samples of every task seen so far (each with its own head); Poisson draws are
+        seeded by (seed, task)."""
+        seen = self.test_sets[: task + 1]
+        x = torch.cat([d.x[:MEASURE_SAMPLES] for d in seen])
+        heads = torch.cat([d.heads[:MEASURE_SAMPLES] for d in seen])
+        generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, 11))
+        return {**measures.static(self.net),
+                **measures.workload(self.net, x, self.sim.num_steps, self.sim.encoder,
+                                    heads if self.stream.n_heads > 1 else None, self.cfg.train.eval_batch_size,
+                                    generator)}
 
     # -- training ---------------------------------------------------------------------------------------------
     def train_task(self, task: int, bar=None) -> None:
@@ -243,6 +262,7 @@ class ContinualRun:
             self.train_task(task, bar)
             p.task_seconds.append(time.perf_counter() - started)
             p.rows.append(self.accuracy_row(task))
+            p.measures.append(self.measure(task))
             p.next_task = task + 1
             bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
             if ckpt is not None and writes:
@@ -267,7 +287,15 @@ class ContinualRun:
         env = {**environment(), "device": str(self.device)}
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
-                         self.strategy.extra())
+                         self.strategy.extra(), measure_arrays(p.measures, len(p.task_seconds)))
+
+
+def measure_arrays(rows: list[dict], n_tasks: int) -> dict[str, np.ndarray]:
+    """Per-task measures ``{name: float64 [n_tasks]}`` from one dict per measured task; tasks trained before a
+    resumed checkpoint recorded measures are NaN (they come first)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    pad = [{}] * (n_tasks - len(rows))
+    return {k: np.asarray([row.get(k, np.nan) for row in pad + rows], dtype=np.float64) for k in keys}
 
 
 def _progress_bar(enabled: bool):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, DependencyError, ExistsError, ExportError, ResultsError
-from spikecl.export import fixed_point, resources
+from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
 from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
@@ -46,7 +46,7 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
     inputs = encode(x, net)
     fixed_pred = fixed_point.predict(net, inputs, heads)
     sample = inputs[:, :100]
-    synops = resources.synaptic_operations(net, sample, fixed_point.simulate(net, sample).spikes)
+    synops = energy.fixed_measures(net, sample, fixed_point.simulate(net, sample).spikes)
     return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
             "reference_accuracy": float(np.mean(fixed_pred == y)),
             "prediction_agreement": float(np.mean(float_pred == fixed_pred)), **synops}
@@ -207,6 +207,11 @@ def print_export(net: FixedNetwork, out=None) -> None:
               file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
+    if "energy_j" in m:
+        print(f"NeuroBench on the reference: connection sparsity {100 * m['connection_sparsity']:.1f}%, activation "
+              f"sparsity {100 * m['activation_sparsity']:.1f}%, {m['neuron_updates']:.4g} neuron updates; Loihi "
+              f"energy ~{1e9 * m['energy_j']:.3g} nJ per inference (23.6 pJ/SynOp, 52 pJ/update: Davies et al., "
+              "IEEE Micro 2018; cores only, a lower bound)", file=out)
     if net.layers[0].input_bits:
         print(f"input: graded {net.layers[0].input_bits}-bit spikes (direct encoding): Loihi 2 and Lava's simulation "
               "only; a board run refuses it unless --allow-graded-input: export a latency or poisson network for "

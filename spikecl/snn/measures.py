@@ -1,0 +1,153 @@
+"""NeuroBench's complexity measures of a spiking network (Yik et al., "NeuroBench", Nature Communications 2025;
+definitions as in the ``neurobench`` package's ``metrics.static`` and ``metrics.workload``, re-implemented here).
+
+Static (of the weights):
+
+* ``footprint``: bytes of every parameter and persistent buffer (``numel · element_size``). snnTorch keeps a
+  neuron's last membrane in a non-persistent buffer that grows with the batch after a pass; NeuroBench counts it
+  (so its footprint depends on whether a pass ran before), spikecl does not.
+* ``connection_sparsity``: zero weights / all weights of the synapses (``nn.Linear``, ``nn.Conv*``; biases,
+  normalisation and neurons excluded). NeuroBench rounds it to 4 decimals; spikecl does not.
+
+Workload (per inference, i.e. per sample, over the ``T`` steps of a pass):
+
+* ``activation_sparsity``: zero outputs / all outputs of every snnTorch neuron module over all steps and samples,
+  the readout's integrator included (NeuroBench hooks every ``snn.SpikingNeuron``; the integrator's threshold
+  crossings are never transmitted).
+* ``dense_synops``: every connection of every synapse call (zero weights and zero inputs too; a convolution's
+  zero padding excluded), summed over steps.
+* ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value.
+  A synapse call whose whole input batch lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
+  multiply-accumulates (MACs): direct-encoded pixels and average-pooled spikes are MACs.
+* ``membrane_updates``: per neuron module, all its neurons at the first step plus, at each later step, the
+  neurons whose membrane changed.
+
+Biases are no synaptic operations. Measures run on the ``snntorch`` engine (one synapse call per step, as
+NeuroBench's hooks see it); a multi-head readout calls, and counts, every head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import snntorch as snn
+import torch
+from torch import nn
+
+from spikecl.snn.encoders import encode
+
+SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+#: keys of :func:`workload` in the order reports print them
+WORKLOAD_KEYS = ("activation_sparsity", "dense_synops", "effective_acs", "effective_macs", "membrane_updates")
+STATIC_KEYS = ("footprint_bytes", "connection_sparsity")
+
+
+def footprint(net: nn.Module) -> int:
+    """Bytes of the parameters and persistent buffers of ``net`` (its ``state_dict``)."""
+    return int(sum(t.numel() * t.element_size() for t in net.state_dict().values()))
+
+
+def connection_sparsity(net: nn.Module) -> float:
+    """Fraction of zero synaptic weights (``nn.Linear`` and ``nn.Conv*`` weights only); 0.0 without synapses."""
+    weights = [m.weight for m in net.modules() if isinstance(m, SYNAPSES)]
+    total = sum(w.numel() for w in weights)
+    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+
+
+def synapse_operations(synapse: nn.Module, x: torch.Tensor, dense: bool) -> int:
+    """Connections used by one call of ``synapse`` on ``x`` [N, *in_shape] (all samples together).
+
+    ``dense``: every connection; else only those with a nonzero weight and a nonzero input. Computed by running
+    the synapse with 0/1 weights on 0/1 inputs, without bias, and summing its outputs.
+    """
+    weight = torch.ones_like(synapse.weight) if dense else (synapse.weight != 0).to(synapse.weight.dtype)
+    ones = torch.ones_like(x) if dense else (x != 0).to(x.dtype)
+    if isinstance(synapse, nn.Linear):
+        out = nn.functional.linear(ones, weight)
+    else:
+        out = synapse._conv_forward(ones, weight, None)     # the conv's stride, padding, dilation and groups
+    return int(round(out.sum().item()))
+
+
+def is_spiking(x: torch.Tensor) -> bool:
+    """Whether every value of ``x`` is -1, 0 or 1 (a synapse call on it is accumulates, not MACs)."""
+    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+
+
+class _Tally:
+    """Counts accumulated by forward hooks while a measured pass runs (totals over all samples)."""
+
+    def __init__(self) -> None:
+        self.dense = self.acs = self.macs = 0
+        self.outputs = self.nonzero = 0
+        self.updates = 0
+        self.last_mem: dict[nn.Module, torch.Tensor] = {}
+
+    def synapse_hook(self, module: nn.Module, args: tuple) -> None:
+        x = args[0].detach()
+        self.dense += synapse_operations(module, x, dense=True)
+        ops = synapse_operations(module, x, dense=False)
+        if is_spiking(x):
+            self.acs += ops
+        else:
+            self.macs += ops
+
+    def neuron_hook(self, module: nn.Module, args: tuple, output) -> None:
+        spikes, mem = output[0].detach(), output[1].detach()
+        self.outputs += spikes.numel()
+        self.nonzero += int(torch.count_nonzero(spikes))
+        previous = self.last_mem.get(module)
+        fresh = previous is None or previous.shape != mem.shape
+        self.updates += mem.numel() if fresh else int(torch.count_nonzero(mem - previous))
+        self.last_mem[module] = mem
+
+    def start_pass(self) -> None:
+        """A new sequence starts: every neuron's first step counts all its neurons."""
+        self.last_mem.clear()
+
+
+@contextlib.contextmanager
+def _hooked(net: nn.Module, tally: _Tally) -> Iterator[None]:
+    """Hooks on every synapse and snnTorch neuron of ``net``; the ``snntorch`` engine while the block runs."""
+    handles = [m.register_forward_pre_hook(tally.synapse_hook) for m in net.modules() if isinstance(m, SYNAPSES)]
+    handles += [m.register_forward_hook(tally.neuron_hook) for m in net.modules() if isinstance(m, snn.SpikingNeuron)]
+    engine = getattr(net, "engine", None)
+    if engine is not None:
+        net.engine = "snntorch"
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        if engine is not None:
+            net.engine = engine
+
+
+@torch.no_grad()
+def workload(net: nn.Module, x: torch.Tensor, num_steps: int, encoder: str = "direct",
+             heads: torch.Tensor | None = None, batch_size: int = 256,
+             generator: torch.Generator | None = None) -> dict[str, float]:
+    """NeuroBench's workload measures of ``net`` on samples ``x`` [N, ...] (``heads`` [N] for multi-head
+    readouts), encoded to ``num_steps`` steps by ``encoder``: per-sample means (see the module docstring)."""
+    tally = _Tally()
+    was_training = net.training
+    net.eval()
+    try:
+        with _hooked(net, tally):
+            for start in range(0, len(x), batch_size):
+                tally.start_pass()
+                x_seq = encode(x[start:start + batch_size], num_steps, encoder, generator)
+                net(x_seq, None if heads is None else heads[start:start + batch_size])
+    finally:
+        net.train(was_training)
+    n = max(len(x), 1)
+    sparsity = 1.0 - tally.nonzero / tally.outputs if tally.outputs else 0.0
+    return {"activation_sparsity": sparsity, "dense_synops": tally.dense / n, "effective_acs": tally.acs / n,
+            "effective_macs": tally.macs / n, "membrane_updates": tally.updates / n}
+
+
+def static(net: nn.Module) -> dict[str, float]:
+    """Footprint (bytes) and connection sparsity of ``net``."""
+    return {"footprint_bytes": float(footprint(net)), "connection_sparsity": connection_sparsity(net)}

@@ -1,0 +1,107 @@
+"""NeuroBench measures (spikecl.snn.measures) against hand-computed values; their place in results and reports."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from spikecl.continual import report
+from spikecl.io import RunResult, read_results, write_results
+from spikecl.snn import measures
+from spikecl.snn.networks import build_mlp
+
+
+def test_footprint_counts_parameter_and_buffer_bytes():
+    net = nn.Sequential(nn.Linear(3, 2, bias=False), nn.Linear(2, 1), nn.BatchNorm1d(1))
+    # weights 6 + 2, bias 1, BN weight + bias 2 (float32); BN running mean + var 2 (float32), batches seen 1 (int64)
+    assert measures.footprint(net) == (6 + 2 + 1 + 2 + 2) * 4 + 8
+
+
+def test_connection_sparsity_counts_synapse_weights_only():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Conv2d(1, 1, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))
+        net[0].bias.zero_()                              # biases are not connections
+        net[1].weight.fill_(0.0)
+    assert measures.connection_sparsity(net) == pytest.approx(4 / 7)
+
+
+def test_synapse_operations_by_hand():
+    linear = nn.Linear(3, 2, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))
+    x = torch.tensor([[1.0, 0.0, 0.5]])
+    assert measures.synapse_operations(linear, x, dense=True) == 6
+    assert measures.synapse_operations(linear, x, dense=False) == 1 + 2      # inputs 0 and 2: nonzero weights
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    # 3x3 output of a 3x3 kernel on a zero-padded 3x3 input: corners see 4 taps, edges 6, the centre 9
+    assert measures.synapse_operations(conv, torch.zeros(1, 1, 3, 3), dense=True) == 4 * 4 + 4 * 6 + 9
+    assert measures.is_spiking(torch.tensor([0.0, 1.0, -1.0])) and not measures.is_spiking(torch.tensor([0.5]))
+
+
+def tiny_network() -> nn.Module:
+    """2-2-1 MLP (beta 0.9, threshold 1, subtract reset): hidden neuron 0 gets 1.2 x0, neuron 1 nothing."""
+    net = build_mlp(2, [2], 1, init_gain=1.0)
+    with torch.no_grad():
+        net.layers[0].synapse.weight.copy_(torch.tensor([[1.2, 0.0], [0.0, 0.0]]))
+        net.readout.heads[0].weight.copy_(torch.tensor([[1.0, 1.0]]))
+    return net
+
+
+@pytest.mark.parametrize("engine", ["snntorch", "fused"])
+def test_workload_of_a_tiny_network_by_hand(engine):
+    net = tiny_network()
+    net.engine = engine
+    m = measures.workload(net, torch.tensor([[0.5, 0.0]]), num_steps=4)
+    # hidden 0: current 0.6; membrane 0.6, 1.14 (spike), 0.626, 1.163 (spike) -> spikes at steps 1 and 3
+    # readout: current = hidden spike; membrane 0, 1.0, 0.9, 1.81 -> crosses its threshold once (step 3)
+    assert m["dense_synops"] == 4 * (2 * 2 + 2 * 1)
+    assert m["effective_macs"] == 4 * 1          # graded input 0.5 through the one nonzero weight, every step
+    assert m["effective_acs"] == 2 * 1           # two hidden spikes, each through one readout weight
+    assert m["activation_sparsity"] == pytest.approx(1 - 3 / 12)     # 3 nonzero of 4 steps x 3 neurons
+    assert m["membrane_updates"] == (2 + 3) + (1 + 3)   # all at step 0, then only the changing membranes
+    assert net.engine == engine                  # measured on snnTorch, engine restored
+    assert measures.static(net)["connection_sparsity"] == pytest.approx(3 / 6)
+
+
+def test_workload_is_per_sample_over_batches():
+    net = tiny_network()
+    x = torch.tensor([[0.5, 0.0]]).repeat(5, 1)
+    one = measures.workload(net, x[:1], num_steps=4)
+    assert measures.workload(net, x, num_steps=4, batch_size=2) == pytest.approx(one)
+
+
+def _result(method, acc_final, synops, measured=True):
+    acc = np.full((3, 2), acc_final)
+    values = {"effective_acs": np.array([synops, synops]), "effective_macs": np.zeros(2),
+              "footprint_bytes": np.array([2048.0, 2048.0])} if measured else {}
+    return RunResult(method, 0, {"name": "x"}, acc, np.zeros(0, np.int64), np.zeros(0, np.int64),
+                     np.zeros((0, 2)), np.ones(2), {"acc": acc_final}, measures=values)
+
+
+def test_results_files_keep_measures_and_older_files_read(tmp_path):
+    write_results(tmp_path / "a.h5", _result("ewc", 0.8, 120.0))
+    write_results(tmp_path / "old.h5", _result("ewc", 0.8, 0.0, measured=False))
+    np.testing.assert_array_equal(read_results(tmp_path / "a.h5").measures["effective_acs"], [120.0, 120.0])
+    assert read_results(tmp_path / "old.h5").measures == {}
+
+
+def test_report_table_and_accuracy_synops_plot(tmp_path):
+    runs = [_result("finetune", 0.5, 100.0), _result("ewc", 0.8, 300.0), _result("old", 0.7, 0.0, False)]
+    text = report.text_report(runs, matrices=False)
+    assert "KiB" in text and "ACs" in text
+    row = next(line for line in text.splitlines() if line.startswith("ewc") and "300" in line)
+    assert "2.0" in row                          # 2048 bytes in KiB
+    assert set(report.accuracy_synops(runs)) == {"finetune", "ewc"}
+    written = report.write_plots(runs, tmp_path)
+    assert (tmp_path / "accuracy-synops.png") in written and (tmp_path / "accuracy-synops.png").stat().st_size
+
+
+def test_loihi_energy_by_hand():
+    from types import SimpleNamespace
+
+    from spikecl.export import energy
+
+    net = SimpleNamespace(num_steps=4, layers=[SimpleNamespace(n_out=64), SimpleNamespace(n_out=10)])
+    assert energy.neuron_updates(net) == 4 * 74
+    assert energy.energy_joules(1000, 296) == pytest.approx(1000 * 23.6e-12 + 296 * 52e-12)
