@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export,ray]"
 	$(PIP) install --quiet --no-deps "norse==1.1.0"    # a second NIR reader for the interop tests (see pyproject)
+	$(PIP) install --quiet --no-deps "tonic==1.7.0" "importRosbag==1.0.4"    # the events extra, lean (see pyproject)
 	touch $@
 
 core310: $(CORE310_STAMP)

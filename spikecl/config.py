@@ -34,7 +34,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (the Lava environment)
     import tomli as tomllib
 
-DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet")
+EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
+DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -62,13 +63,19 @@ class DataConfig:
                                  "(the test split is then never read: for choosing settings)")
     vary_split: bool = option(False, doc="each run seed draws its own train/test split (datasets whose split is not "
                                          "fixed by their source) and validation split; false: seed 0's for all")
+    time_bins: int = option(20, low=1, high=10000, doc="event datasets: frames T per recording (network.num_steps "
+                                                       "must equal it)")
+    bin_ms: float = option(0.0, low=0.0, doc="event datasets: width of a frame in ms from the recording's start "
+                                             "(later events dropped); 0 = the recording's span in time_bins bins")
+    pool: int = option(1, low=1, high=128, doc="event datasets: sum events over pool x pool pixels (SHD: channels)")
 
 
 @dataclass
 class StreamConfig:
     """How the dataset is cut into a sequence of tasks (see :mod:`spikecl.data.streams`)."""
 
-    kind: str = option("permuted", choices=("permuted", "rotated", "split"))
+    kind: str = option("permuted", choices=("permuted", "rotated", "split", "domains"),
+                       doc="domains: one task per recording domain of the dataset (SHD: English, then German)")
     scenario: str = option("domain", choices=("task", "domain", "class"))
     n_tasks: int = option(10, low=1, high=1000)
     classes_per_task: int = option(0, low=0, doc="split streams; 0 = n_classes // n_tasks")
@@ -92,7 +99,8 @@ class NetworkConfig:
     channels: list[int] = option([64, 128, 256], low=1, high=1 << 16,
                                  doc="CNN conv channels (3x3 conv, BN, LIF, 2x2 avg-pool)")
     num_steps: int = option(4, low=1, high=10000, doc="simulation time steps T per sample")
-    encoder: str = option("direct", choices=("direct", "poisson", "latency"))
+    encoder: str = option("direct", choices=("direct", "poisson", "latency", "events"),
+                          doc="static images to spikes; events: the input is already frames [T, ...] (event datasets)")
     beta: float = option(0.9, low=0.0, high=1.0, doc="membrane decay per step")
     threshold: float = option(1.0, low=1e-6)
     reset: str = option("subtract", choices=("subtract", "zero"))
@@ -278,9 +286,28 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
     if cfg.data.eval_split == "validation" and cfg.data.validation <= 0:
         raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
+    check_events(cfg)
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg
+
+
+def check_events(cfg: ExperimentConfig) -> None:
+    """Event datasets come as frames: they take ``network.encoder = "events"`` with ``num_steps`` equal to
+    ``data.time_bins``, split or domains streams and dense input; images take the other encoders."""
+    events, d = cfg.data.dataset in EVENT_DATASETS, cfg.data.dataset
+    if events != (cfg.network.encoder == "events"):
+        raise ConfigError(f"network.encoder: {d!r} needs " + ('"events" (its input is frames already)' if events else
+                                                              'an encoder of images (direct, poisson, latency)'))
+    if events and cfg.network.num_steps != cfg.data.time_bins:
+        raise ConfigError(f"network.num_steps: {cfg.network.num_steps} must equal data.time_bins "
+                          f"({cfg.data.time_bins}) for event frames")
+    if events and cfg.stream.kind in ("permuted", "rotated"):
+        raise ConfigError(f"stream.kind: {cfg.stream.kind!r} transforms images; event datasets take split or domains")
+    if cfg.stream.kind == "domains" and d != "shd":
+        raise ConfigError(f"stream.kind: 'domains' needs a dataset with recording domains (shd), not {d!r}")
+    if events and cfg.stream.input_code != "dense":
+        raise ConfigError("stream.input_code: event frames take \"dense\" input")
 
 
 def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typing.Container[str] = ()) -> str | None:

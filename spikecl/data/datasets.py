@@ -1,4 +1,5 @@
-"""Datasets as numpy arrays: ``x`` float32 ``[N, C, H, W]`` in [0, 1], ``y`` int64 ``[N]``.
+"""Datasets as numpy arrays: ``x`` float32 ``[N, C, H, W]`` in [0, 1], ``y`` int64 ``[N]``; event datasets
+(:mod:`spikecl.data.event_datasets`) hold frames of event counts ``[N, T, C, H, W]``.
 
 Offline, shipped with installed packages (the ``data`` extra):
 
@@ -14,6 +15,8 @@ Read from their standard files under ``data_dir`` (spikecl never downloads):
 * ``miniimagenet`` — ``mini-imagenet-cache-{train,val,test}.pkl`` (``image_data`` uint8 [N, 84, 84, 3],
   ``class_dict`` {name: indices}); the 100 classes are pooled and each class split 500 train / 100 test (seeded),
   as in continual-learning benchmarks that use all 100 classes.
+* ``nmnist``, ``shd``, ``dvs_gesture`` — event recordings in Tonic's file layouts, binned to frames
+  (:mod:`spikecl.data.event_datasets`).
 """
 
 from __future__ import annotations
@@ -21,49 +24,20 @@ from __future__ import annotations
 import functools
 import gzip
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spikecl.data.base import Dataset, find_path
 from spikecl.data.pickles import load_data_pickle
-from spikecl.errors import ConfigError, DataError, ShapeError, require
+from spikecl.errors import ConfigError, DataError, require
 
 EVAL_SPLITS = ("test", "validation")
 #: (C, H, W) of every dataset's images, known without loading it (:func:`load_dataset` checks what it loads)
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
-DATASETS = tuple(IMAGE_SHAPES)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A train/test split. ``x_*`` float32 [N, C, H, W] in [0, 1]; ``y_*`` int64 [N] in 0..n_classes-1."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    n_classes: int
-
-    def __post_init__(self) -> None:
-        for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.ndim != 4 or x.dtype != np.float32:
-                raise ShapeError(f"{self.name}: x_{split} must be float32 [N, C, H, W], got {x.dtype} {x.shape}")
-            if y.shape != (x.shape[0],) or y.dtype != np.int64:
-                raise ShapeError(f"{self.name}: y_{split} must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
-            if not np.all(np.isfinite(x)):
-                raise DataError(f"{self.name}: x_{split} contains NaN or infinity")
-            if y.size and (y.min() < 0 or y.max() >= self.n_classes):
-                raise DataError(f"{self.name}: y_{split} has labels outside 0..{self.n_classes - 1}")
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ShapeError(f"{self.name}: train and test images differ in shape")
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
+EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
+DATASETS = (*IMAGE_SHAPES, *EVENT_DATASETS)
 
 
 def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,24 +121,12 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, size, 4 + 4 * ndim).reshape(dims)
 
 
-def _find(data_dir: str | None, name: str, candidates: list[str], how: str) -> Path:
-    """The first existing file among ``candidates`` under ``data_dir``, else a DataError explaining ``how``."""
-    if not data_dir:
-        raise DataError(f"{name} needs its files: {how}; pass --data-dir DIR (or data.data_dir in the experiment)")
-    root = Path(data_dir)
-    for rel in candidates:
-        if (root / rel).is_file():
-            return root / rel
-    raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
-                    "(data.data_dir) at the folder holding them")
-
-
 def _load_idx(name: str, data_dir: str | None) -> Dataset:
     how = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
     arrays = {}
     for key, base in IDX_FILES.items():
         candidates = [f"{sub}{base}{ext}" for sub in ("", f"{IDX_FOLDERS[name]}/raw/") for ext in ("", ".gz")]
-        arrays[key] = read_idx(_find(data_dir, name, candidates, how))
+        arrays[key] = read_idx(find_path(data_dir, name, candidates, how))
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
@@ -200,7 +162,7 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
     for split, files in (("train", train_files), ("test", [test_file])):
         xs, ys = [], []
         for f in files:
-            path = _find(data_dir, name, [f"{folder}/{f}", f], how)
+            path = find_path(data_dir, name, [f"{folder}/{f}", f], how)
             batch = load_data_pickle(path)
             xs.append(_cifar_images(batch, path))
             ys.append(_cifar_labels(batch, key, path))
@@ -213,7 +175,7 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     how = "provide the mini-imagenet-cache-{train,val,test}.pkl files"
     images, labels, offset = [], [], 0
     for split in ("train", "val", "test"):
-        path = _find(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
+        path = find_path(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
         cache = load_data_pickle(path)
         data = cache.get("image_data", cache.get(b"image_data"))
         classes = cache.get("class_dict", cache.get(b"class_dict"))
@@ -235,14 +197,22 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed)
 
 
-def image_shape(name: str) -> tuple[int, int, int]:
-    """(C, H, W) of dataset ``name``'s images, without loading it."""
+def image_shape(name: str, binning=None) -> tuple[int, int, int]:
+    """(C, H, W) of dataset ``name``'s images (event datasets: of a frame under ``binning``), without loading it."""
+    if name in EVENT_DATASETS:
+        from spikecl.data.event_datasets import frame_shape
+
+        return frame_shape(name, binning)
     if name not in IMAGE_SHAPES:
         raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")
     return IMAGE_SHAPES[name]
 
 
-def _load(name: str, data_dir: str | None, seed: int) -> Dataset:
+def _load(name: str, data_dir: str | None, seed: int, binning) -> Dataset:
+    if name in EVENT_DATASETS:
+        from spikecl.data.event_datasets import load_event_dataset
+
+        return load_event_dataset(name, data_dir, binning)
     if name == "digits":
         return _from_arrays("digits", *_digits_raw(), 10, 0.2, seed)
     if name == "mnist5k":
@@ -254,10 +224,11 @@ def _load(name: str, data_dir: str | None, seed: int) -> Dataset:
     return _load_miniimagenet(data_dir, seed)
 
 
-def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets."""
-    expected = image_shape(name)
-    dataset = _load(name, data_dir, seed)
+def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets;
+    ``binning`` (:class:`~spikecl.data.events.EventBinning`, default frames) how event datasets become frames."""
+    expected = image_shape(name, binning)
+    dataset = _load(name, data_dir, seed, binning)
     if dataset.input_shape != expected:
         raise DataError(f"{name}: images are {dataset.input_shape} (C, H, W); {name} images are {expected}")
     return dataset

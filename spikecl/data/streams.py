@@ -5,6 +5,11 @@ Kinds of stream:
 * ``permuted`` — every task applies its own fixed random permutation to the pixels (all classes in every task).
 * ``rotated`` — task ``i`` rotates every image by ``i · max_angle_deg / n_tasks`` degrees (bilinear, zero padding).
 * ``split`` — the classes are cut into ``n_tasks`` groups of ``classes_per_task`` (in natural order 0, 1, …).
+* ``domains`` — one task per recording domain of the dataset (``Dataset.domains``; SHD: English, then German),
+  each with the classes of that domain; labels within a domain are 0..c−1 in class order (domain and task
+  scenarios) or the dataset's own (class scenario).
+
+Event datasets (frames ``[N, T, C, H, W]``) take split and domains streams; ``Stream.input_shape`` is one frame's.
 
 Scenarios (van de Ven, Tuytelaars & Tolias 2022):
 
@@ -35,16 +40,17 @@ import numpy as np
 from spikecl.config import DataConfig, StreamConfig
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
+from spikecl.data.events import EventBinning
 from spikecl.errors import ConfigError
 
-KINDS = ("permuted", "rotated", "split")
+KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
 DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
 
 
 @dataclass(frozen=True)
 class Task:
-    """One task: images float32 [N, C, H, W], labels int64 [N] as the network must predict them, and the output
+    """One task: images float32 [N, C, H, W] (or event frames [N, T, C, H, W]), labels int64 [N] as the network must predict them, and the output
     units (``classes``) the task uses. ``x_test``/``y_test`` hold the evaluation split named by ``eval_split``
     (the test images, or the validation images held out of training)."""
 
@@ -139,6 +145,29 @@ def _check(kind: str, scenario: str, n_tasks: int) -> None:
         raise ConfigError(f"stream.n_tasks: {n_tasks} is below the minimum 1")
 
 
+def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) -> tuple[list, int]:
+    """(tasks, n_outputs) of a domains stream: task ``d`` holds the classes whose domain is ``d``."""
+    if not dataset.domains:
+        raise ConfigError(f"stream.kind: 'domains' needs a dataset with recording domains; {dataset.name} has none")
+    if n_tasks != len(dataset.domains):
+        raise ConfigError(f"stream.n_tasks: {dataset.name} has {len(dataset.domains)} domains "
+                          f"({', '.join(dataset.domains)}); set n_tasks = {len(dataset.domains)}")
+    owner = np.asarray(dataset.class_domain)
+    tasks, widest = [], 0
+    for d in range(n_tasks):
+        group = np.flatnonzero(owner == d)
+        local_label = np.full(dataset.n_classes, -1, dtype=np.int64)
+        local_label[group] = np.arange(len(group))
+        local = {}
+        for split, (x, y) in sources.items():
+            keep = np.isin(y, group)
+            local[split] = (x[keep], y[keep] if scenario == "class" else local_label[y[keep]])
+        classes = tuple(int(k) for k in (group if scenario == "class" else range(len(group))))
+        tasks.append((d, local, classes))
+        widest = max(widest, len(group))
+    return tasks, dataset.n_classes if scenario == "class" else widest
+
+
 def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: int = 0, *,
                 classes_per_task: int | None = None, max_angle_deg: float = 180.0,
                 first_task_identity: bool = False, train_per_task: int | None = None,
@@ -155,7 +184,12 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     rng = np.random.default_rng(seed)
     c = dataset.n_classes
     tasks = []
-    if kind == "split":
+    if dataset.time_steps is not None and kind in ("permuted", "rotated"):
+        raise ConfigError(f"stream.kind: {kind!r} transforms images; {dataset.name} holds event frames (use split or "
+                          "domains)")
+    if kind == "domains":
+        tasks, n_outputs = _domain_tasks(dataset, sources, n_tasks, scenario)
+    elif kind == "split":
         per = classes_per_task or c // n_tasks
         if per < 1 or per * n_tasks > c:
             raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
@@ -221,7 +255,8 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
     ``data.eval_split``).
     """
     split_seed = data_split_seed(data, seed)
-    dataset = load_dataset(data.dataset, data.data_dir or None, seed=split_seed)
+    binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
+    dataset = load_dataset(data.dataset, data.data_dir or None, seed=split_seed, binning=binning)
     built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed,
                         classes_per_task=stream.classes_per_task or None, max_angle_deg=stream.max_angle_deg,
                         first_task_identity=stream.first_task_identity,

@@ -1,15 +1,16 @@
 """Input encoders: static inputs in [0, 1] to sequences over T time steps.
 
-All encoders map ``x`` of shape ``[B, ...]`` to ``[T, B, ...]`` (float, same device).
+All encoders map ``x`` of shape ``[B, ...]`` to ``[T, B, ...]`` (float, same device); ``events`` takes inputs that
+are sequences already (event frames ``[B, T, ...]``) and only moves time to the front.
 """
 
 from __future__ import annotations
 
 import torch
 
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ShapeError
 
-ENCODERS = ("direct", "poisson", "latency")
+ENCODERS = ("direct", "poisson", "latency", "events")
 
 
 def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -30,13 +31,23 @@ def latency(x: torch.Tensor, num_steps: int) -> torch.Tensor:
     return ((steps == fire_at.unsqueeze(0)) & (x.unsqueeze(0) > 0)).to(x.dtype)
 
 
+def events(x: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Event frames ``x`` [B, T, ...] as the sequence ``[T, B, ...]`` (no encoding); T must be ``num_steps``."""
+    if x.dim() < 2 or x.shape[1] != num_steps:
+        raise ShapeError(f"event input {tuple(x.shape)} must be [B, T={num_steps}, ...] frames")
+    return x.transpose(0, 1).contiguous()
+
+
 def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Encode ``x`` [B, ...] into ``[T, B, ...]`` with the named encoder (``direct``, ``poisson``, ``latency``)."""
+    """Encode ``x`` [B, ...] into ``[T, B, ...]`` with the named encoder (``direct``, ``poisson``, ``latency``;
+    ``events``: ``x`` is [B, T, ...] frames already)."""
     if kind == "direct":
         return direct(x, num_steps)
     if kind == "poisson":
         return poisson(x, num_steps, generator)
     if kind == "latency":
         return latency(x, num_steps)
+    if kind == "events":
+        return events(x, num_steps)
     raise ConfigError(f"network.encoder: {kind!r} is not allowed; choose one of {', '.join(ENCODERS)}")

@@ -69,7 +69,8 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 class BPTTTrainer:
     """Backpropagation through time with surrogate gradients.
 
-    ``net``: the spiking network; ``num_steps``: T; ``encoder``: ``direct``, ``poisson`` or ``latency``.
+    ``net``: the spiking network; ``num_steps``: T; ``encoder``: ``direct``, ``poisson``, ``latency`` or ``events``
+    (batches are event frames [B, T, ...] already).
     """
 
     def __init__(self, net: SpikingNetwork, num_steps: int, encoder: str = "direct") -> None:
@@ -96,7 +97,7 @@ class BPTTTrainer:
                                  "strength) or check the input data")
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Static inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
+        """Inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
         return encode(x, self.num_steps, self.encoder, generator)
 
     def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:

@@ -1,0 +1,68 @@
+"""The container every dataset loader returns, and the lookup of a dataset's files under ``data_dir``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.errors import DataError, ShapeError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split. ``x_*`` float32 images [N, C, H, W] in [0, 1] or event frames [N, T, C, H, W] (counts);
+    ``y_*`` int64 [N] in 0..n_classes-1. ``domains``: names of the recording domains (SHD: its languages) and
+    ``class_domain`` the domain of every class, or both empty."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    domains: tuple[str, ...] = ()
+    class_domain: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim not in (4, 5) or x.dtype != np.float32:
+                raise ShapeError(f"{self.name}: x_{split} must be float32 [N, C, H, W] or [N, T, C, H, W], got "
+                                 f"{x.dtype} {x.shape}")
+            if y.shape != (x.shape[0],) or y.dtype != np.int64:
+                raise ShapeError(f"{self.name}: y_{split} must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
+            if not np.all(np.isfinite(x)):
+                raise DataError(f"{self.name}: x_{split} contains NaN or infinity")
+            if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+                raise DataError(f"{self.name}: y_{split} has labels outside 0..{self.n_classes - 1}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ShapeError(f"{self.name}: train and test images differ in shape")
+        if len(self.class_domain) not in (0, self.n_classes) or any(not 0 <= d < len(self.domains)
+                                                                    for d in self.class_domain):
+            raise DataError(f"{self.name}: class_domain must give each of {self.n_classes} classes a domain index "
+                            f"below {len(self.domains)}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image, or of one frame of an event dataset."""
+        return tuple(self.x_train.shape[-3:])
+
+    @property
+    def time_steps(self) -> int | None:
+        """T frames per sample of an event dataset; None for images."""
+        return self.x_train.shape[1] if self.x_train.ndim == 5 else None
+
+
+def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, folder: bool = False) -> Path:
+    """The first existing file (``folder``: directory) among ``candidates`` under ``data_dir``, else a DataError
+    explaining ``how``."""
+    if not data_dir:
+        raise DataError(f"{name} needs its files: {how}; pass --data-dir DIR (or data.data_dir in the experiment)")
+    root = Path(data_dir)
+    for rel in candidates:
+        if (root / rel).is_dir() if folder else (root / rel).is_file():
+            return root / rel
+    raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
+                    "(data.data_dir) at the folder holding them")

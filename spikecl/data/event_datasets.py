@@ -1,0 +1,160 @@
+"""Event datasets read from their standard files under ``data_dir`` in Tonic's layouts (never downloaded), binned to
+frames ``x`` float32 ``[N, T, C, H, W]`` (:mod:`spikecl.data.events`); the ``events`` extra installs Tonic.
+
+* ``nmnist`` — N-MNIST: ``NMNIST/{Train,Test}/<digit>/*.bin`` (or ``{Train,Test}/…`` directly in ``data_dir``);
+  40-bit events read by Tonic's ``read_mnist_file``; sensor (2 polarities, 34, 34); 10 classes.
+* ``shd`` — Spiking Heidelberg Digits: ``SHD/shd_{train,test}.h5`` (or directly in ``data_dir``); HDF5 with
+  ``spikes/times`` (s) and ``spikes/units`` (0..699) per sample, ``labels``, ``extra/keys`` (the word of every
+  label) and ``extra/speaker``; sensor (1, 1, 700); 20 classes; domains: the language of every class, read from
+  ``extra/keys`` (English "zero".."nine", German "null".."neun", with or without a language prefix).
+* ``dvs_gesture`` — DVS Gesture as Tonic stores it: ``DVSGesture/ibmGesture{Train,Test}/user<NN>_<lighting>/<label>.npy``
+  (or ``ibmGesture{Train,Test}/…`` directly), each an array [E, 4] of (x, y, polarity, t in ms); sensor
+  (2, 128, 128); 11 classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.data.base import Dataset, find_path
+from spikecl.data.events import EventBinning, bin_events, pooled_shape
+from spikecl.errors import ConfigError, DataError, require
+
+#: (C, H, W) of every event dataset's sensor, and its number of classes
+SENSORS = {"nmnist": (2, 34, 34), "shd": (1, 1, 700), "dvs_gesture": (2, 128, 128)}
+N_CLASSES = {"nmnist": 10, "shd": 20, "dvs_gesture": 11}
+LANGUAGES = {"english": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+             "german": ("null", "eins", "zwei", "drei", "vier", "fuenf", "fünf", "sechs", "sieben", "acht", "neun")}
+
+
+def frame_shape(name: str, binning: EventBinning | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of one frame of event dataset ``name`` under ``binning`` (default: no pooling)."""
+    if name not in SENSORS:
+        raise ConfigError(f"data.dataset: {name!r} is not an event dataset; choose one of {', '.join(SENSORS)}")
+    return pooled_shape(SENSORS[name], (binning or EventBinning()).pool)
+
+
+def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor) -> tuple:
+    shape = (0, binning.frames, *pooled_shape(sensor, binning.pool))
+    x = np.stack(frames) if frames else np.zeros(shape, np.float32)
+    x.flags.writeable = False                    # cached: streams index copies out of it
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+# -- N-MNIST ----------------------------------------------------------------------------------------------------
+def read_nmnist(path: Path) -> np.ndarray:
+    """Events of one N-MNIST ``.bin`` file (5 bytes each: x, y, polarity bit and 23-bit µs time, overflow marks)
+    as Tonic's structured array with fields x, y, t, p."""
+    tonic = require("tonic", "events")
+    if path.stat().st_size % 5:
+        raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")
+    return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+
+
+def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted(folder.glob("[0-9]/*.bin"))
+    if not files:
+        raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
+    frames = []
+    for f in files:
+        ev = read_nmnist(f)
+        frames.append(bin_events(ev["t"], ev["p"], ev["y"], ev["x"], SENSORS["nmnist"], binning, str(f)))
+    return _stack(frames, [int(f.parent.name) for f in files], binning, SENSORS["nmnist"])
+
+
+# -- SHD --------------------------------------------------------------------------------------------------------
+def class_languages(keys, path: Path) -> tuple[int, ...]:
+    """The language (index into :data:`LANGUAGES`) of every class from SHD's ``extra/keys`` words."""
+    names = list(LANGUAGES)
+    out = []
+    for key in keys:
+        word = key.decode() if isinstance(key, bytes) else str(key)
+        tokens = set(re.split(r"[^a-zäöüß]+", word.lower()))
+        found = [i for i, lang in enumerate(names) if lang in tokens or tokens & set(LANGUAGES[lang])]
+        if len(found) != 1:
+            raise DataError(f"{path}: extra/keys entry {word!r} names no single language of {', '.join(names)}")
+        out.append(found[0])
+    return tuple(out)
+
+
+def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Frames [N, T, 1, 1, 700 / pool], labels [N] and the language of every class of one SHD HDF5 file."""
+    h5py = require("h5py", "events")
+    try:
+        with h5py.File(path, "r") as f:
+            times, units = f["spikes/times"][()], f["spikes/units"][()]
+            labels, keys = f["labels"][()], f["extra/keys"][()]
+            speakers = f["extra/speaker"][()]
+    except KeyError as exc:
+        raise DataError(f"{path}: not an SHD file (missing {exc.args[0] if exc.args else 'a dataset'}; expected "
+                        "spikes/times, spikes/units, labels, extra/keys, extra/speaker)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable HDF5 file ({exc})") from None
+    if not len(times) == len(units) == len(labels) == len(speakers):
+        raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker differ in length")
+    if len(keys) != N_CLASSES["shd"]:
+        raise DataError(f"{path}: extra/keys names {len(keys)} classes; SHD has {N_CLASSES['shd']}")
+    frames = [bin_events(np.asarray(t, np.float64) * 1e6, np.zeros(len(u), np.int64), np.zeros(len(u), np.int64), u,
+                         SENSORS["shd"], binning, f"{path} sample {i}") for i, (t, u) in enumerate(zip(times, units))]
+    x, y = _stack(frames, [int(v) for v in labels], binning, SENSORS["shd"])
+    return x, y, class_languages(keys, path)
+
+
+# -- DVS Gesture ------------------------------------------------------------------------------------------------
+def read_gesture(path: Path) -> np.ndarray:
+    """Events [E, 4] (x, y, polarity, t in ms) of one recording in Tonic's DVS Gesture layout (no pickles)."""
+    try:
+        events = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
+    if events.ndim != 2 or events.shape[1] != 4:
+        raise DataError(f"{path}: expected events [E, 4] (x, y, p, t in ms), got {events.shape}")
+    return events
+
+
+def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isdigit())
+    if not files:
+        raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")
+    frames = []
+    for f in files:
+        ev = read_gesture(f)
+        frames.append(bin_events(ev[:, 3] * 1000.0, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning,
+                                 str(f)))
+    return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"])
+
+
+# -- loading ----------------------------------------------------------------------------------------------------
+FOLDERS = {"nmnist": ("NMNIST", "Train", "Test"), "dvs_gesture": ("DVSGesture", "ibmGestureTrain", "ibmGestureTest")}
+HOW = {"nmnist": "unzip N-MNIST's Train.zip and Test.zip (digit folders 0..9 of .bin files)",
+       "shd": "gunzip SHD's shd_train.h5.gz and shd_test.h5.gz",
+       "dvs_gesture": "unpack Tonic's ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz"}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, data_dir: str | None, binning: EventBinning) -> Dataset:
+    if name == "shd":
+        parts = {}
+        for split in ("train", "test"):
+            path = find_path(data_dir, name, [f"SHD/shd_{split}.h5", f"shd_{split}.h5"], HOW[name])
+            parts[split] = read_shd(path, binning)
+        if parts["train"][2] != parts["test"][2]:
+            raise DataError(f"{name}: the train and test files' extra/keys name different languages")
+        (x_tr, y_tr, lang), (x_te, y_te, _) = parts["train"], parts["test"]
+        return Dataset(name, x_tr, y_tr, x_te, y_te, N_CLASSES[name], tuple(LANGUAGES), lang)
+    base, train, test = FOLDERS[name]
+    read = _nmnist_split if name == "nmnist" else _gesture_split
+    splits = [read(find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True), binning)
+              for sub in (train, test)]
+    return Dataset(name, *splits[0], *splits[1], N_CLASSES[name])
+
+
+def load_event_dataset(name: str, data_dir: str | None, binning: EventBinning | None = None) -> Dataset:
+    """Event dataset ``name`` (``nmnist``, ``shd``, ``dvs_gesture``) from ``data_dir``, binned by ``binning``; the
+    last four loads are cached (read-only arrays)."""
+    frame_shape(name, binning)
+    return _load_cached(name, str(data_dir) if data_dir else None, binning or EventBinning())
