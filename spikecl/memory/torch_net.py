@@ -29,6 +29,9 @@ from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, POPULATIONS, connections, \
     population_sizes
 
+#: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
+#: at a time), are then the rows that STDP reads and writes contiguously in both projections
+POST_MAJOR = frozenset({"cue_to_content"})
 #: memories simulated together on a CPU: the state of 64 memories of C = M = 100 stays in a 4 MiB L2 cache
 CPU_CHUNK = 64
 
@@ -80,7 +83,7 @@ class CA3Constants(NamedTuple):
 class CA3State:
     """Network state of B memories: ``v``, ``i`` ``[B, N']`` (mV, nA, cells only), ``history`` ``[H, B, N]`` bool,
     the last H steps' spikes (0 = latest; it also times the refractory period), plastic ``weights`` (nA,
-    ``[B, pre, post]``) and STDP ``traces`` (nA, ``[B, width]``), of which ``pre_trace``/``post_trace`` are views
+    ``[B, pre, post]``, or ``[B, post, pre]`` for :data:`POST_MAJOR`) and STDP ``traces`` (nA, ``[B, width]``), of which ``pre_trace``/``post_trace`` are views
     (``[B, pre]``/``[B, post]``) keyed by projection."""
 
     v: object
@@ -167,6 +170,11 @@ def _fan_out(pairs: list, pools: list, n_total: int, n_in: int, as_t) -> StaticD
     return StaticDelay(torch.as_tensor(target, device=as_t(0.0).device), as_t(value), cell_pools)
 
 
+def _stored_shape(name: str, n_pre: int, n_post: int) -> tuple[int, int]:
+    """Shape of a plastic matrix in the state: ``(pre, post)``, or ``(post, pre)`` for :data:`POST_MAJOR`."""
+    return (n_post, n_pre) if name in POST_MAJOR else (n_pre, n_post)
+
+
 def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0) -> CA3State:
     """Resting state of ``batch_size`` empty memories (plastic weights ``w_init_nA``)."""
     torch = require("torch", "torch")
@@ -185,68 +193,71 @@ def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0)
         v=torch.full((batch_size, cells), consts.v_rest, dtype=like.dtype, device=like.device),
         i=zeros(batch_size, cells),
         history=torch.zeros(depth, batch_size, consts.n_neurons, dtype=torch.bool, device=like.device),
-        weights={k: torch.full((batch_size, sizes[pre], sizes[post]), float(w_init_nA), dtype=like.dtype,
-                               device=like.device) for k, (pre, post) in PLASTIC.items()},
+        weights={k: torch.full((batch_size, *_stored_shape(k, sizes[pre], sizes[post])), float(w_init_nA),
+                               dtype=like.dtype, device=like.device) for k, (pre, post) in PLASTIC.items()},
         traces=traces, pre_trace=pre_trace, post_trace=post_trace)
 
 
 class _Chunk:
-    """One run of memories ``lo:hi``: ``hist [H + T, b, N]`` bool is the delay line (rows ``< H``: the steps before
-    this run, latest last; row ``H + t``: step t, inputs already filled in), ``events[k]`` the ``(memory,
-    neuron)`` spikes ``[K, 2]`` of row k and ``fired[k]`` whether any cell spiked in it."""
+    """One run of memories ``lo:hi``. The delay line is ``inputs [H + T, b, C + M]`` and ``cells [H + T, b, N']``
+    (bool; rows ``< H``: the steps before this run, latest last; row ``H + t``: step t, the returned raster);
+    ``events[k]``: the ``(memory, neuron)`` spikes ``[K, 2]`` of row k; ``fired[k]``: flat indices of its spiking
+    cells in ``[b * N']`` (they are refractory next step)."""
 
-    def __init__(self, consts: CA3Constants, state: CA3State, hist, gate) -> None:
+    def __init__(self, consts: CA3Constants, state: CA3State, inputs, cells, gate) -> None:
         torch = require("torch", "torch")
-        self.consts, self.state, self.hist, self.gate = consts, state, hist, gate
+        self.consts, self.state, self.inputs, self.cells, self.gate = consts, state, inputs, cells, gate
         depth, n_in = state.history.shape[0], consts.n_inputs
-        inputs = hist[depth:, :, :n_in].nonzero()
-        counts = torch.bincount(inputs[:, 0], minlength=hist.shape[0] - depth).tolist()
-        self.events = [hist[k].nonzero() for k in range(depth)] + list(torch.split(inputs[:, 1:], counts))
-        self.fired = [bool(hist[k, :, n_in:].any()) for k in range(depth)] + [False] * len(counts)
+        drive = inputs[depth:].nonzero()
+        counts = torch.bincount(drive[:, 0], minlength=inputs.shape[0] - depth).tolist()
+        self.events = [torch.cat([inputs[k].nonzero(), self._cell_events(k)[0]]) for k in range(depth)]
+        self.events += list(torch.split(drive[:, 1:], counts))
+        self.fired = [self._cell_events(k)[1] for k in range(depth)] + [None] * len(counts)
         ones, zeros = (gate == 1).all(1).tolist(), (gate == 0).all(1).tolist()
         self.gate_mode = [0 if z else 1 if o else 2 for o, z in zip(ones, zeros)]   # 0 off, 1 on, 2 per memory
         self.scratch = torch.empty_like(state.v)
 
     def run(self) -> None:
         depth = self.state.history.shape[0]
-        for t in range(self.hist.shape[0] - depth):
+        for t in range(self.cells.shape[0] - depth):
             self.step(depth + t, t)
 
     def step(self, k: int, t: int) -> None:
         """Simulate row k (step t of the run): membrane, threshold, static and plastic synapses."""
-        consts, st, n_in = self.consts, self.state, self.consts.n_inputs
-        refractory = [k - r for r in range(1, consts.refractory_steps) if self.fired[k - r]]
-        st.v.sub_(consts.v_rest).mul_(consts.alpha).add_(consts.v_rest).add_(
-            self.scratch.copy_(st.i).mul_(consts.gain))
-        blocked = self._union(refractory)
-        if blocked is not None:                   # a refractory cell holds v_reset (it was reset when it fired)
-            st.v.masked_fill_(blocked, consts.v_reset)
-        spikes = self.hist[k, :, n_in:]
         torch = require("torch", "torch")
-        torch.gt(st.v, consts.v_thresh, out=spikes)
-        if blocked is not None and not consts.reset_below_threshold:
-            spikes.logical_and_(~blocked)
-        cells = spikes.nonzero()
-        if len(cells):
-            self.fired[k] = True
-            st.v.masked_fill_(spikes, consts.v_reset)
-            cells[:, 1] += n_in
-            self.events[k] = torch.cat([self.events[k], cells]) if len(self.events[k]) else cells
+        consts, st = self.consts, self.state
+        torch.mul(consts.gain, st.i, out=self.scratch)
+        st.v.sub_(consts.v_rest).mul_(consts.alpha).add_(consts.v_rest).add_(self.scratch)
+        refractory = [self.fired[k - r] for r in range(1, consts.refractory_steps) if self.fired[k - r] is not None]
+        for flat in refractory:                   # a refractory cell holds v_reset (it was reset when it fired)
+            st.v.view(-1).index_fill_(0, flat, consts.v_reset)
+        spikes = torch.gt(st.v, consts.v_thresh, out=self.cells[k])
+        if not consts.reset_below_threshold:
+            for flat in refractory:
+                spikes.view(-1).index_fill_(0, flat, False)
+        found, self.fired[k] = self._cell_events(k)
+        if self.fired[k] is not None:
+            st.v.view(-1).index_fill_(0, self.fired[k], consts.v_reset)
+            self.events[k] = torch.cat([self.events[k], found]) if len(self.events[k]) else found
         st.i.mul_(consts.syn_decay)
         for delay, syn in consts.static.items():
             if len(self.events[k - delay]):
-                _deliver(syn, st.i, self.events[k - delay], self.hist[k - delay])
+                _deliver(syn, st.i, self.events[k - delay], lambda a, b: self._row(k - delay, a, b))
         self._plasticity(k, t)
 
-    def _union(self, rows: list):
-        """Cells that spiked in any of the given rows ``[b, N']`` (None for no rows)."""
+    def _cell_events(self, k: int):
+        """(events ``[K, 2]`` in vector indices, flat cell indices ``[K]`` or None) of the cells' spikes in row k."""
+        found = self.cells[k].nonzero()
+        if not len(found):
+            return found, None
+        flat = found[:, 0] * self.cells.shape[2] + found[:, 1]
+        found[:, 1] += self.consts.n_inputs
+        return found, flat
+
+    def _row(self, k: int, a: int, b: int):
+        """Spikes ``[b, stop - start]`` of row k for the vector's neurons ``[a, b)`` (one population)."""
         n_in = self.consts.n_inputs
-        if not rows:
-            return None
-        blocked = self.hist[rows[0], :, n_in:]
-        for k in rows[1:]:
-            blocked = blocked | self.hist[k, :, n_in:]
-        return blocked
+        return self.inputs[k, :, a:b] if b <= n_in else self.cells[k, :, a - n_in:b - n_in]
 
     def _plasticity(self, k: int, t: int) -> None:
         """STDP of both plastic projections on the spiking rows and columns; delivery of the pre spikes."""
@@ -256,33 +267,50 @@ class _Chunk:
         for name, (pre, post) in PLASTIC.items():
             (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
             w, a_pre, a_post = st.weights[name], st.pre_trace[name], st.post_trace[name]
+            by_post = name in POST_MAJOR
             b, j = self._spikes(k - consts.post_lag_steps, q0, q1)
             if b is not None:                             # post spikes (seen late): apost += A-, w += apre
                 a_post[b, j] += consts.a_minus
                 if mode:
-                    w[b, :, j] = _clip(w[b, :, j] + _gated(a_pre[b], gate, b), consts)
+                    _store(w, b, j, by_post, _clip(_vectors(w, b, j, by_post) + _gated(a_pre, gate, b), consts))
             b, i = self._spikes(k - consts.plastic_pre_steps, p0, p1)
             if b is not None:                             # pre spikes: apre += A+, w -= apost, deliver the row
                 a_pre[b, i] += consts.a_plus
-                rows = w[b, i]
+                rows = _vectors(w, b, i, not by_post)
                 if mode:
-                    rows = _clip(rows - _gated(a_post[b], gate, b), consts)
-                    w[b, i] = rows
+                    rows = _clip(rows - _gated(a_post, gate, b), consts)
+                    _store(w, b, i, not by_post, rows)
                 scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
-                total = rows.new_zeros(w.shape[0], w.shape[2]).index_add_(0, b, rows)
+                total = rows.new_zeros(a_post.shape).index_add_(0, b, rows)
                 st.i[:, q0 - consts.n_inputs:q1 - consts.n_inputs].add_(total.mul_(scale))
 
     def _spikes(self, k: int, a: int, b: int):
         """(memory, neuron - a) index tensors of the spikes of row k in neurons ``[a, b)``, or (None, None)."""
         if not len(self.events[k]):
             return None, None
-        found = self.hist[k, :, a:b].nonzero()
+        found = self._row(k, a, b).nonzero()
         return found.unbind(1) if len(found) else (None, None)
 
 
+def _vectors(w, b, n, rows: bool):
+    """The weight vectors ``[K, L]`` of neurons ``n [K]`` of memories ``b [K]``: rows of ``w [B, R, L]`` where
+    ``rows`` (a contiguous gather), else columns."""
+    return w.view(-1, w.shape[2]).index_select(0, b * w.shape[1] + n) if rows else w[b, :, n]
+
+
+def _store(w, b, n, rows: bool, x) -> None:
+    """Write ``x [K, L]`` back where :func:`_vectors` read it."""
+    if rows:
+        w.view(-1, w.shape[2]).index_copy_(0, b * w.shape[1] + n, x)
+    else:
+        w[b, :, n] = x
+
+
 def _gated(trace, gate, b):
-    """``trace [K, P]`` times the rows' plasticity gate (``gate [b, 1]``, None where it is 1 for all)."""
-    return trace if gate is None else gate[b] * trace
+    """``trace [b, P]`` gathered at memories ``b [K]``, times their plasticity gate (``gate [b, 1]``, None where it
+    is 1 for all)."""
+    rows = trace.index_select(0, b)
+    return rows if gate is None else gate[b] * rows
 
 
 def _clip(w, consts: CA3Constants):
@@ -290,13 +318,14 @@ def _clip(w, consts: CA3Constants):
 
 
 def _deliver(syn: StaticDelay, current, events, row) -> None:
-    """Add the static synaptic events of spikes ``events [K, 2]`` (memory, neuron) of ``row [b, N]`` to the
-    cells' ``current [b, N']``: one-to-one fan-outs, then all-to-all blocks (spike count x weight)."""
+    """Add the static synaptic events of spikes ``events [K, 2]`` (memory, neuron) to the cells' ``current
+    [b, N']``: one-to-one fan-outs, then all-to-all blocks (spike count x weight; ``row(a, b)`` gives the spikes of
+    neurons ``[a, b)``)."""
     b, n = events.unbind(1)
     flat = (b * current.shape[1]).unsqueeze(1) + syn.target[n]
     current.view(-1).index_add_(0, flat.view(-1), syn.value[n].view(-1))
     for s0, s1, t0, t1, value in syn.pools:
-        count = row[:, s0:s1].sum(1, dtype=current.dtype)
+        count = row(s0, s1).sum(1, dtype=current.dtype)
         current[:, t0:t1].add_(count.unsqueeze(1) * value)
 
 
@@ -338,16 +367,17 @@ class TorchCA3:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
         gate = torch.ones(n_steps, B) if gate is None else torch.as_tensor(np.asarray(gate), dtype=torch.float64)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
-        hist = torch.empty(depth + n_steps, B, consts.n_neurons, dtype=torch.bool, device=self.device)
-        hist[:depth] = state.history.flip(0)
-        hist[depth:, :, :self.n_cues], hist[depth:, :, self.n_cues:consts.n_inputs] = cue, content
+        n_in = consts.n_inputs
+        inputs = torch.cat([state.history[:, :, :n_in].flip(0), torch.cat([cue, content], dim=2)])
+        cells = torch.empty(depth + n_steps, B, consts.alpha.shape[0], dtype=torch.bool, device=self.device)
+        cells[:depth] = state.history[:, :, n_in:].flip(0)
         for lo in range(0, B, self.chunk):
             hi = min(B, lo + self.chunk)
-            _Chunk(consts, state.rows(lo, hi), hist[:, lo:hi], gate[:, lo:hi]).run()
-        state.history = hist[-depth:].flip(0).clone()
+            _Chunk(consts, state.rows(lo, hi), inputs[:, lo:hi], cells[:, lo:hi], gate[:, lo:hi]).run()
+        state.history = torch.cat([inputs[-depth:], cells[-depth:]], dim=2).flip(0)
         self.t_ms += n_steps
-        raster = hist[depth:]
-        return {name: raster[:, :, a:b] for name, (a, b) in consts.slices.items()}
+        return {name: inputs[depth:, :, a:b] if b <= n_in else cells[depth:, :, a - n_in:b - n_in]
+                for name, (a, b) in consts.slices.items()}
 
     def _input(self, x, width: int, what: str):
         torch = require("torch", "torch")
@@ -360,4 +390,5 @@ class TorchCA3:
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA as numpy: ``cue_to_content [B, C, M]`` and ``content_to_cue [B, M, C]``."""
-        return {k: w.detach().cpu().numpy().copy() for k, w in self.state.weights.items()}
+        return {k: (w.transpose(1, 2) if k in POST_MAJOR else w).detach().cpu().numpy().copy()
+                for k, w in self.state.weights.items()}
