@@ -13,9 +13,10 @@ the N' = N - C - M cells. A step is
    W[:, j] = clip(W[:, j] + apre)``; pre spikes ``apre += A+; W[i] = clip(W[i] - apost)``; ``i_post += k sum W[i]``.
 
 Each operation rounds exactly as the dense formulation (``s @ W`` etc.) would, up to the order in which a cell's
-same-step synaptic events are summed. The spikes are written straight into the returned raster, which also serves
-as the delay line; the batch is simulated in chunks of memories that fit the CPU cache (memories are independent).
-:class:`TorchCA3` keeps the state between runs.
+same-step synaptic events are summed (the membranes, currents and weights of the stress schedules come out bit for
+bit equal to the dense step's). Every operation is per memory, so a memory's spikes do not depend on the rest of the
+batch. The spikes are written straight into the returned raster, which also serves as the delay line; a CPU
+simulates the batch in chunks of :data:`CPU_CHUNK` memories. :class:`TorchCA3` keeps the state between runs.
 """
 
 from __future__ import annotations
@@ -32,25 +33,28 @@ from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
 #: at a time), are then the rows that STDP reads and writes contiguously in both projections
 POST_MAJOR = frozenset({"cue_to_content"})
-#: memories simulated together on a CPU: the state of 64 memories of C = M = 100 stays in a 4 MiB L2 cache
+#: memories simulated together on a CPU (C = M = 100: 8 to 64 per chunk speeds up 2.7x, 64 to 256 gains nothing
+#: measurable, while smaller chunks keep the scratch tensors small)
 CPU_CHUNK = 64
 
 
 class StaticDelay(NamedTuple):
     """The static synapses of one delay, for event-driven delivery. ``target``, ``value`` ``[N, K]``: the
     one-to-one fan-out of every source neuron (cell index in ``[0, N')``, nA per spike already times the event
-    factor; padded with value 0), K the largest fan-out; ``pools``: all-to-all blocks ``(s0, s1, t0, t1, value)``,
-    sources ``[s0, s1)`` in the vector and targets ``[t0, t1)`` among the cells. ``all_but_self`` = block + a
-    negative pair."""
+    factor; padded with value 0), K the largest fan-out, ``paired [N]`` bool: sources with a fan-out; ``pools``:
+    all-to-all blocks ``(population, s0, s1, t0, t1, value)``, sources ``[s0, s1)`` (the population's index) in the
+    vector and targets ``[t0, t1)`` among the cells. ``all_but_self`` = block + a negative pair."""
 
     target: object
     value: object
+    paired: object
     pools: tuple
 
 
 class CA3Constants(NamedTuple):
     """Per-network constants (tensors on the device). ``slices``: population -> (start, stop) in the vector;
-    ``n_inputs``: C + M; cell arrays ``[N']``."""
+    ``n_inputs``: C + M; ``population [N]``: every neuron's population index (in ``slices`` order); cell arrays
+    ``[N']``."""
 
     v_rest: float
     v_reset: float
@@ -62,6 +66,7 @@ class CA3Constants(NamedTuple):
     refractory_steps: int
     static: dict             # delay steps -> StaticDelay
     slices: dict
+    population: object
     n_inputs: int
     reset_below_threshold: bool
     plastic_pre_steps: int
@@ -122,7 +127,8 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         gain[a:b] = tau_m / c_m * (1.0 - alpha[a:b])
         v_thresh[a:b] = threshold
     as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
-    static = {delay: _fan_out(pairs, pools, start, n_in, as_t)
+    population = np.repeat(np.arange(len(sizes)), list(sizes.values()))
+    static = {delay: _fan_out(pairs, pools, population, n_in, as_t)
               for delay, (pairs, pools) in _static_synapses(params, n_bits, slices).items()}
     widths = [(slices[pre][1] - slices[pre][0], slices[post][1] - slices[post][0]) for pre, post in PLASTIC.values()]
     decay_pre, decay_post = (float(np.exp(-params.dt_ms / tau)) for tau in (params.tau_plus_ms, params.tau_minus_ms))
@@ -130,7 +136,8 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
     return CA3Constants(
         v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
         v_thresh=as_t(v_thresh), syn_decay=params.syn_decay, k_syn=params.syn_event_factor,
-        refractory_steps=params.refractory_steps, static=static, slices=slices, n_inputs=n_in,
+        refractory_steps=params.refractory_steps, static=static, slices=slices,
+        population=torch.as_tensor(population, device=device), n_inputs=n_in,
         reset_below_threshold=bool(params.v_reset_mV < v_thresh.min()),
         plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
         trace_decay=as_t(trace_decay), a_plus=params.a_plus_nA, a_minus=params.a_minus_nA, w_min=params.w_min_nA,
@@ -154,7 +161,7 @@ def _static_synapses(params: CA3Params, n_bits: int, slices: dict) -> dict:
     return static
 
 
-def _fan_out(pairs: list, pools: list, n_total: int, n_in: int, as_t) -> StaticDelay:
+def _fan_out(pairs: list, pools: list, population: np.ndarray, n_in: int, as_t) -> StaticDelay:
     """Pad one delay's one-to-one pairs into per-source tables ``[N, K]``; targets become cell indices."""
     torch = require("torch", "torch")
     pairs = pairs or [(np.zeros(0, int), np.zeros(0, int), np.zeros(0))]
@@ -162,12 +169,15 @@ def _fan_out(pairs: list, pools: list, n_total: int, n_in: int, as_t) -> StaticD
     assert (tgt >= n_in).all(), "no synapse targets an input"
     order = np.argsort(src, kind="stable")
     src, tgt, val = src[order], tgt[order] - n_in, val[order]
-    count = np.bincount(src, minlength=n_total)
+    count = np.bincount(src, minlength=len(population))
     rank = np.arange(len(src)) - (np.cumsum(count) - count)[src]
-    target, value = np.zeros((n_total, max(1, count.max())), dtype=np.int64), np.zeros((n_total, max(1, count.max())))
+    shape = (len(population), max(1, count.max()))
+    target, value = np.zeros(shape, dtype=np.int64), np.zeros(shape)
     target[src, rank], value[src, rank] = tgt, val
-    cell_pools = tuple((s0, s1, t0 - n_in, t1 - n_in, value) for s0, s1, t0, t1, value in pools)
-    return StaticDelay(torch.as_tensor(target, device=as_t(0.0).device), as_t(value), cell_pools)
+    cell_pools = tuple((int(population[s0]), s0, s1, t0 - n_in, t1 - n_in, value) for s0, s1, t0, t1, value in pools)
+    device = as_t(0.0).device
+    return StaticDelay(torch.as_tensor(target, device=device), as_t(value), torch.as_tensor(count > 0, device=device),
+                       cell_pools)
 
 
 def _stored_shape(name: str, n_pre: int, n_post: int) -> tuple[int, int]:
@@ -205,7 +215,7 @@ class _Chunk:
     cells in ``[b * N']`` (they are refractory next step)."""
 
     def __init__(self, consts: CA3Constants, state: CA3State, inputs, cells, gate) -> None:
-        torch = require("torch", "torch")
+        torch = self.torch = require("torch", "torch")
         self.consts, self.state, self.inputs, self.cells, self.gate = consts, state, inputs, cells, gate
         depth, n_in = state.history.shape[0], consts.n_inputs
         drive = inputs[depth:].nonzero()
@@ -213,6 +223,8 @@ class _Chunk:
         self.events = [torch.cat([inputs[k].nonzero(), self._cell_events(k)[0]]) for k in range(depth)]
         self.events += list(torch.split(drive[:, 1:], counts))
         self.fired = [self._cell_events(k)[1] for k in range(depth)] + [None] * len(counts)
+        self.active = [self._activity(k) for k in range(len(self.events))]
+        self.index = {name: p for p, name in enumerate(consts.slices)}
         ones, zeros = (gate == 1).all(1).tolist(), (gate == 0).all(1).tolist()
         self.gate_mode = [0 if z else 1 if o else 2 for o, z in zip(ones, zeros)]   # 0 off, 1 on, 2 per memory
         self.scratch = torch.empty_like(state.v)
@@ -224,8 +236,7 @@ class _Chunk:
 
     def step(self, k: int, t: int) -> None:
         """Simulate row k (step t of the run): membrane, threshold, static and plastic synapses."""
-        torch = require("torch", "torch")
-        consts, st = self.consts, self.state
+        torch, consts, st = self.torch, self.consts, self.state
         torch.mul(consts.gain, st.i, out=self.scratch)
         st.v.sub_(consts.v_rest).mul_(consts.alpha).add_(consts.v_rest).add_(self.scratch)
         refractory = [self.fired[k - r] for r in range(1, consts.refractory_steps) if self.fired[k - r] is not None]
@@ -239,10 +250,12 @@ class _Chunk:
         if self.fired[k] is not None:
             st.v.view(-1).index_fill_(0, self.fired[k], consts.v_reset)
             self.events[k] = torch.cat([self.events[k], found]) if len(self.events[k]) else found
+            self.active[k] = self._activity(k)
         st.i.mul_(consts.syn_decay)
         for delay, syn in consts.static.items():
-            if len(self.events[k - delay]):
-                _deliver(syn, st.i, self.events[k - delay], lambda a, b: self._row(k - delay, a, b))
+            if self.active[k - delay] is not None:
+                _deliver(syn, st.i, self.events[k - delay], self.active[k - delay],
+                         lambda a, b: self._row(k - delay, a, b))
         self._plasticity(k, t)
 
     def _cell_events(self, k: int):
@@ -253,6 +266,13 @@ class _Chunk:
         flat = found[:, 0] * self.cells.shape[2] + found[:, 1]
         found[:, 1] += self.consts.n_inputs
         return found, flat
+
+    def _activity(self, k: int):
+        """Which populations spiked in row k: a list of bools in ``slices`` order, or None if none did."""
+        if not len(self.events[k]):
+            return None
+        counts = self.torch.bincount(self.consts.population[self.events[k][:, 1]], minlength=len(self.consts.slices))
+        return [c > 0 for c in counts.tolist()]
 
     def _row(self, k: int, a: int, b: int):
         """Spikes ``[b, stop - start]`` of row k for the vector's neurons ``[a, b)`` (one population)."""
@@ -265,15 +285,15 @@ class _Chunk:
         gate = self.gate[t].unsqueeze(1) if mode == 2 else None
         st.traces.mul_(consts.trace_decay)
         for name, (pre, post) in PLASTIC.items():
-            (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
+            q0, q1 = consts.slices[post]
             w, a_pre, a_post = st.weights[name], st.pre_trace[name], st.post_trace[name]
             by_post = name in POST_MAJOR
-            b, j = self._spikes(k - consts.post_lag_steps, q0, q1)
+            b, j = self._spikes(k - consts.post_lag_steps, post)
             if b is not None:                             # post spikes (seen late): apost += A-, w += apre
                 a_post[b, j] += consts.a_minus
                 if mode:
                     _store(w, b, j, by_post, _clip(_vectors(w, b, j, by_post) + _gated(a_pre, gate, b), consts))
-            b, i = self._spikes(k - consts.plastic_pre_steps, p0, p1)
+            b, i = self._spikes(k - consts.plastic_pre_steps, pre)
             if b is not None:                             # pre spikes: apre += A+, w -= apost, deliver the row
                 a_pre[b, i] += consts.a_plus
                 rows = _vectors(w, b, i, not by_post)
@@ -284,12 +304,11 @@ class _Chunk:
                 total = rows.new_zeros(a_post.shape).index_add_(0, b, rows)
                 st.i[:, q0 - consts.n_inputs:q1 - consts.n_inputs].add_(total.mul_(scale))
 
-    def _spikes(self, k: int, a: int, b: int):
-        """(memory, neuron - a) index tensors of the spikes of row k in neurons ``[a, b)``, or (None, None)."""
-        if not len(self.events[k]):
+    def _spikes(self, k: int, population: str):
+        """(memory, index in the population) tensors of the population's spikes in row k, or (None, None)."""
+        if self.active[k] is None or not self.active[k][self.index[population]]:
             return None, None
-        found = self._row(k, a, b).nonzero()
-        return found.unbind(1) if len(found) else (None, None)
+        return self._row(k, *self.consts.slices[population]).nonzero().unbind(1)
 
 
 def _vectors(w, b, n, rows: bool):
@@ -317,14 +336,17 @@ def _clip(w, consts: CA3Constants):
     return w.clamp_(consts.w_min, consts.w_max)
 
 
-def _deliver(syn: StaticDelay, current, events, row) -> None:
+def _deliver(syn: StaticDelay, current, events, active: list, row) -> None:
     """Add the static synaptic events of spikes ``events [K, 2]`` (memory, neuron) to the cells' ``current
-    [b, N']``: one-to-one fan-outs, then all-to-all blocks (spike count x weight; ``row(a, b)`` gives the spikes of
-    neurons ``[a, b)``)."""
+    [b, N']``: one-to-one fan-outs, then all-to-all blocks of the ``active`` populations (spike count x weight;
+    ``row(a, b)`` gives the spikes of neurons ``[a, b)``)."""
+    events = events[syn.paired[events[:, 1]]]
     b, n = events.unbind(1)
     flat = (b * current.shape[1]).unsqueeze(1) + syn.target[n]
     current.view(-1).index_add_(0, flat.view(-1), syn.value[n].view(-1))
-    for s0, s1, t0, t1, value in syn.pools:
+    for population, s0, s1, t0, t1, value in syn.pools:
+        if not active[population]:
+            continue
         count = row(s0, s1).sum(1, dtype=current.dtype)
         current[:, t0:t1].add_(count.unsqueeze(1) * value)
 
