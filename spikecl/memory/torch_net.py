@@ -228,6 +228,8 @@ class _Chunk:
         ones, zeros = (gate == 1).all(1).tolist(), (gate == 0).all(1).tolist()
         self.gate_mode = [0 if z else 1 if o else 2 for o, z in zip(ones, zeros)]   # 0 off, 1 on, 2 per memory
         self.scratch = torch.empty_like(state.v)
+        size = state.v.shape[0] * max(w[0].numel() for w in state.weights.values())
+        self.gathered = [state.v.new_empty(size) for _ in range(2)]     # weight and trace vectors, reused every step
 
     def run(self) -> None:
         depth = self.state.history.shape[0]
@@ -260,9 +262,10 @@ class _Chunk:
 
     def _cell_events(self, k: int):
         """(events ``[K, 2]`` in vector indices, flat cell indices ``[K]`` or None) of the cells' spikes in row k."""
-        found = self.cells[k].nonzero()
-        if not len(found):
-            return found, None
+        row = self.cells[k]
+        if not row.view(self.torch.uint8).max():          # a silent row: skip the slower nonzero scan
+            return row.new_zeros((0, 2), dtype=self.torch.int64), None
+        found = row.nonzero()
         flat = found[:, 0] * self.cells.shape[2] + found[:, 1]
         found[:, 1] += self.consts.n_inputs
         return found, flat
@@ -292,13 +295,14 @@ class _Chunk:
             if b is not None:                             # post spikes (seen late): apost += A-, w += apre
                 a_post[b, j] += consts.a_minus
                 if mode:
-                    _store(w, b, j, by_post, _clip(_vectors(w, b, j, by_post) + _gated(a_pre, gate, b), consts))
+                    cols = _vectors(w, b, j, by_post, self.gathered[0])
+                    _store(w, b, j, by_post, _clip(cols.add_(_gated(a_pre, gate, b, self.gathered[1])), consts))
             b, i = self._spikes(k - consts.plastic_pre_steps, pre)
             if b is not None:                             # pre spikes: apre += A+, w -= apost, deliver the row
                 a_pre[b, i] += consts.a_plus
-                rows = _vectors(w, b, i, not by_post)
+                rows = _vectors(w, b, i, not by_post, self.gathered[0])
                 if mode:
-                    rows = _clip(rows - _gated(a_post, gate, b), consts)
+                    rows = _clip(rows.sub_(_gated(a_post, gate, b, self.gathered[1])), consts)
                     _store(w, b, i, not by_post, rows)
                 scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
                 total = rows.new_zeros(a_post.shape).index_add_(0, b, rows)
@@ -311,10 +315,14 @@ class _Chunk:
         return self._row(k, *self.consts.slices[population]).nonzero().unbind(1)
 
 
-def _vectors(w, b, n, rows: bool):
-    """The weight vectors ``[K, L]`` of neurons ``n [K]`` of memories ``b [K]``: rows of ``w [B, R, L]`` where
-    ``rows`` (a contiguous gather), else columns."""
-    return w.view(-1, w.shape[2]).index_select(0, b * w.shape[1] + n) if rows else w[b, :, n]
+def _vectors(w, b, n, rows: bool, scratch):
+    """The weight vectors ``[K, L]`` of neurons ``n [K]`` of memories ``b [K]``, gathered into ``scratch``: rows
+    of ``w [B, R, L]`` where ``rows`` (a contiguous gather), else columns."""
+    torch = require("torch", "torch")
+    if not rows:
+        return w[b, :, n]
+    out = scratch[:len(b) * w.shape[2]].view(len(b), w.shape[2])
+    return torch.index_select(w.view(-1, w.shape[2]), 0, b * w.shape[1] + n, out=out)
 
 
 def _store(w, b, n, rows: bool, x) -> None:
@@ -325,11 +333,12 @@ def _store(w, b, n, rows: bool, x) -> None:
         w[b, :, n] = x
 
 
-def _gated(trace, gate, b):
-    """``trace [b, P]`` gathered at memories ``b [K]``, times their plasticity gate (``gate [b, 1]``, None where it
-    is 1 for all)."""
-    rows = trace.index_select(0, b)
-    return rows if gate is None else gate[b] * rows
+def _gated(trace, gate, b, scratch):
+    """``trace [b, P]`` gathered at memories ``b [K]`` into ``scratch``, times their plasticity gate (``gate
+    [b, 1]``, None where it is 1 for all)."""
+    torch = require("torch", "torch")
+    rows = torch.index_select(trace, 0, b, out=scratch[:len(b) * trace.shape[1]].view(len(b), trace.shape[1]))
+    return rows if gate is None else rows.mul_(gate[b])
 
 
 def _clip(w, consts: CA3Constants):
