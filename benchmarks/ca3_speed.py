@@ -7,7 +7,8 @@ The schedule learns C random memories (density 0.3) and recalls each by cue, 14 
 Throughput table (C = M = 100 by default): B independent memories, each with its own random contents, simulated
 together; "x real time" = simulated biological time x B / time taken, from wall time and from this process's CPU
 time (they differ on a loaded machine), torch with one thread, after a warm-up run of the same batch size. The goal
-(issue 18) is at least 100x real time per memory.
+(issue 18) is at least 100x real time per memory; the "goal" column says "met" (from wall time), "cpu" (from CPU time
+only) or "no".
 
 Size table: network construction is timed separately from running, after a warm-up run (imports, first code
 generation); "x real time" = simulated / wall time; the last column is Brian2 numpy's time / this row's time.
