@@ -217,7 +217,7 @@ class _Chunk:
     def __init__(self, consts: CA3Constants, state: CA3State, inputs, cells, gate) -> None:
         torch = self.torch = require("torch", "torch")
         self.consts, self.state, self.inputs, self.cells, self.gate = consts, state, inputs, cells, gate
-        depth, n_in = state.history.shape[0], consts.n_inputs
+        depth = state.history.shape[0]
         drive = inputs[depth:].nonzero()
         counts = torch.bincount(drive[:, 0], minlength=inputs.shape[0] - depth).tolist()
         self.events = [torch.cat([inputs[k].nonzero(), self._cell_events(k)[0]]) for k in range(depth)]
