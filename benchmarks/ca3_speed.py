@@ -1,16 +1,24 @@
-"""Wall time of the CA3 memory per operation and per simulated second: Brian2 (numpy target) against the torch
-stepper (one memory, and a batch of independent memories), against C and M.
+"""Speed of the CA3 memory: per-memory throughput of the torch stepper against real time, and wall time per
+operation of Brian2 (numpy target) against the torch stepper, against C and M.
 
 The schedule learns C random memories (density 0.3) and recalls each by cue, 14 ms apart (2C operations,
-28 C ms of biological time). SpiNNaker runs the model in real time (1 ms of wall time per 1 ms step); the
-"x real time" column is wall time / simulated time (below 1: faster than SpiNNaker). Network construction is timed
-separately from running, after a warm-up run (imports, first code generation). Brian2 numpy is the plain reference: the last column is its time / this row's time.
+28 C ms of biological time). SpiNNaker runs the model in real time (1 ms of wall time per 1 ms step).
 
-    python benchmarks/ca3_speed.py [--sizes 10,30,100,100x10,10x100] [--batch 16] [--repeats 2] [--device cpu] [--cpp]
+Throughput table (C = M = 100 by default): B independent memories, each with its own random contents, simulated
+together; "x real time" = simulated biological time x B / time taken, from wall time and from this process's CPU
+time (they differ on a loaded machine), torch with one thread, after a warm-up run of the same batch size. The goal
+(issue 18) is at least 100x real time per memory; the "goal" column says "met" (from wall time), "cpu" (from CPU time
+only) or "no".
 
-``--cpp`` adds Brian2's cpp_standalone device (:class:`CompiledBrian2CA3`: one C++ project per network size,
-minutes to compile on 2 cores, in "build s"); "run s" is one run of the compiled binary with the schedule's inputs
-passed as run arguments (including process start and reading the results back).
+Size table: network construction is timed separately from running, after a warm-up run (imports, first code
+generation); "x real time" = simulated / wall time; the last column is Brian2 numpy's time / this row's time.
+
+    python benchmarks/ca3_speed.py [--batches 1,16,64,256] [--size 100] [--sizes 10,30,100,100x10,10x100]
+                                   [--batch 16] [--repeats 2] [--device cpu] [--cpp]
+
+``--sizes ""`` skips the size table. ``--cpp`` adds Brian2's cpp_standalone device (:class:`CompiledBrian2CA3`:
+one C++ project per network size, minutes to compile on 2 cores, in "build s"); "run s" is one run of the compiled
+binary with the schedule's inputs passed as run arguments (including process start and reading the results back).
 """
 
 from __future__ import annotations
@@ -30,6 +38,50 @@ def schedule_for(n_cues: int, n_bits: int, seed: int = 0):
     trial = make_trial(n_cues, n_bits, 0.3, seed, fragment_sizes=(), relearn_fraction=0.0)
     ops = list(trial.operations[:n_cues]) + [recall_by_cue(c) for c in range(n_cues)]
     return make_schedule(ops, n_cues, n_bits, 14)
+
+
+GOAL_X_REAL_TIME = 100.0
+
+
+def batch_inputs(n_cues: int, n_bits: int, batch: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(cue ``[T, B, C]``, content ``[T, B, M]``, simulated seconds per memory): memory b learns the random
+    contents of seed b, then recalls them (all schedules last 28 C ms)."""
+    inputs = [encode(schedule_for(n_cues, n_bits, seed=b), n_cues, n_bits) for b in range(batch)]
+    cue, content = (np.stack(x, 1) for x in zip(*inputs))
+    return cue, content, cue.shape[0] / 1000
+
+
+def time_throughput(C: int, M: int, batch: int, device: str, repeats: int) -> tuple[float, float, float]:
+    """(simulated s per memory, median wall s, median CPU s) of a batch of different memories, after a warm-up."""
+    import torch
+
+    from spikecl.memory.torch_net import TorchCA3
+
+    cue, content, sim_s = batch_inputs(C, M, batch)
+    TorchCA3(CA3Params(), C, M, batch_size=batch, device=device).run(cue[:50], content[:50])     # warm-up
+    times = []
+    for _ in range(repeats):
+        net = TorchCA3(CA3Params(), C, M, batch_size=batch, device=device)
+        wall, cpu = time.perf_counter(), time.process_time()
+        net.run(cue, content)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return sim_s, statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
+def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: int) -> None:
+    """The throughput table: per-memory x real time from wall and CPU time, beside the goal."""
+    print(f"torch stepper, C = M = {C}" if C == M else f"torch stepper, C = {C}, M = {M}", f"({device}, one thread; "
+          f"per memory: simulated time x B / time; goal >= {GOAL_X_REAL_TIME:.0f}x real time)")
+    print(f"{'B':>5} {'sim s/mem':>9} {'wall s':>8} {'CPU s':>8} {'wall us/mem-step':>16} {'x real (wall)':>13} "
+          f"{'x real (CPU)':>12} {'goal':>6}")
+    for batch in batches:
+        sim_s, wall, cpu = time_throughput(C, M, batch, device, repeats)
+        x_wall, x_cpu = sim_s * batch / wall, sim_s * batch / cpu
+        met = "met" if x_wall >= GOAL_X_REAL_TIME else "cpu" if x_cpu >= GOAL_X_REAL_TIME else "no"
+        print(f"{batch:>5} {sim_s:>9.3f} {wall:>8.3f} {cpu:>8.3f} {1e6 * wall / (batch * sim_s * 1000):>16.2f} "
+              f"{x_wall:>13.1f} {x_cpu:>12.1f} {met:>6}", flush=True)
 
 
 def time_brian2(C: int, M: int, target: str = "numpy") -> tuple[float, float]:
@@ -83,8 +135,16 @@ def time_cpp_standalone(C: int, M: int) -> tuple[float, float]:
         return built - start, time.perf_counter() - built
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """(C, M) from "N" (C = M = N) or "CxM"."""
+    C, M = (int(x) for x in (text.split("x") if "x" in text else (text, text)))
+    return C, M
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", default="1,16,64,256", help="batch sizes of the throughput table")
+    parser.add_argument("--size", default="100", help="N for C = M = N, or CxM, of the throughput table")
     parser.add_argument("--sizes", default="10,30,100,100x10,10x100",
                         help="comma-separated sizes: N for C = M = N, or CxM")
     parser.add_argument("--batch", type=int, default=16, help="memories per torch batch")
@@ -95,11 +155,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    C, M = parse_size(args.size)
+    print_throughput(C, M, [int(b) for b in args.batches.split(",") if b], args.device, args.repeats)
+    if not args.sizes:
+        return
     time_brian2(5, 5), time_torch(5, 5, 2, args.device)      # warm-up: imports and first code generation
+    print()
     print(f"{'C x M':>9} {'backend':<22} {'build s':>8} {'run s':>8} {'ms/op':>8} {'sim s':>8} "
           f"{'x real time':>11} {'vs numpy':>9}")
     for text in args.sizes.split(","):
-        C, M = (int(x) for x in (text.split("x") if "x" in text else (text, text)))
+        C, M = parse_size(text)
         schedule = schedule_for(C, M)
         n_ops, sim_s = len(schedule), schedule.duration_ms / 1000
         rows = {"brian2 numpy": lambda: time_brian2(C, M),
@@ -116,7 +181,7 @@ def main() -> None:
                 run /= args.batch
             reference = reference or run
             print(f"{f'{C}x{M}':>9} {name:<22} {build:>8.2f} {run:>8.3f} {1e3 * run / n_ops:>8.2f} {sim_s:>8.3f} "
-                  f"{run / sim_s:>11.3f} {reference / run:>9.1f}")
+                  f"{sim_s / run:>11.2f} {reference / run:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from spikecl.memory import (CA3Memory, CA3Params, learn, make_schedule, recall_b
                             run_batch, synapse_count)
 from spikecl.memory.recordings import DATA_DIR, RECORDED, mismatches
 from spikecl.memory.recordings import load_recording as load_spikes
-from spikecl.memory.schedule import encode, events, raster_from_events
+from spikecl.memory.schedule import encode, events, plasticity_gate, raster_from_events
 
 DATA = Path(__file__).parent / "data" / "ca3"
 EXPERIMENTS = RECORDED
@@ -166,6 +166,34 @@ def test_batched_memories_equal_separate_runs():
         for pop in alone.spikes:
             np.testing.assert_array_equal(together.spikes[pop], alone.spikes[pop])
     assert batch[0].results[1].answer == (1, 2) and batch[1].results[2].answer == (1, 2)
+
+
+@pytest.mark.parametrize("params", [CA3Params(), CA3Params(read_only_recall=True, match_k=2, inhibition="pool")],
+                         ids=["published", "options"])
+def test_batched_stepper_gives_each_memory_its_own_spikes(params):
+    """Five random memories (different contents, densities and spacings, so they fire at different steps), run
+    together in chunks of two and in two runs, equal each memory run alone, bit for bit in spikes and weights."""
+    from spikecl.memory.stress import make_trial
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, B = 12, 16, 5
+    schedules = [make_schedule(make_trial(C, M, (0.1, 0.3)[b % 2], b, queries_per_size=2).operations, C, M, 7 + b)
+                 for b in range(B)]
+    n_steps = min(s.duration_ms for s in schedules)
+    cue, content = (np.stack([a[:n_steps] for a in x], 1) for x in zip(*(encode(s, C, M) for s in schedules)))
+    gate = np.stack([plasticity_gate(s, params.read_only_recall)[:n_steps] for s in schedules], 1)
+    batch = TorchCA3(params, C, M, batch_size=B, chunk=2)
+    half = n_steps // 2
+    first, second = (batch.run(cue[t], content[t], gate[t]) for t in (slice(None, half), slice(half, None)))
+    for b in range(B):
+        alone = TorchCA3(params, C, M)
+        spikes = alone.run(cue[:, b:b + 1], content[:, b:b + 1], gate[:, b:b + 1])
+        for pop, raster in spikes.items():
+            together = np.concatenate([first[pop][:, b].numpy(), second[pop][:, b].numpy()])
+            np.testing.assert_array_equal(together, raster[:, 0].numpy(), err_msg=f"memory {b}, {pop}")
+        for key, w in alone.weights().items():
+            np.testing.assert_array_equal(batch.weights()[key][b], w[0], err_msg=f"memory {b}, {key}")
+    assert sum(int(first["OUTcont"][:, b].sum()) for b in range(B)) > 50
 
 
 def test_synapse_count_matches_the_published_formula():

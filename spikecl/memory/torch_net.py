@@ -1,21 +1,27 @@
 """The CA3 memory as a discrete-time torch stepper: 1 ms steps, batched over independent memories, CPU or CUDA.
 
-It implements the same step as :mod:`spikecl.memory.brian2_net` (and reproduces its spikes): all neurons of all
-populations live in one vector ``[B, N]``; a step is
+It implements the same step as :mod:`spikecl.memory.brian2_net` (and reproduces its spikes). Every population lives
+in one vector of N neurons, the C + M input sources first; the membrane ``v`` and current ``i`` ``[B, N']`` cover
+the N' = N - C - M cells. A step is
 
-1. membrane: ``v = v_rest + (v - v_rest) alpha + gain I`` for cells out of refraction (``alpha = exp(-dt/tau_m)``,
-   ``gain = R (1 - alpha)``), inputs are forced;
-2. threshold: ``s = v > v_thresh`` (not refractory); ``I *= exp(-dt/tau_syn)``;
-3. static synapses: ``I += W_D s[t - D]`` for every delay D in steps (one-to-one pairs and population sums, O(N));
-4. plastic synapses: traces decay; delayed post spikes ``apost += A-; W = clip(W + apre)``; pre spikes
-   ``apre += A+; W = clip(W - apost)``; then ``I_post += k (s_pre @ W)``;
-5. reset ``v = v_reset`` where ``s``.
+1. membrane: ``v = v_rest + (v - v_rest) alpha + gain i`` for cells out of refraction (``alpha = exp(-dt/tau_m)``,
+   ``gain = R (1 - alpha)``); a refractory cell holds ``v_reset``;
+2. threshold: ``s = v > v_thresh`` (inputs are forced); ``v = v_reset`` where ``s``; ``i *= exp(-dt/tau_syn)``;
+3. static synapses, event-driven: every spike of D steps ago adds its one-to-one fan-out (a padded table per source)
+   and, per all-to-all block, the number of spiking sources times the block weight;
+4. plastic synapses on the spiking rows / columns only: traces decay; delayed post spikes ``apost += A-;
+   W[:, j] = clip(W[:, j] + apre)``; pre spikes ``apre += A+; W[i] = clip(W[i] - apost)``; ``i_post += k sum W[i]``.
 
-:func:`step` is a pure function of (network constants, state, inputs); :class:`TorchCA3` wraps it and keeps state.
+Each operation rounds exactly as the dense formulation (``s @ W`` etc.) would, up to the order in which a cell's
+same-step synaptic events are summed (the membranes, currents and weights of the stress schedules come out bit for
+bit equal to the dense step's). Every operation is per memory, so a memory's spikes do not depend on the rest of the
+batch. The spikes are written straight into the returned raster, which also serves as the delay line; a CPU
+simulates the batch in chunks of :data:`CPU_CHUNK` memories. :class:`TorchCA3` keeps the state between runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -24,58 +30,85 @@ from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, POPULATIONS, connections, \
     population_sizes
 
+#: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
+#: at a time), are then the rows that STDP reads and writes contiguously in both projections
+POST_MAJOR = frozenset({"cue_to_content"})
+#: memories simulated together on a CPU (C = M = 100: 8 to 64 per chunk speeds up 2.7x, 64 to 256 gains nothing
+#: measurable, while smaller chunks keep the scratch tensors small)
+CPU_CHUNK = 64
+
 
 class StaticDelay(NamedTuple):
-    """The static synapses of one delay, in O(N) form: one-to-one pairs ``source -> target`` with signed
-    ``value`` (nA per spike, already times the event factor), plus all-to-all blocks as a population sum
-    (``pool_in [N, G]``) spread to targets (``pool_out [G, N]``). ``all_but_self`` = block + a negative pair."""
+    """The static synapses of one delay, for event-driven delivery. ``target``, ``value`` ``[N, K]``: the
+    one-to-one fan-out of every source neuron (cell index in ``[0, N')``, nA per spike already times the event
+    factor; padded with value 0), K the largest fan-out, ``paired [N]`` bool: sources with a fan-out; ``pools``:
+    all-to-all blocks ``(population, s0, s1, t0, t1, value)``, sources ``[s0, s1)`` (the population's index) in the
+    vector and targets ``[t0, t1)`` among the cells. ``all_but_self`` = block + a negative pair."""
 
-    source: object
     target: object
     value: object
-    pool_in: object
-    pool_out: object
+    paired: object
+    pools: tuple
 
 
 class CA3Constants(NamedTuple):
-    """Per-network constants (tensors on the device). ``slices``: population -> (start, stop) in the vector."""
+    """Per-network constants (tensors on the device). ``slices``: population -> (start, stop) in the vector;
+    ``n_inputs``: C + M; ``population [N]``: every neuron's population index (in ``slices`` order); cell arrays
+    ``[N']``."""
 
     v_rest: float
     v_reset: float
-    alpha: object            # [N]
-    gain: object             # [N] mV per nA
-    v_thresh: object         # [N] (inf for inputs)
+    alpha: object            # [N']
+    gain: object             # [N'] mV per nA
+    v_thresh: object         # [N']
     syn_decay: float
     k_syn: float
     refractory_steps: int
     static: dict             # delay steps -> StaticDelay
     slices: dict
+    population: object
+    n_inputs: int
+    reset_below_threshold: bool
     plastic_pre_steps: int
     post_lag_steps: int
-    trace_decay_pre: float
-    trace_decay_post: float
+    trace_decay: object      # [sum of trace widths]: the decay of every column of CA3State.traces
     a_plus: float
     a_minus: float
     w_min: float
     w_max: float
     gain_content_to_cue: float
 
+    @property
+    def n_neurons(self) -> int:
+        """N, inputs included."""
+        return self.n_inputs + self.alpha.shape[0]
 
-class CA3State(NamedTuple):
-    """Network state of B memories: ``v``, ``i`` ``[B, N]`` (mV, nA), ``history`` ``[H, B, N]`` the last H steps'
-    spikes (0 = latest; it also times the refractory period), plastic ``weights`` (nA, ``[B, pre, post]``) and STDP
-    traces ``pre_trace``/``post_trace`` (nA, ``[B, pre]``/``[B, post]``) keyed by projection."""
+
+@dataclass
+class CA3State:
+    """Network state of B memories: ``v``, ``i`` ``[B, N']`` (mV, nA, cells only), ``history`` ``[H, B, N]`` bool,
+    the last H steps' spikes (0 = latest; it also times the refractory period), plastic ``weights`` (nA,
+    ``[B, pre, post]``, or ``[B, post, pre]`` for :data:`POST_MAJOR`) and STDP ``traces`` (nA, ``[B, width]``), of which ``pre_trace``/``post_trace`` are views
+    (``[B, pre]``/``[B, post]``) keyed by projection."""
 
     v: object
     i: object
     history: object
     weights: dict
+    traces: object
     pre_trace: dict
     post_trace: dict
 
+    def rows(self, lo: int, hi: int) -> "CA3State":
+        """The state of memories ``lo:hi`` as views (updates write through)."""
+        return CA3State(self.v[lo:hi], self.i[lo:hi], self.history[:, lo:hi],
+                        {k: w[lo:hi] for k, w in self.weights.items()}, self.traces[lo:hi],
+                        {k: a[lo:hi] for k, a in self.pre_trace.items()},
+                        {k: a[lo:hi] for k, a in self.post_trace.items()})
+
 
 def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", dtype=None) -> CA3Constants:
-    """Lay every population out in one vector and turn the wiring into sparse matrices per delay."""
+    """Lay every population out in one vector (inputs first) and turn the wiring into fan-out tables per delay."""
     torch = require("torch", "torch")
     dtype = dtype or torch.float64
     sizes = population_sizes(n_cues, n_bits, params)
@@ -84,101 +117,247 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
     for name, n in sizes.items():
         slices[name] = (start, start + n)
         start += n
-    n_total = start
-    alpha, gain, v_thresh = np.zeros(n_total), np.zeros(n_total), np.full(n_total, np.inf)
+    assert list(slices)[:len(INPUTS)] == list(INPUTS), "the input populations must lead the vector"
+    n_in = sum(sizes[name] for name in INPUTS)
+    alpha, gain, v_thresh = (np.zeros(start - n_in) for _ in range(3))
     for name, (_, kind) in kinds.items():
         c_m, tau_m, threshold = params.cell(kind)
-        a, b = slices[name]
+        a, b = (x - n_in for x in slices[name])
         alpha[a:b] = np.exp(-params.dt_ms / tau_m)
         gain[a:b] = tau_m / c_m * (1.0 - alpha[a:b])
         v_thresh[a:b] = threshold
     as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
+    population = np.repeat(np.arange(len(sizes)), list(sizes.values()))
+    static = {delay: _fan_out(pairs, pools, population, n_in, as_t)
+              for delay, (pairs, pools) in _static_synapses(params, n_bits, slices).items()}
+    widths = [(slices[pre][1] - slices[pre][0], slices[post][1] - slices[post][0]) for pre, post in PLASTIC.values()]
+    decay_pre, decay_post = (float(np.exp(-params.dt_ms / tau)) for tau in (params.tau_plus_ms, params.tau_minus_ms))
+    trace_decay = np.concatenate([np.r_[np.full(p, decay_pre), np.full(q, decay_post)] for p, q in widths])
+    return CA3Constants(
+        v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
+        v_thresh=as_t(v_thresh), syn_decay=params.syn_decay, k_syn=params.syn_event_factor,
+        refractory_steps=params.refractory_steps, static=static, slices=slices,
+        population=torch.as_tensor(population, device=device), n_inputs=n_in,
+        reset_below_threshold=bool(params.v_reset_mV < v_thresh.min()),
+        plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
+        trace_decay=as_t(trace_decay), a_plus=params.a_plus_nA, a_minus=params.a_minus_nA, w_min=params.w_min_nA,
+        w_max=params.w_max_nA, gain_content_to_cue=params.content_to_cue_gain)
+
+
+def _static_synapses(params: CA3Params, n_bits: int, slices: dict) -> dict:
+    """delay steps -> (one-to-one pairs [(source, target, value) arrays], all-to-all blocks [(s0, s1, t0, t1,
+    value)]), in the vector's indices; ``value`` in nA per spike times the event factor."""
     static = {}
     for c in connections(params, n_bits):
         (s0, s1), (t0, t1) = slices[c.source], slices[c.target]
         value = c.sign * c.weight_nA * params.syn_event_factor
-        pairs, sums = static.setdefault(params.steps(c.delay_ms), ([], []))
+        pairs, pools = static.setdefault(params.steps(c.delay_ms), ([], []))
         if c.pattern == "one_to_one":
             pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, value)))
             continue
-        sums.append((s0, s1, t0, t1, value))
+        pools.append((s0, s1, t0, t1, value))
         if c.pattern == "all_but_self":                 # all-to-all minus each neuron's own share
             pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, -value)))
-    for delay, (pairs, sums) in static.items():
-        pairs = pairs or [(np.zeros(0, int), np.zeros(0, int), np.zeros(0))]
-        src, tgt, val = (np.concatenate(x) for x in zip(*pairs))
-        pool_in, pool_out = np.zeros((n_total, len(sums))), np.zeros((len(sums), n_total))
-        for g, (s0, s1, t0, t1, value) in enumerate(sums):
-            pool_in[s0:s1, g], pool_out[g, t0:t1] = 1.0, value
-        static[delay] = StaticDelay(torch.as_tensor(src, dtype=torch.int64, device=device),
-                                    torch.as_tensor(tgt, dtype=torch.int64, device=device), as_t(val),
-                                    as_t(pool_in), as_t(pool_out))
-    assert list(slices)[:len(INPUTS)] == list(INPUTS), "the input populations must lead the vector"
-    return CA3Constants(
-        v_rest=params.v_rest_mV, v_reset=params.v_reset_mV, alpha=as_t(alpha), gain=as_t(gain),
-        v_thresh=as_t(v_thresh), syn_decay=params.syn_decay,
-        k_syn=params.syn_event_factor, refractory_steps=params.refractory_steps, static=static, slices=slices,
-        plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
-        trace_decay_pre=float(np.exp(-params.dt_ms / params.tau_plus_ms)),
-        trace_decay_post=float(np.exp(-params.dt_ms / params.tau_minus_ms)), a_plus=params.a_plus_nA,
-        a_minus=params.a_minus_nA, w_min=params.w_min_nA, w_max=params.w_max_nA,
-        gain_content_to_cue=params.content_to_cue_gain)
+    return static
+
+
+def _fan_out(pairs: list, pools: list, population: np.ndarray, n_in: int, as_t) -> StaticDelay:
+    """Pad one delay's one-to-one pairs into per-source tables ``[N, K]``; targets become cell indices."""
+    torch = require("torch", "torch")
+    pairs = pairs or [(np.zeros(0, int), np.zeros(0, int), np.zeros(0))]
+    src, tgt, val = (np.concatenate(x) for x in zip(*pairs))
+    assert (tgt >= n_in).all(), "no synapse targets an input"
+    order = np.argsort(src, kind="stable")
+    src, tgt, val = src[order], tgt[order] - n_in, val[order]
+    count = np.bincount(src, minlength=len(population))
+    rank = np.arange(len(src)) - (np.cumsum(count) - count)[src]
+    shape = (len(population), max(1, count.max()))
+    target, value = np.zeros(shape, dtype=np.int64), np.zeros(shape)
+    target[src, rank], value[src, rank] = tgt, val
+    cell_pools = tuple((int(population[s0]), s0, s1, t0 - n_in, t1 - n_in, value) for s0, s1, t0, t1, value in pools)
+    device = as_t(0.0).device
+    return StaticDelay(torch.as_tensor(target, device=device), as_t(value), torch.as_tensor(count > 0, device=device),
+                       cell_pools)
+
+
+def _stored_shape(name: str, n_pre: int, n_post: int) -> tuple[int, int]:
+    """Shape of a plastic matrix in the state: ``(pre, post)``, or ``(post, pre)`` for :data:`POST_MAJOR`."""
+    return (n_post, n_pre) if name in POST_MAJOR else (n_pre, n_post)
 
 
 def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0) -> CA3State:
     """Resting state of ``batch_size`` empty memories (plastic weights ``w_init_nA``)."""
     torch = require("torch", "torch")
     like = consts.alpha
-    n = like.shape[0]
-    history = max([*consts.static, consts.plastic_pre_steps, consts.post_lag_steps, consts.refractory_steps - 1]) + 1
+    cells = like.shape[0]
+    depth = max([*consts.static, consts.plastic_pre_steps, consts.post_lag_steps, consts.refractory_steps - 1]) + 1
     zeros = lambda *shape: torch.zeros(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
     sizes = {name: b - a for name, (a, b) in consts.slices.items()}
+    traces = zeros(batch_size, consts.trace_decay.shape[0])
+    pre_trace, post_trace, start = {}, {}, 0
+    for k, (pre, post) in PLASTIC.items():
+        pre_trace[k] = traces[:, start:start + sizes[pre]]
+        post_trace[k] = traces[:, start + sizes[pre]:start + sizes[pre] + sizes[post]]
+        start += sizes[pre] + sizes[post]
     return CA3State(
-        v=torch.full((batch_size, n), consts.v_rest, dtype=like.dtype, device=like.device), i=zeros(batch_size, n),
-        history=zeros(history, batch_size, n),
-        weights={k: torch.full((batch_size, sizes[pre], sizes[post]), float(w_init_nA), dtype=like.dtype,
-                               device=like.device) for k, (pre, post) in PLASTIC.items()},
-        pre_trace={k: zeros(batch_size, sizes[pre]) for k, (pre, _) in PLASTIC.items()},
-        post_trace={k: zeros(batch_size, sizes[post]) for k, (_, post) in PLASTIC.items()})
+        v=torch.full((batch_size, cells), consts.v_rest, dtype=like.dtype, device=like.device),
+        i=zeros(batch_size, cells),
+        history=torch.zeros(depth, batch_size, consts.n_neurons, dtype=torch.bool, device=like.device),
+        weights={k: torch.full((batch_size, *_stored_shape(k, sizes[pre], sizes[post])), float(w_init_nA),
+                               dtype=like.dtype, device=like.device) for k, (pre, post) in PLASTIC.items()},
+        traces=traces, pre_trace=pre_trace, post_trace=post_trace)
 
 
-def step(consts: CA3Constants, state: CA3State, inputs, gate) -> tuple[CA3State, object]:
-    """Advance B memories by one 1 ms step. ``inputs [B, C + M]``: the spikes of the input populations (the first
-    C + M entries of the vector); ``gate [B]``: 1 where plasticity is on. Returns the new state and the spikes
-    ``[B, N]`` (float). Tensors created here are updated in place; the given state is never modified."""
+class _Chunk:
+    """One run of memories ``lo:hi``. The delay line is ``inputs [H + T, b, C + M]`` and ``cells [H + T, b, N']``
+    (bool; rows ``< H``: the steps before this run, latest last; row ``H + t``: step t, the returned raster);
+    ``events[k]``: the ``(memory, neuron)`` spikes ``[K, 2]`` of row k; ``fired[k]``: flat indices of its spiking
+    cells in ``[b * N']`` (they are refractory next step)."""
+
+    def __init__(self, consts: CA3Constants, state: CA3State, inputs, cells, gate) -> None:
+        torch = self.torch = require("torch", "torch")
+        self.consts, self.state, self.inputs, self.cells, self.gate = consts, state, inputs, cells, gate
+        depth = state.history.shape[0]
+        drive = inputs[depth:].nonzero()
+        counts = torch.bincount(drive[:, 0], minlength=inputs.shape[0] - depth).tolist()
+        self.events = [torch.cat([inputs[k].nonzero(), self._cell_events(k)[0]]) for k in range(depth)]
+        self.events += list(torch.split(drive[:, 1:], counts))
+        self.fired = [self._cell_events(k)[1] for k in range(depth)] + [None] * len(counts)
+        self.active = [self._activity(k) for k in range(len(self.events))]
+        self.index = {name: p for p, name in enumerate(consts.slices)}
+        ones, zeros = (gate == 1).all(1).tolist(), (gate == 0).all(1).tolist()
+        self.gate_mode = [0 if z else 1 if o else 2 for o, z in zip(ones, zeros)]   # 0 off, 1 on, 2 per memory
+        self.scratch = torch.empty_like(state.v)
+        size = state.v.shape[0] * max(w[0].numel() for w in state.weights.values())
+        self.gathered = [state.v.new_empty(size) for _ in range(2)]     # weight and trace vectors, reused every step
+
+    def run(self) -> None:
+        depth = self.state.history.shape[0]
+        for t in range(self.cells.shape[0] - depth):
+            self.step(depth + t, t)
+
+    def step(self, k: int, t: int) -> None:
+        """Simulate row k (step t of the run): membrane, threshold, static and plastic synapses."""
+        torch, consts, st = self.torch, self.consts, self.state
+        torch.mul(consts.gain, st.i, out=self.scratch)
+        st.v.sub_(consts.v_rest).mul_(consts.alpha).add_(consts.v_rest).add_(self.scratch)
+        refractory = [self.fired[k - r] for r in range(1, consts.refractory_steps) if self.fired[k - r] is not None]
+        for flat in refractory:                   # a refractory cell holds v_reset (it was reset when it fired)
+            st.v.view(-1).index_fill_(0, flat, consts.v_reset)
+        spikes = torch.gt(st.v, consts.v_thresh, out=self.cells[k])
+        if not consts.reset_below_threshold:
+            for flat in refractory:
+                spikes.view(-1).index_fill_(0, flat, False)
+        found, self.fired[k] = self._cell_events(k)
+        if self.fired[k] is not None:
+            st.v.view(-1).index_fill_(0, self.fired[k], consts.v_reset)
+            self.events[k] = torch.cat([self.events[k], found]) if len(self.events[k]) else found
+            self.active[k] = self._activity(k)
+        st.i.mul_(consts.syn_decay)
+        for delay, syn in consts.static.items():
+            if self.active[k - delay] is not None:
+                _deliver(syn, st.i, self.events[k - delay], self.active[k - delay],
+                         lambda a, b: self._row(k - delay, a, b))
+        self._plasticity(k, t)
+
+    def _cell_events(self, k: int):
+        """(events ``[K, 2]`` in vector indices, flat cell indices ``[K]`` or None) of the cells' spikes in row k."""
+        row = self.cells[k]
+        if not row.view(self.torch.uint8).max():          # a silent row: skip the slower nonzero scan
+            return row.new_zeros((0, 2), dtype=self.torch.int64), None
+        found = row.nonzero()
+        flat = found[:, 0] * self.cells.shape[2] + found[:, 1]
+        found[:, 1] += self.consts.n_inputs
+        return found, flat
+
+    def _activity(self, k: int):
+        """Which populations spiked in row k: a list of bools in ``slices`` order, or None if none did."""
+        if not len(self.events[k]):
+            return None
+        counts = self.torch.bincount(self.consts.population[self.events[k][:, 1]], minlength=len(self.consts.slices))
+        return [c > 0 for c in counts.tolist()]
+
+    def _row(self, k: int, a: int, b: int):
+        """Spikes ``[b, stop - start]`` of row k for the vector's neurons ``[a, b)`` (one population)."""
+        n_in = self.consts.n_inputs
+        return self.inputs[k, :, a:b] if b <= n_in else self.cells[k, :, a - n_in:b - n_in]
+
+    def _plasticity(self, k: int, t: int) -> None:
+        """STDP of both plastic projections on the spiking rows and columns; delivery of the pre spikes."""
+        consts, st, mode = self.consts, self.state, self.gate_mode[t]
+        gate = self.gate[t].unsqueeze(1) if mode == 2 else None
+        st.traces.mul_(consts.trace_decay)
+        for name, (pre, post) in PLASTIC.items():
+            q0, q1 = consts.slices[post]
+            w, a_pre, a_post = st.weights[name], st.pre_trace[name], st.post_trace[name]
+            by_post = name in POST_MAJOR
+            b, j = self._spikes(k - consts.post_lag_steps, post)
+            if b is not None:                             # post spikes (seen late): apost += A-, w += apre
+                a_post[b, j] += consts.a_minus
+                if mode:
+                    cols = _vectors(w, b, j, by_post, self.gathered[0])
+                    _store(w, b, j, by_post, _clip(cols.add_(_gated(a_pre, gate, b, self.gathered[1])), consts))
+            b, i = self._spikes(k - consts.plastic_pre_steps, pre)
+            if b is not None:                             # pre spikes: apre += A+, w -= apost, deliver the row
+                a_pre[b, i] += consts.a_plus
+                rows = _vectors(w, b, i, not by_post, self.gathered[0])
+                if mode:
+                    rows = _clip(rows.sub_(_gated(a_post, gate, b, self.gathered[1])), consts)
+                    _store(w, b, i, not by_post, rows)
+                scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
+                total = rows.new_zeros(a_post.shape).index_add_(0, b, rows)
+                st.i[:, q0 - consts.n_inputs:q1 - consts.n_inputs].add_(total.mul_(scale))
+
+    def _spikes(self, k: int, population: str):
+        """(memory, index in the population) tensors of the population's spikes in row k, or (None, None)."""
+        if self.active[k] is None or not self.active[k][self.index[population]]:
+            return None, None
+        return self._row(k, *self.consts.slices[population]).nonzero().unbind(1)
+
+
+def _vectors(w, b, n, rows: bool, scratch):
+    """The weight vectors ``[K, L]`` of neurons ``n [K]`` of memories ``b [K]``, gathered into ``scratch``: rows
+    of ``w [B, R, L]`` where ``rows`` (a contiguous gather), else columns."""
     torch = require("torch", "torch")
-    awake = state.history[: consts.refractory_steps - 1].sum(0) == 0      # no spike in the refractory window
-    v = torch.where(awake, consts.v_rest + (state.v - consts.v_rest) * consts.alpha + consts.gain * state.i, state.v)
-    n_in = inputs.shape[1]
-    spikes = torch.cat([inputs, ((v[:, n_in:] > consts.v_thresh[n_in:]) & awake[:, n_in:]).to(v.dtype)], dim=1)
-    v.masked_fill_(spikes > 0, consts.v_reset)
-    history = torch.cat([spikes[None], state.history[:-1]])
-    active = history.flatten(1).any(1).tolist()    # the network is silent most steps: skip empty products
-    current = state.i * consts.syn_decay
-    for delay, syn in consts.static.items():
-        if active[delay]:
-            x = history[delay]
-            current.index_add_(1, syn.target, x[:, syn.source] * syn.value)
-            current += (x @ syn.pool_in) @ syn.pool_out
-    weights, pre_trace, post_trace = {}, {}, {}
-    for name, (pre, post) in PLASTIC.items():
-        (p0, p1), (q0, q1) = consts.slices[pre], consts.slices[post]
-        s_pre, s_post = history[consts.plastic_pre_steps, :, p0:p1], history[consts.post_lag_steps, :, q0:q1]
-        a_pre = state.pre_trace[name] * consts.trace_decay_pre
-        a_post = state.post_trace[name] * consts.trace_decay_post
-        w = state.weights[name]
-        if active[consts.post_lag_steps]:           # post spikes (seen late): apost += A-, w += apre
-            a_post += consts.a_minus * s_post
-            w = torch.baddbmm(w, (gate[:, None] * a_pre)[:, :, None], s_post[:, None, :]).clamp_(consts.w_min,
-                                                                                                  consts.w_max)
-        if active[consts.plastic_pre_steps]:        # pre spikes: apre += A+, w -= apost, deliver the new weight
-            a_pre += consts.a_plus * s_pre
-            w = torch.baddbmm(w, s_pre[:, :, None], -(gate[:, None] * a_post)[:, None, :]).clamp_(consts.w_min,
-                                                                                                   consts.w_max)
-            scale = consts.k_syn * (consts.gain_content_to_cue if name == "content_to_cue" else 1.0)
-            current[:, q0:q1] += torch.bmm(s_pre[:, None, :], w)[:, 0] * scale
-        weights[name], pre_trace[name], post_trace[name] = w, a_pre, a_post
-    return CA3State(v, current, history, weights, pre_trace, post_trace), spikes
+    if not rows:
+        return w[b, :, n]
+    out = scratch[:len(b) * w.shape[2]].view(len(b), w.shape[2])
+    return torch.index_select(w.view(-1, w.shape[2]), 0, b * w.shape[1] + n, out=out)
+
+
+def _store(w, b, n, rows: bool, x) -> None:
+    """Write ``x [K, L]`` back where :func:`_vectors` read it."""
+    if rows:
+        w.view(-1, w.shape[2]).index_copy_(0, b * w.shape[1] + n, x)
+    else:
+        w[b, :, n] = x
+
+
+def _gated(trace, gate, b, scratch):
+    """``trace [b, P]`` gathered at memories ``b [K]`` into ``scratch``, times their plasticity gate (``gate
+    [b, 1]``, None where it is 1 for all)."""
+    torch = require("torch", "torch")
+    rows = torch.index_select(trace, 0, b, out=scratch[:len(b) * trace.shape[1]].view(len(b), trace.shape[1]))
+    return rows if gate is None else rows.mul_(gate[b])
+
+
+def _clip(w, consts: CA3Constants):
+    return w.clamp_(consts.w_min, consts.w_max)
+
+
+def _deliver(syn: StaticDelay, current, events, active: list, row) -> None:
+    """Add the static synaptic events of spikes ``events [K, 2]`` (memory, neuron) to the cells' ``current
+    [b, N']``: one-to-one fan-outs, then all-to-all blocks of the ``active`` populations (spike count x weight;
+    ``row(a, b)`` gives the spikes of neurons ``[a, b)``)."""
+    events = events[syn.paired[events[:, 1]]]
+    b, n = events.unbind(1)
+    flat = (b * current.shape[1]).unsqueeze(1) + syn.target[n]
+    current.view(-1).index_add_(0, flat.view(-1), syn.value[n].view(-1))
+    for population, s0, s1, t0, t1, value in syn.pools:
+        if not active[population]:
+            continue
+        count = row(s0, s1).sum(1, dtype=current.dtype)
+        current[:, t0:t1].add_(count.unsqueeze(1) * value)
 
 
 class TorchCA3:
@@ -186,17 +365,22 @@ class TorchCA3:
 
     >>> net = TorchCA3(CA3Params(), n_cues=5, n_bits=10, batch_size=4, device="cpu")     # doctest: +SKIP
     >>> spikes = net.run(cue_input, content_input)   # dict population -> bool tensor [T, B, N]  # doctest: +SKIP
+
+    ``chunk``: memories simulated together (default: :data:`CPU_CHUNK` on a CPU, the whole batch on a GPU).
     """
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, batch_size: int = 1, device="cpu",
-                 dtype=None) -> None:
+                 dtype=None, chunk: int | None = None) -> None:
         torch = require("torch", "torch")
         if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if chunk is not None and chunk < 1:
+            raise ConfigError(f"chunk must be >= 1, got {chunk}")
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
         self.device = torch.device(device)
+        self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
         self.consts = build_constants(params, n_cues, n_bits, self.device, dtype)
         self.state = initial_state(self.consts, batch_size, params.w_plastic_init_nA)
         self.t_ms = 0
@@ -206,23 +390,25 @@ class TorchCA3:
         ``[T, M]`` drive every memory alike); ``gate [T, B]`` or ``[T]``: 1 where plasticity is on.
         Returns every population's spikes as a bool tensor ``[T, B, N]`` (on the device)."""
         torch = require("torch", "torch")
-        consts, B = self.consts, self.batch_size
+        consts, B, state = self.consts, self.batch_size, self.state
         cue = self._input(cue_input, self.n_cues, "cue_input")
         content = self._input(content_input, self.n_bits, "content_input")
-        n_steps = cue.shape[0]
+        n_steps, depth = cue.shape[0], state.history.shape[0]
         if content.shape[0] != n_steps:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
         gate = torch.ones(n_steps, B) if gate is None else torch.as_tensor(np.asarray(gate), dtype=torch.float64)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
-        drive = torch.cat([cue, content], dim=2)          # the input populations lead the vector
-        raster = torch.zeros(n_steps, B, consts.alpha.shape[0], dtype=torch.bool, device=self.device)
-        state = self.state
-        for t in range(n_steps):
-            state, spikes = step(consts, state, drive[t].to(consts.alpha.dtype), gate[t])
-            raster[t] = spikes > 0
-        self.state = state
+        n_in = consts.n_inputs
+        inputs = torch.cat([state.history[:, :, :n_in].flip(0), torch.cat([cue, content], dim=2)])
+        cells = torch.empty(depth + n_steps, B, consts.alpha.shape[0], dtype=torch.bool, device=self.device)
+        cells[:depth] = state.history[:, :, n_in:].flip(0)
+        for lo in range(0, B, self.chunk):
+            hi = min(B, lo + self.chunk)
+            _Chunk(consts, state.rows(lo, hi), inputs[:, lo:hi], cells[:, lo:hi], gate[:, lo:hi]).run()
+        state.history = torch.cat([inputs[-depth:], cells[-depth:]], dim=2).flip(0)
         self.t_ms += n_steps
-        return {name: raster[:, :, a:b] for name, (a, b) in consts.slices.items()}
+        return {name: inputs[depth:, :, a:b] if b <= n_in else cells[depth:, :, a - n_in:b - n_in]
+                for name, (a, b) in consts.slices.items()}
 
     def _input(self, x, width: int, what: str):
         torch = require("torch", "torch")
@@ -235,4 +421,5 @@ class TorchCA3:
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA as numpy: ``cue_to_content [B, C, M]`` and ``content_to_cue [B, M, C]``."""
-        return {k: w.detach().cpu().numpy().copy() for k, w in self.state.weights.items()}
+        return {k: (w.transpose(1, 2) if k in POST_MAJOR else w).detach().cpu().numpy().copy()
+                for k, w in self.state.weights.items()}
