@@ -147,7 +147,7 @@ def test_projection_through_the_complement_equals_the_direct_one(k):
     p.weight.grad = grad.clone()
     strategy.project({"layers.0": basis, "readout": net.readout.heads[0].weight.new_zeros(0, 5)})
     torch.testing.assert_close(p.weight.grad, expected, atol=1e-5, rtol=0)
-    assert (strategy._complements["layers.0"][1] is not None) == (2 * k > 12)
+    assert (strategy._projectors["layers.0"].complement is not None) == (2 * k > 12)
 
 
 def test_conv_patch_projection_equals_weight_gradient_projection():
@@ -256,3 +256,130 @@ def test_hlop_energy_budget_sizes_each_task_from_its_residual_activity():
     again = TaskData(1, xa.flip(0), task.y, task.heads)
     s.before_task(1, again, [task, again])
     assert s.h_new["layers.0"].shape[0] == 0                  # nothing new to hold
+
+
+# -- shortcuts of the per-step cost: each equals the plain computation ----------------------------------------
+
+
+@pytest.mark.parametrize("k, orthonormal", [(3, True), (9, True), (12, True), (3, False), (9, False)])
+def test_projector_routes_equal_the_plain_projection(k, orthonormal):
+    """x (I − BᵀB) directly, through the complement of an orthonormal basis, through I − BᵀB formed once (rows
+    not orthonormal), and zero for a fully protected synapse; the same on a weight gradient."""
+    from spikecl.continual.projection import Projector
+
+    g = torch.Generator().manual_seed(k)
+    basis = torch.randn(k, 12, generator=g)
+    basis = orthonormal_rows(basis) if orthonormal else 0.3 * basis
+    x = torch.randn(7, 12, generator=g)
+    projector = Projector(basis, orthonormal)
+    assert projector.full == (orthonormal and k == 12)
+    assert (projector.complement is not None or projector.matrix is not None) == (2 * k > 12)
+    expected = x - x @ basis.T @ basis
+    torch.testing.assert_close(projector(x), expected, atol=1e-5, rtol=0)
+    assert projector(x) is projector(x)                             # kept for the same, unchanged input
+    net = build_mlp(12, [5], 3)
+    p = protected_synapses(net)[0]
+    p.weight.grad = x[:5].clone()
+    projector.project_gradient(p)
+    torch.testing.assert_close(p.weight.grad, expected[:5], atol=1e-5, rtol=0)
+
+
+def test_projected_linear_gradient_equals_the_projected_weight_gradient():
+    """deltaᵀ (x − x BᵀB) = (deltaᵀ x)(I − BᵀB); input and bias gradients unchanged."""
+    from spikecl.continual.projection import Projector
+    from spikecl.snn.layers import projected_linear
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 10, generator=g, requires_grad=True)
+    w = torch.randn(8, 10, generator=g, requires_grad=True)
+    b = torch.randn(8, generator=g, requires_grad=True)
+    delta = torch.randn(6, 8, generator=g)
+    basis = orthonormal_rows(torch.randn(4, 10, generator=g))
+    F.linear(x, w, b).backward(delta)
+    plain = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    projected_linear(x, w, b, Projector(basis)).backward(delta)
+    torch.testing.assert_close(x.grad, plain[0])
+    torch.testing.assert_close(b.grad, plain[2])
+    torch.testing.assert_close(w.grad, plain[1] - plain[1] @ basis.T @ basis, atol=1e-5, rtol=0)
+
+
+def _one_projected_step(method, engine, project_inputs, options):
+    """Weight gradients and lateral weights after one training step of ``method`` on a consolidated 20-40-30-3
+    network (T = 3, batch 8 < 40 and T·B = 24 < 30 outputs: the presynaptic-row route where it is cheaper)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(4)
+    net = build_mlp(20, [40, 30], 3, engine=engine)
+    data = TaskData(0, torch.rand(64, 20, generator=g), torch.randint(0, 3, (64,), generator=g),
+                    torch.zeros(64, dtype=torch.long))
+    s = build_strategy(method, net, {method: options}, Simulation(num_steps=3))
+    s.project_inputs = project_inputs
+    s.before_task(0, data, [data])
+    if method == "hlop":
+        for name, h in s.h_new.items():               # consolidated neurons that are not orthonormal
+            s.h_new[name] = 0.5 * torch.randn(h.shape, generator=g)
+    s.after_task(0, data)
+    s.before_task(1, data, [data, data])
+    trainer = make_trainer("bptt", net, 3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    x, y, heads = s.batch(data.x[:8], data.y[:8], data.heads[:8])
+    used = {}
+
+    def record_use(activity=None):
+        used.update({p.name: p.layer.weight_projection.used for p in s.synapses if p.layer is not None
+                     and p.layer.weight_projection is not None})
+        type(s).after_backward(s, activity)
+    s.after_backward = record_use
+    trainer.train_batch(x, y, heads, None, opt, s)
+    grads = [p.weight.grad.clone() for p in s.synapses]
+    lateral = [t.clone() for t in s.h_new.values()] if method == "hlop" else []
+    return grads, lateral, used
+
+
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+@pytest.mark.parametrize("method, options", [
+    ("hlop", {"neurons": [[6, 12, 25], [4, 5, 3]]}),                               # I − HᵀH, a large readout basis
+    ("hlop", {"neurons": [[6, 12, 30], [4, 5, 0]], "orthonormalize": True, "step": "normalised"}),  # full readout
+    ("gpm", {"thresholds": [0.9, 0.97, 0.999]})])
+def test_projecting_presynaptic_rows_equals_projecting_gradients(method, options, engine):
+    """A training step whose weight gradients come from projected presynaptic rows (and whose Hebbian update
+    reuses their residual, and learns from one copy of a static input's rows) gives the gradients and lateral
+    weights of the plain projection."""
+    fast = _one_projected_step(method, engine, True, options)
+    plain = _one_projected_step(method, engine, False, options)
+    assert fast[2] and all(fast[2].values()) and not plain[2]       # the fast route was taken, the plain one not
+    for a, b in zip(fast[0] + fast[1], plain[0] + plain[1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("momentum, levels", [(0.0, 0), (0.9, 0), (0.9, 40)])
+def test_hebbian_forms_equal_literal_oja_steps(momentum, levels):
+    """Both forms of :func:`hebbian_iterations` (either picked by cost) equal a loop of literal Oja steps, and a
+    static input's T copies of each row give the update of one copy."""
+    from spikecl.continual.strategies.hlop import _coefficient_iterations, coefficient_cost, direct_cost
+
+    g = torch.Generator().manual_seed(2)
+    n, k, batch = 60, 6, 20
+    x = torch.rand(batch, n, generator=g)
+    old = orthonormal_rows(torch.randn(5, n, generator=g))
+    residual = x - (x @ old.T) @ old
+    h = orthonormal_rows(torch.randn(k, n, generator=g))
+    velocity = 1e-3 * torch.randn(k, n, generator=g)
+    lr = 0.5 / float((residual ** 2).sum(1).mean())                  # a stable fixed rate
+    literal_h, literal_v = h, velocity
+    for _ in range(5):
+        step = oja_subspace_step(literal_h[:0], literal_h, x, lr, levels, residual, normalise=False)
+        literal_v = momentum * literal_v + (1 - momentum) * step if momentum else literal_v
+        literal_h = literal_h + (literal_v if momentum else step)
+    assert (literal_h - h).abs().max() > 1e-3                         # the steps did move H
+    args = (h, velocity, x, residual, lr, 5, momentum, levels, float("inf"), False)
+    for form in (_coefficient_iterations, _direct_iterations):
+        out = form(*args)
+        torch.testing.assert_close(out[0], literal_h, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[1], literal_v, atol=1e-6, rtol=0)
+    copies = hebbian_iterations(h, velocity, x.repeat(4, 1), residual.repeat(4, 1), lr, 5, momentum, levels,
+                                normalise=False)
+    torch.testing.assert_close(copies[0], literal_h, atol=1e-5, rtol=0)
+    assert coefficient_cost(20, 784, 50, 5) < direct_cost(20, 784, 50, 5)     # few rows: coefficients
+    assert direct_cost(384, 800, 40, 5) < coefficient_cost(384, 800, 40, 5)   # T·B rows, few neurons: direct

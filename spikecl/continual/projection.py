@@ -7,6 +7,13 @@ For a synapse with weight matrix ``W`` [out, n] (a conv kernel [C_out, C_in, k, 
     ΔW ← ΔW − (ΔW Bᵀ) B          (equivalently: presynaptic traces projected as x⊥ = x − Bᵀ B x)
 
 so responses ``W x`` to inputs ``x`` in span(B) do not change.
+
+Cost per training step (:class:`Projector`, :meth:`ProjectionStrategy.project`): a Linear layer whose input has fewer
+rows N than outputs (e.g. T·B = 384 < 800, or B rows of a static input) gets its weight gradient from projected
+presynaptic rows, ``deltaᵀ (x − (x Bᵀ) B)`` (N·n·k multiply-adds twice), instead of projecting ``ΔW`` (out·n·k
+twice); otherwise the gradient is projected. A basis holding more than half of the dimensions is applied through a
+matrix formed once per basis (its complement, or ``I − BᵀB`` when the rows are not orthonormal); a layer whose basis
+is empty is left alone and one that is fully protected gets a zero gradient.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class ProtectedSynapse:
 
     name: str
     synapse: nn.Module
+    layer: nn.Module | None = None          # the spiking layer that calls the synapse (None: the readout)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -43,7 +51,7 @@ class ProtectedSynapse:
 def protected_synapses(model: SpikingNetwork) -> list[ProtectedSynapse]:
     """Every feature layer's synapse, and the readout's when it is a single shared head (per-task heads are
     trained only on their own task and need no protection)."""
-    out = [ProtectedSynapse(f"layers.{i}", layer.synapse) for i, layer in enumerate(model.layers)]
+    out = [ProtectedSynapse(f"layers.{i}", layer.synapse, layer) for i, layer in enumerate(model.layers)]
     if len(model.readout.heads) == 1:
         out.append(ProtectedSynapse("readout", model.readout.heads[0]))
     return out
@@ -98,6 +106,67 @@ def project_gradient(p: ProtectedSynapse, basis: torch.Tensor, complement: torch
         flat.sub_((flat @ basis.T) @ basis)
 
 
+class Projector:
+    """Rows ``x`` [N, n] ↦ ``x (I − BᵀB)``, B = ``basis`` [k, n], by the cheapest exact route: ``x − (x Bᵀ) B``
+    (2·n·k per row), or once 2k > n through a matrix formed once: ``(x Cᵀ) C`` with the complement C of orthonormal
+    rows (``orthonormal``; 2·n·(n − k) per row, 0 when k = n) or ``x M``, M = I − BᵀB (n·n per row).
+
+    Keeps its latest result with its input (reused while the input is unchanged: HLOP's Hebbian update learns from
+    the residual the weight gradient was projected with); ``used``: a layer's training pass went through it.
+    """
+
+    def __init__(self, basis: torch.Tensor, orthonormal: bool = True) -> None:
+        k, n = basis.shape
+        self.basis, self.used, self._last = basis, False, None
+        large = 2 * k > n
+        self.complement = complement_rows(basis) if large and orthonormal else None
+        eye = torch.eye(n, dtype=basis.dtype, device=basis.device)
+        self.matrix = eye - basis.T @ basis if large and not orthonormal else None
+
+    @property
+    def full(self) -> bool:
+        """Every dimension is protected (the projection is zero)."""
+        return self.complement is not None and self.complement.shape[0] == 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [N, n] minus its component in span(basis) (the latest result again for the same input)."""
+        if self._last is not None and _same_tensor(self._last[0], x):
+            return self._last[1]
+        if self.full:
+            out = torch.zeros_like(x)
+        elif self.complement is not None:
+            out = (x @ self.complement.T) @ self.complement
+        elif self.matrix is not None:
+            out = x @ self.matrix
+        else:
+            out = x - (x @ self.basis.T) @ self.basis
+        self._last = (x, out)
+        return out
+
+    def forget(self) -> None:
+        """Drop the kept result (and the input it holds on to)."""
+        self._last = None
+
+    def project_gradient(self, p: ProtectedSynapse) -> None:
+        """Project ``p``'s weight gradient [out, n] in place (a conv kernel viewed as [C_out, C_in·k·k])."""
+        grad = p.weight.grad
+        if grad is None:
+            return
+        flat = grad.reshape(grad.shape[0], -1)
+        if self.full:
+            flat.zero_()
+        elif self.matrix is not None:
+            flat.copy_(flat @ self.matrix)
+        else:
+            project_gradient(p, self.basis, self.complement)
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """``a`` and ``b`` are the same values: the same memory, layout and version (``a`` is held, so its memory
+    cannot have been reused)."""
+    return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+            and a.dtype == b.dtype and a._version == b._version)
+
 
 def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
     """GPM's energy criterion (Saha et al. 2021): the fewest principal directions (float64 [r, n]) of the part of
@@ -139,7 +208,8 @@ class ProjectionStrategy(Strategy):
         super().__init__(*args, **kwargs)
         self.synapses = protected_synapses(self.model)
         self.dims: list[list[int]] = []
-        self._complements: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.project_inputs = True          # weight gradients from projected presynaptic rows where cheaper
+        self._projectors: dict[str, Projector] = {}
 
     def before_task(self, task, train, seen):
         """From the second task on, normalisation layers are frozen (their statistics would otherwise drift and
@@ -149,24 +219,53 @@ class ProjectionStrategy(Strategy):
                 layer.freeze_norm()
         return train
 
+    def protected_bases(self) -> dict[str, torch.Tensor]:
+        """{synapse name: the basis [k, n] that weight updates are projected against}."""
+        raise NotImplementedError
+
+    def combined_with(self, parts) -> None:
+        """Another part's penalty adds gradients that are not error × presynaptic rows: project the gradient."""
+        self.project_inputs = not any(type(part).penalty is not Strategy.penalty for part in parts if part is not self)
+
+    def batch(self, x, y, heads):
+        """Before a training pass: each protected spiking layer with a non-empty basis gets its projector, so that
+        its weight gradient comes out projected when that is cheaper (:meth:`project` hands it back)."""
+        if self.project_inputs:
+            bases = self.protected_bases()
+            for p in self.synapses:
+                if p.layer is not None and bases[p.name].shape[0]:
+                    projector = self.projector(p.name, bases[p.name])
+                    projector.used = False
+                    p.layer.weight_projection = projector
+        return x, y, heads
+
     def empty(self) -> dict[str, torch.Tensor]:
         """{synapse name: an empty [0, n] basis}."""
         return {p.name: p.weight.new_zeros(0, p.n_inputs) for p in self.synapses}
 
     def project(self, bases: dict[str, torch.Tensor]) -> None:
-        """Project every protected weight gradient orthogonally to its basis."""
+        """Project every protected weight gradient orthogonally to its basis, unless its layer's training pass
+        already computed it from projected presynaptic rows; takes the projectors back from the layers."""
         for p in self.synapses:
-            project_gradient(p, bases[p.name], self._complement(p.name, bases[p.name]))
+            handed = p.layer.weight_projection if p.layer is not None else None
+            if handed is not None:
+                p.layer.weight_projection = None
+                if handed.used and handed.basis is bases[p.name]:
+                    continue
+            if bases[p.name].shape[0]:
+                self.projector(p.name, bases[p.name]).project_gradient(p)
 
-    def _complement(self, name: str, basis: torch.Tensor) -> torch.Tensor | None:
-        """The complement of an orthonormal ``basis`` holding more than half of the dimensions (else None),
-        computed once per basis."""
-        cached = self._complements.get(name)
-        if cached is None or cached[0] is not basis:
-            k, n = basis.shape
-            use = self.orthonormal_bases and 2 * k > n
-            cached = self._complements[name] = (basis, complement_rows(basis) if use else None)
-        return cached[1]
+    def release(self) -> None:
+        """After a training step: the projectors drop the rows they kept."""
+        for projector in self._projectors.values():
+            projector.forget()
+
+    def projector(self, name: str, basis: torch.Tensor) -> Projector:
+        """The :class:`Projector` of synapse ``name`` for ``basis``, built once per basis."""
+        cached = self._projectors.get(name)
+        if cached is None or cached.basis is not basis:
+            cached = self._projectors[name] = Projector(basis, self.orthonormal_bases)
+        return cached
 
     def record_dims(self, bases: dict[str, torch.Tensor]) -> None:
         self.dims.append([int(bases[p.name].shape[0]) for p in self.synapses])

@@ -21,6 +21,11 @@ Whole-sequence passes run on one of two engines (attribute ``engine``, see :mod:
 steps snnTorch's ``Leaky`` through time (the reference); "fused" runs the same dynamics as one autograd function, feeds
 a static input (direct encoding) through the synapse once instead of T times, and collapses the readout to one
 synapse call on a time-weighted sum of its input. Online steps always use ``Leaky``.
+
+A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass: the
+weight gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral circuit,
+which equals the projected gradient ``(deltaᵀ x)(I − P)`` at N·n·k instead of out·n·k multiply-adds. The layer
+uses it only when its input has fewer rows than outputs (N < out) and then marks it ``used``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,31 @@ def trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) 
     value = functional_call(synapse, frozen, (x_t,))
     via_trace = synapse(trace_t.detach())
     return value + (via_trace - via_trace.detach())
+
+
+class _ProjectedLinear(torch.autograd.Function):
+    """``F.linear(x, weight, bias)`` whose weight gradient is ``gradᵀ · project(x)``; see :func:`projected_linear`."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, project):
+        ctx.save_for_backward(x, weight)
+        ctx.project, ctx.has_bias = project, bias is not None
+        return nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        grad_x = grad @ weight if need_x else None
+        grad_w = grad.T @ ctx.project(x) if need_w else None
+        grad_b = grad.sum(0) if ctx.has_bias and need_b else None
+        return grad_x, grad_w, grad_b, None
+
+
+def projected_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, project) -> torch.Tensor:
+    """A linear synapse on rows ``x`` [N, n] (``weight`` [out, n]) whose weight gradient is computed from the
+    presynaptic rows ``project(x)`` [N, n] instead of ``x``; the input and bias gradients are the usual ones."""
+    return _ProjectedLinear.apply(x, weight, bias, project)
 
 
 def rate_coded(spikes: torch.Tensor, current: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -103,6 +133,7 @@ class SpikingLayer(EngineLayer):
         self.lif = neuron.spiking()
         self.pool = pool if pool is not None else nn.Identity()
         self.norm_frozen = False
+        self.weight_projection = None           # x [N, n] → x⊥ for the next training pass (projection methods)
 
     def freeze_norm(self) -> None:
         """Fix the normalisation: running statistics are used and kept, affine parameters stop learning."""
@@ -133,10 +164,19 @@ class SpikingLayer(EngineLayer):
         output over time (a view); the normalisation still sees all T·B samples, so its batch statistics and
         running averages are the reference's."""
         if not (self.fused and is_static(x_seq)):
-            return _over_time(lambda x: self.norm(self.synapse(x)), x_seq)
-        once = self.synapse(x_seq[0])
+            return _over_time(lambda x: self.norm(self._synapse(x)), x_seq)
+        once = self._synapse(x_seq[0])
         current = once.unsqueeze(0).expand(x_seq.shape[0], *once.shape)
         return current if isinstance(self.norm, nn.Identity) else _over_time(self.norm, current)
+
+    def _synapse(self, x: torch.Tensor) -> torch.Tensor:
+        """The synapse on inputs ``x`` [N, ...]; through ``weight_projection`` (marked used) when it is set, the
+        synapse is Linear and N < out."""
+        project = self.weight_projection
+        if project is None or not isinstance(self.synapse, nn.Linear) or x.shape[0] >= self.synapse.out_features:
+            return self.synapse(x)
+        project.used = True
+        return projected_linear(x, self.synapse.weight, self.synapse.bias, project)
 
     def _fire(self, current: torch.Tensor) -> torch.Tensor:
         """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]."""

@@ -45,8 +45,12 @@ class GPM(ProjectionStrategy):
         value = values[min(index, len(values) - 1)] + task * self.options.threshold_increment
         return min(value, 1.0)
 
+    def protected_bases(self):
+        return self.bases
+
     def after_backward(self, activity=None):
         self.project(self.bases)
+        self.release()
 
     @torch.no_grad()
     def after_task(self, task, train):

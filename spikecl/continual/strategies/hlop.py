@@ -28,8 +28,10 @@ Oja's rule converges for ``lr`` < 2); ``final_passes``; ``step_rows`` (a random 
 mini-batch's total change of H_new, where the paper clamps each iteration's update.
 
 The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the momentum and of the batch's
-residuals, so when the batch is smaller than n they run on coefficients in that span (:func:`hebbian_iterations`):
-each iteration costs O(B·k·(k + B)) instead of O(B·k·n), and many iterations cost about as much as two.
+residuals, so they may run on coefficients in that span (:func:`hebbian_iterations` picks the cheaper form): each
+iteration then costs O(B·k·(k + B)) instead of O(B·k·n). A static input (direct encoding) repeats each sample's row
+at every step; the Hebbian update then learns from one copy (the same mean update). The residual the new neurons
+learn from, ``x − H_oldᵀ H_old x``, is the one the weight gradient was projected with, computed once per batch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from spikecl.config import option
 from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, new_directions
 from spikecl.errors import SpikeCLError
 from spikecl.snn.activity import Activity
+from spikecl.snn.fused import is_static
 
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
@@ -131,26 +134,46 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
     ``residual_old`` [B, n] is ``x`` minus its projection on the consolidated neurons; ``velocity`` [k, n] is the
     exponential average of the steps (``momentum`` its decay; 0 = plain steps). The batch's change of ``h_new`` is
     clamped elementwise to ±``clamp``. ``normalise``: the rate is ``lr`` over the residual's mean squared norm.
-    With B < n the steps run on coefficients over the rows of ``[h_new; velocity; residual_old]`` (identical
-    result, cost independent of n per step); otherwise directly.
+    The steps run in whichever form costs fewer multiply-adds (identical result): on coefficients over the rows of
+    ``[h_new; velocity; residual_old]`` (:func:`_coefficient_iterations`, worth it for few rows and many steps) or
+    on the n-dimensional rows (:func:`_direct_iterations`).
     """
-    k, n = h_new.shape
-    if x.shape[0] >= n:
-        return _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise)
+    rows, n = x.shape
+    args = (h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise)
+    if coefficient_cost(rows, n, h_new.shape[0], iterations) < direct_cost(rows, n, h_new.shape[0], iterations):
+        return _coefficient_iterations(*args)
+    return _direct_iterations(*args)
+
+
+def coefficient_cost(rows: int, n: int, k: int, iterations: int) -> int:
+    """Multiply-adds of :func:`_coefficient_iterations` (span of 2k + rows rows)."""
+    span = 2 * k + rows
+    return rows * n * span + iterations * (rows * span * k + k * k * (rows + span)) + 2 * k * span * n
+
+
+def direct_cost(rows: int, n: int, k: int, iterations: int) -> int:
+    """Multiply-adds of :func:`_direct_iterations`."""
+    return iterations * (2 * rows * n * k + k * k * (rows + n))
+
+
+def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
+    """:func:`hebbian_iterations` on coefficients C over the span Z = ``[h_new; velocity; residual_old]``: the
+    steps never leave it, so H = C_h Z and V = C_v Z, and each step costs O(B·k·(k + B)) instead of O(B·k·n)."""
+    k = h_new.shape[0]
     span = torch.cat([h_new, velocity, residual_old])                             # Z [2k + B, n]
     x_span = x @ span.T                                                           # X Zᵀ [B, 2k + B]
     eye = torch.eye(k, dtype=x.dtype, device=x.device)
     coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
     coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
-    eta = float(step_size(lr, residual_old, normalise)) / x.shape[0]
+    eta = step_size(lr, residual_old, normalise) / x.shape[0]                    # a tensor when normalised
     gain = eta * (1 - momentum) if momentum else eta       # the step's weight in the velocity (or in H)
     moving = coef_v if momentum else coef_h
     for _ in range(iterations):
         y = _quantise(x_span @ coef_h.T, levels)                                  # Y = X Hᵀ [B, k]
         if momentum:
             coef_v.mul_(momentum)
-        moving.sub_((y.T @ y) @ coef_h, alpha=gain)                               # −η YᵀY H ...
-        moving[:, 2 * k:].add_(y.T, alpha=gain)                                   # ... + η Yᵀ R_old
+        moving.sub_(gain * ((y.T @ y) @ coef_h))                                  # −η YᵀY H ...
+        moving[:, 2 * k:].add_(gain * y.T)                                        # ... + η Yᵀ R_old
         if momentum:
             coef_h.add_(coef_v)
     new_h = coef_h @ span
@@ -159,16 +182,21 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
 
 
 def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
-    """:func:`hebbian_iterations` computed on the n-dimensional rows themselves (for B ≥ n)."""
-    start, h = h_new, h_new
+    """:func:`hebbian_iterations` on the n-dimensional rows: each step is :func:`oja_subspace_step`'s
+    ``η Yᵀ (R_old − Y H)``, computed as ``η (Yᵀ R_old − (YᵀY) H)`` without forming the [B, n] residual."""
+    eta = step_size(lr, residual_old, normalise) / x.shape[0]
+    gain = eta * (1 - momentum) if momentum else eta        # the step's weight in the velocity (or in H)
+    h = h_new
     for _ in range(iterations):
-        step = oja_subspace_step(h[:0], h, x, lr, levels, residual_old, normalise)
+        y = _quantise(x @ h.T, levels)                                            # [B, k]
+        weighted = (gain * y).T                                                   # [k, B]
+        step = torch.addmm(weighted @ residual_old, weighted @ y, h, alpha=-1)    # weighted (R_old − Y H)
         if momentum:
-            velocity = momentum * velocity + (1 - momentum) * step
+            velocity = torch.add(step, velocity, alpha=momentum)
             h = h + velocity
         else:
             h = h + step
-    return start + (h - start).clamp(-clamp, clamp), velocity
+    return h_new + (h - h_new).clamp(-clamp, clamp), velocity
 
 
 def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
@@ -241,6 +269,10 @@ class HLOP(ProjectionStrategy):
                                "records for strategies with uses_activity = True")
         self.project(self.basis)
         self.hebbian_update(activity)
+        self.release()
+
+    def protected_bases(self):
+        return self.basis
 
     def row_budget(self, p, steps: torch.Tensor) -> int:
         """Rows of ``p``'s presynaptic input ``steps`` [T, B, ...] that the Hebbian update uses."""
@@ -264,13 +296,31 @@ class HLOP(ProjectionStrategy):
             h_new = self.h_new[p.name]
             if h_new.shape[0] == 0:
                 continue
-            steps = activity.of(p.name)
-            x = activity_matrix(steps, p.synapse, self.row_budget(p, steps), self.generator, o.activity)
-            h_old = self.h_old[p.name]
-            residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
+            x = self.hebbian_rows(p, activity.of(p.name))
             self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
-                h_new, self.momentum[p.name], x, residual_old, self.hebbian_rate(i), o.iterations, o.momentum,
-                o.lateral_levels, o.clamp, o.step == "normalised")
+                h_new, self.momentum[p.name], x, self.old_residual(p.name, x), self.hebbian_rate(i), o.iterations,
+                o.momentum, o.lateral_levels, o.clamp, o.step == "normalised")
+
+    def hebbian_rows(self, p, steps: torch.Tensor) -> torch.Tensor:
+        """The rows [N, n] that ``p``'s Hebbian update learns from, of its presynaptic input ``steps`` [T, B, ...].
+        A static input gives T copies of each row, whose mean update is one copy's: one copy is used unless rows
+        are to be drawn at random (more than the row budget)."""
+        o, budget = self.options, self.row_budget(p, steps)
+        if o.activity == "steps" and is_static(steps):
+            once = activity_matrix(steps[:1], p.synapse, None, self.generator, o.activity)
+            if once.shape[0] * steps.shape[0] <= budget:
+                return once
+        return activity_matrix(steps, p.synapse, budget, self.generator, o.activity)
+
+    def old_residual(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``x − H_oldᵀ H_old x`` for rows ``x`` [N, n]: the projector's (the weight gradient's) when the projection
+        basis is H_old itself."""
+        h_old = self.h_old[name]
+        if h_old.shape[0] == 0:
+            return x
+        if self.basis[name] is h_old:
+            return self.projector(name, h_old)(x)
+        return x - (x @ h_old.T) @ h_old
 
     @torch.no_grad()
     def final_hebbian_passes(self, train) -> None:
