@@ -38,18 +38,24 @@ def test_oja_subspace_learner_finds_principal_subspace(levels):
     torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
 
 
+def _hebbian_problem(seed: int, n: int, k: int, batch: int, n_old: int):
+    """Random presynaptic rows x [batch, n], an old orthonormal basis [n_old, n], x's residual against it, k new
+    orthonormal rows h [k, n] and a small momentum velocity [k, n]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, n, generator=g)
+    old = orthonormal_rows(torch.randn(n_old, n, generator=g))
+    residual = x - (x @ old.T) @ old
+    h = orthonormal_rows(torch.randn(k, n, generator=g))
+    return x, old, residual, h, 1e-3 * torch.randn(k, n, generator=g)
+
+
 @pytest.mark.parametrize("normalise", [True, False])
 @pytest.mark.parametrize("momentum, levels", [(0.0, 0), (0.9, 0), (0.9, 40)])
 def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels, normalise):
     """The O(B·k·(k+B)) coefficient form of many Hebbian steps on one batch gives the n-dimensional result, with
     the normalised step and with a fixed rate (the same rate here, so both move H alike)."""
-    g = torch.Generator().manual_seed(1)
     n, k, batch = 200, 12, 50
-    x = torch.rand(batch, n, generator=g)
-    old = orthonormal_rows(torch.randn(8, n, generator=g))
-    residual = x - (x @ old.T) @ old
-    h = orthonormal_rows(torch.randn(k, n, generator=g))
-    velocity = 1e-3 * torch.randn(k, n, generator=g)
+    x, old, residual, h, velocity = _hebbian_problem(1, n, k, batch, n_old=8)
     lr = 1.5 if normalise else 1.5 / float((residual ** 2).sum(1).mean())
     fast = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, levels, normalise=normalise)
     slow = _direct_iterations(h, velocity, x, residual, lr, 20, momentum, levels, float("inf"), normalise)
@@ -359,13 +365,8 @@ def test_hebbian_forms_equal_literal_oja_steps(momentum, levels):
     static input's T copies of each row give the update of one copy."""
     from spikecl.continual.strategies.hlop import _coefficient_iterations, coefficient_cost, direct_cost
 
-    g = torch.Generator().manual_seed(2)
     n, k, batch = 60, 6, 20
-    x = torch.rand(batch, n, generator=g)
-    old = orthonormal_rows(torch.randn(5, n, generator=g))
-    residual = x - (x @ old.T) @ old
-    h = orthonormal_rows(torch.randn(k, n, generator=g))
-    velocity = 1e-3 * torch.randn(k, n, generator=g)
+    x, old, residual, h, velocity = _hebbian_problem(2, n, k, batch, n_old=5)
     lr = 0.5 / float((residual ** 2).sum(1).mean())                  # a stable fixed rate
     literal_h, literal_v = h, velocity
     for _ in range(5):
