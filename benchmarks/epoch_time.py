@@ -1,15 +1,20 @@
-"""Time one training epoch of spikecl's spiking MLP against a plain snnTorch loop of the same network.
+"""Time one training epoch of spikecl's spiking MLP against a plain snnTorch loop and peer libraries.
 
-Both train 784-H-H-10 (snnTorch ``Leaky``, fast-sigmoid surrogate, direct input over T steps, leaky readout
-averaged over T) with SGD on the same 4,000 MNIST-5k images, in the same process, alternating repeats.
-Prints seconds per epoch and the ratio spikecl / plain (1.0 = no overhead).
+Every contender trains 784-H-H-10 (LIF hidden layers, direct input over T steps, leaky readout averaged over T) with
+SGD on the same 4,000 MNIST-5k images, in the same process and one thread, taking turns repeat by repeat (a load
+change on a shared machine hits all alike): spikecl on its fused and snnTorch engines, the textbook snnTorch loop,
+Norse 1.1 (``LIFCell``/``LICell``, stepped the same way) and SpikingJelly (multi-step ``LIFNode``) when installed.
+Norse's LIF has a synaptic current; with ``dt * tau_syn_inv = 1`` it is the input of the previous step, so the
+neuron decays as ``Leaky`` (0.9 per step, input scaled by ``dt * tau_mem_inv``) one step late, with the same work
+per step. Prints seconds per epoch and each contender's ratio to spikecl's fused engine.
 
-    python benchmarks/epoch_time.py [--hidden 256] [--steps 4] [--repeats 3] [--trainer bptt|online]
+    python benchmarks/epoch_time.py [--hidden 256] [--steps 4] [--samples 4000] [--repeats 3] [--trainer bptt|online]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 
@@ -46,18 +51,89 @@ class PlainSNN(torch.nn.Module):
         return total / steps
 
 
-def epoch_plain(net, x, y, steps, batch):
+class NorseSNN(torch.nn.Module):
+    """The same MLP in Norse 1.1: ``LIFCell`` hidden layers and an ``LICell`` readout, stepped through time."""
+
+    def __init__(self, hidden: int) -> None:
+        import norse.torch as norse
+
+        super().__init__()
+        lif = norse.LIFParameters(tau_syn_inv=torch.tensor(1000.0), tau_mem_inv=torch.tensor(100.0))  # dt = 1 ms
+        self.fc1, self.fc2 = torch.nn.Linear(784, hidden, bias=False), torch.nn.Linear(hidden, hidden, bias=False)
+        self.fc3 = torch.nn.Linear(hidden, 10, bias=False)
+        self.lif1, self.lif2 = norse.LIFCell(lif), norse.LIFCell(lif)
+        self.out = norse.LICell(norse.LIParameters(tau_syn_inv=torch.tensor(1000.0)))
+
+    def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        s1 = s2 = s3 = None
+        total = 0
+        for _ in range(steps):
+            z1, s1 = self.lif1(self.fc1(x), s1)
+            z2, s2 = self.lif2(self.fc2(z1), s2)
+            mem, s3 = self.out(self.fc3(z2), s3)
+            total = total + mem
+        return total / steps
+
+
+class JellySNN(torch.nn.Module):
+    """The same MLP in SpikingJelly: multi-step ``LIFNode`` layers (tau = 10: beta = 0.9) over the whole sequence,
+    then the readout's leaky integration of the last layer's currents."""
+
+    def __init__(self, hidden: int, beta: float = 0.9) -> None:
+        from spikingjelly.activation_based import layer, neuron
+
+        super().__init__()
+        lif = {"tau": 1 / (1 - beta), "decay_input": False, "v_reset": None, "step_mode": "m"}
+        self.net = torch.nn.Sequential(layer.Linear(784, hidden, bias=False, step_mode="m"), neuron.LIFNode(**lif),
+                                       layer.Linear(hidden, hidden, bias=False, step_mode="m"),
+                                       neuron.LIFNode(**lif), layer.Linear(hidden, 10, bias=False, step_mode="m"))
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        from spikingjelly.activation_based import functional
+
+        functional.reset_net(self.net)
+        mem, total = 0, 0
+        for current in self.net(x.expand(steps, *x.shape)):
+            mem = self.beta * mem + current
+            total = total + mem
+        return total / steps
+
+
+def epoch_of(net: torch.nn.Module, steps: int):
+    """An epoch of SGD on ``net(x, steps)`` (a reference loop), as a closure over (x, y, batch)."""
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    for i in range(0, len(x), batch):
-        opt.zero_grad()
-        F.cross_entropy(net(x[i:i + batch], steps), y[i:i + batch]).backward()
-        opt.step()
+
+    def epoch(x, y, batch):
+        for i in range(0, len(x), batch):
+            opt.zero_grad()
+            F.cross_entropy(net(x[i:i + batch], steps), y[i:i + batch]).backward()
+            opt.step()
+    return epoch
 
 
-def epoch_spikecl(trainer, x, y, batch):
+def epoch_spikecl(trainer_name: str, hidden: int, steps: int, engine: str):
+    """An epoch of spikecl's trainer on its MLP on ``engine``, as a closure over (x, y, batch)."""
+    trainer = make_trainer(trainer_name, build_mlp(784, [hidden, hidden], 10, engine=engine), steps)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
-    for i in range(0, len(x), batch):
-        trainer.train_batch(x[i:i + batch], y[i:i + batch], None, None, opt)
+
+    def epoch(x, y, batch):
+        for i in range(0, len(x), batch):
+            trainer.train_batch(x[i:i + batch], y[i:i + batch], None, None, opt)
+    return epoch
+
+
+def contenders(args) -> dict:
+    """Name → epoch closure; SpikingJelly only when installed (a note is printed otherwise)."""
+    out = {"spikecl fused": epoch_spikecl(args.trainer, args.hidden, args.steps, "fused"),
+           "spikecl snnTorch": epoch_spikecl(args.trainer, args.hidden, args.steps, "snntorch"),
+           "plain snnTorch": epoch_of(PlainSNN(args.hidden), args.steps),
+           "Norse": epoch_of(NorseSNN(args.hidden), args.steps)}
+    if importlib.util.find_spec("spikingjelly") is None:
+        print("SpikingJelly is not installed: skipped")
+    else:
+        out["SpikingJelly"] = epoch_of(JellySNN(args.hidden), args.steps)
+    return out
 
 
 def main() -> None:
@@ -65,31 +141,28 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=4000, help="training images per epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"))
     args = parser.parse_args()
+    torch.set_num_threads(1)
 
     data = load_dataset("mnist5k")
-    x = torch.as_tensor(data.x_train).flatten(1)
-    y = torch.as_tensor(data.y_train)
+    x = torch.as_tensor(data.x_train).flatten(1)[:args.samples]
+    y = torch.as_tensor(data.y_train)[:args.samples]
     torch.manual_seed(0)
-    plain = PlainSNN(args.hidden)
-    trainer = make_trainer(args.trainer, build_mlp(784, [args.hidden, args.hidden], 10), args.steps)
-    times = {"plain snnTorch": [], f"spikecl ({args.trainer})": []}
+    epochs = contenders(args)
+    times = {name: [] for name in epochs}
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        epoch_plain(plain, x, y, args.steps, args.batch)
-        times["plain snnTorch"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        epoch_spikecl(trainer, x, y, args.batch)
-        times[f"spikecl ({args.trainer})"].append(time.perf_counter() - start)
+        for name, epoch in epochs.items():
+            start = time.perf_counter()
+            epoch(x, y, args.batch)
+            times[name].append(time.perf_counter() - start)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    print(f"one epoch, 4,000 samples, MLP 784-{args.hidden}-{args.hidden}-10, T={args.steps}, "
-          f"batch {args.batch}, {torch.get_num_threads()} threads (median of {args.repeats})")
+    print(f"one epoch, {len(x):,} samples, MLP 784-{args.hidden}-{args.hidden}-10, T={args.steps}, batch "
+          f"{args.batch}, {args.trainer}, 1 thread, median of {args.repeats} interleaved repeats")
     for name, seconds in medians.items():
-        print(f"  {name:<22} {seconds:7.3f} s")
-    plain_s, ours_s = medians.values()
-    print(f"  ratio spikecl / plain  {ours_s / plain_s:7.2f}")
+        print(f"  {name:<18} {seconds:7.3f} s   {seconds / medians['spikecl fused']:5.2f}x spikecl fused")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ else:  # pragma: no cover - Python 3.10 (the Lava environment)
     import tomli as tomllib
 
 EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
+#: why ``train.compile`` and the online trainer do not go together
+ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
+                       "\"bptt\" or \"dsr\"")
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
 
 
@@ -130,6 +133,10 @@ class TrainConfig:
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
     eval_batch_size: int = option(500, low=1)
+    compile: bool = option(False, doc="compile the training forward pass with torch.compile once per run (static "
+                                      "shapes: each epoch's last partial batch, at most batch_size - 1 samples "
+                                      "chosen by its seeded shuffle, is dropped when a full batch exists); "
+                                      "evaluation runs uncompiled; not with the online trainer")
 
 
 @dataclass
@@ -286,6 +293,8 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
     if cfg.data.eval_split == "validation" and cfg.data.validation <= 0:
         raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
+    if cfg.train.compile and cfg.train.trainer == "online":
+        raise ConfigError(ONLINE_NOT_COMPILED)
     check_events(cfg)
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment

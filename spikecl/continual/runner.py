@@ -23,7 +23,7 @@ from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
-from spikecl.errors import ResultsError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, environment, write_results
 from spikecl.snn import measures
@@ -110,11 +110,19 @@ class ContinualRun:
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder)
+        if cfg.train.compile:
+            self._compile()
         self.optimizer = self._new_optimizer()
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
         self.strategy.begin(self.train_sets)
         self.progress = Progress()
+
+    def _compile(self) -> None:
+        """Compile the trainer's forward pass once for the whole run (``train.compile``)."""
+        if self.execution.data_parallel:
+            raise ConfigError("train.compile: not supported in data-parallel runs; run with one process")
+        self.trainer.compile()
 
     # -- data -------------------------------------------------------------------------------------------------
     def _task_data(self, task: int, x: np.ndarray, y: np.ndarray) -> TaskData:
@@ -186,7 +194,8 @@ class ContinualRun:
         seen = self.train_sets[: task + 1]
         train = self.strategy.before_task(task, self.train_sets[task], seen)
         if bar is not None:
-            bar.total = bar.n + t.epochs * -(-len(train) // t.batch_size) * (len(self.stream) - task)
+            batches = -(-self._epoch_samples(len(train)) // t.batch_size)
+            bar.total = bar.n + t.epochs * batches * (len(self.stream) - task)
             bar.refresh()
         if t.reset_optimizer and task > 0:
             self.optimizer = self._new_optimizer()
@@ -195,7 +204,7 @@ class ContinualRun:
             shuffle = torch.Generator().manual_seed(derived_seed(self.seed, task, epoch))
             spikes = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, epoch, 1))
             order = torch.randperm(len(train), generator=shuffle).to(self.device)
-            for start in range(0, len(train), t.batch_size):
+            for start in range(0, self._epoch_samples(len(train)), t.batch_size):
                 idx = order[start:start + t.batch_size]
                 x, y, heads = self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx])
                 self.train_step(x, y, heads, mask, spikes)
@@ -205,6 +214,12 @@ class ContinualRun:
                 if bar is not None:
                     bar.update()
         self.strategy.after_task(task, train)
+
+    def _epoch_samples(self, n: int) -> int:
+        """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` only whole batches when there is
+        one (a fixed batch shape compiles once; the last partial batch of the shuffle is dropped)."""
+        batch = self.cfg.train.batch_size
+        return n - n % batch if self.cfg.train.compile and n >= batch else n
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor | None,
                    generator: torch.Generator) -> None:

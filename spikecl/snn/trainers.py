@@ -28,6 +28,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from spikecl.config import ONLINE_NOT_COMPILED
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
@@ -75,6 +76,7 @@ class BPTTTrainer:
 
     def __init__(self, net: SpikingNetwork, num_steps: int, encoder: str = "direct") -> None:
         self.net = net
+        self.forward = net                                   # the training pass; compile() swaps in a compiled one
         self.num_steps = num_steps
         self.encoder = encoder
         self.read_every: int | None = None                   # steps between flag reads; None: by device
@@ -96,13 +98,18 @@ class BPTTTrainer:
             raise NumericalError("training loss became NaN or infinite; lower train.lr (or the strategy's penalty "
                                  "strength) or check the input data")
 
+    def compile(self) -> None:
+        """Run the training forward pass through ``torch.compile`` (static shapes: a new batch shape compiles
+        again). The network itself stays uncompiled for evaluation and the strategies' own passes."""
+        self.forward = torch.compile(self.net, dynamic=False)
+
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
         return encode(x, self.num_steps, self.encoder, generator)
 
     def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
         """Differentiable logits ``[B, n_outputs]`` for ``x_seq`` [T, B, ...] (gradients through time)."""
-        return self.net(x_seq, heads)
+        return self.forward(x_seq, heads)
 
     def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                            mask: torch.Tensor | None) -> torch.Tensor:
@@ -142,6 +149,9 @@ class BPTTTrainer:
 class OnlineTrainer(BPTTTrainer):
     """Online trace-based training (OTTT-style): per-step losses, ``dW = error × presynaptic trace``."""
 
+    def compile(self) -> None:
+        raise ConfigError(ONLINE_NOT_COMPILED)
+
     def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                            mask: torch.Tensor | None) -> float:
         total = torch.zeros((), device=x_seq.device)
@@ -158,7 +168,7 @@ class RateTrainer(BPTTTrainer):
     The weight gradient is ``error × presynaptic firing rate``; no membrane history is differentiated."""
 
     def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
-        return self.net(x_seq, heads, rate_gradient=True)
+        return self.forward(x_seq, heads, rate_gradient=True)
 
 
 TRAINERS = {"bptt": BPTTTrainer, "online": OnlineTrainer, "dsr": RateTrainer}
