@@ -8,7 +8,9 @@ device, what an existing results file means, progress, and the summary and plots
 Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan stops
 the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
 file that reads back as a valid results file of the kind and runs the missing or corrupt ones again (a kind that
-keeps checkpoints continues from them).
+keeps checkpoints continues from them), and refuses a kept file made with other settings (:data:`RESUME_IGNORES`
+aside), naming the first key that differs. All of this, and the output folders, is checked by :func:`preflight`
+before any work.
 
 Adding a kind: one module defining a :class:`Kind` instance named ``KIND``, and one line in :data:`KINDS`.
 """
@@ -161,12 +163,13 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
         raise
 
 
-def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job]]:
+def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results and, with
-    ``resume``, the settings kept files were made with. Returns ``(jobs, todo)``: the plan and the jobs to run."""
+    ``resume``, the settings kept files were made with. Returns ``(jobs, todo, device)``: the plan, the jobs to run
+    and the resolved device."""
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
@@ -174,15 +177,14 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
             raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
-    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name))]
+    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name))], device
 
 
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
              log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
     """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
     Returns the plan's results paths and whether this process reports."""
-    jobs, todo = preflight(k, cfg, resume=resume, overwrite=overwrite)
-    device = resolve_device(cfg.device)
+    jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
         for job in jobs:

@@ -65,8 +65,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from spikecl.experiment_kind import load, preflight, run_file
 
     overrides = overrides_of(args)
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
     if args.nproc == 1:
