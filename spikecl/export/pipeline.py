@@ -163,12 +163,17 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
 def deploy(network: str | Path, backend: str = "reference", samples: int = 200, data_dir: str | None = None,
            record_layers: bool = True) -> dict:
     """Run an exported file on test samples of the stream it was trained on; accuracy, agreement, timings."""
+    from spikecl.export import learning_graphs
     from spikecl.export.netx import read_netx
 
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if samples < 1:
         raise ConfigError(f"--samples {samples}: expected at least 1")
+    kind = learning_graphs.kind_of(network)
+    if kind is not None:                                  # plasticity on: the kind's own runner and report
+        report = learning_graphs.module(kind).deploy(Path(network), backend, samples, data_dir)
+        return {"learning_graph": kind, "backend": backend, **report}
     net = read_netx(network)
     x, y, heads = stream_samples(net.config, samples, data_dir)
     inputs = encode(x, net)
@@ -231,6 +236,11 @@ def print_export(net: FixedNetwork, out=None) -> None:
 def print_deploy(report: dict, out=None) -> None:
     """The deployment report: accuracy against the reference, spike agreement per layer, timings."""
     out = out or sys.stdout
+    if "learning_graph" in report:
+        from spikecl.export import learning_graphs
+
+        learning_graphs.module(report["learning_graph"]).print_report(report, out)
+        return
     print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples "
           f"(reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
           file=out)

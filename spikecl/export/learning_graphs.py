@@ -1,0 +1,39 @@
+"""Learning graphs: exported files that Lava runs with plasticity on (HLOP's lateral Hebbian neurons, the CA3
+memory's STDP), as opposed to frozen networks (:mod:`spikecl.export.netx`).
+
+A learning-graph file is HDF5 whose root attribute ``learning_graph`` names its kind. Each kind registers, in
+:data:`KINDS`, the module that runs it for ``spikecl deploy`` (``deploy(path, backend, samples, data_dir) -> dict``)
+and prints its report (``print_report(report, out)``). Torch-free, like the rest of :mod:`spikecl.export`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from spikecl.errors import ConfigError
+
+KINDS: dict[str, str] = {}          # kind -> module with deploy() and print_report()
+
+
+def kind_of(path: str | Path) -> str | None:
+    """The file's learning-graph kind, or None for a frozen network (or a file that is not HDF5: the netx reader
+    then names the problem)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("learning_graph")
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if kind is None:
+        return None
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in KINDS:
+        raise ConfigError(f"{path}: unknown learning graph {kind!r} (known: {', '.join(sorted(KINDS)) or 'none'})")
+    return kind
+
+
+def module(kind: str):
+    """The module that runs learning graphs of ``kind``."""
+    return importlib.import_module(KINDS[kind])
