@@ -168,6 +168,29 @@ def test_batched_memories_equal_separate_runs():
     assert batch[0].results[1].answer == (1, 2) and batch[1].results[2].answer == (1, 2)
 
 
+def test_a_batch_split_over_processes_equals_one_process():
+    """Five random memories on 2 worker processes (shares of 3 and 2, rasters bit-packed across): every spike,
+    answer and weight equals the one-process batch's; bad worker counts are refused."""
+    from spikecl.memory.stress import make_trial
+
+    C, M = 8, 12
+    lists = [make_trial(C, M, 0.3, b, queries_per_size=2).operations for b in range(5)]
+    one, two = run_batch(lists, C, M), run_batch(lists, C, M, workers=2)
+    for a, b in zip(one, two):
+        assert [r.answer for r in a.results] == [r.answer for r in b.results]
+        assert a.spikes.keys() == b.spikes.keys() and a.weights.keys() == b.weights.keys()
+        for pop in a.spikes:
+            np.testing.assert_array_equal(a.spikes[pop], b.spikes[pop])
+        for k in a.weights:
+            np.testing.assert_array_equal(a.weights[k], b.weights[k])
+    assert sum(r.spikes["OUTcont"].sum() for r in two) > 0
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="workers"):
+            run_batch(lists, C, M, workers=bad)
+    with pytest.raises(ConfigError, match="CPU processes"):
+        run_batch(lists, C, M, workers=2, device="cuda")
+
+
 @pytest.mark.parametrize("params", [CA3Params(), CA3Params(read_only_recall=True, match_k=2, inhibition="pool")],
                          ids=["published", "options"])
 def test_batched_stepper_gives_each_memory_its_own_spikes(params):

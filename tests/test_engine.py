@@ -78,6 +78,29 @@ def test_fused_engine_matches_snntorch(kind, reset, encoder, steps):
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_online_steps_give_leakys_spikes_and_membranes(reset):
+    """Three online passes on each engine: every layer's spikes and membranes equal at every step."""
+    net, x_seq, _ = _problem("mlp", reset, "poisson", 7)
+    runs = []
+    for model in _engines(net):
+        trace = []
+        for i, layer in enumerate(model.layers):
+            def kept(*args, step=layer.step, i=i, **kwargs):
+                spikes, mem = step(*args, **kwargs)
+                trace.append((i, spikes, mem))
+                return spikes, mem
+            layer.step = kept
+        with torch.no_grad():
+            mems = list(model.online_steps(x_seq))
+        runs.append((trace, mems))
+    assert len(runs[0][0]) == len(runs[1][0]) == 7 * len(net.layers)
+    for (i, s0, m0), (j, s1, m1) in zip(runs[0][0], runs[1][0]):
+        assert i == j and torch.equal(s0, s1) and torch.equal(m0, m1)
+    assert sum(s.sum() for _, s, _ in runs[0][0]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(*(r[1] for r in runs)))
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_lif_sequence_gradient_is_snntorch_bit_for_bit(reset):
     """The currents' gradient of the fused function is autograd's through the snnTorch loop, exactly."""
     torch.manual_seed(0)
@@ -103,15 +126,18 @@ def test_readout_hoist_with_heads_and_bias():
     torch.testing.assert_close(w, torch.tensor([1.75, 1.5, 1.0]))
 
 
-@pytest.mark.parametrize("trainer", ["dsr", "online"])
-def test_other_trainers_agree_across_engines(trainer):
+@pytest.mark.parametrize("trainer,kind,reset,encoder", [
+    ("dsr", "cnn", "subtract", "direct"), ("online", "cnn", "subtract", "direct"), ("online", "cnn", "zero", "latency"),
+    ("online", "mlp", "subtract", "poisson"), ("online", "mlp", "zero", "direct")])
+def test_other_trainers_agree_across_engines(trainer, kind, reset, encoder):
     """DSR runs its forward pass on the fused engine (rate gradients need no time derivative); online training
-    steps ``Leaky`` on either engine. Both give the reference's gradients."""
-    net, x_seq, y = _problem("cnn", "subtract", "direct", 4)
-    grads = []
+    runs each step as one node per layer (:func:`lif_step`). Both give the reference's losses and gradients."""
+    net, x_seq, y = _problem(kind, reset, encoder, 4)
+    grads, losses = [], []
     for model in _engines(net):
-        make_trainer(trainer, model, 4).task_loss_backward(x_seq, y, None, None)
+        losses.append(float(make_trainer(trainer, model, 4).task_loss_backward(x_seq, y, None, None)))
         grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
     assert grads[0].keys() == grads[1].keys()
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item() + 1e-8)

@@ -106,16 +106,25 @@ class CA3Memory:
 
 def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, n_bits: int,
               params: CA3Params | None = None, spacing_ms: int | Sequence[int] = DEFAULT_SPACING_MS,
-              device: str = "cpu") -> list[MemoryRun]:
+              device: str = "cpu", workers: int = 1, pool=None) -> list[MemoryRun]:
     """Run B independent memories, one per operation list (laid out ``spacing_ms`` apart) or ready
     :class:`Schedule`, together in the torch stepper, padded to the longest schedule. Returns one
-    :class:`MemoryRun` per schedule (its spikes cut to its own duration)."""
-    from spikecl.memory.torch_net import TorchCA3
+    :class:`MemoryRun` per schedule (its spikes cut to its own duration).
+
+    ``workers > 1`` (CPU): the memories are split into that many contiguous shares, each simulated by its own
+    process with one thread (:mod:`spikecl.memory.parallel`; ``pool``: a ready process pool, e.g. from
+    :func:`~spikecl.memory.parallel.memory_pool`, else one is started for the call). Every memory gets the same
+    spikes and weights as in one process."""
+    from spikecl.memory.parallel import simulate
 
     params = params or CA3Params()
     n_cues, n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
     if not schedules:
         raise ConfigError("run_batch needs at least one schedule")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1 and not str(device).startswith("cpu"):
+        raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
     laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
     n_steps = max(s.duration_ms for s in laid)
     cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
@@ -125,9 +134,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
         c, x = encode(s, n_cues, n_bits, params.learn_hold_steps)
         cue[: s.duration_ms, b], content[: s.duration_ms, b] = c, x
         gate[: s.duration_ms, b] = plasticity_gate(s, params.read_only_recall)
-    net = TorchCA3(params, n_cues, n_bits, batch_size=len(laid), device=device)
-    spikes = {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}
-    weights = net.weights()
+    spikes, weights = simulate(params, n_cues, n_bits, cue, content, gate, device, workers, pool)
     runs = []
     for b, s in enumerate(laid):
         own = {k: v[: s.duration_ms, b] for k, v in spikes.items()}

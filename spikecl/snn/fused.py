@@ -12,6 +12,9 @@ The forward pass runs in place and builds no graph; the backward pass is one sur
 ``dL/dU[t] = g[t] dS/dU[t] + a[t+1] dL/dU[t+1]`` with ``a = beta`` (subtract) or ``beta (1 - S[t])`` (zero) — the
 same products and sums, in the same order, as autograd through the snnTorch loop, so the currents' gradient matches
 it bit for bit.
+
+Online (trace-based) training steps one time bin at a time with the previous membrane detached: :func:`lif_step` is
+that step as one autograd node (``r = U[t-1] > thr`` from the detached ``U[t-1]``; gradient to ``I[t]`` only).
 """
 
 from __future__ import annotations
@@ -54,6 +57,46 @@ class _LIFSequence(torch.autograd.Function):
                 carried.masked_fill_(spikes[t].bool(), 0.0)
             grad[t].add_(carried)
         return grad, None, None, None, None
+
+
+class _LIFStep(torch.autograd.Function):
+    """One step from a detached membrane: (current ``I`` [B, ...], ``U[t-1]``) → (spikes ``S``, membrane ``U``)."""
+
+    @staticmethod
+    def forward(ctx, current, mem, beta, threshold, slope: float, zero_reset: bool):
+        fired = mem > threshold                                   # r = S[t-1], snnTorch's delayed reset
+        if zero_reset:
+            mem = beta * mem.masked_fill(fired, 0.0) + current
+        else:
+            mem = beta * mem + current - fired * threshold
+        shifted = mem - threshold
+        ctx.save_for_backward(shifted)
+        ctx.slope = slope
+        return (shifted > 0).to(current.dtype), mem
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_mem):
+        (shifted,) = ctx.saved_tensors
+        grad = grad_spikes / (ctx.slope * torch.abs(shifted) + 1.0) ** 2
+        if grad_mem is not None:
+            grad = grad + grad_mem
+        return grad, None, None, None, None, None
+
+
+def lif_step(current: torch.Tensor, mem: torch.Tensor | None, beta: torch.Tensor, threshold: torch.Tensor,
+             slope: float, reset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LIF step of an online pass: (spikes, membrane ``U[t]``), both [B, ...], for ``current`` [B, ...] and the
+    previous membrane ``mem`` (detached here; None: rest). ``snn.Leaky``'s values; the gradient reaches ``current``
+    through the surrogate and through the returned membrane."""
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"the fused LIF engine has no reset {reset!r}")
+    mem = torch.zeros_like(current) if mem is None else mem.detach()
+    return _LIFStep.apply(current, mem, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
+
+
+def integrator_step(current: torch.Tensor, mem: torch.Tensor | None, beta: torch.Tensor) -> torch.Tensor:
+    """One step of the readout's non-resetting integrator from a detached membrane: ``beta U[t-1] + I[t]``."""
+    return current if mem is None else beta.clamp(0, 1) * mem.detach() + current
 
 
 def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,

@@ -20,7 +20,8 @@ the trace: protecting responses means protecting ``W x_t``); strategies such as 
 Whole-sequence passes run on one of two engines (attribute ``engine``, see :mod:`spikecl.snn.fused`): "snntorch"
 steps snnTorch's ``Leaky`` through time (the reference); "fused" runs the same dynamics as one autograd function, feeds
 a static input (direct encoding) through the synapse once instead of T times, and collapses the readout to one
-synapse call on a time-weighted sum of its input. Online steps always use ``Leaky``.
+synapse call on a time-weighted sum of its input. Online steps on the fused engine are one autograd node per layer
+(:func:`~spikecl.snn.fused.lif_step`), and a linear synapse takes its weight gradient from the trace in one call.
 
 A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass: the
 weight gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral circuit,
@@ -35,7 +36,8 @@ from torch import nn
 from torch.func import functional_call
 
 from spikecl.snn.activity import Recordable
-from spikecl.snn.fused import ENGINES, is_static, lif_sequence, readout_weights, time_weighted_sum
+from spikecl.snn.fused import ENGINES, integrator_step, is_static, lif_sequence, lif_step, readout_weights, \
+    time_weighted_sum
 from spikecl.snn.neurons import LIFParams
 
 
@@ -49,6 +51,14 @@ def trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) 
     value = functional_call(synapse, frozen, (x_t,))
     via_trace = synapse(trace_t.detach())
     return value + (via_trace - via_trace.detach())
+
+
+def fused_trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) -> torch.Tensor:
+    """:func:`trace_synapse` in one call for a Linear synapse (the same values and gradients); others unchanged."""
+    if not isinstance(synapse, nn.Linear):
+        return trace_synapse(synapse, x_t, trace_t)
+    trace_t = trace_t.detach()
+    return projected_linear(x_t, synapse.weight, synapse.bias, lambda _: trace_t)
 
 
 class _ProjectedLinear(torch.autograd.Function):
@@ -194,6 +204,11 @@ class SpikingLayer(EngineLayer):
              first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One online step: ``x_t``, ``trace_t`` ``[B, *in_shape]`` → (spikes ``[B, *out_shape]``, membrane)."""
         self._keep_step(x_t, first)
+        if self.fused:
+            current = self.norm(fused_trace_synapse(self.synapse, x_t, trace_t))
+            spk, mem = lif_step(current, mem, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
+                                self.neuron.reset)
+            return self.pool(spk), mem
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         spk, mem = self.lif(current, mem)
@@ -266,6 +281,9 @@ class Readout(EngineLayer):
              heads: torch.Tensor | None = None, first: bool = False) -> torch.Tensor:
         """One online step → membrane ``[B, n_outputs]`` (history detached)."""
         self._keep_step(x_t, first)
+        if self.fused:
+            current = self._current(lambda head: fused_trace_synapse(head, x_t, trace_t), heads)
+            return integrator_step(current, mem, self.integrator.beta)
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         _, mem = self.integrator(current, mem)

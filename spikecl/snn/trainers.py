@@ -13,9 +13,9 @@ recorded only for hooks that declare ``uses_activity``; otherwise None.
   Runs on the network's engine (``network.engine``): the fused LIF function or snnTorch's ``Leaky``.
 * :class:`OnlineTrainer` (OTTT-style): at each step the loss on the readout membrane is backpropagated through that
   step only; each synapse's weight gradient is ``error × presynaptic trace`` (trace decay = beta), so memory does not
-  grow with T. Gradients of the T steps accumulate before one optimiser step. Always steps snnTorch's ``Leaky``,
-  whatever the engine: the loss and the trace update interleave with the dynamics step by step, so there is no
-  whole-sequence function to fuse.
+  grow with T. Gradients of the T steps accumulate before one optimiser step. The loss and the trace update
+  interleave with the dynamics step by step, so the fused engine fuses each step (one autograd node per layer and
+  step) rather than the sequence; the snnTorch engine steps ``Leaky``.
 * :class:`RateTrainer` (DSR-style): the forward pass is BPTT's, on the network's engine; gradients flow through each
   layer's firing rate as a clipped function of its mean input current, so each weight gradient is ``error ×
   presynaptic firing rate``.
