@@ -146,7 +146,8 @@ def kept(job: Job, kind_name: str) -> bool:
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same
 #: maths is computed (device, LIF engine: equal up to float rounding), not what one run does.
-RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "output_dir", "device", "data.data_dir", "network.engine"})
+RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "output_dir", "device", "data.data_dir", "network.engine",
+                            "stress.workers"})
 
 
 @contextlib.contextmanager

@@ -49,6 +49,14 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
     assert run_cli(tmp_path, "--no-plots", "--overwrite") == 0
     assert part.stat().st_mtime_ns != stamp
+    two = ["--no-plots", "--overwrite", "--set", "stress.densities=[0.1, 0.3]"]
+    assert run_cli(tmp_path, *two) == 0
+    table = read_part(part)["table"]
+    assert run_cli(tmp_path, *two, "--set", "stress.workers=2") == 0      # one trial per process: the same table
+    split = read_part(part)["table"]
+    assert split["density"].tolist() == [0.1, 0.3] and split.keys() == table.keys()
+    for key, column in table.items():
+        np.testing.assert_array_equal(split[key], column, err_msg=key)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -58,6 +66,7 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     ("params.a_plus_nA=-1e400", "finite"),
     ("params.nonsense=1", "unknown key 'params.nonsense'"),
     ("stress.densities=[]", "at least one value"),
+    ("stress.workers=0", "below the minimum 1"),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2

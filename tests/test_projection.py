@@ -132,7 +132,7 @@ def test_projected_training_leaves_old_responses_unchanged(method):
     assert drift < 0.01
 
 
-@pytest.mark.parametrize("k", [3, 9, 12])
+@pytest.mark.parametrize("k", [3, 9, 11, 12])
 def test_projection_through_the_complement_equals_the_direct_one(k):
     """Once most dimensions are protected, gradients are kept in the (smaller) complement: same result."""
     from spikecl.continual.projection import ProjectionStrategy, complement_rows

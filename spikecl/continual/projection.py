@@ -86,6 +86,8 @@ def activity_matrix(steps: torch.Tensor, synapse: nn.Module, max_rows: int | Non
 def complement_rows(basis: torch.Tensor) -> torch.Tensor:
     """An orthonormal basis [n − k, n] of the orthogonal complement of span(``basis`` [k, n], rows orthonormal)."""
     k, n = basis.shape
+    if k >= n:                                                         # n orthonormal rows span everything
+        return basis.new_zeros(0, n)
     q, _ = torch.linalg.qr(basis.T.double(), mode="complete")          # [n, n]; its first k columns span basis
     return q[:, k:].T.to(basis.dtype).contiguous()
 

@@ -68,6 +68,8 @@ class StressConfig:
     fragment_sizes: list[int] = option([1, 2, 3], low=1, doc="bits per recall-by-content fragment")
     queries_per_size: int = option(10, low=1)
     relearn_fraction: float = option(0.25, low=0.0, high=1.0, doc="share of cues relearned to test forgetting")
+    workers: int = option(1, low=1, high=256, doc="CPU processes each batch of trials is split over (the same "
+                                                  "results; spikecl.memory.parallel)")
 
 
 @dataclass
@@ -128,7 +130,7 @@ def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant:
     grid = StressGrid(n_cues, n_bits, variant, tuple(s.densities), tuple(s.spacings_ms), tuple(cfg.seeds),
                       tuple(s.fragment_sizes), s.queries_per_size, s.relearn_fraction)
     start = time.perf_counter()
-    table = run_grid(grid, cfg.model_params(), device)
+    table = run_grid(grid, cfg.model_params(), device, s.workers if str(device).startswith("cpu") else 1)
     seconds = time.perf_counter() - start
     write_run(path, "ca3", asdict(cfg), arrays={"table": table},
               attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds},
