@@ -1,8 +1,9 @@
 """The CA3 memory on Lava's learning engine (floating-point simulation, .venv-lava) runs the recorded functional
 experiment exactly like the torch stepper: every population's spikes, every answer, the final plastic weights.
 
-The learning graph is written on the main side (torch stepper = reference) and deployed with
-``spikecl.export.pipeline.deploy`` (Lava as a subprocess), as ``spikecl deploy FILE --backend lava-sim`` does.
+The learning graph is written on the main side (``spikecl export models/ca3_cam.toml``, torch stepper = reference)
+and deployed with ``spikecl.export.pipeline.deploy`` (Lava as a subprocess), as ``spikecl deploy FILE --backend
+lava-sim`` does.
 """
 
 import json
@@ -36,7 +37,14 @@ def write(path, name=NAME, **params):
 
 @pytest.fixture(scope="module")
 def graph_file(tmp_path_factory):
-    return write(tmp_path_factory.mktemp("ca3") / "exp1.h5")
+    """``spikecl export models/ca3_cam.toml -o exp1.h5``: the functional experiment of the published model."""
+    from spikecl.cli import main
+
+    from lava_support import ROOT
+
+    path = tmp_path_factory.mktemp("ca3") / "exp1.h5"
+    assert main(["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(path)]) == 0
+    return path
 
 
 @pytest.fixture(scope="module")

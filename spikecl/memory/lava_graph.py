@@ -3,6 +3,9 @@
 
 >>> write_ca3_graph("ca3.h5", [learn(0, [0, 1]), recall_by_cue(0)], n_cues=2, n_bits=4)   # doctest: +SKIP
 
+``spikecl export CA3.toml -o ca3.h5`` writes the recorded functional experiment with the file's ``[params]``
+(:func:`write_functional_graph`).
+
 The file holds the wiring expanded to matrices in the stepper's units (current per spike = weight x event factor,
 delays already ``d - 1`` steps), so the Lava side needs no model code; ``params`` is kept as JSON for provenance.
 """
@@ -152,3 +155,11 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
 
     return atomic_write(path, write, overwrite=overwrite)
 
+
+
+def write_functional_graph(path: str | Path, params: CA3Params | None = None, overwrite: bool = False) -> Path:
+    """The recorded functional experiment (C = 5, M = 10, 9 operations) as a learning graph."""
+    from spikecl.memory.recordings import RECORDED
+
+    n_cues, n_bits, ops, spacing = RECORDED["exp1_functional"]
+    return write_ca3_graph(path, ops, n_cues, n_bits, params, spacing, overwrite)
