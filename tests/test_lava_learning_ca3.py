@@ -129,6 +129,15 @@ def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
     assert all(report["answers_equal"]) and max(report["weight_max_abs_error_nA"].values()) <= 1e-12
 
 
+def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env):
+    """Lava's own LIFRefractory (gains folded into the weights, a relay LIF for the late post spikes) gives the
+    same spikes; the weights agree up to float rounding (the products are formed in another order)."""
+    report = ca3_graph.deploy(graph_file, "lava-sim", cells="lif")
+    assert report["cells"] == "lif" and set(report["spike_match"].values()) == {1.0}
+    assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
+    assert max(report["weight_max_abs_error_nA"].values()) < 1e-12
+
+
 def test_reference_backend_decodes_the_stored_run(graph_file):
     report = ca3_graph.deploy(graph_file, "reference")
     assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
@@ -179,6 +188,8 @@ def test_bad_requests_are_refused(graph_file, tmp_path):
         ca3_graph.read_ca3_graph(tmp_path / "missing.h5")
     with pytest.raises(ConfigError, match="--backend"):
         ca3_graph.deploy(graph_file, "loihi")
+    with pytest.raises(ConfigError, match="cells 'izhikevich'"):
+        ca3_graph.deploy(graph_file, "lava-sim", cells="izhikevich")
     with pytest.raises(ConfigError, match="read_only_recall"):
         write(tmp_path / "ro.h5", read_only_recall=True)
     nan = _corrupt(graph_file, tmp_path / "noref.h5", lambda f: f.__delitem__("reference"))

@@ -1,20 +1,21 @@
 """Run a CA3 learning graph (:mod:`spikecl.export.ca3_graph`) on Lava's floating-point simulation, learning on-line.
 
 Process graph: one ``RingBuffer`` source per input population (INcue, INcont), one
-:class:`~spikecl_lava.learning.ca3_cells.CA3Cells` per neuron population, one ``DelayDense`` per static
+:class:`~spikecl_lava.learning.ca3_cells.CA3Cells` per neuron population (or, with ``--cells lif``, Lava's
+``LIFRefractory``: :mod:`spikecl_lava.learning.ca3_lif`), one ``Dense``/``DelayDense`` per static
 projection (delays in steps: spikecl's ``d - 1``; Lava's delay 0 already lands on the next step, as a stepper
 delivery with ``d - 1 = 0`` does), and one :class:`~spikecl_lava.learning.ca3_stdp.BoundedLearningDense` per plastic
 projection (cue -> content, content -> cue) with the STDP rule of :mod:`spikecl_lava.learning.ca3_stdp`; the
-post population's lagged spikes (``s_out_bap``) feed its ``s_in_bap``::
+post population's lagged spikes (``s_out_bap``, or a relay LIF's) feed its ``s_in_bap``::
 
     RingBuffer INcue ─► DelayDense ─► CA3Cells S1Cue ─► BoundedLearningDense ─► CA3Cells S1Cont ─► ...
                                                               ▲ s_in_bap ◄── s_out_bap (1 step late) ┘
 
-    python -m spikecl_lava.learning.ca3 GRAPH.h5 -o OUT.h5 [--stock-engine]
+    python -m spikecl_lava.learning.ca3 GRAPH.h5 -o OUT.h5 [--stock-engine] [--cells custom|lif]
 
 ``OUT.h5``: ``spikes/<population>`` bool [T, N], ``weights/<projection>`` [pre, post] (nA) after the last step;
 attrs ``build_s`` (process graph), ``start_s`` (compile and first step), ``run_s`` (the other steps),
-``ms_per_step``, ``steps``, ``backend``, ``stock_engine``.
+``ms_per_step``, ``steps``, ``backend``, ``stock_engine``, ``cells``.
 """
 
 from __future__ import annotations
@@ -27,58 +28,64 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import SpikeCLError
+from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.export.ca3_graph import CA3Graph, read_ca3_graph
 from spikecl.io import atomic_write
-from spikecl_lava.learning.ca3_cells import CA3Cells
+from spikecl_lava.learning.ca3_cells import custom_population
+from spikecl_lava.learning.ca3_lif import lif_population
 from spikecl_lava.learning.ca3_stdp import BoundedLearningDense, stdp_rule
 
+#: how a population is built: spikecl's cells (exact) or Lava's LIFRefractory
+CELLS = {"custom": custom_population, "lif": lif_population}
 
-def build(graph: CA3Graph, folder: Path, split_update: bool = True,
-          transmit_after_learning: bool = True) -> dict:
-    """The process graph of ``graph``; cells save their rasters and plastic projections their weights in
+
+def build(graph: CA3Graph, folder: Path, split_update: bool = True, transmit_after_learning: bool = True,
+          cells: str = "custom") -> dict:
+    """The process graph of ``graph``; populations save their rasters and plastic projections their weights in
     ``folder``; ``split_update``, ``transmit_after_learning``: see
-    :class:`~spikecl_lava.learning.ca3_stdp.BoundedLearningDense`. Returns ``{"sources", "cells", "static",
-    "plastic"}`` (name -> process)."""
+    :class:`~spikecl_lava.learning.ca3_stdp.BoundedLearningDense`; ``cells``: "custom"
+    (:class:`~spikecl_lava.learning.ca3_cells.CA3Cells`) or "lif" (Lava's ``LIFRefractory``, see
+    :mod:`spikecl_lava.learning.ca3_lif`). Returns ``{"sources", "populations", "static", "plastic"}`` (name ->
+    process or :class:`~spikecl_lava.learning.ca3_cells.Population`) and ``"weight_scale"`` (plastic projection ->
+    factor folded into its weights)."""
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
 
+    if cells not in CELLS:
+        raise ConfigError(f"cells {cells!r}: choose one of {', '.join(CELLS)}")
     net, T = graph.network, graph.steps
     post_of = {post: name for name, (_, post, _, _) in graph.plastic.items()}
     sources = {p: RingBuffer(data=graph.inputs[p].T.astype(float)) for p in ("INcue", "INcont")}
-    cells = {}
-    for name in graph.cells():
-        a = graph.populations[name]
-        cells[name] = CA3Cells(
-            n=a["size"], alpha=a["alpha"], gain=a["gain"], v_thresh=a["v_thresh_mV"], v_rest=net["v_rest_mV"],
-            v_reset=net["v_reset_mV"], syn_decay=net["syn_decay"], refractory_steps=int(net["refractory_steps"]),
-            reset_below_threshold=bool(net["reset_below_threshold"]), plastic_scale=a["plastic_scale"],
-            bap_lag=int(net["post_lag_steps"]) if name in post_of else 0, steps=T,
-            record=str(folder / f"{name}.npy"), name=name)
-    out = {**sources, **cells}
+    pops = {name: CELLS[cells](name, graph.populations[name], net,
+                               int(net["post_lag_steps"]) if name in post_of else 0, T, str(folder / f"{name}.npy"))
+            for name in graph.cells()}
+    out = {**{p: src.s_out for p, src in sources.items()}, **{p: pop.s_out for p, pop in pops.items()}}
     static = []
     for src, tgt, delay, weights in graph.static:
-        conn = Dense(weights=weights) if delay == 0 else DelayDense(weights=weights,
-                                                                    delays=np.where(weights != 0, delay, 0))
-        out[src].s_out.connect(conn.s_in)
-        conn.a_out.connect(cells[tgt].a_in)
+        w = weights * pops[tgt].current_scale
+        conn = Dense(weights=w) if delay == 0 else DelayDense(weights=w, delays=np.where(w != 0, delay, 0))
+        out[src].connect(conn.s_in)
+        conn.a_out.connect(pops[tgt].a_in)
         static.append(conn)
-    plastic = {}
+    plastic, weight_scale = {}, {}
     for name, (src, tgt, rule, w_init) in graph.plastic.items():
+        g = weight_scale[name] = pops[tgt].plastic_scale
         conn = BoundedLearningDense(
-            weights=w_init.T.copy(), w_min=rule["w_min_nA"], w_max=rule["w_max_nA"], steps=T,
-            learning_rule=stdp_rule(rule["a_plus_nA"], rule["a_minus_nA"], rule["tau_plus_ms"],
+            weights=w_init.T * g, w_min=rule["w_min_nA"] * g, w_max=rule["w_max_nA"] * g, steps=T,
+            learning_rule=stdp_rule(rule["a_plus_nA"] * g, rule["a_minus_nA"] * g, rule["tau_plus_ms"],
                                     rule["tau_minus_ms"]),
             save=str(folder / f"w_{name}.npy"), split_update=split_update,
             transmit_after_learning=transmit_after_learning, name=name)
-        cells[src].s_out.connect(conn.s_in)
-        conn.a_out.connect(cells[tgt].a_plastic)
-        cells[tgt].s_out_bap.connect(conn.s_in_bap)
+        out[src].connect(conn.s_in)
+        conn.a_out.connect(pops[tgt].a_plastic)
+        pops[tgt].s_bap.connect(conn.s_in_bap)
         plastic[name] = conn
-    return {"sources": sources, "cells": cells, "static": static, "plastic": plastic}
+    return {"sources": sources, "populations": pops, "static": static, "plastic": plastic,
+            "weight_scale": weight_scale}
 
 
-def run(graph: CA3Graph, split_update: bool = True, transmit_after_learning: bool = True) -> dict:
+def run(graph: CA3Graph, split_update: bool = True, transmit_after_learning: bool = True,
+        cells: str = "custom") -> dict:
     """Build and run ``graph`` for its ``steps`` (flags: see :func:`build`); rasters (population -> bool [T, N]),
     final weights ([pre, post], nA) and timings."""
     from lava.magma.core.run_conditions import RunSteps
@@ -87,25 +94,25 @@ def run(graph: CA3Graph, split_update: bool = True, transmit_after_learning: boo
     with tempfile.TemporaryDirectory(prefix="spikecl-ca3-lava-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        procs = build(graph, folder, split_update, transmit_after_learning)
+        procs = build(graph, folder, split_update, transmit_after_learning, cells)
         build_s = time.perf_counter() - started
-        any_cell = next(iter(procs["cells"].values()))
+        source = procs["sources"]["INcue"]
         config = Loihi2SimCfg(select_tag="floating_pt")
         started = time.perf_counter()
-        any_cell.run(condition=RunSteps(num_steps=1), run_cfg=config)
+        source.run(condition=RunSteps(num_steps=1), run_cfg=config)
         start_s = time.perf_counter() - started
         started = time.perf_counter()
         if graph.steps > 1:
-            any_cell.run(condition=RunSteps(num_steps=graph.steps - 1), run_cfg=config)
+            source.run(condition=RunSteps(num_steps=graph.steps - 1), run_cfg=config)
         run_s = time.perf_counter() - started
-        any_cell.stop()
-        spikes = {name: np.load(folder / f"{name}.npy") for name in procs["cells"]}
-        weights = {name: np.load(folder / f"w_{name}.npy").T for name in procs["plastic"]}
+        source.stop()
+        spikes = {name: pop.read() for name, pop in procs["populations"].items()}
+        weights = {name: np.load(folder / f"w_{name}.npy").T / g for name, g in procs["weight_scale"].items()}
     return {"spikes": spikes, "weights": weights, "build_s": build_s, "start_s": start_s, "run_s": run_s,
             "ms_per_step": 1e3 * run_s / max(1, graph.steps - 1), "steps": graph.steps}
 
 
-def write_run(path: Path, result: dict, stock_engine: bool) -> None:
+def write_run(path: Path, result: dict, stock_engine: bool, cells: str) -> None:
     import h5py
 
     def write(tmp: Path) -> None:
@@ -115,7 +122,7 @@ def write_run(path: Path, result: dict, stock_engine: bool) -> None:
             for name, w in result["weights"].items():
                 f.create_dataset(f"weights/{name}", data=w)
             f.attrs.update({k: result[k] for k in ("build_s", "start_s", "run_s", "ms_per_step", "steps")})
-            f.attrs.update(backend="lava-sim floating_pt", stock_engine=stock_engine)
+            f.attrs.update(backend="lava-sim floating_pt", stock_engine=stock_engine, cells=cells)
 
     atomic_write(path, write, overwrite=True)
 
@@ -126,10 +133,12 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help="run file to write")
     parser.add_argument("--stock-engine", action="store_true",
                         help="Lava's stock learning order: one saturated update per step, weights sent before learning")
+    parser.add_argument("--cells", choices=tuple(CELLS), default="custom",
+                        help="custom: spikecl's cells (exact); lif: Lava's LIFRefractory (gains folded into weights)")
     args = parser.parse_args(argv)
     try:
-        result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine)
-        write_run(args.output, result, args.stock_engine)
+        result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine, args.cells)
+        write_run(args.output, result, args.stock_engine, args.cells)
     except SpikeCLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """CA3 cells on Lava: a floating-point neuron process with spikecl's 1 ms discretisation of PyNN ``IF_curr_exp``.
 
-Lava's ``LIF`` cannot express it (its voltage adds the current after the current's own update, it has no
-refractory hold at a reset potential and no per-population membrane gain), so this is a custom
-``PyLoihiProcessModel``. One Lava step ``t`` is stepper row ``t - 1``:
+Lava's ``LIFRefractory`` has the same update order once the membrane gain is folded into the weights
+(:mod:`spikecl_lava.learning.ca3_lif`), but forms its products in another order; this custom
+``PyLoihiProcessModel`` performs the stepper's own float operations in the stepper's order, so its values equal the
+stepper's bit for bit, and it also takes ``v_reset != v_rest``. One Lava step ``t`` is stepper row ``t - 1``:
 
 1. current: ``i = i * syn_decay + a_in + plastic_scale * a_plastic`` (``a_in``: static synaptic currents, nA;
    ``a_plastic``: summed plastic weights of spiking sources, nA) -- the end of the previous row;
@@ -17,6 +18,7 @@ The spikes are kept in the process and saved once to ``record`` (``.npy``, bool 
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable, NamedTuple
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -28,6 +30,32 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+
+class Population(NamedTuple):
+    """The ports of one population in the process graph. ``current_scale``: factor folded into the static weights
+    onto it; ``plastic_scale``: factor folded into the plastic weights onto it (1: the cells scale themselves);
+    ``read()``: its raster, bool ``[steps, n]``, once the run has ended."""
+
+    a_in: object
+    a_plastic: object
+    s_out: object
+    s_bap: object
+    current_scale: float
+    plastic_scale: float
+    read: Callable[[], np.ndarray]
+
+
+def custom_population(name: str, attrs: dict, net: dict, bap_lag: int, steps: int, record: str) -> Population:
+    """One population as :class:`CA3Cells` (``attrs``: its file attributes; ``net``: the network's); its raster
+    is saved to ``record`` as bool ``[steps, n]``."""
+    cells = CA3Cells(n=attrs["size"], alpha=attrs["alpha"], gain=attrs["gain"], v_thresh=attrs["v_thresh_mV"],
+                     v_rest=net["v_rest_mV"], v_reset=net["v_reset_mV"], syn_decay=net["syn_decay"],
+                     refractory_steps=int(net["refractory_steps"]),
+                     reset_below_threshold=bool(net["reset_below_threshold"]), plastic_scale=attrs["plastic_scale"],
+                     bap_lag=bap_lag, steps=steps, record=record, name=name)
+    return Population(cells.a_in, cells.a_plastic, cells.s_out, cells.s_out_bap, 1.0, 1.0,
+                      lambda: np.load(record).astype(bool))
 
 
 class CA3Cells(AbstractProcess):
