@@ -172,6 +172,8 @@ def _reshape_inputs(f):
     (lambda f: f["network/plastic/cue_to_content"].attrs.__delitem__("w_max_nA"), DataError, "'w_max_nA'"),
     (lambda f: f["network/static/00"].attrs.__setitem__("target", "nowhere"), DataError, "unknown population"),
     (lambda f: f["readout"].attrs.__setitem__("kinds", json.dumps(["learn"])), ShapeError, "differ in length"),
+    (lambda f: f.attrs.__setitem__("n_cues", 4), ShapeError, "do not fit n_cues = 4"),
+    (lambda f: f.attrs.__setitem__("learning_graph", "hlop"), DataError, "not a CA3 learning graph"),
 ])
 def test_bad_graph_files_are_refused_in_one_line(graph_file, tmp_path, edit, error, words):
     bad = _corrupt(graph_file, tmp_path / "bad.h5", edit)

@@ -135,6 +135,8 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
         missing = [p for p in ("INcue", "INcont", *OUTPUTS) if p not in pops]
         if missing:
             raise DataError(f"/network/populations: missing {missing[0]!r}")
+        if min(size.values()) < 1 or (size["INcue"], size["INcont"]) != (n_cues, n_bits):
+            raise ShapeError(f"/network/populations: sizes {size} do not fit n_cues = {n_cues}, n_bits = {n_bits}")
         static = []
         for key, node in f.get("network/static", {}).items():
             src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
