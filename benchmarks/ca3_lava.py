@@ -8,7 +8,7 @@ learning graph (:func:`spikecl.memory.lava_graph.write_ca3_graph`) and deployed 
 ms/step" excludes compilation and the first step ("compile s").
 
     python benchmarks/ca3_lava.py [--sizes 10,30] [--spacings 14,7] [--repeats 3] [--stock-engine]
-                                  [--cells custom|lif]
+                                  [--cells custom|lif] [--learning float|fixed]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stock-engine", action="store_true", help="Lava's stock learning order")
     parser.add_argument("--cells", choices=("custom", "lif"), default="custom")
+    parser.add_argument("--learning", choices=("float", "fixed"), default="float")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     spacings = [int(s) for s in args.spacings.split(",") if s]
@@ -56,7 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k, (label, C, M, schedule) in enumerate(cases(sizes, spacings)):
             path = write_ca3_graph(Path(tmp) / f"case{k}.h5", schedule, C, M)
-            r = ca3_graph.deploy(path, "lava-sim", stock_engine=args.stock_engine, cells=args.cells)
+            r = ca3_graph.deploy(path, "lava-sim", stock_engine=args.stock_engine, cells=args.cells,
+                                learning=args.learning)
             torch_ms = torch_ms_per_step(C, M, schedule, args.repeats)
             print(f"| {label} | {C}×{M} | {r['operations']} | {r['steps']} | {min(r['spike_match'].values()):.2%} "
                   f"| {sum(r['answers_equal'])}/{r['operations']} | {r['recall_accuracy']:.3f} / "

@@ -138,6 +138,21 @@ def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env):
     assert max(report["weight_max_abs_error_nA"].values()) < 1e-12
 
 
+def test_lava_fixed_point_learning_engine_keeps_the_answers(graph_file, lava_env):
+    """Lava's fixed-point engine (8-bit weights, 7-bit traces, stochastic rounding, stock order, same-step pairs
+    potentiating too; seeded, so runs repeat) under the float cells: measured, not exact."""
+    report = ca3_graph.deploy(graph_file, "lava-sim", learning="fixed")
+    assert report["learning"] == "fixed" and "fixed-point learning" in report["lava_backend"]
+    assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
+    mismatched = {p for p, m in report["spike_match"].items() if m < 1}
+    assert mismatched == {"CA3contCueRecall", "CA3contCond", "CA3contContRecall", "CA3MergeCont", "OUTcont"}
+    assert min(report["spike_match"].values()) > 0.94
+    for key, w in report["weights"].items():                # 8-bit: multiples of 6/255 nA, at most 6 nA
+        units = w * 255 / 6
+        np.testing.assert_allclose(units, np.round(units), atol=1e-9, err_msg=key)
+        assert 4 < w.max() <= 6 and 1 < report["weight_max_abs_error_nA"][key] < 3
+
+
 def test_reference_backend_decodes_the_stored_run(graph_file):
     report = ca3_graph.deploy(graph_file, "reference")
     assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
@@ -192,6 +207,8 @@ def test_bad_requests_are_refused(graph_file, tmp_path):
         ca3_graph.deploy(graph_file, "loihi")
     with pytest.raises(ConfigError, match="cells 'izhikevich'"):
         ca3_graph.deploy(graph_file, "lava-sim", cells="izhikevich")
+    with pytest.raises(ConfigError, match="learning 'analog'"):
+        ca3_graph.deploy(graph_file, "lava-sim", learning="analog")
     with pytest.raises(ConfigError, match="read_only_recall"):
         write(tmp_path / "ro.h5", read_only_recall=True)
     nan = _corrupt(graph_file, tmp_path / "noref.h5", lambda f: f.__delitem__("reference"))

@@ -44,6 +44,7 @@ PLASTIC_ATTRS = ("a_plus_nA", "a_minus_nA", "tau_plus_ms", "tau_minus_ms", "w_mi
 OUTPUTS = ("OUTcue", "OUTcont")
 RECALLS = ("recall_cue", "recall_content")
 CELLS = ("custom", "lif")
+LEARNING = ("float", "fixed")
 
 
 @dataclass
@@ -215,11 +216,13 @@ def spike_match(reference: dict, spikes: dict) -> dict[str, float]:
     return out
 
 
-def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cells: str = "custom") -> dict:
+def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cells: str = "custom",
+             learning: str = "float") -> dict:
     """Run ``python -m spikecl_lava.learning.ca3`` in ``.venv-lava``; returns the spikes, final plastic weights
     ([pre, post], nA) and timing attrs of its output file. ``stock_engine``: Lava's stock learning order (see
     :mod:`spikecl_lava.learning.ca3_stdp`); ``cells``: "custom" (spikecl's cell model) or "lif" (Lava's
-    ``LIFRefractory``)."""
+    ``LIFRefractory``); ``learning``: "float" or "fixed" (Lava's fixed-point engine, see
+    :mod:`spikecl_lava.learning.ca3_fixed`)."""
     import h5py
 
     from spikecl.export.pipeline import lava_python
@@ -227,7 +230,7 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     with tempfile.TemporaryDirectory(prefix="spikecl-ca3-") as tmp:
         out_path = Path(tmp) / "run.h5"
         cmd = [str(lava_python()), "-m", "spikecl_lava.learning.ca3", str(path), "-o", str(out_path)] + \
-            (["--stock-engine"] if stock_engine else []) + ["--cells", cells]
+            (["--stock-engine"] if stock_engine else []) + ["--cells", cells, "--learning", learning]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
@@ -240,7 +243,7 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
 
 
 def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_dir: str | None = None,
-           stock_engine: bool = False, cells: str = "custom") -> dict:
+           stock_engine: bool = False, cells: str = "custom", learning: str = "float") -> dict:
     """Run a CA3 learning graph (``samples``, ``data_dir``: unused, the schedule is in the file). ``reference``:
     decode the stored torch-stepper run; ``lava-sim``: run Lava's floating-point simulation (options: see
     :func:`run_lava`) and compare."""
@@ -258,9 +261,10 @@ def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_d
     if backend == "reference":
         return {**report, "answers": report["reference_answers"], "recall_accuracy":
                 report["reference_recall_accuracy"]}
-    if cells not in CELLS:
-        raise ConfigError(f"cells {cells!r}: choose one of {', '.join(CELLS)}")
-    lava = run_lava(graph.path, stock_engine=stock_engine, cells=cells)
+    if cells not in CELLS or learning not in LEARNING:
+        raise ConfigError(f"cells {cells!r}, learning {learning!r}: cells one of {', '.join(CELLS)}, learning one "
+                          f"of {', '.join(LEARNING)}")
+    lava = run_lava(graph.path, stock_engine=stock_engine, cells=cells, learning=learning)
     results = decode(graph, lava["spikes"]["OUTcue"], lava["spikes"]["OUTcont"])
     match = spike_match(ref["spikes"], lava["spikes"])
     weight_error = {k: float(np.max(np.abs(lava["weights"][k] - w))) for k, w in ref["weights"].items()}
@@ -270,7 +274,7 @@ def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_d
         spike_match_all=float(np.mean(list(match.values()))), weight_max_abs_error_nA=weight_error,
         spikes=lava["spikes"], weights=lava["weights"],
         **{k: float(lava[k]) for k in ("build_s", "start_s", "run_s", "ms_per_step")},
-        lava_backend=str(lava["backend"]), stock_engine=bool(stock_engine), cells=cells)
+        lava_backend=str(lava["backend"]), stock_engine=bool(stock_engine), cells=cells, learning=learning)
     return report
 
 
