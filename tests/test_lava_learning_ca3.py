@@ -139,8 +139,8 @@ def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env):
 
 
 def test_lava_fixed_point_learning_engine_keeps_the_answers(graph_file, lava_env):
-    """Lava's fixed-point engine (8-bit weights, 7-bit traces, stochastic rounding, stock order, same-step pairs
-    potentiating too; seeded, so runs repeat) under the float cells: measured, not exact."""
+    """Lava's fixed-point engine (8-bit weights, 7-bit traces, stochastic rounding, the stock transmission order;
+    seeded, so runs repeat) under the float cells: measured, not exact."""
     report = ca3_graph.deploy(graph_file, "lava-sim", learning="fixed")
     assert report["learning"] == "fixed" and "fixed-point learning" in report["lava_backend"]
     assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0

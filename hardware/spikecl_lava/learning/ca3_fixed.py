@@ -4,13 +4,15 @@ Stock ``LearningDense`` with its ``fixed_pt`` model (``PyLearningDenseModelBitAp
 weights: ``w_max`` is 255 weight units (``w_max / 255`` nA each). Traces are 7-bit integers (at most 127); an
 impulse of 127.5 (its half unit added stochastically) scaled by 2 makes ``A = w_max``::
 
-    dw = 2 * x1 * y0 - 2 * y1 * x0       x1, y1: impulse 127.5 * A / w_max, tau 3 steps, t_epoch = 1
+    dw = -2^8 * x0 * y0  +  2 * x1 * y0  -  2 * y1 * x0     x1, y1: impulse 127.5 * A / w_max, tau 3, t_epoch = 1
 
-Against the float port (:mod:`spikecl_lava.learning.ca3_stdp`) this keeps the engine's stock order (one summed
-update per step, saturated at [0, 255]; weights sent before the step's learning), counts a seen post and a pre
-spike of the same step as potentiation too (the float rule's ``x2`` "instant" trace needs a time constant below one
-step, which an integer tau cannot give), decays traces and rounds weight updates stochastically (seeded: runs
-repeat), and quantises the weights to 8 bits. The cells stay spikecl's float cells, which take the summed weight
+The first product removes the same step's pre impulse from the potentiation (the float rule's ``x2`` "instant"
+trace needs a time constant below one step, which an integer tau cannot give; this is exact up to the impulse's
+stochastic half unit). The engine sums the products in order in a 16-bit accumulator (weights shifted left by 7)
+that saturates after each, so the potentiation is clipped at 255.99 units before the depression is subtracted, as
+the port clips. Against the float port (:mod:`spikecl_lava.learning.ca3_stdp`) this keeps the engine's stock
+transmission order (weights sent before the step's learning), decays traces and rounds weight updates
+stochastically (seeded: runs repeat), and quantises the weights to 8 bits. The cells stay spikecl's float cells, which take the summed weight
 units through their plastic input scaled by ``w_max / 255``.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from spikecl.errors import ConfigError
 
-DW = "2 * x1 * y0 - 2 * y1 * x0"
+DW = "-2^8 * x0 * y0 + 2 * x1 * y0 - 2 * y1 * x0"
 WEIGHT_UNITS = 255          # w_max in weight units (8-bit excitatory weights)
 MAX_IMPULSE = 127.5         # 7-bit trace: 127 plus a stochastically added half
 
