@@ -1,7 +1,7 @@
 """Write a CA3 memory and an operation schedule as a learning-graph file for Lava (format:
 :mod:`spikecl.export.ca3_graph`), with the torch stepper's run of the same schedule stored as the reference.
 
->>> write_ca3_graph("ca3.h5", [learn(0, [0, 1]), recall_by_cue(0)], n_cues=2, n_bits=4)   # doctest: +SKIP
+Example: ``write_ca3_graph("ca3.h5", [learn(0, [0, 1]), recall_by_cue(0)], n_cues=2, n_bits=4)``.
 
 ``spikecl export CA3.toml -o ca3.h5`` writes the recorded functional experiment with the file's ``[params]``
 (:func:`write_functional_graph`).
