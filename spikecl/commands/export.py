@@ -1,6 +1,7 @@
 """``spikecl export`` and ``spikecl deploy``.
 
     spikecl export RESULTS.h5|CHECKPOINT.ckpt -o net.h5 [--format netx|nir] [--weight-bits 8] [--overwrite]
+    spikecl export CA3.toml -o ca3.h5 [--overwrite]      the CA3 memory's functional experiment, a learning graph
     spikecl deploy net.h5 --backend lava-sim|reference [--samples N]
 """
 
@@ -18,7 +19,8 @@ def add_command(sub) -> None:
         description="Rebuild the trained network of a results file or run checkpoint, quantise it to Loihi's fixed "
                     "point (checking every range), measure float and quantised accuracy on test samples, and "
                     "write a netx-compatible HDF5 file (or a NIR graph of the float network).")
-    export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt)")
+    export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt); a ca3 experiment "
+                                                  "file (.toml): its functional experiment as a Lava learning graph")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
     export.add_argument("--format", choices=("netx", "nir"), default="netx")
     export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"), default=8,
@@ -50,6 +52,8 @@ def add_command(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.source.suffix == ".toml":
+        return export_ca3(args)
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 
@@ -60,6 +64,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     if net is not None:
         print_export(net)
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
+    return 0
+
+
+def export_ca3(args: argparse.Namespace) -> int:
+    from spikecl.memory.experiment import load_config
+    from spikecl.memory.lava_graph import write_functional_graph
+
+    path = write_functional_graph(args.output, load_config(args.source).model_params(), args.overwrite)
+    print(f"wrote {path} (ca3 learning graph: the functional experiment with the torch stepper's run as reference; "
+          f"spikecl deploy {path} --backend lava-sim)")
     return 0
 
 

@@ -1,0 +1,303 @@
+"""The CA3 memory as a learning-graph file: network, input schedule and reference run for Lava's learning engine.
+
+Written on the main side by :func:`spikecl.memory.lava_graph.write_ca3_graph` (which also runs the torch stepper as
+the reference); read here, torch-free, by ``spikecl deploy FILE --backend lava-sim`` and by the Lava side
+(``python -m spikecl_lava.learning.ca3``). Layout (T steps of 1 ms, C cues, M content bits)::
+
+    /                         attrs: learning_graph = "ca3", version, n_cues, n_bits, steps, params (JSON)
+    /network                  attrs: v_rest_mV, v_reset_mV, syn_decay, refractory_steps, post_lag_steps,
+                                     reset_below_threshold
+    /network/populations/<p>  attrs: order, size, input (bool); cells also alpha, gain (mV/nA), v_thresh_mV,
+                                     plastic_scale (1/nA of plastic weight to nA of current; 0: no plastic input)
+    /network/static/<k>       weights [n_target, n_source] (nA of current per spike, signed; 0: no synapse);
+                              attrs: source, target, delay_steps (spikecl's d - 1)
+    /network/plastic/<name>   w_init [n_pre, n_post] (nA); attrs: source, target, a_plus_nA, a_minus_nA,
+                              tau_plus_ms, tau_minus_ms, w_min_nA, w_max_nA
+    /inputs/INcue [T, C], /inputs/INcont [T, M]        bool input rasters
+    /readout                  cue_step, content_step, forgotten_step [K] (-1: none), start_ms [K];
+                              attrs: kinds, expected (JSON: per operation the ideal answer)
+    /reference/spikes/<p>     bool [T, N] (the torch stepper's rasters); /reference/weights/<name> [pre, post];
+                              attrs: backend, run_s, ms_per_step
+
+:func:`deploy` runs the file on Lava, decodes every operation's answer from the output layer at the stored steps and
+compares with the reference: answers, recall accuracy, spike match rate per population, plastic weights, timing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.errors import ConfigError, DataError, ResultsError, ShapeError
+
+VERSION = 1
+BACKENDS = ("lava-sim", "reference")
+NETWORK_ATTRS = ("v_rest_mV", "v_reset_mV", "syn_decay", "refractory_steps", "post_lag_steps",
+                 "reset_below_threshold")
+CELL_ATTRS = ("alpha", "gain", "v_thresh_mV", "plastic_scale")
+PLASTIC_ATTRS = ("a_plus_nA", "a_minus_nA", "tau_plus_ms", "tau_minus_ms", "w_min_nA", "w_max_nA")
+OUTPUTS = ("OUTcue", "OUTcont")
+RECALLS = ("recall_cue", "recall_content")
+CELLS = ("custom", "lif")
+LEARNING = ("float", "fixed")
+
+
+@dataclass
+class CA3Graph:
+    """A read, validated CA3 learning graph. ``populations``: name -> attrs (file order, inputs first);
+    ``static``: list of (source, target, delay_steps, weights [n_target, n_source]); ``plastic``: name ->
+    (source, target, attrs, w_init [pre, post]); ``inputs``: name -> bool [T, n]; ``readout``: arrays [K] and
+    ``kinds``/``expected`` lists; ``reference``: spikes / weights dicts and attrs."""
+
+    path: Path
+    n_cues: int
+    n_bits: int
+    steps: int
+    params: dict
+    network: dict
+    populations: dict
+    static: list
+    plastic: dict
+    inputs: dict
+    readout: dict
+    reference: dict
+
+    def cells(self) -> list[str]:
+        """Names of the neuron populations (not inputs), in file order."""
+        return [p for p, a in self.populations.items() if not a["input"]]
+
+
+def _attr(node, key: str, where: str):
+    if key not in node.attrs:
+        raise DataError(f"{where}: missing attribute {key!r}")
+    value = node.attrs[key]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _finite(array: np.ndarray, where: str) -> np.ndarray:
+    if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+        raise DataError(f"{where}: contains NaN or infinite values")
+    return array
+
+
+def _dataset(f, key: str, shape: tuple | None = None) -> np.ndarray:
+    if key not in f:
+        raise DataError(f"missing dataset {key!r}")
+    array = _finite(np.asarray(f[key][()]), key)
+    if shape is not None and array.shape != shape:
+        raise ShapeError(f"{key}: shape {array.shape}, expected {shape}")
+    return array
+
+
+def _number(node, key: str, where: str) -> float:
+    value = _attr(node, key, where)
+    if isinstance(value, (str, bytes)) or not np.isfinite(value):
+        raise DataError(f"{where}.{key}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def read_ca3_graph(path: str | Path) -> CA3Graph:
+    """Read and validate a CA3 learning graph; one-line :mod:`spikecl.errors` exceptions for bad files."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise DataError(f"{path}: not an HDF5 file") from None
+    with f:
+        if _attr(f, "learning_graph", str(path)) != "ca3":
+            raise DataError(f"{path}: not a CA3 learning graph")
+        if int(_attr(f, "version", str(path))) != VERSION:
+            raise DataError(f"{path}: format version {f.attrs['version']}, this spikecl reads {VERSION}")
+        n_cues, n_bits, steps = (int(_number(f, k, "/")) for k in ("n_cues", "n_bits", "steps"))
+        if min(n_cues, n_bits, steps) < 1:
+            raise DataError(f"{path}: n_cues, n_bits and steps must be >= 1")
+        if "network" not in f or "populations" not in f["network"]:
+            raise DataError("missing group '/network/populations'")
+        net = {k: _number(f["network"], k, "/network") for k in NETWORK_ATTRS}
+        pops = {}
+        for name, node in f["network/populations"].items():
+            where = f"/network/populations/{name}"
+            attrs = {"order": int(_number(node, "order", where)), "size": int(_number(node, "size", where)),
+                     "input": bool(_attr(node, "input", where))}
+            if not attrs["input"]:
+                attrs.update({k: _number(node, k, where) for k in CELL_ATTRS})
+            pops[name] = attrs
+        pops = dict(sorted(pops.items(), key=lambda kv: kv[1]["order"]))
+        size = {p: a["size"] for p, a in pops.items()}
+        missing = [p for p in ("INcue", "INcont", *OUTPUTS) if p not in pops]
+        if missing:
+            raise DataError(f"/network/populations: missing {missing[0]!r}")
+        if min(size.values()) < 1 or (size["INcue"], size["INcont"]) != (n_cues, n_bits):
+            raise ShapeError(f"/network/populations: sizes {size} do not fit n_cues = {n_cues}, n_bits = {n_bits}")
+        static = []
+        for key, node in f.get("network/static", {}).items():
+            src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
+            _known(pops, src, tgt, f"/network/static/{key}")
+            weights = _dataset(f, f"network/static/{key}/weights", (size[tgt], size[src]))
+            delay = int(_number(node, "delay_steps", f"/network/static/{key}"))
+            if delay < 0:
+                raise DataError(f"/network/static/{key}: delay_steps {delay} < 0")
+            static.append((src, tgt, delay, weights))
+        plastic = {}
+        for name, node in f.get("network/plastic", {}).items():
+            where = f"/network/plastic/{name}"
+            src, tgt = (_attr(node, k, where) for k in ("source", "target"))
+            _known(pops, src, tgt, where)
+            plastic[name] = (src, tgt, {k: _number(node, k, where) for k in PLASTIC_ATTRS},
+                             _dataset(f, f"network/plastic/{name}/w_init", (size[src], size[tgt])))
+        inputs = {p: _dataset(f, f"inputs/{p}", (steps, size[p])).astype(bool) for p in ("INcue", "INcont")}
+        readout = {k: _dataset(f, f"readout/{k}").astype(np.int64)
+                   for k in ("start_ms", "cue_step", "content_step", "forgotten_step")}
+        if len({v.shape for v in readout.values()}) != 1 or readout["start_ms"].ndim != 1:
+            raise ShapeError("/readout: start_ms, cue_step, content_step and forgotten_step need one shape [K]")
+        readout["kinds"] = json.loads(_attr(f["readout"], "kinds", "/readout"))
+        readout["expected"] = [tuple(e) for e in json.loads(_attr(f["readout"], "expected", "/readout"))]
+        if not len(readout["kinds"]) == len(readout["expected"]) == len(readout["start_ms"]):
+            raise ShapeError("/readout: kinds, expected and the step arrays differ in length")
+        reference = {"spikes": {}, "weights": {}}
+        if "reference" in f:
+            reference["spikes"] = {p: _dataset(f, f"reference/spikes/{p}", (steps, size[p])).astype(bool)
+                                   for p in f["reference/spikes"]}
+            reference["weights"] = {k: _dataset(f, f"reference/weights/{k}") for k in f["reference/weights"]}
+            reference.update({k: _attr(f["reference"], k, "/reference") for k in ("backend", "run_s", "ms_per_step")})
+        params = json.loads(_attr(f, "params", "/"))
+    return CA3Graph(path, n_cues, n_bits, steps, params, net, pops, static, plastic, inputs, readout, reference)
+
+
+def _known(pops: dict, source: str, target: str, where: str) -> None:
+    for p in (source, target):
+        if p not in pops:
+            raise DataError(f"{where}: unknown population {p!r}")
+    if pops[target]["input"]:
+        raise DataError(f"{where}: targets the input {target!r}")
+
+
+def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
+    return tuple(np.flatnonzero(raster[step]).tolist()) if 0 <= step < len(raster) else ()
+
+
+def decode(graph: CA3Graph, out_cue: np.ndarray, out_content: np.ndarray) -> list[dict]:
+    """Every operation's output from rasters ``out_cue [T, C]``, ``out_content [T, M]`` at the stored readout
+    steps (the steps :func:`spikecl.memory.schedule.decode` reads): cues, bits, forgotten bits and the answer."""
+    r, out = graph.readout, []
+    for k, kind in enumerate(r["kinds"]):
+        cues, bits = _active(out_cue, int(r["cue_step"][k])), _active(out_content, int(r["content_step"][k]))
+        forgotten = _active(out_content, int(r["forgotten_step"][k])) if r["forgotten_step"][k] >= 0 else ()
+        out.append({"kind": kind, "start_ms": int(r["start_ms"][k]), "cues": cues, "bits": bits,
+                    "forgotten": forgotten, "answer": cues if kind == "recall_content" else bits})
+    return out
+
+
+def recall_accuracy(graph: CA3Graph, results: list[dict]) -> float:
+    """Share of the recall operations whose answer equals the ideal memory's (``expected``); nan without recalls."""
+    hits = [tuple(res["answer"]) == tuple(exp) for res, exp in zip(results, graph.readout["expected"])
+            if res["kind"] in RECALLS]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def spike_match(reference: dict, spikes: dict) -> dict[str, float]:
+    """Per population: share of the (step, neuron) events of either raster that both contain (1.0: identical;
+    also 1.0 when both are silent)."""
+    out = {}
+    for pop, ref in reference.items():
+        if pop.startswith("IN") or pop not in spikes:
+            continue
+        both, either = np.sum(ref & spikes[pop]), np.sum(ref | spikes[pop])
+        out[pop] = float(both / either) if either else 1.0
+    return out
+
+
+def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cells: str = "custom",
+             learning: str = "float") -> dict:
+    """Run ``python -m spikecl_lava.learning.ca3`` in ``.venv-lava``; returns the spikes, final plastic weights
+    ([pre, post], nA) and timing attrs of its output file. ``stock_engine``: Lava's stock learning order (see
+    :mod:`spikecl_lava.learning.ca3_stdp`); ``cells``: "custom" (spikecl's cell model) or "lif" (Lava's
+    ``LIFRefractory``); ``learning``: "float" or "fixed" (Lava's fixed-point engine, see
+    :mod:`spikecl_lava.learning.ca3_fixed`)."""
+    import h5py
+
+    from spikecl.export.pipeline import lava_python
+
+    with tempfile.TemporaryDirectory(prefix="spikecl-ca3-") as tmp:
+        out_path = Path(tmp) / "run.h5"
+        cmd = [str(lava_python()), "-m", "spikecl_lava.learning.ca3", str(path), "-o", str(out_path)] + \
+            (["--stock-engine"] if stock_engine else []) + ["--cells", cells, "--learning", learning]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise ResultsError(f"the Lava CA3 run failed: {lines[-1] if lines else done.returncode}")
+        with h5py.File(out_path, "r") as f:
+            out = dict(f.attrs)
+            out["spikes"] = {p: f[f"spikes/{p}"][()].astype(bool) for p in f["spikes"]}
+            out["weights"] = {k: f[f"weights/{k}"][()] for k in f["weights"]}
+    return out
+
+
+def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_dir: str | None = None,
+           stock_engine: bool = False, cells: str = "custom", learning: str = "float") -> dict:
+    """Run a CA3 learning graph (``samples``, ``data_dir``: unused, the schedule is in the file). ``reference``:
+    decode the stored torch-stepper run; ``lava-sim``: run Lava's floating-point simulation (options: see
+    :func:`run_lava`) and compare."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    graph = read_ca3_graph(path)
+    ref = graph.reference
+    if not ref.get("spikes") or any(p not in ref["spikes"] for p in OUTPUTS):
+        raise DataError(f"{path}: no reference run stored (write the file with write_ca3_graph)")
+    ref_results = decode(graph, ref["spikes"]["OUTcue"], ref["spikes"]["OUTcont"])
+    report = {"n_cues": graph.n_cues, "n_bits": graph.n_bits, "steps": graph.steps,
+              "operations": len(graph.readout["kinds"]), "reference_answers": [r["answer"] for r in ref_results],
+              "reference_recall_accuracy": recall_accuracy(graph, ref_results),
+              "reference_ms_per_step": float(ref["ms_per_step"]), "expected": graph.readout["expected"]}
+    if backend == "reference":
+        return {**report, "answers": report["reference_answers"], "recall_accuracy":
+                report["reference_recall_accuracy"]}
+    if cells not in CELLS or learning not in LEARNING:
+        raise ConfigError(f"cells {cells!r}, learning {learning!r}: cells one of {', '.join(CELLS)}, learning one "
+                          f"of {', '.join(LEARNING)}")
+    lava = run_lava(graph.path, stock_engine=stock_engine, cells=cells, learning=learning)
+    results = decode(graph, lava["spikes"]["OUTcue"], lava["spikes"]["OUTcont"])
+    match = spike_match(ref["spikes"], lava["spikes"])
+    weight_error = {k: float(np.max(np.abs(lava["weights"][k] - w))) for k, w in ref["weights"].items()}
+    report.update(
+        answers=[r["answer"] for r in results], answers_equal=[r == q for r, q in zip(results, ref_results)],
+        recall_accuracy=recall_accuracy(graph, results), spike_match=match,
+        spike_match_all=float(np.mean(list(match.values()))), weight_max_abs_error_nA=weight_error,
+        spikes=lava["spikes"], weights=lava["weights"],
+        **{k: float(lava[k]) for k in ("build_s", "start_s", "run_s", "ms_per_step")},
+        lava_backend=str(lava["backend"]), stock_engine=bool(stock_engine), cells=cells, learning=learning)
+    return report
+
+
+def print_report(report: dict, out=None) -> None:
+    """Print a deploy report of a CA3 learning graph."""
+    import sys
+
+    out = out or sys.stdout
+    print(f"CA3 memory C={report['n_cues']} M={report['n_bits']}: {report['operations']} operations, "
+          f"{report['steps']} steps, backend {report['backend']}", file=out)
+    answers = report["answers"]
+    for k, (answer, expected) in enumerate(zip(answers, report["expected"])):
+        ref = report["reference_answers"][k]
+        print(f"  op {k}: answer {list(answer)}  expected {list(expected)}  reference {list(ref)}", file=out)
+    print(f"recall accuracy {report['recall_accuracy']:.3f} (reference {report['reference_recall_accuracy']:.3f})",
+          file=out)
+    if "spike_match" in report:
+        equal = sum(report["answers_equal"])
+        print(f"answers equal to the reference: {equal}/{len(report['answers_equal'])}", file=out)
+        print("spike match vs reference: " + ", ".join(f"{p} {v:.1%}" for p, v in report["spike_match"].items()),
+              file=out)
+        print("plastic weights, max |Lava - reference| (nA): " + ", ".join(
+            f"{k} {v:.3g}" for k, v in report["weight_max_abs_error_nA"].items()), file=out)
+        print(f"Lava ({report['lava_backend']}): {report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "
+              f"compile + first step {report['start_s']:.2f} s; torch stepper "
+              f"{report['reference_ms_per_step']:.3f} ms/step", file=out)

@@ -1,0 +1,228 @@
+"""The CA3 memory on Lava's learning engine (floating-point simulation, .venv-lava) runs the recorded functional
+experiment exactly like the torch stepper: every population's spikes, every answer, the final plastic weights.
+
+The learning graph is written on the main side (``spikecl export models/ca3_cam.toml``, torch stepper = reference)
+and deployed with ``spikecl.export.pipeline.deploy`` (Lava as a subprocess), as ``spikecl deploy FILE --backend
+lava-sim`` does.
+"""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from spikecl.errors import ConfigError, DataError, ShapeError, SpikeCLError
+from spikecl.export import ca3_graph
+from spikecl.memory.params import CA3Params
+from spikecl.memory.recordings import RECORDED, load_recording, mismatches
+from spikecl.memory.schedule import events
+
+from lava_support import checkout_env, require_environment
+
+pytestmark = pytest.mark.lava
+
+NAME = "exp1_functional"
+#: the functional experiment's answers (the recording's): learns echo, recalls by cue give the content, recalls by
+#: content the cues (OR-matching); cue 3 is relearned at operation 6
+ANSWERS = [(0, 1, 8, 9), (1, 5, 6), (4, 5, 6), (0, 1, 8, 9), (3, 4), (0, 3), (1, 3, 4, 8), (1, 3, 4, 8), (4,)]
+
+
+def write(path, name=NAME, **params):
+    from spikecl.memory.lava_graph import write_ca3_graph
+
+    C, M, ops, spacing = RECORDED[name]
+    return write_ca3_graph(path, ops, C, M, CA3Params(**params), spacing_ms=spacing)
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory):
+    """``spikecl export models/ca3_cam.toml -o exp1.h5``: the functional experiment of the published model."""
+    from spikecl.cli import main
+
+    from lava_support import ROOT
+
+    path = tmp_path_factory.mktemp("ca3") / "exp1.h5"
+    assert main(["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def lava_env():
+    require_environment(".venv-lava", "lava")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])
+        yield
+
+
+@pytest.fixture(scope="module")
+def deployed(graph_file, lava_env):
+    from spikecl.export.pipeline import deploy
+
+    return deploy(graph_file, "lava-sim")
+
+
+def test_reference_in_the_file_is_the_spinnaker_recording(graph_file):
+    """The stored torch-stepper run (what Lava is compared with) reproduces the SpiNNaker recording."""
+    graph = ca3_graph.read_ca3_graph(graph_file)
+    simulated = {p: events(r) for p, r in graph.reference["spikes"].items()}
+    assert not mismatches(load_recording(NAME), simulated)
+    assert graph.steps == 90 and graph.readout["expected"] == ANSWERS
+
+
+def test_lava_spikes_equal_the_torch_stepper_in_every_population(deployed, graph_file):
+    reference = ca3_graph.read_ca3_graph(graph_file).reference["spikes"]
+    cells = [p for p in reference if not p.startswith("IN")]
+    assert len(cells) == 10 and set(deployed["spike_match"]) == set(cells)
+    assert deployed["spike_match"] == {p: 1.0 for p in cells}
+    for pop in cells:
+        assert np.array_equal(deployed["spikes"][pop], reference[pop]), pop
+    assert sum(int(deployed["spikes"][p].sum()) for p in cells) > 200       # the run is busy, not silent
+
+
+def test_lava_answers_equal_the_torch_stepper_and_the_ideal_memory(deployed):
+    assert deployed["answers"] == deployed["reference_answers"] == ANSWERS
+    assert all(deployed["answers_equal"]) and len(deployed["answers_equal"]) == 9
+    assert deployed["recall_accuracy"] == deployed["reference_recall_accuracy"] == 1.0
+
+
+def test_lava_learns_the_plastic_weights_of_the_torch_stepper(deployed, graph_file):
+    reference = ca3_graph.read_ca3_graph(graph_file).reference["weights"]
+    for key, w in reference.items():
+        np.testing.assert_allclose(deployed["weights"][key], w, rtol=0, atol=1e-12, err_msg=key)
+        assert deployed["weight_max_abs_error_nA"][key] <= 1e-12
+        assert w.max() == pytest.approx(6.0) and (w > 3).sum() >= 10          # memories were stored
+    assert deployed["weights"]["cue_to_content"].shape == (5, 10)
+    assert deployed["weights"]["content_to_cue"].shape == (10, 5)
+    assert deployed["weights"]["cue_to_content"][3, [5, 6]].max() < 0.2     # relearning cue 3 forgot bits 5, 6
+
+
+def test_deploy_reports_timing_and_prints(deployed):
+    import io
+
+    from spikecl.export.pipeline import print_deploy
+
+    assert deployed["learning_graph"] == "ca3" and deployed["backend"] == "lava-sim"
+    assert 0 < deployed["ms_per_step"] < 1000 and deployed["start_s"] > 0 and deployed["reference_ms_per_step"] > 0
+    out = io.StringIO()
+    print_deploy(deployed, out)
+    text = out.getvalue()
+    assert "answers equal to the reference: 9/9" in text and "recall accuracy 1.000" in text
+    assert "OUTcont 100.0%" in text
+
+
+def test_lava_stock_learning_order_misses_forgetting(graph_file, lava_env):
+    """Measured difference of Lava's stock engine order (weights sent before the step's learning, one saturated
+    update per step): the relearned cue 3 keeps its forgotten bits 5 and 6."""
+    report = ca3_graph.deploy(graph_file, "lava-sim", stock_engine=True)
+    mismatched = {p: 1 - m for p, m in report["spike_match"].items() if m < 1}
+    assert set(mismatched) == {"CA3contCueRecall", "CA3contCond", "CA3contContRecall", "CA3MergeCont", "OUTcont"}
+    assert report["answers"][7] == (1, 3, 4, 5, 6, 8) and report["recall_accuracy"] == pytest.approx(0.8)
+    assert report["weight_max_abs_error_nA"]["cue_to_content"] == pytest.approx(6.0)
+
+
+def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
+    """Linear pooled inhibition and 2-of-n matching (two more populations, a scaled content -> cue path)."""
+    path = write(tmp_path / "variant.h5", inhibition="pool", match_k=2)
+    report = ca3_graph.deploy(path, "lava-sim")
+    assert len(report["spike_match"]) == 12 and set(report["spike_match"].values()) == {1.0}
+    assert all(report["answers_equal"]) and max(report["weight_max_abs_error_nA"].values()) <= 1e-12
+
+
+def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env):
+    """Lava's own LIFRefractory (gains folded into the weights, a relay LIF for the late post spikes) gives the
+    same spikes; the weights agree up to float rounding (the products are formed in another order)."""
+    report = ca3_graph.deploy(graph_file, "lava-sim", cells="lif")
+    assert report["cells"] == "lif" and set(report["spike_match"].values()) == {1.0}
+    assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
+    assert max(report["weight_max_abs_error_nA"].values()) < 1e-12
+
+
+def test_lava_fixed_point_learning_engine_keeps_the_answers(graph_file, lava_env):
+    """Lava's fixed-point engine (8-bit weights, 7-bit traces, stochastic rounding, the stock transmission order;
+    seeded, so runs repeat) under the float cells: measured, not exact."""
+    report = ca3_graph.deploy(graph_file, "lava-sim", learning="fixed")
+    assert report["learning"] == "fixed" and "fixed-point learning" in report["lava_backend"]
+    assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
+    mismatched = {p for p, m in report["spike_match"].items() if m < 1}
+    assert mismatched == {"CA3contCueRecall", "CA3contCond", "CA3contContRecall", "CA3MergeCont", "OUTcont"}
+    assert min(report["spike_match"].values()) > 0.94
+    for key, w in report["weights"].items():                # 8-bit: multiples of 6/255 nA, at most 6 nA
+        units = w * 255 / 6
+        np.testing.assert_allclose(units, np.round(units), atol=1e-9, err_msg=key)
+        assert 4 < w.max() <= 6 and 1 < report["weight_max_abs_error_nA"][key] < 3
+
+
+def test_reference_backend_decodes_the_stored_run(graph_file):
+    report = ca3_graph.deploy(graph_file, "reference")
+    assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
+
+
+def _corrupt(src, dst, edit):
+    import shutil
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        edit(f)
+    return dst
+
+
+def _set_nan(f):
+    w = f["network/static/00/weights"][()]
+    w[0, 0] = np.nan
+    f["network/static/00/weights"][...] = w
+
+
+def _reshape_inputs(f):
+    cue = f["inputs/INcue"][()]
+    del f["inputs/INcue"]
+    f.create_dataset("inputs/INcue", data=cue[:, :3])
+
+
+@pytest.mark.parametrize("edit, error, words", [
+    (lambda f: f.__delitem__("inputs/INcont"), DataError, "missing dataset 'inputs/INcont'"),
+    (_set_nan, DataError, "NaN"),
+    (_reshape_inputs, ShapeError, "inputs/INcue: shape (90, 3), expected (90, 5)"),
+    (lambda f: f.attrs.__setitem__("version", 99), DataError, "format version 99"),
+    (lambda f: f["network/plastic/cue_to_content"].attrs.__delitem__("w_max_nA"), DataError, "'w_max_nA'"),
+    (lambda f: f["network/static/00"].attrs.__setitem__("target", "nowhere"), DataError, "unknown population"),
+    (lambda f: f["readout"].attrs.__setitem__("kinds", json.dumps(["learn"])), ShapeError, "differ in length"),
+    (lambda f: f.attrs.__setitem__("n_cues", 4), ShapeError, "do not fit n_cues = 4"),
+    (lambda f: f.attrs.__setitem__("learning_graph", "hlop"), DataError, "not a CA3 learning graph"),
+])
+def test_bad_graph_files_are_refused_in_one_line(graph_file, tmp_path, edit, error, words):
+    bad = _corrupt(graph_file, tmp_path / "bad.h5", edit)
+    with pytest.raises(error) as info:
+        ca3_graph.read_ca3_graph(bad)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_requests_are_refused(graph_file, tmp_path):
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(DataError, match="not an HDF5 file"):
+        ca3_graph.read_ca3_graph(tmp_path / "text.h5")
+    with pytest.raises(DataError, match="no such file"):
+        ca3_graph.read_ca3_graph(tmp_path / "missing.h5")
+    with pytest.raises(ConfigError, match="--backend"):
+        ca3_graph.deploy(graph_file, "loihi")
+    with pytest.raises(ConfigError, match="cells 'izhikevich'"):
+        ca3_graph.deploy(graph_file, "lava-sim", cells="izhikevich")
+    with pytest.raises(ConfigError, match="learning 'analog'"):
+        ca3_graph.deploy(graph_file, "lava-sim", learning="analog")
+    with pytest.raises(ConfigError, match="read_only_recall"):
+        write(tmp_path / "ro.h5", read_only_recall=True)
+    nan = _corrupt(graph_file, tmp_path / "noref.h5", lambda f: f.__delitem__("reference"))
+    with pytest.raises(DataError, match="no reference run"):
+        ca3_graph.deploy(nan, "reference")
+
+
+def test_lava_runner_refuses_a_bad_file_in_one_line(graph_file, tmp_path, lava_env):
+    import subprocess
+
+    from lava_support import ROOT
+
+    bad = _corrupt(graph_file, tmp_path / "bad.h5", _set_nan)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), "-m", "spikecl_lava.learning.ca3", str(bad),
+                           "-o", str(tmp_path / "out.h5")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "NaN" in done.stderr
+    assert issubclass(DataError, SpikeCLError) and not (tmp_path / "out.h5").exists()
