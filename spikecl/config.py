@@ -111,10 +111,10 @@ class NetworkConfig:
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
     bias: bool = option(False)
     batch_norm: bool = option(True, doc="CNN only")
-    engine: str = option("snntorch", choices=("fused", "snntorch"),
-                         doc="LIF simulation for whole-sequence passes: snnTorch's Leaky step by step (reference), or "
-                             "fused (one autograd function per layer over time, static input and readout hoisted; "
-                             "same spikes, gradients equal to float rounding)")
+    engine: str = option("fused", choices=("fused", "snntorch"),
+                         doc="LIF simulation: fused (one autograd function per layer over time, static input and "
+                             "readout hoisted; online steps one node per layer) or snnTorch's Leaky step by step (the "
+                             "reference); the same spikes, gradients equal to float rounding")
 
 
 @dataclass

@@ -41,6 +41,7 @@ def _problem(kind: str, reset: str, encoder: str, steps: int, seed: int = 0):
 
 def _engines(net):
     """``net`` on the snnTorch engine and a deep copy (same parameters and buffers) on the fused one."""
+    net.engine = "snntorch"
     fused = copy.deepcopy(net)
     fused.engine = "fused"
     return net, fused
@@ -144,7 +145,7 @@ def test_other_trainers_agree_across_engines(trainer, kind, reset, encoder):
 
 
 def test_engine_is_a_network_setting():
-    assert NetworkConfig().engine == "snntorch"
+    assert NetworkConfig().engine == "fused" and build_mlp(4, [3], 2).engine == "fused"
     net = build_network(NetworkConfig(hidden=[5], engine="fused"), (1, 2, 3), 3)
     assert net.engine == "fused" and all(layer.engine == "fused" for layer in net.plastic_layers().values())
     net.engine = "snntorch"

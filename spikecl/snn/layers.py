@@ -109,7 +109,7 @@ def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
 class EngineLayer(Recordable):
     """A recordable layer that runs whole sequences on the engine named by ``engine`` ("fused" or "snntorch")."""
 
-    def __init__(self, neuron: LIFParams, engine: str = "snntorch") -> None:
+    def __init__(self, neuron: LIFParams, engine: str = "fused") -> None:
         super().__init__()
         self.neuron = neuron
         self.engine = engine
@@ -136,7 +136,7 @@ class SpikingLayer(EngineLayer):
     """
 
     def __init__(self, synapse: nn.Module, neuron: LIFParams, norm: nn.Module | None = None,
-                 pool: nn.Module | None = None, engine: str = "snntorch") -> None:
+                 pool: nn.Module | None = None, engine: str = "fused") -> None:
         super().__init__(neuron, engine)
         self.synapse = synapse
         self.norm = norm if norm is not None else nn.Identity()
@@ -218,7 +218,7 @@ class SpikingLayer(EngineLayer):
 class SpikingLinear(SpikingLayer):
     """Fully connected synapse + LIF. ``[T, B, n_in]`` → ``[T, B, n_out]``."""
 
-    def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False, engine: str = "snntorch") -> None:
+    def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False, engine: str = "fused") -> None:
         super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron, engine=engine)
 
 
@@ -229,7 +229,7 @@ class SpikingConv2d(SpikingLayer):
     """
 
     def __init__(self, c_in: int, c_out: int, neuron: LIFParams, bias: bool = False, batch_norm: bool = True,
-                 pool: bool = True, kernel_size: int = 3, engine: str = "snntorch") -> None:
+                 pool: bool = True, kernel_size: int = 3, engine: str = "fused") -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias), neuron,
                          norm=nn.BatchNorm2d(c_out) if batch_norm else None,
                          pool=nn.AvgPool2d(2) if pool else None, engine=engine)
@@ -243,7 +243,7 @@ class Readout(EngineLayer):
     """
 
     def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False,
-                 engine: str = "snntorch") -> None:
+                 engine: str = "fused") -> None:
         super().__init__(neuron, engine)
         self.heads = nn.ModuleList(nn.Linear(n_in, n_outputs, bias=bias) for _ in range(n_heads))
         self.integrator = neuron.integrator()

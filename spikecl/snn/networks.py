@@ -105,7 +105,7 @@ def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
 
 def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, neuron: LIFParams = LIFParams(),
               n_heads: int = 1, bias: bool = False, init_gain: float = 3.0,
-              engine: str = "snntorch") -> SpikingNetwork:
+              engine: str = "fused") -> SpikingNetwork:
     """Spiking MLP ``n_inputs - hidden... - n_outputs`` (e.g. ``build_mlp(784, [800, 800], 10)``)."""
     widths = [n_inputs, *hidden]
     layers = [SpikingLinear(a, b, neuron, bias=bias, engine=engine) for a, b in zip(widths[:-1], widths[1:])]
@@ -116,7 +116,7 @@ def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, neuron: LIFP
 
 def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outputs: int,
               neuron: LIFParams = LIFParams(), n_heads: int = 1, bias: bool = False, batch_norm: bool = True,
-              init_gain: float = 1.0, engine: str = "snntorch") -> SpikingNetwork:
+              init_gain: float = 1.0, engine: str = "fused") -> SpikingNetwork:
     """Spiking CNN: per entry of ``channels`` a 3×3 conv + BN + LIF + 2×2 average pool, then the readout.
 
     ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings.
