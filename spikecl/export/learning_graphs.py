@@ -13,7 +13,9 @@ from pathlib import Path
 
 from spikecl.errors import ConfigError
 
-KINDS: dict[str, str] = {}          # kind -> module with deploy() and print_report()
+KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
+    "hlop-lateral": "spikecl.export.hlop_graph",
+}
 
 
 def kind_of(path: str | Path) -> str | None:
