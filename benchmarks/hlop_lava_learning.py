@@ -79,7 +79,8 @@ class LavaHLOP(HLOP):
                         "energy_lava": energy_share(res, out["h"]),
                         "energy_torch": energy_share(res, torch_basis[len(previous):]),
                         "energy_best": float(np.sum(np.linalg.svd(res, compute_uv=False)[:k] ** 2) / np.sum(res ** 2)),
-                        "equals_reference": out["equals_reference"], "g_equals_h_t": bool(np.array_equal(out["g"],
+                        "equals_reference": out["equals_reference"],
+                        "max_abs_difference": out["max_abs_difference"], "g_equals_h_t": bool(np.array_equal(out["g"],
                                                                                                     out["h"].T)),
                         "steps": int(out["steps"]), "ms_per_step": float(out["ms_per_step"]),
                         "run_s": float(out["run_s"]), "start_s": float(out["start_s"]), "wall_s": wall})
