@@ -103,6 +103,10 @@ def test_bad_graphs_are_refused(tmp_path):
         hg.make_graph(x, N + 1)
     with pytest.raises(ShapeError, match="h_torch must be"):
         hg.check(hg.HLOPGraph(x, good.h_init, good.h_old, -8, h_torch=np.ones((3, N - 1))))
+    with pytest.raises(ShapeError, match="h_old must be"):
+        hg.make_graph(x, K, np.ones((2, N - 1)))
+    with pytest.raises(ShapeError, match="h_old holds NaN"):
+        hg.make_graph(x, K, np.full((2, N), np.inf))
     with pytest.raises(ConfigError, match="epochs"):
         hg.make_graph(x, K, epochs=0)
     path = hg.write_graph(tmp_path / "g.h5", good)

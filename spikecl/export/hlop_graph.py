@@ -153,9 +153,10 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
     activity = np.asarray(activity, dtype=np.float64)
     n = activity.shape[-1] if activity.ndim == 2 else 0
     h_old = np.zeros((0, n)) if h_old is None else np.asarray(h_old, dtype=np.float64)
-    if activity.ndim == 2 and np.all(np.isfinite(activity)) and lr_log2 is None:
-        lr_log2 = default_rate(residual(activity, h_old) if h_old.ndim == 2 and h_old.shape[-1] == n
-                               else activity, lr)
+    usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
+        h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
+    if usable and lr_log2 is None:
+        lr_log2 = default_rate(residual(activity, h_old), lr)
     fits = n >= 1 and h_old.ndim == 2 and h_old.shape[1] == n and 1 <= k <= n - h_old.shape[0]
     h_init = initial_rows(k, n, h_old, seed) if fits else np.zeros((max(k, 0), n))      # check() names a misfit
     return check(HLOPGraph(activity, h_init, h_old, 0 if lr_log2 is None else lr_log2, epochs, layer, h_torch))
@@ -280,8 +281,8 @@ def learn(graph: HLOPGraph, backend: str = "lava-sim", path: str | Path | None =
 
 def deploy(path: str | Path, backend: str = "reference", samples: int = 0, data_dir: str | None = None) -> dict:
     """Learn H from the file's activity with ``backend`` (``reference``: :func:`reference_learn`; ``lava-sim``:
-    Lava's floating-point learning engine, compared with the reference, see :func:`learn`). ``samples`` and ``data_dir`` are unused
-    (the file holds its activity). Reports principal angles (degrees) of the learned basis to the activity's
+    Lava's floating-point learning engine, compared with the reference, see :func:`learn`). ``samples`` and
+    ``data_dir`` are unused (the file holds its activity). Reports principal angles (degrees) of the learned basis to the activity's
     principal subspace and to ``h_torch`` when present, orthonormality of H, and Lava's timings."""
     import time
 
@@ -291,8 +292,8 @@ def deploy(path: str | Path, backend: str = "reference", samples: int = 0, data_
     started = time.perf_counter()
     report = learn(graph, backend, path)
     h, g = report.pop("h"), report.pop("g")
-    report.update(backend=backend, layer=graph.layer, samples=int(graph.activity.shape[0]), n=int(graph.activity.shape[1]),
-                  k=int(graph.h_init.shape[0]), k_old=int(graph.h_old.shape[0]), epochs=graph.epochs,
+    report.update(backend=backend, layer=graph.layer, samples=int(graph.activity.shape[0]),
+                  n=int(graph.activity.shape[1]), k=int(graph.h_init.shape[0]), k_old=int(graph.h_old.shape[0]), epochs=graph.epochs,
                   lr_log2=graph.lr_log2, rule=rule(graph.lr_log2), wall_s=time.perf_counter() - started)
     report["g_equals_h_transposed"] = bool(np.array_equal(g, h.T))
     report["orthonormality_error"] = float(np.max(np.abs(h @ h.T - np.eye(h.shape[0]))))
@@ -319,4 +320,5 @@ def print_report(report: dict, out=None) -> None:
     if report["backend"] == "lava-sim":
         print(f"Lava: {report['steps']} steps, {report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "
               f"compile + first step {report['start_s']:.2f} s; equals the numpy model bit for bit: "
-              f"{report['equals_reference']} (max |ΔH| to this process's model {report['max_abs_difference']:.1e})", file=out)
+              f"{report['equals_reference']} (max |ΔH| to this process's model {report['max_abs_difference']:.1e})",
+              file=out)
