@@ -21,7 +21,8 @@ same products in floating point (the payload halving and the power-of-two rate a
 
 :func:`reference_learn` is the numpy model of that run. Lava's floating-point simulation equals it bit for bit (same
 numpy build) on the sizes tested (n ≤ 256, k ≤ 120); at n = 784, k = 80 the two differ in the last bits (≤ 1e-16 per
-update): a matrix-vector product rounds differently inside Lava's processes (cause not pinned down).
+update) from the first sample on: some product rounds differently inside Lava's processes (which one is not pinned
+down).
 
 File (root attribute ``learning_graph = "hlop-lateral"``): ``activity`` float64 [S, n] (one row per sample),
 ``h_init`` [k, n] (the learning neurons' initial rows), ``h_old`` [k_old, n] (frozen rows; may be empty),
