@@ -170,5 +170,6 @@ def test_torch_hlop_records_a_graph_and_uses_the_lava_learned_subspace():
     assert torch.abs(s.h_new["layers.0"] @ basis.T).max() < 5e-3       # basis rows orthonormal to ~1e-3
     weight = s.synapses[0].weight
     weight.grad = torch.randn_like(weight)
+    before = torch.abs(weight.grad @ basis.T).max()
     s.project(s.basis)
-    assert torch.abs(weight.grad @ basis.T).max() < 2e-2 * torch.abs(weight.grad).max() + 1e-2
+    assert torch.abs(weight.grad @ basis.T).max() < 0.01 * before               # the update leaves span(rows) alone
