@@ -15,6 +15,7 @@ from spikecl.errors import ConfigError
 
 KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
     "ca3": "spikecl.export.ca3_graph",
+    "hlop-lateral": "spikecl.export.hlop_graph",
 }
 
 

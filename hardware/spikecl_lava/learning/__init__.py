@@ -1,1 +1,1 @@
-"""spikecl on Lava's learning engine: plastic process graphs that learn on-line (no torch)."""
+"""Learning graphs on Lava's learning engine (plasticity on, no torch): HLOP's lateral Hebbian neurons (:mod:`.oja`) and the CA3 memory's STDP (:mod:`.ca3`)."""

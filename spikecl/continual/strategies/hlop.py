@@ -344,6 +344,27 @@ class HLOP(ProjectionStrategy):
         self.task = None
         self.record_dims(self.h_old)
 
+    @torch.no_grad()
+    def load_subspace(self, name: str, rows) -> None:
+        """Make ``rows`` [k, n] (numpy or torch), learned elsewhere (e.g. on Lava's learning engine, see
+        :mod:`spikecl.continual.hlop_offload`), the consolidated subspace of protected synapse ``name``; between
+        tasks only. Later tasks project against it and their new neurons learn outside it."""
+        names = [p.name for p in self.synapses]
+        if self.task is not None:
+            raise SpikeCLError(f"{self.name}: load_subspace during task {self.task}; load it between tasks")
+        if name not in names:
+            raise SpikeCLError(f"{self.name}: no protected synapse {name!r} (known: {', '.join(names)})")
+        old = self.h_old[name]
+        rows = torch.as_tensor(rows).to(old)
+        if rows.ndim != 2 or rows.shape[1] != old.shape[1] or not torch.isfinite(rows).all():
+            raise SpikeCLError(f"{self.name}: {name}'s subspace must be finite rows [k, {old.shape[1]}], got "
+                               f"shape {tuple(rows.shape)}")
+        self.h_old[name] = rows
+        self.h_new[name] = rows[:0]
+        self.basis[name] = orthonormal_rows(rows) if self.options.orthonormalize else rows
+        if self.dims:
+            self.dims[-1][names.index(name)] = int(rows.shape[0])
+
     def state_dict(self):
         return {"h_old": self.h_old, "h_new": self.h_new, "momentum": self.momentum, "basis": self.basis,
                 "dims": self.dims, "generator": self.generator.get_state()}

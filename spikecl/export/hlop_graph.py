@@ -1,0 +1,325 @@
+"""HLOP's lateral neurons as a learning graph for Lava's learning engine: file format, the rule, its numpy model,
+and ``spikecl deploy`` of such a file (torch-free).
+
+Circuit (per protected layer, n presynaptic neurons, k learning lateral neurons, k_old frozen ones)::
+
+    activity x ──► residual neurons r [n] ──H (LearningDense [k, n])──► lateral neurons y [k]
+                         ▲  └──────────H_old (Dense)──► frozen lateral y_old [k_old]      │
+                         └──── − G y − H_oldᵀ y_old ◄── G (LearningDense [n, k], G = Hᵀ) ─┘
+
+Each sample takes 3 time steps (:mod:`spikecl_lava.processes.oja_neurons`): the lateral neurons answer
+y = H x, the residual neurons then send x⊥ = x − Gy − H_oldᵀ y_old, and in that step both synapses learn with the
+same three-factor rule (:func:`rule`), written for Lava's engine as::
+
+    dw = 2^-e · x0 · x1 · y1        x1 = d · payload/2 (graded pre spike, GradedSpikeCfg.OVERWRITE),
+                                     y1 = d · (post value sent on the y1 port), d = exp(−1/65535)
+
+i.e. ΔH_ij = η y_i x⊥_j and ΔG_ji = η x⊥_j y_i with η = 2^(2a − e − 1) d², the activity sent as 2^a x. This is
+Oja's subspace rule ΔH = η y (x − Hᵀy)ᵀ with one sample per update (batch 1); its fixed point (with G = Hᵀ) is
+H Hᵀ = I with span(H) the principal k-subspace of the residual activity (outside span(H_old)). Both synapses get the
+same products in floating point (the payload halving and the power-of-two rate are exact), so G stays exactly Hᵀ.
+
+:func:`reference_learn` is the numpy model of that run. Lava's floating-point simulation equals it bit for bit (same
+numpy build) on the sizes tested (n ≤ 256, k ≤ 120); at n = 784, k = 80 the two differ in the last bits (≤ 1e-16 per
+update) from the first sample on: some product rounds differently inside Lava's processes (which one is not pinned
+down).
+
+File (root attribute ``learning_graph = "hlop-lateral"``): ``activity`` float64 [S, n] (one row per sample),
+``h_init`` [k, n] (the learning neurons' initial rows), ``h_old`` [k_old, n] (frozen rows; may be empty),
+optional ``h_torch`` [k_old + k, n] (a torch-learned basis to compare with); attributes ``lr_log2`` (η = 2^lr_log2,
+before the factor d²), ``epochs`` (passes over the activity), ``layer`` (the protected synapse's name).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.errors import ConfigError, ResultsError, ShapeError
+
+KIND = "hlop-lateral"
+PERIOD = 3                       # time steps per sample
+TRACE_TAU = 65535                # x1 and y1 trace time constant (Lava's three-factor rule fixes y1's at 2^16 − 1)
+DECAY = np.exp(-1 / TRACE_TAU)   # the one-step trace decay d in the learning step (as Lava computes it)
+BACKENDS = ("reference", "lava-sim")
+
+
+@dataclass
+class HLOPGraph:
+    activity: np.ndarray            # [S, n]
+    h_init: np.ndarray              # [k, n]
+    h_old: np.ndarray               # [k_old, n]
+    lr_log2: int
+    epochs: int = 1
+    layer: str = ""
+    h_torch: np.ndarray | None = None
+
+    @property
+    def steps(self) -> int:
+        """Lava time steps of the run: 3 per sample and epoch."""
+        return PERIOD * self.activity.shape[0] * self.epochs
+
+
+def rate_split(lr_log2: int) -> tuple[int, int]:
+    """(e, a) for a rate η = 2^lr_log2 = 2^(2a − e − 1), e ∈ {0, 1}: the rule's constant 2^-e and the input
+    exponent a (activity sent as 2^a x). Lava's scaling constants stop at 2^-7, so small rates come from scaling the
+    input, to which the update is quadratic."""
+    a = -((-(lr_log2 + 1)) // 2)                   # ceil((lr_log2 + 1) / 2)
+    return 2 * a - 1 - lr_log2, a
+
+
+def rule(lr_log2: int) -> str:
+    """The weight rule for Lava's engine (both synapses) at rate 2^lr_log2."""
+    return f"2^-{rate_split(lr_log2)[0]} * x0 * x1 * y1"
+
+
+def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
+    """lr_log2 for activity whose new neurons learn from ``residual`` [S, n]: the largest power of two not above
+    ``lr`` / mean squared row norm (online Oja converges for η‖x‖² well below 2)."""
+    energy = float(np.mean(np.sum(residual ** 2, axis=1)))
+    if not energy > 0:
+        raise ShapeError("hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn")
+    return int(np.floor(np.log2(lr / energy)))
+
+
+def orthonormal_rows(h: np.ndarray) -> np.ndarray:
+    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]."""
+    if h.shape[0] == 0:
+        return h.copy()
+    q, r = np.linalg.qr(h.T)
+    d = np.abs(np.diag(r))
+    return q[:, d > 1e-9 * max(d.max(), 1e-300)].T
+
+
+def initial_rows(k: int, n: int, h_old: np.ndarray, seed: int = 0) -> np.ndarray:
+    """k random orthonormal rows [k, n], orthogonal to span(``h_old``) (as HLOP initialises new neurons)."""
+    rows = np.random.default_rng(seed).standard_normal((k, n))
+    if h_old.shape[0]:
+        b = orthonormal_rows(h_old)
+        rows -= (rows @ b.T) @ b
+    return orthonormal_rows(rows)
+
+
+def residual(activity: np.ndarray, h_old: np.ndarray) -> np.ndarray:
+    """``activity`` [S, n] minus its projection on span(``h_old``)."""
+    if h_old.shape[0] == 0:
+        return activity
+    b = orthonormal_rows(h_old)
+    return activity - (activity @ b.T) @ b
+
+
+def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
+    """``graph`` with float64 arrays; a one-line error for wrong shapes, non-finite values or bad parameters."""
+    act = np.asarray(graph.activity, dtype=np.float64)
+    if act.ndim != 2 or act.shape[0] < 1 or act.shape[1] < 1:
+        raise ShapeError(f"{where}: activity must be [samples, n] with both ≥ 1, got shape {act.shape}")
+    n = act.shape[1]
+    arrays = {"activity": act}
+    for name in ("h_init", "h_old", "h_torch"):
+        value = getattr(graph, name)
+        if value is None:
+            continue
+        value = np.asarray(value, dtype=np.float64).reshape(-1, n) if np.size(value) == 0 else \
+            np.asarray(value, dtype=np.float64)
+        if value.ndim != 2 or value.shape[1] != n:
+            raise ShapeError(f"{where}: {name} must be [rows, {n}] (n of the activity), got shape {value.shape}")
+        arrays[name] = value
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise ShapeError(f"{where}: {name} holds NaN or infinite values")
+    k, k_old = arrays["h_init"].shape[0], arrays["h_old"].shape[0]
+    if k < 1 or k + k_old > n:
+        raise ShapeError(f"{where}: need 1 ≤ k and k + k_old ≤ n, got k = {k}, k_old = {k_old}, n = {n}")
+    if "h_torch" in arrays and arrays["h_torch"].shape[0] < 1:
+        raise ShapeError(f"{where}: h_torch is empty")
+    if int(graph.epochs) < 1:
+        raise ConfigError(f"{where}: epochs must be ≥ 1, got {graph.epochs}")
+    if not -60 <= int(graph.lr_log2) <= 0:
+        raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {graph.lr_log2}")
+    return HLOPGraph(act, arrays["h_init"], arrays["h_old"], int(graph.lr_log2), int(graph.epochs), str(graph.layer),
+                     arrays.get("h_torch"))
+
+
+def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr_log2: int | None = None,
+               epochs: int = 1, layer: str = "", h_torch: np.ndarray | None = None, seed: int = 0,
+               lr: float = 0.5) -> HLOPGraph:
+    """A graph that learns k new rows from ``activity`` [S, n] beside the frozen ``h_old`` [k_old, n]; the rate
+    defaults to :func:`default_rate` (``lr``) of the residual activity."""
+    activity = np.asarray(activity, dtype=np.float64)
+    n = activity.shape[-1] if activity.ndim == 2 else 0
+    h_old = np.zeros((0, n)) if h_old is None else np.asarray(h_old, dtype=np.float64)
+    usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
+        h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
+    if usable and lr_log2 is None:
+        lr_log2 = default_rate(residual(activity, h_old), lr)
+    fits = n >= 1 and h_old.ndim == 2 and h_old.shape[1] == n and 1 <= k <= n - h_old.shape[0]
+    h_init = initial_rows(k, n, h_old, seed) if fits else np.zeros((max(k, 0), n))      # check() names a misfit
+    return check(HLOPGraph(activity, h_init, h_old, 0 if lr_log2 is None else lr_log2, epochs, layer, h_torch))
+
+
+def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = True) -> Path:
+    """Write ``graph`` (checked) as a learning-graph file."""
+    import h5py
+
+    from spikecl.io import atomic_write
+
+    graph = check(graph)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["learning_graph"] = KIND
+            for name in ("activity", "h_init", "h_old", "h_torch"):
+                if getattr(graph, name) is not None:
+                    f.create_dataset(name, data=getattr(graph, name))
+            f.attrs.update(lr_log2=graph.lr_log2, epochs=graph.epochs, layer=graph.layer)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def read_graph(path: str | Path) -> HLOPGraph:
+    """Read and check a learning-graph file; missing keys or bad values raise a one-line error."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ResultsError(f"{path}: cannot read as HDF5 ({e})") from None
+    with f:
+        missing = [key for key in ("activity", "h_init", "h_old") if key not in f] + \
+                  [key for key in ("lr_log2", "epochs") if key not in f.attrs]
+        if missing:
+            raise ResultsError(f"{path}: not a complete hlop-lateral file (missing {', '.join(missing)})")
+        layer = f.attrs.get("layer", "")
+        graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], int(f.attrs["lr_log2"]),
+                          int(f.attrs["epochs"]), layer.decode() if isinstance(layer, bytes) else str(layer),
+                          f["h_torch"][()] if "h_torch" in f else None)
+    return check(graph, str(path))
+
+
+def reference_learn(graph: HLOPGraph) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy model of the Lava run, operation for operation: returns (H [k, n], G [n, k]) after learning."""
+    e, a = rate_split(graph.lr_log2)
+    c = 2.0 ** -e                                            # the rule's scaling constant
+    h, g = graph.h_init.copy(), graph.h_init.T.copy()
+    h_old, g_old = graph.h_old, graph.h_old.T.copy()
+    xs = graph.activity * 2.0 ** a
+    for _ in range(graph.epochs):
+        for x in xs:
+            y = h.dot(x)                                         # lateral response (phases 2 and 0)
+            fb = np.zeros_like(x) + g.dot(y)
+            if h_old.shape[0]:
+                fb = fb + g_old.dot(h_old.dot(x))
+            r = x - fb                                           # residual x⊥ (phase 0)
+            h = _learn_step(h, c, r, y)
+            g = _learn_step(g, c, y, r)
+    return h, g
+
+
+def _learn_step(w: np.ndarray, c: float, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+    """One update of weights ``w`` [post, pre] as Lava's floating-point engine computes ``c·x0·x1·y1``: x0 where
+    ``pre`` is non-zero, x1 = d·pre/2, y1 = d·post."""
+    return w + ((c * (pre != 0))[None, :] * (DECAY * (pre / 2))[None, :]) * (DECAY * post)[:, None]
+
+
+def principal_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Principal angles (degrees, ascending) between the row spaces of ``a`` [k1, n] and ``b`` [k2, n]."""
+    qa, qb = orthonormal_rows(a), orthonormal_rows(b)
+    s = np.linalg.svd(qa @ qb.T, compute_uv=False)
+    return np.degrees(np.arccos(np.clip(s, -1.0, 1.0)))
+
+
+def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
+    """Run ``python -m spikecl_lava.learning.oja`` on a graph file in ``.venv-lava``; returns its output file's
+    datasets (``h``, ``g``) and attributes (timings)."""
+    import h5py
+
+    from spikecl.export.pipeline import lava_python
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), str(root / "hardware")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
+        out_path = Path(tmp) / "learned.h5"
+        done = subprocess.run([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
+                              capture_output=True, text=True, timeout=timeout_s, env=env)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise ResultsError(f"the Lava HLOP learner failed: {lines[-1] if lines else done.returncode}")
+        with h5py.File(out_path, "r") as f:
+            out = {key: f[key][()] for key in f}
+            out.update({key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()})
+    return out
+
+
+def learned_basis(graph: HLOPGraph, h: np.ndarray) -> np.ndarray:
+    """The whole protected basis after learning: frozen rows and learned rows, [k_old + k, n]."""
+    return np.concatenate([graph.h_old, h])
+
+
+def learn(graph: HLOPGraph, backend: str = "lava-sim", path: str | Path | None = None) -> dict:
+    """Learn H from ``graph`` on ``backend``: ``h`` [k, n], ``g`` [n, k], and for ``lava-sim`` Lava's timings,
+    ``equals_reference`` (bit for bit, :func:`reference_learn` run beside Lava with the same numpy) and
+    ``max_abs_difference`` from this process's reference (another numpy build may round dot products differently)
+    (``path``: the graph's file, written to a temporary one if None)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    h_ref, g_ref = reference_learn(graph)
+    if backend == "reference":
+        return {"h": h_ref, "g": g_ref}
+    if path is None:
+        with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
+            return learn(graph, backend, write_graph(Path(tmp) / "graph.h5", graph))
+    lava = run_lava(path)
+    keys = ("h", "g", "build_s", "start_s", "run_s", "ms_per_step", "steps", "equals_reference")
+    return {**{key: lava[key] for key in keys}, "max_abs_difference": float(np.max(np.abs(lava["h"] - h_ref)))}
+
+
+def deploy(path: str | Path, backend: str = "reference", samples: int = 0, data_dir: str | None = None) -> dict:
+    """Learn H from the file's activity with ``backend`` (``reference``: :func:`reference_learn`; ``lava-sim``:
+    Lava's floating-point learning engine, compared with the reference, see :func:`learn`). ``samples`` and
+    ``data_dir`` are unused (the file holds its activity). Reports principal angles (degrees) of the learned basis to the activity's
+    principal subspace and to ``h_torch`` when present, orthonormality of H, and Lava's timings."""
+    import time
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    graph = read_graph(path)
+    started = time.perf_counter()
+    report = learn(graph, backend, path)
+    h, g = report.pop("h"), report.pop("g")
+    report.update(backend=backend, layer=graph.layer, samples=int(graph.activity.shape[0]),
+                  n=int(graph.activity.shape[1]), k=int(graph.h_init.shape[0]), k_old=int(graph.h_old.shape[0]), epochs=graph.epochs,
+                  lr_log2=graph.lr_log2, rule=rule(graph.lr_log2), wall_s=time.perf_counter() - started)
+    report["g_equals_h_transposed"] = bool(np.array_equal(g, h.T))
+    report["orthonormality_error"] = float(np.max(np.abs(h @ h.T - np.eye(h.shape[0]))))
+    res = residual(graph.activity, graph.h_old)
+    top = np.linalg.svd(res, full_matrices=False)[2][:h.shape[0]]
+    report["angles_to_principal_deg"] = principal_angles_deg(h, top).tolist()
+    if graph.h_torch is not None:
+        report["angles_to_torch_deg"] = principal_angles_deg(learned_basis(graph, h), graph.h_torch).tolist()
+    report["h"] = h
+    return report
+
+
+def print_report(report: dict, out=None) -> None:
+    """The learning report: largest principal angles, G = Hᵀ, timings."""
+    out = out or sys.stdout
+    print(f"hlop-lateral {report['layer'] or '(layer)'} on {report['backend']}: k = {report['k']} learning neurons "
+          f"(+{report['k_old']} frozen), n = {report['n']}, {report['samples']} samples × {report['epochs']} epochs, "
+          f"rule dw = {report['rule']}", file=out)
+    print(f"largest principal angle to the activity's principal subspace {max(report['angles_to_principal_deg']):.2f}°"
+          + (f", to the torch-learned basis {max(report['angles_to_torch_deg']):.2f}°"
+             if "angles_to_torch_deg" in report else "")
+          + f"; |HHᵀ − I| ≤ {report['orthonormality_error']:.2e}; G = Hᵀ exactly: {report['g_equals_h_transposed']}",
+          file=out)
+    if report["backend"] == "lava-sim":
+        print(f"Lava: {report['steps']} steps, {report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "
+              f"compile + first step {report['start_s']:.2f} s; equals the numpy model bit for bit: "
+              f"{report['equals_reference']} (max |ΔH| to this process's model {report['max_abs_difference']:.1e})",
+              file=out)
