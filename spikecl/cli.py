@@ -31,6 +31,8 @@ EPILOG = """examples:
   spikecl run models/sparsey_mnist5k.toml               Sparsey coder: one pass over MNIST-5k
   spikecl export results/X/finetune-seed0.h5 -o net.h5  quantise to Loihi fixed point (netx HDF5)
   spikecl deploy net.h5 --backend lava-sim              run it on Lava's fixed-point simulation
+  spikecl export models/ca3_cam.toml -o ca3.h5          the CA3 memory as a learning graph for Lava
+  spikecl deploy ca3.h5 --backend lava-sim              learn and recall on Lava's learning engine
   spikecl sweep models/sweeps/pmnist5k_lr.toml          many runs as Ray tasks, mean ± std at the end
 """
 

@@ -167,18 +167,30 @@ def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, mo
     coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
     eta = step_size(lr, residual_old, normalise) / x.shape[0]                    # a tensor when normalised
     gain = eta * (1 - momentum) if momentum else eta       # the step's weight in the velocity (or in H)
+    scalar = _host_scalar(gain)                            # fused multiply-adds where reading it costs no sync
     moving = coef_v if momentum else coef_h
     for _ in range(iterations):
         y = _quantise(x_span @ coef_h.T, levels)                                  # Y = X Hᵀ [B, k]
         if momentum:
             coef_v.mul_(momentum)
-        moving.sub_(gain * ((y.T @ y) @ coef_h))                                  # −η YᵀY H ...
-        moving[:, 2 * k:].add_(gain * y.T)                                        # ... + η Yᵀ R_old
+        if scalar is None:
+            moving.sub_(gain * ((y.T @ y) @ coef_h))                              # −η YᵀY H ...
+            moving[:, 2 * k:].add_(gain * y.T)                                    # ... + η Yᵀ R_old
+        else:
+            moving.sub_((y.T @ y) @ coef_h, alpha=scalar)
+            moving[:, 2 * k:].add_(y.T, alpha=scalar)
         if momentum:
             coef_h.add_(coef_v)
     new_h = coef_h @ span
     new_velocity = coef_v @ span if momentum else velocity
     return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
+
+
+def _host_scalar(value) -> float | None:
+    """``value`` as a Python float when that needs no device synchronisation (a number or a CPU tensor), else None."""
+    if isinstance(value, torch.Tensor):
+        return float(value) if value.device.type == "cpu" else None
+    return float(value)
 
 
 def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
