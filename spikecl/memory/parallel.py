@@ -1,9 +1,10 @@
 """A batch of independent CA3 memories split over CPU processes: the throughput of every core.
 
-The torch stepper (:mod:`spikecl.memory.torch_net`) runs a batch on one thread, where per-step dispatch and memory
-traffic leave a second core idle. Memories never interact, so a batch splits into contiguous shares, each
-simulated by its own process (one torch thread each) and stitched back together in order: every memory gets the
-spikes and weights it gets in one process. Rasters travel bit-packed (8 steps' spikes per byte).
+The torch stepper (:mod:`spikecl.memory.torch_net`) runs a batch on one thread, leaving other cores idle. Memories
+never interact, so a batch splits into contiguous shares, each simulated by its own process (one torch thread each):
+every memory gets the spikes and weights it gets in one process. The workers write their rasters straight into one
+shared-memory block ``[T, B, N]`` (bool, every population side by side in the stepper's order); only the plastic
+weights travel back pickled.
 
 >>> with memory_pool(2) as pool:                                                       # doctest: +SKIP
 ...     runs = run_batch(schedules, 100, 100, workers=2, pool=pool)
@@ -14,10 +15,11 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import shared_memory
 
 import numpy as np
 
-from spikecl.memory.params import CA3Params
+from spikecl.memory.params import CA3Params, population_sizes
 
 
 def memory_pool(workers: int) -> ProcessPoolExecutor:
@@ -34,22 +36,38 @@ def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, conte
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every population's spikes (bool ``[T, B, N]``) and the plastic weights (nA, ``[B, ...]``) of the batch
     ``cue [T, B, C]``, ``content [T, B, M]``, ``gate [T, B]``, on ``workers`` processes when > 1."""
-    batch = cue.shape[1]
+    from spikecl.memory.torch_net import TorchCA3
+
+    steps, batch = cue.shape[:2]
     workers = min(workers, batch)
     if workers == 1:
-        return _run_share(params, n_cues, n_bits, cue, content, gate, device, packed=False)
-    bounds = np.linspace(0, batch, workers + 1).round().astype(int)
-    shares = [(params, n_cues, n_bits, cue[:, a:b], content[:, a:b], gate[:, a:b], "cpu", True)
-              for a, b in zip(bounds[:-1], bounds[1:])]
-    with _pool_or(pool, workers) as executor:
-        parts = list(executor.map(_run_share_args, shares))
-    spikes = {}
-    for name, (packed, steps) in parts[0][0].items():
-        spikes[name] = out = np.empty((steps, batch, packed.shape[2]), dtype=bool)
-        for (a, b), part in zip(zip(bounds[:-1], bounds[1:]), parts):
-            out[:, a:b] = np.unpackbits(part[0][name][0], axis=0, count=steps).view(bool)
-    weights = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+        net = TorchCA3(params, n_cues, n_bits, batch_size=batch, device=device)
+        return {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}, net.weights()
+    layout = _layout(params, n_cues, n_bits)
+    width = max(b for a, b in layout.values())
+    block = shared_memory.SharedMemory(create=True, size=steps * batch * width)
+    try:
+        bounds = np.linspace(0, batch, workers + 1).round().astype(int)
+        shares = [(params, n_cues, n_bits, cue[:, a:b], content[:, a:b], gate[:, a:b], block.name,
+                   (steps, batch, width), a) for a, b in zip(bounds[:-1], bounds[1:])]
+        with _pool_or(pool, workers) as executor:
+            parts = list(executor.map(_run_share, shares))
+        raster = np.ndarray((steps, batch, width), dtype=bool, buffer=block.buf).copy()
+    finally:
+        block.close()
+        block.unlink()
+    spikes = {name: raster[:, :, a:b] for name, (a, b) in layout.items()}
+    weights = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return spikes, weights
+
+
+def _layout(params: CA3Params, n_cues: int, n_bits: int) -> dict[str, tuple[int, int]]:
+    """population -> its neurons ``[a, b)`` in the stepper's vector (inputs first, as :mod:`torch_net` lays it out)."""
+    layout, start = {}, 0
+    for name, n in population_sizes(n_cues, n_bits, params).items():
+        layout[name] = (start, start + n)
+        start += n
+    return layout
 
 
 @contextmanager
@@ -72,17 +90,21 @@ def _ready(_: int) -> bool:
     return True
 
 
-def _run_share_args(args: tuple):
-    return _run_share(*args)
-
-
-def _run_share(params, n_cues, n_bits, cue, content, gate, device, packed: bool):
-    """One share of the batch in this process: (spikes by population, weights); ``packed``: each raster as
-    (``np.packbits`` along time, number of steps)."""
+def _run_share(args: tuple) -> dict[str, np.ndarray]:
+    """One share of the batch in a worker: writes its rasters into the shared block at memories ``lo:``, returns
+    its plastic weights."""
     from spikecl.memory.torch_net import TorchCA3
 
-    net = TorchCA3(params, n_cues, n_bits, batch_size=cue.shape[1], device=device)
-    spikes = {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}
-    if packed:
-        spikes = {k: (np.packbits(v, axis=0), v.shape[0]) for k, v in spikes.items()}
-    return spikes, net.weights()
+    params, n_cues, n_bits, cue, content, gate, block_name, shape, lo = args
+    net = TorchCA3(params, n_cues, n_bits, batch_size=cue.shape[1], device="cpu")
+    spikes = net.run(cue, content, gate)
+    block = shared_memory.SharedMemory(name=block_name)
+    try:
+        raster = np.ndarray(shape, dtype=bool, buffer=block.buf)
+        hi = lo + cue.shape[1]
+        for name, (a, b) in _layout(params, n_cues, n_bits).items():
+            raster[:, lo:hi, a:b] = spikes[name].numpy()
+        del raster
+    finally:
+        block.close()
+    return net.weights()
