@@ -349,6 +349,8 @@ class HLOP(ProjectionStrategy):
         self._within_task(f"after_task({task})", task)
         self.final_hebbian_passes(train)
         for p in self.synapses:
+            if self.h_new[p.name].shape[0] == 0:
+                continue                                  # nothing learned: the subspace and its basis stand
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]
             old = self.h_old[p.name]
