@@ -19,7 +19,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from spikecl.memory.params import CA3Params, population_sizes
+from spikecl.memory.params import CA3Params, population_slices
 
 
 def memory_pool(workers: int) -> ProcessPoolExecutor:
@@ -43,7 +43,7 @@ def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, conte
     if workers == 1:
         net = TorchCA3(params, n_cues, n_bits, batch_size=batch, device=device)
         return {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}, net.weights()
-    layout = _layout(params, n_cues, n_bits)
+    layout = population_slices(n_cues, n_bits, params)
     width = max(b for a, b in layout.values())
     block = shared_memory.SharedMemory(create=True, size=steps * batch * width)
     try:
@@ -59,15 +59,6 @@ def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, conte
     spikes = {name: raster[:, :, a:b] for name, (a, b) in layout.items()}
     weights = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return spikes, weights
-
-
-def _layout(params: CA3Params, n_cues: int, n_bits: int) -> dict[str, tuple[int, int]]:
-    """population -> its neurons ``[a, b)`` in the stepper's vector (inputs first, as :mod:`torch_net` lays it out)."""
-    layout, start = {}, 0
-    for name, n in population_sizes(n_cues, n_bits, params).items():
-        layout[name] = (start, start + n)
-        start += n
-    return layout
 
 
 @contextmanager
@@ -102,7 +93,7 @@ def _run_share(args: tuple) -> dict[str, np.ndarray]:
     try:
         raster = np.ndarray(shape, dtype=bool, buffer=block.buf)
         hi = lo + cue.shape[1]
-        for name, (a, b) in _layout(params, n_cues, n_bits).items():
+        for name, (a, b) in population_slices(n_cues, n_bits, params).items():
             raster[:, lo:hi, a:b] = spikes[name].numpy()
         del raster
     finally:

@@ -208,6 +208,16 @@ def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) 
     return {**{k: size[s] for k, s in INPUTS.items()}, **{k: size[s] for k, (s, _) in pops.items()}}
 
 
+def population_slices(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, tuple[int, int]]:
+    """population -> its neurons ``[start, stop)`` in one vector of every population (inputs first), the layout
+    of the torch stepper's rasters."""
+    slices, start = {}, 0
+    for name, n in population_sizes(n_cues, n_bits, params).items():
+        slices[name] = (start, start + n)
+        start += n
+    return slices
+
+
 def connections(params: CA3Params, n_bits: int) -> list[Connection]:
     """The static projections of the memory with M = ``n_bits`` (the plastic ones are in :data:`PLASTIC`)."""
     p = params

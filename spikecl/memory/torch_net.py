@@ -28,7 +28,7 @@ import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, POPULATIONS, connections, \
-    population_sizes
+    population_slices
 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
 #: at a time), are then the rows that STDP reads and writes contiguously in both projections
@@ -111,12 +111,10 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
     """Lay every population out in one vector (inputs first) and turn the wiring into fan-out tables per delay."""
     torch = require("torch", "torch")
     dtype = dtype or torch.float64
-    sizes = population_sizes(n_cues, n_bits, params)
     kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
-    slices, start = {}, 0
-    for name, n in sizes.items():
-        slices[name] = (start, start + n)
-        start += n
+    slices = population_slices(n_cues, n_bits, params)
+    sizes = {name: b - a for name, (a, b) in slices.items()}
+    start = sum(sizes.values())
     assert list(slices)[:len(INPUTS)] == list(INPUTS), "the input populations must lead the vector"
     n_in = sum(sizes[name] for name in INPUTS)
     alpha, gain, v_thresh = (np.zeros(start - n_in) for _ in range(3))
