@@ -160,3 +160,16 @@ def test_results_from_either_engine_resume():
     assert first_difference({"network": {"beta": 0.9}}, new, ignore=RESUME_IGNORES) is None
     assert first_difference({"network": {"engine": "snntorch", "beta": 0.9}}, new, ignore=RESUME_IGNORES) is None
     assert first_difference({"network": {"beta": 0.8}}, new, ignore=RESUME_IGNORES) == "network.beta"
+
+
+def test_lif_sequence_backward_reuses_its_buffers_once():
+    """The backward pass writes the gradient over the saved surrogate denominators: a second backward through the
+    same graph is refused by autograd rather than silently wrong."""
+    torch.manual_seed(1)
+    current = (torch.randn(6, 4, 8) + 0.5).requires_grad_()
+    spikes = lif_sequence(current, torch.tensor(0.8), torch.tensor(1.0), 25.0, "subtract")
+    upstream = torch.randn_like(spikes)
+    (first,) = torch.autograd.grad(spikes, current, upstream, retain_graph=True)
+    assert first.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="inplace"):
+        torch.autograd.grad(spikes, current, upstream)

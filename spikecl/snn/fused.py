@@ -25,34 +25,41 @@ ENGINES = ("fused", "snntorch")
 
 
 class _LIFSequence(torch.autograd.Function):
-    """Currents ``[T, B, ...]`` → spikes ``[T, B, ...]`` (float 0/1); see the module docstring."""
+    """Currents ``[T, B, ...]`` → spikes ``[T, B, ...]`` (float 0/1); see the module docstring.
+
+    The forward pass keeps the surrogate's denominator ``(slope |U - thr| + 1)^2`` (computed in place over the
+    whole sequence) rather than ``U - thr``; the backward pass divides by it in place (so one backward per forward:
+    a second raises autograd's in-place error) and sweeps back through time. No [T, B, ...] temporaries."""
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
                 zero_reset: bool) -> torch.Tensor:
         shape = current.shape
         spikes = current.new_empty(shape)
-        shifted = current.new_empty(shape)          # U[t] - thr, what the surrogate needs
+        denominator = current.new_empty(shape)      # (slope |U[t] - thr| + 1)^2, what the surrogate needs
         mem = current.new_zeros(shape[1:])
+        scratch = current.new_empty(shape[1:])
         for t in range(shape[0]):
             if t and zero_reset:
                 mem.masked_fill_(spikes[t - 1].bool(), 0.0)
             mem.mul_(beta).add_(current[t])
             if t and not zero_reset:
-                mem.sub_(spikes[t - 1] * threshold)
-            torch.sub(mem, threshold, out=shifted[t])
-            torch.gt(shifted[t], 0, out=spikes[t])
-        ctx.save_for_backward(shifted, spikes if zero_reset else None, beta)
-        ctx.slope = slope
+                mem.sub_(torch.mul(spikes[t - 1], threshold, out=scratch))
+            torch.sub(mem, threshold, out=denominator[t])
+            torch.gt(denominator[t], 0, out=spikes[t])
+        denominator.abs_().mul_(slope).add_(1.0).square_()
+        ctx.save_for_backward(denominator, spikes if zero_reset else None, beta)
         ctx.zero_reset = zero_reset
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
-        shifted, spikes, beta = ctx.saved_tensors
-        grad = grad_spikes / (ctx.slope * torch.abs(shifted) + 1.0) ** 2      # dL/dS · dS/dU, a fresh buffer
+        denominator, spikes, beta = ctx.saved_tensors
+        grad = denominator                                 # dL/dU, written over the denominators
+        carried = grad.new_empty(grad.shape[1:])
+        torch.div(grad_spikes, denominator, out=grad)
         for t in range(grad.shape[0] - 2, -1, -1):
-            carried = grad[t + 1] * beta
+            torch.mul(grad[t + 1], beta, out=carried)
             if ctx.zero_reset:
                 carried.masked_fill_(spikes[t].bool(), 0.0)
             grad[t].add_(carried)
