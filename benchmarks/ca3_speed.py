@@ -8,15 +8,17 @@ Throughput table (C = M = 100 by default): B independent memories, each with its
 together; "x real time" = simulated biological time x B / time taken, from wall time and from this process's CPU
 time (they differ on a loaded machine), torch with one thread per process, after a warm-up run of the same batch
 size. With W > 1 workers the batch is split over W processes (:mod:`spikecl.memory.parallel`, a pool started before
-timing; the time includes shipping the inputs and the bit-packed rasters back), and only wall time counts. The goal
+timing; the time includes shipping the inputs and the shared-memory raster), and only wall time counts. Every row
+runs in each ``--precision``: float64 (the reference) and float32 (spike-exact on the SpiNNaker recordings, subnormals
+flushed; see :class:`~spikecl.memory.torch_net.TorchCA3`). The goal
 (issue 18) is at least 100x real time per memory; the "goal" column says "met" (from wall time), "cpu" (from CPU time
 only) or "no".
 
 Size table: network construction is timed separately from running, after a warm-up run (imports, first code
 generation); "x real time" = simulated / wall time; the last column is Brian2 numpy's time / this row's time.
 
-    python benchmarks/ca3_speed.py [--batches 1,16,64,256] [--workers 1,2] [--size 100] [--sizes 10,30,100,100x10,10x100]
-                                   [--batch 16] [--repeats 2] [--device cpu] [--cpp]
+    python benchmarks/ca3_speed.py [--batches 1,16,64,256] [--workers 1,2] [--precision float64,float32] [--size 100]
+                                   [--sizes 10,30,100,100x10,10x100] [--batch 16] [--repeats 2] [--device cpu] [--cpp]
 
 ``--sizes ""`` skips the size table. ``--cpp`` adds Brian2's cpp_standalone device (:class:`CompiledBrian2CA3`:
 one C++ project per network size, minutes to compile on 2 cores, in "build s"); "run s" is one run of the compiled
@@ -54,17 +56,18 @@ def batch_inputs(n_cues: int, n_bits: int, batch: int) -> tuple[np.ndarray, np.n
 
 
 def time_throughput(C: int, M: int, batch: int, device: str, repeats: int, workers: int = 1,
-                    pool=None) -> tuple[float, float, float]:
+                    pool=None, precision: str = "float64") -> tuple[float, float, float]:
     """(simulated s per memory, median wall s, median CPU s of this process) of a batch of different memories on
-    ``workers`` processes (``pool``), after a warm-up."""
+    ``workers`` processes (``pool``) in ``precision``, after a warm-up."""
     import torch
 
     from spikecl.memory.parallel import simulate
 
     cue, content, sim_s = batch_inputs(C, M, batch)
     gate = np.ones(cue.shape[:2])
-    run = lambda n: simulate(CA3Params(), C, M, cue[:n], content[:n], gate[:n], device, workers, pool)  # noqa: E731
-    run(50)                                                                                       # warm-up
+    run = lambda n: simulate(CA3Params(), C, M, cue[:n], content[:n], gate[:n], device, workers, pool,  # noqa: E731
+                             precision)
+    run(50)                                                                              # warm-up: the first 50 steps
     times = []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -75,26 +78,30 @@ def time_throughput(C: int, M: int, batch: int, device: str, repeats: int, worke
     return sim_s, statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
-def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: int, workers: list[int]) -> None:
+def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: int, workers: list[int],
+                     precisions: list[str]) -> None:
     """The throughput table: per-memory x real time from wall and CPU time, beside the goal."""
     from spikecl.memory.parallel import memory_pool
 
     print(f"torch stepper, C = M = {C}" if C == M else f"torch stepper, C = {C}, M = {M}", f"({device}, one thread "
           f"per process; per memory: simulated time x B / time; goal >= {GOAL_X_REAL_TIME:.0f}x real time)")
-    print(f"{'B':>5} {'W':>3} {'sim s/mem':>9} {'wall s':>8} {'CPU s':>8} {'wall us/mem-step':>16} "
+    print(f"{'precision':>9} {'B':>5} {'W':>3} {'sim s/mem':>9} {'wall s':>8} {'CPU s':>8} {'wall us/mem-step':>16} "
           f"{'x real (wall)':>13} {'x real (CPU)':>12} {'goal':>6}")
     for w in workers:
         pool = memory_pool(w) if w > 1 else None
         try:
-            for batch in batches:
-                if batch < w:
-                    continue
-                sim_s, wall, cpu = time_throughput(C, M, batch, device, repeats, w, pool)
-                x_wall, x_cpu = sim_s * batch / wall, sim_s * batch / cpu
-                met = "met" if x_wall >= GOAL_X_REAL_TIME else "cpu" if w == 1 and x_cpu >= GOAL_X_REAL_TIME else "no"
-                cpu_text = f"{x_cpu:>12.1f}" if w == 1 else f"{'-':>12}"
-                print(f"{batch:>5} {w:>3} {sim_s:>9.3f} {wall:>8.3f} {cpu:>8.3f} "
-                      f"{1e6 * wall / (batch * sim_s * 1000):>16.2f} {x_wall:>13.1f} {cpu_text} {met:>6}", flush=True)
+            for precision in precisions:
+                for batch in batches:
+                    if batch < w:
+                        continue
+                    sim_s, wall, cpu = time_throughput(C, M, batch, device, repeats, w, pool, precision)
+                    x_wall, x_cpu = sim_s * batch / wall, sim_s * batch / cpu
+                    met = ("met" if x_wall >= GOAL_X_REAL_TIME else
+                           "cpu" if w == 1 and x_cpu >= GOAL_X_REAL_TIME else "no")
+                    cpu_text = f"{x_cpu:>12.1f}" if w == 1 else f"{'-':>12}"
+                    print(f"{precision:>9} {batch:>5} {w:>3} {sim_s:>9.3f} {wall:>8.3f} {cpu:>8.3f} "
+                          f"{1e6 * wall / (batch * sim_s * 1000):>16.2f} {x_wall:>13.1f} {cpu_text} {met:>6}",
+                          flush=True)
         finally:
             if pool is not None:
                 pool.shutdown()
@@ -161,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,16,64,256", help="batch sizes of the throughput table")
     parser.add_argument("--workers", default="1,2", help="processes the throughput batch is split over")
+    parser.add_argument("--precision", default="float64,float32", help="the stepper's floats in the throughput table")
     parser.add_argument("--size", default="100", help="N for C = M = N, or CxM, of the throughput table")
     parser.add_argument("--sizes", default="10,30,100,100x10,10x100",
                         help="comma-separated sizes: N for C = M = N, or CxM")
@@ -174,7 +182,8 @@ def main() -> None:
     torch.set_num_threads(1)
     C, M = parse_size(args.size)
     workers = [int(w) for w in args.workers.split(",") if w] if args.device == "cpu" else [1]
-    print_throughput(C, M, [int(b) for b in args.batches.split(",") if b], args.device, args.repeats, workers)
+    print_throughput(C, M, [int(b) for b in args.batches.split(",") if b], args.device, args.repeats, workers,
+                     [p for p in args.precision.split(",") if p])
     if not args.sizes:
         return
     time_brian2(5, 5), time_torch(5, 5, 2, args.device)      # warm-up: imports and first code generation

@@ -5,7 +5,7 @@ For every method and engine, task 0 of a Permuted MNIST-5k stream is trained onc
 (steps and the task's consolidation), so GPM's and HLOP's subspaces have the same size in every repeat.
 After one untimed warm-up epoch per contender, the contenders take turns within each repeat, so a load change on a
 shared machine hits all of them alike. One thread. Prints the median CPU time (process time) and wall time per
-epoch and each one's ratio to fine-tune on the same engine, with the goal (HLOP and GPM within 1.3x) beside it.
+epoch, each one's ratio to fine-tune on the same engine and the median of its per-repeat CPU ratios, with the goal (HLOP and GPM within 1.3x) beside it.
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
 step row per sample and the normalised step. Both use hlop-spikecl's lateral-neuron schedule (below).
 
@@ -65,8 +65,9 @@ def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float]]:
-    """Median (CPU, wall) seconds per epoch of each method on ``engine``, interleaved after a warm-up."""
+def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, float]]:
+    """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, and the median
+    over repeats of its CPU time over fine-tune's in the same repeat (a drift of the machine's speed cancels)."""
     runs = {m: snapshot(args, m, engine) for m in methods}
     states = {m: state_of(run) for m, run in runs.items()}
     for method, run in runs.items():
@@ -75,18 +76,23 @@ def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, flo
     for _ in range(args.repeats):
         for method, run in runs.items():
             samples[method].append(timed_epoch(run, states[method]))
-    return {m: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s)) for m, s in samples.items()}
+    base = samples.get("finetune")
+    return {m: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
+                statistics.median(c / b for (c, _), (b, _) in zip(s, base)) if base else None)
+            for m, s in samples.items()}
 
 
-def report(result: dict[str, tuple[float, float]], engine: str) -> None:
-    """One line per method: CPU and wall seconds and their ratios to fine-tune (goal beside HLOP and GPM)."""
-    cpu0, wall0 = result.get("finetune", (None, None))
+def report(result: dict[str, tuple[float, float, float]], engine: str) -> None:
+    """One line per method: CPU and wall seconds, their ratios to fine-tune's medians and the median per-repeat CPU
+    ratio (goal beside HLOP and GPM)."""
+    cpu0, wall0, _ = result.get("finetune", (None, None, None))
     print(f"engine {engine}")
-    for method, (cpu, wall) in result.items():
+    for method, (cpu, wall, paired) in result.items():
         line = f"  {method:<13} CPU {cpu:6.2f} s   wall {wall:6.2f} s"
         if cpu0:
             goal = f"   (goal <= {GOAL}x)" if method.startswith(("hlop", "gpm")) else ""
-            line += f"   {cpu / cpu0:4.2f}x / {wall / wall0:4.2f}x fine-tune (CPU / wall){goal}"
+            line += (f"   {cpu / cpu0:4.2f}x / {wall / wall0:4.2f}x fine-tune (CPU / wall), per repeat "
+                     f"{paired:4.2f}x{goal}")
         print(line)
 
 

@@ -191,6 +191,65 @@ def test_a_batch_split_over_processes_equals_one_process():
         run_batch(lists, C, M, workers=2, device="cuda")
 
 
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_float32_stepper_reproduces_spinnaker_recording(name):
+    """The faster float32 stepper still gives every recorded spike of every population, and no other."""
+    import torch
+
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, recorded, _ = load_recording(name)
+    net = TorchCA3(CA3Params(), C, M, batch_size=2, dtype="float32")
+    spikes = net.run(*recorded_inputs(name))
+    assert net.state.v.dtype == torch.float32
+    for b in range(2):
+        assert_same_spikes(recorded, {k: v[:, b].numpy() for k, v in spikes.items()})
+
+
+def test_float32_batch_equals_float64_on_random_memories():
+    """Eight random 30 x 30 memories (learn, recall by cue and by content, relearn) in float32 and float64 (also
+    split over two processes): the same spikes and answers; weights within float32 rounding. A bad precision is a
+    one-line error."""
+    from spikecl.memory.stress import make_trial
+
+    C, M = 30, 30
+    lists = [make_schedule(make_trial(C, M, density, b, queries_per_size=3).operations, C, M, 7 + 7 * (b % 2))
+             for b, density in enumerate([0.1, 0.3, 0.5, 0.3] * 2)]
+    reference = run_batch(lists, C, M)
+    for fast in (run_batch(lists, C, M, precision="float32"), run_batch(lists, C, M, precision="float32", workers=2)):
+        for a, b in zip(reference, fast):
+            assert [r.answer for r in a.results] == [r.answer for r in b.results]
+            for pop in a.spikes:
+                np.testing.assert_array_equal(a.spikes[pop], b.spikes[pop], err_msg=pop)
+            for k in a.weights:
+                assert b.weights[k].dtype == np.float32
+                np.testing.assert_allclose(b.weights[k], a.weights[k], atol=1e-5, err_msg=k)
+    assert sum(r.spikes["OUTcont"].sum() for r in reference) > 100
+    with pytest.raises(ConfigError, match="precision 'float16' is not one of float64, float32"):
+        run_batch(lists, C, M, precision="float16")
+
+
+def test_float32_run_flushes_subnormals_only_while_it_runs():
+    """A float32 run on the CPU flushes subnormal floats (which decaying traces reach after a few hundred silent
+    steps) and then restores the caller's mode, whichever it was."""
+    import torch
+
+    from spikecl.memory.torch_net import TorchCA3, flushed_subnormals, flushing_subnormals
+
+    steps = np.zeros((20, 5), dtype=bool)
+    for before in (False, True):
+        torch.set_flush_denormal(before)
+        try:
+            with flushed_subnormals(True):
+                assert flushing_subnormals()
+            assert flushing_subnormals() == before
+            TorchCA3(CA3Params(), 5, 5, dtype="float32").run(steps, steps)
+            assert flushing_subnormals() == before
+        finally:
+            torch.set_flush_denormal(False)
+    assert not flushing_subnormals()
+
+
 @pytest.mark.parametrize("params", [CA3Params(), CA3Params(read_only_recall=True, match_k=2, inhibition="pool")],
                          ids=["published", "options"])
 def test_batched_stepper_gives_each_memory_its_own_spikes(params):

@@ -5,6 +5,7 @@ import pytest
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError
+from spikecl.io import read_run
 from spikecl.memory.experiment import load_config, read_part
 from spikecl.memory.stress import StressGrid, make_trial, run_grid, score_trial
 
@@ -57,6 +58,10 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     assert split["density"].tolist() == [0.1, 0.3] and split.keys() == table.keys()
     for key, column in table.items():
         np.testing.assert_array_equal(split[key], column, err_msg=key)
+    assert run_cli(tmp_path, *two, "--set", 'stress.precision="float32"') == 0    # the faster floats: same scores
+    assert read_run(part, "ca3").config["stress"]["precision"] == "float32"
+    for key, column in table.items():
+        np.testing.assert_array_equal(read_part(part)["table"][key], column, err_msg=key)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -67,6 +72,7 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     ("params.nonsense=1", "unknown key 'params.nonsense'"),
     ("stress.densities=[]", "at least one value"),
     ("stress.workers=0", "below the minimum 1"),
+    ('stress.precision="float16"', "not allowed"),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2

@@ -18,6 +18,7 @@ from spikecl.errors import ConfigError
 from spikecl.memory.params import CA3Params
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, decode, encode,
                                      learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
+from spikecl.memory.torch_net import PRECISIONS
 
 BACKENDS = ("brian2", "torch")
 
@@ -106,7 +107,7 @@ class CA3Memory:
 
 def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, n_bits: int,
               params: CA3Params | None = None, spacing_ms: int | Sequence[int] = DEFAULT_SPACING_MS,
-              device: str = "cpu", workers: int = 1, pool=None) -> list[MemoryRun]:
+              device: str = "cpu", workers: int = 1, pool=None, precision: str = "float64") -> list[MemoryRun]:
     """Run B independent memories, one per operation list (laid out ``spacing_ms`` apart) or ready
     :class:`Schedule`, together in the torch stepper, padded to the longest schedule. Returns one
     :class:`MemoryRun` per schedule (its spikes cut to its own duration).
@@ -114,7 +115,8 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     ``workers > 1`` (CPU): the memories are split into that many contiguous shares, each simulated by its own
     process with one thread (:mod:`spikecl.memory.parallel`; ``pool``: a ready process pool, e.g. from
     :func:`~spikecl.memory.parallel.memory_pool`, else one is started for the call). Every memory gets the same
-    spikes and weights as in one process."""
+    spikes and weights as in one process. ``precision``: "float64" (the reference) or "float32" (faster on a CPU;
+    see :class:`~spikecl.memory.torch_net.TorchCA3`)."""
     from spikecl.memory.parallel import simulate
 
     params = params or CA3Params()
@@ -123,6 +125,8 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
         raise ConfigError("run_batch needs at least one schedule")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if workers > 1 and not str(device).startswith("cpu"):
         raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
     laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
@@ -134,7 +138,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
         c, x = encode(s, n_cues, n_bits, params.learn_hold_steps)
         cue[: s.duration_ms, b], content[: s.duration_ms, b] = c, x
         gate[: s.duration_ms, b] = plasticity_gate(s, params.read_only_recall)
-    spikes, weights = simulate(params, n_cues, n_bits, cue, content, gate, device, workers, pool)
+    spikes, weights = simulate(params, n_cues, n_bits, cue, content, gate, device, workers, pool, precision)
     runs = []
     for b, s in enumerate(laid):
         own = {k: v[: s.duration_ms, b] for k, v in spikes.items()}

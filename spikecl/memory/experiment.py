@@ -42,6 +42,7 @@ from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
+from spikecl.memory.torch_net import PRECISIONS
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    run_grid)
 
@@ -70,6 +71,9 @@ class StressConfig:
     relearn_fraction: float = option(0.25, low=0.0, high=1.0, doc="share of cues relearned to test forgetting")
     workers: int = option(1, low=1, high=256, doc="CPU processes each batch of trials is split over (the same "
                                                   "results; spikecl.memory.parallel)")
+    precision: str = option("float64", choices=PRECISIONS,
+                            doc="the torch stepper's floats: float64 (the reference) or float32 (faster on a CPU; "
+                                "spike-exact on the SpiNNaker recordings, weights within float32 rounding)")
 
 
 @dataclass
@@ -130,7 +134,8 @@ def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant:
     grid = StressGrid(n_cues, n_bits, variant, tuple(s.densities), tuple(s.spacings_ms), tuple(cfg.seeds),
                       tuple(s.fragment_sizes), s.queries_per_size, s.relearn_fraction)
     start = time.perf_counter()
-    table = run_grid(grid, cfg.model_params(), device, s.workers if str(device).startswith("cpu") else 1)
+    table = run_grid(grid, cfg.model_params(), device, s.workers if str(device).startswith("cpu") else 1,
+                     s.precision)
     seconds = time.perf_counter() - start
     write_run(path, "ca3", asdict(cfg), arrays={"table": table},
               attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds},

@@ -32,16 +32,17 @@ def memory_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, content: np.ndarray, gate: np.ndarray,
-             device: str = "cpu", workers: int = 1, pool: ProcessPoolExecutor | None = None
-             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+             device: str = "cpu", workers: int = 1, pool: ProcessPoolExecutor | None = None,
+             precision: str = "float64") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every population's spikes (bool ``[T, B, N]``) and the plastic weights (nA, ``[B, ...]``) of the batch
-    ``cue [T, B, C]``, ``content [T, B, M]``, ``gate [T, B]``, on ``workers`` processes when > 1."""
+    ``cue [T, B, C]``, ``content [T, B, M]``, ``gate [T, B]``, on ``workers`` processes when > 1, in ``precision``
+    (:data:`~spikecl.memory.torch_net.PRECISIONS`)."""
     from spikecl.memory.torch_net import TorchCA3
 
     steps, batch = cue.shape[:2]
     workers = min(workers, batch)
     if workers == 1:
-        net = TorchCA3(params, n_cues, n_bits, batch_size=batch, device=device)
+        net = TorchCA3(params, n_cues, n_bits, batch_size=batch, device=device, dtype=precision)
         return {k: v.cpu().numpy() for k, v in net.run(cue, content, gate).items()}, net.weights()
     layout = population_slices(n_cues, n_bits, params)
     width = max(b for a, b in layout.values())
@@ -49,7 +50,7 @@ def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, conte
     try:
         bounds = np.linspace(0, batch, workers + 1).round().astype(int)
         shares = [(params, n_cues, n_bits, cue[:, a:b], content[:, a:b], gate[:, a:b], block.name,
-                   (steps, batch, width), a) for a, b in zip(bounds[:-1], bounds[1:])]
+                   (steps, batch, width), a, precision) for a, b in zip(bounds[:-1], bounds[1:])]
         with _pool_or(pool, workers) as executor:
             parts = list(executor.map(_run_share, shares))
         raster = np.ndarray((steps, batch, width), dtype=bool, buffer=block.buf).copy()
@@ -86,8 +87,8 @@ def _run_share(args: tuple) -> dict[str, np.ndarray]:
     its plastic weights."""
     from spikecl.memory.torch_net import TorchCA3
 
-    params, n_cues, n_bits, cue, content, gate, block_name, shape, lo = args
-    net = TorchCA3(params, n_cues, n_bits, batch_size=cue.shape[1], device="cpu")
+    params, n_cues, n_bits, cue, content, gate, block_name, shape, lo, precision = args
+    net = TorchCA3(params, n_cues, n_bits, batch_size=cue.shape[1], device="cpu", dtype=precision)
     spikes = net.run(cue, content, gate)
     block = shared_memory.SharedMemory(name=block_name)
     try:

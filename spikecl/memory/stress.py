@@ -149,9 +149,9 @@ class StressGrid:
 
 
 def run_grid(grid: StressGrid, base: CA3Params | None = None, device: str = "cpu",
-             workers: int = 1) -> dict[str, np.ndarray]:
+             workers: int = 1, precision: str = "float64") -> dict[str, np.ndarray]:
     """Run every case of ``grid`` as one torch batch (padded to the longest schedule; split over ``workers`` CPU
-    processes when > 1); returns columns
+    processes when > 1; the stepper in ``precision``); returns columns
     ``density``, ``spacing_ms``, ``seed`` and one per metric (NaN where a metric does not apply), each
     ``[n_cases]``."""
     params = replace(base or CA3Params(), **VARIANTS[grid.variant])
@@ -161,7 +161,8 @@ def run_grid(grid: StressGrid, base: CA3Params | None = None, device: str = "cpu
               for density, spacing, seed in cases]
     schedules = [make_schedule(t.operations, grid.n_cues, grid.n_bits, spacing)
                  for t, (_, spacing, _) in zip(trials, cases)]
-    runs = run_batch(schedules, grid.n_cues, grid.n_bits, params, device=device, workers=workers)
+    runs = run_batch(schedules, grid.n_cues, grid.n_bits, params, device=device, workers=workers,
+                     precision=precision)
     rows = [score_trial(trial, run.results, params.match_k) for trial, run in zip(trials, runs)]
     keys = sorted({k for row in rows for k in row})
     table = {"density": np.array([c[0] for c in cases]), "spacing_ms": np.array([c[1] for c in cases]),

@@ -21,6 +21,7 @@ simulates the batch in chunks of :data:`CPU_CHUNK` memories. :class:`TorchCA3` k
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,6 +34,9 @@ from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
 #: at a time), are then the rows that STDP reads and writes contiguously in both projections
 POST_MAJOR = frozenset({"cue_to_content"})
+#: the stepper's floating-point precisions: float64 (the reference) or float32 (spike-exact on the SpiNNaker
+#: recordings, faster; weights within float32 rounding)
+PRECISIONS = ("float64", "float32")
 #: memories simulated together on a CPU (C = M = 100: 8 to 64 per chunk speeds up 2.7x, 64 to 256 gains nothing
 #: measurable, while smaller chunks keep the scratch tensors small)
 CPU_CHUNK = 64
@@ -358,6 +362,30 @@ def _deliver(syn: StaticDelay, current, events, active: list, row) -> None:
         current[:, t0:t1].add_(count.unsqueeze(1) * value)
 
 
+@contextmanager
+def flushed_subnormals(active: bool):
+    """Within the block, this thread's CPU flushes subnormal floats to zero (``torch.set_flush_denormal``), then the
+    previous mode returns. In float32 the traces, currents and membrane offsets that decay every step become
+    subnormal (below 1.2e-38) after a few hundred silent steps, and x86 CPUs compute on those many times slower;
+    flushing them changes nothing measurable."""
+    torch = require("torch", "torch")
+    if not active:
+        yield
+        return
+    before = flushing_subnormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
+def flushing_subnormals() -> bool:
+    """Whether this thread's CPU flushes subnormal floats to zero (torch has a setter but no getter)."""
+    torch = require("torch", "torch")
+    return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.0).eq(0).item())
+
+
 class TorchCA3:
     """B independent CA3 memories stepped in torch; :meth:`run` continues the simulation.
 
@@ -365,6 +393,8 @@ class TorchCA3:
     >>> spikes = net.run(cue_input, content_input)   # dict population -> bool tensor [T, B, N]  # doctest: +SKIP
 
     ``chunk``: memories simulated together (default: :data:`CPU_CHUNK` on a CPU, the whole batch on a GPU).
+    ``dtype``: a torch float dtype or one of :data:`PRECISIONS` (default float64); float32 runs on a CPU with
+    subnormals flushed (:func:`flushed_subnormals`).
     """
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, batch_size: int = 1, device="cpu",
@@ -376,6 +406,10 @@ class TorchCA3:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if chunk is not None and chunk < 1:
             raise ConfigError(f"chunk must be >= 1, got {chunk}")
+        if isinstance(dtype, str):
+            if dtype not in PRECISIONS:
+                raise ConfigError(f"precision {dtype!r} is not one of {', '.join(PRECISIONS)}")
+            dtype = getattr(torch, dtype)
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
         self.device = torch.device(device)
         self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
@@ -400,9 +434,10 @@ class TorchCA3:
         inputs = torch.cat([state.history[:, :, :n_in].flip(0), torch.cat([cue, content], dim=2)])
         cells = torch.empty(depth + n_steps, B, consts.alpha.shape[0], dtype=torch.bool, device=self.device)
         cells[:depth] = state.history[:, :, n_in:].flip(0)
-        for lo in range(0, B, self.chunk):
-            hi = min(B, lo + self.chunk)
-            _Chunk(consts, state.rows(lo, hi), inputs[:, lo:hi], cells[:, lo:hi], gate[:, lo:hi]).run()
+        with flushed_subnormals(self.device.type == "cpu" and consts.alpha.dtype == torch.float32):
+            for lo in range(0, B, self.chunk):
+                hi = min(B, lo + self.chunk)
+                _Chunk(consts, state.rows(lo, hi), inputs[:, lo:hi], cells[:, lo:hi], gate[:, lo:hi]).run()
         state.history = torch.cat([inputs[-depth:], cells[-depth:]], dim=2).flip(0)
         self.t_ms += n_steps
         return {name: inputs[depth:, :, a:b] if b <= n_in else cells[depth:, :, a - n_in:b - n_in]
