@@ -129,13 +129,39 @@ def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
     assert all(report["answers_equal"]) and max(report["weight_max_abs_error_nA"].values()) <= 1e-12
 
 
-def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env):
+def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env, capsys):
     """Lava's own LIFRefractory (gains folded into the weights, a relay LIF for the late post spikes) gives the
-    same spikes; the weights agree up to float rounding (the products are formed in another order)."""
-    report = ca3_graph.deploy(graph_file, "lava-sim", cells="lif")
+    same spikes; the weights agree up to float rounding (the products are formed in another order). Run as
+    ``spikecl deploy FILE --backend lava-sim --cells lif``."""
+    from spikecl.cli import main
+    from spikecl.export.pipeline import deploy
+
+    assert main(["deploy", str(graph_file), "--backend", "lava-sim", "--cells", "lif"]) == 0
+    text = capsys.readouterr().out
+    assert "answers equal to the reference: 9/9" in text and "recall accuracy 1.000" in text
+    assert "cells lif, learning float)" in text and "OUTcont 100.0%" in text
+    report = deploy(graph_file, "lava-sim", options={"cells": "lif"})
     assert report["cells"] == "lif" and set(report["spike_match"].values()) == {1.0}
     assert report["answers"] == ANSWERS and report["recall_accuracy"] == 1.0
     assert max(report["weight_max_abs_error_nA"].values()) < 1e-12
+
+
+def test_deploy_options_reach_only_the_graphs_that_take_them(graph_file, tmp_path, capsys):
+    """--cells, --learning and --stock-engine are CA3 learning-graph options: the reference backend accepts them,
+    another learning graph or a frozen network refuses them in one line."""
+    from spikecl.cli import main
+
+    assert main(["deploy", str(graph_file), "--cells", "lif", "--learning", "fixed", "--stock-engine"]) == 0
+    assert "recall accuracy 1.000" in capsys.readouterr().out
+    lateral, frozen = tmp_path / "lateral.h5", tmp_path / "frozen.h5"
+    with h5py.File(lateral, "w") as f:
+        f.attrs["learning_graph"] = "hlop-lateral"
+    h5py.File(frozen, "w").close()
+    for path, flag, words in ((lateral, ["--stock-engine"], "--stock-engine does not apply to hlop-lateral"),
+                              (frozen, ["--cells", "lif"], "--cells applies to learning graphs only")):
+        assert main(["deploy", str(path), *flag]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1
 
 
 def test_lava_fixed_point_learning_engine_keeps_the_answers(graph_file, lava_env):

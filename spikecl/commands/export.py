@@ -3,6 +3,7 @@
     spikecl export RESULTS.h5|CHECKPOINT.ckpt -o net.h5 [--format netx|nir] [--weight-bits 8] [--overwrite]
     spikecl export CA3.toml -o ca3.h5 [--overwrite]      the CA3 memory's functional experiment, a learning graph
     spikecl deploy net.h5 --backend lava-sim|reference [--samples N]
+    spikecl deploy ca3.h5 --backend lava-sim [--cells custom|lif] [--learning float|fixed] [--stock-engine]
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 from pathlib import Path
 
 from spikecl.commands import bounded
+from spikecl.export.ca3_graph import CELLS as CA3_CELLS
+from spikecl.export.ca3_graph import LEARNING as CA3_LEARNING
 
 
 def add_command(sub) -> None:
@@ -48,6 +51,13 @@ def add_command(sub) -> None:
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference")
     deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200, help="test samples to run (default 200)")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
+    graph = deploy.add_argument_group("CA3 learning graphs (spikecl export models/ca3_cam.toml -o ca3.h5)")
+    graph.add_argument("--cells", choices=CA3_CELLS, help="cells on Lava: spikecl's cell model ('custom', the "
+                                                          "default) or Lava's LIFRefractory ('lif')")
+    graph.add_argument("--learning", choices=CA3_LEARNING, help="Lava's learning engine: 'float' (the default) or "
+                                                                "'fixed' (8-bit weights, 7-bit traces)")
+    graph.add_argument("--stock-engine", action="store_true", help="Lava's stock learning order: no clip between "
+                       "the potentiation and depression halves, pre spikes sent through the row before its update")
     deploy.set_defaults(handler=cmd_deploy)
 
 
@@ -80,5 +90,6 @@ def export_ca3(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from spikecl.export.pipeline import deploy, print_deploy
 
-    print_deploy(deploy(args.network, args.backend, args.samples, args.data_dir))
+    options = {name: getattr(args, name) for name in ("cells", "learning", "stock_engine") if getattr(args, name)}
+    print_deploy(deploy(args.network, args.backend, args.samples, args.data_dir, options=options))
     return 0

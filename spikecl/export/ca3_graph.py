@@ -45,6 +45,8 @@ OUTPUTS = ("OUTcue", "OUTcont")
 RECALLS = ("recall_cue", "recall_content")
 CELLS = ("custom", "lif")
 LEARNING = ("float", "fixed")
+#: keyword options of :func:`deploy` that ``spikecl deploy`` passes on (--stock-engine, --cells, --learning)
+DEPLOY_OPTIONS = ("stock_engine", "cells", "learning")
 
 
 @dataclass
@@ -298,6 +300,8 @@ def print_report(report: dict, out=None) -> None:
               file=out)
         print("plastic weights, max |Lava - reference| (nA): " + ", ".join(
             f"{k} {v:.3g}" for k, v in report["weight_max_abs_error_nA"].items()), file=out)
-        print(f"Lava ({report['lava_backend']}): {report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "
+        engine = ", Lava's stock learning order" if report["stock_engine"] else ""
+        print(f"Lava ({report['lava_backend']}; cells {report['cells']}, learning {report['learning']}{engine}): "
+              f"{report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "
               f"compile + first step {report['start_s']:.2f} s; torch stepper "
               f"{report['reference_ms_per_step']:.3f} ms/step", file=out)

@@ -2,8 +2,9 @@
 memory's STDP), as opposed to frozen networks (:mod:`spikecl.export.netx`).
 
 A learning-graph file is HDF5 whose root attribute ``learning_graph`` names its kind. Each kind registers, in
-:data:`KINDS`, the module that runs it for ``spikecl deploy`` (``deploy(path, backend, samples, data_dir) -> dict``)
-and prints its report (``print_report(report, out)``). Torch-free, like the rest of :mod:`spikecl.export`.
+:data:`KINDS`, the module that runs it for ``spikecl deploy`` (``deploy(path, backend, samples, data_dir, **options)
+-> dict``, the options it takes named in its ``DEPLOY_OPTIONS``) and prints its report (``print_report(report,
+out)``). Torch-free, like the rest of :mod:`spikecl.export`.
 """
 
 from __future__ import annotations
@@ -40,3 +41,18 @@ def kind_of(path: str | Path) -> str | None:
 def module(kind: str):
     """The module that runs learning graphs of ``kind``."""
     return importlib.import_module(KINDS[kind])
+
+
+def deploy(kind: str, path: Path, backend: str, samples: int, data_dir: str | None, options: dict) -> dict:
+    """Run the learning graph ``path`` of ``kind`` with the kind's deploy ``options`` (a one-line ConfigError
+    names an option the kind does not take)."""
+    runner = module(kind)
+    unknown = [name for name in options if name not in getattr(runner, "DEPLOY_OPTIONS", ())]
+    if unknown:
+        raise ConfigError(f"{option_flag(unknown[0])} does not apply to {kind} learning graphs ({path})")
+    return runner.deploy(path, backend, samples, data_dir, **options)
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a deploy option (``stock_engine`` -> ``--stock-engine``)."""
+    return "--" + name.replace("_", "-")

@@ -161,8 +161,9 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
 
 
 def deploy(network: str | Path, backend: str = "reference", samples: int = 200, data_dir: str | None = None,
-           record_layers: bool = True) -> dict:
-    """Run an exported file on test samples of the stream it was trained on; accuracy, agreement, timings."""
+           record_layers: bool = True, options: dict | None = None) -> dict:
+    """Run an exported file on test samples of the stream it was trained on; accuracy, agreement, timings.
+    ``options``: a learning graph's deploy options (e.g. ``{"cells": "lif"}`` for a CA3 graph)."""
     from spikecl.export import learning_graphs
     from spikecl.export.netx import read_netx
 
@@ -171,9 +172,13 @@ def deploy(network: str | Path, backend: str = "reference", samples: int = 200, 
     if samples < 1:
         raise ConfigError(f"--samples {samples}: expected at least 1")
     kind = learning_graphs.kind_of(network)
+    options = options or {}
     if kind is not None:                                  # plasticity on: the kind's own runner and report
-        report = learning_graphs.module(kind).deploy(Path(network), backend, samples, data_dir)
+        report = learning_graphs.deploy(kind, Path(network), backend, samples, data_dir, options)
         return {"learning_graph": kind, "backend": backend, **report}
+    if options:
+        raise ConfigError(f"{learning_graphs.option_flag(next(iter(options)))} applies to learning graphs only; "
+                          f"{network} is an exported network")
     net = read_netx(network)
     x, y, heads = stream_samples(net.config, samples, data_dir)
     inputs = encode(x, net)
