@@ -9,10 +9,10 @@ together; "x real time" = simulated biological time x B / time taken, from wall 
 time (they differ on a loaded machine), torch with one thread per process, after a warm-up run of the same batch
 size. With W > 1 workers the batch is split over W processes (:mod:`spikecl.memory.parallel`, a pool started before
 timing; the time includes shipping the inputs and the shared-memory raster), and only wall time counts. Every row
-runs in each ``--precision``: float64 (the reference) and float32 (spike-exact on the SpiNNaker recordings, subnormals
-flushed; see :class:`~spikecl.memory.torch_net.TorchCA3`). The goal
-(issue 18) is at least 100x real time per memory; the "goal" column says "met" (from wall time), "cpu" (from CPU time
-only) or "no".
+runs in each ``--precision``, taking turns within every repeat: float64 (the reference) and float32 (spike-exact on
+the SpiNNaker recordings, subnormals flushed; see :class:`~spikecl.memory.torch_net.TorchCA3`). The goal (issue 18)
+is at least 100x real time per memory; the "goal" column says "met" (from wall time), "cpu" (from CPU time only) or
+"no".
 
 Size table: network construction is timed separately from running, after a warm-up run (imports, first code
 generation); "x real time" = simulated / wall time; the last column is Brian2 numpy's time / this row's time.
@@ -55,27 +55,31 @@ def batch_inputs(n_cues: int, n_bits: int, batch: int) -> tuple[np.ndarray, np.n
     return cue, content, cue.shape[0] / 1000
 
 
-def time_throughput(C: int, M: int, batch: int, device: str, repeats: int, workers: int = 1,
-                    pool=None, precision: str = "float64") -> tuple[float, float, float]:
-    """(simulated s per memory, median wall s, median CPU s of this process) of a batch of different memories on
-    ``workers`` processes (``pool``) in ``precision``, after a warm-up."""
+def time_throughput(C: int, M: int, batch: int, device: str, repeats: int, workers: int = 1, pool=None,
+                    precisions: tuple[str, ...] = ("float64",)) -> tuple[float, dict[str, tuple[float, float]]]:
+    """(simulated s per memory, {precision: (median wall s, median CPU s of this process)}) of a batch of different
+    memories on ``workers`` processes (``pool``), after a warm-up; the precisions take turns within every repeat,
+    so a change of the host's speed hits them alike."""
     import torch
 
     from spikecl.memory.parallel import simulate
 
     cue, content, sim_s = batch_inputs(C, M, batch)
     gate = np.ones(cue.shape[:2])
-    run = lambda n: simulate(CA3Params(), C, M, cue[:n], content[:n], gate[:n], device, workers, pool,  # noqa: E731
-                             precision)
-    run(50)                                                                              # warm-up: the first 50 steps
-    times = []
+    run = lambda n, p: simulate(CA3Params(), C, M, cue[:n], content[:n], gate[:n], device, workers, pool,  # noqa
+                                p)
+    for precision in precisions:
+        run(50, precision)                                                       # warm-up: the first 50 steps
+    times = {precision: [] for precision in precisions}
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run(len(cue))
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - wall, time.process_time() - cpu))
-    return sim_s, statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+        for precision in precisions:
+            wall, cpu = time.perf_counter(), time.process_time()
+            run(len(cue), precision)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[precision].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return sim_s, {p: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
+                   for p, ts in times.items()}
 
 
 def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: int, workers: list[int],
@@ -90,11 +94,11 @@ def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: i
     for w in workers:
         pool = memory_pool(w) if w > 1 else None
         try:
-            for precision in precisions:
-                for batch in batches:
-                    if batch < w:
-                        continue
-                    sim_s, wall, cpu = time_throughput(C, M, batch, device, repeats, w, pool, precision)
+            for batch in batches:
+                if batch < w:
+                    continue
+                sim_s, timed = time_throughput(C, M, batch, device, repeats, w, pool, tuple(precisions))
+                for precision, (wall, cpu) in timed.items():
                     x_wall, x_cpu = sim_s * batch / wall, sim_s * batch / cpu
                     met = ("met" if x_wall >= GOAL_X_REAL_TIME else
                            "cpu" if w == 1 and x_cpu >= GOAL_X_REAL_TIME else "no")
