@@ -18,7 +18,7 @@ from spikecl.errors import ConfigError
 from spikecl.memory.params import CA3Params
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, decode, encode,
                                      learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
-from spikecl.memory.torch_net import PRECISIONS
+from spikecl.memory.torch_net import check_precision
 
 BACKENDS = ("brian2", "torch")
 
@@ -125,8 +125,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
         raise ConfigError("run_batch needs at least one schedule")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if workers > 1 and not str(device).startswith("cpu"):
         raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
     laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]

@@ -42,9 +42,9 @@ from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
-from spikecl.memory.torch_net import PRECISIONS
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    run_grid)
+from spikecl.memory.torch_net import PRECISIONS
 
 FUNCTIONAL = "exp1_functional"
 

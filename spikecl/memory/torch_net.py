@@ -42,6 +42,13 @@ PRECISIONS = ("float64", "float32")
 CPU_CHUNK = 64
 
 
+def check_precision(name) -> str:
+    """``name`` if it is one of :data:`PRECISIONS`, else a one-line ConfigError."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
+    return name
+
+
 class StaticDelay(NamedTuple):
     """The static synapses of one delay, for event-driven delivery. ``target``, ``value`` ``[N, K]``: the
     one-to-one fan-out of every source neuron (cell index in ``[0, N')``, nA per spike already times the event
@@ -407,9 +414,7 @@ class TorchCA3:
         if chunk is not None and chunk < 1:
             raise ConfigError(f"chunk must be >= 1, got {chunk}")
         if isinstance(dtype, str):
-            if dtype not in PRECISIONS:
-                raise ConfigError(f"precision {dtype!r} is not one of {', '.join(PRECISIONS)}")
-            dtype = getattr(torch, dtype)
+            dtype = getattr(torch, check_precision(dtype))
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
         self.device = torch.device(device)
         self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
