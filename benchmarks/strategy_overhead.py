@@ -5,7 +5,8 @@ For every method and engine, task 0 of a Permuted MNIST-5k stream is trained onc
 (steps and the task's consolidation), so GPM's and HLOP's subspaces have the same size in every repeat.
 After one untimed warm-up epoch per contender, the contenders take turns within each repeat, so a load change on a
 shared machine hits all of them alike. One thread. Prints the median CPU time (process time) and wall time per
-epoch, each one's ratio to fine-tune on the same engine and the median of its per-repeat CPU ratios, with the goal (HLOP and GPM within 1.3x) beside it.
+epoch, each one's ratio to fine-tune on the same engine and the median of its per-repeat CPU ratios, with the goal (HLOP and GPM within 1.3x) beside it, and the ratio of the matrix-product FLOPs of one epoch (counted by torch's FlopCounterMode): the arithmetic the
+method adds, which its time ratio cannot go below where the products dominate the step.
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
 step row per sample and the normalised step. Both use hlop-spikecl's lateral-neuron schedule (below).
 
@@ -23,6 +24,7 @@ import time
 import tomllib
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
@@ -65,34 +67,46 @@ def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, float]]:
-    """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, and the median
-    over repeats of its CPU time over fine-tune's in the same repeat (a drift of the machine's speed cancels)."""
+def matmul_flops(run: ContinualRun, state: dict) -> int:
+    """Floating-point operations of the matrix products (mm, addmm, bmm, convolutions) in one epoch of task 1 of
+    ``run`` from ``state``, counted by torch's FlopCounterMode: the arithmetic a method cannot do without."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        timed_epoch(run, state)
+    return counter.get_total_flops()
+
+
+def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, float | None, int]]:
+    """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, the median over
+    repeats of its CPU time over fine-tune's in the same repeat (a drift of the machine's speed cancels), and the
+    epoch's matrix-product FLOPs (counted in one untimed epoch)."""
     runs = {m: snapshot(args, m, engine) for m in methods}
     states = {m: state_of(run) for m, run in runs.items()}
     for method, run in runs.items():
         timed_epoch(run, states[method])
+    flops = {m: matmul_flops(run, states[m]) for m, run in runs.items()}
     samples = {m: [] for m in methods}
     for _ in range(args.repeats):
         for method, run in runs.items():
             samples[method].append(timed_epoch(run, states[method]))
     base = samples.get("finetune")
     return {m: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
-                statistics.median(c / b for (c, _), (b, _) in zip(s, base)) if base else None)
+                statistics.median(c / b for (c, _), (b, _) in zip(s, base)) if base else None, flops[m])
             for m, s in samples.items()}
 
 
-def report(result: dict[str, tuple[float, float, float]], engine: str) -> None:
-    """One line per method: CPU and wall seconds, their ratios to fine-tune's medians and the median per-repeat CPU
-    ratio (goal beside HLOP and GPM)."""
-    cpu0, wall0, _ = result.get("finetune", (None, None, None))
+def report(result: dict[str, tuple[float, float, float | None, int]], engine: str) -> None:
+    """One line per method: CPU and wall seconds, their ratios to fine-tune's medians, the median per-repeat CPU
+    ratio (goal beside HLOP and GPM) and the ratio of matrix-product FLOPs (the floor of the time ratio where the
+    products dominate)."""
+    cpu0, wall0, _, flops0 = result.get("finetune", (None, None, None, None))
     print(f"engine {engine}")
-    for method, (cpu, wall, paired) in result.items():
-        line = f"  {method:<13} CPU {cpu:6.2f} s   wall {wall:6.2f} s"
+    for method, (cpu, wall, paired, flops) in result.items():
+        line = f"  {method:<13} CPU {cpu:6.2f} s   wall {wall:6.2f} s   matmul {flops / 1e9:5.1f} GFLOP"
         if cpu0:
             goal = f"   (goal <= {GOAL}x)" if method.startswith(("hlop", "gpm")) else ""
             line += (f"   {cpu / cpu0:4.2f}x / {wall / wall0:4.2f}x fine-tune (CPU / wall), per repeat "
-                     f"{paired:4.2f}x{goal}")
+                     f"{paired:4.2f}x, matmul FLOPs {flops / flops0:4.2f}x{goal}")
         print(line)
 
 

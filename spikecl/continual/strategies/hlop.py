@@ -162,9 +162,9 @@ def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, mo
     k = h_new.shape[0]
     span = torch.cat([h_new, velocity, residual_old])                             # Z [2k + B, n]
     x_span = x @ span.T                                                           # X Zᵀ [B, 2k + B]
-    eye = torch.eye(k, dtype=x.dtype, device=x.device)
-    coef_h = torch.cat([eye, torch.zeros_like(eye), x_span.new_zeros(k, x.shape[0])], dim=1)   # H = C_h Z
-    coef_v = torch.cat([torch.zeros_like(eye), eye, x_span.new_zeros(k, x.shape[0])], dim=1)   # V = C_v Z
+    coef = x_span.new_zeros(2 * k, span.shape[0])
+    coef.diagonal().fill_(1)                                                      # [C_h; C_v] = [I 0 0; 0 I 0]
+    coef_h, coef_v = coef[:k], coef[k:]                                           # H = C_h Z, V = C_v Z
     eta = step_size(lr, residual_old, normalise) / x.shape[0]                    # a tensor when normalised
     gain = eta * (1 - momentum) if momentum else eta       # the step's weight in the velocity (or in H)
     scalar = _host_scalar(gain)                            # fused multiply-adds where reading it costs no sync
@@ -181,9 +181,11 @@ def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, mo
             moving[:, 2 * k:].add_(y.T, alpha=scalar)
         if momentum:
             coef_h.add_(coef_v)
-    new_h = coef_h @ span
-    new_velocity = coef_v @ span if momentum else velocity
-    return h_new + (new_h - h_new).clamp(-clamp, clamp), new_velocity
+    if momentum:
+        new_h, new_velocity = (coef @ span).split(k)
+    else:
+        new_h, new_velocity = coef_h @ span, velocity
+    return new_h.sub_(h_new).clamp_(-clamp, clamp).add_(h_new), new_velocity
 
 
 def _host_scalar(value) -> float | None:
@@ -198,17 +200,15 @@ def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentu
     ``η Yᵀ (R_old − Y H)``, computed as ``η (Yᵀ R_old − (YᵀY) H)`` without forming the [B, n] residual."""
     eta = step_size(lr, residual_old, normalise) / x.shape[0]
     gain = eta * (1 - momentum) if momentum else eta        # the step's weight in the velocity (or in H)
-    h = h_new
+    h = h_new.clone()                                       # updated in place: no [k, n] temporaries per step
     for _ in range(iterations):
         y = _quantise(x @ h.T, levels)                                            # [B, k]
         weighted = (gain * y).T                                                   # [k, B]
-        step = torch.addmm(weighted @ residual_old, weighted @ y, h, alpha=-1)    # weighted (R_old − Y H)
+        step = (weighted @ residual_old).addmm_(weighted @ y, h, alpha=-1)        # weighted (R_old − Y H)
         if momentum:
-            velocity = torch.add(step, velocity, alpha=momentum)
-            h = h + velocity
-        else:
-            h = h + step
-    return h_new + (h - h_new).clamp(-clamp, clamp), velocity
+            velocity = step.add_(velocity, alpha=momentum)
+        h.add_(velocity if momentum else step)
+    return h.sub_(h_new).clamp_(-clamp, clamp).add_(h_new), velocity
 
 
 def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,42 @@
+"""The benchmark scripts behind ``make bench`` start, explain themselves and print what they promise (at toy sizes;
+no timing is asserted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py")
+                    if p.name != "neurobench_compare.py")          # needs the neurobench package, not ours
+
+
+def run(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("script", [p.name for p in BENCHMARKS])
+def test_benchmark_explains_itself(script):
+    out = run(script, "--help")
+    assert out.startswith("usage:") and len(out.splitlines()) > 2
+
+
+def test_strategy_overhead_prints_time_and_arithmetic_ratios():
+    """At a toy size: every method gets its time and matrix-product FLOPs beside fine-tune's; fine-tune's ratios
+    are 1 and HLOP's Hebbian learning and projection add arithmetic (a FLOP ratio above 1)."""
+    out = run("strategy_overhead.py", "--hidden", "32", "--steps", "2", "--repeats", "1",
+              "--methods", "finetune,hlop", "--engines", "fused")
+    ratios = dict(re.findall(r"^\s+(\w[\w-]*)\s+CPU .* matmul FLOPs\s+([\d.]+)x", out, flags=re.M))
+    assert set(ratios) == {"finetune", "hlop"}, out
+    assert float(ratios["finetune"]) == 1.0
+    assert float(ratios["hlop"]) > 1.0
+    assert "(goal <= 1.3x)" in out
