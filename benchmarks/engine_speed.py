@@ -5,9 +5,10 @@ One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, th
 same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
 median CPU time (process time) and wall time per step, each time's ratio to the fused engine, and the tensor
 operators dispatched per step (torch.profiler): on a GPU each is at least one kernel launch, so this counts what
-launch overhead a step would pay there.
+launch overhead a step would pay there. ``--device cuda`` runs the contenders on a GPU (the clocks are read after
+the device has finished; CPU time is then the host's share, wall time the step's).
 
-    python benchmarks/engine_speed.py [--steps 4 25] [--batch 64 256] [--rounds 5] [--seconds 0.5]
+    python benchmarks/engine_speed.py [--steps 4 25] [--batch 64 256] [--rounds 5] [--seconds 0.5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from epoch_time import PlainSNN
 from spikecl.snn import build_mlp, make_trainer
 
 
-def plain_step(steps: int):
+def plain_step(steps: int, device: torch.device):
     """A training step of the plain snnTorch loop, as a closure over (x [B, 784], y [B])."""
-    net = PlainSNN(256)
+    net = PlainSNN(256).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 
     def step(x, y):
@@ -35,18 +36,26 @@ def plain_step(steps: int):
     return step
 
 
-def spikecl_step(steps: int, engine: str):
+def spikecl_step(steps: int, engine: str, device: torch.device):
     """A ``BPTTTrainer.train_batch`` of spikecl's MLP on ``engine``, as a closure over (x, y)."""
-    trainer = make_trainer("bptt", build_mlp(784, [256, 256], 10, engine=engine), steps)
+    trainer = make_trainer("bptt", build_mlp(784, [256, 256], 10, engine=engine).to(device), steps)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
     return lambda x, y: trainer.train_batch(x, y, None, None, opt)
 
 
+def finish(device: torch.device) -> None:
+    """Wait until ``device`` has run everything queued on it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(step, x, y, count: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) per call of ``step`` over ``count`` calls."""
+    """(CPU seconds, wall seconds) per call of ``step`` over ``count`` calls, the device's queue drained."""
+    finish(x.device)
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         step(x, y)
+    finish(x.device)
     return (time.process_time() - cpu) / count, (time.perf_counter() - wall) / count
 
 
@@ -59,12 +68,14 @@ def operators_per_step(step, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
-def compare(steps: int, batch: int, rounds: int, seconds: float) -> dict[str, tuple[float, float]]:
-    """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``."""
+def compare(steps: int, batch: int, rounds: int, seconds: float,
+            device: torch.device) -> dict[str, tuple[float, float, int]]:
+    """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, and the
+    operators it dispatches per step."""
     torch.manual_seed(0)
-    x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
-    contenders = {"fused engine": spikecl_step(steps, "fused"), "snnTorch engine": spikecl_step(steps, "snntorch"),
-                  "plain snnTorch": plain_step(steps)}
+    x, y = torch.rand(batch, 784, device=device), torch.randint(0, 10, (batch,), device=device)
+    contenders = {"fused engine": spikecl_step(steps, "fused", device),
+                  "snnTorch engine": spikecl_step(steps, "snntorch", device), "plain snnTorch": plain_step(steps, device)}
     counts = {}
     for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
         timed(step, x, y, 2)
@@ -83,13 +94,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
+    parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(1)
-    print(f"BPTT step, MLP 784-256-256-10, direct input, 1 thread, median of {args.rounds} interleaved rounds; "
-          "ms per step (ratio to the fused engine)")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"BPTT step, MLP 784-256-256-10, direct input, on {where}, 1 host thread, median of {args.rounds} "
+          "interleaved rounds; ms per step (ratio to the fused engine)")
     for steps in args.steps:
         for batch in args.batch:
-            result = compare(steps, batch, args.rounds, args.seconds)
+            result = compare(steps, batch, args.rounds, args.seconds, device)
             cpu0, wall0, _ = result["fused engine"]
             print(f"T={steps:<3} batch {batch}")
             for name, (cpu, wall, ops) in result.items():

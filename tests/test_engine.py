@@ -64,6 +64,43 @@ def _train_step(net, x_seq, y):
 def test_fused_engine_matches_snntorch(kind, reset, encoder, steps):
     reference, fused = _engines(_problem(kind, reset, encoder, steps)[0])
     _, x_seq, y = _problem(kind, reset, encoder, steps)
+    _assert_same_step(reference, fused, x_seq, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("kind,reset,encoder", [("mlp", "subtract", "direct"), ("mlp", "zero", "poisson"),
+                                                ("cnn", "subtract", "poisson"), ("cnn", "zero", "latency")])
+def test_fused_engine_matches_snntorch_on_cuda(kind, reset, encoder):
+    """On a GPU too (a direct input encoded there, so the static-input hoist runs on the device; convolutions in
+    full float32, as on the CPU)."""
+    net, x_seq, y = _problem(kind, reset, encoder, 4)
+    reference, fused = _engines(net.cuda())
+    x_seq = encode(x_seq[0].cuda(), 4, "direct") if encoder == "direct" else x_seq.cuda()
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        _assert_same_step(reference, fused, x_seq, y.cuda())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_lif_sequence_on_cuda_is_the_cpus_bit_for_bit(reset):
+    """The fused LIF function's elementwise kernels give the CPU's spikes and current gradients exactly."""
+    torch.manual_seed(0)
+    current, grad = torch.randn(9, 32, 50) * 0.8, torch.randn(9, 32, 50)
+    beta, threshold = torch.tensor(0.85), torch.tensor(1.0)
+    results = []
+    for device in ("cpu", "cuda"):
+        cur = current.to(device).requires_grad_()
+        spikes = lif_sequence(cur, beta.to(device), threshold.to(device), 10.0, reset)
+        spikes.backward(grad.to(device))
+        results.append((spikes.detach().cpu(), cur.grad.cpu()))
+    assert results[0][0].sum() > 0
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def _assert_same_step(reference, fused, x_seq, y):
+    """One training step of each engine: the same spikes and recorded activity, losses and gradients to 1e-5."""
     ref, new = _train_step(reference, x_seq, y), _train_step(fused, x_seq, y)
     assert ref[1].keys() == new[1].keys() and all(torch.equal(ref[1][i], new[1][i]) for i in ref[1])
     assert any(s.sum() > 0 for s in ref[1].values())                    # the layers do fire
