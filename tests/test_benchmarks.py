@@ -40,3 +40,17 @@ def test_strategy_overhead_prints_time_and_arithmetic_ratios():
     assert float(ratios["finetune"]) == 1.0
     assert float(ratios["hlop"]) > 1.0
     assert "(goal <= 1.3x)" in out
+
+
+def test_gpu_check_refuses_in_one_line_without_a_gpu(tmp_path):
+    """Where torch sees no CUDA device the GPU script runs nothing and says why (its parts are the gpu-marked tests
+    and the --device cuda benchmarks, checked on a GPU machine)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], cwd=ROOT,
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("gpu_check:") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

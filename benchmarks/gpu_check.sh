@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# spikecl's GPU checks in one pass, on a machine with a CUDA GPU: the tests marked `gpu`, the training-step
+# benchmark (fused engine, snnTorch engine and a plain snnTorch loop, T = 4 and 25, batch 64 and 256) and the CA3
+# stepper's throughput. Each part's output goes to OUT/<part>.log as well as the screen; the exit status is 1 if any
+# part failed. It installs nothing: PYTHON (default python3) must hold torch with CUDA and spikecl's dependencies
+# (snntorch, numpy, h5py, networkx; brian2 for the CA3 tests).
+#
+#     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
+set -uo pipefail
+out=${1:-results/gpu}
+py=${PYTHON:-python3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 2
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if ! "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    echo "gpu_check: $py has no torch that sees a CUDA device; nothing was run" >&2
+    exit 2
+fi
+mkdir -p "$out"
+failed=0
+part() {                                     # part NAME COMMAND...: run it, keep its output in $out/NAME.log
+    local name=$1
+    shift
+    echo "== $name: $*"
+    "$@" 2>&1 | tee "$out/$name.log" || failed=1
+}
+part device "$py" -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
+part tests "$py" -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py tests/test_snn.py tests/test_ca3.py \
+    tests/test_sparsey.py
+part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256
+part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
+exit $failed
