@@ -156,3 +156,48 @@ def test_compiled_run_matches_the_uncompiled_one(tmp_path, engine):
         runs[compiled] = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
     assert runs[True].acc_matrix[1, 0] > 0.6
     np.testing.assert_allclose(runs[True].acc_matrix, runs[False].acc_matrix, atol=0.03)
+
+
+SPIKECL_HLOP = {"method": "hlop", "strategy.hlop.step": "normalised", "strategy.hlop.step_rows": 1,
+                "strategy.hlop.orthonormalize": True}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("method", ["finetune", "ewc", "si", "replay", "gpm", "hlop", "hlop-spikecl"])
+def test_training_steps_on_a_gpu_never_make_the_host_wait(tmp_path, method):
+    """After the first batch of a task, a training step (the strategy's batch, forward, backward, projection,
+    Hebbian update, optimiser step) runs without one host-device synchronisation: torch's sync debug mode raises on
+    any. The first batch of a task may build a projector once; the finite-loss flag is read every CHECK_EVERY steps
+    (switched off here)."""
+    assert len(strict_task(tmp_path, method, "cuda")) > 10
+
+
+def strict_task(tmp_path, method: str, device: str) -> list[str]:
+    """Train task 0 of a 2-task run of ``method`` on ``device``, then task 1 with every strategy batch and training
+    step after the first in torch's sync debug mode "error"; returns the calls made."""
+    import torch
+
+    cfg = config(tmp_path, device=device, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": [method]}, variants={"hlop-spikecl": SPIKECL_HLOP})
+    run = ContinualRun(cfg, method, 0)
+    run.train_task(0)
+    run.trainer.read_every = 10 ** 9
+    calls = []
+
+    def strict(name, call):
+        def wrapped(*args, **kwargs):
+            calls.append(name)
+            if calls.count("train_step") == 0:
+                return call(*args, **kwargs)
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return call(*args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return wrapped
+
+    run.train_step = strict("train_step", run.train_step)
+    run.strategy.batch = strict("batch", run.strategy.batch)
+    run.train_task(1)
+    return calls

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikecl.continual.strategy import Strategy
+from spikecl.continual.strategy import Strategy, sent_to
 from spikecl.snn.networks import SpikingNetwork
 
 
@@ -78,7 +78,7 @@ def activity_matrix(steps: torch.Tensor, synapse: nn.Module, max_rows: int | Non
     else:
         rows = rate.reshape(rate.shape[0], -1)
     if max_rows is not None and rows.shape[0] > max_rows:
-        pick = torch.randperm(rows.shape[0], generator=generator)[:max_rows].to(rows.device)
+        pick = sent_to(torch.randperm(rows.shape[0], generator=generator)[:max_rows], rows.device)
         rows = rows[pick]
     return rows
 

@@ -40,6 +40,14 @@ from spikecl.snn.networks import SpikingNetwork
 from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer
 
 
+def sent_to(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``index`` (drawn on the host, e.g. from a seeded CPU generator) on ``device``, without making the host wait
+    for the device: through pinned memory, asynchronously, on a GPU (a plain copy would synchronise every batch)."""
+    if device.type != "cuda":
+        return index.to(device)
+    return index.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass
 class TaskData:
     """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N]."""

@@ -22,7 +22,7 @@ import torch
 
 from spikecl.config import option
 from spikecl.continual.projection import ProjectionStrategy
-from spikecl.continual.strategy import Strategy, TaskData
+from spikecl.continual.strategy import Strategy, TaskData, sent_to
 
 MODES = ("auto", "mixed", "after_task")
 
@@ -58,8 +58,8 @@ class Replay(Strategy):
     def batch(self, x, y, heads):
         if self.buffer is None or self.mode != "mixed":
             return x, y, heads
-        pick = torch.randint(len(self.buffer), (self.options.batch_size,), generator=self.generator)
-        pick = pick.to(self.buffer.x.device)
+        pick = sent_to(torch.randint(len(self.buffer), (self.options.batch_size,), generator=self.generator),
+                       self.buffer.x.device)
         return (torch.cat([x, self.buffer.x[pick]]), torch.cat([y, self.buffer.y[pick]]),
                 torch.cat([heads, self.buffer.heads[pick]]))
 
