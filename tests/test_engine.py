@@ -210,3 +210,33 @@ def test_lif_sequence_backward_reuses_its_buffers_once():
     assert first.abs().sum() > 0
     with pytest.raises(RuntimeError, match="inplace"):
         torch.autograd.grad(spikes, current, upstream)
+
+
+@pytest.mark.parametrize("shape", [(24, 5, 8, 12), (3, 4, 2, 6, 10)])
+def test_spike_pooling_is_avg_pool2d_bit_for_bit(shape):
+    """AvgPool2x2 on spike maps: torch's 2 x 2 average pooling exactly, forward and backward (any leading dims)."""
+    from spikecl.snn.pooling import AvgPool2x2
+
+    torch.manual_seed(0)
+    spikes = (torch.rand(shape) < 0.3).float()
+    grad = torch.randn(*shape[:-2], shape[-2] // 2, shape[-1] // 2)
+    results = []
+    for pool in (AvgPool2x2(), lambda x: torch.nn.AvgPool2d(2)(x.flatten(0, -4))):
+        x = spikes.clone().requires_grad_()
+        out = pool(x).reshape(grad.shape)
+        out.backward(grad)
+        results.append((out.detach(), x.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    assert results[0][0].unique().numel() > 2                      # windows with 1, 2, ... spikes
+
+
+def test_spike_pooling_of_other_values_and_odd_sizes():
+    """Real-valued inputs pool to float rounding; an odd grid drops its last row and column like nn.AvgPool2d."""
+    from spikecl.snn.pooling import avg_pool_2x2
+
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 6, 8)
+    torch.testing.assert_close(avg_pool_2x2(x), torch.nn.functional.avg_pool2d(x, 2), rtol=1e-6, atol=1e-7)
+    odd = torch.randn(2, 3, 7, 5)
+    assert torch.equal(avg_pool_2x2(odd), torch.nn.functional.avg_pool2d(odd, 2))
+    assert avg_pool_2x2(odd).shape == (2, 3, 3, 2)

@@ -39,6 +39,7 @@ from spikecl.snn.activity import Recordable
 from spikecl.snn.fused import ENGINES, integrator_step, is_static, lif_sequence, lif_step, readout_weights, \
     time_weighted_sum
 from spikecl.snn.neurons import LIFParams
+from spikecl.snn.pooling import AvgPool2x2
 
 
 def trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Tensor) -> torch.Tensor:
@@ -223,7 +224,8 @@ class SpikingLinear(SpikingLayer):
 
 
 class SpikingConv2d(SpikingLayer):
-    """3×3 convolution (padding 1) + optional BatchNorm + LIF + optional 2×2 average pooling.
+    """3×3 convolution (padding 1) + optional BatchNorm + LIF + optional 2×2 average pooling
+    (:class:`~spikecl.snn.pooling.AvgPool2x2`).
 
     ``[T, B, C_in, H, W]`` → ``[T, B, C_out, H', W']`` (H' = H/2 when pooling).
     """
@@ -232,7 +234,7 @@ class SpikingConv2d(SpikingLayer):
                  pool: bool = True, kernel_size: int = 3, engine: str = "fused") -> None:
         super().__init__(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias), neuron,
                          norm=nn.BatchNorm2d(c_out) if batch_norm else None,
-                         pool=nn.AvgPool2d(2) if pool else None, engine=engine)
+                         pool=AvgPool2x2() if pool else None, engine=engine)
 
 
 class Readout(EngineLayer):
