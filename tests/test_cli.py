@@ -1,5 +1,6 @@
 """The command line: help, one-line errors with exit code 2, run + report end to end."""
 
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,36 @@ def test_unknown_experiment_kind_is_one_line_error(tmp_path, capsys):
     assert main(["run", str(exp)]) == 2
     err = capsys.readouterr().err
     assert "'telepathy' is not an experiment kind" in err and err.count("\n") == 1
+
+
+HUGE_PAGE_PROBE = """
+import os, sys
+from spikecl import cli
+cli.main(["report", sys.argv[1]])                     # any command: a one-line error here
+import torch
+block = torch.ones(16_000_000)                        # 64 MB
+rollup = open("/proc/self/smaps_rollup").read()
+huge = [int(line.split()[1]) for line in rollup.splitlines() if line.startswith("AnonHugePages:")]
+print(os.environ.get("THP_MEM_ALLOC_ENABLE"), huge[0] if huge else -1)
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "0"])
+def test_the_cli_asks_for_huge_pages_unless_told_otherwise(tmp_path, preset):
+    """`spikecl` sets THP_MEM_ALLOC_ENABLE=1 before torch is imported (a user's own value stands), and where the
+    kernel grants transparent huge pages on request, a large tensor then lives in them."""
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if preset is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = preset
+    done = subprocess.run([sys.executable, "-c", HUGE_PAGE_PROBE, str(tmp_path / "missing.h5")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    value, huge_kb = done.stdout.split()
+    assert value == (preset or "1")
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    granted = mode.exists() and ("[always]" in mode.read_text() or "[madvise]" in mode.read_text())
+    if granted and preset is None:
+        assert int(huge_kb) >= 32 * 1024                   # most of the 64 MB block
+    if preset == "0" and mode.exists() and "[madvise]" in mode.read_text():
+        assert int(huge_kb) < 32 * 1024                   # not asked for: no huge pages under "madvise"
