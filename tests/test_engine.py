@@ -139,12 +139,14 @@ def test_online_steps_give_leakys_spikes_and_membranes(reset):
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_lif_sequence_gradient_is_snntorch_bit_for_bit(reset):
-    """The currents' gradient of the fused function is autograd's through the snnTorch loop, exactly."""
+@pytest.mark.parametrize("batch,width", [(5, 40), (33, 257)])
+def test_lif_sequence_gradient_is_snntorch_bit_for_bit(reset, batch, width):
+    """The currents' gradient of the fused function is autograd's through the snnTorch loop, exactly (also on sizes
+    that leave a remainder after the vector lanes)."""
     torch.manual_seed(0)
-    layer = SpikingLinear(3, 40, LIFParams(beta=0.7, reset=reset))
-    current = (torch.randn(9, 5, 40) * 0.8 + 0.5).requires_grad_()
-    upstream = torch.randn(9, 5, 40)
+    layer = SpikingLinear(3, width, LIFParams(beta=0.7, reset=reset), engine="snntorch")   # the reference loop
+    current = (torch.randn(9, batch, width) * 0.8 + 0.5).requires_grad_()
+    upstream = torch.randn(9, batch, width)
     ref = layer._fire(current)
     (ref_grad,) = torch.autograd.grad(ref, current, upstream)
     lif = layer.lif

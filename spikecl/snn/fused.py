@@ -38,13 +38,12 @@ class _LIFSequence(torch.autograd.Function):
         spikes = current.new_empty(shape)
         denominator = current.new_empty(shape)      # (slope |U[t] - thr| + 1)^2, what the surrogate needs
         mem = current.new_zeros(shape[1:])
-        scratch = current.new_empty(shape[1:])
         for t in range(shape[0]):
             if t and zero_reset:
                 mem.masked_fill_(spikes[t - 1].bool(), 0.0)
             mem.mul_(beta).add_(current[t])
             if t and not zero_reset:
-                mem.sub_(torch.mul(spikes[t - 1], threshold, out=scratch))
+                mem.addcmul_(spikes[t - 1], threshold, value=-1)     # − S·thr: the product is exact (S is 0 or 1)
             torch.sub(mem, threshold, out=denominator[t])
             torch.gt(denominator[t], 0, out=spikes[t])
         denominator.abs_().mul_(slope).add_(1.0).square_()
