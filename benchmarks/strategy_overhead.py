@@ -10,7 +10,7 @@ method adds, which its time ratio cannot go below where the products dominate th
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
 step row per sample and the normalised step. Both use hlop-spikecl's lateral-neuron schedule (below).
 
-    python benchmarks/strategy_overhead.py [--hidden 800] [--steps 6] [--batch 64] [--repeats 3]
+    python benchmarks/strategy_overhead.py [--hidden 800] [--steps 6] [--batch 64] [--repeats 5]
                                            [--methods finetune,gpm,hlop] [--engines fused,snntorch]
                                            [--trainer bptt|online|dsr] [--hlop iterations=10]
 """
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--trainer", default="bptt", choices=tuple(TRAINERS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--methods", default="finetune,gpm,hlop")
     parser.add_argument("--engines", default="fused,snntorch")
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
