@@ -1,5 +1,8 @@
 """Time one BPTT training step of a 784-256-256-10 spiking MLP on the fused engine, the snnTorch engine, and a plain
-snnTorch loop (the textbook reference of ``epoch_time.py``).
+snnTorch loop (the textbook reference of ``epoch_time.py``); ``--network cnn``: the same for a spiking CNN on
+32 x 32 x 3 inputs (3 x 3 convolutions of 64, 128 and 256 channels, each with batch norm, LIF and 2 x 2 average
+pooling, then the readout), against the textbook loop that steps convolution, batch norm (over the B samples of a
+step), Leaky and pooling at every time step.
 
 One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, the three contenders take turns in the
 same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
@@ -8,7 +11,8 @@ operators dispatched per step (torch.profiler): on a GPU each is at least one ke
 launch overhead a step would pay there. ``--device cuda`` runs the contenders on a GPU (the clocks are read after
 the device has finished; CPU time is then the host's share, wall time the step's).
 
-    python benchmarks/engine_speed.py [--steps 4 25] [--batch 64 256] [--rounds 5] [--seconds 0.5] [--device cuda]
+    python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 25] [--batch 64 256] [--rounds 5]
+                                      [--seconds 0.5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -17,16 +21,51 @@ import argparse
 import statistics
 import time
 
+import snntorch as snn
 import torch
 import torch.nn.functional as F
+from snntorch import surrogate
 
 from epoch_time import PlainSNN
-from spikecl.snn import build_mlp, make_trainer
+from spikecl.snn import build_cnn, build_mlp, make_trainer
+
+CHANNELS = (64, 128, 256)
+INPUTS = {"mlp": (784,), "cnn": (3, 32, 32)}
+DEFAULTS = {"mlp": ([4, 25], [64, 256]), "cnn": ([4, 8], [32])}       # (steps, batches)
 
 
-def plain_step(steps: int, device: torch.device):
-    """A training step of the plain snnTorch loop, as a closure over (x [B, 784], y [B])."""
-    net = PlainSNN(256).to(device)
+class PlainCNN(torch.nn.Module):
+    """The textbook snnTorch CNN loop: at every time step, each block's convolution, batch norm, Leaky and 2 x 2
+    average pooling, then the readout's non-resetting Leaky; logits are its membrane averaged over T."""
+
+    def __init__(self, channels=CHANNELS, beta: float = 0.9) -> None:
+        super().__init__()
+        grad = surrogate.fast_sigmoid(slope=25)
+        widths = (3, *channels)
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(a, b, 3, padding=1, bias=False)
+                                         for a, b in zip(widths[:-1], widths[1:]))
+        self.norms = torch.nn.ModuleList(torch.nn.BatchNorm2d(b) for b in channels)
+        self.lifs = torch.nn.ModuleList(snn.Leaky(beta=beta, spike_grad=grad) for _ in channels)
+        self.fc = torch.nn.Linear(channels[-1] * (32 >> len(channels)) ** 2, 10, bias=False)
+        self.out = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="none")
+
+    def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        mems = [lif.init_leaky() for lif in self.lifs]
+        mem_out = self.out.init_leaky()
+        total = 0
+        for _ in range(steps):
+            h = x
+            for i, (conv, norm, lif) in enumerate(zip(self.convs, self.norms, self.lifs)):
+                spk, mems[i] = lif(norm(conv(h)), mems[i])
+                h = F.avg_pool2d(spk, 2)
+            _, mem_out = self.out(self.fc(h.flatten(1)), mem_out)
+            total = total + mem_out
+        return total / steps
+
+
+def plain_step(steps: int, device: torch.device, network: str = "mlp"):
+    """A training step of the plain snnTorch loop, as a closure over (x [B, ...], y [B])."""
+    net = (PlainSNN(256) if network == "mlp" else PlainCNN()).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 
     def step(x, y):
@@ -36,9 +75,11 @@ def plain_step(steps: int, device: torch.device):
     return step
 
 
-def spikecl_step(steps: int, engine: str, device: torch.device):
-    """A ``BPTTTrainer.train_batch`` of spikecl's MLP on ``engine``, as a closure over (x, y)."""
-    trainer = make_trainer("bptt", build_mlp(784, [256, 256], 10, engine=engine).to(device), steps)
+def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp"):
+    """A ``BPTTTrainer.train_batch`` of spikecl's MLP (or CNN) on ``engine``, as a closure over (x, y)."""
+    net = (build_mlp(784, [256, 256], 10, engine=engine) if network == "mlp"
+           else build_cnn(INPUTS["cnn"], list(CHANNELS), 10, engine=engine))
+    trainer = make_trainer("bptt", net.to(device), steps)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
     return lambda x, y: trainer.train_batch(x, y, None, None, opt)
 
@@ -68,14 +109,15 @@ def operators_per_step(step, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
-def compare(steps: int, batch: int, rounds: int, seconds: float,
-            device: torch.device) -> dict[str, tuple[float, float, int]]:
+def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.device,
+            network: str = "mlp") -> dict[str, tuple[float, float, int]]:
     """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, and the
     operators it dispatches per step."""
     torch.manual_seed(0)
-    x, y = torch.rand(batch, 784, device=device), torch.randint(0, 10, (batch,), device=device)
-    contenders = {"fused engine": spikecl_step(steps, "fused", device),
-                  "snnTorch engine": spikecl_step(steps, "snntorch", device), "plain snnTorch": plain_step(steps, device)}
+    x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
+    contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
+                  "snnTorch engine": spikecl_step(steps, "snntorch", device, network),
+                  "plain snnTorch": plain_step(steps, device, network)}
     counts = {}
     for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
         timed(step, x, y, 2)
@@ -90,8 +132,9 @@ def compare(steps: int, batch: int, rounds: int, seconds: float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[4, 25])
-    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--network", default="mlp", choices=tuple(INPUTS))
+    parser.add_argument("--steps", type=int, nargs="+", help="time steps T (default: 4 25 for the MLP, 4 8 for the CNN)")
+    parser.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 64 256 for the MLP, 32 for the CNN)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
     parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cpu or cuda")
@@ -101,11 +144,13 @@ def main() -> None:
         parser.error("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(1)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"BPTT step, MLP 784-256-256-10, direct input, on {where}, 1 host thread, median of {args.rounds} "
-          "interleaved rounds; ms per step (ratio to the fused engine)")
-    for steps in args.steps:
-        for batch in args.batch:
-            result = compare(steps, batch, args.rounds, args.seconds, device)
+    shape = "MLP 784-256-256-10" if args.network == "mlp" else f"CNN 3x32x32-{'-'.join(map(str, CHANNELS))}-10"
+    print(f"BPTT step, {shape}, direct input, on {where}, 1 host thread, median of {args.rounds} interleaved rounds; "
+          "ms per step (ratio to the fused engine)")
+    default_steps, default_batches = DEFAULTS[args.network]
+    for steps in args.steps or default_steps:
+        for batch in args.batch or default_batches:
+            result = compare(steps, batch, args.rounds, args.seconds, device, args.network)
             cpu0, wall0, _ = result["fused engine"]
             print(f"T={steps:<3} batch {batch}")
             for name, (cpu, wall, ops) in result.items():

@@ -54,3 +54,16 @@ def test_gpu_check_refuses_in_one_line_without_a_gpu(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("gpu_check:") and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_engine_speed_times_three_contenders(network):
+    """One tiny round per network: a line per contender with its times, and the fused engine dispatches fewer
+    operators per step than the plain snnTorch loop."""
+    out = run("engine_speed.py", "--network", network, "--steps", "3", "--batch", "2", "--rounds", "1",
+              "--seconds", "0.01")
+    ops = {name.strip(): int(count) for name, count in
+           re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch)\s+CPU .*?(\d+) operators per step$", out,
+                      flags=re.M)}
+    assert set(ops) == {"fused engine", "snnTorch engine", "plain snnTorch"}, out
+    assert ops["fused engine"] < ops["plain snnTorch"]
