@@ -37,13 +37,14 @@ class _LIFSequence(torch.autograd.Function):
         shape = current.shape
         spikes = current.new_empty(shape)
         denominator = current.new_empty(shape)      # (slope |U[t] - thr| + 1)^2, what the surrogate needs
-        mem = current.new_zeros(shape[1:])
+        mem = current[0].clone()                    # U[0] = I[0], from rest
         for t in range(shape[0]):
-            if t and zero_reset:
-                mem.masked_fill_(spikes[t - 1].bool(), 0.0)
-            mem.mul_(beta).add_(current[t])
-            if t and not zero_reset:
-                mem.addcmul_(spikes[t - 1], threshold, value=-1)     # − S·thr: the product is exact (S is 0 or 1)
+            if t:
+                if zero_reset:
+                    mem.masked_fill_(spikes[t - 1].bool(), 0.0)
+                mem.mul_(beta).add_(current[t])
+                if not zero_reset:
+                    mem.addcmul_(spikes[t - 1], threshold, value=-1)     # − S·thr, exact: S is 0 or 1
             torch.sub(mem, threshold, out=denominator[t])
             torch.gt(denominator[t], 0, out=spikes[t])
         denominator.abs_().mul_(slope).add_(1.0).square_()
