@@ -8,7 +8,7 @@ maps of a convolutional SNN it took 20–40 ms forward and about 55 ms backward 
 For spikes (values 0 and 1) every partial sum is exact, so the result equals ``nn.AvgPool2d(2)`` bit for bit; for
 other inputs it differs only in the order of the four additions (float rounding). The gradient, ``grad / 4`` copied
 to the four inputs of each window, is ``avg_pool2d``'s exactly. An odd height or width falls back to
-``avg_pool2d`` (which drops the last row or column, as here).
+``avg_pool2d``, which drops the last row or column.
 """
 
 from __future__ import annotations
