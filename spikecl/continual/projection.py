@@ -141,7 +141,7 @@ class Projector:
         elif self.matrix is not None:
             out = x @ self.matrix
         else:
-            out = torch.addmm(x, x @ self.basis.T, self.basis, alpha=-1)      # x − (x Bᵀ) B, one [N, n] pass
+            out = x - (x @ self.basis.T) @ self.basis
         self._last = (x, out)
         return out
 
