@@ -22,7 +22,7 @@ LAVADL_STAMP := $(LAVADL)/.installed-stamp
 LAVADL_DEPS := "lava-nc==0.10.0" "numpy==1.26.4" "networkx==2.8.7" "h5py>=3.8" "torch==2.3.1" \
                "matplotlib>=3.5,<4" "pillow>=10.0.1,<11" "opencv-python-headless>=4.8,<4.11"
 
-.PHONY: demo test test-fast bench env core310 lava lava-dl clean
+.PHONY: demo test test-fast bench gpu-check env core310 lava lava-dl clean
 
 env: $(STAMP)
 
@@ -82,6 +82,10 @@ bench: $(STAMP) lava
 	$(PY) benchmarks/sdr_scaling.py
 	$(PY) benchmarks/ca3_speed.py
 	$(PY) benchmarks/distributed_throughput.py
+
+# on a CUDA machine, with PYTHON naming an interpreter that has CUDA torch and spikecl's dependencies
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) $(CORE310) $(LAVA) $(LAVADL) results .pytest_cache
