@@ -5,8 +5,10 @@ For every method and engine, task 0 of a Permuted MNIST-5k stream is trained onc
 (steps and the task's consolidation), so GPM's and HLOP's subspaces have the same size in every repeat.
 After one untimed warm-up epoch per contender, the contenders take turns within each repeat, so a load change on a
 shared machine hits all of them alike. One thread. Prints the median CPU time (process time) and wall time per
-epoch, each one's ratio to fine-tune on the same engine and the median of its per-repeat CPU ratios, with the goal (HLOP and GPM within 1.3x) beside it, and the ratio of the matrix-product FLOPs of one epoch (counted by torch's FlopCounterMode): the arithmetic the
-method adds, which its time ratio cannot go below where the products dominate the step.
+epoch, each one's ratio to fine-tune on the same engine and the median of its per-repeat CPU ratios, with the goal
+(HLOP and GPM within 1.3x) beside it, and the ratio of the matrix-product FLOPs of one epoch (counted by torch's
+FlopCounterMode): the arithmetic the method adds, which its time ratio cannot go below where the products dominate
+the step.
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
 step row per sample and the normalised step. Both use hlop-spikecl's lateral-neuron schedule (below).
 
