@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
 from spikecl.continual.strategies import build_strategy
@@ -191,6 +192,19 @@ def test_activity_matrix_shapes():
     torch.testing.assert_close(steps.reshape(3, 5, 16).mean(dim=0), rates)
     multi = build_mlp(10, [8], 3, n_heads=2)
     assert [s.name for s in protected_synapses(multi)] == ["layers.0"]   # per-task heads are not projected
+
+
+@pytest.mark.parametrize("conv", [False, True])
+@pytest.mark.parametrize("max_rows", [None, 7, 40, 10_000])
+def test_static_input_rows_equal_those_of_its_materialised_copies(conv, max_rows):
+    """A direct-encoded input (stride-0 time axis) gives the rows, and the random subsample, of its T copies."""
+    synapse = nn.Conv2d(2, 3, 3, padding=1) if conv else nn.Linear(12, 4)
+    x = (torch.rand(5, 2, 3, 2) < 0.3).float().reshape(5, *((2, 3, 2) if conv else (12,)))
+    static = x.unsqueeze(0).expand(4, *x.shape)                          # T = 4 copies, never materialised
+    assert static.stride(0) == 0
+    rows = activity_matrix(static, synapse, max_rows, torch.Generator().manual_seed(3), "steps")
+    copies = activity_matrix(static.contiguous(), synapse, max_rows, torch.Generator().manual_seed(3), "steps")
+    assert torch.equal(rows, copies) and rows.shape[0] == min(4 * 5 * (6 if conv else 1), max_rows or 10**9)
 
 
 @pytest.mark.parametrize("method", ["gpm", "hlop"])

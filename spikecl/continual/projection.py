@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikecl.continual.strategy import Strategy, sent_to
+from spikecl.snn.fused import is_static
 from spikecl.snn.networks import SpikingNetwork
 
 
@@ -67,8 +68,12 @@ def activity_matrix(steps: torch.Tensor, synapse: nn.Module, max_rows: int | Non
     ``activity = "rate"``: one row per sample, the per-step inputs averaged over time (firing rate / mean trace).
     ``"steps"``: one row per sample and time step (``N = T·B``), so that a subspace holding them protects the
     response to old inputs at every step, not only on average. For a convolution the rows are the unfolded input
-    patches of every output position (``C_in·k·k`` each). Rows beyond ``max_rows`` are subsampled.
+    patches of every output position (``C_in·k·k`` each). Rows beyond ``max_rows`` are subsampled. A static input
+    (direct encoding, a stride-0 time axis) is unfolded once; its T copies are indexed, never materialised.
     """
+    copies = 1
+    if activity == "steps" and steps.shape[0] > 1 and is_static(steps):
+        copies, steps = steps.shape[0], steps[:1]
     rate = steps.mean(dim=0) if activity == "rate" else steps.reshape(-1, *steps.shape[2:])
     if isinstance(synapse, nn.Conv2d):
         conv = synapse
@@ -77,10 +82,11 @@ def activity_matrix(steps: torch.Tensor, synapse: nn.Module, max_rows: int | Non
         rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
     else:
         rows = rate.reshape(rate.shape[0], -1)
-    if max_rows is not None and rows.shape[0] > max_rows:
-        pick = sent_to(torch.randperm(rows.shape[0], generator=generator)[:max_rows], rows.device)
-        rows = rows[pick]
-    return rows
+    total = copies * rows.shape[0]                                   # row i is copy i // N of row i % N
+    if max_rows is not None and total > max_rows:
+        pick = torch.randperm(total, generator=generator)[:max_rows] % rows.shape[0]
+        return rows[sent_to(pick, rows.device)]
+    return rows.repeat(copies, 1) if copies > 1 else rows
 
 
 def complement_rows(basis: torch.Tensor) -> torch.Tensor:
