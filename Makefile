@@ -22,7 +22,7 @@ LAVADL_STAMP := $(LAVADL)/.installed-stamp
 LAVADL_DEPS := "lava-nc==0.10.0" "numpy==1.26.4" "networkx==2.8.7" "h5py>=3.8" "torch==2.3.1" \
                "matplotlib>=3.5,<4" "pillow>=10.0.1,<11" "opencv-python-headless>=4.8,<4.11"
 
-.PHONY: demo test test-fast bench gpu-check env core310 lava lava-dl clean
+.PHONY: demo test test-fast bench gpu-check gpu-kit env core310 lava lava-dl clean
 
 env: $(STAMP)
 
@@ -83,9 +83,19 @@ bench: $(STAMP) lava
 	$(PY) benchmarks/ca3_speed.py
 	$(PY) benchmarks/distributed_throughput.py
 
-# on a CUDA machine, with PYTHON naming an interpreter that has CUDA torch and spikecl's dependencies
+# on a CUDA machine, with PYTHON naming an interpreter that has CUDA torch (and the wheels of gpu-kit, if brought)
 gpu-check:
 	bash benchmarks/gpu_check.sh
 
+# Wheels of what a CUDA machine's Python 3.12 with torch tends to lack, for gpu_check.sh: snntorch and mlxtend as
+# tested here; brian2 2.10 (2.9 fails to import beside numpy >= 2.4, which such machines tend to hold).
+GPU_KIT := .gpu-wheels
+gpu-kit: $(STAMP)
+	rm -rf $(GPU_KIT)
+	$(PIP) download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	    -d $(GPU_KIT) "brian2==2.10.1" $$($(PIP) freeze | grep -iE '^(snntorch|mlxtend)==')
+	@ls $(GPU_KIT)
+
 clean:
-	rm -rf $(VENV) $(CORE310) $(LAVA) $(LAVADL) results .pytest_cache
+	rm -rf $(VENV) $(CORE310) $(LAVA) $(LAVADL) $(GPU_KIT) results .pytest_cache

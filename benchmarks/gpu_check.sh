@@ -2,8 +2,9 @@
 # spikecl's GPU checks in one pass, on a machine with a CUDA GPU: the tests marked `gpu`, the training-step
 # benchmark (fused engine, snnTorch engine and a plain snnTorch loop, T = 4 and 25, batch 64 and 256) and the CA3
 # stepper's throughput. Each part's output goes to OUT/<part>.log as well as the screen; the exit status is 1 if any
-# part failed. It installs nothing: PYTHON (default python3) must hold torch with CUDA and spikecl's dependencies
-# (snntorch, numpy, h5py, networkx; brian2 for the CA3 tests).
+# part failed. PYTHON (default python3) must hold torch with CUDA and numpy, h5py, networkx, pytest; the rest of
+# spikecl's needs (snntorch, brian2, mlxtend) may come as wheels in WHEELS (default .gpu-wheels, made by
+# `make gpu-kit` on a machine with a package registry), which are unpacked into a folder of their own first.
 #
 #     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
 set -uo pipefail
@@ -11,9 +12,27 @@ out=${1:-results/gpu}
 py=${PYTHON:-python3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
+wheels=${WHEELS:-.gpu-wheels}
+site=${WHEELS_TARGET:-${TMPDIR:-/tmp}/spikecl-gpu-site}
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if compgen -G "$wheels/*.whl" >/dev/null; then
+    if ! "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+            "$wheels"/*.whl >/dev/null 2>&1; then
+        echo "gpu_check: the wheels in $wheels do not install for $py; nothing was run" >&2
+        exit 2
+    fi
+    export PYTHONPATH="$PYTHONPATH:$site"      # after spikecl, ahead of the interpreter's own packages
+    echo "gpu_check: $(ls "$wheels"/*.whl | wc -l) wheels from $wheels unpacked into $site"
+fi
 if ! "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
     echo "gpu_check: $py has no torch that sees a CUDA device; nothing was run" >&2
+    exit 2
+fi
+missing=$("$py" -c "
+import importlib.util
+print(' '.join(m for m in ('snntorch', 'brian2', 'h5py', 'networkx', 'pytest') if importlib.util.find_spec(m) is None))")
+if [ -n "$missing" ]; then
+    echo "gpu_check: $py lacks $missing; run \`make gpu-kit\` where a package registry is reachable and bring $wheels; nothing was run" >&2
     exit 2
 fi
 mkdir -p "$out"

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,44 @@ def test_gpu_check_refuses_in_one_line_without_a_gpu(tmp_path):
                           env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("gpu_check:") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def probe_wheel(folder: Path) -> Path:
+    """A minimal pure-Python wheel holding the module ``gpu_kit_probe``."""
+    folder.mkdir()
+    wheel = folder / "gpu_kit_probe-1.0-py3-none-any.whl"
+    info = "gpu_kit_probe-1.0.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("gpu_kit_probe.py", "ANSWER = 42\n")
+        archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: gpu-kit-probe\nVersion: 1.0\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: spikecl-tests\nRoot-Is-Purelib: true\n"
+                                          "Tag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", f"gpu_kit_probe.py,,\n{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n")
+    return wheel
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_gpu_check_unpacks_the_brought_wheels_first(tmp_path, damaged):
+    """The wheels of `make gpu-kit` are unpacked into a folder of their own before anything else (then, without
+    CUDA, the script refuses as above); wheels that do not install are refused in one line."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    wheel = probe_wheel(tmp_path / "wheels")
+    if damaged:
+        wheel.write_bytes(b"not a zip file")
+    site = tmp_path / "site"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], cwd=ROOT,
+                          env={**os.environ, "PYTHON": sys.executable, "WHEELS": str(tmp_path / "wheels"),
+                               "WHEELS_TARGET": str(site)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    if damaged:
+        assert "do not install" in done.stderr and not (site / "gpu_kit_probe.py").exists()
+    else:
+        assert "no torch that sees a CUDA device" in done.stderr
+        assert "1 wheels from" in done.stdout and (site / "gpu_kit_probe.py").read_text() == "ANSWER = 42\n"
     assert not (tmp_path / "out").exists()
 
 
