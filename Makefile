@@ -29,7 +29,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export,ray]"
+	$(PIP) install --quiet -c constraints.txt -e ".[torch,brian2,data,dev,export,ray,triton]"
 	$(PIP) install --quiet --no-deps "norse==1.1.0"    # a second NIR reader for the interop tests (see pyproject)
 	$(PIP) install --quiet --no-deps "tonic==1.7.0" "importRosbag==1.0.4"    # the events extra, lean (see pyproject)
 	touch $@

@@ -9,7 +9,9 @@ same process (rounds of a few steps each), so a load change on a shared machine 
 median CPU time (process time) and wall time per step, each time's ratio to the fused engine, and the tensor
 operators dispatched per step (torch.profiler): on a GPU each is at least one kernel launch, so this counts what
 launch overhead a step would pay there. ``--device cuda`` runs the contenders on a GPU (the clocks are read after
-the device has finished; CPU time is then the host's share, wall time the step's).
+the device has finished; CPU time is then the host's share, wall time the step's), and adds the triton engine
+(the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
+where the triton package is installed.
 
     python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 25] [--batch 64 256] [--rounds 5]
                                       [--seconds 0.5] [--device cuda]
@@ -18,6 +20,7 @@ the device has finished; CPU time is then the host's share, wall time the step's
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 
@@ -118,6 +121,8 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
     contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
                   "snnTorch engine": spikecl_step(steps, "snntorch", device, network),
                   "plain snnTorch": plain_step(steps, device, network)}
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        contenders["triton engine"] = spikecl_step(steps, "triton", device, network)
     counts = {}
     for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
         timed(step, x, y, 2)

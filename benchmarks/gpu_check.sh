@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# spikecl's GPU checks in one pass, on a machine with a CUDA GPU: the tests marked `gpu`, the training-step
-# benchmark (fused engine, snnTorch engine and a plain snnTorch loop, T = 4 and 25, batch 64 and 256) and the CA3
-# stepper's throughput. Each part's output goes to OUT/<part>.log as well as the screen; the exit status is 1 if any
-# part failed. PYTHON (default python3) must hold torch with CUDA and numpy, h5py, networkx, pytest; the rest of
-# spikecl's needs (snntorch, brian2, mlxtend) may come as wheels in WHEELS (default .gpu-wheels, made by
-# `make gpu-kit` on a machine with a package registry), which are unpacked into a folder of their own first.
+# spikecl's GPU checks in one pass, on a machine with a CUDA GPU: the tests marked `gpu` and the triton engine's
+# tests (its compiled kernels against the torch engine, bit for bit), the training-step benchmark (fused, triton and
+# snnTorch engines and a plain snnTorch loop, T = 4 and 25, batch 64 and 256) and the CA3 stepper's throughput. Each
+# part's output goes to OUT/<part>.log as well as the screen; the exit status is 1 if any part failed. PYTHON
+# (default python3) must hold torch with CUDA, triton, numpy, h5py, networkx and pytest; the rest of spikecl's needs
+# (snntorch, brian2, mlxtend) may come as wheels in WHEELS (default .gpu-wheels, made by `make gpu-kit` on a machine
+# with a package registry), which are unpacked into a folder of their own first.
 #
 #     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
 set -uo pipefail
@@ -46,6 +47,7 @@ part() {                                     # part NAME COMMAND...: run it, kee
 part device "$py" -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
 part tests "$py" -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py tests/test_snn.py tests/test_runner.py \
     tests/test_ca3.py tests/test_sparsey.py tests/test_distributed.py
+part triton "$py" -m pytest -q -p no:cacheprovider tests/test_triton_engine.py      # all of it runs on the GPU there
 part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256
 part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
 exit $failed

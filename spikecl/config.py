@@ -21,6 +21,8 @@ naming the key and what is allowed. This module imports only the standard librar
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -111,10 +113,11 @@ class NetworkConfig:
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
     bias: bool = option(False)
     batch_norm: bool = option(True, doc="CNN only")
-    engine: str = option("fused", choices=("fused", "snntorch"),
+    engine: str = option("fused", choices=("fused", "snntorch", "triton"),
                          doc="LIF simulation: fused (one autograd function per layer over time, static input and "
-                             "readout hoisted; online steps one node per layer) or snnTorch's Leaky step by step (the "
-                             "reference); the same spikes, gradients equal to float rounding")
+                             "readout hoisted; online steps one node per layer), snnTorch's Leaky step by step (the "
+                             "reference; the same spikes, gradients equal to float rounding) or triton (the fused "
+                             "engine with each LIF pass one Triton kernel, bit for bit; CUDA and the triton package)")
 
 
 @dataclass
@@ -295,10 +298,27 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
+    check_triton(cfg)
     check_events(cfg)
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg
+
+
+def check_triton(cfg: ExperimentConfig) -> None:
+    """``network.engine = "triton"`` needs the triton package and a CUDA device (or Triton's CPU interpreter,
+    ``TRITON_INTERPRET=1``), and brings its own compiled kernels (no ``train.compile``)."""
+    if cfg.network.engine != "triton":
+        return
+    if importlib.util.find_spec("triton") is None:
+        raise ConfigError("network.engine: 'triton' needs the triton package (pip install triton); or use 'fused'")
+    interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    if cfg.device == "cpu" and not interpreted:
+        raise ConfigError("network.engine: 'triton' runs on CUDA; set device = \"cuda\" (or \"auto\"), or use 'fused' "
+                          "on the CPU")
+    if cfg.train.compile:
+        raise ConfigError("train.compile: the triton engine's LIF kernels are compiled already; use engine 'fused' "
+                          "with train.compile")
 
 
 def check_events(cfg: ExperimentConfig) -> None:

@@ -1,7 +1,14 @@
-"""Shared fixtures: small real datasets loaded once per session."""
+"""Shared fixtures: small real datasets loaded once per session. Without a GPU, Triton kernels (the triton engine)
+run in Triton's interpreter on CPU tensors."""
+
+import os
 
 import numpy as np
 import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

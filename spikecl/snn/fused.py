@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-ENGINES = ("fused", "snntorch")
+ENGINES = ("fused", "snntorch", "triton")          # triton: the fused engine with its LIF passes as Triton kernels
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -107,14 +107,19 @@ def integrator_step(current: torch.Tensor, mem: torch.Tensor | None, beta: torch
 
 
 def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
-                 reset: str) -> torch.Tensor:
+                 reset: str, kernels: bool = False) -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of LIF neurons driven by ``current`` [T, B, ...] from rest.
 
     ``beta`` (clamped to [0, 1]) and ``threshold``: 0-d tensors (snnTorch's buffers); ``slope``: fast-sigmoid slope;
-    ``reset``: "subtract" or "zero".
+    ``reset``: "subtract" or "zero"; ``kernels``: run each pass as one Triton kernel
+    (:mod:`spikecl.snn.lif_triton`, the same bits) instead of torch operations step by step.
     """
     if reset not in ("subtract", "zero"):
         raise ValueError(f"the fused LIF engine has no reset {reset!r}")
+    if kernels:
+        from spikecl.snn.lif_triton import triton_lif_sequence
+
+        return triton_lif_sequence(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
     return _LIFSequence.apply(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
 
 

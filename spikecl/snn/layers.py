@@ -17,10 +17,11 @@ hands its presynaptic input to the recording, in both modes the per-step input `
 the trace: protecting responses means protecting ``W x_t``); strategies such as HLOP and GPM read it as
 ``activity.of(name)`` (``[T, B, *in_shape]``).
 
-Whole-sequence passes run on one of two engines (attribute ``engine``, see :mod:`spikecl.snn.fused`): "snntorch"
+Whole-sequence passes run on one of three engines (attribute ``engine``, see :mod:`spikecl.snn.fused`): "snntorch"
 steps snnTorch's ``Leaky`` through time (the reference); "fused" runs the same dynamics as one autograd function, feeds
 a static input (direct encoding) through the synapse once instead of T times, and collapses the readout to one
-synapse call on a time-weighted sum of its input. Online steps on the fused engine are one autograd node per layer
+synapse call on a time-weighted sum of its input; "triton" is the fused engine with each LIF pass as one Triton
+kernel (:mod:`spikecl.snn.lif_triton`; CUDA). Online steps on the fused engines are one autograd node per layer
 (:func:`~spikecl.snn.fused.lif_step`), and a linear synapse takes its weight gradient from the trace in one call.
 
 A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass: the
@@ -108,7 +109,8 @@ def _over_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
 
 
 class EngineLayer(Recordable):
-    """A recordable layer that runs whole sequences on the engine named by ``engine`` ("fused" or "snntorch")."""
+    """A recordable layer that runs whole sequences on the engine named by ``engine`` ("fused", "snntorch" or
+    "triton")."""
 
     def __init__(self, neuron: LIFParams, engine: str = "fused") -> None:
         super().__init__()
@@ -127,7 +129,8 @@ class EngineLayer(Recordable):
 
     @property
     def fused(self) -> bool:
-        return self._engine == "fused"
+        """Whole sequences run on the fused engine (hoists included), its LIF passes in torch or as Triton kernels."""
+        return self._engine in ("fused", "triton")
 
 
 class SpikingLayer(EngineLayer):
@@ -193,7 +196,7 @@ class SpikingLayer(EngineLayer):
         """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]."""
         if self.fused:
             return lif_sequence(current, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
-                                self.neuron.reset)
+                                self.neuron.reset, kernels=self._engine == "triton")
         mem = torch.zeros_like(current[0])
         spikes = []
         for cur_t in current:

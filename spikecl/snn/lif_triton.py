@@ -1,0 +1,121 @@
+"""The fused engine's LIF dynamics as two Triton kernels (``network.engine = "triton"``): each program takes a block of
+neurons through the whole sequence, so a forward or backward pass is one kernel launch instead of several per time
+step — what a GPU needs when the layers are small and launches, not arithmetic, set the pace.
+
+The maths and the order of its rounded operations are those of :class:`spikecl.snn.fused._LIFSequence`: no fused
+multiply-adds, correctly rounded division. Spikes and current gradients therefore equal the torch engine's bit for
+bit (checked on CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``, and on CUDA by the ``gpu`` tests).
+The kernels run on CUDA tensors, or on CPU tensors under the interpreter (slow: for tests). ``beta`` and the
+threshold are read on the device, so a pass never waits for the host.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from spikecl.errors import SpikeCLError, require
+
+triton = require("triton", "triton")
+tl = triton.language
+BLOCK = 256                     # neurons per program
+
+
+def interpreted() -> bool:
+    """Triton runs its kernels on the CPU, in numpy (``TRITON_INTERPRET=1`` when triton was imported)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@triton.jit
+def _forward(current, spikes, denominator, beta_ptr, threshold_ptr, n, slope,
+             STEPS: tl.constexpr, ZERO_RESET: tl.constexpr, BLOCK: tl.constexpr):
+    """``current`` [STEPS, n] → ``spikes`` and ``denominator`` = (slope |U − thr| + 1)², both [STEPS, n]."""
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = offsets < n
+    beta = tl.load(beta_ptr)
+    threshold = tl.load(threshold_ptr)
+    mem = tl.load(current + offsets, mask=inside, other=0.0)                     # U[0] = I[0], from rest
+    fired = tl.zeros([BLOCK], dtype=tl.float32)
+    for t in tl.static_range(STEPS):
+        if t > 0:
+            if ZERO_RESET:
+                mem = tl.where(fired > 0, 0.0, mem)
+            mem = mem * beta + tl.load(current + t * n + offsets, mask=inside, other=0.0)
+            if not ZERO_RESET:
+                mem = mem - fired * threshold                                    # exact: S is 0 or 1
+        shifted = mem - threshold
+        fired = (shifted > 0).to(tl.float32)
+        tl.store(spikes + t * n + offsets, fired, mask=inside)
+        scaled = tl.abs(shifted) * slope + 1.0
+        tl.store(denominator + t * n + offsets, scaled * scaled, mask=inside)
+
+
+@triton.jit
+def _backward(grad_spikes, denominator, spikes, grad_current, beta_ptr, n,
+              STEPS: tl.constexpr, ZERO_RESET: tl.constexpr, BLOCK: tl.constexpr):
+    """dL/dU[t] = dL/dS[t] / denominator[t] + a[t+1] dL/dU[t+1], swept back in time; a = beta, or beta (1 − S[t])
+    for the zero reset (the mask applied after the product, as the torch engine does)."""
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = offsets < n
+    beta = tl.load(beta_ptr)
+    carried = tl.zeros([BLOCK], dtype=tl.float32)
+    for back in tl.static_range(STEPS):
+        t = STEPS - 1 - back
+        grad = tl.math.div_rn(tl.load(grad_spikes + t * n + offsets, mask=inside, other=0.0),
+                              tl.load(denominator + t * n + offsets, mask=inside, other=1.0))
+        if back > 0:
+            if ZERO_RESET:
+                carried = tl.where(tl.load(spikes + t * n + offsets, mask=inside, other=0.0) > 0, 0.0, carried)
+            grad = grad + carried
+        tl.store(grad_current + t * n + offsets, grad, mask=inside)
+        carried = grad * beta
+
+
+def _launch(kernel, n: int, *args, **constants) -> None:
+    """Run ``kernel`` over ``n`` neurons: one program per block, multiply-adds left unfused on a GPU."""
+    grid = (triton.cdiv(n, BLOCK),)
+    options = {} if interpreted() else {"enable_fp_fusion": False}
+    kernel[grid](*args, BLOCK=BLOCK, **constants, **options)
+
+
+class _TritonLIFSequence(torch.autograd.Function):
+    """:class:`spikecl.snn.fused._LIFSequence` with one kernel per pass; the gradient goes to a fresh tensor, so
+    the saved denominators stay intact (a second backward through the same graph gives the same gradient)."""
+
+    @staticmethod
+    def forward(ctx, current, beta, threshold, slope: float, zero_reset: bool):
+        current = current.contiguous()
+        steps, n = current.shape[0], current[0].numel()
+        spikes, denominator = torch.empty_like(current), torch.empty_like(current)
+        _launch(_forward, n, current, spikes, denominator, beta, threshold, n, slope,
+                STEPS=steps, ZERO_RESET=zero_reset)
+        ctx.save_for_backward(denominator, spikes, beta)
+        ctx.zero_reset = zero_reset
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        denominator, spikes, beta = ctx.saved_tensors
+        grad = torch.empty_like(denominator)
+        steps, n = grad.shape[0], grad[0].numel()
+        _launch(_backward, n, grad_spikes.contiguous(), denominator, spikes, grad, beta, n,
+                STEPS=steps, ZERO_RESET=ctx.zero_reset)
+        return grad, None, None, None, None
+
+
+def triton_lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
+                        zero_reset: bool) -> torch.Tensor:
+    """Spikes [T, B, ...] for float32 ``current`` [T, B, ...] (CUDA, or CPU under the interpreter); ``beta``
+    (already clamped) and ``threshold`` are 0-d tensors on the same device."""
+    if current.dtype != torch.float32:
+        raise SpikeCLError(f"network.engine = 'triton' runs float32 currents, not {current.dtype}")
+    if current.numel() >= 2 ** 31:
+        raise SpikeCLError(f"network.engine = 'triton' indexes currents with 32-bit offsets; {current.numel()} "
+                           "elements are too many (use 'fused')")
+    if not (current.is_cuda or interpreted()):
+        raise SpikeCLError("network.engine = 'triton' needs a CUDA device (or TRITON_INTERPRET=1, Triton's slow CPU "
+                           f"interpreter); the currents are on {current.device}")
+    beta = beta.to(current.device, torch.float32).reshape(1)
+    threshold = threshold.to(current.device, torch.float32).reshape(1)
+    return _TritonLIFSequence.apply(current, beta, threshold, float(slope), zero_reset)

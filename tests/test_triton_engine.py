@@ -1,0 +1,92 @@
+"""The triton engine: the fused engine with each LIF pass one Triton kernel. Where there is no GPU the kernels run in
+Triton's interpreter (conftest sets ``TRITON_INTERPRET=1``), on CPU tensors; on a GPU the ``gpu`` tests compare the
+compiled kernels with the torch engine there."""
+
+import copy
+
+import pytest
+import torch
+
+from spikecl.config import ConfigError, experiment_from_dict
+from spikecl.errors import SpikeCLError
+from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, make_trainer
+from spikecl.snn.fused import lif_sequence
+
+pytest.importorskip("triton")
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+
+def _sequence(engine_kernels: bool, current, grad, beta, threshold, slope, reset):
+    cur = current.clone().requires_grad_()
+    spikes = lif_sequence(cur, beta, threshold, slope, reset, kernels=engine_kernels)
+    spikes.backward(grad)
+    return spikes.detach(), cur.grad
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("shape", [(1, 3, 5), (4, 8, 37), (9, 5, 3, 7, 7), (25, 2, 300)])
+def test_triton_lif_is_the_torch_engine_bit_for_bit(reset, shape):
+    """Spikes and current gradients equal the torch fused function's exactly (T = 1 to 25, conv-shaped maps,
+    neuron counts that leave a partial block)."""
+    torch.manual_seed(0)
+    current, grad = (torch.randn(shape) * 0.9 + 0.3).to(DEVICE), torch.randn(shape).to(DEVICE)
+    beta, threshold = torch.tensor(0.85, device=DEVICE), torch.tensor(1.0, device=DEVICE)
+    torch_spikes, torch_grad = _sequence(False, current, grad, beta, threshold, 10.0, reset)
+    kernel_spikes, kernel_grad = _sequence(True, current, grad, beta, threshold, 10.0, reset)
+    assert torch_spikes.sum() > 0 and (torch_spikes == 0).any()
+    assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
+
+
+@pytest.mark.parametrize("kind,reset,encoder", [("mlp", "subtract", "direct"), ("mlp", "zero", "poisson"),
+                                                ("cnn", "subtract", "latency")])
+def test_triton_engine_trains_like_the_fused_engine(kind, reset, encoder):
+    """One BPTT step on each engine from the same parameters: the same loss, gradients and weights, bit for bit
+    (the hoists are the fused engine's; only the LIF passes differ)."""
+    torch.manual_seed(0)
+    neuron = LIFParams(beta=0.8, threshold=1.0, reset=reset, surrogate_slope=10.0)
+    if kind == "mlp":
+        net, x = build_mlp(20, [16, 12], 5, neuron, bias=True), torch.rand(6, 20)
+    else:
+        net, x = build_cnn((2, 8, 8), [4, 6], 5, neuron, init_gain=2.0), torch.rand(6, 2, 8, 8)
+    x_seq = encode(x, 4, encoder, torch.Generator().manual_seed(1)).to(DEVICE)
+    y = torch.randint(0, 5, (6,)).to(DEVICE)
+    results = []
+    for engine in ("fused", "triton"):
+        model = copy.deepcopy(net).to(DEVICE)
+        model.engine = engine
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss = make_trainer("bptt", model, 4).train_encoded(x_seq, y, None, None, opt)
+        results.append((float(loss), {n: p.detach().clone() for n, p in model.named_parameters()}))
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(results[0][1][n], results[1][1][n]) for n in results[0][1])
+    assert any(not torch.equal(p, q) for p, q in zip(results[0][1].values(), net.to(DEVICE).parameters()))
+
+
+def test_triton_engine_is_refused_where_it_cannot_run(monkeypatch):
+    """One-line errors: the CPU without the interpreter (config and call), and train.compile beside it."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    base = {"network": {"engine": "triton"}}
+    with pytest.raises(ConfigError, match="'triton' runs on CUDA; set device"):
+        experiment_from_dict({**base, "device": "cpu"})
+    with pytest.raises(ConfigError, match="train.compile: the triton engine"):
+        experiment_from_dict({**base, "device": "cuda", "train": {"compile": True}})
+    assert experiment_from_dict({**base, "device": "cuda"}).network.engine == "triton"
+    with pytest.raises(SpikeCLError, match="needs a CUDA device"):
+        lif_sequence(torch.rand(3, 4), torch.tensor(0.9), torch.tensor(1.0), 10.0, "subtract", kernels=True)
+    with pytest.raises(SpikeCLError, match="float32 currents"):
+        lif_sequence(torch.rand(3, 4, dtype=torch.float64), torch.tensor(0.9), torch.tensor(1.0), 10.0, "zero",
+                     kernels=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_compiled_triton_lif_on_cuda_is_the_cpus_bit_for_bit(reset):
+    """The kernels compiled for the GPU (multiply-adds unfused) give the CPU torch engine's bits."""
+    torch.manual_seed(0)
+    current, grad = torch.randn(9, 32, 50) * 0.8, torch.randn(9, 32, 50)
+    beta, threshold = torch.tensor(0.85), torch.tensor(1.0)
+    cpu = _sequence(False, current, grad, beta, threshold, 10.0, reset)
+    cuda = _sequence(True, current.cuda(), grad.cuda(), beta.cuda(), threshold.cuda(), 10.0, reset)
+    assert torch.equal(cpu[0], cuda[0].cpu()) and torch.equal(cpu[1], cuda[1].cpu())
