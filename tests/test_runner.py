@@ -173,13 +173,22 @@ def test_training_steps_on_a_gpu_never_make_the_host_wait(tmp_path, method):
     assert len(strict_task(tmp_path, method, "cuda")) > 10
 
 
-def strict_task(tmp_path, method: str, device: str) -> list[str]:
-    """Train task 0 of a 2-task run of ``method`` on ``device``, then task 1 with every strategy batch and training
-    step after the first in torch's sync debug mode "error"; returns the calls made."""
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("method", ["finetune", "hlop"])
+def test_the_triton_engine_never_makes_the_host_wait(tmp_path, method):
+    """The same on the triton engine: its kernels read beta and the threshold on the device."""
+    pytest.importorskip("triton")
+    assert len(strict_task(tmp_path, method, "cuda", engine="triton")) > 10
+
+
+def strict_task(tmp_path, method: str, device: str, engine: str = "fused") -> list[str]:
+    """Train task 0 of a 2-task run of ``method`` on ``device`` (and ``engine``), then task 1 with every strategy
+    batch and training step after the first in torch's sync debug mode "error"; returns the calls made."""
     import torch
 
     cfg = config(tmp_path, device=device, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
-                 strategy={"methods": [method]}, variants={"hlop-spikecl": SPIKECL_HLOP})
+                 network={"engine": engine}, strategy={"methods": [method]}, variants={"hlop-spikecl": SPIKECL_HLOP})
     run = ContinualRun(cfg, method, 0)
     run.train_task(0)
     run.trainer.read_every = 10 ** 9

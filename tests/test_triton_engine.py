@@ -90,3 +90,22 @@ def test_compiled_triton_lif_on_cuda_is_the_cpus_bit_for_bit(reset):
     cpu = _sequence(False, current, grad, beta, threshold, 10.0, reset)
     cuda = _sequence(True, current.cuda(), grad.cuda(), beta.cuda(), threshold.cuda(), 10.0, reset)
     assert torch.equal(cpu[0], cuda[0].cpu()) and torch.equal(cpu[1], cuda[1].cpu())
+
+
+@pytest.mark.parametrize("method", ["finetune", "hlop"])
+def test_a_continual_run_on_the_triton_engine_is_the_fused_runs(tmp_path, method):
+    """Two tasks of permuted digits through the whole harness (hoists, activity recording, HLOP's projections and
+    Hebbian updates, evaluation): the same accuracy matrix as the fused engine's, to the last bit."""
+    from spikecl.continual.runner import ContinualRun
+
+    results = {}
+    for engine in ("fused", "triton"):
+        cfg = experiment_from_dict({
+            "name": engine, "output_dir": str(tmp_path), "device": DEVICE, "data": {"dataset": "digits"},
+            "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 2},
+            "network": {"hidden": [48], "num_steps": 4, "engine": engine},
+            "train": {"epochs": 1, "batch_size": 32, "lr": 0.05, "eval_every": 0},
+            "strategy": {"methods": [method], "hlop": {"neurons": [[8, 4], [4, 2]]}}})
+        results[engine] = ContinualRun(cfg, method, 0).execute(progress_bar=False).acc_matrix
+    assert results["fused"][-1].mean() > 0.5
+    assert (results["triton"] == results["fused"]).all()
