@@ -313,12 +313,18 @@ def check_triton(cfg: ExperimentConfig) -> None:
     if importlib.util.find_spec("triton") is None:
         raise ConfigError("network.engine: 'triton' needs the triton package (pip install triton); or use 'fused'")
     interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    if cfg.device == "cpu" and not interpreted:
-        raise ConfigError("network.engine: 'triton' runs on CUDA; set device = \"cuda\" (or \"auto\"), or use 'fused' "
-                          "on the CPU")
+    if not interpreted and (cfg.device == "cpu" or cfg.device == "auto" and not _cuda_available()):
+        raise ConfigError(f"network.engine: 'triton' runs on CUDA; device {cfg.device!r} is the CPU here (use 'fused' "
+                          "there)")
     if cfg.train.compile:
         raise ConfigError("train.compile: the triton engine's LIF kernels are compiled already; use engine 'fused' "
                           "with train.compile")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def check_events(cfg: ExperimentConfig) -> None:

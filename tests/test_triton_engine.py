@@ -67,8 +67,11 @@ def test_triton_engine_is_refused_where_it_cannot_run(monkeypatch):
     """One-line errors: the CPU without the interpreter (config and call), and train.compile beside it."""
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     base = {"network": {"engine": "triton"}}
-    with pytest.raises(ConfigError, match="'triton' runs on CUDA; set device"):
+    with pytest.raises(ConfigError, match="'triton' runs on CUDA; device 'cpu' is the CPU here"):
         experiment_from_dict({**base, "device": "cpu"})
+    if not CUDA:
+        with pytest.raises(ConfigError, match="'triton' runs on CUDA; device 'auto' is the CPU here"):
+            experiment_from_dict({**base, "device": "auto"})
     with pytest.raises(ConfigError, match="train.compile: the triton engine"):
         experiment_from_dict({**base, "device": "cuda", "train": {"compile": True}})
     assert experiment_from_dict({**base, "device": "cuda"}).network.engine == "triton"
