@@ -112,3 +112,32 @@ def test_a_continual_run_on_the_triton_engine_is_the_fused_runs(tmp_path, method
         results[engine] = ContinualRun(cfg, method, 0).execute(progress_bar=False).acc_matrix
     assert results["fused"][-1].mean() > 0.5
     assert (results["triton"] == results["fused"]).all()
+
+
+COMPILE_FOR_HOPPER = """
+import json
+from spikecl.snn.lif_triton import ptx_for_gpu
+print(json.dumps({f"{name} {zero}": ptx for zero in (False, True) for name, ptx in ptx_for_gpu(90, 6, zero).items()}))
+"""
+
+
+def test_kernels_compile_for_a_hopper_gpu_without_fused_multiply_adds():
+    """Without a GPU, Triton compiles both kernels for compute capability 9.0 (H100 / H200) with a launch's options:
+    the PTX has no fused multiply-add and divides with round-to-nearest, as the bit-for-bit promise needs."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", COMPILE_FOR_HOPPER], cwd=root, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(root)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ptx = json.loads(done.stdout)
+    assert sorted(ptx) == ["backward False", "backward True", "forward False", "forward True"]
+    for name, code in ptx.items():
+        assert ".target sm_90" in code, name
+        assert "fma." not in code, name
+        assert ("div.rn.f32" in code) == name.startswith("backward") and "div.approx" not in code, name

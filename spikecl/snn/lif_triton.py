@@ -72,11 +72,35 @@ def _backward(grad_spikes, denominator, spikes, grad_current, beta_ptr, n,
         carried = grad * beta
 
 
+OPTIONS = {"enable_fp_fusion": False}          # no fused multiply-adds: the torch engine rounds every product
+SIGNATURES = {
+    _forward: {"current": "*fp32", "spikes": "*fp32", "denominator": "*fp32", "beta_ptr": "*fp32",
+               "threshold_ptr": "*fp32", "n": "i32", "slope": "fp32"},
+    _backward: {"grad_spikes": "*fp32", "denominator": "*fp32", "spikes": "*fp32", "grad_current": "*fp32",
+                "beta_ptr": "*fp32", "n": "i32"},
+}
+
+
 def _launch(kernel, n: int, *args, **constants) -> None:
     """Run ``kernel`` over ``n`` neurons: one program per block, multiply-adds left unfused on a GPU."""
     grid = (triton.cdiv(n, BLOCK),)
-    options = {} if interpreted() else {"enable_fp_fusion": False}
-    kernel[grid](*args, BLOCK=BLOCK, **constants, **options)
+    kernel[grid](*args, BLOCK=BLOCK, **constants, **({} if interpreted() else OPTIONS))
+
+
+def ptx_for_gpu(capability: int, steps: int, zero_reset: bool) -> dict[str, str]:
+    """The PTX of both kernels compiled for a CUDA GPU of compute ``capability`` (90: Hopper) with the options a
+    launch uses, {kernel name: PTX}; needs no GPU (Triton's own compiler and ptxas), but not the interpreter."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    if interpreted():
+        raise SpikeCLError("ptx_for_gpu: Triton's interpreter is on (TRITON_INTERPRET); it compiles nothing")
+    constants = {"STEPS": steps, "ZERO_RESET": zero_reset, "BLOCK": BLOCK}
+    return {kernel.__name__.strip("_"): triton.compile(
+                ASTSource(fn=kernel, signature={**signature, **dict.fromkeys(constants, "constexpr")},
+                          constexprs=constants),
+                target=GPUTarget("cuda", capability, 32), options=OPTIONS).asm["ptx"]
+            for kernel, signature in SIGNATURES.items()}
 
 
 class _TritonLIFSequence(torch.autograd.Function):
