@@ -4,9 +4,10 @@ step — what a GPU needs when the layers are small and launches, not arithmetic
 
 The maths and the order of its rounded operations are those of :class:`spikecl.snn.fused._LIFSequence`: no fused
 multiply-adds, correctly rounded division. Spikes and current gradients therefore equal the torch engine's bit for
-bit (checked on CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``, and on CUDA by the ``gpu`` tests).
-The kernels run on CUDA tensors, or on CPU tensors under the interpreter (slow: for tests). ``beta`` and the
-threshold are read on the device, so a pass never waits for the host.
+bit: checked on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``), in the PTX compiled for a Hopper GPU
+(:func:`ptx_for_gpu`), and on CUDA by ``benchmarks/gpu_check.sh``. The kernels run on CUDA tensors, or on CPU tensors
+under the interpreter (slow: for tests). ``beta`` and the threshold are read on the device, so a pass never waits
+for the host.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ BLOCK = 256                     # neurons per program
 
 
 def interpreted() -> bool:
-    """Triton runs its kernels on the CPU, in numpy (``TRITON_INTERPRET=1`` when triton was imported)."""
+    """Triton's interpreter is on (``TRITON_INTERPRET`` set, not 0): kernels run on CPU tensors, in numpy. The kernels
+    here took the mode in force when this module was imported."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
