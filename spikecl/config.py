@@ -312,13 +312,17 @@ def check_triton(cfg: ExperimentConfig) -> None:
         return
     if importlib.util.find_spec("triton") is None:
         raise ConfigError("network.engine: 'triton' needs the triton package (pip install triton); or use 'fused'")
-    interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    if not interpreted and (cfg.device == "cpu" or cfg.device == "auto" and not _cuda_available()):
+    if not triton_interpreted() and (cfg.device == "cpu" or cfg.device == "auto" and not _cuda_available()):
         raise ConfigError(f"network.engine: 'triton' runs on CUDA; device {cfg.device!r} is the CPU here (use 'fused' "
                           "there)")
     if cfg.train.compile:
         raise ConfigError("train.compile: the triton engine's LIF kernels are compiled already; use engine 'fused' "
                           "with train.compile")
+
+
+def triton_interpreted() -> bool:
+    """Triton's interpreter is on (``TRITON_INTERPRET`` set, not 0): its kernels run on CPU tensors, in numpy."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def _cuda_available() -> bool:

@@ -12,21 +12,14 @@ for the host.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from spikecl.config import triton_interpreted as interpreted   # the kernels below took the mode in force at import
 from spikecl.errors import SpikeCLError, require
 
 triton = require("triton", "triton")
 tl = triton.language
 BLOCK = 256                     # neurons per program
-
-
-def interpreted() -> bool:
-    """Triton's interpreter is on (``TRITON_INTERPRET`` set, not 0): kernels run on CPU tensors, in numpy. The kernels
-    here took the mode in force when this module was imported."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 @triton.jit
