@@ -74,14 +74,9 @@ test: $(STAMP) core310 lava
 test-fast: $(STAMP) lava
 	$(PY) -m pytest -q -m "not slow"
 
+# every benchmark in turn; the output is also kept, with the machine's description, in results/bench/<UTC time>.log
 bench: $(STAMP) lava
-	$(PY) benchmarks/epoch_time.py
-	$(PY) benchmarks/engine_speed.py
-	$(PY) benchmarks/strategy_overhead.py
-	$(PY) benchmarks/export_lava.py
-	$(PY) benchmarks/sdr_scaling.py
-	$(PY) benchmarks/ca3_speed.py
-	$(PY) benchmarks/distributed_throughput.py
+	bash benchmarks/run_all.sh $(PY)
 
 # on a CUDA machine, with PYTHON naming an interpreter that has CUDA torch (and the wheels of gpu-kit, if brought)
 gpu-check:

@@ -14,7 +14,7 @@ products would cost about two thirds of that ratio's excess in time.
 step row per sample and the normalised step. Both use hlop-spikecl's lateral-neuron schedule (below).
 
     python benchmarks/strategy_overhead.py [--hidden 800] [--steps 6] [--batch 64] [--repeats 6]
-                                           [--methods finetune,gpm,hlop] [--engines fused,snntorch]
+                                           [--methods finetune,gpm,hlop,hlop-spikecl] [--engines fused,snntorch]
                                            [--trainer bptt|online|dsr] [--hlop iterations=10]
 """
 
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--trainer", default="bptt", choices=tuple(TRAINERS))
     parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--methods", default="finetune,gpm,hlop")
+    parser.add_argument("--methods", default="finetune,gpm,hlop,hlop-spikecl")
     parser.add_argument("--engines", default="fused,snntorch")
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")

@@ -106,3 +106,31 @@ def test_engine_speed_times_three_contenders(network):
                       flags=re.M)}
     assert set(ops) == {"fused engine", "snnTorch engine", "plain snnTorch"}, out
     assert ops["fused engine"] < ops["plain snnTorch"]
+
+
+def run_all(tmp_path: Path, scripts: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    """``benchmarks/run_all.sh`` (``make bench``) over toy scripts in ``tmp_path``, its logs in tmp_path/out."""
+    env = {**os.environ, "BENCH_DIR": str(tmp_path), "BENCHMARKS": scripts, "BENCH_OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "run_all.sh"), sys.executable], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return done, sorted((tmp_path / "out").glob("*.log"))
+
+
+def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
+    """Each run's output, under a header naming the machine and the commit, goes to a new log (an earlier one is
+    never written over); a failing benchmark stops the run with its status, and the log keeps what ran."""
+    (tmp_path / "fast.py").write_text("print('fused 1.00x, plain 2.50x')\n")
+    (tmp_path / "broken.py").write_text("import sys\nprint('half way')\nsys.exit(3)\n")
+    first, logs = run_all(tmp_path, "fast")
+    assert first.returncode == 0, first.stderr
+    text = logs[0].read_text()
+    assert text.startswith("# make bench, ") and "CPUs" in text and "Python" in text
+    assert "## benchmarks/fast.py" in text and "fused 1.00x, plain 2.50x" in text
+    second, logs = run_all(tmp_path, "fast broken fast")
+    assert second.returncode == 3 and len(logs) == 2
+    assert logs[0].read_text() == text                                     # the first run's log is untouched
+    failed = logs[1].read_text()
+    assert "half way" in failed and "broken.py failed (exit 3)" in failed
+    assert failed.count("## benchmarks/fast.py") == 1                      # nothing after the failure ran
+    missing, _ = run_all(tmp_path, "fast absent")
+    assert missing.returncode == 2 and missing.stderr.strip() == f"run_all: no benchmark {tmp_path}/absent.py"

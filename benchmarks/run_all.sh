@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in turn, its output shown and kept, with the machine it ran on, in one log per run,
+# results/bench/<UTC time>.log (a new file each run; an existing one is never written over). Stops at the first
+# benchmark that fails, with its status; the log keeps what ran until then.
+#
+#   bash benchmarks/run_all.sh [PYTHON]      (default .venv/bin/python)
+#   BENCHMARKS="engine_speed ca3_speed" ...  a subset, by script name;  BENCH_DIR=...  another folder of scripts
+set -euo pipefail
+PY=${1:-.venv/bin/python}
+DIR=${BENCH_DIR:-benchmarks}
+SCRIPTS=${BENCHMARKS:-"epoch_time engine_speed strategy_overhead export_lava sdr_scaling ca3_speed distributed_throughput"}
+OUT=${BENCH_OUT:-results/bench}
+
+for name in $SCRIPTS; do
+    [[ -f "$DIR/$name.py" ]] || { echo "run_all: no benchmark $DIR/$name.py" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"
+while [[ -e "$log" ]]; do sleep 1; log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"; done
+
+export TQDM_DISABLE=1                    # progress bars would fill the log with carriage returns
+{
+    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "# $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) CPUs," \
+         "load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null), $("$PY" -c 'import sys; v = sys.version.split()[0]
+try:
+    import torch; print(f"Python {v}, torch {torch.__version__}")
+except ImportError:
+    print(f"Python {v}, no torch")')"
+    for name in $SCRIPTS; do
+        echo
+        echo "## benchmarks/$name.py"
+        start=$SECONDS
+        "$PY" "$DIR/$name.py" || { status=$?; echo "## benchmarks/$name.py failed (exit $status)"; exit "$status"; }
+        echo "## ($((SECONDS - start)) s)"
+    done
+} 2>&1 | tee "$log" || status=$?
+echo "kept in $log"
+exit "${status:-0}"
