@@ -13,7 +13,7 @@ the device has finished; CPU time is then the host's share, wall time the step's
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
 where the triton package is installed.
 
-    python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 25] [--batch 64 256] [--rounds 5]
+    python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 8 25] [--batch 64 256] [--rounds 5]
                                       [--seconds 0.5] [--device cuda]
 """
 
@@ -34,7 +34,7 @@ from spikecl.snn import build_cnn, build_mlp, make_trainer
 
 CHANNELS = (64, 128, 256)
 INPUTS = {"mlp": (784,), "cnn": (3, 32, 32)}
-DEFAULTS = {"mlp": ([4, 25], [64, 256]), "cnn": ([4, 8], [32])}       # (steps, batches)
+DEFAULTS = {"mlp": ([4, 8, 25], [64, 256]), "cnn": ([4, 8], [32])}       # (steps, batches)
 
 
 class PlainCNN(torch.nn.Module):
@@ -138,7 +138,7 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", default="mlp", choices=tuple(INPUTS))
-    parser.add_argument("--steps", type=int, nargs="+", help="time steps T (default: 4 25 for the MLP, 4 8 for the CNN)")
+    parser.add_argument("--steps", type=int, nargs="+", help="time steps T (default: 4 8 25 for the MLP, 4 8 for the CNN)")
     parser.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 64 256 for the MLP, 32 for the CNN)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
