@@ -138,8 +138,10 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", default="mlp", choices=tuple(INPUTS))
-    parser.add_argument("--steps", type=int, nargs="+", help="time steps T (default: 4 8 25 for the MLP, 4 8 for the CNN)")
-    parser.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 64 256 for the MLP, 32 for the CNN)")
+    parser.add_argument("--steps", type=int, nargs="+",
+                        help="time steps T (default: 4 8 25 for the MLP, 4 8 for the CNN)")
+    parser.add_argument("--batch", type=int, nargs="+",
+                        help="batch sizes (default: 64 256 for the MLP, 32 for the CNN)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
     parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cpu or cuda")

@@ -14,6 +14,7 @@ Needs .venv-lava (``make lava``) for the Lava columns.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def train_mnist(folder: Path, hidden: int, epochs: int) -> Path:
         "network": {"kind": "mlp", "hidden": [hidden], "num_steps": 4, "reset": "zero"},
         "train": {"epochs": epochs, "batch_size": 64, "lr": 0.05}, "strategy": {"methods": ["finetune"]}})
     path = folder / "finetune-seed0.h5"
-    ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=True)
+    ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=sys.stderr.isatty())   # no bar in a log
     return path
 
 

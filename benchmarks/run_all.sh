@@ -8,7 +8,8 @@
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 DIR=${BENCH_DIR:-benchmarks}
-SCRIPTS=${BENCHMARKS:-"epoch_time engine_speed strategy_overhead export_lava sdr_scaling ca3_speed distributed_throughput"}
+SCRIPTS=${BENCHMARKS:-"epoch_time engine_speed strategy_overhead export_lava sdr_scaling ca3_speed
+    distributed_throughput"}
 OUT=${BENCH_OUT:-results/bench}
 
 for name in $SCRIPTS; do
@@ -34,6 +35,6 @@ except ImportError:
         "$PY" "$DIR/$name.py" || { status=$?; echo "## benchmarks/$name.py failed (exit $status)"; exit "$status"; }
         echo "## ($((SECONDS - start)) s)"
     done
-} 2>&1 | tee "$log" || status=$?
+} 2>&1 | sed -u '/^USDT:/d' | tee "$log" || status=$?       # (USDT: torch.profiler's start/stop notices)
 echo "kept in $log"
 exit "${status:-0}"
