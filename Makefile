@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 # The torch-free core must also install under Python 3.10 (numpy 1.26, networkx 2.8) for the Lava side.
 # (pyenv's python3.10 shim exists but fails when 3.10 is not selected, so each candidate is tried.)
 PY310  ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null) $$(command -v python3.10); do \
@@ -75,8 +76,14 @@ test-fast: $(STAMP) lava
 	$(PY) -m pytest -q -m "not slow"
 
 # every benchmark in turn; the output is also kept, with the machine's description, in results/bench/<UTC time>.log
-bench: $(STAMP) lava
+bench: $(STAMP) $(BENCH_STAMP) lava
 	bash benchmarks/run_all.sh $(PY)
+
+# A peer that only the benchmarks time (epoch_time.py): SpikingJelly 2.0.0 and loguru, which it logs with. Its
+# torchvision and torchaudio requirements are skipped: its multi-step LIF layers import neither.
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install --quiet --no-deps "spikingjelly==2.0.0" "loguru==0.7.3"
+	touch $@
 
 # on a CUDA machine, with PYTHON naming an interpreter that has CUDA torch (and the wheels of gpu-kit, if brought)
 gpu-check:

@@ -6,8 +6,9 @@ For every method and engine, task 0 of a Permuted MNIST-5k stream is trained onc
 After one untimed warm-up epoch per contender, the contenders take turns within each repeat, so a load change on a
 shared machine hits all of them alike, in an order reversed every other repeat (no contender always runs first).
 One thread. Prints the median CPU time (process time) and wall time per epoch, each one's ratio to fine-tune on the
-same engine and the median of its per-repeat CPU ratios, with the goal (HLOP and GPM within 1.3x) beside it, and the
-ratio of the matrix-product FLOPs of one epoch (counted by torch's FlopCounterMode): the arithmetic the method adds.
+same engine and the median of its per-repeat CPU ratios (their range in brackets), with the goal (HLOP and GPM
+within 1.3x) beside it, and the ratio of the matrix-product FLOPs of one epoch (counted by torch's FlopCounterMode):
+the arithmetic the method adds.
 Run at the speed of the network's own products, which take about two thirds of a fine-tuning epoch here, the added
 products would cost about two thirds of that ratio's excess in time.
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
@@ -79,10 +80,13 @@ def matmul_flops(run: ContinualRun, state: dict) -> int:
     return counter.get_total_flops()
 
 
-def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, float | None, int]]:
-    """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, the median over
-    repeats of its CPU time over fine-tune's in the same repeat (a drift of the machine's speed cancels), and the
-    epoch's matrix-product FLOPs (counted in one untimed epoch)."""
+Paired = tuple[float, float, float] | None      # per-repeat CPU ratios to fine-tune: (median, lowest, highest)
+
+
+def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, Paired, int]]:
+    """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, its CPU time
+    over fine-tune's in the same repeat (a drift of the machine's speed cancels) as the median, lowest and highest
+    over repeats, and the epoch's matrix-product FLOPs (counted in one untimed epoch)."""
     runs = {m: snapshot(args, m, engine) for m in methods}
     states = {m: state_of(run) for m, run in runs.items()}
     for method, run in runs.items():
@@ -93,14 +97,18 @@ def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, flo
         for method in (methods if repeat % 2 == 0 else methods[::-1]):
             samples[method].append(timed_epoch(runs[method], states[method]))
     base = samples.get("finetune")
-    return {m: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
-                statistics.median(c / b for (c, _), (b, _) in zip(s, base)) if base else None, flops[m])
-            for m, s in samples.items()}
+    result = {}
+    for m, s in samples.items():
+        ratios = [c / b for (c, _), (b, _) in zip(s, base)] if base else None
+        paired = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+        result[m] = (statistics.median(c for c, _ in s), statistics.median(w for _, w in s), paired, flops[m])
+    return result
 
 
-def report(result: dict[str, tuple[float, float, float | None, int]], engine: str) -> None:
+def report(result: dict[str, tuple[float, float, Paired, int]], engine: str) -> None:
     """One line per method: CPU and wall seconds, their ratios to fine-tune's medians, the median per-repeat CPU
-    ratio (goal beside HLOP and GPM) and the ratio of matrix-product FLOPs (the arithmetic each method adds)."""
+    ratio with its range over repeats (goal beside HLOP and GPM) and the ratio of matrix-product FLOPs (the
+    arithmetic each method adds)."""
     cpu0, wall0, _, flops0 = result.get("finetune", (None, None, None, None))
     print(f"engine {engine}")
     for method, (cpu, wall, paired, flops) in result.items():
@@ -108,7 +116,8 @@ def report(result: dict[str, tuple[float, float, float | None, int]], engine: st
         if cpu0:
             goal = f"   (goal <= {GOAL}x)" if method.startswith(("hlop", "gpm")) else ""
             line += (f"   {cpu / cpu0:4.2f}x / {wall / wall0:4.2f}x fine-tune (CPU / wall), per repeat "
-                     f"{paired:4.2f}x, matmul FLOPs {flops / flops0:4.2f}x{goal}")
+                     f"{paired[0]:4.2f}x ({paired[1]:4.2f}-{paired[2]:4.2f}), matmul FLOPs {flops / flops0:4.2f}x"
+                     f"{goal}")
         print(line)
 
 
