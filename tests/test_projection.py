@@ -96,6 +96,40 @@ def test_gpm_basis_reaches_the_energy_threshold():
     assert same.shape[0] == 3                           # nothing new to add
 
 
+@pytest.mark.parametrize("n, samples, rank", [(40, 15, 15), (40, 15, 6), (12, 60, 12), (12, 60, 5)])
+def test_principal_directions_are_the_svds_of_numerically_nonzero_values(n, samples, rank):
+    """Gram eigendecomposition, either side: the SVD's singular values (to round-off in the largest) and its
+    subspaces, orthonormal; the directions a rank-deficient matrix lacks are left out."""
+    from spikecl.continual.projection import principal_directions
+
+    g = torch.Generator().manual_seed(rank)
+    a = torch.randn(n, rank, generator=g, dtype=torch.float64) @ torch.randn(rank, samples, generator=g,
+                                                                              dtype=torch.float64)
+    a *= torch.logspace(0, -2, samples, dtype=torch.float64)
+    u, s = principal_directions(a)
+    big_u, big_s, _ = torch.linalg.svd(a, full_matrices=False)
+    assert s.shape == (rank,) and u.shape == (n, rank)
+    torch.testing.assert_close(s, big_s[:rank], atol=1e-12 * big_s[0].item(), rtol=0)
+    torch.testing.assert_close(u.T @ u, torch.eye(rank, dtype=u.dtype), atol=1e-9, rtol=0)
+    for k in range(1, rank + 1):                  # the top-k subspaces agree (distinct singular values)
+        assert torch.linalg.svdvals(u[:, :k].T @ big_u[:, :k]).min() > 1 - 1e-9
+
+
+def test_gpm_basis_keeps_its_rows_and_adds_only_directions_with_energy():
+    """grow_basis leaves the old rows as they are and adds orthonormal rows orthogonal to them; a threshold of 1
+    adds every direction the residual activity has and none beyond (the residual here has rank 4)."""
+    g = torch.Generator().manual_seed(3)
+    first = torch.randn(100, 3, generator=g) @ torch.randn(3, 30, generator=g)
+    basis = grow_basis(torch.zeros(0, 30), first, 1.0)
+    assert basis.shape[0] == 3
+    second = torch.cat([first, torch.randn(100, 4, generator=g) @ torch.randn(4, 30, generator=g)])
+    grown = grow_basis(basis, second, 1.0)
+    assert grown.shape[0] == 7 and torch.equal(grown[:3], basis)
+    torch.testing.assert_close(grown @ grown.T, torch.eye(7), atol=1e-6, rtol=0)
+    captured = ((second @ grown.T) ** 2).sum() / (second ** 2).sum()
+    assert captured > 1 - 1e-5
+
+
 @pytest.mark.parametrize("method", ["gpm", "hlop"])
 def test_projected_training_leaves_old_responses_unchanged(method):
     """Task A lives in a 6-d input subspace; after consolidation, training on task B must not change W x for any

@@ -182,6 +182,9 @@ def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float
     fraction ``threshold`` of the activity's energy::
 
         ‖A Bᵀ‖² + Σ_{i ≤ r} σ_i(A − A Bᵀ B)²  ≥  threshold · ‖A‖²
+
+    Directions without energy (singular values below round-off, see :func:`principal_directions`) are never added,
+    so a threshold of 1 adds every direction the residual has.
     """
     a = activity.T.double()                                          # [n, N]
     m = basis.T.double()                                             # [n, k]
@@ -190,20 +193,49 @@ def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float
     kept = total - (residual ** 2).sum()
     if total <= 0 or kept / total >= threshold:
         return basis[:0].double()
-    u, s, _ = torch.linalg.svd(residual, full_matrices=False)
+    u, s = principal_directions(residual)
     energy = kept + torch.cumsum(s ** 2, 0)
     r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
     return u[:, :r].T
 
 
+def principal_directions(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left singular vectors ``u`` [n, r] and singular values ``s`` [r] (largest first) of ``a`` [n, N]
+    (float64), those with ``s² > max(n, N) · eps · s_max²`` only (the others are round-off).
+
+    From the eigendecomposition of the smaller Gram matrix: ``a aᵀ`` (its eigenvectors are ``u``) or ``aᵀ a``
+    (eigenvectors ``v``, ``u = a v / s``), the same singular pairs as an SVD to round-off in ``s_max``, in about a
+    third of its time at GPM's sizes (n = 800, N = 300) and far less for conv patches (N in the thousands).
+    """
+    n, samples = a.shape
+    gram = a @ a.T if n <= samples else a.T @ a
+    values, vectors = torch.linalg.eigh(gram)                        # ascending
+    values, vectors = values.flip(0), vectors.flip(1)
+    keep = values > values[0].clamp_min(0) * max(n, samples) * torch.finfo(a.dtype).eps
+    s = values[keep].sqrt()
+    if n <= samples:
+        return vectors[:, keep], s
+    return (a @ vectors[:, keep]) / s, s
+
+
 def grow_basis(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
-    """GPM's basis update: ``basis`` [k, n] orthonormal rows, ``activity`` [N, n] → new basis [k', n], k' ≥ k, with
-    the :func:`new_directions` the threshold asks for."""
+    """GPM's basis update: ``basis`` [k, n] orthonormal rows, ``activity`` [N, n] → new basis [k', n], k' ≥ k: the
+    old rows as they are, then the :func:`new_directions` the threshold asks for, orthonormalised (in float64,
+    against round-off) among themselves and against the old rows, which they are orthogonal to already."""
     added = new_directions(basis, activity, threshold)
     if added.shape[0] == 0:
         return basis
-    q, _ = torch.linalg.qr(torch.cat([basis.double(), added]).T)     # re-orthonormalise against round-off
-    return q.T.to(basis.dtype)
+    old = basis.double()
+    return torch.cat([basis, orthonormal_rows(added - (added @ old.T) @ old).to(basis.dtype)])
+
+
+def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]."""
+    if h.shape[0] == 0:
+        return h
+    q, r = torch.linalg.qr(h.T.double())
+    keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
+    return q[:, keep].T.to(h.dtype)
 
 
 class ProjectionStrategy(Strategy):

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import torch
 
 from spikecl.config import option
-from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, new_directions
+from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
+                                          orthonormal_rows)
 from spikecl.errors import SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
@@ -209,15 +210,6 @@ def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentu
             velocity = step.add_(velocity, alpha=momentum)
         h.add_(velocity if momentum else step)
     return h.sub_(h_new).clamp_(-clamp, clamp).add_(h_new), velocity
-
-
-def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
-    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]."""
-    if h.shape[0] == 0:
-        return h
-    q, r = torch.linalg.qr(h.T.double())
-    keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
-    return q[:, keep].T.to(h.dtype)
 
 
 class HLOP(ProjectionStrategy):
