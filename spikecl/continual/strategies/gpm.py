@@ -1,8 +1,10 @@
 """Gradient projection memory (Saha, Garg & Roy, ICLR 2021): the SVD counterpart of HLOP.
 
 After each task, the presynaptic activity of every protected synapse on ``samples`` training samples is collected
-as a matrix ``A`` [n, N]. Its residual after projecting out the current basis ``M`` is decomposed by SVD, and the
-fewest new directions are added so that the basis captures a fraction ``threshold`` of A's energy::
+as a matrix ``A`` [n, N]. Its residual after projecting out the current basis ``M`` is decomposed into singular
+pairs (by the eigendecomposition of its smaller Gram matrix, see
+:func:`~spikecl.continual.projection.principal_directions`), and the fewest new directions are added so that the
+basis captures a fraction ``threshold`` of A's energy::
 
     ‖Mᵀ A‖² + Σ_{i ≤ r} σ_i(A − M Mᵀ A)²  ≥  threshold · ‖A‖²
 
