@@ -253,7 +253,8 @@ class _Chunk:
         refractory = [self.fired[k - r] for r in range(1, consts.refractory_steps) if self.fired[k - r] is not None]
         for flat in refractory:                   # a refractory cell holds v_reset (it was reset when it fired)
             st.v.view(-1).index_fill_(0, flat, consts.v_reset)
-        spikes = torch.gt(st.v, consts.v_thresh, out=self.cells[k])
+        torch.gt(st.v, consts.v_thresh, out=self.scratch)      # 0/1 floats, then bools: on a CPU faster than
+        spikes = self.cells[k].copy_(self.scratch)              # torch's comparison into a bool tensor
         if not consts.reset_below_threshold:
             for flat in refractory:
                 spikes.view(-1).index_fill_(0, flat, False)
@@ -318,10 +319,14 @@ class _Chunk:
                 st.i[:, q0 - consts.n_inputs:q1 - consts.n_inputs].add_(total.mul_(scale))
 
     def _spikes(self, k: int, population: str):
-        """(memory, index in the population) tensors of the population's spikes in row k, or (None, None)."""
+        """(memory, index in the population) tensors of the population's spikes in row k, or (None, None): picked
+        from the row's events, in the order a scan of the raster row would give (memory, then neuron)."""
         if self.active[k] is None or not self.active[k][self.index[population]]:
             return None, None
-        return self._row(k, *self.consts.slices[population]).nonzero().unbind(1)
+        a, b = self.consts.slices[population]
+        events = self.events[k]
+        memory, neuron = events[(events[:, 1] >= a) & (events[:, 1] < b)].unbind(1)
+        return memory, neuron - a
 
 
 def _vectors(w, b, n, rows: bool, scratch):
