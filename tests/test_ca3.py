@@ -398,6 +398,22 @@ def test_options_run_identically_in_brian2_and_torch():
         np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)
 
 
+@pytest.mark.brian2
+@pytest.mark.parametrize("changes", [dict(v_reset_mV=-56.0, tau_refrac_ms=3.0),
+                                     dict(tau_refrac_ms=2.0, delay_plastic_ms=2.0, stdp_post_lag_ms=2.0)],
+                         ids=["reset-above-threshold-refractory-3ms", "longer-plastic-delays"])
+def test_torch_equals_brian2_off_the_published_timing(changes):
+    """A reset above threshold (refractory cells must not spike), refractory periods of several steps and longer
+    plastic delays: paths the published parameters never take."""
+    C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
+    runs = [CA3Memory(C, M, CA3Params(**changes), backend=b).run(ops, spacing) for b in ("brian2", "torch")]
+    assert sum(int(np.sum(s)) for s in runs[0].spikes.values()) > 200
+    for pop in runs[0].spikes:
+        np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
+    for key in runs[0].weights:
+        np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)
+
+
 def test_cuda_without_a_gpu_is_a_one_line_error():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

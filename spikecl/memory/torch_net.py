@@ -7,16 +7,19 @@ the N' = N - C - M cells. A step is
 1. membrane: ``v = v_rest + (v - v_rest) alpha + gain i`` for cells out of refraction (``alpha = exp(-dt/tau_m)``,
    ``gain = R (1 - alpha)``); a refractory cell holds ``v_reset``;
 2. threshold: ``s = v > v_thresh`` (inputs are forced); ``v = v_reset`` where ``s``; ``i *= exp(-dt/tau_syn)``;
-3. static synapses, event-driven: every spike of D steps ago adds its one-to-one fan-out (a padded table per source)
-   and, per all-to-all block, the number of spiking sources times the block weight;
+3. static synapses of the populations that spiked D steps ago: a one-to-one block adds its weight times the source
+   population's 0/1 spikes to the target population's currents; an all-to-all block adds the number of spiking
+   sources times its weight;
 4. plastic synapses on the spiking rows / columns only: traces decay; delayed post spikes ``apost += A-;
    W[:, j] = clip(W[:, j] + apre)``; pre spikes ``apre += A+; W[i] = clip(W[i] - apost)``; ``i_post += k sum W[i]``.
 
 Each operation rounds exactly as the dense formulation (``s @ W`` etc.) would, up to the order in which a cell's
 same-step synaptic events are summed (the membranes, currents and weights of the stress schedules come out bit for
-bit equal to the dense step's). Every operation is per memory, so a memory's spikes do not depend on the rest of the
-batch. The spikes are written straight into the returned raster, which also serves as the delay line; a CPU
-simulates the batch in chunks of :data:`CPU_CHUNK` memories. :class:`TorchCA3` keeps the state between runs.
+bit equal to the dense step's). Spikes enter the arithmetic as 0/1 floats, whose products with a weight are exact:
+holding a cell at ``v_reset`` is ``v - v s + v_reset s``, and a silent source adds an exact zero. Every operation is
+per memory, so a memory's spikes do not depend on the rest of the batch. The spikes are written straight into the
+returned raster, which also serves as the delay line; a CPU simulates the batch in chunks of :data:`CPU_CHUNK`
+memories. :class:`TorchCA3` keeps the state between runs.
 """
 
 from __future__ import annotations
@@ -50,15 +53,13 @@ def check_precision(name) -> str:
 
 
 class StaticDelay(NamedTuple):
-    """The static synapses of one delay, for event-driven delivery. ``target``, ``value`` ``[N, K]``: the
-    one-to-one fan-out of every source neuron (cell index in ``[0, N')``, nA per spike already times the event
-    factor; padded with value 0), K the largest fan-out, ``paired [N]`` bool: sources with a fan-out; ``pools``:
-    all-to-all blocks ``(population, s0, s1, t0, t1, value)``, sources ``[s0, s1)`` (the population's index) in the
-    vector and targets ``[t0, t1)`` among the cells. ``all_but_self`` = block + a negative pair."""
+    """The static synapses of one delay, as blocks ``(population, s0, s1, t0, t1, value)``: sources ``[s0, s1)`` in
+    the vector (``population`` their index), targets ``[t0, t1)`` among the cells, ``value`` nA per spike times the
+    event factor. ``one_to_one``: source s0 + j drives target t0 + j, in source order (the order in which a cell's
+    same-step events are summed); ``pools``: every source drives every target (``all_but_self`` = a pool plus a
+    negative one-to-one block)."""
 
-    target: object
-    value: object
-    paired: object
+    one_to_one: tuple
     pools: tuple
 
 
@@ -119,7 +120,7 @@ class CA3State:
 
 
 def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", dtype=None) -> CA3Constants:
-    """Lay every population out in one vector (inputs first) and turn the wiring into fan-out tables per delay."""
+    """Lay every population out in one vector (inputs first) and the wiring out in blocks per delay."""
     torch = require("torch", "torch")
     dtype = dtype or torch.float64
     kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
@@ -137,8 +138,7 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         v_thresh[a:b] = threshold
     as_t = lambda x: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
     population = np.repeat(np.arange(len(sizes)), list(sizes.values()))
-    static = {delay: _fan_out(pairs, pools, population, n_in, as_t)
-              for delay, (pairs, pools) in _static_synapses(params, n_bits, slices).items()}
+    static = _static_synapses(params, n_bits, slices, population, n_in)
     widths = [(slices[pre][1] - slices[pre][0], slices[post][1] - slices[post][0]) for pre, post in PLASTIC.values()]
     decay_pre, decay_post = (float(np.exp(-params.dt_ms / tau)) for tau in (params.tau_plus_ms, params.tau_minus_ms))
     trace_decay = np.concatenate([np.r_[np.full(p, decay_pre), np.full(q, decay_post)] for p, q in widths])
@@ -153,40 +153,24 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         w_max=params.w_max_nA, gain_content_to_cue=params.content_to_cue_gain)
 
 
-def _static_synapses(params: CA3Params, n_bits: int, slices: dict) -> dict:
-    """delay steps -> (one-to-one pairs [(source, target, value) arrays], all-to-all blocks [(s0, s1, t0, t1,
-    value)]), in the vector's indices; ``value`` in nA per spike times the event factor."""
+def _static_synapses(params: CA3Params, n_bits: int, slices: dict, population: np.ndarray, n_in: int) -> dict:
+    """delay steps -> :class:`StaticDelay` of the static connections, in the vector's (sources) and the cells'
+    (targets) indices; ``value`` in nA per spike times the event factor."""
     static = {}
     for c in connections(params, n_bits):
         (s0, s1), (t0, t1) = slices[c.source], slices[c.target]
+        assert t0 >= n_in, "no synapse targets an input"
         value = c.sign * c.weight_nA * params.syn_event_factor
         pairs, pools = static.setdefault(params.steps(c.delay_ms), ([], []))
+        block = (int(population[s0]), s0, s1, t0 - n_in, t1 - n_in, value)
         if c.pattern == "one_to_one":
-            pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, value)))
+            pairs.append(block)
             continue
-        pools.append((s0, s1, t0, t1, value))
+        pools.append(block)
         if c.pattern == "all_but_self":                 # all-to-all minus each neuron's own share
-            pairs.append((np.arange(s0, s1), np.arange(t0, t1), np.full(s1 - s0, -value)))
-    return static
-
-
-def _fan_out(pairs: list, pools: list, population: np.ndarray, n_in: int, as_t) -> StaticDelay:
-    """Pad one delay's one-to-one pairs into per-source tables ``[N, K]``; targets become cell indices."""
-    torch = require("torch", "torch")
-    pairs = pairs or [(np.zeros(0, int), np.zeros(0, int), np.zeros(0))]
-    src, tgt, val = (np.concatenate(x) for x in zip(*pairs))
-    assert (tgt >= n_in).all(), "no synapse targets an input"
-    order = np.argsort(src, kind="stable")
-    src, tgt, val = src[order], tgt[order] - n_in, val[order]
-    count = np.bincount(src, minlength=len(population))
-    rank = np.arange(len(src)) - (np.cumsum(count) - count)[src]
-    shape = (len(population), max(1, count.max()))
-    target, value = np.zeros(shape, dtype=np.int64), np.zeros(shape)
-    target[src, rank], value[src, rank] = tgt, val
-    cell_pools = tuple((int(population[s0]), s0, s1, t0 - n_in, t1 - n_in, value) for s0, s1, t0, t1, value in pools)
-    device = as_t(0.0).device
-    return StaticDelay(torch.as_tensor(target, device=device), as_t(value), torch.as_tensor(count > 0, device=device),
-                       cell_pools)
+            pairs.append(block[:-1] + (-value,))
+    return {delay: StaticDelay(tuple(sorted(pairs, key=lambda b: b[1])), tuple(pools))      # stable: source order
+            for delay, (pairs, pools) in static.items()}
 
 
 def _stored_shape(name: str, n_pre: int, n_post: int) -> tuple[int, int]:
@@ -219,20 +203,28 @@ def initial_state(consts: CA3Constants, batch_size: int, w_init_nA: float = 0.0)
 
 class _Chunk:
     """One run of memories ``lo:hi``. The delay line is ``inputs [H + T, b, C + M]`` and ``cells [H + T, b, N']``
-    (bool; rows ``< H``: the steps before this run, latest last; row ``H + t``: step t, the returned raster);
-    ``events[k]``: the ``(memory, neuron)`` spikes ``[K, 2]`` of row k; ``fired[k]``: flat indices of its spiking
-    cells in ``[b * N']`` (they are refractory next step)."""
+    (bool; rows ``< H``: the steps before this run, latest last; row ``H + t``: step t, the returned raster). The
+    last H rows also live as 0/1 floats for the arithmetic, ``recent_inputs[k % H] [b, C + M]`` and
+    ``recent_cells[k % H] [b, N']``; ``active[k]``: which populations spiked in row k (a list of bools in
+    ``slices`` order), or None if none did."""
 
     def __init__(self, consts: CA3Constants, state: CA3State, inputs, cells, gate) -> None:
         torch = self.torch = require("torch", "torch")
         self.consts, self.state, self.inputs, self.cells, self.gate = consts, state, inputs, cells, gate
-        depth = state.history.shape[0]
-        drive = inputs[depth:].nonzero()
-        counts = torch.bincount(drive[:, 0], minlength=inputs.shape[0] - depth).tolist()
-        self.events = [torch.cat([inputs[k].nonzero(), self._cell_events(k)[0]]) for k in range(depth)]
-        self.events += list(torch.split(drive[:, 1:], counts))
-        self.fired = [self._cell_events(k)[1] for k in range(depth)] + [None] * len(counts)
-        self.active = [self._activity(k) for k in range(len(self.events))]
+        self.depth = depth = state.history.shape[0]
+        n_in, b = consts.n_inputs, state.v.shape[0]
+        members = torch.zeros(len(consts.slices), consts.n_neurons, dtype=state.v.dtype, device=state.v.device)
+        members[consts.population, torch.arange(consts.n_neurons, device=state.v.device)] = 1
+        self.members_in, self.members_cells = members[:, :n_in], members[:, n_in:].contiguous()
+        spiking_inputs = inputs.view(torch.uint8).amax(1).to(state.v.dtype) @ self.members_in.T     # [H + T, P]
+        self.inputs_active = (spiking_inputs > 0).tolist()
+        self.recent_inputs = state.v.new_zeros(depth, b, n_in)
+        self.recent_cells = state.v.new_zeros(depth, b, consts.alpha.shape[0])
+        self.stale = [False] * depth              # recent_inputs[slot] holds an earlier row's spikes
+        self.active = [None] * inputs.shape[0]
+        for k in range(depth):
+            self.recent_cells[k].copy_(cells[k])
+            self._arrive(k)
         self.index = {name: p for p, name in enumerate(consts.slices)}
         ones, zeros = (gate == 1).all(1).tolist(), (gate == 0).all(1).tolist()
         self.gate_mode = [0 if z else 1 if o else 2 for o, z in zip(ones, zeros)]   # 0 off, 1 on, 2 per memory
@@ -241,51 +233,52 @@ class _Chunk:
         self.gathered = [state.v.new_empty(size) for _ in range(2)]     # weight and trace vectors, reused every step
 
     def run(self) -> None:
-        depth = self.state.history.shape[0]
-        for t in range(self.cells.shape[0] - depth):
-            self.step(depth + t, t)
+        for t in range(self.cells.shape[0] - self.depth):
+            self.step(self.depth + t, t)
+
+    def _arrive(self, k: int) -> None:
+        """Row k's inputs join ``recent_inputs`` (its cells are in ``recent_cells`` already); note which
+        populations spiked."""
+        slot, inputs_active = k % self.depth, self.inputs_active[k]
+        if any(inputs_active) or self.stale[slot]:
+            self.recent_inputs[slot].copy_(self.inputs[k])
+            self.stale[slot] = any(inputs_active)
+        cells = self.torch.mv(self.members_cells, self.recent_cells[slot].sum(0)).tolist()
+        active = [a or c > 0 for a, c in zip(inputs_active, cells)]
+        self.active[k] = active if any(active) else None
+
+    def _recent(self, k: int, a: int, b: int):
+        """The 0/1 spikes ``[b, stop - start]`` of row k (one of the last H) for the vector's neurons ``[a, b)``."""
+        n_in, slot = self.consts.n_inputs, k % self.depth
+        return self.recent_inputs[slot, :, a:b] if b <= n_in else self.recent_cells[slot, :, a - n_in:b - n_in]
+
+    def _hold(self, v, spiked, value: float) -> None:
+        """``v`` = ``value`` where ``spiked`` (0/1) is 1, exactly: ``v - v s + value s``."""
+        v.addcmul_(v, spiked, value=-1).add_(spiked, alpha=value)
 
     def step(self, k: int, t: int) -> None:
         """Simulate row k (step t of the run): membrane, threshold, static and plastic synapses."""
         torch, consts, st = self.torch, self.consts, self.state
         torch.mul(consts.gain, st.i, out=self.scratch)
         st.v.sub_(consts.v_rest).mul_(consts.alpha).add_(consts.v_rest).add_(self.scratch)
-        refractory = [self.fired[k - r] for r in range(1, consts.refractory_steps) if self.fired[k - r] is not None]
-        for flat in refractory:                   # a refractory cell holds v_reset (it was reset when it fired)
-            st.v.view(-1).index_fill_(0, flat, consts.v_reset)
-        torch.gt(st.v, consts.v_thresh, out=self.scratch)      # 0/1 floats, then bools: on a CPU faster than
-        spikes = self.cells[k].copy_(self.scratch)              # torch's comparison into a bool tensor
+        refractory = [self.recent_cells[(k - r) % self.depth] for r in range(1, consts.refractory_steps)
+                      if self.active[k - r] is not None]
+        for spiked in refractory:                 # a refractory cell holds v_reset (it was reset when it fired)
+            self._hold(st.v, spiked, consts.v_reset)
+        spiked = self.recent_cells[k % self.depth]
+        torch.gt(st.v, consts.v_thresh, out=spiked)
         if not consts.reset_below_threshold:
-            for flat in refractory:
-                spikes.view(-1).index_fill_(0, flat, False)
-        found, self.fired[k] = self._cell_events(k)
-        if self.fired[k] is not None:
-            st.v.view(-1).index_fill_(0, self.fired[k], consts.v_reset)
-            self.events[k] = torch.cat([self.events[k], found]) if len(self.events[k]) else found
-            self.active[k] = self._activity(k)
+            for before in refractory:
+                spiked.addcmul_(spiked, before, value=-1)
+        self.cells[k].copy_(spiked)
+        self._arrive(k)
+        if self.active[k] is not None:
+            self._hold(st.v, spiked, consts.v_reset)
         st.i.mul_(consts.syn_decay)
         for delay, syn in consts.static.items():
             if self.active[k - delay] is not None:
-                _deliver(syn, st.i, self.events[k - delay], self.active[k - delay],
-                         lambda a, b: self._row(k - delay, a, b))
+                _deliver(syn, st.i, self.active[k - delay], lambda a, b: self._recent(k - delay, a, b))
         self._plasticity(k, t)
-
-    def _cell_events(self, k: int):
-        """(events ``[K, 2]`` in vector indices, flat cell indices ``[K]`` or None) of the cells' spikes in row k."""
-        row = self.cells[k]
-        if not row.view(self.torch.uint8).max():          # a silent row: skip the slower nonzero scan
-            return row.new_zeros((0, 2), dtype=self.torch.int64), None
-        found = row.nonzero()
-        flat = found[:, 0] * self.cells.shape[2] + found[:, 1]
-        found[:, 1] += self.consts.n_inputs
-        return found, flat
-
-    def _activity(self, k: int):
-        """Which populations spiked in row k: a list of bools in ``slices`` order, or None if none did."""
-        if not len(self.events[k]):
-            return None
-        counts = self.torch.bincount(self.consts.population[self.events[k][:, 1]], minlength=len(self.consts.slices))
-        return [c > 0 for c in counts.tolist()]
 
     def _row(self, k: int, a: int, b: int):
         """Spikes ``[b, stop - start]`` of row k for the vector's neurons ``[a, b)`` (one population)."""
@@ -319,14 +312,11 @@ class _Chunk:
                 st.i[:, q0 - consts.n_inputs:q1 - consts.n_inputs].add_(total.mul_(scale))
 
     def _spikes(self, k: int, population: str):
-        """(memory, index in the population) tensors of the population's spikes in row k, or (None, None): picked
-        from the row's events, in the order a scan of the raster row would give (memory, then neuron)."""
+        """(memory, index in the population) tensors of the population's spikes in row k, memory-major, or
+        (None, None)."""
         if self.active[k] is None or not self.active[k][self.index[population]]:
             return None, None
-        a, b = self.consts.slices[population]
-        events = self.events[k]
-        memory, neuron = events[(events[:, 1] >= a) & (events[:, 1] < b)].unbind(1)
-        return memory, neuron - a
+        return self._row(k, *self.consts.slices[population]).nonzero().unbind(1)
 
 
 def _vectors(w, b, n, rows: bool, scratch):
@@ -359,19 +349,16 @@ def _clip(w, consts: CA3Constants):
     return w.clamp_(consts.w_min, consts.w_max)
 
 
-def _deliver(syn: StaticDelay, current, events, active: list, row) -> None:
-    """Add the static synaptic events of spikes ``events [K, 2]`` (memory, neuron) to the cells' ``current
-    [b, N']``: one-to-one fan-outs, then all-to-all blocks of the ``active`` populations (spike count x weight;
-    ``row(a, b)`` gives the spikes of neurons ``[a, b)``)."""
-    events = events[syn.paired[events[:, 1]]]
-    b, n = events.unbind(1)
-    flat = (b * current.shape[1]).unsqueeze(1) + syn.target[n]
-    current.view(-1).index_add_(0, flat.view(-1), syn.value[n].view(-1))
+def _deliver(syn: StaticDelay, current, active: list, spikes) -> None:
+    """Add the static synaptic input of the ``active`` populations to the cells' ``current [b, N']``: one-to-one
+    blocks in source order, then all-to-all blocks (spike count x weight); ``spikes(a, b)`` gives the 0/1 spikes
+    ``[b, stop - start]`` of the vector's neurons ``[a, b)``."""
+    for population, s0, s1, t0, t1, value in syn.one_to_one:
+        if active[population]:
+            current[:, t0:t1].add_(spikes(s0, s1), alpha=value)
     for population, s0, s1, t0, t1, value in syn.pools:
-        if not active[population]:
-            continue
-        count = row(s0, s1).sum(1, dtype=current.dtype)
-        current[:, t0:t1].add_(count.unsqueeze(1) * value)
+        if active[population]:
+            current[:, t0:t1].add_(spikes(s0, s1).sum(1, keepdim=True) * value)
 
 
 @contextmanager
