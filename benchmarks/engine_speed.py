@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from snntorch import surrogate
 
 from epoch_time import PlainSNN
+from spikecl.allocator import tuned_for_training
 from spikecl.snn import build_cnn, build_mlp, make_trainer
 
 CHANNELS = (64, 128, 256)
@@ -150,10 +151,11 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(1)
+    allocator = tuned_for_training()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     shape = "MLP 784-256-256-10" if args.network == "mlp" else f"CNN 3x32x32-{'-'.join(map(str, CHANNELS))}-10"
     print(f"BPTT step, {shape}, direct input, on {where}, 1 host thread, median of {args.rounds} interleaved rounds; "
-          "ms per step (ratio to the fused engine)")
+          f"ms per step (ratio to the fused engine); allocator: {allocator}")
     default_steps, default_batches = DEFAULTS[args.network]
     for steps in args.steps or default_steps:
         for batch in args.batch or default_batches:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from snntorch import surrogate
 
+from spikecl.allocator import tuned_for_training
 from spikecl.data.datasets import load_dataset
 from spikecl.snn import build_mlp, make_trainer
 
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    allocator = tuned_for_training()
 
     data = load_dataset("mnist5k")
     x = torch.as_tensor(data.x_train).flatten(1)[:args.samples]
@@ -160,7 +162,8 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     medians = {k: statistics.median(v) for k, v in times.items()}
     print(f"one epoch, {len(x):,} samples, MLP 784-{args.hidden}-{args.hidden}-10, T={args.steps}, batch "
-          f"{args.batch}, {args.trainer}, 1 thread, median of {args.repeats} interleaved repeats")
+          f"{args.batch}, {args.trainer}, 1 thread, median of {args.repeats} interleaved repeats; "
+          f"allocator: {allocator}")
     for name, seconds in medians.items():
         print(f"  {name:<18} {seconds:7.3f} s   {seconds / medians['spikecl fused']:5.2f}x spikecl fused")
 

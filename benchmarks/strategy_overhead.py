@@ -30,6 +30,7 @@ import tomllib
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from spikecl.allocator import tuned_for_training
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 from spikecl.snn.trainers import TRAINERS
@@ -134,9 +135,11 @@ def main() -> None:
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    allocator = tuned_for_training()
     print(f"one epoch of task 2 of Permuted MNIST-5k (steps and consolidation), MLP 784-{args.hidden}-{args.hidden}"
           f"-10, T={args.steps}, batch {args.batch}, {args.trainer}, 1 thread; median of {args.repeats} interleaved "
-          f"repeats (order reversed every other one) from the same post-task-1 state; HLOP schedule {SCHEDULE}")
+          f"repeats (order reversed every other one) from the same post-task-1 state; HLOP schedule {SCHEDULE}; "
+          f"allocator: {allocator}")
     for engine in args.engines.split(","):
         report(measure(args, args.methods.split(","), engine), engine)
 
