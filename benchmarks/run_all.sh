@@ -8,7 +8,7 @@
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 DIR=${BENCH_DIR:-benchmarks}
-SCRIPTS=${BENCHMARKS:-"epoch_time engine_speed strategy_overhead export_lava sdr_scaling ca3_speed
+SCRIPTS=${BENCHMARKS:-"epoch_time engine_speed allocator_effect strategy_overhead export_lava sdr_scaling ca3_speed
     distributed_throughput"}
 OUT=${BENCH_OUT:-results/bench}
 

@@ -111,6 +111,17 @@ def test_engine_speed_times_three_contenders(network):
     assert ops["fused engine"] < ops["plain snnTorch"]
 
 
+def test_allocator_effect_measures_both_policies_in_fresh_processes():
+    """One tiny round: both policies' time and page faults per step, and their ratio within the round."""
+    out = run("allocator_effect.py", "--cases", "fused:2:8", "--rounds", "1", "--steps", "2")
+    line = re.search(r"^\s+fused\s+T=2\s+batch 8:\s+default\s+([\d.]+) ms\s+(\d+) faults\s+kept\s+([\d.]+) ms\s+(\d+) "
+                     r"faults\s+default / kept per round ([\d.]+)x \(([\d.]+)-([\d.]+)\)$", out, flags=re.M)
+    assert line, out
+    default_ms, _, kept_ms, _, ratio, low, high = (float(v) for v in line.groups())
+    assert default_ms > 0 and kept_ms > 0
+    assert ratio == low == high == pytest.approx(default_ms / kept_ms, rel=0.02)      # one round: its ratio
+
+
 def run_all(tmp_path: Path, scripts: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
     """``benchmarks/run_all.sh`` (``make bench``) over toy scripts in ``tmp_path``, its logs in tmp_path/out."""
     env = {**os.environ, "BENCH_DIR": str(tmp_path), "BENCHMARKS": scripts, "BENCH_OUT": str(tmp_path / "out")}
