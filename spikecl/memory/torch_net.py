@@ -252,10 +252,6 @@ class _Chunk:
         n_in, slot = self.consts.n_inputs, k % self.depth
         return self.recent_inputs[slot, :, a:b] if b <= n_in else self.recent_cells[slot, :, a - n_in:b - n_in]
 
-    def _hold(self, v, spiked, value: float) -> None:
-        """``v`` = ``value`` where ``spiked`` (0/1) is 1, exactly: ``v - v s + value s``."""
-        v.addcmul_(v, spiked, value=-1).add_(spiked, alpha=value)
-
     def step(self, k: int, t: int) -> None:
         """Simulate row k (step t of the run): membrane, threshold, static and plastic synapses."""
         torch, consts, st = self.torch, self.consts, self.state
@@ -264,7 +260,7 @@ class _Chunk:
         refractory = [self.recent_cells[(k - r) % self.depth] for r in range(1, consts.refractory_steps)
                       if self.active[k - r] is not None]
         for spiked in refractory:                 # a refractory cell holds v_reset (it was reset when it fired)
-            self._hold(st.v, spiked, consts.v_reset)
+            _hold(st.v, spiked, consts.v_reset)
         spiked = self.recent_cells[k % self.depth]
         torch.gt(st.v, consts.v_thresh, out=spiked)
         if not consts.reset_below_threshold:
@@ -273,7 +269,7 @@ class _Chunk:
         self.cells[k].copy_(spiked)
         self._arrive(k)
         if self.active[k] is not None:
-            self._hold(st.v, spiked, consts.v_reset)
+            _hold(st.v, spiked, consts.v_reset)
         st.i.mul_(consts.syn_decay)
         for delay, syn in consts.static.items():
             if self.active[k - delay] is not None:
@@ -343,6 +339,11 @@ def _gated(trace, gate, b, scratch):
     torch = require("torch", "torch")
     rows = torch.index_select(trace, 0, b, out=scratch[:len(b) * trace.shape[1]].view(len(b), trace.shape[1]))
     return rows if gate is None else rows.mul_(gate[b])
+
+
+def _hold(v, spiked, value: float) -> None:
+    """``v`` = ``value`` where ``spiked`` (0/1) is 1, exactly: ``v - v s + value s``."""
+    v.addcmul_(v, spiked, value=-1).add_(spiked, alpha=value)
 
 
 def _clip(w, consts: CA3Constants):
