@@ -3,12 +3,12 @@
 A training step allocates and frees the same large tensors every step: the fused engine's ``[T, B, N]`` buffers
 are 2 MB each at T = 8, B = 256, N = 256. glibc serves blocks above its mmap threshold with fresh maps and returns
 free memory at the top of its heap to the kernel once more than its trim threshold is free, so the next step touches
-fresh pages again and faults every 4 kB page in (about 1,300-2,000 faults per step of that MLP, 4,000-6,000 at
+fresh pages again and faults every 4 kB page in (about 1,300-2,200 faults per step of that MLP, 1,000-6,000 at
 T = 25; with torch's huge-page setting ``THP_MEM_ALLOC_ENABLE=1`` about 3,600 at both). :func:`keep_freed_memory`
-raises both thresholds so that freed blocks are reused by the next step instead: a process then holds on to the
-most memory it has used at once (below :data:`TRIM_THRESHOLD` of it is never given back), which a training run
-needs again anyway. ``spikecl``'s command line sets it; a script that trains through the library calls it once.
-Imports nothing but the standard library.
+raises both thresholds so that freed blocks are reused by the next step instead: a process then keeps the memory
+it has freed (it gives free heap back only beyond :data:`TRIM_THRESHOLD`), which a training run needs again at its
+next step. ``spikecl``'s command line sets it; a script that trains through the library calls it once. Imports
+nothing but the standard library.
 """
 
 from __future__ import annotations
