@@ -51,8 +51,23 @@ def measure(policy: str, engine: str, steps: int, batch: int, count: int) -> dic
 def in_fresh_process(policy: str, case: tuple, count: int) -> dict:
     """:func:`measure` in a new Python process."""
     done = subprocess.run([sys.executable, __file__, "--child", policy, *map(str, case), str(count)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"allocator_effect: the {policy} process for {case} failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse_cases(text: str) -> list[tuple[str, int, int]]:
+    """``engine:T:batch,...`` as (engine, T, batch) tuples; ValueError naming the first bad case."""
+    cases = []
+    for case in text.split(","):
+        parts = case.split(":")
+        if len(parts) != 3 or parts[0] not in ("fused", "plain") or not all(p.isdigit() and int(p) > 0
+                                                                              for p in parts[1:]):
+            raise ValueError(f"--cases: {case!r} is not engine:T:batch (engine fused or plain, T and batch >= 1)")
+        cases.append((parts[0], int(parts[1]), int(parts[2])))
+    return cases
 
 
 def main() -> None:
@@ -67,9 +82,13 @@ def main() -> None:
         policy, engine, steps, batch, count = args.child
         print(json.dumps(measure(policy, engine, int(steps), int(batch), int(count))))
         return
+    try:
+        cases = parse_cases(args.cases)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"BPTT step, MLP 784-256-256-10, one thread, a fresh process per measurement; median of {args.rounds} "
           f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step")
-    for case in ((e, int(t), int(b)) for e, t, b in (c.split(":") for c in args.cases.split(","))):
+    for case in cases:
         samples = {p: [] for p in POLICIES}
         for r in range(args.rounds):
             for policy in (POLICIES if r % 2 == 0 else POLICIES[::-1]):

@@ -122,6 +122,13 @@ def test_allocator_effect_measures_both_policies_in_fresh_processes():
     assert ratio == low == high == pytest.approx(default_ms / kept_ms, rel=0.02)      # one round: its ratio
 
 
+def test_allocator_effect_rejects_a_bad_case_in_one_line():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "allocator_effect.py"), "--cases", "fused:8"],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "'fused:8' is not engine:T:batch" in done.stderr.strip().splitlines()[-1]
+
+
 def run_all(tmp_path: Path, scripts: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
     """``benchmarks/run_all.sh`` (``make bench``) over toy scripts in ``tmp_path``, its logs in tmp_path/out."""
     env = {**os.environ, "BENCH_DIR": str(tmp_path), "BENCHMARKS": scripts, "BENCH_OUT": str(tmp_path / "out")}
