@@ -17,8 +17,15 @@ BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py")
                     if p.name != "neurobench_compare.py")          # needs the neurobench package, not ours
 
 
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH, ahead of what the caller's PYTHONPATH holds (e.g. the
+    folder gpu_check.sh unpacks its wheels into)."""
+    paths = [str(ROOT), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def run(script: str, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**checkout_env(), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -124,7 +131,7 @@ def test_allocator_effect_measures_both_policies_in_fresh_processes():
 
 def test_allocator_effect_rejects_a_bad_case_in_one_line():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "allocator_effect.py"), "--cases", "fused:8"],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          cwd=ROOT, env=checkout_env(), capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "'fused:8' is not engine:T:batch" in done.stderr.strip().splitlines()[-1]
 
