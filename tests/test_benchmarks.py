@@ -11,17 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from lava_support import checkout_env          # this checkout ahead of the caller's PYTHONPATH (gpu_check's wheels)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py")
                     if p.name != "neurobench_compare.py")          # needs the neurobench package, not ours
-
-
-def checkout_env() -> dict[str, str]:
-    """The environment with this checkout first on PYTHONPATH, ahead of what the caller's PYTHONPATH holds (e.g. the
-    folder gpu_check.sh unpacks its wheels into)."""
-    paths = [str(ROOT), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def run(script: str, *args: str) -> str:
