@@ -7,6 +7,7 @@ direct-encoded random inputs), each round starts one process per policy, in an o
 rounds; a process warms up for 3 steps, then times ``--steps`` steps. Prints the medians over rounds of CPU time and
 minor page faults per step, and the ratio of the default policy's time to the kept one's within a round (median,
 lowest and highest over rounds: this host's speed drifts between processes by more than the effect at some sizes).
+Both policies run under the caller's ``THP_MEM_ALLOC_ENABLE`` (``make bench`` sets it to 1, as the CLI does).
 
     python benchmarks/allocator_effect.py [--rounds 5] [--steps 15] [--cases fused:8:256,fused:25:256,plain:8:256]
 """
@@ -86,8 +87,12 @@ def main() -> None:
         cases = parse_cases(args.cases)
     except ValueError as exc:
         parser.error(str(exc))
+    from spikecl.allocator import HUGE_PAGES, huge_pages_asked
+
+    pages = "asked for" if huge_pages_asked() else f"not asked for ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})"
     print(f"BPTT step, MLP 784-256-256-10, one thread, a fresh process per measurement; median of {args.rounds} "
-          f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step")
+          f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step; torch's huge "
+          f"pages {pages} under both policies")
     for case in cases:
         samples = {p: [] for p in POLICIES}
         for r in range(args.rounds):

@@ -16,6 +16,7 @@ cd "$root" || exit 2
 wheels=${WHEELS:-.gpu-wheels}
 site=${WHEELS_TARGET:-${TMPDIR:-/tmp}/spikecl-gpu-site}
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export THP_MEM_ALLOC_ENABLE=${THP_MEM_ALLOC_ENABLE:-1}   # torch's huge pages, as the spikecl CLI asks for them
 if compgen -G "$wheels/*.whl" >/dev/null; then
     if ! "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
             "$wheels"/*.whl >/dev/null 2>&1; then

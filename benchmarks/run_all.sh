@@ -20,6 +20,7 @@ log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"
 while [[ -e "$log" ]]; do sleep 1; log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"; done
 
 export TQDM_DISABLE=1                    # progress bars would fill the log with carriage returns
+export THP_MEM_ALLOC_ENABLE=${THP_MEM_ALLOC_ENABLE:-1}   # torch's huge pages, as the spikecl CLI asks for them
 {
     echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "# $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) CPUs," \

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from spikecl.allocator import keep_freed_memory
+from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
 from spikecl.errors import SpikeCLError
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
@@ -65,17 +64,8 @@ def _version() -> str:
     return __version__
 
 
-#: Set for the process unless the user set it: torch then asks the kernel for transparent huge pages for CPU tensors
-#: of 2 MB and more. A CNN's [T·B, C, H, W] maps (33 MB at T·B = 128, 64 channels, 32 × 32) exceed what the C
-#: allocator recycles, so every one is fresh memory whose 4 kB page faults cost about a tenth of a training step;
-#: huge pages make them 512× fewer. torch reads it once, when it is first imported (later settings do nothing).
-#: Alone it makes the MLP's smaller [T, B, N] buffers fault more (about 3,600 faults per step at T = 8, B = 256):
-#: the command line therefore also keeps freed memory for reuse (:func:`spikecl.allocator.keep_freed_memory`).
-HUGE_PAGES = ("THP_MEM_ALLOC_ENABLE", "1")
-
-
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault(*HUGE_PAGES)
+    ask_for_huge_pages()                        # before torch is imported: spikecl.allocator says why
     keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
 """spikecl.allocator: freed memory is kept for the next training step instead of being faulted in again."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -52,3 +53,31 @@ def test_elsewhere_nothing_changes(monkeypatch):
     """Off Linux the call changes nothing and says so."""
     monkeypatch.setattr(sys, "platform", "darwin")
     assert keep_freed_memory() is False
+
+
+@pytest.mark.parametrize("value, asked", [(None, False), ("0", False), ("1", True)])
+def test_a_benchmark_header_names_both_settings(monkeypatch, value, asked):
+    """The phrase a speed benchmark prints names the C allocator's policy and whether torch was asked for huge
+    pages; only both together are what the command line runs."""
+    from spikecl.allocator import HUGE_PAGES, huge_pages_asked, tuned_for_training
+
+    monkeypatch.delenv(HUGE_PAGES[0], raising=False)
+    if value is not None:
+        monkeypatch.setenv(HUGE_PAGES[0], value)
+    assert huge_pages_asked() is asked
+    phrase = tuned_for_training()
+    assert ("huge pages asked for" in phrase) is asked and ("no huge pages" in phrase) is not asked
+    glibc = platform.libc_ver()[0] == "glibc" and sys.platform.startswith("linux")
+    assert ("as the spikecl CLI runs" in phrase) is (asked and glibc)
+
+
+def test_asking_for_huge_pages_keeps_a_users_setting(monkeypatch):
+    """ask_for_huge_pages sets THP_MEM_ALLOC_ENABLE=1 where it is unset and leaves a user's value alone."""
+    from spikecl.allocator import HUGE_PAGES, ask_for_huge_pages
+
+    monkeypatch.delenv(HUGE_PAGES[0], raising=False)
+    ask_for_huge_pages()
+    assert os.environ[HUGE_PAGES[0]] == "1"
+    monkeypatch.setenv(HUGE_PAGES[0], "0")
+    ask_for_huge_pages()
+    assert os.environ[HUGE_PAGES[0]] == "0"
