@@ -11,7 +11,8 @@ operators dispatched per step (torch.profiler): on a GPU each is at least one ke
 launch overhead a step would pay there. ``--device cuda`` runs the contenders on a GPU (the clocks are read after
 the device has finished; CPU time is then the host's share, wall time the step's), and adds the triton engine
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
-where the triton package is installed.
+where the triton package is installed. ``fused, bfloat16`` is the fused engine with ``train.precision = "bfloat16"``
+(synapses in bfloat16 under autocast, membranes in float32): other arithmetic, so a speed row, not a like-for-like one.
 
     python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 8 25] [--batch 64 256] [--rounds 5]
                                       [--seconds 0.5] [--device cuda]
@@ -79,11 +80,12 @@ def plain_step(steps: int, device: torch.device, network: str = "mlp"):
     return step
 
 
-def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp"):
-    """A ``BPTTTrainer.train_batch`` of spikecl's MLP (or CNN) on ``engine``, as a closure over (x, y)."""
+def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp", precision: str = "float32"):
+    """A ``BPTTTrainer.train_batch`` of spikecl's MLP (or CNN) on ``engine`` (``precision``: its training pass's,
+    ``train.precision``), as a closure over (x, y)."""
     net = (build_mlp(784, [256, 256], 10, engine=engine) if network == "mlp"
            else build_cnn(INPUTS["cnn"], list(CHANNELS), 10, engine=engine))
-    trainer = make_trainer("bptt", net.to(device), steps)
+    trainer = make_trainer("bptt", net.to(device), steps, precision=precision)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
     return lambda x, y: trainer.train_batch(x, y, None, None, opt)
 
@@ -121,7 +123,8 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
     x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
     contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
                   "snnTorch engine": spikecl_step(steps, "snntorch", device, network),
-                  "plain snnTorch": plain_step(steps, device, network)}
+                  "plain snnTorch": plain_step(steps, device, network),
+                  "fused, bfloat16": spikecl_step(steps, "fused", device, network, "bfloat16")}
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
         contenders["triton engine"] = spikecl_step(steps, "triton", device, network)
     counts = {}

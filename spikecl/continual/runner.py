@@ -109,7 +109,8 @@ class ContinualRun:
         self.execution.start(self.net)
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
-        self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder)
+        self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder,
+                                    cfg.train.precision)
         if cfg.train.compile:
             self._compile()
         self.optimizer = self._new_optimizer()

@@ -13,6 +13,10 @@ The forward pass runs in place and builds no graph; the backward pass is one sur
 same products and sums, in the same order, as autograd through the snnTorch loop, so the currents' gradient matches
 it bit for bit.
 
+Under ``train.precision = "bfloat16"`` the synapses run in bfloat16 (``torch.autocast``) while the membranes integrate
+in float32: :func:`full_precision` casts each layer's currents back before the LIF dynamics, and the readout's
+time-weighted sum of spikes stays in float32.
+
 Online (trace-based) training steps one time bin at a time with the previous membrane detached: :func:`lif_step` is
 that step as one autograd node (``r = U[t-1] > thr`` from the detached ``U[t-1]``; gradient to ``I[t]`` only).
 """
@@ -22,6 +26,13 @@ from __future__ import annotations
 import torch
 
 ENGINES = ("fused", "snntorch", "triton")          # triton: the fused engine with its LIF passes as Triton kernels
+#: dtypes that ``torch.autocast`` may give synapse outputs; membranes never integrate in them
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def full_precision(current: torch.Tensor) -> torch.Tensor:
+    """``current`` as float32 where autocast computed it in a lower precision (else unchanged, no copy)."""
+    return current.float() if current.dtype in LOW_PRECISION else current
 
 
 class _LIFSequence(torch.autograd.Function):
@@ -136,6 +147,8 @@ def readout_weights(beta: torch.Tensor, steps: int, dtype: torch.dtype) -> torch
 
 
 def time_weighted_sum(x_seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_s weights[s] x_seq[s]``: [T, B, ...] → [B, ...] in one matrix product."""
+    """``sum_s weights[s] x_seq[s]``: [T, B, ...] → [B, ...] in one matrix product, in ``x_seq``'s precision even
+    under autocast."""
     steps = x_seq.shape[0]
-    return (weights.to(x_seq.dtype) @ x_seq.reshape(steps, -1)).reshape(x_seq.shape[1:])
+    with torch.autocast(x_seq.device.type, enabled=False):
+        return (weights.to(x_seq.dtype) @ x_seq.reshape(steps, -1)).reshape(x_seq.shape[1:])

@@ -37,8 +37,8 @@ from torch import nn
 from torch.func import functional_call
 
 from spikecl.snn.activity import Recordable
-from spikecl.snn.fused import ENGINES, integrator_step, is_static, lif_sequence, lif_step, readout_weights, \
-    time_weighted_sum
+from spikecl.snn.fused import ENGINES, full_precision, integrator_step, is_static, lif_sequence, lif_step, \
+    readout_weights, time_weighted_sum
 from spikecl.snn.neurons import LIFParams
 from spikecl.snn.pooling import AvgPool2x2
 
@@ -76,8 +76,9 @@ class _ProjectedLinear(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b, _ = ctx.needs_input_grad
-        grad_x = grad @ weight if need_x else None
-        grad_w = grad.T @ ctx.project(x) if need_w else None
+        grad_x = grad @ weight.to(grad.dtype) if need_x else None        # bfloat16 where autocast ran the forward
+        with torch.autocast(x.device.type, enabled=False):                # the projection in the weights' precision
+            grad_w = grad.to(weight.dtype).T @ ctx.project(x) if need_w else None
         grad_b = grad.sum(0) if ctx.has_bias and need_b else None
         return grad_x, grad_w, grad_b, None
 
@@ -176,10 +177,10 @@ class SpikingLayer(EngineLayer):
     def _current(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Input currents ``[T, B, ...]``. The fused engine runs the synapse once on a static input and repeats its
         output over time (a view); the normalisation still sees all T·B samples, so its batch statistics and
-        running averages are the reference's."""
+        running averages are the reference's. Currents are float32 even where autocast ran the synapse in bfloat16."""
         if not (self.fused and is_static(x_seq)):
-            return _over_time(lambda x: self.norm(self._synapse(x)), x_seq)
-        once = self._synapse(x_seq[0])
+            return _over_time(lambda x: self.norm(full_precision(self._synapse(x))), x_seq)
+        once = full_precision(self._synapse(x_seq[0]))
         current = once.unsqueeze(0).expand(x_seq.shape[0], *once.shape)
         return current if isinstance(self.norm, nn.Identity) else _over_time(self.norm, current)
 

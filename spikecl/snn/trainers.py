@@ -7,7 +7,8 @@ fixed order and steps the optimiser::
     → hooks.after_step()
 
 ``activity`` is the presynaptic activity of the task loss's forward pass (:class:`~spikecl.snn.activity.Activity`),
-recorded only for hooks that declare ``uses_activity``; otherwise None.
+recorded only for hooks that declare ``uses_activity``; otherwise None. ``precision = "bfloat16"`` runs that forward
+pass under ``torch.autocast`` (synapses in bfloat16, membranes and everything after the logits in float32).
 
 * :class:`BPTTTrainer`: logits = readout membrane averaged over T; gradients through time with surrogate spikes.
   Runs on the network's engine (``network.engine``): the fused LIF function or snnTorch's ``Leaky``.
@@ -28,7 +29,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from spikecl.config import ONLINE_NOT_COMPILED
+from spikecl.config import ONLINE_NOT_COMPILED, PRECISIONS
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
@@ -71,14 +72,19 @@ class BPTTTrainer:
     """Backpropagation through time with surrogate gradients.
 
     ``net``: the spiking network; ``num_steps``: T; ``encoder``: ``direct``, ``poisson``, ``latency`` or ``events``
-    (batches are event frames [B, T, ...] already).
+    (batches are event frames [B, T, ...] already); ``precision``: ``float32`` or ``bfloat16`` (mixed precision:
+    the training forward pass under ``torch.autocast``).
     """
 
-    def __init__(self, net: SpikingNetwork, num_steps: int, encoder: str = "direct") -> None:
+    def __init__(self, net: SpikingNetwork, num_steps: int, encoder: str = "direct",
+                 precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: {precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
         self.net = net
         self.forward = net                                   # the training pass; compile() swaps in a compiled one
         self.num_steps = num_steps
         self.encoder = encoder
+        self.precision = precision
         self.read_every: int | None = None                   # steps between flag reads; None: by device
         self._finite: torch.Tensor | None = None             # losses finite since the last read (on the device)
         self._unread = 0
@@ -115,9 +121,18 @@ class BPTTTrainer:
                            mask: torch.Tensor | None) -> torch.Tensor:
         """Forward ``x_seq`` [T, B, ...], backpropagate the cross-entropy against ``y`` [B]; returns the loss (a
         detached 0-dim tensor on the network's device: reading it is left to the caller)."""
-        loss = F.cross_entropy(mask_logits(self.logits(x_seq, heads), mask), y)
+        with self.mixed_precision(x_seq.device):
+            logits = self.logits(x_seq, heads)
+        loss = F.cross_entropy(mask_logits(logits.float(), mask), y)
         loss.backward()
         return loss.detach()
+
+    def mixed_precision(self, device: torch.device):
+        """The context the training forward pass runs in: autocast to bfloat16 on ``device`` under
+        ``precision = "bfloat16"``, else none."""
+        if self.precision == "bfloat16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None,
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
@@ -149,6 +164,12 @@ class BPTTTrainer:
 class OnlineTrainer(BPTTTrainer):
     """Online trace-based training (OTTT-style): per-step losses, ``dW = error × presynaptic trace``."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.precision != "float32":
+            raise ConfigError("train.precision: 'bfloat16' is for the bptt and dsr trainers; the online trainer steps "
+                              "each time bin in float32")
+
     def compile(self) -> None:
         raise ConfigError(ONLINE_NOT_COMPILED)
 
@@ -174,11 +195,13 @@ class RateTrainer(BPTTTrainer):
 TRAINERS = {"bptt": BPTTTrainer, "online": OnlineTrainer, "dsr": RateTrainer}
 
 
-def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = "direct") -> BPTTTrainer:
-    """The trainer called ``name`` (``bptt``, ``online`` or ``dsr``) for ``net``."""
+def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = "direct",
+                 precision: str = "float32") -> BPTTTrainer:
+    """The trainer called ``name`` (``bptt``, ``online`` or ``dsr``) for ``net``, its training pass in
+    ``precision``."""
     if name not in TRAINERS:
         raise ConfigError(f"train.trainer: {name!r} is not allowed; choose one of {', '.join(TRAINERS)}")
-    return TRAINERS[name](net, num_steps, encoder)
+    return TRAINERS[name](net, num_steps, encoder, precision)
 
 
 @torch.no_grad()
