@@ -39,6 +39,9 @@ else:  # pragma: no cover - Python 3.10 (the Lava environment)
 EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
 #: ``train.precision`` values: the dtype of the training pass's synapses (see TrainConfig.precision)
 PRECISIONS = ("float32", "bfloat16")
+#: why ``train.precision = "bfloat16"`` and the online trainer do not go together
+ONLINE_IN_FLOAT32 = ("train.precision: 'bfloat16' is for the bptt and dsr trainers; the online trainer steps each time "
+                     "bin in float32")
 #: why ``train.compile`` and the online trainer do not go together
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
@@ -337,8 +340,7 @@ def check_precision(cfg: ExperimentConfig) -> None:
         raise ConfigError("train.precision: 'bfloat16' needs network.engine 'fused' or 'triton'; the snnTorch engine "
                           "is the float32 reference")
     if cfg.train.trainer == "online":
-        raise ConfigError("train.precision: 'bfloat16' is for the bptt and dsr trainers; the online trainer steps "
-                          "each time bin in float32")
+        raise ConfigError(ONLINE_IN_FLOAT32)
     if cfg.train.compile:
         raise ConfigError("train.precision: 'bfloat16' is not combined with train.compile; choose one")
 

@@ -29,7 +29,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from spikecl.config import ONLINE_NOT_COMPILED, PRECISIONS
+from spikecl.config import ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
@@ -167,8 +167,7 @@ class OnlineTrainer(BPTTTrainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.precision != "float32":
-            raise ConfigError("train.precision: 'bfloat16' is for the bptt and dsr trainers; the online trainer steps "
-                              "each time bin in float32")
+            raise ConfigError(ONLINE_IN_FLOAT32)
 
     def compile(self) -> None:
         raise ConfigError(ONLINE_NOT_COMPILED)
