@@ -178,8 +178,11 @@ def test_cuda_forward_and_step():
     tr = make_trainer("online", net, 4)
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     x, y = torch.rand(16, 64, device="cuda"), torch.randint(0, 10, (16,), device="cuda")
+    before = [p.detach().clone() for p in net.parameters()]
     tr.train_batch(x, y, None, None, opt, generator=torch.Generator("cuda").manual_seed(0))
-    assert evaluate(net, x, y, 4) >= 0.0
+    assert all(p.is_cuda and p.isfinite().all() for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))      # the step moved the weights
+    assert 0.0 <= evaluate(net, x, y, 4) <= 1.0
 
 
 def test_a_non_finite_loss_is_read_every_few_steps_without_waiting_for_the_device():

@@ -141,11 +141,20 @@ def test_replay_after_task_phase_trains_on_the_buffer_without_touching_batches()
 
 
 def test_combined_runs_every_part():
-    s = build_strategy("ewc+replay", build_mlp(6, [8], 3), {"replay": {"per_class": 2, "batch_size": 5}}, SIM)
+    net = build_mlp(6, [8], 3)
+    s = build_strategy("ewc+replay", net, {"replay": {"per_class": 2, "batch_size": 5}}, SIM)
     train(s, task(0), steps=3)
     s.after_task(0, task(0))
     x, _, _ = s.batch(task(1).x, task(1).y, task(1).heads)
-    assert len(x) == 45 and s.penalty() is not None
+    assert len(x) == 45                                   # the batch and the replayed samples
+    assert s.penalty().item() == 0.0                      # EWC's anchor: the weights after task 0
+    drifts = []
+    for _ in range(2):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1)
+        drifts.append(s.penalty().item())
+    assert 0.0 < drifts[0] < drifts[1]                    # the penalty grows with the drift from the anchor
     assert set(s.state_dict()) == {"ewc", "replay"}
 
 

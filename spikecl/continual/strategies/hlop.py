@@ -47,6 +47,8 @@ from spikecl.errors import SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
 
+#: samples per batch of the final Hebbian passes (the published code's training batch on PMNIST)
+FINAL_PASS_BATCH = 64
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
 PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30], [10]]
 
@@ -328,11 +330,12 @@ class HLOP(ProjectionStrategy):
 
     @torch.no_grad()
     def final_hebbian_passes(self, train) -> None:
-        """``final_passes`` epochs of Hebbian updates on ``train`` with the weights fixed (batches of 64)."""
+        """``final_passes`` epochs of Hebbian updates on ``train`` with the weights fixed (batches of
+        :data:`FINAL_PASS_BATCH`)."""
         order = torch.randperm(len(train), generator=self.generator).to(train.x.device)
         for _ in range(self.options.final_passes):
-            for start in range(0, len(train), 64):
-                idx = order[start:start + 64]
+            for start in range(0, len(train), FINAL_PASS_BATCH):
+                idx = order[start:start + FINAL_PASS_BATCH]
                 with self.model.recording() as activity:
                     self.logits(train.x[idx], train.heads[idx])
                 self.hebbian_update(activity)
