@@ -12,9 +12,10 @@ Two drivers share these step functions:
 * :func:`simulate` runs samples independently (state zero at each sample's start), all layers in lockstep:
   spikes ``[T, B, n]`` per layer and the readout voltage at the last step. This is what accuracy is computed from.
 * :func:`simulate_stream` reproduces a whole Lava run step by step: samples back to back, one step of latency per
-  ``Dense`` (it sends the activation computed from the previous step's spikes), ``LIFReset`` of layer k at steps
-  ``t % T == (k + 1) % T`` so that every layer's state is cleared exactly when a new sample reaches it. Its raw
-  streams equal the Lava runner's bit for bit; :func:`sample_windows` cuts them back to :func:`simulate`'s frame.
+  ``Dense`` (it sends the activation computed from the previous step's spikes), ``LIFReset`` of layer k (0-based)
+  at steps ``t % T == (k + 2) % T`` (:func:`reset_offset`), so that every layer's state is cleared exactly when a
+  new sample reaches it. Its raw streams equal the Lava runner's bit for bit; :func:`sample_windows` cuts them back
+  to :func:`simulate`'s frame.
 """
 
 from __future__ import annotations
