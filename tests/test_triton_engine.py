@@ -38,11 +38,14 @@ def test_triton_lif_is_the_torch_engine_bit_for_bit(reset, shape):
     assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
 
 
-@pytest.mark.parametrize("kind,reset,encoder", [("mlp", "subtract", "direct"), ("mlp", "zero", "poisson"),
-                                                ("cnn", "subtract", "latency")])
-def test_triton_engine_trains_like_the_fused_engine(kind, reset, encoder):
+@pytest.mark.parametrize("kind,reset,encoder,precision", [
+    ("mlp", "subtract", "direct", "float32"), ("mlp", "zero", "poisson", "float32"),
+    ("cnn", "subtract", "latency", "float32"), ("mlp", "subtract", "direct", "bfloat16"),
+    ("cnn", "zero", "direct", "bfloat16")])
+def test_triton_engine_trains_like_the_fused_engine(kind, reset, encoder, precision):
     """One BPTT step on each engine from the same parameters: the same loss, gradients and weights, bit for bit
-    (the hoists are the fused engine's; only the LIF passes differ)."""
+    (the hoists are the fused engine's; only the LIF passes differ), also with bfloat16 synapses (the currents
+    reach the LIF passes in float32)."""
     torch.manual_seed(0)
     neuron = LIFParams(beta=0.8, threshold=1.0, reset=reset, surrogate_slope=10.0)
     if kind == "mlp":
@@ -56,7 +59,7 @@ def test_triton_engine_trains_like_the_fused_engine(kind, reset, encoder):
         model = copy.deepcopy(net).to(DEVICE)
         model.engine = engine
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        loss = make_trainer("bptt", model, 4).train_encoded(x_seq, y, None, None, opt)
+        loss = make_trainer("bptt", model, 4, precision=precision).train_encoded(x_seq, y, None, None, opt)
         results.append((float(loss), {n: p.detach().clone() for n, p in model.named_parameters()}))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(results[0][1][n], results[1][1][n]) for n in results[0][1])
