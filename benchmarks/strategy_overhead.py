@@ -17,6 +17,7 @@ step row per sample and the normalised step. Both use hlop-spikecl's lateral-neu
     python benchmarks/strategy_overhead.py [--hidden 800] [--steps 6] [--batch 64] [--repeats 6]
                                            [--methods finetune,gpm,hlop,hlop-spikecl] [--engines fused,snntorch]
                                            [--trainer bptt|online|dsr] [--hlop iterations=10]
+                                           [--precision float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from spikecl.allocator import tuned_for_training
-from spikecl.config import experiment_from_dict
+from spikecl.config import PRECISIONS, experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 from spikecl.snn.trainers import TRAINERS
 
@@ -48,7 +49,7 @@ def snapshot(args, method: str, engine: str) -> ContinualRun:
     cfg = experiment_from_dict({
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},
         "network": {"hidden": [args.hidden, args.hidden], "num_steps": args.steps, "engine": engine},
-        "train": {"trainer": args.trainer, "epochs": 1, "batch_size": args.batch},
+        "train": {"trainer": args.trainer, "epochs": 1, "batch_size": args.batch, "precision": args.precision},
         "strategy": {"methods": [method], "hlop": hlop}, "variants": {"hlop-spikecl": SPIKECL}})
     run = ContinualRun(cfg, method, seed=0)
     run.train_task(0)
@@ -131,13 +132,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--methods", default="finetune,gpm,hlop,hlop-spikecl")
     parser.add_argument("--engines", default="fused,snntorch")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="train.precision of every method (bfloat16: the fused engine only)")
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
     torch.set_num_threads(1)
     allocator = tuned_for_training()
     print(f"one epoch of task 2 of Permuted MNIST-5k (steps and consolidation), MLP 784-{args.hidden}-{args.hidden}"
-          f"-10, T={args.steps}, batch {args.batch}, {args.trainer}, 1 thread; median of {args.repeats} interleaved "
+          f"-10, T={args.steps}, batch {args.batch}, {args.trainer}, {args.precision}, 1 thread; median of {args.repeats} interleaved "
           f"repeats (order reversed every other one) from the same post-task-1 state; HLOP schedule {SCHEDULE}; "
           f"allocator: {allocator}")
     for engine in args.engines.split(","):
