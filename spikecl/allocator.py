@@ -61,8 +61,7 @@ def huge_pages_asked() -> bool:
 def tuned_for_training() -> str:
     """:func:`keep_freed_memory`, then a phrase naming the allocator policy in effect and whether torch was asked for
     huge pages (the environment's :data:`HUGE_PAGES`; for a benchmark's header)."""
-    kept = "freed memory kept for reuse" if keep_freed_memory() else "the C library's default"
-    pages = ("torch's huge pages asked for" if huge_pages_asked()
-             else f"no huge pages ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})")
-    same = " (as the spikecl CLI runs)" if kept.startswith("freed") and huge_pages_asked() else ""
-    return f"{kept}, {pages}{same}"
+    kept, pages = keep_freed_memory(), huge_pages_asked()
+    return ("freed memory kept for reuse" if kept else "the C library's default") + ", " + (
+        "torch's huge pages asked for" if pages else f"no huge pages ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})") + (
+        " (as the spikecl CLI runs)" if kept and pages else "")
