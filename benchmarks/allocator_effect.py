@@ -87,12 +87,11 @@ def main() -> None:
         cases = parse_cases(args.cases)
     except ValueError as exc:
         parser.error(str(exc))
-    from spikecl.allocator import HUGE_PAGES, huge_pages_asked
+    from spikecl.allocator import huge_pages_phrase
 
-    pages = "asked for" if huge_pages_asked() else f"not asked for ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})"
     print(f"BPTT step, MLP 784-256-256-10, one thread, a fresh process per measurement; median of {args.rounds} "
-          f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step; torch's huge "
-          f"pages {pages} under both policies")
+          f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step; "
+          f"{huge_pages_phrase()} under both policies")
     for case in cases:
         samples = {p: [] for p in POLICIES}
         for r in range(args.rounds):

@@ -140,9 +140,9 @@ def main() -> None:
     torch.set_num_threads(1)
     allocator = tuned_for_training()
     print(f"one epoch of task 2 of Permuted MNIST-5k (steps and consolidation), MLP 784-{args.hidden}-{args.hidden}"
-          f"-10, T={args.steps}, batch {args.batch}, {args.trainer}, {args.precision}, 1 thread; median of {args.repeats} interleaved "
-          f"repeats (order reversed every other one) from the same post-task-1 state; HLOP schedule {SCHEDULE}; "
-          f"allocator: {allocator}")
+          f"-10, T={args.steps}, batch {args.batch}, {args.trainer}, {args.precision}, 1 thread; median of "
+          f"{args.repeats} interleaved repeats (order reversed every other one) from the same post-task-1 state; "
+          f"HLOP schedule {SCHEDULE}; allocator: {allocator}")
     for engine in args.engines.split(","):
         report(measure(args, args.methods.split(","), engine), engine)
 

@@ -58,10 +58,16 @@ def huge_pages_asked() -> bool:
     return os.environ.get(HUGE_PAGES[0], "0") == HUGE_PAGES[1]
 
 
+def huge_pages_phrase() -> str:
+    """Whether torch was asked for huge pages, in words (for a benchmark's header)."""
+    return ("torch's huge pages asked for" if huge_pages_asked()
+            else f"no huge pages ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})")
+
+
 def tuned_for_training() -> str:
     """:func:`keep_freed_memory`, then a phrase naming the allocator policy in effect and whether torch was asked for
     huge pages (the environment's :data:`HUGE_PAGES`; for a benchmark's header)."""
-    kept, pages = keep_freed_memory(), huge_pages_asked()
-    return ("freed memory kept for reuse" if kept else "the C library's default") + ", " + (
-        "torch's huge pages asked for" if pages else f"no huge pages ({HUGE_PAGES[0]} is not {HUGE_PAGES[1]})") + (
-        " (as the spikecl CLI runs)" if kept and pages else "")
+    kept = keep_freed_memory()
+    policy = "freed memory kept for reuse" if kept else "the C library's default"
+    same = " (as the spikecl CLI runs)" if kept and huge_pages_asked() else ""
+    return f"{policy}, {huge_pages_phrase()}{same}"
