@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
-from spikecl.sdr.experiment import load_config, one_thread, run_pooler, run_sparsey
+from spikecl.sdr.experiment import load_config
+from spikecl.sdr.measures import one_thread, run_pooler, run_sparsey
 
 
 def _per_item_ms(fn, items: np.ndarray) -> float:

@@ -8,8 +8,6 @@ It needs two events of the contract (``penalty`` and ``after_task``) and one lin
 
 from dataclasses import dataclass
 
-import torch
-
 from spikecl.config import experiment_from_dict, option
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import register
@@ -33,10 +31,10 @@ class L2Anchor(Strategy):
     def penalty(self):
         if self.anchor is None:
             return None
-        return self.options.strength * sum(((p - a) ** 2).sum() for (_, p), a in zip(self.parameters(), self.anchor))
+        return self.options.strength * sum(((p - a) ** 2).sum() for (_, p), a in zip(self.named_trainable(), self.anchor))
 
     def after_task(self, task, train):
-        self.anchor = [p.detach().clone() for _, p in self.parameters()]
+        self.anchor = [p.detach().clone() for _, p in self.named_trainable()]
 
     def state_dict(self):
         return {"anchor": self.anchor}

@@ -189,6 +189,11 @@ class ExperimentConfig(RunHeader):
         """Plain nested dict (TOML/JSON-serialisable), the inverse of :func:`from_dict`."""
         return dataclasses.asdict(self)
 
+    def results_path(self, method: str, seed: int) -> Path:
+        """Where the run of ``method`` (or a variant) with ``seed`` writes its results:
+        ``<output_dir>/<name>/<method>-seed<seed>.h5``."""
+        return Path(self.output_dir) / self.name / f"{method}-seed{seed}.h5"
+
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))

@@ -44,8 +44,9 @@ class DependencyError(SpikeCLError):
     """An optional dependency (an extra) is not installed."""
 
 
-def require(module: str, extra: str):
-    """Import an optional dependency or raise :class:`DependencyError` naming the install command.
+def require(module: str, extra: str, install: str | None = None):
+    """Import an optional dependency or raise :class:`DependencyError` naming the install command: that of the
+    package's ``extra``, or ``install`` where no extra brings it.
 
     >>> np = require("numpy", "core")
     """
@@ -54,6 +55,5 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised only where the extra is absent
-        raise DependencyError(
-            f"{module} is not installed; install it with: pip install 'spikecl[{extra}]'"
-        ) from exc
+        command = install or f"pip install 'spikecl[{extra}]'"
+        raise DependencyError(f"{module} is not installed; install it with: {command}") from exc

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
@@ -28,6 +27,7 @@ from typing import Callable, ContextManager, Iterable, Sequence
 from spikecl.config import RunHeader, apply_overrides, check_header, first_difference, from_dict, load_toml
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import Run, check_writable_folder, output_lock, read_run
+from spikecl.progress import progress_bar
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -191,7 +191,8 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         for job in jobs:
             if job not in todo:
                 say(f"{job.path}: complete, kept")
-        bar = _bar(len(todo), f"{k.name} {cfg.name}", progress and reports and len(todo) > 1)
+        bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
+            else None
         for job in todo:
             options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,
                                  device=device)
@@ -204,15 +205,6 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         if bar:
             bar.close()
     return [job.path for job in jobs], reports
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar over jobs, or None (tqdm is imported only when shown)."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="job", dynamic_ncols=True)
 
 
 def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False, overwrite: bool = False,

@@ -15,7 +15,7 @@ from spikecl.io import atomic_write
 
 def figure(**kwargs):
     """A new Agg-backed ``matplotlib.figure.Figure`` (``kwargs`` go to ``Figure``, e.g. ``figsize``)."""
-    require("matplotlib", "torch")
+    require("matplotlib", "plots")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -3,7 +3,6 @@ run in Triton's interpreter on CPU tensors."""
 
 import os
 
-import numpy as np
 import pytest
 import torch
 

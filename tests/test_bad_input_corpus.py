@@ -10,9 +10,7 @@ file bytes under the same contract.
 from __future__ import annotations
 
 import gzip
-import json
 import pickle
-import shutil
 import struct
 from collections import Counter
 from pathlib import Path

@@ -3,7 +3,6 @@ environment). `make test` builds .venv-core310; without any Python 3.10 on the m
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

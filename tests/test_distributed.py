@@ -14,7 +14,7 @@ import torch
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
-from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path
+from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.io import read_results
 
 METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
@@ -55,7 +55,7 @@ def _run_and_keep_state(output_dir: str, device: str = "cpu", cases: tuple = tup
             raw, method = CASES[case]
             cfg = _config(output_dir, raw, device)
             run = ContinualRun(cfg, method, 0, execution=DataParallel())
-            run.execute(results_path(cfg, method, 0), progress_bar=False)
+            run.execute(cfg.results_path(method, 0), progress_bar=False)
             if distributed.is_main():
                 torch.save(run.strategy.state_dict(), f"{output_dir}/{case}-state.pt")
     return 0
@@ -70,7 +70,7 @@ def one_and_two(tmp_path_factory):
     for case, (raw, method) in CASES.items():
         run = ContinualRun(_config(one_dir, raw), method, 0)
         run.execute(progress_bar=False)
-        two = read_results(results_path(_config(two_dir, raw), method, 0))
+        two = read_results(_config(two_dir, raw).results_path(method, 0))
         out[case] = (run, two, torch.load(two_dir / f"{case}-state.pt"))
     return out
 
@@ -153,7 +153,7 @@ def test_two_gpus_nccl_match_one_gpu(tmp_path):
         raw, method = CASES[case]
         run = ContinualRun(_config(tmp_path / "one", raw, "cuda"), method, 0)
         run.execute(progress_bar=False)
-        _assert_same_run(run, read_results(results_path(_config(tmp_path / "two", raw, "cuda"), method, 0)))
+        _assert_same_run(run, read_results(_config(tmp_path / "two", raw, "cuda").results_path(method, 0)))
 
 
 def test_shards_cover_a_batch_in_order():

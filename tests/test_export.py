@@ -1,6 +1,7 @@
 """Export to Loihi fixed point: quantisation ranges, the bit-accurate reference, netx and NIR files, resources,
 and the export/deploy commands (Lava itself: tests/test_lava.py)."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -457,6 +458,43 @@ def cnn_spec(net, dataset="digits"):
     state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     return spec_from_state(state, {"network": {"kind": "cnn", "reset": "zero", "num_steps": 4},
                                    "data": {"dataset": dataset}})
+
+
+def _spec_arrays(spec):
+    return [a for layer in spec.layers for a in (layer.weight, layer.bias, layer.beta, layer.threshold)
+            if a is not None]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "multi-head mlp", "cnn"])
+def test_every_stored_array_is_named_as_network_keys_says_and_every_parameter_reaches_the_export(kind):
+    from spikecl.network_keys import part_of
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    net = {"mlp": lambda: torch_net(np.random.default_rng(0), "zero"),
+           "multi-head mlp": lambda: build_mlp(12, [20], 4, LIFParams(reset="zero"), n_heads=3, bias=True),
+           "cnn": small_cnn}[kind]()
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    assert [k for k in state if part_of(k) is None] == []
+    read = cnn_spec if kind == "cnn" else \
+        lambda n: spec_from_state({k: v.detach().numpy() for k, v in n.state_dict().items()},
+                                  {"network": {"kind": "mlp"}})
+    before = _spec_arrays(read(net))
+    moved = [name for name, _ in net.named_parameters()] + [k for k in state if k.endswith((".beta", ".threshold"))]
+    for name in moved:
+        changed = copy.deepcopy(net)
+        with torch.no_grad():
+            changed.get_parameter(name).add_(0.01) if name in dict(net.named_parameters()) else \
+                changed.get_buffer(name).mul_(0.99)
+        after = _spec_arrays(read(changed))
+        assert any(np.any(a != b) for a, b in zip(before, after)), f"{name} does not reach the export"
+
+
+def test_snntorch_graded_spikes_are_refused_by_the_export():
+    state = {k: v.detach().numpy() for k, v in torch_net(np.random.default_rng(0), "zero").state_dict().items()}
+    state["layers.0.lif.graded_spikes_factor"] = np.array(2.0)
+    with pytest.raises(ExportError, match="layer hidden0: graded spikes .* not representable"):
+        spec_from_state(state, {"network": {"kind": "mlp"}})
 
 
 def test_cnn_batch_norm_and_pooling_fold_into_the_weights_exactly():

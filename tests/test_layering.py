@@ -2,6 +2,7 @@
 included, read from the source."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,34 @@ def test_hardware_never_imports_snn_or_torch():
     wrong += sorted(f"{p.name} imports torch" for p in (PACKAGE.parent / "hardware").rglob("*.py")
                     if "torch" in {n.split(".")[0] for n in _imports(p, _module(p.relative_to(PACKAGE.parent)))})
     assert not wrong, "; ".join(wrong)
+
+
+def _require_calls(path: Path) -> list[tuple[int, str, str, bool]]:
+    """(line, module, extra, has an install command) of every ``require(module, extra)`` call in ``path``."""
+    return [(node.lineno, node.args[0].value, node.args[1].value, any(k.arg == "install" for k in node.keywords))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "require" and len(node.args) == 2]
+
+
+def test_every_optional_import_names_an_extra_that_exists():
+    """A missing optional package's error names an install command that brings it: an extra of pyproject.toml,
+    or its own command; experiments of either simulator get figures and progress bars (the ``plots`` extra)."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    calls = [(path, *call) for path in sorted(PACKAGE.rglob("*.py")) for call in _require_calls(path)]
+    assert len(calls) > 20
+    wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} require({module!r}, {extra!r})"
+             for path, line, module, extra, install in calls if extra not in extras and not install]
+    assert not wrong, "; ".join(wrong)
+    assert {"matplotlib>=3.7", "tqdm>=4.60"} <= set(extras["plots"])
+    assert all("spikecl[plots]" in extras[simulator] for simulator in ("torch", "brian2"))
+
+
+def test_a_missing_optional_package_is_one_line_naming_its_install_command():
+    from spikecl.errors import DependencyError, require
+
+    with pytest.raises(DependencyError, match=r"^no_such_module is not installed; install it with: pip install "
+                                              r"'spikecl\[plots\]'$"):
+        require("no_such_module", "plots")
+    with pytest.raises(DependencyError, match=r"install it with: pip install --no-deps x==1$"):
+        require("no_such_module", "export", install="pip install --no-deps x==1")

@@ -12,7 +12,7 @@ import pytest
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
-from spikecl.continual.runner import ContinualRun, checkpoint_path, results_path
+from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.errors import ConfigError, ExistsError
 from spikecl.io import read_results
 
@@ -80,7 +80,7 @@ def test_curves_record_continual_evaluation(finetune_and_joint):
 def test_results_files_and_overwrite_protection(tmp_path):
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     [first] = run_experiment(cfg, progress_bar=False, log=lambda _: None)
-    path = results_path(cfg, "finetune", 0)
+    path = cfg.results_path("finetune", 0)
     stored = read_results(path)
     np.testing.assert_array_equal(stored.acc_matrix, first.acc_matrix)
     assert stored.model["layers.0.synapse.weight"].shape == (96, 64)

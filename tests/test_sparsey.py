@@ -9,7 +9,7 @@ from spikecl.cli import main
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
-from spikecl.sdr.experiment import degrade, mac_activity_code, recall_measures
+from spikecl.sdr.measures import degrade, mac_activity_code, recall_measures
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
 from spikecl.sdr.sparsey import expansivity, win_weights
 
@@ -384,7 +384,7 @@ def test_retrieval_time_is_flat_from_1000_to_100000_stored_items():
     import copy
     import time
 
-    from spikecl.sdr.experiment import one_thread
+    from spikecl.sdr.measures import one_thread
 
     patterns = np.random.default_rng(0).random((100_000, 256)) < 0.05
     coder = SparseyCoder(SparseyConfig(image_shape=[16, 16], mac=MacConfig(n_cms=16, cells_per_cm=16)))

@@ -111,6 +111,22 @@ def test_replay_buffer_per_class_and_resumable_sampling():
     assert torch.equal(x, x2)
 
 
+def test_hlop_state_resumes_its_velocity_also_from_checkpoints_that_named_it_momentum():
+    def hlop():
+        torch.manual_seed(0)
+        return build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2, 3]], "momentum": 0.9}}, SIM)
+
+    s = hlop()
+    s.before_task(0, task(0), [task(0)])
+    train(s, task(0), steps=3)
+    state = s.state_dict()
+    assert all(v.abs().sum() > 0 for v in state["velocity"].values())       # the Hebbian steps moved it
+    for saved in (state, {("momentum" if k == "velocity" else k): v for k, v in state.items()}):
+        other = hlop()
+        other.load_state_dict(copy.deepcopy(saved))
+        assert all(torch.equal(other.velocity[n], v) for n, v in state["velocity"].items())
+
+
 def test_replay_after_task_phase_trains_on_the_buffer_without_touching_batches():
     torch.manual_seed(0)
     net = build_mlp(6, [8], 3)

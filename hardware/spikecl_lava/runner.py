@@ -262,16 +262,11 @@ def run(net: FixedNetwork, inputs: np.ndarray, record_layers: bool = True, hardw
         if graph.reads is not None:
             sample_v = np.load(graph.reads).reshape(-1, graph.lif[-1].v.shape[0])[-n_samples:].astype(np.int64)
         else:
-            sample_v = readout_v[:, sample_end_columns(net, n_samples)].T
+            sample_v = readout_v[:, fixed_point.sample_end_columns(net, n_samples)].T
     spikes = [from_lava_grid(s) if s.ndim == 4 else s for s in spikes]
     return {"spikes": spikes, "readout_v": readout_v, "readout_sample_v": sample_v, "build_s": built - started,
             "start_s": first - built, "run_s": ran - first, "steps": graph.steps, "run_steps": graph.run_steps,
             "readout": "sample-end" if graph.reads is not None else "every-step"}
-
-
-def sample_end_columns(net: FixedNetwork, n_samples: int) -> np.ndarray:
-    """Columns of a back-to-back stream holding each sample's last step at the readout."""
-    return len(net.layers) + np.arange(n_samples) * net.num_steps + net.num_steps - 1
 
 
 def _execute(graph: Graph, hardware: bool) -> tuple[float, float, np.ndarray | None]:
@@ -314,7 +309,7 @@ def write_run(path: Path, net: FixedNetwork, result: dict, labels, heads, overwr
     n_samples = (result["steps"] - len(net.layers)) // net.num_steps
     sample_v = result.get("readout_sample_v")
     if sample_v is None:
-        sample_v = result["readout_v"][:, sample_end_columns(net, n_samples)].T
+        sample_v = result["readout_v"][:, fixed_point.sample_end_columns(net, n_samples)].T
     logits = fixed_point.logits(net, sample_v, heads)
     predictions = np.argmax(logits, axis=1)
     accuracy = float(np.mean(predictions == labels)) if labels is not None else float("nan")

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from spikecl.continual import distributed as dd
+from spikecl.continual import distributed
 from spikecl.continual.execution import Execution
 from spikecl.snn.activity import Activity
 from spikecl.snn.trainers import BPTTTrainer, TrainingHooks
@@ -44,7 +44,7 @@ def reduce_gradients(params: list[nn.Parameter], weight: float) -> None:
     grads = [p.grad.mul_(weight) if p.grad is not None else torch.zeros_like(p) for p in params]
     present = torch.tensor([float(p.grad is not None and weight > 0) for p in params],   # weight 0: placeholder
                            dtype=grads[0].dtype if grads else None)
-    dd.all_reduce_sum_([*grads, present])
+    distributed.all_reduce_sum_([*grads, present])
     for p, g, has in zip(params, grads, present.tolist()):
         p.grad = g if has > 0 else None
 
@@ -57,7 +57,7 @@ def average_norm_statistics(model: nn.Module, weight: float) -> None:
     if stats:
         for t in stats:
             t.mul_(weight)
-        dd.all_reduce_sum_(stats)
+        distributed.all_reduce_sum_(stats)
 
 
 class ShardedHooks(TrainingHooks):
@@ -75,7 +75,7 @@ class ShardedHooks(TrainingHooks):
     def after_backward(self, activity: Activity | None = None) -> None:
         reduce_gradients([p for p in self.model.parameters() if p.requires_grad], self.weight)
         if activity is not None:
-            activity = activity.map(lambda x: dd.gather_shards(x, self.counts, dim=1))
+            activity = activity.map(lambda x: distributed.gather_shards(x, self.counts, dim=1))
         self.hooks.after_backward(activity)
 
     def after_step(self) -> None:
@@ -90,43 +90,43 @@ class DataParallel(Execution):
 
     @property
     def writes_files(self) -> bool:
-        return dd.is_main()
+        return distributed.is_main()
 
     def start(self, net: nn.Module) -> None:
         """Every rank starts from rank 0's parameters and buffers."""
         with torch.no_grad():
-            dd.broadcast_([*net.parameters(), *net.buffers()])
+            distributed.broadcast_([*net.parameters(), *net.buffers()])
 
     def train_step(self, trainer: BPTTTrainer, x, y, heads, mask, optimizer, hooks, generator) -> torch.Tensor:
         """Train on this rank's shard of the global batch. The inputs are encoded for the whole batch on every rank
         (Poisson: the same draws as one process) and then sharded."""
         n = x.shape[0]
-        counts = dd.shard_sizes(n)
-        part = dd.local_slice(n)
+        counts = distributed.shard_sizes(n)
+        part = distributed.local_slice(n)
         x_seq = trainer.encode(x, generator)[:, part]                                      # [T, b, ...]
         return trainer.train_encoded(x_seq, y[part], heads[part], mask, optimizer,
-                                     ShardedHooks(hooks, trainer.net, counts[dd.rank()] / n, counts))
+                                     ShardedHooks(hooks, trainer.net, counts[distributed.rank()] / n, counts))
 
     def accuracy(self, score: Callable[[int, int], float], n: int, random_inputs: bool) -> float:
         """Accuracy from the correct predictions of every rank's shard (random inputs: every rank scores
         everything, so that spike draws match a 1-process run)."""
         if n == 0 or random_inputs:
             return score(0, n)
-        start, stop = dd.shard_bounds(n)
+        start, stop = distributed.shard_bounds(n)
         correct = torch.zeros(1, dtype=torch.float64)
         if stop > start:
             correct += round(score(start, stop) * (stop - start))
-        dd.all_reduce_sum_([correct])
+        distributed.all_reduce_sum_([correct])
         return correct.item() / n
 
     def own_samples(self, n: int) -> range:
-        return range(*dd.shard_bounds(n))
+        return range(*distributed.shard_bounds(n))
 
     def gather(self, local: torch.Tensor, n: int, dim: int = 0) -> torch.Tensor:
-        return dd.gather_shards(local, dd.shard_sizes(n), dim)
+        return distributed.gather_shards(local, distributed.shard_sizes(n), dim)
 
     def sum_over_ranks(self, tensors: Sequence[torch.Tensor]) -> None:
-        dd.all_reduce_sum_(tensors)
+        distributed.all_reduce_sum_(tensors)
 
     def barrier(self) -> None:
-        dd.barrier()
+        distributed.barrier()

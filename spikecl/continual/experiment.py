@@ -23,9 +23,7 @@ class ContinualKind(Kind):
         return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
-        from spikecl.continual.runner import results_path
-
-        return [Job(results_path(cfg, m, s), _runner(cfg, m, s, results_path(cfg, m, s)), _recorded_config(cfg, m, s))
+        return [Job(cfg.results_path(m, s), _runner(cfg, m, s, cfg.results_path(m, s)), _recorded_config(cfg, m, s))
                 for s in cfg.seeds for m in cfg.strategy.methods]
 
     @contextlib.contextmanager

@@ -310,5 +310,5 @@ class ProjectionStrategy(Strategy):
     def record_dims(self, bases: dict[str, torch.Tensor]) -> None:
         self.dims.append([int(bases[p.name].shape[0]) for p in self.synapses])
 
-    def extra(self):
+    def result_arrays(self):
         return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from spikecl.config import ExperimentConfig, first_difference, method_config
+from spikecl import progress
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support
@@ -33,11 +34,6 @@ from spikecl.snn.trainers import evaluate, make_trainer
 
 #: test samples per seen task on which the NeuroBench measures are taken after each task
 MEASURE_SAMPLES = 100
-
-
-def results_path(cfg: ExperimentConfig, method: str, seed: int) -> Path:
-    """``<output_dir>/<name>/<method>-seed<seed>.h5``."""
-    return Path(cfg.output_dir) / cfg.name / f"{method}-seed{seed}.h5"
 
 
 def checkpoint_path(results: Path) -> Path:
@@ -68,7 +64,7 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
 
 
 @dataclass
-class Progress:
+class RunState:
     """The run loop's own state, checkpointed at every task boundary."""
 
     next_task: int = 0
@@ -117,7 +113,7 @@ class ContinualRun:
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
         self.strategy.begin(self.train_sets)
-        self.progress = Progress()
+        self.run_state = RunState()
 
     def _compile(self) -> None:
         """Compile the trainer's forward pass once for the whole run (``train.compile``)."""
@@ -167,7 +163,7 @@ class ContinualRun:
         """Accuracy of every task seen so far on its first ``eval_samples`` test samples (NaN for unseen ones)."""
         row = [self._accuracy(test, task, self.cfg.train.eval_samples) if test.task <= task else float("nan")
                for test in self.test_sets]
-        p = self.progress
+        p = self.run_state
         p.curve_iterations.append(p.iteration)
         p.curve_task.append(task)
         p.curve_accuracy.append(row)
@@ -209,8 +205,8 @@ class ContinualRun:
                 idx = order[start:start + t.batch_size]
                 x, y, heads = self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx])
                 self.train_step(x, y, heads, mask, spikes)
-                self.progress.iteration += 1
-                if t.eval_every and self.progress.iteration % t.eval_every == 0:
+                self.run_state.iteration += 1
+                if t.eval_every and self.run_state.iteration % t.eval_every == 0:
                     self._continual_eval(task)
                 if bar is not None:
                     bar.update()
@@ -230,7 +226,7 @@ class ContinualRun:
     # -- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
-                 "progress": asdict(self.progress), "model": self.net.state_dict(),
+                 "progress": asdict(self.run_state), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
                          "python": random.getstate()}}
@@ -247,7 +243,7 @@ class ContinualRun:
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
                                "--overwrite to start again")
-        self.progress = Progress(**state["progress"])
+        self.run_state = RunState(**state["progress"])
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
@@ -268,10 +264,10 @@ class ContinualRun:
         ckpt = checkpoint_path(results) if results is not None else None
         if ckpt is not None and resume and ckpt.exists():
             self.load_checkpoint(ckpt)
-        p = self.progress
+        p = self.run_state
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
-        bar = _progress_bar(progress_bar and writes)
+        bar = progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False)    # total set per task
         for task in range(p.next_task, len(self.stream)):
             bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
             started = time.perf_counter()
@@ -291,7 +287,7 @@ class ContinualRun:
         return result
 
     def result(self) -> RunResult:
-        p = self.progress
+        p = self.run_state
         acc = np.asarray(p.rows, dtype=np.float64)
         n_tasks = acc.shape[1]
         curves = np.asarray(p.curve_accuracy, dtype=np.float64).reshape(-1, n_tasks)
@@ -303,7 +299,7 @@ class ContinualRun:
         env = {**environment(), "device": str(self.device)}
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
-                         self.strategy.extra(), measure_arrays(p.measures, len(p.task_seconds)))
+                         self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)))
 
 
 def measure_arrays(rows: list[dict], n_tasks: int) -> dict[str, np.ndarray]:
@@ -314,8 +310,3 @@ def measure_arrays(rows: list[dict], n_tasks: int) -> dict[str, np.ndarray]:
     return {k: np.asarray([row.get(k, np.nan) for row in pad + rows], dtype=np.float64) for k in keys}
 
 
-def _progress_bar(enabled: bool):
-    """A tqdm bar over training batches (its total is set task by task); disabled, it only counts."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=0, disable=not enabled, unit="batch", leave=False, dynamic_ncols=True)

@@ -12,7 +12,9 @@ the stream in advance, such as multitask training), then, in this order, for eve
         after_step()                              bookkeeping after the optimiser step (SI)
     after_task(task, train)                       consolidate (Fisher, subspaces, buffers)
 
-State that must survive a checkpoint goes through ``state_dict`` / ``load_state_dict`` (tensors and plain values).
+State that must survive a checkpoint goes through ``state_dict`` / ``load_state_dict`` (tensors and plain values);
+arrays worth keeping in the results file come from ``result_arrays()``; ``named_trainable()`` gives the model's
+trainable parameters as (name, parameter) pairs.
 Methods register themselves in :mod:`spikecl.continual.strategies` and declare their options as a dataclass, which
 the config validator checks key by key. ``"a+b"`` runs strategies ``a`` and ``b`` together (e.g. ``hlop+replay``).
 
@@ -149,14 +151,14 @@ class Strategy(TrainingHooks):
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def extra(self) -> dict[str, np.ndarray]:
+    def result_arrays(self) -> dict[str, np.ndarray]:
         """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""
         return {}
 
     def combined_with(self, parts: Sequence["Strategy"]) -> None:
         """Called once when this strategy runs inside :class:`Combined` with ``parts`` (itself included)."""
 
-    def parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+    def named_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         """The model's trainable parameters, by name."""
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
@@ -217,5 +219,5 @@ class Combined(Strategy):
         for part in self.parts:
             part.load_state_dict(state[part.name])
 
-    def extra(self):
-        return {f"{p.name}.{k}": v for p in self.parts for k, v in p.extra().items()}
+    def result_arrays(self):
+        return {f"{p.name}.{k}": v for p in self.parts for k, v in p.result_arrays().items()}

@@ -170,7 +170,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
-        results = Path(run_cfg.output_dir) / run_cfg.name / f"{method}-seed{seed}.h5"
+        results = run_cfg.results_path(method, seed)
         run_id = f"{folder}/{method}-seed{seed}"
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 

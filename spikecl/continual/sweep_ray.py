@@ -19,6 +19,7 @@ import spikecl
 from spikecl.continual.sweep import Sweep, SweepRun
 from spikecl.errors import require
 from spikecl.io import RunResult, read_results
+from spikecl.progress import progress_bar, write_line
 
 
 class InjectedFailure(RuntimeError):
@@ -72,8 +73,6 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                   log: Callable[[str], None] = print) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
     """Run the missing runs of ``sweep`` on Ray. Returns ``({run id: results}, {run id: error of each failed
     attempt})``; a run absent from the first dict failed ``max_retries + 1`` times."""
-    from tqdm.auto import tqdm
-
     cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
     todo = [r for r in sweep.runs if r.id not in done]
@@ -89,8 +88,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
         return remote.remote(run.raw, attempt, int(cfg.fail_attempts.get(run.id, 0)), threads)
 
     pending = {submit(run, 0): (run, 0) for run in todo}
-    bar = tqdm(total=len(todo), unit="run", desc=f"sweep {sweep.name}", disable=not progress, dynamic_ncols=True)
-    say = tqdm.write if progress else log
+    bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
+    say = write_line if progress else log
     try:
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)

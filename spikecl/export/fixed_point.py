@@ -218,6 +218,11 @@ def sample_windows(net: FixedNetwork, stream: Stream, n_samples: int) -> Trace:
         start = k + 1  # layer k's first step of sample 0 is Lava step k + 2, stored in column k + 1
         window = s[:, start:start + n_samples * steps]
         out.append(window.reshape(s.shape[0], n_samples, steps).transpose(2, 1, 0))
-    last = len(net.layers) + np.arange(n_samples) * steps + steps - 1
     n_layers = len(net.layers)
-    return Trace(out, stream.readout_v[:, last].T, np.zeros(n_layers, np.int64), np.zeros(n_layers, np.int64))
+    return Trace(out, stream.readout_v[:, sample_end_columns(net, n_samples)].T, np.zeros(n_layers, np.int64),
+                 np.zeros(n_layers, np.int64))
+
+
+def sample_end_columns(net: FixedNetwork, n_samples: int) -> np.ndarray:
+    """Columns [n_samples] of a back-to-back stream's readout voltage that hold each sample's last step."""
+    return len(net.layers) + np.arange(n_samples) * net.num_steps + net.num_steps - 1

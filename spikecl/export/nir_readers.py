@@ -38,7 +38,7 @@ def import_graph(graph, reader: str):
         with contextlib.redirect_stdout(io.StringIO()):    # snnTorch prints its graph rewriting
             return import_nir.import_from_nir(graph)
     if reader == "norse":
-        norse = require("norse.torch", "export")
+        norse = require("norse.torch", "export", install="pip install --no-deps norse==1.1.0")
         return norse.from_nir(graph, dt=graph_metadata(graph)["dt"])
     raise ConfigError(f"NIR reader {reader!r}: choose one of {', '.join(READERS)}")
 

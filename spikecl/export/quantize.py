@@ -20,7 +20,7 @@ anything not representable raises a one-line :class:`ExportError` naming the lay
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -304,8 +304,3 @@ def effective_weights(layer: FixedLayer) -> np.ndarray:
     """Float weights the fixed-point layer implements, ``mantissa * 2**weight_exp * Q / S`` ([n_out, n_in])."""
     q = 2**layer.input_bits - 1 if layer.input_bits else 1
     return layer.weight.astype(np.float64) * 2.0**layer.weight_exp * q / layer.scale
-
-
-def with_layers(net: FixedNetwork, layers) -> FixedNetwork:
-    """A copy of ``net`` with other layers (for tests and tools)."""
-    return replace(net, layers=tuple(layers))

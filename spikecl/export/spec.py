@@ -15,6 +15,7 @@ import numpy as np
 
 from spikecl.data.datasets import IMAGE_SHAPES
 from spikecl.errors import ExportError, ShapeError
+from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, 
         if arr.size > 1 and not np.all(arr == arr[0]):
             raise ExportError(f"layer {name}: per-neuron {key} is not representable (one value per population)")
         values.append(float(arr[0]))
+    graded = prefix + "graded_spikes_factor"
+    if graded in state and np.any(np.asarray(state[graded], dtype=np.float64) != 1.0):
+        raise ExportError(f"layer {name}: graded spikes (snnTorch graded_spikes_factor != 1) are not representable; "
+                          "Lava's LIF emits binary spikes")
     if prefix + "reset_mechanism_val" in state:
         reset = RESETS[int(np.asarray(state[prefix + "reset_mechanism_val"]).ravel()[0])]
     return values[0], values[1], reset
@@ -141,12 +146,13 @@ BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 def _fold_batch_norm(state: dict, prefix: str, weight: np.ndarray, bias: np.ndarray | None):
     """Conv weight and per-channel bias with an eval-mode BatchNorm2d folded in (unchanged without one)."""
-    if prefix + "norm.running_mean" not in state:
+    norm = prefix + NORM
+    if norm + "running_mean" not in state:
         return weight, bias
-    mean, var = _array(state, prefix + "norm.running_mean"), _array(state, prefix + "norm.running_var")
+    mean, var = _array(state, norm + "running_mean"), _array(state, norm + "running_var")
     channels = weight.shape[0]
-    gamma = _array(state, prefix + "norm.weight") if prefix + "norm.weight" in state else np.ones(channels)
-    shift = _array(state, prefix + "norm.bias") if prefix + "norm.bias" in state else np.zeros(channels)
+    gamma = _array(state, norm + "weight") if norm + "weight" in state else np.ones(channels)
+    shift = _array(state, norm + "bias") if norm + "bias" in state else np.zeros(channels)
     gain = gamma / np.sqrt(var + BATCH_NORM_EPS)
     folded_bias = shift - gain * mean + (0.0 if bias is None else gain * bias)
     return weight * gain[:, None, None, None], folded_bias
@@ -185,10 +191,10 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
     shape = IMAGE_SHAPES[dataset]   # CNN exports need the input grid; MLPs read their inputs from the weights
     layers = []
     i = 0
-    while f"layers.{i}.synapse.weight" in state:
-        prefix, name = f"layers.{i}.", f"hidden{i}"
-        weight = _array(state, prefix + "synapse.weight")
-        bias = _array(state, prefix + "synapse.bias") if prefix + "synapse.bias" in state else None
+    while hidden(i) + SYNAPSE + "weight" in state:
+        prefix, name = hidden(i), f"hidden{i}"
+        weight = _array(state, prefix + SYNAPSE + "weight")
+        bias = _array(state, prefix + SYNAPSE + "bias") if prefix + SYNAPSE + "bias" in state else None
         if weight.ndim != 4 or weight.shape[1] != shape[0]:
             raise ExportError(f"layer {name}: weight {weight.shape} does not take {shape[0]} input channels")
         weight, bias = _fold_batch_norm(state, prefix, weight, bias)
@@ -198,7 +204,7 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
             weight, stride, padding = _pool_into_conv(weight), 2, 2 * padding
         out_shape = conv_output_shape(shape, weight.shape[0], weight.shape[-1], stride, padding)
         per_neuron = None if bias is None else np.repeat(bias, out_shape[1] * out_shape[2])
-        neuron = _neuron(state, prefix + "lif.", name, *neuron_defaults)
+        neuron = _neuron(state, prefix + LIF, name, *neuron_defaults)
         layers.append(LayerSpec(name, weight, per_neuron, *neuron, ConvGeometry(shape, out_shape, stride, padding)))
         shape = out_shape
         i += 1
@@ -206,7 +212,7 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
 
 
 def spec_from_state(state: dict, config: dict) -> NetworkSpec:
-    """Rebuild the network from its ``state_dict`` arrays (names as in :mod:`spikecl.snn.networks`) and the
+    """Rebuild the network from its ``state_dict`` arrays (named as :mod:`spikecl.network_keys` says) and the
     experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
     ``threshold``, ``reset_mechanism_val``) when present, else from the config.
 
@@ -222,25 +228,24 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     else:
         layers, last_shape = [], None
         i = 0
-        while f"layers.{i}.synapse.weight" in state:
-            prefix = f"layers.{i}.synapse."
+        while hidden(i) + SYNAPSE + "weight" in state:
+            prefix = hidden(i) + SYNAPSE
             bias = _array(state, prefix + "bias") if prefix + "bias" in state else None
-            neuron = _neuron(state, f"layers.{i}.lif.", f"hidden{i}", *defaults)
+            neuron = _neuron(state, hidden(i) + LIF, f"hidden{i}", *defaults)
             layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
             i += 1
     heads = []
-    while f"readout.heads.{len(heads)}.weight" in state:
-        h = len(heads)
-        bias_key = f"readout.heads.{h}.bias"
-        heads.append((_array(state, f"readout.heads.{h}.weight"),
-                      _array(state, bias_key) if bias_key in state else None))
+    while head(len(heads)) + "weight" in state:
+        prefix = head(len(heads))
+        heads.append((_array(state, prefix + "weight"),
+                      _array(state, prefix + "bias") if prefix + "bias" in state else None))
     if not heads:
-        raise ExportError("trained parameters have no readout (readout.heads.0.weight missing)")
+        raise ExportError(f"trained parameters have no readout ({head(0)}weight missing)")
     weight = np.concatenate([w for w, _ in heads])
     if last_shape is not None:
         weight = _pool_into_dense(weight, last_shape)
     bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
-    r_beta, r_threshold, _ = _neuron(state, "readout.integrator.", "readout", *defaults[:2], "none")
+    r_beta, r_threshold, _ = _neuron(state, INTEGRATOR, "readout", *defaults[:2], "none")
     layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
     return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)

@@ -113,7 +113,6 @@ class Brian2CA3:
         """Simulate ``T`` more steps driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (booleans; step 0 is
         the current time). ``gate [T]``: 1 where plasticity is on (used with ``read_only_recall``).
         Returns every population's boolean raster ``[T, N]``."""
-        b2 = self._b2
         cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits):

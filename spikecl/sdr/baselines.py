@@ -20,7 +20,7 @@ import numpy as np
 from spikecl.config import option
 from spikecl.data.codes import FlyHash, FlyHashConfig, binary_inputs, kwta
 from spikecl.errors import ShapeError
-from spikecl.sdr._progress import progress_range
+from spikecl.progress import progress_range
 
 __all__ = ["FlyHash", "FlyHashConfig", "SpatialPooler", "SpatialPoolerConfig", "SuccessorMemory", "kwta"]
 

@@ -480,7 +480,7 @@ class SparseyCoder:
 
     def learn_all(self, xs: np.ndarray, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Store items [B, N] one after another in one pass: code bits [B, n_code_bits] and G [B]."""
-        from spikecl.sdr._progress import progress_range
+        from spikecl.progress import progress_range
 
         xs = self.binarise(xs)
         bits = np.zeros((len(xs), self.n_code_bits), bool)

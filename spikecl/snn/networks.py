@@ -3,6 +3,9 @@
 * MLP: ``784-800-800-10`` (the HLOP paper's PMNIST network) or smaller, no biases by default.
 * CNN: the HLOP paper's 3-layer network for CIFAR — conv(64)-conv(128)-conv(256), each 3×3 + BN + LIF + 2×2
   average pooling, then the readout.
+
+Module names are a contract: the export reads trained networks by their ``state_dict`` keys, listed in
+:mod:`spikecl.network_keys` (``layers.{i}.synapse.weight``, ``readout.heads.{h}.weight``, …).
 """
 
 from __future__ import annotations

@@ -36,12 +36,12 @@ class EWC(Strategy):
     def penalty(self):
         if not self.fisher:
             return None
-        total = sum((self.fisher[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.parameters())
+        total = sum((self.fisher[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.named_trainable())
         return 0.5 * self.options.lam * total
 
     def empirical_fisher(self, train) -> dict[str, torch.Tensor]:
         """Mean squared per-sample gradient of log p(y|x) over the first ``fisher_samples`` samples."""
-        params = self.parameters()
+        params = self.named_trainable()
         fisher = {n: torch.zeros_like(p) for n, p in params}
         count = min(self.options.fisher_samples, len(train))
         self.model.eval()
@@ -60,7 +60,7 @@ class EWC(Strategy):
         new = self.empirical_fisher(train)
         for n, f in new.items():
             self.fisher[n] = self.options.gamma * self.fisher[n] + f if n in self.fisher else f
-        self.anchor = {n: p.detach().clone() for n, p in self.parameters()}
+        self.anchor = {n: p.detach().clone() for n, p in self.named_trainable()}
 
     def state_dict(self):
         return {"fisher": self.fisher, "anchor": self.anchor}

@@ -27,7 +27,7 @@ Oja's rule converges for ``lr`` < 2); ``final_passes``; ``step_rows`` (a random 
 ``orthonormalize`` (project with an orthonormal basis of span(H_old)). One departure remains: the clamp bounds a
 mini-batch's total change of H_new, where the paper clamps each iteration's update.
 
-The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the momentum and of the batch's
+The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the velocity and of the batch's
 residuals, so they may run on coefficients in that span (:func:`hebbian_iterations` picks the cheaper form): each
 iteration then costs O(B·k·(k + B)) instead of O(B·k·n). A static input (direct encoding) repeats each sample's row
 at every step; the Hebbian update then learns from one copy (the same mean update). The residual the new neurons
@@ -223,7 +223,8 @@ class HLOP(ProjectionStrategy):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.orthonormal_bases = self.options.orthonormalize
-        self.h_old, self.h_new, self.momentum, self.basis = self.empty(), self.empty(), self.empty(), self.empty()
+        self.h_old, self.h_new, self.basis = self.empty(), self.empty(), self.empty()
+        self.velocity = self.empty()                 # exponential average of H_new's Hebbian steps
         self.generator = torch.Generator().manual_seed(self.options.seed)
         self.task: int | None = None                 # the task between before_task and after_task
 
@@ -264,7 +265,7 @@ class HLOP(ProjectionStrategy):
             if old.shape[0]:
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
-            self.momentum[p.name] = torch.zeros_like(self.h_new[p.name])
+            self.velocity[p.name] = torch.zeros_like(self.h_new[p.name])
         self.task = task
         return super().before_task(task, train, seen)
 
@@ -303,8 +304,8 @@ class HLOP(ProjectionStrategy):
             if h_new.shape[0] == 0:
                 continue
             x = self.hebbian_rows(p, activity.of(p.name))
-            self.h_new[p.name], self.momentum[p.name] = hebbian_iterations(
-                h_new, self.momentum[p.name], x, self.old_residual(p.name, x), self.hebbian_rate(i), o.iterations,
+            self.h_new[p.name], self.velocity[p.name] = hebbian_iterations(
+                h_new, self.velocity[p.name], x, self.old_residual(p.name, x), self.hebbian_rate(i), o.iterations,
                 o.momentum, o.lateral_levels, o.clamp, o.step == "normalised")
 
     def hebbian_rows(self, p, steps: torch.Tensor) -> torch.Tensor:
@@ -375,11 +376,13 @@ class HLOP(ProjectionStrategy):
             self.dims[-1][names.index(name)] = int(rows.shape[0])
 
     def state_dict(self):
-        return {"h_old": self.h_old, "h_new": self.h_new, "momentum": self.momentum, "basis": self.basis,
+        return {"h_old": self.h_old, "h_new": self.h_new, "velocity": self.velocity, "basis": self.basis,
                 "dims": self.dims, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
-        for key in ("h_old", "h_new", "momentum", "basis"):
+        if "momentum" in state:                           # checkpoints written before the velocity was named so
+            state = {**state, "velocity": state["momentum"]}
+        for key in ("h_old", "h_new", "velocity", "basis"):
             setattr(self, key, dict(state[key]))
         self.dims = [list(d) for d in state["dims"]]
         self.generator.set_state(state["generator"])

@@ -28,28 +28,28 @@ class SI(Strategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.omega = {n: torch.zeros_like(p) for n, p in self.parameters()}       # importance so far (Ω)
-        self.path = {n: torch.zeros_like(p) for n, p in self.parameters()}        # ω of the current task
-        self.anchor = {n: p.detach().clone() for n, p in self.parameters()}       # θ* = start of the task
+        self.omega = {n: torch.zeros_like(p) for n, p in self.named_trainable()}       # importance so far (Ω)
+        self.path = {n: torch.zeros_like(p) for n, p in self.named_trainable()}        # ω of the current task
+        self.anchor = {n: p.detach().clone() for n, p in self.named_trainable()}       # θ* = start of the task
         self._grad: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
 
     def penalty(self):
-        total = sum((self.omega[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.parameters())
+        total = sum((self.omega[n] * (p - self.anchor[n]) ** 2).sum() for n, p in self.named_trainable())
         return self.options.c * total
 
     def after_backward(self, activity=None):
-        params = self.parameters()
+        params = self.named_trainable()
         self._grad = {n: p.grad.detach().clone() for n, p in params if p.grad is not None}
         self._before = {n: p.detach().clone() for n, p in params}
 
     def after_step(self):
-        for n, p in self.parameters():
+        for n, p in self.named_trainable():
             if n in self._grad:
                 self.path[n] -= self._grad[n] * (p.detach() - self._before[n])
 
     def after_task(self, task, train):
-        for n, p in self.parameters():
+        for n, p in self.named_trainable():
             delta = p.detach() - self.anchor[n]
             self.omega[n] += self.path[n] / (delta ** 2 + self.options.xi)
             self.path[n].zero_()
