@@ -24,7 +24,8 @@ import numpy as np
 from spikecl.export import fixed_point as fp
 from spikecl.export.inputs import encode
 from spikecl.export.netx import write_netx
-from spikecl.export.pipeline import deploy, export_file, run_lava
+from spikecl.export.lava_client import run_lava
+from spikecl.export.pipeline import deploy, export_file
 from spikecl.export.quantize import quantize
 from spikecl.export.spec import LayerSpec, NetworkSpec
 

@@ -29,7 +29,7 @@ def require_environment(folder: str, target: str) -> Path:
 def run_and_compare(tmp_path, net, x, seed=0, lava_dl=False, labels=None):
     """Run on Lava (spikecl's graph, or lava-dl's netx loader with ``lava_dl``) and the reference; every hidden
     layer's raw spike stream and the readout voltage must be equal. Returns (Lava's run, reference windows)."""
-    from spikecl.export.pipeline import run_lava
+    from spikecl.export.lava_client import run_lava
 
     path = write_netx(tmp_path / f"net{seed}{'-lavadl' if lava_dl else ''}.h5", net, lava_dl=lava_dl)
     inputs = encode(x, net, seed=seed)
@@ -52,7 +52,7 @@ def run_runner(tmp_path, net, inputs, *flags, labels=None, name="run"):
 
     import h5py
 
-    from spikecl.export.pipeline import write_inputs
+    from spikecl.export.lava_client import write_inputs
 
     path = tmp_path / f"{name}-net.h5"
     if not path.exists():

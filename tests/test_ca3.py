@@ -1,6 +1,7 @@
 """CA3 content-addressable memory: spike-for-spike reproduction of the SpiNNaker recordings (Brian2 and the torch
 stepper), decoding of learn / recall / forget, and one-line errors for bad input."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,32 @@ def test_brian2_reproduces_spinnaker_recording(brian2_runs, name):
     _, _, recorded, _ = load_recording(name)
     assert sum(len(s) for p, s in recorded.items() if not p.startswith("IN")) > 100
     assert_same_spikes(recorded, brian2_runs[name][0])
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="no C++ compiler for cpp_standalone")
+def test_compiled_brian2_reproduces_the_recording_from_a_fresh_memory_on_every_run(brian2_runs, tmp_path):
+    """Brian2's cpp_standalone device (compiled once, about a minute here): every run of the binary starts from an
+    empty memory, so running the recorded experiment twice reproduces the recording twice, with the runtime
+    network's weights; a shorter schedule runs in the same binary; close() hands Brian2 back to runtime mode."""
+    from spikecl.memory.brian2_net import Brian2CA3, CompiledBrian2CA3
+
+    C, M, recorded, n_steps = load_recording("exp1_functional")
+    cue, content = recorded_inputs("exp1_functional")
+    net = CompiledBrian2CA3(CA3Params(), C, M, max_steps=n_steps + 5, directory=str(tmp_path / "ca3"))
+    try:
+        for _ in range(2):
+            assert_same_spikes(recorded, net.run(cue, content))
+            for matrix, w in brian2_runs["exp1_functional"][1].items():
+                np.testing.assert_allclose(net.weights()[matrix], w, rtol=1e-12, atol=1e-12)
+        first_half = net.run(cue[: n_steps // 2], content[: n_steps // 2])
+        assert all(r.shape[0] == n_steps // 2 for r in first_half.values())
+        with pytest.raises(ShapeError, match="T <= "):
+            net.run(np.zeros((n_steps + 6, C), bool), np.zeros((n_steps + 6, M), bool))
+    finally:
+        net.close()
+    assert_same_spikes(recorded, Brian2CA3(CA3Params(), C, M, target="numpy").run(cue, content))
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))

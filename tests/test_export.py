@@ -413,7 +413,7 @@ def test_bad_options_and_files_are_one_line_errors(tmp_path, capsys, monkeypatch
     path = write_netx(tmp_path / "net.h5", net)
     monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(tmp_path / "no-venv" / "python"))
     from spikecl.errors import DependencyError
-    from spikecl.export.pipeline import run_lava
+    from spikecl.export.lava_client import run_lava
 
     with pytest.raises(DependencyError, match="the Lava environment is missing"):
         run_lava(path, np.zeros((5, 1, 12), dtype=np.int64))

@@ -79,7 +79,7 @@ def test_export_core_imports_under_python310_without_torch():
 def test_runner_refuses_hardware_without_lava_loihi(tmp_path):
     import subprocess
 
-    from spikecl.export.pipeline import write_inputs
+    from spikecl.export.lava_client import write_inputs
 
     net = quantize(random_spec(np.random.default_rng(12), widths=(6, 5, 3), steps=2))
     write_netx(tmp_path / "net.h5", net)

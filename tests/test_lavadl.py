@@ -52,7 +52,8 @@ def test_trained_digits_networks_run_on_lava_dl_as_on_spikecls_runner(digits_run
     """Export a trained network; lava-dl's loader and spikecl's runner give the reference's spikes, readout voltages
     and predictions on the same test samples."""
     from spikecl.export.inputs import encode, stream_samples
-    from spikecl.export.pipeline import export_file, run_lava
+    from spikecl.export.lava_client import run_lava
+    from spikecl.export.pipeline import export_file
 
     out = tmp_path / f"{kind}.h5"
     _, net = export_file(digits_run(kind), out, samples=359, calibration_samples=128)

@@ -227,7 +227,7 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     :mod:`spikecl_lava.learning.ca3_fixed`)."""
     import h5py
 
-    from spikecl.export.pipeline import lava_python
+    from spikecl.export.lava_client import lava_python
 
     with tempfile.TemporaryDirectory(prefix="spikecl-ca3-") as tmp:
         out_path = Path(tmp) / "run.h5"

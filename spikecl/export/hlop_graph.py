@@ -239,7 +239,7 @@ def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
     datasets (``h``, ``g``) and attributes (timings)."""
     import h5py
 
-    from spikecl.export.pipeline import lava_python
+    from spikecl.export.lava_client import lava_python
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -7,20 +7,18 @@ reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, DependencyError, ExistsError, ExportError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
+from spikecl.export.lava_client import run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 from spikecl.io import check_writable_folder
@@ -102,62 +100,6 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
     return spec, net
-
-
-def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
-    """The Python of a side environment: ``$variable`` or ``folder`` (e.g. ``.venv-lava``) beside the package."""
-    env = os.environ.get(variable)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
-    if not path.exists():
-        raise DependencyError(f"the {name} environment is missing ({path}); build it with `make {target}` "
-                              f"(needs Python 3.10) or set {variable}")
-    return path
-
-
-def lava_python() -> Path:
-    """The Python of the Lava environment: ``$SPIKECL_LAVA_PYTHON`` or ``.venv-lava``."""
-    return venv_python("SPIKECL_LAVA_PYTHON", ".venv-lava", "lava", "Lava")
-
-
-def lavadl_python() -> Path:
-    """The Python with lava-dl's netx (optional): ``$SPIKECL_LAVADL_PYTHON`` or ``.venv-lavadl``."""
-    return venv_python("SPIKECL_LAVADL_PYTHON", ".venv-lavadl", "lava-dl", "lava-dl")
-
-
-def write_inputs(path: Path, inputs: np.ndarray, labels: np.ndarray | None, heads: np.ndarray | None) -> None:
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        f.create_dataset("inputs", data=np.asarray(inputs, dtype=np.int32))
-        if labels is not None:
-            f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
-        if heads is not None:
-            f.create_dataset("heads", data=np.asarray(heads, dtype=np.int64))
-
-
-def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_layers: bool = True,
-             timeout_s: float = 1800, lava_dl: bool = False) -> dict:
-    """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents.
-    ``lava_dl``: build the network with lava-dl's netx loader instead, in ``.venv-lavadl``."""
-    import h5py
-
-    python = lavadl_python() if lava_dl else lava_python()
-    with tempfile.TemporaryDirectory(prefix="spikecl-lava-") as tmp:
-        tmp = Path(tmp)
-        write_inputs(tmp / "inputs.h5", inputs, labels, heads)
-        cmd = [str(python), "-m", "spikecl_lava.runner", str(network), "--inputs", str(tmp / "inputs.h5"),
-               "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else []) + \
-            (["--lava-dl"] if lava_dl else [])
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise ResultsError(f"the Lava runner failed: {lines[-1] if lines else done.returncode}")
-        with h5py.File(tmp / "run.h5", "r") as f:
-            out = dict(f.attrs)
-            out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]
-            out["readout_v"] = f["readout_v"][()]
-            out["predictions"] = f["predictions"][()]
-    return out
 
 
 def deploy(network: str | Path, backend: str = "reference", samples: int = 200, data_dir: str | None = None,
