@@ -27,6 +27,16 @@ def test_help_explains_commands():
         assert flag in run_help
 
 
+def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
+    import spikecl
+
+    version = subprocess.run([sys.executable, "-m", "spikecl", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and spikecl.__version__ in version.stdout
+    missing = subprocess.run([sys.executable, "-m", "spikecl", "run", str(tmp_path / "none.toml")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "none.toml" in missing.stderr
+
+
 @pytest.mark.parametrize("content, override, message", [
     ("[train]\nepocs = 2\n", [], "unknown key 'train.epocs'"),
     ("[train]\nepochs = -1\n", [], "train.epochs: -1 is below the minimum 1"),
