@@ -31,7 +31,8 @@ class L2Anchor(Strategy):
     def penalty(self):
         if self.anchor is None:
             return None
-        return self.options.strength * sum(((p - a) ** 2).sum() for (_, p), a in zip(self.named_trainable(), self.anchor))
+        drift = (((p - a) ** 2).sum() for (_, p), a in zip(self.named_trainable(), self.anchor))
+        return self.options.strength * sum(drift)
 
     def after_task(self, task, train):
         self.anchor = [p.detach().clone() for _, p in self.named_trainable()]

@@ -12,7 +12,9 @@ keeps checkpoints continues from them), and refuses a kept file made with other 
 aside), naming the first key that differs. All of this, and the output folders, is checked by :func:`preflight`
 before any work.
 
-Adding a kind: one module defining a :class:`Kind` instance named ``KIND``, and one line in :data:`KINDS`.
+Adding a kind to spikecl: one module defining a :class:`Kind` instance named ``KIND``, and one line in
+:data:`KINDS`. A kind defined in your own code: :func:`register_kind`, then :func:`run_file` and
+:func:`spikecl.report.report_paths` treat it like spikecl's own (``examples/custom_kind.py``).
 """
 
 from __future__ import annotations
@@ -92,10 +94,33 @@ class Kind:
         return []
 
 
+#: kinds defined outside spikecl, by name (:func:`register_kind`)
+_REGISTERED: dict[str, Kind] = {}
+
+
+def register_kind(k: Kind) -> Kind:
+    """Make the kind ``k``, defined outside spikecl, known by its ``name`` in this process: experiment files with
+    ``kind = "<name>"`` run through :func:`run_file`, and ``spikecl.report`` summarises its results files. A name
+    spikecl's own kinds use is a one-line :class:`ConfigError`; registering the same name again replaces it."""
+    if not isinstance(k, Kind) or not k.name or k.config is None:
+        raise ConfigError(f"register_kind: expected a Kind with a name and a config dataclass, got {k!r}")
+    if k.name in KINDS:
+        raise ConfigError(f"register_kind: {k.name!r} is one of spikecl's own kinds ({', '.join(KINDS)})")
+    _REGISTERED[k.name] = k
+    return k
+
+
+def kind_names() -> tuple[str, ...]:
+    """Every kind this process knows: spikecl's own (in :data:`KINDS` order), then the registered ones."""
+    return (*KINDS, *_REGISTERED)
+
+
 def kind(name: str) -> Kind:
-    """The registered kind ``name``; an unknown one is a one-line :class:`ConfigError`."""
+    """The kind ``name`` (spikecl's own or registered); an unknown one is a one-line :class:`ConfigError`."""
+    if isinstance(name, str) and name in _REGISTERED:
+        return _REGISTERED[name]
     if not isinstance(name, str) or name not in KINDS:
-        runnable = sorted(k for k in KINDS if k != "sweep")
+        runnable = sorted(k for k in kind_names() if k != "sweep")
         raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable}")
     return importlib.import_module(KINDS[name]).KIND
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
-from spikecl.experiment_kind import KINDS, kind, report
+from spikecl.experiment_kind import kind, kind_names, report
 from spikecl.io import Run, check_writable_folder, read_run
 
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
-    """``{kind: [results files]}`` in the order of :data:`KINDS`, files in path order (folders: sorted).
+    """``{kind: [results files]}`` in the order of :func:`~spikecl.experiment_kind.kind_names`, files in path order
+    (folders: sorted).
 
     A file named in ``paths`` that is not a readable results file is a one-line :class:`ResultsError`; inside a
     folder it is skipped and ``note`` says why. A folder without any results file is an error.
@@ -38,14 +39,15 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
             found += 1
         if not found:
             raise ResultsError(f"no results files (*.h5) under {path}")
-    return {name: by_kind[name] for name in KINDS if by_kind.get(name)}
+    return {name: by_kind[name] for name in kind_names() if by_kind.get(name)}
 
 
 def _read(path: Path) -> Run:
     """A results file of a kind this spikecl knows (else a one-line :class:`ResultsError`)."""
     run = read_run(path)
-    if run.kind not in KINDS:
-        raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl)")
+    if run.kind not in kind_names():
+        raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "
+                           "or register the kind: spikecl.experiment_kind.register_kind)")
     return run
 
 

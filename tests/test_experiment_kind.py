@@ -1,15 +1,22 @@
 """The experiment-kind driver: one meaning of existing results, ``--resume`` and ``--overwrite`` for every kind, shown
-on a fourth kind whose whole logic is the few lines below (a config, a plan of one job per seed, a summary)."""
+on a fourth kind whose whole logic is the few lines below (a config, a plan of one job per seed, a summary),
+registered from outside spikecl like a user's own kind."""
 
+import importlib.util
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from spikecl import experiment_kind
 from spikecl.cli import main
 from spikecl.config import RunHeader, option
-from spikecl.experiment_kind import KINDS, Job, JobOptions, Kind
+from spikecl.errors import ConfigError, ExistsError
+from spikecl.experiment_kind import Job, JobOptions, Kind, register_kind
 from spikecl.io import read_run, write_run
+from spikecl.report import collect
 
 RAN: list[tuple[int, JobOptions]] = []
 
@@ -45,7 +52,8 @@ KIND = ToyKind()
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
-    monkeypatch.setitem(KINDS, "toy", __name__)
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})            # registrations end with the test
+    register_kind(KIND)
     RAN.clear()
     path = tmp_path / "toy.toml"
     path.write_text(f'kind = "toy"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\nvalue = 1.5\n')
@@ -98,6 +106,43 @@ def test_bad_runs_are_one_line_errors_before_anything_runs(toy, capsys, extra, m
     assert message in err and err.count("\n") == 1 and RAN == []
 
 
+def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch):
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    with pytest.raises(ConfigError, match="'continual' is one of spikecl's own kinds"):
+        register_kind(type("Mine", (ToyKind,), {"name": "continual"})())
+    with pytest.raises(ConfigError, match="expected a Kind with a name and a config dataclass"):
+        register_kind(object())
+    with pytest.raises(ConfigError, match=r"kind: 'toy' is not an experiment kind; choose from \['ca3', "):
+        experiment_kind.kind("toy")
+
+
+def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path, monkeypatch, capsys):
+    """examples/custom_kind.py: a kind defined outside spikecl gets results files, refusal to overwrite, --resume
+    and the report; its integrate-and-fire neurons (beta = 1) fire at the input current's rate, leaky ones only above
+    the current that balances their leak, 1 - beta."""
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    path = Path(__file__).resolve().parents[1] / "examples" / "custom_kind.py"
+    spec = importlib.util.spec_from_file_location("custom_kind", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "custom_kind", module)
+    spec.loader.exec_module(module)                                       # registers 'rate_curve'
+    exp = tmp_path / "rates.toml"
+    exp.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\nbetas = [0.9, 1.0]\n'
+                   'currents = [0.05, 0.2, 0.5]\nnoise = 0.0\nsteps = 400\n')
+    assert experiment_kind.run_file(exp, progress=False, plots=True) == 0
+    rates = read_run(tmp_path / "rates" / "rate_curve-seed1.h5", "rate_curve").arrays["rates"]
+    np.testing.assert_allclose(rates[1], [0.05, 0.2, 0.5], atol=1 / 400)         # beta = 1: rate = current
+    assert rates[0, 0] == 0 and 0 < rates[0, 1] < 0.2 and 0 < rates[0, 2] < 0.5  # beta = 0.9: silent below 0.1
+    assert (tmp_path / "rates" / "rate_curve.png").stat().st_size > 5000
+    with pytest.raises(ExistsError, match="rate_curve-seed0.h5 exists"):
+        experiment_kind.run_file(exp, progress=False)
+    assert experiment_kind.run_file(exp, ["steps=400"], resume=True, progress=False, plots=False) == 0
+    assert "rate_curve-seed0.h5: complete, kept" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="unknown key 'stepz'"):
+        experiment_kind.run_file(exp, ["stepz=3"], progress=False)
+    assert [len(runs) for runs in collect([tmp_path / "rates"]).values()] == [2]
+
+
 def test_sweeps_are_results_not_experiments(tmp_path, capsys):
     path = tmp_path / "s.toml"
     path.write_text('kind = "sweep"\n')
@@ -111,7 +156,7 @@ def test_no_library_module_imports_the_command_line():
     root = Path(__file__).resolve().parents[1]
     offenders = []
     for path in [*(root / "spikecl").rglob("*.py"), *(root / "hardware").rglob("*.py")]:
-        if path.name == "cli.py" or "commands" in path.relative_to(root).parts:
+        if path.name in ("cli.py", "__main__.py") or "commands" in path.relative_to(root).parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (

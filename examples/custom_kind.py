@@ -1,0 +1,113 @@
+"""Define a new experiment kind in your own code and run it through spikecl's driver.
+
+The kind here measures the rate curve of spikecl's LIF neuron (``mem[t] = beta * mem[t-1] + I[t]``, a spike and a
+subtractive reset when ``mem > threshold``): its firing rate (spikes per step) against the mean input current, for
+a few leaks, with Gaussian noise on the current (one results file per seed). The kind declares only its config, its
+jobs, its summary and its plot; the driver gives it what every spikecl kind has: ``--set``-style overrides and
+validation with one-line errors, refusal to overwrite results, ``--resume``, atomic HDF5 results files, progress,
+and ``spikecl.report``.
+
+    python examples/custom_kind.py            (a few seconds)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.config import RunHeader, option
+from spikecl.errors import ExistsError
+from spikecl.experiment_kind import Job, Kind, register_kind, run_file
+from spikecl.figures import colors, figure, save
+from spikecl.io import write_run
+from spikecl.report import report_paths
+
+
+@dataclasses.dataclass
+class RateCurveConfig(RunHeader):
+    """The ``rate_curve`` experiment: LIF firing rate against mean input current."""
+
+    kind: str = option("rate_curve", choices=("rate_curve",), doc="experiment kind")
+    currents: list[float] = option([0.0, 0.05, 0.1, 0.2, 0.4, 0.8], low=0.0,
+                                   doc="mean input current per step, in units of the threshold")
+    noise: float = option(0.1, low=0.0, doc="standard deviation of the current per step (threshold units)")
+    betas: list[float] = option([0.8, 0.95, 1.0], low=0.0, high=1.0, doc="membrane decay per step")
+    steps: int = option(2000, low=1, doc="time steps simulated")
+    neurons: int = option(100, low=1, doc="neurons per (current, beta), each with its own noise")
+
+
+def rate_curve(cfg: RateCurveConfig, seed: int) -> np.ndarray:
+    """Firing rates [betas, currents] (spikes per step, mean over neurons) of LIF neurons with threshold 1."""
+    rng = np.random.default_rng(seed)
+    beta = np.asarray(cfg.betas)[:, None, None]                               # [betas, 1, 1]
+    mean = np.asarray(cfg.currents)[None, :, None]                            # [1, currents, 1]
+    mem = np.zeros((len(cfg.betas), len(cfg.currents), cfg.neurons))
+    spikes = np.zeros_like(mem)
+    for _ in range(cfg.steps):
+        mem = beta * mem + mean + cfg.noise * rng.standard_normal(mem.shape[1:])
+        fired = mem > 1.0
+        mem -= fired                                                            # subtractive reset
+        spikes += fired
+    return (spikes / cfg.steps).mean(axis=2)
+
+
+class RateCurveKind(Kind):
+    name = "rate_curve"
+    config = RateCurveConfig
+
+    def plan(self, cfg: RateCurveConfig) -> list[Job]:
+        def job(seed: int) -> Job:
+            path = Path(cfg.output_dir) / cfg.name / f"rate_curve-seed{seed}.h5"
+            recorded = {**dataclasses.asdict(cfg), "seed": seed}
+
+            def run(options) -> str:
+                rates = rate_curve(cfg, seed)
+                metrics = {f"rate_beta{b:g}_max_current": float(r[-1]) for b, r in zip(cfg.betas, rates)}
+                write_run(path, self.name, recorded, metrics, {"currents": np.asarray(cfg.currents), "rates": rates},
+                          attrs={"seed": seed}, overwrite=options.overwrite)
+                return f"seed {seed}: rates up to {rates.max():.3f} spikes per step"
+
+            return Job(path, run, recorded)
+
+        return [job(seed) for seed in cfg.seeds]
+
+    def summarize(self, runs, detail: bool = True) -> str:
+        rates = np.stack([run.arrays["rates"] for run in runs])                 # [seeds, betas, currents]
+        currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
+        lines = [f"LIF rate (spikes per step), mean ± std over {len(runs)} seed(s)",
+                 "current  " + "  ".join(f"beta={b:<11g}" for b in betas)]
+        for i, current in enumerate(currents):
+            lines.append(f"{current:7.2f}  " + "  ".join(f"{rates[:, j, i].mean():.3f} ± {rates[:, j, i].std():.3f}"
+                                                       for j in range(len(betas))))
+        return "\n".join(lines)
+
+    def plot(self, runs, out_dir: Path) -> list[Path]:
+        rates = np.stack([run.arrays["rates"] for run in runs]).mean(axis=0)
+        currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
+        fig = figure(figsize=(5, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+        for rate, beta, color in zip(rates, betas, colors(len(betas))):
+            ax.plot(currents, rate, "o-", color=color, label=f"beta = {beta:g}")
+        ax.set(xlabel="mean input current (threshold units)", ylabel="spikes per step", title="LIF rate curve")
+        ax.legend()
+        return [save(fig, Path(out_dir) / "rate_curve.png")]
+
+
+register_kind(RateCurveKind())
+
+if __name__ == "__main__":
+    folder = Path(tempfile.mkdtemp(prefix="spikecl-rate-curve-"))
+    experiment = folder / "rate_curve.toml"
+    experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n')
+    run_file(experiment, ["steps=1000"], progress=False)
+    try:
+        run_file(experiment, ["steps=1000"], progress=False)
+    except ExistsError as exc:
+        print(f"\nrun again: {exc}")
+    print("\nrun again with --resume (both results files are kept):")
+    run_file(experiment, ["steps=1000"], resume=True, progress=False, plots=False)
+    print("\nspikecl.report on the folder:")
+    report_paths([folder / "rate_curve"], plots=False)
