@@ -36,7 +36,8 @@ def test_strategy_overhead_prints_time_and_arithmetic_ratios():
     """At a toy size: every method gets its time and matrix-product FLOPs beside fine-tune's; fine-tune's ratios
     are 1 and HLOP's Hebbian learning and projection add arithmetic (a FLOP ratio above 1)."""
     out = run("strategy_overhead.py", "--hidden", "32", "--steps", "2", "--repeats", "1",
-              "--methods", "finetune,hlop", "--engines", "fused")
+              "--methods", "finetune,hlop", "--engines", "fused", "--hlop", "neurons=[[4, 8, 5], [3]]")
+    assert "HLOP schedule [[4, 8, 5], [3]];" in out                      # the schedule timed, as given
     ratios = dict(re.findall(r"^\s+(\w[\w-]*)\s+CPU .* matmul FLOPs\s+([\d.]+)x", out, flags=re.M))
     assert set(ratios) == {"finetune", "hlop"}, out
     assert float(ratios["finetune"]) == 1.0
