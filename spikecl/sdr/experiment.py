@@ -106,9 +106,9 @@ def check_capacity_points(ev: EvalConfig, n_train: int) -> None:
                           "training items are stored (eval.train_items or the data set's size)")
 
 
-def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
-    """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
-    ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
+def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int):
+    """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes)``, images flattened to bool
+    [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``)."""
     from spikecl.data.datasets import load_dataset, training_and_evaluation
     from spikecl.data.streams import data_split_seed
 
@@ -116,45 +116,60 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     split_seed = data_split_seed(d, seed)
     data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
-    flat = lambda a, n: a.reshape(len(a), -1)[: n or None]        # noqa: E731
-    coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
         raise DataError(f"{cfg.data.dataset} images have {x_train[0].size} pixels but coder.image_shape "
                         f"{coder_cfg.image_shape} has {int(np.prod(coder_cfg.image_shape))}")
-    x_train = flat(x_train, cfg.eval.train_items) > coder_cfg.threshold
-    x_test = flat(x_test, cfg.eval.test_items) > coder_cfg.threshold
-    y_train, y_test = y_train[: len(x_train)], y_test[: len(x_test)]
-    ev = cfg.eval
-    check_capacity_points(ev, len(x_train))
+    binary = lambda a, n: a.reshape(len(a), -1)[: n or None] > coder_cfg.threshold      # noqa: E731
+    x_train, x_test = binary(x_train, cfg.eval.train_items), binary(x_test, cfg.eval.test_items)
+    return x_train, y_train[: len(x_train)], x_test, y_test[: len(x_test)], data.n_classes
 
-    sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
-    pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
-    metrics: dict[str, float] = {}
-    for name, coded in (("sparsey", sparsey), ("pooler", pooler)):
-        for key, value in classify(coded, y_train, y_test, ev.knn_k, data.n_classes).items():
-            metrics[f"{name}_{key}"] = value
-        metrics[f"{name}_learn_seconds"] = coded.learn_seconds
-        metrics[f"{name}_learn_ms_per_item"] = 1000 * coded.learn_seconds / len(x_train)
-        metrics[f"{name}_code_bits"] = float(coded.train.shape[1])
-        metrics[f"{name}_active_bits"] = float(coded.test.sum(axis=1).mean())
-        for key, value in code_statistics(coded.test).items():
-            metrics[f"{name}_code_{key}"] = value
-        if coded.familiarity is not None:
-            metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
-    for k in (1, ev.knn_k):
-        predicted = knn_predict(x_train, y_train, x_test, k, data.n_classes)
-        metrics[f"pixels_acc_knn{k}"] = float((predicted == y_test).mean())
 
+def coder_metrics(name: str, coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int,
+                  n_classes: int) -> dict[str, float]:
+    """``<name>_…`` metrics of one coder: readout accuracies, learning time (s, ms per item), code size and
+    statistics, mean familiarity (Sparsey)."""
+    metrics = {f"{name}_{key}": value for key, value in classify(coded, y_train, y_test, k, n_classes).items()}
+    metrics[f"{name}_learn_seconds"] = coded.learn_seconds
+    metrics[f"{name}_learn_ms_per_item"] = 1000 * coded.learn_seconds / len(y_train)
+    metrics[f"{name}_code_bits"] = float(coded.train.shape[1])
+    metrics[f"{name}_active_bits"] = float(coded.test.sum(axis=1).mean())
+    metrics.update({f"{name}_code_{key}": value for key, value in code_statistics(coded.test).items()})
+    if coded.familiarity is not None:
+        metrics[f"{name}_mean_familiarity"] = float(coded.familiarity.mean())
+    return metrics
+
+
+def flyhash_control(cfg: SparseyExperimentConfig, sparsey: Coded, x_train: np.ndarray, x_test: np.ndarray,
+                    seed: int) -> Coded:
+    """A fixed fly-hash code with Sparsey's code size and mean number of active bits (no learning)."""
     n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
     fly = FlyHash(FlyHashConfig(**{**asdict(cfg.flyhash), "n_outputs": n_bits, "sparsity": active / n_bits,
                                    "seed": seed}), x_train.shape[1])
     fly_train = fly.encode(x_train)
-    fly_coded = Coded(fly_train, fly_train, fly.encode(x_test), 0.0, fly)
+    return Coded(fly_train, fly_train, fly.encode(x_test), 0.0, fly)
+
+
+def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
+    """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
+    ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
+    ev = cfg.eval
+    coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
+    x_train, y_train, x_test, y_test, n_classes = seed_items(cfg, coder_cfg, seed)
+    check_capacity_points(ev, len(x_train))
+
+    sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
+    pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
+    metrics = {**coder_metrics("sparsey", sparsey, y_train, y_test, ev.knn_k, n_classes),
+               **coder_metrics("pooler", pooler, y_train, y_test, ev.knn_k, n_classes)}
+    for k in (1, ev.knn_k):
+        predicted = knn_predict(x_train, y_train, x_test, k, n_classes)
+        metrics[f"pixels_acc_knn{k}"] = float((predicted == y_test).mean())
+    fly_coded = flyhash_control(cfg, sparsey, x_train, x_test, seed)
     for key in ("acc_knn1", f"acc_knn{ev.knn_k}"):
-        metrics[f"flyhash_{key}"] = classify(fly_coded, y_train, y_test, ev.knn_k, data.n_classes)[key]
+        metrics[f"flyhash_{key}"] = classify(fly_coded, y_train, y_test, ev.knn_k, n_classes)[key]
     pairs_x = x_test[: ev.pair_items]
-    sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly.encode(pairs_x),
+    sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly_coded.model.encode(pairs_x),
                                "pooler": pooler.test[: ev.pair_items],
                                "mac-activity": mac_activity_code(sparsey.model, sparsey.test[: ev.pair_items])},
                      ev.n_pairs, seed)
@@ -177,8 +192,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     if ev.sequences:
         metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
-            "cues": cues,
-            "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
+            "cues": cues, "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
             "cue_items": min(ev.cue_items, len(x_train))}
 
 
