@@ -32,7 +32,11 @@ def head(h: int) -> str:
 
 
 def part_of(key: str) -> str | None:
-    """The prefix in the table above that ``key`` falls under (e.g. ``'layers.0.synapse.'``), or None."""
+    """The prefix in the table above that ``key`` falls under, or None.
+
+    >>> part_of("layers.1.synapse.weight"), part_of("readout.heads.2.bias"), part_of("layers.1.syn.weight")
+    ('layers.1.synapse.', 'readout.heads.2.', None)
+    """
     for prefix in (*(hidden(_index(key, "layers.")) + part for part in (SYNAPSE, NORM, LIF)),
                    head(_index(key, "readout.heads.")), INTEGRATOR):
         if key.startswith(prefix) and len(key) > len(prefix):

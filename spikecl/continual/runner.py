@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikecl.config import ExperimentConfig, first_difference, method_config
 from spikecl import progress
+from spikecl.config import ExperimentConfig, first_difference, method_config
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support
