@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
@@ -106,6 +106,11 @@ def register_kind(k: Kind) -> Kind:
         raise ConfigError(f"register_kind: expected a Kind with a name and a config dataclass, got {k!r}")
     if k.name in KINDS:
         raise ConfigError(f"register_kind: {k.name!r} is one of spikecl's own kinds ({', '.join(KINDS)})")
+    declared = {f.name: f for f in fields(k.config)}.get("kind")
+    allowed = (declared.metadata.get("choices") or (k.name,)) if declared is not None else ()
+    if declared is None or declared.default != k.name or k.name not in allowed:
+        raise ConfigError(f"register_kind: {k.config.__name__} must declare its kind: kind: str = "
+                          f"option({k.name!r}, choices=({k.name!r},))")
     _REGISTERED[k.name] = k
     return k
 

@@ -112,6 +112,9 @@ def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch)
         register_kind(type("Mine", (ToyKind,), {"name": "continual"})())
     with pytest.raises(ConfigError, match="expected a Kind with a name and a config dataclass"):
         register_kind(object())
+    with pytest.raises(ConfigError, match=r"RunHeader must declare its kind: kind: str = option\('mine', "
+                                          r"choices=\('mine',\)\)"):
+        register_kind(type("Mine", (ToyKind,), {"name": "mine", "config": RunHeader})())
     with pytest.raises(ConfigError, match=r"kind: 'toy' is not an experiment kind; choose from \['ca3', "):
         experiment_kind.kind("toy")
 
