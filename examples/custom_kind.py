@@ -8,6 +8,10 @@ validation with one-line errors, refusal to overwrite results, ``--resume``, ato
 and ``spikecl.report``.
 
     python examples/custom_kind.py            (a few seconds)
+
+The file is also a plugin: with an experiment file ``rates.toml`` holding ``kind = "rate_curve"``,
+``spikecl run rates.toml --plugin examples/custom_kind.py`` and ``spikecl report results/rates --plugin
+examples/custom_kind.py`` treat the kind like spikecl's own.
 """
 
 from __future__ import annotations

@@ -17,11 +17,16 @@ def add_command(sub) -> None:
     report.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true",
                         help="continual runs: print only the comparison table")
+    report.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="a Python file or module of your own that registers the experiment kinds of the "
+                             "results (repeatable; see spikecl.plugins)")
     report.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from spikecl.plugins import load_plugins
     from spikecl.report import report_paths
 
+    load_plugins(args.plugin)
     report_paths(args.paths, args.plots, plots=not args.no_plots, detail=not args.no_matrices)
     return 0

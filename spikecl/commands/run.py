@@ -42,6 +42,9 @@ def add_command(sub) -> None:
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
     run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
+    run.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                     help="a Python file or module of your own to import first, registering its methods or "
+                          "experiment kinds (repeatable; see spikecl.plugins)")
     run.set_defaults(handler=cmd_run)
 
 
@@ -63,7 +66,9 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from spikecl.experiment_kind import load, preflight, run_file
+    from spikecl.plugins import load_plugins, run_file_with_plugins
 
+    load_plugins(args.plugin)
     overrides = overrides_of(args)
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
@@ -75,4 +80,4 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
     from spikecl.continual.distributed import launch
 
-    return launch(args.nproc, run_file, args.experiment, overrides, **options)
+    return launch(args.nproc, run_file_with_plugins, args.plugin, args.experiment, overrides, **options)

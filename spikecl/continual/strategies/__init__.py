@@ -23,11 +23,15 @@ REGISTRY: dict[str, str | type] = {
 }
 
 
+#: how a method of one's own becomes known, said in the unknown-method errors
+OWN_METHODS = "a method of your own: register() it, from the command line in a file passed with --plugin"
+
+
 def strategy_class(name: str) -> type:
     """The class registered as ``name``; an unknown name is a ConfigError listing the known ones."""
     if name not in REGISTRY:
         raise ConfigError(f"strategy.methods: unknown method {name!r}; known: {', '.join(sorted(REGISTRY))} "
-                          "(combine with '+', e.g. 'ewc+replay')")
+                          f"(combine with '+', e.g. 'ewc+replay'; {OWN_METHODS})")
     entry = REGISTRY[name]
     if isinstance(entry, type):
         return entry
@@ -55,7 +59,8 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
     """
     for name in options:
         if name not in REGISTRY:
-            raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))}")
+            raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))} "
+                              f"({OWN_METHODS})")
     return {name: from_dict(strategy_class(name).Options, options.get(name, {}), f"strategy.{name}.")
             for name in components(method)}
 

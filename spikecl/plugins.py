@@ -1,0 +1,70 @@
+"""Your own code before a command runs: a plugin is a Python file or module that registers its own continual-learning
+methods (:func:`spikecl.continual.strategies.register`) or experiment kinds
+(:func:`spikecl.experiment_kind.register_kind`) when imported, so that ``spikecl run EXP.toml --plugin mine.py``
+runs them with everything spikecl's own have (``--resume``, results files, plots, ``--nproc``, the report).
+
+A plugin is named on the command line, never in an experiment file: reading an experiment runs no code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from spikecl.errors import ConfigError
+
+
+def load_plugin(spec: str) -> ModuleType:
+    """Import ``spec``: a Python file (``path/to/mine.py``, as module ``spikecl_plugin_mine``, so its ``if __name__ ==
+    "__main__"`` block does not run) or an importable module (``mypackage.methods``). A missing one, or one whose
+    import raises, is a one-line :class:`ConfigError`."""
+    path = Path(spec)
+    if path.suffix != ".py":
+        try:
+            found = importlib.util.find_spec(spec)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise ConfigError(f"--plugin {spec}: no such module (a .py file or an importable module name)")
+        return _imported(spec, lambda: importlib.import_module(spec))
+    if not path.is_file():
+        raise ConfigError(f"--plugin {spec}: no such file")
+    name = f"spikecl_plugin_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module                           # dataclasses look a class's module up by name
+    try:
+        _imported(spec, lambda: module_spec.loader.exec_module(module))
+    except ConfigError:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _imported(spec: str, run):
+    """``run()``, with any exception the plugin's code raises as a one-line :class:`ConfigError`."""
+    try:
+        return run()
+    except ConfigError as exc:
+        raise ConfigError(f"--plugin {spec}: {exc}") from None
+    except Exception as exc:                       # the plugin's own code: name its error in one line
+        line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: {line}") from None
+
+
+def load_plugins(specs) -> None:
+    """Import every plugin of ``specs`` in order (:func:`load_plugin`)."""
+    for spec in specs:
+        load_plugin(spec)
+
+
+def run_file_with_plugins(plugins: list[str], *args, **kwargs) -> int:
+    """:func:`spikecl.experiment_kind.run_file` after loading ``plugins``: what each process of an ``--nproc`` run
+    calls, since a spawned process starts without the parent's imports."""
+    from spikecl.experiment_kind import run_file
+
+    load_plugins(plugins)
+    return run_file(*args, **kwargs)

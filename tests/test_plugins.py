@@ -1,0 +1,83 @@
+"""``--plugin``: a user's own methods and experiment kinds run from the command line like spikecl's own, in one
+process and in ``--nproc`` processes; a bad plugin is a one-line error."""
+
+from pathlib import Path
+
+import pytest
+
+from spikecl import experiment_kind
+from spikecl.cli import main
+from spikecl.continual import strategies
+from spikecl.io import read_results, read_run
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = ('name = "mine"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
+        '[network]\nhidden = [16]\nnum_steps = 2\n[train]\nepochs = 1\neval_every = 0\n'
+        '[strategy]\nmethods = ["l2"]\n[strategy.l2]\nstrength = 0.5\n')
+
+
+@pytest.fixture(autouse=True)
+def registries(monkeypatch):
+    """Registrations made by a test's plugins end with the test."""
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+
+
+def run(*args):
+    return main([*map(str, args), "--no-progress"])
+
+
+def test_a_method_of_your_own_runs_from_the_command_line(tmp_path, capsys):
+    exp = tmp_path / "mine.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY)
+    assert run("run", exp) == 2
+    err = capsys.readouterr().err
+    assert "strategy.l2: options for an unknown method" in err and "passed with --plugin" in err
+    assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--no-plots") == 0
+    result = read_results(tmp_path / "mine" / "l2-seed0.h5")
+    assert result.acc_matrix.shape == (3, 2) and result.config["strategy"]["options"]["l2"]["strength"] == 0.5
+    assert "ACC" in capsys.readouterr().out
+
+
+def test_a_kind_of_your_own_runs_and_reports_from_the_command_line(tmp_path, capsys):
+    exp = tmp_path / "rates.toml"
+    exp.write_text(f'kind = "rate_curve"\noutput_dir = "{tmp_path}"\nsteps = 200\ncurrents = [0.1, 0.5]\n')
+    plugin = EXAMPLES / "custom_kind.py"
+    assert run("run", exp) == 2
+    assert "kind: 'rate_curve' is not an experiment kind" in capsys.readouterr().err
+    assert run("run", exp, "--plugin", plugin) == 0
+    assert read_run(tmp_path / "rates" / "rate_curve-seed0.h5", "rate_curve").arrays["rates"].shape == (3, 2)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "rates"), "--no-plots", "--plugin", str(plugin)]) == 0
+    assert "LIF rate (spikes per step)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
+    exp = tmp_path / "mine.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY)
+    assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--nproc", "2", "--no-plots") == 0
+    assert read_results(tmp_path / "mine" / "l2-seed0.h5").acc_matrix.shape == (3, 2)
+
+
+@pytest.mark.parametrize("source, message", [
+    (None, "--plugin {path}: no such file"),
+    ("raise RuntimeError('broken\\nsecond line')\n", "--plugin {path} failed on import: RuntimeError: broken"),
+    ("from spikecl.continual.strategies import register\nregister('a+b', object)\n",
+     "--plugin {path}: strategy name 'a+b' may not contain '+'"),
+])
+def test_a_bad_plugin_is_one_line_before_anything_runs(tmp_path, capsys, source, message):
+    path = tmp_path / "mine.py"
+    if source is not None:
+        path.write_text(source)
+    exp = tmp_path / "exp.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY)
+    assert run("run", exp, "--plugin", path) == 2
+    err = capsys.readouterr().err
+    assert message.format(path=path) in err and err.count("\n") == 1
+    assert not (tmp_path / "mine").exists()
+
+
+def test_a_plugin_module_name_must_be_importable(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--plugin", "no_such_package.methods"]) == 2
+    assert "--plugin no_such_package.methods: no such module" in capsys.readouterr().err
