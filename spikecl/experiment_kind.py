@@ -126,7 +126,8 @@ def kind(name: str) -> Kind:
         return _REGISTERED[name]
     if not isinstance(name, str) or name not in KINDS:
         runnable = sorted(k for k in kind_names() if k != "sweep")
-        raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable}")
+        raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable} (a kind of your own: "
+                          "pass the file that registers it with --plugin)")
     return importlib.import_module(KINDS[name]).KIND
 
 

@@ -47,7 +47,7 @@ def _read(path: Path) -> Run:
     run = read_run(path)
     if run.kind not in kind_names():
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "
-                           "or register the kind: spikecl.experiment_kind.register_kind)")
+                           "or pass the file that registers the kind with --plugin)")
     return run
 
 

@@ -44,7 +44,8 @@ def test_a_kind_of_your_own_runs_and_reports_from_the_command_line(tmp_path, cap
     exp.write_text(f'kind = "rate_curve"\noutput_dir = "{tmp_path}"\nsteps = 200\ncurrents = [0.1, 0.5]\n')
     plugin = EXAMPLES / "custom_kind.py"
     assert run("run", exp) == 2
-    assert "kind: 'rate_curve' is not an experiment kind" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "kind: 'rate_curve' is not an experiment kind" in err and "registers it with --plugin" in err
     assert run("run", exp, "--plugin", plugin) == 0
     assert read_run(tmp_path / "rates" / "rate_curve-seed0.h5", "rate_curve").arrays["rates"].shape == (3, 2)
     capsys.readouterr()
