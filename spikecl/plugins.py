@@ -1,7 +1,8 @@
 """Your own code before a command runs: a plugin is a Python file or module that registers its own continual-learning
 methods (:func:`spikecl.continual.strategies.register`) or experiment kinds
 (:func:`spikecl.experiment_kind.register_kind`) when imported, so that ``spikecl run EXP.toml --plugin mine.py``
-runs them with everything spikecl's own have (``--resume``, results files, plots, ``--nproc``, the report).
+runs them with everything spikecl's own have (``--resume``, results files, plots, ``--nproc``, the report);
+``spikecl sweep SWEEP.toml --plugin mine.py`` sweeps the methods it registers (every Ray worker imports it too).
 
 A plugin is named on the command line, never in an experiment file: reading an experiment runs no code.
 """
@@ -55,10 +56,12 @@ def _imported(spec: str, run):
         raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: {line}") from None
 
 
-def load_plugins(specs) -> None:
-    """Import every plugin of ``specs`` in order (:func:`load_plugin`)."""
+def load_plugins(specs) -> list[str]:
+    """Import every plugin of ``specs`` in order (:func:`load_plugin`). Returns the specs as another process
+    should name them: files by their absolute path (a Ray worker may start in another folder)."""
     for spec in specs:
         load_plugin(spec)
+    return [str(Path(spec).resolve()) if Path(spec).suffix == ".py" else spec for spec in specs]
 
 
 def run_file_with_plugins(plugins: list[str], *args, **kwargs) -> int:

@@ -135,6 +135,43 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert np.all(np.isfinite(result.acc_matrix))
 
 
+# a method of the user's own (examples/custom_strategy.py registers "l2"), swept over its option
+OWN = """base = "base.toml"
+name = "mine"
+output_dir = "{out}"
+methods = ["finetune", "l2"]
+seeds = [0]
+num_cpus = 2
+[grid]
+"strategy.l2.strength" = [0.0, 5.0]
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_the_methods_a_plugin_registers_in_every_worker(sweep_files, tmp_path, local_ray, capsys,
+                                                                    monkeypatch):
+    from pathlib import Path
+
+    from spikecl.continual import strategies
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))      # the plugin's l2 ends with the test
+    monkeypatch.chdir(tmp_path)                                                  # a relative plugin path
+    plugin = Path(__file__).resolve().parents[1] / "examples" / "custom_strategy.py"
+    (tmp_path / "custom_strategy.py").write_text(plugin.read_text())
+    path = sweep_files(BASE, OWN)
+    assert main(["sweep", str(path), "--no-progress"]) == 2                    # l2 is unknown without it
+    assert "--plugin" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--plugin", "custom_strategy.py"]) == 0
+    assert "sweep mine: 3/3 runs complete" in capsys.readouterr().out          # finetune runs once
+    point = tmp_path / "results" / "mine"
+    runs = {s: read_results(point / f"l2.strength={s}" / "l2-seed0.h5") for s in (0.0, 5.0)}
+    assert {s: r.config["strategy"]["options"]["l2"]["strength"] for s, r in runs.items()} == {0.0: 0.0, 5.0: 5.0}
+    # the workers ran the plugin's penalty: none at strength 0 (fine-tuning exactly), an anchor at strength 5
+    finetune = read_results(point / "base" / "finetune-seed0.h5")
+    assert np.array_equal(runs[0.0].acc_matrix, finetune.acc_matrix)
+    assert not np.array_equal(runs[5.0].acc_matrix, finetune.acc_matrix)
+
+
 def test_shipped_sweep_validates():
     from pathlib import Path
 

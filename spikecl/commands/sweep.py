@@ -43,6 +43,9 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from spikecl.plugins import load_plugins
+
+    plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
     sweep = load_sweep(args.sweep, args.overrides)
     if args.dry_run:
         for run in sweep.runs:
@@ -52,13 +55,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{sweep_dir(sweep) / 'final'}")
         return 0
     try:
-        done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress)
+        done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
+                                         plugins=plugins)
         if sweep.runs:
             report_sweep(sweep, done, failures, plots=not args.no_plots)
         if not sweep.config.select:
             return 0 if len(done) == len(sweep.runs) else 1
         final = final_runs(sweep, write_selection(sweep, done, failures))
-        done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress)
+        done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress,
+                                         plugins=plugins)
     except KeyboardInterrupt:
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
@@ -93,6 +98,9 @@ def add_command(subparsers) -> None:
                    help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
     p.add_argument("--address", help="Ray cluster to use (e.g. auto or ray://head:10001); default: start a local one")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: the sweep's num_cpus)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                   help="import this Python file or module first, in this process and in every Ray worker, to sweep "
+                        "the methods it registers (repeatable; see spikecl.plugins)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are complete; run nothing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the comparison plot")

@@ -5,15 +5,15 @@ CPUs, and a run that fails is submitted again up to ``max_retries`` times (a ret
 checkpoint). The driver shows a progress bar over runs and reports every failure.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
-names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed and the results
-folder on a shared file system.
+names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed, the results
+folder on a shared file system, and any plugin file at the same path.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import spikecl
 from spikecl.continual.sweep import Sweep, SweepRun
@@ -26,14 +26,17 @@ class InjectedFailure(RuntimeError):
     """Raised by a run on purpose (sweep option ``fail_attempts``) to exercise retries."""
 
 
-def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int) -> RunResult:
-    """Body of one Ray task: train one (method, seed) experiment ``raw`` to its results file (resuming from its
-    checkpoint if an earlier attempt left one) and return its results."""
+def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = ()) -> RunResult:
+    """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
+    one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
+    left one) and return its results."""
     import torch
 
     from spikecl.continual.experiment import KIND
     from spikecl.experiment_kind import run_plan
+    from spikecl.plugins import load_plugins
 
+    load_plugins(plugins)
     if attempt < fail_attempts:
         raise InjectedFailure(f"injected failure on attempt {attempt + 1} (sweep option fail_attempts)")
     torch.set_num_threads(threads)
@@ -70,8 +73,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
-    """Run the missing runs of ``sweep`` on Ray. Returns ``({run id: results}, {run id: error of each failed
+                  log: Callable[[str], None] = print,
+                  plugins: Sequence[str] = ()) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
+    """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
+    :func:`spikecl.plugins.load_plugins` returns them). Returns ``({run id: results}, {run id: error of each failed
     attempt})``; a run absent from the first dict failed ``max_retries + 1`` times."""
     cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
@@ -85,7 +90,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     threads = max(1, int(cfg.cpus_per_run))
 
     def submit(run: SweepRun, attempt: int):
-        return remote.remote(run.raw, attempt, int(cfg.fail_attempts.get(run.id, 0)), threads)
+        return remote.remote(run.raw, attempt, int(cfg.fail_attempts.get(run.id, 0)), threads, tuple(plugins))
 
     pending = {submit(run, 0): (run, 0) for run in todo}
     bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
