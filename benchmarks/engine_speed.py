@@ -8,7 +8,11 @@ One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, th
 same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
 median CPU time (process time) and wall time per step, each time's ratio to the fused engine, and the tensor
 operators dispatched per step (torch.profiler): on a GPU each is at least one kernel launch, so this counts what
-launch overhead a step would pay there. ``--device cuda`` runs the contenders on a GPU (the clocks are read after
+launch overhead a step would pay there, and the step's peak memory: the most bytes of tensors allocated during the
+step and live at once (on the CPU from the profiler's allocation events, in time order; frees of memory allocated
+before the step, such as the last step's gradients, are not seen, so each figure may exceed the true peak by at most
+the parameters' size; on a GPU torch's exact ``max_memory_allocated``), with its ratio to the plain loop's.
+``--device cuda`` runs the contenders on a GPU (the clocks are read after
 the device has finished; CPU time is then the host's share, wall time the step's), and adds the triton engine
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
 where the triton package is installed. ``fused, bfloat16`` is the fused engine with ``train.precision = "bfloat16"``
@@ -115,10 +119,38 @@ def operators_per_step(step, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
+def peak_memory(step, x, y) -> int:
+    """Peak bytes of tensors allocated and live at once during one call of ``step``, above what was live before it
+    (frees of older tensors unseen on the CPU: see the module's docstring)."""
+    if x.device.type == "cuda":
+        finish(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        before = torch.cuda.memory_allocated(x.device)
+        step(x, y)
+        finish(x.device)
+        return torch.cuda.max_memory_allocated(x.device) - before
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step(x, y)
+    sizes, nodes = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.children)
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            sizes.append((node.start_time_ns, node.extra_fields.alloc_size))      # a free has a negative size
+    live = peak = 0
+    for _, size in sorted(sizes):
+        live += size
+        peak = max(peak, live)
+    return peak
+
+
 def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.device,
-            network: str = "mlp") -> dict[str, tuple[float, float, int]]:
-    """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, and the
-    operators it dispatches per step."""
+            network: str = "mlp") -> dict[str, tuple[float, float, int, int]]:
+    """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, the
+    operators it dispatches per step and its peak memory in bytes."""
     torch.manual_seed(0)
     x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
     contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
@@ -136,7 +168,8 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
         for name, step in contenders.items():
             samples[name].append(timed(step, x, y, counts[name]))
     return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
-                   operators_per_step(contenders[name], x, y)) for name, s in samples.items()}
+                   operators_per_step(contenders[name], x, y), peak_memory(contenders[name], x, y))
+            for name, s in samples.items()}
 
 
 def main() -> None:
@@ -158,16 +191,19 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     shape = "MLP 784-256-256-10" if args.network == "mlp" else f"CNN 3x32x32-{'-'.join(map(str, CHANNELS))}-10"
     print(f"BPTT step, {shape}, direct input, on {where}, 1 host thread, median of {args.rounds} interleaved rounds; "
-          f"ms per step (ratio to the fused engine); allocator: {allocator}")
+          f"ms per step (ratio to the fused engine); peak memory of a step above what was live before it (ratio to "
+          f"the plain loop); allocator: {allocator}")
     default_steps, default_batches = DEFAULTS[args.network]
     for steps in args.steps or default_steps:
         for batch in args.batch or default_batches:
             result = compare(steps, batch, args.rounds, args.seconds, device, args.network)
-            cpu0, wall0, _ = result["fused engine"]
+            cpu0, wall0, _, _ = result["fused engine"]
+            plain_peak = result["plain snnTorch"][3]
             print(f"T={steps:<3} batch {batch}")
-            for name, (cpu, wall, ops) in result.items():
+            for name, (cpu, wall, ops, peak) in result.items():
                 print(f"  {name:<16} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
-                      f"({wall / wall0:4.2f}x)   {ops:6d} operators per step")
+                      f"({wall / wall0:4.2f}x)   {ops:6d} operators per step   peak memory {peak / 2 ** 20:8.2f} MiB "
+                      f"({peak / plain_peak:4.2f}x plain)")
 
 
 if __name__ == "__main__":

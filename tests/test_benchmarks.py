@@ -102,15 +102,38 @@ def test_gpu_check_unpacks_the_brought_wheels_first(tmp_path, damaged):
 
 @pytest.mark.parametrize("network", ["mlp", "cnn"])
 def test_engine_speed_times_three_contenders(network):
-    """One tiny round per network: a line per contender with its times, and the fused engine dispatches fewer
-    operators per step than the plain snnTorch loop."""
+    """One tiny round per network: a line per contender with its times and peak memory, and the fused engine
+    dispatches fewer operators per step than the plain snnTorch loop."""
     out = run("engine_speed.py", "--network", network, "--steps", "3", "--batch", "2", "--rounds", "1",
               "--seconds", "0.01")
-    ops = {name.strip(): int(count) for name, count in
-           re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch)\s+CPU .*?(\d+) operators per step$", out,
-                      flags=re.M)}
-    assert set(ops) == {"fused engine", "snnTorch engine", "plain snnTorch"}, out
-    assert ops["fused engine"] < ops["plain snnTorch"]
+    rows = {name: (int(count), float(mib), float(ratio)) for name, count, mib, ratio in
+            re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch)\s+CPU .*?(\d+) operators per step"
+                       r"\s+peak memory\s+([\d.]+) MiB \(([\d.]+)x plain\)$", out, flags=re.M)}
+    assert set(rows) == {"fused engine", "snnTorch engine", "plain snnTorch"}, out
+    assert rows["fused engine"][0] < rows["plain snnTorch"][0]
+    assert rows["plain snnTorch"][2] == 1.0 and all(mib > 0 for _, mib, _ in rows.values())
+
+
+def test_peak_memory_follows_allocations_and_frees_in_time_order():
+    """engine_speed's CPU peak memory: the most bytes live at once during the step, not the sum allocated."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from engine_speed import peak_memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import torch
+
+    mib = 1 << 20
+
+    def step(x, y):
+        first = torch.ones(mib, dtype=torch.uint8)
+        second = torch.ones(2 * mib, dtype=torch.uint8)                 # 3 MiB live
+        del first
+        third = torch.ones(mib, dtype=torch.uint8)                      # 3 MiB live again
+        del second, third
+        return torch.ones(mib // 2, dtype=torch.uint8)                  # 0.5 MiB, kept
+
+    assert peak_memory(step, torch.zeros(1), None) == 3 * mib                   # 4.5 MiB were allocated in all
 
 
 def test_allocator_effect_measures_both_policies_in_fresh_processes():

@@ -214,6 +214,50 @@ def test_lif_sequence_backward_reuses_its_buffers_once():
         torch.autograd.grad(spikes, current, upstream)
 
 
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_lif_sequence_may_keep_its_buffers_in_the_currents(reset):
+    """``overwrite_current``: the same spikes and gradients bit for bit, the currents' memory holding the surrogate's
+    denominators; a current that another autograd node saved is refused at backward, never silently wrong."""
+    torch.manual_seed(2)
+    source = (torch.randn(7, 5, 9) + 0.6).requires_grad_()
+    upstream = torch.randn(7, 5, 9)
+    results = []
+    for overwrite in (False, True):
+        current = source * 1.5                                  # a fresh tensor nothing else saved
+        before = current.detach().clone()
+        spikes = lif_sequence(current, torch.tensor(0.8), torch.tensor(1.0), 25.0, reset, overwrite_current=overwrite)
+        assert torch.equal(current.detach(), before) is not overwrite       # overwritten only when asked
+        (grad,) = torch.autograd.grad(spikes, source, upstream)
+        results.append((spikes, grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    saved = source.exp()                                        # exp's backward needs its output
+    spikes = lif_sequence(saved, torch.tensor(0.8), torch.tensor(1.0), 25.0, reset, overwrite_current=True)
+    with pytest.raises(RuntimeError, match="inplace"):
+        torch.autograd.grad(spikes, source, upstream)
+
+
+def test_a_layer_overwrites_only_currents_of_its_own(monkeypatch):
+    """A spiking layer's currents are written over in training (the step's peak is one [T, B, N] buffer less) except
+    where they are one step's currents repeated (direct input, no norm) or DSR's rate gradient still needs them."""
+    import spikecl.snn.layers as layers
+
+    seen = []
+    original = layers.lif_sequence
+
+    def spy(current, *args, overwrite_current=False, **kwargs):
+        seen.append((current.stride(0) == 0, overwrite_current))
+        return original(current, *args, overwrite_current=overwrite_current, **kwargs)
+
+    torch.manual_seed(3)
+    net = build_mlp(12, [10, 8], 4)
+    x = torch.rand(5, 12)
+    monkeypatch.setattr(layers, "lif_sequence", spy)
+    net(encode(x, 3, "direct", None))                          # layer 1 repeats one step's currents
+    net(encode(x, 3, "poisson", torch.Generator().manual_seed(0)))
+    net(encode(x, 3, "poisson", torch.Generator().manual_seed(0)), rate_gradient=True)
+    assert seen == [(True, False), (False, True), (False, True), (False, True), (False, False), (False, False)]
+
+
 @pytest.mark.parametrize("shape", [(24, 5, 8, 12), (3, 4, 2, 6, 10)])
 def test_spike_pooling_is_avg_pool2d_bit_for_bit(shape):
     """AvgPool2x2 on spike maps: torch's 2 x 2 average pooling exactly, forward and backward (any leading dims)."""

@@ -40,14 +40,16 @@ class _LIFSequence(torch.autograd.Function):
 
     The forward pass keeps the surrogate's denominator ``(slope |U - thr| + 1)^2`` (computed in place over the
     whole sequence) rather than ``U - thr``; the backward pass divides by it in place (so one backward per forward:
-    a second raises autograd's in-place error) and sweeps back through time. No [T, B, ...] temporaries."""
+    a second raises autograd's in-place error) and sweeps back through time. No [T, B, ...] temporaries; with
+    ``overwrite`` the denominators are written over the currents, each step's once it has been integrated, so the
+    pass allocates only its spikes."""
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
-                zero_reset: bool) -> torch.Tensor:
+                zero_reset: bool, overwrite: bool) -> torch.Tensor:
         shape = current.shape
         spikes = current.new_empty(shape)
-        denominator = current.new_empty(shape)      # (slope |U[t] - thr| + 1)^2, what the surrogate needs
+        denominator = current if overwrite else current.new_empty(shape)   # (slope |U[t] - thr| + 1)^2
         mem = current[0].clone()                    # U[0] = I[0], from rest
         for t in range(shape[0]):
             if t:
@@ -56,7 +58,7 @@ class _LIFSequence(torch.autograd.Function):
                 mem.mul_(beta).add_(current[t])
                 if not zero_reset:
                     mem.addcmul_(spikes[t - 1], threshold, value=-1)     # − S·thr, exact: S is 0 or 1
-            torch.sub(mem, threshold, out=denominator[t])
+            torch.sub(mem, threshold, out=denominator[t])              # current[t] is not read again
             torch.gt(denominator[t], 0, out=spikes[t])
         denominator.abs_().mul_(slope).add_(1.0).square_()
         ctx.save_for_backward(denominator, spikes if zero_reset else None, beta)
@@ -74,7 +76,7 @@ class _LIFSequence(torch.autograd.Function):
             if ctx.zero_reset:
                 carried.masked_fill_(spikes[t].bool(), 0.0)
             grad[t].add_(carried)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 class _LIFStep(torch.autograd.Function):
@@ -118,12 +120,15 @@ def integrator_step(current: torch.Tensor, mem: torch.Tensor | None, beta: torch
 
 
 def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
-                 reset: str, kernels: bool = False) -> torch.Tensor:
+                 reset: str, kernels: bool = False, overwrite_current: bool = False) -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of LIF neurons driven by ``current`` [T, B, ...] from rest.
 
     ``beta`` (clamped to [0, 1]) and ``threshold``: 0-d tensors (snnTorch's buffers); ``slope``: fast-sigmoid slope;
     ``reset``: "subtract" or "zero"; ``kernels``: run each pass as one Triton kernel
     (:mod:`spikecl.snn.lif_triton`, the same bits) instead of torch operations step by step.
+    ``overwrite_current``: the caller no longer needs ``current`` (a tensor of its own, not a view of a shared or
+    expanded one, that no other autograd node saved): the surrogate's denominators are kept in its memory, one
+    [T, B, ...] buffer less at the forward pass's peak (the torch operations' path; the kernels keep their own).
     """
     if reset not in ("subtract", "zero"):
         raise ValueError(f"the fused LIF engine has no reset {reset!r}")
@@ -131,7 +136,8 @@ def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Ten
         from spikecl.snn.lif_triton import triton_lif_sequence
 
         return triton_lif_sequence(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
-    return _LIFSequence.apply(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
+    return _LIFSequence.apply(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero",
+                              overwrite_current)
 
 
 def is_static(x_seq: torch.Tensor) -> bool:

@@ -169,7 +169,7 @@ class SpikingLayer(EngineLayer):
         self._keep_sequence(x_seq)
         current = self._current(x_seq)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not rate_gradient):
-            spikes = self._fire(current)
+            spikes = self._fire(current, overwrite=not rate_gradient)
         if rate_gradient:
             spikes = rate_coded(spikes, current, self.lif.threshold)
         return _over_time(self.pool, spikes)
@@ -193,11 +193,14 @@ class SpikingLayer(EngineLayer):
         project.used = True
         return projected_linear(x, self.synapse.weight, self.synapse.bias, project)
 
-    def _fire(self, current: torch.Tensor) -> torch.Tensor:
-        """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]."""
+    def _fire(self, current: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
+        """The LIF neurons driven by ``current`` [T, B, ...] → spikes [T, B, ...]. ``overwrite``: ``current`` is not
+        needed afterwards; the fused engine may then keep its own buffers in it unless it is a repeated (stride-0)
+        view of one step's currents."""
         if self.fused:
             return lif_sequence(current, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
-                                self.neuron.reset, kernels=self._engine == "triton")
+                                self.neuron.reset, kernels=self._engine == "triton",
+                                overwrite_current=overwrite and current.stride(0) != 0)
         mem = torch.zeros_like(current[0])
         spikes = []
         for cur_t in current:
