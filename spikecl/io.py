@@ -167,13 +167,16 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def environment() -> dict:
-    """Versions of Python and the numerical stack, the platform and host (for reproducibility records)."""
+    """Versions of Python and the numerical stack, the platform and host, and torch's intra-op threads (for
+    reproducibility records)."""
     env = {"python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
            "numpy": np.__version__}
     for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
         module = sys.modules.get(name)
         if module is not None:
             env[name] = getattr(module, "__version__", "?")
+    if "torch" in sys.modules:                  # CPU results depend on it: threads split sums in other orders
+        env["torch_threads"] = sys.modules["torch"].get_num_threads()
     return env
 
 

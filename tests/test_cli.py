@@ -79,6 +79,27 @@ def test_run_then_report(tmp_path):
     assert report.returncode == 0 and "ACC" in report.stdout and "2" in report.stdout
 
 
+@pytest.mark.parametrize("flags, threads", [(["--threads", "1"], 1), (["--threads", "3"], 3), (["--nproc", "2"], None)])
+def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads):
+    """``--threads N`` sets torch's intra-op threads (per process); ``--nproc N`` alone gives each process its share
+    of the cores, so N processes do not oversubscribe them; the results file records the count."""
+    from spikecl.continual.distributed import cores
+    from spikecl.io import read_results
+
+    exp = tmp_path / "cli.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL.replace('"finetune", "si"', '"finetune"'))
+    out = run_cli("run", exp, *flags, "--no-progress", "--no-plots")
+    assert out.returncode == 0, out.stderr
+    recorded = read_results(tmp_path / "cli" / "finetune-seed0.h5").environment["torch_threads"]
+    assert recorded == (threads or max(1, cores() // 2))
+
+
+def test_threads_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "x.toml", "--threads", "0"])
+    assert exit_.value.code == 2 and "argument --threads: expected a number of threads ≥ 1" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     exp = tmp_path / "cli.toml"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, require
 
 
 def _seeds(text: str) -> list[int]:
@@ -42,6 +42,10 @@ def add_command(sub) -> None:
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
     run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
+    run.add_argument("--threads", type=bounded(int, 1, what="a number of threads"), metavar="N",
+                     help="torch's intra-op CPU threads per process (default: torch's, one per core; under --nproc, "
+                          "each process's share of the cores). CPU results depend on it, and results files record "
+                          "it; on a loaded machine 1 avoids threads waiting for busy cores")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                      help="a Python file or module of your own to import first, registering its methods or "
                           "experiment kinds (repeatable; see spikecl.plugins)")
@@ -73,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
     if args.nproc == 1:
+        if args.threads:
+            require("torch", "torch").set_num_threads(args.threads)
         return run_file(args.experiment, overrides, **options)
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
     if not k.data_parallel:
@@ -80,4 +86,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
     from spikecl.continual.distributed import launch
 
-    return launch(args.nproc, run_file_with_plugins, args.plugin, args.experiment, overrides, **options)
+    return launch(args.nproc, run_file_with_plugins, args.plugin, args.experiment, overrides, threads=args.threads,
+                  **options)

@@ -168,12 +168,22 @@ def _die_with_launcher() -> None:
             pass
 
 
-def _worker(index: int, nproc: int, port: int, fn: Callable[..., int], args: tuple, kwargs: dict) -> None:
-    """Body of a spawned process: torchrun's environment variables, then ``fn(*args, **kwargs)``; exits with its
-    code."""
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                                   # not Linux
+        return os.cpu_count() or 1
+
+
+def _worker(index: int, nproc: int, port: int, threads: int, fn: Callable[..., int], args: tuple,
+            kwargs: dict) -> None:
+    """Body of a spawned process: torchrun's environment variables and ``threads`` intra-op threads, then
+    ``fn(*args, **kwargs)``; exits with its code."""
     _die_with_launcher()
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(threads)
     try:
         code = fn(*args, **kwargs)
     except SpikeCLError as exc:
@@ -184,11 +194,13 @@ def _worker(index: int, nproc: int, port: int, fn: Callable[..., int], args: tup
         sys.exit(code)
 
 
-def launch(nproc: int, fn: Callable[..., int], *args, **kwargs) -> int:
-    """Run ``fn(*args, **kwargs)`` in ``nproc`` new processes (``torch.multiprocessing``, start method ``spawn``) that form one
-    process group, like ``torchrun --nproc_per_node nproc``; returns the first non-zero exit code, else 0.
+def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None, **kwargs) -> int:
+    """Run ``fn(*args, **kwargs)`` in ``nproc`` new processes (``torch.multiprocessing``, start method ``spawn``) that
+    form one process group, like ``torchrun --nproc_per_node nproc``; returns the first non-zero exit code, else 0.
 
-    ``fn`` must be importable by name (a module-level function). If one process fails, the others are terminated.
+    Each process runs ``threads`` intra-op threads (default: its share of the cores, at least 1, so that the
+    processes do not oversubscribe them). ``fn`` must be importable by name (a module-level function). If one process
+    fails, the others are terminated.
     """
     if nproc < 1:
         raise ConfigError(f"--nproc: expected at least 1 process, got {nproc}")
@@ -201,7 +213,9 @@ def launch(nproc: int, fn: Callable[..., int], *args, **kwargs) -> int:
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # the errors are reported below
     port = free_port()
     try:
-        mp.start_processes(_worker, args=(nproc, port, fn, args, kwargs), nprocs=nproc, join=True, start_method="spawn")
+        threads = threads or max(1, cores() // nproc)
+        mp.start_processes(_worker, args=(nproc, port, threads, fn, args, kwargs), nprocs=nproc, join=True,
+                           start_method="spawn")
     except mp.ProcessExitedException as exc:
         return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
     except mp.ProcessRaisedException as exc:
