@@ -17,9 +17,11 @@ CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
 
 
-def _sequence(engine_kernels: bool, current, grad, beta, threshold, slope, reset):
+def _sequence(engine_kernels: bool, current, grad, beta, threshold, slope, reset, overwrite: bool = False):
     cur = current.clone().requires_grad_()
-    spikes = lif_sequence(cur, beta, threshold, slope, reset, kernels=engine_kernels)
+    fresh = cur * 1.0                                                   # a tensor of its own, exactly cur
+    spikes = lif_sequence(fresh, beta, threshold, slope, reset, kernels=engine_kernels, overwrite_current=overwrite)
+    assert torch.equal(fresh.detach(), current) is not overwrite        # written over only when asked
     spikes.backward(grad)
     return spikes.detach(), cur.grad
 
@@ -28,14 +30,15 @@ def _sequence(engine_kernels: bool, current, grad, beta, threshold, slope, reset
 @pytest.mark.parametrize("shape", [(1, 3, 5), (4, 8, 37), (9, 5, 3, 7, 7), (25, 2, 300)])
 def test_triton_lif_is_the_torch_engine_bit_for_bit(reset, shape):
     """Spikes and current gradients equal the torch fused function's exactly (T = 1 to 25, conv-shaped maps,
-    neuron counts that leave a partial block)."""
+    neuron counts that leave a partial block), also with the denominators written over the currents."""
     torch.manual_seed(0)
     current, grad = (torch.randn(shape) * 0.9 + 0.3).to(DEVICE), torch.randn(shape).to(DEVICE)
     beta, threshold = torch.tensor(0.85, device=DEVICE), torch.tensor(1.0, device=DEVICE)
     torch_spikes, torch_grad = _sequence(False, current, grad, beta, threshold, 10.0, reset)
-    kernel_spikes, kernel_grad = _sequence(True, current, grad, beta, threshold, 10.0, reset)
     assert torch_spikes.sum() > 0 and (torch_spikes == 0).any()
-    assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
+    for overwrite in (False, True):
+        kernel_spikes, kernel_grad = _sequence(True, current, grad, beta, threshold, 10.0, reset, overwrite)
+        assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
 
 
 @pytest.mark.parametrize("kind,reset,encoder,precision", [

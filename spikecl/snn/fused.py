@@ -128,14 +128,15 @@ def lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Ten
     (:mod:`spikecl.snn.lif_triton`, the same bits) instead of torch operations step by step.
     ``overwrite_current``: the caller no longer needs ``current`` (a tensor of its own, not a view of a shared or
     expanded one, that no other autograd node saved): the surrogate's denominators are kept in its memory, one
-    [T, B, ...] buffer less at the forward pass's peak (the torch operations' path; the kernels keep their own).
+    [T, B, ...] buffer less at the forward pass's peak.
     """
     if reset not in ("subtract", "zero"):
         raise ValueError(f"the fused LIF engine has no reset {reset!r}")
     if kernels:
         from spikecl.snn.lif_triton import triton_lif_sequence
 
-        return triton_lif_sequence(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero")
+        return triton_lif_sequence(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero",
+                                   overwrite_current)
     return _LIFSequence.apply(current, beta.clamp(0, 1), threshold, float(slope), reset == "zero",
                               overwrite_current)
 

@@ -100,13 +100,15 @@ def ptx_for_gpu(capability: int, steps: int, zero_reset: bool) -> dict[str, str]
 
 class _TritonLIFSequence(torch.autograd.Function):
     """:class:`spikecl.snn.fused._LIFSequence` with one kernel per pass; the gradient goes to a fresh tensor, so
-    the saved denominators stay intact (a second backward through the same graph gives the same gradient)."""
+    the saved denominators stay intact (a second backward through the same graph gives the same gradient).
+    ``overwrite``: the denominators go into the currents' memory (each step's after the program has read it)."""
 
     @staticmethod
-    def forward(ctx, current, beta, threshold, slope: float, zero_reset: bool):
-        current = current.contiguous()
+    def forward(ctx, current, beta, threshold, slope: float, zero_reset: bool, overwrite: bool):
+        given, current = current, current.contiguous()
         steps, n = current.shape[0], current[0].numel()
-        spikes, denominator = torch.empty_like(current), torch.empty_like(current)
+        spikes = torch.empty_like(current)
+        denominator = current if overwrite and current is given else torch.empty_like(current)
         _launch(_forward, n, current, spikes, denominator, beta, threshold, n, slope,
                 STEPS=steps, ZERO_RESET=zero_reset)
         ctx.save_for_backward(denominator, spikes, beta)
@@ -120,13 +122,14 @@ class _TritonLIFSequence(torch.autograd.Function):
         steps, n = grad.shape[0], grad[0].numel()
         _launch(_backward, n, grad_spikes.contiguous(), denominator, spikes, grad, beta, n,
                 STEPS=steps, ZERO_RESET=ctx.zero_reset)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def triton_lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, slope: float,
-                        zero_reset: bool) -> torch.Tensor:
+                        zero_reset: bool, overwrite_current: bool = False) -> torch.Tensor:
     """Spikes [T, B, ...] for float32 ``current`` [T, B, ...] (CUDA, or CPU under the interpreter); ``beta``
-    (already clamped) and ``threshold`` are 0-d tensors on the same device."""
+    (already clamped) and ``threshold`` are 0-d tensors on the same device; ``overwrite_current``: as in
+    :func:`spikecl.snn.fused.lif_sequence`."""
     if current.dtype != torch.float32:
         raise SpikeCLError(f"network.engine = 'triton' runs float32 currents, not {current.dtype}")
     if current.numel() >= 2 ** 31:
@@ -137,4 +140,4 @@ def triton_lif_sequence(current: torch.Tensor, beta: torch.Tensor, threshold: to
                            f"interpreter); the currents are on {current.device}")
     beta = beta.to(current.device, torch.float32).reshape(1)
     threshold = threshold.to(current.device, torch.float32).reshape(1)
-    return _TritonLIFSequence.apply(current, beta, threshold, float(slope), zero_reset)
+    return _TritonLIFSequence.apply(current, beta, threshold, float(slope), zero_reset, overwrite_current)
