@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
@@ -104,6 +105,29 @@ def test_bad_strategy_option_fails_before_training(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'strategy.ewc.lamda'"):
         run_experiment(cfg, progress_bar=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_resuming_with_another_thread_count_says_so(tmp_path, capsys):
+    """CPU numbers depend on torch's thread count: a checkpoint records it, and resuming with another count prints
+    a notice naming the count that resumes exactly (none with the same count)."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    threads = torch.get_num_threads()
+    try:
+        for written, resumed in ((threads + 1, threads), (threads, threads)):
+            torch.set_num_threads(written)
+            ContinualRun(cfg, "finetune", 0).save_checkpoint(checkpoint_path(results))
+            torch.set_num_threads(resumed)
+            ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+            out = capsys.readouterr().out
+            if written != resumed:
+                assert (f"notice: finetune-seed0.ckpt was written with {written} torch threads, this run has "
+                        f"{resumed}") in out and f"(--threads {written} resumes exactly)" in out
+            else:
+                assert "notice:" not in out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):

@@ -229,7 +229,7 @@ class ContinualRun:
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
-                         "python": random.getstate()}}
+                         "python": random.getstate()}, "torch_threads": torch.get_num_threads()}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path) -> None:
@@ -243,6 +243,11 @@ class ContinualRun:
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
                                "--overwrite to start again")
+        threads = state.get("torch_threads")
+        if threads not in (None, torch.get_num_threads()) and self.execution.writes_files and self.device.type == "cpu":
+            progress.write_line(f"notice: {path.name} was written with {threads} torch threads, this run has "
+                                f"{torch.get_num_threads()}: the resumed run may end with other numbers than an "
+                                f"uninterrupted one (--threads {threads} resumes exactly)")
         self.run_state = RunState(**state["progress"])
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
