@@ -119,21 +119,21 @@ def operators_per_step(step, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
-def peak_memory(step, x, y) -> int:
-    """Peak bytes of tensors allocated and live at once during one call of ``step``, above what was live before it
-    (frees of older tensors unseen on the CPU: see the module's docstring)."""
-    if x.device.type == "cuda":
-        finish(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        before = torch.cuda.memory_allocated(x.device)
-        step(x, y)
-        finish(x.device)
-        return torch.cuda.max_memory_allocated(x.device) - before
+def peak_memory(work, device: torch.device) -> int:
+    """Peak bytes of tensors allocated and live at once on ``device`` while ``work()`` runs, above what was live
+    before it (on the CPU frees of tensors allocated before it are unseen: see the module's docstring)."""
+    if device.type == "cuda":
+        finish(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        work()
+        finish(device)
+        return torch.cuda.max_memory_allocated(device) - before
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step(x, y)
+        work()
     sizes, nodes = [], list(prof.profiler.kineto_results.experimental_event_tree())
     while nodes:
         node = nodes.pop()
@@ -168,7 +168,8 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
         for name, step in contenders.items():
             samples[name].append(timed(step, x, y, counts[name]))
     return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
-                   operators_per_step(contenders[name], x, y), peak_memory(contenders[name], x, y))
+                   operators_per_step(contenders[name], x, y),
+                   peak_memory(lambda: contenders[name](x, y), device))
             for name, s in samples.items()}
 
 

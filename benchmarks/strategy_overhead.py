@@ -34,6 +34,7 @@ import tomllib
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine_speed import peak_memory
 from spikecl.allocator import tuned_for_training
 from spikecl.config import PRECISIONS, experiment_from_dict
 from spikecl.continual.runner import ContinualRun
@@ -81,6 +82,12 @@ def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def epoch_memory(run: ContinualRun, state: dict) -> int:
+    """Peak bytes of tensors live at once during one epoch of task 1 of ``run`` from ``state`` (its consolidation
+    included), above what was live before it (:func:`engine_speed.peak_memory`)."""
+    return peak_memory(lambda: timed_epoch(run, state), run.device)
+
+
 def matmul_flops(run: ContinualRun, state: dict) -> int:
     """Floating-point operations of the matrix products (mm, addmm, bmm, convolutions) in one epoch of task 1 of
     ``run`` from ``state``, counted by torch's FlopCounterMode: the arithmetic a method cannot do without."""
@@ -91,17 +98,19 @@ def matmul_flops(run: ContinualRun, state: dict) -> int:
 
 
 Paired = tuple[float, float, float] | None      # per-repeat CPU ratios to fine-tune: (median, lowest, highest)
+Measured = tuple[float, float, Paired, int, int]    # CPU s, wall s, per-repeat ratios, matmul FLOPs, peak bytes
 
 
-def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, float, Paired, int]]:
+def measure(args, methods: list[str], engine: str) -> dict[str, Measured]:
     """Per method on ``engine``, interleaved after a warm-up: median CPU and wall seconds per epoch, its CPU time
     over fine-tune's in the same repeat (a drift of the machine's speed cancels) as the median, lowest and highest
-    over repeats, and the epoch's matrix-product FLOPs (counted in one untimed epoch)."""
+    over repeats, and the epoch's matrix-product FLOPs and peak memory (each from one untimed epoch)."""
     runs = {m: snapshot(args, m, engine) for m in methods}
     states = {m: state_of(run) for m, run in runs.items()}
     for method, run in runs.items():
         timed_epoch(run, states[method])
     flops = {m: matmul_flops(run, states[m]) for m, run in runs.items()}
+    memory = {m: epoch_memory(run, states[m]) for m, run in runs.items()}
     samples = {m: [] for m in methods}
     for repeat in range(args.repeats):
         for method in (methods if repeat % 2 == 0 else methods[::-1]):
@@ -111,23 +120,24 @@ def measure(args, methods: list[str], engine: str) -> dict[str, tuple[float, flo
     for m, s in samples.items():
         ratios = [c / b for (c, _), (b, _) in zip(s, base)] if base else None
         paired = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
-        result[m] = (statistics.median(c for c, _ in s), statistics.median(w for _, w in s), paired, flops[m])
+        result[m] = (statistics.median(c for c, _ in s), statistics.median(w for _, w in s), paired, flops[m],
+                     memory[m])
     return result
 
 
-def report(result: dict[str, tuple[float, float, Paired, int]], engine: str) -> None:
+def report(result: dict[str, Measured], engine: str) -> None:
     """One line per method: CPU and wall seconds, their ratios to fine-tune's medians, the median per-repeat CPU
-    ratio with its range over repeats (goal beside HLOP and GPM) and the ratio of matrix-product FLOPs (the
-    arithmetic each method adds)."""
-    cpu0, wall0, _, flops0 = result.get("finetune", (None, None, None, None))
+    ratio with its range over repeats (goal beside HLOP and GPM), the ratio of matrix-product FLOPs (the
+    arithmetic each method adds) and the epoch's peak memory with its ratio to fine-tune's."""
+    cpu0, wall0, _, flops0, memory0 = result.get("finetune", (None, None, None, None, None))
     print(f"engine {engine}")
-    for method, (cpu, wall, paired, flops) in result.items():
+    for method, (cpu, wall, paired, flops, memory) in result.items():
         line = f"  {method:<13} CPU {cpu:6.2f} s   wall {wall:6.2f} s   matmul {flops / 1e9:5.1f} GFLOP"
         if cpu0:
             goal = f"   (goal <= {GOAL}x)" if method.startswith(("hlop", "gpm")) else ""
             line += (f"   {cpu / cpu0:4.2f}x / {wall / wall0:4.2f}x fine-tune (CPU / wall), per repeat "
                      f"{paired[0]:4.2f}x ({paired[1]:4.2f}-{paired[2]:4.2f}), matmul FLOPs {flops / flops0:4.2f}x"
-                     f"{goal}")
+                     f"{goal}   peak memory {memory / 2 ** 20:7.1f} MiB ({memory / memory0:4.2f}x)")
         print(line)
 
 

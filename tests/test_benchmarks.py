@@ -46,6 +46,8 @@ def test_strategy_overhead_prints_time_and_arithmetic_ratios():
     low, median, high = (float(v) for v in re.search(r"^\s+hlop .* per repeat ([\d.]+)x \(([\d.]+)-([\d.]+)\)",
                                                       out, flags=re.M).group(2, 1, 3))
     assert low == median == high                          # one repeat: its ratio, three times
+    memory = dict(re.findall(r"^\s+(\w[\w-]*)\s+CPU .* peak memory\s+[\d.]+ MiB \(([\d.]+)x\)$", out, flags=re.M))
+    assert set(memory) == {"finetune", "hlop"} and float(memory["finetune"]) == 1.0, out
 
 
 def test_gpu_check_refuses_in_one_line_without_a_gpu(tmp_path):
@@ -125,7 +127,7 @@ def test_peak_memory_follows_allocations_and_frees_in_time_order():
 
     mib = 1 << 20
 
-    def step(x, y):
+    def step():
         first = torch.ones(mib, dtype=torch.uint8)
         second = torch.ones(2 * mib, dtype=torch.uint8)                 # 3 MiB live
         del first
@@ -133,7 +135,7 @@ def test_peak_memory_follows_allocations_and_frees_in_time_order():
         del second, third
         return torch.ones(mib // 2, dtype=torch.uint8)                  # 0.5 MiB, kept
 
-    assert peak_memory(step, torch.zeros(1), None) == 3 * mib                   # 4.5 MiB were allocated in all
+    assert peak_memory(step, torch.device("cpu")) == 3 * mib                   # 4.5 MiB were allocated in all
 
 
 def test_allocator_effect_measures_both_policies_in_fresh_processes():
