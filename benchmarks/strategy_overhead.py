@@ -71,12 +71,17 @@ def state_of(run: ContinualRun) -> dict:
                           "strategy": run.strategy.state_dict()})
 
 
-def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one epoch of task 1 of ``run`` started from a copy of ``state``."""
+def restore(run: ContinualRun, state: dict) -> None:
+    """Put a copy of ``state`` (:func:`state_of`) back into ``run``."""
     fresh = copy.deepcopy(state)
     run.net.load_state_dict(fresh["net"])
     run.optimizer.load_state_dict(fresh["optimizer"])
     run.strategy.load_state_dict(fresh["strategy"])
+
+
+def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one epoch of task 1 of ``run`` started from a copy of ``state``."""
+    restore(run, state)
     cpu, wall = time.process_time(), time.perf_counter()
     run.train_task(1)
     return time.process_time() - cpu, time.perf_counter() - wall
@@ -84,8 +89,11 @@ def timed_epoch(run: ContinualRun, state: dict) -> tuple[float, float]:
 
 def epoch_memory(run: ContinualRun, state: dict) -> int:
     """Peak bytes of tensors live at once during one epoch of task 1 of ``run`` from ``state`` (its consolidation
-    included), above what was live before it (:func:`engine_speed.peak_memory`)."""
-    return peak_memory(lambda: timed_epoch(run, state), run.device)
+    included), above what was live before it (:func:`engine_speed.peak_memory`; on the CPU the frees of tensors
+    that were live before it are unseen, so a state the epoch replaces, such as the weights' gradients or HLOP's
+    lateral rows, may count once more)."""
+    restore(run, state)
+    return peak_memory(lambda: run.train_task(1), run.device)
 
 
 def matmul_flops(run: ContinualRun, state: dict) -> int:
