@@ -103,7 +103,8 @@ def main() -> None:
         engine, steps, batch = case
         print(f"  {engine:<6} T={steps:<3} batch {batch}:  " + "   ".join(
             f"{p} {cpu[p] * 1e3:7.2f} ms {faults[p]:6.0f} faults" for p in POLICIES)
-              + f"   default / kept per round {statistics.median(ratios):4.2f}x ({min(ratios):4.2f}-{max(ratios):4.2f})")
+              + f"   default / kept per round {statistics.median(ratios):4.2f}x "
+                f"({min(ratios):4.2f}-{max(ratios):4.2f})")
 
 if __name__ == "__main__":
     main()

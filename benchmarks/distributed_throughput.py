@@ -95,7 +95,8 @@ def main() -> None:
     header = f"{'method':<10} {'runner':<20} {'processes':>9} {'threads':>8} {'samples/s':>10} {'vs plain 1x':>12}"
     print(header)
     print("-" * len(header))
-    reference = {method: rate for method, runner, nproc, threads, rate in rows if nproc == 1 and threads == args.threads}
+    reference = {method: rate for method, runner, nproc, threads, rate in rows
+                 if nproc == 1 and threads == args.threads}
     for method, runner, nproc, threads, rate in rows:
         print(f"{method:<10} {runner:<20} {nproc:>9} {threads:>8} {rate:>10.0f} {rate / reference[method]:>11.2f}x")
 

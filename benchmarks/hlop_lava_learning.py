@@ -128,7 +128,8 @@ def main() -> None:
     for method, rows in scores.items():
         a = np.array(rows)
         print(f"{method:10s}  {a[:, 0].mean():6.2f} ± {a[:, 0].std():4.2f}   "
-              f"{a[:, 1].mean():6.2f} ± {a[:, 1].std():4.2f}   per seed {', '.join(f'{x:.2f}/{y:.2f}' for x, y in rows)}")
+              f"{a[:, 1].mean():6.2f} ± {a[:, 1].std():4.2f}   "
+              f"per seed {', '.join(f'{x:.2f}/{y:.2f}' for x, y in rows)}")
     lava_s = sum(e["wall_s"] for e in LOG)
     steps = sum(e["steps"] for e in LOG)
     print(f"Lava: {len(LOG)} learning runs, {steps} steps, {lava_s:.0f} s in all (subprocess wall time), "

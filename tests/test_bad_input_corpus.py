@@ -245,11 +245,13 @@ ARGUMENT_CASES = [
     (["run", "x.toml", "--device", "tpu"], "invalid choice"), (["run", "x.toml", "--nproc", "0"], "--nproc"),
     (["run", "x.toml", "--nproc", "-2"], "--nproc"), (["run", "x.toml", "--bogus"], "unrecognized arguments"),
     (["report"], "required"), (["report", "--plots"], "expected one argument"), (["export"], "required"),
-    (["export", "x.h5", "--weight-bits", "many"], "expected a number of bits from 2 to 8"), (["export", "x.h5", "--format", "x"], "invalid"),
+    (["export", "x.h5", "--weight-bits", "many"], "expected a number of bits from 2 to 8"),
+    (["export", "x.h5", "--format", "x"], "invalid"),
     (["export", "x.h5", "--weight-bits", "1"], "--weight-bits"), (["export", "x.h5", "--weight-bits", "9"],
                                                                   "--weight-bits"),
     (["export", "x.h5", "--samples", "-5"], "--samples"), (["export", "x.h5", "--max-drop", "-1"], "--max-drop"),
-    (["export", "x.h5", "--headroom", "nan"], "--headroom"), (["export", "x.h5", "--input-bits", "0"], "--input-bits"), (["deploy"], "required"),
+    (["export", "x.h5", "--headroom", "nan"], "--headroom"), (["export", "x.h5", "--input-bits", "0"], "--input-bits"),
+    (["deploy"], "required"),
     (["deploy", "x.h5", "--backend", "x"], "invalid choice"), (["deploy", "x.h5", "--samples", "0"], "--samples"),
     (["sweep"], "required"), (["sweep", "x.toml", "--bogus"], "unrecognized"),
 ]
@@ -398,7 +400,8 @@ DATASET_CASES += [
     ("miniimagenet", "index out of range", lambda t: mini_folder(t, {"image_data": np.zeros((2, 84, 84, 3), np.uint8),
                                                                      "class_dict": {"a": [0, 7]}}), "outside 0..1"),
     ("miniimagenet", "wrong image shape", lambda t: mini_folder(t, {"image_data": np.zeros((2, 10), np.uint8),
-                                                                    "class_dict": {"a": [0, 1]}}), "expected 'image_data'"),
+                                                                    "class_dict": {"a": [0, 1]}}),
+     "expected 'image_data'"),
     ("miniimagenet", "a set", lambda t: mini_folder(t, {"image_data": {1, 2}, "class_dict": {}}), "expected"),
 ]
 for dataset, what, setup, message in DATASET_CASES:

@@ -187,7 +187,8 @@ def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, one_and_tw
     base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
             "--output-dir", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(base + ["--nproc", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = subprocess.Popen(base + ["--nproc", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
     results = tmp_path / "killed" / "hlop-seed0.h5"
     ckpt = checkpoint_path(results)
     deadline = time.time() + 120

@@ -56,7 +56,8 @@ def test_nmnist_bin_files_are_read_through_tonic(tmp_path):
     assert d.input_shape == (2, 34, 34) and d.time_steps == 2
 
 
-@pytest.mark.parametrize("keys", [ENGLISH + GERMAN, [f"english-{w}" for w in ENGLISH] + [f"german-{w}" for w in GERMAN]])
+@pytest.mark.parametrize("keys", [ENGLISH + GERMAN,
+                                  [f"english-{w}" for w in ENGLISH] + [f"german-{w}" for w in GERMAN]])
 def test_shd_hdf5_gives_frames_and_languages(tmp_path, keys):
     standin_shd(tmp_path, per_class=2, keys=keys)
     d = load_dataset("shd", str(tmp_path), binning=EventBinning(frames=8, bin_ms=100.0, pool=10))

@@ -55,8 +55,8 @@ def test_bfloat16_runs_the_synapses_in_bfloat16_and_the_rest_in_float32(kind, tr
 
 @pytest.mark.parametrize("backward_under_autocast", [False, True])
 def test_projected_weight_gradient_stays_float32_under_autocast(backward_under_autocast):
-    """The projected weight gradient δᵀ(x − BᵀBx) is formed in float32 even when the forward (or the backward) runs
-    under autocast: it stays orthogonal to the basis to float32 rounding (bfloat16 would leave ~1e-3)."""
+    """The projected weight gradient δᵀ(x − BᵀBx) is formed in float32 even when the forward (or the backward)
+    runs under autocast: it stays orthogonal to the basis to float32 rounding (bfloat16 would leave ~1e-3)."""
     torch.manual_seed(0)
     basis = orthonormal_rows(torch.randn(24, 96))
     x = (torch.rand(32, 96) < 0.3).float()

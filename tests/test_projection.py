@@ -86,7 +86,8 @@ def test_new_lateral_neurons_learn_the_residual_subspace():
 
 def test_gpm_basis_reaches_the_energy_threshold():
     g = torch.Generator().manual_seed(2)
-    activity = torch.randn(200, 3, generator=g) @ torch.randn(3, 20, generator=g) + 0.01 * torch.randn(200, 20, generator=g)
+    activity = (torch.randn(200, 3, generator=g) @ torch.randn(3, 20, generator=g)
+                + 0.01 * torch.randn(200, 20, generator=g))
     basis = grow_basis(torch.zeros(0, 20), activity, 0.99)
     assert basis.shape[0] == 3
     captured = ((activity @ basis.T) ** 2).sum() / (activity ** 2).sum()

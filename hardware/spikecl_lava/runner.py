@@ -18,9 +18,9 @@ with a reader process (lava-loihi's ``eio.state.Read`` on a board,
 
 Board graph (``--hardware``, or ``--cpu-adapters`` to build the same graph with CPU stand-ins and run it on the
 fixed-point simulation): an embedded-I/O adapter between every host process and the network (source ──►
-``PyToNxAdapter`` ──► network; each recorded layer ──► ``NxToPyAdapter`` ──► SpikeFile), the sample-end readout,
-and binary input unless ``--allow-graded-input`` (graded host→chip spikes are untested on a board and do not
-exist on Loihi 1).
+``PyToNxAdapter`` ──► network; each recorded layer ──► ``NxToPyAdapter`` ──► SpikeFile), the
+sample-end readout, and binary input unless ``--allow-graded-input`` (graded host→chip spikes are untested on a board
+and do not exist on Loihi 1).
 
     python -m spikecl_lava.runner net.h5 --inputs inputs.h5 -o run.h5 [--record-layers]
         [--readout every-step|sample-end] [--hardware | --cpu-adapters | --lava-dl] [--allow-graded-input]

@@ -49,7 +49,8 @@ def add_command(sub) -> None:
                     "lava-sim the agreement with the bit-accurate reference layer by layer, and timings.")
     deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference")
-    deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200, help="test samples to run (default 200)")
+    deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200,
+                        help="test samples to run (default 200)")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
     graph = deploy.add_argument_group("CA3 learning graphs (spikecl export models/ca3_cam.toml -o ca3.h5)")
     graph.add_argument("--cells", choices=CA3_CELLS, help="cells on Lava: spikecl's cell model ('custom', the "

@@ -1,7 +1,7 @@
 """Data-parallel execution: one run (method, seed) trained by every process of a process group.
 
-:class:`DataParallel` is the :class:`~spikecl.continual.execution.Execution` that the continual kind's job injects into a
-:class:`~spikecl.continual.runner.ContinualRun` when the process group has more than one process.
+:class:`DataParallel` is the :class:`~spikecl.continual.execution.Execution` that the continual kind's job injects into
+a :class:`~spikecl.continual.runner.ContinualRun` when the process group has more than one process.
 
 Every rank builds the same network (same seed), the same stream and the same strategy, walks the same sequence of
 global batches (shuffles are seeded by (seed, task, epoch); the strategy's ``batch`` event, e.g. replay, runs on the

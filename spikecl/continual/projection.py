@@ -10,10 +10,10 @@ so responses ``W x`` to inputs ``x`` in span(B) do not change.
 
 Cost per training step (:class:`Projector`, :meth:`ProjectionStrategy.project`): a Linear layer whose input has fewer
 rows N than outputs (e.g. T·B = 384 < 800, or B rows of a static input) gets its weight gradient from projected
-presynaptic rows, ``deltaᵀ (x − (x Bᵀ) B)`` (N·n·k multiply-adds twice), instead of projecting ``ΔW`` (out·n·k
-twice); otherwise the gradient is projected. A basis holding more than half of the dimensions is applied through a
-matrix formed once per basis (its complement, or ``I − BᵀB`` when the rows are not orthonormal); a layer whose basis
-is empty is left alone and one that is fully protected gets a zero gradient.
+presynaptic rows, ``deltaᵀ (x − (x Bᵀ) B)`` (N·n·k multiply-adds twice), instead of projecting ``ΔW``
+(out·n·k twice); otherwise the gradient is projected. A basis holding more than half of the dimensions is applied
+through a matrix formed once per basis (its complement, or ``I − BᵀB`` when the rows are not orthonormal); a layer
+whose basis is empty is left alone and one that is fully protected gets a zero gradient.
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ def project_gradient(p: ProtectedSynapse, basis: torch.Tensor, complement: torch
 
 
 class Projector:
-    """Rows ``x`` [N, n] ↦ ``x (I − BᵀB)``, B = ``basis`` [k, n], by the cheapest exact route: ``x − (x Bᵀ) B``
-    (2·n·k per row), or once 2k > n through a matrix formed once: ``(x Cᵀ) C`` with the complement C of orthonormal
-    rows (``orthonormal``; 2·n·(n − k) per row, 0 when k = n) or ``x M``, M = I − BᵀB (n·n per row).
+    """Rows ``x`` [N, n] ↦ ``x (I − BᵀB)``, B = ``basis`` [k, n], by the cheapest exact route:
+    ``x − (x Bᵀ) B`` (2·n·k per row), or once 2k > n through a matrix formed once: ``(x Cᵀ) C`` with the
+    complement C of orthonormal rows (``orthonormal``; 2·n·(n − k) per row, 0 when k = n) or ``x M``,
+    M = I − BᵀB (n·n per row).
 
     Keeps its latest result with its input (reused while the input is unchanged: HLOP's Hebbian update learns from
     the residual the weight gradient was projected with); ``used``: a layer's training pass went through it.

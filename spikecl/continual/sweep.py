@@ -55,7 +55,8 @@ class SweepConfig:
     """A sweep file, validated (see the module docstring)."""
 
     base: str = option("", doc="experiment file every run derives from, relative to the sweep file")
-    name: str = option("", file_name=True, doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
+    name: str = option("", file_name=True,
+                       doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
     output_dir: str = option("", doc="default: the base experiment's output_dir")
     methods: list[str] = option([], distinct=True, doc="default: the base experiment's strategy.methods")
     seeds: list[int] = option([], low=0, high=(1 << 32) - 1, distinct=True, doc="default: the base experiment's seeds")

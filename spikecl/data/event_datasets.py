@@ -7,9 +7,9 @@ frames ``x`` float32 ``[N, T, C, H, W]`` (:mod:`spikecl.data.events`); the ``eve
   ``spikes/times`` (s) and ``spikes/units`` (0..699) per sample, ``labels``, ``extra/keys`` (the word of every
   label) and ``extra/speaker``; sensor (1, 1, 700); 20 classes; domains: the language of every class, read from
   ``extra/keys`` (English "zero".."nine", German "null".."neun", with or without a language prefix).
-* ``dvs_gesture`` — DVS Gesture as Tonic stores it: ``DVSGesture/ibmGesture{Train,Test}/user<NN>_<lighting>/<label>.npy``
-  (or ``ibmGesture{Train,Test}/…`` directly), each an array [E, 4] of (x, y, polarity, t in ms); sensor
-  (2, 128, 128); 11 classes.
+* ``dvs_gesture`` — DVS Gesture as Tonic stores it:
+  ``DVSGesture/ibmGesture{Train,Test}/user<NN>_<lighting>/<label>.npy`` (or ``ibmGesture{Train,Test}/…`` directly),
+  each an array [E, 4] of (x, y, polarity, t in ms); sensor (2, 128, 128); 11 classes.
 """
 
 from __future__ import annotations

@@ -50,9 +50,9 @@ DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
 
 @dataclass(frozen=True)
 class Task:
-    """One task: images float32 [N, C, H, W] (or event frames [N, T, C, H, W]), labels int64 [N] as the network must predict them, and the output
-    units (``classes``) the task uses. ``x_test``/``y_test`` hold the evaluation split named by ``eval_split``
-    (the test images, or the validation images held out of training)."""
+    """One task: images float32 [N, C, H, W] (or event frames [N, T, C, H, W]), labels int64 [N] as the network must
+    predict them, and the output units (``classes``) the task uses. ``x_test``/``y_test`` hold the evaluation split
+    named by ``eval_split`` (the test images, or the validation images held out of training)."""
 
     index: int
     x_train: np.ndarray

@@ -58,7 +58,8 @@ def dense_activation(layer: FixedLayer, s_in: np.ndarray) -> np.ndarray:
     """Synaptic activation ``[..., n_out]`` (int64) of presynaptic spikes or graded values ``s_in [..., n_in]``.
 
     Dense: graded input is a dot product in int32 then shifted; binary input is summed in int64, shifted, then sent
-    through the int32 channel. Conv: the correlation wrapped to signed 24 bits (Lava applies no weight exponent). Products stay below 2**53, so the sum is computed exactly in float64 (BLAS).
+    through the int32 channel. Conv: the correlation wrapped to signed 24 bits (Lava applies no weight exponent).
+    Products stay below 2**53, so the sum is computed exactly in float64 (BLAS).
     """
     acc = np.rint(synaptic_input(layer, s_in)).astype(np.int64)
     if layer.conv is not None:  # Lava's fixed-point Conv: no weight exponent, output wrapped to signed 24 bits

@@ -8,20 +8,21 @@ Circuit (per protected layer, n presynaptic neurons, k learning lateral neurons,
                          └──── − G y − H_oldᵀ y_old ◄── G (LearningDense [n, k], G = Hᵀ) ─┘
 
 Each sample takes 3 time steps (:mod:`spikecl_lava.processes.oja_neurons`): the lateral neurons answer
-y = H x, the residual neurons then send x⊥ = x − Gy − H_oldᵀ y_old, and in that step both synapses learn with the
-same three-factor rule (:func:`rule`), written for Lava's engine as::
+y = H x, the residual neurons then send x⊥ = x − Gy − H_oldᵀ y_old, and in that step both synapses learn with
+the same three-factor rule (:func:`rule`), written for Lava's engine as::
 
     dw = 2^-e · x0 · x1 · y1        x1 = d · payload/2 (graded pre spike, GradedSpikeCfg.OVERWRITE),
                                      y1 = d · (post value sent on the y1 port), d = exp(−1/65535)
 
-i.e. ΔH_ij = η y_i x⊥_j and ΔG_ji = η x⊥_j y_i with η = 2^(2a − e − 1) d², the activity sent as 2^a x. This is
-Oja's subspace rule ΔH = η y (x − Hᵀy)ᵀ with one sample per update (batch 1); its fixed point (with G = Hᵀ) is
-H Hᵀ = I with span(H) the principal k-subspace of the residual activity (outside span(H_old)). Both synapses get the
-same products in floating point (the payload halving and the power-of-two rate are exact), so G stays exactly Hᵀ.
+i.e. ΔH_ij = η y_i x⊥_j and ΔG_ji = η x⊥_j y_i with η = 2^(2a − e − 1) d², the activity sent as 2^a x.
+This is Oja's subspace rule ΔH = η y (x − Hᵀy)ᵀ with one sample per update (batch 1); its fixed point
+(with G = Hᵀ) is H Hᵀ = I with span(H) the principal k-subspace of the residual activity (outside span(H_old)).
+Both synapses get the same products in floating point (the payload halving and the power-of-two rate are exact), so
+G stays exactly Hᵀ.
 
 :func:`reference_learn` is the numpy model of that run. Lava's floating-point simulation equals it bit for bit (same
-numpy build) on the sizes tested (n ≤ 256, k ≤ 120); at n = 784, k = 80 the two differ in the last bits (≤ 1e-16 per
-update) from the first sample on: some product rounds differently inside Lava's processes (which one is not pinned
+numpy build) on the sizes tested (n ≤ 256, k ≤ 120); at n = 784, k = 80 the two differ in the last bits (≤ 1e-16
+per update) from the first sample on: some product rounds differently inside Lava's processes (which one is not pinned
 down).
 
 File (root attribute ``learning_graph = "hlop-lateral"``): ``activity`` float64 [S, n] (one row per sample),
@@ -283,8 +284,8 @@ def learn(graph: HLOPGraph, backend: str = "lava-sim", path: str | Path | None =
 def deploy(path: str | Path, backend: str = "reference", samples: int = 0, data_dir: str | None = None) -> dict:
     """Learn H from the file's activity with ``backend`` (``reference``: :func:`reference_learn`; ``lava-sim``:
     Lava's floating-point learning engine, compared with the reference, see :func:`learn`). ``samples`` and
-    ``data_dir`` are unused (the file holds its activity). Reports principal angles (degrees) of the learned basis to the activity's
-    principal subspace and to ``h_torch`` when present, orthonormality of H, and Lava's timings."""
+    ``data_dir`` are unused (the file holds its activity). Reports principal angles (degrees) of the learned basis to
+    the activity's principal subspace and to ``h_torch`` when present, orthonormality of H, and Lava's timings."""
     import time
 
     if backend not in BACKENDS:
@@ -294,7 +295,8 @@ def deploy(path: str | Path, backend: str = "reference", samples: int = 0, data_
     report = learn(graph, backend, path)
     h, g = report.pop("h"), report.pop("g")
     report.update(backend=backend, layer=graph.layer, samples=int(graph.activity.shape[0]),
-                  n=int(graph.activity.shape[1]), k=int(graph.h_init.shape[0]), k_old=int(graph.h_old.shape[0]), epochs=graph.epochs,
+                  n=int(graph.activity.shape[1]), k=int(graph.h_init.shape[0]), k_old=int(graph.h_old.shape[0]),
+                  epochs=graph.epochs,
                   lr_log2=graph.lr_log2, rule=rule(graph.lr_log2), wall_s=time.perf_counter() - started)
     report["g_equals_h_transposed"] = bool(np.array_equal(g, h.T))
     report["orthonormality_error"] = float(np.max(np.abs(h @ h.T - np.eye(h.shape[0]))))
@@ -316,7 +318,8 @@ def print_report(report: dict, out=None) -> None:
     print(f"largest principal angle to the activity's principal subspace {max(report['angles_to_principal_deg']):.2f}°"
           + (f", to the torch-learned basis {max(report['angles_to_torch_deg']):.2f}°"
              if "angles_to_torch_deg" in report else "")
-          + f"; |HHᵀ − I| ≤ {report['orthonormality_error']:.2e}; G = Hᵀ exactly: {report['g_equals_h_transposed']}",
+          + f"; |HHᵀ − I| ≤ {report['orthonormality_error']:.2e}; "
+            f"G = Hᵀ exactly: {report['g_equals_h_transposed']}",
           file=out)
     if report["backend"] == "lava-sim":
         print(f"Lava: {report['steps']} steps, {report['ms_per_step']:.2f} ms/step, build {report['build_s']:.2f} s, "

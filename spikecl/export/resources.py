@@ -7,9 +7,9 @@
 * :func:`partition`: every layer's neurons split onto cores so that no core exceeds the limits of a
   :class:`CoreLimits` preset (neurons, synaptic memory, input axons, output axons). Greedy, layer by layer: a lower
   bound on cores, not the proprietary compiler's placement.
-* :func:`synaptic_operations`: per inference, by NeuroBench's definitions: *dense* SynOps count every synapse (zero weights
-  too) at every step; *effective* SynOps count only synapses whose presynaptic value is nonzero (ACs for binary spikes,
-  MACs for graded input).
+* :func:`synaptic_operations`: per inference, by NeuroBench's definitions: *dense* SynOps count every synapse (zero
+  weights too) at every step; *effective* SynOps count only synapses whose presynaptic value is nonzero (ACs for binary
+  spikes, MACs for graded input).
 
 Core limits are published figures, approximate: Loihi (Davies et al., IEEE Micro 2018): 128 cores, 1,024
 compartments, 128 KiB synaptic memory, 4,096 input and 4,096 output axons per core. Loihi 2 (Intel brief, 2021):

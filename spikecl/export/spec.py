@@ -1,8 +1,8 @@
 """A trained spiking network as plain numpy arrays: what the exporter quantises (torch-free).
 
-A :class:`NetworkSpec` is a chain of fully connected or convolutional layers. Hidden layers are LIF neurons (snnTorch ``Leaky``,
-``mem[t] = beta * mem[t-1] + W x[t] + b``, spike when ``mem > threshold``, reset ``zero`` or ``subtract``); the last
-layer is the readout, a non-resetting leaky integrator whose logits are the membrane averaged over the T steps.
+A :class:`NetworkSpec` is a chain of fully connected or convolutional layers. Hidden layers are LIF neurons (snnTorch
+``Leaky``, ``mem[t] = beta * mem[t-1] + W x[t] + b``, spike when ``mem > threshold``, reset ``zero`` or ``subtract``);
+the last layer is the readout, a non-resetting leaky integrator whose logits are the membrane averaged over the T steps.
 A multi-head readout (task-incremental streams) is stored as one layer of ``n_heads * n_outputs`` neurons.
 """
 

@@ -61,7 +61,8 @@ class Brian2CA3:
         for name, (_, kind) in kinds.items():
             c_m, tau_m, v_thresh = params.cell(kind)
             g = b2.NeuronGroup(self.sizes[name], eqs, threshold="v > v_thresh", reset="v = v_reset",
-                               refractory=params.refractory_steps * self.dt, method="exact", clock=clock, name=f"{name}*")
+                               refractory=params.refractory_steps * self.dt, method="exact", clock=clock,
+                               name=f"{name}*")
             g.R = tau_m * ms / (c_m * nF)
             g.tau_m = tau_m * ms
             g.v_thresh = v_thresh * mV

@@ -21,7 +21,8 @@ Part files (besides the common schema)::
                           mismatched_spikes, decoded, starts_ms, kinds (JSON); stress: variant
     /spikes/<pop>  bool [T, N]   functional: every population's raster
     /weights/<w>   float         functional: the plastic weights at the end
-    /table/<col>   [rows]        stress: one row per (density, spacing, seed), see :func:`spikecl.memory.stress.run_grid`
+    /table/<col>   [rows]        stress: one row per (density, spacing, seed), see
+                                         :func:`spikecl.memory.stress.run_grid`
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def summary_text(results: dict[str, dict]) -> str:
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
             lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
     cols = (("cue_exact", "cue exact"), ("content_hit_f1", "hit f1"), ("content_precision_f1", "prec f1"),
-            ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"), ("forget_echo", "echo"),
+            ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"),
+            ("forget_echo", "echo"),
             ("kept_exact", "kept"), ("bits_per_synapse", "bits/syn"))
     stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
     if stress:

@@ -100,8 +100,8 @@ class CA3Constants(NamedTuple):
 class CA3State:
     """Network state of B memories: ``v``, ``i`` ``[B, N']`` (mV, nA, cells only), ``history`` ``[H, B, N]`` bool,
     the last H steps' spikes (0 = latest; it also times the refractory period), plastic ``weights`` (nA,
-    ``[B, pre, post]``, or ``[B, post, pre]`` for :data:`POST_MAJOR`) and STDP ``traces`` (nA, ``[B, width]``), of which ``pre_trace``/``post_trace`` are views
-    (``[B, pre]``/``[B, post]``) keyed by projection."""
+    ``[B, pre, post]``, or ``[B, post, pre]`` for :data:`POST_MAJOR`) and STDP ``traces`` (nA, ``[B, width]``), of which
+    ``pre_trace``/``post_trace`` are views (``[B, pre]``/``[B, post]``) keyed by projection."""
 
     v: object
     i: object

@@ -8,9 +8,10 @@ sparsity), a capacity curve (recall vs items stored), recall from degraded cues 
 the fly-hash control) and, with ``eval.spiking_items``, whether the spiking realisation stores and recognises
 items with the coder's codes. Results: one results file per seed ``<output_dir>/<name>/sparsey_seed<seed>.h5``
 (:func:`spikecl.io.write_run`; existing files, ``--resume`` and ``--overwrite`` as for every kind, see
-:mod:`spikecl.experiment_kind`) and PNG plots beside it. The evaluation images follow the validation protocol of every kind (``[data]``): ``validation``
-holds a fraction of every class's training images out of storage, ``eval_split = "validation"`` evaluates on them
-without reading the test split (for choosing settings), and ``vary_split`` gives every seed its own data split.
+:mod:`spikecl.experiment_kind`) and PNG plots beside it. The evaluation images follow the validation protocol of every
+kind (``[data]``): ``validation`` holds a fraction of every class's training images out of storage,
+``eval_split = "validation"`` evaluates on them without reading the test split (for choosing settings), and
+``vary_split`` gives every seed its own data split.
 
 Results schema (``kind = "sparsey"``, version 1)::
 

@@ -172,7 +172,8 @@ def expansivity(g: np.ndarray, cfg: MacConfig) -> np.ndarray:
 
 
 def win_weights(v: np.ndarray, eta: np.ndarray, cfg: MacConfig) -> np.ndarray:
-    """μ = (η − 1) / (1 + σ₁ e^{−σ₂(V − σ₃)})^σ₄ + 1 for ``v`` [B, M, Q, K] and ``eta`` [B, M]; in [1, η]."""
+    """μ = (η − 1) / (1 + σ₁ e^{−σ₂(V − σ₃)})^σ₄ + 1 for ``v`` [B, M, Q, K] and ``eta`` [B, M];
+    in [1, η]."""
     with np.errstate(over="ignore"):
         denom = (1.0 + cfg.sigma1 * np.exp(-cfg.sigma2 * (v - cfg.sigma3))) ** cfg.sigma4
     return (eta[..., None, None] - 1.0) / denom + 1.0
@@ -471,8 +472,8 @@ class SparseyCoder:
         return self.code_bits(codes)[0], float(g[0])
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
-        """Recognise without learning (max-V winners, or drawn from ρ with ``recognition = "sample"``): code bits [B, n_code_bits] and G [B] (a single item
-        [N] gives [n_code_bits] and a float)."""
+        """Recognise without learning (max-V winners, or drawn from ρ with ``recognition = "sample"``): code bits
+        [B, n_code_bits] and G [B] (a single item [N] gives [n_code_bits] and a float)."""
         single = np.asarray(x).ndim == 1
         codes, g = self._run(self.binarise(x), learn=False, use_prev=False)
         bits = self.code_bits(codes)

@@ -16,5 +16,5 @@ from spikecl.snn.networks import SpikingNetwork, build_cnn, build_mlp, build_net
 from spikecl.snn.neurons import LIFParams  # noqa: E402
 from spikecl.snn.trainers import BPTTTrainer, OnlineTrainer, evaluate, make_trainer  # noqa: E402
 
-__all__ = ["Activity", "encode", "Readout", "SpikingConv2d", "SpikingLinear", "SpikingNetwork", "build_cnn", "build_mlp",
-           "build_network", "LIFParams", "BPTTTrainer", "OnlineTrainer", "evaluate", "make_trainer"]
+__all__ = ["Activity", "encode", "Readout", "SpikingConv2d", "SpikingLinear", "SpikingNetwork", "build_cnn",
+           "build_mlp", "build_network", "LIFParams", "BPTTTrainer", "OnlineTrainer", "evaluate", "make_trainer"]

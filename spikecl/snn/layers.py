@@ -24,10 +24,10 @@ synapse call on a time-weighted sum of its input; "triton" is the fused engine w
 kernel (:mod:`spikecl.snn.lif_triton`; CUDA). Online steps on the fused engines are one autograd node per layer
 (:func:`~spikecl.snn.fused.lif_step`), and a linear synapse takes its weight gradient from the trace in one call.
 
-A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass: the
-weight gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral circuit,
-which equals the projected gradient ``(deltaᵀ x)(I − P)`` at N·n·k instead of out·n·k multiply-adds. The layer
-uses it only when its input has fewer rows than outputs (N < out) and then marks it ``used``.
+A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass:
+the weight gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral
+circuit, which equals the projected gradient ``(deltaᵀ x)(I − P)`` at N·n·k instead of out·n·k multiply-adds.
+The layer uses it only when its input has fewer rows than outputs (N < out) and then marks it ``used``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def fused_trace_synapse(synapse: nn.Module, x_t: torch.Tensor, trace_t: torch.Te
 
 
 class _ProjectedLinear(torch.autograd.Function):
-    """``F.linear(x, weight, bias)`` whose weight gradient is ``gradᵀ · project(x)``; see :func:`projected_linear`."""
+    """``F.linear(x, weight, bias)`` whose weight gradient is ``gradᵀ · project(x)``; see
+    :func:`projected_linear`."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, project):

@@ -12,8 +12,8 @@ stochastic half unit). The engine sums the products in order in a 16-bit accumul
 that saturates after each, so the potentiation is clipped at 255.99 units before the depression is subtracted, as
 the port clips. Against the float port (:mod:`spikecl_lava.learning.ca3_stdp`) this keeps the engine's stock
 transmission order (weights sent before the step's learning), decays traces and rounds weight updates
-stochastically (seeded: runs repeat), and quantises the weights to 8 bits. The cells stay spikecl's float cells, which take the summed weight
-units through their plastic input scaled by ``w_max / 255``.
+stochastically (seeded: runs repeat), and quantises the weights to 8 bits. The cells stay spikecl's float cells, which
+take the summed weight units through their plastic input scaled by ``w_max / 255``.
 """
 
 from __future__ import annotations
