@@ -8,7 +8,8 @@ shared machine hits all of them alike, in an order reversed every other repeat (
 One thread. Prints the median CPU time (process time) and wall time per epoch, each one's ratio to fine-tune on the
 same engine and the median of its per-repeat CPU ratios (their range in brackets), with the goal (HLOP and GPM
 within 1.3x) beside it, and the ratio of the matrix-product FLOPs of one epoch (counted by torch's FlopCounterMode):
-the arithmetic the method adds.
+the arithmetic the method adds, and the epoch's peak memory beside fine-tune's (tensors live at once, from torch's
+profiler; see ``engine_speed.peak_memory``).
 Run at the speed of the network's own products, which take about two thirds of a fine-tuning epoch here, the added
 products would cost about two thirds of that ratio's excess in time.
 ``hlop`` is the published method (every time step's rows, fixed Hebbian rates); ``hlop-spikecl`` uses one random
