@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from spikecl.experiment_kind import load, preflight, run_file
     from spikecl.plugins import load_plugins, run_file_with_plugins
 
-    load_plugins(args.plugin)
+    plugins = load_plugins(args.plugin)
     overrides = overrides_of(args)
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
@@ -86,5 +86,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
     from spikecl.continual.distributed import launch
 
-    return launch(args.nproc, run_file_with_plugins, args.plugin, args.experiment, overrides, threads=args.threads,
+    return launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides, threads=args.threads,
                   **options)
