@@ -85,9 +85,11 @@ def _digits(tmp_path, precision: str, methods):
 
 
 def test_bfloat16_learns_and_protects_as_float32_does(tmp_path):
-    """Fine-tuning and HLOP on 3 permuted-digits tasks (validation split): the same learning accuracy and the same
-    final accuracy to within a few points, and HLOP protects old tasks in both (measured: fine-tuning LA 92.8 and
-    94.8 %, ACC 73.5 and 74.7 %; HLOP, whose default schedule fills this small input, ACC 56.6 and 57.1 %)."""
+    """Fine-tuning and HLOP on 3 permuted-digits tasks (validation split): the same learning accuracy in both
+    precisions, the same final accuracy for HLOP, and HLOP protects old tasks in both. Measured on an AMD EPYC
+    (Zen 4): learning accuracy 93.4 and 94.0 % (fine-tuning), HLOP, whose default schedule fills this small input,
+    ACC 56.3 and 55.9 %. Fine-tuning's final accuracy is left out: what it forgets is chaotic in the rounding, so
+    even one torch thread against two moved it from 75.8 to 72.7 % in float32 (bfloat16: 69.3 %)."""
     methods = ("finetune", "hlop")
     acc = {(p, m): ContinualRun(_digits(tmp_path, p, methods), m, 0).execute(progress_bar=False).acc_matrix
            for p in ("float32", "bfloat16") for m in methods}
@@ -95,7 +97,7 @@ def test_bfloat16_learns_and_protects_as_float32_does(tmp_path):
     for m in methods:
         a32, a16 = acc["float32", m], acc["bfloat16", m]
         assert abs(metrics.learning_acc(a16) - metrics.learning_acc(a32)) < 0.05, m
-        assert abs(metrics.acc(a16) - metrics.acc(a32)) < 0.06, m
+    assert abs(metrics.acc(acc["bfloat16", "hlop"]) - metrics.acc(acc["float32", "hlop"])) < 0.03
     for p in ("float32", "bfloat16"):
         assert metrics.bwt(acc[p, "hlop"]) > metrics.bwt(acc[p, "finetune"]) + 0.05, p
     assert not np.array_equal(acc["float32", "finetune"], acc["bfloat16", "finetune"])    # other arithmetic
