@@ -167,17 +167,38 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def environment() -> dict:
-    """Versions of Python and the numerical stack, the platform and host, and torch's intra-op threads (for
-    reproducibility records)."""
+    """Versions of Python and the numerical stack, the platform, host and CPU, and torch's intra-op threads and
+    vector instruction set (for reproducibility records: CPU results depend on both)."""
     env = {"python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
-           "numpy": np.__version__}
+           "cpu": cpu_model(), "numpy": np.__version__}
     for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
         module = sys.modules.get(name)
         if module is not None:
             env[name] = getattr(module, "__version__", "?")
     if "torch" in sys.modules:                  # CPU results depend on it: threads split sums in other orders
-        env["torch_threads"] = sys.modules["torch"].get_num_threads()
+        torch = sys.modules["torch"]
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()     # e.g. AVX2, AVX512
     return env
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name, with its family and model numbers where Linux reports them in ``cpuinfo`` (two CPUs of
+    one name may be other generations, whose vectorised kernels round differently), e.g.
+    ``"AMD EPYC (family 25, model 17)"``; ``platform.processor()`` elsewhere."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    fields: dict[str, str] = {}
+    for line in text.splitlines():                   # the first processor's fields
+        key, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.processor() or "unknown")
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 @dataclass

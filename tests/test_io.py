@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from spikecl.errors import ExistsError, ResultsError
-from spikecl.io import RunResult, atomic_write, read_results, write_results
+from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
 
 
 def make_result(seed=0):
@@ -25,6 +25,25 @@ def test_round_trip(tmp_path):
     assert back.model["w"].dtype == np.float32 and back.extra["dims"].tolist() == [3, 4]
     assert "python" in back.environment and "numpy" in back.environment
 
+
+
+def test_results_record_the_cpu_and_torchs_instruction_set(tmp_path):
+    """CPU results depend on the CPU's generation and the vector instructions torch dispatches to: both are kept."""
+    import torch
+
+    back = read_results(write_results(tmp_path / "run.h5", make_result()))
+    assert back.environment["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert back.environment["cpu"] == cpu_model() and back.environment["cpu"]
+
+
+def test_cpu_model_names_the_first_processor_with_its_generation(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                    "model name\t: AMD EPYC\nflags\t\t: fpu avx2\n\nprocessor\t: 1\nmodel name\t: other\n")
+    assert cpu_model(info) == "AMD EPYC (family 25, model 17)"
+    info.write_text("Processor\t: ARMv7 Processor rev 4 (v7l)\nmodel name\t: ARMv7 rev 4\n")
+    assert cpu_model(info) == "ARMv7 rev 4"
+    assert cpu_model(tmp_path / "absent")        # platform.processor(), or "unknown"
 
 def test_never_overwrites_without_permission(tmp_path):
     path = write_results(tmp_path / "run.h5", make_result(seed=0))
@@ -100,3 +119,18 @@ def test_old_or_foreign_files_say_what_they_are(tmp_path, attrs, message):
     with pytest.raises(ResultsError) as info:
         read_run(path)
     assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_report_names_the_machine_setup_and_each_one_where_they_differ():
+    from dataclasses import replace
+
+    from spikecl.continual.report import machine_note, text_report
+
+    here = make_result()
+    assert f"Computed on {here.environment['cpu']}, {here.environment['torch_cpu_capability']} kernels" \
+        in text_report([here], matrices=False)
+    other = replace(make_result(seed=1), environment={**here.environment, "torch_threads": 1, "cpu": "Intel Xeon"})
+    old = replace(make_result(seed=2), environment={"python": "3.11"})           # written before CPUs were recorded
+    note = machine_note([here, other, old])
+    assert note.startswith("Computed on 3 setups: ") and "Intel Xeon, AVX" in note and "(ewc seed 1)" in note
+    assert "an unrecorded CPU, unrecorded kernels, ? torch threads (ewc seed 2)" in note

@@ -132,7 +132,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     parts.append(format_summary(method_summary(results), seeds))
     parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
                  "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
-                 + split_note(results))
+                 + split_note(results) + "\n" + machine_note(results))
     measures = final_measures(results)
     if measures:
         parts.append(format_measures(measures) + "\n" + MEASURES_NOTE)
@@ -155,6 +155,20 @@ def split_note(results: Sequence[RunResult]) -> str:
         tuple(varied), "; some seeds drew their own data split")
     return f"Accuracies measured on {where}{seeds}."
 
+
+
+def machine_note(results: Sequence[RunResult]) -> str:
+    """One line naming the CPU, torch's vector instruction set and thread count the runs were computed with (the
+    same seed gives the same numbers only on the same ones), or each setup where they differ."""
+    def setup(r: RunResult) -> str:
+        env = r.environment
+        return (f"{env.get('cpu', 'an unrecorded CPU')}, {env.get('torch_cpu_capability', 'unrecorded')} kernels, "
+                f"{env.get('torch_threads', '?')} torch threads")
+    setups = sorted({setup(r) for r in results})
+    if len(setups) == 1:
+        return f"Computed on {setups[0]}."
+    return f"Computed on {len(setups)} setups: " + "; ".join(
+        f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if setup(r) == s)})" for s in setups) + "."
 
 def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{method: (final ACC [seeds], effective SynOps per inference after the last task [seeds])} of the runs that
