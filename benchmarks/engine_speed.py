@@ -6,12 +6,16 @@ step), Leaky and pooling at every time step.
 
 One thread, direct-encoded random inputs, SGD with momentum. After a warm-up, the three contenders take turns in the
 same process (rounds of a few steps each), so a load change on a shared machine hits all of them alike. Prints the
-median CPU time (process time) and wall time per step, each time's ratio to the fused engine, and the tensor
-operators dispatched per step (torch.profiler): on a GPU each is at least one kernel launch, so this counts what
-launch overhead a step would pay there, and the step's peak memory: the most bytes of tensors allocated during the
-step and live at once (on the CPU from the profiler's allocation events, in time order; frees of memory allocated
-before the step, such as the last step's gradients, are not seen, so each figure may exceed the true peak by at most
-the parameters' size; on a GPU torch's exact ``max_memory_allocated``), with its ratio to the plain loop's.
+median CPU time (process time) and wall time per step, each time's ratio to the fused engine; the floating-point
+operations of the step's matrix products (torch's FlopCounterMode) with their ratio to the fused engine's: where
+products dominate both steps (large batches), the time ratio tends to this one, which for the MLP is 2.02x at
+T = 4, 2.44x at T = 8 and 2.84x at T = 25 for the plain loop (the fused engine runs a direct input's synapse once
+and the readout's once, not T times); the tensor operators dispatched per step (torch.profiler): on a GPU each is at
+least one kernel launch, so this counts what launch overhead a step would pay there; and the step's peak memory: the
+most bytes of tensors allocated during the step and live at once (on the CPU from the profiler's allocation events,
+in time order; frees of memory allocated before the step, such as the last step's gradients, are not seen, so each
+figure may exceed the true peak by at most the parameters' size; on a GPU torch's exact ``max_memory_allocated``),
+with its ratio to the plain loop's.
 ``--device cuda`` runs the contenders on a GPU (the clocks are read after
 the device has finished; CPU time is then the host's share, wall time the step's), and adds the triton engine
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
@@ -119,6 +123,16 @@ def operators_per_step(step, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
+def matmul_flops(step, x, y) -> int:
+    """Floating-point operations of the matrix products and convolutions in one call of ``step``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(x, y)
+    return counter.get_total_flops()
+
+
 def peak_memory(work, device: torch.device) -> int:
     """Peak bytes of tensors allocated and live at once on ``device`` while ``work()`` runs, above what was live
     before it (on the CPU frees of tensors allocated before it are unseen: see the module's docstring)."""
@@ -148,9 +162,9 @@ def peak_memory(work, device: torch.device) -> int:
 
 
 def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.device,
-            network: str = "mlp") -> dict[str, tuple[float, float, int, int]]:
+            network: str = "mlp") -> dict[str, tuple[float, float, int, int, int]]:
     """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, the
-    operators it dispatches per step and its peak memory in bytes."""
+    operators it dispatches per step, its peak memory in bytes and its matrix-product FLOPs."""
     torch.manual_seed(0)
     x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
     contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
@@ -169,7 +183,7 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
             samples[name].append(timed(step, x, y, counts[name]))
     return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
                    operators_per_step(contenders[name], x, y),
-                   peak_memory(lambda: contenders[name](x, y), device))
+                   peak_memory(lambda: contenders[name](x, y), device), matmul_flops(contenders[name], x, y))
             for name, s in samples.items()}
 
 
@@ -198,12 +212,13 @@ def main() -> None:
     for steps in args.steps or default_steps:
         for batch in args.batch or default_batches:
             result = compare(steps, batch, args.rounds, args.seconds, device, args.network)
-            cpu0, wall0, _, _ = result["fused engine"]
+            cpu0, wall0, _, _, flops0 = result["fused engine"]
             plain_peak = result["plain snnTorch"][3]
             print(f"T={steps:<3} batch {batch}")
-            for name, (cpu, wall, ops, peak) in result.items():
+            for name, (cpu, wall, ops, peak, flops) in result.items():
                 print(f"  {name:<16} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
-                      f"({wall / wall0:4.2f}x)   {ops:6d} operators per step   peak memory {peak / 2 ** 20:8.2f} MiB "
+                      f"({wall / wall0:4.2f}x)   matmul {flops / 1e6:8.1f} MFLOP ({flops / flops0:4.2f}x)   "
+                      f"{ops:6d} operators per step   peak memory {peak / 2 ** 20:8.2f} MiB "
                       f"({peak / plain_peak:4.2f}x plain)")
 
 

@@ -104,16 +104,21 @@ def test_gpu_check_unpacks_the_brought_wheels_first(tmp_path, damaged):
 
 @pytest.mark.parametrize("network", ["mlp", "cnn"])
 def test_engine_speed_times_three_contenders(network):
-    """One tiny round per network: a line per contender with its times and peak memory, and the fused engine
-    dispatches fewer operators per step than the plain snnTorch loop."""
+    """One tiny round per network: a line per contender with its times, matrix-product FLOPs and peak memory; the
+    fused engine dispatches fewer operators per step than the plain snnTorch loop and does less arithmetic (the
+    direct input's synapse once instead of T times)."""
     out = run("engine_speed.py", "--network", network, "--steps", "3", "--batch", "2", "--rounds", "1",
               "--seconds", "0.01")
-    rows = {name: (int(count), float(mib), float(ratio)) for name, count, mib, ratio in
-            re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch)\s+CPU .*?(\d+) operators per step"
-                       r"\s+peak memory\s+([\d.]+) MiB \(([\d.]+)x plain\)$", out, flags=re.M)}
+    rows = {name: (float(mflop), float(flop_ratio), int(count), float(mib), float(ratio))
+            for name, mflop, flop_ratio, count, mib, ratio in
+            re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch)\s+CPU .*?matmul\s+([\d.]+) MFLOP "
+                       r"\(([\d.]+)x\)\s+(\d+) operators per step\s+peak memory\s+([\d.]+) MiB \(([\d.]+)x plain\)$",
+                       out, flags=re.M)}
     assert set(rows) == {"fused engine", "snnTorch engine", "plain snnTorch"}, out
-    assert rows["fused engine"][0] < rows["plain snnTorch"][0]
-    assert rows["plain snnTorch"][2] == 1.0 and all(mib > 0 for _, mib, _ in rows.values())
+    assert rows["fused engine"][2] < rows["plain snnTorch"][2]
+    assert rows["plain snnTorch"][4] == 1.0 and all(row[3] > 0 for row in rows.values())
+    assert rows["fused engine"][1] == 1.0 and rows["plain snnTorch"][1] > 1.0
+    assert rows["plain snnTorch"][0] == pytest.approx(rows["fused engine"][0] * rows["plain snnTorch"][1], rel=0.01)
 
 
 def test_peak_memory_follows_allocations_and_frees_in_time_order():
@@ -173,6 +178,8 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
     assert first.returncode == 0, first.stderr
     text = logs[0].read_text()
     assert text.startswith("# make bench, ") and "CPUs" in text and "Python" in text
+    from spikecl.io import cpu_model
+    assert f"# {cpu_model()}, " in text                                  # the CPU with its family and model
     assert "## benchmarks/fast.py" in text and "fused 1.00x, plain 2.50x" in text
     second, logs = run_all(tmp_path, "fast broken fast")
     assert second.returncode == 3 and len(logs) == 2
