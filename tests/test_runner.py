@@ -130,6 +130,28 @@ def test_resuming_with_another_thread_count_says_so(tmp_path, capsys):
         torch.set_num_threads(threads)
 
 
+
+def test_resuming_on_another_cpu_says_so(tmp_path, capsys):
+    """A checkpoint records the CPU and torch's kernels; resuming one written elsewhere prints a notice naming both
+    (none on the same machine)."""
+    from spikecl.io import machine_kernels
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    for written in ("Intel Xeon (family 6, model 143), AVX512 kernels", machine_kernels()):
+        ContinualRun(cfg, "finetune", 0).save_checkpoint(checkpoint_path(results))
+        state = torch.load(checkpoint_path(results), weights_only=True)
+        assert state["cpu"] == machine_kernels()
+        torch.save({**state, "cpu": written}, checkpoint_path(results))
+        ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+        out = capsys.readouterr().out
+        if written != machine_kernels():
+            assert (f"notice: finetune-seed0.ckpt was written on {written}, this run is on {machine_kernels()}: "
+                    "the resumed run may end with other numbers") in out
+        else:
+            assert "notice:" not in out
+
 def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
     exp = tmp_path / "exp.toml"

@@ -26,7 +26,7 @@ from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
-from spikecl.io import RunResult, atomic_write, environment, write_results
+from spikecl.io import RunResult, atomic_write, environment, machine_kernels, write_results
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
@@ -229,7 +229,8 @@ class ContinualRun:
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
-                         "python": random.getstate()}, "torch_threads": torch.get_num_threads()}
+                         "python": random.getstate()}, "torch_threads": torch.get_num_threads(),
+                 "cpu": machine_kernels()}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path) -> None:
@@ -248,6 +249,11 @@ class ContinualRun:
             progress.write_line(f"notice: {path.name} was written with {threads} torch threads, this run has "
                                 f"{torch.get_num_threads()}: the resumed run may end with other numbers than an "
                                 f"uninterrupted one (--threads {threads} resumes exactly)")
+        written_on = state.get("cpu")
+        if written_on not in (None, machine_kernels()) and self.execution.writes_files and self.device.type == "cpu":
+            progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on "
+                                f"{machine_kernels()}: the resumed run may end with other numbers than an "
+                                "uninterrupted one (vectorised kernels round differently)")
         self.run_state = RunState(**state["progress"])
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
