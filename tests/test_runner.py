@@ -16,6 +16,7 @@ from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.errors import ConfigError, ExistsError
 from spikecl.io import read_results
+from spikecl.snn import build_mlp, make_trainer
 
 PERMUTED_DIGITS = {
     "name": "pdigits", "seeds": [0],
@@ -203,6 +204,26 @@ def test_compiled_run_matches_the_uncompiled_one(tmp_path, engine):
     assert runs[True].acc_matrix[1, 0] > 0.6
     np.testing.assert_allclose(runs[True].acc_matrix, runs[False].acc_matrix, atol=0.03)
 
+
+
+
+def test_compiled_kernels_are_cached_apart_per_cpu_kernel_set(monkeypatch):
+    """torch's inductor cache is keyed without ATEN_CPU_CAPABILITY (a function compiled under avx2 kernels, then
+    under AVX512 ones from the same cache, crashed with heap corruption here): train.compile gives each kernel set
+    a folder of its own, and leaves a folder the user chose alone."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from spikecl.snn.trainers import separate_inductor_cache
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "restored after the test")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    trainer = make_trainer("bptt", build_mlp(4, [3], 2), 2)
+    trainer.compile()
+    kernels = torch.backends.cpu.get_cpu_capability().lower()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == f"{default_cache_dir()}_{kernels}"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/shared/cache")
+    separate_inductor_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/shared/cache"
 
 SPIKECL_HLOP = {"method": "hlop", "strategy.hlop.step": "normalised", "strategy.hlop.step_rows": 1,
                 "strategy.hlop.orthonormalize": True}

@@ -25,6 +25,9 @@ pass under ``torch.autocast`` (synapses in bfloat16, membranes and everything af
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +71,21 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
 
+
+def separate_inductor_cache() -> None:
+    """Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, give ``torch.compile``'s on-disk cache a folder of its own per
+    CPU kernel set (torch's default folder with ``_avx512``, ``_avx2``, … appended). Its key leaves out
+    ``ATEN_CPU_CAPABILITY``: kernels cached under one setting and loaded under another gave NaN losses and heap
+    corruption (torch 2.13)."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+        folder = default_cache_dir()
+    except ImportError:                                  # another torch: its documented default
+        folder = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{folder}_{torch.backends.cpu.get_cpu_capability().lower()}"
+
 class BPTTTrainer:
     """Backpropagation through time with surrogate gradients.
 
@@ -107,6 +125,7 @@ class BPTTTrainer:
     def compile(self) -> None:
         """Run the training forward pass through ``torch.compile`` (static shapes: a new batch shape compiles
         again). The network itself stays uncompiled for evaluation and the strategies' own passes."""
+        separate_inductor_cache()
         self.forward = torch.compile(self.net, dynamic=False)
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
