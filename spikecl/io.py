@@ -201,13 +201,13 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return name
 
 
-
 def machine_kernels() -> str:
     """The CPU (:func:`cpu_model`) and the vector instruction set torch dispatches to there, e.g.
     ``"AMD EPYC (family 25, model 17), AVX512 kernels"``: what, with the thread count, decides a CPU run's rounding."""
     import torch
 
     return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels"
+
 
 @dataclass
 class RunResult:

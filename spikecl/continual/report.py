@@ -156,7 +156,6 @@ def split_note(results: Sequence[RunResult]) -> str:
     return f"Accuracies measured on {where}{seeds}."
 
 
-
 def machine_note(results: Sequence[RunResult]) -> str:
     """One line naming the CPU, torch's vector instruction set and thread count the runs were computed with (the
     same seed gives the same numbers only on the same ones), or each setup where they differ."""
@@ -169,6 +168,7 @@ def machine_note(results: Sequence[RunResult]) -> str:
         return f"Computed on {setups[0]}."
     return f"Computed on {len(setups)} setups: " + "; ".join(
         f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if setup(r) == s)})" for s in setups) + "."
+
 
 def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{method: (final ACC [seeds], effective SynOps per inference after the last task [seeds])} of the runs that

@@ -244,16 +244,16 @@ class ContinualRun:
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
                                "--overwrite to start again")
-        threads = state.get("torch_threads")
-        if threads not in (None, torch.get_num_threads()) and self.execution.writes_files and self.device.type == "cpu":
-            progress.write_line(f"notice: {path.name} was written with {threads} torch threads, this run has "
-                                f"{torch.get_num_threads()}: the resumed run may end with other numbers than an "
-                                f"uninterrupted one (--threads {threads} resumes exactly)")
-        written_on = state.get("cpu")
-        if written_on not in (None, machine_kernels()) and self.execution.writes_files and self.device.type == "cpu":
-            progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on "
-                                f"{machine_kernels()}: the resumed run may end with other numbers than an "
-                                "uninterrupted one (vectorised kernels round differently)")
+        if self.execution.writes_files and self.device.type == "cpu":       # what decides a CPU run's rounding
+            threads, written_on, here = state.get("torch_threads"), state.get("cpu"), machine_kernels()
+            if threads not in (None, torch.get_num_threads()):
+                progress.write_line(f"notice: {path.name} was written with {threads} torch threads, this run has "
+                                    f"{torch.get_num_threads()}: the resumed run may end with other numbers than an "
+                                    f"uninterrupted one (--threads {threads} resumes exactly)")
+            if written_on not in (None, here):
+                progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on {here}: the "
+                                    "resumed run may end with other numbers than an uninterrupted one (vectorised "
+                                    "kernels round differently)")
         self.run_state = RunState(**state["progress"])
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -71,7 +71,6 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
 
-
 def separate_inductor_cache() -> None:
     """Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, give ``torch.compile``'s on-disk cache a folder of its own per
     CPU kernel set (torch's default folder with ``_avx512``, ``_avx2``, … appended). Its key leaves out
@@ -85,6 +84,7 @@ def separate_inductor_cache() -> None:
     except ImportError:                                  # another torch: its documented default
         folder = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{folder}_{torch.backends.cpu.get_cpu_capability().lower()}"
+
 
 class BPTTTrainer:
     """Backpropagation through time with surrogate gradients.
