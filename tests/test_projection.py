@@ -131,6 +131,26 @@ def test_gpm_basis_keeps_its_rows_and_adds_only_directions_with_energy():
     assert captured > 1 - 1e-5
 
 
+def test_gpm_basis_adds_no_round_off_directions_at_threshold_one():
+    """A basis that already spans the activity gains nothing at a threshold of 1: not the round-off of its float32
+    rows (about 1e-15 of the energy), which earlier grew a full 800-row readout basis by 236 rows a task, nor
+    beyond n rows; a real direction holding 1e-8 of the energy is still added."""
+    g = torch.Generator().manual_seed(0)
+    full = grow_basis(torch.zeros(0, 200), torch.rand(300, 200, generator=g), 1.0)
+    assert full.shape[0] == 200
+    spikes = (torch.rand(300, 200, generator=g) < 0.2).float()
+    assert grow_basis(full, spikes, 1.0) is full
+    activity = torch.randn(100, 3, generator=g) @ torch.randn(3, 30, generator=g)
+    basis = grow_basis(torch.zeros(0, 30), activity, 1.0)
+    assert basis.shape[0] == 3 and grow_basis(basis, activity, 1.0) is basis
+    faint = torch.zeros(1, 30)
+    faint[0, :] = torch.linalg.svd(basis, full_matrices=True).Vh[3]       # a unit direction outside the basis
+    faint *= 1e-4 * activity.norm()                                       # 1e-8 of the activity's energy
+    grown = grow_basis(basis, torch.cat([activity, faint]), 1.0)
+    assert grown.shape[0] == 4
+    assert torch.allclose((grown[3] @ faint[0]).abs(), faint.norm(), rtol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["gpm", "hlop"])
 def test_projected_training_leaves_old_responses_unchanged(method):
     """Task A lives in a 6-d input subspace; after consolidation, training on task B must not change W x for any

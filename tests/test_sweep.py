@@ -180,6 +180,6 @@ def test_shipped_sweep_validates():
     for name, kind in (("hlop_pmnist5k_select.toml", "permuted"), ("hlop_rmnist5k_select.toml", "rotated")):
         sweep = load_sweep(Path(__file__).parents[1] / "models" / "sweeps" / name)
         tuned = {m for m, points in sweep.candidates.items() if len(points) > 1}
-        assert tuned == {"ewc", "si", "hlop-energy", "hlop-spikecl"} and len(sweep.runs) == 12
+        assert tuned == {"ewc", "si", "hlop-energy", "hlop-spikecl", "gpm-tuned"} and len(sweep.runs) == 15
         assert all(r.raw["data"]["eval_split"] == "validation" and r.seed == 100 for r in sweep.runs)
         assert {r.raw["stream"]["kind"] for r in sweep.runs} == {kind} and sweep.final_seeds == [0, 1, 2]

@@ -184,17 +184,22 @@ def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float
 
         ‖A Bᵀ‖² + Σ_{i ≤ r} σ_i(A − A Bᵀ B)²  ≥  threshold · ‖A‖²
 
-    Directions without energy (singular values below round-off, see :func:`principal_directions`) are never added,
-    so a threshold of 1 adds every direction the residual has.
+    Directions without energy are never added, so a threshold of 1 adds every direction the residual has and no
+    more (at most n − k). A direction has energy when σ² > ``n · eps² · ‖A‖²``, eps the machine epsilon of the
+    basis dtype; below that it is the round-off of a basis orthonormal only to its precision (about
+    1e-15 · ‖A‖² for float32 rows), while a direction holding 1e-8 of the energy is kept.
     """
     a = activity.T.double()                                          # [n, N]
     m = basis.T.double()                                             # [n, k]
+    n, k = m.shape
     total = (a ** 2).sum()
     residual = a - m @ (m.T @ a)
     kept = total - (residual ** 2).sum()
-    if total <= 0 or kept / total >= threshold:
+    if total <= 0 or kept / total >= threshold or k >= n:
         return basis[:0].double()
     u, s = principal_directions(residual)
+    with_energy = int((s ** 2 > n * torch.finfo(basis.dtype).eps ** 2 * total).sum())
+    u, s = u[:, :min(with_energy, n - k)], s[:min(with_energy, n - k)]
     energy = kept + torch.cumsum(s ** 2, 0)
     r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
     return u[:, :r].T
