@@ -134,6 +134,23 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert result.config["train"]["lr"] == 0.05 and result.acc_matrix.shape == (3, 2)
     assert np.all(np.isfinite(result.acc_matrix))
 
+    # the base file changed since: kept results made with the old settings are an error, not silently reported as
+    # the new sweep's; --dry-run names what differs; --overwrite trains them again
+    (tmp_path / "base.toml").write_text(BASE.replace("batch_size = 64", "batch_size = 32"))
+    kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 2
+    err = capsys.readouterr().err
+    assert "finetune-seed0.h5 was made with other settings than sweep grid plans (train.batch_size differs) " \
+           "(and 5 more); pass --overwrite" in err
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("differs (train.batch_size)") == 6
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}", "--overwrite"]) == 0
+    assert "6 runs, 0 complete (kept), 6 to run (6 made with other settings, trained again)" in capsys.readouterr().out
+    assert read_results(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
+    assert "6 runs, 6 complete (kept), 0 to run" in capsys.readouterr().out
+
 
 # a method of the user's own (examples/custom_strategy.py registers "l2"), swept over its option
 OWN = """base = "base.toml"

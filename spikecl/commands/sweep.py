@@ -13,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from spikecl.continual.sweep import (Sweep, final_runs, labelled, load_sweep, select_points, summary_text,
-                                     sweep_dir, write_sweep_results)
+from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_runs, labelled, load_sweep,
+                                     select_points, summary_text, sweep_dir, write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep
-from spikecl.io import RunResult, atomic_write
+from spikecl.io import RunResult, atomic_write, read_results
 
 
 def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]],
@@ -49,27 +49,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, args.overrides)
     if args.dry_run:
         for run in sweep.runs:
-            print(f"{'complete' if run.results.exists() else 'to run  '}  {run.id}  -> {run.results}")
+            print(f"{dry_run_state(run)}  {run.id}  -> {run.results}")
         if sweep.config.select:
             print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
                   f"{sweep_dir(sweep) / 'final'}")
         return 0
     try:
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
-                                         plugins=plugins)
+                                       plugins=plugins, overwrite=args.overwrite)
         if sweep.runs:
             report_sweep(sweep, done, failures, plots=not args.no_plots)
         if not sweep.config.select:
             return 0 if len(done) == len(sweep.runs) else 1
         final = final_runs(sweep, write_selection(sweep, done, failures))
         done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress,
-                                         plugins=plugins)
+                                       plugins=plugins, overwrite=args.overwrite)
     except KeyboardInterrupt:
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
         return 130
     report_sweep(final, done, failures, plots=not args.no_plots)
     return 0 if len(done) == len(final.runs) else 1
+
+
+def dry_run_state(run: SweepRun) -> str:
+    """``complete``, ``to run`` or ``differs (<key>)``: a kept results file made with other settings."""
+    if not run.results.exists():
+        return "to run  "
+    key = changed_setting(run, read_results(run.results).config)
+    return f"differs ({key})" if key else "complete"
 
 
 def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]]) -> dict:
@@ -92,7 +100,8 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser(
         "sweep", help="run a grid of experiments (methods x seeds x hyperparameters) on Ray",
         description="Run every (point, method, seed) of a sweep file as a Ray task (local instance by default), "
-                    "retry failed runs, skip runs whose results exist, and print mean ± std per method and point.")
+                    "retry failed runs, skip runs whose results exist (made with the same settings), and print "
+                    "mean ± std per method and point.")
     p.add_argument("sweep", type=Path, help="sweep file (TOML) naming a base experiment file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
@@ -101,6 +110,10 @@ def add_command(subparsers) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                    help="import this Python file or module first, in this process and in every Ray worker, to sweep "
                         "the methods it registers (repeatable; see spikecl.plugins)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again the runs whose kept results file was made with other settings than the sweep "
+                        "now plans (a changed [set] value or base file, or a final run whose chosen point changed), "
+                        "replacing it; without it such a file is an error")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are complete; run nothing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the comparison plot")

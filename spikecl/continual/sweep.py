@@ -44,9 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
+from spikecl.config import apply_overrides, experiment_from_dict, first_difference, from_dict, load_toml, option
 from spikecl.errors import ConfigError
-from spikecl.experiment_kind import Kind
+from spikecl.experiment_kind import RESUME_IGNORES, Kind
 from spikecl.io import Run
 
 
@@ -256,6 +256,16 @@ def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
 def sweep_dir(sweep: Sweep) -> Path:
     """``<output_dir>/<name>``: the folder holding every point's results and the sweep's summary."""
     return sweep.folder
+
+
+def changed_setting(run: SweepRun, stored_config: dict) -> str | None:
+    """The first setting (dotted key, e.g. ``strategy.gpm.thresholds``) in which a kept results file of ``run``,
+    whose recorded config is ``stored_config``, was made otherwise than the sweep now plans ``run``; None if it
+    was not (keys that choose only where or on what a run executes are ignored, as ``spikecl run --resume`` does)."""
+    from spikecl.continual.experiment import KIND
+
+    [job] = KIND.plan(experiment_from_dict(run.raw))
+    return first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:

@@ -1,8 +1,10 @@
 """The runs of a sweep (:mod:`spikecl.continual.sweep`) as Ray tasks (the command is :mod:`spikecl.commands.sweep`).
 
-Runs whose results file exists are skipped; the others are submitted at once, each reserving ``cpus_per_run`` Ray
-CPUs, and a run that fails is submitted again up to ``max_retries`` times (a retry resumes from the run's last
-checkpoint). The driver shows a progress bar over runs and reports every failure.
+Runs whose results file exists are skipped, unless it was made with other settings than the sweep now plans (a
+changed ``[set]`` value or base file, or a final run whose chosen point changed): that is a one-line error, or
+with ``overwrite`` the file is removed and the run trained again. The others are submitted at once, each reserving
+``cpus_per_run`` Ray CPUs, and a run that fails is submitted again up to ``max_retries`` times (a retry resumes
+from the run's last checkpoint). The driver shows a progress bar over runs and reports every failure.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
 names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed, the results
@@ -16,8 +18,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.continual.sweep import Sweep, SweepRun
-from spikecl.errors import require
+from spikecl.continual.sweep import Sweep, SweepRun, changed_setting
+from spikecl.errors import ConfigError, require
 from spikecl.io import RunResult, read_results
 from spikecl.progress import progress_bar, write_line
 
@@ -73,15 +75,31 @@ def _one_line(exc: BaseException) -> str:
 
 
 def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print,
-                  plugins: Sequence[str] = ()) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
+                  log: Callable[[str], None] = print, plugins: Sequence[str] = (),
+                  overwrite: bool = False) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
     """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
-    :func:`spikecl.plugins.load_plugins` returns them). Returns ``({run id: results}, {run id: error of each failed
-    attempt})``; a run absent from the first dict failed ``max_retries + 1`` times."""
+    :func:`spikecl.plugins.load_plugins` returns them); a kept results file made with other settings is a
+    :class:`ConfigError`, or with ``overwrite`` it is removed and its run trained again. Returns ``({run id:
+    results}, {run id: error of each failed attempt})``; a run absent from the first dict failed ``max_retries + 1``
+    times."""
+    from spikecl.continual.runner import checkpoint_path
+
     cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
+    stale = {r.id: key for r in sweep.runs if r.id in done and (key := changed_setting(r, done[r.id].config))}
+    if stale and not overwrite:
+        run = next(r for r in sweep.runs if r.id in stale)
+        others = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+        raise ConfigError(f"{run.results} was made with other settings than sweep {sweep.name} plans "
+                          f"({stale[run.id]} differs){others}; pass --overwrite to train again what differs")
+    for run in sweep.runs:
+        if run.id in stale:                          # --overwrite: these runs start afresh like missing ones
+            run.results.unlink()
+            checkpoint_path(run.results).unlink(missing_ok=True)
+            del done[run.id]
     todo = [r for r in sweep.runs if r.id not in done]
-    log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run")
+    log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
+        + (f" ({len(stale)} made with other settings, trained again)" if stale else ""))
     failures: dict[str, list[str]] = {}
     if not todo:
         return done, failures
