@@ -133,4 +133,5 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
     old = replace(make_result(seed=2), environment={"python": "3.11"})           # written before CPUs were recorded
     note = machine_note([here, other, old])
     assert note.startswith("Computed on 3 setups: ") and "Intel Xeon, AVX" in note and "(ewc seed 1)" in note
+    assert "kernels, 1 torch thread (ewc seed 1)" in note
     assert "an unrecorded CPU, unrecorded kernels, ? torch threads (ewc seed 2)" in note

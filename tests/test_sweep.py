@@ -68,6 +68,23 @@ def test_plan_is_grid_times_methods_times_seeds(sweep_files, tmp_path):
     assert point_label({"strategy.hlop.lr": 1.5, "train.epochs": 2}) == "hlop.lr=1.5_epochs=2"
 
 
+def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files, tmp_path):
+    """A point whose label would exceed a folder name's limit (a long schedule) gets its label's start and a hash
+    of the whole: two points differing only at the end stay apart, and the plan's paths can be created."""
+    long = [[8, 4]] + [[4, 2]] * 60
+    points = [{"strategy.hlop.neurons": long + [[4, 2]], "train.lr": 0.05},
+              {"strategy.hlop.neurons": long + [[4, 1]], "train.lr": 0.05}]
+    labels = [point_label(p) for p in points]
+    assert len(set(labels)) == 2 and all(len(label) == 100 for label in labels)
+    assert labels[0].startswith("hlop.neurons=-8-4-4-2-4-2-") and re.fullmatch(r".*~[0-9a-f]{8}", labels[0])
+    assert point_label({"train.lr": 0.05}) == "lr=0.05"                          # short labels are kept whole
+    sweep = load_sweep(sweep_files(BASE, SWEEP.replace('[grid]\n"train.lr" = [0.05, 0.1]\n', "") +
+                                   f'[grid]\n"strategy.hlop.lr" = [0.5, 1.0]\n"strategy.hlop.neurons" = [{long}]\n'))
+    for run in sweep.runs:
+        run.results.parent.mkdir(parents=True, exist_ok=True)                   # no "File name too long"
+    assert len({r.results.parent for r in sweep.runs if r.method == "hlop"}) == 2
+
+
 @pytest.mark.parametrize("change, message", [
     ('"train.lr" = [0.05, 0.1]', None),
     ('"train.lr" = []', "grid.train.lr: expected a non-empty list"),

@@ -161,8 +161,9 @@ def machine_note(results: Sequence[RunResult]) -> str:
     same seed gives the same numbers only on the same ones), or each setup where they differ."""
     def setup(r: RunResult) -> str:
         env = r.environment
+        threads = env.get("torch_threads", "?")
         return (f"{env.get('cpu', 'an unrecorded CPU')}, {env.get('torch_cpu_capability', 'unrecorded')} kernels, "
-                f"{env.get('torch_threads', '?')} torch threads")
+                f"{threads} torch thread{'' if threads == 1 else 's'}")
     setups = sorted({setup(r) for r in results})
     if len(setups) == 1:
         return f"Computed on {setups[0]}."

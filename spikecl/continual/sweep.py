@@ -35,6 +35,7 @@ candidate point needs no trial and goes straight to its final runs.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -110,15 +111,24 @@ def _literal(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+#: the longest point label (a folder name, and a row label in reports); a longer one keeps its start and ends with a
+#: hash of the whole label, so it stays unique and readable
+MAX_LABEL = 100
+
+
 def point_label(overrides: dict) -> str:
-    """A folder name for a point: ``lr=0.05_hlop.lr=1.5`` (``train.``/``strategy.`` prefixes dropped)."""
+    """A folder name for a point: ``lr=0.05_hlop.lr=1.5`` (``train.``/``strategy.`` prefixes dropped); one longer
+    than :data:`MAX_LABEL` characters is cut to ``<start>~<8 hex digits of its SHA-1>``."""
     if not overrides:
         return "base"
     parts = []
     for key, value in overrides.items():
         short = re.sub(r"^(train|strategy|network|stream|data)\.", "", key)
         parts.append(f"{short}={json.dumps(value) if not isinstance(value, str) else value}")
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts))
+    label = re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts))
+    if len(label) <= MAX_LABEL:
+        return label
+    return f"{label[:MAX_LABEL - 9]}~{hashlib.sha1(label.encode()).hexdigest()[:8]}"
 
 
 def grid_points(cfg: SweepConfig) -> list[dict]:
