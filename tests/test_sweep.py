@@ -68,7 +68,7 @@ def test_plan_is_grid_times_methods_times_seeds(sweep_files, tmp_path):
     assert point_label({"strategy.hlop.lr": 1.5, "train.epochs": 2}) == "hlop.lr=1.5_epochs=2"
 
 
-def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files, tmp_path):
+def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):
     """A point whose label would exceed a folder name's limit (a long schedule) gets its label's start and a hash
     of the whole: two points differing only at the end stay apart, and the plan's paths can be created."""
     long = [[8, 4]] + [[4, 2]] * 60
