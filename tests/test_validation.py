@@ -2,6 +2,7 @@
 once, at the end; method variants; data splits that vary with the seed."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -161,6 +162,8 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
     chosen = select_points(sweep, fake)
     assert chosen["ewc"]["point"].startswith("ewc.lam=100.0")            # 0.80 forgets 10 points: not eligible
     assert chosen["hlop-fast"]["point"].endswith("lr=0.2")                 # 65 > 60
+    assert chosen["ewc"]["settings"] == {"strategy.ewc.lam": 100.0}          # the point's hlop-fast key is not ewc's
+    assert chosen["hlop-fast"]["settings"] == {"variants.hlop-fast.train.lr": 0.2}
     assert chosen["ewc"]["candidates"]["ewc.lam=1.0_variants.hlop-fast.train.lr=0.05"]["acc"] == pytest.approx(80)
     final = final_runs(sweep, chosen)
     assert len(final.runs) == 4 * 2 and all(r.raw["data"]["eval_split"] == "test" for r in final.runs)
@@ -203,7 +206,8 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "validation split (held out of training; the test split was not read)" in out
-    assert "selected finetune @ base (the only candidate" in out and "selected ewc @ ewc.lam=" in out
+    assert "selected finetune @ base: the base settings (the only candidate" in out
+    assert re.search(r"selected ewc @ ewc\.lam=\S+: strategy\.ewc\.lam = [0-9.]+ \(validation ACC", out)
     root = tmp_path / "results" / "chosen"
     selection = json.loads((root / "selection.json").read_text())
     assert selection["split"] == "validation" and len(selection["methods"]["ewc"]["candidates"]) == 2

@@ -88,7 +88,9 @@ def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str
         scores = choice["candidates"][choice["point"]]
         measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
                     else "the only candidate")
-        print(f"selected {method} @ {choice['point']} ({measured}, {len(choice['candidates'])} candidate(s))")
+        settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in choice["settings"].items()) or "the base settings"
+        print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
+              "candidate(s))")
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
                        "split": "validation", "methods": selection}, indent=2)
     atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)

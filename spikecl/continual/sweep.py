@@ -230,8 +230,9 @@ def _identity(cfg, method: str) -> str:
 def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ()) -> dict[str, dict]:
     """Each method's chosen point from its validation trials ``done`` {run id: results}.
 
-    Returns {method: {"point": label, "overrides": {...}, "candidates": {label: {"acc": mean, "bwt": mean,
-    "seeds": n, "failed": bool}}}} (ACC/BWT in points). The choice is the best mean ACC among candidates whose
+    Returns {method: {"point": label, "overrides": {...}, "settings": {...}, "candidates": {label: {"acc": mean,
+    "bwt": mean, "seeds": n, "failed": bool}}}} (ACC/BWT in points; ``settings``: the overrides that change the
+    method's run, see :func:`settings_of`). The choice is the best mean ACC among candidates whose
     mean BWT is at least ``min_bwt`` (among all candidates when none is). A candidate with a ``failed`` trial (e.g.
     a diverging setting) cannot be chosen; a trial neither done nor failed is an error."""
     cfg = sweep.config
@@ -252,8 +253,25 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
             raise ConfigError(f"sweep {sweep.name}: every candidate point of {method} failed its validation trials")
         eligible = [k for k in usable if scores[k]["bwt"] is None or scores[k]["bwt"] >= cfg.min_bwt] or usable
         best = max(eligible, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
-        out[method] = {"point": best, "overrides": points[best], "candidates": scores}
+        out[method] = {"point": best, "overrides": points[best], "settings": settings_of(sweep, method, points[best]),
+                       "candidates": scores}
     return out
+
+
+def settings_of(sweep: Sweep, method: str, overrides: dict) -> dict:
+    """The overrides of a point that concern ``method`` (a point also carries other methods' settings, e.g.
+    ``strategy.ewc.lam`` for a GPM variant): those whose removal, or another point's value, changes its run."""
+    def identity(point: dict) -> str:
+        return sweep.plan("settings", point, method, sweep.final_seeds[0], "final")[1]
+
+    whole = identity(overrides)
+    points = [p for candidates in sweep.candidates.values() for p in candidates.values()]
+
+    def concerns(key: str) -> bool:
+        others = [{**overrides, key: p[key]} for p in points if key in p and p[key] != overrides[key]]
+        return any(identity(o) != whole for o in [{k: v for k, v in overrides.items() if k != key}, *others])
+
+    return {k: v for k, v in overrides.items() if concerns(k)}
 
 
 def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
