@@ -167,12 +167,20 @@ def kept(job: Job, kind_name: str) -> bool:
         stored = read_run(job.path, kind_name).config
     except ResultsError:
         return False
-    if job.config is not None:
-        key = first_difference(stored, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
-        if key is not None:
-            raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
-                              "--overwrite to replace it or choose another --output-dir")
+    key = differing_setting(job, stored)
+    if key is not None:
+        raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
+                          "--overwrite to replace it or choose another --output-dir")
     return True
+
+
+def differing_setting(job: Job, stored_config: dict) -> str | None:
+    """The first setting (dotted key, e.g. ``train.lr``) in which a results file's recorded ``stored_config``
+    differs from the config ``job`` records, keys in :data:`RESUME_IGNORES` aside; None if none does (or the job
+    records none)."""
+    if job.config is None:
+        return None
+    return first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same

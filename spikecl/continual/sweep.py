@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import apply_overrides, experiment_from_dict, first_difference, from_dict, load_toml, option
+from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
 from spikecl.errors import ConfigError
-from spikecl.experiment_kind import RESUME_IGNORES, Kind
+from spikecl.experiment_kind import Kind, differing_setting
 from spikecl.io import Run
 
 
@@ -293,7 +293,7 @@ def changed_setting(run: SweepRun, stored_config: dict) -> str | None:
     from spikecl.continual.experiment import KIND
 
     [job] = KIND.plan(experiment_from_dict(run.raw))
-    return first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
+    return differing_setting(job, stored_config)
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
