@@ -51,10 +51,8 @@ methods = ["finetune"]
 seeds = [0, 1, 2]
 max_retries = 1
 num_cpus = 2
-[fail_attempts]
-"lr=0.1/finetune-seed1" = 1
-"lr=0.05/finetune-seed0" = 5
 """
+FAILING = {"lr=0.1/finetune-seed1": 1, "lr=0.05/finetune-seed0": 5}
 
 
 
@@ -100,12 +98,6 @@ def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message)
         load_sweep(path)
 
 
-def test_unknown_run_in_fail_attempts_is_an_error(sweep_files):
-    path = sweep_files(BASE, SWEEP + '[fail_attempts]\n"lr=0.1/hlop-seed7" = 1\n')
-    with pytest.raises(ConfigError, match="unknown run 'lr=0.1/hlop-seed7'"):
-        load_sweep(path)
-
-
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance (2 CPUs) for the module; the sweep command reuses it."""
@@ -120,8 +112,11 @@ def local_ray():
 
 @pytest.mark.slow
 def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files, tmp_path, local_ray,
-                                                                     capsys):
+                                                                     capsys, monkeypatch):
+    from spikecl.continual import sweep_ray
+
     path = sweep_files(BASE, RUNS)
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", FAILING)
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
     out = capsys.readouterr().out
     assert "6 runs, 0 complete (kept), 6 to run" in out
@@ -139,8 +134,9 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
 
     # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs
     (grid / "lr=0.1" / "finetune-seed1.h5").unlink()
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {})
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
-    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "6 runs, 4 complete (kept), 2 to run" in out
     assert sorted(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("done")) == [
@@ -155,17 +151,17 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     # the new sweep's; --dry-run names what differs; --overwrite trains them again
     (tmp_path / "base.toml").write_text(BASE.replace("batch_size = 64", "batch_size = 32"))
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
-    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 2
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert "finetune-seed0.h5 was made with other settings than sweep grid plans (train.batch_size differs) " \
            "(and 5 more); pass --overwrite" in err
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("differs (train.batch_size)") == 6
-    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}", "--overwrite"]) == 0
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
     assert "6 runs, 0 complete (kept), 6 to run (6 made with other settings, trained again)" in capsys.readouterr().out
     assert read_results(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32
-    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "fail_attempts={}"]) == 0
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     assert "6 runs, 6 complete (kept), 0 to run" in capsys.readouterr().out
 
 

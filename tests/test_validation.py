@@ -11,7 +11,7 @@ import pytest
 from spikecl.config import experiment_from_dict, method_config
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, build_stream
-from spikecl.continual.sweep import final_runs, load_sweep, select_points
+from spikecl.continual.sweep import final_runs, labelled, load_sweep, select_points
 from spikecl.data import streams
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream
@@ -168,6 +168,13 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
     final = final_runs(sweep, chosen)
     assert len(final.runs) == 4 * 2 and all(r.raw["data"]["eval_split"] == "test" for r in final.runs)
     assert {r.results.parent.name for r in final.runs} == {"final"}
+    # the final rows are labelled by each method's own settings, not by the whole point
+    assert {r.method: r.point for r in final.runs} == {"finetune": "base", "ewc": "strategy.ewc.lam = 100.0",
+                                                       "hlop": "base",
+                                                       "hlop-fast": "variants.hlop-fast.train.lr = 0.2"}
+    assert [r.method for r in labelled({r.id: r for r in final.runs[::2]}, final)] == [
+        "finetune @ base", "ewc @ strategy.ewc.lam = 100.0", "hlop @ base",
+        "hlop-fast @ variants.hlop-fast.train.lr = 0.2"]
     bad = [r.id for r in sweep.runs if "lam=100.0" in r.id and r.method == "ewc"]
     diverged = select_points(sweep, {k: v for k, v in fake.items() if k not in bad}, failed=bad)
     assert diverged["ewc"]["point"].startswith("ewc.lam=1.0")              # a failed trial is never chosen

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_runs, labelled, load_sweep,
-                                     select_points, summary_text, sweep_dir, write_sweep_results)
+                                     select_points, settings_text, summary_text, sweep_dir, write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep
 from spikecl.io import RunResult, atomic_write, read_results
 
@@ -88,7 +88,7 @@ def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str
         scores = choice["candidates"][choice["point"]]
         measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
                     else "the only candidate")
-        settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in choice["settings"].items()) or "the base settings"
+        settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
               "candidate(s))")
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,

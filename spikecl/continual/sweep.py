@@ -67,8 +67,6 @@ class SweepConfig:
     max_retries: int = option(2, low=0, high=100, doc="attempts after the first for a failing run")
     num_cpus: int = option(0, low=0, doc="CPUs of a local Ray instance; 0 = all of this machine's")
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
-    fail_attempts: dict[str, typing.Any] = option(
-        {}, doc="testing the retry path: {run id: n} makes that run raise on its first n attempts")
     select: str = option("", choices=("", "acc"),
                          doc="'acc': choose each method's point on validation ACC, then run it once on the test split")
     min_bwt: float = option(-100.0, low=-100.0, high=100.0,
@@ -204,13 +202,6 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         for label, point in candidates[method].items():
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
-    for run_id, count in cfg.fail_attempts.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ConfigError(f"sweep.fail_attempts.{run_id}: expected a count >= 0, got {count!r}")
-    unknown = sorted(set(cfg.fail_attempts) - {r.id for r in runs})
-    if unknown:
-        example = f"; run ids look like {runs[0].id!r}" if runs else ""
-        raise ConfigError(f"sweep: fail_attempts names an unknown run {unknown[0]!r}{example}")
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
 
 
@@ -274,9 +265,16 @@ def settings_of(sweep: Sweep, method: str, overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if concerns(k)}
 
 
+def settings_text(settings: dict) -> str:
+    """``settings`` {dotted key: value} as ``key = value, ...`` (JSON values), or ``base`` when there are none."""
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items()) or "base"
+
+
 def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
-    """The test-split runs of every method at its chosen point (``<name>/final/<method>-seed<seed>.h5``)."""
-    runs = [sweep.plan(choice["point"], choice["overrides"], method, seed, "final")[0]
+    """The test-split runs of every method at its chosen point (``<name>/final/<method>-seed<seed>.h5``), each
+    labelled by the settings chosen for its method (:func:`settings_text`), not by the whole point."""
+    runs = [replace(sweep.plan(choice["point"], choice["overrides"], method, seed, "final")[0],
+                    point=settings_text(choice["settings"]))
             for method, choice in selection.items() for seed in sweep.final_seeds]
     return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final")
 

@@ -25,7 +25,11 @@ from spikecl.progress import progress_bar, write_line
 
 
 class InjectedFailure(RuntimeError):
-    """Raised by a run on purpose (sweep option ``fail_attempts``) to exercise retries."""
+    """Raised by a run on purpose (:data:`INJECTED_FAILURES`) to exercise retries."""
+
+
+#: for the tests of the retry path, not a setting: {run id: n} makes that run raise on its first n attempts
+INJECTED_FAILURES: dict[str, int] = {}
 
 
 def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = ()) -> RunResult:
@@ -40,7 +44,7 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
 
     load_plugins(plugins)
     if attempt < fail_attempts:
-        raise InjectedFailure(f"injected failure on attempt {attempt + 1} (sweep option fail_attempts)")
+        raise InjectedFailure(f"injected failure on attempt {attempt + 1}")
     torch.set_num_threads(threads)
     [path], _ = run_plan(KIND, KIND.load(raw), resume=True, progress=False, log=lambda _: None)
     return read_results(path)
@@ -108,7 +112,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     threads = max(1, int(cfg.cpus_per_run))
 
     def submit(run: SweepRun, attempt: int):
-        return remote.remote(run.raw, attempt, int(cfg.fail_attempts.get(run.id, 0)), threads, tuple(plugins))
+        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins))
 
     pending = {submit(run, 0): (run, 0) for run in todo}
     bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
