@@ -85,9 +85,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; name a file to write")
     check_writable_folder(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         write(Path(tmp))

@@ -4,6 +4,8 @@ and the export/deploy commands (Lava itself: tests/test_lava.py)."""
 import copy
 import dataclasses
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -171,6 +173,36 @@ def test_netx_round_trip_and_refusals(tmp_path):
         read_netx(tmp_path / "bad.h5")
 
 
+@pytest.mark.parametrize("where, value, message", [
+    ("spikecl/n_heads", 0, "n_heads = 0 must be an integer in 1..1000000"),
+    ("spikecl/n_outputs", 7, "n_heads = 1 x n_outputs = 7 does not match the readout's 4 neurons"),
+    ("spikecl/num_steps", 0, "num_steps = 0 must be an integer in 1"),
+    ("spikecl/num_steps", 3, "num_steps = 3 disagrees with /simulation/tSample = 5"),
+    ("spikecl/input_bits", 17, "input_bits = 17 must be an integer in 0..16"),
+    ("spikecl/layer/1/scale", np.nan, "scale = nan must be a positive number"),
+    ("spikecl/layer/1/scale", -5.0, "scale = -5.0 must be a positive number"),
+    ("layer/1/neuron/vThMant", 0, "vThMant = 0 outside 1..131071"),
+    ("layer/1/weight", np.full((8, 12), np.nan), "weight holds float64 values, not integer Loihi mantissas"),
+])
+def test_tampered_network_values_are_one_line_errors(tmp_path, where, value, message):
+    """A network file edited by hand (or damaged) with values its writer never produces is refused by name,
+    never run into a wrong accuracy or a traceback."""
+    import h5py
+
+    path = write_netx(tmp_path / "net.h5", quantize(random_spec(np.random.default_rng(5))))
+    read_netx(path)
+    with h5py.File(path, "r+") as f:
+        group, key = where.rsplit("/", 1)
+        if key in f[group].attrs:
+            f[group].attrs[key] = value
+        else:
+            del f[where]
+            f[group].create_dataset(key, data=value)
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        read_netx(path)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("reader", ["snntorch", "norse"])
 def test_nir_file_runs_like_the_torch_network_in_snntorch_and_norse(tmp_path, reader):
     nir = pytest.importorskip("nir")
@@ -225,6 +257,7 @@ def test_trained_network_reads_back_exactly_in_snntorch_and_norse(zero_reset_run
 @pytest.mark.parametrize("change, message", [
     ("subtract", "layer hidden0: reset 'subtract' has no NIR equivalent"),
     ("beta", "layer readout: beta 1 has no finite NIR time constant"),
+    ("threshold", "layer hidden0: threshold -1 must be positive"),
 ])
 def test_nir_refusals_are_one_line_and_write_nothing(tmp_path, change, message):
     pytest.importorskip("nir")
@@ -233,9 +266,11 @@ def test_nir_refusals_are_one_line_and_write_nothing(tmp_path, change, message):
     from spikecl.export.nir_io import write_nir
 
     spec = random_spec(np.random.default_rng(8), reset="subtract" if change == "subtract" else "zero")
-    if change == "beta":
-        spec = replace(spec, layers=(*spec.hidden, replace(spec.readout, beta=1.0)))
     with pytest.raises(ExportError, match=message) as err:
+        if change == "beta":
+            spec = replace(spec, layers=(*spec.hidden, replace(spec.readout, beta=1.0)))
+        if change == "threshold":                     # refused where the spec is built, for netx and NIR alike
+            spec = replace(spec, layers=(replace(spec.layers[0], threshold=-1.0), *spec.layers[1:]))
         write_nir(tmp_path / "net.nir", spec)
     assert len(str(err.value).splitlines()) == 1 and list(tmp_path.iterdir()) == []
 

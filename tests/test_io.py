@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from spikecl.errors import ExistsError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
 
 
@@ -61,6 +61,21 @@ def test_failed_write_leaves_no_file(tmp_path):
 
     with pytest.raises(RuntimeError):
         atomic_write(tmp_path / "out.bin", boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_refuses_the_file_is_a_one_line_error(tmp_path, monkeypatch):
+    """A read-only mount (or /sys, which passes os.access for root) fails where the file is created: the error
+    names the file and the reason."""
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(ConfigError, match=r"^cannot write .*out\.bin: Read-only file system$"):
+        atomic_write(tmp_path / "out.bin", lambda tmp: tmp.write_text("x"))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,8 +12,13 @@ import argparse
 from pathlib import Path
 
 from spikecl.commands import bounded
+from spikecl.errors import ConfigError
 from spikecl.export.ca3_graph import CELLS as CA3_CELLS
 from spikecl.export.ca3_graph import LEARNING as CA3_LEARNING
+
+#: export options of trained networks, with their defaults (a CA3 experiment file takes none of them)
+NETWORK_OPTIONS = {"format": "netx", "weight_bits": 8, "headroom": 8.0, "input_bits": 8, "samples": 500,
+                   "calibration_samples": 256, "max_drop": 3.0, "force": False}
 
 
 def add_command(sub) -> None:
@@ -25,19 +30,22 @@ def add_command(sub) -> None:
     export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt); a ca3 experiment "
                                                   "file (.toml): its functional experiment as a Lava learning graph")
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
-    export.add_argument("--format", choices=("netx", "nir"), default="netx")
-    export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"), default=8,
-                        help="synaptic weight bits, 2..8 (default 8; mixed-sign weights lose one to the sign)")
-    export.add_argument("--headroom", type=bounded(float, 1, 2**17, "a number of thresholds"), default=8.0,
-                        help="largest input current representable, in thresholds, 1..131072 (default 8)")
-    export.add_argument("--input-bits", type=bounded(int, 1, 16, "a number of bits"), default=8,
-                        help="graded input bits for direct encoding, 1..16 (default 8)")
-    export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"), default=500,
-                        help="test samples for the accuracy check (0: skip)")
-    export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"), default=256,
-                        help="training samples that set the readout's range (0: worst case from weights)")
-    export.add_argument("--max-drop", type=bounded(float, 0, 100, "a number of points"), default=3.0,
-                        help="refuse when quantised accuracy is more than this many points below float (default 3)")
+    export.add_argument("--format", choices=("netx", "nir"), help="netx HDF5 (the default) or a NIR graph")
+    export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"),
+                        help=f"synaptic weight bits, 2..8 (default {NETWORK_OPTIONS['weight_bits']}; mixed-sign weights lose one to the sign)")
+    export.add_argument("--headroom", type=bounded(float, 1, 2**17, "a number of thresholds"),
+                        help="largest input current representable, in thresholds, 1..131072 "
+                             f"(default {NETWORK_OPTIONS['headroom']:g})")
+    export.add_argument("--input-bits", type=bounded(int, 1, 16, "a number of bits"),
+                        help=f"graded input bits for direct encoding, 1..16 (default {NETWORK_OPTIONS['input_bits']})")
+    export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"),
+                        help=f"test samples for the accuracy check (default {NETWORK_OPTIONS['samples']}; 0: skip)")
+    export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"),
+                        help="training samples that set the readout's range "
+                             f"(default {NETWORK_OPTIONS['calibration_samples']}; 0: worst case from weights)")
+    export.add_argument("--max-drop", type=bounded(float, 0, 100, "a number of points"),
+                        help="refuse when quantised accuracy is more than this many points below float "
+                             f"(default {NETWORK_OPTIONS['max_drop']:g})")
     export.add_argument("--force", action="store_true", help="write the file whatever the accuracy drop")
     export.add_argument("--data-dir", help="folder holding downloaded datasets")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -63,8 +71,15 @@ def add_command(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    given = [name for name in NETWORK_OPTIONS if getattr(args, name) not in (None, False)]
     if args.source.suffix == ".toml":
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
+                              "exports as a Lava learning graph (HDF5) and takes no such option")
         return export_ca3(args)
+    for name, default in NETWORK_OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 

@@ -38,6 +38,8 @@ from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
+#: the largest num_steps, n_outputs or n_heads a network file may declare (a bound against corrupt files)
+MAX_COUNT = 1_000_000
 
 
 def lava_dl_refusal(net: FixedNetwork) -> str | None:
@@ -167,20 +169,27 @@ def _read_layer(group, extras, where: str) -> FixedLayer:
     """One layer from its netx group and spikecl's extras (version 1 files kept both in the netx group)."""
     conv = _conv_geometry(group, extras, where)
     neuron = group["neuron"]
-    weight = group["weight"][()].astype(np.int32)
+    weight = group["weight"][()]
+    if weight.dtype.kind not in "iu":
+        raise ResultsError(f"{where}: weight holds {weight.dtype} values, not integer Loihi mantissas")
+    weight = weight.astype(np.int32)
     bits = _int(extras, "num_weight_bits", 1, 8, where)
     if weight.ndim != (4 if conv else 2) or not np.array_equal(lava_weights(weight, bits), weight):
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
     n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
-    bias_mant = extras["bias_mant"][()].astype(np.int32)
-    if bias_mant.shape != (n_out,) or np.abs(bias_mant).max(initial=0) > BIAS_MANT_MAX:
+    bias_mant = extras["bias_mant"][()]
+    if (bias_mant.dtype.kind not in "iu" or bias_mant.shape != (n_out,)
+            or np.abs(bias_mant.astype(np.int64)).max(initial=0) > BIAS_MANT_MAX):
         raise ResultsError(f"{where}: bias_mant must be [{n_out}] 13-bit integers")
+    scale = float(extras["scale"][()])
+    if not (np.isfinite(scale) and scale > 0):
+        raise ResultsError(f"{where}: scale = {scale} must be a positive number (activation units per current unit)")
     return FixedLayer(
         name=str(extras.attrs.get("name", group.attrs.get("name", where))), weight=weight,
         weight_exp=_int(extras, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
         du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1, dv=_int(neuron, "vDecay", 0, DECAY_MAX, where),
-        vth=_int(neuron, "vThMant", 0, VTH_MAX, where), bias_mant=bias_mant,
-        bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where), scale=float(extras["scale"][()]),
+        vth=_int(neuron, "vThMant", 1, VTH_MAX, where), bias_mant=bias_mant.astype(np.int32),
+        bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where), scale=scale,
         input_bits=_int(extras, "input_bits", 0, 16, where), readout=bool(_int(extras, "readout", 0, 1, where)),
         conv=conv)
 
@@ -204,9 +213,14 @@ def read_netx(path: str | Path) -> FixedNetwork:
         if version > SCHEMA_VERSION:
             raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to {SCHEMA_VERSION}")
         layers = tuple(_read_layer(g, e, f"{path}: {where}") for g, e, where in _layer_groups(f, version))
-        net = FixedNetwork(layers, int(meta.attrs["num_steps"]), str(meta.attrs["encoder"]),
-                           int(meta.attrs["input_bits"]), int(meta.attrs["n_outputs"]),
-                           int(meta.attrs["n_heads"]), json.loads(meta.attrs["config"]),
+        steps = _attr_int(meta.attrs, "num_steps", 1, MAX_COUNT, path)
+        samples = f.get("simulation/tSample")
+        if samples is not None and int(samples[()]) != steps:
+            raise ResultsError(f"{path}: num_steps = {steps} disagrees with /simulation/tSample = {int(samples[()])}")
+        net = FixedNetwork(layers, steps, str(meta.attrs["encoder"]),
+                           _attr_int(meta.attrs, "input_bits", 0, 16, path),
+                           _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
+                           _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path), json.loads(meta.attrs["config"]),
                            json.loads(meta.attrs.get("metrics", "{}")))
         n_inputs = int(np.prod(f["layer/0/shape"][()]))
     if not layers or not layers[-1].readout or layers[0].n_in != n_inputs:
@@ -214,4 +228,16 @@ def read_netx(path: str | Path) -> FixedNetwork:
     for a, b in zip(layers[:-1], layers[1:]):
         if a.n_out != b.n_in:
             raise ResultsError(f"{path}: layer {b.name} takes {b.n_in} inputs but {a.name} has {a.n_out}")
+    if net.n_heads * net.n_outputs != net.readout.n_out:
+        raise ResultsError(f"{path}: n_heads = {net.n_heads} x n_outputs = {net.n_outputs} does not match the "
+                           f"readout's {net.readout.n_out} neurons")
     return net
+
+
+def _attr_int(attrs, key: str, low: int, high: int, path: Path) -> int:
+    """The integer attribute ``key`` of ``/spikecl`` (a one-line :class:`ResultsError` outside low..high)."""
+    value = attrs[key]
+    if not isinstance(value, (int, np.integer)) or not low <= int(value) <= high:
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ResultsError(f"{path}: {key} = {shown!r} must be an integer in {low}..{high}")
+    return int(value)

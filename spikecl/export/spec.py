@@ -89,6 +89,9 @@ class NetworkSpec:
         for prev, nxt in zip(self.layers[:-1], self.layers[1:]):
             if prev.n_out != nxt.n_in:
                 raise ShapeError(f"layer {nxt.name} takes {nxt.n_in} inputs but {prev.name} has {prev.n_out}")
+        for layer in self.layers[:-1]:
+            if not layer.threshold > 0:
+                raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} must be positive")
         if self.layers[-1].n_out != self.n_outputs * self.n_heads:
             raise ShapeError(f"readout has {self.layers[-1].n_out} neurons; expected {self.n_heads} heads x "
                              f"{self.n_outputs} outputs")
