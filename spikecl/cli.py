@@ -75,8 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikecl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("spikecl: interrupted; continue with --resume", file=sys.stderr)
+        print(f"spikecl: interrupted{continue_hint(args)}", file=sys.stderr)
         return 130
+
+
+def continue_hint(args: argparse.Namespace) -> str:
+    """How to continue an interrupted command (results and checkpoints are written atomically, so each is whole)."""
+    if args.command == "run":
+        return "; continue with --resume" + (" --overwrite (what this run already replaced is kept)"
+                                             if args.overwrite else "")
+    if args.command == "sweep":
+        return "; run the same command again: finished runs are kept, interrupted ones resume"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

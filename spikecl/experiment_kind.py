@@ -9,8 +9,9 @@ Existing results, for every kind: without ``resume`` or ``overwrite`` any existi
 the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
 file that reads back as a valid results file of the kind and runs the missing or corrupt ones again (a kind that
 keeps checkpoints continues from them), and refuses a kept file made with other settings (:data:`RESUME_IGNORES`
-aside), naming the first key that differs. All of this, and the output folders, is checked by :func:`preflight`
-before any work.
+aside), naming the first key that differs. ``resume`` with ``overwrite`` keeps what was made with these settings and
+replaces what was made with others (results files and checkpoints): how an interrupted ``overwrite`` continues.
+All of this, and the output folders, is checked by :func:`preflight` before any work.
 
 Adding a kind to spikecl: one module defining a :class:`Kind` instance named ``KIND``, and one line in
 :data:`KINDS`. A kind defined in your own code: :func:`register_kind`, then :func:`run_file` and
@@ -43,12 +44,14 @@ KINDS = {
 @dataclass(frozen=True)
 class JobOptions:
     """How the driver asks a job to run: ``overwrite`` its results file if present, ``resume`` from the kind's own
-    checkpoint if it keeps one, show inner ``progress`` bars, on ``device`` (``"cpu"`` or ``"cuda"``, resolved)."""
+    checkpoint if it keeps one (one made with other settings: an error, or with ``replace_stale`` discarded), show
+    inner ``progress`` bars, on ``device`` (``"cpu"`` or ``"cuda"``, resolved)."""
 
     overwrite: bool
     resume: bool
     progress: bool
     device: str
+    replace_stale: bool = False     # resume, but start afresh from a checkpoint made with other settings
 
 
 @dataclass(frozen=True)
@@ -160,18 +163,19 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def kept(job: Job, kind_name: str) -> bool:
+def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     """Whether ``--resume`` keeps the results file of ``job``: it reads back as a valid results file of
-    ``kind_name`` (else it is run again); one made with other settings is a one-line :class:`ConfigError`."""
+    ``kind_name`` (else it is run again); one made with other settings is a one-line :class:`ConfigError`, or with
+    ``replace_stale`` (``--resume --overwrite``) run again."""
     try:
         stored = read_run(job.path, kind_name).config
     except ResultsError:
         return False
     key = differing_setting(job, stored)
-    if key is not None:
+    if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
-                          "--overwrite to replace it or choose another --output-dir")
-    return True
+                          "--overwrite as well to replace what differs, or choose another --output-dir")
+    return key is None
 
 
 def differing_setting(job: Job, stored_config: dict) -> str | None:
@@ -207,8 +211,6 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     """Every check of a plan that needs no work: the device, the output folders, existing results and, with
     ``resume``, the settings kept files were made with. Returns ``(jobs, todo, device)``: the plan, the jobs to run
     and the resolved device."""
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:
@@ -217,7 +219,7 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
             raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
-    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name))], device
+    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))], device
 
 
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -234,7 +236,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             else None
         for job in todo:
             options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,
-                                 device=device)
+                                 device=device, replace_stale=resume and overwrite)
             with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
                 note = job.run(options)
             if note:

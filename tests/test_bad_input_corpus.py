@@ -274,11 +274,6 @@ def _(tmp):
     return run_with("continual", "name.x=3")(tmp)
 
 
-@case("argument", "--resume with --overwrite", "exclude each other")
-def _(tmp):
-    return run_with("continual", extra=("--resume", "--overwrite"))(tmp)
-
-
 @case("argument", "--nproc for ca3", "do not train data-parallel")
 def _(tmp):
     return run_with("ca3", extra=("--nproc", "2"))(tmp)

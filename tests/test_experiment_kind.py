@@ -97,7 +97,6 @@ def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_
 @pytest.mark.parametrize("extra, message", [
     (["--set", "seeds=[]"], "seeds: expected at least one seed"),
     (["--set", "value=-1.0"], "value: -1.0 is below the minimum 0.0"),
-    (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
     (["--nproc", "2"], "--nproc: 'toy' experiments do not train data-parallel"),
 ])
 def test_bad_runs_are_one_line_errors_before_anything_runs(toy, capsys, extra, message):

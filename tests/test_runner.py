@@ -1,6 +1,7 @@
 """The run loop on real data: learning, forgetting, results files, kill-and-resume."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,6 +181,79 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     np.testing.assert_array_equal(a.curve_iterations, b.curve_iterations)
     for name in b.model:
         np.testing.assert_array_equal(a.model[name], b.model[name])
+
+
+def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, capsys, monkeypatch):
+    """--overwrite with new settings is interrupted in its second run (after that run's first checkpoint): --resume
+    alone refuses the old results still there; --resume --overwrite keeps the run already replaced, continues the
+    interrupted one from its checkpoint and replaces the rest, ending exactly where an uninterrupted run ends."""
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "ow"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 3\ntrain_per_task = 120\n'
+                   'test_per_task = 40\n[network]\nhidden = [16]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune", "ewc", "si"]\n')
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1"]
+    folder = tmp_path / "a" / "ow"
+    assert main([*args, "--output-dir", str(tmp_path / "a")]) == 0
+    train_task = ContinualRun.train_task
+
+    def interrupted(self, task, bar=None):
+        if self.method == "ewc" and task == 1:
+            raise KeyboardInterrupt
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    new = [*args, "--output-dir", str(tmp_path / "a"), "--set", "train.lr=0.03"]
+    assert main([*new, "--overwrite"]) == 130
+    assert "interrupted; continue with --resume --overwrite" in capsys.readouterr().err
+    assert checkpoint_path(folder / "ewc-seed0.h5").exists()
+    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    replaced = (folder / "finetune-seed0.h5").stat().st_mtime_ns
+    assert main([*new, "--resume"]) == 2
+    assert "ewc-seed0.h5 was made with another config (train.lr differs); pass --overwrite as well" in \
+        capsys.readouterr().err
+    assert main([*new, "--resume", "--overwrite"]) == 0
+    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert (folder / "finetune-seed0.h5").stat().st_mtime_ns == replaced
+    assert main([*args, "--output-dir", str(tmp_path / "b"), "--set", "train.lr=0.03"]) == 0
+    for method in ("finetune", "ewc", "si"):
+        a, b = (read_results(tmp_path / x / "ow" / f"{method}-seed0.h5") for x in ("a", "b"))
+        assert a.config["train"]["lr"] == 0.03
+        np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
+        for name in b.model:
+            np.testing.assert_array_equal(a.model[name], b.model[name])
+    assert not list(folder.glob("*.ckpt"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: [1, 2, 3], "is not a spikecl run checkpoint (it lacks config, method"),
+    (lambda s: {k: v for k, v in s.items() if k != "progress"}, "is not a spikecl run checkpoint (it lacks progress)"),
+    (lambda s: {**s, "seed": 1}, "was written by a different experiment config (seed differs)"),
+    (lambda s: {**s, "progress": {**s["progress"], "next_task": -5}}, "progress of -5 tasks does not fit"),
+    (lambda s: {**s, "model": {k: v * float("nan") if v.is_floating_point() else v for k, v in s["model"].items()}},
+     "contain NaN or infinity"),
+    (lambda s: {**s, "model": {k: torch.zeros(3, 3) for k in s["model"]}}, "is not a consistent spikecl run "
+                                                                             "checkpoint (RuntimeError"),
+])
+def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path, damage, message):
+    """Checkpoints that load (valid torch files) but hold the wrong things: another seed's state, missing parts,
+    impossible progress, NaN or misshapen weights. Each is refused by name, never resumed into a wrong result."""
+    from spikecl.errors import ResultsError
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    run = ContinualRun(cfg, "finetune", 0)
+    run.train_task(0)
+    run.run_state.rows = [run.accuracy_row(0)] * 2
+    run.run_state.next_task = 1
+    run.save_checkpoint(checkpoint_path(results))
+    state = torch.load(checkpoint_path(results), weights_only=True)
+    torch.save(damage(state), checkpoint_path(results))
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        ContinualRun(cfg, "finetune", 0).execute(results, resume=True, progress_bar=False)
+    assert "\n" not in str(info.value) and not results.exists()
 
 
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):

@@ -35,7 +35,9 @@ def add_command(sub) -> None:
     seeds.add_argument("--seeds", type=_seeds, help="run several seeds, e.g. 0,1,2 (reports mean ± std)")
     run.add_argument("--resume", action="store_true",
                      help="keep finished results files, run missing or damaged ones (from checkpoints where kept)")
-    run.add_argument("--overwrite", action="store_true", help="replace existing results files")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace existing results files; with --resume only those (and checkpoints) made with "
+                          "other settings: how an interrupted --overwrite continues")
     run.add_argument("--output-dir", help="folder for results (default: the config's output_dir)")
     run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -83,7 +83,8 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
         if options.overwrite and not options.resume:
             checkpoint_path(path).unlink(missing_ok=True)
         result = ContinualRun(cfg, method, seed, execution=execution).execute(
-            path, resume=options.resume, overwrite=options.overwrite, progress_bar=options.progress)
+            path, resume=options.resume, overwrite=options.overwrite, progress_bar=options.progress,
+            replace_stale=options.replace_stale)
         return f"ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
 
     return run

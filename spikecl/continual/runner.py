@@ -63,6 +63,10 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     return stream_from_config(cfg.stream, cfg.data, seed)
 
 
+#: what a run checkpoint holds at least
+CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
+
+
 @dataclass
 class RunState:
     """The run loop's own state, checkpointed at every task boundary."""
@@ -233,17 +237,31 @@ class ContinualRun:
                  "cpu": machine_kernels()}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
-    def load_checkpoint(self, path: Path) -> None:
+    def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
+        """Continue from the checkpoint ``path``. One written by another experiment config, method or seed is a
+        one-line :class:`ResultsError`, or with ``discard_stale`` left unread (returns False); a damaged or foreign
+        file is a one-line :class:`ResultsError`."""
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)     # tensors and plain data only
         except Exception as exc:  # torch raises many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
                                "with --overwrite") from None
-        differs = ("method" if state.get("method") != self.method
+        if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+            raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
+                               f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
+                               "; delete it or run with --overwrite")
+        differs = ("method" if state.get("method") != self.method else "seed" if state.get("seed") != self.seed
                    else first_difference(state.get("config"), self.cfg.to_dict(), ignore=RESUME_IGNORES))
+        if differs and discard_stale:
+            return False
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
-                               "--overwrite to start again")
+                               "--overwrite to start again (with --resume as well: keep the finished runs)")
+        try:
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:120]}); delete it or run with --overwrite") from None
         if self.execution.writes_files and self.device.type == "cpu":       # what decides a CPU run's rounding
             threads, written_on, here = state.get("torch_threads"), state.get("cpu"), machine_kernels()
             if threads not in (None, torch.get_num_threads()):
@@ -254,7 +272,18 @@ class ContinualRun:
                 progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on {here}: the "
                                     "resumed run may end with other numbers than an uninterrupted one (vectorised "
                                     "kernels round differently)")
-        self.run_state = RunState(**state["progress"])
+        return True
+
+    def _restore(self, state: dict) -> None:
+        """Put the checkpoint ``state`` into this run (a state that does not fit raises)."""
+        run_state = RunState(**state["progress"])
+        rows_fit = len(run_state.rows) == run_state.next_task + 1 or not (run_state.rows or run_state.next_task)
+        if not (0 <= run_state.next_task <= len(self.stream) and rows_fit and run_state.iteration >= 0):
+            raise ValueError(f"progress of {run_state.next_task} tasks does not fit a stream of {len(self.stream)}")
+        bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"weights {bad[0]} contain NaN or infinity")
+        self.run_state = run_state
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
@@ -264,17 +293,18 @@ class ContinualRun:
 
     # -- the whole run ----------------------------------------------------------------------------------------
     def execute(self, results: Path | None = None, resume: bool = False, overwrite: bool = False,
-                progress_bar: bool = True) -> RunResult:
+                progress_bar: bool = True, replace_stale: bool = False) -> RunResult:
         """Train through the stream and return (and, with ``results``, write) the run's results.
 
-        ``resume``: continue from the checkpoint beside ``results`` if there is one. Without ``overwrite`` an
+        ``resume``: continue from the checkpoint beside ``results`` if there is one (``replace_stale``: start afresh
+        where it was made with other settings). Without ``overwrite`` an
         existing results file is an :class:`ExistsError`. Checkpoints, results and the progress bar come only from
         a process whose execution ``writes_files``.
         """
         writes = self.execution.writes_files
         ckpt = checkpoint_path(results) if results is not None else None
         if ckpt is not None and resume and ckpt.exists():
-            self.load_checkpoint(ckpt)
+            self.load_checkpoint(ckpt, replace_stale)      # a stale one is left unread, replaced at the first save
         p = self.run_state
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
