@@ -384,8 +384,11 @@ def as_result(run: Run) -> RunResult:
     """The :class:`RunResult` of a continual-learning results file read by :func:`read_run`."""
     if run.kind != "continual":
         raise ResultsError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
+    seed = run.attr("seed")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ResultsError(f"{run.path} is corrupt: seed {seed!r} is not an integer")
     result = RunResult(
-        method=str(run.attr("method")), seed=int(run.attr("seed")), config=run.config,
+        method=str(run.attr("method")), seed=int(seed), config=run.config,
         environment=run.environment, acc_matrix=run.array("acc_matrix"),
         curve_iterations=run.array("curves/iterations"), curve_task=run.array("curves/task"),
         curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),
@@ -394,4 +397,6 @@ def as_result(run: Run) -> RunResult:
     acc = result.acc_matrix
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
         raise ResultsError(f"{run.path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
+    if np.any((acc < 0) | (acc > 1)):
+        raise ResultsError(f"{run.path} is corrupt: acc_matrix holds accuracies outside 0..1")
     return result

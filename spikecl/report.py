@@ -17,19 +17,26 @@ from spikecl.io import Run, check_writable_folder, read_run
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
     """``{kind: [results files]}`` in the order of :func:`~spikecl.experiment_kind.kind_names`, files in path order
-    (folders: sorted).
+    (folders: sorted); a file named twice (or also inside a named folder) is read once.
 
     A file named in ``paths`` that is not a readable results file is a one-line :class:`ResultsError`; inside a
     folder it is skipped and ``note`` says why. A folder without any results file is an error.
     """
     by_kind: dict[str, list[Run]] = defaultdict(list)
+    read: set[Path] = set()
     for path in map(Path, paths):
         if not path.is_dir():
-            run = _read(path)
-            by_kind[run.kind].append(run)
+            if path.resolve() not in read:
+                read.add(path.resolve())
+                run = _read(path)
+                by_kind[run.kind].append(run)
             continue
         found = 0
         for file in sorted(path.rglob("*.h5")):
+            if file.resolve() in read:
+                found += 1
+                continue
+            read.add(file.resolve())
             try:
                 run = _read(file)
             except ResultsError as exc:

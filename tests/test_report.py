@@ -80,3 +80,38 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
     for png in ("finetune-seed0-matrix.png", "comparison.png", "cue_exact_C5_M6.png", "capacity_seed0.png",
                 "grid-comparison.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
+
+
+def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, capsys):
+    """A file named twice counts once; a second file of one (method, seed), or a run of the method made with other
+    settings, is a one-line error naming both files, not another seed of the row."""
+    import h5py
+
+    from spikecl.cli import main
+
+    listed = ["finetune"]
+    first = write_results(tmp_path / "a" / "finetune-seed0.h5", result("finetune", 0, listed))
+    write_results(tmp_path / "a" / "finetune-seed1.h5", result("finetune", 1, listed))
+    assert main(["report", str(first), str(first), str(tmp_path / "a"), "--no-plots", "--no-matrices"]) == 0
+    assert " 2 " in capsys.readouterr().out.splitlines()[2]                   # seeds 0 and 1, once each
+    other = replace(result("finetune", 0, listed), config={"name": "x", "strategy": {"methods": listed},
+                                                            "stream": {"n_tasks": 3}})
+    write_results(tmp_path / "b" / "finetune-seed0.h5", other)
+    assert main(["report", str(first), str(tmp_path / "b" / "finetune-seed0.h5"), "--no-plots"]) == 2
+    assert "hold finetune made with different settings (stream differs)" in capsys.readouterr().err
+    (tmp_path / "a" / "copy.h5").write_bytes(first.read_bytes())
+    assert main(["report", str(tmp_path / "a"), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert "both hold finetune seed 0" in err and err.count("\n") == 1
+    for key, value, message in (("seed", "zero", "seed 'zero' is not an integer"),
+                                ("kind", "sparsey", "no 'cue_levels' in a sparsey results file")):
+        with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
+            f.attrs[key] = value
+        assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        (tmp_path / "a" / "copy.h5").write_bytes(first.read_bytes())
+    with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
+        f["acc_matrix"][1, 0] = 250.0
+    assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
+    assert "acc_matrix holds accuracies outside 0..1" in capsys.readouterr().err

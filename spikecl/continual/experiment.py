@@ -8,8 +8,9 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, experiment_from_dict, method_config
-from spikecl.experiment_kind import Job, JobOptions, Kind
+from spikecl.config import ExperimentConfig, experiment_from_dict, first_difference, method_config
+from spikecl.errors import ResultsError
+from spikecl.experiment_kind import RESUME_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
 
@@ -38,12 +39,36 @@ class ContinualKind(Kind):
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
         from spikecl.continual.report import in_experiment_order, text_report
 
-        return text_report(in_experiment_order([as_result(r) for r in runs]), matrices=detail)
+        return text_report(in_experiment_order([as_result(r) for r in comparable(runs)]), matrices=detail)
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.continual.report import in_experiment_order, write_plots
 
-        return write_plots(in_experiment_order([as_result(r) for r in runs]), out_dir)
+        return write_plots(in_experiment_order([as_result(r) for r in comparable(runs)]), out_dir)
+
+
+#: keys in which runs of one method may differ and still be seeds of one row: which runs exist and where they went
+SEED_ROW_IGNORES = RESUME_IGNORES | {"seed", "name"}
+
+
+def comparable(runs: Sequence[Run]) -> Sequence[Run]:
+    """``runs`` if their report is one row per method, mean ± std over seeds: a one-line :class:`ResultsError`
+    when two files hold the same (method, seed), or when runs of one method were made with different settings (the
+    key names the first difference; :data:`SEED_ROW_IGNORES` aside), never averaged as if they were seeds."""
+    first: dict[str, Run] = {}
+    seen: dict[tuple[str, int], Path] = {}
+    for run in runs:
+        method, seed = run.attrs.get("method"), run.attrs.get("seed")
+        reference = first.setdefault(method, run)
+        key = first_difference(reference.config, run.config, ignore=SEED_ROW_IGNORES)
+        if key is not None:
+            raise ResultsError(f"{run.path} and {reference.path} hold {method} made with different settings ({key} "
+                               "differs), not seeds of one experiment; report them separately")
+        if (method, seed) in seen:
+            raise ResultsError(f"{run.path} and {seen[method, seed]} both hold {method} seed {seed}; report one of "
+                               "them (a copy left in the folder?)")
+        seen[method, seed] = run.path
+    return runs
 
 
 def _recorded_config(cfg: ExperimentConfig, method: str, seed: int) -> dict:

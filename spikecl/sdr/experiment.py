@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.config import DataConfig, RunHeader, from_dict, option
-from spikecl.errors import ConfigError, DataError
+from spikecl.errors import ConfigError, DataError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
@@ -227,7 +227,16 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
 
 
 def outcome(run: Run) -> dict:
-    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed."""
+    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed (a missing
+    entry: a one-line :class:`ResultsError`)."""
+    try:
+        return _outcome(run)
+    except KeyError as exc:
+        raise ResultsError(f"{run.path} is corrupt or incomplete (no {exc.args[0]!r} in a sparsey results file)") \
+            from None
+
+
+def _outcome(run: Run) -> dict:
     curves, pairs, metrics = run.array("curves"), run.array("extra"), run.metrics
     similarity = {name: (pairs["pairs_input_overlap"], codes, metrics[f"spearman_{name}"])
                   for name, codes in _unprefixed(pairs, "pairs_code_overlap_").items()}
