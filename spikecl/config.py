@@ -417,6 +417,10 @@ def _flatten(table: typing.Mapping, prefix: str = "") -> dict:
     return out
 
 
+#: top-level keys a variant cannot change: they say which runs an experiment has and where their files go
+EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir")
+
+
 def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:
     """The config a run of ``name`` (a method or a variant) uses, and the method it runs.
 
@@ -439,6 +443,9 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
             path = ["strategy", "options", *path[1:]]
         if path[0] == "variants":
             raise ConfigError(f"variants.{name}.{key}: a variant cannot change the variants")
+        if path[0] in EXPERIMENT_WIDE:
+            raise ConfigError(f"variants.{name}.{key}: a variant runs with its experiment's {path[0]}; set it for "
+                              "the whole experiment")
         _set_path(raw, path, value, f"variants.{name}.{key}")
     try:
         return experiment_from_dict({**raw, "variants": {}}), method

@@ -133,9 +133,17 @@ def test_variant_overrides_settings_and_runs_its_method(tmp_path):
     assert run.strategy.options.step == "normalised" and run.optimizer.defaults["momentum"] == 0.5
     for bad, message in (({"method": "hlop", "train.lr": -1.0}, "variants.v: train.lr: -1.0 is below"),
                          ({"train.lr": 0.1}, "variants.v.method: expected the name"),
-                         ({"method": "hlop", "train.lrate": 0.1}, "variants.v: unknown key 'train.lrate'")):
+                         ({"method": "hlop", "train.lrate": 0.1}, "variants.v: unknown key 'train.lrate'"),
+                         ({"method": "ewc", "seeds": [3]}, "variants.v.seeds: a variant runs with its experiment's "
+                                                           "seeds"),
+                         ({"method": "ewc", "name": "z"}, "variants.v.name: a variant runs with its experiment's")):
         with pytest.raises(ConfigError, match=message):
             experiment_from_dict({"variants": {"v": bad}})
+    from spikecl.continual.strategies import validate_method
+
+    shadow = experiment_from_dict({"strategy": {"methods": ["ewc"]}, "variants": {"ewc": {"method": "si"}}})
+    with pytest.raises(ConfigError, match="variants.ewc: a variant may not take the name of the method 'ewc'"):
+        validate_method(shadow, "ewc")
 
 
 

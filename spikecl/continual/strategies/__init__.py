@@ -70,6 +70,9 @@ def validate_method(cfg, method: str):
     ``cfg``; returns ``(run config, method it runs)`` (see :func:`spikecl.config.method_config`)."""
     from spikecl.config import method_config
 
+    if method in cfg.variants and method in REGISTRY:
+        raise ConfigError(f"variants.{method}: a variant may not take the name of the method {method!r} (its results "
+                          f"would pass for that method's); name it e.g. '{method}-tuned'")
     run_cfg, runs_method = method_config(cfg, method)
     parts = runs_method.split("+")
     repeated = next((p for i, p in enumerate(parts) if p in parts[:i]), None)
