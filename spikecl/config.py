@@ -49,11 +49,12 @@ DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100"
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-           doc: str = "", distinct: bool = False, file_name: bool = False) -> Any:
+           doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False) -> Any:
     """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high] (for a
-    list: of every item); ``distinct``: a list's items must differ; ``file_name``: a string that is a plain file
-    name (no folder part, not '.' or '..')."""
-    meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name}
+    list: of every item); ``distinct``: a list's items must differ; ``nonempty``: a list needs at least one item;
+    ``file_name``: a string that is a plain file name (no folder part, not '.' or '..')."""
+    meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
+            "nonempty": nonempty}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -236,6 +237,8 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
 
 def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
+    if meta.get("nonempty") and isinstance(value, list) and not value:
+        raise ConfigError(f"{key}: expected at least one value")
     if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
         twice = next(v for i, v in enumerate(value) if v in value[:i])
         raise ConfigError(f"{key}: {twice!r} appears more than once")

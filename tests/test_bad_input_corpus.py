@@ -182,6 +182,8 @@ CONFIG_CASES = {
         ("stress.enabled=false", "nothing to run"), ("params.nope=1", "params"), ("params.w_ee=\"x\"", "params"),
         ("seeds=[2,2]", "more than once"), ("name=\"a/b\"", "not a plain file name"), ("foo=1", "unknown key"),
         ("stress.sizes=[[10,10]] stress.spacings_ms=[]", "at least one value"),
+        ("stress.sizes=[]", "stress.sizes: expected at least one value"),
+        ("stress.sizes=[[10,10]] stress.fragment_sizes=[50]", "a 50-bit fragment fits in no stored content"),
     ],
     "sparsey": [
         ("data.dataset=\"nope\"", "data.dataset"), ("coder.image_shape=[0,8]", "image_shape"),
@@ -193,6 +195,9 @@ CONFIG_CASES = {
         ("eval.sequence_length=1", "below the minimum 3"), ("eval.foo=1", "unknown key"),
         ("baseline.sparsity=5", "sparsity"), ("seeds=[-3]", "below the minimum 0"), ("name=\"..\"", "plain file"),
         ("eval.train_items=5", "capacity_points"),
+        ("eval.capacity_points=[]", "eval.capacity_points: expected at least one value"),
+        ("eval.random_capacity_points=[]", "eval.random_capacity_points: expected at least one value"),
+        ("eval.cue_levels=[]", "eval.cue_levels: expected at least one value"),
     ],
 }
 for kind, rows in CONFIG_CASES.items():

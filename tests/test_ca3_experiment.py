@@ -73,6 +73,7 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     ("stress.densities=[]", "at least one value"),
     ("stress.workers=0", "below the minimum 1"),
     ('stress.precision="float16"', "not allowed"),
+    ("stress.fragment_sizes=[3]", "a 3-bit fragment fits in no stored content (the largest has 2 bits: M = 6 "),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2

@@ -44,7 +44,7 @@ from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
-                                   run_grid)
+                                   content_size, run_grid)
 from spikecl.memory.torch_net import PRECISIONS
 
 FUNCTIONAL = "exp1_functional"
@@ -154,9 +154,15 @@ class CA3Kind(Kind):
         for i, size in enumerate(cfg.stress.sizes):
             if len(size) != 2:
                 raise ConfigError(f"stress.sizes[{i}]: expected [C, M], got {size}")
-        for name in ("densities", "spacings_ms", "variants", "fragment_sizes"):
+        for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
             if cfg.stress.enabled and not getattr(cfg.stress, name):
                 raise ConfigError(f"stress.{name}: expected at least one value")
+        if cfg.stress.enabled:                       # a fragment larger than a content is skipped there; in all: none
+            fragment = max(cfg.stress.fragment_sizes)
+            largest = max((content_size(m, d), m, d) for _, m in cfg.stress.sizes for d in cfg.stress.densities)
+            if fragment > largest[0]:
+                raise ConfigError(f"stress.fragment_sizes: a {fragment}-bit fragment fits in no stored content (the "
+                                  f"largest has {largest[0]} bits: M = {largest[1]} at density {largest[2]:g})")
         if not (cfg.functional.enabled or cfg.stress.enabled):
             raise ConfigError("functional.enabled and stress.enabled are both false: nothing to run; enable one")
         return cfg
@@ -198,11 +204,13 @@ def summary_text(results: dict[str, dict]) -> str:
         for d in json.loads(a["decoded"]):
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
             lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
-    cols = (("cue_exact", "cue exact"), ("content_hit_f1", "hit f1"), ("content_precision_f1", "prec f1"),
-            ("content_precision_f2", "prec f2"), ("content_repeat_same", "repeat"), ("relearned_exact", "relearn"),
-            ("forget_echo", "echo"),
-            ("kept_exact", "kept"), ("bits_per_synapse", "bits/syn"))
     stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
+    fragments = sorted({int(key.rsplit("_f", 1)[1]) for part in stress for key in part["table"]
+                        if key.startswith("content_precision_f")})
+    cols = (("cue_exact", "cue exact"), *((f"content_hit_f{f}", f"hit f{f}") for f in fragments[:1]),
+            *((f"content_precision_f{f}", f"prec f{f}") for f in fragments), ("content_repeat_same", "repeat"),
+            ("relearned_exact", "relearn"), ("forget_echo", "echo"), ("kept_exact", "kept"),
+            ("bits_per_synapse", "bits/syn"))
     if stress:
         lines.append("")
         lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "

@@ -59,13 +59,13 @@ class EvalConfig:
     knn_k: int = option(5, low=1, doc="neighbours of the k-NN readout on codes")
     n_pairs: int = option(5000, low=10, doc="item pairs for the code-vs-input overlap Spearman correlation")
     pair_items: int = option(1000, low=2, doc="test items the pairs are drawn from")
-    capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1,
+    capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1, nonempty=True,
                                         doc="items stored at each point of the capacity curve")
-    random_capacity_points: list[int] = option([10, 25, 50, 100, 250, 500, 1000], low=1,
+    random_capacity_points: list[int] = option([10, 25, 50, 100, 250, 500, 1000], low=1, nonempty=True,
                                                doc="items stored at each point of the capacity curve of one "
                                                    "whole-input mac (the coder's Q and K) on random patterns")
     cue_items: int = option(200, low=1, doc="stored items cued with degraded inputs")
-    cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0,
+    cue_levels: list[float] = option([0.0, 0.25, 0.5, 0.75], low=0.0, high=1.0, nonempty=True,
                                      doc="fractions of active inputs removed or flipped")
     sequences: int = option(20, low=0, doc="sequences of training images stored for the sequence-recall measure "
                                             "(0 = skip)")
