@@ -84,8 +84,6 @@ def continue_hint(args: argparse.Namespace) -> str:
     if args.command == "run":
         return "; continue with --resume" + (" --overwrite (what this run already replaced is kept)"
                                              if args.overwrite else "")
-    if args.command == "sweep":
-        return "; run the same command again: finished runs are kept, interrupted ones resume"
     return ""
 
 

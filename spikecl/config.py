@@ -492,11 +492,12 @@ def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     node[path[-1]] = value
 
 
-def load_toml(path: str | Path) -> dict:
-    """Read a TOML file; a missing file or a syntax error is a one-line ConfigError."""
+def load_toml(path: str | Path, what: str = "experiment file") -> dict:
+    """Read a TOML file (``what`` it is, for messages); a missing file or a syntax error is a one-line
+    ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"experiment file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:

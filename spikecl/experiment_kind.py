@@ -184,7 +184,8 @@ def differing_setting(job: Job, stored_config: dict) -> str | None:
     records none)."""
     if job.config is None:
         return None
-    return first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
+    key = first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
+    return key.replace("strategy.options.", "strategy.", 1) if key else key    # as an experiment file spells it
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same

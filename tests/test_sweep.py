@@ -88,6 +88,9 @@ def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):
     ('"train.lr" = []', "grid.train.lr: expected a non-empty list"),
     ('"train.lrate" = [0.1]', "unknown key 'train.lrate'"),
     ('"train.lr" = [-1.0]', "train.lr: -1.0 is below the minimum"),
+    ('"strategy.methods" = [["ewc"]]', "grid.strategy.methods: a sweep sets this for every run; use its own 'methods'"),
+    ('"seeds" = [[1], [2]]', "grid.seeds: a sweep sets this for every run; use its own 'seeds' key"),
+    ('"output_dir" = ["a", "b"]', "grid.output_dir: a sweep sets this"),
 ])
 def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message):
     path = sweep_files(BASE, SWEEP.replace('"train.lr" = [0.05, 0.1]', change))
@@ -96,6 +99,21 @@ def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message)
         return
     with pytest.raises(ConfigError, match=message):
         load_sweep(path)
+
+
+def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, tmp_path):
+    """Keys the sweep sets for every run itself (silently overridden before), more CPUs per run than the sweep
+    has (it waited for ever), a base that is not a continual experiment, a missing sweep file."""
+    for change, message in (('[set]\n"seeds" = [5]', "set.seeds: a sweep sets this for every run; use its own 'seeds'"),
+                            ('[set]\n"name" = "x"', "set.name: a sweep sets this")):
+        with pytest.raises(ConfigError, match=message):
+            load_sweep(sweep_files(BASE, SWEEP.replace("[set]", change)))
+    with pytest.raises(ConfigError, match="cpus_per_run = 3 is more than num_cpus = 2: no run could start"):
+        load_sweep(sweep_files(BASE, SWEEP), ["cpus_per_run=3"])
+    with pytest.raises(ConfigError, match="is a 'ca3' experiment; sweeps run continual experiments"):
+        load_sweep(sweep_files('kind = "ca3"\n', SWEEP))
+    with pytest.raises(ConfigError, match="sweep file not found"):
+        load_sweep(tmp_path / "absent.toml")
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +134,8 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     from spikecl.continual import sweep_ray
 
     path = sweep_files(BASE, RUNS)
+    assert main(["sweep", str(path), "--no-progress", "--set", "num_cpus=0", "--set", "cpus_per_run=3"]) == 2
+    assert "cpus_per_run = 3 is more than the 2 CPUs of the Ray cluster: no run could start" in capsys.readouterr().err
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", FAILING)
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
     out = capsys.readouterr().out

@@ -212,7 +212,7 @@ def test_protocol_reads_test_data_only_in_the_final_runs(sweep_files, monkeypatc
 
 
 @pytest.mark.slow
-def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_files, tmp_path, capsys):
+def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_files, tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray")
     from spikecl.cli import main
 
@@ -233,6 +233,31 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     chosen = selection["methods"]["ewc"]["point"]
     lam = read_results(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
     assert chosen.startswith(f"ewc.lam={lam}_")
+    assert re.search(r"ewc @ strategy\.ewc\.lam = [0-9.]+ +1 ", (root / "final" / "sweep-summary.txt").read_text())
+
+    # the trials now choose the other point (as a changed min_bwt would): the kept final run is not the new
+    # choice's; --dry-run says so, and the refusal leaves selection.json as it was
+    from spikecl.commands import sweep as command
+
+    real = select_points
+
+    def other_point(sweep, done, failed=()):
+        picked = real(sweep, done, failed)
+        other = next(label for label in picked["ewc"]["candidates"] if label != picked["ewc"]["point"])
+        overrides = sweep.candidates["ewc"][other]
+        picked["ewc"] = {**picked["ewc"], "point": other, "overrides": overrides,
+                         "settings": {"strategy.ewc.lam": overrides["strategy.ewc.lam"]}}
+        return picked
+
+    before = (root / "selection.json").read_text()
+    monkeypatch.setattr(command, "select_points", other_point)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert re.search(r"differs \(strategy\.ewc\.lam\)  final/ewc-seed0 @ strategy\.ewc\.lam = ", dry), dry
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    assert "ewc-seed0.h5 was made with other settings than sweep chosen/final plans (strategy.ewc.lam differs)" in \
+        capsys.readouterr().err
+    assert (root / "selection.json").read_text() == before
 
 
 def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):

@@ -13,8 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_runs, labelled, load_sweep,
-                                     select_points, settings_text, summary_text, sweep_dir, write_sweep_results)
+                                     made_otherwise, refuse_other_settings, select_points, settings_text,
+                                     summary_text, sweep_dir, write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep
 from spikecl.io import RunResult, atomic_write, read_results
 
@@ -48,12 +50,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
     sweep = load_sweep(args.sweep, args.overrides)
     if args.dry_run:
-        for run in sweep.runs:
-            print(f"{dry_run_state(run)}  {run.id}  -> {run.results}")
-        if sweep.config.select:
-            print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
-                  f"{sweep_dir(sweep) / 'final'}")
-        return 0
+        return dry_run(sweep)
     try:
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
@@ -61,7 +58,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             report_sweep(sweep, done, failures, plots=not args.no_plots)
         if not sweep.config.select:
             return 0 if len(done) == len(sweep.runs) else 1
-        final = final_runs(sweep, write_selection(sweep, done, failures))
+        selection = select_points(sweep, done, [k for k in failures if k not in done])
+        print_selection(selection)
+        final = final_runs(sweep, selection)
+        check_kept(final, args.overwrite)              # before selection.json changes: a refusal changes nothing
+        write_selection(sweep, selection)
         done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
     except KeyboardInterrupt:
@@ -80,10 +81,34 @@ def dry_run_state(run: SweepRun) -> str:
     return f"differs ({key})" if key else "complete"
 
 
-def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]]) -> dict:
-    """Choose every method's point on its validation trials (a point whose trial failed, e.g. diverged, is not
-    chosen), print the choice and write ``selection.json``."""
-    selection = select_points(sweep, done, [k for k in failures if k not in done])
+def dry_run(sweep: Sweep) -> int:
+    """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept, the final runs of
+    the points they choose, else where those will go."""
+    for run in sweep.runs:
+        print(f"{dry_run_state(run)}  {run.id}  -> {run.results}")
+    if not sweep.config.select:
+        return 0
+    if any(not run.results.exists() for run in sweep.runs):
+        print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
+              f"{sweep_dir(sweep) / 'final'}")
+        return 0
+    selection = select_points(sweep, {run.id: read_results(run.results) for run in sweep.runs})
+    print_selection(selection)
+    for run in final_runs(sweep, selection).runs:
+        print(f"{dry_run_state(run)}  {run.id} @ {run.point}  -> {run.results}")
+    return 0
+
+
+def check_kept(sweep: Sweep, overwrite: bool) -> None:
+    """A one-line :class:`ConfigError` when a kept results file of ``sweep`` was made with other settings than it
+    plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
+    if not overwrite:
+        refuse_other_settings(sweep, made_otherwise(sweep, {r.id: read_results(r.results) for r in sweep.runs
+                                                             if r.results.exists()}))
+
+
+def print_selection(selection: dict) -> None:
+    """One line per method: its chosen point, the settings that concern it and its validation scores."""
     for method, choice in selection.items():
         scores = choice["candidates"][choice["point"]]
         measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
@@ -91,10 +116,13 @@ def write_selection(sweep: Sweep, done: dict[str, RunResult], failures: dict[str
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
               "candidate(s))")
+
+
+def write_selection(sweep: Sweep, selection: dict) -> None:
+    """``selection.json``: every method's chosen point (:func:`select_points`), with the selection's rule."""
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
                        "split": "validation", "methods": selection}, indent=2)
     atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
-    return selection
 
 
 def add_command(subparsers) -> None:
@@ -108,7 +136,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
     p.add_argument("--address", help="Ray cluster to use (e.g. auto or ray://head:10001); default: start a local one")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: the sweep's num_cpus)")
+    p.add_argument("--num-cpus", type=bounded(int, 0, what="a number of CPUs"),
+                   help="CPUs of the local Ray instance, 0 = all (default: the sweep's num_cpus)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                    help="import this Python file or module first, in this process and in every Ray worker, to sweep "
                         "the methods it registers (repeatable; see spikecl.plugins)")

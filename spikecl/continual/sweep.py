@@ -109,6 +109,9 @@ def _literal(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+#: experiment keys a sweep sets for each run itself, and the sweep-file key that chooses them
+SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir"}
+
 #: the longest point label (a folder name, and a row label in reports); a longer one keeps its start and ends with a
 #: hash of the whole label, so it stays unique and readable
 MAX_LABEL = 100
@@ -150,13 +153,24 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     from spikecl.continual.strategies import validate_method
 
     path = Path(path)
-    cfg = from_dict(SweepConfig, apply_overrides(load_toml(path), overrides), "sweep.")
+    cfg = from_dict(SweepConfig, apply_overrides(load_toml(path, "sweep file"), overrides), "sweep.")
     if not cfg.base:
         raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
+    if cfg.num_cpus and cfg.cpus_per_run > cfg.num_cpus:
+        raise ConfigError(f"sweep: cpus_per_run = {cfg.cpus_per_run:g} is more than num_cpus = {cfg.num_cpus}: no "
+                          "run could start")
+    for where, keys in (("set", cfg.set), ("grid", cfg.grid), *(("points", p) for p in cfg.points)):
+        owned = next((k for k in keys if k in SWEEP_OWNED), None)
+        if owned:
+            raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
+                              f"'{SWEEP_OWNED[owned]}' key")
     base_path = (path.parent / cfg.base) if not Path(cfg.base).is_absolute() else Path(cfg.base)
     base_raw = load_toml(base_path)
     if "base" in base_raw:
         raise ConfigError(f"{path}: base {base_path} is a sweep file; 'base' names an experiment file")
+    if base_raw.get("kind", "continual") != "continual":
+        raise ConfigError(f"{path}: base {base_path} is a {base_raw['kind']!r} experiment; sweeps run continual "
+                          "experiments")
     base_raw.setdefault("name", base_path.stem)
     fixed = [_literal(k, v) for k, v in cfg.set.items()]
     if cfg.output_dir:
@@ -292,6 +306,22 @@ def changed_setting(run: SweepRun, stored_config: dict) -> str | None:
 
     [job] = KIND.plan(experiment_from_dict(run.raw))
     return differing_setting(job, stored_config)
+
+
+def made_otherwise(sweep: Sweep, kept: dict[str, object]) -> dict[str, str]:
+    """{run id: the first setting that differs} of the ``kept`` results {run id: results} made with other settings
+    than ``sweep`` plans for those runs."""
+    return {r.id: key for r in sweep.runs if r.id in kept and (key := changed_setting(r, kept[r.id].config))}
+
+
+def refuse_other_settings(sweep: Sweep, made: dict[str, str]) -> None:
+    """A one-line :class:`ConfigError` naming the first of the runs ``made`` with other settings
+    (:func:`made_otherwise`), if any: without ``--overwrite`` they are not the sweep's."""
+    if made:
+        run = next(r for r in sweep.runs if r.id in made)
+        others = f" (and {len(made) - 1} more)" if len(made) > 1 else ""
+        raise ConfigError(f"{run.results} was made with other settings than sweep {sweep.name} plans "
+                          f"({made[run.id]} differs){others}; pass --overwrite to train again what differs")
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:

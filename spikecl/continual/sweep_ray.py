@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.continual.sweep import Sweep, SweepRun, changed_setting
+from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings
 from spikecl.errors import ConfigError, require
 from spikecl.io import RunResult, read_results
 from spikecl.progress import progress_bar, write_line
@@ -90,12 +90,9 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
 
     cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
-    stale = {r.id: key for r in sweep.runs if r.id in done and (key := changed_setting(r, done[r.id].config))}
-    if stale and not overwrite:
-        run = next(r for r in sweep.runs if r.id in stale)
-        others = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
-        raise ConfigError(f"{run.results} was made with other settings than sweep {sweep.name} plans "
-                          f"({stale[run.id]} differs){others}; pass --overwrite to train again what differs")
+    stale = made_otherwise(sweep, done)
+    if not overwrite:
+        refuse_other_settings(sweep, stale)
     for run in sweep.runs:
         if run.id in stale:                          # --overwrite: these runs start afresh like missing ones
             run.results.unlink()
@@ -108,6 +105,12 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     if not todo:
         return done, failures
     ray, started = start_ray(address, cfg.num_cpus if num_cpus is None else num_cpus)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cfg.cpus_per_run > cpus:
+        if started:
+            ray.shutdown()
+        raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} is more than the {cpus:g} CPUs of the Ray cluster: "
+                          "no run could start")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
     threads = max(1, int(cfg.cpus_per_run))
 

@@ -191,6 +191,9 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
         tasks, n_outputs = _domain_tasks(dataset, sources, n_tasks, scenario)
     elif kind == "split":
         per = classes_per_task or c // n_tasks
+        if not classes_per_task and per < 1:
+            raise ConfigError(f"stream.n_tasks: {n_tasks} split tasks need at least {n_tasks} classes; "
+                              f"{dataset.name} has {c}")
         if per < 1 or per * n_tasks > c:
             raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
                               f"{c} classes of {dataset.name}")

@@ -78,10 +78,10 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if Path(output).exists() and not overwrite:
-        raise ExistsError(f"{output} exists; pass --overwrite to replace it")
     if Path(output).is_dir():
         raise ConfigError(f"-o {output} is a folder; name the file to write, e.g. {Path(output) / 'net.h5'}")
+    if Path(output).exists() and not overwrite:
+        raise ExistsError(f"{output} exists; pass --overwrite to replace it")
     check_writable_folder(Path(output).parent, "-o: folder")
     spec = load_trained(source)
     has_data = "data" in spec.config and "stream" in spec.config
