@@ -133,6 +133,8 @@ CONFIG_CASES = {
         ("name=\"../outside\"", "not a plain file name"), ("name=\"\"", "not a plain file name"),
         ("name=\"/abs\"", "not a plain file name"), ("seeds=[]", "at least one seed"),
         ("seeds=[-1]", "below the minimum 0"), ("seeds=[1,1]", "appears more than once"),
+        ("stream.n_tasks=20 stream.classes_per_task=0", "stream.n_tasks: 20 split tasks need at least 20 classes; "
+                                                         "digits has 10"),
         ("seeds=[100000000000000000000000]", "64-bit integer"), ("seeds=[4294967296]", "above the maximum"),
         ("seeds=\"zero\"", "expected a list"), ("seeds=[1.5]", "expected an integer"),
         ("device=\"tpu\"", "choose one of"), ("output_dir=5", "expected a string"),
@@ -488,6 +490,13 @@ for flag in (["--format", "nir"], ["--weight-bits", "4"]):
     # a CA3 experiment exports as a learning graph: the trained networks' options are refused, not ignored
     case("export", f"ca3 file with {flag[0]}", f"{flag[0]} applies to trained networks")(
         lambda tmp, flag=flag: ["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(tmp / "ca3.h5"), *flag])
+
+
+@case("export", "-o a folder", "is a folder; name the file to write")
+def _(tmp):
+    (tmp / "out").mkdir()
+    write(tmp, "src.ckpt", "")
+    return ["export", str(tmp / "src.ckpt"), "-o", str(tmp / "out")]
 
 
 @case("export", "-o exists", "exists")
