@@ -457,11 +457,12 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
 
 
 def parse_override(assignment: str) -> tuple[list[str], Any]:
-    """Parse ``key.sub=value`` (value as a TOML literal, else a bare string) into (path, value)."""
+    """Parse ``key.sub=value`` (the key as a TOML dotted key, quoted parts included: ``variants.v."train.lr"``;
+    the value as a TOML literal, else a bare string) into (path, value)."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key=value")
     key, text = assignment.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
+    path = _key_path(key.strip())
     if not path:
         raise ConfigError(f"--set {assignment!r}: empty key")
     try:
@@ -469,6 +470,20 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = text.strip()
     return path, value
+
+
+def _key_path(key: str) -> list[str]:
+    """The parts of a dotted key as TOML reads it (``a."b.c"`` → ``["a", "b.c"]``); a key TOML does not accept is
+    split at every dot."""
+    try:
+        node = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:
+        return [p for p in key.split(".") if p]
+    path = []
+    while isinstance(node, dict) and len(node) == 1:
+        part, node = next(iter(node.items()))
+        path.append(part)
+    return path
 
 
 def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:

@@ -65,7 +65,9 @@ def report_paths(paths: list[Path], plots_dir: Path | None = None, plots: bool =
         check_writable_folder(plots_dir, "--plots")
     found = collect(paths)
     first = paths[0]
-    plots_dir = plots_dir or (first if first.is_dir() else first.parent)
+    if plots and plots_dir is None:                # before any table: a refusal prints nothing half-way
+        plots_dir = first if first.is_dir() else first.parent
+        check_writable_folder(plots_dir, "plots folder (--plots DIR or --no-plots)")
     for i, (name, runs) in enumerate(found.items()):
         if len(found) > 1:
             print(("\n" if i else "") + f"== {name}: {len(runs)} results file(s) ==")

@@ -49,6 +49,11 @@ def test_overrides_parse_toml_literals():
     assert raw == {"train": {"epochs": 4}, "network": {"num_steps": 8}}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_override("train.epochs")
+    # a quoted part is one key, as in a TOML file ([variants.v] "train.lr" = 0.1)
+    assert parse_override('variants.v."train.lr"=0.1') == (["variants", "v", "train.lr"], 0.1)
+    cfg = experiment_from_dict(apply_overrides({}, ['variants.v.method="ewc"', 'variants.v."train.lr"=0.02',
+                                                    'strategy.methods=["v"]']))
+    assert cfg.variants["v"] == {"method": "ewc", "train.lr": 0.02}
 
 
 def test_load_experiment_file(tmp_path):

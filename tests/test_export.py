@@ -183,6 +183,8 @@ def test_netx_round_trip_and_refusals(tmp_path):
     ("spikecl/layer/1/scale", -5.0, "scale = -5.0 must be a positive number"),
     ("layer/1/neuron/vThMant", 0, "vThMant = 0 outside 1..131071"),
     ("layer/1/weight", np.full((8, 12), np.nan), "weight holds float64 values, not integer Loihi mantissas"),
+    ("spikecl/config", "[1, 2]", "its config attribute is not a JSON table"),
+    ("spikecl/metrics", "{broken", "its metrics attribute is not a JSON table"),
 ])
 def test_tampered_network_values_are_one_line_errors(tmp_path, where, value, message):
     """A network file edited by hand (or damaged) with values its writer never produces is refused by name,

@@ -115,3 +115,16 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
         f["acc_matrix"][1, 0] = 250.0
     assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
     assert "acc_matrix holds accuracies outside 0..1" in capsys.readouterr().err
+
+
+def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_path, capsys, monkeypatch):
+    import os
+
+    from spikecl.cli import main
+
+    path = write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    monkeypatch.setattr(os, "access", lambda p, mode: False)                 # a read-only folder (root ignores modes)
+    assert main(["report", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "plots folder (--plots DIR or --no-plots)" in err and "is not writable" in err
+    assert main(["report", str(path), "--no-plots"]) == 0

@@ -32,7 +32,8 @@ def add_command(sub) -> None:
     export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
     export.add_argument("--format", choices=("netx", "nir"), help="netx HDF5 (the default) or a NIR graph")
     export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"),
-                        help=f"synaptic weight bits, 2..8 (default {NETWORK_OPTIONS['weight_bits']}; mixed-sign weights lose one to the sign)")
+                        help=f"synaptic weight bits, 2..8 (default {NETWORK_OPTIONS['weight_bits']}; mixed-sign "
+                             "weights lose one to the sign)")
     export.add_argument("--headroom", type=bounded(float, 1, 2**17, "a number of thresholds"),
                         help="largest input current representable, in thresholds, 1..131072 "
                              f"(default {NETWORK_OPTIONS['headroom']:g})")

@@ -220,8 +220,8 @@ def read_netx(path: str | Path) -> FixedNetwork:
         net = FixedNetwork(layers, steps, str(meta.attrs["encoder"]),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
-                           _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path), json.loads(meta.attrs["config"]),
-                           json.loads(meta.attrs.get("metrics", "{}")))
+                           _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path),
+                           _attr_table(meta.attrs, "config", path), _attr_table(meta.attrs, "metrics", path))
         n_inputs = int(np.prod(f["layer/0/shape"][()]))
     if not layers or not layers[-1].readout or layers[0].n_in != n_inputs:
         raise ResultsError(f"{path}: layers do not chain from {n_inputs} inputs to a readout")
@@ -232,6 +232,18 @@ def read_netx(path: str | Path) -> FixedNetwork:
         raise ResultsError(f"{path}: n_heads = {net.n_heads} x n_outputs = {net.n_outputs} does not match the "
                            f"readout's {net.readout.n_out} neurons")
     return net
+
+
+def _attr_table(attrs, key: str, path: Path) -> dict:
+    """The JSON table held by the attribute ``key`` of ``/spikecl`` (absent: empty); anything else is a one-line
+    :class:`ResultsError`."""
+    try:
+        value = json.loads(attrs.get(key, "{}"))
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path}: its {key} attribute is not a JSON table; the file is damaged")
+    return value
 
 
 def _attr_int(attrs, key: str, low: int, high: int, path: Path) -> int:
