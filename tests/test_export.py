@@ -150,6 +150,18 @@ def test_float_model_reproduces_the_torch_network(reset):
     assert np.array_equal(float_forward(spec, x_seq).spikes[0], spikes)
 
 
+@pytest.mark.parametrize("extra", ["layers.9.synapse.weight", "readout.heads.3.weight", "decoder.weight"])
+def test_trained_parameters_nothing_reads_are_refused(extra):
+    """An array no part of the rebuilt network reads (a layer past the last, a head past the last, a foreign module)
+    means a damaged file or another network: refused, not dropped without a word."""
+    net = torch_net(np.random.default_rng(1), "zero")
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"network": {"kind": "mlp", "reset": "zero"}}
+    spec_from_state(state, config)
+    with pytest.raises(ExportError, match=re.escape(f"trained parameters hold '{extra}', which no part")):
+        spec_from_state({**state, extra: np.zeros((4, 15), np.float32)}, config)
+
+
 def test_netx_round_trip_and_refusals(tmp_path):
     rng = np.random.default_rng(5)
     net = quantize(random_spec(rng))

@@ -15,7 +15,7 @@ import numpy as np
 
 from spikecl.data.datasets import IMAGE_SHAPES
 from spikecl.errors import ExportError, ShapeError
-from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden
+from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, part_of
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,13 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
     r_beta, r_threshold, _ = _neuron(state, INTEGRATOR, "readout", *defaults[:2], "none")
     layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
+    n_hidden = next(i for i in range(len(state) + 1) if hidden(i) + SYNAPSE + "weight" not in state)
+    read = {*(hidden(i) + part for i in range(n_hidden) for part in (SYNAPSE, NORM, LIF)),
+            *(head(h) for h in range(len(heads))), INTEGRATOR}
+    unread = next((key for key in state if part_of(key) not in read), None)
+    if unread is not None:
+        raise ExportError(f"trained parameters hold '{unread}', which no part of this network reads (a damaged file, "
+                          "or one from another network)")
     return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)
 
