@@ -2,6 +2,7 @@
 
 import gzip
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -146,3 +147,62 @@ def test_miniimagenet_cache_pickles(tmp_path):
     d = load_dataset("miniimagenet", str(tmp_path))
     assert d.n_classes == 6 and d.x_train.shape[1:] == (3, 84, 84)
     assert np.bincount(d.y_test).tolist() == [2] * 6 and np.bincount(d.y_train).tolist() == [10] * 6
+
+
+def _pickle(path, obj):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({b"labels": ["cat"] * 3}, "test_batch: 'labels' must be a list of integers"),
+    ({b"labels": 3}, "'labels' must be a list of integers"),
+    ({b"labels": [0, 1]}, "test_batch: 2 'labels' for 3 images"),
+    ({b"labels": [0, 1, 10]}, "test_batch: 'labels' outside 0..9"),
+    ({b"data": np.full((3, 3072), 0.5)}, "test_batch: expected 'data' uint8 [N, 3072], got float64 (3, 3072)"),
+    ({b"data": [[1, 2], [3]]}, "expected 'data' uint8 [N, 3072], got a ragged or foreign value"),
+])
+def test_cifar_batches_with_wrong_contents_are_one_line_errors(tmp_path, change, message):
+    """Pickles that load but hold the wrong things: never a raw traceback, never silently rescaled floats."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": np.zeros((3, 3072), np.uint8), b"labels": [0, 1, 2]}
+        _pickle(folder / name, {**batch, **change} if name == "test_batch" else batch)
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        load_dataset("cifar10", str(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("split, change, message", [
+    ("test", {"image_data": np.zeros((12, 32, 32, 3), np.uint8)}, "got (12, 32, 32, 3)"),
+    ("test", {"image_data": np.zeros((12, 84, 84, 3))}, "expected 'image_data' uint8 [N, 84, 84, 3], got float64"),
+    ("val", {"class_dict": {"a": ["x"] * 12, "b": list(range(12, 24))}}, "class_dict['a']' must be a list of "),
+    ("val", {"class_dict": {"a": list(range(12)), "b": list(range(6, 24))}}, "names an image another class already holds"),
+])
+def test_miniimagenet_caches_with_wrong_contents_are_one_line_errors(tmp_path, split, change, message):
+    for name, n_classes in (("train", 3), ("val", 2), ("test", 1)):
+        cache = {"image_data": np.zeros((n_classes * 12, 84, 84, 3), np.uint8),
+                 "class_dict": {f"c{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}}
+        _pickle(tmp_path / f"mini-imagenet-cache-{name}.pkl", {**cache, **change} if name == split else cache)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_dataset("miniimagenet", str(tmp_path))
+
+
+def test_idx_files_with_wrong_contents_name_the_file(tmp_path):
+    tiny_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 3, 12], np.uint8))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: labels outside 0\.\.9 \(up to 12\)"):
+        load_dataset("mnist", str(tmp_path))
+    tiny_mnist(tmp_path)
+    bad = tmp_path / "header"
+    bad.write_bytes(b"\x00\x00\x08\x03" + bytes([0] * 4) + b"\xff" * 8)      # 0 x (2^32 - 1) x (2^32 - 1)
+    with pytest.raises(DataError, match="IDX dimensions .* cannot be read"):
+        read_idx(bad)
+    bad.write_bytes(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes(4))
+    with pytest.raises(DataError, match=r"IDX data has 4 bytes, header says 3 \(extra data\?\)"):
+        read_idx(bad)
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(DataError, match="mnist: the train split holds no samples"):
+        load_dataset("mnist", str(tmp_path))

@@ -1,6 +1,8 @@
 """Event datasets (N-MNIST, SHD, DVS Gesture) read from tiny files in their real formats, binned to frames, cut into
 streams and trained on without an encoder."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,22 @@ def test_a_corrupt_nmnist_file_is_a_data_error(tmp_path):
     (tmp_path / "Test").mkdir()
     with pytest.raises(DataError, match="multiple of 5"):
         load_dataset("nmnist", str(tmp_path))
+
+
+@pytest.mark.parametrize("content, message", [(b"", "unreadable .npy file (No data left in file)"),
+                                               (np.array([["a"] * 4]), "expected numeric events [E, 4]")])
+def test_a_damaged_dvs_gesture_recording_is_a_data_error(tmp_path, content, message):
+    write_gesture(tmp_path / "ibmGestureTest/user24_led/0.npy", np.array([0]), np.array([0]), np.array([0]),
+                  np.array([5.0]))
+    bad = tmp_path / "ibmGestureTrain/user01_led/1.npy"
+    bad.parent.mkdir(parents=True)
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        np.save(bad, content)
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        load_dataset("dvs_gesture", str(tmp_path))
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
 
 
 # -- streams and input ------------------------------------------------------------------------------------------

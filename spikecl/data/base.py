@@ -33,8 +33,12 @@ class Dataset:
                                  f"{x.dtype} {x.shape}")
             if y.shape != (x.shape[0],) or y.dtype != np.int64:
                 raise ShapeError(f"{self.name}: y_{split} must be int64 [{x.shape[0]}], got {y.dtype} {y.shape}")
+            if not x.shape[0]:
+                raise DataError(f"{self.name}: the {split} split holds no samples")
             if not np.all(np.isfinite(x)):
                 raise DataError(f"{self.name}: x_{split} contains NaN or infinity")
+            if x.ndim == 4 and (x.min() < 0 or x.max() > 1):
+                raise DataError(f"{self.name}: x_{split} holds pixel values outside 0..1 (images are uint8 / 255)")
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
                 raise DataError(f"{self.name}: y_{split} has labels outside 0..{self.n_classes - 1}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:

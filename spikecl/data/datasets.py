@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -115,40 +116,75 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    size = int(np.prod(dims))
-    if len(raw) - 4 - 4 * ndim != size:
-        raise DataError(f"{path}: IDX data has {len(raw) - 4 - 4 * ndim} bytes, header says {size} (truncated?)")
-    return np.frombuffer(raw, np.uint8, size, 4 + 4 * ndim).reshape(dims)
+    size, data = math.prod(dims), len(raw) - 4 - 4 * ndim          # Python ints: a crafted header cannot overflow
+    if data != size:
+        raise DataError(f"{path}: IDX data has {data} bytes, header says {size} "
+                        f"({'truncated' if data < size else 'extra data'}?)")
+    try:
+        return np.frombuffer(raw, np.uint8, size, 4 + 4 * ndim).reshape(dims)
+    except ValueError as exc:
+        raise DataError(f"{path}: IDX dimensions {dims} cannot be read ({exc})") from None
 
 
 def _load_idx(name: str, data_dir: str | None) -> Dataset:
     how = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
-    arrays = {}
+    arrays, paths = {}, {}
     for key, base in IDX_FILES.items():
         candidates = [f"{sub}{base}{ext}" for sub in ("", f"{IDX_FOLDERS[name]}/raw/") for ext in ("", ".gz")]
-        arrays[key] = read_idx(find_path(data_dir, name, candidates, how))
+        paths[key] = find_path(data_dir, name, candidates, how)
+        arrays[key] = read_idx(paths[key])
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
             raise DataError(f"{name}: {split} images {x.shape} and labels {y.shape} do not match")
+        if y.size and y.max() > 9:
+            raise DataError(f"{paths[f'{split}_y']}: labels outside 0..9 (up to {y.max()})")
     prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
     return Dataset(name, prep(arrays["train_x"]), arrays["train_y"].astype(np.int64), prep(arrays["test_x"]),
                    arrays["test_y"].astype(np.int64), 10)
 
 
 # -- CIFAR ------------------------------------------------------------------------------------------------------
+def _uint8_array(value, path: Path, what: str, shape: str) -> np.ndarray:
+    """``value`` as a uint8 array (images as the datasets ship them), else a one-line DataError naming ``what``."""
+    try:
+        data = np.asarray(value)
+    except (TypeError, ValueError):
+        data = None
+    if data is None or data.dtype != np.uint8:
+        raise DataError(f"{path}: expected '{what}' uint8 {shape}, got "
+                        f"{'a ragged or foreign value' if data is None else f'{data.dtype} {data.shape}'}")
+    return data
+
+
+def _integers(value, path: Path, what: str) -> np.ndarray:
+    """``value`` as int64 [N] (labels, indices), else a one-line DataError naming ``what``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise DataError(f"{path}: '{what}' must be a list of integers")
+    return array.astype(np.int64)
+
+
 def _cifar_images(batch: dict, path: Path) -> np.ndarray:
-    data = np.asarray(batch.get(b"data", batch.get("data")))
+    data = _uint8_array(batch.get(b"data", batch.get("data")), path, "data", "[N, 3072]")
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected 'data' uint8 [N, 3072], got {data.shape}")
     return (data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
 
 
-def _cifar_labels(batch: dict, key: str, path: Path) -> np.ndarray:
+def _cifar_labels(batch: dict, key: str, path: Path, n: int, n_classes: int) -> np.ndarray:
     labels = batch.get(key.encode(), batch.get(key))
     if labels is None:
         raise DataError(f"{path}: missing '{key}'")
-    return np.asarray(labels, dtype=np.int64)
+    labels = _integers(labels, path, key)
+    if len(labels) != n:
+        raise DataError(f"{path}: {len(labels)} '{key}' for {n} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{path}: '{key}' outside 0..{n_classes - 1}")
+    return labels
 
 
 def _load_cifar(name: str, data_dir: str | None) -> Dataset:
@@ -165,7 +201,7 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
             path = find_path(data_dir, name, [f"{folder}/{f}", f], how)
             batch = load_data_pickle(path)
             xs.append(_cifar_images(batch, path))
-            ys.append(_cifar_labels(batch, key, path))
+            ys.append(_cifar_labels(batch, key, path, len(xs[-1]), n))
         parts[split] = (np.concatenate(xs), np.concatenate(ys))
     return Dataset(name, *parts["train"], *parts["test"], n)
 
@@ -177,16 +213,19 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     for split in ("train", "val", "test"):
         path = find_path(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
         cache = load_data_pickle(path)
-        data = cache.get("image_data", cache.get(b"image_data"))
         classes = cache.get("class_dict", cache.get(b"class_dict"))
-        data = np.asarray(data) if data is not None else None
-        if data is None or not isinstance(classes, dict) or data.ndim != 4 or data.shape[-1] != 3:
-            raise DataError(f"{path}: expected 'image_data' [N, 84, 84, 3] and 'class_dict'")
+        data = _uint8_array(cache.get("image_data", cache.get(b"image_data")), path, "image_data", "[N, 84, 84, 3]")
+        if not isinstance(classes, dict) or data.shape[1:] != (84, 84, 3):
+            raise DataError(f"{path}: expected 'image_data' uint8 [N, 84, 84, 3] and 'class_dict', got "
+                            f"{data.shape}")
         y = np.full(len(data), -1, dtype=np.int64)
-        for i, name in enumerate(sorted(classes)):
-            index = np.asarray(classes[name], dtype=np.int64).ravel()
+        for i, name in enumerate(sorted(classes, key=str)):
+            index = _integers(np.ravel(classes[name]) if classes[name] is not None else None, path,
+                              f"class_dict[{name!r}]")
             if np.any((index < 0) | (index >= len(data))):
                 raise DataError(f"{path}: class_dict[{name!r}] names images outside 0..{len(data) - 1}")
+            if np.any(y[index] >= 0):
+                raise DataError(f"{path}: class_dict[{name!r}] names an image another class already holds")
             y[index] = offset + i
         if np.any(y < 0):
             raise DataError(f"{path}: some images belong to no class in class_dict")

@@ -109,10 +109,11 @@ def read_gesture(path: Path) -> np.ndarray:
     """Events [E, 4] (x, y, polarity, t in ms) of one recording in Tonic's DVS Gesture layout (no pickles)."""
     try:
         events = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
-    if events.ndim != 2 or events.shape[1] != 4:
-        raise DataError(f"{path}: expected events [E, 4] (x, y, p, t in ms), got {events.shape}")
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable .npy file ({exc or 'empty'})") from None
+    if events.ndim != 2 or events.shape[1] != 4 or events.dtype.kind not in "iuf":
+        raise DataError(f"{path}: expected numeric events [E, 4] (x, y, p, t in ms), got {events.dtype} "
+                        f"{events.shape}")
     return events
 
 

@@ -41,7 +41,7 @@ from spikecl.config import DataConfig, StreamConfig
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, DataError
 
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
@@ -224,6 +224,10 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     for i, local, classes in tasks:
         x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
         x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
+        for split, y in (("training", y_tr), (eval_split, y_te)):
+            if not len(y):
+                raise DataError(f"stream: task {i + 1} has no {split} samples ({dataset.name} holds none of its "
+                                f"classes, {', '.join(map(str, classes))})")
         built.append(Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes,
                           eval_split))
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
