@@ -305,6 +305,8 @@ def check_header(cfg: RunHeader) -> None:
 
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
+    if not isinstance(raw, typing.Mapping):
+        raise ConfigError(f"an experiment config is a table (a dict, as TOML gives), got {type(raw).__name__}")
     cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
     check_header(cfg)
     if not cfg.strategy.methods:
@@ -432,6 +434,9 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
     """
     if name not in cfg.variants:
         return cfg, name
+    if not isinstance(cfg.variants[name], typing.Mapping):
+        raise ConfigError(f"variants.{name}: expected a table (method = ..., dotted overrides), got "
+                          f"{cfg.variants[name]!r}")
     spec = _flatten(cfg.variants[name])
     method = spec.pop("method", None)
     if not isinstance(method, str) or not method:

@@ -58,9 +58,14 @@ def _read(path: Path) -> Run:
     return run
 
 
-def report_paths(paths: list[Path], plots_dir: Path | None = None, plots: bool = True, detail: bool = True) -> None:
-    """Print every kind's summary of the results files under ``paths`` and write its plots into ``plots_dir``
-    (default: the first path's folder). A heading names each kind when there are several."""
+def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path | None = None, plots: bool = True,
+                 detail: bool = True) -> None:
+    """Print every kind's summary of the results files under ``paths`` (one path, or several) and write its plots
+    into ``plots_dir`` (default: the first path's folder). A heading names each kind when there are several."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not paths:
+        raise ResultsError("report: no results files or folders given")
+    plots_dir = Path(plots_dir) if plots_dir is not None else None
     if plots and plots_dir is not None:
         check_writable_folder(plots_dir, "--plots")
     found = collect(paths)

@@ -1,6 +1,8 @@
 """Bad experiment files are refused before any work, in one line naming the problem: encodings, names that would
 write outside the output folder, repeated or oversized seeds, empty or oversized layers, absurd learning rates."""
 
+import re
+
 import pytest
 
 from spikecl.cli import main
@@ -75,3 +77,30 @@ def test_resume_refuses_a_kept_result_made_with_another_config(tmp_path, capsys,
     assert main(["run", str(exp), "--resume", "--seeds", "0,1", "--no-progress", "--no-plots"]) == 0
     assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
     assert kept.read_bytes() == before and (kept.parent / "finetune-seed1.h5").exists()
+
+
+def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
+    """The entry points a script calls (experiment_from_dict, ContinualRun, run_experiment, report_paths) name the
+    problem as the CLI does, never a TypeError from deep inside."""
+    from spikecl.continual.experiment import run_experiment
+    from spikecl.continual.runner import ContinualRun
+    from spikecl.errors import ResultsError
+    from spikecl.report import report_paths
+
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 2, "train_per_task": 40},
+                                "network": {"hidden": [8]}, "output_dir": str(tmp_path)})
+    for call, message in (
+            (lambda: experiment_from_dict(None), "an experiment config is a table (a dict, as TOML gives), got "
+                                                 "NoneType"),
+            (lambda: experiment_from_dict({"variants": {"v": 3}}), "variants.v: expected a table"),
+            (lambda: ContinualRun(cfg, "finetune", "0"), "seed must be an integer in 0..2^32-1, got '0'"),
+            (lambda: ContinualRun(cfg, "finetune", -1), "seed must be an integer"),
+            (lambda: ContinualRun({"data": {}}, "finetune", 0), "cfg must be an ExperimentConfig"),
+            (lambda: ContinualRun(cfg, "ewc+ewc", 0), "'ewc+ewc' names 'ewc' twice"),
+            (lambda: run_experiment({"data": {}}), "cfg must be an ExperimentConfig")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            call()
+    with pytest.raises(ResultsError, match="no results files or folders given"):
+        report_paths([])
+    with pytest.raises(ResultsError, match="results file not found: absent.h5"):
+        report_paths("absent.h5", plots=False)                     # one path as a string, not its characters

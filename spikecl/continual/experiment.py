@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from spikecl.config import ExperimentConfig, experiment_from_dict, first_difference, method_config
-from spikecl.errors import ResultsError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
@@ -125,5 +125,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     from spikecl.experiment_kind import run_plan
     from spikecl.io import read_results
 
+    if not isinstance(cfg, ExperimentConfig):
+        raise ConfigError(f"run_experiment: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
+                          f"makes one from a dict), got {type(cfg).__name__}")
     paths, _ = run_plan(KIND, _validated(cfg), resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
     return [read_results(path) for path in paths]

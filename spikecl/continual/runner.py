@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import ExperimentConfig, first_difference, method_config
+from spikecl.config import ExperimentConfig, first_difference
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
-from spikecl.continual.strategies import build_strategy, check_support
+from spikecl.continual.strategies import build_strategy, check_support, validate_method
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ResultsError
@@ -97,8 +97,13 @@ class ContinualRun:
 
     def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None,
                  execution: Execution | None = None) -> None:
-        cfg, self.strategy_name = method_config(cfg, method)
-        self.cfg, self.method, self.seed = cfg, method, seed
+        if not isinstance(cfg, ExperimentConfig):
+            raise ConfigError(f"ContinualRun: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
+                              f"makes one from a dict), got {type(cfg).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise ConfigError(f"ContinualRun: seed must be an integer in 0..2^32-1, got {seed!r}")
+        cfg, self.strategy_name = validate_method(cfg, method)
+        self.cfg, self.method, self.seed = cfg, method, int(seed)
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train.trainer, cfg.stream.scenario, self.execution.data_parallel)
         self.device = torch.device(resolve_device(cfg.device))
