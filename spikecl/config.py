@@ -384,6 +384,12 @@ def check_events(cfg: ExperimentConfig) -> None:
         raise ConfigError("stream.input_code: event frames take \"dense\" input")
 
 
+def as_written(key: str | None) -> str | None:
+    """A dotted config key as an experiment file spells it: strategy options are ``strategy.<method>.<option>``
+    (``to_dict`` keeps them under ``strategy.options``)."""
+    return key.replace("strategy.options.", "strategy.", 1) if key else key
+
+
 def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typing.Container[str] = ()) -> str | None:
     """The first dotted key (``train.lr``, ``network.hidden[1]``) where two nested configs differ, or None.
 

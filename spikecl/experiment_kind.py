@@ -27,7 +27,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
-from spikecl.config import RunHeader, apply_overrides, check_header, first_difference, from_dict, load_toml
+from spikecl.config import (RunHeader, apply_overrides, as_written, check_header, first_difference, from_dict,
+                            load_toml)
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import Run, check_writable_folder, output_lock, read_run
 from spikecl.progress import progress_bar
@@ -184,8 +185,7 @@ def differing_setting(job: Job, stored_config: dict) -> str | None:
     records none)."""
     if job.config is None:
         return None
-    key = first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES)
-    return key.replace("strategy.options.", "strategy.", 1) if key else key    # as an experiment file spells it
+    return as_written(first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES))
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same

@@ -351,3 +351,17 @@ def strict_task(tmp_path, method: str, device: str, engine: str = "fused") -> li
     run.strategy.batch = strict("batch", run.strategy.batch)
     run.train_task(1)
     return calls
+
+
+def test_a_checkpoint_of_other_settings_names_the_option_as_the_file_spells_it(tmp_path):
+    from spikecl.errors import ResultsError
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": ["ewc"], "ewc": {"lam": 10.0}})
+    results = cfg.results_path("ewc", 0)
+    results.parent.mkdir(parents=True)
+    ContinualRun(cfg, "ewc", 0).save_checkpoint(checkpoint_path(results))
+    other = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
+                   strategy={"methods": ["ewc"], "ewc": {"lam": 20.0}})
+    with pytest.raises(ResultsError, match=re.escape("(strategy.ewc.lam differs)")):
+        ContinualRun(other, "ewc", 0).execute(results, resume=True, progress_bar=False)

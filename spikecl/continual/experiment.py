@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, experiment_from_dict, first_difference, method_config
+from spikecl.config import ExperimentConfig, as_written, experiment_from_dict, first_difference, method_config
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
@@ -60,7 +60,7 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
     for run in runs:
         method, seed = run.attrs.get("method"), run.attrs.get("seed")
         reference = first.setdefault(method, run)
-        key = first_difference(reference.config, run.config, ignore=SEED_ROW_IGNORES)
+        key = as_written(first_difference(reference.config, run.config, ignore=SEED_ROW_IGNORES))
         if key is not None:
             raise ResultsError(f"{run.path} and {reference.path} hold {method} made with different settings ({key} "
                                "differs), not seeds of one experiment; report them separately")

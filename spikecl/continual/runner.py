@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import ExperimentConfig, first_difference
+from spikecl.config import ExperimentConfig, as_written, first_difference
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
@@ -256,7 +256,7 @@ class ContinualRun:
                                f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
                                "; delete it or run with --overwrite")
         differs = ("method" if state.get("method") != self.method else "seed" if state.get("seed") != self.seed
-                   else first_difference(state.get("config"), self.cfg.to_dict(), ignore=RESUME_IGNORES))
+                   else as_written(first_difference(state.get("config"), self.cfg.to_dict(), ignore=RESUME_IGNORES)))
         if differs and discard_stale:
             return False
         if differs:
