@@ -85,6 +85,12 @@ class Kind:
         """The jobs of an experiment, in run order."""
         raise NotImplementedError
 
+    def check_data_parallel(self, cfg) -> None:
+        """Before ``--nproc`` starts any process: a one-line :class:`ConfigError` if ``cfg`` cannot train
+        data-parallel."""
+        if not self.data_parallel:
+            raise ConfigError(f"--nproc: {self.name!r} experiments do not train data-parallel; drop --nproc")
+
     def session(self, cfg) -> ContextManager[bool]:
         """A context around running the plan; yields whether this process reports (prints, plots)."""
         return contextlib.nullcontext(True)

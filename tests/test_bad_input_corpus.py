@@ -286,6 +286,12 @@ def _(tmp):
     return run_with("ca3", extra=("--nproc", "2"))(tmp)
 
 
+@case("argument", "--nproc 2 with train.compile: refused before any process starts",
+      "train.compile: not supported in data-parallel runs (finetune)")
+def _(tmp):
+    return run_with("continual", "train.compile=true", extra=("--nproc", "2"))(tmp)
+
+
 @case("argument", "--nproc 2 with a bad config: one line, not one per process", "train.lr")
 def _(tmp):
     return run_with("continual", "train.lr=-1", extra=("--nproc", "2"))(tmp)

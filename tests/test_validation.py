@@ -180,6 +180,9 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
     assert {r.method: r.point for r in final.runs} == {"finetune": "base", "ewc": "strategy.ewc.lam = 100.0",
                                                        "hlop": "base",
                                                        "hlop-fast": "variants.hlop-fast.train.lr = 0.2"}
+    only_ewc = final_runs(sweep, {"ewc": chosen["ewc"]})
+    assert [r.method for r in labelled({r.id: r for r in only_ewc.runs}, only_ewc)] == [
+        "ewc @ strategy.ewc.lam = 100.0"] * 2                          # one method: still its chosen settings
     assert [r.method for r in labelled({r.id: r for r in final.runs[::2]}, final)] == [
         "finetune @ base", "ewc @ strategy.ewc.lam = 100.0", "hlop @ base",
         "hlop-fast @ variants.hlop-fast.train.lr = 0.2"]

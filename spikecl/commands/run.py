@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.errors import ConfigError, require
+from spikecl.errors import require
 
 
 def _seeds(text: str) -> list[int]:
@@ -83,8 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             require("torch", "torch").set_num_threads(args.threads)
         return run_file(args.experiment, overrides, **options)
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
-    if not k.data_parallel:
-        raise ConfigError(f"--nproc: {k.name!r} experiments do not train data-parallel; drop --nproc")
+    k.check_data_parallel(cfg)
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
     from spikecl.continual.distributed import launch
 

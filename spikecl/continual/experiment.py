@@ -27,6 +27,17 @@ class ContinualKind(Kind):
         return [Job(cfg.results_path(m, s), _runner(cfg, m, s, cfg.results_path(m, s)), _recorded_config(cfg, m, s))
                 for s in cfg.seeds for m in cfg.strategy.methods]
 
+    def check_data_parallel(self, cfg: ExperimentConfig) -> None:
+        """Every method must support data-parallel training, and ``train.compile`` does not."""
+        from spikecl.continual.strategies import check_support, validate_method
+
+        for method in cfg.strategy.methods:
+            run_cfg, runs_method = validate_method(cfg, method)
+            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=True)
+            if run_cfg.train.compile:
+                raise ConfigError(f"train.compile: not supported in data-parallel runs ({method}); run with one "
+                                  "process or without compile")
+
     @contextlib.contextmanager
     def session(self, cfg: ExperimentConfig):
         """The process group of a data-parallel run (nothing in one process); only rank 0 reports."""

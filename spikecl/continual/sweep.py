@@ -325,9 +325,9 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str]) -> None:
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
-    """Results renamed ``method`` or ``method @ point`` (several points) so reports group them per method and
-    point."""
-    several = len({r.point for r in sweep.runs}) > 1
+    """Results renamed ``method @ point`` so reports group them per method and point (``method`` alone when
+    every run is at the base point)."""
+    several = {r.point for r in sweep.runs} != {"base"}
     out = []
     for run in sweep.runs:
         if run.id in results_by_run:
