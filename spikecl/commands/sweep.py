@@ -82,13 +82,14 @@ def dry_run_state(run: SweepRun) -> str:
 
 
 def dry_run(sweep: Sweep) -> int:
-    """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept, the final runs of
-    the points they choose, else where those will go."""
-    for run in sweep.runs:
-        print(f"{dry_run_state(run)}  {run.id}  -> {run.results}")
+    """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept (complete, made with
+    the planned settings), the final runs of the points they choose, else where those will go."""
+    states = [dry_run_state(run) for run in sweep.runs]
+    for run, state in zip(sweep.runs, states):
+        print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:
         return 0
-    if any(not run.results.exists() for run in sweep.runs):
+    if any(state != "complete" for state in states):
         print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
               f"{sweep_dir(sweep) / 'final'}")
         return 0
