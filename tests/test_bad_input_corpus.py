@@ -492,7 +492,7 @@ def _(tmp):
     return ["export", str(tmp / "none.ckpt"), "-o", str(tmp / "file" / "net.h5")]
 
 
-for flag in (["--format", "nir"], ["--weight-bits", "4"]):
+for flag in (["--format", "nir"], ["--weight-bits", "4"], ["--samples", "0"], ["--force"]):
     # a CA3 experiment exports as a learning graph: the trained networks' options are refused, not ignored
     case("export", f"ca3 file with {flag[0]}", f"{flag[0]} applies to trained networks")(
         lambda tmp, flag=flag: ["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(tmp / "ca3.h5"), *flag])

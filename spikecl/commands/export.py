@@ -47,7 +47,8 @@ def add_command(sub) -> None:
     export.add_argument("--max-drop", type=bounded(float, 0, 100, "a number of points"),
                         help="refuse when quantised accuracy is more than this many points below float "
                              f"(default {NETWORK_OPTIONS['max_drop']:g})")
-    export.add_argument("--force", action="store_true", help="write the file whatever the accuracy drop")
+    export.add_argument("--force", action="store_true", default=None,
+                        help="write the file whatever the accuracy drop")
     export.add_argument("--data-dir", help="folder holding downloaded datasets")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.set_defaults(handler=cmd_export)
@@ -72,7 +73,7 @@ def add_command(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    given = [name for name in NETWORK_OPTIONS if getattr(args, name) not in (None, False)]
+    given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line
     if args.source.suffix == ".toml":
         if given:
             raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
