@@ -519,17 +519,21 @@ def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
 
 
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
-    """Read a TOML file (``what`` it is, for messages); a missing file or a syntax error is a one-line
+    """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    if not raw:
+        raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
+                          "(models/ holds examples)")
+    return raw
 
 
 def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:

@@ -262,8 +262,22 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
     k, cfg = load(path, overrides)
     paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
     if reports:
-        report(k, [read_run(p, k.name) for p in paths], Path(cfg.output_dir) / cfg.name, plots=plots)
+        folder = Path(cfg.output_dir) / cfg.name
+        report(k, [read_run(p, k.name) for p in paths], folder, plots=plots)
+        older = [] if plots else plots_older_than(folder, paths)
+        if older:
+            files = f"{len(older)} PNG file{'s' if len(older) > 1 else ''}"
+            print(f"\nnote: {files} in {folder} predate these results (--no-plots wrote none); "
+                  f"'spikecl report {folder}' redraws them")
     return 0
+
+
+def plots_older_than(folder: Path, paths: Sequence[Path]) -> list[Path]:
+    """The PNG files in ``folder`` written before the newest of the results files ``paths``."""
+    newest = max((p.stat().st_mtime for p in paths if p.exists()), default=None)
+    if newest is None or not folder.is_dir():
+        return []
+    return sorted(png for png in folder.glob("*.png") if png.stat().st_mtime < newest)
 
 
 def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True) -> None:

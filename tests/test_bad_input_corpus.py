@@ -217,6 +217,16 @@ def _(tmp):
     return ["run", str(write(tmp, "bad.toml", "name = [unclosed\n"))]
 
 
+@case("config", "empty file", "an empty experiment file")
+def _(tmp):
+    return ["run", str(write(tmp, "empty.toml", "# only a comment\n\n"))]
+
+
+@case("config", "empty sweep file", "an empty sweep file")
+def _(tmp):
+    return ["sweep", str(write(tmp, "empty.toml", ""))]
+
+
 @case("config", "utf-16 file", "not UTF-8 text")
 def _(tmp):
     path = tmp / "u16.toml"

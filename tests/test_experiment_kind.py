@@ -94,6 +94,21 @@ def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_
     assert [seed for seed, _ in RAN] == [0, 1] and read_run(kept).metrics == {"value": 2.0}
 
 
+def test_no_plots_names_the_older_plots_it_leaves_beside_new_results(toy, tmp_path, capsys):
+    import os
+    assert run(toy) == 0
+    stale = tmp_path / "toy" / "toy.png"
+    stale.write_bytes(b"png of the first results")
+    os.utime(stale, (1, 1))                                  # drawn long before
+    capsys.readouterr()
+    assert run(toy, "--overwrite", "--set", "value=2.0") == 0
+    assert (f"note: 1 PNG file in {tmp_path / 'toy'} predate these results (--no-plots wrote none); "
+            f"'spikecl report {tmp_path / 'toy'}' redraws them") in capsys.readouterr().out
+    os.utime(stale)                                          # redrawn after the results: nothing to say
+    assert run(toy, "--resume") == 0
+    assert "predate" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--set", "seeds=[]"], "seeds: expected at least one seed"),
     (["--set", "value=-1.0"], "value: -1.0 is below the minimum 0.0"),
