@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spikecl: interrupted{continue_hint(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:                     # output piped into a reader that stopped early (e.g. `| head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
+        return 141
 
 
 def continue_hint(args: argparse.Namespace) -> str:

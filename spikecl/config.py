@@ -541,3 +541,16 @@ def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> E
     raw = load_toml(path)
     raw.setdefault("name", Path(path).stem)
     return experiment_from_dict(apply_overrides(raw, overrides))
+
+
+def check_defaults(cls: type, prefix: str, where: str) -> None:
+    """A one-line ConfigError (starting with ``where``) unless dataclass ``cls`` builds from its defaults and they
+    pass :func:`from_dict`'s validation of given values (keys named with ``prefix``)."""
+    try:
+        from_dict(cls, dataclasses.asdict(cls()), prefix)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: the default of {exc}") from None
+    except (TypeError, NameError) as exc:        # a field without default, or of a type options cannot have
+        line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"{where}: {cls.__qualname__} cannot be validated ({type(exc).__name__}: {line}); every "
+                          "option needs a default and a type bool, int, float, str, list[...] or dict") from None

@@ -27,9 +27,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
-from spikecl.config import (RunHeader, apply_overrides, as_written, check_header, first_difference, from_dict,
-                            load_toml)
-from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
+                            from_dict, load_toml)
+from spikecl.errors import ConfigError, ExistsError, ResultsError, SpikeCLError
 from spikecl.io import Run, check_writable_folder, output_lock, read_run
 from spikecl.progress import progress_bar
 
@@ -59,11 +59,13 @@ class JobOptions:
 class Job:
     """One entry of a plan: the results file ``path`` it writes and ``run(options)``, which writes it and returns a
     one-line note for the log (or None); ``config``, the config the results file records, lets ``--resume`` refuse a
-    kept file made with different settings."""
+    kept file made with different settings (``ignores``: the keys that do not matter to this file, e.g. a part
+    holding every seed's trials depends on ``seeds``)."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
     config: dict | None = None
+    ignores: frozenset[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
 
 
 class Kind:
@@ -103,6 +105,18 @@ class Kind:
         """PNG plots of the results files into ``out_dir``; returns their paths."""
         return []
 
+    def check(self, run: Run) -> None:
+        """A one-line :class:`ResultsError` unless ``run`` holds what this kind's summary reads (``--resume`` runs
+        such a file again; ``spikecl report`` skips it in a folder). By default: the summary of ``run`` alone is
+        made, and a summary that fails on the file's contents (a missing entry or attribute) is the error."""
+        try:
+            self.summarize([run])
+        except SpikeCLError:
+            raise
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            raise ResultsError(f"{run.path} is corrupt or incomplete: its {self.name} summary fails "
+                               f"({type(exc).__name__}: {exc})") from None
+
 
 #: kinds defined outside spikecl, by name (:func:`register_kind`)
 _REGISTERED: dict[str, Kind] = {}
@@ -121,6 +135,7 @@ def register_kind(k: Kind) -> Kind:
     if declared is None or declared.default != k.name or k.name not in allowed:
         raise ConfigError(f"register_kind: {k.config.__name__} must declare its kind: kind: str = "
                           f"option({k.name!r}, choices=({k.name!r},))")
+    check_defaults(k.config, "", f"register_kind({k.name!r})")
     _REGISTERED[k.name] = k
     return k
 
@@ -175,10 +190,11 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     ``kind_name`` (else it is run again); one made with other settings is a one-line :class:`ConfigError`, or with
     ``replace_stale`` (``--resume --overwrite``) run again."""
     try:
-        stored = read_run(job.path, kind_name).config
+        run = read_run(job.path, kind_name)
+        kind(kind_name).check(run)
     except ResultsError:
         return False
-    key = differing_setting(job, stored)
+    key = differing_setting(job, run.config)
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
                           "--overwrite as well to replace what differs, or choose another --output-dir")
@@ -191,7 +207,8 @@ def differing_setting(job: Job, stored_config: dict) -> str | None:
     records none)."""
     if job.config is None:
         return None
-    return as_written(first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=RESUME_IGNORES))
+    ignores = RESUME_IGNORES if job.ignores is None else job.ignores
+    return as_written(first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=ignores))
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same

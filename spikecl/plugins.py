@@ -9,6 +9,7 @@ A plugin is named on the command line, never in an experiment file: reading an e
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -19,8 +20,8 @@ from spikecl.errors import ConfigError
 
 
 def load_plugin(spec: str) -> ModuleType:
-    """Import ``spec``: a Python file (``path/to/mine.py``, as module ``spikecl_plugin_mine``, so its ``if __name__ ==
-    "__main__"`` block does not run) or an importable module (``mypackage.methods``). A missing one, or one whose
+    """Import ``spec``: a Python file (``path/to/mine.py``, as module ``spikecl_plugin_mine_<hash>``, see
+    :func:`module_name`, so its ``if __name__ == "__main__"`` block does not run) or an importable module (``mypackage.methods``). A missing one, or one whose
     import raises, is a one-line :class:`ConfigError`."""
     path = Path(spec)
     if path.suffix != ".py":
@@ -33,7 +34,7 @@ def load_plugin(spec: str) -> ModuleType:
         return _imported(spec, lambda: importlib.import_module(spec))
     if not path.is_file():
         raise ConfigError(f"--plugin {spec}: no such file")
-    name = f"spikecl_plugin_{path.stem}"
+    name = module_name(path)
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module                           # dataclasses look a class's module up by name
@@ -43,6 +44,13 @@ def load_plugin(spec: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def module_name(path: Path) -> str:
+    """The module name of plugin file ``path``: its stem and a short hash of its resolved path, so that files of one
+    name in two folders do not replace each other in ``sys.modules`` (and every process names a file alike)."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    return f"spikecl_plugin_{path.stem}_{digest}"
 
 
 def _imported(spec: str, run):

@@ -50,11 +50,13 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
 
 
 def _read(path: Path) -> Run:
-    """A results file of a kind this spikecl knows (else a one-line :class:`ResultsError`)."""
+    """A results file of a kind this spikecl knows, holding what its kind's summary reads (else a one-line
+    :class:`ResultsError`)."""
     run = read_run(path)
     if run.kind not in kind_names():
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "
                            "or pass the file that registers the kind with --plugin)")
+    kind(run.kind).check(run)
     return run
 
 

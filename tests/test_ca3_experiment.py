@@ -13,8 +13,8 @@ TINY = ["stress.sizes=[[5, 6]]", "stress.densities=[0.3]", "stress.spacings_ms=[
         "stress.queries_per_size=2", 'stress.variants=["published", "read_only"]', 'functional.backend="torch"']
 
 
-def run_cli(tmp_path, *extra):
-    args = ["run", "models/ca3_cam.toml", "--seed", "0", "--output-dir", str(tmp_path), "--no-progress"]
+def run_cli(tmp_path, *extra, seeds="0"):
+    args = ["run", "models/ca3_cam.toml", "--seeds", seeds, "--output-dir", str(tmp_path), "--no-progress"]
     for override in TINY:
         args += ["--set", override]
     return main(args + list(extra))
@@ -62,6 +62,82 @@ def test_existing_results_need_resume_or_overwrite(tmp_path, capsys):
     assert read_run(part, "ca3").config["stress"]["precision"] == "float32"
     for key, column in table.items():
         np.testing.assert_array_equal(read_part(part)["table"][key], column, err_msg=key)
+
+
+def test_resume_keeps_parts_only_where_their_own_settings_agree(tmp_path, capsys):
+    """A stress part holds every seed's trials: other seeds are a different part. The functional part holds no
+    seeds, and another variant or size adds parts without touching the kept ones."""
+    assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]') == 0
+    folder = tmp_path / "ca3_cam"
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.h5")}
+    capsys.readouterr()
+    assert run_cli(tmp_path, "--no-plots", "--resume") == 0                 # adds read_only, keeps the rest
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.h5") if p.name in stamps} == stamps
+    assert read_part(folder / "stress_C5_M6_read_only.h5")["table"]["seed"].tolist() == [0]
+    assert run_cli(tmp_path, "--no-plots", "--resume", seeds="0,1") == 2
+    assert ("stress_C5_M6_published.h5 was made with another config (seeds differs)"
+            in capsys.readouterr().err)
+    assert run_cli(tmp_path, "--no-plots", "--resume", "--overwrite", seeds="0,1") == 0
+    assert read_part(folder / "stress_C5_M6_published.h5")["table"]["seed"].tolist() == [0, 1]
+    assert (folder / "functional.h5").stat().st_mtime_ns == stamps["functional.h5"]
+
+
+def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, capsys):
+    import h5py
+
+    assert run_cli(tmp_path, "--no-plots") == 0
+    part = tmp_path / "ca3_cam" / "stress_C5_M6_read_only.h5"
+    with h5py.File(part, "a") as f:
+        del f["table"]
+    assert main(["report", str(part), "--no-plots"]) == 2
+    assert f"{part} is corrupt or incomplete (no 'table')" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "ca3_cam"), "--no-plots"]) == 0
+    assert f"skipped: {part} is corrupt or incomplete (no 'table')" in capsys.readouterr().out
+    with h5py.File(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
+        del f.attrs["decoded"]
+    assert run_cli(tmp_path, "--no-plots", "--resume") == 0
+    assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
+    assert "decoded" in read_part(tmp_path / "ca3_cam" / "functional.h5")["attrs"]
+
+
+def test_params_are_never_hidden_behind_a_variant_name(tmp_path, capsys):
+    assert run_cli(tmp_path, "--no-plots", "--set", "params.match_k=3", "--set", 'stress.variants=["k2"]') == 2
+    assert "params.match_k: the stress variant 'k2' sets match_k itself" in capsys.readouterr().err
+    assert run_cli(tmp_path, "--no-plots", "--set", "params.read_only_recall=true") == 2     # TINY has read_only
+    err = capsys.readouterr().err
+    assert "params.read_only_recall: the stress variant 'read_only' sets read_only_recall itself" in err
+    assert run_cli(tmp_path, "--no-plots", "--set", "params.match_k=3", "--set", 'stress.variants=["published"]',
+                   "--set", "functional.enabled=false") == 0
+    out = capsys.readouterr().out
+    assert "published*" in out and "* 5x6 published ran with [params] match_k = 3" in out
+    assert run_cli(tmp_path, "--no-plots", "--overwrite", "--set", "params.learn_hold_steps=15") == 2
+    assert "a learn holds its input 15 ms, longer than the 14 ms gap of stress.spacings_ms" in capsys.readouterr().err
+
+
+def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, capsys):
+    from spikecl.memory.report import write_plots
+    from spikecl.errors import ResultsError
+
+    base = ["--no-plots", "--set", "functional.enabled=false", "--set", 'stress.variants=["published"]']
+    assert run_cli(tmp_path / "a", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
+    assert run_cli(tmp_path / "b", *base, "--set", "stress.sizes=[[8, 10]]", "--set", "stress.densities=[0.1, 0.2]") == 0
+    parts = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_*.h5"))}
+    captured = {}
+    import spikecl.memory.report as report
+
+    def capture(bits, path, *args, **kwargs):
+        captured.update(bits)
+        return path
+    original, report.plot_capacity = report.plot_capacity, capture
+    try:
+        write_plots(parts, tmp_path / "plots")
+    finally:
+        report.plot_capacity = original
+    assert captured["C=5 M=6"][0].tolist() == [0.5, 0.8] and captured["C=8 M=10"][0].tolist() == [0.1, 0.2]
+    assert run_cli(tmp_path / "c", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
+    twice = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_C5_M6_*.h5"))}
+    with pytest.raises(ResultsError, match="both hold the stress part C=5 M=6 published"):
+        write_plots(twice, tmp_path / "plots")
 
 
 @pytest.mark.parametrize("override, message", [

@@ -131,6 +131,9 @@ def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch)
         register_kind(type("Mine", (ToyKind,), {"name": "mine", "config": RunHeader})())
     with pytest.raises(ConfigError, match=r"kind: 'toy' is not an experiment kind; choose from \['ca3', "):
         experiment_kind.kind("toy")
+    bad = type("BadConfig", (ToyConfig,), {"__annotations__": {"value": float}, "value": option(-1.0, low=0.0)})
+    with pytest.raises(ConfigError, match=r"register_kind\('toy'\): the default of value: -1.0 is below the minimum"):
+        register_kind(type("Bad", (ToyKind,), {"config": dataclass(bad)})())
 
 
 def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path, monkeypatch, capsys):

@@ -215,6 +215,13 @@ def _reshape_inputs(f):
     (lambda f: f["readout"].attrs.__setitem__("kinds", json.dumps(["learn"])), ShapeError, "differ in length"),
     (lambda f: f.attrs.__setitem__("n_cues", 4), ShapeError, "do not fit n_cues = 4"),
     (lambda f: f.attrs.__setitem__("learning_graph", "hlop"), DataError, "not a CA3 learning graph"),
+    (lambda f: f["readout/content_step"].__setitem__(3, 5000), DataError,
+     "/readout/content_step: step 5000 outside 0..89"),
+    (lambda f: f["readout/forgotten_step"].__setitem__(0, -2), DataError, "/readout/forgotten_step: step -2"),
+    (lambda f: f["readout"].attrs.__setitem__("kinds", json.dumps(["forget"] * 9)), DataError,
+     "operation kind 'forget'"),
+    (lambda f: f.__delitem__("network/plastic/cue_to_content"), DataError,
+     "missing the plastic projection '/network/plastic/cue_to_content'"),
 ])
 def test_bad_graph_files_are_refused_in_one_line(graph_file, tmp_path, edit, error, words):
     bad = _corrupt(graph_file, tmp_path / "bad.h5", edit)

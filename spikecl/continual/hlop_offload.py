@@ -18,7 +18,7 @@ import torch
 from spikecl.continual.projection import activity_matrix
 from spikecl.continual.strategies.hlop import HLOP
 from spikecl.continual.strategy import TaskData
-from spikecl.errors import SpikeCLError
+from spikecl.errors import ConfigError, SpikeCLError
 
 
 def _synapse(strategy: HLOP, name: str):
@@ -28,6 +28,12 @@ def _synapse(strategy: HLOP, name: str):
     return synapses[name]
 
 
+def _count(value, what: str) -> None:
+    """A one-line ConfigError unless ``value`` is an integer ≥ 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"hlop offload: {what} must be an integer ≥ 1, got {value!r}")
+
+
 def presynaptic_activity(strategy: HLOP, data: TaskData, name: str, samples: int, max_rows: int | None = None,
                          seed: int = 0) -> np.ndarray:
     """Rows [N, n] (float64) of protected synapse ``name``'s presynaptic input in the strategy's network on the
@@ -35,6 +41,9 @@ def presynaptic_activity(strategy: HLOP, data: TaskData, name: str, samples: int
     for ``rate``, per sample and time step for ``steps``; conv patches unfolded); at most ``max_rows``, drawn at
     random with ``seed``."""
     p = _synapse(strategy, name)
+    _count(samples, "samples")
+    if max_rows is not None:
+        _count(max_rows, "max_rows")
     recorded = strategy.activity_of(data, min(samples, len(data)))
     rows = activity_matrix(recorded.of(name), p.synapse, max_rows, torch.Generator().manual_seed(seed),
                            strategy.options.activity)

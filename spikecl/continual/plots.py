@@ -92,14 +92,16 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
 
 
 def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
-    """Final accuracy (ACC, %) against effective synaptic operations per inference (log scale), one colour per
-    method: each seed a small dot, the mean over seeds a large marker with ± std bars on both axes.
+    """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
+    seed a small dot, the mean over seeds a large marker with ± std bars on both axes. The SynOps axis is logarithmic
+    when the values span two decades or more, else linear with plain numbers (close values stay legible).
 
     ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream."""
     if not points:
         raise ShapeError("accuracy against SynOps needs at least one method")
     fig = figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
+    all_ops = []
     for (method, (acc, ops)), color in zip(points.items(), colors(len(points))):
         acc, ops = 100 * np.asarray(acc, dtype=float), np.asarray(ops, dtype=float)
         if acc.shape != ops.shape or acc.ndim != 1 or not acc.size:
@@ -107,7 +109,14 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
         ax.scatter(ops, acc, color=color, s=10, alpha=0.5)
         ax.errorbar(ops.mean(), acc.mean(), xerr=ops.std(), yerr=acc.std(), color=color, marker="o", ms=7,
                     capsize=3, label=method)
-    ax.set_xscale("log")
+        all_ops.extend(ops)
+    if min(all_ops) > 0 and max(all_ops) >= 100 * min(all_ops):
+        ax.set_xscale("log")                               # decades labelled, no crowded minor-tick labels
+    else:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.15g}"))
     ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title("accuracy against synaptic operations")

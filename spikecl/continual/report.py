@@ -115,9 +115,10 @@ def format_measures(measures: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds) on the test samples of all tasks: "
-                 "footprint in KiB, connection and activation sparsity in %, synaptic operations (dense; effective "
-                 "ACs and MACs) and membrane updates per inference.")
+MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds): footprint in KiB and connection "
+                 "sparsity in % of the network; activation sparsity in %, synaptic operations (dense; effective ACs "
+                 "and MACs) and membrane updates per inference, averaged over the first 100 evaluation samples of "
+                 "every task (its test split, or its validation split when data.eval_split = \"validation\").")
 
 
 def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:

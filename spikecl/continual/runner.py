@@ -22,7 +22,7 @@ from spikecl.config import ExperimentConfig, as_written, first_difference
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
-from spikecl.continual.strategy import Simulation, TaskData
+from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
@@ -82,8 +82,13 @@ class RunState:
 
 
 def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
-    """The config a results file records: the run's config (variant applied), its method and seed."""
-    return {**run_cfg.to_dict(), "method": method, "runs_method": runs_method, "seed": seed}
+    """The config a results file records: the run's config (variant applied) with every option its method used,
+    defaults included (a changed default then shows as a differing setting), its method and seed."""
+    from spikecl.continual.strategies import effective_options
+
+    raw = run_cfg.to_dict()
+    raw["strategy"]["options"] = effective_options(runs_method, run_cfg.strategy.options)
+    return {**raw, "method": method, "runs_method": runs_method, "seed": seed}
 
 
 class ContinualRun:
@@ -236,7 +241,7 @@ class ContinualRun:
     def save_checkpoint(self, path: Path) -> None:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "strategy": self.strategy.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "strategy": checkpoint_state(self.strategy),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
                          "python": random.getstate()}, "torch_threads": torch.get_num_threads(),
                  "cpu": machine_kernels()}

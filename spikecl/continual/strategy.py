@@ -28,6 +28,7 @@ never from module flags or the process group: ``activity_of(data, n)`` (presynap
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +37,7 @@ import torch
 
 from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
+from spikecl.errors import ConfigError
 from spikecl.snn.activity import Activity
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
@@ -77,6 +79,40 @@ class Simulation:
     num_steps: int = 4
     encoder: str = "direct"
     trainer: str = "bptt"
+
+
+#: what a checkpoint can hold besides tensors: values ``torch.load(weights_only=True)`` reads back
+PLAIN_VALUES = (bool, int, float, complex, str, bytes, type(None), torch.Size, torch.dtype, torch.device)
+CONTAINERS = (dict, OrderedDict, list, tuple, set)
+
+
+def unsaveable(value, key: str = "") -> tuple[str, str] | None:
+    """(dotted key, type name) of the first part of ``value`` a checkpoint could not be read back with, or None:
+    tensors, :data:`PLAIN_VALUES` and :data:`CONTAINERS` of them are allowed (not e.g. numpy arrays or deques)."""
+    if isinstance(value, torch.Tensor) or type(value) in PLAIN_VALUES:
+        return None
+    if type(value) not in CONTAINERS:
+        return key or "(the state)", f"{type(value).__module__}.{type(value).__qualname__}"
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for k, v in items:
+        where = f"{key}.{k}" if key else str(k)
+        found = unsaveable(k, where) if isinstance(value, dict) else None
+        found = found or unsaveable(v, where)
+        if found:
+            return found
+    return None
+
+
+def checkpoint_state(strategy: "Strategy") -> dict:
+    """``strategy.state_dict()`` for a checkpoint; a state a checkpoint could not read back (:func:`unsaveable`) is a
+    one-line ConfigError naming the strategy and key, so that no unreadable checkpoint is ever written."""
+    state = strategy.state_dict()
+    found = unsaveable(state)
+    if found:
+        raise ConfigError(f"strategy {strategy.name!r}: state_dict() key {found[0]!r} holds a {found[1]}; a "
+                          "checkpoint holds tensors and plain values (numbers, strings, None, and dicts, lists, "
+                          "tuples of them): convert it, e.g. with torch.as_tensor or list()")
+    return state
 
 
 @dataclass

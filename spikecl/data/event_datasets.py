@@ -50,9 +50,12 @@ def read_nmnist(path: Path) -> np.ndarray:
     """Events of one N-MNIST ``.bin`` file (5 bytes each: x, y, polarity bit and 23-bit µs time, overflow marks)
     as Tonic's structured array with fields x, y, t, p."""
     tonic = require("tonic", "events")
-    if path.stat().st_size % 5:
-        raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")
-    return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+    try:
+        if path.stat().st_size % 5:
+            raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")
+        return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable N-MNIST file ({exc.strerror or exc})") from None
 
 
 def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:

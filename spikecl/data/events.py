@@ -12,6 +12,7 @@ A recording is a set of events ``(t, c, y, x)``: time ``t`` in µs from the reco
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +30,14 @@ class EventBinning:
     pool: int = 1
 
     def __post_init__(self) -> None:
-        if self.frames < 1 or self.bin_ms < 0 or self.pool < 1:
-            raise ConfigError(f"event binning: frames {self.frames} must be >= 1, bin_ms {self.bin_ms} >= 0 and pool "
-                              f"{self.pool} >= 1")
+        for name in ("frames", "pool"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"event binning: {name} {value!r} must be an integer >= 1")
+        ms = self.bin_ms
+        real = isinstance(ms, (int, float, np.integer, np.floating)) and not isinstance(ms, bool)
+        if not (real and math.isfinite(ms) and ms >= 0):
+            raise ConfigError(f"event binning: bin_ms {ms!r} must be a finite number >= 0")
 
 
 def pooled_shape(sensor: tuple[int, int, int], pool: int) -> tuple[int, int, int]:
@@ -43,25 +49,36 @@ def pooled_shape(sensor: tuple[int, int, int], pool: int) -> tuple[int, int, int
 def bin_events(t_us: np.ndarray, c: np.ndarray, y: np.ndarray, x: np.ndarray, sensor: tuple[int, int, int],
                binning: EventBinning, source: str = "recording") -> np.ndarray:
     """Frames float32 ``[T, C, H', W']`` of the events ``(t_us, c, y, x)`` (1-D arrays of one length) on ``sensor``
-    (C, H, W); see the module docstring. ``source`` names the recording in a DataError (coordinates off the sensor,
-    negative times)."""
+    (C, H, W); see the module docstring. ``source`` names the recording in a DataError (coordinates not whole
+    numbers on the sensor, negative times)."""
     t = np.asarray(t_us, dtype=np.float64)
-    coords = [np.asarray(a, dtype=np.int64) for a in (c, y, x)]
+    coords = [_coordinates(a, size, axis, sensor, source) for a, size, axis in zip((c, y, x), sensor, "cyx")]
     if any(a.shape != t.shape for a in coords) or t.ndim != 1:
         raise DataError(f"{source}: event fields differ in length")
-    for a, size, axis in zip(coords, sensor, "cyx"):
-        if a.size and (a.min() < 0 or a.max() >= size):
-            raise DataError(f"{source}: event {axis} outside 0..{size - 1} (sensor {sensor})")
     if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
         raise DataError(f"{source}: event times must be finite and non-negative")
     steps = binning.frames
     if binning.bin_ms > 0:
-        k = np.floor(t / (binning.bin_ms * 1000.0)).astype(np.int64)
+        k = np.floor(t / (binning.bin_ms * 1000.0))   # compared as floats: a huge t / bin_ms overflows int64
     else:
         span = t.max() + 1.0 if t.size else 1.0
-        k = np.minimum(np.floor(t * steps / span).astype(np.int64), steps - 1)
+        k = np.minimum(np.floor(t * steps / span), steps - 1)
     keep = k < steps
     shape = (steps, *pooled_shape(sensor, binning.pool))
     cc, yy, xx = coords[0][keep], coords[1][keep] // binning.pool, coords[2][keep] // binning.pool
-    flat = np.ravel_multi_index((k[keep], cc, yy, xx), shape)
+    flat = np.ravel_multi_index((k[keep].astype(np.int64), cc, yy, xx), shape)
     return np.bincount(flat, minlength=int(np.prod(shape))).astype(np.float32).reshape(shape)
+
+
+def _coordinates(a, size: int, axis: str, sensor: tuple[int, int, int], source: str) -> np.ndarray:
+    """Event coordinates ``a`` as int64, or a DataError unless they are whole numbers in ``0..size - 1``."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{source}: event {axis} must be numbers, got {a.dtype}")
+    if a.dtype.kind == "f":
+        whole = np.isfinite(a) & (a == np.floor(a))
+        if not np.all(whole):
+            raise DataError(f"{source}: event {axis} must be whole numbers, got {a[~whole].flat[0]:g}")
+    if a.size and (a.min() < 0 or a.max() >= size):
+        raise DataError(f"{source}: event {axis} outside 0..{size - 1} (sensor {sensor})")
+    return a.astype(np.int64)

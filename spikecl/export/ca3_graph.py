@@ -43,6 +43,8 @@ CELL_ATTRS = ("alpha", "gain", "v_thresh_mV", "plastic_scale")
 PLASTIC_ATTRS = ("a_plus_nA", "a_minus_nA", "tau_plus_ms", "tau_minus_ms", "w_min_nA", "w_max_nA")
 OUTPUTS = ("OUTcue", "OUTcont")
 RECALLS = ("recall_cue", "recall_content")
+OPERATION_KINDS = ("learn", *RECALLS)                  # spikecl.memory.schedule's kinds (export lies below memory)
+PLASTIC = ("cue_to_content", "content_to_cue")         # spikecl.memory.params.PLASTIC's projections
 CELLS = ("custom", "lif")
 LEARNING = ("float", "fixed")
 #: keyword options of :func:`deploy` that ``spikecl deploy`` passes on (--stock-engine, --cells, --learning)
@@ -165,6 +167,10 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
         readout["expected"] = [tuple(e) for e in json.loads(_attr(f["readout"], "expected", "/readout"))]
         if not len(readout["kinds"]) == len(readout["expected"]) == len(readout["start_ms"]):
             raise ShapeError("/readout: kinds, expected and the step arrays differ in length")
+        _check_readout(readout, steps)
+        absent = [name for name in PLASTIC if name not in plastic]
+        if absent:
+            raise DataError(f"{path}: missing the plastic projection '/network/plastic/{absent[0]}'")
         reference = {"spikes": {}, "weights": {}}
         if "reference" in f:
             reference["spikes"] = {p: _dataset(f, f"reference/spikes/{p}", (steps, size[p])).astype(bool)
@@ -173,6 +179,18 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             reference.update({k: _attr(f["reference"], k, "/reference") for k in ("backend", "run_s", "ms_per_step")})
         params = json.loads(_attr(f, "params", "/"))
     return CA3Graph(path, n_cues, n_bits, steps, params, net, pops, static, plastic, inputs, readout, reference)
+
+
+def _check_readout(readout: dict, steps: int) -> None:
+    """Every operation's kind is one of the schedule's, and its readout steps lie in the run's ``steps``
+    (``forgotten_step`` -1: none); else a one-line DataError."""
+    unknown = [k for k in readout["kinds"] if k not in OPERATION_KINDS]
+    if unknown:
+        raise DataError(f"/readout: operation kind {unknown[0]!r} is not one of {OPERATION_KINDS}")
+    for key, low in (("start_ms", 0), ("cue_step", 0), ("content_step", 0), ("forgotten_step", -1)):
+        outside = readout[key][(readout[key] < low) | (readout[key] >= steps)]
+        if outside.size:
+            raise DataError(f"/readout/{key}: step {int(outside[0])} outside {low}..{steps - 1} (the run's steps)")
 
 
 def _known(pops: dict, source: str, target: str, where: str) -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
 
 KIND = "hlop-lateral"
 PERIOD = 3                       # time steps per sample
@@ -83,6 +83,9 @@ def rule(lr_log2: int) -> str:
 def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
     """lr_log2 for activity whose new neurons learn from ``residual`` [S, n]: the largest power of two not above
     ``lr`` / mean squared row norm (online Oja converges for η‖x‖² well below 2)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or \
+            not (np.isfinite(lr) and lr > 0):
+        raise ConfigError(f"hlop-lateral: lr must be a finite number > 0, got {lr!r}")
     energy = float(np.mean(np.sum(residual ** 2, axis=1)))
     if not energy > 0:
         raise ShapeError("hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn")
@@ -115,9 +118,26 @@ def residual(activity: np.ndarray, h_old: np.ndarray) -> np.ndarray:
     return activity - (activity @ b.T) @ b
 
 
+def integer(value, name: str, where: str = "hlop-lateral") -> int:
+    """``value`` as an int when it is an integer (not a bool, float or string), else a one-line ConfigError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ConfigError(f"{where}: {name} must be an integer, got {shown!r}")
+    return int(value)
+
+
+def _numbers(value, name: str, where: str) -> np.ndarray:
+    """``value`` as a float64 array; one that does not hold numbers (strings, bytes, objects) is a ShapeError."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+        raise ShapeError(f"{where}: {name} must hold real numbers, got dtype {value.dtype}")
+    return value.astype(np.float64)
+
+
 def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
-    """``graph`` with float64 arrays; a one-line error for wrong shapes, non-finite values or bad parameters."""
-    act = np.asarray(graph.activity, dtype=np.float64)
+    """``graph`` with float64 arrays; a one-line error for wrong shapes or types, non-finite values, learning rows
+    that are not independent, or bad parameters."""
+    act = _numbers(graph.activity, "activity", where)
     if act.ndim != 2 or act.shape[0] < 1 or act.shape[1] < 1:
         raise ShapeError(f"{where}: activity must be [samples, n] with both ≥ 1, got shape {act.shape}")
     n = act.shape[1]
@@ -126,8 +146,8 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
         value = getattr(graph, name)
         if value is None:
             continue
-        value = np.asarray(value, dtype=np.float64).reshape(-1, n) if np.size(value) == 0 else \
-            np.asarray(value, dtype=np.float64)
+        value = _numbers(value, name, where)
+        value = value.reshape(-1, n) if value.size == 0 else value
         if value.ndim != 2 or value.shape[1] != n:
             raise ShapeError(f"{where}: {name} must be [rows, {n}] (n of the activity), got shape {value.shape}")
         arrays[name] = value
@@ -137,13 +157,18 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
     k, k_old = arrays["h_init"].shape[0], arrays["h_old"].shape[0]
     if k < 1 or k + k_old > n:
         raise ShapeError(f"{where}: need 1 ≤ k and k + k_old ≤ n, got k = {k}, k_old = {k_old}, n = {n}")
+    rank = orthonormal_rows(arrays["h_init"]).shape[0]
+    if rank < k:
+        raise ShapeError(f"{where}: h_init's {k} rows span only {rank} dimensions; Oja's rule never separates "
+                         "dependent rows (a zero row stays zero: y = Hx = 0), give linearly independent rows")
     if "h_torch" in arrays and arrays["h_torch"].shape[0] < 1:
         raise ShapeError(f"{where}: h_torch is empty")
-    if int(graph.epochs) < 1:
-        raise ConfigError(f"{where}: epochs must be ≥ 1, got {graph.epochs}")
-    if not -60 <= int(graph.lr_log2) <= 0:
-        raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {graph.lr_log2}")
-    return HLOPGraph(act, arrays["h_init"], arrays["h_old"], int(graph.lr_log2), int(graph.epochs), str(graph.layer),
+    epochs, lr_log2 = integer(graph.epochs, "epochs", where), integer(graph.lr_log2, "lr_log2", where)
+    if epochs < 1:
+        raise ConfigError(f"{where}: epochs must be ≥ 1, got {epochs}")
+    if not -60 <= lr_log2 <= 0:
+        raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {lr_log2}")
+    return HLOPGraph(act, arrays["h_init"], arrays["h_old"], lr_log2, epochs, str(graph.layer),
                      arrays.get("h_torch"))
 
 
@@ -152,9 +177,10 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
                lr: float = 0.5) -> HLOPGraph:
     """A graph that learns k new rows from ``activity`` [S, n] beside the frozen ``h_old`` [k_old, n]; the rate
     defaults to :func:`default_rate` (``lr``) of the residual activity."""
-    activity = np.asarray(activity, dtype=np.float64)
+    activity = _numbers(activity, "activity", "hlop-lateral")
+    k = integer(k, "k")
     n = activity.shape[-1] if activity.ndim == 2 else 0
-    h_old = np.zeros((0, n)) if h_old is None else np.asarray(h_old, dtype=np.float64)
+    h_old = np.zeros((0, n)) if h_old is None else _numbers(h_old, "h_old", "hlop-lateral")
     usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
         h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
     if usable and lr_log2 is None:
@@ -197,8 +223,8 @@ def read_graph(path: str | Path) -> HLOPGraph:
         if missing:
             raise ResultsError(f"{path}: not a complete hlop-lateral file (missing {', '.join(missing)})")
         layer = f.attrs.get("layer", "")
-        graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], int(f.attrs["lr_log2"]),
-                          int(f.attrs["epochs"]), layer.decode() if isinstance(layer, bytes) else str(layer),
+        graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], f.attrs["lr_log2"],
+                          f.attrs["epochs"], layer.decode() if isinstance(layer, bytes) else str(layer),
                           f["h_torch"][()] if "h_torch" in f else None)
     return check(graph, str(path))
 
@@ -211,15 +237,25 @@ def reference_learn(graph: HLOPGraph) -> tuple[np.ndarray, np.ndarray]:
     h_old, g_old = graph.h_old, graph.h_old.T.copy()
     xs = graph.activity * 2.0 ** a
     for _ in range(graph.epochs):
-        for x in xs:
-            y = h.dot(x)                                         # lateral response (phases 2 and 0)
-            fb = np.zeros_like(x) + g.dot(y)
-            if h_old.shape[0]:
-                fb = fb + g_old.dot(h_old.dot(x))
-            r = x - fb                                           # residual x⊥ (phase 0)
-            h = _learn_step(h, c, r, y)
-            g = _learn_step(g, c, y, r)
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverging run is refused below, not warned of
+            for x in xs:
+                y = h.dot(x)                                     # lateral response (phases 2 and 0)
+                fb = np.zeros_like(x) + g.dot(y)
+                if h_old.shape[0]:
+                    fb = fb + g_old.dot(h_old.dot(x))
+                r = x - fb                                       # residual x⊥ (phase 0)
+                h = _learn_step(h, c, r, y)
+                g = _learn_step(g, c, y, r)
+        check_learned(graph, h, g)
     return h, g
+
+
+def check_learned(graph: HLOPGraph, h: np.ndarray, g: np.ndarray) -> None:
+    """A one-line NumericalError when learning diverged (``h`` or ``g`` not finite)."""
+    if not (np.all(np.isfinite(h)) and np.all(np.isfinite(g))):
+        raise NumericalError(f"hlop-lateral {graph.layer or '(layer)'}: learning diverged (the weights overflowed): "
+                             f"the rate 2^{graph.lr_log2} (lr_log2 = {graph.lr_log2}) is too large for this "
+                             "activity; lower lr_log2 (make_graph picks one from the activity's energy)")
 
 
 def _learn_step(w: np.ndarray, c: float, pre: np.ndarray, post: np.ndarray) -> np.ndarray:

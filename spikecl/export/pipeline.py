@@ -19,7 +19,7 @@ from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
 from spikecl.export.lava_client import run_lava
-from spikecl.export.quantize import FixedNetwork, QuantConfig, quantize
+from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 from spikecl.io import check_writable_folder
 
@@ -88,6 +88,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if fmt == "nir":
         write_nir(output, spec, overwrite=overwrite)
         return spec, None
+    check_encoder(spec)                               # before any samples are drawn for it
     x_cal = None
     if has_data and calibration_samples:
         x_cal = stream_samples(spec.config, calibration_samples, data_dir, split="train")[0]
@@ -118,7 +119,7 @@ def deploy(network: str | Path, backend: str = "reference", samples: int = 200, 
     if kind is not None:                                  # plasticity on: the kind's own runner and report
         report = learning_graphs.deploy(kind, Path(network), backend, samples, data_dir, options)
         return {"learning_graph": kind, "backend": backend, **report}
-    if options:
+    if options and Path(network).is_file():              # (a missing file is named as such by read_netx)
         raise ConfigError(f"{learning_graphs.option_flag(next(iter(options)))} applies to learning graphs only; "
                           f"{network} is an exported network")
     net = read_netx(network)

@@ -285,10 +285,15 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
                       input_bits, readout=True)
 
 
-def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:
-    """Quantise every layer of ``spec``; the first layer takes graded input for the ``direct`` encoder."""
+def check_encoder(spec: NetworkSpec) -> None:
+    """A one-line ExportError unless ``spec``'s input encoder is one Loihi can be presented with."""
     if spec.encoder not in INPUT_ENCODERS:
         raise ExportError(f"encoder {spec.encoder!r} cannot be presented to Loihi; use one of {INPUT_ENCODERS}")
+
+
+def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:
+    """Quantise every layer of ``spec``; the first layer takes graded input for the ``direct`` encoder."""
+    check_encoder(spec)
     input_bits = cfg.input_bits if spec.encoder == "direct" else 0
     layers = []
     bits = input_bits

@@ -41,6 +41,16 @@ def _check_size(value, what: str) -> int:
     return int(value)
 
 
+def check_device(device) -> str:
+    """``device`` as torch names it ("cpu", "cuda", "cuda:1"); anything else is a one-line ConfigError."""
+    import torch
+
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r}: not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")") from exc
+
+
 class CA3Memory:
     """A spiking content-addressable memory of ``n_cues`` one-hot cues and ``n_bits`` content bits.
 
@@ -66,7 +76,7 @@ class CA3Memory:
         else:
             from spikecl.memory.torch_net import TorchCA3
 
-            self._net = TorchCA3(self.params, self.n_cues, self.n_bits, batch_size=1, device=device)
+            self._net = TorchCA3(self.params, self.n_cues, self.n_bits, batch_size=1, device=check_device(device))
 
     @property
     def t_ms(self) -> int:
@@ -126,7 +136,8 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     check_precision(precision)
-    if workers > 1 and not str(device).startswith("cpu"):
+    device = check_device(device)
+    if workers > 1 and not device.startswith("cpu"):
         raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
     laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
     n_steps = max(s.duration_ms for s in laid)

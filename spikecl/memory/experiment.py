@@ -36,8 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.config import RunHeader, from_dict, option
-from spikecl.errors import ConfigError
-from spikecl.experiment_kind import Job, Kind, load
+from spikecl.errors import ConfigError, ResultsError
+from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params
@@ -101,7 +101,39 @@ def read_part(path: str | Path) -> dict:
     return _part(read_run(path, "ca3"))
 
 
+#: what each part holds besides the common schema: root attributes, then groups/arrays
+PART_ATTRS = {"functional": ("backend", "n_cues", "n_bits", "seconds", "duration_ms", "mismatched_spikes", "decoded",
+                             "starts_ms", "kinds"),
+              "stress": ("n_cues", "n_bits", "variant", "seconds")}
+PART_ARRAYS = {"functional": ("spikes", "weights"), "stress": ("table",)}
+#: columns every stress table has (one row per trial)
+TABLE_COLUMNS = ("density", "spacing_ms", "seed")
+
+
 def _part(run: Run) -> dict:
+    """The part of ``run`` as ``{"attrs": ..., group: arrays}``; a one-line :class:`ResultsError` names what a
+    damaged part lacks."""
+    kind = run.attrs.get("part")
+    if kind not in PART_ATTRS:
+        raise ResultsError(f"{run.path} is corrupt or incomplete: part {kind!r} is neither 'functional' nor 'stress'")
+    for name in PART_ATTRS[kind]:
+        run.attr(name)
+    for name in PART_ARRAYS[kind]:
+        run.array(name)
+    if kind == "stress":
+        table = run.arrays["table"]
+        rows = {len(np.atleast_1d(table.get(c, []))) for c in table} if isinstance(table, dict) else set()
+        if not isinstance(table, dict) or any(c not in table for c in TABLE_COLUMNS) or len(rows) != 1 \
+                or rows == {0}:
+            raise ResultsError(f"{run.path} is corrupt or incomplete: its stress table needs columns "
+                               f"{', '.join(TABLE_COLUMNS)} and one value per trial in every column")
+    else:
+        try:
+            decoded = json.loads(run.attrs["decoded"])
+            [(d["operation"], d["start_ms"], d["cues"], d["bits"], d["forgotten"]) for d in decoded]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ResultsError(f"{run.path} is corrupt or incomplete: its decoded answers do not read back "
+                               f"({type(exc).__name__})") from None
     return {"attrs": run.attrs, **run.arrays}
 
 
@@ -123,7 +155,7 @@ def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite:
               attrs={"part": "functional", "backend": cfg.functional.backend, "n_cues": C, "n_bits": M,
                      "seconds": seconds, "duration_ms": run.schedule.duration_ms, "decoded": decoded,
                      "starts_ms": list(run.schedule.starts_ms), "kinds": [op.kind for op in ops],
-                     "mismatched_spikes": mismatched}, overwrite=overwrite)
+                     "mismatched_spikes": mismatched, "params": cfg.params}, overwrite=overwrite)
     return f"{mismatched} spikes differ from SpiNNaker"
 
 
@@ -139,9 +171,28 @@ def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant:
                      s.precision)
     seconds = time.perf_counter() - start
     write_run(path, "ca3", asdict(cfg), arrays={"table": table},
-              attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds},
+              attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds,
+                     "params": cfg.params},
               overwrite=overwrite)
     return f"{len(table['seed'])} trials in {seconds:.1f} s"
+
+
+#: what a kept part may differ in: the functional part holds no stress trials and no seeds; a stress part holds
+#: every seed's trials of its own size and variant (so other sizes and variants may be added by --resume)
+FUNCTIONAL_IGNORES = RESUME_IGNORES | {"stress"}
+STRESS_IGNORES = (RESUME_IGNORES - {"seeds"}) | {"functional", "stress.sizes", "stress.variants"}
+
+
+def check_hold(cfg: CA3ExperimentConfig) -> None:
+    """A learn holds its input ``params.learn_hold_steps`` ms: never past the next operation (one-line
+    :class:`ConfigError`)."""
+    hold = cfg.model_params().learn_hold_steps
+    gaps = ([("stress.spacings_ms", min(cfg.stress.spacings_ms))] if cfg.stress.enabled else []) + \
+        ([("the recorded experiment", int(np.min(RECORDED[FUNCTIONAL][3])))] if cfg.functional.enabled else [])
+    for where, gap in gaps:
+        if hold > gap:
+            raise ConfigError(f"params.learn_hold_steps: a learn holds its input {hold} ms, longer than the {gap} ms "
+                              f"gap of {where}")
 
 
 class CA3Kind(Kind):
@@ -165,6 +216,13 @@ class CA3Kind(Kind):
                                   f"largest has {largest[0]} bits: M = {largest[1]} at density {largest[2]:g})")
         if not (cfg.functional.enabled or cfg.stress.enabled):
             raise ConfigError("functional.enabled and stress.enabled are both false: nothing to run; enable one")
+        if cfg.stress.enabled:
+            for variant in cfg.stress.variants:
+                for key in VARIANTS[variant]:
+                    if key in cfg.params:
+                        raise ConfigError(f"params.{key}: the stress variant {variant!r} sets {key} itself; drop "
+                                          f"params.{key} or that variant")
+        check_hold(cfg)
         return cfg
 
     def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:
@@ -173,13 +231,14 @@ class CA3Kind(Kind):
         jobs = []
         if cfg.functional.enabled:
             path = out_dir / "functional.h5"
-            jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite), asdict(cfg)))
+            jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite), asdict(cfg),
+                            FUNCTIONAL_IGNORES))
         if cfg.stress.enabled:
             for C, M in cfg.stress.sizes:
                 for variant in cfg.stress.variants:
                     path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
-                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg)))
+                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg), STRESS_IGNORES))
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
@@ -199,8 +258,9 @@ def summary_text(results: dict[str, dict]) -> str:
     each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
     lines = []
     for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
-        lines.append(f"functional (recorded exp1, {a['backend']}): {a['mismatched_spikes']} spikes differ from "
-                     f"SpiNNaker; {float(a['seconds']):.2f} s for {int(a['duration_ms'])} ms")
+        lines.append(f"functional (recorded exp1, {a['backend']}{params_text(a, ', with ')}): "
+                     f"{a['mismatched_spikes']} spikes differ from SpiNNaker; {float(a['seconds']):.2f} s for "
+                     f"{int(a['duration_ms'])} ms")
         for d in json.loads(a["decoded"]):
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
             lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
@@ -222,6 +282,16 @@ def summary_text(results: dict[str, dict]) -> str:
                 rows = table["spacing_ms"] == spacing
                 values = [np.nanmean(table[c][rows]) if c in table and np.any(np.isfinite(table[c][rows]))
                           else np.nan for c, _ in cols]
-                lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {a['variant']:<10} {int(spacing):>4} "
+                label = a["variant"] + ("*" if params_text(a) else "")
+                lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {label:<10} {int(spacing):>4} "
                              + " ".join(f"{v:>9.3f}" for v in values) + f"  {float(a['seconds']):5.1f}")
+        for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
+            lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
+                         f"{params_text(a)} (on top of the variant's own options)")
     return "\n".join(lines)
+
+
+def params_text(attrs: dict, prefix: str = "") -> str:
+    """The ``[params]`` overrides a part ran with, as ``prefix`` + "key = value, ..." ("" when none)."""
+    params = json.loads(attrs.get("params", "{}"))
+    return prefix + ", ".join(f"{k} = {v}" for k, v in sorted(params.items())) if params else ""

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
+import numpy as np
+
 from spikecl.errors import ConfigError
 
 #: population name -> (size symbol, cell kind); size symbol "C" (cues), "M" (content bits) or "1".
@@ -66,6 +68,20 @@ class Connection(NamedTuple):
     weight_nA: float
     delay_ms: float
     sign: int
+
+
+_TYPE_NAMES = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a name"}
+
+
+def _is_a(value, type_name: str) -> bool:
+    """``value`` is of the field type ``type_name`` (an int is a float; a bool is neither a number nor a count)."""
+    if type_name == "bool" or isinstance(value, bool):
+        return type_name == "bool" and isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, (int, float, np.integer, np.floating))
+    if type_name == "int":
+        return isinstance(value, (int, np.integer))
+    return isinstance(value, str)
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,8 @@ class CA3Params:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if not _is_a(value, f.type):
+                raise ConfigError(f"CA3Params.{f.name}: expected {_TYPE_NAMES[f.type]}, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"CA3Params.{f.name}: expected a finite number, got {value!r}")
         if self.dt_ms != 1.0:
@@ -153,6 +171,8 @@ class CA3Params:
             raise ConfigError(f"CA3Params.stdp_post_lag_ms: a whole number of ms >= 0, got {self.stdp_post_lag_ms}")
         if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
             raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
+        if self.tau_refrac_ms < 0:
+            raise ConfigError(f"CA3Params.tau_refrac_ms: must be >= 0, got {self.tau_refrac_ms}")
         if self.learn_hold_steps < 1:
             raise ConfigError(f"CA3Params.learn_hold_steps: must be >= 1, got {self.learn_hold_steps}")
         if self.match_k < 0:

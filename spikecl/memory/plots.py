@@ -79,13 +79,13 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     return save(fig, path)
 
 
-def plot_capacity(densities: Sequence[float], bits: dict[str, Sequence[float]], path: str | Path,
+def plot_capacity(bits: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
                   willshaw: float, ceiling: float, title: str | None = None) -> Path:
-    """Bits stored per plastic synapse against content density, one line per label, beside the Willshaw bound and
-    the CAM's ceiling (horizontal lines)."""
+    """Bits stored per plastic synapse against content density: ``bits`` {label: (densities, bits per synapse)}, one
+    line each, beside the Willshaw bound and the CAM's ceiling (horizontal lines)."""
     fig = figure(figsize=(6, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for (label, values), color in zip(bits.items(), colors(len(bits))):
+    for (label, (densities, values)), color in zip(bits.items(), colors(len(bits))):
         if len(values) != len(densities):
             raise ShapeError(f"{label}: {len(values)} values for {len(densities)} densities")
         ax.plot(densities, values, marker="o", color=color, label=label)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.errors import ResultsError
 from spikecl.memory.plots import plot_capacity, plot_quality_maps, plot_raster
 from spikecl.memory.schedule import Operation, Schedule
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
@@ -50,17 +51,23 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
         written.append(plot_raster(part["spikes"], schedule, out_dir / "functional_raster.png",
                                    title="recorded functional experiment (C = 5, M = 10)"))
     by_size: dict[tuple[int, int], dict[str, dict]] = {}
-    for part in results.values():
+    files: dict[tuple[int, int, str], str] = {}
+    for file, part in results.items():
         if part["attrs"]["part"] == "stress":
             a = part["attrs"]
-            by_size.setdefault((int(a["n_cues"]), int(a["n_bits"])), {})[str(a["variant"])] = part["table"]
+            key = (int(a["n_cues"]), int(a["n_bits"]), str(a["variant"]))
+            if key in files:
+                raise ResultsError(f"{file} and {files[key]} both hold the stress part C={key[0]} M={key[1]} "
+                                   f"{key[2]}; plot them separately")
+            files[key] = file
+            by_size.setdefault(key[:2], {})[key[2]] = part["table"]
     capacity = {}
     for (C, M), variants in sorted(by_size.items()):
-        any_table = next(iter(variants.values()))
-        densities = np.unique(any_table["density"])
-        spacings = np.unique(any_table["spacing_ms"])
+        tables = list(variants.values())                  # parts from several runs: every value any of them has
+        densities = np.unique(np.concatenate([t["density"] for t in tables]))
+        spacings = np.unique(np.concatenate([t["spacing_ms"] for t in tables]))
         spacing = spacings[np.argmin(np.abs(spacings - 14))]
-        sizes = sorted(int(k.rsplit("f", 1)[1]) for k in any_table if k.startswith("content_precision_f"))
+        sizes = sorted({int(k.rsplit("f", 1)[1]) for t in tables for k in t if k.startswith("content_precision_f")})
         labels = dict(row_labels=[f"{d:g}" for d in densities], row_name="content density")
         for metric, name in (("cue_exact", "recall by cue: exact"), ("relearned_exact", "forgetting: relearned "
                                                                                           "cue exact")):
@@ -75,12 +82,11 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                                          **labels))
         if "published" in variants:
             t = variants["published"]
-            capacity[f"C={C} M={M}"] = _mean_map(t, "bits_per_synapse", "density", densities, "spacing_ms",
-                                                 [spacings.max()])[:, 0]
+            own = np.unique(t["density"])
+            capacity[f"C={C} M={M}"] = (own, _mean_map(t, "bits_per_synapse", "density", own, "spacing_ms",
+                                                       [np.unique(t["spacing_ms"]).max()])[:, 0])
     if capacity:
-        densities = np.unique(next(iter(next(iter(by_size.values())).values()))["density"])
-        if all(len(v) == len(densities) for v in capacity.values()):
-            written.append(plot_capacity(densities, capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
-                                         CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic "
-                                                                             "synapse (exactly recalled contents)"))
+        written.append(plot_capacity(capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
+                                     CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse "
+                                                                         "(exactly recalled contents)"))
     return written

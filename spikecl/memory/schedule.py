@@ -33,6 +33,8 @@ DEFAULT_SPACING_MS = 14
 CUE_OUT_STEP = {LEARN: 5, RECALL_CUE: 5, RECALL_CONTENT: 6}
 CONTENT_OUT_STEP = {LEARN: 5, RECALL_CUE: 6, RECALL_CONTENT: 5}
 FORGOTTEN_STEP = 6
+#: the longest schedule one simulation runs (ms): its input and recorded rasters are [T, N] arrays
+MAX_DURATION_MS = 10_000_000
 TAIL_STEPS = 8
 
 
@@ -161,14 +163,22 @@ def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
                               f"{op.kind.replace('_', ' by ')} is {MIN_SPACING_MS[op.kind]} ms")
         starts.append(starts[-1] + gap)
     duration = starts[-2] + max(gaps[-1], TAIL_STEPS)
+    if duration > MAX_DURATION_MS:
+        raise ConfigError(f"spacing_ms: the schedule would last {duration} ms, more than the {MAX_DURATION_MS} ms "
+                          "(about 2.8 hours of model time) one simulation holds")
     return Schedule(ops, tuple(starts[:-1]), duration)
 
 
 def encode(schedule: Schedule, n_cues: int, n_bits: int, hold_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Input spikes of a schedule: ``(cue [T, C], content [T, M])`` booleans, T = ``schedule.duration_ms``."""
+    """Input spikes of a schedule: ``(cue [T, C], content [T, M])`` booleans, T = ``schedule.duration_ms``; a learn
+    holds its input ``hold_steps`` ms, which must end before the next operation (else a one-line ConfigError)."""
     cue = np.zeros((schedule.duration_ms, n_cues), dtype=bool)
     content = np.zeros((schedule.duration_ms, n_bits), dtype=bool)
-    for op, t in zip(schedule.operations, schedule.starts_ms):
+    ends = (*schedule.starts_ms[1:], schedule.duration_ms)
+    for i, (op, t, end) in enumerate(zip(schedule.operations, schedule.starts_ms, ends)):
+        if op.kind == LEARN and t + hold_steps > end:
+            raise ConfigError(f"CA3Params.learn_hold_steps: operation {i} ({op}) holds its input {hold_steps} ms, "
+                              f"longer than the {end - t} ms to the next operation")
         steps = slice(t, t + (hold_steps if op.kind == LEARN else 1))
         if op.cue is not None:
             cue[steps, op.cue] = True

@@ -98,13 +98,45 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> SparseyExper
     return load(path, overrides, "sparsey")[1]
 
 
-# -- measurements --------------------------------------------------------------------------------------------
+#: keys the run sets itself (so that every coder of a seed is paired), with what decides them
+RUN_DECIDES = {"coder.seed": "the run's seed (seeds)", "baseline.seed": "the run's seed (seeds)",
+               "flyhash.seed": "the run's seed (seeds)", "flyhash.n_outputs": "Sparsey's code size",
+               "flyhash.sparsity": "Sparsey's mean active bits / code size"}
+
+
+def refuse_run_decided(raw: dict) -> None:
+    """A one-line ConfigError for a key of :data:`RUN_DECIDES` given in an experiment file (it would be ignored)."""
+    for key, what in RUN_DECIDES.items():
+        table, name = key.split(".")
+        if isinstance(raw.get(table), dict) and name in raw[table]:
+            raise ConfigError(f"{key}: the sparsey kind sets it from {what}, so that the coders of a seed are "
+                              "compared on equal terms; remove it")
+
+
 # -- the run -------------------------------------------------------------------------------------------------
-def check_capacity_points(ev: EvalConfig, n_train: int) -> None:
-    """The capacity curve stores at most the ``n_train`` training items: a larger point is a one-line ConfigError."""
-    if max(ev.capacity_points, default=0) > n_train:
-        raise ConfigError(f"eval.capacity_points: {max(ev.capacity_points)} items asked for, but only {n_train} "
-                          "training items are stored (eval.train_items or the data set's size)")
+def capacity_points(ev: EvalConfig, n_train: int) -> tuple[list[int], str | None]:
+    """The capacity points at most ``n_train`` (the training items stored) and a note naming those dropped (None if
+    none is); none left is a one-line ConfigError."""
+    kept = [p for p in ev.capacity_points if p <= n_train]
+    if not kept:
+        raise ConfigError(f"eval.capacity_points: every point exceeds the {n_train} training items stored "
+                          "(eval.train_items or the data set's size)")
+    dropped = [p for p in ev.capacity_points if p > n_train]
+    note = (f"capacity point{'s' * (len(dropped) > 1)} {', '.join(map(str, dropped))} dropped: only {n_train} "
+            "training items are stored" if dropped else None)
+    return kept, note
+
+
+def check_train_items(ev: EvalConfig, n_train: int) -> None:
+    """What needs ``n_train`` training items: capacity points (one must fit), sequences and the k-NN readout; a
+    one-line ConfigError where they do not fit."""
+    capacity_points(ev, n_train)
+    frames = ev.sequences * ev.sequence_length
+    if frames > n_train:
+        raise ConfigError(f"eval.sequences × eval.sequence_length = {frames} frames, but only {n_train} training "
+                          "items")
+    if ev.knn_k > n_train:
+        raise ConfigError(f"eval.knn_k: {ev.knn_k} neighbours, but only {n_train} training items are stored")
 
 
 def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int):
@@ -157,7 +189,8 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     ev = cfg.eval
     coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
     x_train, y_train, x_test, y_test, n_classes = seed_items(cfg, coder_cfg, seed)
-    check_capacity_points(ev, len(x_train))
+    check_train_items(ev, len(x_train))
+    points, note = capacity_points(ev, len(x_train))
 
     sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
     pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
@@ -180,7 +213,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     if ev.spiking_items:
         metrics.update(spiking_match(coder_cfg, sparsey, x_train[: ev.spiking_items], x_test[: ev.spiking_items],
                                      device))
-    capacity = capacity_curve(coder_cfg, x_train, ev.capacity_points)
+    capacity = capacity_curve(coder_cfg, x_train, points)
     patterns = random_like(x_train, max(ev.random_capacity_points), seed)
     random_capacity = capacity_curve(random_pattern_mac(coder_cfg), patterns, ev.random_capacity_points)
     metrics["random_capacity_exact_items"] = float(max(
@@ -194,22 +227,26 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
         metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
             "cues": cues, "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
-            "cue_items": min(ev.cue_items, len(x_train))}
+            "cue_items": min(ev.cue_items, len(x_train)), "note": note}
 
 
 def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_test: np.ndarray,
                   device: str) -> dict[str, float]:
     """Fractions of items whose codes from LIF winner-take-all groups equal the coder's: ``spiking_learn_match``
     (a fresh coder stores ``x_learn`` by spikes, beside a fresh vectorised one) and ``spiking_code_match``
-    (recognition of ``x_test`` with the trained coder)."""
+    (recognition of ``x_test`` with the trained coder, both from the same state of its recognition draws)."""
     from spikecl.sdr.spiking import SpikingSparsey, SpikingWTAConfig
 
     wta = SpikingWTAConfig(device=device)
     stored = SpikingSparsey(SparseyCoder(cfg), wta).learn_all(x_learn)
     expected, _ = SparseyCoder(cfg).learn_all(x_learn)
+    draws = sparsey.model.level1.recognition_rng.bit_generator    # recognition = "sample": the same draws for both
+    state = draws.state
+    coded, _ = sparsey.model.encode(x_test)
+    draws.state = state
     recognised = SpikingSparsey(sparsey.model, wta).encode(x_test)
     return {"spiking_learn_match": float((stored == expected).all(axis=1).mean()),
-            "spiking_code_match": float((recognised == sparsey.test[: len(x_test)]).all(axis=1).mean())}
+            "spiking_code_match": float((recognised == coded).all(axis=1).mean())}
 
 
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
@@ -226,30 +263,73 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
                       "cue_items": out["cue_items"]}, overwrite=overwrite)
 
 
+#: what the plots read of a results file's curves: (group, its x axis, the curves over it)
+PLOTTED = (("capacity", "capacity_items", [f"capacity_{m}" for m in ("exact", "mac_exact", "identity", "overlap")]),
+           ("random_capacity", "random_capacity_items",
+            [f"random_capacity_{m}" for m in ("exact", "identity", "overlap")]),
+           ("cues", "cue_levels", [f"cue_{how}_{name}_identity" for how in ("removed", "flipped")
+                                   for name in ("sparsey", "flyhash", "pooler")]))
+
+
+def _damaged(run: Run, what: str) -> ResultsError:
+    return ResultsError(f"{run.path} is corrupt or incomplete ({what} in a sparsey results file)")
+
+
+def _matching(run: Run, group: str, table, axis: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The 1-D numeric arrays ``table[axis]`` and ``table[name]`` (``names``), each as long as the axis; a missing or
+    damaged entry is a one-line :class:`ResultsError` naming it."""
+    if not isinstance(table, dict):
+        raise _damaged(run, f"'{group}' is not a group")
+    out: dict[str, np.ndarray] = {}
+    for name in (axis, *names):
+        if name not in table:
+            raise _damaged(run, f"no '{group}/{name}'")
+        value = np.asarray(table[name])
+        if value.ndim != 1 or value.dtype.kind not in "biuf":
+            raise _damaged(run, f"'{group}/{name}' is not a 1-D numeric array")
+        if len(value) != len(out.get(axis, value)):
+            raise _damaged(run, f"'{group}/{name}' has {len(value)} values but '{group}/{axis}' {len(out[axis])}")
+        out[name] = value
+    return out
+
+
 def outcome(run: Run) -> dict:
-    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed (a missing
-    entry: a one-line :class:`ResultsError`)."""
+    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed and checked
+    (a missing entry, a curve whose length differs from its axis: a one-line :class:`ResultsError`)."""
     try:
         return _outcome(run)
     except KeyError as exc:
-        raise ResultsError(f"{run.path} is corrupt or incomplete (no {exc.args[0]!r} in a sparsey results file)") \
-            from None
+        raise _damaged(run, f"no {exc.args[0]!r}") from None
 
 
 def _outcome(run: Run) -> dict:
-    curves, pairs, metrics = run.array("curves"), run.array("extra"), run.metrics
-    similarity = {name: (pairs["pairs_input_overlap"], codes, metrics[f"spearman_{name}"])
-                  for name, codes in _unprefixed(pairs, "pairs_code_overlap_").items()}
-    return {"metrics": metrics, "similarity": similarity, "cue_levels": curves["cue_levels"],
-            "capacity": {"items": curves["capacity_items"], **_unprefixed(curves, "capacity_", "capacity_items")},
-            "random_capacity": _unprefixed(curves, "random_capacity_"),
-            "cues": _unprefixed(curves, "cue_", "cue_levels"),
-            "n_train": int(run.attr("n_train")), "cue_items": int(run.attr("cue_items"))}
+    curves, metrics = run.array("curves"), run.metrics
+    pairs = run.array("extra")
+    codes = _unprefixed(pairs, "pairs_code_overlap_") if isinstance(pairs, dict) else {}
+    if not codes:
+        raise _damaged(run, "no 'extra/pairs_code_overlap_<coder>'")
+    pairs = _matching(run, "extra", pairs, "pairs_input_overlap", [f"pairs_code_overlap_{n}" for n in codes])
+    similarity = {name: (pairs["pairs_input_overlap"], pairs[f"pairs_code_overlap_{name}"],
+                         metrics[f"spearman_{name}"]) for name in codes}
+    read = {group: _unprefixed(_matching(run, "curves", curves, axis, names), prefix)
+            for (group, axis, names), prefix in zip(PLOTTED, ("capacity_", "random_capacity_", "cue_"))}
+    numbers = {}
+    for name, read_it in (("config eval.knn_k", lambda: run.config["eval"]["knn_k"]),
+                          ("attribute 'n_train'", lambda: run.attr("n_train")),
+                          ("attribute 'cue_items'", lambda: run.attr("cue_items"))):
+        try:
+            numbers[name] = int(read_it())
+        except (KeyError, TypeError, ValueError):
+            raise _damaged(run, f"no valid {name}") from None
+    knn_k, n_train, cue_items = numbers.values()
+    return {"metrics": metrics, "similarity": similarity, "cue_levels": read["cues"].pop("levels"),
+            "capacity": read["capacity"], "random_capacity": read["random_capacity"], "cues": read["cues"],
+            "n_train": n_train, "cue_items": cue_items, "knn_k": knn_k}
 
 
-def _unprefixed(table: dict, prefix: str, skip: str = "") -> dict:
-    """The entries of ``table`` named ``<prefix><name>`` (but not ``skip``), keyed by ``name``."""
-    return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix) and k != skip}
+def _unprefixed(table: dict, prefix: str) -> dict:
+    """The entries of ``table`` named ``<prefix><name>``, keyed by ``name``."""
+    return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix)}
 
 
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
@@ -276,29 +356,41 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
     return paths
 
 
-def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "test") -> str:
-    """The comparison printed after a run (accuracies on the ``split`` named)."""
+def _cell(values: Sequence[float], digits: int, scale: float = 1.0) -> str:
+    """One value, or the mean ± sample std of several (one per seed), scaled and rounded to ``digits``."""
+    v = scale * np.asarray(values, np.float64)
+    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def comparison_rows(metrics: Sequence[dict[str, float]], k: int) -> list[str]:
+    """The comparison table's lines (header, rule, one row per coder) of one seed's ``metrics``, or of several
+    seeds' as mean ± std."""
+    get = lambda key: [m[key] for m in metrics]                                  # noqa: E731
+    pct = lambda key: _cell(get(key), 1, 100.0)                                  # noqa: E731
     rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
              "bits", "active", "Spearman")]
     for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
-        m = lambda key: metrics[f"{name}_{key}"]     # noqa: E731
-        rows.append((label, f"{100 * m('acc_votes'):.1f}", f"{100 * m('acc_bayes'):.1f}",
-                     f"{100 * m('acc_knn1_learned'):.1f}",
-                     f"{100 * m('acc_knn1'):.1f}", f"{100 * m(f'acc_knn{k}'):.1f}", f"{m('learn_seconds'):.2f}",
-                     f"{m('learn_ms_per_item'):.3f}", f"{m('code_bits'):.0f}", f"{m('active_bits'):.0f}",
-                     f"{metrics['spearman_' + name]:.3f}"))
-    rows.append(("fly-hash control (fixed)", "", "", "", f"{100 * metrics['flyhash_acc_knn1']:.1f}",
-                 f"{100 * metrics[f'flyhash_acc_knn{k}']:.1f}", *[""] * 4, f"{metrics['spearman_flyhash']:.3f}"))
-    rows.append(("Sparsey mac activity only", *[""] * 9, f"{metrics['spearman_macactivity']:.3f}"))
-    if "spiking_code_match" in metrics:
+        rows.append((label, *[pct(f"{name}_acc_{r}") for r in ("votes", "bayes", "knn1_learned", "knn1", f"knn{k}")],
+                     _cell(get(f"{name}_learn_seconds"), 2), _cell(get(f"{name}_learn_ms_per_item"), 3),
+                     _cell(get(f"{name}_code_bits"), 0), _cell(get(f"{name}_active_bits"), 0),
+                     _cell(get(f"spearman_{name}"), 3)))
+    rows.append(("fly-hash control (fixed)", "", "", "", pct("flyhash_acc_knn1"), pct(f"flyhash_acc_knn{k}"),
+                 *[""] * 4, _cell(get("spearman_flyhash"), 3)))
+    rows.append(("Sparsey mac activity only", *[""] * 9, _cell(get("spearman_macactivity"), 3)))
+    if all("spiking_code_match" in m for m in metrics):
         rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
-                     f"codes equal: stored {100 * metrics['spiking_learn_match']:.0f} %, "
-                     f"recognised {100 * metrics['spiking_code_match']:.0f} %"))
-    rows.append(("pixels", "", "", "", f"{100 * metrics['pixels_acc_knn1']:.1f}",
-                 f"{100 * metrics[f'pixels_acc_knn{k}']:.1f}", *[""] * 5))
+                     f"codes equal: stored {_cell(get('spiking_learn_match'), 0, 100.0)} %, "
+                     f"recognised {_cell(get('spiking_code_match'), 0, 100.0)} %"))
+    rows.append(("pixels", "", "", "", pct("pixels_acc_knn1"), pct(f"pixels_acc_knn{k}"), *[""] * 5))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
+def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "test") -> str:
+    """The comparison printed after a run (accuracies on the ``split`` named)."""
+    lines = comparison_rows([metrics], k)
     for name, label in (("sparsey", "Sparsey"), ("pooler", "spatial pooler")):
         stat = lambda key: metrics[f"{name}_code_{key}"]     # noqa: E731
         text = (f"{label} codes of the evaluation images: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
@@ -327,13 +419,14 @@ class SparseyKind(Kind):
     config = SparseyExperimentConfig
 
     def load(self, raw: dict) -> SparseyExperimentConfig:
+        refuse_run_decided(raw)
         coder_raw = raw.pop("coder", {})
         cfg = from_dict(SparseyExperimentConfig, raw)
         cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
         if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
             raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
         if cfg.eval.train_items:
-            check_capacity_points(cfg.eval, cfg.eval.train_items)
+            check_train_items(cfg.eval, cfg.eval.train_items)
         return cfg
 
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
@@ -341,21 +434,36 @@ class SparseyKind(Kind):
         folder = Path(cfg.output_dir) / cfg.name
 
         def job(seed: int, path: Path):
-            def run(options: JobOptions) -> None:
-                write_sparsey_results(path, cfg, seed, run_seed(cfg, seed, options.progress, options.device),
-                                      options.overwrite)
+            def run(options: JobOptions) -> str | None:
+                out = run_seed(cfg, seed, options.progress, options.device)
+                write_sparsey_results(path, cfg, seed, out, options.overwrite)
+                return out["note"]
             return Job(path, run, asdict(cfg))
 
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
-        """The comparison table of every seed."""
-        tables = []
+        """The comparison table of every seed, then mean ± std over seeds of the runs that share their readout
+        settings (k-NN k, evaluation split), where there are several."""
+        tables, groups = [], {}
         for run in runs:
-            out, k = outcome(run), int(run.config["eval"]["knn_k"])
+            out, split = outcome(run), str(run.attr("eval_split"))
             tables.append(f"seed {run.attr('seed')}: {run.path}\n"
-                          + format_table(out["metrics"], k, out["n_train"], str(run.attr("eval_split"))))
+                          + format_table(out["metrics"], out["knn_k"], out["n_train"], split))
+            groups.setdefault((out["knn_k"], split), []).append((run.attr("seed"), out["metrics"]))
+        for (k, split), seeds in groups.items():
+            if len(seeds) > 1:
+                where = "validation" if split == "validation" else "test"
+                tables.append(f"mean ± std over {len(seeds)} seeds ({', '.join(str(s) for s, _ in seeds)}), "
+                              f"accuracy (%) on the {where} images\n"
+                              + "\n".join(comparison_rows([m for _, m in seeds], k)))
         return "\n\n".join(tables)
+
+    def check(self, run: Run) -> None:
+        """A one-line :class:`ResultsError` unless ``run`` holds what the summary and the plots read (curves of
+        matching lengths included)."""
+        outcome(run)
+        super().check(run)
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         return [p for run in runs for p in write_plots(Path(out_dir), int(run.attr("seed")), outcome(run))]

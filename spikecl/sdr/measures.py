@@ -35,15 +35,22 @@ def degrade(x: np.ndarray, level: float, how: str, seed: int) -> np.ndarray:
     return out
 
 
-def recall_measures(stored: np.ndarray, recalled: np.ndarray) -> dict[str, float]:
+#: float32 values of the item-by-item overlap matrix held at once (64 MiB): larger sets are compared in row blocks
+OVERLAP_BLOCK = 1 << 24
+
+
+def recall_measures(stored: np.ndarray, recalled: np.ndarray, block: int = OVERLAP_BLOCK) -> dict[str, float]:
     """Exact (recalled code == stored code), overlap (mean |recalled ∩ stored| / |stored|) and identity (the stored
-    code nearest to the recalled one is the item's own) for codes [B, n_bits], row i = item i."""
-    s, r = stored.astype(np.float32), recalled.astype(np.float32)
-    ov = r @ s.T
-    own = np.diag(ov)
+    code nearest to the recalled one is the item's own) for codes [B, n_bits], row i = item i; the [B, B] overlaps
+    are computed ``block`` values at a time (bounded memory)."""
+    s = stored.astype(np.float32)
+    own = (stored.astype(bool) & recalled.astype(bool)).sum(axis=1)
+    rows = max(1, block // max(len(s), 1))
+    nearest = np.concatenate([(recalled[i:i + rows].astype(np.float32) @ s.T).argmax(axis=1)
+                              for i in range(0, len(s), rows)]) if len(s) else np.zeros(0, np.int64)
     return {"exact": float((stored == recalled).all(axis=1).mean()),
             "overlap": float((own / np.maximum(s.sum(axis=1), 1)).mean()),
-            "identity": float((ov.argmax(axis=1) == np.arange(len(s))).mean())}
+            "identity": float((nearest == np.arange(len(s))).mean())}
 
 
 @dataclass
@@ -89,6 +96,10 @@ def run_pooler(cfg: SpatialPoolerConfig, x_train: np.ndarray, x_test: np.ndarray
     return Coded(learned, pooler.encode(x_train), pooler.encode(x_test), seconds, pooler)
 
 
+#: items recognised in one batch by the capacity curves (bounded memory however many are stored)
+ENCODE_BATCH = 1024
+
+
 def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -> dict[str, np.ndarray]:
     """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``: the
     :func:`recall_measures` of whole codes plus ``mac_exact``, the fraction of active level-1 macs whose recognised
@@ -101,7 +112,8 @@ def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -
     for n in points:
         more, _ = coder.learn_all(x_train[len(learned):n])
         learned = np.concatenate([learned, more])
-        recalled = coder.encode(x_train[:n])[0]
+        recalled = np.concatenate([coder.encode(x_train[i:min(i + ENCODE_BATCH, n)])[0]
+                                   for i in range(0, n, ENCODE_BATCH)])
         row = recall_measures(learned, recalled)
         macs_l = learned[:, : np.prod(shape)].reshape(n, *shape)
         macs_r = recalled[:, : np.prod(shape)].reshape(n, *shape)
@@ -120,8 +132,11 @@ def random_pattern_mac(cfg: SparseyConfig) -> SparseyConfig:
 
 
 def random_like(x: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` random binary patterns [n, N] with the mean density of ``x`` [B, N] (seeded)."""
-    return np.random.default_rng(seed + 7).random((n, x.shape[1])) < x.mean()
+    """``n`` random binary patterns [n, N] with the mean density of ``x`` [B, N] (seeded; drawn in blocks of
+    :data:`ENCODE_BATCH` rows, the same patterns as in one draw)."""
+    rng, density = np.random.default_rng(seed + 7), x.mean()
+    return np.concatenate([rng.random((min(ENCODE_BATCH, n - i), x.shape[1])) < density
+                           for i in range(0, n, ENCODE_BATCH)] or [np.zeros((0, x.shape[1]), bool)])
 
 
 def cue_curves(coders: dict[str, Coded], x_train: np.ndarray, levels: list[float], n_items: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikecl.errors import ShapeError, require
+from spikecl.sdr.sdr import check_int
 
 
 def _codes(codes: np.ndarray, n_bits: int | None = None, name: str = "codes") -> np.ndarray:
@@ -33,6 +34,7 @@ class ClassVotes:
     """Class-vote counts ``[n_bits, n_classes]`` of code cells, learned in one pass."""
 
     def __init__(self, n_bits: int, n_classes: int):
+        n_bits, n_classes = check_int(n_bits, "n_bits", 1), check_int(n_classes, "n_classes", 1)
         self.counts = np.zeros((n_bits, n_classes), np.float64)
         self.class_items = np.zeros(n_classes, np.float64)
 
@@ -65,12 +67,13 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
                 n_classes: int | None = None, chunk: int = 1024, cosine: bool = True) -> np.ndarray:
     """Labels [B_test] by majority over the k stored codes with the largest overlap (ties: the nearer wins);
     ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured."""
+    k, chunk = check_int(k, "k", 1), check_int(chunk, "chunk", 1)
     train = _codes(train_codes, name="train_codes")
     test = _codes(test_codes, train.shape[1], "test_codes")
-    n_classes = n_classes or int(np.max(train_y)) + 1
-    train_y = _labels(train_y, len(train), n_classes)
     if not 1 <= k <= len(train):
         raise ShapeError(f"k = {k} neighbours out of {len(train)} stored codes is impossible")
+    n_classes = n_classes or int(np.max(train_y)) + 1
+    train_y = _labels(train_y, len(train), n_classes)
     out = np.empty(len(test), np.int64)
     scale = 1.0 / np.sqrt(np.maximum(train.sum(axis=1), 1.0)) if cosine else np.ones(len(train), np.float32)
     for start in range(0, len(test), chunk):
@@ -85,7 +88,7 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
 
 def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random distinct item pairs (i, j) ``[P]`` each, reproducible, for ``a`` with B >= 2 rows."""
-    n = len(a)
+    n, n_pairs = len(a), check_int(n_pairs, "n_pairs", 1)
     if n < 2:
         raise ShapeError("pairs need at least two items")
     rng = np.random.default_rng(seed)

@@ -27,16 +27,36 @@ from spikecl.errors import ConfigError, ShapeError
 
 
 def _as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    try:
+        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    except TypeError:
+        dims = None
     if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
         raise ShapeError(f"SDR shape must be positive integers, got {shape!r}")
     return tuple(int(d) for d in dims)
 
 
 def _check_fraction(fraction: float, name: str) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 <= fraction <= 1:
+    number = (int, float, np.integer, np.floating)
+    if isinstance(fraction, bool) or not isinstance(fraction, number) or not 0 <= fraction <= 1:
         raise ConfigError(f"{name} must be a number in [0, 1], got {fraction!r}")
     return float(fraction)
+
+
+def check_int(value, name: str, low: int = 0, high: int | None = None) -> int:
+    """``value`` as an int (Python or numpy integer, not bool) in [low, high]; else a one-line ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        where = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be an integer {where}, got {value!r}")
+    return int(value)
+
+
+def _rng(seed) -> np.random.Generator:
+    """A generator from a non-negative integer seed or a generator itself; else a one-line ConfigError."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_int(seed, "seed (a numpy Generator or an integer)"))
 
 
 class SDR:
@@ -119,9 +139,8 @@ class SDR:
             raise ConfigError("SDR.random needs exactly one of sparsity or n_active")
         if n_active is None:
             n_active = int(round(_check_fraction(sparsity, "sparsity") * size))
-        if not 0 <= n_active <= size:
-            raise ConfigError(f"n_active must be in [0, {size}], got {n_active}")
-        rng = np.random.default_rng(seed)
+        n_active = check_int(n_active, "n_active", 0, size)
+        rng = _rng(seed)
         return cls._trusted(shape, np.sort(rng.choice(size, n_active, replace=False)))
 
     # -- views --------------------------------------------------------------------------------------------
@@ -193,7 +212,7 @@ class SDR:
     def add_noise(self, fraction: float, seed: int | np.random.Generator = 0) -> "SDR":
         """Move ``round(fraction * n_active)`` active bits to random inactive positions (sparsity kept)."""
         fraction = _check_fraction(fraction, "noise fraction")
-        rng = np.random.default_rng(seed)
+        rng = _rng(seed)
         n_move = int(round(fraction * self.n_active))
         inactive = np.setdiff1d(np.arange(self.size), self._sparse, assume_unique=True)
         n_move = min(n_move, inactive.size)
@@ -204,7 +223,7 @@ class SDR:
     def drop(self, fraction: float, seed: int | np.random.Generator = 0) -> "SDR":
         """Silence ``round(fraction * n_active)`` randomly chosen active bits (a partial cue)."""
         fraction = _check_fraction(fraction, "drop fraction")
-        rng = np.random.default_rng(seed)
+        rng = _rng(seed)
         keep = rng.choice(self._sparse, self.n_active - int(round(fraction * self.n_active)), replace=False)
         return SDR._trusted(self._shape, np.sort(keep))
 
@@ -246,8 +265,11 @@ def code_statistics(codes: np.ndarray) -> dict[str, float]:
     """Statistics of binary codes ``[B, N]``: mean sparsity, fraction of bits ever used, mean activation
     frequency of used bits, and the mean binary entropy of the bits (bits, normalised to [0, 1])."""
     codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[0] == 0:
-        raise ShapeError(f"codes must be [B, N] with B >= 1, got shape {codes.shape}")
+    if codes.ndim != 2 or 0 in codes.shape:
+        raise ShapeError(f"codes must be [B, N] with B, N >= 1, got shape {codes.shape}")
+    if codes.dtype.kind not in "biuf" or not np.isin(codes, (0, 1)).all():
+        raise ShapeError(f"codes must be binary (bool or 0/1), got dtype {codes.dtype}"
+                         + (f" with values in [{codes.min()}, {codes.max()}]" if codes.dtype.kind in "iuf" else ""))
     freq = codes.astype(np.float64).mean(axis=0)
     p = np.clip(freq, 1e-12, 1 - 1e-12)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))

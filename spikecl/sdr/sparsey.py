@@ -34,13 +34,55 @@ each mac's previous code) in one pass.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import typing
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from spikecl.config import from_dict, option
+from spikecl.config import _check_bounds, _check_value, from_dict, option
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.sdr.sdr import check_int
+
+
+def _plain(value):
+    """numpy scalars and arrays as Python numbers and lists (so configs built in Python validate like TOML)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_fields(cfg, prefix: str = "") -> None:
+    """Validate every field of the dataclass ``cfg`` in place by its type and :func:`~spikecl.config.option` range,
+    as :func:`~spikecl.config.from_dict` does for a TOML table (numpy numbers become Python ones); a nested config
+    field must hold an instance of its class."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        key, tp, value = prefix + f.name, hints[f.name], getattr(cfg, f.name)
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, tp):
+                raise ConfigError(f"{key}: expected a {tp.__name__}, got {value!r}")
+            continue
+        value = _check_value(_plain(value), tp, key)
+        _check_bounds(value, f.metadata, key)
+        setattr(cfg, f.name, value)
+
+
+@contextlib.contextmanager
+def _named(prefix: str):
+    """Name a config's own consistency errors (raised while it is built, without a prefix) with ``prefix``."""
+    try:
+        yield
+    except ConfigError as exc:
+        if prefix and prefix.rstrip(".") not in str(exc):
+            raise ConfigError(f"{prefix}{exc}") from None
+        raise
 
 
 @dataclass
@@ -80,7 +122,12 @@ class MacConfig:
         """C = Q·K cells per mac."""
         return self.n_cms * self.cells_per_cm
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self, prefix: str = "") -> "MacConfig":
+        """Every field's type and range, and the activity band; a one-line ConfigError naming the first problem."""
+        check_fields(self, prefix)
         if self.min_active_frac > self.max_active_frac:
             raise ConfigError(f"{prefix}min_active_frac {self.min_active_frac} exceeds max_active_frac "
                               f"{self.max_active_frac}")
@@ -121,23 +168,45 @@ class SparseyConfig:
         """Level-1 grid positions (rows, cols) in each level-2 mac's field (``top_patch``, 0 = the whole grid)."""
         return [p or g for p, g in zip(self.top_patch, self.level1_grid)]
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self, prefix: str = "") -> "SparseyConfig":
+        """Every field's type and range, and that the fields fit the image; a one-line ConfigError naming the first
+        problem (the level configs ``mac`` and ``top`` validate themselves when they are built)."""
+        check_fields(self, prefix)
+        for name in ("image_shape", "grid", "patch", "top_grid", "top_patch"):
+            if len(getattr(self, name)) != 2:
+                raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(self, name)!r}")
+        if self.layout == "grid" and any(p > s for p, s in zip(self.patch, self.image_shape)):
+            raise ConfigError(f"{prefix}patch {self.patch} is larger than the image {self.image_shape}")
+        level1 = self.level1_grid
+        if self.two_level and (any(p > g for p, g in zip(self.level2_patch, level1))
+                               or any(t > g for t, g in zip(self.top_grid, level1))):
+            raise ConfigError(f"{prefix}top_grid {self.top_grid} / top_patch {self.top_patch} do not fit the level-1 "
+                              f"grid {level1}")
+        starts = int(np.prod([s - p + 1 for s, p in zip(self.image_shape, self.patch)]))
+        if self.layout == "grid" and self.ensemble == "shifted" and starts < self.n_macs:
+            raise ConfigError(f"{prefix}ensemble 'shifted': {self.n_macs} members need distinct fields, but a "
+                              f"{self.patch} patch has only {starts} places in the image {self.image_shape}")
+        return self
+
     @classmethod
     def from_mapping(cls, raw: dict, prefix: str = "") -> "SparseyConfig":
-        """Validate a raw table (as parsed from TOML) into a config; ConfigError on the first problem."""
-        cfg = from_dict(cls, raw, prefix)
-        for name in ("image_shape", "grid", "patch", "top_grid", "top_patch"):
-            if len(getattr(cfg, name)) != 2:
-                raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(cfg, name)!r}")
-        if cfg.layout == "grid" and any(p > s for p, s in zip(cfg.patch, cfg.image_shape)):
-            raise ConfigError(f"{prefix}patch {cfg.patch} is larger than the image {cfg.image_shape}")
-        level1 = cfg.level1_grid
-        top_patch = cfg.level2_patch
-        if any(p > g for p, g in zip(top_patch, level1)) or any(t > g for t, g in zip(cfg.top_grid, level1)):
-            raise ConfigError(f"{prefix}top_grid {cfg.top_grid} / top_patch {cfg.top_patch} do not fit the level-1 "
-                              f"grid {level1}")
-        cfg.mac.validate(prefix + "mac.")
-        cfg.top.validate(prefix + "top.")
-        return cfg
+        """Validate a raw table (as parsed from TOML) into a config; ConfigError on the first problem. Keys missing
+        from ``mac`` / ``top`` keep the defaults of :class:`SparseyConfig` (level 2: 24 CMs of 8 cells)."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {raw!r}")
+        rest, defaults, levels = dict(raw), cls(), {}
+        for name in ("mac", "top"):
+            table = rest.pop(name, {})
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{prefix}{name}: expected a table, got {table!r}")
+            with _named(f"{prefix}{name}."):
+                levels[name] = from_dict(MacConfig, {**dataclasses.asdict(getattr(defaults, name)), **table},
+                                         f"{prefix}{name}.")
+        with _named(prefix):
+            return dataclasses.replace(from_dict(cls, rest, prefix), **levels)
 
 
 # -- pure CSA steps ------------------------------------------------------------------------------------------
@@ -347,19 +416,50 @@ class MacLayer:
         return self.state.n_nonzero / self.state.u[0].size
 
 
-def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int],
-                          shift: float = 0.0) -> np.ndarray:
-    """Flat pixel indices [M, ph·pw] of ``grid`` (rows, cols) patches of ``patch`` (ph, pw) pixels, evenly spaced
-    so that they cover an image of ``image_shape`` (H, W); neighbouring patches overlap when they must. ``shift``
-    moves every patch by that fraction of the grid spacing, down and right (clipped at the edge)."""
-    (h, w), (gr, gc), (ph, pw) = image_shape, grid, patch
+def grid_starts(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """Top and left pixel (float) of ``grid`` (rows, cols) patches of ``patch`` (ph, pw) pixels evenly spaced over
+    an image of ``image_shape`` (H, W), and the spacing (rows, cols)."""
+    axes = [(np.linspace(0, s - p, n), (s - p) / (n - 1) if n > 1 else 0.0)
+            for s, n, p in zip(image_shape, grid, patch)]
+    return axes[0][0], axes[1][0], np.array([axes[0][1], axes[1][1]])
 
-    def starts(size: int, n: int, p: int) -> np.ndarray:
-        spacing = (size - p) / (n - 1) if n > 1 else 0.0
-        return np.minimum(np.linspace(0, size - p, n) + shift * spacing, size - p).round().astype(int)
 
+def patch_pixels(image_shape: Sequence[int], patch: Sequence[int], corners: np.ndarray) -> np.ndarray:
+    """Flat pixel indices [M, ph·pw] of ``patch`` (ph, pw) patches with top-left ``corners`` [M, 2] (integers)."""
+    w, (ph, pw) = image_shape[1], patch
     local = (np.arange(ph)[:, None] * w + np.arange(pw)[None, :]).ravel()
-    return np.stack([r * w + c + local for r in starts(h, gr, ph) for c in starts(w, gc, pw)])
+    return corners[:, :1] * w + corners[:, 1:] + local
+
+
+def grid_receptive_fields(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> np.ndarray:
+    """Flat pixel indices [M, ph·pw] of ``grid`` (rows, cols) patches of ``patch`` (ph, pw) pixels, evenly spaced
+    so that they cover an image of ``image_shape`` (H, W); neighbouring patches overlap when they must."""
+    rows, cols, _ = grid_starts(image_shape, grid, patch)
+    corners = np.stack(np.meshgrid(rows.round(), cols.round(), indexing="ij"), -1).reshape(-1, 2).astype(int)
+    return patch_pixels(image_shape, patch, corners)
+
+
+def shifted_corners(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int], n: int) -> np.ndarray:
+    """Top-left corners [M·n, 2] of the ``n`` members of each grid position (position by position): member e's
+    patch starts at the free corner nearest to the position moved e / n of the grid spacing down and right (within
+    the image), where free means no other mac has it while one lies within a grid spacing (at least one pixel),
+    and in any case no other member of the same position has it; so members always get distinct fields, and
+    fields are distinct across positions wherever the image leaves room."""
+    rows, cols, spacing = grid_starts(image_shape, grid, patch)
+    room = np.array([s - p for s, p in zip(image_shape, patch)])
+    candidates = np.stack(np.meshgrid(np.arange(room[0] + 1), np.arange(room[1] + 1), indexing="ij"), -1)
+    candidates = candidates.reshape(-1, 2)
+    reach, taken, out = np.maximum(spacing, 1.0), np.zeros(len(candidates), bool), []
+    for start in np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2):
+        own = np.zeros(len(candidates), bool)
+        for e in range(n):
+            ideal = np.minimum(start + spacing * e / n, room)
+            dist = ((candidates - ideal) ** 2).sum(axis=1)
+            free = ~taken & (np.abs(candidates - ideal) <= reach).all(axis=1)
+            best = int(np.argmin(np.where(free if free.any() else ~own, dist, np.inf)))
+            taken[best] = own[best] = True
+            out.append(candidates[best])
+    return np.array(out)
 
 
 def level1_fields(cfg: SparseyConfig) -> np.ndarray:
@@ -369,8 +469,7 @@ def level1_fields(cfg: SparseyConfig) -> np.ndarray:
         return np.repeat(np.arange(int(np.prod(cfg.image_shape)))[None], cfg.n_macs, axis=0)
     if cfg.ensemble == "same" or cfg.n_macs == 1:
         return np.repeat(grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch), cfg.n_macs, axis=0)
-    members = [grid_receptive_fields(cfg.image_shape, cfg.grid, cfg.patch, e / cfg.n_macs) for e in range(cfg.n_macs)]
-    return np.stack(members, axis=1).reshape(-1, members[0].shape[1])
+    return patch_pixels(cfg.image_shape, cfg.patch, shifted_corners(cfg.image_shape, cfg.grid, cfg.patch, cfg.n_macs))
 
 
 def level2_fields(cfg: SparseyConfig) -> np.ndarray:
@@ -414,6 +513,9 @@ class SparseyCoder:
         arr = np.asarray(x)
         if arr.dtype.kind not in "biuf":
             raise ShapeError(f"inputs must be numeric or bool, got dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.size == 0:
+            raise ShapeError(f"inputs must be items [B, {self.n_pixels}] or one item [{self.n_pixels}] with B >= 1, "
+                             f"got shape {arr.shape}")
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim > 2:
@@ -424,6 +526,9 @@ class SparseyCoder:
         if arr.dtype.kind == "f":
             if not np.isfinite(arr).all():
                 raise ShapeError("inputs contain NaN or infinity")
+            if arr.min() < 0 or arr.max() > 1:
+                raise ShapeError(f"float inputs must be in [0, 1], got values in [{arr.min():g}, {arr.max():g}]; "
+                                 f"scale them (e.g. x / 255) to binarise at threshold {self.cfg.threshold}")
             return arr > self.cfg.threshold
         if arr.dtype.kind in "iu" and arr.size and (arr.min() < 0 or arr.max() > 1):
             raise ShapeError(f"integer inputs must be 0/1, got values in [{arr.min()}, {arr.max()}]; pass floats in "
@@ -513,6 +618,7 @@ class SparseyCoder:
         """Codes [length, n_code_bits] of a sequence recalled from its first frames ``cue`` [T0, N]: the cue frames
         are recognised with bottom-up and horizontal input, later frames follow the horizontal weights alone."""
         cue = self.binarise(cue)
+        length = check_int(length, "recall length", 1)
         if length < len(cue):
             raise ConfigError(f"recall length {length} is shorter than the cue ({len(cue)} frames)")
         self.start_sequence()
@@ -526,7 +632,11 @@ class SparseyCoder:
 
     def reconstruct(self, x: np.ndarray, threshold: float = 1.0) -> np.ndarray:
         """Recall an input from a (partial or noisy) cue: recognise it, then read the level-1 codes back through
-        the bottom-up weights (a pixel is on when every winner of some mac covering it points to it): bool [B, N]."""
+        the bottom-up weights (a pixel is on when every winner of some mac covering it points to it): bool [B, N].
+        ``threshold`` in [0, 1]: the fraction of the Q winners that must point to a pixel."""
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not 0 <= threshold <= 1:
+            raise ConfigError(f"reconstruct threshold must be a number in [0, 1], got {threshold!r}")
         xb = self.binarise(x)
         w1, _ = self.level1.encode(xb[:, self.fields].astype(np.float32))
         back = self.level1.reconstruct(w1, threshold)                 # [B, M, Nrf]

@@ -5,10 +5,11 @@ A new method is one file implementing :class:`spikecl.continual.strategy.Strateg
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Mapping
 
-from spikecl.config import from_dict
+from spikecl.config import check_defaults, from_dict
 from spikecl.errors import ConfigError
 
 REGISTRY: dict[str, str | type] = {
@@ -21,6 +22,9 @@ REGISTRY: dict[str, str | type] = {
     "gpm": "spikecl.continual.strategies.gpm:GPM",
     "hlop": "spikecl.continual.strategies.hlop:HLOP",
 }
+
+#: spikecl's own method names, which register() may not take over
+OWN_NAMES = frozenset(REGISTRY)
 
 
 #: how a method of one's own becomes known, said in the unknown-method errors
@@ -40,10 +44,36 @@ def strategy_class(name: str) -> type:
 
 
 def register(name: str, cls: type) -> None:
-    """Make a user-defined strategy class available as ``name`` in experiments (``strategy.methods``)."""
-    if "+" in name:
-        raise ConfigError(f"strategy name {name!r} may not contain '+' (it combines methods)")
+    """Make a user-defined strategy class available as ``name`` in experiments (``strategy.methods``). A name with
+    '+', one of spikecl's own methods, a class that is not a :class:`~spikecl.continual.strategy.Strategy`, or
+    options that are not a dataclass or whose defaults fail their own validation are a one-line :class:`ConfigError`."""
+    if not isinstance(name, str) or not name or "+" in name:
+        raise ConfigError(f"strategy name {name!r} may not contain '+' (it combines methods) or be empty")
+    if name in OWN_NAMES:
+        raise ConfigError(f"register: {name!r} is one of spikecl's own methods ({', '.join(sorted(OWN_NAMES))}); "
+                          "give yours another name")
+    _check_class(name, cls)
     REGISTRY[name] = cls
+
+
+def _named(obj) -> str:
+    """A class by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
+    return obj.__qualname__ if isinstance(obj, type) else repr(obj)
+
+
+def _check_class(name: str, cls) -> None:
+    """A one-line ConfigError unless ``cls`` is a Strategy subclass whose Options dataclass builds from its defaults
+    and passes the validation a given value gets (type, bounds, choices)."""
+    from spikecl.continual.strategy import Strategy
+
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise ConfigError(f"register({name!r}, ...): {_named(cls)} is not a subclass of "
+                          "spikecl.continual.strategy.Strategy")
+    options = cls.Options
+    if not isinstance(options, type) or not dataclasses.is_dataclass(options):
+        raise ConfigError(f"register({name!r}, ...): {cls.__name__}.Options must be a dataclass (fields made with "
+                          f"spikecl.config.option), got {_named(options)}")
+    check_defaults(options, f"strategy.{name}.", f"register({name!r}, ...)")
 
 
 def components(method: str) -> list[str]:
@@ -63,6 +93,14 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
                               f"({OWN_METHODS})")
     return {name: from_dict(strategy_class(name).Options, options.get(name, {}), f"strategy.{name}.")
             for name in components(method)}
+
+
+def effective_options(method: str, options: Mapping[str, Mapping]) -> dict:
+    """``options`` (tables by method name) with the table of every component of ``method`` completed by its
+    defaults: what a run of ``method`` used, to record beside its results (a default that changes between two
+    versions of a method then shows as a differing setting)."""
+    validated = validate_options(method, options)
+    return {**{k: dict(v) for k, v in options.items()}, **{k: dataclasses.asdict(v) for k, v in validated.items()}}
 
 
 def validate_method(cfg, method: str):

@@ -369,6 +369,9 @@ class HLOP(ProjectionStrategy):
         if rows.ndim != 2 or rows.shape[1] != old.shape[1] or not torch.isfinite(rows).all():
             raise SpikeCLError(f"{self.name}: {name}'s subspace must be finite rows [k, {old.shape[1]}], got "
                                f"shape {tuple(rows.shape)}")
+        if rows.shape[0] > rows.shape[1]:
+            raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows in {rows.shape[1]} "
+                               "dimensions; a basis has at most as many rows as dimensions")
         self.h_old[name] = rows
         self.h_new[name] = rows[:0]
         self.basis[name] = orthonormal_rows(rows) if self.options.orthonormalize else rows

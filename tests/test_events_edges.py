@@ -1,0 +1,134 @@
+"""Edge cases of event binning, the event readers, event networks at export, the accuracy/SynOps plot and the
+report's NeuroBench note."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tonic")
+pytest.importorskip("h5py")
+
+from event_files import standin_shd, write_nmnist  # noqa: E402
+
+from spikecl.data.datasets import load_dataset  # noqa: E402
+from spikecl.data.events import EventBinning, bin_events  # noqa: E402
+from spikecl.errors import ConfigError, DataError  # noqa: E402
+
+ONE = np.zeros(1)
+
+
+@pytest.mark.parametrize("bin_ms", [float("nan"), float("inf"), -1.0])
+def test_binning_refuses_a_width_that_is_not_finite_and_non_negative(bin_ms):
+    with pytest.raises(ConfigError, match=f"bin_ms {bin_ms!r} must be a finite number >= 0"):
+        EventBinning(5, bin_ms, 1)
+
+
+@pytest.mark.parametrize("field, kwargs", [("frames", {"frames": 2.5}), ("frames", {"frames": True}),
+                                           ("pool", {"frames": 4, "pool": 2.0}), ("pool", {"pool": 0})])
+def test_binning_refuses_frames_and_pool_that_are_not_integers(field, kwargs):
+    with pytest.raises(ConfigError, match=f"event binning: {field} .* must be an integer >= 1"):
+        EventBinning(**kwargs)
+
+
+def test_binning_takes_numpy_integers():
+    b = EventBinning(np.int64(2), np.float32(1.0), np.int32(2))
+    frames = bin_events(np.array([0.0, 1500.0]), np.zeros(2), np.zeros(2), np.array([0, 3]), (1, 1, 4), b)
+    assert frames.shape == (2, 1, 1, 2) and frames[:, 0, 0].tolist() == [[1, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("bin_ms, t_us", [(1e-12, 1e12), (1e-300, 5.0), (1.0, 1e30)])
+def test_a_tiny_width_or_a_huge_time_drops_the_late_event(bin_ms, t_us):
+    frames = bin_events(np.array([0.0, t_us]), np.zeros(2), np.zeros(2), np.array([1, 2]), (1, 1, 4),
+                        EventBinning(3, bin_ms))
+    assert frames.sum() == 1 and frames[0, 0, 0, 1] == 1        # the event at t = 0 only
+
+
+@pytest.mark.parametrize("x, shown", [(-0.7, "-0.7"), (127.9, "127.9"), (np.nan, "nan")])
+def test_gesture_coordinates_that_are_not_whole_numbers_are_refused_naming_the_file(tmp_path, x, shown):
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        path = tmp_path / "DVSGesture" / split / "user01_led" / "3.npy"
+        path.parent.mkdir(parents=True)
+        np.save(path, np.array([[1.0, 2.0, 0.0, 5.0], [x, 3.0, 1.0, 9.0]]))
+    with pytest.raises(DataError, match=rf"ibmGestureTrain/user01_led/3\.npy: event x must be whole numbers, "
+                                        rf"got {shown}$"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, 10.0, 4))
+
+
+def test_negative_or_fractional_polarity_is_refused():
+    with pytest.raises(DataError, match="rec: event c outside 0..1"):
+        bin_events(ONE, np.array([-1.0]), ONE, ONE, (2, 4, 4), EventBinning(2), "rec")
+    with pytest.raises(DataError, match="rec: event c must be whole numbers, got 0.5"):
+        bin_events(ONE, np.array([0.5]), ONE, ONE, (2, 4, 4), EventBinning(2), "rec")
+
+
+def test_whole_float_coordinates_are_binned():
+    frames = bin_events(np.array([0.0, 10.0]), np.array([1.0, 0.0]), np.array([3.0, 0.0]), np.array([2.0, 0.0]),
+                        (2, 4, 4), EventBinning(1))
+    assert frames[0, 1, 3, 2] == 1 and frames[0, 0, 0, 0] == 1 and frames.sum() == 2
+
+
+def test_an_unreadable_nmnist_file_is_one_data_error(tmp_path):
+    for split in ("Train", "Test"):
+        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [3], [4], [1], [100])
+    broken = tmp_path / "NMNIST" / "Train" / "2" / "b.bin"
+    broken.parent.mkdir()
+    broken.symlink_to(tmp_path / "missing.bin")
+    with pytest.raises(DataError, match=r"Train/2/b\.bin: unreadable N-MNIST file \(No such file or directory\)$"):
+        load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+
+
+def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, capsys):
+    from spikecl.cli import main
+    from spikecl.io import RunResult, write_results
+    from spikecl.snn.networks import build_mlp
+    from spikecl.snn.neurons import LIFParams
+
+    standin_shd(tmp_path / "d", per_class=1)
+    net = build_mlp(7, [5], 20, LIFParams(beta=0.9, threshold=1.0, reset="zero"), bias=False)  # 700 / pool 100
+    model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"data": {"dataset": "shd", "time_bins": 2, "pool": 100},
+              "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
+              "network": {"kind": "mlp", "hidden": [5], "reset": "zero", "num_steps": 2, "encoder": "events"}}
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
+                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    out = tmp_path / "net.h5"
+    assert main(["export", str(tmp_path / "r.h5"), "-o", str(out), "--data-dir", str(tmp_path / "d"), "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "encoder 'events' cannot be presented to Loihi" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def _tick_labels(points, monkeypatch, tmp_path):
+    """(x scale, visible x tick labels with their extents) of the accuracy/SynOps figure, drawn."""
+    from spikecl.continual import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_accuracy_vs_synops(points, tmp_path / "p.png")
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    labels = [t for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text()
+              and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    return ax.get_xscale(), [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+
+
+@pytest.mark.parametrize("ops, scale", [((10905.6, 10909.6), "linear"), ((15.0, 150.0), "linear"),
+                                        ((0.0, 3e6), "linear"), ((15.0, 3e6), "log")])
+def test_synops_tick_labels_do_not_overlap(ops, scale, monkeypatch, tmp_path):
+    points = {"finetune": ([0.0], [ops[0]]), "replay": ([0.1], [ops[1]])}
+    got_scale, labels = _tick_labels(points, monkeypatch, tmp_path)
+    assert got_scale == scale and len(labels) >= 2
+    boxes = sorted((box.x0, box.x1) for _, box in labels)
+    assert all(right < left for (_, right), (left, _) in zip(boxes, boxes[1:])), [text for text, _ in labels]
+    if scale == "linear":                                        # plain numbers, no offset or power of ten
+        assert all(set(text) <= set("0123456789,.") for text, _ in labels)
+
+
+def test_the_neurobench_note_names_the_samples_measured():
+    from spikecl.continual.report import MEASURES_NOTE
+    from spikecl.continual.runner import MEASURE_SAMPLES
+
+    assert f"first {MEASURE_SAMPLES} evaluation samples of every task" in MEASURES_NOTE
+    assert 'validation split when data.eval_split = "validation"' in MEASURES_NOTE
+    assert "test samples of all tasks" not in MEASURES_NOTE

@@ -1,0 +1,131 @@
+"""Edges of HLOP learning graphs and the offload API: a diverging rate, learning rows that cannot learn,
+hand-edited files and bad arguments are one-line errors, and no NaN weights are written."""
+
+import subprocess
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError, NumericalError, ShapeError, SpikeCLError
+from spikecl.export import hlop_graph as hg
+
+from lava_support import ROOT, checkout_env, require_environment
+
+N, K = 12, 2
+
+
+def activity(scale=1.0, samples=40):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((samples, N)) * np.linspace(3, 0.3, N) * scale
+
+
+def diverging_graph(tmp_path):
+    """A graph whose rate was picked for activity 10 times weaker (η‖x‖² ≈ 10 instead of 0.1)."""
+    graph = hg.make_graph(activity(0.1), K, epochs=2, lr=0.1, layer="layers.0")
+    graph.activity = activity(1.0)
+    return hg.write_graph(tmp_path / "g_x10.h5", graph)
+
+
+def test_a_diverging_rate_is_one_line_naming_lr_log2(tmp_path, capsys):
+    path = diverging_graph(tmp_path)
+    graph = hg.read_graph(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # no overflow RuntimeWarning either
+        with pytest.raises(NumericalError, match=f"learning diverged .*lr_log2 = {graph.lr_log2}"):
+            hg.reference_learn(graph)
+    assert main(["deploy", str(path), "--backend", "reference"]) == 2
+    err = capsys.readouterr().err
+    assert "learning diverged" in err and err.count("\n") == 1
+    good = hg.make_graph(activity(), K, epochs=2, lr=0.1)      # the rate make_graph picks learns
+    assert np.all(np.isfinite(hg.reference_learn(good)[0]))
+
+
+@pytest.mark.lava
+def test_the_lava_learner_refuses_a_diverging_rate_and_writes_nothing(tmp_path):
+    python = require_environment(".venv-lava", "lava")
+    path, out = diverging_graph(tmp_path), tmp_path / "learned.h5"
+    done = subprocess.run([str(python), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out)],
+                          capture_output=True, text=True, env=checkout_env(), cwd=ROOT, timeout=300)
+    assert done.returncode == 2 and "learning diverged" in done.stderr and not out.exists()
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("h_init", [np.zeros((K, N)), np.ones((K, N))])
+def test_learning_rows_must_be_independent(tmp_path, h_init):
+    """Oja's rule never moves a zero row (y = Hx = 0) and moves equal rows alike: such an h_init learns nothing."""
+    graph = hg.make_graph(activity(), K)
+    path = hg.write_graph(tmp_path / "g.h5", graph)
+    with h5py.File(path, "a") as f:
+        f["h_init"][...] = h_init
+    with pytest.raises(ShapeError, match=f"h_init's {K} rows span only {int(h_init.any())} dimensions"):
+        hg.read_graph(path)
+    graph.h_init = h_init
+    with pytest.raises(ShapeError, match="linearly independent"):
+        hg.write_graph(tmp_path / "other.h5", graph)
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda f: f.attrs.__setitem__("epochs", "two"), ConfigError, "epochs must be an integer, got 'two'"),
+    (lambda f: f.attrs.__setitem__("lr_log2", -9.7), ConfigError, "lr_log2 must be an integer, got -9.7"),
+    (lambda f: f.attrs.__setitem__("lr_log2", -9.0), ConfigError, "lr_log2 must be an integer, got -9.0"),
+    (lambda f: (f.__delitem__("activity"), f.create_dataset("activity", data=np.array([b"abc", b"def"]))),
+     ShapeError, "activity must hold real numbers, got dtype |S3"),
+])
+def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, message):
+    path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
+    with h5py.File(path, "a") as f:
+        edit(f)
+    with pytest.raises(error, match=f"{path}: {message}".replace("|", "\\|")):
+        hg.read_graph(path)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": -1.0}, "lr must be a finite number > 0, got -1.0"),
+    ({"lr": float("nan")}, "lr must be a finite number > 0"),
+    ({"lr_log2": -3.5}, "lr_log2 must be an integer, got -3.5"),
+])
+def test_make_graph_refuses_bad_rates(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        hg.make_graph(activity(), K, **kwargs)
+    assert hg.make_graph(activity(), K, lr_log2=-3).lr_log2 == -3
+
+
+@pytest.fixture(scope="module")
+def trained_hlop():
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.continual.strategy import Simulation, TaskData
+    from spikecl.snn import build_mlp
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    task = TaskData(0, torch.rand(60, 16, generator=g), torch.randint(0, 3, (60,), generator=g),
+                    torch.zeros(60, dtype=torch.long))
+    s = build_strategy("hlop", build_mlp(16, [8], 3), {"hlop": {"neurons": [[2, 2]], "activity": "rate"}},
+                       Simulation(num_steps=2))
+    s.before_task(0, task, [task])
+    s.after_task(0, task)
+    return s, task
+
+
+@pytest.mark.parametrize("name, value, kwargs", [
+    ("samples", -5, {}), ("samples", 0, {}), ("samples", 2.5, {}), ("max_rows", 0, {"samples": 10}),
+])
+def test_presynaptic_activity_needs_positive_counts(trained_hlop, name, value, kwargs):
+    from spikecl.continual.hlop_offload import presynaptic_activity
+
+    s, task = trained_hlop
+    with pytest.raises(ConfigError, match=f"hlop offload: {name} must be an integer ≥ 1, got {value}"):
+        presynaptic_activity(s, task, "layers.0", **{**kwargs, name: value})
+    assert presynaptic_activity(s, task, "layers.0", samples=5).shape == (5, 16)
+
+
+def test_load_subspace_refuses_more_rows_than_dimensions(trained_hlop):
+    s, _ = trained_hlop
+    before = s.h_old["layers.0"].clone()
+    with pytest.raises(SpikeCLError, match="20 rows in 16 dimensions"):
+        s.load_subspace("layers.0", np.random.default_rng(0).standard_normal((20, 16)))
+    assert torch.equal(s.h_old["layers.0"], before)

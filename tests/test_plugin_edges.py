@@ -1,0 +1,162 @@
+"""Edges of ``register()`` and ``--plugin``: spikecl's own names, classes and option defaults are checked when a
+method is registered, files of one name load side by side, and a strategy state a checkpoint could not read back
+is refused when it is made."""
+
+import collections
+import io
+import sys
+from dataclasses import make_dataclass
+from typing import Literal
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.cli import main
+from spikecl.continual import strategies
+from spikecl.continual.strategies import effective_options, register, validate_options
+from spikecl.continual.strategy import Strategy, checkpoint_state, unsaveable
+from spikecl.errors import ConfigError
+from spikecl.plugins import load_plugin
+
+OPTIONS = """from __future__ import annotations
+from dataclasses import dataclass
+from spikecl.config import option
+from spikecl.continual.strategies import register
+from spikecl.continual.strategy import Strategy
+@dataclass
+class Opts:
+    strength: float = option({default}, low=0.0)
+class Mine(Strategy):
+    Options = Opts
+register({name!r}, Mine)
+"""
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch):
+    """Registrations made by a test end with the test."""
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+
+
+def options_class(default):
+    from dataclasses import dataclass
+
+    from spikecl.config import option
+
+    @dataclass
+    class Opts:
+        strength: float = option(default, low=0.0)
+
+    return type("Mine", (Strategy,), {"Options": Opts})
+
+
+def test_spikecl_own_method_names_cannot_be_taken_over(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="'ewc' is one of spikecl's own methods"):
+        register("ewc", options_class(1.0))
+    assert strategies.strategy_class("ewc").__name__ == "EWC"
+    plugin = tmp_path / "mine.py"
+    plugin.write_text(OPTIONS.format(default=1.0, name="hlop"))
+    assert main(["report", str(tmp_path), "--plugin", str(plugin)]) == 2
+    err = capsys.readouterr().err
+    assert "'hlop' is one of spikecl's own methods" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("default, message", [
+    (-1.0, "the default of strategy.mine.strength: -1.0 is below the minimum 0.0"),
+    ("'abc'", "the default of strategy.mine.strength: expected a number, got 'abc'"),
+])
+def test_option_defaults_are_validated_like_given_values(tmp_path, default, message):
+    plugin = tmp_path / "mine.py"
+    plugin.write_text(OPTIONS.format(default=default, name="mine"))
+    with pytest.raises(ConfigError, match=message):
+        load_plugin(str(plugin))
+    assert "mine" not in strategies.REGISTRY
+
+
+def test_effective_options_complete_a_run_s_tables_with_defaults():
+    register("mine", options_class(0.05))
+    recorded = effective_options("mine+replay", {"mine": {}, "ewc": {"lam": 3.0}})
+    assert recorded["mine"] == {"strength": 0.05} and recorded["ewc"] == {"lam": 3.0}     # ewc: not run, as given
+    assert recorded["replay"]["per_class"] == 20 and recorded["replay"]["mode"] == "auto"
+    assert effective_options("mine", {"mine": {"strength": 2.0}}) == {"mine": {"strength": 2.0}}
+
+
+@pytest.mark.parametrize("cls, message", [
+    (type("Foo", (), {}), "Foo is not a subclass of spikecl.continual.strategy.Strategy"),
+    (type("Bad", (Strategy,), {"Options": type("Opts", (), {"strength": 1.0})}), "Bad.Options must be a dataclass"),
+    (type("Lit", (Strategy,), {"Options": make_dataclass("Opts", [("mode", Literal["a"], "a")])}),
+     "Opts cannot be validated .*unsupported config field type"),
+])
+def test_register_refuses_what_is_not_a_strategy(cls, message):
+    with pytest.raises(ConfigError, match=message):
+        register("foo", cls)
+    assert "foo" not in strategies.REGISTRY
+
+
+def test_plugin_files_of_one_name_in_two_folders_load_side_by_side(tmp_path):
+    for folder, name, default in (("a", "first", 1.0), ("b", "second", 2.0)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "mine.py").write_text(OPTIONS.format(default=default, name=name))
+    modules = [load_plugin(str(tmp_path / folder / "mine.py")) for folder in ("a", "b")]
+    try:
+        assert validate_options("first", {"first": {"strength": 3.0}})["first"].strength == 3.0
+        assert validate_options("second", {})["second"].strength == 2.0
+        assert modules[0].__name__ != modules[1].__name__
+    finally:
+        for module in modules:
+            sys.modules.pop(module.__name__, None)
+
+
+class Stateful(Strategy):
+    name = "stateful"
+
+    def __init__(self, state):
+        super().__init__(None)
+        self.state = state
+
+    def state_dict(self):
+        return self.state
+
+
+@pytest.mark.parametrize("state, key, kind", [
+    ({"arr": np.zeros(3)}, "arr", "numpy.ndarray"),
+    ({"hist": [1, collections.deque([2])]}, "hist.1", "collections.deque"),
+    ({"count": np.int64(2)}, "count", "numpy.int64"),
+])
+def test_a_state_a_checkpoint_cannot_read_back_is_refused_by_name(state, key, kind):
+    with pytest.raises(ConfigError, match=f"strategy 'stateful': state_dict\\(\\) key '{key}' holds a {kind}"):
+        checkpoint_state(Stateful(state))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    with pytest.raises(Exception):                                # what the refusal spares the user at resume
+        torch.load(buffer, weights_only=True)
+
+
+def test_tensors_and_plain_values_pass_and_read_back():
+    state = {"w": torch.ones(2), "dims": [[1, 2]], "pair": (1.5, "a"), "none": None, "size": torch.Size([2]),
+             "nested": collections.OrderedDict(x={"y": torch.zeros(1)}), "flag": True}
+    assert unsaveable(state) is None and checkpoint_state(Stateful(state)) is state
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["dims"] == [[1, 2]]
+
+
+def test_a_result_made_with_another_option_default_is_not_kept_by_resume():
+    """Results files record every option a method used, defaults included: a default changed between two versions
+    of a method is a differing setting for --resume and the report, not silently the same experiment."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.experiment import KIND
+    from spikecl.experiment_kind import differing_setting
+
+    register("mine", options_class(0.0))
+    cfg = experiment_from_dict({"name": "x", "strategy": {"methods": ["mine"]}})
+    [made] = KIND.plan(cfg)
+    assert made.config["strategy"]["options"]["mine"] == {"strength": 0.0}
+    register("mine", options_class(0.05))                      # the plugin's next version
+    [again] = KIND.plan(cfg)
+    assert differing_setting(again, made.config) == "strategy.mine.strength"
+    register("mine", options_class(0.0))
+    assert differing_setting(KIND.plan(cfg)[0], made.config) is None

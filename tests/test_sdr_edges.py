@@ -1,0 +1,246 @@
+"""Edge cases of spikecl.sdr: keys the sparsey kind decides itself, level-2 defaults, configs built in Python,
+sampled recognition in the spiking check, shifted ensembles, capacity points beyond the stored items, bounded
+memory, damaged results files, bad API inputs and the mean ± std table over seeds."""
+
+import contextlib
+import io
+import json
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError, ResultsError, ShapeError
+from spikecl.experiment_kind import Job, kept, load
+from spikecl.io import read_run
+from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statistics
+from spikecl.sdr.experiment import KIND, check_train_items, spiking_match
+from spikecl.sdr.measures import recall_measures, run_sparsey
+from spikecl.sdr.readout import knn_predict
+from spikecl.sdr.sparsey import level1_fields
+
+DIGITS = Path(__file__).parents[1] / "models" / "sparsey_digits.toml"
+TINY = ["eval.train_items=200", "eval.test_items=60", "eval.capacity_points=[100,250]",
+        "eval.random_capacity_points=[10]", "eval.cue_items=30", "eval.cue_levels=[0.0,0.5]", "eval.sequences=2",
+        "eval.sequence_length=3", "eval.spiking_items=0", "eval.n_pairs=100", "eval.pair_items=40"]
+
+
+def one_line(info) -> str:
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    """models/sparsey_digits.toml on 200 stored items, seeds 0 and 1: (results folder, printed output)."""
+    out_dir = tmp_path_factory.mktemp("sdr_edges")
+    printed = io.StringIO()
+    args = ["run", str(DIGITS), "--no-progress", "--no-plots", "--output-dir", str(out_dir), "--seeds", "0,1"]
+    with contextlib.redirect_stdout(printed):
+        code = main([*args, *[a for kv in TINY for a in ("--set", kv)]])
+    assert code == 0
+    return out_dir / "sparsey-digits", printed.getvalue()
+
+
+# 1. keys the run decides --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key, value, decided_by", [
+    ("coder.seed", "3", "run's seed"), ("baseline.seed", "3", "run's seed"), ("flyhash.seed", "3", "run's seed"),
+    ("flyhash.n_outputs", "64", "code size"), ("flyhash.sparsity", "0.1", "code size"),
+])
+def test_keys_the_run_decides_are_refused(key, value, decided_by):
+    with pytest.raises(ConfigError, match=rf"^{key}: .*{decided_by}") as info:
+        load(DIGITS, [f"{key}={value}"])
+    one_line(info)
+    assert load(DIGITS, ["flyhash.sample_frac=0.2"])[1].flyhash.sample_frac == 0.2      # what it honours
+
+
+# 2. level-2 defaults ------------------------------------------------------------------------------------------
+def test_one_top_key_keeps_the_other_level_two_defaults():
+    cfg = load(DIGITS, ["coder.two_level=true", "coder.top.freeze_fraction=1.0"])[1].coder
+    assert (cfg.top.n_cms, cfg.top.cells_per_cm, cfg.top.freeze_fraction) == (24, 8, 1.0)
+    assert SparseyCoder(cfg).n_code_bits == 18 * 96 + 24 * 8                  # 18 level-1 macs of 8 x 12 cells
+    assert SparseyConfig.from_mapping({"mac": {"decay": 1}}).mac.n_cms == MacConfig().n_cms
+
+
+# 3. configs built in Python -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("build, message", [
+    (lambda: MacConfig(recognition="smaple"), "recognition: 'smaple' is not allowed"),
+    (lambda: MacConfig(n_cms=0), "n_cms: 0 is below the minimum 1"),
+    (lambda: MacConfig(w_max=0), "w_max: 0 is below the minimum 1"),
+    (lambda: MacConfig(min_active_frac=0.9, max_active_frac=0.1), "min_active_frac 0.9 exceeds max_active_frac"),
+    (lambda: SparseyConfig(layout="tile"), "layout: 'tile' is not allowed"),
+    (lambda: SparseyConfig(threshold=float("nan")), "threshold: expected a finite number"),
+    (lambda: SparseyConfig(image_shape=[8, 8], layout="grid", grid=[2, 2], patch=[10, 10]), "larger than the image"),
+    (lambda: SparseyConfig(mac={"n_cms": 4}), "mac: expected a MacConfig"),
+    (lambda: SparseyConfig.from_mapping({"mac": {"min_active_frac": 0.9, "max_active_frac": 0.1}}, "coder."),
+     "^coder.mac.min_active_frac 0.9 exceeds"),
+    (lambda: SparseyConfig.from_mapping({"patch": [40, 40], "layout": "grid"}, "coder."), "^coder.patch"),
+])
+def test_configs_built_in_python_are_validated(build, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        build()
+    one_line(info)
+
+
+def test_numpy_numbers_are_accepted_in_configs():
+    cfg = SparseyConfig(image_shape=np.array([8, 8]), mac=MacConfig(n_cms=np.int64(4), g_minus=np.float32(0.25)))
+    assert cfg.image_shape == [8, 8] and type(cfg.mac.n_cms) is int and cfg.mac.g_minus == 0.25
+
+
+# 4. the spiking check with sampled recognition ----------------------------------------------------------------
+def test_spiking_check_compares_the_same_recognition_draws():
+    pytest.importorskip("snntorch")
+    cfg = SparseyConfig(image_shape=[8, 8], mac=MacConfig(n_cms=4, cells_per_cm=4, recognition="sample"))
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.random((12, 64)) < 0.3, rng.random((12, 64)) < 0.3       # novel test items: noisy codes
+    coded = run_sparsey(cfg, x_train, x_test, progress=False)
+    again = coded.model.encode(x_test)[0]
+    assert not (again == coded.test).all()                  # later draws differ: the check must not compare them
+    match = spiking_match(cfg, coded, x_train[:6], x_test, "cpu")
+    assert match == {"spiking_learn_match": 1.0, "spiking_code_match": 1.0}
+
+
+# 5. shifted ensembles -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, grid, patch, n, distinct", [
+    ([8, 8], [3, 3], [4, 4], 3, 22), ([28, 28], [10, 10], [6, 6], 3, 297), ([28, 28], [10, 10], [6, 6], 2, 200)])
+def test_shifted_members_get_distinct_overlapping_fields(shape, grid, patch, n, distinct):
+    fields = level1_fields(SparseyConfig(image_shape=shape, layout="grid", grid=grid, patch=patch, n_macs=n,
+                                         ensemble="shifted"))
+    members = fields.reshape(-1, n, fields.shape[1])
+    assert all(len({tuple(f) for f in pos}) == n for pos in members)          # before: 9 of 9 digits positions failed
+    assert len({tuple(f) for f in fields}) >= distinct                          # before: 17 of 27, 279 of 300
+    assert min(len(np.intersect1d(pos[0], f)) for pos in members for f in pos[1:]) > 0     # and overlapping
+
+
+def test_shifted_ensemble_without_room_for_distinct_fields_is_refused():
+    with pytest.raises(ConfigError, match="2 members need distinct fields") as info:
+        SparseyConfig(image_shape=[8, 8], layout="grid", grid=[1, 1], patch=[8, 8], n_macs=2, ensemble="shifted")
+    one_line(info)
+
+
+# 6. capacity points beyond the stored items -------------------------------------------------------------------
+def test_capacity_points_beyond_the_stored_items_are_dropped_with_a_note(two_seeds):
+    folder, printed = two_seeds
+    assert "sparsey_seed0.h5: capacity point 250 dropped: only 200 training items are stored" in printed
+    with h5py.File(folder / "sparsey_seed0.h5") as f:
+        assert f["curves/capacity_items"][()].tolist() == [100]
+        assert f.attrs["n_train"] == 200
+    with pytest.raises(ConfigError, match="every point exceeds the 20 training items"):
+        load(DIGITS, ["eval.train_items=20", "eval.capacity_points=[30]", "eval.sequences=0"])
+
+
+def test_train_items_limits_are_checked_at_load():
+    with pytest.raises(ConfigError, match="160 frames, but only 100 training items"):
+        load(DIGITS, ["eval.train_items=100", "eval.capacity_points=[50]", "eval.sequences=20"])
+    with pytest.raises(ConfigError, match="eval.knn_k: 30 neighbours, but only 20 training items"):
+        load(DIGITS, ["eval.train_items=20", "eval.capacity_points=[10]", "eval.sequences=0", "eval.knn_k=30"])
+    check_train_items(load(DIGITS)[1].eval, 1000)                                 # fits: no error
+
+
+# 7. bounded memory --------------------------------------------------------------------------------------------
+def test_recall_measures_hold_a_bounded_overlap_matrix():
+    rng = np.random.default_rng(0)
+    stored = rng.random((6000, 32)) < 0.25
+    recalled = stored.copy()
+    recalled[::3] = rng.random((2000, 32)) < 0.25
+    tracemalloc.start()
+    got = recall_measures(stored, recalled)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * 2 ** 20                                   # the whole 6000 x 6000 float32 matrix: 137 MiB
+    s, r = stored[:300].astype(np.float32), recalled[:300].astype(np.float32)
+    small = recall_measures(stored[:300], recalled[:300], block=1000)          # 3 rows per block
+    ov = r @ s.T
+    assert small["identity"] == float((ov.argmax(axis=1) == np.arange(300)).mean())
+    assert small["overlap"] == pytest.approx(float((np.diag(ov) / np.maximum(s.sum(axis=1), 1)).mean()))
+    assert got["exact"] == pytest.approx(4000 / 6000, abs=1e-3)
+
+
+# 8. damaged results files -------------------------------------------------------------------------------------
+def shorten_curve(f):
+    short = f["curves/capacity_exact"][()][:0]
+    del f["curves/capacity_exact"]
+    f["curves/capacity_exact"] = short
+
+
+def drop_knn_k(f):
+    config = json.loads(f["config"].attrs["json"])
+    del config["eval"]["knn_k"]
+    f["config"].attrs["json"] = json.dumps(config)
+
+
+def drop_cue_levels(f):
+    del f["curves/cue_levels"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (shorten_curve, "'curves/capacity_exact' has 0 values but 'curves/capacity_items' 1"),
+    (drop_knn_k, "eval.knn_k"), (drop_cue_levels, "no 'curves/cue_levels'")])
+def test_damaged_results_are_one_line_errors_and_run_again(two_seeds, tmp_path, damage, message, capsys):
+    folder, _ = two_seeds
+    good, bad = folder / "sparsey_seed0.h5", tmp_path / "sparsey_seed0.h5"
+    shutil.copy(good, bad)
+    with h5py.File(bad, "r+") as f:
+        damage(f)
+    with pytest.raises(ResultsError, match=message) as info:
+        KIND.check(read_run(bad, "sparsey"))
+    one_line(info)
+    assert kept(Job(good, lambda options: None), "sparsey") and not kept(Job(bad, lambda options: None), "sparsey")
+    assert main(["report", str(bad), "--plots", str(tmp_path / "plots")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or incomplete" in err and "\n" not in err
+    assert not list((tmp_path / "plots").glob("*.png"))                         # no partial set of plots
+
+
+# 9. API inputs ------------------------------------------------------------------------------------------------
+CODER = SparseyCoder(SparseyConfig(image_shape=[4, 4], mac=MacConfig(n_cms=4, cells_per_cm=4)))
+X = np.random.default_rng(0).random((3, 16))
+CODES = np.random.default_rng(1).random((6, 20)) < 0.3
+LABELS = np.array([0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: CODER.encode(X * 255), ShapeError, r"float inputs must be in \[0, 1\]"),
+    (lambda: CODER.encode(-X), ShapeError, r"float inputs must be in \[0, 1\]"),
+    (lambda: CODER.encode(np.zeros((0, 16))), ShapeError, "with B >= 1, got shape"),
+    (lambda: CODER.encode(np.float64(0.3)), ShapeError, "got shape ()"),
+    (lambda: CODER.reconstruct(X, float("nan")), ConfigError, "reconstruct threshold"),
+    (lambda: SDR(3.0, [1]), ShapeError, "SDR shape must be positive integers"),
+    (lambda: SDR.random(10, n_active=2.5), ConfigError, "n_active must be an integer"),
+    (lambda: SDR.random(10, 0.1, seed=-1), ConfigError, "seed"),
+    (lambda: code_statistics(np.full((2, 3), 3.5)), ShapeError, "codes must be binary"),
+    (lambda: knn_predict(CODES, LABELS, CODES, k=2.5), ConfigError, "k must be an integer"),
+    (lambda: knn_predict(CODES, LABELS, CODES, chunk=0), ConfigError, "chunk must be an integer"),
+])
+def test_bad_api_inputs_are_one_line_errors(call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    one_line(info)
+
+
+def test_numpy_integers_are_integers_in_the_sdr_api():
+    a = SDR.from_sparse((4, 5), [1, 7])
+    assert a.add_noise(np.int64(1), seed=np.int64(0)).n_active == 2
+    assert SDR.random(10, n_active=np.int64(3)).n_active == 3
+    assert knn_predict(CODES, LABELS, CODES, k=np.int64(1)).tolist() == LABELS.tolist()
+    assert CODER.encode(X)[0].shape == (3, CODER.n_code_bits)                    # floats in [0, 1] still work
+
+
+# 10. mean ± std over seeds ------------------------------------------------------------------------------------
+def test_several_seeds_add_a_mean_std_table(two_seeds, capsys):
+    folder, printed = two_seeds
+    acc = [100 * read_run(folder / f"sparsey_seed{s}.h5").metrics["sparsey_acc_knn5"] for s in (0, 1)]
+    expected = f"{np.mean(acc):.1f} ± {np.std(acc, ddof=1):.1f}"
+    for text in (printed, None):
+        if text is None:
+            assert main(["report", str(folder), "--no-plots"]) == 0
+            text = capsys.readouterr().out
+        head, table = text.split("mean ± std over 2 seeds (0, 1), accuracy (%) on the test images\n")
+        assert head.count("seed ") >= 2
+        header, _, sparsey = table.splitlines()[:3]
+        column = header.index("5-NN")
+        assert sparsey.startswith("Sparsey ") and sparsey[column:].split("  ")[0] == expected
