@@ -227,6 +227,11 @@ def _(tmp):
     return ["sweep", str(write(tmp, "empty.toml", ""))]
 
 
+@case("config", "experiment file given to sweep", "is an experiment file ('ca3'), not a sweep file")
+def _(tmp):
+    return ["sweep", str(write(tmp, "ca3.toml", 'kind = "ca3"\n[stress]\nenabled = false\n'))]
+
+
 @case("config", "utf-16 file", "not UTF-8 text")
 def _(tmp):
     path = tmp / "u16.toml"

@@ -145,6 +145,11 @@ def grid_points(cfg: SweepConfig) -> list[dict]:
     return [dict(p) for p in cfg.points] or [{}]
 
 
+#: tables of experiment files (any kind), never of a sweep file
+EXPERIMENT_SECTIONS = {"data", "stream", "network", "train", "strategy", "functional", "stress", "params", "coder",
+                       "eval"}
+
+
 def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     """Read and validate a sweep file and plan its runs; every run's config is validated before anything runs.
 
@@ -153,7 +158,11 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     from spikecl.continual.strategies import validate_method
 
     path = Path(path)
-    cfg = from_dict(SweepConfig, apply_overrides(load_toml(path, "sweep file"), overrides), "sweep.")
+    raw = load_toml(path, "sweep file")
+    if "base" not in raw and ("kind" in raw or raw.keys() & EXPERIMENT_SECTIONS):
+        raise ConfigError(f"{path} is an experiment file ({raw.get('kind', 'continual')!r}), not a sweep file; run it "
+                          f"with 'spikecl run {path}', or name it as a sweep file's 'base'")
+    cfg = from_dict(SweepConfig, apply_overrides(raw, overrides), "sweep.")
     if not cfg.base:
         raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
     if cfg.num_cpus and cfg.cpus_per_run > cfg.num_cpus:
