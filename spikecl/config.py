@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import numbers
 import os
 import sys
 import typing
@@ -217,8 +218,9 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):   # numpy integers too, not bool
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        value = int(value)
         if not -(1 << 63) <= value < (1 << 63):
             raise ConfigError(f"{key}: {value} does not fit in a 64-bit integer")
         return value

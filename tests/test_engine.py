@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from spikecl.config import NetworkConfig, first_difference
+from spikecl.errors import ConfigError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, build_network, encode, make_trainer
 from spikecl.snn.fused import lif_sequence, readout_weights
@@ -189,7 +190,7 @@ def test_engine_is_a_network_setting():
     assert net.engine == "fused" and all(layer.engine == "fused" for layer in net.plastic_layers().values())
     net.engine = "snntorch"
     assert net.layers[0].engine == "snntorch"
-    with pytest.raises(ValueError, match="engine"):
+    with pytest.raises(ConfigError, match="engine"):
         net.engine = "jax"
 
 

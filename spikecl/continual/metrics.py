@@ -23,23 +23,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikecl.errors import ConfigError, NumericalError, ShapeError
+from spikecl.config import _check_bounds, _check_value
+from spikecl.errors import DataError, NumericalError, ShapeError
+
+
+def _floats(values, what: str) -> np.ndarray:
+    """``values`` as a float64 array; ShapeError for ragged or non-numeric input."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"{what}: expected a rectangular array of numbers ({str(exc).splitlines()[0]})") from None
+
+
+def _fractions(values: np.ndarray, what: str) -> None:
+    """DataError naming the first finite value of ``values`` outside [0, 1] (accuracies are fractions)."""
+    bad = np.flatnonzero(np.isfinite(values) & ((values < 0) | (values > 1)))
+    if bad.size:
+        raise DataError(f"{what} holds {float(values.flat[bad[0]])!r}; accuracies are fractions in [0, 1], not "
+                        "percentages")
 
 
 def as_matrix(R) -> np.ndarray:
-    """Validate an accuracy matrix and return it as float64 ``[T+1, T]``."""
-    R = np.asarray(R, dtype=np.float64)
+    """Validate an accuracy matrix (fractions in [0, 1]) and return it as float64 ``[T+1, T]``."""
+    R = _floats(R, "accuracy matrix")
     if R.ndim != 2 or R.shape[1] < 1 or R.shape[0] != R.shape[1] + 1:
         raise ShapeError(f"accuracy matrix has shape {R.shape}; expected [T+1, T] (row 0 = at initialisation)")
     if not np.all(np.isfinite(R)):
         raise NumericalError("accuracy matrix contains NaN or infinity")
+    _fractions(R, "accuracy matrix")
     return R
 
 
 def as_evals(evals, eval_task) -> tuple[np.ndarray, np.ndarray]:
     """Validate continual evaluations; return ``evals`` float64 ``[E, T]`` and ``eval_task`` int64 ``[E]``."""
-    evals = np.asarray(evals, dtype=np.float64)
-    eval_task = np.asarray(eval_task)
+    evals = _floats(evals, "continual evaluations")
+    try:
+        eval_task = np.asarray(eval_task)
+    except (TypeError, ValueError):
+        raise ShapeError("eval_task: expected a one-dimensional array of task indices") from None
     if evals.ndim != 2 or evals.shape[0] < 1 or evals.shape[1] < 1 or eval_task.shape != (evals.shape[0],):
         raise ShapeError(f"continual evaluations have shapes {evals.shape} and {eval_task.shape}; "
                          "expected [E, T] and [E] with E, T ≥ 1")
@@ -51,6 +72,7 @@ def as_evals(evals, eval_task) -> tuple[np.ndarray, np.ndarray]:
     for e, task in enumerate(eval_task):
         if not np.all(np.isfinite(evals[e, :task + 1])):
             raise NumericalError(f"continual evaluation {e} has NaN for a task already trained")
+    _fractions(evals, "continual evaluations")
     return evals, eval_task
 
 
@@ -97,11 +119,12 @@ def intransigence(R, joint_diag) -> np.ndarray:
     trained jointly on tasks 1..k. Positive = the continual learner could not learn task k as well; average the
     vector for a single number (as :func:`summarize` does)."""
     R = as_matrix(R)
-    ref = np.asarray(joint_diag, dtype=np.float64)
+    ref = _floats(joint_diag, "joint reference")
     if ref.shape != (R.shape[1],):
         raise ShapeError(f"joint reference has shape {ref.shape}; expected ({R.shape[1]},)")
     if not np.all(np.isfinite(ref)):
         raise NumericalError("joint reference contains NaN or infinity")
+    _fractions(ref, "joint reference")
     return ref - np.diag(R[1:])
 
 
@@ -125,8 +148,8 @@ def wc_acc(evals, eval_task) -> float:
 def _largest_change(evals, eval_task, window: int, sign: float) -> float:
     """Largest ``sign·(acc[a] − acc[b])``, a < b within ``window`` consecutive evaluations of a learned task."""
     evals, eval_task = as_evals(evals, eval_task)
-    if window < 2:
-        raise ConfigError(f"window must span at least 2 evaluations, got {window}")
+    window = _check_value(window, int, "window")
+    _check_bounds(window, {"low": 2}, "window")
     best = 0.0
     for j in range(evals.shape[1]):
         during, after = np.flatnonzero(eval_task == j), np.flatnonzero(eval_task > j)

@@ -37,7 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import DataConfig, StreamConfig
+import dataclasses as _dc
+
+from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -99,7 +101,9 @@ class Stream:
 
 def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     """Rotate ``images`` [N, C, H, W] by ``angle_deg`` counter-clockwise as displayed (90° equals
-    ``np.rot90``) about the centre; bilinear interpolation, zeros outside."""
+    ``np.rot90``) about the centre; bilinear interpolation, zeros outside. Computed in float; integer images come
+    back rounded in their own dtype."""
+    angle_deg = _check_value(angle_deg, float, "stream.max_angle_deg")
     h, w = images.shape[-2:]
     theta = np.deg2rad(angle_deg)
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
@@ -111,12 +115,19 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     src_y, src_x = np.round(src_y, 9), np.round(src_x, 9)
     y0, x0 = np.floor(src_y).astype(int), np.floor(src_x).astype(int)
     fy, fx = src_y - y0, src_x - x0
+    dtype = images.dtype
+    work = np.float64 if dtype.kind not in "fc" else dtype
+    images = images.astype(work, copy=False)
     out = np.zeros_like(images)
     for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)),
                            (1, 1, fy * fx)):
         yy, xx = y0 + oy, x0 + ox
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w) & (weight > 0)
-        out[..., inside] += images[..., yy[inside], xx[inside]] * weight[inside].astype(images.dtype)
+        out[..., inside] += images[..., yy[inside], xx[inside]] * weight[inside].astype(work)
+    if work is not dtype:
+        info = np.iinfo(dtype) if dtype.kind in "iu" else None
+        out = np.rint(out) if info is None else np.clip(np.rint(out), info.min, info.max)
+        out = out.astype(dtype)
     return out
 
 
@@ -136,13 +147,24 @@ def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[
     return x[keep], y[keep]
 
 
+def _option(value, name: str, low=None):
+    """``value`` checked as the config's ``stream.<name>`` (its type and bounds; ``low`` overrides the minimum)."""
+    spec = {f.name: f for f in _dc.fields(StreamConfig)}.get(name)
+    meta = dict(spec.metadata) if spec else {}
+    if low is not None:
+        meta["low"] = low
+    tp = float if name == "max_angle_deg" else int
+    value = _check_value(value, tp, f"stream.{name}")
+    _check_bounds(value, meta, f"stream.{name}")
+    return value
+
+
 def _check(kind: str, scenario: str, n_tasks: int) -> None:
     if kind not in KINDS:
         raise ConfigError(f"stream.kind: {kind!r} is not allowed; choose one of {', '.join(KINDS)}")
     if scenario not in SCENARIOS:
         raise ConfigError(f"stream.scenario: {scenario!r} is not allowed; choose one of {', '.join(SCENARIOS)}")
-    if n_tasks < 1:
-        raise ConfigError(f"stream.n_tasks: {n_tasks} is below the minimum 1")
+    _option(n_tasks, "n_tasks")
 
 
 def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) -> tuple[list, int]:
@@ -180,6 +202,11 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     docstring).
     """
     _check(kind, scenario, n_tasks)
+    n_tasks, seed = int(n_tasks), _option(seed, "seed", low=0)
+    max_angle_deg = _option(max_angle_deg, "max_angle_deg")
+    classes_per_task = None if classes_per_task is None else _option(classes_per_task, "classes_per_task")
+    train_per_task = None if train_per_task is None else _option(train_per_task, "train_per_task", low=1)
+    test_per_task = None if test_per_task is None else _option(test_per_task, "test_per_task", low=1)
     sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     c = dataset.n_classes

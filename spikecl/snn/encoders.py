@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.snn.checks import as_input, count
 
 ENCODERS = ("direct", "poisson", "latency", "events")
 
@@ -41,7 +42,11 @@ def events(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
            generator: torch.Generator | None = None) -> torch.Tensor:
     """Encode ``x`` [B, ...] into ``[T, B, ...]`` with the named encoder (``direct``, ``poisson``, ``latency``;
-    ``events``: ``x`` is [B, T, ...] frames already)."""
+    ``events``: ``x`` is [B, T, ...] frames already). ``x`` may be a numpy array; float64 and integer inputs become
+    float32; ``num_steps`` must be an integer >= 1 (ConfigError); NaN or infinite inputs on the CPU raise
+    NumericalError."""
+    num_steps = count(num_steps, "network.num_steps")
+    x = as_input(x, "encoder input")
     if kind == "direct":
         return direct(x, num_steps)
     if kind == "poisson":

@@ -36,7 +36,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from spikecl.errors import ConfigError
 from spikecl.snn.activity import Recordable
+from spikecl.snn.checks import choice
 from spikecl.snn.fused import ENGINES, full_precision, integrator_step, is_static, lif_sequence, lif_step, \
     readout_weights, time_weighted_sum
 from spikecl.snn.neurons import LIFParams
@@ -125,9 +127,7 @@ class EngineLayer(Recordable):
 
     @engine.setter
     def engine(self, name: str) -> None:
-        if name not in ENGINES:
-            raise ValueError(f"engine {name!r} is not one of {', '.join(ENGINES)}")
-        self._engine = name
+        self._engine = choice(name, "network.engine", ENGINES)
 
     @property
     def fused(self) -> bool:
@@ -262,7 +262,7 @@ class Readout(EngineLayer):
         if len(self.heads) == 1:
             return synapse_call(self.heads[0])
         if heads is None:
-            raise ValueError("a multi-head readout needs the head index of every sample")
+            raise ConfigError(f"heads: this readout has {len(self.heads)} heads; give the head index of every sample")
         stacked = torch.stack([synapse_call(head) for head in self.heads], dim=-2)  # [..., B, H, out]
         return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
 

@@ -16,7 +16,9 @@ from typing import ContextManager, Iterator, Sequence
 import torch
 from torch import nn
 
+from spikecl.errors import ConfigError, ShapeError
 from spikecl.snn.activity import Activity, recording
+from spikecl.snn.checks import count, indices
 from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLinear
 from spikecl.snn.neurons import LIFParams
 
@@ -38,12 +40,16 @@ class SpikingNetwork(nn.Module):
         self.trace_decay = trace_decay
 
     def _prepare(self, x: torch.Tensor, lead: int) -> torch.Tensor:
-        """Check the trailing shape and flatten the input for an MLP (``lead`` leading dims kept)."""
+        """Check the shape and dtype and flatten the input for an MLP (``lead`` leading dims kept)."""
+        if not isinstance(x, torch.Tensor) or x.dim() < lead + 1 or 0 in x.shape[:lead]:
+            raise ShapeError(f"network input has shape {tuple(getattr(x, 'shape', ()))}; expected [T, B, "
+                             f"*{self.input_shape}], T and B >= 1 (encode static inputs with spikecl.snn.encode)")
+        dtype = self.readout.heads[0].weight.dtype
+        if x.dtype != dtype:
+            raise ShapeError(f"network input has dtype {x.dtype}; expected {dtype} (spikecl.snn.encode converts)")
         if self.flatten_input:
             x = x.flatten(lead)
         if tuple(x.shape[lead:]) != self.input_shape:
-            from spikecl.errors import ShapeError
-
             raise ShapeError(f"network input has {tuple(x.shape[lead:])} features per sample; expected "
                              f"{self.input_shape}")
         return x
@@ -53,6 +59,7 @@ class SpikingNetwork(nn.Module):
         """Logits ``[B, n_outputs]``; ``rate_gradient``: spiking layers pass gradients through their firing rates
         (DSR-style, :func:`~spikecl.snn.layers.rate_coded`) instead of through time."""
         h = self._prepare(x_seq, lead=2)
+        heads = self.check_heads(heads, h.shape[1])
         for layer in self.layers:
             h = layer(h, rate_gradient=rate_gradient)
         return self.readout(h.flatten(2), heads)
@@ -63,10 +70,12 @@ class SpikingNetwork(nn.Module):
         Each layer sees its presynaptic trace ``a[t] = trace_decay · a[t-1] + s[t]`` for the weight gradient;
         membrane histories are detached between steps (no backpropagation through time).
         """
+        x_seq = self._prepare(x_seq, lead=2)
+        heads = self.check_heads(heads, x_seq.shape[1])
         n = len(self.layers) + 1
         mems: list[torch.Tensor | None] = [None] * n
         traces: list[torch.Tensor | None] = [None] * n
-        for t, x_t in enumerate(self._prepare(x_seq, lead=2)):
+        for t, x_t in enumerate(x_seq):
             h = x_t
             for i in range(n):
                 if i == n - 1:
@@ -77,6 +86,22 @@ class SpikingNetwork(nn.Module):
                 else:
                     mems[i] = self.readout.step(h, traces[i], mems[i], heads, first=t == 0)
             yield mems[-1]
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs of each readout head."""
+        return self.readout.heads[0].out_features
+
+    def check_heads(self, heads: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``heads`` [batch] as int64 head indices (None for a one-head readout: head 0). ShapeError for a wrong
+        shape or dtype; ConfigError for None on a multi-head readout; DataError for an index out of range (on the
+        CPU; on an accelerator the trainers and :func:`~spikecl.snn.trainers.evaluate` check it deferred)."""
+        n = len(self.readout.heads)
+        if heads is None:
+            if n > 1:
+                raise ConfigError(f"heads: this readout has {n} heads; give the head index of every sample")
+            return None
+        return indices(heads, n, batch, "heads")
 
     @property
     def engine(self) -> str:
@@ -106,11 +131,20 @@ def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
             layer.synapse.weight.mul_(gain)
 
 
+def _widths(sizes: Sequence[int], key: str) -> list[int]:
+    """Layer widths: a list of integers >= 1 (ConfigError naming ``key``)."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ConfigError(f"{key}: expected a list of integers, got {sizes!r}")
+    return [count(v, f"{key}[{i}]") for i, v in enumerate(sizes)]
+
+
 def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, neuron: LIFParams = LIFParams(),
               n_heads: int = 1, bias: bool = False, init_gain: float = 3.0,
               engine: str = "fused") -> SpikingNetwork:
-    """Spiking MLP ``n_inputs - hidden... - n_outputs`` (e.g. ``build_mlp(784, [800, 800], 10)``)."""
-    widths = [n_inputs, *hidden]
+    """Spiking MLP ``n_inputs - hidden... - n_outputs`` (e.g. ``build_mlp(784, [800, 800], 10)``); sizes are
+    integers >= 1 (ConfigError)."""
+    widths = [count(n_inputs, "n_inputs"), *_widths(hidden, "network.hidden")]
+    n_outputs, n_heads = count(n_outputs, "n_outputs"), count(n_heads, "n_heads")
     layers = [SpikingLinear(a, b, neuron, bias=bias, engine=engine) for a, b in zip(widths[:-1], widths[1:])]
     _scale_weights(layers, init_gain)
     readout = Readout(widths[-1], n_outputs, neuron, n_heads=n_heads, bias=bias, engine=engine)
@@ -124,18 +158,20 @@ def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outp
 
     ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings.
     """
-    c, h, w = input_shape
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or len(input_shape) != 3:
+        raise ConfigError(f"input_shape: expected (C, H, W), got {input_shape!r}")
+    c, h, w = (count(v, f"input_shape[{i}]") for i, v in enumerate(input_shape))
+    channels = _widths(channels, "network.channels")
+    n_outputs, n_heads = count(n_outputs, "n_outputs"), count(n_heads, "n_heads")
     widths = [c, *channels]
     layers = [SpikingConv2d(a, b, neuron, bias=bias, batch_norm=batch_norm, engine=engine)
               for a, b in zip(widths[:-1], widths[1:])]
     _scale_weights(layers, init_gain)
     size = (h >> len(channels)) * (w >> len(channels))
     if size < 1:
-        from spikecl.errors import ConfigError
-
         raise ConfigError(f"network.channels: {len(channels)} pooling layers shrink a {h}x{w} input to nothing")
     readout = Readout(widths[-1] * size, n_outputs, neuron, n_heads=n_heads, bias=bias, engine=engine)
-    return SpikingNetwork(layers, readout, tuple(input_shape), flatten_input=False, trace_decay=neuron.beta)
+    return SpikingNetwork(layers, readout, (c, h, w), flatten_input=False, trace_decay=neuron.beta)
 
 
 def build_network(cfg, input_shape: tuple[int, int, int], n_outputs: int, n_heads: int = 1) -> SpikingNetwork:

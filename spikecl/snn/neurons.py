@@ -21,13 +21,20 @@ class LIFParams:
     """Parameters shared by the LIF neurons of a network.
 
     beta: membrane decay per step (0..1). threshold: firing threshold. reset: "subtract" or "zero".
-    surrogate_slope: slope of the fast-sigmoid surrogate gradient.
+    surrogate_slope: slope of the fast-sigmoid surrogate gradient. Checked on construction against the bounds of
+    the config's ``network.*`` keys (ConfigError).
     """
 
     beta: float = 0.9
     threshold: float = 1.0
     reset: str = "subtract"
     surrogate_slope: float = 25.0
+
+    def __post_init__(self) -> None:
+        from spikecl.snn.checks import network_option
+
+        for name in ("beta", "threshold", "reset", "surrogate_slope"):
+            object.__setattr__(self, name, network_option(getattr(self, name), name))
 
     def spiking(self) -> snn.Leaky:
         """A spiking ``snn.Leaky`` with these parameters."""

@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.config import ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS
-from spikecl.errors import ConfigError, NumericalError
+from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
+from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
 
@@ -100,25 +101,31 @@ class BPTTTrainer:
             raise ConfigError(f"train.precision: {precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
         self.net = net
         self.forward = net                                   # the training pass; compile() swaps in a compiled one
-        self.num_steps = num_steps
+        self.num_steps = count(num_steps, "network.num_steps")
         self.encoder = encoder
         self.precision = precision
         self.read_every: int | None = None                   # steps between flag reads; None: by device
         self._finite: torch.Tensor | None = None             # losses finite since the last read (on the device)
         self._unread = 0
 
-    def check_finite(self, loss: torch.Tensor) -> None:
-        """Raise NumericalError once a training loss is NaN or infinite. The flag stays on the loss's device and is
-        read every ``read_every`` steps (default: every step on the CPU, :data:`CHECK_EVERY` on an accelerator,
-        where a read makes the host wait for the device: no per-batch synchronisation in the training loop)."""
-        finite = torch.isfinite(loss)
-        self._finite = finite if self._finite is None else self._finite & finite
+    def check_finite(self, loss: torch.Tensor, data_ok: torch.Tensor | None = None) -> None:
+        """Raise NumericalError once a training loss is NaN or infinite, DataError once a batch had non-finite inputs
+        or labels or heads out of range (``data_ok``, a 0-dim bool on the device). The flags stay on the loss's device
+        and are read every ``read_every`` steps (default: every step on the CPU, :data:`CHECK_EVERY` on an
+        accelerator, where a read makes the host wait for the device: no per-batch synchronisation in the training
+        loop)."""
+        ok = torch.stack([torch.isfinite(loss), torch.ones((), dtype=torch.bool, device=loss.device)
+                          if data_ok is None else data_ok.to(loss.device)])
+        self._finite = ok if self._finite is None else self._finite & ok
         self._unread += 1
         every = self.read_every or (1 if loss.device.type == "cpu" else CHECK_EVERY)
         if self._unread < every:
             return
-        finite, self._finite, self._unread = self._finite, None, 0
-        if not bool(finite):
+        (loss_ok, data_ok), self._finite, self._unread = self._finite.tolist(), None, 0
+        if not data_ok:
+            raise DataError("a training batch had NaN or infinite inputs, or labels or heads outside the readout's "
+                            "range")
+        if not loss_ok:
             raise NumericalError("training loss became NaN or infinite; lower train.lr (or the strategy's penalty "
                                  "strength) or check the input data")
 
@@ -129,7 +136,8 @@ class BPTTTrainer:
         self.forward = torch.compile(self.net, dynamic=False)
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``)."""
+        """Inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``; see
+        :func:`~spikecl.snn.encoders.encode` for the checks)."""
         return encode(x, self.num_steps, self.encoder, generator)
 
     def logits(self, x_seq: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
@@ -157,13 +165,31 @@ class BPTTTrainer:
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss (0-dim)."""
+        x = as_input(x, "training batch")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ShapeError(f"training batch of shape {tuple(x.shape)} is empty; expected [B, ...] with B >= 1")
         return self.train_encoded(self.encode(x, generator), y, heads, mask, optimizer, hooks)
 
     def train_encoded(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                       mask: torch.Tensor | None, optimizer: torch.optim.Optimizer,
                       hooks: TrainingHooks = TrainingHooks()) -> torch.Tensor:
         """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss (0-dim). A
-        non-finite loss raises NumericalError (see :meth:`check_finite`)."""
+        non-finite loss raises NumericalError, non-finite inputs or out-of-range labels or heads DataError (at once
+        on the CPU, deferred on an accelerator: see :meth:`check_finite`)."""
+        batch = x_seq.shape[1] if x_seq.dim() > 1 else 0
+        if batch == 0:
+            raise ShapeError(f"training batch of shape {tuple(x_seq.shape)} is empty; expected [T, B, ...], B >= 1")
+        y = indices(y, self.net.n_outputs, batch, "labels", x_seq.device)
+        data_ok, finite = None, finite_flag(x_seq[0] if x_seq.stride(0) == 0 else x_seq)
+        if x_seq.device.type != "cpu":               # the CPU checked at once; here a flag read with the loss's
+            data_ok = finite & in_range(y, self.net.n_outputs)
+            y = y.clamp(0, self.net.n_outputs - 1)    # no device-side assert before the flag is read
+            if heads is not None:
+                heads = torch.as_tensor(heads, device=x_seq.device)
+                data_ok = data_ok & in_range(heads, len(self.net.readout.heads))
+                heads = heads.clamp(0, len(self.net.readout.heads) - 1)
+        elif not bool(finite):
+            raise NumericalError("training input contains NaN or infinity")
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
@@ -171,9 +197,9 @@ class BPTTTrainer:
         penalty = hooks.penalty()
         if penalty is not None and penalty.requires_grad:
             penalty.backward()
-            self.check_finite(loss + penalty.detach())
+            self.check_finite(loss + penalty.detach(), data_ok)
         else:
-            self.check_finite(loss)
+            self.check_finite(loss, data_ok)
         hooks.after_backward(activity)
         optimizer.step()
         hooks.after_step()
@@ -227,6 +253,8 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
             heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode)."""
+    num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
+    x = as_input(x, "evaluation input")
     net.eval()
     out = []
     for start in range(0, x.shape[0], batch_size):
@@ -240,8 +268,21 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
 def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: int, encoder: str = "direct",
              heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
              generator: torch.Generator | None = None) -> float:
-    """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N]."""
+    """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
+    outputs; ShapeError / DataError otherwise; NaN or infinite inputs: NumericalError)."""
+    x = as_input(x, "evaluation input")
+    y = indices(y, net.n_outputs, x.shape[0] if x.dim() else -1, "labels", x.device)
+    ok = finite_flag(x) & in_range(y, net.n_outputs)
+    if heads is not None:
+        heads = torch.as_tensor(heads)
+        if heads.device.type != "cpu" and not heads.is_floating_point():    # checked with the accuracy's read
+            ok = ok & in_range(heads, len(net.readout.heads))
+            heads = heads.clamp(0, len(net.readout.heads) - 1)
+        heads = net.check_heads(heads, x.shape[0])
     if x.shape[0] == 0:
         return float("nan")
     pred = predict(net, x, num_steps, encoder, heads, mask, batch_size, generator)
-    return (pred == y).float().mean().item()
+    accuracy, ok = torch.stack([(pred == y).float().mean(), ok.float()]).tolist()   # one read of the device
+    if not ok:
+        raise DataError("evaluation inputs are NaN or infinite, or labels or heads are outside the readout's range")
+    return accuracy

@@ -1,0 +1,78 @@
+"""Argument checks of the torch side, one-line :mod:`spikecl.errors` on bad input (config's value checks reused).
+
+Per-element checks (finite values, labels and heads in range) run at once on CPU tensors; on an accelerator they
+return a flag on the device for a deferred read (no host synchronisation per batch)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from spikecl.config import NetworkConfig, _check_bounds, _check_value
+from spikecl.errors import DataError, NumericalError, ShapeError
+
+
+def count(value, key: str, low: int = 1) -> int:
+    """``value`` as an int >= ``low`` (numpy integers accepted, bool refused), else ConfigError naming ``key``."""
+    value = _check_value(value, int, key)
+    _check_bounds(value, {"low": low}, key)
+    return value
+
+
+def network_option(value, name: str):
+    """``value`` checked as the config's ``network.<name>`` (same type and bounds), else ConfigError."""
+    spec = {f.name: f for f in dataclasses.fields(NetworkConfig)}[name]
+    key = f"network.{name}"
+    value = _check_value(value, {"beta": float, "threshold": float, "surrogate_slope": float}.get(name, str), key)
+    _check_bounds(value, spec.metadata, key)
+    return value
+
+
+def as_input(x, what: str = "input") -> torch.Tensor:
+    """``x`` (tensor or numpy array) as a float tensor: float64 and integer inputs become float32; on the CPU
+    non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ShapeError(f"{what}: expected a tensor or numeric array, got {type(x).__name__}") from exc
+    if x.dtype == torch.float64 or not (x.is_floating_point() or x.is_complex()):
+        x = x.to(torch.float32)
+    if x.is_complex():
+        raise ShapeError(f"{what} has dtype {x.dtype}; expected a real floating-point tensor")
+    if x.device.type == "cpu" and x.numel() and not bool(torch.isfinite(x).all()):
+        raise NumericalError(f"{what} contains NaN or infinity")
+    return x
+
+
+def finite_flag(x: torch.Tensor) -> torch.Tensor:
+    """0-dim bool on ``x``'s device: every value of ``x`` is finite."""
+    return torch.isfinite(x).all()
+
+
+def indices(t, n: int, batch: int, what: str, device: torch.device | None = None) -> torch.Tensor:
+    """Integer indices ``t`` [batch] (labels, heads) as int64; ShapeError for a wrong shape or dtype, DataError for
+    values outside [0, n) when on the CPU (elsewhere: :func:`in_range`)."""
+    if not isinstance(t, torch.Tensor):
+        t = torch.as_tensor(t)
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise ShapeError(f"{what} has dtype {t.dtype}; expected integer indices")
+    if tuple(t.shape) != (batch,):
+        raise ShapeError(f"{what} has shape {tuple(t.shape)}; expected [{batch}] (one per sample)")
+    t = t.to(device=device or t.device, dtype=torch.long)
+    if t.device.type == "cpu" and batch and not bool(in_range(t, n)):
+        bad = t[(t < 0) | (t >= n)][0].item()
+        raise DataError(f"{what}: {bad} is outside 0..{n - 1}")
+    return t
+
+
+def in_range(t: torch.Tensor, n: int) -> torch.Tensor:
+    """0-dim bool on ``t``'s device: every index lies in [0, n)."""
+    return ((t >= 0) & (t < n)).all()
+
+
+def choice(value, key: str, choices) -> str:
+    """``value`` if it is one of ``choices``, else ConfigError naming ``key``."""
+    _check_bounds(value, {"choices": tuple(choices)}, key)
+    return value

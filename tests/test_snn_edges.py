@@ -1,0 +1,172 @@
+"""Bad input to the torch side, streams and metrics: one-line spikecl errors, never raw tracebacks or wrong answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from spikecl.config import TrainConfig, from_dict
+from spikecl.continual import metrics
+from spikecl.data.datasets import load_dataset
+from spikecl.data.streams import make_stream, rotate
+from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
+from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, evaluate, make_trainer
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return build_mlp(20, [16], 5)
+
+
+def batch(n=8):
+    return torch.rand(n, 20), torch.randint(0, 5, (n,))
+
+
+# 1
+@pytest.mark.parametrize("trainer", ["bptt", "online"])
+def test_nan_input_is_refused_and_weights_stay_finite(net, trainer):
+    x, y = batch()
+    x[0, 3] = float("nan")
+    tr, opt = make_trainer(trainer, net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises((NumericalError, DataError), match="NaN"):
+        tr.train_batch(x, y, None, None, opt)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    with pytest.raises((NumericalError, DataError), match="NaN"):
+        evaluate(net, x, y, 4)
+    with pytest.raises(NumericalError):
+        net(encode(x, 4))
+
+
+def test_nan_encoded_input_is_refused_by_the_trainer(net):
+    x, y = batch()
+    x[1, 0] = float("inf")
+    tr, opt = make_trainer("bptt", net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises((NumericalError, DataError)):
+        tr.train_encoded(x.unsqueeze(0).expand(4, *x.shape), y, None, None, opt)
+
+
+# 2
+@pytest.mark.parametrize("steps", [-1, 0, True, 2.5])
+def test_num_steps_must_be_a_positive_integer(net, steps):
+    x, y = batch()
+    with pytest.raises(ConfigError, match="num_steps"):
+        encode(x, steps)
+    with pytest.raises(ConfigError, match="num_steps"):
+        make_trainer("bptt", net, steps)
+    with pytest.raises(ConfigError, match="num_steps"):
+        evaluate(net, x, y, steps)
+    assert encode(x, np.int64(3)).shape[0] == 3
+
+
+# 3
+def test_evaluate_checks_labels(net):
+    x, y = batch(10)
+    for bad in (y[:, None], y[:1], y[:9], y.float()):
+        with pytest.raises(ShapeError, match="labels"):
+            evaluate(net, x, bad, 4)
+    with pytest.raises(DataError, match="labels"):
+        evaluate(net, x, y + 10, 4)
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_train_batch_checks_labels_and_empty_batches(net, trainer):
+    x, y = batch()
+    tr, opt = make_trainer(trainer, net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(DataError, match="labels"):
+        tr.train_batch(x, y + 10, None, None, opt)
+    with pytest.raises(ShapeError, match="labels"):
+        tr.train_batch(x, y[:4], None, None, opt)
+    with pytest.raises(ShapeError, match="labels"):
+        tr.train_batch(x, y.float(), None, None, opt)
+    with pytest.raises(ShapeError, match="empty"):
+        tr.train_batch(x[:0], y[:0], None, None, opt)
+    assert torch.isfinite(tr.train_batch(x, y.int(), None, None, opt))
+
+
+# 4
+def test_stream_settings_and_rotation():
+    ds = load_dataset("digits")
+    for kwargs in ({"max_angle_deg": float("nan")}, {"max_angle_deg": float("inf")}, {"train_per_task": -5},
+                   {"seed": -1}):
+        with pytest.raises(ConfigError):
+            make_stream(ds, "rotated", 2, "domain", **kwargs)
+    for n_tasks in (2.0, True):
+        with pytest.raises(ConfigError, match="n_tasks"):
+            make_stream(ds, "permuted", n_tasks, "domain")
+    with pytest.raises(ConfigError, match="classes_per_task"):
+        make_stream(ds, "split", 2, "task", classes_per_task=True)
+    assert len(make_stream(ds, "permuted", np.int64(2), "domain")) == 2
+    images = (np.random.default_rng(0).random((2, 1, 8, 8)) * 255).astype(np.uint8)
+    turned = rotate(images, 90.0)
+    assert turned.dtype == np.uint8 and np.array_equal(turned, np.rot90(images, axes=(-2, -1)))
+
+
+# 5
+def test_metrics_refuse_percentages_ragged_input_and_fractional_windows():
+    with pytest.raises(DataError, match="10.0"):
+        metrics.acc([[10.0], [90.0]])
+    with pytest.raises(ShapeError):
+        metrics.acc([[0.1, 0.2], [0.3]])
+    with pytest.raises(ShapeError):
+        metrics.acc([["a"], ["b"]])
+    with pytest.raises(ConfigError, match="window"):
+        metrics.windowed_forgetting([[0.5, 0.1], [0.4, 0.6]], [0, 1], window=2.5)
+
+
+# 6
+@pytest.mark.parametrize("kwargs", [{"beta": 5.0}, {"threshold": -0.5}, {"threshold": float("nan")},
+                                    {"reset": "none"}, {"reset": "bogus"}])
+def test_lif_params_are_validated(kwargs):
+    with pytest.raises(ConfigError, match="network."):
+        LIFParams(**kwargs)
+
+
+# 7
+def test_heads_are_checked():
+    torch.manual_seed(0)
+    mh = build_mlp(20, [16], 5, n_heads=3)
+    x, y = batch(10)
+    with pytest.raises(DataError, match="heads"):
+        evaluate(mh, x, y, 4, heads=torch.full((10,), -1))
+    with pytest.raises(DataError, match="heads"):
+        evaluate(mh, x, y, 4, heads=torch.full((10,), 7))
+    with pytest.raises(ShapeError, match="heads"):
+        evaluate(mh, x, y, 4, heads=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ShapeError, match="heads"):
+        evaluate(mh, x, y, 4, heads=torch.zeros(10))
+    with pytest.raises(ConfigError, match="heads"):
+        evaluate(mh, x, y, 4)
+
+
+# 8
+@pytest.mark.parametrize("build", [lambda: build_mlp(20, [0], 5), lambda: build_mlp(0, [3], 5),
+                                   lambda: build_mlp(4, [3], 0), lambda: build_mlp(4, [3], 2, n_heads=0),
+                                   lambda: build_mlp(20, [-3], 5), lambda: build_mlp(4, [3], True),
+                                   lambda: build_mlp(4, [3.0], 2), lambda: build_cnn((8, 8), [4], 2),
+                                   lambda: build_mlp(4, [3], 2, engine="foo")])
+def test_builders_refuse_bad_sizes(build):
+    with pytest.raises(ConfigError):
+        build()
+
+
+def test_builders_accept_numpy_integers():
+    assert build_mlp(np.int64(4), [np.int32(3)], np.int64(2)).readout.heads[0].out_features == 2
+
+
+# 9
+def test_config_accepts_numpy_integers():
+    assert from_dict(TrainConfig, {"epochs": np.int64(2)}).epochs == 2
+    with pytest.raises(ConfigError):
+        from_dict(TrainConfig, {"epochs": np.bool_(True)})
+
+
+# 10
+def test_common_input_mistakes(net):
+    x, y = batch()
+    assert net(encode(torch.as_tensor(x.numpy().astype(np.float64)), 4)).shape == (8, 5)
+    assert net(encode(x.numpy(), 3)).shape == (8, 5)
+    with pytest.raises(ShapeError, match=r"\[T, B"):
+        net(torch.rand(2, 20))
+    for size in (0, -1):
+        with pytest.raises(ConfigError, match="batch_size"):
+            evaluate(net, x, y, 4, batch_size=size)
