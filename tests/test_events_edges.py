@@ -74,6 +74,10 @@ def test_an_unreadable_nmnist_file_is_one_data_error(tmp_path):
     broken.symlink_to(tmp_path / "missing.bin")
     with pytest.raises(DataError, match=r"Train/2/b\.bin: unreadable N-MNIST file \(No such file or directory\)$"):
         load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+    broken.unlink()
+    broken.mkdir()
+    with pytest.raises(DataError, match=r"Train/2/b\.bin: a folder, not an N-MNIST event file$"):
+        load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
 
 
 def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, capsys):

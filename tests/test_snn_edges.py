@@ -170,3 +170,27 @@ def test_common_input_mistakes(net):
     for size in (0, -1):
         with pytest.raises(ConfigError, match="batch_size"):
             evaluate(net, x, y, 4, batch_size=size)
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online"])
+def test_output_masks_are_checked(net, trainer):
+    x, y = batch()
+    tr, opt = make_trainer(trainer, net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    for bad, error, words in ((torch.ones(5), ShapeError, "dtype"), (torch.ones(4, dtype=torch.bool), ShapeError,
+                              "shape"), (torch.zeros(5, dtype=torch.bool), DataError, "no readout output")):
+        with pytest.raises(error, match=words):
+            tr.train_batch(x, y, None, bad, opt)
+        with pytest.raises(error, match=words):
+            evaluate(net, x, y, 4, mask=bad)
+    mask = np.array([True, True, False, False, False])          # numpy masks are accepted
+    assert 0.0 <= evaluate(net, x, y % 2, 4, mask=mask) <= 1.0
+    assert torch.isfinite(tr.train_batch(x, y % 2, None, mask, opt))
+
+
+def test_simulation_settings_are_checked_when_made():
+    from spikecl.continual.strategy import Simulation
+    assert Simulation(np.int64(3)).num_steps == 3
+    for kwargs, key in ((dict(num_steps=0), "num_steps"), (dict(num_steps=True), "num_steps"),
+                        (dict(encoder="rate"), "network.encoder"), (dict(trainer="sgd"), "train.trainer")):
+        with pytest.raises(ConfigError, match=key):
+            Simulation(**kwargs)

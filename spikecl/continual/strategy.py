@@ -39,7 +39,8 @@ from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
 from spikecl.errors import ConfigError
 from spikecl.snn.activity import Activity
-from spikecl.snn.encoders import encode
+from spikecl.snn.checks import choice, count
+from spikecl.snn.encoders import ENCODERS, encode
 from spikecl.snn.networks import SpikingNetwork
 from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer
 
@@ -79,6 +80,11 @@ class Simulation:
     num_steps: int = 4
     encoder: str = "direct"
     trainer: str = "bptt"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "num_steps", count(self.num_steps, "network.num_steps"))
+        choice(self.encoder, "network.encoder", ENCODERS)
+        choice(self.trainer, "train.trainer", TRAINERS)
 
 
 #: what a checkpoint can hold besides tensors: values ``torch.load(weights_only=True)`` reads back

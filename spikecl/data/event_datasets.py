@@ -50,6 +50,8 @@ def read_nmnist(path: Path) -> np.ndarray:
     """Events of one N-MNIST ``.bin`` file (5 bytes each: x, y, polarity bit and 23-bit µs time, overflow marks)
     as Tonic's structured array with fields x, y, t, p."""
     tonic = require("tonic", "events")
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not an N-MNIST event file")
     try:
         if path.stat().st_size % 5:
             raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")

@@ -69,6 +69,22 @@ def indices(t, n: int, batch: int, what: str, device: torch.device | None = None
     return t
 
 
+def output_mask(mask, n: int, device: torch.device | None = None) -> torch.Tensor | None:
+    """``mask`` (None, or bool [n]: which of the readout's ``n`` outputs are active) as a bool tensor on ``device``;
+    ShapeError for another dtype or shape, DataError when no output is active (checked on the CPU only)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        raise ShapeError(f"output mask has dtype {mask.dtype}; expected bool (True: the output is active)")
+    if tuple(mask.shape) != (n,):
+        raise ShapeError(f"output mask has shape {tuple(mask.shape)}; expected [{n}] (one per readout output)")
+    if mask.device.type == "cpu" and not bool(mask.any()):
+        raise DataError("output mask leaves no readout output active")
+    return mask.to(device or mask.device)
+
+
 def in_range(t: torch.Tensor, n: int) -> torch.Tensor:
     """0-dim bool on ``t``'s device: every index lies in [0, n)."""
     return ((t >= 0) & (t < n)).all()

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from spikecl.config import ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
-from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices
+from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices, output_mask
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork
 
@@ -180,6 +180,7 @@ class BPTTTrainer:
         if batch == 0:
             raise ShapeError(f"training batch of shape {tuple(x_seq.shape)} is empty; expected [T, B, ...], B >= 1")
         y = indices(y, self.net.n_outputs, batch, "labels", x_seq.device)
+        mask = output_mask(mask, self.net.n_outputs, x_seq.device)
         data_ok, finite = None, finite_flag(x_seq[0] if x_seq.stride(0) == 0 else x_seq)
         if x_seq.device.type != "cpu":               # the CPU checked at once; here a flag read with the loss's
             data_ok = finite & in_range(y, self.net.n_outputs)
@@ -255,6 +256,7 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
     """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
     x = as_input(x, "evaluation input")
+    mask = output_mask(mask, net.n_outputs, x.device)
     net.eval()
     out = []
     for start in range(0, x.shape[0], batch_size):
