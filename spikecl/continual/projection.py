@@ -258,11 +258,15 @@ class ProjectionStrategy(Strategy):
         self._projectors: dict[str, Projector] = {}
 
     def before_task(self, task, train, seen):
-        """From the second task on, normalisation layers are frozen (their statistics would otherwise drift and
-        change responses to old inputs, which no gradient projection can prevent)."""
+        """From the second task on, normalisation layers and the biases of protected synapses are frozen (as in the
+        HLOP paper's code: they would otherwise drift and change responses to old inputs, which no projection of
+        weight gradients can prevent)."""
         if task > 0:
             for layer in self.model.layers:
                 layer.freeze_norm()
+            for p in self.synapses:
+                if getattr(p.synapse, "bias", None) is not None:
+                    p.synapse.bias.requires_grad_(False)
         return train
 
     def protected_bases(self) -> dict[str, torch.Tensor]:

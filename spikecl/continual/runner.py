@@ -117,7 +117,7 @@ class ContinualRun:
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
         self.execution.start(self.net)
-        self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer)
+        self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder,
                                     cfg.train.precision)
@@ -140,7 +140,7 @@ class ContinualRun:
         x_t = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         y_t = torch.as_tensor(y, dtype=torch.long, device=self.device)
         heads = torch.full_like(y_t, self.stream.head(task))
-        return TaskData(task, x_t, y_t, heads)
+        return TaskData(task, x_t, y_t, heads, self._mask(task))
 
     def _mask(self, task: int) -> torch.Tensor | None:
         active = self.stream.active_outputs(task)
@@ -173,9 +173,10 @@ class ContinualRun:
         """Test accuracy on every task with the outputs active after task ``stage``."""
         return [self._accuracy(test, stage) for test in self.test_sets]
 
-    def _continual_eval(self, task: int) -> None:
-        """Accuracy of every task seen so far on its first ``eval_samples`` test samples (NaN for unseen ones)."""
-        row = [self._accuracy(test, task, self.cfg.train.eval_samples) if test.task <= task else float("nan")
+    def _continual_eval(self, task: int, stage: int) -> None:
+        """During ``task``: accuracy of every task trained on so far (up to ``stage``, the stage whose outputs are
+        active) on its first ``eval_samples`` test samples (NaN for the others)."""
+        row = [self._accuracy(test, stage, self.cfg.train.eval_samples) if test.task <= stage else float("nan")
                for test in self.test_sets]
         p = self.run_state
         p.curve_iterations.append(p.iteration)
@@ -196,8 +197,9 @@ class ContinualRun:
                                     generator)}
 
     # -- training ---------------------------------------------------------------------------------------------
-    def train_task(self, task: int, bar=None) -> None:
-        """Train on one task (``train.epochs`` epochs), with continual evaluation every ``eval_every`` iterations.
+    def train_task(self, task: int, bar=None) -> int:
+        """Train on one task (``train.epochs`` epochs), with continual evaluation every ``eval_every`` iterations;
+        returns the stage whose outputs the strategy trained (``task``, or the last one for multitask training).
 
         ``bar``: a tqdm progress bar advanced per batch; its total is re-estimated from this task's size.
         """
@@ -210,7 +212,8 @@ class ContinualRun:
             bar.refresh()
         if t.reset_optimizer and task > 0:
             self.optimizer = self._new_optimizer()
-        mask = self._mask(train.task)                # multitask: every output of the stream
+        stage = max(task, train.task)                # multitask: the last, every output of the stream
+        mask = train.mask
         for epoch in range(t.epochs):
             shuffle = torch.Generator().manual_seed(derived_seed(self.seed, task, epoch))
             spikes = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, epoch, 1))
@@ -221,10 +224,11 @@ class ContinualRun:
                 self.train_step(x, y, heads, mask, spikes)
                 self.run_state.iteration += 1
                 if t.eval_every and self.run_state.iteration % t.eval_every == 0:
-                    self._continual_eval(task)
+                    self._continual_eval(task, stage)
                 if bar is not None:
                     bar.update()
         self.strategy.after_task(task, train)
+        return stage
 
     def _epoch_samples(self, n: int) -> int:
         """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` only whole batches when there is
@@ -322,9 +326,9 @@ class ContinualRun:
         for task in range(p.next_task, len(self.stream)):
             bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
             started = time.perf_counter()
-            self.train_task(task, bar)
+            stage = self.train_task(task, bar)
             p.task_seconds.append(time.perf_counter() - started)
-            p.rows.append(self.accuracy_row(task))
+            p.rows.append(self.accuracy_row(stage))
             p.measures.append(self.measure(task))
             p.next_task = task + 1
             bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")

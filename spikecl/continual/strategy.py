@@ -22,12 +22,14 @@ A strategy declares what it supports: ``trainers``, ``scenarios`` and ``supports
 strategy says so: one that consolidates from data must do it through the helpers below to agree across processes).
 An unsupported combination is a one-line error before training. Activity and execution come from the base class,
 never from module flags or the process group: ``activity_of(data, n)`` (presynaptic activity on samples),
-``own_samples(n)`` and ``sum_over_ranks(tensors)`` (statistics over data shared by the processes), and
-``loss_backward(x, y, heads)`` (gradients through the run's trainer).
+``own_samples(n)`` and ``sum_over_ranks(tensors)`` (statistics over data shared by the processes),
+``loss_backward(x, y, heads, mask)`` (gradients through the run's trainer), ``reading()`` (the model in evaluation
+mode for passes that only read it) and ``random_generator(seed)`` (draws that vary with the run seed).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
@@ -42,7 +44,7 @@ from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
 from spikecl.snn.networks import SpikingNetwork
-from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer
+from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer, mask_logits
 
 
 def sent_to(index: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -55,12 +57,15 @@ def sent_to(index: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class TaskData:
-    """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N]."""
+    """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N];
+    ``mask`` [n_outputs] bool: the readout outputs active when training on them (class-incremental: the classes
+    seen up to stage ``task``), None when all are."""
 
     task: int
     x: torch.Tensor
     y: torch.Tensor
     heads: torch.Tensor
+    mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -69,22 +74,31 @@ class TaskData:
     def concat(parts: Sequence["TaskData"]) -> "TaskData":
         """All samples of ``parts`` as one training set (labelled with the last part's task index)."""
         return TaskData(parts[-1].task, torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
-                        torch.cat([p.heads for p in parts]))
+                        torch.cat([p.heads for p in parts]), parts[-1].mask)
+
+
+#: seeds of strategies' own random draws are below this (option ``seed``), so that (run seed, option seed) is one seed
+SEED_RANGE = 2**32
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """How samples are presented to the network (``num_steps`` time steps through ``encoder``) and how gradients
-    are computed (``trainer``: ``bptt``, ``online`` or ``dsr``)."""
+    """How samples are presented to the network (``num_steps`` time steps through ``encoder``), how gradients are
+    computed (``trainer``: ``bptt``, ``online`` or ``dsr``), and the run's ``seed``, from which a strategy's own
+    random draws derive (:meth:`Strategy.random_generator`)."""
 
     num_steps: int = 4
     encoder: str = "direct"
     trainer: str = "bptt"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_steps", count(self.num_steps, "network.num_steps"))
         choice(self.encoder, "network.encoder", ENCODERS)
         choice(self.trainer, "train.trainer", TRAINERS)
+        object.__setattr__(self, "seed", count(self.seed, "seed", low=0))
+        if self.seed >= SEED_RANGE:
+            raise ConfigError(f"seed: {self.seed} is not below 2^32")
 
 
 #: what a checkpoint can hold besides tensors: values ``torch.load(weights_only=True)`` reads back
@@ -143,18 +157,35 @@ class Strategy(TrainingHooks):
         self.sim = sim
         self.execution = execution if execution is not None else Execution()
 
-    def logits(self, x: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
-        """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training)."""
-        return self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads)
+    def logits(self, x: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training), the
+        outputs outside ``mask`` (:attr:`TaskData.mask`) suppressed as in training."""
+        return mask_logits(self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads), mask)
+
+    def random_generator(self, option_seed: int) -> torch.Generator:
+        """A CPU generator for the strategy's own draws, seeded by the pair (run seed, ``option_seed``): each run
+        seed draws differently, and run seed 0 draws from ``option_seed`` itself."""
+        return torch.Generator().manual_seed(self.sim.seed * SEED_RANGE + option_seed)
+
+    @contextlib.contextmanager
+    def reading(self):
+        """The model in evaluation mode (restored after): passes that only read it (consolidation, Fisher) leave
+        normalisation statistics as they are and see the model as inference does."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
 
     # -- helpers: activity, execution and gradients ----------------------------------------------------------
     @torch.no_grad()
     def activity_of(self, data: TaskData, n: int) -> Activity:
-        """Presynaptic activity ``[T, n, *in_shape]`` per layer of the model on the first ``n`` samples of
-        ``data``; with several processes each runs its share and the shares are gathered."""
+        """Presynaptic activity ``[T, n, *in_shape]`` per layer of the model (in evaluation mode) on the first ``n``
+        samples of ``data``; with several processes each runs its share and the shares are gathered."""
         share = self.execution.own_samples(n) or range(min(n, 1))      # an empty share: one placeholder sample
         part = slice(share.start, share.stop)
-        with self.model.recording() as activity:
+        with self.reading(), self.model.recording() as activity:
             self.logits(data.x[part], data.heads[part])
         return activity.map(lambda x: self.execution.gather(x, n, dim=1))
 
@@ -167,11 +198,13 @@ class Strategy(TrainingHooks):
         """Sum each tensor over the processes of the run, in place (nothing to do in one process)."""
         self.execution.sum_over_ranks(tensors)
 
-    def loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
-        """Accumulate into ``param.grad`` the gradient of the cross-entropy on ``x`` [B, ...], ``y`` [B] computed
-        by the run's trainer (``sim.trainer``), without hooks or optimiser step; returns the loss (0-dim)."""
+    def loss_backward(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Accumulate into ``param.grad`` the gradient of the cross-entropy on ``x`` [B, ...], ``y`` [B] (outputs
+        outside ``mask`` suppressed, as in training) computed by the run's trainer (``sim.trainer``), without hooks
+        or optimiser step; returns the loss (0-dim)."""
         trainer = make_trainer(self.sim.trainer, self.model, self.sim.num_steps, self.sim.encoder)
-        return trainer.task_loss_backward(trainer.encode(x), y, heads, None)
+        return trainer.task_loss_backward(trainer.encode(x), y, heads, mask)
 
     # -- events -----------------------------------------------------------------------------------------------
     def begin(self, tasks: Sequence[TaskData]) -> None:

@@ -270,7 +270,7 @@ class Readout(EngineLayer):
         self._keep_sequence(x_seq)
         if self.fused:
             return self._mean_membrane(x_seq, heads)
-        current = self._current(lambda head: head(x_seq), heads)
+        current = full_precision(self._current(lambda head: head(x_seq), heads))     # the membrane in float32
         mem = torch.zeros_like(current[0])
         total = torch.zeros_like(mem)
         for cur_t in current:

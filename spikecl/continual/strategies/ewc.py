@@ -40,18 +40,19 @@ class EWC(Strategy):
         return 0.5 * self.options.lam * total
 
     def empirical_fisher(self, train) -> dict[str, torch.Tensor]:
-        """Mean squared per-sample gradient of log p(y|x) over the first ``fisher_samples`` samples."""
+        """Mean squared per-sample gradient of log p(y|x) over the first ``fisher_samples`` samples (the outputs
+        of ``train.mask``, as trained; the model in evaluation mode)."""
         params = self.named_trainable()
         fisher = {n: torch.zeros_like(p) for n, p in params}
         count = min(self.options.fisher_samples, len(train))
-        self.model.eval()
-        for i in self.own_samples(count):                       # data-parallel: a share of the samples per rank
-            self.model.zero_grad(set_to_none=True)
-            logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1])
-            F.cross_entropy(logits, train.y[i:i + 1]).backward()
-            for n, p in params:
-                if p.grad is not None:
-                    fisher[n] += p.grad.detach() ** 2 / count
+        with self.reading():
+            for i in self.own_samples(count):                   # data-parallel: a share of the samples per rank
+                self.model.zero_grad(set_to_none=True)
+                logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1], train.mask)
+                F.cross_entropy(logits, train.y[i:i + 1]).backward()
+                for n, p in params:
+                    if p.grad is not None:
+                        fisher[n] += p.grad.detach() ** 2 / count
         self.model.zero_grad(set_to_none=True)
         self.sum_over_ranks(list(fisher.values()))
         return fisher

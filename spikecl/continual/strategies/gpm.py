@@ -57,7 +57,7 @@ class GPM(ProjectionStrategy):
     @torch.no_grad()
     def after_task(self, task, train):
         recorded = self.activity_of(train, min(self.options.samples, len(train)))
-        generator = torch.Generator().manual_seed(task)
+        generator = self.random_generator(task)
         for i, p in enumerate(self.synapses):
             rows = activity_matrix(recorded.of(p.name), p.synapse, self.options.max_rows, generator,
                                    self.options.activity)

@@ -43,6 +43,7 @@ import torch
 from spikecl.config import option
 from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
                                           orthonormal_rows)
+from spikecl.continual.strategy import SEED_RANGE
 from spikecl.errors import SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
@@ -92,7 +93,9 @@ class HLOPOptions:
                                      "(0 = analogue responses)")
     orthonormalize: bool = option(False, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH, "
                                              "the paper's)")
-    seed: int = option(0)
+    seed: int = option(0, low=0, high=SEED_RANGE - 1,
+                       doc="seed of the new lateral neurons' initial rows and of step-row sampling, paired with the "
+                           "run seed")
 
 
 def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
@@ -225,7 +228,7 @@ class HLOP(ProjectionStrategy):
         self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.basis = self.empty(), self.empty(), self.empty()
         self.velocity = self.empty()                 # exponential average of H_new's Hebbian steps
-        self.generator = torch.Generator().manual_seed(self.options.seed)
+        self.generator = self.random_generator(self.options.seed)
         self.task: int | None = None                 # the task between before_task and after_task
 
     def _within_task(self, event: str, task: int | None = None) -> None:
@@ -332,12 +335,12 @@ class HLOP(ProjectionStrategy):
     @torch.no_grad()
     def final_hebbian_passes(self, train) -> None:
         """``final_passes`` epochs of Hebbian updates on ``train`` with the weights fixed (batches of
-        :data:`FINAL_PASS_BATCH`)."""
+        :data:`FINAL_PASS_BATCH`; the model in evaluation mode)."""
         order = torch.randperm(len(train), generator=self.generator).to(train.x.device)
         for _ in range(self.options.final_passes):
             for start in range(0, len(train), FINAL_PASS_BATCH):
                 idx = order[start:start + FINAL_PASS_BATCH]
-                with self.model.recording() as activity:
+                with self.reading(), self.model.recording() as activity:
                     self.logits(train.x[idx], train.heads[idx])
                 self.hebbian_update(activity)
 

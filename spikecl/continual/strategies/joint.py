@@ -21,7 +21,8 @@ class Joint(Strategy):
 class Multitask(Strategy):
     """One model trained once, on the first task's turn, on every task's data for ``train.epochs`` epochs: as
     many SGD steps as a sequential method gets over the stream (the HLOP paper's "multitask" bound). Later
-    tasks train nothing, so the accuracy matrix has BWT 0 by construction; read its ACC."""
+    tasks train nothing, and every row is evaluated with every output of the stream active (class-incremental:
+    all classes), so the accuracy matrix repeats one row and has BWT 0 by construction; read its ACC."""
 
     name = "multitask"
     supports_data_parallel = True
@@ -36,6 +37,7 @@ class Multitask(Strategy):
     def before_task(self, task, train, seen):
         if not self._tasks:
             raise RuntimeError("multitask training needs the whole stream: call begin(tasks) before the first task")
+        last = self._tasks[-1]                        # labelled with the last stage: every output active
         if task == 0:
-            return TaskData.concat(self._tasks)       # labelled with the last stage: every output active
-        return replace(train, x=train.x[:0], y=train.y[:0], heads=train.heads[:0])
+            return TaskData.concat(self._tasks)
+        return replace(last, x=last.x[:0], y=last.y[:0], heads=last.heads[:0])

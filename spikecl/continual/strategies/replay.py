@@ -22,7 +22,7 @@ import torch
 
 from spikecl.config import option
 from spikecl.continual.projection import ProjectionStrategy
-from spikecl.continual.strategy import Strategy, TaskData, sent_to
+from spikecl.continual.strategy import SEED_RANGE, Strategy, TaskData, sent_to
 
 MODES = ("auto", "mixed", "after_task")
 
@@ -36,7 +36,8 @@ class ReplayOptions:
                            "('after_task'); 'auto': after_task when combined with a projection method, else mixed")
     phase_epochs: int = option(1, low=1, doc="after_task: passes over the buffer")
     phase_lr: float = option(0.01, low=0.0, doc="after_task: SGD learning rate of the replay phase")
-    seed: int = option(0, doc="seed of buffer selection and sampling")
+    seed: int = option(0, low=0, high=SEED_RANGE - 1,
+                       doc="seed of buffer selection and sampling, paired with the run seed")
 
 
 class Replay(Strategy):
@@ -48,7 +49,7 @@ class Replay(Strategy):
         super().__init__(*args, **kwargs)
         self.buffer: TaskData | None = None
         self.task_sizes: list[int] = []            # stored samples of each task, in buffer order
-        self.generator = torch.Generator().manual_seed(self.options.seed)
+        self.generator = self.random_generator(self.options.seed)
         self.mode = "mixed" if self.options.mode == "auto" else self.options.mode
 
     def combined_with(self, parts) -> None:
@@ -75,12 +76,13 @@ class Replay(Strategy):
         self.buffer = stored if self.buffer is None else TaskData.concat([self.buffer, stored])
         self.task_sizes.append(len(stored))
         if self.mode == "after_task" and len(self.task_sizes) > 1:
-            self.replay_phase()
+            self.replay_phase(train.mask)
 
     @torch.enable_grad()
-    def replay_phase(self) -> None:
+    def replay_phase(self, mask: torch.Tensor | None = None) -> None:
         """Train on the buffer without projection: each step sums the losses of one chunk of every stored task's
-        samples, differentiated by the run's trainer (``train.trainer``: BPTT, online or DSR)."""
+        samples, differentiated by the run's trainer (``train.trainer``: BPTT, online or DSR), with the outputs of
+        ``mask`` active (those of the task just trained)."""
         o = self.options
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(params, lr=o.phase_lr)
@@ -94,7 +96,7 @@ class Replay(Strategy):
                 for order in orders:
                     idx = order[first:first + o.batch_size].to(self.buffer.x.device)
                     if len(idx):
-                        self.loss_backward(self.buffer.x[idx], self.buffer.y[idx], self.buffer.heads[idx])
+                        self.loss_backward(self.buffer.x[idx], self.buffer.y[idx], self.buffer.heads[idx], mask)
                 optimizer.step()
 
     def state_dict(self):
