@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from hdf5_files import tamper
 
 from spikecl.errors import ExistsError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
@@ -201,17 +202,9 @@ def test_netx_round_trip_and_refusals(tmp_path):
 def test_tampered_network_values_are_one_line_errors(tmp_path, where, value, message):
     """A network file edited by hand (or damaged) with values its writer never produces is refused by name,
     never run into a wrong accuracy or a traceback."""
-    import h5py
-
     path = write_netx(tmp_path / "net.h5", quantize(random_spec(np.random.default_rng(5))))
     read_netx(path)
-    with h5py.File(path, "r+") as f:
-        group, key = where.rsplit("/", 1)
-        if key in f[group].attrs:
-            f[group].attrs[key] = value
-        else:
-            del f[where]
-            f[group].create_dataset(key, data=value)
+    tamper(path, where, value)
     with pytest.raises(ResultsError, match=re.escape(message)) as info:
         read_netx(path)
     assert "\n" not in str(info.value)

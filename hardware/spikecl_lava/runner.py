@@ -28,7 +28,8 @@ and do not exist on Loihi 1).
 ``--lava-dl`` builds the same run from the file by lava-dl's own loader (``netx.hdf5.Network``, see
 :mod:`spikecl_lava.lavadl`; needs lava-dl, e.g. ``.venv-lavadl``) instead of spikecl's process graph.
 
-``inputs.h5``: ``inputs`` int [T, B, n_inputs], optional ``labels`` [B] and ``heads`` [B].
+``inputs.h5``: ``inputs`` int [T, B, n_inputs] (B >= 1), optional ``labels`` [B] and ``heads`` [B] (integers in
+0..n_heads-1), all checked before the run, as ``-o`` is.
 ``run.h5``: ``spikes/<k>`` uint8 [n, steps] (with --record-layers), ``readout_v`` int64 [n_out, steps],
 ``readout_v`` only with the every-step readout; ``readout_sample_v`` int64 [B, n_out] (the readout voltage at each
 sample's last step, both readouts), ``logits`` [B, n_outputs], ``predictions`` [B]; attrs ``accuracy``,
@@ -48,11 +49,12 @@ from typing import Callable
 
 import numpy as np
 
-from spikecl.errors import ConfigError, DependencyError, SpikeCLError
+from spikecl.errors import ConfigError, DependencyError, ExistsError, ShapeError, SpikeCLError
 from spikecl.export import fixed_point
+from spikecl.export.float_model import check_heads
 from spikecl.export.netx import read_netx
 from spikecl.export.quantize import FixedNetwork
-from spikecl.io import atomic_write
+from spikecl.io import atomic_write, check_writable_folder
 from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 
@@ -288,17 +290,41 @@ def _execute(graph: Graph, hardware: bool) -> tuple[float, float, np.ndarray | N
     return first, ran, readout_v
 
 
-def _read_inputs(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``inputs`` [T, B, n_inputs] (B >= 1), optional ``labels`` and ``heads`` [B] of ``path``, for ``net``: shapes and
+    types checked before anything is read or run (one-line errors)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            inputs = f["inputs"][()]
-            labels = f["labels"][()] if "labels" in f else None
-            heads = f["heads"][()] if "heads" in f else None
+            data = f["inputs"]
+            fixed_point.check_input_shape(net, data.shape)
+            n_samples = data.shape[1]
+            if n_samples < 1:
+                raise ShapeError(f"{path}: inputs hold no samples (B = 0)")
+            vectors = {}
+            for key in ("labels", "heads"):
+                if key in f:
+                    if f[key].shape != (n_samples,) or f[key].dtype.kind not in "iu":
+                        raise ShapeError(f"{path}: {key} must be {n_samples} integers (one per sample), got "
+                                         f"{f[key].dtype} {f[key].shape}")
+                    vectors[key] = f[key][()]
+            inputs = data[()]
     except (OSError, KeyError) as exc:
         raise SpikeCLError(f"{path}: not an inputs file ({str(exc).splitlines()[0]})") from None
-    return inputs, labels, heads
+    heads = vectors.get("heads")
+    if heads is not None:
+        check_heads(heads, n_samples, net.n_heads)
+    return inputs, vectors.get("labels"), heads
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """The run file can be written: not a folder, not an existing file unless ``overwrite``, in a writable folder."""
+    if path.is_dir():
+        raise ConfigError(f"-o {path} is a folder; name the run file to write, e.g. {path / 'run.h5'}")
+    if path.exists() and not overwrite:
+        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
+    check_writable_folder(path.parent, "-o: folder")
 
 
 def write_run(path: Path, net: FixedNetwork, result: dict, labels, heads, overwrite: bool) -> dict:
@@ -361,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
             require_hardware()
         if args.lava_dl and readout != "every-step":
             raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's graph")
+        check_output(args.output, args.overwrite)
         net = read_netx(args.network)
-        inputs, labels, heads = _read_inputs(args.inputs)
+        inputs, labels, heads = _read_inputs(args.inputs, net)
         fixed_point.check_inputs(net, inputs)
         build, io = None, None
         if board:

@@ -38,7 +38,8 @@ def add_command(sub) -> None:
                         help="largest input current representable, in thresholds, 1..131072 "
                              f"(default {NETWORK_OPTIONS['headroom']:g})")
     export.add_argument("--input-bits", type=bounded(int, 1, 16, "a number of bits"),
-                        help=f"graded input bits for direct encoding, 1..16 (default {NETWORK_OPTIONS['input_bits']})")
+                        help=f"graded input bits for direct encoding, 1..16 (default {NETWORK_OPTIONS['input_bits']}; "
+                             "each bit more halves the first layer's weight mantissas: above about 12 they round to 0)")
     export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"),
                         help=f"test samples for the accuracy check (default {NETWORK_OPTIONS['samples']}; 0: skip)")
     export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"),
@@ -58,7 +59,9 @@ def add_command(sub) -> None:
         description="Run an exported network on test samples of the stream it was trained on: accuracy, and for "
                     "lava-sim the agreement with the bit-accurate reference layer by layer, and timings.")
     deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
-    deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference")
+    deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference",
+                        help="'reference' (the default): spikecl's bit-accurate numpy fixed point; 'lava-sim': Lava's "
+                             "fixed-point CPU simulation in .venv-lava, compared with the reference layer by layer")
     deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200,
                         help="test samples to run (default 200)")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
@@ -79,9 +82,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
                               "exports as a Lava learning graph (HDF5) and takes no such option")
         return export_ca3(args)
+    netx_only = [name for name in given if name != "format"]
+    if args.format == "nir" and netx_only:
+        raise ConfigError(f"--{netx_only[0].replace('_', '-')} applies to netx exports; --format nir writes the float "
+                          "network (no quantisation, calibration or accuracy check) and takes no such option")
     for name, default in NETWORK_OPTIONS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if args.format == "netx" and args.output.suffix.lower() == ".nir":
+        raise ConfigError(f"-o {args.output}: a .nir name for a netx (HDF5) file; pass --format nir for a NIR graph "
+                          "or name the file .h5")
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from spikecl.errors import ShapeError
 from spikecl.export.conv import synaptic_input
+from spikecl.export.float_model import select_heads
 from spikecl.export.quantize import ACT_SHIFT, DECAY_UNITY, UV_LIMIT, FixedLayer, FixedNetwork
 
 DECAY_SHIFT = 12
@@ -107,11 +108,29 @@ class Trace(NamedTuple):
     v_clips: np.ndarray
 
 
+#: the most input values ``T x B x n_inputs`` one run encodes (2**28: 2 GiB as int64), a bound against huge
+#: ``num_steps`` or sample counts
+MAX_INPUT_VALUES = 2**28
+
+
+def check_input_size(num_steps: int, batch: int, n_inputs: int) -> None:
+    """A one-line :class:`ShapeError` unless ``T x B x n_inputs`` input values fit :data:`MAX_INPUT_VALUES`."""
+    if num_steps * batch * n_inputs > MAX_INPUT_VALUES:
+        raise ShapeError(f"{num_steps} steps x {batch} samples x {n_inputs} inputs = {num_steps * batch * n_inputs} "
+                         f"input values exceed {MAX_INPUT_VALUES}; run fewer samples")
+
+
+def check_input_shape(net: FixedNetwork, shape: tuple) -> None:
+    """A one-line :class:`ShapeError` unless inputs of ``shape`` are ``[T, B, n_inputs]`` of a bounded size."""
+    if len(shape) != 3 or shape[0] != net.num_steps or shape[2] != net.n_inputs:
+        raise ShapeError(f"inputs have shape {tuple(shape)}; expected [T={net.num_steps}, B, {net.n_inputs}]")
+    check_input_size(*shape)
+
+
 def check_inputs(net: FixedNetwork, inputs: np.ndarray) -> np.ndarray:
     """Integer inputs ``[T, B, n_inputs]`` within the input's message range."""
     x = np.asarray(inputs)
-    if x.ndim != 3 or x.shape[0] != net.num_steps or x.shape[2] != net.n_inputs:
-        raise ShapeError(f"inputs have shape {x.shape}; expected [T={net.num_steps}, B, {net.n_inputs}]")
+    check_input_shape(net, x.shape)
     if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
         raise ShapeError("inputs must be integers (binary spikes or graded values)")
     if x.size and (x.min() < 0 or x.max() > net.input_scale):
@@ -146,9 +165,7 @@ def simulate(net: FixedNetwork, inputs: np.ndarray, record: bool = True) -> Trac
 def logits(net: FixedNetwork, readout_v: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
     """Decoded logits ``[B, n_outputs]`` = readout voltage / (64 S T), the head of each sample (``heads [B]``)."""
     v = np.asarray(readout_v, dtype=np.float64) / (2**ACT_SHIFT * net.readout.scale * net.num_steps)
-    v = v.reshape(v.shape[0], net.n_heads, net.n_outputs)
-    idx = np.zeros(v.shape[0], dtype=np.int64) if heads is None else np.asarray(heads, dtype=np.int64)
-    return v[np.arange(v.shape[0]), idx]
+    return select_heads(v, net.n_heads, net.n_outputs, heads)
 
 
 def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = None,

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spikecl.errors import ShapeError
 from spikecl.export.conv import synaptic_input
 from spikecl.export.spec import NetworkSpec
 
@@ -55,12 +56,29 @@ def float_logits(spec: NetworkSpec, x_seq: np.ndarray, heads: np.ndarray | None 
     return select_heads(float_forward(spec, x_seq).readout_mem.mean(axis=0), spec.n_heads, spec.n_outputs, heads)
 
 
+def check_heads(heads, n_samples: int, n_heads: int) -> np.ndarray:
+    """``heads`` as int64 ``[n_samples]`` (zeros when None): integers in 0..n_heads-1, else a one-line
+    :class:`ShapeError` (never truncated, wrapped or broadcast)."""
+    if heads is None:
+        return np.zeros(n_samples, dtype=np.int64)
+    h = np.asarray(heads)
+    if h.shape != (n_samples,):
+        raise ShapeError(f"heads have shape {h.shape}; expected [{n_samples}] (one per sample)")
+    if h.size and (h.dtype.kind not in "iu" or h.min() < 0 or h.max() >= n_heads):
+        shown = f"{h.min()}..{h.max()}" if h.dtype.kind in "iuf" else str(h.dtype)
+        raise ShapeError(f"heads must be integers in 0..{n_heads - 1} (the readout has {n_heads} heads), got {shown}")
+    return h.astype(np.int64)
+
+
 def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.ndarray | None = None) -> np.ndarray:
     """Each sample's head ``[B, n_outputs]`` of readout values ``[B, n_heads * n_outputs]`` (head 0 if ``heads`` is
     None)."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[1] != n_heads * n_outputs:
+        raise ShapeError(f"readout values have shape {values.shape}; expected [B, {n_heads} heads x {n_outputs} "
+                         "outputs]")
     values = values.reshape(values.shape[0], n_heads, n_outputs)
-    idx = np.zeros(values.shape[0], dtype=np.int64) if heads is None else np.asarray(heads, dtype=np.int64)
-    return values[np.arange(values.shape[0]), idx]
+    return values[np.arange(values.shape[0]), check_heads(heads, values.shape[0], n_heads)]
 
 
 def readout_range(spec: NetworkSpec, x_seq: np.ndarray, margin: float = 1.5) -> float:

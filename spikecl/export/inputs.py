@@ -15,6 +15,7 @@ import numpy as np
 from spikecl.config import DataConfig, StreamConfig, from_dict
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.export.fixed_point import check_input_size
 from spikecl.export.quantize import FixedNetwork
 
 
@@ -26,6 +27,7 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without).
     """
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    check_input_size(num_steps, *x.shape)
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")
     x = np.clip(x, 0.0, 1.0)
@@ -66,7 +68,10 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     data_cfg = from_dict(DataConfig, data, "data.")
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
-    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, int(config.get("seed", 0)))
+    seed = config.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"the stored training config's seed = {seed!r} must be an integer in 0..2^32-1")
+    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed)
 
 
 def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,

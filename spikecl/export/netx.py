@@ -32,7 +32,7 @@ import numpy as np
 
 from spikecl.errors import ExportError, ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
-                                     WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
+                                     INPUT_ENCODERS, WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.spec import ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
 
@@ -40,6 +40,8 @@ SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
 #: the largest num_steps, n_outputs or n_heads a network file may declare (a bound against corrupt files)
 MAX_COUNT = 1_000_000
+#: the most synapses one layer of a network file may hold (2**27 int32 mantissas: 512 MiB), checked before reading
+MAX_WEIGHTS = 2**27
 
 
 def lava_dl_refusal(net: FixedNetwork) -> str | None:
@@ -144,66 +146,124 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lav
     return atomic_write(path, write, overwrite=overwrite)
 
 
+def _scalar(group, key: str, where: str):
+    """The value of the scalar dataset ``key`` of ``group`` (read only after its shape is checked)."""
+    data = group[key]
+    if getattr(data, "shape", None) != ():
+        raise ResultsError(f"{where}: {key} is not a scalar")
+    return data[()]
+
+
 def _int(group, key: str, low: int, high: int, where: str) -> int:
-    value = int(group[key][()])
-    if not low <= value <= high:
+    """An integer scalar dataset within low..high (a float, string or boolean is refused, never truncated)."""
+    value = _scalar(group, key, where)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ResultsError(f"{where}: {key} = {shown!r} is not an integer")
+    if not low <= int(value) <= high:
         raise ResultsError(f"{where}: {key} = {value} outside {low}..{high}")
-    return value
+    return int(value)
+
+
+def _shape(group, key: str, lengths: tuple, where: str, low: int = 1) -> tuple:
+    """A shape dataset: one of ``lengths`` integers in ``low``..:data:`MAX_COUNT`, checked before it is read."""
+    data = group[key]
+    if (getattr(data, "ndim", None) != 1 or data.shape[0] not in lengths or data.dtype.kind not in "iu"):
+        raise ResultsError(f"{where}: {key} must hold {' or '.join(map(str, lengths))} integers")
+    values = tuple(int(v) for v in data[()])
+    if not all(low <= v <= MAX_COUNT for v in values):
+        raise ResultsError(f"{where}: {key} = {values} must hold integers in {low}..{MAX_COUNT}")
+    return values
+
+
+def _integers(group, key: str, what: str, where: str):
+    """The integer dataset ``key`` of ``group``, unread (its type checked)."""
+    data = group[key]
+    if getattr(data, "dtype", None) is None or data.dtype.kind not in "iu":
+        raise ResultsError(f"{where}: {key} holds {getattr(data, 'dtype', 'no')} values, not {what}")
+    return data
+
+
+def _array(group, key: str, shape: tuple, what: str, where: str) -> np.ndarray:
+    """An integer dataset of exactly ``shape``, its shape and type checked before it is read."""
+    data = _integers(group, key, what, where)
+    if data.shape != shape:
+        raise ResultsError(f"{where}: {key} has shape {data.shape}; expected {shape}")
+    return data[()]
 
 
 def _conv_geometry(group, extras, where: str) -> ConvGeometry | None:
-    kind = group["type"][()].decode()
+    kind = _scalar(group, "type", where)
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     if kind == "dense":
         return None
     if kind != "conv":
         raise ResultsError(f"{where}: layer type {kind!r} is not supported (dense and conv only)")
-    out_shape, in_shape = tuple(int(v) for v in group["shape"][()]), tuple(int(v) for v in extras["in_shape"][()])
-    stride, padding = int(group["stride"][()][0]), int(group["padding"][()][0])
-    k = group["weight"].shape[-1]
-    if len(in_shape) != 3 or conv_output_shape(in_shape, out_shape[0], k, stride, padding) != out_shape:
+    out_shape, in_shape = _shape(group, "shape", (3,), where), _shape(extras, "in_shape", (3,), where)
+    stride, padding = _shape(group, "stride", (2,), where)[0], _shape(group, "padding", (2,), where, low=0)[0]
+    weight = group["weight"]
+    k = weight.shape[-1] if getattr(weight, "ndim", 0) == 4 else 0
+    if not (0 < k <= min(in_shape[1:]) + 2 * padding) or weight.shape[:3] != (out_shape[0], in_shape[0], k) \
+            or conv_output_shape(in_shape, out_shape[0], k, stride, padding) != out_shape:
         raise ResultsError(f"{where}: conv shapes {in_shape} -> {out_shape} do not match its kernel and stride")
     return ConvGeometry(in_shape, out_shape, stride, padding)
 
 
-def _read_layer(group, extras, where: str) -> FixedLayer:
-    """One layer from its netx group and spikecl's extras (version 1 files kept both in the netx group)."""
+def _read_layer(group, extras, n_in: int, where: str) -> FixedLayer:
+    """One layer taking ``n_in`` inputs, from its netx group and spikecl's extras (version 1 files kept both in the
+    netx group). Every dataset's shape and type is checked before it is read."""
+    data = _integers(group, "weight", "integer Loihi mantissas", where)
     conv = _conv_geometry(group, extras, where)
-    neuron = group["neuron"]
-    weight = group["weight"][()]
-    if weight.dtype.kind not in "iu":
-        raise ResultsError(f"{where}: weight holds {weight.dtype} values, not integer Loihi mantissas")
-    weight = weight.astype(np.int32)
+    if conv is None:
+        shape = (data.shape[0] if getattr(data, "ndim", 0) == 2 else 0, n_in)
+        if not 1 <= shape[0] <= MAX_COUNT or ("shape" in group and _shape(group, "shape", (1,), where) != shape[:1]):
+            raise ResultsError(f"{where}: weight has shape {getattr(data, 'shape', None)}; expected [n_out, {n_in}] "
+                               "matching the layer's shape")
+    else:
+        if int(np.prod(conv.in_shape)) != n_in:
+            raise ResultsError(f"{where}: conv input grid {conv.in_shape} does not take {n_in} inputs")
+        shape = data.shape
+    if int(np.prod(shape)) > MAX_WEIGHTS:
+        raise ResultsError(f"{where}: weight {shape} holds more than {MAX_WEIGHTS} synapses")
+    weight = _array(group, "weight", shape, "integer Loihi mantissas", where).astype(np.int32)
     bits = _int(extras, "num_weight_bits", 1, 8, where)
-    if weight.ndim != (4 if conv else 2) or not np.array_equal(lava_weights(weight, bits), weight):
+    if not np.array_equal(lava_weights(weight, bits), weight):
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
     n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
-    bias_mant = extras["bias_mant"][()]
-    if (bias_mant.dtype.kind not in "iu" or bias_mant.shape != (n_out,)
-            or np.abs(bias_mant.astype(np.int64)).max(initial=0) > BIAS_MANT_MAX):
+    bias_mant = _array(extras, "bias_mant", (n_out,), f"[{n_out}] 13-bit integers", where)
+    if np.abs(bias_mant.astype(np.int64)).max(initial=0) > BIAS_MANT_MAX:
         raise ResultsError(f"{where}: bias_mant must be [{n_out}] 13-bit integers")
-    scale = float(extras["scale"][()])
-    if not (np.isfinite(scale) and scale > 0):
-        raise ResultsError(f"{where}: scale = {scale} must be a positive number (activation units per current unit)")
+    scale = _scalar(extras, "scale", where)
+    if not isinstance(scale, (float, np.floating)) or not (np.isfinite(scale) and scale > 0):
+        shown = scale.item() if isinstance(scale, np.generic) else scale
+        raise ResultsError(f"{where}: scale = {shown} must be a positive number (activation units per current unit)")
+    neuron = group["neuron"]
     return FixedLayer(
         name=str(extras.attrs.get("name", group.attrs.get("name", where))), weight=weight,
         weight_exp=_int(extras, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
-        du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1, dv=_int(neuron, "vDecay", 0, DECAY_MAX, where),
-        vth=_int(neuron, "vThMant", 1, VTH_MAX, where), bias_mant=bias_mant.astype(np.int32),
-        bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where), scale=scale,
-        input_bits=_int(extras, "input_bits", 0, 16, where), readout=bool(_int(extras, "readout", 0, 1, where)),
-        conv=conv)
+        du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1,
+        dv=_int(neuron, "vDecay", 0, DECAY_MAX, where), vth=_int(neuron, "vThMant", 1, VTH_MAX, where),
+        bias_mant=bias_mant.astype(np.int32), bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where),
+        scale=float(scale), input_bits=_int(extras, "input_bits", 0, 16, where),
+        readout=bool(_int(extras, "readout", 0, 1, where)), conv=conv)
 
 
 def _layer_groups(f, version: int) -> list:
     """(netx group, extras group, where) per quantised layer, skipping netx's input and flatten entries."""
     if version < 2:
         return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
-    extras = [f[f"spikecl/layer/{k}"] for k in range(len(f["spikecl/layer"]))]
-    return [(f[f"layer/{int(e['netx'][()])}"], e, f"layer {int(e['netx'][()])}") for e in extras]
+    groups, last = [], 0
+    for k in range(len(f["spikecl/layer"])):
+        extras = f[f"spikecl/layer/{k}"]
+        index = _int(extras, "netx", last + 1, len(f["layer"]) - 1, f"/spikecl/layer/{k}")
+        groups.append((f[f"layer/{index}"], extras, f"layer {index}"))
+        last = index
+    return groups
 
 
 def read_netx(path: str | Path) -> FixedNetwork:
-    """Read a file written by :func:`write_netx`; a missing, corrupt or foreign file is a :class:`ResultsError`."""
+    """Read a file written by :func:`write_netx`; a missing, corrupt, foreign or internally inconsistent file is a
+    one-line :class:`ResultsError`."""
     path = Path(path)
     with open_for_reading(path, "network file") as f:
         meta = f.get("spikecl")
@@ -212,26 +272,66 @@ def read_netx(path: str | Path) -> FixedNetwork:
         version = int(meta.attrs["schema_version"])
         if version > SCHEMA_VERSION:
             raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to {SCHEMA_VERSION}")
-        layers = tuple(_read_layer(g, e, f"{path}: {where}") for g, e, where in _layer_groups(f, version))
         steps = _attr_int(meta.attrs, "num_steps", 1, MAX_COUNT, path)
         samples = f.get("simulation/tSample")
-        if samples is not None and int(samples[()]) != steps:
+        if samples is not None and _int(f["simulation"], "tSample", 1, MAX_COUNT, f"{path}: /simulation") != steps:
             raise ResultsError(f"{path}: num_steps = {steps} disagrees with /simulation/tSample = {int(samples[()])}")
-        net = FixedNetwork(layers, steps, str(meta.attrs["encoder"]),
+        n_in = int(np.prod(_shape(f["layer/0"], "shape", (1, 3), f"{path}: layer 0")))
+        layers = []
+        for group, extras, where in _layer_groups(f, version):
+            layers.append(_read_layer(group, extras, n_in, f"{path}: {where}"))
+            n_in = layers[-1].n_out
+        net = FixedNetwork(tuple(layers), steps, _attr_str(meta.attrs, "encoder", path),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
                            _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path),
                            _attr_table(meta.attrs, "config", path), _attr_table(meta.attrs, "metrics", path))
-        n_inputs = int(np.prod(f["layer/0/shape"][()]))
-    if not layers or not layers[-1].readout or layers[0].n_in != n_inputs:
-        raise ResultsError(f"{path}: layers do not chain from {n_inputs} inputs to a readout")
-    for a, b in zip(layers[:-1], layers[1:]):
-        if a.n_out != b.n_in:
-            raise ResultsError(f"{path}: layer {b.name} takes {b.n_in} inputs but {a.name} has {a.n_out}")
+    _check_consistent(net, path)
+    return net
+
+
+def _check_consistent(net: FixedNetwork, path: Path) -> None:
+    """The file's parts must agree: a readout last and only last, the encoder and every layer's input bits, the
+    heads with the readout and with the training stream the config describes, the metrics' numbers."""
+    if not net.layers or not net.layers[-1].readout:
+        raise ResultsError(f"{path}: layers do not chain from {net.layers[0].n_in if net.layers else '?'} inputs to "
+                           "a readout")
+    flagged = next((layer for layer in net.layers[:-1] if layer.readout), None)
+    if flagged is not None:
+        raise ResultsError(f"{path}: layer {flagged.name} is flagged as the readout but is not the last layer")
+    if net.encoder not in INPUT_ENCODERS:
+        raise ResultsError(f"{path}: encoder {net.encoder!r} is not one of {', '.join(INPUT_ENCODERS)}")
+    if (net.encoder == "direct") != (net.input_bits > 0):
+        raise ResultsError(f"{path}: encoder {net.encoder!r} with input_bits = {net.input_bits} (graded input bits "
+                           "belong to 'direct' only, which needs at least 1)")
+    for k, layer in enumerate(net.layers):
+        if layer.input_bits != (net.input_bits if k == 0 else 0):
+            raise ResultsError(f"{path}: layer {layer.name} has input_bits = {layer.input_bits}; the network's input "
+                               f"is {net.input_bits} bits and later layers receive binary spikes (0)")
     if net.n_heads * net.n_outputs != net.readout.n_out:
         raise ResultsError(f"{path}: n_heads = {net.n_heads} x n_outputs = {net.n_outputs} does not match the "
                            f"readout's {net.readout.n_out} neurons")
-    return net
+    heads = stream_heads(net.config)
+    if heads is not None and heads != net.n_heads:
+        raise ResultsError(f"{path}: n_heads = {net.n_heads}, but the training stream in its config needs {heads} "
+                           "(task scenario: one head per task, else one)")
+    bad = next((k for k, v in net.metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    if bad is not None:
+        raise ResultsError(f"{path}: metrics {bad} = {net.metrics[bad]!r} is not a number; the file is damaged")
+    if "float_accuracy" in net.metrics and not {"reference_accuracy", "samples"} <= set(net.metrics):
+        raise ResultsError(f"{path}: metrics hold float_accuracy without reference_accuracy and samples; the file is "
+                           "damaged")
+
+
+def stream_heads(config: dict) -> int | None:
+    """The readout heads the training stream of ``config`` needs (task scenario: ``n_tasks``, else 1); None without a
+    stream. An invalid stream section is a one-line :class:`~spikecl.errors.ConfigError`."""
+    from spikecl.config import StreamConfig, from_dict
+
+    if not isinstance(config.get("stream"), dict):
+        return None
+    stream = from_dict(StreamConfig, config["stream"], "stream.")
+    return stream.n_tasks if stream.scenario == "task" else 1
 
 
 def _attr_table(attrs, key: str, path: Path) -> dict:
@@ -249,7 +349,15 @@ def _attr_table(attrs, key: str, path: Path) -> dict:
 def _attr_int(attrs, key: str, low: int, high: int, path: Path) -> int:
     """The integer attribute ``key`` of ``/spikecl`` (a one-line :class:`ResultsError` outside low..high)."""
     value = attrs[key]
-    if not isinstance(value, (int, np.integer)) or not low <= int(value) <= high:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= int(value) <= high:
         shown = value.item() if isinstance(value, np.generic) else value
         raise ResultsError(f"{path}: {key} = {shown!r} must be an integer in {low}..{high}")
     return int(value)
+
+
+def _attr_str(attrs, key: str, path: Path) -> str:
+    """The string attribute ``key`` of ``/spikecl``."""
+    value = attrs[key]
+    if not isinstance(value, str):
+        raise ResultsError(f"{path}: {key} = {value!r} is not a string")
+    return value

@@ -16,11 +16,13 @@ network is refused. The readout (a non-resetting integrator) never reaches its t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from spikecl.errors import ExportError, ResultsError, require
+from spikecl.export.netx import MAX_COUNT
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.io import atomic_write
 
@@ -99,8 +101,9 @@ def read_nir(path: str | Path):
         raise ResultsError(f"NIR file not found: {path}")
     try:
         return nir.read(path)
-    except (OSError, KeyError, ValueError) as exc:
-        raise ResultsError(f"{path} is not a readable NIR file ({str(exc).splitlines()[0]})") from None
+    except (OSError, KeyError, ValueError, TypeError, AssertionError) as exc:  # nir asserts on unknown nodes, edges
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResultsError(f"{path} is not a readable NIR file ({reason})") from None
 
 
 def graph_metadata(graph) -> dict:
@@ -114,6 +117,18 @@ def graph_metadata(graph) -> dict:
     missing = [k for k in ("dt", "num_steps", "encoder", "readout", "n_outputs", "n_heads") if k not in meta]
     if missing:
         raise ResultsError(f"the NIR graph has no spikecl metadata ({', '.join(missing)} missing)")
+    dt = meta["dt"]
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+        raise ResultsError(f"the NIR graph's metadata dt = {dt!r} must be a positive number")
+    for key in ("num_steps", "n_outputs", "n_heads"):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+            raise ResultsError(f"the NIR graph's metadata {key} = {value!r} must be an integer in 1..{MAX_COUNT}")
     if isinstance(meta.get("config"), str):
-        meta["config"] = json.loads(meta["config"])
+        try:
+            meta["config"] = json.loads(meta["config"])
+        except ValueError:
+            meta["config"] = None
+        if not isinstance(meta["config"], dict):
+            raise ResultsError("the NIR graph's metadata config is not a JSON table; the file is damaged")
     return meta

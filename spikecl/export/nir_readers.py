@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ConfigError, require
+from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.export.float_model import select_heads
 from spikecl.export.nir_io import graph_metadata
 
@@ -73,4 +73,7 @@ def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
 def nir_logits(graph, readout_mem: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
     """Logits ``[B, n_outputs]``: the readout membrane ``[T, B, n]`` averaged over steps, each sample's head."""
     meta = graph_metadata(graph)
-    return select_heads(readout_mem.mean(axis=0), meta["n_heads"], meta["n_outputs"], heads)
+    mem = np.asarray(readout_mem)
+    if mem.ndim != 3:
+        raise ShapeError(f"readout membranes have shape {mem.shape}; expected [T, B, n_readout]")
+    return select_heads(mem.mean(axis=0), meta["n_heads"], meta["n_outputs"], heads)

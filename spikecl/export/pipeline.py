@@ -18,7 +18,7 @@ from spikecl.errors import ConfigError, ExistsError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
-from spikecl.export.lava_client import run_lava
+from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 from spikecl.io import check_writable_folder
@@ -85,10 +85,10 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     check_writable_folder(Path(output).parent, "-o: folder")
     spec = load_trained(source)
     has_data = "data" in spec.config and "stream" in spec.config
+    check_encoder(spec)                               # netx and NIR alike; before any samples are drawn for it
     if fmt == "nir":
         write_nir(output, spec, overwrite=overwrite)
         return spec, None
-    check_encoder(spec)                               # before any samples are drawn for it
     x_cal = None
     if has_data and calibration_samples:
         x_cal = stream_samples(spec.config, calibration_samples, data_dir, split="train")[0]
@@ -123,6 +123,9 @@ def deploy(network: str | Path, backend: str = "reference", samples: int = 200, 
         raise ConfigError(f"{learning_graphs.option_flag(next(iter(options)))} applies to learning graphs only; "
                           f"{network} is an exported network")
     net = read_netx(network)
+    fixed_point.check_input_size(net.num_steps, samples, net.n_inputs)   # before any samples are drawn
+    if backend == "lava-sim":
+        lava_python()                                                     # a missing .venv-lava: before the work
     x, y, heads = stream_samples(net.config, samples, data_dir)
     inputs = encode(x, net)
     started = time.perf_counter()

@@ -13,7 +13,9 @@ when the threshold needs a smaller scale.
 Hidden LIF (snnTorch ``Leaky``, reset to zero): ``du = 4095`` (the current is this step's input), ``dv = round((1 -
 beta) * 4096)``. The readout (non-resetting integrator) is a CUBA neuron whose *current* is the leaky membrane
 (``du + 1 = round((1 - beta) * 4096)``) and whose voltage sums it (``dv = 0``, ``vth`` maximal so it never
-spikes): at the last step ``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Every value is range-checked;
+spikes): at the last step ``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Lava adds the readout's bias to
+``v`` (T times), the float readout to ``mem``, so the readout bias is stored as ``64 * round(S * b * gain / T)`` with
+``gain = sum_{t=1..T} (1 - beta**t) / (1 - beta)`` (:func:`readout_gain`). Every value is range-checked;
 anything not representable raises a one-line :class:`ExportError` naming the layer and the value.
 """
 
@@ -164,8 +166,8 @@ def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixe
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
     if not np.any(m):
         raise ExportError(f"layer {name}: every weight rounds to 0 without a weight exponent (the threshold or "
-                          "readout range is too large for the weights); QuantConfig(exponents=True) keeps them for "
-                          "spikecl's runner")
+                          "readout range is too large for the weights); lower --input-bits or --headroom, or keep "
+                          "weight exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
     return m
@@ -257,14 +259,20 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
                       conv=layer.conv)
 
 
+def readout_gain(beta: float, num_steps: int) -> float:
+    """``sum_t mem[t]`` of the readout integrator driven by a constant input of 1 for T steps:
+    ``sum_{t=1..T} (1 - beta**t) / (1 - beta)`` (T when ``beta >= 1``)."""
+    if beta >= 1:
+        return float(num_steps)
+    return float(sum((1 - beta**t) / (1 - beta) for t in range(1, num_steps + 1)))
+
+
 def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:
     """Largest possible ``|sum_t mem[t]|`` of the readout when every input spikes at every step."""
     drive = np.abs(layer.weight).sum(axis=1)
     if layer.bias is not None:
         drive = drive + np.abs(layer.bias)
-    beta = layer.beta
-    gain = num_steps if beta >= 1 else sum((1 - beta**t) / (1 - beta) for t in range(1, num_steps + 1))
-    return float(drive.max() * gain)
+    return float(drive.max() * readout_gain(layer.beta, num_steps))
 
 
 def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_steps: int) -> FixedLayer:
@@ -279,7 +287,10 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     if not cfg.exponents:
         s_w, e = min(s_w, target / q), 0
     scale = s_w * q * 2.0**e
-    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, bias_exp_max(cfg))
+    # Lava adds the bias to the summed voltage v at each of the T steps (T x bias), while the float readout adds b
+    # to the leaky membrane, whose sum over the steps holds b x readout_gain: scale the bias by gain / T.
+    bias = None if layer.bias is None else layer.bias * (readout_gain(layer.beta, num_steps) / num_steps)
+    bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, bias_exp_max(cfg))
     mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed)
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, VTH_MAX, bias_mant, bias_exp, scale,
                       input_bits, readout=True)

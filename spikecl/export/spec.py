@@ -86,6 +86,13 @@ class NetworkSpec:
     def __post_init__(self) -> None:
         if not self.layers or not self.layers[-1].is_readout:
             raise ShapeError("a network spec needs at least a readout layer as its last layer")
+        for layer in self.layers:
+            expected = "[C_out, C_in, k, k]" if layer.conv else "[n_out, n_in]"
+            if layer.weight.ndim != (4 if layer.conv else 2):
+                raise ExportError(f"layer {layer.name}: weight has shape {layer.weight.shape}; expected {expected}")
+            if layer.bias is not None and np.shape(layer.bias) != (layer.n_out,):
+                raise ExportError(f"layer {layer.name}: bias has shape {np.shape(layer.bias)}; expected "
+                                  f"[{layer.n_out}]")
         for prev, nxt in zip(self.layers[:-1], self.layers[1:]):
             if prev.n_out != nxt.n_in:
                 raise ShapeError(f"layer {nxt.name} takes {nxt.n_in} inputs but {prev.name} has {prev.n_out}")
@@ -140,7 +147,11 @@ def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, 
         raise ExportError(f"layer {name}: graded spikes (snnTorch graded_spikes_factor != 1) are not representable; "
                           "Lava's LIF emits binary spikes")
     if prefix + "reset_mechanism_val" in state:
-        reset = RESETS[int(np.asarray(state[prefix + "reset_mechanism_val"]).ravel()[0])]
+        code = _array(state, prefix + "reset_mechanism_val").ravel()
+        if code.size != 1 or code[0] not in range(len(RESETS)):
+            raise ExportError(f"layer {name}: reset_mechanism_val {code.tolist()} is not one of snnTorch's codes 0..2 "
+                              f"({', '.join(RESETS)})")
+        reset = RESETS[int(code[0])]
     return values[0], values[1], reset
 
 
@@ -156,9 +167,15 @@ def _fold_batch_norm(state: dict, prefix: str, weight: np.ndarray, bias: np.ndar
     channels = weight.shape[0]
     gamma = _array(state, norm + "weight") if norm + "weight" in state else np.ones(channels)
     shift = _array(state, norm + "bias") if norm + "bias" in state else np.zeros(channels)
-    gain = gamma / np.sqrt(var + BATCH_NORM_EPS)
-    folded_bias = shift - gain * mean + (0.0 if bias is None else gain * bias)
-    return weight * gain[:, None, None, None], folded_bias
+    if not np.all(var >= 0):
+        raise ExportError(f"trained parameter '{norm}running_var' holds a negative variance (a damaged file)")
+    with np.errstate(over="ignore", invalid="ignore"):          # refused below, in one line
+        gain = gamma / np.sqrt(var + BATCH_NORM_EPS)
+        folded_bias = shift - gain * mean + (0.0 if bias is None else gain * bias)
+        folded = weight * gain[:, None, None, None]
+    if not (np.all(np.isfinite(folded)) and np.all(np.isfinite(folded_bias))):
+        raise ExportError(f"layer at '{prefix}': folding its batch norm gives NaN or infinite weights (a damaged file)")
+    return folded, folded_bias
 
 
 def _pool_into_conv(weight: np.ndarray) -> np.ndarray:
@@ -174,6 +191,9 @@ def _pool_into_conv(weight: np.ndarray) -> np.ndarray:
 def _pool_into_dense(weight: np.ndarray, shape: tuple) -> np.ndarray:
     """Dense weights [n_out, C * H/2 * W/2] over 2 x 2-average-pooled spikes → weights over the spikes (C, H, W)."""
     c, h, w = shape
+    if weight.ndim != 2 or weight.shape[1] != c * (h // 2) * (w // 2):
+        raise ExportError(f"layer readout: weight {weight.shape} does not take the {c} x {h // 2} x {w // 2} pooled "
+                          "grid of the last conv")
     pooled = weight.reshape(weight.shape[0], c, h // 2, w // 2) / 4.0
     full = np.zeros((weight.shape[0], c, h, w))
     full[:, :, : 2 * (h // 2), : 2 * (w // 2)] = pooled.repeat(2, axis=2).repeat(2, axis=3)
@@ -244,6 +264,8 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
                       _array(state, prefix + "bias") if prefix + "bias" in state else None))
     if not heads:
         raise ExportError(f"trained parameters have no readout ({head(0)}weight missing)")
+    if len({(w.shape, b is None) for w, b in heads}) > 1:
+        raise ExportError(f"the {len(heads)} readout heads differ in shape or in having a bias (a damaged file)")
     weight = np.concatenate([w for w, _ in heads])
     if last_shape is not None:
         weight = _pool_into_dense(weight, last_shape)

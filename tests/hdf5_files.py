@@ -1,0 +1,14 @@
+"""Hand edits of HDF5 files for the tests of damaged or tampered files."""
+
+import h5py
+
+
+def tamper(path, where, value):
+    """Replace the attribute or dataset ``where`` (``group/key``) of the HDF5 file ``path`` with ``value``."""
+    with h5py.File(path, "r+") as f:
+        group, key = where.rsplit("/", 1)
+        if key in f[group].attrs:
+            f[group].attrs[key] = value
+        else:
+            del f[where]
+            f[group].create_dataset(key, data=value)

@@ -1,0 +1,354 @@
+"""Export edge cases: the readout bias in fixed point, inconsistent or damaged network files, runner inputs,
+sizes bounded before reading, and one-line errors from damaged metadata (tests/test_export.py: the main paths)."""
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hdf5_files import tamper
+
+from spikecl.errors import ExportError, ResultsError, ShapeError
+from spikecl.export import fixed_point as fp
+from spikecl.export.float_model import float_logits
+from spikecl.export.inputs import encode, encode_values
+from spikecl.export.netx import read_netx, write_netx
+from spikecl.export.quantize import QuantConfig, quantize, readout_gain
+from spikecl.export.spec import LayerSpec, NetworkSpec
+
+
+def small_spec(widths=(6, 8, 3), steps=6, beta=0.6, bias=0.5, n_heads=1, encoder="direct", seed=0):
+    """A small MLP whose every layer has a bias of about ``bias`` (readout: ``n_heads`` heads)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        readout = i == len(widths) - 2
+        n = b * n_heads if readout else b
+        layers.append(LayerSpec("readout" if readout else f"hidden{i}", rng.normal(0, 0.5, (n, a)),
+                                rng.normal(bias, 0.1, n), beta, 1.0, "none" if readout else "zero"))
+    return NetworkSpec(tuple(layers), steps, encoder, widths[-1], n_heads)
+
+
+# --- the readout bias ---
+def test_fixed_point_readout_with_bias_equals_the_float_logits():
+    """Lava adds the readout bias to the summed voltage at each step; the float readout adds it to the leaky membrane.
+    The quantised readout must give the float logits (up to rounding), not T x b in place of b x gain."""
+    spec = small_spec(widths=(6, 3), steps=8, beta=0.5, bias=2.0, encoder="latency")  # readout only, binary input
+    x = np.random.default_rng(1).random((40, 6))
+    net = quantize(spec)
+    inputs = encode(x, net)
+    fixed = fp.logits(net, fp.simulate(net, inputs).readout_v)
+    expected = float_logits(spec, inputs)
+    old_error = abs(1 - readout_gain(0.5, 8) / 8) * spec.readout.bias.min()   # T x b in place of gain x b: 1.5
+    assert np.abs(fixed - expected).max() < 0.01 * old_error
+
+
+def test_quantised_predictions_with_biases_agree_with_float():
+    spec = small_spec(widths=(10, 16, 4), steps=6, beta=0.7, bias=0.3, seed=3)
+    x = np.random.default_rng(2).random((200, 10))
+    net = quantize(spec)
+    inputs = encode(x, net)
+    fixed = fp.logits(net, fp.simulate(net, inputs).readout_v)
+    expected = float_logits(spec, encode_values(x, spec.num_steps, spec.encoder))
+    assert np.mean(np.argmax(fixed, 1) == np.argmax(expected, 1)) > 0.95
+
+
+# --- inconsistent, mistyped or oversized network files ---
+def refused(path, message):
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        read_netx(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("spikecl/encoder", "latency", "encoder 'latency' with input_bits = 8"),
+    ("spikecl/encoder", "events", "encoder 'events' is not one of direct, poisson, latency"),
+    ("spikecl/input_bits", 0, "encoder 'direct' with input_bits = 0"),
+    ("spikecl/layer/0/input_bits", 4, "layer hidden0 has input_bits = 4; the network's input is 8 bits"),
+    ("spikecl/layer/0/readout", 1, "layer hidden0 is flagged as the readout but is not the last layer"),
+    ("layer/1/neuron/vThMant", 100.6, "vThMant = 100.6 is not an integer"),
+    ("layer/1/neuron/vThMant", np.bytes_("100"), "vThMant = b'100' is not an integer"),
+    ("layer/0/shape", np.array([6.5]), "shape must hold 1 or 3 integers"),
+    ("layer/1/shape", np.array([9]), "weight has shape (8, 6); expected [n_out, 6] matching the layer's shape"),
+    ("spikecl/layer/0/netx", 1.7, "netx = 1.7 is not an integer"),
+    ("spikecl/layer/1/bias_mant", np.zeros(5, np.int32), "bias_mant has shape (5,); expected (3,)"),
+    ("spikecl/metrics", json.dumps({"float_accuracy": "x", "reference_accuracy": 0.5, "samples": 9}),
+     "metrics float_accuracy = 'x' is not a number"),
+    ("spikecl/metrics", json.dumps({"float_accuracy": None}), "metrics float_accuracy = None is not a number"),
+    ("spikecl/metrics", json.dumps({"float_accuracy": 0.5}), "metrics hold float_accuracy without"),
+])
+def test_inconsistent_or_mistyped_network_files_are_one_line_errors(tmp_path, where, value, message):
+    """Parts of a network file that disagree, or values of the wrong type, are refused, never coerced or run."""
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    read_netx(path)
+    tamper(path, where, value)
+    refused(path, message)
+
+
+@pytest.mark.parametrize("scenario, heads, outputs, message", [
+    ("class", 2, 5, "n_heads = 2, but the training stream in its config needs 1"),
+    ("task", 1, 10, "n_heads = 1, but the training stream in its config needs 2"),
+])
+def test_heads_must_match_the_training_stream_of_the_stored_config(tmp_path, scenario, heads, outputs, message):
+    net = quantize(small_spec(widths=(6, 8, 10)))
+    config = {"stream": {"kind": "split", "scenario": scenario, "n_tasks": 2}}
+    path = write_netx(tmp_path / "net.h5", dataclasses.replace(net, config=config, n_heads=heads, n_outputs=outputs))
+    refused(path, message)
+
+
+def test_an_oversized_weight_dataset_is_refused_before_it_is_read(tmp_path):
+    """A chunked 8 x 50,000,000 weight dataset (a small file) would need 1.6 GB to read: its shape is checked first."""
+    import h5py
+
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    with h5py.File(path, "r+") as f:
+        del f["layer/1/weight"]
+        f["layer/1"].create_dataset("weight", shape=(8, 50_000_000), dtype=np.int32, chunks=(8, 1000))
+    assert path.stat().st_size < 100_000
+    refused(path, "weight has shape (8, 50000000); expected (8, 6)")
+
+
+def test_input_values_are_bounded_before_they_are_allocated(tmp_path, monkeypatch):
+    from spikecl.export.pipeline import deploy
+
+    with pytest.raises(ShapeError, match="1000000 steps x 300 samples x 6 inputs"):
+        encode_values(np.zeros((300, 6)), 1_000_000, "direct", 255)
+    path = write_netx(tmp_path / "net.h5", dataclasses.replace(quantize(small_spec()), num_steps=1_000_000))
+    with pytest.raises(ShapeError, match="input values exceed"):          # before the samples are drawn
+        deploy(path, "reference", samples=200)
+
+
+def test_a_stored_seed_that_is_not_an_integer_is_a_config_error():
+    from spikecl.errors import ConfigError
+    from spikecl.export.inputs import trained_stream
+
+    with pytest.raises(ConfigError, match="seed = 'abc' must be an integer"):
+        trained_stream({"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "class",
+                                                                   "n_tasks": 2}, "seed": "abc"})
+
+
+# --- heads and labels, the runner's inputs and output ---
+@pytest.mark.parametrize("heads, message", [
+    (np.array([0, 3]), "heads must be integers in 0..1 (the readout has 2 heads), got 0..3"),
+    (np.array([-1, 0]), "heads must be integers in 0..1"),
+    (np.array([0.0, 1.0]), "heads must be integers in 0..1"),
+    (np.array([0, 1, 1]), "heads have shape (3,); expected [2]"),
+])
+def test_logits_refuse_heads_out_of_range_or_of_the_wrong_shape(heads, message):
+    net = quantize(small_spec(n_heads=2))
+    v = np.zeros((2, net.readout.n_out), dtype=np.int64)
+    with pytest.raises(ShapeError, match=re.escape(message)):
+        fp.logits(net, v, heads)
+
+
+def run_runner_main(tmp_path, monkeypatch, capsys, labels=None, heads=None, inputs=None, output=None, n_heads=2):
+    """``spikecl_lava.runner.main`` in this process (it imports Lava only to run): (exit code, stderr)."""
+    import h5py
+
+    from spikecl.export.lava_client import write_inputs
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "hardware"))
+    from spikecl_lava.runner import main
+
+    net = quantize(small_spec(n_heads=n_heads))
+    write_netx(tmp_path / "net.h5", net, overwrite=True)
+    x = encode(np.random.default_rng(0).random((4, 6)), net) if inputs is None else inputs
+    if isinstance(x, tuple):                               # a declared shape, not written
+        with h5py.File(tmp_path / "in.h5", "w") as f:
+            f.create_dataset("inputs", shape=x, dtype=np.int32, chunks=(1, 1, x[2]))
+    else:
+        write_inputs(tmp_path / "in.h5", x, labels, heads)
+    out = output or tmp_path / "run.h5"
+    code = main([str(tmp_path / "net.h5"), "--inputs", str(tmp_path / "in.h5"), "-o", str(out)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, message", [
+    (dict(heads=np.array([0, 1, 2, 1])), "heads must be integers in 0..1"),
+    (dict(heads=np.array([0, -1, 0, 1])), "heads must be integers in 0..1"),
+    (dict(heads=np.array([0, 1])), "heads must be 4 integers (one per sample)"),
+    (dict(labels=np.array([[0], [1], [2], [0]])), "labels must be 4 integers (one per sample), got int64 (4, 1)"),
+    (dict(labels=np.array([0, 1])), "labels must be 4 integers"),
+    (dict(inputs=np.zeros((6, 0, 6), np.int64)), "inputs hold no samples (B = 0)"),
+    (dict(inputs=(6, 2**26, 6)), "input values exceed"),
+    (dict(output="folder"), "is a folder; name the run file to write"),
+    (dict(output="exists"), "exists; pass --overwrite"),
+])
+def test_runner_refuses_bad_inputs_and_outputs_before_running(tmp_path, monkeypatch, capsys, case, message):
+    if case.get("output") == "folder":
+        (tmp_path / "out").mkdir()
+        case = {"output": tmp_path / "out"}
+    elif case.get("output") == "exists":
+        (tmp_path / "old.h5").write_bytes(b"x")
+        case = {"output": tmp_path / "old.h5"}
+    if "labels" in case or "heads" in case:                          # the other one valid
+        case = {"labels": np.array([0, 1, 2, 0]), "heads": np.array([0, 1, 0, 1]), **case}
+    code, err = run_runner_main(tmp_path, monkeypatch, capsys, **case)
+    assert code == 2 and err.startswith("spikecl-lava: error:") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run.h5").exists()
+
+
+def test_float_heads_in_the_runners_inputs_are_refused(tmp_path, monkeypatch, capsys):
+    import h5py
+
+    net = quantize(small_spec(n_heads=2))
+    write_netx(tmp_path / "net.h5", net)
+    with h5py.File(tmp_path / "in.h5", "w") as f:                    # write_inputs would store them as int64
+        f.create_dataset("inputs", data=encode(np.full((4, 6), 0.5), net).astype(np.int32))
+        f.create_dataset("heads", data=np.array([0.0, 1.5, 0.0, 1.0]))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "hardware"))
+    from spikecl_lava.runner import main
+
+    code = main([str(tmp_path / "net.h5"), "--inputs", str(tmp_path / "in.h5"), "-o", str(tmp_path / "r.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and "heads must be 4 integers (one per sample), got float64" in err
+
+
+# --- damaged results files at export ---
+def mlp_state(heads=1):
+    """The state_dict arrays of a 6-8-3 MLP with biases (``heads`` readout heads), named as network_keys says."""
+    from spikecl.network_keys import INTEGRATOR, LIF, SYNAPSE, head, hidden
+
+    rng = np.random.default_rng(0)
+    state = {hidden(0) + SYNAPSE + "weight": rng.normal(0, 0.5, (8, 6)), hidden(0) + SYNAPSE + "bias": np.zeros(8),
+             hidden(0) + LIF + "reset_mechanism_val": np.array(1), INTEGRATOR + "beta": np.array(0.9)}
+    for h in range(heads):
+        state[head(h) + "weight"], state[head(h) + "bias"] = rng.normal(0, 0.5, (3, 8)), np.zeros(3)
+    return state
+
+
+MLP_CONFIG = {"network": {"kind": "mlp", "reset": "zero", "num_steps": 4}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update({"layers.0.lif.reset_mechanism_val": np.array(5)}),
+     "layer hidden0: reset_mechanism_val [5.0] is not one of snnTorch's codes 0..2"),
+    (lambda s: s.pop("readout.heads.1.bias"), "the 2 readout heads differ in shape or in having a bias"),
+    (lambda s: s.update({"layers.0.synapse.weight": np.ones((8, 6, 1))}),
+     "layer hidden0: weight has shape (8, 6, 1); expected [n_out, n_in]"),
+])
+def test_damaged_trained_parameters_are_one_line_export_errors(change, message):
+    from spikecl.export.spec import spec_from_state
+
+    state = mlp_state(heads=2)
+    spec_from_state(state, MLP_CONFIG)
+    change(state)
+    with pytest.raises(ExportError, match=re.escape(message)):
+        spec_from_state(state, MLP_CONFIG)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update({"readout.heads.0.weight": np.ones((10, 33))}), "layer readout: weight (10, 33) does not take"),
+    (lambda s: s.update({"layers.0.norm.running_var": -np.ones_like(s["layers.0.norm.running_var"])}),
+     "'layers.0.norm.running_var' holds a negative variance"),
+    (lambda s: s.update({"layers.0.norm.weight": np.full(s["layers.0.norm.weight"].shape, 1e308),
+                         "layers.0.norm.running_var": np.zeros(s["layers.0.norm.running_var"].shape)}),
+     "folding its batch norm gives NaN or infinite weights"),
+])
+def test_damaged_cnn_parameters_are_one_line_export_errors(change, message):
+    pytest.importorskip("torch")
+    from test_export import small_cnn
+
+    from spikecl.export.spec import spec_from_state
+
+    state = {k: v.detach().numpy().copy() for k, v in small_cnn().state_dict().items()}
+    config = {"network": {"kind": "cnn", "reset": "zero", "num_steps": 4}, "data": {"dataset": "digits"}}
+    spec_from_state(state, config)
+    change(state)
+    with pytest.raises(ExportError, match=re.escape(message)):
+        spec_from_state(state, config)
+
+
+# --- NIR files and their metadata ---
+def nir_file(tmp_path, change=None):
+    import h5py
+
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import write_nir
+
+    path = write_nir(tmp_path / "net.nir", small_spec(widths=(6, 8, 4)), overwrite=True)
+    if change is not None:
+        with h5py.File(path, "r+") as f:
+            change(f)
+    return path
+
+
+def _set(f, where, value):
+    del f[where]
+    f.create_dataset(where, data=value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: _set(f, "node/nodes/fc0/type", np.bytes_("Foo")), "is not a readable NIR file"),
+    (lambda f: f.__delitem__("node/edges"), "is not a readable NIR file"),
+    (lambda f: _set(f, "node/metadata/dt", np.nan), "metadata dt = nan must be a positive number"),
+    (lambda f: _set(f, "node/metadata/dt", -1e-4), "metadata dt = -0.0001 must be a positive number"),
+    (lambda f: _set(f, "node/metadata/num_steps", -3), "metadata num_steps = -3 must be an integer in 1.."),
+    (lambda f: _set(f, "node/metadata/config", np.bytes_("{broken")), "metadata config is not a JSON table"),
+])
+def test_damaged_nir_files_are_one_line_results_errors(tmp_path, change, message):
+    from spikecl.export.nir_io import graph_metadata, read_nir
+
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        graph_metadata(read_nir(nir_file(tmp_path, change)))
+    assert "\n" not in str(info.value)
+
+
+def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):
+    from spikecl.export.nir_io import read_nir
+    from spikecl.export.nir_readers import nir_logits
+
+    graph = read_nir(nir_file(tmp_path))
+    assert nir_logits(graph, np.zeros((4, 2, 4))).shape == (2, 4)
+    graph.metadata["n_heads"] = 2
+    with pytest.raises(ShapeError, match=re.escape("expected [B, 2 heads x 4 outputs]")):
+        nir_logits(graph, np.zeros((4, 2, 4)))
+
+
+# --- the commands ---
+def test_too_many_input_bits_name_the_command_line_remedy():
+    with pytest.raises(ExportError, match="lower --input-bits or --headroom"):
+        quantize(small_spec(), QuantConfig(input_bits=16))
+
+
+@pytest.mark.parametrize("flag", [["--weight-bits", "4"], ["--samples", "10"], ["--max-drop", "5"], ["--force"]])
+def test_nir_export_refuses_the_netx_options(tmp_path, capsys, flag):
+    from spikecl.cli import main
+
+    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.nir"), "--format", "nir", *flag])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"{flag[0]} applies to netx exports" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nir_name_for_a_netx_file_is_refused(tmp_path, capsys):
+    from spikecl.cli import main
+
+    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.nir")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "a .nir name for a netx (HDF5) file; pass --format nir" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["netx", "nir"])
+def test_export_refuses_the_events_encoder_in_both_formats(tmp_path, monkeypatch, fmt):
+    from spikecl.export import pipeline
+
+    spec = dataclasses.replace(small_spec(), encoder="events")
+    monkeypatch.setattr(pipeline, "load_trained", lambda source: spec)
+    with pytest.raises(ExportError, match="encoder 'events' cannot be presented to Loihi"):
+        pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.out", fmt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, monkeypatch):
+    from spikecl.errors import DependencyError
+    from spikecl.export import pipeline
+
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(tmp_path / "none" / "python"))
+    monkeypatch.setattr(pipeline, "stream_samples", lambda *a, **k: pytest.fail("samples drawn before the check"))
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    with pytest.raises(DependencyError, match="the Lava environment is missing"):
+        pipeline.deploy(path, "lava-sim")
