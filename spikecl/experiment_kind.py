@@ -23,14 +23,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
 from spikecl.errors import ConfigError, ExistsError, ResultsError, SpikeCLError
-from spikecl.io import Run, check_writable_folder, output_lock, read_run
+from spikecl.io import Run, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
@@ -239,6 +239,9 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
+    folders = [job.path for job in jobs if job.path.is_dir()]
+    if folders:
+        raise ConfigError(f"{folders[0]} is a folder where a results file goes; move it away")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
@@ -251,6 +254,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
     Returns the plan's results paths and whether this process reports."""
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
+    existed = {job.path for job in todo if job.path.exists()}      # what --overwrite or --resume chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
         for job in jobs:
@@ -258,18 +262,44 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 say(f"{job.path}: complete, kept")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
-        for job in todo:
-            options = JobOptions(overwrite=overwrite or job.path.exists(), resume=resume, progress=progress,
-                                 device=device, replace_stale=resume and overwrite)
-            with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
-                note = job.run(options)
-            if note:
-                (bar.write if bar else say)(f"{job.path}: {note}")
-            if bar:
-                bar.update()
+        with cleared_on_error(bar):
+            run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite), reports,
+                     lambda text: (bar.write if bar else say)(text), bar)
         if bar:
             bar.close()
     return [job.path for job in jobs], reports
+
+
+@contextlib.contextmanager
+def cleared_on_error(bar):
+    """Erase ``bar`` (a progress bar or None) when the body fails, so that the error is the one line on stderr."""
+    try:
+        yield
+    except BaseException:
+        if bar is not None:
+            bar.leave = False
+            bar.close()
+        raise
+
+
+def run_jobs(todo: Sequence[Job], existed: set[Path], given: JobOptions, reports: bool,
+             say: Callable[[str], None], bar=None) -> None:
+    """Run ``todo`` in order, each under its results file's lock (where this process ``reports``) with the
+    command's options ``given``, whose ``overwrite`` extends to the files in ``existed`` (those the command chose to
+    replace): a results file another run wrote meanwhile is refused. ``say`` prints each job's note."""
+    for job in todo:
+        options = replace(given, overwrite=given.overwrite or job.path in existed)
+        with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
+            if reports and job.path.exists() and not options.overwrite:
+                raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
+                                  "--resume to keep it or with --overwrite to replace it")
+            note = job.run(options)
+            if reports:
+                remove_temporaries(job.path)     # what killed writes of this job's files left
+        if note:
+            say(f"{job.path}: {note}")
+        if bar:
+            bar.update()
 
 
 def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False, overwrite: bool = False,

@@ -36,6 +36,7 @@ The other kinds document their attributes and arrays where they write them (``ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -99,9 +100,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         _fsync_folder(path.parent)
+    except OSError as exc:                  # a full disk, a file-size limit, a folder made unwritable meanwhile
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is kept") \
+            from None
+    except RuntimeError as exc:             # serialisers (torch.save) report a failed write as a RuntimeError
+        if "write" not in str(exc).lower():
+            raise
+        raise ResultsError(f"cannot write {path}: {str(exc).splitlines()[0][:160]} (is the disk full?); the previous "
+                           "file, if any, is kept") from None
     finally:
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
 
 
@@ -134,7 +144,8 @@ def output_lock(path: str | Path):
         try:
             yield
         finally:
-            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):      # a folder made unwritable meanwhile: the run's own error stands
+                lock.unlink(missing_ok=True)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
@@ -167,6 +178,15 @@ def _remove_stale_temporaries(path: Path) -> None:
                 tmp.unlink()
         except OSError:
             pass
+
+
+def remove_temporaries(results: Path) -> None:
+    """Remove every temporary file a killed :func:`atomic_write` left of ``results`` or of a file named like it
+    with another suffix (its checkpoint), whatever its age: for the holder of ``results``' :func:`output_lock`."""
+    results = Path(results)
+    for tmp in results.parent.glob(f".{results.stem}.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def environment() -> dict:

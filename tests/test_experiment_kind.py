@@ -184,3 +184,52 @@ def test_no_library_module_imports_the_command_line():
             offenders += [f"{path.relative_to(root)}: {n}" for n in names
                           if n == "spikecl.cli" or n.startswith("spikecl.commands")]
     assert offenders == []
+
+
+def test_a_result_another_run_writes_meanwhile_is_never_replaced(toy, tmp_path, capsys, monkeypatch):
+    """Permission to write is decided at the start: a results file another run writes while this one goes is
+    refused, not replaced."""
+    other, measured = tmp_path / "toy" / "toy_seed1.h5", measure
+
+    def first_job_and_another_run(cfg, seed, path, options):
+        if seed == 0:                                    # meanwhile another run finishes seed 1
+            write_run(other, "toy", asdict(cfg), {"value": -1.0}, attrs={"seed": 1})
+        return measured(cfg, seed, path, options)
+
+    monkeypatch.setattr(sys.modules[__name__], "measure", first_job_and_another_run)
+    assert run(toy) == 2
+    err = capsys.readouterr().err
+    assert f"{other} was written by another run while this one ran; run again with --resume" in err
+    assert read_run(other).metrics == {"value": -1.0} and [seed for seed, _ in RAN] == [0]
+
+
+def test_a_folder_where_a_result_goes_is_refused_before_any_work(toy, tmp_path, capsys):
+    (tmp_path / "toy" / "toy_seed1.h5").mkdir(parents=True)
+    for extra in ((), ("--overwrite",), ("--resume",)):
+        assert run(toy, *extra) == 2
+        assert "toy_seed1.h5 is a folder where a results file goes; move it away" in capsys.readouterr().err
+    assert RAN == []
+
+
+def test_temporaries_of_killed_writes_go_when_the_job_completes(toy, tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    left = [folder / ".toy_seed0.h5.abc.tmp", folder / ".toy_seed0.ckpt.def.tmp"]
+    unrelated = folder / ".toy_seed01.h5.ghi.tmp"
+    for f in (*left, unrelated):
+        f.write_bytes(b"partial")
+    assert run(toy) == 0
+    assert not any(f.exists() for f in left) and unrelated.exists()
+
+
+def test_a_failing_job_leaves_its_error_as_the_one_line_on_stderr(toy, capsys, monkeypatch):
+    from spikecl.errors import DataError
+
+    def missing(cfg, seed, path, options):
+        raise DataError("toy data not found")
+
+    monkeypatch.setattr(sys.modules[__name__], "measure", missing)
+    assert main(["run", str(toy), "--no-plots"]) == 2                    # the job bar is drawn
+    err = capsys.readouterr().err
+    assert err.endswith("spikecl: error: toy data not found\n") and err.count("\n") == 1
+    assert "job/s" not in err.rsplit("\r", 1)[-1]

@@ -150,3 +150,37 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
     assert note.startswith("Computed on 3 setups: ") and "Intel Xeon, AVX" in note and "(ewc seed 1)" in note
     assert "kernels, 1 torch thread (ewc seed 1)" in note
     assert "an unrecorded CPU, unrecorded kernels, ? torch threads (ewc seed 2)" in note
+
+
+def test_a_full_disk_is_a_one_line_error_that_keeps_the_old_file(tmp_path):
+    import errno
+
+    path = write_results(tmp_path / "run.h5", make_result(seed=0))
+
+    def full(tmp):
+        raise OSError(errno.EFBIG, "File too large")
+
+    with pytest.raises(ResultsError, match=r"cannot write .*run\.h5: File too large; the previous file"):
+        atomic_write(path, full, overwrite=True)
+    with pytest.raises(ResultsError, match=r"cannot write .*run\.h5: .*file write failed \(is the disk full\?\)"):
+        atomic_write(path, lambda tmp: (_ for _ in ()).throw(RuntimeError("[enforce fail] file write failed")),
+                     overwrite=True)
+    assert read_results(path).seed == 0 and [p.name for p in tmp_path.iterdir()] == ["run.h5"]
+
+
+def test_a_lock_that_cannot_be_removed_leaves_the_runs_own_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from spikecl.io import output_lock
+
+    real_unlink = Path.unlink
+
+    def refuse(self, missing_ok=False):
+        if self.name.endswith(".lock"):
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(ConfigError, match="the run's own"):
+        with output_lock(tmp_path / "run.h5"):
+            raise ConfigError("the run's own error")

@@ -133,6 +133,25 @@ def test_resuming_with_another_thread_count_says_so(tmp_path, capsys):
 
 
 
+def test_resuming_with_other_processes_or_another_engine_says_so(tmp_path, capsys):
+    """The process count and the engine are not settings --resume refuses, but numbers depend on them: a checkpoint
+    written otherwise gives a notice naming what differs; results files record the process count."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    ContinualRun(cfg, "finetune", 0).save_checkpoint(checkpoint_path(results))
+    state = torch.load(checkpoint_path(results), weights_only=True)
+    assert state["processes"] == 1
+    config_written = {**state["config"], "network": {**state["config"]["network"], "engine": "snntorch"}}
+    torch.save({**state, "processes": 2, "config": config_written}, checkpoint_path(results))
+    result = ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+    out = capsys.readouterr().out
+    assert ("notice: finetune-seed0.ckpt was written by a run of 2 process(es), this one has 1" in out
+            and "(--nproc 2 resumes exactly)" in out)
+    assert "written with network.engine = 'snntorch', this run uses 'fused'" in out
+    assert result.environment["processes"] == 1
+
+
 def test_resuming_on_another_cpu_says_so(tmp_path, capsys):
     """A checkpoint records the CPU and torch's kernels; resuming one written elsewhere prints a notice naming both
     (none on the same machine)."""

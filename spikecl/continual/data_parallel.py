@@ -92,6 +92,10 @@ class DataParallel(Execution):
     def writes_files(self) -> bool:
         return distributed.is_main()
 
+    @property
+    def processes(self) -> int:
+        return distributed.world_size()
+
     def start(self, net: nn.Module) -> None:
         """Every rank starts from rank 0's parameters and buffers."""
         with torch.no_grad():

@@ -27,6 +27,7 @@ class Execution:
 
     data_parallel = False
     writes_files = True
+    processes = 1             # how many processes share the run's batches (results depend on it, as on threads)
 
     def start(self, net: nn.Module) -> None:
         """Called once on the freshly built network, before the strategy sees it."""

@@ -248,7 +248,7 @@ class ContinualRun:
                  "optimizer": self.optimizer.state_dict(), "strategy": checkpoint_state(self.strategy),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
                          "python": random.getstate()}, "torch_threads": torch.get_num_threads(),
-                 "cpu": machine_kernels()}
+                 "cpu": machine_kernels(), "processes": self.execution.processes}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
@@ -276,6 +276,8 @@ class ContinualRun:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); delete it or run with --overwrite") from None
+        if self.execution.writes_files:                                    # what else decides the rounding
+            self._notice_resumed_differently(path, state)
         if self.execution.writes_files and self.device.type == "cpu":       # what decides a CPU run's rounding
             threads, written_on, here = state.get("torch_threads"), state.get("cpu"), machine_kernels()
             if threads not in (None, torch.get_num_threads()):
@@ -287,6 +289,20 @@ class ContinualRun:
                                     "resumed run may end with other numbers than an uninterrupted one (vectorised "
                                     "kernels round differently)")
         return True
+
+    def _notice_resumed_differently(self, path: Path, state: dict) -> None:
+        """Notices for what the resume check ignores but the numbers depend on: the process count (how batches
+        are split and summed) and the engine (another rounding of the same maths)."""
+        processes = state.get("processes")
+        if processes not in (None, self.execution.processes):
+            progress.write_line(f"notice: {path.name} was written by a run of {processes} process(es), this one has "
+                                f"{self.execution.processes}: the resumed run may end with other numbers than an "
+                                f"uninterrupted one (--nproc {processes} resumes exactly)")
+        engine = ((state.get("config") or {}).get("network") or {}).get("engine")
+        if engine not in (None, self.cfg.network.engine):
+            progress.write_line(f"notice: {path.name} was written with network.engine = {engine!r}, this run uses "
+                                f"{self.cfg.network.engine!r}: its tasks from here on train on another engine, which "
+                                "rounds differently (the results file records the new one)")
 
     def _restore(self, state: dict) -> None:
         """Put the checkpoint ``state`` into this run (a state that does not fit raises)."""
@@ -351,7 +367,7 @@ class ContinualRun:
                                     eval_task=curve_task if len(curves) else None)
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
-        env = {**environment(), "device": str(self.device)}
+        env = {**environment(), "device": str(self.device), "processes": self.execution.processes}
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
                          self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)))
