@@ -72,7 +72,7 @@ def parse_cases(text: str) -> list[tuple[str, int, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=15, help="timed training steps per process")
     parser.add_argument("--cases", default=CASES, help="engine (fused or plain):T:batch, comma-separated")

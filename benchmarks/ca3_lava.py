@@ -41,7 +41,7 @@ def torch_ms_per_step(C: int, M: int, schedule, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,30", help="C = M of the random trials, comma-separated")
     parser.add_argument("--spacings", default="14,7", help="gaps between operations (ms), comma-separated")
     parser.add_argument("--repeats", type=int, default=3)

@@ -169,7 +169,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="1,16,64,256", help="batch sizes of the throughput table")
     parser.add_argument("--workers", default="1,2", help="processes the throughput batch is split over")
     parser.add_argument("--precision", default="float64,float32", help="the stepper's floats in the throughput table")

@@ -64,7 +64,7 @@ def _time_to_file(raw: dict, method: str, threads: int, repeats: int, out: str) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--methods", default="finetune,hlop")
     parser.add_argument("--hidden", type=int, default=256)

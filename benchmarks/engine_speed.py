@@ -188,7 +188,7 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="mlp", choices=tuple(INPUTS))
     parser.add_argument("--steps", type=int, nargs="+",
                         help="time steps T (default: 4 8 25 for the MLP, 4 8 for the CNN)")

@@ -138,7 +138,7 @@ def contenders(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=64)

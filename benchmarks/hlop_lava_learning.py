@@ -104,7 +104,7 @@ def config(seeds: list[int]):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--layers", default=",".join(SETTINGS["layers"]))
     parser.add_argument("--samples", type=int, default=SETTINGS["samples"])

@@ -10,6 +10,7 @@ relative (connection sparsity compared after NeuroBench's rounding to 4 decimals
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -78,6 +79,14 @@ def cases():
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                            epilog="Run it in an environment with neurobench (see the module docstring).").parse_args()
+    try:
+        import neurobench  # noqa: F401
+    except ImportError:
+        print("neurobench_compare.py: error: the neurobench package is not installed here; run it in an environment "
+              "that has it (see --help and the module docstring)", file=sys.stderr)
+        return 2
     bad = 0
     for name, kind, x, steps, encoder in cases():
         theirs = neurobench_measures(tiny(kind), x, steps, encoder)

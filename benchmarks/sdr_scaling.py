@@ -71,7 +71,7 @@ def mnist(model: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", default="0,1000,10000,100000")
     parser.add_argument("--window", type=int, default=200)
     parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")

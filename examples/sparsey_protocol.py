@@ -8,7 +8,7 @@ with familiarity-contingent noise, distinct overlapping receptive fields, a leve
 beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under the same
 protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON).
 
-    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): about a minute
+    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): about 4 minutes of CPU time
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 12 minutes
     python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
 """

@@ -29,9 +29,9 @@ def network_option(value, name: str):
     return value
 
 
-def as_input(x, what: str = "input") -> torch.Tensor:
-    """``x`` (tensor or numpy array) as a float tensor: float64 and integer inputs become float32; on the CPU
-    non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
+def as_input(x, what: str = "input", finite: bool = True) -> torch.Tensor:
+    """``x`` (tensor or numpy array) as a float tensor: float64 and integer inputs become float32; with ``finite``,
+    on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x)
@@ -41,7 +41,7 @@ def as_input(x, what: str = "input") -> torch.Tensor:
         x = x.to(torch.float32)
     if x.is_complex():
         raise ShapeError(f"{what} has dtype {x.dtype}; expected a real floating-point tensor")
-    if x.device.type == "cpu" and x.numel() and not bool(finite_flag(x)):
+    if finite and x.device.type == "cpu" and x.numel() and not bool(finite_flag(x)):
         raise NumericalError(f"{what} contains NaN or infinity")
     return x
 

@@ -165,7 +165,7 @@ class BPTTTrainer:
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss (0-dim)."""
-        x = as_input(x, "training batch")
+        x = as_input(x, "training batch", finite=False)       # checked once, by the encoder
         if x.dim() == 0 or x.shape[0] == 0:
             raise ShapeError(f"training batch of shape {tuple(x.shape)} is empty; expected [B, ...] with B >= 1")
         return self.train_encoded(self.encode(x, generator), y, heads, mask, optimizer, hooks)
