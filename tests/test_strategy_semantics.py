@@ -102,14 +102,17 @@ def test_projection_freezes_protected_biases_from_the_second_task(method):
 
 @pytest.mark.parametrize("method, attribute", [("replay", "generator"), ("hlop", "generator")])
 def test_strategy_draws_vary_with_the_run_seed(method, attribute):
-    def state(seed, option_seed=0):
+    def draws(seed, option_seed=0):
+        """What the strategy's generator draws (not its state: torch keeps a seed's low 32 bits only)."""
         options = {method: {"seed": option_seed, **({"neurons": [[2]]} if method == "hlop" else {})}}
         s = build_strategy(method, build_mlp(6, [8], 3), options, Simulation(num_steps=2, seed=seed))
-        return getattr(s, attribute).get_state()
+        return torch.randint(2**31, (8,), generator=getattr(s, attribute))
 
-    assert torch.equal(state(1), state(1)) and not torch.equal(state(0), state(1))
-    assert not torch.equal(state(1), state(0, option_seed=1)), "(run seed, option seed) pairs do not collide"
-    assert torch.equal(state(0, option_seed=5), torch.Generator().manual_seed(5).get_state())
+    assert torch.equal(draws(1), draws(1))
+    runs = [draws(seed) for seed in (0, 1, 2, 3, 2**32 - 1)]
+    assert all(not torch.equal(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]), "run seeds draw alike"
+    assert not torch.equal(draws(1), draws(0, option_seed=1)), "(run seed, option seed) pairs do not collide"
+    assert torch.equal(draws(0, option_seed=5), torch.randint(2**31, (8,), generator=torch.Generator().manual_seed(5)))
 
 
 def test_bfloat16_readout_integrates_in_float32_on_the_snntorch_engine():

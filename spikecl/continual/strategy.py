@@ -77,8 +77,10 @@ class TaskData:
                         torch.cat([p.heads for p in parts]), parts[-1].mask)
 
 
-#: seeds of strategies' own random draws are below this (option ``seed``), so that (run seed, option seed) is one seed
+#: seeds of strategies' own random draws (option ``seed``) are below this: torch's CPU generator keeps 32 bits of a seed
 SEED_RANGE = 2**32
+#: an odd 32-bit multiplier (2^32 / golden ratio): ``run seed × SEED_MIX mod 2^32`` is a bijection with 0 ↦ 0
+SEED_MIX = 0x9E3779B1
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,9 @@ class Strategy(TrainingHooks):
 
     def random_generator(self, option_seed: int) -> torch.Generator:
         """A CPU generator for the strategy's own draws, seeded by the pair (run seed, ``option_seed``): each run
-        seed draws differently, and run seed 0 draws from ``option_seed`` itself."""
-        return torch.Generator().manual_seed(self.sim.seed * SEED_RANGE + option_seed)
+        seed draws differently, and run seed 0 draws from ``option_seed`` itself. (Torch's CPU generator keeps only
+        a seed's low 32 bits, so the run seed is mixed into them: ``option_seed XOR (run seed × SEED_MIX)``.)"""
+        return torch.Generator().manual_seed(option_seed ^ (self.sim.seed * SEED_MIX % SEED_RANGE))
 
     @contextlib.contextmanager
     def reading(self):
