@@ -32,6 +32,9 @@ from typing import Any
 
 from spikecl.errors import ConfigError
 
+#: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
+SEED_MAX = (1 << 32) - 1
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 (the Lava environment)
@@ -169,7 +172,7 @@ class RunHeader:
 
     kind: str = option("continual", choices=("continual",), doc="experiment kind; the CLI dispatches on it")
     name: str = option("experiment", file_name=True, doc="results go to <output_dir>/<name>/")
-    seeds: list[int] = option([0], low=0, high=(1 << 32) - 1, distinct=True)
+    seeds: list[int] = option([0], low=0, high=SEED_MAX, distinct=True)
     device: str = option("cpu", choices=("cpu", "cuda", "auto"))
     output_dir: str = option("results")
 
@@ -235,6 +238,14 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
     raise TypeError(f"unsupported config field type {tp!r} for {key}")  # pragma: no cover - programming error
+
+
+def check_seed(value: Any, what: str) -> int:
+    """``value`` as a run seed (an integer in 0..2^32-1, numpy integers accepted), else a one-line ConfigError
+    naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= SEED_MAX:
+        raise ConfigError(f"{what} must be an integer in 0..2^32-1, got {value!r}")
+    return int(value)
 
 
 def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:

@@ -124,7 +124,7 @@ def test_a_stored_seed_that_is_not_an_integer_is_a_config_error():
     from spikecl.errors import ConfigError
     from spikecl.export.inputs import trained_stream
 
-    with pytest.raises(ConfigError, match="seed = 'abc' must be an integer"):
+    with pytest.raises(ConfigError, match=r"config's seed must be an integer in 0..2\^32-1, got 'abc'"):
         trained_stream({"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "class",
                                                                    "n_tasks": 2}, "seed": "abc"})
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import ExperimentConfig, as_written, first_difference
+from spikecl.config import ExperimentConfig, as_written, check_seed, first_difference
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
@@ -105,10 +105,9 @@ class ContinualRun:
         if not isinstance(cfg, ExperimentConfig):
             raise ConfigError(f"ContinualRun: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                               f"makes one from a dict), got {type(cfg).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-            raise ConfigError(f"ContinualRun: seed must be an integer in 0..2^32-1, got {seed!r}")
+        seed = check_seed(seed, "ContinualRun: seed")
         cfg, self.strategy_name = validate_method(cfg, method)
-        self.cfg, self.method, self.seed = cfg, method, int(seed)
+        self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train.trainer, cfg.stream.scenario, self.execution.data_parallel)
         self.device = torch.device(resolve_device(cfg.device))

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from spikecl.config import SEED_MAX, check_seed
 from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
 from spikecl.errors import ConfigError
@@ -78,7 +79,7 @@ class TaskData:
 
 
 #: seeds of strategies' own random draws (option ``seed``) are below this: torch's CPU generator keeps 32 bits of a seed
-SEED_RANGE = 2**32
+SEED_RANGE = SEED_MAX + 1
 #: an odd 32-bit multiplier (2^32 / golden ratio): ``run seed × SEED_MIX mod 2^32`` is a bijection with 0 ↦ 0
 SEED_MIX = 0x9E3779B1
 
@@ -98,9 +99,7 @@ class Simulation:
         object.__setattr__(self, "num_steps", count(self.num_steps, "network.num_steps"))
         choice(self.encoder, "network.encoder", ENCODERS)
         choice(self.trainer, "train.trainer", TRAINERS)
-        object.__setattr__(self, "seed", count(self.seed, "seed", low=0))
-        if self.seed >= SEED_RANGE:
-            raise ConfigError(f"seed: {self.seed} is not below 2^32")
+        object.__setattr__(self, "seed", check_seed(self.seed, "Simulation: seed"))
 
 
 #: what a checkpoint can hold besides tensors: values ``torch.load(weights_only=True)`` reads back

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spikecl.config import DataConfig, StreamConfig, from_dict
+from spikecl.config import DataConfig, StreamConfig, check_seed, from_dict
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
@@ -68,9 +68,7 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     data_cfg = from_dict(DataConfig, data, "data.")
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
-    seed = config.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError(f"the stored training config's seed = {seed!r} must be an integer in 0..2^32-1")
+    seed = check_seed(config.get("seed", 0), "the stored training config's seed")
     return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed)
 
 
