@@ -1,8 +1,8 @@
 """Sparsey measured honestly: settings chosen on a validation split, the test split read once, several data splits.
 
-Each candidate setting of the coder stores the training images of a selection seed (its own data split, 10 % of
-every class held out as validation) and is scored by its 5-NN accuracy on the validation images, which never
-touches a test image. Then, once per evaluation seed (each with its own train/test split), the test split measures
+Each candidate setting of the coder stores the training images of a selection seed (its own validation split: 10 %
+of every class held out of seed 0's training split) and is scored by its 5-NN accuracy on the validation images, which never
+touches a test image. Then, once per evaluation seed (each with its own validation split, all with one test split), the test split measures
 the chosen setting and, as its own row, the model as published (G from the normalised input sums U, recognition
 with familiarity-contingent noise, distinct overlapping receptive fields, a level of several macs above them),
 beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under the same
@@ -94,7 +94,7 @@ def main() -> None:
         scores[name] = measure(args.dataset, overrides, 100, "validation", small)["sparsey_acc_knn5"]
         print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * scores[name]:.1f} %", flush=True)
     chosen = max(scores, key=scores.get)
-    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own data split)", flush=True)
+    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own validation split, one test split)", flush=True)
     runs = {name: [measure(args.dataset, candidates[name], seed, "test", small) for seed in seeds]
             for name in dict.fromkeys([chosen, "as published"])}
     rows = {f"Sparsey, {name}": (runs[name], "sparsey") for name in runs}

@@ -76,8 +76,8 @@ class DataConfig:
     eval_split: str = option("test", choices=("test", "validation"),
                              doc="what the accuracy matrix is measured on: the test split, or the validation split "
                                  "(the test split is then never read: for choosing settings)")
-    vary_split: bool = option(False, doc="each run seed draws its own train/test split (datasets whose split is not "
-                                         "fixed by their source) and validation split; false: seed 0's for all")
+    vary_split: bool = option(False, doc="each run seed draws its own validation split (needs validation > 0); the "
+                                         "test split is the same for every seed; false: seed 0's for all")
     time_bins: int = option(20, low=1, high=10000, doc="event datasets: frames T per recording (network.num_steps "
                                                        "must equal it)")
     bin_ms: float = option(0.0, low=0.0, doc="event datasets: width of a frame in ms from the recording's start "
@@ -316,6 +316,15 @@ def check_header(cfg: RunHeader) -> None:
         raise ConfigError("seeds: expected at least one seed")
 
 
+def check_data_split(data: DataConfig) -> None:
+    """Refuse ``[data]`` splitting settings that need a validation split but have none."""
+    if data.eval_split == "validation" and data.validation <= 0:
+        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
+    if data.vary_split and data.validation <= 0:
+        raise ConfigError("data.vary_split: each seed varies its validation split (the test split is the same for "
+                          "every seed); set data.validation > 0 (e.g. 0.1)")
+
+
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     if not isinstance(raw, typing.Mapping):
@@ -328,8 +337,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError(f"stream.input_code: {cfg.stream.input_code!r} codes are flat; use network.kind = \"mlp\"")
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
-    if cfg.data.eval_split == "validation" and cfg.data.validation <= 0:
-        raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
+    check_data_split(cfg.data)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
     check_triton(cfg)

@@ -116,8 +116,8 @@ def test_stream_from_config_honours_the_validation_protocol_and_the_input_code()
     data = DataConfig(dataset="digits", validation=0.2, eval_split="validation", vary_split=True)
     dense = StreamConfig(kind="permuted", n_tasks=2, train_per_task=300)
     plain = stream_from_config(dense, data, seed=3)
-    # seed 3 draws its own dataset split and validation images (vary_split); the tasks evaluate on the latter
-    expected = make_stream(load_dataset("digits", seed=3), "permuted", 2, "domain", seed=3, train_per_task=300,
+    # seed 3 draws its own validation images (vary_split) from seed 0's training split; the tasks evaluate on them
+    expected = make_stream(load_dataset("digits", seed=0), "permuted", 2, "domain", seed=3, train_per_task=300,
                            validation=0.2, eval_split="validation", split_seed=3)
     for task, other in zip(plain, expected):
         assert task.eval_split == "validation" and len(task.y_train) == 300 and len(task.y_test) == 287

@@ -110,14 +110,43 @@ def test_bad_validation_settings_are_one_line_errors(digits, args, message):
         make_stream(digits, "permuted", 2, "domain", **args)
 
 
-def test_vary_split_draws_each_seeds_own_split():
+def test_vary_split_varies_the_validation_split_and_keeps_the_test_split():
     raw = {"data": {"dataset": "digits", "validation": 0.1}, "stream": {"n_tasks": 1}}
     fixed = experiment_from_dict(raw)
     varied = experiment_from_dict({**raw, "data": {**raw["data"], "vary_split": True}})
-    same = [build_stream(fixed, s)[0].x_test.sum() for s in (0, 1)]
-    other = [build_stream(varied, s)[0].x_test.sum() for s in (0, 1)]
-    assert same[0] == same[1] and other[0] != other[1]
-    assert other[0] == same[0]                                             # seed 0 keeps the default split
+    held_out = experiment_from_dict({**raw, "data": {**raw["data"], "vary_split": True, "eval_split": "validation"}})
+    train = [build_stream(varied, s)[0].x_train.sum() for s in (0, 1)]
+    assert [build_stream(fixed, s)[0].x_train.sum() for s in (0, 1)] == [train[0]] * 2 and train[0] != train[1]
+    assert train[0] == build_stream(fixed, 0)[0].x_train.sum()              # seed 0 keeps the default split
+    test = [build_stream(c, s)[0].x_test.sum() for c in (fixed, varied) for s in (0, 1)]
+    assert test == [test[0]] * 4                                           # one test split for every seed
+    validation = [build_stream(held_out, s)[0].x_test.sum() for s in (0, 1)]
+    assert validation[0] != validation[1]
+    with pytest.raises(ConfigError, match="data.vary_split: each seed varies its validation split"):
+        experiment_from_dict({**raw, "data": {"dataset": "digits", "vary_split": True}})
+
+
+def test_settings_chosen_on_one_seed_never_read_another_seeds_test_images():
+    """A sweep selects on seed 100's validation split and reports seeds 0-2 on the test split: no image the
+    selection trained or validated on may be a test image of a reported seed (digits' duplicates set aside)."""
+    import collections
+
+    from spikecl.data.datasets import _digits_raw
+
+    counts = collections.Counter(row.tobytes() for row in _digits_raw()[0])
+    base = {"data": {"dataset": "digits", "validation": 0.1, "vary_split": True},
+            "stream": {"kind": "split", "scenario": "task", "n_tasks": 1, "classes_per_task": 10}}
+
+    def images(cfg, seed, split):
+        return {row.tobytes() for row in getattr(build_stream(cfg, seed)[0], split)} - {
+            k for k, n in counts.items() if n > 1}
+
+    selection = experiment_from_dict({**base, "data": {**base["data"], "eval_split": "validation"}})
+    seen = images(selection, 100, "x_train") | images(selection, 100, "x_test")
+    assert len(seen) > 1400                                               # 80 % of 1,797
+    final = experiment_from_dict(base)
+    for seed in (0, 1, 2):
+        assert not seen & images(final, seed, "x_test")
 
 
 def test_variant_overrides_settings_and_runs_its_method(tmp_path):

@@ -152,8 +152,8 @@ def split_note(results: Sequence[RunResult]) -> str:
     where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
              "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
                  f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
-    seeds = {(True,): "; each seed drew its own data split", (False,): "; one data split for every seed"}.get(
-        tuple(varied), "; some seeds drew their own data split")
+    seeds = {(True,): "; each seed drew its own validation split", (False,): "; one data split for every seed"}.get(
+        tuple(varied), "; some seeds drew their own validation split")
     return f"Accuracies measured on {where}{seeds}."
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value
+from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value, check_data_split
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -47,7 +47,7 @@ from spikecl.errors import ConfigError, DataError
 
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
-DATA_SPLIT_SEED = 0  # the data split of every run seed unless data.vary_split
+DATA_SPLIT_SEED = 0  # the train/test split of every run seed, and its validation split unless data.vary_split
 
 
 @dataclass(frozen=True)
@@ -276,21 +276,24 @@ def code_stream(stream: Stream, units: int = 2048, sparsity: float = 0.05, sampl
 
 
 def data_split_seed(data: DataConfig, seed: int) -> int:
-    """The seed that draws run seed ``seed``'s data split: its own with ``data.vary_split``, else
-    :data:`DATA_SPLIT_SEED` (every seed on the same split)."""
+    """The seed that draws run seed ``seed``'s validation split: its own with ``data.vary_split``, else
+    :data:`DATA_SPLIT_SEED` (every seed on the same split). The train/test split of datasets without a fixed one
+    (MNIST-5k, digits, miniImageNet) is always :data:`DATA_SPLIT_SEED`'s, so settings chosen on any seed's
+    validation images have never read a test image of another seed."""
+    check_data_split(data)
     return seed if data.vary_split else DATA_SPLIT_SEED
 
 
 def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Stream:
     """The task stream of an experiment's ``[stream]`` and ``[data]`` tables for run seed ``seed``.
 
-    ``seed`` draws the tasks (permutations, subsamples) and the input code; :func:`data_split_seed` the dataset's
-    train/test split (offline datasets) and the validation images held out of training (``data.validation``,
-    ``data.eval_split``).
+    ``seed`` draws the tasks (permutations, subsamples) and the input code; :func:`data_split_seed` the validation
+    images held out of training (``data.validation``, ``data.eval_split``). The test split is the same for every
+    seed.
     """
     split_seed = data_split_seed(data, seed)
     binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
-    dataset = load_dataset(data.dataset, data.data_dir or None, seed=split_seed, binning=binning)
+    dataset = load_dataset(data.dataset, data.data_dir or None, seed=DATA_SPLIT_SEED, binning=binning)
     built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed,
                         classes_per_task=stream.classes_per_task or None, max_angle_deg=stream.max_angle_deg,
                         first_task_identity=stream.first_task_identity,

@@ -11,7 +11,7 @@ items with the coder's codes. Results: one results file per seed ``<output_dir>/
 :mod:`spikecl.experiment_kind`) and PNG plots beside it. The evaluation images follow the validation protocol of every
 kind (``[data]``): ``validation`` holds a fraction of every class's training images out of storage,
 ``eval_split = "validation"`` evaluates on them without reading the test split (for choosing settings), and
-``vary_split`` gives every seed its own data split.
+``vary_split`` gives every seed its own validation split (the test split is one for every seed).
 
 Results schema (``kind = "sparsey"``, version 1)::
 
@@ -143,11 +143,11 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
     """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes)``, images flattened to bool
     [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``)."""
     from spikecl.data.datasets import load_dataset, training_and_evaluation
-    from spikecl.data.streams import data_split_seed
+    from spikecl.data.streams import DATA_SPLIT_SEED, data_split_seed
 
     d = cfg.data
     split_seed = data_split_seed(d, seed)
-    data = load_dataset(d.dataset, d.data_dir or None, seed=split_seed)
+    data = load_dataset(d.dataset, d.data_dir or None, seed=DATA_SPLIT_SEED)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
