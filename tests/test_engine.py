@@ -259,6 +259,44 @@ def test_a_layer_overwrites_only_currents_of_its_own(monkeypatch):
     assert seen == [(True, False), (False, True), (False, True), (False, True), (False, False), (False, False)]
 
 
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_forward_hooks_see_the_currents_the_synapse_made(kind):
+    """The fused engine keeps its buffers in the currents only where nothing else may hold them: a forward hook on a
+    layer's synapse or normalisation (or a global one) sees W·s + b, as on the snnTorch engine."""
+    net, x_seq, _ = _problem(kind, "subtract", "poisson", 4)
+    net.engine = "fused"
+    layer = net.layers[1]
+    module = layer.synapse if kind == "mlp" else layer.norm
+    seen = {}
+    with torch.no_grad():
+        inputs = net.layers[0](x_seq)
+        expected = layer._current(inputs)
+        for register in (module.register_forward_hook, torch.nn.modules.module.register_module_forward_hook):
+            handle = register(lambda m, i, out: seen.setdefault(m, out.detach().clone() if m is not module else out))
+            seen.clear()
+            net(x_seq)
+            handle.remove()
+            torch.testing.assert_close(seen[module].reshape(expected.shape), expected, rtol=0, atol=0)
+
+
+def test_networks_are_freed_with_their_neurons():
+    """snnTorch lists every neuron it makes in a class-wide list; spikecl's neurons are not kept alive by it."""
+    import gc
+    import weakref
+
+    import snntorch
+
+    net, x_seq, _ = _problem("mlp", "subtract", "poisson", 4)
+    net.engine = "snntorch"
+    with torch.no_grad():
+        net(x_seq)
+    neurons = [weakref.ref(m) for m in net.modules() if isinstance(m, snntorch.SpikingNeuron)]
+    assert len(neurons) == 3
+    del net
+    gc.collect()
+    assert [n() for n in neurons] == [None] * 3
+
+
 @pytest.mark.parametrize("shape", [(24, 5, 8, 12), (3, 4, 2, 6, 10)])
 def test_spike_pooling_is_avg_pool2d_bit_for_bit(shape):
     """AvgPool2x2 on spike maps: torch's 2 x 2 average pooling exactly, forward and backward (any leading dims)."""

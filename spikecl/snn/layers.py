@@ -170,7 +170,7 @@ class SpikingLayer(EngineLayer):
         self._keep_sequence(x_seq)
         current = self._current(x_seq)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not rate_gradient):
-            spikes = self._fire(current, overwrite=not rate_gradient)
+            spikes = self._fire(current, overwrite=not (rate_gradient or self._current_hooked()))
         if rate_gradient:
             spikes = rate_coded(spikes, current, self.lif.threshold)
         return _over_time(self.pool, spikes)
@@ -184,6 +184,11 @@ class SpikingLayer(EngineLayer):
         once = full_precision(self._synapse(x_seq[0]))
         current = once.unsqueeze(0).expand(x_seq.shape[0], *once.shape)
         return current if isinstance(self.norm, nn.Identity) else _over_time(self.norm, current)
+
+    def _current_hooked(self) -> bool:
+        """Whether forward hooks may hold the currents (the synapse's or normalisation's output), which the fused
+        engine must then leave as they are."""
+        return bool(nn.modules.module._global_forward_hooks) or any(m._forward_hooks for m in (self.synapse, self.norm))
 
     def _synapse(self, x: torch.Tensor) -> torch.Tensor:
         """The synapse on inputs ``x`` [N, ...]; through ``weight_projection`` (marked used) when it is set, the

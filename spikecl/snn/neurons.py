@@ -38,10 +38,18 @@ class LIFParams:
 
     def spiking(self) -> snn.Leaky:
         """A spiking ``snn.Leaky`` with these parameters."""
-        return snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism=self.reset,
-                         spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope))
+        return _unlisted(snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism=self.reset,
+                                   spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope)))
 
     def integrator(self) -> snn.Leaky:
         """A non-resetting ``snn.Leaky`` whose membrane is the readout (it never feeds its spikes on)."""
-        return snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism="none",
-                         spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope))
+        return _unlisted(snn.Leaky(beta=self.beta, threshold=self.threshold, reset_mechanism="none",
+                                   spike_grad=surrogate.fast_sigmoid(slope=self.surrogate_slope)))
+
+
+def _unlisted(neuron: snn.Leaky) -> snn.Leaky:
+    """``neuron`` taken off snnTorch's class-wide list of every neuron ever made (``SpikingNeuron.instances``, used
+    only to reset ``init_hidden`` states, which spikecl does not use), which would keep it and its last batch's
+    membrane alive after its network is gone."""
+    snn.SpikingNeuron.instances.remove(neuron)
+    return neuron
