@@ -1,7 +1,8 @@
 """``spikecl report``: tables and plots of results files of every kind, each summarised by its own kind.
 
 Files named one by one must be results files; a folder contributes every ``*.h5`` results file under it
-(recursively), and skips other files (exported networks, foreign or damaged HDF5) with a one-line note.
+(recursively), and skips other files (exported networks, foreign or damaged HDF5) with a one-line note. A sweep's
+folder (one holding ``sweep.h5``) contributes its summaries: ``sweep.h5`` and those of its subfolders (``final/``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
                 by_kind[run.kind].append(run)
             continue
         found = 0
-        for file in sorted(path.rglob("*.h5")):
+        for file in _folder_files(path, note):
             if file.resolve() in read:
                 found += 1
                 continue
@@ -47,6 +48,15 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
         if not found:
             raise ResultsError(f"no results files (*.h5) under {path}")
     return {name: by_kind[name] for name in kind_names() if by_kind.get(name)}
+
+
+def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
+    """The ``*.h5`` files a folder contributes: a sweep's summaries (its trials and final runs were made with other
+    settings, so they are never one table), else every one under it."""
+    if not (path / "sweep.h5").is_file():
+        return sorted(path.rglob("*.h5"))
+    note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
+    return [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]
 
 
 def _read(path: Path) -> Run:

@@ -148,6 +148,9 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert len(list(grid.rglob("*-seed*.h5"))) == 5
     assert main(["report", str(grid / "sweep.h5"), "--no-plots"]) == 0          # the sweep's own results file
     assert "sweep grid: 5/6 runs complete" in capsys.readouterr().out
+    assert main(["report", str(grid), "--no-plots"]) == 0                       # its folder: the same summary
+    out = capsys.readouterr().out
+    assert "grid is a sweep: its summaries" in out and "sweep grid: 5/6 runs complete" in out
     assert (grid / "sweep-comparison.png").stat().st_size > 0
     summary = (grid / "sweep-summary.txt").read_text()
     assert "sweep grid: 5/6 runs complete" in summary and re.search(r"finetune @ lr=0\.1 +3 ", summary)
