@@ -339,8 +339,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def mnist_folder(tmp: Path, name: str = "mnist", images: bytes | None = None, labels: bytes | None = None,
                  drop: str | None = None) -> None:
-    """Write an MNIST-format folder (gzip IDX); ``images``/``labels`` replace the training files' bytes."""
-    folder = tmp / "data" / name
+    """Write the four gzip IDX files into the data folder (torchvision's ``MNIST/raw`` / ``FashionMNIST/raw`` for
+    ``name``), as ``--data-dir`` is read; ``images``/``labels`` replace the training files' bytes."""
+    folder = tmp / "data" / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for split, n in (("train", 12), ("t10k", 6)):
@@ -363,19 +364,24 @@ def with_data(dataset: str, setup: Callable[[Path], None]) -> Callable[[Path], l
 
 IMG = np.zeros((12, 28, 28), np.uint8)
 DATASET_CASES = [
-    ("mnist", "missing file", lambda t: mnist_folder(t, drop="train-labels-idx1-ubyte.gz"), "not found"),
-    ("mnist", "empty images", lambda t: mnist_folder(t, images=b""), "mnist"),
-    ("mnist", "truncated images", lambda t: mnist_folder(t, images=idx_bytes(IMG)[:500]), "mnist"),
-    ("mnist", "wrong magic", lambda t: mnist_folder(t, images=b"\x00\x01\x08\x03" + idx_bytes(IMG)[4:]), "mnist"),
-    ("mnist", "wrong rank", lambda t: mnist_folder(t, images=idx_bytes(np.zeros((12, 784), np.uint8))), "mnist"),
-    ("mnist", "int32 images", lambda t: mnist_folder(t, images=idx_bytes(IMG.astype(np.int32))), "mnist"),
-    ("mnist", "count mismatch", lambda t: mnist_folder(t, labels=idx_bytes(np.zeros(5, np.uint8))), "mnist"),
-    ("mnist", "label 11", lambda t: mnist_folder(t, labels=idx_bytes(np.full(12, 11, np.uint8))), "label"),
-    ("mnist", "not gzip", lambda t: mnist_folder(t) or (t / "data/mnist/train-images-idx3-ubyte.gz").write_bytes(
-        b"plain"), "mnist"),
+    ("mnist", "missing file", lambda t: mnist_folder(t, drop="train-labels-idx1-ubyte.gz"),
+     "missing train-labels-idx1-ubyte"),
+    ("mnist", "empty images", lambda t: mnist_folder(t, images=b""), "bad magic number"),
+    ("mnist", "truncated images", lambda t: mnist_folder(t, images=idx_bytes(IMG)[:500]), "(truncated?)"),
+    ("mnist", "wrong magic", lambda t: mnist_folder(t, images=b"\x00\x01\x08\x03" + idx_bytes(IMG)[4:]),
+     "bad magic number"),
+    ("mnist", "wrong rank", lambda t: mnist_folder(t, images=idx_bytes(np.zeros((12, 784), np.uint8))),
+     "IDX file of 2 dimensions"),
+    ("mnist", "int32 images", lambda t: mnist_folder(t, images=idx_bytes(IMG.astype(np.int32))), "IDX data type 0x0c"),
+    ("mnist", "count mismatch", lambda t: mnist_folder(t, labels=idx_bytes(np.zeros(5, np.uint8))),
+     "train images (12, 28, 28) and labels (5,) do not match"),
+    ("mnist", "label 11", lambda t: mnist_folder(t, labels=idx_bytes(np.full(12, 11, np.uint8))),
+     "labels outside 0..9"),
+    ("mnist", "not gzip", lambda t: mnist_folder(t) or (t / "data/MNIST/raw/train-images-idx3-ubyte.gz").write_bytes(
+        b"plain"), "Not a gzipped file"),
     ("fashion_mnist", "empty folder", lambda t: (t / "data" / "fashion_mnist").mkdir(parents=True), "not found"),
     ("fashion_mnist", "huge dims", lambda t: mnist_folder(t, "fashion_mnist", images=struct.pack(
-        ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)), "fashion"),
+        ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)), "header says 1683627180032"),
 ]
 
 

@@ -89,6 +89,9 @@ def test_corrupt_idx_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="truncated"):
         load_dataset("mnist", str(tmp_path))
     bad.write_bytes(b"\x00\x00\x09\x03" + bytes(20))
+    with pytest.raises(DataError, match="IDX data type 0x09; spikecl reads uint8"):
+        read_idx(bad)
+    bad.write_bytes(b"\x01\x00\x08\x03" + bytes(20))
     with pytest.raises(DataError, match="bad magic"):
         read_idx(bad)
 

@@ -8,8 +8,8 @@ Offline, shipped with installed packages (the ``data`` extra):
 
 Read from their standard files under ``data_dir`` (spikecl never downloads):
 
-* ``mnist``, ``fashion_mnist`` — IDX files (``train-images-idx3-ubyte`` …, optionally ``.gz``), directly in
-  ``data_dir`` or in torchvision's ``MNIST/raw`` / ``FashionMNIST/raw`` folders.
+* ``mnist``, ``fashion_mnist`` — IDX files (``train-images-idx3-ubyte`` …, optionally ``.gz``), all four in one
+  folder: torchvision's ``MNIST/raw`` / ``FashionMNIST/raw`` (looked in first), else directly in ``data_dir``.
 * ``cifar10``, ``cifar100`` — the "python version" pickles (``cifar-10-batches-py/data_batch_1..5``,
   ``test_batch``; ``cifar-100-python/train``, ``test``).
 * ``miniimagenet`` — ``mini-imagenet-cache-{train,val,test}.pkl`` (``image_data`` uint8 [N, 84, 84, 3],
@@ -110,9 +110,13 @@ def read_idx(path: Path) -> np.ndarray:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: unreadable IDX file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
-        raise DataError(f"{path}: not an IDX uint8 file (bad magic number)")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: IDX data type 0x{raw[2]:02x}; spikecl reads uint8 (0x08) as MNIST ships it")
     ndim = raw[3]
+    if ndim not in (1, 3):
+        raise DataError(f"{path}: IDX file of {ndim} dimensions; images have 3 (N, H, W), labels 1")
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
@@ -126,17 +130,35 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: IDX dimensions {dims} cannot be read ({exc})") from None
 
 
+def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
+    """The four IDX files of ``name``, all from one folder: torchvision's ``{IDX_FOLDERS[name]}/raw`` first (so
+    Fashion-MNIST's files there win over MNIST's directly in ``data_dir``: the file names are the same), then
+    ``data_dir`` itself. The first folder holding any of the four must hold all of them."""
+    root = Path(data_dir) if data_dir else find_path(data_dir, name, [], how)      # no data_dir: find_path's error
+    for folder in (root / IDX_FOLDERS[name] / "raw", root):
+        paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
+                 for key, base in IDX_FILES.items()}
+        missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
+        if len(missing) < len(IDX_FILES):
+            if missing:
+                raise DataError(f"{folder}: holds only some of {name}'s IDX files, missing {', '.join(missing)} "
+                                f"(all four must be in one folder); {how}")
+            return paths
+    raise DataError(f"{name} not found under {root}: expected {IDX_FILES['train_x']} there or in "
+                    f"{IDX_FOLDERS[name]}/raw; {how}; point --data-dir (data.data_dir) at the folder holding them")
+
+
 def _load_idx(name: str, data_dir: str | None) -> Dataset:
     how = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
-    arrays, paths = {}, {}
-    for key, base in IDX_FILES.items():
-        candidates = [f"{sub}{base}{ext}" for sub in ("", f"{IDX_FOLDERS[name]}/raw/") for ext in ("", ".gz")]
-        paths[key] = find_path(data_dir, name, candidates, how)
-        arrays[key] = read_idx(paths[key])
+    paths = _idx_paths(name, data_dir, how)
+    arrays = {key: read_idx(path) for key, path in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
             raise DataError(f"{name}: {split} images {x.shape} and labels {y.shape} do not match")
+        if (1, *x.shape[1:]) != IMAGE_SHAPES[name]:
+            raise DataError(f"{paths[f'{split}_x']}: {name}: images are {(1, *x.shape[1:])} (C, H, W); {name} images "
+                            f"are {IMAGE_SHAPES[name]}")
         if y.size and y.max() > 9:
             raise DataError(f"{paths[f'{split}_y']}: labels outside 0..9 (up to {y.max()})")
     prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
@@ -146,7 +168,10 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
 
 # -- CIFAR ------------------------------------------------------------------------------------------------------
 def _uint8_array(value, path: Path, what: str, shape: str) -> np.ndarray:
-    """``value`` as a uint8 array (images as the datasets ship them), else a one-line DataError naming ``what``."""
+    """``value`` as a uint8 array (images as the datasets ship them), else a one-line DataError naming ``what``
+    (``value`` None: the key ``what`` is missing)."""
+    if value is None:
+        raise DataError(f"{path}: missing '{what}'")
     try:
         data = np.asarray(value)
     except (TypeError, ValueError):

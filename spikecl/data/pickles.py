@@ -37,8 +37,8 @@ def load_data_pickle(path: Path) -> dict:
             out = unpickler.load()
     except DataError:
         raise
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError) as exc:
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, LookupError,
+            MemoryError, OverflowError) as exc:      # the last three: a damaged codec name or length field
         raise DataError(f"{path}: unreadable pickle ({type(exc).__name__})") from None
     if not isinstance(out, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(out).__name__}")

@@ -1,0 +1,74 @@
+"""Dataset loaders at their edges: which folder's IDX files are read, damaged pickles, missing keys, wrong shapes."""
+
+import pickle
+import re
+import struct
+
+import numpy as np
+import pytest
+
+from spikecl.data.datasets import load_dataset
+from spikecl.data.pickles import load_data_pickle
+from spikecl.errors import DataError
+from test_bad_input_corpus import mini_folder
+from test_datasets import tiny_mnist, write_idx
+from test_safe_loading import _cifar10_folder
+
+
+def _one_line_error(match, *args):
+    with pytest.raises(DataError, match=match) as info:
+        load_dataset(*args)
+    assert "\n" not in str(info.value)
+
+
+def test_idx_files_come_from_the_dataset_folder_first_and_all_from_one_folder(tmp_path):
+    mnist = tiny_mnist(tmp_path, seed=0)                               # MNIST directly in data_dir
+    fashion = tiny_mnist(tmp_path / "FashionMNIST" / "raw", compress=True, seed=1)
+    d = load_dataset("fashion_mnist", str(tmp_path))
+    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(d.x_test[:, 0], fashion["t10k-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(load_dataset("mnist", str(tmp_path)).y_test, mnist["t10k-labels-idx1-ubyte"])
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # data_dir keeps MNIST's train files only
+        (tmp_path / name).unlink()
+    d = load_dataset("fashion_mnist", str(tmp_path))
+    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    _one_line_error(f"{re.escape(str(tmp_path))}: holds only some of mnist's IDX files, missing "
+                    "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", "mnist", str(tmp_path))
+    tiny_mnist(tmp_path)                                               # a half-copied FashionMNIST/raw: no MNIST
+    (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
+    _one_line_error(r"FashionMNIST/raw: holds only some of fashion_mnist's IDX files, missing t10k-labels-idx1-ubyte "
+                    r"\(all four must be in one folder\)", "fashion_mnist", str(tmp_path))
+
+
+def _framed(length: int) -> bytes:
+    data = bytearray(pickle.dumps({"image_data": np.zeros((2, 8, 8, 3), np.uint8)}, protocol=4))
+    assert data[2] == 0x95                                             # FRAME, then an 8-byte little-endian length
+    data[3:11] = struct.pack("<Q", length)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damaged", [
+    _framed(1 << 44),                                                  # MemoryError
+    _framed(1 << 63),                                                  # OverflowError
+    pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}, protocol=2).replace(b"latin1", b"latinX", 1),  # Lookup
+])
+def test_damaged_pickles_are_one_line_data_errors(tmp_path, damaged):
+    path = tmp_path / "batch.pkl"
+    path.write_bytes(damaged)
+    with pytest.raises(DataError, match=re.escape(f"{path}: unreadable pickle (")):
+        load_data_pickle(path)
+
+
+def test_missing_image_keys_are_named(tmp_path):
+    _cifar10_folder(tmp_path, {b"labels": [0, 1]})
+    _one_line_error(r"cifar-10-batches-py/test_batch: missing 'data'$", "cifar10", str(tmp_path))
+    mini_folder(tmp_path, {"class_dict": {"n01": [0, 1]}})
+    _one_line_error(r"mini-imagenet-cache-test\.pkl: missing 'image_data'$", "miniimagenet", str(tmp_path / "data"))
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_idx_images_of_the_wrong_shape_name_the_file(tmp_path, split):
+    n = len(tiny_mnist(tmp_path)[f"{split}-labels-idx1-ubyte"])
+    write_idx(tmp_path / f"{split}-images-idx3-ubyte", np.zeros((n, 32, 32), np.uint8))
+    _one_line_error(re.escape(f"{tmp_path / f'{split}-images-idx3-ubyte'}: mnist: images are (1, 32, 32) (C, H, W); "
+                              "mnist images are (1, 28, 28)"), "mnist", str(tmp_path))
