@@ -447,18 +447,28 @@ def h5_with(tmp: Path, name: str, fill: Callable) -> Path:
     return path
 
 
+def unknown_kind(f) -> None:
+    f.attrs.update(schema="spikecl-results", schema_version=1, kind="x")
+    for group in ("config", "environment"):
+        f.create_group(group).attrs["json"] = "{}"
+    f.create_group("metrics")
+
+
 RESULTS_CASES = [
     ("missing", lambda t: t / "none.h5", "not found"),
-    ("empty", lambda t: write(t, "e.h5", ""), "e.h5"),
-    ("text", lambda t: write(t, "t.h5", "hello"), "t.h5"),
-    ("no schema", lambda t: h5_with(t, "n.h5", lambda f: f.create_dataset("x", data=[1])), "n.h5"),
-    ("other schema", lambda t: h5_with(t, "o.h5", lambda f: f.attrs.update(schema="other")), "o.h5"),
+    ("empty", lambda t: write(t, "e.h5", ""), "e.h5 is corrupt or incomplete"),
+    ("text", lambda t: write(t, "t.h5", "hello"), "t.h5 is corrupt or incomplete"),
+    ("no schema", lambda t: h5_with(t, "n.h5", lambda f: f.create_dataset("x", data=[1])), "no schema attribute"),
+    ("other schema", lambda t: h5_with(t, "o.h5", lambda f: f.attrs.update(schema="other")), "schema 'other'"),
     ("future version", lambda t: h5_with(t, "v.h5", lambda f: f.attrs.update(schema="spikecl-results",
-                                                                            schema_version=99)), "v.h5"),
-    ("unknown kind", lambda t: h5_with(t, "k.h5", lambda f: f.attrs.update(schema="spikecl-results",
-                                                                          schema_version=1, kind="x")), "k.h5"),
+                                                                            schema_version=99)), "schema version 99"),
+    ("no kind", lambda t: h5_with(t, "k.h5", lambda f: f.attrs.update(schema="spikecl-results", schema_version=1)),
+     "k.h5 has no 'kind' attribute"),
+    ("unknown kind", lambda t: h5_with(t, "k.h5", unknown_kind), "a kind this spikecl does not know"),
+    ("kind without its config", lambda t: h5_with(t, "k.h5", lambda f: f.attrs.update(
+        schema="spikecl-results", schema_version=1, kind="x")), "k.h5 is corrupt or incomplete"),
     ("empty folder", lambda t: (t / "empty").mkdir() or t / "empty", "no results"),
-    ("netx file", lambda t: h5_with(t, "net.h5", lambda f: f.create_group("layer")), "net.h5"),
+    ("netx file", lambda t: h5_with(t, "net.h5", lambda f: f.create_group("layer")), "net.h5 is not a spikecl results"),
 ]
 for what, make, message in RESULTS_CASES:
     case("results", f"report {what}", message)(lambda tmp, make=make: ["report", str(make(tmp)), "--no-plots"])
