@@ -3,7 +3,9 @@
 The report is the comparison table (mean ± std over seeds per method and point), written to
 ``<output_dir>/<name>/sweep-summary.txt`` and as a results file of kind ``sweep`` (``sweep.h5``), with a comparison
 plot. With ``select``, the trials are validation runs; then each method's chosen point (``selection.json``) runs on
-the test split into ``<name>/final/``, reported the same way.
+the test split into ``<name>/final/``, reported the same way. The command exits with 1 when a run FAILED (a
+selecting sweep's failed trial too, after its final runs, unless it diverged: a trial whose training loss became NaN
+or infinite is an outcome of its point, never chosen), 0 when every run is complete.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import sys
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_runs, labelled, load_sweep,
-                                     made_otherwise, refuse_other_settings, select_points, settings_text,
-                                     summary_text, sweep_dir, write_sweep_results)
+from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_runs, labelled,
+                                     load_sweep, made_otherwise, refuse_other_settings, select_points,
+                                     settings_text, stale_checkpoints, summary_text, sweep_dir,
+                                     write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep
+from spikecl.errors import NumericalError
 from spikecl.io import RunResult, atomic_write, read_results
 
 
@@ -58,7 +62,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             report_sweep(sweep, done, failures, plots=not args.no_plots)
         if not sweep.config.select:
             return 0 if len(done) == len(sweep.runs) else 1
-        selection = select_points(sweep, done, [k for k in failures if k not in done])
+        failed = [k for k in failures if k not in done]      # never chosen
+        broken = [k for k in failed if not diverged(failures[k])]         # the command exits with 1
+        selection = select_points(sweep, done, failed)
         print_selection(selection)
         final = final_runs(sweep, selection)
         check_kept(final, args.overwrite)              # before selection.json changes: a refusal changes nothing
@@ -70,13 +76,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     report_sweep(final, done, failures, plots=not args.no_plots)
-    return 0 if len(done) == len(final.runs) else 1
+    return 0 if len(done) == len(final.runs) and not broken else 1
+
+
+def diverged(errors: list[str]) -> bool:
+    """Whether a trial's last attempt stopped because its training loss diverged (``NumericalError``)."""
+    return errors[-1].startswith(f"{NumericalError.__name__}:")
 
 
 def dry_run_state(run: SweepRun) -> str:
-    """``complete``, ``to run`` or ``differs (<key>)``: a kept results file made with other settings."""
+    """``complete``, ``to run`` or ``differs (<key>)``: a kept results file made with other settings (``differs
+    (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
     if not run.results.exists():
-        return "to run  "
+        key = checkpoint_setting(run)
+        return f"differs (checkpoint: {key})" if key else "to run  "
     key = changed_setting(run, read_results(run.results).config)
     return f"differs ({key})" if key else "complete"
 
@@ -101,11 +114,11 @@ def dry_run(sweep: Sweep) -> int:
 
 
 def check_kept(sweep: Sweep, overwrite: bool) -> None:
-    """A one-line :class:`ConfigError` when a kept results file of ``sweep`` was made with other settings than it
-    plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
+    """A one-line :class:`ConfigError` when a kept results file or checkpoint of ``sweep`` was made with other
+    settings than it plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
     if not overwrite:
-        refuse_other_settings(sweep, made_otherwise(sweep, {r.id: read_results(r.results) for r in sweep.runs
-                                                             if r.results.exists()}))
+        kept = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
+        refuse_other_settings(sweep, made_otherwise(sweep, kept), stale_checkpoints(sweep, kept))
 
 
 def print_selection(selection: dict) -> None:
@@ -143,9 +156,9 @@ def add_command(subparsers) -> None:
                    help="import this Python file or module first, in this process and in every Ray worker, to sweep "
                         "the methods it registers (repeatable; see spikecl.plugins)")
     p.add_argument("--overwrite", action="store_true",
-                   help="train again the runs whose kept results file was made with other settings than the sweep "
-                        "now plans (a changed [set] value or base file, or a final run whose chosen point changed), "
-                        "replacing it; without it such a file is an error")
+                   help="train again the runs whose kept results file (or an unfinished run's checkpoint) was made "
+                        "with other settings than the sweep now plans (a changed [set] value or base file, or a final "
+                        "run whose chosen point changed), replacing it; without it such a file is an error")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are complete; run nothing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-plots", action="store_true", help="skip the comparison plot")

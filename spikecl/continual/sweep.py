@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import apply_overrides, experiment_from_dict, from_dict, load_toml, option
+from spikecl.config import SEED_MAX, apply_overrides, experiment_from_dict, from_dict, load_toml, option
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import Kind, differing_setting
 from spikecl.io import Run
@@ -60,18 +60,19 @@ class SweepConfig:
                        doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
     output_dir: str = option("", doc="default: the base experiment's output_dir")
     methods: list[str] = option([], distinct=True, doc="default: the base experiment's strategy.methods")
-    seeds: list[int] = option([], low=0, high=(1 << 32) - 1, distinct=True, doc="default: the base experiment's seeds")
+    seeds: list[int] = option([], low=0, high=SEED_MAX, distinct=True, doc="default: the base experiment's seeds")
     set: dict[str, typing.Any] = option({}, doc="overrides applied to every run: {dotted key: value}")
     grid: dict[str, typing.Any] = option({}, doc="{dotted key: [values]}: every combination is one point")
     points: list[dict[str, typing.Any]] = option([], doc="explicit points (instead of grid): [{dotted key: value}]")
     max_retries: int = option(2, low=0, high=100, doc="attempts after the first for a failing run")
     num_cpus: int = option(0, low=0, doc="CPUs of a local Ray instance; 0 = all of this machine's")
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
-    select: str = option("", choices=("", "acc"),
+    select: str = option("",       # '' or 'acc', checked by load_sweep (an empty choice reads badly in a message)
                          doc="'acc': choose each method's point on validation ACC, then run it once on the test split")
     min_bwt: float = option(-100.0, low=-100.0, high=100.0,
                             doc="select: only points whose mean validation BWT (points) is at least this, if any is")
-    select_seeds: list[int] = option([], low=0, doc="select: seeds of the trial runs (default: seeds)")
+    select_seeds: list[int] = option([], low=0, high=SEED_MAX, distinct=True,
+                                     doc="select: seeds of the trial runs (default: seeds)")
 
 
 @dataclass
@@ -102,10 +103,17 @@ class Sweep:
     plan: typing.Callable | None = field(default=None, repr=False)     # (label, overrides, method, seed, stage)
 
 
-def _literal(key: str, value) -> str:
-    """``key=value`` with ``value`` as a TOML literal (numbers, strings, booleans and lists of them)."""
+def _literal(key: str, value, where: str = "set") -> str:
+    """``key=value`` with ``value`` as a TOML literal (numbers, strings, booleans and lists of them); a table (an
+    unquoted dotted key under ``where``) is a one-line error showing the quoted key."""
     if isinstance(value, dict):
-        raise ConfigError(f"sweep: {key}: a table is not a value; set its keys one by one ('{key}.x' = ...)")
+        leaf = key
+        while isinstance(value, dict) and value:
+            sub, value = next(iter(value.items()))
+            leaf += f".{sub}"
+        example = f'"{leaf}" = {json.dumps(value)}'
+        cli = f", or --set 'set.\"{leaf}\"={json.dumps(value)}'" if where == "set" else ""
+        raise ConfigError(f"sweep: {where}.{key}: a table is not a value; quote each whole dotted key: {example}{cli}")
     return f"{key}={json.dumps(value)}"
 
 
@@ -163,6 +171,11 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raise ConfigError(f"{path} is an experiment file ({raw.get('kind', 'continual')!r}), not a sweep file; run it "
                           f"with 'spikecl run {path}', or name it as a sweep file's 'base'")
     cfg = from_dict(SweepConfig, apply_overrides(raw, overrides), "sweep.")
+    if cfg.select not in ("", "acc"):
+        raise ConfigError(f"sweep.select: {cfg.select!r} is not allowed; choose 'acc' (or leave select out)")
+    unused = next((k for k in ("min_bwt", "select_seeds") if getattr(cfg, k) != getattr(SweepConfig(), k)), None)
+    if unused and not cfg.select:
+        raise ConfigError(f"sweep.{unused}: applies only with select = \"acc\"; set select or remove {unused}")
     if not cfg.base:
         raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
     if cfg.num_cpus and cfg.cpus_per_run > cfg.num_cpus:
@@ -196,7 +209,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         """One run and its identity (its effective config: equal identities are the same run)."""
         folder = "final" if stage == "final" else label
         split = {"trial": ["data.eval_split=\"validation\""], "final": ["data.eval_split=\"test\""]}.get(stage, [])
-        assignments = [*fixed, *(_literal(k, v) for k, v in point.items()), *split,
+        where = "grid" if cfg.grid else "points"
+        assignments = [*fixed, *(_literal(k, v, where) for k, v in point.items()), *split,
                        _literal("output_dir", str(Path(base_cfg.output_dir) / name)), _literal("name", folder),
                        _literal("strategy.methods", [method]),
                        _literal("seeds", [seed])]
@@ -323,14 +337,48 @@ def made_otherwise(sweep: Sweep, kept: dict[str, object]) -> dict[str, str]:
     return {r.id: key for r in sweep.runs if r.id in kept and (key := changed_setting(r, kept[r.id].config))}
 
 
-def refuse_other_settings(sweep: Sweep, made: dict[str, str]) -> None:
+def checkpoint_setting(run: SweepRun) -> str | None:
+    """The first setting (``method``, ``seed`` or a dotted key, as the runner's resume check names it) in which the
+    checkpoint an unfinished attempt left beside ``run``'s results file was written otherwise than the sweep now
+    plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
+    import torch
+
+    from spikecl.config import as_written, first_difference
+    from spikecl.continual.runner import checkpoint_path
+    from spikecl.continual.strategies import validate_method
+    from spikecl.experiment_kind import RESUME_IGNORES
+
+    path = checkpoint_path(run.results)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    except Exception:  # torch raises many types for a damaged file
+        return None
+    if not isinstance(state, dict):
+        return None
+    run_cfg, _ = validate_method(experiment_from_dict(run.raw), run.method)
+    return ("method" if state.get("method") != run.method else "seed" if state.get("seed") != run.seed
+            else as_written(first_difference(state.get("config"), run_cfg.to_dict(), ignore=RESUME_IGNORES)))
+
+
+def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, str]:
+    """{run id: the first setting that differs} of the runs not ``done`` whose checkpoint was written with other
+    settings than ``sweep`` plans (:func:`checkpoint_setting`)."""
+    return {r.id: key for r in sweep.runs if r.id not in done and (key := checkpoint_setting(r))}
+
+
+def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[str, str] | None = None) -> None:
     """A one-line :class:`ConfigError` naming the first of the runs ``made`` with other settings
-    (:func:`made_otherwise`), if any: without ``--overwrite`` they are not the sweep's."""
-    if made:
-        run = next(r for r in sweep.runs if r.id in made)
-        others = f" (and {len(made) - 1} more)" if len(made) > 1 else ""
-        raise ConfigError(f"{run.results} was made with other settings than sweep {sweep.name} plans "
-                          f"({made[run.id]} differs){others}; pass --overwrite to train again what differs")
+    (:func:`made_otherwise`), else of those whose ``checkpoints`` were (:func:`stale_checkpoints`), if any: without
+    ``--overwrite`` they are not the sweep's."""
+    from spikecl.continual.runner import checkpoint_path
+
+    stale, count = made or checkpoints or {}, len(made) + len(checkpoints or {})
+    if stale:
+        run = next(r for r in sweep.runs if r.id in stale)
+        path = run.results if made else f"{checkpoint_path(run.results)} (the checkpoint of an unfinished run)"
+        others = f" (and {count - 1} more)" if count > 1 else ""
+        raise ConfigError(f"{path} was made with other settings than sweep {sweep.name} plans "
+                          f"({stale[run.id]} differs){others}; pass --overwrite to train again what differs")
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:

@@ -2,9 +2,10 @@
 
 Runs whose results file exists are skipped, unless it was made with other settings than the sweep now plans (a
 changed ``[set]`` value or base file, or a final run whose chosen point changed): that is a one-line error, or
-with ``overwrite`` the file is removed and the run trained again. The others are submitted at once, each reserving
-``cpus_per_run`` Ray CPUs, and a run that fails is submitted again up to ``max_retries`` times (a retry resumes
-from the run's last checkpoint). The driver shows a progress bar over runs and reports every failure.
+with ``overwrite`` the file is removed and the run trained again; so is a checkpoint an unfinished run left (with
+``overwrite`` its run discards it). The others are submitted at once, each reserving ``cpus_per_run`` Ray CPUs, and
+a run that fails is submitted again up to ``max_retries`` times (a retry resumes from the run's last checkpoint).
+The driver shows a progress bar over runs and reports every failure.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
 names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed, the results
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings
+from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
 from spikecl.errors import ConfigError, require
 from spikecl.io import RunResult, read_results
 from spikecl.progress import progress_bar, write_line
@@ -32,10 +33,12 @@ class InjectedFailure(RuntimeError):
 INJECTED_FAILURES: dict[str, int] = {}
 
 
-def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = ()) -> RunResult:
+def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = (),
+              overwrite: bool = False) -> RunResult:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
-    left one) and return its results."""
+    left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
+    settings) and return its results."""
     import torch
 
     from spikecl.continual.experiment import KIND
@@ -46,7 +49,7 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
     if attempt < fail_attempts:
         raise InjectedFailure(f"injected failure on attempt {attempt + 1}")
     torch.set_num_threads(threads)
-    [path], _ = run_plan(KIND, KIND.load(raw), resume=True, progress=False, log=lambda _: None)
+    [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False, log=lambda _: None)
     return read_results(path)
 
 
@@ -82,17 +85,17 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                   log: Callable[[str], None] = print, plugins: Sequence[str] = (),
                   overwrite: bool = False) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
     """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
-    :func:`spikecl.plugins.load_plugins` returns them); a kept results file made with other settings is a
-    :class:`ConfigError`, or with ``overwrite`` it is removed and its run trained again. Returns ``({run id:
-    results}, {run id: error of each failed attempt})``; a run absent from the first dict failed ``max_retries + 1``
-    times."""
+    :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
+    is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
+    trained again. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
+    first dict failed ``max_retries + 1`` times."""
     from spikecl.continual.runner import checkpoint_path
 
     cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
-    stale = made_otherwise(sweep, done)
+    stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
     if not overwrite:
-        refuse_other_settings(sweep, stale)
+        refuse_other_settings(sweep, stale, restart)
     for run in sweep.runs:
         if run.id in stale:                          # --overwrite: these runs start afresh like missing ones
             run.results.unlink()
@@ -100,7 +103,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             del done[run.id]
     todo = [r for r in sweep.runs if r.id not in done]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
-        + (f" ({len(stale)} made with other settings, trained again)" if stale else ""))
+        + (f" ({len(stale)} made with other settings, trained again)" if stale else "")
+        + (f" ({len(restart)} checkpoint(s) made with other settings, started afresh)" if restart else ""))
     failures: dict[str, list[str]] = {}
     if not todo:
         return done, failures
@@ -115,7 +119,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     threads = max(1, int(cfg.cpus_per_run))
 
     def submit(run: SweepRun, attempt: int):
-        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins))
+        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins), overwrite)
 
     pending = {submit(run, 0): (run, 0) for run in todo}
     bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)

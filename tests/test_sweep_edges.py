@@ -1,0 +1,184 @@
+"""Sweep edge cases: a checkpoint an unfinished run left with other settings (refused before any work, discarded
+with --overwrite), select_seeds checked as seeds are, a selecting sweep with a FAILED trial exits with 1 (a
+diverged one with 0), and one-line messages for misused selection keys and unquoted dotted keys. Runs execute in this process through a
+stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
+
+import pytest
+import torch
+
+from spikecl.cli import main
+from spikecl.commands.sweep import check_kept
+from spikecl.config import apply_overrides, experiment_from_dict
+from spikecl.continual import sweep_ray
+from spikecl.continual.runner import ContinualRun, checkpoint_path
+from spikecl.continual.sweep import load_sweep
+from spikecl.errors import ConfigError
+from spikecl.io import read_results
+
+BASE = """name = "tiny"
+seeds = [0]
+[data]
+dataset = "digits"
+validation = 0.2
+[stream]
+kind = "permuted"
+n_tasks = 2
+train_per_task = 128
+test_per_task = 100
+[network]
+hidden = [16]
+[train]
+epochs = 1
+batch_size = 64
+lr = 0.1
+[strategy]
+methods = ["finetune"]
+"""
+
+SWEEP = """base = "base.toml"
+name = "edges"
+output_dir = "{out}"
+methods = ["finetune"]
+seeds = [0]
+max_retries = 0
+num_cpus = 1
+"""
+
+SELECT = SWEEP + """select = "acc"
+select_seeds = [3]
+[grid]
+"train.lr" = [0.05, 0.1]
+"""
+
+
+class InlineRay:
+    """Just enough of Ray for :func:`execute_sweep`: a task runs in this process when it is submitted."""
+
+    class exceptions:
+        class RayError(Exception):
+            pass
+
+    class Ref:
+        def __init__(self, fn, args):
+            try:
+                self.value, self.error = fn(*args), None
+            except Exception as exc:  # what a Ray task raising becomes: a RayError with the cause
+                self.value, self.error = None, exc
+
+    def cluster_resources(self):
+        return {"CPU": 1}
+
+    def remote(self, **_):
+        return lambda fn: type("Remote", (), {"remote": staticmethod(lambda *args: self.Ref(fn, args))})
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        if ref.error is not None:
+            error = self.exceptions.RayError(str(ref.error))
+            error.cause = ref.error
+            raise error
+        return ref.value
+
+    def shutdown(self):
+        pass
+
+
+@pytest.fixture
+def inline_ray(monkeypatch):
+    """Sweeps run their tasks in this process (train_run sets torch's threads: restored afterwards)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: (InlineRay(), False))
+    yield
+    torch.set_num_threads(threads)
+
+
+def leave_stale_checkpoint(run, change="train.epochs=2"):
+    """The checkpoint of ``run`` as a killed attempt made with other settings (``change``) leaves it."""
+    run.results.parent.mkdir(parents=True, exist_ok=True)
+    other = ContinualRun(experiment_from_dict(apply_overrides(run.raw, [change])), run.method, run.seed)
+    other.save_checkpoint(checkpoint_path(run.results))
+
+
+def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_files, monkeypatch, capsys):
+    path = sweep_files(BASE, SWEEP)
+    [run] = load_sweep(path).runs
+    leave_stale_checkpoint(run)
+    ckpt = checkpoint_path(run.results)
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"{ckpt} (the checkpoint of an unfinished run) was made with other settings than sweep edges plans " \
+           "(train.epochs differs); pass --overwrite" in err
+    with pytest.raises(ConfigError, match=r"\(train.epochs differs\)"):
+        check_kept(load_sweep(path), overwrite=False)              # a selecting sweep's final runs: checked early
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "differs (checkpoint: train.epochs)  base/finetune-seed0" in capsys.readouterr().out
+    assert ckpt.exists()
+
+
+def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, inline_ray, capsys):
+    """The run starts afresh (its runner discards the stale checkpoint, as ``spikecl run --resume --overwrite``)
+    instead of failing on it at every attempt."""
+    path = sweep_files(BASE, SWEEP)
+    [run] = load_sweep(path).runs
+    leave_stale_checkpoint(run)
+    ckpt = checkpoint_path(run.results)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs, 0 complete (kept), 1 to run (1 checkpoint(s) made with other settings, started afresh)" in out
+    assert "FAILED" not in out and "sweep edges: 1/1 runs complete" in out
+    assert read_results(run.results).config["train"]["epochs"] == 1 and not ckpt.exists()
+
+
+def test_a_selecting_sweep_with_a_failed_trial_exits_with_1_after_its_final_runs(sweep_files, inline_ray,
+                                                                                 monkeypatch, capsys):
+    path = sweep_files(BASE, SELECT)
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"lr=0.1/finetune-seed3": 1})
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): InjectedFailure" in out
+    assert "selected finetune @ lr=0.05" in out                     # the failed point is never chosen ...
+    assert "sweep edges/final: 1/1 runs complete" in out            # ... and the final runs still run and report
+    assert (path.parent / "results" / "edges" / "final" / "finetune-seed0.h5").exists()
+
+
+def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, monkeypatch, capsys):
+    """A trial whose training loss became NaN or infinite (a penalty too strong for the learning rate) is never
+    chosen, and the command still exits with 0: the shipped selecting sweeps have such points on purpose."""
+    from spikecl.errors import NumericalError
+
+    path = sweep_files(BASE, SELECT)
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"lr=0.1/finetune-seed3": 1})
+    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): NumericalError" in out
+    assert "selected finetune @ lr=0.05" in out and "sweep edges/final: 1/1 runs complete" in out
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("[3, 3]", "sweep.select_seeds: 3 appears more than once"),
+    ("[99999999999]", r"sweep.select_seeds\[0\]: 99999999999 is above the maximum 4294967295"),
+])
+def test_select_seeds_are_checked_as_seeds_are(sweep_files, seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(sweep_files(BASE, SELECT.replace("select_seeds = [3]", f"select_seeds = {seeds}")))
+
+
+@pytest.mark.parametrize("sweep, overrides, message", [
+    (SELECT, ['select="loss"'], "sweep.select: 'loss' is not allowed; choose 'acc' (or leave select out)"),
+    (SWEEP + "min_bwt = -3.0\n", [], 'sweep.min_bwt: applies only with select = "acc"; set select or remove min_bwt'),
+    (SWEEP + "select_seeds = [1]\n", [], "sweep.select_seeds: applies only with select = \"acc\"; set select or "
+                                          "remove select_seeds"),
+    (SWEEP, ["set.train.epochs=2"], 'sweep: set.train: a table is not a value; quote each whole dotted key: '
+                                    '"train.epochs" = 2, or --set \'set."train.epochs"=2\''),
+    (SWEEP + "[[points]]\ntrain.lr = 0.05\n", [], 'sweep: points.train: a table is not a value; quote each whole '
+                                                  'dotted key: "train.lr" = 0.05'),
+])
+def test_misused_keys_are_one_line_errors_that_say_what_to_write(sweep_files, sweep, overrides, message):
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(sweep_files(BASE, sweep), overrides)
+    assert str(exc.value).endswith(message), str(exc.value)
+    assert load_sweep(sweep_files(BASE, SWEEP), ['set."train.epochs"=2']).runs[0].raw["train"]["epochs"] == 2
