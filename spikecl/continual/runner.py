@@ -58,6 +58,13 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig) -> str | None:
+    """The first setting (``method``, ``seed`` or a dotted key, :data:`RESUME_IGNORES` aside) in which the
+    checkpoint ``state`` was written otherwise than a run of (``cfg``, ``method``, ``seed``); None if none."""
+    return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
+            else as_written(first_difference(state.get("config"), cfg.to_dict(), ignore=RESUME_IGNORES)))
+
+
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the data split)."""
     return stream_from_config(cfg.stream, cfg.data, seed)
@@ -263,8 +270,7 @@ class ContinualRun:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                                f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
                                "; delete it or run with --overwrite")
-        differs = ("method" if state.get("method") != self.method else "seed" if state.get("seed") != self.seed
-                   else as_written(first_difference(state.get("config"), self.cfg.to_dict(), ignore=RESUME_IGNORES)))
+        differs = checkpoint_difference(state, self.method, self.seed, self.cfg)
         if differs and discard_stale:
             return False
         if differs:

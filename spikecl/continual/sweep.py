@@ -343,10 +343,8 @@ def checkpoint_setting(run: SweepRun) -> str | None:
     plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
     import torch
 
-    from spikecl.config import as_written, first_difference
-    from spikecl.continual.runner import checkpoint_path
+    from spikecl.continual.runner import checkpoint_difference, checkpoint_path
     from spikecl.continual.strategies import validate_method
-    from spikecl.experiment_kind import RESUME_IGNORES
 
     path = checkpoint_path(run.results)
     try:
@@ -355,9 +353,8 @@ def checkpoint_setting(run: SweepRun) -> str | None:
         return None
     if not isinstance(state, dict):
         return None
-    run_cfg, _ = validate_method(experiment_from_dict(run.raw), run.method)
-    return ("method" if state.get("method") != run.method else "seed" if state.get("seed") != run.seed
-            else as_written(first_difference(state.get("config"), run_cfg.to_dict(), ignore=RESUME_IGNORES)))
+    return checkpoint_difference(state, run.method, run.seed, validate_method(experiment_from_dict(run.raw),
+                                                                              run.method)[0])
 
 
 def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, str]:
