@@ -78,6 +78,9 @@ class DataConfig:
                                  "(the test split is then never read: for choosing settings)")
     vary_split: bool = option(False, doc="each run seed draws its own validation split (needs validation > 0); the "
                                          "test split is the same for every seed; false: seed 0's for all")
+    test_split_seed: int = option(0, low=0, high=SEED_MAX,
+                                  doc="the seed that draws the train/test split of datasets without a fixed one "
+                                      "(MNIST-5k, digits, miniImageNet), the same for every run seed")
     time_bins: int = option(20, low=1, high=10000, doc="event datasets: frames T per recording (network.num_steps "
                                                        "must equal it)")
     bin_ms: float = option(0.0, low=0.0, doc="event datasets: width of a frame in ms from the recording's start "

@@ -122,6 +122,9 @@ def test_vary_split_varies_the_validation_split_and_keeps_the_test_split():
     assert test == [test[0]] * 4                                           # one test split for every seed
     validation = [build_stream(held_out, s)[0].x_test.sum() for s in (0, 1)]
     assert validation[0] != validation[1]
+    other = experiment_from_dict({**raw, "data": {**raw["data"], "vary_split": True, "test_split_seed": 1000}})
+    moved = [build_stream(other, s)[0].x_test.sum() for s in (0, 1)]
+    assert moved[0] == moved[1] != test[0]                                  # another test split, one for all seeds
     with pytest.raises(ConfigError, match="data.vary_split: each seed varies its validation split"):
         experiment_from_dict({**raw, "data": {"dataset": "digits", "vary_split": True}})
 

@@ -47,7 +47,7 @@ from spikecl.errors import ConfigError, DataError
 
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
-DATA_SPLIT_SEED = 0  # the train/test split of every run seed, and its validation split unless data.vary_split
+DATA_SPLIT_SEED = 0  # the validation split of every run seed unless data.vary_split
 
 
 @dataclass(frozen=True)
@@ -278,8 +278,8 @@ def code_stream(stream: Stream, units: int = 2048, sparsity: float = 0.05, sampl
 def data_split_seed(data: DataConfig, seed: int) -> int:
     """The seed that draws run seed ``seed``'s validation split: its own with ``data.vary_split``, else
     :data:`DATA_SPLIT_SEED` (every seed on the same split). The train/test split of datasets without a fixed one
-    (MNIST-5k, digits, miniImageNet) is always :data:`DATA_SPLIT_SEED`'s, so settings chosen on any seed's
-    validation images have never read a test image of another seed."""
+    (MNIST-5k, digits, miniImageNet) is ``data.test_split_seed``'s for every run seed, so settings chosen on any
+    seed's validation images have never read a test image of another seed."""
     check_data_split(data)
     return seed if data.vary_split else DATA_SPLIT_SEED
 
@@ -293,7 +293,7 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
     """
     split_seed = data_split_seed(data, seed)
     binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
-    dataset = load_dataset(data.dataset, data.data_dir or None, seed=DATA_SPLIT_SEED, binning=binning)
+    dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning)
     built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed,
                         classes_per_task=stream.classes_per_task or None, max_angle_deg=stream.max_angle_deg,
                         first_task_identity=stream.first_task_identity,

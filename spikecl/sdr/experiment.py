@@ -143,11 +143,11 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
     """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes)``, images flattened to bool
     [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``)."""
     from spikecl.data.datasets import load_dataset, training_and_evaluation
-    from spikecl.data.streams import DATA_SPLIT_SEED, data_split_seed
+    from spikecl.data.streams import data_split_seed
 
     d = cfg.data
     split_seed = data_split_seed(d, seed)
-    data = load_dataset(d.dataset, d.data_dir or None, seed=DATA_SPLIT_SEED)
+    data = load_dataset(d.dataset, d.data_dir or None, seed=d.test_split_seed)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
