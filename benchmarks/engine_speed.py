@@ -10,9 +10,7 @@ median CPU time (process time) and wall time per step, each time's ratio to the 
 operations of the step's matrix products (torch's FlopCounterMode) with their ratio to the fused engine's: where
 products dominate both steps (large batches), the time ratio tends to this one, which for the MLP is 2.02x at
 T = 4, 2.44x at T = 8 and 2.84x at T = 25 for the plain loop (the fused engine runs a direct input's synapse once
-and the readout's once, not T times). ``plain, input once`` (MLP) is the plain loop with its first product moved
-out of the loop by hand, the like-for-like reference for the engine itself (1.02-1.03x the fused engine's FLOPs):
-most of the ratio to the textbook loop is that one move; the tensor operators dispatched per step (torch.profiler): on a GPU each is at
+and the readout's once, not T times); the tensor operators dispatched per step (torch.profiler): on a GPU each is at
 least one kernel launch, so this counts what launch overhead a step would pay there; and the step's peak memory: the
 most bytes of tensors allocated during the step and live at once (on the CPU from the profiler's allocation events,
 in time order; frees of memory allocated before the step, such as the last step's gradients, are not seen, so each
@@ -23,6 +21,9 @@ the device has finished; CPU time is then the host's share, wall time the step's
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
 where the triton package is installed. ``fused, bfloat16`` is the fused engine with ``train.precision = "bfloat16"``
 (synapses in bfloat16 under autocast, membranes in float32): other arithmetic, so a speed row, not a like-for-like one.
+``plain, input once`` (MLP) is the plain loop with its first product moved out of the loop by hand (1.02-1.03x the
+fused engine's FLOPs), the like-for-like reference for the engine itself: most of the ratio to the textbook loop is
+that one move.
 
     python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 8 25] [--batch 64 256] [--rounds 5]
                                       [--seconds 0.5] [--device cuda]

@@ -96,7 +96,8 @@ def main() -> None:
         scores[name] = measure(args.dataset, overrides, 100, "validation", small)["sparsey_acc_knn5"]
         print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * scores[name]:.1f} %", flush=True)
     chosen = max(scores, key=scores.get)
-    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own validation split, one test split)", flush=True)
+    print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own validation split, one "
+          "test split)", flush=True)
     runs = {name: [measure(args.dataset, candidates[name], seed, "test", small) for seed in seeds]
             for name in dict.fromkeys([chosen, "as published"])}
     rows = {f"Sparsey, {name}": (runs[name], "sparsey") for name in runs}

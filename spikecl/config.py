@@ -50,6 +50,8 @@ ONLINE_IN_FLOAT32 = ("train.precision: 'bfloat16' is for the bptt and dsr traine
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
+#: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
+SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -319,6 +321,16 @@ def check_header(cfg: RunHeader) -> None:
         raise ConfigError("seeds: expected at least one seed")
 
 
+def with_test_split_seed(config: dict, seed: int | None = None) -> dict:
+    """A recorded config (results file, checkpoint, exported network) as this spikecl reads it: one recorded before
+    ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's (``seed``, else the
+    config's) with ``data.vary_split``, else 0."""
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or "test_split_seed" in data:
+        return config
+    seed = config.get("seed", 0) if seed is None else seed
+    return {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
+
 def check_data_split(data: DataConfig) -> None:
     """Refuse ``[data]`` splitting settings that need a validation split but have none."""
     if data.eval_split == "validation" and data.validation <= 0:
@@ -326,6 +338,9 @@ def check_data_split(data: DataConfig) -> None:
     if data.vary_split and data.validation <= 0:
         raise ConfigError("data.vary_split: each seed varies its validation split (the test split is the same for "
                           "every seed); set data.validation > 0 (e.g. 0.1)")
+    if data.test_split_seed and data.dataset not in SPLIT_DRAWN:
+        raise ConfigError(f"data.test_split_seed: {data.dataset}'s test split is fixed by its source; remove "
+                          f"test_split_seed (it draws the split of {', '.join(SPLIT_DRAWN)})")
 
 
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:

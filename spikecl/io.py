@@ -49,6 +49,7 @@ from typing import Callable
 
 import numpy as np
 
+from spikecl.config import with_test_split_seed
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 
 SCHEMA = "spikecl-results"
@@ -389,7 +390,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
                  if k not in ("schema", "schema_version", "kind")}
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
-        return Run(path, found, attrs, json.loads(f["config"].attrs["json"]),
+        return Run(path, found, attrs, with_test_split_seed(json.loads(f["config"].attrs["json"]), attrs.get("seed")),
                    json.loads(f["environment"].attrs["json"]),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

@@ -379,7 +379,8 @@ DATASET_CASES = [
      "labels outside 0..9"),
     ("mnist", "not gzip", lambda t: mnist_folder(t) or (t / "data/MNIST/raw/train-images-idx3-ubyte.gz").write_bytes(
         b"plain"), "Not a gzipped file"),
-    ("fashion_mnist", "empty folder", lambda t: (t / "data" / "fashion_mnist").mkdir(parents=True), "not found"),
+    ("fashion_mnist", "empty folder", lambda t: (t / "data" / "FashionMNIST" / "raw").mkdir(parents=True),
+     "fashion_mnist not found under"),
     ("fashion_mnist", "huge dims", lambda t: mnist_folder(t, "fashion_mnist", images=struct.pack(
         ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)), "header says 1683627180032"),
 ]

@@ -1,7 +1,7 @@
 """Sweep edge cases: a checkpoint an unfinished run left with other settings (refused before any work, discarded
 with --overwrite), select_seeds checked as seeds are, a selecting sweep with a FAILED trial exits with 1 (a
-diverged one with 0), and one-line messages for misused selection keys and unquoted dotted keys. Runs execute in this process through a
-stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
+diverged one with 0), and one-line messages for misused selection keys and unquoted dotted keys. Runs execute in
+this process through a stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
 
 import pytest
 import torch
@@ -116,6 +116,10 @@ def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert "differs (checkpoint: train.epochs)  base/finetune-seed0" in capsys.readouterr().out
     assert ckpt.exists()
+    leave_stale_checkpoint(run, "train.epochs=1")                   # the sweep's own settings: a run to resume
+    check_kept(load_sweep(path), overwrite=False)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "to run    base/finetune-seed0" in capsys.readouterr().out
 
 
 def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, inline_ray, capsys):

@@ -117,7 +117,6 @@ def test_vary_split_varies_the_validation_split_and_keeps_the_test_split():
     held_out = experiment_from_dict({**raw, "data": {**raw["data"], "vary_split": True, "eval_split": "validation"}})
     train = [build_stream(varied, s)[0].x_train.sum() for s in (0, 1)]
     assert [build_stream(fixed, s)[0].x_train.sum() for s in (0, 1)] == [train[0]] * 2 and train[0] != train[1]
-    assert train[0] == build_stream(fixed, 0)[0].x_train.sum()              # seed 0 keeps the default split
     test = [build_stream(c, s)[0].x_test.sum() for c in (fixed, varied) for s in (0, 1)]
     assert test == [test[0]] * 4                                           # one test split for every seed
     validation = [build_stream(held_out, s)[0].x_test.sum() for s in (0, 1)]
@@ -313,6 +312,43 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
         assert f.attrs["eval_split"] == "validation"                       # visible to any HDF5 reader
     tested = replace(result, config={**result.config, "data": {**result.config["data"], "eval_split": "test"}})
     assert "MIXED" in split_note([result, tested])
+    other = replace(result, seed=1, config={**result.config, "data": {**result.config["data"], "test_split_seed": 1}})
+    assert "DIFFERENT test splits (data.test_split_seed 0: finetune seed 0; 1: finetune seed 1)" in split_note(
+        [result, other])
+
+
+def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_made_on(tmp_path):
+    """An older results file, checkpoint or exported network has no data.test_split_seed: with vary_split its run
+    seed drew its train/test split, else seed 0 did; reading it (export's stream rebuild included) says so."""
+    from spikecl.config import with_test_split_seed
+    from spikecl.export.inputs import trained_stream
+    from spikecl.io import read_run, write_results
+
+    old = {"data": {"dataset": "digits", "validation": 0.0, "vary_split": True}, "seed": 2}
+    assert with_test_split_seed(old)["data"]["test_split_seed"] == 2
+    assert with_test_split_seed({**old, "data": {**old["data"], "vary_split": False}})["data"]["test_split_seed"] == 0
+    assert with_test_split_seed({"data": {"test_split_seed": 5}, "seed": 2})["data"]["test_split_seed"] == 5
+    raw = {"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "task", "n_tasks": 1,
+                                                    "classes_per_task": 10}}
+    rebuilt = trained_stream({**raw, "data": {"dataset": "digits", "vary_split": True}, "seed": 2})
+    drawn = build_stream(experiment_from_dict({**raw, "data": {"dataset": "digits", "test_split_seed": 2}}), 2)
+    np.testing.assert_array_equal(rebuilt[0].x_test, drawn[0].x_test)          # seed 2's own split, as trained
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 1, "train_per_task": 50},
+                                "network": {"hidden": [8]}, "train": {"epochs": 1}})
+    result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    recorded = {**result.config, "data": {k: v for k, v in result.config["data"].items() if k != "test_split_seed"}}
+    path = write_results(tmp_path / "old.h5", replace(result, config=recorded))
+    assert read_run(path).config["data"]["test_split_seed"] == 0                # resumes as today's seed-0 split
+
+
+def test_test_split_seed_is_refused_where_the_source_fixes_the_split():
+    with pytest.raises(ConfigError, match="data.test_split_seed: mnist's test split is fixed by its source"):
+        experiment_from_dict({"data": {"dataset": "mnist", "test_split_seed": 5}})
+    from spikecl.sdr.experiment import KIND as SPARSEY
+
+    with pytest.raises(ConfigError, match="data.vary_split: each seed varies its validation split"):
+        SPARSEY.load({"kind": "sparsey", "data": {"dataset": "digits", "vary_split": True},
+                      "coder": {"image_shape": [8, 8]}})
 
 
 def test_sparsey_experiment_follows_the_protocol_and_reads_no_test_image_on_validation(tmp_path, monkeypatch):

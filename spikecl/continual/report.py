@@ -148,12 +148,19 @@ def eval_split(result: RunResult) -> str:
 def split_note(results: Sequence[RunResult]) -> str:
     """One line saying which split the numbers come from, and whether the data split varied with the seed."""
     splits = sorted({eval_split(r) for r in results})
-    varied = sorted({bool((r.config.get("data") or {}).get("vary_split", False)) for r in results})
+    data = [r.config.get("data") or {} for r in results]
+    varied = sorted({bool(d.get("vary_split", False)) for d in data})
+    tests = {}
+    for d, r in zip(data, results):
+        tests.setdefault(d.get("test_split_seed", 0), []).append(f"{r.method} seed {r.seed}")
     where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
              "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
                  f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
     seeds = {(True,): "; each seed drew its own validation split", (False,): "; one data split for every seed"}.get(
         tuple(varied), "; some seeds drew their own validation split")
+    if len(tests) > 1:                                     # older files with vary_split: each seed's own test split
+        seeds = "; DIFFERENT test splits (data.test_split_seed " + "; ".join(
+            f"{seed}: {', '.join(runs)}" for seed, runs in tests.items()) + ")"
     return f"Accuracies measured on {where}{seeds}."
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import ExperimentConfig, as_written, check_seed, first_difference
+from spikecl.config import ExperimentConfig, as_written, check_seed, first_difference, with_test_split_seed
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
@@ -62,11 +62,13 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     """The first setting (``method``, ``seed`` or a dotted key, :data:`RESUME_IGNORES` aside) in which the
     checkpoint ``state`` was written otherwise than a run of (``cfg``, ``method``, ``seed``); None if none."""
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
-            else as_written(first_difference(state.get("config"), cfg.to_dict(), ignore=RESUME_IGNORES)))
+            else as_written(first_difference(with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
+                                             ignore=RESUME_IGNORES)))
 
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
-    """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the data split)."""
+    """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the validation
+    split)."""
     return stream_from_config(cfg.stream, cfg.data, seed)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value, check_data_split
+from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -280,7 +280,6 @@ def data_split_seed(data: DataConfig, seed: int) -> int:
     :data:`DATA_SPLIT_SEED` (every seed on the same split). The train/test split of datasets without a fixed one
     (MNIST-5k, digits, miniImageNet) is ``data.test_split_seed``'s for every run seed, so settings chosen on any
     seed's validation images have never read a test image of another seed."""
-    check_data_split(data)
     return seed if data.vary_split else DATA_SPLIT_SEED
 
 

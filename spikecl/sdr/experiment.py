@@ -37,7 +37,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import DataConfig, RunHeader, from_dict, option
+from spikecl.config import DataConfig, RunHeader, check_data_split, from_dict, option
 from spikecl.errors import ConfigError, DataError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, load
 from spikecl.io import Run, write_run
@@ -427,6 +427,7 @@ class SparseyKind(Kind):
             raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
         if cfg.eval.train_items:
             check_train_items(cfg.eval, cfg.eval.train_items)
+        check_data_split(cfg.data)
         return cfg
 
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
