@@ -339,8 +339,8 @@ def check_data_split(data: DataConfig) -> None:
         raise ConfigError("data.vary_split: each seed varies its validation split (the test split is the same for "
                           "every seed); set data.validation > 0 (e.g. 0.1)")
     if data.test_split_seed and data.dataset not in SPLIT_DRAWN:
-        raise ConfigError(f"data.test_split_seed: {data.dataset}'s test split is fixed by its source; remove "
-                          f"test_split_seed (it draws the split of {', '.join(SPLIT_DRAWN)})")
+        raise ConfigError(f"data.test_split_seed: {data.dataset}'s test split is fixed by its source; set it to 0 "
+                          f"(it draws the split of {', '.join(SPLIT_DRAWN)})")
 
 
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
