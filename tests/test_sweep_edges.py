@@ -14,26 +14,9 @@ from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.continual.sweep import load_sweep
 from spikecl.errors import ConfigError
 from spikecl.io import read_results
+from test_sweep import BASE as GRID_BASE
 
-BASE = """name = "tiny"
-seeds = [0]
-[data]
-dataset = "digits"
-validation = 0.2
-[stream]
-kind = "permuted"
-n_tasks = 2
-train_per_task = 128
-test_per_task = 100
-[network]
-hidden = [16]
-[train]
-epochs = 1
-batch_size = 64
-lr = 0.1
-[strategy]
-methods = ["finetune"]
-"""
+BASE = GRID_BASE.replace('dataset = "digits"\n', 'dataset = "digits"\nvalidation = 0.2\n')   # a validation split
 
 SWEEP = """base = "base.toml"
 name = "edges"
