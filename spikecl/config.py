@@ -331,8 +331,10 @@ def with_test_split_seed(config: dict, seed: int | None = None) -> dict:
     seed = config.get("seed", 0) if seed is None else seed
     return {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
 
+
 def check_data_split(data: DataConfig) -> None:
-    """Refuse ``[data]`` splitting settings that need a validation split but have none."""
+    """Refuse ``[data]`` splitting settings that cannot do what they say: a validation split asked of none, a
+    ``test_split_seed`` for a dataset whose source fixes its split."""
     if data.eval_split == "validation" and data.validation <= 0:
         raise ConfigError("data.eval_split: 'validation' needs a validation split; set data.validation > 0 (e.g. 0.1)")
     if data.vary_split and data.validation <= 0:
