@@ -339,6 +339,15 @@ def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_mad
     recorded = {**result.config, "data": {k: v for k, v in result.config["data"].items() if k != "test_split_seed"}}
     path = write_results(tmp_path / "old.h5", replace(result, config=recorded))
     assert read_run(path).config["data"]["test_split_seed"] == 0                # resumes as today's seed-0 split
+    from spikecl.continual.experiment import comparable
+    from spikecl.continual.report import split_note
+
+    varied = {**recorded, "data": {**recorded["data"], "vary_split": True}}   # each seed drew its own test split
+    paths = [write_results(tmp_path / f"old{seed}.h5", replace(result, seed=seed, config={**varied, "seed": seed}))
+             for seed in (0, 1)]
+    assert len(comparable([read_run(p) for p in paths])) == 2                  # still seeds of one row, and said so
+    assert "DIFFERENT test splits (data.test_split_seed 0: finetune seed 0; 1: finetune seed 1)" in split_note(
+        [read_results(p) for p in paths])
 
 
 def test_test_split_seed_is_refused_where_the_source_fixes_the_split():

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from spikecl.config import ExperimentConfig, as_written, experiment_from_dict, first_difference, method_config
 from spikecl.errors import ConfigError, ResultsError
-from spikecl.experiment_kind import RESUME_IGNORES, Job, JobOptions, Kind
+from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
 
@@ -58,8 +58,6 @@ class ContinualKind(Kind):
         return write_plots(in_experiment_order([as_result(r) for r in comparable(runs)]), out_dir)
 
 
-#: keys in which runs of one method may differ and still be seeds of one row: which runs exist and where they went
-SEED_ROW_IGNORES = RESUME_IGNORES | {"seed", "name"}
 
 
 def comparable(runs: Sequence[Run]) -> Sequence[Run]:

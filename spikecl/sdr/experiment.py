@@ -37,15 +37,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import DataConfig, RunHeader, check_data_split, from_dict, option
+from spikecl.config import (DataConfig, RunHeader, as_written, check_data_split, first_difference, from_dict,
+                            option)
 from spikecl.errors import ConfigError, DataError, ResultsError
-from spikecl.experiment_kind import Job, JobOptions, Kind, load
+from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
 from spikecl.sdr.readout import knn_predict
-from spikecl.sdr.sdr import code_statistics
+from spikecl.sdr.sdr import check_int, code_statistics
 from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
 
 #: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
@@ -139,6 +140,14 @@ def check_train_items(ev: EvalConfig, n_train: int) -> None:
         raise ConfigError(f"eval.knn_k: {ev.knn_k} neighbours, but only {n_train} training items are stored")
 
 
+def check_test_items(n_test: int, what: str = "eval.test_items") -> None:
+    """The similarity pairs are drawn from the evaluation items: fewer than two (``what`` gives them) is a one-line
+    ConfigError, before any learning."""
+    if n_test < 2:
+        raise ConfigError(f"{what}: {n_test} evaluation item{'s' * (n_test != 1)}, but the code-vs-input overlap "
+                          "pairs need at least 2")
+
+
 def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int):
     """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes)``, images flattened to bool
     [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``)."""
@@ -183,6 +192,16 @@ def flyhash_control(cfg: SparseyExperimentConfig, sparsey: Coded, x_train: np.nd
     return Coded(fly_train, fly_train, fly.encode(x_test), 0.0, fly)
 
 
+#: coders whose recall from a cue with half its active inputs removed is a metric (``cue_half_removed_<coder>``)
+CUE_SUMMARY_CODERS = ("sparsey", "flyhash", "pooler")
+
+#: the metrics a setting of ``eval`` adds to a results file where it asks for them (:func:`run_seed` writes them):
+#: ``spiking_items`` > 0, ``sequences`` > 0, 0.5 in ``cue_levels``
+IMPLIED_METRICS = {"eval.spiking_items": ("spiking_learn_match", "spiking_code_match"),
+                   "eval.sequences": ("sequence_recall_sparsey", "sequence_recall_flyhash"),
+                   "eval.cue_levels": tuple(f"cue_half_removed_{name}" for name in CUE_SUMMARY_CODERS)}
+
+
 def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
     """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
     ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
@@ -190,6 +209,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
     x_train, y_train, x_test, y_test, n_classes = seed_items(cfg, coder_cfg, seed)
     check_train_items(ev, len(x_train))
+    check_test_items(len(x_test), f"{cfg.data.dataset}'s {cfg.data.eval_split} split (eval.test_items)")
     points, note = capacity_points(ev, len(x_train))
 
     sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
@@ -221,7 +241,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     cues = cue_curves({"sparsey": sparsey, "pooler": pooler, "flyhash": fly_coded}, x_train, ev.cue_levels,
                       ev.cue_items, seed)
     if 0.5 in ev.cue_levels:                            # the degraded-cue summary: half the active pixels removed
-        for name in ("sparsey", "flyhash", "pooler"):
+        for name in CUE_SUMMARY_CODERS:
             metrics[f"cue_half_removed_{name}"] = float(cues[f"removed_{name}_identity"][ev.cue_levels.index(0.5)])
     if ev.sequences:
         metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
@@ -245,8 +265,8 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
     coded, _ = sparsey.model.encode(x_test)
     draws.state = state
     recognised = SpikingSparsey(sparsey.model, wta).encode(x_test)
-    return {"spiking_learn_match": float((stored == expected).all(axis=1).mean()),
-            "spiking_code_match": float((recognised == coded).all(axis=1).mean())}
+    return dict(zip(IMPLIED_METRICS["eval.spiking_items"], (float((stored == expected).all(axis=1).mean()),
+                                                            float((recognised == coded).all(axis=1).mean()))))
 
 
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
@@ -313,18 +333,47 @@ def _outcome(run: Run) -> dict:
                          metrics[f"spearman_{name}"]) for name in codes}
     read = {group: _unprefixed(_matching(run, "curves", curves, axis, names), prefix)
             for (group, axis, names), prefix in zip(PLOTTED, ("capacity_", "random_capacity_", "cue_"))}
-    numbers = {}
-    for name, read_it in (("config eval.knn_k", lambda: run.config["eval"]["knn_k"]),
-                          ("attribute 'n_train'", lambda: run.attr("n_train")),
-                          ("attribute 'cue_items'", lambda: run.attr("cue_items"))):
-        try:
-            numbers[name] = int(read_it())
-        except (KeyError, TypeError, ValueError):
-            raise _damaged(run, f"no valid {name}") from None
-    knn_k, n_train, cue_items = numbers.values()
+    for key, name in _implied_metrics(run):
+        if name not in metrics:
+            raise _damaged(run, f"no metric '{name}' for its config's {key} = {_setting(run, key)}")
+    split = run.attr("eval_split")
+    if not isinstance(split, str) or split not in ("test", "validation"):
+        raise _damaged(run, f"attribute 'eval_split' is {split!r}, not 'test' or 'validation'")
     return {"metrics": metrics, "similarity": similarity, "cue_levels": read["cues"].pop("levels"),
             "capacity": read["capacity"], "random_capacity": read["random_capacity"], "cues": read["cues"],
-            "n_train": n_train, "cue_items": cue_items, "knn_k": knn_k}
+            "knn_k": _count(run, "config eval.knn_k", _setting(run, "eval.knn_k"), 1),
+            "n_train": _count(run, "attribute 'n_train'", run.attr("n_train"), 1),
+            "cue_items": _count(run, "attribute 'cue_items'", run.attr("cue_items"), 1),
+            "seed": _count(run, "attribute 'seed'", run.attr("seed"), 0), "eval_split": split}
+
+
+def _setting(run: Run, key: str):
+    """The dotted ``key`` of the config ``run`` records; a missing one is a one-line :class:`ResultsError`."""
+    node = run.config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise _damaged(run, f"no config {key}")
+        node = node[part]
+    return node
+
+
+def _count(run: Run, what: str, value, low: int) -> int:
+    """``value`` (``what`` of ``run``) as an int >= ``low``; anything else is a one-line :class:`ResultsError`."""
+    try:
+        return check_int(value, what, low)
+    except ConfigError as exc:
+        raise _damaged(run, str(exc)) from None
+
+
+def _implied_metrics(run: Run) -> list[tuple[str, str]]:
+    """``(key, metric)`` of every metric of :data:`IMPLIED_METRICS` that the config ``run`` records asks for."""
+    levels = _setting(run, "eval.cue_levels")
+    if not isinstance(levels, list):
+        raise _damaged(run, f"config eval.cue_levels is {levels!r}, not a list")
+    asks = {"eval.cue_levels": 0.5 in levels,
+            **{key: _count(run, f"config {key}", _setting(run, key), 0) > 0
+               for key in ("eval.spiking_items", "eval.sequences")}}
+    return [(key, name) for key, names in IMPLIED_METRICS.items() if asks[key] for name in names]
 
 
 def _unprefixed(table: dict, prefix: str) -> dict:
@@ -354,6 +403,35 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
                             title=f"recall among {out['cue_items']} stored items from degraded cues"))
     return paths
+
+
+def seed_outcomes(runs: Sequence[Run]) -> list[dict]:
+    """The :func:`outcome` of each of ``runs``, which must be seeds of one experiment: a one-line
+    :class:`ResultsError` when two were made with different settings (naming the first key that differs,
+    ``SEED_ROW_IGNORES`` aside) or hold the same seed, never averaged or plotted as if they were seeds."""
+    outs, seen = [outcome(run) for run in runs], {}
+    for run, out in zip(runs, outs):
+        key = as_written(first_difference(runs[0].config, run.config, ignore=SEED_ROW_IGNORES))
+        if key is not None:
+            raise ResultsError(f"{run.path} and {runs[0].path} hold sparsey runs made with different settings ({key} "
+                               "differs), not seeds of one experiment; report them separately")
+        if out["seed"] in seen:
+            raise ResultsError(f"{run.path} and {seen[out['seed']]} both hold sparsey seed {out['seed']}; report one "
+                               "of them (a copy left in the folder?)")
+        seen[out["seed"]] = run.path
+    return outs
+
+
+def test_splits_note(runs: Sequence[Run], outs: Sequence[dict]) -> str:
+    """``""``, or where the seeds were evaluated on different train/test splits (files recorded with
+    ``data.vary_split`` before ``data.test_split_seed`` existed drew one per seed) a note naming each seed's."""
+    drawn = {}
+    for run, out in zip(runs, outs):
+        drawn.setdefault((run.config.get("data") or {}).get("test_split_seed", 0), []).append(str(out["seed"]))
+    if len(drawn) < 2:
+        return ""
+    return "; DIFFERENT test splits (data.test_split_seed " + "; ".join(
+        f"{split}: seed {', '.join(seeds)}" for split, seeds in drawn.items()) + ")"
 
 
 def _cell(values: Sequence[float], digits: int, scale: float = 1.0) -> str:
@@ -427,6 +505,8 @@ class SparseyKind(Kind):
             raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
         if cfg.eval.train_items:
             check_train_items(cfg.eval, cfg.eval.train_items)
+        if cfg.eval.test_items:
+            check_test_items(cfg.eval.test_items)
         check_data_split(cfg.data)
         return cfg
 
@@ -444,20 +524,16 @@ class SparseyKind(Kind):
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
-        """The comparison table of every seed, then mean ± std over seeds of the runs that share their readout
-        settings (k-NN k, evaluation split), where there are several."""
-        tables, groups = [], {}
-        for run in runs:
-            out, split = outcome(run), str(run.attr("eval_split"))
-            tables.append(f"seed {run.attr('seed')}: {run.path}\n"
-                          + format_table(out["metrics"], out["knn_k"], out["n_train"], split))
-            groups.setdefault((out["knn_k"], split), []).append((run.attr("seed"), out["metrics"]))
-        for (k, split), seeds in groups.items():
-            if len(seeds) > 1:
-                where = "validation" if split == "validation" else "test"
-                tables.append(f"mean ± std over {len(seeds)} seeds ({', '.join(str(s) for s, _ in seeds)}), "
-                              f"accuracy (%) on the {where} images\n"
-                              + "\n".join(comparison_rows([m for _, m in seeds], k)))
+        """The comparison table of every seed, then, where there are several, mean ± std over them (they must be
+        seeds of one experiment: :func:`seed_outcomes`)."""
+        outs = seed_outcomes(runs)
+        tables = [f"seed {out['seed']}: {run.path}\n"
+                  + format_table(out["metrics"], out["knn_k"], out["n_train"], out["eval_split"])
+                  for run, out in zip(runs, outs)]
+        if len(outs) > 1:
+            tables.append(f"mean ± std over {len(outs)} seeds ({', '.join(str(o['seed']) for o in outs)}), "
+                          f"accuracy (%) on the {outs[0]['eval_split']} images{test_splits_note(runs, outs)}\n"
+                          + "\n".join(comparison_rows([o["metrics"] for o in outs], outs[0]["knn_k"])))
         return "\n\n".join(tables)
 
     def check(self, run: Run) -> None:
@@ -467,7 +543,9 @@ class SparseyKind(Kind):
         super().check(run)
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
-        return [p for run in runs for p in write_plots(Path(out_dir), int(run.attr("seed")), outcome(run))]
+        """Every seed's plots, named by seed: all runs are read and checked (:func:`seed_outcomes`) before any is
+        written, so two files of one seed never overwrite each other's plots."""
+        return [p for out in seed_outcomes(runs) for p in write_plots(Path(out_dir), out["seed"], out)]
 
 
 KIND = SparseyKind()

@@ -13,14 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from spikecl.errors import ShapeError, require
-from spikecl.sdr.sdr import check_int
+from spikecl.sdr.sdr import check_binary, check_int
 
 
 def _codes(codes: np.ndarray, n_bits: int | None = None, name: str = "codes") -> np.ndarray:
+    """Binary codes ``[B, n_bits]`` as float32; another shape or a value other than 0 or 1 (NaN included) is a
+    one-line ShapeError."""
     codes = np.asarray(codes)
     if codes.ndim != 2 or (n_bits is not None and codes.shape[1] != n_bits):
         raise ShapeError(f"{name} must be [B, {n_bits or 'n_bits'}], got shape {codes.shape}")
-    return codes.astype(np.float32)
+    return check_binary(codes, name).astype(np.float32)
 
 
 def _labels(y: np.ndarray, n: int, n_classes: int) -> np.ndarray:

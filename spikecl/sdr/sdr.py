@@ -261,15 +261,27 @@ def stack_dense(sdrs: Sequence[SDR]) -> np.ndarray:
     return out
 
 
+def check_binary(codes: np.ndarray, name: str = "codes") -> np.ndarray:
+    """``codes`` as an array whose values are all 0 or 1 (bool, integers or floats); else a one-line ShapeError
+    (NaN and infinity included)."""
+    codes = np.asarray(codes)
+    if codes.dtype == bool:
+        return codes
+    if codes.dtype.kind not in "iuf" or not ((codes == 0) | (codes == 1)).all():
+        found = "" if codes.dtype.kind not in "iuf" else (
+            " with NaN or infinite values" if not np.isfinite(codes).all()
+            else f" with values in [{codes.min()}, {codes.max()}]")
+        raise ShapeError(f"{name} must be binary (bool or 0/1), got dtype {codes.dtype}{found}")
+    return codes
+
+
 def code_statistics(codes: np.ndarray) -> dict[str, float]:
     """Statistics of binary codes ``[B, N]``: mean sparsity, fraction of bits ever used, mean activation
     frequency of used bits, and the mean binary entropy of the bits (bits, normalised to [0, 1])."""
     codes = np.asarray(codes)
     if codes.ndim != 2 or 0 in codes.shape:
         raise ShapeError(f"codes must be [B, N] with B, N >= 1, got shape {codes.shape}")
-    if codes.dtype.kind not in "biuf" or not np.isin(codes, (0, 1)).all():
-        raise ShapeError(f"codes must be binary (bool or 0/1), got dtype {codes.dtype}"
-                         + (f" with values in [{codes.min()}, {codes.max()}]" if codes.dtype.kind in "iuf" else ""))
+    check_binary(codes)
     freq = codes.astype(np.float64).mean(axis=0)
     p = np.clip(freq, 1e-12, 1 - 1e-12)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))

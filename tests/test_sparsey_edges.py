@@ -1,0 +1,159 @@
+"""Edge cases of the sparsey kind's reports: runs that are not seeds of one experiment, a seed held twice, results
+missing metrics their config asks for, damaged attributes, too few evaluation items and non-binary codes."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError, ResultsError, ShapeError
+from spikecl.experiment_kind import Job, kept, load
+from spikecl.io import read_run
+from spikecl.sdr.experiment import KIND
+from spikecl.sdr.readout import ClassVotes, knn_predict
+from test_sdr_edges import DIGITS, TINY, one_line
+
+
+@pytest.fixture(scope="module")
+def seed0(tmp_path_factory):
+    """models/sparsey_digits.toml on 200 stored items, seed 0 (eval.sequences = 2, 0.5 in eval.cue_levels): the
+    results file."""
+    out_dir = tmp_path_factory.mktemp("sparsey_edges")
+    args = ["run", str(DIGITS), "--no-progress", "--no-plots", "--output-dir", str(out_dir)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, *[a for kv in TINY for a in ("--set", kv)]]) == 0
+    return out_dir / "sparsey-digits" / "sparsey_seed0.h5"
+
+
+def copy(src, dst, seed=None, config=None, drop=(), attrs=None):
+    """``src`` copied to ``dst`` with its seed attribute, config entries (``{"dotted.key": value}``) and root
+    ``attrs`` replaced and the metrics ``drop`` removed."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        f.attrs.update({**({} if seed is None else {"seed": seed}), **(attrs or {})})
+        recorded = json.loads(f["config"].attrs["json"])
+        for key, value in (config or {}).items():
+            *tables, name = key.split(".")
+            node = recorded
+            for table in tables:
+                node = node[table]
+            node[name] = value
+        f["config"].attrs["json"] = json.dumps(recorded)
+        for name in drop:
+            del f["metrics"].attrs[name]
+    return dst
+
+
+def report(capsys, *args) -> tuple[int, str, str]:
+    code = main(["report", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip()
+
+
+# 1. runs made with other settings are not seeds ---------------------------------------------------------------
+@pytest.mark.parametrize("key, value", [("coder.n_macs", 1), ("data.dataset", "mnist5k"), ("eval.n_pairs", 200)])
+def test_runs_made_with_other_settings_are_not_averaged_as_seeds(seed0, tmp_path, capsys, key, value):
+    other = copy(seed0, tmp_path / "b" / "sparsey_seed1.h5", seed=1, config={key: value})
+    with pytest.raises(ResultsError, match=rf"hold sparsey runs made with different settings \({key} differs\)") \
+            as info:
+        KIND.summarize([read_run(seed0), read_run(other)])
+    one_line(info)
+    code, out, err = report(capsys, seed0.parent, tmp_path / "b", "--no-plots")
+    assert code == 2 and f"({key} differs)" in err and "\n" not in err and "mean ± std" not in out
+    same = copy(seed0, tmp_path / "c" / "sparsey_seed1.h5", seed=1, config={"name": "b", "output_dir": "b"})
+    assert "mean ± std over 2 seeds (0, 1)" in KIND.summarize([read_run(seed0), read_run(same)])
+    split = copy(seed0, tmp_path / "d" / "sparsey_seed1.h5", seed=1, config={"data.test_split_seed": 1})
+    assert "DIFFERENT test splits (data.test_split_seed 0: seed 0; 1: seed 1)" in KIND.summarize(
+        [read_run(seed0), read_run(split)])                 # seeds that drew their own test split, said so
+
+
+# 2. one seed twice: refused before any plot -------------------------------------------------------------------
+def test_a_seed_held_twice_is_refused_before_any_plot_is_written(seed0, tmp_path, capsys):
+    twin = copy(seed0, tmp_path / "b" / "sparsey_seed0.h5")
+    plots = tmp_path / "plots"
+    code, out, err = report(capsys, seed0.parent, tmp_path / "b", "--plots", plots)
+    assert code == 2 and "\n" not in err
+    assert f"{twin} and {seed0} both hold sparsey seed 0" in err and "mean ± std" not in out
+    with pytest.raises(ResultsError, match="both hold sparsey seed 0"):
+        KIND.plot([read_run(seed0), read_run(twin)], plots)                   # plot guards itself
+    assert not list(plots.glob("*.png"))
+
+
+# 3. metrics the recorded config asks for ----------------------------------------------------------------------
+@pytest.mark.parametrize("config, drop, missing", [
+    ({}, ["sequence_recall_sparsey"], "sequence_recall_sparsey' for its config's eval.sequences = 2"),
+    ({"eval.spiking_items": 5}, [], "spiking_learn_match' for its config's eval.spiking_items = 5"),
+    ({}, ["cue_half_removed_pooler"], "cue_half_removed_pooler' for its config's eval.cue_levels = [0.0, 0.5]")])
+def test_results_without_the_metrics_their_config_asks_for_are_incomplete(seed0, tmp_path, capsys, config, drop,
+                                                                          missing):
+    bad = copy(seed0, tmp_path / "bad" / "sparsey_seed0.h5", config=config, drop=drop)
+    with pytest.raises(ResultsError, match=re.escape(f"corrupt or incomplete (no metric '{missing} in a")) as info:
+        KIND.check(read_run(bad))
+    one_line(info)
+    assert kept(Job(seed0, lambda options: None), "sparsey") and not kept(Job(bad, lambda options: None), "sparsey")
+    copy(seed0, bad.parent / "sparsey_seed1.h5", seed=1)
+    code, out, err = report(capsys, bad.parent, "--no-plots")                     # in a folder: skipped, named
+    assert code == 0 and f"skipped: {bad} is corrupt or incomplete (no metric '{missing}" in out
+    assert report(capsys, bad, "--no-plots")[0] == 2
+
+
+def test_resume_runs_a_seed_missing_its_sequence_recall_again(seed0, tmp_path):
+    bad = copy(seed0, tmp_path / "sparsey-digits" / "sparsey_seed0.h5", drop=["sequence_recall_sparsey"])
+    printed = io.StringIO()
+    args = ["run", str(DIGITS), "--no-progress", "--no-plots", "--output-dir", str(tmp_path), "--resume"]
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, *[a for kv in TINY for a in ("--set", kv)]]) == 0
+    assert "complete, kept" not in printed.getvalue()
+    assert "sequence frames recalled from the first two" in printed.getvalue()
+    assert "sequence_recall_sparsey" in read_run(bad).metrics
+
+
+# 4. damaged attributes ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("attrs, message", [
+    ({"seed": "abc"}, "attribute 'seed' must be an integer >= 0, got 'abc'"),
+    ({"seed": -3}, "attribute 'seed' must be an integer >= 0, got -3"),
+    ({"seed": 1.5}, "attribute 'seed' must be an integer >= 0, got 1.5"),
+    ({"n_train": 0}, "attribute 'n_train' must be an integer >= 1, got 0"),
+    ({"eval_split": "train"}, "attribute 'eval_split' is 'train', not 'test' or 'validation'")])
+def test_damaged_attributes_are_one_line_errors_or_skipped_in_a_folder(seed0, tmp_path, capsys, attrs, message):
+    bad = copy(seed0, tmp_path / "bad" / "sparsey_seed0.h5", attrs=attrs)
+    plots = tmp_path / "plots"
+    code, _, err = report(capsys, bad, "--plots", plots)
+    assert code == 2 and "\n" not in err and message in err
+    assert not list(plots.glob("*.png")) and not list(bad.parent.glob("*.png"))
+    copy(seed0, bad.parent / "sparsey_seed1.h5", seed=1)
+    code, out, _ = report(capsys, bad.parent, "--no-plots")
+    assert code == 0 and f"skipped: {bad}" in out and message in out
+
+
+# 5. too few evaluation items ----------------------------------------------------------------------------------
+def test_fewer_than_two_test_items_are_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match="^eval.test_items: 1 evaluation item, but the code-vs-input overlap pairs "
+                                          "need at least 2") as info:
+        load(DIGITS, ["eval.test_items=1"])
+    one_line(info)
+    assert load(DIGITS, ["eval.test_items=2"])[1].eval.test_items == 2
+    assert load(DIGITS, ["eval.test_items=0"])[1].eval.test_items == 0             # 0 = all
+
+
+# 6. readouts of codes that are not binary ---------------------------------------------------------------------
+@pytest.mark.parametrize("call, message", [
+    (lambda: knn_predict(np.full((3, 3), np.nan), np.array([0, 1, 2]), np.eye(3), 1),
+     "train_codes must be binary .* with NaN or infinite values"),
+    (lambda: knn_predict(np.eye(3), np.array([0, 1, 2]), np.full((3, 3), np.inf), 1),
+     "test_codes must be binary .* with NaN or infinite values"),
+    (lambda: ClassVotes(3, 3).add(np.full((3, 3), 0.5), np.array([0, 1, 2])),
+     r"codes must be binary \(bool or 0/1\), got dtype float64 with values in \[0.5, 0.5\]"),
+    (lambda: ClassVotes(3, 3).predict(np.array([["a", "b", "c"]])), "codes must be binary")])
+def test_readouts_refuse_codes_that_are_not_binary(call, message):
+    with pytest.raises(ShapeError, match=message) as info:
+        call()
+    one_line(info)
+    assert knn_predict(np.eye(3), np.array([0, 1, 2]), np.eye(3).astype(np.int8), 1).tolist() == [0, 1, 2]
