@@ -325,6 +325,8 @@ def test_synapse_count_matches_the_published_formula():
     (lambda: make_schedule([recall_by_cue(0), recall_by_cue(0)], 2, 2, [5, 6]), "minimum after a recall by cue"),
     (lambda: make_schedule([recall_by_cue(0)], 2, 2, 6.5), "whole number"),
     (lambda: make_schedule([], 2, 2), "at least one operation"),
+    (lambda: CA3Memory(5, 10, backend="torch").run(learn(0, [1])), "expected a list of operations"),
+    (lambda: make_schedule(3, 2, 2), "operations: expected a list of operations"),
     (lambda: CA3Memory(0, 4), "n_cues"),
     (lambda: CA3Memory(2, 4, backend="nest"), "backend"),
     (lambda: CA3Params(tau_m_slow_ms=-1.0), "tau_m_slow_ms"),
@@ -335,6 +337,7 @@ def test_synapse_count_matches_the_published_formula():
     (lambda: CA3Params(learn_hold_steps=2.5), "learn_hold_steps: expected a whole number"),
     (lambda: CA3Params(a_plus_nA="6"), "a_plus_nA: expected a number, got '6'"),
     (lambda: CA3Params(tau_refrac_ms=-5.0), "tau_refrac_ms: must be >= 0"),
+    (lambda: CA3Params(w_max_nA=0.0, match_k=2), "w_max_nA: match_k = 2 counts fully potentiated bits"),
     (lambda: CA3Memory(2, 4, backend="torch", device="tpu"), "device 'tpu': not a torch device"),
     (lambda: CA3Memory(2, 4, backend="torch", spacing_ms=10 ** 12), "more than the 10000000 ms"),
     (lambda: CA3Memory(3, 4, CA3Params(learn_hold_steps=10), backend="torch").run(

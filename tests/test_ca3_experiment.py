@@ -150,6 +150,11 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
     ("stress.workers=0", "below the minimum 1"),
     ('stress.precision="float16"', "not allowed"),
     ("stress.fragment_sizes=[3]", "a 3-bit fragment fits in no stored content (the largest has 2 bits: M = 6 "),
+    ("stress.sizes=[[5, 6], [5, 6]]", "stress.sizes: [5, 6] appears more than once"),     # each names a part
+    ('stress.variants=["read_only", "read_only"]', "stress.variants: 'read_only' appears more than once"),
+    ("stress.densities=[0.3, 0.3]", "stress.densities: 0.3 appears more than once"),      # each names a row
+    ("stress.spacings_ms=[14, 14]", "stress.spacings_ms: 14 appears more than once"),
+    ("stress.fragment_sizes=[1, 1]", "stress.fragment_sizes: 1 appears more than once"),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2

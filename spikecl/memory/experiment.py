@@ -17,17 +17,21 @@ Parts are results files (:func:`spikecl.io.write_run`, ``kind = "ca3"``) in ``<o
 
 Part files (besides the common schema)::
 
-    /              attrs: part = "functional" | "stress", n_cues, n_bits, seconds; functional: backend, duration_ms,
-                          mismatched_spikes, decoded, starts_ms, kinds (JSON); stress: variant
+    /              attrs: part = "functional" | "stress", n_cues, n_bits, seconds, params (JSON); functional: backend,
+                          duration_ms, mismatched_spikes, decoded, starts_ms, kinds (JSON); stress: variant
     /spikes/<pop>  bool [T, N]   functional: every population's raster
     /weights/<w>   float         functional: the plastic weights at the end
-    /table/<col>   [rows]        stress: one row per (density, spacing, seed), see
-                                         :func:`spikecl.memory.stress.run_grid`
+    /table/<col>   [rows]        stress: one row per (density, spacing, seed), every column of
+                                         :func:`spikecl.memory.stress.table_columns`
+
+A part lacking any of these (or whose recorded config is not a table) is damaged: ``--resume`` runs it again and
+``spikecl report`` skips it in a folder.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,11 +44,11 @@ from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
-from spikecl.memory.params import CA3Params
+from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
-from spikecl.memory.schedule import events
+from spikecl.memory.schedule import events, recorded_schedule
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
-                                   content_size, run_grid)
+                                   content_size, run_grid, table_columns, variant_params)
 from spikecl.memory.torch_net import PRECISIONS
 
 FUNCTIONAL = "exp1_functional"
@@ -63,11 +67,11 @@ class StressConfig:
     """Random memories on the torch stepper: every size x variant x density x spacing x seed."""
 
     enabled: bool = option(True)
-    sizes: list[list[int]] = option([[10, 10], [30, 30]], low=1, high=5000, doc="[C, M] pairs")
-    densities: list[float] = option([0.1, 0.3, 0.5], low=0.01, high=1.0, doc="content bits / M")
-    spacings_ms: list[int] = option([7, 14, 28], low=7, high=1000, doc="gap between operations")
-    variants: list[str] = option(list(VARIANTS), choices=tuple(VARIANTS))
-    fragment_sizes: list[int] = option([1, 2, 3], low=1, doc="bits per recall-by-content fragment")
+    sizes: list[list[int]] = option([[10, 10], [30, 30]], low=1, high=5000, doc="[C, M] pairs, each once")
+    densities: list[float] = option([0.1, 0.3, 0.5], low=0.01, high=1.0, distinct=True, doc="content bits / M")
+    spacings_ms: list[int] = option([7, 14, 28], low=7, high=1000, distinct=True, doc="gap between operations")
+    variants: list[str] = option(list(VARIANTS), choices=tuple(VARIANTS), distinct=True)
+    fragment_sizes: list[int] = option([1, 2, 3], low=1, distinct=True, doc="bits per recall-by-content fragment")
     queries_per_size: int = option(10, low=1)
     relearn_fraction: float = option(0.25, low=0.0, high=1.0, doc="share of cues relearned to test forgetting")
     workers: int = option(1, low=1, high=256, doc="CPU processes each batch of trials is split over (the same "
@@ -101,40 +105,83 @@ def read_part(path: str | Path) -> dict:
     return _part(read_run(path, "ca3"))
 
 
-#: what each part holds besides the common schema: root attributes, then groups/arrays
-PART_ATTRS = {"functional": ("backend", "n_cues", "n_bits", "seconds", "duration_ms", "mismatched_spikes", "decoded",
-                             "starts_ms", "kinds"),
-              "stress": ("n_cues", "n_bits", "variant", "seconds")}
+#: what each part holds besides the common schema: root attributes (with their types), then groups/arrays
+PART_ATTRS = {"functional": {"backend": str, "n_cues": int, "n_bits": int, "seconds": float, "duration_ms": int,
+                             "mismatched_spikes": int, "decoded": str, "starts_ms": str, "kinds": str},
+              "stress": {"n_cues": int, "n_bits": int, "variant": str, "seconds": float}}
 PART_ARRAYS = {"functional": ("spikes", "weights"), "stress": ("table",)}
-#: columns every stress table has (one row per trial)
-TABLE_COLUMNS = ("density", "spacing_ms", "seed")
+_TYPES = {int: (numbers.Integral, "a whole number"), float: (numbers.Real, "a number"), str: (str, "text")}
+#: attributes that count something: at least 1
+_COUNTS = ("n_cues", "n_bits", "duration_ms")
+
+
+def _damaged(run: Run, problem: str) -> ResultsError:
+    return ResultsError(f"{run.path} is corrupt or incomplete: {problem}")
 
 
 def _part(run: Run) -> dict:
-    """The part of ``run`` as ``{"attrs": ..., group: arrays}``; a one-line :class:`ResultsError` names what a
-    damaged part lacks."""
+    """The part of ``run`` as ``{"attrs": ..., group: arrays}``, holding everything the summary and the plots read;
+    a one-line :class:`ResultsError` names what a damaged part lacks."""
     kind = run.attrs.get("part")
     if kind not in PART_ATTRS:
-        raise ResultsError(f"{run.path} is corrupt or incomplete: part {kind!r} is neither 'functional' nor 'stress'")
-    for name in PART_ATTRS[kind]:
-        run.attr(name)
+        raise _damaged(run, f"part {kind!r} is neither 'functional' nor 'stress'")
+    if not isinstance(run.config, dict):
+        raise _damaged(run, f"its recorded config is {json.dumps(run.config)[:40]}, not a table")
+    for name, tp in PART_ATTRS[kind].items():
+        value, (types, what) = run.attr(name), _TYPES[tp]
+        if not isinstance(value, types) or isinstance(value, bool) or (name in _COUNTS and value < 1):
+            raise _damaged(run, f"its attribute '{name}' is {value!r}, not {what}{' >= 1' * (name in _COUNTS)}")
     for name in PART_ARRAYS[kind]:
         run.array(name)
+    try:
+        params = from_dict(CA3Params, json.loads(run.attrs.get("params", "{}")), "params.")
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise _damaged(run, f"its attribute 'params' does not read back ({exc})") from None
     if kind == "stress":
-        table = run.arrays["table"]
-        rows = {len(np.atleast_1d(table.get(c, []))) for c in table} if isinstance(table, dict) else set()
-        if not isinstance(table, dict) or any(c not in table for c in TABLE_COLUMNS) or len(rows) != 1 \
-                or rows == {0}:
-            raise ResultsError(f"{run.path} is corrupt or incomplete: its stress table needs columns "
-                               f"{', '.join(TABLE_COLUMNS)} and one value per trial in every column")
+        _check_table(run)
     else:
-        try:
-            decoded = json.loads(run.attrs["decoded"])
-            [(d["operation"], d["start_ms"], d["cues"], d["bits"], d["forgotten"]) for d in decoded]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ResultsError(f"{run.path} is corrupt or incomplete: its decoded answers do not read back "
-                               f"({type(exc).__name__})") from None
+        _check_functional(run, params)
     return {"attrs": run.attrs, **run.arrays}
+
+
+def _check_table(run: Run) -> None:
+    """A stress part's table: every column :func:`~spikecl.memory.stress.run_grid` writes for its recorded settings,
+    numbers, one per trial."""
+    densities = np.atleast_1d(run.array("table/density"))
+    table = run.array("table")
+    if not len(densities) or any(np.ndim(col) != 1 or np.asarray(col).dtype.kind not in "iuf"
+                                 or len(col) != len(densities) for col in table.values()):
+        raise _damaged(run, "its stress table needs one number per trial in every column")
+    try:
+        stress = run.config["stress"]
+        columns = table_columns(run.attrs["n_bits"], densities.tolist(), [int(f) for f in stress["fragment_sizes"]],
+                                int(stress["queries_per_size"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(run, f"its recorded stress settings do not read back ({exc!r})") from None
+    for name in columns:
+        run.array(f"table/{name}")
+
+
+def _check_functional(run: Run, params: CA3Params) -> None:
+    """A functional part: decoded answers, the schedule the raster plot marks, and every population's raster."""
+    try:
+        decoded = json.loads(run.attrs["decoded"])
+        [(d["operation"], d["start_ms"], d["cues"], d["bits"], d["forgotten"]) for d in decoded]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _damaged(run, f"its decoded answers do not read back ({type(exc).__name__})") from None
+    try:
+        schedule = recorded_schedule(run.attrs)
+    except ValueError as exc:
+        raise _damaged(run, str(exc)) from None
+    sizes = population_sizes(run.attrs["n_cues"], run.attrs["n_bits"], params)
+    for name in [*(f"weights/{w}" for w in PLASTIC), *(f"spikes/{pop}" for pop in sizes)]:
+        run.array(name)
+    for pop, raster in run.array("spikes").items():
+        shape, n = np.shape(raster), sizes.get(pop)
+        if len(shape) != 2 or shape[0] != schedule.duration_ms or n not in (None, shape[1]) \
+                or np.asarray(raster).dtype.kind not in "biuf":
+            raise _damaged(run, f"its raster spikes/{pop} (shape {shape}) is not [{schedule.duration_ms}, "
+                                f"{n or 'N'}] spikes")
 
 
 # --- the parts ----------------------------------------------------------------------------------------------------
@@ -205,6 +252,8 @@ class CA3Kind(Kind):
         for i, size in enumerate(cfg.stress.sizes):
             if len(size) != 2:
                 raise ConfigError(f"stress.sizes[{i}]: expected [C, M], got {size}")
+            if size in cfg.stress.sizes[:i]:
+                raise ConfigError(f"stress.sizes: {size!r} appears more than once")
         for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
             if cfg.stress.enabled and not getattr(cfg.stress, name):
                 raise ConfigError(f"stress.{name}: expected at least one value")
@@ -222,6 +271,10 @@ class CA3Kind(Kind):
                     if key in cfg.params:
                         raise ConfigError(f"params.{key}: the stress variant {variant!r} sets {key} itself; drop "
                                           f"params.{key} or that variant")
+                try:
+                    variant_params(cfg.model_params(), variant)
+                except ConfigError as exc:
+                    raise ConfigError(f"stress variant {variant!r}: {exc}") from None
         check_hold(cfg)
         return cfg
 

@@ -177,6 +177,9 @@ class CA3Params:
             raise ConfigError(f"CA3Params.learn_hold_steps: must be >= 1, got {self.learn_hold_steps}")
         if self.match_k < 0:
             raise ConfigError(f"CA3Params.match_k: must be >= 0, got {self.match_k}")
+        if self.match_k >= 2 and self.w_max_nA <= 0:
+            raise ConfigError(f"CA3Params.w_max_nA: match_k = {self.match_k} counts fully potentiated bits of "
+                              f"w_max_nA each, so it must be > 0, got {self.w_max_nA}")
         if self.inhibition not in INHIBITION_SCHEMES:
             raise ConfigError(f"CA3Params.inhibition: {self.inhibition!r}; choose one of {INHIBITION_SCHEMES}")
 

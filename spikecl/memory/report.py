@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from spikecl.errors import ResultsError
 from spikecl.memory.plots import plot_capacity, plot_quality_maps, plot_raster
-from spikecl.memory.schedule import Operation, Schedule
+from spikecl.memory.schedule import recorded_schedule
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
 
 
@@ -45,9 +44,7 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     written = []
     for part in [p for p in results.values() if p["attrs"]["part"] == "functional"][:1]:
-        a = part["attrs"]
-        schedule = Schedule(tuple(Operation(k) for k in json.loads(a["kinds"])), tuple(json.loads(a["starts_ms"])),
-                            int(a["duration_ms"]))
+        schedule = recorded_schedule(part["attrs"])
         written.append(plot_raster(part["spikes"], schedule, out_dir / "functional_raster.png",
                                    title="recorded functional experiment (C = 5, M = 10)"))
     by_size: dict[tuple[int, int], dict[str, dict]] = {}

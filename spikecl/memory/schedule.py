@@ -17,6 +17,7 @@ Consecutive operations must start at least 7 ms after a learn and 6 ms after a r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -144,8 +145,11 @@ def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
     """Lay ``operations`` out in time. ``spacing_ms``: one gap for all, or one gap per operation (the gap after
     operation i; the last one sets the tail, at least 8 ms so every answer is simulated).
 
-    Raises :class:`ConfigError` for an invalid operation or a gap below the minimum (7 ms after a learn, 6 ms after
-    a recall)."""
+    Raises :class:`ConfigError` for an invalid operation (or a single one not in a list) or a gap below the minimum
+    (7 ms after a learn, 6 ms after a recall)."""
+    if isinstance(operations, Operation) or not isinstance(operations, Iterable):
+        raise ConfigError(f"operations: expected a list of operations (learn, recall_by_cue, recall_by_content), got "
+                          f"{operations!r}" + ("; wrap it in a list" if isinstance(operations, Operation) else ""))
     ops = tuple(check_operation(op, n_cues, n_bits) for op in operations)
     if not ops:
         raise ConfigError("a schedule needs at least one operation")
@@ -243,3 +247,21 @@ def raster_from_events(spikes: Iterable[tuple[int, int]], n_steps: int, n_neuron
             raise ShapeError(f"spike (step {t}, neuron {i}) lies outside a [{n_steps}, {n_neurons}] raster")
         raster[t, i] = True
     return raster
+
+
+def recorded_schedule(attrs: dict) -> Schedule:
+    """The schedule a functional part ran, from its attributes ``kinds``, ``starts_ms`` (JSON) and ``duration_ms``;
+    a one-line ValueError where they do not read back."""
+    values = []
+    for name in ("kinds", "starts_ms"):
+        try:
+            values.append(json.loads(attrs[name]))
+        except (TypeError, ValueError):
+            raise ValueError(f"its attribute '{name}' is not JSON") from None
+    kinds, starts = values
+    if not (isinstance(kinds, list) and isinstance(starts, list) and len(kinds) == len(starts)
+            and all(isinstance(k, str) and k in KINDS for k in kinds)
+            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < attrs["duration_ms"] for t in starts)):
+        raise ValueError(f"its attributes 'kinds' and 'starts_ms' are not one operation kind ({', '.join(KINDS)}) "
+                         "and one start within duration_ms per operation")
+    return Schedule(tuple(Operation(k) for k in kinds), tuple(starts), int(attrs["duration_ms"]))

@@ -34,6 +34,8 @@ VARIANTS: dict[str, dict] = {
     "k2": {"match_k": 2},
     "pool": {"inhibition": "pool"},
 }
+#: the recall-by-content metrics of each fragment size f, column ``content_<metric>_f<f>``
+FRAGMENT_METRICS = ("hit", "precision", "extra", "as_specified", "extra_theory")
 WILLSHAW_BITS_PER_SYNAPSE = math.log(2)
 CAM_CEILING_BITS_PER_SYNAPSE = 0.5
 
@@ -65,6 +67,23 @@ class Trial:
 def content_size(n_bits: int, density: float) -> int:
     """Bits per stored content at a density: ``max(1, round(density * M))``."""
     return max(1, min(n_bits, int(round(density * n_bits))))
+
+
+def variant_params(base: CA3Params, variant: str) -> CA3Params:
+    """``base`` with the options of the stress ``variant`` (one-line ConfigError where they do not go together)."""
+    return replace(base, **VARIANTS[variant])
+
+
+def table_columns(n_bits: int, densities: Sequence[float], fragment_sizes: Sequence[int],
+                  queries_per_size: int = 10) -> tuple[str, ...]:
+    """Every column :func:`run_grid` writes for M = ``n_bits``: density, spacing_ms, seed and the metrics (a
+    fragment size larger than every content at ``densities`` is never queried, so it has no columns)."""
+    largest = max(content_size(n_bits, d) for d in densities)
+    sizes = [f for f in fragment_sizes if f <= largest] if queries_per_size > 0 else []
+    return ("density", "spacing_ms", "seed", "cue_exact",
+            *(f"content_{m}_f{f}" for f in sizes for m in FRAGMENT_METRICS),
+            *(("content_repeat_same", "content_repeat_extra_gain") if sizes else ()),
+            "forget_echo", "relearned_exact", "kept_exact", "bits_per_synapse")
 
 
 def make_trial(n_cues: int, n_bits: int, density: float, seed: int, fragment_sizes: Sequence[int] = (1, 2, 3),
@@ -104,10 +123,8 @@ def score_trial(trial: Trial, results, match_k: int = 0) -> dict[str, float]:
         by_size.setdefault(len(fragment), []).append(
             (cue in answer, (1.0 / len(answer)) if cue in answer else 0.0, len(answer - {cue}), answer == ideal))
     for f, rows in by_size.items():
-        hit, precision, extra, spec = (float(np.mean(col)) for col in zip(*rows))
-        out.update({f"content_hit_f{f}": hit, f"content_precision_f{f}": precision, f"content_extra_f{f}": extra,
-                    f"content_as_specified_f{f}": spec,
-                    f"content_extra_theory_f{f}": (C - 1) * (1 - (1 - k / M) ** f)})
+        values = (*(float(np.mean(col)) for col in zip(*rows)), (C - 1) * (1 - (1 - k / M) ** f))
+        out.update({f"content_{m}_f{f}": v for m, v in zip(FRAGMENT_METRICS, values)})
     n_q = len(trial.queries)
     if n_q:
         rounds = results[q0:q0 + n_q], results[q0 + n_q:q0 + 2 * n_q]
@@ -154,7 +171,7 @@ def run_grid(grid: StressGrid, base: CA3Params | None = None, device: str = "cpu
     processes when > 1; the stepper in ``precision``); returns columns
     ``density``, ``spacing_ms``, ``seed`` and one per metric (NaN where a metric does not apply), each
     ``[n_cases]``."""
-    params = replace(base or CA3Params(), **VARIANTS[grid.variant])
+    params = variant_params(base or CA3Params(), grid.variant)
     cases = grid.cases()
     trials = [make_trial(grid.n_cues, grid.n_bits, density, _trial_seed((density, spacing, seed), grid),
                          grid.fragment_sizes, grid.queries_per_size, grid.relearn_fraction)

@@ -1,0 +1,98 @@
+"""Edges of the ``ca3`` kind: damaged parts under --resume and report, settings the maths refuses."""
+
+import re
+import shutil
+
+import h5py
+import pytest
+
+from spikecl.cli import main
+from spikecl.errors import ResultsError
+from spikecl.memory.experiment import read_part
+from spikecl.memory.params import CA3Params
+from spikecl.memory.stress import StressGrid, run_grid, table_columns
+from test_ca3_experiment import run_cli
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """One tiny experiment's parts (functional on torch, stress C=5 M=6 published and read_only)."""
+    out = tmp_path_factory.mktemp("ca3")
+    assert run_cli(out, "--no-plots") == 0
+    return out
+
+
+@pytest.fixture
+def parts(made, tmp_path):
+    """A copy of the tiny experiment in ``tmp_path``; returns its parts' folder."""
+    shutil.copytree(made / "ca3_cam", tmp_path / "ca3_cam")
+    return tmp_path / "ca3_cam"
+
+
+def edit(path, change):
+    with h5py.File(path, "r+") as f:
+        change(f)
+
+
+def test_table_columns_are_what_run_grid_writes():
+    grid = StressGrid(4, 6, "published", (0.2, 0.3), (14,), (0,), (1, 2, 3), 2)    # contents of 1 and 2 bits
+    assert sorted(run_grid(grid)) == sorted(table_columns(6, [0.2, 0.3], [1, 2, 3], 2))
+    columns = table_columns(6, [0.3], [1, 2, 3])
+    assert "content_hit_f2" in columns and "content_hit_f3" not in columns
+
+
+@pytest.mark.parametrize("file, entry", [
+    ("stress_C5_M6_published.h5", "table/cue_exact"), ("stress_C5_M6_published.h5", "table/content_precision_f1"),
+    ("stress_C5_M6_read_only.h5", "table/kept_exact"), ("functional.h5", "spikes/OUTcont"),
+    ("functional.h5", "spikes/INcue"), ("functional.h5", "weights/content_to_cue"),
+])
+def test_a_part_missing_a_metric_column_or_a_population_is_damaged(parts, capsys, file, entry):
+    edit(parts / file, lambda f: f.__delitem__(entry))
+    with pytest.raises(ResultsError, match=f"corrupt or incomplete \\(no '{entry}'\\)"):
+        read_part(parts / file)
+    assert main(["report", str(parts), "--no-plots"]) == 0
+    assert f"skipped: {parts / file} is corrupt or incomplete (no '{entry}')" in capsys.readouterr().out
+    assert run_cli(parts.parent, "--no-plots", "--resume") == 0
+    out = capsys.readouterr().out
+    assert f"{parts / file}: complete, kept" not in out and "nan" not in out
+    read_part(parts / file)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("kinds", "notjson", "its attribute 'kinds' is not JSON"),
+    ("starts_ms", "{", "its attribute 'starts_ms' is not JSON"),
+    ("kinds", '["jump"]', "its attributes 'kinds' and 'starts_ms' are not one operation kind"),
+    ("starts_ms", "[0, 10]", "its attributes 'kinds' and 'starts_ms' are not one operation kind"),
+    ("starts_ms", '["0"]', "its attributes 'kinds' and 'starts_ms' are not one operation kind"),
+    ("duration_ms", "90", "its attribute 'duration_ms' is '90', not a whole number >= 1"),
+    ("n_cues", 0, "its attribute 'n_cues' is 0, not a whole number >= 1"),
+    ("params", "[1]", "its attribute 'params' does not read back"),
+])
+def test_damaged_attributes_the_plots_read_are_one_line_errors(parts, capsys, tmp_path, name, value, message):
+    functional = parts / "functional.h5"
+    edit(functional, lambda f: f.attrs.__setitem__(name, value))
+    assert main(["report", "--plots", str(tmp_path / "plots"), str(functional)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{functional} is corrupt or incomplete: {message}" in err and len(err.splitlines()) == 1
+    assert main(["report", "--plots", str(tmp_path / "plots"), str(parts)]) == 0
+    assert f"skipped: {functional} is corrupt or incomplete: {message}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", ["[1]", "null", '"text"'])
+def test_a_part_whose_recorded_config_is_not_a_table_is_run_again_by_resume(parts, capsys, config):
+    part = parts / "stress_C5_M6_published.h5"
+    edit(part, lambda f: f["config"].attrs.__setitem__("json", config))
+    with pytest.raises(ResultsError, match=re.escape(f"its recorded config is {config}, not a table")):
+        read_part(part)
+    assert run_cli(parts.parent, "--no-plots", "--resume") == 0
+    assert f"{part}: complete, kept" not in capsys.readouterr().out
+    assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
+
+
+def test_match_k_needs_a_positive_w_max_before_any_part_runs(tmp_path, capsys):
+    assert CA3Params(w_max_nA=0.0).content_to_cue_gain == 1.0          # OR-matching: no bit count to scale
+    assert run_cli(tmp_path, "--set", 'stress.variants=["published", "k2"]', "--set", "params.w_max_nA=0") == 2
+    err = capsys.readouterr().err.strip()
+    assert "stress variant 'k2': CA3Params.w_max_nA: match_k = 2" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "ca3_cam").exists()
+
