@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("tonic")
 pytest.importorskip("h5py")
 
-from event_files import standin_shd, write_nmnist  # noqa: E402
+from event_files import standin_gesture, standin_shd, write_gesture, write_nmnist  # noqa: E402
 
 from spikecl.data.datasets import load_dataset  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
@@ -79,6 +79,68 @@ def test_an_unreadable_nmnist_file_is_one_data_error(tmp_path):
     with pytest.raises(DataError, match=r"Train/2/b\.bin: a folder, not an N-MNIST event file$"):
         load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
 
+
+
+def test_an_empty_nmnist_file_is_refused_naming_it(tmp_path):
+    for split in ("Train", "Test"):
+        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [3], [4], [1], [100])   # one event: valid
+    assert load_dataset("nmnist", str(tmp_path), binning=EventBinning(2)).x_train.sum() == 1
+    (tmp_path / "NMNIST" / "Train" / "1" / "b.bin").write_bytes(b"")
+    with pytest.raises(DataError, match=r"Train/1/b\.bin: an empty N-MNIST file \(0 bytes; .*\)$"):
+        load_dataset("nmnist", str(tmp_path), binning=EventBinning(3))          # another binning: not cached
+
+
+def test_a_gesture_file_named_for_no_class_is_refused_naming_it(tmp_path):
+    standin_gesture(tmp_path)
+    write_gesture(tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_led" / "11.npy", *[np.zeros(1)] * 4)
+    with pytest.raises(DataError, match=r"ibmGestureTrain/user01_led/11\.npy: class 11 of the file name is outside "
+                                        r"0\.\.10$"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, pool=4))
+
+
+def _shd_changed(root, where, value):
+    """Stand-in SHD files whose training file's ``where`` is ``value`` (None: removed; "group": an HDF5 group)."""
+    import h5py
+
+    standin_shd(root, per_class=1)
+    with h5py.File(root / "SHD" / "shd_train.h5", "r+") as f:
+        del f[where]
+        if isinstance(value, str) and value == "group":
+            f.create_group(where)
+        elif value is not None:
+            f.create_dataset(where, data=value)
+    return root
+
+
+NUMBERS, RAGGED = "a 1-D dataset of numbers", "a 1-D dataset of ragged arrays of numbers"
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("labels", np.arange(20) + 0.5, "labels must be whole numbers, got 0.5"),
+    ("labels", np.full(20, np.nan), "labels must be whole numbers, got nan"),
+    ("labels", np.arange(20) + 1, "labels outside 0..19"),
+    ("labels", np.array([b"one"] * 20), f"labels must be {NUMBERS}, got strings (20,)"),
+    ("labels", 3, f"labels must be {NUMBERS}, got int64 ()"),
+    ("labels", "group", f"labels must be {NUMBERS}, got a group"),
+    ("extra/keys", b"zero", "extra/keys must be a 1-D dataset of words, got strings ()"),
+    ("extra/speaker", np.zeros((20, 2)), f"extra/speaker must be {NUMBERS}, got float64 (20, 2)"),
+    ("spikes/times", 1.0, f"spikes/times must be {RAGGED}, got float64 ()"),
+    ("spikes/times", "group", f"spikes/times must be {RAGGED}, got a group"),
+    ("spikes/times", np.array([b"0.1"] * 20), f"spikes/times must be {RAGGED}, got strings (20,)"),
+    ("spikes/units", np.arange(20), f"spikes/units must be {RAGGED}, got int64 (20,)"),
+    ("extra/speaker", None, "not an SHD file (missing extra/speaker; expected spikes/times, spikes/units, labels, "
+                            "extra/keys, extra/speaker)"),
+])
+def test_a_damaged_shd_file_is_one_data_error_naming_file_and_dataset(tmp_path, where, value, message):
+    _shd_changed(tmp_path, where, value)
+    with pytest.raises(DataError) as info:
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+    assert str(info.value) == f"{tmp_path / 'SHD' / 'shd_train.h5'}: {message}"
+
+
+def test_shd_labels_stored_as_whole_floats_are_read(tmp_path):
+    data = load_dataset("shd", str(_shd_changed(tmp_path, "labels", np.arange(20.0))), binning=EventBinning(4))
+    assert data.y_train.tolist() == list(range(20))
 
 def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, capsys):
     from spikecl.cli import main

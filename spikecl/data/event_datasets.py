@@ -53,7 +53,10 @@ def read_nmnist(path: Path) -> np.ndarray:
     if path.is_dir():
         raise DataError(f"{path}: a folder, not an N-MNIST event file")
     try:
-        if path.stat().st_size % 5:
+        size = path.stat().st_size
+        if size == 0:
+            raise DataError(f"{path}: an empty N-MNIST file (0 bytes; a damaged download or unzip?)")
+        if size % 5:
             raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")
         return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
     except OSError as exc:
@@ -86,26 +89,58 @@ def class_languages(keys, path: Path) -> tuple[int, ...]:
     return tuple(out)
 
 
+#: SHD's datasets and what each holds per entry: an array of numbers (ragged), a number or a word
+SHD_DATASETS = {"spikes/times": "ragged arrays of numbers", "spikes/units": "ragged arrays of numbers",
+                "labels": "numbers", "extra/keys": "words", "extra/speaker": "numbers"}
+
+
+def _shd_dataset(f, name: str, path: Path) -> np.ndarray:
+    """Dataset ``name`` of the open SHD file ``f``, read once it is checked to be 1-D and of its
+    :data:`SHD_DATASETS` kind (else a DataError naming it)."""
+    h5py = require("h5py", "events")
+    kind, item = SHD_DATASETS[name], f[name]
+    if not isinstance(item, h5py.Dataset):
+        raise DataError(f"{path}: {name} must be a 1-D dataset of {kind}, got a group")
+    base = h5py.check_vlen_dtype(item.dtype)
+    dtype = item.dtype if base is None else np.dtype(base)
+    text = dtype.kind in "SU"
+    ok = text if kind == "words" else dtype.kind in "iuf" and (base is not None) == kind.startswith("ragged")
+    if len(item.shape or ()) != 1 or not ok:
+        shown = "strings" if text else f"ragged {dtype}" if base is not None else str(dtype)
+        raise DataError(f"{path}: {name} must be a 1-D dataset of {kind}, got {shown} {item.shape}")
+    return item[()]
+
+
+def _shd_labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    """SHD ``labels`` as int64, or a DataError unless they are whole numbers in 0..19."""
+    whole = np.isfinite(labels) & (labels == np.floor(labels))
+    if not np.all(whole):
+        raise DataError(f"{path}: labels must be whole numbers, got {labels[~whole][0]:g}")
+    n = N_CLASSES["shd"]
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        raise DataError(f"{path}: labels outside 0..{n - 1}")
+    return labels.astype(np.int64)
+
+
 def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Frames [N, T, 1, 1, 700 / pool], labels [N] and the language of every class of one SHD HDF5 file."""
     h5py = require("h5py", "events")
     try:
         with h5py.File(path, "r") as f:
-            times, units = f["spikes/times"][()], f["spikes/units"][()]
-            labels, keys = f["labels"][()], f["extra/keys"][()]
-            speakers = f["extra/speaker"][()]
-    except KeyError as exc:
-        raise DataError(f"{path}: not an SHD file (missing {exc.args[0] if exc.args else 'a dataset'}; expected "
-                        "spikes/times, spikes/units, labels, extra/keys, extra/speaker)") from None
+            missing = next((name for name in SHD_DATASETS if name not in f), None)
+            if missing:
+                raise DataError(f"{path}: not an SHD file (missing {missing}; expected {', '.join(SHD_DATASETS)})")
+            times, units, labels, keys, speakers = (_shd_dataset(f, name, path) for name in SHD_DATASETS)
     except OSError as exc:
         raise DataError(f"{path}: unreadable HDF5 file ({exc})") from None
     if not len(times) == len(units) == len(labels) == len(speakers):
         raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker differ in length")
     if len(keys) != N_CLASSES["shd"]:
         raise DataError(f"{path}: extra/keys names {len(keys)} classes; SHD has {N_CLASSES['shd']}")
+    labels = _shd_labels(labels, path)
     frames = [bin_events(np.asarray(t, np.float64) * 1e6, np.zeros(len(u), np.int64), np.zeros(len(u), np.int64), u,
                          SENSORS["shd"], binning, f"{path} sample {i}") for i, (t, u) in enumerate(zip(times, units))]
-    x, y = _stack(frames, [int(v) for v in labels], binning, SENSORS["shd"])
+    x, y = _stack(frames, labels, binning, SENSORS["shd"])
     return x, y, class_languages(keys, path)
 
 
@@ -126,6 +161,10 @@ def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.
     files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isdigit())
     if not files:
         raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")
+    n = N_CLASSES["dvs_gesture"]
+    outside = next((f for f in files if int(f.stem) >= n), None)
+    if outside:
+        raise DataError(f"{outside}: class {outside.stem} of the file name is outside 0..{n - 1}")
     frames = []
     for f in files:
         ev = read_gesture(f)
