@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hdf5_files import tamper
 
-from spikecl.errors import ExportError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export.float_model import float_logits
 from spikecl.export.inputs import encode, encode_values
@@ -143,6 +143,26 @@ def test_logits_refuse_heads_out_of_range_or_of_the_wrong_shape(heads, message):
         fp.logits(net, v, heads)
 
 
+
+def test_no_heads_for_a_multi_head_readout_is_refused_not_decoded_by_head_0(tmp_path):
+    spec = small_spec(n_heads=2)
+    x_seq = np.ones((spec.num_steps, 3, 6))
+    message = re.escape("heads: this readout has 2 heads; give the head index of every sample")
+    with pytest.raises(ConfigError, match=message):
+        float_logits(spec, x_seq)
+    with pytest.raises(ConfigError, match=message):
+        fp.logits(quantize(spec), np.zeros((3, 6), dtype=np.int64))
+    assert float_logits(spec, x_seq, np.array([0, 1, 1])).shape == (3, 3)
+    assert float_logits(small_spec(), x_seq).shape == (3, 3)                  # one head: None means head 0
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import read_nir
+    from spikecl.export.nir_readers import nir_logits
+
+    graph = read_nir(nir_file(tmp_path))
+    graph.metadata["n_heads"], graph.metadata["n_outputs"] = 2, 2
+    with pytest.raises(ConfigError, match=message):
+        nir_logits(graph, np.zeros((4, 3, 4)))
+
 def run_runner_main(tmp_path, monkeypatch, capsys, labels=None, heads=None, inputs=None, output=None, n_heads=2):
     """``spikecl_lava.runner.main`` in this process (it imports Lava only to run): (exit code, stderr)."""
     import h5py
@@ -187,6 +207,12 @@ def test_runner_refuses_bad_inputs_and_outputs_before_running(tmp_path, monkeypa
         case = {"labels": np.array([0, 1, 2, 0]), "heads": np.array([0, 1, 0, 1]), **case}
     code, err = run_runner_main(tmp_path, monkeypatch, capsys, **case)
     assert code == 2 and err.startswith("spikecl-lava: error:") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run.h5").exists()
+
+
+def test_runner_refuses_no_heads_for_a_multi_head_readout_before_running(tmp_path, monkeypatch, capsys):
+    code, err = run_runner_main(tmp_path, monkeypatch, capsys, labels=np.array([0, 1, 2, 0]))   # Lava never imported
+    assert code == 2 and "heads: this readout has 2 heads; give the head index of every sample" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run.h5").exists()
 
 

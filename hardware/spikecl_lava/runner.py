@@ -313,8 +313,7 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
     except (OSError, KeyError) as exc:
         raise SpikeCLError(f"{path}: not an inputs file ({str(exc).splitlines()[0]})") from None
     heads = vectors.get("heads")
-    if heads is not None:
-        check_heads(heads, n_samples, net.n_heads)
+    check_heads(heads, n_samples, net.n_heads)           # none given: only a one-head readout, before any run
     return inputs, vectors.get("labels"), heads
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ShapeError
+from spikecl.errors import ConfigError, ShapeError
 from spikecl.export.conv import synaptic_input
 from spikecl.export.spec import NetworkSpec
 
@@ -57,9 +57,12 @@ def float_logits(spec: NetworkSpec, x_seq: np.ndarray, heads: np.ndarray | None 
 
 
 def check_heads(heads, n_samples: int, n_heads: int) -> np.ndarray:
-    """``heads`` as int64 ``[n_samples]`` (zeros when None): integers in 0..n_heads-1, else a one-line
-    :class:`ShapeError` (never truncated, wrapped or broadcast)."""
+    """``heads`` as int64 ``[n_samples]`` (zeros when None, for a one-head readout only): integers in 0..n_heads-1,
+    else a one-line :class:`ShapeError` (never truncated, wrapped or broadcast); None for several heads is a
+    :class:`ConfigError`, as in the torch network."""
     if heads is None:
+        if n_heads > 1:
+            raise ConfigError(f"heads: this readout has {n_heads} heads; give the head index of every sample")
         return np.zeros(n_samples, dtype=np.int64)
     h = np.asarray(heads)
     if h.shape != (n_samples,):
@@ -71,8 +74,8 @@ def check_heads(heads, n_samples: int, n_heads: int) -> np.ndarray:
 
 
 def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.ndarray | None = None) -> np.ndarray:
-    """Each sample's head ``[B, n_outputs]`` of readout values ``[B, n_heads * n_outputs]`` (head 0 if ``heads`` is
-    None)."""
+    """Each sample's head ``[B, n_outputs]`` of readout values ``[B, n_heads * n_outputs]`` (``heads`` None: one
+    head only, see :func:`check_heads`)."""
     values = np.asarray(values)
     if values.ndim != 2 or values.shape[1] != n_heads * n_outputs:
         raise ShapeError(f"readout values have shape {values.shape}; expected [B, {n_heads} heads x {n_outputs} "
