@@ -130,8 +130,10 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     seeds = defaultdict(int)
     for r in results:
         seeds[r.method] += 1
-    parts.append(format_summary(method_summary(results), seeds))
-    parts.append("ACC, BWT, FWT, forgetting, min-ACC, WC-ACC in % (mean ± std over seeds); "
+    summary = method_summary(results)
+    parts.append(format_summary(summary, seeds))
+    shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
+    parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
                  "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
                  + split_note(results) + "\n" + machine_note(results))
     measures = final_measures(results)
