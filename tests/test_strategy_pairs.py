@@ -77,6 +77,13 @@ def test_unsupported_combinations_refuse_in_one_line_before_training(tiny, bptt_
         ContinualRun(cfg, f"ewc+{bptt_only}", 0, stream=stream, execution=DataParallel())
 
 
+@pytest.mark.parametrize("method", ["multitask+replay", "gpm+multitask", "joint+ewc"])
+def test_upper_bounds_do_not_combine(tiny, method):
+    bound = next(p for p in method.split("+") if p in ("multitask", "joint"))
+    assert outcome(*tiny, method) == (f"refused: strategy.methods: {method!r} combines {bound!r}, an upper bound "
+                                      "that replaces the stream's training data; run it as a row of its own")
+
+
 def test_wrong_event_order_names_the_method():
     s = build_strategy("gpm+hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2]]}}, Simulation(num_steps=2))
     g = torch.Generator().manual_seed(0)

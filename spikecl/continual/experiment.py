@@ -33,7 +33,7 @@ class ContinualKind(Kind):
 
         for method in cfg.strategy.methods:
             run_cfg, runs_method = validate_method(cfg, method)
-            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=True)
+            check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=True)
             if run_cfg.train.compile:
                 raise ConfigError(f"train.compile: not supported in data-parallel runs ({method}); run with one "
                                   "process or without compile")
@@ -95,7 +95,7 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
 
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
-        check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=False)
+        check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
     return cfg
 
 
@@ -112,7 +112,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             from spikecl.continual.data_parallel import DataParallel
 
             run_cfg, runs_method = validate_method(cfg, method)
-            check_support(runs_method, run_cfg.train.trainer, run_cfg.stream.scenario, data_parallel=True)
+            check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=True)
             execution = DataParallel()
         if options.overwrite and not options.resume:
             checkpoint_path(path).unlink(missing_ok=True)

@@ -249,6 +249,7 @@ class ProjectionStrategy(Strategy):
     weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task."""
 
     orthonormal_bases = True        # bases handed to project() have orthonormal rows
+    needs_gradient_steps = True     # an optimiser that reshapes or adds to the projected gradient undoes it
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

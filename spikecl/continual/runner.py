@@ -118,7 +118,7 @@ class ContinualRun:
         cfg, self.strategy_name = validate_method(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()
-        check_support(self.strategy_name, cfg.train.trainer, cfg.stream.scenario, self.execution.data_parallel)
+        check_support(self.strategy_name, cfg.train, cfg.stream.scenario, self.execution.data_parallel)
         self.device = torch.device(resolve_device(cfg.device))
         self.stream = stream if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)

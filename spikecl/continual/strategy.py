@@ -150,6 +150,11 @@ class Strategy(TrainingHooks):
     trainers: tuple[str, ...] = tuple(TRAINERS)
     scenarios: tuple[str, ...] = SCENARIOS
     supports_data_parallel = False
+    #: the weight update must be the (projected) gradient step itself: plain SGD, no weight decay, no velocity
+    #: carried into a new task (checked by :func:`spikecl.continual.strategies.check_support`)
+    needs_gradient_steps = False
+    #: may be one part of a combination ``a+b`` (the upper bounds, which replace the stream's training data, may not)
+    combines = True
 
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
                  execution: Execution | None = None) -> None:

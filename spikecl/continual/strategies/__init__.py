@@ -118,16 +118,21 @@ def validate_method(cfg, method: str):
         raise ConfigError(f"strategy.methods: {method!r} names {repeated or 'an empty part'!r} "
                           f"{'twice' if repeated else 'in a combination'}; combine distinct methods, e.g. 'ewc+replay'")
     validate_options(runs_method, run_cfg.strategy.options)
+    alone = next((p for p in parts if len(parts) > 1 and not strategy_class(p).combines), None)
+    if alone:
+        raise ConfigError(f"strategy.methods: {method!r} combines {alone!r}, an upper bound that replaces the "
+                          "stream's training data; run it as a row of its own")
     return run_cfg, runs_method
 
 
-def check_support(method: str, trainer: str, scenario: str, data_parallel: bool) -> None:
-    """A one-line ConfigError when a component of ``method`` does not declare support for the run's ``trainer``,
-    its stream's ``scenario`` or (``data_parallel``) execution over several processes."""
+def check_support(method: str, train, scenario: str, data_parallel: bool) -> None:
+    """A one-line ConfigError when a component of ``method`` does not declare support for the run's trainer and
+    optimiser (``train``, a :class:`~spikecl.config.TrainConfig`), its stream's ``scenario`` or (``data_parallel``)
+    execution over several processes."""
     for name in components(method):
         cls = strategy_class(name)
-        if trainer not in cls.trainers:
-            raise ConfigError(f"strategy.methods: {name!r} does not support train.trainer = {trainer!r} "
+        if train.trainer not in cls.trainers:
+            raise ConfigError(f"strategy.methods: {name!r} does not support train.trainer = {train.trainer!r} "
                               f"(it supports {', '.join(cls.trainers)})")
         if scenario not in cls.scenarios:
             raise ConfigError(f"strategy.methods: {name!r} does not support stream.scenario = {scenario!r} "
@@ -135,6 +140,20 @@ def check_support(method: str, trainer: str, scenario: str, data_parallel: bool)
         if data_parallel and not cls.supports_data_parallel:
             raise ConfigError(f"strategy.methods: {name!r} does not support data-parallel runs (its class sets "
                               "supports_data_parallel = False); run it in one process")
+        if cls.needs_gradient_steps and (problem := _reshaped_steps(train)):
+            raise ConfigError(f"strategy.methods: {name!r} projects weight gradients away from old tasks' "
+                              f"activity, which {problem} would undo; train it with plain SGD")
+
+
+def _reshaped_steps(train) -> str | None:
+    """Why ``train``'s optimiser would not apply the projected gradient as it is, or None."""
+    if train.optimizer != "sgd":
+        return f"train.optimizer = {train.optimizer!r} (it rescales every weight's step)"
+    if train.weight_decay:
+        return f"train.weight_decay = {train.weight_decay} (added after the projection)"
+    if train.momentum and not train.reset_optimizer:
+        return "train.momentum with train.reset_optimizer = false (the last task's velocity)"
+    return None
 
 
 def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None, execution=None):

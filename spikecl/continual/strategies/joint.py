@@ -13,6 +13,7 @@ class Joint(Strategy):
 
     name = "joint"
     supports_data_parallel = True
+    combines = False
 
     def before_task(self, task, train, seen):
         return TaskData.concat(seen)
@@ -26,6 +27,7 @@ class Multitask(Strategy):
 
     name = "multitask"
     supports_data_parallel = True
+    combines = False
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
