@@ -165,6 +165,9 @@ def test_torch_hlop_records_a_graph_and_uses_the_lava_learned_subspace():
     assert s.dims[-1][0] == 4 and torch.allclose(s.h_old["layers.0"].double(), torch.tensor(rows))
     with pytest.raises(SpikeCLError, match=r"rows \[k, 12\]"):
         s.load_subspace("layers.0", np.ones((2, 11)))
+    for dependent in (np.zeros((4, 12)), np.repeat(np.eye(12)[:1], 4, axis=0)):     # would protect nothing / flip x₀
+        with pytest.raises(SpikeCLError, match="has 4 rows but rank [01] "):
+            s.load_subspace("layers.0", dependent)
     s.before_task(1, task, [task, task])
     basis = s.basis["layers.0"]
     assert torch.abs(s.h_new["layers.0"] @ basis.T).max() < 5e-3       # basis rows orthonormal to ~1e-3

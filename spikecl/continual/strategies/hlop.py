@@ -375,6 +375,10 @@ class HLOP(ProjectionStrategy):
         if rows.shape[0] > rows.shape[1]:
             raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows in {rows.shape[1]} "
                                "dimensions; a basis has at most as many rows as dimensions")
+        rank = orthonormal_rows(rows).shape[0]
+        if rank < rows.shape[0]:                          # zero or repeated rows: protected dimensions it lacks
+            raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows but rank {rank} (zero or "
+                               "linearly dependent rows); give independent rows")
         self.h_old[name] = rows
         self.h_new[name] = rows[:0]
         self.basis[name] = orthonormal_rows(rows) if self.options.orthonormalize else rows
