@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spikecl.cli import main
-from spikecl.errors import ConfigError, NumericalError, ShapeError, SpikeCLError
+from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError, SpikeCLError
 from spikecl.export import hlop_graph as hg
 
 from lava_support import ROOT, checkout_env, require_environment
@@ -24,22 +24,29 @@ def activity(scale=1.0, samples=40):
 
 
 def diverging_graph(tmp_path):
-    """A graph whose rate was picked for activity 10 times weaker (η‖x‖² ≈ 10 instead of 0.1)."""
+    """A graph file whose rate was picked for activity 10 times weaker (η‖x‖² ≈ 10 instead of 0.1), edited by hand
+    (write_graph refuses it); returns (path, the graph unchecked)."""
     graph = hg.make_graph(activity(0.1), K, epochs=2, lr=0.1, layer="layers.0")
+    path = hg.write_graph(tmp_path / "g_x10.h5", graph)
     graph.activity = activity(1.0)
-    return hg.write_graph(tmp_path / "g_x10.h5", graph)
+    with h5py.File(path, "a") as f:
+        f["activity"][...] = graph.activity
+    return path, graph
 
 
 def test_a_diverging_rate_is_one_line_naming_lr_log2(tmp_path, capsys):
-    path = diverging_graph(tmp_path)
-    graph = hg.read_graph(path)
+    path, graph = diverging_graph(tmp_path)
+    with pytest.raises(ConfigError, match=f"lr_log2 = {graph.lr_log2}\\) is too large .* below 2"):
+        hg.read_graph(path)
+    with pytest.raises(ConfigError, match="too large for this activity"):
+        hg.write_graph(tmp_path / "other.h5", graph)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                         # no overflow RuntimeWarning either
         with pytest.raises(NumericalError, match=f"learning diverged .*lr_log2 = {graph.lr_log2}"):
-            hg.reference_learn(graph)
+            hg.reference_learn(graph)                          # an unchecked graph still ends in one line
     assert main(["deploy", str(path), "--backend", "reference"]) == 2
     err = capsys.readouterr().err
-    assert "learning diverged" in err and err.count("\n") == 1
+    assert "too large for this activity" in err and err.count("\n") == 1
     good = hg.make_graph(activity(), K, epochs=2, lr=0.1)      # the rate make_graph picks learns
     assert np.all(np.isfinite(hg.reference_learn(good)[0]))
 
@@ -47,10 +54,10 @@ def test_a_diverging_rate_is_one_line_naming_lr_log2(tmp_path, capsys):
 @pytest.mark.lava
 def test_the_lava_learner_refuses_a_diverging_rate_and_writes_nothing(tmp_path):
     python = require_environment(".venv-lava", "lava")
-    path, out = diverging_graph(tmp_path), tmp_path / "learned.h5"
+    path, out = diverging_graph(tmp_path)[0], tmp_path / "learned.h5"
     done = subprocess.run([str(python), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out)],
                           capture_output=True, text=True, env=checkout_env(), cwd=ROOT, timeout=300)
-    assert done.returncode == 2 and "learning diverged" in done.stderr and not out.exists()
+    assert done.returncode == 2 and "too large for this activity" in done.stderr and not out.exists()
     assert done.stderr.count("\n") == 1
 
 
@@ -74,6 +81,10 @@ def test_learning_rows_must_be_independent(tmp_path, h_init):
     (lambda f: f.attrs.__setitem__("lr_log2", -9.0), ConfigError, "lr_log2 must be an integer, got -9.0"),
     (lambda f: (f.__delitem__("activity"), f.create_dataset("activity", data=np.array([b"abc", b"def"]))),
      ShapeError, "activity must hold real numbers, got dtype |S3"),
+    (lambda f: (f.__delitem__("activity"), f.create_group("activity")), ResultsError,
+     "activity is not a dataset \\(a Group\\)"),
+    (lambda f: f.attrs.__setitem__("lr_log2", 0), ConfigError,
+     "the rate 2\\^0 \\(lr_log2 = 0\\) is too large for this activity"),
 ])
 def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, message):
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
@@ -87,11 +98,38 @@ def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, 
     ({"lr": -1.0}, "lr must be a finite number > 0, got -1.0"),
     ({"lr": float("nan")}, "lr must be a finite number > 0"),
     ({"lr_log2": -3.5}, "lr_log2 must be an integer, got -3.5"),
+    ({"lr_log2": -9, "lr": -1.0}, "lr must be a finite number > 0, got -1.0"),
+    ({"lr_log2": -9, "lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+    ({"lr_log2": -9, "lr": "fast"}, "lr must be a finite number > 0, got 'fast'"),
+    ({"lr_log2": -3}, "lr_log2 = -3\\) is too large for this activity: .* lr_log2 ≤ -6"),
 ])
 def test_make_graph_refuses_bad_rates(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         hg.make_graph(activity(), K, **kwargs)
-    assert hg.make_graph(activity(), K, lr_log2=-3).lr_log2 == -3
+    assert hg.make_graph(activity(), K, lr_log2=-9).lr_log2 == -9
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e-30, 1.0])
+def test_the_default_rate_is_always_valid(scale):
+    """Weak activity clamps the default to 0; one sample far above the mean caps it below 2 / max‖x‖²."""
+    x = activity(scale)
+    x[0] *= 30 if scale == 1.0 else 1
+    graph = hg.make_graph(x, K, epochs=2)
+    peak = np.max(np.sum(x ** 2, axis=1))
+    assert graph.lr_log2 <= 0 and 2.0 ** graph.lr_log2 * peak < 2
+    assert np.all(np.isfinite(hg.reference_learn(graph)[0]))
+
+
+@pytest.mark.parametrize("x, message", [
+    (activity(1e160), "mean squared row norm is inf"),
+    (activity(1e25), "needs a rate below 2^-60"),
+])
+def test_make_graph_refuses_activity_no_rate_fits(x, message):
+    with pytest.raises(ShapeError, match=message.replace("^", "\\^")) as info:
+        hg.make_graph(x, K)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="too large for this activity: .* so scale the activity down$"):
+        hg.make_graph(x, K, lr_log2=-60)
 
 
 @pytest.fixture(scope="module")

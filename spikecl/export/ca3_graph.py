@@ -90,19 +90,46 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
 
 
 def _dataset(f, key: str, shape: tuple | None = None) -> np.ndarray:
+    import h5py
+
     if key not in f:
         raise DataError(f"missing dataset {key!r}")
+    if not isinstance(f[key], h5py.Dataset):
+        raise DataError(f"{key}: not a dataset")
     array = _finite(np.asarray(f[key][()]), key)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{key}: holds {array.dtype} values, not numbers")
     if shape is not None and array.shape != shape:
         raise ShapeError(f"{key}: shape {array.shape}, expected {shape}")
     return array
 
 
-def _number(node, key: str, where: str) -> float:
+def _number(node, key: str, where: str, low: float = -np.inf, high: float = np.inf) -> float:
     value = _attr(node, key, where)
-    if isinstance(value, (str, bytes)) or not np.isfinite(value):
+    if np.ndim(value) or np.asarray(value).dtype.kind not in "biuf" or not np.isfinite(value):
         raise DataError(f"{where}.{key}: expected a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise DataError(f"{where}.{key}: {value} outside {low}..{high}")
     return float(value)
+
+
+def _integer(node, key: str, where: str, low: int = 0) -> int:
+    """An integer attribute ≥ ``low`` (a float with a fraction is refused, never truncated)."""
+    value = _number(node, key, where, low)
+    if value != int(value):
+        raise DataError(f"{where}.{key}: expected an integer, got {value!r}")
+    return int(value)
+
+
+def _json(node, key: str, where: str, kind: type):
+    """A JSON attribute holding a ``kind`` (list or dict); else a one-line DataError."""
+    try:
+        value = json.loads(_attr(node, key, where))
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{where}.{key}: not valid JSON ({e})") from None
+    if not isinstance(value, kind):
+        raise DataError(f"{where}.{key}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def read_ca3_graph(path: str | Path) -> CA3Graph:
@@ -119,18 +146,21 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
     with f:
         if _attr(f, "learning_graph", str(path)) != "ca3":
             raise DataError(f"{path}: not a CA3 learning graph")
-        if int(_attr(f, "version", str(path))) != VERSION:
+        if _integer(f, "version", "/") != VERSION:
             raise DataError(f"{path}: format version {f.attrs['version']}, this spikecl reads {VERSION}")
-        n_cues, n_bits, steps = (int(_number(f, k, "/")) for k in ("n_cues", "n_bits", "steps"))
+        n_cues, n_bits, steps = (_integer(f, k, "/") for k in ("n_cues", "n_bits", "steps"))
         if min(n_cues, n_bits, steps) < 1:
             raise DataError(f"{path}: n_cues, n_bits and steps must be >= 1")
         if "network" not in f or "populations" not in f["network"]:
             raise DataError("missing group '/network/populations'")
         net = {k: _number(f["network"], k, "/network") for k in NETWORK_ATTRS}
+        _number(f["network"], "syn_decay", "/network", 0.0, 1.0)
+        for key in ("refractory_steps", "post_lag_steps"):
+            _integer(f["network"], key, "/network")
         pops = {}
         for name, node in f["network/populations"].items():
             where = f"/network/populations/{name}"
-            attrs = {"order": int(_number(node, "order", where)), "size": int(_number(node, "size", where)),
+            attrs = {"order": _integer(node, "order", where), "size": _integer(node, "size", where),
                      "input": bool(_attr(node, "input", where))}
             if not attrs["input"]:
                 attrs.update({k: _number(node, k, where) for k in CELL_ATTRS})
@@ -147,24 +177,30 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
             _known(pops, src, tgt, f"/network/static/{key}")
             weights = _dataset(f, f"network/static/{key}/weights", (size[tgt], size[src]))
-            delay = int(_number(node, "delay_steps", f"/network/static/{key}"))
-            if delay < 0:
-                raise DataError(f"/network/static/{key}: delay_steps {delay} < 0")
+            delay = _integer(node, "delay_steps", f"/network/static/{key}")
             static.append((src, tgt, delay, weights))
         plastic = {}
         for name, node in f.get("network/plastic", {}).items():
             where = f"/network/plastic/{name}"
             src, tgt = (_attr(node, k, where) for k in ("source", "target"))
             _known(pops, src, tgt, where)
-            plastic[name] = (src, tgt, {k: _number(node, k, where) for k in PLASTIC_ATTRS},
-                             _dataset(f, f"network/plastic/{name}/w_init", (size[src], size[tgt])))
+            attrs = {k: _number(node, k, where) for k in PLASTIC_ATTRS}
+            for key in ("tau_plus_ms", "tau_minus_ms"):
+                if not attrs[key] > 0:
+                    raise DataError(f"{where}.{key}: {attrs[key]} must be > 0")
+            if attrs["w_min_nA"] > attrs["w_max_nA"]:
+                raise DataError(f"{where}: w_min_nA {attrs['w_min_nA']} > w_max_nA {attrs['w_max_nA']}")
+            plastic[name] = (src, tgt, attrs, _dataset(f, f"network/plastic/{name}/w_init", (size[src], size[tgt])))
         inputs = {p: _dataset(f, f"inputs/{p}", (steps, size[p])).astype(bool) for p in ("INcue", "INcont")}
         readout = {k: _dataset(f, f"readout/{k}").astype(np.int64)
                    for k in ("start_ms", "cue_step", "content_step", "forgotten_step")}
         if len({v.shape for v in readout.values()}) != 1 or readout["start_ms"].ndim != 1:
             raise ShapeError("/readout: start_ms, cue_step, content_step and forgotten_step need one shape [K]")
-        readout["kinds"] = json.loads(_attr(f["readout"], "kinds", "/readout"))
-        readout["expected"] = [tuple(e) for e in json.loads(_attr(f["readout"], "expected", "/readout"))]
+        readout["kinds"] = _json(f["readout"], "kinds", "/readout", list)
+        expected = _json(f["readout"], "expected", "/readout", list)
+        if not all(isinstance(e, list) for e in expected):
+            raise DataError("/readout.expected: every operation's answer must be a JSON list")
+        readout["expected"] = [tuple(e) for e in expected]
         if not len(readout["kinds"]) == len(readout["expected"]) == len(readout["start_ms"]):
             raise ShapeError("/readout: kinds, expected and the step arrays differ in length")
         _check_readout(readout, steps)
@@ -173,11 +209,20 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             raise DataError(f"{path}: missing the plastic projection '/network/plastic/{absent[0]}'")
         reference = {"spikes": {}, "weights": {}}
         if "reference" in f:
+            for group in ("reference", "reference/spikes", "reference/weights"):
+                if not isinstance(f[group] if group in f else None, h5py.Group):
+                    raise DataError(f"{path}: missing group '/{group}'")
+            unknown = [p for p in f["reference/spikes"] if p not in pops] + \
+                [k for k in f["reference/weights"] if k not in plastic]
+            if unknown:
+                raise DataError(f"/reference: {unknown[0]!r} is not a population or plastic projection of the network")
             reference["spikes"] = {p: _dataset(f, f"reference/spikes/{p}", (steps, size[p])).astype(bool)
                                    for p in f["reference/spikes"]}
-            reference["weights"] = {k: _dataset(f, f"reference/weights/{k}") for k in f["reference/weights"]}
-            reference.update({k: _attr(f["reference"], k, "/reference") for k in ("backend", "run_s", "ms_per_step")})
-        params = json.loads(_attr(f, "params", "/"))
+            reference["weights"] = {k: _dataset(f, f"reference/weights/{k}", plastic[k][3].shape)
+                                    for k in f["reference/weights"]}
+            reference.update(backend=_attr(f["reference"], "backend", "/reference"),
+                             **{k: _number(f["reference"], k, "/reference") for k in ("run_s", "ms_per_step")})
+        params = _json(f, "params", "/", dict)
     return CA3Graph(path, n_cues, n_bits, steps, params, net, pops, static, plastic, inputs, readout, reference)
 
 

@@ -80,16 +80,42 @@ def rule(lr_log2: int) -> str:
     return f"2^-{rate_split(lr_log2)[0]} * x0 * x1 * y1"
 
 
-def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
-    """lr_log2 for activity whose new neurons learn from ``residual`` [S, n]: the largest power of two not above
-    ``lr`` / mean squared row norm (online Oja converges for η‖x‖² well below 2)."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or \
+def _check_lr(lr) -> float:
+    """``lr`` as a float when it is a finite number > 0, else a one-line ConfigError."""
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or \
             not (np.isfinite(lr) and lr > 0):
         raise ConfigError(f"hlop-lateral: lr must be a finite number > 0, got {lr!r}")
-    energy = float(np.mean(np.sum(residual ** 2, axis=1)))
+    return float(lr)
+
+
+def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
+    """lr_log2 for activity whose new neurons learn from ``residual`` [S, n]: the largest power of two not above
+    ``lr`` / mean squared row norm (online Oja converges for η‖x‖² well below 2), clamped to :func:`_max_rate` and
+    0 (the largest rates :func:`check` takes), so it is always valid; activity too large even for 2^-60 is a one-line
+    ShapeError."""
+    lr = _check_lr(lr)
+    with np.errstate(over="ignore", invalid="ignore"):
+        energy = float(np.mean(np.sum(residual ** 2, axis=1)))
+    if not np.isfinite(energy):
+        raise ShapeError(f"hlop-lateral: the activity's mean squared row norm is {energy} (the activity must be "
+                         "finite and its squares must not overflow); scale it down")
     if not energy > 0:
         raise ShapeError("hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn")
-    return int(np.floor(np.log2(lr / energy)))
+    lr_log2 = min(int(np.floor(np.log2(lr / energy))), _max_rate(residual), 0)
+    if lr_log2 < -60:
+        raise ShapeError(f"hlop-lateral: the activity's mean squared row norm {energy:.3g} needs a rate below 2^-60 "
+                         f"(lr = {lr}); scale the activity down")
+    return lr_log2
+
+
+def _max_rate(residual: np.ndarray) -> int:
+    """The largest lr_log2 with 2^lr_log2 · max_i ‖x_i‖² < 2 for ``residual`` rows x_i (Oja's rule diverges from 2 on);
+    0 for zero activity, -1075 (below every rate) when the squares overflow."""
+    with np.errstate(over="ignore"):
+        peak = float(np.max(np.sum(residual ** 2, axis=1)))
+    if not np.isfinite(peak):
+        return -1075
+    return int(np.ceil(np.log2(2 / peak))) - 1 if peak > 0 else 0
 
 
 def orthonormal_rows(h: np.ndarray) -> np.ndarray:
@@ -168,6 +194,11 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
         raise ConfigError(f"{where}: epochs must be ≥ 1, got {epochs}")
     if not -60 <= lr_log2 <= 0:
         raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {lr_log2}")
+    bound = _max_rate(residual(act, arrays["h_old"]))
+    if lr_log2 > bound:
+        raise ConfigError(f"{where}: the rate 2^{lr_log2} (lr_log2 = {lr_log2}) is too large for this activity: "
+                          f"η·max‖x‖² must stay below 2 (Oja's rule diverges there), so " +
+                          (f"lr_log2 ≤ {bound}" if bound >= -60 else "scale the activity down"))
     return HLOPGraph(act, arrays["h_init"], arrays["h_old"], lr_log2, epochs, str(graph.layer),
                      arrays.get("h_torch"))
 
@@ -176,9 +207,9 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
                epochs: int = 1, layer: str = "", h_torch: np.ndarray | None = None, seed: int = 0,
                lr: float = 0.5) -> HLOPGraph:
     """A graph that learns k new rows from ``activity`` [S, n] beside the frozen ``h_old`` [k_old, n]; the rate
-    defaults to :func:`default_rate` (``lr``) of the residual activity."""
+    defaults to :func:`default_rate` (``lr``, checked even when ``lr_log2`` is given) of the residual activity."""
     activity = _numbers(activity, "activity", "hlop-lateral")
-    k = integer(k, "k")
+    k, lr = integer(k, "k"), _check_lr(lr)
     n = activity.shape[-1] if activity.ndim == 2 else 0
     h_old = np.zeros((0, n)) if h_old is None else _numbers(h_old, "h_old", "hlop-lateral")
     usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
@@ -222,10 +253,17 @@ def read_graph(path: str | Path) -> HLOPGraph:
                   [key for key in ("lr_log2", "epochs") if key not in f.attrs]
         if missing:
             raise ResultsError(f"{path}: not a complete hlop-lateral file (missing {', '.join(missing)})")
+        not_data = [key for key in ("activity", "h_init", "h_old", "h_torch")
+                    if key in f and not isinstance(f[key], h5py.Dataset)]
+        if not_data:
+            raise ResultsError(f"{path}: {not_data[0]} is not a dataset (a {type(f[not_data[0]]).__name__})")
         layer = f.attrs.get("layer", "")
-        graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], f.attrs["lr_log2"],
-                          f.attrs["epochs"], layer.decode() if isinstance(layer, bytes) else str(layer),
-                          f["h_torch"][()] if "h_torch" in f else None)
+        try:
+            graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], f.attrs["lr_log2"],
+                              f.attrs["epochs"], layer.decode() if isinstance(layer, bytes) else str(layer),
+                              f["h_torch"][()] if "h_torch" in f else None)
+        except (OSError, TypeError, ValueError) as e:
+            raise ResultsError(f"{path}: cannot read the hlop-lateral datasets ({e})") from None
     return check(graph, str(path))
 
 
