@@ -109,8 +109,8 @@ def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
 
 
 def _max_rate(residual: np.ndarray) -> int:
-    """The largest lr_log2 with 2^lr_log2 · max_i ‖x_i‖² < 2 for ``residual`` rows x_i (Oja's rule diverges from 2 on);
-    0 for zero activity, -1075 (below every rate) when the squares overflow."""
+    """The largest lr_log2 with 2^lr_log2 · max_i ‖x_i‖² < 2 for ``residual`` rows x_i (Oja's rule diverges from 2
+    on); 0 for zero activity, -1075 (below every rate) when the squares overflow."""
     with np.errstate(over="ignore"):
         peak = float(np.max(np.sum(residual ** 2, axis=1)))
     if not np.isfinite(peak):
