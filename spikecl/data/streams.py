@@ -209,56 +209,79 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     test_per_task = None if test_per_task is None else _option(test_per_task, "test_per_task", low=1)
     sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
-    c = dataset.n_classes
-    tasks = []
     if dataset.time_steps is not None and kind in ("permuted", "rotated"):
         raise ConfigError(f"stream.kind: {kind!r} transforms images; {dataset.name} holds event frames (use split or "
                           "domains)")
     if kind == "domains":
         tasks, n_outputs = _domain_tasks(dataset, sources, n_tasks, scenario)
     elif kind == "split":
-        per = classes_per_task or c // n_tasks
-        if not classes_per_task and per < 1:
-            raise ConfigError(f"stream.n_tasks: {n_tasks} split tasks need at least {n_tasks} classes; "
-                              f"{dataset.name} has {c}")
-        if per < 1 or per * n_tasks > c:
-            raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
-                              f"{c} classes of {dataset.name}")
-        for i in range(n_tasks):
-            group = np.arange(i * per, (i + 1) * per)
-            local = {}
-            for split, (x, y) in sources.items():
-                keep = np.isin(y, group)
-                labels = y[keep] if scenario == "class" else y[keep] - i * per
-                local[split] = (x[keep], labels)
-            classes = tuple(int(k) for k in (group if scenario == "class" else range(per)))
-            tasks.append((i, local, classes))
-        n_outputs = c if scenario == "class" else per
+        tasks, n_outputs = _split_tasks(dataset, sources, n_tasks, scenario, classes_per_task)
     else:
-        n_pixels = int(np.prod(dataset.input_shape))
-        for i in range(n_tasks):
-            if kind == "permuted":
-                perm = np.arange(n_pixels) if (i == 0 and first_task_identity) else rng.permutation(n_pixels)
-                transform = lambda x, p=perm: x.reshape(len(x), -1)[:, p].reshape(x.shape)  # noqa: E731
-            else:
-                angle = i * max_angle_deg / n_tasks
-                transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
-            offset = i * c if scenario == "class" else 0
-            local = {split: (transform(x), y + offset) for split, (x, y) in sources.items()}
-            tasks.append((i, local, tuple(range(offset, offset + c))))
-        n_outputs = n_tasks * c if scenario == "class" else c
-    built = []
-    for i, local, classes in tasks:
-        x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
-        x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
-        for split, y in (("training", y_tr), (eval_split, y_te)):
-            if not len(y):
-                raise DataError(f"stream: task {i + 1} has no {split} samples ({dataset.name} holds none of its "
-                                f"classes, {', '.join(map(str, classes))})")
-        built.append(Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes,
-                          eval_split))
+        tasks, n_outputs = _transformed_tasks(dataset, sources, n_tasks, scenario, kind, rng, first_task_identity,
+                                              max_angle_deg)
+    built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed)
+             for i, local, classes in tasks]
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                   n_tasks if scenario == "task" else 1, dataset.input_shape)
+
+
+def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
+                 classes_per_task: int | None) -> tuple[list, int]:
+    """(tasks as (index, {split: (x, y)}, classes), outputs) of a split stream: task i holds classes
+    ``i·per … (i+1)·per − 1``, relabelled from 0 unless ``scenario`` is "class"."""
+    c = dataset.n_classes
+    per = classes_per_task or c // n_tasks
+    if not classes_per_task and per < 1:
+        raise ConfigError(f"stream.n_tasks: {n_tasks} split tasks need at least {n_tasks} classes; "
+                          f"{dataset.name} has {c}")
+    if per < 1 or per * n_tasks > c:
+        raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
+                          f"{c} classes of {dataset.name}")
+    tasks = []
+    for i in range(n_tasks):
+        group = np.arange(i * per, (i + 1) * per)
+        local = {}
+        for split, (x, y) in sources.items():
+            keep = np.isin(y, group)
+            labels = y[keep] if scenario == "class" else y[keep] - i * per
+            local[split] = (x[keep], labels)
+        classes = tuple(int(k) for k in (group if scenario == "class" else range(per)))
+        tasks.append((i, local, classes))
+    return tasks, (c if scenario == "class" else per)
+
+
+def _transformed_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str, kind: str,
+                       rng: np.random.Generator, first_task_identity: bool,
+                       max_angle_deg: float) -> tuple[list, int]:
+    """(tasks, outputs) of a permuted or rotated stream: every task holds all classes, its images permuted (a
+    permutation drawn from ``rng`` per task) or rotated by ``i · max_angle_deg / n_tasks`` degrees."""
+    c = dataset.n_classes
+    n_pixels = int(np.prod(dataset.input_shape))
+    tasks = []
+    for i in range(n_tasks):
+        if kind == "permuted":
+            perm = np.arange(n_pixels) if (i == 0 and first_task_identity) else rng.permutation(n_pixels)
+            transform = lambda x, p=perm: x.reshape(len(x), -1)[:, p].reshape(x.shape)  # noqa: E731
+        else:
+            angle = i * max_angle_deg / n_tasks
+            transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
+        offset = i * c if scenario == "class" else 0
+        local = {split: (transform(x), y + offset) for split, (x, y) in sources.items()}
+        tasks.append((i, local, tuple(range(offset, offset + c))))
+    return tasks, (n_tasks * c if scenario == "class" else c)
+
+
+def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train_per_task: int | None,
+          test_per_task: int | None, seed: int) -> Task:
+    """Task ``i`` from its {split: (x, y)}: subsampled (seeds ``seed + 1000 + i`` and ``seed + 2000 + i``),
+    refused when a split is left empty."""
+    x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
+    x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
+    for split, y in (("training", y_tr), (eval_split, y_te)):
+        if not len(y):
+            raise DataError(f"stream: task {i + 1} has no {split} samples ({name} holds none of its "
+                            f"classes, {', '.join(map(str, classes))})")
+    return Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes, eval_split)
 
 
 def code_stream(stream: Stream, units: int = 2048, sparsity: float = 0.05, sample_frac: float = 0.1,
