@@ -55,12 +55,53 @@ def _plastic(key, value):
     (lambda f: f["network/static/00"].attrs.__setitem__("delay_steps", 0.5), DataError,
      "/network/static/00.delay_steps: expected an integer, got 0.5"),
     (lambda f: f["network/static/00"].attrs.__setitem__("delay_steps", -1), DataError,
-     "/network/static/00.delay_steps: -1 outside 0..inf"),
+     "/network/static/00.delay_steps: -1 outside 0..62"),
     (lambda f: f.attrs.__setitem__("steps", 90.7), DataError, "/.steps: expected an integer, got 90.7"),
     (lambda f: f["network"].attrs.__setitem__("refractory_steps", 1.5), DataError,
      "/network.refractory_steps: expected an integer"),
     (lambda f: _replace(f, "network/static/00/weights", np.full(f["network/static/00/weights"].shape, b"a")),
      DataError, "network/static/00/weights: holds |S1 values, not numbers"),
+    # delays and lags past the run or Loihi's delay field (Lava would allocate a buffer that long)
+    (lambda f: f["network/static/00"].attrs.__setitem__("delay_steps", 10**9), DataError,
+     "/network/static/00.delay_steps: 1000000000 outside 0..62 (below the run's 90 steps and at most MAX_DELAY_STEPS"),
+    (lambda f: f["network"].attrs.__setitem__("post_lag_steps", 10**9), DataError,
+     "/network.post_lag_steps: 1000000000 outside 0..62"),
+    (lambda f: f["network"].attrs.__setitem__("refractory_steps", 10**9), DataError,
+     "/network.refractory_steps: 1000000000 outside 0..90 (the run's 90 steps)"),
+    # inputs and rasters: spikes are bool or 0/1 integers, never strings, floats or other integers
+    (lambda f: _replace(f, "inputs/INcue", np.full((90, 5), b"1")), DataError,
+     "inputs/INcue: holds |S1 values, not spikes (bool or 0/1 integers)"),
+    (lambda f: _replace(f, "inputs/INcue", f["inputs/INcue"][()] * 0.5), DataError,
+     "inputs/INcue: holds float64 values, not spikes"),
+    (lambda f: _replace(f, "inputs/INcont", f["inputs/INcont"][()].astype(int) * 7), DataError,
+     "inputs/INcont: holds the value 7; spikes are 0 or 1"),
+    (lambda f: _replace(f, "reference/spikes/OUTcue", f["reference/spikes/OUTcue"][()] * 1.0), DataError,
+     "reference/spikes/OUTcue: holds float64 values, not spikes"),
+    # booleans where numbers belong, fractions where steps belong
+    (lambda f: _replace(f, "network/static/00/weights", f["network/static/00/weights"][()] != 0), DataError,
+     "network/static/00/weights: holds bool values, not numbers"),
+    (lambda f: _replace(f, "reference/weights/cue_to_content", np.ones((5, 10), bool)), DataError,
+     "reference/weights/cue_to_content: holds bool values, not numbers"),
+    (lambda f: _replace(f, "readout/cue_step", f["readout/cue_step"][()] > 0), DataError,
+     "readout/cue_step: holds bool values, not integer steps"),
+    (lambda f: _replace(f, "readout/cue_step", f["readout/cue_step"][()] + 0.5), DataError,
+     "readout/cue_step: holds float64 values, not integer steps"),
+    (lambda f: f["network/populations/OUTcue"].attrs.__setitem__("alpha", True), DataError,
+     "/network/populations/OUTcue.alpha: expected a finite number"),
+    (lambda f: f["network/populations/INcue"].attrs.__setitem__("input", "no"), DataError,
+     "/network/populations/INcue.input: expected a boolean, got 'no'"),
+    # the network's structure: one order per population, no unknown attributes or projections
+    (lambda f: f["network/populations/OUTcue"].attrs.__setitem__("order", 0), DataError,
+     "/network/populations: 'INcue' and 'OUTcue' have the same order 0"),
+    (_plastic("a_plus_mV", 1.0), DataError, "/network/plastic/cue_to_content: unknown attribute 'a_plus_mV'"),
+    (lambda f: f["network/static/00"].attrs.__setitem__("delay_ms", 1.0), DataError,
+     "/network/static/00: unknown attribute 'delay_ms'"),
+    (lambda f: f["network/plastic"].copy("cue_to_content", "extra"), DataError,
+     "/network/plastic/extra: unknown plastic projection (the CA3 graph has cue_to_content, content_to_cue)"),
+    # a stored reference run is complete
+    (lambda f: f["reference/weights"].__delitem__("cue_to_content"), DataError,
+     "missing '/reference/weights/cue_to_content'"),
+    (lambda f: f["reference/spikes"].__delitem__("CA3contCond"), DataError, "missing '/reference/spikes/CA3contCond'"),
 ])
 def test_damaged_ca3_graph_files_are_refused_in_one_line(graph_file, tmp_path, capsys, edit, error, words):
     bad = tmp_path / "bad.h5"
@@ -79,3 +120,25 @@ def test_an_intact_graph_still_reads_and_decodes(graph_file):
     graph = ca3_graph.read_ca3_graph(graph_file)
     assert graph.steps == 90 and set(graph.reference["weights"]) == set(ca3_graph.PLASTIC)
     assert ca3_graph.deploy(graph_file, "reference")["recall_accuracy"] == 1.0
+
+
+def test_the_writer_refuses_delays_every_reader_refuses(tmp_path):
+    """A delay over MAX_DELAY_STEPS is refused before the reference run, not written and then refused on reading;
+    the writer's limit is the reader's."""
+    from dataclasses import replace
+
+    from spikecl.errors import ConfigError
+    from spikecl.memory.lava_graph import MAX_DELAY_STEPS, write_ca3_graph
+    from spikecl.memory.params import CA3Params
+    from spikecl.memory.schedule import learn
+
+    ops = [learn(0, [0, 1])]
+
+    assert MAX_DELAY_STEPS == ca3_graph.MAX_DELAY_STEPS
+    params = replace(CA3Params(), delay_output_ms=float(MAX_DELAY_STEPS + 2))   # delay/dt − 1 = 63 steps
+    with pytest.raises(ConfigError, match=r"-> OUTcue delay is 63 steps; .* at most 62 steps"):
+        write_ca3_graph(tmp_path / "g.h5", ops, 2, 4, params)
+    assert not (tmp_path / "g.h5").exists()
+    edge = replace(CA3Params(), delay_output_ms=float(MAX_DELAY_STEPS + 1))      # 62 steps: written and read back
+    read = ca3_graph.read_ca3_graph(write_ca3_graph(tmp_path / "edge.h5", ops, 2, 4, edge, spacing_ms=100))
+    assert max(delay for _, _, delay, _ in read.static) == MAX_DELAY_STEPS

@@ -232,6 +232,26 @@ def test_float_heads_in_the_runners_inputs_are_refused(tmp_path, monkeypatch, ca
     assert code == 2 and "heads must be 4 integers (one per sample), got float64" in err
 
 
+@pytest.mark.parametrize("dtype, shown", [("S1", "|S1"), (np.float64, "float64"), (bool, "bool")])
+def test_the_runners_inputs_must_be_integers(tmp_path, monkeypatch, capsys, dtype, shown):
+    """Strings, floats (even whole ones) and booleans in the inputs file are refused before the run, in one line."""
+    import h5py
+
+    net = quantize(small_spec())
+    write_netx(tmp_path / "net.h5", net)
+    with h5py.File(tmp_path / "in.h5", "w") as f:                    # write_inputs would store them as int32
+        f.create_dataset("inputs", data=encode(np.full((4, 6), 0.5), net).astype(dtype))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "hardware"))
+    from spikecl_lava.runner import main
+
+    code = main([str(tmp_path / "net.h5"), "--inputs", str(tmp_path / "in.h5"), "-o", str(tmp_path / "r.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"in.h5: inputs hold {shown} values; expected integers" in err and err.count("\n") == 1
+    with pytest.raises(ShapeError, match="inputs must be integers .*, got <U1 values"):
+        fp.check_inputs(net, np.full((6, 2, 6), "1"))                # the array check too (was a TypeError)
+    assert not (tmp_path / "r.h5").exists()
+
+
 # --- damaged results files at export ---
 def mlp_state(heads=1):
     """The state_dict arrays of a 6-8-3 MLP with biases (``heads`` readout heads), named as network_keys says."""

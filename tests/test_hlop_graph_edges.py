@@ -85,6 +85,15 @@ def test_learning_rows_must_be_independent(tmp_path, h_init):
      "activity is not a dataset \\(a Group\\)"),
     (lambda f: f.attrs.__setitem__("lr_log2", 0), ConfigError,
      "the rate 2\\^0 \\(lr_log2 = 0\\) is too large for this activity"),
+    (lambda f: f.attrs.__setitem__("epochs", 10**12), ConfigError,
+     "epochs must be in 1..1000 \\(MAX_EPOCHS, passes over the activity\\), got 1000000000000"),
+    (lambda f: f.attrs.__setitem__("epochs", 0), ConfigError, "epochs must be in 1..1000"),
+    (lambda f: (f.__delitem__("activity"), f.create_dataset("activity", data=np.ones((40, N), bool))),
+     ShapeError, "activity must hold real numbers, got dtype bool"),
+    (lambda f: (f.__delitem__("h_old"), f.create_dataset("h_old", data=np.zeros((0, N), bool))),
+     ShapeError, "h_old must hold real numbers, got dtype bool"),
+    (lambda f: f.attrs.__setitem__("lr", 0.5), ResultsError,
+     "unknown attribute 'lr' \\(an hlop-lateral file carries learning_graph, lr_log2, epochs, layer\\)"),
 ])
 def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, message):
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
@@ -92,6 +101,42 @@ def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, 
         edit(f)
     with pytest.raises(error, match=f"{path}: {message}".replace("|", "\\|")):
         hg.read_graph(path)
+
+
+def test_a_huge_epochs_value_is_refused_before_any_learning(tmp_path, capsys):
+    path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
+    with h5py.File(path, "a") as f:
+        f.attrs["epochs"] = 10**12                          # would learn for ever
+    assert main(["deploy", str(path), "--backend", "reference"]) == 2
+    err = capsys.readouterr().err
+    assert f"epochs must be in 1..{hg.MAX_EPOCHS}" in err and err.count("\n") == 1
+    with pytest.raises(ConfigError, match="epochs must be in 1..1000"):
+        hg.make_graph(activity(), K, epochs=hg.MAX_EPOCHS + 1)
+    assert hg.make_graph(activity(), K, epochs=hg.MAX_EPOCHS).epochs == hg.MAX_EPOCHS
+
+
+def test_frozen_rows_must_be_orthonormal_within_the_tolerance(tmp_path, capsys):
+    """The circuit subtracts h_oldᵀ(h_old x) as given: 2·I would leak −x's frozen component into the new neurons."""
+    frozen = np.eye(N)[:2]
+    path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K, frozen))
+    with h5py.File(path, "a") as f:
+        f["h_old"][...] = 2 * frozen
+    message = "h_old's frozen rows are not orthonormal: |h_old h_oldᵀ − I| = 3 > 0.25"
+    with pytest.raises(ShapeError, match=f"{path}: {message}".replace("|", "\\|")):
+        hg.read_graph(path)
+    assert main(["deploy", str(path), "--backend", "reference"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    for scale, fits in ((1.2, True), (1.3, False)):            # deviation 0.2 passes, 0.3 does not
+        if fits:
+            assert hg.make_graph(activity(), K, frozen * np.sqrt(scale)).h_old.shape == (2, N)
+        else:
+            with pytest.raises(ShapeError, match="= 0.3 > 0.25"):
+                hg.make_graph(activity(), K, frozen * np.sqrt(scale))
+    graph = hg.make_graph(activity(), 4, epochs=2, lr=0.1)
+    learned = hg.reference_learn(graph)[0]                     # Oja-learned rows (not exactly orthonormal) pass
+    assert 0 < np.max(np.abs(learned @ learned.T - np.eye(4))) < hg.ORTHONORMAL_TOLERANCE / 3
+    assert hg.make_graph(activity(), K, learned).h_old.shape == (4, N)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -28,8 +28,9 @@ and do not exist on Loihi 1).
 ``--lava-dl`` builds the same run from the file by lava-dl's own loader (``netx.hdf5.Network``, see
 :mod:`spikecl_lava.lavadl`; needs lava-dl, e.g. ``.venv-lavadl``) instead of spikecl's process graph.
 
-``inputs.h5``: ``inputs`` int [T, B, n_inputs] (B >= 1), optional ``labels`` [B] and ``heads`` [B] (integers in
-0..n_heads-1), all checked before the run, as ``-o`` is.
+``inputs.h5``: ``inputs`` int [T, B, n_inputs] (B >= 1; an integer dtype: floats, booleans and strings are
+refused), optional ``labels`` [B] and ``heads`` [B] (integers in 0..n_heads-1), all checked before the run, as
+``-o`` is.
 ``run.h5``: ``spikes/<k>`` uint8 [n, steps] (with --record-layers), ``readout_v`` int64 [n_out, steps],
 ``readout_v`` only with the every-step readout; ``readout_sample_v`` int64 [B, n_out] (the readout voltage at each
 sample's last step, both readouts), ``logits`` [B, n_outputs], ``predictions`` [B]; attrs ``accuracy``,
@@ -299,6 +300,9 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
         with h5py.File(path, "r") as f:
             data = f["inputs"]
             fixed_point.check_input_shape(net, data.shape)
+            if data.dtype.kind not in "iu":
+                raise ShapeError(f"{path}: inputs hold {data.dtype} values; expected integers (binary spikes or "
+                                 "graded values)")
             n_samples = data.shape[1]
             if n_samples < 1:
                 raise ShapeError(f"{path}: inputs hold no samples (B = 0)")

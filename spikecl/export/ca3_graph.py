@@ -10,14 +10,20 @@ the reference); read here, torch-free, by ``spikecl deploy FILE --backend lava-s
     /network/populations/<p>  attrs: order, size, input (bool); cells also alpha, gain (mV/nA), v_thresh_mV,
                                      plastic_scale (1/nA of plastic weight to nA of current; 0: no plastic input)
     /network/static/<k>       weights [n_target, n_source] (nA of current per spike, signed; 0: no synapse);
-                              attrs: source, target, delay_steps (spikecl's d - 1)
+                              attrs: source, target, delay_steps (spikecl's d - 1; at most
+                              :data:`MAX_DELAY_STEPS` and below ``steps``)
     /network/plastic/<name>   w_init [n_pre, n_post] (nA); attrs: source, target, a_plus_nA, a_minus_nA,
-                              tau_plus_ms, tau_minus_ms, w_min_nA, w_max_nA
-    /inputs/INcue [T, C], /inputs/INcont [T, M]        bool input rasters
+                              tau_plus_ms, tau_minus_ms, w_min_nA, w_max_nA (names: :data:`PLASTIC`)
+    /inputs/INcue [T, C], /inputs/INcont [T, M]        bool input rasters (bool or 0/1 integers)
     /readout                  cue_step, content_step, forgotten_step [K] (-1: none), start_ms [K];
                               attrs: kinds, expected (JSON: per operation the ideal answer)
     /reference/spikes/<p>     bool [T, N] (the torch stepper's rasters); /reference/weights/<name> [pre, post];
-                              attrs: backend, run_s, ms_per_step
+                              attrs: backend, run_s, ms_per_step (optional; when present, for every population
+                              and plastic projection)
+
+The reader refuses, in one line, what the writer never produces: attribute names it does not know (a typo is not
+ignored), two populations with one ``order``, booleans where numbers belong, non-integer readout steps, spike rasters
+with values other than 0 and 1, delays and lags outside the run or beyond :data:`MAX_DELAY_STEPS`.
 
 :func:`deploy` runs the file on Lava, decodes every operation's answer from the output layer at the stored steps and
 compares with the reference: answers, recall accuracy, spike match rate per population, plastic weights, timing.
@@ -49,6 +55,13 @@ CELLS = ("custom", "lif")
 LEARNING = ("float", "fixed")
 #: keyword options of :func:`deploy` that ``spikecl deploy`` passes on (--stock-engine, --cells, --learning)
 DEPLOY_OPTIONS = ("stock_engine", "cells", "learning")
+#: the longest synaptic delay (and post lag) in steps: Loihi's 6-bit synaptic delay field (Lava's DelayDense would
+#: allocate a buffer of that many steps per neuron, so a damaged value cannot be left unbounded)
+MAX_DELAY_STEPS = 62
+#: the attributes each kind of node may carry (any other name is refused, not ignored)
+KNOWN_ATTRS = {"network": {*NETWORK_ATTRS}, "input": {"order", "size", "input"},
+               "cell": {"order", "size", "input", *CELL_ATTRS}, "static": {"source", "target", "delay_steps"},
+               "plastic": {"source", "target", *PLASTIC_ATTRS}}
 
 
 @dataclass
@@ -89,7 +102,9 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
     return array
 
 
-def _dataset(f, key: str, shape: tuple | None = None) -> np.ndarray:
+def _dataset(f, key: str, shape: tuple | None = None, kinds: str = "iuf", what: str = "numbers") -> np.ndarray:
+    """The dataset ``key`` of ``f`` with a dtype of ``kinds`` (numpy kind letters; default real numbers, not
+    booleans) and ``shape``; else a one-line error naming ``what`` it must hold."""
     import h5py
 
     if key not in f:
@@ -97,28 +112,54 @@ def _dataset(f, key: str, shape: tuple | None = None) -> np.ndarray:
     if not isinstance(f[key], h5py.Dataset):
         raise DataError(f"{key}: not a dataset")
     array = _finite(np.asarray(f[key][()]), key)
-    if array.dtype.kind not in "biuf":
-        raise DataError(f"{key}: holds {array.dtype} values, not numbers")
+    if array.dtype.kind not in kinds:
+        raise DataError(f"{key}: holds {array.dtype} values, not {what}")
     if shape is not None and array.shape != shape:
         raise ShapeError(f"{key}: shape {array.shape}, expected {shape}")
     return array
 
 
-def _number(node, key: str, where: str, low: float = -np.inf, high: float = np.inf) -> float:
+def _spikes(f, key: str, shape: tuple) -> np.ndarray:
+    """A spike raster: bool, or integers 0 and 1 (a float or any other value is refused, never rounded)."""
+    array = _dataset(f, key, shape, "biu", "spikes (bool or 0/1 integers)")
+    if array.dtype.kind != "b" and np.any((array != 0) & (array != 1)):
+        raise DataError(f"{key}: holds the value {array[(array != 0) & (array != 1)][0]}; spikes are 0 or 1")
+    return array.astype(bool)
+
+
+def _known_attrs(node, kind: str, where: str) -> None:
+    """A one-line DataError naming an attribute of ``node`` that a ``kind`` node does not carry."""
+    unknown = sorted(set(node.attrs) - KNOWN_ATTRS[kind])
+    if unknown:
+        raise DataError(f"{where}: unknown attribute {unknown[0]!r} (a {kind} node carries "
+                        f"{', '.join(sorted(KNOWN_ATTRS[kind]))})")
+
+
+def _number(node, key: str, where: str, low: float = -np.inf, high: float = np.inf, why: str = "") -> float:
+    """A finite number attribute in ``low``..``high`` (a boolean or string is refused); ``why``: the reason for the
+    range, appended to the message."""
     value = _attr(node, key, where)
-    if np.ndim(value) or np.asarray(value).dtype.kind not in "biuf" or not np.isfinite(value):
+    if np.ndim(value) or np.asarray(value).dtype.kind not in "iuf" or not np.isfinite(value):
         raise DataError(f"{where}.{key}: expected a finite number, got {value!r}")
     if not low <= value <= high:
-        raise DataError(f"{where}.{key}: {value} outside {low}..{high}")
+        raise DataError(f"{where}.{key}: {value} outside {low}..{high}{why}")
     return float(value)
 
 
-def _integer(node, key: str, where: str, low: int = 0) -> int:
-    """An integer attribute ≥ ``low`` (a float with a fraction is refused, never truncated)."""
-    value = _number(node, key, where, low)
+def _integer(node, key: str, where: str, low: int = 0, high: float = np.inf, why: str = "") -> int:
+    """An integer attribute in ``low``..``high`` (a float with a fraction is refused, never truncated)."""
+    value = _number(node, key, where, low, high, why)
     if value != int(value):
         raise DataError(f"{where}.{key}: expected an integer, got {value!r}")
     return int(value)
+
+
+def _flag(node, key: str, where: str) -> bool:
+    """A boolean attribute: true/false or the integers 0/1 (a string such as "no" is refused, not read as true)."""
+    value = _attr(node, key, where)
+    if np.ndim(value) or np.asarray(value).dtype.kind not in "biu" or value not in (0, 1):
+        raise DataError(f"{where}.{key}: expected a boolean, got {value!r}")
+    return bool(value)
 
 
 def _json(node, key: str, where: str, kind: type):
@@ -153,19 +194,28 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             raise DataError(f"{path}: n_cues, n_bits and steps must be >= 1")
         if "network" not in f or "populations" not in f["network"]:
             raise DataError("missing group '/network/populations'")
-        net = {k: _number(f["network"], k, "/network") for k in NETWORK_ATTRS}
+        _known_attrs(f["network"], "network", "/network")
+        net = {k: _number(f["network"], k, "/network") for k in NETWORK_ATTRS if k != "reset_below_threshold"}
+        net["reset_below_threshold"] = _flag(f["network"], "reset_below_threshold", "/network")
         _number(f["network"], "syn_decay", "/network", 0.0, 1.0)
-        for key in ("refractory_steps", "post_lag_steps"):
-            _integer(f["network"], key, "/network")
+        longest = min(steps - 1, MAX_DELAY_STEPS)
+        delay_limit = f" (below the run's {steps} steps and at most MAX_DELAY_STEPS = {MAX_DELAY_STEPS})"
+        _integer(f["network"], "refractory_steps", "/network", 0, steps, f" (the run's {steps} steps)")
+        _integer(f["network"], "post_lag_steps", "/network", 0, longest, delay_limit)
         pops = {}
         for name, node in f["network/populations"].items():
             where = f"/network/populations/{name}"
             attrs = {"order": _integer(node, "order", where), "size": _integer(node, "size", where),
-                     "input": bool(_attr(node, "input", where))}
+                     "input": _flag(node, "input", where)}
+            _known_attrs(node, "input" if attrs["input"] else "cell", where)
             if not attrs["input"]:
                 attrs.update({k: _number(node, k, where) for k in CELL_ATTRS})
             pops[name] = attrs
         pops = dict(sorted(pops.items(), key=lambda kv: kv[1]["order"]))
+        same = [(a, b) for (a, x), (b, y) in zip(pops.items(), list(pops.items())[1:]) if x["order"] == y["order"]]
+        if same:
+            raise DataError(f"/network/populations: {same[0][0]!r} and {same[0][1]!r} have the same order "
+                            f"{pops[same[0][0]]['order']}; every population needs its own place")
         size = {p: a["size"] for p, a in pops.items()}
         missing = [p for p in ("INcue", "INcont", *OUTPUTS) if p not in pops]
         if missing:
@@ -176,14 +226,18 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
         for key, node in f.get("network/static", {}).items():
             src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
             _known(pops, src, tgt, f"/network/static/{key}")
+            _known_attrs(node, "static", f"/network/static/{key}")
             weights = _dataset(f, f"network/static/{key}/weights", (size[tgt], size[src]))
-            delay = _integer(node, "delay_steps", f"/network/static/{key}")
+            delay = _integer(node, "delay_steps", f"/network/static/{key}", 0, longest, delay_limit)
             static.append((src, tgt, delay, weights))
         plastic = {}
         for name, node in f.get("network/plastic", {}).items():
             where = f"/network/plastic/{name}"
+            if name not in PLASTIC:
+                raise DataError(f"{where}: unknown plastic projection (the CA3 graph has {', '.join(PLASTIC)})")
             src, tgt = (_attr(node, k, where) for k in ("source", "target"))
             _known(pops, src, tgt, where)
+            _known_attrs(node, "plastic", where)
             attrs = {k: _number(node, k, where) for k in PLASTIC_ATTRS}
             for key in ("tau_plus_ms", "tau_minus_ms"):
                 if not attrs[key] > 0:
@@ -191,8 +245,8 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             if attrs["w_min_nA"] > attrs["w_max_nA"]:
                 raise DataError(f"{where}: w_min_nA {attrs['w_min_nA']} > w_max_nA {attrs['w_max_nA']}")
             plastic[name] = (src, tgt, attrs, _dataset(f, f"network/plastic/{name}/w_init", (size[src], size[tgt])))
-        inputs = {p: _dataset(f, f"inputs/{p}", (steps, size[p])).astype(bool) for p in ("INcue", "INcont")}
-        readout = {k: _dataset(f, f"readout/{k}").astype(np.int64)
+        inputs = {p: _spikes(f, f"inputs/{p}", (steps, size[p])) for p in ("INcue", "INcont")}
+        readout = {k: _dataset(f, f"readout/{k}", None, "iu", "integer steps").astype(np.int64)
                    for k in ("start_ms", "cue_step", "content_step", "forgotten_step")}
         if len({v.shape for v in readout.values()}) != 1 or readout["start_ms"].ndim != 1:
             raise ShapeError("/readout: start_ms, cue_step, content_step and forgotten_step need one shape [K]")
@@ -216,7 +270,12 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
                 [k for k in f["reference/weights"] if k not in plastic]
             if unknown:
                 raise DataError(f"/reference: {unknown[0]!r} is not a population or plastic projection of the network")
-            reference["spikes"] = {p: _dataset(f, f"reference/spikes/{p}", (steps, size[p])).astype(bool)
+            missing = [f"spikes/{p}" for p in pops if p not in f["reference/spikes"]] + \
+                [f"weights/{k}" for k in plastic if k not in f["reference/weights"]]
+            if missing:
+                raise DataError(f"{path}: missing '/reference/{missing[0]}' (a stored reference run covers every "
+                                "population and plastic projection)")
+            reference["spikes"] = {p: _spikes(f, f"reference/spikes/{p}", (steps, size[p]))
                                    for p in f["reference/spikes"]}
             reference["weights"] = {k: _dataset(f, f"reference/weights/{k}", plastic[k][3].shape)
                                     for k in f["reference/weights"]}

@@ -131,8 +131,8 @@ def check_inputs(net: FixedNetwork, inputs: np.ndarray) -> np.ndarray:
     """Integer inputs ``[T, B, n_inputs]`` within the input's message range."""
     x = np.asarray(inputs)
     check_input_shape(net, x.shape)
-    if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
-        raise ShapeError("inputs must be integers (binary spikes or graded values)")
+    if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.round(x))):
+        raise ShapeError(f"inputs must be integers (binary spikes or graded values), got {x.dtype} values")
     if x.size and (x.min() < 0 or x.max() > net.input_scale):
         raise ShapeError(f"inputs must lie in 0..{net.input_scale}, got {x.min()}..{x.max()}")
     return x.astype(np.int64)

@@ -47,6 +47,21 @@ def expected_answers(schedule: Schedule, match_k: int = 0) -> list[tuple[int, ..
     return out
 
 
+#: the longest synaptic delay a CA3 learning graph may hold, in steps: Lava's DelayDense and Loihi's per-synapse
+#: delays (0-62); :mod:`spikecl.export.ca3_graph` refuses longer ones when it reads a graph
+MAX_DELAY_STEPS = 62
+
+
+def check_delays(params: CA3Params, n_cues: int, n_bits: int) -> None:
+    """A one-line ConfigError when a static projection's delay or the STDP post lag of ``params`` exceeds
+    :data:`MAX_DELAY_STEPS` (the file would be written, then refused by every reader)."""
+    lags = [(f"{src} -> {tgt} delay", delay) for src, tgt, delay, _ in static_matrices(params, n_cues, n_bits)]
+    for what, steps in lags + [("stdp_post_lag_ms", int(params.stdp_post_lag_ms))]:
+        if steps > MAX_DELAY_STEPS:
+            raise ConfigError(f"CA3Params: the {what} is {steps} steps; a Lava CA3 graph holds delays of at most "
+                              f"{MAX_DELAY_STEPS} steps (Loihi's per-synapse delays)")
+
+
 def static_matrices(params: CA3Params, n_cues: int, n_bits: int) -> list[tuple[str, str, int, np.ndarray]]:
     """Every static projection as (source, target, delay steps, weights [n_target, n_source]) in nA of current
     per spike (weight x sign x event factor), the values the torch stepper adds."""
@@ -95,6 +110,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     params = params or CA3Params()
     if params.read_only_recall:
         raise ConfigError("read_only_recall: the Lava CA3 graph has no plasticity gate; use the published rule")
+    check_delays(params, n_cues, n_bits)
     schedule = operations if isinstance(operations, Schedule) else make_schedule(operations, n_cues, n_bits,
                                                                                  spacing_ms)
     cue, content = encode(schedule, n_cues, n_bits, params.learn_hold_steps)
