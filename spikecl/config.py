@@ -70,7 +70,7 @@ def option(default: Any, *, choices: tuple | None = None, low: float | None = No
 class DataConfig:
     """Which dataset to load (see :mod:`spikecl.data.datasets`)."""
 
-    dataset: str = option("mnist5k", choices=DATASETS)
+    dataset: str = option("mnist5k", choices=DATASETS, doc="the dataset every task is cut from (spikecl.data.datasets)")
     data_dir: str = option("", doc="folder holding downloaded datasets in their standard formats")
     validation: float = option(0.0, low=0.0, high=0.9,
                                doc="fraction of every class's training images held out of training as a validation "
@@ -96,13 +96,16 @@ class StreamConfig:
 
     kind: str = option("permuted", choices=("permuted", "rotated", "split", "domains"),
                        doc="domains: one task per recording domain of the dataset (SHD: English, then German)")
-    scenario: str = option("domain", choices=("task", "domain", "class"))
-    n_tasks: int = option(10, low=1, high=1000)
+    scenario: str = option("domain", choices=("task", "domain", "class"),
+                           doc="task: a head per task, picked by the task identity; domain: one shared head; "
+                               "class: one head over every class of the stream, those seen so far active")
+    n_tasks: int = option(10, low=1, high=1000, doc="tasks T in the stream")
     classes_per_task: int = option(0, low=0, doc="split streams; 0 = n_classes // n_tasks")
     train_per_task: int = option(0, low=0, doc="subsample each task's training set; 0 = all")
     test_per_task: int = option(0, low=0, doc="subsample each task's test set; 0 = all")
     first_task_identity: bool = option(False, doc="permuted streams: task 0 is the unpermuted data")
-    max_angle_deg: float = option(180.0, low=0.0, high=360.0)
+    max_angle_deg: float = option(180.0, low=0.0, high=360.0, doc="rotated streams: task i turns every image by "
+                                                                   "i · max_angle_deg / n_tasks degrees")
     input_code: str = option("dense", choices=("dense", "flyhash"),
                              doc="dense: the pixels; flyhash: each image as a k-winners SDR (spikecl.data.codes)")
     code_units: int = option(2048, low=2, high=1 << 20, doc="flyhash: code cells")
@@ -114,7 +117,7 @@ class StreamConfig:
 class NetworkConfig:
     """The spiking network: LIF layers (snnTorch ``Leaky``) and a non-spiking leaky readout."""
 
-    kind: str = option("mlp", choices=("mlp", "cnn"))
+    kind: str = option("mlp", choices=("mlp", "cnn"), doc="fully connected LIF layers (hidden) or a LIF CNN (channels)")
     hidden: list[int] = option([256, 256], low=1, high=1 << 20, doc="MLP hidden layer widths")
     channels: list[int] = option([64, 128, 256], low=1, high=1 << 16,
                                  doc="CNN conv channels (3x3 conv, BN, LIF, 2x2 avg-pool)")
@@ -122,11 +125,12 @@ class NetworkConfig:
     encoder: str = option("direct", choices=("direct", "poisson", "latency", "events"),
                           doc="static images to spikes; events: the input is already frames [T, ...] (event datasets)")
     beta: float = option(0.9, low=0.0, high=1.0, doc="membrane decay per step")
-    threshold: float = option(1.0, low=1e-6)
-    reset: str = option("subtract", choices=("subtract", "zero"))
+    threshold: float = option(1.0, low=1e-6, doc="membrane potential at which a LIF neuron spikes")
+    reset: str = option("subtract", choices=("subtract", "zero"),
+                        doc="after a spike, subtract the threshold from the membrane or set it to zero")
     surrogate_slope: float = option(25.0, low=1e-3, doc="fast-sigmoid surrogate slope")
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
-    bias: bool = option(False)
+    bias: bool = option(False, doc="synapses (linear and conv layers) add a learned bias")
     batch_norm: bool = option(True, doc="CNN only")
     engine: str = option("fused", choices=("fused", "snntorch", "triton"),
                          doc="LIF simulation: fused (one autograd function per layer over time, static input and "
@@ -141,16 +145,16 @@ class TrainConfig:
 
     trainer: str = option("bptt", choices=("bptt", "online", "dsr"),
                           doc="BPTT, online trace-based (OTTT-style) or rate-based (DSR-style)")
-    epochs: int = option(2, low=1)
-    batch_size: int = option(64, low=1)
-    optimizer: str = option("sgd", choices=("sgd", "adam"))
-    lr: float = option(0.05, low=0.0, high=100.0)
-    momentum: float = option(0.9, low=0.0, high=1.0)
-    weight_decay: float = option(0.0, low=0.0, high=1.0)
+    epochs: int = option(2, low=1, doc="passes over each task's training set")
+    batch_size: int = option(64, low=1, doc="training samples per mini-batch")
+    optimizer: str = option("sgd", choices=("sgd", "adam"), doc="torch.optim.SGD (with momentum) or Adam")
+    lr: float = option(0.05, low=0.0, high=100.0, doc="learning rate of the optimiser")
+    momentum: float = option(0.9, low=0.0, high=1.0, doc="SGD momentum (0 = plain SGD); unused by Adam")
+    weight_decay: float = option(0.0, low=0.0, high=1.0, doc="L2 penalty coefficient the optimiser applies")
     reset_optimizer: bool = option(True, doc="a fresh optimiser for every task")
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
-    eval_batch_size: int = option(500, low=1)
+    eval_batch_size: int = option(500, low=1, doc="samples per batch when measuring accuracy (memory only)")
     compile: bool = option(False, doc="compile the training forward pass with torch.compile once per run (static "
                                       "shapes: each epoch's last partial batch, at most batch_size - 1 samples "
                                       "chosen by its seeded shuffle, is dropped when a full batch exists); "
@@ -167,19 +171,26 @@ class TrainConfig:
 class StrategyConfig:
     """The continual-learning methods to run, each with its own options table ``[strategy.<method>]``."""
 
-    methods: list[str] = option(["finetune"], distinct=True)
+    methods: list[str] = option(["finetune"], distinct=True,
+                                doc="one run per method and seed: a registered method, a combination 'a+b' or a "
+                                    "[variants.<name>]")
     options: dict[str, dict] = option({}, doc="per-method options, validated by the method itself")
+
+
+#: docs of the header keys every kind's config declares (subclasses narrow ``kind`` and default ``name`` their way)
+KIND_DOC = "experiment kind; the CLI dispatches on it"
+NAME_DOC = "results go to <output_dir>/<name>/ (default: the experiment file's name without .toml)"
 
 
 @dataclass
 class RunHeader:
     """The top-level keys every experiment file has, whatever its kind (subclasses narrow ``kind``)."""
 
-    kind: str = option("continual", choices=("continual",), doc="experiment kind; the CLI dispatches on it")
-    name: str = option("experiment", file_name=True, doc="results go to <output_dir>/<name>/")
-    seeds: list[int] = option([0], low=0, high=SEED_MAX, distinct=True)
-    device: str = option("cpu", choices=("cpu", "cuda", "auto"))
-    output_dir: str = option("results")
+    kind: str = option("continual", choices=("continual",), doc=KIND_DOC)
+    name: str = option("experiment", file_name=True, doc=NAME_DOC)
+    seeds: list[int] = option([0], low=0, high=SEED_MAX, distinct=True, doc="one run per seed (per method)")
+    device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where runs compute; auto: cuda if available")
+    output_dir: str = option("results", doc="folder that holds each experiment's results folder <name>/")
 
 
 @dataclass

@@ -84,3 +84,36 @@ def test_reference_models_validate():
         cfg = load_experiment(path)
         for method in cfg.strategy.methods:
             validate_method(cfg, method)
+
+
+def documented_keys(obj, prefix=""):
+    """{dotted key: doc} of every option of the config dataclass instance ``obj``, nested sections walked."""
+    import dataclasses
+
+    keys = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys.update(documented_keys(value, f"{prefix}{f.name}."))
+        else:
+            keys[prefix + f.name] = f.metadata.get("doc", "")
+    return keys
+
+
+def test_every_config_key_has_a_doc():
+    """Every key of every kind's config, of the sweep file and of every registered method's options says what it
+    is (``option(..., doc=...)``)."""
+    import dataclasses
+
+    from spikecl.continual.strategies import OWN_NAMES, strategy_class
+    from spikecl.continual.sweep import SweepConfig
+    from spikecl.experiment_kind import KINDS, kind
+
+    configs = {name: kind(name).config for name in KINDS if kind(name).config is not None}
+    configs["sweep file"] = SweepConfig
+    configs.update({f"strategy.{m}": strategy_class(m).Options for m in sorted(OWN_NAMES)
+                    if dataclasses.is_dataclass(strategy_class(m).Options)})
+    assert {"continual", "ca3", "sparsey", "sweep file", "strategy.hlop"} <= set(configs)
+    undocumented = [f"{where}: {key}" for where, cls in configs.items()
+                    for key, doc in documented_keys(cls()).items() if not doc.strip()]
+    assert not undocumented, undocumented

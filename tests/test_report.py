@@ -128,3 +128,23 @@ def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_p
     out, err = capsys.readouterr()
     assert out == "" and "plots folder (--plots DIR or --no-plots)" in err and "is not writable" in err
     assert main(["report", str(path), "--no-plots"]) == 0
+
+
+def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
+    """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—" (joint, which
+    meets each task at its turn, keeps a number); the footnote says why."""
+    from spikecl.cli import main
+
+    experiment = tmp_path / "bounds.toml"
+    experiment.write_text('name = "bounds"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                          'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
+                          '[train]\nepochs = 1\n[strategy]\nmethods = ["joint", "multitask"]\n')
+    assert main(["run", str(experiment), "--seed", "0", "--output-dir", str(tmp_path), "--no-progress",
+                 "--no-plots"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "bounds"), "--no-plots", "--no-matrices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    end = lines[0].index(" FWT") + 4                                 # cells are right-aligned under their title
+    fwt = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
+    assert fwt["multitask"] == "—" and fwt["joint"].endswith(tuple("0123456789")), fwt
+    assert "FWT: accuracy on each task just before it was learned minus at init (— for multitask" in "\n".join(lines)

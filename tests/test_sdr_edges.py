@@ -20,7 +20,7 @@ from spikecl.io import read_run
 from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statistics
 from spikecl.sdr.experiment import KIND, check_train_items, spiking_match
 from spikecl.sdr.measures import recall_measures, run_sparsey
-from spikecl.sdr.readout import knn_predict
+from spikecl.sdr.readout import knn_predict, overlap_spearman
 from spikecl.sdr.sparsey import level1_fields
 
 DIGITS = Path(__file__).parents[1] / "models" / "sparsey_digits.toml"
@@ -215,6 +215,10 @@ LABELS = np.array([0, 1, 0, 1, 0, 1])
     (lambda: code_statistics(np.full((2, 3), 3.5)), ShapeError, "codes must be binary"),
     (lambda: knn_predict(CODES, LABELS, CODES, k=2.5), ConfigError, "k must be an integer"),
     (lambda: knn_predict(CODES, LABELS, CODES, chunk=0), ConfigError, "chunk must be an integer"),
+    (lambda: overlap_spearman(CODES, CODES * 0.5, 10), ShapeError, r"codes must be binary .* values in \[0\.0, 0\.5\]"),
+    (lambda: overlap_spearman(CODES, CODES * 2, 10), ShapeError, r"codes must be binary .* values in \[0, 2\]"),
+    (lambda: overlap_spearman(CODES, np.where(CODES, np.nan, 0), 10), ShapeError, "codes must be binary .* NaN"),
+    (lambda: overlap_spearman(CODES * 3, CODES, 10), ShapeError, "inputs must be binary"),
 ])
 def test_bad_api_inputs_are_one_line_errors(call, error, message):
     with pytest.raises(error, match=message) as info:
@@ -228,6 +232,8 @@ def test_numpy_integers_are_integers_in_the_sdr_api():
     assert SDR.random(10, n_active=np.int64(3)).n_active == 3
     assert knn_predict(CODES, LABELS, CODES, k=np.int64(1)).tolist() == LABELS.tolist()
     assert CODER.encode(X)[0].shape == (3, CODER.n_code_bits)                    # floats in [0, 1] still work
+    rho = overlap_spearman(CODES, CODES, 50)[0]
+    assert overlap_spearman(CODES.astype(np.float32), CODES.astype(np.int64), 50)[0] == rho   # 0/1 of any dtype
 
 
 # 10. mean ± std over seeds ------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert "finetune-seed0.h5 was made with other settings than sweep grid plans (train.batch_size differs) " \
-           "(and 5 more); pass --overwrite" in err
+           "(and 5 more results file(s)); pass --overwrite" in err
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("differs (train.batch_size)") == 6

@@ -11,7 +11,7 @@ from spikecl.commands.sweep import check_kept
 from spikecl.config import apply_overrides, experiment_from_dict
 from spikecl.continual import sweep_ray
 from spikecl.continual.runner import ContinualRun, checkpoint_path
-from spikecl.continual.sweep import load_sweep
+from spikecl.continual.sweep import load_sweep, refuse_other_settings
 from spikecl.errors import ConfigError
 from spikecl.io import read_results
 from test_sweep import BASE as GRID_BASE
@@ -103,6 +103,26 @@ def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_
     check_kept(load_sweep(path), overwrite=False)
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert "to run    base/finetune-seed0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("n_made, n_checkpoints, first, more", [
+    (3, 2, "", " (and 2 more results file(s) and 2 checkpoint(s))"),
+    (1, 2, "", " (and 2 checkpoint(s))"),
+    (0, 3, " (the checkpoint of an unfinished run)", " (and 2 more checkpoint(s))"),
+    (1, 0, "", ""),
+])
+def test_the_refusal_counts_results_files_and_checkpoints_apart(sweep_files, n_made, n_checkpoints, first, more):
+    path = sweep_files(BASE, SWEEP.replace("seeds = [0]", "seeds = [0, 1, 2, 3, 4]"))
+    sweep = load_sweep(path)
+    runs = [r.id for r in sweep.runs]
+    made = dict.fromkeys(runs[:n_made], "train.lr")
+    checkpoints = dict.fromkeys(runs[n_made:n_made + n_checkpoints], "train.epochs")
+    shown = sweep.runs[0].results if made else checkpoint_path(sweep.runs[0].results)
+    with pytest.raises(ConfigError) as info:
+        refuse_other_settings(sweep, made, checkpoints)
+    assert str(info.value) == (f"{shown}{first} was made with other settings than sweep edges plans "
+                               f"({'train.lr' if made else 'train.epochs'} differs){more}; pass --overwrite to "
+                               "train again what differs")
 
 
 def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, inline_ray, capsys):

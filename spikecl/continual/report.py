@@ -133,8 +133,10 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     summary = method_summary(results)
     parts.append(format_summary(summary, seeds))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
+    fwt = "; FWT: accuracy on each task just before it was learned minus at init (— for multitask: it learns " \
+          "every task at once)" if "FWT" in shown else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
-                 "BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned.\n"
+                 f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
                  + split_note(results) + "\n" + machine_note(results))
     measures = final_measures(results)
     if measures:

@@ -372,6 +372,8 @@ class ContinualRun:
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None)
+        if self.strategy.trains_ahead:
+            summary["fwt"] = float("nan")
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes}

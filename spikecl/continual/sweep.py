@@ -365,15 +365,19 @@ def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, s
 
 def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[str, str] | None = None) -> None:
     """A one-line :class:`ConfigError` naming the first of the runs ``made`` with other settings
-    (:func:`made_otherwise`), else of those whose ``checkpoints`` were (:func:`stale_checkpoints`), if any: without
-    ``--overwrite`` they are not the sweep's."""
+    (:func:`made_otherwise`), else of those whose ``checkpoints`` were (:func:`stale_checkpoints`), if any, and how
+    many more results files and checkpoints were: without ``--overwrite`` they are not the sweep's."""
     from spikecl.continual.runner import checkpoint_path
 
-    stale, count = made or checkpoints or {}, len(made) + len(checkpoints or {})
+    checkpoints = checkpoints or {}
+    stale = made or checkpoints
     if stale:
         run = next(r for r in sweep.runs if r.id in stale)
         path = run.results if made else f"{checkpoint_path(run.results)} (the checkpoint of an unfinished run)"
-        others = f" (and {count - 1} more)" if count > 1 else ""
+        counts = ((len(made) - 1, "more results file(s)"), (len(checkpoints), "checkpoint(s)")) if made \
+            else ((len(checkpoints) - 1, "more checkpoint(s)"),)
+        more = " and ".join(f"{n} {noun}" for n, noun in counts if n)
+        others = f" (and {more})" if more else ""
         raise ConfigError(f"{path} was made with other settings than sweep {sweep.name} plans "
                           f"({stale[run.id]} differs){others}; pass --overwrite to train again what differs")
 

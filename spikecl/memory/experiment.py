@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import RunHeader, from_dict, option
+from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, from_dict, option
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
@@ -58,21 +58,22 @@ FUNCTIONAL = "exp1_functional"
 class FunctionalConfig:
     """The recorded functional experiment (exp1: C = 5, M = 10, 9 operations)."""
 
-    enabled: bool = option(True)
-    backend: str = option("brian2", choices=BACKENDS)
+    enabled: bool = option(True, doc="run the functional experiment")
+    backend: str = option("brian2", choices=BACKENDS, doc="simulator: Brian2 or spikecl's torch stepper")
 
 
 @dataclass
 class StressConfig:
     """Random memories on the torch stepper: every size x variant x density x spacing x seed."""
 
-    enabled: bool = option(True)
+    enabled: bool = option(True, doc="run the stress grid")
     sizes: list[list[int]] = option([[10, 10], [30, 30]], low=1, high=5000, doc="[C, M] pairs, each once")
     densities: list[float] = option([0.1, 0.3, 0.5], low=0.01, high=1.0, distinct=True, doc="content bits / M")
     spacings_ms: list[int] = option([7, 14, 28], low=7, high=1000, distinct=True, doc="gap between operations")
-    variants: list[str] = option(list(VARIANTS), choices=tuple(VARIANTS), distinct=True)
+    variants: list[str] = option(list(VARIANTS), choices=tuple(VARIANTS), distinct=True,
+                                 doc="model variants to compare (spikecl.memory.stress.VARIANTS)")
     fragment_sizes: list[int] = option([1, 2, 3], low=1, distinct=True, doc="bits per recall-by-content fragment")
-    queries_per_size: int = option(10, low=1)
+    queries_per_size: int = option(10, low=1, doc="recall-by-content queries per fragment size in a trial")
     relearn_fraction: float = option(0.25, low=0.0, high=1.0, doc="share of cues relearned to test forgetting")
     workers: int = option(1, low=1, high=256, doc="CPU processes each batch of trials is split over (the same "
                                                   "results; spikecl.memory.parallel)")
@@ -85,8 +86,8 @@ class StressConfig:
 class CA3ExperimentConfig(RunHeader):
     """A whole ``ca3`` experiment file."""
 
-    kind: str = option("ca3", choices=("ca3",))
-    name: str = option("ca3", file_name=True)
+    kind: str = option("ca3", choices=("ca3",), doc=KIND_DOC)
+    name: str = option("ca3", file_name=True, doc=NAME_DOC)
     functional: FunctionalConfig = field(default_factory=FunctionalConfig)
     stress: StressConfig = field(default_factory=StressConfig)
     params: dict[str, float] = option({}, doc="CA3Params overrides")

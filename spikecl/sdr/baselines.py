@@ -37,7 +37,7 @@ class SpatialPoolerConfig:
     perm_dec: float = option(0.01, low=0.0, high=1.0, doc="permanence decrease of a winner's inactive synapses")
     boost_strength: float = option(3.0, low=0.0, high=100.0, doc="boosting exp(strength · (density − duty))")
     duty_period: int = option(1000, low=1, doc="items over which the duty cycle averages")
-    seed: int = option(0, low=0)
+    seed: int = option(0, low=0, doc="seed of the potential pools and initial permanences")
 
 
 class SpatialPooler:

@@ -37,8 +37,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import (DataConfig, RunHeader, as_written, check_data_split, first_difference, from_dict,
-                            option)
+from spikecl.config import (KIND_DOC, NAME_DOC, DataConfig, RunHeader, as_written, check_data_split, first_difference,
+                            from_dict, option)
 from spikecl.errors import ConfigError, DataError, ResultsError
 from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind, load
 from spikecl.io import Run, write_run
@@ -85,8 +85,8 @@ class EvalConfig:
 class SparseyExperimentConfig(RunHeader):
     """An experiment file of kind ``"sparsey"`` (``device``: where the spiking check runs; the coder is numpy)."""
 
-    kind: str = option("sparsey", choices=("sparsey",))
-    name: str = option("sparsey", file_name=True)
+    kind: str = option("sparsey", choices=("sparsey",), doc=KIND_DOC)
+    name: str = option("sparsey", file_name=True, doc=NAME_DOC)
     data: DataConfig = field(default_factory=DataConfig)
     coder: SparseyConfig = field(default_factory=SparseyConfig)
     baseline: SpatialPoolerConfig = field(default_factory=SpatialPoolerConfig)

@@ -101,9 +101,10 @@ def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarra
 
 def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
                      seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
-    """Spearman ρ of code overlap vs input overlap over random pairs, with the overlaps [P] themselves."""
+    """Spearman ρ of code overlap vs input overlap over random pairs, with the overlaps [P] themselves; ``inputs``
+    and ``codes`` must be binary (else a one-line ShapeError, NaN and infinity included)."""
     stats = require("scipy.stats", "data")
-    inputs, codes = np.asarray(inputs, bool), np.asarray(codes, bool)
+    inputs, codes = check_binary(inputs, "inputs").astype(bool), check_binary(codes, "codes").astype(bool)
     if len(inputs) != len(codes):
         raise ShapeError(f"{len(inputs)} inputs but {len(codes)} codes")
     i, j = pair_overlaps(inputs, n_pairs, seed)

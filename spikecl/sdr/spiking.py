@@ -39,10 +39,10 @@ class SpikingWTAConfig:
 
     num_steps: int = option(64, low=1, high=100000, doc="simulation steps per item")
     beta: float = option(0.9, low=0.0, high=0.9999, doc="membrane decay per step")
-    threshold: float = option(1.0, low=1e-6)
+    threshold: float = option(1.0, low=1e-6, doc="membrane potential at which a cell spikes")
     rheobase_margin: float = option(1.05, low=1.0001, high=100.0, doc="i_min = margin · (1 − β) · threshold")
     i_max: float = option(1.0, low=1e-6, doc="current of a V = 1 cell")
-    device: str = option("cpu", choices=("cpu", "cuda"))
+    device: str = option("cpu", choices=("cpu", "cuda"), doc="torch device the groups are simulated on")
 
     @property
     def i_min(self) -> float:

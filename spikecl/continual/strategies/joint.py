@@ -28,6 +28,7 @@ class Multitask(Strategy):
     name = "multitask"
     supports_data_parallel = True
     combines = False
+    trains_ahead = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
