@@ -194,34 +194,11 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             raise DataError(f"{path}: n_cues, n_bits and steps must be >= 1")
         if "network" not in f or "populations" not in f["network"]:
             raise DataError("missing group '/network/populations'")
-        _known_attrs(f["network"], "network", "/network")
-        net = {k: _number(f["network"], k, "/network") for k in NETWORK_ATTRS if k != "reset_below_threshold"}
-        net["reset_below_threshold"] = _flag(f["network"], "reset_below_threshold", "/network")
-        _number(f["network"], "syn_decay", "/network", 0.0, 1.0)
         longest = min(steps - 1, MAX_DELAY_STEPS)
         delay_limit = f" (below the run's {steps} steps and at most MAX_DELAY_STEPS = {MAX_DELAY_STEPS})"
-        _integer(f["network"], "refractory_steps", "/network", 0, steps, f" (the run's {steps} steps)")
-        _integer(f["network"], "post_lag_steps", "/network", 0, longest, delay_limit)
-        pops = {}
-        for name, node in f["network/populations"].items():
-            where = f"/network/populations/{name}"
-            attrs = {"order": _integer(node, "order", where), "size": _integer(node, "size", where),
-                     "input": _flag(node, "input", where)}
-            _known_attrs(node, "input" if attrs["input"] else "cell", where)
-            if not attrs["input"]:
-                attrs.update({k: _number(node, k, where) for k in CELL_ATTRS})
-            pops[name] = attrs
-        pops = dict(sorted(pops.items(), key=lambda kv: kv[1]["order"]))
-        same = [(a, b) for (a, x), (b, y) in zip(pops.items(), list(pops.items())[1:]) if x["order"] == y["order"]]
-        if same:
-            raise DataError(f"/network/populations: {same[0][0]!r} and {same[0][1]!r} have the same order "
-                            f"{pops[same[0][0]]['order']}; every population needs its own place")
+        net = _network_attrs(f["network"], steps, longest, delay_limit)
+        pops = _populations(f["network/populations"], n_cues, n_bits)
         size = {p: a["size"] for p, a in pops.items()}
-        missing = [p for p in ("INcue", "INcont", *OUTPUTS) if p not in pops]
-        if missing:
-            raise DataError(f"/network/populations: missing {missing[0]!r}")
-        if min(size.values()) < 1 or (size["INcue"], size["INcont"]) != (n_cues, n_bits):
-            raise ShapeError(f"/network/populations: sizes {size} do not fit n_cues = {n_cues}, n_bits = {n_bits}")
         static = []
         for key, node in f.get("network/static", {}).items():
             src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
@@ -230,59 +207,112 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
             weights = _dataset(f, f"network/static/{key}/weights", (size[tgt], size[src]))
             delay = _integer(node, "delay_steps", f"/network/static/{key}", 0, longest, delay_limit)
             static.append((src, tgt, delay, weights))
-        plastic = {}
-        for name, node in f.get("network/plastic", {}).items():
-            where = f"/network/plastic/{name}"
-            if name not in PLASTIC:
-                raise DataError(f"{where}: unknown plastic projection (the CA3 graph has {', '.join(PLASTIC)})")
-            src, tgt = (_attr(node, k, where) for k in ("source", "target"))
-            _known(pops, src, tgt, where)
-            _known_attrs(node, "plastic", where)
-            attrs = {k: _number(node, k, where) for k in PLASTIC_ATTRS}
-            for key in ("tau_plus_ms", "tau_minus_ms"):
-                if not attrs[key] > 0:
-                    raise DataError(f"{where}.{key}: {attrs[key]} must be > 0")
-            if attrs["w_min_nA"] > attrs["w_max_nA"]:
-                raise DataError(f"{where}: w_min_nA {attrs['w_min_nA']} > w_max_nA {attrs['w_max_nA']}")
-            plastic[name] = (src, tgt, attrs, _dataset(f, f"network/plastic/{name}/w_init", (size[src], size[tgt])))
+        plastic = {name: _plastic(f, name, node, pops) for name, node in f.get("network/plastic", {}).items()}
         inputs = {p: _spikes(f, f"inputs/{p}", (steps, size[p])) for p in ("INcue", "INcont")}
-        readout = {k: _dataset(f, f"readout/{k}", None, "iu", "integer steps").astype(np.int64)
-                   for k in ("start_ms", "cue_step", "content_step", "forgotten_step")}
-        if len({v.shape for v in readout.values()}) != 1 or readout["start_ms"].ndim != 1:
-            raise ShapeError("/readout: start_ms, cue_step, content_step and forgotten_step need one shape [K]")
-        readout["kinds"] = _json(f["readout"], "kinds", "/readout", list)
-        expected = _json(f["readout"], "expected", "/readout", list)
-        if not all(isinstance(e, list) for e in expected):
-            raise DataError("/readout.expected: every operation's answer must be a JSON list")
-        readout["expected"] = [tuple(e) for e in expected]
-        if not len(readout["kinds"]) == len(readout["expected"]) == len(readout["start_ms"]):
-            raise ShapeError("/readout: kinds, expected and the step arrays differ in length")
-        _check_readout(readout, steps)
+        readout = _readout_group(f, steps)
         absent = [name for name in PLASTIC if name not in plastic]
         if absent:
             raise DataError(f"{path}: missing the plastic projection '/network/plastic/{absent[0]}'")
-        reference = {"spikes": {}, "weights": {}}
-        if "reference" in f:
-            for group in ("reference", "reference/spikes", "reference/weights"):
-                if not isinstance(f[group] if group in f else None, h5py.Group):
-                    raise DataError(f"{path}: missing group '/{group}'")
-            unknown = [p for p in f["reference/spikes"] if p not in pops] + \
-                [k for k in f["reference/weights"] if k not in plastic]
-            if unknown:
-                raise DataError(f"/reference: {unknown[0]!r} is not a population or plastic projection of the network")
-            missing = [f"spikes/{p}" for p in pops if p not in f["reference/spikes"]] + \
-                [f"weights/{k}" for k in plastic if k not in f["reference/weights"]]
-            if missing:
-                raise DataError(f"{path}: missing '/reference/{missing[0]}' (a stored reference run covers every "
-                                "population and plastic projection)")
-            reference["spikes"] = {p: _spikes(f, f"reference/spikes/{p}", (steps, size[p]))
-                                   for p in f["reference/spikes"]}
-            reference["weights"] = {k: _dataset(f, f"reference/weights/{k}", plastic[k][3].shape)
-                                    for k in f["reference/weights"]}
-            reference.update(backend=_attr(f["reference"], "backend", "/reference"),
-                             **{k: _number(f["reference"], k, "/reference") for k in ("run_s", "ms_per_step")})
+        reference = _reference(f, path, pops, plastic, steps) if "reference" in f else {"spikes": {}, "weights": {}}
         params = _json(f, "params", "/", dict)
     return CA3Graph(path, n_cues, n_bits, steps, params, net, pops, static, plastic, inputs, readout, reference)
+
+
+def _network_attrs(node, steps: int, longest: int, delay_limit: str) -> dict:
+    """The ``/network`` attributes, numbers in their ranges (delays and lags up to ``longest`` steps)."""
+    _known_attrs(node, "network", "/network")
+    net = {k: _number(node, k, "/network") for k in NETWORK_ATTRS if k != "reset_below_threshold"}
+    net["reset_below_threshold"] = _flag(node, "reset_below_threshold", "/network")
+    _number(node, "syn_decay", "/network", 0.0, 1.0)
+    _integer(node, "refractory_steps", "/network", 0, steps, f" (the run's {steps} steps)")
+    _integer(node, "post_lag_steps", "/network", 0, longest, delay_limit)
+    return net
+
+
+def _populations(group, n_cues: int, n_bits: int) -> dict:
+    """name -> attrs of ``/network/populations``, in their order: each with its own order, the inputs and outputs
+    present, the input sizes ``n_cues`` and ``n_bits``."""
+    pops = {}
+    for name, node in group.items():
+        where = f"/network/populations/{name}"
+        attrs = {"order": _integer(node, "order", where), "size": _integer(node, "size", where),
+                 "input": _flag(node, "input", where)}
+        _known_attrs(node, "input" if attrs["input"] else "cell", where)
+        if not attrs["input"]:
+            attrs.update({k: _number(node, k, where) for k in CELL_ATTRS})
+        pops[name] = attrs
+    pops = dict(sorted(pops.items(), key=lambda kv: kv[1]["order"]))
+    same = [(a, b) for (a, x), (b, y) in zip(pops.items(), list(pops.items())[1:]) if x["order"] == y["order"]]
+    if same:
+        raise DataError(f"/network/populations: {same[0][0]!r} and {same[0][1]!r} have the same order "
+                        f"{pops[same[0][0]]['order']}; every population needs its own place")
+    size = {p: a["size"] for p, a in pops.items()}
+    missing = [p for p in ("INcue", "INcont", *OUTPUTS) if p not in pops]
+    if missing:
+        raise DataError(f"/network/populations: missing {missing[0]!r}")
+    if min(size.values()) < 1 or (size["INcue"], size["INcont"]) != (n_cues, n_bits):
+        raise ShapeError(f"/network/populations: sizes {size} do not fit n_cues = {n_cues}, n_bits = {n_bits}")
+    return pops
+
+
+def _plastic(f, name: str, node, pops: dict) -> tuple:
+    """(source, target, attrs, w_init [pre, post]) of the plastic projection ``name``."""
+    where = f"/network/plastic/{name}"
+    if name not in PLASTIC:
+        raise DataError(f"{where}: unknown plastic projection (the CA3 graph has {', '.join(PLASTIC)})")
+    src, tgt = (_attr(node, k, where) for k in ("source", "target"))
+    _known(pops, src, tgt, where)
+    _known_attrs(node, "plastic", where)
+    attrs = {k: _number(node, k, where) for k in PLASTIC_ATTRS}
+    for key in ("tau_plus_ms", "tau_minus_ms"):
+        if not attrs[key] > 0:
+            raise DataError(f"{where}.{key}: {attrs[key]} must be > 0")
+    if attrs["w_min_nA"] > attrs["w_max_nA"]:
+        raise DataError(f"{where}: w_min_nA {attrs['w_min_nA']} > w_max_nA {attrs['w_max_nA']}")
+    shape = (pops[src]["size"], pops[tgt]["size"])
+    return src, tgt, attrs, _dataset(f, f"network/plastic/{name}/w_init", shape)
+
+
+def _readout_group(f, steps: int) -> dict:
+    """The ``/readout`` step arrays [K] (int64) with ``kinds`` and ``expected`` (a tuple per operation)."""
+    readout = {k: _dataset(f, f"readout/{k}", None, "iu", "integer steps").astype(np.int64)
+               for k in ("start_ms", "cue_step", "content_step", "forgotten_step")}
+    if len({v.shape for v in readout.values()}) != 1 or readout["start_ms"].ndim != 1:
+        raise ShapeError("/readout: start_ms, cue_step, content_step and forgotten_step need one shape [K]")
+    readout["kinds"] = _json(f["readout"], "kinds", "/readout", list)
+    expected = _json(f["readout"], "expected", "/readout", list)
+    if not all(isinstance(e, list) for e in expected):
+        raise DataError("/readout.expected: every operation's answer must be a JSON list")
+    readout["expected"] = [tuple(e) for e in expected]
+    if not len(readout["kinds"]) == len(readout["expected"]) == len(readout["start_ms"]):
+        raise ShapeError("/readout: kinds, expected and the step arrays differ in length")
+    _check_readout(readout, steps)
+    return readout
+
+
+def _reference(f, path: Path, pops: dict, plastic: dict, steps: int) -> dict:
+    """The stored reference run: spikes of every population, weights of every plastic projection, and attrs."""
+    import h5py
+
+    for group in ("reference", "reference/spikes", "reference/weights"):
+        if not isinstance(f[group] if group in f else None, h5py.Group):
+            raise DataError(f"{path}: missing group '/{group}'")
+    unknown = [p for p in f["reference/spikes"] if p not in pops] + \
+        [k for k in f["reference/weights"] if k not in plastic]
+    if unknown:
+        raise DataError(f"/reference: {unknown[0]!r} is not a population or plastic projection of the network")
+    missing = [f"spikes/{p}" for p in pops if p not in f["reference/spikes"]] + \
+        [f"weights/{k}" for k in plastic if k not in f["reference/weights"]]
+    if missing:
+        raise DataError(f"{path}: missing '/reference/{missing[0]}' (a stored reference run covers every "
+                        "population and plastic projection)")
+    reference = {"spikes": {p: _spikes(f, f"reference/spikes/{p}", (steps, pops[p]["size"]))
+                            for p in f["reference/spikes"]},
+                 "weights": {k: _dataset(f, f"reference/weights/{k}", plastic[k][3].shape)
+                             for k in f["reference/weights"]}}
+    reference.update(backend=_attr(f["reference"], "backend", "/reference"),
+                     **{k: _number(f["reference"], k, "/reference") for k in ("run_s", "ms_per_step")})
+    return reference
 
 
 def _check_readout(readout: dict, steps: int) -> None:
