@@ -154,14 +154,10 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
         data = np.concatenate([data, np.zeros((data.shape[0], 1), dtype=data.dtype)], axis=1)
     first = net.layers[0].conv
     source = Source(data=to_lava_grid(data, first.in_shape) if first else data.astype(np.int32))
-    port = source.s_out
     adapters = []
-    if io is not None:
-        make = io.spike_in_conv if first else io.spike_in
-        adapter = make(tuple(port.shape), net.layers[0].input_bits)
-        port.connect(adapter.inp)
-        port = adapter.out
-        adapters.append(adapter)
+    port = source.s_out if io is None else _through(
+        source.s_out, (io.spike_in_conv if first else io.spike_in)(tuple(source.s_out.shape),
+                                                                    net.layers[0].input_bits), adapters)
     synapses, lif, sinks = [], [], []
     for k, layer in enumerate(net.layers):
         shape = tuple(reversed(layer.conv.out_shape)) if layer.conv else (layer.n_out,)
@@ -179,30 +175,37 @@ def build_graph(net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = 
         lif.append(n)
         if record_to is not None and not layer.readout:
             sink = SpikeFile(shape=shape, steps=steps, path=str(record_to / f"spikes_{k}.npy"))
-            out = n.s_out
-            if io is not None:
-                adapter = io.spike_out(shape)
-                out.connect(adapter.inp)
-                out = adapter.out
-                adapters.append(adapter)
+            out = n.s_out if io is None else _through(n.s_out, io.spike_out(shape), adapters)
             out.connect(sink.a_in)
             sinks.append(sink)
     if readout == "every-step":
         monitor = Monitor()
         monitor.probe(lif[-1].v, steps)
         return Graph(source, synapses, lif, sinks, monitor, steps, adapters=tuple(adapters))
+    folder = reads_to or record_to or Path(tempfile.mkdtemp(prefix="spikecl-lava-reads-"))
+    reader = _sample_end_reader(net, lif[-1].v, steps, folder / "readout.npy", io)
+    return Graph(source, synapses, lif, sinks, None, steps, folder / "readout.npy", tuple(adapters + [reader]))
+
+
+def _through(port, adapter, adapters: list):
+    """``port`` connected into a board ``adapter`` (kept in ``adapters``); returns the adapter's output port."""
+    port.connect(adapter.inp)
+    adapters.append(adapter)
+    return adapter.out
+
+
+def _sample_end_reader(net: FixedNetwork, voltage, steps: int, path: Path, io: BoardIO | None):
+    """The process that reads the readout's ``voltage`` at each sample's last step into ``path`` (a host
+    ``VoltageRead``, or the board's reader behind ``io``), connected to its ``SampleFile``."""
     from spikecl_lava.processes.hostio import SampleFile, VoltageRead
 
-    folder = reads_to or record_to or Path(tempfile.mkdtemp(prefix="spikecl-lava-reads-"))
-    shape = tuple(lif[-1].v.shape)
-    offset = readout_offset(net)
+    shape, offset = tuple(voltage.shape), readout_offset(net)
     reader = (io.read if io is not None else
               lambda s, i, o: VoltageRead(shape=s, interval=i, offset=o))(shape, net.num_steps, offset)
-    reader.connect_var(lif[-1].v)
-    sink = SampleFile(shape=shape, interval=net.num_steps, offset=offset, steps=steps + 1,
-                      path=str(folder / "readout.npy"))
+    reader.connect_var(voltage)
+    sink = SampleFile(shape=shape, interval=net.num_steps, offset=offset, steps=steps + 1, path=str(path))
     reader.out.connect(sink.a_in)
-    return Graph(source, synapses, lif, sinks, None, steps, folder / "readout.npy", tuple(adapters + [reader]))
+    return reader
 
 
 def synapse(layer, name: str):
