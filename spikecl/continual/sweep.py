@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import SEED_MAX, apply_overrides, experiment_from_dict, from_dict, load_toml, option
+from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
+                            option)
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import Kind, differing_setting
 from spikecl.io import Run
@@ -171,33 +172,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raise ConfigError(f"{path} is an experiment file ({raw.get('kind', 'continual')!r}), not a sweep file; run it "
                           f"with 'spikecl run {path}', or name it as a sweep file's 'base'")
     cfg = from_dict(SweepConfig, apply_overrides(raw, overrides), "sweep.")
-    if cfg.select not in ("", "acc"):
-        raise ConfigError(f"sweep.select: {cfg.select!r} is not allowed; choose 'acc' (or leave select out)")
-    unused = next((k for k in ("min_bwt", "select_seeds") if getattr(cfg, k) != getattr(SweepConfig(), k)), None)
-    if unused and not cfg.select:
-        raise ConfigError(f"sweep.{unused}: applies only with select = \"acc\"; set select or remove {unused}")
-    if not cfg.base:
-        raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
-    if cfg.num_cpus and cfg.cpus_per_run > cfg.num_cpus:
-        raise ConfigError(f"sweep: cpus_per_run = {cfg.cpus_per_run:g} is more than num_cpus = {cfg.num_cpus}: no "
-                          "run could start")
-    for where, keys in (("set", cfg.set), ("grid", cfg.grid), *(("points", p) for p in cfg.points)):
-        owned = next((k for k in keys if k in SWEEP_OWNED), None)
-        if owned:
-            raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
-                              f"'{SWEEP_OWNED[owned]}' key")
-    base_path = (path.parent / cfg.base) if not Path(cfg.base).is_absolute() else Path(cfg.base)
-    base_raw = load_toml(base_path)
-    if "base" in base_raw:
-        raise ConfigError(f"{path}: base {base_path} is a sweep file; 'base' names an experiment file")
-    if base_raw.get("kind", "continual") != "continual":
-        raise ConfigError(f"{path}: base {base_path} is a {base_raw['kind']!r} experiment; sweeps run continual "
-                          "experiments")
-    base_raw.setdefault("name", base_path.stem)
-    fixed = [_literal(k, v) for k, v in cfg.set.items()]
-    if cfg.output_dir:
-        fixed.append(_literal("output_dir", cfg.output_dir))
-    base_cfg = experiment_from_dict(apply_overrides(base_raw, fixed))
+    _check_sweep(path, cfg)
+    base_raw, fixed, base_cfg = _base_experiment(path, cfg)
     name = cfg.name or path.stem
     methods = cfg.methods or base_cfg.strategy.methods
     seeds = cfg.seeds or base_cfg.seeds
@@ -240,6 +216,44 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
+
+
+def _check_sweep(path: Path, cfg: SweepConfig) -> None:
+    """One-line ConfigErrors for a sweep file's own settings: ``select``, its options without it, a missing base,
+    CPUs, and keys the sweep sets itself."""
+    if cfg.select not in ("", "acc"):
+        raise ConfigError(f"sweep.select: {cfg.select!r} is not allowed; choose 'acc' (or leave select out)")
+    unused = next((k for k in ("min_bwt", "select_seeds") if getattr(cfg, k) != getattr(SweepConfig(), k)), None)
+    if unused and not cfg.select:
+        raise ConfigError(f"sweep.{unused}: applies only with select = \"acc\"; set select or remove {unused}")
+    if not cfg.base:
+        raise ConfigError(f"{path}: 'base' (the experiment file the runs derive from) is required")
+    if cfg.num_cpus and cfg.cpus_per_run > cfg.num_cpus:
+        raise ConfigError(f"sweep: cpus_per_run = {cfg.cpus_per_run:g} is more than num_cpus = {cfg.num_cpus}: no "
+                          "run could start")
+    for where, keys in (("set", cfg.set), ("grid", cfg.grid), *(("points", p) for p in cfg.points)):
+        owned = next((k for k in keys if k in SWEEP_OWNED), None)
+        if owned:
+            raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
+                              f"'{SWEEP_OWNED[owned]}' key")
+
+
+def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, ExperimentConfig]:
+    """The base experiment of the sweep file ``path``: (its raw table, the assignments every run shares — ``set``
+    and ``output_dir`` — and its validated config with them)."""
+    base_path = (path.parent / cfg.base) if not Path(cfg.base).is_absolute() else Path(cfg.base)
+    base_raw = load_toml(base_path)
+    if "base" in base_raw:
+        raise ConfigError(f"{path}: base {base_path} is a sweep file; 'base' names an experiment file")
+    if base_raw.get("kind", "continual") != "continual":
+        raise ConfigError(f"{path}: base {base_path} is a {base_raw['kind']!r} experiment; sweeps run continual "
+                          "experiments")
+    base_raw.setdefault("name", base_path.stem)
+    fixed = [_literal(k, v) for k, v in cfg.set.items()]
+    if cfg.output_dir:
+        fixed.append(_literal("output_dir", cfg.output_dir))
+    base_cfg = experiment_from_dict(apply_overrides(base_raw, fixed))
+    return base_raw, fixed, base_cfg
 
 
 def _identity(cfg, method: str) -> str:
