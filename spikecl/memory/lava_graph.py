@@ -110,14 +110,13 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     params = params or CA3Params()
     if params.read_only_recall:
         raise ConfigError("read_only_recall: the Lava CA3 graph has no plasticity gate; use the published rule")
+    if params.steps(params.delay_plastic_ms) != 0:
+        raise ConfigError("delay_plastic_ms: the Lava CA3 graph needs the published 1 ms")
     check_delays(params, n_cues, n_bits)
     schedule = operations if isinstance(operations, Schedule) else make_schedule(operations, n_cues, n_bits,
                                                                                  spacing_ms)
     cue, content = encode(schedule, n_cues, n_bits, params.learn_hold_steps)
     reference = reference_run(params, n_cues, n_bits, cue, content)
-    sizes = population_sizes(n_cues, n_bits, params)
-    kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
-    plastic_post = {post: name for name, (_, post) in PLASTIC.items()}
 
     def write(tmp: Path) -> None:
         import h5py
@@ -125,36 +124,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
         with h5py.File(tmp, "w") as f:
             f.attrs.update(learning_graph="ca3", version=VERSION, n_cues=n_cues, n_bits=n_bits,
                            steps=schedule.duration_ms, params=json.dumps(asdict(params)))
-            net = f.create_group("network")
-            net.attrs.update(v_rest_mV=params.v_rest_mV, v_reset_mV=params.v_reset_mV, syn_decay=params.syn_decay,
-                             refractory_steps=params.refractory_steps, post_lag_steps=int(params.stdp_post_lag_ms),
-                             reset_below_threshold=params.v_reset_mV < min(params.v_thresh_mV,
-                                                                           params.v_thresh_out_mV))
-            for order, (name, size) in enumerate(sizes.items()):
-                g = net.create_group(f"populations/{name}")
-                g.attrs.update(order=order, size=size, input=name in INPUTS)
-                if name in INPUTS:
-                    continue
-                c_m, tau_m, v_thresh = params.cell(kinds[name][1])
-                alpha = float(np.exp(-params.dt_ms / tau_m))
-                scale = 0.0
-                if name in plastic_post:
-                    gain = params.content_to_cue_gain if plastic_post[name] == "content_to_cue" else 1.0
-                    scale = params.syn_event_factor * gain
-                g.attrs.update(alpha=alpha, gain=tau_m / c_m * (1.0 - alpha), v_thresh_mV=v_thresh,
-                               plastic_scale=scale)
-            for k, (src, tgt, delay, w) in enumerate(static_matrices(params, n_cues, n_bits)):
-                g = net.create_group(f"static/{k:02d}")
-                g.create_dataset("weights", data=w)
-                g.attrs.update(source=src, target=tgt, delay_steps=delay)
-            for name, (pre, post) in PLASTIC.items():
-                if params.steps(params.delay_plastic_ms) != 0:
-                    raise ConfigError("delay_plastic_ms: the Lava CA3 graph needs the published 1 ms")
-                g = net.create_group(f"plastic/{name}")
-                g.create_dataset("w_init", data=np.full((sizes[pre], sizes[post]), params.w_plastic_init_nA))
-                g.attrs.update(source=pre, target=post, a_plus_nA=params.a_plus_nA, a_minus_nA=params.a_minus_nA,
-                               tau_plus_ms=params.tau_plus_ms, tau_minus_ms=params.tau_minus_ms,
-                               w_min_nA=params.w_min_nA, w_max_nA=params.w_max_nA)
+            _write_network(f.create_group("network"), params, n_cues, n_bits)
             f.create_dataset("inputs/INcue", data=cue)
             f.create_dataset("inputs/INcont", data=content)
             ro = f.create_group("readout")
@@ -171,6 +141,39 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
 
     return atomic_write(path, write, overwrite=overwrite)
 
+
+def _write_network(net, params: CA3Params, n_cues: int, n_bits: int) -> None:
+    """The ``/network`` group ``net`` of a CA3 learning graph: its attributes, populations (in order, inputs first)
+    and static and plastic projections."""
+    sizes = population_sizes(n_cues, n_bits, params)
+    kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
+    plastic_post = {post: name for name, (_, post) in PLASTIC.items()}
+    net.attrs.update(v_rest_mV=params.v_rest_mV, v_reset_mV=params.v_reset_mV, syn_decay=params.syn_decay,
+                     refractory_steps=params.refractory_steps, post_lag_steps=int(params.stdp_post_lag_ms),
+                     reset_below_threshold=params.v_reset_mV < min(params.v_thresh_mV, params.v_thresh_out_mV))
+    for order, (name, size) in enumerate(sizes.items()):
+        g = net.create_group(f"populations/{name}")
+        g.attrs.update(order=order, size=size, input=name in INPUTS)
+        if name in INPUTS:
+            continue
+        c_m, tau_m, v_thresh = params.cell(kinds[name][1])
+        alpha = float(np.exp(-params.dt_ms / tau_m))
+        scale = 0.0
+        if name in plastic_post:
+            gain = params.content_to_cue_gain if plastic_post[name] == "content_to_cue" else 1.0
+            scale = params.syn_event_factor * gain
+        g.attrs.update(alpha=alpha, gain=tau_m / c_m * (1.0 - alpha), v_thresh_mV=v_thresh,
+                       plastic_scale=scale)
+    for k, (src, tgt, delay, w) in enumerate(static_matrices(params, n_cues, n_bits)):
+        g = net.create_group(f"static/{k:02d}")
+        g.create_dataset("weights", data=w)
+        g.attrs.update(source=src, target=tgt, delay_steps=delay)
+    for name, (pre, post) in PLASTIC.items():
+        g = net.create_group(f"plastic/{name}")
+        g.create_dataset("w_init", data=np.full((sizes[pre], sizes[post]), params.w_plastic_init_nA))
+        g.attrs.update(source=pre, target=post, a_plus_nA=params.a_plus_nA, a_minus_nA=params.a_minus_nA,
+                       tau_plus_ms=params.tau_plus_ms, tau_minus_ms=params.tau_minus_ms,
+                       w_min_nA=params.w_min_nA, w_max_nA=params.w_max_nA)
 
 
 def write_functional_graph(path: str | Path, params: CA3Params | None = None, overwrite: bool = False) -> Path:
