@@ -29,7 +29,7 @@ from typing import Callable, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
-from spikecl.errors import ConfigError, ExistsError, ResultsError, SpikeCLError
+from spikecl.errors import ConfigError, ExistsError, NumericalError, ResultsError, SpikeCLError
 from spikecl.io import Run, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
@@ -253,10 +253,24 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))], device
 
 
+class RunsFailed(NumericalError):
+    """Some jobs of a plan diverged (their own settings: a NaN loss); the others ran. ``done``: the plan's results
+    paths without the failed ones; ``failed``: (results path, error) of each failed job."""
+
+    def __init__(self, done: list[Path], failed: list[tuple[Path, str]], reports: bool = True) -> None:
+        self.done, self.failed, self.reports = done, failed, reports
+        first, error = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        others = ", the others finished" if done else ""
+        super().__init__(f"{len(failed)} of {len(done) + len(failed)} runs failed{others}: {first.name}: {error}"
+                         f"{more}")
+
+
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
              log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
     """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
-    Returns the plan's results paths and whether this process reports."""
+    Returns the plan's results paths and whether this process reports. A job whose training diverges
+    (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run."""
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
     existed = {job.path for job in todo if job.path.exists()}      # what --overwrite or --resume chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
@@ -267,10 +281,12 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
         with cleared_on_error(bar):
-            run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite), reports,
-                     lambda text: (bar.write if bar else say)(text), bar)
+            failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
+                              reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
             bar.close()
+    if failed:
+        raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     return [job.path for job in jobs], reports
 
 
@@ -287,23 +303,30 @@ def cleared_on_error(bar):
 
 
 def run_jobs(todo: Sequence[Job], existed: set[Path], given: JobOptions, reports: bool,
-             say: Callable[[str], None], bar=None) -> None:
+             say: Callable[[str], None], bar=None) -> list[tuple[Path, str]]:
     """Run ``todo`` in order, each under its results file's lock (where this process ``reports``) with the
     command's options ``given``, whose ``overwrite`` extends to the files in ``existed`` (those the command chose to
-    replace): a results file another run wrote meanwhile is refused. ``say`` prints each job's note."""
+    replace): a results file another run wrote meanwhile is refused. ``say`` prints each job's note. A job that
+    diverges (NumericalError) is said FAILED and the next one runs; returns (results path, error) of those."""
+    failed = []
     for job in todo:
         options = replace(given, overwrite=given.overwrite or job.path in existed)
         with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
             if reports and job.path.exists() and not options.overwrite:
                 raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
                                   "--resume to keep it or with --overwrite to replace it")
-            note = job.run(options)
+            try:
+                note = job.run(options)
+            except NumericalError as exc:
+                failed.append((job.path, str(exc)))
+                note = f"FAILED: {exc}"
             if reports:
                 remove_temporaries(job.path)     # what killed writes of this job's files left
         if note:
             say(f"{job.path}: {note}")
         if bar:
             bar.update()
+    return failed
 
 
 def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False, overwrite: bool = False,
@@ -311,7 +334,12 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
     """``spikecl run``: load and run an experiment file, then print its summary and write its plots beside the
     results (``<output_dir>/<name>/``). Returns the exit code."""
     k, cfg = load(path, overrides)
-    paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
+    try:
+        paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
+    except RunsFailed as exc:                    # report what finished, then fail naming what did not
+        if exc.done and exc.reports:
+            report(k, [read_run(p, k.name) for p in exc.done], Path(cfg.output_dir) / cfg.name, plots=plots)
+        raise
     if reports:
         folder = Path(cfg.output_dir) / cfg.name
         report(k, [read_run(p, k.name) for p in paths], folder, plots=plots)

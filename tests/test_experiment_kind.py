@@ -233,3 +233,40 @@ def test_a_failing_job_leaves_its_error_as_the_one_line_on_stderr(toy, capsys, m
     err = capsys.readouterr().err
     assert err.endswith("spikecl: error: toy data not found\n") and err.count("\n") == 1
     assert "job/s" not in err.rsplit("\r", 1)[-1]
+
+
+def test_a_diverging_job_fails_alone_and_the_others_still_run(toy, tmp_path, capsys, monkeypatch):
+    """A NaN loss belongs to one run's settings: it is said FAILED, the next job runs, what finished is reported,
+    and the command exits with 2 naming the failed run in one line."""
+    from spikecl.errors import NumericalError
+
+    measured = measure
+
+    def diverges_on_seed_0(cfg, seed, path, options):
+        if seed == 0:
+            raise NumericalError("training loss became NaN or infinite")
+        return measured(cfg, seed, path, options)
+
+    monkeypatch.setattr(sys.modules[__name__], "measure", diverges_on_seed_0)
+    assert run(toy) == 2
+    out, err = capsys.readouterr()
+    assert "toy_seed0.h5: FAILED: training loss became NaN or infinite" in out
+    assert "toy seed 1: 3.00" in out and (tmp_path / "toy" / "toy_seed1.h5").exists()
+    assert err == ("spikecl: error: 1 of 2 runs failed, the others finished: toy_seed0.h5: training loss became NaN "
+                   "or infinite\n")
+    assert not (tmp_path / "toy" / "toy_seed0.h5").exists()
+
+
+def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
+    """The error names the method variant (EWC with a penalty far too strong), seed and task that diverged; the
+    other method's results are written."""
+    path = tmp_path / "blowup.toml"
+    path.write_text(f'name = "blowup"\nseeds = [0]\noutput_dir = "{tmp_path}"\n[data]\ndataset = "digits"\n'
+                    '[stream]\nkind = "split"\nscenario = "domain"\nn_tasks = 2\n[network]\nhidden = [16]\n'
+                    'num_steps = 2\n[train]\nepochs = 1\n[strategy]\nmethods = ["blowup", "finetune"]\n'
+                    '[variants.blowup]\nmethod = "ewc"\n"strategy.ewc.lam" = 1e9\n')
+    assert main(["run", str(path), "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikecl: error: 1 of 2 runs failed, the others finished: blowup-seed0.h5: blowup seed 0, "
+                          "task 2: training loss became NaN or infinite")
+    assert (tmp_path / "blowup" / "finetune-seed0.h5").exists()

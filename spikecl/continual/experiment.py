@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from spikecl.config import ExperimentConfig, as_written, experiment_from_dict, first_difference, method_config
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, NumericalError, ResultsError
 from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
@@ -116,9 +116,12 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             execution = DataParallel()
         if options.overwrite and not options.resume:
             checkpoint_path(path).unlink(missing_ok=True)
-        result = ContinualRun(cfg, method, seed, execution=execution).execute(
-            path, resume=options.resume, overwrite=options.overwrite, progress_bar=options.progress,
-            replace_stale=options.replace_stale)
+        run = ContinualRun(cfg, method, seed, execution=execution)
+        try:
+            result = run.execute(path, resume=options.resume, overwrite=options.overwrite,
+                                 progress_bar=options.progress, replace_stale=options.replace_stale)
+        except NumericalError as exc:            # name the run: an experiment trains many
+            raise NumericalError(f"{method} seed {seed}, task {run.run_state.next_task + 1}: {exc}") from None
         return f"ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
 
     return run

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import spikecl
 from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
-from spikecl.errors import ConfigError, require
+from spikecl.errors import ConfigError, NumericalError, require
 from spikecl.io import RunResult, read_results
 from spikecl.progress import progress_bar, write_line
 
@@ -42,14 +42,18 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
     import torch
 
     from spikecl.continual.experiment import KIND
-    from spikecl.experiment_kind import run_plan
+    from spikecl.experiment_kind import RunsFailed, run_plan
     from spikecl.plugins import load_plugins
 
     load_plugins(plugins)
     if attempt < fail_attempts:
         raise InjectedFailure(f"injected failure on attempt {attempt + 1}")
     torch.set_num_threads(threads)
-    [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False, log=lambda _: None)
+    try:
+        [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False,
+                             log=lambda _: None)
+    except RunsFailed as exc:                    # the one run diverged: its own error (a sweep outcome)
+        raise NumericalError(exc.failed[0][1]) from None
     return read_results(path)
 
 
