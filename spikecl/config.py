@@ -469,12 +469,12 @@ def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typ
     return None if a == b else prefix.rstrip(".")
 
 
-def _flatten(table: typing.Mapping, prefix: str = "") -> dict:
+def flatten(table: typing.Mapping, prefix: str = "") -> dict:
     """{"train": {"lr": 0.1}} and {"train.lr": 0.1} → {"train.lr": 0.1}."""
     out = {}
     for key, value in table.items():
         if isinstance(value, typing.Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[prefix + key] = value
     return out
@@ -495,7 +495,7 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
     if not isinstance(cfg.variants[name], typing.Mapping):
         raise ConfigError(f"variants.{name}: expected a table (method = ..., dotted overrides), got "
                           f"{cfg.variants[name]!r}")
-    spec = _flatten(cfg.variants[name])
+    spec = flatten(cfg.variants[name])
     method = spec.pop("method", None)
     if not isinstance(method, str) or not method:
         raise ConfigError(f"variants.{name}.method: expected the name of the method it varies, got {method!r}")

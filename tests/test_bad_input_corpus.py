@@ -168,6 +168,9 @@ CONFIG_CASES = {
                                                         "more than once"),
         ("strategy.methods=[\"ewc\"] strategy.ewc.lam=-1", "lam"),
         ("strategy.methods=[\"ewc\"] strategy.ewc.foo=1", "foo"),
+        ("strategy.ewc.lamb=1.0", "unknown key 'strategy.ewc.lamb'"),             # ewc's table, ewc not run
+        ("strategy.ewc.lam=-1", "strategy.ewc.lam: -1.0 is below the minimum"),
+        ("strategy.nope.x=1", "strategy.nope: options for an unknown method"),
         ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),
         ("strategy.methods=[\"gpm\"] strategy.gpm.thresholds=[2.0]", "thresholds"),
         ("strategy.methods=[\"hlop\"] strategy.hlop.neurons=[[-1]]", "neurons"),

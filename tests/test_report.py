@@ -148,3 +148,55 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     fwt = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert fwt["multitask"] == "—" and fwt["joint"].endswith(tuple("0123456789")), fwt
     assert "FWT: accuracy on each task just before it was learned minus at init (— for multitask" in "\n".join(lines)
+
+
+def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, capsys):
+    """A joint run gives intransigence only to runs made with its settings (method options aside); rows made with
+    different settings are still tabled, with a line saying which key differs."""
+    from spikecl.cli import main
+
+    experiment = tmp_path / "bounds.toml"
+    experiment.write_text('name = "bounds"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                          'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
+                          '[train]\nepochs = 1\n[strategy]\nmethods = ["finetune", "joint"]\n[strategy.ewc]\n'
+                          'lam = 5.0\n')
+    common = ["--seed", "0", "--no-progress", "--no-plots"]
+    assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "a")]) == 0
+    assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "b"), "--set", "train.epochs=2",
+                 "--set", 'strategy.methods=["joint"]', "--set", 'name="other"']) == 0
+    capsys.readouterr()
+
+    def intrans(*paths):
+        assert main(["report", *map(str, paths), "--no-plots", "--no-matrices"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        end = lines[0].index(" Intrans") + 8
+        return {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}, lines
+
+    cells, lines = intrans(tmp_path / "a" / "bounds")
+    assert cells["finetune"].endswith(tuple("0123456789")) and not any(line.startswith(("Note", "Intrans:"))
+                                                                        for line in lines)
+    cells, lines = intrans(tmp_path / "a" / "bounds" / "finetune-seed0.h5", tmp_path / "b" / "other")
+    assert cells["finetune"] == "—" and cells["joint"] == "0.0 ± 0.0"
+    assert lines[4] == ("Note: the rows were made with different settings, not only different methods (train.epochs "
+                        "differs: finetune | joint).")
+    assert lines[5] == ("Intrans: none for finetune: the joint run of their seed was made with other settings "
+                        "(train.epochs differs).")
+
+
+def test_a_variants_own_settings_are_not_noted_as_different_settings():
+    """A variant's ``[variants.<name>]`` settings (e.g. ``train.momentum``) are its own, as a method's options are;
+    the joint run still gives it intransigence."""
+    variants = {"ewc-momentum": {"method": "ewc", "train": {"momentum": 0.9}}}
+    rows = []
+    for method, momentum, recorded in (("finetune", 0.0, variants), ("ewc-momentum", 0.9, {}),
+                                       ("joint", 0.0, variants)):
+        r = result(method, 0, ["finetune", "ewc-momentum", "joint"])
+        rows.append(replace(r, config={**r.config, "train": {"momentum": momentum}, "variants": recorded,
+                                       "strategy": {**r.config["strategy"], "options": {method: {"x": method}}}}))
+    text = text_report(rows, matrices=False)
+    assert "Note:" not in text and "Intrans:" not in text
+    assert all("intransigence" in r.metrics for r in rows)
+    rows[1].config["train"]["lr"] = 0.5                               # a setting the variant does not declare
+    text = text_report(rows, matrices=False)
+    assert "(train.lr differs: finetune, joint | ewc-momentum)" in text and "intransigence" not in rows[1].metrics
+    assert "Intrans: none for ewc-momentum: the joint run of their seed was made with other settings (train.lr" in text

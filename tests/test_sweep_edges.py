@@ -189,3 +189,17 @@ def test_misused_keys_are_one_line_errors_that_say_what_to_write(sweep_files, sw
         load_sweep(sweep_files(BASE, sweep), overrides)
     assert str(exc.value).endswith(message), str(exc.value)
     assert load_sweep(sweep_files(BASE, SWEEP), ['set."train.epochs"=2']).runs[0].raw["train"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("grid, label", [
+    ('"train.lr" = [0.05]', "lr=0.05"),                  # the base runs lr 0.1: the one point changes the run
+    ('"train.lr" = [0.1]', "base"),                      # the base's own value: the base run
+    ('"strategy.ewc.lam" = [1.0]', "base"),              # another method's option: finetune's run is the base's
+])
+def test_a_one_point_grid_is_labelled_base_only_when_it_is_the_base_run(sweep_files, grid, label):
+    for extra in ("", 'select = "acc"\n'):
+        sweep = load_sweep(sweep_files(BASE, SWEEP + extra + f"[grid]\n{grid}\n"))
+        assert list(sweep.candidates["finetune"]) == [label]
+        assert [run.id for run in sweep.runs] == ([] if extra else [f"{label}/finetune-seed0"])
+        if not extra:
+            assert sweep.runs[0].results == sweep.folder / label / "finetune-seed0.h5"

@@ -387,3 +387,29 @@ def test_sparsey_experiment_follows_the_protocol_and_reads_no_test_image_on_vali
     cfg.data.eval_split = "test"
     run_seed(cfg, 0, progress=False)
     assert reads
+
+
+def test_options_of_methods_not_run_are_checked_as_in_a_run_of_them(tmp_path, monkeypatch):
+    """A ``[strategy.<method>]`` table is validated by its method's Options whether or not the method runs (a typo
+    in it is not silently kept); a plugin's table once the plugin that registers it is loaded."""
+    from pathlib import Path
+
+    from spikecl.continual import strategies
+    from spikecl.experiment_kind import load
+    from spikecl.plugins import load_plugin
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    exp = tmp_path / "exp.toml"
+    exp.write_text(BASE)
+    only = 'strategy.methods=["finetune"]'
+    assert load(exp, [only, "strategy.ewc.lam=1.0"])[1].strategy.options["ewc"] == {"lam": 1.0}
+    for assignment, message in (("strategy.ewc.lamb=1.0", "unknown key 'strategy.ewc.lamb'; allowed keys: "),
+                                ("strategy.ewc.lam=-1", "strategy.ewc.lam: -1.0 is below the minimum 0"),
+                                ("strategy.hlop.neurons=[[-1]]", "strategy.hlop.neurons"),
+                                ("strategy.l2.strength=0.5", "strategy.l2: options for an unknown method")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load(exp, [only, assignment])
+    load_plugin(str(Path(__file__).resolve().parents[1] / "examples" / "custom_strategy.py"))
+    assert load(exp, [only, "strategy.l2.strength=0.5"])[1].strategy.options["l2"] == {"strength": 0.5}
+    with pytest.raises(ConfigError, match=re.escape("strategy.l2.strength: -1.0 is below the minimum 0")):
+        load(exp, [only, "strategy.l2.strength=-1"])

@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
+from spikecl.config import as_written, first_difference, flatten
 from spikecl.continual import metrics
+from spikecl.experiment_kind import SEED_ROW_IGNORES
 from spikecl.io import RunResult
 
 # (metrics key, column title) in the order they are printed; accuracies are shown in percent
@@ -44,14 +46,69 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def with_intransigence(results: Sequence[RunResult]) -> list[RunResult]:
-    """Add intransigence to each run's metrics where a ``joint`` run of the same seed gives the reference."""
-    joint = {r.seed: r.acc_matrix for r in results if r.method == "joint"}
+#: recorded keys in which runs of different methods may differ and still be one comparison, besides
+#: :data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`: the method and its options (and the variants table, which a
+#: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`)
+METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"})
+
+
+def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
+    """The dotted keys a variant's ``[variants.<name>]`` table sets (as another run of ``results`` records it),
+    which make the variant what it is; none for a method."""
+    tables = [r.config.get("variants") for r in results]
+    spec = next((t[run.method] for t in tables if isinstance(t, dict) and isinstance(t.get(run.method), dict)), None)
+    return set(flatten(spec)) - {"method"} if spec else set()
+
+
+def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False) -> str | None:
+    """The first setting (dotted key) in which runs ``a`` and ``b`` were made otherwise, apart from their methods and
+    their options (:data:`METHOD_KEYS`, :func:`own_settings`) and what seeds of one row may differ in
+    (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not ``data.test_split_seed``); None if none."""
+    ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own_settings(a, results) | own_settings(b, results)) - (
+        {"data.test_split_seed"} if split else set())
+    return as_written(first_difference(a.config, b.config, ignore=ignore))
+
+
+def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
+    """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
+    and test split (:func:`setting_difference`), gives the reference. ``unpaired`` collects {method: the first
+    differing key} of the runs whose seed's joint run was made otherwise (they get none)."""
+    joint = {r.seed: r for r in results if r.method == "joint"}
     for r in results:
-        if r.seed in joint and joint[r.seed].shape == r.acc_matrix.shape:
-            reference = np.diag(joint[r.seed][1:])
+        r.metrics.pop("intransigence", None)          # results files never record it: only a pairing here gives it
+        if r.seed in joint and joint[r.seed].acc_matrix.shape == r.acc_matrix.shape:
+            key = setting_difference(r, joint[r.seed], results, split=True)
+            if key is not None:
+                (unpaired if unpaired is not None else {}).setdefault(r.method, key)
+                continue
+            reference = np.diag(joint[r.seed].acc_matrix[1:])
             r.metrics["intransigence"] = float(np.mean(metrics.intransigence(r.acc_matrix, reference)))
     return list(results)
+
+
+def settings_note(results: Sequence[RunResult]) -> str:
+    """One line when rows of different methods were made with different settings (beyond each method's options):
+    the first differing key and the rows grouped by settings; "" when every row shares them."""
+    groups: list[tuple[RunResult, list[str]]] = []
+    for r in results:
+        group = next((g for g in groups if setting_difference(g[0], r, results) is None), None)
+        if group is None:
+            groups.append((r, [r.method]))
+        elif r.method not in group[1]:
+            group[1].append(r.method)
+    if len(groups) < 2:
+        return ""
+    key = setting_difference(groups[0][0], groups[1][0], results)
+    rows = " | ".join(", ".join(methods) for _, methods in groups)
+    return f"Note: the rows were made with different settings, not only different methods ({key} differs: {rows})."
+
+
+def intransigence_note(unpaired: dict[str, str]) -> str:
+    """One line naming the rows left without intransigence because their joint run was made otherwise."""
+    if not unpaired:
+        return ""
+    return (f"Intrans: none for {', '.join(unpaired)}: the joint run of their seed was made with other settings "
+            f"({next(iter(unpaired.values()))} differs).")
 
 
 def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -122,7 +179,7 @@ MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds): foo
 
 
 def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
-    """Accuracy matrices of every run (optional) followed by the method comparison table."""
+    """Accuracy matrices of every run (optional) followed by the method comparison table and its notes."""
     parts = []
     if matrices:
         for r in results:
@@ -130,8 +187,11 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     seeds = defaultdict(int)
     for r in results:
         seeds[r.method] += 1
+    unpaired: dict[str, str] = {}
+    with_intransigence(results, unpaired)
     summary = method_summary(results)
-    parts.append(format_summary(summary, seeds))
+    parts.append("\n".join(filter(None, (format_summary(summary, seeds), settings_note(results),
+                                          intransigence_note(unpaired)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init (— for multitask: it learns " \
           "every task at once)" if "FWT" in shown else ""

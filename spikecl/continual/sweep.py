@@ -17,9 +17,11 @@ A sweep file is TOML::
 Every run is an ordinary one-method, one-seed experiment written by the runner to its normal results path, so
 ``spikecl report`` reads any of them and a sweep that is interrupted and started again skips runs whose results
 file exists (and resumes half-trained ones from their checkpoints). A point that does not change a method's run
-(``strategy.ewc.lam`` for fine-tuning) does not run it again. This module plans the runs and aggregates the
-results; :mod:`spikecl.continual.sweep_ray` executes them on Ray. Its summary is also a results file of kind
-``sweep`` (``<name>/sweep.h5``, :func:`write_sweep_results`), which ``spikecl report`` reads.
+(``strategy.ewc.lam`` for fine-tuning) does not run it again; runs that no point changes from the base experiment's
+go to the folder ``base`` (a single point that changes them keeps its own label). This module
+plans the runs and aggregates the results; :mod:`spikecl.continual.sweep_ray` executes them on Ray. Its summary is
+also a results file of kind ``sweep`` (``<name>/sweep.h5``, :func:`write_sweep_results`), which ``spikecl report``
+reads.
 
 Choosing settings without touching test data (``select = "acc"``; the base experiment needs ``data.validation``)::
 
@@ -208,8 +210,9 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         for label, point in points.items():
             first_label.setdefault(plan(label, point, method, seeds[0], "all")[1], label)
         labels = list(first_label.values())
-        # one candidate: no point changes this method's run, so its folder is "base" whatever the points say
-        candidates[method] = {"base": points[labels[0]]} if len(labels) == 1 else {k: points[k] for k in labels}
+        # one candidate that is the base experiment's own run (no point changes it): its folder is "base"
+        unchanged = len(labels) == 1 and next(iter(first_label)) == plan("base", {}, method, seeds[0], "all")[1]
+        candidates[method] = {"base": points[labels[0]]} if unchanged else {k: points[k] for k in labels}
         if cfg.select and len(candidates[method]) == 1:
             continue                                 # nothing to choose: straight to its final runs
         for label, point in candidates[method].items():

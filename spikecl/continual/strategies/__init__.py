@@ -82,16 +82,18 @@ def components(method: str) -> list[str]:
 
 
 def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
-    """Validate the options tables of ``method``'s components; returns {component: Options instance}.
+    """Validate every options table in ``options``; returns {component of ``method``: Options instance}.
 
-    Every table in ``options`` must name a known method (tables of methods not being run are allowed, so that
-    ``--set strategy.methods=...`` can pick a subset of an experiment's methods).
+    Every table must name a known method and pass its Options, whether or not that method runs: tables of methods
+    not being run are allowed (``--set strategy.methods=...`` can pick a subset of an experiment's methods), but an
+    unknown key or a bad value in one is refused as in a run of it.
     """
     for name in options:
         if name not in REGISTRY:
             raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))} "
                               f"({OWN_METHODS})")
-    return {name: from_dict(strategy_class(name).Options, options.get(name, {}), f"strategy.{name}.")
+    given = {name: from_dict(strategy_class(name).Options, options[name], f"strategy.{name}.") for name in options}
+    return {name: given[name] if name in given else from_dict(strategy_class(name).Options, {}, f"strategy.{name}.")
             for name in components(method)}
 
 
