@@ -10,7 +10,8 @@ Results schema (version 1), common to every kind::
 
     /                      attrs: schema = "spikecl-results", schema_version, kind, and the kind's own attributes
     /config                attrs: json (the experiment config)
-    /environment           attrs: json (versions, device, host)
+    /environment           attrs: json (versions, device, host; a resumed run whose parts differ: each differing
+                           key lists the values used, setups_by_task what each stretch of tasks ran with)
     /metrics               attrs: one float per metric
     /<group>/.../<name>    the kind's arrays
 
@@ -19,7 +20,7 @@ The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
     /                      attrs: method, seed, eval_split = "test" | "validation" (what accuracies were measured on)
     /acc_matrix            float64 [T+1, T]  row 0: untrained network; row i: after task i (fractions)
     /curves/iterations     int64 [E]         training iteration of each continual evaluation
-    /curves/task           int64 [E]         task being trained at that evaluation (0-based)
+    /curves/task           int64 [E]         task being trained at that evaluation (0-based; multitask: the last)
     /curves/accuracy       float64 [E, T]    accuracy on every task at that evaluation
     /timings/task_seconds  float64 [T]       wall time of each task's training
     /metrics               acc, bwt, ...

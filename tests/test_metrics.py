@@ -96,6 +96,35 @@ def test_min_acc_and_wc_acc_by_hand():
     assert metrics.wc_acc(EVALS, TASK) == pytest.approx(0.95 / 3 + 0.30)
 
 
+def test_min_acc_and_wc_acc_count_the_task_ends_evaluations_missed():
+    # ρ does not line up with the task ends: one evaluation early in each task, none at its end
+    R_ = np.array([[0.10, 0.10, 0.10],
+                   [0.90, 0.10, 0.10],
+                   [0.30, 0.35, 0.10],      # task 1 forgotten at the end of task 2; task 2 learned poorly
+                   [0.50, 0.45, 0.80]])     # task 2 improves while task 3 is trained
+    evals = np.array([[0.50, np.nan, np.nan], [0.60, 0.20, np.nan], [0.70, 0.40, 0.00]])
+    task = np.array([0, 1, 2])
+    # evaluations alone: task 1 min(0.60, 0.70), task 2 0.40: min-ACC 0.50, above the earlier tasks' final mean
+    # 0.475 (impossible), and WC-ACC's current term 0.00 from early in task 3
+    assert metrics.min_acc(evals, task) == pytest.approx(0.50)
+    # with R: task 1 min(0.60, 0.70, R[2,1] 0.30, R[3,1] 0.50) = 0.30; task 2 min(0.40, R[3,2] 0.45) = 0.40 (its
+    # own end R[2,2] = 0.35 is the learned accuracy, not one after learning). min-ACC = (0.30 + 0.40) / 2
+    assert metrics.min_acc(evals, task, R_) == pytest.approx(0.35)
+    # k = 3, A_current = R[3,3] = 0.80: 0.80 / 3 + (2 / 3) · 0.35 = 0.50
+    assert metrics.wc_acc(evals, task, R_) == pytest.approx(0.50)
+    assert metrics.summarize(R_, evals=evals, eval_task=task)["wc_acc"] == pytest.approx(0.50)
+    with pytest.raises(ShapeError, match="accuracy matrix has 2 tasks, continual evaluations 3"):
+        metrics.min_acc(evals, task, R_[:3, :2])
+
+
+def test_task_end_rows_change_nothing_when_evaluations_line_up():
+    # EVALS evaluates at every task end (evaluations 1, 4 and 7): an R whose rows are those evaluations
+    aligned = np.vstack([[0.10, 0.10, 0.10], EVALS[1], EVALS[4], EVALS[7]])
+    aligned[np.isnan(aligned)] = 0.10                          # tasks not yet trained: any accuracy
+    assert metrics.min_acc(EVALS, TASK, aligned) == pytest.approx(metrics.min_acc(EVALS, TASK))
+    assert metrics.wc_acc(EVALS, TASK, aligned) == pytest.approx(metrics.wc_acc(EVALS, TASK))
+
+
 def test_continual_metrics_with_a_single_task():
     evals, task = EVALS[:2, :1], TASK[:2]
     assert np.isnan(metrics.min_acc(evals, task))
@@ -125,10 +154,12 @@ def test_windowed_forgetting_grows_with_the_window():
 
 
 def test_summarize_names_every_metric():
+    # R's rows after tasks 1 and 2 are above the evaluations' lows (min-ACC stays 0.45); WC-ACC takes its current
+    # accuracy from R's last row: 0.80 / 3 + (2 / 3) · 0.45
     summary = metrics.summarize(R, joint_diag=[0.92, 0.96, 0.85], evals=EVALS, eval_task=TASK, window=2)
     assert summary == pytest.approx({"acc": 0.75, "bwt": -0.20, "learning_acc": (0.90 + 0.95 + 0.80) / 3,
                                      "fwt": 0.075, "forgetting": 0.20,
-                                     "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.95 / 3 + 0.30,
+                                     "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.80 / 3 + 0.30,
                                      "wf": 0.50})
     assert set(metrics.summarize(R)) == {"acc", "bwt", "learning_acc", "fwt", "forgetting"}
 

@@ -44,3 +44,16 @@ def test_method_comparison_png_is_replaced_in_place(tmp_path):
     check_png(path)
     plots.plot_method_comparison(summary, path)                # plots are derived files: replaced in place
     check_png(path)
+
+
+def test_accuracy_vs_synops_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    bars = []
+    errorbar = Axes.errorbar
+    monkeypatch.setattr(Axes, "errorbar", lambda ax, *a, **k: bars.append(k) or errorbar(ax, *a, **k))
+    path = plots.plot_accuracy_vs_synops({"a": ([0.70, 0.80, 0.90], [100.0, 200.0, 300.0]),
+                                          "b": ([0.50], [150.0])}, tmp_path / "s.png")
+    check_png(path)
+    # sample std (ddof = 1) as in the tables: ACC 70, 80, 90 % → 10 points; SynOps 100, 200, 300 → 100; 1 seed: 0
+    assert [(k["xerr"], k["yerr"]) for k in bars] == [pytest.approx((100.0, 10.0)), (0.0, 0.0)]

@@ -147,7 +147,7 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     end = lines[0].index(" FWT") + 4                                 # cells are right-aligned under their title
     fwt = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert fwt["multitask"] == "—" and fwt["joint"].endswith(tuple("0123456789")), fwt
-    assert "FWT: accuracy on each task just before it was learned minus at init (— for multitask" in "\n".join(lines)
+    assert "multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" in "\n".join(lines)
 
 
 def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, capsys):

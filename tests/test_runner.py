@@ -64,6 +64,16 @@ def test_multitask_trains_once_on_every_task(finetune_and_joint):
     assert finetune_and_joint["multitask"].curve_iterations.size == ft_steps   # the same SGD steps in all
 
 
+def test_multitask_evaluations_are_of_the_last_stage_and_have_no_stability_gap(finetune_and_joint):
+    """Multitask trains all 3 tasks at once (its first turn): each evaluation is recorded while the last stage is
+    trained (every task evaluated), and the metrics that need one task trained before another are NaN ("—")."""
+    r = finetune_and_joint["multitask"]
+    assert r.curve_task.size and np.all(r.curve_task == 2)
+    assert not np.isnan(r.curve_accuracy).any()
+    assert all(np.isnan(r.metrics[k]) for k in ("fwt", "min_acc", "wc_acc", "wf"))
+    assert not any(np.isnan(finetune_and_joint["finetune"].metrics[k]) for k in ("min_acc", "wc_acc", "wf"))
+
+
 def test_multitask_class_incremental_trains_every_output(tmp_path):
     cfg = config(tmp_path, stream={"kind": "split", "scenario": "class", "n_tasks": 2},
                  train={"epochs": 3, "eval_every": 0})
@@ -172,6 +182,59 @@ def test_resuming_on_another_cpu_says_so(tmp_path, capsys):
                     "the resumed run may end with other numbers") in out
         else:
             assert "notice:" not in out
+
+class Killed(Exception):
+    """Stands for a kill after a run's first checkpoint."""
+
+
+def run_killed_after_the_first_task(cfg, results):
+    """Execute a run of ``cfg`` that dies in its second task's measures (after the first task's checkpoint)."""
+    run = ContinualRun(cfg, "finetune", 0)
+    measure = run.measure
+    run.measure = lambda task: measure(task) if task == 0 else (_ for _ in ()).throw(Killed())
+    with pytest.raises(Killed):
+        run.execute(results, progress_bar=False)
+    assert checkpoint_path(results).exists() and not results.exists()
+
+
+@pytest.mark.parametrize("old_checkpoint", [False, True])
+def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_checkpoint):
+    """Killed with one thread count and resumed with another, the results' environment lists both counts (the
+    report's machine note prints them) and what each task ran with; a checkpoint from before per-task setups were
+    recorded gives the same from its notice fields. Resumed with the same count, the environment is a plain one."""
+    from spikecl.continual.report import machine_note
+    from spikecl.io import cpu_model
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    threads = torch.get_num_threads()
+    try:
+        for written in (threads + 1, threads):
+            results.unlink(missing_ok=True)
+            torch.set_num_threads(written)
+            run_killed_after_the_first_task(cfg, results)
+            if old_checkpoint:
+                state = torch.load(checkpoint_path(results), weights_only=True)
+                del state["progress"]["setups"]
+                torch.save(state, checkpoint_path(results))
+            torch.set_num_threads(threads)
+            ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+            env = read_results(results).environment
+            if written == threads:
+                assert env["torch_threads"] == threads and "setups_by_task" not in env
+                continue
+            assert env["torch_threads"] == [written, threads]
+            note = machine_note([read_results(results)])
+            assert f"{written} then {threads} torch threads (resumed on another setup)" in note
+            first, second = env["setups_by_task"]
+            assert (first["tasks"], first["torch_threads"], second["tasks"], second["torch_threads"]) == \
+                ([1, 1], written, [2, 2], threads)
+            assert first["cpu"] == second["cpu"] == cpu_model() and first["engine"] == second["engine"] == "fused"
+            assert second["device"] == "cpu" and first["device"] == (None if old_checkpoint else "cpu")
+    finally:
+        torch.set_num_threads(threads)
+
 
 def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""

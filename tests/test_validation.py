@@ -413,3 +413,17 @@ def test_options_of_methods_not_run_are_checked_as_in_a_run_of_them(tmp_path, mo
     assert load(exp, [only, "strategy.l2.strength=0.5"])[1].strategy.options["l2"] == {"strength": 0.5}
     with pytest.raises(ConfigError, match=re.escape("strategy.l2.strength: -1.0 is below the minimum 0")):
         load(exp, [only, "strategy.l2.strength=-1"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ('"strategy.ewc.lamb" = 1.0', "unknown key 'strategy.ewc.lamb'"),
+    ('"strategy.ewc.lam" = -1.0', "strategy.ewc.lam: -1.0 is below the minimum 0"),
+])
+def test_a_variant_not_run_is_checked_as_if_it_ran(tmp_path, override, message):
+    """A declared variant's own overrides are validated even when strategy.methods does not list it."""
+    from spikecl.experiment_kind import load
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text(BASE + f'\n[variants.ewc-strong]\nmethod = "ewc"\n{override}\n')
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(exp, ['strategy.methods=["finetune"]'])

@@ -16,7 +16,9 @@ BWT, FWT and forgetting average over T−1 tasks and are NaN for a single task (
 
 Continual evaluation (De Lange, van de Ven & Tuytelaars, ICLR 2023): ``evals`` ``[E, T]`` holds accuracies measured
 every ρ iterations and ``eval_task`` ``[E]`` the (0-based, non-decreasing) task being trained at each evaluation.
-Entries of tasks not yet trained are ignored and may be NaN.
+Entries of tasks not yet trained are ignored and may be NaN. Given the run's accuracy matrix ``R`` as well, min-ACC
+and WC-ACC count its rows as the evaluations at the task ends (which ρ need not line up with): task j's lowest
+accuracy after it was learned includes R[i, j] for i > j, and WC-ACC's current accuracy is R[T, T].
 """
 
 from __future__ import annotations
@@ -128,21 +130,41 @@ def intransigence(R, joint_diag) -> np.ndarray:
     return ref - np.diag(R[1:])
 
 
-def min_acc(evals, eval_task) -> float:
-    """min-ACC: mean over previous tasks (those before the last one trained) of the lowest accuracy measured
-    while later tasks were trained; NaN when only one task has been trained."""
+def _with_matrix(R, evals: np.ndarray) -> np.ndarray | None:
+    """``R`` validated (:func:`as_matrix`) for the run of ``evals`` (same task count), or None."""
+    if R is None:
+        return None
+    R = as_matrix(R)
+    if R.shape[1] != evals.shape[1]:
+        raise ShapeError(f"accuracy matrix has {R.shape[1]} tasks, continual evaluations {evals.shape[1]}")
+    return R
+
+
+def min_acc(evals, eval_task, R=None) -> float:
+    """min-ACC: mean over previous tasks of the lowest accuracy measured after the task was learned (while later
+    tasks were trained; with the accuracy matrix ``R`` also at their ends, R[i, j] for i > j). Previous tasks: those
+    before the last one trained (with ``R``: tasks 1..T−1). NaN when only one task has been trained."""
     evals, eval_task = as_evals(evals, eval_task)
-    lows = [evals[eval_task > j, j].min() for j in range(eval_task[-1])]
+    R = _with_matrix(R, evals)
+    last = int(eval_task[-1]) if R is None else R.shape[1] - 1
+    lows = []
+    for j in range(last):
+        after = evals[eval_task > j, j]
+        if R is not None:                       # row j + 1 ends task j itself (learned, not after): from j + 2 on
+            after = np.concatenate([after, R[j + 2:, j]])
+        lows.append(after.min())
     return float(np.mean(lows)) if lows else float("nan")
 
 
-def wc_acc(evals, eval_task) -> float:
-    """WC-ACC = (1/k)·A_current + (1 − 1/k)·min-ACC, with k = tasks seen and A_current = the last evaluation's
-    accuracy on the task being trained (just A_current when k = 1)."""
+def wc_acc(evals, eval_task, R=None) -> float:
+    """WC-ACC = (1/k)·A_current + (1 − 1/k)·min-ACC, with k = tasks seen and A_current = the accuracy on the task
+    being trained at the last evaluation (with the accuracy matrix ``R``: after the last task, R[T, T], k = T);
+    just A_current when k = 1."""
     evals, eval_task = as_evals(evals, eval_task)
-    k = int(eval_task[-1]) + 1
-    current = float(evals[-1, k - 1])
-    return current if k == 1 else current / k + (1 - 1 / k) * min_acc(evals, eval_task)
+    R = _with_matrix(R, evals)
+    k = int(eval_task[-1]) + 1 if R is None else R.shape[1]
+    current = float(evals[-1, k - 1] if R is None else R[-1, -1])
+    return current if k == 1 else current / k + (1 - 1 / k) * min_acc(evals, eval_task, R)
 
 
 def _largest_change(evals, eval_task, window: int, sign: float) -> float:
@@ -183,13 +205,14 @@ def learning_acc(R) -> float:
 
 def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
-    ``joint_diag`` is given; min_acc, wc_acc and wf (WF^window) when ``evals`` and ``eval_task`` are given."""
+    ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
+    (WF^window) when ``evals`` and ``eval_task`` are given."""
     out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R), "fwt": fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
     if evals is not None and eval_task is not None:
-        out["min_acc"] = min_acc(evals, eval_task)
-        out["wc_acc"] = wc_acc(evals, eval_task)
+        out["min_acc"] = min_acc(evals, eval_task, R)
+        out["wc_acc"] = wc_acc(evals, eval_task, R)
         out["wf"] = windowed_forgetting(evals, eval_task, window)
     return out
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spikecl.continual.metrics import as_evals, as_matrix
+from spikecl.continual.metrics import as_evals, as_matrix, mean_std
 from spikecl.errors import ShapeError
 from spikecl.figures import colors, figure, save
 
@@ -93,8 +93,9 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
 
 def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
     """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
-    seed a small dot, the mean over seeds a large marker with ± std bars on both axes. The SynOps axis is logarithmic
-    when the values span two decades or more, else linear with plain numbers (close values stay legible).
+    seed a small dot, the mean over seeds a large marker with ± std bars on both axes (the tables' sample std,
+    :func:`~spikecl.continual.metrics.mean_std`). The SynOps axis is logarithmic when the values span two decades or
+    more, else linear with plain numbers (close values stay legible).
 
     ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream."""
     if not points:
@@ -107,8 +108,9 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
         if acc.shape != ops.shape or acc.ndim != 1 or not acc.size:
             raise ShapeError(f"{method}: {acc.shape} accuracies for {ops.shape} SynOps")
         ax.scatter(ops, acc, color=color, s=10, alpha=0.5)
-        ax.errorbar(ops.mean(), acc.mean(), xerr=ops.std(), yerr=acc.std(), color=color, marker="o", ms=7,
-                    capsize=3, label=method)
+        (ops_mean, ops_std), (acc_mean, acc_std) = mean_std(ops), mean_std(acc)
+        ax.errorbar(ops_mean, acc_mean, xerr=ops_std, yerr=acc_std, color=color, marker="o", ms=7, capsize=3,
+                    label=method)
         all_ops.extend(ops)
     if min(all_ops) > 0 and max(all_ops) >= 100 * min(all_ops):
         ax.set_xscale("log")                               # decades labelled, no crowded minor-tick labels

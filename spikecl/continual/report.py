@@ -193,8 +193,9 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     parts.append("\n".join(filter(None, (format_summary(summary, seeds), settings_note(results),
                                           intransigence_note(unpaired)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
-    fwt = "; FWT: accuracy on each task just before it was learned minus at init (— for multitask: it learns " \
-          "every task at once)" if "FWT" in shown else ""
+    fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
+    fwt += "; multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" \
+        if any(r.method == "multitask" for r in results) else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
                  f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
                  + split_note(results) + "\n" + machine_note(results))
@@ -231,11 +232,17 @@ def split_note(results: Sequence[RunResult]) -> str:
 def machine_note(results: Sequence[RunResult]) -> str:
     """One line naming the CPU, torch's vector instruction set and thread count the runs were computed with (the
     same seed gives the same numbers only on the same ones), or each setup where they differ."""
+    def value(env: dict, key: str, unknown: str) -> str:
+        """A recorded value; a resumed run's list of them (one per stretch of tasks) as "a then b"."""
+        got = env.get(key, unknown)
+        return " then ".join(map(str, got)) if isinstance(got, list) else str(got)
+
     def setup(r: RunResult) -> str:
         env = r.environment
-        threads = env.get("torch_threads", "?")
-        return (f"{env.get('cpu', 'an unrecorded CPU')}, {env.get('torch_cpu_capability', 'unrecorded')} kernels, "
-                f"{threads} torch thread{'' if threads == 1 else 's'}")
+        threads = value(env, "torch_threads", "?")
+        resumed = " (resumed on another setup)" if "setups_by_task" in env else ""
+        return (f"{value(env, 'cpu', 'an unrecorded CPU')}, {value(env, 'torch_cpu_capability', 'unrecorded')} "
+                f"kernels, {threads} torch thread{'' if threads == '1' else 's'}{resumed}")
     setups = sorted({setup(r) for r in results})
     if len(setups) == 1:
         return f"Computed on {setups[0]}."

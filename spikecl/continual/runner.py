@@ -5,6 +5,8 @@ For every task: the strategy may replace the training data, the trainer runs ``t
 is tested on every task (a row of the accuracy matrix) and a checkpoint is written atomically. A killed run resumes
 from its last checkpoint and ends with the same numbers as an uninterrupted one: all randomness after the network's
 initialisation is drawn from generators seeded by (seed, task, epoch), and RNG states travel in the checkpoint.
+Each task records what it was computed with (threads, CPU, processes, engine, device): a run resumed otherwise says
+so in its results' environment.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
-from spikecl.io import RunResult, atomic_write, environment, machine_kernels, write_results
+from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
@@ -72,6 +74,43 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     return stream_from_config(cfg.stream, cfg.data, seed)
 
 
+#: what :meth:`ContinualRun.setup` records per task: besides the config, what a task's numbers depend on
+SETUP_KEYS = ("device", "torch_threads", "cpu", "torch_cpu_capability", "processes", "engine")
+
+
+def checkpoint_setup(state: dict) -> dict:
+    """The setup of the tasks in a checkpoint written before setups were recorded per task, from the fields its
+    resume notices compare (None where it recorded none)."""
+    cpu, _, kernels = (state.get("cpu") or "").rpartition(", ")       # machine_kernels(): "<cpu>, <set> kernels"
+    return {"device": None, "torch_threads": state.get("torch_threads"), "cpu": cpu or None,
+            "torch_cpu_capability": kernels.removesuffix(" kernels") if cpu else None,
+            "processes": state.get("processes"),
+            "engine": ((state.get("config") or {}).get("network") or {}).get("engine")}
+
+
+def mixed_setups(setups: list[dict]) -> dict:
+    """Environment entries for a run whose tasks were computed with different setups (resumed from a checkpoint
+    written with other threads, CPU, processes, engine or device); empty when all tasks had one (None, unrecorded,
+    differs from nothing). ``setups_by_task``: one entry per stretch of tasks, ``{"tasks": [first, last] (1-based),
+    **setup}``; and each environment key that differs becomes the list of its values in the order used (e.g.
+    ``torch_threads: [1, 2]``)."""
+    stretches: list[dict] = []
+    for task, setup in enumerate(setups, 1):
+        if stretches and all(None in (stretches[-1][k], setup.get(k)) or stretches[-1][k] == setup.get(k)
+                             for k in SETUP_KEYS):
+            stretches[-1]["tasks"][1] = task
+        else:
+            stretches.append({"tasks": [task, task], **{k: setup.get(k) for k in SETUP_KEYS}})
+    if len(stretches) < 2:
+        return {}
+    out: dict = {"setups_by_task": stretches}
+    for key in SETUP_KEYS[:-1]:                    # the engine is no environment key: the config records the last
+        used = list(dict.fromkeys(s[key] for s in stretches if s[key] is not None))
+        if len(used) > 1:
+            out[key] = used
+    return out
+
+
 #: what a run checkpoint holds at least
 CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
 
@@ -88,6 +127,7 @@ class RunState:
     curve_accuracy: list = field(default_factory=list)
     task_seconds: list = field(default_factory=list)
     measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
+    setups: list = field(default_factory=list)           # what each task was computed with (:meth:`setup`)
 
 
 def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
@@ -181,15 +221,23 @@ class ContinualRun:
         """Test accuracy on every task with the outputs active after task ``stage``."""
         return [self._accuracy(test, stage) for test in self.test_sets]
 
-    def _continual_eval(self, task: int, stage: int) -> None:
-        """During ``task``: accuracy of every task trained on so far (up to ``stage``, the stage whose outputs are
-        active) on its first ``eval_samples`` test samples (NaN for the others)."""
+    def _continual_eval(self, stage: int) -> None:
+        """While ``stage`` is trained (the task itself; the last one for multitask, which trains every task at once):
+        accuracy of every task up to ``stage`` on its first ``eval_samples`` test samples (NaN for the others),
+        recorded as an evaluation while ``stage`` is trained."""
         row = [self._accuracy(test, stage, self.cfg.train.eval_samples) if test.task <= stage else float("nan")
                for test in self.test_sets]
         p = self.run_state
         p.curve_iterations.append(p.iteration)
-        p.curve_task.append(task)
+        p.curve_task.append(stage)
         p.curve_accuracy.append(row)
+
+    def setup(self) -> dict:
+        """What this process computes with besides the config (:data:`SETUP_KEYS`): the device, torch's threads,
+        the CPU and torch's vector instruction set, the process count and the engine."""
+        return {"device": str(self.device), "torch_threads": torch.get_num_threads(), "cpu": cpu_model(),
+                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "processes": self.execution.processes, "engine": self.cfg.network.engine}
 
     def measure(self, task: int) -> dict[str, float]:
         """NeuroBench measures (:mod:`spikecl.snn.measures`) after task ``task`` on the first
@@ -232,7 +280,7 @@ class ContinualRun:
                 self.train_step(x, y, heads, mask, spikes)
                 self.run_state.iteration += 1
                 if t.eval_every and self.run_state.iteration % t.eval_every == 0:
-                    self._continual_eval(task, stage)
+                    self._continual_eval(stage)
                 if bar is not None:
                     bar.update()
         self.strategy.after_task(task, train)
@@ -314,8 +362,11 @@ class ContinualRun:
     def _restore(self, state: dict) -> None:
         """Put the checkpoint ``state`` into this run (a state that does not fit raises)."""
         run_state = RunState(**state["progress"])
+        if not run_state.setups:                      # written before setups were recorded per task
+            run_state.setups = [checkpoint_setup(state)] * run_state.next_task
         rows_fit = len(run_state.rows) == run_state.next_task + 1 or not (run_state.rows or run_state.next_task)
-        if not (0 <= run_state.next_task <= len(self.stream) and rows_fit and run_state.iteration >= 0):
+        if not (0 <= run_state.next_task <= len(self.stream) and rows_fit and run_state.iteration >= 0
+                and len(run_state.setups) == run_state.next_task):
             raise ValueError(f"progress of {run_state.next_task} tasks does not fit a stream of {len(self.stream)}")
         bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
@@ -353,6 +404,7 @@ class ContinualRun:
             p.task_seconds.append(time.perf_counter() - started)
             p.rows.append(self.accuracy_row(stage))
             p.measures.append(self.measure(task))
+            p.setups.append(self.setup())
             p.next_task = task + 1
             bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
             if ckpt is not None and writes:
@@ -372,11 +424,12 @@ class ContinualRun:
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None)
-        if self.strategy.trains_ahead:
-            summary["fwt"] = float("nan")
+        if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
+            summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
-        env = {**environment(), "device": str(self.device), "processes": self.execution.processes}
+        env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
+               **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
                          self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)))

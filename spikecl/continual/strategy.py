@@ -156,7 +156,7 @@ class Strategy(TrainingHooks):
     #: may be one part of a combination ``a+b`` (the upper bounds, which replace the stream's training data, may not)
     combines = True
     #: trains on a task before that task's turn (``multitask``: all at once), so forward transfer measures nothing:
-    #: its results record FWT as NaN, which reports show as "—"
+    #: its results record FWT, min-ACC, WC-ACC and WF as NaN, which reports show as "—"
     trains_ahead = False
 
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
