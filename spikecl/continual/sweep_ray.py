@@ -85,17 +85,12 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0] if text else ''}"
 
 
-def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print, plugins: Sequence[str] = (),
-                  overwrite: bool = False) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
-    """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
-    :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
-    is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
-    trained again. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
-    first dict failed ``max_retries + 1`` times."""
+def kept_and_missing(sweep: Sweep, overwrite: bool,
+                     log: Callable[[str], None]) -> tuple[dict[str, RunResult], list[SweepRun]]:
+    """({run id: results} of the runs already complete, the runs still to train), said in one line by ``log``; a
+    run made with other settings is a ConfigError, or with ``overwrite`` its files are removed and it is to train."""
     from spikecl.continual.runner import checkpoint_path
 
-    cfg = sweep.config
     done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
     stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
     if not overwrite:
@@ -109,6 +104,19 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
         + (f" ({len(stale)} made with other settings, trained again)" if stale else "")
         + (f" ({len(restart)} checkpoint(s) made with other settings, started afresh)" if restart else ""))
+    return done, todo
+
+
+def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+                  log: Callable[[str], None] = print, plugins: Sequence[str] = (),
+                  overwrite: bool = False) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
+    """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
+    :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
+    is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
+    trained again. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
+    first dict failed ``max_retries + 1`` times."""
+    cfg = sweep.config
+    done, todo = kept_and_missing(sweep, overwrite, log)
     failures: dict[str, list[str]] = {}
     if not todo:
         return done, failures
