@@ -195,3 +195,14 @@ def test_split_shd_runs_end_to_end_on_stand_in_data(tmp_path):
     acc = np.asarray(result.acc_matrix)
     assert acc.shape == (6, 5)
     assert np.mean(np.diag(acc[1:])) > 0.6           # each task learned right after training (chance 1/20 .. 1/4)
+
+
+@pytest.mark.parametrize("name", ["nmnist", "dvs_gesture"])
+def test_recordings_are_not_kept_in_class_order(event_root, name):
+    """The files list recordings by class (N-MNIST's digit folders); a task's first samples, which GPM, EWC and the
+    measures take, must hold its classes mixed: the recordings come in a fixed random order, the same every load."""
+    data = load_dataset(name, str(event_root), binning=EventBinning(6, 0.0, 2))
+    for labels in (data.y_train, make_stream(data, "split", 5, "class")[0].y_train):
+        assert np.any(np.diff(labels) < 0), labels                   # not grouped by class
+    again = load_dataset(name, str(event_root), binning=EventBinning(4, 0.0, 2))
+    assert np.array_equal(again.y_train, data.y_train)

@@ -38,11 +38,20 @@ def frame_shape(name: str, binning: EventBinning | None = None) -> tuple[int, in
     return pooled_shape(SENSORS[name], (binning or EventBinning()).pool)
 
 
+#: seed of the fixed order recordings are kept in: the files list them by class (N-MNIST's digit folders, DVS
+#: Gesture's users), and whatever takes a task's first samples (GPM's and EWC's samples, the measures) must not see
+#: a single class
+ORDER_SEED = 0
+
+
 def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor) -> tuple:
+    """(frames [N, T, C, H, W], labels [N]) of one split, the recordings in a fixed random order (:data:`ORDER_SEED`)
+    rather than the files' order."""
     shape = (0, binning.frames, *pooled_shape(sensor, binning.pool))
-    x = np.stack(frames) if frames else np.zeros(shape, np.float32)
+    order = np.random.default_rng(ORDER_SEED).permutation(len(frames))
+    x = np.stack([frames[i] for i in order]) if frames else np.zeros(shape, np.float32)
     x.flags.writeable = False                    # cached: streams index copies out of it
-    return x, np.asarray(labels, dtype=np.int64)
+    return x, np.asarray(labels, dtype=np.int64)[order]
 
 
 # -- N-MNIST ----------------------------------------------------------------------------------------------------
