@@ -198,3 +198,22 @@ def test_the_neurobench_note_names_the_samples_measured():
     assert f"first {MEASURE_SAMPLES} evaluation samples of every task" in MEASURES_NOTE
     assert 'validation split when data.eval_split = "validation"' in MEASURES_NOTE
     assert "test samples of all tasks" not in MEASURES_NOTE
+
+
+def test_export_of_an_event_cnn_names_the_encoder_not_the_grid(tmp_path, capsys):
+    """An N-MNIST CNN: the refusal is the encoder's (as for an MLP), not "the input grid ... is unknown"."""
+    from spikecl.cli import main
+    from spikecl.io import RunResult, write_results
+    from spikecl.snn.networks import build_cnn
+
+    net = build_cnn((2, 34, 34), [4], 10)
+    model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    config = {"data": {"dataset": "nmnist", "time_bins": 2},
+              "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
+              "network": {"kind": "cnn", "channels": [4], "num_steps": 2, "encoder": "events"}}
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
+                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    for fmt in ("netx", "nir"):
+        assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / f"net.{fmt}"), "--format", fmt]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "encoder 'events' cannot be presented to Loihi" in err and len(err.splitlines()) == 1

@@ -32,8 +32,8 @@ import numpy as np
 
 from spikecl.errors import ExportError, ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
-                                     INPUT_ENCODERS, WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
-from spikecl.export.spec import ConvGeometry, conv_output_shape
+                                     WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
+from spikecl.export.spec import INPUT_ENCODERS, ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"

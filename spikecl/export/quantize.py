@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikecl.errors import ExportError
-from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape
+from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape, refuse_encoder
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
 DECAY_MAX = 4095
@@ -38,7 +38,6 @@ BIAS_MANT_MAX = 2**12 - 1    # 13-bit signed mantissa
 BIAS_EXP_MAX = 7
 NETX_BIAS_EXP = 6            # lava-dl's netx applies every bias with exponent 6
 WEIGHT_EXP_RANGE = (-8, 7)
-INPUT_ENCODERS = ("direct", "poisson", "latency")
 
 
 @dataclass(frozen=True)
@@ -298,8 +297,7 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
 
 def check_encoder(spec: NetworkSpec) -> None:
     """A one-line ExportError unless ``spec``'s input encoder is one Loihi can be presented with."""
-    if spec.encoder not in INPUT_ENCODERS:
-        raise ExportError(f"encoder {spec.encoder!r} cannot be presented to Loihi; use one of {INPUT_ENCODERS}")
+    refuse_encoder(spec.encoder)
 
 
 def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:

@@ -17,6 +17,10 @@ from spikecl.data.datasets import IMAGE_SHAPES
 from spikecl.errors import ExportError, ShapeError
 from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, part_of
 
+#: how inputs may be presented to Loihi: spikes a direct, Poisson or latency encoder makes of an image (event frames
+#: hold counts per bin, which Loihi 1 cannot take)
+INPUT_ENCODERS = ("direct", "poisson", "latency")
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -206,10 +210,17 @@ def _even(name: str, shape: tuple) -> None:
                           "be folded into a strided conv")
 
 
+def refuse_encoder(encoder: str) -> None:
+    """A one-line ExportError unless inputs of ``encoder`` can be presented to Loihi (:data:`INPUT_ENCODERS`)."""
+    if encoder not in INPUT_ENCODERS:
+        raise ExportError(f"encoder {encoder!r} cannot be presented to Loihi; use one of {INPUT_ENCODERS}")
+
+
 def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list, tuple]:
     """Conv layers with batch norm and the following 2 x 2 average pooling folded into the weights."""
     dataset = config.get("data", {}).get("dataset")
     if dataset not in IMAGE_SHAPES:
+        refuse_encoder(config.get("network", {}).get("encoder", "direct"))    # event frames: the encoder says why
         raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
     shape = IMAGE_SHAPES[dataset]   # CNN exports need the input grid; MLPs read their inputs from the weights
     layers = []
