@@ -35,6 +35,17 @@ def test_fixed_width_bins_match_a_hand_count():
     np.testing.assert_array_equal(frames, expected)
 
 
+def test_an_event_on_a_frame_edge_opens_the_next_frame():
+    """k · bin_ms ≤ t / 1000 < (k + 1) · bin_ms for whole-µs times, whatever the decimal width (4.03 ms · 1000 is
+    4030.0000000000005 as a float, which put t = 4030 µs into frame 0)."""
+    zero = np.zeros(1, np.int64)
+    for hundredths in range(1, 1000):                            # widths 0.01 .. 9.99 ms
+        width = hundredths / 100
+        t = np.array([hundredths * 10.0])                         # exactly one width, in µs
+        frames = bin_events(t, zero, zero, zero, (1, 1, 1), EventBinning(3, width))
+        assert frames[:, 0, 0, 0].tolist() == [0, 1, 0], width
+
+
 def test_span_bins_keep_every_event():
     t = np.array([0, 10, 50, 99])                # span 100 µs in 4 bins of 25 µs
     frames = bin_events(t, np.zeros(4), np.zeros(4), np.array([0, 1, 1, 2]), (1, 1, 3), EventBinning(4))

@@ -64,6 +64,17 @@ def test_workload_of_a_tiny_network_by_hand(engine):
     assert measures.static(net)["connection_sparsity"] == pytest.approx(3 / 6)
 
 
+def test_accumulates_or_macs_are_decided_per_time_step():
+    """Event frames: a step holding a count of 2 is MACs, a step of plain spikes ACs, though the layer calls its
+    synapse once on the whole sequence."""
+    net = tiny_network()
+    x = torch.tensor([[[2.0, 0.0], [1.0, 0.0]]])                   # [B = 1, T = 2, 2] event frames (counts)
+    m = measures.workload(net, x, num_steps=2, encoder="events")
+    # hidden neuron 0: current 2.4 (spike at step 0), then 0.9 * (2.4 - 1) + 1.2 = 2.46 (spike at step 1)
+    assert m["effective_macs"] == 1                                # step 0: one input of 2 through one weight
+    assert m["effective_acs"] == 1 + 2 * 1                         # step 1: one spike in; two hidden spikes out
+
+
 def test_workload_is_per_sample_over_batches():
     net = tiny_network()
     x = torch.tensor([[0.5, 0.0]]).repeat(5, 1)

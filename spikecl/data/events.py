@@ -59,7 +59,8 @@ def bin_events(t_us: np.ndarray, c: np.ndarray, y: np.ndarray, x: np.ndarray, se
         raise DataError(f"{source}: event times must be finite and non-negative")
     steps = binning.frames
     if binning.bin_ms > 0:
-        k = np.floor(t / (binning.bin_ms * 1000.0))   # compared as floats: a huge t / bin_ms overflows int64
+        width = float(f"{binning.bin_ms * 1000.0:.12g}")   # µs to 12 digits: 4.03 ms is 4030, not 4030.0000000000005
+        k = np.floor(t / width)                        # compared as floats: a huge t / bin_ms overflows int64
     else:
         span = t.max() + 1.0 if t.size else 1.0
         k = np.minimum(np.floor(t * steps / span), steps - 1)

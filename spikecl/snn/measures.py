@@ -17,13 +17,15 @@ Workload (per inference, i.e. per sample, over the ``T`` steps of a pass):
 * ``dense_synops``: every connection of every synapse call (zero weights and zero inputs too; a convolution's
   zero padding excluded), summed over steps.
 * ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value.
-  A synapse call whose whole input batch lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
-  multiply-accumulates (MACs): direct-encoded pixels and average-pooled spikes are MACs.
+  A time step whose whole input batch lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
+  multiply-accumulates (MACs): direct-encoded pixels, average-pooled spikes and event frames holding a count of 2
+  or more are MACs (in the steps that hold one).
 * ``membrane_updates``: per neuron module, all its neurons at the first step plus, at each later step, the
   neurons whose membrane changed.
 
-Biases are no synaptic operations. Measures run on the ``snntorch`` engine (one synapse call per step, as
-NeuroBench's hooks see it); a multi-head readout calls, and counts, every head.
+Biases are no synaptic operations. Measures run on the ``snntorch`` engine, whose layers call a synapse once on a
+whole sequence; each call is split into its time steps, so ACs and MACs are decided per step, as NeuroBench's hooks
+on a step-by-step network see them. A multi-head readout calls, and counts, every head.
 """
 
 from __future__ import annotations
@@ -84,15 +86,27 @@ class _Tally:
         self.outputs = self.nonzero = 0
         self.updates = 0
         self.last_mem: dict[nn.Module, torch.Tensor] = {}
+        self.steps = self.batch = 1                  # of the pass running (start_pass)
 
     def synapse_hook(self, module: nn.Module, args: tuple) -> None:
         x = args[0].detach()
         self.dense += synapse_operations(module, x, dense=True)
-        ops = synapse_operations(module, x, dense=False)
-        if is_spiking(x):
-            self.acs += ops
-        else:
-            self.macs += ops
+        for step in self.time_steps(x):             # ACs or MACs decided per step, as NeuroBench's hooks see them
+            ops = synapse_operations(module, step, dense=False)
+            if is_spiking(step):
+                self.acs += ops
+            else:
+                self.macs += ops
+
+    def time_steps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A synapse's input ``x`` split into the pass's time steps: the engines call a synapse once on a whole
+        sequence, ``[T·B, ...]`` or ``[T, B, ...]``; anything else is one step."""
+        steps, batch = self.steps, self.batch
+        if steps > 1 and x.shape[0] == steps * batch:
+            return x.reshape(steps, batch, *x.shape[1:]).unbind(0)
+        if steps > 1 and x.ndim > 2 and tuple(x.shape[:2]) == (steps, batch):
+            return x.unbind(0)
+        return (x,)
 
     def neuron_hook(self, module: nn.Module, args: tuple, output) -> None:
         spikes, mem = output[0].detach(), output[1].detach()
@@ -103,9 +117,11 @@ class _Tally:
         self.updates += mem.numel() if fresh else int(torch.count_nonzero(mem - previous))
         self.last_mem[module] = mem
 
-    def start_pass(self) -> None:
-        """A new sequence starts: every neuron's first step counts all its neurons."""
+    def start_pass(self, steps: int, batch: int) -> None:
+        """A new sequence of ``steps`` steps of ``batch`` samples starts: every neuron's first step counts all its
+        neurons."""
         self.last_mem.clear()
+        self.steps, self.batch = steps, batch
 
 
 @contextlib.contextmanager
@@ -137,8 +153,8 @@ def workload(net: nn.Module, x: torch.Tensor, num_steps: int, encoder: str = "di
     try:
         with _hooked(net, tally):
             for start in range(0, len(x), batch_size):
-                tally.start_pass()
                 x_seq = encode(x[start:start + batch_size], num_steps, encoder, generator)
+                tally.start_pass(*x_seq.shape[:2])
                 net(x_seq, None if heads is None else heads[start:start + batch_size])
     finally:
         net.train(was_training)
