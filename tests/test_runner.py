@@ -447,3 +447,38 @@ def test_a_checkpoint_of_other_settings_names_the_option_as_the_file_spells_it(t
                    strategy={"methods": ["ewc"], "ewc": {"lam": 20.0}})
     with pytest.raises(ResultsError, match=re.escape("(strategy.ewc.lam differs)")):
         ContinualRun(other, "ewc", 0).execute(results, resume=True, progress_bar=False)
+
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="no CUDA device")])])
+@pytest.mark.parametrize("method, optimizer", [("hlop+replay", "sgd"), ("replay", "adam")])
+def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypatch, device, method, optimizer):
+    """A checkpoint is mapped to the run's device when read. On a GPU, the CPU generators' states and Adam's step
+    counts go back to the host (a CPU generator refuses a GPU state) and the GPU generator's state is restored (the
+    strategies' own passes draw Poisson spikes from it); on either, the resumed run ends with the uninterrupted
+    run's accuracy matrix."""
+    cfg = config(tmp_path, device=device, stream={"n_tasks": 3}, network={"hidden": [32], "encoder": "poisson"},
+                 train={"epochs": 1, "optimizer": optimizer, "lr": 0.001 if optimizer == "adam" else 0.05},
+                 strategy={"methods": [method]})
+    straight = ContinualRun(cfg, method, 0).execute(tmp_path / "straight.h5", progress_bar=False)
+    train_task = ContinualRun.train_task
+
+    def killed_at_task_2(self, task, bar=None):
+        if task == 1:
+            raise _Killed
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", killed_at_task_2)
+    with pytest.raises(_Killed):
+        ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", progress_bar=False)
+    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    resumed = ContinualRun(cfg, method, 0)
+    assert resumed.load_checkpoint(checkpoint_path(tmp_path / "resumed.h5"))
+    assert all(s["step"].device.type == "cpu" for s in resumed.optimizer.state.values() if "step" in s)
+    result = ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", resume=True, progress_bar=False)
+    np.testing.assert_array_equal(result.acc_matrix, straight.acc_matrix)

@@ -201,7 +201,8 @@ def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float
     with_energy = int((s ** 2 > n * torch.finfo(basis.dtype).eps ** 2 * total).sum())
     u, s = u[:, :min(with_energy, n - k)], s[:min(with_energy, n - k)]
     energy = kept + torch.cumsum(s ** 2, 0)
-    r = int(torch.searchsorted(energy / total, torch.tensor(threshold, dtype=energy.dtype)).item()) + 1
+    share = torch.tensor(threshold, dtype=energy.dtype, device=energy.device)   # searchsorted: one device
+    r = int(torch.searchsorted(energy / total, share).item()) + 1
     return u[:, :r].T
 
 

@@ -111,6 +111,18 @@ def mixed_setups(setups: list[dict]) -> dict:
     return out
 
 
+def _steps_on_host(optimizer: torch.optim.Optimizer) -> None:
+    """Put the step counts of a loaded optimiser (Adam's) back on the host where torch keeps them (neither fused
+    nor capturable): a checkpoint mapped to a GPU would leave them there, and every step would read them back."""
+    for group in optimizer.param_groups:
+        if group.get("fused") or group.get("capturable"):
+            continue
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].cpu()
+
+
 #: what a run checkpoint holds at least
 CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
 
@@ -302,8 +314,9 @@ class ContinualRun:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "strategy": checkpoint_state(self.strategy),
-                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(),
-                         "python": random.getstate()}, "torch_threads": torch.get_num_threads(),
+                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
+                         **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
+                 "torch_threads": torch.get_num_threads(),
                  "cpu": machine_kernels(), "processes": self.execution.processes}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
@@ -374,8 +387,11 @@ class ContinualRun:
         self.run_state = run_state
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        _steps_on_host(self.optimizer)
         self.strategy.load_state_dict(state["strategy"])
-        torch.set_rng_state(state["rng"]["torch"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())     # the file is mapped to the run's device
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
         _set_numpy_rng_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
 

@@ -395,4 +395,4 @@ class HLOP(ProjectionStrategy):
         for key in ("h_old", "h_new", "velocity", "basis"):
             setattr(self, key, dict(state[key]))
         self.dims = [list(d) for d in state["dims"]]
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())       # a CPU generator; the file may map it

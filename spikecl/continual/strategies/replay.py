@@ -106,4 +106,4 @@ class Replay(Strategy):
     def load_state_dict(self, state):
         self.buffer = None if state["buffer"] is None else TaskData(**state["buffer"])
         self.task_sizes = list(state.get("task_sizes", []))
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())       # a CPU generator; the file may map it
