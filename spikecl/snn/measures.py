@@ -70,7 +70,7 @@ def synapse_operations(synapse: nn.Module, x: torch.Tensor, dense: bool) -> int:
         out = nn.functional.linear(ones, weight)
     else:
         out = synapse._conv_forward(ones, weight, None)     # the conv's stride, padding, dilation and groups
-    return int(round(out.sum().item()))
+    return int(round(out.sum(dtype=torch.float64).item()))     # float32 sums are inexact beyond 2^24
 
 
 def is_spiking(x: torch.Tensor) -> bool:
