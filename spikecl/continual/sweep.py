@@ -18,10 +18,9 @@ Every run is an ordinary one-method, one-seed experiment written by the runner t
 ``spikecl report`` reads any of them and a sweep that is interrupted and started again skips runs whose results
 file exists (and resumes half-trained ones from their checkpoints). A point that does not change a method's run
 (``strategy.ewc.lam`` for fine-tuning) does not run it again; runs that no point changes from the base experiment's
-go to the folder ``base`` (a single point that changes them keeps its own label). This module
-plans the runs and aggregates the results; :mod:`spikecl.continual.sweep_ray` executes them on Ray. Its summary is
-also a results file of kind ``sweep`` (``<name>/sweep.h5``, :func:`write_sweep_results`), which ``spikecl report``
-reads.
+go to the folder ``base`` (a single point that changes them keeps its own label). This module plans the runs and
+aggregates the results; :mod:`spikecl.continual.sweep_ray` executes them on Ray. Its summary is also a results file
+of kind ``sweep`` (``<name>/sweep.h5``, :func:`write_sweep_results`), which ``spikecl report`` reads.
 
 Choosing settings without touching test data (``select = "acc"``; the base experiment needs ``data.validation``)::
 
