@@ -55,12 +55,14 @@ SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-           doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False) -> Any:
+           doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False,
+           path: bool = False) -> Any:
     """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high] (for a
     list: of every item); ``distinct``: a list's items must differ; ``nonempty``: a list needs at least one item;
-    ``file_name``: a string that is a plain file name (no folder part, not '.' or '..')."""
+    ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
+    path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
-            "nonempty": nonempty}
+            "nonempty": nonempty, "path": path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -71,7 +73,7 @@ class DataConfig:
     """Which dataset to load (see :mod:`spikecl.data.datasets`)."""
 
     dataset: str = option("mnist5k", choices=DATASETS, doc="the dataset every task is cut from (spikecl.data.datasets)")
-    data_dir: str = option("", doc="folder holding downloaded datasets in their standard formats")
+    data_dir: str = option("", path=True, doc="folder holding downloaded datasets in their standard formats")
     validation: float = option(0.0, low=0.0, high=0.9,
                                doc="fraction of every class's training images held out of training as a validation "
                                    "split (the same images in every task); 0 = none")
@@ -102,7 +104,8 @@ class StreamConfig:
     n_tasks: int = option(10, low=1, high=1000, doc="tasks T in the stream")
     classes_per_task: int = option(0, low=0, doc="split streams; 0 = n_classes // n_tasks")
     train_per_task: int = option(0, low=0, doc="subsample each task's training set; 0 = all")
-    test_per_task: int = option(0, low=0, doc="subsample each task's test set; 0 = all")
+    test_per_task: int = option(0, low=0, doc="subsample each task's evaluation set (the same images for every "
+                                                 "seed); 0 = all")
     first_task_identity: bool = option(False, doc="permuted streams: task 0 is the unpermuted data")
     max_angle_deg: float = option(180.0, low=0.0, high=360.0, doc="rotated streams: task i turns every image by "
                                                                    "i · max_angle_deg / n_tasks degrees")
@@ -190,7 +193,7 @@ class RunHeader:
     name: str = option("experiment", file_name=True, doc=NAME_DOC)
     seeds: list[int] = option([0], low=0, high=SEED_MAX, distinct=True, doc="one run per seed (per method)")
     device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where runs compute; auto: cuda if available")
-    output_dir: str = option("results", doc="folder that holds each experiment's results folder <name>/")
+    output_dir: str = option("results", path=True, doc="folder that holds each experiment's results folder <name>/")
 
 
 @dataclass
@@ -307,6 +310,8 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
             continue
         kwargs[name] = _check_value(value, tp, key)
         _check_bounds(kwargs[name], fields[name].metadata, key)
+        if fields[name].metadata.get("path") and kwargs[name]:
+            kwargs[name] = os.path.expanduser(kwargs[name])
     return cls(**kwargs)
 
 

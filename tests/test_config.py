@@ -117,3 +117,16 @@ def test_every_config_key_has_a_doc():
     undocumented = [f"{where}: {key}" for where, cls in configs.items()
                     for key, doc in documented_keys(cls()).items() if not doc.strip()]
     assert not undocumented, undocumented
+
+
+def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
+    """TOML strings and ``--data-dir=~/x`` reach spikecl unexpanded: path keys expand ``~`` as a shell would, so
+    results do not go to a folder named "~" and datasets in the home folder are found."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_experiment("models/split_digits.toml", ['output_dir="~/runs"', 'data.data_dir="~/data"'])
+    assert cfg.output_dir == str(tmp_path / "runs") and cfg.data.data_dir == str(tmp_path / "data")
+    assert cfg.results_path("finetune", 0).parent == tmp_path / "runs" / cfg.name
+    from spikecl.data.base import find_path
+    (tmp_path / "data" / "SHD").mkdir(parents=True)
+    (tmp_path / "data" / "SHD" / "shd_train.h5").touch()
+    assert find_path("~/data", "shd", ["SHD/shd_train.h5"], "") == tmp_path / "data" / "SHD" / "shd_train.h5"

@@ -11,7 +11,7 @@ pytest.importorskip("tonic")
 pytest.importorskip("h5py")
 
 from event_files import (ENGLISH, GERMAN, standin_gesture, standin_nmnist, standin_shd,  # noqa: E402
-                         write_gesture, write_nmnist)
+                         write_gesture, write_nmnist, write_shd)
 
 from spikecl.config import DataConfig, StreamConfig, experiment_from_dict, load_experiment  # noqa: E402
 from spikecl.data.datasets import load_dataset  # noqa: E402
@@ -125,6 +125,33 @@ def test_a_damaged_dvs_gesture_recording_is_a_data_error(tmp_path, content, mess
     with pytest.raises(DataError, match=re.escape(message)) as info:
         load_dataset("dvs_gesture", str(tmp_path))
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, remove, kind, message", [
+    ("nmnist", "NMNIST/Train/3", "split", "task 2 has no training samples of class 3 (nmnist holds none; a partial"),
+    ("nmnist", "NMNIST/Test/7", "split", "task 4 has no test samples of class 7 (nmnist holds none"),
+    ("dvs_gesture", "DVSGesture/ibmGestureTest/user24_fluorescent/9.npy", "split", "task 5 has no test samples of "
+                                                                                   "class 9"),
+    ("shd", None, "domains", "task 2 has no test samples of class 19 (shd holds none"),
+])
+def test_a_dataset_missing_a_class_is_refused(tmp_path, name, remove, kind, message):
+    """A partial unzip or copy would train or score a task on part of its classes: refused, naming the class."""
+    {"nmnist": standin_nmnist, "dvs_gesture": standin_gesture, "shd": standin_shd}[name](tmp_path)
+    if remove:
+        target = tmp_path / remove
+        for f in (target.glob("*") if target.is_dir() else ()):
+            f.unlink()
+        target.rmdir() if target.is_dir() else target.unlink()
+    else:                                              # a test file whose labels stop at 18
+        rng = np.random.default_rng(0)
+        labels = np.arange(19)
+        write_shd(tmp_path / "SHD/shd_test.h5", [np.sort(rng.uniform(0, 0.8, 5)) for _ in labels],
+                  [rng.integers(0, 700, 5) for _ in labels], labels, np.zeros(19, int), ENGLISH + GERMAN)
+    d = load_dataset(name, str(tmp_path), binning=EventBinning(4, 50.0, 1))
+    for scenario in ("task", "class"):                 # the dataset's class is named in every scenario
+        with pytest.raises(DataError, match=re.escape(message)) as info:
+            make_stream(d, kind, 2 if kind == "domains" else 5, scenario)
+        assert "\n" not in str(info.value)
 
 
 # -- streams and input ------------------------------------------------------------------------------------------

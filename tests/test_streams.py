@@ -90,6 +90,21 @@ def test_subsampling_is_stratified_and_seeded(digits):
     np.testing.assert_array_equal(s[1].y_train, again[1].y_train)
 
 
+@pytest.mark.parametrize("kind", ["rotated", "split"])
+def test_every_seed_is_scored_on_the_same_test_subsample(digits, kind):
+    """``test_per_task`` draws the same evaluation images for every run seed (the report's "one data split for every
+    seed"); on a rotated stream every task holds the same images, rotated; training subsamples still vary."""
+    a, b = (make_stream(digits, kind, 2, "domain", train_per_task=100, test_per_task=30, seed=s) for s in (0, 1))
+    for ta, tb in zip(a, b):
+        np.testing.assert_array_equal(ta.x_test, tb.x_test)
+        np.testing.assert_array_equal(ta.y_test, tb.y_test)
+        assert not np.array_equal(ta.x_train, tb.x_train)
+    if kind == "rotated":                              # task 1 is unrotated: its images are the dataset's own
+        flat = digits.x_test.reshape(len(digits.x_test), -1)
+        rows = [int(np.flatnonzero((flat == x.reshape(-1)).all(axis=1))[0]) for x in a[0].x_test]
+        np.testing.assert_array_equal(a[1].x_test, rotate(digits.x_test[rows], 90.0))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "shuffled"}, "stream.kind: 'shuffled' is not allowed"),
     ({"scenario": "instance"}, "stream.scenario: 'instance' is not allowed"),

@@ -57,10 +57,10 @@ from spikecl.io import Run
 class SweepConfig:
     """A sweep file, validated (see the module docstring)."""
 
-    base: str = option("", doc="experiment file every run derives from, relative to the sweep file")
+    base: str = option("", path=True, doc="experiment file every run derives from, relative to the sweep file")
     name: str = option("", file_name=True,
                        doc="results go to <output_dir>/<name>/<point>/; default: the sweep file's stem")
-    output_dir: str = option("", doc="default: the base experiment's output_dir")
+    output_dir: str = option("", path=True, doc="default: the base experiment's output_dir")
     methods: list[str] = option([], distinct=True, doc="default: the base experiment's strategy.methods")
     seeds: list[int] = option([], low=0, high=SEED_MAX, distinct=True, doc="default: the base experiment's seeds")
     set: dict[str, typing.Any] = option({}, doc="overrides applied to every run: {dotted key: value}")

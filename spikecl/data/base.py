@@ -64,7 +64,7 @@ def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, 
     explaining ``how``."""
     if not data_dir:
         raise DataError(f"{name} needs its files: {how}; pass --data-dir DIR (or data.data_dir in the experiment)")
-    root = Path(data_dir)
+    root = Path(data_dir).expanduser()
     for rel in candidates:
         if (root / rel).is_dir() if folder else (root / rel).is_file():
             return root / rel

@@ -134,7 +134,7 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
     """The four IDX files of ``name``, all from one folder: torchvision's ``{IDX_FOLDERS[name]}/raw`` first (so
     Fashion-MNIST's files there win over MNIST's directly in ``data_dir``: the file names are the same), then
     ``data_dir`` itself. The first folder holding any of the four must hold all of them."""
-    root = Path(data_dir) if data_dir else find_path(data_dir, name, [], how)      # no data_dir: find_path's error
+    root = Path(data_dir).expanduser() if data_dir else find_path(data_dir, name, [], how)   # none: find_path's error
     for folder in (root / IDX_FOLDERS[name] / "raw", root):
         paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
                  for key, base in IDX_FILES.items()}

@@ -131,6 +131,12 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     return out
 
 
+#: seed of ``test_per_task``'s subsample of the evaluation images: not the run seed's, so that every seed is scored
+#: on the same images (the report says "one data split for every seed"), and the tasks of a permuted or rotated
+#: stream on the same images too
+EVAL_SUBSAMPLE_SEED = 2000
+
+
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first) and
     seeded; all samples when ``n`` is None or not smaller."""
@@ -168,7 +174,8 @@ def _check(kind: str, scenario: str, n_tasks: int) -> None:
 
 
 def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) -> tuple[list, int]:
-    """(tasks, n_outputs) of a domains stream: task ``d`` holds the classes whose domain is ``d``."""
+    """(tasks, n_outputs) of a domains stream (tasks as for :func:`_split_tasks`): task ``d`` holds the classes whose
+    domain is ``d``."""
     if not dataset.domains:
         raise ConfigError(f"stream.kind: 'domains' needs a dataset with recording domains; {dataset.name} has none")
     if n_tasks != len(dataset.domains):
@@ -185,7 +192,7 @@ def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) 
             keep = np.isin(y, group)
             local[split] = (x[keep], y[keep] if scenario == "class" else local_label[y[keep]])
         classes = tuple(int(k) for k in (group if scenario == "class" else range(len(group))))
-        tasks.append((d, local, classes))
+        tasks.append((d, local, classes, tuple(int(k) for k in group)))
         widest = max(widest, len(group))
     return tasks, dataset.n_classes if scenario == "class" else widest
 
@@ -219,15 +226,16 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     else:
         tasks, n_outputs = _transformed_tasks(dataset, sources, n_tasks, scenario, kind, rng, first_task_identity,
                                               max_angle_deg)
-    built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed)
-             for i, local, classes in tasks]
+    built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed, dataset_classes)
+             for i, local, classes, dataset_classes in tasks]
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                   n_tasks if scenario == "task" else 1, dataset.input_shape)
 
 
 def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
                  classes_per_task: int | None) -> tuple[list, int]:
-    """(tasks as (index, {split: (x, y)}, classes), outputs) of a split stream: task i holds classes
+    """(tasks as (index, {split: (x, y)}, classes, the dataset's classes they are), outputs) of a split stream: task
+    i holds classes
     ``i·per … (i+1)·per − 1``, relabelled from 0 unless ``scenario`` is "class"."""
     c = dataset.n_classes
     per = classes_per_task or c // n_tasks
@@ -246,7 +254,7 @@ def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
             labels = y[keep] if scenario == "class" else y[keep] - i * per
             local[split] = (x[keep], labels)
         classes = tuple(int(k) for k in (group if scenario == "class" else range(per)))
-        tasks.append((i, local, classes))
+        tasks.append((i, local, classes, tuple(int(k) for k in group)))
     return tasks, (c if scenario == "class" else per)
 
 
@@ -267,16 +275,23 @@ def _transformed_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: 
             transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
         offset = i * c if scenario == "class" else 0
         local = {split: (transform(x), y + offset) for split, (x, y) in sources.items()}
-        tasks.append((i, local, tuple(range(offset, offset + c))))
+        tasks.append((i, local, tuple(range(offset, offset + c)), tuple(range(c))))
     return tasks, (n_tasks * c if scenario == "class" else c)
 
 
 def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train_per_task: int | None,
-          test_per_task: int | None, seed: int) -> Task:
-    """Task ``i`` from its {split: (x, y)}: subsampled (seeds ``seed + 1000 + i`` and ``seed + 2000 + i``),
-    refused when a split is left empty."""
+          test_per_task: int | None, seed: int, dataset_classes: tuple) -> Task:
+    """Task ``i`` from its {split: (x, y)}: subsampled (training samples with seed ``seed + 1000 + i``, evaluation
+    samples with :data:`EVAL_SUBSAMPLE_SEED`), refused when a split holds none of one of its ``classes`` (the
+    dataset's ``dataset_classes``, in the same order)."""
+    for split, where in (("train", "training"), ("test", eval_split)):
+        held = set(np.unique(local[split][1]).tolist())
+        missing = [k for c, k in zip(classes, dataset_classes) if c not in held]
+        if held and missing:
+            raise DataError(f"stream: task {i + 1} has no {where} samples of class {', '.join(map(str, missing))} "
+                            f"({name} holds none; a partial download or copy?)")
     x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
-    x_te, y_te = _subsample(*local["test"], test_per_task, seed + 2000 + i)
+    x_te, y_te = _subsample(*local["test"], test_per_task, EVAL_SUBSAMPLE_SEED)
     for split, y in (("training", y_tr), (eval_split, y_te)):
         if not len(y):
             raise DataError(f"stream: task {i + 1} has no {split} samples ({name} holds none of its "
