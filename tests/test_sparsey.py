@@ -140,6 +140,51 @@ def test_sequences_recalled_from_their_first_two_frames():
     assert overlap.mean() > 0.98 and overlap[:, -1].mean() > 0.95
 
 
+def two_mac_frames(rng, *halves):
+    """Frames [T, 128] of an 8 × 16 image: each half (a 1 × 2 grid mac's field) random at 30 % where ``halves``
+    says 1, silent where 0."""
+    frames = np.zeros((len(halves), 8, 16), bool)
+    for t, (left, right) in enumerate(halves):
+        frames[t, :, :8] = left * (rng.random((8, 8)) < 0.3)
+        frames[t, :, 8:] = right * (rng.random((8, 8)) < 0.3)
+    return frames.reshape(len(halves), -1)
+
+
+def two_mac_coder(seed=0):
+    return SparseyCoder(SparseyConfig(image_shape=[8, 16], layout="grid", grid=[1, 2], patch=[8, 8], seed=seed,
+                                      mac=MacConfig(n_cms=8, cells_per_cm=8, sequences=True)))
+
+
+def test_a_mac_silent_in_the_previous_frame_recalls_its_code_from_its_input():
+    """No H signal reaches a mac whose previous code is empty, so V = U^λU there (not U^λU · 0): cued with every
+    frame, each mac's stored code comes back, also in the frame after it was silent."""
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        coder = two_mac_coder(seed)
+        seq = two_mac_frames(rng, (1, 0), (1, 1), (1, 1), (0, 1), (1, 1))
+        stored = coder.learn_sequence(seq)
+        assert (coder.recall_sequence(seq, len(seq)) == stored).all()
+
+
+def test_an_empty_previous_code_gives_the_support_of_a_first_frame():
+    """Per mac, an all-zero previous code gives the same V as no previous code; a familiar input in a mac that was
+    silent in the previous frame is recognised while learning (G = 1, its stored code), not coded at random."""
+    rng = np.random.default_rng(1)
+    coder = two_mac_coder()
+    first, familiar = two_mac_frames(rng, (1, 0), (0, 1))
+    right, _ = coder.learn(familiar)
+    layer, x = coder.level1, (first | familiar)[None][:, coder.fields].astype(np.float32)
+    prev = np.zeros((1, 2, 64), np.float32)
+    prev[0, 0, :8] = 1.0                                             # the left mac had a code, the right one none
+    assert (layer.support(x, prev)[:, 1] == layer.support(x, None)[:, 1]).all()
+    assert layer.encode(x, prev)[1][0, 1] == 1.0
+    coder.start_sequence()
+    coder.learn(first)
+    code, _ = coder.learn(first | familiar)
+    coder.end_sequence()
+    assert (code[64:] == right[64:]).all()
+
+
 def test_spiking_wta_groups_reproduce_the_coder_codes(mnist):
     pytest.importorskip("snntorch")
     from spikecl.sdr.spiking import SpikingSparsey

@@ -336,13 +336,16 @@ class MacLayer:
         return (frac > 0) & (frac >= self.cfg.min_active_frac) & (frac <= self.cfg.max_active_frac)
 
     def support(self, x: np.ndarray | None, prev: np.ndarray | None) -> np.ndarray:
-        """V [B, M, Q, K] from bottom-up ``x`` [B, M, N] and/or the previous codes ``prev`` [B, M, C]."""
+        """V [B, M, Q, K] from bottom-up ``x`` [B, M, N] and/or the previous codes ``prev`` [B, M, C]. A mac whose
+        previous code is empty has no H signal, so its V is U^λU, as on a sequence's first frame."""
         u = None if x is None else normalised_sums(self.state.u, x, self.cfg.w_max)
         h = None
         if prev is not None:
             if self.state.h is None:
                 raise ConfigError("horizontal input needs a mac config with sequences = true")
             h = normalised_sums(self.state.h, prev, self.cfg.w_max)
+            if u is not None:                                      # H absent per mac: factor 1 (H^λH = 1)
+                h = np.where(prev.any(axis=-1, keepdims=True), h, np.float32(1.0))
         return local_support(u, h, self.cfg)
 
     def encode(self, x: np.ndarray | None, prev: np.ndarray | None = None, *, learn: bool = False,
