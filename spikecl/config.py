@@ -316,7 +316,8 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
 
 
 def _split_strategy_options(raw: dict) -> dict:
-    """Move ``[strategy.<method>]`` sub-tables into ``strategy.options`` so they validate as one field."""
+    """Move ``[strategy.<method>]`` sub-tables into ``strategy.options`` so they validate as one field (merged with a
+    ``strategy.options.<method>`` table key by key; a key set in both spellings is refused)."""
     strategy, options = raw.get("strategy", {}), None
     if isinstance(strategy, typing.Mapping):
         strategy = dict(strategy)
@@ -326,7 +327,13 @@ def _split_strategy_options(raw: dict) -> dict:
             raise ConfigError(f"{key}: expected a table, got {value!r}")
     options = dict(options)
     for key in [k for k, v in strategy.items() if isinstance(v, dict)]:
-        options[key] = strategy.pop(key)
+        table, earlier = strategy.pop(key), options.get(key, {})
+        both = sorted(set(table) & set(earlier)) if isinstance(earlier, typing.Mapping) else [None]
+        if both:
+            name = f"strategy.options.{key}" + (f".{both[0]}" if both[0] else "")
+            raise ConfigError(f"{name} and strategy.{key}{'.' + both[0] if both[0] else ''} are both set; "
+                              f"write strategy.{key}.<option> only")
+        options[key] = {**earlier, **table}
     strategy["options"] = options
     return {**raw, "strategy": strategy}
 
@@ -472,6 +479,22 @@ def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typ
                 return found
         return None
     return None if a == b else prefix.rstrip(".")
+
+
+@dataclass(frozen=True)
+class OtherMethodsIgnored:
+    """The dotted keys a comparison of two configs of a run of ``method`` skips: ``base``, ``variants`` (a variant's
+    run records its overrides applied) and the options table of every method that is not a component of ``method``
+    (``strategy.options.ewc`` for fine-tuning): changing those does not change the run."""
+
+    base: frozenset
+    method: str
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.base or key == "variants":
+            return True
+        parts = str(key).split(".")
+        return len(parts) == 3 and parts[:2] == ["strategy", "options"] and parts[2] not in self.method.split("+")
 
 
 def flatten(table: typing.Mapping, prefix: str = "") -> dict:

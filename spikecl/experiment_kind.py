@@ -25,7 +25,7 @@ import importlib
 import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Sequence
+from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
@@ -65,7 +65,7 @@ class Job:
     path: Path
     run: Callable[[JobOptions], str | None]
     config: dict | None = None
-    ignores: frozenset[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
+    ignores: Container[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
 
 
 class Kind:

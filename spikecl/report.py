@@ -52,9 +52,12 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
 
 def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
     """The ``*.h5`` files a folder contributes: a sweep's summaries (its trials and final runs were made with other
-    settings, so they are never one table), else every one under it."""
+    settings, so they are never one table); a sweep's ``final/`` folder, its runs (one per method and seed, each
+    method at its chosen settings) and their summary; else every one under it."""
     if not (path / "sweep.h5").is_file():
         return sorted(path.rglob("*.h5"))
+    if path.name == "final" and (path.parent / "sweep.h5").is_file():
+        return sorted(path.glob("*.h5"))
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
     return [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]
 

@@ -130,3 +130,16 @@ def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
     (tmp_path / "data" / "SHD").mkdir(parents=True)
     (tmp_path / "data" / "SHD" / "shd_train.h5").touch()
     assert find_path("~/data", "shd", ["SHD/shd_train.h5"], "") == tmp_path / "data" / "SHD" / "shd_train.h5"
+
+
+def test_strategy_options_spelled_both_ways_merge_or_are_refused():
+    """``strategy.options.ewc.lam`` (the results file's spelling) beside a file's ``[strategy.ewc]`` table was dropped
+    silently: a key set in both is refused, other keys merge."""
+    with pytest.raises(ConfigError, match=r"strategy.options.ewc.lam and strategy.ewc.lam are both set"):
+        load_experiment("models/pmnist5k_demo.toml", ["strategy.options.ewc.lam=123"])
+    cfg = load_experiment("models/pmnist5k_demo.toml",
+                          ["strategy.options.hlop.energy_samples=50", "strategy.ewc.lam=7.0"])
+    assert cfg.strategy.options["ewc"]["lam"] == 7.0 and cfg.strategy.options["hlop"]["energy_samples"] == 50
+    merged = experiment_from_dict({"strategy": {"methods": ["ewc"], "options": {"ewc": {"lam": 2.0}},
+                                                "ewc": {"fisher_samples": 32}}})
+    assert merged.strategy.options["ewc"] == {"lam": 2.0, "fisher_samples": 32}

@@ -265,6 +265,44 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
         np.testing.assert_array_equal(a.model[name], b.model[name])
 
 
+def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys, monkeypatch):
+    """Fine-tuning's finished results, its checkpoint and its seeds stay valid when another method's options change
+    or a variant is added: --resume keeps and continues them, and the report takes them as seeds of one row."""
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "oth"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 30\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune"]\n[strategy.ewc]\nlam = 5.0\n')
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    train_task = ContinualRun.train_task
+
+    def interrupted(self, task, bar=None):
+        if self.seed == 1 and task == 1:
+            raise KeyboardInterrupt
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    other = ["--set", "strategy.ewc.lam=500.0", "--set", 'variants.ewc-strong={method="ewc","strategy.ewc.lam"=9.0}']
+    assert main([*args, *other, "--seeds", "1", "--resume"]) == 130
+    assert checkpoint_path(tmp_path / "oth" / "finetune-seed1.h5").exists()
+    trained = []
+
+    def recorded(self, task, bar=None):
+        trained.append((self.method, self.seed, task))
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", recorded)
+    capsys.readouterr()
+    assert main([*args, *other, "--seeds", "0,1", "--set", 'strategy.methods=["finetune", "ewc-strong"]',
+                 "--resume"]) == 0
+    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert [t for t in trained if t[0] == "finetune"] == [("finetune", 1, 1)]     # seed 1 from its checkpoint
+    assert main(["report", str(tmp_path / "oth"), "--no-plots"]) == 0
+    assert re.search(r"finetune\s.*±", capsys.readouterr().out)          # two seeds in one row
+
+
 def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, capsys, monkeypatch):
     """--overwrite with new settings is interrupted in its second run (after that run's first checkpoint): --resume
     alone refuses the old results still there; --resume --overwrite keeps the run already replaced, continues the

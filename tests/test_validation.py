@@ -268,6 +268,10 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     lam = read_results(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
     assert chosen.startswith(f"ewc.lam={lam}_")
     assert re.search(r"ewc @ strategy\.ewc\.lam = [0-9.]+ +1 ", (root / "final" / "sweep-summary.txt").read_text())
+    assert main(["report", str(root / "final"), "--no-plots"]) == 0           # the final runs, and their summary
+    out = capsys.readouterr().out
+    assert "ewc (seed 0) — accuracy %" in out and "finetune (seed 0) — accuracy %" in out
+    assert "sweep chosen/final:" in out
 
     # the trials now choose the other point (as a changed min_bwt would): the kept final run is not the new
     # choice's; --dry-run says so, and the refusal leaves selection.json as it was

@@ -8,9 +8,10 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, as_written, experiment_from_dict, first_difference, method_config
+from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, experiment_from_dict, first_difference,
+                            method_config)
 from spikecl.errors import ConfigError, NumericalError, ResultsError
-from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind
+from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
 
@@ -24,7 +25,8 @@ class ContinualKind(Kind):
         return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
-        return [Job(cfg.results_path(m, s), _runner(cfg, m, s, cfg.results_path(m, s)), _recorded_config(cfg, m, s))
+        return [Job(cfg.results_path(m, s), _runner(cfg, m, s, cfg.results_path(m, s)), _recorded_config(cfg, m, s),
+                    OtherMethodsIgnored(RESUME_IGNORES, method_config(cfg, m)[1]))
                 for s in cfg.seeds for m in cfg.strategy.methods]
 
     def check_data_parallel(self, cfg: ExperimentConfig) -> None:
@@ -69,7 +71,8 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
     for run in runs:
         method, seed = run.attrs.get("method"), run.attrs.get("seed")
         reference = first.setdefault(method, run)
-        key = as_written(first_difference(reference.config, run.config, ignore=SEED_ROW_IGNORES))
+        ignore = OtherMethodsIgnored(SEED_ROW_IGNORES, reference.config.get("runs_method", method))
+        key = as_written(first_difference(reference.config, run.config, ignore=ignore))
         if key is not None:
             raise ResultsError(f"{run.path} and {reference.path} hold {method} made with different settings ({key} "
                                "differs), not seeds of one experiment; report them separately")

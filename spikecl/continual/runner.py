@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import ExperimentConfig, as_written, check_seed, first_difference, with_test_split_seed
+from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, first_difference,
+                            with_test_split_seed)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
@@ -60,12 +61,13 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig) -> str | None:
-    """The first setting (``method``, ``seed`` or a dotted key, :data:`RESUME_IGNORES` aside) in which the
-    checkpoint ``state`` was written otherwise than a run of (``cfg``, ``method``, ``seed``); None if none."""
+def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig, runs_method: str) -> str | None:
+    """The first setting (``method``, ``seed`` or a dotted key; :data:`RESUME_IGNORES` and the options of methods
+    ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
+    (``cfg``, ``method``, ``seed``); None if none."""
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else as_written(first_difference(with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
-                                             ignore=RESUME_IGNORES)))
+                                             ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
@@ -333,7 +335,7 @@ class ContinualRun:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                                f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
                                "; delete it or run with --overwrite")
-        differs = checkpoint_difference(state, self.method, self.seed, self.cfg)
+        differs = checkpoint_difference(state, self.method, self.seed, self.cfg, self.strategy_name)
         if differs and discard_stale:
             return False
         if differs:

@@ -369,8 +369,8 @@ def checkpoint_setting(run: SweepRun) -> str | None:
         return None
     if not isinstance(state, dict):
         return None
-    return checkpoint_difference(state, run.method, run.seed, validate_method(experiment_from_dict(run.raw),
-                                                                              run.method)[0])
+    run_cfg, runs_method = validate_method(experiment_from_dict(run.raw), run.method)
+    return checkpoint_difference(state, run.method, run.seed, run_cfg, runs_method)
 
 
 def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, str]:
