@@ -299,9 +299,15 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
     types checked before anything is read or run (one-line errors)."""
     import h5py
 
+    def dataset(f, key: str):
+        entry = f[key]
+        if not isinstance(entry, h5py.Dataset):
+            raise ShapeError(f"{path}: {key} is an HDF5 {type(entry).__name__.lower()}, not a dataset of integers")
+        return entry
+
     try:
         with h5py.File(path, "r") as f:
-            data = f["inputs"]
+            data = dataset(f, "inputs")
             fixed_point.check_input_shape(net, data.shape)
             if data.dtype.kind not in "iu":
                 raise ShapeError(f"{path}: inputs hold {data.dtype} values; expected integers (binary spikes or "
@@ -312,10 +318,11 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
             vectors = {}
             for key in ("labels", "heads"):
                 if key in f:
-                    if f[key].shape != (n_samples,) or f[key].dtype.kind not in "iu":
+                    entry = dataset(f, key)
+                    if entry.shape != (n_samples,) or entry.dtype.kind not in "iu":
                         raise ShapeError(f"{path}: {key} must be {n_samples} integers (one per sample), got "
-                                         f"{f[key].dtype} {f[key].shape}")
-                    vectors[key] = f[key][()]
+                                         f"{entry.dtype} {entry.shape}")
+                    vectors[key] = entry[()]
             inputs = data[()]
     except (OSError, KeyError) as exc:
         raise SpikeCLError(f"{path}: not an inputs file ({str(exc).splitlines()[0]})") from None

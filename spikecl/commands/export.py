@@ -2,8 +2,9 @@
 
     spikecl export RESULTS.h5|CHECKPOINT.ckpt -o net.h5 [--format netx|nir] [--weight-bits 8] [--overwrite]
     spikecl export CA3.toml -o ca3.h5 [--overwrite]      the CA3 memory's functional experiment, a learning graph
-    spikecl deploy net.h5 --backend lava-sim|reference [--samples N]
+    spikecl deploy net.h5 --backend lava-sim|reference [--samples N] [--data-dir DIR]
     spikecl deploy ca3.h5 --backend lava-sim [--cells custom|lif] [--learning float|fixed] [--stock-engine]
+                                            (a learning graph holds its own inputs: no --samples or --data-dir)
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from spikecl.commands import bounded
 from spikecl.errors import ConfigError
 from spikecl.export.ca3_graph import CELLS as CA3_CELLS
 from spikecl.export.ca3_graph import LEARNING as CA3_LEARNING
+from spikecl.export.lava_client import LAVA_TIMEOUT_S
+from spikecl.export.pipeline import DEPLOY_SAMPLES
+from spikecl.export.quantize import DEFAULT_INPUT_BITS
 
-#: export options of trained networks, with their defaults (a CA3 experiment file takes none of them)
-NETWORK_OPTIONS = {"format": "netx", "weight_bits": 8, "headroom": 8.0, "input_bits": 8, "samples": 500,
-                   "calibration_samples": 256, "max_drop": 3.0, "force": False}
+#: export options of trained networks, with their defaults (a CA3 experiment file takes none of them); input_bits
+#: None: 8 for a direct-encoded network (others take none); data_dir None: the default datasets folder
+NETWORK_OPTIONS = {"format": "netx", "weight_bits": 8, "headroom": 8.0, "input_bits": None, "samples": 500,
+                   "calibration_samples": 256, "max_drop": 3.0, "force": False, "data_dir": None}
 
 
 def add_command(sub) -> None:
@@ -38,8 +43,9 @@ def add_command(sub) -> None:
                         help="largest input current representable, in thresholds, 1..131072 "
                              f"(default {NETWORK_OPTIONS['headroom']:g})")
     export.add_argument("--input-bits", type=bounded(int, 1, 16, "a number of bits"),
-                        help=f"graded input bits for direct encoding, 1..16 (default {NETWORK_OPTIONS['input_bits']}; "
-                             "each bit more halves the first layer's weight mantissas: above about 12 they round to 0)")
+                        help=f"graded input bits for direct encoding, 1..16 (default {DEFAULT_INPUT_BITS}; each bit "
+                             "more halves the first layer's weight mantissas: above about 12 they round to 0); "
+                             "refused for latency and poisson networks, whose input is binary spikes")
     export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"),
                         help=f"test samples for the accuracy check (default {NETWORK_OPTIONS['samples']}; 0: skip)")
     export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"),
@@ -50,8 +56,8 @@ def add_command(sub) -> None:
                              f"(default {NETWORK_OPTIONS['max_drop']:g})")
     export.add_argument("--force", action="store_true", default=None,
                         help="write the file whatever the accuracy drop")
-    export.add_argument("--data-dir", help="folder holding downloaded datasets")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.add_argument("--data-dir", help="folder holding downloaded datasets (netx: calibration and test samples)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the source)")
     export.set_defaults(handler=cmd_export)
 
     deploy = sub.add_parser(
@@ -62,9 +68,10 @@ def add_command(sub) -> None:
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference",
                         help="'reference' (the default): spikecl's bit-accurate numpy fixed point; 'lava-sim': Lava's "
                              "fixed-point CPU simulation in .venv-lava, compared with the reference layer by layer")
-    deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200,
-                        help="test samples to run (default 200)")
-    deploy.add_argument("--data-dir", help="folder holding downloaded datasets")
+    deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"),
+                        help=f"test samples to run (default {DEPLOY_SAMPLES}; lava-sim stops after "
+                             f"{LAVA_TIMEOUT_S} s); exported networks only: a learning graph holds its own inputs")
+    deploy.add_argument("--data-dir", help="folder holding downloaded datasets (exported networks only)")
     graph = deploy.add_argument_group("CA3 learning graphs (spikecl export models/ca3_cam.toml -o ca3.h5)")
     graph.add_argument("--cells", choices=CA3_CELLS, help="cells on Lava: spikecl's cell model ('custom', the "
                                                           "default) or Lava's LIFRefractory ('lif')")
@@ -76,6 +83,9 @@ def add_command(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from spikecl.export.pipeline import check_not_source
+
+    check_not_source(args.source, args.output)
     given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line
     if args.source.suffix == ".toml":
         if given:
@@ -85,7 +95,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     netx_only = [name for name in given if name != "format"]
     if args.format == "nir" and netx_only:
         raise ConfigError(f"--{netx_only[0].replace('_', '-')} applies to netx exports; --format nir writes the float "
-                          "network (no quantisation, calibration or accuracy check) and takes no such option")
+                          "network (no quantisation, calibration, accuracy check or samples) and takes no such "
+                          "option")
     for name, default in NETWORK_OPTIONS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

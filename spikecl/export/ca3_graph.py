@@ -32,14 +32,13 @@ compares with the reference: answers, recall accuracy, spike match rate per popu
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, DataError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DataError, ShapeError
 
 VERSION = 1
 BACKENDS = ("lava-sim", "reference")
@@ -379,16 +378,13 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     :mod:`spikecl_lava.learning.ca3_fixed`)."""
     import h5py
 
-    from spikecl.export.lava_client import lava_python
+    from spikecl.export.lava_client import lava_python, run_side
 
     with tempfile.TemporaryDirectory(prefix="spikecl-ca3-") as tmp:
         out_path = Path(tmp) / "run.h5"
         cmd = [str(lava_python()), "-m", "spikecl_lava.learning.ca3", str(path), "-o", str(out_path)] + \
             (["--stock-engine"] if stock_engine else []) + ["--cells", cells, "--learning", learning]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise ResultsError(f"the Lava CA3 run failed: {lines[-1] if lines else done.returncode}")
+        run_side(cmd, "the Lava CA3 run", timeout_s, "export a shorter experiment (fewer cues or operations)")
         with h5py.File(out_path, "r") as f:
             out = dict(f.attrs)
             out["spikes"] = {p: f[f"spikes/{p}"][()].astype(bool) for p in f["spikes"]}

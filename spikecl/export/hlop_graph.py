@@ -42,7 +42,6 @@ Lava-learned rows; torch HLOP's frozen rows about 1e-8); orthonormalise rows bey
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -341,18 +340,16 @@ def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
     datasets (``h``, ``g``) and attributes (timings)."""
     import h5py
 
-    from spikecl.export.lava_client import lava_python
+    from spikecl.export.lava_client import lava_python, run_side
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root), str(root / "hardware")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
         out_path = Path(tmp) / "learned.h5"
-        done = subprocess.run([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
-                              capture_output=True, text=True, timeout=timeout_s, env=env)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise ResultsError(f"the Lava HLOP learner failed: {lines[-1] if lines else done.returncode}")
+        run_side([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
+                 "the Lava HLOP learner", timeout_s, "write the graph with fewer samples or epochs "
+                 f"({PERIOD} Lava steps per sample and epoch)", env=env)
         with h5py.File(out_path, "r") as f:
             out = {key: f[key][()] for key in f}
             out.update({key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()})

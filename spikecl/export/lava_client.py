@@ -15,13 +15,36 @@ from spikecl.errors import DependencyError, ResultsError
 
 
 def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
-    """The Python of a side environment: ``$variable`` or ``folder`` (e.g. ``.venv-lava``) beside the package."""
+    """The Python of a side environment: ``$variable`` or ``folder`` (e.g. ``.venv-lava``) beside the package; a
+    missing, non-file or non-executable one is a one-line :class:`DependencyError` naming ``variable``."""
     env = os.environ.get(variable)
     path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
     if not path.exists():
         raise DependencyError(f"the {name} environment is missing ({path}); build it with `make {target}` "
                               f"(needs Python 3.10) or set {variable}")
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        source = f"{variable} = {path}" if env else f"{path}"
+        raise DependencyError(f"{source} is not an executable file; point {variable} at the {name} environment's "
+                              f"python (e.g. {folder}/bin/python) or rebuild it with `make {target}`")
     return path
+
+
+#: seconds :func:`run_lava` lets the runner take (``spikecl deploy --backend lava-sim``)
+LAVA_TIMEOUT_S = 1800
+
+
+def run_side(cmd: list, what: str, timeout_s: float, remedy: str, env: dict | None = None) -> None:
+    """Run ``cmd`` (a side environment's Python) to completion. A failure to start it, a run longer than
+    ``timeout_s`` (killed; the error ends with ``remedy``) or a non-zero exit is a one-line error naming ``what``."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise ResultsError(f"{what} did not finish within {timeout_s:g} s and was stopped; {remedy}") from None
+    except OSError as exc:
+        raise DependencyError(f"{what} could not start {cmd[0]}: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise ResultsError(f"{what} failed: {lines[-1] if lines else done.returncode}")
 
 
 def lava_python() -> Path:
@@ -47,7 +70,7 @@ def write_inputs(path: Path, inputs: np.ndarray, labels: np.ndarray | None, head
 
 
 def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_layers: bool = True,
-             timeout_s: float = 1800, lava_dl: bool = False) -> dict:
+             timeout_s: float = LAVA_TIMEOUT_S, lava_dl: bool = False) -> dict:
     """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents.
     ``lava_dl``: build the network with lava-dl's netx loader instead, in ``.venv-lavadl``."""
     import h5py
@@ -59,10 +82,7 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
         cmd = [str(python), "-m", "spikecl_lava.runner", str(network), "--inputs", str(tmp / "inputs.h5"),
                "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else []) + \
             (["--lava-dl"] if lava_dl else [])
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise ResultsError(f"the Lava runner failed: {lines[-1] if lines else done.returncode}")
+        run_side(cmd, "the Lava runner", timeout_s, "run fewer samples (spikecl deploy --samples)")
         with h5py.File(tmp / "run.h5", "r") as f:
             out = dict(f.attrs)
             out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]

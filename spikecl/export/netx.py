@@ -33,13 +33,11 @@ import numpy as np
 from spikecl.errors import ExportError, ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
-from spikecl.export.spec import INPUT_ENCODERS, ConvGeometry, conv_output_shape
+from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
-#: the largest num_steps, n_outputs or n_heads a network file may declare (a bound against corrupt files)
-MAX_COUNT = 1_000_000
 #: the most synapses one layer of a network file may hold (2**27 int32 mantissas: 512 MiB), checked before reading
 MAX_WEIGHTS = 2**27
 
@@ -192,15 +190,27 @@ def _array(group, key: str, shape: tuple, what: str, where: str) -> np.ndarray:
     return data[()]
 
 
+def _text(group, key: str, where: str) -> str:
+    """The string scalar dataset ``key`` of ``group``."""
+    value = _scalar(group, key, where)
+    if not isinstance(value, (bytes, str)):
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ResultsError(f"{where}: {key} = {shown!r} is not a string")
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
 def _conv_geometry(group, extras, where: str) -> ConvGeometry | None:
-    kind = _scalar(group, "type", where)
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    kind = _text(group, "type", where)
     if kind == "dense":
         return None
     if kind != "conv":
         raise ResultsError(f"{where}: layer type {kind!r} is not supported (dense and conv only)")
     out_shape, in_shape = _shape(group, "shape", (3,), where), _shape(extras, "in_shape", (3,), where)
     stride, padding = _shape(group, "stride", (2,), where)[0], _shape(group, "padding", (2,), where, low=0)[0]
+    if ("dilation" in group and _shape(group, "dilation", (2,), where) != (1, 1)) or \
+            ("groups" in group and _int(group, "groups", 0, MAX_COUNT, where) != 1):
+        raise ResultsError(f"{where}: conv dilation or groups is not 1 (lava-dl's netx would run another conv than "
+                           "spikecl's runner)")
     weight = group["weight"]
     k = weight.shape[-1] if getattr(weight, "ndim", 0) == 4 else 0
     if not (0 < k <= min(in_shape[1:]) + 2 * padding) or weight.shape[:3] != (out_shape[0], in_shape[0], k) \
@@ -209,9 +219,38 @@ def _conv_geometry(group, extras, where: str) -> ConvGeometry | None:
     return ConvGeometry(in_shape, out_shape, stride, padding)
 
 
-def _read_layer(group, extras, n_in: int, where: str) -> FixedLayer:
+def _check_netx_bias(group, layer: FixedLayer, version: int, where: str) -> None:
+    """The netx group's ``bias`` (what lava-dl's netx runs, with exponent 6) must be what :func:`write_netx` writes
+    for ``layer`` (spikecl's runner runs ``bias_mant << bias_exp``): present exactly when that is non-zero and
+    expressible, dense [n_out], conv per channel [C] or on netx's grid [W, H, C] (version 1: [n_out])."""
+    expected = netx_bias(layer)
+    written = expected is not None and bool(np.any(expected))
+    if "bias" not in group:
+        if written:
+            raise ResultsError(f"{where}: bias is missing, so lava-dl's netx would run the layer without the bias "
+                               "spikecl's runner adds (bias_mant << bias_exp); the file is damaged")
+        return
+    data = _integers(group, "bias", "integers", where)
+    shapes = {(layer.n_out,)} if layer.conv is None or version < 2 else set()
+    if layer.conv is not None:
+        c, h, w = layer.conv.out_shape
+        shapes |= {(c,), (w, h, c)}
+    if data.shape not in shapes:
+        raise ResultsError(f"{where}: bias has shape {data.shape}; expected one of {sorted(shapes)}")
+    stored = data[()].astype(np.int64)
+    if layer.conv is not None and stored.shape != (layer.n_out,):
+        c, h, w = layer.conv.out_shape
+        grid = stored.transpose(2, 1, 0) if stored.ndim == 3 else np.broadcast_to(stored[:, None, None], (c, h, w))
+        stored = grid.reshape(-1)
+    if expected is None or not np.array_equal(stored, expected):
+        raise ResultsError(f"{where}: bias differs from spikecl's bias_mant << bias_exp (lava-dl's netx would run "
+                           "the one, spikecl's runner the other); the file is damaged")
+
+
+def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERSION) -> FixedLayer:
     """One layer taking ``n_in`` inputs, from its netx group and spikecl's extras (version 1 files kept both in the
-    netx group). Every dataset's shape and type is checked before it is read."""
+    netx group). Every dataset's shape and type is checked before it is read; the netx keys spikecl's runner does
+    not read (``bias``, ``neuron/type``) must agree with what it runs."""
     data = _integers(group, "weight", "integer Loihi mantissas", where)
     conv = _conv_geometry(group, extras, where)
     if conv is None:
@@ -238,7 +277,11 @@ def _read_layer(group, extras, n_in: int, where: str) -> FixedLayer:
         shown = scale.item() if isinstance(scale, np.generic) else scale
         raise ResultsError(f"{where}: scale = {shown} must be a positive number (activation units per current unit)")
     neuron = group["neuron"]
-    return FixedLayer(
+    kind = _text(neuron, "type", where)
+    if kind != "CUBA":
+        raise ResultsError(f"{where}: neuron/type {kind!r} is not 'CUBA' (the LIF neuron spikecl's runner and "
+                           "lava-dl's netx both run)")
+    layer = FixedLayer(
         name=str(extras.attrs.get("name", group.attrs.get("name", where))), weight=weight,
         weight_exp=_int(extras, "weight_exp", *WEIGHT_EXP_RANGE, where), num_weight_bits=bits,
         du=_int(neuron, "iDecay", 1, DECAY_MAX + 1, where) - 1,
@@ -246,18 +289,32 @@ def _read_layer(group, extras, n_in: int, where: str) -> FixedLayer:
         bias_mant=bias_mant.astype(np.int32), bias_exp=_int(extras, "bias_exp", 0, BIAS_EXP_MAX, where),
         scale=float(scale), input_bits=_int(extras, "input_bits", 0, 16, where),
         readout=bool(_int(extras, "readout", 0, 1, where)), conv=conv)
+    _check_netx_bias(group, layer, version, where)
+    return layer
 
 
-def _layer_groups(f, version: int) -> list:
-    """(netx group, extras group, where) per quantised layer, skipping netx's input and flatten entries."""
+def _layer_groups(f, version: int, path: Path) -> list:
+    """(netx group, extras group, where) per quantised layer, skipping netx's input and flatten entries (the
+    entries lava-dl's netx runs: ``input`` first, ``flatten`` only between quantised layers, nothing after them)."""
+    first = _text(f["layer/0"], "type", f"{path}: layer 0")
+    if first != "input":
+        raise ResultsError(f"{path}: layer 0: type {first!r} is not 'input'")
     if version < 2:
         return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
     groups, last = [], 0
     for k in range(len(f["spikecl/layer"])):
         extras = f[f"spikecl/layer/{k}"]
-        index = _int(extras, "netx", last + 1, len(f["layer"]) - 1, f"/spikecl/layer/{k}")
+        index = _int(extras, "netx", last + 1, len(f["layer"]) - 1, f"{path}: /spikecl/layer/{k}")
+        for skipped in range(last + 1, index):
+            kind = _text(f[f"layer/{skipped}"], "type", f"{path}: layer {skipped}")
+            if kind != "flatten" or k == 0:
+                raise ResultsError(f"{path}: layer {skipped}: type {kind!r} between spikecl's layers (only a "
+                                   "'flatten' after a conv may be; lava-dl's netx would run it)")
         groups.append((f[f"layer/{index}"], extras, f"layer {index}"))
         last = index
+    if last != len(f["layer"]) - 1:
+        raise ResultsError(f"{path}: layer {last + 1} follows the readout (lava-dl's netx would run it, spikecl's "
+                           "runner not)")
     return groups
 
 
@@ -278,8 +335,8 @@ def read_netx(path: str | Path) -> FixedNetwork:
             raise ResultsError(f"{path}: num_steps = {steps} disagrees with /simulation/tSample = {int(samples[()])}")
         n_in = int(np.prod(_shape(f["layer/0"], "shape", (1, 3), f"{path}: layer 0")))
         layers = []
-        for group, extras, where in _layer_groups(f, version):
-            layers.append(_read_layer(group, extras, n_in, f"{path}: {where}"))
+        for group, extras, where in _layer_groups(f, version, path):
+            layers.append(_read_layer(group, extras, n_in, f"{path}: {where}", version))
             n_in = layers[-1].n_out
         net = FixedNetwork(tuple(layers), steps, _attr_str(meta.attrs, "encoder", path),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),

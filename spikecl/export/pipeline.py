@@ -7,6 +7,7 @@ reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import replace
@@ -66,6 +67,18 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None) -> None:
                           "outlier weight or too few bits? Retrain, raise --weight-bits or --max-drop, or --force")
 
 
+def check_not_source(source: str | Path, output: str | Path) -> None:
+    """Refuse (one-line :class:`ConfigError`) an output that is the source file itself, even with --overwrite."""
+    src, out = Path(source), Path(output)
+    try:
+        same = src.resolve() == out.resolve() or (src.exists() and out.exists() and os.path.samefile(src, out))
+    except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
+        same = False
+    if same:
+        raise ConfigError(f"-o {output} is the source file {source}; name another file (--overwrite would replace "
+                          "the trained network with the export)")
+
+
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
                 samples: int = 500, calibration_samples: int = 256, overwrite: bool = False,
                 data_dir: str | None = None, max_drop: float | None = MAX_DROP_POINTS
@@ -78,6 +91,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    check_not_source(source, output)
     if Path(output).is_dir():
         raise ConfigError(f"-o {output} is a folder; name the file to write, e.g. {Path(output) / 'net.h5'}")
     if Path(output).exists() and not overwrite:
@@ -85,7 +99,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     check_writable_folder(Path(output).parent, "-o: folder")
     spec = load_trained(source)
     has_data = "data" in spec.config and "stream" in spec.config
-    check_encoder(spec)                               # netx and NIR alike; before any samples are drawn for it
+    check_encoder(spec, None if fmt == "nir" else quant)   # netx and NIR alike; before any samples are drawn
     if fmt == "nir":
         write_nir(output, spec, overwrite=overwrite)
         return spec, None
@@ -103,26 +117,36 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     return spec, net
 
 
-def deploy(network: str | Path, backend: str = "reference", samples: int = 200, data_dir: str | None = None,
+#: test samples ``deploy`` runs an exported network on when ``samples`` is None
+DEPLOY_SAMPLES = 200
+
+
+def deploy(network: str | Path, backend: str = "reference", samples: int | None = None, data_dir: str | None = None,
            record_layers: bool = True, options: dict | None = None) -> dict:
-    """Run an exported file on test samples of the stream it was trained on; accuracy, agreement, timings.
-    ``options``: a learning graph's deploy options (e.g. ``{"cells": "lif"}`` for a CA3 graph)."""
+    """Run an exported file on ``samples`` (None: :data:`DEPLOY_SAMPLES`) test samples of the stream it was trained
+    on; accuracy, agreement, timings. ``options``: a learning graph's deploy options (e.g. ``{"cells": "lif"}`` for a
+    CA3 graph); a learning graph holds its own inputs and refuses ``samples`` and ``data_dir``."""
     from spikecl.export import learning_graphs
     from spikecl.export.netx import read_netx
 
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise ConfigError(f"--samples {samples}: expected at least 1")
     kind = learning_graphs.kind_of(network)
     options = options or {}
     if kind is not None:                                  # plasticity on: the kind's own runner and report
-        report = learning_graphs.deploy(kind, Path(network), backend, samples, data_dir, options)
+        unused = "--samples" if samples is not None else "--data-dir" if data_dir is not None else None
+        if unused:
+            raise ConfigError(f"{unused} applies to exported networks; {network} is a {kind} learning graph, which "
+                              "holds its own inputs")
+        report = learning_graphs.deploy(kind, Path(network), backend, 0, None, options)
         return {"learning_graph": kind, "backend": backend, **report}
     if options and Path(network).is_file():              # (a missing file is named as such by read_netx)
         raise ConfigError(f"{learning_graphs.option_flag(next(iter(options)))} applies to learning graphs only; "
                           f"{network} is an exported network")
     net = read_netx(network)
+    samples = DEPLOY_SAMPLES if samples is None else samples
     fixed_point.check_input_size(net.num_steps, samples, net.n_inputs)   # before any samples are drawn
     if backend == "lava-sim":
         lava_python()                                                     # a missing .venv-lava: before the work

@@ -38,6 +38,7 @@ BIAS_MANT_MAX = 2**12 - 1    # 13-bit signed mantissa
 BIAS_EXP_MAX = 7
 NETX_BIAS_EXP = 6            # lava-dl's netx applies every bias with exponent 6
 WEIGHT_EXP_RANGE = (-8, 7)
+DEFAULT_INPUT_BITS = 8       # graded input bits of a direct-encoded network when QuantConfig.input_bits is None
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class QuantConfig:
     """How to quantise. ``weight_bits``: synaptic mantissa bits (1..8). ``headroom``: hidden layers represent
     currents up to ``headroom x threshold`` before the 24-bit current wraps (so ``vth <= 2**17 / headroom``; lower
     when a large bias needs it).
-    ``input_bits``: graded input message bits for the ``direct`` encoder (0 = binary spikes for the others).
+    ``input_bits``: graded input message bits for the ``direct`` encoder (None: 8); other encoders present binary
+    spikes and refuse a value.
     ``readout_range``: the largest ``|sum_t mem[t]|`` of the readout expected (float units); None = worst case
     from the weights (safe, coarser).
     ``exponents``: False (default) keeps every ``weight_exp`` at 0 and every bias at exponent 6 by folding the
@@ -54,7 +56,7 @@ class QuantConfig:
 
     weight_bits: int = 8
     headroom: float = 8.0
-    input_bits: int = 8
+    input_bits: int | None = None
     readout_range: float | None = None
     exponents: bool = False
 
@@ -63,7 +65,7 @@ class QuantConfig:
             raise ExportError(f"weight_bits = {self.weight_bits}: Loihi's mixed-sign synapses hold 2 to 8 bits")
         if not 1.0 <= self.headroom <= 2**17:
             raise ExportError(f"headroom = {self.headroom}: expected 1 .. 131072")
-        if not 1 <= self.input_bits <= 16:
+        if self.input_bits is not None and not 1 <= self.input_bits <= 16:
             raise ExportError(f"input_bits = {self.input_bits}: graded input spikes carry 1 to 16 bits")
         if self.readout_range is not None and not (math.isfinite(self.readout_range) and self.readout_range > 0):
             raise ExportError(f"readout_range = {self.readout_range}: expected a positive number")
@@ -159,14 +161,19 @@ def _mantissa_scale(weight: np.ndarray, weight_bits: int) -> tuple[float, bool]:
     return min(limits), mixed
 
 
-def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool) -> np.ndarray:
+ZERO_WEIGHTS_ADVICE = ("(the threshold or readout range is too large for the weights); lower --input-bits or "
+                       "--headroom, or keep weight exponents with QuantConfig(exponents=True) (Python API, spikecl's "
+                       "runner only)")
+
+
+def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool,
+               advice: str = ZERO_WEIGHTS_ADVICE) -> np.ndarray:
+    """Mantissas ``round(W * S_w)`` on Lava's grid; all zero is a one-line error ending in ``advice``."""
     g = weight_grid(weight_bits, mixed)
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
     if not np.any(m):
-        raise ExportError(f"layer {name}: every weight rounds to 0 without a weight exponent (the threshold or "
-                          "readout range is too large for the weights); lower --input-bits or --headroom, or keep "
-                          "weight exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
+        raise ExportError(f"layer {name}: every weight rounds to 0 without a weight exponent {advice}")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
     return m
@@ -183,19 +190,34 @@ def bias_exp_max(cfg: QuantConfig) -> int:
     return BIAS_EXP_MAX if cfg.exponents else NETX_BIAS_EXP
 
 
-def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, max_exp: int) -> tuple[np.ndarray, int]:
+def _bias_total(bias: np.ndarray, scale: float) -> np.ndarray:
+    """``64 * round(S * b)``: the bias in voltage units (``mant * 2**exp``)."""
+    return np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
+
+
+def _bias_fits(bias: np.ndarray | None, scale: float, max_exp: int) -> bool:
+    """Whether the bias at ``scale`` fits a 13-bit mantissa at exponent ``max_exp`` (or less)."""
+    if bias is None or not np.any(bias):
+        return True
+    return bool(np.abs(np.round(_bias_total(bias, scale) / 2**max_exp)).max() <= BIAS_MANT_MAX)
+
+
+def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, max_exp: int,
+          trained: np.ndarray | None = None, advice: str = "lower the bias or the headroom") -> tuple[np.ndarray, int]:
     """Bias mantissa [n_out] and exponent with ``mant * 2**exp = 64 * round(S * b)`` (activation units, as netx's
-    ``bias`` with exponent 6; the smallest exponent up to ``max_exp`` that fits 13 bits)."""
+    ``bias`` with exponent 6; the smallest exponent up to ``max_exp`` that fits 13 bits). ``trained``: the bias the
+    error names (default ``bias``); ``advice``: its remedy."""
     if bias is None or not np.any(bias):
         return np.zeros(n_out, dtype=np.int32), 0
-    total = np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
+    total = _bias_total(bias, scale)
     for exp in range(max_exp + 1):
         mant = np.round(total / 2**exp)
         if np.abs(mant).max() <= BIAS_MANT_MAX:
             return mant.astype(np.int32), exp
-    worst = float(bias[np.argmax(np.abs(bias))])
-    raise ExportError(f"layer {name}: bias {worst:g} needs {abs(total).max():.0f} > 4095 * 2**{max_exp} (13-bit "
-                      f"mantissa, exponent 0..{max_exp}); lower the bias or the headroom")
+    worst_index = int(np.argmax(np.abs(total)))
+    worst = float(np.asarray(bias if trained is None else trained, dtype=np.float64)[worst_index])
+    raise ExportError(f"layer {name}: bias {worst:g} needs {abs(total[worst_index]):.0f} > 4095 * 2**{max_exp} "
+                      f"(13-bit mantissa, exponent 0..{max_exp}); {advice}")
 
 
 def _check_weights(layer: LayerSpec) -> None:
@@ -274,36 +296,58 @@ def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:
     return float(drive.max() * readout_gain(layer.beta, num_steps))
 
 
-def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_steps: int) -> FixedLayer:
-    """The readout integrator: its summed voltage stays below 2**22 for ``|sum mem| <= readout_range``."""
-    _check_weights(layer)
-    du, dv = _readout_decays(layer)
-    q = 2**input_bits - 1 if input_bits else 1
-    s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
-    span = cfg.readout_range or worst_case_readout_range(layer, num_steps)
-    target = (UV_LIMIT // 2) / (2**ACT_SHIFT * span)
+def _readout_scale(target: float, s_w: float, q: int, cfg: QuantConfig) -> tuple[float, int, float]:
+    """(mantissa scale S_w, weight_exp, S) of a readout whose scale ``S`` is at most ``target`` (weights allowing)."""
     e = min(_weight_exp(target / (s_w * q)), 0)  # a larger exponent adds no precision here
     if not cfg.exponents:
         s_w, e = min(s_w, target / q), 0
-    scale = s_w * q * 2.0**e
+    return s_w, e, s_w * q * 2.0**e
+
+
+def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_steps: int) -> FixedLayer:
+    """The readout integrator: its summed voltage stays below 2**22 for ``|sum mem| <= readout_range``; the scale
+    is lowered further when a large bias needs it (a smaller voltage, never a wrap)."""
+    _check_weights(layer)
+    du, dv = _readout_decays(layer)
+    q = 2**input_bits - 1 if input_bits else 1
+    s_w0, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
+    span = cfg.readout_range or worst_case_readout_range(layer, num_steps)
+    target = (UV_LIMIT // 2) / (2**ACT_SHIFT * span)
     # Lava adds the bias to the summed voltage v at each of the T steps (T x bias), while the float readout adds b
     # to the leaky membrane, whose sum over the steps holds b x readout_gain: scale the bias by gain / T.
     bias = None if layer.bias is None else layer.bias * (readout_gain(layer.beta, num_steps) / num_steps)
-    bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, bias_exp_max(cfg))
-    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed)
+    max_bias_exp = bias_exp_max(cfg)
+    s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
+    advice = ZERO_WEIGHTS_ADVICE
+    if not _bias_fits(bias, scale, max_bias_exp):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
+        target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
+        s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
+        worst = float(layer.bias[np.argmax(np.abs(layer.bias))])
+        advice = f"(the readout bias {worst:g} is too large beside the weights); retrain with a smaller readout bias"
+    bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, max_bias_exp, trained=layer.bias,
+                                advice="too large beside the weights even at weight_exp -8; retrain with a smaller "
+                                       "readout bias")
+    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice)
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, VTH_MAX, bias_mant, bias_exp, scale,
                       input_bits, readout=True)
 
 
-def check_encoder(spec: NetworkSpec) -> None:
-    """A one-line ExportError unless ``spec``'s input encoder is one Loihi can be presented with."""
+def check_encoder(spec: NetworkSpec, cfg: QuantConfig | None = None) -> None:
+    """A one-line ExportError unless ``spec``'s input encoder is one Loihi can be presented with (and, with ``cfg``,
+    takes its ``input_bits``: graded input belongs to the ``direct`` encoder only)."""
     refuse_encoder(spec.encoder)
+    if cfg is not None and cfg.input_bits is not None and spec.encoder != "direct":
+        raise ExportError(f"--input-bits {cfg.input_bits}: graded input belongs to the 'direct' encoder; this "
+                          f"network's encoder {spec.encoder!r} presents binary spikes (drop --input-bits)")
 
 
 def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:
     """Quantise every layer of ``spec``; the first layer takes graded input for the ``direct`` encoder."""
-    check_encoder(spec)
-    input_bits = cfg.input_bits if spec.encoder == "direct" else 0
+    check_encoder(spec, cfg)
+    if spec.encoder == "direct":
+        input_bits = DEFAULT_INPUT_BITS if cfg.input_bits is None else cfg.input_bits
+    else:
+        input_bits = 0
     layers = []
     bits = input_bits
     for layer in spec.hidden:

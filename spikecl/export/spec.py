@@ -20,6 +20,10 @@ from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, p
 #: how inputs may be presented to Loihi: spikes a direct, Poisson or latency encoder makes of an image (event frames
 #: hold counts per bin, which Loihi 1 cannot take)
 INPUT_ENCODERS = ("direct", "poisson", "latency")
+#: every encoder a trained network may name (``events`` is refused at export, by :func:`refuse_encoder`)
+KNOWN_ENCODERS = (*INPUT_ENCODERS, "events")
+#: the largest num_steps, n_outputs or n_heads a network may declare (a bound against corrupt files)
+MAX_COUNT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ class NetworkSpec:
     config: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_num_steps(self.num_steps, "num_steps")
+        if not isinstance(self.encoder, str) or self.encoder not in KNOWN_ENCODERS:
+            raise ExportError(f"encoder {self.encoder!r} is not one of {', '.join(KNOWN_ENCODERS)}")
         if not self.layers or not self.layers[-1].is_readout:
             raise ShapeError("a network spec needs at least a readout layer as its last layer")
         for layer in self.layers:
@@ -118,6 +125,15 @@ class NetworkSpec:
     @property
     def readout(self) -> LayerSpec:
         return self.layers[-1]
+
+
+def check_num_steps(value, name: str) -> int:
+    """``value`` as steps per sample: an integer in 1..:data:`MAX_COUNT` (a float, string or boolean is refused in
+    one line, never truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_COUNT:
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ExportError(f"{name} = {shown!r} must be an integer in 1..{MAX_COUNT}")
+    return int(value)
 
 
 def _array(state: dict, key: str) -> np.ndarray:
@@ -290,7 +306,12 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     if unread is not None:
         raise ExportError(f"trained parameters hold '{unread}', which no part of this network reads (a damaged file, "
                           "or one from another network)")
-    return NetworkSpec(tuple(layers), int(net.get("num_steps", 4)), net.get("encoder", "direct"),
+    steps = check_num_steps(net.get("num_steps", 4), "the trained config's network.num_steps")
+    encoder = net.get("encoder", "direct")
+    if not isinstance(encoder, str) or encoder not in KNOWN_ENCODERS:
+        raise ExportError(f"the trained config's network.encoder = {encoder!r} is not one of "
+                          f"{', '.join(KNOWN_ENCODERS)}")
+    return NetworkSpec(tuple(layers), steps, encoder,
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)
 
 

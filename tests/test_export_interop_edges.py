@@ -1,0 +1,336 @@
+"""Export edges between spikecl and the programs it hands files to: a large readout bias, the Lava subprocess
+failing to start or finish, an export onto its own source, options that would be ignored, runner inputs that are
+groups, a damaged num_steps, and netx keys lava-dl runs that spikecl's runner does not read."""
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from hdf5_files import tamper
+from lava_support import ROOT
+from test_export_edges import MLP_CONFIG, mlp_state, small_spec
+
+from spikecl.cli import main
+from spikecl.errors import ConfigError, DependencyError, ExportError, ResultsError, ShapeError
+from spikecl.export import fixed_point as fp
+from spikecl.export.float_model import float_logits
+from spikecl.export.inputs import encode
+from spikecl.export.netx import read_netx, write_netx
+from spikecl.export.quantize import QuantConfig, quantize
+from spikecl.export.spec import LayerSpec, NetworkSpec, spec_from_state
+
+
+def one_line(capsys, code=2) -> str:
+    """The CLI's stderr, asserted to be one line with exit code ``code``."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+# --- 1. a readout bias too large for the readout's scale ---
+def biased_readout_spec(bias=(3.0, -3.0, 2.9, -2.9)):
+    rng = np.random.default_rng(0)
+    hidden = LayerSpec("hidden0", rng.normal(0, 0.4, (20, 10)), None, 0.9, 1.0, "zero")
+    readout = LayerSpec("readout", rng.normal(0, 0.05, (4, 20)), np.array(bias), 0.9, 1.0, "none")
+    return NetworkSpec((hidden, readout), 4, "direct", 4)
+
+
+def test_a_large_readout_bias_lowers_the_readout_scale_instead_of_refusing(tmp_path):
+    spec = biased_readout_spec()
+    net = quantize(spec)                                       # was: "bias 6.78675 needs ...; lower the headroom"
+    assert np.abs(net.readout.bias_mant).max() == 4095 and net.readout.bias_exp == 6
+    x = np.random.default_rng(1).random((300, 10))
+    inputs = encode(x, net)
+    fixed = fp.logits(net, fp.simulate(net, inputs).readout_v)
+    expected = float_logits(spec, inputs / net.input_scale)
+    assert np.mean(np.argmax(fixed, 1) == np.argmax(expected, 1)) > 0.95
+    assert read_netx(write_netx(tmp_path / "net.h5", net)).readout.scale == net.readout.scale   # lava-dl compatible
+
+
+def test_a_readout_bias_that_fits_leaves_the_readout_as_it_was():
+    """The cap binds only for a bias that does not fit: the same readout with a small bias keeps its scale."""
+    spec = biased_readout_spec((0.3, -0.3, 0.2, -0.2))
+    unbiased = dataclasses.replace(spec, layers=(spec.layers[0], dataclasses.replace(spec.readout, bias=None)))
+    for cfg in (QuantConfig(), QuantConfig(exponents=True), QuantConfig(readout_range=40.0)):
+        a, b = quantize(spec, cfg).readout, quantize(unbiased, cfg).readout
+        assert (a.scale, a.weight_exp) == (b.scale, b.weight_exp) and np.array_equal(a.weight, b.weight)
+
+
+@pytest.mark.parametrize("cfg, words", [
+    (QuantConfig(exponents=True), "bias 10000 needs"),
+    (QuantConfig(), "the readout bias 10000 is too large beside the weights"),
+])
+def test_a_readout_bias_too_large_for_any_scale_names_the_trained_bias(cfg, words):
+    with pytest.raises(ExportError, match=re.escape(words)) as info:
+        quantize(biased_readout_spec((1e4, -3.0, 2.0, 1.0)), cfg)
+    message = str(info.value)
+    assert "headroom" not in message and "retrain with a smaller readout bias" in message and "\n" not in message
+
+
+def test_a_capped_readout_runs_on_lava_exactly_as_the_reference(tmp_path):
+    """The readout whose scale the bias capped (bias mantissas at 4095) is still Lava = reference, bit for bit."""
+    from lava_support import require_environment, run_and_compare
+
+    require_environment(".venv-lava", "lava")
+    net = quantize(biased_readout_spec())
+    assert np.abs(net.readout.bias_mant).max() == 4095
+    run_and_compare(tmp_path, net, np.random.default_rng(2).random((12, 10)))
+
+
+# --- 2. the Lava subprocess cannot start or does not finish ---
+def lava_runs(tmp_path):
+    """Each way spikecl starts a Lava subprocess: (name, call)."""
+    from spikecl.export import ca3_graph, hlop_graph, lava_client
+
+    net = write_netx(tmp_path / "net.h5", quantize(small_spec()), overwrite=True)
+    inputs = np.zeros((6, 1, 6), dtype=np.int32)
+    return {"netx": lambda: lava_client.run_lava(net, inputs),
+            "ca3": lambda: ca3_graph.run_lava(tmp_path / "ca3.h5"),
+            "hlop": lambda: hlop_graph.run_lava(tmp_path / "hlop.h5")}
+
+
+@pytest.mark.parametrize("kind", ["netx", "ca3", "hlop"])
+@pytest.mark.parametrize("target", ["folder", "not executable"])
+def test_a_lava_python_that_is_not_an_executable_file_is_one_line(tmp_path, monkeypatch, kind, target):
+    python = tmp_path / "python"
+    python.mkdir() if target == "folder" else python.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(python))
+    with pytest.raises(DependencyError, match=re.escape(f"SPIKECL_LAVA_PYTHON = {python} is not an executable file")):
+        lava_runs(tmp_path)[kind]()
+
+
+@pytest.mark.parametrize("kind, remedy", [("netx", "run fewer samples (spikecl deploy --samples)"),
+                                          ("ca3", "export a shorter experiment"),
+                                          ("hlop", "write the graph with fewer samples or epochs")])
+def test_a_lava_run_past_its_timeout_is_one_line(tmp_path, monkeypatch, kind, remedy):
+    from spikecl.export import lava_client
+
+    def too_slow(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", sys.executable)
+    monkeypatch.setattr(lava_client.subprocess, "run", too_slow)
+    with pytest.raises(ResultsError, match=r"did not finish within \d+ s and was stopped; " + re.escape(remedy)):
+        lava_runs(tmp_path)[kind]()
+
+
+def test_run_side_names_what_could_not_start_or_finish(tmp_path):
+    from spikecl.export.lava_client import run_side
+
+    with pytest.raises(DependencyError, match="the Lava runner could not start .*missing"):
+        run_side([str(tmp_path / "missing"), "-c", "pass"], "the Lava runner", 10, "-")
+    with pytest.raises(ResultsError, match=r"the Lava runner did not finish within 0.5 s and was stopped; fewer"):
+        run_side([sys.executable, "-c", "import time; time.sleep(30)"], "the Lava runner", 0.5, "fewer")
+    with pytest.raises(ResultsError, match="the Lava runner failed: SystemExit: boom"):
+        run_side([sys.executable, "-c", "raise SystemExit('SystemExit: boom')"], "the Lava runner", 30, "-")
+
+
+def hlop_graph_file(tmp_path):
+    from spikecl.export import hlop_graph as hg
+
+    activity = np.random.default_rng(0).standard_normal((20, 6)) * np.linspace(3, 0.3, 6)
+    return hg.write_graph(tmp_path / "hlop.h5", hg.make_graph(activity, 2, epochs=1))
+
+
+@pytest.mark.parametrize("graph", ["netx", "hlop"])
+def test_deploy_with_a_lava_python_that_is_a_folder_is_one_line(tmp_path, monkeypatch, capsys, graph):
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec())) if graph == "netx" else hlop_graph_file(tmp_path)
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(tmp_path))
+    assert main(["deploy", str(path), "--backend", "lava-sim"]) == 2
+    assert "SPIKECL_LAVA_PYTHON" in one_line(capsys)
+
+
+# --- 3. an export onto its own source ---
+@pytest.mark.parametrize("alias", ["same", "relative", "hard link"])
+def test_export_refuses_to_overwrite_its_source(tmp_path, monkeypatch, capsys, alias):
+    from spikecl.export import pipeline
+
+    source = tmp_path / "run.h5"
+    source.write_bytes(b"the training results")
+    monkeypatch.setattr(pipeline, "load_trained", lambda path: small_spec())        # an exportable network
+    output = {"same": source, "relative": tmp_path / "sub" / ".." / "run.h5", "hard link": tmp_path / "link.h5"}[alias]
+    (tmp_path / "sub").mkdir()
+    if alias == "hard link":
+        os.link(source, output)
+    with pytest.raises(ConfigError, match="is the source file"):
+        pipeline.export_file(source, output, overwrite=True)
+    for fmt in ("netx", "nir"):
+        assert main(["export", str(source), "-o", str(output), "--format", fmt, "--overwrite"]) == 2
+        assert "is the source file" in one_line(capsys)
+    toml = tmp_path / "ca3.toml"
+    toml.write_text("# an experiment")
+    assert main(["export", str(toml), "-o", str(toml), "--overwrite"]) == 2
+    assert "is the source file" in one_line(capsys)
+    assert source.read_bytes() == b"the training results" and toml.read_text() == "# an experiment"
+
+
+# --- 4. options that would be ignored ---
+@pytest.mark.parametrize("encoder", ["latency", "poisson"])
+def test_input_bits_are_refused_for_binary_spike_encoders(tmp_path, monkeypatch, capsys, encoder):
+    from spikecl.export import pipeline
+
+    spec = small_spec(encoder=encoder)
+    assert quantize(spec).input_bits == 0
+    with pytest.raises(ExportError, match=f"--input-bits 3: graded input belongs to the 'direct' encoder; this "
+                                          f"network's encoder '{encoder}' presents binary spikes"):
+        quantize(spec, QuantConfig(input_bits=3))
+    monkeypatch.setattr(pipeline, "load_trained", lambda source: spec)
+    monkeypatch.setattr(pipeline, "stream_samples", lambda *a, **k: pytest.fail("samples drawn before the check"))
+    (tmp_path / "run.h5").write_bytes(b"x")
+    assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--input-bits", "3"]) == 2
+    assert "--input-bits 3: graded input belongs to the 'direct' encoder" in one_line(capsys)
+    assert not (tmp_path / "net.h5").exists()
+    assert quantize(small_spec(), QuantConfig(input_bits=3)).input_bits == 3      # direct: as given
+    assert quantize(small_spec()).input_bits == 8                                   # direct: the default
+
+
+@pytest.mark.parametrize("flag", [["--samples", "5"], ["--data-dir", "data"]])
+def test_learning_graphs_refuse_samples_and_data_dir(tmp_path, capsys, flag):
+    for kind in ("ca3", "hlop-lateral"):
+        path = tmp_path / f"{kind}.h5"
+        with h5py.File(path, "w") as f:
+            f.attrs["learning_graph"] = kind
+        assert main(["deploy", str(path), *flag]) == 2
+        assert f"{flag[0]} applies to exported networks; {path} is a {kind} learning graph" in one_line(capsys)
+
+
+def test_data_dir_is_refused_where_no_data_is_read(tmp_path, capsys):
+    (tmp_path / "run.h5").write_bytes(b"x")
+    (tmp_path / "ca3.toml").write_text("")
+    assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "n.nir"), "--format", "nir",
+                 "--data-dir", "data"]) == 2
+    assert "--data-dir applies to netx exports" in one_line(capsys)
+    assert main(["export", str(tmp_path / "ca3.toml"), "-o", str(tmp_path / "g.h5"), "--data-dir", "data"]) == 2
+    assert "--data-dir applies to trained networks" in one_line(capsys)
+
+
+def test_the_deploy_help_says_which_files_take_samples(capsys):
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default 200; lava-sim stops after 1800 s); exported networks only" in help_text
+
+
+# --- 5. runner inputs that are HDF5 groups ---
+@pytest.mark.parametrize("key", ["inputs", "labels", "heads"])
+def test_runner_inputs_that_are_groups_are_one_line(tmp_path, monkeypatch, capsys, key):
+    from spikecl.export.lava_client import write_inputs
+
+    net = quantize(small_spec(n_heads=2))
+    write_netx(tmp_path / "net.h5", net)
+    write_inputs(tmp_path / "in.h5", encode(np.random.default_rng(0).random((4, 6)), net), np.arange(4) % 3,
+                 np.arange(4) % 2)
+    with h5py.File(tmp_path / "in.h5", "r+") as f:
+        del f[key]
+        f.create_group(key)
+    monkeypatch.syspath_prepend(str(ROOT / "hardware"))
+    from spikecl_lava.runner import main as runner_main
+
+    code = runner_main([str(tmp_path / "net.h5"), "--inputs", str(tmp_path / "in.h5"), "-o", str(tmp_path / "r.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"in.h5: {key} is an HDF5 group, not a dataset of integers" in err and err.count("\n") == 1
+    assert not (tmp_path / "r.h5").exists()
+
+
+# --- 6. a damaged num_steps or encoder in the trained config ---
+@pytest.mark.parametrize("key, value, message", [
+    ("num_steps", 0, "network.num_steps = 0 must be an integer in 1..1000000"),
+    ("num_steps", 4.7, "network.num_steps = 4.7 must be an integer"),
+    ("num_steps", 4.0, "network.num_steps = 4.0 must be an integer"),
+    ("num_steps", "4", "network.num_steps = '4' must be an integer"),
+    ("num_steps", True, "network.num_steps = True must be an integer"),
+    ("num_steps", 10**7, "network.num_steps = 10000000 must be an integer in 1..1000000"),
+    ("encoder", "rate", "network.encoder = 'rate' is not one of direct, poisson, latency, events"),
+    ("encoder", 3, "network.encoder = 3 is not one of"),
+])
+def test_a_damaged_num_steps_or_encoder_is_one_line(key, value, message):
+    config = {"network": {**MLP_CONFIG["network"], key: value}}
+    with pytest.raises(ExportError, match=re.escape(message)):
+        spec_from_state(mlp_state(), config)
+    assert spec_from_state(mlp_state(), MLP_CONFIG).num_steps == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(num_steps=0), "num_steps = 0 must be an integer in 1..1000000"),
+    (dict(num_steps=np.float64(4.7)), "num_steps = 4.7 must be an integer"),
+    (dict(encoder="rate"), "encoder 'rate' is not one of direct, poisson, latency, events"),
+])
+def test_a_network_spec_checks_num_steps_and_encoder(change, message):
+    with pytest.raises(ExportError, match=re.escape(message)):
+        dataclasses.replace(small_spec(), **change)
+
+
+# --- 7. netx keys lava-dl runs but spikecl's runner does not read ---
+def refused(path, message):
+    with pytest.raises(ResultsError, match=re.escape(message)) as info:
+        read_netx(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("layer/1/bias", np.full(8, 7, np.int32), "layer 1: bias differs from spikecl's bias_mant << bias_exp"),
+    ("layer/2/bias", np.zeros(3, np.int32), "layer 2: bias differs from spikecl's bias_mant"),
+    ("layer/1/bias", np.bytes_("12"), "layer 1: bias holds |S2 values, not integers"),
+    ("layer/1/bias", np.full(9, 7, np.int32), "layer 1: bias has shape (9,); expected one of [(8,)]"),
+    ("layer/1/bias", np.full(8, 7.0), "layer 1: bias holds float64 values"),
+    ("layer/1/neuron/type", np.bytes_("SDNN"), "layer 1: neuron/type 'SDNN' is not 'CUBA'"),
+    ("layer/1/neuron/type", np.int64(1), "layer 1: type = 1 is not a string"),
+    ("layer/2/type", np.bytes_("dense_rec"), "layer 2: layer type 'dense_rec' is not supported"),
+    ("layer/0/type", np.bytes_("dense"), "layer 0: type 'dense' is not 'input'"),
+])
+def test_netx_keys_that_disagree_with_spikecls_copy_are_refused(tmp_path, where, value, message):
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    read_netx(path)
+    tamper(path, where, value)
+    refused(path, message)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.__delitem__("layer/1/bias"), "layer 1: bias is missing"),
+    (lambda f: (f.__delitem__("layer/1/bias"), f["layer/1"].create_group("bias")), "layer 1: bias holds no values"),
+    (lambda f: f["layer"].create_group("3").create_dataset("type", data=np.bytes_("dense")),
+     "layer 3 follows the readout"),
+])
+def test_netx_entries_missing_or_added_are_refused(tmp_path, edit, message):
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    refused(path, message)
+
+
+def cnn_net(per_neuron=False):
+    pytest.importorskip("torch")
+    from test_export import cnn_spec, small_cnn
+
+    net = quantize(cnn_spec(small_cnn(3)))
+    if per_neuron:                       # a bias that varies over the grid: stored on netx's [W, H, C] grid
+        first = net.layers[0]
+        bias = first.bias_mant // 2 + np.arange(first.n_out, dtype=np.int32) % 3
+        net = dataclasses.replace(net, layers=(dataclasses.replace(first, bias_mant=bias), *net.layers[1:]))
+    return net
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_conv_biases_are_checked_per_channel_and_on_the_grid(tmp_path, per_neuron):
+    net = cnn_net(per_neuron)
+    path = write_netx(tmp_path / "cnn.h5", net)
+    back = read_netx(path)
+    assert all(np.array_equal(a.bias_mant, b.bias_mant) for a, b in zip(net.layers, back.layers))
+    with h5py.File(path, "r+") as f:
+        bias = f["layer/1/bias"]
+        assert bias.ndim == (3 if per_neuron else 1)
+        bias[(0,) * bias.ndim] += 1
+    refused(path, "layer 1: bias differs from spikecl's bias_mant << bias_exp")
+
+
+@pytest.mark.parametrize("key, value", [("dilation", np.array([2, 2])), ("groups", np.int64(2))])
+def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value):
+    path = write_netx(tmp_path / "cnn.h5", cnn_net())
+    tamper(path, f"layer/1/{key}", value)
+    refused(path, "layer 1: conv dilation or groups is not 1")
+
