@@ -39,6 +39,9 @@ class Brian2CA3:
         b2.prefs.codegen.target = target
         self.params, self.n_cues, self.n_bits = params, n_cues, n_bits
         self.sizes = population_sizes(n_cues, n_bits, params)
+        # delays in steps before any Brian2 object exists, so that a refused one leaves none behind
+        static = [(c, params.steps(c.delay_ms, f"{c.source} -> {c.target}")) for c in connections(params, n_bits)]
+        self._plastic_steps = params.steps(params.delay_plastic_ms, "the plastic projections")
         ms, mV, nA, nF = b2.ms, b2.mV, b2.nA, b2.nF
         self.dt = params.dt_ms * ms
         clock = b2.Clock(self.dt)
@@ -71,10 +74,10 @@ class Brian2CA3:
             self.groups[name] = g
         every = {**self.inputs, **self.groups}
         self.synapses = []
-        for k, c in enumerate(connections(params, n_bits)):
+        for k, (c, delay) in enumerate(static):
             op = "+=" if c.sign > 0 else "-="
             s = b2.Synapses(every[c.source], every[c.target], "w : amp (constant)", on_pre=f"I_post {op} w * k_syn",
-                            delay=params.steps(c.delay_ms) * self.dt, clock=clock, name=f"static{k}*")
+                            delay=delay * self.dt, clock=clock, name=f"static{k}*")
             s.connect(**_connect_args(c.pattern))
             s.w = c.weight_nA * nA
             self.synapses.append(s)
@@ -99,7 +102,7 @@ class Brian2CA3:
         s = b2.Synapses(pre, post, model, on_pre=on_pre, on_post=on_post, clock=clock, name=f"{name}*")
         s.connect()
         s.w = p.w_plastic_init_nA * b2.nA
-        s.pre.delay = p.steps(p.delay_plastic_ms) * self.dt
+        s.pre.delay = self._plastic_steps * self.dt
         s.post.delay = p.stdp_post_lag_ms * b2.ms
         s.pre.order, s.post.order = 1, 0
         return s

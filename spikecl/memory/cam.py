@@ -16,8 +16,8 @@ import numpy as np
 
 from spikecl.errors import ConfigError
 from spikecl.memory.params import CA3Params
-from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, decode, encode,
-                                     learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, check_readout, decode,
+                                     encode, learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
 from spikecl.memory.torch_net import check_precision
 
 BACKENDS = ("brian2", "torch")
@@ -88,13 +88,14 @@ class CA3Memory:
         memory's), and decode every answer from the output layer."""
         schedule = make_schedule(operations, self.n_cues, self.n_bits,
                                  self.spacing_ms if spacing_ms is None else spacing_ms)
+        check_readout(schedule, self.params)
         cue, content = encode(schedule, self.n_cues, self.n_bits, self.params.learn_hold_steps)
         gate = plasticity_gate(schedule, self.params.read_only_recall)
         start = self.t_ms
         spikes = self._net.run(cue, content, gate)
         if self.backend == "torch":
             spikes = {k: v[:, 0].cpu().numpy() for k, v in spikes.items()}
-        return MemoryRun(schedule, start, decode(schedule, spikes["OUTcue"], spikes["OUTcont"]), spikes,
+        return MemoryRun(schedule, start, decode(schedule, spikes["OUTcue"], spikes["OUTcont"], self.params), spikes,
                          self.weights())
 
     def learn(self, cue: int, content) -> OperationResult:
@@ -145,6 +146,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)
     gate = np.ones((n_steps, len(laid)))
     for b, s in enumerate(laid):
+        check_readout(s, params)
         c, x = encode(s, n_cues, n_bits, params.learn_hold_steps)
         cue[: s.duration_ms, b], content[: s.duration_ms, b] = c, x
         gate[: s.duration_ms, b] = plasticity_gate(s, params.read_only_recall)
@@ -152,6 +154,6 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     runs = []
     for b, s in enumerate(laid):
         own = {k: v[: s.duration_ms, b] for k, v in spikes.items()}
-        runs.append(MemoryRun(s, 0, decode(s, own["OUTcue"], own["OUTcont"]), own,
+        runs.append(MemoryRun(s, 0, decode(s, own["OUTcue"], own["OUTcont"], params), own,
                               {k: v[b] for k, v in weights.items()}))
     return runs

@@ -46,7 +46,7 @@ from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
-from spikecl.memory.schedule import events, recorded_schedule
+from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue, recorded_schedule
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    content_size, run_grid, table_columns, variant_params)
 from spikecl.memory.torch_net import PRECISIONS
@@ -243,6 +243,21 @@ def check_hold(cfg: CA3ExperimentConfig) -> None:
                               f"gap of {where}")
 
 
+def check_readout_timing(cfg: CA3ExperimentConfig) -> None:
+    """With the file's delays every answer is read before the next operation's first output and inside the
+    schedule: the recorded experiment and a stress trial (ending with a recall by cue) at each spacing (one-line
+    :class:`ConfigError`)."""
+    params = cfg.model_params()
+    checks = ([("the recorded experiment", RECORDED[FUNCTIONAL])] if cfg.functional.enabled else []) + \
+        ([(f"stress.spacings_ms = {gap}", (1, 1, [learn(0, [0]), recall_by_cue(0)], gap))
+          for gap in cfg.stress.spacings_ms] if cfg.stress.enabled else [])
+    for where, (C, M, ops, spacing) in checks:
+        try:
+            check_readout(make_schedule(ops, C, M, spacing), params)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
 class CA3Kind(Kind):
     name = "ca3"
     config = CA3ExperimentConfig
@@ -277,6 +292,7 @@ class CA3Kind(Kind):
                 except ConfigError as exc:
                     raise ConfigError(f"stress variant {variant!r}: {exc}") from None
         check_hold(cfg)
+        check_readout_timing(cfg)
         return cfg
 
     def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:

@@ -24,8 +24,8 @@ from spikecl.errors import ConfigError
 from spikecl.io import atomic_write
 from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, connections, \
     population_sizes
-from spikecl.memory.schedule import (CONTENT_OUT_STEP, CUE_OUT_STEP, DEFAULT_SPACING_MS, FORGOTTEN_STEP, LEARN,
-                                     RECALL_CUE, Operation, Schedule, encode, make_schedule)
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, check_readout, encode,
+                                     make_schedule)
 
 VERSION = 1
 
@@ -76,17 +76,19 @@ def static_matrices(params: CA3Params, n_cues: int, n_bits: int) -> list[tuple[s
             w = np.full((n_tgt, n_src), value)
             if c.pattern == "all_but_self":
                 np.fill_diagonal(w, 0.0)
-        out.append((c.source, c.target, params.steps(c.delay_ms), w))
+        out.append((c.source, c.target, params.steps(c.delay_ms, f"{c.source} -> {c.target}"), w))
     return out
 
 
-def _readout(schedule: Schedule) -> dict[str, np.ndarray]:
+def _readout(schedule: Schedule, params: CA3Params) -> dict[str, np.ndarray]:
+    """Every operation's readout steps for the delays of ``params`` (the steps ``decode`` reads)."""
+    steps = check_readout(schedule, params)
     starts = np.asarray(schedule.starts_ms, dtype=np.int64)
     kinds = [op.kind for op in schedule.operations]
     return {"start_ms": starts,
-            "cue_step": starts + [CUE_OUT_STEP[k] for k in kinds],
-            "content_step": starts + [CONTENT_OUT_STEP[k] for k in kinds],
-            "forgotten_step": np.where([k == LEARN for k in kinds], starts + FORGOTTEN_STEP, -1)}
+            "cue_step": starts + [steps.cue(k) for k in kinds],
+            "content_step": starts + [steps.content(k) for k in kinds],
+            "forgotten_step": np.where([k == LEARN for k in kinds], starts + steps.recall, -1)}
 
 
 def reference_run(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, content: np.ndarray) -> dict:
@@ -115,6 +117,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     check_delays(params, n_cues, n_bits)
     schedule = operations if isinstance(operations, Schedule) else make_schedule(operations, n_cues, n_bits,
                                                                                  spacing_ms)
+    readout = _readout(schedule, params)
     cue, content = encode(schedule, n_cues, n_bits, params.learn_hold_steps)
     reference = reference_run(params, n_cues, n_bits, cue, content)
 
@@ -128,7 +131,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
             f.create_dataset("inputs/INcue", data=cue)
             f.create_dataset("inputs/INcont", data=content)
             ro = f.create_group("readout")
-            for key, value in _readout(schedule).items():
+            for key, value in readout.items():
                 ro.create_dataset(key, data=value)
             ro.attrs.update(kinds=json.dumps([op.kind for op in schedule.operations]),
                             expected=json.dumps(expected_answers(schedule, params.match_k)))

@@ -182,6 +182,37 @@ class CA3Params:
                               f"w_max_nA each, so it must be > 0, got {self.w_max_nA}")
         if self.inhibition not in INHIBITION_SCHEMES:
             raise ConfigError(f"CA3Params.inhibition: {self.inhibition!r}; choose one of {INHIBITION_SCHEMES}")
+        self._check_pool_delays()
+        self._check_readout_timing()
+
+    def _check_pool_delays(self) -> None:
+        """Pooled inhibition relays each cue inhibition through an interneuron that costs one step, so its delay
+        must leave at least one step for the pool -> S2Cue projection (>= 2 dt)."""
+        if self.inhibition != "pool":
+            return
+        for name in ("delay_s1cue_s2cue_inh_ms", "delay_s2cue_s2cue_inh_ms"):
+            if getattr(self, name) < 2 * self.dt_ms:
+                raise ConfigError(f"CA3Params.{name}: {getattr(self, name):g} ms; inhibition = \"pool\" relays it "
+                                  f"through an interneuron that costs {self.dt_ms:g} ms, so it must be >= "
+                                  f"{2 * self.dt_ms:g} ms (2 dt_ms)")
+
+    def _check_readout_timing(self) -> None:
+        """Refuse delays whose answers have no single readout step: the routes into the merge layers must arrive
+        together, and a learn's forgotten bits must not reach the output with the echo of its held input."""
+        routes = {"delay_s1cue_s2cue_ms + delay_s2_merge_ms": self.delay_s1cue_s2cue_ms + self.delay_s2_merge_ms,
+                  "delay_s1cont_cond_ms + delay_cond_s2cont_ms + delay_s2_merge_ms":
+                      self.delay_s1cont_cond_ms + self.delay_cond_s2cont_ms + self.delay_s2_merge_ms}
+        for names, total in routes.items():
+            if total != self.delay_s1_merge_ms:
+                raise ConfigError(f"CA3Params.delay_s1_merge_ms: {self.delay_s1_merge_ms:g} ms, but {names} = "
+                                  f"{total:g} ms; both routes into the merge layers must take the same time, or the "
+                                  "answer has no single step to be read at")
+        lag, every = self.recall_steps - self.echo_steps, self.refractory_steps
+        if lag % every == 0 and lag < self.learn_hold_steps:
+            raise ConfigError(f"CA3Params: a learn's forgotten bits reach the output delay_plastic_ms = "
+                              f"{self.delay_plastic_ms:g} ms after its echo, when its held input (learn_hold_steps = "
+                              f"{self.learn_hold_steps}, a spike every {every} steps by tau_refrac_ms = "
+                              f"{self.tau_refrac_ms:g}) echoes again, so the two cannot be told apart; change one")
 
     # --- derived quantities of the 1 ms discretisation -------------------------------------------------------
     @property
@@ -206,9 +237,26 @@ class CA3Params:
         threshold = self.v_thresh_out_mV if kind == "out" else self.v_thresh_mV
         return self.c_m_slow_nF, self.tau_m_slow_ms, threshold
 
-    def steps(self, delay_ms: float) -> int:
-        """Simulated transmission delay in steps for a published delay: ``delay/dt - 1``."""
-        return int(round(delay_ms / self.dt_ms)) - 1
+    def steps(self, delay_ms: float, what: str = "a projection") -> int:
+        """Simulated transmission delay in steps for a published delay: ``delay/dt - 1``; a one-line ConfigError
+        naming ``what`` where that is below 0 (a delay shorter than one step cannot be simulated)."""
+        steps = int(round(delay_ms / self.dt_ms)) - 1
+        if steps < 0:
+            raise ConfigError(f"CA3Params: {what} has a delay of {delay_ms:g} ms, simulated as {steps} steps; every "
+                              f"delay must be at least dt_ms = {self.dt_ms:g} ms")
+        return steps
+
+    @property
+    def echo_steps(self) -> int:
+        """Steps from an operation's start to the echo of its input on the output layer (IN -> S1 -> Merge -> OUT:
+        ``delay_input_ms + delay_s1_merge_ms + delay_output_ms``; 5 published)."""
+        return int(round((self.delay_input_ms + self.delay_s1_merge_ms + self.delay_output_ms) / self.dt_ms))
+
+    @property
+    def recall_steps(self) -> int:
+        """Steps from an operation's start to what a plastic projection recalls on the output layer (the echo's
+        route plus ``delay_plastic_ms``; 6 published)."""
+        return self.echo_steps + int(round(self.delay_plastic_ms / self.dt_ms))
 
     @property
     def content_to_cue_gain(self) -> float:

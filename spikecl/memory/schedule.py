@@ -1,7 +1,7 @@
 """Operations on the CA3 memory, their timing, the input spikes that encode them and the decoding of the output layer.
 
-An operation starting at step ``t`` (1 ms steps) is encoded as input spikes and read on the output layer at fixed
-steps after ``t`` (the published timing):
+An operation starting at step ``t`` (1 ms steps) is encoded as input spikes and read on the output layer at steps
+after ``t`` that follow from the delays (:func:`readout`; the published timing):
 
 ===============  ================================================  =============================================
 operation        input spikes                                      output layer
@@ -12,7 +12,9 @@ recall by cue c  cue c at t                                        c at t+5, its
 recall by F      bits F at t                                       F at t+5, every cue sharing a bit with F at t+6
 ===============  ================================================  =============================================
 
-Consecutive operations must start at least 7 ms after a learn and 6 ms after a recall (documented minimums).
+Consecutive operations must start at least 7 ms after a learn and 6 ms after a recall (documented minimums). Longer
+delays (``CA3Params``) move the answers later: the echo of the input (5 above) by ``delay_input_ms +
+delay_s1_merge_ms + delay_output_ms`` and what a plastic projection recalls (6 above) by ``delay_plastic_ms`` more.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.memory.params import CA3Params
 
 LEARN, RECALL_CUE, RECALL_CONTENT = "learn", "recall_cue", "recall_content"
 KINDS = (LEARN, RECALL_CUE, RECALL_CONTENT)
 #: shortest allowed gap (ms) from an operation's start to the next one's, by kind of the earlier operation
 MIN_SPACING_MS = {LEARN: 7, RECALL_CUE: 6, RECALL_CONTENT: 6}
 DEFAULT_SPACING_MS = 14
-#: steps after an operation's start at which the output layer answers, and the last step it uses
+#: steps after an operation's start at which the output layer answers with the published delays (other delays:
+#: :func:`readout`)
 CUE_OUT_STEP = {LEARN: 5, RECALL_CUE: 5, RECALL_CONTENT: 6}
 CONTENT_OUT_STEP = {LEARN: 5, RECALL_CUE: 6, RECALL_CONTENT: 5}
 FORGOTTEN_STEP = 6
@@ -143,7 +147,8 @@ def _whole_ms(value, what: str) -> int:
 def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
                   spacing_ms: float | Sequence[float] = DEFAULT_SPACING_MS) -> Schedule:
     """Lay ``operations`` out in time. ``spacing_ms``: one gap for all, or one gap per operation (the gap after
-    operation i; the last one sets the tail, at least 8 ms so every answer is simulated).
+    operation i; the last one sets the tail, at least ``TAIL_STEPS`` = 8 ms so every published answer is simulated;
+    :func:`check_readout` checks other delays against it).
 
     Raises :class:`ConfigError` for an invalid operation (or a single one not in a list) or a gap below the minimum
     (7 ms after a learn, 6 ms after a recall)."""
@@ -205,7 +210,8 @@ def plasticity_gate(schedule: Schedule, read_only_recall: bool) -> np.ndarray:
 @dataclass(frozen=True)
 class OperationResult:
     """What the output layer said about one operation. ``cues``/``bits``: output cues and content bits at the
-    documented steps; ``forgotten``: (learn only) bits echoed at t+6, the previous content the new one lacks."""
+    documented steps; ``forgotten``: (learn only) bits echoed at t+6 (``Readout.recall``), the previous content the
+    new one lacks."""
 
     operation: Operation
     start_ms: int
@@ -219,17 +225,59 @@ class OperationResult:
         return self.cues if self.operation.kind == RECALL_CONTENT else self.bits
 
 
+@dataclass(frozen=True)
+class Readout:
+    """Steps after an operation's start at which the output layer answers. ``echo``: the input itself (a learn's
+    cue and content, a recall's cue or fragment); ``recall``: what a plastic projection recalls (a recall by cue's
+    content, a recall by content's cues, a learn's forgotten bits), the last step an operation is read at."""
+
+    echo: int = 5
+    recall: int = 6
+
+    def cue(self, kind: str) -> int:
+        """Step of the cue output of an operation of ``kind``."""
+        return self.recall if kind == RECALL_CONTENT else self.echo
+
+    def content(self, kind: str) -> int:
+        """Step of the content output of an operation of ``kind``."""
+        return self.recall if kind == RECALL_CUE else self.echo
+
+
+def readout(params: CA3Params | None = None) -> Readout:
+    """The readout steps of ``params`` (default: the published model, 5 and 6)."""
+    params = params or CA3Params()
+    return Readout(params.echo_steps, params.recall_steps)
+
+
+def check_readout(schedule: Schedule, params: CA3Params | None = None) -> Readout:
+    """The readout steps of ``params`` for ``schedule``; a one-line ConfigError where an operation would be read
+    after the next operation's first output (its echo) or after the schedule's end (delays too long for the
+    spacing)."""
+    steps = readout(params)
+    ends = [*(t + steps.echo for t in schedule.starts_ms[1:]), schedule.duration_ms]
+    for i, (op, t, end) in enumerate(zip(schedule.operations, schedule.starts_ms, ends)):
+        if t + steps.recall >= end:
+            where = "the next operation's first output" if i + 1 < len(schedule) else "the end of the schedule"
+            raise ConfigError(f"CA3Params delays: operation {i} ({op}) is answered {steps.recall} ms after its start "
+                              f"(delay_input_ms + delay_s1_merge_ms + delay_plastic_ms + delay_output_ms), not before "
+                              f"{where} {end - t} ms after it; lengthen spacing_ms or shorten the delays")
+    return steps
+
+
 def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
     return tuple(np.flatnonzero(raster[step]).tolist()) if step < len(raster) else ()
 
 
-def decode(schedule: Schedule, out_cue: np.ndarray, out_content: np.ndarray) -> list[OperationResult]:
-    """Read every operation's answer from the output rasters ``out_cue [T, C]`` and ``out_content [T, M]``."""
+def decode(schedule: Schedule, out_cue: np.ndarray, out_content: np.ndarray,
+           params: CA3Params | None = None) -> list[OperationResult]:
+    """Read every operation's answer from the output rasters ``out_cue [T, C]`` and ``out_content [T, M]`` at the
+    steps the delays of ``params`` give (default: the published model); see :func:`check_readout`."""
+    steps = check_readout(schedule, params)
     results = []
     for op, t in zip(schedule.operations, schedule.starts_ms):
-        forgotten = _active(out_content, t + FORGOTTEN_STEP) if op.kind == LEARN else ()
-        results.append(OperationResult(op, t, _active(out_cue, t + CUE_OUT_STEP[op.kind]),
-                                       _active(out_content, t + CONTENT_OUT_STEP[op.kind]), forgotten))
+        forgotten = _active(out_content, t + steps.recall) if op.kind == LEARN else ()
+        results.append(OperationResult(op, t, _active(out_cue, t + steps.cue(op.kind)),
+                                       _active(out_content, t + steps.content(op.kind)), forgotten))
     return results
 
 

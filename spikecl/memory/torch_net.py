@@ -148,7 +148,8 @@ def build_constants(params: CA3Params, n_cues: int, n_bits: int, device="cpu", d
         refractory_steps=params.refractory_steps, static=static, slices=slices,
         population=torch.as_tensor(population, device=device), n_inputs=n_in,
         reset_below_threshold=bool(params.v_reset_mV < v_thresh.min()),
-        plastic_pre_steps=params.steps(params.delay_plastic_ms), post_lag_steps=int(params.stdp_post_lag_ms),
+        plastic_pre_steps=params.steps(params.delay_plastic_ms, "the plastic projections"),
+        post_lag_steps=int(params.stdp_post_lag_ms),
         trace_decay=as_t(trace_decay), a_plus=params.a_plus_nA, a_minus=params.a_minus_nA, w_min=params.w_min_nA,
         w_max=params.w_max_nA, gain_content_to_cue=params.content_to_cue_gain)
 
@@ -161,7 +162,8 @@ def _static_synapses(params: CA3Params, n_bits: int, slices: dict, population: n
         (s0, s1), (t0, t1) = slices[c.source], slices[c.target]
         assert t0 >= n_in, "no synapse targets an input"
         value = c.sign * c.weight_nA * params.syn_event_factor
-        pairs, pools = static.setdefault(params.steps(c.delay_ms), ([], []))
+        delay = params.steps(c.delay_ms, f"{c.source} -> {c.target}")
+        pairs, pools = static.setdefault(delay, ([], []))
         block = (int(population[s0]), s0, s1, t0 - n_in, t1 - n_in, value)
         if c.pattern == "one_to_one":
             pairs.append(block)
