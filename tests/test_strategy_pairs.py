@@ -11,7 +11,7 @@ import torch
 from spikecl.config import experiment_from_dict
 from spikecl.continual.data_parallel import DataParallel
 from spikecl.continual.runner import ContinualRun, build_stream
-from spikecl.continual.strategies import REGISTRY, build_strategy, register
+from spikecl.continual.strategies import REGISTRY, build_strategy, register, validate_method
 from spikecl.continual.strategy import Simulation, Strategy, TaskData
 from spikecl.errors import SpikeCLError
 from spikecl.snn import build_mlp, encode, make_trainer
@@ -119,3 +119,44 @@ def test_strategy_gradients_come_from_the_run_trainer(trainer):
         torch.testing.assert_close(got, expected)
     if trainer != "bptt":
         assert not torch.allclose(grads[trainer][0], grads["bptt"][0])
+
+
+def _trained(method: str, options: dict) -> tuple:
+    """(network, strategy) after 3 tiny tasks of plain SGD (no momentum) with ``method``."""
+    torch.manual_seed(0)
+    net = build_mlp(20, [24, 24], 3)
+    strategy = build_strategy(method, net, options, Simulation(num_steps=3))
+    trainer, seen, g = make_trainer("bptt", net, 3), [], torch.Generator().manual_seed(3)
+    for t in range(3):
+        x = torch.rand(60, 20, generator=g) * (torch.rand(20, generator=g) > 0.5 if t == 0 else 1.0)
+        task = TaskData(t, x, torch.randint(0, 3, (60,), generator=g), torch.zeros(60, dtype=torch.long))
+        seen.append(task)
+        train = strategy.before_task(t, task, seen)
+        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+        for _ in range(2):
+            for idx in torch.arange(len(train)).split(20):
+                trainer.train_batch(*strategy.batch(train.x[idx], train.y[idx], train.heads[idx]), train.mask, opt,
+                                    strategy)
+        strategy.after_task(t, train)
+    return net, strategy
+
+
+@pytest.mark.parametrize("projection", ["gpm", "hlop"])
+def test_si_integrates_the_projected_step_in_either_order(projection):
+    """SI's ω = −Σ g·Δθ takes the gradient the step used: with GPM or HLOP that is the projected one, whichever part
+    comes first, so importances are never negative under plain SGD and both orders train the same network."""
+    options = {"si": {"c": 1.0}, "gpm": {"thresholds": [0.9]}, "hlop": {"neurons": [[4, 6, 6], [3]]}}
+    (net_a, a), (net_b, b) = (_trained(m, options) for m in (f"si+{projection}", f"{projection}+si"))
+    for key, value in net_a.state_dict().items():
+        torch.testing.assert_close(value, net_b.state_dict()[key], rtol=0, atol=1e-6)
+    si = next(p for p in a.parts if p.name == "si")
+    assert all(float(o.min()) >= 0 for o in si.omega.values()) and any(float(o.max()) > 0 for o in si.omega.values())
+
+
+@pytest.mark.parametrize("method, key", [("gpm", "thresholds"), ("hlop", "neurons"), ("hlop", "energy"),
+                                         ("hlop", "fixed_lr")])
+def test_an_empty_per_synapse_list_is_refused(method, key):
+    """An empty list has no last value to repeat: refused in one line, not an IndexError after a task (or, for
+    ``fixed_lr``, Hebbian learning silently off)."""
+    with pytest.raises(SpikeCLError, match=rf"strategy\.{method}\.{key}: expected at least one value"):
+        validate_method(experiment_from_dict({**TINY, "strategy": {"methods": [method], method: {key: []}}}), method)

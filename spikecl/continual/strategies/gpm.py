@@ -23,11 +23,12 @@ from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_
 
 @dataclass
 class GPMOptions:
-    thresholds: list[float] = option([0.95, 0.99, 0.99], low=0.0, high=1.0,
+    thresholds: list[float] = option([0.95, 0.99, 0.99], nonempty=True, low=0.0, high=1.0,
                                      doc="energy threshold per protected synapse (the last one repeats)")
     threshold_increment: float = option(0.0, low=0.0, high=1.0, doc="added to every threshold after each task")
     samples: int = option(300, low=1, doc="training samples whose activity defines each task's subspace")
-    max_rows: int = option(20000, low=1, doc="conv layers: patches kept per task (random subset)")
+    max_rows: int = option(20000, low=1, doc="representation rows kept per task, a random subset beyond it (conv "
+                                             "layers: patches; Linear with activity 'steps': time-step rows)")
     activity: str = option("rate", choices=ACTIVITY,
                            doc="representation matrix rows: per-sample firing rates ('rate') or every time step's "
                                "presynaptic input ('steps')")

@@ -56,20 +56,20 @@ PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30
 
 @dataclass
 class HLOPOptions:
-    neurons: list[list[int]] = option(PMNIST_SCHEDULE, low=0,
+    neurons: list[list[int]] = option(PMNIST_SCHEDULE, nonempty=True, low=0,
                                       doc="lateral neurons added per task (rows) and protected synapse (columns); "
                                           "a short row repeats its last value, the last row repeats for later tasks")
     budget: str = option("schedule", choices=("schedule", "energy"),
                          doc="how many lateral neurons a task adds: the 'neurons' schedule, or as many as GPM's energy "
                              "criterion asks of the task's residual activity before training (spikecl's)")
-    energy: list[float] = option([0.95, 0.99, 0.99], low=0.0, high=1.0,
+    energy: list[float] = option([0.95, 0.99, 0.99], nonempty=True, low=0.0, high=1.0,
                                  doc="budget = 'energy': fraction of a task's presynaptic activity energy the subspace "
                                      "must hold, per protected synapse (the last one repeats)")
     energy_samples: int = option(300, low=1, doc="budget = 'energy': training samples whose activity sizes a task")
     step: str = option("fixed", choices=("fixed", "normalised"),
                        doc="Hebbian step size: fixed_lr per synapse (the paper's), or lr divided by the mean squared "
                            "norm of the residual the new neurons learn from (spikecl's)")
-    fixed_lr: list[float] = option([0.001, 0.01], low=0.0,
+    fixed_lr: list[float] = option([0.001, 0.01], nonempty=True, low=0.0,
                                    doc="step = 'fixed': Hebbian rate per protected synapse (the last one repeats); "
                                        "the paper's PMNIST values")
     lr: float = option(1.5, low=0.0, high=2.0, doc="step = 'normalised': Hebbian step, divided by the mean squared "
@@ -80,11 +80,13 @@ class HLOPOptions:
                                doc="passes over a task's training data after its training, in which only the "
                                    "lateral neurons learn, from the trained network's activity")
     clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
-    max_rows: int = option(4096, low=1, doc="conv layers: patches per mini-batch used for the Hebbian update")
+    max_rows: int = option(4096, low=1, doc="rows per mini-batch the Hebbian update uses at most, drawn at random "
+                                            "beyond it (Conv2d: unfolded patches; Linear with activity 'steps': "
+                                            "time-step rows)")
     step_rows: int = option(0, low=0,
                             doc="activity 'steps' on Linear synapses: the Hebbian update uses step_rows x B rows "
                                 "drawn at random from the T x B time-step rows of a mini-batch of B samples "
-                                "(0 = all; 1 costs what 'rate' costs)")
+                                "(0 = all, up to max_rows; 1 costs what 'rate' costs)")
     activity: str = option("steps", choices=ACTIVITY,
                            doc="what the lateral neurons learn from: every time step's presynaptic spikes "
                                "('steps', as in the paper's code) or per-sample firing rates ('rate')")
@@ -296,7 +298,7 @@ class HLOP(ProjectionStrategy):
         o = self.options
         if o.step == "normalised":
             return o.lr
-        return o.fixed_lr[min(index, len(o.fixed_lr) - 1)] if o.fixed_lr else 0.0
+        return o.fixed_lr[min(index, len(o.fixed_lr) - 1)]
 
     @torch.no_grad()
     def hebbian_update(self, activity: Activity) -> None:

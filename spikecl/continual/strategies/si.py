@@ -1,7 +1,8 @@
 """Synaptic intelligence (Zenke, Poole & Ganguli 2017).
 
 Along the training trajectory each parameter accumulates ``ω_i = −Σ_t g_i(t) Δθ_i(t)`` (g: the gradient used for
-the step). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the parameter's total change over the task;
+the step, read after the step: in ``si+gpm`` or ``si+hlop`` the projected one, so that with plain SGD every
+``ω_i = lr · g_i² ≥ 0`` in either order). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the parameter's total change over the task;
 the penalty is ``c · Σ_i Ω_i (θ_i − θ*_i)²``.
 """
 
@@ -31,7 +32,6 @@ class SI(Strategy):
         self.omega = {n: torch.zeros_like(p) for n, p in self.named_trainable()}       # importance so far (Ω)
         self.path = {n: torch.zeros_like(p) for n, p in self.named_trainable()}        # ω of the current task
         self.anchor = {n: p.detach().clone() for n, p in self.named_trainable()}       # θ* = start of the task
-        self._grad: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
 
     def penalty(self):
@@ -39,14 +39,12 @@ class SI(Strategy):
         return self.options.c * total
 
     def after_backward(self, activity=None):
-        params = self.named_trainable()
-        self._grad = {n: p.grad.detach().clone() for n, p in params if p.grad is not None}
-        self._before = {n: p.detach().clone() for n, p in params}
+        self._before = {n: p.detach().clone() for n, p in self.named_trainable()}
 
     def after_step(self):
-        for n, p in self.named_trainable():
-            if n in self._grad:
-                self.path[n] -= self._grad[n] * (p.detach() - self._before[n])
+        for n, p in self.named_trainable():                 # p.grad: what the step used, after every part's hooks
+            if p.grad is not None:
+                self.path[n] -= p.grad.detach() * (p.detach() - self._before[n])
 
     def after_task(self, task, train):
         for n, p in self.named_trainable():
