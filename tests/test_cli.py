@@ -148,3 +148,24 @@ def test_the_cli_asks_for_huge_pages_unless_told_otherwise(tmp_path, preset):
         assert int(huge_kb) >= 32 * 1024                   # most of the 64 MB block
     if preset == "0" and mode.exists() and "[madvise]" in mode.read_text():
         assert int(huge_kb) < 32 * 1024                   # not asked for: no huge pages under "madvise"
+
+
+def test_progress_bars_are_drawn_only_on_a_terminal(monkeypatch):
+    """A log file or a pipe gets no redrawn bar frames; a terminal gets the bar unless --no-progress."""
+    import io
+    import sys
+
+    from spikecl.progress import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, drawn in ((io.StringIO(), False), (Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress_bar(3, "job", enabled=True) as bar:
+            bar.update(3)
+        assert ("3/3" in stream.getvalue()) == drawn
+        with progress_bar(3, "job", enabled=False) as bar:
+            bar.update(3)
+        assert stream.getvalue().count("3/3") == (1 if drawn else 0)           # --no-progress: none on a terminal
