@@ -108,6 +108,23 @@ def test_report_table_and_accuracy_synops_plot(tmp_path):
     assert (tmp_path / "accuracy-synops.png") in written and (tmp_path / "accuracy-synops.png").stat().st_size
 
 
+def test_measures_of_only_some_seeds_are_said_so(monkeypatch, tmp_path):
+    """A seed whose file holds no measures (written before they were recorded) beside one that does: the table's
+    mean is seed 0's alone, and the report and the plot's label say "1 of 2 seeds"."""
+    from dataclasses import replace
+
+    runs = [_result("ewc", 0.8, 300.0), replace(_result("ewc", 0.6, 0.0, measured=False), seed=1),
+            _result("finetune", 0.5, 100.0)]
+    text = report.text_report(runs, matrices=False)
+    assert "Measures from only some seeds (the others' files hold none): ewc, 1 of 2 seeds" in text
+    assert "finetune, " not in text.split("Measures from only some seeds")[1]
+    from spikecl.continual import plots
+    labels = []
+    monkeypatch.setattr(plots, "plot_accuracy_vs_synops", lambda points, path: labels.extend(points) or path)
+    report.write_plots(runs, tmp_path)
+    assert sorted(labels) == ["ewc (1 of 2 seeds)", "finetune"]
+
+
 def test_loihi_energy_by_hand():
     from types import SimpleNamespace
 

@@ -172,6 +172,16 @@ def format_measures(measures: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def partly_measured(results: Sequence[RunResult]) -> dict[str, str]:
+    """{method: "k of n seeds"} of the methods whose measures come from only some of their runs (files written
+    before measures were recorded, beside newer seeds): their NeuroBench means are of those seeds alone."""
+    runs, measured = defaultdict(int), defaultdict(int)
+    for r in results:
+        runs[r.method] += 1
+        measured[r.method] += bool(final_measures([r]))
+    return {m: f"{measured[m]} of {n} seeds" for m, n in runs.items() if 0 < measured[m] < n}
+
+
 MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds): footprint in KiB and connection "
                  "sparsity in % of the network; activation sparsity in %, synaptic operations (dense; effective ACs "
                  "and MACs) and membrane updates per inference, averaged over the first 100 evaluation samples of "
@@ -201,7 +211,10 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
                  + split_note(results) + "\n" + machine_note(results))
     measures = final_measures(results)
     if measures:
-        parts.append(format_measures(measures) + "\n" + MEASURES_NOTE)
+        partly = partly_measured(results)
+        some = ("\nMeasures from only some seeds (the others' files hold none): " + "; ".join(
+            f"{m}, {k}" for m, k in partly.items())) if partly else ""
+        parts.append(format_measures(measures) + "\n" + MEASURES_NOTE + some)
     return "\n\n".join(parts)
 
 
@@ -277,7 +290,8 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
                                                   out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
     written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
-    points = accuracy_synops(results)
+    partly = partly_measured(results)
+    points = {f"{m} ({partly[m]})" if m in partly else m: p for m, p in accuracy_synops(results).items()}
     if points:
         written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png"))
     return written
