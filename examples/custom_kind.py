@@ -103,15 +103,16 @@ class RateCurveKind(Kind):
 register_kind(RateCurveKind())
 
 if __name__ == "__main__":
-    folder = Path(tempfile.mkdtemp(prefix="spikecl-rate-curve-"))
-    experiment = folder / "rate_curve.toml"
-    experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n')
-    run_file(experiment, ["steps=1000"], progress=False)
-    try:
+    with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:    # removed at the end
+        folder = Path(temporary)
+        experiment = folder / "rate_curve.toml"
+        experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n')
         run_file(experiment, ["steps=1000"], progress=False)
-    except ExistsError as exc:
-        print(f"\nrun again: {exc}")
-    print("\nrun again with --resume (both results files are kept):")
-    run_file(experiment, ["steps=1000"], resume=True, progress=False, plots=False)
-    print("\nspikecl.report on the folder:")
-    report_paths([folder / "rate_curve"], plots=False)
+        try:
+            run_file(experiment, ["steps=1000"], progress=False)
+        except ExistsError as exc:
+            print(f"\nrun again: {exc}")
+        print("\nrun again with --resume (both results files are kept):")
+        run_file(experiment, ["steps=1000"], resume=True, progress=False, plots=False)
+        print("\nspikecl.report on the folder:")
+        report_paths([folder / "rate_curve"], plots=False)
