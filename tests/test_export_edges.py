@@ -81,6 +81,11 @@ def refused(path, message):
 ])
 def test_inconsistent_or_mistyped_network_files_are_one_line_errors(tmp_path, where, value, message):
     """Parts of a network file that disagree, or values of the wrong type, are refused, never coerced or run."""
+    tampered_is_refused(tmp_path, where, value, message)
+
+
+def tampered_is_refused(tmp_path, where, value, message) -> None:
+    """A valid network file with ``where`` set to ``value`` is refused in one line holding ``message``."""
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
     read_netx(path)
     tamper(path, where, value)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from hdf5_files import tamper
 from lava_support import ROOT
-from test_export_edges import MLP_CONFIG, mlp_state, small_spec
+from test_export_edges import MLP_CONFIG, mlp_state, refused, small_spec, tampered_is_refused
 
 from spikecl.cli import main
-from spikecl.errors import ConfigError, DependencyError, ExportError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DependencyError, ExportError, ResultsError
 from spikecl.export import fixed_point as fp
 from spikecl.export.float_model import float_logits
 from spikecl.export.inputs import encode
@@ -266,12 +266,6 @@ def test_a_network_spec_checks_num_steps_and_encoder(change, message):
 
 
 # --- 7. netx keys lava-dl runs but spikecl's runner does not read ---
-def refused(path, message):
-    with pytest.raises(ResultsError, match=re.escape(message)) as info:
-        read_netx(path)
-    assert "\n" not in str(info.value)
-
-
 @pytest.mark.parametrize("where, value, message", [
     ("layer/1/bias", np.full(8, 7, np.int32), "layer 1: bias differs from spikecl's bias_mant << bias_exp"),
     ("layer/2/bias", np.zeros(3, np.int32), "layer 2: bias differs from spikecl's bias_mant"),
@@ -284,10 +278,7 @@ def refused(path, message):
     ("layer/0/type", np.bytes_("dense"), "layer 0: type 'dense' is not 'input'"),
 ])
 def test_netx_keys_that_disagree_with_spikecls_copy_are_refused(tmp_path, where, value, message):
-    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
-    read_netx(path)
-    tamper(path, where, value)
-    refused(path, message)
+    tampered_is_refused(tmp_path, where, value, message)
 
 
 @pytest.mark.parametrize("edit, message", [
