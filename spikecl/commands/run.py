@@ -40,7 +40,8 @@ def add_command(sub) -> None:
                           "other settings: how an interrupted --overwrite continues")
     run.add_argument("--output-dir", help="folder for results (default: the config's output_dir)")
     run.add_argument("--data-dir", help="folder holding downloaded datasets in their standard formats")
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars (drawn only when stderr is a terminal)")
+    run.add_argument("--no-progress", action="store_true",
+                     help="hide progress bars (drawn only when stderr is a terminal)")
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
     run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")

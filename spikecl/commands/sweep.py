@@ -160,6 +160,7 @@ def add_command(subparsers) -> None:
                         "with other settings than the sweep now plans (a changed [set] value or base file, or a final "
                         "run whose chosen point changed), replacing it; without it such a file is an error")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether they are complete; run nothing")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (drawn only when stderr is a terminal)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide the progress bar (drawn only when stderr is a terminal)")
     p.add_argument("--no-plots", action="store_true", help="skip the comparison plot")
     p.set_defaults(handler=cmd_sweep)

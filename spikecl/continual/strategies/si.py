@@ -2,8 +2,8 @@
 
 Along the training trajectory each parameter accumulates ``ω_i = −Σ_t g_i(t) Δθ_i(t)`` (g: the gradient used for
 the step, read after the step: in ``si+gpm`` or ``si+hlop`` the projected one, so that with plain SGD every
-``ω_i = lr · g_i² ≥ 0`` in either order). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the parameter's total change over the task;
-the penalty is ``c · Σ_i Ω_i (θ_i − θ*_i)²``.
+``ω_i = lr · g_i² ≥ 0`` in either order). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the
+parameter's total change over the task; the penalty is ``c · Σ_i Ω_i (θ_i − θ*_i)²``.
 """
 
 from __future__ import annotations
