@@ -56,7 +56,8 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
     method at its chosen settings) and their summary; else every one under it."""
     if not (path / "sweep.h5").is_file():
         return sorted(path.rglob("*.h5"))
-    if path.name == "final" and (path.parent / "sweep.h5").is_file():
+    folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
+    if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
         return sorted(path.glob("*.h5"))
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
     return [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]

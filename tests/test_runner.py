@@ -303,6 +303,48 @@ def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys
     assert re.search(r"finetune\s.*±", capsys.readouterr().out)          # two seeds in one row
 
 
+def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_path, capsys, monkeypatch):
+    """Before the evaluation subsample was fixed (one for every seed), each run seed drew its own: results files and
+    checkpoints record the rule, and one made without it is not kept by --resume nor averaged with newer seeds."""
+    import json
+
+    import h5py
+
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "sub"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 30\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n')
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    assert main([*args, "--seeds", "0,1"]) == 0
+    with h5py.File(tmp_path / "sub" / "finetune-seed1.h5", "a") as f:        # as an older spikecl wrote it
+        config = json.loads(f["config"].attrs["json"])
+        assert config.pop("eval_subsample_seed") == 2000
+        f["config"].attrs["json"] = json.dumps(config)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "sub"), "--no-plots"]) == 2
+    assert "made with different settings (eval_subsample_seed differs)" in capsys.readouterr().err
+    assert main([*args, "--seeds", "0,1", "--resume"]) == 2
+    assert "finetune-seed1.h5 was made with another config (eval_subsample_seed differs)" in capsys.readouterr().err
+
+    train_task = ContinualRun.train_task
+
+    def interrupted(self, task, bar=None):
+        if task == 1:
+            raise KeyboardInterrupt
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    assert main([*args, "--seeds", "2"]) == 130
+    checkpoint = checkpoint_path(tmp_path / "sub" / "finetune-seed2.h5")
+    state = torch.load(checkpoint, weights_only=True)
+    del state["eval_subsample_seed"]
+    torch.save(state, checkpoint)
+    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    assert main([*args, "--seeds", "2", "--resume"]) == 2
+    assert "written by a different experiment config (eval_subsample_seed differs)" in capsys.readouterr().err
+
+
 def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, capsys, monkeypatch):
     """--overwrite with new settings is interrupted in its second run (after that run's first checkpoint): --resume
     alone refuses the old results still there; --resume --overwrite keeps the run already replaced, continues the

@@ -4,6 +4,7 @@ once, at the end; method variants; data splits that vary with the seed."""
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +105,10 @@ def test_validation_streams_never_read_the_test_split(digits, kind):
     ({"eval_split": "validation"}, "needs a validation split"),
     ({"validation": 1.0}, "must be a fraction"),
     ({"eval_split": "train"}, "eval_split: 'train' is not allowed"),
+    # round(0.0035 x 142) = 0: a class with no validation image, not a damaged dataset
+    ({"validation": 0.0035}, r"data.validation: 0.0035 of class 0's 142 training images leaves it no validation "
+                             r"image \(3 of 10 classes\); raise it"),
+    ({"validation": 0.9999}, "leaves it no training image"),
 ])
 def test_bad_validation_settings_are_one_line_errors(digits, args, message):
     with pytest.raises(ConfigError, match=message):
@@ -268,10 +273,14 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     lam = read_results(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
     assert chosen.startswith(f"ewc.lam={lam}_")
     assert re.search(r"ewc @ strategy\.ewc\.lam = [0-9.]+ +1 ", (root / "final" / "sweep-summary.txt").read_text())
-    assert main(["report", str(root / "final"), "--no-plots"]) == 0           # the final runs, and their summary
-    out = capsys.readouterr().out
-    assert "ewc (seed 0) — accuracy %" in out and "finetune (seed 0) — accuracy %" in out
-    assert "sweep chosen/final:" in out
+    back = Path.cwd()
+    for folder, cwd in ((root / "final", back), (Path("."), root / "final")):    # "." inside final/ as well
+        monkeypatch.chdir(cwd)
+        assert main(["report", str(folder), "--no-plots"]) == 0                 # the final runs and their summary
+        out = capsys.readouterr().out
+        assert "ewc (seed 0) — accuracy %" in out and "finetune (seed 0) — accuracy %" in out
+        assert "sweep chosen/final:" in out
+    monkeypatch.chdir(back)
 
     # the trials now choose the other point (as a changed min_bwt would): the kept final run is not the new
     # choice's; --dry-run says so, and the refusal leaves selection.json as it was

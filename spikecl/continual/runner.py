@@ -26,7 +26,7 @@ from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
-from spikecl.data.streams import Stream, stream_from_config
+from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, stream_from_config
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
@@ -66,8 +66,21 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
     (``cfg``, ``method``, ``seed``); None if none."""
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
-            else as_written(first_difference(with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
-                                             ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
+            else unshown_difference(state, cfg) or as_written(first_difference(
+                with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
+                ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
+
+
+def unshown_rules(cfg: ExperimentConfig) -> dict:
+    """What a run's numbers depend on that its config does not show, recorded beside it (results files, checkpoints)
+    so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
+    subsample (the run seed's own before it was fixed)."""
+    return {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
+
+
+def unshown_difference(recorded: dict, cfg: ExperimentConfig) -> str | None:
+    """The first key of :func:`unshown_rules` that ``recorded`` (a checkpoint or a results config) holds otherwise."""
+    return next((k for k, v in unshown_rules(cfg).items() if recorded.get(k) != v), None)
 
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
@@ -151,7 +164,7 @@ def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, se
 
     raw = run_cfg.to_dict()
     raw["strategy"]["options"] = effective_options(runs_method, run_cfg.strategy.options)
-    return {**raw, "method": method, "runs_method": runs_method, "seed": seed}
+    return {**raw, **unshown_rules(run_cfg), "method": method, "runs_method": runs_method, "seed": seed}
 
 
 class ContinualRun:
@@ -319,7 +332,7 @@ class ContinualRun:
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(),
-                 "cpu": machine_kernels(), "processes": self.execution.processes}
+                 "cpu": machine_kernels(), "processes": self.execution.processes, **unshown_rules(self.cfg)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:

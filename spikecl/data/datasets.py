@@ -71,8 +71,13 @@ def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str
     if validation <= 0:
         return {"train": (x, y), "test": (dataset.x_test, dataset.y_test)}
     train, held = stratified_split(y, float(validation), split_seed + 7919)
-    if len(held) == 0 or len(train) == 0:
-        raise ConfigError(f"data.validation: {validation} of {len(y)} training images leaves an empty split")
+    classes = np.unique(y)
+    for split, kept, remedy in (("validation", held, "raise"), ("training", train, "lower")):
+        missing = np.setdiff1d(classes, y[kept])
+        if len(missing):
+            k = int(missing[0])
+            raise ConfigError(f"data.validation: {validation} of class {k}'s {int(np.sum(y == k))} training images "
+                              f"leaves it no {split} image ({len(missing)} of {len(classes)} classes); {remedy} it")
     evaluation = (x[held], y[held]) if eval_split == "validation" else (dataset.x_test, dataset.y_test)
     return {"train": (x[train], y[train]), "test": evaluation}
 
