@@ -250,3 +250,43 @@ def test_execution_is_injected_not_imported():
         assert not _imports(path) & group, path.name
     assert "spikecl.continual.runner" not in _imports(root / "data_parallel.py")
     assert "spikecl.continual.runner" not in _imports(root / "execution.py")
+
+
+NAN_ON_RANK_1 = '''
+import os
+from spikecl.continual.strategy import Strategy
+from spikecl.continual.strategies import register
+
+
+class NanOnRank1(Strategy):
+    """A penalty that is NaN on the second process alone, at its third step."""
+    name = "nan-rank-1"
+    supports_data_parallel = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def penalty(self):
+        self.calls += 1
+        if os.environ.get("RANK") == "1" and self.calls == 3:
+            return next(self.model.parameters()).sum() * float("nan")
+
+
+register("nan-rank-1", NanOnRank1)
+'''
+
+
+def test_a_divergence_in_one_process_stops_every_process(tmp_path):
+    """Each process checks its own shard's loss: a NaN on one rank alone stops the run in one line (the launcher
+    ends the other), rather than leaving the other waiting in an all-reduce for ever."""
+    plugin = tmp_path / "nan_rank_1.py"
+    plugin.write_text(NAN_ON_RANK_1)
+    exp = tmp_path / "nan.toml"
+    exp.write_text(_toml({**SMALL, "name": "nan", "strategy": {"methods": ["nan-rank-1", "finetune"]}}))
+    proc = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+                           "--output-dir", str(tmp_path), "--nproc", "2", "--plugin", str(plugin)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode != 0
+    assert "nan-rank-1 seed 0, task 1: training loss became NaN or infinite" in proc.stderr
+    assert "this stops every process" in proc.stderr and "Traceback" not in proc.stderr

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, experiment_from_dict, first_difference,
                             method_config)
-from spikecl.errors import ConfigError, NumericalError, ResultsError
+from spikecl.errors import ConfigError, NumericalError, ResultsError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
 
@@ -127,7 +127,12 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             result = run.execute(path, resume=options.resume, overwrite=options.overwrite,
                                  progress_bar=options.progress, replace_stale=options.replace_stale)
         except NumericalError as exc:            # name the run: an experiment trains many
-            raise NumericalError(f"{method} seed {seed}, task {run.run_state.next_task + 1}: {exc}") from None
+            message = f"{method} seed {seed}, task {run.run_state.next_task + 1}: {exc}"
+            if distributed.world_size() > 1:     # each process checks its own shard: the others may not have
+                # raised, and one that went on to the next run would wait on them for ever; stop every process
+                raise SpikeCLError(f"{message} (in a data-parallel run this stops every process; run it again "
+                                   "without the failing setting)") from None
+            raise NumericalError(message) from None
         return f"ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
 
     return run
