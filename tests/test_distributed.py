@@ -290,3 +290,15 @@ def test_a_divergence_in_one_process_stops_every_process(tmp_path):
     assert proc.returncode != 0
     assert "nan-rank-1 seed 0, task 1: training loss became NaN or infinite" in proc.stderr
     assert "this stops every process" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_error_of_every_process_is_said_once(tmp_path):
+    """A missing dataset fails every rank alike: the launcher prints it once, on one line, not once per rank with
+    the lines run together."""
+    exp = tmp_path / "nodata.toml"
+    exp.write_text(_toml({**SMALL, "name": "nodata", "data": {"dataset": "mnist", "data_dir": str(tmp_path / "no")}}))
+    proc = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+                           "--output-dir", str(tmp_path), "--nproc", "2"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and proc.stderr.count("mnist not found under") == 1, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("spikecl: error (rank")

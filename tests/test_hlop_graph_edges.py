@@ -212,3 +212,19 @@ def test_load_subspace_refuses_more_rows_than_dimensions(trained_hlop):
     with pytest.raises(SpikeCLError, match="20 rows in 16 dimensions"):
         s.load_subspace("layers.0", np.random.default_rng(0).standard_normal((20, 16)))
     assert torch.equal(s.h_old["layers.0"], before)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("learner", ["oja", "ca3"])
+def test_the_lava_learners_never_write_over_their_graph_or_an_existing_file(tmp_path, learner):
+    """``-o`` naming the graph itself is refused even with --overwrite; an existing file needs --overwrite. Both are
+    checked before Lava starts and leave the files as they were."""
+    python = require_environment(".venv-lava", "lava")
+    graph, other = tmp_path / "graph.h5", tmp_path / "other.h5"
+    graph.write_bytes(b"a graph"), other.write_bytes(b"a result")
+    for output, flags, message in ((graph, ["--overwrite"], "is the graph being learned"),
+                                   (other, [], "exists; pass --overwrite to replace it")):
+        done = subprocess.run([str(python), "-m", f"spikecl_lava.learning.{learner}", str(graph), "-o", str(output),
+                               *flags], capture_output=True, text=True, env=checkout_env(), cwd=ROOT, timeout=300)
+        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1
+    assert graph.read_bytes() == b"a graph" and other.read_bytes() == b"a result"

@@ -203,3 +203,21 @@ def test_a_one_point_grid_is_labelled_base_only_when_it_is_the_base_run(sweep_fi
         assert [run.id for run in sweep.runs] == ([] if extra else [f"{label}/finetune-seed0"])
         if not extra:
             assert sweep.runs[0].results == sweep.folder / label / "finetune-seed0.h5"
+
+
+def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
+    """``--address`` with nothing to join (or ``ray://`` without Ray's client) is one line naming the address, and a
+    local instance's CPU count beside ``--address`` is refused rather than ignored."""
+    ray = pytest.importorskip("ray")
+
+    def no_cluster(**options):
+        raise ConnectionError("Could not find any running Ray instance.\nmore lines")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(ConfigError, match=r"^--address auto: no Ray cluster to join \(ConnectionError: Could not "
+                                          r"find any running Ray instance.\)$"):
+        sweep_ray.start_ray("auto")
+    with pytest.raises(ConfigError, match="num_cpus = 2 .* sizes a local Ray instance; the cluster at --address "
+                                          "head:6379 has its own CPUs"):
+        sweep_ray.start_ray("head:6379", 2)

@@ -16,6 +16,8 @@ import contextlib
 import os
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -176,10 +178,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _worker(index: int, nproc: int, port: int, threads: int, fn: Callable[..., int], args: tuple,
+def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Callable[..., int], args: tuple,
             kwargs: dict) -> None:
     """Body of a spawned process: torchrun's environment variables and ``threads`` intra-op threads, then
-    ``fn(*args, **kwargs)``; exits with its code."""
+    ``fn(*args, **kwargs)``; exits with its code. A one-line error is left in the folder ``errors`` for the
+    launcher, which prints each distinct one once."""
     _die_with_launcher()
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
@@ -187,7 +190,7 @@ def _worker(index: int, nproc: int, port: int, threads: int, fn: Callable[..., i
     try:
         code = fn(*args, **kwargs)
     except SpikeCLError as exc:
-        print(f"spikecl: error (rank {index}): {exc}", file=sys.stderr)
+        Path(errors, f"{index}.txt").write_text(str(exc).replace("\n", " "))
         code = 2
     sys.stdout.flush()
     if code:
@@ -212,13 +215,26 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
 
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # the errors are reported below
     port = free_port()
-    try:
-        threads = threads or max(1, cores() // nproc)
-        mp.start_processes(_worker, args=(nproc, port, threads, fn, args, kwargs), nprocs=nproc, join=True,
-                           start_method="spawn")
-    except mp.ProcessExitedException as exc:
-        return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
-    except mp.ProcessRaisedException as exc:
-        print(f"spikecl: a training process failed:\n{exc}", file=sys.stderr)
-        return 1
+    with tempfile.TemporaryDirectory(prefix="spikecl-ranks-") as errors:
+        try:
+            threads = threads or max(1, cores() // nproc)
+            mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs), nprocs=nproc,
+                               join=True, start_method="spawn")
+        except mp.ProcessExitedException as exc:
+            return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
+        except mp.ProcessRaisedException as exc:
+            print(f"spikecl: a training process failed:\n{exc}", file=sys.stderr)
+            return 1
+        finally:
+            _print_errors(Path(errors))
     return 0
+
+
+def _print_errors(folder: Path) -> None:
+    """Each distinct error the processes left in ``folder``, once, naming the ranks that raised it (a missing
+    dataset: every rank; a diverging shard: one)."""
+    ranks: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.txt"), key=lambda p: int(p.stem)):
+        ranks.setdefault(path.read_text(), []).append(path.stem)
+    for message, who in ranks.items():
+        print(f"spikecl: error (rank{'s' if len(who) > 1 else ''} {', '.join(who)}): {message}", file=sys.stderr)

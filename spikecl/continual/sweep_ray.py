@@ -69,7 +69,13 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
     if address:
-        ray.init(address=address, **options)
+        if num_cpus:
+            raise ConfigError(f"num_cpus = {num_cpus} (--num-cpus or the sweep file's) sizes a local Ray instance; the "
+                              f"cluster at --address {address} has its own CPUs: set num_cpus to 0 or drop --address")
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+            raise ConfigError(f"--address {address}: no Ray cluster to join ({_one_line(exc)})") from None
     else:
         source = str(Path(spikecl.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)

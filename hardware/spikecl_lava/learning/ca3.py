@@ -31,6 +31,7 @@ import numpy as np
 from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.export.ca3_graph import CA3Graph, read_ca3_graph
 from spikecl.io import atomic_write
+from spikecl_lava.learning import check_learning_output
 from spikecl_lava.learning.ca3_cells import custom_population
 from spikecl_lava.learning.ca3_fixed import WEIGHT_UNITS, fixed_models, fixed_plastic
 from spikecl_lava.learning.ca3_lif import lif_population
@@ -135,7 +136,9 @@ def run(graph: CA3Graph, split_update: bool = True, transmit_after_learning: boo
             "ms_per_step": 1e3 * run_s / max(1, graph.steps - 1), "steps": graph.steps}
 
 
-def write_run(path: Path, result: dict, stock_engine: bool, cells: str, learning: str) -> None:
+def write_run(path: Path, result: dict, stock_engine: bool, cells: str, learning: str, overwrite: bool = False) -> None:
+    """The run file: spikes, final weights and timings, written atomically (an existing file only with
+    ``overwrite``)."""
     import h5py
 
     def write(tmp: Path) -> None:
@@ -148,13 +151,14 @@ def write_run(path: Path, result: dict, stock_engine: bool, cells: str, learning
             f.attrs.update(backend=f"lava-sim floating_pt, {learning}-point learning", stock_engine=stock_engine,
                            cells=cells, learning=learning)
 
-    atomic_write(path, write, overwrite=True)
+    atomic_write(path, write, overwrite=overwrite)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spikecl_lava.learning.ca3", description=__doc__.split("\n")[0])
     parser.add_argument("graph", type=Path, help="CA3 learning graph (HDF5)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="run file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     parser.add_argument("--stock-engine", action="store_true",
                         help="Lava's stock learning order: one saturated update per step, weights sent before learning")
     parser.add_argument("--cells", choices=tuple(CELLS), default="custom",
@@ -163,9 +167,10 @@ def main(argv=None) -> int:
                         help="float: the port's rule and order (exact); fixed: Lava's fixed-point engine, stock order")
     args = parser.parse_args(argv)
     try:
+        check_learning_output(args.graph, args.output, args.overwrite)
         result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine, args.cells,
                      args.learning)
-        write_run(args.output, result, args.stock_engine, args.cells, args.learning)
+        write_run(args.output, result, args.stock_engine, args.cells, args.learning, args.overwrite)
     except SpikeCLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

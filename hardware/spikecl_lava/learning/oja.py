@@ -24,6 +24,7 @@ from spikecl.errors import SpikeCLError
 from spikecl.export.hlop_graph import (PERIOD, TRACE_TAU, HLOPGraph, check_learned, rate_split, read_graph,
                                        reference_learn, rule)
 from spikecl.io import atomic_write
+from spikecl_lava.learning import check_learning_output
 
 
 def learning_rule(lr_log2: int):
@@ -97,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Learn HLOP's lateral weights on Lava's learning engine.")
     parser.add_argument("graph", type=Path, help="hlop-lateral learning-graph file (spikecl.export.hlop_graph)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="file for the learned weights and timings")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     try:
+        check_learning_output(args.graph, args.output, args.overwrite)
         graph = read_graph(args.graph)
         h_ref, g_ref = reference_learn(graph)               # first: a diverging rate is refused before Lava runs
         result = learn(graph)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     f.create_dataset(key, data=result[key])
                 f.attrs.update({key: value for key, value in result.items() if key not in ("h", "g")})
 
-        atomic_write(args.output, write, overwrite=True)
+        atomic_write(args.output, write, overwrite=args.overwrite)
     except SpikeCLError as e:
         print(f"spikecl_lava.learning.oja: error: {e}", file=sys.stderr)
         return 2
