@@ -35,6 +35,20 @@ def config(tmp_path, **changes):
     return experiment_from_dict(raw)
 
 
+def interrupt_at_task_2(monkeypatch, which=lambda run: True, error=KeyboardInterrupt):
+    """Make the runs ``which`` selects raise ``error`` as they start their second task (as Ctrl-C or a kill would);
+    returns a function that undoes it."""
+    train_task = ContinualRun.train_task
+
+    def interrupted(self, task, bar=None):
+        if task == 1 and which(self):
+            raise error
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    return lambda: monkeypatch.setattr(ContinualRun, "train_task", train_task)
+
+
 @pytest.fixture(scope="module")
 def finetune_and_joint(tmp_path_factory):
     methods = ("finetune", "joint", "multitask")
@@ -276,18 +290,12 @@ def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys
                    '[strategy]\nmethods = ["finetune"]\n[strategy.ewc]\nlam = 5.0\n')
     args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
     assert main(args) == 0
-    train_task = ContinualRun.train_task
-
-    def interrupted(self, task, bar=None):
-        if self.seed == 1 and task == 1:
-            raise KeyboardInterrupt
-        return train_task(self, task, bar)
-
-    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    resume_training = interrupt_at_task_2(monkeypatch, lambda run: run.seed == 1)
     other = ["--set", "strategy.ewc.lam=500.0", "--set", 'variants.ewc-strong={method="ewc","strategy.ewc.lam"=9.0}']
     assert main([*args, *other, "--seeds", "1", "--resume"]) == 130
     assert checkpoint_path(tmp_path / "oth" / "finetune-seed1.h5").exists()
-    trained = []
+    resume_training()
+    trained, train_task = [], ContinualRun.train_task
 
     def recorded(self, task, bar=None):
         trained.append((self.method, self.seed, task))
@@ -327,20 +335,13 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
     assert main([*args, "--seeds", "0,1", "--resume"]) == 2
     assert "finetune-seed1.h5 was made with another config (eval_subsample_seed differs)" in capsys.readouterr().err
 
-    train_task = ContinualRun.train_task
-
-    def interrupted(self, task, bar=None):
-        if task == 1:
-            raise KeyboardInterrupt
-        return train_task(self, task, bar)
-
-    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    resume_training = interrupt_at_task_2(monkeypatch)
     assert main([*args, "--seeds", "2"]) == 130
     checkpoint = checkpoint_path(tmp_path / "sub" / "finetune-seed2.h5")
     state = torch.load(checkpoint, weights_only=True)
     del state["eval_subsample_seed"]
     torch.save(state, checkpoint)
-    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    resume_training()
     assert main([*args, "--seeds", "2", "--resume"]) == 2
     assert "written by a different experiment config (eval_subsample_seed differs)" in capsys.readouterr().err
 
@@ -358,19 +359,12 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
     args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1"]
     folder = tmp_path / "a" / "ow"
     assert main([*args, "--output-dir", str(tmp_path / "a")]) == 0
-    train_task = ContinualRun.train_task
-
-    def interrupted(self, task, bar=None):
-        if self.method == "ewc" and task == 1:
-            raise KeyboardInterrupt
-        return train_task(self, task, bar)
-
-    monkeypatch.setattr(ContinualRun, "train_task", interrupted)
+    resume_training = interrupt_at_task_2(monkeypatch, lambda run: run.method == "ewc")
     new = [*args, "--output-dir", str(tmp_path / "a"), "--set", "train.lr=0.03"]
     assert main([*new, "--overwrite"]) == 130
     assert "interrupted; continue with --resume --overwrite" in capsys.readouterr().err
     assert checkpoint_path(folder / "ewc-seed0.h5").exists()
-    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    resume_training()
     replaced = (folder / "finetune-seed0.h5").stat().st_mtime_ns
     assert main([*new, "--resume"]) == 2
     assert "ewc-seed0.h5 was made with another config (train.lr differs); pass --overwrite as well" in \
@@ -546,17 +540,10 @@ def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypat
                  train={"epochs": 1, "optimizer": optimizer, "lr": 0.001 if optimizer == "adam" else 0.05},
                  strategy={"methods": [method]})
     straight = ContinualRun(cfg, method, 0).execute(tmp_path / "straight.h5", progress_bar=False)
-    train_task = ContinualRun.train_task
-
-    def killed_at_task_2(self, task, bar=None):
-        if task == 1:
-            raise _Killed
-        return train_task(self, task, bar)
-
-    monkeypatch.setattr(ContinualRun, "train_task", killed_at_task_2)
+    resume_training = interrupt_at_task_2(monkeypatch, error=_Killed)
     with pytest.raises(_Killed):
         ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", progress_bar=False)
-    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    resume_training()
     resumed = ContinualRun(cfg, method, 0)
     assert resumed.load_checkpoint(checkpoint_path(tmp_path / "resumed.h5"))
     assert all(s["step"].device.type == "cpu" for s in resumed.optimizer.state.values() if "step" in s)
