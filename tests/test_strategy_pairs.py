@@ -160,3 +160,13 @@ def test_an_empty_per_synapse_list_is_refused(method, key):
     ``fixed_lr``, Hebbian learning silently off)."""
     with pytest.raises(SpikeCLError, match=rf"strategy\.{method}\.{key}: expected at least one value"):
         validate_method(experiment_from_dict({**TINY, "strategy": {"methods": [method], method: {key: []}}}), method)
+
+
+def test_results_of_si_before_a_projection_record_the_gradient_rule():
+    """``si+gpm`` and ``si+hlop`` trained otherwise before SI read the step's gradient: their results files and
+    checkpoints record the rule, so --resume and the report do not take an older file for one of these."""
+    from spikecl.continual.runner import recorded_config
+
+    cfg = experiment_from_dict(TINY)
+    recorded = {m: recorded_config(cfg, m, m, 0).get("si_gradient") for m in ("si+gpm", "si+hlop", "gpm+si", "si")}
+    assert recorded == {"si+gpm": "the step's", "si+hlop": "the step's", "gpm+si": None, "si": None}

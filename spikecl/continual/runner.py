@@ -66,21 +66,26 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
     (``cfg``, ``method``, ``seed``); None if none."""
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
-            else unshown_difference(state, cfg) or as_written(first_difference(
+            else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
                 with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
                 ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
-def unshown_rules(cfg: ExperimentConfig) -> dict:
+def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     """What a run's numbers depend on that its config does not show, recorded beside it (results files, checkpoints)
     so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
-    subsample (the run seed's own before it was fixed)."""
-    return {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
+    subsample (the run seed's own before it was fixed), and SI's gradient where SI precedes a projection (``si+gpm``:
+    the unprojected one before it read the step's)."""
+    rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
+    parts = runs_method.split("+")
+    if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
+        rules["si_gradient"] = "the step's"
+    return rules
 
 
-def unshown_difference(recorded: dict, cfg: ExperimentConfig) -> str | None:
+def unshown_difference(recorded: dict, cfg: ExperimentConfig, runs_method: str) -> str | None:
     """The first key of :func:`unshown_rules` that ``recorded`` (a checkpoint or a results config) holds otherwise."""
-    return next((k for k, v in unshown_rules(cfg).items() if recorded.get(k) != v), None)
+    return next((k for k, v in unshown_rules(cfg, runs_method).items() if recorded.get(k) != v), None)
 
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
@@ -164,7 +169,7 @@ def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, se
 
     raw = run_cfg.to_dict()
     raw["strategy"]["options"] = effective_options(runs_method, run_cfg.strategy.options)
-    return {**raw, **unshown_rules(run_cfg), "method": method, "runs_method": runs_method, "seed": seed}
+    return {**raw, **unshown_rules(run_cfg, runs_method), "method": method, "runs_method": runs_method, "seed": seed}
 
 
 class ContinualRun:
@@ -332,7 +337,7 @@ class ContinualRun:
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(),
-                 "cpu": machine_kernels(), "processes": self.execution.processes, **unshown_rules(self.cfg)}
+                 "cpu": machine_kernels(), "processes": self.execution.processes, **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
