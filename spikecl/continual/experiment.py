@@ -25,9 +25,7 @@ class ContinualKind(Kind):
         return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
-        return [Job(cfg.results_path(m, s), _runner(cfg, m, s, cfg.results_path(m, s)), _recorded_config(cfg, m, s),
-                    OtherMethodsIgnored(RESUME_IGNORES, method_config(cfg, m)[1]))
-                for s in cfg.seeds for m in cfg.strategy.methods]
+        return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
 
     def check_data_parallel(self, cfg: ExperimentConfig) -> None:
         """Every method must support data-parallel training, and ``train.compile`` does not."""
@@ -83,12 +81,15 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
     return runs
 
 
-def _recorded_config(cfg: ExperimentConfig, method: str, seed: int) -> dict:
-    """The config the results file of (``method``, ``seed``) records."""
+def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
+    """The job of (``method``, ``seed``): its results file, its runner, the config the file records and the keys a
+    kept file may differ in (the options of methods it does not use among them)."""
     from spikecl.continual.runner import recorded_config
 
     run_cfg, runs_method = method_config(cfg, method)
-    return recorded_config(run_cfg, method, runs_method, seed)
+    path = cfg.results_path(method, seed)
+    return Job(path, _runner(cfg, method, seed, path), recorded_config(run_cfg, method, runs_method, seed),
+               OtherMethodsIgnored(RESUME_IGNORES, runs_method))
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
