@@ -200,3 +200,26 @@ def test_a_variants_own_settings_are_not_noted_as_different_settings():
     text = text_report(rows, matrices=False)
     assert "(train.lr differs: finetune, joint | ewc-momentum)" in text and "intransigence" not in rows[1].metrics
     assert "Intrans: none for ewc-momentum: the joint run of their seed was made with other settings (train.lr" in text
+
+
+def test_a_sweeps_joint_runs_give_intransigence_to_the_runs_of_their_own_point():
+    """Sweep summaries label runs ``method @ point``: each point's joint run is the reference of that point's runs
+    (same seed, same settings), not of the other point's, and a point without its own joint run gets none."""
+    from spikecl.continual.report import method_summary
+
+    rows = []
+    for lr, joint_diag in ((0.05, (0.9, 0.9)), (0.1, (1.0, 0.8))):
+        for method in ("finetune", "joint"):
+            r = result(method, 0, ["finetune", "joint"])
+            acc = r.acc_matrix.copy()
+            if method == "joint":
+                acc[1, 0], acc[2, 1] = joint_diag
+            rows.append(replace(r, method=f"{method} @ lr={lr}", acc_matrix=acc,
+                                config={**r.config, "method": method, "train": {"lr": lr}}))
+    summary = method_summary(rows)
+    # finetune learns 0.9 then 0.95: intransigence = mean(joint's diagonal - finetune's)
+    assert np.isclose(summary["finetune @ lr=0.05"]["intransigence"][0], np.mean([0.0, -0.05]))
+    assert np.isclose(summary["finetune @ lr=0.1"]["intransigence"][0], np.mean([0.1, -0.15]))
+    assert np.isclose(summary["joint @ lr=0.1"]["intransigence"][0], 0.0)
+    lone = [rows[0], rows[3]]                                      # finetune at lr=0.05, joint at lr=0.1 only
+    assert "intransigence" not in method_summary(lone)["finetune @ lr=0.05"]

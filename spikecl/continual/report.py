@@ -71,18 +71,20 @@ def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult],
 
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
     """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
-    and test split (:func:`setting_difference`), gives the reference. ``unpaired`` collects {method: the first
-    differing key} of the runs whose seed's joint run was made otherwise (they get none)."""
-    joint = {r.seed: r for r in results if r.method == "joint"}
+    and test split (:func:`setting_difference`), gives the reference; a sweep's joint runs (labelled ``joint @
+    <point>``) each pair with the runs of their point. ``unpaired`` collects {method: the first differing key} of
+    the runs whose seed's joint runs were all made otherwise (they get none)."""
+    joints = [r for r in results if r.config.get("method", r.method) == "joint"]
     for r in results:
         r.metrics.pop("intransigence", None)          # results files never record it: only a pairing here gives it
-        if r.seed in joint and joint[r.seed].acc_matrix.shape == r.acc_matrix.shape:
-            key = setting_difference(r, joint[r.seed], results, split=True)
-            if key is not None:
-                (unpaired if unpaired is not None else {}).setdefault(r.method, key)
-                continue
-            reference = np.diag(joint[r.seed].acc_matrix[1:])
-            r.metrics["intransigence"] = float(np.mean(metrics.intransigence(r.acc_matrix, reference)))
+        candidates = [j for j in joints if j.seed == r.seed and j.acc_matrix.shape == r.acc_matrix.shape]
+        keys = [setting_difference(r, j, results, split=True) for j in candidates]
+        if None not in keys:
+            if keys:
+                (unpaired if unpaired is not None else {}).setdefault(r.method, keys[0])
+            continue
+        reference = np.diag(candidates[keys.index(None)].acc_matrix[1:])
+        r.metrics["intransigence"] = float(np.mean(metrics.intransigence(r.acc_matrix, reference)))
     return list(results)
 
 
