@@ -83,7 +83,7 @@ def test_an_answer_past_the_schedule_is_refused_before_simulating():
 
 def test_an_answer_after_the_next_operations_output_is_refused():
     """A plastic delay as long as the gap: the recall would be read after the next operation's echo."""
-    params = CA3Params(delay_plastic_ms=7.0)
+    params = CA3Params(delay_plastic_ms=7.0, stdp_post_lag_ms=7.0)
     one_line_error(lambda: CA3Memory(3, 4, params, backend="torch").run(OPS, 7),
                    "operation 0 (learn cue 0 -> {1, 2}) is answered 12 ms after its start (delay_input_ms + "
                    "delay_s1_merge_ms + delay_plastic_ms + delay_output_ms), not before the next operation's first "
@@ -94,11 +94,24 @@ def test_an_answer_after_the_next_operations_output_is_refused():
     (dict(delay_s1_merge_ms=4.0), "delay_s1_merge_ms: 4 ms, but delay_s1cue_s2cue_ms + delay_s2_merge_ms = 3 ms"),
     (dict(delay_s2_merge_ms=2.0), "delay_s1_merge_ms: 3 ms, but delay_s1cue_s2cue_ms + delay_s2_merge_ms = 4 ms"),
     (dict(delay_s1cont_cond_ms=2.0), "but delay_s1cont_cond_ms + delay_cond_s2cont_ms + delay_s2_merge_ms = 4 ms"),
-    (dict(delay_plastic_ms=2.0), "forgotten bits reach the output delay_plastic_ms = 2 ms after its echo"),
+    (dict(delay_plastic_ms=2.0, stdp_post_lag_ms=2.0), "forgotten bits reach the output delay_plastic_ms = 2 ms after its echo"),
     (dict(tau_refrac_ms=0.0), "a spike every 1 steps by tau_refrac_ms = 0"),
 ], ids=["s1-merge", "s2-merge", "cond", "plastic", "no-refractory"])
 def test_delays_without_one_readout_step_are_refused(changes, message):
     one_line_error(lambda: CA3Params(**changes), message)
+
+
+def test_a_learning_rule_that_sees_post_spikes_before_their_pre_spikes_arrive_is_refused():
+    """With the post lag below the plastic delay every pairing reads as depression and nothing is learned (recall
+    by cue answered () for delays 3 and 4 with the lag at 1); lag = delay, as published, learns."""
+    one_line_error(lambda: CA3Params(delay_plastic_ms=3.0), "stdp_post_lag_ms: 1 ms is shorter than "
+                   "delay_plastic_ms = 3 ms: the rule would see each post spike before the pre spike that drove it")
+    one_line_error(lambda: CA3Params(stdp_post_lag_ms=0.0), "stdp_post_lag_ms: 0 ms is shorter")
+    ops = [learn(0, [1, 2]), learn(1, [0, 3]), recall_by_cue(0), recall_by_cue(1), recall_by_content([2])]
+    for delay in (3.0, 4.0):
+        params = CA3Params(delay_plastic_ms=delay, stdp_post_lag_ms=delay)
+        answers = [r.answer for r in CA3Memory(3, 4, params, backend="torch").run(ops, 20).results[2:]]
+        assert answers == [(1, 2), (0, 3), (0,)], (delay, answers)
 
 
 @pytest.mark.parametrize("key", ["delay_s1cue_s2cue_inh_ms", "delay_s2cue_s2cue_inh_ms"])
@@ -144,8 +157,8 @@ def test_the_cli_refuses_pooled_inhibition_with_a_1ms_delay(tmp_path, capsys):
 
 @pytest.mark.parametrize("overrides, message", [
     (["params.delay_output_ms=6"], "the recorded experiment: CA3Params delays: operation 8"),
-    (["params.delay_plastic_ms=14", "functional.enabled=false"], "stress.spacings_ms = 14: CA3Params delays: "
-                                                                  "operation 0"),
+    (["params.delay_plastic_ms=14", "params.stdp_post_lag_ms=14", "functional.enabled=false"],
+     "stress.spacings_ms = 14: CA3Params delays: operation 0"),
 ])
 def test_the_cli_refuses_delays_too_long_for_the_spacing(tmp_path, capsys, overrides, message):
     assert run_cli(tmp_path, "--no-plots", *(arg for o in overrides for arg in ("--set", o))) == 2

@@ -140,7 +140,7 @@ class CA3Params:
     a_minus_nA: float = 6.0
     w_min_nA: float = 0.0
     w_max_nA: float = 6.0
-    stdp_post_lag_ms: float = 1.0                 # the rule sees a post spike this late
+    stdp_post_lag_ms: float = 1.0                 # the rule sees a post spike this late (>= delay_plastic_ms)
     # operations
     learn_hold_steps: int = 3                     # a learn holds cue and content input for this many steps
     # options (off by default = the published model)
@@ -169,6 +169,11 @@ class CA3Params:
                                   f"{getattr(self, f.name)}")
         if self.stdp_post_lag_ms < 0 or not float(self.stdp_post_lag_ms).is_integer():
             raise ConfigError(f"CA3Params.stdp_post_lag_ms: a whole number of ms >= 0, got {self.stdp_post_lag_ms}")
+        if self.stdp_post_lag_ms < self.delay_plastic_ms:
+            raise ConfigError(f"CA3Params.stdp_post_lag_ms: {self.stdp_post_lag_ms:g} ms is shorter than "
+                              f"delay_plastic_ms = {self.delay_plastic_ms:g} ms: the rule would see each post spike "
+                              "before the pre spike that drove it arrives and learn nothing; set it to "
+                              f"{self.delay_plastic_ms:g} (the published pairing: lag = plastic delay)")
         if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
             raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
         if self.tau_refrac_ms < 0:
