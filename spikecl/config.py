@@ -247,7 +247,7 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: {value} does not fit in a 64-bit integer")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):          # numpy floats too
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{key}: expected a finite number, got {value!r}")
@@ -286,6 +286,32 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
         raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
     if high is not None and value > high:
         raise ConfigError(f"{key}: {value!r} is above the maximum {high}")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (anything with ``tolist``) as Python numbers and lists, so configs built in Python
+    validate like TOML."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_fields(cfg: Any, prefix: str = "") -> None:
+    """Validate every field of the dataclass ``cfg`` in place by its type and :func:`option` range, as
+    :func:`from_dict` does for a TOML table (numpy numbers become Python ones); a nested config field must hold an
+    instance of its class. For configs built in Python (``__post_init__``)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        key, tp, value = prefix + f.name, hints[f.name], getattr(cfg, f.name)
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, tp):
+                raise ConfigError(f"{key}: expected a {tp.__name__}, got {value!r}")
+            continue
+        value = _check_value(_plain(value), tp, key)
+        _check_bounds(value, f.metadata, key)
+        setattr(cfg, f.name, value)
 
 
 def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:

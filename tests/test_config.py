@@ -143,3 +143,16 @@ def test_strategy_options_spelled_both_ways_merge_or_are_refused():
     merged = experiment_from_dict({"strategy": {"methods": ["ewc"], "options": {"ewc": {"lam": 2.0}},
                                                 "ewc": {"fisher_samples": 32}}})
     assert merged.strategy.options["ewc"] == {"lam": 2.0, "fisher_samples": 32}
+
+
+def test_numpy_numbers_from_python_configs_are_taken_as_python_ones():
+    """A config built in Python may hold numpy scalars (e.g. from a grid made with numpy): np.float32 is a number
+    as np.float64 and np.int64 are; a numpy bool is still not an integer."""
+    import numpy as np
+
+    cfg = experiment_from_dict({"train": {"lr": np.float32(0.25), "epochs": np.int64(2)},
+                                "strategy": {"methods": ["ewc"], "ewc": {"lam": np.float32(5)}}})
+    assert cfg.train.lr == 0.25 and type(cfg.train.lr) is float and cfg.train.epochs == 2
+    assert cfg.strategy.options["ewc"]["lam"] == 5.0
+    with pytest.raises(ConfigError, match=r"^train.lr: expected a finite number, got np.float32\(nan\)"):
+        experiment_from_dict({"train": {"lr": np.float32("nan")}})

@@ -140,6 +140,37 @@ def test_sequences_recalled_from_their_first_two_frames():
     assert overlap.mean() > 0.98 and overlap[:, -1].mean() > 0.95
 
 
+def sequence_coder(two_level):
+    mac = MacConfig(n_cms=8, cells_per_cm=16, sequences=True)
+    layout = dict(layout="grid", grid=[2, 2], patch=[6, 6], two_level=True,
+                  top=MacConfig(n_cms=8, cells_per_cm=8, sequences=True)) if two_level else {}
+    return SparseyCoder(SparseyConfig(image_shape=[10, 10], mac=mac, **layout))
+
+
+@pytest.mark.parametrize("two_level", [False, True])
+@pytest.mark.parametrize("n_probes", [1, 3])
+def test_recognising_inside_a_sequence_leaves_its_context(two_level, n_probes):
+    """encode() between the frames of a sequence (one item or a batch) neither reads nor replaces the previous
+    frame's code: the weights stored and the sequence recalled are those of the sequence learned alone."""
+    rng = np.random.default_rng(2)
+    frames, probes = rng.random((5, 100)) < 0.2, rng.random((n_probes, 100)) < 0.2
+    alone, probed = sequence_coder(two_level), sequence_coder(two_level)
+    stored = alone.learn_sequence(frames)
+    probed.start_sequence()
+    for frame in frames:
+        probed.learn(frame)
+        probed.encode(probes[0] if n_probes == 1 else probes)
+    probed.end_sequence()
+    for a, b in zip((alone.level1, alone.level2), (probed.level1, probed.level2)):
+        if a is not None:
+            np.testing.assert_array_equal(a.state.u, b.state.u)
+            np.testing.assert_array_equal(a.state.h, b.state.h)
+    recalled = probed.recall_sequence(frames[:1], len(frames))
+    np.testing.assert_array_equal(recalled, alone.recall_sequence(frames[:1], len(frames)))
+    if not two_level:                    # (two levels: a 6 × 6 field with two active pixels recalls another code)
+        assert (recalled == stored).all(axis=1).tolist() == [True] * len(frames)
+
+
 def two_mac_frames(rng, *halves):
     """Frames [T, 128] of an 8 × 16 image: each half (a 1 × 2 grid mac's field) random at 30 % where ``halves``
     says 1, silent where 0."""

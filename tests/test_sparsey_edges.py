@@ -1,5 +1,6 @@
 """Edge cases of the sparsey kind's reports: runs that are not seeds of one experiment, a seed held twice, results
-missing metrics their config asks for, damaged attributes, too few evaluation items and non-binary codes."""
+missing metrics their config asks for, damaged attributes, too few evaluation items, non-binary codes and the k-NN
+majority for large k."""
 
 import contextlib
 import io
@@ -157,3 +158,29 @@ def test_readouts_refuse_codes_that_are_not_binary(call, message):
         call()
     one_line(info)
     assert knn_predict(np.eye(3), np.array([0, 1, 2]), np.eye(3).astype(np.int8), 1).tolist() == [0, 1, 2]
+
+
+# 7. k-NN: the majority first, nearness only breaks ties ---------------------------------------------------------
+def nearer_minority(n_near, n_far):
+    """Codes [n_near + n_far, 4]: ``n_near`` of class 1 overlapping the query [1, 1, 0, 0] in two bits, then
+    ``n_far`` of class 0 overlapping it in one; labels and the query."""
+    train = np.zeros((n_near + n_far, 4), bool)
+    train[:, 0], train[:n_near, 1] = True, True
+    return train, np.array([1] * n_near + [0] * n_far), np.array([[1, 1, 0, 0]], bool)
+
+
+@pytest.mark.parametrize("k", [300, 3000])
+def test_knn_nearness_never_outweighs_a_vote(k):
+    train, y, query = nearer_minority(k // 2 - 5, k // 2 + 5)                    # 145 near of class 1, 155 far
+    assert knn_predict(train, y, query, k, cosine=False).tolist() == [0]
+    train, y, query = nearer_minority(k // 2, k // 2)                            # a tie: the nearer class wins
+    assert knn_predict(train, y, query, k, cosine=False).tolist() == [1]
+    assert knn_predict(train, 1 - y, query, k, cosine=False).tolist() == [0]
+
+
+def test_knn_a_tie_in_votes_goes_to_the_nearer_class():
+    train = np.eye(5, dtype=bool)[[0, 0, 0, 0, 0]] | np.eye(5, dtype=bool)[[0, 1, 2, 3, 4]]
+    query = np.array([[1, 1, 1, 0, 0]], bool)          # overlaps 1, 2, 2, 1, 1: nearness ranks 2, 0, 1, 3, 4
+    assert knn_predict(train, np.array([0, 1, 1, 0, 2]), query, 4, cosine=False).tolist() == [1]  # ranks {0, 1}
+    assert knn_predict(train, np.array([1, 0, 0, 1, 2]), query, 4, cosine=False).tolist() == [0]  # vs {2, 3}
+    assert knn_predict(train, np.array([0, 1, 1, 1, 0]), query, 5, cosine=False).tolist() == [1]  # 3 votes to 2

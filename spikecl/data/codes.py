@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import option
-from spikecl.errors import ShapeError
+from spikecl.config import _check_value, check_fields, option
+from spikecl.errors import ConfigError, ShapeError
 
 
 def kwta(values: np.ndarray, k: int) -> np.ndarray:
@@ -47,11 +47,21 @@ class FlyHashConfig:
     sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="fraction of inputs each output samples")
     seed: int = option(0, low=0, doc="seed of the random projection")
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 class FlyHash:
-    """Sparse binary random projection + k-winners (no learning)."""
+    """Sparse binary random projection + k-winners (no learning); each output samples ``sample_frac · n_inputs``
+    inputs on average, which must be at least one (else most outputs see nothing and every input gets one code)."""
 
     def __init__(self, cfg: FlyHashConfig, n_inputs: int):
+        n_inputs = _check_value(n_inputs, int, "fly hash n_inputs")
+        if n_inputs < 1:
+            raise ConfigError(f"fly hash n_inputs: expected at least one input, got {n_inputs}")
+        if cfg.sample_frac < 1 / n_inputs:
+            raise ConfigError(f"fly hash: sample_frac {cfg.sample_frac:g} of {n_inputs} inputs samples fewer than one "
+                              f"input per output; it must be at least 1/{n_inputs}")
         self.cfg, self.n_inputs = cfg, n_inputs
         rng = np.random.default_rng(cfg.seed)
         self.projection = (rng.random((n_inputs, cfg.n_outputs)) < cfg.sample_frac).astype(np.float32)

@@ -36,42 +36,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from spikecl.config import _check_bounds, _check_value, from_dict, option
+from spikecl.config import check_fields, from_dict, option
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.sdr.sdr import check_int
-
-
-def _plain(value):
-    """numpy scalars and arrays as Python numbers and lists (so configs built in Python validate like TOML)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def check_fields(cfg, prefix: str = "") -> None:
-    """Validate every field of the dataclass ``cfg`` in place by its type and :func:`~spikecl.config.option` range,
-    as :func:`~spikecl.config.from_dict` does for a TOML table (numpy numbers become Python ones); a nested config
-    field must hold an instance of its class."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        key, tp, value = prefix + f.name, hints[f.name], getattr(cfg, f.name)
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, tp):
-                raise ConfigError(f"{key}: expected a {tp.__name__}, got {value!r}")
-            continue
-        value = _check_value(_plain(value), tp, key)
-        _check_bounds(value, f.metadata, key)
-        setattr(cfg, f.name, value)
 
 
 @contextlib.contextmanager
@@ -556,8 +528,8 @@ class SparseyCoder:
     def _run(self, x: np.ndarray | None, learn: bool, use_prev: bool,
              choose: Callable[[np.ndarray], np.ndarray] | None = None, plasticity: Plasticity | None = None):
         """One frame through both levels: (level-1 winners [B, M1, Q], level-2 winners [B, M2, Q2] or None) and the
-        top level's G [B] (mean over its active macs); keeps the codes as the next frame's horizontal input when
-        sequences are on."""
+        top level's G [B] (mean over its active macs). Only a sequence frame (``use_prev``, with sequences on) reads
+        and replaces the previous codes, so recognising or storing an item outside the sequence leaves its context."""
         x1 = None if x is None else x[:, self.fields].astype(np.float32)
         p1, p2 = self._prev if use_prev else (None, None)
         w1, g = self.level1.encode(x1, p1, learn=learn, choose=choose, plasticity=plasticity)
@@ -565,7 +537,7 @@ class SparseyCoder:
         if self.level2 is not None:
             x2 = code_dense(w1, self.cfg.mac)[:, self.top_fields].reshape(len(w1), len(self.top_fields), -1)
             w2, g = self.level2.encode(x2, p2, learn=learn, choose=choose, plasticity=plasticity)
-        if self.cfg.mac.sequences:
+        if use_prev and self.cfg.mac.sequences:
             self._prev = (code_dense(w1, self.cfg.mac),
                           None if w2 is None or not self.cfg.top.sequences else code_dense(w2, self.cfg.top))
         top = w1 if w2 is None else w2
@@ -581,7 +553,8 @@ class SparseyCoder:
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
         """Recognise without learning (max-V winners, or drawn from ρ with ``recognition = "sample"``): code bits
-        [B, n_code_bits] and G [B] (a single item [N] gives [n_code_bits] and a float)."""
+        [B, n_code_bits] and G [B] (a single item [N] gives [n_code_bits] and a float). Bottom-up input only; within
+        a sequence the context (the previous frame's code) is neither read nor changed."""
         single = np.asarray(x).ndim == 1
         codes, g = self._run(self.binarise(x), learn=False, use_prev=False)
         bits = self.code_bits(codes)
