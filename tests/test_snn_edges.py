@@ -194,3 +194,22 @@ def test_simulation_settings_are_checked_when_made():
                         (dict(encoder="rate"), "network.encoder"), (dict(trainer="sgd"), "train.trainer")):
         with pytest.raises(ConfigError, match=key):
             Simulation(**kwargs)
+
+
+def test_evaluation_leaves_the_networks_mode_and_normalisation_statistics_as_they_were():
+    """``evaluate`` and NeuroBench's ``workload`` read the network in eval mode and hand it back in the mode it came
+    in: a CNN in training mode keeps updating its batch-norm statistics in the caller's next training pass."""
+    from spikecl.snn.measures import workload
+
+    torch.manual_seed(0)
+    cnn = build_cnn((1, 8, 8), [4], 3)
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 3, (6,))
+    for read in (lambda: evaluate(cnn, x, y, 2), lambda: workload(cnn, x, 2)):
+        cnn.train()
+        norms = [m for m in cnn.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        stats = [m.running_mean.clone() for m in norms]
+        read()
+        assert norms and cnn.training and all(torch.equal(a, m.running_mean) for a, m in zip(stats, norms))
+        cnn.eval()
+        read()
+        assert not cnn.training

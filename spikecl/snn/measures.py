@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from spikecl.snn.encoders import encode
+from spikecl.snn.networks import evaluating
 
 SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -148,16 +149,11 @@ def workload(net: nn.Module, x: torch.Tensor, num_steps: int, encoder: str = "di
     """NeuroBench's workload measures of ``net`` on samples ``x`` [N, ...] (``heads`` [N] for multi-head
     readouts), encoded to ``num_steps`` steps by ``encoder``: per-sample means (see the module docstring)."""
     tally = _Tally()
-    was_training = net.training
-    net.eval()
-    try:
-        with _hooked(net, tally):
-            for start in range(0, len(x), batch_size):
-                x_seq = encode(x[start:start + batch_size], num_steps, encoder, generator)
-                tally.start_pass(*x_seq.shape[:2])
-                net(x_seq, None if heads is None else heads[start:start + batch_size])
-    finally:
-        net.train(was_training)
+    with evaluating(net), _hooked(net, tally):
+        for start in range(0, len(x), batch_size):
+            x_seq = encode(x[start:start + batch_size], num_steps, encoder, generator)
+            tally.start_pass(*x_seq.shape[:2])
+            net(x_seq, None if heads is None else heads[start:start + batch_size])
     n = max(len(x), 1)
     sparsity = 1.0 - tally.nonzero / tally.outputs if tally.outputs else 0.0
     return {"activation_sparsity": sparsity, "dense_synops": tally.dense / n, "effective_acs": tally.acs / n,

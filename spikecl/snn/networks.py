@@ -10,6 +10,7 @@ Module names are a contract: the export reads trained networks by their ``state_
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import ContextManager, Iterator, Sequence
 
@@ -122,6 +123,18 @@ class SpikingNetwork(nn.Module):
         """``with net.recording() as activity:`` keeps every plastic layer's presynaptic input of the passes run
         in the block (the latest pass per layer); recordings nest (:mod:`spikecl.snn.activity`)."""
         return recording(self.plastic_layers())
+
+
+@contextlib.contextmanager
+def evaluating(net: nn.Module) -> Iterator[nn.Module]:
+    """``net`` in evaluation mode for the block, its training mode restored after (normalisation statistics are
+    read, not updated, inside)."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:

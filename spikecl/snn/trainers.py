@@ -37,7 +37,7 @@ from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices, output_mask
 from spikecl.snn.encoders import encode
-from spikecl.snn.networks import SpikingNetwork
+from spikecl.snn.networks import SpikingNetwork, evaluating
 
 MASKED_LOGIT = -1e4
 
@@ -253,17 +253,17 @@ def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = 
 def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str = "direct",
             heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode)."""
+    """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
     x = as_input(x, "evaluation input")
     mask = output_mask(mask, net.n_outputs, x.device)
-    net.eval()
     out = []
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
-        hb = None if heads is None else heads[start:start + batch_size]
-        logits = mask_logits(net(encode(xb, num_steps, encoder, generator), hb), mask)
-        out.append(logits.argmax(dim=1))
+    with evaluating(net):
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            hb = None if heads is None else heads[start:start + batch_size]
+            logits = mask_logits(net(encode(xb, num_steps, encoder, generator), hb), mask)
+            out.append(logits.argmax(dim=1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
 
 
