@@ -179,6 +179,10 @@ class ContinualRun:
     ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process) says where the run
     executes, e.g. :class:`~spikecl.continual.data_parallel.DataParallel` over a process group; a strategy that
     does not support the run's trainer, scenario or execution is a ConfigError here, before training.
+
+    The run owns torch's global generator: building it seeds that with ``seed`` (the network's initial weights),
+    and its checkpoints keep and restore it. To keep your own stream of numbers, build and run it inside
+    ``torch.random.fork_rng()``.
     """
 
     def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None,
