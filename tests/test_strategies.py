@@ -182,3 +182,23 @@ def test_exploding_penalty_is_a_clear_error():
     s.after_task(0, task(0))
     with pytest.raises(NumericalError, match="lower train.lr"):
         train(s, task(1, seed=5), steps=50)
+
+
+def test_replay_takes_single_head_data_without_heads_and_an_empty_task():
+    """A library user's loop on a single-head network passes ``heads=None`` (as the trainer accepts): the task data
+    and replay's mixed batches take head 0; a task without samples stores nothing (it raised in torch.cat)."""
+    torch.manual_seed(0)
+    net = build_mlp(6, [8], 3)
+    s = build_strategy("replay", net, {"replay": {"per_class": 2, "batch_size": 4}}, Simulation(num_steps=2))
+    first = TaskData(0, torch.rand(10, 6), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]), None)
+    empty = TaskData(1, torch.rand(0, 6), torch.zeros(0, dtype=torch.long), None)
+    assert torch.equal(first.heads, torch.zeros(10, dtype=torch.long))
+    for task, data in enumerate((first, empty)):
+        s.before_task(task, data, [first, empty][:task + 1])
+        s.after_task(task, data)
+    assert len(s.buffer) == 6
+    x, y, heads = s.batch(torch.rand(5, 6), torch.zeros(5, dtype=torch.long), None)
+    assert x.shape == (9, 6) and torch.equal(heads, torch.zeros(9, dtype=torch.long))
+    loss = make_trainer("bptt", net, 2).train_batch(first.x, first.y, None, None,
+                                                     torch.optim.SGD(net.parameters(), lr=0.1), s)
+    assert torch.isfinite(torch.as_tensor(loss))

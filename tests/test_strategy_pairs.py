@@ -4,6 +4,7 @@ names the method."""
 
 import itertools
 import math
+import re
 
 import pytest
 import torch
@@ -11,9 +12,10 @@ import torch
 from spikecl.config import experiment_from_dict
 from spikecl.continual.data_parallel import DataParallel
 from spikecl.continual.runner import ContinualRun, build_stream
+from spikecl.continual.projection import orthonormal_rows
 from spikecl.continual.strategies import REGISTRY, build_strategy, register, validate_method
 from spikecl.continual.strategy import Simulation, Strategy, TaskData
-from spikecl.errors import SpikeCLError
+from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.snn import build_mlp, encode, make_trainer
 
 METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
@@ -170,3 +172,71 @@ def test_results_of_si_before_a_projection_record_the_gradient_rule():
     cfg = experiment_from_dict(TINY)
     recorded = {m: recorded_config(cfg, m, m, 0).get("si_gradient") for m in ("si+gpm", "si+hlop", "gpm+si", "si")}
     assert recorded == {"si+gpm": "the step's", "si+hlop": "the step's", "gpm+si": None, "si": None}
+
+
+def _task1_gradients(method: str, orthonormalize: bool) -> tuple:
+    """(strategy, raw, projected): after task 0, the weight gradients {synapse: [out, n]} of one task-1 batch as
+    backpropagated and as left by ``after_backward``."""
+    torch.manual_seed(0)
+    net = build_mlp(20, [40], 30)
+    options = {"hlop": {"neurons": [[4, 6]], "orthonormalize": orthonormalize}, "gpm": {"thresholds": [0.9]}}
+    s = build_strategy(method, net, options, Simulation(num_steps=3))
+    trainer, g = make_trainer("bptt", net, 3), torch.Generator().manual_seed(3)
+    tasks = [TaskData(t, torch.rand(60, 20, generator=g), torch.randint(0, 30, (60,), generator=g),
+                      torch.zeros(60, dtype=torch.long)) for t in range(2)]
+    train, opt = s.before_task(0, tasks[0], tasks[:1]), torch.optim.SGD(net.parameters(), lr=0.1)
+    for idx in torch.arange(60).split(20) * 3:
+        trainer.train_batch(*s.batch(train.x[idx], train.y[idx], train.heads[idx]), None, opt, s)
+    s.after_task(0, train)
+    s.before_task(1, tasks[1], tasks)
+    grads, batch = [], (tasks[1].x[:20], tasks[1].y[:20], tasks[1].heads[:20])
+    for hooks in (Strategy(net), s):                   # lr 0: the gradients stay, the weights do not move
+        trainer.train_batch(*hooks.batch(*batch), None, torch.optim.SGD(net.parameters(), lr=0.0), hooks)
+        grads.append({p.name: p.weight.grad.clone() for p in s.parts[0].synapses})
+    return s, *grads
+
+
+@pytest.mark.parametrize("orthonormalize", [True, False])
+def test_two_projection_methods_protect_both_subspaces_in_either_order(orthonormalize):
+    """``hlop+gpm`` and ``gpm+hlop`` project against the union of both subspaces: no share of the gradient's
+    component in either part's subspace is left (one part projecting after the other put it back), and both orders
+    give the same gradient."""
+    projected = {}
+    for method in ("hlop+gpm", "gpm+hlop"):
+        s, raw, projected[method] = _task1_gradients(method, orthonormalize)
+        parts = {p.name: p for p in s.parts}
+        for name, grad in projected[method].items():
+            for part, basis in (("hlop", parts["hlop"].h_old[name]), ("gpm", parts["gpm"].bases[name])):
+                q = orthonormal_rows(basis).double()
+                assert q.shape[0] > 0
+                left = (grad.double() @ q.T).norm() / (raw[name].double() @ q.T).norm()
+                assert left < 1e-5, (method, name, part, float(left))
+    for name, grad in projected["hlop+gpm"].items():
+        torch.testing.assert_close(grad, projected["gpm+hlop"][name], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, problem", [("ewc+ewc", "names 'ewc' twice"), ("ewc+", "names 'an empty part'"),
+                                             ("joint+replay", "combines 'joint', an upper bound"),
+                                             ("si+multitask", "combines 'multitask', an upper bound")])
+def test_build_strategy_refuses_what_a_run_refuses(tiny, method, problem):
+    """Building a strategy from the library enforces the combination rules of a run: a repeated part would keep one
+    part's state in checkpoints, and an upper bound replaces the stream's training data."""
+    refusal = "^" + re.escape(f"strategy.methods: {method!r} {problem}")
+    with pytest.raises(ConfigError, match=refusal):
+        build_strategy(method, build_mlp(6, [8], 3))
+    with pytest.raises(ConfigError, match=refusal):
+        validate_method(tiny[0], method)
+
+
+def test_joint_trains_on_the_current_task_whatever_seen_holds():
+    """``seen`` is tasks 0..task inclusive (the runner's); a library user passing the earlier tasks only, or none,
+    still trains on the current task, once."""
+    joint = build_strategy("joint", build_mlp(6, [8], 3))
+    tasks = [TaskData(t, torch.full((4, 6), float(t)), torch.full((4,), t), torch.zeros(4, dtype=torch.long))
+             for t in range(3)]
+    for seen in (tasks, tasks[:2]):
+        torch.testing.assert_close(joint.before_task(2, tasks[2], seen).x, torch.cat([t.x for t in tasks]))
+    for seen in ([], tasks[:1]):
+        got = joint.before_task(0, tasks[0], seen)
+        torch.testing.assert_close(got.x, tasks[0].x)
+        assert got.task == 0

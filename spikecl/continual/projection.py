@@ -247,9 +247,10 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
 
 class ProjectionStrategy(Strategy):
     """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
-    weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task."""
+    weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task. Several of them
+    in one combination project against the union of their subspaces (:meth:`projected_bases`)."""
 
-    orthonormal_bases = True        # bases handed to project() have orthonormal rows
+    orthonormal_bases = True        # protected_bases() have orthonormal rows
     needs_gradient_steps = True     # an optimiser that reshapes or adds to the projected gradient undoes it
 
     def __init__(self, *args, **kwargs) -> None:
@@ -258,6 +259,8 @@ class ProjectionStrategy(Strategy):
         self.dims: list[list[int]] = []
         self.project_inputs = True          # weight gradients from projected presynaptic rows where cheaper
         self._projectors: dict[str, Projector] = {}
+        self.partners: list[ProjectionStrategy] = [self]     # the projection parts of its combination, in order
+        self._unions: dict[str, tuple[list[torch.Tensor], torch.Tensor]] = {}   # name: (part bases, their union)
 
     def before_task(self, task, train, seen):
         """From the second task on, normalisation layers and the biases of protected synapses are frozen (as in the
@@ -272,18 +275,44 @@ class ProjectionStrategy(Strategy):
         return train
 
     def protected_bases(self) -> dict[str, torch.Tensor]:
-        """{synapse name: the basis [k, n] that weight updates are projected against}."""
+        """{synapse name: this method's own basis [k, n] of the subspace it protects}."""
         raise NotImplementedError
 
+    def projected_bases(self) -> dict[str, torch.Tensor]:
+        """{synapse name: the basis [k, n] that weight gradients are projected against}.
+
+        Alone: :meth:`protected_bases`. Combined with other projection methods (``hlop+gpm``): an orthonormal basis
+        of the union of every projection part's subspace, orthonormalised even where a part's own rows are not (HLOP
+        without ``orthonormalize``, whose projection alone is ``I − HᵀH``). The parts share it (rebuilt only when a
+        part's basis tensor is replaced), so each part's projection is the same idempotent operator: both subspaces
+        are protected, in either order (one part projecting after another against its own basis would put back
+        components in the other's subspace)."""
+        if len(self.partners) == 1:
+            return self.protected_bases()
+        own = [part.protected_bases() for part in self.partners]
+        return {p.name: self._union(p.name, [bases[p.name] for bases in own]) for p in self.synapses}
+
+    def _union(self, name: str, bases: list[torch.Tensor]) -> torch.Tensor:
+        """Orthonormal rows [k, n] spanning every basis in ``bases`` (each [k_i, n]), cached while they are the
+        same tensors."""
+        cached = self._unions.get(name)
+        if cached is None or any(a is not b for a, b in zip(cached[0], bases, strict=True)):
+            cached = self._unions[name] = (bases, orthonormal_rows(torch.cat(bases)))
+        return cached[1]
+
     def combined_with(self, parts) -> None:
-        """Another part's penalty adds gradients that are not error × presynaptic rows: project the gradient."""
+        """Another part's penalty adds gradients that are not error × presynaptic rows: project the gradient.
+        Other projection parts: all project against the union of their subspaces (:meth:`projected_bases`), with
+        the first one's cached unions and projectors."""
         self.project_inputs = not any(type(part).penalty is not Strategy.penalty for part in parts if part is not self)
+        self.partners = [part for part in parts if isinstance(part, ProjectionStrategy)]
+        self._unions, self._projectors = self.partners[0]._unions, self.partners[0]._projectors
 
     def batch(self, x, y, heads):
         """Before a training pass: each protected spiking layer with a non-empty basis gets its projector, so that
         its weight gradient comes out projected when that is cheaper (:meth:`project` hands it back)."""
         if self.project_inputs:
-            bases = self.protected_bases()
+            bases = self.projected_bases()
             for p in self.synapses:
                 if p.layer is not None and bases[p.name].shape[0]:
                     projector = self.projector(p.name, bases[p.name])
@@ -313,10 +342,12 @@ class ProjectionStrategy(Strategy):
             projector.forget()
 
     def projector(self, name: str, basis: torch.Tensor) -> Projector:
-        """The :class:`Projector` of synapse ``name`` for ``basis``, built once per basis."""
+        """The :class:`Projector` of synapse ``name`` for ``basis``, built once per basis (a union of several parts'
+        bases has orthonormal rows)."""
         cached = self._projectors.get(name)
         if cached is None or cached.basis is not basis:
-            cached = self._projectors[name] = Projector(basis, self.orthonormal_bases)
+            orthonormal = self.orthonormal_bases or len(self.partners) > 1
+            cached = self._projectors[name] = Projector(basis, orthonormal)
         return cached
 
     def record_dims(self, bases: dict[str, torch.Tensor]) -> None:

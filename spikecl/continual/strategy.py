@@ -3,7 +3,9 @@
 A strategy sees a few events: ``begin(tasks)`` once, with every task's training data (for methods allowed to know
 the stream in advance, such as multitask training), then, in this order, for every task of the stream::
 
-    before_task(task, train, seen) -> train      may replace the training data (joint, multitask training)
+    before_task(task, train, seen) -> train      may replace the training data (joint, multitask training);
+                                                  ``seen``: the training data of tasks 0..task inclusive, in order,
+                                                  ending with ``train`` itself
     for each batch:
         batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
         penalty()                                 extra loss term (EWC, SI)
@@ -44,7 +46,7 @@ from spikecl.errors import ConfigError
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
-from spikecl.snn.networks import SpikingNetwork
+from spikecl.snn.networks import SpikingNetwork, evaluating
 from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer, mask_logits
 
 
@@ -58,15 +60,19 @@ def sent_to(index: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class TaskData:
-    """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N];
-    ``mask`` [n_outputs] bool: the readout outputs active when training on them (class-incremental: the classes
-    seen up to stage ``task``), None when all are."""
+    """One task's samples on the training device: ``x`` [N, ...], labels ``y`` [N], readout head ``heads`` [N]
+    (None: head 0 for every sample, a single-head readout); ``mask`` [n_outputs] bool: the readout outputs active
+    when training on them (class-incremental: the classes seen up to stage ``task``), None when all are."""
 
     task: int
     x: torch.Tensor
     y: torch.Tensor
-    heads: torch.Tensor
+    heads: torch.Tensor | None
     mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.heads is None:
+            self.heads = torch.zeros(len(self.y), dtype=torch.long, device=self.y.device)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -181,12 +187,8 @@ class Strategy(TrainingHooks):
     def reading(self):
         """The model in evaluation mode (restored after): passes that only read it (consolidation, Fisher) leave
         normalisation statistics as they are and see the model as inference does."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with evaluating(self.model):
             yield
-        finally:
-            self.model.train(was_training)
 
     # -- helpers: activity, execution and gradients ----------------------------------------------------------
     @torch.no_grad()
@@ -221,7 +223,10 @@ class Strategy(TrainingHooks):
         """Called once, before the first task, with the training data of every task of the stream."""
 
     def before_task(self, task: int, train: TaskData, seen: Sequence[TaskData]) -> TaskData:
-        """The data to train on for ``task``; its ``task`` field names the stage whose outputs are active."""
+        """The data to train on for ``task``; its ``task`` field names the stage whose outputs are active.
+
+        ``train``: task ``task``'s training data; ``seen``: the training data of every task so far, tasks 0..``task``
+        INCLUSIVE in stream order (``task + 1`` items, the last one ``train`` itself, as the runner passes them)."""
         return train
 
     def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor):
@@ -256,7 +261,9 @@ class Finetune(Strategy):
 
 
 class Combined(Strategy):
-    """Several strategies run together; events go to each in order (``batch`` is chained)."""
+    """Several strategies run together; events go to each in order (``batch`` and ``before_task`` are chained).
+    Several projection methods (``hlop+gpm``) each project gradients against the union of their subspaces (see
+    :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`), so the order does not matter."""
 
     def __init__(self, parts: Sequence[Strategy]) -> None:
         super().__init__(parts[0].model, sim=parts[0].sim, execution=parts[0].execution)

@@ -114,17 +114,26 @@ def validate_method(cfg, method: str):
         raise ConfigError(f"variants.{method}: a variant may not take the name of the method {method!r} (its results "
                           f"would pass for that method's); name it e.g. '{method}-tuned'")
     run_cfg, runs_method = method_config(cfg, method)
-    parts = runs_method.split("+")
+    check_combination(runs_method, method)
+    validate_options(runs_method, run_cfg.strategy.options)
+    return run_cfg, runs_method
+
+
+def check_combination(method: str, shown: str | None = None) -> list[str]:
+    """The components of ``method`` (``"a+b"``); a one-line ConfigError naming it as ``shown`` (default: itself)
+    when a part is empty or repeated (its state would be saved under one key) or an upper bound (``combines =
+    False``) is combined."""
+    shown = method if shown is None else shown
+    parts = components(method)
     repeated = next((p for i, p in enumerate(parts) if p in parts[:i]), None)
     if repeated or "" in parts:
-        raise ConfigError(f"strategy.methods: {method!r} names {repeated or 'an empty part'!r} "
+        raise ConfigError(f"strategy.methods: {shown!r} names {repeated or 'an empty part'!r} "
                           f"{'twice' if repeated else 'in a combination'}; combine distinct methods, e.g. 'ewc+replay'")
-    validate_options(runs_method, run_cfg.strategy.options)
     alone = next((p for p in parts if len(parts) > 1 and not strategy_class(p).combines), None)
     if alone:
-        raise ConfigError(f"strategy.methods: {method!r} combines {alone!r}, an upper bound that replaces the "
+        raise ConfigError(f"strategy.methods: {shown!r} combines {alone!r}, an upper bound that replaces the "
                           "stream's training data; run it as a row of its own")
-    return run_cfg, runs_method
+    return parts
 
 
 def check_support(method: str, train, scenario: str, data_parallel: bool) -> None:
@@ -159,7 +168,8 @@ def _reshaped_steps(train) -> str | None:
 
 
 def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = None, sim=None, execution=None):
-    """Instantiate ``method`` (possibly ``a+b``) for ``model`` with its validated options.
+    """Instantiate ``method`` (possibly ``a+b``, checked by :func:`check_combination`) for ``model`` with its
+    validated options.
 
     ``sim`` (:class:`~spikecl.continual.strategy.Simulation`) says how samples are presented to the model and how
     gradients are computed; ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process)
@@ -168,8 +178,9 @@ def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = N
     from spikecl.continual.strategy import Simulation
 
     sim = sim if sim is not None else Simulation()
+    names = check_combination(method)
     validated = validate_options(method, options or {})
-    parts = [strategy_class(name)(model, validated[name], sim, execution) for name in components(method)]
+    parts = [strategy_class(name)(model, validated[name], sim, execution) for name in names]
     if len(parts) == 1:
         return parts[0]
     from spikecl.continual.strategy import Combined

@@ -8,7 +8,8 @@ basis captures a fraction ``threshold`` of A's energy::
 
     ‖Mᵀ A‖² + Σ_{i ≤ r} σ_i(A − M Mᵀ A)²  ≥  threshold · ‖A‖²
 
-Weight gradients of later tasks are projected orthogonally to span(M).
+Weight gradients of later tasks are projected orthogonally to span(M) (combined with another projection method,
+to the union of both subspaces: :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class GPM(ProjectionStrategy):
         return self.bases
 
     def after_backward(self, activity=None):
-        self.project(self.bases)
+        self.project(self.projected_bases())
         self.release()
 
     @torch.no_grad()

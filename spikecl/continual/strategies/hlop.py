@@ -7,10 +7,11 @@ activity with Oja's subspace rule (Hebbian ``y xᵀ`` and anti-Hebbian ``− y y
     ΔH_new = η · mean_batch( y_new (x − Hᵀ y)ᵀ ),   y = H x,   H = [H_old; H_new]
 
 Only the neurons added for the current task learn; the consolidated ones (``H_old``) define the projection of weight
-updates, ``ΔW ← ΔW (I − P)``, P the orthogonal projector onto span(H_old). Lifecycle: before each task, new
-neurons are added (rows orthogonal to the old ones); every mini-batch, gradients are projected and the new neurons
-take ``iterations`` Hebbian steps (momentum as an exponential average); after the task, the new neurons are merged
-into the consolidated set.
+updates, ``ΔW ← ΔW (I − P)``, P the orthogonal projector onto span(H_old) (combined with GPM: onto the union of
+both subspaces, see :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`). Lifecycle: before
+each task, new neurons are added (rows orthogonal to the old ones); every mini-batch, gradients are projected and the
+new neurons take ``iterations`` Hebbian steps (momentum as an exponential average); after the task, the new neurons
+are merged into the consolidated set.
 
 The activity ``x`` is the presynaptic input of every time step (``activity = "steps"``, one row per step and
 sample, as in the paper's BPTT/OTTT code): the response of a spiking layer depends on ``W x_t`` at every step, not
@@ -279,7 +280,7 @@ class HLOP(ProjectionStrategy):
         if activity is None:
             raise SpikeCLError(f"{self.name}: after_backward needs the batch's presynaptic activity, which a trainer "
                                "records for strategies with uses_activity = True")
-        self.project(self.basis)
+        self.project(self.projected_bases())
         self.hebbian_update(activity)
         self.release()
 
@@ -326,11 +327,11 @@ class HLOP(ProjectionStrategy):
 
     def old_residual(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """``x − H_oldᵀ H_old x`` for rows ``x`` [N, n]: the projector's (the weight gradient's) when the projection
-        basis is H_old itself."""
+        basis is H_old itself (not when it is orthonormalised or, combined with GPM, the union of both subspaces)."""
         h_old = self.h_old[name]
         if h_old.shape[0] == 0:
             return x
-        if self.basis[name] is h_old:
+        if self.projected_bases()[name] is h_old:
             return self.projector(name, h_old)(x)
         return x - (x @ h_old.T) @ h_old
 

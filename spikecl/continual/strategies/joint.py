@@ -16,7 +16,9 @@ class Joint(Strategy):
     combines = False
 
     def before_task(self, task, train, seen):
-        return TaskData.concat(seen)
+        """All of ``seen`` (tasks 0..task, ending with ``train``); ``seen`` that does not end with ``train`` itself is
+        taken as the earlier tasks only and ``train`` appended (an empty ``seen``: the current task alone)."""
+        return TaskData.concat(list(seen) if seen and seen[-1] is train else [*seen, train])
 
 
 class Multitask(Strategy):

@@ -35,7 +35,7 @@ class ReplayOptions:
                        doc="replay inside every training batch ('mixed') or in a phase after each task "
                            "('after_task'); 'auto': after_task when combined with a projection method, else mixed")
     phase_epochs: int = option(1, low=1, doc="after_task: passes over the buffer")
-    phase_lr: float = option(0.01, low=0.0, doc="after_task: SGD learning rate of the replay phase")
+    phase_lr: float = option(0.01, low=0.0, high=100.0, doc="after_task: SGD learning rate of the replay phase")
     seed: int = option(0, low=0, high=SEED_RANGE - 1,
                        doc="seed of buffer selection and sampling, paired with the run seed")
 
@@ -61,6 +61,7 @@ class Replay(Strategy):
             return x, y, heads
         pick = sent_to(torch.randint(len(self.buffer), (self.options.batch_size,), generator=self.generator),
                        self.buffer.x.device)
+        heads = torch.zeros_like(y) if heads is None else heads        # a single-head readout's batch
         return (torch.cat([x, self.buffer.x[pick]]), torch.cat([y, self.buffer.y[pick]]),
                 torch.cat([heads, self.buffer.heads[pick]]))
 
@@ -71,7 +72,7 @@ class Replay(Strategy):
             members = torch.nonzero(labels == label).flatten()
             order = torch.randperm(len(members), generator=self.generator)[: self.options.per_class]
             keep.append(members[order])
-        index = torch.cat(keep).to(train.x.device)
+        index = (torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long)).to(train.x.device)   # empty task
         stored = TaskData(task, train.x[index], train.y[index], train.heads[index])
         self.buffer = stored if self.buffer is None else TaskData.concat([self.buffer, stored])
         self.task_sizes.append(len(stored))
