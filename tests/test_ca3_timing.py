@@ -165,3 +165,16 @@ def test_the_cli_refuses_delays_too_long_for_the_spacing(tmp_path, capsys, overr
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err, err
     assert not (tmp_path / "ca3_cam").exists()
+
+
+def test_params_that_are_not_ca3params_and_schedules_for_a_larger_memory_are_refused():
+    """``params={}`` used to run the published model without a word; a ready Schedule laid out for more cues than
+    the memory has raised IndexError in the stepper (an operation list was checked, a Schedule was not)."""
+    from spikecl.memory import run_batch, synapse_count
+
+    for call in (lambda: CA3Memory(3, 4, params={}, backend="torch"), lambda: run_batch([OPS], 3, 4, params={}),
+                 lambda: synapse_count(3, 4, {"w_max_nA": 1.0})):
+        one_line_error(call, "params: expected CA3Params (or None for the published model), got dict")
+    wide = make_schedule([learn(4, [1]), recall_by_cue(4)], 5, 6)
+    one_line_error(lambda: run_batch([wide], 3, 4), "cue 4 is out of range [0, 3)")
+    assert run_batch([make_schedule(OPS, 3, 4)], 3, 4)[0].results[2].answer == (1, 2)

@@ -15,9 +15,10 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError
-from spikecl.memory.params import CA3Params
-from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, check_readout, decode,
-                                     encode, learn, make_schedule, plasticity_gate, recall_by_content, recall_by_cue)
+from spikecl.memory.params import CA3Params, as_params
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, as_schedule,
+                                     check_readout, decode, encode, learn, make_schedule, plasticity_gate,
+                                     recall_by_content, recall_by_cue)
 from spikecl.memory.torch_net import check_precision
 
 BACKENDS = ("brian2", "torch")
@@ -62,9 +63,7 @@ class CA3Memory:
     def __init__(self, n_cues: int, n_bits: int, params: CA3Params | None = None, *, backend: str = "brian2",
                  device: str = "cpu", target: str = "numpy", spacing_ms: int = DEFAULT_SPACING_MS) -> None:
         self.n_cues, self.n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
-        self.params = params or CA3Params()
-        if not isinstance(self.params, CA3Params):
-            raise ConfigError(f"params: expected CA3Params, got {type(self.params).__name__}")
+        self.params = as_params(params)
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r}: choose one of {BACKENDS}")
         self.backend, self.spacing_ms = backend, spacing_ms
@@ -130,7 +129,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     see :class:`~spikecl.memory.torch_net.TorchCA3`)."""
     from spikecl.memory.parallel import simulate
 
-    params = params or CA3Params()
+    params = as_params(params)
     n_cues, n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
     if not schedules:
         raise ConfigError("run_batch needs at least one schedule")
@@ -140,7 +139,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     device = check_device(device)
     if workers > 1 and not device.startswith("cpu"):
         raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
-    laid = [s if isinstance(s, Schedule) else make_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
+    laid = [as_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
     n_steps = max(s.duration_ms for s in laid)
     cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
     content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)

@@ -22,10 +22,10 @@ import numpy as np
 
 from spikecl.errors import ConfigError
 from spikecl.io import atomic_write
-from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, connections, \
-    population_sizes
-from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, check_readout, encode,
-                                     make_schedule)
+from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, \
+    connections, population_sizes
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, as_schedule,
+                                     check_readout, encode)
 
 VERSION = 1
 
@@ -109,14 +109,13 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
                     overwrite: bool = False) -> Path:
     """Lay ``operations`` out (or take a ready :class:`Schedule`), run them on the torch stepper and write the
     learning graph (network, input rasters, readout steps, ideal answers, reference run) to ``path``."""
-    params = params or CA3Params()
+    params = as_params(params)
     if params.read_only_recall:
         raise ConfigError("read_only_recall: the Lava CA3 graph has no plasticity gate; use the published rule")
     if params.steps(params.delay_plastic_ms) != 0:
         raise ConfigError("delay_plastic_ms: the Lava CA3 graph needs the published 1 ms")
     check_delays(params, n_cues, n_bits)
-    schedule = operations if isinstance(operations, Schedule) else make_schedule(operations, n_cues, n_bits,
-                                                                                 spacing_ms)
+    schedule = as_schedule(operations, n_cues, n_bits, spacing_ms)
     readout = _readout(schedule, params)
     cue, content = encode(schedule, n_cues, n_bits, params.learn_hold_steps)
     reference = reference_run(params, n_cues, n_bits, cue, content)

@@ -275,6 +275,16 @@ class CA3Params:
         return (v_thresh - self.v_rest_mV) / ((self.match_k - 0.5) * one_bit_mV)
 
 
+def as_params(params: CA3Params | None) -> CA3Params:
+    """``params``, or the published model's for None; a one-line ConfigError for anything else (e.g. a dict)."""
+    if params is None:
+        return CA3Params()
+    if not isinstance(params, CA3Params):
+        raise ConfigError(f"params: expected CA3Params (or None for the published model), got "
+                          f"{type(params).__name__}")
+    return params
+
+
 def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:
     """Number of neurons of every population (inputs included) for C = ``n_cues``, M = ``n_bits``."""
     size = {"C": n_cues, "M": n_bits, "1": 1}
@@ -345,7 +355,7 @@ def _pooled_inhibition(source: str, pool: str, weight_nA: float, delay_ms: float
 def synapse_count(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:
     """Synapses of the memory: ``plastic`` (2CM), ``static`` and ``internal`` (both without the input and output
     layers' projections; the published model has 3CM + 2C(C-1) + 3C + 6M internal ones) and ``total`` (all)."""
-    params = params or CA3Params()
+    params = as_params(params)
     sizes = population_sizes(n_cues, n_bits, params)
     count = {"one_to_one": lambda s, t: sizes[t], "all_to_all": lambda s, t: sizes[s] * sizes[t],
              "all_but_self": lambda s, t: sizes[s] * (sizes[t] - 1)}

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError
-from spikecl.memory.params import CA3Params
+from spikecl.memory.params import CA3Params, as_params
 
 LEARN, RECALL_CUE, RECALL_CONTENT = "learn", "recall_cue", "recall_content"
 KINDS = (LEARN, RECALL_CUE, RECALL_CONTENT)
@@ -144,6 +144,17 @@ def _whole_ms(value, what: str) -> int:
     return int(value)
 
 
+def as_schedule(operations: Sequence[Operation] | Schedule, n_cues: int, n_bits: int,
+                spacing_ms: float | Sequence[float] = DEFAULT_SPACING_MS) -> Schedule:
+    """A ready :class:`Schedule`, its operations checked for a memory of ``n_cues`` cues and ``n_bits`` bits, or
+    :func:`make_schedule` of an operation list."""
+    if not isinstance(operations, Schedule):
+        return make_schedule(operations, n_cues, n_bits, spacing_ms)
+    for op in operations.operations:
+        check_operation(op, n_cues, n_bits)
+    return operations
+
+
 def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
                   spacing_ms: float | Sequence[float] = DEFAULT_SPACING_MS) -> Schedule:
     """Lay ``operations`` out in time. ``spacing_ms``: one gap for all, or one gap per operation (the gap after
@@ -245,7 +256,7 @@ class Readout:
 
 def readout(params: CA3Params | None = None) -> Readout:
     """The readout steps of ``params`` (default: the published model, 5 and 6)."""
-    params = params or CA3Params()
+    params = as_params(params)
     return Readout(params.echo_steps, params.recall_steps)
 
 
