@@ -157,7 +157,8 @@ class TrainConfig:
     reset_optimizer: bool = option(True, doc="a fresh optimiser for every task")
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
-    eval_batch_size: int = option(500, low=1, doc="samples per batch when measuring accuracy (memory only)")
+    eval_batch_size: int = option(500, low=1, doc="samples per batch when measuring accuracy (memory only; on a GPU "
+                                                   "the spikes of a poisson encoder depend on it)")
     compile: bool = option(False, doc="compile the training forward pass with torch.compile once per run (static "
                                       "shapes: each epoch's last partial batch, at most batch_size - 1 samples "
                                       "chosen by its seeded shuffle, is dropped when a full batch exists); "

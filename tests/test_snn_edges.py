@@ -213,3 +213,17 @@ def test_evaluation_leaves_the_networks_mode_and_normalisation_statistics_as_the
         cnn.eval()
         read()
         assert not cnn.training
+
+
+def test_a_poisson_evaluation_does_not_depend_on_its_batch_size():
+    """``train.eval_batch_size`` is memory only: Poisson spikes are drawn sample by sample, so chunks of any size
+    drawn from one generator are the spikes of the whole batch (accuracies differed with the chunking)."""
+    torch.manual_seed(0)
+    net = build_mlp(16, [32], 4)
+    x, y = torch.rand(37, 16), torch.randint(0, 4, (37,))
+    whole = encode(x, 5, "poisson", torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    assert torch.equal(whole, torch.cat([encode(x[:10], 5, "poisson", g), encode(x[10:], 5, "poisson", g)], dim=1))
+    accuracies = {evaluate(net, x, y, 5, "poisson", batch_size=size, generator=torch.Generator().manual_seed(2))
+                  for size in (1, 7, 500)}
+    assert len(accuracies) == 1
