@@ -32,7 +32,7 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
                 run = _read(path)
                 by_kind[run.kind].append(run)
             continue
-        found = 0
+        found = skipped = 0
         for file in _folder_files(path, note):
             if file.resolve() in read:
                 found += 1
@@ -42,11 +42,13 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
                 run = _read(file)
             except ResultsError as exc:
                 note(f"skipped: {exc}")
+                skipped += 1
                 continue
             by_kind[run.kind].append(run)
             found += 1
         if not found:
-            raise ResultsError(f"no results files (*.h5) under {path}")
+            raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
+                               else f"no results files (*.h5) under {path}")
     return {name: by_kind[name] for name in kind_names() if by_kind.get(name)}
 
 

@@ -223,3 +223,21 @@ def test_a_sweeps_joint_runs_give_intransigence_to_the_runs_of_their_own_point()
     assert np.isclose(summary["joint @ lr=0.1"]["intransigence"][0], 0.0)
     lone = [rows[0], rows[3]]                                      # finetune at lr=0.05, joint at lr=0.1 only
     assert "intransigence" not in method_summary(lone)["finetune @ lr=0.05"]
+
+
+def test_a_folder_whose_every_file_is_skipped_says_so(tmp_path, capsys):
+    """A folder holding only files the report cannot read (here a foreign HDF5 file) is an error that counts the
+    skipped files, rather than claiming the folder holds no results file."""
+    import h5py
+
+    from spikecl.cli import main
+
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["x"] = np.arange(3)
+    assert main(["report", str(tmp_path), "--no-plots"]) == 2
+    captured = capsys.readouterr()
+    assert "skipped: " in captured.out + captured.err
+    assert f"no readable results files under {tmp_path} (1 skipped, see above)" in captured.err
+    (tmp_path / "foreign.h5").unlink()
+    assert main(["report", str(tmp_path), "--no-plots"]) == 2
+    assert f"no results files (*.h5) under {tmp_path}" in capsys.readouterr().err

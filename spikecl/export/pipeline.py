@@ -194,8 +194,8 @@ def print_export(net: FixedNetwork, out=None) -> None:
               "IEEE Micro 2018; cores only, a lower bound)", file=out)
     if net.layers[0].input_bits:
         print(f"input: graded {net.layers[0].input_bits}-bit spikes (direct encoding): Loihi 2 and Lava's simulation "
-              "only; a board run refuses it unless --allow-graded-input: export a latency or poisson network for "
-              "hardware", file=out)
+              "only; a board run (python -m spikecl_lava.runner --hardware) refuses it unless --allow-graded-input: "
+              "export a latency or poisson network for hardware", file=out)
     for name in resources.PRESETS:
         limits = resources.preset(name)
         if resources.cannot_run(net, limits):
