@@ -15,6 +15,7 @@ from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, checkpoint_path
+from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError
 from spikecl.io import read_results
 from spikecl.snn import build_mlp, make_trainer
@@ -549,3 +550,53 @@ def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypat
     assert all(s["step"].device.type == "cpu" for s in resumed.optimizer.state.values() if "step" in s)
     result = ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", resume=True, progress_bar=False)
     np.testing.assert_array_equal(result.acc_matrix, straight.acc_matrix)
+
+
+TINY_SPLIT = {"name": "tiny", "seeds": [0], "data": {"dataset": "digits"},
+              "stream": {"kind": "split", "scenario": "domain", "n_tasks": 2, "train_per_task": 64,
+                         "test_per_task": 20},
+              "network": {"hidden": [16], "num_steps": 2}, "train": {"epochs": 1, "batch_size": 16}}
+
+
+def test_a_divergence_in_a_tasks_last_unread_steps_is_reported_before_its_results():
+    """On an accelerator the loss flags are read every CHECK_EVERY steps; a task shorter than that (or its last
+    steps) diverging was never read, and the run wrote results with infinite weights. The flags are read at
+    every task's end."""
+    from spikecl.errors import NumericalError
+
+    cfg = experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["ewc"], "ewc": {"lam": 1e38}}})
+    run = ContinualRun(cfg, "ewc", 0)
+    run.trainer.read_every = 10 ** 6                    # as a device's deferred reads: none within the run
+    with pytest.raises(NumericalError, match="^training loss became NaN or infinite"):
+        run.execute(progress_bar=False)
+    assert run.run_state.next_task == 1                 # task 2 diverged; nothing after it was evaluated
+
+
+class Corrupting(Strategy):
+    """A strategy whose after-task phase breaks the weights (as replay's buffer training can with a huge rate)."""
+
+    name = "corrupting"
+
+    def after_task(self, task, train):
+        with torch.no_grad():
+            next(self.model.parameters()).fill_(float("nan"))
+
+
+def test_weights_broken_by_a_strategys_after_task_phase_fail_the_run(tmp_path):
+    from spikecl.continual.strategies import REGISTRY, register
+    from spikecl.errors import NumericalError
+
+    register("corrupting", Corrupting)
+    try:
+        cfg = experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["corrupting"]}})
+        with pytest.raises(NumericalError, match="^weights became NaN or infinite in the task's training or "
+                                                 "corrupting's after-task phase"):
+            ContinualRun(cfg, "corrupting", 0).execute(tmp_path / "r.h5", progress_bar=False)
+        assert not (tmp_path / "r.h5").exists()
+    finally:
+        del REGISTRY["corrupting"]
+
+
+def test_a_one_task_runs_line_leaves_out_its_undefined_bwt():
+    assert metrics.headline({"acc": 0.413, "bwt": float("nan")}) == "ACC 41.3%"
+    assert metrics.headline({"acc": 0.413, "bwt": -0.486}) == "ACC 41.3%  BWT -48.6"

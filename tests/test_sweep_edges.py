@@ -218,6 +218,29 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"^--address auto: no Ray cluster to join \(ConnectionError: Could not "
                                           r"find any running Ray instance.\)$"):
         sweep_ray.start_ray("auto")
-    with pytest.raises(ConfigError, match="num_cpus = 2 .* sizes a local Ray instance; the cluster at --address "
-                                          "head:6379 has its own CPUs"):
+    with pytest.raises(ConfigError, match="^--num-cpus 2 sizes a local Ray instance; the cluster at --address "
+                                          "head:6379 has its own CPUs: drop one of the two$"):
         sweep_ray.start_ray("head:6379", 2)
+
+
+def test_the_documented_address_commands_are_not_refused_for_the_sweep_files_num_cpus(monkeypatch, tmp_path,
+                                                                                        capsys):
+    """``spikecl sweep models/sweeps/pmnist5k_lr.toml --address auto`` (docs/distributed.md): the file's
+    ``num_cpus = 2`` sizes a local instance only, so the command goes on to join the cluster (none here)."""
+    from pathlib import Path
+
+    from spikecl.cli import main
+
+    ray = pytest.importorskip("ray")
+    joined = []
+
+    def no_cluster(**options):
+        joined.append(options.get("address"))
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    shipped = Path(__file__).resolve().parents[1] / "models" / "sweeps" / "pmnist5k_lr.toml"
+    assert main(["sweep", str(shipped), "--address", "auto", "--set", f"output_dir={str(tmp_path)!r}",
+                 "--no-progress"]) == 2
+    assert "--address auto: no Ray cluster to join" in capsys.readouterr().err and joined == ["auto"]

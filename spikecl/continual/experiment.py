@@ -10,6 +10,7 @@ from typing import Sequence
 
 from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, experiment_from_dict, first_difference,
                             method_config)
+from spikecl.continual import metrics
 from spikecl.errors import ConfigError, NumericalError, ResultsError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind
 from spikecl.io import Run, as_result
@@ -134,7 +135,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
                 raise SpikeCLError(f"{message} (in a data-parallel run this stops every process; run it again "
                                    "without the failing setting)") from None
             raise NumericalError(message) from None
-        return f"ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
+        return metrics.headline(result.metrics)
 
     return run
 

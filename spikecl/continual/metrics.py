@@ -225,3 +225,10 @@ def mean_std(values) -> tuple[float, float]:
     if not np.all(np.isfinite(v)):
         raise NumericalError("mean_std values contain NaN or infinity")
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def headline(summary: dict[str, float]) -> str:
+    """A finished run in one line, e.g. ``ACC 41.3%  BWT -48.6`` (points; BWT left out where it is undefined: one
+    task)."""
+    bwt_points = 100 * summary.get("bwt", float("nan"))
+    return f"ACC {100 * summary['acc']:.1f}%" + (f"  BWT {bwt_points:+.1f}" if np.isfinite(bwt_points) else "")

@@ -27,7 +27,7 @@ from spikecl.continual.execution import Execution
 from spikecl.continual.strategies import build_strategy, check_support, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, stream_from_config
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
@@ -319,8 +319,17 @@ class ContinualRun:
                     self._continual_eval(stage)
                 if bar is not None:
                     bar.update()
+        self.trainer.flush_checks()
         self.strategy.after_task(task, train)
+        self._check_weights()
         return stage
+
+    def _check_weights(self) -> None:
+        """NumericalError if a weight is NaN or infinite after a task's training and its strategy's after-task
+        phase (e.g. replay's buffer training), which check no loss of their own (one read of the device)."""
+        if not bool(torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()):
+            raise NumericalError(f"weights became NaN or infinite in the task's training or {self.strategy_name}'s "
+                                 "after-task phase; lower train.lr or the strategy's step sizes")
 
     def _epoch_samples(self, n: int) -> int:
         """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` only whole batches when there is

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
+from spikecl.continual import metrics
 from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
 from spikecl.errors import ConfigError, NumericalError, require
 from spikecl.io import RunResult, read_results
@@ -70,8 +71,8 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
                "logging_level": "WARNING"}
     if address:
         if num_cpus:
-            raise ConfigError(f"num_cpus = {num_cpus} (--num-cpus or the sweep file's) sizes a local Ray instance; the "
-                              f"cluster at --address {address} has its own CPUs: set num_cpus to 0 or drop --address")
+            raise ConfigError(f"--num-cpus {num_cpus} sizes a local Ray instance; the cluster at --address {address} "
+                              "has its own CPUs: drop one of the two")
         try:
             ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
@@ -126,7 +127,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     failures: dict[str, list[str]] = {}
     if not todo:
         return done, failures
-    ray, started = start_ray(address, cfg.num_cpus if num_cpus is None else num_cpus)
+    # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused
+    ray, started = start_ray(address, (0 if address else cfg.num_cpus) if num_cpus is None else num_cpus)
     cpus = ray.cluster_resources().get("CPU", 0)
     if cfg.cpus_per_run > cpus:
         if started:
@@ -157,7 +159,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                 say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}")
             else:
                 done[run.id] = result
-                say(f"done   {run.id}: ACC {100 * result.metrics['acc']:.1f}%  BWT {100 * result.metrics['bwt']:+.1f}"
+                say(f"done   {run.id}: {metrics.headline(result.metrics)}"
                     + (f"  (attempt {attempt + 1})" if attempt else ""))
             bar.update()
             bar.set_postfix(failed=sum(1 for r in failures if r not in done and r not in _ids(pending)))

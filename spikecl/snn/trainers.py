@@ -119,7 +119,13 @@ class BPTTTrainer:
         self._finite = ok if self._finite is None else self._finite & ok
         self._unread += 1
         every = self.read_every or (1 if loss.device.type == "cpu" else CHECK_EVERY)
-        if self._unread < every:
+        if self._unread >= every:
+            self.flush_checks()
+
+    def flush_checks(self) -> None:
+        """Read the flags of the steps :meth:`check_finite` has not read yet and raise as it does (at the end of a
+        task: a divergence in its last steps is reported before anything is evaluated or saved)."""
+        if self._finite is None:
             return
         (loss_ok, data_ok), self._finite, self._unread = self._finite.tolist(), None, 0
         if not data_ok:
