@@ -135,12 +135,26 @@ def test_damaged_attributes_are_one_line_errors_or_skipped_in_a_folder(seed0, tm
 
 
 # 5. too few evaluation items ----------------------------------------------------------------------------------
-def test_fewer_than_two_test_items_are_refused_when_the_config_loads():
-    with pytest.raises(ConfigError, match="^eval.test_items: 1 evaluation item, but the code-vs-input overlap pairs "
-                                          "need at least 2") as info:
-        load(DIGITS, ["eval.test_items=1"])
+def test_fewer_than_three_test_items_are_refused_when_the_config_loads():
+    """Two items make one pair, whose rank correlation is undefined (every coder's Spearman was NaN)."""
+    with pytest.raises(ConfigError, match="^eval.test_items: 2 evaluation items, but the code-vs-input overlap "
+                                          "pairs need at least 3") as info:
+        load(DIGITS, ["eval.test_items=2"])
     one_line(info)
-    assert load(DIGITS, ["eval.test_items=2"])[1].eval.test_items == 2
+    with pytest.raises(ConfigError, match="^eval.pair_items: 2 is below the minimum 3"):
+        load(DIGITS, ["eval.pair_items=2"])
+    assert load(DIGITS, ["eval.test_items=3"])[1].eval.test_items == 3
+
+
+def test_a_threshold_that_blanks_every_image_is_refused_before_any_learning(tmp_path, capsys):
+    """``coder.threshold = 1`` (its allowed maximum) binarises every [0, 1] image blank: every coder then measured
+    nothing and the run finished with NaN correlations."""
+    args = ["run", str(DIGITS), "--no-progress", "--no-plots", "--output-dir", str(tmp_path), "--set",
+            "coder.threshold=1.0", *[a for o in TINY for a in ("--set", o)]]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "coder.threshold: 1 leaves every training image of digits blank" in err and "\n" not in err.strip()
+    assert not list(tmp_path.rglob("*.h5"))
     assert load(DIGITS, ["eval.test_items=0"])[1].eval.test_items == 0             # 0 = all
 
 

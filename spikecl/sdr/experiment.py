@@ -59,7 +59,8 @@ class EvalConfig:
 
     knn_k: int = option(5, low=1, doc="neighbours of the k-NN readout on codes")
     n_pairs: int = option(5000, low=10, doc="item pairs for the code-vs-input overlap Spearman correlation")
-    pair_items: int = option(1000, low=2, doc="test items the pairs are drawn from")
+    pair_items: int = option(1000, low=3, doc="test items the pairs are drawn from (at least 3: two items make one "
+                                              "pair, whose correlation is undefined)")
     capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1, nonempty=True,
                                         doc="items stored at each point of the capacity curve")
     random_capacity_points: list[int] = option([10, 25, 50, 100, 250, 500, 1000], low=1, nonempty=True,
@@ -141,11 +142,11 @@ def check_train_items(ev: EvalConfig, n_train: int) -> None:
 
 
 def check_test_items(n_test: int, what: str = "eval.test_items") -> None:
-    """The similarity pairs are drawn from the evaluation items: fewer than two (``what`` gives them) is a one-line
-    ConfigError, before any learning."""
-    if n_test < 2:
+    """The similarity pairs are drawn from the evaluation items: fewer than three (``what`` gives them; two make one
+    pair, whose rank correlation is undefined) is a one-line ConfigError, before any learning."""
+    if n_test < 3:
         raise ConfigError(f"{what}: {n_test} evaluation item{'s' * (n_test != 1)}, but the code-vs-input overlap "
-                          "pairs need at least 2")
+                          "pairs need at least 3")
 
 
 def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int):
@@ -164,6 +165,9 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
                         f"{coder_cfg.image_shape} has {int(np.prod(coder_cfg.image_shape))}")
     binary = lambda a, n: a.reshape(len(a), -1)[: n or None] > coder_cfg.threshold      # noqa: E731
     x_train, x_test = binary(x_train, cfg.eval.train_items), binary(x_test, cfg.eval.test_items)
+    if not x_train.any():
+        raise ConfigError(f"coder.threshold: {coder_cfg.threshold:g} leaves every training image of "
+                          f"{cfg.data.dataset} blank (a pixel, in [0, 1], is active above it); lower it")
     return x_train, y_train[: len(x_train)], x_test, y_test[: len(x_test)], data.n_classes
 
 
