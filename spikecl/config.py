@@ -407,6 +407,8 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError(f"stream.input_code: {cfg.stream.input_code!r} codes are flat; use network.kind = \"mlp\"")
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ConfigError("network.hidden: an MLP needs at least one hidden layer")
+    if cfg.network.kind == "cnn" and not cfg.network.channels:
+        raise ConfigError("network.channels: a CNN needs at least one convolution layer")
     check_data_split(cfg.data)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)

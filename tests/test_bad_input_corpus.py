@@ -150,6 +150,7 @@ CONFIG_CASES = {
         ("stream.max_angle_deg=720", "above the maximum"), ("stream.foo=1", "unknown key 'stream.foo'"),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
+        ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),
         ("network.hidden=\"big\"", "expected a list"), ("network.hidden=[1000000000000]", "above the maximum"),
         ("network.num_steps=0", "below the minimum 1"), ("network.encoder=\"x\"", "network.encoder"),
         ("network.beta=1.5", "above the maximum"), ("network.threshold=0", "below the minimum"),
