@@ -227,3 +227,11 @@ def test_a_poisson_evaluation_does_not_depend_on_its_batch_size():
     accuracies = {evaluate(net, x, y, 5, "poisson", batch_size=size, generator=torch.Generator().manual_seed(2))
                   for size in (1, 7, 500)}
     assert len(accuracies) == 1
+
+
+@pytest.mark.parametrize("gain", [float("nan"), float("inf"), -1.0, "3", True])
+def test_a_weight_gain_that_is_not_a_finite_number_is_refused(gain):
+    with pytest.raises(ConfigError, match="^init_gain: expected a finite number >= 0"):
+        build_mlp(4, [8], 2, init_gain=gain)
+    with pytest.raises(ConfigError, match="^init_gain: expected a finite number >= 0"):
+        build_cnn((1, 8, 8), [4], 2, init_gain=gain)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from typing import ContextManager, Iterator, Sequence
 
 import torch
@@ -138,7 +139,10 @@ def evaluating(net: nn.Module) -> Iterator[nn.Module]:
 
 
 def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
-    """Multiply the synaptic weights of ``layers`` by ``gain`` (so deeper spiking layers fire at init)."""
+    """Multiply the synaptic weights of ``layers`` by ``gain`` (so deeper spiking layers fire at init); a gain that
+    is not a finite number >= 0 is a ConfigError."""
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not math.isfinite(gain) or gain < 0:
+        raise ConfigError(f"init_gain: expected a finite number >= 0, got {gain!r}")
     with torch.no_grad():
         for layer in layers:
             layer.synapse.weight.mul_(gain)
