@@ -70,7 +70,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spikecl run models/pmnist5k_demo.toml --resume
 
 test: $(STAMP) core310 lava
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: $(STAMP) lava
 	$(PY) -m pytest -q -m "not slow"

@@ -255,7 +255,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
     exp = tmp_path / "exp.toml"
     exp.write_text('name = "killed"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 4\n'
-                   '[network]\nhidden = [96]\n[train]\nepochs = 8\nbatch_size = 16\neval_every = 30\n'
+                   '[network]\nhidden = [96]\n[train]\nepochs = 3\nbatch_size = 16\neval_every = 30\n'
                    '[strategy]\nmethods = ["replay"]\n')
     base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots"]
     out_a, out_b = tmp_path / "a", tmp_path / "b"
