@@ -250,3 +250,16 @@ def test_several_seeds_add_a_mean_std_table(two_seeds, capsys):
         header, _, sparsey = table.splitlines()[:3]
         column = header.index("5-NN")
         assert sparsey.startswith("Sparsey ") and sparsey[column:].split("  ")[0] == expected
+
+
+def test_active_indices_may_come_as_any_iterable_of_integers():
+    """``from_sparse`` takes ``Iterable[int]``: a set, range or generator, and an empty numpy array (float64 by
+    numpy's default) means no active bit; non-integers still are a one-line error."""
+    from spikecl.sdr import SDR
+
+    assert SDR.from_sparse(10, {3, 1}).sparse.tolist() == [1, 3]
+    assert SDR.from_sparse(10, (i for i in (5, 2))).sparse.tolist() == [2, 5]
+    assert SDR.from_sparse(10, range(3)).sparse.tolist() == [0, 1, 2]
+    assert SDR.from_sparse(10, np.array([])).sparse.size == 0
+    with pytest.raises(ShapeError, match="^SDR indices must be integers"):
+        SDR.from_sparse(10, {0.5})

@@ -71,7 +71,11 @@ class SDR:
 
     # -- construction -------------------------------------------------------------------------------------
     def _validated(self, sparse: Iterable[int]) -> np.ndarray:
-        arr = np.asarray(sparse if not isinstance(sparse, (list, tuple)) or sparse else np.empty(0, np.int64))
+        if isinstance(sparse, Iterable) and not isinstance(sparse, (np.ndarray, list, tuple, str, bytes)):
+            sparse = list(sparse)                              # a set, range or generator of indices
+        arr = np.asarray(sparse)
+        if arr.size == 0:                                      # [], (), np.array([]) (float64): no active bit
+            arr = np.empty(0, np.int64)
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
             raise ShapeError(f"SDR indices must be integers, got dtype {arr.dtype}")
         if arr.ndim != 1:
