@@ -235,3 +235,14 @@ def test_a_weight_gain_that_is_not_a_finite_number_is_refused(gain):
         build_mlp(4, [8], 2, init_gain=gain)
     with pytest.raises(ConfigError, match="^init_gain: expected a finite number >= 0"):
         build_cnn((1, 8, 8), [4], 2, init_gain=gain)
+
+
+def test_half_precision_inputs_are_taken_and_a_single_number_is_no_evaluation_input(net):
+    """float16/bfloat16 samples become float32 as float64 ones do (the network refused them, pointing at an
+    encoder that did not convert them); a 0-d input names itself, not the labels' expected shape [-1]."""
+    x, y = batch(5)
+    reference = evaluate(net, x.half().float(), y, 2)
+    assert evaluate(net, x.half(), y, 2) == reference
+    assert evaluate(net, x.bfloat16(), y, 2) == evaluate(net, x.bfloat16().float(), y, 2)
+    with pytest.raises(ShapeError, match=r"^evaluation input is a single number; expected samples \[N, ...\]$"):
+        evaluate(net, torch.tensor(0.5), torch.zeros(1, dtype=torch.long), 2)

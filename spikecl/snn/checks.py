@@ -30,14 +30,14 @@ def network_option(value, name: str):
 
 
 def as_input(x, what: str = "input", finite: bool = True) -> torch.Tensor:
-    """``x`` (tensor or numpy array) as a float tensor: float64 and integer inputs become float32; with ``finite``,
-    on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
+    """``x`` (tensor or numpy array) as a float32 tensor (from float64, float16, bfloat16 or integers); with
+    ``finite``, on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ShapeError(f"{what}: expected a tensor or numeric array, got {type(x).__name__}") from exc
-    if x.dtype == torch.float64 or not (x.is_floating_point() or x.is_complex()):
+    if x.dtype in (torch.float64, torch.float16, torch.bfloat16) or not (x.is_floating_point() or x.is_complex()):
         x = x.to(torch.float32)
     if x.is_complex():
         raise ShapeError(f"{what} has dtype {x.dtype}; expected a real floating-point tensor")

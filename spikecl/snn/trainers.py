@@ -279,7 +279,9 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
     """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
     outputs; ShapeError / DataError otherwise; NaN or infinite inputs: NumericalError)."""
     x = as_input(x, "evaluation input")
-    y = indices(y, net.n_outputs, x.shape[0] if x.dim() else -1, "labels", x.device)
+    if x.dim() == 0:
+        raise ShapeError("evaluation input is a single number; expected samples [N, ...]")
+    y = indices(y, net.n_outputs, x.shape[0], "labels", x.device)
     ok = finite_flag(x) & in_range(y, net.n_outputs)
     if heads is not None:
         heads = torch.as_tensor(heads)
