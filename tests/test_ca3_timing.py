@@ -94,7 +94,8 @@ def test_an_answer_after_the_next_operations_output_is_refused():
     (dict(delay_s1_merge_ms=4.0), "delay_s1_merge_ms: 4 ms, but delay_s1cue_s2cue_ms + delay_s2_merge_ms = 3 ms"),
     (dict(delay_s2_merge_ms=2.0), "delay_s1_merge_ms: 3 ms, but delay_s1cue_s2cue_ms + delay_s2_merge_ms = 4 ms"),
     (dict(delay_s1cont_cond_ms=2.0), "but delay_s1cont_cond_ms + delay_cond_s2cont_ms + delay_s2_merge_ms = 4 ms"),
-    (dict(delay_plastic_ms=2.0, stdp_post_lag_ms=2.0), "forgotten bits reach the output delay_plastic_ms = 2 ms after its echo"),
+    (dict(delay_plastic_ms=2.0, stdp_post_lag_ms=2.0),
+     "forgotten bits reach the output delay_plastic_ms = 2 ms after its echo"),
     (dict(tau_refrac_ms=0.0), "a spike every 1 steps by tau_refrac_ms = 0"),
 ], ids=["s1-merge", "s2-merge", "cond", "plastic", "no-refractory"])
 def test_delays_without_one_readout_step_are_refused(changes, message):
@@ -171,9 +172,13 @@ def test_params_that_are_not_ca3params_and_schedules_for_a_larger_memory_are_ref
     """``params={}`` used to run the published model without a word; a ready Schedule laid out for more cues than
     the memory has raised IndexError in the stepper (an operation list was checked, a Schedule was not)."""
     from spikecl.memory import run_batch, synapse_count
+    from spikecl.memory.params import population_sizes
+    from spikecl.memory.stress import StressGrid, run_grid
+    from spikecl.memory.torch_net import TorchCA3
 
     for call in (lambda: CA3Memory(3, 4, params={}, backend="torch"), lambda: run_batch([OPS], 3, 4, params={}),
-                 lambda: synapse_count(3, 4, {"w_max_nA": 1.0})):
+                 lambda: synapse_count(3, 4, {"w_max_nA": 1.0}), lambda: population_sizes(3, 4, {}),
+                 lambda: TorchCA3({}, 3, 4), lambda: run_grid(StressGrid(3, 4, "published", (0.3,), (14,), (0,)), {})):
         one_line_error(call, "params: expected CA3Params (or None for the published model), got dict")
     wide = make_schedule([learn(4, [1]), recall_by_cue(4)], 5, 6)
     one_line_error(lambda: run_batch([wide], 3, 4), "cue 4 is out of range [0, 3)")

@@ -246,3 +246,9 @@ def test_half_precision_inputs_are_taken_and_a_single_number_is_no_evaluation_in
     assert evaluate(net, x.bfloat16(), y, 2) == evaluate(net, x.bfloat16().float(), y, 2)
     with pytest.raises(ShapeError, match=r"^evaluation input is a single number; expected samples \[N, ...\]$"):
         evaluate(net, torch.tensor(0.5), torch.zeros(1, dtype=torch.long), 2)
+
+
+def test_a_cnn_without_a_convolution_layer_is_refused_in_python_too():
+    """From a TOML file and from Python alike: with no conv layer the 'CNN' was a non-spiking linear readout."""
+    with pytest.raises(ConfigError, match="^network.channels: a CNN needs at least one convolution layer$"):
+        build_cnn((1, 8, 8), [], 3)

@@ -240,3 +240,34 @@ def test_joint_trains_on_the_current_task_whatever_seen_holds():
         got = joint.before_task(0, tasks[0], seen)
         torch.testing.assert_close(got.x, tasks[0].x)
         assert got.task == 0
+
+
+def test_results_of_two_projections_and_of_poisson_draws_record_their_rules():
+    """Runs of ``hlop+gpm`` and Poisson-encoded runs train otherwise than older spikecl's did: their results and
+    checkpoints say so, so --resume and the report do not take an older file for one of these."""
+    from spikecl.continual.runner import recorded_config
+
+    cfg = experiment_from_dict(TINY)
+    rules = {m: recorded_config(cfg, m, m, 0).get("projection") for m in ("hlop+gpm", "gpm+hlop", "gpm+ewc", "hlop")}
+    assert rules == {"hlop+gpm": "the union of the parts' subspaces", "gpm+hlop": "the union of the parts' subspaces",
+                     "gpm+ewc": None, "hlop": None}
+    poisson = experiment_from_dict({**TINY, "network": {**TINY["network"], "encoder": "poisson"}})
+    assert recorded_config(poisson, "finetune", "finetune", 0)["poisson_draws"] == "sample by sample"
+    assert "poisson_draws" not in recorded_config(cfg, "finetune", "finetune", 0)
+
+
+def test_the_union_of_two_subspaces_keeps_every_direction_and_counts_a_shared_one_once():
+    """The union of subspaces is taken by SVD: a repeated row before an independent one loses no direction (a QR
+    without pivoting lost it), and a basis within 1e-3 of another's span adds no direction of its own (its
+    noise would have doubled the protected dimensions)."""
+    from spikecl.continual.projection import union_rows
+
+    q, _ = torch.linalg.qr(torch.randn(100, 30, generator=torch.Generator().manual_seed(0)))
+    a0, a1, b = q[:, 20], q[:, 21], q[:, 22]
+    union = union_rows([torch.stack([a0, a1, a0, b])])
+    assert union.shape[0] == 3
+    assert max(float((v - (v @ union.T) @ union).norm()) for v in (a0, a1, b)) < 1e-6
+    gpm = q[:, :20].T.contiguous()
+    noise = torch.nn.functional.normalize(torch.randn(20, 100, generator=torch.Generator().manual_seed(1)), dim=1)
+    assert union_rows([gpm, gpm + 1e-3 * noise]).shape[0] == 20
+    assert union_rows([gpm, q[:, 20:25].T]).shape[0] == 25

@@ -241,6 +241,7 @@ def test_the_documented_address_commands_are_not_refused_for_the_sweep_files_num
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", no_cluster)
     shipped = Path(__file__).resolve().parents[1] / "models" / "sweeps" / "pmnist5k_lr.toml"
-    assert main(["sweep", str(shipped), "--address", "auto", "--set", f"output_dir={str(tmp_path)!r}",
-                 "--no-progress"]) == 2
-    assert "--address auto: no Ray cluster to join" in capsys.readouterr().err and joined == ["auto"]
+    for extra in ([], ["--set", "cpus_per_run=3"]):          # a cluster's CPUs, not the file's 2, bound a run's
+        assert main(["sweep", str(shipped), "--address", "auto", "--set", f"output_dir={str(tmp_path)!r}",
+                     "--no-progress", *extra]) == 2
+        assert "--address auto: no Ray cluster to join" in capsys.readouterr().err and joined[-1] == "auto"

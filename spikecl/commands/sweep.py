@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -52,7 +53,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from spikecl.plugins import load_plugins
 
     plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
-    sweep = load_sweep(args.sweep, args.overrides)
+    # the CPUs a run may have: --num-cpus, or a cluster's own (--address), take the place of the file's num_cpus
+    cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []
+    sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     if args.dry_run:
         return dry_run(sweep)
     try:
@@ -125,8 +128,8 @@ def print_selection(selection: dict) -> None:
     """One line per method: its chosen point, the settings that concern it and its validation scores."""
     for method, choice in selection.items():
         scores = choice["candidates"][choice["point"]]
-        measured = (f"validation ACC {scores['acc']:.1f}, BWT {scores['bwt']:+.1f}" if scores["acc"] is not None
-                    else "the only candidate")
+        bwt = f", BWT {scores['bwt']:+.1f}" if math.isfinite(scores["bwt"] or math.nan) else ""    # one task: none
+        measured = f"validation ACC {scores['acc']:.1f}{bwt}" if scores["acc"] is not None else "the only candidate"
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
               "candidate(s))")

@@ -245,6 +245,28 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
     return q[:, keep].T.to(h.dtype)
 
 
+#: a part's direction outside the span of the parts before it counts when its singular value (its rows' extent
+#: outside that span) exceeds this fraction of the part's largest: HLOP and GPM learning nearly the same subspace
+#: then protect it once, not twice (its noise would otherwise be protected as directions of their own)
+UNION_TOLERANCE = 1e-2
+
+
+def union_rows(bases: list[torch.Tensor], tolerance: float = UNION_TOLERANCE) -> torch.Tensor:
+    """Orthonormal rows [k, n] spanning the union of the row spaces of ``bases`` (each [k_i, n], orthonormal or
+    not): each basis in turn adds the right singular vectors of its rows' residual outside the span so far whose
+    singular values exceed ``tolerance`` times its own largest (an SVD, so no direction is lost to row order)."""
+    out = bases[0].new_zeros(0, bases[0].shape[1])
+    for rows in bases:
+        if rows.shape[0] == 0:
+            continue
+        rows = rows.double()
+        scale = torch.linalg.matrix_norm(rows, ord=2)
+        residual = rows - (rows @ out.T.double()) @ out.double()
+        _, sigma, vh = torch.linalg.svd(residual, full_matrices=False)
+        out = torch.cat([out, vh[sigma > tolerance * scale].to(out.dtype)])
+    return out
+
+
 class ProjectionStrategy(Strategy):
     """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
     weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task. Several of them
@@ -282,22 +304,21 @@ class ProjectionStrategy(Strategy):
         """{synapse name: the basis [k, n] that weight gradients are projected against}.
 
         Alone: :meth:`protected_bases`. Combined with other projection methods (``hlop+gpm``): an orthonormal basis
-        of the union of every projection part's subspace, orthonormalised even where a part's own rows are not (HLOP
-        without ``orthonormalize``, whose projection alone is ``I − HᵀH``). The parts share it (rebuilt only when a
-        part's basis tensor is replaced), so each part's projection is the same idempotent operator: both subspaces
-        are protected, in either order (one part projecting after another against its own basis would put back
-        components in the other's subspace)."""
+        of the union of every projection part's subspace (:func:`union_rows`, the parts taken by name, so either
+        order gives the same), orthonormal even where a part's own rows are not (HLOP without ``orthonormalize``,
+        whose projection alone is ``I − HᵀH``). The parts share it (rebuilt only when a part's basis tensor is
+        replaced) and the first projects with it: both subspaces are protected (one part projecting after another
+        against its own basis would put back components in the other's subspace)."""
         if len(self.partners) == 1:
             return self.protected_bases()
-        own = [part.protected_bases() for part in self.partners]
+        own = [part.protected_bases() for part in sorted(self.partners, key=lambda part: part.name)]
         return {p.name: self._union(p.name, [bases[p.name] for bases in own]) for p in self.synapses}
 
     def _union(self, name: str, bases: list[torch.Tensor]) -> torch.Tensor:
-        """Orthonormal rows [k, n] spanning every basis in ``bases`` (each [k_i, n]), cached while they are the
-        same tensors."""
+        """:func:`union_rows` of ``bases`` (each [k_i, n]), cached while they are the same tensors."""
         cached = self._unions.get(name)
         if cached is None or any(a is not b for a, b in zip(cached[0], bases, strict=True)):
-            cached = self._unions[name] = (bases, orthonormal_rows(torch.cat(bases)))
+            cached = self._unions[name] = (bases, union_rows(bases))
         return cached[1]
 
     def combined_with(self, parts) -> None:
@@ -326,7 +347,11 @@ class ProjectionStrategy(Strategy):
 
     def project(self, bases: dict[str, torch.Tensor]) -> None:
         """Project every protected weight gradient orthogonally to its basis, unless its layer's training pass
-        already computed it from projected presynaptic rows; takes the projectors back from the layers."""
+        already computed it from projected presynaptic rows; takes the projectors back from the layers. Combined
+        with other projection methods, only the first does it (the projection onto their union is the same for all
+        of them)."""
+        if self.partners[0] is not self:
+            return
         for p in self.synapses:
             handed = p.layer.weight_projection if p.layer is not None else None
             if handed is not None:

@@ -24,7 +24,7 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
                             with_test_split_seed)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
-from spikecl.continual.strategies import build_strategy, check_support, validate_method
+from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, stream_from_config
 from spikecl.errors import ConfigError, NumericalError, ResultsError
@@ -74,12 +74,19 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
 def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     """What a run's numbers depend on that its config does not show, recorded beside it (results files, checkpoints)
     so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
-    subsample (the run seed's own before it was fixed), and SI's gradient where SI precedes a projection (``si+gpm``:
-    the unprojected one before it read the step's)."""
+    subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
+    the unprojected one before it read the step's), the subspace that two projection methods protect together (each
+    its own in turn before) and the order of a Poisson encoder's draws (time first before)."""
+    from spikecl.continual.projection import ProjectionStrategy
+
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
         rules["si_gradient"] = "the step's"
+    if sum(issubclass(strategy_class(p), ProjectionStrategy) for p in parts) > 1:
+        rules["projection"] = "the union of the parts' subspaces"
+    if cfg.network.encoder == "poisson":
+        rules["poisson_draws"] = "sample by sample"
     return rules
 
 

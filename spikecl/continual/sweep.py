@@ -295,7 +295,8 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
         usable = [k for k, v in scores.items() if not v["failed"]]
         if not usable:
             raise ConfigError(f"sweep {sweep.name}: every candidate point of {method} failed its validation trials")
-        eligible = [k for k in usable if scores[k]["bwt"] is None or scores[k]["bwt"] >= cfg.min_bwt] or usable
+        eligible = [k for k in usable if scores[k]["bwt"] is None or not np.isfinite(scores[k]["bwt"])  # one task
+                    or scores[k]["bwt"] >= cfg.min_bwt] or usable
         best = max(eligible, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
         out[method] = {"point": best, "overrides": points[best], "settings": settings_of(sweep, method, points[best]),
                        "candidates": scores}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
-from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, connections,
+from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, connections,
                                    population_sizes)
 
 TARGETS = ("numpy", "cython")
@@ -32,6 +32,7 @@ class Brian2CA3:
     """
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, target: str = "numpy") -> None:
+        params = as_params(params)
         if target not in TARGETS:
             raise ConfigError(f"Brian2 target {target!r}: choose one of {TARGETS} (runtime targets)")
         b2 = require("brian2", "brian2")

@@ -289,7 +289,7 @@ def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) 
     """Number of neurons of every population (inputs included) for C = ``n_cues``, M = ``n_bits``."""
     size = {"C": n_cues, "M": n_bits, "1": 1}
     pops = dict(POPULATIONS)
-    if params is not None and params.inhibition == "pool":
+    if as_params(params).inhibition == "pool":
         pops.update(POOL_POPULATIONS)
     return {**{k: size[s] for k, s in INPUTS.items()}, **{k: size[s] for k, (s, _) in pops.items()}}
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.memory.cam import run_batch
-from spikecl.memory.params import CA3Params
+from spikecl.memory.params import CA3Params, as_params
 from spikecl.memory.schedule import Operation, learn, make_schedule, recall_by_content, recall_by_cue
 
 #: option sets compared against the published model
@@ -171,7 +171,7 @@ def run_grid(grid: StressGrid, base: CA3Params | None = None, device: str = "cpu
     processes when > 1; the stepper in ``precision``); returns columns
     ``density``, ``spacing_ms``, ``seed`` and one per metric (NaN where a metric does not apply), each
     ``[n_cases]``."""
-    params = variant_params(base or CA3Params(), grid.variant)
+    params = variant_params(as_params(base), grid.variant)
     cases = grid.cases()
     trials = [make_trial(grid.n_cues, grid.n_bits, density, _trial_seed((density, spacing, seed), grid),
                          grid.fragment_sizes, grid.queries_per_size, grid.relearn_fraction)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
-from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, POOL_POPULATIONS, POPULATIONS, connections, \
+from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, connections, \
     population_slices
 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
@@ -402,6 +402,7 @@ class TorchCA3:
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, batch_size: int = 1, device="cpu",
                  dtype=None, chunk: int | None = None) -> None:
         torch = require("torch", "torch")
+        params = as_params(params)
         if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available")
         if batch_size < 1:

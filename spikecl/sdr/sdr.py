@@ -71,10 +71,11 @@ class SDR:
 
     # -- construction -------------------------------------------------------------------------------------
     def _validated(self, sparse: Iterable[int]) -> np.ndarray:
-        if isinstance(sparse, Iterable) and not isinstance(sparse, (np.ndarray, list, tuple, str, bytes)):
+        array_like = hasattr(sparse, "__array__") or isinstance(sparse, (list, tuple, str, bytes))
+        if isinstance(sparse, Iterable) and not array_like:
             sparse = list(sparse)                              # a set, range or generator of indices
         arr = np.asarray(sparse)
-        if arr.size == 0:                                      # [], (), np.array([]) (float64): no active bit
+        if arr.size == 0 and arr.ndim == 1:                    # [], (), np.array([]) (float64): no active bit
             arr = np.empty(0, np.int64)
         if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
             raise ShapeError(f"SDR indices must be integers, got dtype {arr.dtype}")

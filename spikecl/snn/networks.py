@@ -179,6 +179,8 @@ def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outp
         raise ConfigError(f"input_shape: expected (C, H, W), got {input_shape!r}")
     c, h, w = (count(v, f"input_shape[{i}]") for i, v in enumerate(input_shape))
     channels = _widths(channels, "network.channels")
+    if not channels:
+        raise ConfigError("network.channels: a CNN needs at least one convolution layer")
     n_outputs, n_heads = count(n_outputs, "n_outputs"), count(n_heads, "n_heads")
     widths = [c, *channels]
     layers = [SpikingConv2d(a, b, neuron, bias=bias, batch_norm=batch_norm, engine=engine)
