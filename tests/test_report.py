@@ -104,7 +104,8 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
     err = capsys.readouterr().err
     assert "both hold finetune seed 0" in err and err.count("\n") == 1
     for key, value, message in (("seed", "zero", "seed 'zero' is not an integer"),
-                                ("kind", "sparsey", "is corrupt or incomplete (no 'extra/pairs_code_overlap_<coder>' in a sparsey results file)")):
+                                ("kind", "sparsey", "is corrupt or incomplete (no 'extra/pairs_code_overlap_<coder>' "
+                                                    "in a sparsey results file)")):
         with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
             f.attrs[key] = value
         assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2

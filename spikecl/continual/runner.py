@@ -357,7 +357,8 @@ class ContinualRun:
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(),
-                 "cpu": machine_kernels(), "processes": self.execution.processes, **unshown_rules(self.cfg, self.strategy_name)}
+                 "cpu": machine_kernels(), "processes": self.execution.processes,
+                 **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
