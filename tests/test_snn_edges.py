@@ -237,15 +237,20 @@ def test_a_weight_gain_that_is_not_a_finite_number_is_refused(gain):
         build_cnn((1, 8, 8), [4], 2, init_gain=gain)
 
 
-def test_half_precision_inputs_are_taken_and_a_single_number_is_no_evaluation_input(net):
+def test_half_precision_inputs_are_taken_and_inputs_without_a_sample_axis_are_named(net):
     """float16/bfloat16 samples become float32 as float64 ones do (the network refused them, pointing at an
     encoder that did not convert them); a 0-d input names itself, not the labels' expected shape [-1]."""
     x, y = batch(5)
     reference = evaluate(net, x.half().float(), y, 2)
     assert evaluate(net, x.half(), y, 2) == reference
     assert evaluate(net, x.bfloat16(), y, 2) == evaluate(net, x.bfloat16().float(), y, 2)
-    with pytest.raises(ShapeError, match=r"^evaluation input is a single number; expected samples \[N, ...\]$"):
-        evaluate(net, torch.tensor(0.5), torch.zeros(1, dtype=torch.long), 2)
+    for bad in (torch.tensor(0.5), torch.rand(20)):                # one number; one sample without its axis
+        with pytest.raises(ShapeError, match=rf"^evaluation input of shape \({bad.numel() if bad.dim() else ''},?\) "
+                                             r"has no sample axis; expected samples \[N, ...\]"):
+            evaluate(net, bad, torch.zeros(1, dtype=torch.long), 2)
+    with pytest.raises(ShapeError, match=r"^training batch of shape \(20,\) has no sample axis"):
+        make_trainer("bptt", net, 2).train_batch(torch.rand(20), torch.zeros(1, dtype=torch.long), None, None,
+                                                 torch.optim.SGD(net.parameters(), lr=0.1))
 
 
 def test_a_cnn_without_a_convolution_layer_is_refused_in_python_too():

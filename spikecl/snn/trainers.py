@@ -172,7 +172,10 @@ class BPTTTrainer:
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss (0-dim)."""
         x = as_input(x, "training batch", finite=False)       # checked once, by the encoder
-        if x.dim() == 0 or x.shape[0] == 0:
+        if x.dim() < 2:
+            raise ShapeError(f"training batch of shape {tuple(x.shape)} has no sample axis; expected [B, ...] "
+                             "(x[None] for one sample)")
+        if x.shape[0] == 0:
             raise ShapeError(f"training batch of shape {tuple(x.shape)} is empty; expected [B, ...] with B >= 1")
         return self.train_encoded(self.encode(x, generator), y, heads, mask, optimizer, hooks)
 
@@ -279,8 +282,9 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
     """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
     outputs; ShapeError / DataError otherwise; NaN or infinite inputs: NumericalError)."""
     x = as_input(x, "evaluation input")
-    if x.dim() == 0:
-        raise ShapeError("evaluation input is a single number; expected samples [N, ...]")
+    if x.dim() < 2:
+        raise ShapeError(f"evaluation input of shape {tuple(x.shape)} has no sample axis; expected samples [N, ...] "
+                         "(x[None] for one sample)")
     y = indices(y, net.n_outputs, x.shape[0], "labels", x.device)
     ok = finite_flag(x) & in_range(y, net.n_outputs)
     if heads is not None:
