@@ -440,3 +440,13 @@ def test_a_variant_not_run_is_checked_as_if_it_ran(tmp_path, override, message):
     exp.write_text(BASE + f'\n[variants.ewc-strong]\nmethod = "ewc"\n{override}\n')
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(exp, ['strategy.methods=["finetune"]'])
+
+
+def test_the_selection_line_shows_a_bwt_of_zero_and_leaves_out_an_undefined_one(capsys):
+    from spikecl.commands.sweep import print_selection
+
+    choice = {"point": "a", "settings": {}}
+    print_selection({"zero": {**choice, "candidates": {"a": {"acc": 50.0, "bwt": 0.0}}},
+                     "one-task": {**choice, "candidates": {"a": {"acc": 50.0, "bwt": float("nan")}}}})
+    lines = capsys.readouterr().out.splitlines()
+    assert "validation ACC 50.0, BWT +0.0," in lines[0] and "BWT" not in lines[1]

@@ -128,7 +128,8 @@ def print_selection(selection: dict) -> None:
     """One line per method: its chosen point, the settings that concern it and its validation scores."""
     for method, choice in selection.items():
         scores = choice["candidates"][choice["point"]]
-        bwt = f", BWT {scores['bwt']:+.1f}" if math.isfinite(scores["bwt"] or math.nan) else ""    # one task: none
+        defined = scores["bwt"] is not None and math.isfinite(scores["bwt"])             # one task: no BWT
+        bwt = f", BWT {scores['bwt']:+.1f}" if defined else ""
         measured = f"validation ACC {scores['acc']:.1f}{bwt}" if scores["acc"] is not None else "the only candidate"
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "

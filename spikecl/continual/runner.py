@@ -24,6 +24,7 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
                             with_test_split_seed)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
+from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, stream_from_config
@@ -77,8 +78,6 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
     its own in turn before) and the order of a Poisson encoder's draws (time first before)."""
-    from spikecl.continual.projection import ProjectionStrategy
-
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
