@@ -5,8 +5,8 @@ dataclass, its plan of jobs (each job writes one results file), how to summarise
 plot them. Everything else is owned once, here: loading, ``--set`` overrides and validation, the seeds check, the
 device, what an existing results file means, progress, and the summary and plots at the end.
 
-Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan stops
-the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
+Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan, or
+checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
 file that reads back as a valid results file of the kind and runs the missing or corrupt ones again (a kind that
 keeps checkpoints continues from them), and refuses a kept file made with other settings (:data:`RESUME_IGNORES`
 aside), naming the first key that differs. ``resume`` with ``overwrite`` keeps what was made with these settings and
@@ -60,12 +60,14 @@ class Job:
     """One entry of a plan: the results file ``path`` it writes and ``run(options)``, which writes it and returns a
     one-line note for the log (or None); ``config``, the config the results file records, lets ``--resume`` refuse a
     kept file made with different settings (``ignores``: the keys that do not matter to this file, e.g. a part
-    holding every seed's trials depends on ``seeds``)."""
+    holding every seed's trials depends on ``seeds``). ``checkpoint``: the file where the job keeps its state while
+    it runs (None: the kind keeps none); one left by an interrupted job is refused like an existing results file."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
     config: dict | None = None
     ignores: Container[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
+    checkpoint: Path | None = None
 
 
 class Kind:
@@ -243,13 +245,19 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
-    folders = [job.path for job in jobs if job.path.is_dir()]
+    folders = [(path, what) for job in jobs for path, what in ((job.path, "a results file"),
+                                                               (job.checkpoint, "a run's checkpoint"))
+               if path is not None and path.is_dir()]
     if folders:
-        raise ConfigError(f"{folders[0]} is a folder where a results file goes; move it away")
+        raise ConfigError(f"{folders[0][0]} is a folder where {folders[0][1]} goes; move it away")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
             raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
+        interrupted = [job.checkpoint for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
+        if interrupted:
+            raise ExistsError(f"{interrupted[0]} holds an interrupted run; pass --resume to continue it or "
+                              "--overwrite to start again")
     return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))], device
 
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from spikecl.config import with_test_split_seed
 from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.paths import exists, is_dir, is_file
 
 SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1
@@ -66,12 +67,25 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
     :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
     folder = Path(folder)
     for part in (folder, *folder.parents):
-        if part.exists():
-            if not part.is_dir():
+        if exists(part, ConfigError):
+            if not is_dir(part, ConfigError):
                 raise ConfigError(f"{what} {folder}: {part} is not a folder")
             if not os.access(part, os.W_OK | os.X_OK):
                 raise ConfigError(f"{what} {folder}: {part} is not writable")
             return
+
+
+def check_not_source(source: str | Path, output: str | Path, what: str = "source file",
+                     lost: str = "the trained network with the export") -> None:
+    """Refuse (one-line :class:`ConfigError`) an ``output`` that is the file ``source`` (``what``) itself, even with
+    --overwrite, which would replace ``lost``."""
+    src, out = Path(source), Path(output)
+    try:
+        same = src.resolve() == out.resolve() or (src.exists() and out.exists() and os.path.samefile(src, out))
+    except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
+        same = False
+    if same:
+        raise ConfigError(f"-o {output} is the {what} {source}; name another file (--overwrite would replace {lost})")
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
@@ -83,9 +97,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     left by a killed writer (older than :data:`STALE_TMP_SECONDS`) are removed.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    if exists(path, ConfigError) and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
-    if path.is_dir():
+    if is_dir(path, ConfigError):
         raise ConfigError(f"{path} is a folder; name a file to write")
     check_writable_folder(path.parent)
     try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
@@ -348,7 +362,9 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     import h5py
 
     path = Path(path)
-    if not path.is_file():
+    if is_dir(path, ResultsError):
+        raise ResultsError(f"{path} is a folder, not a {what}")
+    if not is_file(path, ResultsError):
         raise ResultsError(f"{what} not found: {path}")
     try:
         with h5py.File(path, "r") as f:

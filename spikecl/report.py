@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import kind, kind_names, report
 from spikecl.io import Run, check_writable_folder, read_run
+from spikecl.paths import is_dir
 
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
@@ -26,7 +27,7 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
     by_kind: dict[str, list[Run]] = defaultdict(list)
     read: set[Path] = set()
     for path in map(Path, paths):
-        if not path.is_dir():
+        if not is_dir(path, ResultsError):
             if path.resolve() not in read:
                 read.add(path.resolve())
                 run = _read(path)

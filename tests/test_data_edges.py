@@ -72,3 +72,45 @@ def test_idx_images_of_the_wrong_shape_name_the_file(tmp_path, split):
     write_idx(tmp_path / f"{split}-images-idx3-ubyte", np.zeros((n, 32, 32), np.uint8))
     _one_line_error(re.escape(f"{tmp_path / f'{split}-images-idx3-ubyte'}: mnist: images are (1, 32, 32) (C, H, W); "
                               "mnist images are (1, 28, 28)"), "mnist", str(tmp_path))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_a_python3_pickle_of_old_protocol_with_empty_bytes_is_read(tmp_path, protocol):
+    """Protocols 0-2 store an empty bytes value as a call of ``bytes()`` (CIFAR's batch_label may be b'')."""
+    _cifar10_folder(tmp_path, {b"batch_label": b"", b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 4]})
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"", b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 4]}, f,
+                    protocol=protocol)
+    assert load_data_pickle(path)[b"batch_label"] == b""
+    np.testing.assert_array_equal(load_dataset("cifar10", str(tmp_path)).y_test, [3, 4])
+
+
+def _denied_below(monkeypatch, folder):
+    """Make path probes below ``folder`` raise PermissionError, as Python 3.11 does for a folder that cannot be
+    searched (the suite runs as root, which may search every folder)."""
+    import pathlib
+
+    for name in ("is_file", "is_dir", "exists"):
+        probe = getattr(pathlib.Path, name)
+
+        def denied(self, probe=probe):
+            if folder in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return probe(self)
+        monkeypatch.setattr(pathlib.Path, name, denied)
+
+
+def test_a_folder_that_cannot_be_searched_is_one_line_error_not_a_missing_file(tmp_path, monkeypatch, capsys):
+    from spikecl.cli import main
+
+    tiny_mnist(tmp_path / "locked")
+    _denied_below(monkeypatch, tmp_path / "locked")
+    _one_line_error(r"locked/MNIST/raw/train-images-idx3-ubyte: permission denied \(a folder on its way cannot be "
+                    r"searched\)$", "mnist", str(tmp_path / "locked"))
+    _one_line_error(r"cifar-10-batches-py/data_batch_1: permission denied", "cifar10", str(tmp_path / "locked"))
+    denied = "permission denied (a folder on its way cannot be searched)"
+    assert main(["report", str(tmp_path / "locked" / "run.h5"), "--no-plots"]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / 'run.h5'}: {denied}\n"
+    assert main(["run", "models/split_digits.toml", "--output-dir", str(tmp_path / "locked" / "out")]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / 'out' / 'split-digits'}: {denied}\n"

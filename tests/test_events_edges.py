@@ -1,6 +1,7 @@
 """Edge cases of event binning, the event readers, event networks at export, the accuracy/SynOps plot and the
 report's NeuroBench note."""
 
+import re
 import numpy as np
 import pytest
 
@@ -217,3 +218,47 @@ def test_export_of_an_event_cnn_names_the_encoder_not_the_grid(tmp_path, capsys)
         assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / f"net.{fmt}"), "--format", fmt]) == 2
         err = capsys.readouterr().err.strip()
         assert "encoder 'events' cannot be presented to Loihi" in err and len(err.splitlines()) == 1
+
+
+def test_an_shd_file_with_damaged_bytes_or_a_dangling_link_is_one_data_error(tmp_path):
+    """h5py raises KeyError, RuntimeError or UnicodeDecodeError on damaged bytes and dangling links; each is the
+    loader's one-line error naming the file."""
+    import h5py
+
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_test.h5"
+    with h5py.File(path, "r+") as f:
+        del f["labels"]
+        f["labels"] = h5py.SoftLink("/nowhere")
+    with pytest.raises(DataError, match=re.escape(f"{path}: unreadable or damaged HDF5 file (")) as info:
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+    assert "\n" not in str(info.value)
+    standin_shd(tmp_path, per_class=1)
+    clean, refused = path.read_bytes(), 0
+    for offset in range(8, 400, 8):                     # the superblock and the first object headers
+        damaged = bytearray(clean)
+        damaged[offset] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        try:                                            # any other exception fails the test
+            load_dataset("shd", str(tmp_path), binning=EventBinning(4 + offset))     # no cached copy
+        except DataError as exc:
+            refused += "damaged HDF5 file" in str(exc)
+    assert refused > 5
+
+
+def test_gesture_npz_archives_float16_times_and_non_ascii_digits(tmp_path):
+    """A .npz archive under a .npy name is refused by name; float16 times in ms (6,000 ms overflows float16 once
+    multiplied by 1,000) are read; a file named with a non-ASCII digit is not a recording."""
+    standin_gesture(tmp_path)
+    user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_fluorescent"
+    base = load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, pool=4))
+    events = np.load(user / "3.npy")
+    np.save(user / "3.npy", events.astype(np.float16))
+    again = load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(3, pool=4))
+    assert again.x_train.sum() == base.x_train.sum()
+    (user / "\u00b2.npy").write_bytes((user / "4.npy").read_bytes())
+    assert len(load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, pool=4)).y_train) == 22
+    with open(user / "5.npy", "wb") as f:
+        np.savez(f, events=events)
+    with pytest.raises(DataError, match=r"user01_fluorescent/5\.npy: an \.npz archive, not a \.npy array of events$"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(5, pool=4))

@@ -12,7 +12,7 @@ from hdf5_files import tamper
 
 from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
-from spikecl.export.float_model import float_logits
+from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize, readout_gain
@@ -200,9 +200,13 @@ def run_runner_main(tmp_path, monkeypatch, capsys, labels=None, heads=None, inpu
     (dict(inputs=(6, 2**26, 6)), "input values exceed"),
     (dict(output="folder"), "is a folder; name the run file to write"),
     (dict(output="exists"), "exists; pass --overwrite"),
+    (dict(output="net.h5"), "net.h5 is the network file"),
+    (dict(output="in.h5"), "in.h5 is the inputs file"),
 ])
 def test_runner_refuses_bad_inputs_and_outputs_before_running(tmp_path, monkeypatch, capsys, case, message):
-    if case.get("output") == "folder":
+    if case.get("output") in ("net.h5", "in.h5"):                   # refused even with --overwrite (not given)
+        case = {"output": tmp_path / case["output"]}
+    elif case.get("output") == "folder":
         (tmp_path / "out").mkdir()
         case = {"output": tmp_path / "out"}
     elif case.get("output") == "exists":
@@ -403,3 +407,88 @@ def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, mo
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
     with pytest.raises(DependencyError, match="the Lava environment is missing"):
         pipeline.deploy(path, "lava-sim")
+
+
+def test_the_runner_refuses_lava_dl_for_a_file_with_weight_exponents(tmp_path, monkeypatch, capsys):
+    """A file written for spikecl's runner only (QuantConfig(exponents=True), marked lava_dl = False) would run as
+    another network under lava-dl, which re-derives exponents: refused before lava-dl is looked for."""
+    from spikecl.export.lava_client import write_inputs
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "hardware"))
+    from spikecl_lava.runner import main
+
+    net = quantize(small_spec(bias=0.0), QuantConfig(exponents=True, headroom=1000))
+    assert any(layer.weight_exp for layer in net.layers)
+    write_netx(tmp_path / "net.h5", net, lava_dl=False)
+    write_inputs(tmp_path / "in.h5", encode(np.random.default_rng(0).random((4, 6)), net), None, None)
+    code = main([str(tmp_path / "net.h5"), "--inputs", str(tmp_path / "in.h5"), "-o", str(tmp_path / "r.h5"),
+                 "--lava-dl"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--lava-dl: {tmp_path / 'net.h5'} runs on spikecl's runner only: layer " in err
+    assert "weight_exp" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("input_bits", [8, 14])
+def test_weight_exponents_keep_the_headroom_when_the_exponent_reaches_its_floor(input_bits):
+    """With exponents, a small ideal scale clips the weight exponent at -8; the mantissas then shrink for the rest,
+    so vth stays within 2**17 / headroom and a current of 20 thresholds neither wraps nor loses a spike."""
+    w = np.full((2, 12), 20 / 12)
+    w[1] = -0.1
+    w[1, 0] = 2.0
+    spec = NetworkSpec((LayerSpec("hidden0", w, None, 0.9, 1.0, "zero"),
+                        LayerSpec("readout", np.array([[1.0, -1.0], [-1.0, 1.0]]), None, 0.9, 1.0, "none")),
+                       4, "direct", 2)
+    x = np.ones((1, 12))
+    net = quantize(spec, QuantConfig(input_bits=input_bits, headroom=100, exponents=True))
+    trace = fp.simulate(net, encode(x, net))
+    assert net.layers[0].vth <= round(2**17 / 100) and trace.u_wraps.tolist() == [0, 0]
+    float_spikes = float_forward(spec, encode_values(x, 4, "direct")).spikes[0]
+    np.testing.assert_array_equal(trace.spikes[0][:, 0], float_spikes[:, 0])
+
+
+def test_export_counts_and_reports_current_wraps(tmp_path):
+    """A drive beyond the headroom wraps the 24-bit current (as on Loihi): export's metrics count the wraps per
+    file's metrics hold the count (a number, as the reader requires) and its table warns, naming the remedy; a
+    network without wraps gets no warning."""
+    import io
+
+    from spikecl.export.pipeline import accuracies, print_export
+
+    w = np.full((2, 12), 20 / 12)
+    w[1] = -0.1
+    spec = NetworkSpec((LayerSpec("hidden0", w, None, 0.9, 1.0, "zero"),
+                        LayerSpec("readout", np.array([[1.0, -1.0], [-1.0, 1.0]]), None, 0.9, 1.0, "none")),
+                       4, "direct", 2)
+    x, y = np.ones((3, 12)), np.zeros(3, np.int64)
+    for headroom, wraps in ((8, 12), (100, 0)):
+        net = quantize(spec, QuantConfig(input_bits=8, headroom=headroom, exponents=True))
+        metrics = accuracies(spec, net, x, y, None)
+        assert metrics["u_wraps"] == wraps
+        out = io.StringIO()
+        net = dataclasses.replace(net, metrics=metrics)
+        print_export(net, out)
+        warned = "warning: the 24-bit current wrapped 12 times on these samples" in out.getvalue()
+        assert warned == bool(wraps) and ("larger --headroom" in out.getvalue()) == warned
+        write_netx(tmp_path / "net.h5", net, overwrite=True, lava_dl=False)
+        assert read_netx(tmp_path / "net.h5").metrics["u_wraps"] == wraps
+
+
+def test_export_samples_take_an_equal_share_of_every_task(tmp_path):
+    from spikecl.export.inputs import stream_samples
+
+    config = {"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 3, "scenario": "task"},
+              "seed": 0}
+    for n, shares in ((4, [2, 1, 1]), (7, [3, 2, 2]), (9, [3, 3, 3])):
+        _, _, heads = stream_samples(config, n)
+        assert np.bincount(heads, minlength=3).tolist() == shares
+
+
+def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
+    from spikecl.export.pipeline import deploy
+
+    with pytest.raises(ResultsError, match=re.escape(f"{tmp_path} is a folder, not a network file")):
+        deploy(tmp_path)
+    (tmp_path / "run.ckpt").write_bytes(b"PK")
+    with pytest.raises(ResultsError, match=re.escape(f"{tmp_path / 'run.ckpt'} is a run checkpoint, not an exported "
+                                                     f"network; export it first: spikecl export")):
+        deploy(tmp_path / "run.ckpt")

@@ -600,3 +600,38 @@ def test_weights_broken_by_a_strategys_after_task_phase_fail_the_run(tmp_path):
 def test_a_one_task_runs_line_leaves_out_its_undefined_bwt():
     assert metrics.headline({"acc": 0.413, "bwt": float("nan")}) == "ACC 41.3%"
     assert metrics.headline({"acc": 0.413, "bwt": -0.486}) == "ACC 41.3%  BWT -48.6"
+
+
+def test_an_interrupted_run_is_neither_restarted_nor_lost_without_resume_or_overwrite(tmp_path, capsys, monkeypatch):
+    """A plain run over an interrupted run's checkpoint is refused before any work (it used to restart and replace
+    the checkpoint); --resume continues it, --overwrite starts again, --resume --overwrite replaces a damaged one;
+    a folder where the checkpoint goes is refused before any work."""
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune"]\n')
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    ckpt = tmp_path / "cut" / "finetune-seed0.ckpt"
+    resume_training = interrupt_at_task_2(monkeypatch)
+    assert main(args) == 130 and ckpt.exists()
+    resume_training()
+    kept = ckpt.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert (f"{ckpt} holds an interrupted run; pass --resume to continue it or --overwrite to start again"
+            in capsys.readouterr().err)
+    assert ckpt.read_bytes() == kept
+    ckpt.write_bytes(b"damaged")
+    assert main([*args, "--resume"]) == 2 and "is not a readable checkpoint" in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 0 and not ckpt.exists()
+    assert read_results(tmp_path / "cut" / "finetune-seed0.h5").acc_matrix.shape == (3, 2)
+    (tmp_path / "cut" / "finetune-seed0.h5").unlink()
+    ckpt.mkdir()
+    trained = []
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: trained.append(task))
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        assert main([*args, *extra]) == 2
+        assert f"{ckpt} is a folder where a run's checkpoint goes; move it away" in capsys.readouterr().err
+    assert not trained

@@ -53,9 +53,9 @@ import numpy as np
 from spikecl.errors import ConfigError, DependencyError, ExistsError, ShapeError, SpikeCLError
 from spikecl.export import fixed_point
 from spikecl.export.float_model import check_heads
-from spikecl.export.netx import read_netx
+from spikecl.export.netx import lava_dl_refusal, read_netx
 from spikecl.export.quantize import FixedNetwork
-from spikecl.io import atomic_write, check_writable_folder
+from spikecl.io import atomic_write, check_not_source, check_writable_folder
 from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 
@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             require_hardware()
         if args.lava_dl and readout != "every-step":
             raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's graph")
+        check_not_source(args.network, args.output, "network file", "the network with the run's results")
+        check_not_source(args.inputs, args.output, "inputs file", "the inputs with the run's results")
         check_output(args.output, args.overwrite)
         net = read_netx(args.network)
         inputs, labels, heads = _read_inputs(args.inputs, net)
@@ -410,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
             io = board_io() if args.hardware else cpu_board_io()
         if args.lava_dl:
             from spikecl_lava.lavadl import netx_builder
+
+            refusal = lava_dl_refusal(net)
+            if refusal:
+                raise ConfigError(f"--lava-dl: {args.network} runs on spikecl's runner only: {refusal.split(';')[0]}")
 
             build = netx_builder(args.network)
         result = run(net, inputs, record_layers=args.record_layers, hardware=args.hardware, build=build,

@@ -83,7 +83,7 @@ def add_command(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from spikecl.export.pipeline import check_not_source
+    from spikecl.io import check_not_source
 
     check_not_source(args.source, args.output)
     given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line

@@ -85,12 +85,12 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
 def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     """The job of (``method``, ``seed``): its results file, its runner, the config the file records and the keys a
     kept file may differ in (the options of methods it does not use among them)."""
-    from spikecl.continual.runner import recorded_config
+    from spikecl.continual.runner import checkpoint_path, recorded_config
 
     run_cfg, runs_method = method_config(cfg, method)
     path = cfg.results_path(method, seed)
     return Job(path, _runner(cfg, method, seed, path), recorded_config(run_cfg, method, runs_method, seed),
-               OtherMethodsIgnored(RESUME_IGNORES, runs_method))
+               OtherMethodsIgnored(RESUME_IGNORES, runs_method), checkpoint_path(path))
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:

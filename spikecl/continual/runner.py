@@ -361,15 +361,19 @@ class ContinualRun:
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
-        """Continue from the checkpoint ``path``. One written by another experiment config, method or seed is a
-        one-line :class:`ResultsError`, or with ``discard_stale`` left unread (returns False); a damaged or foreign
-        file is a one-line :class:`ResultsError`."""
+        """Continue from the checkpoint ``path``. One written by another experiment config, method or seed, or a
+        damaged or foreign file, is a one-line :class:`ResultsError`, or with ``discard_stale`` left unread (returns
+        False; the first checkpoint saved replaces it)."""
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)     # tensors and plain data only
         except Exception as exc:  # torch raises many types for a damaged or crafted file
+            if discard_stale:
+                return False
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
                                "with --overwrite") from None
         if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+            if discard_stale:
+                return False
             raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                                f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
                                "; delete it or run with --overwrite")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import DataError, ShapeError
+from spikecl.paths import is_dir, is_file
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, 
         raise DataError(f"{name} needs its files: {how}; pass --data-dir DIR (or data.data_dir in the experiment)")
     root = Path(data_dir).expanduser()
     for rel in candidates:
-        if (root / rel).is_dir() if folder else (root / rel).is_file():
+        if is_dir(root / rel, DataError) if folder else is_file(root / rel, DataError):
             return root / rel
     raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
                     "(data.data_dir) at the folder holding them")

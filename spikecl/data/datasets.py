@@ -32,6 +32,7 @@ import numpy as np
 from spikecl.data.base import Dataset, find_path
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, require
+from spikecl.paths import is_file
 
 EVAL_SPLITS = ("test", "validation")
 #: (C, H, W) of every dataset's images, known without loading it (:func:`load_dataset` checks what it loads)
@@ -141,7 +142,7 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
     ``data_dir`` itself. The first folder holding any of the four must hold all of them."""
     root = Path(data_dir).expanduser() if data_dir else find_path(data_dir, name, [], how)   # none: find_path's error
     for folder in (root / IDX_FOLDERS[name] / "raw", root):
-        paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
+        paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if is_file(p, DataError)), None)
                  for key, base in IDX_FILES.items()}
         missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
         if len(missing) < len(IDX_FILES):

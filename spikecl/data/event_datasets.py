@@ -15,6 +15,7 @@ frames ``x`` float32 ``[N, T, C, H, W]`` (:mod:`spikecl.data.events`); the ``eve
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def read_nmnist(path: Path) -> np.ndarray:
 
 
 def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
+    closed = next((d for d in sorted(folder.glob("[0-9]")) if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)),
+                  None)
+    if closed:                                    # glob would skip it: a class would be missing without a word
+        raise DataError(f"{closed}: permission denied (the digit folder cannot be read)")
     files = sorted(folder.glob("[0-9]/*.bin"))
     if not files:
         raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
@@ -140,8 +145,12 @@ def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray,
             if missing:
                 raise DataError(f"{path}: not an SHD file (missing {missing}; expected {', '.join(SHD_DATASETS)})")
             times, units, labels, keys, speakers = (_shd_dataset(f, name, path) for name in SHD_DATASETS)
-    except OSError as exc:
-        raise DataError(f"{path}: unreadable HDF5 file ({exc})") from None
+    except DataError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError) as exc:                  # what h5py raises on damaged bytes or dangling links
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: unreadable or damaged HDF5 file ({reason})") from None
     if not len(times) == len(units) == len(labels) == len(speakers):
         raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker differ in length")
     if len(keys) != N_CLASSES["shd"]:
@@ -160,6 +169,9 @@ def read_gesture(path: Path) -> np.ndarray:
         events = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: unreadable .npy file ({exc or 'empty'})") from None
+    if not isinstance(events, np.ndarray):            # np.load opens a zip archive as an NpzFile
+        events.close()
+        raise DataError(f"{path}: an .npz archive, not a .npy array of events")
     if events.ndim != 2 or events.shape[1] != 4 or events.dtype.kind not in "iuf":
         raise DataError(f"{path}: expected numeric events [E, 4] (x, y, p, t in ms), got {events.dtype} "
                         f"{events.shape}")
@@ -167,7 +179,7 @@ def read_gesture(path: Path) -> np.ndarray:
 
 
 def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
-    files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isdigit())
+    files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isascii() and f.stem.isdigit())
     if not files:
         raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")
     n = N_CLASSES["dvs_gesture"]
@@ -177,7 +189,7 @@ def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.
     frames = []
     for f in files:
         ev = read_gesture(f)
-        frames.append(bin_events(ev[:, 3] * 1000.0, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning,
+        frames.append(bin_events(ev[:, 3].astype(np.float64) * 1000.0, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning,
                                  str(f)))
     return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"])
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from spikecl.errors import DataError
 
 #: (module, name) pairs a dataset pickle may name: numpy's array, dtype and scalar reconstructors (numpy 1 and 2;
-#: ``_frombuffer`` for protocol 5), and the str-to-bytes encoder that protocol-2 pickles use for bytes.
+#: ``_frombuffer`` for protocol 5), the str-to-bytes encoder that protocol-2 pickles use for bytes, and ``bytes``
+#: itself, which protocols 0-2 call for an empty bytes value.
 ALLOWED = ({(f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")}
            | {(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")}
-           | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+           | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("builtins", "bytes"),
+              ("__builtin__", "bytes")})
 
 
 class _DataUnpickler(pickle.Unpickler):

@@ -79,18 +79,16 @@ def stream_samples(config: dict, max_samples: int | None = None, data_dir: str |
     receives them (input-coded streams: the codes): (x [N, ...], y [N], heads [N]).
 
     ``config`` is the training config stored with the network (see :func:`trained_stream`); "test" is the split
-    the run was evaluated on (``data.eval_split``). Tasks are interleaved evenly when ``max_samples`` cuts the set.
+    the run was evaluated on (``data.eval_split``). When ``max_samples`` cuts the set, every task gives its first
+    samples, ``max_samples // tasks`` of them or one more (the first ``max_samples % tasks`` tasks), or all it has.
     """
     stream = trained_stream(config, data_dir)
     xs, ys, hs = [], [], []
-    per_task = None if max_samples is None else -(-max_samples // len(stream))
-    for task in stream:
+    for i, task in enumerate(stream):
         tx, ty = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
-        n = len(ty) if per_task is None else min(per_task, len(ty))
+        share = len(ty) if max_samples is None else max_samples // len(stream) + (i < max_samples % len(stream))
+        n = min(share, len(ty))
         xs.append(tx[:n])
         ys.append(ty[:n])
         hs.append(np.full(n, stream.head(task.index), dtype=np.int64))
-    x, y, heads = np.concatenate(xs), np.concatenate(ys), np.concatenate(hs)
-    if max_samples is not None:
-        x, y, heads = x[:max_samples], y[:max_samples], heads[:max_samples]
-    return x, y, heads
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(hs)

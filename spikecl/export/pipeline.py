@@ -7,7 +7,6 @@ reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -22,7 +21,7 @@ from spikecl.export.inputs import check_features, encode, encode_values, stream_
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
-from spikecl.io import check_writable_folder
+from spikecl.io import check_not_source, check_writable_folder
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")
@@ -39,16 +38,19 @@ def calibrated(spec: NetworkSpec, quant: QuantConfig, x_cal: np.ndarray | None) 
 
 def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarray,
                heads: np.ndarray | None) -> dict:
-    """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], and how often they agree."""
+    """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, and how often
+    a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
+    negative)."""
     check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
-    fixed_pred = fixed_point.predict(net, inputs, heads)
+    wraps = np.zeros(len(net.layers), np.int64)
+    fixed_pred = fixed_point.predict(net, inputs, heads, wraps=wraps)
     sample = inputs[:, :100]
     synops = energy.fixed_measures(net, sample, fixed_point.simulate(net, sample).spikes)
     return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
             "reference_accuracy": float(np.mean(fixed_pred == y)),
-            "prediction_agreement": float(np.mean(float_pred == fixed_pred)), **synops}
+            "prediction_agreement": float(np.mean(float_pred == fixed_pred)), "u_wraps": int(wraps.sum()), **synops}
 
 
 #: the most quantised accuracy may fall below float accuracy at export (points) before export refuses.
@@ -65,18 +67,6 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None) -> None:
         raise ExportError(f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
                           f"{float_acc:.1f} % on {metrics['samples']} test samples (limit {max_drop:g}); an "
                           "outlier weight or too few bits? Retrain, raise --weight-bits or --max-drop, or --force")
-
-
-def check_not_source(source: str | Path, output: str | Path) -> None:
-    """Refuse (one-line :class:`ConfigError`) an output that is the source file itself, even with --overwrite."""
-    src, out = Path(source), Path(output)
-    try:
-        same = src.resolve() == out.resolve() or (src.exists() and out.exists() and os.path.samefile(src, out))
-    except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
-        same = False
-    if same:
-        raise ConfigError(f"-o {output} is the source file {source}; name another file (--overwrite would replace "
-                          "the trained network with the export)")
 
 
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
@@ -185,6 +175,9 @@ def print_export(net: FixedNetwork, out=None) -> None:
         print(f"accuracy on {m['samples']} test samples: float {100 * m['float_accuracy']:.2f}%  quantised "
               f"{100 * m['reference_accuracy']:.2f}%  (same prediction {100 * m['prediction_agreement']:.1f}%)",
               file=out)
+        if m.get("u_wraps"):
+            print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
+                  "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     if "energy_j" in m:

@@ -266,6 +266,8 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
         e = min(e, max(0, math.ceil(math.log2(64 / (layer.threshold * s_w * q)))))
     if layer.conv is not None or not cfg.exponents:  # Lava's Conv and netx apply no exponent: shrink mantissas
         s_w, e = min(s_w, ideal * s_w), 0
+    elif ideal < 2.0**e:                             # the exponent stops at -8: the mantissas shrink for the rest
+        s_w *= ideal / 2.0**e
     scale = s_w * q * 2.0**e
     vth = round(layer.threshold * scale)
     if vth > VTH_MAX:

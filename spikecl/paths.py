@@ -1,0 +1,38 @@
+"""Path probes that tell a missing file from one that cannot be looked at.
+
+``Path.is_file()``, ``is_dir()`` and ``exists()`` raise PermissionError where a folder on the way cannot be searched
+(a data folder in another user's home), and ``os.path`` returns False, which would read as "not found". These
+probes answer True/False where the answer is known and otherwise raise the caller's one-line error class naming
+the path and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikecl.errors import SpikeCLError
+
+
+def _probe(path: str | Path, test: str, error: type[SpikeCLError]) -> bool:
+    path = Path(path)
+    try:
+        return getattr(path, test)()
+    except PermissionError:
+        raise error(f"{path}: permission denied (a folder on its way cannot be searched)") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be looked at ({exc.strerror or exc})") from None
+
+
+def is_file(path: str | Path, error: type[SpikeCLError]) -> bool:
+    """Whether ``path`` is a file (following links); ``error`` where that cannot be found out."""
+    return _probe(path, "is_file", error)
+
+
+def is_dir(path: str | Path, error: type[SpikeCLError]) -> bool:
+    """Whether ``path`` is a folder (following links); ``error`` where that cannot be found out."""
+    return _probe(path, "is_dir", error)
+
+
+def exists(path: str | Path, error: type[SpikeCLError]) -> bool:
+    """Whether ``path`` exists (following links); ``error`` where that cannot be found out."""
+    return _probe(path, "exists", error)
