@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_command(sub)
+    parser.commands = sub.choices              # name -> the command's parser, which names itself in usage errors
     return parser
 
 
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     ask_for_huge_pages()                        # before torch is imported: spikecl.allocator says why
     keep_freed_memory()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:                                 # the command's parser points at its own --help
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
     except SpikeCLError as exc:

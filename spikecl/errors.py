@@ -32,6 +32,11 @@ class ResultsError(SpikeCLError):
     """A results or checkpoint file is missing, corrupt, or from an incompatible schema."""
 
 
+class ForeignFileError(ResultsError):
+    """A readable file that is not one this spikecl reads as asked: another schema or kind, a newer schema version,
+    or one another process holds locked. ``--resume`` refuses to replace it (a damaged file it runs again)."""
+
+
 class ExistsError(SpikeCLError):
     """An output exists and would be overwritten without ``--overwrite``."""
 

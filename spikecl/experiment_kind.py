@@ -6,11 +6,14 @@ plot them. Everything else is owned once, here: loading, ``--set`` overrides and
 device, what an existing results file means, progress, and the summary and plots at the end.
 
 Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan, or
-checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces them all; ``resume`` keeps every results
-file that reads back as a valid results file of the kind and runs the missing or corrupt ones again (a kind that
-keeps checkpoints continues from them), and refuses a kept file made with other settings (:data:`RESUME_IGNORES`
-aside), naming the first key that differs. ``resume`` with ``overwrite`` keeps what was made with these settings and
-replaces what was made with others (results files and checkpoints): how an interrupted ``overwrite`` continues.
+checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces
+them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one;
+``resume`` keeps every results file that reads back as a valid results file of the kind and runs the missing or
+damaged ones again (a kind that keeps checkpoints continues from them), and refuses a kept file made with other
+settings (:data:`RESUME_IGNORES` aside), naming the first key that differs, a file still marked for replacement and
+a file that is not the kind's results file (:class:`ForeignFileError`). ``resume`` with ``overwrite`` keeps what was
+made with these settings and not marked, and replaces the rest (results files and checkpoints): how an interrupted
+``overwrite`` continues.
 All of this, and the output folders, is checked by :func:`preflight` before any work.
 
 Adding a kind to spikecl: one module defining a :class:`Kind` instance named ``KIND``, and one line in
@@ -29,7 +32,7 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
-from spikecl.errors import ConfigError, ExistsError, NumericalError, ResultsError, SpikeCLError
+from spikecl.errors import ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError
 from spikecl.io import Run, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
@@ -187,15 +190,31 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def replacing(path: Path) -> Path:
+    """The marker of a results file ``path`` that an ``--overwrite`` is to replace (removed once it has)."""
+    return path.with_name(path.name + ".replacing")
+
+
 def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     """Whether ``--resume`` keeps the results file of ``job``: it reads back as a valid results file of
-    ``kind_name`` (else it is run again); one made with other settings is a one-line :class:`ConfigError`, or with
-    ``replace_stale`` (``--resume --overwrite``) run again."""
+    ``kind_name`` (a damaged one is run again); one made with other settings, or a file that is not this kind's
+    results file to replace (:class:`ForeignFileError`: another schema or kind, a newer version, locked), is a
+    one-line :class:`ConfigError`, or with ``replace_stale`` (``--resume --overwrite``) run again."""
     try:
         run = read_run(job.path, kind_name)
         kind(kind_name).check(run)
+    except ForeignFileError as exc:
+        if replace_stale:
+            return False
+        raise ConfigError(f"--resume: {exc}; pass --overwrite as well to replace it, or choose another "
+                          "--output-dir") from None
     except ResultsError:
         return False
+    if replacing(job.path).exists():
+        if replace_stale:
+            return False
+        raise ConfigError(f"--resume: {job.path} is still to be replaced by an interrupted --overwrite; pass "
+                          "--overwrite as well to finish replacing it")
     key = differing_setting(job, run.config)
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
@@ -283,9 +302,13 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     existed = {job.path for job in todo if job.path.exists()}      # what --overwrite or --resume chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
+        for path in existed if overwrite and reports else ():
+            replacing(path).touch()
         for job in jobs:
             if job not in todo:
                 say(f"{job.path}: complete, kept")
+            elif resume and not overwrite and job.path in existed:
+                say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
         with cleared_on_error(bar):
@@ -325,6 +348,8 @@ def run_jobs(todo: Sequence[Job], existed: set[Path], given: JobOptions, reports
                                   "--resume to keep it or with --overwrite to replace it")
             try:
                 note = job.run(options)
+                if reports:
+                    replacing(job.path).unlink(missing_ok=True)
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"

@@ -51,7 +51,7 @@ from typing import Callable
 import numpy as np
 
 from spikecl.config import with_test_split_seed
-from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
 from spikecl.paths import exists, is_dir, is_file
 
 SCHEMA = "spikecl-results"
@@ -208,6 +208,8 @@ def remove_temporaries(results: Path) -> None:
 def environment() -> dict:
     """Versions of Python and the numerical stack, the platform, host and CPU, and torch's intra-op threads and
     vector instruction set (for reproducibility records: CPU results depend on both)."""
+    import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
+
     env = {"python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
            "cpu": cpu_model(), "numpy": np.__version__}
     for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
@@ -374,6 +376,8 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
             UnicodeDecodeError) as exc:                  # what h5py and json raise on damaged bytes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and "unable to lock file" in reason:
+            raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)") from None
         raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
 
 
@@ -394,16 +398,17 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
     path = Path(path)
     with open_for_reading(path) as f:
         if f.attrs.get("schema") != SCHEMA:
-            raise ResultsError(f"{path} is not a spikecl results file ({_schema_found(f)}; expected {SCHEMA!r})")
+            raise ForeignFileError(f"{path} is not a spikecl results file ({_schema_found(f)}; expected "
+                                   f"{SCHEMA!r})")
         version = int(f.attrs["schema_version"])
         if version > SCHEMA_VERSION:
-            raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to "
+            raise ForeignFileError(f"{path} has schema version {version}; this spikecl reads up to "
                                f"{SCHEMA_VERSION} (upgrade spikecl)")
         if "kind" not in f.attrs:
             raise ResultsError(f"{path} has no 'kind' attribute; it is not a complete spikecl results file")
         found = str(f.attrs["kind"])
         if kind is not None and found != kind:
-            raise ResultsError(f"{path} holds a {found!r} run, not a {kind!r} run")
+            raise ForeignFileError(f"{path} holds a {found!r} run, not a {kind!r} run")
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
                  if k not in ("schema", "schema_version", "kind")}
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
@@ -421,7 +426,7 @@ def read_results(path: str | Path) -> RunResult:
 def as_result(run: Run) -> RunResult:
     """The :class:`RunResult` of a continual-learning results file read by :func:`read_run`."""
     if run.kind != "continual":
-        raise ResultsError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
+        raise ForeignFileError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
     seed = run.attr("seed")
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise ResultsError(f"{run.path} is corrupt: seed {seed!r} is not an integer")

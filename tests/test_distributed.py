@@ -302,3 +302,42 @@ def test_an_error_of_every_process_is_said_once(tmp_path):
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and proc.stderr.count("mnist not found under") == 1, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("spikecl: error (rank")
+
+
+def _sleep_long():                                       # a training process that would outlive the launcher
+    time.sleep(120)
+
+
+def test_an_interrupt_of_the_launcher_alone_stops_its_processes():
+    """``kill -INT`` of the launcher (a scheduler's signal, ``timeout -s INT``) reaches only it: the training
+    processes are interrupted too, not left to finish and write results after "interrupted"."""
+    import multiprocessing
+
+    processes = [multiprocessing.get_context("spawn").Process(target=_sleep_long) for _ in range(2)]
+    for process in processes:
+        process.start()
+    start = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        with distributed.stopped_on_interrupt(processes, grace_s=20):
+            raise KeyboardInterrupt
+    assert not any(p.is_alive() for p in processes) and time.time() - start < 20
+    assert [p.exitcode for p in processes] != [0, 0]
+
+
+def test_a_launcher_interrupted_alone_writes_no_results_after_it(tmp_path):
+    raw = {**SMALL, "name": "cut", "strategy": {"methods": ["finetune", "ewc"]}}
+    exp = tmp_path / "cut.toml"
+    exp.write_text(_toml(raw))
+    proc = subprocess.Popen([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+                             "--output-dir", str(tmp_path), "--nproc", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    ckpt = checkpoint_path(tmp_path / "cut" / "finetune-seed0.h5")
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+    os.kill(proc.pid, signal.SIGINT)                      # the launcher only
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted; continue with --resume" in proc.stderr.read().decode()
+    time.sleep(2)
+    assert not list((tmp_path / "cut").glob("*.h5"))      # no training process went on to write results

@@ -368,7 +368,7 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
     resume_training()
     replaced = (folder / "finetune-seed0.h5").stat().st_mtime_ns
     assert main([*new, "--resume"]) == 2
-    assert "ewc-seed0.h5 was made with another config (train.lr differs); pass --overwrite as well" in \
+    assert "ewc-seed0.h5 is still to be replaced by an interrupted --overwrite; pass --overwrite as well" in \
         capsys.readouterr().err
     assert main([*new, "--resume", "--overwrite"]) == 0
     assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
@@ -635,3 +635,96 @@ def test_an_interrupted_run_is_neither_restarted_nor_lost_without_resume_or_over
         assert main([*args, *extra]) == 2
         assert f"{ckpt} is a folder where a run's checkpoint goes; move it away" in capsys.readouterr().err
     assert not trained
+
+
+def _small_experiment(tmp_path, methods=("finetune", "ewc")):
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   f'[strategy]\nmethods = {list(methods)!r}\n'.replace("'", '"'))
+    return ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+
+
+def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp_path, capsys):
+    """--resume runs a damaged results file again (and says so) but refuses one of a newer schema, another tool's
+    HDF5 file and one another process holds open; --resume --overwrite replaces them."""
+    import h5py
+
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path)
+    assert main(args) == 0
+    path = tmp_path / "cut" / "ewc-seed0.h5"
+    original = path.read_bytes()
+    changes = {"newer": lambda f: f.attrs.__setitem__("schema_version", 99),
+               "foreign": lambda f: [f.attrs.__delitem__(k) for k in list(f.attrs)]}
+    for name, change in changes.items():
+        path.write_bytes(original)
+        with h5py.File(path, "a") as f:
+            change(f)
+        changed = path.read_bytes()
+        capsys.readouterr()
+        assert main([*args, "--resume"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith(f"spikecl: error: --resume: {path} ") and "pass --overwrite as well" in err, err
+        assert path.read_bytes() == changed, name
+    path.write_bytes(original)
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, time; f = h5py.File({str(path)!r}, 'r+'); "
+                               "print('open', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        assert main([*args, "--resume"]) == 2
+        assert f"{path} is held open by another process (its HDF5 lock)" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    path.write_bytes(original[:len(original) // 2])         # damaged: run again, said
+    assert main([*args, "--resume"]) == 0
+    assert f"{path}: damaged or incomplete, run again (it will be replaced)" in capsys.readouterr().out
+    assert read_results(path).acc_matrix.shape == (3, 2)
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = 99
+    assert main([*args, "--resume", "--overwrite"]) == 0 and read_results(path).acc_matrix.shape == (3, 2)
+
+
+def test_an_interrupted_overwrite_with_the_same_settings_still_replaces_every_file(tmp_path, capsys, monkeypatch):
+    """--overwrite with unchanged settings (e.g. after a code fix), interrupted in its second run: the files it was
+    still to replace stay marked, so --resume refuses to keep them and --resume --overwrite replaces them all."""
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune", "ewc", "si"))
+    assert main(args) == 0
+    folder = tmp_path / "cut"
+    old = {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in ("finetune", "ewc", "si")}
+    resume_training = interrupt_at_task_2(monkeypatch, lambda run: run.method == "ewc")
+    assert main([*args, "--overwrite"]) == 130
+    resume_training()
+    assert sorted(p.name for p in folder.glob("*.replacing")) == ["ewc-seed0.h5.replacing", "si-seed0.h5.replacing"]
+    assert main([*args, "--resume"]) == 2
+    assert "ewc-seed0.h5 is still to be replaced by an interrupted --overwrite" in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 0
+    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    new = {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in old}
+    assert all(new[m] != old[m] for m in old) and not list(folder.glob("*.replacing"))
+    assert not list(folder.glob("*.ckpt"))
+    assert read_results(folder / "finetune-seed0.h5").environment["h5py"]      # the first file records h5py too
+
+
+def test_an_unknown_option_points_at_the_commands_help(capsys):
+    from spikecl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["run", "models/split_digits.toml", "--bogus"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "spikecl: error: unrecognized arguments: --bogus (see spikecl run --help)\n"
+
+
+def test_a_rerun_without_curves_removes_the_earlier_runs_curves_plot(tmp_path):
+    from spikecl.cli import main
+
+    args = [a for a in _small_experiment(tmp_path, ("finetune",)) if a != "--no-plots"]
+    assert main([*args, "--set", "train.eval_every=1"]) == 0
+    curves = tmp_path / "cut" / "finetune-seed0-curves.png"
+    assert curves.stat().st_size > 0
+    assert main([*args, "--overwrite", "--set", "train.eval_every=0"]) == 0
+    assert not curves.exists() and (tmp_path / "cut" / "finetune-seed0-matrix.png").exists()

@@ -223,6 +223,16 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
         sweep_ray.start_ray("head:6379", 2)
 
 
+def test_num_cpus_beside_an_address_is_refused_before_planning_even_in_a_dry_run(capsys):
+    from spikecl.cli import main
+
+    for extra in ([], ["--dry-run"]):
+        assert main(["sweep", "models/sweeps/pmnist5k_lr.toml", "--address", "auto", "--num-cpus", "2", *extra]) == 2
+        out, err = capsys.readouterr()
+        assert err == ("spikecl: error: --num-cpus 2 sizes a local Ray instance; the cluster at --address auto has "
+                       "its own CPUs: drop one of the two\n") and out == ""
+
+
 def test_the_documented_address_commands_are_not_refused_for_the_sweep_files_num_cpus(monkeypatch, tmp_path,
                                                                                         capsys):
     """``spikecl sweep models/sweeps/pmnist5k_lr.toml --address auto`` (docs/distributed.md): the file's
@@ -245,3 +255,18 @@ def test_the_documented_address_commands_are_not_refused_for_the_sweep_files_num
         assert main(["sweep", str(shipped), "--address", "auto", "--set", f"output_dir={str(tmp_path)!r}",
                      "--no-progress", *extra]) == 2
         assert "--address auto: no Ray cluster to join" in capsys.readouterr().err and joined[-1] == "auto"
+
+
+def test_a_sweep_trains_a_damaged_results_file_again_and_refuses_a_foreign_one(tmp_path):
+    """As ``spikecl run --resume``: a damaged file is trained again (None), another tool's HDF5 file is a
+    one-line error unless --overwrite."""
+    import h5py
+
+    damaged, foreign = tmp_path / "damaged.h5", tmp_path / "foreign.h5"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with h5py.File(foreign, "w") as f:
+        f["my_data"] = [1, 2, 3]
+    assert sweep_ray.kept_result(damaged, overwrite=False) is None
+    with pytest.raises(ConfigError, match=f"^{foreign} is not a spikecl results file .*; pass --overwrite to replace"):
+        sweep_ray.kept_result(foreign, overwrite=False)
+    assert sweep_ray.kept_result(foreign, overwrite=True) is None

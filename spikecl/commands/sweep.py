@@ -21,7 +21,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      load_sweep, made_otherwise, refuse_other_settings, select_points,
                                      settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
-from spikecl.continual.sweep_ray import execute_sweep
+from spikecl.continual.sweep_ray import execute_sweep, kept_result
 from spikecl.errors import NumericalError
 from spikecl.io import RunResult, atomic_write, read_results
 
@@ -52,6 +52,9 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
 def cmd_sweep(args: argparse.Namespace) -> int:
     from spikecl.plugins import load_plugins
 
+    from spikecl.continual.sweep_ray import check_cluster_options
+
+    check_cluster_options(args.address, args.num_cpus)   # before planning, so --dry-run refuses it too
     plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
     # the CPUs a run may have: --num-cpus, or a cluster's own (--address), take the place of the file's num_cpus
     cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []
@@ -88,12 +91,15 @@ def diverged(errors: list[str]) -> bool:
 
 
 def dry_run_state(run: SweepRun) -> str:
-    """``complete``, ``to run`` or ``differs (<key>)``: a kept results file made with other settings (``differs
-    (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
+    """``complete``, ``to run``, ``damaged`` (a results file trained again) or ``differs (<key>)``: a kept results
+    file made with other settings (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
     if not run.results.exists():
         key = checkpoint_setting(run)
         return f"differs (checkpoint: {key})" if key else "to run  "
-    key = changed_setting(run, read_results(run.results).config)
+    result = kept_result(run.results, overwrite=False)
+    if result is None:
+        return "damaged "
+    key = changed_setting(run, result.config)
     return f"differs ({key})" if key else "complete"
 
 
@@ -120,7 +126,8 @@ def check_kept(sweep: Sweep, overwrite: bool) -> None:
     """A one-line :class:`ConfigError` when a kept results file or checkpoint of ``sweep`` was made with other
     settings than it plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
     if not overwrite:
-        kept = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
+        read = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if r.results.exists()}
+        kept = {key: result for key, result in read.items() if result is not None}      # damaged: trained again
         refuse_other_settings(sweep, made_otherwise(sweep, kept), stale_checkpoints(sweep, kept))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -218,8 +219,11 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
     with tempfile.TemporaryDirectory(prefix="spikecl-ranks-") as errors:
         try:
             threads = threads or max(1, cores() // nproc)
-            mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs), nprocs=nproc,
-                               join=True, start_method="spawn")
+            context = mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs),
+                                         nprocs=nproc, join=False, start_method="spawn")
+            with stopped_on_interrupt(context.processes):
+                while not context.join():
+                    pass
         except mp.ProcessExitedException as exc:
             return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
         except mp.ProcessRaisedException as exc:
@@ -228,6 +232,25 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
         finally:
             _print_errors(Path(errors))
     return 0
+
+
+@contextlib.contextmanager
+def stopped_on_interrupt(processes, grace_s: float = 10.0):
+    """On KeyboardInterrupt in the body, interrupt ``processes`` too (a Ctrl-C reaches the whole process group, a
+    ``kill -INT`` or a scheduler's signal only the launcher), wait ``grace_s`` seconds for them, terminate the
+    rest, and re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        for process in processes:
+            process.join(grace_s)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        raise
 
 
 def _print_errors(folder: Path) -> None:

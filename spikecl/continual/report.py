@@ -278,7 +278,8 @@ def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray,
 
 
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
-    """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths."""
+    """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths. A run
+    without curves (``train.eval_every = 0``) removes the curves plot an earlier run of its name left."""
     from spikecl.continual import plots
 
     out_dir = Path(out_dir)
@@ -290,6 +291,8 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
         if len(r.curve_iterations):
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
                                                   out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
+        else:                                    # a run without curves: an earlier run's plot would pass for its
+            (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
     written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
     partly = partly_measured(results)

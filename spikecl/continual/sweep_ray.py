@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import spikecl
 from spikecl.continual import metrics
 from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
-from spikecl.errors import ConfigError, NumericalError, require
+from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
 from spikecl.io import RunResult, read_results
 from spikecl.progress import progress_bar, write_line
 
@@ -58,6 +58,13 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
     return read_results(path)
 
 
+def check_cluster_options(address: str | None, num_cpus: int | None) -> None:
+    """Refuse (one-line :class:`ConfigError`) CPUs for a local instance given beside a cluster's ``address``."""
+    if address and num_cpus:
+        raise ConfigError(f"--num-cpus {num_cpus} sizes a local Ray instance; the cluster at --address {address} has "
+                          "its own CPUs: drop one of the two")
+
+
 def start_ray(address: str | None = None, num_cpus: int = 0):
     """Connect to the Ray cluster at ``address``, or start a local instance with ``num_cpus`` CPUs (0: all).
 
@@ -69,10 +76,8 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
         return ray, False
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
+    check_cluster_options(address, num_cpus)
     if address:
-        if num_cpus:
-            raise ConfigError(f"--num-cpus {num_cpus} sizes a local Ray instance; the cluster at --address {address} "
-                              "has its own CPUs: drop one of the two")
         try:
             ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
@@ -95,10 +100,14 @@ def _one_line(exc: BaseException) -> str:
 def kept_and_missing(sweep: Sweep, overwrite: bool,
                      log: Callable[[str], None]) -> tuple[dict[str, RunResult], list[SweepRun]]:
     """({run id: results} of the runs already complete, the runs still to train), said in one line by ``log``; a
-    run made with other settings is a ConfigError, or with ``overwrite`` its files are removed and it is to train."""
+    run made with other settings is a ConfigError, or with ``overwrite`` its files are removed and it is to train.
+    A damaged results file is trained again (as ``spikecl run --resume`` does); a foreign one is a ConfigError
+    unless ``overwrite``."""
     from spikecl.continual.runner import checkpoint_path
 
-    done = {r.id: read_results(r.results) for r in sweep.runs if r.results.exists()}
+    results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if r.results.exists()}
+    done = {key: result for key, result in results.items() if result is not None}
+    damaged = len(results) - len(done)
     stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
     if not overwrite:
         refuse_other_settings(sweep, stale, restart)
@@ -110,8 +119,22 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     todo = [r for r in sweep.runs if r.id not in done]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
         + (f" ({len(stale)} made with other settings, trained again)" if stale else "")
+        + (f" ({damaged} damaged or not readable, trained again)" if damaged else "")
         + (f" ({len(restart)} checkpoint(s) made with other settings, started afresh)" if restart else ""))
     return done, todo
+
+
+def kept_result(path: Path, overwrite: bool) -> RunResult | None:
+    """The results in ``path``, or None for a damaged file (trained again); a file that is not a continual results
+    file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None)."""
+    try:
+        return read_results(path)
+    except ForeignFileError as exc:
+        if not overwrite:
+            raise ConfigError(f"{exc}; pass --overwrite to replace it, or choose another output folder") from None
+    except ResultsError:
+        pass
+    return None
 
 
 def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,

@@ -189,8 +189,8 @@ def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.
     frames = []
     for f in files:
         ev = read_gesture(f)
-        frames.append(bin_events(ev[:, 3].astype(np.float64) * 1000.0, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning,
-                                 str(f)))
+        t_us = ev[:, 3].astype(np.float64) * 1000.0           # in float64: float16 ms overflow once in µs
+        frames.append(bin_events(t_us, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning, str(f)))
     return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"])
 
 
