@@ -10,8 +10,9 @@ checkpoint of an interrupted job, stops the run before anything runs (:class:`Ex
 them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one;
 ``resume`` keeps every results file that reads back as a valid results file of the kind and runs the missing or
 damaged ones again (a kind that keeps checkpoints continues from them), and refuses a kept file made with other
-settings (:data:`RESUME_IGNORES` aside), naming the first key that differs, a file still marked for replacement and
-a file that is not the kind's results file (:class:`ForeignFileError`). ``resume`` with ``overwrite`` keeps what was
+settings (:data:`RESUME_IGNORES` aside), naming the first key that differs, a checkpoint written with other
+settings (:meth:`Kind.checkpoint_difference`), a file still marked for replacement and a file that is not the kind's
+results file (:class:`ForeignFileError`). ``resume`` with ``overwrite`` keeps what was
 made with these settings and not marked, and replaces the rest (results files and checkpoints): how an interrupted
 ``overwrite`` continues.
 All of this, and the output folders, is checked by :func:`preflight` before any work.
@@ -97,6 +98,11 @@ class Kind:
         data-parallel."""
         if not self.data_parallel:
             raise ConfigError(f"--nproc: {self.name!r} experiments do not train data-parallel; drop --nproc")
+
+    def checkpoint_difference(self, cfg, job: Job) -> str | None:
+        """The first setting in which ``job``'s checkpoint was written otherwise than ``cfg`` plans the job (None:
+        none, or the kind keeps no checkpoints); ``--resume`` refuses it before any work."""
+        return None
 
     def session(self, cfg) -> ContextManager[bool]:
         """A context around running the plan; yields whether this process reports (prints, plots)."""
@@ -277,6 +283,12 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         if interrupted:
             raise ExistsError(f"{interrupted[0]} holds an interrupted run; pass --resume to continue it or "
                               "--overwrite to start again")
+    if resume and not overwrite:                  # else a later job's checkpoint would stop the run midway
+        for job in jobs:
+            key = job.checkpoint is not None and not job.path.exists() and k.checkpoint_difference(cfg, job)
+            if key:
+                raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
+                                  "differs); pass --overwrite as well to start it again")
     return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))], device
 
 

@@ -728,3 +728,20 @@ def test_a_rerun_without_curves_removes_the_earlier_runs_curves_plot(tmp_path):
     assert curves.stat().st_size > 0
     assert main([*args, "--overwrite", "--set", "train.eval_every=0"]) == 0
     assert not curves.exists() and (tmp_path / "cut" / "finetune-seed0-matrix.png").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_before_any_job_runs(tmp_path, capsys, monkeypatch):
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune",))
+    resume_training = interrupt_at_task_2(monkeypatch)
+    assert main(args) == 130
+    resume_training()
+    capsys.readouterr()
+    trained = []
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: trained.append(self.method))
+    changed = [*args, "--resume", "--set", "train.lr=0.1", "--set", 'strategy.methods=["ewc", "finetune"]']
+    assert main(changed) == 2 and not trained
+    assert capsys.readouterr().err == (f"spikecl: error: --resume: {tmp_path / 'cut' / 'finetune-seed0.ckpt'} was "
+                                       "written by a different experiment config (train.lr differs); pass "
+                                       "--overwrite as well to start it again\n")

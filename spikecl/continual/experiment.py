@@ -28,6 +28,11 @@ class ContinualKind(Kind):
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
 
+    def checkpoint_difference(self, cfg: ExperimentConfig, job: Job) -> str | None:
+        from spikecl.continual.runner import checkpoint_mismatch
+
+        return checkpoint_mismatch(job.checkpoint, cfg, job.config["method"], job.config["seed"])
+
     def check_data_parallel(self, cfg: ExperimentConfig) -> None:
         """Every method must support data-parallel training, and ``train.compile`` does not."""
         from spikecl.continual.strategies import check_support, validate_method

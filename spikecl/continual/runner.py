@@ -72,6 +72,20 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
                 ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
+def checkpoint_mismatch(path: Path, cfg: ExperimentConfig, method: str, seed: int) -> str | None:
+    """The first setting (as :func:`checkpoint_difference` names it) in which the checkpoint at ``path`` was written
+    otherwise than a run of (``cfg``, ``method``, ``seed``) writes it; None if none, or if it cannot be read (resuming
+    it names that)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    except Exception:  # torch raises many types for a damaged file
+        return None
+    if not isinstance(state, dict):
+        return None
+    run_cfg, runs_method = validate_method(cfg, method)
+    return checkpoint_difference(state, method, seed, run_cfg, runs_method)
+
+
 def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     """What a run's numbers depend on that its config does not show, recorded beside it (results files, checkpoints)
     so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation

@@ -358,20 +358,9 @@ def checkpoint_setting(run: SweepRun) -> str | None:
     """The first setting (``method``, ``seed`` or a dotted key, as the runner's resume check names it) in which the
     checkpoint an unfinished attempt left beside ``run``'s results file was written otherwise than the sweep now
     plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
-    import torch
+    from spikecl.continual.runner import checkpoint_mismatch, checkpoint_path
 
-    from spikecl.continual.runner import checkpoint_difference, checkpoint_path
-    from spikecl.continual.strategies import validate_method
-
-    path = checkpoint_path(run.results)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    except Exception:  # torch raises many types for a damaged file
-        return None
-    if not isinstance(state, dict):
-        return None
-    run_cfg, runs_method = validate_method(experiment_from_dict(run.raw), run.method)
-    return checkpoint_difference(state, run.method, run.seed, run_cfg, runs_method)
+    return checkpoint_mismatch(checkpoint_path(run.results), experiment_from_dict(run.raw), run.method, run.seed)
 
 
 def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, str]:
