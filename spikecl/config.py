@@ -630,8 +630,10 @@ def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
+    from spikecl.paths import is_file
+
     path = Path(path)
-    if not path.is_file():
+    if not is_file(path, ConfigError):
         raise ConfigError(f"{what} not found: {path}")
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))

@@ -34,7 +34,7 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError
-from spikecl.io import Run, check_writable_folder, output_lock, read_run, remove_temporaries
+from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
@@ -270,11 +270,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
-    folders = [(path, what) for job in jobs for path, what in ((job.path, "a results file"),
-                                                               (job.checkpoint, "a run's checkpoint"))
-               if path is not None and path.is_dir()]
-    if folders:
-        raise ConfigError(f"{folders[0][0]} is a folder where {folders[0][1]} goes; move it away")
+    for job in jobs:
+        check_not_folder(job.path)
+        if job.checkpoint is not None:
+            check_not_folder(job.checkpoint, "a run's checkpoint")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
@@ -323,7 +322,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
-        with cleared_on_error(bar):
+        with cleared_on_error(bar), unmarked_on_error(existed if overwrite and reports else ()):
             failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
                               reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
@@ -331,6 +330,18 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     if failed:
         raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     return [job.path for job in jobs], reports
+
+
+@contextlib.contextmanager
+def unmarked_on_error(paths: Iterable[Path]):
+    """Remove the ``.replacing`` markers of ``paths`` when the body stops on a :class:`SpikeCLError` (bad input, a
+    refusal): the files it did not replace stay as they were. An interrupt or a crash leaves them marked."""
+    try:
+        yield
+    except SpikeCLError:
+        for path in paths:
+            replacing(path).unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

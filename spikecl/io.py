@@ -75,6 +75,12 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
             return
 
 
+def check_not_folder(path: str | Path, what: str = "a results file") -> None:
+    """Refuse (one-line :class:`ConfigError`) a folder where ``what`` goes."""
+    if is_dir(path, ConfigError):
+        raise ConfigError(f"{path} is a folder where {what} goes; move it away")
+
+
 def check_not_source(source: str | Path, output: str | Path, what: str = "source file",
                      lost: str = "the trained network with the export") -> None:
     """Refuse (one-line :class:`ConfigError`) an ``output`` that is the file ``source`` (``what``) itself, even with

@@ -17,12 +17,13 @@ from pathlib import Path
 from types import ModuleType
 
 from spikecl.errors import ConfigError
+from spikecl.paths import is_file
 
 
 def load_plugin(spec: str) -> ModuleType:
     """Import ``spec``: a Python file (``path/to/mine.py``, as module ``spikecl_plugin_mine_<hash>``, see
-    :func:`module_name`, so its ``if __name__ == "__main__"`` block does not run) or an importable module (``mypackage.methods``). A missing one, or one whose
-    import raises, is a one-line :class:`ConfigError`."""
+    :func:`module_name`, so its ``if __name__ == "__main__"`` block does not run) or an importable module
+    (``mypackage.methods``). A missing one, or one whose import raises, is a one-line :class:`ConfigError`."""
     path = Path(spec)
     if path.suffix != ".py":
         try:
@@ -32,7 +33,7 @@ def load_plugin(spec: str) -> ModuleType:
         if found is None:
             raise ConfigError(f"--plugin {spec}: no such module (a .py file or an importable module name)")
         return _imported(spec, lambda: importlib.import_module(spec))
-    if not path.is_file():
+    if not is_file(path, ConfigError):
         raise ConfigError(f"--plugin {spec}: no such file")
     name = module_name(path)
     module_spec = importlib.util.spec_from_file_location(name, path)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import kind, kind_names, report
 from spikecl.io import Run, check_writable_folder, read_run
-from spikecl.paths import is_dir
+from spikecl.paths import is_dir, is_file
 
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
@@ -57,7 +57,7 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
     """The ``*.h5`` files a folder contributes: a sweep's summaries (its trials and final runs were made with other
     settings, so they are never one table); a sweep's ``final/`` folder, its runs (one per method and seed, each
     method at its chosen settings) and their summary; else every one under it."""
-    if not (path / "sweep.h5").is_file():
+    if not is_file(path / "sweep.h5", ResultsError):
         return sorted(path.rglob("*.h5"))
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():

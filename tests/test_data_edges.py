@@ -114,3 +114,9 @@ def test_a_folder_that_cannot_be_searched_is_one_line_error_not_a_missing_file(t
     assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / 'run.h5'}: {denied}\n"
     assert main(["run", "models/split_digits.toml", "--output-dir", str(tmp_path / "locked" / "out")]) == 2
     assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / 'out' / 'split-digits'}: {denied}\n"
+    for args, where in ((["run", str(tmp_path / "locked" / "exp.toml")], "exp.toml"),
+                        (["run", "models/split_digits.toml", "--plugin", str(tmp_path / "locked" / "p.py")], "p.py"),
+                        (["report", str(tmp_path / "locked")], "sweep.h5"),
+                        (["export", str(tmp_path / "locked" / "run.ckpt"), "-o", str(tmp_path / "n.h5")], "run.ckpt")):
+        assert main(args) == 2, args
+        assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / where}: {denied}\n", args

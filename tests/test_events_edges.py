@@ -2,6 +2,7 @@
 report's NeuroBench note."""
 
 import re
+from pathlib import Path
 import numpy as np
 import pytest
 
@@ -262,3 +263,16 @@ def test_gesture_npz_archives_float16_times_and_non_ascii_digits(tmp_path):
         np.savez(f, events=events)
     with pytest.raises(DataError, match=r"user01_fluorescent/5\.npy: an \.npz archive, not a \.npy array of events$"):
         load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(5, pool=4))
+
+
+def test_an_unreadable_gesture_user_folder_is_named_not_skipped(tmp_path, monkeypatch):
+    """A glob skips a folder it cannot read, and its recordings would be missing without a word (the suite runs as
+    root, which reads every folder: os.access stands for a user's)."""
+    import os
+
+    standin_gesture(tmp_path)
+    closed = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_fluorescent"
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != closed and access(path, mode))
+    with pytest.raises(DataError, match=f"^{re.escape(str(closed))}: permission denied"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(6, pool=4))

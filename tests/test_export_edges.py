@@ -492,3 +492,11 @@ def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
     with pytest.raises(ResultsError, match=re.escape(f"{tmp_path / 'run.ckpt'} is a run checkpoint, not an exported "
                                                      f"network; export it first: spikecl export")):
         deploy(tmp_path / "run.ckpt")
+
+
+def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_applies():
+    spec = NetworkSpec((LayerSpec("hidden0", np.full((2, 12), 1e-4), None, 0.9, 1.0, "zero"),
+                        LayerSpec("readout", np.eye(2), None, 0.9, 1.0, "none")), 4, "direct", 2)
+    with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 even at weight_exp -8 \(the "
+                                          r"weights are too small for the threshold\); lower --headroom"):
+        quantize(spec, QuantConfig(headroom=1000, exponents=True))

@@ -745,3 +745,16 @@ def test_resume_refuses_a_checkpoint_of_other_settings_before_any_job_runs(tmp_p
     assert capsys.readouterr().err == (f"spikecl: error: --resume: {tmp_path / 'cut' / 'finetune-seed0.ckpt'} was "
                                        "written by a different experiment config (train.lr differs); pass "
                                        "--overwrite as well to start it again\n")
+
+
+def test_an_overwrite_refused_for_bad_input_leaves_no_marker(tmp_path, capsys):
+    """An --overwrite that stops on a user error (here a dataset not found) replaced nothing: no file stays marked,
+    so --resume keeps the results as they were."""
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune",))
+    assert main(args) == 0
+    assert main([*args, "--overwrite", "--set", 'data.dataset="mnist"', "--data-dir", str(tmp_path / "none")]) == 2
+    assert not list((tmp_path / "cut").glob("*.replacing"))
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0 and "finetune-seed0.h5: complete, kept" in capsys.readouterr().out

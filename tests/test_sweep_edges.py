@@ -270,3 +270,34 @@ def test_a_sweep_trains_a_damaged_results_file_again_and_refuses_a_foreign_one(t
     with pytest.raises(ConfigError, match=f"^{foreign} is not a spikecl results file .*; pass --overwrite to replace"):
         sweep_ray.kept_result(foreign, overwrite=False)
     assert sweep_ray.kept_result(foreign, overwrite=True) is None
+
+
+def test_the_dry_run_states_of_damaged_foreign_and_folder_results(sweep_files, monkeypatch, capsys):
+    """A damaged results file: "replaced", unless its checkpoint was made with other settings (the real run refuses
+    that); another tool's file: refused, with --overwrite "replaced"; a folder: refused before any work."""
+    import h5py
+
+    path = sweep_files(BASE, SWEEP)
+    [run] = load_sweep(path).runs
+    run.results.parent.mkdir(parents=True, exist_ok=True)
+    run.results.write_bytes(b"garbage")
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("replaced  ")
+    leave_stale_checkpoint(run)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("differs (checkpoint: train.epochs)  ")
+    checkpoint_path(run.results).unlink()
+    run.results.unlink()
+    with h5py.File(run.results, "w") as f:
+        f["x"] = [1, 2]
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert "is not a spikecl results file" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--dry-run", "--overwrite"]) == 0
+    assert capsys.readouterr().out.startswith("replaced  ")
+    run.results.unlink()
+    run.results.mkdir()
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    for extra in (["--dry-run"], ["--no-progress"]):
+        assert main(["sweep", str(path), *extra]) == 2
+        assert capsys.readouterr().err == f"spikecl: error: {run.results} is a folder where a results file goes; " \
+                                          "move it away\n"

@@ -22,8 +22,9 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep, kept_result
-from spikecl.errors import NumericalError
+from spikecl.errors import ConfigError, NumericalError
 from spikecl.io import RunResult, atomic_write, read_results
+from spikecl.paths import exists
 
 
 def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]],
@@ -60,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     if args.dry_run:
-        return dry_run(sweep)
+        return dry_run(sweep, args.overwrite)
     try:
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
@@ -90,23 +91,22 @@ def diverged(errors: list[str]) -> bool:
     return errors[-1].startswith(f"{NumericalError.__name__}:")
 
 
-def dry_run_state(run: SweepRun) -> str:
-    """``complete``, ``to run``, ``damaged`` (a results file trained again) or ``differs (<key>)``: a kept results
-    file made with other settings (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
-    if not run.results.exists():
-        key = checkpoint_setting(run)
-        return f"differs (checkpoint: {key})" if key else "to run  "
-    result = kept_result(run.results, overwrite=False)
+def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
+    """``complete``, ``to run``, ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file,
+    trained again) or ``differs (<key>)``: a kept results file made with other settings (``differs (checkpoint:
+    <key>)``: the checkpoint an unfinished run left)."""
+    result = kept_result(run.results, overwrite) if exists(run.results, ConfigError) else None
     if result is None:
-        return "damaged "
+        key = checkpoint_setting(run)
+        return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else "to run  "
     key = changed_setting(run, result.config)
     return f"differs ({key})" if key else "complete"
 
 
-def dry_run(sweep: Sweep) -> int:
+def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
     """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept (complete, made with
     the planned settings), the final runs of the points they choose, else where those will go."""
-    states = [dry_run_state(run) for run in sweep.runs]
+    states = [dry_run_state(run, overwrite) for run in sweep.runs]
     for run, state in zip(sweep.runs, states):
         print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:
@@ -118,7 +118,7 @@ def dry_run(sweep: Sweep) -> int:
     selection = select_points(sweep, {run.id: read_results(run.results) for run in sweep.runs})
     print_selection(selection)
     for run in final_runs(sweep, selection).runs:
-        print(f"{dry_run_state(run)}  {run.id} @ {run.point}  -> {run.results}")
+        print(f"{dry_run_state(run, overwrite)}  {run.id} @ {run.point}  -> {run.results}")
     return 0
 
 

@@ -22,7 +22,8 @@ import spikecl
 from spikecl.continual import metrics
 from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
-from spikecl.io import RunResult, read_results
+from spikecl.io import RunResult, check_not_folder, read_results
+from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
 
@@ -105,7 +106,7 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     unless ``overwrite``."""
     from spikecl.continual.runner import checkpoint_path
 
-    results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if r.results.exists()}
+    results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
     done = {key: result for key, result in results.items() if result is not None}
     damaged = len(results) - len(done)
     stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
@@ -126,7 +127,9 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 def kept_result(path: Path, overwrite: bool) -> RunResult | None:
     """The results in ``path``, or None for a damaged file (trained again); a file that is not a continual results
-    file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None)."""
+    file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None), a folder
+    always one."""
+    check_not_folder(path)
     try:
         return read_results(path)
     except ForeignFileError as exc:

@@ -73,11 +73,17 @@ def read_nmnist(path: Path) -> np.ndarray:
         raise DataError(f"{path}: unreadable N-MNIST file ({exc.strerror or exc})") from None
 
 
-def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
-    closed = next((d for d in sorted(folder.glob("[0-9]")) if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)),
+def check_readable_folders(folder: Path, pattern: str) -> None:
+    """A DataError naming the first folder matching ``pattern`` under ``folder`` that cannot be read: a glob into it
+    would skip it, and its samples would be missing without a word."""
+    closed = next((d for d in sorted(folder.glob(pattern)) if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)),
                   None)
-    if closed:                                    # glob would skip it: a class would be missing without a word
-        raise DataError(f"{closed}: permission denied (the digit folder cannot be read)")
+    if closed:
+        raise DataError(f"{closed}: permission denied (the folder cannot be read)")
+
+
+def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
+    check_readable_folders(folder, "[0-9]")
     files = sorted(folder.glob("[0-9]/*.bin"))
     if not files:
         raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
@@ -179,6 +185,7 @@ def read_gesture(path: Path) -> np.ndarray:
 
 
 def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
+    check_readable_folders(folder, "user*_*")
     files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isascii() and f.stem.isdigit())
     if not files:
         raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")

@@ -22,6 +22,7 @@ from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
 from spikecl.io import check_not_source, check_writable_folder
+from spikecl.paths import exists, is_dir
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")
@@ -82,9 +83,9 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     check_not_source(source, output)
-    if Path(output).is_dir():
+    if is_dir(output, ConfigError):
         raise ConfigError(f"-o {output} is a folder; name the file to write, e.g. {Path(output) / 'net.h5'}")
-    if Path(output).exists() and not overwrite:
+    if exists(output, ConfigError) and not overwrite:
         raise ExistsError(f"{output} exists; pass --overwrite to replace it")
     check_writable_folder(Path(output).parent, "-o: folder")
     spec = load_trained(source)

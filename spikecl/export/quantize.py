@@ -161,9 +161,9 @@ def _mantissa_scale(weight: np.ndarray, weight_bits: int) -> tuple[float, bool]:
     return min(limits), mixed
 
 
-ZERO_WEIGHTS_ADVICE = ("(the threshold or readout range is too large for the weights); lower --input-bits or "
-                       "--headroom, or keep weight exponents with QuantConfig(exponents=True) (Python API, spikecl's "
-                       "runner only)")
+ZERO_WEIGHTS_ADVICE = ("without a weight exponent (the threshold or readout range is too large for the weights); "
+                       "lower --input-bits or --headroom, or keep weight exponents with QuantConfig(exponents=True) "
+                       "(Python API, spikecl's runner only)")
 
 
 def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool,
@@ -173,7 +173,7 @@ def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixe
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
     if not np.any(m):
-        raise ExportError(f"layer {name}: every weight rounds to 0 without a weight exponent {advice}")
+        raise ExportError(f"layer {name}: every weight rounds to 0 {advice}")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
     return m
@@ -277,7 +277,10 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
         raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} rounds to vth = 0 (weights too large "
                           "relative to the threshold)")
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, max_bias_exp)
-    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed)
+    advice = ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0] else ("even at weight_exp -8 (the weights are too small "
+                                                                  "for the threshold); lower --headroom or "
+                                                                  "--input-bits")
+    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice)
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, vth, bias_mant, bias_exp, scale, input_bits,
                       conv=layer.conv)
 
@@ -325,7 +328,8 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
         worst = float(layer.bias[np.argmax(np.abs(layer.bias))])
-        advice = f"(the readout bias {worst:g} is too large beside the weights); retrain with a smaller readout bias"
+        advice = (f"without a weight exponent (the readout bias {worst:g} is too large beside the weights); retrain "
+                  "with a smaller readout bias")
     bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, max_bias_exp, trained=layer.bias,
                                 advice="too large beside the weights even at weight_exp -8; retrain with a smaller "
                                        "readout bias")

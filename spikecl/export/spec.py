@@ -321,8 +321,10 @@ def load_trained(path) -> NetworkSpec:
 
     from spikecl.errors import ResultsError, require
 
+    from spikecl.paths import is_file
+
     path = Path(path)
-    if not path.is_file():
+    if not is_file(path, ResultsError):
         raise ResultsError(f"trained network not found: {path}")
     if path.suffix == ".ckpt":
         torch = require("torch", "torch")
