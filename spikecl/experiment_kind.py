@@ -7,7 +7,8 @@ device, what an existing results file means, progress, and the summary and plots
 
 Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan, or
 checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces
-them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one;
+them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one (a
+run that stops, interrupted or failed, leaves the rest marked);
 ``resume`` keeps every results file that reads back as a valid results file of the kind and runs the missing or
 damaged ones again (a kind that keeps checkpoints continues from them), and refuses a kept file made with other
 settings (:data:`RESUME_IGNORES` aside), naming the first key that differs, a checkpoint written with other
@@ -101,7 +102,8 @@ class Kind:
 
     def checkpoint_difference(self, cfg, job: Job) -> str | None:
         """The first setting in which ``job``'s checkpoint was written otherwise than ``cfg`` plans the job (None:
-        none, or the kind keeps no checkpoints); ``--resume`` refuses it before any work."""
+        none, or the kind keeps no checkpoints); ``--resume`` refuses it before any work, and a damaged or foreign
+        checkpoint (a one-line :class:`ResultsError` raised here)."""
         return None
 
     def session(self, cfg) -> ContextManager[bool]:
@@ -219,8 +221,8 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     if replacing(job.path).exists():
         if replace_stale:
             return False
-        raise ConfigError(f"--resume: {job.path} is still to be replaced by an interrupted --overwrite; pass "
-                          "--overwrite as well to finish replacing it")
+        raise ConfigError(f"--resume: {job.path} is still to be replaced by an --overwrite that did not finish "
+                          "(interrupted or failed); pass --overwrite as well to finish replacing it")
     key = differing_setting(job, run.config)
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
@@ -282,13 +284,14 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         if interrupted:
             raise ExistsError(f"{interrupted[0]} holds an interrupted run; pass --resume to continue it or "
                               "--overwrite to start again")
+    todo = [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))]
     if resume and not overwrite:                  # else a later job's checkpoint would stop the run midway
-        for job in jobs:
-            key = job.checkpoint is not None and not job.path.exists() and k.checkpoint_difference(cfg, job)
+        for job in todo:
+            key = job.checkpoint is not None and job.checkpoint.exists() and k.checkpoint_difference(cfg, job)
             if key:
                 raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
                                   "differs); pass --overwrite as well to start it again")
-    return jobs, [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))], device
+    return jobs, todo, device
 
 
 class RunsFailed(NumericalError):
@@ -322,7 +325,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
-        with cleared_on_error(bar), unmarked_on_error(existed if overwrite and reports else ()):
+        with cleared_on_error(bar):
             failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
                               reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
@@ -330,18 +333,6 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     if failed:
         raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     return [job.path for job in jobs], reports
-
-
-@contextlib.contextmanager
-def unmarked_on_error(paths: Iterable[Path]):
-    """Remove the ``.replacing`` markers of ``paths`` when the body stops on a :class:`SpikeCLError` (bad input, a
-    refusal): the files it did not replace stay as they were. An interrupt or a crash leaves them marked."""
-    try:
-        yield
-    except SpikeCLError:
-        for path in paths:
-            replacing(path).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

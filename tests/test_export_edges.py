@@ -500,3 +500,16 @@ def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_appl
     with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 even at weight_exp -8 \(the "
                                           r"weights are too small for the threshold\); lower --headroom"):
         quantize(spec, QuantConfig(headroom=1000, exponents=True))
+
+
+def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents():
+    """Lava's Conv applies no weight exponent, so QuantConfig(exponents=True) cannot help a conv layer."""
+    from spikecl.export.quantize import quantize_hidden
+    from spikecl.export.spec import ConvGeometry
+
+    conv = LayerSpec("conv0", np.full((2, 1, 3, 3), 1e-7), None, 0.9, 1.0, "zero",
+                     conv=ConvGeometry((1, 4, 4), (2, 4, 4), 1, 1))
+    for exponents in (False, True):
+        with pytest.raises(ExportError, match=r"^layer conv0: every weight rounds to 0 \(Lava's Conv applies no "
+                                              r"weight exponent; .*\); lower --input-bits or --headroom$"):
+            quantize_hidden(conv, QuantConfig(exponents=exponents), 8)

@@ -368,7 +368,7 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
     resume_training()
     replaced = (folder / "finetune-seed0.h5").stat().st_mtime_ns
     assert main([*new, "--resume"]) == 2
-    assert "ewc-seed0.h5 is still to be replaced by an interrupted --overwrite; pass --overwrite as well" in \
+    assert "ewc-seed0.h5 is still to be replaced by an --overwrite that did not finish (interrupted or failed)" in \
         capsys.readouterr().err
     assert main([*new, "--resume", "--overwrite"]) == 0
     assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
@@ -701,7 +701,7 @@ def test_an_interrupted_overwrite_with_the_same_settings_still_replaces_every_fi
     resume_training()
     assert sorted(p.name for p in folder.glob("*.replacing")) == ["ewc-seed0.h5.replacing", "si-seed0.h5.replacing"]
     assert main([*args, "--resume"]) == 2
-    assert "ewc-seed0.h5 is still to be replaced by an interrupted --overwrite" in capsys.readouterr().err
+    assert "ewc-seed0.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
     assert main([*args, "--resume", "--overwrite"]) == 0
     assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
     new = {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in old}
@@ -747,14 +747,49 @@ def test_resume_refuses_a_checkpoint_of_other_settings_before_any_job_runs(tmp_p
                                        "--overwrite as well to start it again\n")
 
 
-def test_an_overwrite_refused_for_bad_input_leaves_no_marker(tmp_path, capsys):
-    """An --overwrite that stops on a user error (here a dataset not found) replaced nothing: no file stays marked,
-    so --resume keeps the results as they were."""
+def test_an_overwrite_that_fails_leaves_its_files_marked_for_replacement(tmp_path, capsys):
+    """An --overwrite that stops on an error in its job (here a dataset not found) leaves the files it was to
+    replace marked, as an interrupt does, so --resume never keeps them without a word; markers an earlier
+    unfinished --overwrite left are kept too."""
     from spikecl.cli import main
 
     args = _small_experiment(tmp_path, ("finetune",))
     assert main(args) == 0
-    assert main([*args, "--overwrite", "--set", 'data.dataset="mnist"', "--data-dir", str(tmp_path / "none")]) == 2
-    assert not list((tmp_path / "cut").glob("*.replacing"))
+    for _ in range(2):
+        assert main([*args, "--overwrite", "--set", 'data.dataset="mnist"', "--data-dir", str(tmp_path / "no")]) == 2
+        assert [p.name for p in (tmp_path / "cut").glob("*.replacing")] == ["finetune-seed0.h5.replacing"]
     capsys.readouterr()
-    assert main([*args, "--resume"]) == 0 and "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert main([*args, "--resume"]) == 2
+    assert "finetune-seed0.h5 is still to be replaced by an --overwrite that did not finish (interrupted or failed)" \
+        in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 0 and not list((tmp_path / "cut").glob("*.replacing"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "damaged results"])
+def test_resume_refuses_a_damaged_checkpoint_or_one_beside_a_damaged_result_before_any_job(tmp_path, capsys,
+                                                                                           monkeypatch, damage):
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune",))
+    results, ckpt = tmp_path / "cut" / "finetune-seed0.h5", tmp_path / "cut" / "finetune-seed0.ckpt"
+    resume_training = interrupt_at_task_2(monkeypatch)
+    changed = [*args, "--resume", "--set", 'strategy.methods=["ewc", "finetune"]']
+    if damage == "damaged results":                  # a rerun of a damaged file, interrupted: both files there
+        resume_training()
+        assert main(args) == 0
+        results.write_bytes(results.read_bytes()[:100])
+        resume_training = interrupt_at_task_2(monkeypatch)
+        assert main([*args, "--resume"]) == 130 and ckpt.exists() and results.exists()
+        changed += ["--set", "train.lr=0.1"]
+        expected = "was written by a different experiment config (train.lr differs)"
+    else:
+        assert main(args) == 130
+        ckpt.write_bytes(ckpt.read_bytes()[:200]) if damage == "truncated" else torch.save({"model": {}}, ckpt)
+        expected = "is not a readable checkpoint" if damage == "truncated" else "is not a spikecl run checkpoint"
+    resume_training()
+    capsys.readouterr()
+    trained = []
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: trained.append(self.method))
+    assert main(changed) == 2 and not trained
+    err = capsys.readouterr().err
+    assert f"{ckpt} {expected}" in err and err.count("\n") == 1

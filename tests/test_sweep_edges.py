@@ -301,3 +301,17 @@ def test_the_dry_run_states_of_damaged_foreign_and_folder_results(sweep_files, m
         assert main(["sweep", str(path), *extra]) == 2
         assert capsys.readouterr().err == f"spikecl: error: {run.results} is a folder where a results file goes; " \
                                           "move it away\n"
+
+
+def test_a_folder_at_a_final_results_path_is_refused_before_the_trials(sweep_files, monkeypatch, capsys):
+    from spikecl.continual.sweep import final_paths
+
+    path = sweep_files(BASE, SELECT)
+    [final] = final_paths(load_sweep(path))
+    assert final.parent.name == "final" and final.name == "finetune-seed0.h5"    # seeds; trials: select_seeds
+    final.mkdir(parents=True)
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
+    for extra in (["--dry-run"], ["--no-progress"]):
+        assert main(["sweep", str(path), *extra]) == 2
+        assert capsys.readouterr().err == (f"spikecl: error: {final} is a folder where a results file goes; move it "
+                                           "away\n")

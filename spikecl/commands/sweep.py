@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_runs, labelled,
-                                     load_sweep, made_otherwise, refuse_other_settings, select_points,
+from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
+                                     labelled, load_sweep, made_otherwise, refuse_other_settings, select_points,
                                      settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import execute_sweep, kept_result
 from spikecl.errors import ConfigError, NumericalError
-from spikecl.io import RunResult, atomic_write, read_results
+from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
 from spikecl.paths import exists
 
 
@@ -60,6 +60,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # the CPUs a run may have: --num-cpus, or a cluster's own (--address), take the place of the file's num_cpus
     cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
+    for path in final_paths(sweep) if sweep.config.select else ():
+        check_not_folder(path)                           # before the trials train
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     try:
@@ -126,7 +128,7 @@ def check_kept(sweep: Sweep, overwrite: bool) -> None:
     """A one-line :class:`ConfigError` when a kept results file or checkpoint of ``sweep`` was made with other
     settings than it plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
     if not overwrite:
-        read = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if r.results.exists()}
+        read = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
         kept = {key: result for key, result in read.items() if result is not None}      # damaged: trained again
         refuse_other_settings(sweep, made_otherwise(sweep, kept), stale_checkpoints(sweep, kept))
 

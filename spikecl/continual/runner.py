@@ -72,16 +72,26 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
                 ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
+def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
+    """The state saved in the checkpoint ``path`` (tensors and plain data only, nothing run from the file); a
+    damaged or foreign file is a one-line :class:`ResultsError`."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or crafted file
+        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run with "
+                           "--overwrite") from None
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+        raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
+                           f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
+                           "; delete it or run with --overwrite")
+    return state
+
+
 def checkpoint_mismatch(path: Path, cfg: ExperimentConfig, method: str, seed: int) -> str | None:
     """The first setting (as :func:`checkpoint_difference` names it) in which the checkpoint at ``path`` was written
-    otherwise than a run of (``cfg``, ``method``, ``seed``) writes it; None if none, or if it cannot be read (resuming
-    it names that)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    except Exception:  # torch raises many types for a damaged file
-        return None
-    if not isinstance(state, dict):
-        return None
+    otherwise than a run of (``cfg``, ``method``, ``seed``) writes it; None if none. A damaged or foreign checkpoint
+    is a one-line :class:`ResultsError` (:func:`read_checkpoint`)."""
+    state = read_checkpoint(path)
     run_cfg, runs_method = validate_method(cfg, method)
     return checkpoint_difference(state, method, seed, run_cfg, runs_method)
 
@@ -379,18 +389,11 @@ class ContinualRun:
         damaged or foreign file, is a one-line :class:`ResultsError`, or with ``discard_stale`` left unread (returns
         False; the first checkpoint saved replaces it)."""
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)     # tensors and plain data only
-        except Exception as exc:  # torch raises many types for a damaged or crafted file
+            state = read_checkpoint(path, self.device)
+        except ResultsError:
             if discard_stale:
                 return False
-            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run "
-                               "with --overwrite") from None
-        if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
-            if discard_stale:
-                return False
-            raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
-                               f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
-                               "; delete it or run with --overwrite")
+            raise
         differs = checkpoint_difference(state, self.method, self.seed, self.cfg, self.strategy_name)
         if differs and discard_stale:
             return False

@@ -48,7 +48,7 @@ import numpy as np
 
 from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
                             option)
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import Kind, differing_setting
 from spikecl.io import Run
 
@@ -333,6 +333,13 @@ def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
     return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final")
 
 
+def final_paths(sweep: Sweep) -> list[Path]:
+    """The results files the final runs of a selecting sweep will write (they depend on no chosen point)."""
+    trial = {r.method: r for r in reversed(sweep.runs)}                 # the first trial of every method
+    return [sweep.plan(r.point, r.overrides, method, seed, "final")[0].results
+            for method, r in trial.items() for seed in sweep.final_seeds]
+
+
 def sweep_dir(sweep: Sweep) -> Path:
     """``<output_dir>/<name>``: the folder holding every point's results and the sweep's summary."""
     return sweep.folder
@@ -360,7 +367,12 @@ def checkpoint_setting(run: SweepRun) -> str | None:
     plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
     from spikecl.continual.runner import checkpoint_mismatch, checkpoint_path
 
-    return checkpoint_mismatch(checkpoint_path(run.results), experiment_from_dict(run.raw), run.method, run.seed)
+    path = checkpoint_path(run.results)
+    try:
+        return checkpoint_mismatch(path, experiment_from_dict(run.raw), run.method, run.seed) if path.is_file() \
+            else None
+    except ResultsError:
+        return None
 
 
 def stale_checkpoints(sweep: Sweep, done: typing.Collection[str]) -> dict[str, str]:

@@ -277,9 +277,11 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
         raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} rounds to vth = 0 (weights too large "
                           "relative to the threshold)")
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, max_bias_exp)
-    advice = ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0] else ("even at weight_exp -8 (the weights are too small "
-                                                                  "for the threshold); lower --headroom or "
-                                                                  "--input-bits")
+    advice = ("(Lava's Conv applies no weight exponent; the threshold is too large for the weights); lower "
+              "--input-bits or --headroom" if layer.conv is not None
+              else ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0]
+              else "even at weight_exp -8 (the weights are too small for the threshold); lower --headroom or "
+                   "--input-bits")
     mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice)
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, vth, bias_mant, bias_exp, scale, input_bits,
                       conv=layer.conv)
