@@ -7,15 +7,14 @@ device, what an existing results file means, progress, and the summary and plots
 
 Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan, or
 checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces
-them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one (a
-run that stops, interrupted or failed, leaves the rest marked);
-``resume`` keeps every results file that reads back as a valid results file of the kind and runs the missing or
-damaged ones again (a kind that keeps checkpoints continues from them), and refuses a kept file made with other
-settings (:data:`RESUME_IGNORES` aside), naming the first key that differs, a checkpoint written with other
-settings (:meth:`Kind.checkpoint_difference`), a file still marked for replacement and a file that is not the kind's
-results file (:class:`ForeignFileError`). ``resume`` with ``overwrite`` keeps what was
-made with these settings and not marked, and replaces the rest (results files and checkpoints): how an interrupted
-``overwrite`` continues.
+them all, marking each file it is to replace (``<results>.replacing``) until its job has written the new one (a run
+that stops, interrupted or failed, leaves the rest marked); ``resume`` keeps every results file that reads back as
+a valid results file of the kind and runs the missing or damaged ones again (a kind that keeps checkpoints continues
+from them), and refuses a kept file made with other settings (:data:`RESUME_IGNORES` aside), naming the first key
+that differs, a checkpoint written with other settings (:meth:`Kind.checkpoint_difference`), a file still marked
+for replacement and a file that is not the kind's results file (:class:`ForeignFileError`). ``resume`` with
+``overwrite`` keeps what was made with these settings and not marked, and replaces the rest (results files and
+checkpoints): how an interrupted ``overwrite`` continues.
 All of this, and the output folders, is checked by :func:`preflight` before any work.
 
 Adding a kind to spikecl: one module defining a :class:`Kind` instance named ``KIND``, and one line in

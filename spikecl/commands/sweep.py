@@ -21,7 +21,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      labelled, load_sweep, made_otherwise, refuse_other_settings, select_points,
                                      settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
-from spikecl.continual.sweep_ray import execute_sweep, kept_result
+from spikecl.continual.sweep_ray import check_cluster_options, execute_sweep, kept_result
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
 from spikecl.paths import exists
@@ -52,8 +52,6 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from spikecl.plugins import load_plugins
-
-    from spikecl.continual.sweep_ray import check_cluster_options
 
     check_cluster_options(args.address, args.num_cpus)   # before planning, so --dry-run refuses it too
     plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
@@ -128,7 +126,7 @@ def check_kept(sweep: Sweep, overwrite: bool) -> None:
     """A one-line :class:`ConfigError` when a kept results file or checkpoint of ``sweep`` was made with other
     settings than it plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
     if not overwrite:
-        read = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
+        read = {r.id: kept_result(r.results, False) for r in sweep.runs if exists(r.results, ConfigError)}
         kept = {key: result for key, result in read.items() if result is not None}      # damaged: trained again
         refuse_other_settings(sweep, made_otherwise(sweep, kept), stale_checkpoints(sweep, kept))
 
