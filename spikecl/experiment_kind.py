@@ -15,7 +15,8 @@ that differs, a checkpoint written with other settings (:meth:`Kind.checkpoint_d
 for replacement and a file that is not the kind's results file (:class:`ForeignFileError`). ``resume`` with
 ``overwrite`` keeps what was made with these settings and not marked, and replaces the rest (results files and
 checkpoints): how an interrupted ``overwrite`` continues.
-All of this, and the output folders, is checked by :func:`preflight` before any work.
+All of this, the output folders and the datasets the jobs to run read (``data.dataset`` in a job's config: its
+files are looked for), is checked by :func:`preflight` before any work.
 
 Adding a kind to spikecl: one module defining a :class:`Kind` instance named ``KIND``, and one line in
 :data:`KINDS`. A kind defined in your own code: :func:`register_kind`, then :func:`run_file` and
@@ -264,8 +265,8 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
 
 
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
-    """Every check of a plan that needs no work: the device, the output folders, existing results and, with
-    ``resume``, the settings kept files were made with. Returns ``(jobs, todo, device)``: the plan, the jobs to run
+    """Every check of a plan that needs no work: the device, the output folders, existing results, with
+    ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run. Returns ``(jobs, todo, device)``: the plan, the jobs to run
     and the resolved device."""
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
@@ -290,7 +291,20 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
             if key:
                 raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
                                   "differs); pass --overwrite as well to start it again")
+    check_datasets(job.config for job in todo)
     return jobs, todo, device
+
+
+def check_datasets(configs: Iterable[dict | None]) -> None:
+    """Before any work: a one-line DataError when a dataset that runs of these raw experiment ``configs`` read
+    (``data.dataset`` under ``data.data_dir``) is missing. Its files are looked for, not read (a damaged file is
+    found when its run starts)."""
+    from spikecl.data.datasets import dataset_files
+
+    wanted = {(data["dataset"], data.get("data_dir") or None) for config in configs
+              if isinstance(data := (config or {}).get("data"), dict) and "dataset" in data}
+    for dataset, data_dir in sorted(wanted, key=str):
+        dataset_files(dataset, data_dir)
 
 
 class RunsFailed(NumericalError):

@@ -4,11 +4,12 @@ import gzip
 import pickle
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from spikecl.data.datasets import image_shape, load_dataset, read_idx
+from spikecl.data.datasets import dataset_files, image_shape, load_dataset, read_idx
 from spikecl.errors import ConfigError, DataError
 
 
@@ -104,6 +105,27 @@ def test_missing_dataset_says_how_to_provide_it(tmp_path):
         load_dataset("cifar10")
     with pytest.raises(ConfigError, match="data.dataset"):
         load_dataset("imagenet")
+
+
+@pytest.mark.parametrize("name, files", [
+    ("mnist", ["MNIST/raw/train-images-idx3-ubyte.gz", "MNIST/raw/train-labels-idx1-ubyte",
+               "MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"]),
+    ("cifar10", [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"]),
+    ("cifar100", ["train", "test"]),
+    ("miniimagenet", [f"mini-imagenet-cache-{split}.pkl" for split in ("train", "val", "test")])])
+def test_dataset_files_are_found_without_reading_them_and_each_missing_one_is_named(tmp_path, name, files):
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"not read")
+    assert dataset_files(name, str(tmp_path)) == [tmp_path / rel for rel in files]
+    for rel in files:
+        (tmp_path / rel).rename(tmp_path / "aside")
+        with pytest.raises(DataError, match=f"{name} not found under|missing {Path(rel).name.split('.')[0]}"):
+            dataset_files(name, str(tmp_path))
+        (tmp_path / "aside").rename(tmp_path / rel)
+    assert dataset_files("digits") == dataset_files("mnist5k", str(tmp_path / "none")) == []
+    with pytest.raises(ConfigError, match="data.dataset"):
+        dataset_files("imagenet", str(tmp_path))
 
 
 def test_cifar10_python_pickles(tmp_path):

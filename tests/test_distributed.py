@@ -293,15 +293,22 @@ def test_a_divergence_in_one_process_stops_every_process(tmp_path):
 
 
 def test_an_error_of_every_process_is_said_once(tmp_path):
-    """A missing dataset fails every rank alike: the launcher prints it once, on one line, not once per rank with
-    the lines run together."""
-    exp = tmp_path / "nodata.toml"
-    exp.write_text(_toml({**SMALL, "name": "nodata", "data": {"dataset": "mnist", "data_dir": str(tmp_path / "no")}}))
-    proc = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
-                           "--output-dir", str(tmp_path), "--nproc", "2"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 2 and proc.stderr.count("mnist not found under") == 1, proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("spikecl: error (rank")
+    """A damaged dataset fails every rank alike: the launcher prints it once, on one line, not once per rank with
+    the lines run together. A missing one is refused before any process starts."""
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (damaged / name).write_bytes(b"not an IDX file")
+    for folder, said in ((damaged, "not an IDX file"), (tmp_path / "no", "mnist not found under")):
+        exp = tmp_path / "nodata.toml"
+        exp.write_text(_toml({**SMALL, "name": "nodata", "data": {"dataset": "mnist", "data_dir": str(folder)}}))
+        proc = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+                               "--output-dir", str(tmp_path), "--nproc", "2"], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 2 and proc.stderr.count(said) == 1, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0
+        assert proc.stderr.startswith("spikecl: error (rank" if folder == damaged else "spikecl: error: mnist")
 
 
 def _sleep_long():                                       # a training process that would outlive the launcher

@@ -14,7 +14,7 @@ from event_files import (ENGLISH, GERMAN, standin_gesture, standin_nmnist, stand
                          write_gesture, write_nmnist, write_shd)
 
 from spikecl.config import DataConfig, StreamConfig, experiment_from_dict, load_experiment  # noqa: E402
-from spikecl.data.datasets import load_dataset  # noqa: E402
+from spikecl.data.datasets import dataset_files, load_dataset  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
 from spikecl.data.streams import make_stream, stream_from_config  # noqa: E402
 from spikecl.errors import ConfigError, DataError, ShapeError  # noqa: E402
@@ -101,6 +101,13 @@ def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path, name, expected):
     with pytest.raises(DataError, match=f"expected {expected}") as info:
         load_dataset(name, str(tmp_path))
     assert "\n" not in str(info.value) and not list(tmp_path.iterdir())     # nothing downloaded
+
+
+def test_event_dataset_files_are_found_without_reading_them(event_root):
+    assert dataset_files("shd", str(event_root)) == [event_root / "SHD/shd_train.h5", event_root / "SHD/shd_test.h5"]
+    assert dataset_files("nmnist", str(event_root)) == [event_root / "NMNIST/Train", event_root / "NMNIST/Test"]
+    with pytest.raises(DataError, match="expected DVSGesture/ibmGestureTrain"):
+        dataset_files("dvs_gesture", str(event_root / "SHD"))
 
 
 def test_a_corrupt_nmnist_file_is_a_data_error(tmp_path):

@@ -748,21 +748,48 @@ def test_resume_refuses_a_checkpoint_of_other_settings_before_any_job_runs(tmp_p
 
 
 def test_an_overwrite_that_fails_leaves_its_files_marked_for_replacement(tmp_path, capsys):
-    """An --overwrite that stops on an error in its job (here a dataset not found) leaves the files it was to
-    replace marked, as an interrupt does, so --resume never keeps them without a word; markers an earlier
-    unfinished --overwrite left are kept too."""
+    """An --overwrite that stops on an error in its job (here a damaged dataset, found when the job reads it) leaves
+    the files it was to replace marked, as an interrupt does, so --resume never keeps them without a word; markers
+    an earlier unfinished --overwrite left are kept too."""
     from spikecl.cli import main
 
     args = _small_experiment(tmp_path, ("finetune",))
     assert main(args) == 0
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (damaged / name).write_bytes(b"not an IDX file")
     for _ in range(2):
-        assert main([*args, "--overwrite", "--set", 'data.dataset="mnist"', "--data-dir", str(tmp_path / "no")]) == 2
+        assert main([*args, "--overwrite", "--set", 'data.dataset="mnist"', "--data-dir", str(damaged)]) == 2
         assert [p.name for p in (tmp_path / "cut").glob("*.replacing")] == ["finetune-seed0.h5.replacing"]
     capsys.readouterr()
     assert main([*args, "--resume"]) == 2
     assert "finetune-seed0.h5 is still to be replaced by an --overwrite that did not finish (interrupted or failed)" \
         in capsys.readouterr().err
     assert main([*args, "--resume", "--overwrite"]) == 0 and not list((tmp_path / "cut").glob("*.replacing"))
+
+
+def test_a_missing_dataset_is_refused_before_any_job_runs_or_any_file_is_marked(tmp_path, capsys, monkeypatch):
+    """A dataset missing for any job to run (here a variant's) stops the command before the first job trains and
+    before --overwrite marks anything, the existing results untouched."""
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune",))
+    assert main(args) == 0
+    kept = (tmp_path / "cut" / "finetune-seed0.h5").read_bytes()
+    exp = tmp_path / "exp.toml"
+    exp.write_text(exp.read_text().replace('methods = ["finetune"]', 'methods = ["finetune", "far"]')
+                   + f'[variants.far]\nmethod = "finetune"\n"data.dataset" = "mnist"\n'
+                     f'"data.data_dir" = "{tmp_path / "missing"}"\n')
+    trained = []
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: trained.append(self.method))
+    capsys.readouterr()
+    for extra in (["--overwrite"], ["--resume"]):
+        assert main([*args, *extra]) == 2, extra
+        assert f"mnist not found under {tmp_path / 'missing'}" in capsys.readouterr().err and not trained
+        assert not list((tmp_path / "cut").glob("*.replacing"))
+        assert (tmp_path / "cut" / "finetune-seed0.h5").read_bytes() == kept
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign", "damaged results"])

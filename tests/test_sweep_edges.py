@@ -315,3 +315,12 @@ def test_a_folder_at_a_final_results_path_is_refused_before_the_trials(sweep_fil
         assert main(["sweep", str(path), *extra]) == 2
         assert capsys.readouterr().err == (f"spikecl: error: {final} is a folder where a results file goes; move it "
                                            "away\n")
+
+
+def test_a_missing_dataset_is_refused_before_the_trials(sweep_files, monkeypatch, capsys, tmp_path):
+    path = sweep_files(BASE, SWEEP + f'[grid]\n"data.data_dir" = ["", "{tmp_path / "missing"}"]\n'
+                                     '"data.dataset" = ["mnist"]\n')
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
+    for extra in (["--dry-run"], ["--no-progress"]):
+        assert main(["sweep", str(path), *extra]) == 2
+        assert capsys.readouterr().err.startswith(f"spikecl: error: mnist not found under {tmp_path / 'missing'}: ")

@@ -23,6 +23,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import check_cluster_options, execute_sweep, kept_result
 from spikecl.errors import ConfigError, NumericalError
+from spikecl.experiment_kind import check_datasets
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
 from spikecl.paths import exists
 
@@ -60,6 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     for path in final_paths(sweep) if sweep.config.select else ():
         check_not_folder(path)                           # before the trials train
+    check_datasets(run.raw for run in sweep.runs)        # a missing dataset: before any trial
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     try:

@@ -154,9 +154,11 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
                     f"{IDX_FOLDERS[name]}/raw; {how}; point --data-dir (data.data_dir) at the folder holding them")
 
 
+IDX_HOW = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
+
+
 def _load_idx(name: str, data_dir: str | None) -> Dataset:
-    how = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
-    paths = _idx_paths(name, data_dir, how)
+    paths = _idx_paths(name, data_dir, IDX_HOW)
     arrays = {key: read_idx(path) for key, path in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
@@ -218,18 +220,25 @@ def _cifar_labels(batch: dict, key: str, path: Path, n: int, n_classes: int) -> 
     return labels
 
 
-def _load_cifar(name: str, data_dir: str | None) -> Dataset:
+def _cifar_paths(name: str, data_dir: str | None) -> dict[str, list[Path]]:
+    """{split: the CIFAR ``name`` pickles of that split} (``cifar-10-batches-py``/``cifar-100-python`` or
+    ``data_dir`` itself), found without reading them."""
     how = "download the CIFAR python version and unpack it"
     if name == "cifar10":
-        folder, train_files, test_file, key, n = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], \
-            "test_batch", "labels", 10
+        folder, splits = "cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)],
+                                                 "test": ["test_batch"]}
     else:
-        folder, train_files, test_file, key, n = "cifar-100-python", ["train"], "test", "fine_labels", 100
+        folder, splits = "cifar-100-python", {"train": ["train"], "test": ["test"]}
+    return {split: [find_path(data_dir, name, [f"{folder}/{f}", f], how) for f in files]
+            for split, files in splits.items()}
+
+
+def _load_cifar(name: str, data_dir: str | None) -> Dataset:
+    key, n = ("labels", 10) if name == "cifar10" else ("fine_labels", 100)
     parts = {}
-    for split, files in (("train", train_files), ("test", [test_file])):
+    for split, paths in _cifar_paths(name, data_dir).items():
         xs, ys = [], []
-        for f in files:
-            path = find_path(data_dir, name, [f"{folder}/{f}", f], how)
+        for path in paths:
             batch = load_data_pickle(path)
             xs.append(_cifar_images(batch, path))
             ys.append(_cifar_labels(batch, key, path, len(xs[-1]), n))
@@ -238,11 +247,16 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
 
 
 # -- miniImageNet -----------------------------------------------------------------------------------------------
-def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
+def _miniimagenet_paths(data_dir: str | None) -> list[Path]:
+    """The three miniImageNet cache pickles (train, val, test), found without reading them."""
     how = "provide the mini-imagenet-cache-{train,val,test}.pkl files"
+    return [find_path(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
+            for split in ("train", "val", "test")]
+
+
+def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
     images, labels, offset = [], [], 0
-    for split in ("train", "val", "test"):
-        path = find_path(data_dir, "miniimagenet", [f"mini-imagenet-cache-{split}.pkl"], how)
+    for path in _miniimagenet_paths(data_dir):
         cache = load_data_pickle(path)
         classes = cache.get("class_dict", cache.get(b"class_dict"))
         data = _uint8_array(cache.get("image_data", cache.get(b"image_data")), path, "image_data", "[N, 84, 84, 3]")
@@ -292,6 +306,22 @@ def _load(name: str, data_dir: str | None, seed: int, binning) -> Dataset:
     if name in ("cifar10", "cifar100"):
         return _load_cifar(name, data_dir)
     return _load_miniimagenet(data_dir, seed)
+
+
+def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
+    """The files (event datasets: files or folders) dataset ``name`` is read from under ``data_dir``, found without
+    reading them: a run checks them before any work. A one-line DataError names the first one missing; the offline
+    datasets (``digits``, ``mnist5k``) have none."""
+    image_shape(name)                                         # an unknown name: its ConfigError
+    if name in EVENT_DATASETS:
+        from spikecl.data.event_datasets import event_dataset_paths
+
+        return event_dataset_paths(name, data_dir)
+    if name in IDX_FOLDERS:
+        return list(_idx_paths(name, data_dir, IDX_HOW).values())
+    if name in ("cifar10", "cifar100"):
+        return [path for paths in _cifar_paths(name, data_dir).values() for path in paths]
+    return _miniimagenet_paths(data_dir) if name == "miniimagenet" else []
 
 
 def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None) -> Dataset:

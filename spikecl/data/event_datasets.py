@@ -208,21 +208,27 @@ HOW = {"nmnist": "unzip N-MNIST's Train.zip and Test.zip (digit folders 0..9 of 
        "dvs_gesture": "unpack Tonic's ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz"}
 
 
+def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
+    """Where event dataset ``name`` is read from, train then test (SHD: its two HDF5 files; N-MNIST, DVS Gesture:
+    their two split folders), found without reading them."""
+    if name == "shd":
+        return [find_path(data_dir, name, [f"SHD/shd_{split}.h5", f"shd_{split}.h5"], HOW[name])
+                for split in ("train", "test")]
+    base, train, test = FOLDERS[name]
+    return [find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True) for sub in (train, test)]
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, data_dir: str | None, binning: EventBinning) -> Dataset:
+    paths = event_dataset_paths(name, data_dir)
     if name == "shd":
-        parts = {}
-        for split in ("train", "test"):
-            path = find_path(data_dir, name, [f"SHD/shd_{split}.h5", f"shd_{split}.h5"], HOW[name])
-            parts[split] = read_shd(path, binning)
-        if parts["train"][2] != parts["test"][2]:
+        parts = [read_shd(path, binning) for path in paths]
+        if parts[0][2] != parts[1][2]:
             raise DataError(f"{name}: the train and test files' extra/keys name different languages")
-        (x_tr, y_tr, lang), (x_te, y_te, _) = parts["train"], parts["test"]
+        (x_tr, y_tr, lang), (x_te, y_te, _) = parts
         return Dataset(name, x_tr, y_tr, x_te, y_te, N_CLASSES[name], tuple(LANGUAGES), lang)
-    base, train, test = FOLDERS[name]
     read = _nmnist_split if name == "nmnist" else _gesture_split
-    splits = [read(find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True), binning)
-              for sub in (train, test)]
+    splits = [read(path, binning) for path in paths]
     return Dataset(name, *splits[0], *splits[1], N_CLASSES[name])
 
 
