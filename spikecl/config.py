@@ -537,8 +537,9 @@ def flatten(table: typing.Mapping, prefix: str = "") -> dict:
     return out
 
 
-#: top-level keys a variant cannot change: they say which runs an experiment has and where their files go
-EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir")
+#: keys a variant cannot change: they say which runs an experiment has, where their files go and the device they
+#: share (checked before any run; ``--device`` sets it for all)
+EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir", "device", "strategy.methods")
 
 
 def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:
@@ -566,8 +567,9 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
             path = ["strategy", "options", *path[1:]]
         if path[0] == "variants":
             raise ConfigError(f"variants.{name}.{key}: a variant cannot change the variants")
-        if path[0] in EXPERIMENT_WIDE:
-            raise ConfigError(f"variants.{name}.{key}: a variant runs with its experiment's {path[0]}; set it for "
+        wide = next((w for w in EXPERIMENT_WIDE if path[:w.count(".") + 1] == w.split(".")), None)
+        if wide:
+            raise ConfigError(f"variants.{name}.{key}: a variant runs with its experiment's {wide}; set it for "
                               "the whole experiment")
         _set_path(raw, path, value, f"variants.{name}.{key}")
     try:

@@ -266,8 +266,8 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
 
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results, with
-    ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run. Returns ``(jobs, todo, device)``: the plan, the jobs to run
-    and the resolved device."""
+    ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
+    Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device."""
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:

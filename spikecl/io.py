@@ -149,9 +149,13 @@ def output_lock(path: str | Path):
         yield
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
-    with open(lock, "a+") as f:
+    try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a+")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -513,3 +513,23 @@ def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents()
         with pytest.raises(ExportError, match=r"^layer conv0: every weight rounds to 0 \(Lava's Conv applies no "
                                               r"weight exponent; .*\); lower --input-bits or --headroom$"):
             quantize_hidden(conv, QuantConfig(exponents=exponents), 8)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"weight_bits": 4.5}, r"weight_bits = 4\.5: expected an integer"),
+    ({"weight_bits": True}, "weight_bits = True: expected an integer"),
+    ({"input_bits": "8"}, "input_bits = '8': expected an integer"),
+    ({"headroom": "2"}, "headroom = '2': expected a number"),
+    ({"headroom": float("nan")}, "headroom = nan: expected 1 .. 131072"),
+    ({"readout_range": [1.0]}, r"readout_range = \[1\.0\]: expected a number"),
+    ({"exponents": "no"}, "exponents = 'no': expected True or False")])
+def test_quantisation_settings_of_the_wrong_type_are_one_line_errors(changes, message):
+    with pytest.raises(ExportError, match=message):
+        QuantConfig(**changes)
+    assert QuantConfig(weight_bits=np.int64(4), headroom=2, exponents=np.bool_(True)).weight_bits == 4
+
+
+@pytest.mark.parametrize("shape", [(0, 64), (3,), (), (2, 0)])
+def test_encoding_no_samples_or_no_values_is_a_shape_error(shape):
+    with pytest.raises(ShapeError, match=re.escape(f"samples have shape {shape}; expected [B, ...]")):
+        encode_values(np.zeros(shape), 4, "direct")

@@ -79,6 +79,22 @@ def test_a_folder_that_refuses_the_file_is_a_one_line_error(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+    """/proc passes os.access for root, and its folders cannot be made: the run's lock fails, in one line."""
+    from spikecl.cli import main
+    from spikecl.io import output_lock
+
+    with pytest.raises(ConfigError, match=r"^cannot write /proc/spikecl-x/run\.h5: "):
+        with output_lock("/proc/spikecl-x/run.h5"):
+            pass
+    exp = tmp_path / "exp.toml"
+    exp.write_text('[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 20\n[network]\n'
+                   'hidden = [4]\n[strategy]\nmethods = ["finetune"]\n')
+    assert main(["run", str(exp), "--no-progress", "--output-dir", "/proc/spikecl-x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikecl: error: ") and err.count("\n") == 1 and "/proc/spikecl-x" in err
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "missing-key"])
 def test_corrupt_files_are_one_line_errors(tmp_path, damage):
     path = tmp_path / "run.h5"

@@ -263,3 +263,13 @@ def test_active_indices_may_come_as_any_iterable_of_integers():
     assert SDR.from_sparse(10, np.array([])).sparse.size == 0
     with pytest.raises(ShapeError, match="^SDR indices must be integers"):
         SDR.from_sparse(10, {0.5})
+
+
+def test_a_shape_of_2_to_the_63_bits_or_more_is_refused_and_large_sizes_are_exact():
+    with pytest.raises(ShapeError, match=r"has 18446744073709551616 bits; bit indices are int64"):
+        SDR((2**32, 2**32), [])
+    with pytest.raises(ShapeError, match="bit indices are int64"):
+        SDR((10**10, 10**10), [5])
+    big = SDR((2**31, 2**31), [5, 2**62 - 1])
+    assert big.size == 2**62 and big.sparsity == 2 / 2**62
+    assert SDR.random((2**20, 2**20), n_active=3, seed=1).size == 2**40

@@ -172,7 +172,11 @@ def test_variant_overrides_settings_and_runs_its_method(tmp_path):
                          ({"method": "hlop", "train.lrate": 0.1}, "variants.v: unknown key 'train.lrate'"),
                          ({"method": "ewc", "seeds": [3]}, "variants.v.seeds: a variant runs with its experiment's "
                                                            "seeds"),
-                         ({"method": "ewc", "name": "z"}, "variants.v.name: a variant runs with its experiment's")):
+                         ({"method": "ewc", "name": "z"}, "variants.v.name: a variant runs with its experiment's"),
+                         ({"method": "ewc", "device": "cuda"}, "variants.v.device: a variant runs with its "
+                                                               "experiment's device; set it for the whole"),
+                         ({"method": "ewc", "strategy": {"methods": ["si"]}},
+                          "variants.v.strategy.methods: a variant runs with its experiment's strategy.methods")):
         with pytest.raises(ConfigError, match=message):
             experiment_from_dict({"variants": {"v": bad}})
     from spikecl.continual.strategies import validate_method

@@ -26,7 +26,10 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     ``direct``: ``x`` at every step, as integers ``round(x * scale)`` when ``scale`` is given (graded spikes),
     else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without).
     """
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2 or not x.size:
+        raise ShapeError(f"samples have shape {x.shape}; expected [B, ...] with at least one sample and one value")
+    x = x.reshape(len(x), -1)
     check_input_size(num_steps, *x.shape)
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")

@@ -43,7 +43,7 @@ DEFAULT_INPUT_BITS = 8       # graded input bits of a direct-encoded network whe
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """How to quantise. ``weight_bits``: synaptic mantissa bits (1..8). ``headroom``: hidden layers represent
+    """How to quantise. ``weight_bits``: synaptic mantissa bits (2..8). ``headroom``: hidden layers represent
     currents up to ``headroom x threshold`` before the 24-bit current wraps (so ``vth <= 2**17 / headroom``; lower
     when a large bias needs it).
     ``input_bits``: graded input message bits for the ``direct`` encoder (None: 8); other encoders present binary
@@ -61,6 +61,16 @@ class QuantConfig:
     exponents: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("weight_bits", "input_bits"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ExportError(f"{name} = {value!r}: expected an integer")
+        for name in ("headroom", "readout_range"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+                raise ExportError(f"{name} = {value!r}: expected a number")
+        if not isinstance(self.exponents, (bool, np.bool_)):
+            raise ExportError(f"exponents = {self.exponents!r}: expected True or False")
         if not 2 <= self.weight_bits <= 8:
             raise ExportError(f"weight_bits = {self.weight_bits}: Loihi's mixed-sign synapses hold 2 to 8 bits")
         if not 1.0 <= self.headroom <= 2**17:

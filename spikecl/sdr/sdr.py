@@ -19,6 +19,7 @@ a non-binary or float dense array, shape mismatches) raises :class:`~spikecl.err
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -33,7 +34,10 @@ def _as_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
         dims = None
     if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
         raise ShapeError(f"SDR shape must be positive integers, got {shape!r}")
-    return tuple(int(d) for d in dims)
+    dims = tuple(int(d) for d in dims)
+    if math.prod(dims) >= 2**63:
+        raise ShapeError(f"SDR shape {dims} has {math.prod(dims)} bits; bit indices are int64 (fewer than 2**63)")
+    return dims
 
 
 def _check_fraction(fraction: float, name: str) -> float:
@@ -139,7 +143,7 @@ class SDR:
                seed: int | np.random.Generator = 0) -> "SDR":
         """Uniformly random active bits: ``n_active`` of them, or ``round(sparsity * size)``; reproducible."""
         shape = _as_shape(shape)
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if (sparsity is None) == (n_active is None):
             raise ConfigError("SDR.random needs exactly one of sparsity or n_active")
         if n_active is None:
@@ -156,7 +160,7 @@ class SDR:
     @property
     def size(self) -> int:
         """Number of bits (product of the shape)."""
-        return int(np.prod(self._shape))
+        return math.prod(self._shape)
 
     @property
     def sparse(self) -> np.ndarray:
@@ -187,7 +191,7 @@ class SDR:
     def reshape(self, shape: int | Sequence[int]) -> "SDR":
         """The same bits over another shape of equal size (shares the index array: both are immutable)."""
         shape = _as_shape(shape)
-        if int(np.prod(shape)) != self.size:
+        if math.prod(shape) != self.size:
             raise ShapeError(f"cannot reshape an SDR of size {self.size} to {shape}")
         return SDR._trusted(shape, self._sparse)
 
