@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     spacings = [int(s) for s in args.spacings.split(",") if s]
-    print("| case | C×M | ops | steps | min spike match | answers equal | recall acc. Lava / torch | max |Δw| nA "
+    print("| case | C×M | ops | steps | min spike match | answers equal | recall acc. Lava / torch | max \\|Δw\\| nA "
           "| compile s | Lava ms/step | torch ms/step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from spikecl.commands import bounded, torch_device
 from spikecl.memory import CA3Params, encode, make_schedule, recall_by_cue
 from spikecl.memory.stress import make_trial
 
@@ -176,9 +177,10 @@ def main() -> None:
     parser.add_argument("--size", default="100", help="N for C = M = N, or CxM, of the throughput table")
     parser.add_argument("--sizes", default="10,30,100,100x10,10x100",
                         help="comma-separated sizes: N for C = M = N, or CxM")
-    parser.add_argument("--batch", type=int, default=16, help="memories per torch batch")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=16,
+                        help="memories per torch batch")
+    parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=2)
+    parser.add_argument("--device", default="cpu", type=torch_device)
     parser.add_argument("--cpp", action="store_true", help="also time Brian2 cpp_standalone (slow to compile)")
     args = parser.parse_args()
     import torch

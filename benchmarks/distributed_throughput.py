@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from spikecl.commands import bounded, torch_device
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
 
@@ -65,14 +66,15 @@ def _time_to_file(raw: dict, method: str, threads: int, repeats: int, out: str) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=2)
     parser.add_argument("--methods", default="finetune,hlop")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--hidden", type=bounded(int, 1, what="a layer width"), default=256)
+    parser.add_argument("--steps", type=bounded(int, 1, what="a number of time steps"), default=4)
+    parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=64)
+    parser.add_argument("--threads", type=bounded(int, 1, what="a number of threads"), default=1,
+                        help="intra-op threads per process")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), type=torch_device)
+    parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=2)
     args = parser.parse_args()
 
     rows = []                                    # (method, runner, processes, threads/process, samples/s)
@@ -96,7 +98,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     reference = {method: rate for method, runner, nproc, threads, rate in rows
-                 if nproc == 1 and threads == args.threads}
+                 if runner == "plain ContinualRun" and threads == args.threads}
     for method, runner, nproc, threads, rate in rows:
         print(f"{method:<10} {runner:<20} {nproc:>9} {threads:>8} {rate:>10.0f} {rate / reference[method]:>11.2f}x")
 

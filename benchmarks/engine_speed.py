@@ -43,6 +43,7 @@ from snntorch import surrogate
 
 from epoch_time import PlainSNN
 from spikecl.allocator import tuned_for_training
+from spikecl.commands import bounded, torch_device
 from spikecl.snn import build_cnn, build_mlp, make_trainer
 
 CHANNELS = (64, 128, 256)
@@ -196,17 +197,17 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="mlp", choices=tuple(INPUTS))
-    parser.add_argument("--steps", type=int, nargs="+",
+    parser.add_argument("--steps", type=bounded(int, 1, what="a number of time steps"), nargs="+",
                         help="time steps T (default: 4 8 25 for the MLP, 4 8 for the CNN)")
-    parser.add_argument("--batch", type=int, nargs="+",
+    parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), nargs="+",
                         help="batch sizes (default: 64 256 for the MLP, 32 for the CNN)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=0.5, help="time per contender per round")
-    parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cpu or cuda")
+    parser.add_argument("--rounds", type=bounded(int, 1, what="a number of rounds"), default=5)
+    parser.add_argument("--seconds", type=bounded(float, 0.001, what="seconds"), default=0.5,
+                        help="time per contender per round")
+    parser.add_argument("--device", default="cpu", type=torch_device,
+                        help="torch device to train on, e.g. cpu or cuda")
     args = parser.parse_args()
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA device here")
     torch.set_num_threads(1)
     allocator = tuned_for_training()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -6,7 +6,8 @@ change on a shared machine hits all alike): spikecl on its fused and snnTorch en
 Norse 1.1 (``LIFCell``/``LICell``, stepped the same way) and SpikingJelly (multi-step ``LIFNode``) when installed.
 Norse's LIF has a synaptic current; with ``dt * tau_syn_inv = 1`` it is the input of the previous step, so the
 neuron decays as ``Leaky`` (0.9 per step, input scaled by ``dt * tau_mem_inv``) one step late, with the same work
-per step. Prints seconds per epoch and each contender's ratio to spikecl's fused engine.
+per step. Prints seconds per epoch and each contender's ratio to spikecl's fused engine. ``--trainer online`` times
+spikecl's two engines only (the peers train with BPTT).
 
     python benchmarks/epoch_time.py [--hidden 256] [--steps 4] [--samples 4000] [--repeats 3] [--trainer bptt|online]
 """
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from snntorch import surrogate
 
 from spikecl.allocator import tuned_for_training
+from spikecl.commands import bounded
 from spikecl.data.datasets import load_dataset
 from spikecl.snn import build_mlp, make_trainer
 
@@ -129,26 +131,34 @@ def epoch_spikecl(trainer_name: str, hidden: int, steps: int, engine: str):
 
 
 def contenders(args) -> dict:
-    """Name → epoch closure; SpikingJelly only when installed (a note is printed otherwise)."""
+    """Name → epoch closure. The peers train with BPTT only, so ``--trainer online`` times spikecl's two engines
+    alone; Norse and SpikingJelly only when they import (a note is printed otherwise)."""
     out = {"spikecl fused": epoch_spikecl(args.trainer, args.hidden, args.steps, "fused"),
-           "spikecl snnTorch": epoch_spikecl(args.trainer, args.hidden, args.steps, "snntorch"),
-           "plain snnTorch": epoch_of(PlainSNN(args.hidden), args.steps),
-           "Norse": epoch_of(NorseSNN(args.hidden), args.steps)}
-    if importlib.util.find_spec("spikingjelly") is None:
-        print("SpikingJelly is not installed: skipped")
-    else:
-        out["SpikingJelly"] = epoch_of(JellySNN(args.hidden), args.steps)
+           "spikecl snnTorch": epoch_spikecl(args.trainer, args.hidden, args.steps, "snntorch")}
+    if args.trainer != "bptt":
+        print(f"plain snnTorch, Norse and SpikingJelly train with BPTT: not timed with --trainer {args.trainer}")
+        return out
+    out["plain snnTorch"] = epoch_of(PlainSNN(args.hidden), args.steps)
+    for name, module, network in (("Norse", "norse", NorseSNN), ("SpikingJelly", "spikingjelly", JellySNN)):
+        try:
+            if importlib.util.find_spec(module) is None:
+                raise ImportError("not installed")
+            out[name] = epoch_of(network(args.hidden), args.steps)
+        except ImportError as exc:
+            print(f"{name} is not available ({exc}): skipped")
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--samples", type=int, default=4000, help="training images per epoch")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"))
+    parser.add_argument("--hidden", type=bounded(int, 1, what="a layer width"), default=256)
+    parser.add_argument("--steps", type=bounded(int, 1, what="a number of time steps"), default=4)
+    parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=64)
+    parser.add_argument("--samples", type=bounded(int, 1, 4000, what="a number of images"), default=4000,
+                        help="training images per epoch")
+    parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=3)
+    parser.add_argument("--trainer", default="bptt", choices=("bptt", "online"),
+                        help="online: spikecl's engines only (the peers train with BPTT)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     allocator = tuned_for_training()

@@ -79,8 +79,7 @@ def cases():
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                            epilog="Run it in an environment with neurobench (see the module docstring).").parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     try:
         import neurobench  # noqa: F401
     except ImportError:

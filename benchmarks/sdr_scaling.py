@@ -39,8 +39,9 @@ def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float
     print(f"  {'stored':>7}  {'learn':>7}  {'recognise':>9}  {'NN scan':>8}  {'learn/first':>11}  {'NN/first':>8}")
     first = None
     for n in points:
-        more, _ = coder.learn_all(patterns[len(stored):n])
-        stored = np.concatenate([stored, more.astype(np.float32)])
+        if n > len(stored):                       # points closer than the window add nothing here
+            more, _ = coder.learn_all(patterns[len(stored):n])
+            stored = np.concatenate([stored, more.astype(np.float32)])
         probe = patterns[max(0, n - window):n] if n else patterns[:window]
         recog = _per_item_ms(coder.encode, probe)
         codes = stored if len(stored) else np.zeros((1, coder.n_code_bits), np.float32)

@@ -37,8 +37,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from engine_speed import peak_memory
 from spikecl.allocator import tuned_for_training
-from spikecl.config import PRECISIONS, experiment_from_dict
+from spikecl.commands import bounded
+from spikecl.config import PRECISIONS
+from spikecl.continual.experiment import KIND
 from spikecl.continual.runner import ContinualRun
+from spikecl.errors import SpikeCLError
 from spikecl.snn.trainers import TRAINERS
 
 METHODS = ("finetune", "ewc", "si", "replay", "gpm", "hlop", "hlop-spikecl")
@@ -53,15 +56,18 @@ def hlop_options(args) -> dict:
     return {"neurons": SCHEDULE, **tomllib.loads("\n".join(args.hlop))}
 
 
-def snapshot(args, method: str, engine: str) -> ContinualRun:
-    """``method``'s run on ``engine`` after task 0 (the state every timed epoch starts from)."""
-    hlop = hlop_options(args)
-    cfg = experiment_from_dict({
+def config_of(args, method: str, engine: str):
+    """The validated experiment config of ``method`` on ``engine`` (a one-line ConfigError for a bad combination)."""
+    return KIND.load({
         "data": {"dataset": "mnist5k"}, "stream": {"kind": "permuted", "n_tasks": 2},
         "network": {"hidden": [args.hidden, args.hidden], "num_steps": args.steps, "engine": engine},
         "train": {"trainer": args.trainer, "epochs": 1, "batch_size": args.batch, "precision": args.precision},
-        "strategy": {"methods": [method], "hlop": hlop}, "variants": {"hlop-spikecl": SPIKECL}})
-    run = ContinualRun(cfg, method, seed=0)
+        "strategy": {"methods": [method], "hlop": hlop_options(args)}, "variants": {"hlop-spikecl": SPIKECL}})
+
+
+def snapshot(args, method: str, engine: str) -> ContinualRun:
+    """``method``'s run on ``engine`` after task 0 (the state every timed epoch starts from)."""
+    run = ContinualRun(config_of(args, method, engine), method, seed=0)
     run.train_task(0)
     return run
 
@@ -152,11 +158,11 @@ def report(result: dict[str, Measured], engine: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hidden", type=int, default=800)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--hidden", type=bounded(int, 1, what="a layer width"), default=800)
+    parser.add_argument("--steps", type=bounded(int, 1, what="a number of time steps"), default=6)
+    parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=64)
     parser.add_argument("--trainer", default="bptt", choices=tuple(TRAINERS))
-    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=6)
     parser.add_argument("--methods", default="finetune,gpm,hlop,hlop-spikecl")
     parser.add_argument("--engines", default="fused,snntorch")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
@@ -164,6 +170,10 @@ def main() -> None:
     parser.add_argument("--hlop", action="append", default=[], metavar="KEY=VALUE",
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
+    try:                                          # every contender's config, before minutes of training
+        [config_of(args, m, e) for e in args.engines.split(",") for m in args.methods.split(",")]
+    except (SpikeCLError, tomllib.TOMLDecodeError) as exc:
+        parser.error(str(exc))
     torch.set_num_threads(1)
     allocator = tuned_for_training()
     print(f"one epoch of task 2 of Permuted MNIST-5k (steps and consolidation), MLP 784-{args.hidden}-{args.hidden}"

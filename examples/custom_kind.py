@@ -5,7 +5,8 @@ subtractive reset when ``mem > threshold``): its firing rate (spikes per step) a
 a few leaks, with Gaussian noise on the current (one results file per seed). The kind declares only its config, its
 jobs, its summary and its plot; the driver gives it what every spikecl kind has: ``--set``-style overrides and
 validation with one-line errors, refusal to overwrite results, ``--resume``, atomic HDF5 results files, progress,
-and ``spikecl.report``.
+and ``spikecl.report``; ``check_seeds`` keeps the summary from averaging runs of other settings as if they were
+seeds.
 
     python examples/custom_kind.py            (a few seconds)
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from spikecl.config import RunHeader, option
 from spikecl.errors import ExistsError
-from spikecl.experiment_kind import Job, Kind, register_kind, run_file
+from spikecl.experiment_kind import Job, Kind, check_seeds, register_kind, run_file
 from spikecl.figures import colors, figure, save
 from spikecl.io import write_run
 from spikecl.report import report_paths
@@ -79,6 +80,7 @@ class RateCurveKind(Kind):
         return [job(seed) for seed in cfg.seeds]
 
     def summarize(self, runs, detail: bool = True) -> str:
+        check_seeds(runs, "rate_curve runs", "rate_curve")     # never average other experiments as if seeds
         rates = np.stack([run.arrays["rates"] for run in runs])                 # [seeds, betas, currents]
         currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
         lines = [f"LIF rate (spikes per step), mean ± std over {len(runs)} seed(s)",
@@ -89,6 +91,7 @@ class RateCurveKind(Kind):
         return "\n".join(lines)
 
     def plot(self, runs, out_dir: Path) -> list[Path]:
+        check_seeds(runs, "rate_curve runs", "rate_curve")
         rates = np.stack([run.arrays["rates"] for run in runs]).mean(axis=0)
         currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
         fig = figure(figsize=(5, 3.5), layout="constrained")

@@ -9,7 +9,7 @@ recognition with familiarity-contingent noise, distinct overlapping receptive fi
 them), beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under
 the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON).
 
-    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): about 4 minutes of CPU time
+    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): ~4 CPU minutes
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 12 minutes
     python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.io import atomic_write
+from spikecl.errors import SpikeCLError
+from spikecl.io import atomic_write, check_output
 from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the selection and the table as JSON here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = parser.parse_args()
+    try:
+        if args.out:
+            check_output(args.out, args.overwrite)          # before the protocol's minutes of work
+    except SpikeCLError as exc:
+        parser.error(f"--out: {exc}")
     small = not args.full
     seeds = [0, 1] if small else [0, 1, 2, 3, 4]
     candidates = CANDIDATES[args.dataset]

@@ -58,7 +58,8 @@ def option(default: Any, *, choices: tuple | None = None, low: float | None = No
            doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False,
            path: bool = False) -> Any:
     """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high] (for a
-    list: of every item); ``distinct``: a list's items must differ; ``nonempty``: a list needs at least one item;
+    list: of every item); ``distinct``: a list's items must differ; ``nonempty``: a list needs at least one item,
+    a string a character;
     ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
     path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
@@ -194,7 +195,8 @@ class RunHeader:
     name: str = option("experiment", file_name=True, doc=NAME_DOC)
     seeds: list[int] = option([0], low=0, high=SEED_MAX, distinct=True, doc="one run per seed (per method)")
     device: str = option("cpu", choices=("cpu", "cuda", "auto"), doc="where runs compute; auto: cuda if available")
-    output_dir: str = option("results", path=True, doc="folder that holds each experiment's results folder <name>/")
+    output_dir: str = option("results", path=True, nonempty=True,
+                             doc="folder that holds each experiment's results folder <name>/")
 
 
 @dataclass
@@ -272,6 +274,8 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
     if meta.get("nonempty") and isinstance(value, list) and not value:
         raise ConfigError(f"{key}: expected at least one value")
+    if meta.get("nonempty") and value == "":
+        raise ConfigError(f"{key}: empty" + ("; write '.' for the current folder" if meta.get("path") else ""))
     if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
         twice = next(v for i, v in enumerate(value) if v in value[:i])
         raise ConfigError(f"{key}: {twice!r} appears more than once")

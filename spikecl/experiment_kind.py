@@ -75,6 +75,10 @@ class Job:
     checkpoint: Path | None = None
 
 
+#: what a kind's summary raises when results files lack what it reads or do not fit together
+SUMMARY_FAILURES = (KeyError, IndexError, ValueError, TypeError, AttributeError)
+
+
 class Kind:
     """The contract of an experiment kind (subclass it and override what the kind has).
 
@@ -126,7 +130,7 @@ class Kind:
             self.summarize([run])
         except SpikeCLError:
             raise
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        except SUMMARY_FAILURES as exc:
             raise ResultsError(f"{run.path} is corrupt or incomplete: its {self.name} summary fails "
                                f"({type(exc).__name__}: {exc})") from None
 
@@ -248,6 +252,24 @@ RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "output_dir", "device",
 #: where they went, and the train/test split (files recorded with ``data.vary_split`` before ``data.test_split_seed``
 #: existed drew one per seed; reports say "DIFFERENT test splits" where they differ)
 SEED_ROW_IGNORES = RESUME_IGNORES | {"seed", "name", "data.test_split_seed"}
+
+
+def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore: Container[str] = SEED_ROW_IGNORES,
+                seed_of: Callable[[Run], object] = lambda run: run.attrs.get("seed")) -> None:
+    """A one-line :class:`ResultsError` unless ``runs`` are seeds of one experiment, so that a summary may average
+    them: made with the same settings (the first key that differs is named; ``ignore`` aside) and no seed twice.
+    ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``)."""
+    seen: dict[object, Path] = {}
+    for run in runs:
+        key = as_written(first_difference(runs[0].config, run.config, ignore=ignore))
+        if key is not None:
+            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings ({key} "
+                               "differs), not seeds of one experiment; report them separately")
+        seed = seed_of(run)
+        if seed in seen:
+            raise ResultsError(f"{run.path} and {seen[seed]} both hold {name or what} seed {seed}; report one of "
+                               "them (a copy left in the folder?)")
+        seen[seed] = run.path
 
 
 @contextlib.contextmanager
@@ -419,9 +441,23 @@ def plots_older_than(folder: Path, paths: Sequence[Path]) -> list[Path]:
     return sorted(png for png in folder.glob("*.png") if png.stat().st_mtime < newest)
 
 
-def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True) -> None:
-    """Print ``k``'s summary of ``runs`` and, with ``plots``, write its plots into ``plots_dir``."""
-    print(k.summarize(runs, detail=detail))
+def summary(k: Kind, runs: Sequence[Run], detail: bool = True) -> str:
+    """``k``'s summary of ``runs``; one that fails on what the files hold together (runs a kind's own
+    :func:`check_seeds` did not refuse: arrays of other shapes) is a one-line :class:`ResultsError`."""
+    try:
+        return k.summarize(runs, detail=detail)
+    except SpikeCLError:
+        raise
+    except SUMMARY_FAILURES as exc:
+        raise ResultsError(f"the {k.name} summary of {len(runs)} results files fails ({type(exc).__name__}: {exc}); "
+                           "are they seeds of one experiment? report them separately") from None
+
+
+def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True,
+           text: str | None = None) -> None:
+    """Print ``k``'s summary of ``runs`` (``text``: made already by :func:`summary`) and, with ``plots``, write its
+    plots into ``plots_dir``."""
+    print(summary(k, runs, detail) if text is None else text)
     if plots:
         written = k.plot(runs, plots_dir)
         print(f"\nplots: {len(written)} PNG files in {plots_dir}")

@@ -94,6 +94,18 @@ def check_not_source(source: str | Path, output: str | Path, what: str = "source
         raise ConfigError(f"-o {output} is the {what} {source}; name another file (--overwrite would replace {lost})")
 
 
+def check_output(path: str | Path, overwrite: bool = False) -> Path:
+    """Before any work: ``path`` can be written, or a one-line error says why (a folder there, an existing file
+    without ``overwrite``: :class:`ExistsError`, a folder that cannot be written). Returns it as a Path."""
+    path = Path(path)
+    if is_dir(path, ConfigError):
+        raise ConfigError(f"{path} is a folder; name a file to write")
+    if exists(path, ConfigError) and not overwrite:
+        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
+    check_writable_folder(path.parent)
+    return path
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``, durably.
 
@@ -102,12 +114,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     the new one, never a partial one; it gets the permissions of the user's umask. Temporary files of ``path``
     left by a killed writer (older than :data:`STALE_TMP_SECONDS`) are removed.
     """
-    path = Path(path)
-    if exists(path, ConfigError) and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
-    if is_dir(path, ConfigError):
-        raise ConfigError(f"{path} is a folder; name a file to write")
-    check_writable_folder(path.parent)
+    path = check_output(path, overwrite)
     try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
-from spikecl.experiment_kind import kind, kind_names, report
+from spikecl.experiment_kind import kind, kind_names, report, summary
 from spikecl.io import Run, check_writable_folder, read_run
 from spikecl.paths import is_dir, is_file
 
@@ -56,9 +56,11 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
 def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
     """The ``*.h5`` files a folder contributes: a sweep's summaries (its trials and final runs were made with other
     settings, so they are never one table); a sweep's ``final/`` folder, its runs (one per method and seed, each
-    method at its chosen settings) and their summary; else every one under it."""
+    method at its chosen settings) and their summary; else its own and, by these rules, its subfolders' (a sweep
+    below it gives its summaries; links to folders are not followed)."""
     if not is_file(path / "sweep.h5", ResultsError):
-        return sorted(path.rglob("*.h5"))
+        below = sorted(sub for sub in path.iterdir() if sub.is_dir() and not sub.is_symlink())
+        return sorted([*path.glob("*.h5"), *(file for sub in below for file in _folder_files(sub, note))])
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
         return sorted(path.glob("*.h5"))
@@ -92,7 +94,8 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     if plots and plots_dir is None:                # before any table: a refusal prints nothing half-way
         plots_dir = first if first.is_dir() else first.parent
         check_writable_folder(plots_dir, "plots folder (--plots DIR or --no-plots)")
+    texts = {name: summary(kind(name), runs, detail) for name, runs in found.items()}    # every refusal first
     for i, (name, runs) in enumerate(found.items()):
         if len(found) > 1:
             print(("\n" if i else "") + f"== {name}: {len(runs)} results file(s) ==")
-        report(kind(name), runs, plots_dir, plots=plots, detail=detail)
+        report(kind(name), runs, plots_dir, plots=plots, detail=detail, text=texts[name])

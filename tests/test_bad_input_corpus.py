@@ -534,6 +534,12 @@ for flag in (["--format", "nir"], ["--weight-bits", "4"], ["--samples", "0"], ["
         lambda tmp, flag=flag: ["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(tmp / "ca3.h5"), *flag])
 
 
+for flag in (["--max-drop", "1"], ["--force"]):
+    # the accuracy guard's options with the check skipped: refused, not ignored
+    case("export", f"{flag[0]} with --samples 0", f"{flag[0]} applies to the accuracy check, which --samples 0 skips")(
+        lambda tmp, flag=flag: ["export", str(tmp / "src.ckpt"), "-o", str(tmp / "net.h5"), "--samples", "0", *flag])
+
+
 @case("export", "-o a folder", "is a folder; name the file to write")
 def _(tmp):
     (tmp / "out").mkdir()

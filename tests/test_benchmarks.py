@@ -194,3 +194,9 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
     assert failed.count("## benchmarks/fast.py") == 1                      # nothing after the failure ran
     missing, _ = run_all(tmp_path, "fast absent")
     assert missing.returncode == 2 and missing.stderr.strip() == f"run_all: no benchmark {tmp_path}/absent.py"
+
+
+def test_sdr_scaling_runs_from_an_empty_store_and_points_closer_than_its_window():
+    out = run("sdr_scaling.py", "--skip-mnist", "--points", "0,50,60", "--window", "20")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == ["0", "50", "60"] and rows[0][4:] == ["1.00x", "1.00x"]

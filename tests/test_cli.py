@@ -43,6 +43,8 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
     ("", ["--set", "network.encoder=spiky"], "network.encoder: 'spiky' is not allowed"),
     ("", ["--set", "strategy.methods=[\"ewx\"]"], "unknown method 'ewx'"),
     ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', [], "--data-dir"),
+    ("", ["--output-dir", ""], "output_dir: empty; write '.' for the current folder"),
+    ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', ["--data-dir", ""], "mnist needs its files"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):
     exp = tmp_path / "bad.toml"

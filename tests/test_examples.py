@@ -22,3 +22,14 @@ def test_example_runs(script, tmp_path):
                          cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert PRINTS.get(script.name, "ACC") in out.stdout
+
+
+def test_the_sparsey_protocol_refuses_an_existing_out_file_before_any_work(tmp_path):
+    kept = tmp_path / "protocol.json"
+    kept.write_text('{"keep": "me"}')
+    script = next(p for p in EXAMPLES if p.name == "sparsey_protocol.py")
+    out = subprocess.run([sys.executable, str(script), "--dataset", "digits", "--out", str(kept)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2 and out.stdout == "" and kept.read_text() == '{"keep": "me"}'
+    assert out.stderr.splitlines()[-1] == (f"sparsey_protocol.py: error: --out: {kept} exists; pass --overwrite to "
+                                           "replace it")

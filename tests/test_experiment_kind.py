@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,10 +14,10 @@ import pytest
 from spikecl import experiment_kind
 from spikecl.cli import main
 from spikecl.config import RunHeader, option
-from spikecl.errors import ConfigError, ExistsError
+from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, register_kind
 from spikecl.io import read_run, write_run
-from spikecl.report import collect
+from spikecl.report import collect, report_paths
 
 RAN: list[tuple[int, JobOptions]] = []
 
@@ -161,6 +162,33 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
     with pytest.raises(ConfigError, match="unknown key 'stepz'"):
         experiment_kind.run_file(exp, ["stepz=3"], progress=False)
     assert [len(runs) for runs in collect([tmp_path / "rates"]).values()] == [2]
+    other = tmp_path / "other.toml"                     # another experiment: other betas, other currents
+    other.write_text(exp.read_text().replace("rates", "other").replace("seeds = [0, 1]", "seeds = [0]")
+                     .replace("betas = [0.9, 1.0]", "betas = [0.5]").replace("[0.05, 0.2, 0.5]", "[0.1]"))
+    assert experiment_kind.run_file(other, progress=False, plots=False) == 0
+    capsys.readouterr()
+    for folder in ("rates", "other"):
+        (tmp_path / "both").mkdir(exist_ok=True)
+        for file in (tmp_path / folder).glob("*.h5"):
+            (tmp_path / "both" / f"{folder}-{file.name}").write_bytes(file.read_bytes())
+    with pytest.raises(ResultsError, match=r"hold rate_curve runs made with different settings \(betas differs\)"):
+        report_paths([tmp_path / "both"], plots=False)
+    assert capsys.readouterr().out == ""                 # refused before any table
+    for file in (tmp_path / "both").glob("rates-*"):
+        file.unlink()
+    (tmp_path / "both" / "again.h5").write_bytes((tmp_path / "other" / "rate_curve-seed0.h5").read_bytes())
+    with pytest.raises(ResultsError, match="both hold rate_curve seed 0; report one of them"):
+        report_paths([tmp_path / "both"], plots=False)
+
+
+def test_a_summary_that_fails_on_runs_that_do_not_fit_together_is_a_one_line_error(tmp_path, monkeypatch):
+    """A kind of the user's whose summary stacks arrays of other shapes: a ResultsError, not a traceback."""
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    register_kind(type("Stacking", (ToyKind,), {"summarize": lambda self, runs, detail=True: str(
+        np.stack([np.zeros(int(run.config["value"])) for run in runs]))})())
+    runs = [SimpleNamespace(config={"value": v}) for v in (1.0, 2.0)]
+    with pytest.raises(ResultsError, match=r"^the toy summary of 2 results files fails \(ValueError: all input "):
+        experiment_kind.summary(experiment_kind.kind("toy"), runs)
 
 
 def test_sweeps_are_results_not_experiments(tmp_path, capsys):

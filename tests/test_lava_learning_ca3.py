@@ -147,12 +147,16 @@ def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env, capsy
 
 
 def test_deploy_options_reach_only_the_graphs_that_take_them(graph_file, tmp_path, capsys):
-    """--cells, --learning and --stock-engine are CA3 learning-graph options: the reference backend accepts them,
-    another learning graph or a frozen network refuses them in one line."""
+    """--cells, --learning and --stock-engine are options of a CA3 learning graph run in Lava: the reference
+    backend (which reads the stored run, so would ignore them), another learning graph or a frozen network refuses
+    them in one line."""
     from spikecl.cli import main
 
-    assert main(["deploy", str(graph_file), "--cells", "lif", "--learning", "fixed", "--stock-engine"]) == 0
-    assert "recall accuracy 1.000" in capsys.readouterr().out
+    for flag in (["--cells", "lif"], ["--learning", "fixed"], ["--stock-engine"]):
+        assert main(["deploy", str(graph_file), *flag]) == 2
+        assert capsys.readouterr().err == (f"spikecl: error: {flag[0]} applies to --backend lava-sim; the reference "
+                                           "backend reads the run stored in the graph\n")
+    assert main(["deploy", str(graph_file)]) == 0 and "recall accuracy 1.000" in capsys.readouterr().out
     lateral, frozen = tmp_path / "lateral.h5", tmp_path / "frozen.h5"
     with h5py.File(lateral, "w") as f:
         f.attrs["learning_graph"] = "hlop-lateral"

@@ -242,3 +242,26 @@ def test_a_folder_whose_every_file_is_skipped_says_so(tmp_path, capsys):
     (tmp_path / "foreign.h5").unlink()
     assert main(["report", str(tmp_path), "--no-plots"]) == 2
     assert f"no results files (*.h5) under {tmp_path}" in capsys.readouterr().err
+
+
+def test_a_sweep_below_a_named_folder_gives_its_summaries_not_its_trials(tmp_path, sweep_files, capsys):
+    """``spikecl report results`` with a sweep in ``results/grid``: its summary, not its trials (made with other
+    settings, never one table), beside the folder's other runs."""
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, write_sweep_results
+
+    out = tmp_path / "results"
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{out}"\n[data]\ndataset = "digits"\n',
+                                   'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+    trials = []
+    for run in sweep.runs:
+        trial = replace(result("finetune", 0, ["finetune"]), config={"name": "tiny", "train": run.overrides})
+        write_results(run.results, trial)
+        trials.append(replace(trial, method=f"finetune @ {run.point}"))
+    write_sweep_results(trials, sweep, {})
+    write_results(out / "other" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    capsys.readouterr()
+    assert main(["report", str(out), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "== sweep: 1 results file(s) ==" in text and "== continual: 1 results file(s) ==" in text
+    assert f"{out / 'grid'} is a sweep: its summaries" in text and "ewc (seed 0)" in text

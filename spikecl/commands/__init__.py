@@ -22,3 +22,18 @@ def bounded(kind: type, low: float, high: float | None = None, what: str = "a va
         return value
     parse.__name__ = kind.__name__                   # argparse names the type in its messages
     return parse
+
+
+def torch_device(text: str) -> str:
+    """An argparse ``type``: a torch device this machine can compute on (``cpu``, ``cuda``, ``cuda:1``); anything
+    else is argparse's one-line error."""
+    import argparse
+
+    import torch
+
+    try:
+        torch.empty(0, device=text)
+    except (RuntimeError, AssertionError, ValueError) as exc:     # AssertionError: a build without CUDA
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device torch can use here "
+                                         f"({str(exc).splitlines()[0]})") from None
+    return text

@@ -97,6 +97,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--{netx_only[0].replace('_', '-')} applies to netx exports; --format nir writes the float "
                           "network (no quantisation, calibration, accuracy check or samples) and takes no such "
                           "option")
+    guard = next((name for name in ("max_drop", "force") if name in given), None)
+    if guard and args.samples == 0:
+        raise ConfigError(f"--{guard.replace('_', '-')} applies to the accuracy check, which --samples 0 skips")
     for name, default in NETWORK_OPTIONS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

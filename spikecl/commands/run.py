@@ -64,9 +64,9 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
         overrides.append(f"seeds=[{args.seed}]")
     if args.seeds:
         overrides.append(f"seeds={args.seeds}")
-    if args.output_dir:
+    if args.output_dir is not None:
         overrides.append(f"output_dir={json.dumps(args.output_dir)}")
-    if args.data_dir:
+    if args.data_dir is not None:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")
     return overrides
 

@@ -8,11 +8,10 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, experiment_from_dict, first_difference,
-                            method_config)
+from spikecl.config import ExperimentConfig, OtherMethodsIgnored, experiment_from_dict, method_config
 from spikecl.continual import metrics
-from spikecl.errors import ConfigError, NumericalError, ResultsError, SpikeCLError
-from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind
+from spikecl.errors import ConfigError, NumericalError, SpikeCLError
+from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
 from spikecl.io import Run, as_result
 
 
@@ -70,20 +69,12 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
     """``runs`` if their report is one row per method, mean ± std over seeds: a one-line :class:`ResultsError`
     when two files hold the same (method, seed), or when runs of one method were made with different settings (the
     key names the first difference; :data:`SEED_ROW_IGNORES` aside), never averaged as if they were seeds."""
-    first: dict[str, Run] = {}
-    seen: dict[tuple[str, int], Path] = {}
+    by_method: dict[str, list[Run]] = {}
     for run in runs:
-        method, seed = run.attrs.get("method"), run.attrs.get("seed")
-        reference = first.setdefault(method, run)
-        ignore = OtherMethodsIgnored(SEED_ROW_IGNORES, reference.config.get("runs_method", method))
-        key = as_written(first_difference(reference.config, run.config, ignore=ignore))
-        if key is not None:
-            raise ResultsError(f"{run.path} and {reference.path} hold {method} made with different settings ({key} "
-                               "differs), not seeds of one experiment; report them separately")
-        if (method, seed) in seen:
-            raise ResultsError(f"{run.path} and {seen[method, seed]} both hold {method} seed {seed}; report one of "
-                               "them (a copy left in the folder?)")
-        seen[method, seed] = run.path
+        by_method.setdefault(run.attrs.get("method"), []).append(run)
+    for method, group in by_method.items():
+        runs_method = group[0].config.get("runs_method", method)
+        check_seeds(group, method, ignore=OtherMethodsIgnored(SEED_ROW_IGNORES, runs_method))
     return runs
 
 

@@ -331,8 +331,10 @@ class ProjectionStrategy(Strategy):
 
     def batch(self, x, y, heads):
         """Before a training pass: each protected spiking layer with a non-empty basis gets its projector, so that
-        its weight gradient comes out projected when that is cheaper (:meth:`project` hands it back)."""
-        if self.project_inputs:
+        its weight gradient comes out projected when that is cheaper (:meth:`project` hands it back). Not in a
+        data-parallel run: a layer decides by its rows, which differ between processes' shares of a batch, and the
+        summed gradient must be projected alike on every process (so it is, whole, in :meth:`project`)."""
+        if self.project_inputs and not self.execution.data_parallel:
             bases = self.projected_bases()
             for p in self.synapses:
                 if p.layer is not None and bases[p.name].shape[0]:

@@ -50,6 +50,9 @@ def deploy(kind: str, path: Path, backend: str, samples: int, data_dir: str | No
     unknown = [name for name in options if name not in getattr(runner, "DEPLOY_OPTIONS", ())]
     if unknown:
         raise ConfigError(f"{option_flag(unknown[0])} does not apply to {kind} learning graphs ({path})")
+    if options and backend == "reference":
+        raise ConfigError(f"{option_flag(next(iter(options)))} applies to --backend lava-sim; the reference backend "
+                          "reads the run stored in the graph")
     return runner.deploy(path, backend, samples, data_dir, **options)
 
 

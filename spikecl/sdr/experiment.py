@@ -37,10 +37,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import (KIND_DOC, NAME_DOC, DataConfig, RunHeader, as_written, check_data_split, first_difference,
-                            from_dict, option)
+from spikecl.config import KIND_DOC, NAME_DOC, DataConfig, RunHeader, check_data_split, from_dict, option
 from spikecl.errors import ConfigError, DataError, ResultsError
-from spikecl.experiment_kind import SEED_ROW_IGNORES, Job, JobOptions, Kind, load
+from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
@@ -413,16 +412,9 @@ def seed_outcomes(runs: Sequence[Run]) -> list[dict]:
     """The :func:`outcome` of each of ``runs``, which must be seeds of one experiment: a one-line
     :class:`ResultsError` when two were made with different settings (naming the first key that differs,
     ``SEED_ROW_IGNORES`` aside) or hold the same seed, never averaged or plotted as if they were seeds."""
-    outs, seen = [outcome(run) for run in runs], {}
-    for run, out in zip(runs, outs):
-        key = as_written(first_difference(runs[0].config, run.config, ignore=SEED_ROW_IGNORES))
-        if key is not None:
-            raise ResultsError(f"{run.path} and {runs[0].path} hold sparsey runs made with different settings ({key} "
-                               "differs), not seeds of one experiment; report them separately")
-        if out["seed"] in seen:
-            raise ResultsError(f"{run.path} and {seen[out['seed']]} both hold sparsey seed {out['seed']}; report one "
-                               "of them (a copy left in the folder?)")
-        seen[out["seed"]] = run.path
+    outs = [outcome(run) for run in runs]
+    seeds = {id(run): out["seed"] for run, out in zip(runs, outs)}
+    check_seeds(runs, "sparsey runs", "sparsey", seed_of=lambda run: seeds[id(run)])
     return outs
 
 
