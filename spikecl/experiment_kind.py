@@ -319,12 +319,13 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
 
 def check_datasets(configs: Iterable[dict | None]) -> None:
     """Before any work: a one-line DataError when a dataset that runs of these raw experiment ``configs`` read
-    (``data.dataset`` under ``data.data_dir``) is missing. Its files are looked for, not read (a damaged file is
-    found when its run starts)."""
-    from spikecl.data.datasets import dataset_files
+    (``data.dataset``, one of spikecl's datasets, under ``data.data_dir``) is missing. Its files are looked for, not
+    read (a damaged file is found when its run starts); a kind of the user's may give ``data.dataset`` its own
+    meaning, and names spikecl does not know are left to it."""
+    from spikecl.data.datasets import DATASETS, dataset_files
 
     wanted = {(data["dataset"], data.get("data_dir") or None) for config in configs
-              if isinstance(data := (config or {}).get("data"), dict) and "dataset" in data}
+              if isinstance(data := (config or {}).get("data"), dict) and data.get("dataset") in DATASETS}
     for dataset, data_dir in sorted(wanted, key=str):
         dataset_files(dataset, data_dir)
 

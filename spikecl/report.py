@@ -7,6 +7,7 @@ folder (one holding ``sweep.h5``) contributes its summaries: ``sweep.h5`` and th
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
@@ -59,13 +60,26 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
     method at its chosen settings) and their summary; else its own and, by these rules, its subfolders' (a sweep
     below it gives its summaries; links to folders are not followed)."""
     if not is_file(path / "sweep.h5", ResultsError):
-        below = sorted(sub for sub in path.iterdir() if sub.is_dir() and not sub.is_symlink())
-        return sorted([*path.glob("*.h5"), *(file for sub in below for file in _folder_files(sub, note))])
+        below = (file for sub in _subfolders(path, note) for file in _folder_files(sub, note))
+        return sorted([*path.glob("*.h5"), *below])
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
         return sorted(path.glob("*.h5"))
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
     return [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]
+
+
+def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
+    """The folders in ``path`` (links to folders aside) whose files can be listed; ``note`` names the others."""
+    try:
+        below = sorted(sub for sub in path.iterdir() if sub.is_dir() and not sub.is_symlink())
+    except PermissionError:
+        note(f"skipped: {path} cannot be read")
+        return []
+    readable = [sub for sub in below if os.access(sub, os.R_OK | os.X_OK)]
+    for sub in sorted(set(below) - set(readable)):
+        note(f"skipped: {sub} cannot be read")
+    return readable
 
 
 def _read(path: Path) -> Run:

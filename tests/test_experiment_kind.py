@@ -298,3 +298,14 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert err.startswith("spikecl: error: 1 of 2 runs failed, the others finished: blowup-seed0.h5: blowup seed 0, "
                           "task 2: training loss became NaN or infinite")
     assert (tmp_path / "blowup" / "finetune-seed0.h5").exists()
+
+
+def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):
+    """A user's kind may name its own data in ``data.dataset``: left to it; spikecl's are looked for, once each."""
+    from spikecl.errors import DataError
+    from spikecl.experiment_kind import check_datasets
+
+    check_datasets([{"data": {"dataset": "mine", "data_dir": str(tmp_path)}}, {"data": "x"}, None, {"seeds": [0]},
+                    {"data": {"dataset": "digits"}}])
+    with pytest.raises(DataError, match=f"mnist not found under {tmp_path}: expected train-images-idx3-ubyte"):
+        check_datasets([{"data": {"dataset": "mnist", "data_dir": str(tmp_path)}}] * 2)

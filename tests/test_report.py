@@ -265,3 +265,18 @@ def test_a_sweep_below_a_named_folder_gives_its_summaries_not_its_trials(tmp_pat
     text = capsys.readouterr().out
     assert "== sweep: 1 results file(s) ==" in text and "== continual: 1 results file(s) ==" in text
     assert f"{out / 'grid'} is a sweep: its summaries" in text and "ewc (seed 0)" in text
+
+
+def test_a_subfolder_that_cannot_be_read_is_skipped_with_a_note(tmp_path, capsys, monkeypatch):
+    """(The suite runs as root, so the denial is stood in for by ``os.access``.)"""
+    import os
+
+    from spikecl.report import collect
+
+    for folder in ("kept", "locked"):
+        write_results(tmp_path / folder / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: "locked" not in str(p) and real(p, mode))
+    runs = collect([tmp_path])["continual"]
+    assert [run.path for run in runs] == [tmp_path / "kept" / "finetune-seed0.h5"]
+    assert capsys.readouterr().out == f"skipped: {tmp_path / 'locked'} cannot be read\n"

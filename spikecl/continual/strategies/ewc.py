@@ -3,6 +3,9 @@
 Penalty ``(lambda / 2) · Σ_i F_i (θ_i − θ*_i)²`` with one anchor θ* (the parameters after the latest task) and a
 running Fisher ``F ← gamma · F + F_task``. ``F_task`` is the empirical Fisher: the mean over ``fisher_samples``
 training samples of the squared gradient of the log-likelihood of the true label, one sample per backward pass.
+The gradients are back-propagated through the unrolled network with its surrogate spike derivative whatever the
+trainer (``online`` and ``dsr`` train with other gradients; the Fisher measures the loss's sensitivity to each
+weight, which BPTT gives exactly for the surrogate network).
 """
 
 from __future__ import annotations
