@@ -200,3 +200,15 @@ def test_sdr_scaling_runs_from_an_empty_store_and_points_closer_than_its_window(
     out = run("sdr_scaling.py", "--skip-mnist", "--points", "0,50,60", "--window", "20")
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
     assert [row[0] for row in rows] == ["0", "50", "60"] and rows[0][4:] == ["1.00x", "1.00x"]
+
+
+@pytest.mark.parametrize("device, said", [("meta", "a meta tensor holds no values"), ("hpu", "No module named"),
+                                          ("foo", "Expected one of cpu")])
+def test_a_device_torch_cannot_compute_on_is_an_argparse_error(device, said):
+    import argparse
+
+    from spikecl.commands import torch_device
+
+    assert torch_device("cpu") == "cpu"
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{device!r} is not a device torch can use here .*{said}"):
+        torch_device(device)

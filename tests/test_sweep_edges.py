@@ -324,3 +324,19 @@ def test_a_missing_dataset_is_refused_before_the_trials(sweep_files, monkeypatch
     for extra in (["--dry-run"], ["--no-progress"]):
         assert main(["sweep", str(path), *extra]) == 2
         assert capsys.readouterr().err.startswith(f"spikecl: error: mnist not found under {tmp_path / 'missing'}: ")
+
+
+def test_the_datasets_looked_for_are_those_each_run_reads_its_variant_applied(sweep_files, monkeypatch, capsys,
+                                                                               tmp_path):
+    missing = f'"data.dataset" = "mnist"\n"data.data_dir" = "{tmp_path / "missing"}"\n'
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
+    for base_data, variant_data, refused in ((missing, '"data.dataset" = "digits"\n', False),
+                                              ("", missing, True)):
+        exp = BASE.replace('dataset = "digits"\n', 'dataset = "digits"\n' if not base_data else
+                           f'dataset = "mnist"\ndata_dir = "{tmp_path / "missing"}"\n')
+        path = sweep_files(exp + f'[variants.v]\nmethod = "finetune"\n{variant_data}',
+                           SWEEP.replace('methods = ["finetune"]', 'methods = ["v"]')
+                           + '[grid]\n"train.lr" = [0.05]\n')
+        assert main(["sweep", str(path), "--dry-run"]) == (2 if refused else 0)
+        out, err = capsys.readouterr()
+        assert ("mnist not found under" in err) == refused and ("to run" in out) != refused, (out, err)

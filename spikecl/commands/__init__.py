@@ -32,8 +32,10 @@ def torch_device(text: str) -> str:
     import torch
 
     try:
+        if torch.device(text).type == "meta":
+            raise ValueError("a meta tensor holds no values")
         torch.empty(0, device=text)
-    except (RuntimeError, AssertionError, ValueError) as exc:     # AssertionError: a build without CUDA
+    except (RuntimeError, AssertionError, ValueError, ImportError) as exc:   # AssertionError: no CUDA in this build
         raise argparse.ArgumentTypeError(f"{text!r} is not a device torch can use here "
                                          f"({str(exc).splitlines()[0]})") from None
     return text

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
-                                     labelled, load_sweep, made_otherwise, refuse_other_settings, select_points,
-                                     settings_text, stale_checkpoints, summary_text, sweep_dir,
+                                     labelled, load_sweep, made_otherwise, refuse_other_settings, run_config,
+                                     select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import check_cluster_options, execute_sweep, kept_result
 from spikecl.errors import ConfigError, NumericalError
@@ -61,7 +61,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     for path in final_paths(sweep) if sweep.config.select else ():
         check_not_folder(path)                           # before the trials train
-    check_datasets(run.raw for run in sweep.runs)        # a missing dataset: before any trial
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     try:
@@ -109,6 +108,7 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
     """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept (complete, made with
     the planned settings), the final runs of the points they choose, else where those will go."""
     states = [dry_run_state(run, overwrite) for run in sweep.runs]
+    check_datasets(run_config(run) for run, state in zip(sweep.runs, states) if state != "complete")
     for run, state in zip(sweep.runs, states):
         print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:

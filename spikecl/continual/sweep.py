@@ -345,6 +345,14 @@ def sweep_dir(sweep: Sweep) -> Path:
     return sweep.folder
 
 
+def run_config(run: SweepRun) -> dict:
+    """The config ``run``'s results file records (its variant applied): what the run reads and trains with."""
+    from spikecl.continual.experiment import KIND
+
+    [job] = KIND.plan(experiment_from_dict(run.raw))
+    return job.config
+
+
 def changed_setting(run: SweepRun, stored_config: dict) -> str | None:
     """The first setting (dotted key, e.g. ``strategy.gpm.thresholds``) in which a kept results file of ``run``,
     whose recorded config is ``stored_config``, was made otherwise than the sweep now plans ``run``; None if it

@@ -20,8 +20,10 @@ from typing import Callable, Sequence
 
 import spikecl
 from spikecl.continual import metrics
-from spikecl.continual.sweep import Sweep, SweepRun, made_otherwise, refuse_other_settings, stale_checkpoints
+from spikecl.continual.sweep import (Sweep, SweepRun, made_otherwise, refuse_other_settings, run_config,
+                                     stale_checkpoints)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
+from spikecl.experiment_kind import check_datasets
 from spikecl.io import RunResult, check_not_folder, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
@@ -112,6 +114,7 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
     if not overwrite:
         refuse_other_settings(sweep, stale, restart)
+    check_datasets(run_config(r) for r in sweep.runs if r.id not in done or r.id in stale)   # before any change
     for run in sweep.runs:
         if run.id in stale:                          # --overwrite: these runs start afresh like missing ones
             run.results.unlink()
