@@ -336,9 +336,12 @@ def test_synapse_count_matches_the_published_formula():
     (lambda: CA3Params(match_k=1.5), "match_k: expected a whole number"),
     (lambda: CA3Params(learn_hold_steps=2.5), "learn_hold_steps: expected a whole number"),
     (lambda: CA3Params(a_plus_nA="6"), "a_plus_nA: expected a number, got '6'"),
-    (lambda: CA3Params(tau_refrac_ms=-5.0), "tau_refrac_ms: must be >= 0"),
+    (lambda: CA3Params(tau_refrac_ms=-5.0), "tau_refrac_ms: a whole number of ms >= 0"),
     (lambda: CA3Params(w_max_nA=0.0, match_k=2), "w_max_nA: match_k = 2 counts fully potentiated bits"),
     (lambda: CA3Memory(2, 4, backend="torch", device="tpu"), "device 'tpu': not a torch device"),
+    (lambda: CA3Memory(2, 4, backend="torch", target="cython"), "target= applies to backend='brian2', not 'torch'"),
+    (lambda: CA3Memory(2, 4, backend="brian2", device="cuda"), "device= applies to backend='torch', not 'brian2'"),
+    (lambda: CA3Params(tau_refrac_ms=1.5), "tau_refrac_ms: a whole number of ms >= 0"),
     (lambda: CA3Memory(2, 4, backend="torch", spacing_ms=10 ** 12), "more than the 10000000 ms"),
     (lambda: CA3Memory(3, 4, CA3Params(learn_hold_steps=10), backend="torch").run(
         [learn(0, [0, 1]), learn(1, [2, 3])], 7), "holds its input 10 ms, longer than the 7 ms"),

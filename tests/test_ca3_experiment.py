@@ -155,6 +155,8 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
     ("stress.densities=[0.3, 0.3]", "stress.densities: 0.3 appears more than once"),      # each names a row
     ("stress.spacings_ms=[14, 14]", "stress.spacings_ms: 14 appears more than once"),
     ("stress.fragment_sizes=[1, 1]", "stress.fragment_sizes: 1 appears more than once"),
+    ("stress.densities=[0.3, 0.35]", "stress.densities: 0.3 and 0.35 both store 2-bit contents at M = 6"),
+    ("params.tau_refrac_ms=1.5", "tau_refrac_ms: a whole number of ms >= 0"),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2
@@ -195,3 +197,21 @@ def test_score_trial_counts_wrong_answers():
     wrong = list(perfect)
     wrong[3] = OperationResult(trial.operations[3], 0, (0,), ())
     assert score_trial(trial, wrong)["cue_exact"] == pytest.approx(2 / 3)
+
+
+def test_content_sizes_round_half_up_as_documented():
+    from spikecl.memory.stress import content_size
+
+    assert [content_size(10, d) for d in (0.01, 0.1, 0.15, 0.25, 0.35, 0.45, 1.0)] == [1, 1, 2, 3, 4, 5, 10]
+    assert [content_size(m, d) for m in (10, 30, 100) for d in (0.1, 0.3, 0.5)] == [1, 3, 5, 3, 9, 15, 10, 30, 50]
+
+
+def test_export_of_a_file_whose_params_a_stress_variant_would_set_writes_the_functional_graph(tmp_path):
+    """The graph is the functional experiment: stress variants that own a key are not the export's concern."""
+    from spikecl.cli import main
+    from spikecl.export.ca3_graph import read_ca3_graph
+
+    source = tmp_path / "pooled.toml"
+    source.write_text('kind = "ca3"\nname = "pooled"\n[params]\nmatch_k = 2\ninhibition = "pool"\n')
+    assert main(["export", str(source), "-o", str(tmp_path / "pooled.h5")]) == 0
+    assert read_ca3_graph(tmp_path / "pooled.h5").n_cues > 0

@@ -123,7 +123,8 @@ def export_ca3(args: argparse.Namespace) -> int:
     from spikecl.memory.experiment import load_config
     from spikecl.memory.lava_graph import write_functional_graph
 
-    path = write_functional_graph(args.output, load_config(args.source).model_params(), args.overwrite)
+    only_params = ["stress.enabled=false", "functional.enabled=true"]      # the graph is the functional experiment
+    path = write_functional_graph(args.output, load_config(args.source, only_params).model_params(), args.overwrite)
     print(f"wrote {path} (ca3 learning graph: the functional experiment with the torch stepper's run as reference; "
           f"spikecl deploy {path} --backend lava-sim)")
     return 0

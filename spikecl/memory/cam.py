@@ -61,11 +61,17 @@ class CA3Memory:
     """
 
     def __init__(self, n_cues: int, n_bits: int, params: CA3Params | None = None, *, backend: str = "brian2",
-                 device: str = "cpu", target: str = "numpy", spacing_ms: int = DEFAULT_SPACING_MS) -> None:
+                 device: str | None = None, target: str | None = None, spacing_ms: int = DEFAULT_SPACING_MS) -> None:
         self.n_cues, self.n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
         self.params = as_params(params)
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r}: choose one of {BACKENDS}")
+        foreign = "target" if backend == "torch" and target is not None else \
+            "device" if backend == "brian2" and device is not None else None
+        if foreign:
+            raise ConfigError(f"{foreign}= applies to backend={'brian2' if foreign == 'target' else 'torch'!r}, "
+                              f"not {backend!r}")
+        device, target = device or "cpu", target or "numpy"
         self.backend, self.spacing_ms = backend, spacing_ms
         make_schedule([recall_by_cue(0)], 1, 1, spacing_ms)  # validates the spacing
         if backend == "brian2":

@@ -192,7 +192,7 @@ def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite:
     C, M, ops, spacing = RECORDED[FUNCTIONAL]
     start = time.perf_counter()
     mem = CA3Memory(C, M, cfg.model_params(), backend=cfg.functional.backend,
-                    device=device if cfg.functional.backend == "torch" else "cpu")
+                    device=device if cfg.functional.backend == "torch" else None)
     run = mem.run(ops, spacing)
     seconds = time.perf_counter() - start
     diffs = mismatches(load_recording(FUNCTIONAL), {p: events(r) for p, r in run.spikes.items()})
@@ -258,6 +258,36 @@ def check_readout_timing(cfg: CA3ExperimentConfig) -> None:
             raise ConfigError(f"{where}: {exc}") from None
 
 
+def check_stress(cfg: CA3ExperimentConfig) -> None:
+    """A one-line ConfigError unless the enabled stress test can run as planned: every list given, a fragment that
+    fits some content, densities that store different numbers of bits at every M, variants that own their keys."""
+    stress = cfg.stress
+    for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
+        if not getattr(stress, name):
+            raise ConfigError(f"stress.{name}: expected at least one value")
+    fragment = max(stress.fragment_sizes)                  # a fragment larger than a content is skipped there
+    largest = max((content_size(m, d), m, d) for _, m in stress.sizes for d in stress.densities)
+    if fragment > largest[0]:
+        raise ConfigError(f"stress.fragment_sizes: a {fragment}-bit fragment fits in no stored content (the "
+                          f"largest has {largest[0]} bits: M = {largest[1]} at density {largest[2]:g})")
+    for _, m in stress.sizes:
+        bits = [content_size(m, d) for d in stress.densities]
+        twice = next((i for i, k in enumerate(bits) if k in bits[:i]), None)
+        if twice is not None:
+            other = stress.densities[bits.index(bits[twice])]
+            raise ConfigError(f"stress.densities: {other:g} and {stress.densities[twice]:g} both store "
+                              f"{bits[twice]}-bit contents at M = {m} (round(density x M) bits, at least 1); drop one")
+    for variant in stress.variants:
+        for key in VARIANTS[variant]:
+            if key in cfg.params:
+                raise ConfigError(f"params.{key}: the stress variant {variant!r} sets {key} itself; drop "
+                                  f"params.{key} or that variant")
+        try:
+            variant_params(cfg.model_params(), variant)
+        except ConfigError as exc:
+            raise ConfigError(f"stress variant {variant!r}: {exc}") from None
+
+
 class CA3Kind(Kind):
     name = "ca3"
     config = CA3ExperimentConfig
@@ -270,27 +300,10 @@ class CA3Kind(Kind):
                 raise ConfigError(f"stress.sizes[{i}]: expected [C, M], got {size}")
             if size in cfg.stress.sizes[:i]:
                 raise ConfigError(f"stress.sizes: {size!r} appears more than once")
-        for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
-            if cfg.stress.enabled and not getattr(cfg.stress, name):
-                raise ConfigError(f"stress.{name}: expected at least one value")
-        if cfg.stress.enabled:                       # a fragment larger than a content is skipped there; in all: none
-            fragment = max(cfg.stress.fragment_sizes)
-            largest = max((content_size(m, d), m, d) for _, m in cfg.stress.sizes for d in cfg.stress.densities)
-            if fragment > largest[0]:
-                raise ConfigError(f"stress.fragment_sizes: a {fragment}-bit fragment fits in no stored content (the "
-                                  f"largest has {largest[0]} bits: M = {largest[1]} at density {largest[2]:g})")
         if not (cfg.functional.enabled or cfg.stress.enabled):
             raise ConfigError("functional.enabled and stress.enabled are both false: nothing to run; enable one")
         if cfg.stress.enabled:
-            for variant in cfg.stress.variants:
-                for key in VARIANTS[variant]:
-                    if key in cfg.params:
-                        raise ConfigError(f"params.{key}: the stress variant {variant!r} sets {key} itself; drop "
-                                          f"params.{key} or that variant")
-                try:
-                    variant_params(cfg.model_params(), variant)
-                except ConfigError as exc:
-                    raise ConfigError(f"stress variant {variant!r}: {exc}") from None
+            check_stress(cfg)
         check_hold(cfg)
         check_readout_timing(cfg)
         return cfg

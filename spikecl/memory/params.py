@@ -176,8 +176,9 @@ class CA3Params:
                               f"{self.delay_plastic_ms:g} (the published pairing: lag = plastic delay)")
         if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
             raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
-        if self.tau_refrac_ms < 0:
-            raise ConfigError(f"CA3Params.tau_refrac_ms: must be >= 0, got {self.tau_refrac_ms}")
+        if self.tau_refrac_ms < 0 or not float(self.tau_refrac_ms).is_integer():
+            raise ConfigError(f"CA3Params.tau_refrac_ms: a whole number of ms >= 0 (the model steps 1 ms), got "
+                              f"{self.tau_refrac_ms}")
         if self.learn_hold_steps < 1:
             raise ConfigError(f"CA3Params.learn_hold_steps: must be >= 1, got {self.learn_hold_steps}")
         if self.match_k < 0:

@@ -65,8 +65,8 @@ class Trial:
 
 
 def content_size(n_bits: int, density: float) -> int:
-    """Bits per stored content at a density: ``max(1, round(density * M))``."""
-    return max(1, min(n_bits, int(round(density * n_bits))))
+    """Bits per stored content at a density: ``density * M`` rounded half up (0.25 of 10 bits: 3), at least 1."""
+    return max(1, min(n_bits, math.floor(density * n_bits + 0.5 + 1e-9)))
 
 
 def variant_params(base: CA3Params, variant: str) -> CA3Params:
