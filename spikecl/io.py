@@ -94,15 +94,19 @@ def check_not_source(source: str | Path, output: str | Path, what: str = "source
         raise ConfigError(f"-o {output} is the {what} {source}; name another file (--overwrite would replace {lost})")
 
 
-def check_output(path: str | Path, overwrite: bool = False) -> Path:
+def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what: str = "file",
+                 example: str = "") -> Path:
     """Before any work: ``path`` can be written, or a one-line error says why (a folder there, an existing file
-    without ``overwrite``: :class:`ExistsError`, a folder that cannot be written). Returns it as a Path."""
+    without ``overwrite``: :class:`ExistsError`, a folder that cannot be written). ``flag`` names the option that
+    gave it (``-o``), ``what`` the file and ``example`` a name to suggest inside a folder. Returns it as a Path."""
     path = Path(path)
+    named = f"{flag} {path}" if flag else str(path)
     if is_dir(path, ConfigError):
-        raise ConfigError(f"{path} is a folder; name a file to write")
+        raise ConfigError(f"{named} is a folder; name the {what} to write"
+                          + (f", e.g. {path / example}" if example else ""))
     if exists(path, ConfigError) and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
-    check_writable_folder(path.parent)
+    check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
     return path
 
 

@@ -50,12 +50,12 @@ from typing import Callable
 
 import numpy as np
 
-from spikecl.errors import ConfigError, DependencyError, ExistsError, ShapeError, SpikeCLError
+from spikecl.errors import ConfigError, DependencyError, ShapeError, SpikeCLError
 from spikecl.export import fixed_point
 from spikecl.export.float_model import check_heads
 from spikecl.export.netx import lava_dl_refusal, read_netx
 from spikecl.export.quantize import FixedNetwork
-from spikecl.io import atomic_write, check_not_source, check_writable_folder
+from spikecl.io import atomic_write, check_not_source, check_output
 from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 
@@ -331,15 +331,6 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
     return inputs, vectors.get("labels"), heads
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """The run file can be written: not a folder, not an existing file unless ``overwrite``, in a writable folder."""
-    if path.is_dir():
-        raise ConfigError(f"-o {path} is a folder; name the run file to write, e.g. {path / 'run.h5'}")
-    if path.exists() and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
-    check_writable_folder(path.parent, "-o: folder")
-
-
 def write_run(path: Path, net: FixedNetwork, result: dict, labels, heads, overwrite: bool) -> dict:
     """Decode the readout, compute accuracy, write the run file atomically; returns the summary."""
     import h5py
@@ -402,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's graph")
         check_not_source(args.network, args.output, "network file", "the network with the run's results")
         check_not_source(args.inputs, args.output, "inputs file", "the inputs with the run's results")
-        check_output(args.output, args.overwrite)
+        check_output(args.output, args.overwrite, flag="-o", what="run file", example="run.h5")
         net = read_netx(args.network)
         inputs, labels, heads = _read_inputs(args.inputs, net)
         fixed_point.check_inputs(net, inputs)

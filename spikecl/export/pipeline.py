@@ -14,15 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, ExistsError, ExportError
+from spikecl.errors import ConfigError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
-from spikecl.io import check_not_source, check_writable_folder
-from spikecl.paths import exists, is_dir
+from spikecl.io import check_not_source, check_output
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")
@@ -83,11 +82,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     check_not_source(source, output)
-    if is_dir(output, ConfigError):
-        raise ConfigError(f"-o {output} is a folder; name the file to write, e.g. {Path(output) / 'net.h5'}")
-    if exists(output, ConfigError) and not overwrite:
-        raise ExistsError(f"{output} exists; pass --overwrite to replace it")
-    check_writable_folder(Path(output).parent, "-o: folder")
+    check_output(output, overwrite, flag="-o", example="net.h5")
     spec = load_trained(source)
     has_data = "data" in spec.config and "stream" in spec.config
     check_encoder(spec, None if fmt == "nir" else quant)   # netx and NIR alike; before any samples are drawn
