@@ -66,11 +66,9 @@ class CA3Memory:
         self.params = as_params(params)
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r}: choose one of {BACKENDS}")
-        foreign = "target" if backend == "torch" and target is not None else \
-            "device" if backend == "brian2" and device is not None else None
-        if foreign:
-            raise ConfigError(f"{foreign}= applies to backend={'brian2' if foreign == 'target' else 'torch'!r}, "
-                              f"not {backend!r}")
+        if target is not None if backend == "torch" else device is not None:
+            option, owner = ("target", "brian2") if backend == "torch" else ("device", "torch")
+            raise ConfigError(f"{option}= applies to backend={owner!r}, not {backend!r}")
         device, target = device or "cpu", target or "numpy"
         self.backend, self.spacing_ms = backend, spacing_ms
         make_schedule([recall_by_cue(0)], 1, 1, spacing_ms)  # validates the spacing
