@@ -28,8 +28,8 @@ from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIFTED = ['coder.ensemble="shifted"']
-PUBLISHED = ['coder.mac.familiarity_from="u"', 'coder.mac.recognition="sample"', 'coder.top.recognition="sample"',
-             *SHIFTED, "coder.two_level=true"]
+PUBLISHED = ['coder.mac.familiarity_from="u"', 'coder.top.familiarity_from="u"', 'coder.mac.recognition="sample"',
+             'coder.top.recognition="sample"', *SHIFTED, "coder.two_level=true"]
 
 
 def candidates(dense_grid: int, top_grid: int, top_patch: int) -> dict[str, list[str]]:

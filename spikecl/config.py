@@ -419,6 +419,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     check_triton(cfg)
     check_precision(cfg)
     check_events(cfg)
+    check_applies(cfg)
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg
@@ -479,6 +480,28 @@ def check_events(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"stream.kind: 'domains' needs a dataset with recording domains (shd), not {d!r}")
     if events and cfg.stream.input_code != "dense":
         raise ConfigError("stream.input_code: event frames take \"dense\" input")
+
+
+#: options that only some streams or datasets use: (table, option) -> (does it apply to this config?, to what)
+ONLY_FOR = {
+    ("stream", "classes_per_task"): (lambda cfg: cfg.stream.kind == "split", "split streams"),
+    ("stream", "first_task_identity"): (lambda cfg: cfg.stream.kind == "permuted", "permuted streams"),
+    ("stream", "max_angle_deg"): (lambda cfg: cfg.stream.kind == "rotated", "rotated streams"),
+    **{("stream", key): (lambda cfg: cfg.stream.input_code == "flyhash", 'stream.input_code = "flyhash"')
+       for key in ("code_units", "code_sparsity", "code_sample_frac")},
+    **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
+       for key in ("time_bins", "bin_ms", "pool")},
+}
+
+
+def check_applies(cfg: ExperimentConfig) -> None:
+    """Refuse an option set away from its default where it has no effect (``stream.classes_per_task`` on a
+    permuted stream, ``data.pool`` on images, ...): it would be ignored."""
+    for (table, key), (applies, where) in ONLY_FOR.items():
+        section = getattr(cfg, table)
+        default = next(f for f in dataclasses.fields(section) if f.name == key).default
+        if getattr(section, key) != default and not applies(cfg):
+            raise ConfigError(f"{table}.{key}: applies only to {where}; remove it (this experiment would ignore it)")
 
 
 def as_written(key: str | None) -> str | None:
@@ -569,6 +592,9 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
         path = key.split(".")
         if path[0] == "strategy" and len(path) > 2:
             path = ["strategy", "options", *path[1:]]
+            if path[2] not in method.split("+"):
+                raise ConfigError(f"variants.{name}.{key}: the variant runs {method}, which never reads "
+                                  f"{path[2]}'s options; set options of {method.replace('+', ' or ')}")
         if path[0] == "variants":
             raise ConfigError(f"variants.{name}.{key}: a variant cannot change the variants")
         wide = next((w for w in EXPERIMENT_WIDE if path[:w.count(".") + 1] == w.split(".")), None)

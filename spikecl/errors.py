@@ -49,6 +49,16 @@ class DependencyError(SpikeCLError):
     """An optional dependency (an extra) is not installed."""
 
 
+def check_installed(module: str, extra: str, what: str) -> None:
+    """Before any work: a one-line :class:`DependencyError` when ``module`` (needed for ``what``) is not installed
+    (looked up, not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise DependencyError(f"{what} needs {module}, which is not installed; install it with: "
+                              f"pip install 'spikecl[{extra}]'")
+
+
 def require(module: str, extra: str, install: str | None = None):
     """Import an optional dependency or raise :class:`DependencyError` naming the install command: that of the
     package's ``extra``, or ``install`` where no extra brings it.

@@ -393,7 +393,7 @@ def run_jobs(todo: Sequence[Job], existed: set[Path], given: JobOptions, reports
     for job in todo:
         options = replace(given, overwrite=given.overwrite or job.path in existed)
         with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
-            if reports and job.path.exists() and not options.overwrite:
+            if reports and job.path.exists() and job.path not in existed:     # --overwrite too: not chosen
                 raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
                                   "--resume to keep it or with --overwrite to replace it")
             try:

@@ -60,6 +60,17 @@ SCHEMA_VERSION = 1
 
 #: a temporary file of :func:`atomic_write` older than this (seconds) was left by a killed writer and is removed
 STALE_TMP_SECONDS = 600.0
+#: the most values a dataset of a file from elsewhere may declare before spikecl reads it (1 GiB of float64)
+MAX_STORED_VALUES = 2**27
+
+
+def check_stored_size(dataset, where: str, limit: int = MAX_STORED_VALUES) -> None:
+    """A one-line :class:`ResultsError` when the HDF5 ``dataset`` declares more than ``limit`` values (its shape
+    is read from the file's metadata, so a few bytes on disk cannot make spikecl allocate terabytes)."""
+    size = int(np.prod(dataset.shape, dtype=object)) if dataset.shape else 1
+    if size > limit:
+        raise ResultsError(f"{where}: {dataset.name.lstrip('/')} declares shape {dataset.shape} ({size} values), "
+                           f"more than the {limit} a file may hold here; the file is damaged or not spikecl's")
 
 
 def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
@@ -134,18 +145,35 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as exc:                  # a full disk, a file-size limit, a folder made unwritable meanwhile
-        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is kept") \
-            from None
-    except RuntimeError as exc:             # serialisers (torch.save) report a failed write as a RuntimeError
-        if "write" not in str(exc).lower():
+        raise ResultsError(f"cannot write {path}: {_first_line(exc.strerror or exc)}; the previous file, if any, is "
+                           "kept") from None
+    except RuntimeError as exc:             # torch.save and h5py report a failed write as a RuntimeError
+        if not _failed_write(exc):
             raise
-        raise ResultsError(f"cannot write {path}: {str(exc).splitlines()[0][:160]} (is the disk full?); the previous "
-                           "file, if any, is kept") from None
+        raise ResultsError(f"cannot write {path}: {_first_line(exc)} (is the disk full, or a file-size limit "
+                           "reached?); the previous file, if any, is kept") from None
     finally:
         if os.path.exists(tmp):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return path
+
+
+#: words of the RuntimeErrors torch.save ("unexpected pos", "iostream error") and h5py ("unable to extend file",
+#: "errno = 27") raise when the disk is full or a file-size limit is reached
+WRITE_FAILURE_WORDS = ("write", "unexpected pos", "iostream", "extend file", "errno", "no space", "too large")
+
+
+def _failed_write(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it arose from) says that writing a file failed."""
+    seen = [exc, exc.__context__, exc.__cause__]
+    return any(word in str(e).lower() for e in seen if e is not None for word in WRITE_FAILURE_WORDS)
+
+
+def _first_line(message) -> str:
+    """The first line of an error message, at most 160 characters (h5py's run over several lines)."""
+    lines = str(message).strip().splitlines()
+    return (lines[0] if lines else type(message).__name__)[:160]
 
 
 @contextmanager

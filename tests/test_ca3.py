@@ -358,6 +358,15 @@ def test_memory_rejects_bad_operations_before_simulating():
         mem.run([learn(3, [0])])
     with pytest.raises(ShapeError, match="expected \\(4,\\)"):
         mem.learn(0, np.ones(5, bool))
+    one = np.zeros(6, bool)
+    one[2] = True                       # a mask of the wrong width whose set bit is in range: still refused
+    for ops, what in (([learn(0, one)], "content: boolean mask has shape \\(6,\\)"),
+                      ([learn(0, [1]), recall_by_content(np.ones(3, bool))],
+                       "fragment: boolean mask has shape \\(3,\\)")):
+        with pytest.raises(ShapeError, match=what):
+            mem.run(ops)
+        with pytest.raises(ShapeError, match=what):
+            run_batch([ops], 3, 4)
     with pytest.raises(ConfigError, match="minimum"):
         mem.run([learn(0, [0]), recall_by_cue(0)], spacing_ms=6)
     assert mem.t_ms == 0

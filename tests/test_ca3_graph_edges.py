@@ -116,6 +116,19 @@ def test_damaged_ca3_graph_files_are_refused_in_one_line(graph_file, tmp_path, c
     assert words in err and err.count("\n") == 1
 
 
+def test_a_huge_declared_input_is_refused_before_it_is_read(graph_file, tmp_path, capsys):
+    """A chunked [2^31, 4096] cue raster is a few kB on disk and 8 TiB in memory: its shape is checked first."""
+    bad = tmp_path / "bad.h5"
+    shutil.copy(graph_file, bad)
+    with h5py.File(bad, "r+") as f:
+        del f["inputs/INcue"]
+        f.create_dataset("inputs/INcue", shape=(2**31, 4096), dtype=bool, chunks=(1, 4096))
+    with pytest.raises(ShapeError, match="inputs/INcue: shape \\(2147483648, 4096\\), expected"):
+        ca3_graph.read_ca3_graph(bad)
+    assert main(["deploy", str(bad), "--backend", "reference"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_an_intact_graph_still_reads_and_decodes(graph_file):
     graph = ca3_graph.read_ca3_graph(graph_file)
     assert graph.steps == 90 and set(graph.reference["weights"]) == set(ca3_graph.PLASTIC)

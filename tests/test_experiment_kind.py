@@ -214,9 +214,10 @@ def test_no_library_module_imports_the_command_line():
     assert offenders == []
 
 
-def test_a_result_another_run_writes_meanwhile_is_never_replaced(toy, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("flags", [(), ("--overwrite",)])
+def test_a_result_another_run_writes_meanwhile_is_never_replaced(toy, tmp_path, capsys, monkeypatch, flags):
     """Permission to write is decided at the start: a results file another run writes while this one goes is
-    refused, not replaced."""
+    refused, not replaced, under --overwrite too (it replaces only what existed when it started)."""
     other, measured = tmp_path / "toy" / "toy_seed1.h5", measure
 
     def first_job_and_another_run(cfg, seed, path, options):
@@ -225,7 +226,7 @@ def test_a_result_another_run_writes_meanwhile_is_never_replaced(toy, tmp_path, 
         return measured(cfg, seed, path, options)
 
     monkeypatch.setattr(sys.modules[__name__], "measure", first_job_and_another_run)
-    assert run(toy) == 2
+    assert run(toy, *flags) == 2
     err = capsys.readouterr().err
     assert f"{other} was written by another run while this one ran; run again with --resume" in err
     assert read_run(other).metrics == {"value": -1.0} and [seed for seed, _ in RAN] == [0]

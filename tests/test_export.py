@@ -425,6 +425,14 @@ def test_inputs_are_encoded_like_the_torch_encoders():
     assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
 
 
+def test_poisson_inputs_of_a_sample_do_not_depend_on_the_batch():
+    """Export (all its samples) and deploy (the first --samples) give a sample the same spikes."""
+    x = np.random.default_rng(1).random((500, 64))
+    whole, first = encode_values(x, 5, "poisson", 1, seed=3), encode_values(x[:200], 5, "poisson", 1, seed=3)
+    assert whole.shape == (5, 500, 64) and np.array_equal(first, whole[:, :200])
+    assert abs(whole.mean() - x.mean()) < 0.01 and not np.array_equal(whole[0], whole[1])
+
+
 def test_multi_head_readout_decodes_each_samples_head():
     from spikecl.snn.networks import build_mlp
     from spikecl.snn.neurons import LIFParams

@@ -115,6 +115,18 @@ def test_an_oversized_weight_dataset_is_refused_before_it_is_read(tmp_path):
     refused(path, "weight has shape (8, 50000000); expected (8, 6)")
 
 
+def test_a_conv_grid_of_too_many_neurons_is_refused_before_its_bias_is_read(tmp_path):
+    """A conv layer declaring a 999,999 x 999,999 grid (each side within bounds) would read a bias of 10^12 values."""
+    import h5py
+    from test_export import cnn_spec, small_cnn
+
+    path = write_netx(tmp_path / "cnn.h5", quantize(cnn_spec(small_cnn(1))))
+    with h5py.File(path, "r+") as f:
+        del f["layer/1/shape"]
+        f["layer/1"].create_dataset("shape", data=np.array([1, 999_999, 999_999]))
+    refused(path, "conv shape (1, 999999, 999999) holds more than 1000000 neurons")
+
+
 def test_input_values_are_bounded_before_they_are_allocated(tmp_path, monkeypatch):
     from spikecl.export.pipeline import deploy
 
@@ -471,6 +483,26 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         assert warned == bool(wraps) and ("larger --headroom" in out.getvalue()) == warned
         write_netx(tmp_path / "net.h5", net, overwrite=True, lava_dl=False)
         assert read_netx(tmp_path / "net.h5").metrics["u_wraps"] == wraps
+
+
+def test_export_measures_synops_on_samples_of_every_task():
+    """SynOps per inference come from 100 samples spread over all of them (tasks are laid out one after another),
+    not the first 100 (the first task's alone)."""
+    from spikecl.export import energy, fixed_point
+    from spikecl.export.pipeline import accuracies, spread
+
+    assert spread(359, 100)[[0, -1]].tolist() == [0, 358] and len(spread(359, 100)) == 100
+    assert spread(30, 100).tolist() == list(range(30))
+    spec = small_spec()
+    net = quantize(spec)
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.random((200, 6)) * 0.05, rng.random((200, 6))])      # task 1 drives far more
+    metrics = accuracies(spec, net, x, np.zeros(400, np.int64), None)
+    inputs = encode(x, net)[:, spread(400, 100)]
+    expected = energy.fixed_measures(net, inputs, fixed_point.simulate(net, inputs).spikes)
+    first = energy.fixed_measures(net, encode(x[:100], net), fixed_point.simulate(net, encode(x[:100], net)).spikes)
+    key = next(k for k in expected if "effective" in k)
+    assert metrics[key] == expected[key] != first[key]
 
 
 def test_export_samples_take_an_equal_share_of_every_task(tmp_path):

@@ -103,6 +103,20 @@ def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, 
         hg.read_graph(path)
 
 
+@pytest.mark.parametrize("key", ["activity", "h_init"])
+def test_a_huge_declared_dataset_is_refused_before_it_is_read(tmp_path, capsys, key):
+    """A chunked [2^31, 4096] dataset is a few kB on disk and 64 TiB in memory: its declared size is checked."""
+    path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
+    with h5py.File(path, "a") as f:
+        del f[key]
+        f.create_dataset(key, shape=(2**31, 4096), dtype=np.float64, chunks=(1, 4096))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ResultsError, match=f"{key} declares shape \\(2147483648, 4096\\)"):
+        hg.read_graph(path)
+    assert main(["deploy", str(path), "--backend", "reference"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_a_huge_epochs_value_is_refused_before_any_learning(tmp_path, capsys):
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
     with h5py.File(path, "a") as f:

@@ -90,6 +90,7 @@ def test_board_graph_of_a_cnn_equals_the_reference(tmp_path):
     (["--cpu-adapters", "--readout", "every-step", "--allow-graded-input"], ["Monitor", "sample-end"]),
     (["--lava-dl", "--readout", "sample-end"], ["--lava-dl", "sample-end"]),
     (["--hardware"], ["lava-loihi"]),
+    (["--allow-graded-input"], ["--allow-graded-input applies to a board graph"]),
 ])
 def test_board_graph_refusals_are_one_line(tmp_path, flags, words):
     net, rng = _net("direct", widths=(6, 5, 3))

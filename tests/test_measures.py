@@ -36,7 +36,22 @@ def test_synapse_operations_by_hand():
     conv = nn.Conv2d(1, 1, 3, padding=1)
     # 3x3 output of a 3x3 kernel on a zero-padded 3x3 input: corners see 4 taps, edges 6, the centre 9
     assert measures.synapse_operations(conv, torch.zeros(1, 1, 3, 3), dense=True) == 4 * 4 + 4 * 6 + 9
-    assert measures.is_spiking(torch.tensor([0.0, 1.0, -1.0])) and not measures.is_spiking(torch.tensor([0.5]))
+    rows = measures.spiking_rows(torch.tensor([[0.0, 1.0, -1.0], [0.0, 0.5, 1.0], [2.0, 0.0, 0.0]]))
+    assert rows.tolist() == [True, False, False]
+
+
+def test_acs_and_macs_do_not_depend_on_the_batch_size():
+    """One event frame with a count of 2 makes its own step MACs, not its batch's: the per-inference split is
+    the same at every evaluation batch size (NeuroBench's per-call decision would give 53.25/2, 49.25/6, 41.25/14
+    here)."""
+    torch.manual_seed(0)
+    net = build_mlp(4, [8], 2)
+    x = (torch.rand(8, 3, 4) < 0.5).float()
+    x[0, 0, 0] = 2.0
+    split = [(m["effective_acs"], m["effective_macs"])
+             for m in (measures.workload(net, x, 3, encoder="events", batch_size=b) for b in (1, 4, 8))]
+    assert split[0] == split[1] == split[2]
+    assert split[0][1] > 0 and split[0][0] > 0
 
 
 def tiny_network() -> nn.Module:

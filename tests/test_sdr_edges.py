@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import ConfigError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DependencyError, ResultsError, ShapeError
 from spikecl.experiment_kind import Job, kept, load
 from spikecl.io import read_run
 from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statistics
+from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig, SuccessorMemory
 from spikecl.sdr.experiment import KIND, check_train_items, spiking_match
 from spikecl.sdr.measures import recall_measures, run_sparsey
-from spikecl.sdr.readout import knn_predict, overlap_spearman
+from spikecl.sdr.readout import knn_predict, overlap_spearman, pair_overlaps
 from spikecl.sdr.sparsey import level1_fields
+from spikecl.sdr.spiking import SpikingWTAConfig
 
 DIGITS = Path(__file__).parents[1] / "models" / "sparsey_digits.toml"
 TINY = ["eval.train_items=200", "eval.test_items=60", "eval.capacity_points=[100,250]",
@@ -79,6 +81,11 @@ def test_one_top_key_keeps_the_other_level_two_defaults():
     (lambda: SparseyConfig.from_mapping({"mac": {"min_active_frac": 0.9, "max_active_frac": 0.1}}, "coder."),
      "^coder.mac.min_active_frac 0.9 exceeds"),
     (lambda: SparseyConfig.from_mapping({"patch": [40, 40], "layout": "grid"}, "coder."), "^coder.patch"),
+    (lambda: SpikingWTAConfig(beta=1.5), "beta: 1.5 is above the maximum"),
+    (lambda: SpikingWTAConfig(i_max=float("nan")), "i_max: expected a finite number"),
+    (lambda: SpikingWTAConfig(device="tpu"), "device: 'tpu' is not allowed"),
+    (lambda: SpatialPoolerConfig(duty_period=0), "duty_period: 0 is below the minimum 1"),
+    (lambda: SpatialPoolerConfig(sparsity=0.9), "sparsity: 0.9 is above the maximum 0.5"),
 ])
 def test_configs_built_in_python_are_validated(build, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -139,6 +146,35 @@ def test_train_items_limits_are_checked_at_load():
     with pytest.raises(ConfigError, match="eval.knn_k: 30 neighbours, but only 20 training items"):
         load(DIGITS, ["eval.train_items=20", "eval.capacity_points=[10]", "eval.sequences=0", "eval.knn_k=30"])
     check_train_items(load(DIGITS)[1].eval, 1000)                                 # fits: no error
+
+
+def test_capacity_counts_only_what_the_macs_learned():
+    """A mac frozen by the critical period stores nothing: its best-match code for an item comes back in
+    recognition whatever was remembered, so capacity is measured on the macs that learned each item. Without a
+    critical period every active mac learns; with one, recall is measured on fewer macs and never rises with
+    frozen macs (the old measure rose from 32 % to 78 % exact per mac on digits as macs froze)."""
+    from dataclasses import asdict
+
+    from spikecl.data.datasets import load_dataset
+    from spikecl.sdr.measures import capacity_curve
+
+    coder = load(DIGITS)[1].coder
+    x = load_dataset("digits").x_train.reshape(-1, 64)[:300] > coder.threshold
+    frozen = capacity_curve(coder, x, [100, 300])
+    assert frozen["learning"][0] > frozen["learning"][1] and frozen["learning"][1] < 0.9
+    assert frozen["mac_exact"][1] <= frozen["mac_exact"][0] + 0.01
+    free = SparseyConfig.from_mapping({**asdict(coder), "mac": {**asdict(coder.mac), "freeze_fraction": 1.0}})
+    assert capacity_curve(free, x, [100])["learning"].tolist() == [1.0]
+
+
+def test_a_spiking_check_without_torch_is_refused_at_load(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "snntorch" else real(name, *a))
+    with pytest.raises(DependencyError, match="eval.spiking_items .* needs snntorch, which is not installed"):
+        load(DIGITS)
+    assert load(DIGITS, ["eval.spiking_items=0"])[1].eval.spiking_items == 0
 
 
 # 7. bounded memory --------------------------------------------------------------------------------------------
@@ -219,11 +255,30 @@ LABELS = np.array([0, 1, 0, 1, 0, 1])
     (lambda: overlap_spearman(CODES, CODES * 2, 10), ShapeError, r"codes must be binary .* values in \[0, 2\]"),
     (lambda: overlap_spearman(CODES, np.where(CODES, np.nan, 0), 10), ShapeError, "codes must be binary .* NaN"),
     (lambda: overlap_spearman(CODES * 3, CODES, 10), ShapeError, "inputs must be binary"),
+    (lambda: overlap_spearman(CODES[0], CODES[0], 10), ShapeError, "inputs and codes must be \\[B, n\\] each"),
+    (lambda: knn_predict(CODES, LABELS.astype(str), CODES), ShapeError, "labels must be integers, got dtype <U"),
+    (lambda: knn_predict(CODES, LABELS, CODES, n_classes=5.0), ConfigError, "n_classes must be an integer"),
+    (lambda: knn_predict(CODES, LABELS, CODES, n_classes=0), ConfigError, "n_classes must be an integer >= 1"),
+    (lambda: pair_overlaps(CODES, 10, seed=-1), ConfigError, "seed must be an integer >= 0"),
+    (lambda: FlyHash(FlyHashConfig(n_outputs=32), 16).encode(np.full((2, 16), np.nan)), ShapeError, "NaN"),
+    (lambda: SpatialPooler(SpatialPoolerConfig(n_columns=32), 16).learn(X * 255), ShapeError,
+     "inputs must be binary"),
+    (lambda: SuccessorMemory(8, 2).recall(np.zeros((1, 5), bool), 3), ShapeError, "cue must be codes \\[T0, 8\\]"),
+    (lambda: SparseyCoder(MacConfig()), ConfigError, "SparseyCoder takes a SparseyConfig"),
 ])
 def test_bad_api_inputs_are_one_line_errors(call, error, message):
     with pytest.raises(error, match=message) as info:
         call()
     one_line(info)
+
+
+def test_expansivity_is_one_at_or_below_g_minus_for_every_gamma():
+    from spikecl.sdr.sparsey import expansivity
+
+    g = np.array([0.0, 0.1, 0.15, 0.5, 1.0])
+    for gamma in (0.0, 1.0, 2.0):
+        eta = expansivity(g, MacConfig(gamma=gamma))
+        assert eta[:3].tolist() == [1.0, 1.0, 1.0] and eta[-1] == 1 + MacConfig().chi * MacConfig().cells_per_cm
 
 
 def test_numpy_integers_are_integers_in_the_sdr_api():

@@ -110,6 +110,9 @@ def test_every_seed_is_scored_on_the_same_test_subsample(digits, kind):
     ({"scenario": "instance"}, "stream.scenario: 'instance' is not allowed"),
     ({"kind": "split", "n_tasks": 4, "classes_per_task": 3}, "do not fit in the 10 classes"),
     ({"n_tasks": 0}, "stream.n_tasks"),
+    ({"classes_per_task": 2}, "stream.classes_per_task: applies only to split streams, not 'permuted'"),
+    ({"kind": "split", "first_task_identity": True}, "stream.first_task_identity: applies only to permuted"),
+    ({"max_angle_deg": 90.0}, "stream.max_angle_deg: applies only to rotated streams"),
 ])
 def test_bad_stream_options(digits, kwargs, message):
     args = {"kind": "permuted", "n_tasks": 2, "scenario": "domain", **kwargs}

@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.hardware:
             require_hardware()
+        if args.allow_graded_input and not board:
+            raise ConfigError("--allow-graded-input applies to a board graph (--hardware or --cpu-adapters); the "
+                              "fixed-point simulation takes graded input without it")
         if args.lava_dl and readout != "every-step":
             raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's graph")
         check_not_source(args.network, args.output, "network file", "the network with the run's results")

@@ -30,11 +30,18 @@ def kwta(values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def binary_inputs(x: np.ndarray, n_inputs: int) -> np.ndarray:
-    """``x`` as float32 ``[B, n_inputs]``; any other shape is a :class:`ShapeError`."""
+def binary_inputs(x: np.ndarray, n_inputs: int, binary: bool = False) -> np.ndarray:
+    """``x`` as float32 ``[B, n_inputs]`` of finite real numbers (``binary``: 0 or 1 only); anything else is a
+    one-line :class:`ShapeError`."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != n_inputs:
         raise ShapeError(f"inputs must be [B, {n_inputs}], got shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"inputs must be numbers, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ShapeError("inputs contain NaN or infinity")
+    if binary and x.dtype != bool and x.size and not ((x == 0) | (x == 1)).all():
+        raise ShapeError(f"inputs must be binary (bool or 0/1), got values in [{x.min():g}, {x.max():g}]")
     return x.astype(np.float32)
 
 

@@ -173,6 +173,15 @@ def _check(kind: str, scenario: str, n_tasks: int) -> None:
     _option(n_tasks, "n_tasks")
 
 
+def _check_applies(kind: str, classes_per_task, max_angle_deg, first_task_identity) -> None:
+    """Refuse a kind's option given to a stream of another kind (it would be ignored)."""
+    for name, given, wanted in (("classes_per_task", classes_per_task is not None, "split"),
+                                ("max_angle_deg", max_angle_deg != 180.0, "rotated"),
+                                ("first_task_identity", first_task_identity is not False, "permuted")):
+        if given and kind != wanted:
+            raise ConfigError(f"stream.{name}: applies only to {wanted} streams, not {kind!r}; leave it out")
+
+
 def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) -> tuple[list, int]:
     """(tasks, n_outputs) of a domains stream (tasks as for :func:`_split_tasks`): task ``d`` holds the classes whose
     domain is ``d``."""
@@ -209,6 +218,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     docstring).
     """
     _check(kind, scenario, n_tasks)
+    _check_applies(kind, classes_per_task, max_angle_deg, first_task_identity)
     n_tasks, seed = int(n_tasks), _option(seed, "seed", low=0)
     max_angle_deg = _option(max_angle_deg, "max_angle_deg")
     classes_per_task = None if classes_per_task is None else _option(classes_per_task, "classes_per_task")

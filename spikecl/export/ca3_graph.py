@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.io import check_stored_size
 
 VERSION = 1
 BACKENDS = ("lava-sim", "reference")
@@ -110,11 +111,12 @@ def _dataset(f, key: str, shape: tuple | None = None, kinds: str = "iuf", what: 
         raise DataError(f"missing dataset {key!r}")
     if not isinstance(f[key], h5py.Dataset):
         raise DataError(f"{key}: not a dataset")
+    if shape is not None and f[key].shape != shape:             # checked before reading: the file may be hostile
+        raise ShapeError(f"{key}: shape {f[key].shape}, expected {shape}")
+    check_stored_size(f[key], "ca3 graph")
     array = _finite(np.asarray(f[key][()]), key)
     if array.dtype.kind not in kinds:
         raise DataError(f"{key}: holds {array.dtype} values, not {what}")
-    if shape is not None and array.shape != shape:
-        raise ShapeError(f"{key}: shape {array.shape}, expected {shape}")
     return array
 
 

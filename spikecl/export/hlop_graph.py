@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
+from spikecl.io import check_stored_size
 
 KIND = "hlop-lateral"
 PERIOD = 3                       # time steps per sample
@@ -283,6 +284,9 @@ def read_graph(path: str | Path) -> HLOPGraph:
                     if key in f and not isinstance(f[key], h5py.Dataset)]
         if not_data:
             raise ResultsError(f"{path}: {not_data[0]} is not a dataset (a {type(f[not_data[0]]).__name__})")
+        for key in ("activity", "h_init", "h_old", "h_torch"):
+            if key in f:
+                check_stored_size(f[key], str(path))
         layer = f.attrs.get("layer", "")
         try:
             graph = HLOPGraph(f["activity"][()], f["h_init"][()], f["h_old"][()], f.attrs["lr_log2"],

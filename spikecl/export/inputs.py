@@ -24,7 +24,9 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     """Encode samples ``x`` [B, ...] (values in [0, 1]) → ``[T, B, features]``.
 
     ``direct``: ``x`` at every step, as integers ``round(x * scale)`` when ``scale`` is given (graded spikes),
-    else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without).
+    else float. ``latency`` and ``poisson`` give binary spikes (int64 with a scale, float without); ``poisson``
+    draws sample by sample from ``seed``, so the first k samples get the same spikes in any batch that starts
+    with them.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 2 or not x.size:
@@ -43,8 +45,8 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
         t = np.arange(num_steps).reshape(-1, 1, 1)
         return ((t == fire_at[None]) & (x[None] > 0)).astype(dtype)
     if encoder == "poisson":
-        rng = np.random.default_rng(seed)
-        return (rng.random((num_steps, *x.shape)) < x[None]).astype(dtype)
+        draws = np.random.default_rng(seed).random((len(x), num_steps, x.shape[1]))   # [B, T, n]: by sample
+        return (draws < x[:, None]).astype(dtype).transpose(1, 0, 2).copy()
     raise ConfigError(f"encoder {encoder!r} is not supported; choose direct, latency or poisson")
 
 

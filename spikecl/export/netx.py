@@ -206,6 +206,9 @@ def _conv_geometry(group, extras, where: str) -> ConvGeometry | None:
     if kind != "conv":
         raise ResultsError(f"{where}: layer type {kind!r} is not supported (dense and conv only)")
     out_shape, in_shape = _shape(group, "shape", (3,), where), _shape(extras, "in_shape", (3,), where)
+    for key, grid in (("shape", out_shape), ("in_shape", in_shape)):
+        if int(np.prod(grid)) > MAX_COUNT:
+            raise ResultsError(f"{where}: conv {key} {grid} holds more than {MAX_COUNT} neurons")
     stride, padding = _shape(group, "stride", (2,), where)[0], _shape(group, "padding", (2,), where, low=0)[0]
     if ("dilation" in group and _shape(group, "dilation", (2,), where) != (1, 1)) or \
             ("groups" in group and _int(group, "groups", 0, MAX_COUNT, where) != 1):

@@ -36,17 +36,27 @@ def calibrated(spec: NetworkSpec, quant: QuantConfig, x_cal: np.ndarray | None) 
     return replace(quant, readout_range=readout_range(spec, x_seq))
 
 
+#: samples that SynOps, sparsity and energy are measured on (per inference), spread over the export's samples
+MEASURED_SAMPLES = 100
+
+
+def spread(n: int, count: int) -> np.ndarray:
+    """``min(n, count)`` indices evenly spaced over ``0 .. n-1`` (every task of samples laid out task by task)."""
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.int64))
+
+
 def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarray,
                heads: np.ndarray | None) -> dict:
-    """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, and how often
+    """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
-    negative)."""
+    negative), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them
+    spread over all (so over every task)."""
     check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
     wraps = np.zeros(len(net.layers), np.int64)
     fixed_pred = fixed_point.predict(net, inputs, heads, wraps=wraps)
-    sample = inputs[:, :100]
+    sample = inputs[:, spread(inputs.shape[1], MEASURED_SAMPLES)]
     synops = energy.fixed_measures(net, sample, fixed_point.simulate(net, sample).spikes)
     return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
             "reference_accuracy": float(np.mean(fixed_pred == y)),

@@ -20,7 +20,7 @@ delay_s1_merge_ms + delay_output_ms`` and what a plastic projection recalls (6 a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -51,6 +51,7 @@ class Operation:
     kind: str
     cue: int | None = None
     bits: tuple[int, ...] = ()
+    mask_width: int | None = field(default=None, compare=False, repr=False)   # M of a boolean mask given as content
 
     def __str__(self) -> str:
         bits = "{" + ", ".join(map(str, self.bits)) + "}"
@@ -97,9 +98,15 @@ def _check_cue(cue, n_cues: int | None) -> int:
     return int(cue)
 
 
+def _mask_width(content) -> int | None:
+    """The width of a boolean mask ``[M]`` (checked against the memory's M when it runs), else None."""
+    is_mask = isinstance(content, np.ndarray) and content.dtype == bool and content.ndim == 1
+    return int(content.shape[0]) if is_mask else None
+
+
 def learn(cue: int, content, *, n_cues: int | None = None, n_bits: int | None = None) -> Operation:
     """Store ``content`` (bit indices or a boolean mask ``[M]``) under ``cue``; relearning a cue replaces it."""
-    return Operation(LEARN, _check_cue(cue, n_cues), _as_bits(content, n_bits, "content"))
+    return Operation(LEARN, _check_cue(cue, n_cues), _as_bits(content, n_bits, "content"), _mask_width(content))
 
 
 def recall_by_cue(cue: int, *, n_cues: int | None = None) -> Operation:
@@ -109,13 +116,16 @@ def recall_by_cue(cue: int, *, n_cues: int | None = None) -> Operation:
 
 def recall_by_content(fragment, *, n_bits: int | None = None) -> Operation:
     """Ask which cues hold content sharing bits with ``fragment`` (bit indices or a boolean mask ``[M]``)."""
-    return Operation(RECALL_CONTENT, None, _as_bits(fragment, n_bits, "fragment"))
+    return Operation(RECALL_CONTENT, None, _as_bits(fragment, n_bits, "fragment"), _mask_width(fragment))
 
 
 def check_operation(op: Operation, n_cues: int, n_bits: int) -> Operation:
     """Validate ``op`` for a memory of C = ``n_cues`` cues and M = ``n_bits`` bits (one-line errors)."""
     if not isinstance(op, Operation):
         raise ConfigError(f"expected an Operation (learn, recall_by_cue, recall_by_content), got {op!r}")
+    if op.mask_width is not None and op.mask_width != n_bits:
+        what = "content" if op.kind == LEARN else "fragment"
+        raise ShapeError(f"{what}: boolean mask has shape ({op.mask_width},); expected ({n_bits},)")
     if op.kind == LEARN:
         return learn(op.cue, op.bits, n_cues=n_cues, n_bits=n_bits)
     if op.kind == RECALL_CUE:

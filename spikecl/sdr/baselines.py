@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import option
+from spikecl.config import check_fields, option
 from spikecl.data.codes import FlyHash, FlyHashConfig, binary_inputs, kwta
 from spikecl.errors import ShapeError
 from spikecl.progress import progress_range
@@ -38,6 +38,9 @@ class SpatialPoolerConfig:
     boost_strength: float = option(3.0, low=0.0, high=100.0, doc="boosting exp(strength · (density − duty))")
     duty_period: int = option(1000, low=1, doc="items over which the duty cycle averages")
     seed: int = option(0, low=0, doc="seed of the potential pools and initial permanences")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 class SpatialPooler:
@@ -61,12 +64,12 @@ class SpatialPooler:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes of a batch without learning (boosting as it stands): bool [B, n_columns]."""
-        x = binary_inputs(x, self.n_inputs)
+        x = binary_inputs(x, self.n_inputs, binary=True)
         return kwta(self.overlaps(x) * self.boost(), self.k)
 
     def learn(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
         """Store items [B, N] one after another (one pass): their codes at learning time, bool [B, n_columns]."""
-        x = binary_inputs(x, self.n_inputs)
+        x = binary_inputs(x, self.n_inputs, binary=True)
         cfg = self.cfg
         codes = np.zeros((len(x), cfg.n_columns), bool)
         for i in progress_range(len(x), progress, "spatial pooler"):
@@ -98,6 +101,9 @@ class SuccessorMemory:
 
     def recall(self, cue: np.ndarray, length: int) -> np.ndarray:
         """Codes bool [length, n_bits]: the cue's codes [T0, n_bits], then each next code from the previous one."""
+        cue = np.asarray(cue)
+        if cue.ndim != 2 or cue.shape[1] != len(self.w):
+            raise ShapeError(f"cue must be codes [T0, {len(self.w)}], got shape {cue.shape}")
         out = [np.asarray(c, bool) for c in cue]
         while len(out) < length:
             out.append(kwta(out[-1][None].astype(np.float32) @ self.w.astype(np.float32), self.k)[0])

@@ -22,7 +22,9 @@ Results schema (``kind = "sparsey"``, version 1)::
                              <coder>_acc_<readout>, spearman_<coder>, cue_half_removed_<coder>,
                              sequence_recall_<sparsey|flyhash>, spiking_learn_match, spiking_code_match, ...
     /curves/capacity_items   int64 [P]     items stored at each capacity point
-    /curves/capacity_<m>     float64 [P]   recall measure m at that point (exact code, identity)
+    /curves/capacity_<m>     float64 [P]   recall measure m at that point over the macs that learned each item
+                                           (exact, overlap, identity, mac_exact) and the share of active macs
+                                           that learned (learning; :func:`~spikecl.sdr.measures.capacity_curve`)
     /curves/random_capacity_<m>   the same for one whole-input mac storing random patterns (``_items`` int64)
     /curves/cue_levels       float64 [L]   fraction of active inputs removed or flipped
     /curves/cue_<how>_<m>    float64 [L]   recall measure m of each coder under that degradation
@@ -38,7 +40,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.config import KIND_DOC, NAME_DOC, DataConfig, RunHeader, check_data_split, from_dict, option
-from spikecl.errors import ConfigError, DataError, ResultsError
+from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
@@ -336,6 +338,9 @@ def _outcome(run: Run) -> dict:
                          metrics[f"spearman_{name}"]) for name in codes}
     read = {group: _unprefixed(_matching(run, "curves", curves, axis, names), prefix)
             for (group, axis, names), prefix in zip(PLOTTED, ("capacity_", "random_capacity_", "cue_"))}
+    if "capacity_learning" in curves:          # files from before the capacity counted learning macs only lack it
+        read["capacity"].update(_unprefixed(_matching(run, "curves", curves, "capacity_items",
+                                                      ["capacity_learning"]), "capacity_"))
     for key, name in _implied_metrics(run):
         if name not in metrics:
             raise _damaged(run, f"no metric '{name}' for its config's {key} = {_setting(run, key)}")
@@ -389,10 +394,12 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
 
     cap, levels = out["capacity"], out["cue_levels"] * 100
     paths = [plot_overlap_scatter(out["similarity"], folder / f"overlap_scatter_seed{seed}.png"),
-             plot_lines(cap["items"], {"exact code (all macs)": cap["exact"],
-                                       "exact code per active mac": cap["mac_exact"],
+             plot_lines(cap["items"], {"exact code (the macs that learned it)": cap["exact"],
+                                       "exact code per learning mac": cap["mac_exact"],
                                        "nearest stored code is its own": cap["identity"],
-                                       "mean code overlap": cap["overlap"]},
+                                       "mean code overlap": cap["overlap"],
+                                       **({"active macs that learned it (not frozen)": cap["learning"]}
+                                          if "learning" in cap else {})},
                         folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel="recall (%)",
                         title="Sparsey: recall of stored items cued by themselves")]
     rnd = out["random_capacity"]
@@ -504,6 +511,9 @@ class SparseyKind(Kind):
         if cfg.eval.test_items:
             check_test_items(cfg.eval.test_items)
         check_data_split(cfg.data)
+        if cfg.eval.spiking_items:
+            for module in ("torch", "snntorch"):
+                check_installed(module, "torch", "eval.spiking_items (the spiking realisation's check)")
         return cfg
 
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:

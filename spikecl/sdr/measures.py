@@ -39,18 +39,23 @@ def degrade(x: np.ndarray, level: float, how: str, seed: int) -> np.ndarray:
 OVERLAP_BLOCK = 1 << 24
 
 
-def recall_measures(stored: np.ndarray, recalled: np.ndarray, block: int = OVERLAP_BLOCK) -> dict[str, float]:
-    """Exact (recalled code == stored code), overlap (mean |recalled ∩ stored| / |stored|) and identity (the stored
-    code nearest to the recalled one is the item's own) for codes [B, n_bits], row i = item i; the [B, B] overlaps
-    are computed ``block`` values at a time (bounded memory)."""
-    s = stored.astype(np.float32)
+def recall_measures(stored: np.ndarray, recalled: np.ndarray, block: int = OVERLAP_BLOCK,
+                    candidates: np.ndarray | None = None, index: np.ndarray | None = None) -> dict[str, float]:
+    """Exact (recalled code == stored code), overlap (mean |recalled ∩ stored| / |stored|) and identity (the code
+    nearest to the recalled one among ``candidates`` [C, n_bits], default ``stored``, is the item's own: row
+    ``index[i]``, default i) for codes [B, n_bits], row i = item i; the [B, C] overlaps are computed ``block``
+    values at a time (bounded memory). No items: NaN for each."""
+    if not len(stored):
+        return {"exact": float("nan"), "overlap": float("nan"), "identity": float("nan")}
+    c = (stored if candidates is None else candidates).astype(np.float32)
+    index = np.arange(len(stored)) if index is None else index
     own = (stored.astype(bool) & recalled.astype(bool)).sum(axis=1)
-    rows = max(1, block // max(len(s), 1))
-    nearest = np.concatenate([(recalled[i:i + rows].astype(np.float32) @ s.T).argmax(axis=1)
-                              for i in range(0, len(s), rows)]) if len(s) else np.zeros(0, np.int64)
+    rows = max(1, block // max(len(c), 1))
+    nearest = np.concatenate([(recalled[i:i + rows].astype(np.float32) @ c.T).argmax(axis=1)
+                              for i in range(0, len(stored), rows)])
     return {"exact": float((stored == recalled).all(axis=1).mean()),
-            "overlap": float((own / np.maximum(s.sum(axis=1), 1)).mean()),
-            "identity": float((nearest == np.arange(len(s))).mean())}
+            "overlap": float((own / np.maximum(stored.sum(axis=1), 1)).mean()),
+            "identity": float((nearest == index).mean())}
 
 
 @dataclass
@@ -101,26 +106,50 @@ ENCODE_BATCH = 1024
 
 
 def capacity_curve(cfg: SparseyConfig, x_train: np.ndarray, points: list[int]) -> dict[str, np.ndarray]:
-    """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``: the
-    :func:`recall_measures` of whole codes plus ``mac_exact``, the fraction of active level-1 macs whose recognised
-    code equals the code they gave the item when it was stored."""
+    """Recall of every stored item (cued by itself) after storing the first n items, for n in ``points``.
+
+    Only what the memory stored counts: a mac frozen by the critical period (or an inactive one) stores nothing,
+    and its code for the item is its best match, which recognition gives again whether or not anything was
+    remembered. So the :func:`recall_measures` (``exact``, ``overlap``, ``identity``: its stored code, among all
+    stored items' codes, is the nearest in those macs) compare each item's code bits of the macs that learned it,
+    over the items some mac learned; ``mac_exact`` is the fraction of level-1 macs that learned an item whose
+    recognised code equals the one they stored; ``learning`` is the fraction of the active level-1 macs of the
+    stored items that learned them (the rest were frozen)."""
     coder = SparseyCoder(cfg)
     points = sorted(p for p in set(points) if p <= len(x_train))
-    learned = np.zeros((0, coder.n_code_bits), bool)
-    rows = []
-    shape = (coder.level1.n_macs, cfg.mac.n_cells)
+    last = points[-1] if points else 0
+    learned = np.zeros((last, coder.n_code_bits), bool)
+    learning = np.zeros((last, coder.n_code_bits), bool)           # bits of the macs not frozen at storage
+    rows, stored = [], 0
+    cells = coder.level1.n_macs * cfg.mac.n_cells
     for n in points:
-        more, _ = coder.learn_all(x_train[len(learned):n])
-        learned = np.concatenate([learned, more])
+        for i in range(stored, n):
+            learning[i] = unfrozen_bits(coder)
+            learned[i] = coder.learn_all(x_train[i:i + 1])[0][0]
+        stored = n
         recalled = np.concatenate([coder.encode(x_train[i:min(i + ENCODE_BATCH, n)])[0]
                                    for i in range(0, n, ENCODE_BATCH)])
-        row = recall_measures(learned, recalled)
-        macs_l = learned[:, : np.prod(shape)].reshape(n, *shape)
-        macs_r = recalled[:, : np.prod(shape)].reshape(n, *shape)
+        mask = learning[:n]
+        kept = (learned[:n] & mask).any(axis=1)                    # items some active mac learned
+        row = recall_measures(learned[:n][kept] & mask[kept], recalled[kept] & mask[kept],
+                              candidates=learned[:n], index=np.flatnonzero(kept))
+        macs_l = learned[:n, :cells].reshape(n, coder.level1.n_macs, -1)
+        macs_r = recalled[:, :cells].reshape(n, coder.level1.n_macs, -1)
         active = macs_l.any(axis=2)
-        row["mac_exact"] = float(((macs_l == macs_r).all(axis=2) & active).sum() / max(active.sum(), 1))
+        taught = active & learning[:n, :cells].reshape(n, coder.level1.n_macs, -1)[..., 0]
+        row["mac_exact"] = float(((macs_l == macs_r).all(axis=2) & taught).sum() / max(taught.sum(), 1))
+        row["learning"] = float(taught.sum() / max(active.sum(), 1))
         rows.append(row)
     return {"items": np.asarray(points, np.int64), **{m: np.array([r[m] for r in rows]) for m in rows[0]}}
+
+
+def unfrozen_bits(coder: SparseyCoder) -> np.ndarray:
+    """Bool [n_code_bits]: the cells of the macs (both levels) not frozen by the critical period, which store what
+    they are given next."""
+    parts = [np.repeat(~coder.level1.state.frozen, coder.cfg.mac.n_cells)]
+    if coder.level2 is not None:
+        parts.append(np.repeat(~coder.level2.state.frozen, coder.cfg.top.n_cells))
+    return np.concatenate(parts)
 
 
 def random_pattern_mac(cfg: SparseyConfig) -> SparseyConfig:

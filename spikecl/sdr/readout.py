@@ -75,8 +75,12 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
     test = _codes(test_codes, train.shape[1], "test_codes")
     if not 1 <= k <= len(train):
         raise ShapeError(f"k = {k} neighbours out of {len(train)} stored codes is impossible")
-    n_classes = n_classes or int(np.max(train_y)) + 1
-    train_y = _labels(train_y, len(train), n_classes)
+    if n_classes is None:
+        train_y = np.asarray(train_y)
+        if not np.issubdtype(train_y.dtype, np.integer) or not train_y.size:
+            raise ShapeError(f"labels must be integers, got dtype {train_y.dtype} (shape {train_y.shape})")
+        n_classes = int(train_y.max()) + 1
+    train_y = _labels(train_y, len(train), check_int(n_classes, "n_classes", 1))
     out = np.empty(len(test), np.int64)
     scale = 1.0 / np.sqrt(np.maximum(train.sum(axis=1), 1.0)) if cosine else np.ones(len(train), np.float32)
     for start in range(0, len(test), chunk):
@@ -102,7 +106,7 @@ def _majority(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random distinct item pairs (i, j) ``[P]`` each, reproducible, for ``a`` with B >= 2 rows."""
-    n, n_pairs = len(a), check_int(n_pairs, "n_pairs", 1)
+    n, n_pairs, seed = len(a), check_int(n_pairs, "n_pairs", 1), check_int(seed, "seed", 0)
     if n < 2:
         raise ShapeError("pairs need at least two items")
     rng = np.random.default_rng(seed)
@@ -117,6 +121,8 @@ def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
     and ``codes`` must be binary (else a one-line ShapeError, NaN and infinity included)."""
     stats = require("scipy.stats", "data")
     inputs, codes = check_binary(inputs, "inputs").astype(bool), check_binary(codes, "codes").astype(bool)
+    if inputs.ndim != 2 or codes.ndim != 2:
+        raise ShapeError(f"inputs and codes must be [B, n] each, got shapes {inputs.shape} and {codes.shape}")
     if len(inputs) != len(codes):
         raise ShapeError(f"{len(inputs)} inputs but {len(codes)} codes")
     i, j = pair_overlaps(inputs, n_pairs, seed)

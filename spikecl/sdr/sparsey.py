@@ -207,9 +207,10 @@ def familiarity(v: np.ndarray) -> np.ndarray:
 
 
 def expansivity(g: np.ndarray, cfg: MacConfig) -> np.ndarray:
-    """η = 1 + max(0, (G − G⁻)/(1 − G⁻))^γ · χ·K (same shape as ``g``)."""
+    """η = 1 + max(0, (G − G⁻)/(1 − G⁻))^γ · χ·K (same shape as ``g``); η = 1 (a uniform choice) wherever
+    G ≤ G⁻, for γ = 0 too (where 0^0 would give 1 + χ·K)."""
     rel = np.maximum(0.0, (g - cfg.g_minus) / (1.0 - cfg.g_minus))
-    return 1.0 + rel ** cfg.gamma * cfg.chi * cfg.cells_per_cm
+    return 1.0 + np.where(rel > 0, rel ** cfg.gamma, 0.0) * cfg.chi * cfg.cells_per_cm
 
 
 def win_weights(v: np.ndarray, eta: np.ndarray, cfg: MacConfig) -> np.ndarray:
@@ -469,6 +470,9 @@ class SparseyCoder:
     """
 
     def __init__(self, cfg: SparseyConfig | None = None):
+        if cfg is not None and not isinstance(cfg, SparseyConfig):
+            raise ConfigError(f"SparseyCoder takes a SparseyConfig (a MacConfig goes in its mac or top field), got "
+                              f"{type(cfg).__name__}")
         self.cfg = cfg = cfg or SparseyConfig()
         self.rng = np.random.default_rng(cfg.seed)                      # learning draws
         recognition_rng = np.random.default_rng([cfg.seed, 1])           # recognition = "sample" draws

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import option
+from spikecl.config import check_fields, option
 from spikecl.errors import ConfigError, require
 from spikecl.sdr.sparsey import MacConfig, SparseyCoder
 
@@ -48,7 +48,13 @@ class SpikingWTAConfig:
     def i_min(self) -> float:
         return self.rheobase_margin * (1.0 - self.beta) * self.threshold
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> "SpikingWTAConfig":
+        """Every field's type and range, and currents that make every cell fire within ``num_steps``; a one-line
+        ConfigError naming the first problem."""
+        check_fields(self)
         if self.i_max <= self.i_min:
             raise ConfigError(f"i_max {self.i_max} must exceed i_min {self.i_min:.4g} (the V = 0 current)")
         steps = math.log(1.0 - (1.0 - self.beta) * self.threshold / self.i_min) / math.log(self.beta)

@@ -17,15 +17,18 @@ Workload (per inference, i.e. per sample, over the ``T`` steps of a pass):
 * ``dense_synops``: every connection of every synapse call (zero weights and zero inputs too; a convolution's
   zero padding excluded), summed over steps.
 * ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value.
-  A time step whose whole input batch lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
+  A sample's time step whose input lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
   multiply-accumulates (MACs): direct-encoded pixels, average-pooled spikes and event frames holding a count of 2
-  or more are MACs (in the steps that hold one).
+  or more are MACs (in the steps of the samples that hold one). NeuroBench decides per hook call, for the whole
+  batch at once, so its split depends on the batch size (one sample with a count of 2 turns its batch's step into
+  MACs); spikecl's is per sample, and equals NeuroBench's at batch 1 and wherever a step is all spikes or all
+  graded in every sample.
 * ``membrane_updates``: per neuron module, all its neurons at the first step plus, at each later step, the
   neurons whose membrane changed.
 
 Biases are no synaptic operations. Measures run on the ``snntorch`` engine, whose layers call a synapse once on a
-whole sequence; each call is split into its time steps, so ACs and MACs are decided per step, as NeuroBench's hooks
-on a step-by-step network see them. A multi-head readout calls, and counts, every head.
+whole sequence; each call is split into its time steps, so ACs and MACs are decided per step (and sample), as on a
+step-by-step network. A multi-head readout calls, and counts, every head.
 """
 
 from __future__ import annotations
@@ -74,9 +77,9 @@ def synapse_operations(synapse: nn.Module, x: torch.Tensor, dense: bool) -> int:
     return int(round(out.sum(dtype=torch.float64).item()))     # float32 sums are inexact beyond 2^24
 
 
-def is_spiking(x: torch.Tensor) -> bool:
-    """Whether every value of ``x`` is -1, 0 or 1 (a synapse call on it is accumulates, not MACs)."""
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+def spiking_rows(x: torch.Tensor) -> torch.Tensor:
+    """Which samples of ``x`` [B, ...] hold only -1, 0 and 1 (bool [B]): a synapse's work on them is accumulates."""
+    return ((x == 0) | (x == 1) | (x == -1)).reshape(x.shape[0], -1).all(dim=1)
 
 
 class _Tally:
@@ -92,12 +95,15 @@ class _Tally:
     def synapse_hook(self, module: nn.Module, args: tuple) -> None:
         x = args[0].detach()
         self.dense += synapse_operations(module, x, dense=True)
-        for step in self.time_steps(x):             # ACs or MACs decided per step, as NeuroBench's hooks see them
-            ops = synapse_operations(module, step, dense=False)
-            if is_spiking(step):
-                self.acs += ops
+        for step in self.time_steps(x):             # ACs or MACs decided per step and sample
+            spiking = spiking_rows(step)
+            if spiking.all():
+                self.acs += synapse_operations(module, step, dense=False)
+            elif not spiking.any():
+                self.macs += synapse_operations(module, step, dense=False)
             else:
-                self.macs += ops
+                self.acs += synapse_operations(module, step[spiking], dense=False)
+                self.macs += synapse_operations(module, step[~spiking], dense=False)
 
     def time_steps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """A synapse's input ``x`` split into the pass's time steps: the engines call a synapse once on a whole
