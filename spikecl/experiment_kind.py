@@ -356,7 +356,8 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             replacing(path).touch()
         for job in jobs:
             if job not in todo:
-                say(f"{job.path}: complete, kept")
+                say(f"{job.path}: complete, kept" + (", its leftover checkpoint removed"
+                                                     if reports and _remove_leftover(job) else ""))
             elif resume and not overwrite and job.path in existed:
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
@@ -369,6 +370,16 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     if failed:
         raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     return [job.path for job in jobs], reports
+
+
+def _remove_leftover(job: Job) -> bool:
+    """Remove the checkpoint of a kept job (left by a run killed after writing its results, before removing it):
+    whether there was one."""
+    if job.checkpoint is None or not job.checkpoint.exists():
+        return False
+    with output_lock(job.path):
+        job.checkpoint.unlink(missing_ok=True)
+    return True
 
 
 @contextlib.contextmanager

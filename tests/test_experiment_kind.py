@@ -41,8 +41,8 @@ class ToyKind(Kind):
 
     def plan(self, cfg):
         folder = Path(cfg.output_dir) / cfg.name
-        return [Job(folder / f"toy_seed{s}.h5", lambda o, s=s: measure(cfg, s, folder / f"toy_seed{s}.h5", o))
-                for s in cfg.seeds]
+        return [Job(folder / f"toy_seed{s}.h5", lambda o, s=s: measure(cfg, s, folder / f"toy_seed{s}.h5", o),
+                    checkpoint=folder / f"toy_seed{s}.ckpt") for s in cfg.seeds]
 
     def summarize(self, runs, detail=True):
         return "\n".join(f"toy seed {r.attrs['seed']}: {r.metrics['value']:.2f}" for r in runs)
@@ -93,6 +93,21 @@ def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_
     RAN.clear()
     assert run(toy, "--overwrite", "--set", "value=2.0") == 0
     assert [seed for seed, _ in RAN] == [0, 1] and read_run(kept).metrics == {"value": 2.0}
+
+
+def test_resume_removes_the_checkpoint_left_beside_a_kept_result(toy, tmp_path, capsys):
+    """A run killed after writing its results and before removing its checkpoint left both: --resume keeps the
+    results and removes the checkpoint (else it would stay for ever, and a plain run would refuse it)."""
+    assert run(toy) == 0
+    leftover = tmp_path / "toy" / "toy_seed0.ckpt"
+    leftover.write_bytes(b"state")
+    capsys.readouterr()
+    RAN.clear()
+    assert run(toy, "--resume") == 0
+    out = capsys.readouterr().out
+    assert "toy_seed0.h5: complete, kept, its leftover checkpoint removed" in out
+    assert "toy_seed1.h5: complete, kept\n" in out and RAN == [] and not leftover.exists()
+    assert run(toy, "--resume") == 0 and "removed" not in capsys.readouterr().out
 
 
 def test_no_plots_names_the_older_plots_it_leaves_beside_new_results(toy, tmp_path, capsys):

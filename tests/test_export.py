@@ -634,6 +634,7 @@ def test_export_refuses_a_large_accuracy_drop_unless_forced(zero_reset_run, tmp_
     assert main(["export", str(bad), "-o", str(out), "--samples", "200"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "points below float" in err and "on 200 test samples" in err
+    assert "change --weight-bits, --input-bits or --headroom" in err          # direct input: graded, 8 bits
     assert not out.exists()
     assert main(["export", str(bad), "-o", str(out), "--samples", "200", "--force"]) == 0
     m = read_netx(out).metrics

@@ -67,16 +67,18 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
 MAX_DROP_POINTS = 3.0
 
 
-def check_accuracy_drop(metrics: dict, max_drop: float | None) -> None:
+def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: bool = False) -> None:
     """Refuse (one-line :class:`ExportError` with the numbers) a quantised network whose accuracy on the export's
-    test samples is more than ``max_drop`` points below the float network's; ``None`` never refuses."""
+    test samples is more than ``max_drop`` points below the float network's; ``None`` never refuses.
+    ``graded_input``: the first layer takes graded input, whose bits (and the headroom) are remedies too."""
     if max_drop is None or "float_accuracy" not in metrics:
         return
     float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
+    bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
     if float_acc - fixed_acc > max_drop:
         raise ExportError(f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
                           f"{float_acc:.1f} % on {metrics['samples']} test samples (limit {max_drop:g}); an "
-                          "outlier weight or too few bits? Retrain, raise --weight-bits or --max-drop, or --force")
+                          f"outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or --force")
 
 
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
@@ -107,7 +109,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if has_data and samples:
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
-        check_accuracy_drop(metrics, max_drop)
+        check_accuracy_drop(metrics, max_drop, graded_input=bool(net.layers[0].input_bits))
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
     return spec, net
