@@ -181,7 +181,7 @@ CONFIG_CASES = {
         ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),
         ("strategy.methods=[\"gpm\"] strategy.gpm.thresholds=[2.0]", "thresholds"),
         ("strategy.methods=[\"hlop\"] strategy.hlop.neurons=[[-1]]", "neurons"),
-        ("strategy.methods=[\"v\"] variants.v.method=\"nope\"", "nope"),
+        ("strategy.methods=[\"v\"] variants.v.method=\"nope\"", "variants.v.method: unknown method 'nope'"),
         ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.train.lr=-3", "variants.v"),
         ("strategy.methods=[\"v\"] variants.v.lr=1", "variants.v"),
         ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.strategy.si.c=2.0",

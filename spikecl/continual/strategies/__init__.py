@@ -114,8 +114,13 @@ def validate_method(cfg, method: str):
         raise ConfigError(f"variants.{method}: a variant may not take the name of the method {method!r} (its results "
                           f"would pass for that method's); name it e.g. '{method}-tuned'")
     run_cfg, runs_method = method_config(cfg, method)
-    check_combination(runs_method, method)
-    validate_options(runs_method, run_cfg.strategy.options)
+    try:
+        check_combination(runs_method, method)
+        validate_options(runs_method, run_cfg.strategy.options)
+    except ConfigError as exc:          # a variant's method is its own key
+        if method not in cfg.variants or not str(exc).startswith("strategy.methods:"):
+            raise
+        raise ConfigError(str(exc).replace("strategy.methods:", f"variants.{method}.method:", 1)) from None
     return run_cfg, runs_method
 
 
