@@ -494,14 +494,18 @@ ONLY_FOR = {
 }
 
 
-def check_applies(cfg: ExperimentConfig) -> None:
-    """Refuse an option set away from its default where it has no effect (``stream.classes_per_task`` on a
-    permuted stream, ``data.pool`` on images, ...): it would be ignored."""
+def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data")) -> None:
+    """Refuse an option of ``tables`` set away from its default where it has no effect (``stream.classes_per_task``
+    on a permuted stream, ``data.pool`` on images, ...): it would be ignored."""
     for (table, key), (applies, where) in ONLY_FOR.items():
+        if table not in tables:
+            continue
         section = getattr(cfg, table)
         default = next(f for f in dataclasses.fields(section) if f.name == key).default
         if getattr(section, key) != default and not applies(cfg):
-            raise ConfigError(f"{table}.{key}: applies only to {where}; remove it (this experiment would ignore it)")
+            raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
+                              f"({str(default).lower() if isinstance(default, bool) else default}): this experiment "
+                              "would ignore it")
 
 
 def as_written(key: str | None) -> str | None:
@@ -591,7 +595,7 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
     for key, value in spec.items():
         path = key.split(".")
         if path[0] == "strategy" and len(path) > 2:
-            path = ["strategy", "options", *path[1:]]
+            path = ["strategy", "options", *path[2 if path[1] == "options" else 1:]]   # results configs' spelling
             if path[2] not in method.split("+"):
                 raise ConfigError(f"variants.{name}.{key}: the variant runs {method}, which never reads "
                                   f"{path[2]}'s options; set options of {method.replace('+', ' or ')}")

@@ -3,6 +3,7 @@
 Files named one by one must be results files; a folder contributes every ``*.h5`` results file under it
 (recursively), and skips other files (exported networks, foreign or damaged HDF5) with a one-line note. A sweep's
 folder (one holding ``sweep.h5``) contributes its summaries: ``sweep.h5`` and those of its subfolders (``final/``).
+Each subfolder of a named folder is one experiment: where several hold runs of one kind, each gets its own table.
 """
 
 from __future__ import annotations
@@ -26,16 +27,28 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
     folder it is skipped and ``note`` says why. A folder without any results file is an error.
     """
     by_kind: dict[str, list[Run]] = defaultdict(list)
+    for (name, _), runs in collect_groups(paths, note).items():
+        by_kind[name] += runs
+    return dict(by_kind)
+
+
+def collect_groups(paths: Iterable[str | Path],
+                   note: Callable[[str], None] = print) -> dict[tuple[str, Path | None], list[Run]]:
+    """:func:`collect`'s files as ``{(kind, experiment folder): [results files]}``: the files found in a subfolder
+    of a named folder are grouped by the folder they lie in (a sweep's summaries by the sweep's folder), since one
+    folder holds one experiment; the files named, and those lying in a named folder itself, form one group per kind
+    (folder None), as the user put them together."""
+    groups: dict[tuple[str, Path | None], list[Run]] = defaultdict(list)
     read: set[Path] = set()
     for path in map(Path, paths):
         if not is_dir(path, ResultsError):
             if path.resolve() not in read:
                 read.add(path.resolve())
                 run = _read(path)
-                by_kind[run.kind].append(run)
+                groups[run.kind, None].append(run)
             continue
         found = skipped = 0
-        for file in _folder_files(path, note):
+        for folder, file in _folder_files(path, note):
             if file.resolve() in read:
                 found += 1
                 continue
@@ -46,27 +59,28 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
                 note(f"skipped: {exc}")
                 skipped += 1
                 continue
-            by_kind[run.kind].append(run)
+            groups[run.kind, None if folder == path else folder].append(run)
             found += 1
         if not found:
             raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
                                else f"no results files (*.h5) under {path}")
-    return {name: by_kind[name] for name in kind_names() if by_kind.get(name)}
+    order = {name: i for i, name in enumerate(kind_names())}
+    return {key: groups[key] for key in sorted(groups, key=lambda k: (order[k[0]], k[1] is not None, str(k[1])))}
 
 
-def _folder_files(path: Path, note: Callable[[str], None]) -> list[Path]:
-    """The ``*.h5`` files a folder contributes: a sweep's summaries (its trials and final runs were made with other
-    settings, so they are never one table); a sweep's ``final/`` folder, its runs (one per method and seed, each
-    method at its chosen settings) and their summary; else its own and, by these rules, its subfolders' (a sweep
-    below it gives its summaries; links to folders are not followed)."""
+def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, Path]]:
+    """(experiment folder, ``*.h5`` file) of the files a folder contributes: a sweep's summaries (its trials and
+    final runs were made with other settings, so they are never one table); a sweep's ``final/`` folder, its runs
+    (one per method and seed, each method at its chosen settings) and their summary; else its own and, by these
+    rules, its subfolders' (a sweep below it gives its summaries; links to folders are not followed)."""
     if not is_file(path / "sweep.h5", ResultsError):
-        below = (file for sub in _subfolders(path, note) for file in _folder_files(sub, note))
-        return sorted([*path.glob("*.h5"), *below])
+        below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
+        return [(path, file) for file in sorted(path.glob("*.h5"))] + below
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
-        return sorted(path.glob("*.h5"))
+        return [(path, file) for file in sorted(path.glob("*.h5"))]
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
-    return [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]
+    return [(path, file) for file in [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]]
 
 
 def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
@@ -96,20 +110,38 @@ def _read(path: Path) -> Run:
 def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path | None = None, plots: bool = True,
                  detail: bool = True) -> None:
     """Print every kind's summary of the results files under ``paths`` (one path, or several) and write its plots
-    into ``plots_dir`` (default: the first path's folder). A heading names each kind when there are several."""
+    into ``plots_dir`` (default: the first path's folder). A heading names each kind when there are several.
+
+    Folders holding several experiments of one kind (``spikecl report results``) give a table per experiment
+    folder, headed by it, whose plots go to that folder (or to its path below ``plots_dir`` when given)."""
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
         raise ResultsError("report: no results files or folders given")
     plots_dir = Path(plots_dir) if plots_dir is not None else None
     if plots and plots_dir is not None:
         check_writable_folder(plots_dir, "--plots")
-    found = collect(paths)
-    first = paths[0]
-    if plots and plots_dir is None:                # before any table: a refusal prints nothing half-way
-        plots_dir = first if first.is_dir() else first.parent
-        check_writable_folder(plots_dir, "plots folder (--plots DIR or --no-plots)")
-    texts = {name: summary(kind(name), runs, detail) for name, runs in found.items()}    # every refusal first
-    for i, (name, runs) in enumerate(found.items()):
+    found = collect_groups(paths)
+    split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
+    where = {key: _plots_folder(key[1] if key[0] in split else None, paths, plots_dir) for key in found}
+    if plots:                                      # before any table: a refusal prints nothing half-way
+        for folder in dict.fromkeys(where.values()):
+            check_writable_folder(folder, "--plots" if plots_dir is not None else
+                                  "plots folder (--plots DIR or --no-plots)")
+    texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
+    for i, (key, runs) in enumerate(found.items()):
         if len(found) > 1:
-            print(("\n" if i else "") + f"== {name}: {len(runs)} results file(s) ==")
-        report(kind(name), runs, plots_dir, plots=plots, detail=detail, text=texts[name])
+            place = f" in {key[1]}" if key[0] in split and key[1] is not None else ""
+            print(("\n" if i else "") + f"== {key[0]}{place}: {len(runs)} results file(s) ==")
+        report(kind(key[0]), runs, where[key], plots=plots, detail=detail, text=texts[key])
+
+
+def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None) -> Path:
+    """Where a group's plots go: ``plots_dir`` or the first path's folder, or, for one experiment ``folder`` of
+    several of its kind, that folder (below ``plots_dir`` when given: its path under the named folder)."""
+    first = paths[0] if paths[0].is_dir() else paths[0].parent
+    if folder is None:
+        return plots_dir if plots_dir is not None else first
+    if plots_dir is None:
+        return folder
+    named = next((p for p in paths if p.is_dir() and folder.resolve().is_relative_to(p.resolve())), folder)
+    return plots_dir / folder.resolve().relative_to(named.resolve())

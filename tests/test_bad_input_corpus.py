@@ -186,6 +186,8 @@ CONFIG_CASES = {
         ("strategy.methods=[\"v\"] variants.v.lr=1", "variants.v"),
         ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.strategy.si.c=2.0",
          "variants.v.strategy.si.c: the variant runs ewc, which never reads si's options"),
+        ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.strategy.options.si.c=2.0",
+         "variants.v.strategy.options.si.c: the variant runs ewc, which never reads si's options"),
     ],
     "ca3": [
         ("functional.backend=\"x\"", "functional.backend"), ("functional.foo=1", "unknown key"),

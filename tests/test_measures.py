@@ -148,3 +148,21 @@ def test_loihi_energy_by_hand():
     net = SimpleNamespace(num_steps=4, layers=[SimpleNamespace(n_out=64), SimpleNamespace(n_out=10)])
     assert energy.neuron_updates(net) == 4 * 74
     assert energy.energy_joules(1000, 296) == pytest.approx(1000 * 23.6e-12 + 296 * 52e-12)
+
+
+def test_a_cnn_readouts_split_does_not_depend_on_the_batch_at_one_step():
+    """At T = 1 the readout's [1, B, n] call is split by sample too (graded pooled values in one sample only)."""
+    from spikecl.snn.networks import build_cnn
+
+    net = build_cnn((1, 4, 4), [1], 2, batch_norm=False)
+    with torch.no_grad():
+        net.layers[0].synapse.weight.fill_(1.0)
+        net.readout.heads[0].weight.fill_(1.0)
+    x = torch.zeros(2, 1, 4, 4)
+    x[0] = 1.0
+    x[1, 0, 1, 1] = 2.0
+    for steps in (1, 2):
+        split = [(m["effective_acs"], m["effective_macs"])
+                 for m in (measures.workload(net, x, steps, batch_size=b) for b in (1, 2))]
+        assert split[0] == split[1]
+

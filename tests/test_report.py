@@ -280,3 +280,27 @@ def test_a_subfolder_that_cannot_be_read_is_skipped_with_a_note(tmp_path, capsys
     runs = collect([tmp_path])["continual"]
     assert [run.path for run in runs] == [tmp_path / "kept" / "finetune-seed0.h5"]
     assert capsys.readouterr().out == f"skipped: {tmp_path / 'locked'} cannot be read\n"
+
+
+def test_a_folder_of_several_experiments_gives_a_table_and_plots_per_experiment(tmp_path, capsys):
+    """``spikecl report results``: two experiments' folders, each with a fine-tuning run made with other settings,
+    are two tables (not one refused as mixed settings), each headed by its folder, with its plots in it (or below
+    --plots DIR at the same relative path); files named one by one still make one table."""
+    from spikecl.cli import main
+
+    out = tmp_path / "results"
+    for name, tasks in (("a", 2), ("b", 3)):
+        run = replace(result("finetune", 0, ["finetune"]), config={"name": name, "strategy": {"methods": ["finetune"]},
+                                                                  "stream": {"n_tasks": tasks}})
+        write_results(out / name / "finetune-seed0.h5", run)
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"== continual in {out / 'a'}: 1 results file(s) ==" in text
+    assert f"== continual in {out / 'b'}: 1 results file(s) ==" in text
+    assert {p.parent.name for p in out.rglob("*.png")} == {"a", "b"} and not list(out.glob("*.png"))
+    assert main(["report", str(out), "--plots", str(tmp_path / "figs")]) == 0
+    assert {p.parent.name for p in (tmp_path / "figs").rglob("*.png")} == {"a", "b"}
+    capsys.readouterr()
+    assert main(["report", str(out / "a" / "finetune-seed0.h5"), str(out / "b" / "finetune-seed0.h5"),
+                 "--no-plots"]) == 2
+    assert "hold finetune made with different settings" in capsys.readouterr().err

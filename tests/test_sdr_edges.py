@@ -167,6 +167,20 @@ def test_capacity_counts_only_what_the_macs_learned():
     assert capacity_curve(free, x, [100])["learning"].tolist() == [1.0]
 
 
+def test_identity_among_candidates_shares_ties_whatever_the_storage_order():
+    codes = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]], bool)
+    for i, expected in ((0, 0.5), (1, 0.5), (2, 1.0)):
+        got = recall_measures(codes[i:i + 1], codes[i:i + 1], candidates=codes, index=[i])
+        assert got["identity"] == expected and got["exact"] == 1.0
+    assert recall_measures(codes, codes)["identity"] == pytest.approx(2 / 3)     # among the stored: lowest index
+
+
+def test_options_a_sparsey_run_would_ignore_are_refused():
+    with pytest.raises(ConfigError, match=r"data.pool: applies only to event datasets; leave it at its default \(1\)"):
+        load(DIGITS, ["data.pool=3"])
+    assert SpikingWTAConfig(beta=0.0, i_max=2.0).validate().beta == 0.0          # fires at once, no log(0)
+
+
 def test_a_spiking_check_without_torch_is_refused_at_load(monkeypatch):
     import importlib.util
 

@@ -179,3 +179,16 @@ def test_a_task_without_training_samples_is_refused_before_training():
     with pytest.raises(DataError, match=r"stream: task 2 has no training samples \(partial holds none of its "
                                         r"classes, 5, 6, 7, 8, 9\)"):
         make_stream(partial, "split", 2, "class")
+
+
+def test_a_stored_config_with_another_kinds_option_still_rebuilds_its_stream():
+    """Results written before such options were refused keep them in their config: export and deploy rebuild the
+    stream the network was trained on (the option was ignored then too)."""
+    from spikecl.export.inputs import trained_stream
+
+    stored = {"seed": 0, "data": {"dataset": "digits"},
+              "stream": {"kind": "permuted", "n_tasks": 2, "scenario": "domain", "max_angle_deg": 90.0}}
+    plain = {**stored, "stream": {k: v for k, v in stored["stream"].items() if k != "max_angle_deg"}}
+    a, b = trained_stream(stored), trained_stream(plain)
+    assert a.name == "permuted-digits" and all(np.array_equal(x.x_test, y.x_test) for x, y in zip(a, b))
+

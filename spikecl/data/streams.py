@@ -341,9 +341,11 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
     split_seed = data_split_seed(data, seed)
     binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
     dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning)
-    built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed,
-                        classes_per_task=stream.classes_per_task or None, max_angle_deg=stream.max_angle_deg,
-                        first_task_identity=stream.first_task_identity,
+    kind = stream.kind                      # a kind's own options only: files written before the config refused
+    built = make_stream(dataset, kind, stream.n_tasks, stream.scenario, seed=seed,   # the others still rebuild
+                        classes_per_task=(stream.classes_per_task or None) if kind == "split" else None,
+                        max_angle_deg=stream.max_angle_deg if kind == "rotated" else 180.0,
+                        first_task_identity=stream.first_task_identity and kind == "permuted",
                         train_per_task=stream.train_per_task or None, test_per_task=stream.test_per_task or None,
                         validation=data.validation, eval_split=data.eval_split, split_seed=split_seed)
     if stream.input_code == "flyhash":

@@ -39,7 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import KIND_DOC, NAME_DOC, DataConfig, RunHeader, check_data_split, from_dict, option
+from spikecl.config import (KIND_DOC, NAME_DOC, DataConfig, RunHeader, check_applies, check_data_split, from_dict,
+                            option)
 from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
@@ -511,6 +512,7 @@ class SparseyKind(Kind):
         if cfg.eval.test_items:
             check_test_items(cfg.eval.test_items)
         check_data_split(cfg.data)
+        check_applies(cfg, ("data",))
         if cfg.eval.spiking_items:
             for module in ("torch", "snntorch"):
                 check_installed(module, "torch", "eval.spiking_items (the spiking realisation's check)")

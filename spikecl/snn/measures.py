@@ -111,7 +111,7 @@ class _Tally:
         steps, batch = self.steps, self.batch
         if steps > 1 and x.shape[0] == steps * batch:
             return x.reshape(steps, batch, *x.shape[1:]).unbind(0)
-        if steps > 1 and x.ndim > 2 and tuple(x.shape[:2]) == (steps, batch):
+        if x.ndim > 2 and tuple(x.shape[:2]) == (steps, batch):          # [T, B, ...], T = 1 too
             return x.unbind(0)
         return (x,)
 
