@@ -228,6 +228,19 @@ def test_load_subspace_refuses_more_rows_than_dimensions(trained_hlop):
     assert torch.equal(s.h_old["layers.0"], before)
 
 
+def test_load_subspace_refuses_rows_i_minus_hth_would_not_project_with(trained_hlop):
+    """Published HLOP projects with I − HᵀH: rows of norm √2 would flip their direction instead of removing it."""
+    s, _ = trained_hlop
+    before = s.h_old["layers.0"].clone()
+    with pytest.raises(SpikeCLError, match=r"rows are not orthonormal \(max\|H Hᵀ − I\| = 1 > 0.25\)"):
+        s.load_subspace("layers.0", np.eye(16)[:2] * np.sqrt(2))
+    assert torch.equal(s.h_old["layers.0"], before)
+    s.load_subspace("layers.0", np.eye(16)[:2] * 1.05)                 # Oja's rows: near orthonormal, taken
+    assert s.h_old["layers.0"].shape == (2, 16)
+    from spikecl.continual.strategies.hlop import ORTHONORMAL_TOLERANCE
+    assert ORTHONORMAL_TOLERANCE == hg.ORTHONORMAL_TOLERANCE              # the graph's frozen rows: the same bound
+
+
 @pytest.mark.lava
 @pytest.mark.parametrize("learner", ["oja", "ca3"])
 def test_the_lava_learners_never_write_over_their_graph_or_an_existing_file(tmp_path, learner):

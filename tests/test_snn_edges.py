@@ -185,6 +185,10 @@ def test_output_masks_are_checked(net, trainer):
     mask = np.array([True, True, False, False, False])          # numpy masks are accepted
     assert 0.0 <= evaluate(net, x, y % 2, 4, mask=mask) <= 1.0
     assert torch.isfinite(tr.train_batch(x, y % 2, None, mask, opt))
+    inactive = torch.where(torch.arange(len(y)) == 0, torch.tensor(3), y % 2)
+    with pytest.raises(DataError, match="labels: 3 is an output the mask leaves inactive \\(active: 0, 1\\)"):
+        tr.train_batch(x, inactive, None, mask, opt)              # it could never be learned
+    assert 0.0 <= evaluate(net, x, inactive, 4, mask=mask) <= 1.0   # a later task's class: a miss, as in class-IL
 
 
 def test_simulation_settings_are_checked_when_made():
@@ -257,3 +261,22 @@ def test_a_cnn_without_a_convolution_layer_is_refused_in_python_too():
     """From a TOML file and from Python alike: with no conv layer the 'CNN' was a non-spiking linear readout."""
     with pytest.raises(ConfigError, match="^network.channels: a CNN needs at least one convolution layer$"):
         build_cnn((1, 8, 8), [], 3)
+
+
+def test_the_fused_engine_refuses_a_second_derivative_by_name():
+    """Its LIF backward works in place (no graph): create_graph=True then differentiating again is refused with
+    autograd's once-differentiable error, never a wrong second derivative; the snnTorch engine gives it."""
+    from spikecl.snn import build_mlp, encode
+
+    torch.manual_seed(0)
+    for engine, works in (("fused", False), ("snntorch", True)):
+        net = build_mlp(6, [5, 4], 3, engine=engine)
+        loss = net(encode(torch.rand(4, 6), 3)).pow(2).sum()
+        grads = torch.autograd.grad(loss, list(net.parameters()), create_graph=True)
+        penalty = sum(g.pow(2).sum() for g in grads)
+        if works:
+            penalty.backward()
+        else:
+            with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with "
+                                                   "@once_differentiable"):
+                penalty.backward()

@@ -24,6 +24,7 @@ that step as one autograd node (``r = U[t-1] > thr`` from the detached ``U[t-1]`
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 ENGINES = ("fused", "snntorch", "triton")          # triton: the fused engine with its LIF passes as Triton kernels
 #: dtypes that ``torch.autocast`` may give synapse outputs; membranes never integrate in them
@@ -66,6 +67,7 @@ class _LIFSequence(torch.autograd.Function):
         return spikes
 
     @staticmethod
+    @once_differentiable            # in place and out= (no graph): a second derivative is refused, not wrong
     def backward(ctx, grad_spikes: torch.Tensor):
         denominator, spikes, beta = ctx.saved_tensors
         grad = denominator                                 # dL/dU, written over the denominators

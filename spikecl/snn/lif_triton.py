@@ -13,6 +13,7 @@ for the host.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from spikecl.config import triton_interpreted as interpreted   # the kernels below took the mode in force at import
 from spikecl.errors import SpikeCLError, require
@@ -116,6 +117,7 @@ class _TritonLIFSequence(torch.autograd.Function):
         return spikes
 
     @staticmethod
+    @once_differentiable            # a kernel: a second derivative is refused, not wrong
     def backward(ctx, grad_spikes):
         denominator, spikes, beta = ctx.saved_tensors
         grad = torch.empty_like(denominator)

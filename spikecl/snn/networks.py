@@ -173,7 +173,9 @@ def build_cnn(input_shape: tuple[int, int, int], channels: Sequence[int], n_outp
               init_gain: float = 1.0, engine: str = "fused") -> SpikingNetwork:
     """Spiking CNN: per entry of ``channels`` a 3×3 conv + BN + LIF + 2×2 average pool, then the readout.
 
-    ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings.
+    ``input_shape`` is ``(C, H, W)``; H and W must stay ≥ 1 after ``len(channels)`` halvings. ``init_gain`` is 1
+    here (batch norm rescales the currents); a config's ``network.init_gain`` (default 3) is passed by
+    :func:`build_network`, so without batch norm give it explicitly to build the same network.
     """
     if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or len(input_shape) != 3:
         raise ConfigError(f"input_shape: expected (C, H, W), got {input_shape!r}")

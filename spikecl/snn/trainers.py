@@ -130,7 +130,7 @@ class BPTTTrainer:
         (loss_ok, data_ok), self._finite, self._unread = self._finite.tolist(), None, 0
         if not data_ok:
             raise DataError("a training batch had NaN or infinite inputs, or labels or heads outside the readout's "
-                            "range")
+                            "range or its active outputs")
         if not loss_ok:
             raise NumericalError("training loss became NaN or infinite; lower train.lr (or the strategy's penalty "
                                  "strength) or check the input data")
@@ -200,6 +200,12 @@ class BPTTTrainer:
                 heads = heads.clamp(0, len(self.net.readout.heads) - 1)
         elif not bool(finite):
             raise NumericalError("training input contains NaN or infinity")
+        if mask is not None:                          # a label the mask leaves inactive can never be learned
+            if data_ok is not None:
+                data_ok = data_ok & mask[y].all()
+            elif not bool(mask[y].all()):
+                raise DataError(f"labels: {int(y[~mask[y]][0])} is an output the mask leaves inactive (active: "
+                                f"{', '.join(map(str, mask.nonzero().flatten().tolist()))})")
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:

@@ -49,6 +49,9 @@ from spikecl.errors import SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
 
+#: the largest max|H Hᵀ − I| of rows :meth:`HLOP.load_subspace` takes for the published projection I − HᵀH (that of
+#: the Lava learning graph's frozen rows, :data:`spikecl.export.hlop_graph.ORTHONORMAL_TOLERANCE`)
+ORTHONORMAL_TOLERANCE = 0.25
 #: samples per batch of the final Hebbian passes (the published code's training batch on PMNIST)
 FINAL_PASS_BATCH = 64
 # The paper's PMNIST schedule: lateral neurons added per protected synapse, one row per task (last row repeats).
@@ -382,6 +385,12 @@ class HLOP(ProjectionStrategy):
         if rank < rows.shape[0]:                          # zero or repeated rows: protected dimensions it lacks
             raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows but rank {rank} (zero or "
                                "linearly dependent rows); give independent rows")
+        gram = rows.double() @ rows.double().T
+        deviation = float((gram - torch.eye(len(rows), dtype=gram.dtype)).abs().max())
+        if not self.options.orthonormalize and deviation > ORTHONORMAL_TOLERANCE:
+            raise SpikeCLError(f"{self.name}: {name}'s rows are not orthonormal (max|H Hᵀ − I| = {deviation:.3g} > "
+                               f"{ORTHONORMAL_TOLERANCE}), so I − HᵀH would not remove their span; orthonormalise "
+                               "them first (spikecl.continual.projection.orthonormal_rows) or set orthonormalize")
         self.h_old[name] = rows
         self.h_new[name] = rows[:0]
         self.basis[name] = orthonormal_rows(rows) if self.options.orthonormalize else rows
