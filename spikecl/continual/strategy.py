@@ -17,8 +17,9 @@ the stream in advance, such as multitask training), then, in this order, for eve
 State that must survive a checkpoint goes through ``state_dict`` / ``load_state_dict`` (tensors and plain values).
 spikecl checkpoints between tasks; to restore a state saved within task t, call ``before_task(t, ...)`` on the new
 strategy first (it freezes what the task keeps fixed, e.g. GPM's and HLOP's biases, and opens the task), then
-``load_state_dict``: the state holds what was learned, not the task's setup. Arrays worth keeping in the results file come from ``result_arrays()``; ``named_trainable()`` gives the model's
-trainable parameters as (name, parameter) pairs.
+``load_state_dict``: the state holds what was learned, not the task's setup. Arrays worth keeping in the results
+file come from ``result_arrays()``; ``named_trainable()`` gives the model's trainable parameters as (name,
+parameter) pairs.
 Methods register themselves in :mod:`spikecl.continual.strategies` and declare their options as a dataclass, which
 the config validator checks key by key. ``"a+b"`` runs strategies ``a`` and ``b`` together (e.g. ``hlop+replay``).
 
