@@ -202,3 +202,17 @@ def test_replay_takes_single_head_data_without_heads_and_an_empty_task():
     loss = make_trainer("bptt", net, 2).train_batch(first.x, first.y, None, None,
                                                      torch.optim.SGD(net.parameters(), lr=0.1), s)
     assert torch.isfinite(torch.as_tensor(loss))
+
+
+@pytest.mark.parametrize("method, options", [("gpm", {}), ("hlop", {"hlop": {"budget": "energy"}})])
+def test_consolidating_from_a_task_without_samples_is_one_line(method, options):
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.continual.strategy import Simulation, TaskData
+    from spikecl.errors import DataError
+    from spikecl.snn import build_mlp
+
+    strategy = build_strategy(method, build_mlp(6, [5], 3), options, Simulation(num_steps=3))
+    empty = TaskData(0, torch.zeros(0, 6), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(DataError, match=f"{method}: task 0 has no samples to take activity from"):
+        strategy.before_task(0, empty, [empty])
+        strategy.after_task(0, empty)

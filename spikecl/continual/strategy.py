@@ -45,7 +45,7 @@ import torch
 from spikecl.config import SEED_MAX, check_seed
 from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, DataError
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
@@ -197,7 +197,11 @@ class Strategy(TrainingHooks):
     @torch.no_grad()
     def activity_of(self, data: TaskData, n: int) -> Activity:
         """Presynaptic activity ``[T, n, *in_shape]`` per layer of the model (in evaluation mode) on the first ``n``
-        samples of ``data``; with several processes each runs its share and the shares are gathered."""
+        samples of ``data``; with several processes each runs its share and the shares are gathered. A task without
+        samples is a one-line error (there is nothing to consolidate from)."""
+        if n < 1:
+            raise DataError(f"{self.name}: task {data.task} has no samples to take activity from (it needs at least "
+                            "one)")
         share = self.execution.own_samples(n) or range(min(n, 1))      # an empty share: one placeholder sample
         part = slice(share.start, share.stop)
         with self.reading(), self.model.recording() as activity:
