@@ -40,13 +40,9 @@ def collect_groups(paths: Iterable[str | Path],
     (folder None), as the user put them together."""
     groups: dict[tuple[str, Path | None], list[Run]] = defaultdict(list)
     read: set[Path] = set()
-    for path in map(Path, paths):
-        if not is_dir(path, ResultsError):
-            if path.resolve() not in read:
-                read.add(path.resolve())
-                run = _read(path)
-                groups[run.kind, None].append(run)
-            continue
+    paths = list(map(Path, paths))
+    folders = [path for path in paths if is_dir(path, ResultsError)]
+    for path in folders:                          # first: a file named too joins its folder's experiment
         found = skipped = 0
         for folder, file in _folder_files(path, note):
             if file.resolve() in read:
@@ -64,6 +60,11 @@ def collect_groups(paths: Iterable[str | Path],
         if not found:
             raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
                                else f"no results files (*.h5) under {path}")
+    for path in paths:
+        if path not in folders and path.resolve() not in read:
+            read.add(path.resolve())
+            run = _read(path)
+            groups[run.kind, None].append(run)
     order = {name: i for i, name in enumerate(kind_names())}
     return {key: groups[key] for key in sorted(groups, key=lambda k: (order[k[0]], k[1] is not None, str(k[1])))}
 
@@ -112,8 +113,10 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     """Print every kind's summary of the results files under ``paths`` (one path, or several) and write its plots
     into ``plots_dir`` (default: the first path's folder). A heading names each kind when there are several.
 
-    Folders holding several experiments of one kind (``spikecl report results``) give a table per experiment
-    folder, headed by it, whose plots go to that folder (or to its path below ``plots_dir`` when given)."""
+    Each experiment folder below a named folder (``spikecl report results``) gives a table of its own (headed by
+    the folder where a kind has several), whose plots go to that folder (or to ``plots_dir``; there, several of one
+    kind to their paths below it); two tables whose plots would share a folder are refused before anything is
+    printed."""
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
         raise ResultsError("report: no results files or folders given")
@@ -122,8 +125,9 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
         check_writable_folder(plots_dir, "--plots")
     found = collect_groups(paths)
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
-    where = {key: _plots_folder(key[1] if key[0] in split else None, paths, plots_dir) for key in found}
+    where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
     if plots:                                      # before any table: a refusal prints nothing half-way
+        _check_apart(where)
         for folder in dict.fromkeys(where.values()):
             check_writable_folder(folder, "--plots" if plots_dir is not None else
                                   "plots folder (--plots DIR or --no-plots)")
@@ -135,13 +139,26 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
         report(kind(key[0]), runs, where[key], plots=plots, detail=detail, text=texts[key])
 
 
-def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None) -> Path:
-    """Where a group's plots go: ``plots_dir`` or the first path's folder, or, for one experiment ``folder`` of
-    several of its kind, that folder (below ``plots_dir`` when given: its path under the named folder)."""
+def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None, split: bool) -> Path:
+    """Where a group's plots go: ``plots_dir`` when given (for one experiment ``folder`` of several of its kind,
+    ``split``: at the folder's path under the named folders' common folder); else those named together to the first
+    path's folder and an experiment ``folder`` below a named folder to that folder."""
     first = paths[0] if paths[0].is_dir() else paths[0].parent
-    if folder is None:
-        return plots_dir if plots_dir is not None else first
     if plots_dir is None:
-        return folder
-    named = next((p for p in paths if p.is_dir() and folder.resolve().is_relative_to(p.resolve())), folder)
-    return plots_dir / folder.resolve().relative_to(named.resolve())
+        return first if folder is None else folder
+    if folder is None or not split:
+        return plots_dir
+    common = Path(os.path.commonpath([p.resolve() for p in paths if p.is_dir()] or [folder.resolve()]))
+    return plots_dir / folder.resolve().relative_to(common)
+
+
+def _check_apart(where: dict[tuple[str, Path | None], Path]) -> None:
+    """A one-line :class:`ResultsError` when two tables of one kind would write their plots to one folder (the
+    second's PNGs would replace the first's)."""
+    seen: dict[tuple[str, Path], tuple[str, Path | None]] = {}
+    for key, folder in where.items():
+        other = seen.setdefault((key[0], folder.resolve()), key)
+        if other != key:
+            raise ResultsError(f"report: the {key[0]} plots of {other[1] or 'the files named'} and of "
+                               f"{key[1] or 'the files named'} would both go to {folder}; name them apart, pass "
+                               "--plots DIR, or --no-plots")

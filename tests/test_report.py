@@ -2,6 +2,7 @@
 kinds is reported kind by kind."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -304,3 +305,37 @@ def test_a_folder_of_several_experiments_gives_a_table_and_plots_per_experiment(
     assert main(["report", str(out / "a" / "finetune-seed0.h5"), str(out / "b" / "finetune-seed0.h5"),
                  "--no-plots"]) == 2
     assert "hold finetune made with different settings" in capsys.readouterr().err
+
+
+def test_an_experiment_folders_plots_stay_its_own(tmp_path, capsys):
+    """Plots of an experiment below a named folder go to its folder, also when it is alone there; a file named
+    beside its folder joins that experiment; with --plots, experiments of one kind under two named folders keep
+    their paths apart; two tables never share a plots folder."""
+    import pytest
+
+    from spikecl.cli import main
+    from spikecl.errors import ResultsError
+    from spikecl.report import _check_apart
+
+    def put(path, name, tasks=2, seed=0):
+        run = replace(result("finetune", seed, ["finetune"]), config={"name": name, "stream": {"n_tasks": tasks},
+                                                                     "strategy": {"methods": ["finetune"]}})
+        write_results(path, run)
+
+    put(tmp_path / "r" / "a" / "finetune-seed0.h5", "a")
+    assert main(["report", str(tmp_path / "r")]) == 0
+    assert {p.parent.name for p in (tmp_path / "r").rglob("*.png")} == {"a"}
+    put(tmp_path / "r" / "a" / "finetune-seed1.h5", "a", seed=1)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "r" / "a" / "finetune-seed0.h5"), str(tmp_path / "r"), "--no-plots",
+                 "--no-matrices"]) == 0
+    out = capsys.readouterr().out
+    assert "== continual" not in out and " 2 " in out.splitlines()[2]          # one table, seeds 0 and 1
+    for side, tasks in (("A", 2), ("B", 3)):
+        put(tmp_path / "s" / side / "exp" / "finetune-seed0.h5", side, tasks)
+    assert main(["report", str(tmp_path / "s" / "A"), str(tmp_path / "s" / "B"), "--plots",
+                 str(tmp_path / "figs")]) == 0
+    assert {str(p.parent.relative_to(tmp_path / "figs")) for p in (tmp_path / "figs").rglob("*.png")} == \
+        {"A/exp", "B/exp"}
+    with pytest.raises(ResultsError, match="plots of the files named and of a would both go to f"):
+        _check_apart({("continual", None): Path("f"), ("continual", Path("a")): Path("f")})

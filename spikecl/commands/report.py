@@ -12,9 +12,9 @@ def add_command(sub) -> None:
                                         "comparison, mean ± std over seeds; ca3, sparsey, sweep: their summaries) "
                                         "from results files or folders of them, and write PNG plots. Other files "
                                         "in a folder (exported networks, ...) are skipped with a note; a sweep's "
-                                        "folder gives its summaries (sweep.h5, final/sweep.h5). Experiments in "
-                                        "subfolders of a named folder get a table each, their plots in their "
-                                        "own folder.")
+                                        "folder gives its summaries (sweep.h5, final/sweep.h5). Each experiment "
+                                        "folder below a named folder gets its own table, its plots in that "
+                                        "folder (or in --plots DIR).")
     report.add_argument("paths", nargs="+", type=Path, help="results files (.h5) or folders of them")
     report.add_argument("--plots", type=Path, help="folder for PNG plots (default: beside the first results)")
     report.add_argument("--no-plots", action="store_true", help="print tables only")
