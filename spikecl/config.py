@@ -482,11 +482,12 @@ def check_events(cfg: ExperimentConfig) -> None:
         raise ConfigError("stream.input_code: event frames take \"dense\" input")
 
 
+#: ``[stream]`` options of one stream kind: option -> the kind that reads it
+STREAM_KIND_OPTIONS = {"classes_per_task": "split", "first_task_identity": "permuted", "max_angle_deg": "rotated"}
 #: options that only some streams or datasets use: (table, option) -> (does it apply to this config?, to what)
 ONLY_FOR = {
-    ("stream", "classes_per_task"): (lambda cfg: cfg.stream.kind == "split", "split streams"),
-    ("stream", "first_task_identity"): (lambda cfg: cfg.stream.kind == "permuted", "permuted streams"),
-    ("stream", "max_angle_deg"): (lambda cfg: cfg.stream.kind == "rotated", "rotated streams"),
+    **{("stream", key): (lambda cfg, kind=kind: cfg.stream.kind == kind, f"{kind} streams")
+       for key, kind in STREAM_KIND_OPTIONS.items()},
     **{("stream", key): (lambda cfg: cfg.stream.input_code == "flyhash", 'stream.input_code = "flyhash"')
        for key in ("code_units", "code_sparsity", "code_sample_frac")},
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")

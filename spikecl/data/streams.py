@@ -39,7 +39,7 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import DataConfig, StreamConfig, _check_bounds, _check_value
+from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -174,11 +174,12 @@ def _check(kind: str, scenario: str, n_tasks: int) -> None:
 
 
 def _check_applies(kind: str, classes_per_task, max_angle_deg, first_task_identity) -> None:
-    """Refuse a kind's option given to a stream of another kind (it would be ignored)."""
-    for name, given, wanted in (("classes_per_task", classes_per_task is not None, "split"),
-                                ("max_angle_deg", max_angle_deg != 180.0, "rotated"),
-                                ("first_task_identity", first_task_identity is not False, "permuted")):
-        if given and kind != wanted:
+    """Refuse a kind's option (:data:`~spikecl.config.STREAM_KIND_OPTIONS`) given to a stream of another kind (it
+    would be ignored)."""
+    given = {"classes_per_task": classes_per_task is not None, "max_angle_deg": max_angle_deg != 180.0,
+             "first_task_identity": first_task_identity is not False}
+    for name, wanted in STREAM_KIND_OPTIONS.items():
+        if given[name] and kind != wanted:
             raise ConfigError(f"stream.{name}: applies only to {wanted} streams, not {kind!r}; leave it out")
 
 
@@ -341,11 +342,10 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
     split_seed = data_split_seed(data, seed)
     binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
     dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning)
-    kind = stream.kind                      # a kind's own options only: files written before the config refused
-    built = make_stream(dataset, kind, stream.n_tasks, stream.scenario, seed=seed,   # the others still rebuild
-                        classes_per_task=(stream.classes_per_task or None) if kind == "split" else None,
-                        max_angle_deg=stream.max_angle_deg if kind == "rotated" else 180.0,
-                        first_task_identity=stream.first_task_identity and kind == "permuted",
+    own = {"classes_per_task": stream.classes_per_task or None, "max_angle_deg": stream.max_angle_deg,
+           "first_task_identity": stream.first_task_identity}       # the kind's own only: files written before
+    own = {k: v for k, v in own.items() if STREAM_KIND_OPTIONS[k] == stream.kind}   # the config refused others
+    built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed, **own,
                         train_per_task=stream.train_per_task or None, test_per_task=stream.test_per_task or None,
                         validation=data.validation, eval_split=data.eval_split, split_seed=split_seed)
     if stream.input_code == "flyhash":
