@@ -339,3 +339,44 @@ def test_an_experiment_folders_plots_stay_its_own(tmp_path, capsys):
         {"A/exp", "B/exp"}
     with pytest.raises(ResultsError, match="plots of the files named and of a would both go to f"):
         _check_apart({("continual", None): Path("f"), ("continual", Path("a")): Path("f")})
+
+
+def test_a_variants_own_stream_is_never_paired_with_the_joint_run_of_another():
+    """A variant that changes what is learned (``stream.scenario``) gets no intransigence from a joint run of the
+    experiment's stream; one that changes how it learns (``train.*``) still does."""
+    variants = {"ft-task": {"method": "finetune", "stream": {"scenario": "task"}}}
+    rows = []
+    for method, scenario in (("finetune", "class"), ("ft-task", "task"), ("joint", "class")):
+        r = result(method, 0, ["finetune", "ft-task", "joint"])
+        rows.append(replace(r, config={**r.config, "stream": {"scenario": scenario},
+                                       "variants": {} if method == "ft-task" else variants}))
+    text = text_report(rows, matrices=False)
+    assert "intransigence" in rows[0].metrics and "intransigence" not in rows[1].metrics
+    assert "Intrans: none for ft-task: the joint run of their seed was made with other settings (stream.scenario" \
+        in text
+
+
+def test_stored_metrics_are_recomputed_by_todays_definitions_and_undefined_ones_stay_undefined():
+    """A file's min-ACC, written under an older definition, reads as today's from its curves; a metric the run
+    recorded as NaN (multitask's FWT) stays NaN; class-incremental FWT (0 by construction) is left out."""
+    from spikecl.continual import metrics
+    from spikecl.continual.report import current_metrics
+
+    r = result("finetune", 0, ["finetune"])
+    curves = np.array([[0.5, 0.1], [0.9, 0.1], [0.3, 0.6], [0.8, 0.95]])
+    r = replace(r, curve_iterations=np.arange(4), curve_task=np.array([0, 0, 1, 1]), curve_accuracy=curves,
+                metrics={"acc": 0.875, "bwt": -0.1, "min_acc": 0.333, "fwt": float("nan"), "x": 1.0})
+    now = current_metrics(r)
+    assert now["min_acc"] == metrics.min_acc(curves, np.array([0, 0, 1, 1]), r.acc_matrix) != 0.333
+    assert np.isnan(now["fwt"]) and now["x"] == 1.0 and np.isclose(now["learning_acc"], 0.925)
+    old_class = replace(r, config={**r.config, "stream": {"scenario": "class"}}, metrics={"fwt": 0.0})
+    assert np.isnan(current_metrics(old_class)["fwt"])
+    assert current_metrics(replace(r, metrics={"fwt": 0.0}))["fwt"] == metrics.fwt(r.acc_matrix)
+
+
+def test_a_cell_over_only_some_seeds_is_named_under_the_table():
+    """Intransigence from seed 0's joint run only: the finetune row's cell is over 1 of its 2 seeds, and says so."""
+    rows = [result("finetune", 0, ["finetune", "joint"]), result("finetune", 1, ["finetune", "joint"]),
+            result("joint", 0, ["finetune", "joint"])]
+    text = text_report(rows, matrices=False)
+    assert "Over only some seeds (the others leave it undefined): finetune Intrans (1 of 2)." in text

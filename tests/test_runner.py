@@ -92,8 +92,27 @@ def test_multitask_evaluations_are_of_the_last_stage_and_have_no_stability_gap(f
 def test_multitask_class_incremental_trains_every_output(tmp_path):
     cfg = config(tmp_path, stream={"kind": "split", "scenario": "class", "n_tasks": 2},
                  train={"epochs": 3, "eval_every": 0})
-    acc = ContinualRun(cfg, "multitask", 0).execute(progress_bar=False).acc_matrix
-    assert np.all(acc[-1] > 0.7)               # the second task's classes were not masked out in training
+    result = ContinualRun(cfg, "multitask", 0).execute(progress_bar=False)
+    assert np.all(result.acc_matrix[-1] > 0.7)   # the second task's classes were not masked out in training
+    assert np.isnan(result.metrics["fwt"])      # class-incremental: 0 by construction, so recorded as undefined
+
+
+def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(tmp_path):
+    """A stream built by hand whose second task has no evaluation samples is a DataError naming the task, before
+    any training (not a NaN accuracy matrix at the end)."""
+    import dataclasses
+
+    from spikecl.continual.runner import build_stream
+    from spikecl.errors import DataError
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    stream = build_stream(cfg, 0)
+    empty = dataclasses.replace(stream.tasks[1], x_test=stream.tasks[1].x_test[:0], y_test=stream.tasks[1].y_test[:0])
+    with pytest.raises(DataError, match=r"task 2 has no test samples$"):
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, tasks=(stream.tasks[0], empty)))
+    unequal = dataclasses.replace(stream.tasks[1], y_train=stream.tasks[1].y_train[:-1])
+    with pytest.raises(DataError, match=r"task 2 has \d+ training images but \d+ labels"):
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, tasks=(stream.tasks[0], unequal)))
 
 
 def test_curves_record_continual_evaluation(finetune_and_joint):

@@ -203,11 +203,14 @@ def learning_acc(R) -> float:
     return float(np.mean(np.diag(R[1:])))
 
 
-def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10) -> dict[str, float]:
+def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
+              scenario: str | None = None) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
-    (WF^window) when ``evals`` and ``eval_task`` are given."""
-    out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R), "fwt": fwt(R), "forgetting": forgetting(R)}
+    (WF^window) when ``evals`` and ``eval_task`` are given. FWT is NaN in the ``"class"`` scenario: the outputs of
+    classes not yet seen are masked, so a task's accuracy before it is learned is 0 by construction."""
+    out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R),
+           "fwt": float("nan") if scenario == "class" else fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
     if evals is not None and eval_task is not None:

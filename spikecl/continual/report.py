@@ -60,25 +60,34 @@ def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
     return set(flatten(spec)) - {"method"} if spec else set()
 
 
-def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False) -> str | None:
+def own_options(run: RunResult, results: Sequence[RunResult]) -> set[str]:
+    """The ``strategy.*`` and ``train.*`` keys among a variant's :func:`own_settings`: how it learns, as a method's
+    options are, not what it learns (its stream, data or network, which a joint reference must share)."""
+    return {key for key in own_settings(run, results) if key.startswith(("strategy.", "train."))}
+
+
+def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
+                       own=own_settings) -> str | None:
     """The first setting (dotted key) in which runs ``a`` and ``b`` were made otherwise, apart from their methods and
-    their options (:data:`METHOD_KEYS`, :func:`own_settings`) and what seeds of one row may differ in
-    (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not ``data.test_split_seed``); None if none."""
-    ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own_settings(a, results) | own_settings(b, results)) - (
+    their options (:data:`METHOD_KEYS`, ``own``: a variant's :func:`own_settings` or only its :func:`own_options`)
+    and what seeds of one row may differ in (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not
+    ``data.test_split_seed``); None if none."""
+    ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results)) - (
         {"data.test_split_seed"} if split else set())
     return as_written(first_difference(a.config, b.config, ignore=ignore))
 
 
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
     """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
-    and test split (:func:`setting_difference`), gives the reference; a sweep's joint runs (labelled ``joint @
+    and test split (:func:`setting_difference`; a variant's own stream, data or network settings count, see
+    :func:`own_options`), gives the reference; a sweep's joint runs (labelled ``joint @
     <point>``) each pair with the runs of their point. ``unpaired`` collects {method: the first differing key} of
     the runs whose seed's joint runs were all made otherwise (they get none)."""
     joints = [r for r in results if r.config.get("method", r.method) == "joint"]
     for r in results:
         r.metrics.pop("intransigence", None)          # results files never record it: only a pairing here gives it
         candidates = [j for j in joints if j.seed == r.seed and j.acc_matrix.shape == r.acc_matrix.shape]
-        keys = [setting_difference(r, j, results, split=True) for j in candidates]
+        keys = [setting_difference(r, j, results, split=True, own=own_options) for j in candidates]
         if None not in keys:
             if keys:
                 (unpaired if unpaired is not None else {}).setdefault(r.method, keys[0])
@@ -113,15 +122,43 @@ def intransigence_note(unpaired: dict[str, str]) -> str:
             f"({next(iter(unpaired.values()))} differs).")
 
 
+def current_metrics(r: RunResult) -> dict[str, float]:
+    """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
+    written under an older definition, e.g. of min-ACC, reads as new); a metric the run recorded as undefined (NaN:
+    multitask's FWT, min-ACC, WC-ACC) stays undefined, and keys the definitions do not compute are kept."""
+    has_curves = len(r.curve_task) > 0
+    scenario = (r.config.get("stream") or {}).get("scenario")
+    fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
+                              eval_task=r.curve_task if has_curves else None, scenario=scenario)
+    undefined = {k for k, v in r.metrics.items() if not np.isfinite(v)}
+    return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
+
+
 def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
-    """{method: {metric: (mean, std) over seeds}} in the order methods first appear."""
+    """{method: {metric: (mean, std) over the seeds that define it}} in the order methods first appear; metrics are
+    recomputed by :func:`current_metrics`."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in with_intransigence(results):
-        r.metrics.setdefault("learning_acc", metrics.learning_acc(r.acc_matrix))    # files from before LA
+        r.metrics = current_metrics(r)
         for key, value in r.metrics.items():
             if np.isfinite(value):
                 values[r.method][key].append(value)
     return {m: {k: metrics.mean_std(v) for k, v in per.items()} for m, per in values.items()}
+
+
+def partly_defined(results: Sequence[RunResult], summary: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """One line naming the table's cells whose mean is over only some of the row's seeds (e.g. Intrans where only
+    one seed's joint run was made with the row's settings); "" when every cell is over every seed."""
+    runs = defaultdict(list)
+    for r in results:
+        runs[r.method].append(r)
+    cells = []
+    for method, stats in summary.items():
+        for key, title in COLUMNS:
+            counted = sum(np.isfinite(r.metrics.get(key, np.nan)) for r in runs[method])
+            if key in stats and counted < len(runs[method]):
+                cells.append(f"{method} {title} ({counted} of {len(runs[method])})")
+    return "Over only some seeds (the others leave it undefined): " + "; ".join(cells) + "." if cells else ""
 
 
 def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int]) -> str:
@@ -203,9 +240,11 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     with_intransigence(results, unpaired)
     summary = method_summary(results)
     parts.append("\n".join(filter(None, (format_summary(summary, seeds), settings_note(results),
-                                          intransigence_note(unpaired)))))
+                                          intransigence_note(unpaired), partly_defined(results, summary)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
+    fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" if any(
+        (r.config.get("stream") or {}).get("scenario") == "class" for r in results) else ""
     fwt += "; multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" \
         if any(r.method == "multitask" for r in results) else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "

@@ -27,7 +27,7 @@ from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
-from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, stream_from_config
+from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
@@ -226,7 +226,7 @@ class ContinualRun:
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train, cfg.stream.scenario, self.execution.data_parallel)
         self.device = torch.device(resolve_device(cfg.device))
-        self.stream = stream if stream is not None else build_stream(cfg, seed)
+        self.stream = check_samples(stream) if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
@@ -500,7 +500,7 @@ class ContinualRun:
         curves = np.asarray(p.curve_accuracy, dtype=np.float64).reshape(-1, n_tasks)
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
-                                    eval_task=curve_task if len(curves) else None)
+                                    eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario)
         if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
             summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}

@@ -99,6 +99,19 @@ class Stream:
         return active
 
 
+def check_samples(stream: Stream) -> Stream:
+    """``stream``, refused (DataError naming the task) when a task's training or evaluation split holds no samples,
+    or images and labels of unequal count: its row of the accuracy matrix could not be measured."""
+    for task in stream.tasks:
+        for split, x, y in (("training", task.x_train, task.y_train), (task.eval_split, task.x_test, task.y_test)):
+            if len(x) != len(y):
+                raise DataError(f"stream {stream.name!r}: task {task.index + 1} has {len(x)} {split} images but "
+                                f"{len(y)} labels")
+            if not len(y):
+                raise DataError(f"stream {stream.name!r}: task {task.index + 1} has no {split} samples")
+    return stream
+
+
 def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     """Rotate ``images`` [N, C, H, W] by ``angle_deg`` counter-clockwise as displayed (90° equals
     ``np.rot90``) about the centre; bilinear interpolation, zeros outside. Computed in float; integer images come
