@@ -453,3 +453,22 @@ def test_hebbian_forms_equal_literal_oja_steps(momentum, levels):
     torch.testing.assert_close(copies[0], literal_h, atol=1e-5, rtol=0)
     assert coefficient_cost(20, 784, 50, 5) < direct_cost(20, 784, 50, 5)     # few rows: coefficients
     assert direct_cost(384, 800, 40, 5) < coefficient_cost(384, 800, 40, 5)   # T·B rows, few neurons: direct
+
+
+def test_orthonormal_rows_keeps_every_direction_when_a_dependent_row_comes_first():
+    """Rows [e1, 2·e1, e2, e3] span three dimensions: QR's dropped pivot must not take e2's or e3's direction with it
+    (torch here, numpy in the HLOP graph's twin); independent rows keep Gram-Schmidt's basis exactly."""
+    import numpy as np
+
+    from spikecl.export import hlop_graph
+
+    rows = torch.tensor([[1., 0, 0, 0], [2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])
+    for basis in (orthonormal_rows(rows), torch.from_numpy(hlop_graph.orthonormal_rows(rows.double().numpy()))):
+        assert basis.shape == (3, 4)
+        torch.testing.assert_close(basis.double() @ basis.double().T, torch.eye(3, dtype=torch.float64))
+        torch.testing.assert_close(rows.double() - rows.double() @ basis.double().T @ basis.double(),
+                                   torch.zeros(4, 4, dtype=torch.float64))
+    assert np.allclose(hlop_graph.principal_angles_deg(rows[:3].double().numpy(), np.array([[0., 1, 0, 0]])), 0.0)
+    independent = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    q, _ = torch.linalg.qr(independent.T.double())
+    torch.testing.assert_close(orthonormal_rows(independent), q.T.float())

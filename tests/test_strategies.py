@@ -216,3 +216,14 @@ def test_consolidating_from_a_task_without_samples_is_one_line(method, options):
     with pytest.raises(DataError, match=f"{method}: task 0 has no samples to take activity from"):
         strategy.before_task(0, empty, [empty])
         strategy.after_task(0, empty)
+
+
+@pytest.mark.parametrize("hidden, heads, expected", [([8], 1, [2, 5]), ([8, 8], 1, [2, 3, 5]), ([8], 2, [2])])
+def test_hlops_schedule_gives_a_shared_readout_the_last_column_of_a_longer_row(hidden, heads, expected):
+    """The schedule's columns are the feature layers, then a shared readout: on a network with fewer protected
+    synapses than columns the readout still takes the readout's column (per-task heads are not protected)."""
+    net = build_mlp(6, hidden, 3, n_heads=heads)
+    s = build_strategy("hlop", net, {"hlop": {"neurons": [[2, 3, 5], [1]]}}, SIM)
+    s.before_task(0, task(0), [task(0)])
+    assert [h.shape[0] for h in s.h_new.values()] == expected
+    assert [s.schedule(1, i) for i in range(len(expected))] == [1] * len(expected)

@@ -133,12 +133,16 @@ def _max_rate(residual: np.ndarray) -> int:
 
 
 def orthonormal_rows(h: np.ndarray) -> np.ndarray:
-    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]."""
+    """An orthonormal basis [rank, n] of the row space of ``h`` [k, n]: Gram-Schmidt's (QR) when the rows are
+    independent, the right singular vectors when some depend on others (relative tolerance 1e-9)."""
     if h.shape[0] == 0:
         return h.copy()
     q, r = np.linalg.qr(h.T)
     d = np.abs(np.diag(r))
-    return q[:, d > 1e-9 * max(d.max(), 1e-300)].T
+    if np.all(d > 1e-9 * max(d.max(), 1e-300)):
+        return q.T
+    _, s, vh = np.linalg.svd(h, full_matrices=False)                 # dependent rows: QR would lose directions
+    return vh[s > 1e-9 * max(s.max(), 1e-300)]
 
 
 def initial_rows(k: int, n: int, h_old: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -61,8 +61,10 @@ PMNIST_SCHEDULE = [[80, 200, 100], [70], [70], [50], [50], [50], [30], [30], [30
 @dataclass
 class HLOPOptions:
     neurons: list[list[int]] = option(PMNIST_SCHEDULE, nonempty=True, low=0,
-                                      doc="lateral neurons added per task (rows) and protected synapse (columns); "
-                                          "a short row repeats its last value, the last row repeats for later tasks")
+                                      doc="lateral neurons added per task (rows) and protected synapse (columns: "
+                                          "each feature layer, then a shared readout); a short row repeats its last "
+                                          "value, the last row repeats for later tasks; a row longer than the "
+                                          "network's protected synapses gives its last column to the readout")
     budget: str = option("schedule", choices=("schedule", "energy"),
                          doc="how many lateral neurons a task adds: the 'neurons' schedule, or as many as GPM's energy "
                              "criterion asks of the task's residual activity before training (spikecl's)")
@@ -245,10 +247,16 @@ class HLOP(ProjectionStrategy):
                                "order of spikecl.continual.strategy")
 
     def schedule(self, task: int, index: int) -> int:
-        """Lateral neurons to add for ``task`` at protected synapse ``index``."""
+        """Lateral neurons to add for ``task`` at protected synapse ``index``: the row's column ``index`` (a short row
+        repeats its last value), except that a shared readout takes the last column of a row longer than the
+        network's protected synapses (the paper's 3-column schedule on a 1-hidden-layer MLP: 80 and 100)."""
         rows = self.options.neurons
         row = rows[min(task, len(rows) - 1)]
-        return row[min(index, len(row) - 1)] if row else 0
+        if not row:
+            return 0
+        if len(row) > len(self.synapses) and self.synapses[index].name == "readout":
+            return row[-1]
+        return row[min(index, len(row) - 1)]
 
     @torch.no_grad()
     def energy_budget(self, train) -> list[int]:
