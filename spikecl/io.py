@@ -38,6 +38,7 @@ The other kinds document their attributes and arrays where they write them (``ca
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
@@ -336,23 +337,30 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
     env = environment() if env is None else env
 
     def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
+        image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
+        with h5py.File(image, "w") as f:          # never HDF5's half-flushed chunks at interpreter exit
             f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
             f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
             f.create_group("config").attrs["json"] = json.dumps(config)
             f.create_group("environment").attrs["json"] = json.dumps(env)
             f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
             _write_arrays(f, arrays or {})
+        with open(tmp, "wb") as out:
+            out.write(image.getbuffer())
 
     return atomic_write(path, write, overwrite=overwrite)
 
 
 def _write_arrays(group, arrays: dict) -> None:
+    """Write ``arrays`` into ``group``; numeric arrays carry a Fletcher-32 checksum, so that a byte damaged on disk
+    is a read error (:func:`open_for_reading`: "corrupt"), not a silently different number."""
     for name, value in arrays.items():
         if isinstance(value, dict):
             _write_arrays(group.create_group(name), value)
         else:
-            group.create_dataset(name, data=np.asarray(value))
+            value = np.asarray(value)
+            checked = value.ndim > 0 and value.size > 0 and value.dtype.kind in "biufc"
+            group.create_dataset(name, data=value, fletcher32=checked)
 
 
 def _read_arrays(group) -> dict:

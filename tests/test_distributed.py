@@ -42,7 +42,12 @@ TASK_IL_ONLINE = {**SMALL, "name": "dp-til", "stream": {"kind": "split", "scenar
 # compute that layer's gradient from projected inputs, and every process must still apply the same projection
 UNEVEN = {**SMALL, "name": "dp-uneven", "network": {"hidden": [36], "num_steps": 4},
           "train": {**SMALL["train"], "batch_size": 71}}
-CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay"), "uneven": (UNEVEN, "gpm")}
+# Poisson input: the Fisher pass (51 samples: shares of 26 and 25) and the activity pass draw each sample's spikes
+# from a generator of (seed, task, pass), as one process does, so neither the process count nor a resume (rank 0's
+# global generator restored on every rank) changes them
+POISSON = {**SMALL, "name": "dp-poisson", "network": {**SMALL["network"], "encoder": "poisson"}}
+CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay"), "uneven": (UNEVEN, "gpm"),
+         "poisson": (POISSON, "ewc+gpm")}
 
 
 def _config(output_dir, raw=SMALL, device="cpu"):
@@ -148,6 +153,13 @@ def test_ewc_si_replay_two_processes_match_one(one_and_two):
 
 
 @pytest.mark.slow
+def test_poisson_consolidation_passes_match_one_process_on_unequal_shares(one_and_two):
+    run, two, state = one_and_two["poisson"]
+    _assert_same_run(run, two, learned=0.15)             # Poisson input at T = 4 learns less in one epoch
+    for name, f in run.strategy.parts[0].fisher.items():
+        torch.testing.assert_close(state["ewc"]["fisher"][name], f, rtol=1e-3, atol=1e-6 * f.abs().max().item())
+
+
 def test_task_incremental_online_combined_strategies_match_one_process(one_and_two):
     run, two, state = one_and_two["task-il"]
     assert len(run.net.readout.heads) == 3

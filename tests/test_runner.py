@@ -571,6 +571,32 @@ def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypat
     np.testing.assert_array_equal(result.acc_matrix, straight.acc_matrix)
 
 
+@pytest.mark.parametrize("method, network", [("gpm", {"hidden": [32], "bias": True}),
+                                             ("ewc+hlop", {"kind": "cnn", "channels": [4], "hidden": [16]})])
+def test_a_projection_run_with_frozen_biases_or_norms_resumes_after_its_second_task(tmp_path, monkeypatch, method,
+                                                                                     network):
+    """From the second task on a projection method freezes biases and batch norm, and the optimizer rebuilt for the
+    task holds fewer parameters: a checkpoint written after it restores that optimizer (and what was frozen), and
+    the resumed run ends with the uninterrupted run's numbers."""
+    cfg = config(tmp_path, stream={"n_tasks": 3}, network=network, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": [method], "hlop": {"neurons": [[4, 4, 4]]}})
+    straight = ContinualRun(cfg, method, 0).execute(tmp_path / "straight.h5", progress_bar=False)
+    train_task = ContinualRun.train_task
+
+    def killed_at_task_3(self, task, bar=None):
+        if task == 2:
+            raise _Killed
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", killed_at_task_3)
+    with pytest.raises(_Killed):
+        ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", progress_bar=False)
+    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    result = ContinualRun(cfg, method, 0).execute(tmp_path / "resumed.h5", resume=True, progress_bar=False)
+    np.testing.assert_array_equal(result.acc_matrix, straight.acc_matrix)
+    assert all(np.array_equal(result.model[k], straight.model[k]) for k in straight.model)
+
+
 TINY_SPLIT = {"name": "tiny", "seeds": [0], "data": {"dataset": "digits"},
               "stream": {"kind": "split", "scenario": "domain", "n_tasks": 2, "train_per_task": 64,
                          "test_per_task": 20},

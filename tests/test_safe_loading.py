@@ -144,3 +144,50 @@ def test_a_second_run_on_the_same_output_fails_at_once_naming_the_holder(tmp_pat
     with output_lock(target):                                       # released when its holder was killed
         assert target.with_name(target.name + ".lock").exists()
     assert not target.with_name(target.name + ".lock").exists()     # removed on release
+
+
+def _flip_byte_in(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_damaged_inside_its_weights_is_refused_not_loaded(tmp_path):
+    """torch.load never checks the CRC-32 its archive stores: a flipped byte inside a weight gave a finite but wrong
+    number and a silently different resumed run. It is a one-line "damaged" error naming the member."""
+    import zipfile
+
+    torch = pytest.importorskip("torch")
+    from spikecl.continual.runner import read_checkpoint
+    from spikecl.errors import ResultsError
+
+    path = tmp_path / "run.ckpt"
+    torch.save({"model": {"w": torch.ones(1000)}}, path)
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda m: m.file_size)
+    with open(path, "rb") as f:                                          # the local header before the bytes
+        f.seek(member.header_offset + 26)
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+    header = 30 + name_len + extra_len
+    _flip_byte_in(path, member.header_offset + header + 2003)
+    with pytest.raises(ResultsError, match=r"is damaged \(its member .*data/0 fails its CRC-32\); delete it"):
+        read_checkpoint(path)
+
+
+def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_number(tmp_path):
+    """Results arrays carry a Fletcher-32 checksum: a flipped byte of the accuracy matrix is a one-line "corrupt"
+    error (which --resume treats as a run to do again), not another accuracy."""
+    import h5py
+
+    from spikecl.errors import ResultsError
+    from spikecl.io import RunResult, read_results, write_results
+
+    acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
+    path = write_results(tmp_path / "run.h5", RunResult(
+        "finetune", 0, {"name": "x"}, acc, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)),
+        np.array([1.0, 1.0]), {"acc": 0.875}))
+    with h5py.File(path, "r") as f:
+        offset = f["acc_matrix"].id.get_chunk_info(0).byte_offset
+    _flip_byte_in(path, offset + 7)
+    with pytest.raises(ResultsError, match=r"is corrupt or incomplete \(.*filter returned failure"):
+        read_results(path)

@@ -26,7 +26,7 @@ from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
-from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state
+from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
@@ -57,11 +57,6 @@ def _set_numpy_rng_state(state: tuple) -> None:
     np.random.set_state((name, key.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
 def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig, runs_method: str) -> str | None:
     """The first setting (``method``, ``seed`` or a dotted key; :data:`RESUME_IGNORES` and the options of methods
     ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
@@ -72,14 +67,29 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
                 ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
+def damaged_member(path: Path) -> str | None:
+    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
+    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        return archive.testzip()
+
+
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
     """The state saved in the checkpoint ``path`` (tensors and plain data only, nothing run from the file); a
     damaged or foreign file is a one-line :class:`ResultsError`."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        damaged = damaged_member(path)             # torch writes each member's CRC-32 but never checks it
+        state = None if damaged else torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or crafted file
         raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run with "
                            "--overwrite") from None
+    if damaged:
+        raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32); delete it or run with "
+                           "--overwrite")
     if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
         raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                            f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
@@ -260,9 +270,10 @@ class ContinualRun:
         active = self.stream.active_outputs(task)
         return None if bool(np.all(active)) else torch.as_tensor(active, device=self.device)
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
+    def _new_optimizer(self, params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        """The configured optimizer over ``params`` (default: the parameters that now require gradients)."""
         t = self.cfg.train
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = [p for p in self.net.parameters() if p.requires_grad] if params is None else params
         if t.optimizer == "adam":
             return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
@@ -376,13 +387,21 @@ class ContinualRun:
     def save_checkpoint(self, path: Path) -> None:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "strategy": checkpoint_state(self.strategy),
+                 "optimizer": self.optimizer.state_dict(), "optimizer_params": self._optimizer_params(),
+                 "trainable": [n for n, p in self.net.named_parameters() if p.requires_grad],
+                 "strategy": checkpoint_state(self.strategy),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(),
                  "cpu": machine_kernels(), "processes": self.execution.processes,
                  **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+
+    def _optimizer_params(self) -> list[str]:
+        """The names of the optimizer's parameters in its order (a projection method freezes biases and norms from
+        the second task on, and the optimizer rebuilt then holds fewer)."""
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        return [names[id(p)] for group in self.optimizer.param_groups for p in group["params"]]
 
     def load_checkpoint(self, path: Path, discard_stale: bool = False) -> bool:
         """Continue from the checkpoint ``path``. One written by another experiment config, method or seed, or a
@@ -447,6 +466,11 @@ class ContinualRun:
             raise ValueError(f"weights {bad[0]} contain NaN or infinity")
         self.run_state = run_state
         self.net.load_state_dict(state["model"])
+        if "trainable" in state:                      # what the strategy had frozen, and the optimizer it left
+            params = dict(self.net.named_parameters())
+            for name, p in params.items():
+                p.requires_grad_(name in state["trainable"])
+            self.optimizer = self._new_optimizer([params[name] for name in state["optimizer_params"]])
         self.optimizer.load_state_dict(state["optimizer"])
         _steps_on_host(self.optimizer)
         self.strategy.load_state_dict(state["strategy"])

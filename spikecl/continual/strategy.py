@@ -89,6 +89,15 @@ class TaskData:
 
 #: seeds of strategies' own random draws (option ``seed``) are below this: torch's CPU generator keeps 32 bits of a seed
 SEED_RANGE = SEED_MAX + 1
+#: ``purpose`` of :meth:`Strategy.pass_generator` for the passes that record activity (GPM, HLOP) and EWC's Fisher
+ACTIVITY_PASS, FISHER_PASS = 101, 102
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
 #: an odd 32-bit multiplier (2^32 / golden ratio): ``run seed × SEED_MIX mod 2^32`` is a bijection with 0 ↦ 0
 SEED_MIX = 0x9E3779B1
 
@@ -175,10 +184,24 @@ class Strategy(TrainingHooks):
         self.sim = sim
         self.execution = execution if execution is not None else Execution()
 
-    def logits(self, x: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training), the
-        outputs outside ``mask`` (:attr:`TaskData.mask`) suppressed as in training."""
-        return mask_logits(self.model(encode(x, self.sim.num_steps, self.sim.encoder), heads), mask)
+    def logits(self, x: torch.Tensor, heads: torch.Tensor | None, mask: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """The model's logits ``[B, n_outputs]`` for static inputs ``x`` [B, ...] (encoded as in training; Poisson
+        spikes from ``generator``, default torch's global one), the outputs outside ``mask`` (:attr:`TaskData.mask`)
+        suppressed as in training."""
+        return mask_logits(self.model(encode(x, self.sim.num_steps, self.sim.encoder, generator), heads), mask)
+
+    def pass_generator(self, x: torch.Tensor, share: range, task: int, purpose: int) -> torch.Generator | None:
+        """The generator of the Poisson spikes of samples ``share`` of ``x`` [N, ...] in a pass over ``task``'s
+        samples (``purpose`` tells passes apart): seeded by (run seed, task, purpose) and advanced past the samples
+        before ``share``, so a sample gets the same spikes in any process count and after a resume (the global
+        generator's state would differ between processes of unequal shares). None for other encoders."""
+        if self.sim.encoder != "poisson":
+            return None
+        generator = torch.Generator(x.device).manual_seed(derived_seed(self.sim.seed, task, purpose))
+        if share.start:
+            encode(x[:share.start], self.sim.num_steps, "poisson", generator)      # the draws of earlier shares
+        return generator
 
     def random_generator(self, option_seed: int) -> torch.Generator:
         """A CPU generator for the strategy's own draws, seeded by the pair (run seed, ``option_seed``): each run
@@ -204,8 +227,9 @@ class Strategy(TrainingHooks):
                             "one)")
         share = self.execution.own_samples(n) or range(min(n, 1))      # an empty share: one placeholder sample
         part = slice(share.start, share.stop)
+        draws = self.pass_generator(data.x, share, data.task, ACTIVITY_PASS)
         with self.reading(), self.model.recording() as activity:
-            self.logits(data.x[part], data.heads[part])
+            self.logits(data.x[part], data.heads[part], generator=draws)
         return activity.map(lambda x: self.execution.gather(x, n, dim=1))
 
     def own_samples(self, n: int) -> range:

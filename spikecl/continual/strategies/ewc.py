@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.config import option
-from spikecl.continual.strategy import Strategy
+from spikecl.continual.strategy import FISHER_PASS, Strategy
 
 
 @dataclass
@@ -48,10 +48,12 @@ class EWC(Strategy):
         params = self.named_trainable()
         fisher = {n: torch.zeros_like(p) for n, p in params}
         count = min(self.options.fisher_samples, len(train))
+        share = self.own_samples(count)                          # data-parallel: a share of the samples per rank
+        draws = self.pass_generator(train.x, share, train.task, FISHER_PASS)
         with self.reading():
-            for i in self.own_samples(count):                   # data-parallel: a share of the samples per rank
+            for i in share:
                 self.model.zero_grad(set_to_none=True)
-                logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1], train.mask)
+                logits = self.logits(train.x[i:i + 1], train.heads[i:i + 1], train.mask, draws)
                 F.cross_entropy(logits, train.y[i:i + 1]).backward()
                 for n, p in params:
                     if p.grad is not None:
