@@ -354,6 +354,15 @@ def _set(f, where, value):
     (lambda f: _set(f, "node/metadata/dt", -1e-4), "metadata dt = -0.0001 must be a positive number"),
     (lambda f: _set(f, "node/metadata/num_steps", -3), "metadata num_steps = -3 must be an integer in 1.."),
     (lambda f: _set(f, "node/metadata/config", np.bytes_("{broken")), "metadata config is not a JSON table"),
+    (lambda f: _set(f, "node/nodes/lif0/v_threshold", np.full(8, np.nan)),
+     "node 'lif0': v_threshold holds NaN or infinity"),
+    (lambda f: _set(f, "node/nodes/fc_out/weight", np.full((4, 8), np.inf, np.float32)),
+     "node 'fc_out': weight holds NaN or infinity"),
+    (lambda f: _set(f, "node/nodes/lif0/tau_mem", np.full(8, -1e-3)), "node 'lif0': tau_mem must be positive"),
+    (lambda f: _set(f, "node/metadata/readout", np.bytes_("out")),
+     "metadata readout = 'out' is not one of its CubaLIF nodes"),
+    (lambda f: _set(f, "node/metadata/readout", np.bytes_("fc0")),
+     "metadata readout = 'fc0' is not one of its CubaLIF nodes"),
 ])
 def test_damaged_nir_files_are_one_line_results_errors(tmp_path, change, message):
     from spikecl.export.nir_io import graph_metadata, read_nir

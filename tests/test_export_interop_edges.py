@@ -286,6 +286,16 @@ def test_netx_keys_that_disagree_with_spikecls_copy_are_refused(tmp_path, where,
     (lambda f: (f.__delitem__("layer/1/bias"), f["layer/1"].create_group("bias")), "layer 1: bias holds no values"),
     (lambda f: f["layer"].create_group("3").create_dataset("type", data=np.bytes_("dense")),
      "layer 3 follows the readout"),
+    # entries lava-dl's netx runs and spikecl's runner does not: synaptic delays, message bits (a hang in lava-dl),
+    # a neuron on the input layer
+    (lambda f: f["layer/1"].create_dataset("delay", data=np.full(8, 3, np.int32)),
+     "layer 1: entry 'delay' is not one spikecl writes (lava-dl's netx would run it, spikecl's runner not)"),
+    (lambda f: f["layer/2/neuron"].create_dataset("messageBits", data=np.int64(3)),
+     "layer 2: neuron: entry 'messageBits' is not one spikecl writes"),
+    (lambda f: f["layer/0"].create_group("neuron"), "layer 0: entry 'neuron' is not one spikecl writes"),
+    (lambda f: (f.__delitem__("layer/1/weight"), f["layer/1"].create_dataset(
+        "weight", data=np.full((8, 6), 4294967294, np.int64))),
+     "layer 1: weight is not a matrix of 8-bit Loihi mantissas (values up to 4294967294)"),
 ])
 def test_netx_entries_missing_or_added_are_refused(tmp_path, edit, message):
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))

@@ -250,12 +250,31 @@ def _check_netx_bias(group, layer: FixedLayer, version: int, where: str) -> None
                            "the one, spikecl's runner the other); the file is damaged")
 
 
+#: the entries of each netx group :func:`write_netx` writes; lava-dl's netx runs others (``delay``, ``weight_rec``,
+#: ``neuron/messageBits``, a neuron on the input, ...) that spikecl's runner does not, so a file holding one is refused
+NETX_KEYS = {"input": {"type", "shape"}, "flatten": {"type"}, "dense": {"type", "shape", "weight", "bias", "neuron"},
+             "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding", "dilation", "groups"},
+             "neuron": {"type", "iDecay", "vDecay", "vThMant", "refDelay"}}
+#: spikecl's own entries of a layer, which version 1 files kept in the netx group
+EXTRA_KEYS = {"weight_exp", "num_weight_bits", "bias_exp", "input_bits", "readout", "netx", "bias_mant", "scale",
+              "in_shape"}
+
+
+def _check_keys(group, kind: str, where: str, extra: set = frozenset()) -> None:
+    """Refuse (one-line :class:`ResultsError`) an entry of the netx ``group`` of ``kind`` that spikecl never writes."""
+    unknown = sorted(set(group.keys()) - NETX_KEYS[kind] - extra)
+    if unknown:
+        raise ResultsError(f"{where}: entry {unknown[0]!r} is not one spikecl writes (lava-dl's netx would run it, "
+                           "spikecl's runner not)")
+
+
 def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERSION) -> FixedLayer:
     """One layer taking ``n_in`` inputs, from its netx group and spikecl's extras (version 1 files kept both in the
     netx group). Every dataset's shape and type is checked before it is read; the netx keys spikecl's runner does
     not read (``bias``, ``neuron/type``) must agree with what it runs."""
     data = _integers(group, "weight", "integer Loihi mantissas", where)
     conv = _conv_geometry(group, extras, where)
+    _check_keys(group, "conv" if conv else "dense", where, EXTRA_KEYS if version < 2 else set())
     if conv is None:
         shape = (data.shape[0] if getattr(data, "ndim", 0) == 2 else 0, n_in)
         if not 1 <= shape[0] <= MAX_COUNT or ("shape" in group and _shape(group, "shape", (1,), where) != shape[:1]):
@@ -267,8 +286,12 @@ def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERS
         shape = data.shape
     if int(np.prod(shape)) > MAX_WEIGHTS:
         raise ResultsError(f"{where}: weight {shape} holds more than {MAX_WEIGHTS} synapses")
-    weight = _array(group, "weight", shape, "integer Loihi mantissas", where).astype(np.int32)
+    weight = _array(group, "weight", shape, "integer Loihi mantissas", where)
     bits = _int(extras, "num_weight_bits", 1, 8, where)
+    if weight.size and (weight.min() < -(1 << 8) or weight.max() >= 1 << 8):      # checked before the int32 cast
+        raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas (values up to "
+                           f"{max(abs(int(weight.min())), int(weight.max()))})")
+    weight = weight.astype(np.int32)
     if not np.array_equal(lava_weights(weight, bits), weight):
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
     n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
@@ -280,6 +303,7 @@ def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERS
         shown = scale.item() if isinstance(scale, np.generic) else scale
         raise ResultsError(f"{where}: scale = {shown} must be a positive number (activation units per current unit)")
     neuron = group["neuron"]
+    _check_keys(neuron, "neuron", f"{where}: neuron")
     kind = _text(neuron, "type", where)
     if kind != "CUBA":
         raise ResultsError(f"{where}: neuron/type {kind!r} is not 'CUBA' (the LIF neuron spikecl's runner and "
@@ -302,6 +326,7 @@ def _layer_groups(f, version: int, path: Path) -> list:
     first = _text(f["layer/0"], "type", f"{path}: layer 0")
     if first != "input":
         raise ResultsError(f"{path}: layer 0: type {first!r} is not 'input'")
+    _check_keys(f["layer/0"], "input", f"{path}: layer 0")
     if version < 2:
         return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
     groups, last = [], 0
@@ -313,6 +338,7 @@ def _layer_groups(f, version: int, path: Path) -> list:
             if kind != "flatten" or k == 0:
                 raise ResultsError(f"{path}: layer {skipped}: type {kind!r} between spikecl's layers (only a "
                                    "'flatten' after a conv may be; lava-dl's netx would run it)")
+            _check_keys(f[f"layer/{skipped}"], "flatten", f"{path}: layer {skipped}")
         groups.append((f[f"layer/{index}"], extras, f"layer {index}"))
         last = index
     if last != len(f["layer"]) - 1:

@@ -131,4 +131,27 @@ def graph_metadata(graph) -> dict:
             meta["config"] = None
         if not isinstance(meta["config"], dict):
             raise ResultsError("the NIR graph's metadata config is not a JSON table; the file is damaged")
+    _check_nodes(graph, meta["readout"])
     return meta
+
+
+#: CubaLIF parameters that must be positive (time constants in seconds, the firing threshold)
+POSITIVE_LIF = ("tau_syn", "tau_mem", "v_threshold")
+
+
+def _check_nodes(graph, readout) -> None:
+    """Every node's numeric parameters finite, each CubaLIF's time constants and threshold positive, and
+    ``readout`` the name of a CubaLIF node: a one-line :class:`ResultsError` otherwise (a NaN would give NaN logits
+    and a silent class 0)."""
+    nodes = dict(graph.nodes)
+    if not isinstance(readout, str) or type(nodes.get(readout)).__name__ != "CubaLIF":
+        raise ResultsError(f"the NIR graph's metadata readout = {readout!r} is not one of its CubaLIF nodes")
+    for name, node in nodes.items():
+        for key, value in vars(node).items():
+            array = np.asarray(value) if isinstance(value, (np.ndarray, float, int)) else None
+            if array is None or array.dtype.kind not in "biuf":
+                continue
+            if not np.all(np.isfinite(array)):
+                raise ResultsError(f"the NIR graph's node {name!r}: {key} holds NaN or infinity")
+            if type(node).__name__ == "CubaLIF" and key in POSITIVE_LIF and not np.all(array > 0):
+                raise ResultsError(f"the NIR graph's node {name!r}: {key} must be positive (min {array.min():g})")
