@@ -492,17 +492,27 @@ ONLY_FOR = {
        for key in ("code_units", "code_sparsity", "code_sample_frac")},
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
        for key in ("time_bins", "bin_ms", "pool")},
+    ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
+    **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
+       for key in ("channels", "batch_norm")},
+    ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
 }
 
 
-def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data")) -> None:
+def field_default(section: Any, key: str) -> Any:
+    """The default of the dataclass field ``key`` of ``section`` (a list default is made by its factory)."""
+    found = next(f for f in dataclasses.fields(section) if f.name == key)
+    return found.default_factory() if found.default is dataclasses.MISSING else found.default
+
+
+def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "network", "train")) -> None:
     """Refuse an option of ``tables`` set away from its default where it has no effect (``stream.classes_per_task``
-    on a permuted stream, ``data.pool`` on images, ...): it would be ignored."""
+    on a permuted stream, ``data.pool`` on images, ``network.channels`` on an MLP, ...): it would be ignored."""
     for (table, key), (applies, where) in ONLY_FOR.items():
         if table not in tables:
             continue
         section = getattr(cfg, table)
-        default = next(f for f in dataclasses.fields(section) if f.name == key).default
+        default = field_default(section, key)
         if getattr(section, key) != default and not applies(cfg):
             raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
                               f"({str(default).lower() if isinstance(default, bool) else default}): this experiment "
@@ -667,13 +677,20 @@ def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
-    from spikecl.paths import is_file
+    from spikecl.paths import is_dir, is_file
 
     path = Path(path)
+    a_what = ("an " if what[0] in "aeiou" else "a ") + what
+    if is_dir(path, ConfigError):
+        raise ConfigError(f"{path} is a folder, not {a_what}")
     if not is_file(path, ConfigError):
         raise ConfigError(f"{what} not found: {path}")
+    data = path.read_bytes()
+    if data.startswith(b"\x89HDF\r\n\x1a\n"):
+        raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
+                          "'spikecl report' reads results, 'spikecl deploy' networks")
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:

@@ -176,7 +176,10 @@ def kind(name: str) -> Kind:
 def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:
     """Read an experiment file, apply ``key=value`` overrides, validate it with its kind (which must be ``expect``
     when given); name defaults to the file's stem."""
-    raw = apply_overrides(load_toml(path), overrides)
+    raw = load_toml(path)
+    if "base" in raw and ("grid" in raw or "points" in raw):
+        raise ConfigError(f"{path} is a sweep file (base with a grid or points); run it with: spikecl sweep {path}")
+    raw = apply_overrides(raw, overrides)
     raw.setdefault("name", Path(path).stem)
     k = kind(raw.get("kind", "continual"))
     if expect is not None and k.name != expect:

@@ -154,6 +154,10 @@ CONFIG_CASES = {
         ("stream.code_units=100", "stream.code_units: applies only to stream.input_code = \"flyhash\""),
         ("data.pool=2", "data.pool: applies only to event datasets"),
         ("data.time_bins=8", "data.time_bins: applies only to event datasets"),
+        ("network.channels=[8]", "network.channels: applies only to network.kind = \"cnn\""),
+        ("network.batch_norm=false", "network.batch_norm: applies only to network.kind = \"cnn\""),
+        ("network.kind=\"cnn\" network.hidden=[5]", "network.hidden: applies only to network.kind = \"mlp\""),
+        ("train.optimizer=\"adam\" train.momentum=0.5", "train.momentum: applies only to train.optimizer = \"sgd\""),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
         ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),
@@ -181,6 +185,15 @@ CONFIG_CASES = {
         ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),
         ("strategy.methods=[\"gpm\"] strategy.gpm.thresholds=[2.0]", "thresholds"),
         ("strategy.methods=[\"hlop\"] strategy.hlop.neurons=[[-1]]", "neurons"),
+        ("strategy.replay.batch_size=1099511627776", "strategy.replay.batch_size: 1099511627776 is above the maximum"),
+        ("strategy.hlop.lr=0.5", "strategy.hlop.lr: applies only to step = 'normalised'; leave it at its default (1.5)"),
+        ("strategy.hlop.step=\"normalised\" strategy.hlop.fixed_lr=[0.5]",
+         "strategy.hlop.fixed_lr: applies only to step = 'fixed'"),
+        ("strategy.hlop.budget=\"energy\" strategy.hlop.neurons=[[5]]",
+         "strategy.hlop.neurons: applies only to budget = 'schedule'"),
+        ("strategy.hlop.energy=[0.5]", "strategy.hlop.energy: applies only to budget = 'energy'"),
+        ("strategy.hlop.activity=\"rate\" strategy.hlop.step_rows=3",
+         "strategy.hlop.step_rows: applies only to activity = 'steps'"),
         ("strategy.methods=[\"v\"] variants.v.method=\"nope\"", "variants.v.method: unknown method 'nope'"),
         ("strategy.methods=[\"v\"] variants.v.method=\"ewc\" variants.v.train.lr=-3", "variants.v"),
         ("strategy.methods=[\"v\"] variants.v.lr=1", "variants.v"),
@@ -200,6 +213,9 @@ CONFIG_CASES = {
         ("stress.sizes=[[10,10]] stress.spacings_ms=[]", "at least one value"),
         ("stress.sizes=[]", "stress.sizes: expected at least one value"),
         ("stress.sizes=[[10,10]] stress.fragment_sizes=[50]", "a 50-bit fragment fits in no stored content"),
+        ("params.tau_refrac_ms=1e300", "CA3Params.tau_refrac_ms: at most 10000 ms"),
+        ("params.delay_s1cue_s2cue_inh_ms=1e9", "CA3Params.delay_s1cue_s2cue_inh_ms: delays are whole milliseconds in "
+                                                 "1..10000"),
     ],
     "sparsey": [
         ("data.dataset=\"nope\"", "data.dataset"), ("coder.image_shape=[0,8]", "image_shape"),
@@ -214,6 +230,7 @@ CONFIG_CASES = {
         ("eval.capacity_points=[]", "eval.capacity_points: expected at least one value"),
         ("eval.random_capacity_points=[]", "eval.random_capacity_points: expected at least one value"),
         ("eval.cue_levels=[]", "eval.cue_levels: expected at least one value"),
+        ("eval.n_pairs=1099511627776", "above the maximum"), ("coder.grid=[1099511627776,3]", "above the maximum"),
     ],
 }
 for kind, rows in CONFIG_CASES.items():
@@ -224,6 +241,18 @@ for kind, rows in CONFIG_CASES.items():
 @case("config", "file missing", "experiment file not found")
 def _(tmp):
     return ["run", str(tmp / "absent.toml")]
+
+
+@case("config", "a sweep file given to run", "is a sweep file (base with a grid or points); run it with: spikecl sweep")
+def _(tmp):
+    return ["run", str(write(tmp, "s.toml", 'base = "x.toml"\n[grid]\n"train.lr" = [0.1]\n'))]
+
+
+@case("config", "a results file given to run", "is an HDF5 file (results or an exported network), not an experiment")
+def _(tmp):
+    path = tmp / "r.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    return ["run", str(path)]
 
 
 @case("config", "invalid TOML", "invalid TOML")
@@ -260,7 +289,7 @@ def _(tmp):
     return ["run", str(path)]
 
 
-@case("config", "experiment is a folder", "experiment file not found")
+@case("config", "experiment is a folder", "is a folder, not an experiment file")
 def _(tmp):
     (tmp / "folder.toml").mkdir()
     return ["run", str(tmp / "folder.toml")]

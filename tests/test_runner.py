@@ -572,14 +572,15 @@ def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("method, network", [("gpm", {"hidden": [32], "bias": True}),
-                                             ("ewc+hlop", {"kind": "cnn", "channels": [4], "hidden": [16]})])
+                                             ("ewc+hlop", {"kind": "cnn", "channels": [4]})])
 def test_a_projection_run_with_frozen_biases_or_norms_resumes_after_its_second_task(tmp_path, monkeypatch, method,
                                                                                      network):
     """From the second task on a projection method freezes biases and batch norm, and the optimizer rebuilt for the
     task holds fewer parameters: a checkpoint written after it restores that optimizer (and what was frozen), and
     the resumed run ends with the uninterrupted run's numbers."""
-    cfg = config(tmp_path, stream={"n_tasks": 3}, network=network, train={"epochs": 1, "eval_every": 0},
-                 strategy={"methods": [method], "hlop": {"neurons": [[4, 4, 4]]}})
+    raw = config(tmp_path, stream={"n_tasks": 3}, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": [method], "hlop": {"neurons": [[4, 4, 4]]}}).to_dict()
+    cfg = experiment_from_dict({**raw, "network": {"num_steps": 4, **network}})
     straight = ContinualRun(cfg, method, 0).execute(tmp_path / "straight.h5", progress_bar=False)
     train_task = ContinualRun.train_task
 
@@ -865,3 +866,20 @@ def test_resume_refuses_a_damaged_checkpoint_or_one_beside_a_damaged_result_befo
     assert main(changed) == 2 and not trained
     err = capsys.readouterr().err
     assert f"{ckpt} {expected}" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("train, message", [({"optimizer": "nope"}, "train.optimizer"),
+                                            ({"batch_size": 0}, "train.batch_size: 0 is below the minimum 1"),
+                                            ({"momentum": 5.0}, "train.momentum: 5.0 is above the maximum")])
+def test_a_config_built_from_dataclasses_is_checked_as_a_files_would_be(tmp_path, train, message):
+    """ExperimentConfig(...) skips the file's checks: the library's entry points check it again (a bad optimizer
+    name trained with SGD, a zero batch size divided by zero) and say what is wrong in one line."""
+    import dataclasses
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1})
+    bad = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ContinualRun(bad, "finetune", 0)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_experiment(bad, progress_bar=False, log=lambda _: None)
+    assert not any(tmp_path.rglob("*.h5"))

@@ -76,8 +76,9 @@ def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):
     assert len(set(labels)) == 2 and all(len(label) == 100 for label in labels)
     assert labels[0].startswith("hlop.neurons=-8-4-4-2-4-2-") and re.fullmatch(r".*~[0-9a-f]{8}", labels[0])
     assert point_label({"train.lr": 0.05}) == "lr=0.05"                          # short labels are kept whole
-    sweep = load_sweep(sweep_files(BASE, SWEEP.replace('[grid]\n"train.lr" = [0.05, 0.1]\n', "") +
-                                   f'[grid]\n"strategy.hlop.lr" = [0.5, 1.0]\n"strategy.hlop.neurons" = [{long}]\n'))
+    sweep = load_sweep(sweep_files(BASE, SWEEP.replace('[grid]\n"train.lr" = [0.05, 0.1]\n', "").replace(
+        '"strategy.hlop.neurons" = [[8, 4]]\n', "") +
+        f'[grid]\n"strategy.hlop.momentum" = [0.5, 0.8]\n"strategy.hlop.neurons" = [{long}]\n'))
     for run in sweep.runs:
         run.results.parent.mkdir(parents=True, exist_ok=True)                   # no "File name too long"
     assert len({r.results.parent for r in sweep.runs if r.method == "hlop"}) == 2
@@ -105,7 +106,9 @@ def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, 
     """Keys the sweep sets for every run itself (silently overridden before), more CPUs per run than the sweep
     has (it waited for ever), a base that is not a continual experiment, a missing sweep file."""
     for change, message in (('[set]\n"seeds" = [5]', "set.seeds: a sweep sets this for every run; use its own 'seeds'"),
-                            ('[set]\n"name" = "x"', "set.name: a sweep sets this")):
+                            ('[set]\n"name" = "x"', "set.name: a sweep sets this"),
+                            ('[set]\n"train.lr" = 0.5', "set.train.lr: the grid or points vary this key, so no run "
+                                                       "would get the set value")):
         with pytest.raises(ConfigError, match=message):
             load_sweep(sweep_files(BASE, SWEEP.replace("[set]", change)))
     with pytest.raises(ConfigError, match="cpus_per_run = 3 is more than num_cpus = 2: no run could start"):

@@ -163,7 +163,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
     p.add_argument("--address", help="Ray cluster to use (e.g. auto or ray://head:10001); default: start a local one")
-    p.add_argument("--num-cpus", type=bounded(int, 0, what="a number of CPUs"),
+    p.add_argument("--num-cpus", type=bounded(int, 0, 1 << 12, what="a number of CPUs"),
                    help="CPUs of the local Ray instance, 0 = all (default: the sweep's num_cpus; not with --address)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                    help="import this Python file or module first, in this process and in every Ray worker, to sweep "

@@ -149,5 +149,6 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(f"run_experiment: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                           f"makes one from a dict), got {type(cfg).__name__}")
+    cfg = experiment_from_dict(cfg.to_dict())          # built from dataclasses: checked as a file's would be
     paths, _ = run_plan(KIND, _validated(cfg), resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
     return [read_results(path) for path in paths]

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, first_difference,
-                            with_test_split_seed)
+from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, experiment_from_dict,
+                            first_difference, with_test_split_seed)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
@@ -231,6 +231,7 @@ class ContinualRun:
             raise ConfigError(f"ContinualRun: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
+        cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
         cfg, self.strategy_name = validate_method(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()

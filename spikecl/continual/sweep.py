@@ -67,7 +67,7 @@ class SweepConfig:
     grid: dict[str, typing.Any] = option({}, doc="{dotted key: [values]}: every combination is one point")
     points: list[dict[str, typing.Any]] = option([], doc="explicit points (instead of grid): [{dotted key: value}]")
     max_retries: int = option(2, low=0, high=100, doc="attempts after the first for a failing run")
-    num_cpus: int = option(0, low=0, doc="CPUs of a local Ray instance; 0 = all of this machine's")
+    num_cpus: int = option(0, low=0, high=1 << 12, doc="CPUs of a local Ray instance; 0 = all of this machine's")
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
     select: str = option("",       # '' or 'acc', checked by load_sweep (an empty choice reads badly in a message)
                          doc="'acc': choose each method's point on validation ACC, then run it once on the test split")
@@ -238,6 +238,10 @@ def _check_sweep(path: Path, cfg: SweepConfig) -> None:
         if owned:
             raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
                               f"'{SWEEP_OWNED[owned]}' key")
+    varied = next((k for k in cfg.set if k in cfg.grid or any(k in p for p in cfg.points)), None)
+    if varied:
+        raise ConfigError(f"sweep: set.{varied}: the grid or points vary this key, so no run would get the set value; "
+                          "remove it from one of them")
 
 
 def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, ExperimentConfig]:

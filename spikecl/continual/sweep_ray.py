@@ -88,8 +88,12 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     else:
         source = str(Path(spikecl.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
-        ray.init(num_cpus=num_cpus or os.cpu_count(),
-                 runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}, **options)
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count(),
+                     runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}, **options)
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError) as exc:
+            raise ConfigError(f"a local Ray instance with {num_cpus or os.cpu_count()} CPUs did not start "
+                              f"({_one_line(exc)})") from None
     return ray, True
 
 

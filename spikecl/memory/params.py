@@ -84,6 +84,11 @@ def _is_a(value, type_name: str) -> bool:
     return isinstance(value, str)
 
 
+#: the longest delay, refractory period or STDP lag (ms) a CA3 model may have: the simulators keep a buffer of
+#: this many steps per neuron (a memory operation lasts tens of ms)
+MAX_DELAY_MS = 10_000.0
+
+
 @dataclass(frozen=True)
 class CA3Params:
     """Every constant of the published CA3 CAM (PyNN ``IF_curr_exp`` cells), units in the names.
@@ -163,10 +168,13 @@ class CA3Params:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CA3Params.{name}: must be > 0, got {getattr(self, name)}")
         for f in fields(self):
-            if f.name.startswith("delay_") and not (getattr(self, f.name) >= self.dt_ms
+            if f.name.startswith("delay_") and not (self.dt_ms <= getattr(self, f.name) <= MAX_DELAY_MS
                                                     and float(getattr(self, f.name)).is_integer()):
-                raise ConfigError(f"CA3Params.{f.name}: delays are whole milliseconds >= 1, got "
+                raise ConfigError(f"CA3Params.{f.name}: delays are whole milliseconds in 1..{MAX_DELAY_MS:g}, got "
                                   f"{getattr(self, f.name)}")
+        for name in ("stdp_post_lag_ms", "tau_refrac_ms"):
+            if getattr(self, name) > MAX_DELAY_MS:
+                raise ConfigError(f"CA3Params.{name}: at most {MAX_DELAY_MS:g} ms, got {getattr(self, name):g}")
         if self.stdp_post_lag_ms < 0 or not float(self.stdp_post_lag_ms).is_integer():
             raise ConfigError(f"CA3Params.stdp_post_lag_ms: a whole number of ms >= 0, got {self.stdp_post_lag_ms}")
         if self.stdp_post_lag_ms < self.delay_plastic_ms:

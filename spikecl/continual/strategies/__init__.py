@@ -81,6 +81,17 @@ def components(method: str) -> list[str]:
     return method.split("+")
 
 
+def check_options_apply(name: str, opts) -> None:
+    """Refuse an option set away from its default where the method's other options make it unused (an Options
+    class's ``ONLY_FOR``: {option: (other option, the value it needs)}, e.g. HLOP's ``lr`` with ``step = "fixed"``)."""
+    from spikecl.config import field_default
+
+    for key, (other, needed) in getattr(type(opts), "ONLY_FOR", {}).items():
+        if getattr(opts, other) != needed and getattr(opts, key) != field_default(opts, key):
+            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = {needed!r}; leave it at its default "
+                              f"({field_default(opts, key)}): this run would ignore it")
+
+
 def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
     """Validate every options table in ``options``; returns {component of ``method``: Options instance}.
 
@@ -93,6 +104,8 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
             raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))} "
                               f"({OWN_METHODS})")
     given = {name: from_dict(strategy_class(name).Options, options[name], f"strategy.{name}.") for name in options}
+    for name, opts in given.items():
+        check_options_apply(name, opts)
     return {name: given[name] if name in given else from_dict(strategy_class(name).Options, {}, f"strategy.{name}.")
             for name in components(method)}
 

@@ -105,6 +105,11 @@ class HLOPOptions:
                        doc="seed of the new lateral neurons' initial rows and of step-row sampling, paired with the "
                            "run seed")
 
+    #: options another option makes unused: {option: (other option, the value it needs)}
+    ONLY_FOR = {"neurons": ("budget", "schedule"), "energy": ("budget", "energy"),
+                "energy_samples": ("budget", "energy"), "fixed_lr": ("step", "fixed"), "lr": ("step", "normalised"),
+                "step_rows": ("activity", "steps")}
+
 
 def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
     """Responses ``y`` rounded to ``levels`` rate levels of their largest magnitude (spiking lateral neurons)."""
