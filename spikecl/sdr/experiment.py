@@ -60,7 +60,8 @@ class EvalConfig:
     """What is measured beside test accuracy."""
 
     knn_k: int = option(5, low=1, doc="neighbours of the k-NN readout on codes")
-    n_pairs: int = option(5000, low=10, high=10 ** 7, doc="item pairs for the code-vs-input overlap Spearman correlation")
+    n_pairs: int = option(5000, low=10, high=10 ** 7,
+                          doc="item pairs for the code-vs-input overlap Spearman correlation")
     pair_items: int = option(1000, low=3, doc="test items the pairs are drawn from (at least 3: two items make one "
                                               "pair, whose correlation is undefined)")
     capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1, nonempty=True,

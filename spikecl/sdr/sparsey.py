@@ -123,7 +123,8 @@ class SparseyConfig:
     grid: list[int] = option([4, 4], low=1, high=1 << 10, doc="'grid' layout: macs per column and per row")
     patch: list[int] = option([10, 10], low=1, doc="'grid' layout: receptive-field height and width (pixels)")
     two_level: bool = option(False, doc="add level-2 macs over the level-1 codes")
-    top_grid: list[int] = option([1, 1], low=1, high=1 << 10, doc="level-2 macs per column and per row, tiling the level-1 grid")
+    top_grid: list[int] = option([1, 1], low=1, high=1 << 10,
+                                 doc="level-2 macs per column and per row, tiling the level-1 grid")
     top_patch: list[int] = option([0, 0], low=0, doc="level-1 grid positions (rows, cols) each level-2 mac sees, "
                                                      "with all their ensemble members (0 = the whole level-1 grid)")
     seed: int = option(0, low=0, doc="seed of the winner sampling")

@@ -30,7 +30,8 @@ MODES = ("auto", "mixed", "after_task")
 @dataclass
 class ReplayOptions:
     per_class: int = option(20, low=1, doc="stored samples per (task, class)")
-    batch_size: int = option(64, low=1, high=1 << 16, doc="replayed samples per training batch (after_task: per stored task)")
+    batch_size: int = option(64, low=1, high=1 << 16,
+                             doc="replayed samples per training batch (after_task: per stored task)")
     mode: str = option("auto", choices=MODES,
                        doc="replay inside every training batch ('mixed') or in a phase after each task "
                            "('after_task'); 'auto': after_task when combined with a projection method, else mixed")
