@@ -117,7 +117,7 @@ def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what
         raise ConfigError(f"{named} is a folder; name the {what} to write"
                           + (f", e.g. {path / example}" if example else ""))
     if exists(path, ConfigError) and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
+        raise ExistsError(f"{path} exists; pass --overwrite to replace it (overwrite=True from Python)")
     check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
     return path
 

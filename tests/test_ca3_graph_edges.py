@@ -65,7 +65,9 @@ def _plastic(key, value):
     (lambda f: f["network/static/00"].attrs.__setitem__("delay_steps", 10**9), DataError,
      "/network/static/00.delay_steps: 1000000000 outside 0..62 (below the run's 90 steps and at most MAX_DELAY_STEPS"),
     (lambda f: f["network"].attrs.__setitem__("post_lag_steps", 10**9), DataError,
-     "/network.post_lag_steps: 1000000000 outside 0..62"),
+     "/network.post_lag_steps: 1000000000 outside 1..62"),
+    (lambda f: f["network"].attrs.__setitem__("post_lag_steps", 0), DataError,
+     "/network.post_lag_steps: 0 outside 1..62"),
     (lambda f: f["network"].attrs.__setitem__("refractory_steps", 10**9), DataError,
      "/network.refractory_steps: 1000000000 outside 0..90 (the run's 90 steps)"),
     # inputs and rasters: spikes are bool or 0/1 integers, never strings, floats or other integers

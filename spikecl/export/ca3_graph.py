@@ -226,7 +226,7 @@ def _network_attrs(node, steps: int, longest: int, delay_limit: str) -> dict:
     net["reset_below_threshold"] = _flag(node, "reset_below_threshold", "/network")
     _number(node, "syn_decay", "/network", 0.0, 1.0)
     _integer(node, "refractory_steps", "/network", 0, steps, f" (the run's {steps} steps)")
-    _integer(node, "post_lag_steps", "/network", 0, longest, delay_limit)
+    _integer(node, "post_lag_steps", "/network", 1, longest, delay_limit + " (at least the plastic delay, >= 1)")
     return net
 
 
