@@ -335,3 +335,16 @@ def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value
     tamper(path, f"layer/1/{key}", value)
     refused(path, "layer 1: conv dilation or groups is not 1")
 
+
+
+def test_a_schema_version_1_file_written_by_spikecl_still_reads_and_runs():
+    """tests/data/netx/schema_v1.h5 came from spikecl's version 1 writer (extras in the netx groups, neuron
+    ``messageBits = 0``): the reader's allow-list of netx entries admits what that writer wrote, and the network
+    runs on the fixed-point reference."""
+    path = ROOT / "tests" / "data" / "netx" / "schema_v1.h5"
+    with h5py.File(path, "r") as f:
+        assert f["spikecl"].attrs["schema_version"] == 1 and "messageBits" in f["layer/1/neuron"]
+    net = read_netx(path)
+    assert [layer.weight.shape for layer in net.layers] == [(20, 12), (15, 20), (4, 15)]
+    inputs = encode(np.random.default_rng(0).random((5, 12)), net)
+    assert fp.predict(net, inputs).shape == (5,)

@@ -92,9 +92,18 @@ def test_multitask_evaluations_are_of_the_last_stage_and_have_no_stability_gap(f
 def test_multitask_class_incremental_trains_every_output(tmp_path):
     cfg = config(tmp_path, stream={"kind": "split", "scenario": "class", "n_tasks": 2},
                  train={"epochs": 3, "eval_every": 0})
-    result = ContinualRun(cfg, "multitask", 0).execute(progress_bar=False)
-    assert np.all(result.acc_matrix[-1] > 0.7)   # the second task's classes were not masked out in training
-    assert np.isnan(result.metrics["fwt"])      # class-incremental: 0 by construction, so recorded as undefined
+    acc = ContinualRun(cfg, "multitask", 0).execute(progress_bar=False).acc_matrix
+    assert np.all(acc[-1] > 0.7)               # the second task's classes were not masked out in training
+
+
+def test_class_incremental_forward_transfer_is_recorded_undefined(tmp_path, finetune_and_joint):
+    """A task's classes are masked until it is learned, so class-incremental FWT is 0 by construction: a run records
+    it as NaN ("—"); a domain-incremental run (the fixture's) keeps its number."""
+    cfg = config(tmp_path, stream={"kind": "split", "scenario": "class", "n_tasks": 2, "train_per_task": 100},
+                 train={"epochs": 1, "eval_every": 0})
+    result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    assert result.acc_matrix[0, 1] == result.acc_matrix[1, 1] == 0.0 and np.isnan(result.metrics["fwt"])
+    assert np.isfinite(finetune_and_joint["finetune"].metrics["fwt"])
 
 
 def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(tmp_path):

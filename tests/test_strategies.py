@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -227,3 +228,22 @@ def test_hlops_schedule_gives_a_shared_readout_the_last_column_of_a_longer_row(h
     s.before_task(0, task(0), [task(0)])
     assert [h.shape[0] for h in s.h_new.values()] == expected
     assert [s.schedule(1, i) for i in range(len(expected))] == [1] * len(expected)
+
+
+def test_hlops_lateral_weights_gone_non_finite_are_a_one_line_error_not_an_svd_traceback():
+    """A Hebbian step that blew up leaves NaN lateral weights: consolidating them is a NumericalError naming the
+    synapse and the step option (before: linalg's traceback, or a layer silently left unprotected)."""
+    from spikecl.continual.projection import orthonormal_rows
+    from spikecl.errors import NumericalError
+    from spikecl.export import hlop_graph
+
+    s = build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2, 3]], "orthonormalize": True}}, SIM)
+    s.before_task(0, task(0), [task(0)])
+    s.h_new["layers.0"][0, 0] = float("nan")
+    with pytest.raises(NumericalError, match=r"^hlop: the lateral weights of layers.0 became NaN or infinite in "
+                                             r"task 1; lower the Hebbian step \(strategy.hlop.fixed_lr\)$"):
+        s.after_task(0, task(0))
+    with pytest.raises(NumericalError, match="rows hold NaN or infinity"):
+        orthonormal_rows(torch.tensor([[1.0, float("inf")]]))
+    with pytest.raises(NumericalError, match="rows hold NaN or infinity"):
+        hlop_graph.orthonormal_rows(np.array([[np.nan, 1.0]]))

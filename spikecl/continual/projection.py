@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikecl.continual.strategy import Strategy, sent_to
+from spikecl.errors import NumericalError
 from spikecl.snn.fused import is_static
 from spikecl.snn.networks import SpikingNetwork
 
@@ -243,6 +244,8 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
     independent, the right singular vectors when some depend on others (relative tolerance 1e-6)."""
     if h.shape[0] == 0:
         return h
+    if not torch.isfinite(h).all():
+        raise NumericalError("orthonormal_rows: the rows hold NaN or infinity")
     q, r = torch.linalg.qr(h.T.double())
     keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
     if keep.all():                                   # independent rows: Gram-Schmidt order kept

@@ -137,6 +137,8 @@ def orthonormal_rows(h: np.ndarray) -> np.ndarray:
     independent, the right singular vectors when some depend on others (relative tolerance 1e-9)."""
     if h.shape[0] == 0:
         return h.copy()
+    if not np.all(np.isfinite(h)):
+        raise NumericalError("orthonormal_rows: the rows hold NaN or infinity")
     q, r = np.linalg.qr(h.T)
     d = np.abs(np.diag(r))
     if np.all(d > 1e-9 * max(d.max(), 1e-300)):

@@ -258,6 +258,8 @@ NETX_KEYS = {"input": {"type", "shape"}, "flatten": {"type"}, "dense": {"type", 
 #: spikecl's own entries of a layer, which version 1 files kept in the netx group
 EXTRA_KEYS = {"weight_exp", "num_weight_bits", "bias_exp", "input_bits", "readout", "netx", "bias_mant", "scale",
               "in_shape"}
+#: what version 1 writers added besides: ``neuron/messageBits`` (0: binary spikes) and a neuron on the input layer
+V1_KEYS = {"neuron": {"messageBits"}, "input": {"neuron"}}
 
 
 def _check_keys(group, kind: str, where: str, extra: set = frozenset()) -> None:
@@ -303,7 +305,7 @@ def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERS
         shown = scale.item() if isinstance(scale, np.generic) else scale
         raise ResultsError(f"{where}: scale = {shown} must be a positive number (activation units per current unit)")
     neuron = group["neuron"]
-    _check_keys(neuron, "neuron", f"{where}: neuron")
+    _check_keys(neuron, "neuron", f"{where}: neuron", V1_KEYS["neuron"] if version < 2 else set())
     kind = _text(neuron, "type", where)
     if kind != "CUBA":
         raise ResultsError(f"{where}: neuron/type {kind!r} is not 'CUBA' (the LIF neuron spikecl's runner and "
@@ -326,7 +328,7 @@ def _layer_groups(f, version: int, path: Path) -> list:
     first = _text(f["layer/0"], "type", f"{path}: layer 0")
     if first != "input":
         raise ResultsError(f"{path}: layer 0: type {first!r} is not 'input'")
-    _check_keys(f["layer/0"], "input", f"{path}: layer 0")
+    _check_keys(f["layer/0"], "input", f"{path}: layer 0", V1_KEYS["input"] if version < 2 else set())
     if version < 2:
         return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
     groups, last = [], 0

@@ -45,7 +45,7 @@ from spikecl.config import option
 from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
                                           orthonormal_rows)
 from spikecl.continual.strategy import SEED_RANGE
-from spikecl.errors import SpikeCLError
+from spikecl.errors import NumericalError, SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
 
@@ -75,7 +75,7 @@ class HLOPOptions:
     step: str = option("fixed", choices=("fixed", "normalised"),
                        doc="Hebbian step size: fixed_lr per synapse (the paper's), or lr divided by the mean squared "
                            "norm of the residual the new neurons learn from (spikecl's)")
-    fixed_lr: list[float] = option([0.001, 0.01], nonempty=True, low=0.0,
+    fixed_lr: list[float] = option([0.001, 0.01], nonempty=True, low=0.0, high=10.0,
                                    doc="step = 'fixed': Hebbian rate per protected synapse (the last one repeats); "
                                        "the paper's PMNIST values")
     lr: float = option(1.5, low=0.0, high=2.0, doc="step = 'normalised': Hebbian step, divided by the mean squared "
@@ -369,6 +369,10 @@ class HLOP(ProjectionStrategy):
         for p in self.synapses:
             if self.h_new[p.name].shape[0] == 0:
                 continue                                  # nothing learned: the subspace and its basis stand
+            if not torch.isfinite(self.h_new[p.name]).all():
+                step = "lr" if self.options.step == "normalised" else "fixed_lr"
+                raise NumericalError(f"hlop: the lateral weights of {p.name} became NaN or infinite in task "
+                                     f"{task + 1}; lower the Hebbian step (strategy.hlop.{step})")
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]
             old = self.h_old[p.name]
