@@ -66,13 +66,16 @@ class Job:
     one-line note for the log (or None); ``config``, the config the results file records, lets ``--resume`` refuse a
     kept file made with different settings (``ignores``: the keys that do not matter to this file, e.g. a part
     holding every seed's trials depends on ``seeds``). ``checkpoint``: the file where the job keeps its state while
-    it runs (None: the kind keeps none); one left by an interrupted job is refused like an existing results file."""
+    it runs (None: the kind keeps none); one left by an interrupted job is refused like an existing results file.
+    ``identity``: root attributes the job's results file must hold (e.g. its seed or part), so that a file copied or
+    renamed onto the job's path is not kept as the job's."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
     config: dict | None = None
     ignores: Container[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
     checkpoint: Path | None = None
+    identity: dict | None = None
 
 
 #: what a kind's summary raises when results files lack what it reads or do not fit together
@@ -230,6 +233,13 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
             return False
         raise ConfigError(f"--resume: {job.path} is still to be replaced by an --overwrite that did not finish "
                           "(interrupted or failed); pass --overwrite as well to finish replacing it")
+    other = next((k for k, v in (job.identity or {}).items() if run.attrs.get(k) != v), None)
+    if other is not None:
+        if replace_stale:
+            return False
+        raise ConfigError(f"--resume: {job.path} holds {other} = {run.attrs.get(other)!r}, not this job's "
+                          f"{job.identity[other]!r} (a copied or renamed file?); pass --overwrite as well to replace "
+                          "it, or choose another --output-dir")
     key = differing_setting(job, run.config)
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "

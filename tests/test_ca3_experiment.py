@@ -82,6 +82,43 @@ def test_resume_keeps_parts_only_where_their_own_settings_agree(tmp_path, capsys
     assert (folder / "functional.h5").stat().st_mtime_ns == stamps["functional.h5"]
 
 
+def test_resume_never_keeps_a_part_copied_onto_another_parts_name(tmp_path, capsys):
+    """A published part copied onto the read_only part's file reads as a valid part of the same config: --resume
+    refuses it, naming what it holds (before: "complete, kept", and read_only never ran); --overwrite redoes it."""
+    import shutil
+
+    assert run_cli(tmp_path, "--no-plots") == 0
+    folder = tmp_path / "ca3_cam"
+    shutil.copy(folder / "stress_C5_M6_published.h5", folder / "stress_C5_M6_read_only.h5")
+    capsys.readouterr()
+    assert run_cli(tmp_path, "--no-plots", "--resume") == 2
+    assert ("stress_C5_M6_read_only.h5 holds variant = 'published', not this job's 'read_only' (a copied or renamed "
+            "file?)") in capsys.readouterr().err
+    assert run_cli(tmp_path, "--no-plots", "--resume", "--overwrite") == 0
+    assert read_run(folder / "stress_C5_M6_read_only.h5", "ca3").attrs["variant"] == "read_only"
+
+
+def test_report_refuses_a_part_twice_before_printing_and_notes_parts_made_otherwise(tmp_path, capsys):
+    """Two folders holding the same parts: refused in one line before any table or plot (before: the table twice,
+    then a refusal from the plots alone, none with --no-plots). A part run again with other seeds beside kept ones:
+    the table says which setting differs."""
+    import shutil
+
+    assert run_cli(tmp_path / "a", "--no-plots") == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    capsys.readouterr()
+    for plots in (["--no-plots"], ["--plots", str(tmp_path / "plots")]):
+        assert main(["report", str(tmp_path / "a" / "ca3_cam"), str(tmp_path / "b" / "ca3_cam"), *plots]) == 2
+        captured = capsys.readouterr()
+        assert "both hold the functional part; report them separately" in captured.err and captured.out == ""
+    assert not (tmp_path / "plots").exists()
+    assert run_cli(tmp_path / "a", "--no-plots", "--overwrite", "--set", 'stress.variants=["read_only"]',
+                   seeds="1") == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "a" / "ca3_cam"), "--no-plots"]) == 0
+    assert "Note: the stress parts were made with different settings (seeds[0] differs: " in capsys.readouterr().out
+
+
 def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, capsys):
     import h5py
 
@@ -204,6 +241,15 @@ def test_content_sizes_round_half_up_as_documented():
 
     assert [content_size(10, d) for d in (0.01, 0.1, 0.15, 0.25, 0.35, 0.45, 1.0)] == [1, 1, 2, 3, 4, 5, 10]
     assert [content_size(m, d) for m in (10, 30, 100) for d in (0.1, 0.3, 0.5)] == [1, 3, 5, 3, 9, 15, 10, 30, 50]
+
+
+def test_relearned_cues_are_a_quarter_rounded_half_up_each_with_a_new_content():
+    """relearn_fraction 0.25 of C = 10, 30, 50, 70 cues: 3, 8, 13, 18 (banker's rounding gave 2 and 12); no relearned
+    content equals the old one (at k = 1 about 9 % did, scoring a forgetting that never happened as echo 1)."""
+    assert [len(make_trial(C, 10, 0.3, 0).relearned) for C in (10, 30, 50, 70)] == [3, 8, 13, 18]
+    trials = [make_trial(10, 10, 0.1, seed) for seed in range(100)]
+    assert all(content != t.contents[cue] for t in trials for cue, content in t.relearned)
+    assert make_trial(3, 2, 1.0, 0).relearned[0][1] == (0, 1)         # k = M: one content exists, kept as is
 
 
 def test_export_of_a_file_whose_params_a_stress_variant_would_set_writes_the_functional_graph(tmp_path):

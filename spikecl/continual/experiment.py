@@ -86,7 +86,8 @@ def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     run_cfg, runs_method = method_config(cfg, method)
     path = cfg.results_path(method, seed)
     return Job(path, _runner(cfg, method, seed, path), recorded_config(run_cfg, method, runs_method, seed),
-               OtherMethodsIgnored(RESUME_IGNORES, runs_method), checkpoint_path(path))
+               OtherMethodsIgnored(RESUME_IGNORES, runs_method), checkpoint_path(path),
+               identity={"method": method, "seed": seed})
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, from_dict, option
+from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, first_difference, from_dict, option
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
@@ -142,7 +142,28 @@ def _part(run: Run) -> dict:
         _check_table(run)
     else:
         _check_functional(run, params)
-    return {"attrs": run.attrs, **run.arrays}
+    return {"attrs": run.attrs, "config": run.config, **run.arrays}
+
+
+def check_parts(results: dict[str, dict]) -> str:
+    """Refuse parts that cannot share one report (one-line :class:`ResultsError`: two functional parts, or two files
+    of one stress part C x M variant); returns a note naming the first setting in which stress parts were made
+    otherwise (other seeds, other trials), "" when they agree."""
+    seen: dict[tuple, str] = {}
+    for file, part in results.items():
+        a = part["attrs"]
+        key = ("functional",) if a["part"] == "functional" else (int(a["n_cues"]), int(a["n_bits"]), str(a["variant"]))
+        if key in seen:
+            what = "the functional part" if len(key) == 1 else f"the stress part C={key[0]} M={key[1]} {key[2]}"
+            raise ResultsError(f"{file} and {seen[key]} both hold {what}; report them separately")
+        seen[key] = file
+    stress = [(file, part) for file, part in results.items() if part["attrs"]["part"] == "stress"]
+    for file, part in stress[1:]:
+        key = first_difference(stress[0][1].get("config"), part.get("config"), ignore=STRESS_IGNORES)
+        if key is not None:
+            return (f"Note: the stress parts were made with different settings ({key} differs: {stress[0][0]} and "
+                    f"{file}); their rows are not one paired comparison.")
+    return ""
 
 
 def _check_table(run: Run) -> None:
@@ -315,13 +336,14 @@ class CA3Kind(Kind):
         if cfg.functional.enabled:
             path = out_dir / "functional.h5"
             jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite), asdict(cfg),
-                            FUNCTIONAL_IGNORES))
+                            FUNCTIONAL_IGNORES, identity={"part": "functional"}))
         if cfg.stress.enabled:
             for C, M in cfg.stress.sizes:
                 for variant in cfg.stress.variants:
                     path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
-                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg), STRESS_IGNORES))
+                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg), STRESS_IGNORES, identity={
+                            "part": "stress", "n_cues": C, "n_bits": M, "variant": variant}))
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
@@ -339,6 +361,7 @@ KIND = CA3Kind()
 def summary_text(results: dict[str, dict]) -> str:
     """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
     each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
+    note = check_parts(results)
     lines = []
     for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
         lines.append(f"functional (recorded exp1, {a['backend']}{params_text(a, ', with ')}): "
@@ -371,7 +394,7 @@ def summary_text(results: dict[str, dict]) -> str:
         for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
             lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
                          f"{params_text(a)} (on top of the variant's own options)")
-    return "\n".join(lines)
+    return "\n".join(lines + ([note] if note else []))
 
 
 def params_text(attrs: dict, prefix: str = "") -> str:

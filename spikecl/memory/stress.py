@@ -86,9 +86,19 @@ def table_columns(n_bits: int, densities: Sequence[float], fragment_sizes: Seque
             "forget_echo", "relearned_exact", "kept_exact", "bits_per_synapse")
 
 
+def _new_content(draw, old: tuple[int, ...], possible: bool) -> tuple[int, ...]:
+    """A drawn content other than ``old`` (where another one is ``possible``): a relearn must change what is
+    stored, or it tests no forgetting."""
+    new = draw()
+    while possible and new == old:
+        new = draw()
+    return new
+
+
 def make_trial(n_cues: int, n_bits: int, density: float, seed: int, fragment_sizes: Sequence[int] = (1, 2, 3),
                queries_per_size: int = 10, relearn_fraction: float = 0.25) -> Trial:
-    """Draw a trial's random contents, queries and relearned cues from ``seed``."""
+    """Draw a trial's random contents, queries and relearned cues from ``seed``: ``relearn_fraction`` of the cues
+    rounded half up (at least 1) are relearned, each with a new content other than its old one."""
     rng = np.random.default_rng(seed)
     k = content_size(n_bits, density)
     draw = lambda: tuple(sorted(rng.choice(n_bits, size=k, replace=False).tolist()))  # noqa: E731
@@ -98,8 +108,9 @@ def make_trial(n_cues: int, n_bits: int, density: float, seed: int, fragment_siz
         for _ in range(queries_per_size if f <= k else 0):
             cue = int(rng.integers(n_cues))
             queries.append((cue, tuple(sorted(rng.choice(contents[cue], size=f, replace=False).tolist()))))
-    n_relearn = max(1, int(round(relearn_fraction * n_cues))) if relearn_fraction > 0 else 0
-    relearned = tuple((int(c), draw()) for c in rng.choice(n_cues, size=n_relearn, replace=False))
+    n_relearn = max(1, min(n_cues, math.floor(relearn_fraction * n_cues + 0.5 + 1e-9))) if relearn_fraction > 0 else 0
+    relearned = tuple((int(c), _new_content(draw, contents[c], math.comb(n_bits, k) > 1))
+                      for c in rng.choice(n_cues, size=n_relearn, replace=False))
     ops = [learn(int(c), contents[c]) for c in rng.permutation(n_cues)]
     ops += [recall_by_cue(c) for c in range(n_cues)]
     ops += [recall_by_content(fragment) for _, fragment in queries] * 2

@@ -528,7 +528,7 @@ class SparseyKind(Kind):
                 out = run_seed(cfg, seed, options.progress, options.device)
                 write_sparsey_results(path, cfg, seed, out, options.overwrite)
                 return out["note"]
-            return Job(path, run, asdict(cfg))
+            return Job(path, run, asdict(cfg), identity={"seed": seed})
 
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 
