@@ -644,12 +644,28 @@ def test_weights_broken_by_a_strategys_after_task_phase_fail_the_run(tmp_path):
     register("corrupting", Corrupting)
     try:
         cfg = experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["corrupting"]}})
-        with pytest.raises(NumericalError, match="^weights became NaN or infinite in the task's training or "
-                                                 "corrupting's after-task phase"):
+        with pytest.raises(NumericalError, match="^layers.0.synapse.weight became NaN or infinite in the task's "
+                                                 "training or corrupting's after-task phase"):
             ContinualRun(cfg, "corrupting", 0).execute(tmp_path / "r.h5", progress_bar=False)
         assert not (tmp_path / "r.h5").exists()
     finally:
         del REGISTRY["corrupting"]
+
+
+def test_batch_norm_statistics_gone_infinite_fail_the_run_and_an_overflowing_init_gain_is_refused(tmp_path):
+    """A CNN whose initial gain overflows its batch norm's running variance (weights finite) trained at chance and
+    wrote inf into its results, and its checkpoint could not be resumed: the buffers are checked with the weights.
+    A gain that overflows the weights themselves is a ConfigError before any training."""
+    from spikecl.errors import NumericalError
+
+    cnn = {**TINY_SPLIT, "network": {"kind": "cnn", "channels": [4], "num_steps": 2, "init_gain": 1e20},
+           "strategy": {"methods": ["finetune"]}}
+    with pytest.raises(NumericalError, match=r"^layers.0.norm.running_var became NaN or infinite .* network.init_gain$"):
+        ContinualRun(experiment_from_dict(cnn), "finetune", 0).execute(tmp_path / "r.h5", progress_bar=False)
+    assert not (tmp_path / "r.h5").exists()
+    mlp = {**TINY_SPLIT, "network": {**TINY_SPLIT["network"], "init_gain": 1e39}, "strategy": {"methods": ["finetune"]}}
+    with pytest.raises(ConfigError, match="^init_gain: 1e[+]39 makes the initial weights overflow float32$"):
+        ContinualRun(experiment_from_dict(mlp), "finetune", 0)
 
 
 def test_a_one_task_runs_line_leaves_out_its_undefined_bwt():

@@ -367,11 +367,14 @@ class ContinualRun:
         return stage
 
     def _check_weights(self) -> None:
-        """NumericalError if a weight is NaN or infinite after a task's training and its strategy's after-task
-        phase (e.g. replay's buffer training), which check no loss of their own (one read of the device)."""
-        if not bool(torch.stack([torch.isfinite(p).all() for p in self.net.parameters()]).all()):
-            raise NumericalError(f"weights became NaN or infinite in the task's training or {self.strategy_name}'s "
-                                 "after-task phase; lower train.lr or the strategy's step sizes")
+        """NumericalError if a weight or a buffer (batch norm's running statistics) is NaN or infinite after a
+        task's training and its strategy's after-task phase (e.g. replay's buffer training), which check no loss of
+        their own (one read of the device)."""
+        state = {k: v for k, v in self.net.state_dict().items() if v.is_floating_point()}
+        if not bool(torch.stack([torch.isfinite(v).all() for v in state.values()]).all()):
+            bad = next(k for k, v in state.items() if not torch.isfinite(v).all())
+            raise NumericalError(f"{bad} became NaN or infinite in the task's training or {self.strategy_name}'s "
+                                 "after-task phase; lower train.lr, the strategy's step sizes or network.init_gain")
 
     def _epoch_samples(self, n: int) -> int:
         """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` only whole batches when there is

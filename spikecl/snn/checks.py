@@ -55,7 +55,8 @@ def finite_flag(x: torch.Tensor) -> torch.Tensor:
 
 def indices(t, n: int, batch: int, what: str, device: torch.device | None = None) -> torch.Tensor:
     """Integer indices ``t`` [batch] (labels, heads) as int64; ShapeError for a wrong shape or dtype, DataError for
-    values outside [0, n) when on the CPU (elsewhere: :func:`in_range`)."""
+    values outside [0, n) when on the CPU (elsewhere: :func:`in_range`; inside a compiled graph the caller checks
+    them before it, as :meth:`~spikecl.snn.trainers.Trainer.train_encoded` does)."""
     if not isinstance(t, torch.Tensor):
         t = torch.as_tensor(t)
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
@@ -63,7 +64,7 @@ def indices(t, n: int, batch: int, what: str, device: torch.device | None = None
     if tuple(t.shape) != (batch,):
         raise ShapeError(f"{what} has shape {tuple(t.shape)}; expected [{batch}] (one per sample)")
     t = t.to(device=device or t.device, dtype=torch.long)
-    if t.device.type == "cpu" and batch and not bool(in_range(t, n)):
+    if t.device.type == "cpu" and batch and not torch.compiler.is_compiling() and not bool(in_range(t, n)):
         bad = t[(t < 0) | (t >= n)][0].item()
         raise DataError(f"{what}: {bad} is outside 0..{n - 1}")
     return t

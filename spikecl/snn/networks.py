@@ -146,6 +146,9 @@ def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
     with torch.no_grad():
         for layer in layers:
             layer.synapse.weight.mul_(gain)
+            if not torch.isfinite(layer.synapse.weight).all():
+                raise ConfigError(f"init_gain: {gain:g} makes the initial weights overflow "
+                                  f"{str(layer.synapse.weight.dtype).removeprefix('torch.')}")
 
 
 def _widths(sizes: Sequence[int], key: str) -> list[int]:

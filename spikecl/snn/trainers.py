@@ -200,6 +200,8 @@ class BPTTTrainer:
                 heads = heads.clamp(0, len(self.net.readout.heads) - 1)
         elif not bool(finite):
             raise NumericalError("training input contains NaN or infinity")
+        elif heads is not None:                       # here, not in a compiled forward pass (a graph break)
+            heads = indices(heads, len(self.net.readout.heads), batch, "heads")
         if mask is not None:                          # a label the mask leaves inactive can never be learned
             if data_ok is not None:
                 data_ok = data_ok & mask[y].all()
