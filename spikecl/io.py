@@ -44,6 +44,7 @@ import os
 import platform
 import sys
 import tempfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,7 @@ def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what
         raise ConfigError(f"{named} is a folder; name the {what} to write"
                           + (f", e.g. {path / example}" if example else ""))
     if exists(path, ConfigError) and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it (overwrite=True from Python)")
+        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
     check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
     return path
 
@@ -352,21 +353,33 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
 
 
 def _write_arrays(group, arrays: dict) -> None:
-    """Write ``arrays`` into ``group``; numeric arrays carry a Fletcher-32 checksum, so that a byte damaged on disk
-    is a read error (:func:`open_for_reading`: "corrupt"), not a silently different number."""
+    """Write ``arrays`` into ``group``; numeric arrays carry the CRC-32 of their bytes (attribute ``crc32``), so that
+    a byte damaged on disk is a read error (:func:`open_for_reading`: "corrupt"), not a silently different number."""
     for name, value in arrays.items():
         if isinstance(value, dict):
             _write_arrays(group.create_group(name), value)
         else:
             value = np.asarray(value)
-            checked = value.ndim > 0 and value.size > 0 and value.dtype.kind in "biufc"
-            group.create_dataset(name, data=value, fletcher32=checked)
+            dataset = group.create_dataset(name, data=value)
+            if value.dtype.kind in "biufc":
+                dataset.attrs["crc32"] = np.int64(zlib.crc32(np.ascontiguousarray(value).tobytes()))
 
 
 def _read_arrays(group) -> dict:
+    """Every array under ``group`` as {name: array or {name: ...}}; an array whose bytes fail the CRC-32 it was
+    written with is a ValueError (files written before arrays carried one are read as they are)."""
     import h5py
 
-    return {k: _read_arrays(v) if isinstance(v, h5py.Group) else v[()] for k, v in group.items()}
+    out = {}
+    for name, item in group.items():
+        if isinstance(item, h5py.Group):
+            out[name] = _read_arrays(item)
+            continue
+        out[name] = item[()]
+        stored = item.attrs.get("crc32")
+        if stored is not None and int(stored) != zlib.crc32(np.ascontiguousarray(out[name]).tobytes()):
+            raise ValueError(f"array {item.name} fails its CRC-32")
+    return out
 
 
 @dataclass

@@ -296,7 +296,7 @@ def test_final_hebbian_passes_capture_more_of_the_task_activity(step_rows):
     for passes in (0, 3):
         torch.manual_seed(0)
         net = build_mlp(12, [16], 3)
-        options = {"neurons": [[4, 6]], "final_passes": passes, "lr": 0.5, "step_rows": step_rows}
+        options = {"neurons": [[4, 6]], "final_passes": passes, "step_rows": step_rows}
         s = build_strategy("hlop", net, {"hlop": options}, Simulation(num_steps=3))
         s.before_task(0, data, [data])
         for batch in range(0, 256, 64):              # training batches: activity recorded, Hebbian update
