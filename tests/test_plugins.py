@@ -65,7 +65,13 @@ def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
     (None, "--plugin {path}: no such file"),
     ("raise RuntimeError('broken\\nsecond line')\n", "--plugin {path} failed on import: RuntimeError: broken"),
     ("from spikecl.continual.strategies import register\nregister('a+b', object)\n",
-     "--plugin {path}: strategy name 'a+b' may not contain '+'"),
+     "--plugin {path}: strategy name 'a+b': use letters, digits, '_', '-' and '.'"),
+    ("from spikecl.continual.strategies import register\nregister('../escape', object)\n",
+     "--plugin {path}: strategy name '../escape': use letters, digits"),
+    ("from spikecl.continual.strategies import register, REGISTRY\nfrom spikecl.continual.strategy import Strategy\n"
+     "class A(Strategy):\n    name = 'dup'\nclass B(Strategy):\n    name = 'dup'\nregister('dup', A)\n"
+     "try:\n    register('dup', B)\nfinally:\n    del REGISTRY['dup']\n",
+     "--plugin {path}: register: 'dup' is registered already, by A; give B another name"),
 ])
 def test_a_bad_plugin_is_one_line_before_anything_runs(tmp_path, capsys, source, message):
     path = tmp_path / "mine.py"

@@ -192,3 +192,17 @@ def test_a_stored_config_with_another_kinds_option_still_rebuilds_its_stream():
     a, b = trained_stream(stored), trained_stream(plain)
     assert a.name == "permuted-digits" and all(np.array_equal(x.x_test, y.x_test) for x, y in zip(a, b))
 
+
+
+def test_consecutive_run_seeds_draw_independent_training_subsamples():
+    """The subsample seed was seed + 1000 + task: run seed 1's task 0 drew exactly run seed 0's task 1. Each
+    (seed, task) now draws its own."""
+    from spikecl.data.datasets import load_dataset
+    from spikecl.data.streams import make_stream
+
+    data = load_dataset("digits")
+    a, b = (make_stream(data, "permuted", 3, "domain", seed=s, train_per_task=100) for s in (0, 1))
+    def images(task):                                 # each image's sorted pixels: the same under any permutation
+        return {row.tobytes() for row in np.sort(task.x_train.reshape(len(task.x_train), -1), axis=1)}
+
+    assert len(images(a[1]) & images(b[0])) < 50       # before: all 100 the same images

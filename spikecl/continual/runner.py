@@ -111,7 +111,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
     subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
-    its own in turn before) and the order of a Poisson encoder's draws (time first before)."""
+    its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
+    consolidation passes (torch's global generator before) and the seed of ``stream.train_per_task``'s subsample
+    (``seed + 1000 + task`` before)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
@@ -120,6 +122,10 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
         rules["projection"] = "the union of the parts' subspaces"
     if cfg.network.encoder == "poisson":
         rules["poisson_draws"] = "sample by sample"
+        if any(p in parts for p in ("ewc", "gpm", "hlop")):
+            rules["pass_draws"] = "a generator of (seed, task, pass)"
+    if cfg.stream.train_per_task:
+        rules["train_subsample_seed"] = "(seed, task)"
     return rules
 
 

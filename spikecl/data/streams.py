@@ -48,6 +48,8 @@ from spikecl.errors import ConfigError, DataError
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
 DATA_SPLIT_SEED = 0  # the validation split of every run seed unless data.vary_split
+#: tells :func:`train_subsample_seed`'s draws apart from the stream's other seeded draws
+TRAIN_SUBSAMPLE_PURPOSE = 1000
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
 EVAL_SUBSAMPLE_SEED = 2000
 
 
-def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first) and
     seeded; all samples when ``n`` is None or not smaller."""
     if n is None or n >= len(y):
@@ -303,9 +305,15 @@ def _transformed_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: 
     return tasks, (n_tasks * c if scenario == "class" else c)
 
 
+def train_subsample_seed(seed: int, task: int) -> list[int]:
+    """The seed of task ``task``'s training subsample in run seed ``seed``'s stream: the pair itself (``seed + 1000 +
+    task``, used before, gave run seed s + 1's task i the subsample of seed s's task i + 1)."""
+    return [seed, task, TRAIN_SUBSAMPLE_PURPOSE]
+
+
 def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train_per_task: int | None,
           test_per_task: int | None, seed: int, dataset_classes: tuple) -> Task:
-    """Task ``i`` from its {split: (x, y)}: subsampled (training samples with seed ``seed + 1000 + i``, evaluation
+    """Task ``i`` from its {split: (x, y)}: subsampled (training samples with :func:`train_subsample_seed`, evaluation
     samples with :data:`EVAL_SUBSAMPLE_SEED`), refused when a split holds none of one of its ``classes`` (the
     dataset's ``dataset_classes``, in the same order)."""
     for split, where in (("train", "training"), ("test", eval_split)):
@@ -314,7 +322,7 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
         if held and missing:
             raise DataError(f"stream: task {i + 1} has no {where} samples of class {', '.join(map(str, missing))} "
                             f"({name} holds none; a partial download or copy?)")
-    x_tr, y_tr = _subsample(*local["train"], train_per_task, seed + 1000 + i)
+    x_tr, y_tr = _subsample(*local["train"], train_per_task, train_subsample_seed(seed, i))
     x_te, y_te = _subsample(*local["test"], test_per_task, EVAL_SUBSAMPLE_SEED)
     for split, y in (("training", y_tr), (eval_split, y_te)):
         if not len(y):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from typing import Mapping
 
 from spikecl.config import check_defaults, from_dict
@@ -44,15 +45,22 @@ def strategy_class(name: str) -> type:
 
 
 def register(name: str, cls: type) -> None:
-    """Make a user-defined strategy class available as ``name`` in experiments (``strategy.methods``). A name with
-    '+', one of spikecl's own methods, a class that is not a :class:`~spikecl.continual.strategy.Strategy`, or
-    options that are not a dataclass or whose defaults fail their own validation are a one-line :class:`ConfigError`."""
-    if not isinstance(name, str) or not name or "+" in name:
-        raise ConfigError(f"strategy name {name!r} may not contain '+' (it combines methods) or be empty")
+    """Make a user-defined strategy class available as ``name`` in experiments (``strategy.methods``). A name that is
+    not a plain file-name word (letters, digits, '_', '-', '.'; it names results files; '+' combines methods), one of
+    spikecl's own methods, a name another class holds already (the same class imported again is fine), a class that
+    is not a :class:`~spikecl.continual.strategy.Strategy`, or options that are not a dataclass or whose defaults fail
+    their own validation are a one-line :class:`ConfigError`."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"strategy name {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or "
+                          "digit (it names results files; '+' combines methods)")
     if name in OWN_NAMES:
         raise ConfigError(f"register: {name!r} is one of spikecl's own methods ({', '.join(sorted(OWN_NAMES))}); "
                           "give yours another name")
     _check_class(name, cls)
+    held = REGISTRY.get(name)
+    if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ConfigError(f"register: {name!r} is registered already, by {_named(held)}; give {_named(cls)} another "
+                          "name")
     REGISTRY[name] = cls
 
 
