@@ -122,6 +122,15 @@ def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(t
     unequal = dataclasses.replace(stream.tasks[1], y_train=stream.tasks[1].y_train[:-1])
     with pytest.raises(DataError, match=r"task 2 has \d+ training images but \d+ labels"):
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, tasks=(stream.tasks[0], unequal)))
+    twice = dataclasses.replace(stream, tasks=(stream.tasks[0], dataclasses.replace(stream.tasks[1], index=0)))
+    with pytest.raises(DataError, match=r"task indices \[0, 0\] are not 0..1 in order"):
+        ContinualRun(cfg, "finetune", 0, stream=twice)
+    with pytest.raises(ConfigError, match="the given stream is 'class', cfg.stream.scenario 'domain'"):
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, scenario="class"))
+    poisson = config(tmp_path, stream={"n_tasks": 2}, network={"encoder": "poisson"}, train={"epochs": 1})
+    scaled = dataclasses.replace(stream.tasks[0], x_train=stream.tasks[0].x_train * 255)
+    with pytest.raises(DataError, match="task 1 holds inputs outside 0..1 .* which the poisson encoder would clamp"):
+        ContinualRun(poisson, "finetune", 0, stream=dataclasses.replace(stream, tasks=(scaled, stream.tasks[1])))
 
 
 def test_curves_record_continual_evaluation(finetune_and_joint):

@@ -28,7 +28,7 @@ from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
-from spikecl.errors import ConfigError, NumericalError, ResultsError
+from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
@@ -243,7 +243,7 @@ class ContinualRun:
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train, cfg.stream.scenario, self.execution.data_parallel)
         self.device = torch.device(resolve_device(cfg.device))
-        self.stream = check_samples(stream) if stream is not None else build_stream(cfg, seed)
+        self.stream = self._given(stream, cfg) if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
@@ -272,6 +272,24 @@ class ContinualRun:
         y_t = torch.as_tensor(y, dtype=torch.long, device=self.device)
         heads = torch.full_like(y_t, self.stream.head(task))
         return TaskData(task, x_t, y_t, heads, self._mask(task))
+
+    @staticmethod
+    def _given(stream: Stream, cfg: ExperimentConfig) -> Stream:
+        """A stream built by hand, refused where the results file (which records ``cfg``) would misdescribe it or
+        an encoder would clamp it: another scenario than ``cfg.stream.scenario``, tasks without samples or out of
+        order (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
+        if stream.scenario != cfg.stream.scenario:
+            raise ConfigError(f"ContinualRun: the given stream is {stream.scenario!r}, cfg.stream.scenario "
+                              f"{cfg.stream.scenario!r}; the results record the config, so make them agree")
+        check_samples(stream)
+        if cfg.network.encoder in ("poisson", "latency"):
+            for task in stream.tasks:
+                for x in (task.x_train, task.x_test):
+                    if np.min(x) < 0 or np.max(x) > 1:
+                        raise DataError(f"stream {stream.name!r}: task {task.index + 1} holds inputs outside 0..1 "
+                                        f"(min {np.min(x):g}, max {np.max(x):g}), which the {cfg.network.encoder} "
+                                        "encoder would clamp; scale them to 0..1")
+        return stream
 
     def _mask(self, task: int) -> torch.Tensor | None:
         active = self.stream.active_outputs(task)

@@ -103,7 +103,11 @@ class Stream:
 
 def check_samples(stream: Stream) -> Stream:
     """``stream``, refused (DataError naming the task) when a task's training or evaluation split holds no samples,
-    or images and labels of unequal count: its row of the accuracy matrix could not be measured."""
+    or images and labels of unequal count (its row of the accuracy matrix could not be measured), or when the tasks'
+    indices are not 0, 1, ... in order (task-incremental heads and results follow them)."""
+    indices = [task.index for task in stream.tasks]
+    if indices != list(range(len(indices))):
+        raise DataError(f"stream {stream.name!r}: task indices {indices} are not 0..{len(indices) - 1} in order")
     for task in stream.tasks:
         for split, x, y in (("training", task.x_train, task.y_train), (task.eval_split, task.x_test, task.y_test)):
             if len(x) != len(y):
