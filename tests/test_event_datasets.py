@@ -251,3 +251,19 @@ def test_recordings_are_not_kept_in_class_order(event_root, name):
         assert np.any(np.diff(labels) < 0), labels                   # not grouped by class
     again = load_dataset(name, str(event_root), binning=EventBinning(4, 0.0, 2))
     assert np.array_equal(again.y_train, data.y_train)
+
+
+def test_the_event_cache_reads_changed_files_again_and_lends_only_read_only_arrays(tmp_path):
+    """A cached load kept serving the files' old contents after they were replaced, and its labels were writable:
+    zeroing them changed every later load. The cache is keyed by the files' times and sizes, and nothing it returns
+    can be written."""
+    import os
+
+    standin_shd(tmp_path, per_class=2)
+    first = load_dataset("shd", str(tmp_path))
+    with pytest.raises(ValueError, match="read-only"):
+        first.y_train[:] = 0
+    standin_shd(tmp_path, per_class=4, seed=1)
+    for split in ("train", "test"):                        # a copy can keep the time; the size tells them apart
+        os.utime(tmp_path / "SHD" / f"shd_{split}.h5", ns=(1, 1))
+    assert len(load_dataset("shd", str(tmp_path)).y_train) == 2 * len(first.y_train)

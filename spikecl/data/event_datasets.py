@@ -218,22 +218,35 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
     return [find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True) for sub in (train, test)]
 
 
+def _stamp(paths: list[Path]) -> tuple:
+    """(modification time in ns, size) of each path: a file or folder changed since a load is read again."""
+    return tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+
+
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, data_dir: str | None, binning: EventBinning) -> Dataset:
+def _load_cached(name: str, data_dir: str | None, binning: EventBinning, stamp: tuple) -> Dataset:
+    """The dataset as :func:`load_event_dataset` returns it, cached by its files' ``stamp`` too; every array of it
+    read-only (a caller's change would reach the next load)."""
     paths = event_dataset_paths(name, data_dir)
     if name == "shd":
         parts = [read_shd(path, binning) for path in paths]
         if parts[0][2] != parts[1][2]:
             raise DataError(f"{name}: the train and test files' extra/keys name different languages")
         (x_tr, y_tr, lang), (x_te, y_te, _) = parts
-        return Dataset(name, x_tr, y_tr, x_te, y_te, N_CLASSES[name], tuple(LANGUAGES), lang)
-    read = _nmnist_split if name == "nmnist" else _gesture_split
-    splits = [read(path, binning) for path in paths]
-    return Dataset(name, *splits[0], *splits[1], N_CLASSES[name])
+        data = Dataset(name, x_tr, y_tr, x_te, y_te, N_CLASSES[name], tuple(LANGUAGES), lang)
+    else:
+        read = _nmnist_split if name == "nmnist" else _gesture_split
+        splits = [read(path, binning) for path in paths]
+        data = Dataset(name, *splits[0], *splits[1], N_CLASSES[name])
+    for value in vars(data).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return data
 
 
 def load_event_dataset(name: str, data_dir: str | None, binning: EventBinning | None = None) -> Dataset:
     """Event dataset ``name`` (``nmnist``, ``shd``, ``dvs_gesture``) from ``data_dir``, binned by ``binning``; the
     last four loads are cached (read-only arrays)."""
     frame_shape(name, binning)
-    return _load_cached(name, str(data_dir) if data_dir else None, binning or EventBinning())
+    where = str(data_dir) if data_dir else None
+    return _load_cached(name, where, binning or EventBinning(), _stamp(event_dataset_paths(name, where)))
