@@ -9,7 +9,8 @@ import pytest
 
 from spikecl.data.datasets import load_dataset
 from spikecl.data.pickles import load_data_pickle
-from spikecl.errors import DataError
+from spikecl.data.streams import make_stream
+from spikecl.errors import ConfigError, DataError
 from test_bad_input_corpus import mini_folder
 from test_datasets import tiny_mnist, write_idx
 from test_safe_loading import _cifar10_folder
@@ -120,3 +121,15 @@ def test_a_folder_that_cannot_be_searched_is_one_line_error_not_a_missing_file(t
                         (["export", str(tmp_path / "locked" / "run.ckpt"), "-o", str(tmp_path / "n.h5")], "run.ckpt")):
         assert main(args) == 2, args
         assert capsys.readouterr().err == f"spikecl: error: {tmp_path / 'locked' / where}: {denied}\n", args
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda d: load_dataset("digits", seed=None), "load_dataset: seed must be an integer in 0..2^32-1, got None"),
+    (lambda d: make_stream(d, "permuted", 2, "domain", split_seed=1.5), "make_stream: split_seed must be an integer"),
+    (lambda d: make_stream(d, "permuted", 2, "domain", validation="0.1"), "data.validation: expected a number"),
+])
+def test_library_seeds_and_fractions_are_checked_in_one_line(call, message):
+    """seed=None drew another train/test split at every call; a string fraction or a float seed was numpy's
+    traceback."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        call(load_dataset("digits"))

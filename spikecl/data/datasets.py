@@ -327,8 +327,10 @@ def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
 def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets;
     ``binning`` (:class:`~spikecl.data.events.EventBinning`, default frames) how event datasets become frames."""
+    from spikecl.config import check_seed
+
     expected = image_shape(name, binning)
-    dataset = _load(name, data_dir, seed, binning)
+    dataset = _load(name, data_dir, check_seed(seed, "load_dataset: seed"), binning)
     if dataset.input_shape != expected:
         raise DataError(f"{name}: images are {dataset.input_shape} (C, H, W); {name} images are {expected}")
     return dataset

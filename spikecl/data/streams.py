@@ -39,7 +39,7 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value
+from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value, check_seed
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -244,6 +244,9 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     classes_per_task = None if classes_per_task is None else _option(classes_per_task, "classes_per_task")
     train_per_task = None if train_per_task is None else _option(train_per_task, "train_per_task", low=1)
     test_per_task = None if test_per_task is None else _option(test_per_task, "test_per_task", low=1)
+    split_seed = check_seed(split_seed, "make_stream: split_seed")
+    validation = _check_value(validation, float, "data.validation")
+    _check_bounds(validation, {f.name: f for f in _dc.fields(DataConfig)}["validation"].metadata, "data.validation")
     sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     if dataset.time_steps is not None and kind in ("permuted", "rotated"):
