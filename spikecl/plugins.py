@@ -27,9 +27,16 @@ def load_plugin(spec: str) -> ModuleType:
     path = Path(spec)
     if path.suffix != ".py":
         try:
-            found = importlib.util.find_spec(spec)
-        except (ImportError, ValueError):
+            found = importlib.util.find_spec(spec)          # imports the parent packages, which may fail
+        except ModuleNotFoundError as exc:
+            if exc.name and not (spec == exc.name or spec.startswith(exc.name + ".")):    # a dependency is missing
+                raise ConfigError(f"--plugin {spec} failed on import: ModuleNotFoundError: {exc}") from None
             found = None
+        except ValueError:
+            found = None
+        except Exception as exc:                            # a parent package's own code raised
+            raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         if found is None:
             raise ConfigError(f"--plugin {spec}: no such module (a .py file or an importable module name)")
         return _imported(spec, lambda: importlib.import_module(spec))

@@ -4,6 +4,7 @@ is refused when it is made."""
 
 import collections
 import io
+import re
 import sys
 from dataclasses import make_dataclass
 from typing import Literal
@@ -160,3 +161,23 @@ def test_a_result_made_with_another_option_default_is_not_kept_by_resume():
     assert differing_setting(again, made.config) == "strategy.mine.strength"
     register("mine", options_class(0.0))
     assert differing_setting(KIND.plan(cfg)[0], made.config) is None
+
+
+@pytest.mark.parametrize("init, message", [
+    ('raise RuntimeError("boom")\n', "--plugin {pkg}.mod failed on import: RuntimeError: boom"),
+    ("import notinstalled_dependency_xyz\n",
+     "--plugin {pkg}.mod failed on import: ModuleNotFoundError: No module named 'notinstalled_dependency_xyz'"),
+])
+def test_a_plugin_modules_failing_package_is_named_in_one_line(tmp_path, monkeypatch, init, message):
+    """``--plugin pkg.mod`` whose package raises on import gave find_spec's traceback, and one whose package lacks a
+    dependency was called "no such module"."""
+    from spikecl.errors import ConfigError
+    from spikecl.plugins import load_plugin
+
+    pkg = f"pluginpkg_{abs(hash(init)) % 10 ** 8}"
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text(init)
+    (tmp_path / pkg / "mod.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="^" + re.escape(message.format(pkg=pkg)) + "$"):
+        load_plugin(f"{pkg}.mod")
