@@ -340,3 +340,15 @@ def test_the_datasets_looked_for_are_those_each_run_reads_its_variant_applied(sw
         assert main(["sweep", str(path), "--dry-run"]) == (2 if refused else 0)
         out, err = capsys.readouterr()
         assert ("mnist not found under" in err) == refused and ("to run" in out) != refused, (out, err)
+
+
+def test_final_paths_cover_methods_that_run_no_trial(sweep_files):
+    """A grid over EWC's lam leaves finetune one candidate and no trial: its final results file is still checked
+    before the trials (it was met only after them)."""
+    from spikecl.continual.sweep import final_paths
+
+    path = sweep_files(BASE, SWEEP.replace('methods = ["finetune"]', 'methods = ["finetune", "ewc"]') +
+                       'select = "acc"\nselect_seeds = [3]\n[grid]\n"strategy.ewc.lam" = [1.0, 10.0]\n')
+    sweep = load_sweep(path)
+    assert {r.method for r in sweep.runs} == {"ewc"}
+    assert sorted(p.name for p in final_paths(sweep)) == ["ewc-seed0.h5", "finetune-seed0.h5"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_not_folder(path)                           # before the trials train
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
+    previous = signal.signal(signal.SIGTERM, terminate)      # a scheduler's or timeout's TERM: as Ctrl-C
     try:
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
@@ -83,8 +85,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     report_sweep(final, done, failures, plots=not args.no_plots)
     return 0 if len(done) == len(final.runs) and not broken else 1
+
+
+def terminate(signum, frame) -> None:
+    """The sweep's SIGTERM handler (re-installed after Ray starts, which installs its own): stop as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def diverged(errors: list[str]) -> bool:
@@ -141,13 +150,15 @@ def print_selection(selection: dict) -> None:
         bwt = f", BWT {scores['bwt']:+.1f}" if defined else ""
         measured = f"validation ACC {scores['acc']:.1f}{bwt}" if scores["acc"] is not None else "the only candidate"
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
+        floor = "" if choice.get("bwt_floor_met", True) else "; no candidate reached min_bwt: the best ACC of all"
         print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
-              "candidate(s))")
+              f"candidate(s){floor})")
 
 
 def write_selection(sweep: Sweep, selection: dict) -> None:
     """``selection.json``: every method's chosen point (:func:`select_points`), with the selection's rule."""
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
+                       "select_seeds": sorted({run.seed for run in sweep.runs}),
                        "split": "validation", "methods": selection}, indent=2)
     atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
 

@@ -279,10 +279,11 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
     """Each method's chosen point from its validation trials ``done`` {run id: results}.
 
     Returns {method: {"point": label, "overrides": {...}, "settings": {...}, "candidates": {label: {"acc": mean,
-    "bwt": mean, "seeds": n, "failed": bool}}}} (ACC/BWT in points; ``settings``: the overrides that change the
-    method's run, see :func:`settings_of`). The choice is the best mean ACC among candidates whose
-    mean BWT is at least ``min_bwt`` (among all candidates when none is). A candidate with a ``failed`` trial (e.g.
-    a diverging setting) cannot be chosen; a trial neither done nor failed is an error."""
+    "bwt": mean, "seeds": n, "failed": bool}}, "bwt_floor_met": bool}} (ACC/BWT in points; ``settings``: the
+    overrides that change the method's run, see :func:`settings_of`). The choice is the best mean ACC among
+    candidates whose mean BWT is at least ``min_bwt`` (among all candidates when none is: ``bwt_floor_met`` false).
+    A candidate with a ``failed`` trial (e.g. a diverging setting) cannot be chosen; a trial neither done nor failed
+    is an error."""
     cfg = sweep.config
     missing = [run.id for run in sweep.runs if run.id not in done and run.id not in failed]
     if missing:
@@ -299,11 +300,11 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
         usable = [k for k, v in scores.items() if not v["failed"]]
         if not usable:
             raise ConfigError(f"sweep {sweep.name}: every candidate point of {method} failed its validation trials")
-        eligible = [k for k in usable if scores[k]["bwt"] is None or not np.isfinite(scores[k]["bwt"])  # one task
-                    or scores[k]["bwt"] >= cfg.min_bwt] or usable
-        best = max(eligible, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
+        meeting = [k for k in usable if scores[k]["bwt"] is None or not np.isfinite(scores[k]["bwt"])  # one task
+                   or scores[k]["bwt"] >= cfg.min_bwt]
+        best = max(meeting or usable, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
         out[method] = {"point": best, "overrides": points[best], "settings": settings_of(sweep, method, points[best]),
-                       "candidates": scores}
+                       "candidates": scores, "bwt_floor_met": bool(meeting)}
     return out
 
 
@@ -338,10 +339,11 @@ def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
 
 
 def final_paths(sweep: Sweep) -> list[Path]:
-    """The results files the final runs of a selecting sweep will write (they depend on no chosen point)."""
-    trial = {r.method: r for r in reversed(sweep.runs)}                 # the first trial of every method
-    return [sweep.plan(r.point, r.overrides, method, seed, "final")[0].results
-            for method, r in trial.items() for seed in sweep.final_seeds]
+    """The results files the final runs of a selecting sweep will write, for every method (those with one candidate
+    run no trial); the paths depend on no chosen point."""
+    first = {method: next(iter(points.items())) for method, points in sweep.candidates.items()}
+    return [sweep.plan(label, point, method, seed, "final")[0].results
+            for method, (label, point) in first.items() for seed in sweep.final_seeds]
 
 
 def sweep_dir(sweep: Sweep) -> Path:

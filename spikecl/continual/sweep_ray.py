@@ -14,7 +14,10 @@ folder on a shared file system, and any plugin file at the same path.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -80,6 +83,26 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
     check_cluster_options(address, num_cpus)
+    with _python_sigterm_kept():
+        _init(ray, address, num_cpus, options)
+    return ray, True
+
+
+@contextlib.contextmanager
+def _python_sigterm_kept():
+    """Restore the Python SIGTERM handler ``ray.init`` replaces with its own (which dumps and kills the driver), so
+    that a sweep's handler still stops it cleanly."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(handler):
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
+    """``ray.init``: join the cluster at ``address`` or start a local instance (one-line ConfigError otherwise)."""
     if address:
         try:
             ray.init(address=address, **options)
@@ -94,7 +117,6 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
         except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError) as exc:
             raise ConfigError(f"a local Ray instance with {num_cpus or os.cpu_count()} CPUs did not start "
                               f"({_one_line(exc)})") from None
-    return ray, True
 
 
 def _one_line(exc: BaseException) -> str:
