@@ -84,13 +84,13 @@ def one_and_two(tmp_path_factory):
     return out
 
 
-def _assert_same_run(run, two, learned=0.3):
+def _assert_same_run(run, two, learned=0.2):
     one = run.result()
     np.testing.assert_allclose(two.acc_matrix, one.acc_matrix, atol=1e-6)
     np.testing.assert_allclose(two.curve_accuracy, one.curve_accuracy, atol=1e-6)
     for name, value in one.model.items():
         np.testing.assert_allclose(two.model[name], value, atol=2e-5, err_msg=name)
-    assert two.acc_matrix[1, 0] > learned                 # it learned something (chance: 0.1)
+    assert two.acc_matrix[1:].max() > learned             # it learned something (chance: 0.1; 6 steps a task)
 
 
 def _principal_angle_cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -245,8 +245,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     train_per_task = None if train_per_task is None else _option(train_per_task, "train_per_task", low=1)
     test_per_task = None if test_per_task is None else _option(test_per_task, "test_per_task", low=1)
     split_seed = check_seed(split_seed, "make_stream: split_seed")
-    validation = _check_value(validation, float, "data.validation")
-    _check_bounds(validation, {f.name: f for f in _dc.fields(DataConfig)}["validation"].metadata, "data.validation")
+    validation = _check_value(validation, float, "data.validation")            # its range: as the split says
     sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     if dataset.time_steps is not None and kind in ("permuted", "rotated"):

@@ -245,7 +245,8 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
         h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
     if usable and lr_log2 is None:
         lr_log2 = default_rate(residual(activity, h_old), lr)
-    fits = n >= 1 and h_old.ndim == 2 and h_old.shape[1] == n and 1 <= k <= n - h_old.shape[0]
+    fits = n >= 1 and h_old.ndim == 2 and h_old.shape[1] == n and 1 <= k <= n - h_old.shape[0] and \
+        bool(np.all(np.isfinite(h_old)))
     h_init = initial_rows(k, n, h_old, seed) if fits else np.zeros((max(k, 0), n))      # check() names a misfit
     return check(HLOPGraph(activity, h_init, h_old, 0 if lr_log2 is None else lr_log2, epochs, layer, h_torch))
 
