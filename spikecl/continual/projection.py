@@ -248,8 +248,8 @@ def orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
         raise NumericalError("orthonormal_rows: the rows hold NaN or infinity")
     q, r = torch.linalg.qr(h.T.double())
     keep = r.diagonal().abs() > 1e-6 * r.diagonal().abs().max()
-    if keep.all():                                   # independent rows: Gram-Schmidt order kept
-        return q.T.to(h.dtype)
+    if keep.all():                                   # independent rows: Gram-Schmidt's basis, laid out as always
+        return q[:, keep].T.to(h.dtype)
     _, s, vh = torch.linalg.svd(h.double(), full_matrices=False)     # dependent rows: QR would lose directions
     return vh[s > 1e-6 * s.max()].to(h.dtype)
 

@@ -141,8 +141,9 @@ def orthonormal_rows(h: np.ndarray) -> np.ndarray:
         raise NumericalError("orthonormal_rows: the rows hold NaN or infinity")
     q, r = np.linalg.qr(h.T)
     d = np.abs(np.diag(r))
-    if np.all(d > 1e-9 * max(d.max(), 1e-300)):
-        return q.T
+    keep = d > 1e-9 * max(d.max(), 1e-300)
+    if np.all(keep):                                 # independent rows: Gram-Schmidt's basis, laid out as always
+        return q[:, keep].T
     _, s, vh = np.linalg.svd(h, full_matrices=False)                 # dependent rows: QR would lose directions
     return vh[s > 1e-9 * max(s.max(), 1e-300)]
 
