@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, did_you_mean
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
 SEED_MAX = (1 << 32) - 1
@@ -286,7 +286,8 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
             _check_bounds(item, meta, f"{key}[{i}]")
         return
     if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}"
+                          f"{did_you_mean(value, choices)}")
     if low is not None and value < low:
         raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
     if high is not None and value > high:
@@ -331,7 +332,8 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}"
+                          f"{did_you_mean(unknown[0], fields)}")
     kwargs = {}
     for name, value in data.items():
         key = prefix + name

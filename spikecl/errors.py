@@ -49,6 +49,18 @@ class DependencyError(SpikeCLError):
     """An optional dependency (an extra) is not installed."""
 
 
+def did_you_mean(name: object, choices) -> str:
+    """``"; did you mean 'x'?"`` naming the choice closest to a mistyped ``name``, or ``""`` when none is close.
+
+    >>> did_you_mean("lamb", ["lambda", "online"])
+    "; did you mean 'lambda'?"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1) if isinstance(name, str) else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def check_installed(module: str, extra: str, what: str) -> None:
     """Before any work: a one-line :class:`DependencyError` when ``module`` (needed for ``what``) is not installed
     (looked up, not imported)."""

@@ -34,7 +34,8 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
                             from_dict, load_toml)
-from spikecl.errors import ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError
+from spikecl.errors import (ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
+                            did_you_mean)
 from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
@@ -172,7 +173,7 @@ def kind(name: str) -> Kind:
     if not isinstance(name, str) or name not in KINDS:
         runnable = sorted(k for k in kind_names() if k != "sweep")
         raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable} (a kind of your own: "
-                          "pass the file that registers it with --plugin)")
+                          f"pass the file that registers it with --plugin){did_you_mean(name, runnable)}")
     return importlib.import_module(KINDS[name]).KIND
 
 

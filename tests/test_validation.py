@@ -454,3 +454,29 @@ def test_the_selection_line_shows_a_bwt_of_zero_and_leaves_out_an_undefined_one(
                      "one-task": {**choice, "candidates": {"a": {"acc": 50.0, "bwt": float("nan")}}}})
     lines = capsys.readouterr().out.splitlines()
     assert "validation ACC 50.0, BWT +0.0," in lines[0] and "BWT" not in lines[1]
+
+
+@pytest.mark.parametrize("assignment, suggestion", [
+    ("strategy.ewc.lamb=1.0", "; did you mean 'lam'?"),
+    ('strategy.methods=["hlopp"]', "; did you mean 'hlop'?"),
+    ('data.dataset="mnsit"', "; did you mean 'mnist'?"),
+    ('network.engine="fusd"', "; did you mean 'fused'?"),
+    ('kind="continul"', "; did you mean 'continual'?"),
+])
+def test_a_misspelt_name_is_answered_with_the_closest_choice(tmp_path, assignment, suggestion):
+    """A misspelt key, method, dataset, choice or kind ends its one-line error with the closest correct name."""
+    from spikecl.experiment_kind import load
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text(BASE)
+    with pytest.raises(ConfigError) as error:
+        load(exp, [assignment])
+    assert str(error.value).endswith(suggestion) and "\n" not in str(error.value)
+
+
+def test_a_name_like_no_choice_gets_no_suggestion():
+    """Nothing is suggested where no choice is close, or for a value that is not a name."""
+    from spikecl.errors import did_you_mean
+
+    assert did_you_mean("lamb", ["lam", "gamma"]) == "; did you mean 'lam'?"
+    assert did_you_mean("zzzz", ["lam", "gamma"]) == "" and did_you_mean(3, ["3"]) == ""

@@ -31,7 +31,7 @@ import numpy as np
 
 from spikecl.data.base import Dataset, find_path
 from spikecl.data.pickles import load_data_pickle
-from spikecl.errors import ConfigError, DataError, require
+from spikecl.errors import ConfigError, DataError, did_you_mean, require
 from spikecl.paths import is_file
 
 EVAL_SPLITS = ("test", "validation")
@@ -288,7 +288,8 @@ def image_shape(name: str, binning=None) -> tuple[int, int, int]:
 
         return frame_shape(name, binning)
     if name not in IMAGE_SHAPES:
-        raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}"
+                          f"{did_you_mean(name, DATASETS)}")
     return IMAGE_SHAPES[name]
 
 

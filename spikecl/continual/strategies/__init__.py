@@ -11,7 +11,7 @@ import re
 from typing import Mapping
 
 from spikecl.config import check_defaults, from_dict
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, did_you_mean
 
 REGISTRY: dict[str, str | type] = {
     "finetune": "spikecl.continual.strategy:Finetune",
@@ -36,7 +36,7 @@ def strategy_class(name: str) -> type:
     """The class registered as ``name``; an unknown name is a ConfigError listing the known ones."""
     if name not in REGISTRY:
         raise ConfigError(f"strategy.methods: unknown method {name!r}; known: {', '.join(sorted(REGISTRY))} "
-                          f"(combine with '+', e.g. 'ewc+replay'; {OWN_METHODS})")
+                          f"(combine with '+', e.g. 'ewc+replay'; {OWN_METHODS}){did_you_mean(name, REGISTRY)}")
     entry = REGISTRY[name]
     if isinstance(entry, type):
         return entry
