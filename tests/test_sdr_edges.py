@@ -342,3 +342,16 @@ def test_a_shape_of_2_to_the_63_bits_or_more_is_refused_and_large_sizes_are_exac
     big = SDR((2**31, 2**31), [5, 2**62 - 1])
     assert big.size == 2**62 and big.sparsity == 2 / 2**62
     assert SDR.random((2**20, 2**20), n_active=3, seed=1).size == 2**40
+
+
+def test_overlap_spearman_is_nan_without_a_warning_where_an_overlap_is_constant():
+    """ρ against a constant overlap is undefined: NaN, and no scipy warning; a varying pair gives a number."""
+    import warnings
+
+    inputs = np.random.default_rng(0).integers(0, 2, (20, 30))
+    constant = np.zeros((20, 8), dtype=int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rho, _, overlaps = overlap_spearman(inputs, constant, 50)
+    assert np.isnan(rho) and not overlaps.any()
+    assert overlap_spearman(inputs, inputs, 50)[0] == pytest.approx(1.0)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from spikecl.errors import ShapeError, require
@@ -118,7 +120,8 @@ def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarra
 def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
                      seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
     """Spearman ρ of code overlap vs input overlap over random pairs, with the overlaps [P] themselves; ``inputs``
-    and ``codes`` must be binary (else a one-line ShapeError, NaN and infinity included)."""
+    and ``codes`` must be binary (else a one-line ShapeError, NaN and infinity included). ρ is NaN, with no warning,
+    where either overlap is the same in every pair: a correlation with a constant is undefined."""
     stats = require("scipy.stats", "data")
     inputs, codes = check_binary(inputs, "inputs").astype(bool), check_binary(codes, "codes").astype(bool)
     if inputs.ndim != 2 or codes.ndim != 2:
@@ -128,4 +131,6 @@ def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
     i, j = pair_overlaps(inputs, n_pairs, seed)
     x = (inputs[i] & inputs[j]).sum(axis=1)
     c = (codes[i] & codes[j]).sum(axis=1)
+    if np.ptp(x) == 0 or np.ptp(c) == 0:
+        return math.nan, x, c
     return float(stats.spearmanr(x, c).statistic), x, c
