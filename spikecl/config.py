@@ -533,25 +533,40 @@ def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typ
     >>> first_difference({"train": {"lr": 0.1, "epochs": 2}}, {"train": {"lr": 0.2, "epochs": 2}})
     'train.lr'
     """
+    return next(differences(a, b, prefix, ignore), None)
+
+
+def differ_phrase(keys: typing.Sequence[str], most: int = 4) -> str:
+    """``"train.lr differs"`` or ``"train.epochs, train.lr differ"``: the first ``most`` keys, then how many more.
+
+    >>> differ_phrase(["a", "b", "c"], most=2)
+    'a, b and 1 more differ'
+    """
+    named = ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+    return f"{named} {'differs' if len(keys) == 1 else 'differ'}"
+
+
+def differences(a: typing.Any, b: typing.Any, prefix: str = "",
+                ignore: typing.Container[str] = ()) -> typing.Iterator[str]:
+    """Every dotted key where two nested configs differ, in sorted key order (keys in ``ignore`` skipped).
+
+    >>> list(differences({"train": {"lr": 0.1, "epochs": 2}}, {"train": {"lr": 0.2, "epochs": 3}}))
+    ['train.epochs', 'train.lr']
+    """
     if prefix.rstrip(".") in ignore:
-        return None
+        return
     if isinstance(a, typing.Mapping) and isinstance(b, typing.Mapping):
         for key in sorted(set(a) | set(b), key=str):
             if key not in a or key not in b:
-                if f"{prefix}{key}" in ignore:
-                    continue
-                return f"{prefix}{key}"
-            found = first_difference(a[key], b[key], f"{prefix}{key}.", ignore)
-            if found:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                if f"{prefix}{key}" not in ignore:
+                    yield f"{prefix}{key}"
+                continue
+            yield from differences(a[key], b[key], f"{prefix}{key}.", ignore)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
-            found = first_difference(x, y, f"{prefix.rstrip('.')}[{i}].", ignore)
-            if found:
-                return found
-        return None
-    return None if a == b else prefix.rstrip(".")
+            yield from differences(x, y, f"{prefix.rstrip('.')}[{i}].", ignore)
+    elif a != b:
+        yield prefix.rstrip(".")
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, first_difference,
-                            from_dict, load_toml)
+from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, differ_phrase,
+                            differences, first_difference, from_dict, load_toml)
 from spikecl.errors import (ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
                             did_you_mean)
 from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
@@ -271,14 +271,14 @@ SEED_ROW_IGNORES = RESUME_IGNORES | {"seed", "name", "data.test_split_seed"}
 def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore: Container[str] = SEED_ROW_IGNORES,
                 seed_of: Callable[[Run], object] = lambda run: run.attrs.get("seed")) -> None:
     """A one-line :class:`ResultsError` unless ``runs`` are seeds of one experiment, so that a summary may average
-    them: made with the same settings (the first key that differs is named; ``ignore`` aside) and no seed twice.
+    them: made with the same settings (the keys that differ are named; ``ignore`` aside) and no seed twice.
     ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``)."""
     seen: dict[object, Path] = {}
     for run in runs:
-        key = as_written(first_difference(runs[0].config, run.config, ignore=ignore))
-        if key is not None:
-            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings ({key} "
-                               "differs), not seeds of one experiment; report them separately")
+        keys = list(map(as_written, differences(runs[0].config, run.config, ignore=ignore)))
+        if keys:
+            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings "
+                               f"({differ_phrase(keys)}), not seeds of one experiment; report them separately")
         seed = seed_of(run)
         if seed in seen:
             raise ResultsError(f"{run.path} and {seen[seed]} both hold {name or what} seed {seed}; report one of "

@@ -186,7 +186,7 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
         (tmp_path / "both").mkdir(exist_ok=True)
         for file in (tmp_path / folder).glob("*.h5"):
             (tmp_path / "both" / f"{folder}-{file.name}").write_bytes(file.read_bytes())
-    with pytest.raises(ResultsError, match=r"hold rate_curve runs made with different settings \(betas differs\)"):
+    with pytest.raises(ResultsError, match=r"hold rate_curve runs made with different settings \(betas, currents differ\)"):
         report_paths([tmp_path / "both"], plots=False)
     assert capsys.readouterr().out == ""                 # refused before any table
     for file in (tmp_path / "both").glob("rates-*"):

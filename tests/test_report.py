@@ -206,6 +206,12 @@ def test_a_variants_own_settings_are_not_noted_as_different_settings():
     text = text_report(rows, matrices=False)
     assert "(train.lr differs: finetune, joint | ewc-momentum)" in text and "intransigence" not in rows[1].metrics
     assert "Intrans: none for ewc-momentum: the joint run of their seed was made with other settings (train.lr" in text
+    rows[1].config["train"]["epochs"] = 7                             # every differing key is named, sorted
+    assert "(train.epochs, train.lr differ: finetune, joint | ewc-momentum)" in text_report(rows, matrices=False)
+    rows[2].config["train"].update(lr=0.25, batch_size=3, beta=0.5, gamma=1, delta=2)      # a third group
+    note = next(line for line in text_report(rows, matrices=False).splitlines() if line.startswith("Note:"))
+    assert note.endswith("(train.batch_size, train.beta, train.delta, train.epochs and 2 more differ: finetune | "
+                         "ewc-momentum | joint).")
 
 
 def test_a_sweeps_joint_runs_give_intransigence_to_the_runs_of_their_own_point():

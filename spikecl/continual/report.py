@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from spikecl.config import as_written, first_difference, flatten
+from spikecl.config import as_written, differ_phrase, differences, flatten
 from spikecl.continual import metrics
 from spikecl.experiment_kind import SEED_ROW_IGNORES
 from spikecl.io import RunResult
@@ -72,9 +72,15 @@ def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult],
     their options (:data:`METHOD_KEYS`, ``own``: a variant's :func:`own_settings` or only its :func:`own_options`)
     and what seeds of one row may differ in (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not
     ``data.test_split_seed``); None if none."""
+    return next(setting_differences(a, b, results, split, own), None)
+
+
+def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
+                        own=own_settings) -> Iterator[str]:
+    """Every setting in which runs ``a`` and ``b`` were made otherwise (see :func:`setting_difference`)."""
     ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results)) - (
         {"data.test_split_seed"} if split else set())
-    return as_written(first_difference(a.config, b.config, ignore=ignore))
+    return map(as_written, differences(a.config, b.config, ignore=ignore))
 
 
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
@@ -99,7 +105,8 @@ def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | 
 
 def settings_note(results: Sequence[RunResult]) -> str:
     """One line when rows of different methods were made with different settings (beyond each method's options):
-    the first differing key and the rows grouped by settings; "" when every row shares them."""
+    the differing keys (the first four, then how many more) and the rows grouped by settings; "" when every row shares
+    them."""
     groups: list[tuple[RunResult, list[str]]] = []
     for r in results:
         group = next((g for g in groups if setting_difference(g[0], r, results) is None), None)
@@ -109,9 +116,10 @@ def settings_note(results: Sequence[RunResult]) -> str:
             group[1].append(r.method)
     if len(groups) < 2:
         return ""
-    key = setting_difference(groups[0][0], groups[1][0], results)
+    keys = sorted({key for other, _ in groups[1:] for key in setting_differences(groups[0][0], other, results)})
     rows = " | ".join(", ".join(methods) for _, methods in groups)
-    return f"Note: the rows were made with different settings, not only different methods ({key} differs: {rows})."
+    return (f"Note: the rows were made with different settings, not only different methods ({differ_phrase(keys)}: "
+            f"{rows}).")
 
 
 def intransigence_note(unpaired: dict[str, str]) -> str:

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, first_difference, from_dict, option
+from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, differ_phrase, differences, from_dict, option
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
@@ -147,7 +147,7 @@ def _part(run: Run) -> dict:
 
 def check_parts(results: dict[str, dict]) -> str:
     """Refuse parts that cannot share one report (one-line :class:`ResultsError`: two functional parts, or two files
-    of one stress part C x M variant); returns a note naming the first setting in which stress parts were made
+    of one stress part C x M variant); returns a note naming the settings in which stress parts were made
     otherwise (other seeds, other trials), "" when they agree."""
     seen: dict[tuple, str] = {}
     for file, part in results.items():
@@ -159,10 +159,10 @@ def check_parts(results: dict[str, dict]) -> str:
         seen[key] = file
     stress = [(file, part) for file, part in results.items() if part["attrs"]["part"] == "stress"]
     for file, part in stress[1:]:
-        key = first_difference(stress[0][1].get("config"), part.get("config"), ignore=STRESS_IGNORES)
-        if key is not None:
-            return (f"Note: the stress parts were made with different settings ({key} differs: {stress[0][0]} and "
-                    f"{file}); their rows are not one paired comparison.")
+        keys = list(differences(stress[0][1].get("config"), part.get("config"), ignore=STRESS_IGNORES))
+        if keys:
+            return (f"Note: the stress parts were made with different settings ({differ_phrase(keys)}: "
+                    f"{stress[0][0]} and {file}); their rows are not one paired comparison.")
     return ""
 
 
