@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.config import RunHeader, option
+from spikecl.continual.metrics import mean_std
 from spikecl.errors import ExistsError
 from spikecl.experiment_kind import Job, Kind, check_seeds, register_kind, run_file
 from spikecl.figures import colors, figure, save
@@ -85,8 +86,8 @@ class RateCurveKind(Kind):
         currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
         lines = [f"LIF rate (spikes per step), mean ± std over {len(runs)} seed(s)",
                  "current  " + "  ".join(f"beta={b:<11g}" for b in betas)]
-        for i, current in enumerate(currents):
-            lines.append(f"{current:7.2f}  " + "  ".join(f"{rates[:, j, i].mean():.3f} ± {rates[:, j, i].std():.3f}"
+        for i, current in enumerate(currents):       # sample std over seeds, as every spikecl summary gives
+            lines.append(f"{current:7.2f}  " + "  ".join("{:.3f} ± {:.3f}".format(*mean_std(rates[:, j, i]))
                                                        for j in range(len(betas))))
         return "\n".join(lines)
 

@@ -438,6 +438,7 @@ def open_for_reading(path: str | Path, what: str = "results file"):
         raise ResultsError(f"{path} is a folder, not a {what}")
     if not is_file(path, ResultsError):
         raise ResultsError(f"{what} not found: {path}")
+    _check_hdf5_name(path, what)
     try:
         with h5py.File(path, "r") as f:
             yield f
@@ -449,6 +450,22 @@ def open_for_reading(path: str | Path, what: str = "results file"):
         if isinstance(exc, OSError) and "unable to lock file" in reason:
             raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)") from None
         raise ResultsError(f"{path} is corrupt or incomplete ({reason})") from None
+
+
+def _check_hdf5_name(path: Path, what: str) -> None:
+    """A one-line :class:`ResultsError` for a file that is neither HDF5 nor named as HDF5 (a damaged ``.h5`` file is
+    left to the opening, which calls it corrupt): an experiment file, a log, a checkpoint given by mistake."""
+    import h5py
+
+    if path.suffix.lower() in (".h5", ".hdf5", ".he5"):
+        return
+    try:
+        hdf5 = h5py.is_hdf5(path)
+    except OSError:                                    # unreadable: the opening names why
+        return
+    if not hdf5:
+        hint = f"; an experiment file? run it with: spikecl run {path}" if path.suffix.lower() == ".toml" else ""
+        raise ResultsError(f"{path} is not an HDF5 {what}{hint}")
 
 
 def _schema_found(f) -> str:

@@ -1,5 +1,6 @@
 """The command line: help, one-line errors with exit code 2, run + report end to end."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -171,3 +172,19 @@ def test_progress_bars_are_drawn_only_on_a_terminal(monkeypatch):
         with progress_bar(3, "job", enabled=False) as bar:
             bar.update(3)
         assert stream.getvalue().count("3/3") == (1 if drawn else 0)           # --no-progress: none on a terminal
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "models/ca3_cam.toml", "--data-dir", "/tmp"], "--data-dir: 'ca3' experiments read no dataset"),
+    (["report", "models/split_digits.toml"], "models/split_digits.toml is not an HDF5 results file; an experiment "
+                                             "file? run it with: spikecl run models/split_digits.toml"),
+    (["report", "README.md"], "README.md is not an HDF5 results file"),
+    (["report", "README.md", "--no-plots", "--plots", "x"], "argument --plots: not allowed with argument --no-plots"),
+])
+def test_flags_and_files_that_cannot_apply_are_named_in_one_line(args, message, capsys):
+    """A flag the experiment's kind has no use for, a file of another format, or two flags that contradict each
+    other: exit 2 with one line naming the flag or the file, not an unknown key or a corrupt file."""
+    with pytest.raises(SystemExit) if "--no-plots" in args else contextlib.nullcontext():
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

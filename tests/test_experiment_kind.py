@@ -170,6 +170,9 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
     np.testing.assert_allclose(rates[1], [0.05, 0.2, 0.5], atol=1 / 400)         # beta = 1: rate = current
     assert rates[0, 0] == 0 and 0 < rates[0, 1] < 0.2 and 0 < rates[0, 2] < 0.5  # beta = 0.9: silent below 0.1
     assert (tmp_path / "rates" / "rate_curve.png").stat().st_size > 5000
+    runs = [read_run(tmp_path / "rates" / f"rate_curve-seed{seed}.h5", "rate_curve") for seed in (0, 1)]
+    runs[1].arrays["rates"] = runs[0].arrays["rates"] + 0.01       # seeds 0.01 apart: sample std 0.01 / sqrt(2)
+    assert " ± 0.007" in module.RateCurveKind().summarize(runs) and " ± 0.005" not in module.RateCurveKind().summarize(runs)
     with pytest.raises(ExistsError, match="rate_curve-seed0.h5 exists"):
         experiment_kind.run_file(exp, progress=False)
     assert experiment_kind.run_file(exp, ["steps=400"], resume=True, progress=False, plots=False) == 0

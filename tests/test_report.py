@@ -390,3 +390,23 @@ def test_a_cell_over_only_some_seeds_is_named_under_the_table():
             result("joint", 0, ["finetune", "joint"])]
     text = text_report(rows, matrices=False)
     assert "Over only some seeds (the others leave it undefined): finetune Intrans (1 of 2)." in text
+
+
+def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp_path, sweep_files):
+    """``spikecl report <sweep folder>`` draws each summary's comparison where ``spikecl sweep`` put it
+    (``sweep-comparison.png`` beside ``sweep.h5``, ``final/`` included), never a copy under another name; with
+    ``--plots DIR`` elsewhere, ``<name>-comparison.png`` in DIR."""
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
+
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{tmp_path}"\n',
+                                   'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+    write_sweep_results([replace(result("finetune", 0, ["finetune"]), method="finetune @ lr=0.05")], sweep, {})
+    folder = sweep_dir(sweep)
+    (folder / "final").mkdir()
+    (folder / "final" / "sweep.h5").write_bytes((folder / "sweep.h5").read_bytes())
+    assert main(["report", str(folder)]) == 0
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [
+        "final/sweep-comparison.png", "sweep-comparison.png"]
+    assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
+    assert [p.name for p in (tmp_path / "plots").glob("*.png")] == ["grid-comparison.png"]

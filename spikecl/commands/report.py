@@ -16,8 +16,9 @@ def add_command(sub) -> None:
                                         "folder below a named folder gets its own table, its plots in that "
                                         "folder (or in --plots DIR).")
     report.add_argument("paths", nargs="+", type=Path, help="results files (.h5) or folders of them")
-    report.add_argument("--plots", type=Path, help="folder for PNG plots (default: beside the first results)")
-    report.add_argument("--no-plots", action="store_true", help="print tables only")
+    plots = report.add_mutually_exclusive_group()
+    plots.add_argument("--plots", type=Path, help="folder for PNG plots (default: beside the first results)")
+    plots.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true",
                         help="continual runs: print only the comparison table")
     report.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.errors import require
+from spikecl.errors import ConfigError, require
 
 
 def _seeds(text: str) -> list[int]:
@@ -71,11 +71,26 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def check_reads_data(path: Path, overrides: list[str]) -> None:
+    """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
+    no ``data`` table), rather than an unknown key the user never wrote."""
+    import dataclasses
+
+    from spikecl.config import apply_overrides, load_toml
+    from spikecl.experiment_kind import kind
+
+    k = kind(apply_overrides(load_toml(path), overrides).get("kind", "continual"))
+    if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
+        raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from spikecl.experiment_kind import load, preflight, run_file
     from spikecl.plugins import load_plugins, run_file_with_plugins
 
     plugins = load_plugins(args.plugin)
+    if args.data_dir is not None:
+        check_reads_data(args.experiment, args.overrides)
     overrides = overrides_of(args)
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)

@@ -477,6 +477,9 @@ class SweepKind(Kind):
         return "\n\n".join(_summary_text(_record(run)) for run in runs)
 
     def plot(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
+        """Each summary's comparison: ``sweep-comparison.png`` beside its ``sweep.h5`` where that lies in or below
+        ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
+        ``<name>-comparison.png`` in ``out_dir``."""
         from spikecl.continual.plots import plot_method_comparison
 
         written = []
@@ -485,7 +488,10 @@ class SweepKind(Kind):
             summary = {m: {k: tuple(s[k]) for k in ("acc", "bwt") if k in s} for m, s in record["summary"].items()}
             if summary:
                 name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
-                written.append(plot_method_comparison(summary, Path(out_dir) / f"{name}-comparison.png"))
+                beside = Path(run.path).parent
+                target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
+                          else Path(out_dir) / f"{name}-comparison.png")
+                written.append(plot_method_comparison(summary, target))
         return written
 
 

@@ -64,7 +64,7 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
     for ax, (name, values) in zip(axes, maps.items()):
         values = np.asarray(values, dtype=float)
-        image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        image = ax.imshow(100 * values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         for (r, c), v in np.ndenumerate(values):
             ax.text(c, r, "–" if np.isnan(v) else f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
                     color="white" if not np.isnan(v) and v < 0.6 else "black")
@@ -73,7 +73,7 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
         ax.set_xlabel(col_name, fontsize=8)
         ax.set_title(name, fontsize=8)
     axes[0].set_ylabel(row_name, fontsize=8)
-    fig.colorbar(image, ax=list(axes), label="fraction", shrink=0.8)
+    fig.colorbar(image, ax=list(axes), label="%", shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=9)
     return save(fig, path)
