@@ -280,3 +280,67 @@ def test_the_fused_engine_refuses_a_second_derivative_by_name():
             with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with "
                                                    "@once_differentiable"):
                 penalty.backward()
+
+
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_a_head_no_sample_of_the_batch_reads_takes_no_part_in_it(engine, trainer):
+    """Heads a batch does not name keep ``grad = None``, so Adam's weight decay leaves them exactly as they were,
+    while the heads it reads learn; each sample's logits are those of its own head."""
+    torch.manual_seed(0)
+    net = build_mlp(16, [8], 2, n_heads=3, engine=engine)
+    before = [head.weight.detach().clone() for head in net.readout.heads]
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-4)
+    x, y, heads = torch.rand(4, 16), torch.tensor([0, 1, 0, 1]), torch.tensor([2, 2, 0, 2])
+    for _ in range(3):
+        make_trainer(trainer, net, 3).train_batch(x, y, heads, None, optimizer)
+    assert net.readout.heads[1].weight.grad is None and torch.equal(net.readout.heads[1].weight, before[1])
+    assert all((net.readout.heads[h].weight != before[h]).any() for h in (0, 2))
+    with torch.no_grad():
+        mixed = net(encode(x, 3), heads)
+        alone = torch.stack([net(encode(x[i:i + 1], 3), heads[i:i + 1])[0] for i in range(4)])
+    torch.testing.assert_close(mixed, alone)
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_an_encoded_batch_of_another_length_or_without_time_is_refused(trainer):
+    """``train_encoded`` takes [T, B, ...] with the trainer's own T (the online loss is a mean over num_steps): a
+    sequence of another length, or a batch never encoded, is a one-line ShapeError naming it."""
+    net = build_mlp(16, [8], 3)
+    tr = make_trainer(trainer, net, 3)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.rand(2, 16), torch.tensor([0, 1])
+    with pytest.raises(ShapeError, match="encoded batch has T = 6 time steps; this trainer was made for num_steps = 3"):
+        tr.train_encoded(encode(x, 6), y, None, None, optimizer)
+    with pytest.raises(ShapeError, match=r"encoded batch of shape \(2, 16\) is not \[T, B, \.\.\.\]"):
+        tr.train_encoded(x, y, None, None, optimizer)
+    assert torch.isfinite(tr.train_encoded(encode(x, 3), y, None, None, optimizer))
+
+
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+def test_a_network_called_on_nan_or_infinity_says_so(engine):
+    """NaN never crosses a threshold, so a network would answer it with silent zeros: its forward pass and online
+    steps refuse non-finite input (a static input's one copy is checked) with a NumericalError."""
+    net = build_mlp(16, [8], 3, engine=engine)
+    for bad in (float("nan"), float("inf")):
+        x = torch.rand(2, 16)
+        x[1, 3] = bad
+        for call in (lambda: net(x.expand(3, 2, 16)),
+                     lambda: next(net.online_steps(x.expand(3, 2, 16).clone()))):
+            with pytest.raises(NumericalError, match="network input contains NaN or infinity"):
+                call()
+
+
+def test_a_masked_output_is_never_predicted_however_low_the_active_logits():
+    """Inactive outputs are masked to minus infinity: with active logits far below any finite floor (beta = 1, long
+    T, strongly negative weights) the prediction is still an active output."""
+    from spikecl.snn.trainers import predict
+
+    torch.manual_seed(0)
+    net = build_mlp(4, [8], 3, LIFParams(beta=1.0), init_gain=10.0)
+    with torch.no_grad():
+        net.readout.heads[0].weight.fill_(-100.0)
+        net.readout.heads[0].weight[1] -= 1.0                         # output 0 is the best active one
+    x = torch.ones(2, 4)
+    assert net(encode(x, 100)).max() < -1e4
+    assert predict(net, x, 100, mask=torch.tensor([True, True, False])).tolist() == [0, 0]

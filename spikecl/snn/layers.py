@@ -254,7 +254,9 @@ class Readout(EngineLayer):
     """Linear synapses into non-spiking leaky integrators; the logits are the membrane averaged over T.
 
     ``n_heads > 1`` gives one head per task (task-incremental learning); each sample reads the head named by its
-    entry of ``heads`` ``[B]``. Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
+    entry of ``heads`` ``[B]``, and only the heads a batch names take part in it (the others keep ``grad = None``,
+    so no optimiser's weight decay or momentum moves them; on CUDA, reading which heads those are waits for the
+    device once per batch). Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
     """
 
     def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False,
@@ -268,8 +270,9 @@ class Readout(EngineLayer):
             return synapse_call(self.heads[0])
         if heads is None:
             raise ConfigError(f"heads: this readout has {len(self.heads)} heads; give the head index of every sample")
-        stacked = torch.stack([synapse_call(head) for head in self.heads], dim=-2)  # [..., B, H, out]
-        return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
+        used = torch.unique(heads)                                               # sorted head indices
+        stacked = torch.stack([synapse_call(self.heads[h]) for h in used.tolist()], dim=-2)    # [..., B, U, out]
+        return stacked[..., torch.arange(heads.shape[0], device=heads.device), torch.searchsorted(used, heads), :]
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         self._keep_sequence(x_seq)

@@ -18,9 +18,9 @@ from typing import ContextManager, Iterator, Sequence
 import torch
 from torch import nn
 
-from spikecl.errors import ConfigError, ShapeError
+from spikecl.errors import ConfigError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity, recording
-from spikecl.snn.checks import count, indices
+from spikecl.snn.checks import count, finite_flag, indices
 from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLinear
 from spikecl.snn.neurons import LIFParams
 
@@ -42,13 +42,17 @@ class SpikingNetwork(nn.Module):
         self.trace_decay = trace_decay
 
     def _prepare(self, x: torch.Tensor, lead: int) -> torch.Tensor:
-        """Check the shape and dtype and flatten the input for an MLP (``lead`` leading dims kept)."""
+        """Check the shape, dtype and (on the CPU, outside a compiled graph) finiteness, and flatten the input for an
+        MLP (``lead`` leading dims kept)."""
         if not isinstance(x, torch.Tensor) or x.dim() < lead + 1 or 0 in x.shape[:lead]:
             raise ShapeError(f"network input has shape {tuple(getattr(x, 'shape', ()))}; expected [T, B, "
                              f"*{self.input_shape}], T and B >= 1 (encode static inputs with spikecl.snn.encode)")
         dtype = self.readout.heads[0].weight.dtype
         if x.dtype != dtype:
             raise ShapeError(f"network input has dtype {x.dtype}; expected {dtype} (spikecl.snn.encode converts)")
+        if x.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(
+                finite_flag(x[0] if x.stride(0) == 0 else x)):    # NaN never crosses a threshold: silent zeros
+            raise NumericalError("network input contains NaN or infinity")
         if self.flatten_input:
             x = x.flatten(lead)
         if tuple(x.shape[lead:]) != self.input_shape:

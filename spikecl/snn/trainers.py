@@ -39,7 +39,8 @@ from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices, 
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import SpikingNetwork, evaluating
 
-MASKED_LOGIT = -1e4
+#: an inactive output's logit: never predicted, and no softmax weight, however low the active logits are
+MASKED_LOGIT = float("-inf")
 
 
 #: training steps between reads of the non-finite-loss flag on an accelerator (each read waits for the device).
@@ -185,7 +186,13 @@ class BPTTTrainer:
         """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss (0-dim). A
         non-finite loss raises NumericalError, non-finite inputs or out-of-range labels or heads DataError (at once
         on the CPU, deferred on an accelerator: see :meth:`check_finite`)."""
-        batch = x_seq.shape[1] if x_seq.dim() > 1 else 0
+        if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
+            raise ShapeError(f"encoded batch of shape {tuple(getattr(x_seq, 'shape', ()))} is not [T, B, ...]; "
+                             "encode static inputs first (encode(x, num_steps)) or use train_batch")
+        if x_seq.shape[0] != self.num_steps:         # the online loss is a mean over num_steps
+            raise ShapeError(f"encoded batch has T = {x_seq.shape[0]} time steps; this trainer was made for "
+                             f"num_steps = {self.num_steps}")
+        batch = x_seq.shape[1]
         if batch == 0:
             raise ShapeError(f"training batch of shape {tuple(x_seq.shape)} is empty; expected [T, B, ...], B >= 1")
         y = indices(y, self.net.n_outputs, batch, "labels", x_seq.device)
