@@ -89,14 +89,15 @@ $(BENCH_STAMP): $(STAMP)
 gpu-check:
 	bash benchmarks/gpu_check.sh
 
-# Wheels of what a CUDA machine's Python 3.12 with torch tends to lack, for gpu_check.sh: snntorch and mlxtend as
-# tested here; brian2 2.10 (2.9 fails to import beside numpy >= 2.4, which such machines tend to hold).
+# Wheels of what a CUDA machine's Python 3.12 with torch tends to lack, for gpu_check.sh: snntorch, mlxtend,
+# scikit-learn (with scipy, joblib, threadpoolctl) and tqdm as tested here; brian2 2.10 (2.9 fails to import beside
+# numpy >= 2.4, which such machines tend to hold).
 GPU_KIT := .gpu-wheels
 gpu-kit: $(STAMP)
 	rm -rf $(GPU_KIT)
 	$(PIP) download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-	    -d $(GPU_KIT) "brian2==2.10.1" $$($(PIP) freeze | grep -iE '^(snntorch|mlxtend)==')
+	    -d $(GPU_KIT) "brian2==2.10.1" $$($(PIP) freeze | grep -iE '^(snntorch|mlxtend|scikit-learn|scipy|joblib|threadpoolctl|tqdm)==')
 	@ls $(GPU_KIT)
 
 clean:

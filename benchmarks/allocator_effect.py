@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from spikecl.commands import bounded
+
 CASES = "fused:8:256,fused:25:256,plain:8:256"     # engine:T:batch
 POLICIES = ("default", "kept")
 
@@ -42,10 +44,10 @@ def measure(policy: str, engine: str, steps: int, batch: int, count: int) -> dic
     x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
     for _ in range(3):
         step(x, y)
-    faults, cpu = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+    faults, cpu, wall = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time(), time.perf_counter()
     for _ in range(count):
         step(x, y)
-    return {"cpu": (time.process_time() - cpu) / count,
+    return {"cpu": (time.process_time() - cpu) / count, "wall": (time.perf_counter() - wall) / count,
             "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / count}
 
 
@@ -73,8 +75,9 @@ def parse_cases(text: str) -> list[tuple[str, int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=15, help="timed training steps per process")
+    parser.add_argument("--rounds", type=bounded(int, 1, what="a number of rounds"), default=5)
+    parser.add_argument("--steps", type=bounded(int, 1, what="a number of steps"), default=15,
+                        help="timed training steps per process")
     parser.add_argument("--cases", default=CASES, help="engine (fused or plain):T:batch, comma-separated")
     parser.add_argument("--child", nargs=5, metavar=("POLICY", "ENGINE", "T", "BATCH", "COUNT"),
                         help=argparse.SUPPRESS)
@@ -90,7 +93,7 @@ def main() -> None:
     from spikecl.allocator import huge_pages_phrase
 
     print(f"BPTT step, MLP 784-256-256-10, one thread, a fresh process per measurement; median of {args.rounds} "
-          f"rounds (policies alternating) of {args.steps} steps; CPU ms and minor page faults per step; "
+          f"rounds (policies alternating) of {args.steps} steps; CPU ms (wall ms) and minor page faults per step; "
           f"{huge_pages_phrase()} under both policies")
     for case in cases:
         samples = {p: [] for p in POLICIES}
@@ -98,11 +101,12 @@ def main() -> None:
             for policy in (POLICIES if r % 2 == 0 else POLICIES[::-1]):
                 samples[policy].append(in_fresh_process(policy, case, args.steps))
         cpu = {p: statistics.median(s["cpu"] for s in samples[p]) for p in POLICIES}
+        wall = {p: statistics.median(s["wall"] for s in samples[p]) for p in POLICIES}
         faults = {p: statistics.median(s["faults"] for s in samples[p]) for p in POLICIES}
         ratios = [d["cpu"] / k["cpu"] for d, k in zip(samples["default"], samples["kept"])]
         engine, steps, batch = case
         print(f"  {engine:<6} T={steps:<3} batch {batch}:  " + "   ".join(
-            f"{p} {cpu[p] * 1e3:7.2f} ms {faults[p]:6.0f} faults" for p in POLICIES)
+            f"{p} {cpu[p] * 1e3:7.2f} ms (wall {wall[p] * 1e3:7.2f}) {faults[p]:6.0f} faults" for p in POLICIES)
               + f"   default / kept per round {statistics.median(ratios):4.2f}x "
                 f"({min(ratios):4.2f}-{max(ratios):4.2f})")
 

@@ -18,6 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from spikecl.commands import bounded
 from spikecl.export import ca3_graph
 from spikecl.memory import CA3Params, encode, make_schedule
 from spikecl.memory.lava_graph import reference_run, write_ca3_graph
@@ -44,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,30", help="C = M of the random trials, comma-separated")
     parser.add_argument("--spacings", default="14,7", help="gaps between operations (ms), comma-separated")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=3)
     parser.add_argument("--stock-engine", action="store_true", help="Lava's stock learning order")
     parser.add_argument("--cells", choices=("custom", "lif"), default="custom")
     parser.add_argument("--learning", choices=("float", "fixed"), default="float")

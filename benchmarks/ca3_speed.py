@@ -16,6 +16,7 @@ is at least 100x real time per memory; the "goal" column says "met" (from wall t
 
 Size table: network construction is timed separately from running, after a warm-up run (imports, first code
 generation); "x real time" = simulated / wall time; the last column is Brian2 numpy's time / this row's time.
+Brian2's "run s" includes the setup it does at every ``run()`` call (about 0.3 s on 2 cores), as a user's calls do.
 
     python benchmarks/ca3_speed.py [--batches 1,16,64,256] [--workers 1,2] [--precision float64,float32] [--size 100]
                                    [--sizes 10,30,100,100x10,10x100] [--batch 16] [--repeats 2] [--device cpu] [--cpp]
@@ -172,7 +173,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="1,16,64,256", help="batch sizes of the throughput table")
-    parser.add_argument("--workers", default="1,2", help="processes the throughput batch is split over")
+    parser.add_argument("--workers", default="1,2", help="processes the throughput batch is split over (CPU only)")
     parser.add_argument("--precision", default="float64,float32", help="the stepper's floats in the throughput table")
     parser.add_argument("--size", default="100", help="N for C = M = N, or CxM, of the throughput table")
     parser.add_argument("--sizes", default="10,30,100,100x10,10x100",
@@ -187,7 +188,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     C, M = parse_size(args.size)
-    workers = [int(w) for w in args.workers.split(",") if w] if args.device == "cpu" else [1]
+    workers = [int(w) for w in args.workers.split(",") if w]
+    if torch.device(args.device).type != "cpu" and workers != [1]:
+        if args.workers != parser.get_default("workers"):
+            parser.error("--workers: worker processes split a batch over CPU cores; on a GPU leave it out")
+        workers = [1]
     print_throughput(C, M, [int(b) for b in args.batches.split(",") if b], args.device, args.repeats, workers,
                      [p for p in args.precision.split(",") if p])
     if not args.sizes:

@@ -6,7 +6,9 @@ change on a shared machine hits all alike): spikecl on its fused and snnTorch en
 Norse 1.1 (``LIFCell``/``LICell``, stepped the same way) and SpikingJelly (multi-step ``LIFNode``) when installed.
 Norse's LIF has a synaptic current; with ``dt * tau_syn_inv = 1`` it is the input of the previous step, so the
 neuron decays as ``Leaky`` (0.9 per step, input scaled by ``dt * tau_mem_inv``) one step late, with the same work
-per step. Prints seconds per epoch and each contender's ratio to spikecl's fused engine. ``--trainer online`` times
+per step. Each contender first trains a few warm-up batches; every repeat then starts from the same weights and
+momentum, and the turns reverse every other repeat. Prints wall and CPU seconds per epoch and each contender's
+ratio to spikecl's fused engine. ``--trainer online`` times
 spikecl's two engines only (the peers train with BPTT).
 
     python benchmarks/epoch_time.py [--hidden 256] [--steps 4] [--samples 4000] [--repeats 3] [--trainer bptt|online]
@@ -15,6 +17,7 @@ spikecl's two engines only (the peers train with BPTT).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import statistics
 import time
@@ -107,27 +110,36 @@ class JellySNN(torch.nn.Module):
         return total / steps
 
 
+def from_the_start(net: torch.nn.Module, opt: torch.optim.Optimizer, train_batch):
+    """An epoch of ``train_batch(x, y)`` over (x, y, batch), every call from the state ``net`` and ``opt`` have now
+    (weights and momentum restored first: each repeat does the same work)."""
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    momentum = copy.deepcopy(opt.state_dict())
+
+    def epoch(x, y, batch):
+        net.load_state_dict(weights)
+        opt.load_state_dict(momentum)
+        for i in range(0, len(x), batch):
+            train_batch(x[i:i + batch], y[i:i + batch])
+    return epoch
+
+
 def epoch_of(net: torch.nn.Module, steps: int):
     """An epoch of SGD on ``net(x, steps)`` (a reference loop), as a closure over (x, y, batch)."""
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 
-    def epoch(x, y, batch):
-        for i in range(0, len(x), batch):
-            opt.zero_grad()
-            F.cross_entropy(net(x[i:i + batch], steps), y[i:i + batch]).backward()
-            opt.step()
-    return epoch
+    def train_batch(x, y):
+        opt.zero_grad()
+        F.cross_entropy(net(x, steps), y).backward()
+        opt.step()
+    return from_the_start(net, opt, train_batch)
 
 
 def epoch_spikecl(trainer_name: str, hidden: int, steps: int, engine: str):
     """An epoch of spikecl's trainer on its MLP on ``engine``, as a closure over (x, y, batch)."""
     trainer = make_trainer(trainer_name, build_mlp(784, [hidden, hidden], 10, engine=engine), steps)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
-
-    def epoch(x, y, batch):
-        for i in range(0, len(x), batch):
-            trainer.train_batch(x[i:i + batch], y[i:i + batch], None, None, opt)
-    return epoch
+    return from_the_start(trainer.net, opt, lambda x, y: trainer.train_batch(x, y, None, None, opt))
 
 
 def contenders(args) -> dict:
@@ -168,18 +180,23 @@ def main() -> None:
     y = torch.as_tensor(data.y_train)[:args.samples]
     torch.manual_seed(0)
     epochs = contenders(args)
-    times = {name: [] for name in epochs}
-    for _ in range(args.repeats):
-        for name, epoch in epochs.items():
-            start = time.perf_counter()
-            epoch(x, y, args.batch)
-            times[name].append(time.perf_counter() - start)
-    medians = {k: statistics.median(v) for k, v in times.items()}
+    for epoch in epochs.values():                      # warm-up: a few batches each, then every repeat restarts
+        epoch(x[:4 * args.batch], y[:4 * args.batch], args.batch)
+    wall, cpu = ({name: [] for name in epochs} for _ in range(2))
+    for repeat in range(args.repeats):
+        for name in list(epochs)[::-1 if repeat % 2 else 1]:      # turns reversed every other repeat
+            start, start_cpu = time.perf_counter(), time.process_time()
+            epochs[name](x, y, args.batch)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     print(f"one epoch, {len(x):,} samples, MLP 784-{args.hidden}-{args.hidden}-10, T={args.steps}, batch "
-          f"{args.batch}, {args.trainer}, 1 thread, median of {args.repeats} interleaved repeats; "
-          f"allocator: {allocator}")
-    for name, seconds in medians.items():
-        print(f"  {name:<18} {seconds:7.3f} s   {seconds / medians['spikecl fused']:5.2f}x spikecl fused")
+          f"{args.batch}, {args.trainer}, 1 thread, median of {args.repeats} interleaved repeats from the same "
+          f"state after a warm-up; allocator: {allocator}")
+    medians = {clock: {k: statistics.median(v) for k, v in times.items()} for clock, times in (("wall", wall),
+                                                                                              ("CPU", cpu))}
+    for name in epochs:
+        print(f"  {name:<18}" + "".join(f"  {clock} {m[name]:7.3f} s {m[name] / m['spikecl fused']:5.2f}x"
+                                        for clock, m in medians.items()) + "  (x: over spikecl fused)")
 
 
 if __name__ == "__main__":

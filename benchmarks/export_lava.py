@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.commands import bounded
 from spikecl.errors import DependencyError
 from spikecl.export import fixed_point as fp
 from spikecl.export.inputs import encode
@@ -106,12 +107,13 @@ def part_scaling(args, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--samples", type=int, default=200, help="test samples run on Lava")
+    parser.add_argument("--hidden", type=bounded(int, 1, what="a layer width"), default=128)
+    parser.add_argument("--epochs", type=bounded(int, 1, what="a number of epochs"), default=2)
+    parser.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200,
+                        help="test samples run on Lava")
     parser.add_argument("--sizes", default="64,256,1024",
                         help="hidden widths of the one-layer scaling runs (a 256-256-256 network runs as well)")
-    parser.add_argument("--scaling-samples", type=int, default=50)
+    parser.add_argument("--scaling-samples", type=bounded(int, 1, what="a number of samples"), default=50)
     parser.add_argument("--skip-training", action="store_true", help="only the scaling table")
     args = parser.parse_args()
     try:

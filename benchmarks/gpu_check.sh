@@ -3,9 +3,11 @@
 # tests (its compiled kernels against the torch engine, bit for bit), the training-step benchmark (fused, triton and
 # snnTorch engines and a plain snnTorch loop, T = 4 and 25, batch 64 and 256) and the CA3 stepper's throughput. Each
 # part's output goes to OUT/<part>.log as well as the screen; the exit status is 1 if any part failed. PYTHON
-# (default python3) must hold torch with CUDA, triton, numpy, h5py, networkx and pytest; the rest of spikecl's needs
-# (snntorch, brian2, mlxtend) may come as wheels in WHEELS (default .gpu-wheels, made by `make gpu-kit` on a machine
-# with a package registry), which are unpacked into a folder of their own first.
+# (default python3) must hold torch with CUDA, triton, numpy, h5py, networkx and pytest; the rest of what the tests
+# import (snntorch, brian2, mlxtend, scikit-learn with scipy, tqdm) may come as wheels in WHEELS (default
+# .gpu-wheels, made by `make gpu-kit` on a machine with a package registry), which are unpacked into a folder of
+# their own first. Every one of them is looked for before anything runs. (test_distributed.py's GPU test needs two
+# GPUs: on one it is skipped.)
 #
 #     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
 set -uo pipefail
@@ -32,7 +34,8 @@ if ! "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/de
 fi
 missing=$("$py" -c "
 import importlib.util
-print(' '.join(m for m in ('snntorch', 'brian2', 'h5py', 'networkx', 'pytest') if importlib.util.find_spec(m) is None))")
+need = ('snntorch', 'brian2', 'h5py', 'networkx', 'pytest', 'triton', 'tqdm', 'sklearn', 'scipy', 'mlxtend')
+print(' '.join(m for m in need if importlib.util.find_spec(m) is None))")
 if [ -n "$missing" ]; then
     echo "gpu_check: $py lacks $missing; run \`make gpu-kit\` where a package registry is reachable and bring $wheels; nothing was run" >&2
     exit 2

@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
+from spikecl.commands import bounded
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.hlop_offload import frozen_rows, presynaptic_activity
@@ -34,6 +36,7 @@ from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import register
 from spikecl.continual.strategies.hlop import HLOP
 from spikecl.export import hlop_graph as hg
+from spikecl.io import atomic_write
 
 HLOP_OPTIONS = {"neurons": [[80, 120, 120], [60, 40, 40], [50, 20, 20]], "step": "normalised", "step_rows": 1,
                 "orthonormalize": True}
@@ -73,8 +76,8 @@ class LavaHLOP(HLOP):
             self.load_subspace(name, learned)
             self.lava_rows[name] = learned
             res = hg.residual(activity, previous)
-            LOG.append({"task": task, "layer": name, "n": graph.activity.shape[1], "k": k, "k_old": len(previous),
-                        "rows": len(activity), "lr_log2": graph.lr_log2,
+            LOG.append({"seed": self.sim.seed, "task": task, "layer": name, "n": graph.activity.shape[1], "k": k,
+                        "k_old": len(previous), "rows": len(activity), "lr_log2": graph.lr_log2,
                         "angles_deg": hg.principal_angles_deg(out["h"], torch_basis[len(previous):]).tolist(),
                         "energy_lava": energy_share(res, out["h"]),
                         "energy_torch": energy_share(res, torch_basis[len(previous):]),
@@ -107,9 +110,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--layers", default=",".join(SETTINGS["layers"]))
-    parser.add_argument("--samples", type=int, default=SETTINGS["samples"])
-    parser.add_argument("--rows", type=int, default=SETTINGS["rows"])
-    parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
+    parser.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=SETTINGS["samples"])
+    parser.add_argument("--rows", type=bounded(int, 1, what="a number of rows"), default=SETTINGS["rows"])
+    parser.add_argument("--epochs", type=bounded(int, 1, what="a number of epochs"), default=SETTINGS["epochs"])
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     SETTINGS.update(layers=args.layers.split(","), samples=args.samples, rows=args.rows, epochs=args.epochs)
@@ -126,17 +129,17 @@ def main() -> None:
             print(f"  ACC {acc:.2f} %, BWT {bwt:.2f} % ({time.perf_counter() - started:.0f} s)", flush=True)
     print("\nmethod      ACC %            BWT %")
     for method, rows in scores.items():
-        a = np.array(rows)
-        print(f"{method:10s}  {a[:, 0].mean():6.2f} ± {a[:, 0].std():4.2f}   "
-              f"{a[:, 1].mean():6.2f} ± {a[:, 1].std():4.2f}   "
+        (acc, acc_sd), (bwt, bwt_sd) = (metrics.mean_std([row[i] for row in rows]) for i in (0, 1))
+        print(f"{method:10s}  {acc:6.2f} ± {acc_sd:4.2f}   {bwt:6.2f} ± {bwt_sd:4.2f}   "
               f"per seed {', '.join(f'{x:.2f}/{y:.2f}' for x, y in rows)}")
     lava_s = sum(e["wall_s"] for e in LOG)
     steps = sum(e["steps"] for e in LOG)
     print(f"Lava: {len(LOG)} learning runs, {steps} steps, {lava_s:.0f} s in all (subprocess wall time), "
           f"{1000 * sum(e['run_s'] for e in LOG) / steps:.2f} ms/step")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"settings": SETTINGS, "hlop_options": HLOP_OPTIONS, "scores": scores, "lava": LOG}, f, indent=1)
+    if args.out:                                        # written whole or not at all
+        figures = json.dumps({"settings": SETTINGS, "hlop_options": HLOP_OPTIONS, "scores": scores, "lava": LOG},
+                             indent=1)
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text(figures), overwrite=True)
 
 
 if __name__ == "__main__":

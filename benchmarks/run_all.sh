@@ -22,7 +22,7 @@ while [[ -e "$log" ]]; do sleep 1; log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"; do
 export TQDM_DISABLE=1                    # progress bars would fill the log with carriage returns
 export THP_MEM_ALLOC_ENABLE=${THP_MEM_ALLOC_ENABLE:-1}   # torch's huge pages, as the spikecl CLI asks for them
 {
-    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty --abbrev=7 2>/dev/null || echo '?')"
     echo "# $("$PY" -c 'from spikecl.io import cpu_model; print(cpu_model())' 2>/dev/null ||
              grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) CPUs," \
          "load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null), $("$PY" -c 'import sys; v = sys.version.split()[0]

@@ -151,11 +151,12 @@ def test_peak_memory_follows_allocations_and_frees_in_time_order():
 def test_allocator_effect_measures_both_policies_in_fresh_processes():
     """One tiny round: both policies' time and page faults per step, and their ratio within the round."""
     out = run("allocator_effect.py", "--cases", "fused:2:8", "--rounds", "1", "--steps", "2")
-    line = re.search(r"^\s+fused\s+T=2\s+batch 8:\s+default\s+([\d.]+) ms\s+(\d+) faults\s+kept\s+([\d.]+) ms\s+(\d+) "
-                     r"faults\s+default / kept per round ([\d.]+)x \(([\d.]+)-([\d.]+)\)$", out, flags=re.M)
+    line = re.search(r"^\s+fused\s+T=2\s+batch 8:\s+default\s+([\d.]+) ms \(wall\s+([\d.]+)\)\s+(\d+) faults\s+kept\s+"
+                     r"([\d.]+) ms \(wall\s+([\d.]+)\)\s+(\d+) faults\s+default / kept per round ([\d.]+)x "
+                     r"\(([\d.]+)-([\d.]+)\)$", out, flags=re.M)
     assert line, out
-    default_ms, _, kept_ms, _, ratio, low, high = (float(v) for v in line.groups())
-    assert default_ms > 0 and kept_ms > 0
+    default_ms, default_wall, _, kept_ms, kept_wall, _, ratio, low, high = (float(v) for v in line.groups())
+    assert default_ms > 0 and kept_ms > 0 and default_wall > 0 and kept_wall > 0
     assert ratio == low == high == pytest.approx(default_ms / kept_ms, rel=0.02)      # one round: its ratio
 
 
@@ -199,7 +200,8 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
 def test_sdr_scaling_runs_from_an_empty_store_and_points_closer_than_its_window():
     out = run("sdr_scaling.py", "--skip-mnist", "--points", "0,50,60", "--window", "20")
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
-    assert [row[0] for row in rows] == ["0", "50", "60"] and rows[0][4:] == ["1.00x", "1.00x"]
+    assert [row[0] for row in rows] == ["0", "50", "60"] and rows[0][7:] == ["1.00x", "1.00x"]
+    assert all(float(row[i]) > 0 and re.fullmatch(r"\([\d.]+\)", row[i + 1]) for row in rows for i in (1, 3, 5))
 
 
 @pytest.mark.parametrize("device, said", [("meta", "a meta tensor holds no values"), ("hpu", "No module named"),
@@ -212,3 +214,19 @@ def test_a_device_torch_cannot_compute_on_is_an_argparse_error(device, said):
     assert torch_device("cpu") == "cpu"
     with pytest.raises(argparse.ArgumentTypeError, match=f"^{device!r} is not a device torch can use here .*{said}"):
         torch_device(device)
+
+
+def test_epoch_time_gives_wall_and_cpu_time_of_every_contender_against_the_fused_engine():
+    """Warm-up, then repeats from the same state: each contender's wall and CPU seconds and their ratios to the
+    fused engine (1.00x for itself), the plain snnTorch loop among them."""
+    out = run("epoch_time.py", "--samples", "128", "--hidden", "16", "--repeats", "2")
+    assert "interleaved repeats from the same state after a warm-up" in out
+    rows = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
+        r"^  (.{18})  wall +([\d.]+) s +([\d.]+)x  CPU +([\d.]+) s +([\d.]+)x", out, flags=re.M)}
+    assert {"spikecl fused", "spikecl snnTorch", "plain snnTorch"} <= set(rows), out
+    assert rows["spikecl fused"][1] == rows["spikecl fused"][3] == "1.00"
+    fused_wall, _, fused_cpu, _ = map(float, rows["spikecl fused"])
+    for wall, wall_ratio, cpu, cpu_ratio in (map(float, row) for row in rows.values()):
+        for seconds, ratio, fused in ((wall, wall_ratio, fused_wall), (cpu, cpu_ratio, fused_cpu)):
+            rounding = ratio * (0.0006 / fused + 0.0006 / seconds) + 0.006      # printed to 3 and 2 decimals
+            assert seconds > 0 and ratio == pytest.approx(seconds / fused, abs=rounding)
