@@ -271,3 +271,39 @@ def test_the_union_of_two_subspaces_keeps_every_direction_and_counts_a_shared_on
     noise = torch.nn.functional.normalize(torch.randn(20, 100, generator=torch.Generator().manual_seed(1)), dim=1)
     assert union_rows([gpm, gpm + 1e-3 * noise]).shape[0] == 20
     assert union_rows([gpm, q[:, 20:25].T]).shape[0] == 25
+
+
+@pytest.mark.parametrize("other", ["ewc", "si", "gpm", "hlop"])
+def test_replays_after_task_phase_gives_one_result_in_either_order(other):
+    """Parts consolidate by stage, not by the order of the names: subspaces of the task as trained, then replay's
+    phase on its buffer, then the anchors of EWC and SI (so the next task is pulled towards the weights the phase
+    left). ``other+replay`` and ``replay+other`` end alike; only the order that differs from the order of the
+    names is recorded as a rule of the run (its results were otherwise before)."""
+    from spikecl.continual.runner import unshown_rules
+
+    raw = {**TINY, "stream": {**TINY["stream"], "n_tasks": 3},
+           "strategy": {**TINY["strategy"], "replay": {"per_class": 2, "batch_size": 8, "mode": "after_task",
+                                                       "phase_epochs": 2, "phase_lr": 0.2}}}
+    cfg = experiment_from_dict(raw)
+    stream = build_stream(cfg, 0)
+    runs = {m: ContinualRun(cfg, m, 0, stream=stream) for m in (f"{other}+replay", f"replay+{other}")}
+    results = {m: run.execute(progress_bar=False) for m, run in runs.items()}
+    (first, a), (second, b) = results.items()
+    assert torch.equal(torch.as_tensor(a.acc_matrix), torch.as_tensor(b.acc_matrix))
+    for (name, p), q in zip(runs[first].net.state_dict().items(), runs[second].net.state_dict().values()):
+        assert torch.equal(p, q), name
+    recorded = {m: "after_task_order" in unshown_rules(cfg, m) for m in results}
+    assert recorded == {f"{other}+replay": other in ("ewc", "si"), f"replay+{other}": other in ("gpm", "hlop")}
+
+
+def test_hlop_step_rows_on_a_network_whose_protected_synapses_are_all_convolutions_is_refused():
+    """``step_rows`` samples Linear synapses' time-step rows only: on a task-incremental CNN (its multi-head readout
+    unprotected) nothing would use it, so it is a one-line ConfigError; with a protected Linear readout it applies."""
+    from spikecl.continual.strategies.hlop import HLOP, HLOPOptions
+    from spikecl.snn import build_cnn
+
+    multi = build_cnn((1, 8, 8), [4], 3, n_heads=2)
+    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: applies to Linear synapses, and every synapse"):
+        HLOP(multi, HLOPOptions(step_rows=1))
+    HLOP(multi, HLOPOptions())
+    HLOP(build_cnn((1, 8, 8), [4], 3), HLOPOptions(step_rows=1))

@@ -283,6 +283,7 @@ class ProjectionStrategy(Strategy):
 
     orthonormal_bases = True        # protected_bases() have orthonormal rows
     needs_gradient_steps = True     # an optimiser that reshapes or adds to the projected gradient undoes it
+    after_task_stage = 0            # the subspace of the task's activity as trained, before any replay phase
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -26,7 +26,7 @@ from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
-from spikecl.continual.strategy import Simulation, TaskData, checkpoint_state, derived_seed
+from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
@@ -112,8 +112,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
     its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
-    consolidation passes (torch's global generator before) and the seed of ``stream.train_per_task``'s subsample
-    (``seed + 1000 + task`` before)."""
+    consolidation passes (torch's global generator before), the seed of ``stream.train_per_task``'s subsample
+    (``seed + 1000 + task`` before) and, where replay's after-task phase runs beside parts named in another order
+    than they consolidate (``ewc+replay``), that order (the order of the names before)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
@@ -126,7 +127,20 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
             rules["pass_draws"] = "a generator of (seed, task, pass)"
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
+    classes = [strategy_class(p) for p in parts]
+    if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
+        rules["after_task_order"] = "subspaces, replay's phase, anchors"
     return rules
+
+
+def replay_phase_runs(cfg: ExperimentConfig, parts: list[str]) -> bool:
+    """Whether replay, one of ``parts``, trains on its buffer after each task (``mode = "after_task"``, or
+    ``"auto"`` beside a projection method)."""
+    if "replay" not in parts:
+        return False
+    mode = cfg.strategy.options.get("replay", {}).get("mode", "auto")
+    return mode == "after_task" or mode == "auto" and any(issubclass(strategy_class(p), ProjectionStrategy)
+                                                          for p in parts)
 
 
 def unshown_difference(recorded: dict, cfg: ExperimentConfig, runs_method: str) -> str | None:

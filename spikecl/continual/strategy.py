@@ -176,6 +176,10 @@ class Strategy(TrainingHooks):
     #: trains on a task before that task's turn (``multitask``: all at once), so forward transfer measures nothing:
     #: its results record FWT, min-ACC, WC-ACC and WF as NaN, which reports show as "—"
     trains_ahead = False
+    #: when this part of a combination consolidates after a task (parts run by stage, ties in the order written, so
+    #: ``a+b`` and ``b+a`` consolidate alike): 0, a subspace of the task's own activity (GPM, HLOP); 1, more training
+    #: on stored data (replay's after-task phase); 2, what the next task starts from (EWC's and SI's anchors)
+    after_task_stage = 2
 
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
                  execution: Execution | None = None) -> None:
@@ -291,10 +295,18 @@ class Finetune(Strategy):
     supports_data_parallel = True
 
 
+def by_stage(parts: Sequence) -> list:
+    """``parts`` (strategies or their classes) in the order they consolidate after a task: by
+    :attr:`Strategy.after_task_stage`, ties in the order given."""
+    return sorted(parts, key=lambda part: part.after_task_stage)
+
+
 class Combined(Strategy):
-    """Several strategies run together; events go to each in order (``batch`` and ``before_task`` are chained).
-    Several projection methods (``hlop+gpm``) each project gradients against the union of their subspaces (see
-    :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`), so the order does not matter."""
+    """Several strategies run together; events go to each in order (``batch`` and ``before_task`` are chained),
+    ``after_task`` to each by :attr:`~Strategy.after_task_stage` (subspaces of the task's activity, then replay's
+    phase, then the anchors of EWC and SI), so the order of the names does not matter. Several projection methods
+    (``hlop+gpm``) each project gradients against the union of their subspaces (see
+    :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`)."""
 
     def __init__(self, parts: Sequence[Strategy]) -> None:
         super().__init__(parts[0].model, sim=parts[0].sim, execution=parts[0].execution)
@@ -332,7 +344,7 @@ class Combined(Strategy):
             part.after_step()
 
     def after_task(self, task, train):
-        for part in self.parts:
+        for part in by_stage(self.parts):
             part.after_task(task, train)
 
     def state_dict(self):

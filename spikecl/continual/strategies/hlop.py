@@ -45,7 +45,7 @@ from spikecl.config import option
 from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
                                           orthonormal_rows)
 from spikecl.continual.strategy import SEED_RANGE
-from spikecl.errors import NumericalError, SpikeCLError
+from spikecl.errors import ConfigError, NumericalError, SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
 
@@ -238,6 +238,9 @@ class HLOP(ProjectionStrategy):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.options.step_rows and all(isinstance(p.synapse, torch.nn.Conv2d) for p in self.synapses):
+            raise ConfigError("strategy.hlop.step_rows: applies to Linear synapses, and every synapse this network "
+                              "protects is a convolution (a multi-head readout is not protected); leave it at 0")
         self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.basis = self.empty(), self.empty(), self.empty()
         self.velocity = self.empty()                 # exponential average of H_new's Hebbian steps

@@ -8,7 +8,9 @@ After each task, ``per_class`` random training samples of every (task, class) pa
 * ``mode = "after_task"`` (HLOP+replay in Xiao et al., 2024): after every task from the second on, the network
   takes ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser
   at ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
-  task; gradients come from the run's trainer (``train.trainer``), as in training.
+  task; gradients come from the run's trainer (``train.trainer``), as in training. In a combination the phase runs
+  after projection methods have taken the task's subspace and before EWC and SI take their anchors, in either
+  order of the names (:attr:`~spikecl.continual.strategy.Strategy.after_task_stage`).
 
 The default, ``mode = "auto"``, is ``after_task`` when replay is combined with a projection method (``hlop+replay``,
 ``gpm+replay``) and ``mixed`` otherwise.
@@ -40,11 +42,15 @@ class ReplayOptions:
     seed: int = option(0, low=0, high=SEED_RANGE - 1,
                        doc="seed of buffer selection and sampling, paired with the run seed")
 
+    #: options another option makes unused (``auto`` may run the phase: beside a projection method)
+    ONLY_FOR = {"phase_epochs": ("mode", ("after_task", "auto")), "phase_lr": ("mode", ("after_task", "auto"))}
+
 
 class Replay(Strategy):
     name = "replay"
     supports_data_parallel = True
     Options = ReplayOptions
+    after_task_stage = 1            # after the subspaces of the task as trained, before EWC's and SI's anchors
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
