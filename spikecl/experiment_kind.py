@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
@@ -303,7 +304,10 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results, with
     ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
-    Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device."""
+    Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
+    ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
+        k.check_data_parallel(cfg)                # before any job trains, not when the job that cannot comes up
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:

@@ -3,6 +3,7 @@ B learns — the same HLOP lateral subspaces, GPM bases, EWC Fisher, SI importan
 accuracy matrix, to float32 rounding — and a killed 2-process run resumes from its checkpoint."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
 from spikecl.continual.runner import ContinualRun, checkpoint_path
+from spikecl.errors import ConfigError
 from spikecl.io import read_results
 
 METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
@@ -373,3 +375,45 @@ def test_a_launcher_interrupted_alone_writes_no_results_after_it(tmp_path):
     assert "interrupted; continue with --resume" in proc.stderr.read().decode()
     time.sleep(2)
     assert not list((tmp_path / "cut").glob("*.h5"))      # no training process went on to write results
+
+
+def _killed_if_rank_1():                                 # a training process the OOM killer takes
+    if os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(60)
+    return 0
+
+
+def test_a_training_process_killed_by_a_signal_is_named_in_one_line(capsys):
+    """A process killed from outside leaves no error of its own: the launcher names it and its signal, and says
+    how to continue, instead of ending silently."""
+    start = time.time()
+    assert distributed.launch(2, _killed_if_rank_1, threads=1) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("spikecl")]
+    assert len(err) == 1 and re.match(r"spikecl: error: training process 1 \(pid \d+\) was killed by SIGKILL; "
+                                      r"what finished is kept: run again with --resume to continue$", err[0]), err
+    assert time.time() - start < 50                      # the other process was stopped, not waited for
+
+
+def test_under_torchrun_a_plan_that_cannot_train_data_parallel_is_refused_before_any_job(tmp_path, monkeypatch):
+    """Started by torchrun (WORLD_SIZE > 1), the plan's checks are those of ``--nproc``: a variant that compiles is
+    refused before the first method trains, not when its own job comes up."""
+    from spikecl.continual.experiment import KIND
+    from spikecl.experiment_kind import preflight
+
+    cfg = experiment_from_dict({**SMALL, "output_dir": str(tmp_path), "strategy": {"methods": ["finetune", "fast"]},
+                                "variants": {"fast": {"method": "finetune", "train": {"compile": True}}}})
+    assert len(preflight(KIND, cfg)[1]) == 2                       # one process: both jobs planned
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"train.compile: not supported in data-parallel runs \(fast\)"):
+        preflight(KIND, cfg)
+
+
+def test_a_world_size_without_the_rest_of_torchruns_environment_is_one_line(monkeypatch):
+    """WORLD_SIZE alone (a leftover export) names what is missing instead of torch's traceback."""
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="^WORLD_SIZE=2 but RANK, MASTER_ADDR, MASTER_PORT not set: start the "):
+        with distributed.session("cpu"):
+            pass

@@ -166,6 +166,9 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
     assert note.startswith("Computed on 3 setups: ") and "Intel Xeon, AVX" in note and "(ewc seed 1)" in note
     assert "kernels, 1 torch thread (ewc seed 1)" in note
     assert "an unrecorded CPU, unrecorded kernels, ? torch threads (ewc seed 2)" in note
+    parallel = replace(make_result(seed=3), environment={**here.environment, "torch_threads": 1, "processes": 2})
+    note = machine_note([here, parallel])                 # data-parallel: other numbers, so another setup
+    assert note.startswith("Computed on 2 setups: ") and "1 torch thread in each of 2 processes (ewc seed 3)" in note
 
 
 FILE_SIZE_LIMIT = r"""

@@ -69,6 +69,10 @@ def session(device_name: str = "cpu") -> Iterator[int]:
     if size <= 1 or dist.is_initialized():
         yield world_size()
         return
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        raise ConfigError(f"WORLD_SIZE={size} but {', '.join(missing)} not set: start the processes with torchrun "
+                          "(or spikecl run --nproc N), or unset WORLD_SIZE for one process")
     cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -225,6 +229,10 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
                 while not context.join():
                     pass
         except mp.ProcessExitedException as exc:
+            if exc.signal_name:                      # killed (the OOM killer, kill -9): no error of its own to read
+                print(f"spikecl: error: training process {exc.error_index} (pid {exc.error_pid}) was killed by "
+                      f"{exc.signal_name}; what finished is kept: run again with --resume to continue",
+                      file=sys.stderr)
             return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
         except mp.ProcessRaisedException as exc:
             print(f"spikecl: a training process failed:\n{exc}", file=sys.stderr)
