@@ -306,8 +306,12 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
     Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
     ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
-    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
-        k.check_data_parallel(cfg)                # before any job trains, not when the job that cannot comes up
+    size = os.environ.get("WORLD_SIZE", "1").strip()
+    if size not in ("", "0", "1"):                # before any job trains, not when the job that cannot comes up
+        if not k.data_parallel:
+            raise ConfigError(f"WORLD_SIZE={size} (torchrun, or a leftover export): {k.name!r} experiments do not "
+                              "train data-parallel; run them in one process")
+        k.check_data_parallel(cfg)
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     for folder in {job.path.parent for job in jobs}:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -407,6 +408,13 @@ def test_under_torchrun_a_plan_that_cannot_train_data_parallel_is_refused_before
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match=r"train.compile: not supported in data-parallel runs \(fast\)"):
         preflight(KIND, cfg)
+    from spikecl.memory.experiment import KIND as CA3
+    from spikecl.memory.experiment import load_config
+
+    ca3 = load_config(Path(__file__).resolve().parents[1] / "models" / "ca3_cam.toml")
+    with pytest.raises(ConfigError, match=r"^WORLD_SIZE=2 \(torchrun, or a leftover export\): 'ca3' experiments do "
+                                          r"not train data-parallel; run them in one process$"):
+        preflight(CA3, ca3)
 
 
 def test_a_world_size_without_the_rest_of_torchruns_environment_is_one_line(monkeypatch):

@@ -303,7 +303,57 @@ def test_hlop_step_rows_on_a_network_whose_protected_synapses_are_all_convolutio
     from spikecl.snn import build_cnn
 
     multi = build_cnn((1, 8, 8), [4], 3, n_heads=2)
-    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: applies to Linear synapses, and every synapse"):
+    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: it samples the rows of Linear synapses, and the "):
         HLOP(multi, HLOPOptions(step_rows=1))
     HLOP(multi, HLOPOptions())
     HLOP(build_cnn((1, 8, 8), [4], 3), HLOPOptions(step_rows=1))
+    with pytest.raises(ConfigError, match="the network protects none"):                # no synapse at all
+        HLOP(build_mlp(16, [], 3, n_heads=2), HLOPOptions(step_rows=1))
+
+
+@pytest.mark.parametrize("train, recorded", [({}, True), ({"momentum": 0.0}, False),
+                                             ({"momentum": 0.0, "weight_decay": 0.01}, True)])
+def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(train, recorded):
+    """Where weight decay or carried momentum could move a head no batch sample names, the rule that such heads
+    get no gradient is recorded (their numbers were otherwise before it); domain-incremental runs have one head."""
+    from spikecl.continual.runner import unshown_rules
+
+    task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
+                                 "train": {**TINY["train"], **train}})
+    assert ("unused_heads" in unshown_rules(task, "finetune")) == recorded
+    assert "unused_heads" not in unshown_rules(experiment_from_dict(TINY), "finetune")
+
+
+@pytest.mark.parametrize("methods, options, refused", [
+    (["replay"], {"replay": {"phase_epochs": 3}}, "strategy.replay.phase_epochs: no method of this experiment uses"),
+    (["replay"], {"replay": {"mode": "mixed", "phase_lr": 0.5}}, "strategy.replay.phase_lr: no method of this "),
+    (["replay", "hlop+replay"], {"replay": {"phase_epochs": 3}}, None),         # hlop+replay's phase reads it
+    (["ewc+replay"], {"replay": {"mode": "after_task", "phase_lr": 0.5}}, None),
+    (["replay"], {"replay": {"phase_epochs": 1}}, None),                          # its default: nothing ignored
+])
+def test_an_option_every_method_of_the_experiment_ignores_is_refused_before_any_work(methods, options, refused):
+    """A ``[strategy.<name>]`` option no run of the experiment reads (replay's phase options where no run has a
+    phase) is a one-line ConfigError when the experiment is loaded and when a run is built from it."""
+    from spikecl.continual.experiment import KIND
+
+    raw = {**TINY, "strategy": {**options, "methods": methods}}
+    if refused is None:
+        KIND.load(raw)
+        return
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        KIND.load(raw)
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        ContinualRun(experiment_from_dict(raw), methods[0], 0)
+
+
+def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment_loads():
+    """Before the first job trains: no synapse such a network protects would read ``step_rows``."""
+    from spikecl.continual.experiment import KIND
+
+    raw = {**TINY, "network": {"kind": "cnn", "channels": [4], "num_steps": 2},
+           "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
+           "strategy": {"methods": ["finetune", "hlop"], "hlop": {"step_rows": 1}}}
+    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: no method of this experiment uses it .it samples "
+                                          "the rows of Linear synapses"):
+        KIND.load(raw)
+    KIND.load({**raw, "strategy": {"methods": ["finetune", "hlop"]}})

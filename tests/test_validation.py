@@ -459,6 +459,7 @@ def test_the_selection_line_shows_a_bwt_of_zero_and_leaves_out_an_undefined_one(
 @pytest.mark.parametrize("assignment, suggestion", [
     ("strategy.ewc.lamb=1.0", "; did you mean 'lam'?"),
     ('strategy.methods=["hlopp"]', "; did you mean 'hlop'?"),
+    ("strategy.ewcc.lam=1.0", "; did you mean 'ewc'?"),
     ('data.dataset="mnsit"', "; did you mean 'mnist'?"),
     ('network.engine="fusd"', "; did you mean 'fused'?"),
     ('kind="continul"', "; did you mean 'continual'?"),

@@ -25,7 +25,8 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
-from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
+from spikecl.continual.strategies import (build_strategy, check_options_used, check_support, strategy_class,
+                                          validate_method)
 from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
@@ -113,8 +114,10 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
     its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
     consolidation passes (torch's global generator before), the seed of ``stream.train_per_task``'s subsample
-    (``seed + 1000 + task`` before) and, where replay's after-task phase runs beside parts named in another order
-    than they consolidate (``ewc+replay``), that order (the order of the names before)."""
+    (``seed + 1000 + task`` before), where replay's after-task phase runs beside parts named in another order
+    than they consolidate (``ewc+replay``), that order (the order of the names before), and, where a multi-head
+    readout trains with weight decay, momentum or Adam, that heads no sample of a batch names get no gradient
+    (zero gradients before, which weight decay and carried momentum acted on)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
@@ -127,6 +130,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
             rules["pass_draws"] = "a generator of (seed, task, pass)"
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
+    if cfg.stream.scenario == "task" and (cfg.train.weight_decay or cfg.train.optimizer == "adam"
+                                          or cfg.train.momentum):
+        rules["unused_heads"] = "no gradient"
     classes = [strategy_class(p) for p in parts]
     if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"
@@ -134,13 +140,10 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
 
 
 def replay_phase_runs(cfg: ExperimentConfig, parts: list[str]) -> bool:
-    """Whether replay, one of ``parts``, trains on its buffer after each task (``mode = "after_task"``, or
-    ``"auto"`` beside a projection method)."""
-    if "replay" not in parts:
-        return False
-    mode = cfg.strategy.options.get("replay", {}).get("mode", "auto")
-    return mode == "after_task" or mode == "auto" and any(issubclass(strategy_class(p), ProjectionStrategy)
-                                                          for p in parts)
+    """Whether replay, one of ``parts``, trains on its buffer after each task (:func:`~.replay.phase_runs`)."""
+    from spikecl.continual.strategies.replay import phase_runs
+
+    return "replay" in parts and phase_runs(cfg.strategy.options.get("replay", {}).get("mode", "auto"), parts)
 
 
 def unshown_difference(recorded: dict, cfg: ExperimentConfig, runs_method: str) -> str | None:
@@ -252,6 +255,7 @@ class ContinualRun:
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
         cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
+        check_options_used(cfg, [method])
         cfg, self.strategy_name = validate_method(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()

@@ -181,6 +181,13 @@ class Strategy(TrainingHooks):
     #: on stored data (replay's after-task phase); 2, what the next task starts from (EWC's and SI's anchors)
     after_task_stage = 2
 
+    @classmethod
+    def ignored_options(cls, options, cfg, parts: Sequence[str]) -> dict[str, str]:
+        """{option: why} of the options a run of ``parts`` (the method's components) under experiment config ``cfg``
+        would not read, whatever their values; one set in ``[strategy.<name>]`` that every method of an experiment
+        ignores is refused before any work (:func:`~spikecl.continual.strategies.check_options_used`)."""
+        return {}
+
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
                  execution: Execution | None = None) -> None:
         self.model = model

@@ -254,9 +254,9 @@ class Readout(EngineLayer):
     """Linear synapses into non-spiking leaky integrators; the logits are the membrane averaged over T.
 
     ``n_heads > 1`` gives one head per task (task-incremental learning); each sample reads the head named by its
-    entry of ``heads`` ``[B]``, and only the heads a batch names take part in it (the others keep ``grad = None``,
-    so no optimiser's weight decay or momentum moves them; on CUDA, reading which heads those are waits for the
-    device once per batch). Input ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
+    entry of ``heads`` ``[B]`` (every head is computed: one graph for any mix of heads, also when compiled; a
+    trainer then drops the gradients of the heads no sample named, :meth:`release_unused_heads`). Input
+    ``[T, B, n_in]`` → logits ``[B, n_outputs]``.
     """
 
     def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False,
@@ -270,9 +270,18 @@ class Readout(EngineLayer):
             return synapse_call(self.heads[0])
         if heads is None:
             raise ConfigError(f"heads: this readout has {len(self.heads)} heads; give the head index of every sample")
-        used = torch.unique(heads)                                               # sorted head indices
-        stacked = torch.stack([synapse_call(self.heads[h]) for h in used.tolist()], dim=-2)    # [..., B, U, out]
-        return stacked[..., torch.arange(heads.shape[0], device=heads.device), torch.searchsorted(used, heads), :]
+        stacked = torch.stack([synapse_call(head) for head in self.heads], dim=-2)  # [..., B, H, out]
+        return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
+
+    def release_unused_heads(self, heads: torch.Tensor) -> None:
+        """After a batch's backward pass: the heads no entry of ``heads`` [B] names get ``grad = None`` (not zeros),
+        so no optimiser's weight decay or momentum moves them, as a head outside the batch would not be. Reading
+        which heads those are waits for the device once per batch on CUDA."""
+        if len(self.heads) > 1:
+            for count, head in zip(torch.bincount(heads, minlength=len(self.heads)).tolist(), self.heads):
+                if count == 0:
+                    for param in head.parameters():
+                        param.grad = None
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         self._keep_sequence(x_seq)

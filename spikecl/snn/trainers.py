@@ -114,7 +114,7 @@ class BPTTTrainer:
         or labels or heads out of range (``data_ok``, a 0-dim bool on the device). The flags stay on the loss's device
         and are read every ``read_every`` steps (default: every step on the CPU, :data:`CHECK_EVERY` on an
         accelerator, where a read makes the host wait for the device: no per-batch synchronisation in the training
-        loop)."""
+        loop, but for a multi-head readout's one, :meth:`~spikecl.snn.layers.Readout.release_unused_heads`)."""
         ok = torch.stack([torch.isfinite(loss), torch.ones((), dtype=torch.bool, device=loss.device)
                           if data_ok is None else data_ok.to(loss.device)])
         self._finite = ok if self._finite is None else self._finite & ok
@@ -219,6 +219,8 @@ class BPTTTrainer:
         optimizer.zero_grad(set_to_none=True)
         with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
             loss = self.task_loss_backward(x_seq, y, heads, mask)
+        if heads is not None:                         # heads no sample read: no gradient, not a zero one
+            self.net.readout.release_unused_heads(heads)
         penalty = hooks.penalty()
         if penalty is not None and penalty.requires_grad:
             penalty.backward()

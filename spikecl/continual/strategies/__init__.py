@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from spikecl.config import check_defaults, from_dict
 from spikecl.errors import ConfigError, did_you_mean
@@ -91,15 +91,12 @@ def components(method: str) -> list[str]:
 
 def check_options_apply(name: str, opts) -> None:
     """Refuse an option set away from its default where the method's other options make it unused (an Options
-    class's ``ONLY_FOR``: {option: (other option, the value it needs, or a tuple of the values it may have)}, e.g.
-    HLOP's ``lr`` with ``step = "fixed"``)."""
+    class's ``ONLY_FOR``: {option: (other option, the value it needs)}, e.g. HLOP's ``lr`` with ``step = "fixed"``)."""
     from spikecl.config import field_default
 
     for key, (other, needed) in getattr(type(opts), "ONLY_FOR", {}).items():
-        allowed = needed if isinstance(needed, tuple) else (needed,)
-        if getattr(opts, other) not in allowed and getattr(opts, key) != field_default(opts, key):
-            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = "
-                              f"{' or '.join(map(repr, allowed))}; leave it at its default "
+        if getattr(opts, other) != needed and getattr(opts, key) != field_default(opts, key):
+            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = {needed!r}; leave it at its default "
                               f"({field_default(opts, key)}): this run would ignore it")
 
 
@@ -113,7 +110,7 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
     for name in options:
         if name not in REGISTRY:
             raise ConfigError(f"strategy.{name}: options for an unknown method; known: {', '.join(sorted(REGISTRY))} "
-                              f"({OWN_METHODS})")
+                              f"({OWN_METHODS}){did_you_mean(name, REGISTRY)}")
     given = {name: from_dict(strategy_class(name).Options, options[name], f"strategy.{name}.") for name in options}
     for name, opts in given.items():
         check_options_apply(name, opts)
@@ -146,6 +143,28 @@ def validate_method(cfg, method: str):
             raise
         raise ConfigError(str(exc).replace("strategy.methods:", f"variants.{method}.method:", 1)) from None
     return run_cfg, runs_method
+
+
+def check_options_used(cfg, methods: Sequence[str] | None = None) -> None:
+    """A one-line ConfigError for an option set in a ``[strategy.<name>]`` table that every method of the experiment
+    ``cfg`` (or of ``methods``) using that table ignores (a method's
+    :meth:`~spikecl.continual.strategy.Strategy.ignored_options`, e.g. replay's phase options where no run has a
+    phase); a method that would use it keeps the table valid."""
+    ignored: dict[str, dict[str, str]] = {}
+    for method in cfg.strategy.methods if methods is None else methods:
+        run_cfg, runs_method = validate_method(cfg, method)
+        parts, options = components(runs_method), validate_options(runs_method, run_cfg.strategy.options)
+        for name in set(parts) & set(cfg.strategy.options):
+            why = strategy_class(name).ignored_options(options[name], run_cfg, parts)
+            ignored[name] = {k: v for k, v in why.items() if k in ignored.get(name, why)}
+    from spikecl.config import field_default
+
+    for name, why in ignored.items():
+        table, options = cfg.strategy.options[name], strategy_class(name).Options
+        unused = [key for key in table if key in why and table[key] != field_default(options, key)]
+        if unused:
+            raise ConfigError(f"strategy.{name}.{unused[0]}: no method of this experiment uses it ({why[unused[0]]}); "
+                              f"leave it at its default ({field_default(options, unused[0])})")
 
 
 def check_combination(method: str, shown: str | None = None) -> list[str]:

@@ -111,6 +111,11 @@ class HLOPOptions:
                 "step_rows": ("activity", "steps")}
 
 
+#: why ``step_rows`` is unused on a network without a protected Linear synapse
+STEP_ROWS_UNUSED = ("it samples the rows of Linear synapses, and the network protects none (its convolutions take "
+                    "every row; a multi-head readout is not protected)")
+
+
 def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
     """Responses ``y`` rounded to ``levels`` rate levels of their largest magnitude (spiking lateral neurons)."""
     if not levels:
@@ -236,11 +241,15 @@ class HLOP(ProjectionStrategy):
     uses_activity = True
     Options = HLOPOptions
 
+    @classmethod
+    def ignored_options(cls, options, cfg, parts):
+        all_convolutions = cfg.network.kind == "cnn" and cfg.stream.scenario == "task"    # readout: one per task
+        return {"step_rows": STEP_ROWS_UNUSED} if all_convolutions else {}
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.options.step_rows and all(isinstance(p.synapse, torch.nn.Conv2d) for p in self.synapses):
-            raise ConfigError("strategy.hlop.step_rows: applies to Linear synapses, and every synapse this network "
-                              "protects is a convolution (a multi-head readout is not protected); leave it at 0")
+            raise ConfigError(f"strategy.hlop.step_rows: {STEP_ROWS_UNUSED}; leave it at 0")
         self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.basis = self.empty(), self.empty(), self.empty()
         self.velocity = self.empty()                 # exponential average of H_new's Hebbian steps
