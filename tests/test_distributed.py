@@ -381,7 +381,7 @@ def test_a_launcher_interrupted_alone_writes_no_results_after_it(tmp_path):
 def _killed_if_rank_1():                                 # a training process the OOM killer takes
     if os.environ["RANK"] == "1":
         os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(60)
+    time.sleep(600)
     return 0
 
 
@@ -393,7 +393,7 @@ def test_a_training_process_killed_by_a_signal_is_named_in_one_line(capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("spikecl")]
     assert len(err) == 1 and re.match(r"spikecl: error: training process 1 \(pid \d+\) was killed by SIGKILL; "
                                       r"what finished is kept: run again with --resume to continue$", err[0]), err
-    assert time.time() - start < 50                      # the other process was stopped, not waited for
+    assert time.time() - start < 300                     # the other process was stopped, not waited for
 
 
 def test_under_torchrun_a_plan_that_cannot_train_data_parallel_is_refused_before_any_job(tmp_path, monkeypatch):
