@@ -148,6 +148,7 @@ class CA3Params:
     stdp_post_lag_ms: float = 1.0                 # the rule sees a post spike this late (>= delay_plastic_ms)
     # operations
     learn_hold_steps: int = 3                     # a learn holds cue and content input for this many steps
+    # (relearning forgets only if the held cue spikes again after the rule saw the forgotten echo: see docs/ca3.md)
     # options (off by default = the published model)
     read_only_recall: bool = False
     match_k: int = 0

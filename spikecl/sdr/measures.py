@@ -23,7 +23,8 @@ def one_thread():
 
 def degrade(x: np.ndarray, level: float, how: str, seed: int) -> np.ndarray:
     """Cues [B, N] bool: ``level`` of each item's active bits removed (``"removed"``) or moved to inactive
-    positions (``"flipped"``), reproducibly."""
+    positions (``"flipped"``; an item with more active than inactive positions moves only as many bits as it has
+    inactive positions: :meth:`~spikecl.sdr.sdr.SDR.add_noise`), reproducibly."""
     from spikecl.sdr.sdr import SDR
 
     out = np.zeros_like(x, dtype=bool)

@@ -219,7 +219,8 @@ class SDR:
 
     # -- noise --------------------------------------------------------------------------------------------
     def add_noise(self, fraction: float, seed: int | np.random.Generator = 0) -> "SDR":
-        """Move ``round(fraction * n_active)`` active bits to random inactive positions (sparsity kept)."""
+        """Move ``round(fraction * n_active)`` active bits to random inactive positions (sparsity kept); at most as
+        many as there are inactive positions, so an SDR with more active than inactive bits moves fewer."""
         fraction = _check_fraction(fraction, "noise fraction")
         rng = _rng(seed)
         n_move = int(round(fraction * self.n_active))
