@@ -346,6 +346,11 @@ def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
     assert main(["deploy", str(out), "--backend", "reference", "--samples", "100"]) == 0
     assert "backend reference: accuracy" in capsys.readouterr().out
     assert main(["export", str(results), "-o", str(tmp_path / "net.nir"), "--format", "nir"]) == 0
+    capsys.readouterr()
+    assert main(["deploy", str(tmp_path / "net.nir"), "--samples", "10"]) == 2       # a float graph: named
+    assert capsys.readouterr().err.strip() == (f"spikecl: error: {tmp_path / 'net.nir'} is a NIR graph, a float "
+                                               "network; deploy runs netx files (spikecl export --format netx), and "
+                                               "spikecl.export.nir_readers.run_nir runs a NIR graph")
 
 
 def test_export_of_a_subtract_reset_run_writes_nothing(tmp_path, capsys):

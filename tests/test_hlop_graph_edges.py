@@ -255,3 +255,23 @@ def test_the_lava_learners_never_write_over_their_graph_or_an_existing_file(tmp_
                                *flags], capture_output=True, text=True, env=checkout_env(), cwd=ROOT, timeout=300)
         assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1
     assert graph.read_bytes() == b"a graph" and other.read_bytes() == b"a result"
+
+
+def test_a_learning_graph_never_replaces_an_existing_file_unless_asked(tmp_path):
+    """As every spikecl writer: an existing file (here an unrelated one) is refused, kept intact, and replaced
+    only with ``overwrite=True``."""
+    import h5py
+
+    from spikecl.errors import ExistsError
+
+    precious = tmp_path / "precious.h5"
+    with h5py.File(precious, "w") as f:
+        f["results"] = np.arange(5)
+    graph = hg.make_graph(activity(), K)
+    with pytest.raises(ExistsError, match="precious.h5 exists"):
+        hg.write_graph(precious, graph)
+    with h5py.File(precious) as f:
+        assert list(f) == ["results"]
+    hg.write_graph(precious, graph, overwrite=True)
+    with h5py.File(precious) as f:
+        assert "activity" in f and "results" not in f

@@ -252,8 +252,8 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
     return check(HLOPGraph(activity, h_init, h_old, 0 if lr_log2 is None else lr_log2, epochs, layer, h_torch))
 
 
-def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = True) -> Path:
-    """Write ``graph`` (checked) as a learning-graph file."""
+def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = False) -> Path:
+    """Write ``graph`` (checked) as a learning-graph file; an existing ``path`` is refused unless ``overwrite``."""
     import h5py
 
     from spikecl.io import atomic_write

@@ -356,8 +356,13 @@ def read_netx(path: str | Path) -> FixedNetwork:
     if path.suffix == ".ckpt":
         raise ResultsError(f"{path} is a run checkpoint, not an exported network; export it first: spikecl export "
                            f"{path} -o net.h5")
+    import h5py
+
     with open_for_reading(path, "network file") as f:
         meta = f.get("spikecl")
+        if meta is None and isinstance(f.get("node"), h5py.Group):
+            raise ResultsError(f"{path} is a NIR graph, a float network; deploy runs netx files (spikecl export "
+                               "--format netx), and spikecl.export.nir_readers.run_nir runs a NIR graph")
         if meta is None or meta.attrs.get("schema") != SCHEMA:
             raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
         version = int(meta.attrs["schema_version"])
