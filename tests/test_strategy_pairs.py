@@ -311,17 +311,22 @@ def test_hlop_step_rows_on_a_network_whose_protected_synapses_are_all_convolutio
         HLOP(build_mlp(16, [], 3, n_heads=2), HLOPOptions(step_rows=1))
 
 
-@pytest.mark.parametrize("train, recorded", [({}, True), ({"momentum": 0.0}, False),
-                                             ({"momentum": 0.0, "weight_decay": 0.01}, True)])
-def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(train, recorded):
-    """Where weight decay or carried momentum could move a head no batch sample names, the rule that such heads
-    get no gradient is recorded (their numbers were otherwise before it); domain-incremental runs have one head."""
+@pytest.mark.parametrize("method, train, recorded", [
+    ("finetune", {}, False),                                     # momentum 0.9, a fresh optimiser per task
+    ("finetune", {"weight_decay": 0.01}, True), ("finetune", {"reset_optimizer": False}, True),
+    ("replay", {}, True), ("joint", {}, True), ("replay", {"momentum": 0.0}, False),   # batches mixing heads
+    ("hlop+replay", {}, False),                                  # replay's phase: no mixed batches
+])
+def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, train, recorded):
+    """Where weight decay, or momentum carried into a task or built up by batches mixing heads, could have moved a
+    head no batch sample names, the rule that such heads get no gradient is recorded (their numbers were otherwise
+    before it); elsewhere a zero gradient moved nothing, and domain-incremental runs have one head."""
     from spikecl.continual.runner import unshown_rules
 
     task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
                                  "train": {**TINY["train"], **train}})
-    assert ("unused_heads" in unshown_rules(task, "finetune")) == recorded
-    assert "unused_heads" not in unshown_rules(experiment_from_dict(TINY), "finetune")
+    assert ("unused_heads" in unshown_rules(task, method)) == recorded
+    assert "unused_heads" not in unshown_rules(experiment_from_dict(TINY), method)
 
 
 @pytest.mark.parametrize("methods, options, refused", [
@@ -333,17 +338,38 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(train, r
 ])
 def test_an_option_every_method_of_the_experiment_ignores_is_refused_before_any_work(methods, options, refused):
     """A ``[strategy.<name>]`` option no run of the experiment reads (replay's phase options where no run has a
-    phase) is a one-line ConfigError when the experiment is loaded and when a run is built from it."""
+    phase) is a one-line ConfigError when the experiment is loaded; one that some method reads is valid, and the
+    runs of the other methods are built from it (they ignore it)."""
     from spikecl.continual.experiment import KIND
 
     raw = {**TINY, "strategy": {**options, "methods": methods}}
     if refused is None:
         KIND.load(raw)
+        ContinualRun(experiment_from_dict(raw), methods[0], 0)
         return
     with pytest.raises(ConfigError, match=re.escape(refused)):
         KIND.load(raw)
-    with pytest.raises(ConfigError, match=re.escape(refused)):
-        ContinualRun(experiment_from_dict(raw), methods[0], 0)
+
+
+def test_an_option_a_variant_sets_and_its_run_ignores_is_refused_and_a_sweep_point_is_checked(sweep_files):
+    """A variant's own option its run ignores is named with the variant; a sweep point whose option no method of
+    the sweep reads is refused when the sweep loads, not when its runs start."""
+    from spikecl.continual.experiment import KIND
+    from spikecl.continual.sweep import load_sweep
+
+    variant = {"method": "replay", "strategy": {"replay": {"mode": "mixed", "phase_lr": 0.5}}}
+    with pytest.raises(ConfigError, match=re.escape("variants.rp: strategy.replay.phase_lr: its run ignores it")):
+        KIND.load({**TINY, "strategy": {"methods": ["rp"]}, "variants": {"rp": variant}})
+    KIND.load({**TINY, "strategy": {"methods": ["rp"]}, "variants": {"rp": {**variant, "strategy": {"replay": {
+        "mode": "after_task", "phase_lr": 0.5}}}}})
+    base = ('name = "b"\n[data]\ndataset = "digits"\n[stream]\nkind = "permuted"\nn_tasks = 2\n'
+            '[strategy]\nmethods = ["replay"]\n[strategy.replay]\nmode = "mixed"\n')
+    path = sweep_files(base, 'base = "base.toml"\n[grid]\n"strategy.replay.phase_lr" = [0.01, 0.5]\n')
+    with pytest.raises(ConfigError, match=re.escape("strategy.replay.phase_lr: no method of this experiment uses it")):
+        load_sweep(path)
+    load_sweep(sweep_files(base.replace('["replay"]', '["replay", "hlop+replay"]').replace('mode = "mixed"',
+                                                                                           'mode = "auto"'),
+                           'base = "base.toml"\n[grid]\n"strategy.replay.phase_lr" = [0.01, 0.5]\n'))
 
 
 def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment_loads():
@@ -357,3 +383,20 @@ def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment
                                           "the rows of Linear synapses"):
         KIND.load(raw)
     KIND.load({**raw, "strategy": {"methods": ["finetune", "hlop"]}})
+
+
+def test_rules_that_depend_on_the_method_never_part_rows_of_one_experiment():
+    """A rule a run records about how its method computes (``unused_heads`` for joint's mixed batches, SI's
+    gradient, ...) differs between methods of one experiment by nature: reports pair and table such rows as one
+    comparison, as they do rows whose method options differ."""
+    from spikecl.continual.report import METHOD_RULES
+    from spikecl.continual.runner import unshown_rules
+
+    methods = ["finetune", "joint", "replay", "ewc+replay", "si+gpm", "hlop+gpm", "ewc", "multitask"]
+    for changes in ({}, {"network": {**TINY["network"], "encoder": "poisson"}},
+                    {"stream": {**TINY["stream"], "kind": "split", "scenario": "task"}}):
+        cfg = experiment_from_dict({**TINY, **changes, "strategy": {**TINY["strategy"], "replay": {
+            "per_class": 2, "batch_size": 8, "mode": "after_task"}}})
+        rules = [unshown_rules(cfg, m) for m in methods]
+        varying = {k for r in rules for k in r} - {k for k in rules[0] if all(r.get(k) == rules[0][k] for r in rules)}
+        assert varying and varying <= METHOD_RULES, varying

@@ -25,8 +25,7 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
-from spikecl.continual.strategies import (build_strategy, check_options_used, check_support, strategy_class,
-                                          validate_method)
+from spikecl.continual.strategies import build_strategy, check_support, strategy_class, validate_method
 from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
@@ -130,13 +129,25 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
             rules["pass_draws"] = "a generator of (seed, task, pass)"
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
-    if cfg.stream.scenario == "task" and (cfg.train.weight_decay or cfg.train.optimizer == "adam"
-                                          or cfg.train.momentum):
+    if unused_heads_could_move(cfg, parts):
         rules["unused_heads"] = "no gradient"
     classes = [strategy_class(p) for p in parts]
     if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"
     return rules
+
+
+def unused_heads_could_move(cfg: ExperimentConfig, parts: list[str]) -> bool:
+    """Whether a head no sample of a batch names could have moved when it got a zero gradient (before it got none):
+    several heads, and weight decay, or momentum or Adam's state carried into a task (``reset_optimizer = false``)
+    or built up by batches that mix heads (``joint``, ``multitask``, replay mixing its samples into batches)."""
+    train = cfg.train
+    if cfg.stream.scenario != "task" or cfg.stream.n_tasks < 2:
+        return False
+    mixing = any(p in ("joint", "multitask") for p in parts) or (
+        "replay" in parts and not replay_phase_runs(cfg, parts))
+    carried = train.optimizer == "adam" or train.momentum > 0
+    return bool(train.weight_decay) or carried and (not train.reset_optimizer or mixing)
 
 
 def replay_phase_runs(cfg: ExperimentConfig, parts: list[str]) -> bool:
@@ -255,7 +266,6 @@ class ContinualRun:
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
         cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
-        check_options_used(cfg, [method])
         cfg, self.strategy_name = validate_method(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()

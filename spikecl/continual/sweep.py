@@ -165,7 +165,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
-    from spikecl.continual.strategies import validate_method
+    from spikecl.continual.strategies import check_options_used, validate_method
 
     path = Path(path)
     raw = load_toml(path, "sweep file")
@@ -203,6 +203,9 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         if label in points:
             raise ConfigError(f"sweep: two points share the folder name {label!r}")
         points[label] = point
+        where = "grid" if cfg.grid else "points"                 # the point's experiment, every method in it
+        check_options_used(experiment_from_dict(apply_overrides(base_raw, [
+            *fixed, *(_literal(k, v, where) for k, v in point.items()), _literal("strategy.methods", methods)])))
     runs, candidates = [], {}
     for method in methods:
         first_label = {}                             # identity -> the first point giving that run

@@ -146,25 +146,33 @@ def validate_method(cfg, method: str):
 
 
 def check_options_used(cfg, methods: Sequence[str] | None = None) -> None:
-    """A one-line ConfigError for an option set in a ``[strategy.<name>]`` table that every method of the experiment
-    ``cfg`` (or of ``methods``) using that table ignores (a method's
+    """A one-line ConfigError for a strategy option that no run reads (a method's
     :meth:`~spikecl.continual.strategy.Strategy.ignored_options`, e.g. replay's phase options where no run has a
-    phase); a method that would use it keeps the table valid."""
-    ignored: dict[str, dict[str, str]] = {}
+    phase): one a variant sets for itself and its run ignores, or one set in a shared ``[strategy.<name>]`` table
+    that every method of the experiment ``cfg`` (or of ``methods``) using that table ignores (a method that reads
+    it keeps the table valid)."""
+    from spikecl.config import field_default
+
+    shared: dict[str, dict[str, str]] = {}
     for method in cfg.strategy.methods if methods is None else methods:
         run_cfg, runs_method = validate_method(cfg, method)
         parts, options = components(runs_method), validate_options(runs_method, run_cfg.strategy.options)
-        for name in set(parts) & set(cfg.strategy.options):
+        for name in parts:
             why = strategy_class(name).ignored_options(options[name], run_cfg, parts)
-            ignored[name] = {k: v for k, v in why.items() if k in ignored.get(name, why)}
-    from spikecl.config import field_default
-
-    for name, why in ignored.items():
-        table, options = cfg.strategy.options[name], strategy_class(name).Options
-        unused = [key for key in table if key in why and table[key] != field_default(options, key)]
+            table, base = run_cfg.strategy.options.get(name, {}), cfg.strategy.options.get(name, {})
+            own = [k for k in why if k in table and (k not in base or base[k] != table[k])
+                   and table[k] != field_default(options[name], k)]
+            if own:
+                raise ConfigError(f"variants.{method}: strategy.{name}.{own[0]}: its run ignores it ({why[own[0]]}); "
+                                  "leave it out")
+            if name in cfg.strategy.options:
+                shared[name] = {k: v for k, v in why.items() if k in shared.get(name, why)}
+    for name, why in shared.items():
+        table, defaults = cfg.strategy.options[name], strategy_class(name).Options
+        unused = [key for key in table if key in why and table[key] != field_default(defaults, key)]
         if unused:
             raise ConfigError(f"strategy.{name}.{unused[0]}: no method of this experiment uses it ({why[unused[0]]}); "
-                              f"leave it at its default ({field_default(options, unused[0])})")
+                              f"leave it at its default ({field_default(defaults, unused[0])})")
 
 
 def check_combination(method: str, shown: str | None = None) -> list[str]:

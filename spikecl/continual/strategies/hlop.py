@@ -112,8 +112,8 @@ class HLOPOptions:
 
 
 #: why ``step_rows`` is unused on a network without a protected Linear synapse
-STEP_ROWS_UNUSED = ("it samples the rows of Linear synapses, and the network protects none (its convolutions take "
-                    "every row; a multi-head readout is not protected)")
+STEP_ROWS_UNUSED = ("it samples the rows of Linear synapses, and the network protects none: its convolutions take "
+                    "every row, and a multi-head readout is not protected")
 
 
 def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
@@ -243,7 +243,8 @@ class HLOP(ProjectionStrategy):
 
     @classmethod
     def ignored_options(cls, options, cfg, parts):
-        all_convolutions = cfg.network.kind == "cnn" and cfg.stream.scenario == "task"    # readout: one per task
+        heads = cfg.stream.scenario == "task" and cfg.stream.n_tasks > 1                 # an unprotected readout
+        all_convolutions = cfg.network.kind == "cnn" and heads
         return {"step_rows": STEP_ROWS_UNUSED} if all_convolutions else {}
 
     def __init__(self, *args, **kwargs) -> None:
