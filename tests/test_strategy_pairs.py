@@ -314,13 +314,13 @@ def test_hlop_step_rows_on_a_network_whose_protected_synapses_are_all_convolutio
 @pytest.mark.parametrize("method, train, recorded", [
     ("finetune", {}, False),                                     # momentum 0.9, a fresh optimiser per task
     ("finetune", {"weight_decay": 0.01}, True), ("finetune", {"reset_optimizer": False}, True),
-    ("replay", {}, True), ("joint", {}, True), ("replay", {"momentum": 0.0}, False),   # batches mixing heads
-    ("hlop+replay", {}, False),                                  # replay's phase: no mixed batches
+    ("joint", {}, False), ("joint", {"weight_decay": 0.01}, True),          # alike for every method
+    ("finetune", {"momentum": 0.0, "reset_optimizer": False}, False),
 ])
 def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, train, recorded):
-    """Where weight decay, or momentum carried into a task or built up by batches mixing heads, could have moved a
-    head no batch sample names, the rule that such heads get no gradient is recorded (their numbers were otherwise
-    before it); elsewhere a zero gradient moved nothing, and domain-incremental runs have one head."""
+    """Where weight decay, or momentum carried into a task, could have moved a head no batch sample names, the rule
+    that such heads get no gradient is recorded (their numbers were otherwise before it), for every method alike;
+    elsewhere a zero gradient moved nothing, and domain-incremental runs have one head."""
     from spikecl.continual.runner import unshown_rules
 
     task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
@@ -330,16 +330,15 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, 
 
 
 @pytest.mark.parametrize("methods, options, refused", [
-    (["replay"], {"replay": {"phase_epochs": 3}}, "strategy.replay.phase_epochs: no method of this experiment uses"),
-    (["replay"], {"replay": {"mode": "mixed", "phase_lr": 0.5}}, "strategy.replay.phase_lr: no method of this "),
+    (["replay"], {"replay": {"mode": "mixed", "phase_lr": 0.5}},
+     "strategy.replay.phase_lr: applies only to mode = 'after_task' or 'auto'; leave it at its default (0.01)"),
     (["replay", "hlop+replay"], {"replay": {"phase_epochs": 3}}, None),         # hlop+replay's phase reads it
     (["ewc+replay"], {"replay": {"mode": "after_task", "phase_lr": 0.5}}, None),
-    (["replay"], {"replay": {"phase_epochs": 1}}, None),                          # its default: nothing ignored
+    (["replay"], {"replay": {"mode": "mixed", "phase_epochs": 1}}, None),         # its default
 ])
-def test_an_option_every_method_of_the_experiment_ignores_is_refused_before_any_work(methods, options, refused):
-    """A ``[strategy.<name>]`` option no run of the experiment reads (replay's phase options where no run has a
-    phase) is a one-line ConfigError when the experiment is loaded; one that some method reads is valid, and the
-    runs of the other methods are built from it (they ignore it)."""
+def test_replays_phase_options_are_refused_where_no_run_could_read_them(methods, options, refused):
+    """Under ``mode = "mixed"`` no run of any method reads replay's phase options: a one-line ConfigError when the
+    experiment loads; under ``"auto"`` a run beside a projection method reads them, so a shared table keeps them."""
     from spikecl.continual.experiment import KIND
 
     raw = {**TINY, "strategy": {**options, "methods": methods}}
@@ -351,21 +350,21 @@ def test_an_option_every_method_of_the_experiment_ignores_is_refused_before_any_
         KIND.load(raw)
 
 
-def test_an_option_a_variant_sets_and_its_run_ignores_is_refused_and_a_sweep_point_is_checked(sweep_files):
-    """A variant's own option its run ignores is named with the variant; a sweep point whose option no method of
-    the sweep reads is refused when the sweep loads, not when its runs start."""
+def test_a_variant_or_a_sweep_point_with_phase_options_no_run_reads_is_refused_when_it_loads(sweep_files):
+    """A variant's own table, and a sweep's points, are checked as an experiment's: a mixed-mode replay with a
+    phase option is refused when the file or the sweep loads, not when its runs start."""
     from spikecl.continual.experiment import KIND
     from spikecl.continual.sweep import load_sweep
 
     variant = {"method": "replay", "strategy": {"replay": {"mode": "mixed", "phase_lr": 0.5}}}
-    with pytest.raises(ConfigError, match=re.escape("variants.rp: strategy.replay.phase_lr: its run ignores it")):
+    with pytest.raises(ConfigError, match=re.escape("strategy.replay.phase_lr: applies only to mode = 'after_task'")):
         KIND.load({**TINY, "strategy": {"methods": ["rp"]}, "variants": {"rp": variant}})
     KIND.load({**TINY, "strategy": {"methods": ["rp"]}, "variants": {"rp": {**variant, "strategy": {"replay": {
         "mode": "after_task", "phase_lr": 0.5}}}}})
     base = ('name = "b"\n[data]\ndataset = "digits"\n[stream]\nkind = "permuted"\nn_tasks = 2\n'
             '[strategy]\nmethods = ["replay"]\n[strategy.replay]\nmode = "mixed"\n')
     path = sweep_files(base, 'base = "base.toml"\n[grid]\n"strategy.replay.phase_lr" = [0.01, 0.5]\n')
-    with pytest.raises(ConfigError, match=re.escape("strategy.replay.phase_lr: no method of this experiment uses it")):
+    with pytest.raises(ConfigError, match=re.escape("strategy.replay.phase_lr: applies only to mode = 'after_task'")):
         load_sweep(path)
     load_sweep(sweep_files(base.replace('["replay"]', '["replay", "hlop+replay"]').replace('mode = "mixed"',
                                                                                            'mode = "auto"'),
@@ -379,24 +378,8 @@ def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment
     raw = {**TINY, "network": {"kind": "cnn", "channels": [4], "num_steps": 2},
            "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
            "strategy": {"methods": ["finetune", "hlop"], "hlop": {"step_rows": 1}}}
-    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: no method of this experiment uses it .it samples "
-                                          "the rows of Linear synapses"):
+    with pytest.raises(ConfigError, match="strategy.hlop.step_rows: it samples the rows of Linear synapses, and the "
+                                          "network protects none"):
         KIND.load(raw)
     KIND.load({**raw, "strategy": {"methods": ["finetune", "hlop"]}})
 
-
-def test_rules_that_depend_on_the_method_never_part_rows_of_one_experiment():
-    """A rule a run records about how its method computes (``unused_heads`` for joint's mixed batches, SI's
-    gradient, ...) differs between methods of one experiment by nature: reports pair and table such rows as one
-    comparison, as they do rows whose method options differ."""
-    from spikecl.continual.report import METHOD_RULES
-    from spikecl.continual.runner import unshown_rules
-
-    methods = ["finetune", "joint", "replay", "ewc+replay", "si+gpm", "hlop+gpm", "ewc", "multitask"]
-    for changes in ({}, {"network": {**TINY["network"], "encoder": "poisson"}},
-                    {"stream": {**TINY["stream"], "kind": "split", "scenario": "task"}}):
-        cfg = experiment_from_dict({**TINY, **changes, "strategy": {**TINY["strategy"], "replay": {
-            "per_class": 2, "batch_size": 8, "mode": "after_task"}}})
-        rules = [unshown_rules(cfg, m) for m in methods]
-        varying = {k for r in rules for k in r} - {k for k in rules[0] if all(r.get(k) == rules[0][k] for r in rules)}
-        assert varying and varying <= METHOD_RULES, varying

@@ -94,14 +94,14 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     """``cfg`` after checking every method's options and what each method supports (trainer, scenario), and the
     options of variants it declares but does not run; a ConfigError names the first problem, before anything is
     written."""
-    from spikecl.continual.strategies import check_options_used, check_support, validate_method
+    from spikecl.continual.strategies import check_run, check_support, validate_method
 
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
+        check_run(run_cfg, runs_method)
     for name in cfg.variants.keys() - set(cfg.strategy.methods):
         validate_method(cfg, name)
-    check_options_used(cfg)
     return cfg
 
 

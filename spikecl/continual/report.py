@@ -46,15 +46,10 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
     return "\n".join(lines)
 
 
-#: the rules of :func:`~spikecl.continual.runner.unshown_rules` that depend on the method a run trains
-METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads"})
-
 #: recorded keys in which runs of different methods may differ and still be one comparison, besides
 #: :data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`: the method and its options (and the variants table, which a
-#: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`), and
-#: the rules a run records about how its method computes (:func:`~spikecl.continual.runner.unshown_rules`: SI's
-#: gradient, joint projection, consolidation passes' draws, consolidation order, heads without gradient)
-METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"} | METHOD_RULES)
+#: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`)
+METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"})
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:

@@ -182,11 +182,9 @@ class Strategy(TrainingHooks):
     after_task_stage = 2
 
     @classmethod
-    def ignored_options(cls, options, cfg, parts: Sequence[str]) -> dict[str, str]:
-        """{option: why} of the options a run of ``parts`` (the method's components) under experiment config ``cfg``
-        would not read, whatever their values; one set in ``[strategy.<name>]`` that every method of an experiment
-        ignores is refused before any work (:func:`~spikecl.continual.strategies.check_options_used`)."""
-        return {}
+    def check_run(cls, options, cfg) -> None:
+        """Before any work: a one-line ConfigError where ``options`` (this method's) cannot apply to a run under
+        ``cfg`` (the run's experiment config), e.g. an option no part of that run's network would read."""
 
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
                  execution: Execution | None = None) -> None:

@@ -165,7 +165,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
-    from spikecl.continual.strategies import validate_method
+    from spikecl.continual.strategies import check_run, validate_method
 
     path = Path(path)
     raw = load_toml(path, "sweep file")
@@ -193,11 +193,12 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+        check_run(run_cfg, runs_method)
         results = run_cfg.results_path(method, seed)
         run_id = f"{folder}/{method}-seed{seed}"
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 
-    points = _points(cfg, base_raw, [*fixed, _literal("strategy.methods", methods)])
+    points = _points(cfg)
     runs, candidates = [], {}
     for method in methods:
         first_label = {}                             # identity -> the first point giving that run
@@ -215,19 +216,14 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
 
 
-def _points(cfg: SweepConfig, base_raw: dict, fixed: list[str]) -> dict[str, dict]:
-    """{folder label: overrides} of the sweep's points; a point whose experiment (``base_raw`` with ``fixed`` and its
-    overrides, every method of the sweep) sets an option no method reads is refused before anything runs."""
-    from spikecl.continual.strategies import check_options_used
-
-    points, where = {}, "grid" if cfg.grid else "points"
+def _points(cfg: SweepConfig) -> dict[str, dict]:
+    """{folder label: overrides} of the sweep's points (two points of one label are refused)."""
+    points = {}
     for point in grid_points(cfg):
         label = point_label(point)
         if label in points:
             raise ConfigError(f"sweep: two points share the folder name {label!r}")
         points[label] = point
-        check_options_used(experiment_from_dict(apply_overrides(base_raw, [
-            *fixed, *(_literal(k, v, where) for k, v in point.items())])))
     return points
 
 

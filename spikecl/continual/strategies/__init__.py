@@ -91,12 +91,15 @@ def components(method: str) -> list[str]:
 
 def check_options_apply(name: str, opts) -> None:
     """Refuse an option set away from its default where the method's other options make it unused (an Options
-    class's ``ONLY_FOR``: {option: (other option, the value it needs)}, e.g. HLOP's ``lr`` with ``step = "fixed"``)."""
+    class's ``ONLY_FOR``: {option: (other option, the value it needs, or a tuple of the values it may have)}, e.g.
+    HLOP's ``lr`` with ``step = "fixed"``)."""
     from spikecl.config import field_default
 
     for key, (other, needed) in getattr(type(opts), "ONLY_FOR", {}).items():
-        if getattr(opts, other) != needed and getattr(opts, key) != field_default(opts, key):
-            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = {needed!r}; leave it at its default "
+        allowed = needed if isinstance(needed, tuple) else (needed,)
+        if getattr(opts, other) not in allowed and getattr(opts, key) != field_default(opts, key):
+            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = "
+                              f"{' or '.join(map(repr, allowed))}; leave it at its default "
                               f"({field_default(opts, key)}): this run would ignore it")
 
 
@@ -145,34 +148,12 @@ def validate_method(cfg, method: str):
     return run_cfg, runs_method
 
 
-def check_options_used(cfg, methods: Sequence[str] | None = None) -> None:
-    """A one-line ConfigError for a strategy option that no run reads (a method's
-    :meth:`~spikecl.continual.strategy.Strategy.ignored_options`, e.g. replay's phase options where no run has a
-    phase): one a variant sets for itself and its run ignores, or one set in a shared ``[strategy.<name>]`` table
-    that every method of the experiment ``cfg`` (or of ``methods``) using that table ignores (a method that reads
-    it keeps the table valid)."""
-    from spikecl.config import field_default
-
-    shared: dict[str, dict[str, str]] = {}
-    for method in cfg.strategy.methods if methods is None else methods:
-        run_cfg, runs_method = validate_method(cfg, method)
-        parts, options = components(runs_method), validate_options(runs_method, run_cfg.strategy.options)
-        for name in parts:
-            why = strategy_class(name).ignored_options(options[name], run_cfg, parts)
-            table, base = run_cfg.strategy.options.get(name, {}), cfg.strategy.options.get(name, {})
-            own = [k for k in why if k in table and (k not in base or base[k] != table[k])
-                   and table[k] != field_default(options[name], k)]
-            if own:
-                raise ConfigError(f"variants.{method}: strategy.{name}.{own[0]}: its run ignores it ({why[own[0]]}); "
-                                  "leave it out")
-            if name in cfg.strategy.options:
-                shared[name] = {k: v for k, v in why.items() if k in shared.get(name, why)}
-    for name, why in shared.items():
-        table, defaults = cfg.strategy.options[name], strategy_class(name).Options
-        unused = [key for key in table if key in why and table[key] != field_default(defaults, key)]
-        if unused:
-            raise ConfigError(f"strategy.{name}.{unused[0]}: no method of this experiment uses it ({why[unused[0]]}); "
-                              f"leave it at its default ({field_default(defaults, unused[0])})")
+def check_run(run_cfg, runs_method: str) -> None:
+    """Each part's :meth:`~spikecl.continual.strategy.Strategy.check_run` for a run of ``runs_method`` under
+    ``run_cfg`` (from :func:`validate_method`): one-line ConfigErrors before any work."""
+    options = validate_options(runs_method, run_cfg.strategy.options)
+    for name in components(runs_method):
+        strategy_class(name).check_run(options[name], run_cfg)
 
 
 def check_combination(method: str, shown: str | None = None) -> list[str]:

@@ -242,10 +242,10 @@ class HLOP(ProjectionStrategy):
     Options = HLOPOptions
 
     @classmethod
-    def ignored_options(cls, options, cfg, parts):
+    def check_run(cls, options, cfg) -> None:
         heads = cfg.stream.scenario == "task" and cfg.stream.n_tasks > 1                 # an unprotected readout
-        all_convolutions = cfg.network.kind == "cnn" and heads
-        return {"step_rows": STEP_ROWS_UNUSED} if all_convolutions else {}
+        if options.step_rows and options.activity == "steps" and cfg.network.kind == "cnn" and heads:
+            raise ConfigError(f"strategy.hlop.step_rows: {STEP_ROWS_UNUSED}; leave it at 0")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

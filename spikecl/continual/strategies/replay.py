@@ -42,6 +42,9 @@ class ReplayOptions:
     seed: int = option(0, low=0, high=SEED_RANGE - 1,
                        doc="seed of buffer selection and sampling, paired with the run seed")
 
+    #: options another option makes unused (under "auto" the phase runs beside a projection method)
+    ONLY_FOR = {"phase_epochs": ("mode", ("after_task", "auto")), "phase_lr": ("mode", ("after_task", "auto"))}
+
 
 def phase_runs(mode: str, parts) -> bool:
     """Whether replay in a run of ``parts`` (method names) trains on its buffer after each task: ``mode =
@@ -57,13 +60,6 @@ class Replay(Strategy):
     supports_data_parallel = True
     Options = ReplayOptions
     after_task_stage = 1            # after the subspaces of the task as trained, before EWC's and SI's anchors
-
-    @classmethod
-    def ignored_options(cls, options, cfg, parts):
-        if phase_runs(options.mode, parts):
-            return {}
-        why = "replay's after-task phase runs only with mode = 'after_task', or 'auto' beside a projection method"
-        return {"phase_epochs": why, "phase_lr": why}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
