@@ -498,6 +498,7 @@ ONLY_FOR = {
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
+    ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
 }
 
 
@@ -507,10 +508,12 @@ def field_default(section: Any, key: str) -> Any:
     return found.default_factory() if found.default is dataclasses.MISSING else found.default
 
 
-def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "network", "train")) -> None:
+def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "network", "train"),
+                  rules: dict | None = None) -> None:
     """Refuse an option of ``tables`` set away from its default where it has no effect (``stream.classes_per_task``
-    on a permuted stream, ``data.pool`` on images, ``network.channels`` on an MLP, ...): it would be ignored."""
-    for (table, key), (applies, where) in ONLY_FOR.items():
+    on a permuted stream, ``data.pool`` on images, ``network.channels`` on an MLP, ...): it would be ignored.
+    ``rules``: (table, key) -> (applies(cfg), where it applies), :data:`ONLY_FOR` by default."""
+    for (table, key), (applies, where) in (ONLY_FOR if rules is None else rules).items():
         if table not in tables:
             continue
         section = getattr(cfg, table)

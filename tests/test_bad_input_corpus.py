@@ -43,7 +43,6 @@ num_steps = 2
 [train]
 epochs = 1
 batch_size = 20
-eval_samples = 20
 [strategy]
 methods = ["finetune"]
 """
@@ -158,6 +157,7 @@ CONFIG_CASES = {
         ("network.batch_norm=false", "network.batch_norm: applies only to network.kind = \"cnn\""),
         ("network.kind=\"cnn\" network.hidden=[5]", "network.hidden: applies only to network.kind = \"mlp\""),
         ("train.optimizer=\"adam\" train.momentum=0.5", "train.momentum: applies only to train.optimizer = \"sgd\""),
+        ("train.eval_samples=50", "train.eval_samples: applies only to continual evaluation"),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
         ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),

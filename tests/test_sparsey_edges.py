@@ -174,6 +174,17 @@ def test_readouts_refuse_codes_that_are_not_binary(call, message):
     assert knn_predict(np.eye(3), np.array([0, 1, 2]), np.eye(3).astype(np.int8), 1).tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("alpha", [0, -0.5, float("nan"), float("inf"), "0.1"])
+def test_the_bayes_readout_refuses_a_smoothing_that_is_not_positive(alpha):
+    votes = ClassVotes(4, 2)
+    votes.add(np.array([[1, 0, 1, 0], [0, 1, 0, 1]]), np.array([0, 1]))
+    with pytest.raises(ConfigError, match="alpha must be a finite number > 0") as info:
+        votes.log_likelihood(np.array([[1, 0, 1, 0]]), alpha=alpha)
+    one_line(info)
+    scores = votes.log_likelihood(np.array([[1, 0, 1, 0]]), alpha=np.float32(0.1))
+    assert np.isfinite(scores).all() and scores[0, 0] > scores[0, 1]
+
+
 # 7. k-NN: the majority first, nearness only breaks ties ---------------------------------------------------------
 def nearer_minority(n_near, n_far):
     """Codes [n_near + n_far, 4]: ``n_near`` of class 1 overlapping the query [1, 1, 0, 0] in two bits, then

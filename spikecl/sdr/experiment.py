@@ -144,6 +144,17 @@ def check_train_items(ev: EvalConfig, n_train: int) -> None:
         raise ConfigError(f"eval.knn_k: {ev.knn_k} neighbours, but only {n_train} training items are stored")
 
 
+#: options of the sparsey kind that only some settings read: (table, key) -> (applies(cfg), where)
+SPARSEY_ONLY_FOR = {
+    **{("coder", key): (lambda cfg: cfg.coder.layout == "grid", 'coder.layout = "grid"') for key in ("grid", "patch")},
+    ("coder", "ensemble"): (lambda cfg: cfg.coder.layout == "grid" and cfg.coder.n_macs > 1,
+                            'coder.layout = "grid" with coder.n_macs > 1'),
+    **{("coder", key): (lambda cfg: cfg.coder.two_level, "coder.two_level = true") for key in ("top_grid", "top_patch")},
+    **{("eval", key): (lambda cfg: cfg.eval.sequences > 0, "sequence recall (eval.sequences > 0)")
+       for key in ("sequence_length", "sequence_cms", "sequence_cells_per_cm")},
+}
+
+
 def check_test_items(n_test: int, what: str = "eval.test_items") -> None:
     """The similarity pairs are drawn from the evaluation items: fewer than three (``what`` gives them; two make one
     pair, whose rank correlation is undefined) is a one-line ConfigError, before any learning."""
@@ -514,6 +525,7 @@ class SparseyKind(Kind):
             check_test_items(cfg.eval.test_items)
         check_data_split(cfg.data)
         check_applies(cfg, ("data",))
+        check_applies(cfg, ("coder", "eval"), SPARSEY_ONLY_FOR)
         if cfg.eval.spiking_items:
             for module in ("torch", "snntorch"):
                 check_installed(module, "torch", "eval.spiking_items (the spiking realisation's check)")

@@ -46,30 +46,28 @@ def recall_measures(stored: np.ndarray, recalled: np.ndarray, block: int = OVERL
     nearest to the recalled one is the item's own) for codes [B, n_bits], row i = item i; the [B, C] overlaps are
     computed ``block`` values at a time (bounded memory). No items: NaN for each.
 
-    Identity among the stored codes: the nearest with the lowest index. Among ``candidates`` [C, n_bits] (the item's
-    own code is row ``index[i]`` of them): an item whose own code ties with k − 1 others for the nearest counts
-    1/k, whatever the order the items were stored in."""
+    Identity among the stored codes, or among ``candidates`` [C, n_bits] (the item's own code is row ``index[i]`` of
+    them): an item whose own code ties with k − 1 others for the nearest counts 1/k, whatever the order the items
+    were stored in; a recalled code that overlaps no candidate (an empty one) recalls nothing and counts 0."""
     if not len(stored):
         return {"exact": float("nan"), "overlap": float("nan"), "identity": float("nan")}
     c = (stored if candidates is None else candidates).astype(np.float32)
     index = np.arange(len(stored)) if index is None else np.asarray(index)
     own = (stored.astype(bool) & recalled.astype(bool)).sum(axis=1)
     rows = max(1, block // max(len(c), 1))
-    hits = np.concatenate([_identity_hits(recalled[i:i + rows].astype(np.float32) @ c.T, index[i:i + rows],
-                                          candidates is not None) for i in range(0, len(stored), rows)])
+    hits = np.concatenate([_identity_hits(recalled[i:i + rows].astype(np.float32) @ c.T, index[i:i + rows])
+                           for i in range(0, len(stored), rows)])
     return {"exact": float((stored == recalled).all(axis=1).mean()),
             "overlap": float((own / np.maximum(stored.sum(axis=1), 1)).mean()),
             "identity": float(hits.mean())}
 
 
-def _identity_hits(overlaps: np.ndarray, own: np.ndarray, share_ties: bool) -> np.ndarray:
-    """Per row of ``overlaps`` [b, C]: 1 where column ``own`` is the nearest (lowest index on ties), or with
-    ``share_ties`` 1/k where it is one of k nearest."""
-    if not share_ties:
-        return (overlaps.argmax(axis=1) == own).astype(np.float64)
+def _identity_hits(overlaps: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Per row of ``overlaps`` [b, C]: 1/k where column ``own`` is one of the k nearest, 0 where it is not or where
+    the row overlaps nothing."""
     top = overlaps.max(axis=1, keepdims=True)
     nearest = overlaps == top
-    return nearest[np.arange(len(own)), own] / nearest.sum(axis=1)
+    return np.where(top[:, 0] > 0, nearest[np.arange(len(own)), own] / nearest.sum(axis=1), 0.0)
 
 
 @dataclass

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from spikecl.errors import ShapeError, require
+from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.sdr.sdr import check_binary, check_int
 
 
@@ -55,7 +56,10 @@ class ClassVotes:
         return _codes(codes, self.counts.shape[0]) @ (self.counts / np.maximum(self.class_items, 1.0))
 
     def log_likelihood(self, codes: np.ndarray, alpha: float = 0.1) -> np.ndarray:
-        """Per-class Σ_i log P(bit i | class) [B, n_classes] with P(i | c) = (count + α) / (items of c + 2α)."""
+        """Per-class Σ_i log P(bit i | class) [B, n_classes] with P(i | c) = (count + α) / (items of c + 2α); α is
+        a finite number > 0 (α = 0 would take the log of 0)."""
+        if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
+            raise ConfigError(f"alpha must be a finite number > 0 (the count smoothing), got {alpha!r}")
         codes = _codes(codes, self.counts.shape[0])
         p = (self.counts + alpha) / (self.class_items + 2 * alpha)
         return codes @ np.log(p) + (1.0 - codes) @ np.log1p(-p)
