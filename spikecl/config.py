@@ -155,6 +155,11 @@ class TrainConfig:
     lr: float = option(0.05, low=0.0, high=100.0, doc="learning rate of the optimiser")
     momentum: float = option(0.9, low=0.0, high=1.0, doc="SGD momentum (0 = plain SGD); unused by Adam")
     weight_decay: float = option(0.0, low=0.0, high=1.0, doc="L2 penalty coefficient the optimiser applies")
+    lr_schedule: str = option("constant", choices=("constant", "cosine"),
+                              doc="the learning rate over each task's epochs: constant, or cosine from train.lr "
+                                  "down towards 0 (after train.warmup_epochs rising linearly to it), set per epoch")
+    warmup_epochs: int = option(0, low=0, doc="cosine schedule: epochs whose rate rises linearly, (e + 1) / W of "
+                                               "train.lr, before the cosine decay")
     reset_optimizer: bool = option(True, doc="a fresh optimiser for every task")
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
@@ -377,15 +382,26 @@ def check_header(cfg: RunHeader) -> None:
         raise ConfigError("seeds: expected at least one seed")
 
 
-def with_test_split_seed(config: dict, seed: int | None = None) -> dict:
+#: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
+#: run recorded without the key did (a constant learning rate)
+ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0}
+
+
+def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     """A recorded config (results file, checkpoint, exported network) as this spikecl reads it: one recorded before
     ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's (``seed``, else the
-    config's) with ``data.vary_split``, else 0."""
-    data = config.get("data") if isinstance(config, dict) else None
-    if not isinstance(data, dict) or "test_split_seed" in data:
+    config's) with ``data.vary_split``, else 0; one recorded before a key of :data:`ADDED_KEYS` existed gets the
+    value that does what it did."""
+    if not isinstance(config, dict):
         return config
-    seed = config.get("seed", 0) if seed is None else seed
-    return {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
+    data = config.get("data")
+    if isinstance(data, dict) and "test_split_seed" not in data:
+        seed = config.get("seed", 0) if seed is None else seed
+        config = {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
+    for (table, key), value in ADDED_KEYS.items():
+        if isinstance(config.get(table), dict) and key not in config[table]:
+            config = {**config, table: {**config[table], key: value}}
+    return config
 
 
 def check_data_split(data: DataConfig) -> None:
@@ -418,6 +434,9 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     check_data_split(cfg.data)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
+    if cfg.train.lr_schedule == "cosine" and cfg.train.warmup_epochs >= cfg.train.epochs:
+        raise ConfigError(f"train.warmup_epochs: {cfg.train.warmup_epochs} warm-up epochs leave none of the "
+                          f"{cfg.train.epochs} epochs of a task to the cosine decay; use fewer than train.epochs")
     check_triton(cfg)
     check_precision(cfg)
     check_events(cfg)
@@ -499,6 +518,7 @@ ONLY_FOR = {
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
+    ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),
 }
 
 

@@ -52,7 +52,7 @@ from typing import Callable
 
 import numpy as np
 
-from spikecl.config import with_test_split_seed
+from spikecl.config import recorded_as_now
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
 from spikecl.paths import exists, is_dir, is_file
 
@@ -499,7 +499,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
                  if k not in ("schema", "schema_version", "kind")}
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
-        return Run(path, found, attrs, with_test_split_seed(json.loads(f["config"].attrs["json"]), attrs.get("seed")),
+        return Run(path, found, attrs, recorded_as_now(json.loads(f["config"].attrs["json"]), attrs.get("seed")),
                    json.loads(f["environment"].attrs["json"]),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

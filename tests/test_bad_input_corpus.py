@@ -464,8 +464,9 @@ DATASET_CASES += [
 def mini_folder(tmp: Path, payload) -> None:
     folder = tmp / "data"
     folder.mkdir(parents=True)
-    good = {"image_data": np.zeros((4, 84, 84, 3), np.uint8), "class_dict": {"n01": [0, 1], "n02": [2, 3]}}
     for split in ("train", "val", "test"):
+        good = {"image_data": np.zeros((4, 84, 84, 3), np.uint8),
+                "class_dict": {f"{split}1": [0, 1], f"{split}2": [2, 3]}}
         with open(folder / f"mini-imagenet-cache-{split}.pkl", "wb") as f:
             pickle.dump(payload if split == "test" else good, f)
 

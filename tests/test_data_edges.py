@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import shutil
 import struct
 
 import numpy as np
@@ -133,3 +134,50 @@ def test_library_seeds_and_fractions_are_checked_in_one_line(call, message):
     traceback."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         call(load_dataset("digits"))
+
+
+# a test file in a training file's place, a class in two caches, files from two folders -----------------------
+def test_a_test_file_copied_into_a_training_files_place_is_refused(tmp_path):
+    """The network would be tested on the very samples it trained on, without a word."""
+    folder = _cifar10_folder(tmp_path, {b"data": np.full((2, 3072), 7, np.uint8), b"labels": [0, 1]})
+    assert len(load_dataset("cifar10", str(tmp_path)).x_train) == 10
+    shutil.copy(folder / "test_batch", folder / "data_batch_5")
+    _one_line_error(r"data_batch_5: holds exactly the samples of the test file .*test_batch", "cifar10", str(tmp_path))
+    with open(folder / "data_batch_5", "wb") as f:                     # a real test batch says what it is
+        pickle.dump({b"batch_label": b"testing batch 1 of 1", b"data": np.zeros((2, 3072), np.uint8),
+                     b"labels": [0, 1]}, f, protocol=2)
+    _one_line_error(r"data_batch_5: its batch_label 'testing batch 1 of 1' is a test batch, but it sits in the train "
+                    "file's place", "cifar10", str(tmp_path))
+    mnist = tmp_path / "mnist"
+    tiny_mnist(mnist, n_train=5, n_test=5)
+    for kind in ("images-idx3", "labels-idx1"):
+        shutil.copy(mnist / f"t10k-{kind}-ubyte", mnist / f"train-{kind}-ubyte")
+    _one_line_error(r"train-images-idx3-ubyte: holds exactly the samples of the test file", "mnist", str(mnist))
+
+
+def test_cifar_files_all_come_from_one_folder(tmp_path):
+    folder = _cifar10_folder(tmp_path, {b"data": np.full((2, 3072), 7, np.uint8), b"labels": [0, 1]})
+    shutil.move(folder / "data_batch_3", tmp_path / "data_batch_3")   # a stray batch of another copy beside it
+    _one_line_error(r"cifar-10-batches-py: holds only some of cifar10's files, missing data_batch_3 \(all must be in "
+                    "one folder\\)", "cifar10", str(tmp_path))
+
+
+def test_a_miniimagenet_class_in_two_caches_is_refused(tmp_path):
+    mini_folder(tmp_path, {"image_data": np.zeros((2, 84, 84, 3), np.uint8), "class_dict": {"test1": [0, 1]}})
+    shutil.copy(tmp_path / "data" / "mini-imagenet-cache-train.pkl", tmp_path / "data" / "mini-imagenet-cache-val.pkl")
+    _one_line_error(r"mini-imagenet-cache-val\.pkl: class 'train1' is also in .*mini-imagenet-cache-train\.pkl",
+                    "miniimagenet", str(tmp_path / "data"))
+
+
+def test_task_sizes_too_small_for_every_class_and_uneven_splits_are_refused():
+    digits = load_dataset("digits")
+    with pytest.raises(ConfigError, match=r"stream.train_per_task: 5 samples cannot hold one of each of task 1's 10 "
+                                          r"classes \(some would never be trained\)$"):
+        make_stream(digits, "permuted", 2, "domain", train_per_task=5)
+    with pytest.raises(ConfigError, match=r"stream.test_per_task: 1 samples .* 2 classes \(some would never be tested"):
+        make_stream(digits, "split", 5, "task", test_per_task=1)
+    with pytest.raises(ConfigError, match=r"stream.n_tasks: 3 tasks do not split the 10 classes of digits evenly "
+                                          r"\(class 9 would be left out\); set stream.classes_per_task = 3"):
+        make_stream(digits, "split", 3, "class")
+    assert make_stream(digits, "split", 3, "class", classes_per_task=3)[2].classes == (6, 7, 8)
+    assert len(make_stream(digits, "permuted", 2, "domain", train_per_task=10)[0].y_train) == 10

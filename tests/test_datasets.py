@@ -208,7 +208,7 @@ def test_cifar_batches_with_wrong_contents_are_one_line_errors(tmp_path, change,
 def test_miniimagenet_caches_with_wrong_contents_are_one_line_errors(tmp_path, split, change, message):
     for name, n_classes in (("train", 3), ("val", 2), ("test", 1)):
         cache = {"image_data": np.zeros((n_classes * 12, 84, 84, 3), np.uint8),
-                 "class_dict": {f"c{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}}
+                 "class_dict": {f"{name}{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}}
         _pickle(tmp_path / f"mini-imagenet-cache-{name}.pkl", {**cache, **change} if name == split else cache)
     with pytest.raises(DataError, match=re.escape(message)):
         load_dataset("miniimagenet", str(tmp_path))

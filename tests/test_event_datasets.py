@@ -157,7 +157,8 @@ def test_a_dataset_missing_a_class_is_refused(tmp_path, name, remove, kind, mess
     d = load_dataset(name, str(tmp_path), binning=EventBinning(4, 50.0, 1))
     for scenario in ("task", "class"):                 # the dataset's class is named in every scenario
         with pytest.raises(DataError, match=re.escape(message)) as info:
-            make_stream(d, kind, 2 if kind == "domains" else 5, scenario)
+            make_stream(d, kind, 2 if kind == "domains" else 5, scenario,
+                        classes_per_task=2 if kind == "split" else None)
         assert "\n" not in str(info.value)
 
 
@@ -247,7 +248,7 @@ def test_recordings_are_not_kept_in_class_order(event_root, name):
     """The files list recordings by class (N-MNIST's digit folders); a task's first samples, which GPM, EWC and the
     measures take, must hold its classes mixed: the recordings come in a fixed random order, the same every load."""
     data = load_dataset(name, str(event_root), binning=EventBinning(6, 0.0, 2))
-    for labels in (data.y_train, make_stream(data, "split", 5, "class")[0].y_train):
+    for labels in (data.y_train, make_stream(data, "split", 5, "class", classes_per_task=2)[0].y_train):
         assert np.any(np.diff(labels) < 0), labels                   # not grouped by class
     again = load_dataset(name, str(event_root), binning=EventBinning(4, 0.0, 2))
     assert np.array_equal(again.y_train, data.y_train)
@@ -267,3 +268,22 @@ def test_the_event_cache_reads_changed_files_again_and_lends_only_read_only_arra
     for split in ("train", "test"):                        # a copy can keep the time; the size tells them apart
         os.utime(tmp_path / "SHD" / f"shd_{split}.h5", ns=(1, 1))
     assert len(load_dataset("shd", str(tmp_path)).y_train) == 2 * len(first.y_train)
+
+
+def test_the_event_cache_reads_a_changed_sample_file_inside_a_split_folder_again(tmp_path):
+    """A file two levels down changes no folder's time: the cache is keyed by every sample file it reads."""
+    standin_nmnist(tmp_path)
+    first = load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+    target = tmp_path / "NMNIST" / "Train" / "3" / "00000.bin"
+    write_nmnist(target, np.arange(200) % 34, np.arange(200) % 34, np.zeros(200, int), np.arange(200) * 100)
+    again = load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+    assert again.x_train.sum() == first.x_train.sum() - 30 + 200        # the file's 30 events became 200
+
+
+def test_a_test_file_copied_over_the_training_file_is_refused(tmp_path):
+    import shutil
+
+    standin_shd(tmp_path)
+    shutil.copy(tmp_path / "SHD" / "shd_test.h5", tmp_path / "SHD" / "shd_train.h5")
+    with pytest.raises(DataError, match=r"shd_train\.h5: holds exactly the samples of the test file .*shd_test\.h5"):
+        load_dataset("shd", str(tmp_path))

@@ -69,8 +69,8 @@ def test_whole_float_coordinates_are_binned():
 
 
 def test_an_unreadable_nmnist_file_is_one_data_error(tmp_path):
-    for split in ("Train", "Test"):
-        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [3], [4], [1], [100])
+    for split, x in (("Train", 3), ("Test", 5)):
+        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [x], [4], [1], [100])
     broken = tmp_path / "NMNIST" / "Train" / "2" / "b.bin"
     broken.parent.mkdir()
     broken.symlink_to(tmp_path / "missing.bin")
@@ -84,8 +84,8 @@ def test_an_unreadable_nmnist_file_is_one_data_error(tmp_path):
 
 
 def test_an_empty_nmnist_file_is_refused_naming_it(tmp_path):
-    for split in ("Train", "Test"):
-        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [3], [4], [1], [100])   # one event: valid
+    for split, x in (("Train", 3), ("Test", 5)):
+        write_nmnist(tmp_path / "NMNIST" / split / "1" / "a.bin", [x], [4], [1], [100])   # one event: valid
     assert load_dataset("nmnist", str(tmp_path), binning=EventBinning(2)).x_train.sum() == 1
     (tmp_path / "NMNIST" / "Train" / "1" / "b.bin").write_bytes(b"")
     with pytest.raises(DataError, match=r"Train/1/b\.bin: an empty N-MNIST file \(0 bytes; .*\)$"):

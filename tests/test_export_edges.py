@@ -363,6 +363,13 @@ def _set(f, where, value):
      "metadata readout = 'out' is not one of its CubaLIF nodes"),
     (lambda f: _set(f, "node/metadata/readout", np.bytes_("fc0")),
      "metadata readout = 'fc0' is not one of its CubaLIF nodes"),
+    (lambda f: _set(f, "node/nodes/fc0/bias", np.bytes_("x")), "node 'fc0': bias must be numbers, got str 'x'"),
+    (lambda f: _set(f, "node/nodes/fc0/weight", np.bytes_("x")), "is not a readable NIR file"),
+    (lambda f: _set(f, "node/nodes/lif0/tau_mem", np.bytes_("x")), "is not a readable NIR file"),
+    (lambda f: (f.__delitem__("node/nodes"), f.create_dataset("node/nodes", data=1)), "is not a readable NIR file"),
+    (lambda f: (f.__delitem__("node/nodes/fc0/weight"),                  # 73 KB that would allocate 134 GiB
+                f.create_dataset("node/nodes/fc0/weight", shape=(8, 6 * 10**9), dtype="f4", chunks=(1, 10**6))),
+     "node/nodes/fc0/weight declares (8, 6000000000), more than 134217728 values"),
 ])
 def test_damaged_nir_files_are_one_line_results_errors(tmp_path, change, message):
     from spikecl.export.nir_io import graph_metadata, read_nir
@@ -517,7 +524,8 @@ def test_export_measures_synops_on_samples_of_every_task():
 def test_export_samples_take_an_equal_share_of_every_task(tmp_path):
     from spikecl.export.inputs import stream_samples
 
-    config = {"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 3, "scenario": "task"},
+    config = {"data": {"dataset": "digits"},
+              "stream": {"kind": "split", "n_tasks": 3, "classes_per_task": 3, "scenario": "task"},
               "seed": 0}
     for n, shares in ((4, [2, 1, 1]), (7, [3, 2, 2]), (9, [3, 3, 3])):
         _, _, heads = stream_samples(config, n)

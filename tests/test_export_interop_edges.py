@@ -336,6 +336,25 @@ def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value
     refused(path, "layer 1: conv dilation or groups is not 1")
 
 
+@pytest.mark.parametrize("cnn, edit, message", [
+    (False, lambda f: f.__delitem__("layer/1/shape"),
+     "layer 1: dense layer lacks shape (lava-dl's netx could not load"),
+    (True, lambda f: f.__delitem__("layer/1/dilation"), "layer 1: conv layer lacks dilation"),
+    (True, lambda f: f.__delitem__("layer/1/groups"), "layer 1: conv layer lacks groups"),
+    (True, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([8, 8, 1]))),
+     "layer 0: shape (8, 8, 1) is not the first layer's input (1, 8, 8)"),
+    (False, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([1, 1, 6]))),
+     "layer 0: shape (1, 1, 6) is not the first layer's input (6,)"),
+])
+def test_netx_files_lava_dls_loader_could_not_load_are_refused(tmp_path, cnn, edit, message):
+    """Entries lava-dl's netx reads without a default, and the input shape it builds the network's input from: a
+    file spikecl's runner would run but lava-dl's loader not (a traceback there) is refused on reading."""
+    path = write_netx(tmp_path / "net.h5", cnn_net() if cnn else quantize(small_spec()))
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    refused(path, message)
+
+
 
 def test_a_schema_version_1_file_written_by_spikecl_still_reads_and_runs():
     """tests/data/netx/schema_v1.h5 came from spikecl's version 1 writer (extras in the netx groups, neuron

@@ -68,3 +68,26 @@ def test_trained_digits_networks_run_on_lava_dl_as_on_spikecls_runner(digits_run
         assert np.array_equal(run["predictions"], predictions)
         assert run["accuracy"] == np.mean(predictions == y)
     assert net.metrics["reference_accuracy"] >= net.metrics["float_accuracy"] - 0.03
+
+
+def test_a_file_lava_dls_loader_refuses_is_one_line(tmp_path):
+    """Whatever lava-dl's loader raises deep inside (here KeyError on an HDF5 file without its layers) reaches the
+    user as one line naming the file, not a traceback."""
+    import subprocess
+
+    import h5py
+
+    from spikecl.export.netx import write_netx
+
+    python = require_environment(".venv-lavadl", "lava-dl")
+    good = write_netx(tmp_path / "net.h5", quantize(random_spec(np.random.default_rng(0), steps=4, widths=(6, 8, 3))))
+    h5py.File(tmp_path / "empty.h5", "w").close()
+    code = ("import sys; from pathlib import Path; from spikecl_lava.lavadl import load_network; "
+            "from spikecl.export.netx import read_netx; from spikecl.errors import ResultsError\n"
+            "try:\n    load_network(Path(sys.argv[1]), read_netx(sys.argv[2]))\n"
+            "except ResultsError as exc:\n    print(exc)")
+    done = subprocess.run([str(python), "-c", code, str(tmp_path / "empty.h5"), str(good)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    error = done.stdout.strip().splitlines()[-1]                      # lava-dl prints its import warnings first
+    assert "empty.h5: lava-dl's netx loader refused the file (KeyError" in error, done.stdout

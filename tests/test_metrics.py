@@ -162,10 +162,18 @@ def test_summarize_names_every_metric():
                                      "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.80 / 3 + 0.30,
                                      "wf": 0.50})
     assert set(metrics.summarize(R)) == {"acc", "bwt", "learning_acc", "fwt", "forgetting"}
+    for scenario, defined in (("domain", True), ("task", False), ("class", False)):
+        assert np.isfinite(metrics.summarize(R, scenario=scenario)["fwt"]) == defined
+    for alone in ({"evals": EVALS}, {"eval_task": TASK}):                 # one without the other was dropped
+        with pytest.raises(ShapeError, match="evals and eval_task go together"):
+            metrics.summarize(R, **alone)
 
 
 def test_mean_std_over_seeds():
     assert metrics.mean_std([0.8]) == (0.8, 0.0)
+    for bad in (["a"], [[1, 2], [3]]):
+        with pytest.raises(ShapeError, match="mean_std values: expected a rectangular array of numbers"):
+            metrics.mean_std(bad)
     # sample std: sqrt((0.1² + 0 + 0.1²) / 2) = 0.1 (population std would be 0.0816)
     mean, std = metrics.mean_std([0.7, 0.8, 0.9])
     assert mean == pytest.approx(0.8) and std == pytest.approx(0.1)

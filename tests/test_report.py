@@ -142,7 +142,7 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     from spikecl.cli import main
 
     experiment = tmp_path / "bounds.toml"
-    experiment.write_text('name = "bounds"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+    experiment.write_text('name = "bounds"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "domain"\n'
                           'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
                           '[train]\nepochs = 1\n[strategy]\nmethods = ["joint", "multitask"]\n')
     assert main(["run", str(experiment), "--seed", "0", "--output-dir", str(tmp_path), "--no-progress",
@@ -381,6 +381,8 @@ def test_stored_metrics_are_recomputed_by_todays_definitions_and_undefined_ones_
     assert np.isnan(now["fwt"]) and now["x"] == 1.0 and np.isclose(now["learning_acc"], 0.925)
     old_class = replace(r, config={**r.config, "stream": {"scenario": "class"}}, metrics={"fwt": 0.0})
     assert np.isnan(current_metrics(old_class)["fwt"])
+    old_task = replace(r, config={**r.config, "stream": {"scenario": "task"}}, metrics={"fwt": 0.05})
+    assert np.isnan(current_metrics(old_task)["fwt"])                # an untrained head's accuracy, not transfer
     assert current_metrics(replace(r, metrics={"fwt": 0.0}))["fwt"] == metrics.fwt(r.acc_matrix)
 
 

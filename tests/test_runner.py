@@ -33,6 +33,8 @@ def config(tmp_path, **changes):
     raw = {**PERMUTED_DIGITS, "output_dir": str(tmp_path)}
     for section, values in changes.items():
         raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    if raw["train"].get("eval_every") == 0:                    # no continual evaluation: no sample count for it
+        raw["train"] = {k: v for k, v in raw["train"].items() if k != "eval_samples"}
     return experiment_from_dict(raw)
 
 
@@ -917,3 +919,27 @@ def test_a_config_built_from_dataclasses_is_checked_as_a_files_would_be(tmp_path
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_experiment(bad, progress_bar=False, log=lambda _: None)
     assert not any(tmp_path.rglob("*.h5"))
+
+
+def test_a_cosine_schedule_sets_every_epochs_rate_and_restarts_with_each_task(tmp_path, monkeypatch):
+    """The HLOP code's schedule: W warm-up epochs rising to train.lr, then a cosine decay over the task's epochs;
+    constant leaves train.lr; a warm-up without the cosine schedule, or as long as the task, is refused."""
+    from spikecl.continual.runner import lr_factor
+
+    assert [lr_factor("cosine", e, 5, 2) for e in range(5)] == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.25])
+    assert lr_factor("constant", 3, 5, 2) == 1.0
+    rates = []
+    step = ContinualRun.train_step
+    monkeypatch.setattr(ContinualRun, "train_step",
+                        lambda self, *a: (rates.append(self.optimizer.param_groups[0]["lr"]), step(self, *a)))
+    cfg = config(tmp_path, stream={"n_tasks": 2, "train_per_task": 32}, train={
+        "epochs": 4, "batch_size": 32, "eval_every": 0, "lr": 0.08, "lr_schedule": "cosine", "warmup_epochs": 1})
+    ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    assert rates == pytest.approx([0.08 * lr_factor("cosine", e, 4, 1) for e in range(4)] * 2)
+    assert rates[:4] == pytest.approx([0.08, 0.08, 0.06, 0.02])
+    for train, message in (({"warmup_epochs": 2},
+                            'train.warmup_epochs: applies only to train.lr_schedule = "cosine"'),
+                           ({"lr_schedule": "cosine", "warmup_epochs": 2, "epochs": 2},
+                            "train.warmup_epochs: 2 warm-up epochs leave none of the 2 epochs")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config(tmp_path, train=train)

@@ -52,7 +52,7 @@ def test_consolidation_reads_the_model_without_changing_its_normalisation(method
 def split_digits(scenario, **train):
     raw = load_toml("models/split_digits.toml")
     raw["stream"]["scenario"] = scenario
-    raw["stream"]["n_tasks"] = 3
+    raw["stream"].update({"n_tasks": 3, "classes_per_task": 2})
     raw["train"].update({"epochs": 1, **train})
     return experiment_from_dict(raw)
 

@@ -339,14 +339,14 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
 def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_made_on(tmp_path):
     """An older results file, checkpoint or exported network has no data.test_split_seed: with vary_split its run
     seed drew its train/test split, else seed 0 did; reading it (export's stream rebuild included) says so."""
-    from spikecl.config import with_test_split_seed
+    from spikecl.config import recorded_as_now
     from spikecl.export.inputs import trained_stream
     from spikecl.io import read_run, write_results
 
     old = {"data": {"dataset": "digits", "validation": 0.0, "vary_split": True}, "seed": 2}
-    assert with_test_split_seed(old)["data"]["test_split_seed"] == 2
-    assert with_test_split_seed({**old, "data": {**old["data"], "vary_split": False}})["data"]["test_split_seed"] == 0
-    assert with_test_split_seed({"data": {"test_split_seed": 5}, "seed": 2})["data"]["test_split_seed"] == 5
+    assert recorded_as_now(old)["data"]["test_split_seed"] == 2
+    assert recorded_as_now({**old, "data": {**old["data"], "vary_split": False}})["data"]["test_split_seed"] == 0
+    assert recorded_as_now({"data": {"test_split_seed": 5}, "seed": 2})["data"]["test_split_seed"] == 5
     raw = {"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "task", "n_tasks": 1,
                                                     "classes_per_task": 10}}
     rebuilt = trained_stream({**raw, "data": {"dataset": "digits", "vary_split": True}, "seed": 2})
@@ -481,3 +481,21 @@ def test_a_name_like_no_choice_gets_no_suggestion():
 
     assert did_you_mean("lamb", ["lam", "gamma"]) == "; did you mean 'lam'?"
     assert did_you_mean("zzzz", ["lam", "gamma"]) == "" and did_you_mean(3, ["3"]) == ""
+
+
+def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_rate(tmp_path):
+    """A file recorded before train.lr_schedule existed was trained at a constant rate: it reads so, resumes as a run
+    of today's defaults and stays a seed of the same row (a missing key would otherwise be a setting that differs)."""
+    from spikecl.config import first_difference, recorded_as_now
+    from spikecl.io import read_run, write_results
+
+    assert recorded_as_now({"train": {"lr": 0.1}})["train"] == {"lr": 0.1, "lr_schedule": "constant",
+                                                                 "warmup_epochs": 0}
+    assert recorded_as_now({"train": {"lr_schedule": "cosine", "warmup_epochs": 3}})["train"]["warmup_epochs"] == 3
+    assert "train" not in recorded_as_now({"coder": {}})                          # other kinds have no such table
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 1, "train_per_task": 50},
+                                "network": {"hidden": [8]}, "train": {"epochs": 1}})
+    result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    old_train = {k: v for k, v in result.config["train"].items() if k not in ("lr_schedule", "warmup_epochs")}
+    path = write_results(tmp_path / "old.h5", replace(result, config={**result.config, "train": old_train}))
+    assert first_difference(read_run(path).config, result.config) is None

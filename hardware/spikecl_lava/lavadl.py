@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import DependencyError
+from spikecl.errors import DependencyError, ResultsError
 from spikecl.export import fixed_point
 from spikecl.export.quantize import FixedNetwork
 from spikecl_lava.graph import Graph, to_lava_grid
@@ -24,8 +24,12 @@ def load_network(path: Path, net: FixedNetwork):
         from lava.lib.dl import netx
     except ImportError as exc:
         raise DependencyError(f"--lava-dl needs lava-dl 0.6 (make lava-dl builds .venv-lavadl): {exc}") from None
-    return netx.hdf5.Network(net_config=str(path), input_message_bits=net.input_bits,
-                             reset_interval=net.num_steps, reset_offset=1)
+    try:
+        return netx.hdf5.Network(net_config=str(path), input_message_bits=net.input_bits,
+                                 reset_interval=net.num_steps, reset_offset=1)
+    except Exception as exc:                     # lava-dl's loader: KeyError, ValueError, RuntimeError, ... in depth
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResultsError(f"{path}: lava-dl's netx loader refused the file ({type(exc).__name__}: {reason})") from None
 
 
 def build_netx_graph(path: Path, net: FixedNetwork, inputs: np.ndarray, record_to: Path | None = None) -> Graph:

@@ -207,13 +207,17 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
               scenario: str | None = None) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
-    (WF^window) when ``evals`` and ``eval_task`` are given. FWT is NaN in the ``"class"`` scenario: the outputs of
-    classes not yet seen are masked, so a task's accuracy before it is learned is 0 by construction."""
+    (WF^window) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError). FWT is defined in
+    the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen are masked, so a
+    task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no gradient yet, so
+    that accuracy is the untrained head's."""
+    if (evals is None) != (eval_task is None):
+        raise ShapeError("summarize: evals and eval_task go together (the curves and the task each point trained)")
     out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R),
-           "fwt": float("nan") if scenario == "class" else fwt(R), "forgetting": forgetting(R)}
+           "fwt": float("nan") if scenario in ("class", "task") else fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
-    if evals is not None and eval_task is not None:
+    if evals is not None:
         out["min_acc"] = min_acc(evals, eval_task, R)
         out["wc_acc"] = wc_acc(evals, eval_task, R)
         out["wf"] = windowed_forgetting(evals, eval_task, window)
@@ -222,7 +226,7 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
 
 def mean_std(values) -> tuple[float, float]:
     """Mean and standard deviation over seeds: sample std (ddof = 1) for n > 1, 0.0 for a single value."""
-    v = np.asarray(values, dtype=np.float64).ravel()
+    v = _floats(values, "mean_std values").ravel()
     if v.size == 0:
         raise ShapeError("mean_std needs at least one value")
     if not np.all(np.isfinite(v)):

@@ -251,8 +251,10 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
                                           intransigence_note(unpaired), partly_defined(results, summary)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
-    fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" if any(
-        (r.config.get("stream") or {}).get("scenario") == "class" for r in results) else ""
+    scenarios = {(r.config.get("stream") or {}).get("scenario") for r in results}
+    fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" \
+        if "class" in scenarios else ""
+    fwt += "; task-incremental: no FWT (a task's head is untrained until it is learned)" if "task" in scenarios else ""
     fwt += "; multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" \
         if any(r.method == "multitask" for r in results) else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "

@@ -11,6 +11,7 @@ so in its results' environment.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ import torch
 
 from spikecl import progress
 from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, experiment_from_dict,
-                            first_difference, with_test_split_seed)
+                            first_difference, recorded_as_now)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
@@ -63,7 +64,7 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     (``cfg``, ``method``, ``seed``); None if none."""
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
-                with_test_split_seed(state.get("config"), seed), cfg.to_dict(),
+                recorded_as_now(state.get("config"), seed), cfg.to_dict(),
                 ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
@@ -214,6 +215,22 @@ def _steps_on_host(optimizer: torch.optim.Optimizer) -> None:
             state = optimizer.state.get(param, {})
             if torch.is_tensor(state.get("step")):
                 state["step"] = state["step"].cpu()
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int, warmup: int = 0) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) of a task's ``epochs``, as a factor of ``train.lr``:
+    1 (``"constant"``), or ``"cosine"``: (e + 1) / W over the ``warmup`` epochs W, then ½(1 + cos(π (e − W) /
+    (epochs − W))), the HLOP code's warm-up and cosine schedule stepped per epoch (W = 0: torch's
+    CosineAnnealingLR with T_max = epochs).
+
+    >>> [round(lr_factor("cosine", e, 4), 3) for e in range(4)]
+    [1.0, 0.854, 0.5, 0.146]
+    """
+    if schedule == "constant":
+        return 1.0
+    if epoch < warmup:
+        return (epoch + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
 
 
 #: what a run checkpoint holds at least
@@ -401,6 +418,8 @@ class ContinualRun:
         stage = max(task, train.task)                # multitask: the last, every output of the stream
         mask = train.mask
         for epoch in range(t.epochs):
+            for group in self.optimizer.param_groups:
+                group["lr"] = t.lr * lr_factor(t.lr_schedule, epoch, t.epochs, t.warmup_epochs)
             shuffle = torch.Generator().manual_seed(derived_seed(self.seed, task, epoch))
             spikes = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, epoch, 1))
             order = torch.randperm(len(train), generator=shuffle).to(self.device)

@@ -71,3 +71,12 @@ def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, 
             return root / rel
     raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
                     "(data.data_dir) at the folder holding them")
+
+
+def check_not_test_copy(train: list[tuple[Path, np.ndarray]], test_path: Path, test: np.ndarray) -> None:
+    """A training file whose samples equal the test file's (a test file copied or linked in as training data) is a
+    one-line DataError: the network would be tested on what it learned. ``train``: (file, its samples) pairs."""
+    for path, x in train:
+        if x.shape == test.shape and np.array_equal(x, test):
+            raise DataError(f"{path}: holds exactly the samples of the test file {test_path} (a test file in a "
+                            "training file's place?); restore the original training file")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.data.base import Dataset, find_path
+from spikecl.data.base import Dataset, check_not_test_copy, find_path
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, did_you_mean, require
 from spikecl.paths import is_file
@@ -169,6 +169,7 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
                             f"are {IMAGE_SHAPES[name]}")
         if y.size and y.max() > 9:
             raise DataError(f"{paths[f'{split}_y']}: labels outside 0..9 (up to {y.max()})")
+    check_not_test_copy([(paths["train_x"], arrays["train_x"])], paths["test_x"], arrays["test_x"])
     prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
     return Dataset(name, prep(arrays["train_x"]), arrays["train_y"].astype(np.int64), prep(arrays["test_x"]),
                    arrays["test_y"].astype(np.int64), 10)
@@ -229,20 +230,40 @@ def _cifar_paths(name: str, data_dir: str | None) -> dict[str, list[Path]]:
                                                  "test": ["test_batch"]}
     else:
         folder, splits = "cifar-100-python", {"train": ["train"], "test": ["test"]}
-    return {split: [find_path(data_dir, name, [f"{folder}/{f}", f], how) for f in files]
-            for split, files in splits.items()}
+    names = [f for files in splits.values() for f in files]
+    first = find_path(data_dir, name, [f"{rel}/{f}" for rel in (folder, ".") for f in names], how)
+    missing = [f for f in names if not is_file(first.parent / f, DataError)]
+    if missing:
+        raise DataError(f"{first.parent}: holds only some of {name}'s files, missing {', '.join(missing)} (all must "
+                        f"be in one folder); {how}")
+    return {split: [first.parent / f for f in files] for split, files in splits.items()}
+
+
+def _cifar_batch(path: Path, split: str) -> dict:
+    """One CIFAR pickle, refused where its ``batch_label`` (b"training batch 1 of 5", b"testing batch 1 of 1")
+    names the other split."""
+    batch = load_data_pickle(path)
+    label = batch.get(b"batch_label", batch.get("batch_label"))
+    label = label.decode("latin-1") if isinstance(label, bytes) else label
+    other = {"train": "testing", "test": "training"}[split]
+    if isinstance(label, str) and label.lower().startswith(other):
+        raise DataError(f"{path}: its batch_label {label!r} is a {other[:-3]} batch, but it sits in the {split} "
+                        "file's place; restore the original file")
+    return batch
 
 
 def _load_cifar(name: str, data_dir: str | None) -> Dataset:
     key, n = ("labels", 10) if name == "cifar10" else ("fine_labels", 100)
-    parts = {}
+    parts, images = {}, {}
     for split, paths in _cifar_paths(name, data_dir).items():
         xs, ys = [], []
         for path in paths:
-            batch = load_data_pickle(path)
+            batch = _cifar_batch(path, split)
             xs.append(_cifar_images(batch, path))
             ys.append(_cifar_labels(batch, key, path, len(xs[-1]), n))
+        images[split] = list(zip(paths, xs))
         parts[split] = (np.concatenate(xs), np.concatenate(ys))
+    check_not_test_copy(images["train"], *images["test"][0])
     return Dataset(name, *parts["train"], *parts["test"], n)
 
 
@@ -255,10 +276,15 @@ def _miniimagenet_paths(data_dir: str | None) -> list[Path]:
 
 
 def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
-    images, labels, offset = [], [], 0
+    images, labels, offset, seen = [], [], 0, {}
     for path in _miniimagenet_paths(data_dir):
         cache = load_data_pickle(path)
         classes = cache.get("class_dict", cache.get(b"class_dict"))
+        for name in classes if isinstance(classes, dict) else ():
+            if name in seen:
+                raise DataError(f"{path}: class {name!r} is also in {seen[name]} (the three caches hold disjoint "
+                                "classes; a cache copied in another's place?)")
+            seen[name] = path
         data = _uint8_array(cache.get("image_data", cache.get(b"image_data")), path, "image_data", "[N, 84, 84, 3]")
         if not isinstance(classes, dict) or data.shape[1:] != (84, 84, 3):
             raise DataError(f"{path}: expected 'image_data' uint8 [N, 84, 84, 3] and 'class_dict', got "

@@ -15,13 +15,14 @@ frames ``x`` float32 ``[N, T, C, H, W]`` (:mod:`spikecl.data.events`); the ``eve
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from spikecl.data.base import Dataset, find_path
+from spikecl.data.base import Dataset, check_not_test_copy, find_path
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
 from spikecl.errors import ConfigError, DataError, require
 
@@ -82,9 +83,13 @@ def check_readable_folders(folder: Path, pattern: str) -> None:
         raise DataError(f"{closed}: permission denied (the folder cannot be read)")
 
 
+#: the sample files of a split folder, below its class (N-MNIST) or user (DVS Gesture) folders
+SAMPLE_FILES = {"nmnist": "[0-9]/*.bin", "dvs_gesture": "user*_*/*.npy"}
+
+
 def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
     check_readable_folders(folder, "[0-9]")
-    files = sorted(folder.glob("[0-9]/*.bin"))
+    files = sorted(folder.glob(SAMPLE_FILES["nmnist"]))
     if not files:
         raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
     frames = []
@@ -186,7 +191,7 @@ def read_gesture(path: Path) -> np.ndarray:
 
 def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
     check_readable_folders(folder, "user*_*")
-    files = sorted(f for f in folder.glob("user*_*/*.npy") if f.stem.isascii() and f.stem.isdigit())
+    files = sorted(f for f in folder.glob(SAMPLE_FILES["dvs_gesture"]) if f.stem.isascii() and f.stem.isdigit())
     if not files:
         raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")
     n = N_CLASSES["dvs_gesture"]
@@ -218,13 +223,22 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
     return [find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True) for sub in (train, test)]
 
 
-def _stamp(paths: list[Path]) -> tuple:
-    """(modification time in ns, size) of each path: a file or folder changed since a load is read again."""
-    return tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+def _stamp(name: str, paths: list[Path]) -> str:
+    """A digest of the name, modification time (ns) and size of every file a load of ``name`` reads (the HDF5 files;
+    each sample file of the split folders): a file changed, added or removed since a load is read again."""
+    digest = hashlib.sha1()
+    for path in paths:
+        for f in sorted(path.glob(SAMPLE_FILES[name])) if name in SAMPLE_FILES else [path]:
+            try:
+                info = f.stat()
+            except OSError:                                  # unreadable: the load names it
+                info = f.lstat()
+            digest.update(f"{f}\0{info.st_mtime_ns}\0{info.st_size}\n".encode())
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, data_dir: str | None, binning: EventBinning, stamp: tuple) -> Dataset:
+def _load_cached(name: str, data_dir: str | None, binning: EventBinning, stamp: str) -> Dataset:
     """The dataset as :func:`load_event_dataset` returns it, cached by its files' ``stamp`` too; every array of it
     read-only (a caller's change would reach the next load)."""
     paths = event_dataset_paths(name, data_dir)
@@ -238,6 +252,7 @@ def _load_cached(name: str, data_dir: str | None, binning: EventBinning, stamp: 
         read = _nmnist_split if name == "nmnist" else _gesture_split
         splits = [read(path, binning) for path in paths]
         data = Dataset(name, *splits[0], *splits[1], N_CLASSES[name])
+    check_not_test_copy([(paths[0], data.x_train)], paths[1], data.x_test)
     for value in vars(data).values():
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
@@ -249,4 +264,4 @@ def load_event_dataset(name: str, data_dir: str | None, binning: EventBinning | 
     last four loads are cached (read-only arrays)."""
     frame_shape(name, binning)
     where = str(data_dir) if data_dir else None
-    return _load_cached(name, where, binning or EventBinning(), _stamp(event_dataset_paths(name, where)))
+    return _load_cached(name, where, binning or EventBinning(), _stamp(name, event_dataset_paths(name, where)))

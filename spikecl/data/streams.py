@@ -274,6 +274,10 @@ def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
     if not classes_per_task and per < 1:
         raise ConfigError(f"stream.n_tasks: {n_tasks} split tasks need at least {n_tasks} classes; "
                           f"{dataset.name} has {c}")
+    if not classes_per_task and c % n_tasks:
+        left = f"class {c - 1}" if c - per * n_tasks == 1 else f"classes {per * n_tasks}..{c - 1}"
+        raise ConfigError(f"stream.n_tasks: {n_tasks} tasks do not split the {c} classes of {dataset.name} evenly "
+                          f"({left} would be left out); set stream.classes_per_task = {per} to leave them out")
     if per < 1 or per * n_tasks > c:
         raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
                           f"{c} classes of {dataset.name}")
@@ -322,6 +326,10 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
     """Task ``i`` from its {split: (x, y)}: subsampled (training samples with :func:`train_subsample_seed`, evaluation
     samples with :data:`EVAL_SUBSAMPLE_SEED`), refused when a split holds none of one of its ``classes`` (the
     dataset's ``dataset_classes``, in the same order)."""
+    for key, n, done in (("train_per_task", train_per_task, "trained"), ("test_per_task", test_per_task, "tested")):
+        if n is not None and n < len(classes):
+            raise ConfigError(f"stream.{key}: {n} samples cannot hold one of each of task {i + 1}'s {len(classes)} "
+                              f"classes (some would never be {done})")
     for split, where in (("train", "training"), ("test", eval_split)):
         held = set(np.unique(local[split][1]).tolist())
         missing = [k for c, k in zip(classes, dataset_classes) if c not in held]

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spikecl.config import DataConfig, StreamConfig, check_seed, from_dict, with_test_split_seed
+from spikecl.config import DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
@@ -65,7 +65,7 @@ def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
 def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     """The task stream a network was trained on, rebuilt from its stored training ``config`` (``data``, ``stream``
     and the run ``seed``) by the builder training used; ``data_dir`` overrides ``data.data_dir``."""
-    config = with_test_split_seed(config)
+    config = recorded_as_now(config)
     try:
         data, stream = config["data"], config["stream"]
     except (KeyError, TypeError):

@@ -270,11 +270,22 @@ def _check_keys(group, kind: str, where: str, extra: set = frozenset()) -> None:
                            "spikecl's runner not)")
 
 
+#: the entries of a netx group that lava-dl's netx reads without a default (schema version 2 files hold them)
+NETX_REQUIRED = {"dense": ("type", "shape", "weight", "neuron"),
+                 "conv": ("type", "shape", "weight", "neuron", "stride", "padding", "dilation", "groups")}
+
+
 def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERSION) -> FixedLayer:
     """One layer taking ``n_in`` inputs, from its netx group and spikecl's extras (version 1 files kept both in the
     netx group). Every dataset's shape and type is checked before it is read; the netx keys spikecl's runner does
-    not read (``bias``, ``neuron/type``) must agree with what it runs."""
+    not read (``bias``, ``neuron/type``) must agree with what it runs, and those lava-dl's netx needs are present."""
     data = _integers(group, "weight", "integer Loihi mantissas", where)
+    if version >= 2:
+        kind = _text(group, "type", where)
+        missing = [key for key in NETX_REQUIRED.get(kind, ()) if key not in group]
+        if missing:
+            raise ResultsError(f"{where}: {kind} layer lacks {', '.join(missing)} (lava-dl's netx could not load "
+                               "the file); the file is damaged")
     conv = _conv_geometry(group, extras, where)
     _check_keys(group, "conv" if conv else "dense", where, EXTRA_KEYS if version < 2 else set())
     if conv is None:
@@ -372,11 +383,17 @@ def read_netx(path: str | Path) -> FixedNetwork:
         samples = f.get("simulation/tSample")
         if samples is not None and _int(f["simulation"], "tSample", 1, MAX_COUNT, f"{path}: /simulation") != steps:
             raise ResultsError(f"{path}: num_steps = {steps} disagrees with /simulation/tSample = {int(samples[()])}")
-        n_in = int(np.prod(_shape(f["layer/0"], "shape", (1, 3), f"{path}: layer 0")))
+        input_shape = _shape(f["layer/0"], "shape", (1, 3), f"{path}: layer 0")
+        n_in = int(np.prod(input_shape))
         layers = []
         for group, extras, where in _layer_groups(f, version, path):
             layers.append(_read_layer(group, extras, n_in, f"{path}: {where}", version))
             n_in = layers[-1].n_out
+        first = layers[0].conv if layers else None
+        if version >= 2 and input_shape != (first.in_shape if first else (int(np.prod(input_shape)),)):
+            raise ResultsError(f"{path}: layer 0: shape {input_shape} is not the first layer's input "
+                               f"{first.in_shape if first else (int(np.prod(input_shape)),)} (lava-dl's netx "
+                               "would build another input); the file is damaged")
         net = FixedNetwork(tuple(layers), steps, _attr_str(meta.attrs, "encoder", path),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),

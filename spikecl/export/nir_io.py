@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ExportError, ResultsError, require
-from spikecl.export.netx import MAX_COUNT
+from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.io import atomic_write
 
@@ -94,16 +94,34 @@ def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> P
 
 
 def read_nir(path: str | Path):
-    """Read a NIR file; a missing or corrupt file is a :class:`ResultsError`."""
+    """Read a NIR file; a missing or corrupt file, or one declaring an array of more than :data:`MAX_WEIGHTS`
+    values (a small untrusted file could otherwise make the reader allocate gigabytes), is a :class:`ResultsError`."""
     nir = require("nir", "export")
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"NIR file not found: {path}")
     try:
+        _check_sizes(path)
         return nir.read(path)
-    except (OSError, KeyError, ValueError, TypeError, AssertionError) as exc:  # nir asserts on unknown nodes, edges
+    except ResultsError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, MemoryError,
+            UnicodeDecodeError, AssertionError) as exc:      # h5py on damaged bytes; nir asserts on unknown nodes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultsError(f"{path} is not a readable NIR file ({reason})") from None
+
+
+def _check_sizes(path: Path) -> None:
+    """Every dataset of the HDF5 file ``path`` holds at most :data:`MAX_WEIGHTS` values, read from its header."""
+    import h5py
+
+    def check(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and item.shape and int(np.prod(item.shape, dtype=np.float64)) > MAX_WEIGHTS:
+            raise ResultsError(f"{path}: {name} declares {item.shape}, more than {MAX_WEIGHTS} values; the file is "
+                               "damaged or not a network")
+
+    with h5py.File(path, "r") as f:
+        f.visititems(check)
 
 
 def graph_metadata(graph) -> dict:
@@ -135,6 +153,10 @@ def graph_metadata(graph) -> dict:
     return meta
 
 
+#: node parameters that are numbers (weights, time constants, conv geometry): anything else is a damaged file
+NUMERIC_FIELDS = ("weight", "bias", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "stride",
+                  "dilation", "groups")
+
 #: CubaLIF parameters that must be positive (time constants in seconds, the firing threshold)
 POSITIVE_LIF = ("tau_syn", "tau_mem", "v_threshold")
 
@@ -148,6 +170,10 @@ def _check_nodes(graph, readout) -> None:
         raise ResultsError(f"the NIR graph's metadata readout = {readout!r} is not one of its CubaLIF nodes")
     for name, node in nodes.items():
         for key, value in vars(node).items():
+            if key in NUMERIC_FIELDS and not (isinstance(value, (np.ndarray, float, int, np.number))
+                                              and np.asarray(value).dtype.kind in "biuf"):
+                raise ResultsError(f"the NIR graph's node {name!r}: {key} must be numbers, got "
+                                   f"{type(value).__name__} {str(value)[:40]!r}")
             array = np.asarray(value) if isinstance(value, (np.ndarray, float, int)) else None
             if array is None or array.dtype.kind not in "biuf":
                 continue
