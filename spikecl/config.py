@@ -50,6 +50,9 @@ ONLINE_IN_FLOAT32 = ("train.precision: 'bfloat16' is for the bptt and dsr traine
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
+#: classes of each dataset, known without loading it (:func:`spikecl.data.datasets.load_dataset` gives the same)
+DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
+                   "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
 #: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
 SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
 
@@ -385,22 +388,77 @@ def check_header(cfg: RunHeader) -> None:
 #: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
 #: run recorded without the key did (a constant learning rate)
 ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0}
+#: per experiment kind: (its rules of options that only some settings read, like :data:`ONLY_FOR`; its config class)
+#: for :func:`recorded_as_now` (a kind registers its own when imported)
+RECORDED_RULES: dict[str, tuple[dict, type]] = {}
 
 
 def recorded_as_now(config: dict, seed: int | None = None) -> dict:
-    """A recorded config (results file, checkpoint, exported network) as this spikecl reads it: one recorded before
-    ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's (``seed``, else the
-    config's) with ``data.vary_split``, else 0; one recorded before a key of :data:`ADDED_KEYS` existed gets the
-    value that does what it did."""
+    """A recorded config (results file, checkpoint, exported network) as this spikecl reads it, so that a run made
+    before a rule or key existed compares equal to the same run made today:
+
+    * one recorded before ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's
+      (``seed``, else the config's) with ``data.vary_split``, else 0;
+    * a continual one recorded before a key of :data:`ADDED_KEYS` existed gets the value that does what it did, and
+      a split stream that left classes out (``classes_per_task`` 0 with tasks not dividing the classes) the classes
+      per task it trained;
+    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`) say the run did not read is its default.
+    """
     if not isinstance(config, dict):
         return config
     data = config.get("data")
     if isinstance(data, dict) and "test_split_seed" not in data:
         seed = config.get("seed", 0) if seed is None else seed
         config = {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
-    for (table, key), value in ADDED_KEYS.items():
-        if isinstance(config.get(table), dict) and key not in config[table]:
-            config = {**config, table: {**config[table], key: value}}
+    kind = config.get("kind", "continual")
+    if kind == "continual":
+        for (table, key), value in ADDED_KEYS.items():
+            if isinstance(config.get(table), dict) and key not in config[table]:
+                config = {**config, table: {**config[table], key: value}}
+        config = _split_as_trained(config)
+    own = {"continual": (ONLY_FOR, ExperimentConfig), **RECORDED_RULES}.get(kind)
+    return config if own is None else _unused_as_defaults(config, own[0], own[1]())
+
+
+def _split_as_trained(config: dict) -> dict:
+    """A recorded split stream without ``classes_per_task`` whose tasks do not divide its dataset's classes: the
+    classes per task it trained (n_classes // n_tasks, the rest left out, as spikecl did before refusing it)."""
+    stream, data = config.get("stream"), config.get("data")
+    if not (isinstance(stream, dict) and isinstance(data, dict) and stream.get("kind") == "split"
+            and not stream.get("classes_per_task") and isinstance(stream.get("n_tasks"), int) and stream["n_tasks"]):
+        return config
+    classes = DATASET_CLASSES.get(data.get("dataset"))
+    if classes is None or classes % stream["n_tasks"] == 0:
+        return config
+    return {**config, "stream": {**stream, "classes_per_task": classes // stream["n_tasks"]}}
+
+
+class _Recorded:
+    """Attribute access to a recorded config table (a dict), today's default where it lacks a key."""
+
+    def __init__(self, table, default):
+        self._table, self._default = table, default
+
+    def __getattr__(self, key: str):
+        default = getattr(self._default, key)
+        value = self._table.get(key, default) if isinstance(self._table, dict) else default
+        return _Recorded(value, default) if dataclasses.is_dataclass(default) else value
+
+
+def _unused_as_defaults(config: dict, rules: dict, defaults) -> dict:
+    """``config`` with every option of ``rules`` that its own settings did not read set to its default."""
+    view = _Recorded(config, defaults)
+    for (table, key), (applies, _) in rules.items():
+        section = config.get(table)
+        if not isinstance(section, dict) or key not in section:
+            continue
+        try:
+            unused = not applies(view)
+        except (AttributeError, TypeError, ValueError):      # a damaged or foreign table: compared as it is
+            continue
+        default = field_default(getattr(defaults, table), key)
+        if unused and section[key] != default:
+            config = {**config, table: {**config[table], key: default}}
     return config
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, differ_phrase,
-                            differences, first_difference, from_dict, load_toml)
+                            differences, first_difference, from_dict, load_toml, recorded_as_now)
 from spikecl.errors import (ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
                             did_you_mean)
 from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
@@ -242,7 +242,7 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
         raise ConfigError(f"--resume: {job.path} holds {other} = {run.attrs.get(other)!r}, not this job's "
                           f"{job.identity[other]!r} (a copied or renamed file?); pass --overwrite as well to replace "
                           "it, or choose another --output-dir")
-    key = differing_setting(job, run.config)
+    key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
                           "--overwrite as well to replace what differs, or choose another --output-dir")
@@ -276,7 +276,8 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
     ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``)."""
     seen: dict[object, Path] = {}
     for run in runs:
-        keys = list(map(as_written, differences(runs[0].config, run.config, ignore=ignore)))
+        keys = list(map(as_written, differences(recorded_as_now(runs[0].config), recorded_as_now(run.config),
+                                                ignore=ignore)))
         if keys:
             raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings "
                                f"({differ_phrase(keys)}), not seeds of one experiment; report them separately")

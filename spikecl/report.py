@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
-from spikecl.experiment_kind import kind, kind_names, report, summary
+from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
 from spikecl.io import Run, check_writable_folder, read_run
 from spikecl.paths import is_dir, is_file
 
@@ -98,8 +98,11 @@ def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
 
 
 def _read(path: Path) -> Run:
-    """A results file of a kind this spikecl knows, holding what its kind's summary reads (else a one-line
-    :class:`ResultsError`)."""
+    """A results file of a kind this spikecl knows, holding what its kind's summary reads and not still to be
+    replaced by an unfinished ``--overwrite`` (else a one-line :class:`ResultsError`)."""
+    if is_file(replacing(path), ResultsError):
+        raise ResultsError(f"{path} is still to be replaced by an --overwrite that did not finish (its settings are "
+                           "the old ones); finish it with --resume --overwrite")
     run = read_run(path)
     if run.kind not in kind_names():
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "

@@ -661,6 +661,7 @@ def test_the_resource_report_names_only_chips_that_run_the_network(zero_reset_ru
     print_export(graded)
     printed = capsys.readouterr().out
     assert "loihi2:" in printed and "loihi1" not in printed
+    assert "no accuracy, synaptic operations, NeuroBench measures or energy estimate" in printed   # none measured
     binary = quantize(dataclasses.replace(spec, encoder="latency"), QuantConfig())
     print_export(binary)
     printed = capsys.readouterr().out

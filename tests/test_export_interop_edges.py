@@ -341,10 +341,12 @@ def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value
      "layer 1: dense layer lacks shape (lava-dl's netx could not load"),
     (True, lambda f: f.__delitem__("layer/1/dilation"), "layer 1: conv layer lacks dilation"),
     (True, lambda f: f.__delitem__("layer/1/groups"), "layer 1: conv layer lacks groups"),
+    (False, lambda f: f.__delitem__("layer/1/neuron"), "layer 1: dense layer lacks neuron (lava-dl's netx would give "
+                                                        "it a default neuron, not the one spikecl's runner runs)"),
     (True, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([8, 8, 1]))),
-     "layer 0: shape (8, 8, 1) is not the first layer's input (1, 8, 8)"),
+     "layer 0: shape (8, 8, 1) is not the network's input (1, 8, 8) (lava-dl netx would build another input grid)"),
     (False, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([1, 1, 6]))),
-     "layer 0: shape (1, 1, 6) is not the first layer's input (6,)"),
+     "layer 0: shape (1, 1, 6) is not the network's input (6,); the file is damaged"),
 ])
 def test_netx_files_lava_dls_loader_could_not_load_are_refused(tmp_path, cnn, edit, message):
     """Entries lava-dl's netx reads without a default, and the input shape it builds the network's input from: a

@@ -157,6 +157,11 @@ def test_deploy_options_reach_only_the_graphs_that_take_them(graph_file, tmp_pat
         assert capsys.readouterr().err == (f"spikecl: error: {flag[0]} applies to --backend lava-sim; the reference "
                                            "backend reads the run stored in the graph\n")
     assert main(["deploy", str(graph_file)]) == 0 and "recall accuracy 1.000" in capsys.readouterr().out
+    for flag, named in ((["--cells", "lif"], "--cells lif"), (["--stock-engine"], "--stock-engine")):
+        assert main(["deploy", str(graph_file), "--backend", "lava-sim", "--learning", "fixed", *flag]) == 2
+        assert capsys.readouterr().err == (f"spikecl: error: --learning fixed: {named} does not apply (Lava's "
+                                           "fixed-point engine runs with spikecl's custom cells, in its own stock "
+                                           "order)\n")                  # refused before Lava starts
     lateral, frozen = tmp_path / "lateral.h5", tmp_path / "frozen.h5"
     with h5py.File(lateral, "w") as f:
         f.attrs["learning_graph"] = "hlop-lateral"

@@ -412,3 +412,20 @@ def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp
         "final/sweep-comparison.png", "sweep-comparison.png"]
     assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
     assert [p.name for p in (tmp_path / "plots").glob("*.png")] == ["grid-comparison.png"]
+
+
+def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_path, capsys):
+    """After an interrupted --overwrite a folder holds new files beside old ones still marked .replacing: the old
+    ones are skipped with a note (named alone, a one-line error), so old and new settings are never tabled as one."""
+    from spikecl.cli import main
+
+    listed = ["finetune", "ewc"]
+    write_results(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
+    old = write_results(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
+    (tmp_path / "r" / "ewc-seed0.h5.replacing").touch()
+    assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped: {old} is still to be replaced by an --overwrite that did not finish" in out
+    assert "finetune" in out and not any(line.startswith("ewc ") for line in out.splitlines())
+    assert main(["report", str(old), "--no-plots"]) == 2
+    assert "finish it with --resume --overwrite" in capsys.readouterr().err

@@ -943,3 +943,21 @@ def test_a_cosine_schedule_sets_every_epochs_rate_and_restarts_with_each_task(tm
                             "train.warmup_epochs: 2 warm-up epochs leave none of the 2 epochs")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             config(tmp_path, train=train)
+
+
+def test_a_checkpoint_records_its_methods_options_with_defaults(tmp_path):
+    """A default changed between a kill and a resume (a plugin's, or spikecl's after an upgrade) would train the
+    tasks before and after the kill with different settings under one results file: the checkpoint keeps every
+    option its method used, defaults included, and --resume names the one that differs."""
+    from spikecl.continual.runner import checkpoint_difference, read_checkpoint
+
+    cfg = config(tmp_path, strategy={"methods": ["ewc"]})
+    run = ContinualRun(cfg, "ewc", 0)
+    run.save_checkpoint(tmp_path / "run.ckpt")
+    state = read_checkpoint(tmp_path / "run.ckpt")
+    assert state["options"]["ewc"]["lam"] > 0 and "fisher_samples" in state["options"]["ewc"]   # defaults too
+    assert checkpoint_difference(state, "ewc", 0, cfg, "ewc") is None
+    state["options"]["ewc"]["lam"] += 1.0                     # the default it was made under
+    assert checkpoint_difference(state, "ewc", 0, cfg, "ewc") == "strategy.ewc.lam"
+    del state["options"]                                      # a checkpoint of an older spikecl: compared as before
+    assert checkpoint_difference(state, "ewc", 0, cfg, "ewc") is None

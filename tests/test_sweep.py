@@ -184,6 +184,10 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("differs (train.batch_size)") == 6
+    from spikecl.continual.sweep_ray import kept_and_missing     # an --overwrite keeps each old file until replaced
+
+    done, todo = kept_and_missing(load_sweep(path), True, lambda line: None)
+    assert not done and len(todo) == 6 and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
     assert "6 runs, 0 complete (kept), 6 to run (6 made with other settings, trained again)" in capsys.readouterr().out
     assert read_results(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32

@@ -499,3 +499,28 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
     old_train = {k: v for k, v in result.config["train"].items() if k not in ("lr_schedule", "warmup_epochs")}
     path = write_results(tmp_path / "old.h5", replace(result, config={**result.config, "train": old_train}))
     assert first_difference(read_run(path).config, result.config) is None
+
+
+def test_recorded_configs_read_as_the_run_they_were(tmp_path):
+    """Files made before today's refusals compare equal to the same run made now: a split stream that left classes
+    out has the classes per task it trained (so it exports, deploys and resumes), an option the run did not read is
+    its default (so a config fixed to leave it out resumes the file), and another kind's [train] table is its own."""
+    from spikecl.config import recorded_as_now
+    from spikecl.export.inputs import trained_stream
+    from spikecl.sdr.experiment import SparseyExperimentConfig  # noqa: F401  (registers the sparsey kind's rules)
+
+    old = {"kind": "continual", "data": {"dataset": "digits", "test_split_seed": 0},
+           "stream": {"kind": "split", "scenario": "task", "n_tasks": 3, "classes_per_task": 0},
+           "train": {"eval_every": 0, "eval_samples": 20, "optimizer": "adam", "momentum": 0.5}}
+    now = recorded_as_now(old)
+    assert now["stream"]["classes_per_task"] == 3 and now["train"]["eval_samples"] == 200
+    assert now["train"]["momentum"] == 0.9                                       # Adam reads no momentum
+    assert [t.classes for t in trained_stream(old)] == [(0, 1, 2), (0, 1, 2), (0, 1, 2)]
+    even = {**old, "stream": {**old["stream"], "n_tasks": 5}, "train": {"eval_every": 10, "eval_samples": 20}}
+    assert recorded_as_now(even)["stream"]["classes_per_task"] == 0 and recorded_as_now(even)["train"][
+        "eval_samples"] == 20
+    assert recorded_as_now({"kind": "mine", "train": {"steps": 3}}) == {"kind": "mine", "train": {"steps": 3}}
+    sparsey = {"kind": "sparsey", "coder": {"layout": "whole", "grid": [3, 3], "patch": [4, 4], "n_macs": 1,
+                                            "ensemble": "shifted"}, "eval": {"sequences": 0, "sequence_cms": 4}}
+    coder, ev = recorded_as_now(sparsey)["coder"], recorded_as_now(sparsey)["eval"]
+    assert (coder["grid"], coder["patch"], coder["ensemble"], ev["sequence_cms"]) == ([4, 4], [10, 10], "same", 32)

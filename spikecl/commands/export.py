@@ -47,7 +47,8 @@ def add_command(sub) -> None:
                              "more halves the first layer's weight mantissas: above about 12 they round to 0); "
                              "refused for latency and poisson networks, whose input is binary spikes")
     export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"),
-                        help=f"test samples for the accuracy check (default {NETWORK_OPTIONS['samples']}; 0: skip)")
+                        help=f"test samples for the accuracy check and the SynOps, NeuroBench and energy measures "
+                             f"(default {NETWORK_OPTIONS['samples']}; 0: skip them)")
     export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"),
                         help="training samples that set the readout's range "
                              f"(default {NETWORK_OPTIONS['calibration_samples']}; 0: worst case from weights)")

@@ -26,7 +26,8 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
-from spikecl.continual.strategies import build_strategy, check_run, check_support, strategy_class, validate_method
+from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
+                                          validate_method)
 from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
@@ -61,11 +62,15 @@ def _set_numpy_rng_state(state: tuple) -> None:
 def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig, runs_method: str) -> str | None:
     """The first setting (``method``, ``seed`` or a dotted key; :data:`RESUME_IGNORES` and the options of methods
     ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
-    (``cfg``, ``method``, ``seed``); None if none."""
+    (``cfg``, ``method``, ``seed``); None if none. A checkpoint that records its method's options with their
+    defaults (``state["options"]``) is compared on those, so a default changed between a kill and a resume shows."""
+    recorded, now = recorded_as_now(state.get("config"), seed), cfg.to_dict()
+    if isinstance(recorded, dict) and isinstance(recorded.get("strategy"), dict) and "options" in state:
+        recorded = {**recorded, "strategy": {**recorded["strategy"], "options": state["options"]}}
+        now["strategy"]["options"] = effective_options(runs_method, cfg.strategy.options)
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
-                recorded_as_now(state.get("config"), seed), cfg.to_dict(),
-                ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
+                recorded, now, ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
 
 
 def damaged_member(path: Path) -> str | None:
@@ -255,8 +260,6 @@ class RunState:
 def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
     """The config a results file records: the run's config (variant applied) with every option its method used,
     defaults included (a changed default then shows as a differing setting), its method and seed."""
-    from spikecl.continual.strategies import effective_options
-
     raw = run_cfg.to_dict()
     raw["strategy"]["options"] = effective_options(runs_method, run_cfg.strategy.options)
     return {**raw, **unshown_rules(run_cfg, runs_method), "method": method, "runs_method": runs_method, "seed": seed}
@@ -461,6 +464,7 @@ class ContinualRun:
     # -- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
         state = {"config": self.cfg.to_dict(), "method": self.method, "seed": self.seed,
+                 "options": effective_options(self.strategy_name, self.cfg.strategy.options),
                  "progress": asdict(self.run_state), "model": self.net.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "optimizer_params": self._optimizer_params(),
                  "trainable": [n for n, p in self.net.named_parameters() if p.requires_grad],

@@ -2,8 +2,8 @@
 
 Runs whose results file exists are skipped, unless it was made with other settings than the sweep now plans (a
 changed ``[set]`` value or base file, or a final run whose chosen point changed): that is a one-line error, or
-with ``overwrite`` the file is removed and the run trained again; so is a checkpoint an unfinished run left (with
-``overwrite`` its run discards it). The others are submitted at once, each reserving ``cpus_per_run`` Ray CPUs, and
+with ``overwrite`` the run is trained again, its old file kept (marked ``.replacing``) until the new one replaces it;
+so is a checkpoint an unfinished run left (with ``overwrite`` its run discards it). The others are submitted at once, each reserving ``cpus_per_run`` Ray CPUs, and
 a run that fails is submitted again up to ``max_retries`` times (a retry resumes from the run's last checkpoint).
 The driver shows a progress bar over runs and reports every failure.
 
@@ -129,11 +129,10 @@ def _one_line(exc: BaseException) -> str:
 def kept_and_missing(sweep: Sweep, overwrite: bool,
                      log: Callable[[str], None]) -> tuple[dict[str, RunResult], list[SweepRun]]:
     """({run id: results} of the runs already complete, the runs still to train), said in one line by ``log``; a
-    run made with other settings is a ConfigError, or with ``overwrite`` its files are removed and it is to train.
+    run made with other settings is a ConfigError, or with ``overwrite`` it is to train (its files are replaced as
+    its new ones are written, not before).
     A damaged results file is trained again (as ``spikecl run --resume`` does); a foreign one is a ConfigError
     unless ``overwrite``."""
-    from spikecl.continual.runner import checkpoint_path
-
     results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
     done = {key: result for key, result in results.items() if result is not None}
     damaged = len(results) - len(done)
@@ -141,11 +140,8 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     if not overwrite:
         refuse_other_settings(sweep, stale, restart)
     check_datasets(run_config(r) for r in sweep.runs if r.id not in done or r.id in stale)   # before any change
-    for run in sweep.runs:
-        if run.id in stale:                          # --overwrite: these runs start afresh like missing ones
-            run.results.unlink()
-            checkpoint_path(run.results).unlink(missing_ok=True)
-            del done[run.id]
+    for run_id in stale:                             # --overwrite: trained again; each old file stays (marked
+        del done[run_id]                             # .replacing) until its new one replaces it (run_plan)
     todo = [r for r in sweep.runs if r.id not in done]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
         + (f" ({len(stale)} made with other settings, trained again)" if stale else "")

@@ -401,6 +401,9 @@ def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_d
     :func:`run_lava`) and compare."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if learning == "fixed" and (cells == "lif" or stock_engine):
+        raise ConfigError(f"--learning fixed: {'--cells lif' if cells == 'lif' else '--stock-engine'} does not apply "
+                          "(Lava's fixed-point engine runs with spikecl's custom cells, in its own stock order)")
     graph = read_ca3_graph(path)
     ref = graph.reference
     if not ref.get("spikes") or any(p not in ref["spikes"] for p in OUTPUTS):

@@ -271,8 +271,8 @@ def _check_keys(group, kind: str, where: str, extra: set = frozenset()) -> None:
 
 
 #: the entries of a netx group that lava-dl's netx reads without a default (schema version 2 files hold them)
-NETX_REQUIRED = {"dense": ("type", "shape", "weight", "neuron"),
-                 "conv": ("type", "shape", "weight", "neuron", "stride", "padding", "dilation", "groups")}
+NETX_REQUIRED = {"dense": ("type", "shape", "weight"),
+                 "conv": ("type", "shape", "weight", "stride", "padding", "dilation", "groups")}
 
 
 def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERSION) -> FixedLayer:
@@ -286,6 +286,9 @@ def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERS
         if missing:
             raise ResultsError(f"{where}: {kind} layer lacks {', '.join(missing)} (lava-dl's netx could not load "
                                "the file); the file is damaged")
+        if "neuron" not in group:
+            raise ResultsError(f"{where}: {kind} layer lacks neuron (lava-dl's netx would give it a default neuron, "
+                               "not the one spikecl's runner runs); the file is damaged")
     conv = _conv_geometry(group, extras, where)
     _check_keys(group, "conv" if conv else "dense", where, EXTRA_KEYS if version < 2 else set())
     if conv is None:
@@ -390,10 +393,11 @@ def read_netx(path: str | Path) -> FixedNetwork:
             layers.append(_read_layer(group, extras, n_in, f"{path}: {where}", version))
             n_in = layers[-1].n_out
         first = layers[0].conv if layers else None
-        if version >= 2 and input_shape != (first.in_shape if first else (int(np.prod(input_shape)),)):
-            raise ResultsError(f"{path}: layer 0: shape {input_shape} is not the first layer's input "
-                               f"{first.in_shape if first else (int(np.prod(input_shape)),)} (lava-dl's netx "
-                               "would build another input); the file is damaged")
+        if version >= 2 and input_shape != (first.in_shape if first else (layers[0].n_in,)):
+            raise ResultsError(f"{path}: layer 0: shape {input_shape} is not the network's input "
+                               f"{first.in_shape if first else (layers[0].n_in,)}"
+                               f"{' (lava-dl netx would build another input grid)' if first else ''}; the file is "
+                               "damaged")
         net = FixedNetwork(tuple(layers), steps, _attr_str(meta.attrs, "encoder", path),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),

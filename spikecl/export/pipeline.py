@@ -188,6 +188,9 @@ def print_export(net: FixedNetwork, out=None) -> None:
                   "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
+    else:
+        print("no accuracy, synaptic operations, NeuroBench measures or energy estimate: they are measured on test "
+              "samples (--samples 0 skipped them, or the stream has no data here)", file=out)
     if "energy_j" in m:
         print(f"NeuroBench on the reference: connection sparsity {100 * m['connection_sparsity']:.1f}%, activation "
               f"sparsity {100 * m['activation_sparsity']:.1f}%, {m['neuron_updates']:.4g} neuron updates; Loihi "

@@ -39,8 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import (KIND_DOC, NAME_DOC, DataConfig, RunHeader, check_applies, check_data_split, from_dict,
-                            option)
+from spikecl.config import (KIND_DOC, NAME_DOC, RECORDED_RULES, DataConfig, RunHeader, check_applies,
+                            check_data_split, from_dict, option)
 from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
@@ -149,10 +149,14 @@ SPARSEY_ONLY_FOR = {
     **{("coder", key): (lambda cfg: cfg.coder.layout == "grid", 'coder.layout = "grid"') for key in ("grid", "patch")},
     ("coder", "ensemble"): (lambda cfg: cfg.coder.layout == "grid" and cfg.coder.n_macs > 1,
                             'coder.layout = "grid" with coder.n_macs > 1'),
-    **{("coder", key): (lambda cfg: cfg.coder.two_level, "coder.two_level = true") for key in ("top_grid", "top_patch")},
+    **{("coder", key): (lambda cfg: cfg.coder.two_level, "coder.two_level = true")
+       for key in ("top_grid", "top_patch")},
     **{("eval", key): (lambda cfg: cfg.eval.sequences > 0, "sequence recall (eval.sequences > 0)")
        for key in ("sequence_length", "sequence_cms", "sequence_cells_per_cm")},
 }
+
+
+RECORDED_RULES["sparsey"] = (SPARSEY_ONLY_FOR, SparseyExperimentConfig)
 
 
 def check_test_items(n_test: int, what: str = "eval.test_items") -> None:
