@@ -3,9 +3,10 @@
 Runs whose results file exists are skipped, unless it was made with other settings than the sweep now plans (a
 changed ``[set]`` value or base file, or a final run whose chosen point changed): that is a one-line error, or
 with ``overwrite`` the run is trained again, its old file kept (marked ``.replacing``) until the new one replaces it;
-so is a checkpoint an unfinished run left (with ``overwrite`` its run discards it). The others are submitted at once, each reserving ``cpus_per_run`` Ray CPUs, and
-a run that fails is submitted again up to ``max_retries`` times (a retry resumes from the run's last checkpoint).
-The driver shows a progress bar over runs and reports every failure.
+so is a checkpoint an unfinished run left (with ``overwrite`` its run discards it). The others are submitted at
+once, each reserving ``cpus_per_run`` Ray CPUs, and a run that fails is submitted again up to ``max_retries`` times
+(a retry resumes from the run's last checkpoint). The driver shows a progress bar over runs and reports every
+failure.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
 names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed, the results
