@@ -344,7 +344,7 @@ def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value
     (False, lambda f: f.__delitem__("layer/1/neuron"), "layer 1: dense layer lacks neuron (lava-dl's netx would give "
                                                         "it a default neuron, not the one spikecl's runner runs)"),
     (True, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([8, 8, 1]))),
-     "layer 0: shape (8, 8, 1) is not the network's input (1, 8, 8) (lava-dl netx would build another input grid)"),
+     "layer 0: shape (8, 8, 1) is not the network's input (1, 8, 8) (lava-dl's netx would build another input grid)"),
     (False, lambda f: (f.__delitem__("layer/0/shape"), f["layer/0"].create_dataset("shape", data=np.array([1, 1, 6]))),
      "layer 0: shape (1, 1, 6) is not the network's input (6,); the file is damaged"),
 ])

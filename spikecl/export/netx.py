@@ -393,11 +393,11 @@ def read_netx(path: str | Path) -> FixedNetwork:
             layers.append(_read_layer(group, extras, n_in, f"{path}: {where}", version))
             n_in = layers[-1].n_out
         first = layers[0].conv if layers else None
-        if version >= 2 and input_shape != (first.in_shape if first else (layers[0].n_in,)):
-            raise ResultsError(f"{path}: layer 0: shape {input_shape} is not the network's input "
-                               f"{first.in_shape if first else (layers[0].n_in,)}"
-                               f"{' (lava-dl netx would build another input grid)' if first else ''}; the file is "
-                               "damaged")
+        expected = first.in_shape if first else (layers[0].n_in,) if layers else input_shape
+        if version >= 2 and input_shape != expected:
+            grid = " (lava-dl's netx would build another input grid)" if first else ""
+            raise ResultsError(f"{path}: layer 0: shape {input_shape} is not the network's input {expected}{grid}; "
+                               "the file is damaged")
         net = FixedNetwork(tuple(layers), steps, _attr_str(meta.attrs, "encoder", path),
                            _attr_int(meta.attrs, "input_bits", 0, 16, path),
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
