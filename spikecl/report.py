@@ -130,6 +130,8 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
     where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
     if plots:                                      # before any table: a refusal prints nothing half-way
+        if plots_dir is None and any(folder is None for _, folder in found):
+            _check_one_folder(paths)
         _check_apart(where)
         for folder in dict.fromkeys(where.values()):
             check_writable_folder(folder, "--plots" if plots_dir is not None else
@@ -153,6 +155,16 @@ def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None
         return plots_dir
     common = Path(os.path.commonpath([p.resolve() for p in paths if p.is_dir()] or [folder.resolve()]))
     return plots_dir / folder.resolve().relative_to(common)
+
+
+def _check_one_folder(paths: list[Path]) -> None:
+    """A one-line :class:`ResultsError` when files named together lie in several folders: their plots, written to
+    the first one's folder, would replace those of the files beside them there."""
+    parents = sorted({str(p.parent) for p in paths if not p.is_dir()})
+    if len(parents) > 1:
+        raise ResultsError(f"report: the files named lie in {len(parents)} folders ({', '.join(parents[:2])}"
+                           f"{', ...' if len(parents) > 2 else ''}); their plots would replace those of the files "
+                           "beside them: pass --plots DIR, or --no-plots")
 
 
 def _check_apart(where: dict[tuple[str, Path | None], Path]) -> None:

@@ -104,3 +104,7 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
         report_paths([])
     with pytest.raises(ResultsError, match="results file not found: absent.h5"):
         report_paths("absent.h5", plots=False)                     # one path as a string, not its characters
+    from spikecl.export.spec import load_trained
+
+    with pytest.raises(ResultsError, match=r"^tests is a folder; name a results file \(.h5\) or checkpoint"):
+        load_trained("tests")

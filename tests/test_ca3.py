@@ -93,6 +93,10 @@ def test_compiled_brian2_reproduces_the_recording_from_a_fresh_memory_on_every_r
                 np.testing.assert_allclose(net.weights()[matrix], w, rtol=1e-12, atol=1e-12)
         first_half = net.run(cue[: n_steps // 2], content[: n_steps // 2])
         assert all(r.shape[0] == n_steps // 2 for r in first_half.values())
+        cut = 1 + min(t for events in recorded.values() for t, _ in events)
+        net.run(cue[:cut], content[:cut])               # ends while the first learn is still spiking
+        with pytest.raises(ConfigError, match="activity went on past the inputs' last step"):
+            net.weights()
         with pytest.raises(ShapeError, match="T <= "):
             net.run(np.zeros((n_steps + 6, C), bool), np.zeros((n_steps + 6, M), bool))
     finally:
@@ -338,6 +342,11 @@ def test_synapse_count_matches_the_published_formula():
     (lambda: CA3Params(a_plus_nA="6"), "a_plus_nA: expected a number, got '6'"),
     (lambda: CA3Params(tau_refrac_ms=-5.0), "tau_refrac_ms: a whole number of ms >= 0"),
     (lambda: CA3Params(w_max_nA=0.0, match_k=2), "w_max_nA: match_k = 2 counts fully potentiated bits"),
+    (lambda: CA3Params(w_input_nA=-6.0), "w_input_nA: weights and STDP amplitudes are magnitudes >= 0"),
+    (lambda: CA3Params(w_s1cue_s2cue_inh_per_bit_nA=-6.0), "w_s1cue_s2cue_inh_per_bit_nA: weights and STDP"),
+    (lambda: CA3Params(a_minus_nA=-1.0), "a_minus_nA: weights and STDP amplitudes are magnitudes >= 0"),
+    (lambda: CA3Params(v_thresh_mV=-61.0), "v_thresh_mV: -61 mV is not above v_rest_mV = -60 mV"),
+    (lambda: CA3Params(v_thresh_out_mV=-60.0), "v_thresh_out_mV: -60 mV is not above v_rest_mV"),
     (lambda: CA3Memory(2, 4, backend="torch", device="tpu"), "device 'tpu': not a torch device"),
     (lambda: CA3Memory(2, 4, backend="torch", target="cython"), "target= applies to backend='brian2', not 'torch'"),
     (lambda: CA3Memory(2, 4, backend="brian2", device="cuda"), "device= applies to backend='torch', not 'brian2'"),

@@ -170,7 +170,17 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
         write_plots(parts, tmp_path / "plots")
     finally:
         report.plot_capacity = original
-    assert captured["C=5 M=6"][0].tolist() == [0.5, 0.8] and captured["C=8 M=10"][0].tolist() == [0.1, 0.2]
+    by_size = {label.split(",")[0]: bits for label, bits in captured.items()}
+    assert by_size["C=5 M=6"][0].tolist() == [0.5, 0.8] and by_size["C=8 M=10"][0].tolist() == [0.1, 0.2]
+    assert all(label.endswith(" ms") for label in captured)          # the spacing drawn; no [params] given
+    assert run_cli(tmp_path / "d", *base, "--set", "params.tau_syn_ms=0.4") == 0
+    captured.clear()
+    report.plot_capacity = capture
+    try:
+        write_plots({str(p): read_part(p) for p in (tmp_path / "d").rglob("stress_*.h5")}, tmp_path / "plots")
+    finally:
+        report.plot_capacity = original
+    assert [label.split(", ", 2)[2] for label in captured] == ["with tau_syn_ms = 0.4"]   # a changed model says so
     assert run_cli(tmp_path / "c", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
     twice = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_C5_M6_*.h5"))}
     with pytest.raises(ResultsError, match="both hold the stress part C=5 M=6 published"):

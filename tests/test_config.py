@@ -132,6 +132,20 @@ def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
     assert find_path("~/data", "shd", ["SHD/shd_train.h5"], "") == tmp_path / "data" / "SHD" / "shd_train.h5"
 
 
+def test_list_defaults_are_copied_whole_so_one_edit_stays_in_its_instance():
+    """Nested list defaults (HLOP's neuron schedule, CA3's stress sizes) are deep copies: an in-place edit of one
+    instance changes neither the next instance nor the module constant the default came from."""
+    from spikecl.continual.strategies import effective_options, strategy_class
+    from spikecl.continual.strategies.hlop import PMNIST_SCHEDULE
+    from spikecl.memory.experiment import CA3ExperimentConfig
+
+    before = [list(row) for row in PMNIST_SCHEDULE]
+    strategy_class("hlop").Options().neurons[0][2] = 800
+    assert PMNIST_SCHEDULE == before and effective_options("hlop", {})["hlop"]["neurons"] == before
+    CA3ExperimentConfig().stress.sizes[-1][0] = 7
+    assert 7 not in CA3ExperimentConfig().stress.sizes[-1]
+
+
 def test_strategy_options_spelled_both_ways_merge_or_are_refused():
     """``strategy.options.ewc.lam`` (the results file's spelling) beside a file's ``[strategy.ewc]`` table was dropped
     silently: a key set in both is refused, other keys merge."""

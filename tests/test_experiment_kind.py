@@ -169,6 +169,15 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
     rates = read_run(tmp_path / "rates" / "rate_curve-seed1.h5", "rate_curve").arrays["rates"]
     np.testing.assert_allclose(rates[1], [0.05, 0.2, 0.5], atol=1 / 400)         # beta = 1: rate = current
     assert rates[0, 0] == 0 and 0 < rates[0, 1] < 0.2 and 0 < rates[0, 2] < 0.5  # beta = 0.9: silent below 0.1
+    import torch
+
+    from spikecl.snn import LIFParams
+
+    neuron, mem, fired = LIFParams(beta=0.9).spiking(), torch.zeros(3), 0.0  # spikecl's own neuron, same inputs
+    for _ in range(400):
+        spk, mem = neuron(torch.tensor([0.05, 0.2, 0.5]), mem)
+        fired = fired + spk
+    np.testing.assert_allclose(rates[0], (fired / 400).numpy())
     assert (tmp_path / "rates" / "rate_curve.png").stat().st_size > 5000
     runs = [read_run(tmp_path / "rates" / f"rate_curve-seed{seed}.h5", "rate_curve") for seed in (0, 1)]
     runs[1].arrays["rates"] = runs[0].arrays["rates"] + 0.01       # seeds 0.01 apart: sample std 0.01 / sqrt(2)

@@ -161,6 +161,33 @@ def test_trained_parameters_nothing_reads_are_refused(extra):
     spec_from_state(state, config)
     with pytest.raises(ExportError, match=re.escape(f"trained parameters hold '{extra}', which no part")):
         spec_from_state({**state, extra: np.zeros((4, 15), np.float32)}, config)
+    lacking = next(k for k in state if k.endswith("synapse.weight"))           # a weight deleted: named as missing
+    with pytest.raises(ExportError, match=re.escape(f"trained parameters lack '{lacking}' beside")):
+        spec_from_state({k: v for k, v in state.items() if k != lacking}, config)
+
+
+def test_a_layer_lava_dl_would_rescale_into_other_weights_is_refused_for_lava_dl(tmp_path):
+    """No positive weight and a power-of-two smallest: lava-dl's netx scales it to -256, which Lava's Dense clips
+    and truncates (tests/test_lavadl.py checks the rule against lava-dl itself). Such a file is not marked runnable
+    there; spikecl's runner still takes it."""
+    from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
+
+    assert lava_dl_dense_mismatch(np.array([[-8, -3, 0], [-1, -5, -2]])) == 1
+    assert lava_dl_dense_mismatch(np.array([[-8, -3, -1]])) == 1                  # all negative as well
+    for fine in ([[-7, -3, 0]], [[-8, 3, 0]], [[8, 3, 0]], [[0, 0]]):
+        assert lava_dl_dense_mismatch(np.array(fine)) == 0, fine
+    w0 = -np.array([[.5, .1, .3], [.2, .45, 0], [.05, .3, .5], [.5, .5, .5]]) * 8 / 9
+    spec = NetworkSpec((LayerSpec("hidden0", w0, np.full(4, .9), .9, 1., "zero"),
+                        LayerSpec("readout", np.array([[1, -1, .5, .2], [-.5, 1, 1, -.3]]), None, .8, 1., "none")),
+                       4, "direct", 2)
+    net = quantize(spec)
+    assert net.layers[0].weight.max() == 0 and net.layers[0].weight.min() == -8
+    with pytest.raises(ExportError, match="layer hidden0: lava-dl's netx loader would rescale its weights"):
+        write_netx(tmp_path / "inhibitory.h5", net)
+    import h5py
+
+    with h5py.File(write_netx(tmp_path / "inhibitory.h5", net, lava_dl=False)) as f:
+        assert not f["spikecl"].attrs["lava_dl"]
 
 
 def test_netx_round_trip_and_refusals(tmp_path):
@@ -192,6 +219,8 @@ def test_netx_round_trip_and_refusals(tmp_path):
     ("spikecl/num_steps", 0, "num_steps = 0 must be an integer in 1"),
     ("spikecl/num_steps", 3, "num_steps = 3 disagrees with /simulation/tSample = 5"),
     ("spikecl/input_bits", 17, "input_bits = 17 must be an integer in 0..16"),
+    ("spikecl/schema_version", 2.7, "schema_version = 2.7 must be an integer in 1.."),
+    ("spikecl/schema_version", True, "schema_version = True must be an integer in 1.."),
     ("spikecl/layer/1/scale", np.nan, "scale = nan must be a positive number"),
     ("spikecl/layer/1/scale", -5.0, "scale = -5.0 must be a positive number"),
     ("layer/1/neuron/vThMant", 0, "vThMant = 0 outside 1..131071"),

@@ -551,6 +551,15 @@ def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_appl
         quantize(spec, QuantConfig(headroom=1000, exponents=True))
 
 
+def test_weights_that_round_to_zero_only_at_fewer_weight_bits_name_weight_bits():
+    spec = NetworkSpec((LayerSpec("hidden0", np.full((2, 12), 0.5), None, 0.9, 10.0, "zero"),
+                        LayerSpec("readout", np.eye(2), None, 0.9, 1.0, "none")), 4, "direct", 2)
+    quantize(spec, QuantConfig(weight_bits=8))
+    with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 on the 3-bit grid \(steps of "
+                                          r"32\); raise --weight-bits \(at 8 bits they do not\)$"):
+        quantize(spec, QuantConfig(weight_bits=3))
+
+
 def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents():
     """Lava's Conv applies no weight exponent, so QuantConfig(exponents=True) cannot help a conv layer."""
     from spikecl.export.quantize import quantize_hidden

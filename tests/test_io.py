@@ -1,5 +1,7 @@
 """Results files: round trip, atomic writes, no silent overwrite, one-line errors for corrupt files."""
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -52,6 +54,19 @@ def test_never_overwrites_without_permission(tmp_path):
     assert read_results(path).seed == 0
     write_results(path, make_result(seed=1), overwrite=True)
     assert read_results(path).seed == 1
+
+
+def test_a_device_or_pipe_is_never_replaced_even_with_overwrite(tmp_path):
+    """``-o /dev/null --overwrite`` must not turn the device into a file (as root the rename would succeed); a
+    named pipe stands in for the device here."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="pipe is not a regular file"):
+        write_results(fifo, make_result(seed=0), overwrite=True)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 def test_failed_write_leaves_no_file(tmp_path):
@@ -169,6 +184,32 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
     parallel = replace(make_result(seed=3), environment={**here.environment, "torch_threads": 1, "processes": 2})
     note = machine_note([here, parallel])                 # data-parallel: other numbers, so another setup
     assert note.startswith("Computed on 2 setups: ") and "1 torch thread in each of 2 processes (ewc seed 3)" in note
+
+
+def test_results_record_spikecls_version_and_commit_and_the_report_names_differing_ones():
+    """Numbers can move between commits (new draws, changed definitions): every results file records spikecl's
+    version and, run from a git checkout, ``git describe --dirty`` of it; a report of runs made by other ones
+    says so."""
+    import subprocess
+    from dataclasses import replace
+
+    import spikecl
+    from spikecl.continual.report import source_note
+    from spikecl.io import environment, source_commit
+
+    env = environment()
+    assert env["spikecl"] == spikecl.__version__ and env.get("spikecl_source") == source_commit()
+    root = Path(spikecl.__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        described = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                                   capture_output=True, text=True).stdout.strip()
+        assert source_commit() == described
+    here = replace(make_result(), environment={"spikecl": "0.1.0", "spikecl_source": "abc123"})
+    assert source_note([here, replace(here, seed=1)]) == ""
+    later = replace(make_result(seed=2), environment={"spikecl": "0.1.0", "spikecl_source": "def456-dirty"})
+    old = replace(make_result(seed=3), environment={})
+    assert source_note([here, later, old]) == ("\nMade by spikecl 0.1.0 (abc123) (ewc seed 0); spikecl 0.1.0 "
+                                               "(def456-dirty) (ewc seed 2); spikecl unrecorded (ewc seed 3).")
 
 
 FILE_SIZE_LIMIT = r"""

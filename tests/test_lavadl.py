@@ -91,3 +91,37 @@ def test_a_file_lava_dls_loader_refuses_is_one_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     error = done.stdout.strip().splitlines()[-1]                      # lava-dl prints its import warnings first
     assert "empty.h5: lava-dl's netx loader refused the file (KeyError" in error, done.stdout
+
+
+def test_the_dense_weights_lava_dl_applies_are_those_spikecl_predicts(tmp_path):
+    """spikecl.export.lava_dl_weights follows lava-dl's rescaling and Lava Dense's clipping and truncation: on
+    random integer matrices of every sign pattern and bit depth it says "changed" exactly where lava-dl's own
+    functions give other weights (about a fifth of them: no positive weight, a power-of-two smallest)."""
+    import subprocess
+
+    python = require_environment(".venv-lavadl", "lava-dl")
+    code = """
+import contextlib, io
+import numpy as np
+from lava.lib.dl.netx.utils import optimize_weight_bits
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
+rng, agree, changed, n = np.random.default_rng(0), 0, 0, 1500
+for _ in range(n):
+    bits, pattern = int(rng.integers(2, 9)), int(rng.integers(0, 4))
+    lo, hi = [(-2**(bits-1), 2**(bits-1)-1), (1 - 2**(bits-1), 0), (0, 2**bits-1), (-2**(bits-1), -1)][pattern]
+    w = np.clip(rng.integers(lo, hi + 1, (4, 5)) * 2**int(rng.integers(0, 9 - bits)), -256, 255)
+    w[0, 0] = w[0, 0] or lo or hi
+    with contextlib.redirect_stdout(io.StringIO()):
+        scaled, weight_bits, exp, _ = optimize_weight_bits(w.copy())
+    mode = determine_sign_mode(scaled)
+    applied = np.asarray(truncate_weights(clip_weights(scaled, mode, num_bits=8), mode, weight_bits), np.int64)
+    exact = exp <= 0 and np.array_equal(applied, w.astype(np.int64) << int(-exp))
+    changed += not exact
+    agree += exact == (lava_dl_dense_mismatch(w) == 0)
+print(agree, changed, n)
+"""
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    agree, changed, n = map(int, done.stdout.strip().splitlines()[-1].split())
+    assert agree == n and 0.05 * n < changed < 0.5 * n, done.stdout

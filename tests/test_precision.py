@@ -124,6 +124,19 @@ def test_trainers_refuse_an_unknown_precision_or_bfloat16_online():
         make_trainer("bptt", net, 4, precision="half")
     with pytest.raises(ConfigError, match="online trainer"):
         make_trainer("online", net, 4, precision="bfloat16")
+    with pytest.raises(ConfigError, match="network.encoder: 'bogus' is not allowed"):    # at once, not at a batch
+        make_trainer("bptt", net, 4, encoder="bogus")
+    with pytest.raises(ConfigError, match="not combined with train.compile"):          # the config's rules, too
+        make_trainer("bptt", net, 4, precision="bfloat16").compile()
+    net.engine = "snntorch"
+    with pytest.raises(ConfigError, match="needs network.engine 'fused' or 'triton'"):
+        make_trainer("bptt", net, 4, precision="bfloat16")
+    from spikecl.errors import ShapeError
+
+    wide = make_trainer("bptt", net.double(), 4)            # the encoders feed float32: said so, not "encode converts"
+    with pytest.raises(ShapeError, match="expected the network's torch.float64 .*keep the network in float32"):
+        wide.train_batch(torch.rand(2, 784, dtype=torch.float64), torch.zeros(2, dtype=torch.long), None, None,
+                         torch.optim.SGD(net.parameters(), lr=0.1))
 
 
 @pytest.mark.gpu

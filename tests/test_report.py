@@ -349,6 +349,13 @@ def test_an_experiment_folders_plots_stay_its_own(tmp_path, capsys):
         {"A/exp", "B/exp"}
     with pytest.raises(ResultsError, match="plots of the files named and of a would both go to f"):
         _check_apart({("continual", None): Path("f"), ("continual", Path("a")): Path("f")})
+    put(tmp_path / "t" / "x" / "finetune-seed0.h5", "x")                # files of two folders named together:
+    put(tmp_path / "t" / "y" / "finetune-seed1.h5", "x", seed=1)        # y's plots would land beside x's file
+    named = [str(tmp_path / "t" / "x" / "finetune-seed0.h5"), str(tmp_path / "t" / "y" / "finetune-seed1.h5")]
+    capsys.readouterr()
+    assert main(["report", *named]) == 2 and not list((tmp_path / "t").rglob("*.png"))
+    assert "the files named lie in 2 folders" in capsys.readouterr().err
+    assert main(["report", *named, "--no-plots"]) == 0
 
 
 def test_a_variants_own_stream_is_never_paired_with_the_joint_run_of_another():

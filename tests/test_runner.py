@@ -127,8 +127,17 @@ def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(t
     twice = dataclasses.replace(stream, tasks=(stream.tasks[0], dataclasses.replace(stream.tasks[1], index=0)))
     with pytest.raises(DataError, match=r"task indices \[0, 0\] are not 0..1 in order"):
         ContinualRun(cfg, "finetune", 0, stream=twice)
-    with pytest.raises(ConfigError, match="the given stream is 'class', cfg.stream.scenario 'domain'"):
+    with pytest.raises(ConfigError, match="the given stream has 'class', cfg.stream.scenario 'domain'"):
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, scenario="class"))
+    with pytest.raises(ConfigError, match="the given stream has 1, cfg.stream.n_tasks 2"):
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, tasks=stream.tasks[:1]))
+    with pytest.raises(ConfigError, match="the given stream has 'split-mnist5k', <cfg.stream.kind>-<cfg.data.dataset> "
+                                          f"'{stream.name}'"):
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, name="split-mnist5k"))
+    (tmp_path / "exists.h5").touch()                    # an existing results file: refused before any training
+    with pytest.raises(ExistsError, match="exists.h5 exists; pass --overwrite"):
+        ContinualRun(cfg, "finetune", 0, stream=stream).execute(tmp_path / "exists.h5", progress_bar=False)
+    assert not (tmp_path / "exists.ckpt").exists()
     poisson = config(tmp_path, stream={"n_tasks": 2}, network={"encoder": "poisson"}, train={"epochs": 1})
     scaled = dataclasses.replace(stream.tasks[0], x_train=stream.tasks[0].x_train * 255)
     with pytest.raises(DataError, match="task 1 holds inputs outside 0..1 .* which the poisson encoder would clamp"):

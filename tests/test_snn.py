@@ -6,7 +6,7 @@ import torch
 
 from spikecl.errors import ConfigError, ShapeError, SpikeCLError
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, encode, evaluate, make_trainer
-from spikecl.snn.layers import trace_synapse
+from spikecl.snn.layers import rate_coded, trace_synapse
 
 
 def test_encoders():
@@ -120,6 +120,14 @@ def test_rate_coded_layer_spikes_as_usual_with_rate_gradients():
     assert 0 < inside.mean() < 1                                          # both regimes are exercised
     delta = g.sum(0) / 4 * inside
     torch.testing.assert_close(layer.synapse.weight.grad, delta.T @ x.sum(0))
+    silent = x.clone().requires_grad_()                         # a sample with no input spike: mean current 0
+    with torch.no_grad():
+        silent[:, 0] = 0
+    layer(silent, rate_gradient=True).backward(g)
+    assert silent.grad[:, 0].abs().max() == 0                   # 0 is outside (0, threshold): no gradient
+    current = torch.tensor([[0.0, 0.5, -0.2, 1.0, 1.5]], requires_grad=True)
+    rate_coded(torch.zeros(1, 5), current, 1.0).sum().backward()
+    assert current.grad.tolist() == [[0.0, 1.0, 0.0, 0.0, 0.0]]  # only strictly inside: not at 0 or the threshold
 
 
 def test_rate_trainer_reaches_every_conv_weight():

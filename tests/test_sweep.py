@@ -188,8 +188,15 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
 
     done, todo = kept_and_missing(load_sweep(path), True, lambda line: None)
     assert not done and len(todo) == 6 and all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    from spikecl.continual.sweep_ray import mark_replaced  # before any run: old files and the summary marked ...
+
+    mark_replaced([r.results for r in todo], grid / "sweep.h5")
+    assert len(list(grid.rglob("*.replacing"))) == 7
+    assert main(["report", str(grid), "--no-plots"]) == 2
+    assert "sweep.h5 is still to be replaced by an --overwrite" in capsys.readouterr().out
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
     assert "6 runs, 0 complete (kept), 6 to run (6 made with other settings, trained again)" in capsys.readouterr().out
+    assert not list(grid.rglob("*.replacing"))              # ... until each is replaced
     assert read_results(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     assert "6 runs, 6 complete (kept), 0 to run" in capsys.readouterr().out

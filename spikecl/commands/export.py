@@ -88,7 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check_not_source(args.source, args.output)
     given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line
-    if args.source.suffix == ".toml":
+    if args.source.suffix.lower() == ".toml":
         if given:
             raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
                               "exports as a Lava learning graph (HDF5) and takes no such option")
@@ -107,6 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "netx" and args.output.suffix.lower() == ".nir":
         raise ConfigError(f"-o {args.output}: a .nir name for a netx (HDF5) file; pass --format nir for a NIR graph "
                           "or name the file .h5")
+    from spikecl.export.netx import lava_dl_refusal
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 
@@ -117,6 +118,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if net is not None:
         print_export(net)
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
+    if net is not None and (why := lava_dl_refusal(net)):
+        print(f"note: it runs on spikecl's runner only, not in lava-dl's netx loader ({why.split(';')[0]})")
     return 0
 
 

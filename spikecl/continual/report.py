@@ -259,7 +259,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
         if any(r.method == "multitask" for r in results) else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
                  f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
-                 + split_note(results) + "\n" + machine_note(results))
+                 + split_note(results) + "\n" + machine_note(results) + source_note(results))
     measures = final_measures(results)
     if measures:
         partly = partly_measured(results)
@@ -314,6 +314,20 @@ def machine_note(results: Sequence[RunResult]) -> str:
         return f"Computed on {setups[0]}."
     return f"Computed on {len(setups)} setups: " + "; ".join(
         f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if setup(r) == s)})" for s in setups) + "."
+
+
+def source_note(results: Sequence[RunResult]) -> str:
+    """Where the runs were made by other spikecl versions or commits (numbers may move between them), a line naming
+    each with its runs; else "" (files written before versions were recorded count as "unrecorded")."""
+    def source(r: RunResult) -> str:
+        env = r.environment
+        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({env['spikecl_source']})"
+                                                                 if "spikecl_source" in env else "")
+    sources = sorted({source(r) for r in results})
+    if len(sources) == 1:
+        return ""
+    return "\nMade by " + "; ".join(
+        f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if source(r) == s)})" for s in sources) + "."
 
 
 def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

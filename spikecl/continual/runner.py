@@ -32,7 +32,7 @@ from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoin
 from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
-from spikecl.io import RunResult, atomic_write, cpu_model, environment, machine_kernels, write_results
+from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import evaluate, make_trainer
@@ -324,11 +324,17 @@ class ContinualRun:
     @staticmethod
     def _given(stream: Stream, cfg: ExperimentConfig) -> Stream:
         """A stream built by hand, refused where the results file (which records ``cfg``) would misdescribe it or
-        an encoder would clamp it: another scenario than ``cfg.stream.scenario``, tasks without samples or out of
-        order (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
-        if stream.scenario != cfg.stream.scenario:
-            raise ConfigError(f"ContinualRun: the given stream is {stream.scenario!r}, cfg.stream.scenario "
-                              f"{cfg.stream.scenario!r}; the results record the config, so make them agree")
+        an encoder would clamp it: another scenario, task count or stream kind and dataset (its name,
+        ``<kind>-<dataset>``) than ``cfg.stream``/``cfg.data`` describe, tasks without samples or out of order
+        (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
+        described = f"{cfg.stream.kind}-{cfg.data.dataset}"
+        for what, given, recorded in (("cfg.stream.scenario", stream.scenario, cfg.stream.scenario),
+                                      ("cfg.stream.n_tasks", len(stream), cfg.stream.n_tasks),
+                                      ("<cfg.stream.kind>-<cfg.data.dataset>", stream.name.removesuffix("-flyhash"),
+                                       described)):
+            if given != recorded:
+                raise ConfigError(f"ContinualRun: the given stream has {given!r}, {what} {recorded!r}; the results "
+                                  "record the config, so make them agree")
         check_samples(stream)
         if cfg.network.encoder in ("poisson", "latency"):
             for task in stream.tasks:
@@ -571,6 +577,8 @@ class ContinualRun:
         """
         writes = self.execution.writes_files
         ckpt = checkpoint_path(results) if results is not None else None
+        if results is not None and writes:
+            check_output(results, overwrite)                 # before any training, not after it
         if ckpt is not None and resume and ckpt.exists():
             self.load_checkpoint(ckpt, replace_stale)      # a stale one is left unread, replaced at the first save
         p = self.run_state

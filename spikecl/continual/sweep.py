@@ -49,7 +49,7 @@ import numpy as np
 from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
                             option)
 from spikecl.errors import ConfigError, ResultsError
-from spikecl.experiment_kind import Kind, differing_setting
+from spikecl.experiment_kind import Kind, differing_setting, replacing
 from spikecl.io import Run
 
 
@@ -471,8 +471,10 @@ def write_sweep_results(results: list, sweep: Sweep, failures: dict[str, list[st
 
     from spikecl.io import write_run
 
-    return write_run(sweep_dir(sweep) / "sweep.h5", "sweep", asdict(sweep.config),
+    path = write_run(sweep_dir(sweep) / "sweep.h5", "sweep", asdict(sweep.config),
                      attrs=summary_record(results, sweep, failures), overwrite=True)
+    replacing(path).unlink(missing_ok=True)            # marked while the sweep's runs were still to finish
+    return path
 
 
 class SweepKind(Kind):

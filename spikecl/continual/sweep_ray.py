@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 import spikecl
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, made_otherwise, refuse_other_settings, run_config,
-                                     stale_checkpoints)
+                                     stale_checkpoints, sweep_dir)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
-from spikecl.experiment_kind import check_datasets
+from spikecl.experiment_kind import check_datasets, replacing
 from spikecl.io import RunResult, check_not_folder, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
@@ -151,6 +151,14 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     return done, todo
 
 
+def mark_replaced(results: list[Path], summary: Path) -> None:
+    """Mark (``<file>.replacing``) the existing results files an ``--overwrite`` is to train again and the sweep's
+    summary, before any run starts: until each is rewritten, ``spikecl report`` does not read it as current."""
+    for path in [*results, summary]:
+        if exists(path, ConfigError):
+            replacing(path).touch()
+
+
 def kept_result(path: Path, overwrite: bool) -> RunResult | None:
     """The results in ``path``, or None for a damaged file (trained again); a file that is not a continual results
     file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None), a folder
@@ -187,6 +195,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             ray.shutdown()
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} is more than the {cpus:g} CPUs of the Ray cluster: "
                           "no run could start")
+    mark_replaced([r.results for r in todo] if overwrite else [], sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
     threads = max(1, int(cfg.cpus_per_run))
 

@@ -19,8 +19,9 @@ per-layer values live under ``/spikecl`` (netx never opens that group)::
                        scale, input_bits, readout, netx (its /layer index), in_shape (conv); attr name
 
 lava-dl's netx re-derives each weight exponent from the stored weights and applies every bias with exponent 6, so
-a file runs exactly there only when every ``weight_exp`` is 0 and every bias exponent at most 6 (the default
-quantisation); :func:`write_netx` refuses other networks unless ``lava_dl=False`` (spikecl's runner only).
+a file runs exactly there only when every ``weight_exp`` is 0, every bias exponent at most 6 (the default
+quantisation) and no dense layer's weights change in its rescaling (:mod:`spikecl.export.lava_dl_weights`);
+:func:`write_netx` refuses other networks unless ``lava_dl=False`` (spikecl's runner only).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 from spikecl.errors import ExportError, ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
+from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
 
@@ -49,6 +51,12 @@ def lava_dl_refusal(net: FixedNetwork) -> str | None:
             return (f"layer {layer.name}: weight_exp {layer.weight_exp} has no netx key (lava-dl re-derives "
                     "exponents from the weights); quantise with QuantConfig(exponents=False) or write with "
                     "lava_dl=False for spikecl's runner")
+        changed = lava_dl_dense_mismatch(layer.weight) if layer.conv is None else 0
+        if changed:
+            why = ("beyond the 8-bit synapse" if changed < 0 else f"by up to {changed} mantissa units: no positive "
+                   "weight, the smallest a power of two")
+            return (f"layer {layer.name}: lava-dl's netx loader would rescale its weights and Lava's Dense truncate "
+                    f"them ({why}); write with lava_dl=False for spikecl's runner")
         bias = netx_bias(layer)
         if bias is None or np.abs(bias).max(initial=0) > BIAS_MANT_MAX:
             return (f"layer {layer.name}: bias exponent {layer.bias_exp} does not fit netx's 13-bit bias at "
@@ -379,7 +387,7 @@ def read_netx(path: str | Path) -> FixedNetwork:
                                "--format netx), and spikecl.export.nir_readers.run_nir runs a NIR graph")
         if meta is None or meta.attrs.get("schema") != SCHEMA:
             raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
-        version = int(meta.attrs["schema_version"])
+        version = _attr_int(meta.attrs, "schema_version", 1, MAX_COUNT, path)   # 2.7 or True: refused
         if version > SCHEMA_VERSION:
             raise ResultsError(f"{path} has schema version {version}; this spikecl reads up to {SCHEMA_VERSION}")
         steps = _attr_int(meta.attrs, "num_steps", 1, MAX_COUNT, path)

@@ -88,7 +88,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     """Export a trained run to ``output``; returns the float spec and (netx) the quantised network with its
     measured accuracies in ``metrics``. Nothing is written when any check fails, including quantised accuracy more
     than ``max_drop`` points below float on the ``samples`` test samples (``None``: no limit)."""
-    from spikecl.export.netx import write_netx
+    from spikecl.export.netx import lava_dl_refusal, write_netx
     from spikecl.export.nir_io import write_nir
 
     if fmt not in FORMATS:
@@ -111,7 +111,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
         metrics = accuracies(spec, net, x, y, heads)
         check_accuracy_drop(metrics, max_drop, graded_input=bool(net.layers[0].input_bits))
     net = replace(net, metrics=metrics)
-    write_netx(output, net, overwrite=overwrite, lava_dl=not quant.exponents)  # exponents: spikecl's runner only
+    write_netx(output, net, overwrite=overwrite, lava_dl=lava_dl_refusal(net) is None)   # else spikecl's runner only
     return spec, net
 
 

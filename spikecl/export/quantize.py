@@ -183,6 +183,10 @@ def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixe
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
     if not np.any(m):
+        finer = weight_grid(8, mixed)
+        if weight_bits < 8 and np.any(np.round(weight * s_w / finer)):
+            raise ExportError(f"layer {name}: every weight rounds to 0 on the {weight_bits}-bit grid (steps of {g}); "
+                              "raise --weight-bits (at 8 bits they do not)")
         raise ExportError(f"layer {name}: every weight rounds to 0 {advice}")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")

@@ -303,6 +303,10 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     read = {*(hidden(i) + part for i in range(n_hidden) for part in (SYNAPSE, NORM, LIF)),
             *(head(h) for h in range(len(heads))), INTEGRATOR}
     unread = next((key for key in state if part_of(key) not in read), None)
+    lacking = next((hidden(j) + SYNAPSE + "weight" for j in range(len(state)) if unread is not None
+                    and unread.startswith(hidden(j)) and hidden(j) + SYNAPSE + "weight" not in state), None)
+    if lacking is not None:
+        raise ExportError(f"trained parameters lack '{lacking}' beside '{unread}' (a damaged file)")
     if unread is not None:
         raise ExportError(f"trained parameters hold '{unread}', which no part of this network reads (a damaged file, "
                           "or one from another network)")
@@ -321,9 +325,11 @@ def load_trained(path) -> NetworkSpec:
 
     from spikecl.errors import ResultsError, require
 
-    from spikecl.paths import is_file
+    from spikecl.paths import is_dir, is_file
 
     path = Path(path)
+    if is_dir(path, ResultsError):
+        raise ResultsError(f"{path} is a folder; name a results file (.h5) or checkpoint (.ckpt) to export")
     if not is_file(path, ResultsError):
         raise ResultsError(f"trained network not found: {path}")
     if path.suffix == ".ckpt":

@@ -197,7 +197,8 @@ class CompiledBrian2CA3(Brian2CA3):
     def run(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None = None,
             ) -> dict[str, np.ndarray]:
         """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
-        returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its final weights."""
+        returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its weights after the T
+        steps (refused where activity went on past them)."""
         cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
@@ -210,7 +211,19 @@ class CompiledBrian2CA3(Brian2CA3):
         self._b2.device.run(directory=self.directory, with_output=False,
                             run_args={self._arrays[k]: fresh[k].values for k in self._arrays})
         self._n_recorded = {name: 0 for name in self.monitors}
-        return self._rasters(0, n_steps)
+        whole = self._rasters(0, self.max_steps)
+        settled = n_steps - int(self.params.stdp_post_lag_ms / self.params.dt_ms)   # no STDP event from here on
+        self._learned_after = any(r[max(settled, 0):].any() for r in whole.values())
+        return {name: r[:n_steps] for name, r in whole.items()}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Both plastic matrices in nA after the last :meth:`run`'s T steps; refused (ConfigError) where spikes
+        went on past them: the binary simulates all ``max_steps`` steps, so they learned after T."""
+        if getattr(self, "_learned_after", False):
+            raise ConfigError("CompiledBrian2CA3.weights: activity went on past the inputs' last step, and the "
+                              "compiled run of max_steps steps learned from it; end the inputs with silent steps "
+                              "(schedules from make_schedule do) or compile with max_steps = T")
+        return super().weights()
 
     def close(self) -> None:
         """Leave standalone mode (Brian2's device is global)."""

@@ -46,6 +46,7 @@ from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
+from spikecl.memory.report import params_text
 from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue, recorded_schedule
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    content_size, run_grid, table_columns, variant_params)
@@ -397,7 +398,3 @@ def summary_text(results: dict[str, dict]) -> str:
     return "\n".join(lines + ([note] if note else []))
 
 
-def params_text(attrs: dict, prefix: str = "") -> str:
-    """The ``[params]`` overrides a part ran with, as ``prefix`` + "key = value, ..." ("" when none)."""
-    params = json.loads(attrs.get("params", "{}"))
-    return prefix + ", ".join(f"{k} = {v}" for k, v in sorted(params.items())) if params else ""

@@ -183,6 +183,7 @@ class CA3Params:
                               f"delay_plastic_ms = {self.delay_plastic_ms:g} ms: the rule would see each post spike "
                               "before the pre spike that drove it arrives and learn nothing; set it to "
                               f"{self.delay_plastic_ms:g} (the published pairing: lag = plastic delay)")
+        self._check_signs()
         if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
             raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
         if self.tau_refrac_ms < 0 or not float(self.tau_refrac_ms).is_integer():
@@ -199,6 +200,18 @@ class CA3Params:
             raise ConfigError(f"CA3Params.inhibition: {self.inhibition!r}; choose one of {INHIBITION_SCHEMES}")
         self._check_pool_delays()
         self._check_readout_timing()
+
+    def _check_signs(self) -> None:
+        """Weights are magnitudes (a connection's sign is its own), STDP amplitudes too, and a threshold lies above
+        the resting potential: otherwise inhibition turns into excitation, or a cell fires at rest."""
+        for f in fields(self):
+            if f.name.endswith("_nA") and getattr(self, f.name) < 0:
+                raise ConfigError(f"CA3Params.{f.name}: weights and STDP amplitudes are magnitudes >= 0 (each "
+                                  f"connection carries its sign), got {getattr(self, f.name)}")
+        for name in ("v_thresh_mV", "v_thresh_out_mV"):
+            if getattr(self, name) <= self.v_rest_mV:
+                raise ConfigError(f"CA3Params.{name}: {getattr(self, name):g} mV is not above v_rest_mV = "
+                                  f"{self.v_rest_mV:g} mV; a cell would fire at rest")
 
     def _check_pool_delays(self) -> None:
         """Pooled inhibition relays each cue inhibition through an interneuron that costs one step, so its delay

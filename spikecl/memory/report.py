@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,12 @@ from spikecl.errors import ResultsError
 from spikecl.memory.plots import plot_capacity, plot_quality_maps, plot_raster
 from spikecl.memory.schedule import recorded_schedule
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
+
+
+def params_text(attrs: dict, prefix: str = "") -> str:
+    """The ``[params]`` overrides a part ran with, as ``prefix`` + "key = value, ..." ("" when none)."""
+    params = json.loads(attrs.get("params", "{}"))
+    return prefix + ", ".join(f"{k} = {v}" for k, v in sorted(params.items())) if params else ""
 
 
 def _mean_map(table: dict, metric: str, rows: str, row_values, cols: str, col_values) -> np.ndarray:
@@ -78,12 +85,12 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                                          title=f"recall by content: precision at {int(spacing)} ms, C={C} M={M}",
                                          **labels))
         if "published" in variants:
-            t = variants["published"]
-            own = np.unique(t["density"])
-            capacity[f"C={C} M={M}"] = (own, _mean_map(t, "bits_per_synapse", "density", own, "spacing_ms",
-                                                       [np.unique(t["spacing_ms"]).max()])[:, 0])
+            t, changed = variants["published"], params_text(results[files[C, M, "published"]]["attrs"], ", with ")
+            own, widest = np.unique(t["density"]), np.unique(t["spacing_ms"]).max()
+            capacity[f"C={C} M={M}, {widest:g} ms{changed}"] = (
+                own, _mean_map(t, "bits_per_synapse", "density", own, "spacing_ms", [widest])[:, 0])
     if capacity:
         written.append(plot_capacity(capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
                                      CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse "
-                                                                         "(exactly recalled contents)"))
+                                     "(exactly recalled contents, at each size's widest spacing)"))
     return written

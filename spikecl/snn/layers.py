@@ -98,10 +98,13 @@ def rate_coded(spikes: torch.Tensor, current: torch.Tensor, threshold: float | t
     The differentiation-on-spike-representation (DSR) view of an integrate-and-fire neuron with reset by
     subtraction: over a window its rate is the mean input current over the threshold, clipped to [0, 1]. The
     value is ``spikes`` unchanged; the gradient reaching ``current[t]`` is ``sum_s grad[s] / (T · threshold)``
-    where the mean current lies inside (0, threshold), else 0. The presynaptic factor of the weight gradient is
-    thereby the presynaptic firing rate.
+    where the mean current lies strictly inside (0, threshold), else 0 (also at 0 and at the threshold, where
+    ``torch.clamp`` would pass it). The presynaptic factor of the weight gradient is thereby the presynaptic
+    firing rate.
     """
-    rate = torch.clamp(current.mean(dim=0) / threshold, 0.0, 1.0)
+    rate = current.mean(dim=0) / threshold
+    inside = ((rate > 0) & (rate < 1)).to(rate.dtype)
+    rate = rate * inside
     return spikes.detach() + (rate - rate.detach())
 
 

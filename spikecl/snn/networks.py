@@ -49,7 +49,9 @@ class SpikingNetwork(nn.Module):
                              f"*{self.input_shape}], T and B >= 1 (encode static inputs with spikecl.snn.encode)")
         dtype = self.readout.heads[0].weight.dtype
         if x.dtype != dtype:
-            raise ShapeError(f"network input has dtype {x.dtype}; expected {dtype} (spikecl.snn.encode converts)")
+            raise ShapeError(f"network input has dtype {x.dtype}; expected the network's {dtype} "
+                             + ("(spikecl.snn.encode converts)" if dtype == torch.float32 else
+                                "(spikecl's encoders and trainers feed float32: keep the network in float32)"))
         if x.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(
                 finite_flag(x[0] if x.stride(0) == 0 else x)):    # NaN never crosses a threshold: silent zeros
             raise NumericalError("network input contains NaN or infinity")

@@ -32,11 +32,12 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from spikecl.config import ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS
+from spikecl.config import (BFLOAT16_NOT_COMPILED, BFLOAT16_NOT_SNNTORCH, ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED,
+                            PRECISIONS)
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices, output_mask
-from spikecl.snn.encoders import encode
+from spikecl.snn.encoders import ENCODERS, encode
 from spikecl.snn.networks import SpikingNetwork, evaluating
 
 #: an inactive output's logit: never predicted, and no softmax weight, however low the active logits are
@@ -100,6 +101,10 @@ class BPTTTrainer:
                  precision: str = "float32") -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"train.precision: {precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
+        if encoder not in ENCODERS:
+            raise ConfigError(f"network.encoder: {encoder!r} is not allowed; choose one of {', '.join(ENCODERS)}")
+        if precision != "float32" and net.engine == "snntorch":
+            raise ConfigError(BFLOAT16_NOT_SNNTORCH)
         self.net = net
         self.forward = net                                   # the training pass; compile() swaps in a compiled one
         self.num_steps = count(num_steps, "network.num_steps")
@@ -139,6 +144,8 @@ class BPTTTrainer:
     def compile(self) -> None:
         """Run the training forward pass through ``torch.compile`` (static shapes: a new batch shape compiles
         again). The network itself stays uncompiled for evaluation and the strategies' own passes."""
+        if self.precision != "float32":
+            raise ConfigError(BFLOAT16_NOT_COMPILED)
         separate_inductor_cache()
         self.forward = torch.compile(self.net, dynamic=False)
 
