@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--cells", choices=("custom", "lif"), default="custom")
     parser.add_argument("--learning", choices=("float", "fixed"), default="float")
     args = parser.parse_args()
+    if args.learning == "fixed" and (args.cells == "lif" or args.stock_engine):
+        parser.error("--learning fixed runs with spikecl's cells in Lava's own order: drop --cells lif and "
+                     "--stock-engine")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     spacings = [int(s) for s in args.spacings.split(",") if s]
     print("| case | C×M | ops | steps | min spike match | answers equal | recall acc. Lava / torch | max \\|Δw\\| nA "

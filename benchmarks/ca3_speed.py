@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from spikecl.commands import bounded, torch_device
+from spikecl.commands import bounded, listed, torch_device
 from spikecl.memory import CA3Params, encode, make_schedule, recall_by_cue
 from spikecl.memory.stress import make_trial
 
@@ -165,19 +165,28 @@ def time_cpp_standalone(C: int, M: int) -> tuple[float, float]:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """(C, M) from "N" (C = M = N) or "CxM"."""
-    C, M = (int(x) for x in (text.split("x") if "x" in text else (text, text)))
+    """(C, M) from "N" (C = M = N) or "CxM", each at least 1 (argparse's one-line error otherwise)."""
+    try:
+        C, M = (int(x) for x in (text.split("x") if "x" in text else (text, text)))
+    except ValueError:
+        C = M = 0
+    if min(C, M) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or CxM with C, M >= 1, got {text!r}")
     return C, M
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", default="1,16,64,256", help="batch sizes of the throughput table")
-    parser.add_argument("--workers", default="1,2", help="processes the throughput batch is split over (CPU only)")
-    parser.add_argument("--precision", default="float64,float32", help="the stepper's floats in the throughput table")
-    parser.add_argument("--size", default="100", help="N for C = M = N, or CxM, of the throughput table")
-    parser.add_argument("--sizes", default="10,30,100,100x10,10x100",
-                        help="comma-separated sizes: N for C = M = N, or CxM")
+    parser.add_argument("--batches", default="1,16,64,256", type=listed(bounded(int, 1, what="a batch size")),
+                        help="batch sizes of the throughput table")
+    parser.add_argument("--workers", default="1,2", type=listed(bounded(int, 1, what="a number of processes")),
+                        help="processes the throughput batch is split over (CPU only)")
+    parser.add_argument("--precision", default="float64,float32", type=listed(("float64", "float32")),
+                        help="the stepper's floats in the throughput table")
+    parser.add_argument("--size", default="100", type=parse_size,
+                        help="N for C = M = N, or CxM, of the throughput table")
+    parser.add_argument("--sizes", default="10,30,100,100x10,10x100", type=listed(parse_size, allow_empty=True),
+                        help="comma-separated sizes: N for C = M = N, or CxM ('' for none)")
     parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=16,
                         help="memories per torch batch")
     parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=2)
@@ -187,22 +196,20 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    C, M = parse_size(args.size)
-    workers = [int(w) for w in args.workers.split(",") if w]
+    C, M = args.size
+    workers = args.workers
     if torch.device(args.device).type != "cpu" and workers != [1]:
-        if args.workers != parser.get_default("workers"):
+        if workers != [1, 2]:
             parser.error("--workers: worker processes split a batch over CPU cores; on a GPU leave it out")
         workers = [1]
-    print_throughput(C, M, [int(b) for b in args.batches.split(",") if b], args.device, args.repeats, workers,
-                     [p for p in args.precision.split(",") if p])
+    print_throughput(C, M, args.batches, args.device, args.repeats, workers, args.precision)
     if not args.sizes:
         return
     time_brian2(5, 5), time_torch(5, 5, 2, args.device)      # warm-up: imports and first code generation
     print()
     print(f"{'C x M':>9} {'backend':<22} {'build s':>8} {'run s':>8} {'ms/op':>8} {'sim s':>8} "
           f"{'x real time':>11} {'vs numpy':>9}")
-    for text in args.sizes.split(","):
-        C, M = parse_size(text)
+    for C, M in args.sizes:
         schedule = schedule_for(C, M)
         n_ops, sim_s = len(schedule), schedule.duration_ms / 1000
         rows = {"brian2 numpy": lambda: time_brian2(C, M),

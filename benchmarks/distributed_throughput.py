@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 
-from spikecl.commands import bounded, torch_device
+from spikecl.commands import bounded, listed, torch_device
 from spikecl.config import experiment_from_dict
+from spikecl.errors import SpikeCLError
 from spikecl.continual import distributed
+from spikecl.continual.strategies import validate_method
 
 
 def _config(args, method: str) -> dict:
@@ -67,7 +69,7 @@ def _time_to_file(raw: dict, method: str, threads: int, repeats: int, out: str) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=2)
-    parser.add_argument("--methods", default="finetune,hlop")
+    parser.add_argument("--methods", default="finetune,hlop", type=listed(str), help="comma-separated methods")
     parser.add_argument("--hidden", type=bounded(int, 1, what="a layer width"), default=256)
     parser.add_argument("--steps", type=bounded(int, 1, what="a number of time steps"), default=4)
     parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=64)
@@ -76,9 +78,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), type=torch_device)
     parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=2)
     args = parser.parse_args()
+    for method in args.methods:                  # every config checked before any timing
+        try:
+            validate_method(experiment_from_dict(_config(args, method)), method)
+        except SpikeCLError as exc:
+            parser.error(str(exc))
 
     rows = []                                    # (method, runner, processes, threads/process, samples/s)
-    for method in args.methods.split(","):
+    for method in args.methods:
         raw = _config(args, method)
         rows.append((method, "plain ContinualRun", 1, args.threads,
                      time_first_task(raw, method, args.threads, args.repeats)))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.commands import bounded
+from spikecl.commands import bounded, listed
 from spikecl.errors import DependencyError
 from spikecl.export import fixed_point as fp
 from spikecl.export.inputs import encode
@@ -88,7 +88,7 @@ def part_scaling(args, folder: Path) -> None:
     print(f"\nTime per step against network size ({args.scaling_samples} samples x T=4, binary input of 256)")
     print(f"{'hidden':>14s}{'neurons':>9s}{'synapses':>10s}{'Lava ms/step':>14s}{'stream ms/step':>16s}"
           f"{'batched us/step':>17s}{'Lava/stream':>13s}")
-    for hidden in [[int(s)] for s in args.sizes.split(",")] + [[256, 256, 256]]:
+    for hidden in [[size] for size in args.sizes] + [[256, 256, 256]]:
         net = random_net(rng, 256, hidden, 4)
         inputs = encode(rng.random((args.scaling_samples, 256)), net)
         path = write_netx(folder / f"scale-{'-'.join(map(str, hidden))}.h5", net, overwrite=True)
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=bounded(int, 1, what="a number of epochs"), default=2)
     parser.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=200,
                         help="test samples run on Lava")
-    parser.add_argument("--sizes", default="64,256,1024",
+    parser.add_argument("--sizes", default="64,256,1024", type=listed(bounded(int, 1, what="a layer width")),
                         help="hidden widths of the one-layer scaling runs (a 256-256-256 network runs as well)")
     parser.add_argument("--scaling-samples", type=bounded(int, 1, what="a number of samples"), default=50)
     parser.add_argument("--skip-training", action="store_true", help="only the scaling table")

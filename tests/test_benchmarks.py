@@ -167,6 +167,21 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
     assert done.returncode == 2 and "'fused:8' is not engine:T:batch" in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("script, args, message", [
+    ("ca3_speed.py", ["--batches", "abc", "--sizes", ""], "argument --batches: expected a batch size ≥ 1, got 'abc'"),
+    ("ca3_speed.py", ["--precision", "float16"], "argument --precision: 'float16' is not one of float64, float32"),
+    ("ca3_speed.py", ["--size", "0"], "argument --size: expected N or CxM with C, M >= 1, got '0'"),
+    ("export_lava.py", ["--sizes", "abc"], "argument --sizes: expected a layer width ≥ 1, got 'abc'"),
+    ("distributed_throughput.py", ["--methods", "finetune,bogus"], "strategy.methods: unknown method 'bogus'"),
+    ("sdr_scaling.py", ["--model", "/nonexistent.toml"], "experiment file not found: /nonexistent.toml"),
+])
+def test_bad_options_are_refused_in_one_line_before_any_work(script, args, message):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=checkout_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1], done.stderr[-1000:]
+    assert not done.stdout.strip(), done.stdout                  # nothing timed first
+
+
 def run_all(tmp_path: Path, scripts: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
     """``benchmarks/run_all.sh`` (``make bench``) over toy scripts in ``tmp_path``, its logs in tmp_path/out."""
     env = {**os.environ, "BENCH_DIR": str(tmp_path), "BENCHMARKS": scripts, "BENCH_OUT": str(tmp_path / "out")}

@@ -51,6 +51,10 @@ def _plastic(key, value):
     (_plastic("tau_plus_ms", 0.0), DataError, "cue_to_content.tau_plus_ms: 0.0 must be > 0"),
     (_plastic("tau_minus_ms", -3.0), DataError, "cue_to_content.tau_minus_ms: -3.0 must be > 0"),
     (_plastic("w_min_nA", 1e3), DataError, "cue_to_content: w_min_nA 1000.0 > w_max_nA"),
+    (_plastic("source", "CA3MergeCue"), DataError, "cue_to_content: connects CA3MergeCue -> CA3contCueRecall; the "
+                                                   "CA3 model's cue_to_content connects CA3cueCueRecall ->"),
+    (lambda f: f["network/plastic/cue_to_content/w_init"].__setitem__((0, 0), 50.0), DataError,
+     "cue_to_content/w_init: values 0..50 nA leave the rule's bounds 0..6 nA"),
     (lambda f: f["network"].attrs.__setitem__("syn_decay", 5.0), DataError, "/network.syn_decay: 5.0 outside 0.0..1.0"),
     (lambda f: f["network/static/00"].attrs.__setitem__("delay_steps", 0.5), DataError,
      "/network/static/00.delay_steps: expected an integer, got 0.5"),
@@ -132,9 +136,27 @@ def test_a_huge_declared_input_is_refused_before_it_is_read(graph_file, tmp_path
 
 
 def test_an_intact_graph_still_reads_and_decodes(graph_file):
+    from spikecl.memory.params import PLASTIC
+
     graph = ca3_graph.read_ca3_graph(graph_file)
     assert graph.steps == 90 and set(graph.reference["weights"]) == set(ca3_graph.PLASTIC)
+    assert ca3_graph.PLASTIC == PLASTIC                      # the export side's copy of the model's endpoints
     assert ca3_graph.deploy(graph_file, "reference")["recall_accuracy"] == 1.0
+
+
+def test_fixed_learning_refuses_a_rule_its_trace_encoding_cannot_hold(graph_file, tmp_path, capsys):
+    """The fixed-point rule maps A+ onto the trace's full impulse and removes one full impulse at a same-step
+    pair: A+ < w_max (or w_max = 0) would be learned wrongly, so it is refused before Lava starts."""
+    for key, value in (("a_plus_nA", 3.0), ("w_max_nA", 0.0)):
+        bad = tmp_path / f"{key}.h5"
+        shutil.copy(graph_file, bad)
+        with h5py.File(bad, "r+") as f:
+            if key == "w_max_nA":
+                f["network/plastic/content_to_cue"].attrs["a_plus_nA"] = 0.0
+            f["network/plastic/content_to_cue"].attrs[key] = value
+        assert main(["deploy", str(bad), "--backend", "lava-sim", "--learning", "fixed"]) == 2
+        err = capsys.readouterr().err
+        assert "--learning fixed: content_to_cue has a_plus_nA" in err and err.count("\n") == 1, err
 
 
 def test_the_writer_refuses_delays_every_reader_refuses(tmp_path):

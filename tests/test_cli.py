@@ -46,8 +46,6 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
     ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', [], "--data-dir"),
     ("", ["--output-dir", ""], "output_dir: empty; write '.' for the current folder"),
     ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', ["--data-dir", ""], "mnist needs its files"),
-    ('[data]\ndataset = "digits"\n', ["--data-dir", "/x"], "--data-dir: 'digits' comes with an installed package"),
-    ("", ["--data-dir", "/x"], "--data-dir: 'mnist5k' comes with an installed package"),
     ("", ["--set", "seeds=[5]", "--seed", "3"], "--seed and --set seeds=... both set seeds; give one of them"),
     ("", ["--set", 'device="cuda"', "--device", "cpu"], "--device and --set device=... both set device"),
 ])

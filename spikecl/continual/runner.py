@@ -324,14 +324,14 @@ class ContinualRun:
     @staticmethod
     def _given(stream: Stream, cfg: ExperimentConfig) -> Stream:
         """A stream built by hand, refused where the results file (which records ``cfg``) would misdescribe it or
-        an encoder would clamp it: another scenario, task count or stream kind and dataset (its name,
-        ``<kind>-<dataset>``) than ``cfg.stream``/``cfg.data`` describe, tasks without samples or out of order
-        (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
-        described = f"{cfg.stream.kind}-{cfg.data.dataset}"
+        an encoder would clamp it: another scenario, task count or stream kind, dataset and input code (its name,
+        ``<kind>-<dataset>`` and ``-flyhash`` for codes) than ``cfg.stream``/``cfg.data`` describe, tasks without
+        samples or out of order (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
+        coded = "-flyhash" if cfg.stream.input_code == "flyhash" else ""
         for what, given, recorded in (("cfg.stream.scenario", stream.scenario, cfg.stream.scenario),
                                       ("cfg.stream.n_tasks", len(stream), cfg.stream.n_tasks),
-                                      ("<cfg.stream.kind>-<cfg.data.dataset>", stream.name.removesuffix("-flyhash"),
-                                       described)):
+                                      ("<cfg.stream.kind>-<cfg.data.dataset>[-flyhash]", stream.name,
+                                       f"{cfg.stream.kind}-{cfg.data.dataset}{coded}")):
             if given != recorded:
                 raise ConfigError(f"ContinualRun: the given stream has {given!r}, {what} {recorded!r}; the results "
                                   "record the config, so make them agree")

@@ -152,8 +152,9 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 
 def mark_replaced(results: list[Path], summary: Path) -> None:
-    """Mark (``<file>.replacing``) the existing results files an ``--overwrite`` is to train again and the sweep's
-    summary, before any run starts: until each is rewritten, ``spikecl report`` does not read it as current."""
+    """Mark (``<file>.replacing``) the existing results files a ``sweep --overwrite`` is to train again and the
+    sweep's summary, before any run starts: until each is rewritten, ``spikecl report`` does not read it as
+    current."""
     for path in [*results, summary]:
         if exists(path, ConfigError):
             replacing(path).touch()
@@ -195,7 +196,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             ray.shutdown()
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} is more than the {cpus:g} CPUs of the Ray cluster: "
                           "no run could start")
-    mark_replaced([r.results for r in todo] if overwrite else [], sweep_dir(sweep) / "sweep.h5")
+    if overwrite:
+        mark_replaced([r.results for r in todo], sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
     threads = max(1, int(cfg.cpus_per_run))
 

@@ -50,7 +50,9 @@ PLASTIC_ATTRS = ("a_plus_nA", "a_minus_nA", "tau_plus_ms", "tau_minus_ms", "w_mi
 OUTPUTS = ("OUTcue", "OUTcont")
 RECALLS = ("recall_cue", "recall_content")
 OPERATION_KINDS = ("learn", *RECALLS)                  # spikecl.memory.schedule's kinds (export lies below memory)
-PLASTIC = ("cue_to_content", "content_to_cue")         # spikecl.memory.params.PLASTIC's projections
+#: the plastic projections: name -> (source, target), as spikecl.memory.params.PLASTIC (tests check they agree)
+PLASTIC = {"cue_to_content": ("CA3cueCueRecall", "CA3contCueRecall"),
+           "content_to_cue": ("CA3contContRecall", "CA3cueContRecall")}
 CELLS = ("custom", "lif")
 LEARNING = ("float", "fixed")
 #: keyword options of :func:`deploy` that ``spikecl deploy`` passes on (--stock-engine, --cells, --learning)
@@ -263,6 +265,9 @@ def _plastic(f, name: str, node, pops: dict) -> tuple:
         raise DataError(f"{where}: unknown plastic projection (the CA3 graph has {', '.join(PLASTIC)})")
     src, tgt = (_attr(node, k, where) for k in ("source", "target"))
     _known(pops, src, tgt, where)
+    if (src, tgt) != PLASTIC[name]:
+        raise DataError(f"{where}: connects {src} -> {tgt}; the CA3 model's {name} connects "
+                        f"{PLASTIC[name][0]} -> {PLASTIC[name][1]}")
     _known_attrs(node, "plastic", where)
     attrs = {k: _number(node, k, where) for k in PLASTIC_ATTRS}
     for key in ("tau_plus_ms", "tau_minus_ms"):
@@ -270,8 +275,11 @@ def _plastic(f, name: str, node, pops: dict) -> tuple:
             raise DataError(f"{where}.{key}: {attrs[key]} must be > 0")
     if attrs["w_min_nA"] > attrs["w_max_nA"]:
         raise DataError(f"{where}: w_min_nA {attrs['w_min_nA']} > w_max_nA {attrs['w_max_nA']}")
-    shape = (pops[src]["size"], pops[tgt]["size"])
-    return src, tgt, attrs, _dataset(f, f"network/plastic/{name}/w_init", shape)
+    w_init = _dataset(f, f"network/plastic/{name}/w_init", (pops[src]["size"], pops[tgt]["size"]))
+    if w_init.size and not attrs["w_min_nA"] <= w_init.min() <= w_init.max() <= attrs["w_max_nA"]:
+        raise DataError(f"{where}/w_init: values {w_init.min():g}..{w_init.max():g} nA leave the rule's bounds "
+                        f"{attrs['w_min_nA']:g}..{attrs['w_max_nA']:g} nA")
+    return src, tgt, attrs, w_init
 
 
 def _readout_group(f, steps: int) -> dict:
@@ -394,6 +402,17 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     return out
 
 
+def check_fixed_rules(graph: CA3Graph) -> None:
+    """``--learning fixed`` maps ``w_max_nA`` onto the 8-bit weight and A+ onto the 7-bit trace's full impulse, and
+    its same-step correction takes that full impulse off: it needs ``w_max_nA > 0`` and ``a_plus_nA = w_max_nA``
+    (the published rule), else a one-line ConfigError before Lava starts."""
+    for name, (_, _, rule, _) in graph.plastic.items():
+        if not rule["w_max_nA"] > 0 or rule["a_plus_nA"] != rule["w_max_nA"]:
+            raise ConfigError(f"--learning fixed: {name} has a_plus_nA = {rule['a_plus_nA']:g} and w_max_nA = "
+                              f"{rule['w_max_nA']:g}; the fixed-point rule needs a_plus_nA = w_max_nA > 0 (its "
+                              "same-step correction removes one full trace impulse); use --learning float")
+
+
 def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_dir: str | None = None,
            stock_engine: bool = False, cells: str = "custom", learning: str = "float") -> dict:
     """Run a CA3 learning graph (``samples``, ``data_dir``: unused, the schedule is in the file). ``reference``:
@@ -405,6 +424,8 @@ def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_d
         raise ConfigError(f"--learning fixed: {'--cells lif' if cells == 'lif' else '--stock-engine'} does not apply "
                           "(Lava's fixed-point engine runs with spikecl's custom cells, in its own stock order)")
     graph = read_ca3_graph(path)
+    if learning == "fixed":
+        check_fixed_rules(graph)
     ref = graph.reference
     if not ref.get("spikes") or any(p not in ref["spikes"] for p in OUTPUTS):
         raise DataError(f"{path}: no reference run stored (write the file with write_ca3_graph)")

@@ -213,7 +213,7 @@ class CompiledBrian2CA3(Brian2CA3):
         self._n_recorded = {name: 0 for name in self.monitors}
         whole = self._rasters(0, self.max_steps)
         settled = n_steps - int(self.params.stdp_post_lag_ms / self.params.dt_ms)   # no STDP event from here on
-        self._learned_after = any(r[max(settled, 0):].any() for r in whole.values())
+        self._learned_after = n_steps < self.max_steps and any(r[max(settled, 0):].any() for r in whole.values())
         return {name: r[:n_steps] for name, r in whole.items()}
 
     def weights(self) -> dict[str, np.ndarray]:

@@ -19,10 +19,11 @@ Workload (per inference, i.e. per sample, over the ``T`` steps of a pass):
 * ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value.
   A sample's time step whose input lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
   multiply-accumulates (MACs): direct-encoded pixels, average-pooled spikes and event frames holding a count of 2
-  or more are MACs (in the steps of the samples that hold one). NeuroBench decides per hook call, for the whole
-  batch at once, so its split depends on the batch size (one sample with a count of 2 turns its batch's step into
-  MACs); spikecl's is per sample, and equals NeuroBench's at batch 1 and wherever a step is all spikes or all
-  graded in every sample.
+  or more are MACs (in the steps of the samples that hold one). NeuroBench decides per hook call, for the call's
+  whole input at once: on a network stepped one step at a time that is one step of the batch, on these layers (one
+  call per sequence) every step of it, so one count of 2 anywhere turns the whole call into MACs and its split
+  depends on the batch size and T. spikecl's is per sample and step; the two agree where each call's input is all
+  spikes or all graded (direct or latency input, binary frames), not in general on event frames with counts.
 * ``membrane_updates``: per neuron module, all its neurons at the first step plus, at each later step, the
   neurons whose membrane changed.
 

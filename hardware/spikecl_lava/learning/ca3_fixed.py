@@ -6,14 +6,18 @@ impulse of 127.5 (its half unit added stochastically) scaled by 2 makes ``A = w_
 
     dw = -2^8 * x0 * y0  +  2 * x1 * y0  -  2 * y1 * x0     x1, y1: impulse 127.5 * A / w_max, tau 3, t_epoch = 1
 
-The first product removes the same step's pre impulse from the potentiation (the float rule's ``x2`` "instant"
-trace needs a time constant below one step, which an integer tau cannot give; this is exact up to the impulse's
-stochastic half unit). The engine sums the products in order in a 16-bit accumulator (weights shifted left by 7)
-that saturates after each, so the potentiation is clipped at 255.99 units before the depression is subtracted, as
-the port clips. Against the float port (:mod:`spikecl_lava.learning.ca3_stdp`) this keeps the engine's stock
-transmission order (weights sent before the step's learning), decays traces and rounds weight updates
-stochastically (seeded: runs repeat), and quantises the weights to 8 bits. The cells stay spikecl's float cells, which
-take the summed weight units through their plastic input scaled by ``w_max / 255``.
+The first product removes the same step's pre impulse from the potentiation (the float rule's ``x2`` "instant" trace
+needs a time constant below one step, which an integer tau cannot give; this is exact up to the impulse's stochastic
+half unit, and only where A+ = w_max, so other amplitudes are refused). A trace cannot exceed its 7-bit maximum, one
+full impulse: where the float rule's traces add up (a second spike within a few tau), the fixed trace stays at 127,
+so all-pairs STDP becomes nearest-spike pairing, and a same-step pair after an earlier spike takes off more than
+that step's impulse; both change learned weights (docs/ca3.md). The engine sums the products in order in a 16-bit
+accumulator (weights shifted left by 7) that saturates after each, so the potentiation is clipped at 255.99 units
+before the depression is subtracted, as the port clips. Against the float port
+(:mod:`spikecl_lava.learning.ca3_stdp`) this keeps the engine's stock transmission order (weights sent before the
+step's learning), decays traces and rounds weight updates stochastically (seeded: runs repeat), and quantises the
+weights to 8 bits. The cells stay spikecl's float cells, which take the summed weight units through their plastic
+input scaled by ``w_max / 255``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def fixed_rule(rule: dict, seed: int = 0):
     from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
 
     w_max = rule["w_max_nA"]
+    if not w_max > 0 or rule["a_plus_nA"] != w_max:       # DW's -2^8 x0 y0 takes off one full A+ impulse
+        raise ConfigError(f"the fixed-point rule needs a_plus_nA = w_max_nA > 0, got {rule['a_plus_nA']:g} and "
+                          f"{w_max:g}")
     impulses = [MAX_IMPULSE * rule[k] / w_max for k in ("a_plus_nA", "a_minus_nA")]
     taus = [rule[k] for k in ("tau_plus_ms", "tau_minus_ms")]
     if rule["w_min_nA"] != 0 or max(impulses) > MAX_IMPULSE or not all(float(t).is_integer() for t in taus):
