@@ -41,6 +41,20 @@ def test_triton_lif_is_the_torch_engine_bit_for_bit(reset, shape):
         assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
 
 
+def test_triton_backward_reuses_its_buffers_once():
+    """As the fused function: the gradient is written over the saved denominators (no [T, B, ...] buffer of its
+    own), so a second backward through the same graph is autograd's in-place error, not a wrong gradient."""
+    torch.manual_seed(1)
+    current = (torch.randn(6, 4, 8) + 0.5).to(DEVICE).requires_grad_()
+    spikes = lif_sequence(current * 1.0, torch.tensor(0.8, device=DEVICE), torch.tensor(1.0, device=DEVICE), 25.0,
+                          "subtract", kernels=True)
+    upstream = torch.randn_like(spikes)
+    (first,) = torch.autograd.grad(spikes, current, upstream, retain_graph=True)
+    assert first.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="inplace"):
+        torch.autograd.grad(spikes, current, upstream)
+
+
 @pytest.mark.parametrize("kind,reset,encoder,precision", [
     ("mlp", "subtract", "direct", "float32"), ("mlp", "zero", "poisson", "float32"),
     ("cnn", "subtract", "latency", "float32"), ("mlp", "subtract", "direct", "bfloat16"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.autograd.graph import increment_version
 
 from spikecl.config import triton_interpreted as interpreted   # the kernels below took the mode in force at import
 from spikecl.errors import SpikeCLError, require
@@ -100,9 +101,10 @@ def ptx_for_gpu(capability: int, steps: int, zero_reset: bool) -> dict[str, str]
 
 
 class _TritonLIFSequence(torch.autograd.Function):
-    """:class:`spikecl.snn.fused._LIFSequence` with one kernel per pass; the gradient goes to a fresh tensor, so
-    the saved denominators stay intact (a second backward through the same graph gives the same gradient).
-    ``overwrite``: the denominators go into the currents' memory (each step's after the program has read it)."""
+    """:class:`spikecl.snn.fused._LIFSequence` with one kernel per pass; as there, the gradient is written over
+    the saved denominators (each step's after the program has read it: no [T, B, ...] buffer of its own), so a
+    second backward through the same graph is autograd's in-place error, not a wrong gradient. ``overwrite``: the
+    denominators go into the currents' memory (each step's after the program has read it)."""
 
     @staticmethod
     def forward(ctx, current, beta, threshold, slope: float, zero_reset: bool, overwrite: bool):
@@ -112,7 +114,7 @@ class _TritonLIFSequence(torch.autograd.Function):
         denominator = current if overwrite and current is given else torch.empty_like(current)
         _launch(_forward, n, current, spikes, denominator, beta, threshold, n, slope,
                 STEPS=steps, ZERO_RESET=zero_reset)
-        ctx.save_for_backward(denominator, spikes, beta)
+        ctx.save_for_backward(denominator, spikes if zero_reset else None, beta)   # the subtract reset reads none
         ctx.zero_reset = zero_reset
         return spikes
 
@@ -120,10 +122,12 @@ class _TritonLIFSequence(torch.autograd.Function):
     @once_differentiable            # a kernel: a second derivative is refused, not wrong
     def backward(ctx, grad_spikes):
         denominator, spikes, beta = ctx.saved_tensors
-        grad = torch.empty_like(denominator)
+        spikes = denominator if spikes is None else spikes     # a pointer the kernel does not read (subtract reset)
+        grad = denominator                                     # dL/dU, written over the denominators
         steps, n = grad.shape[0], grad[0].numel()
         _launch(_backward, n, grad_spikes.contiguous(), denominator, spikes, grad, beta, n,
                 STEPS=steps, ZERO_RESET=ctx.zero_reset)
+        increment_version(denominator)                         # a kernel's write: autograd is told, as by an out=
         return grad, None, None, None, None, None
 
 
