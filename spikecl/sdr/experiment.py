@@ -406,6 +406,10 @@ def _unprefixed(table: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix)}
 
 
+#: the capacity plots' y axis: recalls are % of the items stored, the overlap and active macs % of a code's
+CAPACITY_PERCENT = "% (recalls: of items; overlap, active macs: of a code)"
+
+
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
     from spikecl.sdr.plots import plot_lines, plot_overlap_scatter
 
@@ -417,13 +421,13 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                                        "mean code overlap": cap["overlap"],
                                        **({"active macs that learned it (not frozen)": cap["learning"]}
                                           if "learning" in cap else {})},
-                        folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel="recall (%)",
+                        folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel=CAPACITY_PERCENT,
                         title="Sparsey: recall of stored items cued by themselves")]
     rnd = out["random_capacity"]
     paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
                                            rnd["identity"], "mean code overlap": rnd["overlap"]},
                             folder / f"capacity_random_seed{seed}.png", xlabel="random patterns stored",
-                            ylabel="recall (%)", title="one mac (same Q, K): recall of random patterns", logx=True))
+                            ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
     lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
              for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler") for m in ("identity",)}
     paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
