@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from spikecl.commands import bounded
+from spikecl.errors import SpikeCLError
 from spikecl.export import ca3_graph
 from spikecl.memory import CA3Params, encode, make_schedule
 from spikecl.memory.lava_graph import reference_run, write_ca3_graph
@@ -50,9 +51,10 @@ def main() -> None:
     parser.add_argument("--cells", choices=("custom", "lif"), default="custom")
     parser.add_argument("--learning", choices=("float", "fixed"), default="float")
     args = parser.parse_args()
-    if args.learning == "fixed" and (args.cells == "lif" or args.stock_engine):
-        parser.error("--learning fixed runs with spikecl's cells in Lava's own order: drop --cells lif and "
-                     "--stock-engine")
+    try:
+        ca3_graph.check_engine_options(args.cells, args.stock_engine, args.learning)    # before the table starts
+    except SpikeCLError as exc:
+        parser.error(str(exc))
     sizes = [int(s) for s in args.sizes.split(",") if s]
     spacings = [int(s) for s in args.spacings.split(",") if s]
     print("| case | C×M | ops | steps | min spike match | answers equal | recall acc. Lava / torch | max \\|Δw\\| nA "

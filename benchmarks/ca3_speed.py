@@ -179,8 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="1,16,64,256", type=listed(bounded(int, 1, what="a batch size")),
                         help="batch sizes of the throughput table")
-    parser.add_argument("--workers", default="1,2", type=listed(bounded(int, 1, what="a number of processes")),
-                        help="processes the throughput batch is split over (CPU only)")
+    parser.add_argument("--workers", type=listed(bounded(int, 1, what="a number of processes")),
+                        help="processes the throughput batch is split over (CPU only; default 1,2)")
     parser.add_argument("--precision", default="float64,float32", type=listed(("float64", "float32")),
                         help="the stepper's floats in the throughput table")
     parser.add_argument("--size", default="100", type=parse_size,
@@ -197,9 +197,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     C, M = args.size
-    workers = args.workers
+    workers = args.workers or [1, 2]
     if torch.device(args.device).type != "cpu" and workers != [1]:
-        if workers != [1, 2]:
+        if args.workers is not None:
             parser.error("--workers: worker processes split a batch over CPU cores; on a GPU leave it out")
         workers = [1]
     print_throughput(C, M, args.batches, args.device, args.repeats, workers, args.precision)

@@ -174,6 +174,7 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
     ("export_lava.py", ["--sizes", "abc"], "argument --sizes: expected a layer width ≥ 1, got 'abc'"),
     ("distributed_throughput.py", ["--methods", "finetune,bogus"], "strategy.methods: unknown method 'bogus'"),
     ("sdr_scaling.py", ["--model", "/nonexistent.toml"], "experiment file not found: /nonexistent.toml"),
+    ("ca3_lava.py", ["--learning", "fixed", "--cells", "lif"], "--learning fixed: --cells lif does not apply"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(script, args, message):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=checkout_env(),

@@ -402,6 +402,14 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     return out
 
 
+def check_engine_options(cells: str, stock_engine: bool, learning: str) -> None:
+    """``--learning fixed`` runs spikecl's custom cells in Lava's own stock order: with ``--cells lif`` or
+    ``--stock-engine`` it is a one-line ConfigError."""
+    if learning == "fixed" and (cells == "lif" or stock_engine):
+        raise ConfigError(f"--learning fixed: {'--cells lif' if cells == 'lif' else '--stock-engine'} does not apply "
+                          "(Lava's fixed-point engine runs with spikecl's custom cells, in its own stock order)")
+
+
 def check_fixed_rules(graph: CA3Graph) -> None:
     """``--learning fixed`` maps ``w_max_nA`` onto the 8-bit weight and A+ onto the 7-bit trace's full impulse, and
     its same-step correction takes that full impulse off: it needs ``w_max_nA > 0`` and ``a_plus_nA = w_max_nA``
@@ -420,9 +428,7 @@ def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_d
     :func:`run_lava`) and compare."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    if learning == "fixed" and (cells == "lif" or stock_engine):
-        raise ConfigError(f"--learning fixed: {'--cells lif' if cells == 'lif' else '--stock-engine'} does not apply "
-                          "(Lava's fixed-point engine runs with spikecl's custom cells, in its own stock order)")
+    check_engine_options(cells, stock_engine, learning)
     graph = read_ca3_graph(path)
     if learning == "fixed":
         check_fixed_rules(graph)
