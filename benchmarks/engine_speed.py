@@ -26,7 +26,7 @@ fused engine's FLOPs), the like-for-like reference for the engine itself: most o
 that one move.
 
     python benchmarks/engine_speed.py [--network mlp|cnn] [--steps 4 8 25] [--batch 64 256] [--rounds 5]
-                                      [--seconds 0.5] [--device cuda]
+                                      [--seconds 0.5] [--reset subtract|zero] [--device cuda]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from snntorch import surrogate
 from epoch_time import PlainSNN
 from spikecl.allocator import tuned_for_training
 from spikecl.commands import bounded, torch_device
-from spikecl.snn import build_cnn, build_mlp, make_trainer
+from spikecl.snn import LIFParams, build_cnn, build_mlp, make_trainer
 
 CHANNELS = (64, 128, 256)
 INPUTS = {"mlp": (784,), "cnn": (3, 32, 32)}
@@ -55,14 +55,14 @@ class PlainCNN(torch.nn.Module):
     """The textbook snnTorch CNN loop: at every time step, each block's convolution, batch norm, Leaky and 2 x 2
     average pooling, then the readout's non-resetting Leaky; logits are its membrane averaged over T."""
 
-    def __init__(self, channels=CHANNELS, beta: float = 0.9) -> None:
+    def __init__(self, channels=CHANNELS, beta: float = 0.9, reset: str = "subtract") -> None:
         super().__init__()
         grad = surrogate.fast_sigmoid(slope=25)
         widths = (3, *channels)
         self.convs = torch.nn.ModuleList(torch.nn.Conv2d(a, b, 3, padding=1, bias=False)
                                          for a, b in zip(widths[:-1], widths[1:]))
         self.norms = torch.nn.ModuleList(torch.nn.BatchNorm2d(b) for b in channels)
-        self.lifs = torch.nn.ModuleList(snn.Leaky(beta=beta, spike_grad=grad) for _ in channels)
+        self.lifs = torch.nn.ModuleList(snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism=reset) for _ in channels)
         self.fc = torch.nn.Linear(channels[-1] * (32 >> len(channels)) ** 2, 10, bias=False)
         self.out = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="none")
 
@@ -80,10 +80,11 @@ class PlainCNN(torch.nn.Module):
         return total / steps
 
 
-def plain_step(steps: int, device: torch.device, network: str = "mlp", input_once: bool = False):
-    """A training step of the plain snnTorch loop (``input_once``: its first product computed once, MLP only), as a
-    closure over (x [B, ...], y [B])."""
-    net = (PlainSNN(256, input_once=input_once) if network == "mlp" else PlainCNN()).to(device)
+def plain_step(steps: int, device: torch.device, network: str = "mlp", input_once: bool = False,
+               reset: str = "subtract"):
+    """A training step of the plain snnTorch loop (``input_once``: its first product computed once, MLP only;
+    ``reset``: the hidden layers'), as a closure over (x [B, ...], y [B])."""
+    net = (PlainSNN(256, input_once=input_once, reset=reset) if network == "mlp" else PlainCNN(reset=reset)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
 
     def step(x, y):
@@ -93,11 +94,13 @@ def plain_step(steps: int, device: torch.device, network: str = "mlp", input_onc
     return step
 
 
-def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp", precision: str = "float32"):
+def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp", precision: str = "float32",
+                 reset: str = "subtract"):
     """A ``BPTTTrainer.train_batch`` of spikecl's MLP (or CNN) on ``engine`` (``precision``: its training pass's,
-    ``train.precision``), as a closure over (x, y)."""
-    net = (build_mlp(784, [256, 256], 10, engine=engine) if network == "mlp"
-           else build_cnn(INPUTS["cnn"], list(CHANNELS), 10, engine=engine))
+    ``train.precision``; ``reset``: the hidden layers'), as a closure over (x, y)."""
+    neuron = LIFParams(reset=reset)
+    net = (build_mlp(784, [256, 256], 10, neuron, engine=engine) if network == "mlp"
+           else build_cnn(INPUTS["cnn"], list(CHANNELS), 10, neuron, engine=engine))
     trainer = make_trainer("bptt", net.to(device), steps, precision=precision)
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
     return lambda x, y: trainer.train_batch(x, y, None, None, opt)
@@ -167,19 +170,20 @@ def peak_memory(work, device: torch.device) -> int:
 
 
 def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.device,
-            network: str = "mlp") -> dict[str, tuple[float, float, int, int, int]]:
+            network: str = "mlp", reset: str = "subtract") -> dict[str, tuple[float, float, int, int, int]]:
     """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, the
-    operators it dispatches per step, its peak memory in bytes and its matrix-product FLOPs."""
+    operators it dispatches per step, its peak memory in bytes and its matrix-product FLOPs (every contender's
+    hidden layers with ``reset``)."""
     torch.manual_seed(0)
     x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
-    contenders = {"fused engine": spikecl_step(steps, "fused", device, network),
-                  "snnTorch engine": spikecl_step(steps, "snntorch", device, network),
-                  "plain snnTorch": plain_step(steps, device, network),
-                  "fused, bfloat16": spikecl_step(steps, "fused", device, network, "bfloat16")}
+    contenders = {"fused engine": spikecl_step(steps, "fused", device, network, reset=reset),
+                  "snnTorch engine": spikecl_step(steps, "snntorch", device, network, reset=reset),
+                  "plain snnTorch": plain_step(steps, device, network, reset=reset),
+                  "fused, bfloat16": spikecl_step(steps, "fused", device, network, "bfloat16", reset)}
     if network == "mlp":
-        contenders["plain, input once"] = plain_step(steps, device, network, input_once=True)
+        contenders["plain, input once"] = plain_step(steps, device, network, input_once=True, reset=reset)
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-        contenders["triton engine"] = spikecl_step(steps, "triton", device, network)
+        contenders["triton engine"] = spikecl_step(steps, "triton", device, network, reset=reset)
     counts = {}
     for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
         timed(step, x, y, 2)
@@ -204,6 +208,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=bounded(int, 1, what="a number of rounds"), default=5)
     parser.add_argument("--seconds", type=bounded(float, 0.001, what="seconds"), default=0.5,
                         help="time per contender per round")
+    parser.add_argument("--reset", default="subtract", choices=("subtract", "zero"),
+                        help="the hidden layers' reset, in every contender")
     parser.add_argument("--device", default="cpu", type=torch_device,
                         help="torch device to train on, e.g. cpu or cuda")
     args = parser.parse_args()
@@ -212,13 +218,13 @@ def main() -> None:
     allocator = tuned_for_training()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     shape = "MLP 784-256-256-10" if args.network == "mlp" else f"CNN 3x32x32-{'-'.join(map(str, CHANNELS))}-10"
-    print(f"BPTT step, {shape}, direct input, on {where}, 1 host thread, median of {args.rounds} interleaved rounds; "
-          f"ms per step (ratio to the fused engine); peak memory of a step above what was live before it (ratio to "
+    print(f"BPTT step, {shape}, {args.reset} reset, direct input, on {where}, 1 host thread, median of {args.rounds} "
+          f"interleaved rounds; ms per step (ratio to the fused engine); peak memory of a step above what was live before it (ratio to "
           f"the plain loop); allocator: {allocator}")
     default_steps, default_batches = DEFAULTS[args.network]
     for steps in args.steps or default_steps:
         for batch in args.batch or default_batches:
-            result = compare(steps, batch, args.rounds, args.seconds, device, args.network)
+            result = compare(steps, batch, args.rounds, args.seconds, device, args.network, args.reset)
             cpu0, wall0, _, _, flops0 = result["fused engine"]
             plain_peak = result["plain snnTorch"][3]
             print(f"T={steps:<3} batch {batch}")

@@ -36,15 +36,15 @@ from spikecl.snn import build_mlp, make_trainer
 class PlainSNN(torch.nn.Module):
     """The reference: the textbook snnTorch loop, stepping every layer at every time step (``input_once``: the
     first layer's product of a direct input, the same at every step, computed once before the loop, as the fused
-    engine does; the rest unchanged)."""
+    engine does; the rest unchanged). ``reset``: the hidden layers' reset, "subtract" or "zero"."""
 
-    def __init__(self, hidden: int, beta: float = 0.9, input_once: bool = False) -> None:
+    def __init__(self, hidden: int, beta: float = 0.9, input_once: bool = False, reset: str = "subtract") -> None:
         super().__init__()
         self.input_once = input_once
         grad = surrogate.fast_sigmoid(slope=25)
         self.fc1, self.fc2 = torch.nn.Linear(784, hidden, bias=False), torch.nn.Linear(hidden, hidden, bias=False)
         self.fc3 = torch.nn.Linear(hidden, 10, bias=False)
-        self.lif1, self.lif2 = snn.Leaky(beta=beta, spike_grad=grad), snn.Leaky(beta=beta, spike_grad=grad)
+        self.lif1, self.lif2 = (snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism=reset) for _ in range(2))
         self.out = snn.Leaky(beta=beta, spike_grad=grad, reset_mechanism="none")
 
     def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:

@@ -102,14 +102,15 @@ def test_gpu_check_unpacks_the_brought_wheels_first(tmp_path, damaged):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("network", ["mlp", "cnn"])
-def test_engine_speed_times_the_contenders(network):
+@pytest.mark.parametrize("network,reset", [("mlp", "subtract"), ("cnn", "zero")])
+def test_engine_speed_times_the_contenders(network, reset):
     """One tiny round per network: a line per contender with its times, matrix-product FLOPs and peak memory; the
     fused engine dispatches fewer operators per step than the plain snnTorch loop and does less arithmetic (the
     direct input's synapse once instead of T times), about as much as the plain MLP loop with that product moved
-    out of its loop by hand."""
+    out of its loop by hand. Every contender's hidden layers have the reset asked for."""
     out = run("engine_speed.py", "--network", network, "--steps", "3", "--batch", "2", "--rounds", "1",
-              "--seconds", "0.01")
+              "--seconds", "0.01", "--reset", reset)
+    assert f", {reset} reset, direct input," in out
     rows = {name: (float(mflop), float(flop_ratio), int(count), float(mib), float(ratio))
             for name, mflop, flop_ratio, count, mib, ratio in
             re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch|plain, input once)\s+CPU .*?matmul\s+([\d.]+) MFLOP "
@@ -246,3 +247,18 @@ def test_epoch_time_gives_wall_and_cpu_time_of_every_contender_against_the_fused
         for seconds, ratio, fused in ((wall, wall_ratio, fused_wall), (cpu, cpu_ratio, fused_cpu)):
             rounding = ratio * (0.0006 / fused + 0.0006 / seconds) + 0.006      # printed to 3 and 2 decimals
             assert seconds > 0 and ratio == pytest.approx(seconds / fused, abs=rounding)
+
+
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_engine_speed_contenders_share_the_reset(network):
+    """``--reset zero`` reaches the plain loop's Leaky neurons and spikecl's layers alike."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from engine_speed import PlainCNN
+        from epoch_time import PlainSNN
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    plain = PlainSNN(8, reset="zero") if network == "mlp" else PlainCNN(reset="zero")
+    hidden = [m for name, m in plain.named_modules() if name.startswith(("lif1", "lif2", "lifs."))]
+    assert hidden and all(m.reset_mechanism == "zero" for m in hidden)
+    assert plain.out.reset_mechanism == "none"

@@ -55,7 +55,7 @@ class _LIFSequence(torch.autograd.Function):
         for t in range(shape[0]):
             if t:
                 if zero_reset:
-                    mem.masked_fill_(spikes[t - 1].bool(), 0.0)
+                    mem.addcmul_(mem, spikes[t - 1], value=-1)                 # (1 − S)·U, as snnTorch: S is 0 or 1
                 mem.mul_(beta).add_(current[t])
                 if not zero_reset:
                     mem.addcmul_(spikes[t - 1], threshold, value=-1)     # − S·thr, exact: S is 0 or 1
@@ -76,7 +76,7 @@ class _LIFSequence(torch.autograd.Function):
         for t in range(grad.shape[0] - 2, -1, -1):
             torch.mul(grad[t + 1], beta, out=carried)
             if ctx.zero_reset:
-                carried.masked_fill_(spikes[t].bool(), 0.0)
+                carried.addcmul_(carried, spikes[t], value=-1)            # (1 − S[t])·a: a bool mask costs ~10x on a CPU
             grad[t].add_(carried)
         return grad, None, None, None, None, None
 
