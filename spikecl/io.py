@@ -263,8 +263,8 @@ def remove_temporaries(results: Path) -> None:
 
 def environment() -> dict:
     """Versions of spikecl (and, run from a git checkout, its commit: :func:`source_commit`), Python and the
-    numerical stack, the platform, host and CPU, and torch's intra-op threads and vector instruction set (for
-    reproducibility records: CPU results depend on both)."""
+    numerical stack, the platform, host and CPU, torch's intra-op threads and vector instruction set, and (after
+    ``--threads``) numpy's BLAS threads (for reproducibility records: CPU results depend on them)."""
     import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
 
     import spikecl
@@ -280,6 +280,11 @@ def environment() -> dict:
         torch = sys.modules["torch"]
         env["torch_threads"] = torch.get_num_threads()
         env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()     # e.g. AVX2, AVX512
+    if "threadpoolctl" in sys.modules:          # --threads limited the BLAS pools: record what they run
+        blas = [pool["num_threads"] for pool in sys.modules["threadpoolctl"].threadpool_info()
+                if pool["user_api"] == "blas"]
+        if blas:
+            env["blas_threads"] = max(blas)
     return env
 
 

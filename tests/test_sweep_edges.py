@@ -352,3 +352,26 @@ def test_final_paths_cover_methods_that_run_no_trial(sweep_files):
     sweep = load_sweep(path)
     assert {r.method for r in sweep.runs} == {"ewc"}
     assert sorted(p.name for p in final_paths(sweep)) == ["ewc-seed0.h5", "finetune-seed0.h5"]
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_ray_starts(sweep_files, monkeypatch, capsys,
+                                                                              tmp_path):
+    """A read-only output folder (os.access stands in: root ignores modes) and a file where the output folder
+    goes are one-line errors of the dry run and of the sweep, before Ray starts."""
+    import os
+
+    path = sweep_files(BASE, SWEEP + '[grid]\n"train.lr" = [0.05]\n')
+    out = sweep_ray.sweep_dir(load_sweep(path))
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    for extra in (["--dry-run"], ["--no-progress"]):
+        assert main(["sweep", str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"spikecl: error: sweep output: folder {out}") and err.endswith(" is not writable\n")
+        assert err.count("\n") == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("a file where the sweep's folder goes")
+    assert main(["sweep", str(path), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: sweep output: folder {out}: {out} is not a folder\n"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.errors import ConfigError, require
+from spikecl.errors import ConfigError
 
 
 def _seeds(text: str) -> list[int]:
@@ -46,9 +47,10 @@ def add_command(sub) -> None:
     run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
     run.add_argument("--threads", type=bounded(int, 1, what="a number of threads"), metavar="N",
-                     help="torch's intra-op CPU threads per process (default: torch's, one per core; under --nproc, "
-                          "each process's share of the cores). CPU results depend on it, and results files record "
-                          "it; on a loaded machine 1 avoids threads waiting for busy cores")
+                     help="CPU threads per process: torch's intra-op threads and numpy's BLAS (Sparsey, Brian2; "
+                          "through threadpoolctl, which comes with scikit-learn) (default: one per core; under "
+                          "--nproc, each process's share of the cores). CPU results depend on it, and results files "
+                          "record it; on a loaded machine 1 avoids threads waiting for busy cores")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                      help="a Python file or module of your own to import first, registering its methods or "
                           "experiment kinds (repeatable; see spikecl.plugins)")
@@ -90,6 +92,21 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
 
 
+def limit_threads(count: int) -> None:
+    """``--threads``: at most ``count`` threads in torch's intra-op pool and, where threadpoolctl is installed, in
+    the BLAS and OpenMP pools numpy and torch loaded (a Sparsey run's matrix products are numpy's). Neither is
+    required: a Sparsey install may have no torch."""
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(count)
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        import numpy  # noqa: F401 - its BLAS loaded, so that the limit reaches it
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(count)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from spikecl.experiment_kind import load, preflight, run_file
     from spikecl.plugins import load_plugins, run_file_with_plugins
@@ -102,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    plots=not args.no_plots)
     if args.nproc == 1:
         if args.threads:
-            require("torch", "torch").set_num_threads(args.threads)
+            limit_threads(args.threads)
         return run_file(args.experiment, overrides, **options)
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
     k.check_data_parallel(cfg)

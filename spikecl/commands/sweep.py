@@ -22,7 +22,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      labelled, load_sweep, made_otherwise, refuse_other_settings, run_config,
                                      select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
-from spikecl.continual.sweep_ray import check_cluster_options, execute_sweep, kept_result
+from spikecl.continual.sweep_ray import check_cluster_options, check_output_folders, execute_sweep, kept_result
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import check_datasets
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
@@ -118,6 +118,7 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
     the planned settings), the final runs of the points they choose, else where those will go."""
     states = [dry_run_state(run, overwrite) for run in sweep.runs]
     check_datasets(run_config(run) for run, state in zip(sweep.runs, states) if state != "complete")
+    check_output_folders(sweep, [run for run, state in zip(sweep.runs, states) if state != "complete"])
     for run, state in zip(sweep.runs, states):
         print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:

@@ -28,7 +28,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, made_otherwise, refuse_oth
                                      stale_checkpoints, sweep_dir)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import RunResult, check_not_folder, read_results
+from spikecl.io import RunResult, check_not_folder, check_writable_folder, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
@@ -133,7 +133,7 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     run made with other settings is a ConfigError, or with ``overwrite`` it is to train (its files are replaced as
     its new ones are written, not before).
     A damaged results file is trained again (as ``spikecl run --resume`` does); a foreign one is a ConfigError
-    unless ``overwrite``."""
+    unless ``overwrite``; so is a folder the runs to train, or the summary, could not be written in."""
     results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
     done = {key: result for key, result in results.items() if result is not None}
     damaged = len(results) - len(done)
@@ -141,6 +141,7 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     if not overwrite:
         refuse_other_settings(sweep, stale, restart)
     check_datasets(run_config(r) for r in sweep.runs if r.id not in done or r.id in stale)   # before any change
+    check_output_folders(sweep, [r for r in sweep.runs if r.id not in done or r.id in stale])   # before Ray starts
     for run_id in stale:                             # --overwrite: trained again; each old file stays (marked
         del done[run_id]                             # .replacing) until its new one replaces it (run_plan)
     todo = [r for r in sweep.runs if r.id not in done]
@@ -149,6 +150,13 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
         + (f" ({damaged} damaged or not readable, trained again)" if damaged else "")
         + (f" ({len(restart)} checkpoint(s) made with other settings, started afresh)" if restart else ""))
     return done, todo
+
+
+def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
+    """One-line :class:`ConfigError` where the folder of ``runs``' results files, or of the sweep's summary, is a
+    file or cannot be written (a missing one is fine where it can be made)."""
+    for folder in sorted({sweep_dir(sweep), *(run.results.parent for run in runs)}):
+        check_writable_folder(folder, "sweep output: folder")
 
 
 def mark_replaced(results: list[Path], summary: Path) -> None:
