@@ -275,3 +275,13 @@ def test_a_learning_graph_never_replaces_an_existing_file_unless_asked(tmp_path)
     hg.write_graph(precious, graph, overwrite=True)
     with h5py.File(precious) as f:
         assert "activity" in f and "results" not in f
+
+
+def test_load_subspace_takes_an_empty_subspace_as_nothing_protected(trained_hlop):
+    """A synapse whose recorded activity was silent has no rows: [0, n] loads, protects nothing, and the next task
+    starts on it."""
+    s, task = trained_hlop
+    s.load_subspace("layers.0", np.zeros((0, 16)))
+    assert s.h_old["layers.0"].shape == (0, 16) and s.basis["layers.0"].shape == (0, 16)
+    s.before_task(1, task, [task])
+    assert s.h_new["layers.0"].shape[1] == 16

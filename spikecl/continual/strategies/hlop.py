@@ -397,7 +397,8 @@ class HLOP(ProjectionStrategy):
     def load_subspace(self, name: str, rows) -> None:
         """Make ``rows`` [k, n] (numpy or torch), learned elsewhere (e.g. on Lava's learning engine, see
         :mod:`spikecl.continual.hlop_offload`), the consolidated subspace of protected synapse ``name``; between
-        tasks only. Later tasks project against it and their new neurons learn outside it."""
+        tasks only. Later tasks project against it and their new neurons learn outside it. ``[0, n]`` rows (a
+        synapse whose recorded activity was silent) protect nothing."""
         names = [p.name for p in self.synapses]
         if self.task is not None:
             raise SpikeCLError(f"{self.name}: load_subspace during task {self.task}; load it between tasks")
@@ -416,7 +417,7 @@ class HLOP(ProjectionStrategy):
             raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows but rank {rank} (zero or "
                                "linearly dependent rows); give independent rows")
         gram = rows.double() @ rows.double().T
-        deviation = float((gram - torch.eye(len(rows), dtype=gram.dtype)).abs().max())
+        deviation = float((gram - torch.eye(len(rows), dtype=gram.dtype)).abs().max()) if len(rows) else 0.0
         if not self.options.orthonormalize and deviation > ORTHONORMAL_TOLERANCE:
             raise SpikeCLError(f"{self.name}: {name}'s rows are not orthonormal (max|H Hᵀ − I| = {deviation:.3g} > "
                                f"{ORTHONORMAL_TOLERANCE}), so I − HᵀH would not remove their span; orthonormalise "
