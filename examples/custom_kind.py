@@ -38,12 +38,13 @@ class RateCurveConfig(RunHeader):
     """The ``rate_curve`` experiment: LIF firing rate against mean input current."""
 
     kind: str = option("rate_curve", choices=("rate_curve",), doc="experiment kind")
-    currents: list[float] = option([0.0, 0.05, 0.1, 0.2, 0.4, 0.8], low=0.0,
+    currents: list[float] = option([0.0, 0.05, 0.1, 0.2, 0.4, 0.8], low=0.0, nonempty=True,
                                    doc="mean input current per step, in units of the threshold")
     noise: float = option(0.1, low=0.0, doc="standard deviation of the current per step (threshold units)")
-    betas: list[float] = option([0.8, 0.95, 1.0], low=0.0, high=1.0, doc="membrane decay per step")
+    betas: list[float] = option([0.8, 0.95, 1.0], low=0.0, high=1.0, nonempty=True, distinct=True,
+                                doc="membrane decay per step (one metric each)")
     steps: int = option(2000, low=1, doc="time steps simulated")
-    neurons: int = option(100, low=1, doc="neurons per (current, beta), each with its own noise")
+    neurons: int = option(100, low=1, doc="neurons per (beta, current), each with its own noise")
 
 
 def rate_curve(cfg: RateCurveConfig, seed: int) -> np.ndarray:
@@ -54,7 +55,7 @@ def rate_curve(cfg: RateCurveConfig, seed: int) -> np.ndarray:
     mem = np.zeros((len(cfg.betas), len(cfg.currents), cfg.neurons))
     spikes, fired = np.zeros_like(mem), np.zeros_like(mem)
     for _ in range(cfg.steps):                          # the reset subtracts last step's spike, undecayed
-        mem = beta * mem + mean + cfg.noise * rng.standard_normal(mem.shape[1:]) - fired
+        mem = beta * mem + mean + cfg.noise * rng.standard_normal(mem.shape) - fired
         fired = (mem > 1.0).astype(mem.dtype)
         spikes += fired
     return (spikes / cfg.steps).mean(axis=2)

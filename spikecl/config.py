@@ -463,6 +463,8 @@ def _unused_as_defaults(config: dict, rules: dict, defaults) -> dict:
         except (AttributeError, TypeError, ValueError):      # a damaged or foreign table: compared as it is
             continue
         default = field_default(getattr(defaults, table), key)
+        if dataclasses.is_dataclass(default):                # a nested table (Sparsey's level-2 mac), as recorded
+            default = dataclasses.asdict(default)
         if unused and section[key] != default:
             config = {**config, table: {**config[table], key: default}}
     return config

@@ -337,3 +337,33 @@ def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):
                     {"data": {"dataset": "digits"}}])
     with pytest.raises(DataError, match=f"mnist not found under {tmp_path}: expected train-images-idx3-ubyte"):
         check_datasets([{"data": {"dataset": "mnist", "data_dir": str(tmp_path)}}] * 2)
+
+
+@pytest.mark.parametrize("change, message", [("currents=[]", "currents"), ("betas=[]", "betas"),
+                                             ("betas=[0.9, 0.9]", "betas")])
+def test_the_custom_kind_example_refuses_lists_it_cannot_measure(tmp_path, monkeypatch, change, message):
+    """No currents or no betas would fail mid-run; a beta twice would collapse two metrics into one key."""
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    path = Path(__file__).resolve().parents[1] / "examples" / "custom_kind.py"
+    spec = importlib.util.spec_from_file_location("custom_kind", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "custom_kind", module)
+    spec.loader.exec_module(module)
+    exp = tmp_path / "rates.toml"
+    exp.write_text(f'kind = "rate_curve"\nseeds = [0]\noutput_dir = "{tmp_path}"\n')
+    with pytest.raises(ConfigError, match=message):
+        experiment_kind.run_file(exp, [change], progress=False)
+    assert not (tmp_path / "rate_curve").exists()
+    shapes, make = [], np.random.default_rng
+
+    class Recording:
+        def __init__(self, seed):
+            self.rng = make(seed)
+
+        def standard_normal(self, size):
+            shapes.append(size)
+            return self.rng.standard_normal(size)
+
+    monkeypatch.setattr(np.random, "default_rng", Recording)
+    module.rate_curve(module.RateCurveConfig(betas=[0.95, 0.96], currents=[0.1], steps=3, neurons=20), 0)
+    assert shapes == [(2, 1, 20)] * 3               # each (beta, current, neuron) its own noise: no shared draws

@@ -209,3 +209,23 @@ def test_knn_a_tie_in_votes_goes_to_the_nearer_class():
     assert knn_predict(train, np.array([0, 1, 1, 0, 2]), query, 4, cosine=False).tolist() == [1]  # ranks {0, 1}
     assert knn_predict(train, np.array([1, 0, 0, 1, 2]), query, 4, cosine=False).tolist() == [0]  # vs {2, 3}
     assert knn_predict(train, np.array([0, 1, 1, 1, 0]), query, 5, cosine=False).tolist() == [1]  # 3 votes to 2
+
+
+def test_a_level_two_table_a_one_level_run_did_not_read_compares_as_its_default():
+    """models/sparsey_mnist5k.toml keeps [coder.top] for --set coder.two_level=true; a one-level run never reads it,
+    so a run recorded with other top settings resumes and reports as the same run (a two-level run's differs)."""
+    import dataclasses
+
+    from spikecl.config import recorded_as_now
+    from spikecl.sdr.experiment import SparseyExperimentConfig
+    from spikecl.sdr.sparsey import MacConfig
+
+    base = dataclasses.asdict(SparseyExperimentConfig())
+    other = json.loads(json.dumps(base))
+    other["coder"]["top"]["freeze_fraction"], other["coder"]["top"]["n_cms"] = 0.3, 5
+    assert base["coder"]["two_level"] is False and other["coder"]["top"] != base["coder"]["top"]
+    assert recorded_as_now(other) == recorded_as_now(base)
+    assert recorded_as_now(other)["coder"]["top"] == dataclasses.asdict(MacConfig(n_cms=24, cells_per_cm=8))
+    for config in (base, other):
+        config["coder"]["two_level"] = True
+    assert recorded_as_now(other) != recorded_as_now(base)

@@ -156,7 +156,12 @@ SPARSEY_ONLY_FOR = {
 }
 
 
-RECORDED_RULES["sparsey"] = (SPARSEY_ONLY_FOR, SparseyExperimentConfig)
+#: as recorded: the level-2 mac's table is read only with two_level = true too. It is not refused at load, where
+#: models/sparsey_mnist5k.toml keeps it for ``--set coder.two_level=true``, but a run that did not read it resumes
+#: and reports alike whatever it held
+RECORDED_RULES["sparsey"] = ({**SPARSEY_ONLY_FOR, ("coder", "top"): (lambda cfg: cfg.coder.two_level,
+                                                                    "coder.two_level = true")},
+                             SparseyExperimentConfig)
 
 
 def check_test_items(n_test: int, what: str = "eval.test_items") -> None:

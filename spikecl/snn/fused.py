@@ -76,7 +76,7 @@ class _LIFSequence(torch.autograd.Function):
         for t in range(grad.shape[0] - 2, -1, -1):
             torch.mul(grad[t + 1], beta, out=carried)
             if ctx.zero_reset:
-                carried.addcmul_(carried, spikes[t], value=-1)            # (1 − S[t])·a: a bool mask costs ~10x on a CPU
+                carried.addcmul_(carried, spikes[t], value=-1)        # (1 − S[t])·a: a bool mask costs ~10x on a CPU
             grad[t].add_(carried)
         return grad, None, None, None, None, None
 
