@@ -146,6 +146,30 @@ def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(t
         ContinualRun(poisson, "finetune", 0, stream=dataclasses.replace(stream, tasks=(scaled, stream.tasks[1])))
 
 
+def test_a_given_stream_must_be_the_one_its_config_and_seed_build(tmp_path):
+    """The results record the config and seed, and export rebuilds the stream from them: a hand-built stream with
+    other classes per task, another evaluation split or another seed's split is refused before training; the
+    config's own stream is taken."""
+    from spikecl.continual.runner import build_stream
+    from spikecl.data.datasets import load_dataset
+    from spikecl.data.streams import make_stream
+
+    cfg = config(tmp_path, data={"dataset": "digits"}, stream={"kind": "split", "scenario": "class", "n_tasks": 5},
+                 train={"epochs": 1, "eval_every": 0})
+    digits = load_dataset("digits")
+    for options, difference in (({"classes_per_task": 1}, "task 1's classes (0,) against (0, 1)"),
+                                ({"validation": 0.2, "eval_split": "validation"}, "task 1's eval_split 'validation'"),
+                                ({"validation": 0.2}, "task 1's x_train")):
+        stream = make_stream(digits, "split", 5, "class", **options)
+        with pytest.raises(ConfigError, match=re.escape(f"differs from the one the config builds for seed 0 "
+                                                        f"({difference}")):
+            ContinualRun(cfg, "finetune", 0, stream=stream)
+    permuted = config(tmp_path, data={"dataset": "digits"}, stream={"kind": "permuted", "n_tasks": 2})
+    with pytest.raises(ConfigError, match=re.escape("(task 1's x_train")):
+        ContinualRun(permuted, "finetune", 0, stream=make_stream(digits, "permuted", 2, "domain", seed=5))
+    assert ContinualRun(cfg, "finetune", 3, stream=build_stream(cfg, 3)).stream.n_outputs == 10
+
+
 def test_curves_record_continual_evaluation(finetune_and_joint):
     r = finetune_and_joint["finetune"]
     assert r.curve_accuracy.shape == (len(r.curve_iterations), 3)

@@ -29,7 +29,7 @@ from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
                                           validate_method)
 from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
-from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_from_config
+from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_difference, stream_from_config
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
@@ -291,7 +291,7 @@ class ContinualRun:
         check_support(self.strategy_name, cfg.train, cfg.stream.scenario, self.execution.data_parallel)
         check_run(cfg, self.strategy_name)
         self.device = torch.device(resolve_device(cfg.device))
-        self.stream = self._given(stream, cfg) if stream is not None else build_stream(cfg, seed)
+        self.stream = self._given(stream, cfg, seed) if stream is not None else build_stream(cfg, seed)
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
@@ -322,11 +322,13 @@ class ContinualRun:
         return TaskData(task, x_t, y_t, heads, self._mask(task))
 
     @staticmethod
-    def _given(stream: Stream, cfg: ExperimentConfig) -> Stream:
-        """A stream built by hand, refused where the results file (which records ``cfg``) would misdescribe it or
-        an encoder would clamp it: another scenario, task count or stream kind, dataset and input code (its name,
-        ``<kind>-<dataset>`` and ``-flyhash`` for codes) than ``cfg.stream``/``cfg.data`` describe, tasks without
-        samples or out of order (:func:`check_samples`), Poisson or latency inputs outside [0, 1]."""
+    def _given(stream: Stream, cfg: ExperimentConfig, seed: int) -> Stream:
+        """A stream built by hand, refused where the results file (which records ``cfg`` and ``seed``) would
+        misdescribe it or an encoder would clamp it: another scenario, task count or stream kind, dataset and input
+        code (its name, ``<kind>-<dataset>`` and ``-flyhash`` for codes) than ``cfg.stream``/``cfg.data`` describe,
+        tasks without samples or out of order (:func:`check_samples`), any other difference from the stream ``cfg``
+        builds for ``seed`` (classes, evaluation split, samples: :func:`stream_difference`; export and deploy rebuild
+        that one), Poisson or latency inputs outside [0, 1]."""
         coded = "-flyhash" if cfg.stream.input_code == "flyhash" else ""
         for what, given, recorded in (("cfg.stream.scenario", stream.scenario, cfg.stream.scenario),
                                       ("cfg.stream.n_tasks", len(stream), cfg.stream.n_tasks),
@@ -343,6 +345,11 @@ class ContinualRun:
                         raise DataError(f"stream {stream.name!r}: task {task.index + 1} holds inputs outside 0..1 "
                                         f"(min {np.min(x):g}, max {np.max(x):g}), which the {cfg.network.encoder} "
                                         "encoder would clamp; scale them to 0..1")
+        difference = stream_difference(stream, build_stream(cfg, seed))
+        if difference:
+            raise ConfigError(f"ContinualRun: the given stream differs from the one the config builds for seed {seed} "
+                              f"({difference}); the results record the config and seed, so give build_stream(cfg, "
+                              "seed)'s stream or change the config")
         return stream
 
     def _mask(self, task: int) -> torch.Tensor | None:

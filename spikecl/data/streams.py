@@ -118,6 +118,26 @@ def check_samples(stream: Stream) -> Stream:
     return stream
 
 
+def stream_difference(given: Stream, expected: Stream) -> str | None:
+    """The first thing in which stream ``given`` differs from ``expected`` (``"n_outputs 10 against 2"``, ``"task
+    2's x_test"``), or None where they hold the same tasks, classes, evaluation splits and samples, bit for bit."""
+    for field in ("name", "scenario", "n_outputs", "n_heads", "input_shape"):
+        a, b = getattr(given, field), getattr(expected, field)
+        if a != b:
+            return f"{field} {a!r} against {b!r}"
+    if len(given) != len(expected):
+        return f"{len(given)} tasks against {len(expected)}"
+    for a, b in zip(given.tasks, expected.tasks):
+        for field in ("classes", "eval_split"):
+            if getattr(a, field) != getattr(b, field):
+                return f"task {b.index + 1}'s {field} {getattr(a, field)!r} against {getattr(b, field)!r}"
+        for field in ("x_train", "y_train", "x_test", "y_test"):
+            x, y = np.asarray(getattr(a, field)), getattr(b, field)
+            if x.shape != y.shape or x.dtype != y.dtype or not np.array_equal(x, y):
+                return f"task {b.index + 1}'s {field} (shape {x.shape} {x.dtype} against {y.shape} {y.dtype})"
+    return None
+
+
 def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     """Rotate ``images`` [N, C, H, W] by ``angle_deg`` counter-clockwise as displayed (90° equals
     ``np.rot90``) about the centre; bilinear interpolation, zeros outside. Computed in float; integer images come
