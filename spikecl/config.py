@@ -35,6 +35,8 @@ from spikecl.errors import ConfigError, did_you_mean
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
 SEED_MAX = (1 << 32) - 1
+#: the largest float32: a neuron parameter above it would be infinite in the network
+FLOAT32_MAX = 3.4028234663852886e38
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,7 +112,7 @@ class StreamConfig:
                        doc="domains: one task per recording domain of the dataset (SHD: English, then German)")
     scenario: str = option("domain", choices=("task", "domain", "class"),
                            doc="task: a head per task, picked by the task identity; domain: one shared head; "
-                               "class: one head over every class of the stream, those seen so far active")
+                               "class: one head over every class of the dataset, those seen so far active")
     n_tasks: int = option(10, low=1, high=1000, doc="tasks T in the stream")
     classes_per_task: int = option(0, low=0, doc="split streams; 0 = n_classes // n_tasks")
     train_per_task: int = option(0, low=0, doc="subsample each task's training set; 0 = all")
@@ -138,10 +140,10 @@ class NetworkConfig:
     encoder: str = option("direct", choices=("direct", "poisson", "latency", "events"),
                           doc="static images to spikes; events: the input is already frames [T, ...] (event datasets)")
     beta: float = option(0.9, low=0.0, high=1.0, doc="membrane decay per step")
-    threshold: float = option(1.0, low=1e-6, doc="membrane potential at which a LIF neuron spikes")
+    threshold: float = option(1.0, low=1e-6, high=FLOAT32_MAX, doc="membrane potential at which a LIF neuron spikes")
     reset: str = option("subtract", choices=("subtract", "zero"),
                         doc="after a spike, subtract the threshold from the membrane or set it to zero")
-    surrogate_slope: float = option(25.0, low=1e-3, doc="fast-sigmoid surrogate slope")
+    surrogate_slope: float = option(25.0, low=1e-3, high=FLOAT32_MAX, doc="fast-sigmoid surrogate slope")
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
     bias: bool = option(False, doc="synapses (linear and conv layers) add a learned bias")
     batch_norm: bool = option(True, doc="CNN only")

@@ -1,5 +1,7 @@
 """Experiment configs: validation errors name the key and what is allowed."""
 
+import re
+
 import pytest
 
 from spikecl.config import (ExperimentConfig, apply_overrides, experiment_from_dict, load_experiment, load_toml,
@@ -170,3 +172,17 @@ def test_numpy_numbers_from_python_configs_are_taken_as_python_ones():
     assert cfg.strategy.options["ewc"]["lam"] == 5.0
     with pytest.raises(ConfigError, match=r"^train.lr: expected a finite number, got np.float32\(nan\)"):
         experiment_from_dict({"train": {"lr": np.float32("nan")}})
+
+
+@pytest.mark.parametrize("key", ["threshold", "surrogate_slope"])
+def test_neuron_parameters_beyond_float32_are_refused_where_they_are_set(key):
+    """1e39 is a finite Python float but infinite in the float32 network (an infinite threshold trained a whole task
+    of NaN gradients before a message blamed the weights): refused in the config and in LIFParams alike."""
+    from spikecl.snn import LIFParams
+
+    message = f"network.{key}: 1e+39 is above the maximum 3.4028234663852886e+38"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_from_dict({"network": {key: 1e39}})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        LIFParams(**{key: 1e39})
+    assert getattr(LIFParams(**{key: 3.4e38}), key) == 3.4e38

@@ -21,7 +21,8 @@ the test images.
 
 * ``task`` — one readout head per task; labels are 0..c−1 within the task; the task identity picks the head.
 * ``domain`` — one shared head; labels 0..c−1 in every task.
-* ``class`` — one head over every class of the stream, of which only the classes seen so far are active.
+* ``class`` — one head over every class of the dataset, of which only the classes seen so far are active (a split
+  stream leaving classes out keeps their outputs, never active).
 
 Input codes (``stream.input_code``): ``dense`` keeps the pixels; ``flyhash`` replaces every image of every task by its
 fixed k-winners fly-hash code (:mod:`spikecl.data.codes`), the same code for every task of a run.
