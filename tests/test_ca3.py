@@ -480,3 +480,15 @@ def test_cuda_without_a_gpu_is_a_one_line_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         CA3Memory(3, 4, backend="torch", device="cuda")
+
+
+def test_relearning_forgets_for_recall_by_cue_only_as_documented():
+    """docs/ca3.md, Limits: after relearning, the old bits keep about half their content-to-cue links, so two of them
+    still answer the cue, and that query (not read-only) restores them."""
+    memory = CA3Memory(5, 10, backend="torch")
+    first = memory.run([learn(0, [0, 1, 2]), learn(0, [3, 4]), recall_by_cue(0)])
+    assert first.results[-1].answer == (3, 4)
+    kept = memory.weights()["content_to_cue"][:3, 0]
+    assert np.all((kept > 3.0) & (kept < 3.3)), kept
+    assert memory.run([recall_by_content([0, 1]), recall_by_content([0])]).results[-1].answer == (0,)
+    assert np.allclose(memory.weights()["content_to_cue"][:2, 0], 6.0)

@@ -503,3 +503,30 @@ def test_successor_memory_chains_fixed_codes():
     assert (recalled == sequences).all()
     with pytest.raises(ShapeError, match=r"\[T, 512\]"):
         memory.store(np.zeros((3, 100), bool))
+
+
+def _code_overlap(sigma2: float, fraction: float, trials: int = 40) -> float:
+    """Mean overlap (cells of 8) of the codes one mac (200 inputs, 20 active, Q = 8, K = 12) learns for an input and
+    then for one sharing ``fraction`` of its active inputs."""
+    rng, overlaps = np.random.default_rng(0), []
+    for trial in range(trials):
+        coder = SparseyCoder(SparseyConfig(image_shape=[10, 20], seed=trial,
+                                           mac=MacConfig(n_cms=8, cells_per_cm=12, sigma2=sigma2)))
+        first, active = np.zeros(200, bool), rng.choice(200, 20, replace=False)
+        first[active] = True
+        second, keep = np.zeros(200, bool), round(fraction * 20)
+        second[active[:keep]] = True
+        second[rng.choice(np.setdiff1d(np.arange(200), active), 20 - keep, replace=False)] = True
+        code_a, _ = coder.learn(first)
+        code_b, _ = coder.learn(second)
+        overlaps.append(int((code_a & code_b).sum()))
+    return float(np.mean(overlaps))
+
+
+def test_similar_inputs_get_graded_code_overlap_only_close_to_identity_at_the_default_sigma2():
+    """docs/sdr.md: at σ₂ = 8 (the default) codes overlap by chance up to 80 % input overlap and jump near 90 %; at
+    σ₂ = 4 (the reference's) the overlap grows from 70 %."""
+    default = [_code_overlap(8.0, f) for f in (0.6, 0.8, 0.9)]
+    reference = [_code_overlap(4.0, f) for f in (0.6, 0.7, 0.8)]
+    assert default[0] < 1 and default[1] < 1 and default[2] > 5
+    assert reference[0] < 1 < reference[1] < 3 < reference[2]

@@ -102,7 +102,8 @@ class CA3Memory:
                          self.weights())
 
     def learn(self, cue: int, content) -> OperationResult:
-        """Store ``content`` (bit indices or a boolean mask ``[M]``) under ``cue``, replacing what it held."""
+        """Store ``content`` (bit indices or a boolean mask ``[M]``) under ``cue``, replacing what it held for recall
+        by cue (its old bits keep about half their links to the cue: docs/ca3.md, Limits)."""
         return self.run([learn(cue, content, n_cues=self.n_cues, n_bits=self.n_bits)]).results[0]
 
     def recall_by_cue(self, cue: int) -> OperationResult:
