@@ -72,7 +72,7 @@ class RateCurveKind(Kind):
 
             def run(options) -> str:
                 rates = rate_curve(cfg, seed)
-                metrics = {f"rate_beta{b:g}_max_current": float(r[-1]) for b, r in zip(cfg.betas, rates)}
+                metrics = {f"rate_beta{b!r}_max_current": float(r[-1]) for b, r in zip(cfg.betas, rates)}
                 write_run(path, self.name, recorded, metrics, {"currents": np.asarray(cfg.currents), "rates": rates},
                           attrs={"seed": seed}, overwrite=options.overwrite)
                 return f"seed {seed}: rates up to {rates.max():.3f} spikes per step"
@@ -86,7 +86,7 @@ class RateCurveKind(Kind):
         rates = np.stack([run.arrays["rates"] for run in runs])                 # [seeds, betas, currents]
         currents, betas = runs[0].arrays["currents"], runs[0].config["betas"]
         lines = [f"LIF rate (spikes per step), mean ± std over {len(runs)} seed(s)",
-                 "current  " + "  ".join(f"beta={b:<11g}" for b in betas)]
+                 "current  " + "  ".join(f"beta={b!r:<11}" for b in betas)]
         for i, current in enumerate(currents):       # sample std over seeds, as every spikecl summary gives
             lines.append(f"{current:7.2f}  " + "  ".join("{:.3f} ± {:.3f}".format(*mean_std(rates[:, j, i]))
                                                        for j in range(len(betas))))
@@ -99,7 +99,7 @@ class RateCurveKind(Kind):
         fig = figure(figsize=(5, 3.5), layout="constrained")
         ax = fig.add_subplot()
         for rate, beta, color in zip(rates, betas, colors(len(betas))):
-            ax.plot(currents, rate, "o-", color=color, label=f"beta = {beta:g}")
+            ax.plot(currents, rate, "o-", color=color, label=f"beta = {beta!r}")
         ax.set(xlabel="mean input current (threshold units)", ylabel="spikes per step", title="LIF rate curve")
         ax.legend()
         return [save(fig, Path(out_dir) / "rate_curve.png")]

@@ -10,7 +10,7 @@ from spikecl.config import NetworkConfig, first_difference
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, build_network, encode, make_trainer
-from spikecl.snn.fused import lif_sequence, readout_weights
+from spikecl.snn.fused import lif_sequence, lif_step, readout_weights
 from spikecl.snn.trainers import TrainingHooks
 
 CASES = list(itertools.product(("mlp", "cnn"), ("subtract", "zero"), ("direct", "poisson", "latency"), (1, 4, 7)))
@@ -155,6 +155,24 @@ def test_lif_sequence_gradient_is_snntorch_bit_for_bit(reset, batch, width):
     (new_grad,) = torch.autograd.grad(new, current, upstream)
     assert torch.equal(new, ref) and 0 < ref.mean() < 0.9
     assert torch.equal(new_grad, ref_grad)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_an_infinitely_negative_membrane_behaves_as_in_snntorch(reset):
+    """A neuron driven to −inf stays there with a zero gradient on both engines, whole-sequence and online, as
+    snnTorch's (1 − S)·U leaves it (a (U − U·S) reset would give NaN)."""
+    layer = SpikingLinear(3, 2, LIFParams(beta=0.7, reset=reset), engine="snntorch")
+    current = torch.tensor([[[-float("inf"), 1.5]]] * 4).requires_grad_()
+    ref = layer._fire(current)
+    (ref_grad,) = torch.autograd.grad(ref, current, torch.ones_like(ref))
+    lif = layer.lif
+    new = lif_sequence(current, lif.beta, lif.threshold, layer.neuron.surrogate_slope, reset)
+    (new_grad,) = torch.autograd.grad(new, current, torch.ones_like(new))
+    assert torch.equal(new, ref) and torch.equal(new_grad, ref_grad) and new_grad[:, 0, 0].eq(0).all()
+    mem = None
+    for t in range(4):
+        spk, mem = lif_step(current[t].detach(), mem, lif.beta, lif.threshold, layer.neuron.surrogate_slope, reset)
+        assert torch.equal(spk, ref[t]) and mem[0, 0] == -float("inf")
 
 
 def test_readout_hoist_with_heads_and_bias():

@@ -367,3 +367,13 @@ def test_the_custom_kind_example_refuses_lists_it_cannot_measure(tmp_path, monke
     monkeypatch.setattr(np.random, "default_rng", Recording)
     module.rate_curve(module.RateCurveConfig(betas=[0.95, 0.96], currents=[0.1], steps=3, neurons=20), 0)
     assert shapes == [(2, 1, 20)] * 3               # each (beta, current, neuron) its own noise: no shared draws
+    monkeypatch.undo()
+    close = tmp_path / "close.toml"                 # betas that print alike keep a metric each
+    close.write_text(f'kind = "rate_curve"\nseeds = [0]\noutput_dir = "{tmp_path}"\nbetas = [0.95, 0.9500001]\n'
+                     'steps = 20\nneurons = 2\n')
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    monkeypatch.setitem(sys.modules, "custom_kind", module)
+    spec.loader.exec_module(module)
+    assert experiment_kind.run_file(close, progress=False, plots=False) == 0
+    metrics = read_run(tmp_path / "close" / "rate_curve-seed0.h5", "rate_curve").metrics
+    assert set(metrics) == {"rate_beta0.95_max_current", "rate_beta0.9500001_max_current"}

@@ -170,6 +170,26 @@ def test_a_given_stream_must_be_the_one_its_config_and_seed_build(tmp_path):
     assert ContinualRun(cfg, "finetune", 3, stream=build_stream(cfg, 3)).stream.n_outputs == 10
 
 
+def test_the_stream_build_stream_returned_is_taken_without_building_it_again(tmp_path, monkeypatch):
+    """A stream shared by many runs costs no second build and no second copy; one changed with
+    dataclasses.replace (its stamp dropped) is compared again."""
+    import dataclasses
+
+    from spikecl.continual import runner
+    from spikecl.continual.runner import build_stream
+
+    cfg = config(tmp_path, data={"dataset": "digits"}, stream={"kind": "permuted", "n_tasks": 2})
+    stream = build_stream(cfg, 0)
+    monkeypatch.setattr(runner, "build_stream", lambda *a: pytest.fail("built again"))
+    assert ContinualRun(cfg, "finetune", 0, stream=stream).stream is stream
+    built = []
+    monkeypatch.setattr(runner, "build_stream", lambda *a: built.append(a) or build_stream(*a))
+    ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, name=stream.name))
+    assert len(built) == 1                               # the stamp dropped: compared with a fresh build
+    with pytest.raises(ConfigError, match=re.escape("(task 1's x_train")):
+        ContinualRun(cfg, "finetune", 1, stream=stream)       # another seed's: stamped otherwise, compared, refused
+
+
 def test_curves_record_continual_evaluation(finetune_and_joint):
     r = finetune_and_joint["finetune"]
     assert r.curve_accuracy.shape == (len(r.curve_iterations), 3)

@@ -375,3 +375,25 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_ray_starts(sw
     out.write_text("a file where the sweep's folder goes")
     assert main(["sweep", str(path), "--no-progress"]) == 2
     assert capsys.readouterr().err == f"spikecl: error: sweep output: folder {out}: {out} is not a folder\n"
+
+
+def test_a_selecting_sweep_checks_its_final_folder_before_any_trial(sweep_files, monkeypatch, capsys):
+    path = sweep_files(BASE, SELECT)
+    final = sweep_ray.sweep_dir(load_sweep(path)) / "final"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.write_text("a file where the final runs go")
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
+    assert main(["sweep", str(path), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: sweep output: folder {final}: {final} is not a folder\n"
+
+
+def test_the_dry_run_of_a_complete_sweep_needs_no_writable_folder(sweep_files, inline_ray, monkeypatch, capsys):
+    """A dry run writes nothing: a complete sweep's is answered in a read-only folder (os.access stands in)."""
+    import os
+
+    path = sweep_files(BASE, SWEEP + '[grid]\n"train.lr" = [0.05]\n')
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("complete  ")

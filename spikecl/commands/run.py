@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 from spikecl.commands import bounded
@@ -93,9 +94,13 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
 
 
 def limit_threads(count: int) -> None:
-    """``--threads``: at most ``count`` threads in torch's intra-op pool and, where threadpoolctl is installed, in
-    the BLAS and OpenMP pools numpy and torch loaded (a Sparsey run's matrix products are numpy's). Neither is
-    required: a Sparsey install may have no torch."""
+    """``--threads``: at most ``count`` threads in torch's intra-op pool and in the BLAS and OpenMP pools (a Sparsey
+    run's matrix products are numpy's): those loaded already through threadpoolctl where it is installed, those
+    loaded later (scipy's own BLAS, by scikit-learn's datasets) and those of spawned processes (``--nproc``)
+    through the variables they read when they load. Neither package is required: a Sparsey install may have no
+    torch."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(count)
     if importlib.util.find_spec("torch") is not None:
         import torch
 
@@ -117,9 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = overrides_of(args)
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
+    if args.threads:
+        limit_threads(args.threads)
     if args.nproc == 1:
-        if args.threads:
-            limit_threads(args.threads)
         return run_file(args.experiment, overrides, **options)
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
     k.check_data_parallel(cfg)

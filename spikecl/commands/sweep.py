@@ -118,7 +118,9 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
     the planned settings), the final runs of the points they choose, else where those will go."""
     states = [dry_run_state(run, overwrite) for run in sweep.runs]
     check_datasets(run_config(run) for run, state in zip(sweep.runs, states) if state != "complete")
-    check_output_folders(sweep, [run for run, state in zip(sweep.runs, states) if state != "complete"])
+    to_train = [run for run, state in zip(sweep.runs, states) if state != "complete"]
+    if to_train:                                          # a complete sweep's dry run writes nothing anywhere
+        check_output_folders(sweep, to_train)
     for run, state in zip(sweep.runs, states):
         print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:

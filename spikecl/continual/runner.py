@@ -29,7 +29,8 @@ from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
                                           validate_method)
 from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
-from spikecl.data.streams import EVAL_SUBSAMPLE_SEED, Stream, check_samples, stream_difference, stream_from_config
+from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
+                                  stream_difference, stream_from_config)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
@@ -328,7 +329,8 @@ class ContinualRun:
         code (its name, ``<kind>-<dataset>`` and ``-flyhash`` for codes) than ``cfg.stream``/``cfg.data`` describe,
         tasks without samples or out of order (:func:`check_samples`), any other difference from the stream ``cfg``
         builds for ``seed`` (classes, evaluation split, samples: :func:`stream_difference`; export and deploy rebuild
-        that one), Poisson or latency inputs outside [0, 1]."""
+        that one; a stream ``build_stream(cfg, seed)`` returned is taken as it is), Poisson or latency inputs outside
+        [0, 1]."""
         coded = "-flyhash" if cfg.stream.input_code == "flyhash" else ""
         for what, given, recorded in (("cfg.stream.scenario", stream.scenario, cfg.stream.scenario),
                                       ("cfg.stream.n_tasks", len(stream), cfg.stream.n_tasks),
@@ -345,7 +347,8 @@ class ContinualRun:
                         raise DataError(f"stream {stream.name!r}: task {task.index + 1} holds inputs outside 0..1 "
                                         f"(min {np.min(x):g}, max {np.max(x):g}), which the {cfg.network.encoder} "
                                         "encoder would clamp; scale them to 0..1")
-        difference = stream_difference(stream, build_stream(cfg, seed))
+        same_origin = built_from(stream) == config_origin(cfg.stream, cfg.data, seed)   # build_stream(cfg, seed)'s
+        difference = None if same_origin else stream_difference(stream, build_stream(cfg, seed))
         if difference:
             raise ConfigError(f"ContinualRun: the given stream differs from the one the config builds for seed {seed} "
                               f"({difference}); the results record the config and seed, so give build_stream(cfg, "

@@ -153,9 +153,12 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 
 def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
-    """One-line :class:`ConfigError` where the folder of ``runs``' results files, or of the sweep's summary, is a
-    file or cannot be written (a missing one is fine where it can be made)."""
-    for folder in sorted({sweep_dir(sweep), *(run.results.parent for run in runs)}):
+    """One-line :class:`ConfigError` where the folder of ``runs``' results files, of the sweep's summary or (a
+    selecting sweep) of its final runs is a file or cannot be written (a missing one is fine where it can be made)."""
+    folders = {sweep_dir(sweep), *(run.results.parent for run in runs)}
+    if sweep.config.select:
+        folders.add(sweep_dir(sweep) / "final")
+    for folder in sorted(folders):
         check_writable_folder(folder, "sweep output: folder")
 
 

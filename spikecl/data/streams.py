@@ -34,6 +34,7 @@ deployment all call it, so they see the same tasks, splits and input code.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -406,4 +407,16 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
                         validation=data.validation, eval_split=data.eval_split, split_seed=split_seed)
     if stream.input_code == "flyhash":
         built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
+    object.__setattr__(built, "_origin", config_origin(stream, data, seed))    # not a field: replace() drops it
     return built
+
+
+def config_origin(stream: StreamConfig, data: DataConfig, seed: int) -> str:
+    """The tables and seed a stream is built from, as text (:func:`built_from` reads a built stream's)."""
+    return json.dumps([dataclasses.asdict(stream), dataclasses.asdict(data), seed], sort_keys=True)
+
+
+def built_from(stream: Stream) -> str | None:
+    """:func:`config_origin` of the tables and seed :func:`stream_from_config` built ``stream`` from, or None for a
+    stream built otherwise (or changed with ``dataclasses.replace``)."""
+    return getattr(stream, "_origin", None)
