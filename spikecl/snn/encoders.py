@@ -29,7 +29,7 @@ def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None =
 
 def latency(x: torch.Tensor, num_steps: int) -> torch.Tensor:
     """One spike per input at step ``round((1 - x) * (T - 1))``: brighter fires earlier; zeros never fire. The
-    comparison is written straight into the float sequence (no [T, B, ...] bool tensors: 2-6x faster on a CPU)."""
+    comparison is written straight into the float sequence (no [T, B, ...] bool tensors, which are slow on a CPU)."""
     steps = torch.arange(num_steps, device=x.device, dtype=x.dtype).view(-1, *([1] * x.dim()))
     fire_at = torch.round((1.0 - x.clamp(0.0, 1.0)) * (num_steps - 1)).masked_fill_(x <= 0, -1.0)   # -1: never
     return torch.eq(steps, fire_at.unsqueeze(0), out=x.new_empty((num_steps, *x.shape)))

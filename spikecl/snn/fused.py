@@ -52,10 +52,11 @@ class _LIFSequence(torch.autograd.Function):
         spikes = current.new_empty(shape)
         denominator = current if overwrite else current.new_empty(shape)   # (slope |U[t] - thr| + 1)^2
         mem = current[0].clone()                    # U[0] = I[0], from rest
-        one, keep = current.new_ones(()), current.new_empty(shape[1:])       # keep: 1 − S[t-1], the zero reset's
+        if zero_reset:                              # keep: 1 − S[t-1]
+            one, keep = current.new_ones(()), current.new_empty(shape[1:])
         for t in range(shape[0]):
             if t:
-                if zero_reset:                      # (1 − S)·U as snnTorch (no bool mask: ~10x slower on a CPU)
+                if zero_reset:                      # (1 − S)·U as snnTorch (no bool mask: slow on a CPU)
                     mem.mul_(torch.sub(one, spikes[t - 1], out=keep))
                 mem.mul_(beta).add_(current[t])
                 if not zero_reset:
@@ -72,7 +73,9 @@ class _LIFSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):
         denominator, spikes, beta = ctx.saved_tensors
         grad = denominator                                 # dL/dU, written over the denominators
-        carried, keep, one = grad.new_empty(grad.shape[1:]), grad.new_empty(grad.shape[1:]), grad.new_ones(())
+        carried = grad.new_empty(grad.shape[1:])
+        if ctx.zero_reset:
+            one, keep = grad.new_ones(()), grad.new_empty(grad.shape[1:])
         torch.div(grad_spikes, denominator, out=grad)
         for t in range(grad.shape[0] - 2, -1, -1):
             torch.mul(grad[t + 1], beta, out=carried)
@@ -87,7 +90,7 @@ class _LIFStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, mem, beta, threshold, slope: float, zero_reset: bool):
-        # comparisons written into float buffers: bool tensors cost ~3x the step on a CPU
+        # comparisons written into float buffers: bool tensors are slow on a CPU
         fired = torch.gt(mem, threshold, out=torch.empty_like(current))    # r = S[t-1], snnTorch's delayed reset
         if zero_reset:
             mem = beta * ((1 - fired) * mem) + current                       # (1 − r)·U, as snnTorch
