@@ -156,12 +156,7 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
     """examples/custom_kind.py: a kind defined outside spikecl gets results files, refusal to overwrite, --resume
     and the report; its integrate-and-fire neurons (beta = 1) fire at the input current's rate, leaky ones only above
     the current that balances their leak, 1 - beta."""
-    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
-    path = Path(__file__).resolve().parents[1] / "examples" / "custom_kind.py"
-    spec = importlib.util.spec_from_file_location("custom_kind", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "custom_kind", module)
-    spec.loader.exec_module(module)                                       # registers 'rate_curve'
+    module = load_custom_kind(monkeypatch)                                # registers 'rate_curve'
     exp = tmp_path / "rates.toml"
     exp.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\nbetas = [0.9, 1.0]\n'
                    'currents = [0.05, 0.2, 0.5]\nnoise = 0.0\nsteps = 400\n')
@@ -339,21 +334,39 @@ def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):
         check_datasets([{"data": {"dataset": "mnist", "data_dir": str(tmp_path)}}] * 2)
 
 
-@pytest.mark.parametrize("change, message", [("currents=[]", "currents"), ("betas=[]", "betas"),
-                                             ("betas=[0.9, 0.9]", "betas")])
-def test_the_custom_kind_example_refuses_lists_it_cannot_measure(tmp_path, monkeypatch, change, message):
-    """No currents or no betas would fail mid-run; a beta twice would collapse two metrics into one key."""
+def load_custom_kind(monkeypatch):
+    """examples/custom_kind.py imported as a plugin would be, its 'rate_curve' kind registered for this test only."""
     monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
     path = Path(__file__).resolve().parents[1] / "examples" / "custom_kind.py"
     spec = importlib.util.spec_from_file_location("custom_kind", path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "custom_kind", module)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("change, message", [("currents=[]", "currents"), ("betas=[]", "betas"),
+                                             ("betas=[0.9, 0.9]", "betas")])
+def test_the_custom_kind_example_refuses_lists_it_cannot_measure(tmp_path, monkeypatch, change, message):
+    """No currents or no betas would fail mid-run; a beta twice would collapse two metrics into one key."""
+    load_custom_kind(monkeypatch)
     exp = tmp_path / "rates.toml"
     exp.write_text(f'kind = "rate_curve"\nseeds = [0]\noutput_dir = "{tmp_path}"\n')
     with pytest.raises(ConfigError, match=message):
         experiment_kind.run_file(exp, [change], progress=False)
     assert not (tmp_path / "rate_curve").exists()
+
+
+def test_the_custom_kind_example_draws_noise_per_beta_and_names_each_betas_metric(tmp_path, monkeypatch):
+    """Each (beta, current, neuron) its own noise, no draws shared across betas; betas that print alike (0.95 and
+    0.9500001 under :g) keep a metric each."""
+    module = load_custom_kind(monkeypatch)
+    close = tmp_path / "close.toml"
+    close.write_text(f'kind = "rate_curve"\nseeds = [0]\noutput_dir = "{tmp_path}"\nbetas = [0.95, 0.9500001]\n'
+                     'steps = 20\nneurons = 2\n')
+    assert experiment_kind.run_file(close, progress=False, plots=False) == 0
+    metrics = read_run(tmp_path / "close" / "rate_curve-seed0.h5", "rate_curve").metrics
+    assert set(metrics) == {"rate_beta0.95_max_current", "rate_beta0.9500001_max_current"}
     shapes, make = [], np.random.default_rng
 
     class Recording:
@@ -366,14 +379,4 @@ def test_the_custom_kind_example_refuses_lists_it_cannot_measure(tmp_path, monke
 
     monkeypatch.setattr(np.random, "default_rng", Recording)
     module.rate_curve(module.RateCurveConfig(betas=[0.95, 0.96], currents=[0.1], steps=3, neurons=20), 0)
-    assert shapes == [(2, 1, 20)] * 3               # each (beta, current, neuron) its own noise: no shared draws
-    monkeypatch.undo()
-    close = tmp_path / "close.toml"                 # betas that print alike keep a metric each
-    close.write_text(f'kind = "rate_curve"\nseeds = [0]\noutput_dir = "{tmp_path}"\nbetas = [0.95, 0.9500001]\n'
-                     'steps = 20\nneurons = 2\n')
-    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
-    monkeypatch.setitem(sys.modules, "custom_kind", module)
-    spec.loader.exec_module(module)
-    assert experiment_kind.run_file(close, progress=False, plots=False) == 0
-    metrics = read_run(tmp_path / "close" / "rate_curve-seed0.h5", "rate_curve").metrics
-    assert set(metrics) == {"rate_beta0.95_max_current", "rate_beta0.9500001_max_current"}
+    assert shapes == [(2, 1, 20)] * 3
