@@ -74,6 +74,9 @@ def refused(path, message):
     ("layer/1/shape", np.array([9]), "weight has shape (8, 6); expected [n_out, 6] matching the layer's shape"),
     ("spikecl/layer/0/netx", 1.7, "netx = 1.7 is not an integer"),
     ("spikecl/layer/1/bias_mant", np.zeros(5, np.int32), "bias_mant has shape (5,); expected (3,)"),
+    ("spikecl/layer/1/bias_mant", np.full(3, 2**64 - 1, np.uint64), "bias_mant must be [3] 13-bit integers"),
+    ("spikecl/layer/1/bias_mant", np.full(3, 2**63, np.uint64), "bias_mant must be [3] 13-bit integers"),
+    ("spikecl/layer/1/bias_mant", np.full(3, -2**63, np.int64), "bias_mant must be [3] 13-bit integers"),
     ("spikecl/metrics", json.dumps({"float_accuracy": "x", "reference_accuracy": 0.5, "samples": 9}),
      "metrics float_accuracy = 'x' is not a number"),
     ("spikecl/metrics", json.dumps({"float_accuracy": None}), "metrics float_accuracy = None is not a number"),
@@ -424,6 +427,19 @@ def test_export_refuses_the_events_encoder_in_both_formats(tmp_path, monkeypatch
     with pytest.raises(ExportError, match="encoder 'events' cannot be presented to Loihi"):
         pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.out", fmt)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", [{"samples": 5}, {"calibration_samples": 3}, {"max_drop": 0.0},
+                                    {"data_dir": "/nonexistent"}, {"quant": QuantConfig(weight_bits=2)}])
+def test_a_nir_export_refuses_the_netx_options_from_python_as_the_cli_does(tmp_path, monkeypatch, option):
+    from spikecl.export import pipeline
+
+    monkeypatch.setattr(pipeline, "load_trained", lambda source: small_spec())
+    with pytest.raises(ConfigError, match=f"{next(iter(option))} applies to netx exports; fmt = 'nir'"):
+        pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.nir", "nir", **option)
+    assert list(tmp_path.iterdir()) == []
+    pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.nir", "nir")       # the defaults are no options
+    assert (tmp_path / "net.nir").is_file()
 
 
 def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, monkeypatch):

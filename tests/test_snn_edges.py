@@ -344,3 +344,64 @@ def test_a_masked_output_is_never_predicted_however_low_the_active_logits():
     x = torch.ones(2, 4)
     assert net(encode(x, 100)).max() < -1e4
     assert predict(net, x, 100, mask=torch.tensor([True, True, False])).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("built, saved, key", [
+    (LIFParams(beta=0.9), LIFParams(beta=0.5), r"lif\.beta: the state dict holds 0\.5, this network was built with 0\.9"),
+    (LIFParams(reset="zero"), LIFParams(), r"reset_mechanism_val: the state dict holds subtract, .* built with zero"),
+    (LIFParams(threshold=2.0), LIFParams(), r"lif\.threshold: the state dict holds 1, .* built with 2")])
+def test_a_state_dict_of_other_neuron_settings_is_refused_by_name(built, saved, key):
+    """Loaded alone, the neurons' beta would drive the LIF while the online traces kept the built one."""
+    net = build_mlp(6, [8], 3, built)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(ConfigError, match=key):
+        net.load_state_dict(build_mlp(6, [8], 3, saved).state_dict())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items() if "lif" in k)
+    same = build_mlp(6, [8], 3, built)
+    same.load_state_dict(net.state_dict())                          # the same settings load as before
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), net.state_dict().values()))
+
+
+@pytest.mark.parametrize("where", ["layers.0.synapse.weight", "readout.heads.0.weight"])
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_nan_weights_are_named_by_evaluation_and_training(net, where, trainer):
+    """NaN weights silence every spike: the accuracy would be the share of one class and the loss a finite ln 5."""
+    with torch.no_grad():
+        net.get_parameter(where).fill_(float("nan"))
+    x, y = batch()
+    with pytest.raises(NumericalError, match=f"network parameter {where} is NaN or infinite"):
+        evaluate(net, x, y, 4)
+    tr, opt = make_trainer(trainer, net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(NumericalError, match=f"network parameter {where} is NaN or infinite"):
+        tr.train_batch(x, y, None, None, opt)
+
+
+def test_learnable_beta_or_threshold_is_refused_by_the_fused_engine_and_learns_on_snntorch():
+    import snntorch as snn
+    from snntorch import surrogate
+    torch.manual_seed(0)
+    net = build_mlp(6, [5], 3)
+    net.layers[0].lif = snn.Leaky(beta=0.9, threshold=1.0, learn_beta=True, learn_threshold=True,
+                                  spike_grad=surrogate.fast_sigmoid(slope=25.0))
+    x = encode(torch.rand(4, 6) * 3, 5)
+    with pytest.raises(ConfigError, match="learnable ones .* 'snntorch' engine"):
+        net(x)
+    net.engine = "snntorch"
+    net(x).sum().backward()
+    assert net.layers[0].lif.beta.grad is not None and net.layers[0].lif.beta.grad != 0
+
+
+@pytest.mark.parametrize("kind", ["direct", "poisson", "latency"])
+def test_raw_8_bit_images_are_refused_by_every_static_encoder(kind):
+    raw = torch.tensor([[0, 3, 128, 255]], dtype=torch.uint8)
+    for x in (raw, raw.numpy()):
+        with pytest.raises(DataError, match=r"integer values up to 255, .*\(x / 255"):
+            encode(x, 4, kind, torch.Generator().manual_seed(0))
+    assert torch.equal(encode(torch.tensor([[0, 1]]), 2, kind, torch.Generator().manual_seed(0))[:, 0, 0],
+                       torch.zeros(2))                                  # binary integers are intensities already
+    assert torch.equal(encode(raw.float() / 255, 4, "latency").argmax(0)[0, 1:], torch.tensor([3, 1, 0]))
+
+
+def test_evaluating_no_samples_is_refused(net):
+    with pytest.raises(ShapeError, match="is empty"):
+        evaluate(net, torch.rand(0, 20), torch.zeros(0, dtype=torch.long), 4)

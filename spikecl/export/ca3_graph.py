@@ -98,6 +98,29 @@ def _attr(node, key: str, where: str):
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _name(node, key: str, where: str) -> str:
+    """A string attribute (a population's name)."""
+    value = _attr(node, key, where)
+    if not isinstance(value, str):
+        shown = value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+        raise DataError(f"{where}.{key}: expected a population name, got {shown!r}")
+    return value
+
+
+def _group(f, key: str, required: bool = False):
+    """The HDF5 group ``key`` of ``f`` (empty when absent and not ``required``); a DataError when it is a dataset."""
+    import h5py
+
+    if key not in f:
+        if required:
+            raise DataError(f"missing group '/{key}'")
+        return {}
+    node = f[key]
+    if not isinstance(node, h5py.Group):
+        raise DataError(f"/{key}: expected a group, found a dataset")
+    return node
+
+
 def _finite(array: np.ndarray, where: str) -> np.ndarray:
     if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
         raise DataError(f"{where}: contains NaN or infinite values")
@@ -188,29 +211,28 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
     except OSError:
         raise DataError(f"{path}: not an HDF5 file") from None
     with f:
-        if _attr(f, "learning_graph", str(path)) != "ca3":
+        kind = _attr(f, "learning_graph", str(path))
+        if not isinstance(kind, str) or kind != "ca3":
             raise DataError(f"{path}: not a CA3 learning graph")
         if _integer(f, "version", "/") != VERSION:
             raise DataError(f"{path}: format version {f.attrs['version']}, this spikecl reads {VERSION}")
         n_cues, n_bits, steps = (_integer(f, k, "/") for k in ("n_cues", "n_bits", "steps"))
         if min(n_cues, n_bits, steps) < 1:
             raise DataError(f"{path}: n_cues, n_bits and steps must be >= 1")
-        if "network" not in f or "populations" not in f["network"]:
-            raise DataError("missing group '/network/populations'")
         longest = min(steps - 1, MAX_DELAY_STEPS)
         delay_limit = f" (below the run's {steps} steps and at most MAX_DELAY_STEPS = {MAX_DELAY_STEPS})"
-        net = _network_attrs(f["network"], steps, longest, delay_limit)
-        pops = _populations(f["network/populations"], n_cues, n_bits)
+        net = _network_attrs(_group(f, "network", required=True), steps, longest, delay_limit)
+        pops = _populations(_group(f, "network/populations", required=True), n_cues, n_bits)
         size = {p: a["size"] for p, a in pops.items()}
         static = []
-        for key, node in f.get("network/static", {}).items():
-            src, tgt = (_attr(node, k, f"/network/static/{key}") for k in ("source", "target"))
+        for key, node in _group(f, "network/static").items():
+            src, tgt = (_name(node, k, f"/network/static/{key}") for k in ("source", "target"))
             _known(pops, src, tgt, f"/network/static/{key}")
             _known_attrs(node, "static", f"/network/static/{key}")
             weights = _dataset(f, f"network/static/{key}/weights", (size[tgt], size[src]))
             delay = _integer(node, "delay_steps", f"/network/static/{key}", 0, longest, delay_limit)
             static.append((src, tgt, delay, weights))
-        plastic = {name: _plastic(f, name, node, pops) for name, node in f.get("network/plastic", {}).items()}
+        plastic = {name: _plastic(f, name, node, pops) for name, node in _group(f, "network/plastic").items()}
         inputs = {p: _spikes(f, f"inputs/{p}", (steps, size[p])) for p in ("INcue", "INcont")}
         readout = _readout_group(f, steps)
         absent = [name for name in PLASTIC if name not in plastic]
@@ -263,7 +285,7 @@ def _plastic(f, name: str, node, pops: dict) -> tuple:
     where = f"/network/plastic/{name}"
     if name not in PLASTIC:
         raise DataError(f"{where}: unknown plastic projection (the CA3 graph has {', '.join(PLASTIC)})")
-    src, tgt = (_attr(node, k, where) for k in ("source", "target"))
+    src, tgt = (_name(node, k, where) for k in ("source", "target"))
     _known(pops, src, tgt, where)
     if (src, tgt) != PLASTIC[name]:
         raise DataError(f"{where}: connects {src} -> {tgt}; the CA3 model's {name} connects "

@@ -320,7 +320,7 @@ def _read_layer(group, extras, n_in: int, where: str, version: int = SCHEMA_VERS
         raise ResultsError(f"{where}: weight is not a matrix of {bits}-bit Loihi mantissas")
     n_out = int(np.prod(conv.out_shape)) if conv else weight.shape[0]
     bias_mant = _array(extras, "bias_mant", (n_out,), f"[{n_out}] 13-bit integers", where)
-    if np.abs(bias_mant.astype(np.int64)).max(initial=0) > BIAS_MANT_MAX:
+    if bias_mant.size and max(-int(bias_mant.min()), int(bias_mant.max())) > BIAS_MANT_MAX:   # before any cast
         raise ResultsError(f"{where}: bias_mant must be [{n_out}] 13-bit integers")
     scale = _scalar(extras, "scale", where)
     if not isinstance(scale, (float, np.floating)) or not (np.isfinite(scale) and scale > 0):

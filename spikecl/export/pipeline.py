@@ -7,6 +7,7 @@ reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from dataclasses import replace
@@ -93,6 +94,14 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "nir":
+        given = {"quant": quant, "samples": samples, "calibration_samples": calibration_samples,
+                 "data_dir": data_dir, "max_drop": max_drop}
+        defaults = inspect.signature(export_file).parameters
+        netx_only = next((name for name, value in given.items() if value != defaults[name].default), None)
+        if netx_only:
+            raise ConfigError(f"{netx_only} applies to netx exports; fmt = 'nir' writes the float network (no "
+                              "quantisation, calibration, accuracy check or samples) and takes no such option")
     check_not_source(source, output)
     check_output(output, overwrite, flag="-o", example="net.h5")
     spec = load_trained(source)

@@ -53,6 +53,29 @@ def finite_flag(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x.sum())
 
 
+def parameters_flag(module: torch.nn.Module, buffers: bool = True) -> torch.Tensor:
+    """0-dim bool: every floating-point parameter of ``module`` and, with ``buffers``, every buffer (batch norm's
+    running statistics) is finite (:func:`finite_flag` of their sums; not read here)."""
+    tensors = [t.detach() for t in (*module.parameters(), *(module.buffers() if buffers else ()))
+               if t.is_floating_point()]
+    if not tensors:
+        return torch.ones((), dtype=torch.bool)
+    return finite_flag(torch.stack([t.sum() for t in tensors]))
+
+
+def nonfinite_state(module: torch.nn.Module) -> str | None:
+    """The name of ``module``'s first floating-point parameter or buffer holding NaN or infinity, or None."""
+    state = (*module.named_parameters(), *module.named_buffers())
+    return next((name for name, t in state if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+
+
+def check_parameters(module: torch.nn.Module, remedy: str) -> None:
+    """NumericalError naming the first NaN or infinite parameter or buffer of ``module``, with ``remedy``."""
+    bad = nonfinite_state(module)
+    if bad is not None:
+        raise NumericalError(f"network parameter {bad} is NaN or infinite; {remedy}")
+
+
 def indices(t, n: int, batch: int, what: str, device: torch.device | None = None) -> torch.Tensor:
     """Integer indices ``t`` [batch] (labels, heads) as int64; ShapeError for a wrong shape or dtype, DataError for
     values outside [0, n) when on the CPU (elsewhere: :func:`in_range`; inside a compiled graph the caller checks

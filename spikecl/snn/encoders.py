@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from spikecl.errors import ConfigError, ShapeError
+from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.snn.checks import as_input, count
 
 ENCODERS = ("direct", "poisson", "latency", "events")
@@ -20,7 +20,7 @@ def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 
 
 def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bernoulli spikes with probability ``x`` per step (rate coding); reproducible with ``generator``. Drawn sample
+    """Bernoulli spikes with probability ``x`` (clamped to [0, 1]) per step (rate coding); reproducible with ``generator``. Drawn sample
     by sample ([B, T, ...], then laid out time first), so encoding a batch in chunks from one CPU generator gives the
     spikes of encoding it whole (an evaluation's accuracy does not depend on its batch size)."""
     probs = x.clamp(0.0, 1.0).unsqueeze(1).expand(x.shape[0], num_steps, *x.shape[1:])
@@ -28,8 +28,9 @@ def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None =
 
 
 def latency(x: torch.Tensor, num_steps: int) -> torch.Tensor:
-    """One spike per input at step ``round((1 - x) * (T - 1))``: brighter fires earlier; zeros never fire. The
-    comparison is written straight into the float sequence (no [T, B, ...] bool tensors, which are slow on a CPU)."""
+    """One spike per input at step ``round((1 - x) * (T - 1))`` (``x`` clamped to [0, 1]): brighter fires earlier;
+    zeros never fire. The comparison is written straight into the float sequence (no [T, B, ...] bool tensors,
+    which are slow on a CPU)."""
     steps = torch.arange(num_steps, device=x.device, dtype=x.dtype).view(-1, *([1] * x.dim()))
     fire_at = torch.round((1.0 - x.clamp(0.0, 1.0)) * (num_steps - 1)).masked_fill_(x <= 0, -1.0)   # -1: never
     return torch.eq(steps, fire_at.unsqueeze(0), out=x.new_empty((num_steps, *x.shape)))
@@ -47,9 +48,14 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
     """Encode ``x`` [B, ...] into ``[T, B, ...]`` with the named encoder (``direct``, ``poisson``, ``latency``;
     ``events``: ``x`` is [B, T, ...] frames already). ``x`` may be a numpy array; float64 and integer inputs become
     float32; ``num_steps`` must be an integer >= 1 (ConfigError); NaN or infinite inputs on the CPU raise
-    NumericalError."""
+    NumericalError; integer inputs above 1 (raw 8-bit images) DataError. Poisson and latency encoding clamp
+    ``x`` to [0, 1]."""
     num_steps = count(num_steps, "network.num_steps")
+    integer = _integer_dtype(x)
     x = as_input(x, "encoder input")
+    if integer and kind != "events" and x.numel() and float(x.max()) > 1:
+        raise DataError(f"encoder input: integer values up to {float(x.max()):g}, but {kind} encoding takes "
+                        "intensities in [0, 1]; scale them first (x / 255 for 8-bit images)")
     if kind == "direct":
         return direct(x, num_steps)
     if kind == "poisson":
@@ -59,3 +65,13 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
     if kind == "events":
         return events(x, num_steps)
     raise ConfigError(f"network.encoder: {kind!r} is not allowed; choose one of {', '.join(ENCODERS)}")
+
+
+def _integer_dtype(x) -> bool:
+    """``x`` (tensor, numpy array or nested lists) holds integers (not booleans)."""
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    if dtype is not None:
+        return getattr(dtype, "kind", "") in "iu"
+    return False

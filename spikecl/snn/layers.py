@@ -137,6 +137,45 @@ class EngineLayer(Recordable):
         """Whole sequences run on the fused engine (hoists included), its LIF passes in torch or as Triton kernels."""
         return self._engine in ("fused", "triton")
 
+    def fused_constants(self, neuron: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """``neuron``'s (beta, threshold) for the fused engine, which treats them as constants: a ConfigError when
+        either learns (``requires_grad``; snnTorch's ``learn_beta``/``learn_threshold``), whose gradient it would
+        drop."""
+        if neuron.beta.requires_grad or neuron.threshold.requires_grad:
+            raise ConfigError(f"network.engine: the {self._engine} engine takes beta and threshold as constants; "
+                              "learnable ones (requires_grad) run on the 'snntorch' engine")
+        return neuron.beta, neuron.threshold
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Refuse (ConfigError) a state dict whose neurons' beta, threshold or reset differ from this layer's
+        :class:`~spikecl.snn.neurons.LIFParams` (``network.*``), which the trainers' traces and the fused engine's
+        surrogate and reset also follow: loaded alone they would run a mix of both settings."""
+        for child in ("lif", "integrator"):
+            module = getattr(self, child, None)
+            for name in NEURON_BUFFERS:
+                saved = state_dict.get(f"{prefix}{child}.{name}")
+                built = None if module is None else getattr(module, name)
+                if built is None or not isinstance(saved, torch.Tensor) or saved.shape != built.shape:
+                    continue                                      # torch's own load names what is missing or misshapen
+                if not torch.equal(saved.to(built), built):
+                    raise ConfigError(f"{prefix}{child}.{name}: the state dict holds {_shown(name, saved)}, this "
+                                      f"network was built with {_shown(name, built)}; build it with the same "
+                                      "network.beta, threshold and reset")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+#: the buffers of snnTorch's ``Leaky`` that :class:`~spikecl.snn.neurons.LIFParams` sets
+NEURON_BUFFERS = ("beta", "threshold", "reset_mechanism_val")
+
+
+#: snnTorch's codes of the reset mechanisms (``reset_mechanism_val``)
+RESET_CODES = {0: "subtract", 1: "zero", 2: "none"}
+
+
+def _shown(name: str, value: torch.Tensor) -> str:
+    """Neuron buffer ``name`` (a number) for an error message; a reset by its name."""
+    return RESET_CODES.get(int(value), f"{value.item():g}") if name == "reset_mechanism_val" else f"{value.item():g}"
+
 
 class SpikingLayer(EngineLayer):
     """A synapse, optional normalisation, LIF neurons, optional pooling of the spikes.
@@ -207,7 +246,7 @@ class SpikingLayer(EngineLayer):
         needed afterwards; the fused engine may then keep its own buffers in it unless it is a repeated (stride-0)
         view of one step's currents."""
         if self.fused:
-            return lif_sequence(current, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
+            return lif_sequence(current, *self.fused_constants(self.lif), self.neuron.surrogate_slope,
                                 self.neuron.reset, kernels=self._engine == "triton",
                                 overwrite_current=overwrite and current.stride(0) != 0)
         mem = torch.zeros_like(current[0])
@@ -223,7 +262,7 @@ class SpikingLayer(EngineLayer):
         self._keep_step(x_t, first)
         if self.fused:
             current = self.norm(fused_trace_synapse(self.synapse, x_t, trace_t))
-            spk, mem = lif_step(current, mem, self.lif.beta, self.lif.threshold, self.neuron.surrogate_slope,
+            spk, mem = lif_step(current, mem, *self.fused_constants(self.lif), self.neuron.surrogate_slope,
                                 self.neuron.reset)
             return self.pool(spk), mem
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
@@ -302,7 +341,8 @@ class Readout(EngineLayer):
         """The fused engine's logits: the integrator is linear and starts at rest, so the mean membrane is one
         synapse call on ``sum_s w[s] x[s] / T`` (:func:`~spikecl.snn.fused.readout_weights`), the bias weighted by
         ``sum_s w[s] / T``."""
-        weights = readout_weights(self.integrator.beta, x_seq.shape[0], x_seq.dtype) / x_seq.shape[0]
+        beta, _ = self.fused_constants(self.integrator)
+        weights = readout_weights(beta, x_seq.shape[0], x_seq.dtype) / x_seq.shape[0]
         mixed = time_weighted_sum(x_seq, weights)
         return self._current(lambda head: nn.functional.linear(
             mixed, head.weight, None if head.bias is None else head.bias * weights.sum()), heads)
@@ -313,7 +353,7 @@ class Readout(EngineLayer):
         self._keep_step(x_t, first)
         if self.fused:
             current = self._current(lambda head: fused_trace_synapse(head, x_t, trace_t), heads)
-            return integrator_step(current, mem, self.integrator.beta)
+            return integrator_step(current, mem, self.fused_constants(self.integrator)[0])
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
         mem = torch.zeros_like(current) if mem is None else mem.detach()
         _, mem = self.integrator(current, mem)

@@ -36,7 +36,8 @@ from spikecl.config import (BFLOAT16_NOT_COMPILED, BFLOAT16_NOT_SNNTORCH, ONLINE
                             PRECISIONS)
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
-from spikecl.snn.checks import as_input, count, finite_flag, in_range, indices, output_mask
+from spikecl.snn.checks import (as_input, check_parameters, count, finite_flag, in_range, indices, output_mask,
+                                parameters_flag)
 from spikecl.snn.encoders import ENCODERS, encode
 from spikecl.snn.networks import SpikingNetwork, evaluating
 
@@ -46,6 +47,8 @@ MASKED_LOGIT = float("-inf")
 
 #: training steps between reads of the non-finite-loss flag on an accelerator (each read waits for the device).
 CHECK_EVERY = 50
+#: what to try when training diverges
+TRAINING_REMEDY = "lower train.lr (or the strategy's penalty strength) or check the input data"
 
 
 class TrainingHooks:
@@ -133,13 +136,15 @@ class BPTTTrainer:
         task: a divergence in its last steps is reported before anything is evaluated or saved)."""
         if self._finite is None:
             return
-        (loss_ok, data_ok), self._finite, self._unread = self._finite.tolist(), None, 0
+        flags = torch.cat([self._finite, parameters_flag(self.net, buffers=False).to(self._finite.device).view(1)])
+        (loss_ok, data_ok, weights_ok), self._finite, self._unread = flags.tolist(), None, 0
+        if not weights_ok:                 # dead layers give a finite loss: it would train on silently
+            check_parameters(self.net, TRAINING_REMEDY)
         if not data_ok:
             raise DataError("a training batch had NaN or infinite inputs, or labels or heads outside the readout's "
                             "range or its active outputs")
         if not loss_ok:
-            raise NumericalError("training loss became NaN or infinite; lower train.lr (or the strategy's penalty "
-                                 "strength) or check the input data")
+            raise NumericalError(f"training loss became NaN or infinite; {TRAINING_REMEDY}")
 
     def compile(self) -> None:
         """Run the training forward pass through ``torch.compile`` (static shapes: a new batch shape compiles
@@ -286,9 +291,12 @@ def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = 
 def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str = "direct",
             heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored)."""
+    """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored); a
+    network with NaN or infinite weights raises NumericalError (its silent layers would predict one class)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
     x = as_input(x, "evaluation input")
+    if not bool(parameters_flag(net)):
+        check_parameters(net, "it cannot be evaluated")
     mask = output_mask(mask, net.n_outputs, x.device)
     out = []
     with evaluating(net):
@@ -304,7 +312,8 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
              heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
              generator: torch.Generator | None = None) -> float:
     """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
-    outputs; ShapeError / DataError otherwise; NaN or infinite inputs: NumericalError)."""
+    outputs; ShapeError / DataError otherwise, also for no samples; NaN or infinite inputs or weights:
+    NumericalError)."""
     x = as_input(x, "evaluation input")
     if x.dim() < 2:
         raise ShapeError(f"evaluation input of shape {tuple(x.shape)} has no sample axis; expected samples [N, ...] "
@@ -318,7 +327,7 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
             heads = heads.clamp(0, len(net.readout.heads) - 1)
         heads = net.check_heads(heads, x.shape[0])
     if x.shape[0] == 0:
-        return float("nan")
+        raise ShapeError(f"evaluation input of shape {tuple(x.shape)} is empty; an accuracy needs N >= 1 samples")
     pred = predict(net, x, num_steps, encoder, heads, mask, batch_size, generator)
     accuracy, ok = torch.stack([(pred == y).float().mean(), ok.float()]).tolist()   # one read of the device
     if not ok:
