@@ -99,10 +99,15 @@ def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads
     assert recorded == (threads or max(1, cores() // 2))
 
 
-def test_threads_must_be_positive(capsys):
+@pytest.mark.parametrize("count", ["0", "100000"])
+def test_threads_must_be_positive_and_at_most_four_per_cpu(capsys, count):
+    """100,000 threads exhausted the process limit and failed as an interrupted run leaving a checkpoint."""
+    import os
+
     with pytest.raises(SystemExit) as exit_:
-        main(["run", "x.toml", "--threads", "0"])
-    assert exit_.value.code == 2 and "argument --threads: expected a number of threads ≥ 1" in capsys.readouterr().err
+        main(["run", "x.toml", "--threads", count])
+    assert exit_.value.code == 2 and (f"argument --threads: expected a number of threads (at most 4 per CPU) from 1 "
+                                      f"to {4 * os.cpu_count()}, got '{count}'") in capsys.readouterr().err
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")

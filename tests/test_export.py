@@ -695,3 +695,53 @@ def test_the_resource_report_names_only_chips_that_run_the_network(zero_reset_ru
     print_export(binary)
     printed = capsys.readouterr().out
     assert "loihi1:" in printed and "loihi2:" in printed
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 2), (1, 0)])
+def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_axons(stride, padding):
+    """Checked against the connectivity probed input by input through the convolution itself."""
+    from spikecl.export.conv import conv2d
+
+    rng = np.random.default_rng(stride + padding)
+    c_in, c_out, k, size = 3, 4, 3, 6
+    out = (size + 2 * padding - k) // stride + 1
+    weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
+    spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
+                                  conv=_conv((c_in, size, size), (c_out, out, out), stride, padding)),
+                        LayerSpec("readout", np.ones((3, c_out * out * out)) * 0.1, None, 0.9, 1.0, "none")),
+                       2, "latency", 3)
+    layer = quantize(spec).layers[0]
+    connected = np.zeros((c_out * out * out, c_in * size * size), dtype=bool)
+    for i in range(connected.shape[1]):
+        probe = np.zeros((1, c_in, size, size))
+        probe.reshape(-1)[i] = 1
+        connected[:, i] = conv2d(probe, (layer.weight != 0).astype(float), stride, padding).reshape(-1) != 0
+    for per_core in (1, 5, 17, out * out, 1000):
+        got = list(resources.core_inputs(layer, per_core))
+        want = [connected[s:s + per_core].any(0) for s in range(0, connected.shape[0], per_core)]
+        assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in():
+    """A 16 -> 32 channel 3 x 3 conv on 32 x 32: one neuron reads 144 inputs, but 910 neurons on a core (the memory
+    bound) read 15,360; and a 32-32 CNN is placed (each neuron's axons go to the cores it reaches), not refused
+    for every neuron of a core reaching every core of the next layer."""
+    conv = LayerSpec("hidden0", np.ones((32, 16, 3, 3)) * 0.1, None, 0.9, 1.0, "zero",
+                     conv=_conv((16, 32, 32), (32, 32, 32)))
+    readout = LayerSpec("readout", np.pad(np.ones((10, 2000)), ((0, 0), (0, 32 * 32 * 32 - 2000))) * 0.01, None,
+                        0.9, 1.0, "none")
+    net = quantize(NetworkSpec((conv, readout), 2, "latency", 10))
+    hidden = resources.partition(net, resources.preset("loihi2"))[0]
+    assert hidden.limited_by == "input axons" and hidden.input_axons <= 4096 and hidden.cores > 128
+    assert max(int(m.sum()) for m in resources.core_inputs(net.layers[0], hidden.neurons_per_core)) <= 4096
+    assert max(int(m.sum()) for m in resources.core_inputs(net.layers[0], hidden.neurons_per_core + 1)) > 4096
+    rng = np.random.default_rng(0)
+    layers = (LayerSpec("c0", rng.normal(size=(32, 3, 3, 3)), None, 0.9, 1.0, "zero",
+                        conv=_conv((3, 32, 32), (32, 32, 32))),
+              LayerSpec("c1", rng.normal(size=(32, 32, 6, 6)), None, 0.9, 1.0, "zero",
+                        conv=_conv((32, 32, 32), (32, 16, 16), 2, 2)),
+              LayerSpec("readout", np.pad(rng.normal(size=(10, 3000)), ((0, 0), (0, 32 * 256 - 3000))), None, 0.9,
+                        1.0, "none"))
+    placed = resources.partition(quantize(NetworkSpec(layers, 2, "latency", 10)), resources.preset("loihi2"))
+    assert all(p.input_axons <= 4096 and p.output_axons_per_core <= 4096 for p in placed)
+    assert placed[0].limited_by == "output axons"

@@ -201,6 +201,21 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     assert "6 runs, 6 complete (kept), 0 to run" in capsys.readouterr().out
 
+    # an --overwrite interrupted before it replaced a file leaves it marked: the sweep refuses to keep it as
+    # complete (report would refuse it for good), names --overwrite, and --overwrite trains it again
+    marked = grid / "lr=0.05" / "finetune-seed0.h5"
+    mark_replaced([marked], grid / "sweep.h5")
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    assert f"{marked} is still to be replaced by an --overwrite that did not finish (interrupted or failed); pass " \
+           "--overwrite to finish replacing it" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("differs (an unfinished --overwrite)") == 1
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
+    assert "6 runs, 5 complete (kept), 1 to run (1 left by an unfinished --overwrite, trained again)" in \
+        capsys.readouterr().out
+    assert not list(grid.rglob("*.replacing"))
+    assert main(["report", str(grid / "lr=0.05"), "--no-plots"]) == 0
+
 
 # a method of the user's own (examples/custom_strategy.py registers "l2"), swept over its option
 OWN = """base = "base.toml"

@@ -11,6 +11,9 @@ from pathlib import Path
 from spikecl.commands import bounded
 from spikecl.errors import ConfigError
 
+#: the most ``--threads``: 4 per CPU of this machine (more only waits for cores; thousands exhaust the process limit)
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
 
 def _seeds(text: str) -> list[int]:
     """``--seeds 0,1,2``: distinct integers ≥ 0, at least one."""
@@ -47,11 +50,12 @@ def add_command(sub) -> None:
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
     run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
-    run.add_argument("--threads", type=bounded(int, 1, what="a number of threads"), metavar="N",
+    run.add_argument("--threads", type=bounded(int, 1, MAX_THREADS, what="a number of threads (at most 4 per CPU)"),
+                     metavar="N",
                      help="CPU threads per process: torch's intra-op threads and numpy's BLAS (Sparsey, Brian2; "
                           "through threadpoolctl, which comes with scikit-learn) (default: one per core; under "
-                          "--nproc, each process's share of the cores). CPU results depend on it, and results files "
-                          "record it; on a loaded machine 1 avoids threads waiting for busy cores")
+                          "--nproc, each process's share of the cores; at most 4 per CPU). CPU results depend on it, "
+                          "and results files record it; on a loaded machine 1 avoids threads waiting for busy cores")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                      help="a Python file or module of your own to import first, registering its methods or "
                           "experiment kinds (repeatable; see spikecl.plugins)")

@@ -22,9 +22,10 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      labelled, load_sweep, made_otherwise, refuse_other_settings, run_config,
                                      select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
-from spikecl.continual.sweep_ray import check_cluster_options, check_output_folders, execute_sweep, kept_result
+from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
+                                        kept_result)
 from spikecl.errors import ConfigError, NumericalError
-from spikecl.experiment_kind import check_datasets
+from spikecl.experiment_kind import check_datasets, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
 from spikecl.paths import exists
 
@@ -102,13 +103,15 @@ def diverged(errors: list[str]) -> bool:
 
 
 def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
-    """``complete``, ``to run``, ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file,
-    trained again) or ``differs (<key>)``: a kept results file made with other settings (``differs (checkpoint:
-    <key>)``: the checkpoint an unfinished run left)."""
+    """``complete``, ``to run``, ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file or
+    one an unfinished ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made with
+    other settings or so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
     result = kept_result(run.results, overwrite) if exists(run.results, ConfigError) else None
     if result is None:
         key = checkpoint_setting(run)
         return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else "to run  "
+    if replacing(run.results).exists():
+        return "replaced" if overwrite else f"differs ({UNFINISHED})"
     key = changed_setting(run, result.config)
     return f"differs ({key})" if key else "complete"
 

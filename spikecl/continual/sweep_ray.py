@@ -137,19 +137,39 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     results = {r.id: kept_result(r.results, overwrite) for r in sweep.runs if exists(r.results, ConfigError)}
     done = {key: result for key, result in results.items() if result is not None}
     damaged = len(results) - len(done)
-    stale, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
+    other, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
+    unfinished = {r.id: UNFINISHED for r in sweep.runs
+                  if r.id in done and r.id not in other and replacing(r.results).exists()}
     if not overwrite:
-        refuse_other_settings(sweep, stale, restart)
+        refuse_unfinished(sweep, unfinished)
+        refuse_other_settings(sweep, other, restart)
+    stale = {**unfinished, **other}
     check_datasets(run_config(r) for r in sweep.runs if r.id not in done or r.id in stale)   # before any change
     check_output_folders(sweep, [r for r in sweep.runs if r.id not in done or r.id in stale])   # before Ray starts
     for run_id in stale:                             # --overwrite: trained again; each old file stays (marked
         del done[run_id]                             # .replacing) until its new one replaces it (run_plan)
     todo = [r for r in sweep.runs if r.id not in done]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
-        + (f" ({len(stale)} made with other settings, trained again)" if stale else "")
+        + (f" ({len(other)} made with other settings, trained again)" if other else "")
+        + (f" ({len(unfinished)} left by an unfinished --overwrite, trained again)" if unfinished else "")
         + (f" ({damaged} damaged or not readable, trained again)" if damaged else "")
         + (f" ({len(restart)} checkpoint(s) made with other settings, started afresh)" if restart else ""))
     return done, todo
+
+
+#: the state of a kept results file an interrupted or failed ``--overwrite`` marked for replacement
+UNFINISHED = "an unfinished --overwrite"
+
+
+def refuse_unfinished(sweep: Sweep, unfinished: dict[str, str]) -> None:
+    """A one-line :class:`ConfigError` naming the first results file of ``unfinished`` run ids: an ``--overwrite``
+    that did not finish marked it (``<file>.replacing``) and only ``--overwrite`` trains it again, as ``spikecl run
+    --resume`` asks."""
+    if unfinished:
+        run = next(r for r in sweep.runs if r.id in unfinished)
+        more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
+        raise ConfigError(f"{run.results} is still to be replaced by an --overwrite that did not finish (interrupted "
+                          f"or failed){more}; pass --overwrite to finish replacing it")
 
 
 def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
