@@ -99,6 +99,18 @@ def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads
     assert recorded == (threads or max(1, cores() // 2))
 
 
+def test_processes_times_threads_are_at_most_four_per_cpu(capsys):
+    import os
+
+    most = 4 * os.cpu_count()
+    with pytest.raises(SystemExit):
+        main(["run", "x.toml", "--nproc", str(most + 1)])
+    assert f"argument --nproc: expected a number of processes (at most 4 per CPU) from 1 to {most}" in \
+        capsys.readouterr().err
+    assert main(["run", "x.toml", "--nproc", "2", "--threads", str(most)]) == 2
+    assert f"--nproc 2 x --threads {most}: at most {most} threads in all (4 per CPU)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("count", ["0", "100000"])
 def test_threads_must_be_positive_and_at_most_four_per_cpu(capsys, count):
     """100,000 threads exhausted the process limit and failed as an interrupted run leaving a checkpoint."""

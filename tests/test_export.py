@@ -14,6 +14,7 @@ from hdf5_files import tamper
 from spikecl.errors import ExistsError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export import resources
+from spikecl.export.axons import LayerAxons
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
 from spikecl.export.netx import read_netx, write_netx
@@ -716,10 +717,13 @@ def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_a
         probe = np.zeros((1, c_in, size, size))
         probe.reshape(-1)[i] = 1
         connected[:, i] = conv2d(probe, (layer.weight != 0).astype(float), stride, padding).reshape(-1) != 0
+    axons = LayerAxons(layer)
     for per_core in (1, 5, 17, out * out, 1000):
-        got = list(resources.core_inputs(layer, per_core))
+        got = list(axons.inputs(per_core))
         want = [connected[s:s + per_core].any(0) for s in range(0, connected.shape[0], per_core)]
         assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert axons.most_inputs(per_core) == max(int(w.sum()) for w in want)       # the counting path too
+        assert np.array_equal(axons.reach(per_core), np.sum(want, axis=0))
 
 
 def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in():
@@ -733,8 +737,8 @@ def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in()
     net = quantize(NetworkSpec((conv, readout), 2, "latency", 10))
     hidden = resources.partition(net, resources.preset("loihi2"))[0]
     assert hidden.limited_by == "input axons" and hidden.input_axons <= 4096 and hidden.cores > 128
-    assert max(int(m.sum()) for m in resources.core_inputs(net.layers[0], hidden.neurons_per_core)) <= 4096
-    assert max(int(m.sum()) for m in resources.core_inputs(net.layers[0], hidden.neurons_per_core + 1)) > 4096
+    assert LayerAxons(net.layers[0]).most_inputs(hidden.neurons_per_core) <= 4096
+    assert LayerAxons(net.layers[0]).most_inputs(hidden.neurons_per_core + 1) > 4096
     rng = np.random.default_rng(0)
     layers = (LayerSpec("c0", rng.normal(size=(32, 3, 3, 3)), None, 0.9, 1.0, "zero",
                         conv=_conv((3, 32, 32), (32, 32, 32))),

@@ -87,6 +87,18 @@ def test_inconsistent_or_mistyped_network_files_are_one_line_errors(tmp_path, wh
     tampered_is_refused(tmp_path, where, value, message)
 
 
+def test_a_netx_bias_stored_as_unsigned_64_bit_is_refused_though_it_wraps_to_the_right_values(tmp_path):
+    """2**64 - 58 read as int64 is -58: lava-dl's netx would run the huge value, spikecl's runner -58."""
+    import h5py
+
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec(bias=-0.5)))
+    with h5py.File(path, "r") as f:
+        bias = f["layer/1/bias"][()]
+    assert (bias < 0).any()
+    tamper(path, "layer/1/bias", bias.astype(np.int64).view(np.uint64))
+    refused(path, "bias differs from spikecl's bias_mant << bias_exp")
+
+
 def tampered_is_refused(tmp_path, where, value, message) -> None:
     """A valid network file with ``where`` set to ``value`` is refused in one line holding ``message``."""
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))

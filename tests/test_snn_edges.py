@@ -376,6 +376,17 @@ def test_nan_weights_are_named_by_evaluation_and_training(net, where, trainer):
         tr.train_batch(x, y, None, None, opt)
 
 
+def test_a_nan_batch_read_late_is_named_as_bad_data_though_its_step_left_nan_weights(net):
+    """On an accelerator the flags are read every CHECK_EVERY steps, after the NaN step's update."""
+    tr = make_trainer("bptt", net, 4)
+    tr.read_every = 50
+    tr.check_finite(torch.tensor(float("nan")), torch.tensor(False))
+    with torch.no_grad():
+        net.layers[0].synapse.weight.fill_(float("nan"))
+    with pytest.raises(DataError, match="a training batch had NaN or infinite inputs"):
+        tr.flush_checks()
+
+
 def test_learnable_beta_or_threshold_is_refused_by_the_fused_engine_and_learns_on_snntorch():
     import snntorch as snn
     from snntorch import surrogate
@@ -389,14 +400,30 @@ def test_learnable_beta_or_threshold_is_refused_by_the_fused_engine_and_learns_o
     net.engine = "snntorch"
     net(x).sum().backward()
     assert net.layers[0].lif.beta.grad is not None and net.layers[0].lif.beta.grad != 0
+    with torch.no_grad():
+        net.layers[0].lif.beta.add_(0.05)                       # learned: its state dict loads into its twin
+    twin = build_mlp(6, [5], 3, engine="snntorch")
+    twin.layers[0].lif = snn.Leaky(beta=0.9, threshold=1.0, learn_beta=True, learn_threshold=True,
+                                   spike_grad=surrogate.fast_sigmoid(slope=25.0))
+    twin.load_state_dict(net.state_dict())
+    assert twin.layers[0].lif.beta.item() == pytest.approx(0.95)
 
 
 @pytest.mark.parametrize("kind", ["direct", "poisson", "latency"])
-def test_raw_8_bit_images_are_refused_by_every_static_encoder(kind):
+def test_raw_8_bit_images_are_refused_by_every_static_encoder_trainer_and_evaluation(kind):
     raw = torch.tensor([[0, 3, 128, 255]], dtype=torch.uint8)
-    for x in (raw, raw.numpy()):
+    for x in (raw, raw.numpy(), raw.tolist()):
         with pytest.raises(DataError, match=r"integer values up to 255, .*\(x / 255"):
             encode(x, 4, kind, torch.Generator().manual_seed(0))
+    net, y = build_mlp(4, [5], 3), torch.zeros(1, dtype=torch.long)
+    with pytest.raises(DataError, match=r"evaluation input: integer values up to 255"):
+        evaluate(net, raw, y, 4, kind, generator=torch.Generator().manual_seed(0))
+    tr = make_trainer("bptt", net, 4, kind)
+    with pytest.raises(DataError, match=r"training batch: integer values up to 255"):
+        tr.train_batch(raw, y, None, None, torch.optim.SGD(net.parameters(), lr=0.1),
+                       generator=torch.Generator().manual_seed(0))
+    events = torch.tensor([[[0, 3], [2, 0]]], dtype=torch.int64)        # event counts [B, T, n] may exceed 1
+    assert torch.equal(encode(events, 2, "events"), events.transpose(0, 1).float())
     assert torch.equal(encode(torch.tensor([[0, 1]]), 2, kind, torch.Generator().manual_seed(0))[:, 0, 0],
                        torch.zeros(2))                                  # binary integers are intensities already
     assert torch.equal(encode(raw.float() / 255, 4, "latency").argmax(0)[0, 1:], torch.tensor([3, 1, 0]))
@@ -405,3 +432,16 @@ def test_raw_8_bit_images_are_refused_by_every_static_encoder(kind):
 def test_evaluating_no_samples_is_refused(net):
     with pytest.raises(ShapeError, match="is empty"):
         evaluate(net, torch.rand(0, 20), torch.zeros(0, dtype=torch.long), 4)
+
+
+def test_weights_turned_nan_during_training_are_named_within_check_every_steps(net):
+    from spikecl.snn.trainers import CHECK_EVERY
+
+    x, y = batch()
+    tr, opt = make_trainer("bptt", net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    tr.train_batch(x, y, None, None, opt)                  # the first read checked the weights: finite
+    with torch.no_grad():
+        net.layers[0].synapse.weight.fill_(float("nan"))
+    with pytest.raises(NumericalError, match="network parameter layers.0.synapse.weight is NaN"):
+        for _ in range(CHECK_EVERY):
+            tr.train_batch(x, y, None, None, opt)

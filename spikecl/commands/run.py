@@ -48,7 +48,8 @@ def add_command(sub) -> None:
     run.add_argument("--no-progress", action="store_true",
                      help="hide progress bars (drawn only when stderr is a terminal)")
     run.add_argument("--no-plots", action="store_true", help="skip writing PNG plots")
-    run.add_argument("--nproc", type=bounded(int, 1, what="a number of processes"), default=1, metavar="N",
+    run.add_argument("--nproc", type=bounded(int, 1, MAX_THREADS, what="a number of processes (at most 4 per CPU)"),
+                     default=1, metavar="N",
                      help="data-parallel training in N processes spawned here (like torchrun; see docs/distributed.md)")
     run.add_argument("--threads", type=bounded(int, 1, MAX_THREADS, what="a number of threads (at most 4 per CPU)"),
                      metavar="N",
@@ -126,6 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = overrides_of(args)
     options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    plots=not args.no_plots)
+    if args.threads and args.nproc * args.threads > MAX_THREADS:
+        raise ConfigError(f"--nproc {args.nproc} x --threads {args.threads}: at most {MAX_THREADS} threads in all "
+                          "(4 per CPU)")
     if args.threads:
         limit_threads(args.threads)
     if args.nproc == 1:

@@ -248,12 +248,14 @@ def _check_netx_bias(group, layer: FixedLayer, version: int, where: str) -> None
         shapes |= {(c,), (w, h, c)}
     if data.shape not in shapes:
         raise ResultsError(f"{where}: bias has shape {data.shape}; expected one of {sorted(shapes)}")
-    stored = data[()].astype(np.int64)
+    stored = data[()]
+    wraps = stored.dtype.kind == "u" and stored.size and int(stored.max()) > np.iinfo(np.int64).max
+    stored = stored.astype(np.int64)                     # exact unless it wraps, which is refused below
     if layer.conv is not None and stored.shape != (layer.n_out,):
         c, h, w = layer.conv.out_shape
         grid = stored.transpose(2, 1, 0) if stored.ndim == 3 else np.broadcast_to(stored[:, None, None], (c, h, w))
         stored = grid.reshape(-1)
-    if expected is None or not np.array_equal(stored, expected):
+    if wraps or expected is None or not np.array_equal(stored, expected):
         raise ResultsError(f"{where}: bias differs from spikecl's bias_mant << bias_exp (lava-dl's netx would run "
                            "the one, spikecl's runner the other); the file is damaged")
 

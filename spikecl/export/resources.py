@@ -28,6 +28,7 @@ import networkx as nx
 import numpy as np
 
 from spikecl.errors import ConfigError, ExportError
+from spikecl.export.axons import LayerAxons
 from spikecl.export.conv import connection_counts
 from spikecl.export.quantize import FixedNetwork
 
@@ -93,23 +94,27 @@ class LayerPlacement:
 def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
     """Split every layer onto cores within ``limits``: each core takes consecutive neurons (flattened (C, H, W)
     order), as many as its neurons, synaptic memory, input axons (the distinct presynaptic neurons its neurons
-    read, :func:`core_inputs`) and output axons (one per core of the next layer that a neuron reaches) allow. A
-    layer that fits no core is an :class:`ExportError`."""
+    read) and output axons (one per core of the next layer that a neuron reaches) allow
+    (:class:`~spikecl.export.axons.LayerAxons`). A layer that fits no core is an :class:`ExportError`."""
     g = network_graph(net)
     names = [layer.name for layer in net.layers]
-    sizes, bounds = zip(*(_memory_fit(g, pre, name, limits) for pre, name in zip(["input", *names], names)))
-    sizes, bounds = list(sizes), list(bounds)
-    for i, layer in enumerate(net.layers):
-        fitted = _largest(lambda n: max(_input_counts(layer, n)) <= limits.input_axons, sizes[i])
+    axons = [LayerAxons(layer) for layer in net.layers]
+    sizes, bounds = map(list, zip(*(_memory_fit(g, pre, name, limits) for pre, name in zip(["input", *names], names))))
+
+    def inputs_fit(i: int, n: int) -> bool:
+        return axons[i].most_inputs(n, limits.input_axons) <= limits.input_axons
+
+    for i in range(len(names)):
+        fitted = _largest(lambda n: inputs_fit(i, n), sizes[i])
         sizes[i], bounds[i] = fitted, bounds[i] if fitted == sizes[i] else "input axons"
     outputs = [0] * len(names)
     for i in reversed(range(len(names) - 1)):      # the next layer's cores are known: each neuron's axon count
-        reach = _reach_counts(net.layers[i + 1], sizes[i + 1])
+        reach = axons[i + 1].reach(sizes[i + 1])
         if reach.max(initial=0) > limits.output_axons:
             raise ExportError(f"layer {names[i]}: a neuron reaches {int(reach.max())} cores of {names[i + 1]}, more "
                               f"than the {limits.output_axons} output axons of a core ({limits.name})")
-        fitted = _largest(lambda n: _block_sums(reach, n).max() <= limits.output_axons
-                          and max(_input_counts(net.layers[i], n)) <= limits.input_axons, sizes[i])
+        fitted = _largest(lambda n: _block_sums(reach, n).max() <= limits.output_axons and inputs_fit(i, n),
+                          sizes[i])
         sizes[i], bounds[i] = fitted, bounds[i] if fitted == sizes[i] else "output axons"
         outputs[i] = int(_block_sums(reach, fitted).max())
     placements = []
@@ -117,7 +122,7 @@ def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
         neurons, edge = g.nodes[name]["neurons"], g.edges[(["input", *names])[i], name]
         placements.append(LayerPlacement(name, neurons, math.ceil(neurons / sizes[i]), sizes[i], bounds[i],
                                          sizes[i] * edge["fan_in"] * edge["weight_bits"],
-                                         max(_input_counts(net.layers[i], sizes[i])), outputs[i]))
+                                         axons[i].most_inputs(sizes[i]), outputs[i]))
     return placements
 
 
@@ -151,54 +156,6 @@ def _largest(fits, cap: int) -> int:
 def _block_sums(values: np.ndarray, size: int) -> np.ndarray:
     """Sums of ``values`` [n] over consecutive blocks of ``size``."""
     return np.add.reduceat(values, np.arange(0, len(values), size)) if len(values) else np.zeros(1, np.int64)
-
-
-def _input_counts(layer, per_core: int) -> list[int]:
-    """Input axons of each core of ``layer`` split into blocks of ``per_core`` neurons."""
-    return [int(reached.sum()) for reached in core_inputs(layer, per_core)]
-
-
-def _reach_counts(layer, per_core: int) -> np.ndarray:
-    """For each presynaptic neuron of ``layer`` [n_in], how many of its cores (blocks of ``per_core``) it reaches."""
-    counts = np.zeros(layer.weight.shape[1] if layer.conv is None else int(np.prod(layer.conv.in_shape)), np.int64)
-    for reached in core_inputs(layer, per_core):
-        counts += reached
-    return counts
-
-
-def core_inputs(layer, per_core: int):
-    """For each core of ``layer`` holding ``per_core`` consecutive neurons (flattened (C, H, W) order; the last
-    core the rest), a bool [n_in]: the presynaptic neurons that reach it through a nonzero weight."""
-    nonzero = layer.weight != 0
-    if layer.conv is None:
-        for start in range(0, nonzero.shape[0], per_core):
-            yield nonzero[start:start + per_core].any(axis=0)
-        return
-    conv = layer.conv
-    taps = nonzero.reshape(*nonzero.shape[:2], -1).astype(np.float32)       # [C_out, C_in, k·k]
-    read = _tap_inputs(conv, nonzero.shape[-1])                              # [k·k, H'·W'] input spot or -1
-    plane, spots_in = read.shape[1], conv.in_shape[1] * conv.in_shape[2]
-    for start in range(0, int(np.prod(conv.out_shape)), per_core):
-        stop = min(start + per_core, int(np.prod(conv.out_shape)))
-        reached = np.zeros((conv.in_shape[0], spots_in), dtype=bool)
-        for o in range(start // plane, (stop - 1) // plane + 1):
-            block = read[:, max(start - o * plane, 0):min(stop - o * plane, plane)]
-            tap, column = np.nonzero(block >= 0)
-            seen = np.zeros((read.shape[0], spots_in), dtype=np.float32)     # tap x input spot it reads
-            seen[tap, block[tap, column]] = 1.0
-            reached |= (taps[o] @ seen) > 0
-        yield reached.reshape(-1)
-
-
-def _tap_inputs(conv, k: int) -> np.ndarray:
-    """[k·k, H'·W']: the input spot (y·W + x) that each kernel tap of each output spot reads, -1 in the padding."""
-    _, height, width = conv.out_shape
-    oy, ox = np.divmod(np.arange(height * width), width)
-    ky, kx = np.divmod(np.arange(k * k), k)
-    iy = oy[None, :] * conv.stride - conv.padding + ky[:, None]
-    ix = ox[None, :] * conv.stride - conv.padding + kx[:, None]
-    inside = (iy >= 0) & (iy < conv.in_shape[1]) & (ix >= 0) & (ix < conv.in_shape[2])
-    return np.where(inside, iy * conv.in_shape[2] + ix, -1)
 
 
 def synaptic_operations(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:

@@ -29,14 +29,19 @@ def network_option(value, name: str):
     return value
 
 
-def as_input(x, what: str = "input", finite: bool = True) -> torch.Tensor:
+def as_input(x, what: str = "input", finite: bool = True, intensities: bool = False) -> torch.Tensor:
     """``x`` (tensor or numpy array) as a float32 tensor (from float64, float16, bfloat16 or integers); with
-    ``finite``, on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`)."""
+    ``finite``, on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`); with
+    ``intensities`` (static inputs, [0, 1]), integers above 1 (raw 8-bit images) raise DataError."""
     if not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ShapeError(f"{what}: expected a tensor or numeric array, got {type(x).__name__}") from exc
+    integer = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+    if intensities and integer and x.numel() and int(x.max()) > 1:
+        raise DataError(f"{what}: integer values up to {int(x.max())}, but static inputs are intensities in [0, 1]; "
+                        "scale them first (x / 255 for 8-bit images)")
     if x.dtype in (torch.float64, torch.float16, torch.bfloat16) or not (x.is_floating_point() or x.is_complex()):
         x = x.to(torch.float32)
     if x.is_complex():

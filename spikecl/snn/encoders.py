@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.errors import ConfigError, ShapeError
 from spikecl.snn.checks import as_input, count
 
 ENCODERS = ("direct", "poisson", "latency", "events")
@@ -51,11 +51,7 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
     NumericalError; integer inputs above 1 (raw 8-bit images) DataError. Poisson and latency encoding clamp
     ``x`` to [0, 1]."""
     num_steps = count(num_steps, "network.num_steps")
-    integer = _integer_dtype(x)
-    x = as_input(x, "encoder input")
-    if integer and kind != "events" and x.numel() and float(x.max()) > 1:
-        raise DataError(f"encoder input: integer values up to {float(x.max()):g}, but {kind} encoding takes "
-                        "intensities in [0, 1]; scale them first (x / 255 for 8-bit images)")
+    x = as_input(x, "encoder input", intensities=kind != "events")
     if kind == "direct":
         return direct(x, num_steps)
     if kind == "poisson":
@@ -65,13 +61,3 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
     if kind == "events":
         return events(x, num_steps)
     raise ConfigError(f"network.encoder: {kind!r} is not allowed; choose one of {', '.join(ENCODERS)}")
-
-
-def _integer_dtype(x) -> bool:
-    """``x`` (tensor, numpy array or nested lists) holds integers (not booleans)."""
-    dtype = getattr(x, "dtype", None)
-    if isinstance(dtype, torch.dtype):
-        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
-    if dtype is not None:
-        return getattr(dtype, "kind", "") in "iu"
-    return False

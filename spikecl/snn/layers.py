@@ -157,6 +157,8 @@ class EngineLayer(Recordable):
                 built = None if module is None else getattr(module, name)
                 if built is None or not isinstance(saved, torch.Tensor) or saved.shape != built.shape:
                     continue                                      # torch's own load names what is missing or misshapen
+                if isinstance(built, nn.Parameter):
+                    continue                                      # learned (snnTorch's learn_beta): its value loads
                 if not torch.equal(saved.to(built), built):
                     raise ConfigError(f"{prefix}{child}.{name}: the state dict holds {_shown(name, saved)}, this "
                                       f"network was built with {_shown(name, built)}; build it with the same "

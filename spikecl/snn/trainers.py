@@ -116,6 +116,7 @@ class BPTTTrainer:
         self.read_every: int | None = None                   # steps between flag reads; None: by device
         self._finite: torch.Tensor | None = None             # losses finite since the last read (on the device)
         self._unread = 0
+        self._reads = 0                                      # flag reads so far (the weights' check paces by them)
 
     def check_finite(self, loss: torch.Tensor, data_ok: torch.Tensor | None = None) -> None:
         """Raise NumericalError once a training loss is NaN or infinite, DataError once a batch had non-finite inputs
@@ -133,16 +134,21 @@ class BPTTTrainer:
 
     def flush_checks(self) -> None:
         """Read the flags of the steps :meth:`check_finite` has not read yet and raise as it does (at the end of a
-        task: a divergence in its last steps is reported before anything is evaluated or saved)."""
+        task: a divergence in its last steps is reported before anything is evaluated or saved). NaN or infinite
+        weights, which silence their layer and so leave the loss finite, are checked with the first read and then
+        with every read on an accelerator, every :data:`CHECK_EVERY` th on the CPU (one sum per weight)."""
         if self._finite is None:
             return
-        flags = torch.cat([self._finite, parameters_flag(self.net, buffers=False).to(self._finite.device).view(1)])
-        (loss_ok, data_ok, weights_ok), self._finite, self._unread = flags.tolist(), None, 0
-        if not weights_ok:                 # dead layers give a finite loss: it would train on silently
-            check_parameters(self.net, TRAINING_REMEDY)
-        if not data_ok:
+        flags = self._finite
+        if self._reads % (CHECK_EVERY if flags.device.type == "cpu" else 1) == 0:   # NaN weights stay NaN
+            flags = torch.cat([flags, parameters_flag(self.net, buffers=False).to(flags.device).view(1)])
+        (loss_ok, data_ok, *weights_ok), self._finite, self._unread = flags.tolist(), None, 0
+        self._reads += 1
+        if not data_ok:                    # the cause before its effects (a NaN step leaves NaN weights)
             raise DataError("a training batch had NaN or infinite inputs, or labels or heads outside the readout's "
                             "range or its active outputs")
+        if not all(weights_ok):            # named; dead layers would even give a finite loss
+            check_parameters(self.net, TRAINING_REMEDY)
         if not loss_ok:
             raise NumericalError(f"training loss became NaN or infinite; {TRAINING_REMEDY}")
 
@@ -184,7 +190,8 @@ class BPTTTrainer:
                     optimizer: torch.optim.Optimizer, hooks: TrainingHooks = TrainingHooks(),
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One optimisation step on a batch of static inputs ``x`` [B, ...]; returns the task loss (0-dim)."""
-        x = as_input(x, "training batch", finite=False)       # checked once, by the encoder
+        x = as_input(x, "training batch", finite=False,       # checked once, by the encoder
+                     intensities=self.encoder != "events")
         if x.dim() < 2:
             raise ShapeError(f"training batch of shape {tuple(x.shape)} has no sample axis; expected [B, ...] "
                              "(x[None] for one sample)")
@@ -294,7 +301,7 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
     """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored); a
     network with NaN or infinite weights raises NumericalError (its silent layers would predict one class)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
-    x = as_input(x, "evaluation input")
+    x = as_input(x, "evaluation input", intensities=encoder != "events")
     if not bool(parameters_flag(net)):
         check_parameters(net, "it cannot be evaluated")
     mask = output_mask(mask, net.n_outputs, x.device)
@@ -314,7 +321,7 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
     """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
     outputs; ShapeError / DataError otherwise, also for no samples; NaN or infinite inputs or weights:
     NumericalError)."""
-    x = as_input(x, "evaluation input")
+    x = as_input(x, "evaluation input", intensities=encoder != "events")
     if x.dim() < 2:
         raise ShapeError(f"evaluation input of shape {tuple(x.shape)} has no sample axis; expected samples [N, ...] "
                          "(x[None] for one sample)")
