@@ -310,6 +310,14 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
         capsys.readouterr().err
     assert (root / "selection.json").read_text() == before
 
+    # a final run an unfinished --overwrite marked is refused before selection.json changes, as the trials' are
+    from spikecl.experiment_kind import replacing
+
+    replacing(root / "final" / "finetune-seed0.h5").touch()
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    assert "finetune-seed0.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
+    assert (root / "selection.json").read_text() == before
+
 
 def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
     from spikecl.continual.report import split_note, text_report

@@ -23,7 +23,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
-                                        kept_result)
+                                        kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import check_datasets, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
@@ -141,11 +141,14 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
 
 def check_kept(sweep: Sweep, overwrite: bool) -> None:
     """A one-line :class:`ConfigError` when a kept results file or checkpoint of ``sweep`` was made with other
-    settings than it plans, unless ``overwrite`` (then :func:`execute_sweep` trains it again)."""
+    settings than it plans, or an unfinished ``--overwrite`` marked it, unless ``overwrite`` (then
+    :func:`execute_sweep` trains it again)."""
     if not overwrite:
         read = {r.id: kept_result(r.results, False) for r in sweep.runs if exists(r.results, ConfigError)}
         kept = {key: result for key, result in read.items() if result is not None}      # damaged: trained again
-        refuse_other_settings(sweep, made_otherwise(sweep, kept), stale_checkpoints(sweep, kept))
+        other = made_otherwise(sweep, kept)
+        refuse_unfinished(sweep, unfinished_runs(sweep, kept, other))
+        refuse_other_settings(sweep, other, stale_checkpoints(sweep, kept))
 
 
 def print_selection(selection: dict) -> None:

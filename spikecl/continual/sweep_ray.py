@@ -138,8 +138,7 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     done = {key: result for key, result in results.items() if result is not None}
     damaged = len(results) - len(done)
     other, restart = made_otherwise(sweep, done), stale_checkpoints(sweep, done)
-    unfinished = {r.id: UNFINISHED for r in sweep.runs
-                  if r.id in done and r.id not in other and replacing(r.results).exists()}
+    unfinished = unfinished_runs(sweep, done, other)
     if not overwrite:
         refuse_unfinished(sweep, unfinished)
         refuse_other_settings(sweep, other, restart)
@@ -159,6 +158,12 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 #: the state of a kept results file an interrupted or failed ``--overwrite`` marked for replacement
 UNFINISHED = "an unfinished --overwrite"
+
+
+def unfinished_runs(sweep: Sweep, kept: dict[str, RunResult], other: dict[str, str]) -> dict[str, str]:
+    """{run id: :data:`UNFINISHED`} of the ``kept`` results files, made with the planned settings (not in
+    ``other``), that an ``--overwrite`` which did not finish marked for replacement."""
+    return {r.id: UNFINISHED for r in sweep.runs if r.id in kept and r.id not in other and replacing(r.results).exists()}
 
 
 def refuse_unfinished(sweep: Sweep, unfinished: dict[str, str]) -> None:
