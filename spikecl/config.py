@@ -35,6 +35,9 @@ from spikecl.errors import ConfigError, did_you_mean
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
 SEED_MAX = (1 << 32) - 1
+#: the most CPU threads one process of this machine may take, and processes times threads of a launch: 4 per CPU
+#: (more only wait for cores; thousands exhaust the process limit)
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 #: the largest float32: a neuron parameter above it would be infinite in the network
 FLOAT32_MAX = 3.4028234663852886e38
 

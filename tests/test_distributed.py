@@ -201,7 +201,7 @@ def test_nproc_must_be_positive(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(exp), "--nproc", "0"])
     assert exit_.value.code == 2
-    assert "argument --nproc: expected a number of processes ≥ 1" in capsys.readouterr().err
+    assert "argument --nproc: expected a number of processes (at most 4 per CPU) from 1 to" in capsys.readouterr().err
 
 
 @pytest.mark.slow

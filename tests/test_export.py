@@ -749,3 +749,14 @@ def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in()
     placed = resources.partition(quantize(NetworkSpec(layers, 2, "latency", 10)), resources.preset("loihi2"))
     assert all(p.input_axons <= 4096 and p.output_axons_per_core <= 4096 for p in placed)
     assert placed[0].limited_by == "output axons"
+
+
+def test_conv_cores_whose_neurons_sit_alike_are_counted_once():
+    """A block of a row's neurons moved along the row reads as many inputs: 32 cores of one 32 x 32 channel are 3
+    block shapes (the first row, the inner ones, the last)."""
+    layer = quantize(NetworkSpec((LayerSpec("c0", np.ones((1, 1, 3, 3)), None, 0.9, 1.0, "zero",
+                                            conv=_conv((1, 32, 32), (1, 32, 32))),
+                                  LayerSpec("readout", np.ones((2, 1024)), None, 0.9, 1.0, "none")),
+                                 2, "latency", 2)).layers[0]
+    axons = LayerAxons(layer)
+    assert axons.most_inputs(32) == 3 * 32 and len(axons._counts[0]) == 3

@@ -412,7 +412,7 @@ def test_learnable_beta_or_threshold_is_refused_by_the_fused_engine_and_learns_o
 @pytest.mark.parametrize("kind", ["direct", "poisson", "latency"])
 def test_raw_8_bit_images_are_refused_by_every_static_encoder_trainer_and_evaluation(kind):
     raw = torch.tensor([[0, 3, 128, 255]], dtype=torch.uint8)
-    for x in (raw, raw.numpy(), raw.tolist()):
+    for x in (raw, raw.numpy(), raw.tolist(), raw.numpy().astype(np.uint16), raw.to(torch.uint32)):
         with pytest.raises(DataError, match=r"integer values up to 255, .*\(x / 255"):
             encode(x, 4, kind, torch.Generator().manual_seed(0))
     net, y = build_mlp(4, [5], 3), torch.zeros(1, dtype=torch.long)
@@ -422,6 +422,8 @@ def test_raw_8_bit_images_are_refused_by_every_static_encoder_trainer_and_evalua
     with pytest.raises(DataError, match=r"training batch: integer values up to 255"):
         tr.train_batch(raw, y, None, None, torch.optim.SGD(net.parameters(), lr=0.1),
                        generator=torch.Generator().manual_seed(0))
+    for wide in (np.uint16, np.uint32, np.uint64):                      # 0/1 in any integer type are intensities
+        assert encode(np.array([[0, 1]], dtype=wide), 2, kind, torch.Generator().manual_seed(0)).shape == (2, 1, 2)
     events = torch.tensor([[[0, 3], [2, 0]]], dtype=torch.int64)        # event counts [B, T, n] may exceed 1
     assert torch.equal(encode(events, 2, "events"), events.transpose(0, 1).float())
     assert torch.equal(encode(torch.tensor([[0, 1]]), 2, kind, torch.Generator().manual_seed(0))[:, 0, 0],

@@ -397,3 +397,20 @@ def test_the_dry_run_of_a_complete_sweep_needs_no_writable_folder(sweep_files, i
     monkeypatch.setattr(os, "access", lambda p, mode: False)
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.startswith("complete  ")
+
+
+def test_a_local_sweep_refuses_more_threads_per_run_than_four_per_cpu(sweep_files, tmp_path, monkeypatch, capsys):
+    """cpus_per_run sets each run's threads: thousands on a local instance exhaust the process limit."""
+    from spikecl.config import MAX_THREADS
+
+    class Local(InlineRay):
+        def cluster_resources(self):
+            return {"CPU": 10 * MAX_THREADS}
+
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: (Local(), True))
+    path = sweep_files(BASE, SWEEP)
+    assert main(["sweep", str(path), "--no-progress", "--set", f"num_cpus={10 * MAX_THREADS}",
+                 "--set", f"cpus_per_run={MAX_THREADS + 1}"]) == 2
+    assert f"cpus_per_run = {MAX_THREADS + 1}: threads per run are more than {MAX_THREADS} (4 per CPU of this " \
+           "machine)" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.h5"))

@@ -9,10 +9,8 @@ import os
 from pathlib import Path
 
 from spikecl.commands import bounded
+from spikecl.config import MAX_THREADS
 from spikecl.errors import ConfigError
-
-#: the most ``--threads``: 4 per CPU of this machine (more only waits for cores; thousands exhaust the process limit)
-MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 def _seeds(text: str) -> list[int]:

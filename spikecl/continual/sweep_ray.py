@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
+from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, made_otherwise, refuse_other_settings, run_config,
                                      stale_checkpoints, sweep_dir)
@@ -227,15 +228,17 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused
     ray, started = start_ray(address, (0 if address else cfg.num_cpus) if num_cpus is None else num_cpus)
     cpus = ray.cluster_resources().get("CPU", 0)
-    if cfg.cpus_per_run > cpus:
+    threads = max(1, int(cfg.cpus_per_run))
+    too_many = (f"is more than the {cpus:g} CPUs of the Ray cluster: no run could start" if cfg.cpus_per_run > cpus
+                else f"threads per run are more than {MAX_THREADS} (4 per CPU of this machine)"
+                if started and threads > MAX_THREADS else None)
+    if too_many:
         if started:
             ray.shutdown()
-        raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} is more than the {cpus:g} CPUs of the Ray cluster: "
-                          "no run could start")
+        raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g}: {too_many}")
     if overwrite:
         mark_replaced([r.results for r in todo], sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
-    threads = max(1, int(cfg.cpus_per_run))
 
     def submit(run: SweepRun, attempt: int):
         return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins), overwrite)

@@ -53,10 +53,13 @@ class LayerAxons:
 
     def reach(self, per_core: int) -> np.ndarray:
         """For each presynaptic neuron [n_in], how many cores it reaches (its output axons into this layer)."""
-        counts = np.zeros(self.n_in, dtype=np.int64)
-        for reached in self.inputs(per_core):
-            counts += reached
-        return counts
+        if self.conv is None:
+            return sum((reached.astype(np.int64) for reached in self.inputs(per_core)), np.zeros(self.n_in, np.int64))
+        counts = np.zeros((self.conv.in_shape[0], self.spots), dtype=np.int64)
+        for start in range(0, self.n_out, per_core):
+            spots, reached = self._conv_reached(start, min(start + per_core, self.n_out))
+            counts[:, spots] += reached                  # only the spots the core reads: no [n_in] pass per core
+        return counts.reshape(-1)
 
     def _blocks(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         """(output channel, input spots that each kernel tap of its neurons in ``start..stop - 1`` reads
@@ -72,7 +75,7 @@ class LayerAxons:
             return int(self._conv_mask(start, stop).sum())
         o, block = blocks[0]
         valid = block >= 0
-        shape = np.where(valid, block - block[valid].min(initial=0), -1).tobytes()
+        shape = np.where(valid, block - (block[valid].min() if valid.any() else 0), -1).tobytes()
         if shape not in self._counts[o]:                 # a block moved by whole spots reads as many inputs
             taps, channels = self.groups[o]
             _, read = _group_reads(taps, block)
@@ -81,11 +84,20 @@ class LayerAxons:
 
     def _conv_mask(self, start: int, stop: int) -> np.ndarray:
         reached = np.zeros((self.conv.in_shape[0], self.spots), dtype=bool)
-        for o, block in self._blocks(start, stop):
-            taps, channels = self.groups[o]
-            spots, read = _group_reads(taps, block)
-            reached[:, spots] |= (channels.T.astype(np.float32) @ read.astype(np.float32)) > 0
+        spots, block_reached = self._conv_reached(start, stop)
+        reached[:, spots] = block_reached
         return reached.reshape(-1)
+
+    def _conv_reached(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the input spots [U] that conv neurons ``start..stop - 1`` read, bool [C_in, U]: which input channel at
+        which of them reaches one of the neurons)."""
+        reads = [(o, *_group_reads(self.groups[o][0], block)) for o, block in self._blocks(start, stop)]
+        spots = np.unique(np.concatenate([read[1] for read in reads]))
+        reached = np.zeros((self.conv.in_shape[0], len(spots)), dtype=bool)
+        for o, read_spots, read in reads:
+            channels = self.groups[o][1].T.astype(np.float32)                  # [C_in, G]
+            reached[:, np.searchsorted(spots, read_spots)] |= (channels @ read.astype(np.float32)) > 0
+        return spots, reached
 
 
 def _group_reads(taps: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,11 +39,11 @@ def as_input(x, what: str = "input", finite: bool = True, intensities: bool = Fa
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ShapeError(f"{what}: expected a tensor or numeric array, got {type(x).__name__}") from exc
     integer = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
-    if intensities and integer and x.numel() and int(x.max()) > 1:
-        raise DataError(f"{what}: integer values up to {int(x.max())}, but static inputs are intensities in [0, 1]; "
-                        "scale them first (x / 255 for 8-bit images)")
     if x.dtype in (torch.float64, torch.float16, torch.bfloat16) or not (x.is_floating_point() or x.is_complex()):
-        x = x.to(torch.float32)
+        x = x.to(torch.float32)                            # before any max: torch has none for uint16..uint64
+    if intensities and integer and x.numel() and float(x.max()) > 1:
+        raise DataError(f"{what}: integer values up to {float(x.max()):g}, but static inputs are intensities in "
+                        "[0, 1]; scale them first (x / 255 for 8-bit images)")
     if x.is_complex():
         raise ShapeError(f"{what} has dtype {x.dtype}; expected a real floating-point tensor")
     if finite and x.device.type == "cpu" and x.numel() and not bool(finite_flag(x)):
