@@ -411,6 +411,6 @@ def test_a_local_sweep_refuses_more_threads_per_run_than_four_per_cpu(sweep_file
     path = sweep_files(BASE, SWEEP)
     assert main(["sweep", str(path), "--no-progress", "--set", f"num_cpus={10 * MAX_THREADS}",
                  "--set", f"cpus_per_run={MAX_THREADS + 1}"]) == 2
-    assert f"cpus_per_run = {MAX_THREADS + 1}: threads per run are more than {MAX_THREADS} (4 per CPU of this " \
-           "machine)" in capsys.readouterr().err
+    assert f"cpus_per_run = {MAX_THREADS + 1} gives each run {MAX_THREADS + 1} threads, more than {MAX_THREADS} " \
+           "(4 per CPU of this machine)" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.h5"))

@@ -230,12 +230,12 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     cpus = ray.cluster_resources().get("CPU", 0)
     threads = max(1, int(cfg.cpus_per_run))
     too_many = (f"is more than the {cpus:g} CPUs of the Ray cluster: no run could start" if cfg.cpus_per_run > cpus
-                else f"threads per run are more than {MAX_THREADS} (4 per CPU of this machine)"
+                else f"gives each run {threads} threads, more than {MAX_THREADS} (4 per CPU of this machine)"
                 if started and threads > MAX_THREADS else None)
     if too_many:
         if started:
             ray.shutdown()
-        raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g}: {too_many}")
+        raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} {too_many}")
     if overwrite:
         mark_replaced([r.results for r in todo], sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
