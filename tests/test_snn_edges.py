@@ -347,7 +347,8 @@ def test_a_masked_output_is_never_predicted_however_low_the_active_logits():
 
 
 @pytest.mark.parametrize("built, saved, key", [
-    (LIFParams(beta=0.9), LIFParams(beta=0.5), r"lif\.beta: the state dict holds 0\.5, this network was built with 0\.9"),
+    (LIFParams(beta=0.9), LIFParams(beta=0.5),
+     r"lif\.beta: the state dict holds 0\.5, this network was built with 0\.9"),
     (LIFParams(reset="zero"), LIFParams(), r"reset_mechanism_val: the state dict holds subtract, .* built with zero"),
     (LIFParams(threshold=2.0), LIFParams(), r"lif\.threshold: the state dict holds 1, .* built with 2")])
 def test_a_state_dict_of_other_neuron_settings_is_refused_by_name(built, saved, key):

@@ -164,7 +164,8 @@ UNFINISHED = "an unfinished --overwrite"
 def unfinished_runs(sweep: Sweep, kept: dict[str, RunResult], other: dict[str, str]) -> dict[str, str]:
     """{run id: :data:`UNFINISHED`} of the ``kept`` results files, made with the planned settings (not in
     ``other``), that an ``--overwrite`` which did not finish marked for replacement."""
-    return {r.id: UNFINISHED for r in sweep.runs if r.id in kept and r.id not in other and replacing(r.results).exists()}
+    return {r.id: UNFINISHED for r in sweep.runs
+            if r.id in kept and r.id not in other and replacing(r.results).exists()}
 
 
 def refuse_unfinished(sweep: Sweep, unfinished: dict[str, str]) -> None:

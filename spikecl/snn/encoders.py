@@ -20,9 +20,10 @@ def direct(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 
 
 def poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bernoulli spikes with probability ``x`` (clamped to [0, 1]) per step (rate coding); reproducible with ``generator``. Drawn sample
-    by sample ([B, T, ...], then laid out time first), so encoding a batch in chunks from one CPU generator gives the
-    spikes of encoding it whole (an evaluation's accuracy does not depend on its batch size)."""
+    """Bernoulli spikes with probability ``x`` (clamped to [0, 1]) per step (rate coding); reproducible with
+    ``generator``. Drawn sample by sample ([B, T, ...], then laid out time first), so encoding a batch in chunks
+    from one CPU generator gives the spikes of encoding it whole (an evaluation's accuracy does not depend on its
+    batch size)."""
     probs = x.clamp(0.0, 1.0).unsqueeze(1).expand(x.shape[0], num_steps, *x.shape[1:])
     return torch.bernoulli(probs, generator=generator).transpose(0, 1).contiguous()
 
