@@ -72,7 +72,7 @@ class LayerAxons:
         input channels, the distinct spots its taps read times the group's channels)."""
         blocks = list(self._blocks(start, stop))
         if len(blocks) > 1:
-            return int(self._conv_mask(start, stop).sum())
+            return int(self._conv_reached(start, stop)[1].sum())
         o, block = blocks[0]
         valid = block >= 0
         shape = np.where(valid, block - (block[valid].min() if valid.any() else 0), -1).tobytes()

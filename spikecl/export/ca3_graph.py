@@ -323,11 +323,8 @@ def _readout_group(f, steps: int) -> dict:
 
 def _reference(f, path: Path, pops: dict, plastic: dict, steps: int) -> dict:
     """The stored reference run: spikes of every population, weights of every plastic projection, and attrs."""
-    import h5py
-
     for group in ("reference", "reference/spikes", "reference/weights"):
-        if not isinstance(f[group] if group in f else None, h5py.Group):
-            raise DataError(f"{path}: missing group '/{group}'")
+        _group(f, group, required=True)
     unknown = [p for p in f["reference/spikes"] if p not in pops] + \
         [k for k in f["reference/weights"] if k not in plastic]
     if unknown:
