@@ -316,6 +316,27 @@ def test_synapse_count_matches_the_published_formula():
         assert n["plastic"] == 2 * C * M
 
 
+def _torch_ca3(*args):
+    from spikecl.memory.torch_net import TorchCA3
+
+    return TorchCA3(*args)
+
+
+def _brian2_ca3(*args):
+    from spikecl.memory.brian2_net import Brian2CA3
+
+    return Brian2CA3(*args)
+
+
+def _raster(steps: int, width: int, nan: bool = False) -> np.ndarray:
+    """A float raster [steps, width] with a spike on every third step (a NaN in the first row with ``nan``)."""
+    x = np.zeros((steps, width))
+    x[::3] = 1.0
+    if nan:
+        x[0, 0] = np.nan
+    return x
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: learn(5, [0], n_cues=5, n_bits=4), "cue 5 is out of range"),
     (lambda: learn(-1, [0], n_cues=5, n_bits=4), "out of range"),
@@ -332,6 +353,17 @@ def test_synapse_count_matches_the_published_formula():
     (lambda: CA3Memory(5, 10, backend="torch").run(learn(0, [1])), "expected a list of operations"),
     (lambda: make_schedule(3, 2, 2), "operations: expected a list of operations"),
     (lambda: CA3Memory(0, 4), "n_cues"),
+    (lambda: CA3Memory(3, 4, CA3Params(match_k=5), backend="torch"), "match_k = 5 exceeds the 4 content bits"),
+    (lambda: run_batch([[learn(0, [0])]], 3, 4, CA3Params(match_k=5)), "match_k = 5 exceeds the 4 content bits"),
+    (lambda: _torch_ca3(CA3Params(), 0, 10), "n_cues: expected a positive integer, got 0"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(_raster(20, 2, nan=True), _raster(20, 3)), "cue_input: spikes are 0 or 1"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(_raster(20, 2), _raster(20, 3) * 0.3), "content_input: spikes are 0 or"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(-_raster(5, 2), _raster(5, 3)), "found -1.0"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(_raster(5, 2), _raster(5, 3), gate=np.ones(4)), "gate has shape (4,)"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(_raster(5, 2), _raster(5, 3), gate=np.full(5, 0.5)), "gate: spikes"),
+    (lambda: _brian2_ca3(CA3Params(), 2, 3).run(_raster(5, 2, nan=True), _raster(5, 3)), "cue_input: spikes are 0 "),
+    (lambda: _brian2_ca3(CA3Params(read_only_recall=True), 2, 3).run(_raster(5, 2), _raster(5, 3), np.ones(3)),
+     "gate has shape (3,); expected one value per step of the inputs, (5,)"),
     (lambda: CA3Memory(2, 4, backend="nest"), "backend"),
     (lambda: CA3Params(tau_m_slow_ms=-1.0), "tau_m_slow_ms"),
     (lambda: CA3Params(delay_output_ms=0.5), "delay_output_ms"),

@@ -204,6 +204,7 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
     ("stress.fragment_sizes=[1, 1]", "stress.fragment_sizes: 1 appears more than once"),
     ("stress.densities=[0.3, 0.35]", "stress.densities: 0.3 and 0.35 both store 2-bit contents at M = 6"),
     ("params.tau_refrac_ms=1.5", "tau_refrac_ms: a whole number of ms >= 0"),
+    ("params.match_k=7", "stress variant 'published': match_k = 7 exceeds the 6 content bits"),
 ])
 def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override, message):
     assert run_cli(tmp_path, "--set", override) == 2

@@ -31,6 +31,20 @@ def test_views_agree_and_copy_semantics_are_as_documented():
     assert SDR.from_dense(a.dense) == a and a.reshape((2, 5)).reshape(10) == a
 
 
+def test_pickled_and_deep_copied_sdrs_stay_read_only_and_a_tampered_pickle_is_refused():
+    import copy
+    import pickle
+
+    a = SDR.from_coordinates((2, 5), ([0, 1], [4, 2]))
+    for b in (pickle.loads(pickle.dumps(a)), copy.deepcopy(a), copy.copy(a)):
+        assert b == a and hash(b) == hash(a) and b.shape == (2, 5) and not b.sparse.flags.writeable
+        with pytest.raises(ValueError):
+            b.sparse[0] = 9
+    tampered = pickle.dumps(SDR(10, [1, 2])).replace(pickle.dumps(1)[2:-1], pickle.dumps(2)[2:-1], 1)
+    with pytest.raises(ShapeError, match="duplicate 2"):
+        pickle.loads(tampered)
+
+
 def test_set_operations_and_sparsity():
     a, b = SDR.from_sparse(10, [1, 4, 7]), SDR.from_sparse(10, [9, 4, 7])
     assert a.overlap(b) == 2
@@ -69,6 +83,7 @@ def test_noise_and_random_are_seeded_and_keep_sparsity():
     (lambda: SDR((0, 3)), "positive integers"),
     (lambda: SDR(10, [1]).overlap(SDR(11, [1])), "sizes differ"),
     (lambda: SDR(10, [1]).reshape(7), "cannot reshape"),
+    (lambda: stack_dense([SDR(4, [1]), [1, 2]]), "takes SDRs, got list"),
 ])
 def test_bad_input_is_a_one_line_shape_error(make, message):
     with pytest.raises(ShapeError, match=message) as info:

@@ -140,6 +140,19 @@ def test_sequences_recalled_from_their_first_two_frames():
     assert overlap.mean() > 0.98 and overlap[:, -1].mean() > 0.95
 
 
+def test_sequence_recall_counts_a_tie_among_the_nearest_stored_codes_as_a_share():
+    """Identical frames get identical fly-hash codes: every recalled frame ties with all S·T stored codes, so each
+    scores 1/(S·T) (the lowest index winning the tie would give 0: frame 0 is never recalled)."""
+    from spikecl.data.codes import FlyHashConfig as Fly
+    from spikecl.sdr.experiment import EvalConfig
+    from spikecl.sdr.measures import sequence_recall
+
+    x = np.tile(np.random.default_rng(0).random((1, 64)) > 0.5, (12, 1))
+    ev = EvalConfig(sequences=2, sequence_length=4, sequence_cms=4, sequence_cells_per_cm=8)
+    got = sequence_recall(SparseyConfig(image_shape=[8, 8]), ev, Fly(), x, seed=0)
+    assert got["sequence_recall_flyhash"] == pytest.approx(1 / 8)
+
+
 def sequence_coder(two_level):
     mac = MacConfig(n_cms=8, cells_per_cm=16, sequences=True)
     layout = dict(layout="grid", grid=[2, 2], patch=[6, 6], two_level=True,
@@ -247,6 +260,11 @@ def test_bad_input_is_a_one_line_error(call, error, message):
     ({"layout": "hex"}, "layout: 'hex' is not allowed"),
     ({"patch": [40, 40], "layout": "grid"}, "larger than the image"),
     ({"grid": [4]}, "grid: expected two integers"),
+    ({"layout": "grid", "grid": [1, 3], "patch": [10, 10]},
+     "grid / patch: 1 x 10-wide patches leave 18 of the 28 rows of the image \\[28, 28\\] unseen \\(first 10, last 27\\)"),
+    ({"layout": "grid", "grid": [2, 2], "patch": [7, 7]}, "leave 14 of the 28 rows .* \\(first 7, last 20\\)"),
+    ({"layout": "grid", "grid": [4, 4], "patch": [7, 7], "two_level": True, "top_grid": [1, 2], "top_patch": [2, 2]},
+     "top_grid / top_patch: 1 x 2-wide patches leave 2 of the 4 rows of the level-1 grid \\[4, 4\\] unseen"),
     ({"mac": {"Q": 4}}, "unknown key 'mac.Q'"),
 ])
 def test_bad_config_is_a_config_error(raw, message):

@@ -18,10 +18,22 @@ from __future__ import annotations
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
-from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, connections,
-                                   population_sizes)
+from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, check_sizes,
+                                   check_spikes, connections, population_sizes)
 
 TARGETS = ("numpy", "cython")
+
+
+def drive_arrays(cue_input, content_input, gate) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The inputs as bool arrays and the gate as a float array [T] (or None), each checked to hold only 0 and 1."""
+    cue_input = check_spikes(np.asarray(cue_input), "cue_input").astype(bool)
+    content_input = check_spikes(np.asarray(content_input), "content_input").astype(bool)
+    if gate is not None:
+        gate = check_spikes(np.asarray(gate), "gate").astype(float)
+        if gate.shape != cue_input.shape[:1]:
+            raise ShapeError(f"gate has shape {gate.shape}; expected one value per step of the inputs, "
+                             f"{cue_input.shape[:1]}")
+    return cue_input, content_input, gate
 
 
 class Brian2CA3:
@@ -33,6 +45,7 @@ class Brian2CA3:
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, target: str = "numpy") -> None:
         params = as_params(params)
+        n_cues, n_bits = check_sizes(n_cues, n_bits, params)
         if target not in TARGETS:
             raise ConfigError(f"Brian2 target {target!r}: choose one of {TARGETS} (runtime targets)")
         b2 = require("brian2", "brian2")
@@ -118,7 +131,7 @@ class Brian2CA3:
         """Simulate ``T`` more steps driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (booleans; step 0 is
         the current time). ``gate [T]``: 1 where plasticity is on (used with ``read_only_recall``).
         Returns every population's boolean raster ``[T, N]``."""
-        cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
+        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits):
             raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
@@ -199,7 +212,7 @@ class CompiledBrian2CA3(Brian2CA3):
         """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
         returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its weights after the T
         steps (refused where activity went on past them)."""
-        cue_input, content_input = np.asarray(cue_input, bool), np.asarray(content_input, bool)
+        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
                 or n_steps > self.max_steps:

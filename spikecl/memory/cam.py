@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError
-from spikecl.memory.params import CA3Params, as_params
+from spikecl.memory.params import CA3Params, as_params, check_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, as_schedule,
                                      check_readout, decode, encode, learn, make_schedule, plasticity_gate,
                                      recall_by_content, recall_by_cue)
@@ -34,12 +34,6 @@ class MemoryRun:
     results: list[OperationResult]
     spikes: dict[str, np.ndarray]
     weights: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _check_size(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{what}: expected a positive integer, got {value!r}")
-    return int(value)
 
 
 def check_device(device) -> str:
@@ -62,8 +56,8 @@ class CA3Memory:
 
     def __init__(self, n_cues: int, n_bits: int, params: CA3Params | None = None, *, backend: str = "brian2",
                  device: str | None = None, target: str | None = None, spacing_ms: int = DEFAULT_SPACING_MS) -> None:
-        self.n_cues, self.n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
         self.params = as_params(params)
+        self.n_cues, self.n_bits = check_sizes(n_cues, n_bits, self.params)
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r}: choose one of {BACKENDS}")
         if target is not None if backend == "torch" else device is not None:
@@ -135,7 +129,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     from spikecl.memory.parallel import simulate
 
     params = as_params(params)
-    n_cues, n_bits = _check_size(n_cues, "n_cues"), _check_size(n_bits, "n_bits")
+    n_cues, n_bits = check_sizes(n_cues, n_bits, params)
     if not schedules:
         raise ConfigError("run_batch needs at least one schedule")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:

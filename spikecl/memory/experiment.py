@@ -44,7 +44,7 @@ from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
-from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
+from spikecl.memory.params import PLASTIC, CA3Params, check_sizes, population_sizes
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.report import params_text
 from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue, recorded_schedule
@@ -305,7 +305,9 @@ def check_stress(cfg: CA3ExperimentConfig) -> None:
                 raise ConfigError(f"params.{key}: the stress variant {variant!r} sets {key} itself; drop "
                                   f"params.{key} or that variant")
         try:
-            variant_params(cfg.model_params(), variant)
+            params = variant_params(cfg.model_params(), variant)
+            for c, m in stress.sizes:
+                check_sizes(c, m, params)
         except ConfigError as exc:
             raise ConfigError(f"stress variant {variant!r}: {exc}") from None
 

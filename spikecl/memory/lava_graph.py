@@ -22,7 +22,7 @@ import numpy as np
 
 from spikecl.errors import ConfigError
 from spikecl.io import atomic_write
-from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, \
+from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, check_sizes, \
     connections, population_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, as_schedule,
                                      check_readout, encode)
@@ -110,6 +110,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     """Lay ``operations`` out (or take a ready :class:`Schedule`), run them on the torch stepper and write the
     learning graph (network, input rasters, readout steps, ideal answers, reference run) to ``path``."""
     params = as_params(params)
+    n_cues, n_bits = check_sizes(n_cues, n_bits, params)
     if params.read_only_recall:
         raise ConfigError("read_only_recall: the Lava CA3 graph has no plasticity gate; use the published rule")
     if params.steps(params.delay_plastic_ms) != 0:

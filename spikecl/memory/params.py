@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ShapeError
 
 #: population name -> (size symbol, cell kind); size symbol "C" (cues), "M" (content bits) or "1".
 POPULATIONS: dict[str, tuple[str, str]] = {
@@ -306,6 +306,28 @@ def as_params(params: CA3Params | None) -> CA3Params:
         raise ConfigError(f"params: expected CA3Params (or None for the published model), got "
                           f"{type(params).__name__}")
     return params
+
+
+def check_sizes(n_cues, n_bits, params: CA3Params | None = None) -> tuple[int, int]:
+    """(C, M) as ints: each a positive integer, and M at least ``params.match_k`` (a fragment needs k matching
+    content bits to answer); else a one-line ConfigError."""
+    for value, what in ((n_cues, "n_cues"), (n_bits, "n_bits")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{what}: expected a positive integer, got {value!r}")
+    if as_params(params).match_k > n_bits:
+        raise ConfigError(f"match_k = {as_params(params).match_k} exceeds the {n_bits} content bits: recall by "
+                          f"content could never answer")
+    return int(n_cues), int(n_bits)
+
+
+def check_spikes(x, what: str):
+    """``x`` (numpy array or torch tensor) as it is when every value is 0 or 1 (bool, integers or floats); else a
+    one-line ShapeError naming ``what`` and a value found (NaN included)."""
+    if str(x.dtype) not in ("bool", "torch.bool"):
+        wrong = (x != 0) & (x != 1)
+        if bool(wrong.any()):
+            raise ShapeError(f"{what}: spikes are 0 or 1, found {x[wrong].reshape(-1)[0].item()!r}")
+    return x
 
 
 def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:

@@ -31,8 +31,8 @@ from typing import NamedTuple
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
-from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, connections, \
-    population_slices
+from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, check_sizes, \
+    check_spikes, connections, population_slices
 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
 #: at a time), are then the rows that STDP reads and writes contiguously in both projections
@@ -403,6 +403,7 @@ class TorchCA3:
                  dtype=None, chunk: int | None = None) -> None:
         torch = require("torch", "torch")
         params = as_params(params)
+        n_cues, n_bits = check_sizes(n_cues, n_bits, params)
         if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available")
         if batch_size < 1:
@@ -429,7 +430,7 @@ class TorchCA3:
         n_steps, depth = cue.shape[0], state.history.shape[0]
         if content.shape[0] != n_steps:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
-        gate = torch.ones(n_steps, B) if gate is None else torch.as_tensor(np.asarray(gate), dtype=torch.float64)
+        gate = torch.ones(n_steps, B) if gate is None else self._gate(gate, n_steps)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
         n_in = consts.n_inputs
         inputs = torch.cat([state.history[:, :, :n_in].flip(0), torch.cat([cue, content], dim=2)])
@@ -451,7 +452,16 @@ class TorchCA3:
             x = x[:, None, :].expand(-1, self.batch_size, -1)
         if x.ndim != 3 or x.shape[1:] != (self.batch_size, width):
             raise ShapeError(f"{what} has shape {tuple(x.shape)}; expected [T, {self.batch_size}, {width}]")
-        return x.to(device=self.device, dtype=torch.bool)
+        return check_spikes(x, what).to(device=self.device, dtype=torch.bool)
+
+    def _gate(self, gate, n_steps: int):
+        """``gate`` [T], [T, 1] or [T, B] of 0/1 as a float64 tensor; else a one-line ShapeError."""
+        torch = require("torch", "torch")
+        gate = torch.as_tensor(np.asarray(gate) if not isinstance(gate, torch.Tensor) else gate)
+        if tuple(gate.shape) not in ((n_steps,), (n_steps, 1), (n_steps, self.batch_size)):
+            raise ShapeError(f"gate has shape {tuple(gate.shape)}; expected [{n_steps}] or [{n_steps}, "
+                             f"{self.batch_size}]")
+        return check_spikes(gate, "gate").to(torch.float64)
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA as numpy: ``cue_to_content [B, C, M]`` and ``content_to_cue [B, M, C]``."""

@@ -199,7 +199,7 @@ def sequence_recall(cfg: SparseyConfig, ev, fly_cfg: FlyHashConfig, x: np.ndarra
                     seed: int) -> dict[str, float]:
     """Sequences of distinct training images [S, T, N] stored once, recalled from their first two frames: the
     fraction of later frames whose recalled code is nearer (overlap) to its own stored code than to any other of the
-    S·T stored codes. Sparsey: one whole-input mac (``sequence_cms`` × ``sequence_cells_per_cm``, the model's CSA
+    S·T stored codes (a tie among the k nearest counts 1/k, an empty recalled code 0). Sparsey: one whole-input mac (``sequence_cms`` × ``sequence_cells_per_cm``, the model's CSA
     parameters) with horizontal weights; control: fly-hash codes of the same size and sparsity chained by a
     :class:`SuccessorMemory`. ``ev``: the experiment's eval settings (``sequences``, ``sequence_length``,
     ``sequence_cms``, ``sequence_cells_per_cm``)."""
@@ -230,7 +230,7 @@ def sequence_recall(cfg: SparseyConfig, ev, fly_cfg: FlyHashConfig, x: np.ndarra
         every = stored[name].reshape(n_frames, n_bits).astype(np.float32)
         later = recalled[name][:, 2:].reshape(-1, n_bits).astype(np.float32)
         own = (np.arange(n_frames).reshape(ev.sequences, ev.sequence_length)[:, 2:]).ravel()
-        out[f"sequence_recall_{name}"] = float(((later @ every.T).argmax(axis=1) == own).mean())
+        out[f"sequence_recall_{name}"] = float(_identity_hits(later @ every.T, own).mean())
     return out
 
 

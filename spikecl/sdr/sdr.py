@@ -246,6 +246,11 @@ class SDR:
     def __hash__(self) -> int:
         return hash((self._shape, self._sparse.tobytes()))
 
+    def __reduce__(self):
+        """Pickled (and deep-copied) as its shape and indices, rebuilt through the validating constructor, so a
+        copy is read-only like the original and a tampered pickle is refused."""
+        return SDR, (self._shape, self._sparse.tolist())
+
     def __len__(self) -> int:
         return self.size
 
@@ -262,6 +267,9 @@ def stack_dense(sdrs: Sequence[SDR]) -> np.ndarray:
     """Bool matrix ``[B, size]`` of a list of equally sized SDRs (a new array)."""
     if not sdrs:
         raise ShapeError("stack_dense needs at least one SDR")
+    for s in sdrs:
+        if not isinstance(s, SDR):
+            raise ShapeError(f"stack_dense takes SDRs, got {type(s).__name__}")
     size = sdrs[0].size
     out = np.zeros((len(sdrs), size), dtype=bool)
     for row, s in enumerate(sdrs):

@@ -158,6 +158,10 @@ class SparseyConfig:
                                or any(t > g for t, g in zip(self.top_grid, level1))):
             raise ConfigError(f"{prefix}top_grid {self.top_grid} / top_patch {self.top_patch} do not fit the level-1 "
                               f"grid {level1}")
+        if self.layout == "grid":
+            _check_covered(self.image_shape, self.grid, self.patch, f"{prefix}grid / patch", "image")
+        if self.two_level:
+            _check_covered(level1, self.top_grid, self.level2_patch, f"{prefix}top_grid / top_patch", "level-1 grid")
         starts = int(np.prod([s - p + 1 for s, p in zip(self.image_shape, self.patch)]))
         if self.layout == "grid" and self.ensemble == "shifted" and starts < self.n_macs:
             raise ConfigError(f"{prefix}ensemble 'shifted': {self.n_macs} members need distinct fields, but a "
@@ -391,6 +395,21 @@ class MacLayer:
     def weight_fill(self) -> np.ndarray:
         """Fraction of non-zero bottom-up weights per mac [M]."""
         return self.state.n_nonzero / self.state.u[0].size
+
+
+def _check_covered(shape: Sequence[int], grid: Sequence[int], patch: Sequence[int], names: str, what: str) -> None:
+    """A one-line ConfigError where ``grid`` patches of ``patch``, laid out as :func:`grid_receptive_fields` does,
+    leave rows or columns of ``shape`` unseen (a mac would then never see them, and inputs differing only there would
+    get one code)."""
+    for size, n, p, side in zip(shape, grid, patch, ("rows", "columns")):
+        seen = np.zeros(size, dtype=bool)
+        for start in np.linspace(0, size - p, n).round().astype(int):
+            seen[start:start + p] = True
+        unseen = np.flatnonzero(~seen)
+        if unseen.size:
+            raise ConfigError(f"{names}: {n} x {p}-wide patches leave {len(unseen)} of the {size} {side} of the "
+                              f"{what} {list(shape)} unseen (first {unseen[0]}, last {unseen[-1]}); use more patches "
+                              f"or larger ones")
 
 
 def grid_starts(image_shape: Sequence[int], grid: Sequence[int], patch: Sequence[int]) -> tuple[np.ndarray, ...]:
