@@ -201,8 +201,8 @@ def sequence_recall(cfg: SparseyConfig, ev, fly_cfg: FlyHashConfig, x: np.ndarra
     fraction of later frames whose recalled code is nearer (overlap) to its own stored code than to any other of the
     S·T stored codes (a tie among the k nearest counts 1/k, an empty recalled code 0). Sparsey: one whole-input
     mac (``sequence_cms`` × ``sequence_cells_per_cm``, the model's CSA parameters) with horizontal weights;
-    control: fly-hash codes of the same size and sparsity chained by a :class:`SuccessorMemory`. ``ev``: the experiment's eval settings (``sequences``, ``sequence_length``,
-    ``sequence_cms``, ``sequence_cells_per_cm``)."""
+    control: fly-hash codes of the same size and sparsity chained by a :class:`SuccessorMemory`. ``ev``: the
+    experiment's eval settings (``sequences``, ``sequence_length``, ``sequence_cms``, ``sequence_cells_per_cm``)."""
     from dataclasses import replace
 
     from spikecl.sdr.baselines import SuccessorMemory
