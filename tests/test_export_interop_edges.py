@@ -209,6 +209,17 @@ def test_data_dir_is_refused_where_no_data_is_read(tmp_path, capsys):
     assert "--data-dir applies to trained networks" in one_line(capsys)
 
 
+@pytest.mark.parametrize("dataset", ["digits", "mnist5k"])
+def test_data_dir_is_refused_for_a_network_trained_on_a_bundled_dataset(dataset):
+    """export and deploy rebuild the training stream; a dataset that comes with its package reads no folder."""
+    from spikecl.errors import ConfigError
+    from spikecl.export.inputs import trained_stream
+
+    with pytest.raises(ConfigError, match=f"--data-dir: the network was trained on {dataset}, which comes with its "
+                                          "package and is read from no folder; drop --data-dir"):
+        trained_stream({"data": {"dataset": dataset}, "stream": {}}, data_dir="/nonexistent")
+
+
 def test_the_deploy_help_says_which_files_take_samples(capsys):
     with pytest.raises(SystemExit):
         main(["deploy", "--help"])

@@ -10,6 +10,7 @@ from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream, rotate
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, evaluate, make_trainer
+from spikecl.snn.trainers import TrainingHooks
 
 
 @pytest.fixture
@@ -302,6 +303,28 @@ def test_a_head_no_sample_of_the_batch_reads_takes_no_part_in_it(engine, trainer
     torch.testing.assert_close(mixed, alone)
 
 
+def test_a_penalty_at_its_anchor_leaves_unused_heads_without_gradient_and_a_pull_away_from_it_stays():
+    """EWC-like penalty (θ − θ*)² over every parameter: heads the batch does not name sit at their anchor, so the
+    penalty's gradient there is zero and is dropped (weight decay moves nothing); a head moved off its anchor keeps
+    the penalty's pull."""
+    torch.manual_seed(0)
+    net = build_mlp(16, [8], 2, n_heads=3)
+    anchor = [p.detach().clone() for p in net.parameters()]
+
+    class Penalty(TrainingHooks):
+        def penalty(self):
+            return sum(((p - a) ** 2).sum() for p, a in zip(net.parameters(), anchor))
+
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.1)
+    x, y, heads = torch.rand(4, 16), torch.tensor([0, 1, 0, 1]), torch.tensor([2, 2, 2, 2])
+    with torch.no_grad():
+        net.readout.heads[1].weight.add_(0.5)                      # head 1 off its anchor, head 0 on it
+    before = [head.weight.detach().clone() for head in net.readout.heads]
+    make_trainer("bptt", net, 3).train_batch(x, y, heads, None, optimizer, Penalty())
+    assert net.readout.heads[0].weight.grad is None and torch.equal(net.readout.heads[0].weight, before[0])
+    assert (net.readout.heads[1].weight < before[1]).all()         # pulled back towards its anchor
+
+
 @pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
 def test_an_encoded_batch_of_another_length_or_without_time_is_refused(trainer):
     """``train_encoded`` takes [T, B, ...] with the trainer's own T (the online loss is a mean over num_steps): a
@@ -361,6 +384,27 @@ def test_a_state_dict_of_other_neuron_settings_is_refused_by_name(built, saved, 
     same = build_mlp(6, [8], 3, built)
     same.load_state_dict(net.state_dict())                          # the same settings load as before
     assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), net.state_dict().values()))
+
+
+@pytest.mark.parametrize("key", ["layers.0.lif.graded_spikes_factor", "readout.integrator.graded_spikes_factor"])
+def test_a_state_dict_of_graded_spikes_is_refused(key):
+    """Only the snnTorch engine would scale spikes by it (its logits twice the fused engine's at 2)."""
+    net = build_mlp(6, [8], 3)
+    saved = net.state_dict()
+    saved[key] = torch.tensor(2.0)
+    with pytest.raises(ConfigError, match=f"{key}: the state dict holds 2, this network was built with 1; spikecl's "
+                                          "neurons send spikes of 1"):
+        net.load_state_dict(saved)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+def test_a_network_cast_to_half_precision_is_refused_in_one_line(dtype, engine):
+    """Its membranes would be float32 against half-precision weights; bfloat16 training is train.precision's."""
+    net = build_mlp(6, [5], 3, engine=engine).to(dtype)
+    with pytest.raises(ShapeError, match=f"network weights are {dtype}: spikecl's networks run in float32 or "
+                                         "float64"):
+        net(torch.rand(3, 2, 6, dtype=dtype))
 
 
 @pytest.mark.parametrize("where", ["layers.0.synapse.weight", "readout.heads.0.weight"])

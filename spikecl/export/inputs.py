@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spikecl.config import DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
+from spikecl.config import BUNDLED_DATASETS, DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
@@ -72,6 +72,9 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
         raise ConfigError("the exported network carries no training config (data, stream); pass samples "
                           "explicitly") from None
     data_cfg = from_dict(DataConfig, data, "data.")
+    if data_dir and data_cfg.dataset in BUNDLED_DATASETS:
+        raise ConfigError(f"--data-dir: the network was trained on {data_cfg.dataset}, which comes with its package "
+                          "and is read from no folder; drop --data-dir")
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
     seed = check_seed(config.get("seed", 0), "the stored training config's seed")

@@ -149,7 +149,8 @@ class EngineLayer(Recordable):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         """Refuse (ConfigError) a state dict whose neurons' beta, threshold or reset differ from this layer's
         :class:`~spikecl.snn.neurons.LIFParams` (``network.*``), which the trainers' traces and the fused engine's
-        surrogate and reset also follow: loaded alone they would run a mix of both settings."""
+        surrogate and reset also follow: loaded alone they would run a mix of both settings; likewise a graded spike
+        size other than the built one (1), which only the snnTorch engine would apply."""
         for child in ("lif", "integrator"):
             module = getattr(self, child, None)
             for name in NEURON_BUFFERS:
@@ -161,13 +162,14 @@ class EngineLayer(Recordable):
                     continue                                      # learned (snnTorch's learn_beta): its value loads
                 if not torch.equal(saved.to(built), built):
                     raise ConfigError(f"{prefix}{child}.{name}: the state dict holds {_shown(name, saved)}, this "
-                                      f"network was built with {_shown(name, built)}; build it with the same "
-                                      "network.beta, threshold and reset")
+                                      f"network was built with {_shown(name, built)}; " + (
+                                          "spikecl's neurons send spikes of 1" if name == "graded_spikes_factor"
+                                          else "build it with the same network.beta, threshold and reset"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-#: the buffers of snnTorch's ``Leaky`` that :class:`~spikecl.snn.neurons.LIFParams` sets
-NEURON_BUFFERS = ("beta", "threshold", "reset_mechanism_val")
+#: the buffers of snnTorch's ``Leaky`` that :class:`~spikecl.snn.neurons.LIFParams` sets, and its spike size
+NEURON_BUFFERS = ("beta", "threshold", "reset_mechanism_val", "graded_spikes_factor")
 
 
 #: snnTorch's codes of the reset mechanisms (``reset_mechanism_val``)
@@ -318,14 +320,19 @@ class Readout(EngineLayer):
         return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
 
     def release_unused_heads(self, heads: torch.Tensor) -> None:
-        """After a batch's backward pass: the heads no entry of ``heads`` [B] names get ``grad = None`` (not zeros),
-        so no optimiser's weight decay or momentum moves them, as a head outside the batch would not be. Reading
-        which heads those are waits for the device once per batch on CUDA."""
-        if len(self.heads) > 1:
-            for count, head in zip(torch.bincount(heads, minlength=len(self.heads)).tolist(), self.heads):
-                if count == 0:
-                    for param in head.parameters():
-                        param.grad = None
+        """After a batch's backward passes (its loss and any penalty's): the parameters of heads that no entry of
+        ``heads`` [B] names and whose gradient is zero (a penalty at its anchor gives zero) get ``grad = None``, so
+        no optimiser's weight decay or momentum moves them, as a head outside the batch would not be; a penalty's
+        nonzero pull stays. Reading which those are waits for the device twice per batch on CUDA."""
+        if len(self.heads) < 2:
+            return
+        counts = torch.bincount(heads, minlength=len(self.heads)).tolist()
+        unused = [p for count, head in zip(counts, self.heads) if count == 0 for p in head.parameters()
+                  if p.grad is not None]
+        if unused:
+            for param, zero in zip(unused, torch.stack([p.grad.abs().amax() for p in unused]).eq(0).tolist()):
+                if zero:
+                    param.grad = None
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         self._keep_sequence(x_seq)

@@ -21,6 +21,7 @@ from torch import nn
 from spikecl.errors import ConfigError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity, recording
 from spikecl.snn.checks import count, finite_flag, indices
+from spikecl.snn.fused import LOW_PRECISION
 from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLinear
 from spikecl.snn.neurons import LIFParams
 
@@ -48,6 +49,9 @@ class SpikingNetwork(nn.Module):
             raise ShapeError(f"network input has shape {tuple(getattr(x, 'shape', ()))}; expected [T, B, "
                              f"*{self.input_shape}], T and B >= 1 (encode static inputs with spikecl.snn.encode)")
         dtype = self.readout.heads[0].weight.dtype
+        if dtype in LOW_PRECISION:
+            raise ShapeError(f"network weights are {dtype}: spikecl's networks run in float32 or float64; for "
+                             "bfloat16 synapses train with train.precision = 'bfloat16' (autocast)")
         if x.dtype != dtype:
             raise ShapeError(f"network input has dtype {x.dtype}; expected the network's {dtype} "
                              + ("(spikecl.snn.encode converts)" if dtype == torch.float32 else
