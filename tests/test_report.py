@@ -214,6 +214,26 @@ def test_a_variants_own_settings_are_not_noted_as_different_settings():
                          "ewc-momentum | joint).")
 
 
+def test_rules_that_follow_the_method_do_not_part_rows_of_different_methods():
+    """Each run records the rules its own method computes by (EWC's and GPM's Poisson pass draws, the union of two
+    projections' subspaces, SI's gradient): rows of different methods are not noted as made otherwise and each gets
+    intransigence from the joint run; two runs of one method made under different rules still differ."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.report import setting_difference
+    from spikecl.continual.runner import unshown_rules
+
+    cfg = experiment_from_dict({"network": {"encoder": "poisson"}})
+    methods = ["joint", "finetune", "ewc", "gpm", "hlop+gpm", "si+gpm"]
+    rows = [replace(r, config={**r.config, **unshown_rules(cfg, m), "runs_method": m})
+            for m in methods for r in [result(m, 0, methods)]]
+    assert len({frozenset(r.config) for r in rows}) > 2                    # the rules do differ by method
+    text = text_report(rows, matrices=False)
+    assert "Note:" not in text and "Intrans:" not in text
+    assert all("intransigence" in r.metrics for r in rows)
+    older = replace(rows[2], config={k: v for k, v in rows[2].config.items() if k != "pass_draws"})
+    assert setting_difference(rows[2], older, rows) == "pass_draws"
+
+
 def test_a_sweeps_joint_runs_give_intransigence_to_the_runs_of_their_own_point():
     """Sweep summaries label runs ``method @ point``: each point's joint run is the reference of that point's runs
     (same seed, same settings), not of the other point's, and a point without its own joint run gets none."""

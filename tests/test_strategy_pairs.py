@@ -329,6 +329,27 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, 
     assert "unused_heads" not in unshown_rules(experiment_from_dict(TINY), method)
 
 
+def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_within_a_method_only():
+    """``spikecl report`` ignores :data:`~spikecl.continual.report.METHOD_RULES` between rows of different methods:
+    a rule that differs by method and is not listed there would part every such pair of rows."""
+    from spikecl.continual.report import METHOD_RULES
+    from spikecl.continual.runner import unshown_rules
+
+    methods = ["finetune", "joint", "ewc", "si", "gpm", "hlop", "replay", "si+gpm", "hlop+gpm", "ewc+replay",
+               "gpm+hlop", "si+hlop", "hlop+replay"]
+    seen = set()
+    for extra in ({}, {"network": {**TINY["network"], "encoder": "poisson"}},
+                  {"stream": {**TINY["stream"], "kind": "split", "scenario": "task", "train_per_task": 20,
+                              "test_per_task": 10}, "train": {**TINY["train"], "weight_decay": 0.01}},
+                  {"strategy": {"methods": ["ewc+replay"], "replay": {"mode": "after_task"}}}):
+        cfg = experiment_from_dict({**TINY, **extra})
+        rules = [unshown_rules(cfg, m) for m in methods]
+        varying = {k for r in rules for k in r if len({repr(other.get(k)) for other in rules}) > 1}
+        assert varying <= METHOD_RULES, varying - METHOD_RULES
+        seen |= varying
+    assert seen == METHOD_RULES                                   # each listed rule does vary by method
+
+
 @pytest.mark.parametrize("methods, options, refused", [
     (["replay"], {"replay": {"mode": "mixed", "phase_lr": 0.5}},
      "strategy.replay.phase_lr: applies only to mode = 'after_task' or 'auto'; leave it at its default (0.01)"),

@@ -50,6 +50,9 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
 #: :data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`: the method and its options (and the variants table, which a
 #: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`)
 METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"})
+#: the recorded rules (:func:`spikecl.continual.runner.unshown_rules`) that follow a run's method: how that method
+#: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
+METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order"})
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
@@ -80,6 +83,8 @@ def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult]
     """Every setting in which runs ``a`` and ``b`` were made otherwise (see :func:`setting_difference`)."""
     ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results)) - (
         {"data.test_split_seed"} if split else set())
+    if a.config.get("runs_method", a.method) != b.config.get("runs_method", b.method):
+        ignore |= METHOD_RULES
     return map(as_written, differences(a.config, b.config, ignore=ignore))
 
 
