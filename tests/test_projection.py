@@ -10,7 +10,7 @@ from torch import nn
 from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategies.gpm import grow_basis
-from spikecl.continual.strategies.hlop import (_direct_iterations, hebbian_iterations, oja_subspace_step,
+from spikecl.continual.strategies.hlop import (RateCode, _direct_iterations, hebbian_iterations, oja_subspace_step,
                                               orthonormal_rows)
 from spikecl.continual.strategy import Simulation, TaskData
 from spikecl.snn import build_cnn, build_mlp, make_trainer
@@ -25,7 +25,7 @@ def principal_angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("levels", [0, 40])
 def test_oja_subspace_learner_finds_principal_subspace(levels):
-    """Analogue lateral neurons, and spiking ones whose responses are quantised to 40 rate levels."""
+    """Analogue lateral neurons, and spiking ones whose responses are rate-coded in 40 steps of ±20."""
     g = torch.Generator().manual_seed(0)
     n, k = 40, 5
     basis, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
@@ -34,9 +34,19 @@ def test_oja_subspace_learner_finds_principal_subspace(levels):
     h = orthonormal_rows(torch.randn(k, n, generator=g))
     for epoch in range(30):
         for batch in data.split(100):
-            h += oja_subspace_step(h[:0], h, batch, lr=0.5, levels=levels)
+            h += oja_subspace_step(h[:0], h, batch, lr=0.5, rates=RateCode(levels))
     assert principal_angle_deg(h, basis.T[:k]) < 3.0
     torch.testing.assert_close(h @ h.T, torch.eye(k), atol=0.05, rtol=0)
+
+
+def test_spiking_lateral_neurons_rate_code_their_responses_as_the_papers_code_does():
+    """HLOP-SNN's ``inference`` with ``spiking``: round(clamp(y, ±scale) / scale · T) / T · scale; a large response
+    saturates at the scale and coarsens no other (no batch-wide maximum)."""
+    y = torch.tensor([[0.3, 2.0, 30.0], [-0.1, 0.05, 1.0], [-25.0, -0.26, 19.9]])
+    torch.testing.assert_close(RateCode(40, 20.0)(y), torch.tensor([[0.5, 2.0, 20.0], [0.0, 0.0, 1.0],
+                                                                    [-20.0, -0.5, 20.0]]))
+    torch.testing.assert_close(RateCode(40, 20.0)(y[1:2]), torch.tensor([[0.0, 0.0, 1.0]]))
+    assert RateCode()(y) is y                                        # analogue: untouched
 
 
 def _hebbian_problem(seed: int, n: int, k: int, batch: int, n_old: int):
@@ -58,15 +68,17 @@ def test_batch_coefficient_iterations_equal_direct_iterations(momentum, levels, 
     n, k, batch = 200, 12, 50
     x, old, residual, h, velocity = _hebbian_problem(1, n, k, batch, n_old=8)
     lr = 1.5 if normalise else 1.5 / float((residual ** 2).sum(1).mean())
-    fast = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, levels, normalise=normalise)
-    slow = _direct_iterations(h, velocity, x, residual, lr, 20, momentum, levels, float("inf"), normalise)
+    fast = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, RateCode(levels), normalise=normalise)
+    slow = _direct_iterations(h, velocity, x, residual, lr, 20, momentum, RateCode(levels), float("inf"), normalise)
     assert (fast[0] - h).abs().max() > 0.05                     # the steps did move H
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(fast[1], slow[1], atol=1e-6, rtol=0)
     if not normalise:                                           # the same rate: the normalised step's result
-        torch.testing.assert_close(fast[0], hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum, levels)[0],
+        torch.testing.assert_close(fast[0], hebbian_iterations(h, velocity, x, residual, 1.5, 20, momentum,
+                                                                 RateCode(levels))[0],
                                    atol=1e-5, rtol=0)
-    clamped = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, levels, clamp=1e-3, normalise=normalise)
+    clamped = hebbian_iterations(h, velocity, x, residual, lr, 20, momentum, RateCode(levels), clamp=1e-3,
+                                 normalise=normalise)
     assert (clamped[0] - h).abs().max() <= 1e-3 + 1e-7
 
 
@@ -439,16 +451,16 @@ def test_hebbian_forms_equal_literal_oja_steps(momentum, levels):
     lr = 0.5 / float((residual ** 2).sum(1).mean())                  # a stable fixed rate
     literal_h, literal_v = h, velocity
     for _ in range(5):
-        step = oja_subspace_step(literal_h[:0], literal_h, x, lr, levels, residual, normalise=False)
+        step = oja_subspace_step(literal_h[:0], literal_h, x, lr, RateCode(levels), residual, normalise=False)
         literal_v = momentum * literal_v + (1 - momentum) * step if momentum else literal_v
         literal_h = literal_h + (literal_v if momentum else step)
     assert (literal_h - h).abs().max() > 1e-3                         # the steps did move H
-    args = (h, velocity, x, residual, lr, 5, momentum, levels, float("inf"), False)
+    args = (h, velocity, x, residual, lr, 5, momentum, RateCode(levels), float("inf"), False)
     for form in (_coefficient_iterations, _direct_iterations):
         out = form(*args)
         torch.testing.assert_close(out[0], literal_h, atol=1e-5, rtol=0)
         torch.testing.assert_close(out[1], literal_v, atol=1e-6, rtol=0)
-    copies = hebbian_iterations(h, velocity, x.repeat(4, 1), residual.repeat(4, 1), lr, 5, momentum, levels,
+    copies = hebbian_iterations(h, velocity, x.repeat(4, 1), residual.repeat(4, 1), lr, 5, momentum, RateCode(levels),
                                 normalise=False)
     torch.testing.assert_close(copies[0], literal_h, atol=1e-5, rtol=0)
     assert coefficient_cost(20, 784, 50, 5) < direct_cost(20, 784, 50, 5)     # few rows: coefficients

@@ -341,7 +341,8 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
     for extra in ({}, {"network": {**TINY["network"], "encoder": "poisson"}},
                   {"stream": {**TINY["stream"], "kind": "split", "scenario": "task", "train_per_task": 20,
                               "test_per_task": 10}, "train": {**TINY["train"], "weight_decay": 0.01}},
-                  {"strategy": {"methods": ["ewc+replay"], "replay": {"mode": "after_task"}}}):
+                  {"strategy": {"methods": ["ewc+replay"], "replay": {"mode": "after_task"},
+                                "hlop": {"lateral_levels": 40}}}):
         cfg = experiment_from_dict({**TINY, **extra})
         rules = [unshown_rules(cfg, m) for m in methods]
         varying = {k for r in rules for k in r if len({repr(other.get(k)) for other in rules}) > 1}

@@ -52,7 +52,7 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
 METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"})
 #: the recorded rules (:func:`spikecl.continual.runner.unshown_rules`) that follow a run's method: how that method
 #: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
-METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order"})
+METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "lateral_rates"})
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:

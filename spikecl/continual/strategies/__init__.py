@@ -91,15 +91,15 @@ def components(method: str) -> list[str]:
 
 def check_options_apply(name: str, opts) -> None:
     """Refuse an option set away from its default where the method's other options make it unused (an Options
-    class's ``ONLY_FOR``: {option: (other option, the value it needs, or a tuple of the values it may have)}, e.g.
-    HLOP's ``lr`` with ``step = "fixed"``)."""
+    class's ``ONLY_FOR``: {option: (other option, the value it needs, a tuple of the values it may have, or a range
+    of them)}, e.g. HLOP's ``lr`` with ``step = "fixed"``)."""
     from spikecl.config import field_default
 
     for key, (other, needed) in getattr(type(opts), "ONLY_FOR", {}).items():
-        allowed = needed if isinstance(needed, tuple) else (needed,)
+        allowed = needed if isinstance(needed, (tuple, range)) else (needed,)
         if getattr(opts, other) not in allowed and getattr(opts, key) != field_default(opts, key):
-            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} = "
-                              f"{' or '.join(map(repr, allowed))}; leave it at its default "
+            where = f">= {needed.start}" if isinstance(needed, range) else f"= {' or '.join(map(repr, allowed))}"
+            raise ConfigError(f"strategy.{name}.{key}: applies only to {other} {where}; leave it at its default "
                               f"({field_default(opts, key)}): this run would ignore it")
 
 

@@ -38,6 +38,7 @@ learn from, ``x − H_oldᵀ H_old x``, is the one the weight gradient was proje
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -97,8 +98,12 @@ class HLOPOptions:
                            doc="what the lateral neurons learn from: every time step's presynaptic spikes "
                                "('steps', as in the paper's code) or per-sample firing rates ('rate')")
     lateral_levels: int = option(0, low=0,
-                                 doc="spiking lateral neurons: responses quantised to this many rate levels "
-                                     "(0 = analogue responses)")
+                                 doc="spiking lateral neurons (the paper's spiking HLOP): the new neurons' responses "
+                                     "clamped to +-lateral_scale and rounded to this many steps of it, their "
+                                     "firing over as many time steps (0 = analogue responses)")
+    lateral_scale: float = option(20.0, low=1e-6, high=1e6,
+                                  doc="lateral_levels > 0: the response that fires at every step (the paper's "
+                                      "spiking_scale); larger ones saturate")
     orthonormalize: bool = option(False, doc="project with an orthonormal basis of span(H_old) (False: I - HᵀH, "
                                              "the paper's)")
     seed: int = option(0, low=0, high=SEED_RANGE - 1,
@@ -108,7 +113,7 @@ class HLOPOptions:
     #: options another option makes unused: {option: (other option, the value it needs)}
     ONLY_FOR = {"neurons": ("budget", "schedule"), "energy": ("budget", "energy"),
                 "energy_samples": ("budget", "energy"), "fixed_lr": ("step", "fixed"), "lr": ("step", "normalised"),
-                "step_rows": ("activity", "steps")}
+                "step_rows": ("activity", "steps"), "lateral_scale": ("lateral_levels", range(1, 1 << 63))}
 
 
 #: why ``step_rows`` is unused on a network without a protected Linear synapse
@@ -116,12 +121,18 @@ STEP_ROWS_UNUSED = ("it samples the rows of Linear synapses, and the network pro
                     "every row, and a multi-head readout is not protected")
 
 
-def _quantise(y: torch.Tensor, levels: int) -> torch.Tensor:
-    """Responses ``y`` rounded to ``levels`` rate levels of their largest magnitude (spiking lateral neurons)."""
-    if not levels:
-        return y
-    scale = y.abs().amax().clamp_min(1e-12)
-    return torch.round(y / scale * levels) / levels * scale
+class RateCode(NamedTuple):
+    """How the new lateral neurons respond: analogue (``levels`` = 0), or as spiking neurons that fire on a
+    rate code, the paper's ``spiking`` HLOP: responses clamped to ±``scale`` and rounded to ``levels`` steps of
+    ``scale / levels`` (its ``spiking_timesteps`` and ``spiking_scale``)."""
+
+    levels: int = 0
+    scale: float = 20.0
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        if not self.levels:
+            return y
+        return torch.round(y.clamp(-self.scale, self.scale) / self.scale * self.levels) / self.levels * self.scale
 
 
 def residual_energy(residual: torch.Tensor) -> torch.Tensor:
@@ -129,18 +140,19 @@ def residual_energy(residual: torch.Tensor) -> torch.Tensor:
     return (residual * residual).sum(dim=1).mean().clamp_min(1e-12)
 
 
-def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float, levels: int = 0,
-                      residual_old: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
+def oja_subspace_step(h_old: torch.Tensor, h_new: torch.Tensor, x: torch.Tensor, lr: float,
+                      rates: RateCode = RateCode(), residual_old: torch.Tensor | None = None,
+                      normalise: bool = True) -> torch.Tensor:
     """One batched Hebbian/anti-Hebbian update of ``h_new`` [k_new, n] for inputs ``x`` [B, n].
 
     ``h_old`` [k_old, n] takes part in the response (so new neurons learn the residual) but is not updated; its
     share of the residual, ``x − H_oldᵀ H_old x``, may be passed as ``residual_old`` when several steps use the same
-    batch. Returns ΔH_new (not yet applied). ``levels > 0`` quantises the new neurons' responses like spiking
-    neurons' firing rates. ``normalise``: divide ``lr`` by the residual's mean squared norm.
+    batch. Returns ΔH_new (not yet applied). ``rates``: the new neurons' responses, analogue or rate-coded
+    (:class:`RateCode`). ``normalise``: divide ``lr`` by the residual's mean squared norm.
     """
     if residual_old is None:
         residual_old = x - (x @ h_old.T) @ h_old if h_old.shape[0] else x
-    y_new = _quantise(x @ h_new.T, levels)                           # [B, k_new]
+    y_new = rates(x @ h_new.T)                                       # [B, k_new]
     residual = residual_old - y_new @ h_new                          # x − Hᵀ y, H = [H_old; H_new]
     return step_size(lr, residual_old, normalise) * (y_new.T @ residual) / x.shape[0]
 
@@ -151,7 +163,7 @@ def step_size(lr: float, residual_old: torch.Tensor, normalise: bool) -> float |
 
 
 def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Tensor, residual_old: torch.Tensor,
-                       lr: float, iterations: int, momentum: float = 0.0, levels: int = 0,
+                       lr: float, iterations: int, momentum: float = 0.0, rates: RateCode = RateCode(),
                        clamp: float = float("inf"), normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``iterations`` Oja steps of ``h_new`` [k, n] on one batch ``x`` [B, n]; returns (h_new, velocity).
 
@@ -163,7 +175,7 @@ def hebbian_iterations(h_new: torch.Tensor, velocity: torch.Tensor, x: torch.Ten
     on the n-dimensional rows (:func:`_direct_iterations`).
     """
     rows, n = x.shape
-    args = (h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise)
+    args = (h_new, velocity, x, residual_old, lr, iterations, momentum, rates, clamp, normalise)
     if coefficient_cost(rows, n, h_new.shape[0], iterations) < direct_cost(rows, n, h_new.shape[0], iterations):
         return _coefficient_iterations(*args)
     return _direct_iterations(*args)
@@ -180,7 +192,7 @@ def direct_cost(rows: int, n: int, k: int, iterations: int) -> int:
     return iterations * (2 * rows * n * k + k * k * (rows + n))
 
 
-def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
+def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, rates, clamp, normalise):
     """:func:`hebbian_iterations` on coefficients C over the span Z = ``[h_new; velocity; residual_old]``: the
     steps never leave it, so H = C_h Z and V = C_v Z, and each step costs O(B·k·(k + B)) instead of O(B·k·n)."""
     k = h_new.shape[0]
@@ -194,7 +206,7 @@ def _coefficient_iterations(h_new, velocity, x, residual_old, lr, iterations, mo
     scalar = _host_scalar(gain)                            # fused multiply-adds where reading it costs no sync
     moving = coef_v if momentum else coef_h
     for _ in range(iterations):
-        y = _quantise(x_span @ coef_h.T, levels)                                  # Y = X Hᵀ [B, k]
+        y = rates(x_span @ coef_h.T)                                              # Y = X Hᵀ [B, k]
         if momentum:
             coef_v.mul_(momentum)
         if scalar is None:
@@ -219,14 +231,14 @@ def _host_scalar(value) -> float | None:
     return float(value)
 
 
-def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, levels, clamp, normalise):
+def _direct_iterations(h_new, velocity, x, residual_old, lr, iterations, momentum, rates, clamp, normalise):
     """:func:`hebbian_iterations` on the n-dimensional rows: each step is :func:`oja_subspace_step`'s
     ``η Yᵀ (R_old − Y H)``, computed as ``η (Yᵀ R_old − (YᵀY) H)`` without forming the [B, n] residual."""
     eta = step_size(lr, residual_old, normalise) / x.shape[0]
     gain = eta * (1 - momentum) if momentum else eta        # the step's weight in the velocity (or in H)
     h = h_new.clone()                                       # updated in place: no [k, n] temporaries per step
     for _ in range(iterations):
-        y = _quantise(x @ h.T, levels)                                            # [B, k]
+        y = rates(x @ h.T)                                                        # [B, k]
         weighted = (gain * y).T                                                   # [k, B]
         step = (weighted @ residual_old).addmm_(weighted @ y, h, alpha=-1)        # weighted (R_old − Y H)
         if momentum:
@@ -341,7 +353,7 @@ class HLOP(ProjectionStrategy):
             x = self.hebbian_rows(p, activity.of(p.name))
             self.h_new[p.name], self.velocity[p.name] = hebbian_iterations(
                 h_new, self.velocity[p.name], x, self.old_residual(p.name, x), self.hebbian_rate(i), o.iterations,
-                o.momentum, o.lateral_levels, o.clamp, o.step == "normalised")
+                o.momentum, RateCode(o.lateral_levels, o.lateral_scale), o.clamp, o.step == "normalised")
 
     def hebbian_rows(self, p, steps: torch.Tensor) -> torch.Tensor:
         """The rows [N, n] that ``p``'s Hebbian update learns from, of its presynaptic input ``steps`` [T, B, ...].
