@@ -181,3 +181,9 @@ def test_task_sizes_too_small_for_every_class_and_uneven_splits_are_refused():
         make_stream(digits, "split", 3, "class")
     assert make_stream(digits, "split", 3, "class", classes_per_task=3)[2].classes == (6, 7, 8)
     assert len(make_stream(digits, "permuted", 2, "domain", train_per_task=10)[0].y_train) == 10
+    with pytest.raises(ConfigError, match=r"stream.train_per_task: 100000 samples, but task 1 holds 288 training "
+                                          r"samples; ask for at most that many \(0 = all\)$"):
+        make_stream(digits, "split", 5, "task", train_per_task=100000)
+    with pytest.raises(ConfigError, match=r"stream.test_per_task: 73 samples, but task 1 holds 72 test samples"):
+        make_stream(digits, "split", 5, "task", test_per_task=73)
+    assert [len(t.y_test) for t in make_stream(digits, "split", 5, "task", test_per_task=71)] == [71] * 5

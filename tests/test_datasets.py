@@ -214,6 +214,46 @@ def test_miniimagenet_caches_with_wrong_contents_are_one_line_errors(tmp_path, s
         load_dataset("miniimagenet", str(tmp_path))
 
 
+def test_mixed_up_dataset_files_are_refused_in_one_line(tmp_path):
+    """Train and t10k IDX files swapped; an unpacked IDX file beside a .gz of other contents; a CIFAR training
+    batch copied over another; a miniImageNet class listing no images: each a DataError naming the file."""
+    mnist = tmp_path / "mnist"
+    tiny_mnist(mnist, n_train=12, n_test=5)
+    for kind in ("images-idx3", "labels-idx1"):
+        train, test = mnist / f"train-{kind}-ubyte", mnist / f"t10k-{kind}-ubyte"
+        data = train.read_bytes()
+        train.write_bytes(test.read_bytes())
+        test.write_bytes(data)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: 5 training images, fewer than the test file's 12 "
+                                        r"\(mnist ships 60,000 and 10,000\): the train and t10k files swapped\?"):
+        load_dataset("mnist", str(mnist))
+    tiny_mnist(mnist, n_train=12, n_test=5)
+    write_idx(mnist / "t10k-labels-idx1-ubyte.gz", np.zeros(5, np.uint8), compress=True)    # the same size
+    assert load_dataset("mnist", str(mnist)).x_test.shape == (5, 1, 28, 28)
+    write_idx(mnist / "t10k-labels-idx1-ubyte.gz", np.zeros(7, np.uint8), compress=True)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: 13 bytes, but t10k-labels-idx1-ubyte.gz beside it "
+                                        "unpacks to 15: one of them is stale"):
+        load_dataset("mnist", str(mnist))
+
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        _pickle(folder / name, {b"data": rng.integers(0, 256, (3, 3072), dtype=np.uint8), b"labels": [0, 1, 2]})
+    (folder / "data_batch_3").write_bytes((folder / "data_batch_2").read_bytes())
+    with pytest.raises(DataError, match="data_batch_3: holds exactly the samples of the training file .*data_batch_2"):
+        load_dataset("cifar10", str(tmp_path / "cifar"))
+
+    for name, n_classes in (("train", 3), ("val", 2), ("test", 1)):
+        cache = {"image_data": np.zeros((n_classes * 12, 84, 84, 3), np.uint8),
+                 "class_dict": {f"{name}{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}}
+        if name == "val":
+            cache["class_dict"]["empty"] = []
+        _pickle(tmp_path / f"mini-imagenet-cache-{name}.pkl", cache)
+    with pytest.raises(DataError, match=r"mini-imagenet-cache-val.pkl: class_dict\['empty'\] lists no images"):
+        load_dataset("miniimagenet", str(tmp_path))
+
+
 def test_idx_files_with_wrong_contents_name_the_file(tmp_path):
     tiny_mnist(tmp_path)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 3, 12], np.uint8))

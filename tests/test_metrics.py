@@ -115,6 +115,12 @@ def test_min_acc_and_wc_acc_count_the_task_ends_evaluations_missed():
     assert metrics.summarize(R_, evals=evals, eval_task=task)["wc_acc"] == pytest.approx(0.50)
     with pytest.raises(ShapeError, match="accuracy matrix has 2 tasks, continual evaluations 3"):
         metrics.min_acc(evals, task, R_[:3, :2])
+    # no evaluation point within training (tasks shorter than train.eval_every): the task ends alone, task 1
+    # min(R[2,1] 0.30, R[3,1] 0.50), task 2 R[3,2] 0.45: min-ACC 0.375, WC-ACC 0.80 / 3 + (2 / 3) · 0.375 = 0.5167
+    assert metrics.min_acc(None, None, R_) == pytest.approx(0.375)
+    summary = metrics.summarize(R_, continual=True)
+    assert summary["min_acc"] == pytest.approx(0.375) and summary["wc_acc"] == pytest.approx(0.80 / 3 + 0.25)
+    assert "wf" not in summary and "min_acc" not in metrics.summarize(R_)
 
 
 def test_task_end_rows_change_nothing_when_evaluations_line_up():

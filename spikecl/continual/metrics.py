@@ -142,10 +142,10 @@ def _with_matrix(R, evals: np.ndarray) -> np.ndarray | None:
 
 def min_acc(evals, eval_task, R=None) -> float:
     """min-ACC: mean over previous tasks of the lowest accuracy measured after the task was learned (while later
-    tasks were trained; with the accuracy matrix ``R`` also at their ends, R[i, j] for i > j). Previous tasks: those
-    before the last one trained (with ``R``: tasks 1..T−1). NaN when only one task has been trained."""
-    evals, eval_task = as_evals(evals, eval_task)
-    R = _with_matrix(R, evals)
+    tasks were trained; with the accuracy matrix ``R`` also at their ends, R[i, j] for i > j; ``evals`` None: at
+    their ends only). Previous tasks: those before the last one trained (with ``R``: tasks 1..T−1). NaN when only
+    one task has been trained."""
+    evals, eval_task, R = _evals_or_matrix(evals, eval_task, R)
     last = int(eval_task[-1]) if R is None else R.shape[1] - 1
     lows = []
     for j in range(last):
@@ -156,15 +156,24 @@ def min_acc(evals, eval_task, R=None) -> float:
     return float(np.mean(lows)) if lows else float("nan")
 
 
+def _evals_or_matrix(evals, eval_task, R) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(evals, eval_task, R) validated; no ``evals`` (None) with a matrix ``R``: no evaluation between task ends."""
+    if evals is None and eval_task is None and R is not None:
+        R = as_matrix(R)
+        return np.zeros((0, R.shape[1])), np.zeros(0, np.int64), R
+    evals, eval_task = as_evals(evals, eval_task)
+    return evals, eval_task, _with_matrix(R, evals)
+
+
 def wc_acc(evals, eval_task, R=None) -> float:
     """WC-ACC = (1/k)·A_current + (1 − 1/k)·min-ACC, with k = tasks seen and A_current = the accuracy on the task
     being trained at the last evaluation (with the accuracy matrix ``R``: after the last task, R[T, T], k = T);
     just A_current when k = 1."""
-    evals, eval_task = as_evals(evals, eval_task)
-    R = _with_matrix(R, evals)
+    given = (evals, eval_task)
+    evals, eval_task, R = _evals_or_matrix(evals, eval_task, R)
     k = int(eval_task[-1]) + 1 if R is None else R.shape[1]
     current = float(evals[-1, k - 1] if R is None else R[-1, -1])
-    return current if k == 1 else current / k + (1 - 1 / k) * min_acc(evals, eval_task, R)
+    return current if k == 1 else current / k + (1 - 1 / k) * min_acc(*given, R)
 
 
 def _largest_change(evals, eval_task, window: int, sign: float) -> float:
@@ -204,10 +213,11 @@ def learning_acc(R) -> float:
 
 
 def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
-              scenario: str | None = None) -> dict[str, float]:
+              scenario: str | None = None, continual: bool = False) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
-    (WF^window) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError). FWT is defined in
+    (WF^window) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError); ``continual``
+    (continual evaluation was on, yet no point fell within training): min_acc and wc_acc from ``R``'s rows alone. FWT is defined in
     the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen are masked, so a
     task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no gradient yet, so
     that accuracy is the untrained head's."""
@@ -217,9 +227,10 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
            "fwt": float("nan") if scenario in ("class", "task") else fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
-    if evals is not None:
+    if evals is not None or continual:
         out["min_acc"] = min_acc(evals, eval_task, R)
         out["wc_acc"] = wc_acc(evals, eval_task, R)
+    if evals is not None:
         out["wf"] = windowed_forgetting(evals, eval_task, window)
     return out
 

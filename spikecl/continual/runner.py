@@ -625,7 +625,8 @@ class ContinualRun:
         curves = np.asarray(p.curve_accuracy, dtype=np.float64).reshape(-1, n_tasks)
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
-                                    eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario)
+                                    eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario,
+                                    continual=self.cfg.train.eval_every > 0)
         if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
             summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}

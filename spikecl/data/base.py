@@ -75,8 +75,13 @@ def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, 
 
 def check_not_test_copy(train: list[tuple[Path, np.ndarray]], test_path: Path, test: np.ndarray) -> None:
     """A training file whose samples equal the test file's (a test file copied or linked in as training data) is a
-    one-line DataError: the network would be tested on what it learned. ``train``: (file, its samples) pairs."""
-    for path, x in train:
+    one-line DataError: the network would be tested on what it learned; so is one equal to another training file
+    (its samples would count twice). ``train``: (file, its samples) pairs."""
+    for i, (path, x) in enumerate(train):
         if x.shape == test.shape and np.array_equal(x, test):
             raise DataError(f"{path}: holds exactly the samples of the test file {test_path} (a test file in a "
                             "training file's place?); restore the original training file")
+        twin = next((p for p, other in train[:i] if other.shape == x.shape and np.array_equal(other, x)), None)
+        if twin is not None:
+            raise DataError(f"{path}: holds exactly the samples of the training file {twin} (a file copied in "
+                            "another's place?); restore the original training file")

@@ -157,6 +157,9 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
     for folder in (root / IDX_FOLDERS[name] / "raw", root):
         paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if is_file(p, DataError)), None)
                  for key, base in IDX_FILES.items()}
+        for path in paths.values():
+            if path is not None and path.suffix != ".gz":
+                check_same_as_gzip(path)
         missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
         if len(missing) < len(IDX_FILES):
             if missing:
@@ -165,6 +168,23 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
             return paths
     raise DataError(f"{name} not found under {root}: expected {IDX_FILES['train_x']} there or in "
                     f"{IDX_FOLDERS[name]}/raw; {how}; point --data-dir (data.data_dir) at the folder holding them")
+
+
+def check_same_as_gzip(path: Path) -> None:
+    """Where ``path`` and ``path.gz`` both exist (torchvision keeps both), ``path`` is read: a one-line DataError
+    unless the archive's recorded size (its gzip trailer, modulo 2^32) is ``path``'s, i.e. one of them is stale."""
+    archive = path.with_name(path.name + ".gz")
+    if not archive.is_file():
+        return
+    with open(archive, "rb") as f:
+        if f.seek(0, 2) < 18:
+            return                                          # not a gzip file: reading the raw one is all we do
+        f.seek(-4, 2)
+        recorded = int.from_bytes(f.read(4), "little")
+    size = path.stat().st_size
+    if recorded != size % (1 << 32):
+        raise DataError(f"{path}: {size} bytes, but {archive.name} beside it unpacks to {recorded}: one of them is "
+                        "stale; remove the wrong one (spikecl reads the unpacked file)")
 
 
 IDX_HOW = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"
@@ -183,6 +203,9 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
         if y.size and y.max() > 9:
             raise DataError(f"{paths[f'{split}_y']}: labels outside 0..9 (up to {y.max()})")
     check_not_test_copy([(paths["train_x"], arrays["train_x"])], paths["test_x"], arrays["test_x"])
+    if 0 < len(arrays["train_x"]) < len(arrays["test_x"]):
+        raise DataError(f"{paths['train_x']}: {len(arrays['train_x'])} training images, fewer than the test file's "
+                        f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped?")
     prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
     return Dataset(name, prep(arrays["train_x"]), arrays["train_y"].astype(np.int64), prep(arrays["test_x"]),
                    arrays["test_y"].astype(np.int64), 10)
@@ -306,6 +329,8 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
         for i, name in enumerate(sorted(classes, key=str)):
             index = _integers(np.ravel(classes[name]) if classes[name] is not None else None, path,
                               f"class_dict[{name!r}]")
+            if not index.size:
+                raise DataError(f"{path}: class_dict[{name!r}] lists no images")
             if np.any((index < 0) | (index >= len(data))):
                 raise DataError(f"{path}: class_dict[{name!r}] names images outside 0..{len(data) - 1}")
             if np.any(y[index] >= 0):

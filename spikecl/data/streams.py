@@ -180,7 +180,7 @@ EVAL_SUBSAMPLE_SEED = 2000
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first) and
-    seeded; all samples when ``n`` is None or not smaller."""
+    seeded; all samples when ``n`` is None or their number."""
     if n is None or n >= len(y):
         return x, y
     rng = np.random.default_rng(seed)
@@ -358,6 +358,11 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
         if held and missing:
             raise DataError(f"stream: task {i + 1} has no {where} samples of class {', '.join(map(str, missing))} "
                             f"({name} holds none; a partial download or copy?)")
+    for key, n, split, what in (("train_per_task", train_per_task, "train", "training"),
+                                ("test_per_task", test_per_task, "test", eval_split)):
+        if n is not None and n > len(local[split][1]):
+            raise ConfigError(f"stream.{key}: {n} samples, but task {i + 1} holds {len(local[split][1])} {what} "
+                              f"samples; ask for at most that many (0 = all)")
     x_tr, y_tr = _subsample(*local["train"], train_per_task, train_subsample_seed(seed, i))
     x_te, y_te = _subsample(*local["test"], test_per_task, EVAL_SUBSAMPLE_SEED)
     for split, y in (("training", y_tr), (eval_split, y_te)):
