@@ -217,10 +217,10 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
     (WF^window) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError); ``continual``
-    (continual evaluation was on, yet no point fell within training): min_acc and wc_acc from ``R``'s rows alone. FWT is defined in
-    the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen are masked, so a
-    task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no gradient yet, so
-    that accuracy is the untrained head's."""
+    (continual evaluation was on, yet no point fell within training): min_acc and wc_acc from ``R``'s rows alone.
+    FWT is defined in the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen
+    are masked, so a task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no
+    gradient yet, so that accuracy is the untrained head's."""
     if (evals is None) != (eval_task is None):
         raise ShapeError("summarize: evals and eval_task go together (the curves and the task each point trained)")
     out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R),
