@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from spikecl.continual.report import in_experiment_order, text_report
 from spikecl.io import RunResult, as_result, write_results
@@ -232,6 +233,19 @@ def test_rules_that_follow_the_method_do_not_part_rows_of_different_methods():
     assert all("intransigence" in r.metrics for r in rows)
     older = replace(rows[2], config={k: v for k, v in rows[2].config.items() if k != "pass_draws"})
     assert setting_difference(rows[2], older, rows) == "pass_draws"
+
+
+def test_min_acc_is_read_from_the_task_ends_where_no_evaluation_point_fell_within_training():
+    """A run with train.eval_every > 0 whose tasks ended before the first point (a file written before min-ACC
+    counted the task ends alone has none) gets min-ACC and WC-ACC from its accuracy matrix; one with eval_every 0
+    does not."""
+    from spikecl.continual.report import current_metrics
+
+    r = result("finetune", 0, ["finetune"])                         # no curve points, R = [[.1 .1] [.9 .2] [.8 .95]]
+    on = replace(r, config={**r.config, "train": {"eval_every": 20}})
+    assert current_metrics(on)["min_acc"] == pytest.approx(0.8)     # task 1 after task 2's end
+    assert current_metrics(on)["wc_acc"] == pytest.approx(0.95 / 2 + 0.8 / 2)
+    assert "min_acc" not in current_metrics(r)
 
 
 def test_a_sweeps_joint_runs_give_intransigence_to_the_runs_of_their_own_point():

@@ -141,8 +141,10 @@ def current_metrics(r: RunResult) -> dict[str, float]:
     multitask's FWT, min-ACC, WC-ACC) stays undefined, and keys the definitions do not compute are kept."""
     has_curves = len(r.curve_task) > 0
     scenario = (r.config.get("stream") or {}).get("scenario")
+    eval_every = (r.config.get("train") or {}).get("eval_every", 0)
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
-                              eval_task=r.curve_task if has_curves else None, scenario=scenario)
+                              eval_task=r.curve_task if has_curves else None, scenario=scenario,
+                              continual=isinstance(eval_every, int) and eval_every > 0)
     undefined = {k for k, v in r.metrics.items() if not np.isfinite(v)}
     return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
 
