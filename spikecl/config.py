@@ -401,6 +401,9 @@ def check_header(cfg: RunHeader) -> None:
 #: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
 #: run recorded without the key did (a constant learning rate)
 ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0}
+#: (method, option) -> the value a recorded options table of that method lacking the option ran with (it was added
+#: later; results record every option of the method they ran)
+ADDED_OPTIONS = {("hlop", "lateral_scale"): 20.0}
 #: per experiment kind: (its rules of options that only some settings read, like :data:`ONLY_FOR`; its config class)
 #: for :func:`recorded_as_now` (a kind registers its own when imported)
 RECORDED_RULES: dict[str, tuple[dict, type]] = {}
@@ -428,9 +431,25 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
         for (table, key), value in ADDED_KEYS.items():
             if isinstance(config.get(table), dict) and key not in config[table]:
                 config = {**config, table: {**config[table], key: value}}
+        config = _options_as_now(config)
         config = _split_as_trained(config)
     own = {"continual": (ONLY_FOR, ExperimentConfig), **RECORDED_RULES}.get(kind)
     return config if own is None else _unused_as_defaults(config, own[0], own[1]())
+
+
+def _options_as_now(config: dict) -> dict:
+    """A recorded continual config whose method options table lacks an option of :data:`ADDED_OPTIONS`: the value
+    it ran with, so that it compares equal to the same run recorded today."""
+    strategy = config.get("strategy")
+    options = strategy.get("options") if isinstance(strategy, dict) else None
+    if not isinstance(options, dict):
+        return config
+    added = {}
+    for (method, key), value in ADDED_OPTIONS.items():
+        table = added.get(method, options.get(method))
+        if isinstance(table, dict) and key not in table:
+            added[method] = {**table, key: value}
+    return {**config, "strategy": {**strategy, "options": {**options, **added}}} if added else config
 
 
 def _split_as_trained(config: dict) -> dict:
@@ -585,30 +604,13 @@ ONLY_FOR = {
        for key in ("code_units", "code_sparsity", "code_sample_frac")},
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
        for key in ("time_bins", "bin_ms", "pool")},
-    ("data", "data_dir"): (lambda cfg: cfg.data.dataset not in BUNDLED_DATASETS,
-                           f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages)"),
     ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
-    ("network", "surrogate_slope"): (
-        lambda cfg: _takes_surrogate_gradients(cfg),
-        "surrogate gradients: the bptt and online trainers, and EWC's Fisher passes (dsr passes gradients through "
-        "firing rates)"),
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
     ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),
 }
-
-
-def _takes_surrogate_gradients(cfg: Any) -> bool:
-    """Whether a run of the experiment back-propagates through the spikes' surrogate: a method or variant trained
-    by the bptt or online trainer, or EWC (its Fisher passes do whatever the trainer)."""
-    for name in cfg.strategy.methods:
-        variant = cfg.variants.get(name, {}) if isinstance(cfg.variants, dict) else {}
-        method, trainer = variant.get("method", name), variant.get("train.trainer", cfg.train.trainer)
-        if trainer != "dsr" or "ewc" in str(method).split("+"):
-            return True
-    return False
 
 
 def field_default(section: Any, key: str) -> Any:

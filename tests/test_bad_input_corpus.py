@@ -161,7 +161,7 @@ CONFIG_CASES = {
         ("train.trainer=\"dsr\" network.surrogate_slope=3.0", "network.surrogate_slope: applies only to surrogate "
                                                                  "gradients: the bptt and online trainers, and EWC's"),
         ("data.dataset=\"digits\" data.data_dir=\"/nonexistent\"",
-         "data.data_dir: applies only to datasets read from files (digits, mnist5k come with their packages)"),
+         "data.data_dir (--data-dir): applies only to datasets read from files (digits, mnist5k come with"),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
         ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),

@@ -227,13 +227,19 @@ def test_mixed_up_dataset_files_are_refused_in_one_line(tmp_path):
     with pytest.raises(DataError, match="train-images-idx3-ubyte: 5 training images, fewer than the test file's 12 "
                                         r"\(mnist ships 60,000 and 10,000\): the train and t10k files swapped\?"):
         load_dataset("mnist", str(mnist))
-    tiny_mnist(mnist, n_train=12, n_test=5)
-    write_idx(mnist / "t10k-labels-idx1-ubyte.gz", np.zeros(5, np.uint8), compress=True)    # the same size
+    arrays = tiny_mnist(mnist, n_train=12, n_test=5)
+    labels = mnist / "t10k-labels-idx1-ubyte.gz"
+    write_idx(labels, arrays["t10k-labels-idx1-ubyte"], compress=True)             # torchvision keeps both
     assert load_dataset("mnist", str(mnist)).x_test.shape == (5, 1, 28, 28)
-    write_idx(mnist / "t10k-labels-idx1-ubyte.gz", np.zeros(7, np.uint8), compress=True)
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: 13 bytes, but t10k-labels-idx1-ubyte.gz beside it "
-                                        "unpacks to 15: one of them is stale"):
+    for array, size in ((np.zeros(7, np.uint8), 15), ((arrays["t10k-labels-idx1-ubyte"] + 1) % 10, 13)):
+        write_idx(labels, array, compress=True)                                       # other size, other bytes
+        with pytest.raises(DataError, match=rf"t10k-labels-idx1-ubyte: t10k-labels-idx1-ubyte.gz beside it holds "
+                                            rf"other bytes \({size} unpacked against 13, or another checksum\)"):
+            load_dataset("mnist", str(mnist))
+    labels.write_bytes(b"<html>not found</html>")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: not a gzip file, beside t10k-labels-idx1-ubyte"):
         load_dataset("mnist", str(mnist))
+    labels.unlink()
 
     folder = tmp_path / "cifar" / "cifar-10-batches-py"
     folder.mkdir(parents=True)

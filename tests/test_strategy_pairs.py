@@ -332,7 +332,7 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, 
 def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_within_a_method_only():
     """``spikecl report`` ignores :data:`~spikecl.continual.report.METHOD_RULES` between rows of different methods:
     a rule that differs by method and is not listed there would part every such pair of rows."""
-    from spikecl.continual.report import METHOD_RULES
+    from spikecl.continual.report import METHOD_KEYS, METHOD_RULES
     from spikecl.continual.runner import unshown_rules
 
     methods = ["finetune", "joint", "ewc", "si", "gpm", "hlop", "replay", "si+gpm", "hlop+gpm", "ewc+replay",
@@ -346,9 +346,28 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
         cfg = experiment_from_dict({**TINY, **extra})
         rules = [unshown_rules(cfg, m) for m in methods]
         varying = {k for r in rules for k in r if len({repr(other.get(k)) for other in rules}) > 1}
-        assert varying <= METHOD_RULES, varying - METHOD_RULES
+        assert varying <= METHOD_RULES | METHOD_KEYS, varying - METHOD_RULES - METHOD_KEYS
         seen |= varying
-    assert seen == METHOD_RULES                                   # each listed rule does vary by method
+    assert seen == METHOD_RULES | {"lateral_rates"}               # each listed rule does vary by method
+
+
+def test_a_setting_some_run_reads_is_kept_and_one_no_run_reads_is_refused():
+    """network.surrogate_slope under the dsr trainer is read by EWC's Fisher passes, and by a variant trained by
+    BPTT (dotted or nested table); data.data_dir on digits by a variant that switches to MNIST."""
+    from spikecl.continual.experiment import KIND
+
+    dsr = {**TINY, "train": {**TINY["train"], "trainer": "dsr"}, "network": {**TINY["network"], "surrogate_slope": 5.0}}
+    for methods, variants in ((["ewc"], {}), (["ewc-strong"], {"ewc-strong": {"method": "ewc"}}),
+                              (["bp"], {"bp": {"method": "finetune", "train.trainer": "bptt"}}),
+                              (["bp"], {"bp": {"method": "finetune", "train": {"trainer": "bptt"}}})):
+        KIND.load({**dsr, "strategy": {"methods": methods}, "variants": variants})
+    with pytest.raises(ConfigError, match="network.surrogate_slope: applies only to surrogate gradients"):
+        KIND.load({**dsr, "strategy": {"methods": ["finetune", "gpm"]}})
+    files = {**TINY, "data": {**TINY.get("data", {}), "dataset": "digits", "data_dir": "/nowhere"}}
+    KIND.load({**files, "strategy": {"methods": ["m"]}, "variants": {"m": {"method": "finetune",
+                                                                          "data.dataset": "mnist"}}})
+    with pytest.raises(ConfigError, match=r"data.data_dir \(--data-dir\): applies only to datasets read from files"):
+        KIND.load({**files, "strategy": {"methods": ["finetune"]}})
 
 
 @pytest.mark.parametrize("methods, options, refused", [

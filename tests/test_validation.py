@@ -509,6 +509,21 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
     assert first_difference(read_run(path).config, result.config) is None
 
 
+def test_hlop_results_recorded_before_lateral_scale_read_as_run_with_its_default(tmp_path):
+    """Results record every option of the method they ran: an HLOP file written before lateral_scale existed (its
+    analogue lateral neurons never read it) compares equal to the same run made today, so it resumes."""
+    from spikecl.config import first_difference, recorded_as_now
+    from spikecl.continual.strategies import effective_options
+
+    today = {"kind": "continual", "method": "hlop", "runs_method": "hlop",
+             "strategy": {"methods": ["hlop"], "options": effective_options("hlop", {})}}
+    assert today["strategy"]["options"]["hlop"]["lateral_scale"] == 20.0
+    old_hlop = {k: v for k, v in today["strategy"]["options"]["hlop"].items() if k != "lateral_scale"}
+    old = {**today, "strategy": {**today["strategy"], "options": {"hlop": old_hlop}}}
+    assert first_difference(recorded_as_now(old), today) is None
+    assert recorded_as_now(old)["strategy"]["options"]["hlop"]["lateral_scale"] == 20.0
+
+
 def test_recorded_configs_read_as_the_run_they_were(tmp_path):
     """Files made before today's refusals compare equal to the same run made now: a split stream that left classes
     out has the classes per task it trained (so it exports, deploys and resumes), an option the run did not read is

@@ -49,10 +49,11 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
 #: recorded keys in which runs of different methods may differ and still be one comparison, besides
 #: :data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`: the method and its options (and the variants table, which a
 #: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`)
-METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"})
+METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants",
+                         "lateral_rates"})           # a recorded rule that follows a method's options (HLOP's)
 #: the recorded rules (:func:`spikecl.continual.runner.unshown_rules`) that follow a run's method: how that method
 #: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
-METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "lateral_rates"})
+METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads"})
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
@@ -142,9 +143,10 @@ def current_metrics(r: RunResult) -> dict[str, float]:
     has_curves = len(r.curve_task) > 0
     scenario = (r.config.get("stream") or {}).get("scenario")
     eval_every = (r.config.get("train") or {}).get("eval_every", 0)
+    at_once = r.config.get("runs_method", r.method) == "multitask"       # every task trained together
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
                               eval_task=r.curve_task if has_curves else None, scenario=scenario,
-                              continual=isinstance(eval_every, int) and eval_every > 0)
+                              continual=isinstance(eval_every, int) and eval_every > 0 and not at_once)
     undefined = {k for k, v in r.metrics.items() if not np.isfinite(v)}
     return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
 

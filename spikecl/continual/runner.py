@@ -123,8 +123,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     (``seed + 1000 + task`` before), where replay's after-task phase runs beside parts named in another order
     than they consolidate (``ewc+replay``), that order (the order of the names before), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
-    get no gradient (zero gradients before, which these acted on; until 2026-12-04 a penalty's zero gradient, EWC's
-    or SI's, was left on them: that rule is "no gradient"), and that HLOP's spiking lateral neurons clamp their
+    get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
+    zero gradient on them), and that HLOP's spiking lateral neurons clamp their
     responses to ±``lateral_scale`` (steps of the batch's largest response before)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
@@ -139,7 +139,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
     if unused_heads_could_move(cfg):
-        rules["unused_heads"] = "no gradient, a penalty's zero one included"
+        rules["unused_heads"] = "no gradient" + (", a penalty's zero one included" if {"ewc", "si"} & set(parts)
+                                                 else "")
     classes = [strategy_class(p) for p in parts]
     if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"

@@ -172,19 +172,26 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
 
 def check_same_as_gzip(path: Path) -> None:
     """Where ``path`` and ``path.gz`` both exist (torchvision keeps both), ``path`` is read: a one-line DataError
-    unless the archive's recorded size (its gzip trailer, modulo 2^32) is ``path``'s, i.e. one of them is stale."""
+    unless the archive's trailer records ``path``'s CRC-32 and size (modulo 2^32), i.e. unless both hold the same
+    bytes; an archive that is not gzip, or cannot be read, is named too."""
     archive = path.with_name(path.name + ".gz")
     if not archive.is_file():
         return
-    with open(archive, "rb") as f:
-        if f.seek(0, 2) < 18:
-            return                                          # not a gzip file: reading the raw one is all we do
-        f.seek(-4, 2)
-        recorded = int.from_bytes(f.read(4), "little")
-    size = path.stat().st_size
-    if recorded != size % (1 << 32):
-        raise DataError(f"{path}: {size} bytes, but {archive.name} beside it unpacks to {recorded}: one of them is "
-                        "stale; remove the wrong one (spikecl reads the unpacked file)")
+    try:
+        with open(archive, "rb") as f:
+            magic, end = f.read(2), f.seek(0, 2)
+            f.seek(max(end - 8, 0))
+            trailer = f.read(8)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{archive}: cannot be read beside {path.name} ({exc.strerror or exc})") from None
+    if magic != b"\x1f\x8b" or end < 18:
+        raise DataError(f"{archive}: not a gzip file, beside {path.name}; remove it (spikecl reads the unpacked file)")
+    crc, size = int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
+    if (crc, size) != (zlib.crc32(raw), len(raw) % (1 << 32)):
+        raise DataError(f"{path}: {archive.name} beside it holds other bytes ({size} unpacked against {len(raw)}, "
+                        "or another checksum): one of them is stale; remove the wrong one (spikecl reads the "
+                        "unpacked file)")
 
 
 IDX_HOW = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"

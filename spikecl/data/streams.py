@@ -252,12 +252,13 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
                 classes_per_task: int | None = None, max_angle_deg: float = 180.0,
                 first_task_identity: bool = False, train_per_task: int | None = None,
                 test_per_task: int | None = None, validation: float = 0.0, eval_split: str = "test",
-                split_seed: int = 0) -> Stream:
+                split_seed: int = 0, recorded: bool = False) -> Stream:
     """Cut ``dataset`` into ``n_tasks`` tasks of the given kind and scenario; the same seeds give the same stream.
 
     ``seed`` draws the tasks (permutations, subsamples); ``split_seed`` the validation images held out of training
     (a fraction ``validation`` of every class); ``eval_split`` says what the tasks are evaluated on (see the module
-    docstring).
+    docstring). A ``train_per_task`` or ``test_per_task`` above a task's samples is a ConfigError, but for a
+    ``recorded`` stream (a trained network's), where it means all of them, as spikecl read it before refusing it.
     """
     _check(kind, scenario, n_tasks)
     _check_applies(kind, classes_per_task, max_angle_deg, first_task_identity)
@@ -280,8 +281,8 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     else:
         tasks, n_outputs = _transformed_tasks(dataset, sources, n_tasks, scenario, kind, rng, first_task_identity,
                                               max_angle_deg)
-    built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed, dataset_classes)
-             for i, local, classes, dataset_classes in tasks]
+    built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed, dataset_classes,
+                   recorded) for i, local, classes, dataset_classes in tasks]
     return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                   n_tasks if scenario == "task" else 1, dataset.input_shape)
 
@@ -344,7 +345,7 @@ def train_subsample_seed(seed: int, task: int) -> list[int]:
 
 
 def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train_per_task: int | None,
-          test_per_task: int | None, seed: int, dataset_classes: tuple) -> Task:
+          test_per_task: int | None, seed: int, dataset_classes: tuple, recorded: bool = False) -> Task:
     """Task ``i`` from its {split: (x, y)}: subsampled (training samples with :func:`train_subsample_seed`, evaluation
     samples with :data:`EVAL_SUBSAMPLE_SEED`), refused when a split holds none of one of its ``classes`` (the
     dataset's ``dataset_classes``, in the same order)."""
@@ -360,7 +361,7 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
                             f"({name} holds none; a partial download or copy?)")
     for key, n, split, what in (("train_per_task", train_per_task, "train", "training"),
                                 ("test_per_task", test_per_task, "test", eval_split)):
-        if n is not None and n > len(local[split][1]):
+        if n is not None and n > len(local[split][1]) and not recorded:
             raise ConfigError(f"stream.{key}: {n} samples, but task {i + 1} holds {len(local[split][1])} {what} "
                               f"samples; ask for at most that many (0 = all)")
     x_tr, y_tr = _subsample(*local["train"], train_per_task, train_subsample_seed(seed, i))
@@ -394,8 +395,9 @@ def data_split_seed(data: DataConfig, seed: int) -> int:
     return seed if data.vary_split else DATA_SPLIT_SEED
 
 
-def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Stream:
-    """The task stream of an experiment's ``[stream]`` and ``[data]`` tables for run seed ``seed``.
+def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, recorded: bool = False) -> Stream:
+    """The task stream of an experiment's ``[stream]`` and ``[data]`` tables for run seed ``seed`` (``recorded``: a
+    trained network's, see :func:`make_stream`).
 
     ``seed`` draws the tasks (permutations, subsamples) and the input code; :func:`data_split_seed` the validation
     images held out of training (``data.validation``, ``data.eval_split``). The test split is the same for every
@@ -409,7 +411,8 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int) -> Str
     own = {k: v for k, v in own.items() if STREAM_KIND_OPTIONS[k] == stream.kind}   # the config refused others
     built = make_stream(dataset, stream.kind, stream.n_tasks, stream.scenario, seed=seed, **own,
                         train_per_task=stream.train_per_task or None, test_per_task=stream.test_per_task or None,
-                        validation=data.validation, eval_split=data.eval_split, split_seed=split_seed)
+                        validation=data.validation, eval_split=data.eval_split, split_seed=split_seed,
+                        recorded=recorded)
     if stream.input_code == "flyhash":
         built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
     object.__setattr__(built, "_origin", config_origin(stream, data, seed))    # not a field: replace() drops it

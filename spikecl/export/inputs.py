@@ -78,7 +78,7 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
     seed = check_seed(config.get("seed", 0), "the stored training config's seed")
-    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed)
+    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed, recorded=True)
 
 
 def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,

@@ -319,20 +319,25 @@ class Readout(EngineLayer):
         stacked = torch.stack([synapse_call(head) for head in self.heads], dim=-2)  # [..., B, H, out]
         return stacked[..., torch.arange(heads.shape[0], device=heads.device), heads, :]
 
-    def release_unused_heads(self, heads: torch.Tensor) -> None:
-        """After a batch's backward passes (its loss and any penalty's): the parameters of heads that no entry of
-        ``heads`` [B] names and whose gradient is zero (a penalty at its anchor gives zero) get ``grad = None``, so
-        no optimiser's weight decay or momentum moves them, as a head outside the batch would not be; a penalty's
-        nonzero pull stays. Reading which those are waits for the device twice per batch on CUDA."""
+    def release_unused_heads(self, heads: torch.Tensor, penalised: bool = False) -> None:
+        """After a batch's backward passes: the parameters of heads that no entry of ``heads`` [B] names get
+        ``grad = None`` (not zeros), so no optimiser's weight decay or momentum moves them, as a head outside the
+        batch would not be; where a penalty's backward pass ran too (``penalised``), only those whose gradient is
+        zero (a penalty at its anchor gives zero): a penalty's nonzero pull stays. Reading which those are waits for
+        the device once per batch on CUDA."""
         if len(self.heads) < 2:
             return
-        counts = torch.bincount(heads, minlength=len(self.heads)).tolist()
-        unused = [p for count, head in zip(counts, self.heads) if count == 0 for p in head.parameters()
-                  if p.grad is not None]
-        if unused:
-            for param, zero in zip(unused, torch.stack([p.grad.abs().amax() for p in unused]).eq(0).tolist()):
-                if zero:
-                    param.grad = None
+        unused = torch.bincount(heads, minlength=len(self.heads)).eq(0)
+        params = [(h, p) for h, head in enumerate(self.heads) for p in head.parameters() if p.grad is not None]
+        if penalised and params:
+            zero = torch.stack([p.grad.abs().amax() for _, p in params]).eq(0)
+            flags = torch.cat([unused, zero]).tolist()                        # one read of the device
+            unused, zero = flags[:len(self.heads)], flags[len(self.heads):]
+        else:
+            unused, zero = unused.tolist(), [True] * len(params)
+        for (h, param), released in zip(params, zero):
+            if unused[h] and released:
+                param.grad = None
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         self._keep_sequence(x_seq)

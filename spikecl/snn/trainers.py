@@ -239,13 +239,14 @@ class BPTTTrainer:
         with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
             loss = self.task_loss_backward(x_seq, y, heads, mask)
         penalty = hooks.penalty()
-        if penalty is not None and penalty.requires_grad:
+        penalised = penalty is not None and penalty.requires_grad
+        if penalised:
             penalty.backward()
             self.check_finite(loss + penalty.detach(), data_ok)
         else:
             self.check_finite(loss, data_ok)
         if heads is not None:                         # heads no sample read: no gradient, not a zero one
-            self.net.readout.release_unused_heads(heads)
+            self.net.readout.release_unused_heads(heads, penalised)
         hooks.after_backward(activity)
         optimizer.step()
         hooks.after_step()
