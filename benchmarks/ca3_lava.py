@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from spikecl.commands import bounded
+from spikecl.commands import bounded, listed
 from spikecl.errors import SpikeCLError
 from spikecl.export import ca3_graph
 from spikecl.memory import CA3Params, encode, make_schedule
@@ -44,8 +44,10 @@ def torch_ms_per_step(C: int, M: int, schedule, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10,30", help="C = M of the random trials, comma-separated")
-    parser.add_argument("--spacings", default="14,7", help="gaps between operations (ms), comma-separated")
+    parser.add_argument("--sizes", type=listed(bounded(int, 2, 4096, what="a size")), default=[10, 30],
+                        help="C = M of the random trials, comma-separated")
+    parser.add_argument("--spacings", type=listed(bounded(int, 1, what="a gap in ms")), default=[14, 7],
+                        help="gaps between operations (ms), comma-separated")
     parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=3)
     parser.add_argument("--stock-engine", action="store_true", help="Lava's stock learning order")
     parser.add_argument("--cells", choices=("custom", "lif"), default="custom")
@@ -53,15 +55,14 @@ def main() -> None:
     args = parser.parse_args()
     try:
         ca3_graph.check_engine_options(args.cells, args.stock_engine, args.learning)    # before the table starts
+        planned = list(cases(args.sizes, args.spacings))                               # every schedule laid out
     except SpikeCLError as exc:
         parser.error(str(exc))
-    sizes = [int(s) for s in args.sizes.split(",") if s]
-    spacings = [int(s) for s in args.spacings.split(",") if s]
     print("| case | C×M | ops | steps | min spike match | answers equal | recall acc. Lava / torch | max \\|Δw\\| nA "
           "| compile s | Lava ms/step | torch ms/step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (label, C, M, schedule) in enumerate(cases(sizes, spacings)):
+        for k, (label, C, M, schedule) in enumerate(planned):
             path = write_ca3_graph(Path(tmp) / f"case{k}.h5", schedule, C, M)
             r = ca3_graph.deploy(path, "lava-sim", stock_engine=args.stock_engine, cells=args.cells,
                                 learning=args.learning)

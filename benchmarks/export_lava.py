@@ -58,8 +58,9 @@ def part_trained(args, folder: Path) -> None:
     print(f"\nMNIST-5k MLP 784-{args.hidden}-10, T=4, reset zero, {args.epochs} epochs (training {train_s:.1f} s)")
     print(f"{'':34s}{'accuracy':>10s}{'samples':>9s}")
     print(f"{'float (numpy, = torch)':34s}{100 * m['float_accuracy']:>9.2f}%{m['samples']:>9d}")
-    print(f"{'quantised (numpy reference)':34s}{100 * m['reference_accuracy']:>9.2f}%{m['samples']:>9d}")
-    print(f"{'quantised (numpy reference)':34s}{100 * report['reference_accuracy']:>9.2f}%{report['samples']:>9d}")
+    print(f"{'quantised, export check (numpy)':34s}{100 * m['reference_accuracy']:>9.2f}%{m['samples']:>9d}")
+    print(f"{'quantised, the Lava samples (numpy)':34s}{100 * report['reference_accuracy']:>9.2f}%"
+          f"{report['samples']:>9d}")
     print(f"{'Lava fixed-point simulation':34s}{100 * report['accuracy']:>9.2f}%{report['samples']:>9d}")
     agree = ", ".join(f"{100 * a:.2f}%" for a in report["spike_agreement"])
     same = "identical" if report["readout_equal"] else "DIFFER"

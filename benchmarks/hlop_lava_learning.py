@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.commands import bounded
+from spikecl.commands import bounded, listed
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.hlop_offload import frozen_rows, presynaptic_activity
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import register
 from spikecl.continual.strategies.hlop import HLOP
+from spikecl.errors import SpikeCLError
 from spikecl.export import hlop_graph as hg
 from spikecl.io import atomic_write
 
@@ -108,16 +109,21 @@ def config(seeds: list[int]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--layers", default=",".join(SETTINGS["layers"]))
+    parser.add_argument("--seeds", type=listed(bounded(int, 0, what="a seed")), default=[0, 1])
+    parser.add_argument("--layers", type=listed(str), default=SETTINGS["layers"],
+                        help="protected synapses whose lateral neurons learn on Lava, comma-separated")
     parser.add_argument("--samples", type=bounded(int, 1, what="a number of samples"), default=SETTINGS["samples"])
     parser.add_argument("--rows", type=bounded(int, 1, what="a number of rows"), default=SETTINGS["rows"])
     parser.add_argument("--epochs", type=bounded(int, 1, what="a number of epochs"), default=SETTINGS["epochs"])
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    SETTINGS.update(layers=args.layers.split(","), samples=args.samples, rows=args.rows, epochs=args.epochs)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    SETTINGS.update(layers=args.layers, samples=args.samples, rows=args.rows, epochs=args.epochs)
+    seeds = args.seeds
     cfg = config(seeds)
+    try:
+        ContinualRun(cfg, "hlop-lava", seed=seeds[0])          # reads every --layers synapse, before any training
+    except SpikeCLError as exc:
+        parser.error(f"--layers: {exc}")
     scores: dict[str, list[tuple[float, float]]] = {"hlop": [], "hlop-lava": []}
     for seed in seeds:
         for method in ("hlop", "hlop-lava"):

@@ -34,7 +34,7 @@ def _per_item_ms(fn, items: np.ndarray) -> tuple[float, float]:
 
 def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float = 0.05) -> None:
     rng = np.random.default_rng(0)
-    patterns = rng.random((max(points) + window, n_pixels)) < density
+    patterns = rng.random((max(points) + 2 * window, n_pixels)) < density     # a close point times past its own
     coder = SparseyCoder(SparseyConfig(image_shape=[32, n_pixels // 32],
                                        mac=MacConfig(n_cms=32, cells_per_cm=16)))
     stored = np.zeros((0, coder.n_code_bits), np.float32)
@@ -45,10 +45,11 @@ def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float
           "one thread, after a warm-up")
     print(f"  {'stored':>7}  {'learn':>15}  {'recognise':>15}  {'NN scan':>15}  {'learn/first':>11}  {'NN/first':>8}")
     first = None
-    for n in points:
-        if n > len(stored):                       # points closer than the window add nothing here
-            more, _ = coder.learn_all(patterns[len(stored):n])
+    for point in points:
+        if point > len(stored):
+            more, _ = coder.learn_all(patterns[len(stored):point])
             stored = np.concatenate([stored, more.astype(np.float32)])
+        n = len(stored)                           # a point closer than the window to the last: the coder holds more
         probe = patterns[max(0, n - window):n] if n else patterns[:window]
         recog = _per_item_ms(coder.encode, probe)
         codes = stored if len(stored) else np.zeros((1, coder.n_code_bits), np.float32)
@@ -93,7 +94,9 @@ def points(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=points, default="0,1000,10000,100000",
-                        help="numbers of stored items at which to time, ascending, e.g. 0,1000,10000")
+                        help="numbers of stored items at which to time, ascending, e.g. 0,1000,10000 (each timing "
+                             "learns --window items: a point closer than that to the last is timed, and printed, "
+                             "at the number the coder holds by then)")
     parser.add_argument("--window", type=bounded(int, 1, what="a number of items"), default=200)
     parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")
     parser.add_argument("--skip-mnist", action="store_true")

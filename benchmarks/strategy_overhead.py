@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from engine_speed import peak_memory
 from spikecl.allocator import tuned_for_training
-from spikecl.commands import bounded
+from spikecl.commands import bounded, listed
 from spikecl.config import PRECISIONS
 from spikecl.continual.experiment import KIND
 from spikecl.continual.runner import ContinualRun
@@ -163,7 +163,8 @@ def main() -> None:
     parser.add_argument("--batch", type=bounded(int, 1, what="a batch size"), default=64)
     parser.add_argument("--trainer", default="bptt", choices=tuple(TRAINERS))
     parser.add_argument("--repeats", type=bounded(int, 1, what="a number of repeats"), default=6)
-    parser.add_argument("--methods", default="finetune,gpm,hlop,hlop-spikecl")
+    parser.add_argument("--methods", type=listed(METHODS), default="finetune,gpm,hlop,hlop-spikecl",
+                        help="methods timed against fine-tuning (each trains task 2 alone from task 1's state)")
     parser.add_argument("--engines", default="fused,snntorch")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="train.precision of every method (bfloat16: the fused engine only)")
@@ -171,7 +172,7 @@ def main() -> None:
                         help="an HLOP option (value as TOML), e.g. iterations=10; repeatable")
     args = parser.parse_args()
     try:                                          # every contender's config, before minutes of training
-        [config_of(args, m, e) for e in args.engines.split(",") for m in args.methods.split(",")]
+        [config_of(args, m, e) for e in args.engines.split(",") for m in args.methods]
     except (SpikeCLError, tomllib.TOMLDecodeError) as exc:
         parser.error(str(exc))
     torch.set_num_threads(1)
@@ -181,7 +182,7 @@ def main() -> None:
           f"{args.repeats} interleaved repeats (order reversed every other one) from the same post-task-1 state; "
           f"HLOP schedule {hlop_options(args)['neurons']}; allocator: {allocator}")
     for engine in args.engines.split(","):
-        report(measure(args, args.methods.split(","), engine), engine)
+        report(measure(args, args.methods, engine), engine)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
     /curves/iterations     int64 [E]         training iteration of each continual evaluation
     /curves/task           int64 [E]         task being trained at that evaluation (0-based; multitask: the last)
     /curves/accuracy       float64 [E, T]    accuracy on every task at that evaluation
+    /curves/task_end       int64 [T]         the iteration each task's training ended at (absent in files written
+                                             before it, or resumed from a checkpoint that did not record it)
     /timings/task_seconds  float64 [T]       wall time of each task's training
     /metrics               acc, bwt, ...
     /model/<param>         the trained network's parameters and buffers (for export)
@@ -347,6 +349,7 @@ class RunResult:
     model: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     measures: dict[str, np.ndarray] = field(default_factory=dict)     # {NeuroBench measure: [T]}, may be empty
+    task_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # [T] or empty (not recorded)
 
     @property
     def n_tasks(self) -> int:
@@ -445,7 +448,9 @@ def write_results(path: str | Path, result: RunResult, overwrite: bool = False) 
     arrays = {"acc_matrix": np.asarray(result.acc_matrix, dtype=np.float64),
               "curves": {"iterations": np.asarray(result.curve_iterations, dtype=np.int64),
                          "task": np.asarray(result.curve_task, dtype=np.int64),
-                         "accuracy": np.asarray(result.curve_accuracy, dtype=np.float64).reshape(-1, result.n_tasks)},
+                         "accuracy": np.asarray(result.curve_accuracy, dtype=np.float64).reshape(-1, result.n_tasks),
+                         **({"task_end": np.asarray(result.task_ends, dtype=np.int64)} if len(result.task_ends)
+                            else {})},
               "timings": {"task_seconds": np.asarray(result.task_seconds, dtype=np.float64)},
               "model": dict(result.model), "extra": dict(result.extra)}
     if result.measures:
@@ -552,10 +557,14 @@ def as_result(run: Run) -> RunResult:
         curve_iterations=run.array("curves/iterations"), curve_task=run.array("curves/task"),
         curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),
         metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"),
-        measures=dict(run.arrays.get("neurobench", {})))
-    acc = result.acc_matrix
+        measures=dict(run.arrays.get("neurobench", {})),
+        task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))))
+    acc, ends = result.acc_matrix, result.task_ends
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
         raise ResultsError(f"{run.path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
+    if ends.size and (ends.shape != acc.shape[1:] or ends.dtype.kind not in "iu" or np.any(np.diff(ends) < 0)
+                      or ends[0] < 0):
+        raise ResultsError(f"{run.path} is corrupt: curves/task_end is not one non-decreasing iteration per task")
     if np.any((acc < 0) | (acc > 1)):
         raise ResultsError(f"{run.path} is corrupt: acc_matrix holds accuracies outside 0..1")
     return result

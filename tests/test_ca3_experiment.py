@@ -212,6 +212,13 @@ def test_bad_experiment_settings_are_one_line_errors(tmp_path, capsys, override,
     assert message in err and len(err.splitlines()) == 1
 
 
+def test_match_k_above_the_recorded_experiments_content_bits_is_refused_before_running(tmp_path, capsys):
+    assert run_cli(tmp_path, "--set", "stress.enabled=false", "--set", "params.match_k=11") == 2
+    err = capsys.readouterr().err.strip()
+    assert "the functional part (the recorded experiment): match_k = 11 exceeds the 10 content bits" in err
+    assert len(err.splitlines()) == 1 and not any(tmp_path.rglob("*.h5"))
+
+
 def test_config_defaults_are_the_published_model():
     cfg = load_config("models/ca3_cam.toml")
     assert cfg.model_params().a_plus_nA == 6.0 and cfg.model_params().inhibition == "all_to_all"

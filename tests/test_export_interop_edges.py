@@ -220,6 +220,18 @@ def test_data_dir_is_refused_for_a_network_trained_on_a_bundled_dataset(dataset)
         trained_stream({"data": {"dataset": dataset}, "stream": {}}, data_dir="/nonexistent")
 
 
+def test_data_dir_is_refused_by_export_and_deploy_even_when_no_samples_are_drawn(zero_reset_run, tmp_path):
+    from spikecl.errors import ConfigError
+    from spikecl.export.pipeline import deploy, export_file
+
+    message = "--data-dir: the network was trained on digits, which comes with its package"
+    with pytest.raises(ConfigError, match=message):
+        export_file(zero_reset_run[0], tmp_path / "n.h5", samples=0, calibration_samples=0, data_dir="/nowhere")
+    export_file(zero_reset_run[0], tmp_path / "n.h5", samples=0, calibration_samples=0)
+    with pytest.raises(ConfigError, match=message):
+        deploy(tmp_path / "n.h5", samples=1, data_dir="/nowhere")
+
+
 def test_the_deploy_help_says_which_files_take_samples(capsys):
     with pytest.raises(SystemExit):
         main(["deploy", "--help"])

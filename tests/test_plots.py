@@ -36,6 +36,22 @@ def test_task_curves_png(tmp_path):
         plots.plot_task_curves(np.arange(3), EVALS, TASK, tmp_path / "bad.png")
 
 
+def test_task_boundaries_are_drawn_where_the_tasks_ended(tmp_path, monkeypatch):
+    """Tasks ending at iterations 18, 36, 56 with evaluations every 20: the dotted lines sit at 18 and 36 (not at
+    the evaluations 20 and 40 after them); a file without task ends keeps the last evaluation of each task."""
+    drawn = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path, fig) and path)
+
+    def boundaries(path):
+        return sorted({line.get_xdata()[0] for line in drawn[path].axes[0].lines if line.get_linestyle() == ":"})
+
+    iterations, task = np.array([10, 20, 30, 40]), np.array([0, 1, 1, 2])
+    evals = np.array([[0.5, np.nan, np.nan], [0.9, 0.3, np.nan], [0.5, 0.4, np.nan], [0.8, 0.9, 0.2]])
+    plots.plot_task_curves(iterations, evals, task, tmp_path / "a.png", task_ends=[18, 36, 56])
+    plots.plot_task_curves(iterations, evals, task, tmp_path / "b.png")
+    assert boundaries(tmp_path / "a.png") == [18, 36] and boundaries(tmp_path / "b.png") == [10, 30]
+
+
 def test_method_comparison_png_is_replaced_in_place(tmp_path):
     summary = {"finetune": {"acc": (0.45, 0.01), "bwt": (-0.45, 0.02)},
                "hlop": {"acc": (0.75, 0.01), "bwt": (-0.02, 0.01)},

@@ -197,6 +197,10 @@ def test_curves_record_continual_evaluation(finetune_and_joint):
     assert np.isnan(r.curve_accuracy[0, 1:]).all()           # tasks not yet seen are not evaluated
     assert {"acc", "bwt", "fwt", "forgetting", "min_acc", "wc_acc"} <= set(r.metrics)
     assert r.metrics["min_acc"] <= r.acc_matrix[1, 0] + 1e-9
+    ends = r.task_ends                                       # each evaluation lies within the task it names
+    assert ends.shape == (3,) and np.all(np.diff(ends) > 0)
+    assert np.all(r.curve_iterations <= ends[r.curve_task])
+    assert np.all(r.curve_iterations > np.concatenate([[0], ends])[r.curve_task])
 
 
 def test_results_files_and_overwrite_protection(tmp_path):
@@ -370,6 +374,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
     np.testing.assert_array_equal(a.curve_accuracy, b.curve_accuracy)
     np.testing.assert_array_equal(a.curve_iterations, b.curve_iterations)
+    np.testing.assert_array_equal(a.task_ends, b.task_ends)
     for name in b.model:
         np.testing.assert_array_equal(a.model[name], b.model[name])
 

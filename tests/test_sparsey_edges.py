@@ -59,7 +59,8 @@ def report(capsys, *args) -> tuple[int, str, str]:
 
 
 # 1. runs made with other settings are not seeds ---------------------------------------------------------------
-@pytest.mark.parametrize("key, value", [("coder.n_macs", 1), ("data.dataset", "mnist5k"), ("eval.n_pairs", 200)])
+@pytest.mark.parametrize("key, value", [("coder.n_macs", 1), ("data.dataset", "mnist5k"), ("eval.n_pairs", 200),
+                                        ("recall_ties", "the lowest index wins")])   # scored otherwise: not a seed
 def test_runs_made_with_other_settings_are_not_averaged_as_seeds(seed0, tmp_path, capsys, key, value):
     other = copy(seed0, tmp_path / "b" / "sparsey_seed1.h5", seed=1, config={key: value})
     with pytest.raises(ResultsError, match=rf"hold sparsey runs made with different settings \({key} differs\)") \

@@ -40,12 +40,14 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     return save(fig, path)
 
 
-def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str | None = None) -> Path:
+def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str | None = None,
+                     task_ends=None) -> Path:
     """Accuracy on each task over training iterations, drawn from the first evaluation while the task is trained.
 
     ``iterations`` ``[E]``, ``evals`` ``[E, T]``, ``eval_task`` ``[E]`` (0-based task trained at each evaluation).
-    Dotted lines at the last evaluation of each finished task mark the task boundaries, so a drop right after one
-    (the stability gap) is visible."""
+    Dotted lines mark the task boundaries, so a drop right after one (the stability gap) is visible: at each
+    finished task's last iteration (``task_ends`` ``[T]``, as results files record it), else (files written before
+    they recorded it) at the last evaluation made while it was trained."""
     evals, eval_task = as_evals(evals, eval_task)
     iterations = np.asarray(iterations)
     if iterations.shape != eval_task.shape:
@@ -57,8 +59,9 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
         if np.any(seen):
             ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".", ms=3,
                     label=f"task {j + 1}")
-    for b in np.flatnonzero(np.diff(eval_task)):
-        ax.axvline(iterations[b], color="grey", ls=":", lw=0.8)
+    ends = iterations[np.flatnonzero(np.diff(eval_task))] if task_ends is None else np.asarray(task_ends)[:-1]
+    for end in ends:
+        ax.axvline(end, color="grey", ls=":", lw=0.8)
     ax.set_xlabel("training iteration")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)

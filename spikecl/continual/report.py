@@ -364,7 +364,8 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
                                                   title=f"{r.method}, seed {r.seed}"))
         if len(r.curve_iterations):
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
-                                                  out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}"))
+                                                  out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}",
+                                                  task_ends=r.task_ends if len(r.task_ends) else None))
         else:                                    # a run without curves: an earlier run's plot would pass for its
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}

@@ -259,6 +259,7 @@ class RunState:
     curve_task: list = field(default_factory=list)
     curve_accuracy: list = field(default_factory=list)
     task_seconds: list = field(default_factory=list)
+    task_ends: list = field(default_factory=list)        # the iteration each task's training ended at
     measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
     setups: list = field(default_factory=list)           # what each task was computed with (:meth:`setup`)
 
@@ -605,6 +606,7 @@ class ContinualRun:
             started = time.perf_counter()
             stage = self.train_task(task, bar)
             p.task_seconds.append(time.perf_counter() - started)
+            p.task_ends.append(p.iteration)
             p.rows.append(self.accuracy_row(stage))
             p.measures.append(self.measure(task))
             p.setups.append(self.setup())
@@ -636,7 +638,8 @@ class ContinualRun:
                **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
-                         self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)))
+                         self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
+                         np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64))
 
 
 def measure_arrays(rows: list[dict], n_tasks: int) -> dict[str, np.ndarray]:

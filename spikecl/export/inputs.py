@@ -62,6 +62,14 @@ def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
     return encode_values(x, net.num_steps, net.encoder, net.input_scale, seed)
 
 
+def check_reads_data_dir(config: dict, data_dir: str | None) -> None:
+    """``data_dir`` given for a network trained on a dataset that comes with its package: a one-line ConfigError."""
+    dataset = (config.get("data") or {}).get("dataset") if isinstance(config, dict) else None
+    if data_dir and dataset in BUNDLED_DATASETS:
+        raise ConfigError(f"--data-dir: the network was trained on {dataset}, which comes with its package and is "
+                          "read from no folder; drop --data-dir")
+
+
 def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     """The task stream a network was trained on, rebuilt from its stored training ``config`` (``data``, ``stream``
     and the run ``seed``) by the builder training used; ``data_dir`` overrides ``data.data_dir``."""
@@ -72,9 +80,7 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
         raise ConfigError("the exported network carries no training config (data, stream); pass samples "
                           "explicitly") from None
     data_cfg = from_dict(DataConfig, data, "data.")
-    if data_dir and data_cfg.dataset in BUNDLED_DATASETS:
-        raise ConfigError(f"--data-dir: the network was trained on {data_cfg.dataset}, which comes with its package "
-                          "and is read from no folder; drop --data-dir")
+    check_reads_data_dir(config, data_dir)
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
     seed = check_seed(config.get("seed", 0), "the stored training config's seed")

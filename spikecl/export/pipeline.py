@@ -18,7 +18,7 @@ import numpy as np
 from spikecl.errors import ConfigError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
-from spikecl.export.inputs import check_features, encode, encode_values, stream_samples
+from spikecl.export.inputs import check_features, check_reads_data_dir, encode, encode_values, stream_samples
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
@@ -105,6 +105,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     check_not_source(source, output)
     check_output(output, overwrite, flag="-o", example="net.h5")
     spec = load_trained(source)
+    check_reads_data_dir(spec.config, data_dir)
     has_data = "data" in spec.config and "stream" in spec.config
     check_encoder(spec, None if fmt == "nir" else quant)   # netx and NIR alike; before any samples are drawn
     if fmt == "nir":
@@ -153,6 +154,7 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
         raise ConfigError(f"{learning_graphs.option_flag(next(iter(options)))} applies to learning graphs only; "
                           f"{network} is an exported network")
     net = read_netx(network)
+    check_reads_data_dir(net.config, data_dir)
     samples = DEPLOY_SAMPLES if samples is None else samples
     fixed_point.check_input_size(net.num_steps, samples, net.n_inputs)   # before any samples are drawn
     if backend == "lava-sim":

@@ -328,6 +328,11 @@ class CA3Kind(Kind):
             raise ConfigError("functional.enabled and stress.enabled are both false: nothing to run; enable one")
         if cfg.stress.enabled:
             check_stress(cfg)
+        if cfg.functional.enabled:
+            try:
+                check_sizes(*RECORDED[FUNCTIONAL][:2], cfg.model_params())
+            except ConfigError as exc:
+                raise ConfigError(f"the functional part (the recorded experiment): {exc}") from None
         check_hold(cfg)
         check_readout_timing(cfg)
         return cfg

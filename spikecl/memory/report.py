@@ -91,6 +91,6 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                 own, _mean_map(t, "bits_per_synapse", "density", own, "spacing_ms", [widest])[:, 0])
     if capacity:
         written.append(plot_capacity(capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
-                                     CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse "
+                                     CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse\n"
                                      "(exactly recalled contents, at each size's widest spacing)"))
     return written

@@ -296,6 +296,16 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
                                                             float((recognised == coded).all(axis=1).mean()))))
 
 
+#: how the recall measures score, recorded beside the config so that a file scored otherwise (before 2026-12-04 the
+#: lowest stored index won a tie among the nearest codes) neither resumes nor averages as a seed of today's runs
+SCORING = {"recall_ties": "a tie among the k nearest stored codes counts 1/k"}
+
+
+def recorded_config(cfg: SparseyExperimentConfig) -> dict:
+    """What a results file records as its config: ``cfg`` and the :data:`SCORING` rules."""
+    return {**asdict(cfg), **SCORING}
+
+
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
     """Write one seed's results atomically (schema in the module docstring)."""
     curves = {"capacity_items": out["capacity"]["items"],
@@ -305,7 +315,7 @@ def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, o
     first = next(iter(out["similarity"].values()))
     extra = {"pairs_input_overlap": first[0],
              **{f"pairs_code_overlap_{name.replace('-', '')}": co for name, (_, co, _) in out["similarity"].items()}}
-    return write_run(path, "sparsey", asdict(cfg), out["metrics"], {"curves": curves, "extra": extra},
+    return write_run(path, "sparsey", recorded_config(cfg), out["metrics"], {"curves": curves, "extra": extra},
                      {"seed": seed, "eval_split": cfg.data.eval_split, "n_train": out["n_train"],
                       "cue_items": out["cue_items"]}, overwrite=overwrite)
 
@@ -553,7 +563,7 @@ class SparseyKind(Kind):
                 out = run_seed(cfg, seed, options.progress, options.device)
                 write_sparsey_results(path, cfg, seed, out, options.overwrite)
                 return out["note"]
-            return Job(path, run, asdict(cfg), identity={"seed": seed})
+            return Job(path, run, recorded_config(cfg), identity={"seed": seed})
 
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 
