@@ -34,7 +34,7 @@ def _per_item_ms(fn, items: np.ndarray) -> tuple[float, float]:
 
 def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float = 0.05) -> None:
     rng = np.random.default_rng(0)
-    patterns = rng.random((max(points) + 2 * window, n_pixels)) < density     # a close point times past its own
+    patterns = rng.random((max(points) + window * (len(points) + 1), n_pixels)) < density   # close points go past
     coder = SparseyCoder(SparseyConfig(image_shape=[32, n_pixels // 32],
                                        mac=MacConfig(n_cms=32, cells_per_cm=16)))
     stored = np.zeros((0, coder.n_code_bits), np.float32)

@@ -227,6 +227,7 @@ CONFIG_CASES = {
                                                  "1..10000"),
     ],
     "sparsey": [
+        ("data.data_dir=\"/nowhere\"", "data.data_dir: applies only to datasets read from files (digits, mnist5k"),
         ("data.dataset=\"nope\"", "data.dataset"), ("coder.image_shape=[0,8]", "image_shape"),
         ("coder.threshold=nan", "finite number"), ("coder.layout=\"x\"", "coder.layout"),
         ("coder.grid=[0,2]", "grid"), ("coder.patch=[9,9]", "patch"), ("coder.mac.n_cms=0", "n_cms"),

@@ -217,9 +217,9 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
 def test_sdr_scaling_runs_from_an_empty_store_and_points_closer_than_its_window():
     """Each point learns --window more items while it is timed: at 60, 20 items past 50, the coder holds 70, which
     the row says (timing distinct items from there)."""
-    out = run("sdr_scaling.py", "--skip-mnist", "--points", "0,50,60", "--window", "20")
+    out = run("sdr_scaling.py", "--skip-mnist", "--points", "0,50,60,61", "--window", "20")
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
-    assert [row[0] for row in rows] == ["0", "50", "70"] and rows[0][7:] == ["1.00x", "1.00x"]
+    assert [row[0] for row in rows] == ["0", "50", "70", "90"] and rows[0][7:] == ["1.00x", "1.00x"]
     assert all(float(row[i]) > 0 and re.fullmatch(r"\([\d.]+\)", row[i + 1]) for row in rows for i in (1, 3, 5))
 
 

@@ -236,6 +236,9 @@ def test_mixed_up_dataset_files_are_refused_in_one_line(tmp_path):
         with pytest.raises(DataError, match=rf"t10k-labels-idx1-ubyte: t10k-labels-idx1-ubyte.gz beside it holds "
                                             rf"other bytes \({size} unpacked against 13, or another checksum\)"):
             load_dataset("mnist", str(mnist))
+    raw = (mnist / "t10k-labels-idx1-ubyte").read_bytes()
+    labels.write_bytes(gzip.compress(raw[:5]) + gzip.compress(raw[5:]))         # two members: the same bytes
+    assert load_dataset("mnist", str(mnist)).y_test.shape == (5,)
     labels.write_bytes(b"<html>not found</html>")
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: not a gzip file, beside t10k-labels-idx1-ubyte"):
         load_dataset("mnist", str(mnist))

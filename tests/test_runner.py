@@ -1021,3 +1021,8 @@ def test_a_checkpoint_records_its_methods_options_with_defaults(tmp_path):
     assert checkpoint_difference(state, "ewc", 0, cfg, "ewc") == "strategy.ewc.lam"
     del state["options"]                                      # a checkpoint of an older spikecl: compared as before
     assert checkpoint_difference(state, "ewc", 0, cfg, "ewc") is None
+    hlop = config(tmp_path, strategy={"methods": ["hlop"]})
+    ContinualRun(hlop, "hlop", 0).save_checkpoint(tmp_path / "hlop.ckpt")
+    state = read_checkpoint(tmp_path / "hlop.ckpt")
+    del state["options"]["hlop"]["lateral_scale"]            # written before the option existed: its default
+    assert checkpoint_difference(state, "hlop", 0, hlop, "hlop") is None

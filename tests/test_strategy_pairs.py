@@ -311,6 +311,29 @@ def test_hlop_step_rows_on_a_network_whose_protected_synapses_are_all_convolutio
         HLOP(build_mlp(16, [], 3, n_heads=2), HLOPOptions(step_rows=1))
 
 
+class Anchored(Strategy):
+    """A user strategy with a penalty: unused heads keep its nonzero pull (spikecl's rule for EWC and SI too)."""
+
+    name = "anchored"
+
+    def penalty(self):
+        return None
+
+
+def test_the_unused_heads_rule_says_where_a_penalty_ran_whatever_the_method():
+    from spikecl.continual.runner import unshown_rules
+
+    task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
+                                 "train": {**TINY["train"], "weight_decay": 0.01}})
+    register("anchored", Anchored)
+    try:
+        rules = {m: unshown_rules(task, m)["unused_heads"] for m in ("finetune", "gpm", "ewc", "si+gpm", "anchored")}
+    finally:
+        del REGISTRY["anchored"]
+    assert rules["finetune"] == rules["gpm"] == "no gradient"
+    assert rules["ewc"] == rules["si+gpm"] == rules["anchored"] == "no gradient, a penalty's zero one included"
+
+
 @pytest.mark.parametrize("method, train, recorded", [
     ("finetune", {}, False),                                     # momentum 0.9, a fresh optimiser per task
     ("finetune", {"weight_decay": 0.01}, True), ("finetune", {"reset_optimizer": False}, True),
@@ -353,21 +376,29 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
 
 def test_a_setting_some_run_reads_is_kept_and_one_no_run_reads_is_refused():
     """network.surrogate_slope under the dsr trainer is read by EWC's Fisher passes, and by a variant trained by
-    BPTT (dotted or nested table); data.data_dir on digits by a variant that switches to MNIST."""
-    from spikecl.continual.experiment import KIND
+    BPTT (dotted or nested table); data.data_dir on digits by a variant that switches to MNIST. Every experiment
+    is checked so (a sweep's points, ContinualRun's config), and a variant's own setting too; one run's recorded
+    config reads an unread slope as its default."""
+    from spikecl.config import recorded_as_now
 
     dsr = {**TINY, "train": {**TINY["train"], "trainer": "dsr"}, "network": {**TINY["network"], "surrogate_slope": 5.0}}
     for methods, variants in ((["ewc"], {}), (["ewc-strong"], {"ewc-strong": {"method": "ewc"}}),
                               (["bp"], {"bp": {"method": "finetune", "train.trainer": "bptt"}}),
                               (["bp"], {"bp": {"method": "finetune", "train": {"trainer": "bptt"}}})):
-        KIND.load({**dsr, "strategy": {"methods": methods}, "variants": variants})
+        experiment_from_dict({**dsr, "strategy": {"methods": methods}, "variants": variants})
     with pytest.raises(ConfigError, match="network.surrogate_slope: applies only to surrogate gradients"):
-        KIND.load({**dsr, "strategy": {"methods": ["finetune", "gpm"]}})
+        experiment_from_dict({**dsr, "strategy": {"methods": ["finetune", "gpm"]}})
+    plain = {**TINY, "train": {**TINY["train"], "trainer": "dsr"}, "strategy": {"methods": ["finetune", "v"]}}
+    with pytest.raises(ConfigError, match="variants.v.network.surrogate_slope: applies only to surrogate gradients"):
+        experiment_from_dict({**plain, "variants": {"v": {"method": "finetune", "network.surrogate_slope": 5.0}}})
     files = {**TINY, "data": {**TINY.get("data", {}), "dataset": "digits", "data_dir": "/nowhere"}}
-    KIND.load({**files, "strategy": {"methods": ["m"]}, "variants": {"m": {"method": "finetune",
-                                                                          "data.dataset": "mnist"}}})
+    experiment_from_dict({**files, "strategy": {"methods": ["m"]},
+                          "variants": {"m": {"method": "finetune", "data.dataset": "mnist"}}})
     with pytest.raises(ConfigError, match=r"data.data_dir \(--data-dir\): applies only to datasets read from files"):
-        KIND.load({**files, "strategy": {"methods": ["finetune"]}})
+        experiment_from_dict({**files, "strategy": {"methods": ["finetune"]}})
+    recorded = {**experiment_from_dict({**dsr, "strategy": {"methods": ["ewc"]}}).to_dict(), "runs_method": "finetune"}
+    assert recorded_as_now(recorded)["network"]["surrogate_slope"] == 25.0
+    assert recorded_as_now({**recorded, "runs_method": "ewc"})["network"]["surrogate_slope"] == 5.0
 
 
 @pytest.mark.parametrize("methods, options, refused", [

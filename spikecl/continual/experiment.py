@@ -8,8 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import (BUNDLED_DATASETS, ExperimentConfig, OtherMethodsIgnored, experiment_from_dict,
-                            field_default, method_config)
+from spikecl.config import ExperimentConfig, OtherMethodsIgnored, experiment_from_dict, method_config
 from spikecl.continual import metrics
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
@@ -97,36 +96,13 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     written."""
     from spikecl.continual.strategies import check_run, check_support, validate_method
 
-    runs = [validate_method(cfg, method) for method in cfg.strategy.methods]
-    for run_cfg, runs_method in runs:
+    for method in cfg.strategy.methods:
+        run_cfg, runs_method = validate_method(cfg, method)
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
         check_run(run_cfg, runs_method)
     for name in cfg.variants.keys() - set(cfg.strategy.methods):
         validate_method(cfg, name)
-    check_read_by_a_run(cfg, runs)
     return cfg
-
-
-#: settings that only some runs read: (table, key) -> (does this run, (config, method it runs), read it?, by what)
-READ_BY = {
-    ("data", "data_dir"): (lambda run: run[0].data.dataset not in BUNDLED_DATASETS,
-                           f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages)"),
-    ("network", "surrogate_slope"): (
-        lambda run: run[0].train.trainer != "dsr" or "ewc" in run[1].split("+"),
-        "surrogate gradients: the bptt and online trainers, and EWC's Fisher passes (dsr passes gradients through "
-        "firing rates)"),
-}
-
-
-def check_read_by_a_run(cfg: ExperimentConfig, runs: list[tuple[ExperimentConfig, str]]) -> None:
-    """A one-line ConfigError for a setting of :data:`READ_BY` set away from its default that no run of the
-    experiment reads (each method and variant as it runs: a variant may switch the dataset or the trainer)."""
-    for (table, key), (reads, what) in READ_BY.items():
-        default = field_default(getattr(cfg, table), key)
-        if getattr(getattr(cfg, table), key) != default and not any(reads(run) for run in runs):
-            flag = " (--data-dir)" if key == "data_dir" else ""
-            raise ConfigError(f"{table}.{key}{flag}: applies only to {what}; no run of this experiment reads it: "
-                              f"leave it at its default ({default!r})")
 
 
 def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):

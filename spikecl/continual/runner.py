@@ -22,7 +22,7 @@ import torch
 
 from spikecl import progress
 from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, experiment_from_dict,
-                            first_difference, recorded_as_now)
+                            first_difference, options_as_now, recorded_as_now)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
@@ -36,7 +36,7 @@ from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
-from spikecl.snn.trainers import evaluate, make_trainer
+from spikecl.snn.trainers import TrainingHooks, evaluate, make_trainer
 
 
 #: test samples per seen task on which the NeuroBench measures are taken after each task
@@ -67,7 +67,7 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     defaults (``state["options"]``) is compared on those, so a default changed between a kill and a resume shows."""
     recorded, now = recorded_as_now(state.get("config"), seed), cfg.to_dict()
     if isinstance(recorded, dict) and isinstance(recorded.get("strategy"), dict) and "options" in state:
-        recorded = {**recorded, "strategy": {**recorded["strategy"], "options": state["options"]}}
+        recorded = options_as_now({**recorded, "strategy": {**recorded["strategy"], "options": state["options"]}})
         now["strategy"]["options"] = effective_options(runs_method, cfg.strategy.options)
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
@@ -139,8 +139,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
     if unused_heads_could_move(cfg):
-        rules["unused_heads"] = "no gradient" + (", a penalty's zero one included" if {"ewc", "si"} & set(parts)
-                                                 else "")
+        penalised = any(strategy_class(p).penalty is not TrainingHooks.penalty for p in parts)
+        rules["unused_heads"] = "no gradient" + (", a penalty's zero one included" if penalised else "")
     classes = [strategy_class(p) for p in parts]
     if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"

@@ -177,21 +177,36 @@ def check_same_as_gzip(path: Path) -> None:
     archive = path.with_name(path.name + ".gz")
     if not archive.is_file():
         return
+    raw = _bytes(path)
     try:
         with open(archive, "rb") as f:
             magic, end = f.read(2), f.seek(0, 2)
             f.seek(max(end - 8, 0))
             trailer = f.read(8)
-        raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{archive}: cannot be read beside {path.name} ({exc.strerror or exc})") from None
     if magic != b"\x1f\x8b" or end < 18:
         raise DataError(f"{archive}: not a gzip file, beside {path.name}; remove it (spikecl reads the unpacked file)")
     crc, size = int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
-    if (crc, size) != (zlib.crc32(raw), len(raw) % (1 << 32)):
+    if (crc, size) != (zlib.crc32(raw), len(raw) % (1 << 32)) and _unpacked(archive) != raw:   # several members
         raise DataError(f"{path}: {archive.name} beside it holds other bytes ({size} unpacked against {len(raw)}, "
                         "or another checksum): one of them is stale; remove the wrong one (spikecl reads the "
                         "unpacked file)")
+
+
+def _bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _unpacked(archive: Path) -> bytes | None:
+    """The bytes ``archive`` unpacks to, None where it cannot be unpacked."""
+    try:
+        return gzip.decompress(_bytes(archive))
+    except (OSError, EOFError, zlib.error):
+        return None
 
 
 IDX_HOW = "download the four IDX files (train/t10k images and labels) and keep them as they are (.gz is fine)"

@@ -39,8 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import (KIND_DOC, NAME_DOC, RECORDED_RULES, DataConfig, RunHeader, check_applies,
-                            check_data_split, from_dict, option)
+from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDED_RULES, DataConfig, RunHeader,
+                            check_applies, check_data_split, from_dict, option)
 from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
@@ -547,7 +547,7 @@ class SparseyKind(Kind):
         if cfg.eval.test_items:
             check_test_items(cfg.eval.test_items)
         check_data_split(cfg.data)
-        check_applies(cfg, ("data",))
+        check_applies(cfg, ("data",), {**ONLY_FOR, ("data", "data_dir"): DATA_DIR_RULE})
         check_applies(cfg, ("coder", "eval"), SPARSEY_ONLY_FOR)
         if cfg.eval.spiking_items:
             for module in ("torch", "snntorch"):
