@@ -5,6 +5,7 @@ names the method."""
 import itertools
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -399,6 +400,9 @@ def test_a_setting_some_run_reads_is_kept_and_one_no_run_reads_is_refused():
     recorded = {**experiment_from_dict({**dsr, "strategy": {"methods": ["ewc"]}}).to_dict(), "runs_method": "finetune"}
     assert recorded_as_now(recorded)["network"]["surrogate_slope"] == 25.0
     assert recorded_as_now({**recorded, "runs_method": "ewc"})["network"]["surrogate_slope"] == 5.0
+    from spikecl.experiment_kind import Job, differing_setting      # its results file resumes: both read alike
+
+    assert differing_setting(Job(Path("r.h5"), lambda o: None, recorded), recorded_as_now(recorded)) is None
 
 
 @pytest.mark.parametrize("methods, options, refused", [
