@@ -148,7 +148,10 @@ class NetworkConfig:
     threshold: float = option(1.0, low=1e-6, high=FLOAT32_MAX, doc="membrane potential at which a LIF neuron spikes")
     reset: str = option("subtract", choices=("subtract", "zero"),
                         doc="after a spike, subtract the threshold from the membrane or set it to zero")
-    surrogate_slope: float = option(25.0, low=1e-3, high=FLOAT32_MAX, doc="fast-sigmoid surrogate slope")
+    surrogate_slope: float = option(25.0, low=1e-3, high=FLOAT32_MAX,
+                                    doc="fast-sigmoid surrogate slope: read where gradients pass through the spikes "
+                                        "(the bptt and online trainers, EWC's Fisher passes); the dsr trainer passes "
+                                        "them through firing rates and never reads it")
     init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
     bias: bool = option(False, doc="synapses (linear and conv layers) add a learned bias")
     batch_norm: bool = option(True, doc="CNN only")
@@ -418,8 +421,7 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     * a continual one recorded before a key of :data:`ADDED_KEYS` existed gets the value that does what it did, and
       a split stream that left classes out (``classes_per_task`` 0 with tasks not dividing the classes) the classes
       per task it trained;
-    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`; for one continual run's config also
-      :data:`READ_BY`, by the method it ran) say the run did not read is its default.
+    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`) say the run did not read is its default.
     """
     if not isinstance(config, dict):
         return config
@@ -434,11 +436,6 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
                 config = {**config, table: {**config[table], key: value}}
         config = options_as_now(config)
         config = _split_as_trained(config)
-        method = config.get("runs_method")
-        if isinstance(method, str):                 # one run's config: what that run did not read (READ_BY)
-            rules = {key: (lambda view, reads=reads, m=method: reads(view, m), what)
-                     for key, (reads, what) in READ_BY.items()}
-            config = _unused_as_defaults(config, rules, ExperimentConfig())
     own = {"continual": (ONLY_FOR, ExperimentConfig), **RECORDED_RULES}.get(kind)
     return config if own is None else _unused_as_defaults(config, own[0], own[1]())
 
@@ -515,10 +512,8 @@ def check_data_split(data: DataConfig) -> None:
                           f"(it draws the split of {', '.join(SPLIT_DRAWN)})")
 
 
-def experiment_from_dict(raw: typing.Mapping, whole: bool = True) -> ExperimentConfig:
-    """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`; ``whole``: it is a
-    whole experiment, not one variant's run config (:func:`method_config`), so settings no run reads are refused
-    (:func:`check_read_by_a_run`)."""
+def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
+    """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     if not isinstance(raw, typing.Mapping):
         raise ConfigError(f"an experiment config is a table (a dict, as TOML gives), got {type(raw).__name__}")
     cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
@@ -543,8 +538,6 @@ def experiment_from_dict(raw: typing.Mapping, whole: bool = True) -> ExperimentC
     check_applies(cfg)
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
-    if whole:
-        check_read_by_a_run(cfg)
     return cfg
 
 
@@ -626,36 +619,6 @@ ONLY_FOR = {
 #: the rule of ``data.data_dir`` for a config with a ``[data]`` table: (does it read the folder?, what does)
 DATA_DIR_RULE = (lambda cfg: cfg.data.dataset not in BUNDLED_DATASETS,
                  f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages)")
-#: settings that only some runs of an experiment read: (table, key) -> (does a run of (its config, the method it
-#: runs) read it?, what does)
-READ_BY = {
-    ("data", "data_dir"): (lambda cfg, method: DATA_DIR_RULE[0](cfg), DATA_DIR_RULE[1]),
-    ("network", "surrogate_slope"): (
-        lambda cfg, method: cfg.train.trainer != "dsr" or "ewc" in str(method).split("+"),
-        "surrogate gradients: the bptt and online trainers, and EWC's Fisher passes (dsr passes gradients through "
-        "firing rates)"),
-}
-
-
-def check_read_by_a_run(cfg: "ExperimentConfig") -> None:
-    """A one-line ConfigError for a setting of :data:`READ_BY` that nothing reads: set for the experiment away from
-    its default where neither the experiment's own settings (a plain method's run) nor any run keeping it read it,
-    or set by a variant that does not read it (each method and variant as it runs: a variant may switch the dataset
-    or the trainer)."""
-    names = [*cfg.strategy.methods, *(v for v in cfg.variants if v not in cfg.strategy.methods)]
-    runs = [(name, *method_config(cfg, name)) for name in names]
-    for (table, key), (reads, what) in READ_BY.items():
-        base, default = getattr(getattr(cfg, table), key), field_default(getattr(cfg, table), key)
-        for name, run_cfg, method in runs:
-            value = getattr(getattr(run_cfg, table), key)
-            if value not in (base, default) and not reads(run_cfg, method):
-                raise ConfigError(f"variants.{name}.{table}.{key}: applies only to {what}; this variant reads "
-                                  f"none: leave it out")
-        keeping = [(run_cfg, method) for _, run_cfg, method in runs if getattr(getattr(run_cfg, table), key) == base]
-        if base != default and not reads(cfg, "") and not any(reads(*run) for run in keeping):
-            flag = " (--data-dir)" if key == "data_dir" else ""
-            raise ConfigError(f"{table}.{key}{flag}: applies only to {what}; no run of this experiment reads it: "
-                              f"leave it at its default ({_as_toml(default)})")
 
 
 def field_default(section: Any, key: str) -> Any:
@@ -799,7 +762,7 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
                               "the whole experiment")
         _set_path(raw, path, value, f"variants.{name}.{key}")
     try:
-        return experiment_from_dict({**raw, "variants": {}}, whole=False), method
+        return experiment_from_dict({**raw, "variants": {}}), method
     except ConfigError as exc:
         raise ConfigError(f"variants.{name}: {exc}") from None
 

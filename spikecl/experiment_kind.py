@@ -250,14 +250,13 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
 
 
 def differing_setting(job: Job, stored_config: dict) -> str | None:
-    """The first setting (dotted key, e.g. ``train.lr``) in which a results file's recorded ``stored_config`` (as
-    :func:`~spikecl.config.recorded_as_now` reads it) differs from the config ``job`` records, read alike, keys in
-    :data:`RESUME_IGNORES` aside; None if none does (or the job records none)."""
+    """The first setting (dotted key, e.g. ``train.lr``) in which a results file's recorded ``stored_config``
+    differs from the config ``job`` records, keys in :data:`RESUME_IGNORES` aside; None if none does (or the job
+    records none)."""
     if job.config is None:
         return None
     ignores = RESUME_IGNORES if job.ignores is None else job.ignores
-    now = recorded_as_now(json.loads(json.dumps(job.config)))
-    return as_written(first_difference(stored_config, now, ignore=ignores))
+    return as_written(first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=ignores))
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same

@@ -158,10 +158,6 @@ CONFIG_CASES = {
         ("network.kind=\"cnn\" network.hidden=[5]", "network.hidden: applies only to network.kind = \"mlp\""),
         ("train.optimizer=\"adam\" train.momentum=0.5", "train.momentum: applies only to train.optimizer = \"sgd\""),
         ("train.eval_samples=50", "train.eval_samples: applies only to continual evaluation"),
-        ("train.trainer=\"dsr\" network.surrogate_slope=3.0", "network.surrogate_slope: applies only to surrogate "
-                                                                 "gradients: the bptt and online trainers, and EWC's"),
-        ("data.dataset=\"digits\" data.data_dir=\"/nonexistent\"",
-         "data.data_dir (--data-dir): applies only to datasets read from files (digits, mnist5k come with"),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
         ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),

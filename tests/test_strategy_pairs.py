@@ -5,7 +5,6 @@ names the method."""
 import itertools
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -375,34 +374,23 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
     assert seen == METHOD_RULES | {"lateral_rates"}               # each listed rule does vary by method
 
 
-def test_a_setting_some_run_reads_is_kept_and_one_no_run_reads_is_refused():
-    """network.surrogate_slope under the dsr trainer is read by EWC's Fisher passes, and by a variant trained by
-    BPTT (dotted or nested table); data.data_dir on digits by a variant that switches to MNIST. Every experiment
-    is checked so (a sweep's points, ContinualRun's config), and a variant's own setting too; one run's recorded
-    config reads an unread slope as its default."""
-    from spikecl.config import recorded_as_now
+def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
+    """``--data-dir`` on digits is read by no run, unless a variant switches to MNIST (its files)."""
+    import json
 
-    dsr = {**TINY, "train": {**TINY["train"], "trainer": "dsr"}, "network": {**TINY["network"], "surrogate_slope": 5.0}}
-    for methods, variants in ((["ewc"], {}), (["ewc-strong"], {"ewc-strong": {"method": "ewc"}}),
-                              (["bp"], {"bp": {"method": "finetune", "train.trainer": "bptt"}}),
-                              (["bp"], {"bp": {"method": "finetune", "train": {"trainer": "bptt"}}})):
-        experiment_from_dict({**dsr, "strategy": {"methods": methods}, "variants": variants})
-    with pytest.raises(ConfigError, match="network.surrogate_slope: applies only to surrogate gradients"):
-        experiment_from_dict({**dsr, "strategy": {"methods": ["finetune", "gpm"]}})
-    plain = {**TINY, "train": {**TINY["train"], "trainer": "dsr"}, "strategy": {"methods": ["finetune", "v"]}}
-    with pytest.raises(ConfigError, match="variants.v.network.surrogate_slope: applies only to surrogate gradients"):
-        experiment_from_dict({**plain, "variants": {"v": {"method": "finetune", "network.surrogate_slope": 5.0}}})
-    files = {**TINY, "data": {**TINY.get("data", {}), "dataset": "digits", "data_dir": "/nowhere"}}
-    experiment_from_dict({**files, "strategy": {"methods": ["m"]},
-                          "variants": {"m": {"method": "finetune", "data.dataset": "mnist"}}})
-    with pytest.raises(ConfigError, match=r"data.data_dir \(--data-dir\): applies only to datasets read from files"):
-        experiment_from_dict({**files, "strategy": {"methods": ["finetune"]}})
-    recorded = {**experiment_from_dict({**dsr, "strategy": {"methods": ["ewc"]}}).to_dict(), "runs_method": "finetune"}
-    assert recorded_as_now(recorded)["network"]["surrogate_slope"] == 25.0
-    assert recorded_as_now({**recorded, "runs_method": "ewc"})["network"]["surrogate_slope"] == 5.0
-    from spikecl.experiment_kind import Job, differing_setting      # its results file resumes: both read alike
+    from spikecl.commands.run import check_reads_data
 
-    assert differing_setting(Job(Path("r.h5"), lambda o: None, recorded), recorded_as_now(recorded)) is None
+    def experiment(variants):
+        path = tmp_path / "e.toml"
+        path.write_text(f"name = \"e\"\n[data]\ndataset = \"digits\"\n[strategy]\nmethods = "
+                        f"{json.dumps(['finetune', *variants])}\n"
+                        + "".join(f'[variants.{v}]\nmethod = "finetune"\n"data.dataset" = "mnist"\n' for v in variants))
+        return path
+
+    with pytest.raises(ConfigError, match="--data-dir: every run of this experiment reads digits, which comes with "
+                                          "its package and is read from no folder; drop --data-dir"):
+        check_reads_data(experiment([]), [])
+    check_reads_data(experiment(["m"]), [])
 
 
 @pytest.mark.parametrize("methods, options, refused", [

@@ -85,15 +85,23 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
-    no ``data`` table), rather than an unknown key the user never wrote."""
+    no ``data`` table), rather than an unknown key the user never wrote, or where every run of a continual
+    experiment (each method and variant) reads a dataset that comes with its package."""
     import dataclasses
 
-    from spikecl.config import apply_overrides, load_toml
+    from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, load_toml, method_config
     from spikecl.experiment_kind import kind
 
-    k = kind(apply_overrides(load_toml(path), overrides).get("kind", "continual"))
+    raw = apply_overrides(load_toml(path), overrides)
+    k = kind(raw.get("kind", "continual"))
     if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
+    if k.name == "continual":
+        cfg = experiment_from_dict(raw)
+        read = {method_config(cfg, name)[0].data.dataset for name in [*cfg.strategy.methods, *cfg.variants]}
+        if read <= set(BUNDLED_DATASETS):
+            raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which "
+                              "comes with its package and is read from no folder; drop --data-dir")
 
 
 def limit_threads(count: int) -> None:
