@@ -125,8 +125,7 @@ def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
     """TOML strings and ``--data-dir=~/x`` reach spikecl unexpanded: path keys expand ``~`` as a shell would, so
     results do not go to a folder named "~" and datasets in the home folder are found."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = load_experiment("models/split_digits.toml", ['output_dir="~/runs"', 'data.data_dir="~/data"',
-                                                       'data.dataset="mnist"'])
+    cfg = load_experiment("models/split_digits.toml", ['output_dir="~/runs"', 'data.data_dir="~/data"'])
     assert cfg.output_dir == str(tmp_path / "runs") and cfg.data.data_dir == str(tmp_path / "data")
     assert cfg.results_path("finetune", 0).parent == tmp_path / "runs" / cfg.name
     from spikecl.data.base import find_path

@@ -129,6 +129,8 @@ def read_idx(path: Path) -> np.ndarray:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: unreadable IDX file ({exc})") from None
+    if path.suffix != ".gz":
+        check_same_as_gzip(path, raw)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     if raw[2] != 0x08:
@@ -157,9 +159,6 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
     for folder in (root / IDX_FOLDERS[name] / "raw", root):
         paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if is_file(p, DataError)), None)
                  for key, base in IDX_FILES.items()}
-        for path in paths.values():
-            if path is not None and path.suffix != ".gz":
-                check_same_as_gzip(path)
         missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
         if len(missing) < len(IDX_FILES):
             if missing:
@@ -170,14 +169,13 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
                     f"{IDX_FOLDERS[name]}/raw; {how}; point --data-dir (data.data_dir) at the folder holding them")
 
 
-def check_same_as_gzip(path: Path) -> None:
-    """Where ``path`` and ``path.gz`` both exist (torchvision keeps both), ``path`` is read: a one-line DataError
-    unless the archive's trailer records ``path``'s CRC-32 and size (modulo 2^32), i.e. unless both hold the same
-    bytes; an archive that is not gzip, or cannot be read, is named too."""
+def check_same_as_gzip(path: Path, raw: bytes) -> None:
+    """Where ``path`` (its bytes ``raw``, as read) and ``path.gz`` both exist (torchvision keeps both), ``path`` is
+    read: a one-line DataError unless the archive holds the same bytes (its trailer's CRC-32 and size modulo 2^32,
+    else its unpacked contents); an archive that is not gzip, or cannot be read, is named too."""
     archive = path.with_name(path.name + ".gz")
     if not archive.is_file():
         return
-    raw = _bytes(path)
     try:
         with open(archive, "rb") as f:
             magic, end = f.read(2), f.seek(0, 2)
@@ -194,17 +192,10 @@ def check_same_as_gzip(path: Path) -> None:
                         "unpacked file)")
 
 
-def _bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-
-
 def _unpacked(archive: Path) -> bytes | None:
-    """The bytes ``archive`` unpacks to, None where it cannot be unpacked."""
+    """The bytes ``archive`` unpacks to, None where it cannot be read or unpacked."""
     try:
-        return gzip.decompress(_bytes(archive))
+        return gzip.decompress(archive.read_bytes())
     except (OSError, EOFError, zlib.error):
         return None
 
