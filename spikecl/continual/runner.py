@@ -124,8 +124,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     than they consolidate (``ewc+replay``), that order (the order of the names before), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
-    zero gradient on them), and that HLOP's spiking lateral neurons clamp their
-    responses to ±``lateral_scale`` (steps of the batch's largest response before)."""
+    zero gradient on them), and that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
+    (steps of the batch's largest response before)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
