@@ -21,6 +21,11 @@ the device has finished; CPU time is then the host's share, wall time the step's
 (the fused engine with each LIF pass one Triton kernel: its operator count leaves out those two launches per layer)
 where the triton package is installed. ``fused, bfloat16`` is the fused engine with ``train.precision = "bfloat16"``
 (synapses in bfloat16 under autocast, membranes in float32): other arithmetic, so a speed row, not a like-for-like one.
+On a GPU three more rows replay CUDA graphs: ``fused, CUDA graph`` and ``triton, CUDA graph`` are those engines with
+``train.cuda_graph`` (the task loss's forward and backward pass replayed; penalty, checks and optimiser step eager),
+``plain, CUDA graph`` (``--graph-plain``) the plain loop's whole step (forward, backward and SGD) captured in one
+graph, the most a graph can do for it; their operator counts are what the host still dispatches, their FLOPs those of the maths they
+replay.
 ``plain, input once`` (MLP) is the plain loop with its first product moved out of the loop by hand (1.02-1.03x the
 fused engine's FLOPs), the like-for-like reference for the engine itself: most of the ratio to the textbook loop is
 that one move.
@@ -48,6 +53,10 @@ from spikecl.snn import LIFParams, build_cnn, build_mlp, make_trainer
 
 CHANNELS = (64, 128, 256)
 INPUTS = {"mlp": (784,), "cnn": (3, 32, 32)}
+#: contenders replaying a CUDA graph -> the one whose maths they replay (a replay's kernels are not dispatched by
+#: torch, so FlopCounterMode and the profiler see only what runs outside the graph)
+SAME_MATHS = {"fused, CUDA graph": "fused engine", "triton, CUDA graph": "triton engine",
+              "plain, CUDA graph": "plain snnTorch"}
 DEFAULTS = {"mlp": ([4, 8, 25], [64, 256]), "cnn": ([4, 8], [32])}       # (steps, batches)
 
 
@@ -95,15 +104,40 @@ def plain_step(steps: int, device: torch.device, network: str = "mlp", input_onc
 
 
 def spikecl_step(steps: int, engine: str, device: torch.device, network: str = "mlp", precision: str = "float32",
-                 reset: str = "subtract"):
+                 reset: str = "subtract", cuda_graph: bool = False):
     """A ``BPTTTrainer.train_batch`` of spikecl's MLP (or CNN) on ``engine`` (``precision``: its training pass's,
-    ``train.precision``; ``reset``: the hidden layers'), as a closure over (x, y)."""
+    ``train.precision``; ``reset``: the hidden layers'; ``cuda_graph``: ``train.cuda_graph``), as a closure over
+    (x, y)."""
     neuron = LIFParams(reset=reset)
     net = (build_mlp(784, [256, 256], 10, neuron, engine=engine) if network == "mlp"
            else build_cnn(INPUTS["cnn"], list(CHANNELS), 10, neuron, engine=engine))
     trainer = make_trainer("bptt", net.to(device), steps, precision=precision)
+    if cuda_graph:
+        trainer.use_cuda_graphs()
     opt = torch.optim.SGD(trainer.net.parameters(), lr=0.05, momentum=0.9)
     return lambda x, y: trainer.train_batch(x, y, None, None, opt)
+
+
+def whole_step_graph(step, x: torch.Tensor, y: torch.Tensor):
+    """``step`` (forward, backward and optimiser step of the plain loop) captured whole in one CUDA graph after three
+    warm-up calls on a side stream, as torch's documentation shows for whole-network capture; a closure over
+    (x, y) that copies them in and replays it."""
+    static_x, static_y = x.clone(), y.clone()
+    stream = torch.cuda.Stream(x.device)
+    stream.wait_stream(torch.cuda.current_stream(x.device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            step(static_x, static_y)
+    torch.cuda.current_stream(x.device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step(static_x, static_y)
+
+    def replay(x, y):
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+    return replay
 
 
 def finish(device: torch.device) -> None:
@@ -170,10 +204,11 @@ def peak_memory(work, device: torch.device) -> int:
 
 
 def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.device,
-            network: str = "mlp", reset: str = "subtract") -> dict[str, tuple[float, float, int, int, int]]:
+            network: str = "mlp", reset: str = "subtract",
+            graph_plain: bool = False) -> dict[str, tuple[float, float, int, int, int]]:
     """Median (CPU, wall) seconds per training step of each contender at T = ``steps``, batch ``batch``, the
     operators it dispatches per step, its peak memory in bytes and its matrix-product FLOPs (every contender's
-    hidden layers with ``reset``)."""
+    hidden layers with ``reset``; ``graph_plain``: the plain loop's whole step in a CUDA graph too)."""
     torch.manual_seed(0)
     x, y = torch.rand(batch, *INPUTS[network], device=device), torch.randint(0, 10, (batch,), device=device)
     contenders = {"fused engine": spikecl_step(steps, "fused", device, network, reset=reset),
@@ -184,6 +219,13 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
         contenders["plain, input once"] = plain_step(steps, device, network, input_once=True, reset=reset)
     if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
         contenders["triton engine"] = spikecl_step(steps, "triton", device, network, reset=reset)
+    if device.type == "cuda":
+        contenders["fused, CUDA graph"] = spikecl_step(steps, "fused", device, network, reset=reset, cuda_graph=True)
+        if "triton engine" in contenders:
+            contenders["triton, CUDA graph"] = spikecl_step(steps, "triton", device, network, reset=reset,
+                                                            cuda_graph=True)
+        if graph_plain:
+            contenders["plain, CUDA graph"] = whole_step_graph(plain_step(steps, device, network, reset=reset), x, y)
     counts = {}
     for name, step in contenders.items():                        # warm-up, and steps per round for ~seconds
         timed(step, x, y, 2)
@@ -192,9 +234,10 @@ def compare(steps: int, batch: int, rounds: int, seconds: float, device: torch.d
     for _ in range(rounds):
         for name, step in contenders.items():
             samples[name].append(timed(step, x, y, counts[name]))
+    flops = {name: matmul_flops(step, x, y) for name, step in contenders.items() if name not in SAME_MATHS}
     return {name: (statistics.median(c for c, _ in s), statistics.median(w for _, w in s),
                    operators_per_step(contenders[name], x, y),
-                   peak_memory(lambda: contenders[name](x, y), device), matmul_flops(contenders[name], x, y))
+                   peak_memory(lambda: contenders[name](x, y), device), flops[SAME_MATHS.get(name, name)])
             for name, s in samples.items()}
 
 
@@ -212,6 +255,9 @@ def main() -> None:
                         help="the hidden layers' reset, in every contender")
     parser.add_argument("--device", default="cpu", type=torch_device,
                         help="torch device to train on, e.g. cpu or cuda")
+    parser.add_argument("--graph-plain", action="store_true",
+                        help="on a GPU, also the plain loop's whole step captured in a CUDA graph (at T = 25 its "
+                             "replay hit an illegal memory access on an H200, snnTorch 1.0, torch 2.11)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(1)
@@ -219,18 +265,20 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     shape = "MLP 784-256-256-10" if args.network == "mlp" else f"CNN 3x32x32-{'-'.join(map(str, CHANNELS))}-10"
     print(f"BPTT step, {shape}, {args.reset} reset, direct input, on {where}, 1 host thread, median of {args.rounds} "
-          f"interleaved rounds; ms per step (ratio to the fused engine); peak memory of a step above what was live before it (ratio to "
-          f"the plain loop); allocator: {allocator}")
+          "interleaved rounds; ms per step (ratio to the fused engine; the plain loop's wall time over this one's); "
+          f"peak memory of a step above what was live before it (ratio to the plain loop); allocator: {allocator}")
     default_steps, default_batches = DEFAULTS[args.network]
     for steps in args.steps or default_steps:
         for batch in args.batch or default_batches:
-            result = compare(steps, batch, args.rounds, args.seconds, device, args.network, args.reset)
+            result = compare(steps, batch, args.rounds, args.seconds, device, args.network, args.reset,
+                             args.graph_plain)
             cpu0, wall0, _, _, flops0 = result["fused engine"]
-            plain_peak = result["plain snnTorch"][3]
+            plain_wall, plain_peak = result["plain snnTorch"][1], result["plain snnTorch"][3]
             print(f"T={steps:<3} batch {batch}")
             for name, (cpu, wall, ops, peak, flops) in result.items():
-                print(f"  {name:<17} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
-                      f"({wall / wall0:4.2f}x)   matmul {flops / 1e6:8.1f} MFLOP ({flops / flops0:4.2f}x)   "
+                print(f"  {name:<18} CPU {cpu * 1e3:8.2f} ({cpu / cpu0:4.2f}x)   wall {wall * 1e3:8.2f} "
+                      f"({wall / wall0:4.2f}x; plain / this {plain_wall / wall:5.2f}x)   "
+                      f"matmul {flops / 1e6:8.1f} MFLOP ({flops / flops0:4.2f}x)   "
                       f"{ops:6d} operators per step   peak memory {peak / 2 ** 20:8.2f} MiB "
                       f"({peak / plain_peak:4.2f}x plain)")
 

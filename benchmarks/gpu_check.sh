@@ -9,6 +9,8 @@
 # their own first. Every one of them is looked for before anything runs. (test_distributed.py's GPU test needs two
 # GPUs: on one it is skipped.)
 #
+# PARTS (default: every part, "device engine ca3 tests triton") names the parts to run.
+#
 #     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
 set -uo pipefail
 out=${1:-results/gpu}
@@ -42,9 +44,11 @@ if [ -n "$missing" ]; then
 fi
 mkdir -p "$out"
 failed=0
+parts=" ${PARTS:-device engine ca3 tests triton} "
 part() {                                     # part NAME COMMAND...: run it, keep its output in $out/NAME.log
     local name=$1
     shift
+    [[ $parts == *" $name "* ]] || return 0
     echo "== $name: $*"
     "$@" 2>&1 | tee "$out/$name.log" || failed=1
 }
@@ -52,6 +56,6 @@ part device "$py" -c "import torch; print('torch', torch.__version__, 'on', torc
 part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256     # timings first
 part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
 part tests "$py" -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py tests/test_snn.py tests/test_runner.py \
-    tests/test_ca3.py tests/test_sparsey.py tests/test_distributed.py tests/test_precision.py
+    tests/test_ca3.py tests/test_sparsey.py tests/test_distributed.py tests/test_precision.py tests/test_cuda_graphs.py
 part triton "$py" -m pytest -q -p no:cacheprovider tests/test_triton_engine.py      # all of it runs on the GPU there
 exit $failed

@@ -57,6 +57,10 @@ BFLOAT16_NOT_SNNTORCH = ("train.precision: 'bfloat16' needs network.engine 'fuse
                          "the float32 reference")
 #: why ``train.precision = "bfloat16"`` and ``train.compile`` do not go together
 BFLOAT16_NOT_COMPILED = "train.precision: 'bfloat16' is not combined with train.compile; choose one"
+#: why ``train.precision = "bfloat16"`` and ``train.cuda_graph`` do not go together
+BFLOAT16_NOT_GRAPHED = "train.precision: 'bfloat16' is not combined with train.cuda_graph; choose one"
+#: why ``train.compile`` and ``train.cuda_graph`` do not go together
+COMPILED_NOT_GRAPHED = "train.cuda_graph: not combined with train.compile; choose one"
 #: why ``train.compile`` and the online trainer do not go together
 ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one time step at a time; use trainer "
                        "\"bptt\" or \"dsr\"")
@@ -188,6 +192,10 @@ class TrainConfig:
                                       "shapes: each epoch's last partial batch, at most batch_size - 1 samples "
                                       "chosen by its seeded shuffle, is dropped when a full batch exists); "
                                       "evaluation runs uncompiled; not with the online trainer")
+    cuda_graph: bool = option(False, doc="replay the training pass (the task loss's forward and backward pass) from "
+                                         "CUDA graphs, captured once per batch shape: far fewer kernel launches per "
+                                         "step on a GPU; each epoch's last partial batch is dropped as with "
+                                         "train.compile; CUDA device, float32, not with train.compile")
     precision: str = option("float32", choices=PRECISIONS,
                             doc="float32, or bfloat16: mixed precision, the training pass's synapses (matrix "
                                 "products) in bfloat16 under torch.autocast while membranes, spikes, loss, gradients, "
@@ -403,7 +411,7 @@ def check_header(cfg: RunHeader) -> None:
 
 #: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
 #: run recorded without the key did (a constant learning rate)
-ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0}
+ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0, ("train", "cuda_graph"): False}
 #: (method, option) -> the value a recorded options table of that method lacking the option ran with (it was added
 #: later; results record every option of the method they ran)
 ADDED_OPTIONS = {("hlop", "lateral_scale"): 20.0}
@@ -533,6 +541,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError(f"train.warmup_epochs: {cfg.train.warmup_epochs} warm-up epochs leave none of the "
                           f"{cfg.train.epochs} epochs of a task to the cosine decay; use fewer than train.epochs")
     check_triton(cfg)
+    check_cuda_graph(cfg)
     check_precision(cfg)
     check_events(cfg)
     check_applies(cfg)
@@ -554,6 +563,18 @@ def check_triton(cfg: ExperimentConfig) -> None:
     if cfg.train.compile:
         raise ConfigError("train.compile: the triton engine's LIF kernels are compiled already; use engine 'fused' "
                           "with train.compile")
+
+
+def check_cuda_graph(cfg: ExperimentConfig) -> None:
+    """``train.cuda_graph`` needs a CUDA device, float32 and no ``train.compile``."""
+    if not cfg.train.cuda_graph:
+        return
+    if cfg.device == "cpu" or cfg.device == "auto" and not _cuda_available():
+        raise ConfigError(f"train.cuda_graph: CUDA graphs run on CUDA; device {cfg.device!r} is the CPU here")
+    if cfg.train.compile:
+        raise ConfigError(COMPILED_NOT_GRAPHED)
+    if cfg.train.precision != "float32":
+        raise ConfigError(BFLOAT16_NOT_GRAPHED)
 
 
 def check_precision(cfg: ExperimentConfig) -> None:

@@ -309,6 +309,10 @@ class ContinualRun:
                                     cfg.train.precision)
         if cfg.train.compile:
             self._compile()
+        if cfg.train.cuda_graph:
+            if self.execution.data_parallel:
+                raise ConfigError("train.cuda_graph: not supported in data-parallel runs; run with one process")
+            self.trainer.use_cuda_graphs()
         self.optimizer = self._new_optimizer()
         self.train_sets = [self._task_data(t.index, t.x_train, t.y_train) for t in self.stream.tasks]
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
@@ -473,10 +477,11 @@ class ContinualRun:
                                  "after-task phase; lower train.lr, the strategy's step sizes or network.init_gain")
 
     def _epoch_samples(self, n: int) -> int:
-        """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` only whole batches when there is
-        one (a fixed batch shape compiles once; the last partial batch of the shuffle is dropped)."""
-        batch = self.cfg.train.batch_size
-        return n - n % batch if self.cfg.train.compile and n >= batch else n
+        """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` or ``train.cuda_graph`` only whole
+        batches when there is one (a fixed batch shape compiles or captures once; the last partial batch of the
+        shuffle is dropped)."""
+        batch, fixed = self.cfg.train.batch_size, self.cfg.train.compile or self.cfg.train.cuda_graph
+        return n - n % batch if fixed and n >= batch else n
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, mask: torch.Tensor | None,
                    generator: torch.Generator) -> None:

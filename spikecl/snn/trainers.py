@@ -32,10 +32,11 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from spikecl.config import (BFLOAT16_NOT_COMPILED, BFLOAT16_NOT_SNNTORCH, ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED,
-                            PRECISIONS)
+from spikecl.config import (BFLOAT16_NOT_COMPILED, BFLOAT16_NOT_GRAPHED, BFLOAT16_NOT_SNNTORCH, COMPILED_NOT_GRAPHED,
+                            ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS)
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.snn.activity import Activity
+from spikecl.snn.cuda_graphs import GraphedPasses
 from spikecl.snn.checks import (as_input, check_parameters, count, finite_flag, in_range, indices, output_mask,
                                 parameters_flag)
 from spikecl.snn.encoders import ENCODERS, encode
@@ -110,6 +111,7 @@ class BPTTTrainer:
             raise ConfigError(BFLOAT16_NOT_SNNTORCH)
         self.net = net
         self.forward = net                                   # the training pass; compile() swaps in a compiled one
+        self.graphs: GraphedPasses | None = None             # use_cuda_graphs() replays the task-loss pass
         self.num_steps = count(num_steps, "network.num_steps")
         self.encoder = encoder
         self.precision = precision
@@ -158,7 +160,22 @@ class BPTTTrainer:
         if self.precision != "float32":
             raise ConfigError(BFLOAT16_NOT_COMPILED)
         separate_inductor_cache()
+        if self.graphs is not None:
+            raise ConfigError(COMPILED_NOT_GRAPHED)
         self.forward = torch.compile(self.net, dynamic=False)
+
+    def use_cuda_graphs(self) -> None:
+        """Replay the task loss's forward and backward pass from CUDA graphs, one captured per input signature
+        (:mod:`spikecl.snn.cuda_graphs`): far fewer kernel launches per step on a GPU. The network must be on a CUDA
+        device, in float32 and uncompiled."""
+        if self.precision != "float32":
+            raise ConfigError(BFLOAT16_NOT_GRAPHED)
+        if self.forward is not self.net:
+            raise ConfigError(COMPILED_NOT_GRAPHED)
+        device = next(self.net.parameters()).device
+        if device.type != "cuda":
+            raise ConfigError(f"train.cuda_graph: the network is on {device}; CUDA graphs need a CUDA device")
+        self.graphs = GraphedPasses(self.net, self.task_loss_backward)
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Inputs ``x`` [B, ...] → input sequence ``[T, B, ...]`` (Poisson draws from ``generator``; see
@@ -178,6 +195,16 @@ class BPTTTrainer:
         loss = F.cross_entropy(mask_logits(logits.float(), mask), y)
         loss.backward()
         return loss.detach()
+
+    def loss_pass(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
+                  mask: torch.Tensor | None, record: bool) -> tuple[torch.Tensor, Activity | None]:
+        """:meth:`task_loss_backward`, replayed from a CUDA graph after :meth:`use_cuda_graphs`: (the loss, the
+        presynaptic activity of the pass when ``record``, else None)."""
+        if self.graphs is not None:
+            return self.graphs(x_seq, y, heads, mask, record)
+        with self.net.recording() if record else contextlib.nullcontext() as activity:
+            loss = self.task_loss_backward(x_seq, y, heads, mask)
+        return loss, activity
 
     def mixed_precision(self, device: torch.device):
         """The context the training forward pass runs in: autocast to bfloat16 on ``device`` under
@@ -236,8 +263,7 @@ class BPTTTrainer:
                                 f"{', '.join(map(str, mask.nonzero().flatten().tolist()))})")
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
-        with self.net.recording() if hooks.uses_activity else contextlib.nullcontext() as activity:
-            loss = self.task_loss_backward(x_seq, y, heads, mask)
+        loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
         penalty = hooks.penalty()
         penalised = penalty is not None and penalty.requires_grad
         if penalised:
