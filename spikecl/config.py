@@ -193,9 +193,10 @@ class TrainConfig:
                                       "chosen by its seeded shuffle, is dropped when a full batch exists); "
                                       "evaluation runs uncompiled; not with the online trainer")
     cuda_graph: bool = option(False, doc="replay the training pass (the task loss's forward and backward pass) from "
-                                         "CUDA graphs, captured once per batch shape: far fewer kernel launches per "
-                                         "step on a GPU; each epoch's last partial batch is dropped as with "
-                                         "train.compile; CUDA device, float32, not with train.compile")
+                                         "CUDA graphs, captured once per batch shape (and per task under projection "
+                                         "methods): far fewer kernel launches per step on a GPU; each epoch's last "
+                                         "partial batch is dropped as with train.compile, so a run with it resumes "
+                                         "only with it; CUDA device, float32, not with train.compile")
     precision: str = option("float32", choices=PRECISIONS,
                             doc="float32, or bfloat16: mixed precision, the training pass's synapses (matrix "
                                 "products) in bfloat16 under torch.autocast while membranes, spikes, loss, gradients, "
@@ -570,7 +571,8 @@ def check_cuda_graph(cfg: ExperimentConfig) -> None:
     if not cfg.train.cuda_graph:
         return
     if cfg.device == "cpu" or cfg.device == "auto" and not _cuda_available():
-        raise ConfigError(f"train.cuda_graph: CUDA graphs run on CUDA; device {cfg.device!r} is the CPU here")
+        raise ConfigError(f"train.cuda_graph: CUDA graphs run on CUDA; device {cfg.device!r} is the CPU here (set "
+                          "train.cuda_graph = false)")
     if cfg.train.compile:
         raise ConfigError(COMPILED_NOT_GRAPHED)
     if cfg.train.precision != "float32":

@@ -356,6 +356,17 @@ def _(tmp):
     return run_with("continual", "train.compile=true", extra=("--nproc", "2"))(tmp)
 
 
+@case("argument", "--nproc 2 with train.cuda_graph: refused before any process starts",
+      "train.cuda_graph: not supported in data-parallel runs (finetune)")
+def _(tmp):
+    return run_with("continual", "train.cuda_graph=true", extra=("--nproc", "2", "--device", "cuda"))(tmp)
+
+
+@case("config", "train.cuda_graph on the CPU", "train.cuda_graph: CUDA graphs run on CUDA; device 'cpu'")
+def _(tmp):
+    return run_with("continual", "train.cuda_graph=true")(tmp)
+
+
 @case("argument", "--nproc 2 with a bad config: one line, not one per process", "train.lr")
 def _(tmp):
     return run_with("continual", "train.lr=-1", extra=("--nproc", "2"))(tmp)

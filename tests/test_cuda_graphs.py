@@ -93,6 +93,33 @@ def test_a_graphed_step_is_the_eager_step(trainer_name, engine, encoder):
 
 @pytest.mark.gpu
 @needs_cuda
+def test_a_graphed_pass_projects_each_batchs_own_inputs():
+    """A layer handed a projector (as HLOP and GPM hand them, fewer input rows than outputs) gets the weight gradient
+    of each batch's own projected inputs, as eagerly: the capture records the projection rather than reusing a
+    result the projector kept from the warm-up passes on the same input tensor."""
+    from spikecl.continual.projection import Projector
+
+    torch.manual_seed(0)
+    net = build_mlp(20, [24], 4, LIFParams(beta=0.8))
+    basis = torch.linalg.qr(torch.randn(20, 5))[0].T.contiguous().cuda()        # [5, 20], orthonormal rows
+    grads = []
+    for trainer, optimizer in _pair(net, "bptt"):
+        projector, layer, kept = Projector(basis), trainer.net.layers[0], []
+        for x in torch.rand(5, 8, 20, generator=torch.Generator().manual_seed(2)).cuda():
+            projector.used, layer.weight_projection = False, projector
+            trainer.train_encoded(encode(x, 4, "direct"), torch.arange(8).cuda() % 4, None, None, optimizer)
+            assert projector.used
+            layer.weight_projection = None
+            projector.forget()
+            kept.append(layer.synapse.weight.grad.clone())
+        grads.append(kept)
+    for eager, graphed in zip(*grads):
+        torch.testing.assert_close(graphed, eager, atol=1e-6, rtol=1e-5)
+        assert eager.abs().max() > 1e-4                                         # a gradient to compare
+
+
+@pytest.mark.gpu
+@needs_cuda
 def test_a_graphed_cnn_keeps_batch_norm_statistics_as_eager_steps_do():
     """Batch-norm running statistics after three graphed steps equal eager ones: the warm-up before a capture leaves
     no trace in them."""
@@ -115,16 +142,18 @@ def test_a_graphed_cnn_keeps_batch_norm_statistics_as_eager_steps_do():
 def test_a_graphed_run_gives_the_eager_runs_accuracies(tmp_path, method):
     """The first three tasks of a 5-task task-incremental run (heads, a penalty, HLOP's recorded activity and input
     projection, GPM's gradient projection) with ``train.cuda_graph`` give the eager run's accuracies after them
-    (whole batches only, so both train on the same samples)."""
-    rows = {}
+    (whole batches only, so both train on the same samples), and its weights to 1e-4."""
+    rows, weights = {}, {}
     for graphed in (False, True):
         cfg = experiment(tmp_path / str(graphed), device="cuda", strategy={"methods": [method]},
                          train={"cuda_graph": graphed})
         run = ContinualRun(cfg, method, 0)
         for task in range(3):
             run.train_task(task)
-        rows[graphed] = run.accuracy_row(2)
+        rows[graphed], weights[graphed] = run.accuracy_row(2), run.net.state_dict()
         if graphed:
             assert run.trainer.graphs.captures >= 1
     assert rows[True] == pytest.approx(rows[False], abs=0.02)
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, atol=1e-4, rtol=1e-4, msg=name)
 

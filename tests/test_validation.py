@@ -498,13 +498,14 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
     from spikecl.io import read_run, write_results
 
     assert recorded_as_now({"train": {"lr": 0.1}})["train"] == {"lr": 0.1, "lr_schedule": "constant",
-                                                                 "warmup_epochs": 0}
+                                                                 "warmup_epochs": 0, "cuda_graph": False}
     assert recorded_as_now({"train": {"lr_schedule": "cosine", "warmup_epochs": 3}})["train"]["warmup_epochs"] == 3
     assert "train" not in recorded_as_now({"coder": {}})                          # other kinds have no such table
     cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 1, "train_per_task": 50},
                                 "network": {"hidden": [8]}, "train": {"epochs": 1}})
     result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
-    old_train = {k: v for k, v in result.config["train"].items() if k not in ("lr_schedule", "warmup_epochs")}
+    old_train = {k: v for k, v in result.config["train"].items()
+                 if k not in ("lr_schedule", "warmup_epochs", "cuda_graph")}
     path = write_results(tmp_path / "old.h5", replace(result, config={**result.config, "train": old_train}))
     assert first_difference(read_run(path).config, result.config) is None
 

@@ -33,15 +33,17 @@ class ContinualKind(Kind):
         return checkpoint_mismatch(job.checkpoint, cfg, job.config["method"], job.config["seed"])
 
     def check_data_parallel(self, cfg: ExperimentConfig) -> None:
-        """Every method must support data-parallel training, and ``train.compile`` does not."""
+        """Every method must support data-parallel training, and ``train.compile`` and ``train.cuda_graph`` do
+        not."""
         from spikecl.continual.strategies import check_support, validate_method
 
         for method in cfg.strategy.methods:
             run_cfg, runs_method = validate_method(cfg, method)
             check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=True)
-            if run_cfg.train.compile:
-                raise ConfigError(f"train.compile: not supported in data-parallel runs ({method}); run with one "
-                                  "process or without compile")
+            for key in ("compile", "cuda_graph"):
+                if getattr(run_cfg.train, key):
+                    raise ConfigError(f"train.{key}: not supported in data-parallel runs ({method}); run with one "
+                                      f"process or set train.{key} = false")
 
     @contextlib.contextmanager
     def session(self, cfg: ExperimentConfig):

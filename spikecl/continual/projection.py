@@ -142,7 +142,7 @@ class Projector:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [N, n] minus its component in span(basis) (the latest result again for the same input)."""
-        if self._last is not None and _same_tensor(self._last[0], x):
+        if self._last is not None and _same_tensor(self._last[0], x) and not _capturing(x):
             return self._last[1]
         if self.full:
             out = torch.zeros_like(x)
@@ -171,6 +171,11 @@ class Projector:
             flat.copy_(flat @ self.matrix)
         else:
             project_gradient(p, self.basis, self.complement)
+
+
+def _capturing(x: torch.Tensor) -> bool:
+    """A CUDA graph is being captured on ``x``'s stream: its kernels must be recorded, not a result kept before."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
 def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:

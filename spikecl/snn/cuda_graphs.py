@@ -11,8 +11,12 @@ penalty, the strategies' hooks, the finiteness checks and the optimiser then run
 A signature is everything that makes the launches differ: the input's shape, dtype and layout (a direct-encoded
 input repeats one tensor over time, a stride-0 view, and is kept so), whether heads and an output mask are given,
 which parameters require gradients, whether activity is recorded, and the projector each layer was handed
-(``weight_projection``, held so that it lives as long as its graph). Python that a replay does not run is redone
-after it: a projector the captured pass went through is marked ``used`` again. Before a capture the pass runs
+(``weight_projection``, held so that it lives as long as its graph; a graph whose projector no layer holds any
+more is dropped at the next capture). Python that a replay does not run is redone after it: a projector the
+captured pass went through is marked ``used`` again. A projector must compute its result inside a pass being
+captured, not return one it kept from an earlier call (spikecl's
+:class:`~spikecl.continual.projection.Projector` checks ``torch.cuda.is_current_stream_capturing()``): a kept
+result would be read from its old memory at every replay. Before a capture the pass runs
 :data:`WARMUP` times on a side stream, as CUDA asks, with the network's buffers (batch-norm statistics) restored
 afterwards, so a graphed step leaves the same state as an eager one.
 
@@ -60,17 +64,23 @@ class CapturedPass:
         self.heads = None if heads is None else heads.clone()
         self.mask = None if mask is None else mask.clone()
         self.params = [p for p in net.parameters() if p.requires_grad]
-        self._warm_up(run, record)
-        for p in self.params:
-            p.grad = None                                  # the graph allocates every gradient it writes
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            with net.recording() if record else contextlib.nullcontext() as activity:
-                self.loss = run(self.x_seq, self.y, self.heads, self.mask)
+        with torch.cuda.device(self._x.device):
+            self._warm_up(run, record)
+            for p in self.params:
+                p.grad = None                              # the graph allocates every gradient it writes
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                with net.recording() if record else contextlib.nullcontext() as activity:
+                    self.loss = run(self.x_seq, self.y, self.heads, self.mask)
         self.activity: Activity | None = activity
         self.grads = [p.grad for p in self.params]
         self.projectors = [layer.weight_projection for layer in net.layers]      # alive while the graph is
         self.used = [p for p in self.projectors if p is not None and p.used]
+
+    def handed(self, projectors: list) -> bool:
+        """Whether every projector this pass was captured with is among ``projectors`` (those the layers hold
+        now); a graph of an earlier task's projector could match again only if it were handed out again."""
+        return all(p is None or any(p is q for q in projectors) for p in self.projectors)
 
     def _warm_up(self, run: Pass, record: bool) -> None:
         """Run the pass :data:`WARMUP` times on a side stream, then put the buffers back as they were."""
@@ -97,7 +107,8 @@ class CapturedPass:
         for static, given in ((self.heads, heads), (self.mask, mask)):
             if static is not None:
                 static.copy_(given)
-        self.graph.replay()
+        with torch.cuda.device(self._x.device):
+            self.graph.replay()
         for p, grad in zip(self.params, self.grads):
             p.grad = grad
         for projector in self.used:
@@ -127,6 +138,9 @@ class GraphedPasses:
         key = self.signature(x_seq, y, heads, mask, record)
         captured = self.graphs.get(key)
         if captured is None:
+            projectors = [layer.weight_projection for layer in self.net.layers]
+            for stale in [k for k, graph in self.graphs.items() if not graph.handed(projectors)]:
+                del self.graphs[stale]                     # its memory and projectors go with it
             while len(self.graphs) >= MAX_GRAPHS:
                 self.graphs.popitem(last=False)
             captured = self.graphs[key] = CapturedPass(self.net, self.run, x_seq, y, heads, mask, record)

@@ -159,9 +159,9 @@ class BPTTTrainer:
         again). The network itself stays uncompiled for evaluation and the strategies' own passes."""
         if self.precision != "float32":
             raise ConfigError(BFLOAT16_NOT_COMPILED)
-        separate_inductor_cache()
         if self.graphs is not None:
             raise ConfigError(COMPILED_NOT_GRAPHED)
+        separate_inductor_cache()
         self.forward = torch.compile(self.net, dynamic=False)
 
     def use_cuda_graphs(self) -> None:
