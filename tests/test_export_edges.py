@@ -619,3 +619,58 @@ def test_quantisation_settings_of_the_wrong_type_are_one_line_errors(changes, me
 def test_encoding_no_samples_or_no_values_is_a_shape_error(shape):
     with pytest.raises(ShapeError, match=re.escape(f"samples have shape {shape}; expected [B, ...]")):
         encode_values(np.zeros(shape), 4, "direct")
+
+
+# --- outputs a class-incremental stream never made active ---
+LEFT_OUT = {"data": {"dataset": "digits"}, "seed": 0,
+            "stream": {"kind": "split", "scenario": "class", "n_tasks": 2, "classes_per_task": 3}}
+
+
+@pytest.mark.parametrize("stream, active", [
+    ({"kind": "split", "scenario": "class", "n_tasks": 2, "classes_per_task": 3}, 6),
+    ({"kind": "split", "scenario": "class", "n_tasks": 3}, 9),          # recorded before classes_per_task: 10 // 3
+    ({"kind": "split", "scenario": "class", "n_tasks": 5}, None),
+    ({"kind": "split", "scenario": "task", "n_tasks": 2, "classes_per_task": 3}, None),
+    ({"kind": "permuted", "scenario": "class", "n_tasks": 2}, None)])
+def test_the_outputs_a_training_stream_made_active_are_read_from_its_config(stream, active):
+    from spikecl.export.float_model import trained_outputs
+
+    got = trained_outputs({"data": {"dataset": "digits"}, "stream": stream}, 10)
+    assert (got is None) if active is None else got.tolist() == [k < active for k in range(10)]
+
+
+def test_outputs_a_class_incremental_stream_never_made_active_are_never_predicted(tmp_path):
+    """A class-incremental split stream that leaves classes out trains and evaluates with their outputs masked; the
+    float model, the fixed-point reference (hence Lava's runner, which decodes with it), a netx file read back and
+    our NIR reader decode the same way: the untrained outputs never win, however large they are."""
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import read_nir, write_nir
+    from spikecl.export.nir_readers import nir_logits
+
+    spec = small_spec(widths=(6, 8, 10), bias=0.0, encoder="latency")
+    readout = spec.readout
+    bias = np.where(np.arange(10) < 6, 0.0, 50.0)                         # outputs 6..9 would always win
+    spec = dataclasses.replace(spec, layers=(*spec.layers[:-1], dataclasses.replace(readout, bias=bias)),
+                               config=LEFT_OUT)
+    x = np.random.default_rng(1).random((30, 6))
+    x_seq = encode_values(x, spec.num_steps, spec.encoder)
+    unmasked = float_logits(dataclasses.replace(spec, config={}), x_seq)
+    assert set(np.argmax(unmasked, 1)) <= {6, 7, 8, 9}
+    masked = float_logits(spec, x_seq)
+    assert np.isneginf(masked[:, 6:]).all() and np.array_equal(masked[:, :6], unmasked[:, :6])
+    net = read_netx(write_netx(tmp_path / "net.h5", quantize(spec)))
+    inputs = encode(x, net)
+    assert fp.predict(net, inputs).max() < 6
+    graph = read_nir(write_nir(tmp_path / "net.nir", spec))
+    assert np.isneginf(nir_logits(graph, np.ones((4, 30, 10)))[:, 6:]).all()
+
+
+def test_a_readout_whose_weights_round_to_zero_names_its_range_not_the_hidden_layers_remedies():
+    """The readout receives spikes: its scale comes from its range (about T x the largest logit), which
+    --input-bits and --headroom do not change, so the error names the range, the steps and what does help."""
+    spec = small_spec(widths=(6, 8, 3), steps=6, bias=0.0)
+    with pytest.raises(ExportError, match=r"^layer readout: every weight rounds to 0 without a weight exponent \(the "
+                                          r"readout range 1e\+09, .* over the 6 steps,") as caught:
+        quantize(spec, QuantConfig(readout_range=1e9))
+    assert "--headroom" not in str(caught.value) and "--input-bits" not in str(caught.value)
+    assert "--calibration-samples" in str(caught.value)

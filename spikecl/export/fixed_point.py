@@ -163,9 +163,10 @@ def simulate(net: FixedNetwork, inputs: np.ndarray, record: bool = True) -> Trac
 
 
 def logits(net: FixedNetwork, readout_v: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
-    """Decoded logits ``[B, n_outputs]`` = readout voltage / (64 S T), the head of each sample (``heads [B]``)."""
+    """Decoded logits ``[B, n_outputs]`` = readout voltage / (64 S T), the head of each sample (``heads [B]``);
+    outputs the training stream never made active are ``-inf`` (:func:`~spikecl.export.float_model.select_heads`)."""
     v = np.asarray(readout_v, dtype=np.float64) / (2**ACT_SHIFT * net.readout.scale * net.num_steps)
-    return select_heads(v, net.n_heads, net.n_outputs, heads)
+    return select_heads(v, net.n_heads, net.n_outputs, heads, net.config)
 
 
 def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = None,

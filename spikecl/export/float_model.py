@@ -52,8 +52,10 @@ def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
 
 
 def float_logits(spec: NetworkSpec, x_seq: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
-    """Logits ``[B, n_outputs]`` (mean readout membrane) of each sample's head."""
-    return select_heads(float_forward(spec, x_seq).readout_mem.mean(axis=0), spec.n_heads, spec.n_outputs, heads)
+    """Logits ``[B, n_outputs]`` (mean readout membrane) of each sample's head; outputs the training stream never
+    made active are ``-inf`` (:func:`select_heads`)."""
+    return select_heads(float_forward(spec, x_seq).readout_mem.mean(axis=0), spec.n_heads, spec.n_outputs, heads,
+                        spec.config)
 
 
 def check_heads(heads, n_samples: int, n_heads: int) -> np.ndarray:
@@ -73,15 +75,36 @@ def check_heads(heads, n_samples: int, n_heads: int) -> np.ndarray:
     return h.astype(np.int64)
 
 
-def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.ndarray | None = None) -> np.ndarray:
+def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.ndarray | None = None,
+                 config: dict | None = None) -> np.ndarray:
     """Each sample's head ``[B, n_outputs]`` of readout values ``[B, n_heads * n_outputs]`` (``heads`` None: one
-    head only, see :func:`check_heads`)."""
+    head only, see :func:`check_heads`); outputs the training stream of ``config`` never made active
+    (:func:`trained_outputs`) are ``-inf``, as training and evaluation masked them."""
     values = np.asarray(values)
     if values.ndim != 2 or values.shape[1] != n_heads * n_outputs:
         raise ShapeError(f"readout values have shape {values.shape}; expected [B, {n_heads} heads x {n_outputs} "
                          "outputs]")
     values = values.reshape(values.shape[0], n_heads, n_outputs)
-    return values[np.arange(values.shape[0]), check_heads(heads, values.shape[0], n_heads)]
+    values = values[np.arange(values.shape[0]), check_heads(heads, values.shape[0], n_heads)]
+    active = trained_outputs(config or {}, n_outputs)
+    return values if active is None else np.where(active, values, -np.inf)
+
+
+def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
+    """``[n_outputs]`` bool: the outputs the training stream of ``config`` made active by its last task, or None
+    when it made every one active. Only a class-incremental split stream whose tasks leave classes out
+    (``classes_per_task · n_tasks`` below the dataset's classes) keeps some inactive: their outputs were never
+    trained, and every prediction of the run was taken among the others."""
+    from spikecl.config import recorded_as_now
+
+    stream = recorded_as_now(config).get("stream") if isinstance(config, dict) else None
+    if not isinstance(stream, dict) or stream.get("kind") != "split" or stream.get("scenario") != "class":
+        return None
+    tasks, per = stream.get("n_tasks"), stream.get("classes_per_task") or 0
+    if not isinstance(tasks, int) or not isinstance(per, int) or tasks < 1:
+        return None
+    seen = (per or n_outputs // tasks) * tasks
+    return None if not 0 < seen < n_outputs else np.arange(n_outputs) < seen
 
 
 def readout_range(spec: NetworkSpec, x_seq: np.ndarray, margin: float = 1.5) -> float:

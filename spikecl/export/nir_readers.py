@@ -71,9 +71,10 @@ def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
 
 
 def nir_logits(graph, readout_mem: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
-    """Logits ``[B, n_outputs]``: the readout membrane ``[T, B, n]`` averaged over steps, each sample's head."""
+    """Logits ``[B, n_outputs]``: the readout membrane ``[T, B, n]`` averaged over steps, each sample's head (outputs
+    the training stream never made active ``-inf``, as spikecl decodes them)."""
     meta = graph_metadata(graph)
     mem = np.asarray(readout_mem)
     if mem.ndim != 3:
         raise ShapeError(f"readout membranes have shape {mem.shape}; expected [T, B, n_readout]")
-    return select_heads(mem.mean(axis=0), meta["n_heads"], meta["n_outputs"], heads)
+    return select_heads(mem.mean(axis=0), meta["n_heads"], meta["n_outputs"], heads, meta.get("config"))

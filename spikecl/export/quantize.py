@@ -339,7 +339,12 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     bias = None if layer.bias is None else layer.bias * (readout_gain(layer.beta, num_steps) / num_steps)
     max_bias_exp = bias_exp_max(cfg)
     s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
-    advice = ZERO_WEIGHTS_ADVICE
+    advice = (f"without a weight exponent (the readout range {span:.3g}, the largest summed membrane over the "
+              f"{num_steps} steps, leaves too little of the 24-bit voltage for weights up to "
+              f"{float(np.abs(layer.weight).max()):.3g}); "
+              + ("lower --input-bits, " if input_bits else "")
+              + "train with fewer time steps, calibrate the range on samples (--calibration-samples) or keep weight "
+                "exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
     if not _bias_fits(bias, scale, max_bias_exp):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
