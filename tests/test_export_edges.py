@@ -674,3 +674,24 @@ def test_a_readout_whose_weights_round_to_zero_names_its_range_not_the_hidden_la
         quantize(spec, QuantConfig(readout_range=1e9))
     assert "--headroom" not in str(caught.value) and "--input-bits" not in str(caught.value)
     assert "--calibration-samples" in str(caught.value)
+
+
+def test_export_names_the_split_it_measured_and_read_nir_names_a_folder(tmp_path):
+    import io
+
+    from spikecl.export.nir_io import read_nir
+    from spikecl.export.pipeline import evaluated_split, print_export
+
+    assert evaluated_split({"data": {"eval_split": "validation"}}) == "validation"
+    assert evaluated_split({"data": {}}) == evaluated_split({}) == "test"
+    net = dataclasses.replace(quantize(small_spec()), config={"data": {"eval_split": "validation"}},
+                              metrics={"samples": 5, "float_accuracy": 0.6, "reference_accuracy": 0.6,
+                                       "prediction_agreement": 1.0, "v_clips": 7, "dense_synops": 1.0,
+                                       "effective_acs": 1.0, "effective_macs": 1.0})
+    out = io.StringIO()
+    print_export(net, out)
+    assert "accuracy on 5 validation samples" in out.getvalue()
+    assert "a 24-bit voltage saturated 7 times on these samples" in out.getvalue()
+    pytest.importorskip("nir")
+    with pytest.raises(ResultsError, match=f"^{re.escape(str(tmp_path))} is a folder; name a NIR file$"):
+        read_nir(tmp_path)

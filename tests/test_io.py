@@ -179,11 +179,16 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
     old = replace(make_result(seed=2), environment={"python": "3.11"})           # written before CPUs were recorded
     note = machine_note([here, other, old])
     assert note.startswith("Computed on 3 setups: ") and "Intel Xeon, AVX" in note and "(ewc seed 1)" in note
-    assert "kernels, 1 torch thread (ewc seed 1)" in note
-    assert "an unrecorded CPU, unrecorded kernels, ? torch threads (ewc seed 2)" in note
+    assert "kernels, unrecorded engine, 1 torch thread (ewc seed 1)" in note
+    assert "an unrecorded CPU, unrecorded kernels, unrecorded engine, ? torch threads (ewc seed 2)" in note
     parallel = replace(make_result(seed=3), environment={**here.environment, "torch_threads": 1, "processes": 2})
     note = machine_note([here, parallel])                 # data-parallel: other numbers, so another setup
-    assert note.startswith("Computed on 2 setups: ") and "1 torch thread in each of 2 processes (ewc seed 3)" in note
+    assert note.startswith("Computed on 2 setups: ") and "1 torch thread in each of 2 processes" in note
+    engines = [replace(make_result(seed=s), config={"network": {"engine": engine}},
+                       environment={**here.environment, "device": "cpu"})
+               for s, engine in enumerate(("fused", "snntorch"))]
+    note = machine_note(engines)                          # engines agree to float rounding only: named apart
+    assert "kernels, fused engine on cpu, " in note and "kernels, snntorch engine on cpu, " in note
 
 
 def test_results_record_spikecls_version_and_commit_and_the_report_names_differing_ones():

@@ -303,9 +303,10 @@ def split_note(results: Sequence[RunResult]) -> str:
 
 
 def machine_note(results: Sequence[RunResult]) -> str:
-    """One line naming the CPU, torch's vector instruction set, thread count and (other than one) process count the
-    runs were computed with (the same seed gives the same numbers only on the same ones), or each setup where they
-    differ."""
+    """One line naming the CPU, torch's vector instruction set, thread count, (other than one) process count, LIF
+    engine and device the runs were computed with (the same seed gives the same numbers only on the same ones; the
+    engines and devices agree to float rounding, which moves a single seed's row by a few points), or each setup
+    where they differ."""
     def value(env: dict, key: str, unknown: str) -> str:
         """A recorded value; a resumed run's list of them (one per stretch of tasks) as "a then b"."""
         got = env.get(key, unknown)
@@ -316,8 +317,11 @@ def machine_note(results: Sequence[RunResult]) -> str:
         threads, processes = value(env, "torch_threads", "?"), value(env, "processes", "1")
         resumed = " (resumed on another setup)" if "setups_by_task" in env else ""
         per = "" if processes == "1" else f" in each of {processes} processes"
+        engine = value(env, "engine", ((r.config or {}).get("network") or {}).get("engine") or "unrecorded")
+        device = f" on {value(env, 'device', '')}" if env.get("device") else ""
         return (f"{value(env, 'cpu', 'an unrecorded CPU')}, {value(env, 'torch_cpu_capability', 'unrecorded')} "
-                f"kernels, {threads} torch thread{'' if threads == '1' else 's'}{per}{resumed}")
+                f"kernels, {engine} engine{device}, {threads} torch thread{'' if threads == '1' else 's'}{per}"
+                f"{resumed}")
     setups = sorted({setup(r) for r in results})
     if len(setups) == 1:
         return f"Computed on {setups[0]}."

@@ -170,14 +170,16 @@ def logits(net: FixedNetwork, readout_v: np.ndarray, heads: np.ndarray | None = 
 
 
 def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = None,
-            batch_size: int = 500, wraps: np.ndarray | None = None) -> np.ndarray:
-    """Predicted classes ``[B]`` of integer inputs ``[T, B, n_inputs]``. ``wraps`` (int64 [n_layers]), if given,
-    has each layer's 24-bit current wraps added to it."""
+            batch_size: int = 500, wraps: np.ndarray | None = None, clips: np.ndarray | None = None) -> np.ndarray:
+    """Predicted classes ``[B]`` of integer inputs ``[T, B, n_inputs]``. ``wraps`` and ``clips`` (int64
+    [n_layers]), if given, have each layer's 24-bit current wraps and voltage saturations added to them."""
     out = []
     for start in range(0, inputs.shape[1], batch_size):
         trace = simulate(net, inputs[:, start:start + batch_size], record=False)
         if wraps is not None:
             wraps += trace.u_wraps
+        if clips is not None:
+            clips += trace.v_clips
         h = None if heads is None else heads[start:start + batch_size]
         out.append(np.argmax(logits(net, trace.readout_v, h), axis=1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -98,6 +98,8 @@ def read_nir(path: str | Path):
     values (a small untrusted file could otherwise make the reader allocate gigabytes), is a :class:`ResultsError`."""
     nir = require("nir", "export")
     path = Path(path)
+    if path.is_dir():
+        raise ResultsError(f"{path} is a folder; name a NIR file")
     if not path.is_file():
         raise ResultsError(f"NIR file not found: {path}")
     try:

@@ -50,25 +50,33 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
                heads: np.ndarray | None) -> dict:
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
-    negative), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them
+    negative) and a 24-bit voltage saturated (``v_clips``: a membrane beyond what the fixed point holds), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them
     spread over all (so over every task)."""
     check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
-    wraps = np.zeros(len(net.layers), np.int64)
-    fixed_pred = fixed_point.predict(net, inputs, heads, wraps=wraps)
+    wraps, clips = np.zeros(len(net.layers), np.int64), np.zeros(len(net.layers), np.int64)
+    fixed_pred = fixed_point.predict(net, inputs, heads, wraps=wraps, clips=clips)
     sample = inputs[:, spread(inputs.shape[1], MEASURED_SAMPLES)]
     synops = energy.fixed_measures(net, sample, fixed_point.simulate(net, sample).spikes)
     return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
             "reference_accuracy": float(np.mean(fixed_pred == y)),
-            "prediction_agreement": float(np.mean(float_pred == fixed_pred)), "u_wraps": int(wraps.sum()), **synops}
+            "prediction_agreement": float(np.mean(float_pred == fixed_pred)), "u_wraps": int(wraps.sum()),
+            "v_clips": int(clips.sum()), **synops}
 
 
 #: the most quantised accuracy may fall below float accuracy at export (points) before export refuses.
 MAX_DROP_POINTS = 3.0
 
 
-def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: bool = False) -> None:
+def evaluated_split(config: dict) -> str:
+    """The split export and deploy measure accuracy on: the one the run was evaluated on (``data.eval_split``)."""
+    data = config.get("data") if isinstance(config, dict) else None
+    return "validation" if isinstance(data, dict) and data.get("eval_split") == "validation" else "test"
+
+
+def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: bool = False,
+                        split: str = "test") -> None:
     """Refuse (one-line :class:`ExportError` with the numbers) a quantised network whose accuracy on the export's
     test samples is more than ``max_drop`` points below the float network's; ``None`` never refuses.
     ``graded_input``: the first layer takes graded input, whose bits (and the headroom) are remedies too."""
@@ -78,7 +86,7 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
     bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
     if float_acc - fixed_acc > max_drop:
         raise ExportError(f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
-                          f"{float_acc:.1f} % on {metrics['samples']} test samples (limit {max_drop:g}); an "
+                          f"{float_acc:.1f} % on {metrics['samples']} {split} samples (limit {max_drop:g}); an "
                           f"outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or --force")
 
 
@@ -119,7 +127,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if has_data and samples:
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
-        check_accuracy_drop(metrics, max_drop, graded_input=bool(net.layers[0].input_bits))
+        check_accuracy_drop(metrics, max_drop, bool(net.layers[0].input_bits), evaluated_split(spec.config))
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite, lava_dl=lava_dl_refusal(net) is None)   # else spikecl's runner only
     return spec, net
@@ -191,12 +199,16 @@ def print_export(net: FixedNetwork, out=None) -> None:
               f"{layer.du:>5d} {layer.dv:>5d} {layer.bias_exp:>5d} {layer.scale:>10.4g}", file=out)
     m = net.metrics
     if "float_accuracy" in m:
-        print(f"accuracy on {m['samples']} test samples: float {100 * m['float_accuracy']:.2f}%  quantised "
+        print(f"accuracy on {m['samples']} {evaluated_split(net.config)} samples: float {100 * m['float_accuracy']:.2f}%  quantised "
               f"{100 * m['reference_accuracy']:.2f}%  (same prediction {100 * m['prediction_agreement']:.1f}%)",
               file=out)
         if m.get("u_wraps"):
             print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
                   "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
+        if m.get("v_clips"):
+            print(f"warning: a 24-bit voltage saturated {m['v_clips']} times on these samples (neuron-steps): a "
+                  "membrane went beyond what the fixed point holds, as it would on Loihi, where the float one does "
+                  "not; a larger --headroom leaves it more room", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     else:
