@@ -208,7 +208,7 @@ def print_export(net: FixedNetwork, out=None) -> None:
         if m.get("v_clips"):
             print(f"warning: a 24-bit voltage saturated {m['v_clips']} times on these samples (neuron-steps): a "
                   "membrane went beyond what the fixed point holds, as it would on Loihi, where the float one does "
-                  "not; a larger --headroom leaves it more room", file=out)
+                  "not; a larger --headroom leaves it more room, at a coarser resolution", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     else:
