@@ -13,9 +13,12 @@ fix are printed as one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
 from spikecl.errors import SpikeCLError
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                                 # the command's parser points at its own --help
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return args.handler(args)
+        with terminate_as_interrupt():
+            return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
         return 2
@@ -85,6 +89,24 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
         return 141
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
+    as Ctrl-C does: locks released, the interruption said and how to continue, exit status 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def continue_hint(args: argparse.Namespace) -> str:

@@ -1026,3 +1026,27 @@ def test_a_checkpoint_records_its_methods_options_with_defaults(tmp_path):
     state = read_checkpoint(tmp_path / "hlop.ckpt")
     del state["options"]["hlop"]["lateral_scale"]            # written before the option existed: its default
     assert checkpoint_difference(state, "hlop", 0, hlop, "hlop") is None
+
+
+def test_a_terminated_run_stops_as_an_interrupted_one_and_resumes(tmp_path):
+    """SIGTERM (a scheduler's or timeout's) stops `spikecl run` as Ctrl-C does: exit status 130, the interruption
+    and --resume named, no lock left behind; --resume then finishes the run."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "termed"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 4\n'
+                   '[network]\nhidden = [64]\n[train]\nepochs = 3\nbatch_size = 16\n'
+                   '[strategy]\nmethods = ["finetune"]\n')
+    base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots", "--output-dir",
+            str(tmp_path)]
+    proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "termed" / "finetune-seed0.ckpt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint in time"
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "spikecl: interrupted; continue with --resume" in stderr
+    assert not list((tmp_path / "termed").glob("*.lock")) and not (tmp_path / "termed" / "finetune-seed0.h5").exists()
+    resumed = subprocess.run(base + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "termed" / "finetune-seed0.h5").exists()
