@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                                 # the command's parser points at its own --help
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with terminate_as_interrupt():
+        with terminate_as_interrupt() if args.command == "run" else contextlib.nullcontext():
             return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def terminate_as_interrupt():
     """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
-    as Ctrl-C does: locks released, the interruption said and how to continue, exit status 130."""
+    as Ctrl-C does: locks released, the interruption said and how to continue, exit status 130. For ``run`` (and in
+    its data-parallel workers); ``sweep`` installs its own, and ``deploy`` leaves its Lava runner to finish."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,6 +107,7 @@ def terminate_as_interrupt():
 
 
 def _interrupt(signum, frame) -> None:
+    """A signal handler that stops the command as Ctrl-C does."""
     raise KeyboardInterrupt
 
 

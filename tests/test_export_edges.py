@@ -686,12 +686,12 @@ def test_export_names_the_split_it_measured_and_read_nir_names_a_folder(tmp_path
     assert evaluated_split({"data": {}}) == evaluated_split({}) == "test"
     net = dataclasses.replace(quantize(small_spec()), config={"data": {"eval_split": "validation"}},
                               metrics={"samples": 5, "float_accuracy": 0.6, "reference_accuracy": 0.6,
-                                       "prediction_agreement": 1.0, "v_clips": 7, "dense_synops": 1.0,
+                                       "prediction_agreement": 1.0, "readout_clips": 7, "dense_synops": 1.0,
                                        "effective_acs": 1.0, "effective_macs": 1.0})
     out = io.StringIO()
     print_export(net, out)
     assert "accuracy on 5 validation samples" in out.getvalue()
-    assert "a 24-bit voltage saturated 7 times on these samples" in out.getvalue()
+    assert "the readout's 24-bit voltage saturated 7 times on these samples" in out.getvalue()
     pytest.importorskip("nir")
     with pytest.raises(ResultsError, match=f"^{re.escape(str(tmp_path))} is a folder; name a NIR file$"):
         read_nir(tmp_path)

@@ -30,7 +30,8 @@ def add_command(sub) -> None:
     export = sub.add_parser(
         "export", help="quantise a trained network to Loihi fixed point and write netx HDF5 (or NIR)",
         description="Rebuild the trained network of a results file or run checkpoint, quantise it to Loihi's fixed "
-                    "point (checking every range), measure float and quantised accuracy on test samples, and "
+                    "point (checking every range), measure float and quantised accuracy on the samples the run was "
+                    "evaluated on (its test split, or validation under data.eval_split), and "
                     "write a netx-compatible HDF5 file (or a NIR graph of the float network).")
     export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt); a ca3 experiment "
                                                   "file (.toml): its functional experiment as a Lava learning graph")
@@ -47,7 +48,8 @@ def add_command(sub) -> None:
                              "more halves the first layer's weight mantissas: above about 12 they round to 0); "
                              "refused for latency and poisson networks, whose input is binary spikes")
     export.add_argument("--samples", type=bounded(int, 0, what="a number of samples"),
-                        help=f"test samples for the accuracy check and the SynOps, NeuroBench and energy measures "
+                        help=f"evaluation samples (test split, or validation under data.eval_split) for the accuracy "
+                             "check and the SynOps, NeuroBench and energy measures "
                              f"(default {NETWORK_OPTIONS['samples']}; 0: skip them)")
     export.add_argument("--calibration-samples", type=bounded(int, 0, what="a number of samples"),
                         help="training samples that set the readout's range "

@@ -189,6 +189,8 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     ``fn(*args, **kwargs)``; exits with its code. A one-line error is left in the folder ``errors`` for the
     launcher, which prints each distinct one once."""
     _die_with_launcher()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the launcher's shell ignored SIGINT
+    signal.signal(signal.SIGTERM, _interrupted)               # a job's TERM or the launcher's death: as Ctrl-C
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(threads)
@@ -197,9 +199,16 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     except SpikeCLError as exc:
         Path(errors, f"{index}.txt").write_text(str(exc).replace("\n", " "))
         code = 2
+    except KeyboardInterrupt:                                 # locks released; the launcher says how to continue
+        code = 130
     sys.stdout.flush()
     if code:
         sys.exit(code)
+
+
+def _interrupted(signum, frame) -> None:
+    """A worker's SIGTERM handler: stop as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None, **kwargs) -> int:

@@ -306,7 +306,7 @@ def machine_note(results: Sequence[RunResult]) -> str:
     """One line naming the CPU, torch's vector instruction set, thread count, (other than one) process count, LIF
     engine and device the runs were computed with (the same seed gives the same numbers only on the same ones; the
     engines and devices agree to float rounding, which moves a single seed's row by a few points), or each setup
-    where they differ."""
+    where they differ (a run recorded before engines existed ran snnTorch's)."""
     def value(env: dict, key: str, unknown: str) -> str:
         """A recorded value; a resumed run's list of them (one per stretch of tasks) as "a then b"."""
         got = env.get(key, unknown)
@@ -317,7 +317,8 @@ def machine_note(results: Sequence[RunResult]) -> str:
         threads, processes = value(env, "torch_threads", "?"), value(env, "processes", "1")
         resumed = " (resumed on another setup)" if "setups_by_task" in env else ""
         per = "" if processes == "1" else f" in each of {processes} processes"
-        engine = value(env, "engine", ((r.config or {}).get("network") or {}).get("engine") or "unrecorded")
+        network = (r.config or {}).get("network")
+        engine = value(env, "engine", network.get("engine", "snntorch") if isinstance(network, dict) else "unrecorded")
         device = f" on {value(env, 'device', '')}" if env.get("device") else ""
         return (f"{value(env, 'cpu', 'an unrecorded CPU')}, {value(env, 'torch_cpu_capability', 'unrecorded')} "
                 f"kernels, {engine} engine{device}, {threads} torch thread{'' if threads == '1' else 's'}{per}"

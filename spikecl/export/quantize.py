@@ -343,8 +343,9 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
               f"{num_steps} steps, leaves too little of the 24-bit voltage for weights up to "
               f"{float(np.abs(layer.weight).max()):.3g}); "
               + ("lower --input-bits, " if input_bits else "")
-              + "train with fewer time steps, calibrate the range on samples (--calibration-samples) or keep weight "
-                "exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
+              + "train with fewer time steps, narrow the range (it comes from --calibration-samples, or from the "
+                "weights' worst case without them) or keep weight exponents with QuantConfig(exponents=True) (Python "
+                "API, spikecl's runner only)")
     if not _bias_fits(bias, scale, max_bias_exp):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)

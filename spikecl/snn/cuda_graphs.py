@@ -10,8 +10,9 @@ penalty, the strategies' hooks, the finiteness checks and the optimiser then run
 
 A signature is everything that makes the launches differ: the input's shape, dtype and layout (a direct-encoded
 input repeats one tensor over time, a stride-0 view, and is kept so), whether heads and an output mask are given,
-where the parameters and buffers are (``net.to(...)`` moves them: a graph reads and writes them in place) and
-which parameters require gradients, whether activity is recorded, and the projector each layer was handed
+where the parameters and persistent buffers are (``net.to(...)`` moves them: a graph reads and writes them in
+place; snnTorch's membranes, non-persistent buffers it replaces at every pass, are left out) and which parameters
+require gradients, whether activity is recorded, and the projector each layer was handed
 (``weight_projection``, held so that it lives as long as its graph; a graph whose projector no layer holds any
 more is dropped at the next capture). Python that a replay does not run is redone after it: a projector the
 captured pass went through is marked ``used`` again. A projector must compute its result inside a pass being
@@ -130,8 +131,8 @@ class GraphedPasses:
                   mask: torch.Tensor | None, record: bool) -> tuple:
         """Everything that makes this pass's launches differ from another's (the module's docstring)."""
         return (_layout(x_seq), _layout(y), _layout(heads), _layout(mask), record, self.net.training,
-                tuple((p.data_ptr(), p.requires_grad) for p in self.net.parameters()),
-                tuple(b.data_ptr() for b in self.net.buffers()),
+                tuple(p.requires_grad for p in self.net.parameters()),
+                tuple(t.data_ptr() for t in self.net.state_dict(keep_vars=True).values()),
                 tuple(id(layer.weight_projection) for layer in self.net.layers))
 
     def __call__(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
