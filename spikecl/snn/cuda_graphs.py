@@ -126,14 +126,17 @@ class GraphedPasses:
         self.net, self.run = net, run
         self.graphs: OrderedDict[tuple, CapturedPass] = OrderedDict()
         self.captures = 0                                  # graphs captured so far
+        # the network's tensors a graph reads and writes in place: parameters and persistent buffers, listed once
+        # (``net.to`` keeps these objects and swaps their memory, which the signature then sees)
+        self._tensors = list(net.state_dict(keep_vars=True).values())
+        self._params, self._layers = list(net.parameters()), list(net.layers)
 
     def signature(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                   mask: torch.Tensor | None, record: bool) -> tuple:
         """Everything that makes this pass's launches differ from another's (the module's docstring)."""
         return (_layout(x_seq), _layout(y), _layout(heads), _layout(mask), record, self.net.training,
-                tuple(p.requires_grad for p in self.net.parameters()),
-                tuple(t.data_ptr() for t in self.net.state_dict(keep_vars=True).values()),
-                tuple(id(layer.weight_projection) for layer in self.net.layers))
+                tuple(p.requires_grad for p in self._params), tuple(t.data_ptr() for t in self._tensors),
+                tuple(id(layer.weight_projection) for layer in self._layers))
 
     def __call__(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
                  mask: torch.Tensor | None, record: bool) -> tuple[torch.Tensor, Activity | None]:
