@@ -21,7 +21,7 @@ import sys
 import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
-from spikecl.errors import SpikeCLError
+from spikecl.errors import SpikeCLError, interrupt
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
 COMMAND_MODULES: tuple[str, ...] = ("spikecl.commands.run", "spikecl.commands.report", "spikecl.commands.export",
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                                 # the command's parser points at its own --help
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with terminate_as_interrupt() if args.command == "run" else contextlib.nullcontext():
+        with terminate_as_interrupt() if args.command in ("run", "sweep") else contextlib.nullcontext():
             return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
@@ -95,20 +95,16 @@ def main(argv: list[str] | None = None) -> int:
 def terminate_as_interrupt():
     """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
     as Ctrl-C does: locks released, the interruption said and how to continue, exit status 130. For ``run`` (and in
-    its data-parallel workers); ``sweep`` installs its own, and ``deploy`` leaves its Lava runner to finish."""
+    its data-parallel workers) and ``sweep`` (put back after Ray starts); ``deploy`` leaves its Lava runner to
+    finish."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame) -> None:
-    """A signal handler that stops the command as Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def continue_hint(args: argparse.Namespace) -> str:

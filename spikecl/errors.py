@@ -8,6 +8,11 @@ with code 2; library users can catch :class:`SpikeCLError`.
 from __future__ import annotations
 
 
+def interrupt(signum, frame) -> None:
+    """A signal handler (SIGTERM: a scheduler's, ``timeout``'s) that stops a command as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 class SpikeCLError(Exception):
     """Base class: a problem the user can fix, described in one line."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 from pathlib import Path
 
@@ -65,8 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_not_folder(path)                           # before the trials train
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
-    previous = signal.signal(signal.SIGTERM, terminate)      # a scheduler's or timeout's TERM: as Ctrl-C
-    try:
+    try:                                                 # a TERM stops it as Ctrl-C does (spikecl.cli)
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
         if sweep.runs:
@@ -86,15 +84,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     report_sweep(final, done, failures, plots=not args.no_plots)
     return 0 if len(done) == len(final.runs) and not broken else 1
-
-
-def terminate(signum, frame) -> None:
-    """The sweep's SIGTERM handler (re-installed after Ray starts, which installs its own): stop as Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def diverged(errors: list[str]) -> bool:

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from spikecl.errors import ConfigError, SpikeCLError
+from spikecl.errors import ConfigError, SpikeCLError, interrupt
 
 
 # -- process group --------------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     launcher, which prints each distinct one once."""
     _die_with_launcher()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the launcher's shell ignored SIGINT
-    signal.signal(signal.SIGTERM, _interrupted)               # a job's TERM or the launcher's death: as Ctrl-C
+    signal.signal(signal.SIGTERM, interrupt)                  # a job's TERM or the launcher's death: as Ctrl-C
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(threads)
@@ -204,11 +204,6 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     sys.stdout.flush()
     if code:
         sys.exit(code)
-
-
-def _interrupted(signum, frame) -> None:
-    """A worker's SIGTERM handler: stop as Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None, **kwargs) -> int:
