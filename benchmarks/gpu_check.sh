@@ -9,7 +9,8 @@
 # their own first. Every one of them is looked for before anything runs. (test_distributed.py's GPU test needs two
 # GPUs: on one it is skipped.)
 #
-# PARTS (default: every part, "device engine ca3 tests triton") names the parts to run.
+# PARTS (default: every part, "device engine memory ca3 tests triton") names the parts to run ("memory": what
+# train.cuda_graph costs in GPU memory, benchmarks/cuda_graph_memory.py).
 #
 #     bash benchmarks/gpu_check.sh [OUT]          # OUT defaults to results/gpu
 set -uo pipefail
@@ -44,7 +45,7 @@ if [ -n "$missing" ]; then
 fi
 mkdir -p "$out"
 failed=0
-parts=" ${PARTS:-device engine ca3 tests triton} "
+parts=" ${PARTS:-device engine memory ca3 tests triton} "
 part() {                                     # part NAME COMMAND...: run it, keep its output in $out/NAME.log
     local name=$1
     shift
@@ -54,6 +55,7 @@ part() {                                     # part NAME COMMAND...: run it, kee
 }
 part device "$py" -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0))"
 part engine "$py" benchmarks/engine_speed.py --device cuda --steps 4 25 --batch 64 256     # timings first
+part memory "$py" benchmarks/cuda_graph_memory.py --batch 256
 part ca3 "$py" benchmarks/ca3_speed.py --device cuda --sizes "" --batches 64,256,1024 --precision float64,float32
 part tests "$py" -m pytest -q -p no:cacheprovider -m gpu tests/test_engine.py tests/test_snn.py tests/test_runner.py \
     tests/test_ca3.py tests/test_sparsey.py tests/test_distributed.py tests/test_precision.py tests/test_cuda_graphs.py

@@ -176,6 +176,8 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
     ("distributed_throughput.py", ["--methods", "finetune,bogus"], "strategy.methods: unknown method 'bogus'"),
     ("sdr_scaling.py", ["--model", "/nonexistent.toml"], "experiment file not found: /nonexistent.toml"),
     ("ca3_lava.py", ["--learning", "fixed", "--cells", "lif"], "--learning fixed: --cells lif does not apply"),
+    ("cuda_graph_memory.py", ["--engines", "fused,bogus"],
+     "argument --engines: 'bogus' is not one of fused, triton, snntorch"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(script, args, message):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=checkout_env(),

@@ -315,6 +315,24 @@ def test_networks_are_freed_with_their_neurons():
     assert [n() for n in neurons] == [None] * 3
 
 
+@pytest.mark.parametrize("trainer", ["bptt", "online"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_snntorch_neurons_keep_no_pass_alive(kind, trainer):
+    """After a training step on the snntorch engine, no neuron's kept membrane holds the pass's autograd graph
+    (which would live on, with its gradient accumulators, until the next pass), and the step is the fused one's."""
+    net, x_seq, y = _problem(kind, "subtract", "direct", 4)
+    snn_net, fused_net = _engines(net)
+    updated = []
+    for model in (snn_net, fused_net):
+        step = make_trainer(trainer, model, 4)
+        step.train_encoded(x_seq, y, None, None, torch.optim.SGD(model.parameters(), lr=0.5))
+        updated.append(list(model.parameters()))
+    kept = [name for name, buffer in snn_net.named_buffers() if buffer is not None and buffer.grad_fn is not None]
+    assert kept == []
+    for a, b in zip(*updated):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(24, 5, 8, 12), (3, 4, 2, 6, 10)])
 def test_spike_pooling_is_avg_pool2d_bit_for_bit(shape):
     """AvgPool2x2 on spike maps: torch's 2 x 2 average pooling exactly, forward and backward (any leading dims)."""

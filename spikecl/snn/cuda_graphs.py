@@ -20,7 +20,8 @@ captured, not return one it kept from an earlier call (spikecl's
 :class:`~spikecl.continual.projection.Projector` checks ``torch.cuda.is_current_stream_capturing()``): a kept
 result would be read from its old memory at every replay. Before a capture the pass runs
 :data:`WARMUP` times on a side stream, as CUDA asks, with the network's buffers (batch-norm statistics) restored
-afterwards, so a graphed step leaves the same state as an eager one.
+afterwards, so a graphed step leaves the same state as an eager one; the capture runs on that same stream (a second
+one cost a fixed 64 MiB more on an H200, ``benchmarks/cuda_graph_memory.py``).
 
 What a replayed pass returns and records (loss, gradients, the recorded :class:`~spikecl.snn.activity.Activity`)
 lives in the graph's memory and is overwritten by the next replay, as an eager pass's recording is replaced by the
@@ -38,7 +39,7 @@ import torch
 from spikecl.snn.activity import Activity
 from spikecl.snn.networks import SpikingNetwork
 
-#: eager passes on a side stream before a capture (CUDA's lazy initialisation, cuBLAS workspaces)
+#: eager passes on the capture's side stream before it (CUDA's lazy initialisation, cuBLAS workspaces)
 WARMUP = 3
 #: graphs kept at once (each holds its pass's activations); the least recently replayed one goes first
 MAX_GRAPHS = 4
@@ -67,11 +68,12 @@ class CapturedPass:
         self.mask = None if mask is None else mask.clone()
         self.params = [p for p in net.parameters() if p.requires_grad]
         with torch.cuda.device(self._x.device):
-            self._warm_up(run, record)
+            stream = torch.cuda.Stream(self._x.device)     # warm-up and capture on one stream: one cuBLAS workspace
+            self._warm_up(run, record, stream)
             for p in self.params:
                 p.grad = None                              # the graph allocates every gradient it writes
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, stream=stream):
                 with net.recording() if record else contextlib.nullcontext() as activity:
                     self.loss = run(self.x_seq, self.y, self.heads, self.mask)
         self.activity: Activity | None = activity
@@ -84,10 +86,9 @@ class CapturedPass:
         now); a graph of an earlier task's projector could match again only if it were handed out again."""
         return all(p is None or any(p is q for q in projectors) for p in self.projectors)
 
-    def _warm_up(self, run: Pass, record: bool) -> None:
-        """Run the pass :data:`WARMUP` times on a side stream, then put the buffers back as they were."""
+    def _warm_up(self, run: Pass, record: bool, stream: torch.cuda.Stream) -> None:
+        """Run the pass :data:`WARMUP` times on the side ``stream``, then put the buffers back as they were."""
         saved = [(b, b.clone()) for b in self.net.buffers()]
-        stream = torch.cuda.Stream(self._x.device)
         stream.wait_stream(torch.cuda.current_stream(self._x.device))
         with torch.cuda.stream(stream):
             for _ in range(WARMUP):

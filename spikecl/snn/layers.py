@@ -176,6 +176,22 @@ NEURON_BUFFERS = ("beta", "threshold", "reset_mechanism_val", "graded_spikes_fac
 RESET_CODES = {0: "subtract", 1: "zero", 2: "none"}
 
 
+def _unrolled(neuron: nn.Module, current: torch.Tensor,
+              mem: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """snnTorch's ``neuron`` (a ``Leaky``) stepped through ``current`` [T, B, ...] from ``mem`` [B, ...] (rest when
+    None) → (each step's spikes, each step's membrane), T tensors [B, ...] each. The membrane it keeps as a buffer
+    is left detached: held with its history it would keep the pass's autograd graph alive until the next pass (and,
+    under CUDA graphs, tie the next capture's gradient accumulation to the stream of the pass before)."""
+    mem = torch.zeros_like(current[0]) if mem is None else mem
+    spikes, membranes = [], []
+    for cur_t in current:
+        spk, mem = neuron(cur_t, mem)
+        spikes.append(spk)
+        membranes.append(mem)
+    neuron.mem = mem.detach()
+    return spikes, membranes
+
+
 def _shown(name: str, value: torch.Tensor) -> str:
     """Neuron buffer ``name`` (a number) for an error message; a reset by its name."""
     return RESET_CODES.get(int(value), f"{value.item():g}") if name == "reset_mechanism_val" else f"{value.item():g}"
@@ -253,12 +269,7 @@ class SpikingLayer(EngineLayer):
             return lif_sequence(current, *self.fused_constants(self.lif), self.neuron.surrogate_slope,
                                 self.neuron.reset, kernels=self._engine == "triton",
                                 overwrite_current=overwrite and current.stride(0) != 0)
-        mem = torch.zeros_like(current[0])
-        spikes = []
-        for cur_t in current:
-            spk, mem = self.lif(cur_t, mem)
-            spikes.append(spk)
-        return torch.stack(spikes)
+        return torch.stack(_unrolled(self.lif, current)[0])
 
     def step(self, x_t: torch.Tensor, trace_t: torch.Tensor, mem: torch.Tensor | None,
              first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,9 +281,8 @@ class SpikingLayer(EngineLayer):
                                 self.neuron.reset)
             return self.pool(spk), mem
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
-        mem = torch.zeros_like(current) if mem is None else mem.detach()
-        spk, mem = self.lif(current, mem)
-        return self.pool(spk), mem
+        spikes, membranes = _unrolled(self.lif, current[None], None if mem is None else mem.detach())
+        return self.pool(spikes[0]), membranes[0]
 
 
 class SpikingLinear(SpikingLayer):
@@ -344,10 +354,8 @@ class Readout(EngineLayer):
         if self.fused:
             return self._mean_membrane(x_seq, heads)
         current = full_precision(self._current(lambda head: head(x_seq), heads))     # the membrane in float32
-        mem = torch.zeros_like(current[0])
-        total = torch.zeros_like(mem)
-        for cur_t in current:
-            _, mem = self.integrator(cur_t, mem)
+        total = torch.zeros_like(current[0])
+        for mem in _unrolled(self.integrator, current)[1]:
             total = total + mem
         return total / current.shape[0]
 
@@ -369,6 +377,4 @@ class Readout(EngineLayer):
             current = self._current(lambda head: fused_trace_synapse(head, x_t, trace_t), heads)
             return integrator_step(current, mem, self.fused_constants(self.integrator)[0])
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
-        mem = torch.zeros_like(current) if mem is None else mem.detach()
-        _, mem = self.integrator(current, mem)
-        return mem
+        return _unrolled(self.integrator, current[None], None if mem is None else mem.detach())[1][0]
