@@ -665,6 +665,34 @@ def test_outputs_a_class_incremental_stream_never_made_active_are_never_predicte
     assert np.isneginf(nir_logits(graph, np.ones((4, 30, 10)))[:, 6:]).all()
 
 
+def test_a_checkpoint_of_a_class_incremental_run_stopped_between_tasks_decodes_among_the_classes_it_trained(
+        tmp_path):
+    """A run checkpoint written after task 1 of 5 (digits, two classes per task) had trained outputs 0 and 1 only,
+    and its run evaluated among them: exported, it decodes among them too, and export measures and calibrates on
+    the tasks it had trained, not on classes it never saw."""
+    torch = pytest.importorskip("torch")
+    from spikecl.continual.experiment import KIND
+    from spikecl.export.float_model import trained_outputs
+    from spikecl.export.inputs import stream_samples
+    from spikecl.export.spec import load_trained
+    from spikecl.snn import LIFParams, build_mlp
+
+    config = KIND.load({"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "class",
+                                                                  "n_tasks": 5},
+                        "network": {"hidden": [12], "num_steps": 4}}).to_dict()
+    net = build_mlp(64, [12], 10, LIFParams())
+    for done, active in ((1, 2), (3, 6), (5, None)):
+        path = tmp_path / f"after{done}.ckpt"
+        torch.save({"model": net.state_dict(), "config": config, "seed": 0, "progress": {"next_task": done}}, path)
+        spec = load_trained(path)
+        got = trained_outputs(spec.config, 10)
+        assert (got is None) if active is None else got.tolist() == [k < active for k in range(10)]
+        x, y, _ = stream_samples(spec.config, max_samples=60)
+        assert set(y.tolist()) == set(range(active or 10)) and len(y) == 60
+        logits = float_logits(spec, encode_values(x, spec.num_steps, spec.encoder))
+        assert np.isneginf(logits[:, active or 10:]).all() and np.isfinite(logits[:, :active or 10]).all()
+
+
 def test_a_readout_whose_weights_round_to_zero_names_its_range_not_the_hidden_layers_remedies():
     """The readout receives spikes: its scale comes from its range (about T x the largest logit), which
     --input-bits and --headroom do not change, so the error names the range, the steps and what does help."""

@@ -91,10 +91,11 @@ def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.nda
 
 
 def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
-    """``[n_outputs]`` bool: the outputs the training stream of ``config`` made active by its last task, or None
-    when it made every one active. Only a class-incremental split stream whose tasks leave classes out
-    (``classes_per_task · n_tasks`` below the dataset's classes) keeps some inactive: their outputs were never
-    trained, and every prediction of the run was taken among the others."""
+    """``[n_outputs]`` bool: the outputs the training stream of ``config`` made active by the last task trained
+    (``config["tasks_trained"]``, which a run checkpoint's progress gives, else every task), or None when they are
+    all active. Only a class-incremental split stream keeps some inactive: one whose tasks leave classes out
+    (``classes_per_task · n_tasks`` below the dataset's classes), or one stopped before its last task. Their outputs
+    were never trained, and every prediction of the run was taken among the others."""
     from spikecl.config import recorded_as_now
 
     stream = recorded_as_now(config).get("stream") if isinstance(config, dict) else None
@@ -103,7 +104,8 @@ def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
     tasks, per = stream.get("n_tasks"), stream.get("classes_per_task") or 0
     if not isinstance(tasks, int) or not isinstance(per, int) or tasks < 1:
         return None
-    seen = (per or n_outputs // tasks) * tasks
+    done = config.get("tasks_trained", tasks)
+    seen = (per or n_outputs // tasks) * (min(done, tasks) if isinstance(done, int) and done >= 0 else tasks)
     return None if not 0 < seen < n_outputs else np.arange(n_outputs) < seen
 
 

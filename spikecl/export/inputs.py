@@ -89,7 +89,8 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
 
 def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,
                    split: str = "test"):
-    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on, as the network
+    """Samples (``split`` "test" or "train") of every task of the stream a network was trained on (of the tasks it
+    had trained, ``config["tasks_trained"]``, for a checkpoint of a run stopped between tasks), as the network
     receives them (input-coded streams: the codes): (x [N, ...], y [N], heads [N]).
 
     ``config`` is the training config stored with the network (see :func:`trained_stream`); "test" is the split
@@ -97,10 +98,12 @@ def stream_samples(config: dict, max_samples: int | None = None, data_dir: str |
     samples, ``max_samples // tasks`` of them or one more (the first ``max_samples % tasks`` tasks), or all it has.
     """
     stream = trained_stream(config, data_dir)
+    done = config.get("tasks_trained")
+    tasks = list(stream)[:done] if isinstance(done, int) and 0 < done < len(stream) else list(stream)
     xs, ys, hs = [], [], []
-    for i, task in enumerate(stream):
+    for i, task in enumerate(tasks):
         tx, ty = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
-        share = len(ty) if max_samples is None else max_samples // len(stream) + (i < max_samples % len(stream))
+        share = len(ty) if max_samples is None else max_samples // len(tasks) + (i < max_samples % len(tasks))
         n = min(share, len(ty))
         xs.append(tx[:n])
         ys.append(ty[:n])

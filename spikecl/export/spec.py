@@ -341,7 +341,10 @@ def load_trained(path) -> NetworkSpec:
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
-        return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0)})
+        progress = state.get("progress")
+        done = progress.get("next_task") if isinstance(progress, dict) else None
+        trained = {"tasks_trained": done} if isinstance(done, int) else {}      # a run stopped between tasks
+        return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained})
     from spikecl.io import read_results
 
     result = read_results(path)
