@@ -693,6 +693,64 @@ def test_a_checkpoint_of_a_class_incremental_run_stopped_between_tasks_decodes_a
         assert np.isneginf(logits[:, active or 10:]).all() and np.isfinite(logits[:, :active or 10]).all()
 
 
+@pytest.mark.parametrize("method, active", [("finetune", 2), ("multitask", None)])
+def test_a_run_checkpoint_records_the_outputs_its_training_made_active(tmp_path, monkeypatch, method, active):
+    """A class-incremental run stopped after its first task: fine-tuning had trained outputs 0 and 1, multitask
+    training (every task in the first turn, every row evaluated with all outputs) all ten; the checkpoint's
+    progress says which, and its export decodes and measures accordingly."""
+    torch = pytest.importorskip("torch")
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun, checkpoint_path
+    from spikecl.export.float_model import trained_outputs
+    from spikecl.export.inputs import stream_samples
+    from spikecl.export.spec import load_trained
+
+    cfg = experiment_from_dict({
+        "name": "stopped", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "split", "scenario": "class", "n_tasks": 5, "train_per_task": 40, "test_per_task": 20},
+        "network": {"kind": "mlp", "hidden": [16], "num_steps": 2}, "train": {"epochs": 1, "batch_size": 20},
+        "strategy": {"methods": [method]}})
+    saved = ContinualRun.save_checkpoint
+
+    def save_then_stop(self, path):
+        saved(self, path)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ContinualRun, "save_checkpoint", save_then_stop)
+    results = tmp_path / f"{method}-seed0.h5"
+    with pytest.raises(KeyboardInterrupt):
+        ContinualRun(cfg, method, 0).execute(results, progress_bar=False)
+    progress = torch.load(checkpoint_path(results), weights_only=True)["progress"]
+    assert progress["next_task"] == 1 and progress["stage"] == (0 if active else 4)
+    spec = load_trained(checkpoint_path(results))
+    got = trained_outputs(spec.config, 10)
+    assert (got is None) if active is None else got.tolist() == [k < active for k in range(10)]
+    assert set(stream_samples(spec.config)[1].tolist()) == set(range(active or 10))
+
+
+@pytest.mark.parametrize("value", ["2", -1, 0, 1.5, 6, None, True])
+def test_a_damaged_count_of_tasks_trained_is_named_not_read_as_every_task(tmp_path, value):
+    """An exported file whose config holds tasks_trained outside 1..n_tasks (or not a whole number) is refused in
+    one line on reading (netx, NIR) and on use, rather than decoded among other outputs than it trained."""
+    from spikecl.export.float_model import trained_outputs
+
+    config = {**LEFT_OUT, "stream": {**LEFT_OUT["stream"], "n_tasks": 5, "classes_per_task": 2},
+              "tasks_trained": value}
+    message = re.escape(f"the stored config's tasks_trained = {value!r} is not a number of tasks from 1 to the "
+                        "stream's 5; the file is damaged")
+    with pytest.raises(ResultsError, match=f"{message}$"):
+        trained_outputs(config, 10)
+    path = write_netx(tmp_path / "net.h5", dataclasses.replace(quantize(small_spec(widths=(6, 8, 10))),
+                                                                 config=config))
+    with pytest.raises(ResultsError, match=f"{message}$"):
+        read_netx(path)
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import graph_metadata, read_nir, write_nir
+
+    nir_path = write_nir(tmp_path / "net.nir", dataclasses.replace(small_spec(widths=(6, 8, 10)), config=config))
+    with pytest.raises(ResultsError, match=f"{message}$"):
+        graph_metadata(read_nir(nir_path))
+
+
 def test_a_readout_whose_weights_round_to_zero_names_its_range_not_the_hidden_layers_remedies():
     """The readout receives spikes: its scale comes from its range (about T x the largest logit), which
     --input-bits and --headroom do not change, so the error names the range, the steps and what does help."""

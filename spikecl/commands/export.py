@@ -65,14 +65,17 @@ def add_command(sub) -> None:
 
     deploy = sub.add_parser(
         "deploy", help="run an exported network on Lava (fixed-point simulation) or the numpy reference",
-        description="Run an exported network on test samples of the stream it was trained on: accuracy, and for "
-                    "lava-sim the agreement with the bit-accurate reference layer by layer, and timings.")
+        description="Run an exported network on evaluation samples of the stream it was trained on (the test "
+                    "split, or the validation split under data.eval_split; of the tasks it had trained, for a "
+                    "checkpoint of a run stopped between tasks): accuracy, and for lava-sim the agreement with the "
+                    "bit-accurate reference layer by layer, and timings.")
     deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference",
                         help="'reference' (the default): spikecl's bit-accurate numpy fixed point; 'lava-sim': Lava's "
                              "fixed-point CPU simulation in .venv-lava, compared with the reference layer by layer")
     deploy.add_argument("--samples", type=bounded(int, 1, what="a number of samples"),
-                        help=f"test samples to run (default {DEPLOY_SAMPLES}; lava-sim stops after "
+                        help=f"evaluation samples to run (test split, or validation under data.eval_split; "
+                             f"default {DEPLOY_SAMPLES}; lava-sim stops after "
                              f"{LAVA_TIMEOUT_S} s); exported networks only: a learning graph holds its own inputs")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets (exported networks only)")
     graph = deploy.add_argument_group("CA3 learning graphs (spikecl export models/ca3_cam.toml -o ca3.h5)")

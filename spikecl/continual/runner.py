@@ -260,6 +260,7 @@ class RunState:
     curve_accuracy: list = field(default_factory=list)
     task_seconds: list = field(default_factory=list)
     task_ends: list = field(default_factory=list)        # the iteration each task's training ended at
+    stage: int = -1                                      # the stage whose outputs the last task trained made active
     measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
     setups: list = field(default_factory=list)           # what each task was computed with (:meth:`setup`)
 
@@ -609,7 +610,7 @@ class ContinualRun:
         for task in range(p.next_task, len(self.stream)):
             bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
             started = time.perf_counter()
-            stage = self.train_task(task, bar)
+            p.stage = stage = self.train_task(task, bar)
             p.task_seconds.append(time.perf_counter() - started)
             p.task_ends.append(p.iteration)
             p.rows.append(self.accuracy_row(stage))

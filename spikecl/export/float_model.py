@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ConfigError, ShapeError
+from spikecl.errors import ConfigError, ResultsError, ShapeError
 from spikecl.export.conv import synaptic_input
 from spikecl.export.spec import NetworkSpec
 
@@ -104,9 +104,23 @@ def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
     tasks, per = stream.get("n_tasks"), stream.get("classes_per_task") or 0
     if not isinstance(tasks, int) or not isinstance(per, int) or tasks < 1:
         return None
-    done = config.get("tasks_trained", tasks)
-    seen = (per or n_outputs // tasks) * (min(done, tasks) if isinstance(done, int) and done >= 0 else tasks)
+    seen = (per or n_outputs // tasks) * (tasks_trained(config) or tasks)
     return None if not 0 < seen < n_outputs else np.arange(n_outputs) < seen
+
+
+def tasks_trained(config: dict) -> int | None:
+    """The tasks a network had trained when it was exported, ``config["tasks_trained"]`` (a checkpoint of a run
+    stopped between tasks), or None (every task of its stream). A value that is not a whole number from 1 to the
+    stream's ``n_tasks`` is a one-line :class:`~spikecl.errors.ResultsError`."""
+    if not isinstance(config, dict) or "tasks_trained" not in config:
+        return None
+    done, stream = config["tasks_trained"], config.get("stream")
+    tasks = stream.get("n_tasks") if isinstance(stream, dict) else None
+    top = tasks if isinstance(tasks, int) and not isinstance(tasks, bool) and tasks >= 1 else None
+    if isinstance(done, bool) or not isinstance(done, int) or done < 1 or (top is not None and done > top):
+        raise ResultsError(f"the stored config's tasks_trained = {done!r} is not a number of tasks from 1 to the "
+                           f"stream's {top if top is not None else 'n_tasks'}; the file is damaged")
+    return done
 
 
 def readout_range(spec: NetworkSpec, x_seq: np.ndarray, margin: float = 1.5) -> float:

@@ -16,6 +16,7 @@ from spikecl.config import BUNDLED_DATASETS, DataConfig, StreamConfig, check_see
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
+from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import FixedNetwork
 
 
@@ -98,8 +99,7 @@ def stream_samples(config: dict, max_samples: int | None = None, data_dir: str |
     samples, ``max_samples // tasks`` of them or one more (the first ``max_samples % tasks`` tasks), or all it has.
     """
     stream = trained_stream(config, data_dir)
-    done = config.get("tasks_trained")
-    tasks = list(stream)[:done] if isinstance(done, int) and 0 < done < len(stream) else list(stream)
+    tasks = list(stream)[:tasks_trained(config) or len(stream)]
     xs, ys, hs = [], [], []
     for i, task in enumerate(tasks):
         tx, ty = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)

@@ -34,6 +34,7 @@ import numpy as np
 from spikecl.errors import ExportError, ResultsError
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
+from spikecl.export.float_model import tasks_trained
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
@@ -438,6 +439,7 @@ def _check_consistent(net: FixedNetwork, path: Path) -> None:
     if net.n_heads * net.n_outputs != net.readout.n_out:
         raise ResultsError(f"{path}: n_heads = {net.n_heads} x n_outputs = {net.n_outputs} does not match the "
                            f"readout's {net.readout.n_out} neurons")
+    tasks_trained(net.config)                            # a damaged count is named on reading, not on use
     heads = stream_heads(net.config)
     if heads is not None and heads != net.n_heads:
         raise ResultsError(f"{path}: n_heads = {net.n_heads}, but the training stream in its config needs {heads} "

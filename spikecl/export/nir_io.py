@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ExportError, ResultsError, require
+from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.io import atomic_write
@@ -151,6 +152,7 @@ def graph_metadata(graph) -> dict:
             meta["config"] = None
         if not isinstance(meta["config"], dict):
             raise ResultsError("the NIR graph's metadata config is not a JSON table; the file is damaged")
+        tasks_trained(meta["config"])
     _check_nodes(graph, meta["readout"])
     return meta
 

@@ -209,7 +209,8 @@ def print_export(net: FixedNetwork, out=None) -> None:
                   "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
         if m.get("readout_clips"):
             print(f"warning: the readout's 24-bit voltage saturated {m['readout_clips']} times on these samples "
-                  "(neuron-steps), as it would on Loihi: those logits are cut where the float ones are not; its range "
+                  "(neuron-steps), as it would on Loihi: those logits are cut where the float ones are not (held at the "
+                  "bottom, or reset to 0 past the top); its range "
                   "comes from the calibration samples (--calibration-samples: more of them, or 0 for the weights' "
                   "worst case)", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "

@@ -341,9 +341,7 @@ def load_trained(path) -> NetworkSpec:
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
-        progress = state.get("progress")
-        done = progress.get("next_task") if isinstance(progress, dict) else None
-        trained = {"tasks_trained": done} if isinstance(done, int) else {}      # a run stopped between tasks
+        trained = _tasks_trained(path, state.get("progress"))                  # a run stopped between tasks
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained})
     from spikecl.io import read_results
 
@@ -351,6 +349,23 @@ def load_trained(path) -> NetworkSpec:
     if not result.model:
         raise ResultsError(f"{path} holds no trained parameters under /model")
     return spec_from_state(result.model, result.config)
+
+
+def _tasks_trained(path, progress) -> dict:
+    """``{"tasks_trained": n}`` from a run checkpoint's ``progress``: the tasks whose outputs its training had made
+    active (the stage of the last task trained, plus one: multitask training's first turn makes them all active;
+    checkpoints written before the stage was kept: the tasks done), or ``{}`` where it says nothing."""
+    from spikecl.errors import ResultsError
+
+    if not isinstance(progress, dict):
+        return {}
+    stage = progress.get("stage")
+    done = stage + 1 if type(stage) is int and stage >= 0 else progress.get("next_task")
+    if done is None or done == 0:
+        return {}
+    if type(done) is not int or done < 0:
+        raise ResultsError(f"{path}: its progress records {done!r} tasks trained; the checkpoint is damaged")
+    return {"tasks_trained": done}
 
 
 def config_json(spec: NetworkSpec) -> str:
