@@ -315,22 +315,38 @@ def test_networks_are_freed_with_their_neurons():
     assert [n() for n in neurons] == [None] * 3
 
 
-@pytest.mark.parametrize("trainer", ["bptt", "online"])
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr", None])
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_snntorch_neurons_keep_no_pass_alive(kind, trainer):
-    """After a training step on the snntorch engine, no neuron's kept membrane holds the pass's autograd graph
-    (which would live on, with its gradient accumulators, until the next pass), and the step is the fused one's."""
+    """After a training step (or a forward pass with gradients, as EWC's Fisher passes make) on the snntorch engine,
+    no neuron keeps a membrane: with its history it would hold the pass's autograd graph, with its gradient
+    accumulators, until the next pass, and the batch's memory in any case; the step is the fused one's."""
     net, x_seq, y = _problem(kind, "subtract", "direct", 4)
     snn_net, fused_net = _engines(net)
     updated = []
     for model in (snn_net, fused_net):
+        if trainer is None:
+            torch.nn.functional.cross_entropy(model(x_seq), y).backward()
+            updated.append([p.grad for p in model.parameters()])
+            continue
         step = make_trainer(trainer, model, 4)
         step.train_encoded(x_seq, y, None, None, torch.optim.SGD(model.parameters(), lr=0.5))
         updated.append(list(model.parameters()))
-    kept = [name for name, buffer in snn_net.named_buffers() if buffer is not None and buffer.grad_fn is not None]
-    assert kept == []
+    kept = {name: buffer.shape for name, buffer in snn_net.named_buffers() if name.endswith(".mem")}
+    assert len(kept) == len(net.layers) + 1 and set(kept.values()) == {torch.Size([0])}
     for a, b in zip(*updated):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_a_float64_network_runs_on_either_engine(kind):
+    """snnTorch's neurons fire float32 spikes whatever their input: the snntorch engine keeps the network's dtype."""
+    net, x_seq, y = _problem(kind, "subtract", "poisson", 4)
+    snn_net, fused_net = (model.double() for model in _engines(net))
+    with torch.no_grad():
+        logits = [model(x_seq.double()) for model in (snn_net, fused_net)]
+    assert logits[0].dtype == torch.float64
+    torch.testing.assert_close(logits[0], logits[1], rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("shape", [(24, 5, 8, 12), (3, 4, 2, 6, 10)])

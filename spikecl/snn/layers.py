@@ -176,20 +176,20 @@ NEURON_BUFFERS = ("beta", "threshold", "reset_mechanism_val", "graded_spikes_fac
 RESET_CODES = {0: "subtract", 1: "zero", 2: "none"}
 
 
-def _unrolled(neuron: nn.Module, current: torch.Tensor,
-              mem: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _unrolled(neuron: nn.Module, current: torch.Tensor, mem: torch.Tensor | None = None,
+              membranes: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
     """snnTorch's ``neuron`` (a ``Leaky``) stepped through ``current`` [T, B, ...] from ``mem`` [B, ...] (rest when
-    None) → (each step's spikes, each step's membrane), T tensors [B, ...] each. The membrane it keeps as a buffer
-    is left detached: held with its history it would keep the pass's autograd graph alive until the next pass (and,
-    under CUDA graphs, tie the next capture's gradient accumulation to the stream of the pass before)."""
+    None) → (each step's spikes in ``current``'s dtype, or with ``membranes`` each step's membrane: T tensors
+    [B, ...]; the last membrane). The membrane the neuron keeps as a buffer is emptied afterwards: it is never read
+    again, and kept it would hold the batch's memory and, with its history, the pass's autograd graph until the next
+    pass (under CUDA graphs tying the next capture's gradient accumulation to the stream of the pass before)."""
     mem = torch.zeros_like(current[0]) if mem is None else mem
-    spikes, membranes = [], []
+    outputs = []
     for cur_t in current:
         spk, mem = neuron(cur_t, mem)
-        spikes.append(spk)
-        membranes.append(mem)
-    neuron.mem = mem.detach()
-    return spikes, membranes
+        outputs.append(mem if membranes else spk.to(cur_t.dtype))       # snnTorch fires float32 spikes
+    neuron.mem = mem.new_empty(0)
+    return outputs, mem
 
 
 def _shown(name: str, value: torch.Tensor) -> str:
@@ -281,8 +281,8 @@ class SpikingLayer(EngineLayer):
                                 self.neuron.reset)
             return self.pool(spk), mem
         current = self.norm(trace_synapse(self.synapse, x_t, trace_t))
-        spikes, membranes = _unrolled(self.lif, current[None], None if mem is None else mem.detach())
-        return self.pool(spikes[0]), membranes[0]
+        spikes, mem = _unrolled(self.lif, current[None], None if mem is None else mem.detach())
+        return self.pool(spikes[0]), mem
 
 
 class SpikingLinear(SpikingLayer):
@@ -355,7 +355,7 @@ class Readout(EngineLayer):
             return self._mean_membrane(x_seq, heads)
         current = full_precision(self._current(lambda head: head(x_seq), heads))     # the membrane in float32
         total = torch.zeros_like(current[0])
-        for mem in _unrolled(self.integrator, current)[1]:
+        for mem in _unrolled(self.integrator, current, membranes=True)[0]:
             total = total + mem
         return total / current.shape[0]
 
@@ -377,4 +377,4 @@ class Readout(EngineLayer):
             current = self._current(lambda head: fused_trace_synapse(head, x_t, trace_t), heads)
             return integrator_step(current, mem, self.fused_constants(self.integrator)[0])
         current = self._current(lambda head: trace_synapse(head, x_t, trace_t), heads)
-        return _unrolled(self.integrator, current[None], None if mem is None else mem.detach())[1][0]
+        return _unrolled(self.integrator, current[None], None if mem is None else mem.detach())[1]
