@@ -236,7 +236,8 @@ def test_the_deploy_help_says_which_files_take_samples(capsys):
     with pytest.raises(SystemExit):
         main(["deploy", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "(default 200; lava-sim stops after 1800 s); exported networks only" in help_text
+    assert ("evaluation samples to run (test split, or validation under data.eval_split; default 200; lava-sim "
+            "stops after 1800 s); exported networks only") in help_text
 
 
 # --- 5. runner inputs that are HDF5 groups ---
