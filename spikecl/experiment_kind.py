@@ -375,7 +375,11 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     existed = {job.path for job in todo if job.path.exists()}      # what --overwrite or --resume chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
-        for path in existed if overwrite and reports else ():
+        marked = sorted(existed) if overwrite and reports else []
+        for path in marked:                    # another run writing one: refused before any file is marked stale
+            with output_lock(path):
+                pass
+        for path in marked:
             replacing(path).touch()
         for job in jobs:
             if job not in todo:

@@ -45,10 +45,16 @@ def collect_groups(paths: Iterable[str | Path],
     for path in folders:                          # first: a file named too joins its folder's experiment
         found = skipped = 0
         for folder, file in _folder_files(path, note):
-            if file.resolve() in read:
+            try:
+                where = _resolved(file)
+            except ResultsError as exc:
+                note(f"skipped: {exc}")
+                skipped += 1
+                continue
+            if where in read:
                 found += 1
                 continue
-            read.add(file.resolve())
+            read.add(where)
             try:
                 run = _read(file)
             except ResultsError as exc:
@@ -61,12 +67,21 @@ def collect_groups(paths: Iterable[str | Path],
             raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
                                else f"no results files (*.h5) under {path}")
     for path in paths:
-        if path not in folders and path.resolve() not in read:
-            read.add(path.resolve())
+        if path not in folders and _resolved(path) not in read:
+            read.add(_resolved(path))
             run = _read(path)
             groups[run.kind, None].append(run)
     order = {name: i for i, name in enumerate(kind_names())}
     return {key: groups[key] for key in sorted(groups, key=lambda k: (order[k[0]], k[1] is not None, str(k[1])))}
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its links followed (how a file named twice is recognised); a link loop is a one-line
+    :class:`ResultsError`."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:          # Python raises RuntimeError for a loop of links
+        raise ResultsError(f"{path} cannot be followed to a file ({exc}); is it a loop of links?") from None
 
 
 def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, Path]]:
@@ -81,6 +96,10 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
         return [(path, file) for file in sorted(path.glob("*.h5"))]
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
+    others = [file.name for file in sorted(path.glob("*.h5")) if file.name != "sweep.h5"]
+    if others:                             # e.g. runs made there with `spikecl run` before or after the sweep
+        note(f"skipped: {len(others)} other results file(s) beside {path / 'sweep.h5'} ({', '.join(others[:3])}"
+             f"{', ...' if len(others) > 3 else ''}); name them to report them")
     return [(path, file) for file in [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]]
 
 
@@ -159,13 +178,30 @@ def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None
 
 
 def _check_one_folder(paths: list[Path]) -> None:
-    """A one-line :class:`ResultsError` when files named together lie in several folders: their plots, written to
-    the first one's folder, would replace those of the files beside them there."""
-    parents = sorted({str(p.resolve().parent) for p in paths if not p.is_dir()})
+    """A one-line :class:`ResultsError` when files named together lie in several folders, or beside results files
+    not named: their plots, written to the first one's folder, would replace those of the files beside them there
+    (e.g. a comparison of every method by one of the method named)."""
+    files = [p for p in paths if not p.is_dir()]
+    parents = sorted({str(_resolved(p).parent) for p in files})
     if len(parents) > 1:
         raise ResultsError(f"report: the files named lie in {len(parents)} folders ({', '.join(parents[:2])}"
                            f"{', ...' if len(parents) > 2 else ''}); their plots would replace those of the files "
                            "beside them: pass --plots DIR, or --no-plots")
+    if files and len(files) == len(paths):
+        named = {_resolved(p) for p in files}
+        beside = [f for f in sorted(files[0].parent.glob("*.h5")) if _resolved_or_none(f) not in named]
+        if beside:
+            raise ResultsError(f"report: {files[0].parent} holds {len(beside)} more results file(s) than those named "
+                               f"({beside[0].name}{', ...' if len(beside) > 1 else ''}), whose plots theirs would "
+                               "replace: name the folder, pass --plots DIR, or --no-plots")
+
+
+def _resolved_or_none(path: Path) -> Path | None:
+    """``path`` with its links followed, or None for a loop of links."""
+    try:
+        return _resolved(path)
+    except ResultsError:
+        return None
 
 
 def _check_apart(where: dict[tuple[str, Path | None], Path]) -> None:

@@ -438,7 +438,7 @@ def test_a_cell_over_only_some_seeds_is_named_under_the_table():
 def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp_path, sweep_files):
     """``spikecl report <sweep folder>`` draws each summary's comparison where ``spikecl sweep`` put it
     (``sweep-comparison.png`` beside ``sweep.h5``, ``final/`` included), never a copy under another name; with
-    ``--plots DIR`` elsewhere, ``<name>-comparison.png`` in DIR."""
+    ``--plots DIR`` elsewhere, ``<name>-comparison.png`` and ``<name>-final-comparison.png`` in DIR."""
     from spikecl.cli import main
     from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
 
@@ -452,7 +452,8 @@ def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [
         "final/sweep-comparison.png", "sweep-comparison.png"]
     assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
-    assert [p.name for p in (tmp_path / "plots").glob("*.png")] == ["grid-comparison.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["grid-comparison.png",
+                                                                          "grid-final-comparison.png"]
 
 
 def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_path, capsys):
@@ -470,3 +471,59 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     assert "finetune" in out and not any(line.startswith("ewc ") for line in out.splitlines())
     assert main(["report", str(old), "--no-plots"]) == 2
     assert "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite" in capsys.readouterr().err
+
+
+def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_path, capsys):
+    """Named alone, one method's file would write its folder's comparison of every method with one bar: refused in
+    one line before any table, unless the folder is named, --plots DIR or --no-plots; all files named is fine."""
+    from spikecl.cli import main
+
+    for method in ("finetune", "ewc"):
+        write_results(tmp_path / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
+    assert main(["report", str(tmp_path)]) == 0
+    before = (tmp_path / "comparison.png").read_bytes()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "ewc-seed0.h5")]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.strip() == (f"spikecl: error: report: {tmp_path} holds 1 more results file(s) than those "
+                                       "named (finetune-seed0.h5), whose plots theirs would replace: name the folder, "
+                                       "pass --plots DIR, or --no-plots")
+    assert (tmp_path / "comparison.png").read_bytes() == before
+    assert main(["report", str(tmp_path / "ewc-seed0.h5"), "--no-plots"]) == 0
+    assert main(["report", str(tmp_path / "ewc-seed0.h5"), "--plots", str(tmp_path / "one")]) == 0
+    assert main(["report", *(str(tmp_path / f"{m}-seed0.h5") for m in ("ewc", "finetune"))]) == 0
+
+
+def test_a_loop_of_links_is_a_one_line_error_or_skipped_in_a_folder(tmp_path, capsys):
+    from spikecl.cli import main
+
+    write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    (tmp_path / "loop.h5").symlink_to(tmp_path / "loop.h5")
+    assert main(["report", str(tmp_path / "loop.h5"), "--no-plots"]) == 2
+    assert capsys.readouterr().err.strip() == (f"spikecl: error: {tmp_path / 'loop.h5'} cannot be followed to a file "
+                                               f"(Symlink loop from '{tmp_path / 'loop.h5'}'); is it a loop of links?")
+    assert main(["report", str(tmp_path), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped: {tmp_path / 'loop.h5'} cannot be followed to a file" in out and "finetune" in out
+
+
+def test_sweeps_of_one_name_keep_a_plot_each_and_runs_beside_a_sweep_are_noted(tmp_path, sweep_files, capsys):
+    """Two sweeps named alike reported into one --plots folder get a comparison each (the second no longer replaces
+    the first's); results files lying beside a sweep's summary are named as skipped, not silently left out."""
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
+
+    folders = []
+    for where, lr in (("a", 0.05), ("b", 0.1)):
+        sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{tmp_path / where}"\n',
+                                       'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+        write_sweep_results([replace(result("finetune", 0, ["finetune"]), method=f"finetune @ lr={lr}")], sweep, {})
+        folders.append(sweep_dir(sweep))
+    assert main(["report", *map(str, folders), "--plots", str(tmp_path / "plots")]) == 0
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["grid-2-comparison.png",
+                                                                          "grid-comparison.png"]
+    write_results(folders[0] / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    capsys.readouterr()
+    assert main(["report", str(folders[0]), "--no-plots"]) == 0
+    assert (f"skipped: 1 other results file(s) beside {folders[0] / 'sweep.h5'} (ewc-seed0.h5); name them to "
+            "report them") in capsys.readouterr().out

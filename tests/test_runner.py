@@ -446,6 +446,27 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
     assert "written by a different experiment config (eval_subsample_seed differs)" in capsys.readouterr().err
 
 
+def test_an_overwrite_refused_for_another_runs_lock_marks_nothing_stale(tmp_path, capsys):
+    """--overwrite while another run writes one of the results is refused before any file is marked as to be
+    replaced: the other files stay valid results (report and --resume read them), not old settings."""
+    from spikecl.cli import main
+    from spikecl.io import output_lock
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "ow"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune", "ewc", "si"]\n')
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    folder = tmp_path / "ow"
+    with output_lock(folder / "si-seed0.h5"):
+        assert main([*args, "--overwrite"]) == 2
+    assert "is writing" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".replacing") == []
+    assert main([*args, "--resume"]) == 0
+    assert capsys.readouterr().out.count("complete, kept") == 3
+
+
 def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, capsys, monkeypatch):
     """--overwrite with new settings is interrupted in its second run (after that run's first checkpoint): --resume
     alone refuses the old results still there; --resume --overwrite keeps the run already replaced, continues the

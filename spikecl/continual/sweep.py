@@ -488,7 +488,8 @@ class SweepKind(Kind):
     def plot(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
         """Each summary's comparison: ``sweep-comparison.png`` beside its ``sweep.h5`` where that lies in or below
         ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
-        ``<name>-comparison.png`` in ``out_dir``."""
+        ``<name>-comparison.png`` in ``out_dir`` (``<name>-final-comparison.png`` for a sweep's final runs,
+        ``<name>-2-comparison.png`` and on for further sweeps of one name, in the order given)."""
         from spikecl.continual.plots import plot_method_comparison
 
         written = []
@@ -498,8 +499,14 @@ class SweepKind(Kind):
             if summary:
                 name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
                 beside = Path(run.path).parent
+                if beside.name == "final" and (beside.parent / "sweep.h5").is_file():
+                    name += "-final"                     # the final runs' summary, beside the sweep's
                 target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
                           else Path(out_dir) / f"{name}-comparison.png")
+                count = 1
+                while target in written:                 # another sweep of this name: its own plot
+                    count += 1
+                    target = Path(out_dir) / f"{name}-{count}-comparison.png"
                 written.append(plot_method_comparison(summary, target))
         return written
 
