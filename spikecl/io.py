@@ -13,6 +13,8 @@ Results schema (version 1), common to every kind::
     /environment           attrs: json (versions, device, host; a resumed run whose parts differ: each differing
                            key lists the values used, setups_by_task what each stretch of tasks ran with)
     /metrics               attrs: one float per metric
+    (root)                 attrs_crc32: CRC-32 of the attributes above (kind, root attributes, config, environment,
+                           metrics); a file whose attributes fail it is corrupt (absent in files written before it)
     /<group>/.../<name>    the kind's arrays
 
 The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
@@ -373,15 +375,35 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
         image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
         with h5py.File(image, "w") as f:          # never HDF5's half-flushed chunks at interpreter exit
             f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
-            f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
+            root = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()}
+            numbers = {k: float(v) for k, v in (metrics or {}).items()}
+            f.attrs.update(root)
             f.create_group("config").attrs["json"] = json.dumps(config)
             f.create_group("environment").attrs["json"] = json.dumps(env)
-            f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
+            f.create_group("metrics").attrs.update(numbers)
+            f.attrs[ATTRS_CRC] = _attrs_crc(kind, root, f["config"].attrs["json"], f["environment"].attrs["json"],
+                                            numbers)
             _write_arrays(f, arrays or {})
         with open(tmp, "wb") as out:
             out.write(image.getbuffer())
 
     return atomic_write(path, write, overwrite=overwrite)
+
+
+#: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)
+ATTRS_CRC = "attrs_crc32"
+
+
+def _attrs_crc(kind: str, root: dict, config: str, environment: str, metrics: dict) -> np.int64:
+    """CRC-32 of a results file's attributes: ``kind``, the root attributes ``root``, the config and environment
+    JSON and the ``metrics``, as plain values (numpy scalars as Python numbers), so that a byte damaged on disk in
+    a number a summary reads (a metric, a kind's own attribute) is a read error, as in an array."""
+    def plain(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"attribute value {value!r} is not a plain value")
+    text = json.dumps([kind, root, str(config), str(environment), metrics], sort_keys=True, default=plain)
+    return np.int64(zlib.crc32(text.encode()))
 
 
 def _write_arrays(group, arrays: dict) -> None:
@@ -531,11 +553,15 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if kind is not None and found != kind:
             raise ForeignFileError(f"{path} holds a {found!r} run, not a {kind!r} run")
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
-                 if k not in ("schema", "schema_version", "kind")}
+                 if k not in ("schema", "schema_version", "kind", ATTRS_CRC)}
+        metrics = {k: v.item() if isinstance(v, np.generic) else v for k, v in f["metrics"].attrs.items()}
+        config, env = f["config"].attrs["json"], f["environment"].attrs["json"]
+        stored = f.attrs.get(ATTRS_CRC)                  # absent in files written before it
+        if stored is not None and int(stored) != _attrs_crc(found, attrs, config, env, metrics):
+            raise ValueError("its attributes fail their CRC-32")
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
-        return Run(path, found, attrs, recorded_as_now(json.loads(f["config"].attrs["json"]), attrs.get("seed")),
-                   json.loads(f["environment"].attrs["json"]),
-                   {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
+        return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
+                   {k: float(v) for k, v in metrics.items()}, arrays)
 
 
 def read_results(path: str | Path) -> RunResult:

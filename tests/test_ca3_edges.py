@@ -5,6 +5,7 @@ import shutil
 
 import h5py
 import pytest
+from hdf5_files import unseal
 
 from spikecl.cli import main
 from spikecl.errors import ResultsError
@@ -32,6 +33,7 @@ def parts(made, tmp_path):
 def edit(path, change):
     with h5py.File(path, "r+") as f:
         change(f)
+        unseal(f)
 
 
 def test_table_columns_are_what_run_grid_writes():

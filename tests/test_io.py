@@ -149,6 +149,27 @@ def test_every_kind_writes_one_schema_and_reads_back(tmp_path):
         read_results(path)
 
 
+@pytest.mark.parametrize("where, value", [("metrics/sparsey_acc_knn1", 0.702), ("/n_train", 400),
+                                           ("/flag", False), ("config/json", '{"name": "y"}'),
+                                           ("environment/json", "{}")])
+def test_a_damaged_attribute_is_a_read_error_not_another_number(tmp_path, where, value):
+    """A byte changed on disk in a metric or any attribute a summary reads (a kind's own attributes, the config)
+    fails the attributes' CRC-32, as an array's would; a file written before the CRC reads as it is."""
+    from spikecl.io import read_run, write_run
+
+    path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"sparsey_acc_knn1": 0.7333333333333333},
+                     {"codes": np.arange(3)}, attrs={"n_train": 500, "flag": True, "sizes": [5, 6]})
+    assert read_run(path).metrics == {"sparsey_acc_knn1": 0.7333333333333333}
+    group, key = where.rsplit("/", 1)
+    with h5py.File(path, "r+") as f:
+        f[group or "/"].attrs[key] = value
+    with pytest.raises(ResultsError, match=r"run.h5 is corrupt or incomplete \(its attributes fail their CRC-32\)$"):
+        read_run(path)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["attrs_crc32"]                       # as a file written before attributes carried one
+    assert read_run(path).kind == "sparsey"
+
+
 @pytest.mark.parametrize("attrs, message", [
     ({"schema": "spikecl-ca3", "schema_version": 1}, "not a spikecl results file (schema 'spikecl-ca3'; expected "
                                                       "'spikecl-results')"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hdf5_files import unseal
 
 from spikecl.continual.report import in_experiment_order, text_report
 from spikecl.io import RunResult, as_result, write_results
@@ -110,6 +111,7 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
                                                     "in a sparsey results file)")):
         with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
             f.attrs[key] = value
+            unseal(f)
         assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from hdf5_files import unseal
 import torch
 
 from spikecl.config import experiment_from_dict
@@ -429,6 +430,7 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
         config = json.loads(f["config"].attrs["json"])
         assert config.pop("eval_subsample_seed") == 2000
         f["config"].attrs["json"] = json.dumps(config)
+        unseal(f)
     capsys.readouterr()
     assert main(["report", str(tmp_path / "sub"), "--no-plots"]) == 2
     assert "made with different settings (eval_subsample_seed differs)" in capsys.readouterr().err

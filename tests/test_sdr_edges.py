@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hdf5_files import unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, DependencyError, ResultsError, ShapeError
@@ -257,6 +258,7 @@ def test_damaged_results_are_one_line_errors_and_run_again(two_seeds, tmp_path, 
     shutil.copy(good, bad)
     with h5py.File(bad, "r+") as f:
         damage(f)
+        unseal(f)
     with pytest.raises(ResultsError, match=message) as info:
         KIND.check(read_run(bad, "sparsey"))
     one_line(info)

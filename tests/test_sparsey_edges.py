@@ -11,6 +11,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from hdf5_files import unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, ResultsError, ShapeError
@@ -38,6 +39,7 @@ def copy(src, dst, seed=None, config=None, drop=(), attrs=None):
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as f:
+        unseal(f)
         f.attrs.update({**({} if seed is None else {"seed": seed}), **(attrs or {})})
         recorded = json.loads(f["config"].attrs["json"])
         for key, value in (config or {}).items():
