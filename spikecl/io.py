@@ -375,14 +375,11 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
         image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
         with h5py.File(image, "w") as f:          # never HDF5's half-flushed chunks at interpreter exit
             f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
-            root = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()}
-            numbers = {k: float(v) for k, v in (metrics or {}).items()}
-            f.attrs.update(root)
+            f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
             f.create_group("config").attrs["json"] = json.dumps(config)
             f.create_group("environment").attrs["json"] = json.dumps(env)
-            f.create_group("metrics").attrs.update(numbers)
-            f.attrs[ATTRS_CRC] = _attrs_crc(kind, root, f["config"].attrs["json"], f["environment"].attrs["json"],
-                                            numbers)
+            f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
+            f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
             _write_arrays(f, arrays or {})
         with open(tmp, "wb") as out:
             out.write(image.getbuffer())
@@ -394,16 +391,17 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
 ATTRS_CRC = "attrs_crc32"
 
 
-def _attrs_crc(kind: str, root: dict, config: str, environment: str, metrics: dict) -> np.int64:
-    """CRC-32 of a results file's attributes: ``kind``, the root attributes ``root``, the config and environment
-    JSON and the ``metrics``, as plain values (numpy scalars as Python numbers), so that a byte damaged on disk in
-    a number a summary reads (a metric, a kind's own attribute) is a read error, as in an array."""
-    def plain(value):
-        if isinstance(value, np.generic):
-            return value.item()
-        raise TypeError(f"attribute value {value!r} is not a plain value")
-    text = json.dumps([kind, root, str(config), str(environment), metrics], sort_keys=True, default=plain)
-    return np.int64(zlib.crc32(text.encode()))
+def _attrs_crc(f) -> np.int64:
+    """CRC-32 of the attributes of the results file ``f`` (an open ``h5py.File``) as stored: the root ones but the
+    CRC itself, the config and environment JSON and the metrics, so that a byte damaged on disk in a number a
+    summary reads (a metric, a kind's own attribute) is a read error, as in an array."""
+    def plain(value):                                    # numpy scalars and arrays, byte strings: as Python's
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value.item() if isinstance(value, np.generic) else value.tolist()
+    stored = [{k: v for k, v in f.attrs.items() if k != ATTRS_CRC}, dict(f["config"].attrs),
+              dict(f["environment"].attrs), dict(f["metrics"].attrs)]
+    return np.int64(zlib.crc32(json.dumps(stored, sort_keys=True, default=plain).encode()))
 
 
 def _write_arrays(group, arrays: dict) -> None:
@@ -557,7 +555,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         metrics = {k: v.item() if isinstance(v, np.generic) else v for k, v in f["metrics"].attrs.items()}
         config, env = f["config"].attrs["json"], f["environment"].attrs["json"]
         stored = f.attrs.get(ATTRS_CRC)                  # absent in files written before it
-        if stored is not None and int(stored) != _attrs_crc(found, attrs, config, env, metrics):
+        if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
