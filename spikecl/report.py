@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
-from spikecl.io import Run, check_writable_folder, read_run
+from spikecl.io import SCHEMA, Run, check_writable_folder, read_run
 from spikecl.paths import is_dir, is_file
 
 
@@ -187,13 +187,28 @@ def _check_one_folder(paths: list[Path]) -> None:
         raise ResultsError(f"report: the files named lie in {len(parents)} folders ({', '.join(parents[:2])}"
                            f"{', ...' if len(parents) > 2 else ''}); their plots would replace those of the files "
                            "beside them: pass --plots DIR, or --no-plots")
-    if files and len(files) == len(paths):
+    kinds = {_plotted_kind(p) for p in files} - {None}
+    if kinds and len(files) == len(paths):
         named = {_resolved(p) for p in files}
-        beside = [f for f in sorted(files[0].parent.glob("*.h5")) if _resolved_or_none(f) not in named]
+        beside = [f for f in sorted(files[0].parent.glob("*.h5"))
+                  if _resolved_or_none(f) not in named and _plotted_kind(f) in kinds]
         if beside:
             raise ResultsError(f"report: {files[0].parent} holds {len(beside)} more results file(s) than those named "
                                f"({beside[0].name}{', ...' if len(beside) > 1 else ''}), whose plots theirs would "
                                "replace: name the folder, pass --plots DIR, or --no-plots")
+
+
+def _plotted_kind(path: Path) -> str | None:
+    """The kind of the results file ``path`` where its plots go by kind into its folder (not a sweep's summary,
+    whose plot lies beside it under its own name), else None (another HDF5 file, or not readable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            found = str(f.attrs.get("kind")) if f.attrs.get("schema") == SCHEMA else None
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return None
+    return None if found == "sweep" else found
 
 
 def _resolved_or_none(path: Path) -> Path | None:

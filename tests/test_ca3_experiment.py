@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hdf5_files import unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError
@@ -132,6 +133,7 @@ def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, c
     assert f"skipped: {part} is corrupt or incomplete (no 'table')" in capsys.readouterr().out
     with h5py.File(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
         del f.attrs["decoded"]
+        unseal(f)                                   # a file missing the attribute, not one failing its CRC
     assert run_cli(tmp_path, "--no-plots", "--resume") == 0
     assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
     assert "decoded" in read_part(tmp_path / "ca3_cam" / "functional.h5")["attrs"]

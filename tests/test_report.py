@@ -448,8 +448,8 @@ def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp
                                    'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
     write_sweep_results([replace(result("finetune", 0, ["finetune"]), method="finetune @ lr=0.05")], sweep, {})
     folder = sweep_dir(sweep)
-    (folder / "final").mkdir()
-    (folder / "final" / "sweep.h5").write_bytes((folder / "sweep.h5").read_bytes())
+    final = replace(sweep, name=f"{sweep.name}/final", folder=folder / "final")      # as final_runs names it
+    write_sweep_results([replace(result("finetune", 0, ["finetune"]), method="finetune")], final, {})
     assert main(["report", str(folder)]) == 0
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [
         "final/sweep-comparison.png", "sweep-comparison.png"]
@@ -493,6 +493,11 @@ def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_
     assert (tmp_path / "comparison.png").read_bytes() == before
     assert main(["report", str(tmp_path / "ewc-seed0.h5"), "--no-plots"]) == 0
     assert main(["report", str(tmp_path / "ewc-seed0.h5"), "--plots", str(tmp_path / "one")]) == 0
+    assert main(["report", *(str(tmp_path / f"{m}-seed0.h5") for m in ("ewc", "finetune"))]) == 0
+    import h5py
+
+    with h5py.File(tmp_path / "net.h5", "w") as f:                  # an exported network, say: not a results file
+        f.attrs["schema"] = "spikecl-netx"
     assert main(["report", *(str(tmp_path / f"{m}-seed0.h5") for m in ("ewc", "finetune"))]) == 0
 
 

@@ -499,8 +499,8 @@ class SweepKind(Kind):
             if summary:
                 name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
                 beside = Path(run.path).parent
-                if beside.name == "final" and (beside.parent / "sweep.h5").is_file():
-                    name += "-final"                     # the final runs' summary, beside the sweep's
+                if beside.name == "final" and (beside.parent / "sweep.h5").is_file() and not name.endswith("-final"):
+                    name += "-final"                     # the final runs' summary (named <sweep>/final when made)
                 target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
                           else Path(out_dir) / f"{name}-comparison.png")
                 count = 1

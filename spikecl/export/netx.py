@@ -439,7 +439,10 @@ def _check_consistent(net: FixedNetwork, path: Path) -> None:
     if net.n_heads * net.n_outputs != net.readout.n_out:
         raise ResultsError(f"{path}: n_heads = {net.n_heads} x n_outputs = {net.n_outputs} does not match the "
                            f"readout's {net.readout.n_out} neurons")
-    tasks_trained(net.config)                            # a damaged count is named on reading, not on use
+    try:                                                 # a damaged count is named on reading, not on use
+        tasks_trained(net.config)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
     heads = stream_heads(net.config)
     if heads is not None and heads != net.n_heads:
         raise ResultsError(f"{path}: n_heads = {net.n_heads}, but the training stream in its config needs {heads} "

@@ -341,7 +341,7 @@ def load_trained(path) -> NetworkSpec:
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
-        trained = _tasks_trained(path, state.get("progress"))                  # a run stopped between tasks
+        trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained})
     from spikecl.io import read_results
 
@@ -351,21 +351,41 @@ def load_trained(path) -> NetworkSpec:
     return spec_from_state(result.model, result.config)
 
 
-def _tasks_trained(path, progress) -> dict:
+def _tasks_trained(path, progress, method, config: dict) -> dict:
     """``{"tasks_trained": n}`` from a run checkpoint's ``progress``: the tasks whose outputs its training had made
     active (the stage of the last task trained, plus one: multitask training's first turn makes them all active;
-    checkpoints written before the stage was kept: the tasks done), or ``{}`` where it says nothing."""
+    checkpoints written before the stage was kept: the tasks done, or all for a ``method`` that trains ahead), or
+    ``{}`` where it says nothing (every task)."""
     from spikecl.errors import ResultsError
 
     if not isinstance(progress, dict):
         return {}
     stage = progress.get("stage")
-    done = stage + 1 if type(stage) is int and stage >= 0 else progress.get("next_task")
+    if type(stage) is int and stage >= 0:
+        done = stage + 1
+    elif _trains_ahead(method, config):
+        return {}
+    else:
+        done = progress.get("next_task")
     if done is None or done == 0:
         return {}
     if type(done) is not int or done < 0:
         raise ResultsError(f"{path}: its progress records {done!r} tasks trained; the checkpoint is damaged")
     return {"tasks_trained": done}
+
+
+def _trains_ahead(method, config: dict) -> bool:
+    """Whether the run of ``method`` under ``config`` trains every task in its first turn (multitask training); False
+    where the stored config or method does not validate."""
+    from spikecl.config import experiment_from_dict, recorded_as_now
+    from spikecl.continual.strategies import components, strategy_class, validate_method
+    from spikecl.errors import SpikeCLError
+
+    try:
+        _, name = validate_method(experiment_from_dict(recorded_as_now(config)), str(method))
+        return any(strategy_class(part).trains_ahead for part in components(name))
+    except SpikeCLError:
+        return False
 
 
 def config_json(spec: NetworkSpec) -> str:
