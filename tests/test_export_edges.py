@@ -730,6 +730,15 @@ def test_a_run_checkpoint_records_the_outputs_its_training_made_active(tmp_path,
         assert set(stream_samples(spec.config)[1].tolist()) == set(range(active or 10))
 
 
+def test_the_export_side_knows_every_built_in_method_that_trains_ahead():
+    """Export reads old checkpoints without importing the strategies: its list must be theirs."""
+    pytest.importorskip("torch")
+    from spikecl.continual.strategies import REGISTRY, strategy_class
+    from spikecl.export.spec import TRAINS_AHEAD
+
+    assert {name for name in REGISTRY if strategy_class(name).trains_ahead} == set(TRAINS_AHEAD)
+
+
 @pytest.mark.parametrize("value", ["2", -1, 0, 1.5, 6, None, True])
 def test_a_damaged_count_of_tasks_trained_is_named_not_read_as_every_task(tmp_path, value):
     """An exported file whose config holds tasks_trained outside 1..n_tasks (or not a whole number) is refused in

@@ -374,18 +374,22 @@ def _tasks_trained(path, progress, method, config: dict) -> dict:
     return {"tasks_trained": done}
 
 
+#: the built-in methods that train every task in the first turn (``Strategy.trains_ahead``), for checkpoints
+#: written before they kept the stage their training reached (the strategies themselves are not imported here)
+TRAINS_AHEAD = ("multitask",)
+
+
 def _trains_ahead(method, config: dict) -> bool:
-    """Whether the run of ``method`` under ``config`` trains every task in its first turn (multitask training); False
-    where the stored config or method does not validate."""
-    from spikecl.config import experiment_from_dict, recorded_as_now
-    from spikecl.continual.strategies import components, strategy_class, validate_method
+    """Whether the run of ``method`` (a method, ``a+b`` or a variant) under ``config`` trains every task in its first
+    turn (:data:`TRAINS_AHEAD`); False where the stored config or method does not resolve."""
+    from spikecl.config import experiment_from_dict, method_config, recorded_as_now
     from spikecl.errors import SpikeCLError
 
     try:
-        _, name = validate_method(experiment_from_dict(recorded_as_now(config)), str(method))
-        return any(strategy_class(part).trains_ahead for part in components(name))
+        _, name = method_config(experiment_from_dict(recorded_as_now(config)), str(method))
     except SpikeCLError:
         return False
+    return any(part in TRAINS_AHEAD for part in str(name).split("+"))
 
 
 def config_json(spec: NetworkSpec) -> str:
