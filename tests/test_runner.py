@@ -1,5 +1,6 @@
 """The run loop on real data: learning, forgetting, results files, kill-and-resume."""
 
+import json
 import os
 import re
 import signal
@@ -9,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from hdf5_files import unseal
 import torch
+from hdf5_files import unseal
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
@@ -380,16 +381,22 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
         np.testing.assert_array_equal(a.model[name], b.model[name])
 
 
+def tiny_digits_run(tmp_path, name: str, methods: list[str], tables: str = "") -> list[str]:
+    """``spikecl run`` arguments of a tiny 2-task digits experiment ``name`` of ``methods`` (with the TOML ``tables``
+    added), its results under ``tmp_path/name``."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text(f'name = "{name}"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 30\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   f'[strategy]\nmethods = {json.dumps(methods)}\n{tables}')
+    return ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+
+
 def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys, monkeypatch):
     """Fine-tuning's finished results, its checkpoint and its seeds stay valid when another method's options change
     or a variant is added: --resume keeps and continues them, and the report takes them as seeds of one row."""
     from spikecl.cli import main
 
-    exp = tmp_path / "exp.toml"
-    exp.write_text('name = "oth"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
-                   'test_per_task = 30\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
-                   '[strategy]\nmethods = ["finetune"]\n[strategy.ewc]\nlam = 5.0\n')
-    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    args = tiny_digits_run(tmp_path, "oth", ["finetune"], '[strategy.ewc]\nlam = 5.0\n')
     assert main(args) == 0
     resume_training = interrupt_at_task_2(monkeypatch, lambda run: run.seed == 1)
     other = ["--set", "strategy.ewc.lam=500.0", "--set", 'variants.ewc-strong={method="ewc","strategy.ewc.lam"=9.0}']
@@ -454,11 +461,7 @@ def test_an_overwrite_refused_for_another_runs_lock_marks_nothing_stale(tmp_path
     from spikecl.cli import main
     from spikecl.io import output_lock
 
-    exp = tmp_path / "exp.toml"
-    exp.write_text('name = "ow"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
-                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
-                   '[strategy]\nmethods = ["finetune", "ewc", "si"]\n')
-    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    args = tiny_digits_run(tmp_path, "ow", ["finetune", "ewc", "si"])
     assert main(args) == 0
     folder = tmp_path / "ow"
     with output_lock(folder / "si-seed0.h5"):
