@@ -552,14 +552,13 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
             raise ForeignFileError(f"{path} holds a {found!r} run, not a {kind!r} run")
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
                  if k not in ("schema", "schema_version", "kind", ATTRS_CRC)}
-        metrics = {k: v.item() if isinstance(v, np.generic) else v for k, v in f["metrics"].attrs.items()}
         config, env = f["config"].attrs["json"], f["environment"].attrs["json"]
         stored = f.attrs.get(ATTRS_CRC)                  # absent in files written before it
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
-                   {k: float(v) for k, v in metrics.items()}, arrays)
+                   {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 
 
 def read_results(path: str | Path) -> RunResult:

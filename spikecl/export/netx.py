@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ExportError, ResultsError
+from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
-from spikecl.export.float_model import tasks_trained
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import atomic_write, open_for_reading
