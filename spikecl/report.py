@@ -67,8 +67,9 @@ def collect_groups(paths: Iterable[str | Path],
             raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
                                else f"no results files (*.h5) under {path}")
     for path in paths:
-        if path not in folders and _resolved(path) not in read:
-            read.add(_resolved(path))
+        where = None if path in folders else _resolved(path)
+        if where is not None and where not in read:
+            read.add(where)
             run = _read(path)
             groups[run.kind, None].append(run)
     order = {name: i for i, name in enumerate(kind_names())}
