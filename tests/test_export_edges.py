@@ -789,7 +789,31 @@ def test_export_names_the_split_it_measured_and_read_nir_names_a_folder(tmp_path
     out = io.StringIO()
     print_export(net, out)
     assert "accuracy on 5 validation samples" in out.getvalue()
-    assert "the readout's 24-bit voltage saturated 7 times on these samples" in out.getvalue()
+    assert "the readout's 24-bit voltage was cut 7 times on these samples" in out.getvalue()
     pytest.importorskip("nir")
     with pytest.raises(ResultsError, match=f"^{re.escape(str(tmp_path))} is a folder; name a NIR file$"):
         read_nir(tmp_path)
+
+
+def test_readout_clips_count_the_decoded_outputs_only():
+    """``readout_clips`` counts the readout steps cut (saturated, or reset at the top) on the outputs compared: an
+    output the stream never trained, or another task's head, may saturate without a warning; a decoded one counts."""
+    from spikecl.export.pipeline import accuracies
+
+    def readout(n_heads, n_outputs):
+        w = np.array([[0.2] * 4, [8.0] * 4])  # output 1 drives 40x harder than output 0
+        spec = NetworkSpec((LayerSpec("readout", w, None, 0.5, 1.0, "none"),), 6, "direct", n_outputs, n_heads)
+        return spec, quantize(spec, QuantConfig(readout_range=6 * 0.8 * 0.1 * 3))  # output 0's range, 3x over
+
+    x, y = np.full((5, 4), 0.1), np.zeros(5, np.int64)
+    spec, net = readout(1, 2)
+    trace = fp.simulate(net, encode(x, net))
+    assert trace.u_wraps.tolist() == [0] and trace.v_clips.tolist() == [5]
+    assert trace.readout_cuts.tolist() == [[0, 1]] * 5
+    assert accuracies(spec, net, x, y, None)["readout_clips"] == 5
+    class_il = {"stream": {"kind": "split", "scenario": "class", "n_tasks": 2, "classes_per_task": 1},
+                "tasks_trained": 1}
+    assert accuracies(spec, dataclasses.replace(net, config=class_il), x, y, None)["readout_clips"] == 0
+    spec, net = readout(2, 1)
+    for head, cut in ((0, 0), (1, 5)):
+        assert accuracies(spec, net, x, y, np.full(5, head))["readout_clips"] == cut

@@ -99,13 +99,16 @@ def zero_state(shape: tuple[int, ...]) -> LIFState:
 
 
 class Trace(NamedTuple):
-    """Result of :func:`simulate`: spikes per layer ``[T, B, n]`` (bool; the readout's never spike), the readout
-    voltage at the last step ``[B, n_readout]`` (int64) and overflow counts per layer."""
+    """Result of :func:`simulate`: spikes per layer ``[T, B, n]`` (bool; a readout spike is a voltage reset at the
+    top), the readout voltage at the last step ``[B, n_readout]`` (int64), overflow counts per layer and, from
+    :func:`simulate`, the steps each readout neuron's voltage was cut ``[B, n_readout]`` (int64: saturated at
+    either end, or reset at the top; ``None`` from :func:`sample_windows`)."""
 
     spikes: list
     readout_v: np.ndarray
     u_wraps: np.ndarray
     v_clips: np.ndarray
+    readout_cuts: np.ndarray | None = None
 
 
 #: the most input values ``T x B x n_inputs`` one run encodes (2**28: 2 GiB as int64), a bound against huge
@@ -151,6 +154,7 @@ def simulate(net: FixedNetwork, inputs: np.ndarray, record: bool = True) -> Trac
     spikes = [[] for _ in net.layers]
     wraps = np.zeros(len(net.layers), dtype=np.int64)
     clips = np.zeros(len(net.layers), dtype=np.int64)
+    cuts = np.zeros((batch, net.readout.n_out), dtype=np.int64)
     for t in range(steps):
         s = x[t]
         for k, layer in enumerate(net.layers):
@@ -159,7 +163,9 @@ def simulate(net: FixedNetwork, inputs: np.ndarray, record: bool = True) -> Trac
             clips[k] += int(over.v_clips.sum())
             if record or k == len(net.layers) - 1:
                 spikes[k].append(s)
-    return Trace([np.stack(s) if s else np.zeros((0, batch, 0), bool) for s in spikes], states[-1].v, wraps, clips)
+        cuts += over.v_clips | s
+    return Trace([np.stack(s) if s else np.zeros((0, batch, 0), bool) for s in spikes], states[-1].v, wraps, clips,
+                 cuts)
 
 
 def logits(net: FixedNetwork, readout_v: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
@@ -172,15 +178,18 @@ def logits(net: FixedNetwork, readout_v: np.ndarray, heads: np.ndarray | None = 
 def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = None,
             batch_size: int = 500, wraps: np.ndarray | None = None, clips: np.ndarray | None = None) -> np.ndarray:
     """Predicted classes ``[B]`` of integer inputs ``[T, B, n_inputs]``. ``wraps`` and ``clips`` (int64
-    [n_layers]), if given, have each layer's 24-bit current wraps and voltage saturations added to them."""
+    [n_layers]), if given, have each layer's 24-bit current wraps and voltage saturations added to them; the
+    readout's entry counts only the outputs decoded (each sample's head, outputs its stream trained), and a reset
+    at the top too: the cuts that can change a logit compared."""
     out = []
     for start in range(0, inputs.shape[1], batch_size):
         trace = simulate(net, inputs[:, start:start + batch_size], record=False)
         if wraps is not None:
             wraps += trace.u_wraps
-        if clips is not None:
-            clips += trace.v_clips
         h = None if heads is None else heads[start:start + batch_size]
+        if clips is not None:
+            decoded = select_heads(trace.readout_cuts, net.n_heads, net.n_outputs, h, net.config)
+            clips += np.append(trace.v_clips[:-1], decoded[np.isfinite(decoded)].sum().astype(np.int64))
         out.append(np.argmax(logits(net, trace.readout_v, h), axis=1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 

@@ -50,8 +50,8 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
                heads: np.ndarray | None) -> dict:
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
-    negative) and the readout's 24-bit voltage saturated (``readout_clips``, over its neurons, steps and samples: a
-    logit cut where the float one is not; a hidden layer's voltage saturates only far below its threshold, where it
+    negative) and the readout's 24-bit voltage was cut (``readout_clips``, saturated at either end or reset at the
+    top, over the outputs decoded, steps and samples: a logit cut where the float one is not; a hidden layer's voltage saturates only far below its threshold, where it
     changes no spike), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them
     spread over all (so over every task)."""
     check_features(x, spec.n_inputs)
@@ -208,9 +208,9 @@ def print_export(net: FixedNetwork, out=None) -> None:
             print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
                   "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
         if m.get("readout_clips"):
-            print(f"warning: the readout's 24-bit voltage saturated {m['readout_clips']} times on these samples "
-                  "(neuron-steps), as it would on Loihi: those logits are cut where the float ones are not (held at the "
-                  "bottom, or reset to 0 past the top); its range "
+            print(f"warning: the readout's 24-bit voltage was cut {m['readout_clips']} times on these samples "
+                  "(steps of the outputs decoded), as it would be on Loihi: those logits are cut where the float ones "
+                  "are not (held at the bottom, or reset to 0 at the top); its range "
                   "comes from the calibration samples (--calibration-samples: more of them, or 0 for the weights' "
                   "worst case)", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
