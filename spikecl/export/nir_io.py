@@ -95,8 +95,10 @@ def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> P
 
 
 def read_nir(path: str | Path):
-    """Read a NIR file; a missing or corrupt file, or one declaring an array of more than :data:`MAX_WEIGHTS`
-    values (a small untrusted file could otherwise make the reader allocate gigabytes), is a :class:`ResultsError`."""
+    """Read a NIR file; a missing or corrupt file, one declaring an array of more than :data:`MAX_WEIGHTS`
+    values (a small untrusted file could otherwise make the reader allocate gigabytes), or a spikecl file whose
+    metadata :func:`graph_metadata` refuses is a :class:`ResultsError` naming the file. A graph written by
+    another tool (none of spikecl's metadata) is returned as read."""
     nir = require("nir", "export")
     path = Path(path)
     if path.is_dir():
@@ -105,13 +107,19 @@ def read_nir(path: str | Path):
         raise ResultsError(f"NIR file not found: {path}")
     try:
         _check_sizes(path)
-        return nir.read(path)
+        graph = nir.read(path)
     except ResultsError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, MemoryError,
             UnicodeDecodeError, AssertionError) as exc:      # h5py on damaged bytes; nir asserts on unknown nodes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultsError(f"{path} is not a readable NIR file ({reason})") from None
+    if set(dict(graph.metadata or {})) & set(SPIKECL_KEYS):
+        try:
+            graph_metadata(graph)
+        except ResultsError as exc:
+            raise ResultsError(f"{path}: {exc}") from None
+    return graph
 
 
 def _check_sizes(path: Path) -> None:
@@ -127,6 +135,10 @@ def _check_sizes(path: Path) -> None:
         f.visititems(check)
 
 
+#: the metadata keys every NIR graph spikecl writes holds
+SPIKECL_KEYS = ("dt", "num_steps", "encoder", "readout", "n_outputs", "n_heads")
+
+
 def graph_metadata(graph) -> dict:
     """A spikecl NIR graph's metadata as plain Python values (numpy scalars as int/float, ``config`` parsed).
 
@@ -135,7 +147,7 @@ def graph_metadata(graph) -> dict:
     import json
 
     meta = {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(graph.metadata or {}).items()}
-    missing = [k for k in ("dt", "num_steps", "encoder", "readout", "n_outputs", "n_heads") if k not in meta]
+    missing = [k for k in SPIKECL_KEYS if k not in meta]
     if missing:
         raise ResultsError(f"the NIR graph has no spikecl metadata ({', '.join(missing)} missing)")
     dt = meta["dt"]
