@@ -3,8 +3,8 @@ and the export/deploy commands (Lava itself: tests/test_lava.py)."""
 
 import copy
 import dataclasses
-
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -356,6 +356,8 @@ def test_trained_network_loads_from_results_and_checkpoint(zero_reset_run):
     assert a.layers[0].reset == "zero" and a.layers[-1].reset == "none"
     assert np.allclose(a.layers[0].weight, net.layers[0].synapse.weight.detach().numpy())
     assert np.array_equal(a.layers[-1].weight, b.layers[-1].weight)
+    capitals = shutil.copy(ckpt, results.parent / "copy.CKPT")       # a suffix in capitals is a checkpoint too
+    assert np.array_equal(load_trained(capitals).layers[-1].weight, b.layers[-1].weight)
     with pytest.raises(ResultsError):
         load_trained(results.parent / "missing.h5")
 

@@ -570,6 +570,9 @@ def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
     with pytest.raises(ResultsError, match=re.escape(f"{tmp_path / 'run.ckpt'} is a run checkpoint, not an exported "
                                                      f"network; export it first: spikecl export")):
         deploy(tmp_path / "run.ckpt")
+    (tmp_path / "run.CKPT").write_bytes(b"PK")
+    with pytest.raises(ResultsError, match="run.CKPT is a run checkpoint, not an exported network"):
+        deploy(tmp_path / "run.CKPT")
 
 
 def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_applies():

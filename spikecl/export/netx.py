@@ -378,7 +378,7 @@ def read_netx(path: str | Path) -> FixedNetwork:
     """Read a file written by :func:`write_netx`; a missing, corrupt, foreign or internally inconsistent file is a
     one-line :class:`ResultsError`."""
     path = Path(path)
-    if path.suffix == ".ckpt":
+    if path.suffix.lower() == ".ckpt":
         raise ResultsError(f"{path} is a run checkpoint, not an exported network; export it first: spikecl export "
                            f"{path} -o net.h5")
     import h5py

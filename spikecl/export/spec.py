@@ -332,7 +332,7 @@ def load_trained(path) -> NetworkSpec:
         raise ResultsError(f"{path} is a folder; name a results file (.h5) or checkpoint (.ckpt) to export")
     if not is_file(path, ResultsError):
         raise ResultsError(f"trained network not found: {path}")
-    if path.suffix == ".ckpt":
+    if path.suffix.lower() == ".ckpt":
         torch = require("torch", "torch")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)      # tensors and plain data only
