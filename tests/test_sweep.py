@@ -254,6 +254,26 @@ def test_a_sweep_runs_the_methods_a_plugin_registers_in_every_worker(sweep_files
     assert not np.array_equal(runs[5.0].acc_matrix, finetune.acc_matrix)
 
 
+@pytest.mark.slow
+def test_an_interrupted_sweep_stops_its_runs_even_on_a_cluster_it_joined(sweep_files, tmp_path, local_ray, capsys,
+                                                                         monkeypatch):
+    """Ctrl-C or SIGTERM while runs train on a Ray instance the sweep did not start (as with ``--address``): the
+    sweep cancels them before it reports the interruption, so no run writes a results file afterwards."""
+    path = sweep_files(BASE, RUNS)
+    real_wait = local_ray.wait
+
+    def interrupted(*args, **kwargs):        # the first wait for a finished run is interrupted; later ones are real
+        monkeypatch.setattr(local_ray, "wait", real_wait)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local_ray, "wait", interrupted)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 130
+    assert "sweep interrupted" in capsys.readouterr().err
+    probe = local_ray.remote(num_cpus=2)(lambda: True)         # starts only once no run holds a CPU
+    assert local_ray.get(probe.remote(), timeout=300)
+    assert not list((tmp_path / "results").rglob("*-seed*.h5"))
+
+
 def test_shipped_sweep_validates():
     from pathlib import Path
 

@@ -268,9 +268,27 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             bar.set_postfix(failed=sum(1 for r in failures if r not in done and r not in _ids(pending)))
     finally:
         bar.close()
+        if pending:                 # interrupted: stop the runs still queued or training, so none writes afterwards
+            _cancel(ray, list(pending))
         if started:
             ray.shutdown()
     return done, failures
+
+
+#: seconds an interrupted sweep waits for its cancelled runs to stop
+CANCEL_WAIT_S = 60.0
+
+
+def _cancel(ray, refs: list) -> None:
+    """Cancel the Ray tasks ``refs`` (their workers killed: a results file is written whole or not at all, and a
+    checkpoint lets the next sweep resume) and wait for them to stop, also on a cluster the sweep joined
+    (``--address``), where they would otherwise train on and write after the sweep reported the interruption."""
+    try:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+    except Exception:  # noqa: BLE001 - a failing cancel must not hide the interruption being reported
+        pass
 
 
 def _ids(pending: dict) -> set[str]:
