@@ -6,6 +6,8 @@ Synthetic activity: n = 24, a 3-dimensional principal subspace with standard dev
 noise 0.5 (eigen-gap 9 → 0.25), 200 samples, 2 epochs at η = 2^-9 (0.1 / E‖x‖² rounded down).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -103,6 +105,12 @@ def test_bad_graphs_are_refused(tmp_path):
         hg.make_graph(x, N + 1)
     with pytest.raises(ShapeError, match="h_torch must be"):
         hg.check(hg.HLOPGraph(x, good.h_init, good.h_old, -8, h_torch=np.ones((3, N - 1))))
+    for rows in (0, K - 1, K + 1):        # a basis of another size than the one learned: no angle would mean much
+        with pytest.raises(ShapeError, match=re.escape(f"h_torch must be [k_old + k = {K}, {N}] (the torch-learned "
+                                                       f"basis of the subspace this graph learns), got shape "
+                                                       f"({rows}, {N})")):
+            hg.check(hg.HLOPGraph(x, good.h_init, good.h_old, -8, h_torch=np.eye(N)[:rows]))
+    assert hg.check(hg.HLOPGraph(x, good.h_init, good.h_old, -8, h_torch=np.eye(N)[:K])).h_torch.shape == (K, N)
     with pytest.raises(ShapeError, match="h_old must be"):
         hg.make_graph(x, K, np.ones((2, N - 1)))
     with pytest.raises(ShapeError, match="h_old holds NaN"):

@@ -216,8 +216,9 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
         raise ShapeError(f"{where}: h_old's frozen rows are not orthonormal: |h_old h_oldᵀ − I| = {deviation:.3g} > "
                          f"{ORTHONORMAL_TOLERANCE} (the circuit subtracts h_oldᵀ(h_old x) as given, so the excess "
                          "leaks into the new neurons); orthonormalise them (hlop_graph.orthonormal_rows)")
-    if "h_torch" in arrays and arrays["h_torch"].shape[0] < 1:
-        raise ShapeError(f"{where}: h_torch is empty")
+    if "h_torch" in arrays and arrays["h_torch"].shape[0] != k_old + k:
+        raise ShapeError(f"{where}: h_torch must be [k_old + k = {k_old + k}, {n}] (the torch-learned basis of "
+                         f"the subspace this graph learns), got shape {arrays['h_torch'].shape}")
     epochs, lr_log2 = integer(graph.epochs, "epochs", where), integer(graph.lr_log2, "lr_log2", where)
     if not 1 <= epochs <= MAX_EPOCHS:
         raise ConfigError(f"{where}: epochs must be in 1..{MAX_EPOCHS} (MAX_EPOCHS, passes over the activity), "
