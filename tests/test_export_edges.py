@@ -78,8 +78,10 @@ def refused(path, message):
     ("spikecl/layer/1/bias_mant", np.full(3, 2**63, np.uint64), "bias_mant must be [3] 13-bit integers"),
     ("spikecl/layer/1/bias_mant", np.full(3, -2**63, np.int64), "bias_mant must be [3] 13-bit integers"),
     ("spikecl/metrics", json.dumps({"float_accuracy": "x", "reference_accuracy": 0.5, "samples": 9}),
-     "metrics float_accuracy = 'x' is not a number"),
-    ("spikecl/metrics", json.dumps({"float_accuracy": None}), "metrics float_accuracy = None is not a number"),
+     "metrics float_accuracy = 'x' is not a finite number"),
+    ("spikecl/metrics", json.dumps({"float_accuracy": None}), "metrics float_accuracy = None is not a finite number"),
+    ("spikecl/metrics", json.dumps({"float_accuracy": float("nan"), "reference_accuracy": 0.5, "samples": 9}),
+     "metrics float_accuracy = nan is not a finite number"),
     ("spikecl/metrics", json.dumps({"float_accuracy": 0.5}), "metrics hold float_accuracy without"),
 ])
 def test_inconsistent_or_mistyped_network_files_are_one_line_errors(tmp_path, where, value, message):
@@ -223,6 +225,8 @@ def run_runner_main(tmp_path, monkeypatch, capsys, labels=None, heads=None, inpu
     (dict(heads=np.array([0, 1])), "heads must be 4 integers (one per sample)"),
     (dict(labels=np.array([[0], [1], [2], [0]])), "labels must be 4 integers (one per sample), got int64 (4, 1)"),
     (dict(labels=np.array([0, 1])), "labels must be 4 integers"),
+    (dict(labels=np.array([0, 1, 3, 0])), "labels must be classes in 0..2 (the readout's outputs), got 0..3"),
+    (dict(labels=np.array([0, -1, 2, 0])), "labels must be classes in 0..2 (the readout's outputs), got -1..2"),
     (dict(inputs=np.zeros((6, 0, 6), np.int64)), "inputs hold no samples (B = 0)"),
     (dict(inputs=(6, 2**26, 6)), "input values exceed"),
     (dict(output="folder"), "is a folder; name the run file to write"),
@@ -374,6 +378,13 @@ def _set(f, where, value):
     (lambda f: _set(f, "node/nodes/fc_out/weight", np.full((4, 8), np.inf, np.float32)),
      "node 'fc_out': weight holds NaN or infinity"),
     (lambda f: _set(f, "node/nodes/lif0/tau_mem", np.full(8, -1e-3)), "node 'lif0': tau_mem must be positive"),
+    (lambda f: _set(f, "node/metadata/n_heads", 3),
+     "metadata n_heads = 3 x n_outputs = 4 does not match the readout's 4 neurons"),
+    (lambda f: _set(f, "node/metadata/n_outputs", 2),
+     "metadata n_heads = 1 x n_outputs = 2 does not match the readout's 4 neurons"),
+    (lambda f: _set(f, "node/metadata/config", np.bytes_(json.dumps({"stream": {
+        "kind": "split", "scenario": "task", "n_tasks": 2, "classes_per_task": 2}}))),
+     "metadata n_heads = 1, but the training stream in its config needs 2 (task scenario: one head per task"),
     (lambda f: _set(f, "node/metadata/readout", np.bytes_("out")),
      "metadata readout = 'out' is not one of its CubaLIF nodes"),
     (lambda f: _set(f, "node/metadata/readout", np.bytes_("fc0")),
@@ -401,8 +412,10 @@ def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):
 
     graph = read_nir(nir_file(tmp_path))
     assert nir_logits(graph, np.zeros((4, 2, 4))).shape == (2, 4)
-    graph.metadata["n_heads"] = 2
-    with pytest.raises(ShapeError, match=re.escape("expected [B, 2 heads x 4 outputs]")):
+    with pytest.raises(ShapeError, match=re.escape("have shape (2, 5); expected [B, 1 heads x 4 outputs]")):
+        nir_logits(graph, np.zeros((4, 2, 5)))
+    graph.metadata["n_heads"] = 2                      # metadata that disagrees with the graph: refused first
+    with pytest.raises(ResultsError, match=re.escape("n_heads = 2 x n_outputs = 4 does not match the readout's 4")):
         nir_logits(graph, np.zeros((4, 2, 4)))
 
 
@@ -821,3 +834,15 @@ def test_readout_clips_count_the_decoded_outputs_only():
     spec, net = readout(2, 1)
     for head, cut in ((0, 0), (1, 5)):
         assert accuracies(spec, net, x, y, np.full(5, head))["readout_clips"] == cut
+
+
+def test_deploy_of_a_network_without_its_training_config_names_the_runner(tmp_path):
+    """deploy draws its samples from the training stream a file records; a file without one is told where to run
+    samples of one's own (deploy has no option for them)."""
+    from spikecl.export.pipeline import deploy
+
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    with pytest.raises(ConfigError, match=r"^the exported network carries no training config \(data, stream\) to "
+                                          r"draw samples from; run it on samples of your own with the Lava runner: "
+                                          r"python -m spikecl_lava.runner NET --inputs FILE"):
+        deploy(path)

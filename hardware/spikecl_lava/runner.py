@@ -326,9 +326,12 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
             inputs = data[()]
     except (OSError, KeyError) as exc:
         raise SpikeCLError(f"{path}: not an inputs file ({str(exc).splitlines()[0]})") from None
-    heads = vectors.get("heads")
+    heads, labels = vectors.get("heads"), vectors.get("labels")
     check_heads(heads, n_samples, net.n_heads)           # none given: only a one-head readout, before any run
-    return inputs, vectors.get("labels"), heads
+    if labels is not None and labels.size and (labels.min() < 0 or labels.max() >= net.n_outputs):
+        raise ShapeError(f"{path}: labels must be classes in 0..{net.n_outputs - 1} (the readout's outputs), got "
+                         f"{labels.min()}..{labels.max()}")
+    return inputs, labels, heads
 
 
 def write_run(path: Path, net: FixedNetwork, result: dict, labels, heads, overwrite: bool) -> dict:

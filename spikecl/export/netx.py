@@ -27,6 +27,7 @@ quantisation) and no dense layer's weights change in its rescaling (:mod:`spikec
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -447,9 +448,10 @@ def _check_consistent(net: FixedNetwork, path: Path) -> None:
     if heads is not None and heads != net.n_heads:
         raise ResultsError(f"{path}: n_heads = {net.n_heads}, but the training stream in its config needs {heads} "
                            "(task scenario: one head per task, else one)")
-    bad = next((k for k, v in net.metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    bad = next((k for k, v in net.metrics.items()
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)), None)
     if bad is not None:
-        raise ResultsError(f"{path}: metrics {bad} = {net.metrics[bad]!r} is not a number; the file is damaged")
+        raise ResultsError(f"{path}: metrics {bad} = {net.metrics[bad]!r} is not a finite number; the file is damaged")
     if "float_accuracy" in net.metrics and not {"reference_accuracy", "samples"} <= set(net.metrics):
         raise ResultsError(f"{path}: metrics hold float_accuracy without reference_accuracy and samples; the file is "
                            "damaged")

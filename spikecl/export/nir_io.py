@@ -23,7 +23,7 @@ import numpy as np
 
 from spikecl.errors import ExportError, ResultsError, require
 from spikecl.export.float_model import tasks_trained
-from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS
+from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.io import atomic_write
 
@@ -165,7 +165,15 @@ def graph_metadata(graph) -> dict:
         if not isinstance(meta["config"], dict):
             raise ResultsError("the NIR graph's metadata config is not a JSON table; the file is damaged")
         tasks_trained(meta["config"])
+        heads = stream_heads(meta["config"])
+        if heads is not None and heads != meta["n_heads"]:
+            raise ResultsError(f"the NIR graph's metadata n_heads = {meta['n_heads']}, but the training stream in its "
+                               f"config needs {heads} (task scenario: one head per task, else one)")
     _check_nodes(graph, meta["readout"])
+    size = np.asarray(dict(graph.nodes)[meta["readout"]].tau_mem).size
+    if size != meta["n_heads"] * meta["n_outputs"]:
+        raise ResultsError(f"the NIR graph's metadata n_heads = {meta['n_heads']} x n_outputs = {meta['n_outputs']} "
+                           f"does not match the readout's {size} neurons")
     return meta
 
 
