@@ -376,7 +376,11 @@ def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
     assert main(["export", str(results), "-o", str(out)]) == 2          # exists, no --overwrite
     assert "exists" in capsys.readouterr().err
     assert main(["deploy", str(out), "--backend", "reference", "--samples", "100"]) == 0
-    assert "backend reference: accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "backend reference: accuracy" in printed and "on 100 samples (reference" in printed
+    assert main(["deploy", str(out), "--backend", "reference", "--samples", "100000"]) == 0     # more than there are
+    assert re.search(r"on 3\d\d samples \(of 100000 asked: every one its trained tasks hold\) \(reference",
+                     capsys.readouterr().out)
     assert main(["export", str(results), "-o", str(tmp_path / "net.nir"), "--format", "nir"]) == 0
     capsys.readouterr()
     assert main(["deploy", str(tmp_path / "net.nir"), "--samples", "10"]) == 2       # a float graph: named

@@ -173,7 +173,8 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
     inputs = encode(x, net)
     started = time.perf_counter()
     reference = fixed_point.predict(net, inputs, heads)
-    report = {"backend": backend, "samples": int(len(y)), "reference_accuracy": float(np.mean(reference == y)),
+    report = {"backend": backend, "samples": int(len(y)), "samples_asked": samples,
+              "reference_accuracy": float(np.mean(reference == y)),
               "reference_s": time.perf_counter() - started, "export_metrics": net.metrics}
     if backend == "reference":
         report["accuracy"] = report["reference_accuracy"]
@@ -247,8 +248,10 @@ def print_deploy(report: dict, out=None) -> None:
 
         learning_graphs.module(report["learning_graph"]).print_report(report, out)
         return
-    print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples "
-          f"(reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
+    fewer = report.get("samples_asked", 0) > report["samples"]
+    print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples"
+          + (f" (of {report['samples_asked']} asked: every one its trained tasks hold)" if fewer else "")
+          + f" (reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
           file=out)
     m = report.get("export_metrics", {})
     if "float_accuracy" in m:
