@@ -108,8 +108,11 @@ def test_spiking_check_compares_the_same_recognition_draws():
     coded = run_sparsey(cfg, x_train, x_test, progress=False)
     again = coded.model.encode(x_test)[0]
     assert not (again == coded.test).all()                  # later draws differ: the check must not compare them
+    draws = coded.model.level1.recognition_rng.bit_generator
+    before = draws.state
     match = spiking_match(cfg, coded, x_train[:6], x_test, "cpu")
     assert match == {"spiking_learn_match": 1.0, "spiking_code_match": 1.0}
+    assert draws.state == before              # the check moves no draw: measures after it are those without it
 
 
 # 5. shifted ensembles -----------------------------------------------------------------------------------------

@@ -292,6 +292,7 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
     coded, _ = sparsey.model.encode(x_test)
     draws.state = state
     recognised = SpikingSparsey(sparsey.model, wta).encode(x_test)
+    draws.state = state                 # the check leaves the draws as it found them: later measures do not see it
     return dict(zip(IMPLIED_METRICS["eval.spiking_items"], (float((stored == expected).all(axis=1).mean()),
                                                             float((recognised == coded).all(axis=1).mean()))))
 
