@@ -5,6 +5,7 @@ memory, damaged results files, bad API inputs and the mean ± std table over see
 import contextlib
 import io
 import json
+import re
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -142,6 +143,21 @@ def test_capacity_points_beyond_the_stored_items_are_dropped_with_a_note(two_see
         assert f.attrs["n_train"] == 200
     with pytest.raises(ConfigError, match="every point exceeds the 20 training items"):
         load(DIGITS, ["eval.train_items=20", "eval.capacity_points=[30]", "eval.sequences=0"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["eval.sequence_cells_per_cm=2000"], "eval.sequence_cells_per_cm: 2000 is above the maximum 1024"),
+    (["eval.sequence_cms=5000"], "eval.sequence_cms: 5000 is above the maximum 4096"),
+    (["eval.sequence_cms=4096", "eval.sequence_cells_per_cm=1024"],
+     "the sequence mac (eval.sequence_cms x eval.sequence_cells_per_cm) has 4194304 bits, more than the 1048576 of "
+     "the fly-hash control of its size"),
+    (["eval.sequences=0", "coder.mac.n_cms=64", "coder.mac.cells_per_cm=1024"],
+     "the coder's code (level-1 macs x coder.mac.n_cms x coder.mac.cells_per_cm, + level 2) has 1179648 bits"),
+])
+def test_code_sizes_the_controls_cannot_match_are_refused_at_load_not_after_learning(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        load(DIGITS, overrides)
+    one_line(info)
 
 
 def test_train_items_limits_are_checked_at_load():

@@ -45,11 +45,15 @@ def binary_inputs(x: np.ndarray, n_inputs: int, binary: bool = False) -> np.ndar
     return x.astype(np.float32)
 
 
+#: the most Kenyon cells (code bits) a fly hash has
+MAX_OUTPUTS = 1 << 20
+
+
 @dataclass
 class FlyHashConfig:
     """Fly-hash parameters: ``n_outputs`` Kenyon cells each sampling ``sample_frac`` of the inputs; top k win."""
 
-    n_outputs: int = option(1024, low=2, high=1 << 20, doc="Kenyon cells (code bits)")
+    n_outputs: int = option(1024, low=2, high=MAX_OUTPUTS, doc="Kenyon cells (code bits)")
     sparsity: float = option(0.05, low=1e-4, high=0.5, doc="fraction of outputs active (k / n_outputs)")
     sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="fraction of inputs each output samples")
     seed: int = option(0, low=0, doc="seed of the random projection")

@@ -44,12 +44,13 @@ from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDE
 from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
+from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
 from spikecl.sdr.readout import knn_predict
 from spikecl.sdr.sdr import check_int, code_statistics
-from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
+from spikecl.sdr.sparsey import MAX_CELLS_PER_CM, MAX_CMS, SparseyCoder, SparseyConfig, code_size
 
 #: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
 PUBLISHED = {"accuracy": 0.91, "learn_seconds": 220.0, "train_items": 2000}
@@ -75,9 +76,9 @@ class EvalConfig:
     sequences: int = option(20, low=0, doc="sequences of training images stored for the sequence-recall measure "
                                             "(0 = skip)")
     sequence_length: int = option(8, low=3, doc="frames per sequence (recalled from the first two)")
-    sequence_cms: int = option(32, low=1, doc="Q of the whole-input sequence mac (the fly-hash control has the "
-                                              "same size and sparsity)")
-    sequence_cells_per_cm: int = option(16, low=2, doc="K of the whole-input sequence mac")
+    sequence_cms: int = option(32, low=1, high=MAX_CMS, doc="Q of the whole-input sequence mac (the fly-hash "
+                                                              "control has the same size and sparsity)")
+    sequence_cells_per_cm: int = option(16, low=2, high=MAX_CELLS_PER_CM, doc="K of the whole-input sequence mac")
     spiking_items: int = option(100, low=0, doc="training items stored again, and test items recognised again, by "
                                                  "the LIF winner-take-all groups with spike-driven learning "
                                                  "(needs torch and snnTorch; 0 = skip)")
@@ -130,6 +131,20 @@ def capacity_points(ev: EvalConfig, n_train: int) -> tuple[list[int], str | None
     note = (f"capacity point{'s' * (len(dropped) > 1)} {', '.join(map(str, dropped))} dropped: only {n_train} "
             "training items are stored" if dropped else None)
     return kept, note
+
+
+def check_code_sizes(cfg: SparseyExperimentConfig) -> None:
+    """A one-line ConfigError, at load, for a Sparsey code or sequence mac larger than the fly-hash control that
+    matches its size can be (:data:`~spikecl.data.codes.MAX_OUTPUTS` bits), rather than after the learning."""
+    sizes = {"the coder's code (level-1 macs x coder.mac.n_cms x coder.mac.cells_per_cm, + level 2)":
+             code_size(cfg.coder)}
+    if cfg.eval.sequences:
+        sizes["the sequence mac (eval.sequence_cms x eval.sequence_cells_per_cm)"] = \
+            cfg.eval.sequence_cms * cfg.eval.sequence_cells_per_cm
+    for what, bits in sizes.items():
+        if bits > MAX_OUTPUTS:
+            raise ConfigError(f"{what} has {bits} bits, more than the {MAX_OUTPUTS} of the fly-hash control of "
+                              "its size; use fewer or smaller macs")
 
 
 def check_train_items(ev: EvalConfig, n_train: int) -> None:
@@ -543,6 +558,7 @@ class SparseyKind(Kind):
         cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
         if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
             raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
+        check_code_sizes(cfg)
         if cfg.eval.train_items:
             check_train_items(cfg.eval, cfg.eval.train_items)
         if cfg.eval.test_items:

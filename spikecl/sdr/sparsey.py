@@ -57,12 +57,16 @@ def _named(prefix: str):
         raise
 
 
+#: the most competitive modules per mac (Q) and cells per CM (K)
+MAX_CMS, MAX_CELLS_PER_CM = 4096, 1024
+
+
 @dataclass
 class MacConfig:
     """Parameters of every mac in one layer (defaults: the ranges seen in Sparsey implementations)."""
 
-    n_cms: int = option(16, low=1, high=4096, doc="Q: competitive modules per mac (code size)")
-    cells_per_cm: int = option(8, low=2, high=1024, doc="K: binary cells per CM")
+    n_cms: int = option(16, low=1, high=MAX_CMS, doc="Q: competitive modules per mac (code size)")
+    cells_per_cm: int = option(8, low=2, high=MAX_CELLS_PER_CM, doc="K: binary cells per CM")
     w_max: int = option(1, low=1, high=127, doc="maximum (learned) weight; weights are integers 0..w_max")
     decay: int = option(0, low=0, high=127, doc="on learning, weights from inactive afferents to winners drop by "
                                                   "this (0 = no decay)")
@@ -476,6 +480,12 @@ def level2_fields(cfg: SparseyConfig) -> np.ndarray:
     return (positions[:, :, None] * cfg.n_macs + members).reshape(len(positions), -1)
 
 
+def code_size(cfg: SparseyConfig) -> int:
+    """Bits of a code of the coder ``cfg`` describes: every level-1 mac's cells, then every level-2 mac's."""
+    top = len(level2_fields(cfg)) * cfg.top.n_cells if cfg.two_level else 0
+    return len(level1_fields(cfg)) * cfg.mac.n_cells + top
+
+
 class SparseyCoder:
     """A one- or two-level Sparsey model: binary inputs [N] -> codes (one winner per CM of every mac).
 
@@ -538,8 +548,7 @@ class SparseyCoder:
     @property
     def n_code_bits(self) -> int:
         """Bits of :meth:`code_bits`: all level-1 cells, then the level-2 cells."""
-        top = self.level2.n_macs * self.cfg.top.n_cells if self.level2 else 0
-        return self.level1.n_macs * self.cfg.mac.n_cells + top
+        return code_size(self.cfg)
 
     def code_bits(self, codes: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
         """Bool [B, n_code_bits]: level-1 codes of every mac, then the level-2 code."""
