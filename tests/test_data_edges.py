@@ -76,6 +76,22 @@ def test_idx_images_of_the_wrong_shape_name_the_file(tmp_path, split):
                               "mnist images are (1, 28, 28)"), "mnist", str(tmp_path))
 
 
+@pytest.mark.parametrize("name, array, message", [
+    ("train-labels-idx1-ubyte", np.zeros(11, np.uint8),
+     "{labels}: mnist: 11 labels for the 12 images of {images}"),
+    ("train-labels-idx1-ubyte", np.zeros((12, 2), np.uint8),
+     "{labels}: IDX file of 2 dimensions; images have 3 (N, H, W), labels 1"),
+    ("train-images-idx3-ubyte", np.zeros(12, np.uint8),
+     "{images}: mnist: images of shape (12,); an IDX image file holds [N, H, W]"),
+])
+def test_idx_images_and_labels_that_do_not_pair_name_the_files(tmp_path, name, array, message):
+    tiny_mnist(tmp_path)
+    write_idx(tmp_path / name, array)
+    _one_line_error(re.escape(message.format(labels=tmp_path / "train-labels-idx1-ubyte",
+                                             images=tmp_path / "train-images-idx3-ubyte")) + "$",
+                    "mnist", str(tmp_path))
+
+
 @pytest.mark.parametrize("protocol", [0, 1, 2])
 def test_a_python3_pickle_of_old_protocol_with_empty_bytes_is_read(tmp_path, protocol):
     """Protocols 0-2 store an empty bytes value as a call of ``bytes()`` (CIFAR's batch_label may be b'')."""

@@ -208,8 +208,13 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
     arrays = {key: read_idx(path) for key, path in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-            raise DataError(f"{name}: {split} images {x.shape} and labels {y.shape} do not match")
+        images, labels = paths[f"{split}_x"], paths[f"{split}_y"]
+        if x.ndim != 3:
+            raise DataError(f"{images}: {name}: images of shape {x.shape}; an IDX image file holds [N, H, W]")
+        if y.ndim != 1:
+            raise DataError(f"{labels}: {name}: labels of shape {y.shape}; an IDX label file holds [N]")
+        if x.shape[0] != y.shape[0]:
+            raise DataError(f"{labels}: {name}: {y.shape[0]} labels for the {x.shape[0]} images of {images}")
         if (1, *x.shape[1:]) != IMAGE_SHAPES[name]:
             raise DataError(f"{paths[f'{split}_x']}: {name}: images are {(1, *x.shape[1:])} (C, H, W); {name} images "
                             f"are {IMAGE_SHAPES[name]}")
