@@ -98,14 +98,19 @@ def main() -> None:
                              "learns --window items: a point closer than that to the last is timed, and printed, "
                              "at the number the coder holds by then)")
     parser.add_argument("--window", type=bounded(int, 1, what="a number of items"), default=200)
-    parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml")
+    parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml",
+                        help="a sparsey experiment file on MNIST-5k (data.dataset = \"mnist5k\") whose coder and "
+                             "pooler part 2 times")
     parser.add_argument("--skip-mnist", action="store_true")
     args = parser.parse_args()
     if not args.skip_mnist:
         try:
-            load_config(args.model)              # before the scaling part, not after it
+            dataset = load_config(args.model).data.dataset          # before the scaling part, not after it
         except SpikeCLError as exc:
             parser.error(str(exc))
+        if dataset != "mnist5k":
+            parser.error(f"--model {args.model}: its data.dataset is {dataset!r}; part 2 times learning MNIST-5k, so "
+                         "give a model of mnist5k (or --skip-mnist)")
     with one_thread():
         scaling(args.points, args.window)
     if not args.skip_mnist:

@@ -175,6 +175,8 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
     ("export_lava.py", ["--sizes", "abc"], "argument --sizes: expected a layer width ≥ 1, got 'abc'"),
     ("distributed_throughput.py", ["--methods", "finetune,bogus"], "strategy.methods: unknown method 'bogus'"),
     ("sdr_scaling.py", ["--model", "/nonexistent.toml"], "experiment file not found: /nonexistent.toml"),
+    ("sdr_scaling.py", ["--model", "models/sparsey_digits.toml"],
+     "--model models/sparsey_digits.toml: its data.dataset is 'digits'; part 2 times learning MNIST-5k"),
     ("ca3_lava.py", ["--learning", "fixed", "--cells", "lif"], "--learning fixed: --cells lif does not apply"),
     ("cuda_graph_memory.py", ["--engines", "fused,bogus"],
      "argument --engines: 'bogus' is not one of fused, triton, snntorch"),
