@@ -4,11 +4,12 @@ import re
 import shutil
 
 import h5py
+import numpy as np
 import pytest
 from hdf5_files import unseal
 
 from spikecl.cli import main
-from spikecl.errors import ResultsError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.memory.experiment import read_part
 from spikecl.memory.params import CA3Params
 from spikecl.memory.stress import StressGrid, run_grid, table_columns
@@ -98,3 +99,14 @@ def test_match_k_needs_a_positive_w_max_before_any_part_runs(tmp_path, capsys):
     assert "stress variant 'k2': CA3Params.w_max_nA: match_k = 2" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ca3_cam").exists()
 
+
+
+@pytest.mark.parametrize("field, value", [("a_plus_nA", np.float32("nan")), ("v_thresh_mV", np.float64("nan")),
+                                          ("tau_m_slow_ms", np.float32("inf"))])
+def test_numpy_nan_and_infinity_are_refused_as_python_ones_are(field, value):
+    """A numpy float is a number to CA3Params, and is checked as one: NaN learned NaN weights, and an infinite
+    time constant silenced every answer, without an error."""
+    with pytest.raises(ConfigError, match=re.escape(f"CA3Params.{field}: expected a finite number, got {float(value)}")):
+        CA3Params(**{field: value})
+    p = CA3Params(a_plus_nA=np.float32(5.0), learn_hold_steps=np.int64(3))    # held as Python numbers
+    assert type(p.a_plus_nA) is float and type(p.learn_hold_steps) is int and p.a_plus_nA == 5.0

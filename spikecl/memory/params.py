@@ -159,6 +159,9 @@ class CA3Params:
             value = getattr(self, f.name)
             if not _is_a(value, f.type):
                 raise ConfigError(f"CA3Params.{f.name}: expected {_TYPE_NAMES[f.type]}, got {value!r}")
+            if isinstance(value, (np.integer, np.floating)):      # a numpy number is held, checked, as Python's
+                value = int(value) if f.type == "int" else float(value)
+                object.__setattr__(self, f.name, value)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"CA3Params.{f.name}: expected a finite number, got {value!r}")
         if self.dt_ms != 1.0:
