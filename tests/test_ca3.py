@@ -281,6 +281,21 @@ def test_float32_run_flushes_subnormals_only_while_it_runs():
     assert not flushing_subnormals()
 
 
+def test_a_short_schedule_learns_nothing_in_the_padding_of_a_longer_batch_mate():
+    """run_batch pads every memory to the longest schedule; STDP still pending at a memory's end (a post lag of
+    5 ms) must not learn in that padding: its weights are those of the memory alone, and of Brian2."""
+    from spikecl.memory.cam import run_batch
+
+    p, ops = CA3Params(stdp_post_lag_ms=5.0), [learn(0, [1, 2])]
+    alone = run_batch([ops], 5, 10, p, spacing_ms=7)[0].weights
+    padded = run_batch([ops, [learn(1, [3]), recall_by_cue(1)]], 5, 10, p, spacing_ms=7)[0].weights
+    brian2 = CA3Memory(5, 10, p).run(ops, 7).weights
+    for key in alone:
+        np.testing.assert_array_equal(padded[key], alone[key], err_msg=key)
+        np.testing.assert_allclose(brian2[key], alone[key], atol=1e-12, err_msg=key)
+    assert alone["cue_to_content"][0, 1] > 0 and alone["content_to_cue"][1, 0] == 0     # the lag cut it short
+
+
 @pytest.mark.parametrize("params", [CA3Params(), CA3Params(read_only_recall=True, match_k=2, inhibition="pool")],
                          ids=["published", "options"])
 def test_batched_stepper_gives_each_memory_its_own_spikes(params):

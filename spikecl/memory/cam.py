@@ -142,7 +142,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     n_steps = max(s.duration_ms for s in laid)
     cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
     content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)
-    gate = np.ones((n_steps, len(laid)))
+    gate = np.zeros((n_steps, len(laid)))        # the padding past a memory's own schedule learns nothing
     for b, s in enumerate(laid):
         check_readout(s, params)
         c, x = encode(s, n_cues, n_bits, params.learn_hold_steps)
