@@ -222,6 +222,54 @@ def test_a_batch_split_over_processes_equals_one_process():
         run_batch(lists, C, M, workers=2, device="cuda")
 
 
+INTERRUPTED_BATCH = """
+import signal, sys
+import numpy as np
+
+
+def stop(*_):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    from spikecl.memory.parallel import simulate
+    from spikecl.memory.params import CA3Params
+
+    signal.signal(signal.SIGTERM, stop)                        # as the CLI does
+    rng = np.random.default_rng(0)
+    T, B, C, M = 60000, 8, 100, 100                               # about a minute on two worker processes
+    cue, content = rng.random((T, B, C)) < 0.01, rng.random((T, B, M)) < 0.01
+    print("start", flush=True)
+    try:
+        simulate(CA3Params(), C, M, cue, content, np.ones((T, B)), workers=2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_split_over_processes_without_waiting_for_it(tmp_path):
+    """A SIGTERM (a scheduler's) turned into KeyboardInterrupt stops the worker processes at once: before, the pool
+    waited for the whole batch, whose work is thrown away anyway, and a grace period could run out first."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lava_support import checkout_env
+
+    script = tmp_path / "batch.py"
+    script.write_text(INTERRUPTED_BATCH)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=checkout_env())
+    assert proc.stdout.readline().strip() == "start"
+    time.sleep(4)                                                 # the workers have started on their shares
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=20) == 130                       # the batch itself needs about a minute
+    finally:
+        proc.kill()
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_float32_stepper_reproduces_spinnaker_recording(name):
     """The faster float32 stepper still gives every recorded spike of every population, and no other."""

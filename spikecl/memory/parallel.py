@@ -64,11 +64,28 @@ def simulate(params: CA3Params, n_cues: int, n_bits: int, cue: np.ndarray, conte
 
 @contextmanager
 def _pool_or(pool: ProcessPoolExecutor | None, workers: int):
+    """``pool``, or a fresh one for the call: shut down when done, its workers stopped at once when the call is
+    interrupted (Ctrl-C, or the SIGTERM the CLI turns into one), rather than waited for until the batch ends."""
     if pool is not None:
         yield pool
         return
-    with memory_pool(workers) as fresh:
+    fresh = memory_pool(workers)
+    try:
         yield fresh
+    except BaseException:
+        stop_pool(fresh)
+        raise
+    fresh.shutdown()
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` without waiting for its work: queued tasks cancelled, its worker processes terminated."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _worker_setup() -> None:
