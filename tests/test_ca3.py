@@ -1,6 +1,7 @@
 """CA3 content-addressable memory: spike-for-spike reproduction of the SpiNNaker recordings (Brian2 and the torch
 stepper), decoding of learn / recall / forget, and one-line errors for bad input."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -473,6 +474,11 @@ def test_memory_rejects_bad_operations_before_simulating():
             run_batch([ops], 3, 4)
     with pytest.raises(ConfigError, match="minimum"):
         mem.run([learn(0, [0]), recall_by_cue(0)], spacing_ms=6)
+    with pytest.raises(ConfigError, match=re.escape("content: repeated bit indices [0, 0, 1, 1] (a mask of zeros and "
+                                                    "ones? pass it as a bool array)")):
+        learn(0, np.array([0, 1, 1, 0]))
+    with pytest.raises(ConfigError, match=r"repeated bit indices \[2, 2\]$"):
+        learn(0, [2, 2])
     assert mem.t_ms == 0
 
 

@@ -82,7 +82,8 @@ def _as_bits(content, n_bits: int | None, what: str) -> tuple[int, ...]:
     if not bits:
         raise ConfigError(f"{what}: empty; at least one content bit is needed")
     if len(set(bits)) != len(bits):
-        raise ConfigError(f"{what}: repeated bit indices {sorted(bits)}")
+        mask = " (a mask of zeros and ones? pass it as a bool array)" if set(bits) <= {0, 1} else ""
+        raise ConfigError(f"{what}: repeated bit indices {sorted(bits)}{mask}")
     if n_bits is not None:
         bad = [b for b in bits if not 0 <= b < n_bits]
         if bad:
