@@ -106,7 +106,8 @@ def test_match_k_needs_a_positive_w_max_before_any_part_runs(tmp_path, capsys):
 def test_numpy_nan_and_infinity_are_refused_as_python_ones_are(field, value):
     """A numpy float is a number to CA3Params, and is checked as one: NaN learned NaN weights, and an infinite
     time constant silenced every answer, without an error."""
-    with pytest.raises(ConfigError, match=re.escape(f"CA3Params.{field}: expected a finite number, got {float(value)}")):
+    message = f"CA3Params.{field}: expected a finite number, got {float(value)}"
+    with pytest.raises(ConfigError, match=re.escape(message)):
         CA3Params(**{field: value})
     p = CA3Params(a_plus_nA=np.float32(5.0), learn_hold_steps=np.int64(3))    # held as Python numbers
     assert type(p.a_plus_nA) is float and type(p.learn_hold_steps) is int and p.a_plus_nA == 5.0

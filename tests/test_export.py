@@ -379,7 +379,8 @@ def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "backend reference: accuracy" in printed and "on 100 samples (reference" in printed
     assert main(["deploy", str(out), "--backend", "reference", "--samples", "100000"]) == 0     # more than there are
-    assert re.search(r"on 3\d\d samples \(of 100000 asked: every one its trained tasks hold\) \(reference",
+    assert re.search(r"on 3\d\d samples \(of 100000 asked: each trained task gave its share, or all it holds\) "
+                     r"\(reference",
                      capsys.readouterr().out)
     assert main(["export", str(results), "-o", str(tmp_path / "net.nir"), "--format", "nir"]) == 0
     capsys.readouterr()

@@ -51,9 +51,9 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
     negative) and the readout's 24-bit voltage was cut (``readout_clips``, saturated at either end or reset at the
-    top, over the outputs decoded, steps and samples: a logit cut where the float one is not; a hidden layer's voltage saturates only far below its threshold, where it
-    changes no spike), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them
-    spread over all (so over every task)."""
+    top, over the outputs decoded, steps and samples: a logit cut where the float one is not; a hidden layer's
+    voltage saturates only far below its threshold, where it changes no spike), and the reference's SynOps,
+    sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them spread over all (so over every task)."""
     check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
@@ -250,7 +250,8 @@ def print_deploy(report: dict, out=None) -> None:
         return
     fewer = report.get("samples_asked", 0) > report["samples"]
     print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples"
-          + (f" (of {report['samples_asked']} asked: every one its trained tasks hold)" if fewer else "")
+          + (f" (of {report['samples_asked']} asked: each trained task gave its share, or all it holds)"
+             if fewer else "")
           + f" (reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
           file=out)
     m = report.get("export_metrics", {})
