@@ -41,10 +41,10 @@ import numpy as np
 
 from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDED_RULES, DataConfig, RunHeader,
                             check_applies, check_data_split, from_dict, option)
+from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
-from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
