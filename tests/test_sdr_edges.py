@@ -372,8 +372,12 @@ def test_active_indices_may_come_as_any_iterable_of_integers():
     assert SDR.from_sparse(10, (i for i in (5, 2))).sparse.tolist() == [2, 5]
     assert SDR.from_sparse(10, range(3)).sparse.tolist() == [0, 1, 2]
     assert SDR.from_sparse(10, np.array([])).sparse.size == 0
+    assert SDR.from_coordinates((3, 3), [[], []]).sparse.size == 0          # empty coordinates alike
+    assert SDR.from_sparse(10, np.array([3], np.uint64)).sparse.tolist() == [3]
     with pytest.raises(ShapeError, match="^SDR indices must be integers"):
         SDR.from_sparse(10, {0.5})
+    with pytest.raises(ShapeError, match="^SDR index 9223372036854775809 is out of range for size 10$"):
+        SDR.from_sparse(10, np.array([2**63 + 1], np.uint64))               # named as given, not wrapped to int64
 
 
 def test_a_shape_of_2_to_the_63_bits_or_more_is_refused_and_large_sizes_are_exact():

@@ -85,6 +85,8 @@ class SDR:
             raise ShapeError(f"SDR indices must be integers, got dtype {arr.dtype}")
         if arr.ndim != 1:
             raise ShapeError(f"SDR indices must be a 1-D array, got shape {arr.shape}")
+        if arr.dtype.kind == "u" and arr.size and arr.max() >= self.size:     # before int64 could wrap it negative
+            raise ShapeError(f"SDR index {arr.max()} is out of range for size {self.size}")
         idx = np.sort(arr.astype(np.int64))
         if idx.size and (idx[0] < 0 or idx[-1] >= self.size):
             bad = idx[0] if idx[0] < 0 else idx[-1]
@@ -126,6 +128,7 @@ class SDR:
         """From one index array per dimension (as ``np.nonzero`` returns); copied and validated."""
         shape = _as_shape(shape)
         coords = [np.asarray(c) for c in coordinates]
+        coords = [np.empty(0, np.int64) if c.ndim == 1 and c.size == 0 else c for c in coords]   # [] is no bit
         if len(coords) != len(shape):
             raise ShapeError(f"SDR of shape {shape} needs {len(shape)} coordinate arrays, got {len(coords)}")
         if len({c.shape for c in coords}) > 1:
