@@ -83,10 +83,16 @@ def test_idx_images_of_the_wrong_shape_name_the_file(tmp_path, split):
      "{labels}: IDX file of 2 dimensions; images have 3 (N, H, W), labels 1"),
     ("train-images-idx3-ubyte", np.zeros(12, np.uint8),
      "{images}: mnist: images of shape (12,); an IDX image file holds [N, H, W]"),
+    ("empty", None, "{images}: mnist: the file holds no images"),
 ])
 def test_idx_images_and_labels_that_do_not_pair_name_the_files(tmp_path, name, array, message):
     tiny_mnist(tmp_path)
-    write_idx(tmp_path / name, array)
+    if name == "empty":                                      # both training files empty (and so the test files)
+        for split in ("train", "t10k"):
+            write_idx(tmp_path / f"{split}-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+            write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    else:
+        write_idx(tmp_path / name, array)
     _one_line_error(re.escape(message.format(labels=tmp_path / "train-labels-idx1-ubyte",
                                              images=tmp_path / "train-images-idx3-ubyte")) + "$",
                     "mnist", str(tmp_path))

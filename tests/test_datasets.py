@@ -278,7 +278,7 @@ def test_idx_files_with_wrong_contents_name_the_file(tmp_path):
         read_idx(bad)
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
-    with pytest.raises(DataError, match="mnist: the train split holds no samples"):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: mnist: the file holds no images"):
         load_dataset("mnist", str(tmp_path))
 
 

@@ -215,6 +215,8 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
             raise DataError(f"{labels}: {name}: labels of shape {y.shape}; an IDX label file holds [N]")
         if x.shape[0] != y.shape[0]:
             raise DataError(f"{labels}: {name}: {y.shape[0]} labels for the {x.shape[0]} images of {images}")
+        if x.shape[0] == 0:
+            raise DataError(f"{images}: {name}: the file holds no images")
         if (1, *x.shape[1:]) != IMAGE_SHAPES[name]:
             raise DataError(f"{paths[f'{split}_x']}: {name}: images are {(1, *x.shape[1:])} (C, H, W); {name} images "
                             f"are {IMAGE_SHAPES[name]}")
