@@ -1,6 +1,7 @@
 """CA3 content-addressable memory: spike-for-spike reproduction of the SpiNNaker recordings (Brian2 and the torch
 stepper), decoding of learn / recall / forget, and one-line errors for bad input."""
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -269,6 +270,61 @@ def test_sigterm_stops_a_batch_split_over_processes_without_waiting_for_it(tmp_p
         assert proc.wait(timeout=20) == 130                       # the batch itself needs about a minute
     finally:
         proc.kill()
+
+
+KILLED_BATCH = """
+import numpy as np
+
+if __name__ == "__main__":
+    from spikecl.memory.parallel import memory_pool, simulate
+    from spikecl.memory.params import CA3Params
+
+    pool = memory_pool(2)
+    print(" ".join(str(pid) for pid in pool._processes), flush=True)
+    rng = np.random.default_rng(0)
+    T, B, C, M = 60000, 8, 100, 100                               # about a minute on two worker processes
+    cue, content = rng.random((T, B, C)) < 0.01, rng.random((T, B, M)) < 0.01
+    simulate(CA3Params(), C, M, cue, content, np.ones((T, B)), workers=2, pool=pool)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from Linux's /proc")
+def test_the_workers_of_a_batch_stop_when_their_parent_is_killed(tmp_path):
+    """SIGKILL cannot be passed on: the kernel stops each worker when its parent dies, rather than let it finish a
+    share no one will read."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lava_support import checkout_env
+
+    script = tmp_path / "batch.py"
+    script.write_text(KILLED_BATCH)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=checkout_env())
+    workers = [int(pid) for pid in proc.stdout.readline().split()]
+    try:
+        assert len(workers) == 2 and all(map(_running, workers))
+        time.sleep(3)                                                 # at work on their shares
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30                              # the batch itself needs about a minute
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_running, workers))
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))

@@ -13,6 +13,9 @@ weights travel back pickled.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import shared_memory
@@ -26,7 +29,7 @@ def memory_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` fresh processes (spawned, so no torch thread pool is inherited) that import the
     stepper once, up front; use it as a context manager and pass it to ``run_batch(..., pool=)``."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_setup)
+                               initializer=_worker_setup, initargs=(os.getpid(),))
     list(pool.map(_ready, range(workers)))                         # start them now, not in the first batch
     return pool
 
@@ -88,11 +91,29 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _worker_setup() -> None:
+def _worker_setup(parent: int) -> None:
+    _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(1)
     import spikecl.memory.torch_net  # noqa: F401  (imported once per worker)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """On Linux, have the kernel stop this worker when its parent (process ``parent``) dies, of a SIGKILL it cannot
+    pass on, rather than let the worker finish its share of a batch no one will read."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:                                     # it died before the request
+        os._exit(1)
+
+
+#: Linux prctl option: the signal a process gets when its parent dies
+PR_SET_PDEATHSIG = 1
 
 
 def _ready(_: int) -> bool:
