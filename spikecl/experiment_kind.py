@@ -152,6 +152,12 @@ def register_kind(k: Kind) -> Kind:
         raise ConfigError(f"register_kind: expected a Kind with a name and a config dataclass, got {k!r}")
     if k.name in KINDS:
         raise ConfigError(f"register_kind: {k.name!r} is one of spikecl's own kinds ({', '.join(KINDS)})")
+    if not (isinstance(k.config, type) and issubclass(k.config, RunHeader)):
+        raise ConfigError(f"register_kind({k.name!r}): its config {k.config!r} must be a dataclass deriving from "
+                          "spikecl.config.RunHeader (name, seeds, output_dir, ...)")
+    missing = [m for m in ("plan", "summarize") if getattr(type(k), m) is getattr(Kind, m)]
+    if missing:
+        raise ConfigError(f"register_kind({k.name!r}): {type(k).__name__} must define {' and '.join(missing)}()")
     declared = {f.name: f for f in fields(k.config)}.get("kind")
     allowed = (declared.metadata.get("choices") or (k.name,)) if declared is not None else ()
     if declared is None or declared.default != k.name or k.name not in allowed:

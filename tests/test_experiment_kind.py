@@ -3,6 +3,7 @@ on a fourth kind whose whole logic is the few lines below (a config, a plan of o
 registered from outside spikecl like a user's own kind."""
 
 import importlib.util
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -145,6 +146,13 @@ def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch)
     with pytest.raises(ConfigError, match=r"RunHeader must declare its kind: kind: str = option\('mine', "
                                           r"choices=\('mine',\)\)"):
         register_kind(type("Mine", (ToyKind,), {"name": "mine", "config": RunHeader})())
+    for method in ("plan", "summarize"):      # Kind's own raise NotImplementedError: refused when registered
+        lacking = type("Lacking", (ToyKind,), {"name": "lacking", method: getattr(Kind, method)})
+        with pytest.raises(ConfigError, match=re.escape(f"register_kind('lacking'): Lacking must define {method}()")):
+            register_kind(lacking())
+    with pytest.raises(ConfigError, match=re.escape("register_kind('plain'): its config <class 'int'> must be a "
+                                                    "dataclass deriving from spikecl.config.RunHeader")):
+        register_kind(type("Plain", (ToyKind,), {"name": "plain", "config": int})())
     with pytest.raises(ConfigError, match=r"kind: 'toy' is not an experiment kind; choose from \['ca3', "):
         experiment_kind.kind("toy")
     bad = type("BadConfig", (ToyConfig,), {"__annotations__": {"value": float}, "value": option(-1.0, low=0.0)})
