@@ -321,6 +321,7 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         k.check_data_parallel(cfg)
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
+    check_distinct_outputs(k, jobs)
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
     for job in jobs:
@@ -344,6 +345,18 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
                                   "differs); pass --overwrite as well to start it again")
     check_datasets(job.config for job in todo)
     return jobs, todo, device
+
+
+def check_distinct_outputs(k: Kind, jobs: Sequence[Job]) -> None:
+    """A one-line :class:`ConfigError` where two jobs of a plan would write one results file or checkpoint (a
+    kind's paths that leave out the seed, say): each would take the other's file for another run's."""
+    seen: dict[Path, int] = {}
+    for i, job in enumerate(jobs, 1):
+        for path in filter(None, (job.path, job.checkpoint)):
+            first = seen.setdefault(Path(os.path.abspath(path)), i)
+            if first != i:
+                raise ConfigError(f"kind {k.name!r}: jobs {first} and {i} of the plan both write {path}; give each "
+                                  "job a file of its own (e.g. name the seed in it)")
 
 
 def check_datasets(configs: Iterable[dict | None]) -> None:

@@ -66,6 +66,24 @@ def run(path, *extra):
     return main(["run", str(path), "--no-progress", "--no-plots", *extra])
 
 
+class SharedPathKind(ToyKind):
+    """A plan whose results path leaves the seed out: every job writes one file."""
+
+    def plan(self, cfg):
+        path = Path(cfg.output_dir) / cfg.name / "toy.h5"
+        return [Job(path, lambda o, s=s: measure(cfg, s, path, o)) for s in cfg.seeds]
+
+
+@pytest.mark.parametrize("flags", [(), ("--overwrite",), ("--resume",)])
+def test_a_plan_whose_jobs_share_a_results_file_is_refused_before_any_work(toy, tmp_path, capsys, flags):
+    register_kind(SharedPathKind())
+    assert run(toy, *flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"spikecl: error: kind 'toy': jobs 1 and 2 of the plan both write {tmp_path / 'toy' / 'toy.h5'}; "
+                   "give each job a file of its own (e.g. name the seed in it)")
+    assert not RAN and not (tmp_path / "toy").exists()
+
+
 def test_a_new_kind_runs_reports_and_refuses_to_replace_results(toy, tmp_path, capsys):
     assert run(toy) == 0
     out = capsys.readouterr().out
