@@ -85,6 +85,20 @@ def test_shd_keys_without_a_language_are_refused(tmp_path):
         load_dataset("shd", str(tmp_path))
 
 
+def test_shd_keys_that_are_not_utf8_are_a_one_line_error_naming_the_file(tmp_path):
+    import h5py
+
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    with h5py.File(path, "r+") as f:
+        keys = [bytes(k) for k in f["extra/keys"][()]]
+        keys[15] = "fünf".encode("latin-1")
+        del f["extra/keys"]
+        f.create_dataset("extra/keys", data=np.asarray(keys))
+    with pytest.raises(DataError, match=re.escape(f"{path}: extra/keys entry b'f\\xfcnf' is not UTF-8 text")):
+        load_dataset("shd", str(tmp_path))
+
+
 def test_dvs_gesture_npy_times_are_milliseconds(tmp_path):
     write_gesture(tmp_path / "ibmGestureTrain/user01_led/4.npy", np.array([127, 0]), np.array([3, 0]),
                   np.array([1, 0]), np.array([150, 250]))

@@ -105,7 +105,10 @@ def class_languages(keys, path: Path) -> tuple[int, ...]:
     names = list(LANGUAGES)
     out = []
     for key in keys:
-        word = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            word = key.decode() if isinstance(key, bytes) else str(key)
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: extra/keys entry {bytes(key)!r} is not UTF-8 text") from None
         tokens = set(re.split(r"[^a-zäöüß]+", word.lower()))
         found = [i for i, lang in enumerate(names) if lang in tokens or tokens & set(LANGUAGES[lang])]
         if len(found) != 1:
