@@ -223,6 +223,20 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
         sweep_ray.start_ray("head:6379", 2)
 
 
+def test_a_host_port_address_where_nothing_listens_is_refused_rather_than_retried_for_ever(sweep_files, capsys):
+    """ray.init retries a host:port with no cluster for ever, deaf to SIGTERM: the address is probed first."""
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as probe:                    # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["sweep", str(sweep_files(BASE, SWEEP)), "--no-progress", "--address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"spikecl: error: --address 127.0.0.1:{port}: no Ray cluster to join (nothing accepts a "
+                   "connection there: Connection refused)")
+
+
 def test_num_cpus_beside_an_address_is_refused_before_planning_even_in_a_dry_run(capsys):
     from spikecl.cli import main
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -106,6 +107,7 @@ def _python_sigterm_kept():
 def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
     """``ray.init``: join the cluster at ``address`` or start a local instance (one-line ConfigError otherwise)."""
     if address:
+        _check_reachable(address)
         try:
             ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
@@ -119,6 +121,24 @@ def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
         except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError) as exc:
             raise ConfigError(f"a local Ray instance with {num_cpus or os.cpu_count()} CPUs did not start "
                               f"({_one_line(exc)})") from None
+
+
+#: seconds to wait for a TCP connection to a cluster's ``host:port`` before refusing the address
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line ConfigError when nothing accepts a connection at a ``host:port`` address (``ray.init`` would
+    retry for ever, deaf to SIGTERM); ``auto`` and ``ray://`` addresses are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
+        raise ConfigError(f"--address {address}: no Ray cluster to join (nothing accepts a connection there: "
+                          f"{reason})") from None
 
 
 def _one_line(exc: BaseException) -> str:
