@@ -50,7 +50,9 @@ def test_lava_spikes_equal_the_reference_layer_by_layer(tmp_path, case):
 
 @pytest.mark.slow
 def test_deployed_trained_network_reaches_quantised_and_float_accuracy(zero_reset_run, tmp_path):
-    from spikecl.export.pipeline import deploy, export_file
+    import io
+
+    from spikecl.export.pipeline import deploy, export_file, print_deploy
 
     results, _, _ = zero_reset_run
     out = tmp_path / "net.h5"
@@ -63,6 +65,12 @@ def test_deployed_trained_network_reaches_quantised_and_float_accuracy(zero_rese
     assert report["accuracy"] == report["reference_accuracy"] == net.metrics["reference_accuracy"]
     assert report["accuracy"] >= floating - 0.01
     assert report["accuracy"] > 0.85
+    # the every-step readout runs N T + layers steps; the sample-end readout one more (its last read)
+    assert report["steps"] == 300 * spec.num_steps + len(net.layers) and report["run_steps"] in (report["steps"],
+                                                                                                 report["steps"] + 1)
+    out = io.StringIO()
+    print_deploy(report, out)
+    assert f"{report['run_steps'] - 1} more steps" in out.getvalue()
 
 
 def test_export_core_imports_under_python310_without_torch():

@@ -348,7 +348,7 @@ def write_run(path: Path, net: FixedNetwork, result: dict, labels, heads, overwr
     accuracy = float(np.mean(predictions == labels)) if labels is not None else float("nan")
     run_steps = result.get("run_steps", result["steps"])
     summary = {"accuracy": accuracy, "build_s": result["build_s"], "start_s": result["start_s"],
-               "run_s": result["run_s"], "steps": result["steps"],
+               "run_s": result["run_s"], "steps": result["steps"], "run_steps": run_steps,
                "ms_per_step": 1e3 * result["run_s"] / max(run_steps - 1, 1),
                "samples": n_samples, "backend": result.get("backend", "lava-sim"),
                "readout": result.get("readout", "every-step"), "lava": getattr(lava, "__version__", "0.10.0")}
