@@ -1,7 +1,8 @@
 """Compare the two trainers — BPTT with surrogate gradients and online trace-based learning — on split digits,
-task-incremental, with experience replay. Prints accuracy and time per run.
+class-incremental (one shared head: hard enough that the trainers differ; task-incremental, both score about 98.6 %),
+with experience replay. Prints accuracy and time per run.
 
-    python examples/online_vs_bptt.py             (about 30 s on a laptop CPU)
+    python examples/online_vs_bptt.py             (under 10 s on a 2-core CPU)
 """
 
 import time
@@ -12,7 +13,7 @@ from spikecl.continual.runner import ContinualRun
 for trainer in ("bptt", "online"):
     cfg = experiment_from_dict({
         "name": f"trainers-{trainer}", "data": {"dataset": "digits"},
-        "stream": {"kind": "split", "scenario": "task", "n_tasks": 5},
+        "stream": {"kind": "split", "scenario": "class", "n_tasks": 5},
         "network": {"hidden": [128], "num_steps": 6},
         "train": {"trainer": trainer, "epochs": 5, "batch_size": 32},
         "strategy": {"methods": ["replay"]}})

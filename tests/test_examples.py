@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
-#: arguments an example runs with here: the Sparsey protocol's small MNIST-5k version takes about two minutes, its
+#: arguments an example runs with here: the Sparsey protocol's small MNIST-5k version takes about four CPU minutes, its
 #: version on scikit-learn's 8x8 digits runs the same protocol (selection on validation, test splits read once, every
 #: row) in about 20 s; models/sparsey_mnist5k.toml is loaded in tests/test_sparsey.py
 ARGS = {"sparsey_protocol.py": ["--dataset", "digits"]}
