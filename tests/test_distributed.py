@@ -396,6 +396,22 @@ def test_a_training_process_killed_by_a_signal_is_named_in_one_line(capsys):
     assert time.time() - start < 300                     # the other process was stopped, not waited for
 
 
+def _interrupted_if_rank_1():                            # a scheduler's TERM to one training process
+    if os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(600)
+    return 0
+
+
+def test_a_training_process_interrupted_alone_is_named_with_how_to_continue(capsys):
+    """SIGTERM (or SIGINT) to one training process, not to the launcher: exit 130 as for Ctrl-C, and a line saying
+    which process stopped and that --resume continues, rather than no word at all."""
+    assert distributed.launch(2, _interrupted_if_rank_1, threads=1) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("spikecl")]
+    assert len(err) == 1 and re.match(r"spikecl: training process 1 \(pid \d+\) was interrupted; what finished is "
+                                      r"kept: run again with --resume to continue$", err[0]), err
+
+
 def test_under_torchrun_a_plan_that_cannot_train_data_parallel_is_refused_before_any_job(tmp_path, monkeypatch):
     """Started by torchrun (WORLD_SIZE > 1), the plan's checks are those of ``--nproc``: a variant that compiles is
     refused before the first method trains, not when its own job comes up."""

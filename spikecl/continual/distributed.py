@@ -237,6 +237,9 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
                 print(f"spikecl: error: training process {exc.error_index} (pid {exc.error_pid}) was killed by "
                       f"{exc.signal_name}; what finished is kept: run again with --resume to continue",
                       file=sys.stderr)
+            elif exc.exit_code == 130:               # interrupted itself (kill, a scheduler), the launcher not
+                print(f"spikecl: training process {exc.error_index} (pid {exc.error_pid}) was interrupted; what "
+                      "finished is kept: run again with --resume to continue", file=sys.stderr)
             return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
         except mp.ProcessRaisedException as exc:
             print(f"spikecl: a training process failed:\n{exc}", file=sys.stderr)
