@@ -135,7 +135,8 @@ def _read(path: Path) -> Run:
 def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path | None = None, plots: bool = True,
                  detail: bool = True) -> None:
     """Print every kind's summary of the results files under ``paths`` (one path, or several) and write its plots
-    into ``plots_dir`` (default: the first path's folder). A heading names each kind when there are several.
+    into ``plots_dir`` (default: the folder the results named together lie in; in two folders, a one-line error).
+    A heading names each kind when there are several.
 
     Each experiment folder below a named folder (``spikecl report results``) gives a table of its own (headed by
     the folder where a kind has several), whose plots go to that folder (or to ``plots_dir``; there, several of one
@@ -150,9 +151,19 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     found = collect_groups(paths)
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
     where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
+    direct = {Path(run.path).parent.resolve(): Path(run.path).parent
+              for key, runs in found.items() if key[1] is None and key[0] != "sweep"     # a sweep's plot lies
+              for run in runs}                                                          # beside its summary
+    if plots_dir is None and len(direct) == 1:    # their plots go where they lie, not to the first path named
+        where.update({key: next(iter(direct.values())) for key in found if key[1] is None})
     if plots:                                      # before any table: a refusal prints nothing half-way
         if plots_dir is None and any(folder is None for _, folder in found):
             _check_one_folder(paths)
+            if len(direct) > 1:
+                shown = sorted(map(str, direct.values()))
+                raise ResultsError(f"report: the results named lie directly in {len(direct)} folders ({shown[0]}, "
+                                   f"{shown[1]}{', ...' if len(direct) > 2 else ''}): one table, whose plots would "
+                                   "replace those of the first folder: pass --plots DIR, or --no-plots")
         _check_apart(where)
         for folder in dict.fromkeys(where.values()):
             check_writable_folder(folder, "--plots" if plots_dir is not None else

@@ -534,3 +534,31 @@ def test_sweeps_of_one_name_keep_a_plot_each_and_runs_beside_a_sweep_are_noted(t
     assert main(["report", str(folders[0]), "--no-plots"]) == 0
     assert (f"skipped: 1 other results file(s) beside {folders[0] / 'sweep.h5'} (ewc-seed0.h5); name them to "
             "report them") in capsys.readouterr().out
+
+
+def test_two_folders_named_together_are_one_table_whose_plots_need_a_place_of_their_own(tmp_path, capsys):
+    """``spikecl report e1 e2`` (runs directly in each): one table, as named together; its plots would have replaced
+    e1's own with a comparison of both, so they need --plots DIR or --no-plots. A named folder holding no file of
+    its own no longer receives the plots of another folder's files."""
+    from spikecl.cli import main
+
+    for folder, method in (("e1", "finetune"), ("e2", "ewc")):
+        write_results(tmp_path / folder / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
+    assert main(["report", str(tmp_path / "e1")]) == 0
+    before = (tmp_path / "e1" / "comparison.png").read_bytes()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "e1"), str(tmp_path / "e2")]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.strip() == (f"spikecl: error: report: the results named lie directly in 2 folders "
+                                       f"({tmp_path / 'e1'}, {tmp_path / 'e2'}): one table, whose plots would replace "
+                                       "those of the first folder: pass --plots DIR, or --no-plots")
+    assert (tmp_path / "e1" / "comparison.png").read_bytes() == before and not list((tmp_path / "e2").glob("*.png"))
+    assert main(["report", str(tmp_path / "e1"), str(tmp_path / "e2"), "--no-plots"]) == 0
+    assert " 1 " in capsys.readouterr().out                                  # one table: both methods, one seed
+    assert main(["report", str(tmp_path / "e1"), str(tmp_path / "e2"), "--plots", str(tmp_path / "both")]) == 0
+    assert (tmp_path / "both" / "comparison.png").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "sub").mkdir()
+    write_results(tmp_path / "empty" / "sub" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    assert main(["report", str(tmp_path / "empty"), str(tmp_path / "e2" / "ewc-seed0.h5")]) == 0
+    assert not list((tmp_path / "empty").glob("*.png")) and (tmp_path / "e2" / "comparison.png").exists()

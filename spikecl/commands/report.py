@@ -16,11 +16,12 @@ def add_command(sub) -> None:
                                         "folder below a named folder gets its own table, its plots in that "
                                         "folder (or in --plots DIR). Files named alone put their plots in their "
                                         "folder, so files beside them that are not named need --plots DIR or "
-                                        "--no-plots (their plots would be replaced).")
+                                        "--no-plots (their plots would be replaced), as do files lying directly "
+                                        "in two folders named together (one table).")
     report.add_argument("paths", nargs="+", type=Path, help="results files (.h5) or folders of them")
     plots = report.add_mutually_exclusive_group()
-    plots.add_argument("--plots", type=Path, help="folder for PNG plots (default: the folder named, each experiment folder below it, or "
-                            "that of the files named)")
+    plots.add_argument("--plots", type=Path, help="folder for PNG plots (default: the folder named, each "
+                                                  "experiment folder below it, or that of the files named)")
     plots.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true",
                         help="continual runs: print only the comparison table")
