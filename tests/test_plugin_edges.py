@@ -181,3 +181,24 @@ def test_a_plugin_modules_failing_package_is_named_in_one_line(tmp_path, monkeyp
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match="^" + re.escape(message.format(pkg=pkg)) + "$"):
         load_plugin(f"{pkg}.mod")
+
+
+def test_a_subclass_of_a_built_in_method_keeps_its_own_state_in_a_combination(monkeypatch):
+    """A plugin's subclass of EWC that keeps EWC's ``name``, combined with EWC: each part's checkpoint state and
+    result arrays are keyed by the name it was registered by, so neither overwrites the other's."""
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.continual.strategies.ewc import EWC
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    register("myewc", type("MyEWC", (EWC,), {}))
+    combined = build_strategy("ewc+myewc", torch.nn.Linear(2, 2))
+    assert combined.name == "ewc+myewc"
+    marks = [torch.full((2, 2), 1.0), torch.full((2, 2), 2.0)]
+    for part, mark in zip(combined.parts, marks):
+        part.fisher = {"weight": mark}
+    state = combined.state_dict()
+    assert set(state) == {"ewc", "myewc"}
+    again = build_strategy("ewc+myewc", torch.nn.Linear(2, 2))
+    again.load_state_dict(state)
+    for part, mark in zip(again.parts, marks):
+        torch.testing.assert_close(part.fisher["weight"], mark)

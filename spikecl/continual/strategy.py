@@ -313,10 +313,16 @@ class Combined(Strategy):
     (``hlop+gpm``) each project gradients against the union of their subspaces (see
     :meth:`~spikecl.continual.projection.ProjectionStrategy.projected_bases`)."""
 
-    def __init__(self, parts: Sequence[Strategy]) -> None:
+    def __init__(self, parts: Sequence[Strategy], names: Sequence[str] | None = None) -> None:
+        """``names``: the names the parts were registered by (default: their classes' ``name``); they key each
+        part's checkpoint state and result arrays, so two parts of one class name (a plugin's subclass of a
+        built-in method that keeps its ``name``) stay apart."""
         super().__init__(parts[0].model, sim=parts[0].sim, execution=parts[0].execution)
         self.parts = list(parts)
-        self.name = "+".join(p.name for p in parts)
+        self.keys = list(names) if names is not None else [p.name for p in parts]
+        if len(set(self.keys)) != len(self.keys) or len(self.keys) != len(self.parts):
+            raise ConfigError(f"a combination needs one distinct name per part, got {self.keys}")
+        self.name = "+".join(self.keys)
         self.uses_activity = any(p.uses_activity for p in parts)
         self.supports_data_parallel = all(p.supports_data_parallel for p in parts)
         for part in self.parts:
@@ -353,11 +359,11 @@ class Combined(Strategy):
             part.after_task(task, train)
 
     def state_dict(self):
-        return {p.name: p.state_dict() for p in self.parts}
+        return {key: p.state_dict() for key, p in zip(self.keys, self.parts)}
 
     def load_state_dict(self, state):
-        for part in self.parts:
-            part.load_state_dict(state[part.name])
+        for key, part in zip(self.keys, self.parts):
+            part.load_state_dict(state[key])
 
     def result_arrays(self):
-        return {f"{p.name}.{k}": v for p in self.parts for k, v in p.result_arrays().items()}
+        return {f"{key}.{k}": v for key, p in zip(self.keys, self.parts) for k, v in p.result_arrays().items()}

@@ -222,4 +222,4 @@ def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = N
         return parts[0]
     from spikecl.continual.strategy import Combined
 
-    return Combined(parts)
+    return Combined(parts, names)
