@@ -202,3 +202,38 @@ def test_a_subclass_of_a_built_in_method_keeps_its_own_state_in_a_combination(mo
     again.load_state_dict(state)
     for part, mark in zip(again.parts, marks):
         torch.testing.assert_close(part.fisher["weight"], mark)
+
+
+BROKEN_HOOKS = {
+    "noret": ("before_task", lambda self, task, train, seen: None,
+              "strategy 'noret': before_task() returned NoneType, not the TaskData to train on"),
+    "twotuple": ("batch", lambda self, x, y, heads: (x, y),
+                 "strategy 'twotuple': batch() returned a tuple of 2; return (x, y, heads)"),
+    "vecpen": ("penalty", lambda self: torch.ones(3, requires_grad=True),
+               "strategy 'vecpen': penalty() returned a tensor of shape (3,); return None or a scalar tensor"),
+    "strarr": ("result_arrays", lambda self: {"bad": np.array(["a string"])},
+               "strategy 'strarr': result_arrays()['bad'] is ndarray of dtype kind 'U', not a numeric or bool array"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_HOOKS))
+def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_first_task(name, tmp_path,
+                                                                                            monkeypatch):
+    """A hook returning the wrong thing is a one-line ConfigError naming the method, raised in the first task
+    (result_arrays included: before, that one failed in h5py after the whole run, and again on every --resume)."""
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    hook, body, message = BROKEN_HOOKS[name]
+    register(name, type(name, (Strategy,), {"name": name, hook: body}))
+    cfg = experiment_from_dict({"name": "hooks", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
+                                "stream": {"kind": "split", "scenario": "class", "n_tasks": 2, "train_per_task": 64,
+                                           "test_per_task": 32},
+                                "network": {"hidden": [16], "num_steps": 2},
+                                "train": {"epochs": 1, "batch_size": 64},
+                                "strategy": {"methods": [name]}})
+    run = ContinualRun(cfg, name, 0)
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}") as info:
+        run.execute(tmp_path / "out.h5", progress_bar=False)
+    assert "\n" not in str(info.value) and len(run.run_state.rows) == 1     # the first task: only the row at init

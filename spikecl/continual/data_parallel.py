@@ -69,6 +69,7 @@ class ShardedHooks(TrainingHooks):
     def __init__(self, hooks: TrainingHooks, model: nn.Module, weight: float, counts: list[int]) -> None:
         self.hooks, self.model, self.weight, self.counts = hooks, model, weight, counts
         self.uses_activity = hooks.uses_activity
+        self.name = getattr(hooks, "name", type(hooks).__name__)      # errors name the strategy
 
     def penalty(self):
         return self.hooks.penalty()

@@ -28,7 +28,8 @@ from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
                                           validate_method)
-from spikecl.continual.strategy import Simulation, TaskData, by_stage, checkpoint_state, derived_seed
+from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
+                                       checkpoint_state, derived_seed)
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
                                   stream_difference, stream_from_config)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
@@ -438,7 +439,7 @@ class ContinualRun:
         """
         t = self.cfg.train
         seen = self.train_sets[: task + 1]
-        train = self.strategy.before_task(task, self.train_sets[task], seen)
+        train = checked_task(self.strategy.name, self.strategy.before_task(task, self.train_sets[task], seen))
         if bar is not None:
             batches = -(-self._epoch_samples(len(train)) // t.batch_size)
             bar.total = bar.n + t.epochs * batches * (len(self.stream) - task)
@@ -455,7 +456,8 @@ class ContinualRun:
             order = torch.randperm(len(train), generator=shuffle).to(self.device)
             for start in range(0, self._epoch_samples(len(train)), t.batch_size):
                 idx = order[start:start + t.batch_size]
-                x, y, heads = self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx])
+                x, y, heads = checked_batch(self.strategy.name,
+                                            self.strategy.batch(train.x[idx], train.y[idx], train.heads[idx]))
                 self.train_step(x, y, heads, mask, spikes)
                 self.run_state.iteration += 1
                 if t.eval_every and self.run_state.iteration % t.eval_every == 0:
@@ -464,6 +466,7 @@ class ContinualRun:
                     bar.update()
         self.trainer.flush_checks()
         self.strategy.after_task(task, train)
+        checked_arrays(self.strategy.name, self.strategy.result_arrays())      # now, not after the last task
         self._check_weights()
         return stage
 

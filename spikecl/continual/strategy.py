@@ -154,6 +154,38 @@ def checkpoint_state(strategy: "Strategy") -> dict:
     return state
 
 
+def checked_task(name: str, train) -> "TaskData":
+    """``before_task``'s return value, a :class:`TaskData`, else a one-line ConfigError naming the method."""
+    if not isinstance(train, TaskData):
+        raise ConfigError(f"strategy {name!r}: before_task() returned {type(train).__name__}, not the TaskData to "
+                          "train on (return train to keep it)")
+    return train
+
+
+def checked_batch(name: str, out) -> tuple:
+    """``batch``'s return value, ``(x, y, heads)``, else a one-line ConfigError naming the method."""
+    if not (isinstance(out, tuple) and len(out) == 3):
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise ConfigError(f"strategy {name!r}: batch() returned {got}; return (x, y, heads)")
+    return out
+
+
+def checked_arrays(name: str, arrays) -> dict:
+    """``result_arrays``'s return value, {name: numeric or bool array}, else a one-line ConfigError naming the
+    method (checked after each task, not first when the results file is written at the end)."""
+    if not isinstance(arrays, dict):
+        raise ConfigError(f"strategy {name!r}: result_arrays() returned {type(arrays).__name__}, not a dict")
+    for key, value in arrays.items():
+        try:
+            kind = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value).dtype.kind
+        except (TypeError, ValueError, RuntimeError):
+            kind = "O"
+        if not isinstance(key, str) or kind not in "biuf":
+            raise ConfigError(f"strategy {name!r}: result_arrays()[{key!r}] is {type(value).__name__} of dtype kind "
+                              f"{kind!r}, not a numeric or bool array")
+    return arrays
+
+
 @dataclass
 class NoOptions:
     """A method without options."""

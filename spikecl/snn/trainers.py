@@ -73,6 +73,16 @@ class TrainingHooks:
         """The optimiser has updated the parameters."""
 
 
+def checked_penalty(hooks: TrainingHooks, term):
+    """``hooks.penalty()``'s value, None or a scalar tensor, else a one-line ConfigError naming the hooks' method
+    (a vector would fail in backward with a message about implicit gradients)."""
+    if term is not None and not (isinstance(term, torch.Tensor) and term.dim() == 0):
+        got = f"a tensor of shape {tuple(term.shape)}" if isinstance(term, torch.Tensor) else type(term).__name__
+        raise ConfigError(f"strategy {getattr(hooks, 'name', type(hooks).__name__)!r}: penalty() returned {got}; "
+                          "return None or a scalar tensor")
+    return term
+
+
 def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Suppress outputs that are not active (``mask`` [n_outputs] bool, class-incremental heads)."""
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
@@ -264,7 +274,7 @@ class BPTTTrainer:
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
-        penalty = hooks.penalty()
+        penalty = checked_penalty(hooks, hooks.penalty())
         penalised = penalty is not None and penalty.requires_grad
         if penalised:
             penalty.backward()
