@@ -70,6 +70,9 @@ def _imported(spec: str, run):
     except Exception as exc:                       # the plugin's own code: name its error in one line
         line = str(exc).splitlines()[0] if str(exc) else ""
         raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: {line}") from None
+    except SystemExit as exc:                      # an exit() at import would end the command without a word
+        raise ConfigError(f"--plugin {spec} called exit({exc.code!r}) on import; a plugin only defines and "
+                          "registers (guard a script part with if __name__ == '__main__')") from None
 
 
 def load_plugins(specs) -> list[str]:

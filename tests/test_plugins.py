@@ -64,6 +64,7 @@ def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
 @pytest.mark.parametrize("source, message", [
     (None, "--plugin {path}: no such file"),
     ("raise RuntimeError('broken\\nsecond line')\n", "--plugin {path} failed on import: RuntimeError: broken"),
+    ("import sys\nsys.exit(3)\n", "--plugin {path} called exit(3) on import; a plugin only defines and registers"),
     ("from spikecl.continual.strategies import register\nregister('a+b', object)\n",
      "--plugin {path}: strategy name 'a+b': use letters, digits, '_', '-' and '.'"),
     ("from spikecl.continual.strategies import register\nregister('../escape', object)\n",
