@@ -151,18 +151,18 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     found = collect_groups(paths)
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
     where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
-    direct = {Path(run.path).parent.resolve(): Path(run.path).parent
-              for key, runs in found.items() if key[1] is None and key[0] != "sweep"     # a sweep's plot lies
-              for run in runs}                                                          # beside its summary
-    if plots_dir is None and len(direct) == 1:    # their plots go where they lie, not to the first path named
-        where.update({key: next(iter(direct.values())) for key in found if key[1] is None})
+    direct = {key: {Path(run.path).parent.resolve(): Path(run.path).parent for run in runs}   # the folders
+              for key, runs in found.items() if key[1] is None and key[0] != "sweep"}      # of a table put together
+    if plots_dir is None:                          # its plots go where its files lie, not to the first path named
+        where.update({key: next(iter(folders.values())) for key, folders in direct.items() if len(folders) == 1})
     if plots:                                      # before any table: a refusal prints nothing half-way
         if plots_dir is None and any(folder is None for _, folder in found):
             _check_one_folder(paths)
-            if len(direct) > 1:
-                shown = sorted(map(str, direct.values()))
-                raise ResultsError(f"report: the results named lie directly in {len(direct)} folders ({shown[0]}, "
-                                   f"{shown[1]}{', ...' if len(direct) > 2 else ''}): one table, whose plots would "
+            spread = next((folders for folders in direct.values() if len(folders) > 1), None)
+            if spread:
+                shown = sorted(map(str, spread.values()))
+                raise ResultsError(f"report: the results named lie directly in {len(spread)} folders ({shown[0]}, "
+                                   f"{shown[1]}{', ...' if len(spread) > 2 else ''}): one table, whose plots would "
                                    "replace those of the first folder: pass --plots DIR, or --no-plots")
         _check_apart(where)
         for folder in dict.fromkeys(where.values()):

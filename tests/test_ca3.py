@@ -288,6 +288,23 @@ if __name__ == "__main__":
 """
 
 
+def test_a_pool_made_on_another_thread_outlives_that_thread():
+    """The kernel's stop-with-parent is tied to the thread that started a worker: a pool made on a thread that has
+    ended since must still work (it is not asked for there)."""
+    import threading
+
+    from spikecl.memory.parallel import memory_pool
+
+    made = {}
+    maker = threading.Thread(target=lambda: made.setdefault("pool", memory_pool(2)))
+    maker.start()
+    maker.join()
+    try:
+        assert list(made["pool"].map(abs, [-1, -2])) == [1, 2]
+    finally:
+        made["pool"].shutdown()
+
+
 def _running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:

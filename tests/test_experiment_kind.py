@@ -406,3 +406,19 @@ def test_the_custom_kind_example_draws_noise_per_beta_and_names_each_betas_metri
     monkeypatch.setattr(np.random, "default_rng", Recording)
     module.rate_curve(module.RateCurveConfig(betas=[0.95, 0.96], currents=[0.1], steps=3, neurons=20), 0)
     assert shapes == [(2, 1, 20)] * 3
+
+
+def test_two_folders_of_two_kinds_named_together_keep_their_plots_in_their_own_folders(toy, tmp_path, capsys):
+    """``spikecl report A B`` with continual results in A and another kind's in B: two tables, each kind's plots
+    in its own folder (only results of one kind lying in two folders make one table whose plots need a place)."""
+    from test_report import result
+
+    from spikecl.io import write_results
+
+    write_results(tmp_path / "cl" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    assert run(toy) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "cl"), str(tmp_path / "toy")]) == 0
+    out = capsys.readouterr().out
+    assert "== continual: 1 results file(s) ==" in out and "== toy: 2 results file(s) ==" in out
+    assert (tmp_path / "cl" / "comparison.png").exists() and not list((tmp_path / "toy").glob("comparison*.png"))

@@ -312,16 +312,19 @@ def test_nir_refusals_are_one_line_and_write_nothing(tmp_path, change, message):
     assert len(str(err.value).splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
 
-def test_nir_graphs_without_spikecl_metadata_and_unknown_readers_are_refused():
+def test_nir_graphs_without_spikecl_metadata_and_unknown_readers_are_refused(tmp_path):
     nir = pytest.importorskip("nir")
     from spikecl.errors import ConfigError
-    from spikecl.export.nir_io import graph_metadata
+    from spikecl.export.nir_io import graph_metadata, read_nir
     from spikecl.export.nir_readers import import_graph
 
     graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])),
                                 "output": nir.Output(output_type=np.array([2]))}, edges=[("input", "output")])
     with pytest.raises(ResultsError, match="no spikecl metadata"):
         graph_metadata(graph)
+    graph.metadata = {"dt": 1e-3, "num_steps": 4, "source": "another tool"}     # common words, not spikecl's
+    nir.write(tmp_path / "foreign.nir", graph)
+    assert read_nir(tmp_path / "foreign.nir").metadata["source"] == "another tool"     # read as it is
     with pytest.raises(ConfigError, match="choose one of snntorch, norse"):
         import_graph(graph, "sinabs")
 

@@ -844,5 +844,5 @@ def test_deploy_of_a_network_without_its_training_config_names_the_runner(tmp_pa
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
     with pytest.raises(ConfigError, match=r"^the exported network carries no training config \(data, stream\) to "
                                           r"draw samples from; run it on samples of your own with the Lava runner: "
-                                          r"python -m spikecl_lava.runner NET --inputs FILE"):
+                                          r"python -m spikecl_lava.runner NET --inputs FILE -o RUN.h5"):
         deploy(path)

@@ -202,6 +202,11 @@ def test_a_subclass_of_a_built_in_method_keeps_its_own_state_in_a_combination(mo
     again.load_state_dict(state)
     for part, mark in zip(again.parts, marks):
         torch.testing.assert_close(part.fisher["weight"], mark)
+    register("renamed", type("Renamed", (EWC,), {"name": "renamedclass"}))   # checkpoints keyed parts by class name
+    old = {"ewc": state["ewc"], "renamedclass": state["myewc"]}
+    later = build_strategy("ewc+renamed", torch.nn.Linear(2, 2))
+    later.load_state_dict(old)
+    torch.testing.assert_close(later.parts[1].fisher["weight"], marks[1])
 
 
 BROKEN_HOOKS = {
@@ -211,22 +216,26 @@ BROKEN_HOOKS = {
                  "strategy 'twotuple': batch() returned a tuple of 2; return (x, y, heads)"),
     "vecpen": ("penalty", lambda self: torch.ones(3, requires_grad=True),
                "strategy 'vecpen': penalty() returned a tensor of shape (3,); return None or a scalar tensor"),
-    "strarr": ("result_arrays", lambda self: {"bad": np.array(["a string"])},
+    "strarr": ("result_arrays", lambda self: {"ok": {"layer0": np.zeros((2, 3)), "layer1": np.ones(4)},
+                                              "bad": np.array(["a string"])},          # a group of arrays passes
                "strategy 'strarr': result_arrays()['bad'] is ndarray of dtype kind 'U', not a numeric or bool array"),
 }
 
 
+@pytest.mark.parametrize("combined", [False, True], ids=["alone", "with ewc"])
 @pytest.mark.parametrize("name", sorted(BROKEN_HOOKS))
-def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_first_task(name, tmp_path,
+def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_first_task(name, combined, tmp_path,
                                                                                             monkeypatch):
-    """A hook returning the wrong thing is a one-line ConfigError naming the method, raised in the first task
-    (result_arrays included: before, that one failed in h5py after the whole run, and again on every --resume)."""
+    """A hook returning the wrong thing is a one-line ConfigError naming the method by its registered name (its
+    class sets none), alone or as part of a combination, raised in the first task (result_arrays included: before,
+    that one failed in h5py after the whole run, and again on every --resume)."""
     from spikecl.config import experiment_from_dict
     from spikecl.continual.runner import ContinualRun
 
     monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
     hook, body, message = BROKEN_HOOKS[name]
-    register(name, type(name, (Strategy,), {"name": name, hook: body}))
+    register(name, type(f"Broken{name}", (Strategy,), {hook: body}))
+    name = f"{name}+ewc" if combined else name
     cfg = experiment_from_dict({"name": "hooks", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
                                 "stream": {"kind": "split", "scenario": "class", "n_tasks": 2, "train_per_task": 64,
                                            "test_per_task": 32},

@@ -50,7 +50,7 @@ from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
 from spikecl.snn.networks import SpikingNetwork, evaluating
-from spikecl.snn.trainers import TRAINERS, TrainingHooks, make_trainer, mask_logits
+from spikecl.snn.trainers import TRAINERS, TrainingHooks, checked_penalty, make_trainer, mask_logits
 
 
 def sent_to(index: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -176,11 +176,14 @@ def checked_arrays(name: str, arrays) -> dict:
     if not isinstance(arrays, dict):
         raise ConfigError(f"strategy {name!r}: result_arrays() returned {type(arrays).__name__}, not a dict")
     for key, value in arrays.items():
+        if isinstance(value, dict):                     # a group of arrays (e.g. one per layer)
+            checked_arrays(name, {f"{key}/{k}" if isinstance(k, str) else k: v for k, v in value.items()})
+            continue
         try:
             kind = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value).dtype.kind
         except (TypeError, ValueError, RuntimeError):
             kind = "O"
-        if not isinstance(key, str) or kind not in "biuf":
+        if not isinstance(key, str) or kind not in "biufc":
             raise ConfigError(f"strategy {name!r}: result_arrays()[{key!r}] is {type(value).__name__} of dtype kind "
                               f"{kind!r}, not a numeric or bool array")
     return arrays
@@ -365,17 +368,18 @@ class Combined(Strategy):
             part.begin(tasks)
 
     def before_task(self, task, train, seen):
-        for part in self.parts:
-            train = part.before_task(task, train, seen)
+        for key, part in zip(self.keys, self.parts):
+            train = checked_task(key, part.before_task(task, train, seen))
         return train
 
     def batch(self, x, y, heads):
-        for part in self.parts:
-            x, y, heads = part.batch(x, y, heads)
+        for key, part in zip(self.keys, self.parts):
+            x, y, heads = checked_batch(key, part.batch(x, y, heads))
         return x, y, heads
 
     def penalty(self):
-        terms = [t for t in (p.penalty() for p in self.parts) if t is not None]
+        terms = [t for t in (checked_penalty(key, p.penalty()) for key, p in zip(self.keys, self.parts))
+                 if t is not None]
         return sum(terms) if terms else None
 
     def after_backward(self, activity=None):
@@ -395,7 +399,9 @@ class Combined(Strategy):
 
     def load_state_dict(self, state):
         for key, part in zip(self.keys, self.parts):
-            part.load_state_dict(state[key])
+            # a checkpoint written before the parts were keyed by their registered names keyed them by class name
+            part.load_state_dict(state[key] if key in state else state[type(part).name])
 
     def result_arrays(self):
-        return {f"{key}.{k}": v for key, p in zip(self.keys, self.parts) for k, v in p.result_arrays().items()}
+        return {f"{key}.{k}": v for key, p in zip(self.keys, self.parts)
+                for k, v in checked_arrays(key, p.result_arrays()).items()}

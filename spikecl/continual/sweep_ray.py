@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -288,8 +289,9 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             bar.set_postfix(failed=sum(1 for r in failures if r not in done and r not in _ids(pending)))
     finally:
         bar.close()
-        if pending:                 # interrupted: stop the runs still queued or training, so none writes afterwards
-            _cancel(ray, list(pending))
+        if pending and not _cancel(ray, list(pending)):     # interrupted: stop the runs still queued or training
+            print(f"spikecl: {len(pending)} run(s) of the sweep did not confirm they stopped within "
+                  f"{CANCEL_WAIT_S:g} s; one may still write its results file", file=sys.stderr)
         if started:
             ray.shutdown()
     return done, failures
@@ -299,16 +301,18 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
 CANCEL_WAIT_S = 60.0
 
 
-def _cancel(ray, refs: list) -> None:
+def _cancel(ray, refs: list) -> bool:
     """Cancel the Ray tasks ``refs`` (their workers killed: a results file is written whole or not at all, and a
     checkpoint lets the next sweep resume) and wait for them to stop, also on a cluster the sweep joined
-    (``--address``), where they would otherwise train on and write after the sweep reported the interruption."""
+    (``--address``), where they would otherwise train on and write after the sweep reported the interruption.
+    Returns whether every one stopped within :data:`CANCEL_WAIT_S`."""
     try:
         for ref in refs:
             ray.cancel(ref, force=True)
-        ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+        _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+        return not left
     except Exception:  # noqa: BLE001 - a failing cancel must not hide the interruption being reported
-        pass
+        return False
 
 
 def _ids(pending: dict) -> set[str]:

@@ -80,7 +80,7 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     except (KeyError, TypeError):
         raise ConfigError("the exported network carries no training config (data, stream) to draw samples from; "
                           "run it on samples of your own with the Lava runner: python -m spikecl_lava.runner NET "
-                          "--inputs FILE (docs/export.md)") from None
+                          "--inputs FILE -o RUN.h5 (docs/export.md)") from None
     data_cfg = from_dict(DataConfig, data, "data.")
     check_reads_data_dir(config, data_dir)
     if data_dir:

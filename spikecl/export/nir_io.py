@@ -114,7 +114,7 @@ def read_nir(path: str | Path):
             UnicodeDecodeError, AssertionError) as exc:      # h5py on damaged bytes; nir asserts on unknown nodes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResultsError(f"{path} is not a readable NIR file ({reason})") from None
-    if set(dict(graph.metadata or {})) & set(SPIKECL_KEYS):
+    if set(dict(graph.metadata or {})) & set(SPIKECL_ONLY_KEYS):
         try:
             graph_metadata(graph)
         except ResultsError as exc:
@@ -137,6 +137,9 @@ def _check_sizes(path: Path) -> None:
 
 #: the metadata keys every NIR graph spikecl writes holds
 SPIKECL_KEYS = ("dt", "num_steps", "encoder", "readout", "n_outputs", "n_heads")
+#: those of them another tool's graph is unlikely to hold (``dt`` and ``num_steps`` are common words): a graph
+#: holding any is read as spikecl's and checked
+SPIKECL_ONLY_KEYS = ("encoder", "readout", "n_outputs", "n_heads")
 
 
 def graph_metadata(graph) -> dict:

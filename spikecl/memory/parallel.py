@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import shared_memory
@@ -28,8 +29,9 @@ from spikecl.memory.params import CA3Params, population_slices
 def memory_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` fresh processes (spawned, so no torch thread pool is inherited) that import the
     stepper once, up front; use it as a context manager and pass it to ``run_batch(..., pool=)``."""
+    main = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_setup, initargs=(os.getpid(),))
+                               initializer=_worker_setup, initargs=(os.getpid() if main else None,))
     list(pool.map(_ready, range(workers)))                         # start them now, not in the first batch
     return pool
 
@@ -91,8 +93,9 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _worker_setup(parent: int) -> None:
-    _exit_with_parent(parent)
+def _worker_setup(parent: int | None) -> None:
+    if parent is not None:
+        _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(1)
@@ -101,7 +104,8 @@ def _worker_setup(parent: int) -> None:
 
 def _exit_with_parent(parent: int) -> None:
     """On Linux, have the kernel stop this worker when its parent (process ``parent``) dies, of a SIGKILL it cannot
-    pass on, rather than let the worker finish its share of a batch no one will read."""
+    pass on, rather than let the worker finish its share of a batch no one will read. The kernel ties this to the
+    thread that started the worker, so :func:`memory_pool` asks for it only for a pool made on the main thread."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes

@@ -73,13 +73,12 @@ class TrainingHooks:
         """The optimiser has updated the parameters."""
 
 
-def checked_penalty(hooks: TrainingHooks, term):
-    """``hooks.penalty()``'s value, None or a scalar tensor, else a one-line ConfigError naming the hooks' method
-    (a vector would fail in backward with a message about implicit gradients)."""
+def checked_penalty(name: str, term):
+    """A ``penalty()`` value, None or a scalar tensor, else a one-line ConfigError naming the method ``name`` (a
+    vector would fail in backward with a message about implicit gradients)."""
     if term is not None and not (isinstance(term, torch.Tensor) and term.dim() == 0):
         got = f"a tensor of shape {tuple(term.shape)}" if isinstance(term, torch.Tensor) else type(term).__name__
-        raise ConfigError(f"strategy {getattr(hooks, 'name', type(hooks).__name__)!r}: penalty() returned {got}; "
-                          "return None or a scalar tensor")
+        raise ConfigError(f"strategy {name!r}: penalty() returned {got}; return None or a scalar tensor")
     return term
 
 
@@ -274,7 +273,7 @@ class BPTTTrainer:
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
-        penalty = checked_penalty(hooks, hooks.penalty())
+        penalty = checked_penalty(getattr(hooks, "name", type(hooks).__name__), hooks.penalty())
         penalised = penalty is not None and penalty.requires_grad
         if penalised:
             penalty.backward()

@@ -218,6 +218,8 @@ def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = N
     names = check_combination(method)
     validated = validate_options(method, options or {})
     parts = [strategy_class(name)(model, validated[name], sim, execution) for name in names]
+    for name, part in zip(names, parts):
+        part.name = name                      # the name it was registered by, for messages and a combination's keys
     if len(parts) == 1:
         return parts[0]
     from spikecl.continual.strategy import Combined
