@@ -140,8 +140,8 @@ def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_p
 
 
 def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
-    """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—" (joint, which
-    meets each task at its turn, keeps a number); the footnote says why."""
+    """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—", as it does for
+    intransigence (joint, which meets each task at its turn, keeps a number); the footnote says why."""
     from spikecl.cli import main
 
     experiment = tmp_path / "bounds.toml"
@@ -156,7 +156,10 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     end = lines[0].index(" FWT") + 4                                 # cells are right-aligned under their title
     fwt = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert fwt["multitask"] == "—" and fwt["joint"].endswith(tuple("0123456789")), fwt
-    assert "multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" in "\n".join(lines)
+    end = lines[0].index(" Intrans") + 8                             # no task learned after another: none
+    intrans = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
+    assert intrans["multitask"] == "—" and intrans["joint"].endswith(tuple("0123456789")), intrans
+    assert "multitask learns every task at once: no FWT, min-ACC, WC-ACC or Intrans (—)" in "\n".join(lines)
 
 
 def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, capsys):

@@ -98,6 +98,8 @@ def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | 
     joints = [r for r in results if r.config.get("method", r.method) == "joint"]
     for r in results:
         r.metrics.pop("intransigence", None)          # results files never record it: only a pairing here gives it
+        if trains_at_once(r):                         # no task learned after another: nothing to be intransigent to
+            continue
         candidates = [j for j in joints if j.seed == r.seed and j.acc_matrix.shape == r.acc_matrix.shape]
         keys = [setting_difference(r, j, results, split=True, own=own_options) for j in candidates]
         if None not in keys:
@@ -136,6 +138,11 @@ def intransigence_note(unpaired: dict[str, str]) -> str:
             f"({next(iter(unpaired.values()))} differs).")
 
 
+def trains_at_once(r: RunResult) -> bool:
+    """Whether ``r`` trained every task together (multitask training), so no task was learned after another."""
+    return r.config.get("runs_method", r.method) == "multitask"
+
+
 def current_metrics(r: RunResult) -> dict[str, float]:
     """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
     written under an older definition, e.g. of min-ACC, reads as new); a metric the run recorded as undefined (NaN:
@@ -143,7 +150,7 @@ def current_metrics(r: RunResult) -> dict[str, float]:
     has_curves = len(r.curve_task) > 0
     scenario = (r.config.get("stream") or {}).get("scenario")
     eval_every = (r.config.get("train") or {}).get("eval_every", 0)
-    at_once = r.config.get("runs_method", r.method) == "multitask"       # every task trained together
+    at_once = trains_at_once(r)
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
                               eval_task=r.curve_task if has_curves else None, scenario=scenario,
                               continual=isinstance(eval_every, int) and eval_every > 0 and not at_once)
@@ -264,7 +271,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" \
         if "class" in scenarios else ""
     fwt += "; task-incremental: no FWT (a task's head is untrained until it is learned)" if "task" in scenarios else ""
-    fwt += "; multitask learns every task at once: no FWT, min-ACC or WC-ACC (—)" \
+    fwt += "; multitask learns every task at once: no FWT, min-ACC, WC-ACC or Intrans (—)" \
         if any(r.method == "multitask" for r in results) else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
                  f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
