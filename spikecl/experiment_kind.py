@@ -501,14 +501,17 @@ def plots_older_than(folder: Path, paths: Sequence[Path]) -> list[Path]:
 
 def summary(k: Kind, runs: Sequence[Run], detail: bool = True) -> str:
     """``k``'s summary of ``runs``; one that fails on what the files hold together (runs a kind's own
-    :func:`check_seeds` did not refuse: arrays of other shapes) is a one-line :class:`ResultsError`."""
+    :func:`check_seeds` did not refuse: arrays of other shapes; or its own defect) is a one-line
+    :class:`ResultsError`."""
     try:
         return k.summarize(runs, detail=detail)
     except SpikeCLError:
         raise
     except SUMMARY_FAILURES as exc:
-        raise ResultsError(f"the {k.name} summary of {len(runs)} results files fails ({type(exc).__name__}: {exc}); "
-                           "are they seeds of one experiment? report them separately") from None
+        hint = ("are they seeds of one experiment? report them separately" if len(runs) > 1 else
+                f"a defect of the kind's summarize(), or a file {k.name} cannot read")
+        raise ResultsError(f"the {k.name} summary of {len(runs)} results file{'s' * (len(runs) != 1)} fails "
+                           f"({type(exc).__name__}: {exc}); {hint}") from None
 
 
 def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True,

@@ -235,8 +235,12 @@ def test_a_summary_that_fails_on_runs_that_do_not_fit_together_is_a_one_line_err
     register_kind(type("Stacking", (ToyKind,), {"summarize": lambda self, runs, detail=True: str(
         np.stack([np.zeros(int(run.config["value"])) for run in runs]))})())
     runs = [SimpleNamespace(config={"value": v}) for v in (1.0, 2.0)]
-    with pytest.raises(ResultsError, match=r"^the toy summary of 2 results files fails \(ValueError: all input "):
+    with pytest.raises(ResultsError, match=r"^the toy summary of 2 results files fails \(ValueError: all input .*"
+                                           r"are they seeds of one experiment\?"):
         experiment_kind.summary(experiment_kind.kind("toy"), runs)
+    with pytest.raises(ResultsError, match=r"^the toy summary of 1 results file fails \(.*\); a defect of the "
+                                           r"kind's summarize\(\), or a file toy cannot read$"):
+        experiment_kind.summary(experiment_kind.kind("toy"), [SimpleNamespace(config={})])    # its own KeyError
 
 
 def test_sweeps_are_results_not_experiments(tmp_path, capsys):
