@@ -170,6 +170,8 @@ def test_summarize_names_every_metric():
     assert set(metrics.summarize(R)) == {"acc", "bwt", "learning_acc", "fwt", "forgetting"}
     for scenario, defined in (("domain", True), ("task", False), ("class", False)):
         assert np.isfinite(metrics.summarize(R, scenario=scenario)["fwt"]) == defined
+    with pytest.raises(ConfigError, match=r"^summarize: scenario 'Class' is not one of task, domain, class"):
+        metrics.summarize(R, scenario="Class")                            # not silently domain-IL
     for alone in ({"evals": EVALS}, {"eval_task": TASK}):                 # one without the other was dropped
         with pytest.raises(ShapeError, match="evals and eval_task go together"):
             metrics.summarize(R, **alone)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from spikecl.config import _check_bounds, _check_value
-from spikecl.errors import DataError, NumericalError, ShapeError
+from spikecl.data.streams import SCENARIOS
+from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 
 
 def _floats(values, what: str) -> np.ndarray:
@@ -223,6 +224,8 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
     gradient yet, so that accuracy is the untrained head's."""
     if (evals is None) != (eval_task is None):
         raise ShapeError("summarize: evals and eval_task go together (the curves and the task each point trained)")
+    if scenario not in (None, *SCENARIOS):
+        raise ConfigError(f"summarize: scenario {scenario!r} is not one of {', '.join(SCENARIOS)} (None: domain)")
     out = {"acc": acc(R), "bwt": bwt(R), "learning_acc": learning_acc(R),
            "fwt": float("nan") if scenario in ("class", "task") else fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
