@@ -801,9 +801,48 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {assignment!r}: empty key")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
         value = text.strip()
+        if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
+            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
     return path, value
+
+
+def toml_literal(value: Any) -> str:
+    """``value`` (a string, number, bool, or a list or table of them) as TOML literal text that reads back as the same
+    value: strings as basic strings (characters outside the BMP written as themselves, not as JSON's surrogate
+    escapes, which TOML refuses), ``nan`` and ``inf`` as TOML spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return ("nan" if value != value else "inf" if value == float("inf") else "-inf" if value == float("-inf")
+                else repr(value))
+    if isinstance(value, str):
+        escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else "\\" + c if c in '"\\'
+                          else c for c in value)
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, typing.Mapping):
+        return "{" + ", ".join(f"{toml_literal(str(k))} = {toml_literal(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"{value!r} ({type(value).__name__}) has no TOML literal")
+
+
+def sets_key(override: str, key: str) -> bool:
+    """Whether the ``key=value`` ``override`` sets the dotted ``key`` (however its key is spelt: quoted parts,
+    ``"seeds"``; or a table holding it, ``data={data_dir = "x"}``)."""
+    path, value = parse_override(override)
+    wanted = key.split(".")
+    if path != wanted[:len(path)]:
+        return False
+    for part in wanted[len(path):]:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def _key_path(key: str) -> list[str]:

@@ -46,8 +46,12 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
     ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', [], "--data-dir"),
     ("", ["--output-dir", ""], "output_dir: empty; write '.' for the current folder"),
     ('[data]\ndataset = "mnist"\ndata_dir = "/nonexistent"\n', ["--data-dir", ""], "mnist needs its files"),
-    ("", ["--set", "seeds=[5]", "--seed", "3"], "--seed and --set seeds=... both set seeds; give one of them"),
-    ("", ["--set", 'device="cuda"', "--device", "cpu"], "--device and --set device=... both set device"),
+    ("", ["--set", "seeds=[5]", "--seed", "3"], "--seed and --set 'seeds=[5]' both set seeds; give one of them"),
+    ("", ["--set", 'device="cuda"', "--device", "cpu"], "--device and --set 'device=\"cuda\"' both set device"),
+    ("", ["--set", '"seeds"=[2]', "--seed", "1"], "--seed and --set '\"seeds\"=[2]' both set seeds"),
+    ("", ["--set", 'data={dataset="mnist", data_dir="y"}', "--data-dir", "x"],
+     "--data-dir and --set 'data={dataset=\"mnist\", data_dir=\"y\"}' both set data.data_dir"),
+    ("", ["--set", 'output_dir="my results'], "--set 'output_dir=\"my results': '\"my results' is not a TOML value"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):
     exp = tmp_path / "bad.toml"
@@ -57,6 +61,17 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, messa
     assert code == 2
     assert err.startswith("spikecl: error: ") and err.count("\n") == 1
     assert message in err
+
+
+def test_folder_names_outside_the_basic_plane_reach_the_config_as_given(tmp_path, capsys):
+    """--output-dir and --data-dir with an emoji name the folder itself, not JSON's surrogate escapes of it."""
+    exp = tmp_path / "e.toml"
+    exp.write_text('[data]\ndataset = "mnist"\n')
+    assert main(["run", str(exp), "--no-progress", "--data-dir", str(tmp_path / "d😀")]) == 2
+    assert f"under {tmp_path / 'd😀'}" in capsys.readouterr().err
+    exp.write_text(SMALL.replace('methods = ["finetune", "si"]', 'methods = ["finetune"]'))
+    assert main(["run", str(exp), "--no-progress", "--no-plots", "--output-dir", str(tmp_path / "res😀")]) == 0
+    assert (tmp_path / "res😀" / "cli" / "finetune-seed0.h5").is_file()
 
 
 def test_corrupt_results_file_is_one_line_exit_2(tmp_path, capsys):

@@ -92,6 +92,8 @@ def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):
     ('"strategy.methods" = [["ewc"]]', "grid.strategy.methods: a sweep sets this for every run; use its own 'methods'"),
     ('"seeds" = [[1], [2]]', "grid.seeds: a sweep sets this for every run; use its own 'seeds' key"),
     ('"output_dir" = ["a", "b"]', "grid.output_dir: a sweep sets this"),
+    ('"train.lr" = [nan]', "train.lr: expected a finite number, got nan"),     # not "got 'NaN'", a string
+    ('"network.encoder" = ["dírect😀"]', "network.encoder: 'dírect😀' is not allowed"),
 ])
 def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message):
     path = sweep_files(BASE, SWEEP.replace('"train.lr" = [0.05, 0.1]', change))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.config import MAX_THREADS
+from spikecl.config import MAX_THREADS, sets_key, toml_literal
 from spikecl.errors import ConfigError
 
 
@@ -65,21 +64,22 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     """The ``key=value`` overrides that ``--set`` and the shortcut flags (``--device``, ``--seed`` …) ask for; a
     key set by both is a one-line :class:`ConfigError` (neither silently wins)."""
     overrides = list(args.overrides)
-    given = {o.split("=", 1)[0].strip() for o in overrides}
     for flag, key in (("--device", "device"), ("--seed", "seeds"), ("--seeds", "seeds"),
                       ("--output-dir", "output_dir"), ("--data-dir", "data.data_dir")):
-        if getattr(args, flag[2:].replace("-", "_")) is not None and key in given:
-            raise ConfigError(f"{flag} and --set {key}=... both set {key}; give one of them")
+        given = next((o for o in overrides if sets_key(o, key)), None) \
+            if getattr(args, flag[2:].replace("-", "_")) is not None else None
+        if given is not None:
+            raise ConfigError(f"{flag} and --set {given!r} both set {key}; give one of them")
     if args.device:
-        overrides.append(f"device={json.dumps(args.device)}")
+        overrides.append(f"device={toml_literal(args.device)}")
     if args.seed is not None:
         overrides.append(f"seeds=[{args.seed}]")
     if args.seeds:
-        overrides.append(f"seeds={args.seeds}")
+        overrides.append(f"seeds={toml_literal(args.seeds)}")
     if args.output_dir is not None:
-        overrides.append(f"output_dir={json.dumps(args.output_dir)}")
+        overrides.append(f"output_dir={toml_literal(args.output_dir)}")
     if args.data_dir is not None:
-        overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")
+        overrides.append(f"data.data_dir={toml_literal(args.data_dir)}")
     return overrides
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
-                            option)
+                            option, toml_literal)
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import Kind, differing_setting, replacing
 from spikecl.io import Run
@@ -106,17 +106,17 @@ class Sweep:
 
 
 def _literal(key: str, value, where: str = "set") -> str:
-    """``key=value`` with ``value`` as a TOML literal (numbers, strings, booleans and lists of them); a table (an
-    unquoted dotted key under ``where``) is a one-line error showing the quoted key."""
+    """``key=value`` with ``value`` as a TOML literal (numbers, nan and inf included, strings, booleans and lists of
+    them); a table (an unquoted dotted key under ``where``) is a one-line error showing the quoted key."""
     if isinstance(value, dict):
         leaf = key
         while isinstance(value, dict) and value:
             sub, value = next(iter(value.items()))
             leaf += f".{sub}"
-        example = f'"{leaf}" = {json.dumps(value)}'
-        cli = f", or --set 'set.\"{leaf}\"={json.dumps(value)}'" if where == "set" else ""
+        example = f'"{leaf}" = {toml_literal(value)}'
+        cli = f", or --set 'set.\"{leaf}\"={toml_literal(value)}'" if where == "set" else ""
         raise ConfigError(f"sweep: {where}.{key}: a table is not a value; quote each whole dotted key: {example}{cli}")
-    return f"{key}={json.dumps(value)}"
+    return f"{key}={toml_literal(value)}"
 
 
 #: experiment keys a sweep sets for each run itself, and the sweep-file key that chooses them
