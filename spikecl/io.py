@@ -13,8 +13,11 @@ Results schema (version 1), common to every kind::
     /environment           attrs: json (versions, device, host; a resumed run whose parts differ: each differing
                            key lists the values used, setups_by_task what each stretch of tasks ran with)
     /metrics               attrs: one float per metric
-    (root)                 attrs_crc32: CRC-32 of the attributes above (kind, root attributes, config, environment,
-                           metrics); a file whose attributes fail it is corrupt (absent in files written before it)
+    (root)                 contents: JSON list of the paths of every array and group below; a file whose arrays
+                           differ from it is corrupt (absent in files written before it)
+    (root)                 attrs_crc32: CRC-32 of the attributes above (kind, root attributes, contents, config,
+                           environment, metrics); a file whose attributes fail it is corrupt (absent in files written
+                           before it; required where contents is present)
     /<group>/.../<name>    the kind's arrays
 
 The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
@@ -379,6 +382,7 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
             f.create_group("config").attrs["json"] = json.dumps(config)
             f.create_group("environment").attrs["json"] = json.dumps(env)
             f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
+            f.attrs[CONTENTS] = json.dumps(_contents(arrays or {}))
             f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
             _write_arrays(f, arrays or {})
         with open(tmp, "wb") as out:
@@ -389,6 +393,36 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
 
 #: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)
 ATTRS_CRC = "attrs_crc32"
+#: the root attribute listing the paths of a results file's arrays and groups as written (JSON, under the CRC): an
+#: array whose name a damaged byte changed is then a read error, not an array silently missing from a report
+CONTENTS = "contents"
+
+
+def _contents(arrays: dict, prefix: str = "") -> list[str]:
+    """The sorted paths (``"curves/task"``, groups included) of ``arrays`` as :func:`_write_arrays` writes them."""
+    paths = []
+    for name, value in arrays.items():
+        paths.append(prefix + name)
+        if isinstance(value, dict):
+            paths += _contents(value, f"{prefix}{name}/")
+    return sorted(paths)
+
+
+def _check_contents(f, arrays: dict) -> None:
+    """A ValueError unless the arrays read from ``f`` are those its :data:`CONTENTS` lists (files written before it
+    was recorded are read as they are); a file that lists them must also carry its attributes' CRC."""
+    listed = f.attrs.get(CONTENTS)
+    if listed is None:
+        return
+    if ATTRS_CRC not in f.attrs:
+        raise ValueError("its attributes' CRC-32 is missing")
+    listed, found = set(json.loads(listed)), set(_contents(arrays))
+    if listed != found:
+        missing, unexpected = sorted(listed - found), sorted(found - listed)
+        raise ValueError("its arrays are not those it was written with ("
+                         + "; ".join(filter(None, (missing and "missing " + ", ".join(missing[:3]),
+                                                   unexpected and "unexpected " + ", ".join(unexpected[:3]))))
+                         + ")")
 
 
 def _attrs_crc(f) -> np.int64:
@@ -551,12 +585,13 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if kind is not None and found != kind:
             raise ForeignFileError(f"{path} holds a {found!r} run, not a {kind!r} run")
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()
-                 if k not in ("schema", "schema_version", "kind", ATTRS_CRC)}
+                 if k not in ("schema", "schema_version", "kind", ATTRS_CRC, CONTENTS)}
         config, env = f["config"].attrs["json"], f["environment"].attrs["json"]
         stored = f.attrs.get(ATTRS_CRC)                  # absent in files written before it
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
+        _check_contents(f, arrays)
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

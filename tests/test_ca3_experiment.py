@@ -128,9 +128,10 @@ def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, c
     with h5py.File(part, "a") as f:
         del f["table"]
     assert main(["report", str(part), "--no-plots"]) == 2
-    assert f"{part} is corrupt or incomplete (no 'table')" in capsys.readouterr().err
+    damaged = f"{part} is corrupt or incomplete (its arrays are not those it was written with (missing table, "
+    assert damaged in capsys.readouterr().err
     assert main(["report", str(tmp_path / "ca3_cam"), "--no-plots"]) == 0
-    assert f"skipped: {part} is corrupt or incomplete (no 'table')" in capsys.readouterr().out
+    assert f"skipped: {damaged}" in capsys.readouterr().out
     with h5py.File(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
         del f.attrs["decoded"]
         unseal(f)                                   # a file missing the attribute, not one failing its CRC

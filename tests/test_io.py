@@ -5,6 +5,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hdf5_files import unseal
 
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
@@ -166,8 +167,31 @@ def test_a_damaged_attribute_is_a_read_error_not_another_number(tmp_path, where,
     with pytest.raises(ResultsError, match=r"run.h5 is corrupt or incomplete \(its attributes fail their CRC-32\)$"):
         read_run(path)
     with h5py.File(path, "r+") as f:
-        del f.attrs["attrs_crc32"]                       # as a file written before attributes carried one
+        unseal(f)                                        # as a file written before attributes carried one
     assert read_run(path).kind == "sparsey"
+
+
+def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp_path):
+    """A flipped bit in an array's name (an optional array such as NeuroBench's measures would silently drop from
+    a report) or in the name of the attributes' CRC: the file is corrupt, not read without it."""
+    from spikecl.io import read_run, write_run
+
+    path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"acc": 0.5},
+                     {"codes": np.arange(3), "neurobench": {"footprint_bytes": np.ones(2)}, "empty": {}})
+    assert read_run(path).arrays["neurobench"]["footprint_bytes"].tolist() == [1.0, 1.0]
+    data = path.read_bytes()
+    at = data.rindex(b"footprint_bytes")                                 # the link, not the contents list
+    path.write_bytes(data[:at] + b"footprint_bytez" + data[at + 15:])     # the same length: one byte changed
+    with pytest.raises(ResultsError, match=r"run.h5 is corrupt or incomplete \(its arrays are not those it was "
+                                           r"written with \(missing neurobench/footprint_bytes; unexpected "
+                                           r"neurobench/footprint_bytez\)\)$"):
+        read_run(path)
+    path.write_bytes(data)
+    with h5py.File(path, "r+") as f:
+        f.attrs["attrs_crc33"] = f.attrs["attrs_crc32"]                      # the CRC's own name damaged
+        del f.attrs["attrs_crc32"]
+    with pytest.raises(ResultsError, match=r"\(its attributes' CRC-32 is missing\)$"):
+        read_run(path)
 
 
 @pytest.mark.parametrize("attrs, message", [
