@@ -366,6 +366,14 @@ def _set(f, where, value):
     f.create_dataset(where, data=value)
 
 
+def _edges(f, change):
+    """Replace the NIR file's edges (pairs of node names) by ``change`` of them."""
+    import h5py
+
+    edges = [tuple(end.decode() for end in edge) for edge in f["node/edges"][()]]
+    _set(f, "node/edges", np.array(change(edges), dtype=h5py.string_dtype()).reshape(-1, 2))
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda f: _set(f, "node/nodes/fc0/type", np.bytes_("Foo")), "is not a readable NIR file"),
     (lambda f: f.__delitem__("node/edges"), "is not a readable NIR file"),
@@ -378,6 +386,19 @@ def _set(f, where, value):
     (lambda f: _set(f, "node/nodes/fc_out/weight", np.full((4, 8), np.inf, np.float32)),
      "node 'fc_out': weight holds NaN or infinity"),
     (lambda f: _set(f, "node/nodes/lif0/tau_mem", np.full(8, -1e-3)), "node 'lif0': tau_mem must be positive"),
+    (lambda f: _set(f, "node/nodes/lif0/r", np.zeros(8)), "node 'lif0': r must be positive"),
+    (lambda f: _set(f, "node/metadata/dt", 1e-3), "node 'lif0': tau_syn 0.0001 is not the metadata's dt = 0.001"),
+    (lambda f: _set(f, "node/metadata/encoder", np.bytes_("events")),
+     "metadata encoder = 'events' is not one of direct, latency, poisson"),
+    (lambda f: _set(f, "node/metadata/config", np.bytes_(json.dumps({"stream": {"n_tasks": "x"}}))),
+     "the stored config is damaged (stream.n_tasks: expected an integer"),
+    (lambda f: _edges(f, lambda e: [x for x in e if x != ("readout", "output")]),     # snnTorch looped for ever
+     "edges do not chain input -> ... -> readout -> output through every node once, as spikecl writes them "
+     "(2 input nodes: input, input_output)"),                          # NIR gives each unreached node an input
+    (lambda f: _edges(f, lambda e: []), "(6 input nodes: input, input_"),
+    (lambda f: _edges(f, lambda e: [*e, ("input", "lif0")]), "is not a readable NIR file (Type inference error"),
+    (lambda f: _edges(f, lambda e: [x if x != ("readout", "output") else ("readout", "outpt") for x in e]),
+     "is not a readable NIR file (Edge ('readout', 'outpt') references destination node 'outpt'"),
     (lambda f: _set(f, "node/metadata/n_heads", 3),
      "metadata n_heads = 3 x n_outputs = 4 does not match the readout's 4 neurons"),
     (lambda f: _set(f, "node/metadata/n_outputs", 2),
@@ -404,6 +425,32 @@ def test_damaged_nir_files_are_one_line_results_errors(tmp_path, change, message
     with pytest.raises(ResultsError, match=f"^{re.escape(str(path))}.*{re.escape(message)}") as info:
         read_nir(path)   # spikecl's metadata is checked on reading, and the error names the file
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda e: [*e, ("input", "lif0")], "two edges leave input"),
+    (lambda e: [*e, ("output", "fc0")], "two edges reach fc0"),
+    (lambda e: [x if x != ("readout", "output") else ("readout", "outpt") for x in e], "edge readout -> outpt names "
+                                                                                       "no node 'outpt'"),
+    (lambda e: [x for x in e if x[0] != "readout"] + [("readout", "fc0")], "two edges reach fc0"),
+    (lambda e: [("input", "fc0"), ("fc0", "lif0"), ("lif0", "fc0")], "two edges reach fc0"),
+    (lambda e: [("input", "fc_out"), ("fc_out", "readout"), ("readout", "output")], "fc0, lif0 not reached from the "
+                                                                                    "input"),
+    (lambda e: [("input", "fc0"), ("fc0", "lif0"), ("lif0", "readout"), ("readout", "fc_out"), ("fc_out", "output")],
+     "the chain ends fc_out -> output, not readout -> output"),
+])
+def test_a_nir_graph_whose_edges_are_not_spikecls_chain_is_refused_before_a_reader_imports_it(tmp_path, change,
+                                                                                              problem):
+    """Graphs edited in memory (the file reader refuses some of these itself): the runners check the edges before
+    snnTorch's importer, which looped for ever on a missing edge, or Norse, which guessed an input."""
+    from spikecl.export.nir_io import graph_metadata, read_nir
+    from spikecl.export.nir_readers import run_nir
+
+    graph = read_nir(nir_file(tmp_path))
+    graph.edges = change(list(graph.edges))
+    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((4, 1, 6)), "snntorch")):
+        with pytest.raises(ResultsError, match=re.escape(f"as spikecl writes them ({problem})")):
+            check()
 
 
 def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):
@@ -586,6 +633,12 @@ def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
     (tmp_path / "run.CKPT").write_bytes(b"PK")
     with pytest.raises(ResultsError, match="run.CKPT is a run checkpoint, not an exported network"):
         deploy(tmp_path / "run.CKPT")
+    from spikecl.io import write_run
+
+    results = write_run(tmp_path / "finetune-seed0.h5", "continual", {"name": "x"})
+    with pytest.raises(ResultsError, match=re.escape(f"{results} is a results file, not an exported network; export "
+                                                     f"it first: spikecl export {results} -o net.h5")):
+        deploy(results)
 
 
 def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_applies():

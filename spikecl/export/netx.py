@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ExportError, ResultsError
+from spikecl.errors import ConfigError, ExportError, ResultsError
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
+from spikecl.io import SCHEMA as RESULTS_SCHEMA
 from spikecl.io import atomic_write, open_for_reading
 
 SCHEMA = "spikecl-netx"
@@ -389,6 +390,9 @@ def read_netx(path: str | Path) -> FixedNetwork:
         if meta is None and isinstance(f.get("node"), h5py.Group):
             raise ResultsError(f"{path} is a NIR graph, a float network; deploy runs netx files (spikecl export "
                                "--format netx), and spikecl.export.nir_readers.run_nir runs a NIR graph")
+        if meta is None and f.attrs.get("schema") == RESULTS_SCHEMA:
+            raise ResultsError(f"{path} is a results file, not an exported network; export it first: spikecl "
+                               f"export {path} -o net.h5")
         if meta is None or meta.attrs.get("schema") != SCHEMA:
             raise ResultsError(f"{path} is not a spikecl network file (no /spikecl schema)")
         version = _attr_int(meta.attrs, "schema_version", 1, MAX_COUNT, path)   # 2.7 or True: refused
@@ -442,9 +446,9 @@ def _check_consistent(net: FixedNetwork, path: Path) -> None:
                            f"readout's {net.readout.n_out} neurons")
     try:                                                 # a damaged count is named on reading, not on use
         tasks_trained(net.config)
+        heads = stream_heads(net.config)
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
-    heads = stream_heads(net.config)
     if heads is not None and heads != net.n_heads:
         raise ResultsError(f"{path}: n_heads = {net.n_heads}, but the training stream in its config needs {heads} "
                            "(task scenario: one head per task, else one)")
@@ -458,13 +462,17 @@ def _check_consistent(net: FixedNetwork, path: Path) -> None:
 
 
 def stream_heads(config: dict) -> int | None:
-    """The readout heads the training stream of ``config`` needs (task scenario: ``n_tasks``, else 1); None without a
-    stream. An invalid stream section is a one-line :class:`~spikecl.errors.ConfigError`."""
+    """The readout heads the training stream of the stored ``config`` needs (task scenario: ``n_tasks``, else 1);
+    None without a stream. An invalid stream section is a one-line :class:`~spikecl.errors.ResultsError` (the file
+    that stored it is damaged)."""
     from spikecl.config import StreamConfig, from_dict
 
     if not isinstance(config.get("stream"), dict):
         return None
-    stream = from_dict(StreamConfig, config["stream"], "stream.")
+    try:
+        stream = from_dict(StreamConfig, config["stream"], "stream.")
+    except ConfigError as exc:
+        raise ResultsError(f"the stored config is damaged ({exc})") from None
     return stream.n_tasks if stream.scenario == "task" else 1
 
 

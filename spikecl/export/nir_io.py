@@ -160,6 +160,9 @@ def graph_metadata(graph) -> dict:
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
             raise ResultsError(f"the NIR graph's metadata {key} = {value!r} must be an integer in 1..{MAX_COUNT}")
+    if meta["encoder"] not in ENCODERS:
+        raise ResultsError(f"the NIR graph's metadata encoder = {meta['encoder']!r} is not one of "
+                           f"{', '.join(ENCODERS)}")
     if isinstance(meta.get("config"), str):
         try:
             meta["config"] = json.loads(meta["config"])
@@ -172,7 +175,8 @@ def graph_metadata(graph) -> dict:
         if heads is not None and heads != meta["n_heads"]:
             raise ResultsError(f"the NIR graph's metadata n_heads = {meta['n_heads']}, but the training stream in its "
                                f"config needs {heads} (task scenario: one head per task, else one)")
-    _check_nodes(graph, meta["readout"])
+    _check_nodes(graph, meta["readout"], dt)
+    _check_chain(graph, meta["readout"])
     size = np.asarray(dict(graph.nodes)[meta["readout"]].tau_mem).size
     if size != meta["n_heads"] * meta["n_outputs"]:
         raise ResultsError(f"the NIR graph's metadata n_heads = {meta['n_heads']} x n_outputs = {meta['n_outputs']} "
@@ -184,14 +188,48 @@ def graph_metadata(graph) -> dict:
 NUMERIC_FIELDS = ("weight", "bias", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "stride",
                   "dilation", "groups")
 
-#: CubaLIF parameters that must be positive (time constants in seconds, the firing threshold)
-POSITIVE_LIF = ("tau_syn", "tau_mem", "v_threshold")
+#: CubaLIF parameters that must be positive (time constants in seconds, the firing threshold, the resistance and
+#: input weight that scale the current)
+POSITIVE_LIF = ("tau_syn", "tau_mem", "v_threshold", "r", "w_in")
 
 
-def _check_nodes(graph, readout) -> None:
-    """Every node's numeric parameters finite, each CubaLIF's time constants and threshold positive, and
-    ``readout`` the name of a CubaLIF node: a one-line :class:`ResultsError` otherwise (a NaN would give NaN logits
-    and a silent class 0)."""
+def _check_chain(graph, readout: str) -> None:
+    """The graph's edges chain its Input node through every node once to its Output node, ending ``readout →
+    output``, as :func:`to_nir` writes them: a one-line :class:`ResultsError` otherwise (a missing edge made
+    snnTorch's importer loop for ever and Norse guess an input)."""
+    nodes = dict(graph.nodes)
+    ends = {kind: [name for name, node in nodes.items() if type(node).__name__ == kind] for kind in ("Input", "Output")}
+    following: dict[str, str] = {}
+    problem = next((f"{len(names)} {kind.lower()} nodes{': ' * bool(names)}{', '.join(names[:4])}"
+                    for kind, names in ends.items() if len(names) != 1), None)
+    for edge in [] if problem else graph.edges:
+        a, b = (str(end) for end in edge)
+        unknown = next((end for end in (a, b) if end not in nodes), None)
+        problem = (f"edge {a} -> {b} names no node {unknown!r}" if unknown is not None else
+                   f"two edges leave {a}" if a in following else
+                   f"two edges reach {b}" if b in following.values() else None)
+        if problem:
+            break
+        following[a] = b
+    chain = [] if problem else ends["Input"]
+    while not problem and chain[-1] in following:
+        chain.append(following[chain[-1]])
+        if chain[-1] in chain[:-1]:
+            problem = f"the edges loop at {chain[-1]}"
+    if not problem and (len(chain) != len(nodes) or chain[-2:] != [readout, ends["Output"][0]]):
+        unreached = [name for name in nodes if name not in chain]
+        problem = (f"{', '.join(unreached[:3])} not reached from the input" if unreached else
+                   f"the chain ends {' -> '.join(chain[-2:])}, not {readout} -> output")
+    if problem:
+        raise ResultsError(f"the NIR graph's edges do not chain input -> ... -> {readout} -> output through every "
+                           f"node once, as spikecl writes them ({problem})")
+
+
+def _check_nodes(graph, readout, dt: float) -> None:
+    """Every node's numeric parameters finite, each CubaLIF's time constants, threshold, resistance and input weight
+    positive and its ``tau_syn`` the metadata's time step ``dt`` (the Euler step spikecl writes: Norse steps by
+    ``dt`` and diverged otherwise), and ``readout`` the name of a CubaLIF node: a one-line :class:`ResultsError`
+    otherwise (a NaN would give NaN logits and a silent class 0)."""
     nodes = dict(graph.nodes)
     if not isinstance(readout, str) or type(nodes.get(readout)).__name__ != "CubaLIF":
         raise ResultsError(f"the NIR graph's metadata readout = {readout!r} is not one of its CubaLIF nodes")
@@ -208,3 +246,6 @@ def _check_nodes(graph, readout) -> None:
                 raise ResultsError(f"the NIR graph's node {name!r}: {key} holds NaN or infinity")
             if type(node).__name__ == "CubaLIF" and key in POSITIVE_LIF and not np.all(array > 0):
                 raise ResultsError(f"the NIR graph's node {name!r}: {key} must be positive (min {array.min():g})")
+            if type(node).__name__ == "CubaLIF" and key == "tau_syn" and not np.allclose(array, dt, rtol=1e-6, atol=0):
+                raise ResultsError(f"the NIR graph's node {name!r}: tau_syn {array.flat[0]:g} is not the metadata's "
+                                   f"dt = {dt:g}, the step spikecl writes (v = beta v + input per step)")

@@ -46,8 +46,8 @@ def import_graph(graph, reader: str):
 def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
     """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]``."""
     torch = require("torch", "torch")
+    readout = graph_metadata(graph)["readout"]           # checked before a reader imports it
     module = import_graph(graph, reader)
-    readout = graph_metadata(graph)["readout"]
     hidden = [name for name in graph.nodes if name.startswith("lif")]
     spikes, mems = {name: [] for name in hidden}, []
     x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
