@@ -322,6 +322,25 @@ def test_final_hebbian_passes_capture_more_of_the_task_activity(step_rows):
     assert captured[3] > captured[0] + 0.02, captured
 
 
+def test_final_hebbian_passes_draw_poisson_spikes_of_the_run_seed_not_the_global_generator():
+    """Each process of a data-parallel run holds its own global generator state: the final passes' spikes come from
+    a generator of (run seed, task), so the lateral neurons they learn are the same whatever that state is."""
+    g = torch.Generator().manual_seed(3)
+    data = TaskData(0, torch.rand(64, 12, generator=g), torch.randint(0, 3, (64,), generator=g),
+                    torch.zeros(64, dtype=torch.long))
+    learned = []
+    for global_seed in (1, 2):
+        torch.manual_seed(0)
+        net = build_mlp(12, [16], 3)
+        s = build_strategy("hlop", net, {"hlop": {"neurons": [[4, 6]], "final_passes": 2}},
+                           Simulation(num_steps=3, encoder="poisson"))
+        s.before_task(0, data, [data])
+        torch.manual_seed(global_seed)
+        s.after_task(0, data)
+        learned.append(s.basis["layers.0"].clone())
+    assert learned[0].abs().sum() > 0 and torch.equal(learned[0], learned[1])
+
+
 def test_hlop_energy_budget_sizes_each_task_from_its_residual_activity():
     """budget = 'energy': a task adds the lateral neurons GPM's criterion asks of its residual activity; a task
     whose inputs lie in the consolidated subspace adds none at the input synapse."""

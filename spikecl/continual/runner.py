@@ -120,8 +120,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
     its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
-    consolidation passes (torch's global generator before), the seed of ``stream.train_per_task``'s subsample
-    (``seed + 1000 + task`` before), where replay's after-task phase runs beside parts named in another order
+    consolidation passes (torch's global generator before; for HLOP's final Hebbian passes until 2026-12-04), the
+    seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase runs beside parts named in another order
     than they consolidate (``ewc+replay``), that order (the order of the names before), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
@@ -137,6 +137,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
         rules["poisson_draws"] = "sample by sample"
         if any(p in parts for p in ("ewc", "gpm", "hlop")):
             rules["pass_draws"] = "a generator of (seed, task, pass)"
+        if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("final_passes"):
+            rules["pass_draws"] += ", HLOP's final passes included"
     if cfg.stream.train_per_task:
         rules["train_subsample_seed"] = "(seed, task)"
     if unused_heads_could_move(cfg):

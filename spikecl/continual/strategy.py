@@ -89,8 +89,9 @@ class TaskData:
 
 #: seeds of strategies' own random draws (option ``seed``) are below this: torch's CPU generator keeps 32 bits of a seed
 SEED_RANGE = SEED_MAX + 1
-#: ``purpose`` of :meth:`Strategy.pass_generator` for the passes that record activity (GPM, HLOP) and EWC's Fisher
-ACTIVITY_PASS, FISHER_PASS = 101, 102
+#: ``purpose`` of :meth:`Strategy.pass_generator` for the passes that record activity (GPM, HLOP), EWC's Fisher and
+#: HLOP's final Hebbian passes
+ACTIVITY_PASS, FISHER_PASS, HEBBIAN_PASS = 101, 102, 103
 
 
 def derived_seed(*parts: int) -> int:

@@ -45,7 +45,7 @@ import torch
 from spikecl.config import option
 from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
                                           orthonormal_rows)
-from spikecl.continual.strategy import SEED_RANGE
+from spikecl.continual.strategy import HEBBIAN_PASS, SEED_RANGE
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
@@ -379,13 +379,15 @@ class HLOP(ProjectionStrategy):
     @torch.no_grad()
     def final_hebbian_passes(self, train) -> None:
         """``final_passes`` epochs of Hebbian updates on ``train`` with the weights fixed (batches of
-        :data:`FINAL_PASS_BATCH`; the model in evaluation mode)."""
+        :data:`FINAL_PASS_BATCH`; the model in evaluation mode; Poisson spikes from a generator of (run seed, task),
+        the same in every process of a data-parallel run)."""
         order = torch.randperm(len(train), generator=self.generator).to(train.x.device)
+        draws = self.pass_generator(train.x, range(len(train)), train.task, HEBBIAN_PASS)
         for _ in range(self.options.final_passes):
             for start in range(0, len(train), FINAL_PASS_BATCH):
                 idx = order[start:start + FINAL_PASS_BATCH]
                 with self.reading(), self.model.recording() as activity:
-                    self.logits(train.x[idx], train.heads[idx])
+                    self.logits(train.x[idx], train.heads[idx], generator=draws)
                 self.hebbian_update(activity)
 
     def after_task(self, task, train):
