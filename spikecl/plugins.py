@@ -39,6 +39,9 @@ def load_plugin(spec: str) -> ModuleType:
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         if found is None:
             raise ConfigError(f"--plugin {spec}: no such module (a .py file or an importable module name)")
+        if found.origin is None:                            # a namespace package: a folder holding no __init__.py
+            raise ConfigError(f"--plugin {spec}: a folder without __init__.py, which would import as an empty "
+                              "namespace package and register nothing; name a .py file or a module")
         return _imported(spec, lambda: importlib.import_module(spec))
     if not is_file(path, ConfigError):
         raise ConfigError(f"--plugin {spec}: no such file")

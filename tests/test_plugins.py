@@ -89,3 +89,13 @@ def test_a_bad_plugin_is_one_line_before_anything_runs(tmp_path, capsys, source,
 def test_a_plugin_module_name_must_be_importable(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--plugin", "no_such_package.methods"]) == 2
     assert "--plugin no_such_package.methods: no such module" in capsys.readouterr().err
+
+
+def test_a_folder_without_python_is_not_a_plugin_that_registers_nothing(tmp_path, capsys, monkeypatch):
+    """``--plugin out`` where ``out`` is a results folder: Python would import it as an empty namespace package."""
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["report", str(tmp_path), "--plugin", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "--plugin out: a folder without __init__.py, which would import as an empty namespace package" in err
