@@ -391,6 +391,11 @@ def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
                                           "its package and is read from no folder; drop --data-dir"):
         check_reads_data(experiment([]), [])
     check_reads_data(experiment(["m"]), [])
+    sparsey = tmp_path / "s.toml"                           # another kind: its data table, or its default dataset
+    sparsey.write_text('kind = "sparsey"\nname = "s"\n')
+    with pytest.raises(ConfigError, match="--data-dir: every run of this experiment reads mnist5k, which comes"):
+        check_reads_data(sparsey, [])
+    check_reads_data(sparsey, ['data.dataset="mnist"'])
 
 
 @pytest.mark.parametrize("methods, options, refused", [

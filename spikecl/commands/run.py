@@ -85,8 +85,8 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
-    no ``data`` table), rather than an unknown key the user never wrote, or where every run of a continual
-    experiment (each method and variant) reads a dataset that comes with its package."""
+    no ``data`` table), rather than an unknown key the user never wrote, or where every run (of a continual
+    experiment: each method and variant) reads a dataset that comes with its package."""
     import dataclasses
 
     from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, load_toml, method_config
@@ -99,7 +99,12 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
     if k.name == "continual":
         cfg = experiment_from_dict(raw)
         read = {method_config(cfg, name)[0].data.dataset for name in [*cfg.strategy.methods, *cfg.variants]}
-        if read <= set(BUNDLED_DATASETS):
+    elif k.config is not None:                              # another kind's one data table, its default or the file's
+        field = next(f for f in dataclasses.fields(k.config) if f.name == "data")
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        read = {data.get("dataset", getattr(default, "dataset", None))}
+    if k.config is not None and read <= set(BUNDLED_DATASETS):
             raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which "
                               "comes with its package and is read from no folder; drop --data-dir")
 
