@@ -1076,3 +1076,20 @@ def test_a_terminated_run_stops_as_an_interrupted_one_and_resumes(tmp_path):
     resumed = subprocess.run(base + ["--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "termed" / "finetune-seed0.h5").exists()
+
+
+def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
+    """HLOP neurons as many as the readout's 16 inputs after task 1 (and GPM in the same combination): the run says
+    that those weights no longer change, once, and names the synapse, instead of leaving a row at chance unexplained."""
+    stream = {**TINY_SPLIT["stream"], "n_tasks": 5}
+    cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
+        "methods": ["hlop"], "hlop": {"neurons": [[4, 16], [2, 0]]}}})
+    ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
+    out = capsys.readouterr().out
+    assert out.count("notice:") == 1, out
+    assert ("notice: hlop protects every input dimension of readout (16) from task 2 on: those weights no longer "
+            "change") in out
+    cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
+        "methods": ["hlop"], "hlop": {"neurons": [[4, 8], [2, 2]]}}})
+    ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
+    assert "notice:" not in capsys.readouterr().out                 # 8 + 2 x 3 = 14 of 16: room left

@@ -281,6 +281,20 @@ def union_rows(bases: list[torch.Tensor], tolerance: float = UNION_TOLERANCE) ->
     return out
 
 
+def fully_protected(strategy: Strategy) -> dict[str, int]:
+    """{synapse name: its presynaptic dimension n} of the synapses whose every input dimension ``strategy`` (or a
+    projection part of its combination) protects: their weight gradients are projected to zero, so later tasks
+    cannot change them (a network too narrow for its schedule, e.g. HLOP's default readout neurons on 16 hidden
+    units)."""
+    parts = [part for part in getattr(strategy, "parts", [strategy]) if isinstance(part, ProjectionStrategy)]
+    full = {}
+    for part in parts:
+        for name, basis in part.projected_bases().items():
+            if basis.shape[0] >= basis.shape[1]:
+                full[name] = basis.shape[1]
+    return full
+
+
 class ProjectionStrategy(Strategy):
     """Base of the methods that keep, per protected synapse, a subspace of past presynaptic activity and project
     weight gradients orthogonally to it (GPM, HLOP). Records the subspace sizes after every task. Several of them

@@ -25,7 +25,7 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
                             first_difference, options_as_now, recorded_as_now)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
-from spikecl.continual.projection import ProjectionStrategy
+from spikecl.continual.projection import ProjectionStrategy, fully_protected
 from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
                                           validate_method)
 from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
@@ -309,6 +309,7 @@ class ContinualRun:
         self.execution.start(self.net)
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
+        self._noticed_full: set[str] = set()             # synapses a notice said are fully protected
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder,
                                     cfg.train.precision)
         if cfg.train.compile:
@@ -442,6 +443,7 @@ class ContinualRun:
         t = self.cfg.train
         seen = self.train_sets[: task + 1]
         train = checked_task(self.strategy.name, self.strategy.before_task(task, self.train_sets[task], seen))
+        self._notice_fully_protected(task)
         if bar is not None:
             batches = -(-self._epoch_samples(len(train)) // t.batch_size)
             bar.total = bar.n + t.epochs * batches * (len(self.stream) - task)
@@ -549,6 +551,17 @@ class ContinualRun:
                                     "resumed run may end with other numbers than an uninterrupted one (vectorised "
                                     "kernels round differently)")
         return True
+
+    def _notice_fully_protected(self, task: int) -> None:
+        """A notice, once per run and synapse, where a projection protects every input dimension of a synapse from
+        ``task`` on: its weights no longer change, so a new task's accuracy may stay at chance."""
+        full = {name: n for name, n in fully_protected(self.strategy).items() if name not in self._noticed_full}
+        if full and self.execution.writes_files:
+            names = ", ".join(f"{name} ({n})" for name, n in full.items())
+            progress.write_line(f"notice: {self.method} protects every input dimension of {names} from task "
+                                f"{task + 1} on: those weights no longer change (a network too narrow for the "
+                                "projection's schedule)")
+        self._noticed_full |= set(full)
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
         """Notices for what the resume check ignores but the numbers depend on: the process count (how batches
