@@ -17,12 +17,16 @@ for name in $SCRIPTS; do
 done
 mkdir -p "$OUT"
 log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"
-while [[ -e "$log" ]]; do sleep 1; log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"; done
+until (set -C; : > "$log") 2>/dev/null; do            # made here, or taken: a run started the same second has it
+    [[ -e "$log" ]] || { echo "run_all: cannot write $log" >&2; exit 2; }
+    sleep 1; log="$OUT/$(date -u +%Y%m%dT%H%M%SZ).log"
+done
 
 export TQDM_DISABLE=1                    # progress bars would fill the log with carriage returns
 export THP_MEM_ALLOC_ENABLE=${THP_MEM_ALLOC_ENABLE:-1}   # torch's huge pages, as the spikecl CLI asks for them
 {
-    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty --abbrev=7 2>/dev/null || echo '?')"
+    dirty=$([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo -dirty || true)   # untracked files too
+    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --abbrev=7 2>/dev/null || echo '?')$dirty"
     echo "# $("$PY" -c 'from spikecl.io import cpu_model; print(cpu_model())' 2>/dev/null ||
              grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) CPUs," \
          "load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null), $("$PY" -c 'import sys; v = sys.version.split()[0]
@@ -32,11 +36,11 @@ except ImportError:
     print(f"Python {v}, no torch")')"
     for name in $SCRIPTS; do
         echo
-        echo "## benchmarks/$name.py"
+        echo "## $DIR/$name.py"
         start=$SECONDS
-        "$PY" "$DIR/$name.py" || { status=$?; echo "## benchmarks/$name.py failed (exit $status)"; exit "$status"; }
+        "$PY" "$DIR/$name.py" || { status=$?; echo "## $DIR/$name.py failed (exit $status)"; exit "$status"; }
         echo "## ($((SECONDS - start)) s)"
     done
-} 2>&1 | sed -u '/^USDT:/d' | tee "$log" || status=$?       # (USDT: torch.profiler's start/stop notices)
+} 2>&1 | sed -u '/^USDT:/d' | tee -a "$log" || status=$?       # (USDT: torch.profiler's start/stop notices)
 echo "kept in $log"
 exit "${status:-0}"

@@ -207,15 +207,30 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
     assert text.startswith("# make bench, ") and "CPUs" in text and "Python" in text
     from spikecl.io import cpu_model
     assert f"# {cpu_model()}, " in text                                  # the CPU with its family and model
-    assert "## benchmarks/fast.py" in text and "fused 1.00x, plain 2.50x" in text
+    assert f"## {tmp_path}/fast.py" in text and "fused 1.00x, plain 2.50x" in text
     second, logs = run_all(tmp_path, "fast broken fast")
     assert second.returncode == 3 and len(logs) == 2
     assert logs[0].read_text() == text                                     # the first run's log is untouched
     failed = logs[1].read_text()
     assert "half way" in failed and "broken.py failed (exit 3)" in failed
-    assert failed.count("## benchmarks/fast.py") == 1                      # nothing after the failure ran
+    assert failed.count(f"## {tmp_path}/fast.py") == 1                     # nothing after the failure ran
     missing, _ = run_all(tmp_path, "fast absent")
     assert missing.returncode == 2 and missing.stderr.strip() == f"run_all: no benchmark {tmp_path}/absent.py"
+
+
+def test_make_bench_runs_started_in_the_same_second_keep_a_log_each(tmp_path):
+    """The log's name is the start time: a run that finds it taken (made by another run this second) waits for the
+    next name, rather than both writing into one file."""
+    (tmp_path / "tag.py").write_text("import os\nprint('run', os.environ['TAG'])\n")
+    env = {**os.environ, "BENCH_DIR": str(tmp_path), "BENCHMARKS": "tag", "BENCH_OUT": str(tmp_path / "out")}
+    runs = [subprocess.Popen(["bash", str(ROOT / "benchmarks" / "run_all.sh"), sys.executable], cwd=ROOT,
+                             env={**env, "TAG": tag}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for tag in "AB"]
+    kept = {run.communicate(timeout=120)[0].strip().splitlines()[-1] for run in runs}
+    logs = sorted((tmp_path / "out").glob("*.log"))
+    assert len(kept) == 2 and len(logs) == 2, kept
+    assert sorted(line for log in logs for line in log.read_text().splitlines() if line.startswith("run ")) == \
+        ["run A", "run B"]
 
 
 def test_sdr_scaling_runs_from_an_empty_store_and_points_closer_than_its_window():
