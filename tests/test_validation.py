@@ -229,6 +229,10 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
     bad = [r.id for r in sweep.runs if "lam=100.0" in r.id and r.method == "ewc"]
     diverged = select_points(sweep, {k: v for k, v in fake.items() if k not in bad}, failed=bad)
     assert diverged["ewc"]["point"].startswith("ewc.lam=1.0")              # a failed trial is never chosen
+    bad = [r.id for r in sweep.runs if r.method == "ewc"]                  # every ewc candidate failed
+    none = select_points(sweep, {k: v for k, v in fake.items() if k not in bad}, failed=bad)
+    assert none["ewc"]["point"] is None and none["hlop-fast"]["point"].endswith("lr=0.2")
+    assert {r.method for r in final_runs(sweep, none).runs} == {"finetune", "hlop", "hlop-fast"}    # the others run
     missing = dict(list(fake.items())[1:])
     with pytest.raises(ConfigError, match="validation trial ewc.lam=1.0_variants.hlop-fast.train.lr=0.05/ewc-seed3 is "
                                           "missing"):
@@ -462,6 +466,21 @@ def test_the_selection_line_shows_a_bwt_of_zero_and_leaves_out_an_undefined_one(
                      "one-task": {**choice, "candidates": {"a": {"acc": 50.0, "bwt": float("nan")}}}})
     lines = capsys.readouterr().out.splitlines()
     assert "validation ACC 50.0, BWT +0.0," in lines[0] and "BWT" not in lines[1]
+    print_selection({"ewc": {"point": None, "settings": None, "candidates": {"a": {}, "b": {}}}})
+    assert capsys.readouterr().out.startswith("selected no point of ewc: every one of its 2 candidate(s) failed")
+
+
+def test_selection_json_is_strict_json_with_an_undefined_bwt_as_null(tmp_path):
+    from types import SimpleNamespace
+
+    from spikecl.commands.sweep import write_selection
+
+    sweep = SimpleNamespace(config=SimpleNamespace(select="acc", min_bwt=-3.0), runs=[SimpleNamespace(seed=100)],
+                            folder=tmp_path)
+    write_selection(sweep, {"one-task": {"point": "a", "settings": {},
+                                         "candidates": {"a": {"acc": 50.0, "bwt": float("nan")}}}})
+    text = (tmp_path / "selection.json").read_text()
+    assert "NaN" not in text and json.loads(text)["methods"]["one-task"]["candidates"]["a"]["bwt"] is None
 
 
 @pytest.mark.parametrize("assignment, suggestion", [

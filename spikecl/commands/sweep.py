@@ -75,6 +75,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         broken = [k for k in failed if not diverged(failures[k])]         # the command exits with 1
         selection = select_points(sweep, done, failed)
         print_selection(selection)
+        broken += [m for m, choice in selection.items() if choice["point"] is None]   # no final runs: exit 1
         final = final_runs(sweep, selection)
         check_kept(final, args.overwrite)              # before selection.json changes: a refusal changes nothing
         write_selection(sweep, selection)
@@ -145,6 +146,10 @@ def check_kept(sweep: Sweep, overwrite: bool) -> None:
 def print_selection(selection: dict) -> None:
     """One line per method: its chosen point, the settings that concern it and its validation scores."""
     for method, choice in selection.items():
+        if choice["point"] is None:
+            print(f"selected no point of {method}: every one of its {len(choice['candidates'])} candidate(s) failed "
+                  "a validation trial (see the failures above); it gets no final runs")
+            continue
         scores = choice["candidates"][choice["point"]]
         defined = scores["bwt"] is not None and math.isfinite(scores["bwt"])             # one task: no BWT
         bwt = f", BWT {scores['bwt']:+.1f}" if defined else ""
@@ -157,9 +162,14 @@ def print_selection(selection: dict) -> None:
 
 def write_selection(sweep: Sweep, selection: dict) -> None:
     """``selection.json``: every method's chosen point (:func:`select_points`), with the selection's rule."""
+    def strict(value):                                    # NaN (a one-task stream's BWT) as JSON's null
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
                        "select_seeds": sorted({run.seed for run in sweep.runs}),
-                       "split": "validation", "methods": selection}, indent=2)
+                       "split": "validation", "methods": strict(selection)}, indent=2, allow_nan=False)
     atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
 
 

@@ -289,8 +289,9 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
     "bwt": mean, "seeds": n, "failed": bool}}, "bwt_floor_met": bool}} (ACC/BWT in points; ``settings``: the
     overrides that change the method's run, see :func:`settings_of`). The choice is the best mean ACC among
     candidates whose mean BWT is at least ``min_bwt`` (among all candidates when none is: ``bwt_floor_met`` false).
-    A candidate with a ``failed`` trial (e.g. a diverging setting) cannot be chosen; a trial neither done nor failed
-    is an error."""
+    A candidate with a ``failed`` trial (e.g. a diverging setting) cannot be chosen; a method whose every candidate
+    failed gets ``"point": None`` (no final runs; the others still have theirs); a trial neither done nor failed is
+    an error."""
     cfg = sweep.config
     missing = [run.id for run in sweep.runs if run.id not in done and run.id not in failed]
     if missing:
@@ -306,7 +307,9 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
             scores[label] = {**mean, "seeds": len(results), "failed": len(results) < len(trials)}
         usable = [k for k, v in scores.items() if not v["failed"]]
         if not usable:
-            raise ConfigError(f"sweep {sweep.name}: every candidate point of {method} failed its validation trials")
+            out[method] = {"point": None, "overrides": None, "settings": None, "candidates": scores,
+                           "bwt_floor_met": False}
+            continue
         meeting = [k for k in usable if scores[k]["bwt"] is None or not np.isfinite(scores[k]["bwt"])  # one task
                    or scores[k]["bwt"] >= cfg.min_bwt]
         best = max(meeting or usable, key=lambda k: -1.0 if scores[k]["acc"] is None else scores[k]["acc"])
@@ -337,11 +340,12 @@ def settings_text(settings: dict) -> str:
 
 
 def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
-    """The test-split runs of every method at its chosen point (``<name>/final/<method>-seed<seed>.h5``), each
-    labelled by the settings chosen for its method (:func:`settings_text`), not by the whole point."""
+    """The test-split runs of every method at its chosen point (``<name>/final/<method>-seed<seed>.h5``; none for a
+    method without one), each labelled by the settings chosen for its method (:func:`settings_text`), not by the
+    whole point."""
     runs = [replace(sweep.plan(choice["point"], choice["overrides"], method, seed, "final")[0],
                     point=settings_text(choice["settings"]))
-            for method, choice in selection.items() for seed in sweep.final_seeds]
+            for method, choice in selection.items() if choice["point"] is not None for seed in sweep.final_seeds]
     return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final")
 
 
