@@ -322,6 +322,23 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     assert "finetune-seed0.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
     assert (root / "selection.json").read_text() == before
 
+    # an --overwrite with a changed setting retrains the trials; stopped before the final runs, the old final
+    # results (made otherwise) are marked with the trials, so the report does not show them as the sweep's
+    replacing(root / "final" / "finetune-seed0.h5").unlink()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "select_points", interrupted)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite", "--set", "max_retries=1",
+                 "--set", 'set={"train.batch_size" = 16}']) == 130
+    capsys.readouterr()
+    assert all(replacing(root / "final" / name).exists() for name in ("ewc-seed0.h5", "finetune-seed0.h5",
+                                                                       "sweep.h5"))
+    assert main(["report", str(root), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep chosen/final:" not in out and "still to be replaced by an --overwrite" in out
+
 
 def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
     from spikecl.continual.report import split_note, text_report

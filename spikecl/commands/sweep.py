@@ -65,8 +65,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     try:                                                 # a TERM stops it as Ctrl-C does (spikecl.cli)
+        finals = [*final_paths(sweep), sweep_dir(sweep) / "final" / "sweep.h5"] if sweep.config.select else []
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
-                                       plugins=plugins, overwrite=args.overwrite)
+                                       plugins=plugins, overwrite=args.overwrite, replaced_too=finals)
         if sweep.runs:
             report_sweep(sweep, done, failures, plots=not args.no_plots)
         if not sweep.config.select:

@@ -235,12 +235,13 @@ def kept_result(path: Path, overwrite: bool) -> RunResult | None:
 
 
 def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print, plugins: Sequence[str] = (),
-                  overwrite: bool = False) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
+                  log: Callable[[str], None] = print, plugins: Sequence[str] = (), overwrite: bool = False,
+                  replaced_too: Sequence[Path] = ()) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
     """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
     :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
     is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
-    trained again. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
+    trained again, and the existing files of ``replaced_too`` (what depends on these runs: a selecting sweep's final
+    runs) are marked for replacement with them. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
     first dict failed ``max_retries + 1`` times."""
     cfg = sweep.config
     done, todo = kept_and_missing(sweep, overwrite, log)
@@ -259,7 +260,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             ray.shutdown()
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} {too_many}")
     if overwrite:
-        mark_replaced([r.results for r in todo], sweep_dir(sweep) / "sweep.h5")
+        mark_replaced([r.results for r in todo] + list(replaced_too), sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
 
     def submit(run: SweepRun, attempt: int):
