@@ -584,3 +584,26 @@ def test_recorded_configs_read_as_the_run_they_were(tmp_path):
                                             "ensemble": "shifted"}, "eval": {"sequences": 0, "sequence_cms": 4}}
     coder, ev = recorded_as_now(sparsey)["coder"], recorded_as_now(sparsey)["eval"]
     assert (coder["grid"], coder["patch"], coder["ensemble"], ev["sequence_cms"]) == ([4, 4], [10, 10], "same", 32)
+
+
+def test_a_trial_that_diverged_is_an_outcome_kept_not_trained_again(sweep_files, tmp_path, capsys):
+    """EWC at λ = 1e38 diverges: the sweep records it beside its results path, so a second sweep (e.g. resuming
+    the final runs) counts it as failed without training it, and --dry-run shows it and the selection made."""
+    pytest.importorskip("ray")
+    from spikecl.cli import main
+
+    two_methods = BASE.replace('methods = ["finetune", "ewc", "hlop", "hlop-fast"]', 'methods = ["finetune", "ewc"]')
+    path = sweep_files(two_methods, SWEEP.replace("seeds = [0, 1]", "seeds = [0]").replace("100.0", "1e38"))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "max_retries=0"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED ewc.lam=1e+38" in out and "selected ewc @ ewc.lam=1.0" in out
+    root = tmp_path / "results" / "chosen"
+    records = list(root.glob("*/ewc-seed3.h5.diverged"))
+    assert len(records) == 1 and "NumericalError" in json.loads(records[0].read_text())["error"]
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "max_retries=0"]) == 0
+    again = capsys.readouterr().out
+    assert "0 to run, 1 diverged with these settings before (not trained again)" in again
+    assert "after 1 attempt(s)" not in again and "1 attempt(s); last error: NumericalError" in again    # listed
+    assert main(["sweep", str(path), "--dry-run", "--set", "max_retries=0"]) == 0
+    dry = capsys.readouterr().out
+    assert re.search(r"^diverged  ewc\.lam=1e\+38\S*/ewc-seed3 ", dry, re.M) and "selected ewc @ ewc.lam=1.0" in dry

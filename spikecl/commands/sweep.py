@@ -22,7 +22,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
-                                        kept_result, refuse_unfinished, unfinished_runs)
+                                        kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import check_datasets, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
@@ -96,12 +96,15 @@ def diverged(errors: list[str]) -> bool:
 
 
 def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
-    """``complete``, ``to run``, ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file or
-    one an unfinished ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made with
-    other settings or so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
+    """``complete``, ``to run``, ``diverged`` (its training diverged with the planned settings before: not trained
+    again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file or one an unfinished
+    ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made with other settings or
+    so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
     result = kept_result(run.results, overwrite) if exists(run.results, ConfigError) else None
     if result is None:
         key = checkpoint_setting(run)
+        if not key and not run.results.exists() and kept_divergence(run) is not None:
+            return "diverged"                               # with these settings: an outcome, not trained again
         return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else "to run  "
     if replacing(run.results).exists():
         return "replaced" if overwrite else f"differs ({UNFINISHED})"
@@ -121,11 +124,13 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
         print(f"{state}  {run.id}  -> {run.results}")
     if not sweep.config.select:
         return 0
-    if any(state != "complete" for state in states):
+    if any(state not in ("complete", "diverged") for state in states):
         print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
               f"{sweep_dir(sweep) / 'final'}")
         return 0
-    selection = select_points(sweep, {run.id: read_results(run.results) for run in sweep.runs})
+    selection = select_points(sweep, {run.id: read_results(run.results) for run, state in zip(sweep.runs, states)
+                                      if state == "complete"},
+                              [run.id for run, state in zip(sweep.runs, states) if state == "diverged"])
     print_selection(selection)
     for run in final_runs(sweep, selection).runs:
         print(f"{dry_run_state(run, overwrite)}  {run.id} @ {run.point}  -> {run.results}")

@@ -16,6 +16,7 @@ folder on a shared file system, and any plugin file at the same path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -27,11 +28,11 @@ from typing import Callable, Sequence
 import spikecl
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
-from spikecl.continual.sweep import (Sweep, SweepRun, made_otherwise, refuse_other_settings, run_config,
-                                     stale_checkpoints, sweep_dir)
+from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, made_otherwise, refuse_other_settings,
+                                     run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import RunResult, check_not_folder, check_writable_folder, read_results
+from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
@@ -169,8 +170,11 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
     check_output_folders(sweep, [r for r in sweep.runs if r.id not in done or r.id in stale])   # before Ray starts
     for run_id in stale:                             # --overwrite: trained again; each old file stays (marked
         del done[run_id]                             # .replacing) until its new one replaces it (run_plan)
-    todo = [r for r in sweep.runs if r.id not in done]
+    diverged = {r.id for r in sweep.runs if r.id not in done and not exists(r.results, ConfigError)
+                and kept_divergence(r) is not None}
+    todo = [r for r in sweep.runs if r.id not in done and r.id not in diverged]
     log(f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(done)} complete (kept), {len(todo)} to run"
+        + (f", {len(diverged)} diverged with these settings before (not trained again)" if diverged else "")
         + (f" ({len(other)} made with other settings, trained again)" if other else "")
         + (f" ({len(unfinished)} left by an unfinished --overwrite, trained again)" if unfinished else "")
         + (f" ({damaged} damaged or not readable, trained again)" if damaged else "")
@@ -180,6 +184,34 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 #: the state of a kept results file an interrupted or failed ``--overwrite`` marked for replacement
 UNFINISHED = "an unfinished --overwrite"
+
+
+def divergence_file(results: Path) -> Path:
+    """``<results>.diverged``: the record of a run whose training diverged (:func:`record_divergence`)."""
+    return results.with_name(results.name + ".diverged")
+
+
+def record_divergence(run: SweepRun, error: str) -> None:
+    """Keep the outcome of ``run`` whose training diverged (its config and error) beside its results path: with the
+    same settings it would diverge again, so a later sweep counts it as failed instead of training it again."""
+    text = json.dumps({"config": run_config(run), "error": error})
+    atomic_write(divergence_file(run.results), lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+
+
+def kept_divergence(run: SweepRun) -> str | None:
+    """The error of ``run``'s recorded divergence when it was made with the settings the sweep now plans, else None
+    (none recorded, a damaged record or other settings: the run is to train)."""
+    path = divergence_file(run.results)
+    if not exists(path, ConfigError):
+        return None
+    try:
+        record = json.loads(path.read_text())
+        config, error = record["config"], record["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(error, str) or not isinstance(config, dict) or changed_setting(run, config) is not None:
+        return None
+    return error
 
 
 def unfinished_runs(sweep: Sweep, kept: dict[str, RunResult], other: dict[str, str]) -> dict[str, str]:
@@ -245,7 +277,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     first dict failed ``max_retries + 1`` times."""
     cfg = sweep.config
     done, todo = kept_and_missing(sweep, overwrite, log)
-    failures: dict[str, list[str]] = {}
+    failures = {r.id: [kept_divergence(r)] for r in sweep.runs if r.id not in done and r not in todo}
     if not todo:
         return done, failures
     # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused
@@ -282,8 +314,11 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                     pending[submit(run, attempt + 1)] = (run, attempt + 1)
                     continue
                 say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}")
+                if failures[run.id][-1].startswith(f"{NumericalError.__name__}:"):     # an outcome of its settings
+                    record_divergence(run, failures[run.id][-1])
             else:
                 done[run.id] = result
+                divergence_file(run.results).unlink(missing_ok=True)       # diverged with other settings before
                 say(f"done   {run.id}: {metrics.headline(result.metrics)}"
                     + (f"  (attempt {attempt + 1})" if attempt else ""))
             bar.update()
