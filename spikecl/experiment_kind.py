@@ -184,12 +184,18 @@ def kind(name: str) -> Kind:
     return importlib.import_module(KINDS[name]).KIND
 
 
-def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:
-    """Read an experiment file, apply ``key=value`` overrides, validate it with its kind (which must be ``expect``
-    when given); name defaults to the file's stem."""
+def experiment_toml(path: str | Path) -> dict:
+    """The experiment file ``path`` as read; a sweep file is a one-line :class:`ConfigError` naming its command."""
     raw = load_toml(path)
     if "base" in raw and ("grid" in raw or "points" in raw):
         raise ConfigError(f"{path} is a sweep file (base with a grid or points); run it with: spikecl sweep {path}")
+    return raw
+
+
+def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:
+    """Read an experiment file, apply ``key=value`` overrides, validate it with its kind (which must be ``expect``
+    when given); name defaults to the file's stem."""
+    raw = experiment_toml(path)
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", Path(path).stem)
     k = kind(raw.get("kind", "continual"))

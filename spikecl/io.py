@@ -373,6 +373,9 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
     import h5py
 
     env = environment() if env is None else env
+    reserved = sorted(set(attrs or {}) & {"schema", "schema_version", "kind", CONTENTS, ATTRS_CRC})
+    if reserved:
+        raise ConfigError(f"write_run: attribute {reserved[0]!r} is the results file's own; name yours otherwise")
 
     def write(tmp: Path) -> None:
         image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
@@ -382,9 +385,9 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
             f.create_group("config").attrs["json"] = json.dumps(config)
             f.create_group("environment").attrs["json"] = json.dumps(env)
             f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
-            f.attrs[CONTENTS] = json.dumps(_contents(arrays or {}))
-            f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
             _write_arrays(f, arrays or {})
+            f.attrs[CONTENTS] = json.dumps(_stored_contents(f))   # as stored ("a/b" is a group a and its b)
+            f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
         with open(tmp, "wb") as out:
             out.write(image.getbuffer())
 
@@ -398,8 +401,15 @@ ATTRS_CRC = "attrs_crc32"
 CONTENTS = "contents"
 
 
+def _stored_contents(f) -> list[str]:
+    """The sorted paths of the arrays and groups an open results file holds (config, environment, metrics aside)."""
+    paths: list[str] = []
+    f.visit(paths.append)
+    return sorted(p for p in paths if p.split("/")[0] not in ("config", "environment", "metrics"))
+
+
 def _contents(arrays: dict, prefix: str = "") -> list[str]:
-    """The sorted paths (``"curves/task"``, groups included) of ``arrays`` as :func:`_write_arrays` writes them."""
+    """The sorted paths (``"curves/task"``, groups included) of ``arrays`` as :func:`_read_arrays` returns them."""
     paths = []
     for name, value in arrays.items():
         paths.append(prefix + name)

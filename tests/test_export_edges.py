@@ -390,6 +390,7 @@ def _edges(f, change):
     (lambda f: _set(f, "node/metadata/dt", 1e-3), "node 'lif0': tau_syn 0.0001 is not the metadata's dt = 0.001"),
     (lambda f: _set(f, "node/metadata/encoder", np.bytes_("events")),
      "metadata encoder = 'events' is not one of direct, latency, poisson"),
+    (lambda f: _set(f, "node/metadata/encoder", np.array([1.0, 2.0])), "metadata encoder = array([1., 2.]) is not one"),
     (lambda f: _set(f, "node/metadata/config", np.bytes_(json.dumps({"stream": {"n_tasks": "x"}}))),
      "the stored config is damaged (stream.n_tasks: expected an integer"),
     (lambda f: _edges(f, lambda e: [x for x in e if x != ("readout", "output")]),     # snnTorch looped for ever
@@ -444,11 +445,12 @@ def test_a_nir_graph_whose_edges_are_not_spikecls_chain_is_refused_before_a_read
     """Graphs edited in memory (the file reader refuses some of these itself): the runners check the edges before
     snnTorch's importer, which looped for ever on a missing edge, or Norse, which guessed an input."""
     from spikecl.export.nir_io import graph_metadata, read_nir
-    from spikecl.export.nir_readers import run_nir
+    from spikecl.export.nir_readers import import_graph, run_nir
 
     graph = read_nir(nir_file(tmp_path))
     graph.edges = change(list(graph.edges))
-    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((4, 1, 6)), "snntorch")):
+    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((4, 1, 6)), "snntorch"),
+                  lambda: import_graph(graph, "snntorch")):
         with pytest.raises(ResultsError, match=re.escape(f"as spikecl writes them ({problem})")):
             check()
 

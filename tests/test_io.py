@@ -192,6 +192,12 @@ def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp
         del f.attrs["attrs_crc32"]
     with pytest.raises(ResultsError, match=r"\(its attributes' CRC-32 is missing\)$"):
         read_run(path)
+    slashed = write_run(tmp_path / "slashed.h5", "sparsey", {"name": "x"}, {},           # h5py makes groups of them
+                        {"layer/0": np.zeros(2), "extra": {"per/layer": np.ones(1)}, b"bytes": np.ones(1)})
+    arrays = read_run(slashed).arrays
+    assert arrays["layer"]["0"].tolist() == [0.0, 0.0] and arrays["extra"]["per"]["layer"].tolist() == [1.0]
+    with pytest.raises(ConfigError, match="^write_run: attribute 'contents' is the results file's own"):
+        write_run(tmp_path / "own.h5", "sparsey", {"name": "x"}, attrs={"contents": "apples"})
 
 
 @pytest.mark.parametrize("attrs, message", [

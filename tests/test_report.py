@@ -159,7 +159,13 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     end = lines[0].index(" Intrans") + 8                             # no task learned after another: none
     intrans = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert intrans["multitask"] == "—" and intrans["joint"].endswith(tuple("0123456789")), intrans
-    assert "multitask learns every task at once: no FWT, min-ACC, WC-ACC or Intrans (—)" in "\n".join(lines)
+    assert ("; multitask: every task learned at once (multitask training), so no FWT, min-ACC, WC-ACC or Intrans (—)"
+            in "\n".join(lines))
+    experiment.write_text(experiment.read_text().replace('["joint", "multitask"]', '["joint", "mt"]')
+                          + '[variants.mt]\nmethod = "multitask"\n')              # a variant of it: named alike
+    assert main(["run", str(experiment), "--seed", "0", "--output-dir", str(tmp_path / "v"), "--no-progress",
+                 "--no-plots"]) == 0
+    assert "; mt: every task learned at once (multitask training), so no FWT" in capsys.readouterr().out
 
 
 def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, capsys):

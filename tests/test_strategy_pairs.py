@@ -396,6 +396,11 @@ def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
     with pytest.raises(ConfigError, match="--data-dir: every run of this experiment reads mnist5k, which comes"):
         check_reads_data(sparsey, [])
     check_reads_data(sparsey, ['data.dataset="mnist"'])
+    check_reads_data(sparsey, ['data.dataset=["mnist"]'])     # not a name: left to the kind's own one-line error
+    sweep = tmp_path / "sw.toml"
+    sweep.write_text('base = "e.toml"\n[grid]\n"train.lr" = [0.1]\n')
+    with pytest.raises(ConfigError, match="sw.toml is a sweep file .*; run it with: spikecl sweep"):
+        check_reads_data(sweep, [])                          # not "unknown key 'base'"
 
 
 @pytest.mark.parametrize("methods, options, refused", [

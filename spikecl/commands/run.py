@@ -89,24 +89,26 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
     experiment: each method and variant) reads a dataset that comes with its package."""
     import dataclasses
 
-    from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, load_toml, method_config
-    from spikecl.experiment_kind import kind
+    from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, method_config
+    from spikecl.experiment_kind import experiment_toml, kind
 
-    raw = apply_overrides(load_toml(path), overrides)
+    raw = apply_overrides(experiment_toml(path), overrides)
     k = kind(raw.get("kind", "continual"))
     if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
+    read: set = {None}                                      # a plugin kind's dataset names are its own
     if k.name == "continual":
         cfg = experiment_from_dict(raw)
         read = {method_config(cfg, name)[0].data.dataset for name in [*cfg.strategy.methods, *cfg.variants]}
-    elif k.config is not None:                              # another kind's one data table, its default or the file's
+    elif k.config is not None and type(k).__module__.startswith("spikecl."):   # spikecl's other kinds: one table
         field = next(f for f in dataclasses.fields(k.config) if f.name == "data")
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-        read = {data.get("dataset", getattr(default, "dataset", None))}
-    if k.config is not None and read <= set(BUNDLED_DATASETS):
-            raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which "
-                              "comes with its package and is read from no folder; drop --data-dir")
+        dataset = data.get("dataset", getattr(default, "dataset", None))
+        read = {dataset} if isinstance(dataset, str) else {None}        # not a name: the kind's checks say why
+    if read <= set(BUNDLED_DATASETS):
+        raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which "
+                          "comes with its package and is read from no folder; drop --data-dir")
 
 
 def limit_threads(count: int) -> None:

@@ -271,8 +271,9 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" \
         if "class" in scenarios else ""
     fwt += "; task-incremental: no FWT (a task's head is untrained until it is learned)" if "task" in scenarios else ""
-    fwt += "; multitask learns every task at once: no FWT, min-ACC, WC-ACC or Intrans (—)" \
-        if any(r.method == "multitask" for r in results) else ""
+    at_once = sorted({r.method for r in results if trains_at_once(r)})
+    fwt += f"; {', '.join(at_once)}: every task learned at once (multitask training), so no FWT, min-ACC, WC-ACC " \
+        "or Intrans (—)" if at_once else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
                  f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
                  + split_note(results) + "\n" + machine_note(results) + source_note(results))

@@ -160,7 +160,7 @@ def graph_metadata(graph) -> dict:
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
             raise ResultsError(f"the NIR graph's metadata {key} = {value!r} must be an integer in 1..{MAX_COUNT}")
-    if meta["encoder"] not in ENCODERS:
+    if not isinstance(meta["encoder"], str) or meta["encoder"] not in ENCODERS:
         raise ResultsError(f"the NIR graph's metadata encoder = {meta['encoder']!r} is not one of "
                            f"{', '.join(ENCODERS)}")
     if isinstance(meta.get("config"), str):

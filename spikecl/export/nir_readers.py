@@ -31,23 +31,25 @@ class NirRun(NamedTuple):
 
 
 def import_graph(graph, reader: str):
-    """The graph as a torch module of ``reader`` ("snntorch" or "norse"), with the time step Norse needs."""
+    """The spikecl graph (checked first, :func:`graph_metadata`: a damaged one could make a reader loop for ever) as
+    a torch module of ``reader`` ("snntorch" or "norse"), with the time step Norse needs."""
+    if reader not in READERS:
+        raise ConfigError(f"NIR reader {reader!r}: choose one of {', '.join(READERS)}")
+    meta = graph_metadata(graph)
     if reader == "snntorch":
         require("nirtorch", "export")
         import_nir = require("snntorch.import_nir", "export")
         with contextlib.redirect_stdout(io.StringIO()):    # snnTorch prints its graph rewriting
             return import_nir.import_from_nir(graph)
-    if reader == "norse":
-        norse = require("norse.torch", "export", install="pip install --no-deps norse==1.1.0")
-        return norse.from_nir(graph, dt=graph_metadata(graph)["dt"])
-    raise ConfigError(f"NIR reader {reader!r}: choose one of {', '.join(READERS)}")
+    norse = require("norse.torch", "export", install="pip install --no-deps norse==1.1.0")
+    return norse.from_nir(graph, dt=meta["dt"])
 
 
 def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
     """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]``."""
     torch = require("torch", "torch")
-    readout = graph_metadata(graph)["readout"]           # checked before a reader imports it
-    module = import_graph(graph, reader)
+    module = import_graph(graph, reader)                  # the graph checked first
+    readout = graph_metadata(graph)["readout"]
     hidden = [name for name in graph.nodes if name.startswith("lif")]
     spikes, mems = {name: [] for name in hidden}, []
     x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
