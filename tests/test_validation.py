@@ -607,3 +607,18 @@ def test_a_trial_that_diverged_is_an_outcome_kept_not_trained_again(sweep_files,
     assert main(["sweep", str(path), "--dry-run", "--set", "max_retries=0"]) == 0
     dry = capsys.readouterr().out
     assert re.search(r"^diverged  ewc\.lam=1e\+38\S*/ewc-seed3 ", dry, re.M) and "selected ewc @ ewc.lam=1.0" in dry
+
+
+@pytest.mark.parametrize("key, value", [("data.test_split_seed", 5), ("data.validation", 0.3),
+                                        ("data.vary_split", True), ("stream.test_per_task", 20)])
+def test_a_selecting_sweep_may_not_vary_the_splits_it_compares_on(sweep_files, key, value):
+    """A point with its own test split, validation split or evaluation subsample would be chosen on other images,
+    or choose the test split itself."""
+    from spikecl.continual.sweep import load_sweep
+
+    sweep = SWEEP.replace('"variants.hlop-fast.train.lr" = 0.2}}', f'"variants.hlop-fast.train.lr" = 0.2, '
+                                                                  f'"{key}" = {json.dumps(value)}}}}}')
+    with pytest.raises(ConfigError, match=f"^sweep: points.{key}: a selecting sweep compares its points on one "
+                                          "validation split"):
+        load_sweep(sweep_files(BASE, sweep))
+    load_sweep(sweep_files(BASE, sweep.replace('select = "acc"\nselect_seeds = [3]\n', "")))   # no selection: fine

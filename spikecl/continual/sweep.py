@@ -120,7 +120,11 @@ def _literal(key: str, value, where: str = "set") -> str:
 
 
 #: experiment keys a sweep sets for each run itself, and the sweep-file key that chooses them
-SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir"}
+SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir",
+               "data.eval_split": "select"}
+#: keys that choose which images a run is evaluated on: a selecting sweep may not vary them between its points
+#: (candidates scored on other validation images, or a test split "chosen")
+SPLIT_KEYS = ("data.validation", "data.vary_split", "data.test_split_seed", "stream.test_per_task")
 
 #: the longest point label (a folder name, and a row label in reports); a longer one keeps its start and ends with a
 #: hash of the whole label, so it stays unique and readable
@@ -245,6 +249,11 @@ def _check_sweep(path: Path, cfg: SweepConfig) -> None:
         if owned:
             raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
                               f"'{SWEEP_OWNED[owned]}' key")
+    split = next((k for k in [*cfg.grid, *(k for p in cfg.points for k in p)] if k in SPLIT_KEYS), None)
+    if split and cfg.select:
+        raise ConfigError(f"sweep: {'grid' if split in cfg.grid else 'points'}.{split}: a selecting sweep compares "
+                          "its points on one validation split and tests on one test split; set it under [set] or "
+                          "in the base experiment")
     varied = next((k for k in cfg.set if k in cfg.grid or any(k in p for p in cfg.points)), None)
     if varied:
         raise ConfigError(f"sweep: set.{varied}: the grid or points vary this key, so no run would get the set value; "
