@@ -105,14 +105,20 @@ class Sweep:
     plan: typing.Callable | None = field(default=None, repr=False)     # (label, overrides, method, seed, stage)
 
 
+def _dotted_leaf(key: str, table: dict) -> tuple[str, object]:
+    """(``a.b.c``, value) of the first leaf of ``table`` under ``key``: what an unquoted dotted key ``a.b.c = value``
+    meant, for a message showing it quoted."""
+    while isinstance(table, dict) and table:
+        sub, table = next(iter(table.items()))
+        key += f".{sub}"
+    return key, table
+
+
 def _literal(key: str, value, where: str = "set") -> str:
     """``key=value`` with ``value`` as a TOML literal (numbers, nan and inf included, strings, booleans and lists of
     them); a table (an unquoted dotted key under ``where``) is a one-line error showing the quoted key."""
     if isinstance(value, dict):
-        leaf = key
-        while isinstance(value, dict) and value:
-            sub, value = next(iter(value.items()))
-            leaf += f".{sub}"
+        leaf, value = _dotted_leaf(key, value)
         example = f'"{leaf}" = {toml_literal(value)}'
         cli = f", or --set 'set.\"{leaf}\"={toml_literal(value)}'" if where == "set" else ""
         raise ConfigError(f"sweep: {where}.{key}: a table is not a value; quote each whole dotted key: {example}{cli}")
@@ -151,6 +157,10 @@ def grid_points(cfg: SweepConfig) -> list[dict]:
     if cfg.grid and cfg.points:
         raise ConfigError("sweep: give either [grid] or points, not both")
     for key, values in cfg.grid.items():
+        if isinstance(values, dict) and values:                 # train.lr = [...] read as the table train
+            leaf, inner = _dotted_leaf(key, values)
+            raise ConfigError(f"sweep: grid.{key}: a table is not a list of values; quote each whole dotted key: "
+                              f'"{leaf}" = {toml_literal(inner)}')
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep: grid.{key}: expected a non-empty list of values, got {values!r}")
     if cfg.grid:
