@@ -98,6 +98,8 @@ def print_throughput(C: int, M: int, batches: list[int], device: str, repeats: i
         try:
             for batch in batches:
                 if batch < w:
+                    print(f"{'':>9} {batch:>5} {w:>3}  (skipped: {w} workers would leave a worker no memory of a "
+                          f"batch of {batch})")
                     continue
                 sim_s, timed = time_throughput(C, M, batch, device, repeats, w, pool, tuple(precisions))
                 for precision, (wall, cpu) in timed.items():

@@ -175,6 +175,8 @@ def main() -> None:
         [config_of(args, m, e) for e in args.engines.split(",") for m in args.methods]
     except (SpikeCLError, tomllib.TOMLDecodeError) as exc:
         parser.error(str(exc))
+    if "finetune" not in args.methods:
+        parser.error("--methods: include finetune, the reference every ratio is taken against")
     torch.set_num_threads(1)
     allocator = tuned_for_training()
     print(f"one epoch of task 2 of Permuted MNIST-5k (steps and consolidation), MLP 784-{args.hidden}-{args.hidden}"
