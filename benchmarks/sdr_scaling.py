@@ -32,9 +32,15 @@ def _per_item_ms(fn, items: np.ndarray) -> tuple[float, float]:
     return 1000 * (time.perf_counter() - start) / len(items), 1000 * (time.process_time() - start_cpu) / len(items)
 
 
+#: rows of random patterns drawn at a time; the most stored items a point may ask for
+CHUNK, MAX_POINT = 10_000, 1_000_000
+
+
 def scaling(points: list[int], window: int, n_pixels: int = 1024, density: float = 0.05) -> None:
     rng = np.random.default_rng(0)
-    patterns = rng.random((max(points) + window * (len(points) + 1), n_pixels)) < density   # close points go past
+    rows = max(points) + window * (len(points) + 1)               # close points go past
+    patterns = np.concatenate([rng.random((min(CHUNK, rows - start), n_pixels)) < density   # the draws of one call,
+                               for start in range(0, rows, CHUNK)])                        # without its float64 copy
     coder = SparseyCoder(SparseyConfig(image_shape=[32, n_pixels // 32],
                                        mac=MacConfig(n_cms=32, cells_per_cm=16)))
     stored = np.zeros((0, coder.n_code_bits), np.float32)
@@ -88,6 +94,8 @@ def points(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}") from None
     if min(values) < 0 or values != sorted(values):
         raise argparse.ArgumentTypeError(f"expected ascending integers >= 0, got {text!r}")
+    if values[-1] > MAX_POINT:
+        raise argparse.ArgumentTypeError(f"{values[-1]} stored items: at most {MAX_POINT} (a GB of patterns)")
     return values
 
 

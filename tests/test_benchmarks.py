@@ -181,6 +181,7 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
     ("cuda_graph_memory.py", ["--engines", "fused,bogus"],
      "argument --engines: 'bogus' is not one of fused, triton, snntorch"),
     ("strategy_overhead.py", ["--methods", "gpm"], "--methods: include finetune, the reference every ratio is taken"),
+    ("sdr_scaling.py", ["--points", "0,100000000"], "100000000 stored items: at most 1000000"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(script, args, message):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=checkout_env(),
