@@ -25,11 +25,25 @@ def figure(**kwargs):
 
 
 def colors(n: int) -> list:
-    """``n`` RGBA colours from matplotlib's ``tab10`` cycle (repeating after 10)."""
+    """``n`` RGBA colours, distinct up to 40: matplotlib's ``tab10``, then the light shades of ``tab20``, then
+    ``tab20b``'s (repeating after that)."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]
+    tab10, tab20, tab20b = (matplotlib.colormaps[name] for name in ("tab10", "tab20", "tab20b"))
+    cycle = [tab10(i) for i in range(10)] + [tab20(2 * i + 1) for i in range(10)] + [tab20b(i) for i in range(20)]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
+def palette(names) -> dict:
+    """{name: colour} for ``names`` in order (:func:`colors`): one colour per method in every plot of a report,
+    whichever of them a plot leaves out."""
+    names = list(dict.fromkeys(names))
+    return dict(zip(names, colors(len(names))))
+
+
+def legend_width(labels) -> float:
+    """Inches a font-size-8 legend beside the axes needs for ``labels`` (a figure widened by it keeps its axes)."""
+    return 0.5 + 0.062 * max((len(str(label)) for label in labels), default=0)
 
 
 def save(fig, path: str | Path) -> Path:

@@ -73,3 +73,36 @@ def test_accuracy_vs_synops_error_bars_are_the_tables_sample_std(tmp_path, monke
     check_png(path)
     # sample std (ddof = 1) as in the tables: ACC 70, 80, 90 % → 10 points; SynOps 100, 200, 300 → 100; 1 seed: 0
     assert [(k["xerr"], k["yerr"]) for k in bars] == [pytest.approx((100.0, 10.0)), (0.0, 0.0)]
+
+
+def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path, monkeypatch):
+    """15 methods (as models/hlop_pmnist5k.toml lists) get 15 colours (tab10 repeated after 10 before), and the
+    accuracy/SynOps plot, which leaves out methods without measures, colours the rest as the comparison does."""
+    from matplotlib.axes import Axes
+
+    from spikecl.figures import colors
+
+    assert len({tuple(c) for c in colors(15)}) == 15 and len({tuple(c) for c in colors(40)}) == 40
+    drawn = []
+    bar, errorbar = Axes.bar, Axes.errorbar
+    monkeypatch.setattr(Axes, "bar", lambda ax, *a, **k: drawn.append((k.get("label"), k.get("color")))
+                        or bar(ax, *a, **k))
+    monkeypatch.setattr(Axes, "errorbar", lambda ax, *a, **k: drawn.append((k.get("label"), k.get("color")))
+                        or errorbar(ax, *a, **k))
+    from spikecl.continual.report import write_plots
+    from spikecl.io import RunResult
+
+    def run(method, synops):
+        measures = {"synops": np.array([synops, synops])} if synops else {}
+        return RunResult(method, 0, {"strategy": {"methods": ["a", "b", "c"]}}, np.array([[0.1, 0.1], [0.9, 0.2],
+                                                                                        [0.8, 0.9]]),
+                         np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
+                         {"acc": 0.85, "bwt": -0.1}, measures=measures)
+
+    monkeypatch.setattr("spikecl.continual.report.final_measures",
+                        lambda rs: {r.method: {"synops": float(r.measures["synops"][-1])} for r in rs if r.measures})
+    write_plots([run("a", 100.0), run("b", 0), run("c", 300.0)], tmp_path)
+    colours = {}
+    for label, colour in (item for item in drawn if item[0] in ("a", "b", "c")):
+        assert colours.setdefault(label, colour) == colour, label            # c: the same colour in both plots
+    assert set(colours) == {"a", "b", "c"} and len({tuple(c) for c in colours.values()}) == 3

@@ -13,7 +13,7 @@ import numpy as np
 
 from spikecl.continual.metrics import as_evals, as_matrix, mean_std
 from spikecl.errors import ShapeError
-from spikecl.figures import colors, figure, save
+from spikecl.figures import colors, figure, legend_width, palette, save
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
@@ -70,19 +70,21 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     return save(fig, path)
 
 
-def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], path: str | Path) -> Path:
+def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], path: str | Path,
+                           colours: dict | None = None) -> Path:
     """Grouped bars of ACC and BWT in percent, one bar per method with mean ± std error bars.
 
     ``summary[method][metric] = (mean, std)`` over seeds with metric ``"acc"`` or ``"bwt"``; a missing metric
-    leaves a gap."""
+    leaves a gap. ``colours``: {method: colour} shared with a report's other plots (default :func:`palette`)."""
     if not summary:
         raise ShapeError("method comparison needs at least one method")
     methods = list(summary)
+    colours = {**palette(methods), **(colours or {})}
     keys = (("acc", "ACC"), ("bwt", "BWT"))
     width = 0.8 / len(methods)
-    fig = figure(figsize=(4 + 0.5 * len(methods), 3.8), layout="constrained")
+    fig = figure(figsize=(4 + 0.5 * len(methods) + legend_width(methods), 3.8), layout="constrained")
     ax = fig.add_subplot()
-    for m, (method, color) in enumerate(zip(methods, colors(len(methods)))):
+    for m, (method, color) in enumerate((method, colours[method]) for method in methods):
         stats = np.array([summary[method].get(key, (np.nan, np.nan)) for key, _ in keys], dtype=float)
         ax.bar(np.arange(len(keys)) + (m - (len(methods) - 1) / 2) * width, 100 * stats[:, 0], width,
                yerr=100 * stats[:, 1], capsize=3, color=color, label=method)
@@ -94,19 +96,21 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     return save(fig, path)
 
 
-def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path) -> Path:
+def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours: dict | None = None) -> Path:
     """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
     seed a small dot, the mean over seeds a large marker with ± std bars on both axes (the tables' sample std,
     :func:`~spikecl.continual.metrics.mean_std`). The SynOps axis is logarithmic when the values span two decades or
     more, else linear with plain numbers (close values stay legible).
 
-    ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream."""
+    ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream; ``colours``:
+    {method: colour} shared with a report's other plots (default :func:`palette`)."""
     if not points:
         raise ShapeError("accuracy against SynOps needs at least one method")
-    fig = figure(figsize=(6, 4), layout="constrained")
+    colours = {**palette(points), **(colours or {})}
+    fig = figure(figsize=(6 + legend_width(points), 4), layout="constrained")
     ax = fig.add_subplot()
     all_ops = []
-    for (method, (acc, ops)), color in zip(points.items(), colors(len(points))):
+    for (method, (acc, ops)), color in ((item, colours[item[0]]) for item in points.items()):
         acc, ops = 100 * np.asarray(acc, dtype=float), np.asarray(ops, dtype=float)
         if acc.shape != ops.shape or acc.ndim != 1 or not acc.size:
             raise ShapeError(f"{method}: {acc.shape} accuracies for {ops.shape} SynOps")

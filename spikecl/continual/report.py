@@ -14,6 +14,7 @@ import numpy as np
 from spikecl.config import as_written, differ_phrase, differences, flatten
 from spikecl.continual import metrics
 from spikecl.experiment_kind import SEED_ROW_IGNORES
+from spikecl.figures import palette
 from spikecl.io import RunResult
 
 # (metrics key, column title) in the order they are printed; accuracies are shown in percent
@@ -382,9 +383,12 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
         else:                                    # a run without curves: an earlier run's plot would pass for its
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
-    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png"))
+    colours = palette(summary)                       # a method keeps its colour in both plots
+    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours))
     partly = partly_measured(results)
-    points = {f"{m} ({partly[m]})" if m in partly else m: p for m, p in accuracy_synops(results).items()}
+    label = {m: f"{m} ({partly[m]})" if m in partly else m for m in summary}
+    points = {label[m]: p for m, p in accuracy_synops(results).items()}
     if points:
-        written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png"))
+        written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png",
+                                                     {label[m]: c for m, c in colours.items()}))
     return written
