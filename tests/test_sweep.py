@@ -290,3 +290,16 @@ def test_shipped_sweep_validates():
         assert tuned == {"ewc", "si", "hlop-energy", "hlop-spikecl", "gpm-tuned"} and len(sweep.runs) == 15
         assert all(r.raw["data"]["eval_split"] == "validation" and r.seed == 100 for r in sweep.runs)
         assert {r.raw["stream"]["kind"] for r in sweep.runs} == {kind} and sweep.final_seeds == [0, 1, 2]
+
+
+def test_a_comparison_plot_that_cannot_be_written_is_refused_before_any_run(sweep_files, tmp_path, capsys):
+    """A folder named sweep-comparison.png stopped a selecting sweep after its trials, before its table, selection
+    and final runs; it is now refused first (and --no-plots draws none)."""
+    from spikecl.cli import main
+
+    path = sweep_files(BASE, SWEEP)
+    (tmp_path / "results" / "grid" / "sweep-comparison.png").mkdir(parents=True)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "grid/sweep-comparison.png is a folder where the sweep's comparison plot goes" in err
+    assert main(["sweep", str(path), "--dry-run", "--no-plots"]) == 0

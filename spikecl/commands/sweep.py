@@ -42,13 +42,13 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
     out = sweep_dir(sweep)
     atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
     write_sweep_results(results, sweep, final)
+    print(text)                                         # the table first: a plot that cannot be written loses none
     if plots and results:
         from spikecl.continual.plots import plot_method_comparison
         from spikecl.continual.report import method_summary
 
         summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
         plot_method_comparison(summary, out / "sweep-comparison.png")
-    print(text)
     return text
 
 
@@ -62,6 +62,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     for path in final_paths(sweep) if sweep.config.select else ():
         check_not_folder(path)                           # before the trials train
+    if not args.no_plots:                                # the plots each stage draws, before any run
+        for folder in (sweep_dir(sweep), sweep_dir(sweep) / "final") if sweep.config.select else (sweep_dir(sweep),):
+            check_not_folder(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     try:                                                 # a TERM stops it as Ctrl-C does (spikecl.cli)
