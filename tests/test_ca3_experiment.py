@@ -282,3 +282,22 @@ def test_export_of_a_file_whose_params_a_stress_variant_would_set_writes_the_fun
     source.write_text('kind = "ca3"\nname = "pooled"\n[params]\nmatch_k = 2\ninhibition = "pool"\n')
     assert main(["export", str(source), "-o", str(tmp_path / "pooled.h5")]) == 0
     assert read_ca3_graph(tmp_path / "pooled.h5").n_cues > 0
+
+
+def test_a_stress_cell_defined_at_only_some_densities_is_marked(tmp_path, capsys):
+    """At density 0.1 a 10-bit memory holds one active bit, so a 2-bit fragment has no precision there: the 10x10
+    row's "prec f2" is density 0.3's alone, beside "prec f1" over both, and says so."""
+    args = ["run", "models/ca3_cam.toml", "--seeds", "0", "--output-dir", str(tmp_path), "--no-progress",
+            "--no-plots"]
+    for override in ("stress.sizes=[[10, 10]]", "stress.densities=[0.1, 0.3]", "stress.spacings_ms=[7]",
+                     'stress.variants=["published"]', "stress.fragment_sizes=[1, 2]", "stress.queries_per_size=3",
+                     "functional.enabled=false"):
+        args += ["--set", override]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("cue exact    hit f1   prec f1   prec f2" in line for line in lines)
+    row = next(line for line in lines if "published" in line and line.strip().startswith("10x10"))
+    prec_f1, prec_f2 = row.split()[5:7]                      # after C x M, variant, gap, cue exact, hit f1
+    assert prec_f1.endswith(tuple("0123456789")) and prec_f2.endswith("\u2020"), row
+    assert any(line.startswith("\u2020 mean over only the densities and seeds where the measure is defined")
+               for line in lines)

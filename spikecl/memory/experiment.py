@@ -390,15 +390,23 @@ def summary_text(results: dict[str, dict]) -> str:
         lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "
                      f"bit/synapse, CAM ceiling {CAM_CEILING_BITS_PER_SYNAPSE:.2f})")
         lines.append(f"{'C x M':>9} {'variant':<10} {'gap':>4} " + " ".join(f"{h:>9}" for _, h in cols) + "   s")
+        partly = False
         for part in stress:
             a, table = part["attrs"], part["table"]
             for spacing in np.unique(table["spacing_ms"]):
                 rows = table["spacing_ms"] == spacing
-                values = [np.nanmean(table[c][rows]) if c in table and np.any(np.isfinite(table[c][rows]))
-                          else np.nan for c, _ in cols]
+                cells = []
+                for c, _ in cols:
+                    finite = np.isfinite(table[c][rows]) if c in table else np.zeros(1, bool)
+                    value = np.nanmean(table[c][rows]) if finite.any() else np.nan
+                    cells.append(f"{value:>8.3f}\u2020" if finite.any() and not finite.all() else f"{value:>9.3f}")
+                    partly |= bool(finite.any() and not finite.all())
                 label = a["variant"] + ("*" if params_text(a) else "")
                 lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {label:<10} {int(spacing):>4} "
-                             + " ".join(f"{v:>9.3f}" for v in values) + f"  {float(a['seconds']):5.1f}")
+                             + " ".join(cells) + f"  {float(a['seconds']):5.1f}")
+        if partly:
+            lines.append("\u2020 mean over only the densities and seeds where the measure is defined (e.g. no precision "
+                         "for a fragment larger than a memory's active bits)")
         for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
             lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
                          f"{params_text(a)} (on top of the variant's own options)")
