@@ -106,3 +106,20 @@ def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path
     for label, colour in (item for item in drawn if item[0] in ("a", "b", "c")):
         assert colours.setdefault(label, colour) == colour, label            # c: the same colour in both plots
     assert set(colours) == {"a", "b", "c"} and len({tuple(c) for c in colours.values()}) == 3
+
+
+def test_the_overlap_scatter_draws_code_overlaps_as_measured_under_the_tables_names(tmp_path, monkeypatch):
+    """The jitter that keeps pairs of one count apart moves the input overlap (the control), never the measured
+    code overlap (which drew negative overlaps before); panels are titled as the comparison table's rows."""
+    from matplotlib.axes import Axes
+
+    from spikecl.sdr.plots import plot_overlap_scatter
+
+    drawn, titles = [], []
+    scatter, set_title = Axes.scatter, Axes.set_title
+    monkeypatch.setattr(Axes, "scatter", lambda ax, x, y, **k: drawn.append((x, y)) or scatter(ax, x, y, **k))
+    monkeypatch.setattr(Axes, "set_title", lambda ax, t, **k: titles.append(t) or set_title(ax, t, **k))
+    x, c = np.array([0, 1, 2, 3]), np.array([0, 0, 1, 2])
+    plot_overlap_scatter({"pooler": (x, c, 0.9), "fly-hash": (x, c, 0.8)}, tmp_path / "s.png")
+    assert all(np.array_equal(y, c) and np.abs(xs - x).max() <= 0.3 for xs, y in drawn)
+    assert titles == ["k-WTA spatial pooler: Spearman ρ = 0.900", "fly-hash control (fixed): Spearman ρ = 0.800"]

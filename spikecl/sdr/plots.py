@@ -9,18 +9,26 @@ import numpy as np
 from spikecl.figures import colors, figure, save
 
 
+#: panel titles of the coders, as the comparison table names them
+CODER_TITLES = {"sparsey": "Sparsey", "pooler": "k-WTA spatial pooler", "fly-hash": "fly-hash control (fixed)",
+                "flyhash": "fly-hash control (fixed)", "mac-activity": "Sparsey mac activity only",
+                "macactivity": "Sparsey mac activity only"}
+
+
 def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
-    """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``."""
+    """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``.
+    Both are whole counts: the input overlap is jittered by up to ±0.3 so that pairs of one count do not hide
+    each other; the code overlap is drawn as measured."""
     cols = int(np.ceil(np.sqrt(len(series))))
     rows = -(-len(series) // cols)
     fig = figure(figsize=(4.4 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     rng = np.random.default_rng(0)
     for ax, color, (name, (x, c, rho)) in zip(axes, colors(len(series)), series.items()):
-        jitter = rng.uniform(-0.3, 0.3, len(c))
-        ax.scatter(x, c + jitter, s=3, alpha=0.3, color=color)
-        ax.set_title(f"{name}: Spearman ρ = {rho:.3f}")
-        ax.set_xlabel("input overlap (active pixels in common)")
+        jitter = rng.uniform(-0.3, 0.3, len(x))
+        ax.scatter(x + jitter, c, s=3, alpha=0.3, color=color)
+        ax.set_title(f"{CODER_TITLES.get(name, name)}: Spearman ρ = {rho:.3f}")
+        ax.set_xlabel("input overlap (active pixels in common, jittered ±0.3)")
         ax.set_ylabel("code overlap (active cells in common)")
     for ax in axes[len(series):]:
         ax.set_visible(False)
@@ -34,7 +42,10 @@ def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *,
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
     for color, (name, y) in zip(colors(len(lines)), lines.items()):
-        ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name)
+        ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name, clip_on=not percent)
+    if percent:                                          # no axis beyond 0-100 % (markers drawn whole at the edge)
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 0.0), min(high, 100.0))
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
