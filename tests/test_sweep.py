@@ -93,7 +93,6 @@ def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):
     ('"seeds" = [[1], [2]]', "grid.seeds: a sweep sets this for every run; use its own 'seeds' key"),
     ('"output_dir" = ["a", "b"]', "grid.output_dir: a sweep sets this"),
     ('"train.lr" = [nan]', "train.lr: expected a finite number, got nan"),     # not "got 'NaN'", a string
-    ('"data.eval_split" = ["test"]', "grid.data.eval_split: a sweep sets this for every run; use its own 'select'"),
     ('train.lr = [0.1, 0.2]', 'grid.train: a table is not a list of values; quote each whole dotted key: '
                               '"train.lr" = \\[0.1, 0.2\\]'),
     ('"network.encoder" = ["dírect😀"]', "network.encoder: 'dírect😀' is not allowed"),

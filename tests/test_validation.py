@@ -622,3 +622,21 @@ def test_a_selecting_sweep_may_not_vary_the_splits_it_compares_on(sweep_files, k
                                           "validation split"):
         load_sweep(sweep_files(BASE, sweep))
     load_sweep(sweep_files(BASE, sweep.replace('select = "acc"\nselect_seeds = [3]\n', "")))   # no selection: fine
+
+
+def test_a_selecting_sweep_refuses_eval_split_and_variants_that_move_its_splits(sweep_files):
+    """data.eval_split is the selecting sweep's own (a plain sweep may set it); a variant that evaluates on the test
+    split, or whose validation split differs between points, would choose on other images."""
+    from spikecl.continual.sweep import load_sweep
+
+    with pytest.raises(ConfigError, match="^sweep: set.data.eval_split: a selecting sweep sets it itself"):
+        load_sweep(sweep_files(BASE, SWEEP + '[set]\n"data.eval_split" = "validation"\n'))
+    plain = SWEEP.replace('select = "acc"\nselect_seeds = [3]\n', "") + '[set]\n"data.eval_split" = "validation"\n'
+    assert {r.raw["data"]["eval_split"] for r in load_sweep(sweep_files(BASE, plain)).runs} == {"validation"}
+    variant = BASE + '"data.eval_split" = "test"\n'                   # into BASE's last table, [variants.hlop-fast]
+    with pytest.raises(ConfigError, match="^sweep: hlop-fast sets data.eval_split = 'test' \\(its variant\\)"):
+        load_sweep(sweep_files(variant, SWEEP))
+    moving = SWEEP.replace('"variants.hlop-fast.train.lr" = 0.2}}', '"variants.hlop-fast.train.lr" = 0.2, '
+                                                                   '"variants.hlop-fast.data.validation" = 0.3}}')
+    with pytest.raises(ConfigError, match="^sweep: hlop-fast's points differ in the images they are evaluated on"):
+        load_sweep(sweep_files(BASE, moving))

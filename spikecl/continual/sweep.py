@@ -126,8 +126,7 @@ def _literal(key: str, value, where: str = "set") -> str:
 
 
 #: experiment keys a sweep sets for each run itself, and the sweep-file key that chooses them
-SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir",
-               "data.eval_split": "select"}
+SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir"}
 #: keys that choose which images a run is evaluated on: a selecting sweep may not vary them between its points
 #: (candidates scored on other validation images, or a test split "chosen")
 SPLIT_KEYS = ("data.validation", "data.vary_split", "data.test_split_seed", "stream.test_per_task")
@@ -208,12 +207,14 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
         check_run(run_cfg, runs_method)
+        if cfg.select and stage in ("trial", "final"):         # a variant's own data keys: checked as planned
+            check_split(method, stage, run_cfg, splits)
         results = run_cfg.results_path(method, seed)
         run_id = f"{folder}/{method}-seed{seed}"
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 
     points = _points(cfg)
-    runs, candidates = [], {}
+    runs, candidates, splits = [], {}, {}
     for method in methods:
         first_label = {}                             # identity -> the first point giving that run
         for label, point in points.items():
@@ -222,12 +223,30 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         # one candidate that is the base experiment's own run (no point changes it): its folder is "base"
         unchanged = len(labels) == 1 and next(iter(first_label)) == plan("base", {}, method, seeds[0], "all")[1]
         candidates[method] = {"base": points[labels[0]]} if unchanged else {k: points[k] for k in labels}
+        if cfg.select:                               # its final runs' split, checked before any run
+            plan(*next(iter(candidates[method].items())), method, seeds[0], "final")
         if cfg.select and len(candidates[method]) == 1:
             continue                                 # nothing to choose: straight to its final runs
         for label, point in candidates[method].items():
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
+
+
+def check_split(method: str, stage: str, run_cfg: ExperimentConfig, splits: dict) -> None:
+    """A one-line :class:`ConfigError` where a selecting sweep's run of ``method`` (its variant applied) would not be
+    evaluated on its stage's split, or on the same validation and test images as its other runs (``splits``:
+    {method: the split settings of its first run})."""
+    want = "validation" if stage == "trial" else "test"
+    if run_cfg.data.eval_split != want:
+        raise ConfigError(f"sweep: {method} sets data.eval_split = {run_cfg.data.eval_split!r} (its variant); a "
+                          f"selecting sweep evaluates its trials on validation and its final runs on test")
+    d = run_cfg.data
+    split = (d.validation, d.vary_split, d.test_split_seed, run_cfg.stream.test_per_task)
+    if splits.setdefault(method, split) != split:
+        raise ConfigError(f"sweep: {method}'s points differ in the images they are evaluated on (data.validation, "
+                          "data.vary_split, data.test_split_seed or stream.test_per_task, set by its variant); a "
+                          "selecting sweep compares its points on one validation split and tests on one test split")
 
 
 def _points(cfg: SweepConfig) -> dict[str, dict]:
@@ -259,6 +278,12 @@ def _check_sweep(path: Path, cfg: SweepConfig) -> None:
         if owned:
             raise ConfigError(f"sweep: {where}.{owned}: a sweep sets this for every run; use its own "
                               f"'{SWEEP_OWNED[owned]}' key")
+    evaluated = next((where for where, keys in (("set", cfg.set), ("grid", cfg.grid), *(("points", p)
+                                                                                          for p in cfg.points))
+                      if "data.eval_split" in keys), None)
+    if evaluated and cfg.select:
+        raise ConfigError(f"sweep: {evaluated}.data.eval_split: a selecting sweep sets it itself (validation for its "
+                          "trials, test for its final runs)")
     split = next((k for k in [*cfg.grid, *(k for p in cfg.points for k in p)] if k in SPLIT_KEYS), None)
     if split and cfg.select:
         raise ConfigError(f"sweep: {'grid' if split in cfg.grid else 'points'}.{split}: a selecting sweep compares "
