@@ -607,6 +607,16 @@ def test_a_trial_that_diverged_is_an_outcome_kept_not_trained_again(sweep_files,
     assert main(["sweep", str(path), "--dry-run", "--set", "max_retries=0"]) == 0
     dry = capsys.readouterr().out
     assert re.search(r"^diverged  ewc\.lam=1e\+38\S*/ewc-seed3 ", dry, re.M) and "selected ewc @ ewc.lam=1.0" in dry
+    # --overwrite with points that all diverge: ewc has no point, so its old final run (marked with the trials) is
+    # removed rather than left marked for a replacement no run makes; finetune's final runs again
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", "max_retries=0", "--overwrite", "--set",
+                 'points=[{"strategy.ewc.lam" = 1e38}, {"strategy.ewc.lam" = 3e38}]']) == 1
+    out = capsys.readouterr().out
+    assert "selected no point of ewc: every one of its 2 candidate(s) failed a validation trial" in out
+    assert "final/ewc-seed0.h5: made with other settings, and its method has no chosen point now" in out
+    final = root / "final"
+    assert sorted(p.name for p in final.iterdir() if p.name.endswith((".h5", ".replacing"))) == \
+        ["finetune-seed0.h5", "sweep.h5"]
 
 
 @pytest.mark.parametrize("key, value", [("data.test_split_seed", 5), ("data.validation", 0.3),

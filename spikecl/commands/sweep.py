@@ -80,6 +80,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         selection = select_points(sweep, done, failed)
         print_selection(selection)
         broken += [m for m, choice in selection.items() if choice["point"] is None]   # no final runs: exit 1
+        if args.overwrite:                               # marked with the trials, replaced by no run: removed
+            drop_finals(sweep, [m for m, choice in selection.items() if choice["point"] is None])
         final = final_runs(sweep, selection)
         check_kept(final, args.overwrite)              # before selection.json changes: a refusal changes nothing
         write_selection(sweep, selection)
@@ -91,6 +93,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 130
     report_sweep(final, done, failures, plots=not args.no_plots)
     return 0 if len(done) == len(final.runs) and not broken else 1
+
+
+def drop_finals(sweep: Sweep, methods: list[str]) -> None:
+    """``--overwrite``: remove the final results that ``methods`` (now without a chosen point, so without final runs)
+    kept from settings the sweep no longer plans, saying so; otherwise they would stay marked for a replacement that
+    no run makes."""
+    for path in final_paths(sweep):
+        if any(path.name.startswith(f"{method}-seed") for method in methods) and path.exists():
+            path.unlink()
+            replacing(path).unlink(missing_ok=True)
+            print(f"removed {path}: made with other settings, and its method has no chosen point now")
 
 
 def diverged(errors: list[str]) -> bool:
@@ -157,7 +170,7 @@ def print_selection(selection: dict) -> None:
     for method, choice in selection.items():
         if choice["point"] is None:
             print(f"selected no point of {method}: every one of its {len(choice['candidates'])} candidate(s) failed "
-                  "a validation trial (see the failures above); it gets no final runs")
+                  "a validation trial; it gets no final runs")
             continue
         scores = choice["candidates"][choice["point"]]
         defined = scores["bwt"] is not None and math.isfinite(scores["bwt"])             # one task: no BWT
