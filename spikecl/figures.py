@@ -41,9 +41,14 @@ def palette(names) -> dict:
     return dict(zip(names, colors(len(names))))
 
 
-def legend_width(labels) -> float:
-    """Inches a font-size-8 legend beside the axes needs for ``labels`` (a figure widened by it keeps its axes)."""
-    return 0.5 + 0.062 * max((len(str(label)) for label in labels), default=0)
+def legend_layout(labels, height: float) -> tuple[float, int]:
+    """(inches of width, columns) a font-size-8 legend of ``labels`` beside the axes needs in a figure ``height``
+    inches tall: as many columns as its entries need to fit the height, each wide enough for the longest label and
+    its handle (a figure widened by it keeps its axes)."""
+    labels = [str(label) for label in labels]
+    rows = max(1, int((height - 0.5) / 0.2))
+    columns = max(1, -(-len(labels) // rows))
+    return 0.1 + columns * (0.55 + 0.062 * max((len(label) for label in labels), default=0)), columns
 
 
 def save(fig, path: str | Path) -> Path:

@@ -123,3 +123,17 @@ def test_the_overlap_scatter_draws_code_overlaps_as_measured_under_the_tables_na
     plot_overlap_scatter({"pooler": (x, c, 0.9), "fly-hash": (x, c, 0.8)}, tmp_path / "s.png")
     assert all(np.array_equal(y, c) and np.abs(xs - x).max() <= 0.3 for xs, y in drawn)
     assert titles == ["k-WTA spatial pooler: Spearman ρ = 0.900", "fly-hash control (fixed): Spearman ρ = 0.800"]
+
+
+def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path):
+    """24 and 40 methods with sweep-style labels: the legend takes columns and the figure widens, so constrained layout
+    still fits the axes (it warned that they collapsed to zero, and cut the labels, before)."""
+    import warnings
+
+    summary = {f"m{i} @ strategy.ewc.lam = 10.0": {"acc": (0.5, 0.01), "bwt": (-0.1, 0.01)} for i in range(24)}
+    points = {f"m{i} @ strategy.ewc.lam = 10.0": ([0.5 + i / 100], [4000.0 + i]) for i in range(40)}
+    (tmp_path / "c").mkdir(), (tmp_path / "s").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_png(plots.plot_method_comparison(summary, tmp_path / "c" / "c.png"))
+        check_png(plots.plot_accuracy_vs_synops(points, tmp_path / "s" / "s.png"))

@@ -13,7 +13,7 @@ import numpy as np
 
 from spikecl.continual.metrics import as_evals, as_matrix, mean_std
 from spikecl.errors import ShapeError
-from spikecl.figures import colors, figure, legend_width, palette, save
+from spikecl.figures import colors, figure, legend_layout, palette, save
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
@@ -82,7 +82,8 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     colours = {**palette(methods), **(colours or {})}
     keys = (("acc", "ACC"), ("bwt", "BWT"))
     width = 0.8 / len(methods)
-    fig = figure(figsize=(4 + 0.5 * len(methods) + legend_width(methods), 3.8), layout="constrained")
+    legend, columns = legend_layout(methods, 3.8)
+    fig = figure(figsize=(4 + 0.5 * len(methods) + legend, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for m, (method, color) in enumerate((method, colours[method]) for method in methods):
         stats = np.array([summary[method].get(key, (np.nan, np.nan)) for key, _ in keys], dtype=float)
@@ -92,7 +93,7 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax.set_ylabel("percent (mean ± std over seeds)")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_title("methods compared")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     return save(fig, path)
 
 
@@ -107,7 +108,8 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     if not points:
         raise ShapeError("accuracy against SynOps needs at least one method")
     colours = {**palette(points), **(colours or {})}
-    fig = figure(figsize=(6 + legend_width(points), 4), layout="constrained")
+    legend, columns = legend_layout(points, 4.0)
+    fig = figure(figsize=(6 + legend, 4), layout="constrained")
     ax = fig.add_subplot()
     all_ops = []
     for (method, (acc, ops)), color in ((item, colours[item[0]]) for item in points.items()):
@@ -129,5 +131,5 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title("accuracy against synaptic operations")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     return save(fig, path)
