@@ -105,7 +105,7 @@ def main() -> None:
                         help="numbers of stored items at which to time, ascending, e.g. 0,1000,10000 (each timing "
                              "learns --window items: a point closer than that to the last is timed, and printed, "
                              "at the number the coder holds by then)")
-    parser.add_argument("--window", type=bounded(int, 1, what="a number of items"), default=200)
+    parser.add_argument("--window", type=bounded(int, 1, 10_000, what="a number of items"), default=200)
     parser.add_argument("--model", type=Path, default=Path(__file__).parents[1] / "models/sparsey_mnist5k.toml",
                         help="a sparsey experiment file on MNIST-5k (data.dataset = \"mnist5k\") whose coder and "
                              "pooler part 2 times")

@@ -182,6 +182,7 @@ def test_allocator_effect_rejects_a_bad_case_in_one_line():
      "argument --engines: 'bogus' is not one of fused, triton, snntorch"),
     ("strategy_overhead.py", ["--methods", "gpm"], "--methods: include finetune, the reference every ratio is taken"),
     ("sdr_scaling.py", ["--points", "0,100000000"], "100000000 stored items: at most 1000000"),
+    ("sdr_scaling.py", ["--window", "99999999"], "argument --window: expected a number of items from 1 to 10000"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(script, args, message):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=checkout_env(),
