@@ -135,7 +135,8 @@ def test_measures_of_only_some_seeds_are_said_so(monkeypatch, tmp_path):
     assert "finetune, " not in text.split("Measures from only some seeds")[1]
     from spikecl.continual import plots
     labels = []
-    monkeypatch.setattr(plots, "plot_accuracy_vs_synops", lambda points, path: labels.extend(points) or path)
+    monkeypatch.setattr(plots, "plot_accuracy_vs_synops",
+                        lambda points, path, colours=None: labels.extend(points) or path)
     report.write_plots(runs, tmp_path)
     assert sorted(labels) == ["ewc (1 of 2 seeds)", "finetune"]
 
