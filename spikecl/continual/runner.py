@@ -121,8 +121,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
     its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
     consolidation passes (torch's global generator before; for HLOP's final Hebbian passes until 2026-12-04), the
-    seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase runs beside parts named in another order
-    than they consolidate (``ewc+replay``), that order (the order of the names before), and, where a multi-head
+    seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase
+    runs beside parts named in another order than they consolidate (``ewc+replay``), that order (the order of the
+    names before), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
     zero gradient on them), and that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``

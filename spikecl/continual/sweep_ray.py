@@ -273,11 +273,13 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
     is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
     trained again, and the existing files of ``replaced_too`` (what depends on these runs: a selecting sweep's final
-    runs) are marked for replacement with them. Returns ``({run id: results}, {run id: error of each failed attempt})``; a run absent from the
-    first dict failed ``max_retries + 1`` times."""
+    runs) are marked for replacement with them. Returns ``({run id: results}, {run id: error of each failed
+    attempt})``; a run absent from the first dict failed ``max_retries + 1`` times (or diverged with the same
+    settings before: its recorded error)."""
     cfg = sweep.config
     done, todo = kept_and_missing(sweep, overwrite, log)
-    failures = {r.id: [kept_divergence(r)] for r in sweep.runs if r.id not in done and r not in todo}
+    to_train = {r.id for r in todo}
+    failures = {r.id: [kept_divergence(r)] for r in sweep.runs if r.id not in done and r.id not in to_train}
     if not todo:
         return done, failures
     # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused

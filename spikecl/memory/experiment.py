@@ -405,8 +405,8 @@ def summary_text(results: dict[str, dict]) -> str:
                 lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {label:<10} {int(spacing):>4} "
                              + " ".join(cells) + f"  {float(a['seconds']):5.1f}")
         if partly:
-            lines.append("\u2020 mean over only the densities and seeds where the measure is defined (e.g. no precision "
-                         "for a fragment larger than a memory's active bits)")
+            lines.append("\u2020 mean over only the densities and seeds where the measure is defined (e.g. no "
+                         "precision for a fragment larger than a memory's active bits)")
         for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
             lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
                          f"{params_text(a)} (on top of the variant's own options)")
