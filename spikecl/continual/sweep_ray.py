@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -335,6 +336,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     return done, failures
 
 
+#: seconds between an interrupted sweep's rounds of cancelling the runs that have not stopped yet
+CANCEL_ROUND_S = 0.5
 #: seconds an interrupted sweep waits for its cancelled runs to stop
 CANCEL_WAIT_S = 60.0
 
@@ -344,13 +347,24 @@ def _cancel(ray, refs: list) -> bool:
     checkpoint lets the next sweep resume) and wait for them to stop, also on a cluster the sweep joined
     (``--address``), where they would otherwise train on and write after the sweep reported the interruption.
     Returns whether every one stopped within :data:`CANCEL_WAIT_S`."""
+    deadline, left = time.monotonic() + CANCEL_WAIT_S, list(refs)
     try:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+        while left and time.monotonic() < deadline:
+            for ref in left:                     # again each round: a cancel that met a task as it was handed to
+                _cancel_one(ray, ref)            # its worker could be lost (the task trained on and wrote results)
+            _, left = ray.wait(left, num_returns=len(left), timeout=CANCEL_ROUND_S)
         return not left
-    except Exception:  # noqa: BLE001 - a failing cancel must not hide the interruption being reported
+    except Exception:  # noqa: BLE001 - a failing wait must not hide the interruption being reported
         return False
+
+
+def _cancel_one(ray, ref) -> None:
+    """Cancel the task ``ref``, its worker killed; a refusal (e.g. a task that has just finished) is left to the
+    caller's next round and its wait."""
+    try:
+        ray.cancel(ref, force=True)
+    except Exception:  # noqa: BLE001 - one refusal must not leave the other tasks running
+        pass
 
 
 def _ids(pending: dict) -> set[str]:
