@@ -408,25 +408,15 @@ def _stored_contents(f) -> list[str]:
     return sorted(p for p in paths if p.split("/")[0] not in ("config", "environment", "metrics"))
 
 
-def _contents(arrays: dict, prefix: str = "") -> list[str]:
-    """The sorted paths (``"curves/task"``, groups included) of ``arrays`` as :func:`_read_arrays` returns them."""
-    paths = []
-    for name, value in arrays.items():
-        paths.append(prefix + name)
-        if isinstance(value, dict):
-            paths += _contents(value, f"{prefix}{name}/")
-    return sorted(paths)
-
-
-def _check_contents(f, arrays: dict) -> None:
-    """A ValueError unless the arrays read from ``f`` are those its :data:`CONTENTS` lists (files written before it
-    was recorded are read as they are); a file that lists them must also carry its attributes' CRC."""
+def _check_contents(f) -> None:
+    """A ValueError unless the arrays and groups ``f`` holds are those its :data:`CONTENTS` lists (files written
+    before it was recorded are read as they are); a file that lists them must also carry its attributes' CRC."""
     listed = f.attrs.get(CONTENTS)
     if listed is None:
         return
     if ATTRS_CRC not in f.attrs:
         raise ValueError("its attributes' CRC-32 is missing")
-    listed, found = set(json.loads(listed)), set(_contents(arrays))
+    listed, found = set(json.loads(listed)), set(_stored_contents(f))
     if listed != found:
         missing, unexpected = sorted(listed - found), sorted(found - listed)
         raise ValueError("its arrays are not those it was written with ("
@@ -601,7 +591,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
-        _check_contents(f, arrays)
+        _check_contents(f)
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

@@ -33,9 +33,19 @@ class NirRun(NamedTuple):
 def import_graph(graph, reader: str):
     """The spikecl graph (checked first, :func:`graph_metadata`: a damaged one could make a reader loop for ever) as
     a torch module of ``reader`` ("snntorch" or "norse"), with the time step Norse needs."""
+    return _imported(graph, reader, _checked(graph, reader))
+
+
+def _checked(graph, reader: str) -> dict:
+    """``graph``'s metadata (:func:`graph_metadata`, which checks the graph) once ``reader`` is one of
+    :data:`READERS`: what must hold before a reader imports the graph."""
     if reader not in READERS:
         raise ConfigError(f"NIR reader {reader!r}: choose one of {', '.join(READERS)}")
-    meta = graph_metadata(graph)
+    return graph_metadata(graph)
+
+
+def _imported(graph, reader: str, meta: dict):
+    """:func:`import_graph` of a graph whose metadata ``meta`` :func:`graph_metadata` has checked."""
     if reader == "snntorch":
         require("nirtorch", "export")
         import_nir = require("snntorch.import_nir", "export")
@@ -48,8 +58,8 @@ def import_graph(graph, reader: str):
 def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
     """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]``."""
     torch = require("torch", "torch")
-    module = import_graph(graph, reader)                  # the graph checked first
-    readout = graph_metadata(graph)["readout"]
+    meta = _checked(graph, reader)
+    module, readout = _imported(graph, reader, meta), meta["readout"]
     hidden = [name for name in graph.nodes if name.startswith("lif")]
     spikes, mems = {name: [] for name in hidden}, []
     x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
