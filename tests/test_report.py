@@ -1,6 +1,7 @@
 """Reports: a folder of continual runs comes back in the order their experiments list the methods; a folder mixing
 kinds is reported kind by kind."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, ca
     assert cells["finetune"].endswith(tuple("0123456789")) and not any(line.startswith(("Note", "Intrans:"))
                                                                         for line in lines)
     cells, lines = intrans(tmp_path / "a" / "bounds" / "finetune-seed0.h5", tmp_path / "b" / "other")
-    assert cells["finetune"] == "—" and cells["joint"] == "0.0 ± 0.0"
+    assert cells["finetune"] == "—" and cells["joint"] == "0.0"
     assert lines[4] == ("Note: the rows were made with different settings, not only different methods (train.epochs "
                         "differs: finetune | joint).")
     assert lines[5] == ("Intrans: none for finetune: the joint run of their seed was made with other settings "
@@ -444,6 +445,22 @@ def test_a_cell_over_only_some_seeds_is_named_under_the_table():
             result("joint", 0, ["finetune", "joint"])]
     text = text_report(rows, matrices=False)
     assert "Over only some seeds (the others leave it undefined): finetune Intrans (1 of 2)." in text
+
+
+def test_a_cell_over_one_seed_shows_its_value_without_a_spread():
+    """No spread was measured over one seed: such a cell shows its mean alone, not "± 0.0"; cells over two seeds
+    show their sample std."""
+    rows = [result("finetune", 0, ["finetune", "joint"]), result("finetune", 1, ["finetune", "joint"]),
+            result("joint", 0, ["finetune", "joint"])]
+    rows[1].acc_matrix[-1, 0] -= 0.1                   # the seeds differ in ACC
+    lines = text_report(rows, matrices=False).splitlines()
+    end = lines[0].index(" ACC") + 4
+    cells = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
+    assert re.fullmatch(r"\d+\.\d ± \d\.\d", cells["finetune"]) and cells["finetune"][-3:] != "0.0"
+    assert re.fullmatch(r"\d+\.\d", cells["joint"])
+    end = lines[0].index(" Intrans") + 8
+    assert re.fullmatch(r"-?\d+\.\d", lines[2][end - 13:end].strip())     # finetune's Intrans: 1 of its 2 seeds
+    assert "(mean ± std over seeds; a value alone: one seed)" in "\n".join(lines)
 
 
 def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp_path, sweep_files):

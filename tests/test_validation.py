@@ -349,7 +349,7 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
     result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
     text = text_report([result], matrices=False)
     assert "validation split" in text and " LA " in text.splitlines()[0] + " "
-    footer = next(line for line in text.splitlines() if "(mean ± std over seeds)" in line)
+    footer = next(line for line in text.splitlines() if "(mean ± std over seeds" in line)
     assert footer.startswith(", ".join(text.splitlines()[0].split()[2:]) + " in %")     # the columns shown, no more
     assert result.metrics["learning_acc"] == pytest.approx(np.mean(np.diag(result.acc_matrix[1:])))
     import h5py

@@ -171,23 +171,36 @@ def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[fl
     return {m: {k: metrics.mean_std(v) for k, v in per.items()} for m, per in values.items()}
 
 
+def defined_counts(results: Sequence[RunResult]) -> dict[str, dict[str, int]]:
+    """{method: {metric: how many of its runs define it}}, of the metrics :func:`method_summary` recorded."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in results:
+        for key, value in r.metrics.items():
+            counts[r.method][key] += bool(np.isfinite(value))
+    return counts
+
+
 def partly_defined(results: Sequence[RunResult], summary: dict[str, dict[str, tuple[float, float]]]) -> str:
     """One line naming the table's cells whose mean is over only some of the row's seeds (e.g. Intrans where only
     one seed's joint run was made with the row's settings); "" when every cell is over every seed."""
     runs = defaultdict(list)
     for r in results:
         runs[r.method].append(r)
+    counts = defined_counts(results)
     cells = []
     for method, stats in summary.items():
         for key, title in COLUMNS:
-            counted = sum(np.isfinite(r.metrics.get(key, np.nan)) for r in runs[method])
+            counted = counts[method].get(key, 0)
             if key in stats and counted < len(runs[method]):
                 cells.append(f"{method} {title} ({counted} of {len(runs[method])})")
     return "Over only some seeds (the others leave it undefined): " + "; ".join(cells) + "." if cells else ""
 
 
-def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int]) -> str:
-    """The comparison table: one row per method, mean ± std (in points) of each metric present."""
+def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: dict[str, int],
+                   counts: dict[str, dict[str, int]] | None = None) -> str:
+    """The comparison table: one row per method, mean ± std (in points) of each metric present; a cell over one
+    seed (``counts``: seeds per method and metric, else ``n_seeds`` per method) shows its value alone, as no
+    spread was measured."""
     present = [(k, t) for k, t in COLUMNS if any(k in s for s in summary.values())]
     width = max([16, *map(len, summary)])
     header = f"{'method':<{width}} {'seeds':>5} " + " ".join(f"{t:>13}" for _, t in present)
@@ -197,10 +210,11 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
         for key, _ in present:
             if key in stats:
                 mean, std = stats[key]
-                cells.append(f"{100 * mean:7.1f} ±{100 * std:4.1f}")
+                alone = (counts[method].get(key, 0) if counts is not None else n_seeds[method]) == 1
+                cells.append(f"{100 * mean:7.1f}      " if alone else f"{100 * mean:7.1f} ±{100 * std:4.1f}")
             else:
                 cells.append(f"{'—':>13}")
-        lines.append(f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells))
+        lines.append((f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells)).rstrip())
     return "\n".join(lines)
 
 
@@ -264,7 +278,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     unpaired: dict[str, str] = {}
     with_intransigence(results, unpaired)
     summary = method_summary(results)
-    parts.append("\n".join(filter(None, (format_summary(summary, seeds), settings_note(results),
+    parts.append("\n".join(filter(None, (format_summary(summary, seeds, defined_counts(results)), settings_note(results),
                                           intransigence_note(unpaired), partly_defined(results, summary)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
@@ -275,7 +289,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     at_once = sorted({r.method for r in results if trains_at_once(r)})
     fwt += f"; {', '.join(at_once)}: every task learned at once (multitask training), so no FWT, min-ACC, WC-ACC " \
         "or Intrans (—)" if at_once else ""
-    parts.append(f"{', '.join(shown)} in % (mean ± std over seeds); "
+    parts.append(f"{', '.join(shown)} in % (mean ± std over seeds; a value alone: one seed); "
                  f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
                  + split_note(results) + "\n" + machine_note(results) + source_note(results))
     measures = final_measures(results)
