@@ -4,6 +4,10 @@ Along the training trajectory each parameter accumulates ``ω_i = −Σ_t g_i(t)
 the step, read after the step: in ``si+gpm`` or ``si+hlop`` the projected one, so that with plain SGD every
 ``ω_i = lr · g_i² ≥ 0`` in either order). At the end of a task ``Ω_i += ω_i / (Δ_i² + ξ)`` with Δ_i the
 parameter's total change over the task; the penalty is ``c · Σ_i Ω_i (θ_i − θ*_i)²``.
+
+g is the gradient of the whole loss, the penalty's part included, as in van de Ven et al.'s continual-learning
+code; Zenke et al.'s integrate the gradient of the task's loss alone. The two agree on the first task (no penalty
+yet) and differ on later ones wherever the penalty pulls a weight back.
 """
 
 from __future__ import annotations
