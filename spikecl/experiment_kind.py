@@ -127,6 +127,11 @@ class Kind:
         """PNG plots of the results files into ``out_dir``; returns their paths."""
         return []
 
+    def plot_files(self, cfg) -> list[Path]:
+        """The PNG files ``spikecl run`` of ``cfg`` will write, as far as known before it runs (checked up front: a
+        folder in the place of one would stop the run only after its training)."""
+        return []
+
     def check(self, run: Run) -> None:
         """A one-line :class:`ResultsError` unless ``run`` holds what this kind's summary reads (``--resume`` runs
         such a file again; ``spikecl report`` skips it in a folder). By default: the summary of ``run`` alone is
@@ -480,6 +485,8 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
     """``spikecl run``: load and run an experiment file, then print its summary and write its plots beside the
     results (``<output_dir>/<name>/``). Returns the exit code."""
     k, cfg = load(path, overrides)
+    if plots:
+        check_plot_files(k, cfg)
     try:
         paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
     except RunsFailed as exc:                    # report what finished, then fail naming what did not
@@ -495,6 +502,12 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
             print(f"\nnote: {files} in {folder} predate these results (--no-plots wrote none); "
                   f"'spikecl report {folder}' redraws them")
     return 0
+
+
+def check_plot_files(k: Kind, cfg) -> None:
+    """A one-line :class:`ConfigError` where a folder lies in the place of a plot the run will write."""
+    for path in k.plot_files(cfg):
+        check_not_folder(path, "a plot")
 
 
 def plots_older_than(folder: Path, paths: Sequence[Path]) -> list[Path]:

@@ -805,6 +805,31 @@ def test_an_interrupted_run_is_neither_restarted_nor_lost_without_resume_or_over
     assert not trained
 
 
+def test_a_folder_in_the_place_of_a_plot_is_refused_before_any_training(tmp_path, capsys, monkeypatch):
+    """A folder named like one of the run's plots (its matrix, curves or comparison) would stop the run after its
+    training; it is refused first, and ``--no-plots`` runs as before."""
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune"]\n')
+    trained = []
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: trained.append(task))
+    args = ["run", str(exp), "--no-progress", "--threads", "1", "--output-dir", str(tmp_path)]
+    for name in ("finetune-seed0-curves.png", "comparison.png"):
+        (tmp_path / "cut" / name).mkdir(parents=True)
+        for extra in ([], ["--seed", "0"]):
+            assert main([*args, *extra]) == 2
+            assert (f"{tmp_path / 'cut' / name} is a folder where a plot goes; move it away"
+                    in capsys.readouterr().err)
+        (tmp_path / "cut" / name).rmdir()
+    assert not trained
+    (tmp_path / "cut" / "comparison.png").mkdir()
+    assert main([*args, "--seed", "1"]) == 2                      # seed 1's plots beside the folder
+    assert main([*args, "--no-plots"]) == 0 and trained
+
+
 def _small_experiment(tmp_path, methods=("finetune", "ewc")):
     exp = tmp_path / "exp.toml"
     exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'

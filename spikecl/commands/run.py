@@ -131,7 +131,7 @@ def limit_threads(count: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from spikecl.experiment_kind import load, preflight, run_file
+    from spikecl.experiment_kind import check_plot_files, load, preflight, run_file
     from spikecl.plugins import load_plugins, run_file_with_plugins
 
     plugins = load_plugins(args.plugin)
@@ -150,6 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
     k.check_data_parallel(cfg)
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
+    if not args.no_plots:
+        check_plot_files(k, cfg)
     from spikecl.continual.distributed import launch
 
     return launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides, threads=args.threads,

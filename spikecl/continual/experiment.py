@@ -64,6 +64,10 @@ class ContinualKind(Kind):
 
         return write_plots(in_experiment_order([as_result(r) for r in comparable(runs)]), out_dir)
 
+    def plot_files(self, cfg: ExperimentConfig) -> list[Path]:
+        from spikecl.continual.report import plot_names
+
+        return [Path(cfg.output_dir) / cfg.name / name for name in plot_names(cfg.strategy.methods, cfg.seeds)]
 
 
 

@@ -379,6 +379,12 @@ def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray,
     return {m: (np.asarray(a), np.asarray(s)) for m, (a, s) in points.items()}
 
 
+def plot_names(methods: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    """The names of the PNG files :func:`write_plots` may write for runs of ``methods`` and ``seeds``."""
+    return [*(f"{m}-seed{s}-{plot}.png" for m in methods for s in seeds for plot in ("matrix", "curves")),
+            "comparison.png", "accuracy-synops.png"]
+
+
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
     """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths. A run
     without curves (``train.eval_every = 0``) removes the curves plot an earlier run of its name left."""
