@@ -501,6 +501,11 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
             files = f"{len(older)} PNG file{'s' if len(older) > 1 else ''}"
             print(f"\nnote: {files} in {folder} predate these results (--no-plots wrote none); "
                   f"'spikecl report {folder}' redraws them")
+        others = other_results(folder, paths, k.name)
+        if others:
+            files = f"{len(others)} more results file{'s' if len(others) > 1 else ''}"
+            print(f"\nnote: {folder} holds {files} than this run wrote (e.g. {others[0].name}); the table and "
+                  f"plots above are of this run's; 'spikecl report {folder}' compares them all")
     return 0
 
 
@@ -508,6 +513,19 @@ def check_plot_files(k: Kind, cfg) -> None:
     """A one-line :class:`ConfigError` where a folder lies in the place of a plot the run will write."""
     for path in k.plot_files(cfg):
         check_not_folder(path, "a plot")
+
+
+def other_results(folder: Path, paths: Sequence[Path], kind_name: str) -> list[Path]:
+    """The readable results files of ``kind_name`` directly in ``folder`` other than ``paths`` (an earlier run's
+    other methods, say)."""
+    mine = {os.path.abspath(p) for p in paths}
+    others = []
+    for path in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
+        if os.path.abspath(path) not in mine:
+            with contextlib.suppress(SpikeCLError, OSError):
+                read_run(path, kind_name)
+                others.append(path)
+    return others
 
 
 def plots_older_than(folder: Path, paths: Sequence[Path]) -> list[Path]:

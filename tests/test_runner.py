@@ -830,6 +830,29 @@ def test_a_folder_in_the_place_of_a_plot_is_refused_before_any_training(tmp_path
     assert main([*args, "--no-plots"]) == 0 and trained
 
 
+def test_a_run_beside_other_methods_results_says_its_table_and_plots_are_its_own(tmp_path, capsys, monkeypatch):
+    """A second run of one experiment with another method list reports and draws its own methods only; it says
+    that the folder holds more results and that ``spikecl report`` compares them all (an unreadable file or
+    another kind's is not counted)."""
+    from spikecl.cli import main
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
+                   'test_per_task = 20\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n'
+                   '[strategy]\nmethods = ["finetune"]\n')
+    monkeypatch.setattr(ContinualRun, "train_task", lambda self, task, bar=None: None)
+    args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
+    assert main(args) == 0 and "holds" not in capsys.readouterr().out
+    (tmp_path / "cut" / "notes.h5").write_bytes(b"not a results file")
+    assert main([*args, "--set", 'strategy.methods=["ewc"]']) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "cut"
+    assert (f"note: {folder} holds 1 more results file than this run wrote (e.g. finetune-seed0.h5); the table and "
+            f"plots above are of this run's; 'spikecl report {folder}' compares them all") in out
+    assert main([*args, "--set", 'strategy.methods=["ewc", "finetune"]', "--overwrite"]) == 0
+    assert "holds" not in capsys.readouterr().out
+
+
 def _small_experiment(tmp_path, methods=("finetune", "ewc")):
     exp = tmp_path / "exp.toml"
     exp.write_text('name = "cut"\n[data]\ndataset = "digits"\n[stream]\nn_tasks = 2\ntrain_per_task = 60\n'
