@@ -402,7 +402,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     Returns the plan's results paths and whether this process reports. A job whose training diverges
     (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run."""
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
-    existed = {job.path for job in todo if job.path.exists()}      # what --overwrite or --resume chose to replace
+    existed = {job.path: file_state(job.path) for job in todo if job.path.exists()}   # what the run chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
         marked = sorted(existed) if overwrite and reports else []
@@ -451,17 +451,27 @@ def cleared_on_error(bar):
         raise
 
 
-def run_jobs(todo: Sequence[Job], existed: set[Path], given: JobOptions, reports: bool,
+def file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, modification time in ns) of the file at ``path``; None where there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobOptions, reports: bool,
              say: Callable[[str], None], bar=None) -> list[tuple[Path, str]]:
     """Run ``todo`` in order, each under its results file's lock (where this process ``reports``) with the
     command's options ``given``, whose ``overwrite`` extends to the files in ``existed`` (those the command chose to
-    replace): a results file another run wrote meanwhile is refused. ``say`` prints each job's note. A job that
-    diverges (NumericalError) is said FAILED and the next one runs; returns (results path, error) of those."""
+    replace, with their :func:`file_state` then): a results file another run wrote meanwhile, new or replacing one
+    of those, is refused. ``say`` prints each job's note. A job that diverges (NumericalError) is said FAILED and
+    the next one runs; returns (results path, error) of those."""
     failed = []
     for job in todo:
         options = replace(given, overwrite=given.overwrite or job.path in existed)
         with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
-            if reports and job.path.exists() and job.path not in existed:     # --overwrite too: not chosen
+            if reports and job.path.exists() and file_state(job.path) != existed.get(job.path):   # not chosen
                 raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
                                   "--resume to keep it or with --overwrite to replace it")
             try:

@@ -45,6 +45,7 @@ The other kinds document their attributes and arrays where they write them (``ca
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -156,7 +157,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        _move_into_place(Path(tmp), path, overwrite)
         _fsync_folder(path.parent)
     except OSError as exc:                  # a full disk, a file-size limit, a folder made unwritable meanwhile
         raise ResultsError(f"cannot write {path}: {_first_line(exc.strerror or exc)}; the previous file, if any, is "
@@ -171,6 +172,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return path
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Rename ``tmp`` onto ``path``; without ``overwrite`` by a hard link, which fails where a file appeared at
+    ``path`` since it was checked (another writer): :class:`ExistsError`. A file system without hard links gets the
+    rename."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ExistsError(f"{path} was written by another process meanwhile; pass --overwrite to replace it") \
+            from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        os.replace(tmp, path)                       # no hard links here: the check made before writing stands
+        return
+    os.unlink(tmp)
 
 
 #: words of the RuntimeErrors torch.save ("unexpected pos", "iostream error") and h5py ("unable to extend file",
@@ -216,6 +237,8 @@ def output_lock(path: str | Path):
             holder = f.read().strip() or "?"
             raise ResultsError(f"another spikecl run (PID {holder}) is writing {path}; wait for it to end or "
                                "choose another --output-dir") from None
+        if not _same_file(f, lock):     # its holder removed the file as it let go: a later writer's is another
+            raise ResultsError(f"another spikecl run was writing {path} just now; run again")
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -226,6 +249,14 @@ def output_lock(path: str | Path):
             with contextlib.suppress(OSError):      # a folder made unwritable meanwhile: the run's own error stands
                 lock.unlink(missing_ok=True)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _same_file(f, path: Path) -> bool:
+    """Whether the open file ``f`` is still the one at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -284,6 +284,26 @@ def test_a_result_another_run_writes_meanwhile_is_never_replaced(toy, tmp_path, 
     assert read_run(other).metrics == {"value": -1.0} and [seed for seed, _ in RAN] == [0]
 
 
+def test_a_result_another_run_replaces_meanwhile_is_not_replaced_by_an_earlier_overwrite(toy, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """An --overwrite run replaces the files as they were when it started: one that another run (its own
+    --overwrite) wrote anew meanwhile is refused, not silently replaced by the older run's result."""
+    assert run(toy) == 0
+    other, measured = tmp_path / "toy" / "toy_seed1.h5", measure
+
+    def first_job_and_another_run(cfg, seed, path, options):
+        if seed == 0:                                    # meanwhile another run replaces seed 1
+            write_run(other, "toy", asdict(cfg), {"value": -1.0}, attrs={"seed": 1}, overwrite=True)
+        return measured(cfg, seed, path, options)
+
+    monkeypatch.setattr(sys.modules[__name__], "measure", first_job_and_another_run)
+    RAN.clear()
+    capsys.readouterr()
+    assert run(toy, "--overwrite") == 2
+    assert f"{other} was written by another run while this one ran" in capsys.readouterr().err
+    assert read_run(other).metrics == {"value": -1.0} and [seed for seed, _ in RAN] == [0]
+
+
 def test_a_folder_where_a_result_goes_is_refused_before_any_work(toy, tmp_path, capsys):
     (tmp_path / "toy" / "toy_seed1.h5").mkdir(parents=True)
     for extra in ((), ("--overwrite",), ("--resume",)):

@@ -12,7 +12,7 @@ import pytest
 from spikecl.cli import main
 from spikecl.data.datasets import load_dataset
 from spikecl.data.pickles import load_data_pickle
-from spikecl.errors import DataError
+from spikecl.errors import DataError, ResultsError
 
 
 class _WritesMarker:
@@ -114,6 +114,51 @@ def test_atomic_writes_are_durable_use_the_umask_and_clean_stale_temporaries(tmp
     assert target.read_bytes() == b"done" and (target.stat().st_mode & 0o777) == 0o640
     assert len(synced) == 2                                         # the file, then its folder
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_file_that_appears_while_an_atomic_write_runs_is_kept_without_overwrite(tmp_path):
+    """The absence of the file is checked before writing and again as the new file goes into place (a hard link,
+    which fails where a file exists): another writer's file that appeared meanwhile is kept, and no temporary is
+    left."""
+    from spikecl import io
+    from spikecl.errors import ExistsError
+
+    target = tmp_path / "net.h5"
+
+    def slow_write(tmp):
+        tmp.write_bytes(b"mine")
+        target.write_bytes(b"another writer's")            # meanwhile another process writes the file
+
+    with pytest.raises(ExistsError, match="was written by another process meanwhile; pass --overwrite"):
+        io.atomic_write(target, slow_write)
+    assert target.read_bytes() == b"another writer's" and sorted(tmp_path.iterdir()) == [target]
+    io.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"), overwrite=True)
+    assert target.read_bytes() == b"mine"
+
+
+def test_a_lock_its_holder_removed_as_another_process_took_it_is_not_held_twice(tmp_path, monkeypatch):
+    """A writer that opened the lock file just before its holder removed it and let go would lock a file no one
+    else sees: it stops, rather than write beside a later writer of the new lock file."""
+    import fcntl
+
+    from spikecl import io
+
+    target = tmp_path / "run.h5"
+    lock = tmp_path / "run.h5.lock"
+    real_flock = fcntl.flock
+
+    def holder_lets_go_meanwhile(fd, op):
+        lock.unlink()                                        # the holder removed it as it let go
+        lock.write_text("later writer")
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", holder_lets_go_meanwhile)
+    with pytest.raises(ResultsError, match=f"another spikecl run was writing {target} just now; run again"):
+        with io.output_lock(target):
+            pass
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    with io.output_lock(target):
+        assert lock.read_text() == str(os.getpid())
 
 
 def test_a_second_run_on_the_same_output_fails_at_once_naming_the_holder(tmp_path, capsys):
