@@ -3,6 +3,8 @@ with --overwrite), select_seeds checked as seeds are, a selecting sweep with a F
 diverged one with 0), and one-line messages for misused selection keys and unquoted dotted keys. Runs execute in
 this process through a stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
 
+import os
+
 import pytest
 import torch
 
@@ -329,6 +331,23 @@ def test_a_folder_at_a_final_results_path_is_refused_before_the_trials(sweep_fil
         assert main(["sweep", str(path), *extra]) == 2
         assert capsys.readouterr().err == (f"spikecl: error: {final} is a folder where a results file goes; move it "
                                            "away\n")
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(sweep_files, monkeypatch, capsys):
+    """Two sweeps of one folder at once would both write its summary, the later one naming the other's runs as
+    failed: while one holds the sweep's lock a second stops in one line before any run; a dry run still looks."""
+    from spikecl.continual.sweep import sweep_dir
+    from spikecl.io import output_lock
+
+    path = sweep_files(BASE, SWEEP)
+    summary = sweep_dir(load_sweep(path)) / "sweep.h5"
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("runs started beside another sweep"))
+    with output_lock(summary):
+        assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"spikecl: error: another spikecl run (PID {os.getpid()}) is writing {summary}; wait for it "
+                       "to end or choose another --output-dir\n")
+        assert main(["sweep", str(path), "--dry-run"]) == 0
 
 
 def test_a_missing_dataset_is_refused_before_the_trials(sweep_files, monkeypatch, capsys, tmp_path):

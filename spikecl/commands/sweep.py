@@ -25,7 +25,7 @@ from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, chec
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import RunResult, atomic_write, check_not_folder, read_results
+from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, output_lock, read_results
 from spikecl.paths import exists
 
 
@@ -67,6 +67,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             check_not_folder(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
+    check_writable_folder(sweep_dir(sweep), "sweep output: folder")       # named as such, before its lock
+    with output_lock(sweep_dir(sweep) / "sweep.h5"):     # one sweep at a time writes its summary
+        return run_sweep(args, sweep, plugins)
+
+
+def run_sweep(args: argparse.Namespace, sweep: Sweep, plugins) -> int:
+    """The sweep's runs, then (selecting) its selection and final runs, each stage reported; the exit code."""
     try:                                                 # a TERM stops it as Ctrl-C does (spikecl.cli)
         finals = [*final_paths(sweep), sweep_dir(sweep) / "final" / "sweep.h5"] if sweep.config.select else []
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,

@@ -278,8 +278,9 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     unpaired: dict[str, str] = {}
     with_intransigence(results, unpaired)
     summary = method_summary(results)
-    parts.append("\n".join(filter(None, (format_summary(summary, seeds, defined_counts(results)), settings_note(results),
-                                          intransigence_note(unpaired), partly_defined(results, summary)))))
+    table = format_summary(summary, seeds, defined_counts(results))
+    parts.append("\n".join(filter(None, (table, settings_note(results), intransigence_note(unpaired),
+                                          partly_defined(results, summary)))))
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
     scenarios = {(r.config.get("stream") or {}).get("scenario") for r in results}
