@@ -482,9 +482,25 @@ def _write_arrays(group, arrays: dict) -> None:
                 dataset.attrs["crc32"] = np.int64(zlib.crc32(np.ascontiguousarray(value).tobytes()))
 
 
+def check_declared_sizes(group, where: str, limit: int = MAX_STORED_VALUES) -> None:
+    """A one-line :class:`ResultsError` when the datasets under the HDF5 ``group`` declare more than ``limit``
+    values, one of them or all together, before any is read (:func:`check_stored_size`)."""
+    import h5py
+
+    datasets: list = []
+    group.visititems(lambda _, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None)
+    for dataset in datasets:
+        check_stored_size(dataset, where, limit)
+    total = sum(int(np.prod(d.shape, dtype=object)) if d.shape else 1 for d in datasets)
+    if total > limit:
+        raise ResultsError(f"{where}: its arrays declare {total} values together, more than the {limit} a file may "
+                           "hold here; the file is damaged or not spikecl's")
+
+
 def _read_arrays(group) -> dict:
     """Every array under ``group`` as {name: array or {name: ...}}; an array whose bytes fail the CRC-32 it was
-    written with is a ValueError (files written before arrays carried one are read as they are)."""
+    written with is a ValueError (files written before arrays carried one are read as they are). Sizes are checked
+    first by the caller (:func:`check_declared_sizes`)."""
     import h5py
 
     out = {}
@@ -564,7 +580,7 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     except ResultsError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
-            UnicodeDecodeError) as exc:                  # what h5py and json raise on damaged bytes
+            UnicodeDecodeError, MemoryError) as exc:     # what h5py and json raise on damaged bytes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, OSError) and "unable to lock file" in reason:
             raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)") from None
@@ -621,8 +637,9 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         stored = f.attrs.get(ATTRS_CRC)                  # absent in files written before it
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
-        arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
         _check_contents(f)
+        check_declared_sizes(f, str(path))
+        arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

@@ -200,6 +200,30 @@ def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp
         write_run(tmp_path / "own.h5", "sparsey", {"name": "x"}, attrs={"contents": "apples"})
 
 
+@pytest.mark.parametrize("shapes, message", [
+    ([(2**40,)], r"extra/bomb declares shape \(1099511627776,\) \(1099511627776 values\), more than the 134217728"),
+    ([(2**26,), (2**26,), (2**26,)], r"its arrays declare 2013266\d\d values together, more than the 134217728"),
+])
+def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, shapes, message, capsys):
+    """A few kilobytes on disk declaring terabytes (chunked, never written), in one array or in several: a one-line
+    error before anything is allocated, also for a file whose contents list was made to match; a folder's report
+    skips the file."""
+    from spikecl.cli import main
+    from spikecl.io import read_run
+
+    path = write_results(tmp_path / "r" / "ewc-seed0.h5", make_result())
+    with h5py.File(path, "r+") as f:
+        unseal(f)
+        for i, shape in enumerate(shapes):
+            f["extra"].create_dataset("bomb" if i == 0 else f"bomb{i}", shape=shape, dtype="f8", chunks=(2**16,))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ResultsError, match=message):
+        read_run(path)
+    write_results(tmp_path / "r" / "ewc-seed1.h5", make_result(1))
+    assert main(["report", str(tmp_path / "r"), "--no-plots"]) == 0
+    assert "skipped: " in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("attrs, message", [
     ({"schema": "spikecl-ca3", "schema_version": 1}, "not a spikecl results file (schema 'spikecl-ca3'; expected "
                                                       "'spikecl-results')"),
