@@ -274,12 +274,37 @@ def test_idx_files_with_wrong_contents_name_the_file(tmp_path):
     with pytest.raises(DataError, match="IDX dimensions .* cannot be read"):
         read_idx(bad)
     bad.write_bytes(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + bytes(4))
-    with pytest.raises(DataError, match=r"IDX data has 4 bytes, header says 3 \(extra data\?\)"):
+    with pytest.raises(DataError, match=r"IDX data has more than 3 bytes, header says 3 \(extra data\?\)"):
+        read_idx(bad)
+    bad.write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + bytes(4))
+    with pytest.raises(DataError, match=r"IDX data has 4 bytes, header says 5 \(truncated\?\)"):
         read_idx(bad)
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
     with pytest.raises(DataError, match="train-images-idx3-ubyte: mnist: the file holds no images"):
         load_dataset("mnist", str(tmp_path))
+
+
+def test_a_compressed_idx_file_is_read_no_further_than_its_header_allows(tmp_path):
+    """A small archive of many zeros behind a 10-label header: refused after 11 data bytes are unpacked, not all of
+    them; a header declaring more than MNIST-format files hold is refused before any data are read."""
+    import gzip
+    import resource
+
+    bomb = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + (10).to_bytes(4, "big"))
+        for _ in range(64):
+            f.write(bytes(2**24))                                  # 1 GiB unpacked
+    assert bomb.stat().st_size < 2_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match=r"IDX data has more than 10 bytes, header says 10 \(extra data\?\)"):
+        read_idx(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000       # KiB: nothing near 1 GiB
+    with gzip.open(bomb, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + b"".join(n.to_bytes(4, "big") for n in (10**6, 28, 28)))
+    with pytest.raises(DataError, match=r"declares \(1000000, 28, 28\), 784000000 bytes, more than the 268435456"):
+        read_idx(bomb)
 
 
 def test_mnist5k_reads_mlxtends_file_as_its_own_loader_does(monkeypatch):

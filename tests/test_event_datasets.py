@@ -132,8 +132,15 @@ def test_a_corrupt_nmnist_file_is_a_data_error(tmp_path):
         load_dataset("nmnist", str(tmp_path))
 
 
+HUGE_NPY = (b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little")
+            + b"{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 4), }".ljust(117) + b"\n" + bytes(64))
+
+
 @pytest.mark.parametrize("content, message", [(b"", "unreadable .npy file (No data left in file)"),
-                                               (np.array([["a"] * 4]), "expected numeric events [E, 4]")])
+                                               (np.array([["a"] * 4]), "expected numeric events [E, 4]"),
+                                               (HUGE_NPY, "unreadable .npy file (its header declares float64 "
+                                                          "(1099511627776, 4), 35184372088832 bytes, more than the "
+                                                          "file holds)")])
 def test_a_damaged_dvs_gesture_recording_is_a_data_error(tmp_path, content, message):
     write_gesture(tmp_path / "ibmGestureTest/user24_led/0.npy", np.array([0]), np.array([0]), np.array([0]),
                   np.array([5.0]))

@@ -109,6 +109,8 @@ def _shd_changed(root, where, value):
         del f[where]
         if isinstance(value, str) and value == "group":
             f.create_group(where)
+        elif isinstance(value, tuple):                      # a declared shape, chunked and never written
+            f.create_dataset(where, shape=value, dtype="u2", chunks=(2**16,))
         elif value is not None:
             f.create_dataset(where, data=value)
     return root
@@ -132,6 +134,8 @@ NUMBERS, RAGGED = "a 1-D dataset of numbers", "a 1-D dataset of ragged arrays of
     ("spikes/units", np.arange(20), f"spikes/units must be {RAGGED}, got int64 (20,)"),
     ("extra/speaker", None, "not an SHD file (missing extra/speaker; expected spikes/times, spikes/units, labels, "
                             "extra/keys, extra/speaker)"),
+    ("labels", (2**40,), "labels declares 1099511627776 entries, more than the 1000000 an SHD file holds here; the "
+                         "file is damaged or not SHD's"),
 ])
 def test_a_damaged_shd_file_is_one_data_error_naming_file_and_dataset(tmp_path, where, value, message):
     _shd_changed(tmp_path, where, value)

@@ -121,34 +121,51 @@ IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1
 IDX_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
 
+#: the most data bytes an IDX file may declare (MNIST's training images hold 47,040,000): a crafted header or a
+#: compressed archive of zeros cannot make spikecl read gigabytes
+MAX_IDX_BYTES = 2**28
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (``.gz`` allowed): magic ``0x0000 08 ndim``, big-endian uint32 dims, uint8 data."""
+    """Read an IDX file (``.gz`` allowed): magic ``0x0000 08 ndim``, big-endian uint32 dims, uint8 data. The header
+    is checked before the data are read (at most :data:`MAX_IDX_BYTES`)."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(4)
+            ndim = _idx_header(path, raw)
+            raw += f.read(4 * ndim)
+            if len(raw) < 4 + 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+            size = math.prod(dims)                    # Python ints: a crafted header cannot overflow
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: IDX header declares {dims}, {size} bytes, more than the {MAX_IDX_BYTES} "
+                                "an MNIST-format file holds here; the file is damaged or not MNIST's")
+            raw += f.read(size + 1)                   # one byte more: extra data is found, not read to the end
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: unreadable IDX file ({exc})") from None
+    data = len(raw) - 4 - 4 * ndim
+    if data != size:
+        raise DataError(f"{path}: IDX data has {'more than ' * (data > size)}{min(data, size)} bytes, header says "
+                        f"{size} ({'truncated' if data < size else 'extra data'}?)")
     if path.suffix != ".gz":
         check_same_as_gzip(path, raw)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    if raw[2] != 0x08:
-        raise DataError(f"{path}: IDX data type 0x{raw[2]:02x}; spikecl reads uint8 (0x08) as MNIST ships it")
-    ndim = raw[3]
-    if ndim not in (1, 3):
-        raise DataError(f"{path}: IDX file of {ndim} dimensions; images have 3 (N, H, W), labels 1")
-    if len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    size, data = math.prod(dims), len(raw) - 4 - 4 * ndim          # Python ints: a crafted header cannot overflow
-    if data != size:
-        raise DataError(f"{path}: IDX data has {data} bytes, header says {size} "
-                        f"({'truncated' if data < size else 'extra data'}?)")
     try:
         return np.frombuffer(raw, np.uint8, size, 4 + 4 * ndim).reshape(dims)
     except ValueError as exc:
         raise DataError(f"{path}: IDX dimensions {dims} cannot be read ({exc})") from None
+
+
+def _idx_header(path: Path, magic: bytes) -> int:
+    """The number of dimensions the first four bytes of an IDX file give, or a DataError saying what they are."""
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if magic[2] != 0x08:
+        raise DataError(f"{path}: IDX data type 0x{magic[2]:02x}; spikecl reads uint8 (0x08) as MNIST ships it")
+    if magic[3] not in (1, 3):
+        raise DataError(f"{path}: IDX file of {magic[3]} dimensions; images have 3 (N, H, W), labels 1")
+    return magic[3]
 
 
 def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
@@ -186,16 +203,17 @@ def check_same_as_gzip(path: Path, raw: bytes) -> None:
     if magic != b"\x1f\x8b" or end < 18:
         raise DataError(f"{archive}: not a gzip file, beside {path.name}; remove it (spikecl reads the unpacked file)")
     crc, size = int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
-    if (crc, size) != (zlib.crc32(raw), len(raw) % (1 << 32)) and _unpacked(archive) != raw:   # several members
+    if (crc, size) != (zlib.crc32(raw), len(raw) % (1 << 32)) and _unpacked(archive, len(raw)) != raw:   # members
         raise DataError(f"{path}: {archive.name} beside it holds other bytes ({size} unpacked against {len(raw)}, "
                         "or another checksum): one of them is stale; remove the wrong one (spikecl reads the "
                         "unpacked file)")
 
 
-def _unpacked(archive: Path) -> bytes | None:
-    """The bytes ``archive`` unpacks to, None where it cannot be read or unpacked."""
+def _unpacked(archive: Path, limit: int) -> bytes | None:
+    """The bytes ``archive`` unpacks to, up to one more than ``limit``; None where it cannot be read or unpacked."""
     try:
-        return gzip.decompress(archive.read_bytes())
+        with gzip.open(archive, "rb") as f:
+            return f.read(limit + 1)
     except (OSError, EOFError, zlib.error):
         return None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -122,6 +123,10 @@ SHD_DATASETS = {"spikes/times": "ragged arrays of numbers", "spikes/units": "rag
                 "labels": "numbers", "extra/keys": "words", "extra/speaker": "numbers"}
 
 
+#: the most entries an SHD dataset may declare before it is read (SHD's training file holds 8,156 samples)
+MAX_SHD_ENTRIES = 10**6
+
+
 def _shd_dataset(f, name: str, path: Path) -> np.ndarray:
     """Dataset ``name`` of the open SHD file ``f``, read once it is checked to be 1-D and of its
     :data:`SHD_DATASETS` kind (else a DataError naming it)."""
@@ -136,6 +141,9 @@ def _shd_dataset(f, name: str, path: Path) -> np.ndarray:
     if len(item.shape or ()) != 1 or not ok:
         shown = "strings" if text else f"ragged {dtype}" if base is not None else str(dtype)
         raise DataError(f"{path}: {name} must be a 1-D dataset of {kind}, got {shown} {item.shape}")
+    if item.shape[0] > MAX_SHD_ENTRIES:
+        raise DataError(f"{path}: {name} declares {item.shape[0]} entries, more than the {MAX_SHD_ENTRIES} an SHD "
+                        "file holds here; the file is damaged or not SHD's")
     return item[()]
 
 
@@ -178,8 +186,10 @@ def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray,
 
 # -- DVS Gesture ------------------------------------------------------------------------------------------------
 def read_gesture(path: Path) -> np.ndarray:
-    """Events [E, 4] (x, y, polarity, t in ms) of one recording in Tonic's DVS Gesture layout (no pickles)."""
+    """Events [E, 4] (x, y, polarity, t in ms) of one recording in Tonic's DVS Gesture layout (no pickles); an
+    array the file is too short to hold is refused before any is allocated."""
     try:
+        check_npy_size(path)
         events = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: unreadable .npy file ({exc or 'empty'})") from None
@@ -190,6 +200,21 @@ def read_gesture(path: Path) -> np.ndarray:
         raise DataError(f"{path}: expected numeric events [E, 4] (x, y, p, t in ms), got {events.dtype} "
                         f"{events.shape}")
     return events
+
+
+def check_npy_size(path: Path) -> None:
+    """A ValueError where the ``.npy`` file ``path`` is shorter than the array its header declares (a few bytes
+    declaring terabytes); other files (an .npz archive) are left to ``np.load``."""
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            return
+        f.seek(0)
+        version = np.lib.format.read_magic(f)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)(f)
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > os.fstat(f.fileno()).st_size - f.tell():
+            raise ValueError(f"its header declares {dtype} {shape}, {declared} bytes, more than the file holds")
 
 
 def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
