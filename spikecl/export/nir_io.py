@@ -123,13 +123,24 @@ def read_nir(path: str | Path):
 
 
 def _check_sizes(path: Path) -> None:
-    """Every dataset of the HDF5 file ``path`` holds at most :data:`MAX_WEIGHTS` values, read from its header."""
+    """The datasets of the HDF5 file ``path`` hold at most :data:`MAX_WEIGHTS` values, each and all together, read
+    from their headers."""
     import h5py
 
+    total = 0
+
     def check(name: str, item) -> None:
-        if isinstance(item, h5py.Dataset) and item.shape and int(np.prod(item.shape, dtype=np.float64)) > MAX_WEIGHTS:
+        nonlocal total
+        if not isinstance(item, h5py.Dataset):
+            return
+        size = int(np.prod(item.shape, dtype=object)) if item.shape else 1
+        if size > MAX_WEIGHTS:
             raise ResultsError(f"{path}: {name} declares {item.shape}, more than {MAX_WEIGHTS} values; the file is "
                                "damaged or not a network")
+        total += size
+        if total > MAX_WEIGHTS:
+            raise ResultsError(f"{path}: its datasets declare more than {MAX_WEIGHTS} values together (at {name}); "
+                               "the file is damaged or not a network")
 
     with h5py.File(path, "r") as f:
         f.visititems(check)
