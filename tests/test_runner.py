@@ -517,6 +517,21 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
      "contain NaN or infinity"),
     (lambda s: {**s, "model": {k: torch.zeros(3, 3) for k in s["model"]}}, "is not a consistent spikecl run "
                                                                              "checkpoint (RuntimeError"),
+    (lambda s: {**s, "config": None}, "is not a spikecl run checkpoint (its config is a NoneType, not a table)"),
+    (lambda s: {**s, "config": 7}, "is not a spikecl run checkpoint (its config is a int, not a table)"),
+    *((lambda s, k=key, v=value: {**s, "progress": {**s["progress"], k: v}}, message) for key, value, message in [
+        ("next_task", 1.0, "progress of 1.0 tasks does not fit a stream of 2"),
+        ("iteration", "3", "progress iteration '3' or stage"),
+        ("rows", [[0.5, 0.5], ["x", 0.5]], "accuracy rows do not fit 1 tasks learned of 2"),
+        ("rows", [[0.5, 0.5], [0.5]], "accuracy rows do not fit"),
+        ("rows", [[0.5, 0.5], [0.5, float("nan")]], "accuracy rows do not fit"),
+        ("task_ends", ["a"], "task ends ['a'] are not one non-decreasing iteration per task learned"),
+        ("task_ends", [9, 18], "task ends [9, 18] are not one non-decreasing"),
+        ("task_seconds", [float("nan")], "task times are not finite numbers"),
+        ("curve_iterations", [1], "learning curves are not one iteration, stage and accuracy row per point"),
+        ("measures", ["x"], "measures are not one table of numbers per task learned"),
+        ("setups", ["x"], "setups are not one table per task learned (1)"),
+    ]),
 ])
 def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path, damage, message):
     """Checkpoints that load (valid torch files) but hold the wrong things: another seed's state, missing parts,
@@ -536,6 +551,40 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path, da
     with pytest.raises(ResultsError, match=re.escape(message)) as info:
         ContinualRun(cfg, "finetune", 0).execute(results, resume=True, progress_bar=False)
     assert "\n" not in str(info.value) and not results.exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: {**s, "trainable": []}, "its trainable parameters are none, or not the network's"),
+    (lambda s: {**s, "trainable": ["nowhere"]}, "its trainable parameters are none, or not the network's"),
+    (lambda s: {**s, "strategy": {**s["strategy"], "fisher": {k: torch.zeros(2) for k in s["strategy"]["fisher"]}}},
+     "ewc's fisher['layers.0.synapse.weight'] is (2,), not a tensor of a parameter's shape ((96, 64))"),
+    (lambda s: {**s, "strategy": {**s["strategy"], "anchor": {"gone": torch.zeros(2)}}},
+     "ewc's anchor['gone'] is (2,), not a tensor of a parameter's shape (no such parameter)"),
+])
+def test_a_checkpoints_strategy_state_that_does_not_fit_the_network_is_refused_before_training(tmp_path, damage,
+                                                                                              message):
+    """EWC's Fisher of other shapes, or no trainable parameter: refused on loading, not after the remaining tasks
+    trained."""
+    from spikecl.errors import ResultsError
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": ["ewc"]})
+    results = cfg.results_path("ewc", 0)
+    results.parent.mkdir(parents=True)
+    run = ContinualRun(cfg, "ewc", 0)
+    run.execute(progress_bar=False)                      # the Fisher of both tasks
+    run.run_state.next_task, run.run_state.rows = 1, run.run_state.rows[:2]
+    run.run_state.task_ends, run.run_state.measures = run.run_state.task_ends[:1], run.run_state.measures[:1]
+    run.run_state.setups, run.run_state.task_seconds = run.run_state.setups[:1], run.run_state.task_seconds[:1]
+    run.save_checkpoint(checkpoint_path(results))
+    state = torch.load(checkpoint_path(results), weights_only=True)
+    trained = []
+    torch.save(damage(state), checkpoint_path(results))
+    resumed = ContinualRun(cfg, "ewc", 0)
+    resumed.train_task = lambda task, bar=None: trained.append(task)
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        resumed.execute(results, resume=True, progress_bar=False)
+    assert not trained and not results.exists()
 
 
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):

@@ -102,6 +102,10 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
         raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                            f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
                            "; delete it or run with --overwrite")
+    wrong = next((key for key in ("config", "progress", "model", "rng") if not isinstance(state[key], dict)), None)
+    if wrong:
+        raise ResultsError(f"{path} is not a spikecl run checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
+                           "not a table); delete it or run with --overwrite")
     return state
 
 
@@ -267,6 +271,46 @@ class RunState:
     stage: int = -1                                      # the stage whose outputs the last task trained made active
     measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
     setups: list = field(default_factory=list)           # what each task was computed with (:meth:`setup`)
+
+
+def check_progress(p: RunState, n_tasks: int) -> None:
+    """A ValueError naming the first entry of a checkpoint's progress ``p`` that a run of ``n_tasks`` tasks could not
+    have written (so that a damaged or crafted checkpoint stops before training, not after it): counts are whole
+    numbers, the accuracy rows one per task learned plus the initial one, each of ``n_tasks`` values in [0, 1],
+    curves of one length, task ends non-decreasing, measures and setups one table per task."""
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def fractions(row, unmeasured: bool = False) -> bool:           # a curve's NaN: a task not yet learned
+        return isinstance(row, (list, tuple)) and len(row) == n_tasks and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v <= 1 or unmeasured and v != v)
+            for v in row)
+
+    if not (whole(p.next_task) and 0 <= p.next_task <= n_tasks):
+        raise ValueError(f"progress of {p.next_task!r} tasks does not fit a stream of {n_tasks}")
+    if not (whole(p.iteration) and p.iteration >= 0 and whole(p.stage)):
+        raise ValueError(f"progress iteration {p.iteration!r} or stage {p.stage!r} is not a count")
+    rows_fit = len(p.rows) == p.next_task + 1 or not (p.rows or p.next_task)
+    if not (isinstance(p.rows, list) and rows_fit and all(map(fractions, p.rows))):
+        raise ValueError(f"accuracy rows do not fit {p.next_task} tasks learned of {n_tasks}")
+    lists = ("curve_iterations", "curve_task", "curve_accuracy", "task_seconds", "task_ends", "measures", "setups")
+    if not all(isinstance(getattr(p, name), list) for name in lists):
+        raise ValueError("progress entries are not lists")
+    if not (len(p.curve_iterations) == len(p.curve_task) == len(p.curve_accuracy)
+            and all(map(whole, p.curve_iterations + p.curve_task))
+            and all(fractions(row, unmeasured=True) for row in p.curve_accuracy)):
+        raise ValueError("learning curves are not one iteration, stage and accuracy row per point")
+    ends = p.task_ends
+    if not (len(ends) <= p.next_task and all(map(whole, ends)) and ends == sorted(ends)
+            and all(0 <= end <= p.iteration for end in ends)):
+        raise ValueError(f"task ends {ends!r} are not one non-decreasing iteration per task learned")
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in p.task_seconds):
+        raise ValueError("task times are not finite numbers")
+    if not (len(p.measures) <= p.next_task and all(isinstance(m, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) for k, v in m.items()) for m in p.measures)):
+        raise ValueError("measures are not one table of numbers per task learned")
+    if not (len(p.setups) == p.next_task and all(isinstance(setup, dict) for setup in p.setups)):
+        raise ValueError(f"setups are not one table per task learned ({p.next_task})")
 
 
 def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
@@ -581,12 +625,9 @@ class ContinualRun:
     def _restore(self, state: dict) -> None:
         """Put the checkpoint ``state`` into this run (a state that does not fit raises)."""
         run_state = RunState(**state["progress"])
-        if not run_state.setups:                      # written before setups were recorded per task
+        if not run_state.setups and isinstance(run_state.next_task, int):    # written before setups were recorded
             run_state.setups = [checkpoint_setup(state)] * run_state.next_task
-        rows_fit = len(run_state.rows) == run_state.next_task + 1 or not (run_state.rows or run_state.next_task)
-        if not (0 <= run_state.next_task <= len(self.stream) and rows_fit and run_state.iteration >= 0
-                and len(run_state.setups) == run_state.next_task):
-            raise ValueError(f"progress of {run_state.next_task} tasks does not fit a stream of {len(self.stream)}")
+        check_progress(run_state, len(self.stream))
         bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise ValueError(f"weights {bad[0]} contain NaN or infinity")
@@ -594,6 +635,9 @@ class ContinualRun:
         self.net.load_state_dict(state["model"])
         if "trainable" in state:                      # what the strategy had frozen, and the optimizer it left
             params = dict(self.net.named_parameters())
+            trainable, optimised = list(state["trainable"]), list(state["optimizer_params"])
+            if not (trainable and set(trainable) <= params.keys() and set(optimised) <= set(trainable)):
+                raise ValueError("its trainable parameters are none, or not the network's, or not those optimised")
             for name, p in params.items():
                 p.requires_grad_(name in state["trainable"])
             self.optimizer = self._new_optimizer([params[name] for name in state["optimizer_params"]])

@@ -321,6 +321,17 @@ class Strategy(TrainingHooks):
         """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""
         return {}
 
+    def check_per_parameter(self, tables: dict[str, dict]) -> None:
+        """A ValueError unless every tensor of the checkpointed ``tables`` ({table name: {parameter name:
+        tensor}}, e.g. EWC's Fisher) names a parameter of the model and has its shape."""
+        shapes = {n: p.shape for n, p in self.model.named_parameters()}
+        for table, values in tables.items():
+            for name, value in dict(values).items():
+                if not isinstance(value, torch.Tensor) or shapes.get(name) != value.shape:
+                    shown = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                    raise ValueError(f"{self.name}'s {table}[{name!r}] is {shown}, not a tensor of a parameter's shape "
+                                     f"({tuple(shapes[name]) if name in shapes else 'no such parameter'})")
+
     def combined_with(self, parts: Sequence["Strategy"]) -> None:
         """Called once when this strategy runs inside :class:`Combined` with ``parts`` (itself included)."""
 

@@ -72,4 +72,5 @@ class EWC(Strategy):
         return {"fisher": self.fisher, "anchor": self.anchor}
 
     def load_state_dict(self, state):
+        self.check_per_parameter({"fisher": state["fisher"], "anchor": state["anchor"]})
         self.fisher, self.anchor = dict(state["fisher"]), dict(state["anchor"])

@@ -61,4 +61,5 @@ class SI(Strategy):
         return {"omega": self.omega, "path": self.path, "anchor": self.anchor}
 
     def load_state_dict(self, state):
+        self.check_per_parameter({key: state[key] for key in ("omega", "path", "anchor")})
         self.omega, self.path, self.anchor = dict(state["omega"]), dict(state["path"]), dict(state["anchor"])
