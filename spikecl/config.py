@@ -802,6 +802,8 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {assignment!r}: empty key")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except RecursionError:
+        raise ConfigError(f"--set {key.strip()}: its value is nested too deeply to read") from None
     except tomllib.TOMLDecodeError as exc:
         value = text.strip()
         if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
@@ -851,7 +853,7 @@ def _key_path(key: str) -> list[str]:
     split at every dot."""
     try:
         node = tomllib.loads(f"{key} = 0")
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return [p for p in key.split(".") if p]
     path = []
     while isinstance(node, dict) and len(node) == 1:
@@ -902,6 +904,8 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
     if not raw:
         raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
                           "(models/ holds examples)")

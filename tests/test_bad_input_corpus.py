@@ -266,6 +266,16 @@ def _(tmp):
     return ["run", str(write(tmp, "bad.toml", "name = [unclosed\n"))]
 
 
+@case("config", "TOML nested a thousand deep", "invalid TOML (arrays or tables nested too deeply to read)")
+def _(tmp):
+    return ["run", str(write(tmp, "deep.toml", "a = " + "[" * 1000 + "]" * 1000 + "\n"))]
+
+
+@case("config", "a --set value nested a thousand deep", "--set a: its value is nested too deeply to read")
+def _(tmp):
+    return ["run", str(write(tmp, "ok.toml", 'name = "ok"\n')), "--set", "a=" + "[" * 1000 + "]" * 1000]
+
+
 @case("config", "empty file", "an empty experiment file")
 def _(tmp):
     return ["run", str(write(tmp, "empty.toml", "# only a comment\n\n"))]
