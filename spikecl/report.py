@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
 from spikecl.io import SCHEMA, Run, check_writable_folder, read_run
-from spikecl.paths import is_dir, is_file
+from spikecl.paths import exists, is_dir, is_file
 
 
 def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
@@ -67,6 +67,8 @@ def collect_groups(paths: Iterable[str | Path],
             raise ResultsError(f"no readable results files under {path} ({skipped} skipped, see above)" if skipped
                                else f"no results files (*.h5) under {path}")
     for path in paths:
+        if path not in folders and not exists(path, ResultsError) and not path.is_symlink():
+            raise ResultsError(f"{path}: no such results file or folder")
         where = None if path in folders else _resolved(path)
         if where is not None and where not in read:
             read.add(where)
@@ -108,8 +110,8 @@ def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
     """The folders in ``path`` (links to folders aside) whose files can be listed; ``note`` names the others."""
     try:
         below = sorted(sub for sub in path.iterdir() if sub.is_dir() and not sub.is_symlink())
-    except PermissionError:
-        note(f"skipped: {path} cannot be read")
+    except OSError as exc:                  # no permission, or removed while the report walks the tree
+        note(f"skipped: {path} cannot be read ({exc.strerror or type(exc).__name__})")
         return []
     readable = [sub for sub in below if os.access(sub, os.R_OK | os.X_OK)]
     for sub in sorted(set(below) - set(readable)):

@@ -102,8 +102,10 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
             call()
     with pytest.raises(ResultsError, match="no results files or folders given"):
         report_paths([])
-    with pytest.raises(ResultsError, match="results file not found: absent.h5"):
+    with pytest.raises(ResultsError, match="^absent.h5: no such results file or folder$"):
         report_paths("absent.h5", plots=False)                     # one path as a string, not its characters
+    with pytest.raises(ResultsError, match="^results/absent: no such results file or folder$"):
+        report_paths("results/absent", plots=False)
     from spikecl.export.spec import load_trained
 
     with pytest.raises(ResultsError, match=r"^tests is a folder; name a results file \(.h5\) or checkpoint"):

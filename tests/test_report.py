@@ -337,6 +337,17 @@ def test_a_subfolder_that_cannot_be_read_is_skipped_with_a_note(tmp_path, capsys
     runs = collect([tmp_path])["continual"]
     assert [run.path for run in runs] == [tmp_path / "kept" / "finetune-seed0.h5"]
     assert capsys.readouterr().out == f"skipped: {tmp_path / 'locked'} cannot be read\n"
+    monkeypatch.undo()
+    real_iterdir = Path.iterdir
+
+    def removed_meanwhile(self):                      # another process deletes the folder as the report walks it
+        if self.name == "locked":
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", removed_meanwhile)
+    assert len(collect([tmp_path])["continual"]) == 2
+    assert capsys.readouterr().out == f"skipped: {tmp_path / 'locked'} cannot be read (No such file or directory)\n"
 
 
 def test_a_folder_of_several_experiments_gives_a_table_and_plots_per_experiment(tmp_path, capsys):
