@@ -527,7 +527,7 @@ def unknown_kind(f) -> None:
 
 
 RESULTS_CASES = [
-    ("missing", lambda t: t / "none.h5", "not found"),
+    ("missing", lambda t: t / "none.h5", "none.h5: no such results file or folder"),
     ("empty", lambda t: write(t, "e.h5", ""), "e.h5 is corrupt or incomplete"),
     ("text", lambda t: write(t, "t.h5", "hello"), "t.h5 is corrupt or incomplete"),
     ("no schema", lambda t: h5_with(t, "n.h5", lambda f: f.create_dataset("x", data=[1])), "no schema attribute"),

@@ -101,6 +101,25 @@ def test_a_netx_bias_stored_as_unsigned_64_bit_is_refused_though_it_wraps_to_the
     refused(path, "bias differs from spikecl's bias_mant << bias_exp")
 
 
+def test_a_network_file_damaged_on_disk_is_refused_by_its_crc_not_deployed_with_other_weights(tmp_path):
+    """A weight or threshold changed within its valid range (a flipped bit of a mantissa) passes every range check;
+    the file's CRC-32 refuses it. A file without the CRC (written before it, or by another tool) reads as before."""
+    import h5py
+
+    path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    net = read_netx(path)
+    with h5py.File(path, "r") as f:
+        weight = f["layer/1/weight"][()]
+    for where, value in (("layer/1/weight", weight ^ 64), ("layer/1/neuron/vThMant", net.layers[0].vth - 1)):
+        tamper(path, where, value)
+        refused(path, "is corrupt: its contents fail their CRC-32 (a byte changed on disk); export the network again")
+        write_netx(path, quantize(small_spec()), overwrite=True)
+    with h5py.File(path, "r+") as f:
+        del f["spikecl"].attrs["crc32"]
+        f["layer/1/weight"][...] = weight ^ 64
+    assert not np.array_equal(read_netx(path).layers[0].weight, net.layers[0].weight)     # read as it now is
+
+
 def tampered_is_refused(tmp_path, where, value, message) -> None:
     """A valid network file with ``where`` set to ``value`` is refused in one line holding ``message``."""
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))

@@ -39,7 +39,7 @@ from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NET
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
-from spikecl.io import atomic_write, open_for_reading
+from spikecl.io import atomic_write, check_declared_sizes, open_for_reading
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
@@ -151,8 +151,38 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lav
                               num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
                               n_heads=net.n_heads, lava_dl=refusal is None, config=json.dumps(net.config),
                               metrics=json.dumps(net.metrics))
+            meta.attrs[CRC] = content_crc(f)
 
     return atomic_write(path, write, overwrite=overwrite)
+
+
+#: the /spikecl attribute holding the CRC-32 of a network file's contents (:func:`content_crc`); lava-dl's netx
+#: reads no attribute of /spikecl
+CRC = "crc32"
+
+
+def content_crc(f) -> np.int64:
+    """CRC-32 of an open network file's contents as stored: every dataset's path and bytes and every attribute
+    (this CRC's own aside), in sorted order; a byte damaged on disk in a weight or a threshold then is a read
+    error, not a silently different network."""
+    import h5py
+    import zlib
+
+    def plain(value):                                    # numpy scalars and arrays, byte strings: as Python's
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value.item() if isinstance(value, np.generic) else value.tolist()
+
+    names: list[str] = [""]
+    f.visit(names.append)
+    crc = 0
+    for name in sorted(names):
+        item = f[name] if name else f
+        attrs = {k: v for k, v in item.attrs.items() if not (item.name == "/spikecl" and k == CRC)}
+        crc = zlib.crc32(json.dumps([name, attrs], sort_keys=True, default=plain).encode(), crc)
+        if isinstance(item, h5py.Dataset):
+            crc = zlib.crc32(np.ascontiguousarray(item[()]).tobytes(), crc)
+    return np.int64(crc)
 
 
 def _scalar(group, key: str, where: str):
@@ -419,7 +449,14 @@ def read_netx(path: str | Path) -> FixedNetwork:
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
                            _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path),
                            _attr_table(meta.attrs, "config", path), _attr_table(meta.attrs, "metrics", path))
+        stored = meta.attrs.get(CRC)                     # absent in files written before it, and in others' files
+        if stored is not None:
+            check_declared_sizes(f, str(path), MAX_WEIGHTS)
+            intact = isinstance(stored, (int, np.integer)) and int(stored) == content_crc(f)
     _check_consistent(net, path)
+    if stored is not None and not intact:                # after the checks that name a part: they say more
+        raise ResultsError(f"{path} is corrupt: its contents fail their CRC-32 (a byte changed on disk); export "
+                           "the network again")
     return net
 
 
