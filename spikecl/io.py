@@ -671,6 +671,24 @@ def as_result(run: Run) -> RunResult:
     if ends.size and (ends.shape != acc.shape[1:] or ends.dtype.kind not in "iu" or np.any(np.diff(ends) < 0)
                       or ends[0] < 0):
         raise ResultsError(f"{run.path} is corrupt: curves/task_end is not one non-decreasing iteration per task")
-    if np.any((acc < 0) | (acc > 1)):
-        raise ResultsError(f"{run.path} is corrupt: acc_matrix holds accuracies outside 0..1")
+    if acc.dtype.kind not in "iuf" or np.any(~np.isfinite(acc) | (acc < 0) | (acc > 1)):
+        raise ResultsError(f"{run.path} is corrupt: acc_matrix holds accuracies outside 0..1 (or not numbers)")
+    _check_curves(result, run.path)
     return result
+
+
+def _check_curves(result: RunResult, path: Path) -> None:
+    """A one-line :class:`ResultsError` unless the learning curves of ``result`` are P points of an iteration, a
+    stage and a row of T accuracies (in 0..1, NaN for tasks not yet learned), and its task times one per task."""
+    it, task, curves, seconds = (np.asarray(a) for a in (result.curve_iterations, result.curve_task,
+                                                          result.curve_accuracy, result.task_seconds))
+    n_tasks, points = result.acc_matrix.shape[1], it.shape[0] if it.ndim == 1 else -1
+    if it.size == task.size == curves.size == 0:          # no curves (train.eval_every = 0), whatever their shapes
+        pass
+    elif not (it.ndim == 1 and task.shape == it.shape and it.dtype.kind in "iu" and task.dtype.kind in "iu"
+              and curves.shape == (points, n_tasks) and curves.dtype.kind == "f"
+              and not np.any((curves < 0) | (curves > 1))):
+        raise ResultsError(f"{path} is corrupt: its learning curves are not {n_tasks} accuracies in 0..1 per point of "
+                           "an iteration and a stage")
+    if seconds.ndim != 1 or seconds.dtype.kind not in "iuf":
+        raise ResultsError(f"{path} is corrupt: timings/task_seconds is not one time per task")

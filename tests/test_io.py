@@ -1,5 +1,6 @@
 """Results files: round trip, atomic writes, no silent overwrite, one-line errors for corrupt files."""
 
+import re
 from pathlib import Path
 
 import h5py
@@ -222,6 +223,26 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
     write_results(tmp_path / "r" / "ewc-seed1.h5", make_result(1))
     assert main(["report", str(tmp_path / "r"), "--no-plots"]) == 0
     assert "skipped: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where, value", [
+    ("curves/iterations", np.int64(3)), ("curves/accuracy", np.full((2, 2), 1.5)), ("curves/task", np.zeros(3)),
+    ("curves/accuracy", np.ones((2, 3))), ("acc_matrix", np.full((3, 2), np.nan)), ("timings/task_seconds", b"x"),
+])
+def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, where, value):
+    """A file whose CRCs were made to match (written before them, or crafted): a scalar where the curves' points
+    go, accuracies outside 0..1, a NaN matrix: one line naming the file, never a plot's traceback."""
+    path = write_results(tmp_path / "r.h5", make_result())
+    with h5py.File(path, "r+") as f:
+        del f[where]
+        f.create_dataset(where, data=value)
+        unseal(f)
+        for item in f.values():
+            for sub in [item, *item.values()] if isinstance(item, h5py.Group) else [item]:
+                if isinstance(sub, h5py.Dataset):
+                    sub.attrs.pop("crc32", None)
+    with pytest.raises(ResultsError, match=rf"^{re.escape(str(path))} is corrupt: "):
+        read_results(path)
 
 
 @pytest.mark.parametrize("attrs, message", [
