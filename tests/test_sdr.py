@@ -82,6 +82,8 @@ def test_noise_and_random_are_seeded_and_keep_sparsity():
     (lambda: SDR.from_coordinates((3, 3), ([0, 3], [0, 1])), "out of range in dimension 0"),
     (lambda: SDR((0, 3)), "positive integers"),
     (lambda: SDR(10, [1]).overlap(SDR(11, [1])), "sizes differ"),
+    (lambda: SDR((4, 5), [1]).overlap(SDR((5, 4), [1])), r"SDR shapes differ: \(4, 5\) and \(5, 4\); reshape"),
+    (lambda: SDR((4, 5), [1]).union(SDR(20, [1])), r"SDR shapes differ: \(4, 5\) and \(20,\)"),
     (lambda: SDR(10, [1]).reshape(7), "cannot reshape"),
     (lambda: stack_dense([SDR(4, [1]), [1, 2]]), "takes SDRs, got list"),
 ])

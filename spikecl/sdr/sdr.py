@@ -200,10 +200,15 @@ class SDR:
 
     # -- set operations -----------------------------------------------------------------------------------
     def _check_same_size(self, other: "SDR") -> None:
+        """Set operations pair bits by position: both SDRs must have one shape (a (4, 5) and a (5, 4) SDR hold
+        the same number of bits in different cells; :meth:`reshape` one of them first where that is meant)."""
         if not isinstance(other, SDR):
             raise ShapeError(f"expected an SDR, got {type(other).__name__}")
         if other.size != self.size:
             raise ShapeError(f"SDR sizes differ: {self.size} and {other.size}")
+        if other.shape != self.shape:
+            raise ShapeError(f"SDR shapes differ: {self.shape} and {other.shape}; reshape one to the other's "
+                             "first if their bits are meant to correspond")
 
     def overlap(self, other: "SDR") -> int:
         """Number of bits active in both (the SDR similarity measure)."""
