@@ -141,7 +141,7 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     A heading names each kind when there are several.
 
     Each experiment folder below a named folder (``spikecl report results``) gives a table of its own (headed by
-    the folder where a kind has several), whose plots go to that folder (or to ``plots_dir``; there, several of one
+    its kind and folder), whose plots go to that folder (or to ``plots_dir``; there, several of one
     kind to their paths below it); two tables whose plots would share a folder are refused before anything is
     printed."""
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
@@ -173,7 +173,7 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
     for i, (key, runs) in enumerate(found.items()):
         if len(found) > 1:
-            place = f" in {key[1]}" if key[0] in split and key[1] is not None else ""
+            place = f" in {key[1]}" if key[1] is not None else ""        # an experiment folder below one named
             print(("\n" if i else "") + f"== {key[0]}{place}: {len(runs)} results file(s) ==")
         report(kind(key[0]), runs, where[key], plots=plots, detail=detail, text=texts[key])
 

@@ -69,9 +69,9 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
 
     assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
-    for heading in ("== continual: 1 results file(s) ==", "== ca3: 1 results file(s) ==",
-                    "== sparsey: 1 results file(s) ==", "== sweep: 1 results file(s) =="):
-        assert heading in out
+    for kind_name in ("continual", "ca3", "sparsey", "sweep"):          # each headed by its kind and folder
+        assert re.search(rf"^== {kind_name} in {re.escape(str(folder))}/[^/\n]+: 1 results file\(s\) ==$", out,
+                         re.MULTILINE)
     assert "finetune (seed 0) — accuracy %" in out and "ACC" in out                 # continual
     assert "stress (means over densities and seeds" in out and "published" in out   # ca3
     assert "k-WTA spatial pooler" in out and "pixels" in out                         # sparsey
@@ -320,7 +320,8 @@ def test_a_sweep_below_a_named_folder_gives_its_summaries_not_its_trials(tmp_pat
     capsys.readouterr()
     assert main(["report", str(out), "--no-plots"]) == 0
     text = capsys.readouterr().out
-    assert "== sweep: 1 results file(s) ==" in text and "== continual: 1 results file(s) ==" in text
+    assert f"== sweep in {out / 'grid'}: 1 results file(s) ==" in text
+    assert f"== continual in {out / 'other'}: 1 results file(s) ==" in text
     assert f"{out / 'grid'} is a sweep: its summaries" in text and "ewc (seed 0)" in text
 
 
