@@ -224,6 +224,15 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
                                           "head:6379 has its own CPUs: drop one of the two$"):
         sweep_ray.start_ray("head:6379", 2)
 
+    def no_client(**options):
+        raise ValueError("Ray Client requires pip package `ray[client]`. If you installed the minimal Ray ...")
+
+    monkeypatch.setattr(ray, "init", no_client)
+    monkeypatch.setattr(sweep_ray, "_check_reachable", lambda address: None)
+    with pytest.raises(ConfigError, match=r"^--address ray://head:10001: Ray's client is not installed; install it "
+                                          r"with pip install 'ray\[client\]'"):
+        sweep_ray.start_ray("ray://head:10001")
+
 
 def test_a_host_port_address_where_nothing_listens_is_refused_rather_than_retried_for_ever(sweep_files, capsys):
     """ray.init retries a host:port with no cluster for ever, deaf to SIGTERM: the address is probed first."""

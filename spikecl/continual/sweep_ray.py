@@ -114,6 +114,9 @@ def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
         try:
             ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+            if "ray[client]" in str(exc):                  # a ray:// address needs the client's packages
+                raise ConfigError(f"--address {address}: Ray's client is not installed; install it with "
+                                  "pip install 'ray[client]' (or join from the cluster's head node)") from None
             raise ConfigError(f"--address {address}: no Ray cluster to join ({_one_line(exc)})") from None
     else:
         source = str(Path(spikecl.__file__).resolve().parents[1])
