@@ -18,7 +18,8 @@ Results schema (version 1), common to every kind::
     (root)                 attrs_crc32: CRC-32 of the attributes above (kind, root attributes, contents, config,
                            environment, metrics); a file whose attributes fail it is corrupt (absent in files written
                            before it; required where contents is present)
-    /<group>/.../<name>    the kind's arrays
+    /<group>/.../<name>    the kind's arrays; each numeric one carries attrs crc32, the CRC-32 of its bytes (a file
+                           that lists its contents must carry one on every numeric array)
 
 The continual kind (:func:`write_results`, a :class:`RunResult`) adds::
 
@@ -497,19 +498,22 @@ def check_declared_sizes(group, where: str, limit: int = MAX_STORED_VALUES) -> N
                            "hold here; the file is damaged or not spikecl's")
 
 
-def _read_arrays(group) -> dict:
+def _read_arrays(group, sealed: bool = False) -> dict:
     """Every array under ``group`` as {name: array or {name: ...}}; an array whose bytes fail the CRC-32 it was
-    written with is a ValueError (files written before arrays carried one are read as they are). Sizes are checked
-    first by the caller (:func:`check_declared_sizes`)."""
+    written with is a ValueError (files written before arrays carried one are read as they are; in a ``sealed``
+    file, one that lists its :data:`CONTENTS`, every numeric array must carry it, so that a damaged attribute name
+    cannot switch the check off). Sizes are checked first by the caller (:func:`check_declared_sizes`)."""
     import h5py
 
     out = {}
     for name, item in group.items():
         if isinstance(item, h5py.Group):
-            out[name] = _read_arrays(item)
+            out[name] = _read_arrays(item, sealed)
             continue
         out[name] = item[()]
         stored = item.attrs.get("crc32")
+        if stored is None and sealed and np.asarray(out[name]).dtype.kind in "biufc":
+            raise ValueError(f"array {item.name} has lost its CRC-32")
         if stored is not None and int(stored) != zlib.crc32(np.ascontiguousarray(out[name]).tobytes()):
             raise ValueError(f"array {item.name} fails its CRC-32")
     return out
@@ -639,7 +643,8 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
             raise ValueError("its attributes fail their CRC-32")
         _check_contents(f)
         check_declared_sizes(f, str(path))
-        arrays = {k: v for k, v in _read_arrays(f).items() if k not in ("config", "environment", "metrics")}
+        arrays = {k: v for k, v in _read_arrays(f, CONTENTS in f.attrs).items()
+                  if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

@@ -193,6 +193,12 @@ def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp
         del f.attrs["attrs_crc32"]
     with pytest.raises(ResultsError, match=r"\(its attributes' CRC-32 is missing\)$"):
         read_run(path)
+    path.write_bytes(data)
+    with h5py.File(path, "r+") as f:
+        f["codes"].attrs["crc33"] = f["codes"].attrs["crc32"]                 # an array's CRC name damaged
+        del f["codes"].attrs["crc32"]
+    with pytest.raises(ResultsError, match=r"\(array /codes has lost its CRC-32\)$"):
+        read_run(path)
     slashed = write_run(tmp_path / "slashed.h5", "sparsey", {"name": "x"}, {},           # h5py makes groups of them
                         {"layer/0": np.zeros(2), "extra": {"per/layer": np.ones(1)}, b"bytes": np.ones(1)})
     arrays = read_run(slashed).arrays
