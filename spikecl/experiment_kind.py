@@ -520,8 +520,12 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
 
 
 def check_plot_files(k: Kind, cfg) -> None:
-    """A one-line :class:`ConfigError` where a folder lies in the place of a plot the run will write."""
-    for path in k.plot_files(cfg):
+    """A one-line :class:`ConfigError` where a folder lies in the place of a plot the run will write (its folder
+    checked first, as :func:`preflight` checks an output folder)."""
+    paths = k.plot_files(cfg)
+    for folder in dict.fromkeys(path.parent for path in paths):
+        check_writable_folder(folder, "output folder")
+    for path in paths:
         check_not_folder(path, "a plot")
 
 
