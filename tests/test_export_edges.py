@@ -173,6 +173,36 @@ def test_input_values_are_bounded_before_they_are_allocated(tmp_path, monkeypatc
         deploy(path, "reference", samples=200)
 
 
+@pytest.mark.parametrize("x, message", [
+    (np.full((2, 6), 16, np.uint8), "samples hold values in 16..16, but the network's inputs are intensities in [0, 1]"),
+    (np.full((2, 6), 255.0), "values in 255..255"),
+    (np.full((2, 6), -0.5), "values in -0.5..-0.5"),
+    ([["a"] * 6] * 2, "samples: expected a numeric array [B, ...], got list"),
+])
+def test_inputs_outside_0_1_are_refused_not_clipped_into_other_images(x, message):
+    """Raw 8-bit images clipped to [0, 1] would all read as ones: a silently wrong accuracy on the quantised network,
+    where the torch network refuses the same input."""
+    from spikecl.errors import DataError
+
+    with pytest.raises((DataError, ShapeError), match=re.escape(message)):
+        encode_values(x, 4, "direct", 255)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"split": "validation"}, "split 'validation' is not one of 'test'"),
+    ({"split": "Test"}, "split 'Test' is not one of 'test'"),
+    ({"max_samples": -1}, "max_samples must be a whole number >= 0 or None, got -1"),
+    ({"max_samples": 2.5}, "max_samples must be a whole number >= 0 or None, got 2.5"),
+])
+def test_stream_samples_refuses_a_split_or_count_it_does_not_know(kwargs, message):
+    """Any split but "test" used to give the training samples: an accuracy on them passes for a test accuracy."""
+    from spikecl.errors import ConfigError
+    from spikecl.export.inputs import stream_samples
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        stream_samples(small_spec().config, **kwargs)
+
+
 def test_a_stored_seed_that_is_not_an_integer_is_a_config_error():
     from spikecl.errors import ConfigError
     from spikecl.export.inputs import trained_stream

@@ -29,14 +29,19 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     draws sample by sample from ``seed``, so the first k samples get the same spikes in any batch that starts
     with them.
     """
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(f"samples: expected a numeric array [B, ...], got {type(x).__name__}") from None
     if x.ndim < 2 or not x.size:
         raise ShapeError(f"samples have shape {x.shape}; expected [B, ...] with at least one sample and one value")
     x = x.reshape(len(x), -1)
     check_input_size(num_steps, *x.shape)
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")
-    x = np.clip(x, 0.0, 1.0)
+    if x.min() < 0 or x.max() > 1:                 # raw 8-bit images, say: clipped they would all read as 1
+        raise DataError(f"samples hold values in {x.min():g}..{x.max():g}, but the network's inputs are intensities "
+                        "in [0, 1]; scale them first (x / 255 for 8-bit images)")
     dtype = np.int64 if scale is not None else np.float64
     if encoder == "direct":
         q = np.round(x * scale).astype(np.int64) if scale is not None else x
@@ -99,6 +104,12 @@ def stream_samples(config: dict, max_samples: int | None = None, data_dir: str |
     the run was evaluated on (``data.eval_split``). When ``max_samples`` cuts the set, every task gives its first
     samples, ``max_samples // tasks`` of them or one more (the first ``max_samples % tasks`` tasks), or all it has.
     """
+    if split not in ("test", "train"):
+        raise ConfigError(f"stream_samples: split {split!r} is not one of 'test' (what the run was evaluated on) and "
+                          "'train'")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer))
+                                    or max_samples < 0):
+        raise ConfigError(f"stream_samples: max_samples must be a whole number >= 0 or None, got {max_samples!r}")
     stream = trained_stream(config, data_dir)
     tasks = list(stream)[:tasks_trained(config) or len(stream)]
     xs, ys, hs = [], [], []
