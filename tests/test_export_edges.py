@@ -502,10 +502,31 @@ def test_a_nir_graph_whose_edges_are_not_spikecls_chain_is_refused_before_a_read
 
     graph = read_nir(nir_file(tmp_path))
     graph.edges = change(list(graph.edges))
-    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((4, 1, 6)), "snntorch"),
+    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((6, 1, 6)), "snntorch"),
                   lambda: import_graph(graph, "snntorch")):
         with pytest.raises(ResultsError, match=re.escape(f"as spikecl writes them ({problem})")):
             check()
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((6, 2, 7)), "inputs have shape (6, 2, 7); expected [T, B, n_inputs] = [6, B >= 1, 6]"),
+    (np.zeros((8, 2, 6)), "inputs have shape (8, 2, 6); expected"),           # another T: other logits, silently
+    (np.zeros((2, 6)), "inputs have shape (2, 6); expected"),                 # no time axis: B steps of one sample
+    (np.zeros((6, 0, 6)), "inputs have shape (6, 0, 6); expected"),
+    (np.full((6, 2, 6), np.nan), "run_nir: inputs contain NaN or infinity"),
+    ("abc", "inputs must be a numeric array [T, B, n_inputs], got str"),
+])
+@pytest.mark.parametrize("reader", ["snntorch", "norse"])
+def test_run_nir_checks_its_inputs_against_the_graph(tmp_path, x, message, reader):
+    """Inputs of another size were a reader's traceback; another T or no time axis ran silently into other
+    logits; NaN gave a zero membrane."""
+    from spikecl.errors import NumericalError
+    from spikecl.export.nir_io import read_nir
+    from spikecl.export.nir_readers import run_nir
+
+    graph = read_nir(nir_file(tmp_path))
+    with pytest.raises((ShapeError, NumericalError), match=re.escape(message)):
+        run_nir(graph, x, reader)
 
 
 def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):

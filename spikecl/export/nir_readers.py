@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ConfigError, ShapeError, require
+from spikecl.errors import ConfigError, NumericalError, ShapeError, require
 from spikecl.export.float_model import select_heads
 from spikecl.export.nir_io import graph_metadata
 
@@ -56,13 +56,15 @@ def _imported(graph, reader: str, meta: dict):
 
 
 def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
-    """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]``."""
+    """Import ``graph`` afresh in ``reader`` and step it over inputs ``x_seq`` ``[T, B, n_inputs]`` (T: the graph's
+    ``num_steps``; finite values; a one-line ShapeError or NumericalError otherwise)."""
     torch = require("torch", "torch")
     meta = _checked(graph, reader)
+    x = _checked_inputs(graph, x_seq, meta["num_steps"])
     module, readout = _imported(graph, reader, meta), meta["readout"]
     hidden = [name for name in graph.nodes if name.startswith("lif")]
     spikes, mems = {name: [] for name in hidden}, []
-    x = torch.as_tensor(np.asarray(x_seq), dtype=torch.float32)
+    x = torch.as_tensor(x, dtype=torch.float32)
     state, outputs = None, {}
     if reader == "snntorch":      # snnTorch keeps each layer's state in the module; spikes come from hooks
         for name in hidden:
@@ -80,6 +82,24 @@ def run_nir(graph, x_seq: np.ndarray, reader: str) -> NirRun:
                 spikes[name].append(outputs[name].numpy().copy())
             mems.append(mem.numpy().copy())
     return NirRun({k: np.stack(v) for k, v in spikes.items()}, np.stack(mems))
+
+
+def _checked_inputs(graph, x_seq, num_steps: int) -> np.ndarray:
+    """``x_seq`` as a float array ``[num_steps, B, n_inputs]`` of finite values (``n_inputs``: the graph's input
+    node), else a one-line :class:`ShapeError` or :class:`NumericalError`."""
+    try:
+        x = np.asarray(x_seq, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(f"run_nir: inputs must be a numeric array [T, B, n_inputs], got {type(x_seq).__name__}") \
+            from None
+    node = graph.nodes.get("input")
+    n_inputs = int(np.prod(next(iter(node.input_type.values())))) if node is not None else None
+    if x.ndim != 3 or x.shape[0] != num_steps or (n_inputs is not None and x.shape[2] != n_inputs) or not x.shape[1]:
+        raise ShapeError(f"run_nir: inputs have shape {x.shape}; expected [T, B, n_inputs] = [{num_steps}, B >= 1, "
+                         f"{n_inputs}] (the graph's num_steps and input size)")
+    if not np.all(np.isfinite(x)):
+        raise NumericalError("run_nir: inputs contain NaN or infinity")
+    return x
 
 
 def nir_logits(graph, readout_mem: np.ndarray, heads: np.ndarray | None = None) -> np.ndarray:
