@@ -1,5 +1,7 @@
 """Bad input to the torch side, streams and metrics: one-line spikecl errors, never raw tracebacks or wrong answers."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,22 @@ def test_train_batch_checks_labels_and_empty_batches(net, trainer):
     with pytest.raises(ShapeError, match="empty"):
         tr.train_batch(x[:0], y[:0], None, None, opt)
     assert torch.isfinite(tr.train_batch(x, y.int(), None, None, opt))
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
+def test_an_optimizer_of_another_network_is_refused_not_stepped_in_vain(net, trainer):
+    """A notebook that builds the network anew but not its optimizer: the steps would move the old network's
+    tensors and nothing would learn."""
+    x, y = batch()
+    stale = torch.optim.SGD(build_mlp(20, [16], 5).parameters(), lr=0.1)
+    tr = make_trainer(trainer, net, 4)
+    for optimizer, message in ((stale, "holds none of this network's trainable parameters"),
+                               (None, "expected a torch.optim.Optimizer over the network's parameters, got NoneType")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            tr.train_batch(x, y, None, None, optimizer)
+    before = [p.detach().clone() for p in net.parameters()]
+    tr.train_batch(x, y, None, None, torch.optim.SGD(net.parameters(), lr=0.1))
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
 
 
 # 4

@@ -270,6 +270,7 @@ class BPTTTrainer:
             elif not bool(mask[y].all()):
                 raise DataError(f"labels: {int(y[~mask[y]][0])} is an output the mask leaves inactive (active: "
                                 f"{', '.join(map(str, mask.nonzero().flatten().tolist()))})")
+        self.check_optimizer(optimizer)
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
         loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
@@ -286,6 +287,22 @@ class BPTTTrainer:
         optimizer.step()
         hooks.after_step()
         return loss
+
+
+    def check_optimizer(self, optimizer) -> None:
+        """A one-line ConfigError unless ``optimizer`` is a torch optimizer holding trainable parameters of this
+        trainer's network (one made for a network built anew would step other tensors: nothing would learn).
+        Checked once per optimizer."""
+        if optimizer is not None and optimizer is getattr(self, "_checked_optimizer", None):
+            return
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ConfigError(f"optimizer: expected a torch.optim.Optimizer over the network's parameters, got "
+                              f"{type(optimizer).__name__}")
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if not any(id(p) in held for p in self.net.parameters() if p.requires_grad):
+            raise ConfigError("optimizer: it holds none of this network's trainable parameters (made for another "
+                              "network, or for this one before it was built anew?); build it from net.parameters()")
+        self._checked_optimizer = optimizer
 
 
 class OnlineTrainer(BPTTTrainer):
