@@ -206,3 +206,16 @@ def test_consecutive_run_seeds_draw_independent_training_subsamples():
         return {row.tobytes() for row in np.sort(task.x_train.reshape(len(task.x_train), -1), axis=1)}
 
     assert len(images(a[1]) & images(b[0])) < 50       # before: all 100 the same images
+
+
+def test_a_configs_stream_cannot_be_edited_in_place_behind_the_results():
+    """A run given a stream of its config records that config; the stream's arrays are read-only, so editing one in
+    place (which a run would have trained on while recording the config's stream) fails where it is done. A copy is
+    the user's own stream, which the run compares with its config's."""
+    stream = stream_from_config(StreamConfig(kind="permuted", n_tasks=2), DataConfig(dataset="digits"), seed=0)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(stream.tasks[1], name)[:1] = 0
+    edited = stream.tasks[1].x_train.copy()
+    edited[:] = 0.0
+    assert stream.tasks[1].x_train.any()

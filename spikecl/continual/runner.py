@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -377,8 +378,10 @@ class ContinualRun:
 
     # -- data -------------------------------------------------------------------------------------------------
     def _task_data(self, task: int, x: np.ndarray, y: np.ndarray) -> TaskData:
-        x_t = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        y_t = torch.as_tensor(y, dtype=torch.long, device=self.device)
+        with warnings.catch_warnings():               # a stream's arrays are read-only; training never writes them
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x_t = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+            y_t = torch.as_tensor(y, dtype=torch.long, device=self.device)
         heads = torch.full_like(y_t, self.stream.head(task))
         return TaskData(task, x_t, y_t, heads, self._mask(task))
 

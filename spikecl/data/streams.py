@@ -415,6 +415,9 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
                         recorded=recorded)
     if stream.input_code == "flyhash":
         built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
+    for task in built.tasks:                # what the config describes, as the results will say: not edited in place
+        for array in (task.x_train, task.y_train, task.x_test, task.y_test):
+            array.setflags(write=False)
     object.__setattr__(built, "_origin", config_origin(stream, data, seed))    # not a field: replace() drops it
     return built
 
