@@ -46,7 +46,6 @@ The other kinds document their attributes and arrays where they write them (``ca
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import io
 import json
@@ -185,12 +184,13 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
+        if os.path.islink(path) and not os.path.exists(path):     # a dangling link: replaced, as before
+            os.replace(tmp, path)
+            return
         raise ExistsError(f"{path} was written by another process meanwhile; pass --overwrite to replace it") \
             from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-            raise
-        os.replace(tmp, path)                       # no hard links here: the check made before writing stands
+    except OSError:                         # no hard links here (FAT, some FUSE mounts: EPERM, ENOSYS, EINVAL ...)
+        os.replace(tmp, path)               # the check made before writing stands
         return
     os.unlink(tmp)
 
@@ -483,19 +483,25 @@ def _write_arrays(group, arrays: dict) -> None:
                 dataset.attrs["crc32"] = np.int64(zlib.crc32(np.ascontiguousarray(value).tobytes()))
 
 
-def check_declared_sizes(group, where: str, limit: int = MAX_STORED_VALUES) -> None:
-    """A one-line :class:`ResultsError` when the datasets under the HDF5 ``group`` declare more than ``limit``
-    values, one of them or all together, before any is read (:func:`check_stored_size`)."""
+#: how many times its size on disk an HDF5 file spikecl reads may declare in arrays: spikecl's own files are stored
+#: uncompressed (at most 1x), another tool's may be compressed; a few kilobytes declaring gigabytes are neither
+MAX_INFLATION = 100
+
+
+def check_declared_sizes(group, where: str, path: str | Path) -> None:
+    """A one-line :class:`ResultsError` when the datasets under the HDF5 ``group`` (of the file ``path``) declare
+    more bytes together than :data:`MAX_INFLATION` times the file's size on disk, before any is read: the shapes
+    are read from the file's metadata, so a damaged or crafted file cannot make spikecl allocate what it does not
+    hold."""
     import h5py
 
     datasets: list = []
     group.visititems(lambda _, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None)
-    for dataset in datasets:
-        check_stored_size(dataset, where, limit)
-    total = sum(int(np.prod(d.shape, dtype=object)) if d.shape else 1 for d in datasets)
-    if total > limit:
-        raise ResultsError(f"{where}: its arrays declare {total} values together, more than the {limit} a file may "
-                           "hold here; the file is damaged or not spikecl's")
+    declared = sum((int(np.prod(d.shape, dtype=object)) if d.shape else 1) * d.dtype.itemsize for d in datasets)
+    on_disk = os.path.getsize(path)
+    if declared > MAX_INFLATION * max(on_disk, 1):
+        raise ResultsError(f"{where}: its arrays declare {declared} bytes, more than {MAX_INFLATION} times the file's "
+                           f"{on_disk} bytes on disk; the file is damaged or not spikecl's")
 
 
 def _read_arrays(group, sealed: bool = False) -> dict:
@@ -642,7 +648,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         _check_contents(f)
-        check_declared_sizes(f, str(path))
+        check_declared_sizes(f, str(path), path)
         arrays = {k: v for k, v in _read_arrays(f, CONTENTS in f.attrs).items()
                   if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),

@@ -554,8 +554,8 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path, da
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda s: {**s, "trainable": []}, "its trainable parameters are none, or not the network's"),
-    (lambda s: {**s, "trainable": ["nowhere"]}, "its trainable parameters are none, or not the network's"),
+    (lambda s: {**s, "trainable": []}, "its trainable or optimised parameters are none, or not the network's"),
+    (lambda s: {**s, "trainable": ["nowhere"]}, "its trainable or optimised parameters are none, or not the network's"),
     (lambda s: {**s, "strategy": {**s["strategy"], "fisher": {k: torch.zeros(2) for k in s["strategy"]["fisher"]}}},
      "ewc's fisher['layers.0.synapse.weight'] is (2,), not a tensor of a parameter's shape ((96, 64))"),
     (lambda s: {**s, "strategy": {**s["strategy"], "anchor": {"gone": torch.zeros(2)}}},

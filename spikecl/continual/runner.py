@@ -639,8 +639,8 @@ class ContinualRun:
         if "trainable" in state:                      # what the strategy had frozen, and the optimizer it left
             params = dict(self.net.named_parameters())
             trainable, optimised = list(state["trainable"]), list(state["optimizer_params"])
-            if not (trainable and set(trainable) <= params.keys() and set(optimised) <= set(trainable)):
-                raise ValueError("its trainable parameters are none, or not the network's, or not those optimised")
+            if not (trainable and set(trainable) <= params.keys() and set(optimised) <= params.keys()):
+                raise ValueError("its trainable or optimised parameters are none, or not the network's")
             for name, p in params.items():
                 p.requires_grad_(name in state["trainable"])
             self.optimizer = self._new_optimizer([params[name] for name in state["optimizer_params"]])
