@@ -690,7 +690,8 @@ def as_result(run: Run) -> RunResult:
 
 def _check_curves(result: RunResult, path: Path) -> None:
     """A one-line :class:`ResultsError` unless the learning curves of ``result`` are P points of an iteration, a
-    stage and a row of T accuracies (in 0..1, NaN for tasks not yet learned), and its task times one per task."""
+    stage (non-decreasing, 0..T-1) and a row of T accuracies (in 0..1, defined for the tasks up to the stage, NaN
+    or a number for the later ones), and its task times a 1-D array of numbers."""
     it, task, curves, seconds = (np.asarray(a) for a in (result.curve_iterations, result.curve_task,
                                                           result.curve_accuracy, result.task_seconds))
     n_tasks, points = result.acc_matrix.shape[1], it.shape[0] if it.ndim == 1 else -1
@@ -701,5 +702,9 @@ def _check_curves(result: RunResult, path: Path) -> None:
               and not np.any((curves < 0) | (curves > 1))):
         raise ResultsError(f"{path} is corrupt: its learning curves are not {n_tasks} accuracies in 0..1 per point of "
                            "an iteration and a stage")
+    elif points and (np.any(np.diff(task) < 0) or task[0] < 0 or task[-1] >= n_tasks
+                     or np.isnan(curves[np.arange(n_tasks)[None, :] <= task[:, None]]).any()):
+        raise ResultsError(f"{path} is corrupt: its learning curves' stages are not in order, or a task learned "
+                           "already has no accuracy")
     if seconds.ndim != 1 or seconds.dtype.kind not in "iuf":
         raise ResultsError(f"{path} is corrupt: timings/task_seconds is not one time per task")

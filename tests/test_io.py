@@ -253,6 +253,8 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
 @pytest.mark.parametrize("where, value", [
     ("curves/iterations", np.int64(3)), ("curves/accuracy", np.full((2, 2), 1.5)), ("curves/task", np.zeros(3)),
     ("curves/accuracy", np.ones((2, 3))), ("acc_matrix", np.full((3, 2), np.nan)), ("timings/task_seconds", b"x"),
+    ("curves/task", np.array([1, 0])), ("curves/task", np.array([0, 2])),
+    ("curves/accuracy", np.array([[np.nan, np.nan], [0.85, 0.6]])),       # task 1 learned, no accuracy
 ])
 def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, where, value):
     """A file whose CRCs were made to match (written before them, or crafted): a scalar where the curves' points
