@@ -800,8 +800,12 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     path = _key_path(key.strip())
     if not path:
         raise ConfigError(f"--set {assignment!r}: empty key")
+    if len(path) > MAX_NESTING:
+        raise ConfigError(f"--set: key {key.strip()[:40]!r}... names {len(path)} nested tables; a config nests a few")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
+        if nesting_depth(value) > MAX_NESTING:
+            raise RecursionError
     except RecursionError:
         raise ConfigError(f"--set {key.strip()}: its value is nested too deeply to read") from None
     except tomllib.TOMLDecodeError as exc:
@@ -883,6 +887,27 @@ def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     node[path[-1]] = value
 
 
+#: the deepest nesting of tables and arrays a TOML file spikecl reads may have (its configs nest 3 or 4 levels)
+MAX_NESTING = 64
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels of tables and arrays ``value`` nests (0 for a plain value), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_NESTING:                 # enough to refuse; the rest need not be walked
+            break
+    return deepest
+
+
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
@@ -906,6 +931,10 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
+    depth = nesting_depth(raw)
+    if depth > MAX_NESTING:
+        raise ConfigError(f"{path}: tables or arrays nested {depth} levels deep; {a_what} nests a few (at most "
+                          f"{MAX_NESTING})")
     if not raw:
         raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
                           "(models/ holds examples)")
