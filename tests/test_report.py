@@ -497,6 +497,32 @@ def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp
                                                                           "grid-final-comparison.png"]
 
 
+def test_a_sweeps_summary_shows_a_cell_over_one_seed_without_a_spread(tmp_path, sweep_files, capsys):
+    """As the experiment report: the sweep's table shows a value over one seed alone and a spread over two; a
+    summary written before cells' seed counts were recorded reads as before (one seed per row: alone)."""
+    import h5py
+
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
+
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\n',
+                                   'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+    other = result("finetune", 1, ["finetune"])
+    other.acc_matrix[-1, 0] -= 0.1
+    write_sweep_results([replace(result("finetune", 0, ["finetune"]), method="finetune @ lr=0.05"),
+                         replace(other, method="finetune @ lr=0.05"),
+                         replace(result("finetune", 0, ["finetune"]), method="finetune @ lr=0.1")], sweep, {})
+    capsys.readouterr()
+    assert main(["report", str(sweep_dir(sweep)), "--no-plots"]) == 0
+    rows = {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines() if "@ lr=" in line}
+    assert "±" in rows["finetune @ lr=0.05"] and "±" not in rows["finetune @ lr=0.1"]
+    with h5py.File(sweep_dir(sweep) / "sweep.h5", "r+") as f:         # as written before the counts
+        unseal(f)
+        del f.attrs["counts"]
+    assert main(["report", str(sweep_dir(sweep)), "--no-plots"]) == 0
+    assert "±" not in next(line for line in capsys.readouterr().out.splitlines() if "@ lr=0.1" in line)
+
+
 def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_path, capsys):
     """After an interrupted --overwrite a folder holds new files beside old ones still marked .replacing: the old
     ones are skipped with a note (named alone, a one-line error), so old and new settings are never tabled as one."""

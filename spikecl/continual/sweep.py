@@ -492,11 +492,14 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
     {run id: errors} of the failed runs."""
     from collections import Counter
 
-    from spikecl.continual.report import method_summary, split_note
+    from spikecl.continual.report import defined_counts, method_summary, partly_defined, split_note
 
-    summary = {m: {k: list(v) for k, v in s.items()} for m, s in method_summary(results).items()} if results else {}
+    stats = method_summary(results) if results else {}
+    summary = {m: {k: list(v) for k, v in s.items()} for m, s in stats.items()}
+    counts = {m: dict(c) for m, c in defined_counts(results).items()}       # seeds per cell: a single one shows alone
+    notes = "\n".join(filter(None, (partly_defined(results, stats), split_note(results)))) if results else ""
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
-            "seeds": dict(Counter(r.method for r in results)), "split_note": split_note(results) if results else "",
+            "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,
             "failures": failures}
 
 
@@ -506,7 +509,7 @@ def _summary_text(record: dict) -> str:
     lines = [f"sweep {record['name']}: {record['complete']}/{record['planned']} runs complete"]
     if record["summary"]:
         summary = {m: {k: tuple(v) for k, v in s.items()} for m, s in record["summary"].items()}
-        lines += ["", format_summary(summary, record["seeds"]), record["split_note"]]
+        lines += ["", format_summary(summary, record["seeds"], record.get("counts")), record["split_note"]]
     for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
     return "\n".join(lines)
@@ -562,7 +565,8 @@ class SweepKind(Kind):
 def _record(run: Run) -> dict:
     """The :func:`summary_record` of a ``sweep`` results file."""
     record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
-    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}}
+    counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
+    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts}
 
 
 KIND = SweepKind()
