@@ -879,6 +879,22 @@ def test_a_folder_in_the_place_of_a_plot_is_refused_before_any_training(tmp_path
     assert main([*args, "--no-plots"]) == 0 and trained
 
 
+@pytest.mark.parametrize("model, plot", [("models/sparsey_digits.toml", "cue_recall_seed0.png"),
+                                         ("models/ca3_cam.toml", "functional_raster.png"),
+                                         ("models/ca3_cam.toml", "cue_exact_C100_M100.png")])
+def test_every_kind_refuses_a_folder_in_the_place_of_its_plot_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                               model, plot):
+    """Sparsey's and CA3's plots too: the whole run would otherwise end in the refusal."""
+    from spikecl import experiment_kind
+    from spikecl.cli import main
+
+    monkeypatch.setattr(experiment_kind, "run_jobs", lambda *a, **k: pytest.fail("a job ran before the refusal"))
+    name = "sparsey-digits" if "sparsey" in model else "ca3_cam"
+    (tmp_path / name / plot).mkdir(parents=True)
+    assert main(["run", model, "--seed", "0", "--output-dir", str(tmp_path), "--no-progress"]) == 2
+    assert f"{tmp_path / name / plot} is a folder where a plot goes; move it away" in capsys.readouterr().err
+
+
 def test_a_run_beside_other_methods_results_says_its_table_and_plots_are_its_own(tmp_path, capsys, monkeypatch):
     """A second run of one experiment with another method list reports and draws its own methods only; it says
     that the folder holds more results and that ``spikecl report`` compares them all (an unreadable file or

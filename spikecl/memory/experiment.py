@@ -362,6 +362,13 @@ class CA3Kind(Kind):
 
         return write_plots({str(run.path): _part(run) for run in runs}, out_dir)
 
+    def plot_files(self, cfg: CA3ExperimentConfig) -> list[Path]:
+        from spikecl.memory.report import plot_names
+
+        sizes = [(C, M) for C, M in cfg.stress.sizes] if cfg.stress.enabled else []
+        names = plot_names(cfg.functional.enabled, sizes, "published" in cfg.stress.variants)
+        return [Path(cfg.output_dir) / cfg.name / name for name in names]
+
 
 KIND = CA3Kind()
 

@@ -43,6 +43,25 @@ def _precision_map(table: dict, densities, fragment_sizes, spacing) -> np.ndarra
     return out
 
 
+#: the maps drawn per memory size, ``<map>_C<C>_M<M>.png``
+SIZE_MAPS = ("cue_exact", "relearned_exact", "content_precision")
+
+
+def plot_names(functional: bool, sizes: list[tuple[int, int]], published: bool) -> list[str]:
+    """The names of the PNG files :func:`write_plots` may write for an experiment with a functional part
+    (``functional``), stress parts of ``sizes`` (C, M) and (``published``) the published variant among them."""
+    return ([RASTER] if functional else []) + [size_map(m, C, M) for C, M in sizes for m in SIZE_MAPS] \
+        + ([CAPACITY] if published and sizes else [])
+
+
+def size_map(metric: str, C: int, M: int) -> str:
+    """The file name of the map of ``metric`` at memory size (``C``, ``M``)."""
+    return f"{metric}_C{C}_M{M}.png"
+
+
+RASTER, CAPACITY = "functional_raster.png", "capacity.png"
+
+
 def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     """Raster of the functional run; per memory size, maps of recall-by-cue exactness and forgetting (density x
     spacing) and of recall-by-content precision (density x fragment size at 14 ms or the nearest spacing), one
@@ -52,7 +71,7 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     written = []
     for part in [p for p in results.values() if p["attrs"]["part"] == "functional"][:1]:
         schedule = recorded_schedule(part["attrs"])
-        written.append(plot_raster(part["spikes"], schedule, out_dir / "functional_raster.png",
+        written.append(plot_raster(part["spikes"], schedule, out_dir / RASTER,
                                    title="recorded functional experiment (C = 5, M = 10)"))
     by_size: dict[tuple[int, int], dict[str, dict]] = {}
     files: dict[tuple[int, int, str], str] = {}
@@ -77,11 +96,11 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                                                                                           "cue exact")):
             maps = {v: _mean_map(t, metric, "density", densities, "spacing_ms", spacings) for v, t in variants.items()}
             written.append(plot_quality_maps(maps, col_labels=[str(int(s)) for s in spacings], col_name="spacing (ms)",
-                                             path=out_dir / f"{metric}_C{C}_M{M}.png", title=f"{name}, C={C} M={M}",
+                                             path=out_dir / size_map(metric, C, M), title=f"{name}, C={C} M={M}",
                                              **labels))
         maps = {v: _precision_map(t, densities, sizes, spacing) for v, t in variants.items()}
         written.append(plot_quality_maps(maps, col_labels=[str(f) for f in sizes], col_name="fragment bits",
-                                         path=out_dir / f"content_precision_C{C}_M{M}.png",
+                                         path=out_dir / size_map("content_precision", C, M),
                                          title=f"recall by content: precision at {int(spacing)} ms, C={C} M={M}",
                                          **labels))
         if "published" in variants:
@@ -90,7 +109,7 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
             capacity[f"C={C} M={M}, {widest:g} ms{changed}"] = (
                 own, _mean_map(t, "bits_per_synapse", "density", own, "spacing_ms", [widest])[:, 0])
     if capacity:
-        written.append(plot_capacity(capacity, out_dir / "capacity.png", WILLSHAW_BITS_PER_SYNAPSE,
+        written.append(plot_capacity(capacity, out_dir / CAPACITY, WILLSHAW_BITS_PER_SYNAPSE,
                                      CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse\n"
                                      "(exactly recalled contents, at each size's widest spacing)"))
     return written

@@ -441,27 +441,36 @@ def _unprefixed(table: dict, prefix: str) -> dict:
 CAPACITY_PERCENT = "% (recalls: of items; overlap, active macs: of a code)"
 
 
+#: the plots each seed of a Sparsey experiment draws, ``<name>_seed<seed>.png``
+SEED_PLOTS = ("overlap_scatter", "capacity", "capacity_random", "cue_recall")
+
+
+def seed_plot(folder: Path, name: str, seed: int) -> Path:
+    """Where seed ``seed``'s plot ``name`` (one of :data:`SEED_PLOTS`) goes in ``folder``."""
+    return folder / f"{name}_seed{seed}.png"
+
+
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
     from spikecl.sdr.plots import plot_lines, plot_overlap_scatter
 
     cap, levels = out["capacity"], out["cue_levels"] * 100
-    paths = [plot_overlap_scatter(out["similarity"], folder / f"overlap_scatter_seed{seed}.png"),
+    paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed)),
              plot_lines(cap["items"], {"exact code (the macs that learned it)": cap["exact"],
                                        "exact code per learning mac": cap["mac_exact"],
                                        "nearest stored code is its own": cap["identity"],
                                        "mean code overlap": cap["overlap"],
                                        **({"active macs that learned it (not frozen)": cap["learning"]}
                                           if "learning" in cap else {})},
-                        folder / f"capacity_seed{seed}.png", xlabel="items stored", ylabel=CAPACITY_PERCENT,
+                        seed_plot(folder, "capacity", seed), xlabel="items stored", ylabel=CAPACITY_PERCENT,
                         title="Sparsey: recall of stored items cued by themselves")]
     rnd = out["random_capacity"]
     paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
                                            rnd["identity"], "mean code overlap": rnd["overlap"]},
-                            folder / f"capacity_random_seed{seed}.png", xlabel="random patterns stored",
+                            seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
                             ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
     lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
              for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler") for m in ("identity",)}
-    paths.append(plot_lines(levels, lines, folder / f"cue_recall_seed{seed}.png",
+    paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
                             title=f"recall among {out['cue_items']} stored items from degraded cues"))
     return paths
@@ -607,6 +616,9 @@ class SparseyKind(Kind):
         """Every seed's plots, named by seed: all runs are read and checked (:func:`seed_outcomes`) before any is
         written, so two files of one seed never overwrite each other's plots."""
         return [p for out in seed_outcomes(runs) for p in write_plots(Path(out_dir), out["seed"], out)]
+
+    def plot_files(self, cfg: SparseyExperimentConfig) -> list[Path]:
+        return [seed_plot(Path(cfg.output_dir) / cfg.name, name, seed) for seed in cfg.seeds for name in SEED_PLOTS]
 
 
 KIND = SparseyKind()
