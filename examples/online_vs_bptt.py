@@ -1,7 +1,8 @@
 """Compare the two trainers — BPTT with surrogate gradients and online trace-based learning — on split digits,
 class-incremental (one shared head: hard enough that the trainers differ; task-incremental, both score about 98.6 %),
-with experience replay. Prints accuracy and training time per run (the data loaded and the network built before
-the clock starts, after one untimed warm-up run of each trainer, so that one-time start-up costs fall on neither).
+with experience replay. Prints accuracy and time per run, its training and its evaluations (the data loaded and the
+network built before the clock starts, after one untimed warm-up run of each trainer, so that one-time start-up
+costs fall on neither).
 
     python examples/online_vs_bptt.py             (under 10 s on a 2-core CPU)
 """

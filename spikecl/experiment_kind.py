@@ -514,8 +514,9 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
         others = other_results(folder, paths, k.name)
         if others:
             files = f"{len(others)} more results file{'s' if len(others) > 1 else ''}"
-            print(f"\nnote: {folder} holds {files} than this run wrote (e.g. {others[0].name}); the table and "
-                  f"plots above are of this run's; 'spikecl report {folder}' compares them all")
+            shown = "the table and plots above are" if plots else "the table above is"
+            print(f"\nnote: {folder} holds {files} than this run wrote (e.g. {others[0].name}); {shown} of this "
+                  f"run's; 'spikecl report {folder}' compares them all")
     return 0
 
 

@@ -213,7 +213,7 @@ def _first_line(message) -> str:
 
 
 @contextmanager
-def output_lock(path: str | Path):
+def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"):
     """Hold ``<path>.lock`` (an exclusive ``flock``, released when the process ends, even when killed) while a run
     writes the results file ``path``; a second writer of the same file fails at once with a one-line
     :class:`ResultsError` naming the holder's PID. The lock file is removed on release. Where ``fcntl`` is missing
@@ -237,7 +237,7 @@ def output_lock(path: str | Path):
             f.seek(0)
             holder = f.read().strip() or "?"
             raise ResultsError(f"another spikecl run (PID {holder}) is writing {path}; wait for it to end or "
-                               "choose another --output-dir") from None
+                               f"{elsewhere}") from None
         if not _same_file(f, lock):     # its holder removed the file as it let go: a later writer's is another
             raise ResultsError(f"another spikecl run was writing {path} just now; run again")
         f.seek(0)

@@ -912,8 +912,8 @@ def test_a_run_beside_other_methods_results_says_its_table_and_plots_are_its_own
     assert main([*args, "--set", 'strategy.methods=["ewc"]']) == 0
     out = capsys.readouterr().out
     folder = tmp_path / "cut"
-    assert (f"note: {folder} holds 1 more results file than this run wrote (e.g. finetune-seed0.h5); the table and "
-            f"plots above are of this run's; 'spikecl report {folder}' compares them all") in out
+    assert (f"note: {folder} holds 1 more results file than this run wrote (e.g. finetune-seed0.h5); the table "
+            f"above is of this run's; 'spikecl report {folder}' compares them all") in out        # --no-plots
     assert main([*args, "--set", 'strategy.methods=["ewc", "finetune"]', "--overwrite"]) == 0
     assert "holds" not in capsys.readouterr().out
 

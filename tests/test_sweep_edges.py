@@ -355,7 +355,7 @@ def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(swe
         assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
         err = capsys.readouterr().err
         assert err == (f"spikecl: error: another spikecl run (PID {os.getpid()}) is writing {summary}; wait for it "
-                       "to end or choose another --output-dir\n")
+                       "to end or give the sweep another name or output_dir\n")
         assert main(["sweep", str(path), "--dry-run"]) == 0
 
 
@@ -366,6 +366,7 @@ def test_a_missing_dataset_is_refused_before_the_trials(sweep_files, monkeypatch
     for extra in (["--dry-run"], ["--no-progress"]):
         assert main(["sweep", str(path), *extra]) == 2
         assert capsys.readouterr().err.startswith(f"spikecl: error: mnist not found under {tmp_path / 'missing'}: ")
+        assert not (tmp_path / "results").exists()                # a refused sweep leaves no folder behind
 
 
 def test_the_datasets_looked_for_are_those_each_run_reads_its_variant_applied(sweep_files, monkeypatch, capsys,

@@ -24,7 +24,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError
-from spikecl.experiment_kind import check_datasets, replacing
+from spikecl.experiment_kind import check_datasets, removed_if_empty_on_error, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, output_lock, read_results
 from spikecl.paths import exists
 
@@ -67,8 +67,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             check_not_folder(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
-    check_writable_folder(sweep_dir(sweep), "sweep output: folder")       # named as such, before its lock
-    with output_lock(sweep_dir(sweep) / "sweep.h5"):     # one sweep at a time writes its summary
+    folder = sweep_dir(sweep)
+    check_writable_folder(folder, "sweep output: folder")                   # named as such, before its lock
+    with removed_if_empty_on_error([folder]), output_lock(folder / "sweep.h5", "give the sweep another name or "
+                                                          "output_dir"):    # one sweep at a time writes its summary
         return run_sweep(args, sweep, plugins)
 
 
