@@ -587,6 +587,16 @@ def test_a_checkpoints_strategy_state_that_does_not_fit_the_network_is_refused_b
     assert not trained and not results.exists()
 
 
+def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
+    """Every other writer takes str paths; a resume without a results path has no checkpoint to continue."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    with pytest.raises(ConfigError, match=r"execute\(resume=True\) needs the results path"):
+        ContinualRun(cfg, "finetune", 0).execute(resume=True, progress_bar=False)
+    path = str(tmp_path / "r.h5")
+    result = ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=False)
+    assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
+
+
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):
     with pytest.raises(ConfigError, match="train.compile: the online trainer"):
         config(tmp_path, train={"compile": True, "trainer": "online"})

@@ -112,6 +112,9 @@ def test_stream_settings_and_rotation():
     for n_tasks in (2.0, True):
         with pytest.raises(ConfigError, match="n_tasks"):
             make_stream(ds, "permuted", n_tasks, "domain")
+    for identity in ("no", "false", 0):               # a truthy string would leave task 1 unpermuted
+        with pytest.raises(ConfigError, match="stream.first_task_identity: expected true or false"):
+            make_stream(ds, "permuted", 2, "domain", first_task_identity=identity)
     with pytest.raises(ConfigError, match="classes_per_task"):
         make_stream(ds, "split", 2, "task", classes_per_task=True)
     assert len(make_stream(ds, "permuted", np.int64(2), "domain")) == 2

@@ -654,7 +654,7 @@ class ContinualRun:
         random.setstate(state["rng"]["python"])
 
     # -- the whole run ----------------------------------------------------------------------------------------
-    def execute(self, results: Path | None = None, resume: bool = False, overwrite: bool = False,
+    def execute(self, results: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                 progress_bar: bool = True, replace_stale: bool = False) -> RunResult:
         """Train through the stream and return (and, with ``results``, write) the run's results.
 
@@ -663,6 +663,9 @@ class ContinualRun:
         existing results file is an :class:`ExistsError`. Checkpoints, results and the progress bar come only from
         a process whose execution ``writes_files``.
         """
+        if resume and results is None:
+            raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
+        results = Path(results) if results is not None else None     # a str path as the other writers take
         writes = self.execution.writes_files
         ckpt = checkpoint_path(results) if results is not None else None
         if results is not None and writes:

@@ -261,6 +261,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     ``recorded`` stream (a trained network's), where it means all of them, as spikecl read it before refusing it.
     """
     _check(kind, scenario, n_tasks)
+    first_task_identity = _check_value(first_task_identity, bool, "stream.first_task_identity")   # "no" is truthy
     _check_applies(kind, classes_per_task, max_angle_deg, first_task_identity)
     n_tasks, seed = int(n_tasks), _option(seed, "seed", low=0)
     max_angle_deg = _option(max_angle_deg, "max_angle_deg")
