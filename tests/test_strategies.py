@@ -247,3 +247,22 @@ def test_hlops_lateral_weights_gone_non_finite_are_a_one_line_error_not_an_svd_t
         orthonormal_rows(torch.tensor([[1.0, float("inf")]]))
     with pytest.raises(NumericalError, match="rows hold NaN or infinity"):
         hlop_graph.orthonormal_rows(np.array([[np.nan, 1.0]]))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda x, y: TaskData(0, x, y.float(), None), r"TaskData.y: expected integer indices \[20\], one per sample, "
+                                                   r"got torch.float32 \(20,\)"),
+    (lambda x, y: TaskData(0, x, y[:15], None), r"TaskData.y: expected integer indices \[20\]"),
+    (lambda x, y: TaskData(0, x, y, y[:3]), r"TaskData.heads: expected integer indices \[20\]"),
+    (lambda x, y: TaskData(0, x.numpy(), y, None), "TaskData.x: expected a tensor, got ndarray"),
+    (lambda x, y: TaskData(0, x[:, 0], y, None), r"TaskData.x: expected floating-point samples \[N, ...\]"),
+    (lambda x, y: TaskData(0, x, y, None, torch.ones(3)), "TaskData.mask: expected a 1-D bool tensor"),
+])
+def test_task_data_built_by_hand_is_checked_where_it_is_built(make, message):
+    """Float labels or fewer labels than samples failed later inside a strategy (a torch error, or a message about
+    heads), or not at all (replay, SI)."""
+    from spikecl.errors import ShapeError
+
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ShapeError, match=message):
+        make(torch.rand(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g))

@@ -45,7 +45,7 @@ import torch
 from spikecl.config import SEED_MAX, check_seed
 from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
-from spikecl.errors import ConfigError, DataError
+from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
@@ -74,8 +74,25 @@ class TaskData:
     mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        for name in ("x", "y"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise ShapeError(f"TaskData.{name}: expected a tensor, got {type(getattr(self, name)).__name__}")
+        n = self.x.shape[0] if self.x.dim() else -1
+        if self.x.dim() < 2 or not self.x.is_floating_point():
+            raise ShapeError(f"TaskData.x: expected floating-point samples [N, ...], got {self.x.dtype} "
+                             f"{tuple(self.x.shape)}")
         if self.heads is None:
             self.heads = torch.zeros(len(self.y), dtype=torch.long, device=self.y.device)
+        for name in ("y", "heads"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or value.shape != (n,) or value.is_floating_point() \
+                    or value.dtype == torch.bool:
+                shown = (f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                         else type(value).__name__)
+                raise ShapeError(f"TaskData.{name}: expected integer indices [{n}], one per sample, got {shown}")
+        if self.mask is not None and (not isinstance(self.mask, torch.Tensor) or self.mask.dtype != torch.bool
+                                      or self.mask.dim() != 1):
+            raise ShapeError("TaskData.mask: expected a 1-D bool tensor [n_outputs] or None")
 
     def __len__(self) -> int:
         return self.x.shape[0]
