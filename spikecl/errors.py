@@ -89,3 +89,12 @@ def require(module: str, extra: str, install: str | None = None):
     except ImportError as exc:  # pragma: no cover - exercised only where the extra is absent
         command = install or f"pip install 'spikecl[{extra}]'"
         raise DependencyError(f"{module} is not installed; install it with: {command}") from exc
+
+
+def check_type(value, types: type | tuple[type, ...], what: str, hint: str = ""):
+    """``value`` itself when it is one of ``types``, else a one-line :class:`ConfigError` naming ``what`` was given
+    (``hint``: how to get the right one, e.g. "quantize(spec) first")."""
+    if isinstance(value, types):
+        return value
+    names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+    raise ConfigError(f"{what}: expected a {names}, got {type(value).__name__}" + (f"; {hint}" if hint else ""))

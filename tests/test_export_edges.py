@@ -975,3 +975,38 @@ def test_deploy_of_a_network_without_its_training_config_names_the_runner(tmp_pa
                                           r"draw samples from; run it on samples of your own with the Lava runner: "
                                           r"python -m spikecl_lava.runner NET --inputs FILE -o RUN.h5"):
         deploy(path)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda spec, net: write_netx("n.h5", spec), "write_netx: expected a FixedNetwork, got NetworkSpec; it writes a "
+                                                 "quantised network: quantize(spec) first"),
+    (lambda spec, net: __import__("spikecl.export.nir_io", fromlist=["write_nir"]).write_nir("n.nir", net),
+     "write_nir: expected a NetworkSpec, got FixedNetwork; a NIR graph is written from the float network"),
+    (lambda spec, net: quantize(spec, {"weight_bits": 8}), "quantize: cfg: expected a QuantConfig, got dict"),
+    (lambda spec, net: quantize(net), "quantize: spec: expected a NetworkSpec, got FixedNetwork"),
+    (lambda spec, net: __import__("spikecl.export.resources", fromlist=["partition"]).partition(net, "loihi2"),
+     "partition: limits: expected a CoreLimits, got str; preset('loihi2'), say"),
+    (lambda spec, net: __import__("spikecl.export.resources", fromlist=["partition"]).partition(
+        spec, __import__("spikecl.export.resources", fromlist=["preset"]).preset("loihi2")),
+     "the network: expected a FixedNetwork, got NetworkSpec"),
+    (lambda spec, net: __import__("spikecl.export.fixed_point", fromlist=["predict"]).predict(
+        net, np.zeros((net.num_steps, 2, net.n_inputs), np.int64), batch_size=0),
+     "predict: batch_size must be a whole number >= 1, got 0"),
+])
+def test_export_entry_points_name_the_network_they_take(tmp_path, monkeypatch, call, message):
+    """A float network where a quantised one goes (or the reverse), a dict for a QuantConfig, a preset's name for
+    its limits: one line naming what the function takes, never an AttributeError from inside."""
+    from spikecl.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    spec = small_spec()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        call(spec, quantize(spec))
+
+
+def test_predict_takes_a_list_as_simulate_does():
+    from spikecl.export.fixed_point import predict
+
+    net = quantize(small_spec())
+    x = np.zeros((net.num_steps, 3, net.n_inputs), np.int64)
+    assert predict(net, x.tolist()).tolist() == predict(net, x).tolist()

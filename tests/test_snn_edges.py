@@ -112,6 +112,8 @@ def test_stream_settings_and_rotation():
     for n_tasks in (2.0, True):
         with pytest.raises(ConfigError, match="n_tasks"):
             make_stream(ds, "permuted", n_tasks, "domain")
+    with pytest.raises(ConfigError, match="make_stream: dataset: expected a Dataset, got str; load_dataset"):
+        make_stream("digits", "split", 5, "task")
     for identity in ("no", "false", 0):               # a truthy string would leave task 1 unpermuted
         with pytest.raises(ConfigError, match="stream.first_task_identity: expected true or false"):
             make_stream(ds, "permuted", 2, "domain", first_task_identity=identity)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ShapeError
+from spikecl.errors import ConfigError, ShapeError
 from spikecl.export.conv import synaptic_input
 from spikecl.export.float_model import select_heads
 from spikecl.export.quantize import ACT_SHIFT, DECAY_UNITY, UV_LIMIT, FixedLayer, FixedNetwork
@@ -181,6 +181,10 @@ def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = No
     [n_layers]), if given, have each layer's 24-bit current wraps and voltage saturations added to them; the
     readout's entry counts only the outputs decoded (each sample's head, outputs its stream trained), and a reset
     at the top too: the cuts that can change a logit compared."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"predict: batch_size must be a whole number >= 1, got {batch_size!r}")
+    inputs = np.asarray(inputs)                           # a list too, as simulate takes; checked batch by batch
+    check_input_shape(net, inputs.shape)
     out = []
     for start in range(0, inputs.shape[1], batch_size):
         trace = simulate(net, inputs[:, start:start + batch_size], record=False)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, ExportError, ResultsError
+from spikecl.errors import ConfigError, ExportError, ResultsError, check_type
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
@@ -127,6 +127,7 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lav
     runner only (marked ``lava_dl = False``)."""
     import h5py
 
+    check_type(net, FixedNetwork, "write_netx", "it writes a quantised network: quantize(spec) first")
     refusal = lava_dl_refusal(net)
     if lava_dl and refusal:
         raise ExportError(refusal)

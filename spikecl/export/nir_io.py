@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ExportError, ResultsError, require
+from spikecl.errors import ExportError, ResultsError, check_type, require
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
@@ -90,6 +90,7 @@ def to_nir(spec: NetworkSpec):
 def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> Path:
     """Write ``spec`` as a NIR HDF5 file, atomically (the graph is built before anything is written)."""
     nir = require("nir", "export")
+    check_type(spec, NetworkSpec, "write_nir", "a NIR graph is written from the float network, before quantize")
     graph = to_nir(spec)
     return atomic_write(path, lambda tmp: nir.write(tmp, graph), overwrite=overwrite)
 

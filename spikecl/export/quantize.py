@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikecl.errors import ExportError
+from spikecl.errors import ExportError, check_type
 from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape, refuse_encoder
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
@@ -371,6 +371,8 @@ def check_encoder(spec: NetworkSpec, cfg: QuantConfig | None = None) -> None:
 
 def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:
     """Quantise every layer of ``spec``; the first layer takes graded input for the ``direct`` encoder."""
+    check_type(spec, NetworkSpec, "quantize: spec", "load_trained(path) gives one")
+    check_type(cfg, QuantConfig, "quantize: cfg", "QuantConfig(weight_bits=8), say")
     check_encoder(spec, cfg)
     if spec.encoder == "direct":
         input_bits = DEFAULT_INPUT_BITS if cfg.input_bits is None else cfg.input_bits

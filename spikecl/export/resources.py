@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from spikecl.errors import ConfigError, ExportError
+from spikecl.errors import ConfigError, ExportError, check_type
 from spikecl.export.axons import LayerAxons
 from spikecl.export.conv import connection_counts
 from spikecl.export.quantize import FixedNetwork
@@ -62,6 +62,7 @@ def preset(name: str) -> CoreLimits:
 
 def network_graph(net: FixedNetwork) -> nx.DiGraph:
     """Populations as nodes, synapse blocks as edges (see the module docstring for the attributes)."""
+    check_type(net, FixedNetwork, "the network", "quantize(spec) first")
     g = nx.DiGraph()
     g.add_node("input", neurons=net.n_inputs, kind="input", message_bits=net.input_bits)
     previous = "input"
@@ -96,6 +97,7 @@ def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
     order), as many as its neurons, synaptic memory, input axons (the distinct presynaptic neurons its neurons
     read) and output axons (one per core of the next layer that a neuron reaches) allow
     (:class:`~spikecl.export.axons.LayerAxons`). A layer that fits no core is an :class:`ExportError`."""
+    check_type(limits, CoreLimits, "partition: limits", "preset('loihi2'), say")
     g = network_graph(net)
     names = [layer.name for layer in net.layers]
     axons = [LayerAxons(layer) for layer in net.layers]
