@@ -870,6 +870,9 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
     """Return a copy of ``raw`` with each ``key=value`` assignment applied (nested tables created as needed)."""
     import copy
 
+    if isinstance(assignments, (str, bytes)):           # its characters would be read as assignments
+        raise ConfigError(f"overrides: expected a list of 'key=value' strings, got the string {assignments!r}; wrap it "
+                          "in a list")
     out = copy.deepcopy(raw)
     for assignment in assignments:
         path, value = parse_override(assignment)

@@ -186,3 +186,12 @@ def test_neuron_parameters_beyond_float32_are_refused_where_they_are_set(key):
     with pytest.raises(ConfigError, match=re.escape(message)):
         LIFParams(**{key: 1e39})
     assert getattr(LIFParams(**{key: 3.4e38}), key) == 3.4e38
+
+
+def test_overrides_given_as_one_string_are_refused_not_read_character_by_character():
+    from spikecl.config import apply_overrides
+
+    with pytest.raises(ConfigError, match=r"overrides: expected a list of 'key=value' strings, got the string "
+                                          r"'train.epochs=5'; wrap it in a list"):
+        apply_overrides({}, "train.epochs=5")
+    assert apply_overrides({}, ["train.epochs=5"]) == {"train": {"epochs": 5}}

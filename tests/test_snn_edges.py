@@ -64,6 +64,10 @@ def test_num_steps_must_be_a_positive_integer(net, steps):
 # 3
 def test_evaluate_checks_labels(net):
     x, y = batch(10)
+    from spikecl.snn.trainers import predict
+
+    with pytest.raises(ShapeError, match=r"evaluation input of shape \(20,\) has no sample axis"):
+        predict(net, x[0], 4)                           # one sample without its axis
     for bad in (y[:, None], y[:1], y[:9], y.float()):
         with pytest.raises(ShapeError, match="labels"):
             evaluate(net, x, bad, 4)
@@ -515,3 +519,27 @@ def test_weights_turned_nan_during_training_are_named_within_check_every_steps(n
     with pytest.raises(NumericalError, match="network parameter layers.0.synapse.weight is NaN"):
         for _ in range(CHECK_EVERY):
             tr.train_batch(x, y, None, None, opt)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: __import__("spikecl.snn.layers", fromlist=["SpikingLinear"]).SpikingLinear(-1, 4, LIFParams()),
+     "SpikingLinear: n_in"),
+    (lambda: __import__("spikecl.snn.layers", fromlist=["Readout"]).Readout(4, 2, LIFParams(), n_heads=0),
+     "Readout: n_heads"),
+    (lambda: __import__("spikecl.memory.params", fromlist=["population_sizes"]).population_sizes(-1, 10),
+     "n_cues: expected a positive integer, got -1"),
+    (lambda: __import__("spikecl.data.base", fromlist=["Dataset"]).Dataset(
+        "d", np.zeros((2, 1, 2, 2), np.float32), np.zeros(2, np.int64), np.zeros((2, 1, 2, 2), np.float32),
+        np.zeros(2, np.int64), n_classes=10.0), "d: n_classes must be a whole number >= 1, got 10.0"),
+    (lambda: __import__("spikecl.data.base", fromlist=["Dataset"]).Dataset(
+        "d", [[0.0]], [0], [[0.0]], [0], n_classes=2), "d: x_train and y_train must be numpy arrays, got list"),
+    (lambda: __import__("spikecl.continual.report", fromlist=["format_matrix"]).format_matrix(np.ones((2, 3))),
+     "accuracy matrix has shape (2, 3); expected [T+1, T]"),
+])
+def test_public_constructors_check_their_sizes(make, message):
+    """Negative or fractional sizes built a layer torch refused deep inside, a readout with no heads, negative
+    populations, a dataset of 10.0 classes, or printed a transposed accuracy matrix."""
+    from spikecl.errors import SpikeCLError
+
+    with pytest.raises(SpikeCLError, match=re.escape(message)):
+        make()

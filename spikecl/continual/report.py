@@ -37,7 +37,9 @@ def in_experiment_order(results: Sequence[RunResult]) -> list[RunResult]:
 
 
 def format_matrix(acc: np.ndarray, title: str = "") -> str:
-    """The accuracy matrix ``[T+1, T]`` as a text table in percent (rows: after task i; row 0: at init)."""
+    """The accuracy matrix ``[T+1, T]`` (fractions, checked: :func:`~spikecl.continual.metrics.as_matrix`) as a text
+    table in percent (rows: after task i; row 0: at init)."""
+    acc = metrics.as_matrix(acc)
     n = acc.shape[1]
     lines = [title] if title else []
     lines.append("after \\ on  " + " ".join(f"{'T' + str(j + 1):>6}" for j in range(n)))

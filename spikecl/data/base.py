@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import DataError, ShapeError
+from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.paths import is_dir, is_file
 
 
@@ -27,8 +27,13 @@ class Dataset:
     class_domain: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 1:
+            raise ConfigError(f"{self.name}: n_classes must be a whole number >= 1, got {self.n_classes!r}")
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+                raise ShapeError(f"{self.name}: x_{split} and y_{split} must be numpy arrays, got "
+                                 f"{type(x).__name__} and {type(y).__name__}")
             if x.ndim not in (4, 5) or x.dtype != np.float32:
                 raise ShapeError(f"{self.name}: x_{split} must be float32 [N, C, H, W] or [N, T, C, H, W], got "
                                  f"{x.dtype} {x.shape}")

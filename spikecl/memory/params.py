@@ -334,7 +334,9 @@ def check_spikes(x, what: str):
 
 
 def population_sizes(n_cues: int, n_bits: int, params: CA3Params | None = None) -> dict[str, int]:
-    """Number of neurons of every population (inputs included) for C = ``n_cues``, M = ``n_bits``."""
+    """Number of neurons of every population (inputs included) for C = ``n_cues``, M = ``n_bits`` (checked:
+    :func:`check_sizes`)."""
+    n_cues, n_bits = check_sizes(n_cues, n_bits, params)
     size = {"C": n_cues, "M": n_bits, "1": 1}
     pops = dict(POPULATIONS)
     if as_params(params).inhibition == "pool":

@@ -38,7 +38,7 @@ from torch.func import functional_call
 
 from spikecl.errors import ConfigError
 from spikecl.snn.activity import Recordable
-from spikecl.snn.checks import choice
+from spikecl.snn.checks import choice, count
 from spikecl.snn.fused import ENGINES, full_precision, integrator_step, is_static, lif_sequence, lif_step, \
     readout_weights, time_weighted_sum
 from spikecl.snn.neurons import LIFParams
@@ -289,6 +289,7 @@ class SpikingLinear(SpikingLayer):
     """Fully connected synapse + LIF. ``[T, B, n_in]`` → ``[T, B, n_out]``."""
 
     def __init__(self, n_in: int, n_out: int, neuron: LIFParams, bias: bool = False, engine: str = "fused") -> None:
+        n_in, n_out = count(n_in, "SpikingLinear: n_in"), count(n_out, "SpikingLinear: n_out")
         super().__init__(nn.Linear(n_in, n_out, bias=bias), neuron, engine=engine)
 
 
@@ -318,7 +319,9 @@ class Readout(EngineLayer):
     def __init__(self, n_in: int, n_outputs: int, neuron: LIFParams, n_heads: int = 1, bias: bool = False,
                  engine: str = "fused") -> None:
         super().__init__(neuron, engine)
-        self.heads = nn.ModuleList(nn.Linear(n_in, n_outputs, bias=bias) for _ in range(n_heads))
+        n_in, n_outputs = count(n_in, "Readout: n_in"), count(n_outputs, "Readout: n_outputs")
+        self.heads = nn.ModuleList(nn.Linear(n_in, n_outputs, bias=bias)
+                                   for _ in range(count(n_heads, "Readout: n_heads")))
         self.integrator = neuron.integrator()
 
     def _current(self, synapse_call, heads: torch.Tensor | None) -> torch.Tensor:

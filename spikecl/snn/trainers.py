@@ -347,6 +347,15 @@ def make_trainer(name: str, net: SpikingNetwork, num_steps: int, encoder: str = 
     return TRAINERS[name](net, num_steps, encoder, precision)
 
 
+def sample_batch(x, encoder: str) -> torch.Tensor:
+    """Evaluation input ``x`` as a float tensor of samples ``[N, ...]`` (:func:`as_input`), else a one-line error."""
+    x = as_input(x, "evaluation input", intensities=encoder != "events")
+    if x.dim() < 2:
+        raise ShapeError(f"evaluation input of shape {tuple(x.shape)} has no sample axis; expected samples [N, ...] "
+                         "(x[None] for one sample)")
+    return x
+
+
 @torch.no_grad()
 def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str = "direct",
             heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
@@ -354,7 +363,7 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
     """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored); a
     network with NaN or infinite weights raises NumericalError (its silent layers would predict one class)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
-    x = as_input(x, "evaluation input", intensities=encoder != "events")
+    x = sample_batch(x, encoder)
     if not bool(parameters_flag(net)):
         check_parameters(net, "it cannot be evaluated")
     mask = output_mask(mask, net.n_outputs, x.device)
@@ -374,10 +383,7 @@ def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, num_steps: i
     """Accuracy (fraction in [0, 1]) of ``net`` on ``x`` [N, ...], ``y`` [N] (integer labels of the readout's
     outputs; ShapeError / DataError otherwise, also for no samples; NaN or infinite inputs or weights:
     NumericalError)."""
-    x = as_input(x, "evaluation input", intensities=encoder != "events")
-    if x.dim() < 2:
-        raise ShapeError(f"evaluation input of shape {tuple(x.shape)} has no sample axis; expected samples [N, ...] "
-                         "(x[None] for one sample)")
+    x = sample_batch(x, encoder)
     y = indices(y, net.n_outputs, x.shape[0], "labels", x.device)
     ok = finite_flag(x) & in_range(y, net.n_outputs)
     if heads is not None:
