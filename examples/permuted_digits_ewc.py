@@ -18,9 +18,9 @@ T = 4
 torch.manual_seed(0)
 stream = stream_from_config(StreamConfig(kind="permuted", n_tasks=4, scenario="domain"), DataConfig(dataset="digits"),
                             seed=0)
-tasks = [TaskData(t.index, torch.as_tensor(t.x_train), torch.as_tensor(t.y_train),
+tasks = [TaskData(t.index, torch.tensor(t.x_train), torch.tensor(t.y_train),
                   torch.zeros(len(t.y_train), dtype=torch.long)) for t in stream]
-tests = [(torch.as_tensor(t.x_test), torch.as_tensor(t.y_test)) for t in stream]
+tests = [(torch.tensor(t.x_test), torch.tensor(t.y_test)) for t in stream]
 
 for method, options in (("finetune", {}), ("ewc", {"ewc": {"lam": 50.0}})):
     torch.manual_seed(0)

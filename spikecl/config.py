@@ -807,7 +807,8 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
         if nesting_depth(value) > MAX_NESTING:
             raise RecursionError
     except RecursionError:
-        raise ConfigError(f"--set {key.strip()}: its value is nested too deeply to read") from None
+        raise ConfigError(f"--set {key.strip()}: its value nests more than {MAX_NESTING} levels of arrays or "
+                          "tables") from None
     except tomllib.TOMLDecodeError as exc:
         value = text.strip()
         if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
@@ -895,7 +896,8 @@ MAX_NESTING = 64
 
 
 def nesting_depth(value: Any) -> int:
-    """How many levels of tables and arrays ``value`` nests (0 for a plain value), counted without recursion."""
+    """How many levels of tables and arrays ``value`` nests (0 for a plain value), counted without recursion and
+    up to one more than :data:`MAX_NESTING` (deeper is refused alike)."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         node, depth = stack.pop()
@@ -934,10 +936,9 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
-    depth = nesting_depth(raw)
-    if depth > MAX_NESTING:
-        raise ConfigError(f"{path}: tables or arrays nested {depth} levels deep; {a_what} nests a few (at most "
-                          f"{MAX_NESTING})")
+    if nesting_depth(raw) > MAX_NESTING:
+        raise ConfigError(f"{path}: tables or arrays nested more than {MAX_NESTING} levels deep; {a_what} nests a "
+                          "few")
     if not raw:
         raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
                           "(models/ holds examples)")

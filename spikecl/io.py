@@ -483,8 +483,8 @@ def _write_arrays(group, arrays: dict) -> None:
                 dataset.attrs["crc32"] = np.int64(zlib.crc32(np.ascontiguousarray(value).tobytes()))
 
 
-#: how many times its size on disk an HDF5 file spikecl reads may declare in arrays: spikecl's own files are stored
-#: uncompressed (at most 1x), another tool's may be compressed; a few kilobytes declaring gigabytes are neither
+#: how many times its size on disk a results or netx file may declare in arrays: spikecl writes them uncompressed
+#: (at most 1x; a headroom for files edited by hand), so a few kilobytes declaring gigabytes are damaged or crafted
 MAX_INFLATION = 100
 
 

@@ -597,6 +597,30 @@ def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
     assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
 
 
+def test_a_run_whose_optimiser_holds_parameters_frozen_since_resumes_as_an_uninterrupted_one(tmp_path,
+                                                                                             monkeypatch):
+    """GPM freezes biases from task 2 on while an optimiser kept across tasks (reset_optimizer = false) still holds
+    them: its checkpoint is consistent and resumes to the uninterrupted run's numbers."""
+    cfg = config(tmp_path, stream={"n_tasks": 3}, network={"bias": True},
+                 train={"epochs": 1, "eval_every": 0, "reset_optimizer": False, "momentum": 0.0},
+                 strategy={"methods": ["gpm"]})
+    results = cfg.results_path("gpm", 0)
+    train_task = ContinualRun.train_task
+
+    def stop_at_task_3(self, task, bar=None):
+        if task == 2:
+            raise KeyboardInterrupt
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", stop_at_task_3)
+    with pytest.raises(KeyboardInterrupt):
+        ContinualRun(cfg, "gpm", 0).execute(results, progress_bar=False)
+    monkeypatch.setattr(ContinualRun, "train_task", train_task)
+    resumed = ContinualRun(cfg, "gpm", 0).execute(results, resume=True, progress_bar=False)
+    whole = ContinualRun(cfg, "gpm", 0).execute(progress_bar=False)
+    np.testing.assert_array_equal(resumed.acc_matrix, whole.acc_matrix)
+
+
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):
     with pytest.raises(ConfigError, match="train.compile: the online trainer"):
         config(tmp_path, train={"compile": True, "trainer": "online"})

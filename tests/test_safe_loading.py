@@ -136,6 +136,30 @@ def test_a_file_that_appears_while_an_atomic_write_runs_is_kept_without_overwrit
     assert target.read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("errno_name", ["EPERM", "ENOSYS", "EINVAL", "EXDEV"])
+def test_a_file_system_without_hard_links_gets_the_rename(tmp_path, monkeypatch, errno_name):
+    """FAT, some FUSE mounts: os.link fails in their own ways; the file goes into place by a rename, as before."""
+    import errno as codes
+
+    from spikecl import io
+
+    def no_links(src, dst):
+        raise OSError(getattr(codes, errno_name), "no hard links here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = io.atomic_write(tmp_path / "r.h5", lambda tmp: tmp.write_bytes(b"mine"))
+    assert target.read_bytes() == b"mine" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_a_dangling_link_where_a_file_goes_is_replaced_as_before(tmp_path):
+    from spikecl import io
+
+    target = tmp_path / "r.h5"
+    target.symlink_to(tmp_path / "gone.h5")
+    io.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"))
+    assert not target.is_symlink() and target.read_bytes() == b"mine"
+
+
 def test_a_lock_its_holder_removed_as_another_process_took_it_is_not_held_twice(tmp_path, monkeypatch):
     """A writer that opened the lock file just before its holder removed it and let go would lock a file no one
     else sees: it stops, rather than write beside a later writer of the new lock file."""

@@ -31,9 +31,10 @@ from spikecl.continual.strategies import (build_strategy, check_run, check_suppo
                                           validate_method)
 from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
                                        checkpoint_state, derived_seed)
+from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
                                   stream_difference, stream_from_config)
-from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError
+from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
 from spikecl.snn import measures
@@ -406,7 +407,7 @@ class ContinualRun:
         if cfg.network.encoder in ("poisson", "latency"):
             for task in stream.tasks:
                 for x in (task.x_train, task.x_test):
-                    if np.min(x) < 0 or np.max(x) > 1:
+                    if np.min(x) < -ROUNDING or np.max(x) > 1 + ROUNDING:     # a rotated 1.0000001 is 1
                         raise DataError(f"stream {stream.name!r}: task {task.index + 1} holds inputs outside 0..1 "
                                         f"(min {np.min(x):g}, max {np.max(x):g}), which the {cfg.network.encoder} "
                                         "encoder would clamp; scale them to 0..1")
@@ -583,7 +584,7 @@ class ContinualRun:
                                "--overwrite to start again (with --resume as well: keep the finished runs)")
         try:
             self._restore(state)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); delete it or run with --overwrite") from None
         if self.execution.writes_files:                                    # what else decides the rounding

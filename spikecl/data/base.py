@@ -11,6 +11,11 @@ from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.paths import is_dir, is_file
 
 
+#: how far outside [0, 1] an intensity may lie and be read as its nearest bound: float32 rounding of images computed
+#: from [0, 1] ones (a bilinear rotation turns 1.0 into 1.0000001)
+ROUNDING = 1e-5
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A train/test split. ``x_*`` float32 images [N, C, H, W] in [0, 1] or event frames [N, T, C, H, W] (counts);

@@ -45,7 +45,7 @@ from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
-from spikecl.errors import ConfigError, DataError, check_type
+from spikecl.errors import ConfigError, DataError
 
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
@@ -260,7 +260,9 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     docstring). A ``train_per_task`` or ``test_per_task`` above a task's samples is a ConfigError, but for a
     ``recorded`` stream (a trained network's), where it means all of them, as spikecl read it before refusing it.
     """
-    check_type(dataset, Dataset, "make_stream: dataset", "load_dataset(name) gives one")
+    if not isinstance(dataset, Dataset) and not hasattr(dataset, "x_train"):    # a wrapper of one passes
+        raise ConfigError(f"make_stream: dataset: expected a Dataset, got {type(dataset).__name__}; load_dataset(name) "
+                          "gives one")
     _check(kind, scenario, n_tasks)
     first_task_identity = _check_value(first_task_identity, bool, "stream.first_task_identity")   # "no" is truthy
     _check_applies(kind, classes_per_task, max_angle_deg, first_task_identity)

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from spikecl.config import BUNDLED_DATASETS, DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
+from spikecl.data.base import ROUNDING
 from spikecl.data.streams import Stream, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
@@ -39,9 +40,10 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     check_input_size(num_steps, *x.shape)
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")
-    if x.min() < 0 or x.max() > 1:                 # raw 8-bit images, say: clipped they would all read as 1
-        raise DataError(f"samples hold values in {x.min():g}..{x.max():g}, but the network's inputs are intensities "
-                        "in [0, 1]; scale them first (x / 255 for 8-bit images)")
+    if x.min() < -ROUNDING or x.max() > 1 + ROUNDING:    # raw 8-bit images, say: clipped they would all read as 1
+        raise DataError(f"samples hold values in {x.min():.7g}..{x.max():.7g}, but the network's inputs are "
+                        "intensities in [0, 1]; scale them first (x / 255 for 8-bit images)")
+    x = np.clip(x, 0.0, 1.0)                           # float32 rounding (a rotated pixel of 1.0000001)
     dtype = np.int64 if scale is not None else np.float64
     if encoder == "direct":
         q = np.round(x * scale).astype(np.int64) if scale is not None else x
