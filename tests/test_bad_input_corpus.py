@@ -271,7 +271,8 @@ def _(tmp):
     return ["run", str(write(tmp, "deep.toml", "a = " + "[" * 1000 + "]" * 1000 + "\n"))]
 
 
-@case("config", "a dotted key 600 tables deep", "tables or arrays nested more than 64 levels deep; an experiment file nests a few")
+@case("config", "a dotted key 600 tables deep",
+      "tables or arrays nested more than 64 levels deep; an experiment file nests a few")
 def _(tmp):
     return ["run", str(write(tmp, "deep.toml", ".".join(["a"] * 600) + " = 1\n"))]
 
@@ -281,7 +282,8 @@ def _(tmp):
     return ["run", str(write(tmp, "ok.toml", 'name = "ok"\n')), "--set", ".".join(["a"] * 600) + "=1"]
 
 
-@case("config", "a --set value nested a thousand deep", "--set a: its value nests more than 64 levels of arrays or tables")
+@case("config", "a --set value nested a thousand deep",
+      "--set a: its value nests more than 64 levels of arrays or tables")
 def _(tmp):
     return ["run", str(write(tmp, "ok.toml", 'name = "ok"\n')), "--set", "a=" + "[" * 1000 + "]" * 1000]
 
@@ -462,7 +464,8 @@ DATASET_CASES = [
     ("fashion_mnist", "empty folder", lambda t: (t / "data" / "FashionMNIST" / "raw").mkdir(parents=True),
      "fashion_mnist not found under"),
     ("fashion_mnist", "huge dims", lambda t: mnist_folder(t, "fashion_mnist", images=struct.pack(
-        ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)), "IDX header declares (2147483648, 28, 28), 1683627180032 bytes, more than the 268435456"),
+        ">BBBBIII", 0, 0, 8, 3, 2**31, 28, 28)),
+     "IDX header declares (2147483648, 28, 28), 1683627180032 bytes, more than the 268435456"),
 ]
 
 

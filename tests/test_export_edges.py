@@ -174,7 +174,8 @@ def test_input_values_are_bounded_before_they_are_allocated(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("x, message", [
-    (np.full((2, 6), 16, np.uint8), "samples hold values in 16..16, but the network's inputs are intensities in [0, 1]"),
+    (np.full((2, 6), 16, np.uint8), "samples hold values in 16..16, but the network's inputs are intensities in "
+                                    "[0, 1]"),
     (np.full((2, 6), 255.0), "values in 255..255"),
     (np.full((2, 6), -0.5), "values in -0.5..-0.5"),
     ([["a"] * 6] * 2, "samples: expected a numeric array [B, ...], got list"),

@@ -25,9 +25,9 @@ from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_
 @dataclass
 class GPMOptions:
     thresholds: list[float] = option([0.95, 0.99, 0.99], nonempty=True, low=0.0, high=1.0,
-                                     doc="energy threshold per protected synapse (the last one repeats; values past the "
-                                         "network's protected synapses are unused, e.g. a readout's under per-task "
-                                         "heads)")
+                                     doc="energy threshold per protected synapse (the last one repeats; values "
+                                         "past the network's protected synapses are unused, e.g. a readout's under "
+                                         "per-task heads)")
     threshold_increment: float = option(0.0, low=0.0, high=1.0, doc="added to every threshold after each task")
     samples: int = option(300, low=1, doc="training samples whose activity defines each task's subspace")
     max_rows: int = option(20000, low=1, doc="representation rows kept per task, a random subset beyond it (conv "
