@@ -262,7 +262,11 @@ def test_a_sweep_runs_the_methods_a_plugin_registers_in_every_worker(sweep_files
 def test_an_interrupted_sweep_stops_its_runs_even_on_a_cluster_it_joined(sweep_files, tmp_path, local_ray, capsys,
                                                                          monkeypatch):
     """Ctrl-C or SIGTERM while runs train on a Ray instance the sweep did not start (as with ``--address``): the
-    sweep cancels them before it reports the interruption, so no run writes a results file afterwards."""
+    sweep cancels them and waits for them to stop before it reports the interruption, so no run writes a results
+    file afterwards. (A tiny run that finishes as the cancel arrives keeps its complete results file, written before
+    the report, for the next sweep to resume.)"""
+    import time
+
     path = sweep_files(BASE, RUNS)
     real_wait = local_ray.wait
 
@@ -272,10 +276,14 @@ def test_an_interrupted_sweep_stops_its_runs_even_on_a_cluster_it_joined(sweep_f
 
     monkeypatch.setattr(local_ray, "wait", interrupted)
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 130
+    reported = time.time()
     assert "sweep interrupted" in capsys.readouterr().err
+    written = {p: p.stat().st_mtime for p in (tmp_path / "results").rglob("*-seed*.h5")}
     probe = local_ray.remote(num_cpus=2)(lambda: True)         # starts only once no run holds a CPU
     assert local_ray.get(probe.remote(), timeout=300)
-    assert not list((tmp_path / "results").rglob("*-seed*.h5"))
+    time.sleep(3)                                              # longer than a tiny run takes to train and write
+    assert {p: p.stat().st_mtime for p in (tmp_path / "results").rglob("*-seed*.h5")} == written
+    assert all(mtime <= reported for mtime in written.values())
 
 
 def test_shipped_sweep_validates():

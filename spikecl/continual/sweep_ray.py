@@ -348,8 +348,9 @@ CANCEL_WAIT_S = 60.0
 def _cancel(ray, refs: list) -> bool:
     """Cancel the Ray tasks ``refs`` (their workers killed: a results file is written whole or not at all, and a
     checkpoint lets the next sweep resume) and wait for them to stop, also on a cluster the sweep joined
-    (``--address``), where they would otherwise train on and write after the sweep reported the interruption.
-    Returns whether every one stopped within :data:`CANCEL_WAIT_S`."""
+    (``--address``), where they would otherwise train on and write after the sweep reported the interruption (a
+    task that finishes as its cancel arrives has written its complete results file by then). Returns whether every
+    one stopped within :data:`CANCEL_WAIT_S`."""
     deadline, left = time.monotonic() + CANCEL_WAIT_S, list(refs)
     try:
         while left and time.monotonic() < deadline:
