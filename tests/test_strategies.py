@@ -266,3 +266,13 @@ def test_task_data_built_by_hand_is_checked_where_it_is_built(make, message):
     g = torch.Generator().manual_seed(0)
     with pytest.raises(ShapeError, match=message):
         make(torch.rand(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g))
+
+
+def test_build_strategy_names_a_simulation_given_as_a_dict():
+    """A dict of the Simulation's fields was accepted and failed later, inside a strategy's pass."""
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.errors import ConfigError
+    from spikecl.snn import build_mlp
+
+    with pytest.raises(ConfigError, match=r"build_strategy: sim: expected a Simulation, got dict"):
+        build_strategy("ewc", build_mlp(4, [3], 2), None, {"num_steps": 4})

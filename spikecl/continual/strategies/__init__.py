@@ -209,12 +209,15 @@ def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = N
     validated options.
 
     ``sim`` (:class:`~spikecl.continual.strategy.Simulation`) says how samples are presented to the model and how
-    gradients are computed; ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process)
-    where the run executes.
+    gradients are computed: give the trainer's own (its default, ``Simulation()``, is T = 4 direct BPTT, and EWC's
+    Fisher and GPM's and HLOP's activity passes present samples that way); ``execution``
+    (:class:`~spikecl.continual.execution.Execution`, default one process) where the run executes.
     """
     from spikecl.continual.strategy import Simulation
+    from spikecl.errors import check_type
 
-    sim = sim if sim is not None else Simulation()
+    sim = check_type(sim, Simulation, "build_strategy: sim", "Simulation(num_steps=..., encoder=...)") \
+        if sim is not None else Simulation()
     names = check_combination(method)
     validated = validate_options(method, options or {})
     parts = [strategy_class(name)(model, validated[name], sim, execution) for name in names]
