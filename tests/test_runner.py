@@ -597,30 +597,6 @@ def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
     assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
 
 
-def test_a_run_whose_optimiser_holds_parameters_frozen_since_resumes_as_an_uninterrupted_one(tmp_path,
-                                                                                             monkeypatch):
-    """GPM freezes biases from task 2 on while an optimiser kept across tasks (reset_optimizer = false) still holds
-    them: its checkpoint is consistent and resumes to the uninterrupted run's numbers."""
-    cfg = config(tmp_path, stream={"n_tasks": 3}, network={"bias": True},
-                 train={"epochs": 1, "eval_every": 0, "reset_optimizer": False, "momentum": 0.0},
-                 strategy={"methods": ["gpm"]})
-    results = cfg.results_path("gpm", 0)
-    train_task = ContinualRun.train_task
-
-    def stop_at_task_3(self, task, bar=None):
-        if task == 2:
-            raise KeyboardInterrupt
-        return train_task(self, task, bar)
-
-    monkeypatch.setattr(ContinualRun, "train_task", stop_at_task_3)
-    with pytest.raises(KeyboardInterrupt):
-        ContinualRun(cfg, "gpm", 0).execute(results, progress_bar=False)
-    monkeypatch.setattr(ContinualRun, "train_task", train_task)
-    resumed = ContinualRun(cfg, "gpm", 0).execute(results, resume=True, progress_bar=False)
-    whole = ContinualRun(cfg, "gpm", 0).execute(progress_bar=False)
-    np.testing.assert_array_equal(resumed.acc_matrix, whole.acc_matrix)
-
-
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):
     with pytest.raises(ConfigError, match="train.compile: the online trainer"):
         config(tmp_path, train={"compile": True, "trainer": "online"})
@@ -760,14 +736,17 @@ def test_a_run_resumes_on_its_device_as_it_would_have_run_on(tmp_path, monkeypat
     np.testing.assert_array_equal(result.acc_matrix, straight.acc_matrix)
 
 
-@pytest.mark.parametrize("method, network", [("gpm", {"hidden": [32], "bias": True}),
-                                             ("ewc+hlop", {"kind": "cnn", "channels": [4]})])
+@pytest.mark.parametrize("method, network, train", [
+    ("gpm", {"hidden": [32], "bias": True}, {}), ("ewc+hlop", {"kind": "cnn", "channels": [4]}, {}),
+    ("gpm", {"hidden": [32], "bias": True}, {"reset_optimizer": False, "momentum": 0.0}),    # still holds them
+])
 def test_a_projection_run_with_frozen_biases_or_norms_resumes_after_its_second_task(tmp_path, monkeypatch, method,
-                                                                                     network):
+                                                                                     network, train):
     """From the second task on a projection method freezes biases and batch norm, and the optimizer rebuilt for the
-    task holds fewer parameters: a checkpoint written after it restores that optimizer (and what was frozen), and
+    task holds fewer parameters (one kept across tasks, ``reset_optimizer = false``, still holds them, frozen): a
+    checkpoint written after it restores that optimizer (and what was frozen), and
     the resumed run ends with the uninterrupted run's numbers."""
-    raw = config(tmp_path, stream={"n_tasks": 3}, train={"epochs": 1, "eval_every": 0},
+    raw = config(tmp_path, stream={"n_tasks": 3}, train={"epochs": 1, "eval_every": 0, **train},
                  strategy={"methods": [method], "hlop": {"neurons": [[4, 4, 4]]}}).to_dict()
     cfg = experiment_from_dict({**raw, "network": {"num_steps": 4, **network}})
     straight = ContinualRun(cfg, method, 0).execute(tmp_path / "straight.h5", progress_bar=False)
