@@ -488,7 +488,7 @@ def _write_arrays(group, arrays: dict) -> None:
 MAX_INFLATION = 100
 
 
-def check_declared_sizes(group, where: str, path: str | Path) -> None:
+def check_declared_sizes(group, path: str | Path) -> None:
     """A one-line :class:`ResultsError` when the datasets under the HDF5 ``group`` (of the file ``path``) declare
     more bytes together than :data:`MAX_INFLATION` times the file's size on disk, before any is read: the shapes
     are read from the file's metadata, so a damaged or crafted file cannot make spikecl allocate what it does not
@@ -500,7 +500,7 @@ def check_declared_sizes(group, where: str, path: str | Path) -> None:
     declared = sum((int(np.prod(d.shape, dtype=object)) if d.shape else 1) * d.dtype.itemsize for d in datasets)
     on_disk = os.path.getsize(path)
     if declared > MAX_INFLATION * max(on_disk, 1):
-        raise ResultsError(f"{where}: its arrays declare {declared} bytes, more than {MAX_INFLATION} times the file's "
+        raise ResultsError(f"{path}: its arrays declare {declared} bytes, more than {MAX_INFLATION} times the file's "
                            f"{on_disk} bytes on disk; the file is damaged or not spikecl's")
 
 
@@ -648,7 +648,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if stored is not None and int(stored) != _attrs_crc(f):
             raise ValueError("its attributes fail their CRC-32")
         _check_contents(f)
-        check_declared_sizes(f, str(path), path)
+        check_declared_sizes(f, path)
         arrays = {k: v for k, v in _read_arrays(f, CONTENTS in f.attrs).items()
                   if k not in ("config", "environment", "metrics")}
         return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
@@ -695,16 +695,15 @@ def _check_curves(result: RunResult, path: Path) -> None:
     it, task, curves, seconds = (np.asarray(a) for a in (result.curve_iterations, result.curve_task,
                                                           result.curve_accuracy, result.task_seconds))
     n_tasks, points = result.acc_matrix.shape[1], it.shape[0] if it.ndim == 1 else -1
-    if it.size == task.size == curves.size == 0:          # no curves (train.eval_every = 0), whatever their shapes
-        pass
-    elif not (it.ndim == 1 and task.shape == it.shape and it.dtype.kind in "iu" and task.dtype.kind in "iu"
-              and curves.shape == (points, n_tasks) and curves.dtype.kind == "f"
-              and not np.any((curves < 0) | (curves > 1))):
-        raise ResultsError(f"{path} is corrupt: its learning curves are not {n_tasks} accuracies in 0..1 per point of "
-                           "an iteration and a stage")
-    elif points and (np.any(np.diff(task) < 0) or task[0] < 0 or task[-1] >= n_tasks
-                     or np.isnan(curves[np.arange(n_tasks)[None, :] <= task[:, None]]).any()):
-        raise ResultsError(f"{path} is corrupt: its learning curves' stages are not in order, or a task learned "
-                           "already has no accuracy")
+    if it.size or task.size or curves.size:             # none: no curves (train.eval_every = 0), whatever their shapes
+        if not (it.ndim == 1 and task.shape == it.shape and it.dtype.kind in "iu" and task.dtype.kind in "iu"
+                and curves.shape == (points, n_tasks) and curves.dtype.kind == "f"
+                and not np.any((curves < 0) | (curves > 1))):
+            raise ResultsError(f"{path} is corrupt: its learning curves are not {n_tasks} accuracies in 0..1 per point "
+                               "of an iteration and a stage")
+        if np.any(np.diff(task) < 0) or task[0] < 0 or task[-1] >= n_tasks \
+                or np.isnan(curves[np.arange(n_tasks)[None, :] <= task[:, None]]).any():
+            raise ResultsError(f"{path} is corrupt: its learning curves' stages are not in order, or a task learned "
+                               "already has no accuracy")
     if seconds.ndim != 1 or seconds.dtype.kind not in "iuf":
         raise ResultsError(f"{path} is corrupt: timings/task_seconds is not one time per task")

@@ -162,12 +162,12 @@ def test_a_large_results_file_spikecl_wrote_reads_back(tmp_path):
         f["w"][-1] = 2
     assert path.stat().st_size > 150_000_000
     with h5py.File(path, "r") as f:
-        check_declared_sizes(f, "big", path)
+        check_declared_sizes(f, path)
     sparse = tmp_path / "sparse.h5"
     with h5py.File(sparse, "w") as f:
         f.create_dataset("w", shape=(150_000_000,), dtype="u1", chunks=(2**16,))
     with h5py.File(sparse, "r") as f, pytest.raises(ResultsError, match="more than 100 times the file's"):
-        check_declared_sizes(f, "sparse", sparse)
+        check_declared_sizes(f, sparse)
 
 
 @pytest.mark.parametrize("where, value", [("metrics/sparsey_acc_knn1", 0.702), ("/n_train", 400),

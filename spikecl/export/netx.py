@@ -452,7 +452,7 @@ def read_netx(path: str | Path) -> FixedNetwork:
                            _attr_table(meta.attrs, "config", path), _attr_table(meta.attrs, "metrics", path))
         stored = meta.attrs.get(CRC)                     # absent in files written before it, and in others' files
         if stored is not None:
-            check_declared_sizes(f, str(path), path)
+            check_declared_sizes(f, path)
             intact = isinstance(stored, (int, np.integer)) and int(stored) == content_crc(f)
     _check_consistent(net, path)
     if stored is not None and not intact:                # after the checks that name a part: they say more
