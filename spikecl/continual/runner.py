@@ -639,12 +639,12 @@ class ContinualRun:
         self.net.load_state_dict(state["model"])
         if "trainable" in state:                      # what the strategy had frozen, and the optimizer it left
             params = dict(self.net.named_parameters())
-            trainable, optimised = list(state["trainable"]), list(state["optimizer_params"])
-            if not (trainable and set(trainable) <= params.keys() and set(optimised) <= params.keys()):
+            trainable, optimised = set(state["trainable"]), list(state["optimizer_params"])
+            if not (trainable and trainable <= params.keys() and set(optimised) <= params.keys()):
                 raise ValueError("its trainable or optimised parameters are none, or not the network's")
             for name, p in params.items():
-                p.requires_grad_(name in state["trainable"])
-            self.optimizer = self._new_optimizer([params[name] for name in state["optimizer_params"]])
+                p.requires_grad_(name in trainable)
+            self.optimizer = self._new_optimizer([params[name] for name in optimised])
         self.optimizer.load_state_dict(state["optimizer"])
         _steps_on_host(self.optimizer)
         self.strategy.load_state_dict(state["strategy"])

@@ -77,10 +77,10 @@ class TaskData:
         for name in ("x", "y"):
             if not isinstance(getattr(self, name), torch.Tensor):
                 raise ShapeError(f"TaskData.{name}: expected a tensor, got {type(getattr(self, name)).__name__}")
-        n = self.x.shape[0] if self.x.dim() else -1
         if self.x.dim() < 2 or not self.x.is_floating_point():
             raise ShapeError(f"TaskData.x: expected floating-point samples [N, ...], got {self.x.dtype} "
                              f"{tuple(self.x.shape)}")
+        n = self.x.shape[0]
         if self.heads is None:
             self.heads = torch.zeros(len(self.y), dtype=torch.long, device=self.y.device)
         for name in ("y", "heads"):
