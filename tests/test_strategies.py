@@ -128,6 +128,16 @@ def test_hlop_state_resumes_its_velocity_also_from_checkpoints_that_named_it_mom
         assert all(torch.equal(other.velocity[n], v) for n, v in state["velocity"].items())
 
 
+@pytest.mark.parametrize("method, missing", [("ewc", "fisher"), ("si", "omega"), ("gpm", "bases"),
+                                             ("hlop", "h_old"), ("replay", "buffer"), ("ewc+replay", "fisher")])
+def test_a_state_without_a_methods_entries_is_refused_naming_the_entry(method, missing):
+    s = build_strategy(method, build_mlp(6, [8], 3), {}, SIM)
+    for state in ({}, None, build_strategy("finetune", build_mlp(6, [8], 3)).state_dict()):
+        with pytest.raises(ValueError, match=f"state has no '{missing}' entry"):
+            s.load_state_dict(state)
+    s.load_state_dict(s.state_dict())                    # its own state loads
+
+
 def test_replay_after_task_phase_trains_on_the_buffer_without_touching_batches():
     torch.manual_seed(0)
     net = build_mlp(6, [8], 3)

@@ -338,6 +338,15 @@ class Strategy(TrainingHooks):
         """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""
         return {}
 
+    def state_entries(self, state: dict, keys: Sequence[str]) -> list:
+        """``state[key]`` for each of ``keys``; a ValueError naming the first missing one (a state another method's
+        ``state_dict()`` returned, or none)."""
+        missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
+        if missing:
+            raise ValueError(f"{self.name}'s state has no {missing[0]!r} entry: pass what {self.name}'s state_dict() "
+                             "returned")
+        return [state[k] for k in keys]
+
     def check_per_parameter(self, tables: dict[str, dict]) -> None:
         """A ValueError unless every tensor of the checkpointed ``tables`` ({table name: {parameter name:
         tensor}}, e.g. EWC's Fisher) names a parameter of the model and has its shape."""
@@ -427,9 +436,10 @@ class Combined(Strategy):
         return {key: p.state_dict() for key, p in zip(self.keys, self.parts)}
 
     def load_state_dict(self, state):
+        state = state if isinstance(state, dict) else {}           # each part then names what it lacks
         for key, part in zip(self.keys, self.parts):
             # a checkpoint written before the parts were keyed by their registered names keyed them by class name
-            part.load_state_dict(state[key] if key in state else state[type(part).name])
+            part.load_state_dict(state[key] if key in state else state.get(type(part).name))
 
     def result_arrays(self):
         return {f"{key}.{k}": v for key, p in zip(self.keys, self.parts)

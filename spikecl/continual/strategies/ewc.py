@@ -72,5 +72,6 @@ class EWC(Strategy):
         return {"fisher": self.fisher, "anchor": self.anchor}
 
     def load_state_dict(self, state):
-        self.check_per_parameter({"fisher": state["fisher"], "anchor": state["anchor"]})
-        self.fisher, self.anchor = dict(state["fisher"]), dict(state["anchor"])
+        fisher, anchor = self.state_entries(state, ("fisher", "anchor"))
+        self.check_per_parameter({"fisher": fisher, "anchor": anchor})
+        self.fisher, self.anchor = dict(fisher), dict(anchor)

@@ -72,4 +72,5 @@ class GPM(ProjectionStrategy):
         return {"bases": self.bases, "dims": self.dims}
 
     def load_state_dict(self, state):
-        self.bases, self.dims = dict(state["bases"]), [list(d) for d in state["dims"]]
+        bases, dims = self.state_entries(state, ("bases", "dims"))
+        self.bases, self.dims = dict(bases), [list(d) for d in dims]

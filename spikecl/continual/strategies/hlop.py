@@ -447,9 +447,11 @@ class HLOP(ProjectionStrategy):
                 "dims": self.dims, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
-        if "momentum" in state:                           # checkpoints written before the velocity was named so
+        if isinstance(state, dict) and "momentum" in state:   # checkpoints written before the velocity was named so
             state = {**state, "velocity": state["momentum"]}
-        for key in ("h_old", "h_new", "velocity", "basis"):
-            setattr(self, key, dict(state[key]))
-        self.dims = [list(d) for d in state["dims"]]
-        self.generator.set_state(state["generator"].cpu())       # a CPU generator; the file may map it
+        keys = ("h_old", "h_new", "velocity", "basis", "dims", "generator")
+        *tables, dims, generator = self.state_entries(state, keys)
+        for key, table in zip(keys, tables):
+            setattr(self, key, dict(table))
+        self.dims = [list(d) for d in dims]
+        self.generator.set_state(generator.cpu())       # a CPU generator; the file may map it

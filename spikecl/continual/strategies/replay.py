@@ -121,6 +121,7 @@ class Replay(Strategy):
         return {"buffer": buffer, "task_sizes": list(self.task_sizes), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
-        self.buffer = None if state["buffer"] is None else TaskData(**state["buffer"])
+        buffer, generator = self.state_entries(state, ("buffer", "generator"))
+        self.buffer = None if buffer is None else TaskData(**buffer)
         self.task_sizes = list(state.get("task_sizes", []))
-        self.generator.set_state(state["generator"].cpu())       # a CPU generator; the file may map it
+        self.generator.set_state(generator.cpu())       # a CPU generator; the file may map it

@@ -61,5 +61,6 @@ class SI(Strategy):
         return {"omega": self.omega, "path": self.path, "anchor": self.anchor}
 
     def load_state_dict(self, state):
-        self.check_per_parameter({key: state[key] for key in ("omega", "path", "anchor")})
-        self.omega, self.path, self.anchor = dict(state["omega"]), dict(state["path"]), dict(state["anchor"])
+        omega, path, anchor = self.state_entries(state, ("omega", "path", "anchor"))
+        self.check_per_parameter({"omega": omega, "path": path, "anchor": anchor})
+        self.omega, self.path, self.anchor = dict(omega), dict(path), dict(anchor)
