@@ -1,8 +1,9 @@
 """Sparsey measured honestly: settings chosen on a validation split, the test split read once, several data splits.
 
 Each candidate setting of the coder stores the training images of a selection seed (its own validation split: 10 %
-of every class held out of one training split, ``data.test_split_seed = 1000``'s, whose test images no setting
-was designed on) and is scored by its 5-NN accuracy on the validation images, which never touches a test image.
+of every class held out of one training split, ``data.test_split_seed = 1000``'s; the model files' settings were
+designed earlier on the test images of seed 0's split, of which this one shares about a fifth, as chance gives) and
+is scored by its 5-NN accuracy on the validation images, which never touches a test image.
 Then, once per evaluation seed (each with its own validation split, all with one test split), the test split
 measures the chosen setting and, as its own row, the model as published (G from the normalised input sums U,
 recognition with familiarity-contingent noise, distinct overlapping receptive fields, a level of several macs above
