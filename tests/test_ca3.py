@@ -106,6 +106,33 @@ def test_compiled_brian2_reproduces_the_recording_from_a_fresh_memory_on_every_r
     assert_same_spikes(recorded, Brian2CA3(CA3Params(), C, M, target="numpy").run(cue, content))
 
 
+@pytest.mark.brian2
+def test_ctrl_c_during_a_brian2_run_interrupts_it_rather_than_returning_a_cut_short_simulation():
+    """Brian2's own SIGINT handler stops a running network after its step; the memory's run then raises
+    KeyboardInterrupt instead of returning rasters that are silent after the stop."""
+    import signal
+
+    import brian2 as b2
+    from spikecl.memory.brian2_net import Brian2CA3
+
+    net = Brian2CA3(CA3Params(), 3, 5, target="numpy")
+    calls = []
+
+    @b2.network_operation(dt=net.dt)
+    def press_ctrl_c():
+        calls.append(1)
+        if len(calls) == 20:                               # Ctrl-C at the 20th step of 100
+            os.kill(os.getpid(), signal.SIGINT)
+
+    net.network.add(press_ctrl_c)
+    quiet = np.zeros((100, 3), bool), np.zeros((100, 5), bool)
+    with pytest.raises(KeyboardInterrupt, match=r"stopped at \d+ of 100 ms"):
+        net.run(*quiet)
+    assert 20 <= net.t_ms < 100
+    net.network.remove(press_ctrl_c)
+    assert all(r.shape == (30, net.sizes[p]) for p, r in net.run(*(q[:30] for q in quiet)).items())   # it goes on
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_torch_stepper_reproduces_spinnaker_recording(name):
     from spikecl.memory.torch_net import TorchCA3

@@ -139,6 +139,8 @@ class Brian2CA3:
         t0 = self.t_ms
         namespace = {**self._namespace, **self._drive(cue_input, content_input, gate), "t_offset": t0 * self.dt}
         self.network.run(n_steps * self.dt, namespace=namespace)
+        if self.t_ms != t0 + n_steps:      # Brian2 turns Ctrl-C into a stop after the step: not a finished run
+            raise KeyboardInterrupt(f"the Brian2 simulation stopped at {self.t_ms - t0} of {n_steps} ms")
         return self._rasters(t0, n_steps)
 
     def _rasters(self, t0: int, n_steps: int) -> dict[str, np.ndarray]:
