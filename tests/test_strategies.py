@@ -138,6 +138,13 @@ def test_a_state_without_a_methods_entries_is_refused_naming_the_entry(method, m
     s.load_state_dict(s.state_dict())                    # its own state loads
 
 
+@pytest.mark.parametrize("method", ["gpm", "hlop", "hlop+replay"])
+def test_subspace_sizes_read_before_any_task_are_an_empty_table(method):
+    s = build_strategy(method, build_mlp(6, [8], 3), {}, SIM)
+    key = "subspace_dims" if "+" not in method else "hlop.subspace_dims"
+    assert s.result_arrays()[key].shape == (0, 2)        # no task done; two protected synapses
+
+
 def test_replay_after_task_phase_trains_on_the_buffer_without_touching_batches():
     torch.manual_seed(0)
     net = build_mlp(6, [8], 3)

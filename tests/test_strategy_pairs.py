@@ -409,6 +409,9 @@ def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
     (["replay", "hlop+replay"], {"replay": {"phase_epochs": 3}}, None),         # hlop+replay's phase reads it
     (["ewc+replay"], {"replay": {"mode": "after_task", "phase_lr": 0.5}}, None),
     (["replay"], {"replay": {"mode": "mixed", "phase_epochs": 1}}, None),         # its default
+    (["replay", "ewc+replay"], {"replay": {"phase_lr": 0.5}},                      # "auto" beside no projection
+     "strategy.replay.phase_lr: no run of this experiment reads it (replay's after-task phase runs with mode = "
+     "\"after_task\", or \"auto\" beside a projection method, e.g. hlop+replay)"),
 ])
 def test_replays_phase_options_are_refused_where_no_run_could_read_them(methods, options, refused):
     """Under ``mode = "mixed"`` no run of any method reads replay's phase options: a one-line ConfigError when the
@@ -443,6 +446,38 @@ def test_a_variant_or_a_sweep_point_with_phase_options_no_run_reads_is_refused_w
     load_sweep(sweep_files(base.replace('["replay"]', '["replay", "hlop+replay"]').replace('mode = "mixed"',
                                                                                            'mode = "auto"'),
                            'base = "base.toml"\n[grid]\n"strategy.replay.phase_lr" = [0.01, 0.5]\n'))
+
+
+def test_phase_options_shared_with_a_run_that_reads_them_are_recorded_and_swept_only_where_read(sweep_files):
+    """Plain replay beside hlop+replay: its run records the phase options it does not read at their defaults (and
+    a resume does not compare them); a sweep over them gives plain replay one candidate, and a sweep over them
+    with no run that reads them is refused when it loads."""
+    from spikecl.continual.runner import checkpoint_difference, recorded_config, unshown_rules
+    from spikecl.continual.strategies import effective_options
+    from spikecl.continual.sweep import load_sweep
+
+    def checkpoint(method):                              # what a run of cfg writes, as far as the check reads it
+        return {"config": cfg.to_dict(), "method": method, "seed": 0,
+                "options": effective_options(method, cfg.strategy.options), **unshown_rules(cfg, method)}
+
+    options = {"replay": {"phase_lr": 0.5, "phase_epochs": 3}}
+    cfg = experiment_from_dict({**TINY, "strategy": {**options, "methods": ["replay", "hlop+replay"]}})
+    assert recorded_config(cfg, "replay", "replay", 0)["strategy"]["options"]["replay"]["phase_lr"] == 0.01
+    assert recorded_config(cfg, "hlop+replay", "hlop+replay", 0)["strategy"]["options"]["replay"]["phase_lr"] == 0.5
+    other = experiment_from_dict({**TINY, "strategy": {"replay": {"phase_lr": 0.2, "phase_epochs": 3},
+                                                       "methods": cfg.strategy.methods}})
+    assert checkpoint_difference(checkpoint("replay"), "replay", 0, other, "replay") is None
+    assert checkpoint_difference(checkpoint("hlop+replay"), "hlop+replay", 0, other,
+                                 "hlop+replay") == "strategy.replay.phase_lr"
+
+    base = ('name = "b"\n[data]\ndataset = "digits"\n[stream]\nkind = "permuted"\nn_tasks = 2\n'
+            '[strategy]\nmethods = ["replay", "hlop+replay"]\n')
+    grid = 'base = "base.toml"\n[grid]\n"strategy.replay.phase_lr" = [0.01, 0.5]\n'
+    sweep = load_sweep(sweep_files(base, grid))
+    assert {m: len(c) for m, c in sweep.candidates.items()} == {"replay": 1, "hlop+replay": 2}
+    assert [r.point for r in sweep.runs if r.method == "replay"] == ["base"]
+    with pytest.raises(ConfigError, match="strategy.replay.phase_lr: no run of this experiment reads it"):
+        load_sweep(sweep_files(base.replace(', "hlop+replay"', ""), grid))
 
 
 def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment_loads():

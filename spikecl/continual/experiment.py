@@ -100,12 +100,15 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     """``cfg`` after checking every method's options and what each method supports (trainer, scenario), and the
     options of variants it declares but does not run; a ConfigError names the first problem, before anything is
     written."""
-    from spikecl.continual.strategies import check_run, check_support, validate_method
+    from spikecl.continual.strategies import check_read, check_run, check_support, validate_method
 
+    runs = []
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
         check_run(run_cfg, runs_method)
+        runs.append((runs_method, run_cfg.strategy.options))
+    check_read(runs)
     for name in cfg.variants.keys() - set(cfg.strategy.methods):
         validate_method(cfg, name)
     return cfg

@@ -410,4 +410,5 @@ class ProjectionStrategy(Strategy):
         self.dims.append([int(bases[p.name].shape[0]) for p in self.synapses])
 
     def result_arrays(self):
-        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), -1)}
+        """``subspace_dims`` [tasks done, synapses]: each protected synapse's basis size after each task."""
+        return {"subspace_dims": np.asarray(self.dims, dtype=np.int64).reshape(len(self.dims), len(self.synapses))}

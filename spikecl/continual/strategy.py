@@ -235,6 +235,14 @@ class Strategy(TrainingHooks):
     after_task_stage = 2
 
     @classmethod
+    def unread_options(cls, options, parts: Sequence[str]) -> dict[str, str]:
+        """{option: why} of this method's ``options`` that a run of the combination ``parts`` (method names, this
+        one among them) does not read whatever their values (e.g. replay's phase options where its after-task phase
+        does not run): a run records them at their defaults, and an experiment that sets one no run reads is
+        refused."""
+        return {}
+
+    @classmethod
     def check_run(cls, options, cfg) -> None:
         """Before any work: a one-line ConfigError where ``options`` (this method's) cannot apply to a run under
         ``cfg`` (the run's experiment config), e.g. an option no part of that run's network would read."""

@@ -36,6 +36,7 @@ candidate point needs no trial and goes straight to its final runs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -178,7 +179,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
-    from spikecl.continual.strategies import check_run, validate_method
+    from spikecl.continual.strategies import check_read, check_run, unread_options, validate_method
 
     path = Path(path)
     raw = load_toml(path, "sweep file")
@@ -206,7 +207,13 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+        planned.append((runs_method, run_cfg.strategy.options))
+        unread = unread_options(runs_method, run_cfg.strategy.options)
+        if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
+            raw = _without(raw, unread)
+            run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
         check_run(run_cfg, runs_method)
+        check_read([(runs_method, run_cfg.strategy.options)])
         if cfg.select and stage in ("trial", "final"):         # a variant's own data keys: checked as planned
             check_split(method, stage, run_cfg, splits)
         results = run_cfg.results_path(method, seed)
@@ -214,7 +221,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 
     points = _points(cfg)
-    runs, candidates, splits = [], {}, {}
+    runs, candidates, splits, planned = [], {}, {}, []
     for method in methods:
         first_label = {}                             # identity -> the first point giving that run
         for label, point in points.items():
@@ -230,7 +237,20 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         for label, point in candidates[method].items():
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
+    check_read(planned)                              # a setting the sweep gives that none of its runs reads
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
+
+
+def _without(raw: dict, keys: typing.Iterable[str]) -> dict:
+    """The experiment ``raw`` without the strategy options ``keys`` (``strategy.<method>.<option>``), in either of
+    its spellings (``[strategy.<method>]`` or ``strategy.options.<method>``)."""
+    strategy = copy.deepcopy(raw.get("strategy", {}))
+    for key in keys:
+        _, name, option = key.split(".")
+        for table in (strategy.get(name), strategy.get("options", {}).get(name)):
+            if isinstance(table, dict):
+                table.pop(option, None)
+    return {**raw, "strategy": strategy}
 
 
 def check_split(method: str, stage: str, run_cfg: ExperimentConfig, splits: dict) -> None:
@@ -315,14 +335,15 @@ def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, Experime
 
 def _identity(cfg, method: str) -> str:
     """What makes a run of ``method`` under ``cfg`` what it is: its config without names, folders, seeds, the
-    method list and the options of strategies it does not use."""
-    from spikecl.continual.strategies import components
+    method list and the options of strategies it does not use; its own options as it runs them (an option set to
+    its default, or one it does not read, is the run without it)."""
+    from spikecl.continual.strategies import components, effective_options
 
     data = cfg.to_dict()
     for key in ("name", "output_dir", "seeds", "variants"):
         data.pop(key)
-    data["strategy"] = {"method": method, "options": {k: v for k, v in data["strategy"]["options"].items()
-                                                      if k in components(method)}}
+    used = effective_options(method, data["strategy"]["options"])
+    data["strategy"] = {"method": method, "options": {k: v for k, v in used.items() if k in components(method)}}
     return json.dumps(data, sort_keys=True)
 
 

@@ -10,7 +10,7 @@ import importlib
 import re
 from typing import Mapping, Sequence
 
-from spikecl.config import check_defaults, from_dict
+from spikecl.config import check_defaults, field_default, from_dict
 from spikecl.errors import ConfigError, did_you_mean
 
 REGISTRY: dict[str, str | type] = {
@@ -123,10 +123,42 @@ def validate_options(method: str, options: Mapping[str, Mapping]) -> dict:
 
 def effective_options(method: str, options: Mapping[str, Mapping]) -> dict:
     """``options`` (tables by method name) with the table of every component of ``method`` completed by its
-    defaults: what a run of ``method`` used, to record beside its results (a default that changes between two
-    versions of a method then shows as a differing setting)."""
+    defaults, and the options its run does not read (:func:`unread_options`) at their defaults: what a run of
+    ``method`` used, to record beside its results (a default that changes between two versions of a method then
+    shows as a differing setting)."""
     validated = validate_options(method, options)
-    return {**{k: dict(v) for k, v in options.items()}, **{k: dataclasses.asdict(v) for k, v in validated.items()}}
+    used = {k: dataclasses.asdict(v) for k, v in validated.items()}
+    for key in unread_options(method, options):
+        _, name, option = key.split(".")
+        used[name][option] = field_default(validated[name], option)
+    return {**{k: dict(v) for k, v in options.items()}, **used}
+
+
+def unread_options(method: str, options: Mapping[str, Mapping], set_only: bool = True) -> dict[str, str]:
+    """{``strategy.<method>.<option>``: why} of the options of ``method``'s components that a run of ``method`` does
+    not read (:meth:`~spikecl.continual.strategy.Strategy.unread_options`), e.g. replay's ``phase_lr`` where its
+    after-task phase does not run; ``set_only``: only those ``options`` set away from their defaults."""
+    parts = components(method)
+    validated = validate_options(method, options)
+    return {f"strategy.{name}.{key}": why for name in parts
+            for key, why in strategy_class(name).unread_options(validated[name], parts).items()
+            if not set_only or getattr(validated[name], key) != field_default(validated[name], key)}
+
+
+def check_read(runs: Sequence[tuple[str, Mapping[str, Mapping]]]) -> None:
+    """A one-line ConfigError naming an option set away from its default that no run of ``runs`` ((method, options
+    tables) of each run of an experiment) reads; one some runs read and others do not is left to those that do."""
+    unread: dict[str, str] = {}
+    read: set[str] = set()
+    for method, options in runs:
+        unread.update(unread_options(method, options))
+        named = {f"strategy.{name}.{f.name}" for name in components(method)
+                 for f in dataclasses.fields(strategy_class(name).Options)}
+        read |= named - unread_options(method, options, set_only=False).keys()
+    key = next((k for k in unread if k not in read), None)
+    if key:
+        raise ConfigError(f"{key}: no run of this experiment reads it ({unread[key]}); leave it at its default: "
+                          "every run would ignore it")
 
 
 def validate_method(cfg, method: str):

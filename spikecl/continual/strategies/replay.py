@@ -61,6 +61,14 @@ class Replay(Strategy):
     Options = ReplayOptions
     after_task_stage = 1            # after the subspaces of the task as trained, before EWC's and SI's anchors
 
+    @classmethod
+    def unread_options(cls, options, parts):
+        if phase_runs(options.mode, parts):
+            return {}
+        why = ('replay\'s after-task phase runs with mode = "after_task", or "auto" beside a projection method, e.g. '
+               'hlop+replay')
+        return {"phase_epochs": why, "phase_lr": why}
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.buffer: TaskData | None = None
