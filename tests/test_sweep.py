@@ -1,7 +1,11 @@
 """Sweeps: planning (grid × methods × seeds, validated before anything runs) and execution on a local Ray instance
 with a retried failure, a permanent failure, and a re-run that trains only what is missing."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,12 +131,29 @@ def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, 
 def local_ray():
     """One local Ray instance (2 CPUs) for the module; the sweep command reuses it."""
     pytest.importorskip("ray")
-    from spikecl.continual.sweep_ray import start_ray
+    from spikecl.continual.sweep_ray import start_ray, stop_ray
 
     ray, started = start_ray(num_cpus=2)
     yield ray
     if started:
-        ray.shutdown()
+        stop_ray(ray)
+
+
+@pytest.mark.slow
+def test_ray_started_and_stopped_leaves_the_callers_environment_and_sigterm_handler_as_they_were():
+    """``ray.init`` sets environment variables (``RAY_*``, ``PYTHONBREAKPOINT``) and its own SIGTERM handler; a
+    sweep run from Python puts both back (in a process of its own, so that no other Ray instance is running)."""
+    pytest.importorskip("ray")
+    script = ("import os, signal\n"
+              "from spikecl.continual.sweep_ray import start_ray, stop_ray\n"
+              "env, handler = dict(os.environ), signal.getsignal(signal.SIGTERM)\n"
+              "ray, started = start_ray(num_cpus=1)\n"
+              "assert started and any(k.startswith('RAY_') for k in os.environ.keys() - env.keys())\n"
+              "stop_ray(ray)\n"
+              "print(dict(os.environ) == env, signal.getsignal(signal.SIGTERM) is handler)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.split()[-2:] == ["True", "True"], done.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -89,21 +89,38 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
     check_cluster_options(address, num_cpus)
+    _ENVIRONMENT_BEFORE_RAY.update(os.environ)
     with _python_sigterm_kept():
         _init(ray, address, num_cpus, options)
     return ray, True
 
 
+#: the process environment before :func:`start_ray` started Ray, which ``ray.init`` extends (``RAY_*``,
+#: ``PYTHONBREAKPOINT``) and :func:`stop_ray` restores
+_ENVIRONMENT_BEFORE_RAY: dict[str, str] = {}
+
+
+def stop_ray(ray) -> None:
+    """Shut down the Ray instance :func:`start_ray` started and restore the environment variables it set."""
+    ray.shutdown()
+    if _ENVIRONMENT_BEFORE_RAY:
+        for key in os.environ.keys() - _ENVIRONMENT_BEFORE_RAY.keys():
+            del os.environ[key]
+        os.environ.update(_ENVIRONMENT_BEFORE_RAY)
+        _ENVIRONMENT_BEFORE_RAY.clear()
+
+
 @contextlib.contextmanager
 def _python_sigterm_kept():
-    """Restore the Python SIGTERM handler ``ray.init`` replaces with its own (which dumps and kills the driver), so
-    that a sweep's handler still stops it cleanly."""
+    """Restore the SIGTERM handler ``ray.init`` replaces with its own (which dumps and kills the driver), so that a
+    sweep's handler still stops it cleanly and a Python caller keeps the default (one set outside Python, which
+    :func:`signal.getsignal` reports as None, cannot be put back)."""
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
     finally:
-        if main and callable(handler):
+        if handler is not None:
             signal.signal(signal.SIGTERM, handler)
 
 
@@ -295,7 +312,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                 if started and threads > MAX_THREADS else None)
     if too_many:
         if started:
-            ray.shutdown()
+            stop_ray(ray)
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} {too_many}")
     if overwrite:
         mark_replaced([r.results for r in todo] + list(replaced_too), sweep_dir(sweep) / "sweep.h5")
@@ -335,7 +352,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             print(f"spikecl: {len(pending)} run(s) of the sweep did not confirm they stopped within "
                   f"{CANCEL_WAIT_S:g} s; one may still write its results file", file=sys.stderr)
         if started:
-            ray.shutdown()
+            stop_ray(ray)
     return done, failures
 
 
