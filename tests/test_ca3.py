@@ -332,6 +332,27 @@ def test_a_pool_made_on_another_thread_outlives_that_thread():
         made["pool"].shutdown()
 
 
+def test_a_pool_interrupted_while_its_workers_start_stops_them(monkeypatch):
+    """Ctrl-C (or a worker that fails to start) while memory_pool waits for its workers: they are stopped, not
+    left running beside the interrupted caller."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from spikecl.memory import parallel
+
+    made = []
+
+    class Interrupted(ProcessPoolExecutor):
+        def map(self, fn, *iterables, **kwargs):
+            list(super().map(fn, *iterables, **kwargs))                  # the workers are up: now the Ctrl-C
+            made.extend(self._processes.values())
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        parallel.memory_pool(2)
+    assert len(made) == 2 and not any(_running(p.pid) for p in made)
+
+
 def _running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:

@@ -786,6 +786,30 @@ def test_a_divergence_in_a_tasks_last_unread_steps_is_reported_before_its_result
     assert run.run_state.next_task == 1                 # task 2 diverged; nothing after it was evaluated
 
 
+def test_a_run_that_stops_on_an_error_closes_its_progress_bar(monkeypatch):
+    """A run stopped by an error (or Ctrl-C) mid-task closes its bar rather than leaving it half drawn."""
+    from tqdm.auto import tqdm
+
+    from spikecl import progress
+
+    closed = []
+
+    class Bar(tqdm):
+        def close(self):
+            closed.append(self.n)
+            super().close()
+
+    monkeypatch.setattr(progress, "progress_bar", lambda *args, **kwargs: Bar(total=0, disable=True))
+    run = ContinualRun(experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["finetune"]}}), "finetune", 0)
+    monkeypatch.setattr(run, "measure", lambda task: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        run.execute()
+    except KeyboardInterrupt:                            # its frames still hold the bar: closed by the run itself
+        assert closed                                    # after task 1's batches, before its measures
+    else:
+        pytest.fail("the interrupt did not reach the caller")
+
+
 class Corrupting(Strategy):
     """A strategy whose after-task phase breaks the weights (as replay's buffer training can with a huge rate)."""
 

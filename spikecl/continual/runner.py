@@ -676,21 +676,21 @@ class ContinualRun:
         p = self.run_state
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
-        bar = progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False)    # total set per task
-        for task in range(p.next_task, len(self.stream)):
-            bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
-            started = time.perf_counter()
-            p.stage = stage = self.train_task(task, bar)
-            p.task_seconds.append(time.perf_counter() - started)
-            p.task_ends.append(p.iteration)
-            p.rows.append(self.accuracy_row(stage))
-            p.measures.append(self.measure(task))
-            p.setups.append(self.setup())
-            p.next_task = task + 1
-            bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
-            if ckpt is not None and writes:
-                self.save_checkpoint(ckpt)
-        bar.close()
+        # total set per task; closed however the loop ends, so an error or Ctrl-C leaves no half-drawn bar
+        with progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False) as bar:
+            for task in range(p.next_task, len(self.stream)):
+                bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
+                started = time.perf_counter()
+                p.stage = stage = self.train_task(task, bar)
+                p.task_seconds.append(time.perf_counter() - started)
+                p.task_ends.append(p.iteration)
+                p.rows.append(self.accuracy_row(stage))
+                p.measures.append(self.measure(task))
+                p.setups.append(self.setup())
+                p.next_task = task + 1
+                bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
+                if ckpt is not None and writes:
+                    self.save_checkpoint(ckpt)
         result = self.result()
         if results is not None and writes:
             write_results(results, result, overwrite=overwrite)

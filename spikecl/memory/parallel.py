@@ -32,7 +32,11 @@ def memory_pool(workers: int) -> ProcessPoolExecutor:
     main = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_setup, initargs=(os.getpid() if main else None,))
-    list(pool.map(_ready, range(workers)))                         # start them now, not in the first batch
+    try:
+        list(pool.map(_ready, range(workers)))                     # start them now, not in the first batch
+    except BaseException:                                          # a worker that failed to start, or Ctrl-C
+        stop_pool(pool)
+        raise
     return pool
 
 
