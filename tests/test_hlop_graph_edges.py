@@ -220,6 +220,23 @@ def test_presynaptic_activity_needs_positive_counts(trained_hlop, name, value, k
     assert presynaptic_activity(s, task, "layers.0", samples=5).shape == (5, 16)
 
 
+def test_the_offload_takes_a_combinations_hlop_part_and_refuses_other_strategies(trained_hlop):
+    from spikecl.continual.hlop_offload import frozen_rows, presynaptic_activity
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.continual.strategy import Simulation
+    from spikecl.snn import build_mlp
+
+    s, task = trained_hlop
+    combined = build_strategy("hlop+replay", s.model, {"hlop": {"neurons": [[2, 2]], "activity": "rate"}},
+                              Simulation(num_steps=2))
+    combined.parts[0].h_old = s.h_old
+    assert np.array_equal(frozen_rows(combined, "layers.0"), frozen_rows(s, "layers.0"))
+    assert np.array_equal(presynaptic_activity(combined, task, "layers.0", samples=5),
+                          presynaptic_activity(s, task, "layers.0", samples=5))
+    with pytest.raises(ConfigError, match="hlop offload: GPM is not HLOP nor a combination with it"):
+        frozen_rows(build_strategy("gpm", build_mlp(16, [8], 3)), "layers.0")
+
+
 def test_load_subspace_refuses_more_rows_than_dimensions(trained_hlop):
     s, _ = trained_hlop
     before = s.h_old["layers.0"].clone()

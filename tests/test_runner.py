@@ -1243,3 +1243,20 @@ def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
         "methods": ["hlop"], "hlop": {"neurons": [[4, 8], [2, 2]]}}})
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
     assert "notice:" not in capsys.readouterr().out                 # 8 + 2 x 3 = 14 of 16: room left
+
+
+def test_a_resumed_run_says_its_fully_protected_synapse_was_so_before_the_task_it_resumes_at(tmp_path, capsys,
+                                                                                                monkeypatch):
+    stream = {**TINY_SPLIT["stream"], "n_tasks": 5}
+    cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
+        "methods": ["hlop"], "hlop": {"neurons": [[4, 16], [2, 0]]}}})
+    run, path = ContinualRun(cfg, "hlop", 0), tmp_path / "hlop-seed0.h5"
+    measure = run.measure
+    monkeypatch.setattr(run, "measure", lambda task: measure(task) if task < 2 else (_ for _ in ()).throw(
+        KeyboardInterrupt))                                         # killed in task 3, after task 2's checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        run.execute(path, progress_bar=False)
+    assert "of readout (16) from task 2 on" in capsys.readouterr().out
+    ContinualRun(cfg, "hlop", 0).execute(path, resume=True, progress_bar=False)
+    out = capsys.readouterr().out
+    assert out.count("notice: hlop protects") == 1 and "of readout (16) since a task before task 3" in out, out

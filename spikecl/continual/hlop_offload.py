@@ -21,6 +21,16 @@ from spikecl.continual.strategy import TaskData
 from spikecl.errors import ConfigError, SpikeCLError
 
 
+def hlop_part(strategy) -> HLOP:
+    """``strategy`` itself if it is HLOP, its HLOP part if it is a combination (``hlop+replay``); a one-line
+    ConfigError otherwise."""
+    parts = [strategy, *getattr(strategy, "parts", ())]
+    found = next((part for part in parts if isinstance(part, HLOP)), None)
+    if found is None:
+        raise ConfigError(f"hlop offload: {type(strategy).__name__} is not HLOP nor a combination with it")
+    return found
+
+
 def _synapse(strategy: HLOP, name: str):
     synapses = {p.name: p for p in strategy.synapses}
     if name not in synapses:
@@ -39,7 +49,8 @@ def presynaptic_activity(strategy: HLOP, data: TaskData, name: str, samples: int
     """Rows [N, n] (float64) of protected synapse ``name``'s presynaptic input in the strategy's network on the
     first ``samples`` samples of ``data``, as its Hebbian update sees them (``options.activity``: one row per sample
     for ``rate``, per sample and time step for ``steps``; conv patches unfolded); at most ``max_rows``, drawn at
-    random with ``seed``."""
+    random with ``seed``. ``strategy``: HLOP, or a combination with it (:func:`hlop_part`)."""
+    strategy = hlop_part(strategy)
     p = _synapse(strategy, name)
     _count(samples, "samples")
     if max_rows is not None:
@@ -52,6 +63,8 @@ def presynaptic_activity(strategy: HLOP, data: TaskData, name: str, samples: int
 
 def frozen_rows(strategy: HLOP, name: str) -> np.ndarray:
     """The consolidated rows H_old [k_old, n] of synapse ``name`` (float64), e.g. the frozen neurons of the next
-    task's learning graph, or the torch-learned basis to compare a graph's result with."""
+    task's learning graph, or the torch-learned basis to compare a graph's result with. ``strategy``: HLOP, or a
+    combination with it."""
+    strategy = hlop_part(strategy)
     _synapse(strategy, name)
     return strategy.h_old[name].double().cpu().numpy()

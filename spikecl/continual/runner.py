@@ -589,6 +589,7 @@ class ContinualRun:
                                f"{str(exc).splitlines()[0][:120]}); delete it or run with --overwrite") from None
         if self.execution.writes_files:                                    # what else decides the rounding
             self._notice_resumed_differently(path, state)
+        self._notice_fully_protected(self.run_state.next_task, resumed=True)
         if self.execution.writes_files and self.device.type == "cpu":       # what decides a CPU run's rounding
             threads, written_on, here = state.get("torch_threads"), state.get("cpu"), machine_kernels()
             if threads not in (None, torch.get_num_threads()):
@@ -601,15 +602,16 @@ class ContinualRun:
                                     "kernels round differently)")
         return True
 
-    def _notice_fully_protected(self, task: int) -> None:
+    def _notice_fully_protected(self, task: int, resumed: bool = False) -> None:
         """A notice, once per run and synapse, where a projection protects every input dimension of a synapse from
-        ``task`` on: its weights no longer change, so a new task's accuracy may stay at chance."""
+        ``task`` on (``resumed``: from a task before it, as the checkpoint left it): its weights no longer change,
+        so a new task's accuracy may stay at chance."""
         full = {name: n for name, n in fully_protected(self.strategy).items() if name not in self._noticed_full}
         if full and self.execution.writes_files:
             names = ", ".join(f"{name} ({n})" for name, n in full.items())
-            progress.write_line(f"notice: {self.method} protects every input dimension of {names} from task "
-                                f"{task + 1} on: those weights no longer change (a network too narrow for the "
-                                "projection's schedule)")
+            since = f"since a task before task {task + 1} (the checkpoint's)" if resumed else f"from task {task + 1} on"
+            progress.write_line(f"notice: {self.method} protects every input dimension of {names} {since}: those "
+                                "weights no longer change (a network too narrow for the projection's schedule)")
         self._noticed_full |= set(full)
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
