@@ -354,7 +354,7 @@ def test_a_diverging_job_fails_alone_and_the_others_still_run(toy, tmp_path, cap
     assert "toy_seed0.h5: FAILED: training loss became NaN or infinite" in out
     assert "toy seed 1: 3.00" in out and (tmp_path / "toy" / "toy_seed1.h5").exists()
     assert err == ("spikecl: error: 1 of 2 runs failed, the others finished: toy_seed0.h5: training loss became NaN "
-                   "or infinite\n")
+                   "or infinite; with other settings, run again with --resume --overwrite (finished runs are kept)\n")
     assert not (tmp_path / "toy" / "toy_seed0.h5").exists()
 
 
@@ -371,6 +371,12 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert err.startswith("spikecl: error: 1 of 2 runs failed, the others finished: blowup-seed0.h5: blowup seed 0, "
                           "task 2: training loss became NaN or infinite")
     assert (tmp_path / "blowup" / "finetune-seed0.h5").exists()
+    kept = (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns
+    assert (tmp_path / "blowup" / "blowup-seed0.ckpt").exists()                    # task 1, done before the NaN
+    assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--overwrite", "--set",
+                 "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 0                 # as the error says
+    assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
+    assert (tmp_path / "blowup" / "blowup-seed0.h5").exists()
 
 
 def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):
