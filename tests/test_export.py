@@ -465,7 +465,15 @@ def test_inputs_are_encoded_like_the_torch_encoders():
 
     rng = np.random.default_rng(8)
     x = rng.random((5, 7))
-    assert np.array_equal(encode_values(x, 6, "latency", 1), latency(torch.as_tensor(x), 6).numpy())
+    train = lambda x, steps: latency(torch.as_tensor(x, dtype=torch.float32), steps).numpy()   # noqa: E731
+    assert np.array_equal(encode_values(x, 6, "latency", 1), train(x, 6))
+    # float32 inputs whose step sits (almost) exactly halfway, as a rotated image's interpolated pixels can: the
+    # trained network's float32 rounding, not float64's; 0.3135593 fired at 41 instead of 40 at T = 60
+    for steps in (25, 38, 60):
+        halfway = np.float32(1) - (np.arange(steps - 1, dtype=np.float32) + np.float32(0.5)) / np.float32(steps - 1)
+        near = np.stack([halfway + k * np.spacing(halfway) for k in range(-3, 4)], axis=1).clip(0, 1)
+        assert np.array_equal(encode_values(near, steps, "latency", 1), train(near, steps))
+    assert np.argmax(encode_values(np.float32([[0.3135593]]), 60, "latency", 1)[:, 0, 0]) == 40
     direct = encode_values(x, 3, "direct", 255)
     assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
 

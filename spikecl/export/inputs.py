@@ -48,8 +48,9 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     if encoder == "direct":
         q = np.round(x * scale).astype(np.int64) if scale is not None else x
         return np.broadcast_to(q, (num_steps, *q.shape)).copy()
-    if encoder == "latency":
-        fire_at = np.round((1.0 - x) * (num_steps - 1))
+    if encoder == "latency":                           # in float32, as training encodes (a step exactly halfway
+        xf = x.astype(np.float32)                      # rounds to even there, and float64 lands just off it)
+        fire_at = np.round((np.float32(1.0) - xf) * np.float32(num_steps - 1))
         t = np.arange(num_steps).reshape(-1, 1, 1)
         return ((t == fire_at[None]) & (x[None] > 0)).astype(dtype)
     if encoder == "poisson":
