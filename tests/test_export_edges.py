@@ -31,6 +31,21 @@ def small_spec(widths=(6, 8, 3), steps=6, beta=0.6, bias=0.5, n_heads=1, encoder
     return NetworkSpec(tuple(layers), steps, encoder, widths[-1], n_heads)
 
 
+@pytest.mark.parametrize("field, layer", [("weight", 0), ("weight", 1), ("bias", 1), ("beta", 0), ("threshold", 0)])
+def test_a_spec_with_nan_or_infinite_values_is_refused_naming_the_layer(field, layer):
+    """quantize() from Python reached math errors (a ZeroDivisionError for an infinite readout weight); a spec built
+    with a non-finite value is now one line naming it."""
+    spec = small_spec(widths=(6, 4, 3))
+    for bad in (np.nan, np.inf):
+        value = getattr(spec.layers[layer], field)
+        value = np.where(np.arange(np.size(value)).reshape(np.shape(value)) == 0, bad, value) \
+            if np.ndim(value) else bad
+        layers = list(spec.layers)
+        layers[layer] = dataclasses.replace(layers[layer], **{field: value})
+        with pytest.raises(ExportError, match=f"^layer {layers[layer].name}: {field} contains NaN or infinity$"):
+            dataclasses.replace(spec, layers=tuple(layers))
+
+
 # --- the readout bias ---
 def test_fixed_point_readout_with_bias_equals_the_float_logits():
     """Lava adds the readout bias to the summed voltage at each step; the float readout adds it to the leaky membrane.

@@ -98,6 +98,12 @@ class NetworkSpec:
         if not self.layers or not self.layers[-1].is_readout:
             raise ShapeError("a network spec needs at least a readout layer as its last layer")
         for layer in self.layers:
+            values = {"weight": layer.weight, "bias": 0.0 if layer.bias is None else layer.bias, "beta": layer.beta,
+                      "threshold": layer.threshold}
+            bad = next((k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))),
+                       None)
+            if bad:
+                raise ExportError(f"layer {layer.name}: {bad} contains NaN or infinity")
             expected = "[C_out, C_in, k, k]" if layer.conv else "[n_out, n_in]"
             if layer.weight.ndim != (4 if layer.conv else 2):
                 raise ExportError(f"layer {layer.name}: weight has shape {layer.weight.shape}; expected {expected}")
