@@ -101,6 +101,18 @@ def test_compiled_brian2_reproduces_the_recording_from_a_fresh_memory_on_every_r
             net.weights()
         with pytest.raises(ShapeError, match="T <= "):
             net.run(np.zeros((n_steps + 6, C), bool), np.zeros((n_steps + 6, M), bool))
+        device, run = net._b2.device, net._b2.device.run
+
+        def stopped_by_ctrl_c(*args, **kwargs):            # the binary's SIGINT handler stops it and exits 0
+            run(*args, **kwargs)
+            device._last_run_completed_fraction = 0.4
+
+        device.run = stopped_by_ctrl_c
+        try:
+            with pytest.raises(KeyboardInterrupt, match="compiled Brian2 simulation stopped at 40% of its"):
+                net.run(cue, content)
+        finally:
+            del device.run
     finally:
         net.close()
     assert_same_spikes(recorded, Brian2CA3(CA3Params(), C, M, target="numpy").run(cue, content))
@@ -125,12 +137,14 @@ def test_ctrl_c_during_a_brian2_run_interrupts_it_rather_than_returning_a_cut_sh
             os.kill(os.getpid(), signal.SIGINT)
 
     net.network.add(press_ctrl_c)
-    quiet = np.zeros((100, 3), bool), np.zeros((100, 5), bool)
+    cues = np.zeros((100, 3), bool)
+    cues[::4, 0] = True                                    # input spikes before and after the Ctrl-C
     with pytest.raises(KeyboardInterrupt, match=r"stopped at \d+ of 100 ms"):
-        net.run(*quiet)
+        net.run(cues, np.zeros((100, 5), bool))
     assert 20 <= net.t_ms < 100
     net.network.remove(press_ctrl_c)
-    assert all(r.shape == (30, net.sizes[p]) for p, r in net.run(*(q[:30] for q in quiet)).items())   # it goes on
+    quiet = net.run(np.zeros((30, 3), bool), np.zeros((30, 5), bool))        # it goes on, with its own spikes only
+    assert all(r.shape == (30, net.sizes[p]) for p, r in quiet.items()) and not quiet["INcue"].any()
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))

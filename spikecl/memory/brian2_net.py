@@ -139,9 +139,10 @@ class Brian2CA3:
         t0 = self.t_ms
         namespace = {**self._namespace, **self._drive(cue_input, content_input, gate), "t_offset": t0 * self.dt}
         self.network.run(n_steps * self.dt, namespace=namespace)
+        rasters = self._rasters(t0, n_steps)        # read even when cut short, so a later run reads only its own
         if self.t_ms != t0 + n_steps:      # Brian2 turns Ctrl-C into a stop after the step: not a finished run
             raise KeyboardInterrupt(f"the Brian2 simulation stopped at {self.t_ms - t0} of {n_steps} ms")
-        return self._rasters(t0, n_steps)
+        return rasters
 
     def _rasters(self, t0: int, n_steps: int) -> dict[str, np.ndarray]:
         """Boolean rasters ``[T, N]`` of the spikes recorded since the last call, steps counted from ``t0``."""
@@ -225,6 +226,10 @@ class CompiledBrian2CA3(Brian2CA3):
         fresh = self._drive(grow(cue_input), grow(content_input), gate)
         self._b2.device.run(directory=self.directory, with_output=False,
                             run_args={self._arrays[k]: fresh[k].values for k in self._arrays})
+        completed = getattr(self._b2.device, "_last_run_completed_fraction", 1.0)
+        if completed < 1.0:                # the binary, like Brian2, stops after the step on Ctrl-C and exits 0
+            raise KeyboardInterrupt(f"the compiled Brian2 simulation stopped at {completed:.0%} of its "
+                                    f"{self.max_steps} ms")
         self._n_recorded = {name: 0 for name in self.monitors}
         whole = self._rasters(0, self.max_steps)
         settled = n_steps - int(self.params.stdp_post_lag_ms / self.params.dt_ms)   # no STDP event from here on
