@@ -420,6 +420,10 @@ ADDED_OPTIONS = {("hlop", "lateral_scale"): 20.0}
 #: per experiment kind: (its rules of options that only some settings read, like :data:`ONLY_FOR`; its config class)
 #: for :func:`recorded_as_now` (a kind registers its own when imported)
 RECORDED_RULES: dict[str, tuple[dict, type]] = {}
+#: functions (recorded continual config -> that config) putting the options of its run's method as the run read them,
+#: for :func:`recorded_as_now` (:mod:`spikecl.continual.strategies` registers one when imported: options its run
+#: does not read at their defaults, as runs record them since)
+RECORDED_OPTIONS: list[typing.Callable[[dict], dict]] = []
 
 
 def recorded_as_now(config: dict, seed: int | None = None) -> dict:
@@ -431,7 +435,8 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     * a continual one recorded before a key of :data:`ADDED_KEYS` existed gets the value that does what it did, and
       a split stream that left classes out (``classes_per_task`` 0 with tasks not dividing the classes) the classes
       per task it trained;
-    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`) say the run did not read is its default.
+    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`, :data:`RECORDED_OPTIONS`) say the run did
+      not read is its default.
     """
     if not isinstance(config, dict):
         return config
@@ -445,6 +450,8 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
             if isinstance(config.get(table), dict) and key not in config[table]:
                 config = {**config, table: {**config[table], key: value}}
         config = options_as_now(config)
+        for as_read in RECORDED_OPTIONS:
+            config = as_read(config)
         config = _split_as_trained(config)
     own = {"continual": (ONLY_FOR, ExperimentConfig), **RECORDED_RULES}.get(kind)
     return config if own is None else _unused_as_defaults(config, own[0], own[1]())

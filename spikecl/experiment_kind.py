@@ -393,7 +393,8 @@ class RunsFailed(NumericalError):
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         others = ", the others finished" if done else ""
         super().__init__(f"{len(failed)} of {len(done) + len(failed)} runs failed{others}: {first.name}: {error}"
-                         f"{more}; with other settings, run again with --resume --overwrite (finished runs are kept)")
+                         f"{more}; change its settings and run again with --resume --overwrite (runs whose settings "
+                         "are unchanged are kept)")
 
 
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,

@@ -354,7 +354,8 @@ def test_a_diverging_job_fails_alone_and_the_others_still_run(toy, tmp_path, cap
     assert "toy_seed0.h5: FAILED: training loss became NaN or infinite" in out
     assert "toy seed 1: 3.00" in out and (tmp_path / "toy" / "toy_seed1.h5").exists()
     assert err == ("spikecl: error: 1 of 2 runs failed, the others finished: toy_seed0.h5: training loss became NaN "
-                   "or infinite; with other settings, run again with --resume --overwrite (finished runs are kept)\n")
+                   "or infinite; change its settings and run again with --resume --overwrite (runs whose settings "
+                   "are unchanged are kept)\n")
     assert not (tmp_path / "toy" / "toy_seed0.h5").exists()
 
 

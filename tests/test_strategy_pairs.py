@@ -2,6 +2,7 @@
 ``a+b`` runs exactly when ``b+a`` does; an unsupported combination or a wrong event order is a one-line error that
 names the method."""
 
+import copy
 import itertools
 import math
 import re
@@ -452,6 +453,7 @@ def test_phase_options_shared_with_a_run_that_reads_them_are_recorded_and_swept_
     """Plain replay beside hlop+replay: its run records the phase options it does not read at their defaults (and
     a resume does not compare them); a sweep over them gives plain replay one candidate, and a sweep over them
     with no run that reads them is refused when it loads."""
+    from spikecl.config import first_difference, recorded_as_now
     from spikecl.continual.runner import checkpoint_difference, recorded_config, unshown_rules
     from spikecl.continual.strategies import effective_options
     from spikecl.continual.sweep import load_sweep
@@ -467,6 +469,13 @@ def test_phase_options_shared_with_a_run_that_reads_them_are_recorded_and_swept_
     other = experiment_from_dict({**TINY, "strategy": {"replay": {"phase_lr": 0.2, "phase_epochs": 3},
                                                        "methods": cfg.strategy.methods}})
     assert checkpoint_difference(checkpoint("replay"), "replay", 0, other, "replay") is None
+    # files written before recorded the values given: a results file and a checkpoint of plain replay still fit
+    old = copy.deepcopy(recorded_config(cfg, "replay", "replay", 0))
+    old["strategy"]["options"]["replay"].update(phase_lr=0.5, phase_epochs=3)
+    assert first_difference(recorded_as_now(old), recorded_config(other, "replay", "replay", 0)) is None
+    state = checkpoint("replay")
+    state["options"]["replay"].update(phase_lr=0.5, phase_epochs=3)
+    assert checkpoint_difference(state, "replay", 0, other, "replay") is None
     assert checkpoint_difference(checkpoint("hlop+replay"), "hlop+replay", 0, other,
                                  "hlop+replay") == "strategy.replay.phase_lr"
 

@@ -213,6 +213,7 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
     ray = pytest.importorskip("ray")
 
     def no_cluster(**options):
+        os.environ["RAY_HALF_STARTED"] = "1"                       # what a start that fails half-way may leave
         raise ConnectionError("Could not find any running Ray instance.\nmore lines")
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
@@ -220,6 +221,7 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"^--address auto: no Ray cluster to join \(ConnectionError: Could not "
                                           r"find any running Ray instance.\)$"):
         sweep_ray.start_ray("auto")
+    assert "RAY_HALF_STARTED" not in os.environ and not sweep_ray._ENVIRONMENT_BEFORE_RAY   # as it found them
     with pytest.raises(ConfigError, match="^--num-cpus 2 sizes a local Ray instance; the cluster at --address "
                                           "head:6379 has its own CPUs: drop one of the two$"):
         sweep_ray.start_ray("head:6379", 2)

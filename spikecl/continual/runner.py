@@ -27,8 +27,8 @@ from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, c
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy, fully_protected
-from spikecl.continual.strategies import (build_strategy, check_run, check_support, effective_options, strategy_class,
-                                          validate_method)
+from spikecl.continual.strategies import (as_read, build_strategy, check_run, check_support, effective_options,
+                                          strategy_class, validate_method)
 from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
@@ -70,7 +70,8 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     defaults (``state["options"]``) is compared on those, so a default changed between a kill and a resume shows."""
     recorded, now = recorded_as_now(state.get("config"), seed), cfg.to_dict()
     if isinstance(recorded, dict) and isinstance(recorded.get("strategy"), dict) and "options" in state:
-        recorded = options_as_now({**recorded, "strategy": {**recorded["strategy"], "options": state["options"]}})
+        options = as_read(runs_method, state["options"]) if isinstance(state["options"], dict) else state["options"]
+        recorded = options_as_now({**recorded, "strategy": {**recorded["strategy"], "options": options}})
         now["strategy"]["options"] = effective_options(runs_method, cfg.strategy.options)
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else unshown_difference(state, cfg, runs_method) or as_written(first_difference(

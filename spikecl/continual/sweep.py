@@ -208,7 +208,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raw = apply_overrides(base_raw, assignments)
         run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
         planned.append((runs_method, run_cfg.strategy.options))
-        unread = unread_options(runs_method, run_cfg.strategy.options)
+        unread = unread_options(runs_method, run_cfg.strategy.options, set_only=False)
         if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
             raw = _without(raw, unread)
             run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
@@ -247,9 +247,11 @@ def _without(raw: dict, keys: typing.Iterable[str]) -> dict:
     strategy = copy.deepcopy(raw.get("strategy", {}))
     for key in keys:
         _, name, option = key.split(".")
-        for table in (strategy.get(name), strategy.get("options", {}).get(name)):
-            if isinstance(table, dict):
-                table.pop(option, None)
+        for tables in (strategy, strategy.get("options", {})):
+            if isinstance(tables.get(name), dict):
+                tables[name].pop(option, None)
+                if not tables[name]:                 # a table it alone was in: as if never written
+                    del tables[name]
     return {**raw, "strategy": strategy}
 
 
@@ -335,15 +337,14 @@ def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, Experime
 
 def _identity(cfg, method: str) -> str:
     """What makes a run of ``method`` under ``cfg`` what it is: its config without names, folders, seeds, the
-    method list and the options of strategies it does not use; its own options as it runs them (an option set to
-    its default, or one it does not read, is the run without it)."""
-    from spikecl.continual.strategies import components, effective_options
+    method list and the options of strategies it does not use."""
+    from spikecl.continual.strategies import components
 
     data = cfg.to_dict()
     for key in ("name", "output_dir", "seeds", "variants"):
         data.pop(key)
-    used = effective_options(method, data["strategy"]["options"])
-    data["strategy"] = {"method": method, "options": {k: v for k, v in used.items() if k in components(method)}}
+    data["strategy"] = {"method": method, "options": {k: v for k, v in data["strategy"]["options"].items()
+                                                      if k in components(method)}}
     return json.dumps(data, sort_keys=True)
 
 

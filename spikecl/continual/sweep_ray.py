@@ -89,9 +89,14 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
     check_cluster_options(address, num_cpus)
+    _ENVIRONMENT_BEFORE_RAY.clear()
     _ENVIRONMENT_BEFORE_RAY.update(os.environ)
-    with _python_sigterm_kept():
-        _init(ray, address, num_cpus, options)
+    try:
+        with _python_sigterm_kept():
+            _init(ray, address, num_cpus, options)
+    except BaseException:                            # what a start that failed half-way set goes too
+        _restore_environment()
+        raise
     return ray, True
 
 
@@ -103,6 +108,11 @@ _ENVIRONMENT_BEFORE_RAY: dict[str, str] = {}
 def stop_ray(ray) -> None:
     """Shut down the Ray instance :func:`start_ray` started and restore the environment variables it set."""
     ray.shutdown()
+    _restore_environment()
+
+
+def _restore_environment() -> None:
+    """The environment as :func:`start_ray` found it (nothing to do when it started no instance)."""
     if _ENVIRONMENT_BEFORE_RAY:
         for key in os.environ.keys() - _ENVIRONMENT_BEFORE_RAY.keys():
             del os.environ[key]

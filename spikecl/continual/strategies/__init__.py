@@ -10,7 +10,7 @@ import importlib
 import re
 from typing import Mapping, Sequence
 
-from spikecl.config import check_defaults, field_default, from_dict
+from spikecl.config import RECORDED_OPTIONS, check_defaults, field_default, from_dict
 from spikecl.errors import ConfigError, did_you_mean
 
 REGISTRY: dict[str, str | type] = {
@@ -132,6 +132,34 @@ def effective_options(method: str, options: Mapping[str, Mapping]) -> dict:
         _, name, option = key.split(".")
         used[name][option] = field_default(validated[name], option)
     return {**{k: dict(v) for k, v in options.items()}, **used}
+
+
+def options_as_read(config: dict) -> dict:
+    """A recorded continual config (results file: ``runs_method`` and ``strategy.options``) with the options its run
+    did not read at their defaults (:func:`as_read`)."""
+    strategy = config.get("strategy")
+    method, options = config.get("runs_method"), strategy.get("options") if isinstance(strategy, dict) else None
+    if not isinstance(method, str) or not isinstance(options, dict):
+        return config
+    return {**config, "strategy": {**strategy, "options": as_read(method, options)}}
+
+
+def as_read(method: str, options: dict) -> dict:
+    """Recorded options tables of a run of ``method`` with the options it did not read (:func:`unread_options`) at
+    their defaults, as runs record them since (files written before recorded the values given); tables this spikecl
+    cannot read as a run of ``method`` (another version's options, a plugin's method not registered) as they are."""
+    try:
+        unread = unread_options(method, options)
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        return options
+    tables = {name: dict(table) for name, table in options.items()} if unread else options
+    for key in unread:
+        _, name, option = key.split(".")
+        tables[name][option] = field_default(strategy_class(name).Options, option)
+    return tables
+
+
+RECORDED_OPTIONS.append(options_as_read)
 
 
 def unread_options(method: str, options: Mapping[str, Mapping], set_only: bool = True) -> dict[str, str]:
