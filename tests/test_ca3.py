@@ -442,6 +442,13 @@ def test_float32_batch_equals_float64_on_random_memories():
     assert sum(r.spikes["OUTcont"].sum() for r in reference) > 100
     with pytest.raises(ConfigError, match="precision 'float16' is not one of float64, float32"):
         run_batch(lists, C, M, precision="float16")
+    import torch
+
+    from spikecl.memory.torch_net import TorchCA3
+
+    for dtype in (torch.int64, torch.bool, "int64"):             # the stepper itself, from Python: a float dtype
+        with pytest.raises(ConfigError, match=f"(dtype|precision) '?{dtype}'? is not "):
+            TorchCA3(CA3Params(), C, M, dtype=dtype)
 
 
 def test_float32_run_flushes_subnormals_only_while_it_runs():

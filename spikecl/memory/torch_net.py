@@ -395,8 +395,8 @@ class TorchCA3:
     >>> spikes = net.run(cue_input, content_input)   # dict population -> bool tensor [T, B, N]  # doctest: +SKIP
 
     ``chunk``: memories simulated together (default: :data:`CPU_CHUNK` on a CPU, the whole batch on a GPU).
-    ``dtype``: a torch float dtype or one of :data:`PRECISIONS` (default float64); float32 runs on a CPU with
-    subnormals flushed (:func:`flushed_subnormals`).
+    ``dtype``: a torch float dtype or one of :data:`PRECISIONS` (default float64; the config's precision offers
+    those two); float32 runs on a CPU with subnormals flushed (:func:`flushed_subnormals`).
     """
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, batch_size: int = 1, device="cpu",
@@ -412,6 +412,8 @@ class TorchCA3:
             raise ConfigError(f"chunk must be >= 1, got {chunk}")
         if isinstance(dtype, str):
             dtype = getattr(torch, check_precision(dtype))
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ConfigError(f"dtype {dtype} is not a torch float dtype nor one of {', '.join(PRECISIONS)}")
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
         self.device = torch.device(device)
         self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
