@@ -111,3 +111,41 @@ def test_numpy_nan_and_infinity_are_refused_as_python_ones_are(field, value):
         CA3Params(**{field: value})
     p = CA3Params(a_plus_nA=np.float32(5.0), learn_hold_steps=np.int64(3))    # held as Python numbers
     assert type(p.a_plus_nA) is float and type(p.learn_hold_steps) is int and p.a_plus_nA == 5.0
+
+
+def test_encode_and_decode_refuse_what_would_give_wrong_answers():
+    """encode: a hold of 0 ms (the learn vanished), a negative one (held almost to the end), a float, and a schedule
+    made for a bigger memory; decode: a batch's [T, B, N] rasters, rasters cut short and swapped ones. Each one
+    line; the right ones decode as the memory answers."""
+    import torch
+
+    from spikecl.errors import ShapeError
+    from spikecl.memory import decode, encode, learn, make_schedule, recall_by_content, recall_by_cue
+    from spikecl.memory.torch_net import TorchCA3
+
+    s = make_schedule([learn(1, [2, 3]), recall_by_cue(1), recall_by_content([3])], 3, 5)
+    for hold in (0, -2, 2.5, True):
+        with pytest.raises(ConfigError, match="hold_steps must be an integer >= 1"):
+            encode(s, 3, 5, hold)
+    with pytest.raises(ConfigError, match=re.escape("content: bit 3 is out of range [0, 3)")):
+        encode(s, 3, 3)
+    spikes = TorchCA3(CA3Params(), 3, 5, batch_size=2).run(*map(torch.as_tensor, encode(s, 3, 5)))
+    cue, content = spikes["OUTcue"].numpy(), spikes["OUTcont"].numpy()
+    assert [r.answer for r in decode(s, cue[:, 0], content[:, 0])] == [(2, 3), (2, 3), (1,)]
+    for args, name in (((cue, content), "out_cue"), ((cue[:20, 0], content[:20, 0]), "out_cue"),
+                       ((content[:, 0], cue[:, 0]), "out_content")):
+        with pytest.raises(ShapeError, match=f"^{name} has shape .*; expected \\[T >= {s.duration_ms}, N >= "):
+            decode(s, *args)
+
+
+@pytest.mark.parametrize("spacing, message", [
+    (6, "operation 0 (learn cue 0 -> {0}) is followed after 6 ms; the minimum after a learn is 7 ms"),
+    ([14], "spacing_ms: one gap (ms) for every run of the memory, got [14]"),
+])
+def test_a_memory_refuses_a_spacing_its_learns_could_never_run_with(spacing, message):
+    """Checked against one recall only, 6 ms passed and then every learn failed; a list passed and then every run
+    of more than one operation failed."""
+    from spikecl.memory import CA3Memory
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        CA3Memory(3, 5, spacing_ms=spacing)

@@ -65,7 +65,10 @@ class CA3Memory:
             raise ConfigError(f"{option}= applies to backend={owner!r}, not {backend!r}")
         device, target = device or "cpu", target or "numpy"
         self.backend, self.spacing_ms = backend, spacing_ms
-        make_schedule([recall_by_cue(0)], 1, 1, spacing_ms)  # validates the spacing
+        if np.ndim(spacing_ms) != 0:
+            raise ConfigError(f"spacing_ms: one gap (ms) for every run of the memory, got {spacing_ms!r}; a list of "
+                              "gaps goes to run(operations, spacing_ms=[...])")
+        make_schedule([learn(0, [0])], 1, 1, spacing_ms)  # validates the spacing: the longest minimum, a learn's
         if backend == "brian2":
             from spikecl.memory.brian2_net import Brian2CA3
 

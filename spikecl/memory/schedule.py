@@ -201,8 +201,12 @@ def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
 
 
 def encode(schedule: Schedule, n_cues: int, n_bits: int, hold_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Input spikes of a schedule: ``(cue [T, C], content [T, M])`` booleans, T = ``schedule.duration_ms``; a learn
-    holds its input ``hold_steps`` ms, which must end before the next operation (else a one-line ConfigError)."""
+    """Input spikes of a schedule (its operations checked for ``n_cues`` cues and ``n_bits`` bits): ``(cue [T, C],
+    content [T, M])`` booleans, T = ``schedule.duration_ms``; a learn holds its input ``hold_steps`` ms (an integer
+    ≥ 1), which must end before the next operation (else a one-line ConfigError)."""
+    if isinstance(hold_steps, bool) or not isinstance(hold_steps, (int, np.integer)) or hold_steps < 1:
+        raise ConfigError(f"hold_steps must be an integer >= 1 (ms a learn holds its input), got {hold_steps!r}")
+    schedule = as_schedule(schedule, n_cues, n_bits)
     cue = np.zeros((schedule.duration_ms, n_cues), dtype=bool)
     content = np.zeros((schedule.duration_ms, n_bits), dtype=bool)
     ends = (*schedule.starts_ms[1:], schedule.duration_ms)
@@ -287,14 +291,30 @@ def check_readout(schedule: Schedule, params: CA3Params | None = None) -> Readou
 
 
 def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
-    return tuple(np.flatnonzero(raster[step]).tolist()) if step < len(raster) else ()
+    return tuple(np.flatnonzero(raster[step]).tolist())
+
+
+def _checked_raster(raster, name: str, schedule: Schedule, width: int) -> np.ndarray:
+    """``raster`` as a 2-D array of at least the schedule's steps and ``width`` neurons; a one-line ShapeError
+    otherwise (a batch's ``[T, B, N]`` raster, one cut short, or the cue and content rasters swapped)."""
+    raster = np.asarray(raster)
+    if raster.ndim != 2 or len(raster) < schedule.duration_ms or raster.shape[1] < width:
+        raise ShapeError(f"{name} has shape {raster.shape}; expected [T >= {schedule.duration_ms}, N >= {width}], "
+                         "one memory's raster of the whole schedule (index a batch's [T, B, N] as [:, b])")
+    return raster
 
 
 def decode(schedule: Schedule, out_cue: np.ndarray, out_content: np.ndarray,
            params: CA3Params | None = None) -> list[OperationResult]:
-    """Read every operation's answer from the output rasters ``out_cue [T, C]`` and ``out_content [T, M]`` at the
-    steps the delays of ``params`` give (default: the published model); see :func:`check_readout`."""
+    """Read every operation's answer from one memory's output rasters ``out_cue [T, C]`` and ``out_content [T, M]``
+    of the whole schedule at the steps the delays of ``params`` give (default: the published model); see
+    :func:`check_readout`. Rasters of another rank, shorter than the schedule or narrower than its largest cue or
+    bit are a one-line ShapeError."""
     steps = check_readout(schedule, params)
+    out_cue = _checked_raster(out_cue, "out_cue", schedule, 1 + max(
+        (op.cue for op in schedule.operations if op.cue is not None), default=-1))
+    out_content = _checked_raster(out_content, "out_content", schedule, 1 + max(
+        (b for op in schedule.operations for b in op.bits), default=-1))
     results = []
     for op, t in zip(schedule.operations, schedule.starts_ms):
         forgotten = _active(out_content, t + steps.recall) if op.kind == LEARN else ()
