@@ -219,3 +219,18 @@ def test_a_configs_stream_cannot_be_edited_in_place_behind_the_results():
     edited = stream.tasks[1].x_train.copy()
     edited[:] = 0.0
     assert stream.tasks[1].x_train.any()
+
+
+def test_a_subsample_keeps_every_class_and_breaks_ties_in_label_order_on_every_machine():
+    """Largest remainders first: a class whose share rounds to 0 lost its only sample (never trained or tested)
+    although n held one of each; tied remainders went by numpy's default sort, which orders ties by the CPU's
+    vector unit (the same seed gave other tasks on another machine)."""
+    from spikecl.data.streams import _subsample
+
+    y = np.repeat([0, 1], [20, 1])
+    _, kept = _subsample(np.arange(21), y, 10, 0)
+    assert np.bincount(kept).tolist() == [9, 1]
+    y = np.repeat(np.arange(40), [20, 30] * 20)                          # 40 classes, every remainder one of two
+    _, kept = _subsample(np.arange(len(y)), y, 50, 0)
+    per_class = np.bincount(kept, minlength=40)
+    assert per_class.tolist() == [1, 2] * 10 + [1] * 20        # the ten extras go to the first ten tied classes

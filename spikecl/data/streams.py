@@ -179,15 +179,19 @@ EVAL_SUBSAMPLE_SEED = 2000
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first) and
-    seeded; all samples when ``n`` is None or their number."""
+    """Exactly ``n`` samples in random order, stratified (classes in proportion, largest remainders first, ties in
+    label order on every machine) and seeded, every class kept when ``n`` can hold one of each (a rare class's
+    sample taken from the largest share); all samples when ``n`` is None or their number."""
     if n is None or n >= len(y):
         return x, y
     rng = np.random.default_rng(seed)
     labels, counts = np.unique(y, return_counts=True)
     share = counts * n / len(y)
     take = np.floor(share).astype(int)
-    take[np.argsort(take - share)[: n - take.sum()]] += 1
+    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1   # numpy's default sort breaks ties by CPU
+    for empty in np.flatnonzero(take == 0) if n >= len(labels) else ():
+        take[np.argmax(take)] -= 1
+        take[empty] = 1
     keep = np.concatenate([rng.choice(np.flatnonzero(y == label), k, replace=False)
                            for label, k in zip(labels, take)])
     keep = rng.permutation(keep)
