@@ -18,7 +18,7 @@ from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.continual.strategy import Strategy
-from spikecl.errors import ConfigError, ExistsError
+from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import read_results
 from spikecl.snn import build_mlp, make_trainer
 
@@ -1260,3 +1260,30 @@ def test_a_resumed_run_says_its_fully_protected_synapse_was_so_before_the_task_i
     ContinualRun(cfg, "hlop", 0).execute(path, resume=True, progress_bar=False)
     out = capsys.readouterr().out
     assert out.count("notice: hlop protects") == 1 and "of readout (16) since a task before task 3" in out, out
+
+
+def test_a_resume_may_move_its_data_folder_but_not_change_its_data(tmp_path, capsys, monkeypatch):
+    """data.data_dir may differ on resume (a moved folder); other files in it (another MNIST-format set, or one's
+    own files regenerated) were trained on silently, the results recording only the second folder."""
+    import shutil
+
+    from test_datasets import tiny_mnist
+
+    tiny_mnist(tmp_path / "a", n_train=200, n_test=100, seed=0)
+    tiny_mnist(tmp_path / "b", n_train=200, n_test=100, seed=1)
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")
+    raw = {**TINY_SPLIT, "data": {"dataset": "mnist", "data_dir": str(tmp_path / "a")},
+           "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3}, "strategy": {"methods": ["finetune"]}}
+    run, path = ContinualRun(experiment_from_dict(raw), "finetune", 0), tmp_path / "finetune-seed0.h5"
+    measure = run.measure
+    monkeypatch.setattr(run, "measure", lambda task: measure(task) if task < 1 else (_ for _ in ()).throw(
+        KeyboardInterrupt))                                         # killed in task 2, after task 1's checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        run.execute(path, progress_bar=False)
+    other = experiment_from_dict({**raw, "data": {"dataset": "mnist", "data_dir": str(tmp_path / "b")}})
+    with pytest.raises(ResultsError, match="written by a run on other mnist files .*point --data-dir at the files"):
+        ContinualRun(other, "finetune", 0).execute(path, resume=True, progress_bar=False)
+    moved = experiment_from_dict({**raw, "data": {"dataset": "mnist", "data_dir": str(tmp_path / "moved")}})
+    resumed = ContinualRun(moved, "finetune", 0).execute(path, resume=True, progress_bar=False)
+    straight = ContinualRun(experiment_from_dict(raw), "finetune", 0).execute(progress_bar=False)
+    assert np.array_equal(resumed.acc_matrix, straight.acc_matrix)

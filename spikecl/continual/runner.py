@@ -33,7 +33,7 @@ from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
-                                  stream_difference, stream_from_config)
+                                  source_crc, stream_difference, stream_from_config)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
@@ -556,7 +556,7 @@ class ContinualRun:
                  "strategy": checkpoint_state(self.strategy),
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
-                 "torch_threads": torch.get_num_threads(),
+                 "torch_threads": torch.get_num_threads(), "data_crc": source_crc(self.stream),
                  "cpu": machine_kernels(), "processes": self.execution.processes,
                  **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
@@ -583,6 +583,13 @@ class ContinualRun:
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
                                "--overwrite to start again (with --resume as well: keep the finished runs)")
+        read, now = state.get("data_crc"), source_crc(self.stream)
+        if None not in (read, now) and read != now:                       # data.data_dir may move, not change
+            if discard_stale:
+                return False
+            raise ResultsError(f"{path} was written by a run on other {self.cfg.data.dataset} files (their images or "
+                               "labels differ from those in data.data_dir now); point --data-dir at the files it "
+                               "trained on, or run with --overwrite to start again")
         try:
             self._restore(state)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:

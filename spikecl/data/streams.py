@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,7 @@ import dataclasses as _dc
 
 from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value, check_seed
 from spikecl.data.codes import FlyHash, FlyHashConfig
-from spikecl.data.datasets import Dataset, load_dataset, training_and_evaluation
+from spikecl.data.datasets import Dataset, dataset_files, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
 from spikecl.errors import ConfigError, DataError
 
@@ -427,7 +428,24 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
         for array in (task.x_train, task.y_train, task.x_test, task.y_test):
             array.setflags(write=False)
     object.__setattr__(built, "_origin", config_origin(stream, data, seed))    # not a field: replace() drops it
+    if dataset_files(data.dataset, data.data_dir or None):                   # read from a user's folder
+        object.__setattr__(built, "_source_crc", dataset_crc(dataset))
     return built
+
+
+def dataset_crc(dataset: Dataset) -> int:
+    """CRC-32 of a dataset's images and labels as loaded (training, then test): the data a run read, whatever
+    folder it came from (a resume from another ``data.data_dir`` may only continue on the same data)."""
+    crc = 0
+    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1), crc)
+    return crc
+
+
+def source_crc(stream: Stream) -> int | None:
+    """:func:`dataset_crc` of the files :func:`stream_from_config` built ``stream`` from; None for the offline
+    datasets (no files) and streams built otherwise."""
+    return getattr(stream, "_source_crc", None)
 
 
 def config_origin(stream: StreamConfig, data: DataConfig, seed: int) -> str:
