@@ -548,3 +548,36 @@ def test_similar_inputs_get_graded_code_overlap_only_close_to_identity_at_the_de
     reference = [_code_overlap(4.0, f) for f in (0.6, 0.7, 0.8)]
     assert default[0] < 1 and default[1] < 1 and default[2] > 5
     assert reference[0] < 1 < reference[1] < 3 < reference[2]
+
+
+@pytest.mark.parametrize("two_level", [False, True])
+def test_a_sequence_recalled_while_another_is_learned_frame_by_frame_leaves_it_open(two_level):
+    """recall_sequence halfway through a sequence opened with start_sequence() ended it: the next learn() stored no
+    link from the previous frame, and the sequence could no longer be recalled. It now goes on where it was;
+    learn_sequence inside it is refused."""
+    rng = np.random.default_rng(2)
+    frames = rng.random((5, 100)) < 0.2
+    alone, checked = sequence_coder(two_level), sequence_coder(two_level)
+    alone.learn_sequence(frames)
+    checked.start_sequence()
+    for i, frame in enumerate(frames):
+        checked.learn(frame)
+        if i == 2:
+            checked.recall_sequence(frames[:2], 3)                  # a look at the progress
+    for a, b in zip((alone.level1, alone.level2), (checked.level1, checked.level2)):
+        if a is not None:
+            np.testing.assert_array_equal(a.state.h, b.state.h)
+    with pytest.raises(ConfigError, match="learn_sequence inside a sequence opened with start_sequence"):
+        checked.learn_sequence(frames)
+    checked.end_sequence()
+    np.testing.assert_array_equal(checked.recall_sequence(frames[:1], 5), alone.recall_sequence(frames[:1], 5))
+
+
+def test_a_config_changed_after_it_was_validated_is_checked_again_by_the_coder():
+    """The configs are mutable: a patch larger than the 8 × 8 image set afterwards built a coder whose receptive
+    fields held negative pixel indices (wrapping to other pixels)."""
+    cfg = SparseyConfig(image_shape=[8, 8], layout="grid", grid=[2, 2], patch=[4, 4])
+    SparseyCoder(cfg)
+    cfg.patch = [9, 9]
+    with pytest.raises(ConfigError, match="patch"):
+        SparseyCoder(cfg)

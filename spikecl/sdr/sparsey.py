@@ -503,7 +503,7 @@ class SparseyCoder:
         if cfg is not None and not isinstance(cfg, SparseyConfig):
             raise ConfigError(f"SparseyCoder takes a SparseyConfig (a MacConfig goes in its mac or top field), got "
                               f"{type(cfg).__name__}")
-        self.cfg = cfg = cfg or SparseyConfig()
+        self.cfg = cfg = (cfg or SparseyConfig()).validate()            # again: its fields may have changed since
         self.rng = np.random.default_rng(cfg.seed)                      # learning draws
         recognition_rng = np.random.default_rng([cfg.seed, 1])           # recognition = "sample" draws
         self.n_pixels = int(np.prod(cfg.image_shape))
@@ -616,7 +616,11 @@ class SparseyCoder:
         self._prev, self._in_sequence = (None, None), False
 
     def learn_sequence(self, frames: np.ndarray) -> np.ndarray:
-        """Store a sequence of frames [T, N] in one pass: code bits [T, n_code_bits] (a chain of codes)."""
+        """Store a sequence of frames [T, N] in one pass: code bits [T, n_code_bits] (a chain of codes). Inside a
+        sequence opened with :meth:`start_sequence` a ConfigError: the frames would end it unlinked."""
+        if self._in_sequence:
+            raise ConfigError("learn_sequence inside a sequence opened with start_sequence(): learn its frames one by "
+                              "one with learn(), or call end_sequence() first")
         self.start_sequence()
         try:
             return np.stack([self.learn(f)[0] for f in self.binarise(frames)])
@@ -625,18 +629,20 @@ class SparseyCoder:
 
     def recall_sequence(self, cue: np.ndarray, length: int) -> np.ndarray:
         """Codes [length, n_code_bits] of a sequence recalled from its first frames ``cue`` [T0, N]: the cue frames
-        are recognised with bottom-up and horizontal input, later frames follow the horizontal weights alone."""
+        are recognised with bottom-up and horizontal input, later frames follow the horizontal weights alone. A
+        sequence being learned frame by frame (:meth:`start_sequence`) goes on afterwards where it was."""
         cue = self.binarise(cue)
         length = check_int(length, "recall length", 1)
         if length < len(cue):
             raise ConfigError(f"recall length {length} is shorter than the cue ({len(cue)} frames)")
+        kept = self._prev, self._in_sequence
         self.start_sequence()
         try:
             out = [self.code_bits(self._run(f[None], learn=False, use_prev=True)[0])[0] for f in cue]
             for _ in range(length - len(cue)):
                 out.append(self.code_bits(self._run(None, learn=False, use_prev=True)[0])[0])
         finally:
-            self.end_sequence()
+            self._prev, self._in_sequence = kept
         return np.stack(out)
 
     def reconstruct(self, x: np.ndarray, threshold: float = 1.0) -> np.ndarray:
