@@ -115,6 +115,18 @@ def test_bad_validation_settings_are_one_line_errors(digits, args, message):
         make_stream(digits, "permuted", 2, "domain", **args)
 
 
+def test_a_class_of_one_training_image_is_named_rather_than_sent_between_raise_and_lower():
+    from spikecl.data.base import Dataset
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [20, 1])
+    data = Dataset("own", rng.random((21, 1, 2, 2), dtype=np.float32), y, rng.random((4, 1, 2, 2), dtype=np.float32),
+                   np.array([0, 1, 0, 1]), 2)
+    for validation in (0.1, 0.5, 0.6):
+        with pytest.raises(ConfigError, match="class 1 has a single training image: no fraction splits it"):
+            make_stream(data, "permuted", 1, "domain", validation=validation)
+
+
 def test_vary_split_varies_the_validation_split_and_keeps_the_test_split():
     raw = {"data": {"dataset": "digits", "validation": 0.1}, "stream": {"n_tasks": 1}}
     fixed = experiment_from_dict(raw)

@@ -77,8 +77,11 @@ def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str
         missing = np.setdiff1d(classes, y[kept])
         if len(missing):
             k = int(missing[0])
-            raise ConfigError(f"data.validation: {validation} of class {k}'s {int(np.sum(y == k))} training images "
-                              f"leaves it no {split} image ({len(missing)} of {len(classes)} classes); {remedy} it")
+            count = int(np.sum(y == k))
+            fix = (f"class {k} has a single training image: no fraction splits it; give it more images or leave it "
+                   "out" if count < 2 else f"{remedy} it")
+            raise ConfigError(f"data.validation: {validation} of class {k}'s {count} training images leaves it no "
+                              f"{split} image ({len(missing)} of {len(classes)} classes); {fix}")
     evaluation = (x[held], y[held]) if eval_split == "validation" else (dataset.x_test, dataset.y_test)
     return {"train": (x[train], y[train]), "test": evaluation}
 
