@@ -805,6 +805,17 @@ def test_the_outputs_a_training_stream_made_active_are_read_from_its_config(stre
     assert (got is None) if active is None else got.tolist() == [k < active for k in range(10)]
 
 
+@pytest.mark.parametrize("kind", ["permuted", "rotated"])
+def test_a_permuted_or_rotated_class_incremental_checkpoint_stopped_early_decodes_among_the_tasks_it_trained(kind):
+    """Each task adds a block of the dataset's 10 classes: after 1 of 3 tasks only outputs 0..9 of 30 had trained
+    (the run predicted among them), but the export took all 30 as active."""
+    from spikecl.export.float_model import trained_outputs
+
+    config = {"data": {"dataset": "digits"}, "stream": {"kind": kind, "scenario": "class", "n_tasks": 3}}
+    assert trained_outputs({**config, "tasks_trained": 1}, 30).tolist() == [k < 10 for k in range(30)]
+    assert trained_outputs({**config, "tasks_trained": 3}, 30) is None and trained_outputs(config, 30) is None
+
+
 def test_outputs_a_class_incremental_stream_never_made_active_are_never_predicted(tmp_path):
     """A class-incremental split stream that leaves classes out trains and evaluates with their outputs masked; the
     float model, the fixed-point reference (hence Lava's runner, which decodes with it), a netx file read back and

@@ -93,15 +93,18 @@ def select_heads(values: np.ndarray, n_heads: int, n_outputs: int, heads: np.nda
 def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
     """``[n_outputs]`` bool: the outputs the training stream of ``config`` made active by the last task trained
     (``config["tasks_trained"]``, which a run checkpoint's progress gives, else every task), or None when they are
-    all active. Only a class-incremental split stream keeps some inactive: one whose tasks leave classes out
-    (``classes_per_task · n_tasks`` below the dataset's classes), or one stopped before its last task. Their outputs
-    were never trained, and every prediction of the run was taken among the others."""
+    all active. Only class-incremental streams keep some inactive: a split stream whose tasks leave classes out
+    (``classes_per_task · n_tasks`` below the dataset's classes), and a split, permuted or rotated one stopped
+    before its last task (each task of a permuted or rotated one adds its own block of the dataset's classes).
+    Their outputs were never trained, and every prediction of the run was taken among the others. (A class-IL
+    domains stream stopped early is not recognised: every output is taken as active.)"""
     from spikecl.config import recorded_as_now
 
     stream = recorded_as_now(config).get("stream") if isinstance(config, dict) else None
-    if not isinstance(stream, dict) or stream.get("kind") != "split" or stream.get("scenario") != "class":
+    if not isinstance(stream, dict) or stream.get("kind") not in ("split", "permuted", "rotated") \
+            or stream.get("scenario") != "class":
         return None
-    tasks, per = stream.get("n_tasks"), stream.get("classes_per_task") or 0
+    tasks, per = stream.get("n_tasks"), stream.get("classes_per_task") or 0 if stream["kind"] == "split" else 0
     if not isinstance(tasks, int) or not isinstance(per, int) or tasks < 1:
         return None
     seen = (per or n_outputs // tasks) * (tasks_trained(config) or tasks)
