@@ -60,7 +60,8 @@ def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> t
 def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str, split_seed: int) -> dict:
     """{"train": (x, y), "test": (x, y)}: the training images less a ``validation`` fraction of every class (drawn
     with ``split_seed``), and the evaluation images: those held out for ``eval_split = "validation"`` (the test
-    split is then never scored, though its files are loaded), else the dataset's test split. The validation protocol of every experiment kind."""
+    split is then never scored, though its files are loaded), else the dataset's test split. The validation
+    protocol of every experiment kind."""
     if eval_split not in EVAL_SPLITS:
         raise ConfigError(f"data.eval_split: {eval_split!r} is not allowed; choose one of {', '.join(EVAL_SPLITS)}")
     if not 0.0 <= validation < 1.0:
