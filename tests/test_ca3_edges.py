@@ -139,7 +139,7 @@ def test_encode_and_decode_refuse_what_would_give_wrong_answers():
 
 
 @pytest.mark.parametrize("spacing, message", [
-    (6, "operation 0 (learn cue 0 -> {0}) is followed after 6 ms; the minimum after a learn is 7 ms"),
+    (6, "spacing_ms 6: below the 7 ms a learn needs before the next operation"),
     ([14], "spacing_ms: one gap (ms) for every run of the memory, got [14]"),
 ])
 def test_a_memory_refuses_a_spacing_its_learns_could_never_run_with(spacing, message):

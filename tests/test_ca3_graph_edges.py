@@ -187,3 +187,15 @@ def test_the_writer_refuses_delays_every_reader_refuses(tmp_path):
     edge = replace(CA3Params(), delay_output_ms=float(MAX_DELAY_STEPS + 1))      # 62 steps: written and read back
     read = ca3_graph.read_ca3_graph(write_ca3_graph(tmp_path / "edge.h5", ops, 2, 4, edge, spacing_ms=100))
     assert max(delay for _, _, delay, _ in read.static) == MAX_DELAY_STEPS
+
+
+def test_decoding_a_graphs_run_refuses_rasters_cut_short_or_swapped(graph_file):
+    """As the memory's own decode: a raster cut short answered () for the operations past its end, swapped ones
+    answered from the other layer."""
+    graph = ca3_graph.read_ca3_graph(graph_file)
+    cue, content = graph.reference["spikes"]["OUTcue"], graph.reference["spikes"]["OUTcont"]
+    assert [r["answer"] for r in ca3_graph.decode(graph, cue, content)] == \
+        [r["answer"] for r in ca3_graph.decode(graph, cue.copy(), content.copy())]
+    for args, name in (((cue[:10], content), "out_cue"), ((content, cue), "out_cue")):
+        with pytest.raises(ShapeError, match=f"^{name} has shape .*; expected \\[T >= {graph.steps}, "):
+            ca3_graph.decode(graph, *args)

@@ -581,3 +581,7 @@ def test_a_config_changed_after_it_was_validated_is_checked_again_by_the_coder()
     cfg.patch = [9, 9]
     with pytest.raises(ConfigError, match="patch"):
         SparseyCoder(cfg)
+    cfg.patch = [4, 4]
+    cfg.mac.n_cms = 0                                     # a level's table too (an IndexError traceback)
+    with pytest.raises(ConfigError, match="mac.n_cms"):
+        SparseyCoder(cfg)

@@ -33,7 +33,7 @@ from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
-                                  source_crc, stream_difference, stream_from_config)
+                                  source_crc, stream_difference, stream_from_config, ties_changed)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
@@ -557,6 +557,7 @@ class ContinualRun:
                  "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(), "data_crc": source_crc(self.stream),
+                 "subsample_ties": "label order",
                  "cpu": machine_kernels(), "processes": self.execution.processes,
                  **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
@@ -583,6 +584,12 @@ class ContinualRun:
         if differs:
             raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
                                "--overwrite to start again (with --resume as well: keep the finished runs)")
+        if "subsample_ties" not in state and ties_changed(self.stream):   # written before: on other samples
+            if discard_stale:
+                return False
+            raise ResultsError(f"{path} was written when a task's subsample could differ by machine or drop a "
+                               "class (before 2026-12-05); this stream's subsample is another now, so its tasks would "
+                               "mix two; run with --overwrite to start again")
         read, now = state.get("data_crc"), source_crc(self.stream)
         if None not in (read, now) and read != now:                       # data.data_dir may move, not change
             if discard_stale:
@@ -720,7 +727,9 @@ class ContinualRun:
             summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
+        crc = source_crc(self.stream)
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
+               **({"data_crc": crc} if crc is not None else {}),     # files it read (--resume keeps it on them)
                **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,

@@ -34,6 +34,7 @@ deployment all call it, so they see the same tasks, splits and input code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import zlib
 from dataclasses import dataclass
@@ -186,10 +187,8 @@ def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int | list[int
     if n is None or n >= len(y):
         return x, y
     rng = np.random.default_rng(seed)
-    labels, counts = np.unique(y, return_counts=True)
-    share = counts * n / len(y)
-    take = np.floor(share).astype(int)
-    take[np.argsort(take - share, kind="stable")[: n - take.sum()]] += 1   # numpy's default sort breaks ties by CPU
+    labels = np.unique(y)
+    take = _shares(y, n, "stable")                                   # numpy's default sort breaks ties by CPU
     for empty in np.flatnonzero(take == 0) if n >= len(labels) else ():
         take[np.argmax(take)] -= 1
         take[empty] = 1
@@ -292,8 +291,37 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
                                               max_angle_deg)
     built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed, dataset_classes,
                    recorded) for i, local, classes, dataset_classes in tasks]
-    return Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
-                  n_tasks if scenario == "task" else 1, dataset.input_shape)
+    stream = Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
+                    n_tasks if scenario == "task" else 1, dataset.input_shape)
+    changed = any(_ties_changed(local[split][1], n) for _, local, _, _ in tasks
+                  for split, n in (("train", train_per_task), ("test", test_per_task)))
+    object.__setattr__(stream, "_ties_changed", changed)          # not a field: replace() drops it
+    return stream
+
+
+def _shares(y: np.ndarray, n: int, sort_kind: str | None) -> np.ndarray:
+    """Samples per class of :func:`_subsample`'s largest remainders (ties by ``sort_kind``, before every class was
+    kept)."""
+    labels, counts = np.unique(y, return_counts=True)
+    share = counts * n / len(y)
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share, kind=sort_kind)[: n - take.sum()]] += 1
+    return take
+
+
+def _ties_changed(y: np.ndarray, n: int | None) -> bool:
+    """Whether :func:`_subsample` of labels ``y`` to ``n`` samples gives other samples than before 2026-12-05, when
+    tied shares went by numpy's default sort (on this machine) and a class could lose its only sample."""
+    if n is None or n >= len(y):
+        return False
+    before = _shares(y, n, None)
+    return bool(np.any(before != _shares(y, n, "stable")) or (n >= len(before) and np.any(before == 0)))
+
+
+def ties_changed(stream: Stream) -> bool:
+    """Whether :func:`stream_from_config` built ``stream`` with a subsample :func:`_ties_changed` (False for a stream
+    built otherwise)."""
+    return getattr(stream, "_ties_changed", False)
 
 
 def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
@@ -422,8 +450,10 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
                         train_per_task=stream.train_per_task or None, test_per_task=stream.test_per_task or None,
                         validation=data.validation, eval_split=data.eval_split, split_seed=split_seed,
                         recorded=recorded)
+    changed = ties_changed(built)
     if stream.input_code == "flyhash":
         built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
+    object.__setattr__(built, "_ties_changed", changed)
     for task in built.tasks:                # what the config describes, as the results will say: not edited in place
         for array in (task.x_train, task.y_train, task.x_test, task.y_test):
             array.setflags(write=False)
@@ -440,6 +470,21 @@ def dataset_crc(dataset: Dataset) -> int:
     for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
         crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1), crc)
     return crc
+
+
+def data_crc(data: DataConfig) -> int | None:
+    """:func:`dataset_crc` of the files the ``[data]`` table reads (None for the offline datasets, which have none),
+    as :func:`stream_from_config` records it."""
+    if not dataset_files(data.dataset, data.data_dir or None):
+        return None
+    return _files_crc(data.dataset, data.data_dir or None, data.test_split_seed, data.time_bins, data.bin_ms,
+                      data.pool)
+
+
+@functools.lru_cache(maxsize=4)
+def _files_crc(dataset: str, data_dir: str | None, test_split_seed: int, time_bins: int, bin_ms, pool) -> int:
+    binning = EventBinning(time_bins, bin_ms, pool)
+    return dataset_crc(load_dataset(dataset, data_dir, seed=test_split_seed, binning=binning))
 
 
 def source_crc(stream: Stream) -> int | None:

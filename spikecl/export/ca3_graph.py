@@ -368,8 +368,14 @@ def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
 
 
 def decode(graph: CA3Graph, out_cue: np.ndarray, out_content: np.ndarray) -> list[dict]:
-    """Every operation's output from rasters ``out_cue [T, C]``, ``out_content [T, M]`` at the stored readout
-    steps (the steps :func:`spikecl.memory.schedule.decode` reads): cues, bits, forgotten bits and the answer."""
+    """Every operation's output from rasters ``out_cue [T, C]``, ``out_content [T, M]`` of the graph's whole run at
+    the stored readout steps (the steps :func:`spikecl.memory.schedule.decode` reads): cues, bits, forgotten bits
+    and the answer. Rasters of other shapes (cut short, swapped) are a one-line ShapeError."""
+    out_cue, out_content = np.asarray(out_cue), np.asarray(out_content)
+    for name, raster, width in (("out_cue", out_cue, graph.n_cues), ("out_content", out_content, graph.n_bits)):
+        if raster.ndim != 2 or len(raster) < graph.steps or raster.shape[1] != width:
+            raise ShapeError(f"{name} has shape {raster.shape}; expected [T >= {graph.steps}, {width}], the graph's "
+                             "whole run")
     r, out = graph.readout, []
     for k, kind in enumerate(r["kinds"]):
         cues, bits = _active(out_cue, int(r["cue_step"][k])), _active(out_content, int(r["content_step"][k]))

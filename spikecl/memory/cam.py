@@ -16,9 +16,9 @@ import numpy as np
 
 from spikecl.errors import ConfigError
 from spikecl.memory.params import CA3Params, as_params, check_sizes
-from spikecl.memory.schedule import (DEFAULT_SPACING_MS, Operation, OperationResult, Schedule, as_schedule,
-                                     check_readout, decode, encode, learn, make_schedule, plasticity_gate,
-                                     recall_by_content, recall_by_cue)
+from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, MIN_SPACING_MS, Operation, OperationResult, Schedule,
+                                     as_schedule, check_readout, decode, encode, learn, make_schedule,
+                                     plasticity_gate, recall_by_content, recall_by_cue, whole_ms)
 from spikecl.memory.torch_net import check_precision
 
 BACKENDS = ("brian2", "torch")
@@ -68,7 +68,10 @@ class CA3Memory:
         if np.ndim(spacing_ms) != 0:
             raise ConfigError(f"spacing_ms: one gap (ms) for every run of the memory, got {spacing_ms!r}; a list of "
                               "gaps goes to run(operations, spacing_ms=[...])")
-        make_schedule([learn(0, [0])], 1, 1, spacing_ms)  # validates the spacing: the longest minimum, a learn's
+        if whole_ms(spacing_ms, "spacing_ms") < MIN_SPACING_MS[LEARN]:       # the longest minimum, a learn's
+            raise ConfigError(f"spacing_ms {spacing_ms}: below the {MIN_SPACING_MS[LEARN]} ms a learn needs before "
+                              "the next operation")
+        make_schedule([learn(0, [0])], 1, 1, spacing_ms)  # the schedule's own checks
         if backend == "brian2":
             from spikecl.memory.brian2_net import Brian2CA3
 

@@ -148,7 +148,8 @@ class Schedule:
         return len(self.operations)
 
 
-def _whole_ms(value, what: str) -> int:
+def whole_ms(value, what: str) -> int:
+    """``value`` as a whole number of ms; a one-line ConfigError naming ``what`` otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not np.isfinite(value) or float(value) != int(value):
         raise ConfigError(f"{what}: expected a whole number of ms, got {value!r}")
@@ -186,7 +187,7 @@ def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
         gaps = list(spacing_ms)
         if len(gaps) != len(ops):
             raise ConfigError(f"spacing_ms: got {len(gaps)} gaps for {len(ops)} operations")
-    gaps = [_whole_ms(g, "spacing_ms") for g in gaps]
+    gaps = [whole_ms(g, "spacing_ms") for g in gaps]
     starts = [0]
     for i, (op, gap) in enumerate(zip(ops, gaps)):
         if gap < MIN_SPACING_MS[op.kind]:

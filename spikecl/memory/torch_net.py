@@ -410,6 +410,8 @@ class TorchCA3:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if chunk is not None and chunk < 1:
             raise ConfigError(f"chunk must be >= 1, got {chunk}")
+        if isinstance(dtype, np.dtype) or isinstance(dtype, type) and issubclass(dtype, np.generic):
+            dtype = np.dtype(dtype).name                          # numpy's float32: the precision of that name
         if isinstance(dtype, str):
             dtype = getattr(torch, check_precision(dtype))
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):

@@ -149,9 +149,14 @@ class SparseyConfig:
         self.validate()
 
     def validate(self, prefix: str = "") -> "SparseyConfig":
-        """Every field's type and range, and that the fields fit the image; a one-line ConfigError naming the first
-        problem (the level configs ``mac`` and ``top`` validate themselves when they are built)."""
+        """Every field's type and range, the level configs ``mac`` and ``top`` included (they validate themselves
+        when built, and again here: a field may have changed since), and that the fields fit the image; a one-line
+        ConfigError naming the first problem."""
         check_fields(self, prefix)
+        for name in ("mac", "top"):
+            level = getattr(self, name)
+            if isinstance(level, MacConfig):                  # a table given in its place: check_fields' to refuse
+                level.validate(f"{prefix}{name}.")
         for name in ("image_shape", "grid", "patch", "top_grid", "top_patch"):
             if len(getattr(self, name)) != 2:
                 raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(self, name)!r}")
