@@ -78,9 +78,6 @@ class Job:
     ignores: Container[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
     checkpoint: Path | None = None
     identity: dict | None = None
-    #: the CRC-32 of the data the job reads from files (None: none), computed when a kept file that records one
-    #: (its environment's ``data_crc``) is checked: a file made on other files is not kept
-    data_crc: Callable[[], int | None] | None = None
 
 
 #: what a kind's summary raises when results files lack what it reads or do not fit together
@@ -262,13 +259,6 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
         raise ConfigError(f"--resume: {job.path} holds {other} = {run.attrs.get(other)!r}, not this job's "
                           f"{job.identity[other]!r} (a copied or renamed file?); pass --overwrite as well to replace "
                           "it, or choose another --output-dir")
-    made_on, reads = run.environment.get("data_crc"), job.data_crc
-    if made_on is not None and reads is not None and reads() not in (None, made_on):
-        if replace_stale:
-            return False
-        raise ConfigError(f"--resume: {job.path} was made on other data files than data.data_dir holds now (their "
-                          "CRC-32 differs); point --data-dir at the files it was made on, or pass --overwrite as "
-                          "well to replace it")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
         raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
@@ -302,12 +292,6 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
     them: made with the same settings (the keys that differ are named; ``ignore`` aside) and no seed twice.
     ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``)."""
     seen: dict[object, Path] = {}
-    made_on = {run.environment.get("data_crc"): run.path for run in runs} if runs else {}
-    made_on.pop(None, None)
-    if len(made_on) > 1:
-        first, other = list(made_on.values())[:2]
-        raise ResultsError(f"{other} and {first} hold {what} made on different data files (their CRC-32s differ), "
-                           "not seeds of one experiment; report them separately")
     for run in runs:
         keys = list(map(as_written, differences(recorded_as_now(runs[0].config), recorded_as_now(run.config),
                                                 ignore=ignore)))

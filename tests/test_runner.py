@@ -1289,34 +1289,6 @@ def test_a_resume_may_move_its_data_folder_but_not_change_its_data(tmp_path, cap
     assert np.array_equal(resumed.acc_matrix, straight.acc_matrix)
 
 
-def test_finished_runs_made_on_other_data_files_are_not_kept_nor_averaged(tmp_path, capsys):
-    """A --resume on other files in data.data_dir kept the runs finished on the first ones and trained the rest on
-    the new ones, and the report averaged them as seeds of one experiment; results now record the data's CRC-32."""
-    from test_datasets import tiny_mnist
-
-    from spikecl.cli import main
-
-    tiny_mnist(tmp_path / "a", n_train=200, n_test=100, seed=0)
-    tiny_mnist(tmp_path / "b", n_train=200, n_test=100, seed=1)
-    path = tmp_path / "own.toml"
-    path.write_text(f'name = "own"\nseeds = [0]\noutput_dir = "{tmp_path / "out"}"\n[data]\ndataset = "mnist"\n'
-                    f'data_dir = "{tmp_path / "a"}"\n[stream]\nkind = "permuted"\nn_tasks = 2\ntrain_per_task = 40\n'
-                    'test_per_task = 20\n[network]\nhidden = [8]\nnum_steps = 2\n[train]\nepochs = 1\n'
-                    '[strategy]\nmethods = ["finetune"]\n')
-    assert main(["run", str(path), "--no-progress", "--no-plots"]) == 0
-    other = ["--no-progress", "--no-plots", "--resume", "--data-dir", str(tmp_path / "b"), "--set", "seeds=[0, 1]"]
-    capsys.readouterr()
-    assert main(["run", str(path), *other]) == 2
-    assert "finetune-seed0.h5 was made on other data files than data.data_dir holds now" in capsys.readouterr().err
-    assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--set", "seeds=[0, 1]"]) == 0
-    capsys.readouterr()                                                   # seed 1 on the same files: averaged
-    seed1 = tmp_path / "out" / "own" / "finetune-seed1.h5"
-    seed1.unlink()
-    assert main(["run", str(path), *other[:-2], "--set", "seeds=[1]"]) == 0            # seed 1 alone, on b
-    assert main(["report", str(tmp_path / "out" / "own"), "--no-plots"]) == 2
-    assert "made on different data files (their CRC-32s differ)" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("per_task, changed", [(128, True), (100, False)])
 def test_a_checkpoint_from_before_the_subsample_rule_changed_resumes_only_where_its_samples_are_the_same(
         tmp_path, monkeypatch, per_task, changed):

@@ -5,13 +5,11 @@ trains; ``--nproc N`` trains each run data-parallel."""
 from __future__ import annotations
 
 import contextlib
-import functools
 from pathlib import Path
 from typing import Sequence
 
 from spikecl.config import ExperimentConfig, OtherMethodsIgnored, experiment_from_dict, method_config
 from spikecl.continual import metrics
-from spikecl.data.streams import data_crc
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
 from spikecl.io import Run, as_result
@@ -95,7 +93,7 @@ def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     path = cfg.results_path(method, seed)
     return Job(path, _runner(cfg, method, seed, path), recorded_config(run_cfg, method, runs_method, seed),
                OtherMethodsIgnored(RESUME_IGNORES, runs_method), checkpoint_path(path),
-               identity={"method": method, "seed": seed}, data_crc=functools.partial(data_crc, run_cfg.data))
+               identity={"method": method, "seed": seed})
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -589,14 +589,16 @@ class ContinualRun:
                 return False
             raise ResultsError(f"{path} was written when a task's subsample could differ by machine or drop a "
                                "class (before 2026-12-05); this stream's subsample is another now, so its tasks would "
-                               "mix two; run with --overwrite to start again")
+                               "mix two; run with --overwrite to start again (with --resume as well: keep the "
+                               "finished runs)")
         read, now = state.get("data_crc"), source_crc(self.stream)
         if None not in (read, now) and read != now:                       # data.data_dir may move, not change
             if discard_stale:
                 return False
             raise ResultsError(f"{path} was written by a run on other {self.cfg.data.dataset} files (their images or "
                                "labels differ from those in data.data_dir now); point --data-dir at the files it "
-                               "trained on, or run with --overwrite to start again")
+                               "trained on, or run with --overwrite to start again (with --resume as well: keep "
+                               "the finished runs)")
         try:
             self._restore(state)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:
@@ -727,9 +729,7 @@ class ContinualRun:
             summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
-        crc = source_crc(self.stream)
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
-               **({"data_crc": crc} if crc is not None else {}),     # files it read (--resume keeps it on them)
                **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,

@@ -34,7 +34,6 @@ deployment all call it, so they see the same tasks, splits and input code.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import zlib
 from dataclasses import dataclass
@@ -470,21 +469,6 @@ def dataset_crc(dataset: Dataset) -> int:
     for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
         crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1), crc)
     return crc
-
-
-def data_crc(data: DataConfig) -> int | None:
-    """:func:`dataset_crc` of the files the ``[data]`` table reads (None for the offline datasets, which have none),
-    as :func:`stream_from_config` records it."""
-    if not dataset_files(data.dataset, data.data_dir or None):
-        return None
-    return _files_crc(data.dataset, data.data_dir or None, data.test_split_seed, data.time_bins, data.bin_ms,
-                      data.pool)
-
-
-@functools.lru_cache(maxsize=4)
-def _files_crc(dataset: str, data_dir: str | None, test_split_seed: int, time_bins: int, bin_ms, pool) -> int:
-    binning = EventBinning(time_bins, bin_ms, pool)
-    return dataset_crc(load_dataset(dataset, data_dir, seed=test_split_seed, binning=binning))
 
 
 def source_crc(stream: Stream) -> int | None:
