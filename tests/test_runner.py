@@ -1295,6 +1295,9 @@ def test_a_checkpoint_from_before_the_subsample_rule_changed_resumes_only_where_
     """Tied subsample shares went by numpy's default sort (machine-dependent) before 2026-12-05: 128 of a digits
     task's training samples (and 256 of its test ones) are another subsample now, so an older checkpoint would
     continue on other samples than it trained on; 100 gives the same one, which resumes as before."""
+    import dataclasses
+
+    from spikecl.continual.runner import build_stream
     from spikecl.data.streams import ties_changed
 
     raw = {**TINY_SPLIT, "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 3,
@@ -1314,5 +1317,8 @@ def test_a_checkpoint_from_before_the_subsample_rule_changed_resumes_only_where_
     if changed:
         with pytest.raises(ResultsError, match="written when a task's subsample could differ by machine"):
             ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)
+        by_hand = dataclasses.replace(build_stream(cfg, 0))                # equal samples, built otherwise
+        with pytest.raises(ResultsError, match="written when a task's subsample could differ by machine"):
+            ContinualRun(cfg, "finetune", 0, stream=by_hand).execute(path, resume=True, progress_bar=False)
     else:
         ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)

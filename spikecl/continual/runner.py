@@ -413,12 +413,15 @@ class ContinualRun:
                                         f"(min {np.min(x):g}, max {np.max(x):g}), which the {cfg.network.encoder} "
                                         "encoder would clamp; scale them to 0..1")
         same_origin = built_from(stream) == config_origin(cfg.stream, cfg.data, seed)   # build_stream(cfg, seed)'s
-        difference = None if same_origin else stream_difference(stream, build_stream(cfg, seed))
+        if same_origin:
+            return stream
+        built = build_stream(cfg, seed)
+        difference = stream_difference(stream, built)
         if difference:
             raise ConfigError(f"ContinualRun: the given stream differs from the one the config builds for seed {seed} "
                               f"({difference}); the results record the config and seed, so give build_stream(cfg, "
                               "seed)'s stream or change the config")
-        return stream
+        return built                        # the same samples, with what the config's build knows of them
 
     def _mask(self, task: int) -> torch.Tensor | None:
         active = self.stream.active_outputs(task)
