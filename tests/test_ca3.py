@@ -446,10 +446,11 @@ def test_float32_batch_equals_float64_on_random_memories():
 
     from spikecl.memory.torch_net import TorchCA3
 
-    for dtype in (torch.int64, torch.bool, "int64", np.float16):    # the stepper itself, from Python: a float dtype
+    for dtype in (torch.int64, torch.bool, "int64", np.int32):      # the stepper itself, from Python: a float dtype
         with pytest.raises(ConfigError, match="(dtype|precision) .* is not "):
             TorchCA3(CA3Params(), C, M, dtype=dtype)
-    assert TorchCA3(CA3Params(), C, M, dtype=np.float32).state.v.dtype == torch.float32     # numpy's, by its name
+    assert TorchCA3(CA3Params(), C, M, dtype=np.float32).state.v.dtype == torch.float32     # numpy's, as torch's
+    assert TorchCA3(CA3Params(), C, M, dtype=np.dtype("float16")).state.v.dtype == torch.float16
 
 
 def test_float32_run_flushes_subnormals_only_while_it_runs():

@@ -411,7 +411,7 @@ class TorchCA3:
         if chunk is not None and chunk < 1:
             raise ConfigError(f"chunk must be >= 1, got {chunk}")
         if isinstance(dtype, np.dtype) or isinstance(dtype, type) and issubclass(dtype, np.generic):
-            dtype = np.dtype(dtype).name                          # numpy's float32: the precision of that name
+            dtype = torch.from_numpy(np.zeros(0, dtype)).dtype        # numpy's float32: torch's
         if isinstance(dtype, str):
             dtype = getattr(torch, check_precision(dtype))
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
