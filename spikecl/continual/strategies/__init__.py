@@ -127,10 +127,7 @@ def effective_options(method: str, options: Mapping[str, Mapping]) -> dict:
     ``method`` used, to record beside its results (a default that changes between two versions of a method then
     shows as a differing setting)."""
     validated = validate_options(method, options)
-    used = {k: dataclasses.asdict(v) for k, v in validated.items()}
-    for key in unread_options(method, options):
-        _, name, option = key.split(".")
-        used[name][option] = field_default(validated[name], option)
+    used = as_read(method, {k: dataclasses.asdict(v) for k, v in validated.items()})
     return {**{k: dict(v) for k, v in options.items()}, **used}
 
 
