@@ -106,6 +106,10 @@ class DataConfig:
     test_split_seed: int = option(0, low=0, high=SEED_MAX,
                                   doc="the seed that draws the train/test split of datasets without a fixed one "
                                       "(MNIST-5k, digits, miniImageNet), the same for every run seed")
+    test_excludes: list[int] = option([], low=0, high=SEED_MAX, distinct=True,
+                                      doc="test_split_seeds whose test images this test split leaves out (images "
+                                          "settings were once chosen on): each class's test images are drawn from "
+                                          "the rest, as many as before; [] = none")
     time_bins: int = option(20, low=1, high=10000, doc="event datasets: frames T per recording (network.num_steps "
                                                        "must equal it)")
     bin_ms: float = option(0.0, low=0.0, doc="event datasets: width of a frame in ms from the recording's start "
@@ -431,7 +435,8 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     before a rule or key existed compares equal to the same run made today:
 
     * one recorded before ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's
-      (``seed``, else the config's) with ``data.vary_split``, else 0;
+      (``seed``, else the config's) with ``data.vary_split``, else 0; one recorded before ``data.test_excludes``
+      existed left none out;
     * a continual one recorded before a key of :data:`ADDED_KEYS` existed gets the value that does what it did, and
       a split stream that left classes out (``classes_per_task`` 0 with tasks not dividing the classes) the classes
       per task it trained;
@@ -444,6 +449,9 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     if isinstance(data, dict) and "test_split_seed" not in data:
         seed = config.get("seed", 0) if seed is None else seed
         config = {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
+    data = config.get("data")
+    if isinstance(data, dict) and "test_excludes" not in data:              # added later: made on the plain split
+        config = {**config, "data": {**data, "test_excludes": []}}
     kind = config.get("kind", "continual")
     if kind == "continual":
         for (table, key), value in ADDED_KEYS.items():
@@ -524,9 +532,14 @@ def check_data_split(data: DataConfig) -> None:
     if data.vary_split and data.validation <= 0:
         raise ConfigError("data.vary_split: each seed varies its validation split (the test split is the same for "
                           "every seed); set data.validation > 0 (e.g. 0.1)")
-    if data.test_split_seed and data.dataset not in SPLIT_DRAWN:
-        raise ConfigError(f"data.test_split_seed: {data.dataset}'s test split is fixed by its source; set it to 0 "
-                          f"(it draws the split of {', '.join(SPLIT_DRAWN)})")
+    for key, drawn in (("test_split_seed", data.test_split_seed), ("test_excludes", data.test_excludes)):
+        if drawn and data.dataset not in SPLIT_DRAWN:
+            raise ConfigError(f"data.{key}: {data.dataset}'s test split is fixed by its source; set it to "
+                              f"{'0' if key == 'test_split_seed' else '[]'} (it draws the split of "
+                              f"{', '.join(SPLIT_DRAWN)})")
+    if data.test_split_seed in data.test_excludes:
+        raise ConfigError(f"data.test_excludes: {data.test_excludes} holds data.test_split_seed "
+                          f"({data.test_split_seed}) itself; a split cannot leave out its own test images")
 
 
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:

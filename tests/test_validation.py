@@ -16,7 +16,7 @@ from spikecl.continual.sweep import final_runs, labelled, load_sweep, select_poi
 from spikecl.data import streams
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, DataError
 from spikecl.io import read_results
 
 BASE = """name = "tiny"
@@ -410,6 +410,45 @@ def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_mad
         [read_results(p) for p in paths])
 
 
+@pytest.mark.parametrize("dataset, per_class", [("digits", 0.2), ("mnist5k", 100)])
+def test_a_test_split_can_leave_out_the_test_images_of_earlier_splits(dataset, per_class):
+    """data.test_excludes: a test split that shares no image with the test splits settings were once chosen on,
+    each class as large as without; the excluded images train; no exclusion leaves every split as it was."""
+    from spikecl.data.datasets import _digits_raw, _mnist5k_raw, stratified_split
+
+    y = (_digits_raw if dataset == "digits" else _mnist5k_raw)()[1]
+    earlier = set(stratified_split(y, per_class, 0)[1].tolist()) | set(stratified_split(y, per_class, 1000)[1].tolist())
+    train, test = stratified_split(y, per_class, 2000, excludes=[0, 1000])
+    plain = stratified_split(y, per_class, 2000)
+    assert not earlier & set(test.tolist()) and earlier <= set(train.tolist())
+    assert sorted([*train, *test]) == list(range(len(y)))
+    np.testing.assert_array_equal(np.bincount(y[test]), np.bincount(y[plain[1]]))    # as many per class
+    assert len(set(plain[1].tolist()) & earlier) > 0                                   # without it: shared images
+    for a, b in zip(stratified_split(y, per_class, 2000, excludes=()), plain):
+        np.testing.assert_array_equal(a, b)
+    raw = {"data": {"dataset": dataset, "test_split_seed": 2000, "test_excludes": [0, 1000]},
+           "stream": {"kind": "split", "scenario": "task", "n_tasks": 1, "classes_per_task": 10}}
+    built = build_stream(experiment_from_dict(raw), 0)[0]
+    x = (_digits_raw if dataset == "digits" else _mnist5k_raw)()[0]
+    np.testing.assert_array_equal(np.sort(built.x_test.reshape(len(test), -1).sum(1)),
+                                  np.sort(x[test].reshape(len(test), -1).sum(1)))
+    with pytest.raises(DataError, match="class 0 keeps .* fewer than its"):
+        stratified_split(y, per_class, 9, excludes=range(8))
+
+
+def test_test_excludes_is_checked():
+    with pytest.raises(ConfigError, match=r"data.test_excludes: mnist's test split is fixed by its source; set it "
+                                          r"to \[\]"):
+        experiment_from_dict({"data": {"dataset": "mnist", "test_excludes": [0]}})
+    with pytest.raises(ConfigError, match=r"data.test_excludes: \[0\] holds data.test_split_seed \(0\) itself"):
+        experiment_from_dict({"data": {"dataset": "digits", "test_excludes": [0]}})
+    with pytest.raises(ConfigError, match="data.test_excludes"):
+        experiment_from_dict({"data": {"dataset": "digits", "test_split_seed": 1, "test_excludes": [0, 0]}})
+    from spikecl.config import recorded_as_now
+
+    assert recorded_as_now({"data": {"test_split_seed": 5}})["data"]["test_excludes"] == []
+
+
 def test_test_split_seed_is_refused_where_the_source_fixes_the_split():
     with pytest.raises(ConfigError, match="data.test_split_seed: mnist's test split is fixed by its source"):
         experiment_from_dict({"data": {"dataset": "mnist", "test_split_seed": 5}})
@@ -632,7 +671,8 @@ def test_a_trial_that_diverged_is_an_outcome_kept_not_trained_again(sweep_files,
 
 
 @pytest.mark.parametrize("key, value", [("data.test_split_seed", 5), ("data.validation", 0.3),
-                                        ("data.vary_split", True), ("stream.test_per_task", 20)])
+                                        ("data.vary_split", True), ("stream.test_per_task", 20),
+                                        ("data.test_excludes", [7])])
 def test_a_selecting_sweep_may_not_vary_the_splits_it_compares_on(sweep_files, key, value):
     """A point with its own test split, validation split or evaluation subsample would be chosen on other images,
     or choose the test split itself."""

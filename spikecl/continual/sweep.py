@@ -130,7 +130,8 @@ def _literal(key: str, value, where: str = "set") -> str:
 SWEEP_OWNED = {"strategy.methods": "methods", "seeds": "seeds", "name": "name", "output_dir": "output_dir"}
 #: keys that choose which images a run is evaluated on: a selecting sweep may not vary them between its points
 #: (candidates scored on other validation images, or a test split "chosen")
-SPLIT_KEYS = ("data.validation", "data.vary_split", "data.test_split_seed", "stream.test_per_task")
+SPLIT_KEYS = ("data.validation", "data.vary_split", "data.test_split_seed", "data.test_excludes",
+              "stream.test_per_task")
 
 #: the longest point label (a folder name, and a row label in reports); a longer one keeps its start and ends with a
 #: hash of the whole label, so it stays unique and readable
@@ -264,10 +265,11 @@ def check_split(method: str, stage: str, run_cfg: ExperimentConfig, splits: dict
         raise ConfigError(f"sweep: {method} sets data.eval_split = {run_cfg.data.eval_split!r} (its variant); a "
                           f"selecting sweep evaluates its trials on validation and its final runs on test")
     d = run_cfg.data
-    split = (d.validation, d.vary_split, d.test_split_seed, run_cfg.stream.test_per_task)
+    split = (d.validation, d.vary_split, d.test_split_seed, d.test_excludes, run_cfg.stream.test_per_task)
     if splits.setdefault(method, split) != split:
         raise ConfigError(f"sweep: {method}'s points differ in the images they are evaluated on (data.validation, "
-                          "data.vary_split, data.test_split_seed or stream.test_per_task, set by its variant); a "
+                          "data.vary_split, data.test_split_seed, data.test_excludes or stream.test_per_task, set "
+                          "by its variant); a "
                           "selecting sweep compares its points on one validation split and tests on one test split")
 
 

@@ -26,6 +26,7 @@ import gzip
 import math
 import zlib
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -42,16 +43,27 @@ EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
 DATASETS = (*IMAGE_SHAPES, *EVENT_DATASETS)
 
 
-def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int,
+                     excludes: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test): from every class, ``test_per_class`` samples (or that fraction) go to test.
 
     Both index arrays come in a seeded random order, so any prefix of a split is a random sample of it (sources such
-    as MNIST-5k are sorted by class)."""
+    as MNIST-5k are sorted by class). ``excludes``: seeds whose splits' test samples this test leaves out (they
+    train); each class's test holds as many samples as without (a DataError where too few are left)."""
+    left_out = set()
+    for other in excludes:
+        left_out.update(stratified_split(y, test_per_class, other)[1].tolist())
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
         n_test = int(round(test_per_class * len(members))) if isinstance(test_per_class, float) else test_per_class
+        if left_out:
+            drawn = np.array([m not in left_out for m in members.tolist()], dtype=bool)
+            if drawn.sum() < n_test:
+                raise DataError(f"stratified_split: class {label} keeps {int(drawn.sum())} samples outside the test "
+                                f"splits of seeds {list(excludes)}, fewer than its {n_test} test samples")
+            members = np.concatenate([members[drawn], members[~drawn]])
         test.append(members[:n_test])
         train.append(members[n_test:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
@@ -87,8 +99,9 @@ def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str
     return {"train": (x[train], y[train]), "test": evaluation}
 
 
-def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int) -> Dataset:
-    tr, te = stratified_split(y, test_per_class, seed)
+def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int,
+                 excludes: Sequence[int] = ()) -> Dataset:
+    tr, te = stratified_split(y, test_per_class, seed, excludes)
     return Dataset(name, x[tr], y[tr], x[te], y[te], n_classes)
 
 
@@ -353,7 +366,7 @@ def _miniimagenet_paths(data_dir: str | None) -> list[Path]:
             for split in ("train", "val", "test")]
 
 
-def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
+def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] = ()) -> Dataset:
     images, labels, offset, seen = [], [], 0, {}
     for path in _miniimagenet_paths(data_dir):
         cache = load_data_pickle(path)
@@ -384,7 +397,7 @@ def _load_miniimagenet(data_dir: str | None, seed: int) -> Dataset:
         labels.append(y)
         offset += len(classes)
     y = np.concatenate(labels)
-    return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed)
+    return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed, excludes)
 
 
 def image_shape(name: str, binning=None) -> tuple[int, int, int]:
@@ -399,20 +412,20 @@ def image_shape(name: str, binning=None) -> tuple[int, int, int]:
     return IMAGE_SHAPES[name]
 
 
-def _load(name: str, data_dir: str | None, seed: int, binning) -> Dataset:
+def _load(name: str, data_dir: str | None, seed: int, binning, excludes: Sequence[int]) -> Dataset:
     if name in EVENT_DATASETS:
         from spikecl.data.event_datasets import load_event_dataset
 
         return load_event_dataset(name, data_dir, binning)
     if name == "digits":
-        return _from_arrays("digits", *_digits_raw(), 10, 0.2, seed)
+        return _from_arrays("digits", *_digits_raw(), 10, 0.2, seed, excludes)
     if name == "mnist5k":
-        return _from_arrays("mnist5k", *_mnist5k_raw(), 10, 100, seed)
+        return _from_arrays("mnist5k", *_mnist5k_raw(), 10, 100, seed, excludes)
     if name in IDX_FOLDERS:
         return _load_idx(name, data_dir)
     if name in ("cifar10", "cifar100"):
         return _load_cifar(name, data_dir)
-    return _load_miniimagenet(data_dir, seed)
+    return _load_miniimagenet(data_dir, seed, excludes)
 
 
 def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
@@ -431,13 +444,19 @@ def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
     return _miniimagenet_paths(data_dir) if name == "miniimagenet" else []
 
 
-def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets;
-    ``binning`` (:class:`~spikecl.data.events.EventBinning`, default frames) how event datasets become frames."""
-    from spikecl.config import check_seed
+def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None,
+                 excludes: Sequence[int] = ()) -> Dataset:
+    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets,
+    whose test split leaves out the test images of the splits of seeds ``excludes``; ``binning``
+    (:class:`~spikecl.data.events.EventBinning`, default frames) how event datasets become frames."""
+    from spikecl.config import SPLIT_DRAWN, check_seed
 
     expected = image_shape(name, binning)
-    dataset = _load(name, data_dir, check_seed(seed, "load_dataset: seed"), binning)
+    excludes = [check_seed(s, "load_dataset: excludes") for s in excludes]
+    if excludes and name not in SPLIT_DRAWN:
+        raise ConfigError(f"load_dataset: excludes: {name}'s test split is fixed by its source (it draws the split "
+                          f"of {', '.join(SPLIT_DRAWN)})")
+    dataset = _load(name, data_dir, check_seed(seed, "load_dataset: seed"), binning, excludes)
     if dataset.input_shape != expected:
         raise DataError(f"{name}: images are {dataset.input_shape} (C, H, W); {name} images are {expected}")
     return dataset

@@ -441,7 +441,8 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
     """
     split_seed = data_split_seed(data, seed)
     binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
-    dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning)
+    dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning,
+                           excludes=data.test_excludes)
     own = {"classes_per_task": stream.classes_per_task or None, "max_angle_deg": stream.max_angle_deg,
            "first_task_identity": stream.first_task_identity}       # the kind's own only: files written before
     own = {k: v for k, v in own.items() if STREAM_KIND_OPTIONS[k] == stream.kind}   # the config refused others

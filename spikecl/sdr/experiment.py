@@ -195,7 +195,7 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
 
     d = cfg.data
     split_seed = data_split_seed(d, seed)
-    data = load_dataset(d.dataset, d.data_dir or None, seed=d.test_split_seed)
+    data = load_dataset(d.dataset, d.data_dir or None, seed=d.test_split_seed, excludes=d.test_excludes)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
     if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
