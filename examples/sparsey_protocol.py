@@ -13,6 +13,8 @@ the same protocol. Prints mean ± std over the seeds and writes them to ``--out`
     python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): ~4 CPU minutes
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 20 minutes
     python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
+    python examples/sparsey_protocol.py --full --test-split-seed 2000 --test-excludes 0 1000   # blind: a test split
+                                              # sharing no image with seed 0's, on which settings were designed
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ COLUMNS = (("1-NN ACC %", "{}_acc_knn1", 100, 1), ("5-NN ACC %", "{}_acc_knn5", 
            ("½-cue recall %", "cue_half_removed_{}", 100, 1), ("sequence recall %", "sequence_recall_{}", 100, 1))
 
 
-def measure(dataset: str, overrides: list[str], seed: int, split: str, small: bool) -> dict[str, float]:
-    """One seed's metrics with the validation protocol (``split``: "validation" or "test")."""
+def measure(dataset: str, overrides: list[str], seed: int, split: str, small: bool,
+            test_split: tuple[int, list[int]] = (1000, [])) -> dict[str, float]:
+    """One seed's metrics with the validation protocol (``split``: "validation" or "test"; ``test_split``: the
+    ``data.test_split_seed`` and ``data.test_excludes`` of the train/test split)."""
     sizes = ["eval.train_items=600", "eval.test_items=200", "eval.sequences=10"] if small else []
     cfg = load_config(MODELS / f"sparsey_{dataset}.toml",
                       [*overrides, *sizes, "data.validation=0.1", f'data.eval_split="{split}"', "data.vary_split=true",
-                       "data.test_split_seed=1000",
+                       f"data.test_split_seed={test_split[0]}", f"data.test_excludes={list(test_split[1])}",
                        "eval.spiking_items=0", "eval.capacity_points=[100]", "eval.random_capacity_points=[10]",
                        "eval.cue_levels=[0.5]", "eval.cue_items=200"])
     return run_seed(cfg, seed, progress=False)["metrics"]
@@ -89,6 +93,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist5k", choices=tuple(CANDIDATES))
     parser.add_argument("--out", type=Path, help="write the selection and the table as JSON here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--test-split-seed", type=int, default=1000, help="data.test_split_seed (default 1000)")
+    parser.add_argument("--test-excludes", type=int, nargs="*", default=[],
+                        help="data.test_excludes: seeds whose splits' test images the test split leaves out")
     args = parser.parse_args()
     try:
         if args.out:
@@ -98,21 +105,23 @@ def main() -> None:
     small = not args.full
     seeds = [0, 1] if small else [0, 1, 2, 3, 4]
     candidates = CANDIDATES[args.dataset]
+    split = (args.test_split_seed, args.test_excludes)
     scores = {}
     for name, overrides in candidates.items():
-        scores[name] = measure(args.dataset, overrides, 100, "validation", small)["sparsey_acc_knn5"]
+        scores[name] = measure(args.dataset, overrides, 100, "validation", small, split)["sparsey_acc_knn5"]
         print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * scores[name]:.1f} %", flush=True)
     chosen = max(scores, key=scores.get)
     print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own validation split, one "
           "test split)", flush=True)
-    runs = {name: [measure(args.dataset, candidates[name], seed, "test", small) for seed in seeds]
+    runs = {name: [measure(args.dataset, candidates[name], seed, "test", small, split) for seed in seeds]
             for name in dict.fromkeys([chosen, "as published"])}
     rows = {f"Sparsey, {name}": (runs[name], "sparsey") for name in runs}
     rows.update({label: (runs[chosen], key) for label, key in BASELINES})
     text, numbers = table(rows)
     print("\n" + text)
     if args.out:
-        record = {"dataset": args.dataset, "full": args.full, "seeds": seeds, "validation_5nn": scores,
+        record = {"dataset": args.dataset, "full": args.full, "seeds": seeds, "test_split_seed": split[0],
+                  "test_excludes": split[1], "validation_5nn": scores,
                   "chosen": chosen, "candidates": candidates, "table": numbers}
         atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), overwrite=args.overwrite)
         print(f"written: {args.out}")

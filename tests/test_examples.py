@@ -9,8 +9,9 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 #: arguments an example runs with here: the Sparsey protocol's small MNIST-5k version takes about four CPU minutes, its
 #: version on scikit-learn's 8x8 digits runs the same protocol (selection on validation, test splits read once, every
-#: row) in about 20 s; models/sparsey_mnist5k.toml is loaded in tests/test_sparsey.py
-ARGS = {"sparsey_protocol.py": ["--dataset", "digits"]}
+#: row) in about 20 s, here on a test split that leaves out seed 0's and 1000's test images; models/sparsey_mnist5k.toml is
+#: loaded in tests/test_sparsey.py
+ARGS = {"sparsey_protocol.py": ["--dataset", "digits", "--test-split-seed", "2000", "--test-excludes", "0", "1000"]}
 #: what an example prints when it ran to the end (default: an ACC column)
 PRINTS = {"custom_kind.py": "spikecl.report on the folder:\nLIF rate"}
 
@@ -33,3 +34,17 @@ def test_the_sparsey_protocol_refuses_an_existing_out_file_before_any_work(tmp_p
     assert out.returncode == 2 and out.stdout == "" and kept.read_text() == '{"keep": "me"}'
     assert out.stderr.splitlines()[-1] == (f"sparsey_protocol.py: error: --out: {kept} exists; pass --overwrite to "
                                            "replace it")
+
+
+def test_the_sparsey_protocol_measures_on_the_test_split_it_is_given(monkeypatch):
+    """--test-split-seed and --test-excludes reach every run's [data] table (the blind split of docs/sdr.md)."""
+    import importlib.util
+
+    script = next(p for p in EXAMPLES if p.name == "sparsey_protocol.py")
+    spec = importlib.util.spec_from_file_location("sparsey_protocol", script)
+    protocol = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(protocol)
+    monkeypatch.setattr(protocol, "run_seed", lambda cfg, seed, progress: {"metrics": cfg.data})
+    data = protocol.measure("digits", [], 0, "test", small=True, test_split=(2000, [0, 1000]))
+    assert (data.test_split_seed, data.test_excludes, data.eval_split) == (2000, [0, 1000], "test")
+    assert protocol.measure("digits", [], 0, "validation", small=True).test_excludes == []
