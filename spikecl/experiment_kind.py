@@ -35,8 +35,8 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, differ_phrase,
                             differences, first_difference, from_dict, load_toml, recorded_as_now)
-from spikecl.errors import (ConfigError, ExistsError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
-                            did_you_mean)
+from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
+                            SpikeCLError, check_installed, did_you_mean)
 from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
 from spikecl.progress import progress_bar
 
@@ -102,6 +102,11 @@ class Kind:
     def plan(self, cfg) -> list[Job]:
         """The jobs of an experiment, in run order."""
         raise NotImplementedError
+
+    def needs(self, cfg) -> list[tuple[str, str, str]]:
+        """(module, extra that installs it, what needs it) of each optional dependency running ``cfg`` imports:
+        checked before any work, so a missing one is a one-line error rather than a failure half-way."""
+        return []
 
     def check_data_parallel(self, cfg) -> None:
         """Before ``--nproc`` starts any process: a one-line :class:`ConfigError` if ``cfg`` cannot train
@@ -214,12 +219,16 @@ def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = N
 
 
 def resolve_device(name: str) -> str:
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees one) → ``"cpu"`` or ``"cuda"``; CUDA must exist when
-    asked for. Torch is imported only for ``cuda`` and ``auto``."""
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees one; the CPU without torch) → ``"cpu"`` or ``"cuda"``;
+    CUDA must exist when asked for. Torch is imported only for ``cuda`` and ``auto``."""
     if name == "cpu":
         return name
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        if name == "auto":                          # a torch-free kind (Sparsey) in the torch-free core
+            return "cpu"
+        raise DependencyError("device: cuda needs torch; install it with: pip install 'spikecl[torch]'") from None
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
@@ -324,6 +333,8 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
     Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
     ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
+    for module, extra, what in k.needs(cfg):
+        check_installed(module, extra, what)
     size = os.environ.get("WORLD_SIZE", "1").strip()
     if size not in ("", "0", "1"):                # before any job trains, not when the job that cannot comes up
         if not k.data_parallel:

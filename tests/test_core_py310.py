@@ -43,3 +43,42 @@ def test_core_imports_and_round_trips_under_python310():
     out = subprocess.run([str(CORE_PYTHON), "-c", SCRIPT, str(ROOT)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("core ok 3.10")
+
+
+def _core(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CORE_PYTHON), *args], capture_output=True, text=True, cwd=cwd,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_the_torch_free_core_reports_real_results_and_names_what_a_run_lacks(tmp_path):
+    """Results of real runs (a combined method's recorded options among them) report without torch; a run that
+    needs torch or Brian2 there is a one-line error naming the extra, before any work; ``auto`` is the CPU."""
+    if not CORE_PYTHON.exists():
+        test_core_imports_and_round_trips_under_python310()                  # fails or skips loudly, as that test
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.experiment import run_experiment
+
+    raw = {"name": "tiny", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
+           "stream": {"kind": "split", "scenario": "task", "n_tasks": 2, "train_per_task": 40},
+           "network": {"hidden": [8]}, "train": {"epochs": 1},
+           "strategy": {"methods": ["finetune", "hlop+replay"]}}
+    run_experiment(experiment_from_dict(raw), progress_bar=False, log=lambda _: None)
+    out = _core("-m", "spikecl", "report", str(tmp_path / "tiny"), "--no-plots")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "hlop+replay" in out.stdout and "finetune" in out.stdout and "ACC" in out.stdout
+    experiment = tmp_path / "e.toml"
+    experiment.write_text('name = "e"\n[data]\ndataset = "digits"\n')
+    out = _core("-m", "spikecl", "run", str(experiment), cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "spikecl: error: a continual experiment (its methods and spiking networks) needs torch, which is not "
+        "installed; install it with: pip install 'spikecl[torch]'"]
+    for overrides, missing in (([], "functional.backend = 'brian2' needs brian2"),
+                               (["--set", "functional.enabled=false"], "the stress suite (spikecl's torch stepper) "
+                                                                         "needs torch")):
+        out = _core("-m", "spikecl", "run", str(ROOT / "models" / "ca3_cam.toml"), *overrides, cwd=tmp_path)
+        assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+            f"spikecl: error: {missing}, which is not installed; install it with: pip install "
+            f"'spikecl[{missing.split()[-1]}]'"], out.stderr[-1000:]
+    assert not (tmp_path / "results").exists()                               # nothing written
+    out = _core("-c", "from spikecl.experiment_kind import resolve_device; print(resolve_device('auto'))")
+    assert out.stdout.strip() == "cpu", out.stderr[-1000:]

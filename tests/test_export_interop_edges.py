@@ -128,6 +128,11 @@ def test_run_side_names_what_could_not_start_or_finish(tmp_path):
         run_side([sys.executable, "-c", "import time; time.sleep(30)"], "the Lava runner", 0.5, "fewer")
     with pytest.raises(ResultsError, match="the Lava runner failed: SystemExit: boom"):
         run_side([sys.executable, "-c", "raise SystemExit('SystemExit: boom')"], "the Lava runner", 30, "-")
+    raising = "raise ImportError('Unable to import required dependencies:\\nnumpy: from its source directory;\\n" \
+              "    relaunch your python interpreter from there.')"
+    with pytest.raises(ResultsError, match="^the Lava runner failed: ImportError: Unable to import required "
+                                           "dependencies:$"):       # the exception's line, not its message's last
+        run_side([sys.executable, "-c", raising], "the Lava runner", 30, "-")
 
 
 def hlop_graph_file(tmp_path):

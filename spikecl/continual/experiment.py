@@ -10,7 +10,7 @@ from typing import Sequence
 
 from spikecl.config import ExperimentConfig, OtherMethodsIgnored, experiment_from_dict, method_config
 from spikecl.continual import metrics
-from spikecl.errors import ConfigError, NumericalError, SpikeCLError
+from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
 from spikecl.io import Run, as_result
 
@@ -22,6 +22,7 @@ class ContinualKind(Kind):
 
     def load(self, raw: dict) -> ExperimentConfig:
         """Validate the file, every method's options and what each method supports (trainer, scenario)."""
+        check_installed("torch", "torch", "a continual experiment (its methods and spiking networks)")
         return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:

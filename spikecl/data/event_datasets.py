@@ -130,7 +130,7 @@ MAX_SHD_ENTRIES = 10**6
 def _shd_dataset(f, name: str, path: Path) -> np.ndarray:
     """Dataset ``name`` of the open SHD file ``f``, read once it is checked to be 1-D and of its
     :data:`SHD_DATASETS` kind (else a DataError naming it)."""
-    h5py = require("h5py", "events")
+    import h5py
     kind, item = SHD_DATASETS[name], f[name]
     if not isinstance(item, h5py.Dataset):
         raise DataError(f"{path}: {name} must be a 1-D dataset of {kind}, got a group")
@@ -160,7 +160,7 @@ def _shd_labels(labels: np.ndarray, path: Path) -> np.ndarray:
 
 def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Frames [N, T, 1, 1, 700 / pool], labels [N] and the language of every class of one SHD HDF5 file."""
-    h5py = require("h5py", "events")
+    import h5py
     try:
         with h5py.File(path, "r") as f:
             missing = next((name for name in SHD_DATASETS if name not in f), None)

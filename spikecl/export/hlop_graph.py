@@ -355,9 +355,10 @@ def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
 
     from spikecl.export.lava_client import lava_python, run_side
 
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(root), str(root / "hardware")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    root = Path(__file__).resolve().parents[2]                  # a checkout's: this spikecl and its hardware/
+    ours = [str(root), str(root / "hardware")] if (root / "hardware" / "spikecl_lava").is_dir() else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(   # (an installed copy's is site-packages: the Lava side's own)
+        ours + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
         out_path = Path(tmp) / "learned.h5"
         run_side([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],

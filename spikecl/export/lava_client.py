@@ -5,6 +5,7 @@ optionally ``.venv-lavadl``) and :func:`run_lava`, which runs an exported networ
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -43,8 +44,15 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str, env: dict | No
     except OSError as exc:
         raise DependencyError(f"{what} could not start {cmd[0]}: {exc.strerror or exc}") from None
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise ResultsError(f"{what} failed: {lines[-1] if lines else done.returncode}")
+        raise ResultsError(f"{what} failed: {failure_line(done.stderr or done.stdout) or done.returncode}")
+
+
+def failure_line(text: str) -> str:
+    """The line of a side process's output that says why it failed: a traceback's exception line (whose message may
+    run on over more lines), else the last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: |$)", line)]
+    return raised[-1] if raised else (lines[-1] if lines else "")
 
 
 def lava_python() -> Path:

@@ -337,6 +337,16 @@ class CA3Kind(Kind):
         check_readout_timing(cfg)
         return cfg
 
+    def needs(self, cfg: CA3ExperimentConfig) -> list[tuple[str, str, str]]:
+        """The functional part's simulator (Brian2 or torch); the stress suite's torch stepper."""
+        need = []
+        if cfg.functional.enabled:
+            need.append((cfg.functional.backend, cfg.functional.backend, f"functional.backend = "
+                         f"{cfg.functional.backend!r}"))
+        if cfg.stress.enabled:
+            need.append(("torch", "torch", "the stress suite (spikecl's torch stepper)"))
+        return need
+
     def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:
         """The functional part, then a stress part per size and variant (each enabled)."""
         out_dir = Path(cfg.output_dir) / cfg.name

@@ -144,10 +144,11 @@ def options_as_read(config: dict) -> dict:
 def as_read(method: str, options: dict) -> dict:
     """Recorded options tables of a run of ``method`` with the options it did not read (:func:`unread_options`) at
     their defaults, as runs record them since (files written before recorded the values given); tables this spikecl
-    cannot read as a run of ``method`` (another version's options, a plugin's method not registered) as they are."""
+    cannot read as a run of ``method`` (another version's options, a plugin's method not registered, or any without
+    torch: the torch-free core reads results as recorded) as they are."""
     try:
         unread = unread_options(method, options)
-    except (ConfigError, TypeError, ValueError, AttributeError):
+    except (ConfigError, TypeError, ValueError, AttributeError, ImportError):
         return options
     tables = {name: dict(table) for name, table in options.items()} if unread else options
     for key in unread:
