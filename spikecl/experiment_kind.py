@@ -418,9 +418,9 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         say = log if reports else (lambda _: None)
         marked = sorted(existed) if overwrite and reports else []
-        for path in marked:                    # another run writing one: refused before any file is marked stale
-            with output_lock(path):
-                pass
+        for path in [job.path for job in todo] if marked else []:   # another run writing one (a file it has yet
+            with output_lock(path):                                 # to write too): refused before any file is
+                pass                                                # marked stale
         for path in marked:
             replacing(path).touch()
         for job in jobs:

@@ -109,10 +109,13 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
 def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
     """The folders in ``path`` (links to folders aside) whose files can be listed; ``note`` names the others."""
     try:
-        below = sorted(sub for sub in path.iterdir() if sub.is_dir() and not sub.is_symlink())
+        below = sorted(sub for sub in path.iterdir() if sub.is_dir())
     except OSError as exc:                  # no permission, or removed while the report walks the tree
         note(f"skipped: {path} cannot be read ({exc.strerror or type(exc).__name__})")
         return []
+    for link in [sub for sub in below if sub.is_symlink()]:
+        note(f"skipped: {link} is a link to a folder (links are not followed); name it to report it")
+    below = [sub for sub in below if not sub.is_symlink()]
     readable = [sub for sub in below if os.access(sub, os.R_OK | os.X_OK)]
     for sub in sorted(set(below) - set(readable)):
         note(f"skipped: {sub} cannot be read")

@@ -536,6 +536,12 @@ def _brian2_ca3(*args):
     return Brian2CA3(*args)
 
 
+def _torch():
+    import torch
+
+    return torch
+
+
 def _raster(steps: int, width: int, nan: bool = False) -> np.ndarray:
     """A float raster [steps, width] with a spike on every third step (a NaN in the first row with ``nan``)."""
     x = np.zeros((steps, width))
@@ -588,6 +594,19 @@ def _raster(steps: int, width: int, nan: bool = False) -> np.ndarray:
     (lambda: CA3Params(v_thresh_mV=-61.0), "v_thresh_mV: -61 mV is not above v_rest_mV = -60 mV"),
     (lambda: CA3Params(v_thresh_out_mV=-60.0), "v_thresh_out_mV: -60 mV is not above v_rest_mV"),
     (lambda: CA3Memory(2, 4, backend="torch", device="tpu"), "device 'tpu': not a torch device"),
+    (lambda: CA3Memory(2, 4, backend="torch", device="meta"), "device 'meta': the CA3 stepper runs on \"cpu\""),
+    (lambda: run_batch([[learn(0, [1])]], 2, 4, device="xpu"), "device 'xpu': the CA3 stepper runs on"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 1, "mps"), "device 'mps': the CA3 stepper runs on"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 2.5), "batch_size: expected an integer, got 2.5"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, "2"), "batch_size: expected an integer, got '2'"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 1, "cpu", None, 0), "chunk: 0 is below the minimum 1"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 1, "cpu", "bfloat16"), "precision"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 1, "cpu", _torch().bfloat16), "dtype torch.bfloat16 is not a torch "
+                                                                          "float16, float32 or float64 dtype"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3, 1, "cpu", np.int32), "dtype torch.int32 is not a torch float16"),
+    (lambda: _torch_ca3(CA3Params(), 2, 3).run(_raster(0, 2), _raster(0, 3)), "hold no time step (T = 0)"),
+    (lambda: _brian2_ca3(CA3Params(), 2, 3).run(_raster(5, 2), _raster(5, 3), np.array([1, 1, 0, 1, 1])),
+     "gate: these Brian2 synapses learn at every step (built without read_only_recall)"),
     (lambda: CA3Memory(2, 4, backend="torch", target="cython"), "target= applies to backend='brian2', not 'torch'"),
     (lambda: CA3Memory(2, 4, backend="brian2", device="cuda"), "device= applies to backend='torch', not 'brian2'"),
     (lambda: CA3Params(tau_refrac_ms=1.5), "tau_refrac_ms: a whole number of ms >= 0"),

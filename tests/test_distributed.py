@@ -441,3 +441,22 @@ def test_a_world_size_without_the_rest_of_torchruns_environment_is_one_line(monk
     with pytest.raises(ConfigError, match="^WORLD_SIZE=2 but RANK, MASTER_ADDR, MASTER_PORT not set: start the "):
         with distributed.session("cpu"):
             pass
+
+
+def test_a_refused_overwrite_leaves_the_checkpoint_of_the_run_writing_there(tmp_path):
+    """--nproc 2 --overwrite of a job another run is writing (it holds the results file's lock) is refused by rank
+    0, and no rank removes that run's checkpoint."""
+    from spikecl.io import output_lock
+
+    exp = tmp_path / "dp.toml"
+    exp.write_text(_toml({**SMALL, "strategy": {**SMALL["strategy"], "methods": ["ewc"]}}))
+    folder = tmp_path / "dp"
+    folder.mkdir()
+    checkpoint = folder / "ewc-seed0.ckpt"
+    checkpoint.write_bytes(b"the other run's latest checkpoint")
+    with output_lock(folder / "ewc-seed0.h5"):
+        proc = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+                               "--output-dir", str(tmp_path), "--nproc", "2", "--overwrite"], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "is writing" in proc.stderr, proc.stderr
+    assert checkpoint.read_bytes() == b"the other run's latest checkpoint"

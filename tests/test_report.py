@@ -579,6 +579,22 @@ def test_a_loop_of_links_is_a_one_line_error_or_skipped_in_a_folder(tmp_path, ca
     assert f"skipped: {tmp_path / 'loop.h5'} cannot be followed to a file" in out and "finetune" in out
 
 
+def test_a_linked_experiment_folder_is_named_as_skipped_and_reported_when_named(tmp_path, capsys):
+    """Links to folders are not followed (no loops), but never left out unsaid; named, the folder is reported."""
+    from spikecl.cli import main
+
+    (tmp_path / "elsewhere").mkdir()
+    write_results(tmp_path / "elsewhere" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tiny").symlink_to(tmp_path / "elsewhere")
+    write_results(tmp_path / "results" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    assert main(["report", str(tmp_path / "results"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped: {tmp_path / 'results' / 'tiny'} is a link to a folder (links are not followed); name it" in out
+    assert main(["report", str(tmp_path / "results" / "tiny"), "--no-plots"]) == 0
+    assert "ewc" in capsys.readouterr().out
+
+
 def test_sweeps_of_one_name_keep_a_plot_each_and_runs_beside_a_sweep_are_noted(tmp_path, sweep_files, capsys):
     """Two sweeps named alike reported into one --plots folder get a comparison each (the second no longer replaces
     the first's); results files lying beside a sweep's summary are named as skipped, not silently left out."""

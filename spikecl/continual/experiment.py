@@ -130,7 +130,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             run_cfg, runs_method = validate_method(cfg, method)
             check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=True)
             execution = DataParallel()
-        if options.overwrite and not options.resume:
+        if options.overwrite and not options.resume and distributed.is_main():   # the process holding the lock
             checkpoint_path(path).unlink(missing_ok=True)
         run = ContinualRun(cfg, method, seed, execution=execution)
         try:

@@ -96,19 +96,17 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
         damaged = damaged_member(path)             # torch writes each member's CRC-32 but never checks it
         state = None if damaged else torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or crafted file
-        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); delete it or run with "
-                           "--overwrite") from None
+        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {DAMAGED_REMEDY}") from None
     if damaged:
-        raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32); delete it or run with "
-                           "--overwrite")
+        raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32); {DAMAGED_REMEDY}")
     if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
         raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                            f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
-                           "; delete it or run with --overwrite")
+                           f"; {DAMAGED_REMEDY}")
     wrong = next((key for key in ("config", "progress", "model", "rng") if not isinstance(state[key], dict)), None)
     if wrong:
         raise ResultsError(f"{path} is not a spikecl run checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
-                           "not a table); delete it or run with --overwrite")
+                           f"not a table); {DAMAGED_REMEDY}")
     return state
 
 
@@ -256,6 +254,9 @@ def lr_factor(schedule: str, epoch: int, epochs: int, warmup: int = 0) -> float:
 
 
 #: what a run checkpoint holds at least
+#: what to do with a damaged or foreign checkpoint (plain --overwrite would train the finished runs again too)
+DAMAGED_REMEDY = ("delete it, or run with --resume --overwrite (keeps the finished runs; --overwrite alone trains "
+                  "all again)")
 CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
 
 
@@ -606,7 +607,7 @@ class ContinualRun:
             self._restore(state)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:120]}); delete it or run with --overwrite") from None
+                               f"{str(exc).splitlines()[0][:120]}); {DAMAGED_REMEDY}") from None
         if self.execution.writes_files:                                    # what else decides the rounding
             self._notice_resumed_differently(path, state)
         self._notice_fully_protected(self.run_state.next_task, resumed=True)

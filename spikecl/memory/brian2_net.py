@@ -24,8 +24,9 @@ from spikecl.memory.params import (INPUTS, PLASTIC, POOL_POPULATIONS, POPULATION
 TARGETS = ("numpy", "cython")
 
 
-def drive_arrays(cue_input, content_input, gate) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The inputs as bool arrays and the gate as a float array [T] (or None), each checked to hold only 0 and 1."""
+def drive_arrays(cue_input, content_input, gate, gated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The inputs as bool arrays and the gate as a float array [T] (or None), each checked to hold only 0 and 1; a
+    gate that turns plasticity off is refused unless the synapses are ``gated`` (built with ``read_only_recall``)."""
     cue_input = check_spikes(np.asarray(cue_input), "cue_input").astype(bool)
     content_input = check_spikes(np.asarray(content_input), "content_input").astype(bool)
     if gate is not None:
@@ -33,6 +34,9 @@ def drive_arrays(cue_input, content_input, gate) -> tuple[np.ndarray, np.ndarray
         if gate.shape != cue_input.shape[:1]:
             raise ShapeError(f"gate has shape {gate.shape}; expected one value per step of the inputs, "
                              f"{cue_input.shape[:1]}")
+        if not gated and not gate.all():
+            raise ConfigError("gate: these Brian2 synapses learn at every step (built without read_only_recall); "
+                              "build them with CA3Params(read_only_recall=True) to gate plasticity, or pass no gate")
     return cue_input, content_input, gate
 
 
@@ -131,7 +135,7 @@ class Brian2CA3:
         """Simulate ``T`` more steps driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (booleans; step 0 is
         the current time). ``gate [T]``: 1 where plasticity is on (used with ``read_only_recall``).
         Returns every population's boolean raster ``[T, N]``."""
-        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate)
+        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate, self.params.read_only_recall)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits):
             raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
@@ -215,7 +219,7 @@ class CompiledBrian2CA3(Brian2CA3):
         """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
         returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its weights after the T
         steps (refused where activity went on past them)."""
-        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate)
+        cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate, self.params.read_only_recall)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
                 or n_steps > self.max_steps:

@@ -19,7 +19,7 @@ from spikecl.memory.params import CA3Params, as_params, check_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, MIN_SPACING_MS, Operation, OperationResult, Schedule,
                                      as_schedule, check_readout, decode, encode, learn, make_schedule,
                                      plasticity_gate, recall_by_content, recall_by_cue, whole_ms)
-from spikecl.memory.torch_net import check_precision
+from spikecl.memory.torch_net import check_precision, torch_device
 
 BACKENDS = ("brian2", "torch")
 
@@ -37,13 +37,9 @@ class MemoryRun:
 
 
 def check_device(device) -> str:
-    """``device`` as torch names it ("cpu", "cuda", "cuda:1"); anything else is a one-line ConfigError."""
-    import torch
-
-    try:
-        return str(torch.device(device))
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r}: not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")") from exc
+    """``device`` as torch names it ("cpu", "cuda", "cuda:1"); anything else (another kind of torch device
+    included) is a one-line ConfigError."""
+    return str(torch_device(device))
 
 
 class CA3Memory:

@@ -238,7 +238,8 @@ def plasticity_gate(schedule: Schedule, read_only_recall: bool) -> np.ndarray:
 class OperationResult:
     """What the output layer said about one operation. ``cues``/``bits``: output cues and content bits at the
     documented steps; ``forgotten``: (learn only) bits echoed at t+6 (``Readout.recall``), the previous content the
-    new one lacks."""
+    new one lacks; ``start_ms``: the operation's start within the schedule it ran in (from 0 at each ``run`` call;
+    the memory's clock at that call's start is :attr:`MemoryRun.start_ms`)."""
 
     operation: Operation
     start_ms: int

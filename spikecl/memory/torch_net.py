@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spikecl.config import _check_bounds, _check_value
 from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, check_sizes, \
     check_spikes, connections, population_slices
@@ -388,6 +389,27 @@ def flushing_subnormals() -> bool:
     return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.0).eq(0).item())
 
 
+def _count(value, key: str) -> int:
+    """``value`` as an int >= 1 (numpy integers accepted, bool refused), else a one-line ConfigError naming ``key``."""
+    value = _check_value(value, int, key)
+    _check_bounds(value, {"low": 1}, key)
+    return value
+
+
+def torch_device(device):
+    """``device`` as a torch device of a kind the stepper runs on ("cpu", "cuda", "cuda:N"), else a one-line
+    ConfigError."""
+    torch = require("torch", "torch")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r}: not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {str(device)!r}: the CA3 stepper runs on \"cpu\" or \"cuda[:N]\", not "
+                          f"{device.type!r} devices")
+    return device
+
+
 class TorchCA3:
     """B independent CA3 memories stepped in torch; :meth:`run` continues the simulation.
 
@@ -404,20 +426,22 @@ class TorchCA3:
         torch = require("torch", "torch")
         params = as_params(params)
         n_cues, n_bits = check_sizes(n_cues, n_bits, params)
-        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if chunk is not None and chunk < 1:
-            raise ConfigError(f"chunk must be >= 1, got {chunk}")
+        device = torch_device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {str(device)!r} requested but CUDA is not available")
+        batch_size, chunk = _count(batch_size, "batch_size"), None if chunk is None else _count(chunk, "chunk")
         if isinstance(dtype, np.dtype) or isinstance(dtype, type) and issubclass(dtype, np.generic):
-            dtype = torch.from_numpy(np.zeros(0, dtype)).dtype        # numpy's float32: torch's
+            try:
+                dtype = torch.from_numpy(np.zeros(0, dtype)).dtype    # numpy's float32: torch's
+            except TypeError:
+                raise ConfigError(f"dtype {dtype} is not one of {', '.join(PRECISIONS)}") from None
         if isinstance(dtype, str):
             dtype = getattr(torch, check_precision(dtype))
-        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ConfigError(f"dtype {dtype} is not a torch float dtype nor one of {', '.join(PRECISIONS)}")
+        if dtype is not None and dtype not in (torch.float16, torch.float32, torch.float64):
+            raise ConfigError(f"dtype {dtype} is not a torch float16, float32 or float64 dtype nor one of "
+                              f"{', '.join(PRECISIONS)} (rasters and weights are read back through numpy)")
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
-        self.device = torch.device(device)
+        self.device = device
         self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
         self.consts = build_constants(params, n_cues, n_bits, self.device, dtype)
         self.state = initial_state(self.consts, batch_size, params.w_plastic_init_nA)
@@ -434,6 +458,8 @@ class TorchCA3:
         n_steps, depth = cue.shape[0], state.history.shape[0]
         if content.shape[0] != n_steps:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
+        if not n_steps:
+            raise ShapeError("cue_input and content_input hold no time step (T = 0): nothing to simulate")
         gate = torch.ones(n_steps, B) if gate is None else self._gate(gate, n_steps)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
         n_in = consts.n_inputs
