@@ -90,6 +90,8 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
     :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
     folder = Path(folder)
     for part in (folder, *folder.parents):
+        if part.is_symlink() and not exists(part, ConfigError):
+            raise ConfigError(f"{what} {folder}: {part} is a link to {os.readlink(part)}, which does not exist")
         if exists(part, ConfigError):
             if not is_dir(part, ConfigError):
                 raise ConfigError(f"{what} {folder}: {part} is not a folder")

@@ -406,6 +406,12 @@ def _(tmp):
     return run_with("continual", extra=("--output-dir", str(tmp / "taken" / "sub")))(tmp)
 
 
+@case("argument", "--output-dir a dangling link", "is a link to")
+def _(tmp):
+    (tmp / "gone").symlink_to(tmp / "nowhere")
+    return run_with("continual", extra=("--output-dir", str(tmp / "gone")))(tmp)
+
+
 @case("argument", "--data-dir missing", "data")
 def _(tmp):
     return run_with("continual", "data.dataset=\"mnist\"", extra=("--data-dir", str(tmp / "none")))(tmp)
