@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.data.datasets import load_dataset
 from spikecl.errors import SpikeCLError
 from spikecl.io import atomic_write, check_output
 from spikecl.sdr.experiment import load_config, run_seed
@@ -106,6 +107,12 @@ def main() -> None:
     seeds = [0, 1] if small else [0, 1, 2, 3, 4]
     candidates = CANDIDATES[args.dataset]
     split = (args.test_split_seed, args.test_excludes)
+    try:                                                    # the split, checked before any work
+        data = load_config(MODELS / f"sparsey_{args.dataset}.toml", [f"data.test_split_seed={split[0]}",
+                                                                     f"data.test_excludes={list(split[1])}"]).data
+        load_dataset(data.dataset, seed=data.test_split_seed, excludes=data.test_excludes)
+    except SpikeCLError as exc:
+        parser.error(str(exc))
     scores = {}
     for name, overrides in candidates.items():
         scores[name] = measure(args.dataset, overrides, 100, "validation", small, split)["sparsey_acc_knn5"]

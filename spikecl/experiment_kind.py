@@ -70,7 +70,8 @@ class Job:
     holding every seed's trials depends on ``seeds``). ``checkpoint``: the file where the job keeps its state while
     it runs (None: the kind keeps none); one left by an interrupted job is refused like an existing results file.
     ``identity``: root attributes the job's results file must hold (e.g. its seed or part), so that a file copied or
-    renamed onto the job's path is not kept as the job's."""
+    renamed onto the job's path is not kept as the job's. ``needs``: (module, extra installing it, what needs it) of
+    each optional dependency the job imports, checked before any job runs (a kept job needs none)."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
@@ -78,6 +79,7 @@ class Job:
     ignores: Container[str] | None = None     # keys a kept file may differ in (None: RESUME_IGNORES)
     checkpoint: Path | None = None
     identity: dict | None = None
+    needs: tuple[tuple[str, str, str], ...] = ()
 
 
 #: what a kind's summary raises when results files lack what it reads or do not fit together
@@ -102,11 +104,6 @@ class Kind:
     def plan(self, cfg) -> list[Job]:
         """The jobs of an experiment, in run order."""
         raise NotImplementedError
-
-    def needs(self, cfg) -> list[tuple[str, str, str]]:
-        """(module, extra that installs it, what needs it) of each optional dependency running ``cfg`` imports:
-        checked before any work, so a missing one is a one-line error rather than a failure half-way."""
-        return []
 
     def check_data_parallel(self, cfg) -> None:
         """Before ``--nproc`` starts any process: a one-line :class:`ConfigError` if ``cfg`` cannot train
@@ -333,8 +330,6 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
     Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
     ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
-    for module, extra, what in k.needs(cfg):
-        check_installed(module, extra, what)
     size = os.environ.get("WORLD_SIZE", "1").strip()
     if size not in ("", "0", "1"):                # before any job trains, not when the job that cannot comes up
         if not k.data_parallel:
@@ -365,6 +360,8 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
             if key:
                 raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
                                   "differs); pass --overwrite as well to start it again")
+    for module, extra, what in dict.fromkeys(need for job in todo for need in job.needs):
+        check_installed(module, extra, what)
     check_datasets(job.config for job in todo)
     return jobs, todo, device
 

@@ -80,5 +80,18 @@ def test_the_torch_free_core_reports_real_results_and_names_what_a_run_lacks(tmp
             f"spikecl: error: {missing}, which is not installed; install it with: pip install "
             f"'spikecl[{missing.split()[-1]}]'"], out.stderr[-1000:]
     assert not (tmp_path / "results").exists()                               # nothing written
+    out = _core("-m", "spikecl", "sweep", str(ROOT / "models" / "sweeps" / "pmnist5k_lr.toml"), cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "spikecl: error: a sweep (its continual runs) needs torch, which is not installed; install it with: pip "
+        "install 'spikecl[torch]'"], out.stderr[-1000:]
+    ca3 = tmp_path / "ca3.toml"                        # finished where torch is: kept, reported, without it
+    ca3.write_text(f'kind = "ca3"\nname = "ca3t"\noutput_dir = "{tmp_path / "ca3"}"\n[functional]\nbackend = '
+                   '"torch"\n[stress]\nsizes = [[10, 10]]\ndensities = [0.3]\nspacings_ms = [7]\nvariants = '
+                   '["published"]\nfragment_sizes = [1]\nqueries_per_size = 3\n')
+    from spikecl.cli import main
+
+    assert main(["run", str(ca3), "--no-progress", "--no-plots"]) == 0
+    out = _core("-m", "spikecl", "run", str(ca3), "--resume", "--no-plots", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.count("complete, kept") == 2, out.stderr[-1000:]
     out = _core("-c", "from spikecl.experiment_kind import resolve_device; print(resolve_device('auto'))")
     assert out.stdout.strip() == "cpu", out.stderr[-1000:]

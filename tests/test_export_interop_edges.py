@@ -133,6 +133,10 @@ def test_run_side_names_what_could_not_start_or_finish(tmp_path):
     with pytest.raises(ResultsError, match="^the Lava runner failed: ImportError: Unable to import required "
                                            "dependencies:$"):       # the exception's line, not its message's last
         run_side([sys.executable, "-c", raising], "the Lava runner", 30, "-")
+    from spikecl.export.lava_client import failure_line
+
+    assert failure_line("ValueError: logged while loading\nspikecl-lava: error: net.h5: no layers\n") == \
+        "spikecl-lava: error: net.h5: no layers"                  # the side's own one-line error first
 
 
 def hlop_graph_file(tmp_path):

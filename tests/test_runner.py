@@ -470,11 +470,13 @@ def test_an_overwrite_refused_for_another_runs_lock_marks_nothing_stale(tmp_path
     assert sorted(p.name for p in folder.iterdir() if p.suffix == ".replacing") == []
     assert main([*args, "--resume"]) == 0
     assert capsys.readouterr().out.count("complete, kept") == 3
-    (folder / "si-seed0.h5").unlink()                      # the other run's file is yet to be written
-    with output_lock(folder / "si-seed0.h5"):
+    (folder / "finetune-seed0.h5").unlink()     # the first job's file, which another run has yet to write
+    kept = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.h5")}
+    with output_lock(folder / "finetune-seed0.h5"):
         assert main([*args, "--overwrite"]) == 2
     assert "is writing" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir() if p.suffix == ".replacing") == []
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.h5")} == kept      # nothing trained again
 
 
 def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, capsys, monkeypatch):

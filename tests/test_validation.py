@@ -434,6 +434,15 @@ def test_a_test_split_can_leave_out_the_test_images_of_earlier_splits(dataset, p
                                   np.sort(x[test].reshape(len(test), -1).sum(1)))
     with pytest.raises(DataError, match="class 0 keeps .* fewer than its"):
         stratified_split(y, per_class, 9, excludes=range(8))
+    with pytest.raises(ConfigError, match=r"load_dataset: excludes \[3\] holds seed \(3\) itself"):
+        load_dataset(dataset, seed=3, excludes=[3])
+    from spikecl.continual.report import split_note
+    from spikecl.io import RunResult
+
+    config = {"data": {"test_split_seed": 2000, "test_excludes": [0, 1000], "vary_split": True}}
+    run = RunResult("gpm", 0, config, np.zeros((2, 1)), np.zeros(0), np.zeros(0), np.zeros((0, 1)), np.ones(1), {})
+    assert "its test images leave out those of the splits of seeds [0, 1000] (data.test_excludes)" in \
+        split_note([run])
 
 
 def test_test_excludes_is_checked():

@@ -325,7 +325,10 @@ def split_note(results: Sequence[RunResult]) -> str:
     if len(tests) > 1:                                     # older files with vary_split: each seed's own test split
         seeds = "; DIFFERENT test splits (data.test_split_seed " + "; ".join(
             f"{seed}: {', '.join(runs)}" for seed, runs in tests.items()) + ")"
-    return f"Accuracies measured on {where}{seeds}."
+    excluded = sorted({tuple(d.get("test_excludes") or ()) for d in data})
+    blind = f"; its test images leave out those of the splits of seeds {list(excluded[0])} (data.test_excludes)" \
+        if len(excluded) == 1 and excluded[0] and "test" in splits else ""
+    return f"Accuracies measured on {where}{blind}{seeds}."
 
 
 def machine_note(results: Sequence[RunResult]) -> str:

@@ -49,7 +49,7 @@ import numpy as np
 
 from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
                             option, toml_literal)
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, replacing
 from spikecl.io import Run
 
@@ -180,6 +180,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
 
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
+    check_installed("torch", "torch", "a sweep (its continual runs)")
     from spikecl.continual.strategies import check_read, check_run, unread_options, validate_method
 
     path = Path(path)

@@ -453,6 +453,9 @@ def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=
 
     expected = image_shape(name, binning)
     excludes = [check_seed(s, "load_dataset: excludes") for s in excludes]
+    if seed in excludes:
+        raise ConfigError(f"load_dataset: excludes {excludes} holds seed ({seed}) itself; a split cannot leave out "
+                          "its own test images")
     if excludes and name not in SPLIT_DRAWN:
         raise ConfigError(f"load_dataset: excludes: {name}'s test split is fixed by its source (it draws the split "
                           f"of {', '.join(SPLIT_DRAWN)})")

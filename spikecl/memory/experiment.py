@@ -337,31 +337,24 @@ class CA3Kind(Kind):
         check_readout_timing(cfg)
         return cfg
 
-    def needs(self, cfg: CA3ExperimentConfig) -> list[tuple[str, str, str]]:
-        """The functional part's simulator (Brian2 or torch); the stress suite's torch stepper."""
-        need = []
-        if cfg.functional.enabled:
-            need.append((cfg.functional.backend, cfg.functional.backend, f"functional.backend = "
-                         f"{cfg.functional.backend!r}"))
-        if cfg.stress.enabled:
-            need.append(("torch", "torch", "the stress suite (spikecl's torch stepper)"))
-        return need
-
     def plan(self, cfg: CA3ExperimentConfig) -> list[Job]:
         """The functional part, then a stress part per size and variant (each enabled)."""
         out_dir = Path(cfg.output_dir) / cfg.name
         jobs = []
         if cfg.functional.enabled:
             path = out_dir / "functional.h5"
+            backend = cfg.functional.backend                        # its simulator, checked before any work
             jobs.append(Job(path, lambda o, p=path: run_functional(cfg, p, o.device, o.overwrite), asdict(cfg),
-                            FUNCTIONAL_IGNORES, identity={"part": "functional"}))
+                            FUNCTIONAL_IGNORES, identity={"part": "functional"},
+                            needs=((backend, backend, f"functional.backend = {backend!r}"),)))
         if cfg.stress.enabled:
             for C, M in cfg.stress.sizes:
                 for variant in cfg.stress.variants:
                     path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
                         cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg), STRESS_IGNORES, identity={
-                            "part": "stress", "n_cues": C, "n_bits": M, "variant": variant}))
+                            "part": "stress", "n_cues": C, "n_bits": M, "variant": variant},
+                        needs=(("torch", "torch", "the stress suite (spikecl's torch stepper)"),)))
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import re
 from typing import Mapping, Sequence
 
@@ -148,7 +149,11 @@ def as_read(method: str, options: dict) -> dict:
     torch: the torch-free core reads results as recorded) as they are."""
     try:
         unread = unread_options(method, options)
-    except (ConfigError, TypeError, ValueError, AttributeError, ImportError):
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        return options
+    except ImportError:
+        if importlib.util.find_spec("torch") is not None:      # a real import error: said, not hidden
+            raise
         return options
     tables = {name: dict(table) for name, table in options.items()} if unread else options
     for key in unread:
