@@ -37,7 +37,8 @@ from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaul
                             differences, first_difference, from_dict, load_toml, recorded_as_now)
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
                             SpikeCLError, check_installed, did_you_mean)
-from spikecl.io import Run, check_not_folder, check_writable_folder, output_lock, read_run, remove_temporaries
+from spikecl.io import (Run, check_name_fits, check_not_folder, check_writable_folder, output_lock, read_run,
+                        remove_temporaries)
 from spikecl.progress import progress_bar
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
@@ -343,8 +344,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         check_writable_folder(folder, "output folder")
     for job in jobs:
         check_not_folder(job.path)
+        check_name_fits(job.path)
         if job.checkpoint is not None:
             check_not_folder(job.checkpoint, "a run's checkpoint")
+            check_name_fits(job.checkpoint, "a run's checkpoint")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
@@ -537,6 +540,7 @@ def check_plot_files(k: Kind, cfg) -> None:
         check_writable_folder(folder, "output folder")
     for path in paths:
         check_not_folder(path, "a plot")
+        check_name_fits(path, "a plot")
 
 
 def other_results(folder: Path, paths: Sequence[Path], kind_name: str) -> list[Path]:

@@ -100,6 +100,27 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
             return
 
 
+#: bytes atomic_write's temporary file adds to a name (".NAME.XXXXXXXX.tmp"), the most any file spikecl writes
+#: beside one adds (a ".replacing" marker 10, a ".lock" 5)
+TEMPORARY_EXTRA = 14
+
+
+def check_name_fits(path: str | Path, what: str = "a results file") -> None:
+    """Refuse, before any work (one-line :class:`ConfigError`), a file name too long for its folder's file system
+    once its temporary file's name is made from it: the write would fail only after the work."""
+    path = Path(path)
+    folder = next((p for p in path.parents if p.is_dir()), Path("."))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):          # no limit to ask for (not POSIX)
+        return
+    size = len(os.fsencode(path.name)) + TEMPORARY_EXTRA
+    if size > limit:
+        raise ConfigError(f"{path.name}: the name of {what} is too long for its file system ({size} bytes with its "
+                          f"temporary file's suffix, at most {limit}); choose a shorter experiment, variant or "
+                          "method name")
+
+
 def check_not_folder(path: str | Path, what: str = "a results file") -> None:
     """Refuse (one-line :class:`ConfigError`) a folder where ``what`` goes."""
     if is_dir(path, ConfigError):

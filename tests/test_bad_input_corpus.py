@@ -412,6 +412,12 @@ def _(tmp):
     return run_with("continual", extra=("--output-dir", str(tmp / "gone")))(tmp)
 
 
+@case("argument", "a name too long for the file system", "is too long for its file system")
+def _(tmp):
+    name = "v" * 240                                                   # v...v-seed0.h5's temporary file: 263 bytes
+    return run_with("continual", f'strategy.methods=["{name}"]', f'variants.{name}.method="finetune"')(tmp)
+
+
 @case("argument", "--data-dir missing", "data")
 def _(tmp):
     return run_with("continual", "data.dataset=\"mnist\"", extra=("--data-dir", str(tmp / "none")))(tmp)
