@@ -64,7 +64,7 @@ import numpy as np
 
 from spikecl.config import recorded_as_now
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
-from spikecl.paths import exists, is_dir, is_file
+from spikecl.paths import exists, is_dir, is_file, is_link
 
 SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1
@@ -90,19 +90,20 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
     :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
     folder = Path(folder)
     for part in (folder, *folder.parents):
-        if part.is_symlink() and not exists(part, ConfigError):
-            raise ConfigError(f"{what} {folder}: {part} is a link to {os.readlink(part)}, which does not exist")
-        if exists(part, ConfigError):
-            if not is_dir(part, ConfigError):
-                raise ConfigError(f"{what} {folder}: {part} is not a folder")
-            if not os.access(part, os.W_OK | os.X_OK):
-                raise ConfigError(f"{what} {folder}: {part} is not writable")
-            return
+        if not exists(part, ConfigError):
+            if is_link(part, ConfigError):
+                raise ConfigError(f"{what} {folder}: {part} is a link to {os.readlink(part)}, which does not exist")
+            continue
+        if not is_dir(part, ConfigError):
+            raise ConfigError(f"{what} {folder}: {part} is not a folder")
+        if not os.access(part, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} {folder}: {part} is not writable")
+        return
 
 
-#: bytes atomic_write's temporary file adds to a name (".NAME.XXXXXXXX.tmp"), the most any file spikecl writes
-#: beside one adds (a ".replacing" marker 10, a ".lock" 5)
-TEMPORARY_EXTRA = 14
+#: the most bytes a file spikecl writes beside a results file adds to its name: a sweep's ".diverged" record (9),
+#: written through atomic_write's temporary file (".NAME.XXXXXXXX.tmp": 14); a ".replacing" marker adds 10
+TEMPORARY_EXTRA = 23
 
 
 def check_name_fits(path: str | Path, what: str = "a results file") -> None:
@@ -116,9 +117,8 @@ def check_name_fits(path: str | Path, what: str = "a results file") -> None:
         return
     size = len(os.fsencode(path.name)) + TEMPORARY_EXTRA
     if size > limit:
-        raise ConfigError(f"{path.name}: the name of {what} is too long for its file system ({size} bytes with its "
-                          f"temporary file's suffix, at most {limit}); choose a shorter experiment, variant or "
-                          "method name")
+        raise ConfigError(f"{path.name}: the name of {what} is too long for its file system ({size} bytes with the "
+                          f"suffixes of the files written beside it, at most {limit}); choose a shorter name")
 
 
 def check_not_folder(path: str | Path, what: str = "a results file") -> None:

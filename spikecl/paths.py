@@ -36,3 +36,9 @@ def is_dir(path: str | Path, error: type[SpikeCLError]) -> bool:
 def exists(path: str | Path, error: type[SpikeCLError]) -> bool:
     """Whether ``path`` exists (following links); ``error`` where that cannot be found out."""
     return _probe(path, "exists", error)
+
+
+def is_link(path: str | Path, error: type[SpikeCLError]) -> bool:
+    """Whether ``path`` is a symbolic link (whether or not it leads anywhere); ``error`` where that cannot be found
+    out."""
+    return _probe(path, "is_symlink", error)

@@ -418,6 +418,11 @@ def _(tmp):
     return run_with("continual", f'strategy.methods=["{name}"]', f'variants.{name}.method="finetune"')(tmp)
 
 
+@case("argument", "an experiment name longer than a folder name can be", "File name too long")
+def _(tmp):
+    return run_with("continual", f'name="{"n" * 260}"')(tmp)
+
+
 @case("argument", "--data-dir missing", "data")
 def _(tmp):
     return run_with("continual", "data.dataset=\"mnist\"", extra=("--data-dir", str(tmp / "none")))(tmp)

@@ -137,6 +137,8 @@ def test_run_side_names_what_could_not_start_or_finish(tmp_path):
 
     assert failure_line("ValueError: logged while loading\nspikecl-lava: error: net.h5: no layers\n") == \
         "spikecl-lava: error: net.h5: no layers"                  # the side's own one-line error first
+    assert failure_line("ValueError: logged\nerror: g.h5: the graph holds no cues\n") == \
+        "error: g.h5: the graph holds no cues"                    # one without its program's name too
 
 
 def hlop_graph_file(tmp_path):

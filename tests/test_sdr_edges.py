@@ -220,14 +220,19 @@ def test_options_a_sparsey_run_would_ignore_are_refused():
     assert SpikingWTAConfig(beta=0.0, i_max=2.0).validate().beta == 0.0          # fires at once, no log(0)
 
 
-def test_a_spiking_check_without_torch_is_refused_at_load(monkeypatch):
+def test_a_spiking_check_without_torch_is_refused_before_any_work(monkeypatch, tmp_path):
+    """Checked for the seeds to run: a finished experiment resumes (kept) without torch."""
     import importlib.util
+
+    from spikecl.experiment_kind import preflight
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "snntorch" else real(name, *a))
+    k, cfg = load(DIGITS, [f'output_dir="{tmp_path}"'])
     with pytest.raises(DependencyError, match="eval.spiking_items .* needs snntorch, which is not installed"):
-        load(DIGITS)
-    assert load(DIGITS, ["eval.spiking_items=0"])[1].eval.spiking_items == 0
+        preflight(k, cfg)
+    k, cfg = load(DIGITS, [f'output_dir="{tmp_path}"', "eval.spiking_items=0"])
+    assert preflight(k, cfg)[1] and not any(job.needs for job in k.plan(cfg))
 
 
 # 7. bounded memory --------------------------------------------------------------------------------------------

@@ -459,3 +459,30 @@ def test_a_local_sweep_refuses_more_threads_per_run_than_four_per_cpu(sweep_file
     assert f"cpus_per_run = {MAX_THREADS + 1} gives each run {MAX_THREADS + 1} threads, more than {MAX_THREADS} " \
            "(4 per CPU of this machine)" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.h5"))
+
+
+def test_a_run_name_too_long_for_the_file_system_is_refused_before_ray_starts(sweep_files, monkeypatch, capsys):
+    """A variant's results name that fits, but whose .diverged record or checkpoint's temporary file would not, is
+    refused before any run (a run refused in its worker would leave the others training, a divergence unrecorded)."""
+    name = "v" * 226                                           # v...v-seed0.h5.diverged's temporary file: 258 bytes
+    base = BASE.replace('methods = ["finetune"]\n', f'methods = ["{name}"]\n[variants.{name}]\nmethod = "ewc"\n')
+    path = sweep_files(base, SWEEP.replace('methods = ["finetune"]\n', f'methods = ["{name}"]\n'))
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    assert "is too long for its file system (258 bytes with the suffixes of the files written beside it" in \
+        capsys.readouterr().err
+
+
+def test_recorded_options_are_read_as_recorded_where_a_method_cannot_be_imported(monkeypatch):
+    """Reading results needs neither torch nor snnTorch: where a strategy's module fails to import (torch missing
+    or broken, snnTorch missing), a recorded options table is compared as it is, not a traceback."""
+    from spikecl.continual import strategies
+    from spikecl.errors import DependencyError
+
+    options = {"replay": {"per_class": 5, "phase_lr": 0.5}}
+    for failure in (ImportError("libcudnn.so.9: cannot open shared object file"),
+                    DependencyError("snntorch is not installed")):
+        def broken(name, failure=failure):
+            raise failure
+        monkeypatch.setattr(strategies, "strategy_class", broken)
+        assert strategies.as_read("replay", options) == options

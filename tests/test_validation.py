@@ -443,6 +443,9 @@ def test_a_test_split_can_leave_out_the_test_images_of_earlier_splits(dataset, p
     run = RunResult("gpm", 0, config, np.zeros((2, 1)), np.zeros(0), np.zeros(0), np.zeros((0, 1)), np.ones(1), {})
     assert "its test images leave out those of the splits of seeds [0, 1000] (data.test_excludes)" in \
         split_note([run])
+    plain = replace(run, method="ewc", config={"data": {**config["data"], "test_excludes": []}})
+    assert "DIFFERENT test splits (data.test_split_seed 2000 leaving out [0, 1000]: gpm seed 0; 2000: ewc seed 0)" \
+        in split_note([run, plain])
 
 
 def test_test_excludes_is_checked():

@@ -316,7 +316,8 @@ def split_note(results: Sequence[RunResult]) -> str:
     varied = sorted({bool(d.get("vary_split", False)) for d in data})
     tests = {}
     for d, r in zip(data, results):
-        tests.setdefault(d.get("test_split_seed", 0), []).append(f"{r.method} seed {r.seed}")
+        key = d.get("test_split_seed", 0), tuple(d.get("test_excludes") or ())
+        tests.setdefault(key, []).append(f"{r.method} seed {r.seed}")
     where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
              "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
                  f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
@@ -324,7 +325,8 @@ def split_note(results: Sequence[RunResult]) -> str:
         tuple(varied), "; some seeds drew their own validation split")
     if len(tests) > 1:                                     # older files with vary_split: each seed's own test split
         seeds = "; DIFFERENT test splits (data.test_split_seed " + "; ".join(
-            f"{seed}: {', '.join(runs)}" for seed, runs in tests.items()) + ")"
+            f"{seed}{f' leaving out {list(out)}' if out else ''}: {', '.join(runs)}"
+            for (seed, out), runs in tests.items()) + ")"
     excluded = sorted({tuple(d.get("test_excludes") or ()) for d in data})
     blind = f"; its test images leave out those of the splits of seeds {list(excluded[0])} (data.test_excludes)" \
         if len(excluded) == 1 and excluded[0] and "test" in splits else ""

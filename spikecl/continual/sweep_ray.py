@@ -33,7 +33,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, made_othe
                                      run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, read_results
+from spikecl.io import RunResult, atomic_write, check_name_fits, check_not_folder, check_writable_folder, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
@@ -271,6 +271,8 @@ def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
         folders.add(sweep_dir(sweep) / "final")
     for folder in sorted(folders):
         check_writable_folder(folder, "sweep output: folder")
+    for run in runs:                    # its checkpoint and .diverged record (final runs' are named alike)
+        check_name_fits(run.results, "a sweep run's results file")
 
 
 def mark_replaced(results: list[Path], summary: Path) -> None:

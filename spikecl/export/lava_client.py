@@ -51,7 +51,7 @@ def failure_line(text: str) -> str:
     """The line of a side process's output that says why it failed: its own one-line error (``prog: error: ...``),
     else a traceback's exception line (whose message may run on over more lines), else the last line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    said = [line for line in lines if re.match(r"^[\w.-]+: error: ", line)]
+    said = [line for line in lines if re.match(r"^(?:[\w.-]+: )?error: ", line)]
     raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: |$)", line)]
     return (said or raised or lines or [""])[-1]
 

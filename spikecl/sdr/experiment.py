@@ -42,7 +42,7 @@ import numpy as np
 from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDED_RULES, DataConfig, RunHeader,
                             check_applies, check_data_split, from_dict, option)
 from spikecl.data.codes import MAX_OUTPUTS
-from spikecl.errors import ConfigError, DataError, ResultsError, check_installed
+from spikecl.errors import ConfigError, DataError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
@@ -575,9 +575,6 @@ class SparseyKind(Kind):
         check_data_split(cfg.data)
         check_applies(cfg, ("data",), {**ONLY_FOR, ("data", "data_dir"): DATA_DIR_RULE})
         check_applies(cfg, ("coder", "eval"), SPARSEY_ONLY_FOR)
-        if cfg.eval.spiking_items:
-            for module in ("torch", "snntorch"):
-                check_installed(module, "torch", "eval.spiking_items (the spiking realisation's check)")
         return cfg
 
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
@@ -589,7 +586,10 @@ class SparseyKind(Kind):
                 out = run_seed(cfg, seed, options.progress, options.device)
                 write_sparsey_results(path, cfg, seed, out, options.overwrite)
                 return out["note"]
-            return Job(path, run, recorded_config(cfg), identity={"seed": seed})
+            return Job(path, run, recorded_config(cfg), identity={"seed": seed}, needs=needs)
+
+        needs = tuple((module, "torch", "eval.spiking_items (the spiking realisation's check)")
+                      for module in ("torch", "snntorch") if cfg.eval.spiking_items)
 
         return [job(seed, folder / f"sparsey_seed{seed}.h5") for seed in cfg.seeds]
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import re
 from typing import Mapping, Sequence
 
 from spikecl.config import RECORDED_OPTIONS, check_defaults, field_default, from_dict
-from spikecl.errors import ConfigError, did_you_mean
+from spikecl.errors import ConfigError, DependencyError, did_you_mean
 
 REGISTRY: dict[str, str | type] = {
     "finetune": "spikecl.continual.strategy:Finetune",
@@ -145,16 +144,12 @@ def options_as_read(config: dict) -> dict:
 def as_read(method: str, options: dict) -> dict:
     """Recorded options tables of a run of ``method`` with the options it did not read (:func:`unread_options`) at
     their defaults, as runs record them since (files written before recorded the values given); tables this spikecl
-    cannot read as a run of ``method`` (another version's options, a plugin's method not registered, or any without
-    torch: the torch-free core reads results as recorded) as they are."""
+    cannot read as a run of ``method`` (another version's options, a plugin's method not registered, or any where
+    torch or snnTorch is missing or does not import: reading results needs neither) as they are."""
     try:
         unread = unread_options(method, options)
-    except (ConfigError, TypeError, ValueError, AttributeError):
-        return options
-    except ImportError:
-        if importlib.util.find_spec("torch") is not None:      # a real import error: said, not hidden
-            raise
-        return options
+    except (ConfigError, TypeError, ValueError, AttributeError, ImportError, DependencyError):
+        return options              # (recording a run reads them outside this: a broken import fails there)
     tables = {name: dict(table) for name, table in options.items()} if unread else options
     for key in unread:
         _, name, option = key.split(".")

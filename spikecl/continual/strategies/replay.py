@@ -5,8 +5,8 @@ After each task, ``per_class`` random training samples of every (task, class) pa
 * ``mode = "mixed"``: every later training batch is extended by ``batch_size`` samples drawn uniformly from the
   buffer (with their labels and readout heads), so replayed samples share the batch's update (and, combined with a
   projection method, its projection).
-* ``mode = "after_task"`` (the phase of HLOP+replay in Xiao et al., 2024, whose code stores 50 samples per class and
-  replays 50 per task at each step): after every task from the second on, the network
+* ``mode = "after_task"`` (the phase of HLOP+replay in Xiao et al., 2024, whose DSR script stores 50 samples per
+  class and replays 50 per task at each step): after every task from the second on, the network
   takes ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser
   at ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
   task; gradients come from the run's trainer (``train.trainer``), as in training. In a combination the phase runs
