@@ -26,8 +26,8 @@ where the triton package is installed. ``fused, bfloat16`` is the fused engine w
 On a GPU three more rows replay CUDA graphs: ``fused, CUDA graph`` and ``triton, CUDA graph`` are those engines with
 ``train.cuda_graph`` (the task loss's forward and backward pass replayed; penalty, checks and optimiser step eager),
 ``plain, CUDA graph`` (``--graph-plain``) the plain loop's whole step (forward, backward and SGD) captured in one
-graph, the most a graph can do for it; their operator counts are what the host still dispatches, their FLOPs those of the maths they
-replay.
+graph, the most a graph can do for it; their operator counts are what the host still dispatches, their FLOPs those
+of the maths they replay.
 ``plain, input once`` (MLP) is the plain loop with its first product moved out of the loop by hand (1.02-1.03x the
 fused engine's FLOPs), the like-for-like reference for the engine itself: most of the ratio to the textbook loop is
 that one move.

@@ -344,10 +344,8 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         check_writable_folder(folder, "output folder")
     for job in jobs:
         check_not_folder(job.path)
-        check_name_fits(job.path)
         if job.checkpoint is not None:
             check_not_folder(job.checkpoint, "a run's checkpoint")
-            check_name_fits(job.checkpoint, "a run's checkpoint")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
@@ -363,6 +361,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
             if key:
                 raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
                                   "differs); pass --overwrite as well to start it again")
+    for job in todo:                              # a kept result is not written again, whatever its name
+        check_name_fits(job.path)
+        if job.checkpoint is not None:
+            check_name_fits(job.checkpoint, "a run's checkpoint")
     for module, extra, what in dict.fromkeys(need for job in todo for need in job.needs):
         check_installed(module, extra, what)
     check_datasets(job.config for job in todo)

@@ -101,24 +101,27 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
         return
 
 
-#: the most bytes a file spikecl writes beside a results file adds to its name: a sweep's ".diverged" record (9),
-#: written through atomic_write's temporary file (".NAME.XXXXXXXX.tmp": 14); a ".replacing" marker adds 10
-TEMPORARY_EXTRA = 23
+#: the bytes atomic_write's temporary file (".NAME.XXXXXXXX.tmp") adds to the name of the file it writes; the other
+#: files written beside a results file add less (a ".replacing" marker 10, a ".lock" 5)
+TEMPORARY_EXTRA = 14
+#: the bytes a sweep run's ".diverged" record, written through a temporary file, adds to its results file's name
+DIVERGED_EXTRA = len(".diverged") + TEMPORARY_EXTRA
 
 
-def check_name_fits(path: str | Path, what: str = "a results file") -> None:
+def check_name_fits(path: str | Path, what: str = "a results file", extra: int = TEMPORARY_EXTRA) -> None:
     """Refuse, before any work (one-line :class:`ConfigError`), a file name too long for its folder's file system
-    once its temporary file's name is made from it: the write would fail only after the work."""
+    once ``extra`` bytes are added to it (its temporary file's suffixes; more for a file another is named from):
+    the write would fail only after the work."""
     path = Path(path)
     folder = next((p for p in path.parents if p.is_dir()), Path("."))
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):          # no limit to ask for (not POSIX)
         return
-    size = len(os.fsencode(path.name)) + TEMPORARY_EXTRA
+    size = len(os.fsencode(path.name)) + extra
     if size > limit:
         raise ConfigError(f"{path.name}: the name of {what} is too long for its file system ({size} bytes with the "
-                          f"suffixes of the files written beside it, at most {limit}); choose a shorter name")
+                          f"suffixes of the files written from it, at most {limit}); choose a shorter name")
 
 
 def check_not_folder(path: str | Path, what: str = "a results file") -> None:

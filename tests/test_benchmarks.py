@@ -113,8 +113,9 @@ def test_engine_speed_times_the_contenders(network, reset):
     assert f", {reset} reset, direct input," in out
     rows = {name: (float(mflop), float(flop_ratio), int(count), float(mib), float(ratio))
             for name, mflop, flop_ratio, count, mib, ratio in
-            re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch|plain, input once)\s+CPU .*?matmul\s+([\d.]+) MFLOP "
-                       r"\(([\d.]+)x\)\s+(\d+) operators per step\s+peak memory\s+([\d.]+) MiB \(([\d.]+)x plain\)$",
+            re.findall(r"^\s+(fused engine|snnTorch engine|plain snnTorch|plain, input once)\s+CPU "
+                       r".*?matmul\s+([\d.]+) MFLOP \(([\d.]+)x\)\s+(\d+) operators per step\s+"
+                       r"peak memory\s+([\d.]+) MiB \(([\d.]+)x plain\)$",
                        out, flags=re.M)}
     once = {"plain, input once"} if network == "mlp" else set()
     assert set(rows) == {"fused engine", "snnTorch engine", "plain snnTorch", *once}, out

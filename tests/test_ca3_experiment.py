@@ -160,7 +160,8 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
 
     base = ["--no-plots", "--set", "functional.enabled=false", "--set", 'stress.variants=["published"]']
     assert run_cli(tmp_path / "a", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
-    assert run_cli(tmp_path / "b", *base, "--set", "stress.sizes=[[8, 10]]", "--set", "stress.densities=[0.1, 0.2]") == 0
+    assert run_cli(tmp_path / "b", *base, "--set", "stress.sizes=[[8, 10]]",
+                   "--set", "stress.densities=[0.1, 0.2]") == 0
     parts = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_*.h5"))}
     captured = {}
     import spikecl.memory.report as report

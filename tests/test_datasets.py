@@ -203,7 +203,8 @@ def test_cifar_batches_with_wrong_contents_are_one_line_errors(tmp_path, change,
     ("test", {"image_data": np.zeros((12, 32, 32, 3), np.uint8)}, "got (12, 32, 32, 3)"),
     ("test", {"image_data": np.zeros((12, 84, 84, 3))}, "expected 'image_data' uint8 [N, 84, 84, 3], got float64"),
     ("val", {"class_dict": {"a": ["x"] * 12, "b": list(range(12, 24))}}, "class_dict['a']' must be a list of "),
-    ("val", {"class_dict": {"a": list(range(12)), "b": list(range(6, 24))}}, "names an image another class already holds"),
+    ("val", {"class_dict": {"a": list(range(12)), "b": list(range(6, 24))}},
+     "names an image another class already holds"),
 ])
 def test_miniimagenet_caches_with_wrong_contents_are_one_line_errors(tmp_path, split, change, message):
     for name, n_classes in (("train", 3), ("val", 2), ("test", 1)):

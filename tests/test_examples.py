@@ -9,8 +9,8 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 #: arguments an example runs with here: the Sparsey protocol's small MNIST-5k version takes about four CPU minutes, its
 #: version on scikit-learn's 8x8 digits runs the same protocol (selection on validation, test splits read once, every
-#: row) in about 20 s, here on a test split that leaves out seed 0's and 1000's test images; models/sparsey_mnist5k.toml is
-#: loaded in tests/test_sparsey.py
+#: row) in about 20 s, here on a test split that leaves out seed 0's and 1000's test images;
+#: models/sparsey_mnist5k.toml is loaded in tests/test_sparsey.py
 ARGS = {"sparsey_protocol.py": ["--dataset", "digits", "--test-split-seed", "2000", "--test-excludes", "0", "1000"]}
 #: what an example prints when it ran to the end (default: an ACC column)
 PRINTS = {"custom_kind.py": "spikecl.report on the folder:\nLIF rate"}

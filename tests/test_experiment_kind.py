@@ -202,7 +202,8 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
     assert (tmp_path / "rates" / "rate_curve.png").stat().st_size > 5000
     runs = [read_run(tmp_path / "rates" / f"rate_curve-seed{seed}.h5", "rate_curve") for seed in (0, 1)]
     runs[1].arrays["rates"] = runs[0].arrays["rates"] + 0.01       # seeds 0.01 apart: sample std 0.01 / sqrt(2)
-    assert " ± 0.007" in module.RateCurveKind().summarize(runs) and " ± 0.005" not in module.RateCurveKind().summarize(runs)
+    summary = module.RateCurveKind().summarize(runs)
+    assert " ± 0.007" in summary and " ± 0.005" not in summary
     with pytest.raises(ExistsError, match="rate_curve-seed0.h5 exists"):
         experiment_kind.run_file(exp, progress=False)
     assert experiment_kind.run_file(exp, ["steps=400"], resume=True, progress=False, plots=False) == 0
@@ -219,7 +220,8 @@ def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path,
         (tmp_path / "both").mkdir(exist_ok=True)
         for file in (tmp_path / folder).glob("*.h5"):
             (tmp_path / "both" / f"{folder}-{file.name}").write_bytes(file.read_bytes())
-    with pytest.raises(ResultsError, match=r"hold rate_curve runs made with different settings \(betas, currents differ\)"):
+    with pytest.raises(ResultsError,
+                       match=r"hold rate_curve runs made with different settings \(betas, currents differ\)"):
         report_paths([tmp_path / "both"], plots=False)
     assert capsys.readouterr().out == ""                 # refused before any table
     for file in (tmp_path / "both").glob("rates-*"):
@@ -453,3 +455,29 @@ def test_two_folders_of_two_kinds_named_together_keep_their_plots_in_their_own_f
     out = capsys.readouterr().out
     assert "== continual: 1 results file(s) ==" in out and "== toy: 2 results file(s) ==" in out
     assert (tmp_path / "cl" / "comparison.png").exists() and not list((tmp_path / "toy").glob("comparison*.png"))
+
+
+class LongNameKind(ToyKind):
+    """Results files named with ``cfg.value`` v's: ``v…v_seed0.h5`` beside ``v…v_seed0.ckpt``."""
+
+    def plan(self, cfg):
+        folder, stem = Path(cfg.output_dir) / cfg.name, "v" * int(cfg.value)
+        return [Job(folder / f"{stem}_seed{s}.h5", lambda o, s=s: measure(cfg, s, folder / f"{stem}_seed{s}.h5", o),
+                    checkpoint=folder / f"{stem}_seed{s}.ckpt") for s in cfg.seeds]
+
+
+def test_the_longest_names_a_file_system_holds_run_and_a_kept_result_is_not_refused(toy, tmp_path, capsys):
+    """On a 255-byte file-name limit: a checkpoint name of 241 bytes (+ 14 for its temporary file) runs, one of 242
+    is refused before any work, and a finished result whose checkpoint would not fit is kept by --resume."""
+    register_kind(LongNameKind())
+    assert run(toy, "--seeds", "0", "--set", "value=230") == 0, capsys.readouterr().err
+    assert (tmp_path / "toy" / f"{'v' * 230}_seed0.h5").is_file() and len(RAN) == 1
+    assert run(toy, "--seeds", "0", "--set", "value=231") == 2
+    err = capsys.readouterr().err
+    assert f"{'v' * 231}_seed0.ckpt: the name of a run's checkpoint is too long for its file system (256 bytes" in err
+    kept = tmp_path / "toy" / f"{'v' * 231}_seed0.h5"                 # finished where the check was not made
+    write_run(kept, "toy", {**asdict(ToyConfig(seeds=[0], output_dir=str(tmp_path), value=231.0))}, {"value": 1.0},
+              attrs={"seed": 0})
+    RAN.clear()
+    assert run(toy, "--seeds", "0", "--set", "value=231", "--resume") == 0, capsys.readouterr().err
+    assert RAN == [] and f"{kept}: complete, kept" in capsys.readouterr().out

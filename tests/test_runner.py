@@ -850,7 +850,8 @@ def test_batch_norm_statistics_gone_infinite_fail_the_run_and_an_overflowing_ini
 
     cnn = {**TINY_SPLIT, "network": {"kind": "cnn", "channels": [4], "num_steps": 2, "init_gain": 1e20},
            "strategy": {"methods": ["finetune"]}}
-    with pytest.raises(NumericalError, match=r"^layers.0.norm.running_var became NaN or infinite .* network.init_gain$"):
+    with pytest.raises(NumericalError,
+                       match=r"^layers.0.norm.running_var became NaN or infinite .* network.init_gain$"):
         ContinualRun(experiment_from_dict(cnn), "finetune", 0).execute(tmp_path / "r.h5", progress_bar=False)
     assert not (tmp_path / "r.h5").exists()
     mlp = {**TINY_SPLIT, "network": {**TINY_SPLIT["network"], "init_gain": 1e39}, "strategy": {"methods": ["finetune"]}}

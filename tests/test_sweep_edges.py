@@ -469,8 +469,33 @@ def test_a_run_name_too_long_for_the_file_system_is_refused_before_ray_starts(sw
     path = sweep_files(base, SWEEP.replace('methods = ["finetune"]\n', f'methods = ["{name}"]\n'))
     monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
-    assert "is too long for its file system (258 bytes with the suffixes of the files written beside it" in \
+    assert "is too long for its file system (258 bytes with the suffixes of the files written from it" in \
         capsys.readouterr().err
+
+
+def test_the_longest_run_name_a_sweep_accepts_trains(sweep_files, inline_ray, capsys):
+    """A name the sweep's check passes is not refused in the run's worker (its checkpoint's name included)."""
+    name = "v" * 223                               # v...v-seed0.h5.diverged's temporary file: 255 bytes, the limit
+    base = BASE.replace('methods = ["finetune"]\n', f'methods = ["{name}"]\n[variants.{name}]\nmethod = "ewc"\n')
+    path = sweep_files(base, SWEEP.replace('methods = ["finetune"]\n', f'methods = ["{name}"]\n'))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0, capsys.readouterr().err
+    assert [p.name for p in path.parent.rglob("*-seed0.h5")] == [f"{name}-seed0.h5"]
+
+
+@pytest.mark.parametrize("method, grid", [("single", '"strategy.ewc.lam" = [1.0, 2.0]'),
+                                          ("final seed", '"train.lr" = [0.05, 0.1]')])
+def test_a_final_run_name_too_long_is_refused_before_the_trials(sweep_files, monkeypatch, capsys, method, grid):
+    """A selecting sweep's final runs are named before any trial trains: a method with one candidate (no trial) and
+    final seeds longer than the trials' are checked too."""
+    name = "v" * (240 if method == "single" else 223)
+    seeds = "seeds = [0]" if method == "single" else "seeds = [1000000000]"
+    base = BASE.replace('methods = ["finetune"]\n', f'methods = ["ewc"]\n[variants.{name}]\nmethod = "finetune"\n')
+    methods = f'["ewc", "{name}"]' if method == "single" else f'["{name}"]'
+    sweep = SWEEP.replace('methods = ["finetune"]\n', f"methods = {methods}\n").replace("seeds = [0]", seeds)
+    path = sweep_files(base, sweep + f'select = "acc"\nselect_seeds = [3]\n[grid]\n{grid}\n')
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("Ray started before the refusal"))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
+    assert "-seed" in (err := capsys.readouterr().err) and "is too long for its file system" in err
 
 
 def test_recorded_options_are_read_as_recorded_where_a_method_cannot_be_imported(monkeypatch):

@@ -29,11 +29,12 @@ from typing import Callable, Sequence
 import spikecl
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
-from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, made_otherwise, refuse_other_settings,
-                                     run_config, stale_checkpoints, sweep_dir)
+from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
+                                     refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import RunResult, atomic_write, check_name_fits, check_not_folder, check_writable_folder, read_results
+from spikecl.io import (DIVERGED_EXTRA, RunResult, atomic_write, check_name_fits, check_not_folder,
+                        check_writable_folder, read_results)
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
@@ -271,8 +272,9 @@ def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
         folders.add(sweep_dir(sweep) / "final")
     for folder in sorted(folders):
         check_writable_folder(folder, "sweep output: folder")
-    for run in runs:                    # its checkpoint and .diverged record (final runs' are named alike)
-        check_name_fits(run.results, "a sweep run's results file")
+    finals = [path for path in final_paths(sweep) if not path.exists()] if sweep.config.select else []
+    for path in [*(run.results for run in runs), *finals]:    # the checkpoint's name (.ckpt) is the results'
+        check_name_fits(path, "a sweep run's results file", DIVERGED_EXTRA)   # + 2, within the .diverged record's
 
 
 def mark_replaced(results: list[Path], summary: Path) -> None:

@@ -13,8 +13,9 @@ when the threshold needs a smaller scale.
 Hidden LIF (snnTorch ``Leaky``, reset to zero): ``du = 4095`` (the current is this step's input), ``dv = round((1 -
 beta) * 4096)``. The readout (non-resetting integrator) is a CUBA neuron whose *current* is the leaky membrane
 (``du + 1 = round((1 - beta) * 4096)``) and whose voltage sums it (``dv = 0``, ``vth`` maximal: it spikes, and
-resets to 0, only where the voltage reaches ``vth << 6``, just below the 24-bit top): at the last step ``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Lava adds the readout's bias to
-``v`` (T times), the float readout to ``mem``, so the readout bias is stored as ``64 * round(S * b * gain / T)`` with
+resets to 0, only where the voltage reaches ``vth << 6``, just below the 24-bit top): at the last step
+``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Lava adds the readout's bias to ``v`` (T times), the float
+readout to ``mem``, so the readout bias is stored as ``64 * round(S * b * gain / T)`` with
 ``gain = sum_{t=1..T} (1 - beta**t) / (1 - beta)`` (:func:`readout_gain`). Every value is range-checked;
 anything not representable raises a one-line :class:`ExportError` naming the layer and the value.
 """
