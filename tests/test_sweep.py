@@ -111,14 +111,19 @@ def test_bad_grid_values_fail_before_anything_runs(sweep_files, change, message)
 
 
 def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, tmp_path):
-    """Keys the sweep sets for every run itself (silently overridden before), more CPUs per run than the sweep
-    has (it waited for ever), a base that is not a continual experiment, a missing sweep file."""
+    """Keys the sweep sets for every run itself (silently overridden before), a key [set] gives that no experiment
+    has (named as the [set]'s), more CPUs per run than the sweep has (it waited for ever), a base that is not a
+    continual experiment, a missing sweep file."""
     for change, message in (('[set]\n"seeds" = [5]', "set.seeds: a sweep sets this for every run; use its own 'seeds'"),
                             ('[set]\n"name" = "x"', "set.name: a sweep sets this"),
                             ('[set]\n"train.lr" = 0.5', "set.train.lr: the grid or points vary this key, so no run "
                                                        "would get the set value")):
         with pytest.raises(ConfigError, match=message):
             load_sweep(sweep_files(BASE, SWEEP.replace("[set]", change)))
+    with pytest.raises(ConfigError, match=r"sweep.toml \[set\]: unknown key 'points'; allowed keys"):
+        load_sweep(sweep_files(BASE, SWEEP.replace("[set]\n", '[set]\npoints = [{{"train.lr" = 0.1}}]\n')))
+    with pytest.raises(ConfigError, match=r"^unknown key 'train.lrate'"):       # the base's own: not the [set]'s
+        load_sweep(sweep_files(BASE.replace("lr = 0.1", "lrate = 0.1"), SWEEP))
     with pytest.raises(ConfigError, match="cpus_per_run = 3 is more than num_cpus = 2: no run could start"):
         load_sweep(sweep_files(BASE, SWEEP), ["cpus_per_run=3"])
     with pytest.raises(ConfigError, match="is a 'ca3' experiment; sweeps run continual experiments"):

@@ -334,7 +334,14 @@ def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, Experime
     fixed = [_literal(k, v) for k, v in cfg.set.items()]
     if cfg.output_dir:
         fixed.append(_literal("output_dir", cfg.output_dir))
-    base_cfg = experiment_from_dict(apply_overrides(base_raw, fixed))
+    try:
+        base_cfg = experiment_from_dict(apply_overrides(base_raw, fixed))
+    except ConfigError as exc:
+        try:
+            experiment_from_dict(base_raw)
+        except ConfigError:
+            raise exc from None                                   # the base experiment's own fault
+        raise ConfigError(f"{path} [set]: {exc}") from None      # a key or value the sweep's [set] gives
     return base_raw, fixed, base_cfg
 
 
