@@ -8,6 +8,10 @@ when the caller says ``overwrite=True``.
 
 Results schema (version 1), common to every kind::
 
+    (user block)           the first :data:`SEAL_SIZE` bytes, which HDF5 skips: :data:`SEAL`, then the size and the
+                           CRC-32 of every byte after the block (little-endian uint64, uint32), zeros after them. A
+                           byte damaged anywhere is a one-line read error before libhdf5 parses the file (some damage
+                           to HDF5's attribute storage makes it loop for ever); absent in files written before it
     /                      attrs: schema = "spikecl-results", schema_version, kind, and the kind's own attributes
     /config                attrs: json (the experiment config)
     /environment           attrs: json (versions, device, host; a resumed run whose parts differ: each differing
@@ -53,6 +57,7 @@ import os
 import platform
 import subprocess
 import sys
+import struct
 import tempfile
 import zlib
 from contextlib import contextmanager
@@ -437,7 +442,7 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
 
     def write(tmp: Path) -> None:
         image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
-        with h5py.File(image, "w") as f:          # never HDF5's half-flushed chunks at interpreter exit
+        with h5py.File(image, "w", userblock_size=SEAL_SIZE) as f:   # never HDF5's half-flushed chunks at exit
             f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
             f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
             f.create_group("config").attrs["json"] = json.dumps(config)
@@ -447,9 +452,69 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
             f.attrs[CONTENTS] = json.dumps(_stored_contents(f))   # as stored ("a/b" is a group a and its b)
             f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
         with open(tmp, "wb") as out:
-            out.write(image.getbuffer())
+            out.write(sealed(image.getbuffer()))
 
     return atomic_write(path, write, overwrite=overwrite)
+
+
+#: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes
+SEAL, SEAL_SIZE = b"spikecl-sealed\0", 512
+_SEAL_FIELDS = struct.Struct("<QI")                 # the size and CRC-32 of the bytes after the user block
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def sealed(image) -> bytearray:
+    """The HDF5 ``image`` (bytes written with ``userblock_size = SEAL_SIZE``) with its user block holding
+    :data:`SEAL`, the size and the CRC-32 of the bytes after the block."""
+    data = bytearray(image)
+    body = _unflagged(bytes(data[SEAL_SIZE:]))
+    head = SEAL + _SEAL_FIELDS.pack(len(body), zlib.crc32(body))
+    data[:len(head)] = head
+    return data
+
+
+def _unflagged(start: bytes) -> bytes:
+    """The first bytes ``start`` of an HDF5 image (from its superblock on) with the superblock's file consistency
+    flags read as zeros: HDF5 sets them while a writer holds the file open, which changes no content."""
+    if not start.startswith(_HDF5_SIGNATURE) or len(start) < 24:
+        return start
+    at, size = ((20, 4) if start[8] in (0, 1) else (11, 1))    # superblock versions 0 and 1; 2 and 3
+    return start[:at] + bytes(size) + start[at + size:]
+
+
+def seal(path: str | Path) -> None:
+    """Seal the results file ``path`` again after changing it in place (h5py's ``"r+"``), so that it reads as
+    intact: its new bytes are taken as they are."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[SEAL_SIZE:SEAL_SIZE + len(_HDF5_SIGNATURE)] != _HDF5_SIGNATURE:
+        raise ResultsError(f"{path} has no user block to seal (not a results file written by this spikecl)")
+    path.write_bytes(sealed(data))
+
+
+def check_seal(path: Path, what: str = "results file") -> None:
+    """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
+    those written (a file without a seal passes: written before it, or by another tool)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
+            if not head.startswith(SEAL):
+                if head[SEAL_SIZE:] == _HDF5_SIGNATURE and not any(head[len(SEAL) + _SEAL_FIELDS.size:SEAL_SIZE]):
+                    raise ResultsError(f"{path} is damaged (the mark of its CRC-32 is not as written)")
+                return
+            size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
+            f.seek(SEAL_SIZE)
+            chunk = _unflagged(f.read(1 << 20))
+            found, read = 0, 0
+            while chunk:
+                found, read = zlib.crc32(chunk, found), read + len(chunk)
+                chunk = f.read(1 << 20)
+    except OSError as exc:
+        raise ResultsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if read != size:
+        raise ResultsError(f"{path} is incomplete ({read} of the {size} bytes written after its seal)")
+    if found != crc:
+        raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32)")
 
 
 #: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)
@@ -610,6 +675,7 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     if not is_file(path, ResultsError):
         raise ResultsError(f"{what} not found: {path}")
     _check_hdf5_name(path, what)
+    check_seal(path, what)
     try:
         with h5py.File(path, "r") as f:
             yield f

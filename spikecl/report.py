@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
-from spikecl.io import SCHEMA, Run, check_writable_folder, read_run
+from spikecl.io import SCHEMA, Run, check_seal, check_writable_folder, read_run
 from spikecl.paths import exists, is_dir, is_file
 
 
@@ -221,9 +221,10 @@ def _plotted_kind(path: Path) -> str | None:
     import h5py
 
     try:
+        check_seal(path)                                 # damaged bytes never reach libhdf5, which may loop on them
         with h5py.File(path, "r") as f:
             found = str(f.attrs.get("kind")) if f.attrs.get("schema") == SCHEMA else None
-    except (OSError, RuntimeError, ValueError, TypeError):
+    except (OSError, RuntimeError, ValueError, TypeError, ResultsError):
         return None
     return None if found == "sweep" else found
 

@@ -6,7 +6,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, ResultsError
@@ -32,7 +32,7 @@ def parts(made, tmp_path):
 
 
 def edit(path, change):
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         change(f)
         unseal(f)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError
@@ -125,14 +125,14 @@ def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, c
 
     assert run_cli(tmp_path, "--no-plots") == 0
     part = tmp_path / "ca3_cam" / "stress_C5_M6_read_only.h5"
-    with h5py.File(part, "a") as f:
+    with edited(part, "a") as f:
         del f["table"]
     assert main(["report", str(part), "--no-plots"]) == 2
     damaged = f"{part} is corrupt or incomplete (its arrays are not those it was written with (missing table, "
     assert damaged in capsys.readouterr().err
     assert main(["report", str(tmp_path / "ca3_cam"), "--no-plots"]) == 0
     assert f"skipped: {damaged}" in capsys.readouterr().out
-    with h5py.File(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
+    with edited(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
         del f.attrs["decoded"]
         unseal(f)                                   # a file missing the attribute, not one failing its CRC
     assert run_cli(tmp_path, "--no-plots", "--resume") == 0

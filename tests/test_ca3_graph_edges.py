@@ -12,6 +12,7 @@ from spikecl.errors import DataError, ShapeError
 from spikecl.export import ca3_graph
 
 from lava_support import ROOT
+from hdf5_files import edited
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def _plastic(key, value):
 def test_damaged_ca3_graph_files_are_refused_in_one_line(graph_file, tmp_path, capsys, edit, error, words):
     bad = tmp_path / "bad.h5"
     shutil.copy(graph_file, bad)
-    with h5py.File(bad, "r+") as f:
+    with edited(bad) as f:
         edit(f)
     with pytest.raises(error) as info:
         ca3_graph.read_ca3_graph(bad)
@@ -134,7 +135,7 @@ def test_a_huge_declared_input_is_refused_before_it_is_read(graph_file, tmp_path
     """A chunked [2^31, 4096] cue raster is a few kB on disk and 8 TiB in memory: its shape is checked first."""
     bad = tmp_path / "bad.h5"
     shutil.copy(graph_file, bad)
-    with h5py.File(bad, "r+") as f:
+    with edited(bad) as f:
         del f["inputs/INcue"]
         f.create_dataset("inputs/INcue", shape=(2**31, 4096), dtype=bool, chunks=(1, 4096))
     with pytest.raises(ShapeError, match="inputs/INcue: shape \\(2147483648, 4096\\), expected"):
@@ -158,7 +159,7 @@ def test_fixed_learning_refuses_a_rule_its_trace_encoding_cannot_hold(graph_file
     for key, value in (("a_plus_nA", 3.0), ("w_max_nA", 0.0)):
         bad = tmp_path / f"{key}.h5"
         shutil.copy(graph_file, bad)
-        with h5py.File(bad, "r+") as f:
+        with edited(bad) as f:
             if key == "w_max_nA":
                 f["network/plastic/content_to_cue"].attrs["a_plus_nA"] = 0.0
             f["network/plastic/content_to_cue"].attrs[key] = value

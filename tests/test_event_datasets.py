@@ -19,6 +19,7 @@ from spikecl.data.events import EventBinning, bin_events  # noqa: E402
 from spikecl.data.streams import make_stream, stream_from_config  # noqa: E402
 from spikecl.errors import ConfigError, DataError, ShapeError  # noqa: E402
 from spikecl.snn.encoders import encode  # noqa: E402
+from hdf5_files import edited
 
 
 # -- binning ----------------------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def test_shd_keys_that_are_not_utf8_are_a_one_line_error_naming_the_file(tmp_pat
 
     standin_shd(tmp_path, per_class=1)
     path = tmp_path / "SHD" / "shd_train.h5"
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         keys = [bytes(k) for k in f["extra/keys"][()]]
         keys[15] = "fünf".encode("latin-1")
         del f["extra/keys"]

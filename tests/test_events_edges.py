@@ -14,6 +14,7 @@ from event_files import standin_gesture, standin_shd, write_gesture, write_nmnis
 from spikecl.data.datasets import load_dataset  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
 from spikecl.errors import ConfigError, DataError  # noqa: E402
+from hdf5_files import edited
 
 ONE = np.zeros(1)
 
@@ -105,7 +106,7 @@ def _shd_changed(root, where, value):
     import h5py
 
     standin_shd(root, per_class=1)
-    with h5py.File(root / "SHD" / "shd_train.h5", "r+") as f:
+    with edited(root / "SHD" / "shd_train.h5") as f:
         del f[where]
         if isinstance(value, str) and value == "group":
             f.create_group(where)
@@ -232,7 +233,7 @@ def test_an_shd_file_with_damaged_bytes_or_a_dangling_link_is_one_data_error(tmp
 
     standin_shd(tmp_path, per_class=1)
     path = tmp_path / "SHD" / "shd_test.h5"
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         del f["labels"]
         f["labels"] = h5py.SoftLink("/nowhere")
     with pytest.raises(DataError, match=re.escape(f"{path}: unreadable or damaged HDF5 file (")) as info:

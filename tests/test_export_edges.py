@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hdf5_files import tamper
+from hdf5_files import edited, tamper
 
 from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
@@ -129,7 +129,7 @@ def test_a_network_file_damaged_on_disk_is_refused_by_its_crc_not_deployed_with_
         tamper(path, where, value)
         refused(path, "is corrupt: its contents fail their CRC-32 (a byte changed on disk); export the network again")
         write_netx(path, quantize(small_spec()), overwrite=True)
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         del f["spikecl"].attrs["crc32"]
         f["layer/1/weight"][...] = weight ^ 64
     assert not np.array_equal(read_netx(path).layers[0].weight, net.layers[0].weight)     # read as it now is
@@ -159,7 +159,7 @@ def test_an_oversized_weight_dataset_is_refused_before_it_is_read(tmp_path):
     import h5py
 
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         del f["layer/1/weight"]
         f["layer/1"].create_dataset("weight", shape=(8, 50_000_000), dtype=np.int32, chunks=(8, 1000))
     assert path.stat().st_size < 100_000
@@ -172,7 +172,7 @@ def test_a_conv_grid_of_too_many_neurons_is_refused_before_its_bias_is_read(tmp_
     from test_export import cnn_spec, small_cnn
 
     path = write_netx(tmp_path / "cnn.h5", quantize(cnn_spec(small_cnn(1))))
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         del f["layer/1/shape"]
         f["layer/1"].create_dataset("shape", data=np.array([1, 999_999, 999_999]))
     refused(path, "conv shape (1, 999999, 999999) holds more than 1000000 neurons")
@@ -425,7 +425,7 @@ def nir_file(tmp_path, change=None):
 
     path = write_nir(tmp_path / "net.nir", small_spec(widths=(6, 8, 4)), overwrite=True)
     if change is not None:
-        with h5py.File(path, "r+") as f:
+        with edited(path) as f:
             change(f)
     return path
 

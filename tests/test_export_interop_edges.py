@@ -11,7 +11,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from hdf5_files import tamper
+from hdf5_files import edited, tamper
 from lava_support import ROOT
 from test_export_edges import MLP_CONFIG, mlp_state, refused, small_spec, tampered_is_refused
 
@@ -260,7 +260,7 @@ def test_runner_inputs_that_are_groups_are_one_line(tmp_path, monkeypatch, capsy
     write_netx(tmp_path / "net.h5", net)
     write_inputs(tmp_path / "in.h5", encode(np.random.default_rng(0).random((4, 6)), net), np.arange(4) % 3,
                  np.arange(4) % 2)
-    with h5py.File(tmp_path / "in.h5", "r+") as f:
+    with edited(tmp_path / "in.h5") as f:
         del f[key]
         f.create_group(key)
     monkeypatch.syspath_prepend(str(ROOT / "hardware"))
@@ -334,7 +334,7 @@ def test_netx_keys_that_disagree_with_spikecls_copy_are_refused(tmp_path, where,
 ])
 def test_netx_entries_missing_or_added_are_refused(tmp_path, edit, message):
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         edit(f)
     refused(path, message)
 
@@ -357,7 +357,7 @@ def test_conv_biases_are_checked_per_channel_and_on_the_grid(tmp_path, per_neuro
     path = write_netx(tmp_path / "cnn.h5", net)
     back = read_netx(path)
     assert all(np.array_equal(a.bias_mant, b.bias_mant) for a, b in zip(net.layers, back.layers))
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         bias = f["layer/1/bias"]
         assert bias.ndim == (3 if per_neuron else 1)
         bias[(0,) * bias.ndim] += 1
@@ -387,7 +387,7 @@ def test_netx_files_lava_dls_loader_could_not_load_are_refused(tmp_path, cnn, ed
     """Entries lava-dl's netx reads without a default, and the input shape it builds the network's input from: a
     file spikecl's runner would run but lava-dl's loader not (a traceback there) is refused on reading."""
     path = write_netx(tmp_path / "net.h5", cnn_net() if cnn else quantize(small_spec()))
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         edit(f)
     refused(path, message)
 

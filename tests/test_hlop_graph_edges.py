@@ -14,6 +14,7 @@ from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
 from spikecl.export import hlop_graph as hg
 
 from lava_support import ROOT, checkout_env, require_environment
+from hdf5_files import edited
 
 N, K = 12, 2
 
@@ -29,7 +30,7 @@ def diverging_graph(tmp_path):
     graph = hg.make_graph(activity(0.1), K, epochs=2, lr=0.1, layer="layers.0")
     path = hg.write_graph(tmp_path / "g_x10.h5", graph)
     graph.activity = activity(1.0)
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         f["activity"][...] = graph.activity
     return path, graph
 
@@ -66,7 +67,7 @@ def test_learning_rows_must_be_independent(tmp_path, h_init):
     """Oja's rule never moves a zero row (y = Hx = 0) and moves equal rows alike: such an h_init learns nothing."""
     graph = hg.make_graph(activity(), K)
     path = hg.write_graph(tmp_path / "g.h5", graph)
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         f["h_init"][...] = h_init
     with pytest.raises(ShapeError, match=f"h_init's {K} rows span only {int(h_init.any())} dimensions"):
         hg.read_graph(path)
@@ -97,7 +98,7 @@ def test_learning_rows_must_be_independent(tmp_path, h_init):
 ])
 def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, message):
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         edit(f)
     with pytest.raises(error, match=f"{path}: {message}".replace("|", "\\|")):
         hg.read_graph(path)
@@ -107,7 +108,7 @@ def test_hand_edited_graph_files_are_refused_in_one_line(tmp_path, edit, error, 
 def test_a_huge_declared_dataset_is_refused_before_it_is_read(tmp_path, capsys, key):
     """A chunked [2^31, 4096] dataset is a few kB on disk and 64 TiB in memory: its declared size is checked."""
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         del f[key]
         f.create_dataset(key, shape=(2**31, 4096), dtype=np.float64, chunks=(1, 4096))
     assert path.stat().st_size < 100_000
@@ -119,7 +120,7 @@ def test_a_huge_declared_dataset_is_refused_before_it_is_read(tmp_path, capsys, 
 
 def test_a_huge_epochs_value_is_refused_before_any_learning(tmp_path, capsys):
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K))
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         f.attrs["epochs"] = 10**12                          # would learn for ever
     assert main(["deploy", str(path), "--backend", "reference"]) == 2
     err = capsys.readouterr().err
@@ -133,7 +134,7 @@ def test_frozen_rows_must_be_orthonormal_within_the_tolerance(tmp_path, capsys):
     """The circuit subtracts h_oldᵀ(h_old x) as given: 2·I would leak −x's frozen component into the new neurons."""
     frozen = np.eye(N)[:2]
     path = hg.write_graph(tmp_path / "g.h5", hg.make_graph(activity(), K, frozen))
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         f["h_old"][...] = 2 * frozen
     message = "h_old's frozen rows are not orthonormal: |h_old h_oldᵀ − I| = 3 > 0.25"
     with pytest.raises(ShapeError, match=f"{path}: {message}".replace("|", "\\|")):

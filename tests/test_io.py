@@ -6,7 +6,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
@@ -124,7 +124,7 @@ def test_corrupt_files_are_one_line_errors(tmp_path, damage):
         with h5py.File(path, "w") as f:
             f["x"] = 1
     else:
-        with h5py.File(path, "a") as f:
+        with edited(path, "a") as f:
             del f["acc_matrix"]
     with pytest.raises(ResultsError) as info:
         read_results(path)
@@ -182,11 +182,11 @@ def test_a_damaged_attribute_is_a_read_error_not_another_number(tmp_path, where,
                      {"codes": np.arange(3)}, attrs={"n_train": 500, "flag": True, "sizes": [5, 6]})
     assert read_run(path).metrics == {"sparsey_acc_knn1": 0.7333333333333333}
     group, key = where.rsplit("/", 1)
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         f[group or "/"].attrs[key] = value
     with pytest.raises(ResultsError, match=r"run.h5 is corrupt or incomplete \(its attributes fail their CRC-32\)$"):
         read_run(path)
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         unseal(f)                                        # as a file written before attributes carried one
     assert read_run(path).kind == "sparsey"
 
@@ -194,7 +194,7 @@ def test_a_damaged_attribute_is_a_read_error_not_another_number(tmp_path, where,
 def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp_path):
     """A flipped bit in an array's name (an optional array such as NeuroBench's measures would silently drop from
     a report) or in the name of the attributes' CRC: the file is corrupt, not read without it."""
-    from spikecl.io import read_run, write_run
+    from spikecl.io import read_run, seal, write_run
 
     path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"acc": 0.5},
                      {"codes": np.arange(3), "neurobench": {"footprint_bytes": np.ones(2)}, "empty": {}})
@@ -202,18 +202,22 @@ def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp
     data = path.read_bytes()
     at = data.rindex(b"footprint_bytes")                                 # the link, not the contents list
     path.write_bytes(data[:at] + b"footprint_bytez" + data[at + 15:])     # the same length: one byte changed
+    with pytest.raises(ResultsError, match=r"run.h5 is damaged or was changed after it was written \(its bytes fail "
+                                           r"their CRC-32\)$"):
+        read_run(path)                                                   # the seal over every byte, and within:
+    seal(path)
     with pytest.raises(ResultsError, match=r"run.h5 is corrupt or incomplete \(its arrays are not those it was "
                                            r"written with \(missing neurobench/footprint_bytes; unexpected "
                                            r"neurobench/footprint_bytez\)\)$"):
         read_run(path)
     path.write_bytes(data)
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         f.attrs["attrs_crc33"] = f.attrs["attrs_crc32"]                      # the CRC's own name damaged
         del f.attrs["attrs_crc32"]
     with pytest.raises(ResultsError, match=r"\(its attributes' CRC-32 is missing\)$"):
         read_run(path)
     path.write_bytes(data)
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         f["codes"].attrs["crc33"] = f["codes"].attrs["crc32"]                 # an array's CRC name damaged
         del f["codes"].attrs["crc32"]
     with pytest.raises(ResultsError, match=r"\(array /codes has lost its CRC-32\)$"):
@@ -238,7 +242,7 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
     from spikecl.io import read_run
 
     path = write_results(tmp_path / "r" / "ewc-seed0.h5", make_result())
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         unseal(f)
         for i, shape in enumerate(shapes):
             f["extra"].create_dataset("bomb" if i == 0 else f"bomb{i}", shape=shape, dtype="f8", chunks=(2**16,))
@@ -260,7 +264,7 @@ def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, wh
     """A file whose CRCs were made to match (written before them, or crafted): a scalar where the curves' points
     go, accuracies outside 0..1, a NaN matrix: one line naming the file, never a plot's traceback."""
     path = write_results(tmp_path / "r.h5", make_result())
-    with h5py.File(path, "r+") as f:
+    with edited(path) as f:
         del f[where]
         f.create_dataset(where, data=value)
         unseal(f)
@@ -406,3 +410,39 @@ def test_a_lock_that_cannot_be_removed_leaves_the_runs_own_error(tmp_path, monke
     with pytest.raises(ConfigError, match="the run's own"):
         with output_lock(tmp_path / "run.h5"):
             raise ConfigError("the run's own error")
+
+
+def test_damaged_bytes_of_a_results_file_are_refused_before_libhdf5_reads_them(tmp_path, monkeypatch):
+    """Every results file is sealed (the size and CRC-32 of its bytes in HDF5's user block): a zeroed block anywhere
+    is a one-line error before h5py opens the file, since some damage to HDF5's attribute storage makes libhdf5
+    loop for ever; a truncated file is incomplete; the seal's own mark zeroed is damage too."""
+    import h5py
+
+    from spikecl.io import SEAL, read_run, seal, write_run
+
+    path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"acc": 0.5}, {"codes": np.arange(3)},
+                     attrs={f"a{i}": i for i in range(12)})          # past 8 root attributes: HDF5's dense storage
+    data = path.read_bytes()
+    assert data.startswith(SEAL) and read_run(path).attrs["a11"] == 11
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: pytest.fail("libhdf5 reached"))
+    for start in range(len(SEAL) + 12, len(data), 97):
+        damaged = bytearray(data)
+        damaged[start:start + 700] = bytes(len(damaged[start:start + 700]))
+        if damaged == data:
+            continue
+        path.write_bytes(damaged)
+        with pytest.raises(ResultsError, match=r"run.h5 is damaged or was changed after it was written \(its bytes "
+                                               r"fail their CRC-32\)$"):
+            read_run(path)
+    path.write_bytes(data[:len(data) - 100])
+    with pytest.raises(ResultsError, match=rf"run.h5 is incomplete \({len(data) - 612} of the {len(data) - 512} "):
+        read_run(path)
+    path.write_bytes(bytes(len(SEAL)) + data[len(SEAL):])
+    with pytest.raises(ResultsError, match=r"run.h5 is damaged \(the mark of its CRC-32 is not as written\)$"):
+        read_run(path)
+    monkeypatch.undo()
+    other = tmp_path / "plain.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["x"] = 1
+    with pytest.raises(ResultsError, match="has no user block to seal"):
+        seal(other)                                                   # it would overwrite HDF5's superblock

@@ -19,6 +19,7 @@ from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
 
 from lava_support import checkout_env, require_environment
+from hdf5_files import edited
 
 pytestmark = pytest.mark.lava
 
@@ -197,7 +198,7 @@ def _corrupt(src, dst, edit):
     import shutil
 
     shutil.copy(src, dst)
-    with h5py.File(dst, "r+") as f:
+    with edited(dst) as f:
         edit(f)
     return dst
 

@@ -18,6 +18,7 @@ from spikecl.errors import ConfigError, ResultsError, ShapeError
 from spikecl.export import hlop_graph as hg
 
 from lava_support import checkout_env, require_environment
+from hdf5_files import edited
 
 pytestmark = pytest.mark.lava
 
@@ -118,7 +119,7 @@ def test_bad_graphs_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="epochs"):
         hg.make_graph(x, K, epochs=0)
     path = hg.write_graph(tmp_path / "g.h5", good)
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         del f["h_init"]
     with pytest.raises(ResultsError, match="missing h_init"):
         hg.read_graph(path)

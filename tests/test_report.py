@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.continual.report import in_experiment_order, text_report
 from spikecl.io import RunResult, as_result, write_results
@@ -110,18 +110,18 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
     for key, value, message in (("seed", "zero", "seed 'zero' is not an integer"),
                                 ("kind", "sparsey", "is corrupt or incomplete (no 'extra/pairs_code_overlap_<coder>' "
                                                     "in a sparsey results file)")):
-        with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
+        with edited(tmp_path / "a" / "copy.h5") as f:
             f.attrs[key] = value
             unseal(f)
         assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
         (tmp_path / "a" / "copy.h5").write_bytes(first.read_bytes())
-    with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
+    with edited(tmp_path / "a" / "copy.h5") as f:
         f["acc_matrix"][1, 0] = 250.0
     assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
     assert "(array /acc_matrix fails its CRC-32)" in capsys.readouterr().err        # changed after it was written
-    with h5py.File(tmp_path / "a" / "copy.h5", "r+") as f:
+    with edited(tmp_path / "a" / "copy.h5") as f:
         del f["acc_matrix"].attrs["crc32"]                # as a file written before arrays carried one
         unseal(f)                                          # (and before files listed their contents)
     assert main(["report", str(tmp_path / "a" / "copy.h5"), "--no-plots"]) == 2
@@ -516,7 +516,7 @@ def test_a_sweeps_summary_shows_a_cell_over_one_seed_without_a_spread(tmp_path, 
     assert main(["report", str(sweep_dir(sweep)), "--no-plots"]) == 0
     rows = {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines() if "@ lr=" in line}
     assert "±" in rows["finetune @ lr=0.05"] and "±" not in rows["finetune @ lr=0.1"]
-    with h5py.File(sweep_dir(sweep) / "sweep.h5", "r+") as f:         # as written before the counts
+    with edited(sweep_dir(sweep) / "sweep.h5") as f:         # as written before the counts
         unseal(f)
         del f.attrs["counts"]
     assert main(["report", str(sweep_dir(sweep)), "--no-plots"]) == 0

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
@@ -433,7 +433,7 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
                    'test_per_task = 30\n[network]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 20\n')
     args = ["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--output-dir", str(tmp_path)]
     assert main([*args, "--seeds", "0,1"]) == 0
-    with h5py.File(tmp_path / "sub" / "finetune-seed1.h5", "a") as f:        # as an older spikecl wrote it
+    with edited(tmp_path / "sub" / "finetune-seed1.h5", "a") as f:        # as an older spikecl wrote it
         config = json.loads(f["config"].attrs["json"])
         assert config.pop("eval_subsample_seed") == 2000
         f["config"].attrs["json"] = json.dumps(config)
@@ -986,7 +986,7 @@ def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp
                "foreign": lambda f: [f.attrs.__delitem__(k) for k in list(f.attrs)]}
     for name, change in changes.items():
         path.write_bytes(original)
-        with h5py.File(path, "a") as f:
+        with edited(path, "a") as f:
             change(f)
         changed = path.read_bytes()
         capsys.readouterr()
@@ -1008,7 +1008,7 @@ def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp
     assert main([*args, "--resume"]) == 0
     assert f"{path}: damaged or incomplete, run again (it will be replaced)" in capsys.readouterr().out
     assert read_results(path).acc_matrix.shape == (3, 2)
-    with h5py.File(path, "a") as f:
+    with edited(path, "a") as f:
         f.attrs["schema_version"] = 99
     assert main([*args, "--resume", "--overwrite"]) == 0 and read_results(path).acc_matrix.shape == (3, 2)
 

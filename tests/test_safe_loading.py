@@ -249,7 +249,7 @@ def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_numbe
     import h5py
 
     from spikecl.errors import ResultsError
-    from spikecl.io import RunResult, read_results, write_results
+    from spikecl.io import RunResult, read_results, seal, write_results
 
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
     path = write_results(tmp_path / "run.h5", RunResult(
@@ -258,5 +258,8 @@ def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_numbe
     with h5py.File(path, "r") as f:
         offset = f["acc_matrix"].id.get_offset()
     _flip_byte_in(path, offset + 7)
+    with pytest.raises(ResultsError, match=r"is damaged or was changed after it was written"):
+        read_results(path)                                       # the seal over every byte, and within:
+    seal(path)
     with pytest.raises(ResultsError, match=r"is corrupt or incomplete \(array /acc_matrix fails its CRC-32\)$"):
         read_results(path)

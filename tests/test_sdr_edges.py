@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, DependencyError, ResultsError, ShapeError
@@ -280,7 +280,7 @@ def test_damaged_results_are_one_line_errors_and_run_again(two_seeds, tmp_path, 
     folder, _ = two_seeds
     good, bad = folder / "sparsey_seed0.h5", tmp_path / "sparsey_seed0.h5"
     shutil.copy(good, bad)
-    with h5py.File(bad, "r+") as f:
+    with edited(bad) as f:
         damage(f)
         unseal(f)
     with pytest.raises(ResultsError, match=message) as info:

@@ -11,7 +11,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from hdf5_files import unseal
+from hdf5_files import edited, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, ResultsError, ShapeError
@@ -38,7 +38,7 @@ def copy(src, dst, seed=None, config=None, drop=(), attrs=None):
     ``attrs`` replaced and the metrics ``drop`` removed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(src, dst)
-    with h5py.File(dst, "r+") as f:
+    with edited(dst) as f:
         unseal(f)
         f.attrs.update({**({} if seed is None else {"seed": seed}), **(attrs or {})})
         recorded = json.loads(f["config"].attrs["json"])
