@@ -18,6 +18,7 @@ examples/custom_kind.py`` treat the kind like spikecl's own.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -108,6 +109,7 @@ class RateCurveKind(Kind):
 register_kind(RateCurveKind())
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()   # --help; no options
     with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:    # removed at the end
         folder = Path(temporary)
         experiment = folder / "rate_curve.toml"

@@ -9,6 +9,7 @@ The file is also a plugin: ``spikecl run EXP.toml --plugin examples/custom_strat
 'strategy.methods=["l2"]'`` runs the method from the command line, with ``--resume``, results files and plots.
 """
 
+import argparse
 from dataclasses import dataclass
 
 from spikecl.config import experiment_from_dict, option
@@ -51,6 +52,7 @@ class L2Anchor(Strategy):
 register("l2", L2Anchor)
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()   # --help; no options
     cfg = experiment_from_dict({
         "name": "custom-strategy", "data": {"dataset": "digits"},
         "stream": {"kind": "permuted", "n_tasks": 3}, "network": {"hidden": [128]},

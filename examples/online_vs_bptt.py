@@ -7,11 +7,14 @@ costs fall on neither).
     python examples/online_vs_bptt.py             (under 10 s on a 2-core CPU)
 """
 
+import argparse
 import time
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 
+
+argparse.ArgumentParser(description=__doc__).parse_args()           # --help; no options
 
 
 def trainers_run(trainer: str, epochs: int) -> ContinualRun:

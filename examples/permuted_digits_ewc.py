@@ -3,6 +3,8 @@
     python examples/permuted_digits_ewc.py        (about 20 s on a laptop CPU)
 """
 
+import argparse
+
 import numpy as np
 import torch
 
@@ -14,6 +16,7 @@ from spikecl.continual.report import format_matrix
 from spikecl.data.streams import stream_from_config
 from spikecl.snn import build_mlp, evaluate, make_trainer
 
+argparse.ArgumentParser(description=__doc__).parse_args()           # --help; no options
 T = 4
 torch.manual_seed(0)
 stream = stream_from_config(StreamConfig(kind="permuted", n_tasks=4, scenario="domain"), DataConfig(dataset="digits"),

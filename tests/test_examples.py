@@ -48,3 +48,16 @@ def test_the_sparsey_protocol_measures_on_the_test_split_it_is_given(monkeypatch
     data = protocol.measure("digits", [], 0, "test", small=True, test_split=(2000, [0, 1000]))
     assert (data.test_split_seed, data.test_excludes, data.eval_split) == (2000, [0, 1000], "test")
     assert protocol.measure("digits", [], 0, "validation", small=True).test_excludes == []
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_explains_itself_and_refuses_arguments_it_does_not_know(script, tmp_path):
+    """--help prints the example's own description and runs nothing; an unknown argument is an error, not a run."""
+    helped = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=120)
+    first = " ".join(script.read_text().split('"""')[1].split()[:6])
+    assert helped.returncode == 0 and first in " ".join(helped.stdout.split()) and "ACC" not in helped.stdout
+    refused = subprocess.run([sys.executable, str(script), "--no-such-option"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=120)
+    assert refused.returncode == 2 and "unrecognized arguments: --no-such-option" in refused.stderr
+    assert refused.stdout == "" and not list(tmp_path.iterdir())
