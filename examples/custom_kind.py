@@ -109,7 +109,8 @@ class RateCurveKind(Kind):
 register_kind(RateCurveKind())
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__).parse_args()   # --help; no options
+    argparse.ArgumentParser(description=__doc__,             # --help; no options
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:    # removed at the end
         folder = Path(temporary)
         experiment = folder / "rate_curve.toml"

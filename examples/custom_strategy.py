@@ -52,7 +52,8 @@ class L2Anchor(Strategy):
 register("l2", L2Anchor)
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__).parse_args()   # --help; no options
+    argparse.ArgumentParser(description=__doc__,             # --help; no options
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     cfg = experiment_from_dict({
         "name": "custom-strategy", "data": {"dataset": "digits"},
         "stream": {"kind": "permuted", "n_tasks": 3}, "network": {"hidden": [128]},

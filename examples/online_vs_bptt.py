@@ -14,7 +14,8 @@ from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 
 
-argparse.ArgumentParser(description=__doc__).parse_args()           # --help; no options
+argparse.ArgumentParser(description=__doc__,                 # --help; no options
+                        formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 
 
 def trainers_run(trainer: str, epochs: int) -> ContinualRun:

@@ -16,7 +16,8 @@ from spikecl.continual.report import format_matrix
 from spikecl.data.streams import stream_from_config
 from spikecl.snn import build_mlp, evaluate, make_trainer
 
-argparse.ArgumentParser(description=__doc__).parse_args()           # --help; no options
+argparse.ArgumentParser(description=__doc__,                 # --help; no options
+                        formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 T = 4
 torch.manual_seed(0)
 stream = stream_from_config(StreamConfig(kind="permuted", n_tasks=4, scenario="domain"), DataConfig(dataset="digits"),

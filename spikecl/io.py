@@ -467,19 +467,41 @@ def sealed(image) -> bytearray:
     """The HDF5 ``image`` (bytes written with ``userblock_size = SEAL_SIZE``) with its user block holding
     :data:`SEAL`, the size and the CRC-32 of the bytes after the block."""
     data = bytearray(image)
-    body = _unflagged(bytes(data[SEAL_SIZE:]))
-    head = SEAL + _SEAL_FIELDS.pack(len(body), zlib.crc32(body))
+    body = memoryview(data)[SEAL_SIZE:]
+    crc, size = _body_crc(bytes(body[:_SUPERBLOCK_BYTES]), [body[_SUPERBLOCK_BYTES:]])
+    head = SEAL + _SEAL_FIELDS.pack(size, crc)
+    body.release()
     data[:len(head)] = head
     return data
 
 
+#: the bytes at the start of an HDF5 image (its superblock) that :func:`_unflagged` reads
+_SUPERBLOCK_BYTES = 96
+
+
+def _body_crc(start: bytes, rest) -> tuple[int, int]:
+    """(CRC-32, size in bytes) of an HDF5 image given as its ``start`` (:data:`_SUPERBLOCK_BYTES`) and the buffers
+    ``rest``, with the fields HDF5 rewrites while a writer holds the file open read as zeros."""
+    crc, size = zlib.crc32(_unflagged(start)), len(start)
+    for chunk in rest:
+        crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+    return crc, size
+
+
 def _unflagged(start: bytes) -> bytes:
     """The first bytes ``start`` of an HDF5 image (from its superblock on) with the superblock's file consistency
-    flags read as zeros: HDF5 sets them while a writer holds the file open, which changes no content."""
+    flags, and for superblock versions 2 and 3 its checksum, read as zeros: HDF5 sets the flags while a writer
+    holds the file open, which changes no content."""
     if not start.startswith(_HDF5_SIGNATURE) or len(start) < 24:
         return start
-    at, size = ((20, 4) if start[8] in (0, 1) else (11, 1))    # superblock versions 0 and 1; 2 and 3
-    return start[:at] + bytes(size) + start[at + size:]
+    if start[8] in (0, 1):                                   # versions 0 and 1: 4 bytes of flags at 20
+        spans = [(20, 4)]
+    else:                                                    # 2 and 3: 1 byte at 11; the checksum after 4 addresses
+        spans = [(11, 1), (12 + 4 * start[9], 4)]
+    out = bytearray(start)
+    for at, size in spans:
+        out[at:at + size] = bytes(len(out[at:at + size]))
+    return bytes(out)
 
 
 def seal(path: str | Path) -> None:
@@ -494,27 +516,47 @@ def seal(path: str | Path) -> None:
 
 def check_seal(path: Path, what: str = "results file") -> None:
     """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
-    those written (a file without a seal passes: written before it, or by another tool)."""
+    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock) or its
+    user block holds no seal. A file with no user block passes (written before the seal, or by another tool)."""
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
             if not head.startswith(SEAL):
-                if head[SEAL_SIZE:] == _HDF5_SIGNATURE and not any(head[len(SEAL) + _SEAL_FIELDS.size:SEAL_SIZE]):
-                    raise ResultsError(f"{path} is damaged (the mark of its CRC-32 is not as written)")
+                if head[SEAL_SIZE:] == _HDF5_SIGNATURE:
+                    raise ForeignFileError(f"{path} has an HDF5 user block without spikecl's seal (another tool's "
+                                           "file, or a results file whose seal was damaged)")
                 return
+            if len(head) < len(SEAL) + _SEAL_FIELDS.size:
+                raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
             size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
             f.seek(SEAL_SIZE)
-            chunk = _unflagged(f.read(1 << 20))
-            found, read = 0, 0
-            while chunk:
-                found, read = zlib.crc32(chunk, found), read + len(chunk)
-                chunk = f.read(1 << 20)
+            found, read = _body_crc(f.read(_SUPERBLOCK_BYTES), iter(lambda: f.read(1 << 20), b""))
     except OSError as exc:
         raise ResultsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if read != size:
+    if (read, found) == (size, crc):
+        return
+    if _held_open(path):
+        raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)")
+    if read < size:
         raise ResultsError(f"{path} is incomplete ({read} of the {size} bytes written after its seal)")
-    if found != crc:
-        raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32)")
+    raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32"
+                       + (f"; {read} bytes after its seal where {size} were written)" if read != size else ")"))
+
+
+def _held_open(path: Path) -> bool:
+    """Another process holds ``path`` open to write: HDF5's exclusive ``flock`` (False where none can be asked)."""
+    try:
+        import fcntl
+    except ImportError:                                  # pragma: no cover - not POSIX
+        return False
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 #: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)

@@ -1,6 +1,9 @@
 """Results files: round trip, atomic writes, no silent overwrite, one-line errors for corrupt files."""
 
+import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -8,7 +11,7 @@ import numpy as np
 import pytest
 from hdf5_files import edited, unseal
 
-from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
 from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
 
 
@@ -437,8 +440,17 @@ def test_damaged_bytes_of_a_results_file_are_refused_before_libhdf5_reads_them(t
     path.write_bytes(data[:len(data) - 100])
     with pytest.raises(ResultsError, match=rf"run.h5 is incomplete \({len(data) - 612} of the {len(data) - 512} "):
         read_run(path)
-    path.write_bytes(bytes(len(SEAL)) + data[len(SEAL):])
-    with pytest.raises(ResultsError, match=r"run.h5 is damaged \(the mark of its CRC-32 is not as written\)$"):
+    path.write_bytes(data + b"more")
+    with pytest.raises(ResultsError, match=rf"run.h5 is damaged or was changed after it was written \(its bytes fail "
+                                           rf"their CRC-32; {len(data) - 508} bytes after its seal where "
+                                           rf"{len(data) - 512} were written\)$"):
+        read_run(path)
+    path.write_bytes(data[:len(SEAL) + 5])
+    with pytest.raises(ResultsError, match=r"run.h5 is incomplete \(it ends inside its seal\)$"):
+        read_run(path)
+    path.write_bytes(bytes(len(SEAL)) + data[len(SEAL):])              # the mark gone: as another tool's user block
+    with pytest.raises(ForeignFileError, match=r"run.h5 has an HDF5 user block without spikecl's seal \(another "
+                                               r"tool's file, or a results file whose seal was damaged\)$"):
         read_run(path)
     monkeypatch.undo()
     other = tmp_path / "plain.h5"
@@ -446,3 +458,35 @@ def test_damaged_bytes_of_a_results_file_are_refused_before_libhdf5_reads_them(t
         f.attrs["x"] = 1
     with pytest.raises(ResultsError, match="has no user block to seal"):
         seal(other)                                                   # it would overwrite HDF5's superblock
+
+
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_a_sealed_file_another_process_holds_open_to_write_is_named_as_held(tmp_path, libver):
+    """HDF5 flags a file a writer holds open (superblock versions 0 and 3 alike): the seal reads past the flags, and a
+    file the holder changed is named as held, not damaged (which --resume would replace)."""
+    import h5py
+
+    from spikecl.io import SEAL_SIZE, check_seal, sealed
+
+    image = io.BytesIO()
+    with h5py.File(image, "w", userblock_size=SEAL_SIZE, libver=libver) as f:
+        f.attrs["x"] = 1
+    path = tmp_path / "run.h5"
+    path.write_bytes(sealed(image.getbuffer()))
+    written = path.read_bytes()
+    for change in ("", "f.attrs['y'] = 2; f.flush(); "):
+        path.write_bytes(written)                           # a killed holder of a version-3 file leaves its flags
+        holder = subprocess.Popen([sys.executable, "-c", f"import h5py, time; f = h5py.File({str(path)!r}, 'r+'); "
+                                   f"{change}print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline() == "open\n"
+            assert path.read_bytes() != written                     # the flags (and the change) are on disk
+            if change:
+                with pytest.raises(ForeignFileError, match=r"run.h5 is held open by another process"):
+                    check_seal(path)
+            else:
+                check_seal(path)
+        finally:
+            holder.kill()
+            holder.wait()

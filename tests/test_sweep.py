@@ -124,6 +124,9 @@ def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, 
         load_sweep(sweep_files(BASE, SWEEP.replace("[set]\n", '[set]\npoints = [{{"train.lr" = 0.1}}]\n')))
     with pytest.raises(ConfigError, match=r"^unknown key 'train.lrate'"):       # the base's own: not the [set]'s
         load_sweep(sweep_files(BASE.replace("lr = 0.1", "lrate = 0.1"), SWEEP))
+    with pytest.raises(ConfigError, match=r"^unknown key 'train.lrate'"):       # the base's first, [set]'s too
+        load_sweep(sweep_files(BASE.replace("lr = 0.1", "lrate = 0.1"),
+                               SWEEP.replace("[set]\n", '[set]\npoints = [{{"train.lr" = 0.1}}]\n')))
     with pytest.raises(ConfigError, match="cpus_per_run = 3 is more than num_cpus = 2: no run could start"):
         load_sweep(sweep_files(BASE, SWEEP), ["cpus_per_run=3"])
     with pytest.raises(ConfigError, match="is a 'ca3' experiment; sweeps run continual experiments"):

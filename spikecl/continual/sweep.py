@@ -339,8 +339,8 @@ def _base_experiment(path: Path, cfg: SweepConfig) -> tuple[dict, list, Experime
     except ConfigError as exc:
         try:
             experiment_from_dict(base_raw)
-        except ConfigError:
-            raise exc from None                                   # the base experiment's own fault
+        except ConfigError as own:
+            raise own from None                                   # the base experiment's own fault
         raise ConfigError(f"{path} [set]: {exc}") from None      # a key or value the sweep's [set] gives
     return base_raw, fixed, base_cfg
 
