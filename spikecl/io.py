@@ -69,6 +69,7 @@ import numpy as np
 
 from spikecl.config import recorded_as_now
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
+from spikecl.hdf5_guard import check_heaps
 from spikecl.paths import exists, is_dir, is_file, is_link
 
 SCHEMA = "spikecl-results"
@@ -559,6 +560,17 @@ def _held_open(path: Path) -> bool:
     return False
 
 
+def damaged_member(path: Path) -> str | None:
+    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
+    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        return archive.testzip()
+
+
 #: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)
 ATTRS_CRC = "attrs_crc32"
 #: the root attribute listing the paths of a results file's arrays and groups as written (JSON, under the CRC): an
@@ -718,6 +730,7 @@ def open_for_reading(path: str | Path, what: str = "results file"):
         raise ResultsError(f"{what} not found: {path}")
     _check_hdf5_name(path, what)
     check_seal(path, what)
+    check_heaps(path, ResultsError)                  # a file without the seal (a network, an earlier result)
     try:
         with h5py.File(path, "r") as f:
             yield f

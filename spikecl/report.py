@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
+from spikecl.hdf5_guard import check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
 from spikecl.io import SCHEMA, Run, check_seal, check_writable_folder, read_run
 from spikecl.paths import exists, is_dir, is_file
@@ -222,6 +223,7 @@ def _plotted_kind(path: Path) -> str | None:
 
     try:
         check_seal(path)                                 # damaged bytes never reach libhdf5, which may loop on them
+        check_heaps(path, ResultsError)
         with h5py.File(path, "r") as f:
             found = str(f.attrs.get("kind")) if f.attrs.get("schema") == SCHEMA else None
     except (OSError, RuntimeError, ValueError, TypeError, ResultsError):

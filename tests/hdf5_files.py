@@ -1,6 +1,8 @@
 """Hand edits of HDF5 files for the tests of damaged or tampered files."""
 
+import struct
 from contextlib import contextmanager
+from pathlib import Path
 
 import h5py
 
@@ -36,3 +38,27 @@ def tamper(path, where, value):
         else:
             del f[where]
             f[group].create_dataset(key, data=value)
+
+
+def zero_heap_object(path) -> int:
+    """Zero the header of the first object of the first global heap collection of the HDF5 file ``path`` (its index
+    and size read 0: libhdf5 2.0 walks such a heap for ever); returns the header's offset."""
+    data = bytearray(Path(path).read_bytes())
+    at = data.find(b"GCOL")
+    while data[at + 4] != 1 or struct.unpack_from("<Q", data, at + 8)[0] < 4096:     # "GCOL" in data, not a heap
+        at = data.find(b"GCOL", at + 1)
+    data[at + 16:at + 32] = bytes(16)
+    Path(path).write_bytes(bytes(data))
+    return at + 16
+
+
+def zeroed_blocks(path, blocks: int = 60, size: int = 200):
+    """Write ``blocks`` damaged copies of the file ``path`` over it in turn, each with ``size`` bytes zeroed at a
+    start spread evenly over the file (yields each start)."""
+    path = Path(path)
+    clean = path.read_bytes()
+    for start in range(0, len(clean), max(1, len(clean) // blocks)):
+        damaged = bytearray(clean)
+        damaged[start:start + size] = bytes(len(damaged[start:start + size]))
+        path.write_bytes(bytes(damaged))
+        yield start

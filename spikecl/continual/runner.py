@@ -36,7 +36,8 @@ from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check
                                   source_crc, stream_difference, stream_from_config, ties_changed)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
-from spikecl.io import RunResult, atomic_write, check_output, cpu_model, environment, machine_kernels, write_results
+from spikecl.io import (RunResult, atomic_write, check_output, cpu_model, damaged_member, environment, machine_kernels,
+                        write_results)
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import TrainingHooks, evaluate, make_trainer
@@ -76,17 +77,6 @@ def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentCo
     return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
             else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
                 recorded, now, ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
-
-
-def damaged_member(path: Path) -> str | None:
-    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
-    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as archive:
-        return archive.testzip()
 
 
 def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:

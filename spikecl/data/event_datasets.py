@@ -26,6 +26,7 @@ import numpy as np
 from spikecl.data.base import Dataset, check_not_test_copy, find_path
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
 from spikecl.errors import ConfigError, DataError, require
+from spikecl.hdf5_guard import check_heaps, damage_as
 
 #: (C, H, W) of every event dataset's sensor, and its number of classes
 SENSORS = {"nmnist": (2, 34, 34), "shd": (1, 1, 700), "dvs_gesture": (2, 128, 128)}
@@ -161,18 +162,12 @@ def _shd_labels(labels: np.ndarray, path: Path) -> np.ndarray:
 def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Frames [N, T, 1, 1, 700 / pool], labels [N] and the language of every class of one SHD HDF5 file."""
     import h5py
-    try:
-        with h5py.File(path, "r") as f:
-            missing = next((name for name in SHD_DATASETS if name not in f), None)
-            if missing:
-                raise DataError(f"{path}: not an SHD file (missing {missing}; expected {', '.join(SHD_DATASETS)})")
-            times, units, labels, keys, speakers = (_shd_dataset(f, name, path) for name in SHD_DATASETS)
-    except DataError:
-        raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
-            UnicodeDecodeError) as exc:                  # what h5py raises on damaged bytes or dangling links
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: unreadable or damaged HDF5 file ({reason})") from None
+    check_heaps(path, DataError)
+    with damage_as(path, DataError), h5py.File(path, "r") as f:
+        missing = next((name for name in SHD_DATASETS if name not in f), None)
+        if missing:
+            raise DataError(f"{path}: not an SHD file (missing {missing}; expected {', '.join(SHD_DATASETS)})")
+        times, units, labels, keys, speakers = (_shd_dataset(f, name, path) for name in SHD_DATASETS)
     if not len(times) == len(units) == len(labels) == len(speakers):
         raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker differ in length")
     if len(keys) != N_CLASSES["shd"]:

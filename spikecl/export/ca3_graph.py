@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.hdf5_guard import check_heaps, damage_as
 from spikecl.io import check_stored_size
 
 VERSION = 1
@@ -206,11 +207,12 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    check_heaps(path, DataError)
     try:
         f = h5py.File(path, "r")
     except OSError:
         raise DataError(f"{path}: not an HDF5 file") from None
-    with f:
+    with f, damage_as(path, DataError):
         kind = _attr(f, "learning_graph", str(path))
         if not isinstance(kind, str) or kind != "ca3":
             raise DataError(f"{path}: not a CA3 learning graph")

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
+from spikecl.hdf5_guard import check_heaps, damage_as
 from spikecl.io import check_stored_size
 
 KIND = "hlop-lateral"
@@ -276,11 +277,12 @@ def read_graph(path: str | Path) -> HLOPGraph:
     """Read and check a learning-graph file; missing keys or bad values raise a one-line error."""
     import h5py
 
+    check_heaps(path, ResultsError)
     try:
         f = h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError) as e:
         raise ResultsError(f"{path}: cannot read as HDF5 ({e})") from None
-    with f:
+    with f, damage_as(path, ResultsError):
         missing = [key for key in ("activity", "h_init", "h_old") if key not in f] + \
                   [key for key in ("lr_log2", "epochs") if key not in f.attrs]
         if missing:

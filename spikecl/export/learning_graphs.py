@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 
 from spikecl.errors import ConfigError
+from spikecl.hdf5_guard import READ_ERRORS, heap_loop
 
 KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
     "ca3": "spikecl.export.ca3_graph",
@@ -25,10 +26,12 @@ def kind_of(path: str | Path) -> str | None:
     then names the problem)."""
     import h5py
 
+    if heap_loop(path) is not None:                      # libhdf5 would loop on it: the netx reader names it
+        return None
     try:
         with h5py.File(path, "r") as f:
             kind = f.attrs.get("learning_graph")
-    except (OSError, RuntimeError, ValueError):
+    except READ_ERRORS:                                  # damaged: the netx reader names it
         return None
     if kind is None:
         return None

@@ -25,6 +25,7 @@ from spikecl.errors import ExportError, ResultsError, check_type, require
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
+from spikecl.hdf5_guard import check_heaps
 from spikecl.io import atomic_write
 
 DT = 1e-4
@@ -106,6 +107,7 @@ def read_nir(path: str | Path):
         raise ResultsError(f"{path} is a folder; name a NIR file")
     if not path.is_file():
         raise ResultsError(f"NIR file not found: {path}")
+    check_heaps(path, ResultsError)
     try:
         _check_sizes(path)
         graph = nir.read(path)

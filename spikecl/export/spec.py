@@ -330,6 +330,7 @@ def load_trained(path) -> NetworkSpec:
     from pathlib import Path
 
     from spikecl.errors import ResultsError, require
+    from spikecl.io import damaged_member
 
     from spikecl.paths import is_dir, is_file
 
@@ -340,6 +341,9 @@ def load_trained(path) -> NetworkSpec:
         raise ResultsError(f"trained network not found: {path}")
     if path.suffix.lower() == ".ckpt":
         torch = require("torch", "torch")
+        damaged = damaged_member(path)                  # torch writes each member's CRC-32 but never checks it
+        if damaged:
+            raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)      # tensors and plain data only
         except Exception as exc:  # torch raises many types for a damaged or crafted file

@@ -1,0 +1,76 @@
+"""Reading HDF5 files that may be damaged: a byte-level check that keeps libhdf5 from looping for ever, and h5py's
+errors on damaged bytes as one line.
+
+libhdf5 (2.0.0 and earlier) reads a global heap collection (signature ``GCOL``; it holds h5py's variable-length
+strings and arrays: string attributes, NIR's string datasets, SHD's spike trains) object by object, moving on by
+each object's size. A damaged free-space header whose size reads 0 keeps it in place for ever, inside C code that
+Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does, before libhdf5 opens the
+file. spikecl's results files are also sealed whole (:func:`spikecl.io.check_seal`); this check is for the HDF5
+files it reads without a seal: exported networks, learning graphs, NIR graphs and datasets.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from contextlib import contextmanager
+from pathlib import Path
+
+from spikecl.errors import SpikeCLError
+
+_COLLECTION = b"GCOL"
+#: libhdf5's smallest collection (bytes): a "GCOL" declaring less is not a collection header but data
+_MIN_COLLECTION = 4096
+_OBJECT = struct.Struct("<HHIQ")                 # object index, references, reserved, size
+
+
+def heap_loop(path: str | Path) -> int | None:
+    """The byte offset of the first global heap object of the HDF5 file ``path`` on which libhdf5's walk would not
+    move on, or None (also for a file that cannot be mapped: opening it names the problem)."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _first_loop(data)
+    except (OSError, ValueError):                # ValueError: an empty file
+        return None
+
+
+def _first_loop(data) -> int | None:
+    at = data.find(_COLLECTION)
+    while at >= 0:
+        if at + 16 <= len(data) and data[at + 4] == 1:                    # version 1
+            size = struct.unpack_from("<Q", data, at + 8)[0]
+            if size >= _MIN_COLLECTION:
+                end, p = min(at + size, len(data)), at + 16
+                while p + _OBJECT.size <= end:
+                    index, _, _, length = _OBJECT.unpack_from(data, p)
+                    step = length if index == 0 else _OBJECT.size + (length + 7) // 8 * 8   # free space: whole
+                    if step == 0:
+                        return p
+                    p += step
+        at = data.find(_COLLECTION, at + 1)
+    return None
+
+
+def check_heaps(path: str | Path, error: type[SpikeCLError]) -> None:
+    """A one-line ``error`` where libhdf5 would loop for ever on the HDF5 file ``path`` (:func:`heap_loop`)."""
+    at = heap_loop(path)
+    if at is not None:
+        raise error(f"{path} is damaged (a global heap object at byte {at} has size 0, on which libhdf5 would loop "
+                    "for ever)")
+
+
+#: what h5py (and numpy, json) raise on the damaged bytes of an opened file or a dangling link
+READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError, UnicodeDecodeError)
+
+
+@contextmanager
+def damage_as(path: str | Path, error: type[SpikeCLError]):
+    """Within the block, h5py's errors on damaged bytes of ``path`` become one line of ``error`` naming the file
+    and the first line of the reason (spikecl's own errors pass as they are)."""
+    try:
+        yield
+    except SpikeCLError:
+        raise
+    except READ_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{path}: unreadable or damaged HDF5 file ({reason})") from None
