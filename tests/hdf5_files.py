@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
+import pytest
 
 from spikecl.io import SEAL_SIZE, seal
 
@@ -52,9 +53,10 @@ def zero_heap_object(path) -> int:
     return at + 16
 
 
-def zeroed_blocks(path, blocks: int = 60, size: int = 200):
+def zeroed_blocks(path, blocks: int = 60, size: int = 200, resealed: bool = False):
     """Write ``blocks`` damaged copies of the file ``path`` over it in turn, each with ``size`` bytes zeroed at a
-    start spread evenly over the file (yields each start)."""
+    start spread evenly over the file (yields each start); ``resealed``: each also sealed over its damage, as a file
+    written before the seal (where the damage left a user block to seal), yielded again."""
     path = Path(path)
     clean = path.read_bytes()
     for start in range(0, len(clean), max(1, len(clean) // blocks)):
@@ -62,3 +64,28 @@ def zeroed_blocks(path, blocks: int = 60, size: int = 200):
         damaged[start:start + size] = bytes(len(damaged[start:start + size]))
         path.write_bytes(bytes(damaged))
         yield start
+        if resealed and damaged[SEAL_SIZE:SEAL_SIZE + 8] == b"\x89HDF\r\n\x1a\n":
+            seal(path)
+            yield start
+
+
+def damage_reads_or_is_one_line(path, read, errors) -> None:
+    """``read(path)`` of every :func:`zeroed_blocks` copy of ``path`` (also sealed over its damage) returns or
+    raises one of ``errors`` in one line; anything else fails the test."""
+    for _ in zeroed_blocks(path, resealed=True):
+        try:
+            read(path)
+        except errors as exc:
+            assert "\n" not in str(exc), exc
+
+
+def heap_damage_is_refused(path, read, error) -> None:
+    """A zeroed global heap object in the sealed file ``path`` (libhdf5 would walk it for ever): ``read`` refuses
+    it by the seal and, sealed over the damage (as a file written before the seal), by the heap check, each in one
+    ``error`` naming the file."""
+    at = zero_heap_object(path)
+    with pytest.raises(error, match=rf"{path.name} is damaged or was changed after it was written"):
+        read(path)
+    seal(path)
+    with pytest.raises(error, match=rf"{path.name} is damaged \(a global heap object at byte {at} has size 0"):
+        read(path)

@@ -3,7 +3,6 @@
 import re
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 from hdf5_files import edited, unseal

@@ -121,8 +121,6 @@ def test_report_refuses_a_part_twice_before_printing_and_notes_parts_made_otherw
 
 
 def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, capsys):
-    import h5py
-
     assert run_cli(tmp_path, "--no-plots") == 0
     part = tmp_path / "ca3_cam" / "stress_C5_M6_read_only.h5"
     with edited(part, "a") as f:

@@ -94,8 +94,6 @@ def test_new_neurons_learn_outside_the_frozen_rows():
 
 
 def test_bad_graphs_are_refused(tmp_path):
-    import h5py
-
     x, _ = spectrum_data(samples=20)
     good = hg.make_graph(x, K)
     with pytest.raises(ShapeError, match="activity must be"):

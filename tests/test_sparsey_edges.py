@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 from hdf5_files import edited, unseal

@@ -51,7 +51,7 @@ import numpy as np
 
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
 from spikecl.hdf5_guard import check_heaps, damage_as
-from spikecl.io import check_stored_size
+from spikecl.io import check_seal, check_stored_size
 
 KIND = "hlop-lateral"
 PERIOD = 3                       # time steps per sample
@@ -258,17 +258,18 @@ def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = False) -> 
     """Write ``graph`` (checked) as a learning-graph file; an existing ``path`` is refused unless ``overwrite``."""
     import h5py
 
-    from spikecl.io import atomic_write
+    from spikecl.io import SEAL_SIZE, atomic_write, seal
 
     graph = check(graph)
 
     def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=SEAL_SIZE) as f:
             f.attrs["learning_graph"] = KIND
             for name in ("activity", "h_init", "h_old", "h_torch"):
                 if getattr(graph, name) is not None:
                     f.create_dataset(name, data=getattr(graph, name))
             f.attrs.update(lr_log2=graph.lr_log2, epochs=graph.epochs, layer=graph.layer)
+        seal(tmp)                                    # a damaged byte is then a read error, not another graph
 
     return atomic_write(path, write, overwrite=overwrite)
 
@@ -277,6 +278,7 @@ def read_graph(path: str | Path) -> HLOPGraph:
     """Read and check a learning-graph file; missing keys or bad values raise a one-line error."""
     import h5py
 
+    check_seal(Path(path), "learning graph")
     check_heaps(path, ResultsError)
     try:
         f = h5py.File(path, "r")

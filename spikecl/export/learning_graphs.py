@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.hdf5_guard import READ_ERRORS, heap_loop
+from spikecl.io import check_seal
 
 KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
     "ca3": "spikecl.export.ca3_graph",
@@ -26,6 +27,10 @@ def kind_of(path: str | Path) -> str | None:
     then names the problem)."""
     import h5py
 
+    try:
+        check_seal(Path(path))
+    except ResultsError:                                 # damaged: the netx reader names it
+        return None
     if heap_loop(path) is not None:                      # libhdf5 would loop on it: the netx reader names it
         return None
     try:

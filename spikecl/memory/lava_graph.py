@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError
-from spikecl.io import atomic_write
+from spikecl.io import SEAL_SIZE, atomic_write, seal
 from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, check_sizes, \
     connections, population_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, as_schedule,
@@ -124,7 +124,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     def write(tmp: Path) -> None:
         import h5py
 
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=SEAL_SIZE) as f:
             f.attrs.update(learning_graph="ca3", version=VERSION, n_cues=n_cues, n_bits=n_bits,
                            steps=schedule.duration_ms, params=json.dumps(asdict(params)))
             _write_network(f.create_group("network"), params, n_cues, n_bits)
@@ -141,6 +141,7 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
                 ref.create_dataset(f"spikes/{pop}", data=raster)
             for key, w in reference["weights"].items():
                 ref.create_dataset(f"weights/{key}", data=w)
+        seal(tmp)                                    # a damaged byte is then a read error, not another graph
 
     return atomic_write(path, write, overwrite=overwrite)
 
