@@ -341,13 +341,13 @@ def load_trained(path) -> NetworkSpec:
         raise ResultsError(f"trained network not found: {path}")
     if path.suffix.lower() == ".ckpt":
         torch = require("torch", "torch")
-        damaged = damaged_member(path)                  # torch writes each member's CRC-32 but never checks it
+        try:
+            damaged = damaged_member(path)              # torch writes each member's CRC-32 but never checks it
+            state = None if damaged else torch.load(path, map_location="cpu", weights_only=True)   # tensors, data
+        except Exception as exc:  # zipfile and torch raise many types for a damaged or crafted file
+            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
         if damaged:
             raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)      # tensors and plain data only
-        except Exception as exc:  # torch raises many types for a damaged or crafted file
-            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
