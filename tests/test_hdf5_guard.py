@@ -76,3 +76,8 @@ def test_a_damaged_checkpoint_is_refused_by_export_not_exported_with_other_weigh
     path.write_bytes(bytes(data))
     with pytest.raises(ResultsError, match=r"run.ckpt is damaged \(its member .*data/0 fails its CRC-32\)$"):
         load_trained(path)
+    at = data.rfind(b"data.pkl")                                      # a name in the archive's index
+    data[at] = 0xE9                                                   # not UTF-8 there
+    path.write_bytes(bytes(data))
+    with pytest.raises(ResultsError, match=r"run.ckpt is not a readable checkpoint \(UnicodeDecodeError\)$"):
+        load_trained(path)
