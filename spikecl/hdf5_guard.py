@@ -3,7 +3,7 @@ errors on damaged bytes as one line.
 
 libhdf5 (2.0.0 and earlier) reads a global heap collection (signature ``GCOL``; it holds h5py's variable-length
 strings and arrays: string attributes, NIR's string datasets, SHD's spike trains) object by object, moving on by
-each object's size. A damaged free-space header whose size reads 0 keeps it in place for ever, inside C code that
+each object's size. A damaged header whose size reads 0 (or wraps the 64-bit sum) keeps it in place for ever, inside C code that
 Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does, before libhdf5 opens the
 file. spikecl's results files are also sealed whole (:func:`spikecl.io.check_seal`); this check is for the HDF5
 files it reads without a seal: exported networks, learning graphs, NIR graphs and datasets.
@@ -44,7 +44,8 @@ def _first_loop(data) -> int | None:
                 while p + _OBJECT.size <= end:
                     index, _, _, length = _OBJECT.unpack_from(data, p)
                     step = length if index == 0 else _OBJECT.size + (length + 7) // 8 * 8   # free space: whole
-                    if step == 0:
+                    step %= 1 << 64                                  # libhdf5 adds in 64 bits: a huge size wraps
+                    if step == 0 or step >= 1 << 63:                 # no move, or a move back: the walk never ends
                         return p
                     p += step
         at = data.find(_COLLECTION, at + 1)
@@ -55,7 +56,7 @@ def check_heaps(path: str | Path, error: type[SpikeCLError]) -> None:
     """A one-line ``error`` where libhdf5 would loop for ever on the HDF5 file ``path`` (:func:`heap_loop`)."""
     at = heap_loop(path)
     if at is not None:
-        raise error(f"{path} is damaged (a global heap object at byte {at} has size 0, on which libhdf5 would loop "
+        raise error(f"{path} is damaged (the size of a global heap object at byte {at} would keep libhdf5 looping "
                     "for ever)")
 
 

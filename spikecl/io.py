@@ -517,16 +517,13 @@ def seal(path: str | Path) -> None:
 
 def check_seal(path: Path, what: str = "results file") -> None:
     """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
-    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock) or its
-    user block holds no seal. A file with no user block passes (written before the seal, or by another tool)."""
+    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
+    without the seal passes (written before it, or by another tool)."""
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
-            if not head.startswith(SEAL):
-                if head[SEAL_SIZE:] == _HDF5_SIGNATURE:
-                    raise ForeignFileError(f"{path} has an HDF5 user block without spikecl's seal (another tool's "
-                                           "file, or a results file whose seal was damaged)")
-                return
+            if not head.startswith(SEAL):            # not sealed (or its mark damaged: its bytes are then read as
+                return                               # they are, behind the heap check, see open_for_reading)
             if len(head) < len(SEAL) + _SEAL_FIELDS.size:
                 raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
             size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
-from spikecl.hdf5_guard import check_heaps
+from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
 from spikecl.io import SCHEMA, Run, check_seal, check_writable_folder, read_run
 from spikecl.paths import exists, is_dir, is_file
@@ -226,7 +226,7 @@ def _plotted_kind(path: Path) -> str | None:
         check_heaps(path, ResultsError)
         with h5py.File(path, "r") as f:
             found = str(f.attrs.get("kind")) if f.attrs.get("schema") == SCHEMA else None
-    except (OSError, RuntimeError, ValueError, TypeError, ResultsError):
+    except (*READ_ERRORS, ResultsError):
         return None
     return None if found == "sweep" else found
 

@@ -25,6 +25,11 @@ def test_a_zeroed_heap_object_is_found_and_intact_files_pass(tmp_path):
     assert heap_loop(tmp_path / "empty.h5") is None
     at = zero_heap_object(path)
     assert heap_loop(path) == at
+    data = bytearray(path.read_bytes())
+    data[at:at + 2] = (1).to_bytes(2, "little")                         # object 1, whose size wraps libhdf5's sum
+    data[at + 8:at + 16] = (2**64 - 16).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+    assert heap_loop(path) == at
 
 
 def netx_file(tmp_path: Path) -> tuple[Path, type, object]:
@@ -56,8 +61,8 @@ def test_readers_refuse_a_heap_libhdf5_would_loop_on_before_opening_the_file(tmp
     read(path)                                                        # intact: read as written
     at = zero_heap_object(path)
     monkeypatch.setattr(h5py, "File", lambda *a, **k: pytest.fail("libhdf5 reached"))
-    with pytest.raises(error, match=rf"^{re.escape(str(path))} is damaged \(a global heap object at byte {at} has "
-                                    r"size 0, on which libhdf5 would loop for ever\)$"):
+    with pytest.raises(error, match=rf"^{re.escape(str(path))} is damaged \(the size of a global heap object at byte "
+                                    rf"{at} would keep libhdf5 looping for ever\)$"):
         read(path)
     assert kind_of(path) is None                     # deploy's look at a file: left to the reader, which refuses it
 
@@ -81,3 +86,13 @@ def test_a_damaged_checkpoint_is_refused_by_export_not_exported_with_other_weigh
     path.write_bytes(bytes(data))
     with pytest.raises(ResultsError, match=r"run.ckpt is not a readable checkpoint \(UnicodeDecodeError\)$"):
         load_trained(path)
+
+
+def test_a_learning_graph_attribute_that_is_not_text_is_left_to_the_network_reader(tmp_path):
+    """deploy's look at a file reads its kind; bytes that are not UTF-8 there are not a traceback."""
+    from spikecl.export.learning_graphs import kind_of
+
+    path = tmp_path / "g.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["learning_graph"] = np.bytes_(b"\xe9\xff")
+    assert kind_of(path) is None

@@ -36,11 +36,11 @@ def kind_of(path: str | Path) -> str | None:
     try:
         with h5py.File(path, "r") as f:
             kind = f.attrs.get("learning_graph")
+        if kind is None:
+            return None
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     except READ_ERRORS:                                  # damaged: the netx reader names it
         return None
-    if kind is None:
-        return None
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     if kind not in KINDS:
         raise ConfigError(f"{path}: unknown learning graph {kind!r} (known: {', '.join(sorted(KINDS)) or 'none'})")
     return kind
