@@ -3,10 +3,11 @@ errors on damaged bytes as one line.
 
 libhdf5 (2.0.0 and earlier) reads a global heap collection (signature ``GCOL``; it holds h5py's variable-length
 strings and arrays: string attributes, NIR's string datasets, SHD's spike trains) object by object, moving on by
-each object's size. A damaged header whose size reads 0 (or wraps the 64-bit sum) keeps it in place for ever, inside C code that
-Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does, before libhdf5 opens the
-file. spikecl's results files are also sealed whole (:func:`spikecl.io.check_seal`); this check is for the HDF5
-files it reads without a seal: exported networks, learning graphs, NIR graphs and datasets.
+each object's size. A damaged header whose size reads 0 (or wraps the 64-bit sum) keeps it in place for ever,
+inside C code that Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does,
+before libhdf5 opens the file. spikecl's results files and learning graphs are also sealed whole
+(:func:`spikecl.io.check_seal`); this check is for the HDF5 files it reads without a seal: exported networks, NIR
+graphs, datasets and files written before the seal.
 """
 
 from __future__ import annotations
