@@ -68,7 +68,7 @@ from typing import Callable
 import numpy as np
 
 from spikecl.config import recorded_as_now
-from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError, SpikeCLError
+from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
 from spikecl.hdf5_guard import check_heaps
 from spikecl.paths import exists, is_dir, is_file, is_link
 
@@ -515,29 +515,15 @@ def seal(path: str | Path) -> None:
     path.write_bytes(sealed(data))
 
 
-def check_before_opening(path: Path, what: str = "results file", error: type[SpikeCLError] = ResultsError) -> None:
-    """What must hold before libhdf5 opens the HDF5 file ``path``: its seal (:func:`check_seal`), or for a file
-    without one, global heaps libhdf5 can walk (:func:`~spikecl.hdf5_guard.check_heaps`); else a one-line ``error``
-    (:class:`ForeignFileError` for a file another process holds open to write, where ``error`` is ResultsError)."""
-    try:
-        sealed = check_seal(path, what)
-    except ResultsError as exc:
-        if isinstance(exc, error):
-            raise
-        raise error(str(exc)) from None
-    if not sealed:
-        check_heaps(path, error)
-
-
-def check_seal(path: Path, what: str = "results file") -> bool:
-    """Whether the file ``path`` is sealed (:func:`sealed`) with its bytes as written: a one-line
-    :class:`ResultsError` where they are not; :class:`ForeignFileError` where another process holds it open to
-    write (its HDF5 lock). False for a file without the seal (written before it, or by another tool)."""
+def check_seal(path: Path, what: str = "results file") -> None:
+    """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
+    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
+    without the seal passes (written before it, or by another tool)."""
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
             if not head.startswith(SEAL):            # not sealed (or its mark damaged: its bytes are then read as
-                return False                         # they are, behind the heap check: check_before_opening)
+                return                               # they are, behind the heap check, see open_for_reading)
             if len(head) < len(SEAL) + _SEAL_FIELDS.size:
                 raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
             size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
@@ -546,7 +532,7 @@ def check_seal(path: Path, what: str = "results file") -> bool:
     except OSError as exc:
         raise ResultsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if (read, found) == (size, crc):
-        return True
+        return
     if _held_open(path):
         raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)")
     if read < size:
@@ -740,7 +726,8 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     if not is_file(path, ResultsError):
         raise ResultsError(f"{what} not found: {path}")
     _check_hdf5_name(path, what)
-    check_before_opening(path, what)
+    check_seal(path, what)
+    check_heaps(path, ResultsError)                  # a file without the seal (a network, an earlier result)
     try:
         with h5py.File(path, "r") as f:
             yield f

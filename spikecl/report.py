@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.errors import ResultsError
-from spikecl.hdf5_guard import READ_ERRORS
+from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
-from spikecl.io import SCHEMA, Run, check_before_opening, check_writable_folder, read_run
+from spikecl.io import SCHEMA, Run, check_seal, check_writable_folder, read_run
 from spikecl.paths import exists, is_dir, is_file
 
 
@@ -222,7 +222,8 @@ def _plotted_kind(path: Path) -> str | None:
     import h5py
 
     try:
-        check_before_opening(path)                       # damaged bytes never reach libhdf5, which may loop on them
+        check_seal(path)                                 # damaged bytes never reach libhdf5, which may loop on them
+        check_heaps(path, ResultsError)
         with h5py.File(path, "r") as f:
             found = str(f.attrs.get("kind")) if f.attrs.get("schema") == SCHEMA else None
     except (*READ_ERRORS, ResultsError):

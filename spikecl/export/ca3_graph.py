@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import ConfigError, DataError, ShapeError
-from spikecl.hdf5_guard import damage_as
-from spikecl.io import check_before_opening, check_stored_size
+from spikecl.errors import ConfigError, DataError, ResultsError, ShapeError
+from spikecl.hdf5_guard import check_heaps, damage_as
+from spikecl.io import check_seal, check_stored_size
 
 VERSION = 1
 BACKENDS = ("lava-sim", "reference")
@@ -207,7 +207,11 @@ def read_ca3_graph(path: str | Path) -> CA3Graph:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    check_before_opening(path, "learning graph", DataError)
+    try:
+        check_seal(path, "learning graph")
+    except ResultsError as exc:
+        raise DataError(str(exc)) from None
+    check_heaps(path, DataError)
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
-from spikecl.hdf5_guard import damage_as
-from spikecl.io import check_before_opening, check_stored_size
+from spikecl.hdf5_guard import check_heaps, damage_as
+from spikecl.io import check_seal, check_stored_size
 
 KIND = "hlop-lateral"
 PERIOD = 3                       # time steps per sample
@@ -278,7 +278,8 @@ def read_graph(path: str | Path) -> HLOPGraph:
     """Read and check a learning-graph file; missing keys or bad values raise a one-line error."""
     import h5py
 
-    check_before_opening(Path(path), "learning graph")
+    check_seal(Path(path), "learning graph")
+    check_heaps(path, ResultsError)
     try:
         f = h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError) as e:

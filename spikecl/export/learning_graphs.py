@@ -13,8 +13,8 @@ import importlib
 from pathlib import Path
 
 from spikecl.errors import ConfigError, ResultsError
-from spikecl.hdf5_guard import READ_ERRORS
-from spikecl.io import check_before_opening
+from spikecl.hdf5_guard import READ_ERRORS, heap_loop
+from spikecl.io import check_seal
 
 KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
     "ca3": "spikecl.export.ca3_graph",
@@ -28,8 +28,10 @@ def kind_of(path: str | Path) -> str | None:
     import h5py
 
     try:
-        check_before_opening(Path(path))
+        check_seal(Path(path))
     except ResultsError:                                 # damaged: the netx reader names it
+        return None
+    if heap_loop(path) is not None:                      # libhdf5 would loop on it: the netx reader names it
         return None
     try:
         with h5py.File(path, "r") as f:
