@@ -7,15 +7,20 @@ each object's size. A damaged header whose size reads 0 (or wraps the 64-bit sum
 inside C code that Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does,
 before libhdf5 opens the file. spikecl's results files and learning graphs are also sealed whole
 (:func:`spikecl.io.check_seal`); this check is for the HDF5 files it reads without a seal: exported networks, NIR
-graphs, datasets and files written before the seal.
+graphs, datasets and files written before the seal. :func:`check_stored_lengths` reads the element counts of a
+variable-length dataset's rows before libhdf5 does, which allocates a row by its count before finding it damaged.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from spikecl.errors import SpikeCLError
 
@@ -59,6 +64,67 @@ def check_heaps(path: str | Path, error: type[SpikeCLError]) -> None:
     if at is not None:
         raise error(f"{path} is damaged (the size of a global heap object at byte {at} would keep libhdf5 looping "
                     "for ever)")
+
+
+#: HDF5's filter ids: deflate (gzip), shuffle
+_DEFLATE, _SHUFFLE = 1, 2
+
+
+def stored_lengths(dataset) -> np.ndarray | None:
+    """The element counts int64 [N] that the 1-D variable-length h5py ``dataset`` stores for its rows, read from
+    its raw descriptors (a 4-byte count, then the row's global heap address and index) without libhdf5 reading a
+    row, which it allocates by that count first; None for a layout or filter not read here (compact data, a
+    filter other than deflate and shuffle, a chunk that does not inflate)."""
+    n, plist = dataset.shape[0], dataset.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    if n == 0 or set(filters) - {_DEFLATE, _SHUFFLE}:
+        return None
+    if dataset.chunks is None:
+        offset, size = dataset.id.get_offset(), dataset.id.get_storage_size()
+        if offset is None or size % n:
+            return None
+        with open(dataset.file.filename, "rb") as f:
+            f.seek(offset)
+            raw = f.read(size)
+        return _counts(raw, n) if len(raw) == size else None
+    rows, counts = dataset.chunks[0], np.zeros(n, np.int64)      # a chunk never written holds empty rows
+    for i in range(dataset.id.get_num_chunks()):
+        start = dataset.id.get_chunk_info(i).chunk_offset
+        mask, raw = dataset.id.read_direct_chunk(start)
+        applied = [code for k, code in enumerate(filters) if not mask >> k & 1]   # a set bit: skipped on writing
+        for code in reversed(applied):                                            # undone in reverse order
+            if code == _DEFLATE:
+                try:
+                    raw = zlib.decompressobj().decompress(raw, rows * 64)    # a descriptor is at most 20 bytes
+                except zlib.error:
+                    return None                                              # libhdf5 names the damage
+            elif len(raw) % rows == 0:                                      # shuffle: byte j of row i at j·rows + i
+                raw = np.frombuffer(raw, np.uint8).reshape(-1, rows).T.tobytes()
+        if len(raw) % rows:
+            return None
+        counts[start[0]: start[0] + rows] = _counts(raw, rows)[: n - start[0]]
+    return counts
+
+
+def _counts(raw: bytes, rows: int) -> np.ndarray:
+    """The leading little-endian uint32 count of each of the ``rows`` equal descriptors packed in ``raw``."""
+    return np.frombuffer(raw, np.uint8).reshape(rows, -1)[:, :4].copy().view("<u4").ravel().astype(np.int64)
+
+
+def check_stored_lengths(dataset, path: str | Path, error: type[SpikeCLError]) -> None:
+    """A one-line ``error`` where a row of the variable-length ``dataset`` of the file ``path`` declares more bytes
+    than the whole file holds (a damaged count, on which libhdf5 would allocate up to 16 GiB before refusing)."""
+    lengths = stored_lengths(dataset)
+    if lengths is None:
+        return
+    import h5py
+
+    limit = os.path.getsize(path) // max(np.dtype(h5py.check_vlen_dtype(dataset.dtype)).itemsize, 1)
+    too_long = np.flatnonzero(lengths > limit)
+    if too_long.size:
+        row = too_long[0]
+        raise error(f"{path}: {dataset.name} row {row} declares {lengths[row]} elements, more than the whole file "
+                    "holds; the file is damaged")
 
 
 #: what h5py (and numpy, json) raise on the damaged bytes of an opened file or a dangling link

@@ -12,7 +12,7 @@ from hdf5_files import zero_heap_object
 from test_export_edges import small_spec
 
 from spikecl.errors import DataError, ResultsError
-from spikecl.hdf5_guard import heap_loop
+from spikecl.hdf5_guard import heap_loop, stored_lengths
 
 
 def test_a_zeroed_heap_object_is_found_and_intact_files_pass(tmp_path):
@@ -65,6 +65,48 @@ def test_readers_refuse_a_heap_libhdf5_would_loop_on_before_opening_the_file(tmp
                                     rf"{at} would keep libhdf5 looping for ever\)$"):
         read(path)
     assert kind_of(path) is None                     # deploy's look at a file: left to the reader, which refuses it
+
+
+LAYOUTS = {"contiguous": {}, "chunked": {"chunks": (100,)}, "gzip": {"compression": "gzip"},
+           "shuffle+gzip": {"compression": "gzip", "shuffle": True, "chunks": (64,)},
+           "one row a chunk": {"chunks": (1,)},
+           "one partial chunk": {"maxshape": (None,), "chunks": (5000,)}}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_stored_lengths_are_read_from_the_raw_descriptors_of_every_layout(tmp_path, layout):
+    rng = np.random.default_rng(0)
+    rows = np.empty(1003, dtype=object)
+    rows[:] = [rng.random(rng.integers(0, 300)).astype(np.float32) for _ in range(len(rows))]
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        f.create_dataset("x", data=rows, dtype=h5py.vlen_dtype(np.float32), **LAYOUTS[layout])
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert stored_lengths(f["x"]).tolist() == [len(r) for r in rows]
+
+
+def test_stored_lengths_of_unwritten_chunks_are_empty_and_unread_filters_give_none(tmp_path):
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        x = f.create_dataset("x", shape=(250,), dtype=h5py.vlen_dtype(np.float32), chunks=(100,))
+        x[120] = np.ones(7, np.float32)
+        f.create_dataset("lzf", shape=(2,), dtype=h5py.vlen_dtype(np.float64), compression="lzf")[0] = np.ones(3)
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        lengths = stored_lengths(f["x"])
+        assert lengths[120] == 7 and lengths.sum() == 7 and len(lengths) == 250
+        assert stored_lengths(f["lzf"]) is None                   # left to libhdf5
+
+
+@pytest.mark.parametrize("count", [10**6, 10**9])
+def test_an_shd_spike_train_whose_stored_count_exceeds_the_file_is_refused_before_libhdf5_allocates_it(
+        tmp_path, count):
+    path, _, read = shd_file(tmp_path)
+    with h5py.File(path, "r") as f:
+        offset = f["spikes/times"].id.get_offset()
+    raw = bytearray(path.read_bytes())
+    raw[offset + 16: offset + 20] = count.to_bytes(4, "little")      # row 1's count (a 4 GB float32 row at 10**9)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: /spikes/times row 1 declares {count} elements, "
+                                        "more than the whole file holds; the file is damaged$"):
+        read(path)
 
 
 def test_a_damaged_checkpoint_is_refused_by_export_not_exported_with_other_weights(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 from spikecl.data.base import Dataset, check_not_test_copy, find_path
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
 from spikecl.errors import ConfigError, DataError, require
-from spikecl.hdf5_guard import check_heaps, damage_as
+from spikecl.hdf5_guard import check_heaps, check_stored_lengths, damage_as
 
 #: (C, H, W) of every event dataset's sensor, and its number of classes
 SENSORS = {"nmnist": (2, 34, 34), "shd": (1, 1, 700), "dvs_gesture": (2, 128, 128)}
@@ -145,6 +145,8 @@ def _shd_dataset(f, name: str, path: Path) -> np.ndarray:
     if item.shape[0] > MAX_SHD_ENTRIES:
         raise DataError(f"{path}: {name} declares {item.shape[0]} entries, more than the {MAX_SHD_ENTRIES} an SHD "
                         "file holds here; the file is damaged or not SHD's")
+    if base is not None:
+        check_stored_lengths(item, path, DataError)
     return item[()]
 
 
