@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import math
 import numbers
 import os
 import sys
@@ -139,6 +140,9 @@ class StreamConfig:
     code_units: int = option(2048, low=2, high=1 << 20, doc="flyhash: code cells")
     code_sparsity: float = option(0.05, low=1e-4, high=0.5, doc="flyhash: fraction of code cells active")
     code_sample_frac: float = option(0.1, low=1e-4, high=1.0, doc="flyhash: fraction of pixels each cell sums")
+    standardize: list[float] = option([], doc="[mean, std]: dense images enter the network as (x - mean) / std, as "
+                                              "the official HLOP and GPM code's MNIST loaders give them ([0.1307, "
+                                              "0.3081]); [] = the pixels in [0, 1]")
 
 
 @dataclass
@@ -417,7 +421,8 @@ def check_header(cfg: RunHeader) -> None:
 
 #: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
 #: run recorded without the key did (a constant learning rate)
-ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0, ("train", "cuda_graph"): False}
+ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0, ("train", "cuda_graph"): False,
+              ("stream", "standardize"): []}
 #: (method, option) -> the value a recorded options table of that method lacking the option ran with (it was added
 #: later; results record every option of the method they ran)
 ADDED_OPTIONS = {("hlop", "lateral_scale"): 20.0}
@@ -542,6 +547,20 @@ def check_data_split(data: DataConfig) -> None:
                           f"({data.test_split_seed}) itself; a split cannot leave out its own test images")
 
 
+def check_standardize(cfg: ExperimentConfig) -> None:
+    """``stream.standardize`` is [] or a finite [mean, std > 0], and applies to images the direct encoder presents as
+    currents (Poisson and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)."""
+    given = cfg.stream.standardize
+    if not given:
+        return
+    if len(given) != 2 or not all(math.isfinite(v) for v in given) or given[1] <= 0:
+        raise ConfigError(f"stream.standardize: {given} must be [mean, std] with a finite mean and std > 0 (e.g. "
+                          "[0.1307, 0.3081]), or [] for none")
+    if cfg.network.encoder != "direct" or cfg.stream.input_code != "dense":
+        raise ConfigError("stream.standardize: applies to dense images under network.encoder = \"direct\" (Poisson "
+                          "and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)")
+
+
 def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     if not isinstance(raw, typing.Mapping):
@@ -557,6 +576,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     if cfg.network.kind == "cnn" and not cfg.network.channels:
         raise ConfigError("network.channels: a CNN needs at least one convolution layer")
     check_data_split(cfg.data)
+    check_standardize(cfg)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
     if cfg.train.lr_schedule == "cosine" and cfg.train.warmup_epochs >= cfg.train.epochs:

@@ -37,3 +37,62 @@ def test_flyhash_stream_trains_a_spiking_mlp():
 def test_codes_need_an_mlp():
     with pytest.raises(ConfigError, match="stream.input_code"):
         experiment_from_dict({"stream": {"input_code": "flyhash"}, "network": {"kind": "cnn"}})
+
+
+STANDARD = [0.1307, 0.3081]                          # the official HLOP and GPM loaders' MNIST mean and std
+
+
+def _digits(**stream) -> dict:
+    return {"data": {"dataset": "digits"}, "stream": {"kind": "permuted", "n_tasks": 2, **stream},
+            "network": {"hidden": [64]}, "train": {"epochs": 2}}
+
+
+def test_a_standardised_stream_is_the_plain_one_standardised_after_each_permutation():
+    plain = build_stream(experiment_from_dict(_digits()), 3)
+    standard = build_stream(experiment_from_dict(_digits(standardize=STANDARD)), 3)
+    for a, b in zip(plain.tasks, standard.tasks):
+        for x, z in ((a.x_train, b.x_train), (a.x_test, b.x_test)):
+            assert z.dtype == np.float32
+            np.testing.assert_array_equal(z, (x - np.float32(STANDARD[0])) / np.float32(STANDARD[1]))
+        np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert standard[0].x_train.min() < -0.4 and standard[0].x_train.max() > 2.8     # background -0.42, ink 2.82
+    result = ContinualRun(experiment_from_dict(_digits(standardize=STANDARD)), "finetune", 0).execute(
+        progress_bar=False)
+    assert result.config["stream"]["standardize"] == STANDARD and result.metrics["acc"] > 0.7
+
+
+@pytest.mark.parametrize("value, message", [
+    ([1.0], r"stream.standardize: \[1.0\] must be \[mean, std\] with a finite mean and std > 0"),
+    ([0.1, 0.0], r"must be \[mean, std\] with a finite mean and std > 0"),
+    ([0.1, -1.0, 2.0], r"must be \[mean, std\]"),
+    ([float("inf"), 1.0], r"stream.standardize\[0\]: expected a finite number")])
+def test_standardize_takes_a_mean_and_a_positive_std(value, message):
+    with pytest.raises(ConfigError, match=message):
+        experiment_from_dict(_digits(standardize=value))
+
+
+@pytest.mark.parametrize("change", [{"network": {"encoder": "poisson"}}, {"network": {"encoder": "latency"}},
+                                    {"stream": {"input_code": "flyhash"}}])
+def test_standardize_applies_to_direct_currents_of_dense_images_only(change):
+    raw = _digits(standardize=STANDARD)
+    for table, values in change.items():
+        raw[table] = {**raw[table], **values}
+    with pytest.raises(ConfigError, match=r"^stream.standardize: applies to dense images under network.encoder = "
+                                          r"\"direct\""):
+        experiment_from_dict(raw)
+
+
+def test_results_recorded_before_standardize_existed_read_as_pixels():
+    from spikecl.config import recorded_as_now
+
+    recorded = experiment_from_dict(_digits()).to_dict()
+    del recorded["stream"]["standardize"]
+    assert recorded_as_now(recorded)["stream"]["standardize"] == []
+
+
+def test_export_refuses_a_network_trained_on_standardised_images():
+    from spikecl.errors import ExportError
+    from spikecl.export.spec import spec_from_state
+
+    with pytest.raises(ExportError, match=r"^the network was trained on standardised images \(stream.standardize\)"):
+        spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {}})

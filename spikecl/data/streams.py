@@ -26,6 +26,9 @@ the test images.
 
 Input codes (``stream.input_code``): ``dense`` keeps the pixels; ``flyhash`` replaces every image of every task by its
 fixed k-winners fly-hash code (:mod:`spikecl.data.codes`), the same code for every task of a run.
+``stream.standardize = [mean, std]`` gives the network dense images as ``(x - mean) / std``, after the task's
+permutation or rotation (as the official HLOP and GPM loaders standardise MNIST before permuting it: the same
+numbers, since both act on each pixel alone; a rotation's empty corners are 0 before it).
 
 :func:`stream_from_config` is the one place an experiment's stream is built from its config: training, export and
 deployment all call it, so they see the same tasks, splits and input code.
@@ -423,6 +426,16 @@ def code_stream(stream: Stream, units: int = 2048, sparsity: float = 0.05, sampl
     return dataclasses.replace(stream, name=f"{stream.name}-flyhash", tasks=tasks, input_shape=(1, 1, units))
 
 
+def standardized_stream(stream: Stream, mean: float, std: float) -> Stream:
+    """``stream`` with every image x replaced by float32 ``(x - mean) / std`` (``stream.standardize``)."""
+    def standardized(x: np.ndarray) -> np.ndarray:
+        return ((x - np.float32(mean)) / np.float32(std)).astype(np.float32)
+
+    tasks = tuple(dataclasses.replace(t, x_train=standardized(t.x_train), x_test=standardized(t.x_test))
+                  for t in stream.tasks)
+    return dataclasses.replace(stream, tasks=tasks)
+
+
 def data_split_seed(data: DataConfig, seed: int) -> int:
     """The seed that draws run seed ``seed``'s validation split: its own with ``data.vary_split``, else
     :data:`DATA_SPLIT_SEED` (every seed on the same split). The train/test split of datasets without a fixed one
@@ -453,6 +466,8 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
     changed = ties_changed(built)
     if stream.input_code == "flyhash":
         built = code_stream(built, stream.code_units, stream.code_sparsity, stream.code_sample_frac, seed=seed)
+    if stream.standardize:
+        built = standardized_stream(built, *stream.standardize)
     object.__setattr__(built, "_ties_changed", changed)
     for task in built.tasks:                # what the config describes, as the results will say: not edited in place
         for array in (task.x_train, task.y_train, task.x_test, task.y_test):
