@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("tonic")
 pytest.importorskip("h5py")
 
-from event_files import standin_gesture, standin_shd, write_gesture, write_nmnist  # noqa: E402
+from event_files import (ENGLISH, GERMAN, standin_gesture, standin_shd, write_gesture, write_nmnist,  # noqa: E402
+                         write_shd)
 
 from spikecl.data.datasets import load_dataset  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
@@ -143,6 +144,37 @@ def test_a_damaged_shd_file_is_one_data_error_naming_file_and_dataset(tmp_path, 
     with pytest.raises(DataError) as info:
         load_dataset("shd", str(tmp_path), binning=EventBinning(4))
     assert str(info.value) == f"{tmp_path / 'SHD' / 'shd_train.h5'}: {message}"
+
+
+@pytest.mark.parametrize("keys, split, named", [
+    (ENGLISH + GERMAN[::-1], "train", "german words name the digits 9, 8, 7, 6, 5, 4, 3, 2, 1, 0"),
+    (ENGLISH + ["zero"] + GERMAN[1:], "train", "english words name the digits 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0"),
+    ([f"english-{w}" for w in ENGLISH[:9]] + ["english-ten"] + GERMAN, "train", "english words name the digits "
+                                                                                 "0, 1, 2, 3, 4, 5, 6, 7, 8, ?")])
+def test_shd_keys_must_name_each_languages_digits_in_label_order(tmp_path, keys, split, named):
+    standin_shd(tmp_path, per_class=1, keys=keys)      # else the shared digit head pairs other digits across languages
+    path = tmp_path / "SHD" / f"shd_{split}.h5"
+    message = (f"{path}: extra/keys: the {named} in label order; a shared digit head needs each language's ten "
+               "digits, 0 to 9, in label order")
+    with pytest.raises(DataError, match="^" + re.escape(message) + "$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+
+
+def test_a_test_file_whose_keys_name_other_digits_is_refused(tmp_path):
+    standin_shd(tmp_path, per_class=1)
+    test = tmp_path / "SHD" / "shd_test.h5"
+    write_shd(test, [[0.1]] * 20, [[3]] * 20, np.arange(20), np.zeros(20), keys=ENGLISH[::-1] + GERMAN)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(test))}: extra/keys: the english words name the digits "
+                                        r"9, 8, "):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+
+
+def test_an_shd_unit_off_the_700_channels_is_named_as_spikes_units(tmp_path):
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    write_shd(path, [[0.1, 0.2]] * 20, [[700, 2]] + [[3, 4]] * 19, np.arange(20), np.zeros(20))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))} sample 0: event spikes/units outside 0\.\.699 "):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
 
 
 def test_shd_labels_stored_as_whole_floats_are_read(tmp_path):

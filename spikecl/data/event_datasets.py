@@ -102,10 +102,23 @@ def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.n
 
 
 # -- SHD --------------------------------------------------------------------------------------------------------
+#: other spellings of a digit word (SHD writes "fuenf")
+SPELLINGS = {"fünf": "fuenf"}
+
+
+def _digit(tokens: set[str], lang: str) -> int | None:
+    """The digit that the words ``tokens`` of a key name in language ``lang``; None for none or several."""
+    words = [w for w in LANGUAGES[lang] if w not in SPELLINGS]
+    named = {words.index(SPELLINGS.get(t, t)) for t in tokens if t in LANGUAGES[lang]}
+    return named.pop() if len(named) == 1 else None
+
+
 def class_languages(keys, path: Path) -> tuple[int, ...]:
-    """The language (index into :data:`LANGUAGES`) of every class from SHD's ``extra/keys`` words."""
+    """The language (index into :data:`LANGUAGES`) of every class from SHD's ``extra/keys`` words, each language's
+    classes naming its ten digits in label order (a domains stream's shared head gives a language's k-th class
+    output k: the same digit in every language); else a DataError."""
     names = list(LANGUAGES)
-    out = []
+    out, digits = [], []
     for key in keys:
         try:
             word = key.decode() if isinstance(key, bytes) else str(key)
@@ -116,6 +129,13 @@ def class_languages(keys, path: Path) -> tuple[int, ...]:
         if len(found) != 1:
             raise DataError(f"{path}: extra/keys entry {word!r} names no single language of {', '.join(names)}")
         out.append(found[0])
+        digits.append(_digit(tokens, names[found[0]]))
+    for i, lang in enumerate(names):
+        named = [d for d, owner in zip(digits, out) if owner == i]
+        if named and named != list(range(10)):
+            shown = ", ".join("?" if d is None else str(d) for d in named)
+            raise DataError(f"{path}: extra/keys: the {lang} words name the digits {shown} in label order; a shared "
+                            "digit head needs each language's ten digits, 0 to 9, in label order")
     return tuple(out)
 
 
@@ -175,8 +195,9 @@ def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray,
     if len(keys) != N_CLASSES["shd"]:
         raise DataError(f"{path}: extra/keys names {len(keys)} classes; SHD has {N_CLASSES['shd']}")
     labels = _shd_labels(labels, path)
-    frames = [bin_events(np.asarray(t, np.float64) * 1e6, np.zeros(len(u), np.int64), np.zeros(len(u), np.int64), u,
-                         SENSORS["shd"], binning, f"{path} sample {i}") for i, (t, u) in enumerate(zip(times, units))]
+    zeros = (np.zeros(len(u), np.int64) for u in units)
+    frames = [bin_events(np.asarray(t, np.float64) * 1e6, z, z, u, SENSORS["shd"], binning, f"{path} sample {i}",
+                         ("channel", "row", "spikes/units")) for i, (t, u, z) in enumerate(zip(times, units, zeros))]
     x, y = _stack(frames, labels, binning, SENSORS["shd"])
     return x, y, class_languages(keys, path)
 

@@ -47,12 +47,13 @@ def pooled_shape(sensor: tuple[int, int, int], pool: int) -> tuple[int, int, int
 
 
 def bin_events(t_us: np.ndarray, c: np.ndarray, y: np.ndarray, x: np.ndarray, sensor: tuple[int, int, int],
-               binning: EventBinning, source: str = "recording") -> np.ndarray:
+               binning: EventBinning, source: str = "recording", fields: tuple[str, str, str] = ("c", "y", "x")
+               ) -> np.ndarray:
     """Frames float32 ``[T, C, H', W']`` of the events ``(t_us, c, y, x)`` (1-D arrays of one length) on ``sensor``
-    (C, H, W); see the module docstring. ``source`` names the recording in a DataError (coordinates not whole
-    numbers on the sensor, negative times)."""
+    (C, H, W); see the module docstring. ``source`` names the recording, ``fields`` its coordinates as its file
+    names them, in a DataError (coordinates not whole numbers on the sensor, negative times)."""
     t = np.asarray(t_us, dtype=np.float64)
-    coords = [_coordinates(a, size, axis, sensor, source) for a, size, axis in zip((c, y, x), sensor, "cyx")]
+    coords = [_coordinates(a, size, axis, sensor, source) for a, size, axis in zip((c, y, x), sensor, fields)]
     if any(a.shape != t.shape for a in coords) or t.ndim != 1:
         raise DataError(f"{source}: event fields differ in length")
     if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
