@@ -148,3 +148,34 @@ def test_a_memory_refuses_a_spacing_its_learns_could_never_run_with(spacing, mes
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         CA3Memory(3, 5, spacing_ms=spacing)
+
+
+OPS_TIMED = [((0, 3, 6, 9), 30, r"^operation 0 \(learn cue 0 -> \{0, 1\}\) is followed after 3 ms; the minimum after "
+                                r"a learn is 7 ms$"),
+             ((-14, 0, 14, 28), 40, r"^Schedule.starts_ms: the first operation starts at -14 ms, before the schedule$"),
+             ((0, 14), 40, r"^Schedule: 2 starts_ms for 4 operations; give one start per operation"),
+             ((0, 14.5, 28, 42), 56, r"^Schedule.starts_ms\[1\]: expected a whole number of ms, got 14.5$"),
+             ((0, 14, 42, 28), 56, r"^operation 1 \(learn cue 1 -> \{2, 3\}\) is followed after 28 ms"
+                                   r"|^operation 2 \(recall by cue 0\) is followed after -14 ms"),
+             ((0, 14, 28, 42), 49, r"^Schedule.duration_ms: the schedule ends 7 ms after its last operation starts; "
+                                   r"at least 8 ms"),
+             ((0, 14, 28, 42), 10**8, r"^Schedule.duration_ms: the schedule would last 100000000 ms")]
+
+
+@pytest.mark.parametrize("starts, duration, message", OPS_TIMED)
+def test_a_ready_schedule_is_held_to_the_timing_make_schedule_enforces(starts, duration, message):
+    from spikecl.memory import learn, recall_by_cue, run_batch
+    from spikecl.memory.schedule import Schedule, encode
+
+    ops = (learn(0, [0, 1]), learn(1, [2, 3]), recall_by_cue(0), recall_by_cue(1))
+    assert [r.bits for r in run_batch([Schedule(ops, (5, 19, 33, 47), 60)], 2, 6)[0].results] == [(0, 1), (2, 3)] * 2
+    for use in (lambda s: run_batch([s], 2, 6), lambda s: encode(s, 2, 6)):
+        with pytest.raises(ConfigError, match=message):
+            use(Schedule(ops, starts, duration))
+
+
+def test_make_schedule_takes_huge_gaps_as_a_one_line_error():
+    from spikecl.memory import learn, make_schedule
+
+    with pytest.raises(ConfigError, match=r"^spacing_ms: the schedule would last 10{29}8 ms, more than"):
+        make_schedule([learn(0, [1]), learn(1, [2])], 2, 3, [10**30, 7])

@@ -587,6 +587,25 @@ def test_a_nir_name_for_a_netx_file_is_refused(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_nir_graph_named_other_than_nir_is_refused(tmp_path, capsys):
+    from spikecl.cli import main
+
+    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--format", "nir"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"-o {tmp_path / 'net.h5'}: a NIR graph is named .nir" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_drop_and_force_together_are_refused(tmp_path, capsys):
+    from spikecl.cli import main
+
+    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--force", "--max-drop", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("--max-drop sets the accuracy check's limit, which --force lifts; pass one of "
+                                      "them") and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("fmt", ["netx", "nir"])
 def test_export_refuses_the_events_encoder_in_both_formats(tmp_path, monkeypatch, fmt):
     from spikecl.export import pipeline

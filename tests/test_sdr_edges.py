@@ -324,7 +324,8 @@ LABELS = np.array([0, 1, 0, 1, 0, 1])
     (lambda: FlyHash(FlyHashConfig(n_outputs=32), 16).encode(np.full((2, 16), np.nan)), ShapeError, "NaN"),
     (lambda: SpatialPooler(SpatialPoolerConfig(n_columns=32), 16).learn(X * 255), ShapeError,
      "inputs must be binary"),
-    (lambda: SuccessorMemory(8, 2).recall(np.zeros((1, 5), bool), 3), ShapeError, "cue must be codes \\[T0, 8\\]"),
+    (lambda: SuccessorMemory(8, 2).recall(np.zeros((1, 5), bool), 3), ShapeError,
+     "cue must be codes \\[T, 8\\] with T >= 1"),
     (lambda: SparseyCoder(MacConfig()), ConfigError, "SparseyCoder takes a SparseyConfig"),
 ])
 def test_bad_api_inputs_are_one_line_errors(call, error, message):

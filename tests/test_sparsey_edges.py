@@ -231,3 +231,40 @@ def test_a_level_two_table_a_one_level_run_did_not_read_compares_as_its_default(
     for config in (base, other):
         config["coder"]["two_level"] = True
     assert recorded_as_now(other) != recorded_as_now(base)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda m: m.store(np.full((3, 6), np.nan)), r"^codes must be binary \(bool or 0/1\), got dtype float64 with NaN"),
+    (lambda m: m.store(np.full((3, 6), 0.3)), r"^codes must be binary .* with values in \[0.3, 0.3\]$"),
+    (lambda m: m.store(np.zeros((0, 6))), r"^codes must be codes \[T, 6\] with T >= 1, got shape \(0, 6\)$"),
+    (lambda m: m.recall(np.eye(6)[:3], -1), r"^recall length must be an integer >= 1, got -1$"),
+    (lambda m: m.recall(np.eye(6)[:3], 2.5), r"^recall length must be an integer >= 1, got 2.5$"),
+    (lambda m: m.recall(np.eye(6)[:3], 2), r"^recall length 2 is shorter than the cue \(3 frames\)$"),
+    (lambda m: type(m)(5, 8), r"^k must be an integer \[1, 5\], got 8$"),
+    (lambda m: type(m)(5, 0), r"^k must be an integer \[1, 5\], got 0$"),
+    (lambda m: type(m)(-5, 3), r"^n_bits must be an integer >= 1, got -5$")])
+def test_the_successor_memory_refuses_bad_input_in_one_line(make, message):
+    from spikecl.sdr.baselines import SuccessorMemory
+
+    memory = SuccessorMemory(6, 2)
+    with pytest.raises((ConfigError, ShapeError), match=message):
+        make(memory)
+    assert not memory.w.any()                                   # nothing stored on the way
+
+
+def test_the_successor_memory_recalls_a_stored_sequence():
+    from spikecl.sdr.baselines import SuccessorMemory
+
+    codes = np.zeros((4, 8), bool)
+    for t, bits in enumerate([(0, 1), (2, 3), (4, 5), (6, 7)]):
+        codes[t, list(bits)] = True
+    memory = SuccessorMemory(8, 2)
+    memory.store(codes.astype(np.float32))                      # 0/1 floats are codes too
+    np.testing.assert_array_equal(memory.recall(codes[:1], 4), codes)
+
+
+def test_a_mac_allowed_no_active_input_is_refused():
+    from spikecl.sdr.sparsey import MacConfig
+
+    with pytest.raises(ConfigError, match=r"^max_active_frac 0 leaves every mac silent"):
+        MacConfig(max_active_frac=0.0)

@@ -106,12 +106,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     guard = next((name for name in ("max_drop", "force") if name in given), None)
     if guard and args.samples == 0:
         raise ConfigError(f"--{guard.replace('_', '-')} applies to the accuracy check, which --samples 0 skips")
+    if {"max_drop", "force"} <= set(given):
+        raise ConfigError("--max-drop sets the accuracy check's limit, which --force lifts; pass one of them")
     for name, default in NETWORK_OPTIONS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
     if args.format == "netx" and args.output.suffix.lower() == ".nir":
         raise ConfigError(f"-o {args.output}: a .nir name for a netx (HDF5) file; pass --format nir for a NIR graph "
                           "or name the file .h5")
+    if args.format == "nir" and args.output.suffix.lower() != ".nir":
+        raise ConfigError(f"-o {args.output}: a NIR graph is named .nir (deploy and report tell the files apart by "
+                          "it); name the file .nir or pass --format netx")
     from spikecl.export.netx import lava_dl_refusal
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig

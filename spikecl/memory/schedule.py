@@ -19,6 +19,7 @@ delay_s1_merge_ms + delay_output_ms`` and what a plastic projection recalls (6 a
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -150,8 +151,9 @@ class Schedule:
 
 def whole_ms(value, what: str) -> int:
     """``value`` as a whole number of ms; a one-line ConfigError naming ``what`` otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or float(value) != int(value):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)                            # (a huge int is no float: np.isfinite would refuse it)
+    if not isinstance(value, (float, np.floating)) or not np.isfinite(value) or float(value) != int(value):
         raise ConfigError(f"{what}: expected a whole number of ms, got {value!r}")
     return int(value)
 
@@ -164,7 +166,36 @@ def as_schedule(operations: Sequence[Operation] | Schedule, n_cues: int, n_bits:
         return make_schedule(operations, n_cues, n_bits, spacing_ms)
     for op in operations.operations:
         check_operation(op, n_cues, n_bits)
+    ops, starts = operations.operations, operations.starts_ms
+    if not ops or len(starts) != len(ops):
+        raise ConfigError(f"Schedule: {len(starts)} starts_ms for {len(ops)} operations; give one start per "
+                          "operation (make_schedule lays them out)")
+    starts = [whole_ms(t, f"Schedule.starts_ms[{i}]") for i, t in enumerate(starts)]
+    if starts[0] < 0:
+        raise ConfigError(f"Schedule.starts_ms: the first operation starts at {starts[0]} ms, before the schedule")
+    duration = whole_ms(operations.duration_ms, "Schedule.duration_ms")
+    gaps = [end - start for start, end in zip(starts, [*starts[1:], duration])]
+    _check_gaps(ops, gaps)
+    if gaps[-1] < TAIL_STEPS:
+        raise ConfigError(f"Schedule.duration_ms: the schedule ends {gaps[-1]} ms after its last operation starts; "
+                          f"at least {TAIL_STEPS} ms, so that every answer is simulated")
+    _check_duration(duration, "Schedule.duration_ms")
     return operations
+
+
+def _check_gaps(ops: Sequence[Operation], gaps: Sequence[int]) -> None:
+    """Each operation followed by the next one (the last: by the schedule's end) ``gaps[i]`` ms after its start,
+    at least its minimum (7 ms after a learn, 6 after a recall); else a one-line ConfigError."""
+    for i, (op, gap) in enumerate(zip(ops, gaps)):
+        if gap < MIN_SPACING_MS[op.kind]:
+            raise ConfigError(f"operation {i} ({op}) is followed after {gap} ms; the minimum after a "
+                              f"{op.kind.replace('_', ' by ')} is {MIN_SPACING_MS[op.kind]} ms")
+
+
+def _check_duration(duration: int, what: str) -> None:
+    if duration > MAX_DURATION_MS:
+        raise ConfigError(f"{what}: the schedule would last {duration} ms, more than the {MAX_DURATION_MS} ms "
+                          "(about 2.8 hours of model time) one simulation holds")
 
 
 def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
@@ -188,17 +219,11 @@ def make_schedule(operations: Sequence[Operation], n_cues: int, n_bits: int,
         if len(gaps) != len(ops):
             raise ConfigError(f"spacing_ms: got {len(gaps)} gaps for {len(ops)} operations")
     gaps = [whole_ms(g, "spacing_ms") for g in gaps]
-    starts = [0]
-    for i, (op, gap) in enumerate(zip(ops, gaps)):
-        if gap < MIN_SPACING_MS[op.kind]:
-            raise ConfigError(f"operation {i} ({op}) is followed after {gap} ms; the minimum after a "
-                              f"{op.kind.replace('_', ' by ')} is {MIN_SPACING_MS[op.kind]} ms")
-        starts.append(starts[-1] + gap)
-    duration = starts[-2] + max(gaps[-1], TAIL_STEPS)
-    if duration > MAX_DURATION_MS:
-        raise ConfigError(f"spacing_ms: the schedule would last {duration} ms, more than the {MAX_DURATION_MS} ms "
-                          "(about 2.8 hours of model time) one simulation holds")
-    return Schedule(ops, tuple(starts[:-1]), duration)
+    _check_gaps(ops, gaps)
+    starts = [0, *itertools.accumulate(gaps[:-1])]
+    duration = starts[-1] + max(gaps[-1], TAIL_STEPS)
+    _check_duration(duration, "spacing_ms")
+    return Schedule(ops, tuple(starts), duration)
 
 
 def encode(schedule: Schedule, n_cues: int, n_bits: int, hold_steps: int = 3) -> tuple[np.ndarray, np.ndarray]:

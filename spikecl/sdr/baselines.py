@@ -19,8 +19,9 @@ import numpy as np
 
 from spikecl.config import check_fields, option
 from spikecl.data.codes import FlyHash, FlyHashConfig, binary_inputs, kwta
-from spikecl.errors import ShapeError
+from spikecl.errors import ConfigError, ShapeError
 from spikecl.progress import progress_range
+from spikecl.sdr.sdr import check_binary, check_int
 
 __all__ = ["FlyHash", "FlyHashConfig", "SpatialPooler", "SpatialPoolerConfig", "SuccessorMemory", "kwta"]
 
@@ -88,23 +89,29 @@ class SuccessorMemory:
     k-WTA(c_t · W)`` with ``k`` active bits (ties: the lower index)."""
 
     def __init__(self, n_bits: int, k: int):
+        n_bits = check_int(n_bits, "n_bits", 1)
         self.w = np.zeros((n_bits, n_bits), bool)
-        self.k = k
+        self.k = check_int(k, "k", 1, n_bits)
+
+    def _codes(self, codes: np.ndarray, name: str) -> np.ndarray:
+        """``codes`` as bool [T, n_bits] (T >= 1), else a one-line ShapeError."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != len(self.w) or not len(codes):
+            raise ShapeError(f"{name} must be codes [T, {len(self.w)}] with T >= 1, got shape {codes.shape}")
+        return check_binary(codes, name).astype(bool)
 
     def store(self, codes: np.ndarray) -> None:
         """Store one sequence of codes bool [T, n_bits] (its T − 1 transitions)."""
-        codes = np.asarray(codes, bool)
-        if codes.ndim != 2 or codes.shape[1] != len(self.w):
-            raise ShapeError(f"codes must be [T, {len(self.w)}], got shape {codes.shape}")
+        codes = self._codes(codes, "codes")
         for a, b in zip(codes[:-1], codes[1:]):
             self.w[np.ix_(a, b)] = True
 
     def recall(self, cue: np.ndarray, length: int) -> np.ndarray:
         """Codes bool [length, n_bits]: the cue's codes [T0, n_bits], then each next code from the previous one."""
-        cue = np.asarray(cue)
-        if cue.ndim != 2 or cue.shape[1] != len(self.w):
-            raise ShapeError(f"cue must be codes [T0, {len(self.w)}], got shape {cue.shape}")
-        out = [np.asarray(c, bool) for c in cue]
+        out = list(self._codes(cue, "cue"))
+        length = check_int(length, "recall length", 1)
+        if length < len(out):
+            raise ConfigError(f"recall length {length} is shorter than the cue ({len(out)} frames)")
         while len(out) < length:
             out.append(kwta(out[-1][None].astype(np.float32) @ self.w.astype(np.float32), self.k)[0])
         return np.stack(out[:length])

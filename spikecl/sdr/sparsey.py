@@ -107,6 +107,9 @@ class MacConfig:
         if self.min_active_frac > self.max_active_frac:
             raise ConfigError(f"{prefix}min_active_frac {self.min_active_frac} exceeds max_active_frac "
                               f"{self.max_active_frac}")
+        if self.max_active_frac == 0:
+            raise ConfigError(f"{prefix}max_active_frac 0 leaves every mac silent (a mac needs some active input); "
+                              "give it a fraction above 0")
         return self
 
 
