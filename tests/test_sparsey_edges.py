@@ -268,3 +268,29 @@ def test_a_mac_allowed_no_active_input_is_refused():
 
     with pytest.raises(ConfigError, match=r"^max_active_frac 0 leaves every mac silent"):
         MacConfig(max_active_frac=0.0)
+
+
+def test_spiking_sparsey_encodes_one_item_as_the_coder_does_and_needs_a_coder():
+    from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
+    from spikecl.sdr.spiking import SpikingSparsey
+
+    coder = SparseyCoder(SparseyConfig(image_shape=[4, 4]))
+    items = (np.random.default_rng(0).random((3, 16)) > 0.5).astype(np.float32)
+    coder.learn_all(items)
+    spiking = SpikingSparsey(coder)
+    assert spiking.encode(items[0]).shape == coder.encode(items[0])[0].shape == (coder.n_code_bits,)
+    np.testing.assert_array_equal(spiking.encode(items[0]), coder.encode(items[0])[0])
+    with pytest.raises(ConfigError, match=r"^SpikingSparsey wraps a SparseyCoder, got NoneType$"):
+        SpikingSparsey(None)
+
+
+def test_kwta_and_the_pooler_refuse_what_has_no_winners():
+    from spikecl.data.codes import kwta
+    from spikecl.sdr.baselines import SpatialPooler, SpatialPoolerConfig
+
+    with pytest.raises(ShapeError, match=r"^kwta: the values hold NaN"):
+        kwta(np.full((1, 4), np.nan), 2)
+    assert kwta(np.array([[1.0, np.inf, 0.0]]), 1).tolist() == [[False, True, False]]
+    for n in (0, -3, 2.5):
+        with pytest.raises(ConfigError, match=rf"^n_inputs must be an integer >= 1, got {n}$"):
+            SpatialPooler(SpatialPoolerConfig(n_columns=8), n)

@@ -24,6 +24,8 @@ def kwta(values: np.ndarray, k: int) -> np.ndarray:
     values = np.asarray(values)
     if not 0 < k <= values.shape[-1]:
         raise ShapeError(f"k = {k} winners out of {values.shape[-1]} units is impossible")
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise ShapeError("kwta: the values hold NaN, which no winner can be told apart from")
     order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
     out = np.zeros(values.shape, dtype=bool)
     np.put_along_axis(out, order, True, axis=-1)

@@ -48,7 +48,7 @@ class SpatialPooler:
     """HTM-style spatial pooler over ``n_inputs`` binary inputs; ``learn`` stores items one at a time."""
 
     def __init__(self, cfg: SpatialPoolerConfig, n_inputs: int):
-        self.cfg, self.n_inputs = cfg, n_inputs
+        self.cfg, self.n_inputs = cfg, check_int(n_inputs, "n_inputs", 1)
         rng = np.random.default_rng(cfg.seed)
         self.pool = (rng.random((n_inputs, cfg.n_columns)) < cfg.potential_frac).astype(np.float32)
         perm = cfg.connected + rng.normal(0.0, 0.1, (n_inputs, cfg.n_columns))

@@ -121,15 +121,19 @@ class SpikingSparsey:
     codes are chosen and weights are changed)."""
 
     def __init__(self, coder: SparseyCoder, cfg: SpikingWTAConfig | None = None):
+        if not isinstance(coder, SparseyCoder):
+            raise ConfigError(f"SpikingSparsey wraps a SparseyCoder, got {type(coder).__name__}")
         self.coder, self.cfg = coder, (cfg or SpikingWTAConfig()).validate()
 
     def _choose(self, scores: np.ndarray) -> np.ndarray:
         return spiking_winners(scores, self.cfg)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Code bits bool [B, n_code_bits] of inputs [B, N] (as :meth:`SparseyCoder.encode`)."""
+        """Code bits bool [B, n_code_bits] of inputs [B, N], or [n_code_bits] of one input [N] (as
+        :meth:`SparseyCoder.encode`)."""
         codes, _ = self.coder._run(self.coder.binarise(x), learn=False, use_prev=False, choose=self._choose)
-        return self.coder.code_bits(codes)
+        bits = self.coder.code_bits(codes)
+        return bits[0] if np.asarray(x).ndim == 1 else bits
 
     def learn_all(self, xs: np.ndarray) -> np.ndarray:
         """Store items [B, N] one after another (single trial, by spikes): code bits bool [B, n_code_bits] (as
