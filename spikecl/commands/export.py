@@ -127,6 +127,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                             data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
     if net is not None:
         print_export(net)
+        measured = net.metrics.get("samples", args.samples)
+        if measured < args.samples:
+            print(f"(measured on {measured} of the {args.samples} samples asked: each trained task gave its share, "
+                  "or all it holds)")
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
     if net is not None and (why := lava_dl_refusal(net)):
         print(f"note: it runs on spikecl's runner only, not in lava-dl's netx loader ({why.split(';')[0]})")
