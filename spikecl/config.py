@@ -547,6 +547,10 @@ def check_data_split(data: DataConfig) -> None:
                           f"({data.test_split_seed}) itself; a split cannot leave out its own test images")
 
 
+#: the largest finite float32
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_standardize(cfg: ExperimentConfig) -> None:
     """``stream.standardize`` is [] or a finite [mean, std > 0], and applies to images the direct encoder presents as
     currents (Poisson and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)."""
@@ -556,6 +560,10 @@ def check_standardize(cfg: ExperimentConfig) -> None:
     if len(given) != 2 or not all(math.isfinite(v) for v in given) or given[1] <= 0:
         raise ConfigError(f"stream.standardize: {given} must be [mean, std] with a finite mean and std > 0 (e.g. "
                           "[0.1307, 0.3081]), or [] for none")
+    mean, std = given
+    if max(abs(mean), abs(1 - mean)) / std > FLOAT32_MAX / 2:          # the stream computes in float32
+        raise ConfigError(f"stream.standardize: {given} takes pixels in [0, 1] to {-mean / std:g}..{(1 - mean) / std:g}"
+                          ", beyond float32's range; give a mean and std near the pixels' own")
     if cfg.network.encoder != "direct" or cfg.stream.input_code != "dense":
         raise ConfigError("stream.standardize: applies to dense images under network.encoder = \"direct\" (Poisson "
                           "and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)")

@@ -66,43 +66,43 @@ def check_heaps(path: str | Path, error: type[SpikeCLError]) -> None:
                     "for ever)")
 
 
-#: HDF5's filter ids: deflate (gzip), shuffle
-_DEFLATE, _SHUFFLE = 1, 2
+#: HDF5's filter id of deflate (gzip); the largest variable-length descriptor (bytes: count, address, index)
+_DEFLATE, _MAX_DESCRIPTOR = 1, 20
 
 
 def stored_lengths(dataset) -> np.ndarray | None:
     """The element counts int64 [N] that the 1-D variable-length h5py ``dataset`` stores for its rows, read from
     its raw descriptors (a 4-byte count, then the row's global heap address and index) without libhdf5 reading a
-    row, which it allocates by that count first; None for a layout or filter not read here (compact data, a
-    filter other than deflate and shuffle, a chunk that does not inflate)."""
+    row, which it allocates by that count first; None for a layout or filter not read here (compact data, a filter
+    other than deflate applied, a chunk larger than its descriptors or that does not inflate: libhdf5 names it)."""
     n, plist = dataset.shape[0], dataset.id.get_create_plist()
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    if n == 0 or set(filters) - {_DEFLATE, _SHUFFLE}:
+    if n == 0:
         return None
     if dataset.chunks is None:
         offset, size = dataset.id.get_offset(), dataset.id.get_storage_size()
-        if offset is None or size % n:
+        if filters or offset is None or size % n or size > n * _MAX_DESCRIPTOR:
             return None
         with open(dataset.file.filename, "rb") as f:
             f.seek(offset)
             raw = f.read(size)
         return _counts(raw, n) if len(raw) == size else None
-    rows, counts = dataset.chunks[0], np.zeros(n, np.int64)      # a chunk never written holds empty rows
-    for i in range(dataset.id.get_num_chunks()):
-        start = dataset.id.get_chunk_info(i).chunk_offset
-        mask, raw = dataset.id.read_direct_chunk(start)
-        applied = [code for k, code in enumerate(filters) if not mask >> k & 1]   # a set bit: skipped on writing
-        for code in reversed(applied):                                            # undone in reverse order
-            if code == _DEFLATE:
-                try:
-                    raw = zlib.decompressobj().decompress(raw, rows * 64)    # a descriptor is at most 20 bytes
-                except zlib.error:
-                    return None                                              # libhdf5 names the damage
-            elif len(raw) % rows == 0:                                      # shuffle: byte j of row i at j·rows + i
-                raw = np.frombuffer(raw, np.uint8).reshape(-1, rows).T.tobytes()
-        if len(raw) % rows:
+    rows, counts, chunks = dataset.chunks[0], np.zeros(n, np.int64), []    # a chunk never written: empty rows
+    dataset.id.chunk_iter(chunks.append)                     # one pass over the chunk index (get_chunk_info: n²)
+    for chunk in chunks:
+        applied = [code for k, code in enumerate(filters) if not chunk.filter_mask >> k & 1]   # set bit: skipped
+        if set(applied) - {_DEFLATE} or chunk.size > rows * _MAX_DESCRIPTOR + 1024:     # deflate may add bytes
             return None
-        counts[start[0]: start[0] + rows] = _counts(raw, rows)[: n - start[0]]
+        _, raw = dataset.id.read_direct_chunk(chunk.chunk_offset)
+        if applied:
+            try:
+                raw = zlib.decompressobj().decompress(raw, rows * _MAX_DESCRIPTOR)
+            except zlib.error:
+                return None
+        start = chunk.chunk_offset[0]
+        if len(raw) % rows or start >= n:
+            return None
+        counts[start: start + rows] = _counts(raw, rows)[: n - start]
     return counts
 
 

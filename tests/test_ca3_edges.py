@@ -155,8 +155,7 @@ OPS_TIMED = [((0, 3, 6, 9), 30, r"^operation 0 \(learn cue 0 -> \{0, 1\}\) is fo
              ((-14, 0, 14, 28), 40, r"^Schedule.starts_ms: the first operation starts at -14 ms, before the schedule$"),
              ((0, 14), 40, r"^Schedule: 2 starts_ms for 4 operations; give one start per operation"),
              ((0, 14.5, 28, 42), 56, r"^Schedule.starts_ms\[1\]: expected a whole number of ms, got 14.5$"),
-             ((0, 14, 42, 28), 56, r"^operation 1 \(learn cue 1 -> \{2, 3\}\) is followed after 28 ms"
-                                   r"|^operation 2 \(recall by cue 0\) is followed after -14 ms"),
+             ((0, 14, 42, 28), 56, r"^operation 2 \(recall by cue 0\) is followed after -14 ms"),
              ((0, 14, 28, 42), 49, r"^Schedule.duration_ms: the schedule ends 7 ms after its last operation starts; "
                                    r"at least 8 ms"),
              ((0, 14, 28, 42), 10**8, r"^Schedule.duration_ms: the schedule would last 100000000 ms")]
@@ -172,6 +171,24 @@ def test_a_ready_schedule_is_held_to_the_timing_make_schedule_enforces(starts, d
     for use in (lambda s: run_batch([s], 2, 6), lambda s: encode(s, 2, 6)):
         with pytest.raises(ConfigError, match=message):
             use(Schedule(ops, starts, duration))
+
+
+def test_a_ready_schedule_of_whole_float_times_runs_as_ints_and_odd_fields_are_one_line():
+    from spikecl.memory import learn, recall_by_cue, run_batch
+    from spikecl.memory.schedule import Schedule, as_schedule, encode
+
+    ops = (learn(0, [0, 1]), recall_by_cue(0))
+    ready = as_schedule(Schedule(ops, (0.0, 7.0), 15.0), 2, 6)
+    assert ready.starts_ms == (0, 7) and ready.duration_ms == 15 and isinstance(ready.duration_ms, int)
+    assert [r.bits for r in run_batch([Schedule(ops, (0.0, 7.0), 15.0)], 2, 6)[0].results] == [(0, 1), (0, 1)]
+    assert encode(Schedule(ops, (0.0, 7.0), 15), 2, 6)[0].shape == (15, 2)
+    for starts, message in ((None, r"^Schedule.starts_ms: expected a sequence, one per operation, got None$"),
+                            (0, r"^Schedule.starts_ms: expected a sequence"),
+                            ((t for t in (0, 7)), r"^Schedule.starts_ms: expected a sequence")):
+        with pytest.raises(ConfigError, match=message):
+            run_batch([Schedule(ops, starts, 15)], 2, 6)
+    with pytest.raises(ConfigError, match=r"^a schedule needs at least one operation$"):
+        encode(Schedule((), (), 10), 2, 6)
 
 
 def test_make_schedule_takes_huge_gaps_as_a_one_line_error():

@@ -378,8 +378,8 @@ def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
     assert metrics["reference_accuracy"] >= metrics["float_accuracy"] - 0.01
     assert "samples asked" not in printed
     assert main(["export", str(results), "-o", str(tmp_path / "all.h5"), "--samples", "100000"]) == 0
-    assert re.search(r"\(measured on 3\d\d of the 100000 samples asked: each trained task gave its share, or all "
-                     r"it holds\)", capsys.readouterr().out)
+    assert re.search(r"accuracy on 3\d\d test samples \(of 100000 asked: each trained task gave its share, or all it "
+                     r"holds\): float", capsys.readouterr().out)
     assert main(["export", str(results), "-o", str(out)]) == 2          # exists, no --overwrite
     assert "exists" in capsys.readouterr().err
     assert main(["deploy", str(out), "--backend", "reference", "--samples", "100"]) == 0

@@ -95,6 +95,24 @@ def test_stored_lengths_of_unwritten_chunks_are_empty_and_unread_filters_give_no
         assert stored_lengths(f["lzf"]) is None                   # left to libhdf5
 
 
+def test_a_chunk_whose_indexed_size_exceeds_its_rows_is_not_read_by_the_check(tmp_path):
+    import struct
+
+    path = tmp_path / "r.h5"
+    rows = np.empty(20, dtype=object)
+    rows[:] = [np.arange(30, dtype=np.float32)] * 20
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("x", data=rows, dtype=h5py.vlen_dtype(np.float32), chunks=(10,), compression="gzip")
+        chunk = d.id.get_chunk_info(0)
+    raw = bytearray(path.read_bytes())
+    key = struct.pack("<II", chunk.size, chunk.filter_mask) + bytes(16)      # the chunk's B-tree key: size first
+    at = bytes(raw).index(key)
+    raw[at: at + 4] = struct.pack("<I", 0xFFFFFF00)                         # 4 GB, which the check would allocate
+    path.write_bytes(bytes(raw))
+    with h5py.File(path, "r") as f:
+        assert stored_lengths(f["x"]) is None                                 # left to libhdf5, which refuses it
+
+
 @pytest.mark.parametrize("count", [10**6, 10**9])
 def test_an_shd_spike_train_whose_stored_count_exceeds_the_file_is_refused_before_libhdf5_allocates_it(
         tmp_path, count):

@@ -65,7 +65,9 @@ def test_a_standardised_stream_is_the_plain_one_standardised_after_each_permutat
     ([1.0], r"stream.standardize: \[1.0\] must be \[mean, std\] with a finite mean and std > 0"),
     ([0.1, 0.0], r"must be \[mean, std\] with a finite mean and std > 0"),
     ([0.1, -1.0, 2.0], r"must be \[mean, std\]"),
-    ([float("inf"), 1.0], r"stream.standardize\[0\]: expected a finite number")])
+    ([float("inf"), 1.0], r"stream.standardize\[0\]: expected a finite number"),
+    ([0.0, 1e-50], r"^stream.standardize: \[0.0, 1e-50\] takes pixels in \[0, 1\] to -0..1e\+50, beyond float32's "),
+    ([1e39, 1.0], r"^stream.standardize: \[1e\+39, 1.0\] takes pixels in \[0, 1\] to -1e\+39..-1e\+39, beyond ")])
 def test_standardize_takes_a_mean_and_a_positive_std(value, message):
     with pytest.raises(ConfigError, match=message):
         experiment_from_dict(_digits(standardize=value))

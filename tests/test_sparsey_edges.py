@@ -264,10 +264,15 @@ def test_the_successor_memory_recalls_a_stored_sequence():
 
 
 def test_a_mac_allowed_no_active_input_is_refused():
-    from spikecl.sdr.sparsey import MacConfig
+    from spikecl.sdr.sparsey import MacConfig, SparseyCoder, SparseyConfig
 
     with pytest.raises(ConfigError, match=r"^max_active_frac 0 leaves every mac silent"):
         MacConfig(max_active_frac=0.0)
+    with pytest.raises(ConfigError, match=r"^max_active_frac 0.01 leaves every mac silent: one active afferent of a "
+                                          r"mac's 16 is already 0.0625 of them; give at least that$"):
+        SparseyCoder(SparseyConfig(image_shape=[4, 4], mac=MacConfig(max_active_frac=0.01)))
+    coder = SparseyCoder(SparseyConfig(image_shape=[4, 4], mac=MacConfig(max_active_frac=1 / 16)))
+    assert coder.learn(np.eye(16)[0])[0].sum() > 0                    # one active pixel of 16: the mac codes it
 
 
 def test_spiking_sparsey_encodes_one_item_as_the_coder_does_and_needs_a_coder():

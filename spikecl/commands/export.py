@@ -115,8 +115,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"-o {args.output}: a .nir name for a netx (HDF5) file; pass --format nir for a NIR graph "
                           "or name the file .h5")
     if args.format == "nir" and args.output.suffix.lower() != ".nir":
-        raise ConfigError(f"-o {args.output}: a NIR graph is named .nir (deploy and report tell the files apart by "
-                          "it); name the file .nir or pass --format netx")
+        raise ConfigError(f"-o {args.output}: a NIR graph is named .nir, as the nir package names them (.h5 names "
+                          "netx networks here); name it .nir or pass --format netx")
     from spikecl.export.netx import lava_dl_refusal
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
@@ -126,11 +126,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                             calibration_samples=args.calibration_samples, overwrite=args.overwrite,
                             data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
     if net is not None:
-        print_export(net)
-        measured = net.metrics.get("samples", args.samples)
-        if measured < args.samples:
-            print(f"(measured on {measured} of the {args.samples} samples asked: each trained task gave its share, "
-                  "or all it holds)")
+        print_export(net, asked=args.samples)
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
     if net is not None and (why := lava_dl_refusal(net)):
         print(f"note: it runs on spikecl's runner only, not in lava-dl's netx loader ({why.split(';')[0]})")

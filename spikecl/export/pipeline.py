@@ -193,8 +193,13 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
     return report
 
 
-def print_export(net: FixedNetwork, out=None) -> None:
-    """A table of the quantised layers and the accuracies measured at export."""
+#: why a run on some number of samples measured fewer
+FEWER_SAMPLES = "each trained task gave its share, or all it holds"
+
+
+def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
+    """A table of the quantised layers and the accuracies measured at export (on fewer samples than the ``asked``:
+    said)."""
     out = out or sys.stdout
     print(f"{'layer':10s} {'shape':>11s} {'w_exp':>5s} {'vth':>6s} {'du':>5s} {'dv':>5s} {'b_exp':>5s} "
           f"{'scale':>10s}", file=out)
@@ -203,7 +208,8 @@ def print_export(net: FixedNetwork, out=None) -> None:
               f"{layer.du:>5d} {layer.dv:>5d} {layer.bias_exp:>5d} {layer.scale:>10.4g}", file=out)
     m = net.metrics
     if "float_accuracy" in m:
-        print(f"accuracy on {m['samples']} {evaluated_split(net.config)} samples: float "
+        fewer = f" (of {asked} asked: {FEWER_SAMPLES})" if asked is not None and asked > m["samples"] else ""
+        print(f"accuracy on {m['samples']} {evaluated_split(net.config)} samples{fewer}: float "
               f"{100 * m['float_accuracy']:.2f}%  quantised {100 * m['reference_accuracy']:.2f}%  (same prediction "
               f"{100 * m['prediction_agreement']:.1f}%)", file=out)
         if m.get("u_wraps"):
@@ -251,7 +257,7 @@ def print_deploy(report: dict, out=None) -> None:
         return
     fewer = report.get("samples_asked", 0) > report["samples"]
     print(f"backend {report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['samples']} samples"
-          + (f" (of {report['samples_asked']} asked: each trained task gave its share, or all it holds)"
+          + (f" (of {report['samples_asked']} asked: {FEWER_SAMPLES})"
              if fewer else "")
           + f" (reference {100 * report['reference_accuracy']:.2f}%, reference time {report['reference_s']:.2f} s)",
           file=out)

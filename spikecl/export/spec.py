@@ -280,8 +280,8 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     net = config.get("network", {})
     stream = config.get("stream")
     if isinstance(stream, dict) and stream.get("standardize"):
-        raise ExportError("the network was trained on standardised images (stream.standardize), currents outside "
-                          "the [0, 1] intensities Loihi's graded inputs carry; export a network trained on pixels")
+        raise ExportError("the network was trained on standardised images (stream.standardize), not the [0, 1] "
+                          "intensities an exported network is given; export a network trained on pixels")
     defaults = (float(net.get("beta", 0.9)), float(net.get("threshold", 1.0)), net.get("reset", "subtract"))
     if net.get("kind", "mlp") == "cnn":
         layers, last_shape = _cnn_layers(state, config, defaults)

@@ -164,10 +164,14 @@ def as_schedule(operations: Sequence[Operation] | Schedule, n_cues: int, n_bits:
     :func:`make_schedule` of an operation list."""
     if not isinstance(operations, Schedule):
         return make_schedule(operations, n_cues, n_bits, spacing_ms)
-    for op in operations.operations:
-        check_operation(op, n_cues, n_bits)
     ops, starts = operations.operations, operations.starts_ms
-    if not ops or len(starts) != len(ops):
+    for name, value in (("operations", ops), ("starts_ms", starts)):
+        if not isinstance(value, (tuple, list, np.ndarray)) or np.ndim(value) != 1:
+            raise ConfigError(f"Schedule.{name}: expected a sequence, one per operation, got {value!r}")
+    ops = tuple(check_operation(op, n_cues, n_bits) for op in ops)
+    if not ops:
+        raise ConfigError("a schedule needs at least one operation")
+    if len(starts) != len(ops):
         raise ConfigError(f"Schedule: {len(starts)} starts_ms for {len(ops)} operations; give one start per "
                           "operation (make_schedule lays them out)")
     starts = [whole_ms(t, f"Schedule.starts_ms[{i}]") for i, t in enumerate(starts)]
@@ -180,7 +184,7 @@ def as_schedule(operations: Sequence[Operation] | Schedule, n_cues: int, n_bits:
         raise ConfigError(f"Schedule.duration_ms: the schedule ends {gaps[-1]} ms after its last operation starts; "
                           f"at least {TAIL_STEPS} ms, so that every answer is simulated")
     _check_duration(duration, "Schedule.duration_ms")
-    return operations
+    return Schedule(ops, tuple(starts), duration)               # whole ms as ints (60.0 -> 60)
 
 
 def _check_gaps(ops: Sequence[Operation], gaps: Sequence[int]) -> None:

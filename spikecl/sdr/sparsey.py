@@ -312,6 +312,9 @@ class MacLayer:
 
     def __init__(self, cfg: MacConfig, n_macs: int, n_inputs: int, rng: np.random.Generator,
                  recognition_rng: np.random.Generator | None = None):
+        if cfg.max_active_frac * n_inputs < 1:
+            raise ConfigError(f"max_active_frac {cfg.max_active_frac:g} leaves every mac silent: one active afferent "
+                              f"of a mac's {n_inputs} is already {1 / n_inputs:.3g} of them; give at least that")
         self.cfg, self.n_macs, self.n_inputs, self.rng = cfg, n_macs, n_inputs, rng
         self.recognition_rng = recognition_rng or rng          # draws of recognition = "sample"
         c = cfg.n_cells
