@@ -122,7 +122,7 @@ def test_the_overlap_scatter_draws_code_overlaps_as_measured_under_the_tables_na
     x, c = np.array([0, 1, 2, 3]), np.array([0, 0, 1, 2])
     plot_overlap_scatter({"pooler": (x, c, 0.9), "fly-hash": (x, c, 0.8)}, tmp_path / "s.png")
     assert all(np.array_equal(y, c) and np.abs(xs - x).max() <= 0.3 for xs, y in drawn)
-    assert titles == ["k-WTA spatial pooler: Spearman ρ = 0.900", "fly-hash control (fixed): Spearman ρ = 0.800"]
+    assert titles == ["k-WTA spatial pooler\nSpearman ρ = 0.900", "fly-hash control (fixed)\nSpearman ρ = 0.800"]
 
 
 def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path):
@@ -137,3 +137,72 @@ def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path):
         warnings.simplefilter("error")
         check_png(plots.plot_method_comparison(summary, tmp_path / "c" / "c.png"))
         check_png(plots.plot_accuracy_vs_synops(points, tmp_path / "s" / "s.png"))
+
+
+def test_task_curves_of_many_tasks_keep_their_axes_and_name_every_task(tmp_path, monkeypatch):
+    """30 tasks: the legend takes columns (it ran off the figure after task 24 and squeezed the axes before); a
+    multitask run's task ends, all at the end of training, draw no boundary."""
+    import warnings
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path, fig) and path)
+    n = 30
+    task = np.repeat(np.arange(n), 2)
+    evals = np.where(np.arange(n)[None] <= task[:, None], 0.5, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_task_curves(np.arange(2 * n) * 10, evals, task, tmp_path / "c.png", task_ends=np.arange(n) * 20)
+        drawn[tmp_path / "c.png"].canvas.draw()              # constrained layout runs: no collapsed axes
+    legend = drawn[tmp_path / "c.png"].axes[0].get_legend()
+    assert len(legend.get_texts()) == n and legend._ncols >= 2
+    assert drawn[tmp_path / "c.png"].axes[0].get_position().height > 0.5
+    plots.plot_task_curves(np.array([10, 20]), np.array([[0.5, 0.4], [0.6, 0.5]]), np.array([1, 1]),
+                           tmp_path / "m.png", task_ends=[20, 20])
+    assert [line for line in drawn[tmp_path / "m.png"].axes[0].lines if line.get_linestyle() == ":"] == []
+
+
+def test_comparison_draws_no_error_bar_for_one_seed_and_says_what_it_leaves_out(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from spikecl.continual.report import comparison_summary
+    from spikecl.io import RunResult
+
+    bars = []
+    bar = Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda ax, *a, **k: bars.append(k) or bar(ax, *a, **k))
+
+    def run(method, seed, acc):
+        return RunResult(method, seed, {}, np.array([[0.1, 0.1], [0.9, 0.2], [acc, 0.9]]), np.zeros(0, np.int64),
+                         np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {})
+
+    summary = comparison_summary([run("a", 0, 0.8), run("a", 1, 0.6), run("b", 0, 0.7)])
+    assert np.isnan(summary["b"]["acc"][1]) and summary["a"]["acc"][1] > 0
+    path = plots.plot_method_comparison(summary, tmp_path / "c.png", title="sweep x", note="not drawn, failed: y")
+    check_png(path)
+    assert np.all(np.isnan(bars[1]["yerr"])) and not np.isnan(bars[0]["yerr"]).any()
+
+
+def test_an_accuracy_synops_plot_of_runs_now_without_measures_is_removed(tmp_path):
+    from spikecl.continual.report import write_plots
+    from spikecl.io import RunResult
+
+    stale = tmp_path / "accuracy-synops.png"
+    stale.write_bytes(b"an earlier report's plot")
+    run = RunResult("a", 0, {}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64),
+                    np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+    written = write_plots([run], tmp_path)
+    assert not stale.exists() and stale not in written
+
+
+def test_the_ca3_raster_keys_its_operation_markers_under_any_title(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from spikecl.memory import learn, make_schedule, recall_by_cue
+    from spikecl.memory.plots import plot_raster
+
+    titles = []
+    set_title = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda ax, t, **k: titles.append(t) or set_title(ax, t, **k))
+    schedule = make_schedule([learn(0, [1]), recall_by_cue(0)], 1, 2)
+    plot_raster({"OUTcue": np.zeros((schedule.duration_ms, 1), bool)}, schedule, tmp_path / "r.png", title="run")
+    assert titles == ["run (L learn, C recall by cue, F recall by content)"]

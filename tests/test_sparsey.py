@@ -315,6 +315,10 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     assert "--overwrite" in capsys.readouterr().err
     assert main(["report", str(results), "--no-plots"]) == 0                 # read back: the same table
     assert "sequence frames recalled" in capsys.readouterr().out
+    from spikecl.io import read_run
+    from spikecl.sdr.experiment import outcome
+
+    assert list(outcome(read_run(results))["similarity"]) == ["sparsey", "flyhash", "pooler", "macactivity"]
     assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2
     assert "unknown key 'coder.mac.K'" in capsys.readouterr().err
 

@@ -45,10 +45,13 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
     print(text)                                         # the table first: a plot that cannot be written loses none
     if plots and results:
         from spikecl.continual.plots import plot_method_comparison
-        from spikecl.continual.report import method_summary
+        from spikecl.continual.report import comparison_summary
 
-        summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
-        plot_method_comparison(summary, out / "sweep-comparison.png")
+        shown = sorted(final)[:3]
+        note = (f"not drawn, failed: {', '.join(shown)}" + (f" and {len(final) - 3} more" if len(final) > 3 else "")
+                if final else "")
+        plot_method_comparison(comparison_summary(results), out / "sweep-comparison.png",
+                               title=f"sweep {sweep.name}: ACC and BWT per method and point", note=note)
     return text
 
 

@@ -52,30 +52,39 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     iterations = np.asarray(iterations)
     if iterations.shape != eval_task.shape:
         raise ShapeError(f"iterations have shape {iterations.shape}; expected {eval_task.shape}")
-    fig = figure(figsize=(8, 4), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    n_tasks = evals.shape[1]
+    legend, columns = legend_layout([f"task {n_tasks}"] * n_tasks, 4)
+    fig = figure(figsize=(7 + legend, 4), layout="constrained")
     ax = fig.add_subplot()
-    for j, color in enumerate(colors(evals.shape[1])):
+    for j, color in enumerate(colors(n_tasks)):
         seen = eval_task >= j
         if np.any(seen):
-            ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".", ms=3,
-                    label=f"task {j + 1}")
-    ends = iterations[np.flatnonzero(np.diff(eval_task))] if task_ends is None else np.asarray(task_ends)[:-1]
+            ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".",
+                    ms=3 if np.count_nonzero(seen) > 1 else 7, label=f"task {j + 1}")   # a single point: visible
+    if task_ends is None:
+        ends = iterations[np.flatnonzero(np.diff(eval_task))]
+    else:                                           # the tasks' boundaries: not the end of training (multitask's)
+        ends = [end for end in np.asarray(task_ends)[:-1] if end < np.asarray(task_ends)[-1]]
     for end in ends:
         ax.axvline(end, color="grey", ls=":", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training iteration")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title or "accuracy on each task during training")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     return save(fig, path)
 
 
 def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], path: str | Path,
-                           colours: dict | None = None) -> Path:
+                           colours: dict | None = None, title: str = "methods compared", note: str = "") -> Path:
     """Grouped bars of ACC and BWT in percent, one bar per method with mean ± std error bars.
 
     ``summary[method][metric] = (mean, std)`` over seeds with metric ``"acc"`` or ``"bwt"``; a missing metric
-    leaves a gap. ``colours``: {method: colour} shared with a report's other plots (default :func:`palette`)."""
+    leaves a gap, a NaN std no error bar. ``colours``: {method: colour} shared with a report's other plots (default
+    :func:`palette`); ``note``: a line under the axes (what is not drawn)."""
     if not summary:
         raise ShapeError("method comparison needs at least one method")
     methods = list(summary)
@@ -92,8 +101,10 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax.set_xticks(range(len(keys)), [label for _, label in keys])
     ax.set_ylabel("percent (mean ± std over seeds)")
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_title("methods compared")
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
+    if note:
+        fig.supxlabel(note, fontsize=7, ha="left", x=0.01)
     return save(fig, path)
 
 

@@ -5,7 +5,7 @@ Imports only numpy (matplotlib lazily, for plots), so results can be read anywhe
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -393,6 +393,14 @@ def plot_names(methods: Sequence[str], seeds: Sequence[int]) -> list[str]:
             "comparison.png", "accuracy-synops.png"]
 
 
+def comparison_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
+    """{method: {"acc"/"bwt": (mean, std)}} as the comparison plot draws them: a method of one seed has no std
+    (NaN: its value alone, as the table prints it, not a "± 0" bar)."""
+    seeds = Counter(r.method for r in results)
+    return {m: {k: (s[k][0], s[k][1] if seeds[m] > 1 else np.nan) for k in ("acc", "bwt") if k in s}
+            for m, s in method_summary(results).items()}
+
+
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
     """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths. A run
     without curves (``train.eval_every = 0``) removes the curves plot an earlier run of its name left."""
@@ -405,12 +413,15 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
         written.append(plots.plot_accuracy_matrix(r.acc_matrix, out_dir / f"{stem}-matrix.png",
                                                   title=f"{r.method}, seed {r.seed}"))
         if len(r.curve_iterations):
+            samples = (r.config.get("train") or {}).get("eval_samples")
+            on = f" (each task's first {samples} evaluation samples)" if samples else ""
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
-                                                  out_dir / f"{stem}-curves.png", title=f"{r.method}, seed {r.seed}",
+                                                  out_dir / f"{stem}-curves.png",
+                                                  title=f"{r.method}, seed {r.seed}{on}",
                                                   task_ends=r.task_ends if len(r.task_ends) else None))
         else:                                    # a run without curves: an earlier run's plot would pass for its
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
-    summary = {m: {k: s[k] for k in ("acc", "bwt") if k in s} for m, s in method_summary(results).items()}
+    summary = comparison_summary(results)
     colours = palette(summary)                       # a method keeps its colour in both plots
     written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours))
     partly = partly_measured(results)
@@ -419,4 +430,6 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
     if points:
         written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png",
                                                      {label[m]: c for m, c in colours.items()}))
+    else:                                            # runs without measures: an earlier report's plot would stay
+        (out_dir / "accuracy-synops.png").unlink(missing_ok=True)
     return written

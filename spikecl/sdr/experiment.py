@@ -375,6 +375,10 @@ def outcome(run: Run) -> dict:
         raise _damaged(run, f"no {exc.args[0]!r}") from None
 
 
+#: the coders in the order the comparison table lists them (a results file keeps its groups sorted by name)
+SIMILARITY_ORDER = ("sparsey", "flyhash", "pooler", "macactivity")
+
+
 def _outcome(run: Run) -> dict:
     curves, metrics = run.array("curves"), run.metrics
     pairs = run.array("extra")
@@ -382,8 +386,9 @@ def _outcome(run: Run) -> dict:
     if not codes:
         raise _damaged(run, "no 'extra/pairs_code_overlap_<coder>'")
     pairs = _matching(run, "extra", pairs, "pairs_input_overlap", [f"pairs_code_overlap_{n}" for n in codes])
+    order = [name for name in SIMILARITY_ORDER if name in codes] + sorted(set(codes) - set(SIMILARITY_ORDER))
     similarity = {name: (pairs["pairs_input_overlap"], pairs[f"pairs_code_overlap_{name}"],
-                         metrics[f"spearman_{name}"]) for name in codes}
+                         metrics[f"spearman_{name}"]) for name in order}    # as the table lists them
     read = {group: _unprefixed(_matching(run, "curves", curves, axis, names), prefix)
             for (group, axis, names), prefix in zip(PLOTTED, ("capacity_", "random_capacity_", "cue_"))}
     if "capacity_learning" in curves:          # files from before the capacity counted learning macs only lack it
@@ -451,7 +456,7 @@ def seed_plot(folder: Path, name: str, seed: int) -> Path:
 
 
 def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
-    from spikecl.sdr.plots import plot_lines, plot_overlap_scatter
+    from spikecl.sdr.plots import CODER_TITLES, plot_lines, plot_overlap_scatter
 
     cap, levels = out["capacity"], out["cue_levels"] * 100
     paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed)),
@@ -468,8 +473,8 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                                            rnd["identity"], "mean code overlap": rnd["overlap"]},
                             seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
                             ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
-    lines = {f"{name} {how} ({m})": out["cues"][f"{how}_{name}_{m}"]
-             for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler") for m in ("identity",)}
+    lines = {f"{CODER_TITLES[name]}, inputs {how}": out["cues"][f"{how}_{name}_identity"]
+             for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler")}
     paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
                             title=f"recall among {out['cue_items']} stored items from degraded cues"))

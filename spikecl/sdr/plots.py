@@ -27,7 +27,7 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
     for ax, color, (name, (x, c, rho)) in zip(axes, colors(len(series)), series.items()):
         jitter = rng.uniform(-0.3, 0.3, len(x))
         ax.scatter(x + jitter, c, s=3, alpha=0.3, color=color)
-        ax.set_title(f"{CODER_TITLES.get(name, name)}: Spearman ρ = {rho:.3f}")
+        ax.set_title(f"{CODER_TITLES.get(name, name)}\nSpearman ρ = {rho:.3f}")       # two lines: never cut
         ax.set_xlabel("input overlap (active pixels in common, jittered ±0.3)")
         ax.set_ylabel("code overlap (active cells in common)")
     for ax in axes[len(series):]:
