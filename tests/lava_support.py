@@ -74,8 +74,7 @@ def run_runner(tmp_path, net, inputs, *flags, labels=None, name="run"):
 
 def checkout_env() -> dict:
     """The environment with this checkout's spikecl and spikecl_lava first on PYTHONPATH (the side environments'
-    editable installs may point at another checkout)."""
-    import os
+    editable installs may point at another checkout), as spikecl gives its own side processes."""
+    from spikecl.export.lava_client import checkout_env as library_env
 
-    paths = [str(ROOT), str(ROOT / "hardware")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return library_env()

@@ -119,6 +119,22 @@ def test_a_lava_run_past_its_timeout_is_one_line(tmp_path, monkeypatch, kind, re
         lava_runs(tmp_path)[kind]()
 
 
+def test_side_processes_run_this_checkouts_lava_side_whatever_the_callers_pythonpath(tmp_path, monkeypatch):
+    """The netx runner, the CA3 and the HLOP learners all start through run_side: another checkout's spikecl_lava
+    on the caller's PYTHONPATH (or behind the Lava environment's editable install) is not what they run."""
+    from pathlib import Path
+
+    from spikecl.export.lava_client import run_side
+
+    other = tmp_path / "other" / "spikecl_lava"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise SystemExit('error: the other checkout')")
+    monkeypatch.setenv("PYTHONPATH", str(other.parent))
+    hardware = Path(__file__).resolve().parents[1] / "hardware"
+    run_side([sys.executable, "-c", f"import spikecl_lava, sys; sys.exit(not spikecl_lava.__file__.startswith("
+                                    f"{str(hardware)!r}))"], "the Lava runner", 60, "-")
+
+
 def test_run_side_names_what_could_not_start_or_finish(tmp_path):
     from spikecl.export.lava_client import run_side
 

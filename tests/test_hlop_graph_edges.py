@@ -169,7 +169,7 @@ def test_make_graph_refuses_bad_rates(kwargs, message):
     assert hg.make_graph(activity(), K, lr_log2=-9).lr_log2 == -9
 
 
-@pytest.mark.parametrize("scale", [1e-3, 1e-30, 1.0])
+@pytest.mark.parametrize("scale", [1e-3, 1e-30, 1.0, 1e-160])          # 1e-160: squares below 1e-308
 def test_the_default_rate_is_always_valid(scale):
     """Weak activity clamps the default to 0; one sample far above the mean caps it below 2 / max‖x‖²."""
     x = activity(scale)
@@ -190,6 +190,17 @@ def test_make_graph_refuses_activity_no_rate_fits(x, message):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="too large for this activity: .* so scale the activity down$"):
         hg.make_graph(x, K, lr_log2=-60)
+
+
+def test_a_graph_of_zero_activity_is_refused_wherever_it_is_read(tmp_path):
+    """No principal subspace to learn: make_graph refused it, but check, write_graph and read_graph took it, and
+    deploy reported an angle to the arbitrary basis an SVD gives zero activity."""
+    graph = hg.HLOPGraph(np.zeros((10, 8)), hg.initial_rows(2, 8, np.zeros((0, 8))), np.zeros((0, 8)), -4, 1)
+    message = r"^hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn$"
+    for use in (hg.check, lambda g: hg.write_graph(tmp_path / "zero.h5", g)):
+        with pytest.raises(ShapeError, match=message):
+            use(graph)
+    assert not (tmp_path / "zero.h5").exists()
 
 
 @pytest.fixture(scope="module")

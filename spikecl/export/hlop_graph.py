@@ -41,7 +41,6 @@ Lava-learned rows; torch HLOP's frozen rows about 1e-8); orthonormalise rows bey
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -116,7 +115,7 @@ def default_rate(residual: np.ndarray, lr: float = 0.5) -> int:
                          "finite and its squares must not overflow); scale it down")
     if not energy > 0:
         raise ShapeError("hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn")
-    lr_log2 = min(int(np.floor(np.log2(lr / energy))), _max_rate(residual), 0)
+    lr_log2 = min(int(np.floor(np.log2(lr) - np.log2(energy))), _max_rate(residual), 0)   # (lr / energy: inf)
     if lr_log2 < -60:
         raise ShapeError(f"hlop-lateral: the activity's mean squared row norm {energy:.3g} needs a rate below 2^-60 "
                          f"(lr = {lr}); scale the activity down")
@@ -130,7 +129,7 @@ def _max_rate(residual: np.ndarray) -> int:
         peak = float(np.max(np.sum(residual ** 2, axis=1)))
     if not np.isfinite(peak):
         return -1075
-    return int(np.ceil(np.log2(2 / peak))) - 1 if peak > 0 else 0
+    return int(np.ceil(1 - np.log2(peak))) - 1 if peak > 0 else 0          # (2 / peak overflows below 1e-308)
 
 
 def orthonormal_rows(h: np.ndarray) -> np.ndarray:
@@ -226,7 +225,10 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
                           f"got {epochs}")
     if not -60 <= lr_log2 <= 0:
         raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {lr_log2}")
-    bound = _max_rate(residual(act, arrays["h_old"]))
+    left = residual(act, arrays["h_old"])
+    if not np.any(left):
+        raise ShapeError(f"{where}: the activity is zero outside the frozen subspace; nothing to learn")
+    bound = _max_rate(left)
     if lr_log2 > bound:
         raise ConfigError(f"{where}: the rate 2^{lr_log2} (lr_log2 = {lr_log2}) is too large for this activity: "
                           f"η·max‖x‖² must stay below 2 (Oja's rule diverges there), so " +
@@ -359,15 +361,11 @@ def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
 
     from spikecl.export.lava_client import lava_python, run_side
 
-    root = Path(__file__).resolve().parents[2]                  # a checkout's: this spikecl and its hardware/
-    ours = [str(root), str(root / "hardware")] if (root / "hardware" / "spikecl_lava").is_dir() else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(   # (an installed copy's is site-packages: the Lava side's own)
-        ours + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
         out_path = Path(tmp) / "learned.h5"
         run_side([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
                  "the Lava HLOP learner", timeout_s, "write the graph with fewer samples or epochs "
-                 f"({PERIOD} Lava steps per sample and epoch)", env=env)
+                 f"({PERIOD} Lava steps per sample and epoch)")
         with h5py.File(out_path, "r") as f:
             out = {key: f[key][()] for key in f}
             out.update({key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()})

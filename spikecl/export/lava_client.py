@@ -34,11 +34,22 @@ def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
 LAVA_TIMEOUT_S = 1800
 
 
-def run_side(cmd: list, what: str, timeout_s: float, remedy: str, env: dict | None = None) -> None:
-    """Run ``cmd`` (a side environment's Python) to completion. A failure to start it, a run longer than
-    ``timeout_s`` (killed; the error ends with ``remedy``) or a non-zero exit is a one-line error naming ``what``."""
+def checkout_env() -> dict:
+    """The environment of a side process: this one's, with this checkout's spikecl and its ``hardware/`` first on
+    ``PYTHONPATH`` when spikecl runs from a checkout (the side environment's editable installs may point at another
+    one); an installed spikecl adds nothing (the side environment's own copy is in its site-packages)."""
+    root = Path(__file__).resolve().parents[2]
+    ours = [str(root), str(root / "hardware")] if (root / "hardware" / "spikecl_lava").is_dir() else []
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(ours + given)}
+
+
+def run_side(cmd: list, what: str, timeout_s: float, remedy: str) -> None:
+    """Run ``cmd`` (a side environment's Python, in :func:`checkout_env`) to completion. A failure to start it, a
+    run longer than ``timeout_s`` (killed; the error ends with ``remedy``) or a non-zero exit is a one-line error
+    naming ``what``."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=checkout_env())
     except subprocess.TimeoutExpired:
         raise ResultsError(f"{what} did not finish within {timeout_s:g} s and was stopped; {remedy}") from None
     except OSError as exc:
