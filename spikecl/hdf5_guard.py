@@ -88,7 +88,10 @@ def stored_lengths(dataset) -> np.ndarray | None:
             raw = f.read(size)
         return _counts(raw, n) if len(raw) == size else None
     rows, counts, chunks = dataset.chunks[0], np.zeros(n, np.int64), []    # a chunk never written: empty rows
-    dataset.id.chunk_iter(chunks.append)                     # one pass over the chunk index (get_chunk_info: n²)
+    try:
+        dataset.id.chunk_iter(chunks.append)                 # one pass over the chunk index (get_chunk_info: n²)
+    except (AttributeError, RuntimeError):                   # h5py built on libhdf5 < 1.12.3: left to libhdf5
+        return None
     for chunk in chunks:
         applied = [code for k, code in enumerate(filters) if not chunk.filter_mask >> k & 1]   # set bit: skipped
         if set(applied) - {_DEFLATE} or chunk.size > rows * _MAX_DESCRIPTOR + 1024:     # deflate may add bytes
