@@ -92,9 +92,24 @@ def test_results_recorded_before_standardize_existed_read_as_pixels():
     assert recorded_as_now(recorded)["stream"]["standardize"] == []
 
 
-def test_export_refuses_a_network_trained_on_standardised_images():
+def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_refuses_a_cnns():
+    """The exported network takes the pixels: W (x - m) / s + b = (W / s) x + (b - (m / s) W 1), so its spikes and
+    logits on pixels are the trained network's on standardised images."""
     from spikecl.errors import ExportError
+    from spikecl.export.float_model import float_forward, float_logits
     from spikecl.export.spec import spec_from_state
 
-    with pytest.raises(ExportError, match=r"^the network was trained on standardised images \(stream.standardize\)"):
-        spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {}})
+    raw = _digits(standardize=[0.3, 0.4])
+    raw["network"] = {"hidden": [32], "reset": "zero", "num_steps": 4}
+    result = ContinualRun(experiment_from_dict(raw), "finetune", 0).execute(progress_bar=False)
+    folded = spec_from_state(result.model, result.config)
+    plain = spec_from_state(result.model, {**result.config, "stream": {**result.config["stream"], "standardize": []}})
+    assert folded.config["stream"]["standardize"] == [] and folded.config["standardize_folded"] == [0.3, 0.4]
+    x = build_stream(experiment_from_dict(_digits()), 0)[0].x_test[:64].reshape(64, -1).astype(np.float64)
+    pixels = np.broadcast_to(x, (4, *x.shape))
+    ours, trained = float_forward(folded, pixels), float_forward(plain, (pixels - 0.3) / 0.4)
+    assert all(np.array_equal(a, b) for a, b in zip(ours.spikes, trained.spikes)) and ours.spikes[0].any()
+    np.testing.assert_allclose(float_logits(folded, pixels), float_logits(plain, (pixels - 0.3) / 0.4), atol=1e-9)
+    with pytest.raises(ExportError, match=r"^the CNN was trained on standardised images \(stream.standardize\): "
+                                          r"its zero padding"):
+        spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {"kind": "cnn"}})

@@ -9,7 +9,7 @@ A multi-head readout (task-incremental streams) is stored as one layer of ``n_he
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -279,9 +279,11 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     """
     net = config.get("network", {})
     stream = config.get("stream")
-    if isinstance(stream, dict) and stream.get("standardize"):
-        raise ExportError("the network was trained on standardised images (stream.standardize), not the [0, 1] "
-                          "intensities an exported network is given; export a network trained on pixels")
+    standardize = stream.get("standardize") if isinstance(stream, dict) else None
+    if standardize and net.get("kind", "mlp") == "cnn":
+        raise ExportError("the CNN was trained on standardised images (stream.standardize): its zero padding is 0 "
+                          "after standardising, which no weights on [0, 1] pixels reproduce; export a CNN trained on "
+                          "pixels (an MLP's standardisation is folded into its first layer)")
     defaults = (float(net.get("beta", 0.9)), float(net.get("threshold", 1.0)), net.get("reset", "subtract"))
     if net.get("kind", "mlp") == "cnn":
         layers, last_shape = _cnn_layers(state, config, defaults)
@@ -325,8 +327,19 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     if not isinstance(encoder, str) or encoder not in KNOWN_ENCODERS:
         raise ExportError(f"the trained config's network.encoder = {encoder!r} is not one of "
                           f"{', '.join(KNOWN_ENCODERS)}")
+    if standardize:                                   # the exported network takes pixels in [0, 1]
+        layers[0] = folded_standardize(layers[0], *standardize)
+        config = {**config, "stream": {**stream, "standardize": []}, "standardize_folded": list(standardize)}
     return NetworkSpec(tuple(layers), steps, encoder,
                        n_outputs=heads[0][0].shape[0], n_heads=len(heads), config=config)
+
+
+def folded_standardize(layer: LayerSpec, mean: float, std: float) -> LayerSpec:
+    """The first layer of a network trained on ``(x - mean) / std`` as one taking the pixels x itself:
+    ``W (x - mean) / std + b = (W / std) x + (b - (mean / std) W 1)`` (``stream.standardize``)."""
+    weight = layer.weight / std
+    bias = (0.0 if layer.bias is None else layer.bias) - mean * weight.sum(axis=1)
+    return replace(layer, weight=weight, bias=bias)
 
 
 def load_trained(path) -> NetworkSpec:
