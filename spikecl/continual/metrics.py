@@ -8,8 +8,9 @@ With tasks numbered 1..T:
 * ACC = (1/T) Σ_j R[T, j]                                       (mean of the last row, unweighted)
 * BWT = 1/(T−1) Σ_{j<T} (R[T, j] − R[j, j])                     (negative = forgetting)
 * FWT = 1/(T−1) Σ_{j≥2} (R[j−1, j] − R[0, j])                   (accuracy on a task just before training it)
-* forgetting (Chaudhry et al. 2018): f_j = max_{j ≤ l < T} R[l, j] − R[T, j], averaged over j < T; it differs
-  from −BWT when a task peaks after its own training
+* forgetting (after Chaudhry et al. 2018): f_j = max_{j ≤ l < T} R[l, j] − R[T, j], averaged over j < T; it
+  differs from −BWT when a task peaks after its own training. Their max runs over every earlier row (l ≥ 1), which
+  differs where a task scored higher before it was trained than at any point after
 * intransigence: I_k = a*_k − R[k, k], a*_k from joint training on tasks 1..k
 
 BWT, FWT and forgetting average over T−1 tasks and are NaN for a single task (undefined, not zero).
@@ -178,32 +179,37 @@ def wc_acc(evals, eval_task, R=None) -> float:
 
 
 def _largest_change(evals, eval_task, window: int, sign: float) -> float:
-    """Largest ``sign·(acc[a] − acc[b])``, a < b within ``window`` consecutive evaluations of a learned task."""
+    """The mean over learned tasks (those evaluated after their own training) of each task's largest
+    ``sign·(acc[a] − acc[b])``, a < b within ``window`` consecutive evaluations (0 where it never changes that way);
+    NaN when no task was evaluated after its training."""
     evals, eval_task = as_evals(evals, eval_task)
     window = _check_value(window, int, "window")
     _check_bounds(window, {"low": 2}, "window")
-    best = 0.0
+    per_task = []
     for j in range(evals.shape[1]):
         during, after = np.flatnonzero(eval_task == j), np.flatnonzero(eval_task > j)
         if not after.size:
             continue
         seq = evals[during[-1] if during.size else after[0]:, j]   # from task j's learned accuracy on
-        for lag in range(1, min(window, len(seq))):
-            best = max(best, float(np.max(sign * (seq[:-lag] - seq[lag:]))))
-    return best
+        per_task.append(max([0.0] + [float(np.max(sign * (seq[:-lag] - seq[lag:])))
+                                     for lag in range(1, min(window, len(seq)))]))
+    return float(np.mean(per_task)) if per_task else float("nan")
 
 
 def windowed_forgetting(evals, eval_task, window: int = 10) -> float:
-    """WF^w: max over tasks j and over windows of ``window`` consecutive evaluations of max_{a<b}(acc[a] − acc[b]).
+    """WF^w (De Lange et al. 2023): for each task j evaluated after its training, the largest drop
+    max_{a<b}(acc[a] − acc[b]) within ``window`` consecutive evaluations, averaged over those tasks (as the
+    authors' code averages each task's value); NaN for a single task.
 
     Task j's evaluations start at the last one made while j was trained (its learned accuracy), so a drop right
-    after the next task starts (the stability gap) counts. 0.0 when nothing drops."""
+    after the next task starts (the stability gap) counts; the authors' code starts at its first evaluation and
+    counts the task being trained at the end (a 0) in its mean."""
     return _largest_change(evals, eval_task, window, 1.0)
 
 
 def windowed_plasticity(evals, eval_task, window: int = 10) -> float:
-    """WP^w: the largest rise max_{a<b}(acc[b] − acc[a]) on the same windows as :func:`windowed_forgetting`
-    (e.g. the recovery after a stability gap)."""
+    """WP^w: each learned task's largest rise max_{a<b}(acc[b] − acc[a]) on the same windows as
+    :func:`windowed_forgetting` (e.g. the recovery after a stability gap), averaged over those tasks."""
     return _largest_change(evals, eval_task, window, -1.0)
 
 
