@@ -643,3 +643,16 @@ def test_two_folders_named_together_are_one_table_whose_plots_need_a_place_of_th
     write_results(tmp_path / "empty" / "sub" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     assert main(["report", str(tmp_path / "empty"), str(tmp_path / "e2" / "ewc-seed0.h5")]) == 0
     assert not list((tmp_path / "empty").glob("*.png")) and (tmp_path / "e2" / "comparison.png").exists()
+
+
+def test_a_report_of_one_task_runs_explains_no_bwt_it_does_not_show():
+    from spikecl.continual.report import text_report
+    from spikecl.io import RunResult
+
+    def run(tasks):
+        acc = np.full((tasks + 1, tasks), 0.5)
+        return RunResult("finetune", 0, {"stream": {"scenario": "domain"}}, acc, np.zeros(0, np.int64),
+                         np.zeros(0, np.int64), np.zeros((0, tasks)), np.ones(tasks), {})
+
+    assert "BWT < 0 means forgetting" not in text_report([run(1)])
+    assert "BWT < 0 means forgetting" in text_report([run(2)])

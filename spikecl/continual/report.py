@@ -292,8 +292,9 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     at_once = sorted({r.method for r in results if trains_at_once(r)})
     fwt += f"; {', '.join(at_once)}: every task learned at once (multitask training), so no FWT, min-ACC, WC-ACC " \
         "or Intrans (—)" if at_once else ""
+    bwt = "BWT < 0 means forgetting; " if "BWT" in shown else ""
     parts.append(f"{', '.join(shown)} in % (mean ± std over seeds; a value alone: one seed); "
-                 f"BWT < 0 means forgetting; LA: learning accuracy, each task just after it was learned{fwt}.\n"
+                 f"{bwt}LA: learning accuracy, each task just after it was learned{fwt}.\n"
                  + split_note(results) + "\n" + machine_note(results) + source_note(results))
     measures = final_measures(results)
     if measures:
