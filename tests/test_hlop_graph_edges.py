@@ -192,12 +192,22 @@ def test_make_graph_refuses_activity_no_rate_fits(x, message):
         hg.make_graph(x, K, lr_log2=-60)
 
 
-def test_a_graph_of_zero_activity_is_refused_wherever_it_is_read(tmp_path):
-    """No principal subspace to learn: make_graph refused it, but check, write_graph and read_graph took it, and
-    deploy reported an angle to the arbitrary basis an SVD gives zero activity."""
-    graph = hg.HLOPGraph(np.zeros((10, 8)), hg.initial_rows(2, 8, np.zeros((0, 8))), np.zeros((0, 8)), -4, 1)
-    message = r"^hlop-lateral: the activity is zero outside the frozen subspace; nothing to learn$"
-    for use in (hg.check, lambda g: hg.write_graph(tmp_path / "zero.h5", g)):
+@pytest.mark.parametrize("case", ["zero", "inside the frozen subspace", "squares underflow"])
+def test_a_graph_with_nothing_to_learn_is_refused_wherever_it_is_read(tmp_path, case):
+    """No principal subspace to learn: make_graph refused exact zeros only, check, write_graph and read_graph took
+    them, and deploy reported angles to the arbitrary basis an SVD gives round-off."""
+    rng = np.random.default_rng(0)
+    inside = case == "inside the frozen subspace"
+    h_old = hg.orthonormal_rows(rng.standard_normal((3, 8))) if inside else np.zeros((0, 8))
+    act = rng.standard_normal((10, 3)) @ h_old if inside else \
+        np.zeros((10, 8)) if case == "zero" else rng.standard_normal((10, 8)) * 1e-170
+    message = (r"^hlop-lateral: the activity is too small to learn from \(its squares underflow; values up to .*\); "
+               r"scale it up$" if case == "squares underflow" else
+               r"^hlop-lateral: the activity is zero outside the frozen subspace \(up to round-off\); nothing to "
+               r"learn$")
+    graph = hg.HLOPGraph(act, hg.initial_rows(2, 8, h_old), h_old, -4, 1)
+    for use in (hg.check, lambda g: hg.write_graph(tmp_path / "zero.h5", g), lambda g: hg.make_graph(g.activity, 2,
+                                                                                                    h_old=h_old)):
         with pytest.raises(ShapeError, match=message):
             use(graph)
     assert not (tmp_path / "zero.h5").exists()

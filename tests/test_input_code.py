@@ -1,4 +1,7 @@
-"""The SDR input layer of continual-learning streams: fly-hash k-winners codes in place of pixels."""
+"""The input of continual-learning streams: fly-hash k-winners codes in place of pixels, and standardised images
+(stream.standardize) with their export."""
+
+import re
 
 import numpy as np
 import pytest
@@ -92,7 +95,7 @@ def test_results_recorded_before_standardize_existed_read_as_pixels():
     assert recorded_as_now(recorded)["stream"]["standardize"] == []
 
 
-def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_refuses_a_cnns():
+def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_refuses_a_cnns(tmp_path, capsys):
     """The exported network takes the pixels: W (x - m) / s + b = (W / s) x + (b - (m / s) W 1), so its spikes and
     logits on pixels are the trained network's on standardised images."""
     from spikecl.errors import ExportError
@@ -110,6 +113,14 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     ours, trained = float_forward(folded, pixels), float_forward(plain, (pixels - 0.3) / 0.4)
     assert all(np.array_equal(a, b) for a, b in zip(ours.spikes, trained.spikes)) and ours.spikes[0].any()
     np.testing.assert_allclose(float_logits(folded, pixels), float_logits(plain, (pixels - 0.3) / 0.4), atol=1e-9)
+    from spikecl.cli import main
+    from spikecl.io import write_results
+
+    write_results(tmp_path / "run.h5", result)
+    assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--samples", "50",
+                 "--force"]) == 0
+    assert re.search(r"note: hidden0 carries the folded standardisation \(stream.standardize\) as a bias, which "
+                     r"bounds its vth \(\d+\) and so its weight mantissas \(up to ±\d+\)", capsys.readouterr().out)
     with pytest.raises(ExportError, match=r"^the CNN was trained on standardised images \(stream.standardize\): "
                                           r"its zero padding"):
         spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {"kind": "cnn"}})

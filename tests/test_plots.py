@@ -159,6 +159,11 @@ def test_task_curves_of_many_tasks_keep_their_axes_and_name_every_task(tmp_path,
     plots.plot_task_curves(np.array([10, 20]), np.array([[0.5, 0.4], [0.6, 0.5]]), np.array([1, 1]),
                            tmp_path / "m.png", task_ends=[20, 20])
     assert [line for line in drawn[tmp_path / "m.png"].axes[0].lines if line.get_linestyle() == ":"] == []
+    plots.plot_task_curves(np.array([5, 15]), np.array([[0.5, np.nan], [0.6, 0.5]]), np.array([0, 1]),
+                           tmp_path / "t.png", task_ends=[10, 20])
+    ax = drawn[tmp_path / "t.png"].axes[0]
+    assert [line.get_markersize() for line in ax.lines if line.get_linestyle() == "-"] == [3, 7]   # lone: visible
+    assert ax.xaxis.get_major_locator()._integer                                  # iterations are whole numbers
 
 
 def test_comparison_draws_no_error_bar_for_one_seed_and_says_what_it_leaves_out(tmp_path, monkeypatch):
@@ -180,6 +185,19 @@ def test_comparison_draws_no_error_bar_for_one_seed_and_says_what_it_leaves_out(
     path = plots.plot_method_comparison(summary, tmp_path / "c.png", title="sweep x", note="not drawn, failed: y")
     check_png(path)
     assert np.all(np.isnan(bars[1]["yerr"])) and not np.isnan(bars[0]["yerr"]).any()
+
+
+def test_the_curves_title_says_how_many_evaluation_samples_at_most(tmp_path, monkeypatch):
+    from spikecl.continual.report import write_plots
+    from spikecl.io import RunResult
+
+    titles = []
+    monkeypatch.setattr(plots, "plot_task_curves", lambda *a, title=None, **k: titles.append(title) or a[3])
+    run = RunResult("a", 0, {"train": {"eval_samples": 50}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]),
+                    np.array([5, 15]), np.array([0, 1]), np.array([[0.5, np.nan], [0.6, 0.5]]), np.ones(2),
+                    {"acc": 0.85, "bwt": -0.1})
+    write_plots([run], tmp_path)
+    assert titles == ["a, seed 0 (up to 50 evaluation samples of each task)"]
 
 
 def test_an_accuracy_synops_plot_of_runs_now_without_measures_is_removed(tmp_path):
@@ -205,4 +223,4 @@ def test_the_ca3_raster_keys_its_operation_markers_under_any_title(tmp_path, mon
     monkeypatch.setattr(Axes, "set_title", lambda ax, t, **k: titles.append(t) or set_title(ax, t, **k))
     schedule = make_schedule([learn(0, [1]), recall_by_cue(0)], 1, 2)
     plot_raster({"OUTcue": np.zeros((schedule.duration_ms, 1), bool)}, schedule, tmp_path / "r.png", title="run")
-    assert titles == ["run (L learn, C recall by cue, F recall by content)"]
+    assert titles == ["run; markers: L learn, C recall by cue, F recall by content"]

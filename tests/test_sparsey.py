@@ -285,7 +285,7 @@ def test_reference_model_validates():
 
 
 @pytest.mark.slow
-def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
+def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
     exp = tmp_path / "small.toml"
     exp.write_text(f'kind = "sparsey"\nname = "small"\noutput_dir = "{tmp_path}"\n'
                    '[coder]\nlayout = "grid"\ngrid = [4, 4]\npatch = [10, 10]\ntwo_level = true\n'
@@ -318,7 +318,21 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     from spikecl.io import read_run
     from spikecl.sdr.experiment import outcome
 
-    assert list(outcome(read_run(results))["similarity"]) == ["sparsey", "flyhash", "pooler", "macactivity"]
+    from spikecl.sdr.plots import CODER_TITLES
+
+    panels = list(outcome(read_run(results))["similarity"])             # the scatter's panels, in the table's order
+    rows = [next(i for i, line in enumerate(out.splitlines()) if line.startswith(CODER_TITLES[name] + "  "))
+            for name in panels]
+    assert panels[0] == "sparsey" and rows == sorted(rows) and len(panels) == 4
+    from spikecl.sdr import plots
+    from spikecl.sdr.experiment import write_plots
+
+    legends = {}
+    monkeypatch.setattr(plots, "plot_lines", lambda x, lines, path, **k: legends.setdefault(path.name, list(lines)))
+    monkeypatch.setattr(plots, "plot_overlap_scatter", lambda series, path: path)
+    write_plots(tmp_path, 0, outcome(read_run(results)))
+    assert legends["cue_recall_seed0.png"][:3] == ["Sparsey, inputs removed", "k-WTA spatial pooler, inputs removed",
+                                                   "fly-hash control (fixed), inputs removed"]      # the table's names
     assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2
     assert "unknown key 'coder.mac.K'" in capsys.readouterr().err
 

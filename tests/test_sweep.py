@@ -173,7 +173,13 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert main(["sweep", str(path), "--no-progress", "--set", "num_cpus=0", "--set", "cpus_per_run=3"]) == 2
     assert "cpus_per_run = 3 is more than the 2 CPUs of the Ray cluster: no run could start" in capsys.readouterr().err
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", FAILING)
+    from spikecl.continual import plots
+
+    drawn, draw = [], plots.plot_method_comparison
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: drawn.append(k) or draw(*a, **k))
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
+    assert drawn[-1]["title"] == "sweep grid: ACC and BWT per method and point"
+    assert drawn[-1]["note"] == "not drawn, failed: lr=0.05/finetune-seed0"          # the plot says what it lacks
     out = capsys.readouterr().out
     assert "6 runs, 0 complete (kept), 6 to run" in out
     assert "retry  lr=0.1/finetune-seed1 (attempt 2 of 2): InjectedFailure" in out

@@ -127,6 +127,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                             data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
     if net is not None:
         print_export(net, asked=args.samples)
+        if "standardize_folded" in spec.config:
+            first = net.layers[0]
+            print(f"note: {first.name} carries the folded standardisation (stream.standardize) as a bias, which "
+                  f"bounds its vth ({first.vth}) and so its weight mantissas (up to ±{abs(first.weight).max()}): "
+                  "quantisation costs more than for a network trained on pixels; see the accuracies above")
     print(f"wrote {args.output} ({args.format}, {len(spec.layers)} layers)")
     if net is not None and (why := lava_dl_refusal(net)):
         print(f"note: it runs on spikecl's runner only, not in lava-dl's netx loader ({why.split(';')[0]})")

@@ -52,6 +52,8 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
                 if final else "")
         plot_method_comparison(comparison_summary(results), out / "sweep-comparison.png",
                                title=f"sweep {sweep.name}: ACC and BWT per method and point", note=note)
+    elif plots:                                          # nothing finished: an earlier sweep's plot would stay
+        (out / "sweep-comparison.png").unlink(missing_ok=True)
     return text
 
 

@@ -415,7 +415,7 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
                                                   title=f"{r.method}, seed {r.seed}"))
         if len(r.curve_iterations):
             samples = (r.config.get("train") or {}).get("eval_samples")
-            on = f" (each task's first {samples} evaluation samples)" if samples else ""
+            on = f" (up to {samples} evaluation samples of each task)" if samples else ""
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
                                                   out_dir / f"{stem}-curves.png",
                                                   title=f"{r.method}, seed {r.seed}{on}",

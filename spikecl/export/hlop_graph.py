@@ -226,8 +226,7 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
     if not -60 <= lr_log2 <= 0:
         raise ConfigError(f"{where}: lr_log2 must be in [-60, 0], got {lr_log2}")
     left = residual(act, arrays["h_old"])
-    if not np.any(left):
-        raise ShapeError(f"{where}: the activity is zero outside the frozen subspace; nothing to learn")
+    check_learnable(act, left, where)
     bound = _max_rate(left)
     if lr_log2 > bound:
         raise ConfigError(f"{where}: the rate 2^{lr_log2} (lr_log2 = {lr_log2}) is too large for this activity: "
@@ -235,6 +234,20 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
                           (f"lr_log2 ≤ {bound}" if bound >= -60 else "scale the activity down"))
     return HLOPGraph(act, arrays["h_init"], arrays["h_old"], lr_log2, epochs, str(graph.layer),
                      arrays.get("h_torch"))
+
+
+def check_learnable(activity: np.ndarray, left: np.ndarray, where: str = "hlop-lateral") -> None:
+    """A one-line ShapeError where the ``activity`` [S, n] leaves nothing to learn outside the frozen subspace: its
+    residual ``left`` is zero up to round-off (the activity lies in that subspace; an SVD of the rest gives an
+    arbitrary basis), or so small that its squares underflow (Oja's updates would be 0)."""
+    scale = float(np.max(np.abs(activity)))
+    if not float(np.max(np.abs(left))) > activity.shape[1] * np.finfo(np.float64).eps * scale:
+        raise ShapeError(f"{where}: the activity is zero outside the frozen subspace (up to round-off); nothing to "
+                         "learn")
+    with np.errstate(under="ignore", over="ignore"):      # overflowing squares are default_rate's and check's to name
+        if not float(np.max(np.sum(left ** 2, axis=1))) > 0:
+            raise ShapeError(f"{where}: the activity is too small to learn from (its squares underflow; values up "
+                             f"to {scale:.3g}); scale it up")
 
 
 def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr_log2: int | None = None,
@@ -248,6 +261,8 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
     h_old = np.zeros((0, n)) if h_old is None else _numbers(h_old, "h_old", "hlop-lateral")
     usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
         h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
+    if usable:
+        check_learnable(activity, residual(activity, h_old))
     if usable and lr_log2 is None:
         lr_log2 = default_rate(residual(activity, h_old), lr)
     fits = n >= 1 and h_old.ndim == 2 and h_old.shape[1] == n and 1 <= k <= n - h_old.shape[0] and \

@@ -46,8 +46,8 @@ def plot_raster(spikes: dict[str, np.ndarray], schedule: Schedule, path: str | P
     ax.set_yticks([y for y, _ in ticks], [name for _, name in ticks], fontsize=7)
     ax.set_xlabel("time (ms)")
     ax.set_ylim(-1, offset + 1.5)
-    key = "L learn, C recall by cue, F recall by content"          # the markers' key, whatever the title
-    ax.set_title(f"{title or 'CA3 memory spikes'} ({key})", fontsize=9)
+    key = "markers: L learn, C recall by cue, F recall by content"      # whatever the title
+    ax.set_title(f"{title or 'CA3 memory spikes'}; {key}", fontsize=9)
     return save(fig, path)
 
 

@@ -375,8 +375,8 @@ def outcome(run: Run) -> dict:
         raise _damaged(run, f"no {exc.args[0]!r}") from None
 
 
-#: the coders in the order the comparison table lists them (a results file keeps its groups sorted by name)
-SIMILARITY_ORDER = ("sparsey", "flyhash", "pooler", "macactivity")
+#: the coders in the order the printed comparison table lists them (a results file keeps its groups sorted by name)
+SIMILARITY_ORDER = ("sparsey", "pooler", "flyhash", "macactivity")
 
 
 def _outcome(run: Run) -> dict:
@@ -474,7 +474,7 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                             seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
                             ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
     lines = {f"{CODER_TITLES[name]}, inputs {how}": out["cues"][f"{how}_{name}_identity"]
-             for how in ("removed", "flipped") for name in ("sparsey", "flyhash", "pooler")}
+             for how in ("removed", "flipped") for name in SIMILARITY_ORDER[:3]}
     paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
                             title=f"recall among {out['cue_items']} stored items from degraded cues"))
