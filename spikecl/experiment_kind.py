@@ -326,13 +326,20 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
         raise
 
 
+def launched_world_size() -> str | None:
+    """``WORLD_SIZE`` as the environment gives it where it names several processes (torchrun, or a leftover
+    export), else None."""
+    size = os.environ.get("WORLD_SIZE", "1").strip()
+    return None if size in ("", "0", "1") else size
+
+
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results, with
     ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
     Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
     ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
-    size = os.environ.get("WORLD_SIZE", "1").strip()
-    if size not in ("", "0", "1"):                # before any job trains, not when the job that cannot comes up
+    size = launched_world_size()
+    if size:                                      # before any job trains, not when the job that cannot comes up
         if not k.data_parallel:
             raise ConfigError(f"WORLD_SIZE={size} (torchrun, or a leftover export): {k.name!r} experiments do not "
                               "train data-parallel; run them in one process")

@@ -460,3 +460,36 @@ def test_a_refused_overwrite_leaves_the_checkpoint_of_the_run_writing_there(tmp_
                               text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and "is writing" in proc.stderr, proc.stderr
     assert checkpoint.read_bytes() == b"the other run's latest checkpoint"
+
+
+def test_a_leftover_rank_leaves_a_single_process_its_report(tmp_path, monkeypatch, capsys):
+    """RANK=1 from an earlier shell (no WORLD_SIZE): the run wrote its results but printed and plotted nothing, as a
+    process of rank 1 would; a RANK that is no integer was a traceback."""
+    from spikecl.cli import main
+    from spikecl.continual import distributed
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.rank() == 0 and distributed.is_main()
+    config = tmp_path / "tiny.toml"
+    config.write_text('name = "tiny"\nseeds = [0]\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\n'
+                      'scenario = "task"\nn_tasks = 2\nclasses_per_task = 5\n[network]\nhidden = [16]\n[train]\n'
+                      'epochs = 1\neval_every = 0\n[strategy]\nmethods = ["finetune"]\n')
+    assert main(["run", str(config), "--output-dir", str(tmp_path), "--no-progress"]) == 0
+    assert "finetune" in capsys.readouterr().out and (tmp_path / "tiny" / "comparison.png").exists()
+    monkeypatch.setenv("RANK", "abc")
+    assert distributed.rank() == 0                                  # one process: RANK is not read
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"^RANK='abc' is not an integer$"):
+        distributed.rank()
+
+
+def test_a_sweep_refuses_a_world_size_its_ray_workers_would_inherit(sweep_files, monkeypatch, capsys):
+    from spikecl.cli import main
+    from test_sweep import BASE, RUNS
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", str(sweep_files(BASE, RUNS)), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == ("spikecl: error: WORLD_SIZE=2 (torchrun, or a leftover export): a "
+                                               "sweep trains each run in one process on Ray's workers; unset "
+                                               "WORLD_SIZE")

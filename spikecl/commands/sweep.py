@@ -24,7 +24,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError
-from spikecl.experiment_kind import check_datasets, removed_if_empty_on_error, replacing
+from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, output_lock, read_results
 from spikecl.paths import exists
 
@@ -61,6 +61,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from spikecl.plugins import load_plugins
 
     check_cluster_options(args.address, args.num_cpus)   # before planning, so --dry-run refuses it too
+    size = launched_world_size()
+    if size:                                             # Ray's workers would inherit it: every run refused or hung
+        raise ConfigError(f"WORLD_SIZE={size} (torchrun, or a leftover export): a sweep trains each run in one "
+                          "process on Ray's workers; unset WORLD_SIZE")
     plugins = load_plugins(args.plugin)                  # before the sweep file: it may name the plugins' methods
     # the CPUs a run may have: --num-cpus, or a cluster's own (--address), take the place of the file's num_cpus
     cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []

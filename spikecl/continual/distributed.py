@@ -42,10 +42,16 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    """This process's rank (0 in a single process; before init, ``RANK`` from the environment)."""
+    """This process's rank: the process group's; before it is joined, ``RANK`` from the environment of a launch of
+    several processes (``WORLD_SIZE`` above 1); 0 in a single process, whatever ``RANK`` a shell left behind."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
-    return int(os.environ.get("RANK", "0"))
+    if env_world_size() <= 1:
+        return 0
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise ConfigError(f"RANK={os.environ['RANK']!r} is not an integer") from None
 
 
 def is_main() -> bool:
