@@ -326,11 +326,17 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
         raise
 
 
-def launched_world_size() -> str | None:
-    """``WORLD_SIZE`` as the environment gives it where it names several processes (torchrun, or a leftover
-    export), else None."""
-    size = os.environ.get("WORLD_SIZE", "1").strip()
-    return None if size in ("", "0", "1") else size
+def launched_world_size() -> int | None:
+    """``WORLD_SIZE`` where the environment names several processes (torchrun, or a leftover export), else None; one
+    that is no integer is a one-line ConfigError (as joining the process group would find)."""
+    given = os.environ.get("WORLD_SIZE")
+    if given is None:
+        return None
+    try:
+        size = int(given)
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={given!r} is not an integer") from None
+    return size if size > 1 else None
 
 
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:

@@ -489,7 +489,13 @@ def test_a_sweep_refuses_a_world_size_its_ray_workers_would_inherit(sweep_files,
     from test_sweep import BASE, RUNS
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["sweep", str(sweep_files(BASE, RUNS)), "--dry-run"]) == 2
+    path = sweep_files(BASE, RUNS)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == ("spikecl: error: WORLD_SIZE=2 (torchrun, or a leftover export): a "
                                                "sweep trains each run in one process on Ray's workers; unset "
                                                "WORLD_SIZE")
+    monkeypatch.setenv("WORLD_SIZE", "")                        # every worker would refuse it, one run at a time
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == "spikecl: error: WORLD_SIZE='' is not an integer"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main(["sweep", str(path), "--dry-run"]) == 0

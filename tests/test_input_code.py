@@ -120,7 +120,15 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--samples", "50",
                  "--force"]) == 0
     assert re.search(r"note: hidden0 carries the folded standardisation \(stream.standardize\) as a bias, which "
-                     r"bounds its vth \(\d+\) and so its weight mantissas \(up to ±\d+\)", capsys.readouterr().out)
+                     r"lowers its vth to \d+ \(the weights alone: \d+\) and its weight mantissas to at most ±\d+ "
+                     r"\(±\d+\)", capsys.readouterr().out)
+    import dataclasses
+
+    centred = {**result.config, "stream": {**result.config["stream"], "standardize": [0.0, 0.4]}}   # no bias added
+    write_results(tmp_path / "centred.h5", dataclasses.replace(result, config=centred))
+    assert main(["export", str(tmp_path / "centred.h5"), "-o", str(tmp_path / "c.h5"), "--samples", "50",
+                 "--force"]) == 0
+    assert "note: hidden0 carries" not in capsys.readouterr().out
     with pytest.raises(ExportError, match=r"^the CNN was trained on standardised images \(stream.standardize\): "
                                           r"its zero padding"):
         spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {"kind": "cnn"}})

@@ -239,15 +239,18 @@ def check(graph: HLOPGraph, where: str = "hlop-lateral") -> HLOPGraph:
 def check_learnable(activity: np.ndarray, left: np.ndarray, where: str = "hlop-lateral") -> None:
     """A one-line ShapeError where the ``activity`` [S, n] leaves nothing to learn outside the frozen subspace: its
     residual ``left`` is zero up to round-off (the activity lies in that subspace; an SVD of the rest gives an
-    arbitrary basis), or so small that its squares underflow (Oja's updates would be 0)."""
+    arbitrary basis), or so small that Oja's updates vanish in float64 (max ‖x‖² at most its epsilon: the rate is
+    at most 1)."""
     scale = float(np.max(np.abs(activity)))
     if not float(np.max(np.abs(left))) > activity.shape[1] * np.finfo(np.float64).eps * scale:
         raise ShapeError(f"{where}: the activity is zero outside the frozen subspace (up to round-off); nothing to "
                          "learn")
     with np.errstate(under="ignore", over="ignore"):      # overflowing squares are default_rate's and check's to name
-        if not float(np.max(np.sum(left ** 2, axis=1))) > 0:
-            raise ShapeError(f"{where}: the activity is too small to learn from (its squares underflow; values up "
-                             f"to {scale:.3g}); scale it up")
+        peak = float(np.max(np.sum(left ** 2, axis=1)))
+    if not peak > np.finfo(np.float64).eps:              # η·‖x‖² below float64's resolution at the largest η, 1
+        raise ShapeError(f"{where}: the activity is too small to learn from (its largest squared row norm "
+                         f"{peak:.3g} leaves Oja's updates below float64's resolution; values up to {scale:.3g}); "
+                         "scale it up")
 
 
 def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr_log2: int | None = None,
@@ -259,7 +262,7 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
     k, lr = integer(k, "k"), _check_lr(lr)
     n = activity.shape[-1] if activity.ndim == 2 else 0
     h_old = np.zeros((0, n)) if h_old is None else _numbers(h_old, "h_old", "hlop-lateral")
-    usable = activity.ndim == 2 and activity.shape[0] >= 1 and np.all(np.isfinite(activity)) and \
+    usable = activity.ndim == 2 and min(activity.shape) >= 1 and np.all(np.isfinite(activity)) and \
         h_old.ndim == 2 and h_old.shape[-1] == n and np.all(np.isfinite(h_old))
     if usable:
         check_learnable(activity, residual(activity, h_old))
