@@ -25,15 +25,14 @@ import torch
 import torch.distributed as dist
 
 from spikecl.errors import ConfigError, SpikeCLError, interrupt
+from spikecl.experiment_kind import launched_world_size
 
 
 # -- process group --------------------------------------------------------------------------------------------
 def env_world_size() -> int:
-    """``WORLD_SIZE`` from the environment (1 when unset): the number of processes this one belongs to."""
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
+    """``WORLD_SIZE`` from the environment: the number of processes this one belongs to (1 when unset or not above
+    1; :func:`spikecl.experiment_kind.launched_world_size` reads it)."""
+    return launched_world_size() or 1
 
 
 def world_size() -> int:
