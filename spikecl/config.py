@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spikecl.errors import ConfigError, did_you_mean
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
@@ -551,6 +553,13 @@ def check_data_split(data: DataConfig) -> None:
 FLOAT32_MAX = 3.4028234663852886e38
 
 
+def _standardized_levels(mean: float, std: float) -> np.ndarray:
+    """The 256 pixel levels ``k / 255`` standardised in float32, as :func:`spikecl.data.streams.standardized_stream`
+    computes them (inf or NaN where float32 overflows)."""
+    with np.errstate(all="ignore"):
+        return (np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(mean)) / np.float32(std)
+
+
 def check_standardize(cfg: ExperimentConfig) -> None:
     """``stream.standardize`` is [] or a finite [mean, std > 0], and applies to images the direct encoder presents as
     currents (Poisson and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)."""
@@ -561,9 +570,13 @@ def check_standardize(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"stream.standardize: {given} must be [mean, std] with a finite mean and std > 0 (e.g. "
                           "[0.1307, 0.3081]), or [] for none")
     mean, std = given
-    if max(abs(mean), abs(1 - mean)) / std > FLOAT32_MAX / 2:          # the stream computes in float32
+    levels = _standardized_levels(mean, std)
+    if max(abs(mean), std) > FLOAT32_MAX or not np.all(np.abs(levels) <= FLOAT32_MAX / 2):  # the stream's float32
         raise ConfigError(f"stream.standardize: {given} takes pixels in [0, 1] to {-mean / std:g}..{(1 - mean) / std:g}"
                           ", beyond float32's range; give a mean and std near the pixels' own")
+    if len(np.unique(levels)) < len(levels):
+        raise ConfigError(f"stream.standardize: {given} merges pixels 1/255 apart in float32 (about 7 significant "
+                          "digits); give a mean and std near the pixels' own")
     if cfg.network.encoder != "direct" or cfg.stream.input_code != "dense":
         raise ConfigError("stream.standardize: applies to dense images under network.encoder = \"direct\" (Poisson "
                           "and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)")

@@ -443,6 +443,21 @@ def test_a_world_size_without_the_rest_of_torchruns_environment_is_one_line(monk
             pass
 
 
+@pytest.mark.parametrize("value, message", [("abc", r"^RANK='abc' is not an integer$"),
+                                            ("5", r"^RANK='5' is not a rank of WORLD_SIZE=2 \(0..1\)$"),
+                                            ("-1", r"^RANK='-1' is not a rank of WORLD_SIZE=2 \(0..1\)$")])
+def test_a_rank_outside_the_launch_is_one_line_before_torch_waits_for_it(monkeypatch, value, message):
+    """RANK=abc was torch's traceback from its rendezvous; RANK=5 of 2 waited there for ever (deaf to SIGTERM)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29555")
+    with pytest.raises(ConfigError, match=message):
+        with distributed.session("cpu"):
+            pass
+    assert not torch.distributed.is_initialized()
+
+
 def test_a_refused_overwrite_leaves_the_checkpoint_of_the_run_writing_there(tmp_path):
     """--nproc 2 --overwrite of a job another run is writing (it holds the results file's lock) is refused by rank
     0, and no rank removes that run's checkpoint."""

@@ -564,7 +564,7 @@ def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):
 
 # --- the commands ---
 def test_too_many_input_bits_name_the_command_line_remedy():
-    with pytest.raises(ExportError, match="lower --input-bits or --headroom"):
+    with pytest.raises(ExportError, match=r"bounds vth to 6021\); lower --input-bits, or"):   # its bias binds
         quantize(small_spec(), QuantConfig(input_bits=16))
 
 
@@ -784,6 +784,21 @@ def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents()
         with pytest.raises(ExportError, match=r"^layer conv0: every weight rounds to 0 \(Lava's Conv applies no "
                                               r"weight exponent; .*\); lower --input-bits or --headroom$"):
             quantize_hidden(conv, QuantConfig(exponents=exponents), 8)
+
+
+def test_weights_rounding_to_zero_under_a_large_bias_are_told_the_bias_bounds_vth():
+    """A large bias (e.g. a folded stream.standardize with its mean outside [0, 1]) caps vth: --headroom cannot help
+    then (it was the advice), --input-bits can."""
+    from spikecl.export.quantize import quantize_hidden
+
+    layer = LayerSpec("hidden0", np.full((3, 64), 0.1), np.full(3, -40.0), 0.9, 1.0, "zero")
+    with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 without a weight exponent \(its "
+                                          r"bias, up to 40 thresholds a step, e.g. a folded stream.standardize, bounds "
+                                          r"vth to 102\); lower --input-bits, or keep weight exponents"):
+        quantize_hidden(layer, QuantConfig(), 8)
+    with pytest.raises(ExportError, match="lower --input-bits"):
+        quantize_hidden(layer, QuantConfig(headroom=1.0), 8)
+    assert quantize_hidden(layer, QuantConfig(input_bits=1), 1).weight.max() == 10             # 102 / 1 * 0.1
 
 
 @pytest.mark.parametrize("changes, message", [

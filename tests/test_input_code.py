@@ -70,7 +70,11 @@ def test_a_standardised_stream_is_the_plain_one_standardised_after_each_permutat
     ([0.1, -1.0, 2.0], r"must be \[mean, std\]"),
     ([float("inf"), 1.0], r"stream.standardize\[0\]: expected a finite number"),
     ([0.0, 1e-50], r"^stream.standardize: \[0.0, 1e-50\] takes pixels in \[0, 1\] to -0..1e\+50, beyond float32's "),
-    ([1e39, 1.0], r"^stream.standardize: \[1e\+39, 1.0\] takes pixels in \[0, 1\] to -1e\+39..-1e\+39, beyond ")])
+    ([1e39, 1.0], r"^stream.standardize: \[1e\+39, 1.0\] takes pixels in \[0, 1\] to -1e\+39..-1e\+39, beyond "),
+    ([0.0, 1e39], r"^stream.standardize: \[0.0, 1e\+39\] takes pixels in \[0, 1\] to -0..1e-39, beyond float32's "),
+    ([1e39, 1e39], r"^stream.standardize: \[1e\+39, 1e\+39\] takes pixels in \[0, 1\] to -1..-1, beyond float32's "),
+    ([1e10, 1.0], r"^stream.standardize: \[10000000000.0, 1.0\] merges pixels 1/255 apart in float32 \(about 7 "),
+    ([1e30, 1e-8], r"^stream.standardize: \[1e\+30, 1e-08\] merges pixels 1/255 apart in float32")])
 def test_standardize_takes_a_mean_and_a_positive_std(value, message):
     with pytest.raises(ConfigError, match=message):
         experiment_from_dict(_digits(standardize=value))
@@ -120,8 +124,8 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--samples", "50",
                  "--force"]) == 0
     assert re.search(r"note: hidden0 carries the folded standardisation \(stream.standardize\) as a bias, which "
-                     r"lowers its vth to \d+ \(the weights alone: \d+\) and its weight mantissas to at most ±\d+ "
-                     r"\(±\d+\)", capsys.readouterr().out)
+                     r"lowers its vth to \d+ \(without the fold: \d+\) and its weight mantissas to at most ±\d+ "
+                     r"\(±\d+\): see the quantised accuracy above", capsys.readouterr().out)
     import dataclasses
 
     centred = {**result.config, "stream": {**result.config["stream"], "standardize": [0.0, 0.4]}}   # no bias added
@@ -129,6 +133,15 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     assert main(["export", str(tmp_path / "centred.h5"), "-o", str(tmp_path / "c.h5"), "--samples", "50",
                  "--force"]) == 0
     assert "note: hidden0 carries" not in capsys.readouterr().out
+    key = next(k for k in result.model if k.endswith("weight"))
+    biased = {**result.model, key[:-len("weight")] + "bias": result.model[key][:, 0] * 0 - 3.0}  # bounds vth
+    write_results(tmp_path / "biased.h5", dataclasses.replace(result, config=centred, model=biased))
+    assert main(["export", str(tmp_path / "biased.h5"), "-o", str(tmp_path / "b.h5"), "--samples", "50",
+                 "--force"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"hidden0 +64->32 .* 1365 ", out) and "note: hidden0 carries" not in out  # the fold: none
+    assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "n0.h5"), "--samples", "0"]) == 0
+    assert re.search(r"note: hidden0 carries the folded .*\(±\d+\)$", capsys.readouterr().out, re.M)  # none measured
     with pytest.raises(ExportError, match=r"^the CNN was trained on standardised images \(stream.standardize\): "
                                           r"its zero padding"):
         spec_from_state({}, {"stream": {"standardize": STANDARD}, "network": {"kind": "cnn"}})

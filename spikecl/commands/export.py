@@ -90,17 +90,19 @@ def add_command(sub) -> None:
 
 def print_folding_cost(spec, net, quant) -> None:
     """A note where the bias that folding ``stream.standardize`` into the first layer adds lowers that layer's
-    threshold (and so its weight mantissas) below what the weights alone would get."""
+    threshold (and so its weight mantissas) below what the layer with its trained bias alone would get."""
     from dataclasses import replace
 
     from spikecl.export.quantize import quantize_hidden
 
-    first = net.layers[0]
-    alone = quantize_hidden(replace(spec.layers[0], bias=None), quant, first.input_bits)
-    if alone.vth > first.vth:
+    first, folded = net.layers[0], spec.layers[0]
+    trained_bias = folded.bias + spec.config["standardize_folded"][0] * folded.weight.sum(axis=1)  # + (m / s) W 1
+    unfolded = quantize_hidden(replace(folded, bias=trained_bias), quant, first.input_bits)
+    if unfolded.vth > first.vth:
+        measured = ": see the quantised accuracy above" if "float_accuracy" in net.metrics else ""
         print(f"note: {first.name} carries the folded standardisation (stream.standardize) as a bias, which lowers "
-              f"its vth to {first.vth} (the weights alone: {alone.vth}) and its weight mantissas to at most "
-              f"±{abs(first.weight).max()} (±{abs(alone.weight).max()}): see the quantised accuracy above")
+              f"its vth to {first.vth} (without the fold: {unfolded.vth}) and its weight mantissas to at most "
+              f"±{abs(first.weight).max()} (±{abs(unfolded.weight).max()}){measured}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -47,10 +47,15 @@ def rank() -> int:
         return dist.get_rank()
     if env_world_size() <= 1:
         return 0
+    return _env_int("RANK")
+
+
+def _env_int(name: str) -> int:
+    """The integer environment variable ``name`` (0 when unset); a one-line ConfigError when it is not one."""
     try:
-        return int(os.environ.get("RANK", "0"))
+        return int(os.environ.get(name, "0"))
     except ValueError:
-        raise ConfigError(f"RANK={os.environ['RANK']!r} is not an integer") from None
+        raise ConfigError(f"{name}={os.environ[name]!r} is not an integer") from None
 
 
 def is_main() -> bool:
@@ -78,9 +83,11 @@ def session(device_name: str = "cpu") -> Iterator[int]:
     if missing:
         raise ConfigError(f"WORLD_SIZE={size} but {', '.join(missing)} not set: start the processes with torchrun "
                           "(or spikecl run --nproc N), or unset WORLD_SIZE for one process")
+    if not 0 <= rank() < size:                       # torch would wait for the missing ranks for ever
+        raise ConfigError(f"RANK={os.environ['RANK']!r} is not a rank of WORLD_SIZE={size} (0..{size - 1})")
     cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(_env_int("LOCAL_RANK"))
     dist.init_process_group(backend_for(torch.device("cuda" if cuda else "cpu")))
     try:
         yield world_size()

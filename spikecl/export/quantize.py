@@ -272,9 +272,10 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     s_w, mixed = _mantissa_scale(layer.weight, cfg.weight_bits)
     vth_target = min(VTH_MAX, (UV_LIMIT >> ACT_SHIFT) / cfg.headroom)
     max_bias_exp = bias_exp_max(cfg)
+    bias_bound = math.inf
     if layer.bias is not None and np.any(layer.bias):  # the largest bias must fit 13 bits << 6 or 7 (scale down)
-        vth_target = min(vth_target, layer.threshold * BIAS_MANT_MAX * 2**max_bias_exp
-                         / (2**ACT_SHIFT * np.abs(layer.bias).max()))
+        bias_bound = layer.threshold * BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(layer.bias).max())
+        vth_target = min(vth_target, bias_bound)
     ideal = vth_target / (layer.threshold * s_w * q)
     e = _weight_exp(ideal)
     if e > 0:  # positive exponents only to lift a tiny threshold to vth >= 64 (keeps files netx-compatible)
@@ -294,6 +295,10 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, max_bias_exp)
     advice = ("(Lava's Conv applies no weight exponent; the threshold is too large for the weights); lower "
               "--input-bits or --headroom" if layer.conv is not None
+              else (f"without a weight exponent (its bias, up to {np.abs(layer.bias).max() / layer.threshold:.3g} "
+                    f"thresholds a step, e.g. a folded stream.standardize, bounds vth to {bias_bound:.0f}); lower "
+                    "--input-bits, or keep weight exponents with QuantConfig(exponents=True) (Python API, spikecl's "
+                    "runner only)") if bias_bound <= vth_target and e > WEIGHT_EXP_RANGE[0]
               else ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0]
               else "even at weight_exp -8 (the weights are too small for the threshold); lower --headroom or "
                    "--input-bits")
