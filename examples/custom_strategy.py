@@ -3,7 +3,7 @@
 The method here is an L2 anchor: after each task, penalise the squared distance to the weights that solved it.
 It needs two events of the contract (``penalty`` and ``after_task``) and one line to register it.
 
-    python examples/custom_strategy.py            (about 30 s on a laptop CPU)
+    python examples/custom_strategy.py            (about 10 s on a laptop CPU)
 
 The file is also a plugin: ``spikecl run EXP.toml --plugin examples/custom_strategy.py --set
 'strategy.methods=["l2"]'`` runs the method from the command line, with ``--resume``, results files and plots.

@@ -1,6 +1,6 @@
 """Build a stream, a spiking network and EWC by hand, train task by task, print the accuracy matrix.
 
-    python examples/permuted_digits_ewc.py        (about 20 s on a laptop CPU)
+    python examples/permuted_digits_ewc.py        (about 10 s on a laptop CPU)
 """
 
 import argparse

@@ -10,7 +10,7 @@ recognition with familiarity-contingent noise, distinct overlapping receptive fi
 them), beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under
 the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON).
 
-    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): ~4 CPU minutes
+    python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): 1-2 CPU minutes
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 20 minutes
     python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
     python examples/sparsey_protocol.py --full --test-split-seed 2000 --test-excludes 0 1000   # blind: a test split

@@ -110,12 +110,29 @@ def test_dvs_gesture_npy_times_are_milliseconds(tmp_path):
     assert d.x_train[0, 0, 1, 0, 31] == 1 and d.x_train[0, 1, 0, 0, 0] == 1
 
 
-@pytest.mark.parametrize("name, expected", [("shd", "SHD/shd_train.h5"), ("nmnist", "NMNIST/Train"),
-                                            ("dvs_gesture", "DVSGesture/ibmGestureTrain")])
+@pytest.mark.parametrize("name, expected", [("shd", "SHD/shd_train.h5 or ./shd_train.h5"),
+                                            ("nmnist", "NMNIST/Train or ./Train"),
+                                            ("dvs_gesture", "DVSGesture/ibmGestureTrain or ./ibmGestureTrain")])
 def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path, name, expected):
     with pytest.raises(DataError, match=f"expected {expected}") as info:
         load_dataset(name, str(tmp_path))
     assert "\n" not in str(info.value) and not list(tmp_path.iterdir())     # nothing downloaded
+
+
+@pytest.mark.parametrize("name, present, missing", [("shd", "shd_train.h5", "shd_test.h5"),
+                                                     ("nmnist", "Train", "Test")])
+def test_both_splits_of_an_event_dataset_must_be_in_one_folder(tmp_path, name, present, missing):
+    """The train split directly under --data-dir and the test split in the dataset's folder (perhaps another copy)
+    were taken together; the message named only the dataset's folder."""
+    (tmp_path / present).mkdir() if name == "nmnist" else (tmp_path / present).write_bytes(b"not read")
+    other = tmp_path / ("SHD" if name == "shd" else "NMNIST") / missing
+    other.parent.mkdir()
+    other.mkdir() if name == "nmnist" else other.write_bytes(b"not read")
+    with pytest.raises(DataError, match=rf"^{tmp_path}: holds only some of {name}'s files, missing {missing} \(both "
+                                        r"splits must be in one folder\); "):
+        dataset_files(name, str(tmp_path))
+    (tmp_path / present).rename(other.parent / present)
+    assert dataset_files(name, str(tmp_path)) == [other.parent / present, other]
 
 
 def test_event_dataset_files_are_found_without_reading_them(event_root):

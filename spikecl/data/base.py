@@ -70,6 +70,11 @@ class Dataset:
         return self.x_train.shape[1] if self.x_train.ndim == 5 else None
 
 
+def _same_name(candidates: list[str]) -> list[str]:
+    """The candidates naming the first one's file (its accepted places), for a message."""
+    return [c for c in candidates if Path(c).name == Path(candidates[0]).name]
+
+
 def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, folder: bool = False) -> Path:
     """The first existing file (``folder``: directory) among ``candidates`` under ``data_dir``, else a DataError
     explaining ``how``."""
@@ -79,8 +84,8 @@ def find_path(data_dir: str | None, name: str, candidates: list[str], how: str, 
     for rel in candidates:
         if is_dir(root / rel, DataError) if folder else is_file(root / rel, DataError):
             return root / rel
-    raise DataError(f"{name} not found under {root}: expected {candidates[0]}; {how}; point --data-dir "
-                    "(data.data_dir) at the folder holding them")
+    raise DataError(f"{name} not found under {root}: expected {' or '.join(_same_name(candidates))}; {how}; point "
+                    "--data-dir (data.data_dir) at the folder holding them")
 
 
 def check_not_test_copy(train: list[tuple[Path, np.ndarray]], test_path: Path, test: np.ndarray) -> None:

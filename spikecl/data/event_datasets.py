@@ -27,6 +27,7 @@ from spikecl.data.base import Dataset, check_not_test_copy, find_path
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
 from spikecl.errors import ConfigError, DataError, require
 from spikecl.hdf5_guard import check_heaps, check_stored_lengths, damage_as
+from spikecl.paths import is_dir, is_file
 
 #: (C, H, W) of every event dataset's sensor, and its number of classes
 SENSORS = {"nmnist": (2, 34, 34), "shd": (1, 1, 700), "dvs_gesture": (2, 128, 128)}
@@ -263,10 +264,17 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
     """Where event dataset ``name`` is read from, train then test (SHD: its two HDF5 files; N-MNIST, DVS Gesture:
     their two split folders), found without reading them."""
     if name == "shd":
-        return [find_path(data_dir, name, [f"SHD/shd_{split}.h5", f"shd_{split}.h5"], HOW[name])
-                for split in ("train", "test")]
-    base, train, test = FOLDERS[name]
-    return [find_path(data_dir, name, [f"{base}/{sub}", sub], HOW[name], folder=True) for sub in (train, test)]
+        base, splits, folder = "SHD", ["shd_train.h5", "shd_test.h5"], False
+    else:
+        base, *splits = FOLDERS[name]
+        folder = True
+    first = find_path(data_dir, name, [f"{rel}/{split}" for split in splits for rel in (base, ".")], HOW[name], folder)
+    paths = [first.parent / split for split in splits]
+    missing = [p.name for p in paths if not (is_dir(p, DataError) if folder else is_file(p, DataError))]
+    if missing:
+        raise DataError(f"{first.parent}: holds only some of {name}'s files, missing {', '.join(missing)} (both "
+                        f"splits must be in one folder); {HOW[name]}")
+    return paths
 
 
 def _stamp(name: str, paths: list[Path]) -> str:
