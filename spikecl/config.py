@@ -166,7 +166,8 @@ class NetworkConfig:
                                     doc="fast-sigmoid surrogate slope: read where gradients pass through the spikes "
                                         "(the bptt and online trainers, EWC's Fisher passes); the dsr trainer passes "
                                         "them through firing rates and never reads it")
-    init_gain: float = option(3.0, low=0.0, doc="hidden weights are scaled by this so deep layers fire")
+    init_gain: float = option(3.0, low=1e-6, doc="hidden weights are scaled by this so deep layers fire (0 would "
+                                                 "make them all 0: nothing fires, nothing trains)")
     bias: bool = option(False, doc="synapses (linear and conv layers) add a learned bias")
     batch_norm: bool = option(True, doc="CNN only")
     engine: str = option("fused", choices=("fused", "snntorch", "triton"),
@@ -600,9 +601,10 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     check_standardize(cfg)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
-    if cfg.train.lr_schedule == "cosine" and cfg.train.warmup_epochs >= cfg.train.epochs:
-        raise ConfigError(f"train.warmup_epochs: {cfg.train.warmup_epochs} warm-up epochs leave none of the "
-                          f"{cfg.train.epochs} epochs of a task to the cosine decay; use fewer than train.epochs")
+    if cfg.train.lr_schedule == "cosine" and cfg.train.epochs - cfg.train.warmup_epochs < 2:
+        raise ConfigError(f"train.lr_schedule: 'cosine' needs 2 or more epochs after train.warmup_epochs (its first "
+                          f"decay epoch runs at train.lr); {cfg.train.epochs} epochs with {cfg.train.warmup_epochs} of "
+                          "warm-up run as 'constant'")
     check_triton(cfg)
     check_cuda_graph(cfg)
     check_precision(cfg)
@@ -688,6 +690,8 @@ STREAM_KIND_OPTIONS = {"classes_per_task": "split", "first_task_identity": "perm
 ONLY_FOR = {
     **{("stream", key): (lambda cfg, kind=kind: cfg.stream.kind == kind, f"{kind} streams")
        for key, kind in STREAM_KIND_OPTIONS.items()},
+    ("stream", "max_angle_deg"): (lambda cfg: cfg.stream.kind == "rotated" and cfg.stream.n_tasks > 1,
+                                  "rotated streams of 2 or more tasks (task 0 is not rotated)"),
     **{("stream", key): (lambda cfg: cfg.stream.input_code == "flyhash", 'stream.input_code = "flyhash"')
        for key in ("code_units", "code_sparsity", "code_sample_frac")},
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
@@ -696,6 +700,9 @@ ONLY_FOR = {
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),
+    ("train", "reset_optimizer"): (lambda cfg: (cfg.train.optimizer == "adam" or cfg.train.momentum > 0)
+                                   and cfg.stream.n_tasks > 1,
+                                   "an optimiser with state (Adam, or SGD with momentum > 0) over 2 or more tasks"),
     ("train", "eval_samples"): (lambda cfg: cfg.train.eval_every > 0, "continual evaluation (train.eval_every > 0)"),
     ("train", "warmup_epochs"): (lambda cfg: cfg.train.lr_schedule == "cosine", 'train.lr_schedule = "cosine"'),
 }

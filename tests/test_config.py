@@ -35,6 +35,12 @@ def test_nested_values_and_strategy_options():
     ({"stream": "permuted"}, "stream: expected a table"),
     ({"network": {"bias": 1}}, "network.bias: expected true or false"),
     ({"seeds": []}, "seeds: expected at least one seed"),
+    ({"network": {"init_gain": 0.0}}, "network.init_gain: 0.0 is below the minimum 1e-06"),     # every weight 0
+    ({"train": {"momentum": 0.0, "reset_optimizer": False}}, "train.reset_optimizer: applies only to an optimiser "
+                                                             "with state (Adam, or SGD with momentum > 0) over 2"),
+    ({"stream": {"n_tasks": 1}, "train": {"reset_optimizer": False}}, "train.reset_optimizer: applies only to"),
+    ({"stream": {"kind": "rotated", "n_tasks": 1, "max_angle_deg": 90.0}},
+     "stream.max_angle_deg: applies only to rotated streams of 2 or more tasks"),
 ])
 def test_bad_configs_name_the_key(raw, message):
     with pytest.raises(ConfigError, match=None) as info:

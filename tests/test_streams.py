@@ -113,6 +113,10 @@ def test_every_seed_is_scored_on_the_same_test_subsample(digits, kind):
     ({"classes_per_task": 2}, "stream.classes_per_task: applies only to split streams, not 'permuted'"),
     ({"kind": "split", "first_task_identity": True}, "stream.first_task_identity: applies only to permuted"),
     ({"max_angle_deg": 90.0}, "stream.max_angle_deg: applies only to rotated streams"),
+    ({"kind": "split", "n_tasks": 2, "classes_per_task": 1}, r"^stream.classes_per_task: 1: one class per task gives "
+                                                            r"each task a one-output head under the 'domain' scenario"),
+    ({"kind": "split", "n_tasks": 10, "scenario": "task"}, r"^stream.n_tasks: 10 tasks of 10 classes: one class per "
+                                                           r"task gives each task a one-output head under the 'task'"),
 ])
 def test_bad_stream_options(digits, kwargs, message):
     args = {"kind": "permuted", "n_tasks": 2, "scenario": "domain", **kwargs}

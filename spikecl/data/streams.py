@@ -343,6 +343,11 @@ def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
     if per < 1 or per * n_tasks > c:
         raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
                           f"{c} classes of {dataset.name}")
+    if per == 1 and scenario != "class":
+        key = "stream.classes_per_task: 1" if classes_per_task else f"stream.n_tasks: {n_tasks} tasks of {c} classes"
+        raise ConfigError(f"{key}: one class per task gives each task a one-output head under the {scenario!r} "
+                          "scenario, which nothing trains (every accuracy 100 %); use 2 or more classes per task, or "
+                          "stream.scenario = \"class\"")
     tasks = []
     for i in range(n_tasks):
         group = np.arange(i * per, (i + 1) * per)
