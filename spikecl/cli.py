@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                                 # the command's parser points at its own --help
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with terminate_as_interrupt() if args.command in ("run", "sweep") else contextlib.nullcontext():
+        with terminate_as_interrupt():
             return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def terminate_as_interrupt():
     """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
-    as Ctrl-C does: locks released, the interruption said and how to continue, exit status 130. For ``run`` (and in
-    its data-parallel workers) and ``sweep`` (put back after Ray starts); ``deploy`` leaves its Lava runner to
-    finish."""
+    as Ctrl-C does: locks released, temporary files removed, the interruption said and how to continue, exit status
+    130. For every command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy``
+    stops its Lava runner's processes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -756,3 +756,22 @@ def test_relearning_forgets_for_recall_by_cue_only_as_documented():
     assert np.all((kept > 3.0) & (kept < 3.3)), kept
     assert memory.run([recall_by_content([0, 1]), recall_by_content([0])]).results[-1].answer == (0,)
     assert np.allclose(memory.weights()["content_to_cue"][:2, 0], 6.0)
+
+
+def test_an_interrupted_brian2_build_says_nothing_of_its_half_built_objects(monkeypatch, capfd):
+    """Ctrl-C while the Brian2 network was built printed 18 multi-line 'never included in a network' warnings
+    after the one-line interruption."""
+    import gc
+
+    import brian2
+
+    from spikecl.memory.brian2_net import Brian2CA3
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(brian2, "SpikeMonitor", interrupted)     # every group and synapse made, none in a network
+    with pytest.raises(KeyboardInterrupt):
+        Brian2CA3(CA3Params(), 5, 10)
+    gc.collect()
+    assert "unused_brian_object" not in capfd.readouterr().err

@@ -4,6 +4,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -236,3 +237,27 @@ def test_threads_limit_numpys_blas_too_and_are_recorded():
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "1", "1"]
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_sigterm_stops_every_command_as_ctrl_c_does(tmp_path, monkeypatch, capsys, command):
+    """SIGTERM to `spikecl export` or `report` (or `deploy`) killed it with no message and left its temporary file;
+    now it stops as `run` and `sweep` do: one line, exit status 130, the atomic writer's file removed."""
+    import signal
+
+    import spikecl.export.pipeline as pipeline
+    import spikecl.report as report_module
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    if command == "export":
+        monkeypatch.setattr(pipeline, "export_file", terminated)
+        argv = ["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5")]
+    else:
+        monkeypatch.setattr(report_module, "report_paths", terminated)
+        argv = ["report", str(tmp_path)]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "spikecl: interrupted\n"

@@ -164,6 +164,30 @@ def test_ray_started_and_stopped_leaves_the_callers_environment_and_sigterm_hand
     assert done.stdout.split()[-2:] == ["True", "True"], done.stderr[-2000:]
 
 
+def test_a_ray_start_interrupted_half_way_stops_what_it_started_and_reads_as_ctrl_c():
+    """SIGTERM while ``ray.init`` runs hit Ray's own handler (exit 15, no message), and Ray's agents, whose raylet
+    was gone, outlived the sweep (Ctrl-C too): now its processes go and the sweep stops as after Ctrl-C. A process
+    standing in for an agent (its command line Ray's) is started by this one before the start is cut short."""
+    pytest.importorskip("ray")
+    script = ("import os, subprocess, sys, time\n"
+              "from spikecl.continual import sweep_ray\n"
+              "agent = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '/site/ray/agent.py'])\n"
+              "time.sleep(0.5)\n"
+              "def init(*args):\n"
+              "    raise SystemExit(15)\n"
+              "sweep_ray._init = init\n"
+              "env = dict(os.environ)\n"
+              "try:\n"
+              "    sweep_ray.start_ray(num_cpus=1)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('interrupted')\n"
+              "agent.wait(10)\n"
+              "print(agent.returncode, dict(os.environ) == env)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.split() == ["interrupted", "-9", "True"], done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files, tmp_path, local_ray,
                                                                      capsys, monkeypatch):

@@ -95,10 +95,48 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     try:
         with _python_sigterm_kept():
             _init(ray, address, num_cpus, options)
-    except BaseException:                            # what a start that failed half-way set goes too
+    except BaseException as exc:                     # what a start that failed half-way set or started goes too
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        started = _ray_processes() if interrupted else []    # before shutdown: agents outlive a raylet that is gone
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        for pid in started:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         _restore_environment()
+        if isinstance(exc, SystemExit):              # Ray's SIGTERM handler, set while ray.init runs: as Ctrl-C
+            raise KeyboardInterrupt from None
         raise
     return ray, True
+
+
+def _ray_processes() -> list[int]:
+    """Ray's processes (raylet, GCS, agents, workers) that this one started: its descendants, or members of its
+    process group, whose command line is Ray's (read from ``/proc``; none where there is no ``/proc``)."""
+    parents, group = {}, os.getpgid(0)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rfind(")") + 2:].split()
+            parents[int(entry.name)] = (int(fields[1]), int(fields[2]))           # (ppid, pgid)
+        except (OSError, ValueError, IndexError):
+            continue
+    ours, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        todo += [child for child, (ppid, _) in parents.items() if ppid == pid and child not in ours]
+        ours.add(pid)
+    ours |= {pid for pid, (_, pgid) in parents.items() if pgid == group}
+    ours.discard(os.getpid())
+    return sorted(pid for pid in ours if _is_ray(pid))
+
+
+def _is_ray(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return command.startswith(b"ray::") or b"/ray/" in command
 
 
 #: the process environment before :func:`start_ray` started Ray, which ``ray.init`` extends (``RAY_*``,

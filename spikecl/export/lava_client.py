@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,18 +45,52 @@ def checkout_env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(ours + given)}
 
 
+#: seconds a stopped side process and the processes it started (Lava's runtime) have to end after SIGINT, cleaning
+#: up, before SIGKILL ends what is left
+SIDE_GRACE_S = 5.0
+
+
 def run_side(cmd: list, what: str, timeout_s: float, remedy: str) -> None:
-    """Run ``cmd`` (a side environment's Python, in :func:`checkout_env`) to completion. A failure to start it, a
-    run longer than ``timeout_s`` (killed; the error ends with ``remedy``) or a non-zero exit is a one-line error
-    naming ``what``."""
+    """Run ``cmd`` (a side environment's Python, in :func:`checkout_env`) to completion, in a process group of its
+    own. A failure to start it, a run longer than ``timeout_s`` (stopped; the error ends with ``remedy``) or a
+    non-zero exit is a one-line error naming ``what``; an interruption (Ctrl-C, SIGTERM) stops the whole group,
+    Lava's runtime processes included, before it goes on."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=checkout_env())
-    except subprocess.TimeoutExpired:
-        raise ResultsError(f"{what} did not finish within {timeout_s:g} s and was stopped; {remedy}") from None
+        side = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
+                                start_new_session=True)
     except OSError as exc:
         raise DependencyError(f"{what} could not start {cmd[0]}: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        raise ResultsError(f"{what} failed: {failure_line(done.stderr or done.stdout) or done.returncode}")
+    try:
+        out, err = side.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_group(side)
+        raise ResultsError(f"{what} did not finish within {timeout_s:g} s and was stopped; {remedy}") from None
+    except BaseException:
+        stop_group(side)
+        raise
+    if side.returncode != 0:
+        raise ResultsError(f"{what} failed: {failure_line(err or out) or side.returncode}")
+
+
+def stop_group(side: subprocess.Popen) -> None:
+    """SIGINT to ``side``'s process group (it cleans up as after Ctrl-C), then, once ``side`` has ended or after
+    :data:`SIDE_GRACE_S`, SIGKILL to whatever of the group is left; reaps ``side``."""
+    try:
+        _signal_group(side.pid, signal.SIGINT)
+        try:
+            side.wait(SIDE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        _signal_group(side.pid, signal.SIGKILL)
+        side.communicate()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:                          # the whole group has ended
+        pass
 
 
 def failure_line(text: str) -> str:

@@ -15,6 +15,8 @@ step as a pre spike counts as depression. These are the semantics that reproduce
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
@@ -40,6 +42,17 @@ def drive_arrays(cue_input, content_input, gate, gated: bool) -> tuple[np.ndarra
     return cue_input, content_input, gate
 
 
+@contextlib.contextmanager
+def _quiet_if_unfinished(b2):
+    """Where the block stops early (Ctrl-C, an error), Brian2's warning for every object it made that no network
+    holds (``unused_brian_object``, several lines each) is silenced: the error or interruption says what happened."""
+    try:
+        yield
+    except BaseException:
+        b2.BrianLogger.suppress_name("unused_brian_object")
+        raise
+
+
 class Brian2CA3:
     """A CA3 memory of ``n_cues`` cues and ``n_bits`` bits in Brian2; :meth:`run` continues the simulation.
 
@@ -60,50 +73,51 @@ class Brian2CA3:
         # delays in steps before any Brian2 object exists, so that a refused one leaves none behind
         static = [(c, params.steps(c.delay_ms, f"{c.source} -> {c.target}")) for c in connections(params, n_bits)]
         self._plastic_steps = params.steps(params.delay_plastic_ms, "the plastic projections")
-        ms, mV, nA, nF = b2.ms, b2.mV, b2.nA, b2.nF
-        self.dt = params.dt_ms * ms
-        clock = b2.Clock(self.dt)
-        self._namespace = {"v_rest": params.v_rest_mV * mV, "v_reset": params.v_reset_mV * mV,
-                           "syn_decay": params.syn_decay, "k_syn": params.syn_event_factor,
-                           "w_min": params.w_min_nA * nA, "w_max": params.w_max_nA * nA,
-                           "a_plus": params.a_plus_nA * nA, "a_minus": params.a_minus_nA * nA,
-                           "tau_plus": params.tau_plus_ms * ms, "tau_minus": params.tau_minus_ms * ms,
-                           "gain_content_to_cue": params.content_to_cue_gain}
-        eqs = """dv/dt = (v_rest - v + R * I) / tau_m : volt (unless refractory)
-                 I : amp
-                 R : ohm (constant)
-                 tau_m : second (constant)
-                 v_thresh : volt (constant)"""
-        # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
-        self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
-                                            reset="", clock=clock, name=f"{name}*") for name in INPUTS}
-        kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
-        self.groups = {}
-        for name, (_, kind) in kinds.items():
-            c_m, tau_m, v_thresh = params.cell(kind)
-            g = b2.NeuronGroup(self.sizes[name], eqs, threshold="v > v_thresh", reset="v = v_reset",
-                               refractory=params.refractory_steps * self.dt, method="exact", clock=clock,
-                               name=f"{name}*")
-            g.R = tau_m * ms / (c_m * nF)
-            g.tau_m = tau_m * ms
-            g.v_thresh = v_thresh * mV
-            g.v = params.v_rest_mV * mV
-            g.run_regularly("I = I * syn_decay", when="after_thresholds", name=f"{name}_decay*")
-            self.groups[name] = g
-        every = {**self.inputs, **self.groups}
-        self.synapses = []
-        for k, (c, delay) in enumerate(static):
-            op = "+=" if c.sign > 0 else "-="
-            s = b2.Synapses(every[c.source], every[c.target], "w : amp (constant)", on_pre=f"I_post {op} w * k_syn",
-                            delay=delay * self.dt, clock=clock, name=f"static{k}*")
-            s.connect(**_connect_args(c.pattern))
-            s.w = c.weight_nA * nA
-            self.synapses.append(s)
-        self.plastic = {name: self._plastic(every[pre], every[post], name, clock)
-                        for name, (pre, post) in PLASTIC.items()}
-        self.monitors = {name: b2.SpikeMonitor(g, name=f"mon_{name}*") for name, g in every.items()}
-        self.network = b2.Network(*every.values(), *self.synapses, *self.plastic.values(), *self.monitors.values())
-        self._n_recorded = {name: 0 for name in self.monitors}
+        with _quiet_if_unfinished(b2):                # an interrupted build: no warning per half-built object
+            ms, mV, nA, nF = b2.ms, b2.mV, b2.nA, b2.nF
+            self.dt = params.dt_ms * ms
+            clock = b2.Clock(self.dt)
+            self._namespace = {"v_rest": params.v_rest_mV * mV, "v_reset": params.v_reset_mV * mV,
+                               "syn_decay": params.syn_decay, "k_syn": params.syn_event_factor,
+                               "w_min": params.w_min_nA * nA, "w_max": params.w_max_nA * nA,
+                               "a_plus": params.a_plus_nA * nA, "a_minus": params.a_minus_nA * nA,
+                               "tau_plus": params.tau_plus_ms * ms, "tau_minus": params.tau_minus_ms * ms,
+                               "gain_content_to_cue": params.content_to_cue_gain}
+            eqs = """dv/dt = (v_rest - v + R * I) / tau_m : volt (unless refractory)
+                     I : amp
+                     R : ohm (constant)
+                     tau_m : second (constant)
+                     v_thresh : volt (constant)"""
+            # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
+            self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
+                                                reset="", clock=clock, name=f"{name}*") for name in INPUTS}
+            kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
+            self.groups = {}
+            for name, (_, kind) in kinds.items():
+                c_m, tau_m, v_thresh = params.cell(kind)
+                g = b2.NeuronGroup(self.sizes[name], eqs, threshold="v > v_thresh", reset="v = v_reset",
+                                   refractory=params.refractory_steps * self.dt, method="exact", clock=clock,
+                                   name=f"{name}*")
+                g.R = tau_m * ms / (c_m * nF)
+                g.tau_m = tau_m * ms
+                g.v_thresh = v_thresh * mV
+                g.v = params.v_rest_mV * mV
+                g.run_regularly("I = I * syn_decay", when="after_thresholds", name=f"{name}_decay*")
+                self.groups[name] = g
+            every = {**self.inputs, **self.groups}
+            self.synapses = []
+            for k, (c, delay) in enumerate(static):
+                op = "+=" if c.sign > 0 else "-="
+                s = b2.Synapses(every[c.source], every[c.target], "w : amp (constant)", on_pre=f"I_post {op} w * k_syn",
+                                delay=delay * self.dt, clock=clock, name=f"static{k}*")
+                s.connect(**_connect_args(c.pattern))
+                s.w = c.weight_nA * nA
+                self.synapses.append(s)
+            self.plastic = {name: self._plastic(every[pre], every[post], name, clock)
+                            for name, (pre, post) in PLASTIC.items()}
+            self.monitors = {name: b2.SpikeMonitor(g, name=f"mon_{name}*") for name, g in every.items()}
+            self.network = b2.Network(*every.values(), *self.synapses, *self.plastic.values(), *self.monitors.values())
+            self._n_recorded = {name: 0 for name in self.monitors}
 
     def _plastic(self, pre, post, name: str, clock):
         b2, p = self._b2, self.params
