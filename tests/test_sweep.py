@@ -159,8 +159,7 @@ def test_ray_started_and_stopped_leaves_the_callers_environment_and_sigterm_hand
               "assert started and any(k.startswith('RAY_') for k in os.environ.keys() - env.keys())\n"
               "stop_ray(ray)\n"
               "print(dict(os.environ) == env, signal.getsignal(signal.SIGTERM) is handler)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    done = _python(script, timeout=240)
     assert done.stdout.split()[-2:] == ["True", "True"], done.stderr[-2000:]
 
 
@@ -183,9 +182,14 @@ def test_a_ray_start_interrupted_half_way_stops_what_it_started_and_reads_as_ctr
               "    print('interrupted')\n"
               "agent.wait(10)\n"
               "print(agent.returncode, dict(os.environ) == env)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    done = _python(script, timeout=120)
     assert done.stdout.split() == ["interrupted", "-9", "True"], done.stderr[-2000:]
+
+
+def _python(script: str, timeout: float) -> subprocess.CompletedProcess:
+    """``script`` run by a Python of its own (no Ray instance of this one's in it) on this checkout's spikecl."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
 
 
 @pytest.mark.slow
