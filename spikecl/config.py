@@ -438,6 +438,24 @@ RECORDED_RULES: dict[str, tuple[dict, type]] = {}
 RECORDED_OPTIONS: list[typing.Callable[[dict], dict]] = []
 
 
+def cosine_is_constant(epochs: int, warmup_epochs: int) -> bool:
+    """Whether a cosine schedule runs every epoch at the full rate: at most one warm-up epoch (it ends at the full
+    rate) and one decay epoch (the decay's first is at the full rate)."""
+    return warmup_epochs <= 1 and epochs - warmup_epochs <= 1
+
+
+def _constant_cosine_as_constant(config: dict) -> dict:
+    """A recorded cosine schedule that ran every epoch at the full rate (accepted before it was refused) as
+    ``constant``, which is what it did."""
+    train = config.get("train")
+    if not (isinstance(train, dict) and train.get("lr_schedule") == "cosine"):
+        return config
+    epochs, warmup = train.get("epochs"), train.get("warmup_epochs", 0)
+    if not (isinstance(epochs, int) and isinstance(warmup, int) and cosine_is_constant(epochs, warmup)):
+        return config
+    return {**config, "train": {**train, "lr_schedule": "constant", "warmup_epochs": 0}}
+
+
 def recorded_as_now(config: dict, seed: int | None = None) -> dict:
     """A recorded config (results file, checkpoint, exported network) as this spikecl reads it, so that a run made
     before a rule or key existed compares equal to the same run made today:
@@ -466,6 +484,7 @@ def recorded_as_now(config: dict, seed: int | None = None) -> dict:
             if isinstance(config.get(table), dict) and key not in config[table]:
                 config = {**config, table: {**config[table], key: value}}
         config = options_as_now(config)
+        config = _constant_cosine_as_constant(config)
         for as_read in RECORDED_OPTIONS:
             config = as_read(config)
         config = _split_as_trained(config)
@@ -561,6 +580,17 @@ def _standardized_levels(mean: float, std: float) -> np.ndarray:
         return (np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(mean)) / np.float32(std)
 
 
+def check_one_class_heads(per: int, scenario: str, classes_per_task: int, n_tasks: int, n_classes: int) -> None:
+    """Refuse split tasks of one class each under the task or domain scenario: each task's head has one output,
+    whose loss and gradient are 0, so nothing trains and every accuracy reads 100 %."""
+    if per == 1 and scenario != "class":
+        key = ("stream.classes_per_task: 1" if classes_per_task
+               else f"stream.n_tasks: {n_tasks} tasks of {n_classes} classes")
+        raise ConfigError(f"{key}: one class per task gives each task a one-output head under the {scenario!r} "
+                          "scenario, which nothing trains (every accuracy 100 %); use 2 or more classes per task, or "
+                          "stream.scenario = \"class\"")
+
+
 def check_standardize(cfg: ExperimentConfig) -> None:
     """``stream.standardize`` is [] or a finite [mean, std > 0], and applies to images the direct encoder presents as
     currents (Poisson and latency encoders read intensities in [0, 1]; codes and event frames are not pixels)."""
@@ -599,12 +629,19 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("network.channels: a CNN needs at least one convolution layer")
     check_data_split(cfg.data)
     check_standardize(cfg)
+    if cfg.stream.kind == "split":
+        s, classes = cfg.stream, DATASET_CLASSES.get(cfg.data.dataset, 0)
+        check_one_class_heads(s.classes_per_task or classes // s.n_tasks, s.scenario, s.classes_per_task, s.n_tasks,
+                              classes)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
-    if cfg.train.lr_schedule == "cosine" and cfg.train.epochs - cfg.train.warmup_epochs < 2:
-        raise ConfigError(f"train.lr_schedule: 'cosine' needs 2 or more epochs after train.warmup_epochs (its first "
-                          f"decay epoch runs at train.lr); {cfg.train.epochs} epochs with {cfg.train.warmup_epochs} of "
-                          "warm-up run as 'constant'")
+    if cfg.train.lr_schedule == "cosine" and cfg.train.warmup_epochs >= cfg.train.epochs:
+        raise ConfigError(f"train.warmup_epochs: {cfg.train.warmup_epochs} warm-up epochs leave none of the "
+                          f"{cfg.train.epochs} epochs of a task to the cosine decay; use fewer than train.epochs")
+    if cfg.train.lr_schedule == "cosine" and cosine_is_constant(cfg.train.epochs, cfg.train.warmup_epochs):
+        raise ConfigError(f"train.lr_schedule: 'cosine' over {cfg.train.epochs} epochs with {cfg.train.warmup_epochs} "
+                          "of warm-up runs every epoch at train.lr, as 'constant' (a decay's first epoch runs at "
+                          "train.lr); give it 2 or more epochs after the warm-up, or say 'constant'")
     check_triton(cfg)
     check_cuda_graph(cfg)
     check_precision(cfg)

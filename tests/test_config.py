@@ -201,3 +201,12 @@ def test_overrides_given_as_one_string_are_refused_not_read_character_by_charact
                                           r"'train.epochs=5'; wrap it in a list"):
         apply_overrides({}, "train.epochs=5")
     assert apply_overrides({}, ["train.epochs=5"]) == {"train": {"epochs": 5}}
+
+
+def test_one_class_per_task_is_refused_when_the_config_is_read():
+    """Before, only building the stream refused it, so a sweep's dry run listed such a point as one to run."""
+    with pytest.raises(ConfigError, match=r"^stream.n_tasks: 10 tasks of 10 classes: one class per task gives each "):
+        experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
+                                                                         "scenario": "task"}})
+    assert experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
+                                                                            "scenario": "class"}})

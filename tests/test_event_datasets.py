@@ -131,6 +131,8 @@ def test_both_splits_of_an_event_dataset_must_be_in_one_folder(tmp_path, name, p
     with pytest.raises(DataError, match=rf"^{tmp_path}: holds only some of {name}'s files, missing {missing} \(both "
                                         r"splits must be in one folder\); "):
         dataset_files(name, str(tmp_path))
+    (tmp_path / missing).mkdir() if name == "nmnist" else (tmp_path / missing).write_bytes(b"not read")
+    assert dataset_files(name, str(tmp_path)) == [tmp_path / present, tmp_path / missing]   # the folder with both
     (tmp_path / present).rename(other.parent / present)
     assert dataset_files(name, str(tmp_path)) == [other.parent / present, other]
 

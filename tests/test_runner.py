@@ -13,7 +13,7 @@ import pytest
 import torch
 from hdf5_files import edited, unseal
 
-from spikecl.config import experiment_from_dict
+from spikecl.config import experiment_from_dict, recorded_as_now
 from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, checkpoint_path
@@ -1182,12 +1182,16 @@ def test_a_cosine_schedule_sets_every_epochs_rate_and_restarts_with_each_task(tm
     for train, message in (({"warmup_epochs": 2},
                             'train.warmup_epochs: applies only to train.lr_schedule = "cosine"'),
                            ({"lr_schedule": "cosine", "warmup_epochs": 2, "epochs": 2},
-                            "train.lr_schedule: 'cosine' needs 2 or more epochs after train.warmup_epochs"),
+                            "train.warmup_epochs: 2 warm-up epochs leave none of the 2 epochs"),
                            ({"lr_schedule": "cosine", "warmup_epochs": 1, "epochs": 2},   # its decay epoch: factor 1
-                            "2 epochs with 1 of warm-up run as 'constant'"),
-                           ({"lr_schedule": "cosine", "epochs": 1}, "1 epochs with 0 of warm-up run as 'constant'")):
+                            "train.lr_schedule: 'cosine' over 2 epochs with 1 of warm-up runs every epoch at train.lr"),
+                           ({"lr_schedule": "cosine", "epochs": 1}, "'cosine' over 1 epochs with 0 of warm-up runs")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             config(tmp_path, train=train)
+    assert config(tmp_path, train={"lr_schedule": "cosine", "warmup_epochs": 3, "epochs": 4})   # 1/3, 2/3, 1, 1
+    recorded = {"train": {"lr_schedule": "cosine", "warmup_epochs": 1, "epochs": 2, "lr": 0.1}}
+    as_now = recorded_as_now(recorded)["train"]                   # an old run of it resumes as the constant it was
+    assert (as_now["lr_schedule"], as_now["warmup_epochs"], as_now["epochs"]) == ("constant", 0, 2)
 
 
 def test_a_checkpoint_records_its_methods_options_with_defaults(tmp_path):

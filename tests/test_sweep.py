@@ -165,12 +165,22 @@ def test_ray_started_and_stopped_leaves_the_callers_environment_and_sigterm_hand
 
 def test_a_ray_start_interrupted_half_way_stops_what_it_started_and_reads_as_ctrl_c():
     """SIGTERM while ``ray.init`` runs hit Ray's own handler (exit 15, no message), and Ray's agents, whose raylet
-    was gone, outlived the sweep (Ctrl-C too): now its processes go and the sweep stops as after Ctrl-C. A process
-    standing in for an agent (its command line Ray's) is started by this one before the start is cut short."""
+    was gone, outlived the sweep (Ctrl-C too): now its processes go and the sweep stops as after Ctrl-C. Stand-ins:
+    an agent this process started (its command line Ray's), an orphan naming this process's Ray session folder (an
+    agent whose raylet has gone), both killed; an orphan naming another process's session, or only Ray, is left."""
     pytest.importorskip("ray")
     script = ("import os, subprocess, sys, time\n"
               "from spikecl.continual import sweep_ray\n"
-              "agent = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '/site/ray/agent.py'])\n"
+              "sleep = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+              "agent = subprocess.Popen(sleep + ['/site/ray/agent.py'])\n"
+              "def orphan(arg):\n"
+              "    spawn = ('import subprocess as s, sys; '\n"
+              "             'print(s.Popen(sys.argv[1:], stdout=s.DEVNULL, stderr=s.DEVNULL).pid)')\n"
+              "    return int(subprocess.run([sys.executable, '-c', spawn, *sleep, arg], capture_output=True, "
+              "text=True).stdout)\n"
+              "ours = orphan(f'/tmp/ray/session_2026-12-05_14-09-44_475123_{os.getpid()}/sockets')\n"
+              "others = [orphan(f'/tmp/ray/session_2026-12-05_14-09-44_475123_{os.getpid()}7/x'), "
+              "orphan('/other/ray/tail')]\n"
               "time.sleep(0.5)\n"
               "def init(*args):\n"
               "    raise SystemExit(15)\n"
@@ -181,9 +191,14 @@ def test_a_ray_start_interrupted_half_way_stops_what_it_started_and_reads_as_ctr
               "except KeyboardInterrupt:\n"
               "    print('interrupted')\n"
               "agent.wait(10)\n"
-              "print(agent.returncode, dict(os.environ) == env)\n")
+              "time.sleep(0.5)\n"
+              "alive = lambda pid: open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z' "
+              "if os.path.exists(f'/proc/{pid}') else False\n"
+              "print(agent.returncode, dict(os.environ) == env, alive(ours), [alive(pid) for pid in others])\n"
+              "[os.kill(pid, 9) for pid in others]\n")
     done = _python(script, timeout=120)
-    assert done.stdout.split() == ["interrupted", "-9", "True"], done.stderr[-2000:]
+    said = done.stdout.strip().split(maxsplit=4)
+    assert said == ["interrupted", "-9", "True", "False", "[True, True]"], done.stderr[-2000:]
 
 
 def _python(script: str, timeout: float) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -111,31 +112,39 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
 
 
 def _ray_processes() -> list[int]:
-    """Ray's processes (raylet, GCS, agents, workers) that this one started: its descendants, or members of its
-    process group, whose command line is Ray's (read from ``/proc``; none where there is no ``/proc``)."""
-    parents, group = {}, os.getpgid(0)
+    """Ray's processes (raylet, GCS, agents, workers) that this one started, read from ``/proc`` (none where there is
+    none): its descendants whose command line is Ray's, and every process whose command line names a session folder
+    of this process (``session_<time>_<this PID>``: agents whose raylet has gone are no one's descendants)."""
+    parents = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rfind(")") + 2:].split()
-            parents[int(entry.name)] = (int(fields[1]), int(fields[2]))           # (ppid, pgid)
+            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    ours, todo = set(), [os.getpid()]
+    descendants, todo = set(), [os.getpid()]
     while todo:
         pid = todo.pop()
-        todo += [child for child, (ppid, _) in parents.items() if ppid == pid and child not in ours]
-        ours.add(pid)
-    ours |= {pid for pid, (_, pgid) in parents.items() if pgid == group}
-    ours.discard(os.getpid())
-    return sorted(pid for pid in ours if _is_ray(pid))
+        children = [child for child, ppid in parents.items() if ppid == pid and child not in descendants]
+        descendants.update(children)
+        todo += children
+    session = re.compile(rb"session_[0-9_-]+_%d(?![0-9])" % os.getpid())
+    found = []
+    for pid in parents:
+        command = _command_line(pid)
+        if pid != os.getpid() and (session.search(command) or pid in descendants and _is_ray(command)):
+            found.append(pid)
+    return sorted(found)
 
 
-def _is_ray(pid: int) -> bool:
+def _command_line(pid: int) -> bytes:
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
+        return b""
+
+
+def _is_ray(command: bytes) -> bool:
     return command.startswith(b"ray::") or b"/ray/" in command
 
 

@@ -269,12 +269,14 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
         base, *splits = FOLDERS[name]
         folder = True
     first = find_path(data_dir, name, [f"{rel}/{split}" for split in splits for rel in (base, ".")], HOW[name], folder)
-    paths = [first.parent / split for split in splits]
-    missing = [p.name for p in paths if not (is_dir(p, DataError) if folder else is_file(p, DataError))]
-    if missing:
-        raise DataError(f"{first.parent}: holds only some of {name}'s files, missing {', '.join(missing)} (both "
-                        f"splits must be in one folder); {HOW[name]}")
-    return paths
+    present = is_dir if folder else is_file
+    root = Path(data_dir).expanduser()
+    for where in (root / base, root):                  # the first folder holding both splits
+        if all(present(where / split, DataError) for split in splits):
+            return [where / split for split in splits]
+    missing = [split for split in splits if not present(first.parent / split, DataError)]
+    raise DataError(f"{first.parent}: holds only some of {name}'s files, missing {', '.join(missing)} (both "
+                    f"splits must be in one folder); {HOW[name]}")
 
 
 def _stamp(name: str, paths: list[Path]) -> str:

@@ -45,7 +45,8 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value, check_seed
+from spikecl.config import (STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value,
+                            check_one_class_heads, check_seed)
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, dataset_files, load_dataset, training_and_evaluation
 from spikecl.data.events import EventBinning
@@ -343,11 +344,7 @@ def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
     if per < 1 or per * n_tasks > c:
         raise ConfigError(f"stream.classes_per_task: {n_tasks} tasks x {per} classes do not fit in the "
                           f"{c} classes of {dataset.name}")
-    if per == 1 and scenario != "class":
-        key = "stream.classes_per_task: 1" if classes_per_task else f"stream.n_tasks: {n_tasks} tasks of {c} classes"
-        raise ConfigError(f"{key}: one class per task gives each task a one-output head under the {scenario!r} "
-                          "scenario, which nothing trains (every accuracy 100 %); use 2 or more classes per task, or "
-                          "stream.scenario = \"class\"")
+    check_one_class_heads(per, scenario, classes_per_task, n_tasks, c)
     tasks = []
     for i in range(n_tasks):
         group = np.arange(i * per, (i + 1) * per)
