@@ -622,8 +622,8 @@ class ContinualRun:
             names = ", ".join(f"{name} ({n})" for name, n in full.items())
             since = f"since a task before task {task + 1} (the checkpoint's)" if resumed else f"from task {task + 1} on"
             progress.write_line(f"notice: {self.method} protects every input dimension of {names} {since}: those "
-                                "weights no longer change (what a schedule fixing that synapse asks, e.g. a fixed readout; otherwise a "
-                                "schedule too large for the network)")
+                                "weights no longer change (what a schedule fixing that synapse asks, e.g. a fixed "
+                                "readout; otherwise a schedule too large for the network)")
         self._noticed_full |= set(full)
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
