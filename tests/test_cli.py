@@ -242,7 +242,7 @@ def test_threads_limit_numpys_blas_too_and_are_recorded():
 @pytest.mark.parametrize("command", ["export", "report"])
 def test_sigterm_stops_every_command_as_ctrl_c_does(tmp_path, monkeypatch, capsys, command):
     """SIGTERM to `spikecl export` or `report` (or `deploy`) killed it with no message and left its temporary file;
-    now it stops as `run` and `sweep` do: one line, exit status 130, the atomic writer's file removed."""
+    now it stops as `run` and `sweep` do: one line, exit status 130."""
     import signal
 
     import spikecl.export.pipeline as pipeline

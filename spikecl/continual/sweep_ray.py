@@ -115,26 +115,22 @@ def _ray_processes() -> list[int]:
     """Ray's processes (raylet, GCS, agents, workers) that this one started, read from ``/proc`` (none where there is
     none): its descendants whose command line is Ray's, and every process whose command line names a session folder
     of this process (``session_<time>_<this PID>``: agents whose raylet has gone are no one's descendants)."""
-    parents = {}
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
-            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+            children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(entry.name))
         except (OSError, ValueError, IndexError):
             continue
     descendants, todo = set(), [os.getpid()]
     while todo:
-        pid = todo.pop()
-        children = [child for child, ppid in parents.items() if ppid == pid and child not in descendants]
-        descendants.update(children)
-        todo += children
+        found = children.get(todo.pop(), [])
+        descendants.update(found)
+        todo += found
     session = re.compile(rb"session_[0-9_-]+_%d(?![0-9])" % os.getpid())
-    found = []
-    for pid in parents:
-        command = _command_line(pid)
-        if pid != os.getpid() and (session.search(command) or pid in descendants and _is_ray(command)):
-            found.append(pid)
-    return sorted(found)
+    processes = {pid for pids in children.values() for pid in pids} - {os.getpid()}
+    return sorted(pid for pid in processes
+                  if session.search(command := _command_line(pid)) or pid in descendants and _is_ray(command))
 
 
 def _command_line(pid: int) -> bytes:
