@@ -196,3 +196,49 @@ def test_make_schedule_takes_huge_gaps_as_a_one_line_error():
 
     with pytest.raises(ConfigError, match=r"^spacing_ms: the schedule would last 10{29}8 ms, more than"):
         make_schedule([learn(0, [1]), learn(1, [2])], 2, 3, [10**30, 7])
+
+
+def _exp1_inputs():
+    from pathlib import Path
+
+    from spikecl.memory.recordings import RECORDED, load_recording
+    from spikecl.memory.schedule import raster_from_events
+
+    spikes = load_recording("exp1_functional", Path(__file__).parent / "data" / "ca3")
+    n_steps = max(t for s in spikes.values() for t, _ in s) + 2
+    C, M = RECORDED["exp1_functional"][:2]
+    return C, M, raster_from_events(spikes["INcue"], n_steps, C), raster_from_events(spikes["INcont"], n_steps, M)
+
+
+def test_torch_stepper_weights_are_a_snapshot_in_the_documented_layout():
+    """weights(): cue_to_content [B, C, M], content_to_cue [B, M, C], copies that later runs do not change."""
+    from spikecl.memory.params import CA3Params
+    from spikecl.memory.torch_net import TorchCA3
+
+    C, M, cue, content = _exp1_inputs()
+    half = cue.shape[0] // 2
+    net = TorchCA3(CA3Params(), C, M, batch_size=2)
+    net.run(cue[:half], content[:half])
+    first = net.weights()
+    kept = {k: w.copy() for k, w in first.items()}
+    assert first["cue_to_content"].shape == (2, C, M) and first["content_to_cue"].shape == (2, M, C)   # 5 x 10
+    assert first["cue_to_content"].max() > 0                      # the first half learned something
+    net.run(cue[half:], content[half:])
+    later = net.weights()
+    assert any(not np.array_equal(later[k], kept[k]) for k in kept)   # the second half learned more ...
+    for k in kept:
+        np.testing.assert_array_equal(first[k], kept[k], err_msg=k)   # ... without touching the first snapshot
+
+
+def test_a_learn_hold_longer_than_the_shortest_stress_spacing_is_refused():
+    """check_hold compares the hold with the *smallest* gap: 8 ms fits the 28 ms spacing but not the 7 ms one."""
+    from spikecl.errors import ConfigError
+    from spikecl.memory.experiment import CA3ExperimentConfig, FunctionalConfig, StressConfig, check_hold
+
+    cfg = CA3ExperimentConfig(functional=FunctionalConfig(enabled=False), stress=StressConfig(spacings_ms=[28, 7]),
+                              params={"learn_hold_steps": 8})
+    with pytest.raises(ConfigError, match="^params.learn_hold_steps: a learn holds its input 8 ms, longer than the "
+                                          "7 ms gap of stress.spacings_ms$"):
+        check_hold(cfg)
+    check_hold(CA3ExperimentConfig(functional=FunctionalConfig(enabled=False), stress=StressConfig(spacings_ms=[28, 8]),
+                                   params={"learn_hold_steps": 8}))

@@ -164,14 +164,23 @@ def test_cifar100_fine_labels_and_corrupt_pickle(tmp_path):
 
 def test_miniimagenet_cache_pickles(tmp_path):
     rng = np.random.default_rng(2)
+    label = 0
     for split, n_classes in (("train", 3), ("val", 2), ("test", 1)):
-        images = rng.integers(0, 256, (n_classes * 12, 84, 84, 3), dtype=np.uint8)
-        classes = {f"n{split}{c}": list(range(c * 12, (c + 1) * 12)) for c in range(n_classes)}
+        images = rng.integers(0, 200, (n_classes * 30, 84, 84, 3), dtype=np.uint8)
+        images[:, 0, 1, 0] = 255                       # a mark at row 0, column 1 of the red channel
+        classes = {}
+        for c in reversed(range(n_classes)):           # class names in a dict not in sorted order
+            classes[f"n{split}{c}"] = list(range(c * 30, (c + 1) * 30))
+            images[c * 30:(c + 1) * 30, 5, 5, 1] = 10 * (label + c)   # labels: sorted names, cache after cache
+        label += n_classes
         with open(tmp_path / f"mini-imagenet-cache-{split}.pkl", "wb") as f:
             pickle.dump({"image_data": images, "class_dict": classes}, f)
     d = load_dataset("miniimagenet", str(tmp_path))
     assert d.n_classes == 6 and d.x_train.shape[1:] == (3, 84, 84)
-    assert np.bincount(d.y_test).tolist() == [2] * 6 and np.bincount(d.y_train).tolist() == [10] * 6
+    assert np.bincount(d.y_test).tolist() == [5] * 6 and np.bincount(d.y_train).tolist() == [25] * 6  # 1/6 test
+    for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test)):
+        assert (x[:, 0, 0, 1] == 1.0).all() and not (x[:, 0, 1, 0] == 1.0).all()      # (C, H, W), not (C, W, H)
+        np.testing.assert_array_equal(np.rint(x[:, 1, 5, 5] * 255), 10 * y)
 
 
 def _pickle(path, obj):
@@ -325,3 +334,10 @@ def test_mnist5k_reads_mlxtends_file_as_its_own_loader_does(monkeypatch):
         datasets._mnist5k_raw.cache_clear()
         assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (5000, 1, 28, 28)
         assert np.array_equal(x.view(np.uint32), images.view(np.uint32)) and np.array_equal(y, y_ref)
+
+
+def test_idx_labels_beyond_nine_are_refused(tmp_path):
+    arrays = tiny_mnist(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.r_[arrays["train-labels-idx1-ubyte"][:-1], 10])
+    with pytest.raises(DataError, match=r"labels outside 0..9 \(up to 10\)"):
+        load_dataset("mnist", str(tmp_path))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spikecl.continual import metrics
-from spikecl.errors import ConfigError, NumericalError, ShapeError, SpikeCLError
+from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError, SpikeCLError
 
 # 3 tasks. Row 0: untrained; row i: after task i; column j: task j+1.
 R = np.array([
@@ -225,3 +225,23 @@ def test_metrics_module_imports_neither_torch_nor_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert issubclass(ShapeError, SpikeCLError) and issubclass(NumericalError, SpikeCLError)
+
+
+def test_summarize_passes_its_window_to_windowed_forgetting():
+    """``summarize(window=...)`` is WF^window."""
+    evals = np.array([[0.9, 0.0], [0.9, 0.5], [0.8, 0.6], [0.7, 0.6], [0.2, 0.7]])
+    task = np.array([0, 1, 1, 1, 1])
+    R = np.array([[0.1, 0.1], [0.9, 0.1], [0.2, 0.7]])
+    out = metrics.summarize(R, evals=evals, eval_task=task, window=2)
+    assert out["wf"] == pytest.approx(metrics.windowed_forgetting(evals, task, window=2)) == pytest.approx(0.5)
+    assert metrics.summarize(R, evals=evals, eval_task=task)["wf"] == pytest.approx(0.7)
+
+
+def test_accuracies_just_above_one_and_a_percentage_joint_reference_are_refused():
+    """Accuracies are fractions in [0, 1]: 1.2 is refused, as is a joint reference given in percent (which would
+    make every intransigence about 90)."""
+    with pytest.raises(DataError, match="1.2"):
+        metrics.acc([[0.5], [1.2]])
+    R = [[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]
+    with pytest.raises(DataError, match="joint reference holds 95.0"):
+        metrics.intransigence(R, [95.0, 92.0])

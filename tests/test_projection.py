@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikecl.continual.projection import activity_matrix, project_gradient, protected_synapses
+from spikecl.continual.projection import (Projector, ProjectionStrategy, activity_matrix, project_gradient,
+                                          protected_synapses)
 from spikecl.continual.strategies import build_strategy
 from spikecl.continual.strategies.gpm import grow_basis
 from spikecl.continual.strategies.hlop import (RateCode, _direct_iterations, hebbian_iterations, oja_subspace_step,
@@ -503,3 +504,75 @@ def test_orthonormal_rows_keeps_every_direction_when_a_dependent_row_comes_first
     independent = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
     q, _ = torch.linalg.qr(independent.T.double())
     torch.testing.assert_close(orthonormal_rows(independent), q.T.float())
+
+
+def test_projector_recomputes_after_its_input_changed_in_place():
+    """The kept result is reused only for the same values: an input changed in place (same memory, new version)
+    is projected again."""
+    g = torch.Generator().manual_seed(0)
+    basis = orthonormal_rows(torch.randn(3, 10, generator=g))
+    project = Projector(basis)
+    x = torch.rand(4, 10, generator=g)
+    first = project(x).clone()
+    x.mul_(2.0)                                                       # same storage, new values
+    torch.testing.assert_close(project(x), 2.0 * first)
+
+
+def test_projection_strategy_projects_against_the_basis_it_is_given_now():
+    """A grown basis (GPM after a later task, HLOP's merged neurons) gets a new projector: a gradient is left with
+    no component in the new basis."""
+    g = torch.Generator().manual_seed(1)
+    net = build_mlp(12, [5], 3)
+    strategy = ProjectionStrategy(net)
+    p = protected_synapses(net)[0]
+    readout = {"readout": net.readout.heads[0].weight.new_zeros(0, 5)}
+    small = orthonormal_rows(torch.randn(2, 12, generator=g))
+    grown = torch.cat([small, orthonormal_rows(torch.randn(3, 12, generator=g) -
+                                               (torch.randn(3, 12, generator=g) @ small.T) @ small)])
+    grown = orthonormal_rows(grown)
+    p.weight.grad = torch.randn(5, 12, generator=g)
+    strategy.project({"layers.0": small, **readout})
+    grad = torch.randn(5, 12, generator=g)
+    p.weight.grad = grad.clone()
+    strategy.project({"layers.0": grown, **readout})
+    torch.testing.assert_close(p.weight.grad, grad - grad @ grown.T @ grown, atol=1e-5, rtol=0)
+    assert float((p.weight.grad @ grown.T).abs().max()) < 1e-5
+
+
+def test_a_penalty_gradient_is_projected_too_when_gpm_combines_with_ewc():
+    """``gpm+ewc``: EWC's penalty adds to the weight gradient outside the layer's projected-rows pass, so the
+    gradient is projected whole."""
+    torch.manual_seed(0)
+    net = build_mlp(20, [100], 3)                  # 100 outputs > T·B = 30 rows: the projected-rows pass applies
+    s = build_strategy("gpm+ewc", net, {"gpm": {"thresholds": [0.9]}, "ewc": {"lam": 1000.0}},
+                       Simulation(num_steps=3))
+    trainer, g = make_trainer("bptt", net, 3), torch.Generator().manual_seed(3)
+    tasks = [TaskData(t, torch.rand(40, 20, generator=g), torch.randint(0, 3, (40,), generator=g),
+                      torch.zeros(40, dtype=torch.long)) for t in range(2)]
+    train = s.before_task(0, tasks[0], tasks[:1])
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for idx in torch.arange(40).split(10):
+        trainer.train_batch(*s.batch(train.x[idx], train.y[idx], train.heads[idx]), None, opt, s)
+    s.after_task(0, train)
+    s.before_task(1, tasks[1], tasks)
+    with torch.no_grad():                          # away from EWC's anchor: its penalty has a gradient
+        net.layers[0].synapse.weight.add_(0.05 * torch.randn(net.layers[0].synapse.weight.shape, generator=g))
+    gpm = next(part for part in s.parts if part.name == "gpm")
+    q = gpm.bases["layers.0"].double()
+    assert q.shape[0] > 0
+    batch = tasks[1].x[:10], tasks[1].y[:10], tasks[1].heads[:10]
+    trainer.train_batch(*s.batch(*batch), None, torch.optim.SGD(net.parameters(), lr=0.0), s)
+    grad = net.layers[0].synapse.weight.grad.double()
+    assert float((grad @ q.T).norm() / grad.norm()) < 1e-5
+
+
+def test_direct_hebbian_iterations_clamp_the_batchs_change():
+    """The n-dimensional form of the Hebbian steps bounds a batch's change of H_new elementwise by ``clamp``, as
+    the coefficient form does."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(50, 40, generator=g)
+    h = orthonormal_rows(torch.randn(4, 40, generator=g))
+    free, _ = _direct_iterations(h, torch.zeros_like(h), x, x, 1.5, 20, 0.9, RateCode(), float("inf"), True)
+    assert float((free - h).abs().max()) > 0.01
+    clamped, _ = _direct_iterations(h, torch.zeros_like(h), x, x, 1.5, 20, 0.9, RateCode(), 1e-3, True)
+    assert float((clamped - h).abs().max()) <= 1e-3 + 1e-7

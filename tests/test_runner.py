@@ -16,7 +16,8 @@ from hdf5_files import edited, unseal
 from spikecl.config import experiment_from_dict, recorded_as_now
 from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
-from spikecl.continual.runner import ContinualRun, checkpoint_path
+from spikecl.continual.runner import (ContinualRun, RunState, check_progress, checkpoint_path, measure_arrays,
+                                      mixed_setups)
 from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import read_results
@@ -1335,3 +1336,35 @@ def test_a_checkpoint_from_before_the_subsample_rule_changed_resumes_only_where_
             ContinualRun(cfg, "finetune", 0, stream=by_hand).execute(path, resume=True, progress_bar=False)
     else:
         ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)
+
+
+def _progress(**changes) -> RunState:
+    """The progress a 2-task run writes after its first task (10 iterations), with ``changes``."""
+    base = dict(next_task=1, iteration=10, rows=[[0.1, 0.1], [0.9, 0.1]], task_ends=[10], setups=[{}])
+    return RunState(**{**base, **changes})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"next_task": 3, "rows": [[0.1, 0.1]] * 4, "setups": [{}] * 3}, "progress of 3 tasks"),
+    ({"rows": [[0.1, 0.1]] * 3}, "accuracy rows do not fit"),
+    ({"rows": [[0.1, 0.1], [1.5, 0.1]]}, "accuracy rows do not fit"),
+    ({"next_task": 2, "rows": [[0.1, 0.1]] * 3, "task_ends": [10, 5], "setups": [{}, {}]}, "task ends"),
+    ({"setups": []}, "setups are not one table per task"),
+])
+def test_check_progress_refuses_progress_no_run_of_that_stream_writes(changes, message):
+    check_progress(_progress(), 2)
+    with pytest.raises(ValueError, match=message):
+        check_progress(_progress(**changes), 2)
+
+
+def test_measures_of_tasks_before_a_resumed_checkpoint_come_first_as_nan():
+    np.testing.assert_array_equal(measure_arrays([{"synops": 5.0}, {"synops": 7.0}], 3)["synops"], [np.nan, 5, 7])
+
+
+def test_mixed_setups_name_each_stretch_of_tasks_and_the_keys_that_differ():
+    same = {"device": "cpu", "torch_threads": 2, "cpu": "x", "torch_cpu_capability": "AVX2", "processes": 1,
+            "engine": "snntorch"}
+    assert mixed_setups([same, same]) == {}
+    out = mixed_setups([same, same, {**same, "torch_threads": 4}])
+    assert out["torch_threads"] == [2, 4]
+    assert [s["tasks"] for s in out["setups_by_task"]] == [[1, 2], [3, 3]]

@@ -110,8 +110,33 @@ def test_stack_and_statistics_and_kwta():
     assert stats["sparsity"] == pytest.approx(4 / 12)
     assert stats["fraction_used"] == pytest.approx(3 / 6)
     assert stats["mean_frequency_used"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
-    assert 0 < stats["entropy"] < 1
+    assert stats["entropy"] == pytest.approx((1 + 0 + 1 + 0 + 0 + 0) / 6)   # binary entropy: 1 bit at p = 0.5
     winners = kwta(np.array([[3.0, 1.0, 3.0, 2.0]]), 2)
     assert winners.tolist() == [[True, False, True, False]]
     with pytest.raises(ShapeError):
         kwta(np.zeros((1, 3)), 4)
+
+
+def test_add_noise_moves_only_as_many_bits_as_there_are_inactive_positions():
+    sdr = SDR.from_sparse(10, range(8))                # 2 inactive places: fraction 0.5 (4 bits) moves 2
+    noisy = sdr.add_noise(0.5, seed=0)
+    assert noisy.n_active == 8 and sdr.overlap(noisy) == 6
+    assert {8, 9} <= set(noisy.sparse.tolist())
+
+
+def test_sdrs_of_equal_bits_but_other_shapes_are_not_equal():
+    a = SDR.from_sparse((4, 5), [1, 7])
+    assert a != SDR.from_sparse((5, 4), [1, 7])
+    assert a == SDR.from_sparse((4, 5), [7, 1])
+
+
+def test_random_rounds_sparsity_times_size():
+    assert SDR.random(10, 0.29, seed=0).n_active == 3      # round(2.9), not int(2.9)
+    assert SDR.random(100, 0.015, seed=0).n_active == 2
+
+
+def test_stack_dense_refuses_sdrs_of_other_sizes():
+    with pytest.raises(ShapeError, match="sizes differ: 20 and 10"):
+        stack_dense([SDR.from_sparse(20, [1, 15]), SDR.from_sparse(10, [1])])
+    with pytest.raises(ShapeError, match="sizes differ: 10 and 20"):
+        stack_dense([SDR.from_sparse(10, [1]), SDR.from_sparse(20, [1])])   # indices that would fit the first row

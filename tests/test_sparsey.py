@@ -11,7 +11,7 @@ from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
 from spikecl.sdr.measures import degrade, mac_activity_code, recall_measures
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
-from spikecl.sdr.sparsey import expansivity, win_weights
+from spikecl.sdr.sparsey import expansivity, local_support, normalised_sums, win_weights
 
 Q, K = 16, 8
 GRID = dict(layout="grid", grid=[10, 10], patch=[6, 6],
@@ -603,3 +603,17 @@ def test_a_config_changed_after_it_was_validated_is_checked_again_by_the_coder()
     cfg.mac.n_cms = 0                                     # a level's table too (an IndexError traceback)
     with pytest.raises(ConfigError, match="mac.n_cms"):
         SparseyCoder(cfg)
+
+
+def test_normalised_sums_divide_by_the_active_afferents_and_w_max():
+    weights = np.zeros((1, 3, 2), np.float32)          # one mac, 3 afferents, 2 cells; w_max 4
+    weights[0, 0, 0] = 4                               # cell 0: afferent 0 only; cell 1: all three
+    weights[0, :, 1] = 4
+    u = normalised_sums(weights, np.ones((1, 1, 3), np.float32), 4)
+    np.testing.assert_allclose(u[0, 0], [1 / 3, 1.0], rtol=1e-6)
+
+
+def test_local_support_multiplies_the_powers_of_u_and_h():
+    cfg = MacConfig(n_cms=1, cells_per_cm=2, lambda_u=2.0, lambda_h=1.0, sequences=True)
+    v = local_support(np.array([[[0.5, 1.0]]], np.float32), np.array([[[0.5, 0.25]]], np.float32), cfg)
+    np.testing.assert_allclose(v.reshape(-1), [0.5 ** 2 * 0.5, 1.0 * 0.25], rtol=1e-6)

@@ -11,7 +11,8 @@ import torch
 from spikecl.config import experiment_from_dict, load_toml
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import build_strategy
-from spikecl.continual.strategy import Simulation, TaskData
+from spikecl.continual.strategies.hlop import orthonormal_rows
+from spikecl.continual.strategy import FISHER_PASS, Simulation, TaskData
 from spikecl.errors import ConfigError
 from spikecl.snn import build_cnn, build_mlp, make_trainer
 
@@ -168,3 +169,150 @@ def test_weight_decay_moves_gpm_protected_weights_inside_their_subspace():
         change = net.layers[0].synapse.weight.detach() - before
         leaks[decay] = float((change @ basis.T).norm() / change.norm())
     assert leaks[0.0] < 1e-3 < 0.5 < leaks[0.01], leaks                     # float32 round-off against 93 %
+
+
+def _task(index, n=40, features=6, classes=3, seed=0, head=0):
+    g = torch.Generator().manual_seed(seed + index)
+    return TaskData(index, torch.rand(n, features, generator=g), torch.randint(0, classes, (n,), generator=g),
+                    torch.full((n,), head, dtype=torch.long))
+
+
+def _train(strategy, data, steps=10):
+    trainer = make_trainer("bptt", strategy.model, SIM.num_steps)
+    opt = torch.optim.SGD(strategy.model.parameters(), lr=0.1)
+    for _ in range(steps):
+        trainer.train_batch(*strategy.batch(data.x, data.y, data.heads), None, opt, strategy)
+
+
+def test_gpm_threshold_increment_starts_after_the_first_task():
+    """``threshold_increment`` is added after each task: task 0 uses the threshold as given."""
+    s = build_strategy("gpm", build_mlp(6, [8], 3), {"gpm": {"thresholds": [0.9, 0.95], "threshold_increment": 0.02}})
+    assert s.threshold(0, 0) == pytest.approx(0.9) and s.threshold(1, 0) == pytest.approx(0.95)
+    assert s.threshold(0, 2) == pytest.approx(0.94) and s.threshold(1, 3) == pytest.approx(1.0)
+
+
+def test_gpm_uses_each_synapses_own_threshold():
+    """``thresholds`` is per protected synapse: a readout at 1.0 keeps every direction of its activity, while the
+    first layer at 0.01 keeps one."""
+    torch.manual_seed(0)
+    net = build_mlp(6, [8], 3)
+    s = build_strategy("gpm", net, {"gpm": {"thresholds": [0.01, 1.0]}}, SIM)
+    data = _task(0)
+    s.before_task(0, data, [data])
+    s.after_task(0, data)
+    assert s.bases["layers.0"].shape[0] == 1
+    assert s.bases["readout"].shape[0] >= 3
+
+
+def test_ewc_fisher_is_the_mean_squared_gradient_and_decays_by_gamma():
+    """F_task = mean over samples of the squared gradient of the log-likelihood; F ← gamma·F + F_task."""
+    torch.manual_seed(0)
+    s = build_strategy("ewc", build_mlp(6, [8], 3), {"ewc": {"gamma": 0.5, "fisher_samples": 1}}, SIM)
+    data = _task(0, n=1)
+    fisher = s.empirical_fisher(data)
+    s.model.zero_grad(set_to_none=True)
+    with s.reading():
+        draws = s.pass_generator(data.x, range(1), data.task, FISHER_PASS)
+        logits = s.logits(data.x, data.heads, data.mask, draws)
+        torch.nn.functional.cross_entropy(logits, data.y).backward()
+    for n, p in s.named_trainable():
+        torch.testing.assert_close(fisher[n], p.grad ** 2)
+    assert any(float(p.grad.abs().max()) < 0.5 and float(p.grad.abs().max()) > 0 for _, p in s.named_trainable())
+    s.model.zero_grad(set_to_none=True)
+    s.after_task(0, data)
+    s.after_task(1, data)                                        # the same network and data: F_task again
+    for n, f in fisher.items():
+        torch.testing.assert_close(s.fisher[n], 1.5 * f)
+
+
+def test_si_accumulates_importance_over_tasks_and_reanchors_after_each():
+    """Ω += ω/(Δ² + ξ) after every task, and θ* becomes the parameters at the task's end."""
+    torch.manual_seed(0)
+    s = build_strategy("si", build_mlp(6, [8], 3), {"si": {"c": 1.0}}, SIM)
+    _train(s, _task(0))
+    s.after_task(0, _task(0))
+    first = {n: o.clone() for n, o in s.omega.items()}
+    for n, p in s.named_trainable():
+        assert torch.equal(s.anchor[n], p.detach())
+    start = {n: p.detach().clone() for n, p in s.named_trainable()}
+    _train(s, _task(1, seed=5))
+    expected = {n: first[n] + s.path[n] / ((p.detach() - start[n]) ** 2 + 0.1) for n, p in s.named_trainable()}
+    s.after_task(1, _task(1, seed=5))
+    for n in first:
+        torch.testing.assert_close(s.omega[n], expected[n])
+    assert all(float((s.omega[n] - first[n]).abs().max()) > 0 for n in first)
+
+
+def test_replay_phase_runs_from_the_second_task_and_covers_every_stored_sample_once_per_epoch():
+    """after_task mode: no phase after the first task; each later phase step takes one chunk of every task's
+    samples, and an epoch covers every stored sample once."""
+    torch.manual_seed(0)
+    s = build_strategy("replay", build_mlp(6, [8], 3),
+                       {"replay": {"mode": "after_task", "per_class": 5, "batch_size": 4}}, SIM)
+    seen = []
+    s.loss_backward = lambda x, y, heads, mask=None: seen.append(x.clone())
+    s.after_task(0, _task(0, n=40, classes=3))                  # 15 samples stored
+    assert seen == []
+    s.after_task(1, _task(1, n=40, classes=2))                  # 10 more
+    assert len(s.buffer) == 25
+    used = torch.cat(seen)
+    assert used.shape[0] == 25
+    assert sorted(map(tuple, used.tolist())) == sorted(map(tuple, s.buffer.x.tolist()))
+
+
+def test_mixed_replay_keeps_the_heads_of_replayed_samples():
+    """Mixed replay on a multi-head (task-incremental) network extends the batch with the buffer's heads."""
+    torch.manual_seed(0)
+    s = build_strategy("replay", build_mlp(6, [8], 3, n_heads=2), {"replay": {"per_class": 4, "batch_size": 16}}, SIM)
+    s.after_task(1, _task(1, head=1))
+    x, y, heads = s.batch(*(lambda d: (d.x, d.y, d.heads))(_task(0, n=8)))
+    assert heads[:8].eq(0).all() and heads[8:].eq(1).all() and len(heads) == 24
+
+
+def test_hlops_new_lateral_neurons_start_orthogonal_to_the_consolidated_ones():
+    """Before each task the new neurons' rows are drawn orthogonal to H_old (module docstring: "new neurons are
+    added (rows orthogonal to the old ones)")."""
+    torch.manual_seed(0)
+    s = build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[3, 3], [2, 2]]}}, SIM)
+    data = _task(0)
+    s.before_task(0, data, [data])
+    _train(s, data, steps=3)
+    s.after_task(0, data)
+    s.before_task(1, _task(1), [data, _task(1)])
+    for name in ("layers.0", "readout"):
+        assert s.h_old[name].shape[0] == 3 and s.h_new[name].shape[0] == 2
+        assert float((s.h_new[name] @ s.h_old[name].T).abs().max()) < 1e-3, name   # H_old orthonormal to ~1e-4
+
+
+def test_hlops_fixed_rate_is_per_synapse_and_orthonormalize_gives_an_orthonormal_basis():
+    """``fixed_lr`` is per protected synapse (the last repeats); with ``orthonormalize`` the basis projected with
+    after a task is an orthonormal basis of span(H_old)."""
+    torch.manual_seed(0)
+    s = build_strategy("hlop", build_mlp(6, [8, 8], 3),
+                       {"hlop": {"neurons": [[3]], "fixed_lr": [0.001, 0.01], "orthonormalize": True}}, SIM)
+    assert [s.hebbian_rate(i) for i in range(3)] == [0.001, 0.01, 0.01]
+    data = _task(0)
+    s.before_task(0, data, [data])
+    s.h_new["layers.0"] = s.h_new["layers.0"] * 1.5               # rows far from orthonormal
+    s.after_task(0, data)
+    basis, h_old = s.basis["layers.0"], s.h_old["layers.0"]
+    torch.testing.assert_close(basis @ basis.T, torch.eye(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_old - h_old @ basis.T @ basis, torch.zeros_like(h_old), atol=1e-5, rtol=0)
+
+
+def test_load_subspace_refuses_dependent_rows_and_records_the_loaded_size():
+    """``load_subspace`` refuses repeated rows also where ``orthonormalize`` would take any rows, and the loaded
+    size replaces the last task's entry of ``subspace_dims``."""
+    from spikecl.errors import SpikeCLError
+
+    torch.manual_seed(0)
+    s = build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2]], "orthonormalize": True}}, SIM)
+    e = torch.eye(6)
+    with pytest.raises(SpikeCLError, match="rank 1"):
+        s.load_subspace("layers.0", torch.stack([e[0], e[0]]))
+    data = _task(0)
+    s.before_task(0, data, [data])
+    s.after_task(0, data)
+    assert s.dims == [[2, 2]]
+    s.load_subspace("layers.0", e[:4])
+    assert s.dims == [[4, 2]] and s.result_arrays()["subspace_dims"].tolist() == [[4, 2]]

@@ -142,7 +142,7 @@ class Projector:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [N, n] minus its component in span(basis) (the latest result again for the same input)."""
-        if self._last is not None and _same_tensor(self._last[0], x) and not _capturing(x):
+        if self._last is not None and _same_tensor(*self._last[::2], x) and not _capturing(x):
             return self._last[1]
         if self.full:
             out = torch.zeros_like(x)
@@ -152,7 +152,7 @@ class Projector:
             out = x @ self.matrix
         else:
             out = x - (x @ self.basis.T) @ self.basis
-        self._last = (x, out)
+        self._last = (x, out, x._version)
         return out
 
     def forget(self) -> None:
@@ -178,11 +178,11 @@ def _capturing(x: torch.Tensor) -> bool:
     return x.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
-def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """``a`` and ``b`` are the same values: the same memory, layout and version (``a`` is held, so its memory
-    cannot have been reused)."""
+def _same_tensor(a: torch.Tensor, version: int, b: torch.Tensor) -> bool:
+    """``b`` holds the values ``a`` held at its ``version``: the same memory and layout, written to by no in-place
+    operation since (``a`` is held, so its memory cannot have been reused; views share one version counter)."""
     return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
-            and a.dtype == b.dtype and a._version == b._version)
+            and a.dtype == b.dtype and b._version == version)
 
 
 def new_directions(basis: torch.Tensor, activity: torch.Tensor, threshold: float) -> torch.Tensor:
