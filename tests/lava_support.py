@@ -35,6 +35,7 @@ def run_and_compare(tmp_path, net, x, seed=0, lava_dl=False, labels=None):
     inputs = encode(x, net, seed=seed)
     lava = run_lava(path, inputs, labels, lava_dl=lava_dl)
     reference = fp.simulate_stream(net, inputs)
+    assert lava["samples"] == len(x) and lava["steps"] == len(x) * net.num_steps + len(net.layers)
     assert len(lava["spikes"]) == len(net.layers) - 1
     for k, (a, b) in enumerate(zip(lava["spikes"], reference.spikes)):
         assert a.shape == b.shape and np.array_equal(a, b), f"layer {k}: {np.mean(a != b):.3%} of spikes differ"

@@ -343,14 +343,24 @@ def _sleep_long():                                       # a training process th
     time.sleep(120)
 
 
+def _interruptible():
+    """Child setup of a launcher started as from a terminal: SIGINT raises KeyboardInterrupt even where the suite
+    runs in the background of a shell, which makes its children ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupt_of_the_launcher_alone_stops_its_processes():
     """``kill -INT`` of the launcher (a scheduler's signal, ``timeout -s INT``) reaches only it: the training
     processes are interrupted too, not left to finish and write results after "interrupted"."""
     import multiprocessing
 
     processes = [multiprocessing.get_context("spawn").Process(target=_sleep_long) for _ in range(2)]
-    for process in processes:
-        process.start()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # as from a terminal (see _interruptible)
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     start = time.time()
     with pytest.raises(KeyboardInterrupt):
         with distributed.stopped_on_interrupt(processes, grace_s=20):
@@ -365,7 +375,8 @@ def test_a_launcher_interrupted_alone_writes_no_results_after_it(tmp_path):
     exp.write_text(_toml(raw))
     proc = subprocess.Popen([sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
                              "--output-dir", str(tmp_path), "--nproc", "2"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            preexec_fn=_interruptible)
     ckpt = checkpoint_path(tmp_path / "cut" / "finetune-seed0.h5")
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:

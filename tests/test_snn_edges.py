@@ -543,3 +543,196 @@ def test_public_constructors_check_their_sizes(make, message):
 
     with pytest.raises(SpikeCLError, match=re.escape(message)):
         make()
+
+
+def _leaky_spikes(current, beta, threshold, reset):
+    import snntorch as snn
+    from snntorch import surrogate
+
+    lif = snn.Leaky(beta=beta, threshold=threshold, reset_mechanism=reset, spike_grad=surrogate.fast_sigmoid(slope=5.0))
+    mem, out = torch.zeros_like(current[0]), []
+    for cur in current:
+        spk, mem = lif(cur, mem)
+        out.append(spk)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_a_membrane_exactly_at_threshold_does_not_fire_as_in_snntorch(reset):
+    """S = Heaviside(U - thr) fires only above the threshold (snnTorch: ``U - thr > 0``). Binary inputs (fly-hash
+    codes, event counts) through unit weights hit U == thr exactly; the fused engine and its online step must then
+    agree with snnTorch bit for bit."""
+    from spikecl.snn.fused import lif_sequence, lif_step
+
+    current = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.5]).view(5, 1, 1)
+    beta, thr = torch.tensor(1.0), torch.tensor(1.0)
+    want = _leaky_spikes(current, 1.0, 1.0, reset)
+    got = lif_sequence(current.clone(), beta, thr, 5.0, reset)
+    if reset == "subtract":              # U: 1, 1, 2 (fires), 1.5 (fires), 1.0: never fires at exactly 1
+        assert want.flatten().tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    mem, steps = None, []
+    for cur in current:
+        spk, mem = lif_step(cur, mem, beta, thr, 5.0, reset)
+        steps.append(spk)
+    torch.testing.assert_close(torch.stack(steps), want, rtol=0, atol=0)
+
+
+def test_lif_step_passes_the_gradient_through_its_returned_membrane():
+    """lif_step's docstring: "the gradient reaches current through the surrogate and through the returned
+    membrane". dU[t]/dI[t] = 1, so a loss on the membrane alone gives I the gradient 1 (and 2 with the spikes'
+    surrogate added: U = 0.5, thr 1, slope 1 → 1 / (1 + 0.5)^2 = 4/9)."""
+    from spikecl.snn.fused import lif_step
+
+    current = torch.full((2, 3), 0.5, requires_grad=True)
+    beta, thr = torch.tensor(0.9), torch.tensor(1.0)
+    _, mem = lif_step(current, None, beta, thr, 1.0, "subtract")
+    mem.sum().backward()
+    torch.testing.assert_close(current.grad, torch.ones(2, 3))
+    current.grad = None
+    spk, mem = lif_step(current, None, beta, thr, 1.0, "subtract")
+    (spk.sum() + mem.sum()).backward()
+    torch.testing.assert_close(current.grad, torch.full((2, 3), 1 + 4 / 9))
+
+
+def test_lifparams_defaults_are_the_configs_network_defaults():
+    """build_mlp / build_cnn default to LIFParams(): a network built from the Python API without settings must be
+    the one a config without [network] settings builds (beta 0.9, threshold 1, subtract, slope 25)."""
+    import dataclasses
+
+    from spikecl.config import NetworkConfig
+    from spikecl.snn import LIFParams
+
+    cfg = NetworkConfig()
+    assert dataclasses.astuple(LIFParams()) == (cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate_slope)
+    assert dataclasses.astuple(LIFParams()) == (0.9, 1.0, "subtract", 25.0)
+
+
+class _InfPenaltyOnce:
+    """A strategy whose penalty is +inf on its first batch (gradient 0: the weights stay finite), None after."""
+
+    uses_activity = False
+    name = "inf-once"
+
+    def __init__(self, net):
+        self.net, self.calls = net, 0
+
+    def penalty(self):
+        self.calls += 1
+        if self.calls > 1:
+            return None
+        p = next(self.net.parameters())
+        return p.sum() * 0 + float("inf")
+
+    def after_backward(self, activity=None):
+        pass
+
+    def after_step(self):
+        pass
+
+
+@pytest.mark.parametrize("read_every", [None, 3])
+def test_a_non_finite_penalty_is_reported_even_when_the_flags_are_read_later(read_every):
+    """train_encoded checks ``loss + penalty`` (a diverged penalty is a diverged run), and check_finite keeps every
+    step's flag until it is read: with read_every = 3, a NaN/inf at step 1 is raised at step 3's read, not
+    forgotten because steps 2 and 3 were finite."""
+    from spikecl.errors import NumericalError
+    from spikecl.snn import build_mlp, encode, make_trainer
+
+    torch.manual_seed(0)
+    net = build_mlp(4, [8], 3)
+    trainer = make_trainer("bptt", net, 2)
+    trainer.read_every = read_every
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    hooks = _InfPenaltyOnce(net)
+    x_seq, y = encode(torch.rand(5, 4), 2), torch.tensor([0, 1, 2, 0, 1])
+    with pytest.raises(NumericalError, match="training loss became NaN or infinite"):
+        for _ in range(3):
+            trainer.train_encoded(x_seq, y, None, None, opt, hooks)
+    assert hooks.calls == (1 if read_every is None else 3)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_the_rate_gradient_divides_by_the_threshold():
+    """rate_coded: the gradient reaching current[t] is sum_s grad[s] / (T · threshold) where mean_t current /
+    threshold lies in (0, 1). With threshold 2, a constant current 1 over T = 4 and a loss summing the spikes
+    (grad 1 at every step): rate 0.5, gradient 4 / (4 · 2) = 0.5 (without the division the rate would be 1,
+    outside (0, 1), and the gradient 0)."""
+    from spikecl.snn.layers import rate_coded
+
+    current = torch.ones(4, 1, 3, requires_grad=True)
+    spikes = torch.zeros(4, 1, 3)
+    out = rate_coded(spikes, current, torch.tensor(2.0))
+    assert torch.equal(out, spikes)
+    out.sum().backward()
+    torch.testing.assert_close(current.grad, torch.full((4, 1, 3), 4 / (4 * 2.0)))
+
+
+def test_the_online_loss_is_a_mean_over_the_time_steps():
+    """OnlineTrainer: each step's loss is divided by num_steps (the loss and the gradients are means over T, as
+    BPTT's are, so train.lr means the same for every T). With all weights zero every step's logits are equal:
+    cross-entropy log(3) per step, and the trainer's loss log(3) for any T (not T · log(3))."""
+    import math
+
+    from spikecl.snn import build_mlp, encode, make_trainer
+
+    for steps in (1, 4):
+        net = build_mlp(4, [8], 3)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.zero_()
+        trainer = make_trainer("online", net, steps)
+        loss = trainer.train_encoded(encode(torch.rand(5, 4), steps), torch.tensor([0, 1, 2, 0, 1]), None, None,
+                                     torch.optim.SGD(net.parameters(), lr=0.0), )
+        assert float(loss) == pytest.approx(math.log(3), rel=1e-6)
+
+
+def test_a_training_step_puts_the_network_in_training_mode():
+    """train_encoded trains in training mode whatever mode the network was left in (net.eval() by a user or a
+    strategy's own pass): batch normalisation then uses and updates the batch statistics."""
+    from spikecl.snn import build_cnn, make_trainer
+
+    torch.manual_seed(0)
+    net = build_cnn((1, 4, 4), [2], 3)
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    net.eval()
+    trainer = make_trainer("bptt", net, 2)
+    trainer.train_batch(torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), None, None,
+                        torch.optim.SGD(net.parameters(), lr=0.1))
+    assert net.training and bn.training
+    assert int(bn.num_batches_tracked) == 1 and bn.running_mean.abs().sum() > 0
+
+
+def test_the_dsr_trainer_differentiates_the_firing_rates_not_through_time():
+    """train.trainer = "dsr" (RateTrainer) takes its gradients from net(x, rate_gradient=True): its weight
+    gradients are those of the rate-coded pass, not BPTT's (which they would silently equal otherwise)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from spikecl.snn import build_mlp, encode, make_trainer
+    from spikecl.snn.trainers import TrainingHooks
+
+    class Keep(TrainingHooks):
+        def after_backward(self, activity=None):
+            self.grads = [p.grad.clone() for p in net.parameters()]
+
+    torch.manual_seed(0)
+    base = build_mlp(6, [10], 3)
+    with torch.no_grad():
+        next(base.parameters()).mul_(3.0)                  # hidden neurons fire at varied rates
+    x_seq, y = encode(torch.rand(8, 6), 6), torch.randint(0, 3, (8,))
+
+    def reference(rate_gradient):
+        ref = copy.deepcopy(base)
+        ref.train()
+        F.cross_entropy(ref(x_seq, None, rate_gradient=rate_gradient), y).backward()
+        return [p.grad for p in ref.parameters()]
+
+    net = copy.deepcopy(base)
+    hooks = Keep()
+    make_trainer("dsr", net, 6).train_encoded(x_seq, y, None, None, torch.optim.SGD(net.parameters(), lr=0.0), hooks)
+    rate, bptt = reference(True), reference(False)
+    for got, want in zip(hooks.grads, rate):
+        torch.testing.assert_close(got, want)
+    assert not torch.allclose(rate[0], bptt[0])

@@ -238,3 +238,42 @@ def test_a_subsample_keeps_every_class_and_breaks_ties_in_label_order_on_every_m
     _, kept = _subsample(np.arange(len(y)), y, 50, 0)
     per_class = np.bincount(kept, minlength=40)
     assert per_class.tolist() == [1, 2] * 10 + [1] * 20        # the ten extras go to the first ten tied classes
+
+
+def test_a_subsample_comes_in_random_order_not_class_by_class():
+    """_subsample promises "exactly n samples in random order": export's stream_samples takes each task's *first*
+    samples, which class-by-class order would make one class."""
+    from spikecl.data.streams import _subsample
+
+    y = np.repeat(np.arange(4), 50)
+    x = np.arange(200, dtype=np.float32)[:, None]
+    xs, ys = _subsample(x, y, 40, 0)
+    assert sorted(np.bincount(ys).tolist()) == [10, 10, 10, 10]
+    assert np.any(np.diff(ys) < 0)                         # not sorted by class
+    assert len(set(ys[:8].tolist())) >= 2                  # the first samples are not all of one class
+
+
+def test_every_task_of_a_seed_draws_its_own_training_subsample():
+    """train_subsample_seed(seed, task): the tasks of one run draw different training images (a permutation keeps
+    every image's pixel sum, so equal multisets of sums would mean the same images)."""
+    from spikecl.data.datasets import load_dataset
+    from spikecl.data.streams import make_stream
+
+    s = make_stream(load_dataset("digits"), "permuted", 2, "domain", train_per_task=100, seed=0)
+    sums = [np.sort(t.x_train.reshape(len(t.x_train), -1).sum(1)) for t in s]
+    assert not np.array_equal(sums[0], sums[1])
+
+
+def test_check_samples_refuses_tasks_out_of_order():
+    """Task-incremental heads and the accuracy matrix's rows follow Task.index: a stream whose tasks are not 0, 1, …
+    in order is refused (DataError), not trained with crossed heads."""
+    from dataclasses import replace
+
+    from spikecl.data.datasets import load_dataset
+    from spikecl.data.streams import check_samples, make_stream
+    from spikecl.errors import DataError
+
+    s = make_stream(load_dataset("digits"), "split", 2, "task")
+    assert check_samples(s) is s
+    with pytest.raises(DataError, match=r"task indices \[1, 0\] are not 0..1 in order"):
+        check_samples(replace(s, tasks=s.tasks[::-1]))
