@@ -242,3 +242,36 @@ def test_a_learn_hold_longer_than_the_shortest_stress_spacing_is_refused():
         check_hold(cfg)
     check_hold(CA3ExperimentConfig(functional=FunctionalConfig(enabled=False), stress=StressConfig(spacings_ms=[28, 8]),
                                    params={"learn_hold_steps": 8}))
+
+
+def test_the_torch_stdp_depression_follows_a_minus():
+    # a post spike adds A- to the post trace (A+ only on pre spikes); with the default A+ = A- the two are
+    # indistinguishable, so the depression amplitude must change the stored weights on its own
+    from pathlib import Path
+
+    from test_ca3 import EXPERIMENTS, recorded_inputs
+
+    from spikecl.memory import CA3Params
+    from spikecl.memory.torch_net import TorchCA3
+
+    name = sorted(EXPERIMENTS)[0]
+    C, M = EXPERIMENTS[name][:2]
+    weights = []
+    for a_minus in (6.0, 1.0):
+        net = TorchCA3(CA3Params(a_minus_nA=a_minus), C, M)
+        net.run(*recorded_inputs(name))
+        weights.append(net.weights())
+    assert any(not np.allclose(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_cue_and_content_inputs_of_different_lengths_are_a_one_line_shape_error():
+    # without the check torch.cat fails with a RuntimeError deep inside run()
+    import pytest
+
+    from spikecl.errors import ShapeError
+    from spikecl.memory import CA3Params
+    from spikecl.memory.torch_net import TorchCA3
+
+    net = TorchCA3(CA3Params(), 3, 5)
+    with pytest.raises(ShapeError, match="^cue_input has 4 steps but content_input has 6$"):
+        net.run(np.zeros((4, 3), bool), np.zeros((6, 5), bool))

@@ -6,7 +6,8 @@ import pytest
 
 from spikecl.errors import ExportError
 from spikecl.export import fixed_point as fp
-from spikecl.export.quantize import QuantConfig, quantize, readout_gain, worst_case_readout_range
+from spikecl.export.quantize import (UV_LIMIT, FixedLayer, QuantConfig, quantize, readout_gain,
+                                     worst_case_readout_range)
 from spikecl.export.spec import LayerSpec, NetworkSpec
 
 
@@ -179,4 +180,98 @@ def test_the_network_file_crc_covers_attributes(tmp_path):
     with h5py.File(path, "r+") as f:
         f["spikecl"].attrs["encoder"] = "poisson"                       # another binary encoder: consistent
     with pytest.raises(ResultsError, match="is corrupt: its contents fail their CRC-32"):
+        read_netx(path)
+
+
+def _neuron(weight, dv, vth, bias_mant=0, bias_exp=0, du=4095, weight_exp=0):
+    return FixedLayer("n", np.array([[weight]], dtype=np.int32), weight_exp, 8, du, dv, vth,
+                      np.array([bias_mant], dtype=np.int32), bias_exp, 1.0)
+
+
+def test_a_current_of_exactly_two_to_the_23_does_not_wrap():
+    # Lava wraps u only where it exceeds 2**23 (u_raw > max_uv_val): 131072 << 6 = 2**23 stays as it is
+    state, _, over = fp.lif_step(fp.zero_state((1,)), np.array([131072]), _neuron(1, 0, 131071))
+    assert state.u.tolist() == [UV_LIMIT] and over.u_wraps.tolist() == [False]
+
+
+def test_the_voltage_saturates_at_minus_two_to_the_23_plus_one():
+    # v is clipped to [-2**23 + 1, 2**23 - 1] (symmetric, as Lava's LIF): a bias of -2**24 saturates there
+    state, _, over = fp.lif_step(fp.zero_state((1,)), np.array([0]), _neuron(1, 0, 100, bias_mant=-4096,
+                                                                                 bias_exp=12))
+    assert state.v.tolist() == [-UV_LIMIT + 1] and over.v_clips.tolist() == [True]
+
+
+def test_a_conv_activation_wraps_to_signed_24_bits_as_lavas_conv_does():
+    # Lava's fixed-point Conv wraps its output (lava.proc.conv.utils.signed_clamp, bits=24):
+    # 255 * 65535 = 16711425 -> 16711425 - 2**24 = -65791
+    from spikecl.export.spec import ConvGeometry
+
+    layer = FixedLayer("c", np.full((1, 1, 1, 1), 255, dtype=np.int32), 0, 8, 4095, 0, 100,
+                       np.zeros(1, dtype=np.int32), 0, 1.0, input_bits=16,
+                       conv=ConvGeometry((1, 1, 1), (1, 1, 1), 1, 0))
+    assert fp.dense_activation(layer, np.array([[65535]])).tolist() == [[16711425 - 2**24]]
+
+
+def _one_layer_net(num_steps=4, input_bits=0, encoder="latency", **layer):
+    from spikecl.export.quantize import FixedNetwork
+
+    return FixedNetwork((_neuron(**{"weight": 100, "dv": 1024, "vth": 200, **layer}),), num_steps, encoder,
+                        input_bits, 1)
+
+
+def test_graded_inputs_that_are_not_whole_numbers_are_refused():
+    # a float input must hold whole numbers (0.5 would be silently truncated to 0)
+    import pytest
+
+    from spikecl.errors import ShapeError
+
+    net = _one_layer_net(input_bits=8, encoder="direct")
+    assert fp.check_inputs(net, np.full((4, 1, 1), 3.0)).tolist() == [[[3]]] * 4
+    with pytest.raises(ShapeError, match="must be integers"):
+        fp.check_inputs(net, np.full((4, 1, 1), 0.5))
+
+
+def test_a_netx_weight_off_the_layers_weight_grid_is_refused_by_name(tmp_path):
+    # 6-bit mixed-sign mantissas lie on a grid of 8; a weight moved off it is named, not run (nor only
+    # caught by the file's CRC, which files written before it and other writers' files lack)
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    from hdf5_files import tamper
+    from test_export import random_spec
+
+    from spikecl.errors import ResultsError
+    from spikecl.export.netx import read_netx, write_netx
+    from spikecl.export.quantize import QuantConfig, quantize
+
+    net = quantize(random_spec(np.random.default_rng(5)), QuantConfig(weight_bits=6))
+    path = write_netx(tmp_path / "net.h5", net)
+    weight = read_netx(path).layers[0].weight.copy()
+    assert not np.any(weight % 8)
+    weight[0, 0] += 1 if weight[0, 0] < 200 else -1
+    tamper(path, "layer/1/weight", weight)
+    with pytest.raises(ResultsError, match=re.escape("weight is not a matrix of 6-bit Loihi mantissas")):
+        read_netx(path)
+
+
+def test_a_netx_file_of_a_newer_schema_version_is_refused_by_its_version(tmp_path):
+    # a file from a newer spikecl is named as such (not read as this version's layout, nor only "corrupt")
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    from hdf5_files import tamper
+    from test_export import random_spec
+
+    from spikecl.errors import ResultsError
+    from spikecl.export.netx import SCHEMA_VERSION, read_netx, write_netx
+    from spikecl.export.quantize import quantize
+
+    path = write_netx(tmp_path / "net.h5", quantize(random_spec(np.random.default_rng(5))))
+    tamper(path, "spikecl/schema_version", SCHEMA_VERSION + 1)
+    with pytest.raises(ResultsError, match=re.escape(f"has schema version {SCHEMA_VERSION + 1}; this spikecl reads "
+                                                     f"up to {SCHEMA_VERSION}")):
         read_netx(path)

@@ -263,3 +263,11 @@ def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_numbe
     seal(path)
     with pytest.raises(ResultsError, match=r"is corrupt or incomplete \(array /acc_matrix fails its CRC-32\)$"):
         read_results(path)
+
+
+def test_a_python2_pickle_keeps_its_strings_as_bytes(tmp_path):
+    # the docstring promises Python 2 pickles' strings stay bytes (encoding="bytes", not "latin1").
+    # protocol 2, {b'data': 1} written as a Python 2 str key (SHORT_BINSTRING 'U')
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(b"\x80\x02}q\x00U\x04dataq\x01K\x01s.")
+    assert load_data_pickle(path) == {b"data": 1}

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -299,3 +300,114 @@ def test_kwta_and_the_pooler_refuse_what_has_no_winners():
     for n in (0, -3, 2.5):
         with pytest.raises(ConfigError, match=rf"^n_inputs must be an integer >= 1, got {n}$"):
             SpatialPooler(SpatialPoolerConfig(n_columns=8), n)
+
+
+def test_class_votes_are_normalised_by_the_items_of_each_class():
+    # class 0 has 10 items, 5 of them with bit 0; class 1 one item with bit 0. Per class that is 0.5 vs 1.0,
+    # so a code with bit 0 goes to class 1 (raw counts, 5 vs 1, would pick the larger class 0).
+    votes = ClassVotes(2, 2)
+    codes = np.zeros((11, 2), bool)
+    codes[:5, 0] = True
+    codes[5:10, 1] = True
+    codes[10, 0] = True
+    votes.add(codes, np.array([0] * 10 + [1]))
+    assert np.allclose(votes.scores(np.array([[1, 0]])), [[0.5, 1.0]])
+    assert votes.predict(np.array([[1, 0]])).tolist() == [1]
+
+
+def test_the_bayes_readout_counts_the_inactive_bits_too():
+    # class 0's two items have bit 0 on, class 1's two have it off; a code with bit 0 off is class 1 under
+    # Σ_i [x_i log p + (1 - x_i) log(1 - p)] (without the inactive term every class would score 0)
+    votes = ClassVotes(1, 2)
+    votes.add(np.array([[1], [1], [0], [0]]), np.array([0, 0, 1, 1]))
+    ll = votes.log_likelihood(np.array([[0]]), alpha=0.1)
+    assert np.allclose(ll, [[np.log(0.1 / 2.2), np.log(2.1 / 2.2)]])
+    assert votes.predict(np.array([[0]]), "bayes").tolist() == [1]
+
+
+def test_pair_overlaps_never_pairs_an_item_with_itself():
+    # "random distinct item pairs"
+    from spikecl.sdr.readout import pair_overlaps
+
+    i, j = pair_overlaps(np.zeros((2, 3)), 200, seed=3)
+    assert (i != j).all()
+
+
+def test_random_like_keeps_the_density_of_its_model():
+    # patterns with the mean density of x (0.1 here), not its complement
+    from spikecl.sdr.measures import random_like
+
+    x = np.zeros((10, 100), bool)
+    x[:, :10] = True
+    assert abs(random_like(x, 200, seed=0).mean() - 0.1) < 0.02
+
+
+def test_classify_reads_1nn_learned_from_the_codes_given_at_learning_time():
+    # acc_knn1_learned uses the learning-time codes, acc_knn1 the recognition codes of the training items
+    from spikecl.sdr.measures import Coded, classify
+
+    eye = np.eye(4, dtype=bool)
+    coded = Coded(learned=eye, train=eye[::-1], test=eye, learn_seconds=0.0)
+    acc = classify(coded, np.arange(4), np.arange(4), 1, 4)
+    assert acc["acc_knn1_learned"] == 1.0 and acc["acc_knn1"] == 0.0
+
+
+def test_the_spatial_pooler_raises_active_and_lowers_inactive_permanences_and_tracks_its_duty_cycle():
+    from spikecl.sdr.baselines import SpatialPooler, SpatialPoolerConfig
+
+    cfg = SpatialPoolerConfig(n_columns=20, sparsity=0.1, potential_frac=1.0, perm_inc=0.05, perm_dec=0.01,
+                              duty_period=10)
+    pooler = SpatialPooler(cfg, 8)
+    x = np.array([[1, 1, 1, 1, 0, 0, 0, 0]], np.float32)
+    before = pooler.perm.copy()
+    code = pooler.learn(x)[0]
+    win = np.flatnonzero(code)
+    delta = pooler.perm[:, win] - before[:, win]
+    inside = (before[:, win] > 0.05) & (before[:, win] < 0.95)             # away from the clip at 0 and 1
+    # winners' active inputs +perm_inc, inactive ones -perm_dec
+    assert np.allclose(delta[:4][inside[:4]], 0.05) and np.allclose(delta[4:][inside[4:]], -0.01)
+    # the duty cycle moves towards the code: winners up, the rest down, by 1/duty_period of the gap
+    assert np.allclose(pooler.duty[win], 0.1 + 0.9 / 10) and np.allclose(np.delete(pooler.duty, win), 0.1 - 0.01)
+
+
+def test_capacity_is_measured_only_over_items_some_unfrozen_mac_learned(monkeypatch):
+    # an item whose active macs were all frozen stored nothing; it must not enter recall_measures (as an
+    # empty stored code it would count as exactly recalled)
+    from pathlib import Path
+
+    from spikecl.data.datasets import load_dataset
+    from spikecl.experiment_kind import load
+    from spikecl.sdr import SparseyConfig, measures
+
+    base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder
+    coder = SparseyConfig.from_mapping({**asdict(base), "two_level": False,
+                                        "mac": {**asdict(base.mac), "freeze_fraction": 0.2}})
+    x = load_dataset("digits").x_train.reshape(-1, 64)[:300] > coder.threshold
+    seen = []
+    real = measures.recall_measures
+
+    def spy(stored, recalled, **kw):
+        seen.append(stored)
+        return real(stored, recalled, **kw)
+
+    monkeypatch.setattr(measures, "recall_measures", spy)
+    curve = measures.capacity_curve(coder, x, [300])
+    assert curve["learning"][0] < 0.9 and len(seen) == 1
+    assert seen[0].any(axis=1).all()
+
+
+def test_recalling_a_sequence_leaves_the_coder_outside_any_sequence():
+    # recall_sequence puts back the sequence state it found: afterwards a new sequence can be learned
+    # (left "inside a sequence", learn_sequence would refuse, and learn() would link unrelated frames)
+    from pathlib import Path
+
+    from spikecl.data.datasets import load_dataset
+    from spikecl.experiment_kind import load
+    from spikecl.sdr import SparseyCoder, SparseyConfig
+
+    base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder
+    coder = SparseyCoder(SparseyConfig.from_mapping({**asdict(base), "mac": {**asdict(base.mac), "sequences": True}}))
+    x = load_dataset("digits").x_train.reshape(-1, 64)[:6] > base.threshold
+    coder.learn_sequence(x[:3])
+    coder.recall_sequence(x[:2], 3)
+    assert coder.learn_sequence(x[3:]).shape[0] == 3
