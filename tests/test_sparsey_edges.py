@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -373,8 +374,6 @@ def test_the_spatial_pooler_raises_active_and_lowers_inactive_permanences_and_tr
 def test_capacity_is_measured_only_over_items_some_unfrozen_mac_learned(monkeypatch):
     # an item whose active macs were all frozen stored nothing; it must not enter recall_measures (as an
     # empty stored code it would count as exactly recalled)
-    from pathlib import Path
-
     from spikecl.data.datasets import load_dataset
     from spikecl.experiment_kind import load
     from spikecl.sdr import SparseyConfig, measures
@@ -399,8 +398,6 @@ def test_capacity_is_measured_only_over_items_some_unfrozen_mac_learned(monkeypa
 def test_recalling_a_sequence_leaves_the_coder_outside_any_sequence():
     # recall_sequence puts back the sequence state it found: afterwards a new sequence can be learned
     # (left "inside a sequence", learn_sequence would refuse, and learn() would link unrelated frames)
-    from pathlib import Path
-
     from spikecl.data.datasets import load_dataset
     from spikecl.experiment_kind import load
     from spikecl.sdr import SparseyCoder, SparseyConfig
@@ -411,3 +408,20 @@ def test_recalling_a_sequence_leaves_the_coder_outside_any_sequence():
     coder.learn_sequence(x[:3])
     coder.recall_sequence(x[:2], 3)
     assert coder.learn_sequence(x[3:]).shape[0] == 3
+
+
+def test_familiarity_is_the_mean_over_the_active_macs_only():
+    """An item seen before is fully familiar (G = 1) even where part of the image is blank and leaves the macs
+    over it inactive: G averages over the active macs, not all of them."""
+    from spikecl.data.datasets import load_dataset
+    from spikecl.sdr import SparseyCoder, SparseyConfig
+
+    base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder
+    coder = SparseyCoder(SparseyConfig.from_mapping({**asdict(base), "two_level": False}))
+    x = load_dataset("digits").x_train.reshape(-1, 64)[:1].copy()
+    x[:, :32] = 0                                          # the top half of the image blank
+    x = x > base.threshold
+    assert coder.learn(x[0])[1] == 0.0
+    winners, _ = coder._run(x, False, False)
+    assert 0 < (winners[0][..., 0] >= 0).sum() < winners[0].shape[1]    # some macs inactive
+    assert coder.learn(x[0])[1] == pytest.approx(1.0)
