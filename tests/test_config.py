@@ -1,12 +1,14 @@
 """Experiment configs: validation errors name the key and what is allowed."""
 
 import re
+import tomllib
 
 import pytest
 
-from spikecl.config import (ExperimentConfig, apply_overrides, experiment_from_dict, load_experiment, load_toml,
-                            parse_override)
+from spikecl.config import (ExperimentConfig, apply_overrides, differences, experiment_from_dict, first_difference,
+                            load_experiment, load_toml, options_as_now, parse_override, sets_key, toml_literal)
 from spikecl.errors import ConfigError
+from spikecl.experiment_kind import RESUME_IGNORES
 
 
 def test_defaults_validate():
@@ -210,3 +212,42 @@ def test_one_class_per_task_is_refused_when_the_config_is_read():
                                                                          "scenario": "task"}})
     assert experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
                                                                             "scenario": "class"}})
+
+
+def test_a_recorded_option_added_later_keeps_its_recorded_value():
+    """ADDED_OPTIONS fills in hlop.lateral_scale only where a recorded table lacks it; a recorded value stays."""
+    recorded = {"strategy": {"options": {"hlop": {"lateral_scale": 5.0, "k": 3}}}}
+    assert options_as_now(recorded)["strategy"]["options"]["hlop"] == {"lateral_scale": 5.0, "k": 3}
+    old = {"strategy": {"options": {"hlop": {"k": 3}}}}
+    assert options_as_now(old)["strategy"]["options"]["hlop"] == {"lateral_scale": 20.0, "k": 3}
+
+
+def test_an_ignored_key_present_on_one_side_only_is_no_difference():
+    """A results file recorded without an ignored key (e.g. data.data_dir, device) compares equal to today's."""
+    stored = {"data": {"dataset": "digits"}, "train": {"lr": 0.1}}
+    now = {"data": {"dataset": "digits", "data_dir": "/x"}, "device": "cuda", "train": {"lr": 0.1}}
+    assert list(differences(stored, now, ignore=RESUME_IGNORES)) == []
+    assert first_difference(stored, now, ignore=RESUME_IGNORES) is None
+    assert list(differences(stored, {**now, "train": {"lr": 0.2}}, ignore=RESUME_IGNORES)) == ["train.lr"]
+
+
+@pytest.mark.parametrize("text", ['C:\\data\\x', 'a "quoted" \\ path', "tab\there"])
+def test_toml_literal_reads_back_as_the_same_string(text):
+    literal = toml_literal(text)
+    assert tomllib.loads(f"v = {literal}")["v"] == text
+
+
+@pytest.mark.parametrize("assignment", ['output_dir="my results', "strategy.methods=[ewc", "x={a=1"])
+def test_an_override_meant_as_a_literal_but_broken_is_refused_not_taken_as_a_bare_string(assignment):
+    """A value opened as a TOML literal (a quote, a bracket or a brace) must be one; a bare word stays a string."""
+    with pytest.raises(ConfigError, match="is not a TOML value"):
+        parse_override(assignment)
+    assert parse_override("data.dataset=digits") == (["data", "dataset"], "digits")     # a bare word stays a string
+
+
+def test_a_key_the_override_table_does_not_hold_is_not_set_by_it():
+    """--data-dir beside --set data={dataset=...} (no data_dir in it) is no conflict; a table holding the key is."""
+    assert not sets_key('data={dataset="mnist"}', "data.data_dir")
+    assert not sets_key("data=3", "data.data_dir")
+    assert sets_key('data={dataset="mnist", data_dir="y"}', "data.data_dir")
+    assert sets_key('"seeds"=[2]', "seeds") and not sets_key("train.lr=0.1", "seeds")

@@ -481,3 +481,71 @@ def test_the_longest_names_a_file_system_holds_run_and_a_kept_result_is_not_refu
     RAN.clear()
     assert run(toy, "--seeds", "0", "--set", "value=231", "--resume") == 0, capsys.readouterr().err
     assert RAN == [] and f"{kept}: complete, kept" in capsys.readouterr().out
+
+
+def test_a_run_that_fails_before_writing_anything_removes_the_folders_it_created(tmp_path):
+    """run_plan's output folders (made by the results file's lock) are removed when the first job fails before
+    writing: a failed run leaves nothing behind (removed_if_empty_on_error)."""
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from spikecl.config import RunHeader, option
+    from spikecl.experiment_kind import Job, Kind, run_plan
+
+    @dataclass
+    class BrokenConfig(RunHeader):
+        kind: str = option("broken", choices=("broken",))
+
+    def fail(options):
+        raise RuntimeError("the job broke")
+
+    class BrokenKind(Kind):
+        name, config = "broken", BrokenConfig
+
+        def plan(self, cfg):
+            return [Job(Path(cfg.output_dir) / cfg.name / "r.h5", fail)]
+
+        def summarize(self, runs, detail=True):
+            return ""
+
+    cfg = BrokenConfig(name="exp", output_dir=str(tmp_path / "out" / "deeper"))
+    with pytest.raises(RuntimeError, match="the job broke"):
+        run_plan(BrokenKind(), cfg, progress=False, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []        # neither out/, out/deeper/ nor out/deeper/exp/ is left
+
+
+def test_resume_checks_the_datasets_of_the_jobs_it_runs_not_of_the_kept_ones(tmp_path, monkeypatch):
+    """A --resume whose every results file is kept reads no dataset: a dataset moved away since is no error."""
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from spikecl import experiment_kind
+    from spikecl.config import RunHeader, option
+    from spikecl.errors import DataError
+    from spikecl.experiment_kind import Job, Kind, preflight, register_kind
+    from spikecl.io import write_run
+
+    @dataclass
+    class DataKindConfig(RunHeader):
+        kind: str = option("datakind", choices=("datakind",))
+
+    class DataKind(Kind):
+        name, config = "datakind", DataKindConfig
+
+        def plan(self, cfg):
+            config = {"data": {"dataset": "mnist", "data_dir": str(tmp_path / "moved"), "test_split_seed": 0,
+                               "test_excludes": []}}
+            return [Job(Path(cfg.output_dir) / cfg.name / "r.h5", lambda options: None, config=config)]
+
+        def summarize(self, runs, detail=True):
+            return "ok"
+
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
+    k = register_kind(DataKind())
+    cfg = DataKindConfig(name="exp", output_dir=str(tmp_path))
+    (job,) = k.plan(cfg)
+    with pytest.raises(DataError):                       # a job to run: its missing dataset is refused up front
+        preflight(k, cfg)
+    write_run(job.path, "datakind", job.config)
+    jobs, todo, device = preflight(k, cfg, resume=True)  # the one job is kept: nothing reads mnist
+    assert todo == [] and [j.path for j in jobs] == [job.path]

@@ -1092,3 +1092,31 @@ def test_a_large_compressed_nir_graph_of_another_tool_reads(tmp_path):
     nir.write(path, graph)
     assert path.stat().st_size < 1_000_000
     assert read_nir(path).nodes["fc"].weight.shape == (n, n)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("node/metadata/num_steps", 0, "metadata num_steps = 0 must be an integer in 1.."),
+    ("node/nodes/lif0/w_in", np.zeros(8), "node 'lif0': w_in must be positive"),
+])
+def test_a_nir_file_with_zero_steps_or_a_zero_input_weight_is_refused(tmp_path, where, value, message):
+    """num_steps = 0 would average the readout over no steps (NaN logits); w_in = 0 cuts every input of a layer."""
+    from spikecl.export.nir_io import read_nir
+
+    path = nir_file(tmp_path, lambda f: _set(f, where, value))
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        read_nir(path)
+
+
+def test_a_nir_graph_carries_each_hidden_layers_own_threshold():
+    """network.threshold = 0.5 must reach NIR's v_threshold (the readout keeps its never-reached threshold)."""
+    import dataclasses
+
+    pytest.importorskip("nir")
+    from spikecl.export.nir_io import READOUT_THRESHOLD, to_nir
+
+    spec = small_spec(widths=(6, 8, 5, 4))
+    spec = dataclasses.replace(spec, layers=tuple(dataclasses.replace(layer, threshold=0.5) if layer.name != "readout"
+                                                  else layer for layer in spec.layers))
+    graph = to_nir(spec)
+    assert np.all(graph.nodes["lif0"].v_threshold == 0.5) and np.all(graph.nodes["lif1"].v_threshold == 0.5)
+    assert np.all(graph.nodes["readout"].v_threshold == READOUT_THRESHOLD)
