@@ -8,6 +8,7 @@ from spikecl.cli import main
 from spikecl.errors import ConfigError
 from spikecl.io import read_run
 from spikecl.memory.experiment import load_config, read_part
+from spikecl.memory.schedule import LEARN, RECALL_CONTENT, RECALL_CUE, OperationResult
 from spikecl.memory.stress import StressGrid, make_trial, run_grid, score_trial
 
 TINY = ["stress.sizes=[[5, 6]]", "stress.densities=[0.3]", "stress.spacings_ms=[14]", "stress.fragment_sizes=[1]",
@@ -300,3 +301,94 @@ def test_a_stress_cell_defined_at_only_some_densities_is_marked(tmp_path, capsys
     assert prec_f1.endswith(tuple("0123456789")) and prec_f2.endswith("\u2020"), row
     assert any(line.startswith("\u2020 mean over only the densities and seeds where the measure is defined")
                for line in lines)
+
+
+def _ideal_results(trial, echo=lambda old, new: tuple(sorted(set(old) - set(new)))):
+    """What a perfect CAM answers to every operation of ``trial`` (``echo``: a learn's forgotten bits)."""
+    store, out = {}, []
+    for op in trial.operations:
+        if op.kind == LEARN:
+            old = store.get(op.cue)
+            out.append(OperationResult(op, 0, (op.cue,), op.bits, echo(old, op.bits) if old is not None else ()))
+            store[op.cue] = op.bits
+        elif op.kind == RECALL_CUE:
+            out.append(OperationResult(op, 0, (op.cue,), store[op.cue]))
+        else:
+            assert op.kind == RECALL_CONTENT
+            cues = tuple(c for c in sorted(store) if set(store[c]) & set(op.bits))
+            out.append(OperationResult(op, 0, cues, op.bits))
+    return out
+
+
+def test_stress_scores_forgetting_echo_and_precision_of_a_perfect_memory():
+    trial = make_trial(4, 8, 0.5, seed=1, fragment_sizes=(1,), queries_per_size=4, relearn_fraction=0.5)
+    assert len(trial.relearned) == 2
+    perfect = _ideal_results(trial)
+    scores = score_trial(trial, perfect)
+    assert scores["cue_exact"] == 1.0 and scores["relearned_exact"] == 1.0 and scores["kept_exact"] == 1.0
+    assert scores["forget_echo"] == 1.0                         # echo = old content minus the new one
+    # precision: 1 / (number of cues answered) where the source cue is among them
+    answers = [set(r.cues) for r in perfect[2 * 4:2 * 4 + len(trial.queries)]]
+    expected = np.mean([1 / len(a) for a in answers])
+    assert any(len(a) > 1 for a in answers)                     # the check below is not 1.0 by construction
+    assert scores["content_precision_f1"] == pytest.approx(expected) and expected < 1.0
+    # a memory echoing the whole old content (not old minus new) forgot nothing it should report: echo 0
+    whole = score_trial(trial, _ideal_results(trial, echo=lambda old, new: tuple(old)))
+    assert whole["forget_echo"] == 0.0
+    # a relearn whose bits are not the new content is not a correct forgetting either
+    wrong_bits = list(perfect)
+    r0 = 2 * 4 + 2 * len(trial.queries)
+    first = wrong_bits[r0]
+    wrong_bits[r0] = OperationResult(first.operation, 0, first.cues, (), first.forgotten)
+    assert score_trial(trial, wrong_bits)["forget_echo"] == 0.5
+
+
+def test_stress_or_theory_and_kept_cues_exclude_the_relearned_ones():
+    C, M = 4, 8
+    trial = make_trial(C, M, 0.5, seed=1, fragment_sizes=(1,), queries_per_size=4, relearn_fraction=0.5)
+    perfect = _ideal_results(trial)
+    scores = score_trial(trial, perfect)
+    k = trial.content_size
+    assert k == 4 and scores["content_extra_theory_f1"] == pytest.approx((C - 1) * (1 - (1 - k / M) ** 1)) == 1.5
+    # a relearned cue that still recalls its old content: relearned_exact drops, kept_exact (the others) does not
+    changed = trial.relearned[0][0]
+    last = len(trial.operations) - C + changed
+    stale = list(perfect)
+    stale[last] = OperationResult(perfect[last].operation, 0, (changed,), trial.contents[changed])
+    scores = score_trial(trial, stale)
+    assert scores["relearned_exact"] == 0.5 and scores["kept_exact"] == 1.0
+
+
+def test_stress_as_specified_uses_match_k_and_repeat_gain_is_second_minus_first_round():
+    C, M = 6, 10
+    trial = make_trial(C, M, 0.5, seed=2, fragment_sizes=(2,), queries_per_size=6, relearn_fraction=0.0)
+    store = {c: set(x) for c, x in enumerate(trial.contents)}
+    n_q = len(trial.queries)
+    results = _ideal_results(trial)
+    q0 = 2 * C
+    k2 = list(results)                    # a k = 2 memory: a cue answers when it shares both fragment bits
+    for i in range(q0, q0 + 2 * n_q):
+        op = results[i].operation
+        k2[i] = OperationResult(op, 0, tuple(c for c in range(C) if len(store[c] & set(op.bits)) >= 2), op.bits)
+    one_bit = [len(set(r.cues)) for r in results[q0:q0 + n_q]]
+    two_bits = [len(set(r.cues)) for r in k2[q0:q0 + n_q]]
+    assert sum(one_bit) > sum(two_bits)                       # OR matching answers more cues: the check means something
+    assert score_trial(trial, k2, match_k=2)["content_as_specified_f2"] == 1.0
+    assert score_trial(trial, results, match_k=2)["content_as_specified_f2"] < 1.0
+    # second round answers with OR matching, first with k = 2: it gained cues (positive gain)
+    grown = k2[:q0 + n_q] + results[q0 + n_q:]
+    gain = score_trial(trial, grown, match_k=2)["content_repeat_extra_gain"]
+    assert gain == pytest.approx(np.mean(np.array(one_bit) - np.array(two_bits))) and gain > 0
+
+
+def test_stress_trials_pair_across_spacings_and_columns_cover_a_fragment_as_large_as_the_content():
+    from spikecl.memory.stress import StressGrid, _trial_seed, table_columns
+
+    grid = StressGrid(5, 10, "published", (0.3,), (7, 28), (0,))
+    # "The same memories for every variant and spacing": a paired comparison over spacings
+    assert _trial_seed((0.3, 7, 0), grid) == _trial_seed((0.3, 28, 0), grid)
+    assert _trial_seed((0.3, 7, 0), grid) != _trial_seed((0.3, 7, 1), grid)
+    # k = 3 at density 0.3 of 10 bits: fragments of 3 bits are queried (make_trial), so they have columns
+    assert make_trial(5, 10, 0.3, 0, fragment_sizes=(3,), queries_per_size=1).queries
+    columns = table_columns(10, [0.3], [1, 2, 3, 4])
+    assert "content_hit_f3" in columns and "content_hit_f4" not in columns

@@ -224,3 +224,28 @@ def test_the_ca3_raster_keys_its_operation_markers_under_any_title(tmp_path, mon
     schedule = make_schedule([learn(0, [1]), recall_by_cue(0)], 1, 2)
     plot_raster({"OUTcue": np.zeros((schedule.duration_ms, 1), bool)}, schedule, tmp_path / "r.png", title="run")
     assert titles == ["run; markers: L learn, C recall by cue, F recall by content"]
+
+
+def test_accuracy_matrix_heatmap_leaves_out_the_init_row_and_draws_percent(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    shown = []
+    imshow = Axes.imshow
+    monkeypatch.setattr(Axes, "imshow", lambda ax, data, *a, **k: shown.append(np.array(data)) or
+                        imshow(ax, data, *a, **k))
+    acc = np.array([[0.1, 0.2], [0.9, 0.3], [0.8, 0.95]])
+    plots.plot_accuracy_matrix(acc, tmp_path / "m.png")
+    np.testing.assert_allclose(shown[0], [[90, 30], [80, 95]])    # after task 1, after task 2; init row left out
+
+
+def test_comparison_bars_and_error_bars_are_in_percent(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = []
+    bar = Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda ax, x, h, *a, **k: drawn.append((np.array(h), np.array(k["yerr"])))
+                        or bar(ax, x, h, *a, **k))
+    plots.plot_method_comparison({"ewc": {"acc": (0.8, 0.05), "bwt": (-0.1, 0.02)}}, tmp_path / "c.png")
+    heights, errors = drawn[0]
+    np.testing.assert_allclose(heights, [80, -10])
+    np.testing.assert_allclose(errors, [5, 2])                 # ± std in points, as the table prints it

@@ -656,3 +656,30 @@ def test_a_report_of_one_task_runs_explains_no_bwt_it_does_not_show():
 
     assert "BWT < 0 means forgetting" not in text_report([run(1)])
     assert "BWT < 0 means forgetting" in text_report([run(2)])
+
+
+def test_final_measures_are_the_last_tasks_values_and_synops_is_acs_plus_macs():
+    from spikecl.continual.report import accuracy_synops, final_measures
+
+    def run(seed, acs, macs, acc):
+        return RunResult("ewc", seed, {}, np.full((3, 2), 0.5), np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                         np.ones(2), {"acc": acc}, environment={},
+                         measures={"effective_acs": np.array(acs, float), "effective_macs": np.array(macs, float)})
+
+    runs = [run(0, [100, 10], [7, 1], 0.5), run(1, [100, 30], [7, 3], 0.7)]
+    got = final_measures(runs)["ewc"]
+    assert got["effective_acs"] == 20 and got["effective_macs"] == 2 and got["synops"] == 22   # after the last task
+    acc, synops = accuracy_synops(runs)["ewc"]
+    assert acc.tolist() == [0.5, 0.7] and synops.tolist() == [11, 33]
+
+
+def test_a_folder_named_twice_or_inside_another_named_folder_reads_each_file_once(tmp_path):
+    acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
+    for seed in (0, 1):
+        write_results(tmp_path / "a" / "sub" / f"finetune-seed{seed}.h5",
+                      RunResult("finetune", seed, {"name": "x", "strategy": {"methods": ["finetune"]}}, acc,
+                                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
+                                {"acc": 0.875, "bwt": -0.1}))
+    for paths in ([tmp_path / "a", tmp_path / "a"], [tmp_path / "a", tmp_path / "a" / "sub"]):
+        runs = collect(paths, note=lambda _: None)["continual"]
+        assert len(runs) == 2                                  # two seeds, not four

@@ -714,3 +714,27 @@ def test_a_selecting_sweep_refuses_eval_split_and_variants_that_move_its_splits(
                                                                    '"variants.hlop-fast.data.validation" = 0.3}}')
     with pytest.raises(ConfigError, match="^sweep: hlop-fast's points differ in the images they are evaluated on"):
         load_sweep(sweep_files(BASE, moving))
+
+
+def test_selection_averages_every_trial_seed_and_says_when_no_point_met_the_bwt_floor(sweep_files):
+    text = SWEEP.replace("select_seeds = [3]", "select_seeds = [3, 4]") + "min_bwt = 5.0\n"
+    sweep = load_sweep(sweep_files(BASE, text))
+    scores = {("lam=1.0", 3): 0.80, ("lam=1.0", 4): 0.40, ("lam=100.0", 3): 0.70, ("lam=100.0", 4): 0.70}
+    fake = {}
+    for run in sweep.runs:
+        lam = "lam=1.0" if "lam=1.0_" in run.point else "lam=100.0"
+        fake[run.id] = type("R", (), {"metrics": {"acc": scores[lam, run.seed], "bwt": -0.01}})()
+    chosen = select_points(sweep, fake)
+    ewc = chosen["ewc"]
+    assert ewc["candidates"][next(k for k in ewc["candidates"] if "lam=1.0_" in k)]["acc"] == pytest.approx(60)
+    assert ewc["point"].startswith("ewc.lam=100.0")            # mean 70 over both seeds beats mean 60
+    assert ewc["candidates"][ewc["point"]]["seeds"] == 2
+    assert ewc["bwt_floor_met"] is False                        # BWT -1 point < min_bwt 5: the best ACC of all
+
+
+def test_a_sweep_refuses_points_of_one_folder_and_a_set_key_its_grid_varies(sweep_files):
+    head = 'base = "base.toml"\nname = "s"\noutput_dir = "{out}"\nmethods = ["finetune"]\n'
+    with pytest.raises(ConfigError, match="two points share the folder name 'lr=0.1'"):
+        load_sweep(sweep_files(BASE, head + 'points = [{{"train.lr" = 0.1}}, {{"train.lr" = 0.1}}]\n'))
+    with pytest.raises(ConfigError, match="set.train.lr: the grid or points vary this key"):
+        load_sweep(sweep_files(BASE, head + '[set]\n"train.lr" = 0.3\n[grid]\n"train.lr" = [0.1, 0.2]\n'))
