@@ -142,8 +142,10 @@ class Projector:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` [N, n] minus its component in span(basis) (the latest result again for the same input)."""
-        if self._last is not None and _same_tensor(*self._last[::2], x) and not _capturing(x):
-            return self._last[1]
+        if self._last is not None:
+            kept, out, version = self._last
+            if _same_tensor(kept, version, x) and not _capturing(x):
+                return out
         if self.full:
             out = torch.zeros_like(x)
         elif self.complement is not None:
