@@ -425,3 +425,14 @@ def test_familiarity_is_the_mean_over_the_active_macs_only():
     winners, _ = coder._run(x, False, False)
     assert 0 < (winners[0][..., 0] >= 0).sum() < winners[0].shape[1]    # some macs inactive
     assert coder.learn(x[0])[1] == pytest.approx(1.0)
+
+
+def test_a_pixel_exactly_at_the_threshold_is_off():
+    """``threshold``'s documented rule: a pixel is active if it is above the threshold, not at it."""
+    from spikecl.sdr import SparseyCoder, SparseyConfig
+
+    base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder
+    coder = SparseyCoder(SparseyConfig.from_mapping({**asdict(base), "threshold": 0.5}))
+    x = np.zeros((1, 64))
+    x[0, :3] = [0.5, 0.5 + 1e-6, 0.4]
+    assert coder.binarise(x)[0, :3].tolist() == [False, True, False]
