@@ -212,7 +212,6 @@ def _exp1_inputs():
 
 def test_torch_stepper_weights_are_a_snapshot_in_the_documented_layout():
     """weights(): cue_to_content [B, C, M], content_to_cue [B, M, C], copies that later runs do not change."""
-    from spikecl.memory.params import CA3Params
     from spikecl.memory.torch_net import TorchCA3
 
     C, M, cue, content = _exp1_inputs()
@@ -232,7 +231,6 @@ def test_torch_stepper_weights_are_a_snapshot_in_the_documented_layout():
 
 def test_a_learn_hold_longer_than_the_shortest_stress_spacing_is_refused():
     """check_hold compares the hold with the *smallest* gap: 8 ms fits the 28 ms spacing but not the 7 ms one."""
-    from spikecl.errors import ConfigError
     from spikecl.memory.experiment import CA3ExperimentConfig, FunctionalConfig, StressConfig, check_hold
 
     cfg = CA3ExperimentConfig(functional=FunctionalConfig(enabled=False), stress=StressConfig(spacings_ms=[28, 7]),
@@ -266,8 +264,6 @@ def test_the_torch_stdp_depression_follows_a_minus():
 
 def test_cue_and_content_inputs_of_different_lengths_are_a_one_line_shape_error():
     # without the check torch.cat fails with a RuntimeError deep inside run()
-    import pytest
-
     from spikecl.errors import ShapeError
     from spikecl.memory import CA3Params
     from spikecl.memory.torch_net import TorchCA3

@@ -382,7 +382,7 @@ def test_stress_as_specified_uses_match_k_and_repeat_gain_is_second_minus_first_
 
 
 def test_stress_trials_pair_across_spacings_and_columns_cover_a_fragment_as_large_as_the_content():
-    from spikecl.memory.stress import StressGrid, _trial_seed, table_columns
+    from spikecl.memory.stress import _trial_seed, table_columns
 
     grid = StressGrid(5, 10, "published", (0.3,), (7, 28), (0,))
     # "The same memories for every variant and spacing": a paired comparison over spacings

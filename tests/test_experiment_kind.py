@@ -486,11 +486,7 @@ def test_the_longest_names_a_file_system_holds_run_and_a_kept_result_is_not_refu
 def test_a_run_that_fails_before_writing_anything_removes_the_folders_it_created(tmp_path):
     """run_plan's output folders (made by the results file's lock) are removed when the first job fails before
     writing: a failed run leaves nothing behind (removed_if_empty_on_error)."""
-    from dataclasses import dataclass
-    from pathlib import Path
-
-    from spikecl.config import RunHeader, option
-    from spikecl.experiment_kind import Job, Kind, run_plan
+    from spikecl.experiment_kind import run_plan
 
     @dataclass
     class BrokenConfig(RunHeader):
@@ -516,14 +512,8 @@ def test_a_run_that_fails_before_writing_anything_removes_the_folders_it_created
 
 def test_resume_checks_the_datasets_of_the_jobs_it_runs_not_of_the_kept_ones(tmp_path, monkeypatch):
     """A --resume whose every results file is kept reads no dataset: a dataset moved away since is no error."""
-    from dataclasses import dataclass
-    from pathlib import Path
-
-    from spikecl import experiment_kind
-    from spikecl.config import RunHeader, option
     from spikecl.errors import DataError
-    from spikecl.experiment_kind import Job, Kind, preflight, register_kind
-    from spikecl.io import write_run
+    from spikecl.experiment_kind import preflight
 
     @dataclass
     class DataKindConfig(RunHeader):

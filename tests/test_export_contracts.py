@@ -105,8 +105,6 @@ def test_effective_macs_count_nonzero_graded_inputs_not_their_values():
 
 def test_graded_dense_activation_wraps_the_int32_dot_product_before_the_exponent_shift():
     """Graded input: 'a dot product in int32 then shifted' (Lava's Dense): a sum past 2**31 wraps first."""
-    from spikecl.export.quantize import FixedLayer
-
     layer = FixedLayer("hidden0", np.full((1, 256), 254, dtype=np.int32), -2, 8, 4095, 0, 100,
                        np.zeros(1, np.int32), 0, 1.0, input_bits=16)
     acc = 254 * 65535 * 256                                              # 4,261,478,400 > 2**31
@@ -137,7 +135,7 @@ def test_a_network_on_a_few_cores_needs_one_chip():
 
 
 def _one_neuron_readout(vth=1, bias_mant=0, bias_exp=0, weight=254):
-    from spikecl.export.quantize import FixedLayer, FixedNetwork
+    from spikecl.export.quantize import FixedNetwork
 
     layer = FixedLayer("readout", np.array([[weight]], dtype=np.int32), 0, 8, 4095, 0, vth,
                        np.array([bias_mant], dtype=np.int32), bias_exp, 1.0, readout=True)
@@ -221,8 +219,6 @@ def _one_layer_net(num_steps=4, input_bits=0, encoder="latency", **layer):
 
 def test_graded_inputs_that_are_not_whole_numbers_are_refused():
     # a float input must hold whole numbers (0.5 would be silently truncated to 0)
-    import pytest
-
     from spikecl.errors import ShapeError
 
     net = _one_layer_net(input_bits=8, encoder="direct")
@@ -237,14 +233,11 @@ def test_a_netx_weight_off_the_layers_weight_grid_is_refused_by_name(tmp_path):
     import re
     from pathlib import Path
 
-    import pytest
-
     from hdf5_files import tamper
     from test_export import random_spec
 
     from spikecl.errors import ResultsError
     from spikecl.export.netx import read_netx, write_netx
-    from spikecl.export.quantize import QuantConfig, quantize
 
     net = quantize(random_spec(np.random.default_rng(5)), QuantConfig(weight_bits=6))
     path = write_netx(tmp_path / "net.h5", net)
@@ -261,14 +254,11 @@ def test_a_netx_file_of_a_newer_schema_version_is_refused_by_its_version(tmp_pat
     import re
     from pathlib import Path
 
-    import pytest
-
     from hdf5_files import tamper
     from test_export import random_spec
 
     from spikecl.errors import ResultsError
     from spikecl.export.netx import SCHEMA_VERSION, read_netx, write_netx
-    from spikecl.export.quantize import quantize
 
     path = write_netx(tmp_path / "net.h5", quantize(random_spec(np.random.default_rng(5))))
     tamper(path, "spikecl/schema_version", SCHEMA_VERSION + 1)

@@ -1109,8 +1109,6 @@ def test_a_nir_file_with_zero_steps_or_a_zero_input_weight_is_refused(tmp_path, 
 
 def test_a_nir_graph_carries_each_hidden_layers_own_threshold():
     """network.threshold = 0.5 must reach NIR's v_threshold (the readout keeps its never-reached threshold)."""
-    import dataclasses
-
     pytest.importorskip("nir")
     from spikecl.export.nir_io import READOUT_THRESHOLD, to_nir
 

@@ -493,7 +493,6 @@ def test_a_sealed_file_another_process_holds_open_to_write_is_named_as_held(tmp_
 def test_check_output_refuses_an_existing_file_before_any_work(tmp_path):
     """The runner and the export call check_output "before any work": an existing file without overwrite is an
     ExistsError there, not only at the final rename."""
-    from spikecl.errors import ExistsError
     from spikecl.io import check_output
 
     path = tmp_path / "run.h5"
@@ -517,8 +516,6 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
 
 
 def _result(task, ends=None):
-    from spikecl.io import RunResult
-
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
     return RunResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]), np.array(task),
                      np.array([[0.5, 0.4], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875},
@@ -526,18 +523,12 @@ def _result(task, ends=None):
 
 
 def test_curves_whose_stages_go_backwards_are_refused(tmp_path):
-    from spikecl.errors import ResultsError
-    from spikecl.io import read_results, write_results
-
     read_results(write_results(tmp_path / "ok.h5", _result([0, 1])))
     with pytest.raises(ResultsError, match="stages are not in order"):
         read_results(write_results(tmp_path / "bad.h5", _result([1, 0])))
 
 
 def test_a_negative_first_task_end_is_refused(tmp_path):
-    from spikecl.errors import ResultsError
-    from spikecl.io import read_results, write_results
-
     assert read_results(write_results(tmp_path / "ok.h5", _result([0, 1], [0, 10]))).task_ends.tolist() == [0, 10]
     with pytest.raises(ResultsError, match="task_end"):
         read_results(write_results(tmp_path / "bad.h5", _result([0, 1], [-5, 10])))

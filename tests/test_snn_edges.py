@@ -580,8 +580,8 @@ def test_a_membrane_exactly_at_threshold_does_not_fire_as_in_snntorch(reset):
 
 def test_lif_step_passes_the_gradient_through_its_returned_membrane():
     """lif_step's docstring: "the gradient reaches current through the surrogate and through the returned
-    membrane". dU[t]/dI[t] = 1, so a loss on the membrane alone gives I the gradient 1 (and 2 with the spikes'
-    surrogate added: U = 0.5, thr 1, slope 1 → 1 / (1 + 0.5)^2 = 4/9)."""
+    membrane". dU[t]/dI[t] = 1, so a loss on the membrane alone gives I the gradient 1, and 1 + 4/9 with the
+    spikes' surrogate added (U = 0.5, thr 1, slope 1: 1 / (1 + 0.5)^2 = 4/9)."""
     from spikecl.snn.fused import lif_step
 
     current = torch.full((2, 3), 0.5, requires_grad=True)
@@ -601,7 +601,6 @@ def test_lifparams_defaults_are_the_configs_network_defaults():
     import dataclasses
 
     from spikecl.config import NetworkConfig
-    from spikecl.snn import LIFParams
 
     cfg = NetworkConfig()
     assert dataclasses.astuple(LIFParams()) == (cfg.beta, cfg.threshold, cfg.reset, cfg.surrogate_slope)
@@ -636,9 +635,6 @@ def test_a_non_finite_penalty_is_reported_even_when_the_flags_are_read_later(rea
     """train_encoded checks ``loss + penalty`` (a diverged penalty is a diverged run), and check_finite keeps every
     step's flag until it is read: with read_every = 3, a NaN/inf at step 1 is raised at step 3's read, not
     forgotten because steps 2 and 3 were finite."""
-    from spikecl.errors import NumericalError
-    from spikecl.snn import build_mlp, encode, make_trainer
-
     torch.manual_seed(0)
     net = build_mlp(4, [8], 3)
     trainer = make_trainer("bptt", net, 2)
@@ -674,8 +670,6 @@ def test_the_online_loss_is_a_mean_over_the_time_steps():
     cross-entropy log(3) per step, and the trainer's loss log(3) for any T (not T · log(3))."""
     import math
 
-    from spikecl.snn import build_mlp, encode, make_trainer
-
     for steps in (1, 4):
         net = build_mlp(4, [8], 3)
         with torch.no_grad():
@@ -690,8 +684,6 @@ def test_the_online_loss_is_a_mean_over_the_time_steps():
 def test_a_training_step_puts_the_network_in_training_mode():
     """train_encoded trains in training mode whatever mode the network was left in (net.eval() by a user or a
     strategy's own pass): batch normalisation then uses and updates the batch statistics."""
-    from spikecl.snn import build_cnn, make_trainer
-
     torch.manual_seed(0)
     net = build_cnn((1, 4, 4), [2], 3)
     bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -709,9 +701,6 @@ def test_the_dsr_trainer_differentiates_the_firing_rates_not_through_time():
     import copy
 
     import torch.nn.functional as F
-
-    from spikecl.snn import build_mlp, encode, make_trainer
-    from spikecl.snn.trainers import TrainingHooks
 
     class Keep(TrainingHooks):
         def after_backward(self, activity=None):

@@ -375,7 +375,6 @@ def test_capacity_is_measured_only_over_items_some_unfrozen_mac_learned(monkeypa
     # an item whose active macs were all frozen stored nothing; it must not enter recall_measures (as an
     # empty stored code it would count as exactly recalled)
     from spikecl.data.datasets import load_dataset
-    from spikecl.experiment_kind import load
     from spikecl.sdr import SparseyConfig, measures
 
     base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder
@@ -399,7 +398,6 @@ def test_recalling_a_sequence_leaves_the_coder_outside_any_sequence():
     # recall_sequence puts back the sequence state it found: afterwards a new sequence can be learned
     # (left "inside a sequence", learn_sequence would refuse, and learn() would link unrelated frames)
     from spikecl.data.datasets import load_dataset
-    from spikecl.experiment_kind import load
     from spikecl.sdr import SparseyCoder, SparseyConfig
 
     base = load(Path(__file__).parents[1] / "models" / "sparsey_digits.toml")[1].coder

@@ -256,9 +256,6 @@ def test_a_subsample_comes_in_random_order_not_class_by_class():
 def test_every_task_of_a_seed_draws_its_own_training_subsample():
     """train_subsample_seed(seed, task): the tasks of one run draw different training images (a permutation keeps
     every image's pixel sum, so equal multisets of sums would mean the same images)."""
-    from spikecl.data.datasets import load_dataset
-    from spikecl.data.streams import make_stream
-
     s = make_stream(load_dataset("digits"), "permuted", 2, "domain", train_per_task=100, seed=0)
     sums = [np.sort(t.x_train.reshape(len(t.x_train), -1).sum(1)) for t in s]
     assert not np.array_equal(sums[0], sums[1])
@@ -267,10 +264,7 @@ def test_every_task_of_a_seed_draws_its_own_training_subsample():
 def test_check_samples_refuses_tasks_out_of_order():
     """Task-incremental heads and the accuracy matrix's rows follow Task.index: a stream whose tasks are not 0, 1, …
     in order is refused (DataError), not trained with crossed heads."""
-    from dataclasses import replace
-
-    from spikecl.data.datasets import load_dataset
-    from spikecl.data.streams import check_samples, make_stream
+    from spikecl.data.streams import check_samples
     from spikecl.errors import DataError
 
     s = make_stream(load_dataset("digits"), "split", 2, "task")
