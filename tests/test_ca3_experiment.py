@@ -1,8 +1,10 @@
 """The ``ca3`` experiment kind through the CLI: tiny stress suite, results files, resume/overwrite, plots, errors."""
 
+import zlib
+
 import numpy as np
 import pytest
-from hdf5_files import edited, unseal
+from hdf5_files import edited, tamper, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError
@@ -137,6 +139,25 @@ def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, c
     assert run_cli(tmp_path, "--no-plots", "--resume") == 0
     assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
     assert "decoded" in read_part(tmp_path / "ca3_cam" / "functional.h5")["attrs"]
+
+
+@pytest.mark.parametrize("part, where, value, problem", [
+    ("stress_C5_M6_published.h5", "table/cue_exact", np.ones(2), "its stress table needs one number per trial"),
+    ("functional.h5", "spikes/OUTcont", np.zeros((89, 10), bool), "its raster spikes/OUTcont (shape (89, 10)) is not "
+                                                                  "[90, 10] spikes"),
+])
+def test_a_part_whose_arrays_disagree_with_its_settings_is_named_damaged(tmp_path, capsys, part, where, value,
+                                                                       problem):
+    """A table column with more numbers than trials, a raster one step shorter than the schedule: a one-line
+    "corrupt or incomplete" naming the array, not a table or plot of the wrong length."""
+    assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]') == 0
+    tamper(tmp_path / "ca3_cam" / part, where, value)
+    with edited(tmp_path / "ca3_cam" / part) as f:              # written so, CRC and all: only the check can tell
+        f[where].attrs["crc32"] = np.int64(zlib.crc32(value.tobytes()))
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "ca3_cam" / part), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ca3_cam' / part} is corrupt or incomplete: {problem}" in err and err.count("\n") == 1
 
 
 def test_params_are_never_hidden_behind_a_variant_name(tmp_path, capsys):
