@@ -16,7 +16,7 @@ from lava_support import ROOT
 from test_export_edges import MLP_CONFIG, mlp_state, refused, small_spec, tampered_is_refused
 
 from spikecl.cli import main
-from spikecl.errors import ConfigError, DependencyError, ExportError, ResultsError
+from spikecl.errors import ConfigError, DataError, DependencyError, ExportError, ResultsError
 from spikecl.export import fixed_point as fp
 from spikecl.export.float_model import float_logits
 from spikecl.export.inputs import encode
@@ -262,6 +262,39 @@ def test_data_dir_is_refused_by_export_and_deploy_even_when_no_samples_are_drawn
     export_file(zero_reset_run[0], tmp_path / "n.h5", samples=0, calibration_samples=0)
     with pytest.raises(ConfigError, match=message):
         deploy(tmp_path / "n.h5", samples=1, data_dir="/nowhere")
+
+
+def test_export_and_deploy_refuse_other_dataset_files_than_the_network_trained_on(tmp_path):
+    """A network trained on MNIST-format files in one folder: export and deploy may read them from a moved copy, but
+    other files (another set in the same format) are a one-line DataError, not an accuracy on data it never saw."""
+    import shutil
+
+    from test_datasets import tiny_mnist
+
+    from spikecl.config import experiment_from_dict
+    from spikecl.continual.runner import ContinualRun, checkpoint_path
+    from spikecl.export.pipeline import deploy, export_file
+
+    tiny_mnist(tmp_path / "a", n_train=200, n_test=100, seed=0)
+    tiny_mnist(tmp_path / "b", n_train=200, n_test=100, seed=1)
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")
+    cfg = experiment_from_dict({
+        "name": "files", "seeds": [0], "data": {"dataset": "mnist", "data_dir": str(tmp_path / "a")},
+        "stream": {"kind": "permuted", "scenario": "domain", "n_tasks": 1, "first_task_identity": True},
+        "network": {"hidden": [8], "num_steps": 2, "reset": "zero"}, "train": {"epochs": 1, "batch_size": 50},
+        "strategy": {"methods": ["finetune"]}})
+    run, results = ContinualRun(cfg, "finetune", 0), tmp_path / "finetune-seed0.h5"
+    run.execute(results, progress_bar=False)
+    run.save_checkpoint(checkpoint_path(results))
+    other = "the network was trained on other mnist files (their images or labels differ from those in "
+    for source in (results, checkpoint_path(results)):
+        out = tmp_path / f"{source.suffix[1:]}.h5"
+        with pytest.raises(DataError, match=re.escape(other + str(tmp_path / "b"))):
+            export_file(source, out, samples=10, calibration_samples=0, max_drop=None, data_dir=str(tmp_path / "b"))
+        export_file(source, out, samples=10, calibration_samples=0, max_drop=None, data_dir=str(tmp_path / "moved"))
+        with pytest.raises(DataError, match=re.escape(other + str(tmp_path / "b")) + ".*point --data-dir at"):
+            deploy(out, samples=5, data_dir=str(tmp_path / "b"))
+        assert deploy(out, samples=5, data_dir=str(tmp_path / "moved"))["samples"] == 5
 
 
 def test_the_deploy_help_says_which_files_take_samples(capsys):

@@ -724,7 +724,9 @@ class ContinualRun:
             summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
+        crc = source_crc(self.stream)                # the files read (export and deploy rebuild the same data)
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
+               **({"data_crc": crc} if crc is not None else {}),
                **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,

@@ -14,7 +14,7 @@ import numpy as np
 
 from spikecl.config import BUNDLED_DATASETS, DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
 from spikecl.data.base import ROUNDING
-from spikecl.data.streams import Stream, stream_from_config
+from spikecl.data.streams import Stream, source_crc, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
 from spikecl.export.float_model import tasks_trained
@@ -81,7 +81,8 @@ def check_reads_data_dir(config: dict, data_dir: str | None) -> None:
 
 def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     """The task stream a network was trained on, rebuilt from its stored training ``config`` (``data``, ``stream``
-    and the run ``seed``) by the builder training used; ``data_dir`` overrides ``data.data_dir``."""
+    and the run ``seed``) by the builder training used; ``data_dir`` overrides ``data.data_dir``. Dataset files
+    other than those it trained on (``config["data_crc"]``, recorded where a run read files) are a DataError."""
     config = recorded_as_now(config)
     try:
         data, stream = config["data"], config["stream"]
@@ -94,7 +95,13 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     if data_dir:
         data_cfg = replace(data_cfg, data_dir=data_dir)
     seed = check_seed(config.get("seed", 0), "the stored training config's seed")
-    return stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed, recorded=True)
+    built = stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed, recorded=True)
+    trained_on, now = config.get("data_crc"), source_crc(built)
+    if None not in (trained_on, now) and trained_on != now:            # the folder may move, not change
+        raise DataError(f"the network was trained on other {data_cfg.dataset} files (their images or labels differ "
+                        f"from those in {data_cfg.data_dir or 'the default datasets folder'} now); point --data-dir "
+                        "at the files it trained on")
+    return built
 
 
 def stream_samples(config: dict, max_samples: int | None = None, data_dir: str | None = None,

@@ -369,13 +369,15 @@ def load_trained(path) -> NetworkSpec:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
         trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
-        return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained})
+        crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}
+        return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained, **crc})
     from spikecl.io import read_results
 
     result = read_results(path)
     if not result.model:
         raise ResultsError(f"{path} holds no trained parameters under /model")
-    return spec_from_state(result.model, result.config)
+    crc = result.environment.get("data_crc")             # the dataset files it trained on, where it read files
+    return spec_from_state(result.model, {**result.config, **({"data_crc": crc} if crc is not None else {})})
 
 
 def _tasks_trained(path, progress, method, config: dict) -> dict:
