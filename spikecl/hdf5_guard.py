@@ -41,21 +41,40 @@ def heap_loop(path: str | Path) -> int | None:
 
 
 def _first_loop(data) -> int | None:
+    """:func:`heap_loop` on the bytes ``data``: the first collection (in file order) whose walk reaches an object
+    that does not move it on before the collection's end."""
+    stuck: dict[int, int | None] = {}
     at = data.find(_COLLECTION)
     while at >= 0:
         if at + 16 <= len(data) and data[at + 4] == 1:                    # version 1
             size = struct.unpack_from("<Q", data, at + 8)[0]
             if size >= _MIN_COLLECTION:
-                end, p = min(at + size, len(data)), at + 16
-                while p + _OBJECT.size <= end:
-                    index, _, _, length = _OBJECT.unpack_from(data, p)
-                    step = length if index == 0 else _OBJECT.size + (length + 7) // 8 * 8   # free space: whole
-                    step %= 1 << 64                                  # libhdf5 adds in 64 bits: a huge size wraps
-                    if step == 0 or step >= 1 << 63:                 # no move, or a move back: the walk never ends
-                        return p
-                    p += step
+                loop = _first_stuck(data, at + 16, stuck)
+                if loop is not None and loop + _OBJECT.size <= min(at + size, len(data)):
+                    return loop
         at = data.find(_COLLECTION, at + 1)
     return None
+
+
+def _first_stuck(data, p: int, stuck: dict[int, int | None]) -> int | None:
+    """The first object on the walk from offset ``p`` that does not move the walk on (None: the walk leaves
+    ``data``). Every step moves forward, so a walk ends at the first such object past its start only if its
+    collection holds it; ``stuck`` keeps the answer of every offset walked, so that the walks from nested
+    collections (crafted data holding thousands) cost one walk over the file, not one each."""
+    path = []
+    while p + _OBJECT.size <= len(data) and p not in stuck:
+        index, _, _, length = _OBJECT.unpack_from(data, p)
+        step = length if index == 0 else _OBJECT.size + (length + 7) // 8 * 8        # free space: whole
+        step %= 1 << 64                                          # libhdf5 adds in 64 bits: a huge size wraps
+        if step == 0 or step >= 1 << 63:                         # no move, or a move back: the walk never ends
+            stuck[p] = p
+            break
+        path.append(p)
+        p += step
+    found = stuck.get(p)                                         # None where the walk left the data
+    for q in path:
+        stuck[q] = found
+    return found
 
 
 def check_heaps(path: str | Path, error: type[SpikeCLError]) -> None:

@@ -2,6 +2,7 @@
 inside C, deaf to Ctrl-C) are refused in one line before libhdf5 opens them, whoever wrote them."""
 
 import re
+import struct
 from pathlib import Path
 
 import h5py
@@ -30,6 +31,44 @@ def test_a_zeroed_heap_object_is_found_and_intact_files_pass(tmp_path):
     data[at + 8:at + 16] = (2**64 - 16).to_bytes(8, "little")
     path.write_bytes(bytes(data))
     assert heap_loop(path) == at
+
+
+def _collection(size: int) -> bytes:
+    """A global heap collection's header (version 1) declaring ``size`` bytes."""
+    return b"GCOL\x01\x00\x00\x00" + struct.pack("<Q", size)
+
+
+def _object(index: int, size: int, payload: bytes = b"") -> bytes:
+    """A heap object's header (``index`` 0: free space of ``size`` bytes, header included) and ``payload``."""
+    return struct.pack("<HHIQ", index, 0, 0, size) + payload
+
+
+def test_thousands_of_nested_collections_are_walked_once_and_a_loop_past_them_is_found(tmp_path):
+    """Crafted data of 2,000 collections, each declaring the rest of the file and holding the next one's header
+    inside an object: every walk runs to the end (each collection before the change walked every later one, 0.3 s
+    for 1,000 and 5 s for 4,000). A zeroed object in the last block is still found, at its offset."""
+    block = _collection(1 << 40) + _object(1, 4096, bytes(4080))
+    data = bytearray(block * 2000)
+    path = tmp_path / "nested.bin"
+    path.write_bytes(bytes(data))
+    assert heap_loop(path) is None
+    at = len(data) - len(block) + 16
+    data[at:at + 16] = bytes(16)
+    path.write_bytes(bytes(data))
+    assert heap_loop(path) == at
+
+
+def test_a_walk_ends_where_its_collection_does_and_a_later_one_that_joins_it_walks_on(tmp_path):
+    """Collection A (4,096 bytes) ends before the zeroed object its walk would reach; collection B, held in A's
+    first object, joins A's walk and declares the whole file: B's walk reaches the zeroed object. A heap that holds
+    it only past its end is no loop."""
+    steps = _object(1, 8, bytes(8)) * 300                                        # 300 objects of 24 bytes
+    head = _collection(4096) + _object(1, 16, _collection(1 << 40)) + steps
+    bad = len(head)
+    assert bad + 16 > 4096
+    (tmp_path / "joined.bin").write_bytes(head + bytes(16))
+    (tmp_path / "short.bin").write_bytes(_collection(4096) + _object(1, 16, _collection(1000)) + steps + bytes(16))
+    assert heap_loop(tmp_path / "joined.bin") == bad and heap_loop(tmp_path / "short.bin") is None
 
 
 def netx_file(tmp_path: Path) -> tuple[Path, type, object]:
