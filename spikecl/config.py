@@ -734,6 +734,8 @@ ONLY_FOR = {
     **{("data", key): (lambda cfg: cfg.data.dataset in EVENT_DATASETS, "event datasets")
        for key in ("time_bins", "bin_ms", "pool")},
     ("network", "hidden"): (lambda cfg: cfg.network.kind == "mlp", 'network.kind = "mlp"'),
+    **{("network", key): (lambda cfg: cfg.network.num_steps > 1, "networks of 2 or more time steps (at "
+                          "network.num_steps = 1 no membrane outlives its step)") for key in ("beta", "reset")},
     **{("network", key): (lambda cfg: cfg.network.kind == "cnn", 'network.kind = "cnn"')
        for key in ("channels", "batch_norm")},
     ("train", "momentum"): (lambda cfg: cfg.train.optimizer == "sgd", 'train.optimizer = "sgd" (Adam has none)'),

@@ -158,6 +158,8 @@ CONFIG_CASES = {
         ("network.kind=\"cnn\" network.hidden=[5]", "network.hidden: applies only to network.kind = \"mlp\""),
         ("train.optimizer=\"adam\" train.momentum=0.5", "train.momentum: applies only to train.optimizer = \"sgd\""),
         ("train.eval_samples=50", "train.eval_samples: applies only to continual evaluation"),
+        ("network.num_steps=1 network.beta=0.5", "network.beta: applies only to networks of 2 or more time steps"),
+        ("network.num_steps=1 network.reset=\"zero\"", "network.reset: applies only to networks of 2 or more"),
         ("network.kind=\"x\"", "network.kind"), ("network.hidden=[0]", "below the minimum 1"),
         ("network.hidden=[-5]", "below the minimum 1"), ("network.hidden=[]", "at least one hidden layer"),
         ("network.kind=\"cnn\" network.channels=[]", "network.channels: a CNN needs at least one convolution layer"),

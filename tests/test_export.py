@@ -79,6 +79,19 @@ def test_unrepresentable_networks_fail_with_one_line_naming_the_layer(change, me
     assert message in text and "\n" not in text and "hidden0" in text
 
 
+def test_a_one_step_network_exports_whichever_reset_it_trained_with():
+    """At T = 1 no membrane outlives its step, so a subtract reset acts as Loihi's reset to zero (the config refuses
+    network.reset there as unread): the network exports as its zero-reset twin; at T = 2 it is refused."""
+    subtract, zero = (random_spec(np.random.default_rng(3), steps=1, reset=r) for r in ("subtract", "zero"))
+    fixed = [quantize(spec).layers for spec in (subtract, zero)]
+    assert all(np.array_equal(getattr(a, f.name), getattr(b, f.name))
+               for a, b in zip(*fixed) for f in dataclasses.fields(a))
+    x = np.random.default_rng(4).random((1, 6, 12))                    # [T, B, n]
+    assert np.array_equal(float_logits(subtract, x), float_logits(zero, x))
+    with pytest.raises(ExportError, match="reset 'subtract' is not representable"):
+        quantize(dataclasses.replace(subtract, num_steps=2))
+
+
 def one_neuron(weight, dv, vth, bias_mant=0, bias_exp=0, du=4095, weight_exp=0):
     return FixedLayer("n", np.array([[weight]], dtype=np.int32), weight_exp, 8, du, dv, vth,
                       np.array([bias_mant], dtype=np.int32), bias_exp, 1.0)

@@ -23,7 +23,7 @@ anything not representable raises a one-line :class:`ExportError` naming the lay
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -387,6 +387,8 @@ def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwor
     layers = []
     bits = input_bits
     for layer in spec.hidden:
+        if spec.num_steps == 1:                      # no membrane outlives its one step: both resets act alike
+            layer = replace(layer, reset="zero")
         layers.append(quantize_hidden(layer, cfg, bits))
         bits = 0
     layers.append(quantize_readout(spec.readout, cfg, bits, spec.num_steps))
