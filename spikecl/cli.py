@@ -21,7 +21,7 @@ import sys
 import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
-from spikecl.errors import SpikeCLError, interrupt
+from spikecl.errors import SpikeCLError, clear_interrupt, interrupt, raise_if_interrupted
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
 COMMAND_MODULES: tuple[str, ...] = ("spikecl.commands.run", "spikecl.commands.report", "spikecl.commands.export",
@@ -95,16 +95,22 @@ def main(argv: list[str] | None = None) -> int:
 def terminate_as_interrupt():
     """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
     as Ctrl-C does: locks released, temporary files removed, the interruption said and how to continue, exit status
-    130. For every command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy``
+    130; a stop whose KeyboardInterrupt CPython swallowed stops it at the next job or when the block ends. For every command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy``
     stops its Lava runner's processes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, interrupt)
+    if previous[signal.SIGINT] is signal.default_int_handler:   # not where the shell had it ignored
+        signal.signal(signal.SIGINT, interrupt)
+    clear_interrupt()
     try:
         yield
+        raise_if_interrupted()                  # a stop that CPython swallowed (in an import lock's callback)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def continue_hint(args: argparse.Namespace) -> str:

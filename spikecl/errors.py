@@ -8,9 +8,28 @@ with code 2; library users can catch :class:`SpikeCLError`.
 from __future__ import annotations
 
 
+_stop_signalled = False        # set by :func:`interrupt`: a stop its KeyboardInterrupt may not have reached
+
+
 def interrupt(signum, frame) -> None:
-    """A signal handler (SIGTERM: a scheduler's, ``timeout``'s) that stops a command as Ctrl-C does."""
+    """A signal handler (SIGINT, SIGTERM: a scheduler's, ``timeout``'s) that stops a command as Ctrl-C does, and
+    remembers it (:func:`raise_if_interrupted`)."""
+    global _stop_signalled
+    _stop_signalled = True
     raise KeyboardInterrupt
+
+
+def clear_interrupt() -> None:
+    """Forget an earlier stop signal (a command starting)."""
+    global _stop_signalled
+    _stop_signalled = False
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if a stop signal came since :func:`clear_interrupt`: CPython ignores an exception raised
+    where it cannot pass it on (an import lock's or a weakref's callback), and the command would run on to exit 0."""
+    if _stop_signalled:
+        raise KeyboardInterrupt
 
 
 class SpikeCLError(Exception):

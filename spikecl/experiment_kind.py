@@ -36,7 +36,7 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, differ_phrase,
                             differences, first_difference, from_dict, load_toml, recorded_as_now)
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
-                            SpikeCLError, check_installed, did_you_mean)
+                            SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
 from spikecl.io import (Run, check_name_fits, check_not_folder, check_writable_folder, output_lock, read_run,
                         remove_temporaries)
 from spikecl.progress import progress_bar
@@ -496,6 +496,7 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
     the next one runs; returns (results path, error) of those."""
     failed = []
     for job in todo:
+        raise_if_interrupted()                   # a stop signal the last job's code swallowed: no next job
         options = replace(given, overwrite=given.overwrite or job.path in existed)
         with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
             if reports and job.path.exists() and file_state(job.path) != existed.get(job.path):   # not chosen

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,6 +10,8 @@ import time
 import pytest
 
 from spikecl.cli import main
+from spikecl.errors import clear_interrupt, interrupt
+from spikecl.experiment_kind import Job, JobOptions, run_jobs
 
 SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
          '[network]\nhidden = [32]\n[train]\nepochs = 1\neval_every = 10\n'
@@ -243,7 +246,6 @@ def test_threads_limit_numpys_blas_too_and_are_recorded():
 def test_sigterm_stops_every_command_as_ctrl_c_does(tmp_path, monkeypatch, capsys, command):
     """SIGTERM to `spikecl export` or `report` (or `deploy`) killed it with no message and left its temporary file;
     now it stops as `run` and `sweep` do: one line, exit status 130."""
-    import signal
 
     import spikecl.export.pipeline as pipeline
     import spikecl.report as report_module
@@ -261,3 +263,42 @@ def test_sigterm_stops_every_command_as_ctrl_c_does(tmp_path, monkeypatch, capsy
         argv = ["report", str(tmp_path)]
     assert main(argv) == 130
     assert capsys.readouterr().err == "spikecl: interrupted\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_whose_interrupt_was_swallowed_still_stops_the_command(monkeypatch, capsys, signum):
+    """CPython ignores a KeyboardInterrupt raised inside an import lock's or a weakref's callback (seen once as a
+    Ctrl-C that let `spikecl run` finish and exit 0): the command remembers the signal and stops, exit 130."""
+    import spikecl.report as report_module
+
+    def swallowing(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)
+        except KeyboardInterrupt:               # as CPython does in such a callback
+            pass
+        return []
+
+    monkeypatch.setattr(report_module, "report_paths", swallowing)
+    assert main(["report", "results"]) == 130
+    assert capsys.readouterr().err == "spikecl: interrupted\n"
+    monkeypatch.setattr(report_module, "report_paths", lambda *args, **kwargs: [])
+    assert main(["report", "results"]) == 0               # the next command starts afresh
+
+
+def test_no_job_starts_after_a_stop_signal_the_last_one_swallowed(tmp_path):
+    ran = []
+
+    def swallowing(options):
+        try:
+            interrupt(signal.SIGTERM, None)
+        except KeyboardInterrupt:
+            pass
+        ran.append(options)
+
+    jobs = [Job(tmp_path / f"{i}.h5", swallowing) for i in range(2)]
+    clear_interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, {}, JobOptions(False, False, False, "cpu"), False, print)
+    clear_interrupt()
+    assert len(ran) == 1

@@ -23,7 +23,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
                                      write_sweep_results)
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
-from spikecl.errors import ConfigError, NumericalError
+from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
 from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, output_lock, read_results
 from spikecl.paths import exists
@@ -106,6 +106,7 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep, plugins) -> int:
         done, failures = execute_sweep(final, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite)
     except KeyboardInterrupt:
+        clear_interrupt()                                # said here: the command's wrapper has nothing to add
         print("spikecl: sweep interrupted; run the same command again to train only the missing runs",
               file=sys.stderr)
         return 130
