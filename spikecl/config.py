@@ -692,9 +692,14 @@ def check_precision(cfg: ExperimentConfig) -> None:
         raise ConfigError(BFLOAT16_NOT_COMPILED)
 
 
+#: the ``TRITON_INTERPRET`` values Triton reads as on (any case; anything else, ``false`` or ``2`` too, is off)
+TRITON_TRUE = ("1", "true", "yes", "on", "y")
+
+
 def triton_interpreted() -> bool:
-    """Triton's interpreter is on (``TRITON_INTERPRET`` set, not 0): its kernels run on CPU tensors, in numpy."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    """Triton's interpreter is on (``TRITON_INTERPRET`` one of :data:`TRITON_TRUE`, read as Triton reads it): its
+    kernels run on CPU tensors, in numpy."""
+    return os.environ.get("TRITON_INTERPRET", "").lower() in TRITON_TRUE
 
 
 def _cuda_available() -> bool:

@@ -251,3 +251,37 @@ def test_a_key_the_override_table_does_not_hold_is_not_set_by_it():
     assert not sets_key("data=3", "data.data_dir")
     assert sets_key('data={dataset="mnist", data_dir="y"}', "data.data_dir")
     assert sets_key('"seeds"=[2]', "seeds") and not sets_key("train.lr=0.1", "seeds")
+
+
+def test_overrides_leave_the_table_they_are_applied_to_unchanged():
+    """apply_overrides returns a changed copy: the base table (a sweep applies each of its points to one) keeps its
+    values and tables."""
+    base = {"train": {"epochs": 1}, "data": {"dataset": "digits"}}
+    out = apply_overrides(base, ["train.epochs=4", "data.data_dir=x", "network.num_steps=8"])
+    assert out == {"train": {"epochs": 4}, "data": {"dataset": "digits", "data_dir": "x"}, "network": {"num_steps": 8}}
+    assert base == {"train": {"epochs": 1}, "data": {"dataset": "digits"}}
+
+
+def test_a_set_key_or_value_may_nest_64_levels_and_not_65():
+    """--set keys of up to 64 parts and values nesting up to 64 levels of arrays or tables are read; 65 are refused
+    by name (MAX_NESTING = 64)."""
+    assert parse_override(".".join(["a"] * 64) + "=1") == (["a"] * 64, 1)
+    with pytest.raises(ConfigError, match="names 65 nested tables"):
+        parse_override(".".join(["a"] * 65) + "=1")
+    deepest = parse_override("a=" + "[" * 64 + "]" * 64)[1]
+    for _ in range(63):
+        deepest = deepest[0]
+    assert deepest == []
+    for text in ("[" * 65 + "]" * 65, "{b=" * 65 + "1" + "}" * 65):
+        with pytest.raises(ConfigError, match="--set a: its value nests more than 64 levels of arrays or tables"):
+            parse_override("a=" + text)
+
+
+def test_an_experiment_file_may_nest_64_levels_and_not_65(tmp_path):
+    """A file's root table and 63 arrays in it (64 levels) is read; one array more is refused by name."""
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 63 + "]" * 63 + "\n")
+    assert list(load_toml(path)) == ["a"]
+    path.write_text("a = " + "[" * 64 + "]" * 64 + "\n")
+    with pytest.raises(ConfigError, match="tables or arrays nested more than 64 levels deep; an experiment file"):
+        load_toml(path)

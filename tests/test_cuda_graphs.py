@@ -10,6 +10,7 @@ from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 from spikecl.errors import ConfigError
 from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, make_trainer
+from spikecl.snn.cuda_graphs import GraphedPasses
 from spikecl.snn.trainers import TrainingHooks
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -40,6 +41,33 @@ def test_cuda_graphs_are_refused_on_the_cpu_with_compile_and_in_bfloat16(tmp_pat
     with pytest.raises(ConfigError, match="the network is on cpu; CUDA graphs need a CUDA device"):
         trainer.use_cuda_graphs()
     assert trainer.graphs is None
+
+
+def test_cuda_graphs_on_device_auto_follow_whether_cuda_is_there(tmp_path, monkeypatch):
+    """device = "auto" is the CPU without CUDA: train.cuda_graph is refused there at once, as with "cpu"; where
+    CUDA is available it is accepted."""
+    monkeypatch.setattr("spikecl.config._cuda_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA graphs run on CUDA; device 'auto' is the CPU here"):
+        experiment(tmp_path, device="auto", train={"cuda_graph": True})
+    monkeypatch.setattr("spikecl.config._cuda_available", lambda: True)
+    assert experiment(tmp_path, device="auto", train={"cuda_graph": True}).train.cuda_graph is True
+
+
+def test_a_trainer_refuses_graphs_in_bfloat16_or_compiled_and_compile_once_graphed(tmp_path, monkeypatch):
+    """The trainer's own checks match the config's: use_cuda_graphs refuses bfloat16 and a compiled pass by name
+    (before it looks at the device), and compile() is refused once graphs replay the pass."""
+    with pytest.raises(ConfigError, match="'bfloat16' is not combined with train.cuda_graph"):
+        make_trainer("bptt", build_mlp(6, [5], 3), 4, precision="bfloat16").use_cuda_graphs()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))        # compile() leaves a chosen folder alone
+    compiled = make_trainer("bptt", build_mlp(6, [5], 3), 4)
+    compiled.compile()
+    with pytest.raises(ConfigError, match="train.cuda_graph: not combined with train.compile"):
+        compiled.use_cuda_graphs()
+    graphed = make_trainer("bptt", build_mlp(6, [5], 3), 4)
+    graphed.graphs = GraphedPasses(graphed.net, graphed.task_loss_backward)    # what use_cuda_graphs sets on CUDA
+    with pytest.raises(ConfigError, match="train.cuda_graph: not combined with train.compile"):
+        graphed.compile()
+    assert graphed.forward is graphed.net
 
 
 def test_a_run_recorded_before_cuda_graphs_existed_reads_as_one_without_them():

@@ -11,13 +11,15 @@ import pytest
 import torch
 from hdf5_files import tamper
 
-from spikecl.errors import ExistsError, ExportError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, ExistsError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export import resources
 from spikecl.export.axons import LayerAxons
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
 from spikecl.export.netx import read_netx, write_netx
+from spikecl.export.nir_io import read_nir, write_nir
+from spikecl.export.nir_readers import run_nir
 from spikecl.export.quantize import (FixedLayer, FixedNetwork, QuantConfig, effective_weights, lava_weights,
                                      quantize)
 from spikecl.export.spec import LayerSpec, NetworkSpec, load_trained, spec_from_state
@@ -279,6 +281,27 @@ def test_nir_file_runs_like_the_torch_network_in_snntorch_and_norse(tmp_path, re
     assert np.allclose(nir_logits(graph, run.readout_mem), logits, atol=1e-5)
     assert np.allclose(run.readout_mem, float_forward(spec, x_seq).readout_mem, atol=1e-5)
     assert np.array_equal(run.spikes["lif0"], spikes) and 0.05 < spikes.mean() < 0.9
+
+
+@pytest.mark.parametrize("reader", ["snntorch", "norse"])
+def test_run_nir_gives_every_hidden_layers_spikes_and_refuses_an_unknown_reader(tmp_path, reader):
+    """run_nir's spikes hold each hidden node, lif0 and lif1 of a [20, 15] MLP, each the torch network's spikes
+    there; a reader it does not know is refused by name (not run as Norse)."""
+    pytest.importorskip("nirtorch")
+    pytest.importorskip(reader)
+    rng = np.random.default_rng(6)
+    net = torch_net(rng, "zero")
+    graph = read_nir(write_nir(tmp_path / "net.nir", spec_of(net, "zero")))
+    x_seq = np.broadcast_to(rng.random((8, 12)), (5, 8, 12)).astype(np.float32)
+    run = run_nir(graph, x_seq, reader)
+    with torch.no_grad():
+        first = net.layers[0](torch.as_tensor(x_seq.copy()))
+        second = net.layers[1](first).numpy()
+    assert sorted(run.spikes) == ["lif0", "lif1"] and run.spikes["lif1"].shape == (5, 8, 15)
+    assert np.array_equal(run.spikes["lif0"], first.numpy()) and np.array_equal(run.spikes["lif1"], second)
+    assert 0.05 < second.mean() < 0.9
+    with pytest.raises(ConfigError, match="NIR reader 'sinabs': choose one of snntorch, norse"):
+        run_nir(graph, x_seq, "sinabs")
 
 
 @pytest.mark.slow

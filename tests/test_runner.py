@@ -612,6 +612,14 @@ def test_compile_is_rejected_where_it_cannot_run(tmp_path):
         config(tmp_path, train={"compile": 1})
 
 
+def test_the_online_trainer_refuses_compile_from_python():
+    """The config's rule holds for the trainer itself: OnlineTrainer.compile() raises, its pass stays uncompiled."""
+    trainer = make_trainer("online", build_mlp(4, [3], 2), 2)
+    with pytest.raises(ConfigError, match="train.compile: the online trainer"):
+        trainer.compile()
+    assert trainer.forward is trainer.net
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["fused", "snntorch"])
 def test_compiled_run_matches_the_uncompiled_one(tmp_path, engine):

@@ -3,11 +3,12 @@ Triton's interpreter (conftest sets ``TRITON_INTERPRET=1``), on CPU tensors; on 
 compiled kernels with the torch engine there."""
 
 import copy
+import importlib.util
 
 import pytest
 import torch
 
-from spikecl.config import ConfigError, experiment_from_dict
+from spikecl.config import ConfigError, experiment_from_dict, triton_interpreted
 from spikecl.errors import SpikeCLError
 from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, make_trainer
 from spikecl.snn.fused import lif_sequence
@@ -102,6 +103,44 @@ def test_triton_engine_is_refused_where_it_cannot_run(monkeypatch):
     with pytest.raises(SpikeCLError, match="float32 currents"):
         lif_sequence(torch.rand(3, 4, dtype=torch.float64), torch.tensor(0.9), torch.tensor(1.0), 10.0, "zero",
                      kernels=True)
+
+
+def test_the_other_engines_are_not_held_to_tritons_needs(monkeypatch):
+    """Without Triton's interpreter the fused and snntorch engines still run on the CPU, compiled or not."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    for engine in ("fused", "snntorch"):
+        cfg = experiment_from_dict({"network": {"engine": engine}, "device": "cpu", "train": {"compile": True}})
+        assert (cfg.network.engine, cfg.train.compile) == (engine, True)
+
+
+def test_triton_on_device_auto_follows_cuda_and_needs_the_package(monkeypatch):
+    """device = "auto" takes the triton engine where CUDA is available; without the triton package the engine is
+    refused by name when the config is read."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr("spikecl.config._cuda_available", lambda: True)
+    assert experiment_from_dict({"network": {"engine": "triton"}, "device": "auto"}).network.engine == "triton"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "triton" else
+                        find_spec(name, *rest))
+    with pytest.raises(ConfigError, match="network.engine: 'triton' needs the triton package"):
+        experiment_from_dict({"network": {"engine": "triton"}, "device": "cuda"})
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no", "OFF", "2", " 1"])
+def test_triton_interpret_values_triton_reads_as_off_refuse_the_cpu(monkeypatch, value):
+    """TRITON_INTERPRET values Triton reads as off ("false" and "2" too, not only "" and "0") leave its interpreter
+    off: the CPU is refused when the config is read, not by a driver traceback at the first batch."""
+    monkeypatch.setenv("TRITON_INTERPRET", value)
+    assert not triton_interpreted()
+    with pytest.raises(ConfigError, match="'triton' runs on CUDA; device 'cpu' is the CPU here"):
+        experiment_from_dict({"network": {"engine": "triton"}, "device": "cpu"})
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", "yes", "On", "y"])
+def test_triton_interpret_values_triton_reads_as_on_are_the_interpreter(monkeypatch, value):
+    monkeypatch.setenv("TRITON_INTERPRET", value)
+    assert triton_interpreted()
+    assert experiment_from_dict({"network": {"engine": "triton"}, "device": "cpu"}).network.engine == "triton"
 
 
 @pytest.mark.gpu
