@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 def terminate_as_interrupt():
     """While the block runs (in the main thread), SIGTERM (a scheduler's, ``timeout``'s, ``kill``'s) stops the command
     as Ctrl-C does: locks released, temporary files removed, the interruption said and how to continue, exit status
-    130; a stop whose KeyboardInterrupt CPython swallowed stops it at the next job or when the block ends. For every command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy``
-    stops its Lava runner's processes)."""
+    130; a stop whose KeyboardInterrupt CPython swallowed stops it at the next job or when the block ends. For every
+    command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy`` stops its Lava
+    runner's processes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -58,9 +58,9 @@ def _first_loop(data) -> int | None:
 
 def _first_stuck(data, p: int, stuck: dict[int, int | None]) -> int | None:
     """The first object on the walk from offset ``p`` that does not move the walk on (None: the walk leaves
-    ``data``). Every step moves forward, so a walk ends at the first such object past its start only if its
-    collection holds it; ``stuck`` keeps the answer of every offset walked, so that the walks from nested
-    collections (crafted data holding thousands) cost one walk over the file, not one each."""
+    ``data``). Every step moves forward, so a collection's walk loops exactly where this object lies inside the
+    collection; ``stuck`` keeps the answer of every offset walked, so that the walks from nested collections
+    (crafted data holding thousands) cost one walk over the file, not one each."""
     path = []
     while p + _OBJECT.size <= len(data) and p not in stuck:
         index, _, _, length = _OBJECT.unpack_from(data, p)
