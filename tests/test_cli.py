@@ -130,6 +130,14 @@ def test_processes_times_threads_are_at_most_four_per_cpu(capsys):
     assert f"--nproc 2 x --threads {most}: at most {most} threads in all (4 per CPU)" in capsys.readouterr().err
 
 
+def test_processes_times_threads_may_reach_four_per_cpu(monkeypatch, capsys):
+    """Exactly 4 threads per CPU in all (--nproc 2 x --threads 2 per CPU) is allowed: the run goes on to read its
+    file (missing here), as the limit's message says "at most"."""
+    monkeypatch.setattr("spikecl.commands.run.limit_threads", lambda count: None)      # this process keeps its pools
+    assert main(["run", "x.toml", "--nproc", "2", "--threads", str(2 * os.cpu_count())]) == 2
+    assert capsys.readouterr().err.strip() == "spikecl: error: experiment file not found: x.toml"
+
+
 @pytest.mark.parametrize("count", ["0", "100000"])
 def test_threads_must_be_positive_and_at_most_four_per_cpu(capsys, count):
     """100,000 threads exhausted the process limit and failed as an interrupted run leaving a checkpoint."""

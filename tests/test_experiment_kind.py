@@ -5,7 +5,7 @@ registered from outside spikecl like a user's own kind."""
 import importlib.util
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +14,7 @@ import pytest
 
 from spikecl import experiment_kind
 from spikecl.cli import main
+from spikecl.commands.run import check_reads_data
 from spikecl.config import RunHeader, option
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, register_kind
@@ -539,3 +540,49 @@ def test_resume_checks_the_datasets_of_the_jobs_it_runs_not_of_the_kept_ones(tmp
     write_run(job.path, "datakind", job.config)
     jobs, todo, device = preflight(k, cfg, resume=True)  # the one job is kept: nothing reads mnist
     assert todo == [] and [j.path for j in jobs] == [job.path]
+
+
+def test_seed_runs_that_seed_alone_seed_0_included(toy, tmp_path):
+    """--seed N replaces the file's seeds ([0, 1] here) by [N]: --seed 0 runs seed 0 alone, as --seed 1 runs 1."""
+    assert run(toy, "--seed", "0") == 0
+    assert [seed for seed, _ in RAN] == [0] and not (tmp_path / "toy" / "toy_seed1.h5").exists()
+    RAN.clear()
+    assert run(toy, "--seed", "1") == 0 and [seed for seed, _ in RAN] == [1]
+
+
+def test_device_auto_is_cuda_exactly_where_torch_sees_it(monkeypatch):
+    """resolve_device: 'cpu' stays the CPU; 'auto' is 'cuda' when torch.cuda.is_available() and 'cpu' when not;
+    'cuda' is kept where it is available and refused in one line where it is not."""
+    for available in (True, False):
+        monkeypatch.setattr("torch.cuda.is_available", lambda: available)
+        assert experiment_kind.resolve_device("auto") == ("cuda" if available else "cpu")
+        assert experiment_kind.resolve_device("cpu") == "cpu"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert experiment_kind.resolve_device("cuda") == "cuda"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^device: cuda requested but torch.cuda.is_available\(\) is false; use "
+                                          r"--device cpu$"):
+        experiment_kind.resolve_device("cuda")
+
+
+@dataclass
+class DataToyConfig(ToyConfig):
+    kind: str = option("datatoy", choices=("datatoy",))
+    data: dict[str, str] = field(default_factory=dict)
+
+
+class DataToyKind(ToyKind):
+    name = "datatoy"
+    config = DataToyConfig
+
+
+def test_data_dir_is_left_to_a_plugin_kind_with_a_data_table(toy, tmp_path):
+    """--data-dir is refused for a kind with no data table, and left to a plugin kind that has one, whatever its
+    dataset is called (its names are its own, even 'digits')."""
+    register_kind(DataToyKind())
+    with pytest.raises(ConfigError, match="^--data-dir: 'toy' experiments read no dataset; drop --data-dir$"):
+        check_reads_data(toy, [])
+    mine = tmp_path / "mine.toml"
+    for table in ("", '[data]\ndataset = "digits"\n'):
+        mine.write_text(f'kind = "datatoy"\n{table}')
+        check_reads_data(mine, [])

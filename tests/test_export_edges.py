@@ -578,10 +578,12 @@ def test_nir_export_refuses_the_netx_options(tmp_path, capsys, flag):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_nir_name_for_a_netx_file_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["net.nir", "net.NIR"])
+def test_a_nir_name_for_a_netx_file_is_refused(tmp_path, capsys, name):
+    """A .nir name (in any case) for a netx file is refused in one line, writing nothing."""
     from spikecl.cli import main
 
-    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.nir")])
+    code = main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / name)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "a .nir name for a netx (HDF5) file; pass --format nir" in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []

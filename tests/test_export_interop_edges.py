@@ -18,6 +18,7 @@ from test_export_edges import MLP_CONFIG, mlp_state, refused, small_spec, tamper
 from spikecl.cli import main
 from spikecl.errors import ConfigError, DataError, DependencyError, ExportError, ResultsError
 from spikecl.export import fixed_point as fp
+from spikecl.export import pipeline
 from spikecl.export.float_model import float_logits
 from spikecl.export.inputs import encode
 from spikecl.export.netx import read_netx, write_netx
@@ -458,3 +459,46 @@ def test_a_schema_version_1_file_written_by_spikecl_still_reads_and_runs():
     assert [layer.weight.shape for layer in net.layers] == [(20, 12), (15, 20), (4, 15)]
     inputs = encode(np.random.default_rng(0).random((5, 12)), net)
     assert fp.predict(net, inputs).shape == (5,)
+
+
+# --- 8. what the export command writes and says ---
+def test_export_notes_a_network_that_lava_dls_loader_would_not_run_exactly(tmp_path, monkeypatch, capsys):
+    """A netx export whose 2-bit weights lava-dl's loader would rescale is written for spikecl's runner only
+    (lava_dl = False) and the command says so in a note naming the layer; the 8-bit export gets no note."""
+    monkeypatch.setattr(pipeline, "load_trained", lambda path: small_spec(bias=0.0))     # no data: no samples
+    (tmp_path / "run.h5").write_bytes(b"x")
+    note = "note: it runs on spikecl's runner only, not in lava-dl's netx loader (layer hidden0: lava-dl's"
+    for bits, lava_dl in (("2", False), ("8", True)):
+        out = tmp_path / f"net{bits}.h5"
+        assert main(["export", str(tmp_path / "run.h5"), "-o", str(out), "--weight-bits", bits]) == 0
+        printed = capsys.readouterr().out
+        with h5py.File(out) as f:
+            assert bool(f["spikecl"].attrs["lava_dl"]) is lava_dl
+        assert (note in printed) is not lava_dl, printed
+
+
+def test_a_ca3_learning_graph_export_refuses_an_existing_file_unless_overwrite(tmp_path, capsys):
+    """`spikecl export ca3.toml -o FILE` keeps an existing FILE (one line, exit 2) and replaces it with --overwrite."""
+    out = tmp_path / "ca3.h5"
+    out.write_bytes(b"keep me")
+    args = ["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(out)]
+    assert main(args) == 2
+    assert f"{out} exists; pass --overwrite" in one_line(capsys) and out.read_bytes() == b"keep me"
+    assert main([*args, "--overwrite"]) == 0 and h5py.is_hdf5(out)
+
+
+def test_a_ca3_file_whose_functional_part_is_off_still_exports_its_functional_graph(tmp_path, capsys):
+    """The learning graph is the functional experiment: export turns it on (and the stress grid off) whatever the
+    file says, so a stress-only experiment file exports like the default one."""
+    stress_only = tmp_path / "stress.toml"
+    stress_only.write_text('kind = "ca3"\nname = "s"\n[functional]\nenabled = false\n')
+    assert main(["export", str(stress_only), "-o", str(tmp_path / "g.h5")]) == 0
+    assert "ca3 learning graph" in capsys.readouterr().out and h5py.is_hdf5(tmp_path / "g.h5")
+
+
+def test_a_ca3_experiment_file_named_in_capitals_exports_as_a_learning_graph(tmp_path, capsys):
+    """The .toml suffix is matched in any case, as .h5 and .ckpt are: CA3.TOML exports its learning graph."""
+    source = tmp_path / "CA3.TOML"
+    source.write_text((ROOT / "models" / "ca3_cam.toml").read_text())
+    assert main(["export", str(source), "-o", str(tmp_path / "g.h5")]) == 0
+    assert "ca3 learning graph" in capsys.readouterr().out

@@ -376,21 +376,23 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
 
 
 def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
-    """``--data-dir`` on digits is read by no run, unless a variant switches to MNIST (its files)."""
+    """``--data-dir`` on digits is read by no run, unless a variant it runs switches to MNIST (its files); one it
+    declares but does not run reads nothing."""
     import json
 
     from spikecl.commands.run import check_reads_data
 
-    def experiment(variants):
+    def experiment(variants, listed=True):
         path = tmp_path / "e.toml"
         path.write_text(f"name = \"e\"\n[data]\ndataset = \"digits\"\n[strategy]\nmethods = "
-                        f"{json.dumps(['finetune', *variants])}\n"
+                        f"{json.dumps(['finetune', *(variants if listed else [])])}\n"
                         + "".join(f'[variants.{v}]\nmethod = "finetune"\n"data.dataset" = "mnist"\n' for v in variants))
         return path
 
-    with pytest.raises(ConfigError, match="--data-dir: every run of this experiment reads digits, which comes with "
-                                          "its package and is read from no folder; drop --data-dir"):
-        check_reads_data(experiment([]), [])
+    for unread in (experiment([]), experiment(["m"], listed=False)):
+        with pytest.raises(ConfigError, match="--data-dir: every run of this experiment reads digits, which comes "
+                                              "with its package and is read from no folder; drop --data-dir"):
+            check_reads_data(unread, [])
     check_reads_data(experiment(["m"]), [])
     sparsey = tmp_path / "s.toml"                           # another kind: its data table, or its default dataset
     sparsey.write_text('kind = "sparsey"\nname = "s"\n')

@@ -86,7 +86,7 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
     no ``data`` table), rather than an unknown key the user never wrote, or where every run (of a continual
-    experiment: each method and variant) reads a dataset that comes with its package."""
+    experiment: each method and variant ``strategy.methods`` runs) reads a dataset that comes with its package."""
     import dataclasses
 
     from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, method_config
@@ -99,7 +99,7 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
     read: set = {None}                                      # a plugin kind's dataset names are its own
     if k.name == "continual":
         cfg = experiment_from_dict(raw)
-        read = {method_config(cfg, name)[0].data.dataset for name in [*cfg.strategy.methods, *cfg.variants]}
+        read = {method_config(cfg, name)[0].data.dataset for name in cfg.strategy.methods}   # what runs
     elif k.config is not None and type(k).__module__.startswith("spikecl."):   # spikecl's other kinds: one table
         field = next(f for f in dataclasses.fields(k.config) if f.name == "data")
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
