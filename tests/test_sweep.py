@@ -135,6 +135,25 @@ def test_sweep_files_that_could_not_mean_what_they_say_are_refused(sweep_files, 
         load_sweep(tmp_path / "absent.toml")
 
 
+def test_a_point_may_not_set_a_key_the_sweep_sets_for_every_run(sweep_files):
+    """As in [set] and [grid]: seeds, strategy.methods and output_dir in a point are refused, naming the sweep's key."""
+    for key, value, own in (("seeds", "[1]", "seeds"), ("strategy.methods", '["ewc"]', "methods"),
+                            ("output_dir", '"elsewhere"', "output_dir")):
+        text = SWEEP.replace('[grid]\n"train.lr" = [0.05, 0.1]\n', "").replace(
+            "[set]", f'points = [{{{{"train.lr" = 0.05}}}}, {{{{"{key}" = {value}}}}}]\n[set]')
+        with pytest.raises(ConfigError, match=f"^sweep: points.{key}: a sweep sets this for every run; use its own "
+                                              f"'{own}' key$"):
+            load_sweep(sweep_files(BASE, text))
+
+
+def test_a_sweep_without_a_name_is_named_after_its_file(sweep_files, tmp_path):
+    """Its runs and summary go to <output_dir>/<the sweep file's stem>/."""
+    path = sweep_files(BASE, SWEEP.replace('name = "grid"\n', "")).rename(tmp_path / "lr-study.toml")
+    sweep = load_sweep(path)
+    assert sweep.name == "lr-study" and sweep.folder == tmp_path / "results" / "lr-study"
+    assert sweep.runs[0].results == tmp_path / "results" / "lr-study" / "lr=0.05" / "finetune-seed0.h5"
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance (2 CPUs) for the module; the sweep command reuses it."""

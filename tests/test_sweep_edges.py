@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from spikecl.cli import main
-from spikecl.commands.sweep import check_kept
+from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import apply_overrides, experiment_from_dict
-from spikecl.continual import sweep_ray
+from spikecl.continual import plots, sweep_ray
 from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.continual.sweep import load_sweep, refuse_other_settings
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, NumericalError
+from spikecl.experiment_kind import replacing
 from spikecl.io import read_results
 from test_sweep import BASE as GRID_BASE
 
@@ -139,6 +140,22 @@ def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, i
     assert "1 runs, 0 complete (kept), 1 to run (1 checkpoint(s) made with other settings, started afresh)" in out
     assert "FAILED" not in out and "sweep edges: 1/1 runs complete" in out
     assert read_results(run.results).config["train"]["epochs"] == 1 and not ckpt.exists()
+
+
+def test_overwrite_keeps_the_final_runs_where_no_kept_trial_is_replaced(sweep_files, inline_ray, capsys):
+    """A point added with --overwrite replaces no kept file: the final run of the same choice is kept, not trained
+    again as "left by an unfinished --overwrite" (every final run was, whenever any trial ran)."""
+    path = sweep_files(BASE, SELECT)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    finals = sorted((load_sweep(path).folder / "final").glob("*-seed*.h5"))
+    stamps = [p.stat().st_mtime_ns for p in finals]
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite",
+                 "--set", 'grid."train.lr"=[0.01, 0.05, 0.1]']) == 0
+    out = capsys.readouterr().out
+    assert "edges: 3 runs, 2 complete (kept), 1 to run\n" in out and "selected finetune @ lr=0.1:" in out, out
+    assert "edges/final: 1 runs, 1 complete (kept), 0 to run\n" in out and "unfinished --overwrite" not in out, out
+    assert [p.stat().st_mtime_ns for p in finals] == stamps
 
 
 def test_a_selecting_sweep_with_a_failed_trial_exits_with_1_after_its_final_runs(sweep_files, inline_ray,
@@ -511,3 +528,92 @@ def test_recorded_options_are_read_as_recorded_where_a_method_cannot_be_imported
             raise failure
         monkeypatch.setattr(strategies, "strategy_class", broken)
         assert strategies.as_read("replay", options) == options
+
+
+def test_the_comparison_plot_names_three_failed_runs_and_counts_the_others(sweep_files, inline_ray, monkeypatch):
+    """A sweep with four failed runs draws its plot with a note naming the first three (sorted) and counting one."""
+    path = sweep_files(BASE, SWEEP.replace("seeds = [0]", "seeds = [0, 1, 2, 3, 4]"))
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {f"base/finetune-seed{s}": 1 for s in range(1, 5)})
+    notes = []
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda summary, target, **kw: notes.append(kw["note"]))
+    assert main(["sweep", str(path), "--no-progress"]) == 1
+    assert notes == ["not drawn, failed: base/finetune-seed1, base/finetune-seed2, base/finetune-seed3 and 1 more"]
+
+
+def test_a_sweep_whose_every_run_failed_removes_an_earlier_comparison_plot(sweep_files, inline_ray, monkeypatch,
+                                                                           capsys):
+    """Nothing to draw: the plot an earlier sweep of this folder left would pass for this one's, so it is removed."""
+    path = sweep_files(BASE, SWEEP)
+    plot = load_sweep(path).folder / "sweep-comparison.png"
+    plot.parent.mkdir(parents=True)
+    plot.write_bytes(b"an earlier sweep's plot")
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 1})
+    assert main(["sweep", str(path), "--no-progress"]) == 1
+    assert "sweep edges: 0/1 runs complete" in capsys.readouterr().out
+    assert not plot.exists()
+
+
+def test_a_selecting_sweep_refuses_a_folder_at_its_final_comparison_plot_before_any_trial(sweep_files, monkeypatch,
+                                                                                         capsys):
+    """The final runs' plot (``final/sweep-comparison.png``) is checked with the trials' before anything trains."""
+    path = sweep_files(BASE, SELECT)
+    plot = load_sweep(path).folder / "final" / "sweep-comparison.png"
+    plot.mkdir(parents=True)
+    monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
+    for extra in (["--dry-run"], ["--no-progress"]):
+        assert main(["sweep", str(path), *extra]) == 2
+        assert capsys.readouterr().err == (f"spikecl: error: {plot} is a folder where the sweep's comparison plot "
+                                           "goes; move it away\n")
+    assert main(["sweep", str(path), "--dry-run", "--no-plots"]) == 0
+
+
+def test_a_trial_counts_as_diverged_by_its_last_attempt():
+    """A trial whose last attempt diverged is an outcome; one that diverged, then failed otherwise, is a failure."""
+    assert diverged(["InjectedFailure: injected failure on attempt 1", "NumericalError: training loss is nan"])
+    assert not diverged(["NumericalError: training loss is nan", "InjectedFailure: injected failure on attempt 2"])
+
+
+def test_overwrite_removes_only_the_final_runs_of_methods_left_without_a_point(sweep_files, inline_ray, monkeypatch,
+                                                                               capsys):
+    """EWC's new points all diverge: its old final run is removed, saying so; finetune's (one candidate) is not."""
+    path = sweep_files(BASE, SWEEP.replace('methods = ["finetune"]', 'methods = ["finetune", "ewc"]') +
+                       'select = "acc"\nselect_seeds = [3]\n[grid]\n"strategy.ewc.lam" = [1.0, 2.0]\n')
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    final = load_sweep(path).folder / "final"
+    capsys.readouterr()
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"ewc.lam=3.0/ewc-seed3": 1, "ewc.lam=4.0/ewc-seed3": 1})
+    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite",
+                 "--set", 'grid."strategy.ewc.lam"=[3.0, 4.0]']) == 1
+    out = capsys.readouterr().out
+    assert f"removed {final / 'ewc-seed0.h5'}: made with other settings" in out and "finetune-seed0.h5:" not in out
+    assert not (final / "ewc-seed0.h5").exists() and not replacing(final / "ewc-seed0.h5").exists()
+    assert (final / "finetune-seed0.h5").exists()
+
+
+def test_a_sweep_of_the_base_point_alone_names_its_rows_by_method(sweep_files, inline_ray):
+    """No point changes the runs: the summary's rows are the methods alone, with no "@ base" label."""
+    path = sweep_files(BASE, SWEEP)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    text = (load_sweep(path).folder / "sweep-summary.txt").read_text()
+    assert "@" not in text and [line.split()[:2] for line in text.splitlines()][4] == ["finetune", "1"]
+
+
+def test_a_selecting_sweep_whose_final_run_failed_exits_with_1(sweep_files, inline_ray, monkeypatch, capsys):
+    """Every trial complete, a final run FAILED: the final report lists it and the command exits with 1."""
+    path = sweep_files(BASE, SELECT)
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"final/finetune-seed0": 1})
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    assert "sweep edges: 2/2 runs complete" in out and "sweep edges/final: 0/1 runs complete" in out
+    assert "FAILED final/finetune-seed0 after 1 attempt(s): InjectedFailure" in out
+
+
+def test_a_selecting_sweep_with_nothing_to_choose_writes_only_its_final_summary(sweep_files, inline_ray, capsys):
+    """One candidate per method: no trial runs, so no trials' summary (an empty 0/0 table) beside the final one."""
+    path = sweep_files(BASE, SELECT.replace('"train.lr" = [0.05, 0.1]', '"train.lr" = [0.05]'))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    folder = load_sweep(path).folder
+    assert "sweep edges/final: 1/1 runs complete" in capsys.readouterr().out
+    assert (folder / "final" / "sweep.h5").exists() and not (folder / "sweep.h5").exists()
+    assert not (folder / "sweep-summary.txt").exists()

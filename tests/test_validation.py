@@ -5,10 +5,12 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from spikecl.commands.sweep import print_selection, write_selection
 from spikecl.config import experiment_from_dict, method_config
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import ContinualRun, build_stream
@@ -561,6 +563,27 @@ def test_selection_json_is_strict_json_with_an_undefined_bwt_as_null(tmp_path):
                                          "candidates": {"a": {"acc": 50.0, "bwt": float("nan")}}}})
     text = (tmp_path / "selection.json").read_text()
     assert "NaN" not in text and json.loads(text)["methods"]["one-task"]["candidates"]["a"]["bwt"] is None
+
+
+def test_the_selection_line_says_when_no_candidate_reached_min_bwt(capsys):
+    """A choice made among all candidates, none meeting min_bwt, says so; one within the floor does not."""
+    candidates = {"a": {"acc": 50.0, "bwt": -9.0}, "b": {"acc": 40.0, "bwt": -8.0}}
+    print_selection({"ewc": {"point": "a", "settings": {"strategy.ewc.lam": 1.0}, "candidates": candidates,
+                             "bwt_floor_met": False},
+                     "si": {"point": "a", "settings": {}, "candidates": candidates, "bwt_floor_met": True}})
+    assert capsys.readouterr().out.splitlines() == [
+        "selected ewc @ a: strategy.ewc.lam = 1.0 (validation ACC 50.0, BWT -9.0, 2 candidate(s); no candidate "
+        "reached min_bwt: the best ACC of all)",
+        "selected si @ a: the base settings (validation ACC 50.0, BWT -9.0, 2 candidate(s))"]
+
+
+def test_selection_json_records_the_rule_and_the_trial_seeds(tmp_path):
+    """selection.json keeps select, min_bwt, the trials' seeds (sorted, each once) and the split chosen on."""
+    sweep = SimpleNamespace(config=SimpleNamespace(select="acc", min_bwt=-3.0),
+                            runs=[SimpleNamespace(seed=s) for s in (4, 3, 4)], folder=tmp_path)
+    write_selection(sweep, {})
+    assert json.loads((tmp_path / "selection.json").read_text()) == {
+        "select": "acc", "min_bwt": -3.0, "select_seeds": [3, 4], "split": "validation", "methods": {}}
 
 
 @pytest.mark.parametrize("assignment, suggestion", [

@@ -351,7 +351,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
     is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run
     trained again, and the existing files of ``replaced_too`` (what depends on these runs: a selecting sweep's final
-    runs) are marked for replacement with them. Returns ``({run id: results}, {run id: error of each failed
+    runs) are marked for replacement with them (not where the runs to train replace no kept file: a new point, a
+    missing run). Returns ``({run id: results}, {run id: error of each failed
     attempt})``; a run absent from the first dict failed ``max_retries + 1`` times (or diverged with the same
     settings before: its recorded error)."""
     cfg = sweep.config
@@ -371,8 +372,9 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
         if started:
             stop_ray(ray)
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} {too_many}")
-    if overwrite:
-        mark_replaced([r.results for r in todo] + list(replaced_too), sweep_dir(sweep) / "sweep.h5")
+    if overwrite:                                    # what depends on the runs, only where a kept one is replaced
+        replaced = [r.results for r in todo if exists(r.results, ConfigError)]
+        mark_replaced(replaced + (list(replaced_too) if replaced else []), sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
 
     def submit(run: SweepRun, attempt: int):
