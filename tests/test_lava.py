@@ -12,7 +12,7 @@ from spikecl.export.netx import write_netx
 from spikecl.export.quantize import QuantConfig, quantize
 
 from lava_support import ROOT, require_environment, run_and_compare
-from test_export import random_spec
+from test_export import cnn_spec, random_spec, small_cnn
 
 pytestmark = pytest.mark.lava
 
@@ -109,6 +109,15 @@ def test_lava_conv_network_equals_the_reference(tmp_path):
     net = quantize(replace(spec, layers=(spec.layers[0], louder, spec.layers[2])))
     lava, windows = run_and_compare(tmp_path, net, np.random.default_rng(14).random((4, 64)))
     assert windows.spikes[0].mean() > 0.05 and windows.spikes[1].mean() > 0.05
+
+
+def test_lava_runs_a_dense_readout_right_after_the_first_conv_layer(tmp_path):
+    """One conv layer straight into the readout (layers 0 and 1): the readout's weight columns are permuted into
+    Lava's flattened (X, Y, C) order there too, so the readout voltage equals the reference's."""
+    net = quantize(cnn_spec(small_cnn(5, channels=(4,))))
+    assert [layer.conv is not None for layer in net.layers] == [True, False]
+    lava, windows = run_and_compare(tmp_path, net, np.random.default_rng(15).random((4, 64)))
+    assert 0.05 < windows.spikes[0].mean() < 0.95, "the case must exercise spiking"
 
 
 @pytest.fixture(scope="module")

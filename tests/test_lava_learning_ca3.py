@@ -7,6 +7,7 @@ lava-sim`` does.
 """
 
 import json
+import subprocess
 
 import h5py
 import numpy as np
@@ -18,7 +19,7 @@ from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
 
-from lava_support import checkout_env, require_environment
+from lava_support import ROOT, checkout_env, require_environment
 from hdf5_files import edited
 
 pytestmark = pytest.mark.lava
@@ -128,6 +129,49 @@ def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
     report = ca3_graph.deploy(path, "lava-sim")
     assert len(report["spike_match"]) == 12 and set(report["spike_match"].values()) == {1.0}
     assert all(report["answers_equal"]) and max(report["weight_max_abs_error_nA"].values()) <= 1e-12
+
+
+def test_lava_runs_an_asymmetric_stdp_window_exactly(tmp_path, lava_env):
+    """A- != A+ and tau- != tau+ (the published rule has them equal): Lava's post trace and both halves of the split
+    update take the depression's own amplitude and time constant, as the torch stepper does."""
+    path = write(tmp_path / "asymmetric.h5", a_minus_nA=3.0, tau_minus_ms=6.0)
+    report = ca3_graph.deploy(path, "lava-sim")
+    assert set(report["spike_match"].values()) == {1.0}
+    assert max(report["weight_max_abs_error_nA"].values()) <= 1e-12
+
+
+SAVE_SCRIPT = r"""
+import sys
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.io.source import RingBuffer
+from spikecl_lava.learning.ca3_stdp import BoundedLearningDense, stdp_rule
+
+pre, post = RingBuffer(data=np.array([[1.0, 0, 0]])), RingBuffer(data=np.array([[0, 0, 1.0]]))
+conn = BoundedLearningDense(weights=np.ones((1, 1)), learning_rule=stdp_rule(2.0, 1.0, 3.0, 3.0), w_min=0.0,
+                            w_max=6.0, steps=3, save=sys.argv[1])
+pre.s_out.connect(conn.s_in)
+post.s_out.connect(conn.s_in_bap)
+try:
+    pre.run(condition=RunSteps(num_steps=3), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    live = conn.weights.get()
+finally:
+    pre.stop()
+print(np.load(sys.argv[1]).item(), live.item())
+"""
+
+
+def test_plastic_weights_are_saved_after_the_learning_of_the_last_step(tmp_path, lava_env):
+    """BoundedLearningDense saves its weights after its last step's learning: a pre spike at step 1 and a post spike
+    seen at step 3 (the last) potentiate by A+ exp(-2 / tau+), and the saved weight is the live one."""
+    script = tmp_path / "save.py"
+    script.write_text(SAVE_SCRIPT)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script), str(tmp_path / "w.npy")],
+                          capture_output=True, text=True, env=checkout_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    saved, live = map(float, done.stdout.split())
+    assert saved == live == pytest.approx(1 + 2 * np.exp(-2 / 3), rel=1e-9)
 
 
 def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env, capsys):
