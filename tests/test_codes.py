@@ -4,10 +4,10 @@ input per output, in one line, whether it is built directly or through a continu
 import numpy as np
 import pytest
 
-from spikecl.data.codes import FlyHash, FlyHashConfig
+from spikecl.data.codes import FlyHash, FlyHashConfig, kwta
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import code_stream, make_stream
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ShapeError
 
 
 def one_line(info) -> str:
@@ -66,3 +66,36 @@ def test_a_stream_code_that_would_give_every_image_one_code_is_refused(options, 
     one_line(info)
     codes = code_stream(stream, units=16, sparsity=0.25, sample_frac=0.1)[0].x_train.reshape(-1, 16)
     assert len(np.unique(codes, axis=0)) > 10                                  # images get distinct codes
+
+
+def test_kwta_refuses_zero_winners_and_nan_values():
+    """k = 0 is no code, and NaN values cannot be ranked: both a ShapeError."""
+    with pytest.raises(ShapeError, match=r"^k = 0 winners out of 3 units is impossible$"):
+        kwta(np.ones((1, 3)), 0)
+    with pytest.raises(ShapeError, match="^kwta: the values hold NaN"):
+        kwta(np.array([[np.nan, 1.0, 2.0]]), 1)
+
+
+def test_kwta_ties_go_to_the_lower_index_in_a_long_row():
+    """41 equal values after a smaller one: the 5 winners are indices 1..5 (a stable sort), whatever the row length."""
+    assert np.flatnonzero(kwta(np.array([[1.0] + [2.0] * 41]), 5)).tolist() == [1, 2, 3, 4, 5]
+
+
+def test_fly_hash_inputs_must_be_finite_numbers_of_its_width():
+    """Inputs of another width, infinities or text are one-line ShapeErrors, not a matmul error or a cast."""
+    hasher = FlyHash(FlyHashConfig(n_outputs=32), 16)
+    with pytest.raises(ShapeError, match=r"^inputs must be \[B, 16\], got shape \(2, 8\)$"):
+        hasher.encode(np.zeros((2, 8)))
+    with pytest.raises(ShapeError, match="^inputs contain NaN or infinity$"):
+        hasher.encode(np.full((2, 16), np.inf))
+    with pytest.raises(ShapeError, match="^inputs must be numbers, got dtype <U1$"):
+        hasher.encode(np.full((2, 16), "1"))
+
+
+def test_fly_hash_projection_samples_sample_frac_of_the_inputs_and_follows_its_seed():
+    """Each of the 100 x 256 projection entries is 1 with probability sample_frac = 0.1; the seed fixes them."""
+    def projection(seed):
+        return FlyHash(FlyHashConfig(n_outputs=256, sample_frac=0.1, seed=seed), 100).projection
+
+    assert abs(projection(1).mean() - 0.1) < 0.01
+    assert np.array_equal(projection(1), projection(1)) and not np.array_equal(projection(1), projection(2))

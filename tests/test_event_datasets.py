@@ -1,7 +1,9 @@
 """Event datasets (N-MNIST, SHD, DVS Gesture) read from tiny files in their real formats, binned to frames, cut into
 streams and trained on without an encoder."""
 
+import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -78,6 +80,14 @@ def test_shd_hdf5_gives_frames_and_languages(tmp_path, keys):
     assert d.x_train.shape == (40, 8, 1, 1, 70) and d.x_test.shape == (20, 8, 1, 1, 70)
     assert d.x_train.sum() == 40 * 40                      # every spike lies in the 800 ms window
     assert d.domains == ("english", "german") and d.class_domain == (0,) * 10 + (1,) * 10
+
+
+def test_shd_spike_times_are_seconds(tmp_path):
+    """SHD stores seconds: spikes at 0.05 s and 0.15 s fall into frames 0 and 1 of 100 ms."""
+    standin_shd(tmp_path, per_class=1)
+    write_shd(tmp_path / "SHD" / "shd_train.h5", [[0.05, 0.15]] * 20, [[3, 3]] * 20, np.arange(20), np.zeros(20))
+    d = load_dataset("shd", str(tmp_path), binning=EventBinning(frames=2, bin_ms=100.0))
+    assert d.x_train[:, :, 0, 0, 3].sum(axis=0).tolist() == [20, 20] and d.x_train.sum() == 40
 
 
 def test_shd_keys_without_a_language_are_refused(tmp_path):
@@ -158,6 +168,9 @@ HUGE_NPY = (b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little")
 
 @pytest.mark.parametrize("content, message", [(b"", "unreadable .npy file (No data left in file)"),
                                                (np.array([["a"] * 4]), "expected numeric events [E, 4]"),
+                                               (np.zeros((2, 3)), "expected numeric events [E, 4] (x, y, p, t in "
+                                                                  "ms), got float64 (2, 3)"),
+                                               (np.zeros((2, 5)), "got float64 (2, 5)"),
                                                (HUGE_NPY, "unreadable .npy file (its header declares float64 "
                                                           "(1099511627776, 4), 35184372088832 bytes, more than the "
                                                           "file holds)")])
@@ -319,6 +332,25 @@ def test_the_event_cache_reads_a_changed_sample_file_inside_a_split_folder_again
     write_nmnist(target, np.arange(200) % 34, np.arange(200) % 34, np.zeros(200, int), np.arange(200) * 100)
     again = load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
     assert again.x_train.sum() == first.x_train.sum() - 30 + 200        # the file's 30 events became 200
+
+
+def test_the_event_cache_reads_a_sample_file_rewritten_at_the_same_size_again(tmp_path):
+    """The same number of events at other pixels keeps the file's size: its modification time keys the cache."""
+    standin_nmnist(tmp_path)
+    first = load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+    target = tmp_path / "NMNIST" / "Train" / "3" / "00000.bin"
+    write_nmnist(target, np.zeros(30, int), np.zeros(30, int), np.zeros(30, int), np.arange(30))    # 30 events
+    os.utime(target, ns=(10**18, 10**18))                        # another time, whatever the clock's resolution
+    again = load_dataset("nmnist", str(tmp_path), binning=EventBinning(2))
+    assert again.x_train.sum() == first.x_train.sum() and not np.array_equal(again.x_train, first.x_train)
+
+
+def test_the_dataset_folder_is_read_before_a_copy_directly_in_the_data_dir(tmp_path):
+    """Both SHD/ and the data dir itself hold both files: SHD/ is the one read."""
+    standin_shd(tmp_path)
+    for split in ("train", "test"):
+        shutil.copy(tmp_path / "SHD" / f"shd_{split}.h5", tmp_path / f"shd_{split}.h5")
+    assert dataset_files("shd", str(tmp_path)) == [tmp_path / "SHD" / "shd_train.h5", tmp_path / "SHD" / "shd_test.h5"]
 
 
 def test_a_test_file_copied_over_the_training_file_is_refused(tmp_path):

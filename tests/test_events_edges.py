@@ -169,6 +169,23 @@ def test_a_test_file_whose_keys_name_other_digits_is_refused(tmp_path):
         load_dataset("shd", str(tmp_path), binning=EventBinning(4))
 
 
+def test_train_and_test_files_whose_keys_name_other_languages_are_refused(tmp_path):
+    """Each file names both languages' digits in order, but the test file puts German first: its class 0 is "null"."""
+    standin_shd(tmp_path, per_class=1)
+    write_shd(tmp_path / "SHD" / "shd_test.h5", [[0.1]] * 20, [[3]] * 20, np.arange(20), np.zeros(20),
+              keys=GERMAN + ENGLISH)
+    with pytest.raises(DataError, match="^shd: the train and test files' extra/keys name different languages$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+
+
+def test_a_gesture_file_not_named_for_a_class_is_not_a_recording(tmp_path):
+    """A user folder's notes.npy (no class number) is skipped, not read as a recording nor a crash."""
+    standin_gesture(tmp_path)
+    user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_fluorescent"
+    (user / "notes.npy").write_bytes((user / "4.npy").read_bytes())
+    assert len(load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, pool=4)).y_train) == 22
+
+
 def test_an_shd_unit_off_the_700_channels_is_named_as_spikes_units(tmp_path):
     standin_shd(tmp_path, per_class=1)
     path = tmp_path / "SHD" / "shd_train.h5"
@@ -313,3 +330,70 @@ def test_an_unreadable_gesture_user_folder_is_named_not_skipped(tmp_path, monkey
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != closed and access(path, mode))
     with pytest.raises(DataError, match=f"^{re.escape(str(closed))}: permission denied"):
         load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(6, pool=4))
+
+
+def test_span_bins_cut_the_span_up_to_the_last_event_plus_one_microsecond():
+    """bin_ms = 0: frame floor(t · T / (t_last + 1)); t = 50 of [0, 100] in 2 bins is frame 0 (50 · 2 / 101 < 1)."""
+    zero = np.zeros(3)
+    frames = bin_events(np.array([0.0, 50.0, 100.0]), zero, zero, zero, (1, 1, 1), EventBinning(2))
+    assert frames[:, 0, 0, 0].tolist() == [2, 1]
+
+
+def test_span_bins_keep_the_last_event_of_a_huge_time():
+    """At 2**60 µs, t_last + 1 rounds to t_last in float64: the last event still lands in the last frame."""
+    zero = np.zeros(2)
+    frames = bin_events(np.array([0.0, 2.0**60]), zero, zero, zero, (1, 1, 1), EventBinning(2))
+    assert frames[:, 0, 0, 0].tolist() == [1, 1]
+
+
+def test_pooling_a_width_with_a_remainder_keeps_a_partial_last_column():
+    """A 5-wide sensor pooled by 2 gives ceil(5 / 2) = 3 columns; the event at x = 4 is in the partial column 2."""
+    zero = np.zeros(3)
+    frames = bin_events(np.array([0.0, 1.0, 2.0]), zero, zero, np.array([0, 3, 4]), (1, 1, 5), EventBinning(1, 0.0, 2))
+    assert frames.shape == (1, 1, 1, 3) and frames[0, 0, 0].tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("t", [-0.5, -1e-9, np.nan])
+def test_negative_or_nan_event_times_are_refused(t):
+    """Even a time just below 0 (which floors to frame -1) is the one-line DataError naming the recording."""
+    with pytest.raises(DataError, match="^rec: event times must be finite and non-negative$"):
+        bin_events(np.array([0.0, t]), np.zeros(2), np.zeros(2), np.zeros(2), (1, 1, 1), EventBinning(2), "rec")
+
+
+def test_event_coordinates_that_are_not_numbers_are_refused():
+    """Text coordinates are a DataError naming the field, not cast to numbers."""
+    with pytest.raises(DataError, match="^rec: event y must be numbers, got <U1$"):
+        bin_events(ONE, ONE, np.array(["0"]), ONE, (1, 1, 1), EventBinning(2), "rec")
+
+
+def test_shd_keys_may_spell_fuenf_with_an_umlaut(tmp_path):
+    """The umlaut spelling "fünf" is read as SHD's "fuenf": the German five, class 15."""
+    keys = ENGLISH + ["german-fünf" if w == "fuenf" else w for w in GERMAN]
+    data = load_dataset("shd", str(standin_shd(tmp_path, per_class=1, keys=keys)), binning=EventBinning(4))
+    assert data.domains == ("english", "german") and data.class_domain == (0,) * 10 + (1,) * 10
+
+
+def test_an_shd_key_naming_two_digits_or_two_languages_is_refused(tmp_path):
+    """A key naming two digits names none ("?"); a key naming words of two languages names no single language."""
+    path = tmp_path / "SHD" / "shd_train.h5"
+    standin_shd(tmp_path, per_class=1, keys=["zero", "one-two"] + ENGLISH[2:] + GERMAN)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: extra/keys: the english words name the digits "
+                                        r"0, \?, 2, 3, "):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+    standin_shd(tmp_path, per_class=1, keys=["english-null"] + ENGLISH[1:] + GERMAN)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: extra/keys entry 'english-null' names no single "
+                                        "language of english, german$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(5))
+
+
+@pytest.mark.parametrize("speakers, keys, message", [
+    (np.zeros(19), ENGLISH + GERMAN, "spikes/times, spikes/units, labels and extra/speaker differ in length"),
+    (np.zeros(20), ENGLISH, "extra/keys names 10 classes; SHD has 20")])
+def test_shd_speakers_of_another_length_or_keys_of_other_than_20_classes_are_refused(tmp_path, speakers, keys,
+                                                                                      message):
+    """Every per-sample dataset has one entry per sample, and extra/keys names SHD's 20 classes."""
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    write_shd(path, [[0.1]] * 20, [[3]] * 20, np.arange(20), speakers, keys)
+    with pytest.raises(DataError, match=f"^{re.escape(f'{path}: {message}')}$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
