@@ -184,6 +184,18 @@ def test_schedule_encodes_the_recorded_input_spikes(name):
     assert events(cue) == events(rec_cue) and events(content) == events(rec_content)
 
 
+def test_events_shift_by_their_offset_and_rasters_refuse_spikes_outside_them():
+    """events(raster, offset_ms) moves every step later by the offset; raster_from_events refuses a negative step or
+    neuron (numpy would wrap it to the raster's end) as well as one past the end."""
+    raster = np.zeros((4, 3), dtype=bool)
+    raster[1, 2] = raster[3, 0] = True
+    assert events(raster) == {(1, 2), (3, 0)} and events(raster, 10) == {(11, 2), (13, 0)}
+    np.testing.assert_array_equal(raster_from_events(events(raster), 4, 3), raster)
+    for spike in ((-1, 0), (0, -1), (4, 0), (0, 3)):
+        with pytest.raises(ShapeError, match=re.escape(f"spike (step {spike[0]}, neuron {spike[1]}) lies outside")):
+            raster_from_events([spike], 4, 3)
+
+
 def test_memory_decodes_the_functional_experiment_like_the_recording():
     C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
     run = CA3Memory(C, M, backend="torch").run(ops, spacing)
@@ -263,6 +275,12 @@ def test_a_batch_split_over_processes_equals_one_process():
             run_batch(lists, C, M, workers=bad)
     with pytest.raises(ConfigError, match="CPU processes"):
         run_batch(lists, C, M, workers=2, device="cuda")
+
+
+def test_more_workers_than_memories_run_one_memory_per_process():
+    """workers = 2 for a batch of one memory: one process, no empty share (a batch of 0 memories is refused)."""
+    ops = [learn(1, [2, 3]), recall_by_cue(1)]
+    assert [r.answer for r in run_batch([ops], 3, 5, workers=2)[0].results] == [(2, 3), (2, 3)]
 
 
 INTERRUPTED_BATCH = """

@@ -11,6 +11,7 @@ from spikecl.cli import main
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.memory.experiment import read_part
 from spikecl.memory.params import CA3Params
+from spikecl.memory.schedule import encode, learn, make_schedule, recall_by_cue, recorded_schedule
 from spikecl.memory.stress import StressGrid, run_grid, table_columns
 from test_ca3_experiment import run_cli
 
@@ -89,6 +90,25 @@ def test_a_part_whose_recorded_config_is_not_a_table_is_run_again_by_resume(part
     assert run_cli(parts.parent, "--no-plots", "--resume") == 0
     assert f"{part}: complete, kept" not in capsys.readouterr().out
     assert read_part(part)["table"]["cue_exact"].tolist() == [1.0]
+
+
+def test_a_learn_may_hold_its_input_up_to_the_next_operation_not_a_ms_longer():
+    """encode: a learn 7 ms before the next operation holds its input 7 ms at most; 8 ms would still be on when the
+    next operation's input arrives (a one-line ConfigError)."""
+    s = make_schedule([learn(0, [1, 2]), recall_by_cue(0)], 2, 3, 7)
+    cue, content = encode(s, 2, 3, hold_steps=7)
+    assert cue[:, 0].tolist() == [True] * 8 + [False] * 7 and content[:7, 1:].all() and not content[7:, 1:].any()
+    with pytest.raises(ConfigError, match="holds its input 8 ms, longer than the 7 ms to the next operation$"):
+        encode(s, 2, 3, hold_steps=8)
+
+
+def test_a_recorded_schedule_reads_back_only_with_every_start_within_its_duration():
+    """recorded_schedule (what the plots mark): a start at or past duration_ms, or before 0, does not read back."""
+    attrs = {"kinds": '["learn", "recall_cue"]', "starts_ms": "[0, 14]", "duration_ms": 28}
+    assert recorded_schedule(attrs).starts_ms == (0, 14)
+    for starts in ("[0, 28]", "[0, 29]", "[-1, 14]"):
+        with pytest.raises(ValueError, match="one start within duration_ms per operation"):
+            recorded_schedule({**attrs, "starts_ms": starts})
 
 
 def test_match_k_needs_a_positive_w_max_before_any_part_runs(tmp_path, capsys):

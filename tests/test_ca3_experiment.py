@@ -285,6 +285,21 @@ def test_content_sizes_round_half_up_as_documented():
     assert [content_size(m, d) for m in (10, 30, 100) for d in (0.1, 0.3, 0.5)] == [1, 3, 5, 3, 9, 15, 10, 30, 50]
 
 
+def test_relearned_cues_are_distinct():
+    """Every relearned cue is relearned once (a cue drawn twice would hide the first relearn's forgetting)."""
+    for C, seed in ((4, 0), (10, 1), (30, 2), (8, 3)):
+        for trial in [make_trial(C, 10, 0.3, s, relearn_fraction=0.75) for s in range(seed, seed + 20)]:
+            cues = [c for c, _ in trial.relearned]
+            assert len(set(cues)) == len(cues) == round(0.75 * C + 1e-9)
+
+
+def test_a_k2_stress_grid_scores_fragments_against_two_bit_matching():
+    """run_grid scores a k2 grid with match_k = 2: a 1-bit fragment matches no cue, so the memory's empty answer
+    (hit rate 0) is as specified (1.0), not a miss of every cue holding the bit."""
+    table = run_grid(StressGrid(4, 6, "k2", (0.5,), (14,), (0,), (1,), 3))
+    assert table["content_hit_f1"].tolist() == [0.0] and table["content_as_specified_f1"].tolist() == [1.0]
+
+
 def test_relearned_cues_are_a_quarter_rounded_half_up_each_with_a_new_content():
     """relearn_fraction 0.25 of C = 10, 30, 50, 70 cues: 3, 8, 13, 18 (banker's rounding gave 2 and 12); no relearned
     content equals the old one (at k = 1 about 9 % did, scoring a forgetting that never happened as echo 1)."""

@@ -21,8 +21,9 @@ from spikecl.experiment_kind import Job, kept, load
 from spikecl.io import read_run
 from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statistics
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig, SuccessorMemory
-from spikecl.sdr.experiment import KIND, check_train_items, spiking_match
-from spikecl.sdr.measures import recall_measures, run_sparsey
+from spikecl.sdr.experiment import (KIND, EvalConfig, capacity_points, check_train_items, flyhash_control,
+                                    SCORING, run_seed, spiking_match, write_sparsey_results)
+from spikecl.sdr.measures import Coded, recall_measures, run_sparsey
 from spikecl.sdr.readout import knn_predict, overlap_spearman, pair_overlaps
 from spikecl.sdr.sparsey import level1_fields
 from spikecl.sdr.spiking import SpikingWTAConfig
@@ -158,6 +159,81 @@ def test_code_sizes_the_controls_cannot_match_are_refused_at_load_not_after_lear
     with pytest.raises(ConfigError, match=re.escape(message)) as info:
         load(DIGITS, overrides)
     one_line(info)
+
+
+def test_a_capacity_point_equal_to_the_items_stored_is_kept():
+    """capacity_points keeps every point up to and including the training items stored and names the others."""
+    ev = EvalConfig(capacity_points=[50, 100, 200, 400])
+    assert capacity_points(ev, 100) == ([50, 100], "capacity points 200, 400 dropped: only 100 training items are "
+                                                   "stored")
+    assert capacity_points(ev, 400) == ([50, 100, 200, 400], None)
+
+
+def test_sequences_may_use_every_training_item_but_not_one_more():
+    """check_train_items: 2 sequences of 3 frames fit 6 training items exactly; 5 are a one-line ConfigError."""
+    ev = EvalConfig(capacity_points=[1], knn_k=1, sequences=2, sequence_length=3)
+    check_train_items(ev, 6)
+    with pytest.raises(ConfigError, match="= 6 frames, but only 5 training items$"):
+        check_train_items(ev, 5)
+
+
+def test_the_flyhash_control_has_sparseys_code_size_and_mean_active_bits():
+    """flyhash_control: a fixed fly-hash code as wide as Sparsey's (64 bits) with its mean active bits (8), drawn
+    from the run's seed."""
+    codes = np.zeros((5, 64), dtype=bool)
+    codes[:, :8] = True
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.random((20, 16)) < 0.3, rng.random((6, 16)) < 0.3
+    fly = flyhash_control(load(DIGITS)[1], Coded(codes, codes, codes, 1.0), x_train, x_test, seed=3)
+    assert fly.train.shape == (20, 64) and fly.test.shape == (6, 64) and fly.learn_seconds == 0.0
+    assert (fly.train.sum(axis=1) == 8).all() and (fly.test.sum(axis=1) == 8).all()
+    again = flyhash_control(load(DIGITS)[1], Coded(codes, codes, codes, 1.0), x_train, x_test, seed=3)
+    np.testing.assert_array_equal(again.test, fly.test)
+
+
+def test_a_results_file_records_its_evaluation_split_and_scoring_rules(tmp_path):
+    """write_sparsey_results records eval_split = "validation" for a run that chose settings on the validation
+    split (the summary then says so), its seed, items stored and cued, and the SCORING rules beside the config
+    (a file scored otherwise neither resumes nor averages as a seed)."""
+    cfg = load(DIGITS, ["data.validation=0.2", 'data.eval_split="validation"'])[1]
+    one = np.array([1.0])
+    curve = {"items": np.array([10]), "exact": one}
+    out = {"capacity": curve, "random_capacity": curve, "cue_levels": np.array([0.0]),
+           "cues": {"removed_sparsey_identity": one}, "metrics": {"sparsey_acc_knn1": 0.5},
+           "similarity": {"sparsey": (np.array([1, 2]), np.array([2, 3]), 0.5)}, "n_train": 10, "cue_items": 5}
+    run = read_run(write_sparsey_results(tmp_path / "sparsey_seed4.h5", cfg, 4, out, False))
+    assert [run.attr(a) for a in ("eval_split", "seed", "n_train", "cue_items")] == ["validation", 4, 10, 5]
+    assert run.config["recall_ties"] == SCORING["recall_ties"] == "a tie among the k nearest stored codes counts 1/k"
+
+
+def test_each_seed_draws_its_own_coder(two_seeds):
+    """The run's seed seeds the coder (not the file's coder.seed): seeds 0 and 1 store the same 200 items into
+    different codes (bit entropy, familiarity differ); the learning time per item is over the items stored."""
+    folder, _ = two_seeds
+    metrics = [read_run(folder / f"sparsey_seed{seed}.h5").metrics for seed in (0, 1)]
+    for key in ("sparsey_code_entropy", "sparsey_code_fraction_used", "sparsey_mean_familiarity"):
+        assert metrics[0][key] != metrics[1][key], key
+    for m in metrics:
+        assert m["sparsey_learn_ms_per_item"] == pytest.approx(1000 * m["sparsey_learn_seconds"] / 200)
+
+
+def test_a_colour_dataset_is_refused_when_the_config_loads():
+    """The coder reads greyscale images: data.dataset = "cifar10" is a one-line ConfigError at load."""
+    with pytest.raises(ConfigError, match="^data.dataset: 'cifar10' is not a greyscale image set the coder reads$"):
+        load(DIGITS, ['data.dataset="cifar10"'])
+
+
+def test_a_run_caps_the_cued_items_and_reads_its_summaries_at_their_points():
+    """run_seed: 500 cued items of 200 stored record 200; the half-removed cue summary is the curve at level 0.5
+    (not the last level); the random-pattern capacity is the largest point recalled exactly (10 of 5, 10, 20)."""
+    cfg = load(DIGITS, [*TINY, "eval.cue_levels=[0.0,0.5,0.75]", "eval.random_capacity_points=[5,10,20]",
+                        "eval.cue_items=500"])[1]
+    out = run_seed(cfg, 0, False)
+    assert out["n_train"] == 200 and out["cue_items"] == 200
+    assert out["random_capacity"]["exact"].tolist()[:2] == [1.0, 1.0] and out["random_capacity"]["exact"][2] < 1.0
+    assert out["metrics"]["random_capacity_exact_items"] == 10.0
+    for name in ("sparsey", "flyhash", "pooler"):
+        assert out["metrics"][f"cue_half_removed_{name}"] == out["cues"][f"removed_{name}_identity"][1] > 0
 
 
 def test_train_items_limits_are_checked_at_load():
