@@ -112,6 +112,7 @@ def terminate_as_interrupt():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        clear_interrupt()                       # said by the command: no later library call in this process sees it
 
 
 def continue_hint(args: argparse.Namespace) -> str:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import clear_interrupt, interrupt
+from spikecl.errors import clear_interrupt, interrupt, raise_if_interrupted
 from spikecl.experiment_kind import Job, JobOptions, run_jobs
 
 SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
@@ -294,6 +294,10 @@ def test_a_stop_signal_whose_interrupt_was_swallowed_still_stops_the_command(mon
     finally:
         signal.signal(signal.SIGINT, previous)
     assert capsys.readouterr().err == "spikecl: interrupted\n"
+    try:
+        raise_if_interrupted()                            # a library call after the command sees no stop
+    except KeyboardInterrupt:
+        pytest.fail("the stop said by the command was still pending after it")
     monkeypatch.setattr(report_module, "report_paths", lambda *args, **kwargs: [])
     assert main(["report", "results"]) == 0               # the next command starts afresh
 
