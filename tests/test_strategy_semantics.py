@@ -243,6 +243,29 @@ def test_si_accumulates_importance_over_tasks_and_reanchors_after_each():
     assert all(float((s.omega[n] - first[n]).abs().max()) > 0 for n in first)
 
 
+def test_si_measures_delta_over_the_steps_it_integrates_and_anchors_after_replays_phase():
+    """In si+replay with replay's after-task phase, Δ in Ω += ω/(Δ² + ξ) is the change over the task's training
+    steps, the trajectory ω covers (the phase moves the weights far more than those steps here); θ* is the weights
+    after the phase, where the next task starts."""
+    torch.manual_seed(0)
+    s = build_strategy("si+replay", build_mlp(6, [8], 3), {"si": {"xi": 1e-6}, "replay": {
+        "mode": "after_task", "per_class": 5, "phase_lr": 0.5, "phase_epochs": 3}}, SIM)
+    si = s.parts[0]
+    for task in range(2):
+        data = _task(task, seed=3)
+        start = {n: p.detach().clone() for n, p in si.named_trainable()}
+        _train(s, data, steps=5)
+        trained = {n: p.detach().clone() for n, p in si.named_trainable()}
+        expected = {n: si.omega[n] + si.path[n] / ((trained[n] - start[n]) ** 2 + 1e-6) for n in start}
+        s.after_task(task, data)
+        moved = {n: float((p.detach() - trained[n]).abs().max()) for n, p in si.named_trainable()}
+        assert (max(moved.values()) > 0) == (task == 1), "the phase runs after the second task only"
+        for n, p in si.named_trainable():
+            torch.testing.assert_close(si.omega[n], expected[n], rtol=1e-5, atol=0)
+            assert torch.equal(si.anchor[n], p.detach())
+    assert max(moved.values()) > 10 * max(float((trained[n] - start[n]).abs().max()) for n in start)
+
+
 def test_replay_phase_runs_from_the_second_task_and_covers_every_stored_sample_once_per_epoch():
     """after_task mode: no phase after the first task; each later phase step takes one chunk of every task's
     samples, and an epoch covers every stored sample once."""

@@ -23,7 +23,8 @@ class Joint(Strategy):
 
 class Multitask(Strategy):
     """One model trained once, on the first task's turn, on every task's data for ``train.epochs`` epochs: as
-    many SGD steps as a sequential method gets over the stream (the HLOP paper's "multitask" bound). Later
+    many SGD steps as a sequential method gets over the stream, up to the rounding of partial batches (one partial
+    batch per epoch over the union, against one per task) (the HLOP paper's "multitask" bound). Later
     tasks train nothing, and every row after training is evaluated with every output of the stream active
     (class-incremental: all classes; row 0, the untrained network's, as every method's), so the accuracy matrix
     repeats one row and has BWT 0 by construction; read its ACC."""

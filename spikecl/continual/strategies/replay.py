@@ -8,10 +8,11 @@ After each task, ``per_class`` random training samples of every (task, class) pa
 * ``mode = "after_task"`` (the phase of HLOP+replay in Xiao et al., 2024, whose DSR script stores 50 samples per
   class and replays 50 per task at each step): after every task from the second on, the network
   takes ``phase_epochs`` passes over the buffer (the finished task's samples included) with a fresh SGD optimiser
-  at ``phase_lr``, without gradient projection. Each step sums the losses of ``batch_size`` samples of every stored
-  task; gradients come from the run's trainer (``train.trainer``), as in training. In a combination the phase runs
-  after projection methods have taken the task's subspace and before EWC and SI take their anchors, in either
-  order of the names (:attr:`~spikecl.continual.strategy.Strategy.after_task_stage`).
+  at ``phase_lr``, without gradient projection or the penalties of EWC and SI. Each step sums the losses of
+  ``batch_size`` samples of every stored task; gradients come from the run's trainer (``train.trainer``), as in
+  training. In a combination the phase runs after projection methods have taken the task's subspace and before EWC
+  and SI take their anchors, in either order of the names
+  (:attr:`~spikecl.continual.strategy.Strategy.after_task_stage`); SI's importance leaves the phase's steps out.
 
 The default, ``mode = "auto"``, is ``after_task`` when replay is combined with a projection method (``hlop+replay``,
 ``gpm+replay``) and ``mixed`` otherwise.
