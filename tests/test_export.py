@@ -94,6 +94,19 @@ def test_a_one_step_network_exports_whichever_reset_it_trained_with():
         quantize(dataclasses.replace(subtract, num_steps=2))
 
 
+def test_a_one_step_network_exports_to_nir_whichever_reset_it_trained_with(tmp_path):
+    """The same for NIR, whose readers reset to zero: the two one-step networks write the same graph's arrays."""
+    subtract, zero = (random_spec(np.random.default_rng(3), steps=1, reset=r) for r in ("subtract", "zero"))
+    graphs = [read_nir(write_nir(tmp_path / f"{name}.nir", spec)) for name, spec in (("s", subtract), ("z", zero))]
+    assert graphs[0].nodes.keys() == graphs[1].nodes.keys() and "lif0" in graphs[0].nodes
+    for key in graphs[0].nodes:
+        a, b = (vars(g.nodes[key]) for g in graphs)
+        assert a.keys() == b.keys()
+        assert all(np.array_equal(a[f], b[f]) for f in a if isinstance(a[f], np.ndarray)), key
+    with pytest.raises(ExportError, match="reset 'subtract' has no NIR equivalent"):
+        write_nir(tmp_path / "t2.nir", dataclasses.replace(subtract, num_steps=2))
+
+
 def one_neuron(weight, dv, vth, bias_mant=0, bias_exp=0, du=4095, weight_exp=0):
     return FixedLayer("n", np.array([[weight]], dtype=np.int32), weight_exp, 8, du, dv, vth,
                       np.array([bias_mant], dtype=np.int32), bias_exp, 1.0)

@@ -68,12 +68,13 @@ def nir_metadata(spec: NetworkSpec) -> dict:
 
 
 def to_nir(spec: NetworkSpec):
-    """The NIR graph of ``spec`` with :func:`nir_metadata` (hidden layers must reset to zero)."""
+    """The NIR graph of ``spec`` with :func:`nir_metadata` (hidden layers must reset to zero, as every layer of a
+    one-step network does)."""
     nir = require("nir", "export")
     nodes = {"input": nir.Input(input_type=np.array([spec.n_inputs]))}
     edges = []
     previous = "input"
-    for i, layer in enumerate(spec.hidden):
+    for i, layer in enumerate(spec.hidden_as_run):
         if layer.conv is not None:
             raise ExportError(f"layer {layer.name}: NIR export covers fully connected networks; export CNNs as netx")
         if layer.reset != "zero":

@@ -386,9 +386,7 @@ def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwor
         input_bits = 0
     layers = []
     bits = input_bits
-    for layer in spec.hidden:
-        if spec.num_steps == 1:                      # no membrane outlives its one step: both resets act alike
-            layer = replace(layer, reset="zero")
+    for layer in spec.hidden_as_run:
         layers.append(quantize_hidden(layer, cfg, bits))
         bits = 0
     layers.append(quantize_readout(spec.readout, cfg, bits, spec.num_steps))

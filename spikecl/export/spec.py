@@ -129,6 +129,14 @@ class NetworkSpec:
         return self.layers[:-1]
 
     @property
+    def hidden_as_run(self) -> tuple[LayerSpec, ...]:
+        """The hidden layers as they act: at ``num_steps = 1`` no membrane outlives its step, so both resets act
+        as ``"zero"`` (the one Loihi and NIR readers have)."""
+        if self.num_steps > 1:
+            return self.hidden
+        return tuple(replace(layer, reset="zero") for layer in self.hidden)
+
+    @property
     def readout(self) -> LayerSpec:
         return self.layers[-1]
 
