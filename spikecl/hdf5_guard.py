@@ -42,35 +42,51 @@ def heap_loop(path: str | Path) -> int | None:
 
 def _first_loop(data) -> int | None:
     """:func:`heap_loop` on the bytes ``data``: the first collection (in file order) whose walk reaches an object
-    that does not move it on before the collection's end."""
-    stuck: dict[int, int | None] = {}
+    that does not move it on before the collection's end. Collections that lie apart (every file libhdf5 writes)
+    are walked each to its end, in constant memory; where one starts inside another (crafted data can nest
+    thousands), the walks share what they found (:func:`_first_stuck`)."""
+    reach, nested = -1, False
+    for at, end in _collections(data):
+        nested, reach = nested or at < reach, max(reach, end)
+    stuck: dict[int, int | None] | None = {} if nested else None
+    for at, end in _collections(data):
+        loop = _first_stuck(data, at + 16, stuck, len(data) if nested else end)
+        if loop is not None and loop + _OBJECT.size <= end:
+            return loop
+    return None
+
+
+def _collections(data):
+    """(offset, end) of each global heap collection header in ``data``, in file order (the end within ``data``)."""
     at = data.find(_COLLECTION)
     while at >= 0:
         if at + 16 <= len(data) and data[at + 4] == 1:                    # version 1
             size = struct.unpack_from("<Q", data, at + 8)[0]
             if size >= _MIN_COLLECTION:
-                loop = _first_stuck(data, at + 16, stuck)
-                if loop is not None and loop + _OBJECT.size <= min(at + size, len(data)):
-                    return loop
+                yield at, min(at + size, len(data))
         at = data.find(_COLLECTION, at + 1)
-    return None
 
 
-def _first_stuck(data, p: int, stuck: dict[int, int | None]) -> int | None:
-    """The first object on the walk from offset ``p`` that does not move the walk on (None: the walk leaves
-    ``data``). Every step moves forward, so a collection's walk loops exactly where this object lies inside the
-    collection; ``stuck`` keeps the answer of every offset walked, so that the walks from nested collections
-    (crafted data holding thousands) cost one walk over the file, not one each."""
+def _first_stuck(data, p: int, stuck: dict[int, int | None] | None, stop: int) -> int | None:
+    """The first object on the walk from offset ``p`` up to byte ``stop`` that does not move the walk on (None: the
+    walk passes ``stop``). Every step moves forward, so a collection's walk loops exactly where this object lies
+    inside the collection. ``stuck`` (None: not kept) keeps the answer of every offset walked, so that the walks
+    from nested collections cost one walk over the file, not one each (they walk to the end of the data)."""
     path = []
-    while p + _OBJECT.size <= len(data) and p not in stuck:
+    while p + _OBJECT.size <= stop and (stuck is None or p not in stuck):
         index, _, _, length = _OBJECT.unpack_from(data, p)
         step = length if index == 0 else _OBJECT.size + (length + 7) // 8 * 8        # free space: whole
         step %= 1 << 64                                          # libhdf5 adds in 64 bits: a huge size wraps
         if step == 0 or step >= 1 << 63:                         # no move, or a move back: the walk never ends
+            if stuck is None:
+                return p
             stuck[p] = p
             break
-        path.append(p)
+        if stuck is not None:
+            path.append(p)
         p += step
+    if stuck is None:
+        return None
     found = stuck.get(p)                                         # None where the walk left the data
     for q in path:
         stuck[q] = found
