@@ -21,7 +21,7 @@ import sys
 import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
-from spikecl.errors import SpikeCLError, clear_interrupt, interrupt, raise_if_interrupted
+from spikecl.errors import SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
 COMMAND_MODULES: tuple[str, ...] = ("spikecl.commands.run", "spikecl.commands.report", "spikecl.commands.export",
@@ -97,7 +97,8 @@ def terminate_as_interrupt():
     as Ctrl-C does: locks released, temporary files removed, the interruption said and how to continue, exit status
     130; a stop whose KeyboardInterrupt CPython swallowed stops it at the next job or when the block ends. For every
     command (``run``'s data-parallel workers too; ``sweep`` puts it back after Ray starts; ``deploy`` stops its Lava
-    runner's processes)."""
+    runner's processes). Each handler is put back afterwards unless a library replaced it during the command (Brian2
+    wraps SIGINT's on import): that one stays, as it would have without the command."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,14 +106,15 @@ def terminate_as_interrupt():
     signal.signal(signal.SIGTERM, interrupt)
     if previous[signal.SIGINT] is signal.default_int_handler:   # not where the shell had it ignored
         signal.signal(signal.SIGINT, interrupt)
-    clear_interrupt()
+    watch_interrupts(True)
     try:
         yield
         raise_if_interrupted()                  # a stop that CPython swallowed (in an import lock's callback)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        clear_interrupt()                       # said by the command: no later library call in this process sees it
+            if signal.getsignal(sig) is interrupt:
+                signal.signal(sig, handler)
+        watch_interrupts(False)                 # said by the command: no later library call in this process sees it
 
 
 def continue_hint(args: argparse.Namespace) -> str:

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 
 _stop_signalled = False        # set by :func:`interrupt`: a stop its KeyboardInterrupt may not have reached
+_watching = False              # a command's block is running (:func:`watch_interrupts`)
 
 
 def interrupt(signum, frame) -> None:
     """A signal handler (SIGINT, SIGTERM: a scheduler's, ``timeout``'s) that stops a command as Ctrl-C does, and
-    remembers it (:func:`raise_if_interrupted`)."""
+    remembers it while a command runs (:func:`raise_if_interrupted`): a library that wrapped it (Brian2's
+    "stop after this step" handler calls it as its fallback) raises plain KeyboardInterrupts after the command."""
     global _stop_signalled
-    _stop_signalled = True
+    _stop_signalled = _stop_signalled or _watching
     raise KeyboardInterrupt
 
 
+def watch_interrupts(active: bool) -> None:
+    """Remember stop signals from now on (a command's block starting, ``active``) or no longer (its end); either way
+    forget an earlier one."""
+    global _watching
+    _watching = active
+    clear_interrupt()
+
+
 def clear_interrupt() -> None:
-    """Forget an earlier stop signal (a command starting)."""
+    """Forget an earlier stop signal (said by the command that caught it)."""
     global _stop_signalled
     _stop_signalled = False
 

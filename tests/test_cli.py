@@ -10,7 +10,7 @@ import time
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import clear_interrupt, interrupt, raise_if_interrupted
+from spikecl.errors import interrupt, raise_if_interrupted, watch_interrupts
 from spikecl.experiment_kind import Job, JobOptions, run_jobs
 
 SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
@@ -313,8 +313,45 @@ def test_no_job_starts_after_a_stop_signal_the_last_one_swallowed(tmp_path):
         ran.append(options)
 
     jobs = [Job(tmp_path / f"{i}.h5", swallowing) for i in range(2)]
-    clear_interrupt()
-    with pytest.raises(KeyboardInterrupt):
-        run_jobs(jobs, {}, JobOptions(False, False, False, "cpu"), False, print)
-    clear_interrupt()
+    watch_interrupts(True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(jobs, {}, JobOptions(False, False, False, "cpu"), False, print)
+    finally:
+        watch_interrupts(False)
     assert len(ran) == 1
+
+
+def test_a_handler_a_library_wrapped_around_the_commands_stays_and_records_no_stop_after_it(monkeypatch, capsys):
+    """Brian2 wraps the SIGINT handler it finds when first imported (during a CA3 run) to stop after a step; the
+    command used to put the host's handler back over it, dropping Brian2's for the rest of the process. Now the
+    wrapper stays, and Ctrl-C through it after the command is a plain KeyboardInterrupt that no later command or
+    library call mistakes for a stop of its own."""
+    import spikecl.report as report_module
+
+    wrappers = []
+
+    def wrapping(*args, **kwargs):
+        inner = signal.getsignal(signal.SIGINT)
+
+        def wrapper(signum, frame):
+            return inner(signum, frame)
+
+        wrappers.append(wrapper)
+        signal.signal(signal.SIGINT, wrapper)
+        return []
+
+    monkeypatch.setattr(report_module, "report_paths", wrapping)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["report", "results"]) == 0
+        assert signal.getsignal(signal.SIGINT) is wrappers[0]
+        assert signal.getsignal(signal.SIGTERM) is not interrupt
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        raise_if_interrupted()                                  # no stop recorded outside a command
+        monkeypatch.setattr(report_module, "report_paths", lambda *args, **kwargs: [])
+        assert main(["report", "results"]) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)

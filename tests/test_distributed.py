@@ -17,7 +17,7 @@ import torch
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
 from spikecl.continual.runner import ContinualRun, checkpoint_path
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, interrupt, watch_interrupts
 from spikecl.io import read_results
 
 METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
@@ -367,6 +367,23 @@ def test_an_interrupt_of_the_launcher_alone_stops_its_processes():
             raise KeyboardInterrupt
     assert not any(p.is_alive() for p in processes) and time.time() - start < 20
     assert [p.exitcode for p in processes] != [0, 0]
+
+
+def test_a_stop_the_launcher_swallowed_stops_its_processes():
+    """A stop signal whose KeyboardInterrupt CPython swallowed in the launcher (in an import lock's callback) let
+    every training process run to its end; the launcher now looks for it while it waits and stops them."""
+    watch_interrupts(True)
+    try:
+        try:
+            interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt:                         # swallowed
+            pass
+        start = time.time()
+        with pytest.raises(KeyboardInterrupt):
+            distributed.launch(2, _sleep_long, threads=1)
+    finally:
+        watch_interrupts(False)
+    assert time.time() - start < 90                       # not the processes' 120 s
 
 
 def test_a_launcher_interrupted_alone_writes_no_results_after_it(tmp_path):

@@ -4,10 +4,13 @@ diverged one with 0), and one-line messages for misused selection keys and unquo
 this process through a stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
 
 import os
+import signal
+import time
 
 import pytest
 import torch
 
+from spikecl import errors
 from spikecl.cli import main
 from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import apply_overrides, experiment_from_dict
@@ -57,7 +60,7 @@ class InlineRay:
     def remote(self, **_):
         return lambda fn: type("Remote", (), {"remote": staticmethod(lambda *args: self.Ref(fn, args))})
 
-    def wait(self, refs, num_returns=1):
+    def wait(self, refs, num_returns=1, timeout=None):
         return refs[:num_returns], refs[num_returns:]
 
     def get(self, ref):
@@ -617,3 +620,39 @@ def test_a_selecting_sweep_with_nothing_to_choose_writes_only_its_final_summary(
     assert "sweep edges/final: 1/1 runs complete" in capsys.readouterr().out
     assert (folder / "final" / "sweep.h5").exists() and not (folder / "sweep.h5").exists()
     assert not (folder / "sweep-summary.txt").exists()
+
+
+def test_a_stop_swallowed_while_the_trials_train_starts_no_final_run(sweep_files, inline_ray, monkeypatch, capsys):
+    """A Ctrl-C whose KeyboardInterrupt CPython swallowed (in an import lock's callback) while the driver waited on
+    the trial runs: the sweep used to select a point, train its final run and exit 130 only then; now it stops at
+    its next look at the runs, with its own message, and trains nothing more."""
+    path = sweep_files(BASE, SELECT)
+    real, trained, waits = sweep_ray.train_run, [], []
+
+    def in_worker(raw, *args):                   # a Ray worker is another process, with a flag of its own
+        trained.append(raw.get("name"))
+        with monkeypatch.context() as worker:
+            worker.setattr(errors, "_stop_signalled", False)
+            return real(raw, *args)
+
+    def swallowing_wait(self, refs, num_returns=1, timeout=None):
+        waits.append(timeout)
+        if len(waits) == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:            # as CPython does in such a callback
+                pass
+        return refs[:num_returns], refs[num_returns:]
+
+    monkeypatch.setattr(sweep_ray, "train_run", in_worker)
+    monkeypatch.setattr(InlineRay, "wait", swallowing_wait)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(trained) == 2 and "final" not in trained[-1]
+    assert capsys.readouterr().err.endswith("spikecl: sweep interrupted; run the same command again to train only "
+                                            "the missing runs\n")
+

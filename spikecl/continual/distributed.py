@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from spikecl.errors import ConfigError, SpikeCLError, interrupt
+from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted
 from spikecl.experiment_kind import launched_world_size
 
 
@@ -242,8 +242,8 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
             context = mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs),
                                          nprocs=nproc, join=False, start_method="spawn")
             with stopped_on_interrupt(context.processes):
-                while not context.join():
-                    pass
+                while not context.join(timeout=1.0):
+                    raise_if_interrupted()           # a stop whose KeyboardInterrupt CPython swallowed
         except mp.ProcessExitedException as exc:
             if exc.signal_name:                      # killed (the OOM killer, kill -9): no error of its own to read
                 print(f"spikecl: error: training process {exc.error_index} (pid {exc.error_pid}) was killed by "

@@ -32,7 +32,8 @@ from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
-from spikecl.errors import ConfigError, ForeignFileError, NumericalError, ResultsError, require
+from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, raise_if_interrupted,
+                            require)
 from spikecl.experiment_kind import check_datasets, replacing
 from spikecl.io import (DIVERGED_EXTRA, RunResult, atomic_write, check_name_fits, check_not_folder,
                         check_writable_folder, read_results)
@@ -361,6 +362,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     failures = {r.id: [kept_divergence(r)] for r in sweep.runs if r.id not in done and r.id not in to_train}
     if not todo:
         return done, failures
+    raise_if_interrupted()                           # a stop swallowed since the last stage: no new stage starts
     # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused
     ray, started = start_ray(address, (0 if address else cfg.num_cpus) if num_cpus is None else num_cpus)
     cpus = ray.cluster_resources().get("CPU", 0)
@@ -385,7 +387,11 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     say = write_line if progress else log
     try:
         while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_ROUND_S)
+            raise_if_interrupted()                   # a stop whose KeyboardInterrupt CPython swallowed
+            if not ready:
+                continue
+            ref = ready[0]
             run, attempt = pending.pop(ref)
             try:
                 result = ray.get(ref)
@@ -415,6 +421,8 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     return done, failures
 
 
+#: seconds the driver waits for a run to finish before it looks for a stop signal again
+WAIT_ROUND_S = 1.0
 #: seconds between an interrupted sweep's rounds of cancelling the runs that have not stopped yet
 CANCEL_ROUND_S = 0.5
 #: seconds an interrupted sweep waits for its cancelled runs to stop
