@@ -135,6 +135,11 @@ class Kind:
         folder in the place of one would stop the run only after its training)."""
         return []
 
+    def plot_names(self, runs: Sequence[Run]) -> list[str]:
+        """The names of the PNG files :meth:`plot` of ``runs`` may write where they hold names users choose (a
+        continual run's variant), checked by ``spikecl report`` before any table is printed."""
+        return []
+
     def check(self, run: Run) -> None:
         """A one-line :class:`ResultsError` unless ``run`` holds what this kind's summary reads (``--resume`` runs
         such a file again; ``spikecl report`` skips it in a folder). By default: the summary of ``run`` alone is

@@ -13,10 +13,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.errors import ResultsError
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
-from spikecl.io import SCHEMA, Run, check_seal, check_writable_folder, read_run
+from spikecl.io import SCHEMA, Run, check_name_fits, check_seal, check_writable_folder, read_run
 from spikecl.paths import exists, is_dir, is_file
 
 
@@ -171,9 +171,17 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
                                    f"{shown[1]}{', ...' if len(spread) > 2 else ''}): one table, whose plots would "
                                    "replace those of the first folder: pass --plots DIR, or --no-plots")
         _check_apart(where)
+        if plots_dir is not None:
+            _check_plots_folders_own_none(where.values(), found)
         for folder in dict.fromkeys(where.values()):
             check_writable_folder(folder, "--plots" if plots_dir is not None else
                                   "plots folder (--plots DIR or --no-plots)")
+        for key, runs in found.items():
+            for name in kind(key[0]).plot_names(runs):
+                try:
+                    check_name_fits(where[key] / name, "a plot")
+                except ConfigError as exc:
+                    raise ResultsError(f"report: {exc}, or pass --no-plots") from None
     texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
     for i, (key, runs) in enumerate(found.items()):
         if len(found) > 1:
@@ -214,6 +222,19 @@ def _check_one_folder(paths: list[Path]) -> None:
             raise ResultsError(f"report: {files[0].parent} holds {len(beside)} more results file(s) than those named "
                                f"({beside[0].name}{', ...' if len(beside) > 1 else ''}), whose plots theirs would "
                                "replace: name the folder, pass --plots DIR, or --no-plots")
+
+
+def _check_plots_folders_own_none(folders, found: dict) -> None:
+    """A one-line :class:`ResultsError` where a folder of ``--plots DIR`` holds results files other than those
+    reported (``found``): their plots, of the same names, would be replaced (and a curves plot removed)."""
+    reported = {_resolved_or_none(Path(run.path)) for runs in found.values() for run in runs}
+    for folder in dict.fromkeys(folders):
+        own = [f for f in sorted(Path(folder).glob("*.h5"))
+               if _resolved_or_none(f) not in reported and _plotted_kind(f) is not None]
+        if own:
+            raise ResultsError(f"report: --plots {folder} holds {len(own)} results file(s) not reported "
+                               f"({own[0].name}{', ...' if len(own) > 1 else ''}), whose plots these would replace: "
+                               "choose another folder, report that one, or pass --no-plots")
 
 
 def _plotted_kind(path: Path) -> str | None:

@@ -141,6 +141,44 @@ def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_p
     assert main(["report", str(path), "--no-plots"]) == 0
 
 
+def test_a_plot_name_too_long_for_its_file_system_is_refused_before_any_table(tmp_path, capsys):
+    """A variant's name can make a results file whose plots' names are too long (``spikecl run --no-plots`` did not
+    check them): the report refused them only after printing its tables; now before, naming --no-plots."""
+    from spikecl.cli import main
+
+    method = "v" * 228
+    path = write_results(tmp_path / f"{method[:10]}-seed0.h5", result(method, 0, [method]))
+    assert main(["report", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and not list(tmp_path.glob("*.png"))
+    assert f"{method}-seed0-matrix.png: the name of a plot is too long for its file system" in err
+    assert err.rstrip().endswith("choose a shorter name, or pass --no-plots")
+    assert main(["report", str(path), "--no-plots"]) == 0
+
+
+def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_replaced(tmp_path, capsys):
+    """``--plots DIR`` naming another experiment's folder replaced that experiment's comparison and matrix plots
+    and removed its curves plots, without a word; now it is refused before any table, and a folder holding just
+    the files reported (or none) is taken."""
+    from spikecl.cli import main
+
+    mine = write_results(tmp_path / "mine" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    other = write_results(tmp_path / "other" / "finetune-seed0.h5",
+                          replace(result("finetune", 0, ["finetune"]), config={"name": "y"}))
+    assert main(["report", str(other.parent)]) == 0
+    before = {p.name: p.read_bytes() for p in other.parent.glob("*.png")}
+    capsys.readouterr()
+    assert main(["report", str(mine), "--plots", str(other.parent)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"spikecl: error: report: --plots {other.parent} holds 1 results file(s) not "
+                                 "reported (finetune-seed0.h5), whose plots these would replace: choose another "
+                                 "folder, report that one, or pass --no-plots\n")
+    assert {p.name: p.read_bytes() for p in other.parent.glob("*.png")} == before
+    assert main(["report", str(mine), "--plots", str(mine.parent)]) == 0
+    assert main(["report", str(mine), "--plots", str(tmp_path / "figs")]) == 0
+    assert main(["report", str(other.parent), "--plots", str(other.parent)]) == 0
+
+
 def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—", as it does for
     intransigence (joint, which meets each task at its turn, keeps a number); the footnote says why."""

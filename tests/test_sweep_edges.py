@@ -16,7 +16,7 @@ from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import apply_overrides, experiment_from_dict
 from spikecl.continual import plots, sweep_ray
 from spikecl.continual.runner import ContinualRun, checkpoint_path
-from spikecl.continual.sweep import load_sweep, refuse_other_settings
+from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import replacing
 from spikecl.io import read_results
@@ -656,3 +656,15 @@ def test_a_stop_swallowed_while_the_trials_train_starts_no_final_run(sweep_files
     assert capsys.readouterr().err.endswith("spikecl: sweep interrupted; run the same command again to train only "
                                             "the missing runs\n")
 
+
+
+def test_a_sweeps_report_redraws_the_very_plot_the_sweep_drew(sweep_files, inline_ray, capsys):
+    """``spikecl report`` of a sweep's folder draws its ``sweep-comparison.png`` again; it used to draw another plot
+    there (another title, "± 0" bars on cells over one seed, no failed runs named). Now the same bytes."""
+    path = sweep_files(BASE, SWEEP + '[grid]\n"train.lr" = [0.05, 0.1]\n')
+    assert main(["sweep", str(path), "--no-progress"]) == 0
+    folder = sweep_dir(load_sweep(path))
+    drawn = (folder / "sweep-comparison.png").read_bytes()
+    (folder / "sweep-comparison.png").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "sweep-comparison.png").read_bytes() == drawn

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
-                                     labelled, load_sweep, made_otherwise, refuse_other_settings, run_config,
-                                     select_points, settings_text, stale_checkpoints, summary_text, sweep_dir,
-                                     write_sweep_results)
+                                     labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
+                                     run_config, select_points, settings_text, stale_checkpoints, summary_record,
+                                     summary_text, sweep_dir, write_sweep_results)
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
@@ -44,14 +44,7 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
     write_sweep_results(results, sweep, final)
     print(text)                                         # the table first: a plot that cannot be written loses none
     if plots and results:
-        from spikecl.continual.plots import plot_method_comparison
-        from spikecl.continual.report import comparison_summary
-
-        shown = sorted(final)[:3]
-        note = (f"not drawn, failed: {', '.join(shown)}" + (f" and {len(final) - 3} more" if len(final) > 3 else "")
-                if final else "")
-        plot_method_comparison(comparison_summary(results), out / "sweep-comparison.png",
-                               title=f"sweep {sweep.name}: ACC and BWT per method and point", note=note)
+        plot_sweep(summary_record(results, sweep, final), out / "sweep-comparison.png")
     elif plots:                                          # nothing finished: an earlier sweep's plot would stay
         (out / "sweep-comparison.png").unlink(missing_ok=True)
     return text

@@ -70,6 +70,12 @@ class ContinualKind(Kind):
 
         return [Path(cfg.output_dir) / cfg.name / name for name in plot_names(cfg.strategy.methods, cfg.seeds)]
 
+    def plot_names(self, runs: Sequence[Run]) -> list[str]:
+        from spikecl.continual.report import plot_names
+
+        results = [as_result(r) for r in runs]
+        return plot_names(sorted({r.method for r in results}), sorted({r.seed for r in results}))
+
 
 
 def comparable(runs: Sequence[Run]) -> Sequence[Run]:

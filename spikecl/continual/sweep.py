@@ -573,13 +573,10 @@ class SweepKind(Kind):
         ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
         ``<name>-comparison.png`` in ``out_dir`` (``<name>-final-comparison.png`` for a sweep's final runs,
         ``<name>-2-comparison.png`` and on for further sweeps of one name, in the order given)."""
-        from spikecl.continual.plots import plot_method_comparison
-
         written = []
         for run in runs:
             record = _record(run)
-            summary = {m: {k: tuple(s[k]) for k in ("acc", "bwt") if k in s} for m, s in record["summary"].items()}
-            if summary:
+            if record["summary"]:
                 name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
                 beside = Path(run.path).parent
                 if beside.name == "final" and (beside.parent / "sweep.h5").is_file() and not name.endswith("-final"):
@@ -590,8 +587,24 @@ class SweepKind(Kind):
                 while target in written:                 # another sweep of this name: its own plot
                     count += 1
                     target = Path(out_dir) / f"{name}-{count}-comparison.png"
-                written.append(plot_method_comparison(summary, target))
+                written.append(plot_sweep(record, target))
         return written
+
+
+def plot_sweep(record: dict, target: Path) -> Path:
+    """The comparison PNG of a sweep's :func:`summary_record` at ``target``: ACC and BWT (mean ± std) per method
+    and point, a cell over one seed without a spread (its value alone, as the table shows it), the failed runs
+    named under it; ``spikecl sweep`` and ``spikecl report`` draw it alike."""
+    from spikecl.continual.plots import plot_method_comparison
+
+    seeds = record["seeds"]
+    summary = {m: {k: (s[k][0], s[k][1] if seeds.get(m, 0) > 1 else float("nan")) for k in ("acc", "bwt") if k in s}
+               for m, s in record["summary"].items()}
+    failed = sorted(record["failures"])
+    note = (f"not drawn, failed: {', '.join(failed[:3])}" + (f" and {len(failed) - 3} more" if len(failed) > 3
+                                                              else "")) if failed else ""
+    return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point",
+                                  note=note)
 
 
 def _record(run: Run) -> dict:
