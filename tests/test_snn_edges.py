@@ -725,3 +725,16 @@ def test_the_dsr_trainer_differentiates_the_firing_rates_not_through_time():
     for got, want in zip(hooks.grads, rate):
         torch.testing.assert_close(got, want)
     assert not torch.allclose(rate[0], bptt[0])
+
+
+def test_an_accuracy_is_the_exact_fraction_of_correct_predictions():
+    """``evaluate`` gives correct / N in float64, as a data-parallel run's shares sum to; a float32 mean rounded
+    it (205 / 359 came back as 0.57103061676), so a one-process and a two-process file differed in every cell."""
+    from spikecl.snn.trainers import predict
+
+    torch.manual_seed(0)
+    net = build_mlp(6, [16], 3)
+    x, y = torch.rand(359, 6), torch.randint(0, 3, (359,))
+    correct = int((predict(net, x, 2) == y).sum())
+    assert 0 < correct < 359 and float(torch.tensor(correct / 359, dtype=torch.float32)) != correct / 359
+    assert evaluate(net, x, y, 2) == correct / 359

@@ -339,3 +339,22 @@ def test_load_subspace_refuses_dependent_rows_and_records_the_loaded_size():
     assert s.dims == [[2, 2]]
     s.load_subspace("layers.0", e[:4])
     assert s.dims == [[4, 2]] and s.result_arrays()["subspace_dims"].tolist() == [[4, 2]]
+
+
+def test_hlops_new_lateral_neurons_do_not_depend_on_torchs_default_dtype():
+    """The rows drawn for a task's new lateral neurons were drawn in the default dtype and cast to float32: a user's
+    torch.set_default_dtype(torch.float64) after building the run changed HLOP's results without a word."""
+    drawn = []
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(0)
+        s = build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[3]]}}, SIM)
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            s.before_task(0, _task(0), [_task(0)])
+        finally:
+            torch.set_default_dtype(previous)
+        drawn.append({n: h.clone() for n, h in s.h_new.items()})
+    assert drawn[0].keys() == drawn[1].keys() and all(h.dtype == torch.float32 for h in drawn[1].values())
+    assert all(torch.equal(drawn[0][n], drawn[1][n]) for n in drawn[0])
+

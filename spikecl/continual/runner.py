@@ -325,7 +325,9 @@ class ContinualRun:
 
     The run owns torch's global generator: building it seeds that with ``seed`` (the network's initial weights),
     and its checkpoints keep and restore it. To keep your own stream of numbers, build and run it inside
-    ``torch.random.fork_rng()``.
+    ``torch.random.fork_rng()``. spikecl draws nothing from numpy's and Python's global generators, but a
+    checkpoint keeps them too, so that a strategy (a plugin) that seeds and draws from them resumes where it was:
+    ``execute(resume=True)`` sets them to the killed run's states.
     """
 
     def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None,

@@ -308,7 +308,7 @@ class HLOP(ProjectionStrategy):
             old = self.h_old[p.name]
             wanted = budget[i] if budget is not None else self.schedule(task, i)
             k = min(wanted, p.n_inputs - old.shape[0])
-            rows = torch.randn(max(k, 0), p.n_inputs, generator=self.generator).to(old)
+            rows = torch.randn(max(k, 0), p.n_inputs, generator=self.generator, dtype=torch.float32).to(old)
             if old.shape[0]:
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
