@@ -94,6 +94,9 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
     (one per method and seed, each method at its chosen settings) and their summary; else its own and, by these
     rules, its subfolders' (a sweep below it gives its summaries; links to folders are not followed)."""
     if not is_file(path / "sweep.h5", ResultsError):
+        for checkpoint in sorted(path.glob("*.ckpt")):          # a killed run: its table would not say it
+            note(f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
+                 "--resume)")
         below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
         return [(path, file) for file in sorted(path.glob("*.h5"))] + below
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too

@@ -179,6 +179,19 @@ def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_re
     assert main(["report", str(other.parent), "--plots", str(other.parent)]) == 0
 
 
+def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsys):
+    """A killed experiment's folder holds the finished runs' files and the unfinished one's checkpoint: the table
+    of the finished ones used to look like the whole experiment; now a line names the unfinished run."""
+    from spikecl.cli import main
+
+    write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    (tmp_path / "finetune-seed1.ckpt").write_bytes(b"checkpoint")
+    assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"not reported: {tmp_path / 'finetune-seed1.ckpt'} is the checkpoint of an unfinished "
+                          "run (continue it with spikecl run --resume)\n")
+
+
 def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—", as it does for
     intransigence (joint, which meets each task at its turn, keeps a number); the footnote says why."""
