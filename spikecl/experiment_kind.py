@@ -601,10 +601,12 @@ def summary(k: Kind, runs: Sequence[Run], detail: bool = True) -> str:
 
 
 def report(k: Kind, runs: Sequence[Run], plots_dir: Path, plots: bool = True, detail: bool = True,
-           text: str | None = None) -> None:
+           text: str | None = None) -> list[Path]:
     """Print ``k``'s summary of ``runs`` (``text``: made already by :func:`summary`) and, with ``plots``, write its
-    plots into ``plots_dir``."""
+    plots into ``plots_dir``; returns their paths."""
     print(summary(k, runs, detail) if text is None else text)
+    written = []
     if plots:
         written = k.plot(runs, plots_dir)
         print(f"\nplots: {len(written)} PNG files in {plots_dir}")
+    return written

@@ -186,11 +186,18 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
                 except ConfigError as exc:
                     raise ResultsError(f"report: {exc}, or pass --no-plots") from None
     texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
+    drawn: dict[Path, set[str]] = defaultdict(set)
     for i, (key, runs) in enumerate(found.items()):
         if len(found) > 1:
             place = f" in {key[1]}" if key[1] is not None else ""        # an experiment folder below one named
             print(("\n" if i else "") + f"== {key[0]}{place}: {len(runs)} results file(s) ==")
-        report(kind(key[0]), runs, where[key], plots=plots, detail=detail, text=texts[key])
+        written = report(kind(key[0]), runs, where[key], plots=plots, detail=detail, text=texts[key])
+        drawn[where[key]].update(Path(p).name for p in written)
+    for folder, names in drawn.items() if plots else ():
+        left = sorted(p.name for p in Path(folder).glob("*.png") if p.name not in names)
+        if left:
+            print(f"\nnote: {len(left)} more PNG file(s) in {folder} ({', '.join(left[:2])}"
+                  f"{', ...' if len(left) > 2 else ''}) are not of these results: of files removed since, or others'")
 
 
 def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None, split: bool) -> Path:

@@ -192,6 +192,22 @@ def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsy
                           "run (continue it with spikecl run --resume)\n")
 
 
+def test_plots_left_by_results_removed_since_are_named_after_the_report(tmp_path, capsys):
+    """A run's file removed after a report: its matrix plot stays beside the new comparison, which no longer has
+    it; a note now names such plots (left in place: they may be the user's)."""
+    from spikecl.cli import main
+
+    for seed in (0, 1):
+        write_results(tmp_path / f"finetune-seed{seed}.h5", result("finetune", seed, ["finetune"]))
+    assert main(["report", str(tmp_path), "--no-matrices"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    (tmp_path / "finetune-seed1.h5").unlink()
+    assert main(["report", str(tmp_path), "--no-matrices"]) == 0
+    assert capsys.readouterr().out.endswith(f"note: 1 more PNG file(s) in {tmp_path} (finetune-seed1-matrix.png) "
+                                            "are not of these results: of files removed since, or others'\n")
+    assert (tmp_path / "finetune-seed1-matrix.png").exists()
+
+
 def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     """Multitask learns every task at once, so its results record FWT as NaN and the report shows "—", as it does for
     intransigence (joint, which meets each task at its turn, keeps a number); the footnote says why."""
