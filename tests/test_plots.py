@@ -249,3 +249,19 @@ def test_comparison_bars_and_error_bars_are_in_percent(tmp_path, monkeypatch):
     heights, errors = drawn[0]
     np.testing.assert_allclose(heights, [80, -10])
     np.testing.assert_allclose(errors, [5, 2])                 # ± std in points, as the table prints it
+
+
+@pytest.mark.parametrize("draw", [
+    lambda path: plots.plot_method_comparison({"ewc": {"acc": (65.7, 1.9), "bwt": (-0.1, 0.01)}}, path),
+    lambda path: plots.plot_method_comparison({"ewc": {"acc": (0.657, 0.019), "bwt": (-17.8, 1.8)}}, path),
+    lambda path: plots.plot_accuracy_vs_synops({"ewc": ([65.7, 66.1], [1e4, 1.1e4])}, path),
+    lambda path: plots.plot_accuracy_vs_synops({"ewc": ([-0.5, 0.7], [1e4, 1.1e4])}, path),
+], ids=["comparison ACC", "comparison BWT", "synops percent", "synops negative"])
+def test_plots_of_summaries_refuse_percentages_as_the_other_plots_do(tmp_path, draw):
+    """The comparison and the accuracy-SynOps plot drew ACC = 6,570 % from percentages; every plot now takes
+    fractions only (BWT in [-1, 1]), a one-line DataError naming the method otherwise, and writes nothing."""
+    from spikecl.errors import DataError
+
+    with pytest.raises(DataError, match=r"^ewc: .* holds .*; accuracies are fractions in \[0, 1\], not percentages$"):
+        draw(tmp_path / "p.png")
+    assert not list(tmp_path.iterdir())

@@ -738,3 +738,29 @@ def test_an_accuracy_is_the_exact_fraction_of_correct_predictions():
     correct = int((predict(net, x, 2) == y).sum())
     assert 0 < correct < 359 and float(torch.tensor(correct / 359, dtype=torch.float32)) != correct / 359
     assert evaluate(net, x, y, 2) == correct / 359
+
+
+def test_api_edges_are_one_line_errors_naming_the_problem():
+    """A 0-dim encoder input (direct gave [T] with no sample axis, poisson an IndexError), a numpy array fed to the
+    network (the message blamed its correct shape), a workload batch of 0 (a bare ValueError), activity asked of
+    more samples than a task has (fewer came back in silence) and a NaN subspace (blamed on its shape)."""
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.continual.strategy import Simulation, TaskData
+    from spikecl.snn import measures
+
+    net = build_mlp(12, [8], 3)
+    for kind in ("direct", "poisson", "latency"):
+        with pytest.raises(ShapeError, match=r"^encoder input of shape \(\) has no sample axis; expected \[B, "):
+            encode(torch.tensor(0.5), 2, kind)
+    with pytest.raises(ShapeError, match=r"^network input is a ndarray; expected a torch tensor \[T, B, \*\(12,\)\]"):
+        net(np.random.rand(2, 2, 12).astype(np.float32))
+    with pytest.raises(ConfigError, match="batch_size"):
+        measures.workload(net, torch.rand(5, 12), 3, batch_size=0)
+    s = build_strategy("gpm", net, sim=Simulation(num_steps=3))
+    data = TaskData(0, torch.rand(5, 12), torch.randint(0, 3, (5,)), None)
+    assert s.activity_of(data, 5).of("layers.0").shape == (3, 5, 12)
+    with pytest.raises(DataError, match=r"^gpm: activity of 9 samples asked of task 0, which has 5; ask for "):
+        s.activity_of(data, 9)
+    h = build_strategy("hlop", net, sim=Simulation(num_steps=3))
+    with pytest.raises(Exception, match=r"^hlop: layers.0's subspace rows hold NaN or infinity$"):
+        h.load_subspace("layers.0", np.full((1, 12), np.nan))

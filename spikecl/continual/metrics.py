@@ -17,9 +17,10 @@ BWT, FWT and forgetting average over T−1 tasks and are NaN for a single task (
 
 Continual evaluation (De Lange, van de Ven & Tuytelaars, ICLR 2023): ``evals`` ``[E, T]`` holds accuracies measured
 every ρ iterations and ``eval_task`` ``[E]`` the (0-based, non-decreasing) task being trained at each evaluation.
-Entries of tasks not yet trained are ignored and may be NaN. Given the run's accuracy matrix ``R`` as well, min-ACC
-and WC-ACC count its rows as the evaluations at the task ends (which ρ need not line up with): task j's lowest
-accuracy after it was learned includes R[i, j] for i > j, and WC-ACC's current accuracy is R[T, T].
+Entries of tasks not yet trained are ignored and may be NaN (a finite one must still be a fraction in [0, 1]). Given
+the run's accuracy matrix ``R`` as well, min-ACC and WC-ACC count its rows as the evaluations at the task ends (which
+ρ need not line up with): task j's lowest accuracy after it was learned includes R[i, j] for i > j, and WC-ACC's
+current accuracy is R[T, T].
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _floats(values, what: str) -> np.ndarray:
         raise ShapeError(f"{what}: expected a rectangular array of numbers ({str(exc).splitlines()[0]})") from None
 
 
-def _fractions(values: np.ndarray, what: str) -> None:
+def check_fractions(values: np.ndarray, what: str) -> None:
     """DataError naming the first finite value of ``values`` outside [0, 1] (accuracies are fractions)."""
     bad = np.flatnonzero(np.isfinite(values) & ((values < 0) | (values > 1)))
     if bad.size:
@@ -54,7 +55,7 @@ def as_matrix(R) -> np.ndarray:
         raise ShapeError(f"accuracy matrix has shape {R.shape}; expected [T+1, T] (row 0 = at initialisation)")
     if not np.all(np.isfinite(R)):
         raise NumericalError("accuracy matrix contains NaN or infinity")
-    _fractions(R, "accuracy matrix")
+    check_fractions(R, "accuracy matrix")
     return R
 
 
@@ -76,7 +77,7 @@ def as_evals(evals, eval_task) -> tuple[np.ndarray, np.ndarray]:
     for e, task in enumerate(eval_task):
         if not np.all(np.isfinite(evals[e, :task + 1])):
             raise NumericalError(f"continual evaluation {e} has NaN for a task already trained")
-    _fractions(evals, "continual evaluations")
+    check_fractions(evals, "continual evaluations")
     return evals, eval_task
 
 
@@ -128,7 +129,7 @@ def intransigence(R, joint_diag) -> np.ndarray:
         raise ShapeError(f"joint reference has shape {ref.shape}; expected ({R.shape[1]},)")
     if not np.all(np.isfinite(ref)):
         raise NumericalError("joint reference contains NaN or infinity")
-    _fractions(ref, "joint reference")
+    check_fractions(ref, "joint reference")
     return ref - np.diag(R[1:])
 
 

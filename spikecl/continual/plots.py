@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spikecl.continual.metrics import as_evals, as_matrix, mean_std
+from spikecl.continual.metrics import as_evals, as_matrix, check_fractions, mean_std
 from spikecl.errors import ShapeError
 from spikecl.figures import colors, figure, legend_layout, palette, save
 
@@ -87,6 +87,8 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     :func:`palette`); ``note``: a line under the axes (what is not drawn)."""
     if not summary:
         raise ShapeError("method comparison needs at least one method")
+    for method, stats in summary.items():
+        check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]), f"{method}: ACC or BWT")
     methods = list(summary)
     colours = {**palette(methods), **(colours or {})}
     keys = (("acc", "ACC"), ("bwt", "BWT"))
@@ -124,6 +126,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     ax = fig.add_subplot()
     all_ops = []
     for (method, (acc, ops)), color in ((item, colours[item[0]]) for item in points.items()):
+        check_fractions(np.asarray(acc, dtype=float), f"{method}: accuracies")
         acc, ops = 100 * np.asarray(acc, dtype=float), np.asarray(ops, dtype=float)
         if acc.shape != ops.shape or acc.ndim != 1 or not acc.size:
             raise ShapeError(f"{method}: {acc.shape} accuracies for {ops.shape} SynOps")

@@ -291,10 +291,13 @@ class Strategy(TrainingHooks):
     def activity_of(self, data: TaskData, n: int) -> Activity:
         """Presynaptic activity ``[T, n, *in_shape]`` per layer of the model (in evaluation mode) on the first ``n``
         samples of ``data``; with several processes each runs its share and the shares are gathered. A task without
-        samples is a one-line error (there is nothing to consolidate from)."""
+        samples, or ``n`` beyond the task's samples, is a one-line error (ask for ``min(n, len(data))``)."""
         if n < 1:
             raise DataError(f"{self.name}: task {data.task} has no samples to take activity from (it needs at least "
                             "one)")
+        if n > len(data):
+            raise DataError(f"{self.name}: activity of {n} samples asked of task {data.task}, which has "
+                            f"{len(data)}; ask for min(n, len(data))")
         share = self.execution.own_samples(n) or range(min(n, 1))      # an empty share: one placeholder sample
         part = slice(share.start, share.stop)
         draws = self.pass_generator(data.x, share, data.task, ACTIVITY_PASS)

@@ -53,6 +53,8 @@ def encode(x: torch.Tensor, num_steps: int, kind: str = "direct",
     ``x`` to [0, 1]."""
     num_steps = count(num_steps, "network.num_steps")
     x = as_input(x, "encoder input", intensities=kind != "events")
+    if x.dim() < 1:
+        raise ShapeError(f"encoder input of shape {tuple(x.shape)} has no sample axis; expected [B, ...]")
     if kind == "direct":
         return direct(x, num_steps)
     if kind == "poisson":

@@ -41,6 +41,7 @@ import snntorch as snn
 import torch
 from torch import nn
 
+from spikecl.snn.checks import count
 from spikecl.snn.encoders import encode
 from spikecl.snn.networks import evaluating
 
@@ -155,6 +156,7 @@ def workload(net: nn.Module, x: torch.Tensor, num_steps: int, encoder: str = "di
              generator: torch.Generator | None = None) -> dict[str, float]:
     """NeuroBench's workload measures of ``net`` on samples ``x`` [N, ...] (``heads`` [N] for multi-head
     readouts), encoded to ``num_steps`` steps by ``encoder``: per-sample means (see the module docstring)."""
+    batch_size = count(batch_size, "batch_size")
     tally = _Tally()
     with evaluating(net), _hooked(net, tally):
         for start in range(0, len(x), batch_size):

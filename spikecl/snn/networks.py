@@ -45,7 +45,10 @@ class SpikingNetwork(nn.Module):
     def _prepare(self, x: torch.Tensor, lead: int) -> torch.Tensor:
         """Check the shape, dtype and (on the CPU, outside a compiled graph) finiteness, and flatten the input for an
         MLP (``lead`` leading dims kept)."""
-        if not isinstance(x, torch.Tensor) or x.dim() < lead + 1 or 0 in x.shape[:lead]:
+        if not isinstance(x, torch.Tensor):
+            raise ShapeError(f"network input is a {type(x).__name__}; expected a torch tensor [T, B, "
+                             f"*{self.input_shape}] (spikecl.snn.encode makes one from a numpy array)")
+        if x.dim() < lead + 1 or 0 in x.shape[:lead]:
             raise ShapeError(f"network input has shape {tuple(getattr(x, 'shape', ()))}; expected [T, B, "
                              f"*{self.input_shape}], T and B >= 1 (encode static inputs with spikecl.snn.encode)")
         dtype = self.readout.heads[0].weight.dtype

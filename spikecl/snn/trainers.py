@@ -239,8 +239,8 @@ class BPTTTrainer:
                       mask: torch.Tensor | None, optimizer: torch.optim.Optimizer,
                       hooks: TrainingHooks = TrainingHooks()) -> torch.Tensor:
         """One optimisation step on an encoded batch ``x_seq`` [T, B, ...]; returns the task loss (0-dim). A
-        non-finite loss raises NumericalError, non-finite inputs or out-of-range labels or heads DataError (at once
-        on the CPU, deferred on an accelerator: see :meth:`check_finite`)."""
+        non-finite loss raises NumericalError; non-finite inputs NumericalError on the CPU (at once) and DataError
+        on an accelerator (deferred: see :meth:`check_finite`); out-of-range labels or heads DataError."""
         if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
             raise ShapeError(f"encoded batch of shape {tuple(getattr(x_seq, 'shape', ()))} is not [T, B, ...]; "
                              "encode static inputs first (encode(x, num_steps)) or use train_batch")

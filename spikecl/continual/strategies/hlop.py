@@ -420,9 +420,11 @@ class HLOP(ProjectionStrategy):
             raise SpikeCLError(f"{self.name}: no protected synapse {name!r} (known: {', '.join(names)})")
         old = self.h_old[name]
         rows = torch.as_tensor(rows).to(old)
-        if rows.ndim != 2 or rows.shape[1] != old.shape[1] or not torch.isfinite(rows).all():
-            raise SpikeCLError(f"{self.name}: {name}'s subspace must be finite rows [k, {old.shape[1]}], got "
-                               f"shape {tuple(rows.shape)}")
+        if rows.ndim != 2 or rows.shape[1] != old.shape[1]:
+            raise SpikeCLError(f"{self.name}: {name}'s subspace must be rows [k, {old.shape[1]}], got shape "
+                               f"{tuple(rows.shape)}")
+        if not torch.isfinite(rows).all():
+            raise SpikeCLError(f"{self.name}: {name}'s subspace rows hold NaN or infinity")
         if rows.shape[0] > rows.shape[1]:
             raise SpikeCLError(f"{self.name}: {name}'s subspace has {rows.shape[0]} rows in {rows.shape[1]} "
                                "dimensions; a basis has at most as many rows as dimensions")
