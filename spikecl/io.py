@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import io
 import json
 import os
@@ -324,12 +325,14 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def remove_temporaries(results: Path) -> None:
-    """Remove every temporary file a killed :func:`atomic_write` left of ``results`` or of a file named like it
-    with another suffix (its checkpoint), whatever its age: for the holder of ``results``' :func:`output_lock`."""
+    """Remove every temporary file a killed :func:`atomic_write` left of ``results`` or of its checkpoint
+    (``.ckpt``), whatever its age: for the holder of ``results``' :func:`output_lock`, which covers those two files
+    only (not ``run.ewc.h5`` beside ``run.h5``)."""
     results = Path(results)
-    for tmp in results.parent.glob(f".{results.stem}.*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    for name in (results.name, results.with_suffix(".ckpt").name):
+        for tmp in results.parent.glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def environment() -> dict:
@@ -697,7 +700,10 @@ class Run:
 
 def write_results(path: str | Path, result: RunResult, overwrite: bool = False) -> Path:
     """Write a continual-learning run atomically to ``path`` (HDF5). Refuses to replace an existing file unless
-    ``overwrite``."""
+    ``overwrite``, and a ``result`` that :func:`read_results` would read as corrupt (accuracies in percent, no
+    row 0 in the matrix, a seed that is not an integer)."""
+    _check_seed(result.seed, f"the result to write to {path}")
+    _check_result(result, f"the result to write to {path}")
     arrays = {"acc_matrix": np.asarray(result.acc_matrix, dtype=np.float64),
               "curves": {"iterations": np.asarray(result.curve_iterations, dtype=np.int64),
                          "task": np.asarray(result.curve_task, dtype=np.int64),
@@ -810,8 +816,7 @@ def as_result(run: Run) -> RunResult:
     if run.kind != "continual":
         raise ForeignFileError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
     seed = run.attr("seed")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ResultsError(f"{run.path} is corrupt: seed {seed!r} is not an integer")
+    _check_seed(seed, str(run.path))
     result = RunResult(
         method=str(run.attr("method")), seed=int(seed), config=run.config,
         environment=run.environment, acc_matrix=run.array("acc_matrix"),
@@ -820,19 +825,30 @@ def as_result(run: Run) -> RunResult:
         metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"),
         measures=dict(run.arrays.get("neurobench", {})),
         task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))))
-    acc, ends = result.acc_matrix, result.task_ends
-    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
-        raise ResultsError(f"{run.path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
-    if ends.size and (ends.shape != acc.shape[1:] or ends.dtype.kind not in "iu" or np.any(np.diff(ends) < 0)
-                      or ends[0] < 0):
-        raise ResultsError(f"{run.path} is corrupt: curves/task_end is not one non-decreasing iteration per task")
-    if acc.dtype.kind not in "iuf" or np.any(~np.isfinite(acc) | (acc < 0) | (acc > 1)):
-        raise ResultsError(f"{run.path} is corrupt: acc_matrix holds accuracies outside 0..1 (or not numbers)")
-    _check_curves(result, run.path)
+    _check_result(result, str(run.path))
     return result
 
 
-def _check_curves(result: RunResult, path: Path) -> None:
+def _check_seed(seed, name: str) -> None:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ResultsError(f"{name} is corrupt: seed {seed!r} is not an integer")
+
+
+def _check_result(result: RunResult, name: str) -> None:
+    """A one-line :class:`ResultsError` (naming the file or result ``name``) unless ``result`` holds what a
+    continual results file holds: an accuracy matrix ``[T+1, T]`` of fractions, task ends, curves, task times."""
+    acc, ends = np.asarray(result.acc_matrix), np.asarray(result.task_ends)
+    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1:
+        raise ResultsError(f"{name}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
+    if ends.size and (ends.shape != acc.shape[1:] or ends.dtype.kind not in "iu" or np.any(np.diff(ends) < 0)
+                      or ends[0] < 0):
+        raise ResultsError(f"{name} is corrupt: curves/task_end is not one non-decreasing iteration per task")
+    if acc.dtype.kind not in "iuf" or np.any(~np.isfinite(acc) | (acc < 0) | (acc > 1)):
+        raise ResultsError(f"{name} is corrupt: acc_matrix holds accuracies outside 0..1 (or not numbers)")
+    _check_curves(result, name)
+
+
+def _check_curves(result: RunResult, path: Path | str) -> None:
     """A one-line :class:`ResultsError` unless the learning curves of ``result`` are P points of an iteration, a
     stage (non-decreasing, 0..T-1) and a row of T accuracies (in 0..1, defined for the tasks up to the stage, NaN
     or a number for the later ones), and its task times a 1-D array of numbers."""

@@ -20,7 +20,7 @@ from spikecl.io import SCHEMA, Run, check_name_fits, check_seal, check_writable_
 from spikecl.paths import exists, is_dir, is_file
 
 
-def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) -> dict[str, list[Run]]:
+def collect(paths: Iterable[str | Path] | str | Path, note: Callable[[str], None] = print) -> dict[str, list[Run]]:
     """``{kind: [results files]}`` in the order of :func:`~spikecl.experiment_kind.kind_names`, files in path order
     (folders: sorted); a file named twice (or also inside a named folder) is read once.
 
@@ -33,7 +33,7 @@ def collect(paths: Iterable[str | Path], note: Callable[[str], None] = print) ->
     return dict(by_kind)
 
 
-def collect_groups(paths: Iterable[str | Path],
+def collect_groups(paths: Iterable[str | Path] | str | Path,
                    note: Callable[[str], None] = print) -> dict[tuple[str, Path | None], list[Run]]:
     """:func:`collect`'s files as ``{(kind, experiment folder): [results files]}``: the files found in a subfolder
     of a named folder are grouped by the folder they lie in (a sweep's summaries by the sweep's folder), since one
@@ -41,7 +41,7 @@ def collect_groups(paths: Iterable[str | Path],
     (folder None), as the user put them together."""
     groups: dict[tuple[str, Path | None], list[Run]] = defaultdict(list)
     read: set[Path] = set()
-    paths = list(map(Path, paths))
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else list(map(Path, paths))    # one path, not its letters
     folders = [path for path in paths if is_dir(path, ResultsError)]
     for path in folders:                          # first: a file named too joins its folder's experiment
         found = skipped = 0

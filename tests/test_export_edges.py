@@ -247,6 +247,17 @@ def test_logits_refuse_heads_out_of_range_or_of_the_wrong_shape(heads, message):
 
 
 
+@pytest.mark.parametrize("batch_size", [500, 5, 2])
+def test_fixed_point_predict_checks_the_heads_whole_whatever_the_batch_size(batch_size):
+    """predict sliced ``heads`` batch by batch before checking: 7 heads for 5 samples passed, cut to 5, where the
+    batch size divided 5, and a refusal named a batch's slice; now the whole array is checked first."""
+    net = quantize(small_spec(n_heads=2))
+    inputs = np.zeros((net.num_steps, 5, 6), dtype=np.int64)
+    assert fp.predict(net, inputs, np.array([0, 1, 1, 0, 1]), batch_size=batch_size).shape == (5,)
+    with pytest.raises(ShapeError, match=re.escape("heads have shape (7,); expected [5] (one per sample)")):
+        fp.predict(net, inputs, np.ones(7, dtype=np.int64), batch_size=batch_size)
+
+
 def test_no_heads_for_a_multi_head_readout_is_refused_not_decoded_by_head_0(tmp_path):
     spec = small_spec(n_heads=2)
     x_seq = np.ones((spec.num_steps, 3, 6))

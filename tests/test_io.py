@@ -4,6 +4,7 @@ import io
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -509,10 +510,27 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     results = tmp_path / "run.h5"
     own, ckpt = tmp_path / ".run.h5.abcd1234.tmp", tmp_path / ".run.ckpt.abcd1234.tmp"
     other = tmp_path / ".walk.h5.abcd1234.tmp"
-    for f in (own, ckpt, other):
+    dotted = tmp_path / ".run.ewc.h5.abcd1234.tmp"      # run.ewc.h5's write in progress: another lock's file
+    for f in (own, ckpt, other, dotted):
         f.write_bytes(b"x")
     remove_temporaries(results)
-    assert not own.exists() and not ckpt.exists() and other.exists()
+    assert not own.exists() and not ckpt.exists() and other.exists() and dotted.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(acc_matrix=np.full((3, 2), 95.0)), "acc_matrix holds accuracies outside 0..1"),
+    (dict(acc_matrix=np.full((2, 2), 0.5)), "acc_matrix has shape (2, 2), expected [T+1, T]"),
+    (dict(seed=True), "seed True is not an integer"),
+])
+def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change, message):
+    """write_results wrote percentages, a matrix without row 0 and a boolean seed, which read_results then called
+    corrupt; now they are refused before anything is written."""
+    good = RunResult("ewc", 0, {"name": "x"}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
+                     np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875})
+    write_results(tmp_path / "good.h5", good)
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        write_results(tmp_path / "bad.h5", replace(good, **change))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.h5"]
 
 
 def _result(task, ends=None):

@@ -750,3 +750,13 @@ def test_a_folder_named_twice_or_inside_another_named_folder_reads_each_file_onc
     for paths in ([tmp_path / "a", tmp_path / "a"], [tmp_path / "a", tmp_path / "a" / "sub"]):
         runs = collect(paths, note=lambda _: None)["continual"]
         assert len(runs) == 2                                  # two seeds, not four
+
+
+def test_collect_takes_one_path_as_one_path(tmp_path, monkeypatch):
+    """collect("a.h5") read the string letter by letter ("/" first: the whole file system); one path is one path."""
+    from spikecl.report import collect
+
+    path = write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    monkeypatch.chdir(tmp_path)
+    for given in (str(path), path, "finetune-seed0.h5"):
+        assert [r.path.name for r in collect(given, print)["continual"]] == ["finetune-seed0.h5"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.export.conv import synaptic_input
-from spikecl.export.float_model import select_heads
+from spikecl.export.float_model import check_heads, select_heads
 from spikecl.export.quantize import ACT_SHIFT, DECAY_UNITY, UV_LIMIT, FixedLayer, FixedNetwork
 
 DECAY_SHIFT = 12
@@ -185,12 +185,13 @@ def predict(net: FixedNetwork, inputs: np.ndarray, heads: np.ndarray | None = No
         raise ConfigError(f"predict: batch_size must be a whole number >= 1, got {batch_size!r}")
     inputs = np.asarray(inputs)                           # a list too, as simulate takes; checked batch by batch
     check_input_shape(net, inputs.shape)
+    heads = check_heads(heads, inputs.shape[1], net.n_heads)            # whole: a batch's slice could hide a misfit
     out = []
     for start in range(0, inputs.shape[1], batch_size):
         trace = simulate(net, inputs[:, start:start + batch_size], record=False)
         if wraps is not None:
             wraps += trace.u_wraps
-        h = None if heads is None else heads[start:start + batch_size]
+        h = heads[start:start + batch_size]
         if clips is not None:
             decoded = select_heads(trace.readout_cuts, net.n_heads, net.n_outputs, h, net.config)
             clips += np.append(trace.v_clips[:-1], decoded[np.isfinite(decoded)].sum().astype(np.int64))
