@@ -246,6 +246,8 @@ def test_random_memories_are_recalled_exactly_at_14_ms():
 def test_batched_memories_equal_separate_runs():
     lists = [[learn(0, [1, 2]), recall_by_cue(0)], [learn(1, [3]), learn(2, [0, 3]), recall_by_content([3])]]
     batch = run_batch(lists, 3, 4)
+    assert [r.answer for r in run_batch(lists, 3, 4, workers=np.int64(1))[1].results] == \
+        [r.answer for r in batch[1].results]                         # a numpy count, as check_sizes takes
     for ops, together in zip(lists, batch):
         alone = CA3Memory(3, 4, backend="torch").run(ops)
         assert [r.answer for r in together.results] == [r.answer for r in alone.results]

@@ -291,3 +291,14 @@ def test_cue_and_content_inputs_of_different_lengths_are_a_one_line_shape_error(
     net = TorchCA3(CA3Params(), 3, 5)
     with pytest.raises(ShapeError, match="^cue_input has 4 steps but content_input has 6$"):
         net.run(np.zeros((4, 3), bool), np.zeros((6, 5), bool))
+
+
+def test_a_recorded_schedule_without_a_whole_duration_is_a_one_line_value_error():
+    """recorded_schedule read ``duration_ms`` unguarded: a missing one was a KeyError, a string a TypeError."""
+    attrs = {"kinds": '["learn"]', "starts_ms": "[0]"}
+    assert recorded_schedule({**attrs, "duration_ms": 14}).duration_ms == 14
+    for duration in (None, "14", 0, True):
+        with pytest.raises(ValueError, match="^its attribute 'duration_ms' is .*, not a whole number of ms >= 1$"):
+            recorded_schedule({**attrs, **({} if duration is None else {"duration_ms": duration})})
+    with pytest.raises(ValueError, match="^its attribute 'kinds' is missing$"):
+        recorded_schedule({"starts_ms": "[0]", "duration_ms": 14})

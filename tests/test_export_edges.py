@@ -1131,3 +1131,19 @@ def test_a_nir_graph_carries_each_hidden_layers_own_threshold():
     graph = to_nir(spec)
     assert np.all(graph.nodes["lif0"].v_threshold == 0.5) and np.all(graph.nodes["lif1"].v_threshold == 0.5)
     assert np.all(graph.nodes["readout"].v_threshold == READOUT_THRESHOLD)
+
+
+def test_api_edges_of_the_export_side_are_one_line_errors():
+    """float_forward of the wrong input width (a raw numpy matmul error), encode_values of 0 or 3.0 steps (an empty
+    array, a TypeError) and initial_rows of more rows than directions left (fewer rows came back)."""
+    from spikecl.export.hlop_graph import initial_rows
+
+    spec = small_spec()
+    with pytest.raises(ShapeError, match=r"^inputs have shape \(2, 3, 5\); expected \[T, B, 6\]$"):
+        float_forward(spec, np.ones((2, 3, 5)))
+    for steps in (0, 3.0, -1):
+        with pytest.raises(ExportError, match=rf"^num_steps = {steps!r} must be an integer in 1\.\."):
+            encode_values(np.full((2, 4), 0.5), steps, "direct")
+    assert initial_rows(4, 6, np.eye(6)[:2]).shape == (4, 6)
+    with pytest.raises(ShapeError, match="^5 new rows cannot be orthonormal and orthogonal to 2 old ones in 6 "):
+        initial_rows(5, 6, np.eye(6)[:2])

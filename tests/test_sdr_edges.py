@@ -483,3 +483,11 @@ def test_overlap_spearman_is_nan_without_a_warning_where_an_overlap_is_constant(
         rho, _, overlaps = overlap_spearman(inputs, constant, 50)
     assert np.isnan(rho) and not overlaps.any()
     assert overlap_spearman(inputs, inputs, 50)[0] == pytest.approx(1.0)
+
+
+def test_class_votes_refuse_a_boolean_smoothing_as_every_sdr_number_check_does():
+    from spikecl.sdr.readout import ClassVotes
+
+    votes = ClassVotes(8, 2)
+    with pytest.raises(ConfigError, match="alpha must be a finite number > 0"):
+        votes.log_likelihood(np.zeros((1, 8), dtype=bool), alpha=True)

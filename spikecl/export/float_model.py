@@ -24,8 +24,11 @@ class FloatTrace(NamedTuple):
 
 
 def float_forward(spec: NetworkSpec, x_seq: np.ndarray) -> FloatTrace:
-    """Run the float network on input currents or spikes ``x_seq`` ``[T, B, n_inputs]``."""
+    """Run the float network on input currents or spikes ``x_seq`` ``[T, B, n_inputs]`` (else a one-line
+    ShapeError)."""
     h = np.asarray(x_seq, dtype=np.float64)
+    if h.ndim != 3 or h.shape[2] != spec.n_inputs:
+        raise ShapeError(f"inputs have shape {h.shape}; expected [T, B, {spec.n_inputs}]")
     spikes = []
     for layer in spec.hidden:
         current = synaptic_input(layer, h) + (0.0 if layer.bias is None else layer.bias)

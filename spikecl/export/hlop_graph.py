@@ -149,10 +149,14 @@ def orthonormal_rows(h: np.ndarray) -> np.ndarray:
 
 
 def initial_rows(k: int, n: int, h_old: np.ndarray, seed: int = 0) -> np.ndarray:
-    """k random orthonormal rows [k, n], orthogonal to span(``h_old``) (as HLOP initialises new neurons)."""
+    """k random orthonormal rows [k, n], orthogonal to span(``h_old``) (as HLOP initialises new neurons); more
+    than the n - rank(h_old) directions left is a one-line ShapeError."""
+    b = orthonormal_rows(h_old) if h_old.shape[0] else np.zeros((0, n))
+    if k > n - b.shape[0]:
+        raise ShapeError(f"{k} new rows cannot be orthonormal and orthogonal to {b.shape[0]} old ones in {n} "
+                         "dimensions")
     rows = np.random.default_rng(seed).standard_normal((k, n))
-    if h_old.shape[0]:
-        b = orthonormal_rows(h_old)
+    if b.shape[0]:
         rows -= (rows @ b.T) @ b
     return orthonormal_rows(rows)
 

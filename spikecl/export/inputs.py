@@ -19,6 +19,7 @@ from spikecl.errors import ConfigError, DataError, ShapeError
 from spikecl.export.fixed_point import check_input_size
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import FixedNetwork
+from spikecl.export.spec import check_num_steps
 
 
 def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None = None,
@@ -37,6 +38,7 @@ def encode_values(x: np.ndarray, num_steps: int, encoder: str, scale: int | None
     if x.ndim < 2 or not x.size:
         raise ShapeError(f"samples have shape {x.shape}; expected [B, ...] with at least one sample and one value")
     x = x.reshape(len(x), -1)
+    num_steps = check_num_steps(num_steps, "num_steps")
     check_input_size(num_steps, *x.shape)
     if not np.all(np.isfinite(x)):
         raise DataError("samples contain NaN or infinity")

@@ -134,7 +134,7 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
     n_cues, n_bits = check_sizes(n_cues, n_bits, params)
     if not schedules:
         raise ConfigError("run_batch needs at least one schedule")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     check_precision(precision)
     device = check_device(device)

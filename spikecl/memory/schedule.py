@@ -373,8 +373,13 @@ def raster_from_events(spikes: Iterable[tuple[int, int]], n_steps: int, n_neuron
 def recorded_schedule(attrs: dict) -> Schedule:
     """The schedule a functional part ran, from its attributes ``kinds``, ``starts_ms`` (JSON) and ``duration_ms``;
     a one-line ValueError where they do not read back."""
+    duration = attrs.get("duration_ms")
+    if isinstance(duration, (bool, np.bool_)) or not isinstance(duration, (int, np.integer)) or duration < 1:
+        raise ValueError(f"its attribute 'duration_ms' is {duration!r}, not a whole number of ms >= 1")
     values = []
     for name in ("kinds", "starts_ms"):
+        if name not in attrs:
+            raise ValueError(f"its attribute '{name}' is missing")
         try:
             values.append(json.loads(attrs[name]))
         except (TypeError, ValueError):
@@ -382,7 +387,7 @@ def recorded_schedule(attrs: dict) -> Schedule:
     kinds, starts = values
     if not (isinstance(kinds, list) and isinstance(starts, list) and len(kinds) == len(starts)
             and all(isinstance(k, str) and k in KINDS for k in kinds)
-            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < attrs["duration_ms"] for t in starts)):
+            and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < duration for t in starts)):
         raise ValueError(f"its attributes 'kinds' and 'starts_ms' are not one operation kind ({', '.join(KINDS)}) "
                          "and one start within duration_ms per operation")
-    return Schedule(tuple(Operation(k) for k in kinds), tuple(starts), int(attrs["duration_ms"]))
+    return Schedule(tuple(Operation(k) for k in kinds), tuple(starts), int(duration))

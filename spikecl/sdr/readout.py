@@ -58,7 +58,8 @@ class ClassVotes:
     def log_likelihood(self, codes: np.ndarray, alpha: float = 0.1) -> np.ndarray:
         """Per-class Σ_i log P(bit i | class) [B, n_classes] with P(i | c) = (count + α) / (items of c + 2α); α is
         a finite number > 0 (α = 0 would take the log of 0)."""
-        if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
+        if isinstance(alpha, (bool, np.bool_)) or not (isinstance(alpha, numbers.Real) and math.isfinite(alpha)
+                                                       and alpha > 0):
             raise ConfigError(f"alpha must be a finite number > 0 (the count smoothing), got {alpha!r}")
         codes = _codes(codes, self.counts.shape[0])
         p = (self.counts + alpha) / (self.class_items + 2 * alpha)
