@@ -443,6 +443,9 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
     reserved = sorted(set(attrs or {}) & {"schema", "schema_version", "kind", CONTENTS, ATTRS_CRC})
     if reserved:
         raise ConfigError(f"write_run: attribute {reserved[0]!r} is the results file's own; name yours otherwise")
+    reserved = sorted(set(arrays or {}) & {"config", "environment", "metrics"})
+    if reserved:
+        raise ConfigError(f"write_run: array {reserved[0]!r} is the results file's own group; name yours otherwise")
 
     def write(tmp: Path) -> None:
         image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
@@ -458,7 +461,12 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
         with open(tmp, "wb") as out:
             out.write(sealed(image.getbuffer()))
 
-    return atomic_write(path, write, overwrite=overwrite)
+    try:
+        return atomic_write(path, write, overwrite=overwrite)
+    except (TypeError, ValueError) as exc:       # a value h5py or JSON cannot store (the file is not written)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"write_run: a value of {path} cannot be stored ({first}); give numbers, strings, lists "
+                          "and dicts of them, and numeric arrays") from None
 
 
 #: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes

@@ -550,3 +550,19 @@ def test_a_negative_first_task_end_is_refused(tmp_path):
     assert read_results(write_results(tmp_path / "ok.h5", _result([0, 1], [0, 10]))).task_ends.tolist() == [0, 10]
     with pytest.raises(ResultsError, match="task_end"):
         read_results(write_results(tmp_path / "bad.h5", _result([0, 1], [-5, 10])))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(arrays={"s": np.array(["a", "b"])}), "cannot be stored (No conversion path for dtype"),
+    (dict(attrs={"n": None}), "cannot be stored ("),
+    (dict(metrics={"m": "abc"}), "cannot be stored (could not convert string to float: 'abc')"),
+    (dict(config={"x": np.float32(1)}), "cannot be stored (Object of type float32 is not JSON serializable)"),
+    (dict(arrays={"config": np.zeros(2)}), "array 'config' is the results file's own group"),
+])
+def test_write_run_refuses_values_it_cannot_store_in_one_line_writing_nothing(tmp_path, change, message):
+    from spikecl.io import write_run
+
+    args = {"config": {"name": "x"}, "metrics": {}, "arrays": {}, "attrs": {}, **change}
+    with pytest.raises(ConfigError, match="^write_run: .*" + re.escape(message)):
+        write_run(tmp_path / "r.h5", "toy", args["config"], args["metrics"], args["arrays"], args["attrs"])
+    assert not list(tmp_path.iterdir())
