@@ -542,3 +542,21 @@ def test_a_sweep_refuses_a_world_size_its_ray_workers_would_inherit(sweep_files,
     assert capsys.readouterr().err.strip() == "spikecl: error: WORLD_SIZE='' is not an integer"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["sweep", str(path), "--dry-run"]) == 0
+
+
+def _raises_if_rank_1():                                 # a training process that fails with a traceback
+    if os.environ["RANK"] == "1":
+        raise RuntimeError("rank 1 failed")
+    time.sleep(600)
+    return 0
+
+
+def test_a_failed_launch_leaves_no_traceback_files_of_torchs_behind(tmp_path, monkeypatch, capsys):
+    """torch writes each failed process's traceback to a pytorch-errorfile-*.pickle of its own in the temporary
+    folder and never removes it; the launcher, having said the error, removes them."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert distributed.launch(2, _raises_if_rank_1, threads=1) == 1
+    assert "rank 1 failed" in capsys.readouterr().err
+    assert not list(tmp_path.glob("pytorch-errorfile-*"))

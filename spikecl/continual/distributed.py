@@ -236,6 +236,7 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
 
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # the errors are reported below
     port = free_port()
+    context = None
     with tempfile.TemporaryDirectory(prefix="spikecl-ranks-") as errors:
         try:
             threads = threads or max(1, cores() // nproc)
@@ -258,6 +259,9 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
             return 1
         finally:
             _print_errors(Path(errors))
+            for name in context.error_files if context is not None else ():   # torch's per-process traceback
+                if name:                                                        # files, read by join() or unread
+                    Path(name).unlink(missing_ok=True)
     return 0
 
 
