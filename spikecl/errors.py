@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 _stop_signalled = False        # set by :func:`interrupt`: a stop its KeyboardInterrupt may not have reached
-_watching = False              # a command's block is running (:func:`watch_interrupts`)
+_watching = 0                  # commands' blocks running, nested ones counted (:func:`watch_interrupts`)
 
 
 def interrupt(signum, frame) -> None:
@@ -17,16 +17,20 @@ def interrupt(signum, frame) -> None:
     remembers it while a command runs (:func:`raise_if_interrupted`): a library that wrapped it (Brian2's
     "stop after this step" handler calls it as its fallback) raises plain KeyboardInterrupts after the command."""
     global _stop_signalled
-    _stop_signalled = _stop_signalled or _watching
+    _stop_signalled = _stop_signalled or _watching > 0
     raise KeyboardInterrupt
 
 
 def watch_interrupts(active: bool) -> None:
-    """Remember stop signals from now on (a command's block starting, ``active``) or no longer (its end); either way
-    forget an earlier one."""
+    """Remember stop signals from now on (a command's block starting, ``active``) or no longer once the outermost
+    block ends (a command that runs another through :func:`spikecl.cli.main` keeps watching after the inner one);
+    the outermost block forgets an earlier stop when it starts and when it ends."""
     global _watching
-    _watching = active
-    clear_interrupt()
+    if not _watching:
+        clear_interrupt()
+    _watching = _watching + 1 if active else max(_watching - 1, 0)
+    if not _watching:
+        clear_interrupt()
 
 
 def clear_interrupt() -> None:

@@ -135,9 +135,9 @@ class Kind:
         folder in the place of one would stop the run only after its training)."""
         return []
 
-    def plot_names(self, runs: Sequence[Run]) -> list[str]:
-        """The names of the PNG files :meth:`plot` of ``runs`` may write where they hold names users choose (a
-        continual run's variant), checked by ``spikecl report`` before any table is printed."""
+    def plot_paths(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
+        """The PNG files :meth:`plot` of ``runs`` into ``out_dir`` may write where their names hold names users
+        choose (a continual run's variant, a sweep's name), checked by ``spikecl report`` before any table."""
         return []
 
     def check(self, run: Run) -> None:

@@ -62,7 +62,7 @@ import struct
 import tempfile
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -710,6 +710,8 @@ def write_results(path: str | Path, result: RunResult, overwrite: bool = False) 
     """Write a continual-learning run atomically to ``path`` (HDF5). Refuses to replace an existing file unless
     ``overwrite``, and a ``result`` that :func:`read_results` would read as corrupt (accuracies in percent, no
     row 0 in the matrix, a seed that is not an integer)."""
+    whole = {k: _as_whole(getattr(result, k)) for k in ("curve_iterations", "curve_task", "task_ends")}
+    result = replace(result, acc_matrix=np.asarray(result.acc_matrix), **whole)
     _check_seed(result.seed, f"the result to write to {path}")
     _check_result(result, f"the result to write to {path}")
     arrays = {"acc_matrix": np.asarray(result.acc_matrix, dtype=np.float64),
@@ -835,6 +837,14 @@ def as_result(run: Run) -> RunResult:
         task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))))
     _check_result(result, str(run.path))
     return result
+
+
+def _as_whole(values) -> np.ndarray:
+    """``values`` as an array, whole-number floats as int64 (iterations and stages counted in floats)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return values
 
 
 def _check_seed(seed, name: str) -> None:

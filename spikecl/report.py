@@ -95,6 +95,8 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
     rules, its subfolders' (a sweep below it gives its summaries; links to folders are not followed)."""
     if not is_file(path / "sweep.h5", ResultsError):
         for checkpoint in sorted(path.glob("*.ckpt")):          # a killed run: its table would not say it
+            if checkpoint.with_suffix(".h5").exists():          # killed as it removed it: the run is finished
+                continue
             note(f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
                  "--resume)")
         below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
@@ -180,9 +182,9 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
             check_writable_folder(folder, "--plots" if plots_dir is not None else
                                   "plots folder (--plots DIR or --no-plots)")
         for key, runs in found.items():
-            for name in kind(key[0]).plot_names(runs):
+            for path in kind(key[0]).plot_paths(runs, where[key]):
                 try:
-                    check_name_fits(where[key] / name, "a plot")
+                    check_name_fits(path, "a plot")
                 except ConfigError as exc:
                     raise ResultsError(f"report: {exc}, or pass --no-plots") from None
     texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
@@ -235,12 +237,14 @@ def _check_one_folder(paths: list[Path]) -> None:
 
 
 def _check_plots_folders_own_none(folders, found: dict) -> None:
-    """A one-line :class:`ResultsError` where a folder of ``--plots DIR`` holds results files other than those
-    reported (``found``): their plots, of the same names, would be replaced (and a curves plot removed)."""
+    """A one-line :class:`ResultsError` where a folder of ``--plots DIR`` holds results files of a kind reported
+    (``found``) other than those reported: their plots, of the same names, would be replaced (and a curves plot
+    removed). Another kind's plots have other names."""
     reported = {_resolved_or_none(Path(run.path)) for runs in found.values() for run in runs}
+    kinds = {name for name, _ in found}
     for folder in dict.fromkeys(folders):
         own = [f for f in sorted(Path(folder).glob("*.h5"))
-               if _resolved_or_none(f) not in reported and _plotted_kind(f) is not None]
+               if _resolved_or_none(f) not in reported and _plotted_kind(f) in kinds]
         if own:
             raise ResultsError(f"report: --plots {folder} holds {len(own)} results file(s) not reported "
                                f"({own[0].name}{', ...' if len(own) > 1 else ''}), whose plots these would replace: "

@@ -355,3 +355,37 @@ def test_a_handler_a_library_wrapped_around_the_commands_stays_and_records_no_st
         assert main(["report", "results"]) == 0
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_swallowed_after_a_nested_command_still_stops_the_outer_one():
+    """A command that runs another through spikecl.cli.main: the inner block ending used to stop the watching, so
+    a stop swallowed afterwards in the outer command was lost; blocks are counted now."""
+    watch_interrupts(True)
+    try:
+        watch_interrupts(True)                           # the inner command's block
+        watch_interrupts(False)
+        try:
+            interrupt(signal.SIGTERM, None)
+        except KeyboardInterrupt:                        # swallowed
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+    finally:
+        watch_interrupts(False)
+    raise_if_interrupted()                               # forgotten once the outermost block ends
+
+
+def test_a_data_parallel_worker_remembers_a_stop_it_swallowed():
+    """A spawned training process installs the stop handler outside any command's block: it must still record a
+    stop whose KeyboardInterrupt CPython swallowed, so that no further job starts there."""
+    code = ("import signal\nfrom spikecl import errors\nfrom spikecl.continual import distributed\n"
+            "distributed._die_with_launcher = lambda: None\n"
+            "distributed.torch.set_num_threads = lambda n: None\n"
+            "def fn():\n"
+            "    try:\n        errors.interrupt(signal.SIGTERM, None)\n    except KeyboardInterrupt:\n        pass\n"
+            "    errors.raise_if_interrupted()\n    return 0\n"
+            "try:\n    distributed._worker(0, 1, 0, 1, '.', fn, (), {})\nexcept SystemExit as exc:\n"
+            "    print('exit', exc.code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "exit 130", done.stdout + done.stderr
+

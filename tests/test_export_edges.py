@@ -1147,3 +1147,5 @@ def test_api_edges_of_the_export_side_are_one_line_errors():
     assert initial_rows(4, 6, np.eye(6)[:2]).shape == (4, 6)
     with pytest.raises(ShapeError, match="^5 new rows cannot be orthonormal and orthogonal to 2 old ones in 6 "):
         initial_rows(5, 6, np.eye(6)[:2])
+    with pytest.raises(ShapeError, match=r"^old rows have shape \(2, 5\); expected \[k_old, 6\]$"):
+        initial_rows(1, 6, np.eye(5)[:2])

@@ -531,6 +531,10 @@ def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change,
     with pytest.raises(ResultsError, match=re.escape(message)):
         write_results(tmp_path / "bad.h5", replace(good, **change))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.h5"]
+    counted_in_floats = replace(good, acc_matrix=good.acc_matrix.tolist(), curve_iterations=np.array([10.0, 20.0]),
+                                curve_task=np.array([0.0, 1.0]), curve_accuracy=np.array([[0.5, np.nan], [0.6, 0.7]]))
+    back = read_results(write_results(tmp_path / "floats.h5", counted_in_floats))
+    assert back.curve_iterations.tolist() == [10, 20] and back.curve_iterations.dtype == np.int64
 
 
 def _result(task, ends=None):

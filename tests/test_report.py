@@ -156,11 +156,14 @@ def test_a_plot_name_too_long_for_its_file_system_is_refused_before_any_table(tm
     assert main(["report", str(path), "--no-plots"]) == 0
 
 
-def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_replaced(tmp_path, capsys):
+def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_replaced(tmp_path, capsys,
+                                                                                        monkeypatch):
     """``--plots DIR`` naming another experiment's folder replaced that experiment's comparison and matrix plots
     and removed its curves plots, without a word; now it is refused before any table, and a folder holding just
-    the files reported (or none) is taken."""
+    the files reported (or none, or another kind's) is taken."""
+    import spikecl.report as report_module
     from spikecl.cli import main
+    from spikecl.io import write_run
 
     mine = write_results(tmp_path / "mine" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     other = write_results(tmp_path / "other" / "finetune-seed0.h5",
@@ -177,6 +180,11 @@ def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_re
     assert main(["report", str(mine), "--plots", str(mine.parent)]) == 0
     assert main(["report", str(mine), "--plots", str(tmp_path / "figs")]) == 0
     assert main(["report", str(other.parent), "--plots", str(other.parent)]) == 0
+    ca3 = tmp_path / "ca3"                           # another kind's results: plots of other names, taken
+    ca3.mkdir()
+    write_run(ca3 / "functional.h5", "ca3", {"name": "c"}, {}, {}, {})
+    monkeypatch.setattr(report_module, "_plotted_kind", lambda f: "ca3" if f.parent == ca3 else "continual")
+    assert main(["report", str(mine), "--plots", str(ca3)]) == 0
 
 
 def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsys):
@@ -186,10 +194,11 @@ def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsy
 
     write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     (tmp_path / "finetune-seed1.ckpt").write_bytes(b"checkpoint")
+    (tmp_path / "finetune-seed0.ckpt").write_bytes(b"checkpoint")     # killed as it removed it: finished
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"not reported: {tmp_path / 'finetune-seed1.ckpt'} is the checkpoint of an unfinished "
-                          "run (continue it with spikecl run --resume)\n")
+                          "run (continue it with spikecl run --resume)\n") and "seed0.ckpt" not in out
 
 
 def test_plots_left_by_results_removed_since_are_named_after_the_report(tmp_path, capsys):
@@ -760,3 +769,20 @@ def test_collect_takes_one_path_as_one_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for given in (str(path), path, "finetune-seed0.h5"):
         assert [r.path.name for r in collect(given, print)["continual"]] == ["finetune-seed0.h5"]
+
+
+def test_a_sweep_plot_name_too_long_is_refused_before_any_table(tmp_path, sweep_files, capsys):
+    """A sweep's plot under --plots DIR is named by the sweep: one too long for the file system was refused only
+    after its table was printed."""
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
+
+    name = "g" * 240
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{tmp_path}"\n',
+                                   f'base = "base.toml"\nname = "{name}"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
+    write_sweep_results([replace(result("finetune", 0, ["finetune"]), method="finetune @ lr=0.05")], sweep, {})
+    assert main(["report", str(sweep_dir(sweep)), "--plots", str(tmp_path / "figs")]) == 2
+    out, err = capsys.readouterr()
+    assert "runs complete" not in out and f"{name}-comparison.png: the name of a plot is too long" in err
+    assert err.rstrip().endswith("--no-plots")
+    assert main(["report", str(sweep_dir(sweep))]) == 0          # beside sweep.h5: sweep-comparison.png

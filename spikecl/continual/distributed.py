@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted
+from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
 from spikecl.experiment_kind import launched_world_size
 
 
@@ -203,6 +203,7 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     _die_with_launcher()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the launcher's shell ignored SIGINT
     signal.signal(signal.SIGTERM, interrupt)                  # a job's TERM or the launcher's death: as Ctrl-C
+    watch_interrupts(True)                                    # one swallowed in CPython starts no further job
     os.environ.update({"RANK": str(index), "LOCAL_RANK": str(index), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(threads)

@@ -70,11 +70,12 @@ class ContinualKind(Kind):
 
         return [Path(cfg.output_dir) / cfg.name / name for name in plot_names(cfg.strategy.methods, cfg.seeds)]
 
-    def plot_names(self, runs: Sequence[Run]) -> list[str]:
+    def plot_paths(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.continual.report import plot_names
 
         results = [as_result(r) for r in runs]
-        return plot_names(sorted({r.method for r in results}), sorted({r.seed for r in results}))
+        return [Path(out_dir) / name
+                for name in plot_names(sorted({r.method for r in results}), sorted({r.seed for r in results}))]
 
 
 

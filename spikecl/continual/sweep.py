@@ -573,22 +573,31 @@ class SweepKind(Kind):
         ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
         ``<name>-comparison.png`` in ``out_dir`` (``<name>-final-comparison.png`` for a sweep's final runs,
         ``<name>-2-comparison.png`` and on for further sweeps of one name, in the order given)."""
-        written = []
-        for run in runs:
-            record = _record(run)
-            if record["summary"]:
-                name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
-                beside = Path(run.path).parent
-                if beside.name == "final" and (beside.parent / "sweep.h5").is_file() and not name.endswith("-final"):
-                    name += "-final"                     # the final runs' summary (named <sweep>/final when made)
-                target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
-                          else Path(out_dir) / f"{name}-comparison.png")
-                count = 1
-                while target in written:                 # another sweep of this name: its own plot
-                    count += 1
-                    target = Path(out_dir) / f"{name}-{count}-comparison.png"
-                written.append(plot_sweep(record, target))
-        return written
+        return [plot_sweep(record, target) for record, target in _plot_targets(runs, out_dir)]
+
+    def plot_paths(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
+        return [target for _, target in _plot_targets(runs, out_dir)]
+
+
+def _plot_targets(runs: typing.Sequence[Run], out_dir: Path) -> list[tuple[dict, Path]]:
+    """(summary record, PNG path) of each sweep summary of ``runs`` that has results, as :meth:`SweepKind.plot`
+    places them."""
+    targets: list[tuple[dict, Path]] = []
+    for run in runs:
+        record = _record(run)
+        if record["summary"]:
+            name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", record["name"])
+            beside = Path(run.path).parent
+            if beside.name == "final" and (beside.parent / "sweep.h5").is_file() and not name.endswith("-final"):
+                name += "-final"                         # the final runs' summary (named <sweep>/final when made)
+            target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
+                      else Path(out_dir) / f"{name}-comparison.png")
+            count = 1
+            while target in [t for _, t in targets]:     # another sweep of this name: its own plot
+                count += 1
+                target = Path(out_dir) / f"{name}-{count}-comparison.png"
+            targets.append((record, target))
+    return targets
 
 
 def plot_sweep(record: dict, target: Path) -> Path:

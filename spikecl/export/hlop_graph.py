@@ -150,7 +150,10 @@ def orthonormal_rows(h: np.ndarray) -> np.ndarray:
 
 def initial_rows(k: int, n: int, h_old: np.ndarray, seed: int = 0) -> np.ndarray:
     """k random orthonormal rows [k, n], orthogonal to span(``h_old``) (as HLOP initialises new neurons); more
-    than the n - rank(h_old) directions left is a one-line ShapeError."""
+    than the n - rank(h_old) directions left, or ``h_old`` not [k_old, n], is a one-line ShapeError."""
+    h_old = np.asarray(h_old)
+    if h_old.ndim != 2 or h_old.shape[1] != n:
+        raise ShapeError(f"old rows have shape {h_old.shape}; expected [k_old, {n}]")
     b = orthonormal_rows(h_old) if h_old.shape[0] else np.zeros((0, n))
     if k > n - b.shape[0]:
         raise ShapeError(f"{k} new rows cannot be orthonormal and orthogonal to {b.shape[0]} old ones in {n} "
