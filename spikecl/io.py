@@ -437,8 +437,6 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
     ``attrs``: extra root attributes (lists and dicts stored as JSON text). ``environment`` defaults to
     :func:`environment` (``env``). Refuses to replace an existing file unless ``overwrite``.
     """
-    import h5py
-
     env = environment() if env is None else env
     reserved = sorted(set(attrs or {}) & {"schema", "schema_version", "kind", CONTENTS, ATTRS_CRC})
     if reserved:
@@ -447,26 +445,36 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
     if reserved:
         raise ConfigError(f"write_run: array {reserved[0]!r} is the results file's own group; name yours otherwise")
 
-    def write(tmp: Path) -> None:
-        image = io.BytesIO()                      # built in memory: a failing disk write is a plain OSError here,
-        with h5py.File(image, "w", userblock_size=SEAL_SIZE) as f:   # never HDF5's half-flushed chunks at exit
-            f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
-            f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
-            f.create_group("config").attrs["json"] = json.dumps(config)
-            f.create_group("environment").attrs["json"] = json.dumps(env)
-            f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
-            _write_arrays(f, arrays or {})
-            f.attrs[CONTENTS] = json.dumps(_stored_contents(f))   # as stored ("a/b" is a group a and its b)
-            f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
-        with open(tmp, "wb") as out:
-            out.write(sealed(image.getbuffer()))
+    def build(f) -> None:
+        f.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, kind=kind)
+        f.attrs.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in (attrs or {}).items()})
+        f.create_group("config").attrs["json"] = json.dumps(config)
+        f.create_group("environment").attrs["json"] = json.dumps(env)
+        f.create_group("metrics").attrs.update({k: float(v) for k, v in (metrics or {}).items()})
+        _write_arrays(f, arrays or {})
+        f.attrs[CONTENTS] = json.dumps(_stored_contents(f))   # as stored ("a/b" is a group a and its b)
+        f.attrs[ATTRS_CRC] = _attrs_crc(f)               # of the values as stored, as reading sees them
 
     try:
-        return atomic_write(path, write, overwrite=overwrite)
+        return atomic_write(path, lambda tmp: write_hdf5_image(tmp, build, sealed_file=True), overwrite=overwrite)
     except (TypeError, ValueError) as exc:       # a value h5py or JSON cannot store (the file is not written)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"write_run: a value of {path} cannot be stored ({first}); give numbers, strings, lists "
                           "and dicts of them, and numeric arrays") from None
+
+
+def write_hdf5_image(tmp: Path, build: Callable, sealed_file: bool = False) -> None:
+    """Write to ``tmp`` the HDF5 file that ``build(f)`` makes in the open h5py file ``f``, built in memory first: a
+    full disk or a file-size limit is then one plain OSError on one write (a one-line error), never libhdf5's
+    half-flushed chunks, whose failure can crash the process. ``sealed_file``: with the user block and
+    :func:`sealed` (results files, learning graphs)."""
+    import h5py
+
+    image = io.BytesIO()
+    with h5py.File(image, "w", **({"userblock_size": SEAL_SIZE} if sealed_file else {})) as f:
+        build(f)
+    with open(tmp, "wb") as out:
+        out.write(sealed(image.getbuffer()) if sealed_file else image.getbuffer())
 
 
 #: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes

@@ -1149,3 +1149,37 @@ def test_api_edges_of_the_export_side_are_one_line_errors():
         initial_rows(5, 6, np.eye(6)[:2])
     with pytest.raises(ShapeError, match=r"^old rows have shape \(2, 5\); expected \[k_old, 6\]$"):
         initial_rows(1, 6, np.eye(5)[:2])
+
+
+def test_exported_files_under_a_file_size_limit_are_one_line_errors_leaving_nothing(tmp_path):
+    """netx, NIR and learning-graph files were written by libhdf5 straight to disk: a full disk or a file-size limit
+    gave hundreds of lines of h5py tracebacks and then a segmentation fault (a graph's temporary file left behind).
+    Each is now built in memory and written in one go, as results files are: one line, no file, no temporary."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_export_edges import small_spec
+from spikecl.errors import SpikeCLError
+from spikecl.export.quantize import quantize
+from spikecl.export.netx import write_netx
+from spikecl.export.nir_io import write_nir
+from spikecl.export.hlop_graph import make_graph, write_graph
+import numpy as np
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+writers = {{"net.h5": lambda p: write_netx(p, quantize(small_spec())), "net.nir": lambda p: write_nir(p, small_spec()),
+           "graph.h5": lambda p: write_graph(p, make_graph(np.random.default_rng(0).random((40, 6)), 2))}}
+for name, write in writers.items():
+    try:
+        write({str(tmp_path)!r} + "/" + name)
+        print(name, "written")
+    except SpikeCLError as exc:
+        print(name, "refused", len(str(exc).splitlines()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:3] == ["net.h5 refused 1", "net.nir refused 1", "graph.h5 refused 1"], \
+        done.stdout + done.stderr[-2000:]
+    assert not list(tmp_path.iterdir())

@@ -283,22 +283,18 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
 
 def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = False) -> Path:
     """Write ``graph`` (checked) as a learning-graph file; an existing ``path`` is refused unless ``overwrite``."""
-    import h5py
-
-    from spikecl.io import SEAL_SIZE, atomic_write, seal
+    from spikecl.io import atomic_write, write_hdf5_image
 
     graph = check(graph)
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w", userblock_size=SEAL_SIZE) as f:
-            f.attrs["learning_graph"] = KIND
-            for name in ("activity", "h_init", "h_old", "h_torch"):
-                if getattr(graph, name) is not None:
-                    f.create_dataset(name, data=getattr(graph, name))
-            f.attrs.update(lr_log2=graph.lr_log2, epochs=graph.epochs, layer=graph.layer)
-        seal(tmp)                                    # a damaged byte is then a read error, not another graph
+    def build(f) -> None:
+        f.attrs["learning_graph"] = KIND
+        for name in ("activity", "h_init", "h_old", "h_torch"):
+            if getattr(graph, name) is not None:
+                f.create_dataset(name, data=getattr(graph, name))
+        f.attrs.update(lr_log2=graph.lr_log2, epochs=graph.epochs, layer=graph.layer)
 
-    return atomic_write(path, write, overwrite=overwrite)
+    return atomic_write(path, lambda tmp: write_hdf5_image(tmp, build, sealed_file=True), overwrite=overwrite)
 
 
 def read_graph(path: str | Path) -> HLOPGraph:

@@ -41,6 +41,8 @@ def kind_of(path: str | Path) -> str | None:
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     except READ_ERRORS:                                  # damaged: the netx reader names it
         return None
+    if not kind.strip("\0 "):                            # zeroed bytes where the name was: damaged, as above
+        return None
     if kind not in KINDS:
         raise ConfigError(f"{path}: unknown learning graph {kind!r} (known: {', '.join(sorted(KINDS)) or 'none'})")
     return kind

@@ -39,7 +39,7 @@ from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NET
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
-from spikecl.io import atomic_write, check_declared_sizes, open_for_reading
+from spikecl.io import atomic_write, check_declared_sizes, open_for_reading, write_hdf5_image
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
@@ -125,36 +125,33 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lav
     """Write ``net`` to ``path`` atomically (refuses an existing file unless ``overwrite``). ``lava_dl``: refuse
     (one-line :class:`ExportError`) a network lava-dl's netx would not run exactly; False writes it for spikecl's
     runner only (marked ``lava_dl = False``)."""
-    import h5py
-
     check_type(net, FixedNetwork, "write_netx", "it writes a quantised network: quantize(spec) first")
     refusal = lava_dl_refusal(net)
     if lava_dl and refusal:
         raise ExportError(refusal)
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            layers, meta = f.create_group("layer"), f.create_group("spikecl")
-            inp = layers.create_group("0")
-            inp.create_dataset("type", data=np.bytes_("input"))
-            first = net.layers[0].conv
-            inp.create_dataset("shape", data=np.array(first.in_shape if first else (net.n_inputs,), dtype=np.int64))
-            index = 1
-            for k, layer in enumerate(net.layers):
-                if k > 0 and net.layers[k - 1].conv is not None and layer.conv is None:
-                    layers.create_group(str(index)).create_dataset("type", data=np.bytes_("flatten"))
-                    index += 1
-                _write_layer(layers.create_group(str(index)), layer)
-                _write_extras(meta.create_group(f"layer/{k}"), layer, index)
+    def build(f) -> None:
+        layers, meta = f.create_group("layer"), f.create_group("spikecl")
+        inp = layers.create_group("0")
+        inp.create_dataset("type", data=np.bytes_("input"))
+        first = net.layers[0].conv
+        inp.create_dataset("shape", data=np.array(first.in_shape if first else (net.n_inputs,), dtype=np.int64))
+        index = 1
+        for k, layer in enumerate(net.layers):
+            if k > 0 and net.layers[k - 1].conv is not None and layer.conv is None:
+                layers.create_group(str(index)).create_dataset("type", data=np.bytes_("flatten"))
                 index += 1
-            _scalars(f.create_group("simulation"), {"Ts": np.int64(1), "tSample": np.int64(net.num_steps)})
-            meta.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, encoder=net.encoder,
-                              num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
-                              n_heads=net.n_heads, lava_dl=refusal is None, config=json.dumps(net.config),
-                              metrics=json.dumps(net.metrics))
-            meta.attrs[CRC] = content_crc(f)
+            _write_layer(layers.create_group(str(index)), layer)
+            _write_extras(meta.create_group(f"layer/{k}"), layer, index)
+            index += 1
+        _scalars(f.create_group("simulation"), {"Ts": np.int64(1), "tSample": np.int64(net.num_steps)})
+        meta.attrs.update(schema=SCHEMA, schema_version=SCHEMA_VERSION, encoder=net.encoder,
+                          num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
+                          n_heads=net.n_heads, lava_dl=refusal is None, config=json.dumps(net.config),
+                          metrics=json.dumps(net.metrics))
+        meta.attrs[CRC] = content_crc(f)
 
-    return atomic_write(path, write, overwrite=overwrite)
+    return atomic_write(path, lambda tmp: write_hdf5_image(tmp, build), overwrite=overwrite)
 
 
 #: the /spikecl attribute holding the CRC-32 of a network file's contents (:func:`content_crc`); lava-dl's netx

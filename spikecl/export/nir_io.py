@@ -16,6 +16,7 @@ network is refused. The readout (a non-resetting integrator) never reaches its t
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -94,7 +95,13 @@ def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> P
     nir = require("nir", "export")
     check_type(spec, NetworkSpec, "write_nir", "a NIR graph is written from the float network, before quantize")
     graph = to_nir(spec)
-    return atomic_write(path, lambda tmp: nir.write(tmp, graph), overwrite=overwrite)
+
+    def write(tmp: Path) -> None:                # built in memory, as write_hdf5_image does: a full disk is one
+        image = io.BytesIO()                     # plain OSError, never libhdf5's half-flushed chunks
+        nir.write(image, graph)
+        tmp.write_bytes(image.getbuffer())
+
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 def read_nir(path: str | Path):

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError
-from spikecl.io import SEAL_SIZE, atomic_write, seal
+from spikecl.io import atomic_write, write_hdf5_image
 from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, check_sizes, \
     connections, population_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, as_schedule,
@@ -121,29 +121,25 @@ def write_ca3_graph(path: str | Path, operations: Sequence[Operation] | Schedule
     cue, content = encode(schedule, n_cues, n_bits, params.learn_hold_steps)
     reference = reference_run(params, n_cues, n_bits, cue, content)
 
-    def write(tmp: Path) -> None:
-        import h5py
+    def build(f) -> None:
+        f.attrs.update(learning_graph="ca3", version=VERSION, n_cues=n_cues, n_bits=n_bits,
+                       steps=schedule.duration_ms, params=json.dumps(asdict(params)))
+        _write_network(f.create_group("network"), params, n_cues, n_bits)
+        f.create_dataset("inputs/INcue", data=cue)
+        f.create_dataset("inputs/INcont", data=content)
+        ro = f.create_group("readout")
+        for key, value in readout.items():
+            ro.create_dataset(key, data=value)
+        ro.attrs.update(kinds=json.dumps([op.kind for op in schedule.operations]),
+                        expected=json.dumps(expected_answers(schedule, params.match_k)))
+        ref = f.create_group("reference")
+        ref.attrs.update(backend="torch", run_s=reference["run_s"], ms_per_step=reference["ms_per_step"])
+        for pop, raster in reference["spikes"].items():
+            ref.create_dataset(f"spikes/{pop}", data=raster)
+        for key, w in reference["weights"].items():
+            ref.create_dataset(f"weights/{key}", data=w)
 
-        with h5py.File(tmp, "w", userblock_size=SEAL_SIZE) as f:
-            f.attrs.update(learning_graph="ca3", version=VERSION, n_cues=n_cues, n_bits=n_bits,
-                           steps=schedule.duration_ms, params=json.dumps(asdict(params)))
-            _write_network(f.create_group("network"), params, n_cues, n_bits)
-            f.create_dataset("inputs/INcue", data=cue)
-            f.create_dataset("inputs/INcont", data=content)
-            ro = f.create_group("readout")
-            for key, value in readout.items():
-                ro.create_dataset(key, data=value)
-            ro.attrs.update(kinds=json.dumps([op.kind for op in schedule.operations]),
-                            expected=json.dumps(expected_answers(schedule, params.match_k)))
-            ref = f.create_group("reference")
-            ref.attrs.update(backend="torch", run_s=reference["run_s"], ms_per_step=reference["ms_per_step"])
-            for pop, raster in reference["spikes"].items():
-                ref.create_dataset(f"spikes/{pop}", data=raster)
-            for key, w in reference["weights"].items():
-                ref.create_dataset(f"weights/{key}", data=w)
-        seal(tmp)                                    # a damaged byte is then a read error, not another graph
-
-    return atomic_write(path, write, overwrite=overwrite)
+    return atomic_write(path, lambda tmp: write_hdf5_image(tmp, build, sealed_file=True), overwrite=overwrite)
 
 
 def _write_network(net, params: CA3Params, n_cues: int, n_bits: int) -> None:
