@@ -764,3 +764,26 @@ def test_api_edges_are_one_line_errors_naming_the_problem():
     h = build_strategy("hlop", net, sim=Simulation(num_steps=3))
     with pytest.raises(Exception, match=r"^hlop: layers.0's subspace rows hold NaN or infinity$"):
         h.load_subspace("layers.0", np.full((1, 12), np.nan))
+
+
+def test_overflowing_logits_are_an_error_not_an_accuracy():
+    """Finite but huge readout weights overflow the logits: argmax over NaN picked output 0 and evaluate returned
+    an accuracy; now a one-line NumericalError."""
+    torch.manual_seed(0)
+    net = build_mlp(6, [16], 3)
+    with torch.no_grad():
+        net.readout.heads[0].weight.copy_(torch.sign(torch.randn_like(net.readout.heads[0].weight)) * 3e38)
+    with pytest.raises(NumericalError, match="^the network's logits are NaN or infinite"):
+        evaluate(net, torch.rand(8, 6), torch.randint(0, 3, (8,)), 4)
+
+
+def test_the_rate_gradient_of_an_overflowing_current_is_zero_not_nan():
+    """DSR's rate view multiplied an infinite rate by 0 (outside (0, 1)): the spikes themselves became NaN."""
+    from spikecl.snn.layers import rate_coded
+
+    spikes = torch.ones(2, 3)
+    current = torch.tensor([[1e38, 0.5, -1.0], [1e38, 0.5, -1.0]], requires_grad=True)
+    out = rate_coded(spikes, current * 10, 1e-6)                  # rates inf, 5e6, -1e7: all outside (0, 1)
+    assert torch.equal(out, spikes)
+    out.sum().backward()
+    assert torch.equal(current.grad, torch.zeros(2, 3))

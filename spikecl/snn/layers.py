@@ -103,8 +103,7 @@ def rate_coded(spikes: torch.Tensor, current: torch.Tensor, threshold: float | t
     firing rate.
     """
     rate = current.mean(dim=0) / threshold
-    inside = ((rate > 0) & (rate < 1)).to(rate.dtype)
-    rate = rate * inside
+    rate = torch.where((rate > 0) & (rate < 1), rate, torch.zeros_like(rate))     # an infinite rate: 0, not inf·0
     return spikes.detach() + (rate - rate.detach())
 
 

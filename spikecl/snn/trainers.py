@@ -361,19 +361,24 @@ def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str =
             heads: torch.Tensor | None = None, mask: torch.Tensor | None = None, batch_size: int = 500,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Predicted class of every sample of ``x`` [N, ...] → ``[N]`` (network in eval mode, its mode restored); a
-    network with NaN or infinite weights raises NumericalError (its silent layers would predict one class)."""
+    network with NaN or infinite weights, or finite ones whose logits overflow, raises NumericalError (its silent
+    layers, or argmax over NaN, would predict one class)."""
     num_steps, batch_size = count(num_steps, "network.num_steps"), count(batch_size, "batch_size")
     x = sample_batch(x, encoder)
     if not bool(parameters_flag(net)):
         check_parameters(net, "it cannot be evaluated")
     mask = output_mask(mask, net.n_outputs, x.device)
-    out = []
+    out, finite = [], torch.ones((), dtype=torch.bool, device=x.device)
     with evaluating(net):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             hb = None if heads is None else heads[start:start + batch_size]
-            logits = mask_logits(net(encode(xb, num_steps, encoder, generator), hb), mask)
-            out.append(logits.argmax(dim=1))
+            logits = net(encode(xb, num_steps, encoder, generator), hb)
+            finite = finite & torch.isfinite(logits).all()               # read once, after the last batch
+            out.append(mask_logits(logits, mask).argmax(dim=1))
+    if not bool(finite):
+        raise NumericalError("the network's logits are NaN or infinite (its inputs are, or its weights are too "
+                             "large for them); it cannot be evaluated")
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
 
 
