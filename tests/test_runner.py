@@ -17,7 +17,7 @@ from spikecl.config import experiment_from_dict, recorded_as_now
 from spikecl.continual import metrics
 from spikecl.continual.experiment import run_experiment
 from spikecl.continual.runner import (ContinualRun, RunState, check_progress, checkpoint_path, measure_arrays,
-                                      mixed_setups)
+                                      mixed_setups, tasks_setup)
 from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.io import read_results
@@ -1376,3 +1376,17 @@ def test_mixed_setups_name_each_stretch_of_tasks_and_the_keys_that_differ():
     out = mixed_setups([same, same, {**same, "torch_threads": 4}])
     assert out["torch_threads"] == [2, 4]
     assert [s["tasks"] for s in out["setups_by_task"]] == [[1, 2], [3, 3]]
+
+
+def test_a_run_resumed_after_its_last_task_records_the_setup_its_tasks_ran_with():
+    """Every task trained with 1 thread, the process writing the results (a resume after the last task's
+    checkpoint) has 2: the file recorded 2, though nothing ran with them. Now the tasks' one setup; where they
+    differ, each as before."""
+    one = {"device": "cpu", "torch_threads": 1, "cpu": "x", "torch_cpu_capability": "AVX2", "processes": 1,
+           "engine": "fused"}
+    assert tasks_setup([one, one]) == {"device": "cpu", "torch_threads": 1, "cpu": "x",
+                                       "torch_cpu_capability": "AVX2", "processes": 1}
+    unrecorded = tasks_setup([{**one, "cpu": None}])                # a checkpoint that did not record its CPU
+    assert unrecorded["torch_threads"] == 1 and "cpu" not in unrecorded
+    assert tasks_setup([one, {**one, "torch_threads": 2}]) == mixed_setups([one, {**one, "torch_threads": 2}])
+    assert tasks_setup([]) == {}

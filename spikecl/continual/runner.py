@@ -192,6 +192,16 @@ def checkpoint_setup(state: dict) -> dict:
             "engine": ((state.get("config") or {}).get("network") or {}).get("engine")}
 
 
+def tasks_setup(setups: list[dict]) -> dict:
+    """Environment entries of the setup the tasks were computed with: :func:`mixed_setups` where they differ, else
+    their one setup's recorded values (a run resumed after its last task was trained, in a process of other
+    threads, trained nothing there)."""
+    mixed = mixed_setups(setups)
+    if mixed or not setups:
+        return mixed
+    return {k: v for k, v in setups[-1].items() if k in SETUP_KEYS[:-1] and v is not None}
+
+
 def mixed_setups(setups: list[dict]) -> dict:
     """Environment entries for a run whose tasks were computed with different setups (resumed from a checkpoint
     written with other threads, CPU, processes, engine or device); empty when all tasks had one (None, unrecorded,
@@ -729,7 +739,7 @@ class ContinualRun:
         crc = source_crc(self.stream)                # the files read (export and deploy rebuild the same data)
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
                **({"data_crc": crc} if crc is not None else {}),
-               **mixed_setups(p.setups)}            # resumed from a checkpoint written otherwise: what each part used
+               **tasks_setup(p.setups)}             # what the tasks were computed with, in this process or before
         return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
                          self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
