@@ -713,7 +713,15 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         net = dataclasses.replace(net, metrics=metrics)
         print_export(net, out)
         warned = "warning: the 24-bit current wrapped 12 times on these samples" in out.getvalue()
-        assert warned == bool(wraps) and ("larger --headroom" in out.getvalue()) == warned
+        remedy = f"export with --headroom above the {net.headroom:.4g} in effect (a smaller one changes nothing)"
+        assert warned == bool(wraps) and (remedy in out.getvalue()) == warned
+        if wraps:                                   # export refuses the drop naming the wraps, not the bits
+            from spikecl.export.pipeline import check_accuracy_drop
+
+            dropped = {**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}
+            with pytest.raises(ExportError, match=re.escape(f"(limit 3): the 24-bit current wrapped 12 times (a "
+                                                            f"drive beyond the headroom turned negative); {remedy}")):
+                check_accuracy_drop(dropped, 3.0, True, "test", net.headroom)
         write_netx(tmp_path / "net.h5", net, overwrite=True, lava_dl=False)
         assert read_netx(tmp_path / "net.h5").metrics["u_wraps"] == wraps
 

@@ -78,18 +78,30 @@ def evaluated_split(config: dict) -> str:
 
 
 def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: bool = False,
-                        split: str = "test") -> None:
+                        split: str = "test", headroom: float | None = None) -> None:
     """Refuse (one-line :class:`ExportError` with the numbers) a quantised network whose accuracy on the export's
     test samples is more than ``max_drop`` points below the float network's; ``None`` never refuses.
-    ``graded_input``: the first layer takes graded input, whose bits (and the headroom) are remedies too."""
+    ``graded_input``: the first layer takes graded input, whose bits (and the headroom) are remedies too;
+    ``headroom``: the one in effect (:attr:`FixedNetwork.headroom`), named where 24-bit currents wrapped."""
     if max_drop is None or "float_accuracy" not in metrics:
         return
     float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
     bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
     if float_acc - fixed_acc > max_drop:
-        raise ExportError(f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
-                          f"{float_acc:.1f} % on {metrics['samples']} {split} samples (limit {max_drop:g}); an "
-                          f"outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or --force")
+        drop = (f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
+                f"{float_acc:.1f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
+        if metrics.get("u_wraps"):
+            raise ExportError(f"{drop}: the 24-bit current wrapped {metrics['u_wraps']} times (a drive beyond the "
+                              f"headroom turned negative); {wrap_remedy(headroom)}, raise --max-drop, or --force")
+        raise ExportError(f"{drop}; an outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or "
+                          "--force")
+
+
+def wrap_remedy(headroom: float | None) -> str:
+    """What to export with where 24-bit currents wrapped: a --headroom above the one in effect (``headroom``)."""
+    if headroom is None:
+        return "export with a larger --headroom"
+    return f"export with --headroom above the {headroom:.4g} in effect (a smaller one changes nothing)"
 
 
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
@@ -129,7 +141,8 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     if has_data and samples:
         x, y, heads = stream_samples(spec.config, samples, data_dir)
         metrics = accuracies(spec, net, x, y, heads)
-        check_accuracy_drop(metrics, max_drop, bool(net.layers[0].input_bits), evaluated_split(spec.config))
+        check_accuracy_drop(metrics, max_drop, bool(net.layers[0].input_bits), evaluated_split(spec.config),
+                            net.headroom)
     net = replace(net, metrics=metrics)
     write_netx(output, net, overwrite=overwrite, lava_dl=lava_dl_refusal(net) is None)   # else spikecl's runner only
     return spec, net
@@ -214,7 +227,7 @@ def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
               f"{100 * m['prediction_agreement']:.1f}%)", file=out)
         if m.get("u_wraps"):
             print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
-                  "headroom turned negative, as it would on Loihi; export with a larger --headroom", file=out)
+                  f"headroom turned negative, as it would on Loihi; {wrap_remedy(net.headroom)}", file=out)
         if m.get("readout_clips"):
             print(f"warning: the readout's 24-bit voltage was cut {m['readout_clips']} times on these samples "
                   "(steps of the outputs decoded), as it would be on Loihi: those logits are cut where the float ones "

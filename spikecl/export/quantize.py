@@ -135,6 +135,14 @@ class FixedNetwork:
     def readout(self) -> FixedLayer:
         return self.layers[-1]
 
+    @property
+    def headroom(self) -> float | None:
+        """The headroom the hidden thresholds leave below the 24-bit current: 2^17 / the smallest hidden vth (None
+        without hidden layers). Where the weights' mantissas capped vth, it exceeds ``--headroom``, and a
+        ``--headroom`` below it changes nothing."""
+        hidden = [layer.vth for layer in self.layers[:-1]]
+        return (UV_LIMIT >> ACT_SHIFT) / min(hidden) if hidden else None
+
 
 def weight_grid(weight_bits: int, mixed: bool) -> int:
     """Spacing of representable mantissas: Lava drops the low ``8 - weight_bits + mixed`` bits."""
