@@ -302,3 +302,14 @@ def test_a_recorded_schedule_without_a_whole_duration_is_a_one_line_value_error(
             recorded_schedule({**attrs, **({} if duration is None else {"duration_ms": duration})})
     with pytest.raises(ValueError, match="^its attribute 'kinds' is missing$"):
         recorded_schedule({"starts_ms": "[0]", "duration_ms": 14})
+
+
+@pytest.mark.parametrize("change, named", [
+    (dict(tau_m_slow_ms=1e17), "tau_m_slow_ms = 1e+17: a 1 ms step's drive of the slow cells is 0 mV per nA"),
+    (dict(c_m_fast_nF=1e-320), "a 1 ms step's drive of the fast cells is inf mV per nA"),
+    (dict(tau_syn_ms=1e17), "tau_syn_ms = 1e+17: a synaptic event adds 0 of its weight in a 1 ms step"),
+])
+def test_parameters_that_leave_a_step_no_finite_drive_are_refused(change, named):
+    """Such values passed the bounds: the membranes never moved (or became NaN) and every answer was empty, exit 0."""
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        CA3Params(**change)

@@ -187,6 +187,7 @@ class CA3Params:
                               "before the pre spike that drove it arrives and learn nothing; set it to "
                               f"{self.delay_plastic_ms:g} (the published pairing: lag = plastic delay)")
         self._check_signs()
+        self._check_drive()
         if not self.w_min_nA <= self.w_plastic_init_nA <= self.w_max_nA:
             raise ConfigError("CA3Params: need w_min_nA <= w_plastic_init_nA <= w_max_nA")
         if self.tau_refrac_ms < 0 or not float(self.tau_refrac_ms).is_integer():
@@ -244,6 +245,21 @@ class CA3Params:
                               f"{self.delay_plastic_ms:g} ms after its echo, when its held input (learn_hold_steps = "
                               f"{self.learn_hold_steps}, a spike every {every} steps by tau_refrac_ms = "
                               f"{self.tau_refrac_ms:g}) echoes again, so the two cannot be told apart; change one")
+
+    def _check_drive(self) -> None:
+        """A one-line ConfigError where a time constant or capacitance leaves a 1 ms step no finite, non-zero drive
+        (``1 - exp(-dt/tau)`` rounds to 0 beyond about 1e16 ms; ``tau/c`` overflows for a capacitance near 0): the
+        membranes would never move, or turn NaN, and every answer would be empty without a word."""
+        cells = {"slow": ("c_m_slow_nF", "tau_m_slow_ms"), "fast": ("c_m_fast_nF", "tau_m_fast_ms")}
+        for kind, names in cells.items():
+            c_m, tau_m, _ = self.cell(kind)
+            gain = tau_m / c_m * (1.0 - math.exp(-self.dt_ms / tau_m)) if c_m > 0 else math.inf
+            if not (math.isfinite(gain) and gain > 0):
+                raise ConfigError(f"CA3Params.{names[0]} = {c_m:g}, {names[1]} = {tau_m:g}: a 1 ms step's drive of "
+                                  f"the {kind} cells is {gain:g} mV per nA; choose values the step can resolve")
+        if not (math.isfinite(self.syn_event_factor) and self.syn_event_factor > 0):
+            raise ConfigError(f"CA3Params.tau_syn_ms = {self.tau_syn_ms:g}: a synaptic event adds "
+                              f"{self.syn_event_factor:g} of its weight in a 1 ms step; choose a value it can resolve")
 
     # --- derived quantities of the 1 ms discretisation -------------------------------------------------------
     @property
