@@ -228,6 +228,12 @@ def test_brian2_memory_learns_recalls_and_forgets():
     assert mem.recall_by_cue(2).answer == (0, 7)
     assert mem.recall_by_content([5]).answer == ()
     assert mem.t_ms == 6 * 14
+    from brian2.codegen.translation import make_statements
+
+    before = len(make_statements._cache)             # Brian2 keeps what it generates per namespace object for good
+    for _ in range(5):
+        assert mem.recall_by_cue(2).answer == (0, 7)
+    assert len(make_statements._cache) == before     # runs of one length refill theirs: the process does not grow
 
 
 def test_random_memories_are_recalled_exactly_at_14_ms():

@@ -67,6 +67,7 @@ class Brian2CA3:
             raise ConfigError(f"Brian2 target {target!r}: choose one of {TARGETS} (runtime targets)")
         b2 = require("brian2", "brian2")
         self._b2 = b2
+        self._stimuli: dict[tuple, object] = {}       # (name, shape) -> the TimedArray its runs refill
         b2.prefs.codegen.target = target
         self.params, self.n_cues, self.n_bits = params, n_cues, n_bits
         self.sizes = population_sizes(n_cues, n_bits, params)
@@ -89,8 +90,11 @@ class Brian2CA3:
                      tau_m : second (constant)
                      v_thresh : volt (constant)"""
             # inputs fire where the TimedArray stim_<name>(t - t_offset, i) is 1 (same slot as a spike generator)
-            self.inputs = {name: b2.NeuronGroup(self.sizes[name], "", threshold=f"stim_{name}(t - t_offset, i) > 0.5",
-                                                reset="", clock=clock, name=f"{name}*") for name in INPUTS}
+            # (t_offset, the run's start, is a shared variable, not a constant of the run's namespace: Brian2 keeps
+            # what it generates per namespace object for good, so new ones per run would grow the process)
+            self.inputs = {name: b2.NeuronGroup(self.sizes[name], "t_offset : second (shared)",
+                                                threshold=f"stim_{name}(t - t_offset, i) > 0.5", reset="",
+                                                clock=clock, name=f"{name}*") for name in INPUTS}
             kinds = {**POPULATIONS, **(POOL_POPULATIONS if params.inhibition == "pool" else {})}
             self.groups = {}
             for name, (_, kind) in kinds.items():
@@ -125,7 +129,8 @@ class Brian2CA3:
         gain = "gain_content_to_cue * " if name == "content_to_cue" else ""
         model = """w : amp
                    dapre/dt = -apre / tau_plus : amp (event-driven)
-                   dapost/dt = -apost / tau_minus : amp (event-driven)"""
+                   dapost/dt = -apost / tau_minus : amp (event-driven)""" + ("""
+                   t_offset : second (shared)""" if p.read_only_recall else "")
         on_pre = f"""apre += a_plus
                      w = clip(w - {gate}apost, w_min, w_max)
                      I_post += {gain}w * k_syn"""
@@ -155,7 +160,9 @@ class Brian2CA3:
             raise ShapeError(f"inputs have shapes {cue_input.shape} and {content_input.shape}; expected "
                              f"[T, {self.n_cues}] and [T, {self.n_bits}]")
         t0 = self.t_ms
-        namespace = {**self._namespace, **self._drive(cue_input, content_input, gate), "t_offset": t0 * self.dt}
+        for group in (*self.inputs.values(), *(self.plastic.values() if self.params.read_only_recall else ())):
+            group.t_offset = t0 * self.dt
+        namespace = {**self._namespace, **self._drive(cue_input, content_input, gate)}
         self.network.run(n_steps * self.dt, namespace=namespace)
         rasters = self._rasters(t0, n_steps)        # read even when cut short, so a later run reads only its own
         if self.t_ms != t0 + n_steps:      # Brian2 turns Ctrl-C into a stop after the step: not a finished run
@@ -176,15 +183,25 @@ class Brian2CA3:
 
     def _drive(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None) -> dict:
         """TimedArrays of one run (step 0 = its start; one silent / plastic step appended, which later times
-        read): ``stim_INcue [T+1, C]``, ``stim_INcont [T+1, M]`` and, for read-only recall, ``gate [T+1]``."""
-        b2, n_steps = self._b2, len(cue_input)
+        read): ``stim_INcue [T+1, C]``, ``stim_INcont [T+1, M]`` and, for read-only recall, ``gate [T+1]``. Runs of
+        one length refill the same ones (see ``t_offset`` in ``__init__``)."""
+        n_steps = len(cue_input)
         pad = lambda x: np.concatenate([np.asarray(x, dtype=float), np.zeros((1,) + np.shape(x)[1:])])  # noqa: E731
-        out = {"stim_INcue": b2.TimedArray(pad(cue_input), dt=self.dt),
-               "stim_INcont": b2.TimedArray(pad(content_input), dt=self.dt)}
+        out = {"stim_INcue": self._stimulus("stim_INcue", pad(cue_input)),
+               "stim_INcont": self._stimulus("stim_INcont", pad(content_input))}
         if self.params.read_only_recall:
             g = np.ones(n_steps) if gate is None else np.asarray(gate, dtype=float)
-            out["gate"] = b2.TimedArray(np.concatenate([g, [1.0]]), dt=self.dt)
+            out["gate"] = self._stimulus("gate", np.concatenate([g, [1.0]]))
         return out
+
+    def _stimulus(self, name: str, values: np.ndarray):
+        """The TimedArray of ``name`` for ``values`` (float64): this memory's one of that shape, refilled."""
+        array = self._stimuli.get((name, values.shape))
+        if array is None:
+            array = self._stimuli[name, values.shape] = self._b2.TimedArray(values, dt=self.dt)
+        else:
+            array.values[...] = values
+        return array
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA: ``cue_to_content [C, M]`` and ``content_to_cue [M, C]``."""
@@ -218,7 +235,7 @@ class CompiledBrian2CA3(Brian2CA3):
         try:
             super().__init__(params, n_cues, n_bits)
             self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
-            self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays, "t_offset": 0 * b2.ms})
+            self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays})
             b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
         except Exception:
             self.close()
