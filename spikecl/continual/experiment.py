@@ -73,9 +73,8 @@ class ContinualKind(Kind):
     def plot_paths(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.continual.report import plot_names
 
-        results = [as_result(r) for r in runs]
-        return [Path(out_dir) / name
-                for name in plot_names(sorted({r.method for r in results}), sorted({r.seed for r in results}))]
+        methods, seeds = sorted({str(r.attr("method")) for r in runs}), sorted({int(r.attr("seed")) for r in runs})
+        return [Path(out_dir) / name for name in plot_names(methods, seeds)]
 
 
 
