@@ -234,6 +234,7 @@ def test_brian2_memory_learns_recalls_and_forgets():
     for _ in range(5):
         assert mem.recall_by_cue(2).answer == (0, 7)
     assert len(make_statements._cache) == before     # runs of one length refill theirs: the process does not grow
+    assert all(mon.num_spikes == 0 for mon in mem._net.monitors.values())  # nor keep the spikes it answered with
 
 
 def test_random_memories_are_recalled_exactly_at_14_ms():

@@ -121,7 +121,6 @@ class Brian2CA3:
                             for name, (pre, post) in PLASTIC.items()}
             self.monitors = {name: b2.SpikeMonitor(g, name=f"mon_{name}*") for name, g in every.items()}
             self.network = b2.Network(*every.values(), *self.synapses, *self.plastic.values(), *self.monitors.values())
-            self._n_recorded = {name: 0 for name in self.monitors}
 
     def _plastic(self, pre, post, name: str, clock):
         b2, p = self._b2, self.params
@@ -165,21 +164,26 @@ class Brian2CA3:
         namespace = {**self._namespace, **self._drive(cue_input, content_input, gate)}
         self.network.run(n_steps * self.dt, namespace=namespace)
         rasters = self._rasters(t0, n_steps)        # read even when cut short, so a later run reads only its own
+        self._forget_spikes()
         if self.t_ms != t0 + n_steps:      # Brian2 turns Ctrl-C into a stop after the step: not a finished run
             raise KeyboardInterrupt(f"the Brian2 simulation stopped at {self.t_ms - t0} of {n_steps} ms")
         return rasters
 
     def _rasters(self, t0: int, n_steps: int) -> dict[str, np.ndarray]:
-        """Boolean rasters ``[T, N]`` of the spikes recorded since the last call, steps counted from ``t0``."""
+        """Boolean rasters ``[T, N]`` of the spikes the monitors hold, steps counted from ``t0``."""
         out = {}
         for name, mon in self.monitors.items():
-            start = self._n_recorded[name]
-            steps = np.round(np.asarray(mon.t[start:] / self._b2.ms)).astype(int) - t0
+            steps = np.round(np.asarray(mon.t[:] / self._b2.ms)).astype(int) - t0
             keep = steps < n_steps
             out[name] = np.zeros((n_steps, self.sizes[name]), dtype=bool)
-            out[name][steps[keep], np.asarray(mon.i[start:])[keep]] = True
-            self._n_recorded[name] = mon.num_spikes
+            out[name][steps[keep], np.asarray(mon.i[:])[keep]] = True
         return out
+
+    def _forget_spikes(self) -> None:
+        """Empty the monitors (Brian2 has no public clear): a long-lived memory keeps no spikes it answered with."""
+        for mon in self.monitors.values():
+            mon.resize(0)
+            mon.variables["N"].set_value(0)
 
     def _drive(self, cue_input: np.ndarray, content_input: np.ndarray, gate: np.ndarray | None) -> dict:
         """TimedArrays of one run (step 0 = its start; one silent / plastic step appended, which later times
@@ -265,7 +269,6 @@ class CompiledBrian2CA3(Brian2CA3):
         if completed < 1.0:                # the binary, like Brian2, stops after the step on Ctrl-C and exits 0
             raise KeyboardInterrupt(f"the compiled Brian2 simulation stopped at {completed:.0%} of its "
                                     f"{self.max_steps} ms")
-        self._n_recorded = {name: 0 for name in self.monitors}
         whole = self._rasters(0, self.max_steps)
         settled = n_steps - int(self.params.stdp_post_lag_ms / self.params.dt_ms)   # no STDP event from here on
         self._learned_after = n_steps < self.max_steps and any(r[max(settled, 0):].any() for r in whole.values())
