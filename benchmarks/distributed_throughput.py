@@ -62,7 +62,7 @@ def _time_to_file(raw: dict, method: str, threads: int, repeats: int, out: str) 
     """:func:`time_first_task` in a launched process; rank 0 writes the rate to ``out``."""
     rate = time_first_task(raw, method, threads, repeats)
     if distributed.is_main():
-        Path(out).write_text(json.dumps(rate))
+        Path(out).write_text(json.dumps(rate), encoding="utf-8")
     return 0
 
 
@@ -97,7 +97,8 @@ def main() -> None:
             code = distributed.launch(args.nproc, _time_to_file, raw, method, args.threads, args.repeats, out)
             if code:
                 raise SystemExit(f"the {args.nproc}-process run failed (exit code {code})")
-            rows.append((method, "DataParallel", args.nproc, args.threads, json.loads(Path(out).read_text())))
+            rate = json.loads(Path(out).read_text(encoding="utf-8"))
+            rows.append((method, "DataParallel", args.nproc, args.threads, rate))
 
     print(f"\nthroughput, first task of permuted MNIST-5k ({args.device}, MLP 784-{args.hidden}-{args.hidden}-10, "
           f"T={args.steps}, global batch {args.batch}; best of {args.repeats})")

@@ -145,7 +145,7 @@ def main() -> None:
     if args.out:                                        # written whole or not at all
         figures = json.dumps({"settings": SETTINGS, "hlop_options": HLOP_OPTIONS, "scores": scores, "lava": LOG},
                              indent=1)
-        atomic_write(Path(args.out), lambda tmp: tmp.write_text(figures), overwrite=True)
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text(figures, encoding="utf-8"), overwrite=True)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:    # removed at the end
         folder = Path(temporary)
         experiment = folder / "rate_curve.toml"
-        experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n')
+        experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n',
+                              encoding="utf-8")
         run_file(experiment, ["steps=1000"], progress=False)
         try:
             run_file(experiment, ["steps=1000"], progress=False)

@@ -130,7 +130,8 @@ def main() -> None:
         record = {"dataset": args.dataset, "full": args.full, "seeds": seeds, "test_split_seed": split[0],
                   "test_excludes": split[1], "validation_5nn": scores,
                   "chosen": chosen, "candidates": candidates, "table": numbers}
-        atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), overwrite=args.overwrite)
+        atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"),
+                     overwrite=args.overwrite)
         print(f"written: {args.out}")
 
 

@@ -72,6 +72,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     ask_for_huge_pages()                        # before torch is imported: spikecl.allocator says why
     keep_freed_memory()
+    guard_standard_streams()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:                                 # the command's parser points at its own --help
@@ -89,6 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
         return 141
+
+
+def guard_standard_streams() -> None:
+    """Text a terminal cannot encode (``±``, ``—`` under an ASCII locale) is written escaped rather than stopping the
+    command; a closed stdout or stderr is opened on /dev/null, so that no file opened later (a lock, a result) takes
+    its descriptor and receives what is printed."""
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_WRONLY)             # the lowest free descriptor: fd itself, or 0
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):     # not a text stream, or a closed one
+            stream.reconfigure(errors="backslashreplace")
 
 
 @contextlib.contextmanager

@@ -1035,13 +1035,15 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     if is_dir(path, ConfigError):
         raise ConfigError(f"{path} is a folder, not {a_what}")
     if not is_file(path, ConfigError):
-        raise ConfigError(f"{what} not found: {path}")
+        where = (" (the reference experiments are in the models/ folder of a spikecl checkout: run from its root or "
+                 "give the file's path)") if path.parts[:1] == ("models",) else ""
+        raise ConfigError(f"{what} not found: {path}{where}")
     data = path.read_bytes()
     if data.startswith(b"\x89HDF\r\n\x1a\n"):
         raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
                           "'spikecl report' reads results, 'spikecl deploy' networks")
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
+        raw = tomllib.loads(data.decode("utf-8-sig"))     # a byte-order mark (some editors write one) is dropped
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:

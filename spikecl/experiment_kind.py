@@ -37,7 +37,7 @@ from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaul
                             differences, first_difference, from_dict, load_toml, recorded_as_now)
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
                             SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
-from spikecl.io import (Run, check_name_fits, check_not_folder, check_writable_folder, output_lock, read_run,
+from spikecl.io import (Run, check_name_fits, check_place_for_file, check_writable_folder, output_lock, read_run,
                         remove_temporaries)
 from spikecl.progress import progress_bar
 
@@ -361,9 +361,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     for folder in {job.path.parent for job in jobs}:
         check_writable_folder(folder, "output folder")
     for job in jobs:
-        check_not_folder(job.path)
+        check_place_for_file(job.path)
+        check_place_for_file(job.path.with_name(job.path.name + ".lock"), "a run's lock file")
         if job.checkpoint is not None:
-            check_not_folder(job.checkpoint, "a run's checkpoint")
+            check_place_for_file(job.checkpoint, "a run's checkpoint")
     if not (resume or overwrite):
         existing = [job.path for job in jobs if job.path.exists()]
         if existing:
@@ -560,7 +561,7 @@ def check_plot_files(k: Kind, cfg) -> None:
     for folder in dict.fromkeys(path.parent for path in paths):
         check_writable_folder(folder, "output folder")
     for path in paths:
-        check_not_folder(path, "a plot")
+        check_place_for_file(path, "a plot")
         check_name_fits(path, "a plot")
 
 

@@ -131,10 +131,13 @@ def check_name_fits(path: str | Path, what: str = "a results file", extra: int =
                           f"suffixes of the files written from it, at most {limit}); choose a shorter name")
 
 
-def check_not_folder(path: str | Path, what: str = "a results file") -> None:
-    """Refuse (one-line :class:`ConfigError`) a folder where ``what`` goes."""
+def check_place_for_file(path: str | Path, what: str = "a results file") -> None:
+    """Refuse (one-line :class:`ConfigError`) a folder, device, pipe or socket where ``what`` goes: no flag lets a
+    run replace it."""
     if is_dir(path, ConfigError):
         raise ConfigError(f"{path} is a folder where {what} goes; move it away")
+    if exists(path, ConfigError) and not is_file(path, ConfigError):
+        raise ConfigError(f"{path} is not a regular file (a device, pipe or socket) where {what} goes; move it away")
 
 
 def check_not_source(source: str | Path, output: str | Path, what: str = "source file",
@@ -166,6 +169,7 @@ def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what
     if exists(path, ConfigError) and not overwrite:
         raise ExistsError(f"{path} exists; pass --overwrite to replace it")
     check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
+    check_name_fits(path, f"the {what}")
     return path
 
 
@@ -260,9 +264,12 @@ def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"
     lock = path.with_name(path.name + ".lock")
     try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(lock, "a+")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        f = open(lock, "a+")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {lock} (the lock of {path.name}): {exc.strerror or exc}") from None
     with f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -389,3 +389,66 @@ def test_a_data_parallel_worker_remembers_a_stop_it_swallowed():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "exit 130", done.stdout + done.stderr
 
+
+
+def test_an_ascii_terminal_gets_escaped_text_not_a_traceback(tmp_path):
+    """``±`` and ``—`` in help texts and summaries are escaped where stdout cannot encode them (PYTHONIOENCODING
+    = ascii, an LC_ALL=C terminal); a run still writes its results and plots."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "spikecl.cli", "sweep", "--help"], capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 0 and "mean \\xb1 std" in done.stdout and not done.stderr
+    exp = tmp_path / "exp.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL)
+    run = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", exp, "--seeds", "0,1", "--no-progress"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and "\\xb1" in run.stdout, run.stderr
+    assert (tmp_path / "cli" / "comparison.png").exists()                    # drawn after the summary is printed
+
+
+def test_a_closed_stdout_is_kept_from_the_files_a_command_opens():
+    """Started with stdout closed, the command's first file would take descriptor 1 and receive what it prints."""
+    code = ("import os, sys; from spikecl.cli import guard_standard_streams; guard_standard_streams(); "
+            "fd = os.open(os.devnull, os.O_RDONLY); print(fd, os.path.realpath(f'/proc/self/fd/1'), file=sys.stderr)")
+    done = subprocess.run(f"exec 1>&-; {sys.executable} -c \"{code}\"", shell=True, capture_output=True, text=True)
+    fd, one = done.stderr.split()
+    assert int(fd) > 2 and one == os.devnull
+
+
+def test_a_byte_order_mark_and_a_missing_reference_experiment(tmp_path, capsys):
+    from spikecl.config import load_toml
+
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())                   # as some editors save UTF-8
+    assert load_toml(bom)["data"] == {"dataset": "digits"}
+    assert main(["run", "models/none.toml"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "spikecl: error: experiment file not found: models/none.toml (the reference experiments are in the models/ "
+        "folder of a spikecl checkout: run from its root or give the file's path)")
+
+
+def test_a_pipe_or_a_folder_in_a_runs_places_is_named_before_anything_is_marked(tmp_path, capsys):
+    exp = tmp_path / "cli.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL.replace('["finetune", "si"]', '["finetune"]'))
+    folder = tmp_path / "cli"
+    folder.mkdir()
+    os.mkfifo(folder / "finetune-seed0.h5")
+    for flags in ([], ["--overwrite"], ["--resume"]):                # no flag can replace it: none is suggested
+        assert main(["run", str(exp), "--no-progress", *flags]) == 2
+        assert capsys.readouterr().err.strip() == (f"spikecl: error: {folder}/finetune-seed0.h5 is not a regular file "
+                                                   "(a device, pipe or socket) where a results file goes; move it away")
+    assert sorted(p.name for p in folder.iterdir()) == ["finetune-seed0.h5"]      # no .replacing marker left
+    (folder / "finetune-seed0.h5").unlink()
+    (folder / "finetune-seed0.h5.lock").mkdir()
+    assert main(["run", str(exp), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (f"spikecl: error: {folder}/finetune-seed0.h5.lock is a folder where a "
+                                               "run's lock file goes; move it away")
+
+
+def test_an_export_name_too_long_for_its_temporary_file_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    from spikecl.export import pipeline
+
+    monkeypatch.setattr(pipeline, "load_trained", lambda *a: pytest.fail("loaded before the name was checked"))
+    name = "n" * 250 + ".h5"                                  # legal itself; its temporary file's name is not
+    assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / name)]) == 2
+    assert "is too long for its file system" in capsys.readouterr().err

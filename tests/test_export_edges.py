@@ -652,6 +652,13 @@ def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, mo
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
     with pytest.raises(DependencyError, match="the Lava environment is missing"):
         pipeline.deploy(path, "lava-sim")
+    from spikecl.export import lava_client
+
+    monkeypatch.setattr(lava_client, "_checkout", lambda: None)          # an installed spikecl: no make, no .venv
+    with pytest.raises(DependencyError, match=r"missing \(.*\); build it in a spikecl checkout with `make lava` "
+                                              "or install the checkout's hardware/ into a Python 3.10 environment "
+                                              "and set SPIKECL_LAVA_PYTHON to its python$"):
+        lava_client.venv_python("SPIKECL_LAVA_PYTHON", ".venv-absent", "lava", "Lava")
 
 
 def test_the_runner_refuses_lava_dl_for_a_file_with_weight_exponents(tmp_path, monkeypatch, capsys):

@@ -155,6 +155,13 @@ def test_run_side_names_what_could_not_start_or_finish(tmp_path):
     with pytest.raises(ResultsError, match="^the Lava runner failed: ImportError: Unable to import required "
                                            "dependencies:$"):       # the exception's line, not its message's last
         run_side([sys.executable, "-c", raising], "the Lava runner", 30, "-")
+    with pytest.raises(ResultsError, match=r"^the Lava runner failed: \S+ exited with status 3 and printed nothing$"):
+        run_side([sys.executable, "-c", "raise SystemExit(3)"], "the Lava runner", 30, "-")
+    with pytest.raises(ResultsError, match="^the Lava runner failed: .* was stopped by SIGKILL$"):
+        run_side([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"], "the Lava runner", 30, "-")
+    with pytest.raises(ResultsError, match=r"No module named 'spikecl_lava' \(\S+ lacks spikecl's Lava side: "
+                                           r"install a spikecl checkout's hardware/ into it\)$"):
+        run_side([sys.executable, "-I", "-c", "import spikecl_lava"], "the Lava runner", 30, "-")
     from spikecl.export.lava_client import failure_line
 
     assert failure_line("ValueError: logged while loading\nspikecl-lava: error: net.h5: no layers\n") == \

@@ -25,7 +25,7 @@ from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, chec
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
-from spikecl.io import RunResult, atomic_write, check_not_folder, check_writable_folder, output_lock, read_results
+from spikecl.io import RunResult, atomic_write, check_place_for_file, check_writable_folder, output_lock, read_results
 from spikecl.paths import exists
 
 
@@ -40,7 +40,7 @@ def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, l
     if recovered:
         text += "\n" + "\n".join(recovered)
     out = sweep_dir(sweep)
-    atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
     write_sweep_results(results, sweep, final)
     print(text)                                         # the table first: a plot that cannot be written loses none
     if plots and results:
@@ -63,10 +63,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cpus = [f"num_cpus={args.num_cpus}"] if args.num_cpus is not None else ["num_cpus=0"] if args.address else []
     sweep = load_sweep(args.sweep, [*args.overrides, *cpus])
     for path in final_paths(sweep) if sweep.config.select else ():
-        check_not_folder(path)                           # before the trials train
+        check_place_for_file(path)                           # before the trials train
     if not args.no_plots:                                # the plots each stage draws, before any run
         for folder in (sweep_dir(sweep), sweep_dir(sweep) / "final") if sweep.config.select else (sweep_dir(sweep),):
-            check_not_folder(folder / "sweep-comparison.png", "the sweep's comparison plot")
+            check_place_for_file(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:
         return dry_run(sweep, args.overwrite)
     folder = sweep_dir(sweep)
@@ -204,7 +204,8 @@ def write_selection(sweep: Sweep, selection: dict) -> None:
     text = json.dumps({"select": sweep.config.select, "min_bwt": sweep.config.min_bwt,
                        "select_seeds": sorted({run.seed for run in sweep.runs}),
                        "split": "validation", "methods": strict(selection)}, indent=2, allow_nan=False)
-    atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    atomic_write(sweep_dir(sweep) / "selection.json", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
+                 overwrite=True)
 
 
 def add_command(subparsers) -> None:

@@ -210,7 +210,7 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     try:
         code = fn(*args, **kwargs)
     except SpikeCLError as exc:
-        Path(errors, f"{index}.txt").write_text(str(exc).replace("\n", " "))
+        Path(errors, f"{index}.txt").write_text(str(exc).replace("\n", " "), encoding="utf-8")
         code = 2
     except KeyboardInterrupt:                                 # locks released; the launcher says how to continue
         code = 130
@@ -290,6 +290,6 @@ def _print_errors(folder: Path) -> None:
     dataset: every rank; a diverging shard: one)."""
     ranks: dict[str, list[str]] = {}
     for path in sorted(folder.glob("*.txt"), key=lambda p: int(p.stem)):
-        ranks.setdefault(path.read_text(), []).append(path.stem)
+        ranks.setdefault(path.read_text(encoding="utf-8"), []).append(path.stem)
     for message, who in ranks.items():
         print(f"spikecl: error (rank{'s' if len(who) > 1 else ''} {', '.join(who)}): {message}", file=sys.stderr)

@@ -35,7 +35,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_pat
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, raise_if_interrupted,
                             require)
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import (DIVERGED_EXTRA, RunResult, atomic_write, check_name_fits, check_not_folder,
+from spikecl.io import (DIVERGED_EXTRA, RunResult, atomic_write, check_name_fits, check_place_for_file,
                         check_writable_folder, read_results)
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
@@ -119,7 +119,7 @@ def _ray_processes() -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            stat = (entry / "stat").read_text()
+            stat = (entry / "stat").read_text(encoding="utf-8")
             children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(entry.name))
         except (OSError, ValueError, IndexError):
             continue
@@ -271,7 +271,8 @@ def record_divergence(run: SweepRun, error: str) -> None:
     """Keep the outcome of ``run`` whose training diverged (its config and error) beside its results path: with the
     same settings it would diverge again, so a later sweep counts it as failed instead of training it again."""
     text = json.dumps({"config": run_config(run), "error": error})
-    atomic_write(divergence_file(run.results), lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    atomic_write(divergence_file(run.results), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
+                 overwrite=True)
 
 
 def kept_divergence(run: SweepRun) -> str | None:
@@ -281,7 +282,7 @@ def kept_divergence(run: SweepRun) -> str | None:
     if not exists(path, ConfigError):
         return None
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
         config, error = record["config"], record["error"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -334,7 +335,7 @@ def kept_result(path: Path, overwrite: bool) -> RunResult | None:
     """The results in ``path``, or None for a damaged file (trained again); a file that is not a continual results
     file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None), a folder
     always one."""
-    check_not_folder(path)
+    check_place_for_file(path)
     try:
         return read_results(path)
     except ForeignFileError as exc:

@@ -22,8 +22,11 @@ def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
     env = os.environ.get(variable)
     path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
     if not path.exists():
-        raise DependencyError(f"the {name} environment is missing ({path}); build it with `make {target}` "
-                              f"(needs Python 3.10) or set {variable}")
+        build = (f"build it with `make {target}` (needs Python 3.10)" if _checkout() else       # an installed spikecl
+                 f"build it in a spikecl checkout with `make {target}` or install the checkout's hardware/ into a "
+                 "Python 3.10 environment")
+        raise DependencyError(f"the {name} environment is missing ({path}); {build} and set {variable} to its "
+                              "python")
     if not (path.is_file() and os.access(path, os.X_OK)):
         source = f"{variable} = {path}" if env else f"{path}"
         raise DependencyError(f"{source} is not an executable file; point {variable} at the {name} environment's "
@@ -39,10 +42,16 @@ def checkout_env() -> dict:
     """The environment of a side process: this one's, with this checkout's spikecl and its ``hardware/`` first on
     ``PYTHONPATH`` when spikecl runs from a checkout (the side environment's editable installs may point at another
     one); an installed spikecl adds nothing (the side environment's own copy is in its site-packages)."""
-    root = Path(__file__).resolve().parents[2]
-    ours = [str(root), str(root / "hardware")] if (root / "hardware" / "spikecl_lava").is_dir() else []
+    root = _checkout()
+    ours = [str(root), str(root / "hardware")] if root else []
     given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(ours + given)}
+
+
+def _checkout() -> Path | None:
+    """The spikecl checkout this package runs from (it holds ``hardware/spikecl_lava``); None when installed."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "hardware" / "spikecl_lava").is_dir() else None
 
 
 #: seconds a stopped side process and the processes it started (Lava's runtime) have to end after SIGINT, cleaning
@@ -69,7 +78,13 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str) -> None:
         stop_group(side)
         raise
     if side.returncode != 0:
-        raise ResultsError(f"{what} failed: {failure_line(err or out) or side.returncode}")
+        said = failure_line(err or out)
+        if not said:
+            said = (f"{cmd[0]} exited with status {side.returncode} and printed nothing" if side.returncode > 0 else
+                    f"{cmd[0]} was stopped by {signal.Signals(-side.returncode).name}")
+        elif "No module named 'spikecl_lava'" in said:
+            said += f" ({cmd[0]} lacks spikecl's Lava side: install a spikecl checkout's hardware/ into it)"
+        raise ResultsError(f"{what} failed: {said}")
 
 
 def stop_group(side: subprocess.Popen) -> None:

@@ -34,7 +34,7 @@ def load_recording(name: str, data_dir: str | Path | None = None) -> dict[str, s
     if not path.is_file():
         raise DataError(f"recording not found: {path}")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         return {pop: {(int(t), int(i)) for t, idx in steps.items() for i in idx} for pop, steps in raw.items()}
     except (ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{path} is not a spike recording ({exc})") from None
