@@ -376,6 +376,8 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    if unknown and not fields:
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; '{prefix.rstrip('.')}' takes no keys")
     if unknown:
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}"
                           f"{did_you_mean(unknown[0], fields)}")

@@ -19,6 +19,7 @@ from spikecl.continual.strategies import effective_options, register, validate_o
 from spikecl.continual.strategy import Strategy, checkpoint_state, unsaveable
 from spikecl.errors import ConfigError
 from spikecl.plugins import load_plugin
+from spikecl.snn import build_mlp
 
 OPTIONS = """from __future__ import annotations
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class Stateful(Strategy):
     name = "stateful"
 
     def __init__(self, state):
-        super().__init__(None)
+        super().__init__(build_mlp(2, [2], 2))
         self.state = state
 
     def state_dict(self):
@@ -191,22 +192,22 @@ def test_a_subclass_of_a_built_in_method_keeps_its_own_state_in_a_combination(mo
 
     monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
     register("myewc", type("MyEWC", (EWC,), {}))
-    combined = build_strategy("ewc+myewc", torch.nn.Linear(2, 2))
+    combined = build_strategy("ewc+myewc", build_mlp(2, [2], 2))
     assert combined.name == "ewc+myewc"
     marks = [torch.full((2, 2), 1.0), torch.full((2, 2), 2.0)]
     for part, mark in zip(combined.parts, marks):
-        part.fisher = {"weight": mark}
+        part.fisher = {"layers.0.synapse.weight": mark}
     state = combined.state_dict()
     assert set(state) == {"ewc", "myewc"}
-    again = build_strategy("ewc+myewc", torch.nn.Linear(2, 2))
+    again = build_strategy("ewc+myewc", build_mlp(2, [2], 2))
     again.load_state_dict(state)
     for part, mark in zip(again.parts, marks):
-        torch.testing.assert_close(part.fisher["weight"], mark)
+        torch.testing.assert_close(part.fisher["layers.0.synapse.weight"], mark)
     register("renamed", type("Renamed", (EWC,), {"name": "renamedclass"}))   # checkpoints keyed parts by class name
     old = {"ewc": state["ewc"], "renamedclass": state["myewc"]}
-    later = build_strategy("ewc+renamed", torch.nn.Linear(2, 2))
+    later = build_strategy("ewc+renamed", build_mlp(2, [2], 2))
     later.load_state_dict(old)
-    torch.testing.assert_close(later.parts[1].fisher["weight"], marks[1])
+    torch.testing.assert_close(later.parts[1].fisher["layers.0.synapse.weight"], marks[1])
 
 
 BROKEN_HOOKS = {
@@ -246,3 +247,73 @@ def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_fi
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}") as info:
         run.execute(tmp_path / "out.h5", progress_bar=False)
     assert "\n" not in str(info.value) and len(run.run_state.rows) == 1     # the first task: only the row at init
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"after_tasks": lambda self, task, train: None},
+     "Bad.after_tasks is not an event the harness calls (begin, before_task, batch, penalty, after_backward, "
+     "after_step, after_task); did you mean 'after_task'?"),
+    ({"before_all": lambda self: None}, "Bad.before_all is not an event the harness calls (begin, before_task, "
+     "batch, penalty, after_backward, after_step, after_task); did you mean 'before_task'?"),
+    ({"after_backward": lambda self: None}, "Bad.after_backward must take (activity) like Strategy.after_backward"),
+    ({"__init__": lambda self, model: None},
+     "Bad.__init__ must take (model, options, sim, execution) like Strategy.__init__"),
+    ({"state_dict": lambda self: {"old": 1}},
+     "Bad defines state_dict() but not load_state_dict(); a resumed run would lose its state"),
+])
+def test_register_refuses_events_the_harness_would_skip_or_fail_on_mid_run(body, message):
+    with pytest.raises(ConfigError, match=f"^register\\('bad', ...\\): {re.escape(message)}$"):
+        register("bad", type("Bad", (Strategy,), body))
+
+
+def test_every_method_of_spikecls_own_passes_the_checks_register_makes():
+    for name in strategies.OWN_NAMES:                     # no false alarm: helpers, properties, the events
+        strategies._check_methods(name, strategies.strategy_class(name))
+    register("helped", type("Helped", (Strategy,), {"fisher_of": lambda self, x: x, "state_dict": lambda self: {},
+                                                   "load_state_dict": lambda self, state: None}))
+
+
+def test_a_penalty_without_a_gradient_or_not_finite_is_refused(monkeypatch):
+    """A penalty computed from ``.data`` would change no weight (the run read as fine-tuning); a NaN one read as a
+    finished run. Zero without a gradient is fine (nothing to add)."""
+    from spikecl.errors import NumericalError
+    from spikecl.snn.trainers import checked_penalty
+
+    weight = torch.ones(2, requires_grad=True)
+    assert checked_penalty("p", torch.tensor(0.0)) is not None
+    assert checked_penalty("p", (weight ** 2).sum()).requires_grad
+    with pytest.raises(ConfigError, match=r"^strategy 'p': penalty\(\) returned 4 without a gradient, which changes "
+                                          r"no weight \(computed from .data, .detach\(\) or under no_grad\?\); "
+                                          "return None for no penalty$"):
+        checked_penalty("p", (weight.data ** 2).sum() * 2)
+    with pytest.raises(NumericalError, match=r"^strategy 'p': penalty\(\) returned nan$"):
+        checked_penalty("p", torch.tensor(float("nan")))
+
+
+def test_strategies_and_trainers_take_spikecls_networks_and_name_anything_else():
+    from spikecl.continual.strategies import build_strategy
+    from spikecl.snn import SpikingNetwork, make_trainer
+    from spikecl.snn.layers import Readout, SpikingLinear
+    from spikecl.snn.neurons import LIFParams
+
+    with pytest.raises(ConfigError, match="^GPM: model: expected a SpikingNetwork, got Linear; build it with "
+                                          "spikecl.snn.build_mlp or build_cnn"):
+        build_strategy("gpm", torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="^BPTTTrainer: net: expected a SpikingNetwork, got Linear"):
+        make_trainer("bptt", torch.nn.Linear(2, 2), 4)
+    neuron = LIFParams()
+    with pytest.raises(ConfigError, match="^SpikingNetwork: layer 0 is a Linear; give SpikingLinear or SpikingConv2d"):
+        SpikingNetwork([torch.nn.Linear(16, 32)], Readout(32, 2, neuron), (16,), True, 0.9)
+    with pytest.raises(ConfigError, match="^SpikingNetwork: layer 0 gives 32 features but layer 1 takes 20$"):
+        SpikingNetwork([SpikingLinear(16, 32, neuron), SpikingLinear(20, 24, neuron)], Readout(24, 2, neuron), (16,),
+                       True, 0.9)
+    with pytest.raises(ConfigError, match="^SpikingNetwork: layer 1 gives 24 features but the readout takes 8$"):
+        SpikingNetwork([SpikingLinear(16, 32, neuron), SpikingLinear(32, 24, neuron)], Readout(8, 2, neuron), (16,),
+                       True, 0.9)
+
+
+def test_a_key_for_a_method_without_options_says_it_takes_none():
+    from spikecl.continual.strategies import validate_options
+
+    with pytest.raises(ConfigError, match="^unknown key 'strategy.finetune.lam'; 'strategy.finetune' takes no keys$"):
+        validate_options("finetune", {"finetune": {"lam": 2}})

@@ -45,11 +45,11 @@ import torch
 from spikecl.config import SEED_MAX, check_seed
 from spikecl.continual.execution import Execution
 from spikecl.data.streams import SCENARIOS
-from spikecl.errors import ConfigError, DataError, ShapeError
+from spikecl.errors import ConfigError, DataError, ShapeError, check_type
 from spikecl.snn.activity import Activity
 from spikecl.snn.checks import choice, count
 from spikecl.snn.encoders import ENCODERS, encode
-from spikecl.snn.networks import SpikingNetwork, evaluating
+from spikecl.snn.networks import BUILD_NETWORK, SpikingNetwork, evaluating
 from spikecl.snn.trainers import TRAINERS, TrainingHooks, checked_penalty, make_trainer, mask_logits
 
 
@@ -249,7 +249,7 @@ class Strategy(TrainingHooks):
 
     def __init__(self, model: SpikingNetwork, options=None, sim: Simulation = Simulation(),
                  execution: Execution | None = None) -> None:
-        self.model = model
+        self.model = check_type(model, SpikingNetwork, f"{type(self).__name__}: model", BUILD_NETWORK)
         self.options = options if options is not None else self.Options()
         self.sim = sim
         self.execution = execution if execution is not None else Execution()

@@ -26,6 +26,31 @@ from spikecl.snn.layers import Readout, SpikingConv2d, SpikingLayer, SpikingLine
 from spikecl.snn.neurons import LIFParams
 
 
+#: how to get a network spikecl's strategies and trainers work with, said where something else is given
+BUILD_NETWORK = ("build it with spikecl.snn.build_mlp or build_cnn, or SpikingNetwork(SpikingLinear/SpikingConv2d "
+                 "layers, Readout, ...)")
+
+
+def check_chain(layers: Sequence[SpikingLayer], readout: Readout) -> None:
+    """A one-line ConfigError unless ``layers`` are spikecl's spiking layers (SpikingLinear, SpikingConv2d), the
+    readout a :class:`Readout` and each fully connected or convolutional layer takes what the one before gives."""
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, SpikingLayer):
+            raise ConfigError(f"SpikingNetwork: layer {i} is a {type(layer).__name__}; give SpikingLinear or "
+                              "SpikingConv2d layers (HLOP, GPM and the trainers read their synapses and neurons)")
+    if not isinstance(readout, Readout):
+        raise ConfigError(f"SpikingNetwork: the readout is a {type(readout).__name__}; give a Readout")
+    synapses = [layer.synapse for layer in layers] + [readout.heads[0]]
+    for i, (before, after) in enumerate(zip(synapses, synapses[1:])):
+        linear = isinstance(before, nn.Linear)
+        given, taken = ((before.out_features, after.in_features) if linear else
+                        (getattr(before, "out_channels", None), getattr(after, "in_channels", None)))
+        if type(before) is type(after) and given != taken:
+            what = "the readout" if i == len(layers) - 1 else f"layer {i + 1}"
+            raise ConfigError(f"SpikingNetwork: layer {i} gives {given} {'features' if linear else 'channels'} but "
+                              f"{what} takes {taken}")
+
+
 class SpikingNetwork(nn.Module):
     """Spiking feature layers followed by a readout.
 
@@ -36,6 +61,7 @@ class SpikingNetwork(nn.Module):
     def __init__(self, layers: Sequence[SpikingLayer], readout: Readout, input_shape: tuple[int, ...],
                  flatten_input: bool, trace_decay: float) -> None:
         super().__init__()
+        check_chain(layers, readout)
         self.layers = nn.ModuleList(layers)
         self.readout = readout
         self.input_shape = tuple(input_shape)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import math
 import os
 import tempfile
 
@@ -34,13 +35,13 @@ import torch.nn.functional as F
 
 from spikecl.config import (BFLOAT16_NOT_COMPILED, BFLOAT16_NOT_GRAPHED, BFLOAT16_NOT_SNNTORCH, COMPILED_NOT_GRAPHED,
                             ONLINE_IN_FLOAT32, ONLINE_NOT_COMPILED, PRECISIONS)
-from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
+from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError, check_type
 from spikecl.snn.activity import Activity
 from spikecl.snn.cuda_graphs import GraphedPasses
 from spikecl.snn.checks import (as_input, check_parameters, count, finite_flag, in_range, indices, output_mask,
                                 parameters_flag)
 from spikecl.snn.encoders import ENCODERS, encode
-from spikecl.snn.networks import SpikingNetwork, evaluating
+from spikecl.snn.networks import BUILD_NETWORK, SpikingNetwork, evaluating
 
 #: an inactive output's logit: never predicted, and no softmax weight, however low the active logits are
 MASKED_LOGIT = float("-inf")
@@ -75,10 +76,19 @@ class TrainingHooks:
 
 def checked_penalty(name: str, term):
     """A ``penalty()`` value, None or a scalar tensor, else a one-line ConfigError naming the method ``name`` (a
-    vector would fail in backward with a message about implicit gradients)."""
+    vector would fail in backward with a message about implicit gradients). A non-zero term without a gradient
+    (computed from ``.data``, ``.detach()`` or under ``no_grad``) would change no weight: refused too, and a
+    non-finite one is a :class:`NumericalError`."""
     if term is not None and not (isinstance(term, torch.Tensor) and term.dim() == 0):
         got = f"a tensor of shape {tuple(term.shape)}" if isinstance(term, torch.Tensor) else type(term).__name__
         raise ConfigError(f"strategy {name!r}: penalty() returned {got}; return None or a scalar tensor")
+    if term is not None and not term.requires_grad:
+        value = float(term)
+        if not math.isfinite(value):
+            raise NumericalError(f"strategy {name!r}: penalty() returned {value}")
+        if value != 0.0:
+            raise ConfigError(f"strategy {name!r}: penalty() returned {value:g} without a gradient, which changes no "
+                              "weight (computed from .data, .detach() or under no_grad?); return None for no penalty")
     return term
 
 
@@ -112,6 +122,7 @@ class BPTTTrainer:
 
     def __init__(self, net: SpikingNetwork, num_steps: int, encoder: str = "direct",
                  precision: str = "float32") -> None:
+        check_type(net, SpikingNetwork, f"{type(self).__name__}: net", BUILD_NETWORK)
         if precision not in PRECISIONS:
             raise ConfigError(f"train.precision: {precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
         if encoder not in ENCODERS:

@@ -82,6 +82,45 @@ def _check_class(name: str, cls) -> None:
         raise ConfigError(f"register({name!r}, ...): {cls.__name__}.Options must be a dataclass (fields made with "
                           f"spikecl.config.option), got {_named(options)}")
     check_defaults(options, f"strategy.{name}.", f"register({name!r}, ...)")
+    _check_methods(name, cls)
+
+
+#: the events a strategy implements (README, "Adding a method"), which the harness calls by these names
+EVENTS = ("begin", "before_task", "batch", "penalty", "after_backward", "after_step", "after_task")
+
+
+def _check_methods(name: str, cls: type) -> None:
+    """A one-line ConfigError for what the harness would skip or fail on only mid-run: a method named like an event
+    that is none (``after_tasks``), an event or ``__init__`` that cannot take the arguments the harness passes, or
+    ``state_dict`` without ``load_state_dict`` (a resumed run would lose the state) or the reverse."""
+    import inspect
+
+    from spikecl.continual.strategy import Strategy
+
+    own = [c for c in cls.__mro__ if c is not Strategy and issubclass(c, Strategy) and Strategy in c.__mro__[1:]]
+    defined = {attr: value for c in reversed(own) for attr, value in vars(c).items() if callable(value)}
+    for attr in defined:
+        if attr.startswith("_") or hasattr(Strategy, attr):
+            continue
+        if attr.startswith(("before_", "after_")) or did_you_mean(attr, EVENTS):
+            raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} is not an event the harness calls "
+                              f"({', '.join(EVENTS)}){did_you_mean(attr, EVENTS)}")
+    for attr in (*EVENTS, "state_dict", "load_state_dict", "result_arrays", "__init__"):
+        if attr not in defined:
+            continue
+        base = [p for p in inspect.signature(getattr(Strategy, attr)).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]          # self and what the harness passes
+        try:
+            inspect.signature(defined[attr]).bind(*base)
+        except (TypeError, ValueError):
+            wanted = ", ".join(p.name for p in base[1:])
+            raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} must take ({wanted}) like "
+                              f"Strategy.{attr}") from None
+    pair = [attr for attr in ("state_dict", "load_state_dict") if attr in defined]
+    if len(pair) == 1:
+        other = ({"state_dict", "load_state_dict"} - set(pair)).pop()
+        raise ConfigError(f"register({name!r}, ...): {cls.__name__} defines {pair[0]}() but not {other}(); a resumed "
+                          "run would lose its state")
 
 
 def components(method: str) -> list[str]:
