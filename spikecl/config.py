@@ -583,14 +583,16 @@ def _standardized_levels(mean: float, std: float) -> np.ndarray:
 
 
 def check_one_class_heads(per: int, scenario: str, classes_per_task: int, n_tasks: int, n_classes: int) -> None:
-    """Refuse split tasks of one class each under the task or domain scenario: each task's head has one output,
-    whose loss and gradient are 0, so nothing trains and every accuracy reads 100 %."""
-    if per == 1 and scenario != "class":
+    """Refuse split tasks of one class each: under the task or domain scenario each task's head has one output,
+    under the class scenario the first task does; its loss and gradient are 0, so nothing trains it and its accuracy
+    reads 100 % untrained (in LA, and as forgetting in BWT once later classes take over)."""
+    if per == 1:
         key = ("stream.classes_per_task: 1" if classes_per_task
                else f"stream.n_tasks: {n_tasks} tasks of {n_classes} classes")
-        raise ConfigError(f"{key}: one class per task gives each task a one-output head under the {scenario!r} "
-                          "scenario, which nothing trains (every accuracy 100 %); use 2 or more classes per task, or "
-                          "stream.scenario = \"class\"")
+        which = "the first task" if scenario == "class" else "each task"
+        raise ConfigError(f"{key}: one class per task gives {which} a one-output head under the {scenario!r} "
+                          "scenario, which nothing trains (its accuracy 100 % untrained); use 2 or more classes per "
+                          "task")
 
 
 def check_standardize(cfg: ExperimentConfig) -> None:

@@ -210,7 +210,12 @@ def test_one_class_per_task_is_refused_when_the_config_is_read():
     with pytest.raises(ConfigError, match=r"^stream.n_tasks: 10 tasks of 10 classes: one class per task gives each "):
         experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
                                                                          "scenario": "task"}})
-    assert experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
+    with pytest.raises(ConfigError, match=r"^stream.n_tasks: 10 tasks of 10 classes: one class per task gives the "
+                                          r"first task a one-output head under the 'class' scenario, which nothing "
+                                          r"trains \(its accuracy 100 % untrained\); use 2 or more classes per task$"):
+        experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 10,
+                                                                         "scenario": "class"}})
+    assert experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"kind": "split", "n_tasks": 5,
                                                                             "scenario": "class"}})
 
 

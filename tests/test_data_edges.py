@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+from spikecl.data.base import fixed_order
 from spikecl.data.datasets import load_dataset
 from spikecl.data.pickles import load_data_pickle
 from spikecl.data.streams import make_stream
@@ -27,13 +28,17 @@ def test_idx_files_come_from_the_dataset_folder_first_and_all_from_one_folder(tm
     mnist = tiny_mnist(tmp_path, seed=0)                               # MNIST directly in data_dir
     fashion = tiny_mnist(tmp_path / "FashionMNIST" / "raw", compress=True, seed=1)
     d = load_dataset("fashion_mnist", str(tmp_path))
-    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
-    np.testing.assert_allclose(d.x_test[:, 0], fashion["t10k-images-idx3-ubyte"] / 255.0, rtol=1e-6)
-    np.testing.assert_array_equal(load_dataset("mnist", str(tmp_path)).y_test, mnist["t10k-labels-idx1-ubyte"])
+    train = fixed_order(len(d.y_train))                      # each split in its fixed order
+    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"][train] / 255.0, rtol=1e-6)
+    test = fixed_order(len(d.y_test))
+    np.testing.assert_allclose(d.x_test[:, 0], fashion["t10k-images-idx3-ubyte"][test] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(load_dataset("mnist", str(tmp_path)).y_test,
+                                  mnist["t10k-labels-idx1-ubyte"][fixed_order(len(d.y_test))])
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # data_dir keeps MNIST's train files only
         (tmp_path / name).unlink()
     d = load_dataset("fashion_mnist", str(tmp_path))
-    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
+    train = fixed_order(len(d.y_train))                      # each split in its fixed order
+    np.testing.assert_allclose(d.x_train[:, 0], fashion["train-images-idx3-ubyte"][train] / 255.0, rtol=1e-6)
     _one_line_error(f"{re.escape(str(tmp_path))}: holds only some of mnist's IDX files, missing "
                     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte", "mnist", str(tmp_path))
     tiny_mnist(tmp_path)                                               # a half-copied FashionMNIST/raw: no MNIST

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikecl.data.base import fixed_order
 from spikecl.data.datasets import dataset_files, image_shape, load_dataset, read_idx
 from spikecl.errors import ConfigError, DataError
 
@@ -64,8 +65,9 @@ def test_mnist_idx_files_round_trip(tmp_path, layout, compress):
     arrays = tiny_mnist(folder, compress)
     name = "mnist" if layout == "flat" else "fashion_mnist"
     d = load_dataset(name, str(tmp_path))
-    np.testing.assert_allclose(d.x_train[:, 0], arrays["train-images-idx3-ubyte"] / 255.0, rtol=1e-6)
-    np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
+    train, test = fixed_order(len(d.y_train)), fixed_order(len(d.y_test))     # each split in its fixed order
+    np.testing.assert_allclose(d.x_train[:, 0], arrays["train-images-idx3-ubyte"][train] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"][test])
     assert d.x_test.shape == (5, 1, 28, 28) and d.n_classes == 10
 
 
@@ -141,10 +143,11 @@ def test_cifar10_python_pickles(tmp_path):
         batches[name] = batch
     d = load_dataset("cifar10", str(tmp_path))
     assert d.x_train.shape == (15, 3, 32, 32) and d.x_test.shape == (3, 3, 32, 32)
-    first = batches["data_batch_1"][b"data"][0]
-    np.testing.assert_allclose(d.x_train[0, 0].ravel(), first[:1024] / 255.0)     # red plane first
-    np.testing.assert_allclose(d.x_train[0, 2].ravel(), first[2048:] / 255.0)
-    assert d.y_test.tolist() == batches["test_batch"][b"labels"]
+    first = int(np.flatnonzero(fixed_order(15) == 0)[0])            # where the first file's first image went
+    image = batches["data_batch_1"][b"data"][0]
+    np.testing.assert_allclose(d.x_train[first, 0].ravel(), image[:1024] / 255.0)     # red plane first
+    np.testing.assert_allclose(d.x_train[first, 2].ravel(), image[2048:] / 255.0)
+    assert d.y_test.tolist() == np.asarray(batches["test_batch"][b"labels"])[fixed_order(3)].tolist()
 
 
 def test_cifar100_fine_labels_and_corrupt_pickle(tmp_path):
@@ -181,6 +184,11 @@ def test_miniimagenet_cache_pickles(tmp_path):
     for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test)):
         assert (x[:, 0, 0, 1] == 1.0).all() and not (x[:, 0, 1, 0] == 1.0).all()      # (C, H, W), not (C, W, H)
         np.testing.assert_array_equal(np.rint(x[:, 1, 5, 5] * 255), 10 * y)
+    with open(tmp_path / "mini-imagenet-cache-test.pkl", "wb") as f:        # 3 images: 1/6 of them rounds to 0
+        pickle.dump({"image_data": np.zeros((3, 84, 84, 3), np.uint8), "class_dict": {"ntest0": [0, 1, 2]}}, f)
+    with pytest.raises(DataError, match="^miniimagenet: class 5 holds 3 images, too few for a test split of 0.166667 "
+                                        r"per class to leave it a test image \(1 of 6 classes\)$"):
+        load_dataset("miniimagenet", str(tmp_path))
 
 
 def _pickle(path, obj):
@@ -341,3 +349,14 @@ def test_idx_labels_beyond_nine_are_refused(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.r_[arrays["train-labels-idx1-ubyte"][:-1], 10])
     with pytest.raises(DataError, match=r"labels outside 0..9 \(up to 10\)"):
         load_dataset("mnist", str(tmp_path))
+
+
+def test_an_idx_file_sorted_by_class_gives_mixed_prefixes(tmp_path):
+    """Continual evaluation scores a task on its first ``eval_samples`` test samples: a file sorted by class (a
+    re-packed MNIST) gave them a single class."""
+    tiny_mnist(tmp_path, n_train=40)
+    labels = np.repeat(np.arange(10), 3)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((30, 28, 28), np.uint8))
+    d = load_dataset("mnist", str(tmp_path))
+    assert sorted(d.y_test.tolist()) == labels.tolist() and len(set(d.y_test[:6].tolist())) >= 4

@@ -196,7 +196,7 @@ def test_an_shd_unit_off_the_700_channels_is_named_as_spikes_units(tmp_path):
 
 def test_shd_labels_stored_as_whole_floats_are_read(tmp_path):
     data = load_dataset("shd", str(_shd_changed(tmp_path, "labels", np.arange(20.0))), binning=EventBinning(4))
-    assert sorted(data.y_train.tolist()) == list(range(20))          # in the fixed random order (ORDER_SEED)
+    assert sorted(data.y_train.tolist()) == list(range(20))          # in the fixed random order (fixed_order)
 
 def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, capsys):
     from spikecl.cli import main

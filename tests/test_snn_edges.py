@@ -787,3 +787,14 @@ def test_the_rate_gradient_of_an_overflowing_current_is_zero_not_nan():
     assert torch.equal(out, spikes)
     out.sum().backward()
     assert torch.equal(current.grad, torch.zeros(2, 3))
+
+
+def test_flipped_and_rotated_numpy_arrays_are_inputs_like_any_other():
+    """np.flip and np.rot90 give views with negative strides, which torch.as_tensor refuses."""
+    from spikecl.snn import encode
+    from spikecl.snn.checks import as_input
+
+    x = np.random.default_rng(0).random((3, 1, 4, 4)).astype(np.float32)
+    for view in (np.flip(x, axis=0), np.rot90(x, axes=(2, 3))):
+        assert torch.equal(as_input(view), torch.from_numpy(view.copy()))
+        assert torch.equal(encode(view, 2, "direct"), encode(view.copy(), 2, "direct"))

@@ -70,6 +70,17 @@ class Dataset:
         return self.x_train.shape[1] if self.x_train.ndim == 5 else None
 
 
+#: seed of the fixed order a loaded file's samples are kept in: files may list them by class (N-MNIST's digit
+#: folders, DVS Gesture's users, a re-packed IDX or CIFAR file), and whatever takes a task's first samples
+#: (continual evaluation's ``eval_samples``, the measures, GPM's and EWC's samples) must not see a single class
+ORDER_SEED = 0
+
+
+def fixed_order(n: int) -> np.ndarray:
+    """The order (int64 [n]) a loader keeps a split of ``n`` samples in: random, the same on every load."""
+    return np.random.default_rng(ORDER_SEED).permutation(n)
+
+
 def _same_name(candidates: list[str]) -> list[str]:
     """The candidates naming the first one's file (its accepted places), for a message."""
     return [c for c in candidates if Path(c).name == Path(candidates[0]).name]

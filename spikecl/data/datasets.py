@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spikecl.data.base import Dataset, check_not_test_copy, find_path
+from spikecl.data.base import Dataset, check_not_test_copy, find_path, fixed_order
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, did_you_mean, require
 from spikecl.paths import is_file
@@ -102,6 +102,14 @@ def training_and_evaluation(dataset: Dataset, validation: float, eval_split: str
 def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_per_class, seed: int,
                  excludes: Sequence[int] = ()) -> Dataset:
     tr, te = stratified_split(y, test_per_class, seed, excludes)
+    classes = np.unique(y)
+    for split, kept in (("test", te), ("training", tr)):
+        missing = np.setdiff1d(classes, y[kept])
+        if len(missing):
+            k = int(missing[0])
+            raise DataError(f"{name}: class {k} holds {int(np.sum(y == k))} images, too few for a test split of "
+                            f"{test_per_class:g} per class to leave it a {split} image ({len(missing)} of "
+                            f"{len(classes)} classes)")
     return Dataset(name, x[tr], y[tr], x[te], y[te], n_classes)
 
 
@@ -261,9 +269,12 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
     if 0 < len(arrays["train_x"]) < len(arrays["test_x"]):
         raise DataError(f"{paths['train_x']}: {len(arrays['train_x'])} training images, fewer than the test file's "
                         f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped?")
-    prep = lambda x: (x.astype(np.float32) / 255.0)[:, None]  # noqa: E731
-    return Dataset(name, prep(arrays["train_x"]), arrays["train_y"].astype(np.int64), prep(arrays["test_x"]),
-                   arrays["test_y"].astype(np.int64), 10)
+    parts = []
+    for split in ("train", "test"):                    # in a fixed random order: a file may be sorted by class
+        order = fixed_order(len(arrays[f"{split}_y"]))
+        parts += [(arrays[f"{split}_x"][order].astype(np.float32) / 255.0)[:, None],
+                  arrays[f"{split}_y"][order].astype(np.int64)]
+    return Dataset(name, *parts, 10)
 
 
 # -- CIFAR ------------------------------------------------------------------------------------------------------
@@ -353,7 +364,8 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
             xs.append(_cifar_images(batch, path))
             ys.append(_cifar_labels(batch, key, path, len(xs[-1]), n))
         images[split] = list(zip(paths, xs))
-        parts[split] = (np.concatenate(xs), np.concatenate(ys))
+        order = fixed_order(sum(map(len, ys)))         # in a fixed random order: a file may be sorted by class
+        parts[split] = (np.concatenate(xs)[order], np.concatenate(ys)[order])
     check_not_test_copy(images["train"], *images["test"][0])
     return Dataset(name, *parts["train"], *parts["test"], n)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.data.base import Dataset, check_not_test_copy, find_path
+from spikecl.data.base import Dataset, check_not_test_copy, find_path, fixed_order
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
 from spikecl.errors import ConfigError, DataError, require
 from spikecl.hdf5_guard import check_heaps, check_stored_lengths, damage_as
@@ -43,17 +43,13 @@ def frame_shape(name: str, binning: EventBinning | None = None) -> tuple[int, in
     return pooled_shape(SENSORS[name], (binning or EventBinning()).pool)
 
 
-#: seed of the fixed order recordings are kept in: the files list them by class (N-MNIST's digit folders, DVS
-#: Gesture's users), and whatever takes a task's first samples (GPM's and EWC's samples, the measures) must not see
-#: a single class
-ORDER_SEED = 0
 
 
 def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor) -> tuple:
-    """(frames [N, T, C, H, W], labels [N]) of one split, the recordings in a fixed random order (:data:`ORDER_SEED`)
+    """(frames [N, T, C, H, W], labels [N]) of one split, the recordings in a fixed random order (:func:`fixed_order`)
     rather than the files' order."""
     shape = (0, binning.frames, *pooled_shape(sensor, binning.pool))
-    order = np.random.default_rng(ORDER_SEED).permutation(len(frames))
+    order = fixed_order(len(frames))
     x = np.stack([frames[i] for i in order]) if frames else np.zeros(shape, np.float32)
     x.flags.writeable = False                    # cached: streams index copies out of it
     return x, np.asarray(labels, dtype=np.int64)[order]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from spikecl.config import NetworkConfig, _check_bounds, _check_value
@@ -34,6 +35,8 @@ def as_input(x, what: str = "input", finite: bool = True, intensities: bool = Fa
     ``finite``, on the CPU non-finite values raise NumericalError (on an accelerator see :func:`finite_flag`); with
     ``intensities`` (static inputs, [0, 1]), integers above 1 (raw 8-bit images) raise DataError."""
     if not isinstance(x, torch.Tensor):
+        if isinstance(x, np.ndarray) and any(step < 0 for step in x.strides):
+            x = np.ascontiguousarray(x)                 # a flipped view: torch takes no negative strides
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError, RuntimeError) as exc:
