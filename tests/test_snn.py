@@ -69,7 +69,8 @@ def test_presynaptic_records():
     with net.recording() as activity:
         net(x, heads)
     shapes = [tuple(activity.of(name).shape) for name in net.plastic_layers()]
-    assert list(net.plastic_layers()) == ["layers.0", "layers.1", "readout"]
+    assert list(net.plastic_layers()) == ["layers.0", "layers.1", "readout"] == list(activity)
+    assert len(before) == 0 and "readout" in activity and "layers.2" not in activity and len(activity) == 3
     assert shapes == [(5, 4, 12), (5, 4, 8), (5, 4, 6)]
     assert torch.equal(activity.of("layers.0"), x)
     with net.recording() as online:

@@ -22,7 +22,8 @@ from spikecl.errors import SpikeCLError
 
 
 class Activity:
-    """Presynaptic inputs by layer name. Filled by layers while its recording is open; read with :meth:`of`."""
+    """Presynaptic inputs by layer name. Filled by layers while its recording is open; read with :meth:`of`;
+    ``for name in activity`` and ``name in activity`` go over the layers recorded so far, in the order they were."""
 
     def __init__(self, names: Mapping[nn.Module, str]) -> None:
         self._names = dict(names)
@@ -47,6 +48,15 @@ class Activity:
                                "`with net.recording()`")
         kept = self._inputs[name]
         return torch.stack(kept) if isinstance(kept, list) else kept
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._inputs))
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._inputs
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Activity":
         """A new activity with ``fn`` applied to every recorded layer's ``[T, B, *in_shape]`` input."""
