@@ -22,6 +22,7 @@ import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
 from spikecl.errors import SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
+from spikecl.terminal import guard_standard_streams
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
 COMMAND_MODULES: tuple[str, ...] = ("spikecl.commands.run", "spikecl.commands.report", "spikecl.commands.export",
@@ -90,23 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
         return 141
-
-
-def guard_standard_streams() -> None:
-    """Text a terminal cannot encode (``±``, ``—`` under an ASCII locale) is written escaped rather than stopping the
-    command; a closed stdout or stderr is opened on /dev/null, so that no file opened later (a lock, a result) takes
-    its descriptor and receives what is printed."""
-    for fd in (1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            opened = os.open(os.devnull, os.O_WRONLY)             # the lowest free descriptor: fd itself, or 0
-            if opened != fd:
-                os.dup2(opened, fd)
-                os.close(opened)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError):     # not a text stream, or a closed one
-            stream.reconfigure(errors="backslashreplace")
 
 
 @contextlib.contextmanager

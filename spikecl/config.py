@@ -582,17 +582,27 @@ def _standardized_levels(mean: float, std: float) -> np.ndarray:
         return (np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(mean)) / np.float32(std)
 
 
-def check_one_class_heads(per: int, scenario: str, classes_per_task: int, n_tasks: int, n_classes: int) -> None:
+def check_one_class_heads(per: int, scenario: str, classes_per_task: int, n_tasks: int, n_classes: int,
+                          training: bool = False) -> None:
     """Refuse split tasks of one class each: under the task or domain scenario each task's head has one output,
     under the class scenario the first task does; its loss and gradient are 0, so nothing trains it and its accuracy
-    reads 100 % untrained (in LA, and as forgetting in BWT once later classes take over)."""
-    if per == 1:
+    reads 100 % untrained (in LA, and as forgetting in BWT once later classes take over). The class scenario's is
+    refused only where a run is to train (``training``): results made before 2026-12-05 stay readable."""
+    if per == 1 and (scenario != "class" or training):
         key = ("stream.classes_per_task: 1" if classes_per_task
                else f"stream.n_tasks: {n_tasks} tasks of {n_classes} classes")
         which = "the first task" if scenario == "class" else "each task"
         raise ConfigError(f"{key}: one class per task gives {which} a one-output head under the {scenario!r} "
                           "scenario, which nothing trains (its accuracy 100 % untrained); use 2 or more classes per "
                           "task")
+
+
+def check_split_heads(cfg: ExperimentConfig, training: bool = False) -> None:
+    """:func:`check_one_class_heads` of a split stream's config."""
+    if cfg.stream.kind == "split":
+        s, classes = cfg.stream, DATASET_CLASSES.get(cfg.data.dataset, 0)
+        check_one_class_heads(s.classes_per_task or classes // s.n_tasks, s.scenario, s.classes_per_task, s.n_tasks,
+                              classes, training)
 
 
 def check_standardize(cfg: ExperimentConfig) -> None:
@@ -633,10 +643,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
         raise ConfigError("network.channels: a CNN needs at least one convolution layer")
     check_data_split(cfg.data)
     check_standardize(cfg)
-    if cfg.stream.kind == "split":
-        s, classes = cfg.stream, DATASET_CLASSES.get(cfg.data.dataset, 0)
-        check_one_class_heads(s.classes_per_task or classes // s.n_tasks, s.scenario, s.classes_per_task, s.n_tasks,
-                              classes)
+    check_split_heads(cfg)
     if cfg.train.compile and cfg.train.trainer == "online":
         raise ConfigError(ONLINE_NOT_COMPILED)
     if cfg.train.lr_schedule == "cosine" and cfg.train.warmup_epochs >= cfg.train.epochs:

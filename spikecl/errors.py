@@ -87,15 +87,17 @@ class DependencyError(SpikeCLError):
     """An optional dependency (an extra) is not installed."""
 
 
-def did_you_mean(name: object, choices) -> str:
-    """``"; did you mean 'x'?"`` naming the choice closest to a mistyped ``name``, or ``""`` when none is close.
+def did_you_mean(name: object, choices, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` naming the choice closest to a mistyped ``name``, or ``""`` when none is close
+    (similarity below ``cutoff``, difflib's ratio in [0, 1]).
 
     >>> did_you_mean("lamb", ["lambda", "online"])
     "; did you mean 'lambda'?"
     """
     import difflib
 
-    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1) if isinstance(name, str) else []
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=cutoff) if isinstance(name, str) \
+        else []
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

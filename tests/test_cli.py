@@ -400,15 +400,15 @@ def test_an_ascii_terminal_gets_escaped_text_not_a_traceback(tmp_path):
     assert done.returncode == 0 and "mean \\xb1 std" in done.stdout and not done.stderr
     exp = tmp_path / "exp.toml"
     exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL)
-    run = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", exp, "--seeds", "0,1", "--no-progress"],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run([sys.executable, "-m", "spikecl.cli", "run", exp, "--seeds", "0,1", "--no-progress",
+                          "--nproc", "2"], capture_output=True, text=True, env=env)     # rank 0 prints the summary
     assert run.returncode == 0 and "\\xb1" in run.stdout, run.stderr
     assert (tmp_path / "cli" / "comparison.png").exists()                    # drawn after the summary is printed
 
 
 def test_a_closed_stdout_is_kept_from_the_files_a_command_opens():
     """Started with stdout closed, the command's first file would take descriptor 1 and receive what it prints."""
-    code = ("import os, sys; from spikecl.cli import guard_standard_streams; guard_standard_streams(); "
+    code = ("import os, sys; from spikecl.terminal import guard_standard_streams; guard_standard_streams(); "
             "fd = os.open(os.devnull, os.O_RDONLY); print(fd, os.path.realpath(f'/proc/self/fd/1'), file=sys.stderr)")
     done = subprocess.run(f"exec 1>&-; {sys.executable} -c \"{code}\"", shell=True, capture_output=True, text=True)
     fd, one = done.stderr.split()

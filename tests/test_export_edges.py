@@ -656,7 +656,7 @@ def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, mo
 
     monkeypatch.setattr(lava_client, "_checkout", lambda: None)          # an installed spikecl: no make, no .venv
     with pytest.raises(DependencyError, match=r"missing \(.*\); build it in a spikecl checkout with `make lava` "
-                                              "or install the checkout's hardware/ into a Python 3.10 environment "
+                                              "or install the checkout's hardware/ into a Python 3.10 environment, "
                                               "and set SPIKECL_LAVA_PYTHON to its python$"):
         lava_client.venv_python("SPIKECL_LAVA_PYTHON", ".venv-absent", "lava", "Lava")
 

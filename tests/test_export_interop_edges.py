@@ -5,6 +5,7 @@ groups, a damaged num_steps, and netx keys lava-dl runs that spikecl's runner do
 import dataclasses
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -159,6 +160,9 @@ def test_run_side_names_what_could_not_start_or_finish(tmp_path):
         run_side([sys.executable, "-c", "raise SystemExit(3)"], "the Lava runner", 30, "-")
     with pytest.raises(ResultsError, match="^the Lava runner failed: .* was stopped by SIGKILL$"):
         run_side([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"], "the Lava runner", 30, "-")
+    rt = signal.SIGRTMIN + 6                                  # a real-time signal has no name
+    with pytest.raises(ResultsError, match=f"^the Lava runner failed: .* was stopped by signal {int(rt)}$"):
+        run_side([sys.executable, "-c", f"import os; os.kill(os.getpid(), {int(rt)})"], "the Lava runner", 30, "-")
     with pytest.raises(ResultsError, match=r"No module named 'spikecl_lava' \(\S+ lacks spikecl's Lava side: "
                                            r"install a spikecl checkout's hardware/ into it\)$"):
         run_side([sys.executable, "-I", "-c", "import spikecl_lava"], "the Lava runner", 30, "-")

@@ -266,11 +266,25 @@ def test_register_refuses_events_the_harness_would_skip_or_fail_on_mid_run(body,
         register("bad", type("Bad", (Strategy,), body))
 
 
-def test_every_method_of_spikecls_own_passes_the_checks_register_makes():
+def test_every_method_of_spikecls_own_passes_the_checks_register_makes(monkeypatch):
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
     for name in strategies.OWN_NAMES:                     # no false alarm: helpers, properties, the events
         strategies._check_methods(name, strategies.strategy_class(name))
-    register("helped", type("Helped", (Strategy,), {"fisher_of": lambda self, x: x, "state_dict": lambda self: {},
-                                                   "load_state_dict": lambda self, state: None}))
+    helpers = {h: (lambda self, *a: None) for h in ("l2_penalty", "fetch", "new_task", "split_batch", "penalize",
+                                                     "batch_loss", "fisher_of")}
+
+    class Saving:                                          # a plain mixin that saves and loads
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    body = {**helpers, "Batch": type("Batch", (), {}), "after_step": staticmethod(lambda: None),
+            "penalty": classmethod(lambda cls: None), "width": property(lambda self: 1)}
+    register("helped", type("Helped", (Saving, Strategy), body))
+    with pytest.raises(ConfigError, match=r"Static.after_step must take \(\) like Strategy.after_step$"):
+        register("static", type("Static", (Strategy,), {"after_step": staticmethod(lambda x: None)}))
 
 
 def test_a_penalty_without_a_gradient_or_not_finite_is_refused(monkeypatch):
@@ -304,6 +318,8 @@ def test_strategies_and_trainers_take_spikecls_networks_and_name_anything_else()
     neuron = LIFParams()
     with pytest.raises(ConfigError, match="^SpikingNetwork: layer 0 is a Linear; give SpikingLinear or SpikingConv2d"):
         SpikingNetwork([torch.nn.Linear(16, 32)], Readout(32, 2, neuron), (16,), True, 0.9)
+    pair = SpikingNetwork((SpikingLinear(16, n, neuron) for n in (16, 16)), Readout(16, 2, neuron), (16,), True, 0.9)
+    assert len(pair.layers) == 2                                      # a generator's layers, read once, all kept
     with pytest.raises(ConfigError, match="^SpikingNetwork: layer 0 gives 32 features but layer 1 takes 20$"):
         SpikingNetwork([SpikingLinear(16, 32, neuron), SpikingLinear(20, 24, neuron)], Readout(24, 2, neuron), (16,),
                        True, 0.9)

@@ -375,6 +375,16 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
     assert seen == METHOD_RULES | {"lateral_rates"}               # each listed rule does vary by method
 
 
+def test_runs_on_files_read_in_a_fixed_order_record_it():
+    """IDX and CIFAR samples were taken in the files' order before 2026-12-05: a result made so (which the rule's
+    absence marks) is not kept by --resume nor averaged with newer ones."""
+    from spikecl.continual.runner import unshown_rules
+
+    for dataset, rule in (("mnist", "fixed random"), ("cifar10", "fixed random"), ("digits", None), ("mnist5k", None)):
+        cfg = experiment_from_dict({**TINY, "data": {"dataset": dataset}})
+        assert unshown_rules(cfg, "finetune").get("sample_order") == rule
+
+
 def test_data_dir_is_refused_where_every_run_reads_a_bundled_dataset(tmp_path):
     """``--data-dir`` on digits is read by no run, unless a variant it runs switches to MNIST (its files); one it
     declares but does not run reads nothing."""

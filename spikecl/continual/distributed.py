@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
+from spikecl.terminal import guard_standard_streams
 from spikecl.experiment_kind import launched_world_size
 
 
@@ -201,6 +202,7 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
     ``fn(*args, **kwargs)``; exits with its code. A one-line error is left in the folder ``errors`` for the
     launcher, which prints each distinct one once."""
     _die_with_launcher()
+    guard_standard_streams()                                  # rank 0 prints the summary to the launcher's stdout
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the launcher's shell ignored SIGINT
     signal.signal(signal.SIGTERM, interrupt)                  # a job's TERM or the launcher's death: as Ctrl-C
     watch_interrupts(True)                                    # one swallowed in CPython starts no further job

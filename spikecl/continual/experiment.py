@@ -8,7 +8,8 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, OtherMethodsIgnored, experiment_from_dict, method_config
+from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, check_split_heads, experiment_from_dict,
+                            method_config)
 from spikecl.continual import metrics
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
@@ -23,7 +24,9 @@ class ContinualKind(Kind):
     def load(self, raw: dict) -> ExperimentConfig:
         """Validate the file, every method's options and what each method supports (trainer, scenario)."""
         check_installed("torch", "torch", "a continual experiment (its methods and spiking networks)")
-        return _validated(experiment_from_dict(raw))
+        cfg = experiment_from_dict(raw)
+        check_split_heads(cfg, training=True)
+        return _validated(cfg)
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]

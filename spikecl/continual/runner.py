@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, experiment_from_dict,
-                            first_difference, options_as_now, recorded_as_now)
+from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, check_split_heads,
+                            experiment_from_dict, first_difference, options_as_now, recorded_as_now)
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy, fully_protected
@@ -32,6 +32,7 @@ from spikecl.continual.strategies import (as_read, build_strategy, check_run, ch
 from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
+from spikecl.data.datasets import FILE_ORDERED
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
                                   source_crc, stream_difference, stream_from_config, ties_changed)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
@@ -121,8 +122,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     names before), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
-    zero gradient on them), and that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
-    (steps of the batch's largest response before)."""
+    zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
+    (steps of the batch's largest response before), and that the IDX and CIFAR files' samples are taken in a fixed
+    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
@@ -145,6 +147,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"
     if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("lateral_levels"):
         rules["lateral_rates"] = "clamped to +-lateral_scale"
+    if cfg.data.dataset in FILE_ORDERED:
+        rules["sample_order"] = "fixed random"
     return rules
 
 
@@ -347,6 +351,7 @@ class ContinualRun:
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
         cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
+        check_split_heads(cfg, training=True)
         cfg, self.strategy_name = validate_method(cfg, method)
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()

@@ -41,6 +41,9 @@ IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "miniimagenet": (3, 84, 84)}
 EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
 DATASETS = (*IMAGE_SHAPES, *EVENT_DATASETS)
+#: datasets whose loaders keep each split in :func:`~spikecl.data.base.fixed_order` since 2026-12-05 (in the files'
+#: own order before; the event datasets always were in it, the others are split by :func:`stratified_split`)
+FILE_ORDERED = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
 
 def stratified_split(y: np.ndarray, test_per_class: int | float, seed: int,

@@ -22,11 +22,10 @@ def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
     env = os.environ.get(variable)
     path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
     if not path.exists():
-        build = (f"build it with `make {target}` (needs Python 3.10)" if _checkout() else       # an installed spikecl
-                 f"build it in a spikecl checkout with `make {target}` or install the checkout's hardware/ into a "
-                 "Python 3.10 environment")
-        raise DependencyError(f"the {name} environment is missing ({path}); {build} and set {variable} to its "
-                              "python")
+        remedy = (f"build it with `make {target}` (needs Python 3.10) or set {variable}" if _checkout() else
+                  f"build it in a spikecl checkout with `make {target}` or install the checkout's hardware/ into a "
+                  f"Python 3.10 environment, and set {variable} to its python")           # an installed spikecl
+        raise DependencyError(f"the {name} environment is missing ({path}); {remedy}")
     if not (path.is_file() and os.access(path, os.X_OK)):
         source = f"{variable} = {path}" if env else f"{path}"
         raise DependencyError(f"{source} is not an executable file; point {variable} at the {name} environment's "
@@ -81,10 +80,18 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str) -> None:
         said = failure_line(err or out)
         if not said:
             said = (f"{cmd[0]} exited with status {side.returncode} and printed nothing" if side.returncode > 0 else
-                    f"{cmd[0]} was stopped by {signal.Signals(-side.returncode).name}")
+                    f"{cmd[0]} was stopped by {signal_name(-side.returncode)}")
         elif "No module named 'spikecl_lava'" in said:
             said += f" ({cmd[0]} lacks spikecl's Lava side: install a spikecl checkout's hardware/ into it)"
         raise ResultsError(f"{what} failed: {said}")
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 40`` for a number without a name (a real-time signal)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def stop_group(side: subprocess.Popen) -> None:

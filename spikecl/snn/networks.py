@@ -61,6 +61,7 @@ class SpikingNetwork(nn.Module):
     def __init__(self, layers: Sequence[SpikingLayer], readout: Readout, input_shape: tuple[int, ...],
                  flatten_input: bool, trace_decay: float) -> None:
         super().__init__()
+        layers = list(layers)                         # read twice: a generator would be empty the second time
         check_chain(layers, readout)
         self.layers = nn.ModuleList(layers)
         self.readout = readout

@@ -90,33 +90,39 @@ EVENTS = ("begin", "before_task", "batch", "penalty", "after_backward", "after_s
 
 
 def _check_methods(name: str, cls: type) -> None:
-    """A one-line ConfigError for what the harness would skip or fail on only mid-run: a method named like an event
-    that is none (``after_tasks``), an event or ``__init__`` that cannot take the arguments the harness passes, or
-    ``state_dict`` without ``load_state_dict`` (a resumed run would lose the state) or the reverse."""
+    """A one-line ConfigError for what the harness would skip or fail on only mid-run: a method named as an event
+    would be that is none (``after_tasks``, ``before_training``), an event or ``__init__`` that cannot take the
+    arguments the harness passes, or ``state_dict`` without ``load_state_dict`` (a resumed run would lose the state)
+    or the reverse. Methods are found as the class has them, from mixins too."""
     import inspect
 
     from spikecl.continual.strategy import Strategy
 
-    own = [c for c in cls.__mro__ if c is not Strategy and issubclass(c, Strategy) and Strategy in c.__mro__[1:]]
-    defined = {attr: value for c in reversed(own) for attr, value in vars(c).items() if callable(value)}
-    for attr in defined:
-        if attr.startswith("_") or hasattr(Strategy, attr):
-            continue
-        if attr.startswith(("before_", "after_")) or did_you_mean(attr, EVENTS):
+    def own(attr: str):
+        """``cls``'s own ``attr`` (a function, staticmethod or classmethod), None where it is Strategy's or none."""
+        value = inspect.getattr_static(cls, attr, None)
+        if value is inspect.getattr_static(Strategy, attr, None):
+            return None
+        return value if isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value) else None
+
+    for attr in dir(cls):
+        if not attr.startswith("_") and own(attr) is not None and not hasattr(Strategy, attr) and (
+                attr.startswith(("before_", "after_")) or did_you_mean(attr, EVENTS, cutoff=0.85)):
             raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} is not an event the harness calls "
                               f"({', '.join(EVENTS)}){did_you_mean(attr, EVENTS)}")
     for attr in (*EVENTS, "state_dict", "load_state_dict", "result_arrays", "__init__"):
-        if attr not in defined:
+        value = own(attr)
+        if value is None:
             continue
         base = [p for p in inspect.signature(getattr(Strategy, attr)).parameters.values()
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]          # self and what the harness passes
+        bound = getattr(cls, attr) if isinstance(value, (staticmethod, classmethod)) else value
         try:
-            inspect.signature(defined[attr]).bind(*base)
+            inspect.signature(bound).bind(*(base[1:] if bound is not value else base))
         except (TypeError, ValueError):
-            wanted = ", ".join(p.name for p in base[1:])
-            raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} must take ({wanted}) like "
-                              f"Strategy.{attr}") from None
-    pair = [attr for attr in ("state_dict", "load_state_dict") if attr in defined]
+            raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} must take "
+                              f"({', '.join(p.name for p in base[1:])}) like Strategy.{attr}") from None
+    pair = [attr for attr in ("state_dict", "load_state_dict") if own(attr) is not None]
     if len(pair) == 1:
         other = ({"state_dict", "load_state_dict"} - set(pair)).pop()
         raise ConfigError(f"register({name!r}, ...): {cls.__name__} defines {pair[0]}() but not {other}(); a resumed "
