@@ -273,8 +273,11 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           "it, or choose another --output-dir")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
-        raise ConfigError(f"--resume: {job.path} was made with another config ({key} differs); pass "
-                          "--overwrite as well to replace what differs, or choose another --output-dir")
+        settable = {f.name for f in fields(kind(kind_name).config)}
+        made = (f"with another config ({key} differs)" if key.split(".")[0] in settable else
+                f"by a spikecl that computed otherwise ({key} differs: a rule of spikecl's, not a setting of yours)")
+        raise ConfigError(f"--resume: {job.path} was made {made}; pass --overwrite as well to replace what differs, "
+                          "or choose another --output-dir")
     return key is None
 
 

@@ -428,3 +428,20 @@ def test_stress_trials_pair_across_spacings_and_columns_cover_a_fragment_as_larg
     assert make_trial(5, 10, 0.3, 0, fragment_sizes=(3,), queries_per_size=1).queries
     columns = table_columns(10, [0.3], [1, 2, 3, 4])
     assert "content_hit_f3" in columns and "content_hit_f4" not in columns
+
+
+def test_a_stress_part_drawn_by_the_older_rounding_is_not_kept(tmp_path, capsys, monkeypatch):
+    """Before 2026-12-03 a trial's bits and relearned cues were rounded half to even: such a part (its config
+    lacks the rule) is refused by --resume rather than kept beside today's."""
+    from spikecl.memory import experiment
+
+    with monkeypatch.context() as m:
+        m.setattr(experiment, "STRESS_RULES", {})                         # a part as an older spikecl wrote it
+        assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]') == 0
+    capsys.readouterr()
+    assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]', "--resume") == 2
+    assert ("stress_C5_M6_published.h5 was made by a spikecl that computed otherwise (stress_rounding differs: a "
+            "rule of spikecl's, not a setting of yours)") in capsys.readouterr().err
+    assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]', "--resume", "--overwrite") == 0
+    assert read_run(tmp_path / "ca3_cam" / "stress_C5_M6_published.h5", "ca3").config["stress_rounding"] == \
+        experiment.STRESS_RULES["stress_rounding"]

@@ -1,5 +1,6 @@
 """The run loop on real data: learning, forgetting, results files, kill-and-resume."""
 
+import dataclasses
 import json
 import os
 import re
@@ -350,6 +351,28 @@ def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_chec
             assert second["device"] == "cpu" and first["device"] == (None if old_checkpoint else "cpu")
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_path, capsys, monkeypatch):
+    """Numbers may move between commits: the resume prints a notice, the results record each task's commit and
+    the report's "Made by" line names both."""
+    from spikecl.continual import runner
+    from spikecl.continual.report import source_note
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    monkeypatch.setattr(runner, "source_commit", lambda: "0123456789ab")
+    run_killed_after_the_first_task(cfg, results)
+    monkeypatch.setattr(runner, "source_commit", lambda: "ba9876543210")
+    capsys.readouterr()
+    ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+    assert ("notice: finetune-seed0.ckpt was written by spikecl 0123456789ab, this is ba9876543210: the tasks "
+            "from here on may compute otherwise (the results file records both)") in capsys.readouterr().out
+    done = read_results(results)
+    assert done.environment["spikecl_source"] == ["0123456789ab", "ba9876543210"]
+    other = dataclasses.replace(done, seed=1, environment={**done.environment, "spikecl_source": "0123456789ab"})
+    assert "(0123456789ab then ba9876543210) (finetune seed 0)" in source_note([done, other])
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):

@@ -360,7 +360,7 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
     from spikecl.continual.runner import unshown_rules
 
     methods = ["finetune", "joint", "ewc", "si", "gpm", "hlop", "replay", "si+gpm", "hlop+gpm", "ewc+replay",
-               "gpm+hlop", "si+hlop", "hlop+replay"]
+               "gpm+hlop", "si+hlop", "hlop+replay", "si+replay"]
     seen = set()
     for extra in ({}, {"network": {**TINY["network"], "encoder": "poisson"}},
                   {"stream": {**TINY["stream"], "kind": "split", "scenario": "task", "train_per_task": 20,

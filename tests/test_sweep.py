@@ -251,7 +251,17 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert not (grid / "lr=0.05" / "finetune-seed0.h5").exists()
     assert len(list(grid.rglob("*-seed*.h5"))) == 5
     assert main(["report", str(grid / "sweep.h5"), "--no-plots"]) == 0          # the sweep's own results file
-    assert "sweep grid: 5/6 runs complete" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sweep grid: 5/6 runs complete" in out and "predate" not in out
+    from spikecl.continual.sweep import _record, _summary_text
+    from spikecl.io import read_run
+
+    record = _record(read_run(grid / "sweep.h5", "sweep"))
+    assert record["metric_definitions"] == "2026-12-05"
+    older = _summary_text({**record, "metric_definitions": None})     # as a spikecl of older definitions wrote it
+    assert older.endswith("\nNote: written by a spikecl whose metrics predate the definitions of 2026-12-05 (a "
+                          "summary stores means, not the runs' matrices); `spikecl sweep` on its sweep file prints it "
+                          "again from the kept runs by today's")
     assert main(["report", str(grid), "--no-plots"]) == 0                       # its folder: the same summary
     out = capsys.readouterr().out
     assert "grid is a sweep: its summaries" in out and "sweep grid: 5/6 runs complete" in out

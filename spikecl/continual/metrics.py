@@ -31,6 +31,11 @@ from spikecl.config import _check_bounds, _check_value
 from spikecl.data.streams import SCENARIOS
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 
+#: the date the metrics' definitions last changed (min-ACC and WC-ACC at every task's end 2026-12-03/04,
+#: class-incremental FWT undefined 2026-12-03, WF^w and WP^w averaged over tasks 2026-12-05): results files are
+#: computed again by today's, but a sweep's stored means and stds cannot be, so it records this (bump it with a change)
+DEFINITIONS = "2026-12-05"
+
 
 def _floats(values, what: str) -> np.ndarray:
     """``values`` as a float64 array; ShapeError for ragged or non-numeric input."""

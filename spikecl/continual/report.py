@@ -56,7 +56,8 @@ METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"
                          "lateral_rates"})           # a recorded rule that follows a method's options (HLOP's)
 #: the recorded rules (:func:`spikecl.continual.runner.unshown_rules`) that follow a run's method: how that method
 #: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
-METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads"})
+METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads",
+                          "si_trajectory"})
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
@@ -367,8 +368,9 @@ def source_note(results: Sequence[RunResult]) -> str:
     each with its runs; else "" (files written before versions were recorded count as "unrecorded")."""
     def source(r: RunResult) -> str:
         env = r.environment
-        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({env['spikecl_source']})"
-                                                                 if "spikecl_source" in env else "")
+        commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
+        commit = " then ".join(commit) if isinstance(commit, list) else commit
+        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "")
     sources = sorted({source(r) for r in results})
     if len(sources) == 1:
         return ""

@@ -38,7 +38,7 @@ from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.io import (RunResult, atomic_write, check_output, cpu_model, damaged_member, environment, machine_kernels,
-                        write_results)
+                        source_commit, write_results)
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import TrainingHooks, evaluate, make_trainer
@@ -119,7 +119,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     consolidation passes (torch's global generator before; for HLOP's final Hebbian passes until 2026-12-04), the
     seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase
     runs beside parts named in another order than they consolidate (``ewc+replay``), that order (the order of the
-    names before), and, where a multi-head
+    names before), SI's importance beside that phase (Δ over the task's training steps only; the phase's move
+    included before 2026-12-05), and, where a multi-head
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
     zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
@@ -145,6 +146,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     classes = [strategy_class(p) for p in parts]
     if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
         rules["after_task_order"] = "subspaces, replay's phase, anchors"
+    if "si" in parts and replay_phase_runs(cfg, parts):
+        rules["si_trajectory"] = "the task's training steps"
     if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("lateral_levels"):
         rules["lateral_rates"] = "clamped to +-lateral_scale"
     if cfg.data.dataset in FILE_ORDERED:
@@ -183,7 +186,7 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
 
 
 #: what :meth:`ContinualRun.setup` records per task: besides the config, what a task's numbers depend on
-SETUP_KEYS = ("device", "torch_threads", "cpu", "torch_cpu_capability", "processes", "engine")
+SETUP_KEYS = ("device", "torch_threads", "cpu", "torch_cpu_capability", "processes", "spikecl_source", "engine")
 
 
 def checkpoint_setup(state: dict) -> dict:
@@ -192,7 +195,7 @@ def checkpoint_setup(state: dict) -> dict:
     cpu, _, kernels = (state.get("cpu") or "").rpartition(", ")       # machine_kernels(): "<cpu>, <set> kernels"
     return {"device": None, "torch_threads": state.get("torch_threads"), "cpu": cpu or None,
             "torch_cpu_capability": kernels.removesuffix(" kernels") if cpu else None,
-            "processes": state.get("processes"),
+            "processes": state.get("processes"), "spikecl_source": None,
             "engine": ((state.get("config") or {}).get("network") or {}).get("engine")}
 
 
@@ -476,10 +479,12 @@ class ContinualRun:
 
     def setup(self) -> dict:
         """What this process computes with besides the config (:data:`SETUP_KEYS`): the device, torch's threads,
-        the CPU and torch's vector instruction set, the process count and the engine."""
+        the CPU and torch's vector instruction set, the process count, the spikecl checkout's commit (None for an
+        installed copy) and the engine."""
         return {"device": str(self.device), "torch_threads": torch.get_num_threads(), "cpu": cpu_model(),
                 "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "processes": self.execution.processes, "engine": self.cfg.network.engine}
+                "processes": self.execution.processes, "spikecl_source": source_commit(),
+                "engine": self.cfg.network.engine}
 
     def measure(self, task: int) -> dict[str, float]:
         """NeuroBench measures (:mod:`spikecl.snn.measures`) after task ``task`` on the first
@@ -645,12 +650,17 @@ class ContinualRun:
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
         """Notices for what the resume check ignores but the numbers depend on: the process count (how batches
-        are split and summed) and the engine (another rounding of the same maths)."""
+        are split and summed), the spikecl commit that wrote the checkpoint and the engine (another rounding of the
+        same maths)."""
         processes = state.get("processes")
         if processes not in (None, self.execution.processes):
             progress.write_line(f"notice: {path.name} was written by a run of {processes} process(es), this one has "
                                 f"{self.execution.processes}: the resumed run may end with other numbers than an "
                                 f"uninterrupted one (--nproc {processes} resumes exactly)")
+        written_by, here = (state["progress"].get("setups") or [{}])[-1].get("spikecl_source"), source_commit()
+        if None not in (written_by, here) and written_by != here:
+            progress.write_line(f"notice: {path.name} was written by spikecl {written_by}, this is {here}: the "
+                                "tasks from here on may compute otherwise (the results file records both)")
         engine = ((state.get("config") or {}).get("network") or {}).get("engine")
         if engine not in (None, self.cfg.network.engine):
             progress.write_line(f"notice: {path.name} was written with network.engine = {engine!r}, this run uses "

@@ -49,6 +49,7 @@ import numpy as np
 
 from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
                             option, toml_literal)
+from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, replacing
 from spikecl.io import Run
@@ -532,7 +533,7 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
     notes = "\n".join(filter(None, (partly_defined(results, stats), split_note(results)))) if results else ""
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
             "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,
-            "failures": failures}
+            "failures": failures, "metric_definitions": DEFINITIONS}
 
 
 def _summary_text(record: dict) -> str:
@@ -544,6 +545,10 @@ def _summary_text(record: dict) -> str:
         lines += ["", format_summary(summary, record["seeds"], record.get("counts")), record["split_note"]]
     for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
+    if record["summary"] and record.get("metric_definitions") != DEFINITIONS:
+        lines.append(f"Note: written by a spikecl whose metrics predate the definitions of {DEFINITIONS} (a summary "
+                     "stores means, not the runs' matrices); `spikecl sweep` on its sweep file prints it again from "
+                     "the kept runs by today's")
     return "\n".join(lines)
 
 
@@ -620,7 +625,8 @@ def _record(run: Run) -> dict:
     """The :func:`summary_record` of a ``sweep`` results file."""
     record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
     counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
-    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts}
+    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
+            "metric_definitions": run.attrs.get("metric_definitions")}
 
 
 KIND = SweepKind()

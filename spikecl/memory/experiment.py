@@ -240,11 +240,22 @@ def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant:
     table = run_grid(grid, cfg.model_params(), device, s.workers if str(device).startswith("cpu") else 1,
                      s.precision)
     seconds = time.perf_counter() - start
-    write_run(path, "ca3", asdict(cfg), arrays={"table": table},
+    write_run(path, "ca3", stress_config(cfg), arrays={"table": table},
               attrs={"part": "stress", "n_cues": n_cues, "n_bits": n_bits, "variant": variant, "seconds": seconds,
                      "params": cfg.params},
               overwrite=overwrite)
     return f"{len(table['seed'])} trials in {seconds:.1f} s"
+
+
+#: how the stress suite draws its trials, recorded beside a stress part's config so that a part drawn otherwise
+#: (before 2026-12-03 a trial's content bits and relearned cues were counted by round(), half to even, and a relearned
+#: cue could get its old content again) neither resumes nor tables as a part of today's run
+STRESS_RULES = {"stress_rounding": "half up; a relearned cue gets a content other than its old"}
+
+
+def stress_config(cfg: CA3ExperimentConfig) -> dict:
+    """What a stress part records as its config: ``cfg`` and the :data:`STRESS_RULES`."""
+    return {**asdict(cfg), **STRESS_RULES}
 
 
 #: what a kept part may differ in: the functional part holds no stress trials and no seeds; a stress part holds
@@ -352,7 +363,7 @@ class CA3Kind(Kind):
                 for variant in cfg.stress.variants:
                     path = out_dir / f"stress_C{C}_M{M}_{variant}.h5"
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
-                        cfg, C, M, v, p, o.device, o.overwrite), asdict(cfg), STRESS_IGNORES, identity={
+                        cfg, C, M, v, p, o.device, o.overwrite), stress_config(cfg), STRESS_IGNORES, identity={
                             "part": "stress", "n_cues": C, "n_bits": M, "variant": variant},
                         needs=(("torch", "torch", "the stress suite (spikecl's torch stepper)"),)))
         return jobs
