@@ -26,6 +26,7 @@ import importlib.util
 import math
 import numbers
 import os
+import re
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -75,14 +76,42 @@ DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10
                    "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
 #: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
 SPLIT_DRAWN = ("digits", "mnist5k", "miniimagenet")
+#: datasets of one's own, registered in this process (:func:`spikecl.data.register_dataset`): name -> its
+#: :class:`~spikecl.data.datasets.RegisteredDataset` (loader, input shape, classes)
+REGISTERED_DATASETS: dict[str, Any] = {}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every dataset this process knows: spikecl's own (:data:`DATASETS`), then the registered ones."""
+    return (*DATASETS, *REGISTERED_DATASETS)
+
+
+def dataset_classes(name: str) -> int | None:
+    """The classes of dataset ``name``, known without loading it; None for a name this process does not know."""
+    own = REGISTERED_DATASETS.get(name)
+    return own.n_classes if own is not None else DATASET_CLASSES.get(name)
+
+
+def reads_no_folder(name: str) -> str | None:
+    """Why dataset ``name`` reads nothing from ``data.data_dir`` (it comes with its package,
+    :data:`BUNDLED_DATASETS`, or is registered: its loader finds its own data); None where it does."""
+    return ("comes with its package" if name in BUNDLED_DATASETS else "is registered (its loader finds its own "
+            "data)" if isinstance(name, str) and name in REGISTERED_DATASETS else None)
+
+
+def check_known_dataset(name: Any) -> None:
+    """A one-line ConfigError where a trained network's recorded ``data.dataset`` is no dataset this process knows:
+    one registered by a plugin not loaded now."""
+    if isinstance(name, str) and name not in dataset_names():
+        raise ConfigError(f"data.dataset {name!r} is not registered; pass the --plugin that registers it")
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
            doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False,
            path: bool = False) -> Any:
-    """A dataclass field with validation metadata: allowed ``choices`` or an inclusive range [low, high] (for a
-    list: of every item); ``distinct``: a list's items must differ; ``nonempty``: a list needs at least one item,
-    a string a character;
+    """A dataclass field with validation metadata: allowed ``choices`` (or a function returning them, read at each
+    check: a registry) or an inclusive range [low, high] (for a list: of every item); ``distinct``: a list's items
+    must differ; ``nonempty``: a list needs at least one item, a string a character;
     ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
     path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
@@ -96,7 +125,9 @@ def option(default: Any, *, choices: tuple | None = None, low: float | None = No
 class DataConfig:
     """Which dataset to load (see :mod:`spikecl.data.datasets`)."""
 
-    dataset: str = option("mnist5k", choices=DATASETS, doc="the dataset every task is cut from (spikecl.data.datasets)")
+    dataset: str = option("mnist5k", choices=dataset_names,
+                          doc="the dataset every task is cut from (spikecl.data.datasets, or one registered by a "
+                              "--plugin: spikecl.data.register_dataset)")
     data_dir: str = option("", path=True, doc="folder holding downloaded datasets in their standard formats")
     validation: float = option(0.0, low=0.0, high=0.9,
                                doc="fraction of every class's training images held out of training as a validation "
@@ -108,7 +139,8 @@ class DataConfig:
                                          "test split is the same for every seed; false: seed 0's for all")
     test_split_seed: int = option(0, low=0, high=SEED_MAX,
                                   doc="the seed that draws the train/test split of datasets without a fixed one "
-                                      "(MNIST-5k, digits, miniImageNet), the same for every run seed")
+                                      "(MNIST-5k, digits, miniImageNet; a registered dataset's loader is "
+                                      "passed it), the same for every run seed")
     test_excludes: list[int] = option([], low=0, high=SEED_MAX, distinct=True,
                                       doc="test_split_seeds whose test images this test split leaves out (images "
                                           "settings were once chosen on): each class's test images are drawn from "
@@ -317,6 +349,7 @@ def check_seed(value: Any, what: str) -> int:
 
 def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
+    choices = choices() if callable(choices) else choices
     if meta.get("nonempty") and isinstance(value, list) and not value:
         raise ConfigError(f"{key}: expected at least one value")
     if meta.get("nonempty") and value == "":
@@ -561,8 +594,11 @@ def check_data_split(data: DataConfig) -> None:
     if data.vary_split and data.validation <= 0:
         raise ConfigError("data.vary_split: each seed varies its validation split (the test split is the same for "
                           "every seed); set data.validation > 0 (e.g. 0.1)")
+    if data.test_excludes and data.dataset in REGISTERED_DATASETS:
+        raise ConfigError(f"data.test_excludes: {data.dataset} is a registered dataset, whose loader draws its split "
+                          "from data.test_split_seed alone; set it to []")
     for key, drawn in (("test_split_seed", data.test_split_seed), ("test_excludes", data.test_excludes)):
-        if drawn and data.dataset not in SPLIT_DRAWN:
+        if drawn and data.dataset not in (*SPLIT_DRAWN, *REGISTERED_DATASETS):
             raise ConfigError(f"data.{key}: {data.dataset}'s test split is fixed by its source; set it to "
                               f"{'0' if key == 'test_split_seed' else '[]'} (it draws the split of "
                               f"{', '.join(SPLIT_DRAWN)})")
@@ -600,7 +636,7 @@ def check_one_class_heads(per: int, scenario: str, classes_per_task: int, n_task
 def check_split_heads(cfg: ExperimentConfig, training: bool = False) -> None:
     """:func:`check_one_class_heads` of a split stream's config."""
     if cfg.stream.kind == "split":
-        s, classes = cfg.stream, DATASET_CLASSES.get(cfg.data.dataset, 0)
+        s, classes = cfg.stream, dataset_classes(cfg.data.dataset) or 0
         check_one_class_heads(s.classes_per_task or classes // s.n_tasks, s.scenario, s.classes_per_task, s.n_tasks,
                               classes, training)
 
@@ -764,8 +800,9 @@ ONLY_FOR = {
 
 
 #: the rule of ``data.data_dir`` for a config with a ``[data]`` table: (does it read the folder?, what does)
-DATA_DIR_RULE = (lambda cfg: cfg.data.dataset not in BUNDLED_DATASETS,
-                 f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages)")
+DATA_DIR_RULE = (lambda cfg: not reads_no_folder(cfg.data.dataset),
+                 f"datasets read from files ({', '.join(BUNDLED_DATASETS)} come with their packages, registered "
+                 "ones find their own data)")
 
 
 def field_default(section: Any, key: str) -> Any:
@@ -1075,6 +1112,32 @@ def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> E
     raw = load_toml(path)
     raw.setdefault("name", Path(path).stem)
     return experiment_from_dict(apply_overrides(raw, overrides))
+
+
+def check_own_name(name: Any, what: str, why: str) -> None:
+    """A one-line ConfigError unless ``name``, of something of one's own registered by a plugin (a method, a
+    dataset), is a plain file-name word: letters, digits, '_', '-', '.'. ``what`` names it, ``why`` says where it
+    is written."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{what} {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit "
+                          f"({why})")
+
+
+def named(obj: Any) -> str:
+    """A class or function by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
+    return getattr(obj, "__qualname__", None) or repr(obj)
+
+
+def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
+    """A one-line ConfigError (starting with ``where``) where ``name`` is registered already, by ``held``, another
+    definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name)
+    may register it again."""
+    def definition(obj: Any):
+        return (obj.__module__, obj.__qualname__) if hasattr(obj, "__qualname__") else obj
+
+    if held is not None and definition(held) != definition(given):
+        raise ConfigError(f"{where}: {name!r} is registered already, by {named(held)}; give {named(given)} another "
+                          "name")
 
 
 def check_defaults(cls: type, prefix: str, where: str) -> None:

@@ -1,6 +1,7 @@
 """``spikecl export`` and ``spikecl deploy``.
 
     spikecl export RESULTS.h5|CHECKPOINT.ckpt -o net.h5 [--format netx|nir] [--weight-bits 8] [--overwrite]
+                                            [--plugin mine.py]  (a dataset of one's own: what registers it)
     spikecl export CA3.toml -o ca3.h5 [--overwrite]      the CA3 memory's functional experiment, a learning graph
     spikecl deploy net.h5 --backend lava-sim|reference [--samples N] [--data-dir DIR]
     spikecl deploy ca3.h5 --backend lava-sim [--cells custom|lif] [--learning float|fixed] [--stock-engine]
@@ -61,6 +62,7 @@ def add_command(sub) -> None:
                         help="write the file whatever the accuracy drop")
     export.add_argument("--data-dir", help="folder holding downloaded datasets (netx: calibration and test samples)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the source)")
+    add_plugin_argument(export)
     export.set_defaults(handler=cmd_export)
 
     deploy = sub.add_parser(
@@ -78,6 +80,7 @@ def add_command(sub) -> None:
                              f"default {DEPLOY_SAMPLES}; lava-sim stops after "
                              f"{LAVA_TIMEOUT_S} s); exported networks only: a learning graph holds its own inputs")
     deploy.add_argument("--data-dir", help="folder holding downloaded datasets (exported networks only)")
+    add_plugin_argument(deploy)
     graph = deploy.add_argument_group("CA3 learning graphs (spikecl export models/ca3_cam.toml -o ca3.h5)")
     graph.add_argument("--cells", choices=CA3_CELLS, help="cells on Lava: spikecl's cell model ('custom', the "
                                                           "default) or Lava's LIFRefractory ('lif')")
@@ -86,6 +89,13 @@ def add_command(sub) -> None:
     graph.add_argument("--stock-engine", action="store_true", help="Lava's stock learning order: no clip between "
                        "the potentiation and depression halves, pre spikes sent through the row before its update")
     deploy.set_defaults(handler=cmd_deploy)
+
+
+def add_plugin_argument(parser) -> None:
+    """``--plugin``: what registers the dataset a network was trained on, whose samples these commands draw."""
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="a Python file or module of your own that registers the dataset the network was trained "
+                             "on (repeatable; see spikecl.plugins)")
 
 
 def print_folding_cost(spec, net, quant) -> None:
@@ -107,7 +117,9 @@ def print_folding_cost(spec, net, quant) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from spikecl.io import check_not_source
+    from spikecl.plugins import load_plugins
 
+    load_plugins(args.plugin)
     check_not_source(args.source, args.output)
     given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line
     if args.source.suffix.lower() == ".toml":
@@ -165,7 +177,9 @@ def export_ca3(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from spikecl.export.pipeline import deploy, print_deploy
+    from spikecl.plugins import load_plugins
 
+    load_plugins(args.plugin)
     options = {name: getattr(args, name) for name in ("cells", "learning", "stock_engine") if getattr(args, name)}
     print_deploy(deploy(args.network, args.backend, args.samples, args.data_dir, options=options))
     return 0

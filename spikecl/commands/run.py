@@ -86,10 +86,11 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
     no ``data`` table), rather than an unknown key the user never wrote, or where every run (of a continual
-    experiment: each method and variant ``strategy.methods`` runs) reads a dataset that comes with its package."""
+    experiment: each method and variant ``strategy.methods`` runs) reads a dataset that comes with its package or is
+    registered (:func:`spikecl.config.reads_no_folder`)."""
     import dataclasses
 
-    from spikecl.config import BUNDLED_DATASETS, apply_overrides, experiment_from_dict, method_config
+    from spikecl.config import apply_overrides, experiment_from_dict, method_config, reads_no_folder
     from spikecl.experiment_kind import experiment_toml, kind
 
     raw = apply_overrides(experiment_toml(path), overrides)
@@ -106,9 +107,10 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
         data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
         dataset = data.get("dataset", getattr(default, "dataset", None))
         read = {dataset} if isinstance(dataset, str) else {None}        # not a name: the kind's checks say why
-    if read <= set(BUNDLED_DATASETS):
-        raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which "
-                          "comes with its package and is read from no folder; drop --data-dir")
+    if all(map(reads_no_folder, read)):
+        why = " or ".join(dict.fromkeys(map(reads_no_folder, sorted(read))))
+        raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which {why} "
+                          "and is read from no folder; drop --data-dir")
 
 
 def limit_threads(count: int) -> None:

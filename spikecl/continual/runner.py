@@ -32,7 +32,7 @@ from spikecl.continual.strategies import (as_read, build_strategy, check_run, ch
 from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
-from spikecl.data.datasets import FILE_ORDERED
+from spikecl.data.datasets import FILE_ORDERED, registered_crc
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
                                   source_crc, stream_difference, stream_from_config, ties_changed)
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
@@ -124,8 +124,10 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
     zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
-    (steps of the batch's largest response before), and that the IDX and CIFAR files' samples are taken in a fixed
-    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05)."""
+    (steps of the batch's largest response before), that the IDX and CIFAR files' samples are taken in a fixed
+    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05), and the CRC of what a
+    registered dataset's loader returned (:func:`spikecl.data.datasets.registered_crc`: its name alone does not
+    say which data it gave)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
@@ -152,6 +154,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
         rules["lateral_rates"] = "clamped to +-lateral_scale"
     if cfg.data.dataset in FILE_ORDERED:
         rules["sample_order"] = "fixed random"
+    crc = registered_crc(cfg.data.dataset, cfg.data.test_split_seed)
+    if crc is not None:
+        rules["data_crc"] = crc
     return rules
 
 

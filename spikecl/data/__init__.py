@@ -5,4 +5,10 @@
 * :mod:`spikecl.data.streams` — permuted, rotated and split task streams in task-, domain- and class-incremental
   scenarios; ``stream_from_config``, the one builder of an experiment's stream.
 * :mod:`spikecl.data.codes` — fixed sparse input codes (k-winners, fly hash).
+
+:func:`register_dataset` makes a dataset of one's own known to experiments (``data.dataset``), from a ``--plugin``.
 """
+
+from spikecl.data.datasets import register_dataset
+
+__all__ = ["register_dataset"]

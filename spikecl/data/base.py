@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,15 @@ class Dataset:
     def time_steps(self) -> int | None:
         """T frames per sample of an event dataset; None for images."""
         return self.x_train.shape[1] if self.x_train.ndim == 5 else None
+
+
+def dataset_crc(dataset: Dataset) -> int:
+    """CRC-32 of a dataset's images and labels as loaded (training, then test): the data a run read, whatever
+    folder it came from (a resume from another ``data.data_dir`` may only continue on the same data)."""
+    crc = 0
+    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1), crc)
+    return crc
 
 
 #: seed of the fixed order a loaded file's samples are kept in: files may list them by class (N-MNIST's digit

@@ -21,18 +21,21 @@ Read from their standard files under ``data_dir`` (spikecl never downloads):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import math
+import numbers
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from spikecl.data.base import Dataset, check_not_test_copy, find_path, fixed_order
+from spikecl.config import REGISTERED_DATASETS, check_not_held, check_own_name, dataset_names, named
+from spikecl.data.base import Dataset, check_not_test_copy, dataset_crc, find_path, fixed_order
 from spikecl.data.pickles import load_data_pickle
-from spikecl.errors import ConfigError, DataError, did_you_mean, require
+from spikecl.errors import ConfigError, DataError, SpikeCLError, did_you_mean, require
 from spikecl.paths import is_file
 
 EVAL_SPLITS = ("test", "validation")
@@ -415,19 +418,108 @@ def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] 
     return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed, excludes)
 
 
+# -- datasets of one's own -----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RegisteredDataset:
+    """A dataset of one's own (:func:`register_dataset`): its loader, the (C, H, W) of its images and its classes;
+    ``loaded``: {seed: (what the loader returned, checked; its :func:`~spikecl.data.base.dataset_crc`)} in this
+    process."""
+
+    load: Callable[[int], Dataset]
+    input_shape: tuple[int, int, int]
+    n_classes: int
+    loaded: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+
+def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Sequence[int], n_classes: int) -> None:
+    """Make a dataset of one's own available as ``data.dataset = name`` in experiments, with everything spikecl's
+    own have (every stream and scenario, ``--resume``, results files, the report, export). ``load(seed)`` returns
+    a :class:`~spikecl.data.base.Dataset` of images [N, *input_shape] in [0, 1] and labels in 0..n_classes-1,
+    from memory or files it finds itself (no ``data.data_dir``); ``seed`` is ``data.test_split_seed``, for a loader
+    that draws its own train/test split. It is called once per process and seed, and what it returns is checked
+    then (a one-line DataError); results record its CRC, so that runs on other data are not mixed. A name that is
+    not a plain word, one of spikecl's own datasets or held by another loader (the same loader imported again is
+    fine), a ``load`` that is not callable, an ``input_shape`` that is not 3 positive integers or ``n_classes``
+    below 2 are a one-line :class:`ConfigError`."""
+    check_own_name(name, "dataset name", "data.dataset names it")
+    if name in DATASETS:
+        raise ConfigError(f"register_dataset: {name!r} is one of spikecl's own datasets ({', '.join(DATASETS)}); "
+                          "give yours another name")
+    if not callable(load):
+        raise ConfigError(f"register_dataset({name!r}, ...): load must be a function of the seed returning a "
+                          f"spikecl.data.base.Dataset, got {named(load)}")
+    if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 3 and all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in input_shape)):
+        raise ConfigError(f"register_dataset({name!r}, ...): input_shape must be 3 positive integers (C, H, W), got "
+                          f"{input_shape!r}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+        raise ConfigError(f"register_dataset({name!r}, ...): n_classes must be a whole number >= 2, got "
+                          f"{n_classes!r}")
+    held = REGISTERED_DATASETS.get(name)
+    check_not_held("register_dataset", name, held and held.load, load)
+    REGISTERED_DATASETS[name] = RegisteredDataset(load, tuple(int(d) for d in input_shape), int(n_classes))
+
+
+def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
+    """(what registered dataset ``name``'s loader returns for ``seed``, checked; its CRC), loaded once per process."""
+    own = REGISTERED_DATASETS[name]
+    if seed not in own.loaded:
+        try:
+            dataset = own.load(seed)
+        except SpikeCLError as exc:                        # a Dataset it built refused its arrays
+            raise DataError(f"registered dataset {name}: load({seed}) failed: {exc}") from None
+        if not isinstance(dataset, Dataset):
+            raise DataError(f"registered dataset {name}: load({seed}) returned {type(dataset).__name__}, not a "
+                            "spikecl.data.base.Dataset")
+        try:
+            dataset = dataclasses.replace(dataset, name=name)      # checked again: its arrays may have changed since
+        except SpikeCLError as exc:
+            raise DataError(f"registered dataset {exc}") from None
+        if dataset.n_classes != own.n_classes:
+            raise DataError(f"registered dataset {name}: load({seed}) returned {dataset.n_classes} classes, registered "
+                            f"with {own.n_classes}")
+        for split in ("train", "test"):
+            x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+            if x.shape[1:] != own.input_shape:
+                raise DataError(f"registered dataset {name}: x_{split} holds samples of shape {x.shape[1:]}, "
+                                f"registered as {own.input_shape} (C, H, W)")
+            missing = np.setdiff1d(np.arange(own.n_classes), y)
+            if len(missing):
+                raise DataError(f"registered dataset {name}: class {missing[0]} has no {split} sample (each split "
+                                f"holds every class of 0..{own.n_classes - 1})")
+        own.loaded[seed] = dataset, dataset_crc(dataset)
+    return own.loaded[seed]
+
+
+def registered_crc(name: str, seed: int) -> int | None:
+    """:func:`~spikecl.data.base.dataset_crc` of what registered dataset ``name``'s loader returns for ``seed``
+    (what identifies its data in results); None for spikecl's own datasets."""
+    return _load_registered(name, seed)[1] if name in REGISTERED_DATASETS else None
+
+
+def known_image_shape(name) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images of dataset ``name``, spikecl's own or registered; None for event datasets and names
+    this process does not know."""
+    own = REGISTERED_DATASETS.get(name) if isinstance(name, str) else None
+    return own.input_shape if own is not None else IMAGE_SHAPES.get(name) if isinstance(name, str) else None
+
+
 def image_shape(name: str, binning=None) -> tuple[int, int, int]:
     """(C, H, W) of dataset ``name``'s images (event datasets: of a frame under ``binning``), without loading it."""
     if name in EVENT_DATASETS:
         from spikecl.data.event_datasets import frame_shape
 
         return frame_shape(name, binning)
-    if name not in IMAGE_SHAPES:
-        raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(DATASETS)}"
-                          f"{did_you_mean(name, DATASETS)}")
-    return IMAGE_SHAPES[name]
+    shape = known_image_shape(name)
+    if shape is None:
+        raise ConfigError(f"data.dataset: {name!r} is not allowed; choose one of {', '.join(dataset_names())}"
+                          f"{did_you_mean(name, dataset_names())}")
+    return shape
 
 
 def _load(name: str, data_dir: str | None, seed: int, binning, excludes: Sequence[int]) -> Dataset:
+    if name in REGISTERED_DATASETS:
+        return _load_registered(name, seed)[0]
     if name in EVENT_DATASETS:
         from spikecl.data.event_datasets import load_event_dataset
 
@@ -446,7 +538,7 @@ def _load(name: str, data_dir: str | None, seed: int, binning, excludes: Sequenc
 def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
     """The files (event datasets: files or folders) dataset ``name`` is read from under ``data_dir``, found without
     reading them: a run checks them before any work. A one-line DataError names the first one missing; the offline
-    datasets (``digits``, ``mnist5k``) have none."""
+    datasets (``digits``, ``mnist5k``) and registered ones have none."""
     image_shape(name)                                         # an unknown name: its ConfigError
     if name in EVENT_DATASETS:
         from spikecl.data.event_datasets import event_dataset_paths
@@ -461,9 +553,10 @@ def dataset_files(name: str, data_dir: str | None = None) -> list[Path]:
 
 def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, binning=None,
                  excludes: Sequence[int] = ()) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`). ``seed`` fixes the split of the offline/pooled datasets,
-    whose test split leaves out the test images of the splits of seeds ``excludes``; ``binning``
-    (:class:`~spikecl.data.events.EventBinning`, default frames) how event datasets become frames."""
+    """Load dataset ``name`` (one of :data:`DATASETS`, or registered: :func:`register_dataset`). ``seed`` fixes
+    the split of the offline/pooled datasets (a registered one's loader is passed it), whose test split leaves out
+    the test images of the splits of seeds ``excludes``; ``binning`` (:class:`~spikecl.data.events.EventBinning`,
+    default frames) how event datasets become frames."""
     from spikecl.config import SPLIT_DRAWN, check_seed
 
     expected = image_shape(name, binning)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +46,9 @@ import dataclasses as _dc
 
 from spikecl.config import (STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value,
                             check_one_class_heads, check_seed)
+from spikecl.data.base import dataset_crc
 from spikecl.data.codes import FlyHash, FlyHashConfig
-from spikecl.data.datasets import Dataset, dataset_files, load_dataset, training_and_evaluation
+from spikecl.data.datasets import Dataset, dataset_files, load_dataset, registered_crc, training_and_evaluation
 from spikecl.data.events import EventBinning
 from spikecl.errors import ConfigError, DataError
 
@@ -475,23 +475,17 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
         for array in (task.x_train, task.y_train, task.x_test, task.y_test):
             array.setflags(write=False)
     object.__setattr__(built, "_origin", config_origin(stream, data, seed))    # not a field: replace() drops it
-    if dataset_files(data.dataset, data.data_dir or None):                   # read from a user's folder
-        object.__setattr__(built, "_source_crc", dataset_crc(dataset))
+    crc = registered_crc(data.dataset, data.test_split_seed)                # a plugin's loader returned it
+    if crc is None and dataset_files(data.dataset, data.data_dir or None):   # read from a user's folder
+        crc = dataset_crc(dataset)
+    if crc is not None:
+        object.__setattr__(built, "_source_crc", crc)
     return built
 
 
-def dataset_crc(dataset: Dataset) -> int:
-    """CRC-32 of a dataset's images and labels as loaded (training, then test): the data a run read, whatever
-    folder it came from (a resume from another ``data.data_dir`` may only continue on the same data)."""
-    crc = 0
-    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
-        crc = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1), crc)
-    return crc
-
-
 def source_crc(stream: Stream) -> int | None:
-    """:func:`dataset_crc` of the files :func:`stream_from_config` built ``stream`` from; None for the offline
-    datasets (no files) and streams built otherwise."""
+    """:func:`dataset_crc` of the files :func:`stream_from_config` built ``stream`` from, or of what a registered
+    dataset's loader returned; None for the offline datasets (no files) and streams built otherwise."""
     return getattr(stream, "_source_crc", None)
 
 

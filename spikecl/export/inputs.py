@@ -12,7 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from spikecl.config import BUNDLED_DATASETS, DataConfig, StreamConfig, check_seed, from_dict, recorded_as_now
+from spikecl.config import (REGISTERED_DATASETS, DataConfig, StreamConfig, check_known_dataset, check_seed,
+                            from_dict, reads_no_folder, recorded_as_now)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import Stream, source_crc, stream_from_config
 from spikecl.errors import ConfigError, DataError, ShapeError
@@ -74,11 +75,13 @@ def encode(x: np.ndarray, net: FixedNetwork, seed: int = 0) -> np.ndarray:
 
 
 def check_reads_data_dir(config: dict, data_dir: str | None) -> None:
-    """``data_dir`` given for a network trained on a dataset that comes with its package: a one-line ConfigError."""
+    """``data_dir`` given for a network trained on a dataset that comes with its package or is registered: a
+    one-line ConfigError."""
     dataset = (config.get("data") or {}).get("dataset") if isinstance(config, dict) else None
-    if data_dir and dataset in BUNDLED_DATASETS:
-        raise ConfigError(f"--data-dir: the network was trained on {dataset}, which comes with its package and is "
-                          "read from no folder; drop --data-dir")
+    why = reads_no_folder(dataset)
+    if data_dir and why:
+        raise ConfigError(f"--data-dir: the network was trained on {dataset}, which {why} and is read from no folder; "
+                          "drop --data-dir")
 
 
 def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
@@ -92,6 +95,7 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
         raise ConfigError("the exported network carries no training config (data, stream) to draw samples from; "
                           "run it on samples of your own with the Lava runner: python -m spikecl_lava.runner NET "
                           "--inputs FILE -o RUN.h5 (docs/export.md)") from None
+    check_known_dataset(data.get("dataset") if isinstance(data, dict) else None)
     data_cfg = from_dict(DataConfig, data, "data.")
     check_reads_data_dir(config, data_dir)
     if data_dir:
@@ -99,6 +103,9 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
     seed = check_seed(config.get("seed", 0), "the stored training config's seed")
     built = stream_from_config(from_dict(StreamConfig, stream, "stream."), data_cfg, seed, recorded=True)
     trained_on, now = config.get("data_crc"), source_crc(built)
+    if None not in (trained_on, now) and trained_on != now and data_cfg.dataset in REGISTERED_DATASETS:
+        raise DataError(f"the network was trained on other {data_cfg.dataset} data (its registered loader returns "
+                        "other images or labels now); load the plugin that registered the data it trained on")
     if None not in (trained_on, now) and trained_on != now:            # the folder may move, not change
         raise DataError(f"the network was trained on other {data_cfg.dataset} files (their images or labels differ "
                         f"from those in {data_cfg.data_dir or 'the default datasets folder'} now); point --data-dir "

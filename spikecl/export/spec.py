@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from spikecl.data.datasets import IMAGE_SHAPES
+from spikecl.config import check_known_dataset
+from spikecl.data.datasets import known_image_shape
 from spikecl.errors import ExportError, ShapeError
 from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, part_of
 
@@ -249,10 +250,11 @@ def refuse_encoder(encoder: str) -> None:
 def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list, tuple]:
     """Conv layers with batch norm and the following 2 x 2 average pooling folded into the weights."""
     dataset = config.get("data", {}).get("dataset")
-    if dataset not in IMAGE_SHAPES:
+    check_known_dataset(dataset)
+    shape = known_image_shape(dataset)  # CNN exports need the input grid; MLPs read their inputs from the weights
+    if shape is None:
         refuse_encoder(config.get("network", {}).get("encoder", "direct"))    # event frames: the encoder says why
         raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
-    shape = IMAGE_SHAPES[dataset]   # CNN exports need the input grid; MLPs read their inputs from the weights
     layers = []
     i = 0
     while hidden(i) + SYNAPSE + "weight" in state:

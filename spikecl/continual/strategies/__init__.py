@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import re
 from typing import Mapping, Sequence
 
-from spikecl.config import RECORDED_OPTIONS, check_defaults, field_default, from_dict
+from spikecl.config import (RECORDED_OPTIONS, check_defaults, check_not_held, check_own_name, field_default,
+                            from_dict, named)
 from spikecl.errors import ConfigError, DependencyError, did_you_mean
 
 REGISTRY: dict[str, str | type] = {
@@ -50,23 +50,13 @@ def register(name: str, cls: type) -> None:
     spikecl's own methods, a name another class holds already (the same class imported again is fine), a class that
     is not a :class:`~spikecl.continual.strategy.Strategy`, or options that are not a dataclass or whose defaults fail
     their own validation are a one-line :class:`ConfigError`."""
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ConfigError(f"strategy name {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or "
-                          "digit (it names results files; '+' combines methods)")
+    check_own_name(name, "strategy name", "it names results files; '+' combines methods")
     if name in OWN_NAMES:
         raise ConfigError(f"register: {name!r} is one of spikecl's own methods ({', '.join(sorted(OWN_NAMES))}); "
                           "give yours another name")
     _check_class(name, cls)
-    held = REGISTRY.get(name)
-    if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ConfigError(f"register: {name!r} is registered already, by {_named(held)}; give {_named(cls)} another "
-                          "name")
+    check_not_held("register", name, REGISTRY.get(name), cls)
     REGISTRY[name] = cls
-
-
-def _named(obj) -> str:
-    """A class by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
-    return obj.__qualname__ if isinstance(obj, type) else repr(obj)
 
 
 def _check_class(name: str, cls) -> None:
@@ -75,12 +65,12 @@ def _check_class(name: str, cls) -> None:
     from spikecl.continual.strategy import Strategy
 
     if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise ConfigError(f"register({name!r}, ...): {_named(cls)} is not a subclass of "
+        raise ConfigError(f"register({name!r}, ...): {named(cls)} is not a subclass of "
                           "spikecl.continual.strategy.Strategy")
     options = cls.Options
     if not isinstance(options, type) or not dataclasses.is_dataclass(options):
         raise ConfigError(f"register({name!r}, ...): {cls.__name__}.Options must be a dataclass (fields made with "
-                          f"spikecl.config.option), got {_named(options)}")
+                          f"spikecl.config.option), got {named(options)}")
     check_defaults(options, f"strategy.{name}.", f"register({name!r}, ...)")
     _check_methods(name, cls)
 
