@@ -91,12 +91,15 @@ class Kind:
     """The contract of an experiment kind (subclass it and override what the kind has).
 
     ``name`` is the file's ``kind`` and the results files' ``kind`` attribute; ``config`` is the config dataclass
-    (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it.
+    (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it; ``rule_keys``:
+    the keys its results record beside the config that say how spikecl computed them (a kept file that differs in
+    one was made by a spikecl that computed otherwise, not with another config).
     """
 
     name: str = ""
     config: type | None = None
     data_parallel: bool = False
+    rule_keys: frozenset = frozenset()
 
     def load(self, raw: dict) -> RunHeader:
         """Validate the raw mapping of an experiment file (``--set`` applied, ``name`` defaulted) into ``config``."""
@@ -273,9 +276,8 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           "it, or choose another --output-dir")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
-        settable = {f.name for f in fields(kind(kind_name).config)}
-        made = (f"with another config ({key} differs)" if key.split(".")[0] in settable else
-                f"by a spikecl that computed otherwise ({key} differs: a rule of spikecl's, not a setting of yours)")
+        made = (f"by a spikecl that computed otherwise ({key} differs: a rule of spikecl's, not a setting of yours)"
+                if key in kind(kind_name).rule_keys else f"with another config ({key} differs)")
         raise ConfigError(f"--resume: {job.path} was made {made}; pass --overwrite as well to replace what differs, "
                           "or choose another --output-dir")
     return key is None

@@ -356,7 +356,7 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, 
 def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_within_a_method_only():
     """``spikecl report`` ignores :data:`~spikecl.continual.report.METHOD_RULES` between rows of different methods:
     a rule that differs by method and is not listed there would part every such pair of rows."""
-    from spikecl.continual.report import METHOD_KEYS, METHOD_RULES
+    from spikecl.continual.report import METHOD_KEYS, METHOD_RULES, RULES
     from spikecl.continual.runner import unshown_rules
 
     methods = ["finetune", "joint", "ewc", "si", "gpm", "hlop", "replay", "si+gpm", "hlop+gpm", "ewc+replay",
@@ -372,6 +372,7 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
         varying = {k for r in rules for k in r if len({repr(other.get(k)) for other in rules}) > 1}
         assert varying <= METHOD_RULES | METHOD_KEYS, varying - METHOD_RULES - METHOD_KEYS
         seen |= varying
+        assert {k for r in rules for k in r} <= RULES                   # each one named a rule in --resume's refusal
     assert seen == METHOD_RULES | {"lateral_rates"}               # each listed rule does vary by method
 
 

@@ -11,6 +11,7 @@ from typing import Sequence
 from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, check_split_heads, experiment_from_dict,
                             method_config)
 from spikecl.continual import metrics
+from spikecl.continual.report import RULES
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
 from spikecl.io import Run, as_result
@@ -20,6 +21,7 @@ class ContinualKind(Kind):
     name = "continual"
     config = ExperimentConfig
     data_parallel = True
+    rule_keys = RULES
 
     def load(self, raw: dict) -> ExperimentConfig:
         """Validate the file, every method's options and what each method supports (trainer, scenario)."""

@@ -58,6 +58,9 @@ METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants"
 #: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
 METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads",
                           "si_trajectory"})
+#: every rule :func:`spikecl.continual.runner.unshown_rules` records: how spikecl computes, not a setting
+RULES = METHOD_RULES | {"eval_subsample_seed", "poisson_draws", "train_subsample_seed", "lateral_rates",
+                        "sample_order"}
 
 
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:

@@ -326,6 +326,7 @@ def check_stress(cfg: CA3ExperimentConfig) -> None:
 class CA3Kind(Kind):
     name = "ca3"
     config = CA3ExperimentConfig
+    rule_keys = frozenset(STRESS_RULES)
 
     def load(self, raw: dict) -> CA3ExperimentConfig:
         cfg = from_dict(CA3ExperimentConfig, raw)

@@ -564,6 +564,7 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
 class SparseyKind(Kind):
     name = "sparsey"
     config = SparseyExperimentConfig
+    rule_keys = frozenset(SCORING)
 
     def load(self, raw: dict) -> SparseyExperimentConfig:
         refuse_run_decided(raw)
