@@ -276,11 +276,18 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           "it, or choose another --output-dir")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
-        made = (f"by a spikecl that computed otherwise ({key} differs: a rule of spikecl's, not a setting of yours)"
-                if key in kind(kind_name).rule_keys else f"with another config ({key} differs)")
-        raise ConfigError(f"--resume: {job.path} was made {made}; pass --overwrite as well to replace what differs, "
-                          "or choose another --output-dir")
+        raise ConfigError(f"--resume: {job.path} was made "
+                          f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}; pass "
+                          "--overwrite as well to replace what differs, or choose another --output-dir")
     return key is None
+
+
+def how_made(k: Kind, key: str, otherwise: str) -> str:
+    """How a file that differs from its job in ``key`` was made: by a spikecl that computed otherwise where ``key``
+    is one of ``k``'s :attr:`Kind.rule_keys`, else ``otherwise`` (e.g. "with another config (seeds differs)")."""
+    if key in k.rule_keys:
+        return f"by a spikecl that computed otherwise ({key} differs: a rule of spikecl's, not a setting of yours)"
+    return otherwise
 
 
 def differing_setting(job: Job, stored_config: dict) -> str | None:
@@ -383,8 +390,9 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         for job in todo:
             key = job.checkpoint is not None and job.checkpoint.exists() and k.checkpoint_difference(cfg, job)
             if key:
-                raise ConfigError(f"--resume: {job.checkpoint} was written by a different experiment config ({key} "
-                                  "differs); pass --overwrite as well to start it again")
+                otherwise = f"by a different experiment config ({key} differs)"
+                raise ConfigError(f"--resume: {job.checkpoint} was written {how_made(k, key, otherwise)}; pass "
+                                  "--overwrite as well to start it again")
     for job in todo:                              # a kept result is not written again, whatever its name
         check_name_fits(job.path)
         if job.checkpoint is not None:

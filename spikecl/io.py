@@ -370,7 +370,6 @@ def environment() -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=None)
 def source_commit() -> str | None:
     """The commit of the git checkout spikecl runs from, ``-dirty`` when its files differ from it (``git describe
     --always --dirty``), or None for an installed copy or without git; asked once per process."""

@@ -218,7 +218,11 @@ def test_one_class_per_task_is_refused_when_the_config_is_read():
                                           r"trains \(its accuracy 100 % untrained\); use 2 or more classes per task$"):
         ContinualKind().load(one_class)                                  # a run to train
     assert experiment_from_dict(one_class)            # recorded before 2026-12-05: its results stay readable
-    assert ContinualKind().load({**one_class, "stream": {**one_class["stream"], "n_tasks": 5}})
+    five = {**one_class, "stream": {**one_class["stream"], "n_tasks": 5}}
+    assert ContinualKind().load(five)
+    with pytest.raises(ConfigError, match=r"^stream.n_tasks: 10 tasks of 10 classes: one class per task gives the "):
+        ContinualKind().load({**five, "variants": {"v": {"method": "finetune", "stream.n_tasks": 10}},
+                              "strategy": {"methods": ["v"]}})          # a variant's own stream, checked as well
 
 
 def test_a_recorded_option_added_later_keeps_its_recorded_value():

@@ -2,6 +2,7 @@
 method is registered, files of one name load side by side, and a strategy state a checkpoint could not read back
 is refused when it is made."""
 
+import abc
 import collections
 import io
 import re
@@ -255,6 +256,10 @@ def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_fi
      "after_step, after_task); did you mean 'after_task'?"),
     ({"before_all": lambda self: None}, "Bad.before_all is not an event the harness calls (begin, before_task, "
      "batch, penalty, after_backward, after_step, after_task); did you mean 'before_task'?"),
+    ({"bacth": lambda self, x, y, heads: None}, "Bad.bacth is not an event the harness calls (begin, before_task, "
+     "batch, penalty, after_backward, after_step, after_task); did you mean 'batch'?"),
+    ({"begni": lambda self, tasks: None}, "Bad.begni is not an event the harness calls (begin, before_task, batch, "
+     "penalty, after_backward, after_step, after_task); did you mean 'begin'?"),
     ({"after_backward": lambda self: None}, "Bad.after_backward must take (activity) like Strategy.after_backward"),
     ({"__init__": lambda self, model: None},
      "Bad.__init__ must take (model, options, sim, execution) like Strategy.__init__"),
@@ -266,12 +271,19 @@ def test_register_refuses_events_the_harness_would_skip_or_fail_on_mid_run(body,
         register("bad", type("Bad", (Strategy,), body))
 
 
+def test_register_refuses_a_class_whose_abstract_methods_are_unimplemented():
+    abstract = abc.ABCMeta("Bad", (Strategy, abc.ABC), {"helper": abc.abstractmethod(lambda self: None)})
+    with pytest.raises(ConfigError, match=r"^register\('bad', ...\): Bad leaves abstract methods unimplemented "
+                                          r"\(helper\)$"):
+        register("bad", abstract)
+
+
 def test_every_method_of_spikecls_own_passes_the_checks_register_makes(monkeypatch):
     monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
     for name in strategies.OWN_NAMES:                     # no false alarm: helpers, properties, the events
         strategies._check_methods(name, strategies.strategy_class(name))
     helpers = {h: (lambda self, *a: None) for h in ("l2_penalty", "fetch", "new_task", "split_batch", "penalize",
-                                                     "batch_loss", "fisher_of")}
+                                                     "batch_loss", "fisher_of", "begins")}
 
     class Saving:                                          # a plain mixin that saves and loads
         def state_dict(self):

@@ -373,6 +373,7 @@ def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_pa
     assert done.environment["spikecl_source"] == ["0123456789ab", "ba9876543210"]
     other = dataclasses.replace(done, seed=1, environment={**done.environment, "spikecl_source": "0123456789ab"})
     assert "(0123456789ab then ba9876543210) (finetune seed 0)" in source_note([done, other])
+    assert "(0123456789ab then ba9876543210) (finetune seed 0)" in source_note([done])     # alone, too
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):

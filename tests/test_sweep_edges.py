@@ -668,3 +668,14 @@ def test_a_sweeps_report_redraws_the_very_plot_the_sweep_drew(sweep_files, inlin
     (folder / "sweep-comparison.png").unlink()
     assert main(["report", str(folder)]) == 0
     assert (folder / "sweep-comparison.png").read_bytes() == drawn
+
+
+def test_a_grid_point_of_one_class_per_task_is_refused_when_planned(sweep_files, capsys):
+    """Its first task would train nothing: refused before Ray starts, as a run of it is (a dry run listed it as
+    one to run, and its Ray worker failed after the other points had trained)."""
+    base = BASE.replace('kind = "permuted"\n', 'kind = "split"\nscenario = "class"\n').replace("n_tasks = 2\n",
+                                                                                              "n_tasks = 5\n")
+    path = sweep_files(base, SWEEP + '[grid]\n"stream.n_tasks" = [5, 10]\n')
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert "stream.n_tasks: 10 tasks of 10 classes: one class per task gives the first task a one-output head" in \
+        capsys.readouterr().err

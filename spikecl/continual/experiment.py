@@ -26,9 +26,7 @@ class ContinualKind(Kind):
     def load(self, raw: dict) -> ExperimentConfig:
         """Validate the file, every method's options and what each method supports (trainer, scenario)."""
         check_installed("torch", "torch", "a continual experiment (its methods and spiking networks)")
-        cfg = experiment_from_dict(raw)
-        check_split_heads(cfg, training=True)
-        return _validated(cfg)
+        return _validated(experiment_from_dict(raw))
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
@@ -117,6 +115,7 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     runs = []
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
+        check_split_heads(run_cfg, training=True)                        # a variant's own stream
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
         check_run(run_cfg, runs_method)
         runs.append((runs_method, run_cfg.strategy.options))

@@ -367,16 +367,17 @@ def machine_note(results: Sequence[RunResult]) -> str:
 
 
 def source_note(results: Sequence[RunResult]) -> str:
-    """Where the runs were made by other spikecl versions or commits (numbers may move between them), a line naming
-    each with its runs; else "" (files written before versions were recorded count as "unrecorded")."""
+    """Where the runs were made by other spikecl versions or commits, or a run by several (resumed across them;
+    numbers may move between them), a line naming each with its runs; else "" (files written before versions were
+    recorded count as "unrecorded")."""
     def source(r: RunResult) -> str:
         env = r.environment
         commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
         commit = " then ".join(commit) if isinstance(commit, list) else commit
         return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "")
     sources = sorted({source(r) for r in results})
-    if len(sources) == 1:
-        return ""
+    if len(sources) == 1 and not any(isinstance(r.environment.get("spikecl_source"), list) for r in results):
+        return ""                                   # one commit, none resumed across commits
     return "\nMade by " + "; ".join(
         f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if source(r) == s)})" for s in sources) + "."
 

@@ -359,8 +359,8 @@ class ContinualRun:
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
         cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
-        check_split_heads(cfg, training=True)
         cfg, self.strategy_name = validate_method(cfg, method)
+        check_split_heads(cfg, training=True)                           # the method's own (a variant's) stream
         self.cfg, self.method, self.seed = cfg, method, seed
         self.execution = execution if execution is not None else Execution()
         check_support(self.strategy_name, cfg.train, cfg.stream.scenario, self.execution.data_parallel)

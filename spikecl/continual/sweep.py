@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, experiment_from_dict, from_dict, load_toml,
-                            option, toml_literal)
+from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, check_split_heads, experiment_from_dict,
+                            from_dict, load_toml, option, toml_literal)
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
-from spikecl.experiment_kind import Kind, differing_setting, replacing
+from spikecl.experiment_kind import Kind, differing_setting, how_made, replacing
 from spikecl.io import Run
 
 
@@ -215,6 +215,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
             raw = _without(raw, unread)
             run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+        check_split_heads(run_cfg, training=True)
         check_run(run_cfg, runs_method)
         check_read([(runs_method, run_cfg.strategy.options)])
         if cfg.select and stage in ("trial", "final"):         # a variant's own data keys: checked as planned
@@ -498,8 +499,11 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[
             else ((len(checkpoints) - 1, "more checkpoint(s)"),)
         more = " and ".join(f"{n} {noun}" for n, noun in counts if n)
         others = f" (and {more})" if more else ""
-        raise ConfigError(f"{path} was made with other settings than sweep {sweep.name} plans "
-                          f"({stale[run.id]} differs){others}; pass --overwrite to train again what differs")
+        from spikecl.continual.experiment import KIND
+
+        made = how_made(KIND, stale[run.id], f"with other settings than sweep {sweep.name} plans "
+                                              f"({stale[run.id]} differs)")
+        raise ConfigError(f"{path} was made {made}{others}; pass --overwrite to train again what differs")
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
@@ -547,8 +551,8 @@ def _summary_text(record: dict) -> str:
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
     if record["summary"] and record.get("metric_definitions") != DEFINITIONS:
         lines.append(f"Note: written by a spikecl whose metrics predate the definitions of {DEFINITIONS} (a summary "
-                     "stores means, not the runs' matrices); `spikecl sweep` on its sweep file prints it again from "
-                     "the kept runs by today's")
+                     "stores means, not the runs' matrices); `spikecl report` of its point folders computes them "
+                     "again from the runs' files")
     return "\n".join(lines)
 
 

@@ -79,6 +79,18 @@ def _check_class(name: str, cls) -> None:
 EVENTS = ("begin", "before_task", "batch", "penalty", "after_backward", "after_step", "after_task")
 
 
+def _slip_of(name: str, word: str) -> bool:
+    """Whether ``name`` is ``word`` mistyped by one slip: a letter replaced, left out, or two neighbours swapped (not
+    a letter added: ``begins`` is a word of its own)."""
+    if name == word or len(name) not in (len(word), len(word) - 1):
+        return False
+    if len(name) == len(word):
+        wrong = [i for i, (a, b) in enumerate(zip(name, word)) if a != b]
+        return len(wrong) == 1 or (len(wrong) == 2 and wrong[1] == wrong[0] + 1 and
+                                   name[wrong[0]] == word[wrong[1]] and name[wrong[1]] == word[wrong[0]])
+    return any(word[:i] + word[i + 1:] == name for i in range(len(word)))
+
+
 def _check_methods(name: str, cls: type) -> None:
     """A one-line ConfigError for what the harness would skip or fail on only mid-run: a method named as an event
     would be that is none (``after_tasks``, ``before_training``), an event or ``__init__`` that cannot take the
@@ -95,11 +107,15 @@ def _check_methods(name: str, cls: type) -> None:
             return None
         return value if isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value) else None
 
+    if inspect.isabstract(cls):
+        raise ConfigError(f"register({name!r}, ...): {cls.__name__} leaves abstract methods unimplemented "
+                          f"({', '.join(sorted(cls.__abstractmethods__))})")
     for attr in dir(cls):
+        slip = next((event for event in EVENTS if _slip_of(attr, event)), None)
         if not attr.startswith("_") and own(attr) is not None and not hasattr(Strategy, attr) and (
-                attr.startswith(("before_", "after_")) or did_you_mean(attr, EVENTS, cutoff=0.85)):
+                attr.startswith(("before_", "after_")) or slip):
             raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} is not an event the harness calls "
-                              f"({', '.join(EVENTS)}){did_you_mean(attr, EVENTS)}")
+                              f"({', '.join(EVENTS)}){did_you_mean(slip or attr, EVENTS)}")
     for attr in (*EVENTS, "state_dict", "load_state_dict", "result_arrays", "__init__"):
         value = own(attr)
         if value is None:
