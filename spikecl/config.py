@@ -1132,12 +1132,19 @@ def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
     """A one-line ConfigError (starting with ``where``) where ``name`` is registered already, by ``held``, another
     definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name)
     may register it again."""
-    def definition(obj: Any):
-        return (obj.__module__, obj.__qualname__) if hasattr(obj, "__qualname__") else obj
+    def definition(obj: Any) -> tuple:
+        """(module, qualified name, first line) of a class or function; a partial's function, a callable object's
+        class (a lambda is told from another of its module by its line)."""
+        obj = getattr(obj, "func", obj)
+        obj = obj if hasattr(obj, "__qualname__") else type(obj)
+        code = getattr(obj, "__code__", None)
+        return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
 
     if held is not None and definition(held) != definition(given):
-        raise ConfigError(f"{where}: {name!r} is registered already, by {named(held)}; give {named(given)} another "
-                          "name")
+        module, qualname, line = definition(held)
+        at = f" (line {line})" if line else ""
+        raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}; register "
+                          f"{named(given)} under another name")
 
 
 def check_defaults(cls: type, prefix: str, where: str) -> None:

@@ -1,8 +1,10 @@
 """Your own code before a command runs: a plugin is a Python file or module that registers its own continual-learning
-methods (:func:`spikecl.continual.strategies.register`) or experiment kinds
-(:func:`spikecl.experiment_kind.register_kind`) when imported, so that ``spikecl run EXP.toml --plugin mine.py``
-runs them with everything spikecl's own have (``--resume``, results files, plots, ``--nproc``, the report);
-``spikecl sweep SWEEP.toml --plugin mine.py`` sweeps the methods it registers (every Ray worker imports it too).
+methods (:func:`spikecl.continual.strategies.register`), experiment kinds
+(:func:`spikecl.experiment_kind.register_kind`) or datasets (:func:`spikecl.data.register_dataset`) when imported,
+so that ``spikecl run EXP.toml --plugin mine.py`` runs them with everything spikecl's own have (``--resume``,
+results files, plots, ``--nproc``, the report); ``spikecl sweep SWEEP.toml --plugin mine.py`` sweeps the methods
+and datasets it registers (every Ray worker imports it too); ``spikecl export`` and ``deploy`` take the plugin of
+the dataset a network was trained on.
 
 A plugin is named on the command line, never in an experiment file: reading an experiment runs no code.
 """

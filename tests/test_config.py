@@ -220,7 +220,8 @@ def test_one_class_per_task_is_refused_when_the_config_is_read():
     assert experiment_from_dict(one_class)            # recorded before 2026-12-05: its results stay readable
     five = {**one_class, "stream": {**one_class["stream"], "n_tasks": 5}}
     assert ContinualKind().load(five)
-    with pytest.raises(ConfigError, match=r"^stream.n_tasks: 10 tasks of 10 classes: one class per task gives the "):
+    with pytest.raises(ConfigError, match=r"^variants.v: stream.n_tasks: 10 tasks of 10 classes: one class per task "
+                                          "gives the "):
         ContinualKind().load({**five, "variants": {"v": {"method": "finetune", "stream.n_tasks": 10}},
                               "strategy": {"methods": ["v"]}})          # a variant's own stream, checked as well
 

@@ -258,6 +258,8 @@ def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_fi
      "batch, penalty, after_backward, after_step, after_task); did you mean 'before_task'?"),
     ({"bacth": lambda self, x, y, heads: None}, "Bad.bacth is not an event the harness calls (begin, before_task, "
      "batch, penalty, after_backward, after_step, after_task); did you mean 'batch'?"),
+    ({"penalti": lambda self: None}, "Bad.penalti is not an event the harness calls (begin, before_task, batch, "
+     "penalty, after_backward, after_step, after_task); did you mean 'penalty'?"),
     ({"begni": lambda self, tasks: None}, "Bad.begni is not an event the harness calls (begin, before_task, batch, "
      "penalty, after_backward, after_step, after_task); did you mean 'begin'?"),
     ({"after_backward": lambda self: None}, "Bad.after_backward must take (activity) like Strategy.after_backward"),
@@ -283,7 +285,8 @@ def test_every_method_of_spikecls_own_passes_the_checks_register_makes(monkeypat
     for name in strategies.OWN_NAMES:                     # no false alarm: helpers, properties, the events
         strategies._check_methods(name, strategies.strategy_class(name))
     helpers = {h: (lambda self, *a: None) for h in ("l2_penalty", "fetch", "new_task", "split_batch", "penalize",
-                                                     "batch_loss", "fisher_of", "begins")}
+                                                     "batch_loss", "fisher_of", "begins", "patch", "match",
+                                                     "catch", "watch", "begun")}
 
     class Saving:                                          # a plain mixin that saves and loads
         def state_dict(self):

@@ -72,7 +72,7 @@ def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
     ("from spikecl.continual.strategies import register, REGISTRY\nfrom spikecl.continual.strategy import Strategy\n"
      "class A(Strategy):\n    name = 'dup'\nclass B(Strategy):\n    name = 'dup'\nregister('dup', A)\n"
      "try:\n    register('dup', B)\nfinally:\n    del REGISTRY['dup']\n",
-     "--plugin {path}: register: 'dup' is registered already, by A; give B another name"),
+     "--plugin {path}: register: 'dup' is registered already, by A of spikecl_plugin_"),
 ])
 def test_a_bad_plugin_is_one_line_before_anything_runs(tmp_path, capsys, source, message):
     path = tmp_path / "mine.py"

@@ -3,6 +3,7 @@ export like spikecl's own; a bad registration or a loader's bad data is a one-li
 of what the loader returned, so that runs on other data are not mixed."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -179,8 +180,9 @@ def _other_load(seed):
     (("mine", _load, (1, True, 4), 4), "input_shape must be 3 positive integers"),
     (("mine", _load, (1, 4, 4), 1), "n_classes must be a whole number >= 2, got 1"),
     (("mine", _load, (1, 4, 4), 2.0), "n_classes must be a whole number >= 2"),
-    (("held", _other_load, (1, 4, 4), 4), "register_dataset: 'held' is registered already, by _load; give "
-                                          "_other_load another name"),
+    (("held", _other_load, (1, 4, 4), 4), "register_dataset: 'held' is registered already, by _load (line "),
+    (("held", functools.partial(_other_load), (1, 4, 4), 4), "by _load (line "),      # a partial: its function
+    (("held", lambda seed: _load(seed), (1, 4, 4), 4), "by _load (line "),
 ])
 def test_a_bad_registration_is_one_line(args, message):
     register_dataset("held", _load, (1, 4, 4), 4)
@@ -265,3 +267,27 @@ def test_each_process_of_an_nproc_run_loads_the_registered_dataset(tmp_path):
     assert run(exp, "--plugin", plugin, "--nproc", "2") == 0
     result = read_results(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
     assert result.acc_matrix.shape == (3, 2) and result.config["data_crc"] == registered_crc("blobs", 0)
+
+
+def test_a_loaders_own_error_and_changing_data_are_one_line():
+    def missing(seed):
+        raise FileNotFoundError(2, "No such file or directory", "/data/blobs.npz")
+
+    register_dataset("gone", missing, (1, 4, 4), 4)
+    with pytest.raises(DataError, match=r"^registered dataset gone: load\(0\) failed: FileNotFoundError: \[Errno 2\] "
+                                        r"No such file or directory: '/data/blobs.npz'$"):
+        load_dataset("gone")
+    calls = []
+
+    def drifting(seed):                                   # other data each call: a loader that ignores its seed
+        calls.append(seed)
+        data = _load(seed)
+        return dataclasses.replace(data, x_train=np.full_like(data.x_train, 0.1 * len(calls)))
+
+    register_dataset("drifting", drifting, (1, 4, 4), 4)
+    load_dataset("drifting", seed=0)
+    load_dataset("drifting", seed=1)                      # one copy held: seed 0's is loaded again next
+    with pytest.raises(DataError, match=r"^registered dataset drifting: load\(0\) returned other data than it did "
+                                        "before in this process"):
+        load_dataset("drifting", seed=0)
+    assert len(REGISTERED_DATASETS["drifting"].loaded) == 1

@@ -219,7 +219,9 @@ def test_each_seed_draws_its_own_coder(two_seeds):
 
 def test_a_colour_dataset_is_refused_when_the_config_loads():
     """The coder reads greyscale images: data.dataset = "cifar10" is a one-line ConfigError at load."""
-    with pytest.raises(ConfigError, match="^data.dataset: 'cifar10' is not a greyscale image set the coder reads$"):
+    with pytest.raises(ConfigError, match=r"^data.dataset: 'cifar10' is not one the coder reads \(digits, mnist5k, "
+                                          "mnist, fashion_mnist; datasets of one's own are for continual "
+                                          r"experiments\)$"):
         load(DIGITS, ['data.dataset="cifar10"'])
 
 

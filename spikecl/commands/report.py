@@ -27,7 +27,7 @@ def add_command(sub) -> None:
                         help="continual runs: print only the comparison table")
     report.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                         help="a Python file or module of your own that registers the experiment kinds of the "
-                             "results (repeatable; see spikecl.plugins)")
+                             "results (repeatable; see spikecl.plugins; methods and datasets need none to report)")
     report.set_defaults(handler=cmd_report)
 
 

@@ -55,8 +55,8 @@ def add_command(sub) -> None:
                           "--nproc, each process's share of the cores; at most 4 per CPU). CPU results depend on it, "
                           "and results files record it; on a loaded machine 1 avoids threads waiting for busy cores")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                     help="a Python file or module of your own to import first, registering its methods or "
-                          "experiment kinds (repeatable; see spikecl.plugins)")
+                     help="a Python file or module of your own to import first, registering its methods, "
+                          "experiment kinds or datasets (repeatable; see spikecl.plugins)")
     run.set_defaults(handler=cmd_run)
 
 

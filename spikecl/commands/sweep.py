@@ -223,7 +223,7 @@ def add_command(subparsers) -> None:
                    help="CPUs of the local Ray instance, 0 = all (default: the sweep's num_cpus; not with --address)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
                    help="import this Python file or module first, in this process and in every Ray worker, to sweep "
-                        "the methods it registers (repeatable; see spikecl.plugins)")
+                        "the methods and datasets it registers (repeatable; see spikecl.plugins)")
     p.add_argument("--overwrite", action="store_true",
                    help="train again the runs whose kept results file (or an unfinished run's checkpoint) was made "
                         "with other settings than the sweep now plans (a changed [set] value or base file, or a final "

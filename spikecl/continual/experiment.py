@@ -115,7 +115,10 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     runs = []
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
-        check_split_heads(run_cfg, training=True)                        # a variant's own stream
+        try:
+            check_split_heads(run_cfg, training=True)                    # a variant's own stream
+        except ConfigError as exc:
+            raise ConfigError(f"variants.{method}: {exc}" if method in cfg.variants else str(exc)) from None
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
         check_run(run_cfg, runs_method)
         runs.append((runs_method, run_cfg.strategy.options))

@@ -422,13 +422,15 @@ def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] 
 @dataclasses.dataclass(frozen=True)
 class RegisteredDataset:
     """A dataset of one's own (:func:`register_dataset`): its loader, the (C, H, W) of its images and its classes;
-    ``loaded``: {seed: (what the loader returned, checked; its :func:`~spikecl.data.base.dataset_crc`)} in this
-    process."""
+    ``loaded``: {seed: (what the loader returned, checked; its :func:`~spikecl.data.base.dataset_crc`)} of the
+    seed loaded last in this process (one copy held, as a sweep worker moves from seed to seed); ``crcs``: {seed:
+    CRC} of every seed loaded."""
 
     load: Callable[[int], Dataset]
     input_shape: tuple[int, int, int]
     n_classes: int
     loaded: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    crcs: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
 
 def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Sequence[int], n_classes: int) -> None:
@@ -466,8 +468,12 @@ def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
     if seed not in own.loaded:
         try:
             dataset = own.load(seed)
-        except SpikeCLError as exc:                        # a Dataset it built refused its arrays
-            raise DataError(f"registered dataset {name}: load({seed}) failed: {exc}") from None
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:                           # its own (a file it did not find), or a Dataset's refusal
+            said = (str(exc).splitlines() or [""])[0]
+            kind = "" if isinstance(exc, SpikeCLError) else type(exc).__name__ + (": " if said else "")
+            raise DataError(f"registered dataset {name}: load({seed}) failed: {kind}{said}") from None
         if not isinstance(dataset, Dataset):
             raise DataError(f"registered dataset {name}: load({seed}) returned {type(dataset).__name__}, not a "
                             "spikecl.data.base.Dataset")
@@ -487,14 +493,22 @@ def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
             if len(missing):
                 raise DataError(f"registered dataset {name}: class {missing[0]} has no {split} sample (each split "
                                 f"holds every class of 0..{own.n_classes - 1})")
-        own.loaded[seed] = dataset, dataset_crc(dataset)
+        crc = dataset_crc(dataset)
+        if own.crcs.setdefault(seed, crc) != crc:
+            raise DataError(f"registered dataset {name}: load({seed}) returned other data than it did before in this "
+                            "process; a loader must return the same data for a seed")
+        own.loaded.clear()
+        own.loaded[seed] = dataset, crc
     return own.loaded[seed]
 
 
 def registered_crc(name: str, seed: int) -> int | None:
     """:func:`~spikecl.data.base.dataset_crc` of what registered dataset ``name``'s loader returns for ``seed``
     (what identifies its data in results); None for spikecl's own datasets."""
-    return _load_registered(name, seed)[1] if name in REGISTERED_DATASETS else None
+    if name not in REGISTERED_DATASETS:
+        return None
+    crcs = REGISTERED_DATASETS[name].crcs
+    return crcs[seed] if seed in crcs else _load_registered(name, seed)[1]
 
 
 def known_image_shape(name) -> tuple[int, int, int] | None:

@@ -572,7 +572,8 @@ class SparseyKind(Kind):
         cfg = from_dict(SparseyExperimentConfig, raw)
         cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
         if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
-            raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not a greyscale image set the coder reads")
+            raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not one the coder reads (digits, mnist5k, "
+                              "mnist, fashion_mnist; datasets of one's own are for continual experiments)")
         check_code_sizes(cfg)
         if cfg.eval.train_items:
             check_train_items(cfg.eval, cfg.eval.train_items)

@@ -80,14 +80,16 @@ EVENTS = ("begin", "before_task", "batch", "penalty", "after_backward", "after_s
 
 
 def _slip_of(name: str, word: str) -> bool:
-    """Whether ``name`` is ``word`` mistyped by one slip: a letter replaced, left out, or two neighbours swapped (not
-    a letter added: ``begins`` is a word of its own)."""
+    """Whether ``name`` is ``word`` mistyped by one slip: two neighbouring letters swapped, a letter left out, or in
+    a word of 6 letters or more one replaced after the first (not a letter added, nor one replaced in a short word:
+    ``begins``, ``patch`` and ``begun`` are words of their own)."""
     if name == word or len(name) not in (len(word), len(word) - 1):
         return False
     if len(name) == len(word):
         wrong = [i for i, (a, b) in enumerate(zip(name, word)) if a != b]
-        return len(wrong) == 1 or (len(wrong) == 2 and wrong[1] == wrong[0] + 1 and
-                                   name[wrong[0]] == word[wrong[1]] and name[wrong[1]] == word[wrong[0]])
+        swapped = (len(wrong) == 2 and wrong[1] == wrong[0] + 1 and name[wrong[0]] == word[wrong[1]]
+                   and name[wrong[1]] == word[wrong[0]])
+        return swapped or (len(wrong) == 1 and wrong[0] > 0 and len(word) >= 6)
     return any(word[:i] + word[i + 1:] == name for i in range(len(word)))
 
 
