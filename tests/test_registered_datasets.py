@@ -269,6 +269,19 @@ def test_each_process_of_an_nproc_run_loads_the_registered_dataset(tmp_path):
     assert result.acc_matrix.shape == (3, 2) and result.config["data_crc"] == registered_crc("blobs", 0)
 
 
+@pytest.mark.slow
+def test_an_nproc_run_whose_processes_load_other_data_stops_in_one_line(tmp_path, capsys):
+    """A loader that depends on something else than its seed (here the process's rank) gave each process other
+    data, and the run recorded rank 0's CRC alone."""
+    plugin, exp = files(tmp_path, brightness=0.5)
+    by_rank = "= 0.5 + 0.1 * int(__import__('os').environ.get('RANK', 0))\n"
+    plugin.write_text(plugin.read_text().replace("= 0.5\n", by_rank))
+    assert run(exp, "--plugin", plugin, "--nproc", "2") == 2
+    assert "1 of 2 processes read other data than rank 0 (another CRC of the images and labels)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out" / "blobs" / "finetune-seed0.h5").exists()
+
+
 def test_a_loaders_own_error_and_changing_data_are_one_line():
     def missing(seed):
         raise FileNotFoundError(2, "No such file or directory", "/data/blobs.npz")

@@ -35,6 +35,7 @@ from torch import nn
 
 from spikecl.continual import distributed
 from spikecl.continual.execution import Execution
+from spikecl.errors import DataError
 from spikecl.snn.activity import Activity
 from spikecl.snn.trainers import BPTTTrainer, TrainingHooks
 
@@ -102,6 +103,22 @@ class DataParallel(Execution):
         """Every rank starts from rank 0's parameters and buffers."""
         with torch.no_grad():
             distributed.broadcast_([*net.parameters(), *net.buffers()])
+
+    def check_same_data(self, crc: int | None) -> None:
+        """A one-line DataError on every rank where any rank's data (its CRC: a registered loader that ignores its
+        seed, files that differ between hosts) differs from rank 0's; raised everywhere, so none waits on the
+        others in a collective."""
+        if crc is None:
+            return
+        mine = torch.tensor([crc], dtype=torch.int64, device=distributed._comm_device())
+        first = mine.clone()
+        distributed.broadcast_([first])
+        differ = (first != mine).to(torch.int64)
+        distributed.all_reduce_sum_([differ])
+        if int(differ):
+            raise DataError(f"{int(differ)} of {distributed.world_size()} processes read other data than rank 0 "
+                            "(another CRC of the images and labels): a data-parallel run needs the same data in "
+                            "every process (a registered dataset's loader must return the same data for a seed)")
 
     def train_step(self, trainer: BPTTTrainer, x, y, heads, mask, optimizer, hooks, generator) -> torch.Tensor:
         """Train on this rank's shard of the global batch. The inputs are encoded for the whole batch on every rank

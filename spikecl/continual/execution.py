@@ -4,7 +4,7 @@ process; :class:`spikecl.continual.data_parallel.DataParallel` spreads every bat
 A :class:`~spikecl.continual.runner.ContinualRun` and its strategy describe *what* is trained and never ask how many
 processes there are; they call the execution for the steps whose work is spread:
 
-* ``start(net)``: make every process begin from the same network;
+* ``start(net)``: make every process begin from the same network; ``check_same_data(crc)``: and the same data;
 * ``train_step(trainer, x, y, heads, mask, optimizer, hooks, generator)``: one optimiser step on a batch;
 * ``accuracy(score, n, random_inputs)``: accuracy on ``n`` samples from ``score(start, stop)``;
 * ``own_samples(n)``, ``gather(local, n, dim)``, ``sum_over_ranks(tensors)``: the pieces strategies use to
@@ -31,6 +31,9 @@ class Execution:
 
     def start(self, net: nn.Module) -> None:
         """Called once on the freshly built network, before the strategy sees it."""
+
+    def check_same_data(self, crc: int | None) -> None:
+        """Every process read the data of CRC ``crc`` (None: nothing to compare); here, the one process did."""
 
     def train_step(self, trainer: BPTTTrainer, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor,
                    mask: torch.Tensor | None, optimizer: torch.optim.Optimizer, hooks: TrainingHooks,

@@ -371,6 +371,7 @@ class ContinualRun:
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
         self.execution.start(self.net)
+        self.execution.check_same_data(source_crc(self.stream))
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self._noticed_full: set[str] = set()             # synapses a notice said are fully protected
