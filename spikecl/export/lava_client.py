@@ -16,11 +16,16 @@ import numpy as np
 from spikecl.errors import DependencyError, ResultsError
 
 
+#: the folder above the package: a checkout's root (where ``make`` builds the side environments), or site-packages'
+#: parent for an installed copy
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
     """The Python of a side environment: ``$variable`` or ``folder`` (e.g. ``.venv-lava``) beside the package; a
     missing, non-file or non-executable one is a one-line :class:`DependencyError` naming ``variable``."""
     env = os.environ.get(variable)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / folder / "bin" / "python"
+    path = Path(env) if env else ROOT / folder / "bin" / "python"
     if not path.exists():
         remedy = (f"build it with `make {target}` (needs Python 3.10) or set {variable}" if _checkout() else
                   f"build it in a spikecl checkout with `make {target}` or install the checkout's hardware/ into a "
@@ -49,8 +54,7 @@ def checkout_env() -> dict:
 
 def _checkout() -> Path | None:
     """The spikecl checkout this package runs from (it holds ``hardware/spikecl_lava``); None when installed."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "hardware" / "spikecl_lava").is_dir() else None
+    return ROOT if (ROOT / "hardware" / "spikecl_lava").is_dir() else None
 
 
 #: seconds a stopped side process and the processes it started (Lava's runtime) have to end after SIGINT, cleaning

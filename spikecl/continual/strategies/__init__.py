@@ -113,9 +113,10 @@ def _check_methods(name: str, cls: type) -> None:
         raise ConfigError(f"register({name!r}, ...): {cls.__name__} leaves abstract methods unimplemented "
                           f"({', '.join(sorted(cls.__abstractmethods__))})")
     for attr in dir(cls):
+        if attr.startswith("_") or hasattr(Strategy, attr) or own(attr) is None:
+            continue
         slip = next((event for event in EVENTS if _slip_of(attr, event)), None)
-        if not attr.startswith("_") and own(attr) is not None and not hasattr(Strategy, attr) and (
-                attr.startswith(("before_", "after_")) or slip):
+        if slip or attr.startswith(("before_", "after_")):
             raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} is not an event the harness calls "
                               f"({', '.join(EVENTS)}){did_you_mean(slip or attr, EVENTS)}")
     for attr in (*EVENTS, "state_dict", "load_state_dict", "result_arrays", "__init__"):
