@@ -2,14 +2,18 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import h5py
 import numpy as np
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import DataError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DataError, ExistsError, ResultsError, ShapeError
 from spikecl.export import ca3_graph
+from spikecl.memory.lava_graph import expected_answers, write_ca3_graph
+from spikecl.memory.params import CA3Params
+from spikecl.memory.schedule import as_schedule, learn, recall_by_content, recall_by_cue
 
 from lava_support import ROOT
 from hdf5_files import damage_reads_or_is_one_line, edited, heap_damage_is_refused
@@ -226,3 +230,63 @@ def test_damaged_bytes_of_a_graph_are_one_line_errors_or_read(graph_file, tmp_pa
         ca3_graph.read_ca3_graph(path)
 
     damage_reads_or_is_one_line(bad, read, (DataError, ShapeError))     # the file, or the place in it, named
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda f: f["readout/content_step"].__setitem__(0, 90), "/readout/content_step: step 90 outside 0..89"),
+    (lambda f: f["network/plastic/cue_to_content/w_init"].__setitem__((0, 0), -1.0),
+     "cue_to_content/w_init: values -1..0 nA leave the rule's bounds 0..6 nA"),
+    (lambda f: f["network/static/00"].attrs.__setitem__("target", "INcue"),
+     "/network/static/00: targets the input 'INcue'"),
+])
+def test_values_just_past_a_documented_bound_are_refused(graph_file, tmp_path, edit, words):
+    """The first value past each bound is refused: a readout step equal to the run's steps (decode would read
+    nothing there), a plastic weight below w_min_nA, a static projection onto an input."""
+    bad = tmp_path / "bad.h5"
+    shutil.copy(graph_file, bad)
+    with edited(bad) as f:
+        edit(f)
+    with pytest.raises(DataError) as info:
+        ca3_graph.read_ca3_graph(bad)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_spike_match_counts_shared_events_and_takes_two_silent_rasters_as_equal():
+    """Per cell population: events in both over events in either (1/3 here); two silent rasters match (1.0);
+    the inputs (IN*) are not compared."""
+    ref = {"A": np.array([[1, 1, 0]], bool), "S": np.zeros((2, 3), bool), "INcue": np.ones((2, 2), bool)}
+    run = {"A": np.array([[1, 0, 1]], bool), "S": np.zeros((2, 3), bool), "INcue": np.zeros((2, 2), bool)}
+    match = ca3_graph.spike_match(ref, run)
+    assert set(match) == {"A", "S"} and match["A"] == pytest.approx(1 / 3) and match["S"] == 1.0
+
+
+def test_the_ideal_answers_replace_relearned_content_and_need_match_k_shared_bits():
+    """A relearned cue answers its new content only; a recall by content names every cue sharing >= max(1, k)
+    bits with the fragment (k = match_k)."""
+    ops = [learn(0, [0, 1]), learn(1, [1, 2]), learn(0, [2, 3]), recall_by_cue(0), recall_by_content([1, 2])]
+    schedule = as_schedule(ops, 2, 4, 14)
+    assert expected_answers(schedule) == [(0, 1), (1, 2), (2, 3), (2, 3), (0, 1)]
+    assert expected_answers(schedule, match_k=2)[-1] == (1,)
+
+
+def test_the_writer_refuses_a_post_lag_or_plastic_delay_the_graph_cannot_hold(tmp_path):
+    """An STDP post lag over MAX_DELAY_STEPS (every reader refuses it) and a plastic delay other than the
+    published 1 ms are refused before the reference run; no file is left."""
+    for params, words in ((replace(CA3Params(), stdp_post_lag_ms=float(ca3_graph.MAX_DELAY_STEPS + 1)),
+                           "the stdp_post_lag_ms is 63 steps; a Lava CA3 graph holds delays of at most 62 steps"),
+                          (replace(CA3Params(), delay_plastic_ms=3.0, stdp_post_lag_ms=3.0),
+                           "delay_plastic_ms: the Lava CA3 graph needs the published 1 ms")):
+        with pytest.raises(ConfigError, match=words):
+            write_ca3_graph(tmp_path / "g.h5", [learn(0, [0, 1])], 2, 4, params)
+        assert not (tmp_path / "g.h5").exists()
+
+
+def test_the_writer_flags_a_reset_above_either_threshold_and_never_replaces_a_file(tmp_path):
+    """reset_below_threshold holds only when v_reset_mV is below both the cells' and the output's threshold
+    (-57.2 mV lies between -57.5 and -57); a second write to the same path is an ExistsError, the file kept."""
+    path = write_ca3_graph(tmp_path / "g.h5", [learn(0, [0, 1])], 2, 4, replace(CA3Params(), v_reset_mV=-57.2))
+    assert ca3_graph.read_ca3_graph(path).network["reset_below_threshold"] is False
+    before = path.read_bytes()
+    with pytest.raises(ExistsError, match="exists; pass --overwrite"):
+        write_ca3_graph(path, [learn(0, [0, 1])], 2, 4)
+    assert path.read_bytes() == before

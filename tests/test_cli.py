@@ -415,6 +415,19 @@ def test_a_closed_stdout_is_kept_from_the_files_a_command_opens():
     assert int(fd) > 2 and one == os.devnull
 
 
+def test_all_closed_standard_streams_leave_stdout_and_stderr_on_devnull(tmp_path):
+    """Started with stdin, stdout and stderr closed (the lowest free descriptor is 0, not the stream's own), both
+    output streams are still opened on /dev/null, so no file opened later takes descriptor 1 or 2."""
+    out = tmp_path / "fds.txt"
+    code = ("import os; from spikecl.terminal import guard_standard_streams; guard_standard_streams(); "
+            "fd = os.open(os.devnull, os.O_RDONLY); names = [os.path.realpath(f'/proc/self/fd/{n}') for n in (1, 2)]; "
+            f"open({str(out)!r}, 'w').write(' '.join([str(fd), *names]))")
+    subprocess.run(f'exec 0<&- 1>&- 2>&-; exec {sys.executable} -c "$CODE"', shell=True, timeout=60,
+                   env={**os.environ, "CODE": code})
+    fd, one, two = out.read_text().split()
+    assert int(fd) not in (1, 2) and one == two == os.devnull
+
+
 def test_a_byte_order_mark_and_a_missing_reference_experiment(tmp_path, capsys):
     from spikecl.config import load_toml
 

@@ -8,11 +8,11 @@ import struct
 import numpy as np
 import pytest
 
-from spikecl.data.base import fixed_order
+from spikecl.data.base import Dataset, dataset_crc, fixed_order
 from spikecl.data.datasets import load_dataset
 from spikecl.data.pickles import load_data_pickle
 from spikecl.data.streams import make_stream
-from spikecl.errors import ConfigError, DataError
+from spikecl.errors import ConfigError, DataError, ShapeError
 from test_bad_input_corpus import mini_folder
 from test_datasets import tiny_mnist, write_idx
 from test_safe_loading import _cifar10_folder
@@ -219,3 +219,42 @@ def test_task_sizes_too_small_for_every_class_and_uneven_splits_are_refused():
     recorded = trained_stream({"data": {"dataset": "digits"}, "seed": 0, "stream": {
         "kind": "split", "scenario": "class", "n_tasks": 5, "train_per_task": 1000, "test_per_task": 100}})
     assert [len(t.y_train) for t in recorded.tasks] == [288, 288, 291, 288, 283]
+
+
+def test_the_fixed_order_is_a_shuffle_that_stays_the_same_across_versions():
+    """The order every loader keeps a split in is a seeded shuffle (no class-sorted prefix), pinned: another order
+    would change which samples a run's evaluation and measures take first, and every dataset's CRC (resumes)."""
+    assert fixed_order(8).tolist() == [2, 4, 3, 6, 5, 0, 1, 7]
+    assert fixed_order(8).dtype == np.int64
+
+
+def test_the_dataset_crc_covers_labels_as_well_as_images():
+    """Data relabelled in another folder is other data to a resume: one changed label changes the CRC."""
+    x, y = np.zeros((4, 1, 2, 2), np.float32), np.array([0, 1, 0, 1], np.int64)
+    d = Dataset("d", x, y, x, y, 2)
+    relabelled = Dataset("d", x, np.array([0, 1, 1, 1], np.int64), x, y, 2)
+    assert dataset_crc(d) == dataset_crc(Dataset("d", x.copy(), y.copy(), x, y, 2)) != dataset_crc(relabelled)
+
+
+def _images(n=4, shape=(1, 2, 2)):
+    return np.zeros((n, *shape), np.float32), np.arange(n, dtype=np.int64) % 2
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: Dataset("d", *_images(), *_images(), n_classes=True), ConfigError,
+     "d: n_classes must be a whole number >= 1, got True"),
+    (lambda: Dataset("d", _images()[0] - 0.5, _images()[1], *_images(), n_classes=2), DataError,
+     "d: x_train holds pixel values outside 0..1"),
+    (lambda: Dataset("d", *_images(), *_images(shape=(1, 3, 3)), n_classes=2), ShapeError,
+     "d: train and test images differ in shape"),
+    (lambda: Dataset("d", *_images(), *_images(), n_classes=2, domains=("en", "de"), class_domain=(0, 2)),
+     DataError, "d: class_domain must give each of 2 classes a domain index below 2"),
+    (lambda: Dataset("d", *_images(), *_images(), n_classes=2, domains=("en", "de"), class_domain=(0,)),
+     DataError, "d: class_domain must give each of 2 classes a domain index below 2"),
+])
+def test_a_dataset_refuses_bad_pixels_class_counts_shapes_and_class_domains(make, error, message):
+    """Images below 0 (not only above 1), n_classes=True (a bool is no count), test images of another shape than
+    the training ones, and a class domain past the domains or not one per class are one-line errors when the
+    Dataset is built."""
+    with pytest.raises(error, match=f"^{re.escape(message)}"):
+        make()

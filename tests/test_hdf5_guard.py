@@ -12,8 +12,9 @@ from event_files import standin_shd
 from hdf5_files import zero_heap_object
 from test_export_edges import small_spec
 
+from spikecl import hdf5_guard
 from spikecl.errors import DataError, ResultsError
-from spikecl.hdf5_guard import heap_loop, stored_lengths
+from spikecl.hdf5_guard import _first_loop, check_stored_lengths, damage_as, heap_loop, stored_lengths
 
 
 def test_a_zeroed_heap_object_is_found_and_intact_files_pass(tmp_path):
@@ -89,6 +90,44 @@ def test_a_walk_ends_where_its_collection_does_and_a_later_one_that_joins_it_wal
     (tmp_path / "joined.bin").write_bytes(head + bytes(16))
     (tmp_path / "short.bin").write_bytes(_collection(4096) + _object(1, 16, _collection(1000)) + steps + bytes(16))
     assert heap_loop(tmp_path / "joined.bin") == bad and heap_loop(tmp_path / "short.bin") is None
+
+
+def test_only_a_version_1_header_of_a_whole_collection_is_walked():
+    """"GCOL" in data is a collection only with version 1 and at least libhdf5's 4,096 bytes: zeros after a
+    header declaring 4,095 bytes, or one of version 2, are no loop; after a real header the zeroed object is one."""
+    assert _first_loop(_collection(4096) + bytes(4080)) == 16
+    assert _first_loop(_collection(4095) + bytes(4080)) is None
+    assert _first_loop(b"GCOL\x02\x00\x00\x00" + struct.pack("<Q", 4096) + bytes(4080)) is None
+
+
+def test_an_object_whose_size_moves_the_walk_back_is_a_loop():
+    """A size that wraps libhdf5's 64-bit sum to a step back (2^64 - 16 bytes) loops as a zero size does."""
+    assert _first_loop(_collection(4096) + _object(1, 8, bytes(8)) + _object(1, 2**64 - 32) + bytes(4048)) == 40
+
+
+def test_a_zeroed_object_past_the_end_of_nested_collections_is_no_loop():
+    """Collection B (4,096 bytes) starts inside A's first object: their walks run on to the end of the data, but
+    a zeroed object found there, past both collections' ends, is no loop of either."""
+    head = _collection(4096) + _object(1, 16, _collection(4096)) + _object(1, 8, bytes(8)) * 300
+    assert len(head) > 32 + 4096
+    assert _first_loop(head + bytes(16)) is None
+
+
+def test_nested_collections_share_their_walks(monkeypatch):
+    """300 collections each declaring the rest of the data and holding the next one's header: 300 heap object
+    reads in all, not one walk per collection (45,150 reads, quadratic in crafted data)."""
+    reads = []
+
+    class Counting:
+        size = hdf5_guard._OBJECT.size
+
+        def unpack_from(self, data, at):
+            reads.append(at)
+            return struct.unpack_from("<HHIQ", data, at)
+
+    monkeypatch.setattr(hdf5_guard, "_OBJECT", Counting())
+    assert _first_loop((_collection(1 << 40) + _object(1, 4096, bytes(4080))) * 300) is None
+    assert len(reads) <= 2 * 300
 
 
 def netx_file(tmp_path: Path) -> tuple[Path, type, object]:
@@ -205,6 +244,36 @@ def test_an_shd_spike_train_whose_stored_count_exceeds_the_file_is_refused_befor
     with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: /spikes/times row 1 declares {count} elements, "
                                         "more than the whole file holds; the file is damaged$"):
         read(path)
+
+
+def test_a_row_is_refused_from_one_element_more_than_the_file_holds(tmp_path):
+    """The limit is the file's size in elements (bytes / 4 for float32): a row declaring that many passes the
+    check, one more is refused naming the row."""
+    path = tmp_path / "r.h5"
+    rows = np.empty(3, dtype=object)
+    rows[:] = [np.ones(2, np.float32)] * 3
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=rows, dtype=h5py.vlen_dtype(np.float32))
+    with h5py.File(path, "r") as f:
+        offset, descriptor = f["x"].id.get_offset(), f["x"].id.get_storage_size() // 3
+    limit = path.stat().st_size // 4
+    for count in (limit, limit + 1):
+        raw = bytearray(path.read_bytes())
+        raw[offset + descriptor: offset + descriptor + 4] = count.to_bytes(4, "little")        # row 1's count
+        path.write_bytes(bytes(raw))
+        with h5py.File(path, "r") as f:
+            if count == limit:
+                check_stored_lengths(f["x"], path, DataError)
+            else:
+                with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: /x row 1 declares {count} elements"):
+                    check_stored_lengths(f["x"], path, DataError)
+
+
+def test_a_read_error_of_several_lines_becomes_one_line_naming_the_file():
+    """h5py's errors can span lines (libhdf5's error stack): the message keeps the first one only."""
+    with pytest.raises(DataError) as caught, damage_as("f.h5", DataError):
+        raise OSError("Unable to open object (bad symbol table)\n  major: Symbol table\n  minor: Bad value")
+    assert str(caught.value) == "f.h5: unreadable or damaged HDF5 file (Unable to open object (bad symbol table))"
 
 
 def test_a_damaged_checkpoint_is_refused_by_export_not_exported_with_other_weights(tmp_path):

@@ -349,3 +349,38 @@ def test_damaged_bytes_of_a_graph_are_one_line_errors_or_read(tmp_path):
         hg.read_graph(path)
 
     damage_reads_or_is_one_line(path, read, SpikeCLError)     # damaged bytes, or values the checks refuse
+
+
+def test_check_refuses_more_learning_and_frozen_rows_than_dimensions():
+    """k + k_old <= n: 3 learning rows beside 2 frozen ones in 4 dimensions cannot all be independent."""
+    with pytest.raises(ShapeError, match="need 1 ≤ k and k \\+ k_old ≤ n, got k = 3, k_old = 2, n = 4"):
+        hg.check(hg.HLOPGraph(activity()[:, :4], np.eye(4)[1:], np.eye(4)[:2], -8))
+
+
+def test_the_rate_must_lie_in_its_range_and_keep_eta_times_the_peak_norm_below_2():
+    """max‖x‖² = 3: 2^-1·3 < 2 is taken, 2^0·3 is not (lr_log2 ≤ -1); lr_log2 = 1 is outside [-60, 0] even for
+    activity weak enough to take it."""
+    x, h_init, none = np.array([[np.sqrt(3.0), 0, 0], [0, 1.0, 0]]), np.eye(3)[:1], np.zeros((0, 3))
+    assert hg.check(hg.HLOPGraph(x, h_init, none, -1)).lr_log2 == -1
+    with pytest.raises(ConfigError, match="lr_log2 = 0\\) is too large for this activity: .* lr_log2 ≤ -1$"):
+        hg.check(hg.HLOPGraph(x, h_init, none, 0))
+    with pytest.raises(ConfigError, match="lr_log2 must be in \\[-60, 0\\], got 1"):
+        hg.check(hg.HLOPGraph(x * 0.1, h_init, none, 1))
+
+
+def test_deploy_compares_with_the_residual_subspace_and_the_whole_torch_basis(tmp_path):
+    """With a frozen row e0, the learned rows are compared with the principal subspace of the activity left
+    outside e0 (e1, e2; not e0, e1), and the whole learned basis (frozen + learned, 3 rows) with h_torch."""
+    x = np.random.default_rng(0).standard_normal((100, 6)) * np.array([6.0, 4.0, 3.0, 0.3, 0.3, 0.3])
+    graph = hg.make_graph(x, 2, np.eye(6)[:1], epochs=3, lr=0.1, h_torch=np.eye(6)[:3])
+    report = hg.deploy(hg.write_graph(tmp_path / "g.h5", graph), "reference")
+    assert len(report["angles_to_principal_deg"]) == 2 and max(report["angles_to_principal_deg"]) < 5
+    assert len(report["angles_to_torch_deg"]) == 3 and max(report["angles_to_torch_deg"]) < 5
+
+
+def test_new_rows_start_orthonormal_and_orthogonal_to_the_frozen_ones():
+    """initial_rows gives k orthonormal rows outside span(h_old), as HLOP initialises new neurons."""
+    h_old = hg.orthonormal_rows(np.random.default_rng(1).standard_normal((2, 6)))
+    rows = hg.initial_rows(3, 6, h_old)
+    assert rows.shape == (3, 6) and np.max(np.abs(rows @ h_old.T)) < 1e-12
+    assert np.allclose(rows @ rows.T, np.eye(3), atol=1e-12)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spikecl.errors import ConfigError, DataError, ShapeError, SpikeCLError
-from spikecl.export import ca3_graph
+from spikecl.export import ca3_graph, lava_client
 from spikecl.memory.params import CA3Params
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
 from spikecl.memory.schedule import events
@@ -216,6 +216,22 @@ def test_deploy_options_reach_only_the_graphs_that_take_them(graph_file, tmp_pat
         assert main(["deploy", str(path), *flag]) == 2
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1
+
+
+def test_run_lava_passes_every_engine_option_to_the_lava_side(graph_file, monkeypatch):
+    """--stock-engine, --cells and --learning reach the Lava side's command line as asked (the report echoes the
+    asked options, so a dropped one would go unseen)."""
+    seen = []
+
+    def stop(cmd, *args):
+        seen.append(cmd)
+        raise RuntimeError("stopped before Lava")
+
+    monkeypatch.setattr(lava_client, "lava_python", lambda: "python")
+    monkeypatch.setattr(lava_client, "run_side", stop)
+    with pytest.raises(RuntimeError, match="stopped before Lava"):
+        ca3_graph.run_lava(graph_file, stock_engine=True, cells="lif", learning="fixed")
+    assert seen[0][-5:] == ["--stock-engine", "--cells", "lif", "--learning", "fixed"]
 
 
 def test_lava_fixed_point_learning_engine_keeps_the_answers(graph_file, lava_env):

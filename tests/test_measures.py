@@ -8,7 +8,7 @@ from torch import nn
 from spikecl.continual import report
 from spikecl.io import RunResult, read_results, write_results
 from spikecl.snn import measures
-from spikecl.snn.networks import build_mlp
+from spikecl.snn.networks import build_cnn, build_mlp
 
 
 def test_footprint_counts_parameter_and_buffer_bytes():
@@ -167,3 +167,40 @@ def test_a_cnn_readouts_split_does_not_depend_on_the_batch_at_one_step():
                  for m in (measures.workload(net, x, steps, batch_size=b) for b in (1, 2))]
         assert split[0] == split[1]
 
+
+def test_synapse_operations_are_exact_beyond_float32_integers():
+    """Over 2^24 connections in one call (a wide layer on a batch) are counted exactly: summed in float64 (float32
+    rounds 20,505,485 to 20,505,484)."""
+    linear = nn.Linear(1001, 4097, bias=False)
+    with torch.no_grad():
+        linear.weight.fill_(0.5)
+    x = torch.ones(5, 1001)
+    assert measures.synapse_operations(linear, x, dense=True) == 1001 * 4097 * 5
+    assert measures.synapse_operations(linear, x, dense=False) == 1001 * 4097 * 5
+
+
+def test_measures_leave_batch_norm_statistics_training_mode_and_hooks_as_they_were():
+    """A network in training mode is measured in evaluation mode (its batch norm's running statistics are not
+    updated) and given back in training mode, with no forward hook left on any module."""
+    torch.manual_seed(0)
+    net = build_cnn((1, 4, 4), [2], 2)
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    measures.workload(net, torch.rand(3, 1, 4, 4), 2)
+    assert net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in net.modules())
+
+
+def test_each_batch_of_a_multi_head_workload_reads_its_own_heads():
+    """The readout's integrator runs on the head each sample names (head 0 silent: its membrane updates once;
+    head 1 driven: at each of 4 steps), so samples measured in batches of 2 give the numbers of one batch of 4."""
+    net = build_mlp(2, [2], 1, n_heads=2, init_gain=1.0)
+    with torch.no_grad():
+        net.layers[0].synapse.weight.fill_(1.0)
+        net.readout.heads[0].weight.fill_(0.0)
+        net.readout.heads[1].weight.fill_(1.0)
+    x, heads = torch.full((4, 2), 0.8), torch.tensor([0, 0, 1, 1])
+    whole = measures.workload(net, x, 4, heads=heads, batch_size=4)
+    assert whole["membrane_updates"] == (2 * (8 + 1) + 2 * (8 + 4)) / 4      # 2 hidden neurons x 4 steps each
+    assert measures.workload(net, x, 4, heads=heads, batch_size=2) == pytest.approx(whole)

@@ -75,6 +75,39 @@ def test_evaluate_checks_labels(net):
         evaluate(net, x, y + 10, 4)
 
 
+def test_a_label_equal_to_the_class_count_and_boolean_labels_are_refused(net):
+    """Labels run 0..n-1: a label of n (one past) is a DataError naming it, in evaluation and training (not an
+    accuracy computed in silence), and bool labels are a ShapeError (not read as classes 0 and 1)."""
+    x, y = batch()
+    at_n = y.clone()
+    at_n[3] = 5
+    with pytest.raises(DataError, match=r"labels: 5 is outside 0\.\.4$"):
+        evaluate(net, x, at_n, 4)
+    with pytest.raises(ShapeError, match=r"labels has dtype torch\.bool; expected integer indices$"):
+        evaluate(net, x, y > 2, 4)
+    tr, opt = make_trainer("bptt", net, 4), torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(DataError, match=r"5 is outside 0\.\.4"):
+        tr.train_batch(x, at_n, None, None, opt)
+
+
+def test_complex_inputs_are_refused_by_every_encoder():
+    """A complex tensor is a one-line ShapeError from every encoder, not passed on to the network."""
+    for kind in ("direct", "poisson", "latency", "events"):
+        with pytest.raises(ShapeError, match=r"has dtype torch\.complex64; expected a real floating-point tensor$"):
+            encode(torch.ones(2, 3, 4, dtype=torch.complex64), 2, kind)
+
+
+def test_a_nan_batch_norm_statistic_is_named_before_evaluation():
+    """A NaN in a buffer (batch norm's running variance), not only in a weight, stops evaluation naming it (it
+    evaluated to an accuracy of 0.75 otherwise)."""
+    torch.manual_seed(0)
+    cnn = build_cnn((1, 4, 4), [2], 3)
+    with torch.no_grad():
+        cnn.layers[0].norm.running_var[1] = float("nan")
+    with pytest.raises(NumericalError, match=r"^network parameter layers\.0\.norm\.running_var is NaN or infinite"):
+        evaluate(cnn, torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), 2)
+
+
 @pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])
 def test_train_batch_checks_labels_and_empty_batches(net, trainer):
     x, y = batch()

@@ -266,6 +266,7 @@ class HLOP(ProjectionStrategy):
         self.orthonormal_bases = self.options.orthonormalize
         self.h_old, self.h_new, self.basis = self.empty(), self.empty(), self.empty()
         self.velocity = self.empty()                 # exponential average of H_new's Hebbian steps
+        self.start = self.empty()                    # H_new's rows as the task began (to tell it learned nothing)
         self.generator = self.random_generator(self.options.seed)
         self.task: int | None = None                 # the task between before_task and after_task
 
@@ -313,6 +314,7 @@ class HLOP(ProjectionStrategy):
                 rows -= (rows @ self.basis[p.name].T) @ self.basis[p.name]
             self.h_new[p.name] = orthonormal_rows(rows) if k > 0 else rows
             self.velocity[p.name] = torch.zeros_like(self.h_new[p.name])
+            self.start[p.name] = self.h_new[p.name].clone()
         self.task = task
         return super().before_task(task, train, seen)
 
@@ -400,12 +402,25 @@ class HLOP(ProjectionStrategy):
                 step = "lr" if self.options.step == "normalised" else "fixed_lr"
                 raise NumericalError(f"hlop: the lateral weights of {p.name} became NaN or infinite in task "
                                      f"{task + 1}; lower the Hebbian step (strategy.hlop.{step})")
+            self.check_rate_coded_learning(p.name, task)
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]
             old = self.h_old[p.name]
             self.basis[p.name] = orthonormal_rows(old) if self.options.orthonormalize else old
         self.task = None
         self.record_dims(self.h_old)
+
+    def check_rate_coded_learning(self, name: str, task: int) -> None:
+        """A one-line ConfigError where spiking lateral neurons (``lateral_levels`` > 0) ended ``task`` with the
+        random rows they began it with: every response rounded to zero spikes, so they learned nothing and would
+        protect random directions instead of the task's activity."""
+        o, start = self.options, self.start.get(name)
+        if not o.lateral_levels or start is None or not torch.equal(start, self.h_new[name]):
+            return
+        silent = o.lateral_scale / (2 * o.lateral_levels)
+        raise ConfigError(f"strategy.hlop.lateral_levels: the spiking lateral neurons of {name} never fired in task "
+                          f"{task + 1} (every response |H x| stayed below lateral_scale / (2 lateral_levels) = "
+                          f"{silent:.3g}), so they learned nothing; raise lateral_levels or lower lateral_scale")
 
     @torch.no_grad()
     def load_subspace(self, name: str, rows) -> None:
@@ -446,7 +461,7 @@ class HLOP(ProjectionStrategy):
 
     def state_dict(self):
         return {"h_old": self.h_old, "h_new": self.h_new, "velocity": self.velocity, "basis": self.basis,
-                "dims": self.dims, "generator": self.generator.get_state()}
+                "dims": self.dims, "generator": self.generator.get_state(), "start": self.start}
 
     def load_state_dict(self, state):
         if isinstance(state, dict) and "momentum" in state:   # checkpoints written before the velocity was named so
@@ -456,4 +471,5 @@ class HLOP(ProjectionStrategy):
         for key, table in zip(keys, tables):
             setattr(self, key, dict(table))
         self.dims = [list(d) for d in dims]
+        self.start = dict(state.get("start", {}))      # absent from checkpoints before 2026-12-06: not checked
         self.generator.set_state(generator.cpu())       # a CPU generator; the file may map it
