@@ -15,6 +15,7 @@ from spikecl.errors import ConfigError, ExistsError, ExportError, ResultsError, 
 from spikecl.export import fixed_point as fp
 from spikecl.export import resources
 from spikecl.export.axons import LayerAxons
+from spikecl.export.conv import conv2d
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
 from spikecl.export.netx import read_netx, write_netx
@@ -178,6 +179,16 @@ def test_float_model_reproduces_the_torch_network(reset):
         spikes = net.layers[0](torch.as_tensor(x_seq.copy())).numpy()
     assert np.allclose(float_logits(spec, x_seq), expected, atol=1e-5)
     assert np.array_equal(float_forward(spec, x_seq).spikes[0], spikes)
+
+
+def test_float_subtract_reset_removes_the_threshold_not_one():
+    """Reset "subtract" takes the threshold (2) off the membrane, and a spike needs mem > threshold: a current of
+    1.5 gives membranes 1.5, 3, 2.5, 2 and spikes at steps 1 and 2 only."""
+    hidden = LayerSpec("hidden0", np.array([[1.5]]), None, 1.0, 2.0, "subtract")
+    readout = LayerSpec("readout", np.array([[1.0]]), None, 1.0, 1.0, "none")
+    trace = float_forward(NetworkSpec((hidden, readout), 4, "direct", 1), np.ones((4, 1, 1)))
+    assert trace.spikes[0].ravel().tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert trace.readout_mem.ravel().tolist() == [0.0, 1.0, 2.0, 2.0]
 
 
 @pytest.mark.parametrize("extra", ["layers.9.synapse.weight", "readout.heads.3.weight", "decoder.weight"])
@@ -795,6 +806,27 @@ def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_a
         assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
         assert axons.most_inputs(per_core) == max(int(w.sum()) for w in want)       # the counting path too
         assert np.array_equal(axons.reach(per_core), np.sum(want, axis=0))
+
+
+def test_core_input_axon_counts_match_the_connectivity_for_shared_and_empty_channel_taps_and_dense_layers():
+    """Input channels sharing their taps count once each (2 of them here), a channel without taps not at all; a
+    dense core counts the nonzero columns of all its rows; a count cut short at a limit is not kept."""
+    rng = np.random.default_rng(7)
+    mask = rng.random((4, 1, 3, 3)) < 0.5
+    weight = np.concatenate([mask, mask, np.zeros_like(mask)], axis=1) * rng.normal(size=(4, 3, 3, 3))
+    conv = LayerSpec("c0", weight, None, 0.9, 1.0, "zero", conv=_conv((3, 6, 6), (4, 6, 6), 1, 1))
+    dense = LayerSpec("d0", rng.normal(size=(12, 30)) * (rng.random((12, 30)) < 0.2), None, 0.9, 1.0, "zero")
+    connected = np.zeros((4 * 36, 3 * 36), dtype=bool)
+    for i in range(connected.shape[1]):
+        probe = np.zeros((1, 3, 6, 6))
+        probe.reshape(-1)[i] = 1
+        connected[:, i] = conv2d(probe, (weight != 0).astype(float), 1, 1).reshape(-1) != 0
+    for layer, links in ((conv, connected), (dense, dense.weight != 0)):
+        axons = LayerAxons(layer)
+        for per_core in (5, 36):
+            want = max(int(links[s:s + per_core].any(0).sum()) for s in range(0, len(links), per_core))
+            assert axons.most_inputs(per_core, limit=0) > 0
+            assert axons.most_inputs(per_core) == want
 
 
 def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in():

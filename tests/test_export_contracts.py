@@ -6,6 +6,8 @@ import pytest
 
 from spikecl.errors import ExportError
 from spikecl.export import fixed_point as fp
+from spikecl.export.float_model import readout_range
+from spikecl.export.pipeline import calibrated
 from spikecl.export.quantize import (UV_LIMIT, FixedLayer, QuantConfig, quantize, readout_gain,
                                      worst_case_readout_range)
 from spikecl.export.spec import LayerSpec, NetworkSpec
@@ -52,6 +54,25 @@ def test_an_explicit_readout_range_bounds_the_readout_scale():
     net = quantize(spec, QuantConfig(readout_range=1000.0))        # the range, not the weights, sets the scale
     assert 2**6 * net.readout.scale * 1000.0 <= 2**22 * (1 + 1e-12)
     assert net.readout.scale == pytest.approx(2**22 / (2**6 * 1000.0))           # 65.536
+
+
+def test_the_calibrated_readout_range_is_the_largest_summed_or_single_step_membrane_times_1_5():
+    """readout_range = 1.5 x max(|sum_t mem[t]|, |mem[t]|) on the calibration inputs."""
+    readout = LayerSpec("readout", np.array([[1.0]]), None, 1.0, 1.0, "none")
+    rising = NetworkSpec((readout,), 3, "direct", 1)
+    assert readout_range(rising, np.ones((3, 1, 1))) == pytest.approx(9.0)                  # mem 1, 2, 3: sum 6
+    swinging = NetworkSpec((readout,), 2, "direct", 1)
+    assert readout_range(swinging, np.array([3.0, -6.0]).reshape(2, 1, 1)) == pytest.approx(4.5)   # mem 3, -3
+
+
+def test_calibration_measures_the_readout_range_only_when_none_is_given():
+    """An explicit QuantConfig.readout_range is kept; without one, calibration samples set it (1.5 x 3 steps x 1)."""
+    readout = LayerSpec("readout", np.array([[1.0]]), None, 0.0, 1.0, "none")
+    spec = NetworkSpec((readout,), 3, "direct", 1)
+    x_cal = np.ones((2, 1))
+    assert calibrated(spec, QuantConfig(readout_range=40.0), x_cal).readout_range == 40.0
+    assert calibrated(spec, QuantConfig(), x_cal).readout_range == pytest.approx(4.5)
+    assert calibrated(spec, QuantConfig(), None).readout_range is None
 
 
 def test_the_threshold_mantissa_is_rounded_not_truncated():

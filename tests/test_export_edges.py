@@ -12,6 +12,7 @@ from hdf5_files import edited, tamper
 
 from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
+from spikecl.export import pipeline
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
 from spikecl.export.netx import read_netx, write_netx
@@ -44,6 +45,23 @@ def test_a_spec_with_nan_or_infinite_values_is_refused_naming_the_layer(field, l
         layers[layer] = dataclasses.replace(layers[layer], **{field: value})
         with pytest.raises(ExportError, match=f"^layer {layers[layer].name}: {field} contains NaN or infinity$"):
             dataclasses.replace(spec, layers=tuple(layers))
+
+
+@pytest.mark.parametrize("bias, shown", [(np.zeros(3), "(3,)"), (np.float64(0.5), "()")])
+def test_a_spec_whose_bias_is_not_one_per_neuron_is_refused_not_broadcast(bias, shown):
+    """A hidden bias must hold one value per neuron ([n_out]); a shorter or scalar one is refused, not broadcast."""
+    spec = small_spec(widths=(6, 4, 3))
+    layers = (dataclasses.replace(spec.layers[0], bias=bias), spec.layers[1])
+    with pytest.raises(ExportError, match=re.escape(f"layer hidden0: bias has shape {shown}; expected [4]")):
+        dataclasses.replace(spec, layers=layers)
+
+
+def test_a_spec_with_a_hidden_threshold_of_zero_is_refused():
+    """A hidden layer's threshold must be positive: 0 (every nonnegative membrane spiking) is refused."""
+    spec = small_spec(widths=(6, 4, 3))
+    layers = (dataclasses.replace(spec.layers[0], threshold=0.0), spec.layers[1])
+    with pytest.raises(ExportError, match="^layer hidden0: threshold 0 must be positive$"):
+        dataclasses.replace(spec, layers=layers)
 
 
 # --- the readout bias ---
@@ -223,6 +241,13 @@ def test_stream_samples_refuses_a_split_or_count_it_does_not_know(kwargs, messag
         stream_samples(small_spec().config, **kwargs)
 
 
+def test_latency_inputs_fire_once_at_round_of_1_minus_x_times_t_minus_1_and_zeros_never():
+    """Latency coding as training encodes it: pixel x spikes once at step round((1 - x)(T - 1)); 0 never spikes."""
+    spikes = encode_values(np.array([[0.0, 1.0, 0.5, 0.25]]), 5, "latency", scale=1)
+    assert spikes.dtype == np.int64 and spikes[:, 0].T.tolist() == [[0, 0, 0, 0, 0], [1, 0, 0, 0, 0],
+                                                                    [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
+
+
 def test_a_stored_seed_that_is_not_an_integer_is_a_config_error():
     from spikecl.errors import ConfigError
     from spikecl.export.inputs import trained_stream
@@ -276,6 +301,7 @@ def test_no_heads_for_a_multi_head_readout_is_refused_not_decoded_by_head_0(tmp_
     graph.metadata["n_heads"], graph.metadata["n_outputs"] = 2, 2
     with pytest.raises(ConfigError, match=message):
         nir_logits(graph, np.zeros((4, 3, 4)))
+
 
 def run_runner_main(tmp_path, monkeypatch, capsys, labels=None, heads=None, inputs=None, output=None, n_heads=2):
     """``spikecl_lava.runner.main`` in this process (it imports Lava only to run): (exit code, stderr)."""
@@ -733,6 +759,17 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         assert read_netx(tmp_path / "net.h5").metrics["u_wraps"] == wraps
 
 
+def test_an_accuracy_drop_of_exactly_the_limit_is_accepted():
+    """Export refuses a drop of *more* than --max-drop points: 75 % -> 50 % passes at 25, is refused at 24.9; 55 % ->
+    52 % passes at 3 (100 * 0.55 - 100 * 0.52 is 3.0000000000000036 in floating point)."""
+    metrics = {"samples": 4, "float_accuracy": 0.75, "reference_accuracy": 0.5}
+    pipeline.check_accuracy_drop(metrics, 25.0)
+    pipeline.check_accuracy_drop({"samples": 100, "float_accuracy": 0.55, "reference_accuracy": 0.52}, 3.0)
+    with pytest.raises(ExportError, match=r"^quantised accuracy 50\.0 % is 25\.0 points below float 75\.0 % on 4 test "
+                                          r"samples \(limit 24\.9\)"):
+        pipeline.check_accuracy_drop(metrics, 24.9)
+
+
 def test_export_measures_synops_on_samples_of_every_task():
     """SynOps per inference come from 100 samples spread over all of them (tasks are laid out one after another),
     not the first 100 (the first task's alone)."""
@@ -762,6 +799,28 @@ def test_export_samples_take_an_equal_share_of_every_task(tmp_path):
     for n, shares in ((4, [2, 1, 1]), (7, [3, 2, 2]), (9, [3, 3, 3])):
         _, _, heads = stream_samples(config, n)
         assert np.bincount(heads, minlength=3).tolist() == shares
+
+
+def test_export_calibrates_on_training_samples_and_measures_on_test_samples(tmp_path, monkeypatch):
+    """The readout range comes from --calibration-samples of the train split; accuracy from --samples of the test."""
+    config = {"data": {"dataset": "digits"},
+              "stream": {"kind": "split", "n_tasks": 5, "classes_per_task": 2, "scenario": "class"}, "seed": 0}
+    spec = dataclasses.replace(small_spec(widths=(64, 8, 10)), config=config)
+    drawn, real = [], pipeline.stream_samples
+    monkeypatch.setattr(pipeline, "load_trained", lambda source: spec)
+    monkeypatch.setattr(pipeline, "stream_samples", lambda config, n, data_dir=None, split="test":
+                        drawn.append((n, split)) or real(config, n, data_dir, split=split))
+    (tmp_path / "run.h5").write_bytes(b"")
+    _, net = pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.h5", samples=5, calibration_samples=7,
+                                  max_drop=None)
+    assert drawn == [(7, "train"), (5, "test")] and net.metrics["samples"] == 5
+
+
+@pytest.mark.parametrize("samples", [0, -3])
+def test_deploy_refuses_fewer_than_one_sample_before_reading_the_network(tmp_path, samples):
+    """deploy(samples=0) would measure accuracy on no samples (NaN): refused in one line, before any file is read."""
+    with pytest.raises(ConfigError, match=f"^--samples {samples}: expected at least 1$"):
+        pipeline.deploy(tmp_path / "absent.h5", samples=samples)
 
 
 def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
@@ -1032,6 +1091,21 @@ def test_export_names_the_split_it_measured_and_read_nir_names_a_folder(tmp_path
     pytest.importorskip("nir")
     with pytest.raises(ResultsError, match=f"^{re.escape(str(tmp_path))} is a folder; name a NIR file$"):
         read_nir(tmp_path)
+
+
+def test_export_metrics_count_readout_clips_not_a_hidden_layers_saturated_voltage():
+    """A hidden voltage held at its 24-bit floor (42 times here, no spike changed) is not a readout clip."""
+    w = np.full((2, 12), -1.0)
+    w[:, 0] = 2.0
+    spec = NetworkSpec((LayerSpec("hidden0", w, None, 1.0, 1.0, "zero"),
+                        LayerSpec("readout", np.array([[1.0, -1.0], [-1.0, 1.0]]), None, 0.9, 1.0, "none")),
+                       8, "direct", 2)
+    x, y = np.ones((3, 12)), np.zeros(3, np.int64)
+    net = quantize(spec, QuantConfig(headroom=16))
+    wraps, clips = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    fp.predict(net, encode(x, net), None, wraps=wraps, clips=clips)
+    assert clips.tolist() == [42, 0] and wraps.tolist() == [0, 0]
+    assert pipeline.accuracies(spec, net, x, y, None)["readout_clips"] == 0
 
 
 def test_readout_clips_count_the_decoded_outputs_only():

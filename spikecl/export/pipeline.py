@@ -87,7 +87,7 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
         return
     float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
     bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
-    if float_acc - fixed_acc > max_drop:
+    if round(float_acc - fixed_acc, 9) > max_drop:     # a drop of exactly max_drop points passes, whatever rounding
         drop = (f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
                 f"{float_acc:.1f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
         if metrics.get("u_wraps"):
