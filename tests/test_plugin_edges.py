@@ -15,10 +15,13 @@ import pytest
 import torch
 
 from spikecl.cli import main
+from spikecl.config import experiment_from_dict
 from spikecl.continual import strategies
+from spikecl.continual.experiment import KIND
 from spikecl.continual.strategies import effective_options, register, validate_options
-from spikecl.continual.strategy import Strategy, checkpoint_state, unsaveable
+from spikecl.continual.strategy import Strategy, checked_arrays, checkpoint_state, unsaveable
 from spikecl.errors import ConfigError
+from spikecl.experiment_kind import preflight
 from spikecl.plugins import load_plugin
 from spikecl.snn import build_mlp
 
@@ -126,6 +129,7 @@ class Stateful(Strategy):
     ({"arr": np.zeros(3)}, "arr", "numpy.ndarray"),
     ({"hist": [1, collections.deque([2])]}, "hist.1", "collections.deque"),
     ({"count": np.int64(2)}, "count", "numpy.int64"),
+    ({"fisher": {np.int64(3): torch.zeros(1)}}, "fisher.3", "numpy.int64"),        # a key, not only a value
 ])
 def test_a_state_a_checkpoint_cannot_read_back_is_refused_by_name(state, key, kind):
     with pytest.raises(ConfigError, match=f"strategy 'stateful': state_dict\\(\\) key '{key}' holds a {kind}"):
@@ -224,6 +228,31 @@ BROKEN_HOOKS = {
 }
 
 
+def test_a_method_of_ones_own_without_data_parallel_support_is_refused_before_any_data_parallel_job(tmp_path,
+                                                                                                  monkeypatch):
+    """A registered method whose class keeps supports_data_parallel = False is refused by the plan's checks under
+    WORLD_SIZE > 1 (torchrun, --nproc), naming it, before finetune (listed first) trains; one process plans both."""
+    register("oneproc", type("OneProc", (Strategy,), {}))
+    cfg = experiment_from_dict({"name": "dp", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
+                                "stream": {"kind": "permuted", "n_tasks": 2, "train_per_task": 64},
+                                "network": {"hidden": [8], "num_steps": 2},
+                                "strategy": {"methods": ["finetune", "oneproc"]}})
+    assert len(preflight(KIND, cfg)[1]) == 2
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"^strategy.methods: 'oneproc' does not support data-parallel runs"):
+        preflight(KIND, cfg)
+
+
+def test_result_arrays_in_a_group_are_checked_like_top_level_ones():
+    """An array inside a group ({group: {name: array}}) is checked as a top-level one is, and named group/name: a
+    string array in a group would otherwise reach h5py only when the results file is written."""
+    groups = {"sizes": {"layer0": np.zeros(3), "layer1": torch.ones(2, dtype=torch.bool)}}
+    assert checked_arrays("mine", groups) is groups
+    with pytest.raises(ConfigError, match=re.escape("strategy 'mine': result_arrays()['sizes/layer1'] is ndarray of "
+                                                    "dtype kind 'U', not a numeric or bool array")):
+        checked_arrays("mine", {"sizes": {"layer0": np.zeros(3), "layer1": np.array(["a"])}})
+
+
 @pytest.mark.parametrize("combined", [False, True], ids=["alone", "with ewc"])
 @pytest.mark.parametrize("name", sorted(BROKEN_HOOKS))
 def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_first_task(name, combined, tmp_path,
@@ -262,6 +291,8 @@ def test_a_strategy_breaking_a_hooks_contract_is_named_in_one_line_during_its_fi
      "penalty, after_backward, after_step, after_task); did you mean 'penalty'?"),
     ({"begni": lambda self, tasks: None}, "Bad.begni is not an event the harness calls (begin, before_task, batch, "
      "penalty, after_backward, after_step, after_task); did you mean 'begin'?"),
+    ({"penalt": lambda self: None}, "Bad.penalt is not an event the harness calls (begin, before_task, batch, "
+     "penalty, after_backward, after_step, after_task); did you mean 'penalty'?"),          # a letter left out
     ({"after_backward": lambda self: None}, "Bad.after_backward must take (activity) like Strategy.after_backward"),
     ({"__init__": lambda self, model: None},
      "Bad.__init__ must take (model, options, sim, execution) like Strategy.__init__"),

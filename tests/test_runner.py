@@ -16,11 +16,12 @@ from hdf5_files import edited, unseal
 
 from spikecl.config import experiment_from_dict, recorded_as_now
 from spikecl.continual import metrics
-from spikecl.continual.experiment import run_experiment
+from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.runner import (ContinualRun, RunState, check_progress, checkpoint_path, measure_arrays,
                                       mixed_setups, tasks_setup)
 from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.experiment_kind import JobOptions
 from spikecl.io import read_results
 from spikecl.snn import build_mlp, make_trainer
 
@@ -540,6 +541,26 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
         for name in b.model:
             np.testing.assert_array_equal(a.model[name], b.model[name])
     assert not list(folder.glob("*.ckpt"))
+
+
+def test_a_job_deletes_its_old_checkpoint_on_overwrite_but_keeps_it_to_resume_an_overwrite(tmp_path, monkeypatch):
+    """--overwrite alone starts afresh (the job deletes the checkpoint beside its results file before training);
+    --resume --overwrite continues an interrupted overwrite from that checkpoint, so the job must keep it."""
+    [job] = KIND.plan(config(tmp_path))
+    found = []
+
+    def execute(self, path, **options):
+        found.append(checkpoint_path(path).exists())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ContinualRun, "__init__", lambda self, *args, **kwargs: None)     # no data read
+    monkeypatch.setattr(ContinualRun, "execute", execute)
+    for resume in (True, False):
+        job.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        job.checkpoint.write_bytes(b"a checkpoint")
+        with pytest.raises(KeyboardInterrupt):
+            job.run(JobOptions(overwrite=True, resume=resume, progress=False, device="cpu"))
+    assert found == [True, False]
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -233,6 +233,16 @@ def test_common_input_mistakes(net):
             evaluate(net, x, y, 4, batch_size=size)
 
 
+@pytest.mark.parametrize("shape", [(0, 8, 20), (4, 0, 20)], ids=["no time step", "no sample"])
+def test_an_input_without_time_steps_or_samples_is_named_not_run(net, shape):
+    """An input [T, B, ...] with T = 0 or B = 0 is a one-line ShapeError in forward and online_steps: without the
+    check, T = 0 was an IndexError in forward and an empty online pass, B = 0 empty logits returned as a result."""
+    for run in (net, lambda x: list(net.online_steps(x))):
+        with pytest.raises(ShapeError, match=re.escape(f"network input has shape {shape}; expected [T, B, *(20,)], "
+                                                       "T and B >= 1")):
+            run(torch.zeros(shape))
+
+
 @pytest.mark.parametrize("trainer", ["bptt", "online"])
 def test_output_masks_are_checked(net, trainer):
     x, y = batch()

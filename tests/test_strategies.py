@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from spikecl.continual.strategies import build_strategy, validate_options
 from spikecl.continual.strategy import Combined, Simulation, Strategy, TaskData
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, DataError
 from spikecl.snn.encoders import encode
 from spikecl.snn import build_mlp, make_trainer
 
@@ -192,6 +192,27 @@ def test_combined_runs_every_part():
     assert set(s.state_dict()) == {"ewc", "replay"}
 
 
+def test_a_combinations_penalty_is_the_sum_of_its_parts_penalties():
+    """ewc+si trains against both anchors: the combined penalty is the sum of every part's term (a part without one,
+    None, adds nothing), and None only when no part has a term."""
+    net = build_mlp(6, [8], 3)
+    terms = (torch.tensor(1.5, requires_grad=True), None, torch.tensor(2.0, requires_grad=True))
+    parts = [type(f"P{i}", (Strategy,), {"penalty": lambda self, v=v: v})(net) for i, v in enumerate(terms)]
+    assert Combined(parts, ["a", "b", "c"]).penalty().item() == 3.5
+    assert Combined(parts[1:2] + [Strategy(net)], ["b", "d"]).penalty() is None
+
+
+def test_a_combination_refuses_two_parts_of_one_name():
+    """Combined keys each part's checkpoint state and result arrays by its name: two parts of one name (or a name
+    missing) would share one key, so they are a one-line ConfigError when the combination is made."""
+    net = build_mlp(6, [8], 3)
+    parts = [build_strategy("ewc", net), build_strategy("si", net)]
+    assert Combined(parts, ["ewc", "si"]).name == "ewc+si"
+    for names in (["ewc", "ewc"], ["ewc"]):
+        with pytest.raises(ConfigError, match=r"^a combination needs one distinct name per part, got \["):
+            Combined(parts, names)
+
+
 def test_exploding_penalty_is_a_clear_error():
     from spikecl.errors import NumericalError
 
@@ -220,6 +241,28 @@ def test_replay_takes_single_head_data_without_heads_and_an_empty_task():
     loss = make_trainer("bptt", net, 2).train_batch(first.x, first.y, None, None,
                                                      torch.optim.SGD(net.parameters(), lr=0.1), s)
     assert torch.isfinite(torch.as_tensor(loss))
+
+
+def test_named_trainable_leaves_out_frozen_parameters():
+    """named_trainable() gives the parameters that train, by name: a frozen one (GPM and HLOP freeze biases) is left
+    out, so that EWC's and SI's anchors and importances cover only what the optimiser moves."""
+    net = build_mlp(6, [5], 3, bias=True)
+    net.layers[0].synapse.bias.requires_grad_(False)
+    names = [n for n, _ in build_strategy("finetune", net).named_trainable()]
+    assert names == [n for n, p in net.named_parameters() if n != "layers.0.synapse.bias"]
+    assert "layers.0.synapse.bias" in dict(net.named_parameters()) and "readout.heads.0.bias" in names
+
+
+def test_activity_is_taken_of_at_most_the_tasks_samples():
+    """activity_of(data, n) records [T, n, features] per layer for n up to len(data); one sample more is a one-line
+    DataError, not a recording of fewer samples than asked for."""
+    s = build_strategy("finetune", build_mlp(6, [5], 3), None, SIM)
+    data = task(0, n=4)
+    activity = s.activity_of(data, 4)
+    assert activity.of("layers.0").shape == (2, 4, 6) and activity.of("readout").shape == (2, 4, 5)
+    with pytest.raises(DataError, match=r"^finetune: activity of 5 samples asked of task 0, which has 4; ask for "
+                                        r"min\(n, len\(data\)\)$"):
+        s.activity_of(data, 5)
 
 
 @pytest.mark.parametrize("method, options", [("gpm", {}), ("hlop", {"hlop": {"budget": "energy"}})])
@@ -274,6 +317,8 @@ def test_hlops_lateral_weights_gone_non_finite_are_a_one_line_error_not_an_svd_t
     (lambda x, y: TaskData(0, x.numpy(), y, None), "TaskData.x: expected a tensor, got ndarray"),
     (lambda x, y: TaskData(0, x[:, 0], y, None), r"TaskData.x: expected floating-point samples \[N, ...\]"),
     (lambda x, y: TaskData(0, x, y, None, torch.ones(3)), "TaskData.mask: expected a 1-D bool tensor"),
+    (lambda x, y: TaskData(0, x, y, None, torch.ones(1, 3, dtype=torch.bool)),
+     "TaskData.mask: expected a 1-D bool tensor"),
 ])
 def test_task_data_built_by_hand_is_checked_where_it_is_built(make, message):
     """Float labels or fewer labels than samples failed later inside a strategy (a torch error, or a message about
