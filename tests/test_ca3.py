@@ -12,6 +12,7 @@ import pytest
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.memory import (CA3Memory, CA3Params, learn, make_schedule, recall_by_content, recall_by_cue,
                             run_batch, synapse_count)
+from spikecl.memory.params import connections
 from spikecl.memory.recordings import DATA_DIR, RECORDED, mismatches
 from spikecl.memory.recordings import load_recording as load_spikes
 from spikecl.memory.schedule import encode, events, plasticity_gate, raster_from_events
@@ -261,6 +262,33 @@ def test_batched_memories_equal_separate_runs():
         for pop in alone.spikes:
             np.testing.assert_array_equal(together.spikes[pop], alone.spikes[pop])
     assert batch[0].results[1].answer == (1, 2) and batch[1].results[2].answer == (1, 2)
+
+
+def test_run_batch_gives_each_memory_its_own_weights():
+    """Every MemoryRun of a batch holds its own memory's plastic weights: cue 0 -> bits 1, 2 in the first, cue 1 ->
+    bit 3 in the second, and neither holds the other's."""
+    first, second = (run.weights["cue_to_content"] for run in run_batch([[learn(0, [1, 2])], [learn(1, [3])]], 3, 4))
+    assert first[0, [1, 2]].tolist() == [6.0, 6.0] and first[1, 3] == 0.0
+    assert second[1, 3] == 6.0 and second[0, [1, 2]].tolist() == [0.0, 0.0]
+
+
+def test_run_batch_keeps_read_only_recall_from_learning():
+    """run_batch gates plasticity off during recalls with read_only_recall, as CA3Memory does: querying bits 0 and 4
+    twice leaves bit 0 unlinked from cue 3 (6 nA without the option), so bit 0 alone still answers cue 0 only."""
+    ops = [learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6]), recall_by_content([0, 4]), recall_by_content([0, 4]),
+           recall_by_content([0])]
+    locked, published = (run_batch([ops], 5, 10, CA3Params(read_only_recall=ro))[0] for ro in (True, False))
+    assert published.weights["content_to_cue"][0, 3] == 6.0 and published.results[4].answer == (0, 3)
+    assert locked.weights["content_to_cue"][0, 3] < 1.0 and locked.results[4].answer == (0,)
+
+
+def test_a_memory_run_starts_at_the_memorys_clock_before_it():
+    """MemoryRun.start_ms is the memory's time when the call began: 0 for the first call, then the first call's
+    duration (14 ms for one learn at the default spacing), while the memory's clock has moved on past it."""
+    mem = CA3Memory(2, 3, backend="torch")
+    first, second = mem.run([learn(0, [1])]), mem.run([recall_by_cue(0)])
+    assert (first.start_ms, second.start_ms, mem.t_ms) == (0, 14, 28)
+    assert second.results[0].answer == (1,)
 
 
 def test_a_batch_split_over_processes_equals_one_process():
@@ -551,6 +579,18 @@ def test_synapse_count_matches_the_published_formula():
         assert n["plastic"] == 2 * C * M
 
 
+def test_cue_inhibition_is_the_per_bit_weight_times_the_content_bits():
+    """Both all-but-self inhibitions onto S2Cue weigh w_*_inh_per_bit_nA x M (6 nA x 10 bits = 60 nA published);
+    the pooled scheme keeps that weight on its pool -> S2Cue projections."""
+    for params in (CA3Params(), CA3Params(w_s1cue_s2cue_inh_per_bit_nA=2.0, w_s2cue_s2cue_inh_per_bit_nA=3.0)):
+        inhibitions = {c.source: c.weight_nA for c in connections(params, 10) if c.pattern == "all_but_self"}
+        assert inhibitions == {"CA3cueCueRecall": 10 * params.w_s1cue_s2cue_inh_per_bit_nA,
+                               "CA3cueContRecall": 10 * params.w_s2cue_s2cue_inh_per_bit_nA}
+    pooled = {c.source: c.weight_nA for c in connections(CA3Params(inhibition="pool"), 10)
+              if c.sign < 0 and c.target == "CA3cueContRecall"}
+    assert pooled == {"CA3cuePoolCue": 60.0, "CA3cuePoolCont": 60.0}
+
+
 def _torch_ca3(*args):
     from spikecl.memory.torch_net import TorchCA3
 
@@ -610,6 +650,18 @@ def _raster(steps: int, width: int, nan: bool = False) -> np.ndarray:
     (lambda: _brian2_ca3(CA3Params(read_only_recall=True), 2, 3).run(_raster(5, 2), _raster(5, 3), np.ones(3)),
      "gate has shape (3,); expected one value per step of the inputs, (5,)"),
     (lambda: CA3Memory(2, 4, backend="nest"), "backend"),
+    (lambda: run_batch([], 3, 4), "run_batch needs at least one schedule"),
+    (lambda: run_batch([[learn(0, [1])]], 2, 4, workers=True), "workers must be an integer >= 1, got True"),
+    (lambda: CA3Memory(2, 4, backend="brian2", target="cpp_standalone"), "Brian2 target 'cpp_standalone': choose"),
+    (lambda: CA3Params(dt_ms=0.5), "CA3Params.dt_ms: the model is defined at 1 ms steps, got 0.5"),
+    (lambda: CA3Params(tau_syn_ms=0.0), "CA3Params.tau_syn_ms: must be > 0, got 0.0"),
+    (lambda: CA3Params(tau_minus_ms=0.0), "CA3Params.tau_minus_ms: must be > 0, got 0.0"),
+    (lambda: CA3Params(delay_output_ms=0.0), "delay_output_ms: delays are whole milliseconds in 1..10000, got 0.0"),
+    (lambda: CA3Params(delay_output_ms=1.5), "delay_output_ms: delays are whole milliseconds in 1..10000, got 1.5"),
+    (lambda: CA3Params(stdp_post_lag_ms=1.5), "CA3Params.stdp_post_lag_ms: a whole number of ms >= 0, got 1.5"),
+    (lambda: CA3Params(w_plastic_init_nA=7.0), "need w_min_nA <= w_plastic_init_nA <= w_max_nA"),
+    (lambda: CA3Params(learn_hold_steps=0), "CA3Params.learn_hold_steps: must be >= 1, got 0"),
+    (lambda: CA3Params(match_k=-1), "CA3Params.match_k: must be >= 0, got -1"),
     (lambda: CA3Params(tau_m_slow_ms=-1.0), "tau_m_slow_ms"),
     (lambda: CA3Params(delay_output_ms=0.5), "delay_output_ms"),
     (lambda: CA3Params(inhibition="ring"), "inhibition"),
@@ -728,6 +780,14 @@ def test_k_of_n_matching_answers_only_cues_sharing_k_bits():
     assert CA3Params(match_k=1).content_to_cue_gain == 1.0
 
 
+def test_match_k_may_be_as_large_as_the_content():
+    """match_k = M is allowed (only match_k > M can never answer): with M = 2 and k = 2, a fragment of both bits
+    answers the cue holding both, and one bit answers nothing."""
+    mem = CA3Memory(2, 2, CA3Params(match_k=2), backend="torch")
+    run = mem.run([learn(0, [0, 1]), learn(1, [1]), recall_by_content([0, 1]), recall_by_content([1])])
+    assert [r.answer for r in run.results] == [(0, 1), (1,), (0,), ()]
+
+
 def test_pooled_inhibition_is_linear_in_cues_and_keeps_the_functional_answers():
     C, M, ops, spacing = EXPERIMENTS["exp1_functional"]
     pool = CA3Params(inhibition="pool")
@@ -767,6 +827,46 @@ def test_torch_equals_brian2_off_the_published_timing(changes):
         np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
     for key in runs[0].weights:
         np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9)
+
+
+@pytest.mark.brian2
+def test_brian2_follows_the_stdp_parameters_the_published_model_sets_equal():
+    """tau_minus != tau_plus, a_minus != a_plus != w_max, w_min > 0 and w_plastic_init > 0 (equal or 0 in the
+    published model): Brian2 learns and forgets the same weights as the torch stepper, clipped at w_min = 0.5."""
+    params = CA3Params(tau_minus_ms=5.0, a_plus_nA=4.0, a_minus_nA=8.0, w_max_nA=5.0, w_min_nA=0.5,
+                       w_plastic_init_nA=1.0)
+    ops = [learn(0, [0, 1]), learn(0, [2]), recall_by_content([1])]
+    runs = [CA3Memory(3, 4, params, backend=b).run(ops) for b in ("brian2", "torch")]
+    for key in runs[0].weights:
+        np.testing.assert_allclose(runs[0].weights[key], runs[1].weights[key], atol=1e-9, err_msg=key)
+    assert runs[0].weights["cue_to_content"][0, 0] == pytest.approx(0.5)            # forgotten bit at w_min
+    assert runs[0].weights["cue_to_content"][1, 3] == pytest.approx(1.0)            # untouched: w_plastic_init
+
+
+@pytest.mark.brian2
+def test_brian2_read_only_recall_stays_locked_in_a_later_call():
+    """A Brian2 memory's gate is read at each call's own clock: recalling by content in a second call, after the
+    first call's learns, changes neither plastic matrix, so bit 0 still answers cue 0 alone."""
+    mem = CA3Memory(5, 10, CA3Params(read_only_recall=True), backend="brian2")
+    mem.run([learn(0, [0, 1, 8, 9]), learn(3, [4, 5, 6])])
+    before = mem.weights()
+    run = mem.run([recall_by_content([0, 4]), recall_by_content([0])])
+    assert [r.answer for r in run.results] == [(0, 3), (0,)]
+    for key, w in mem.weights().items():
+        np.testing.assert_array_equal(w, before[key], err_msg=key)
+
+
+@pytest.mark.brian2
+def test_brian2_read_only_synapses_learn_at_every_step_without_a_gate():
+    """Brian2CA3.run(gate=None) on synapses built with read_only_recall learns as a gate of ones does (the
+    documented default), not as plasticity switched off."""
+    cue, content = encode(make_schedule([learn(1, [0, 2])], 2, 3, 7), 2, 3, 3)
+    ungated, gated = (_brian2_ca3(CA3Params(read_only_recall=True), 2, 3) for _ in range(2))
+    ungated.run(cue, content)
+    gated.run(cue, content, np.ones(len(cue)))
+    assert ungated.weights()["cue_to_content"][1].tolist() == [6.0, 0.0, 6.0]
+    for key, w in ungated.weights().items():
+        np.testing.assert_array_equal(w, gated.weights()[key], err_msg=key)
 
 
 def test_cuda_without_a_gpu_is_a_one_line_error():

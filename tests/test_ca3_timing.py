@@ -10,6 +10,7 @@ from spikecl.errors import ConfigError
 from spikecl.memory import CA3Memory, CA3Params, decode, learn, make_schedule, recall_by_content, recall_by_cue, \
     run_batch
 from spikecl.memory.schedule import CONTENT_OUT_STEP, CUE_OUT_STEP, FORGOTTEN_STEP, KINDS, readout
+from spikecl.memory.torch_net import TorchCA3
 from test_ca3_experiment import run_cli
 
 OPS = [learn(0, [1, 2]), learn(1, [0, 3]), recall_by_cue(0), recall_by_content([3]), learn(0, [2, 3]),
@@ -68,6 +69,15 @@ def test_brian2_reads_longer_delays_like_torch(changes, spacing, expected):
     assert answers(runs[0]) == answers(runs[1]) == expected
     for pop in runs[0].spikes:
         np.testing.assert_array_equal(runs[0].spikes[pop], runs[1].spikes[pop], err_msg=pop)
+
+
+@pytest.mark.parametrize("tau_refrac_ms, every", [(1.0, 2), (2.0, 3), (3.0, 4)])
+def test_a_cell_driven_at_every_step_spikes_once_per_refractory_period(tau_refrac_ms, every):
+    """tau_refrac_ms = r: a cell whose input spikes at every step fires every r + 1 steps (the refractory period is
+    tau_refrac + dt), the first time one step after its input (the 1 ms input delay)."""
+    net = TorchCA3(CA3Params(tau_refrac_ms=tau_refrac_ms), 1, 1)
+    spikes = net.run(np.ones((20, 1), bool), np.zeros((20, 1), bool))["CA3cueCueRecall"][:, 0, 0].numpy()
+    assert np.flatnonzero(spikes).tolist() == list(range(1, 20, every))
 
 
 def test_an_answer_past_the_schedule_is_refused_before_simulating():
