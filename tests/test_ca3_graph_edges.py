@@ -121,6 +121,12 @@ def _plastic(key, value):
     (lambda f: f["reference/weights"].__delitem__("cue_to_content"), DataError,
      "missing '/reference/weights/cue_to_content'"),
     (lambda f: f["reference/spikes"].__delitem__("CA3contCond"), DataError, "missing '/reference/spikes/CA3contCond'"),
+    # the first value past a bound: a readout step equal to the run's steps, a plastic weight below w_min_nA
+    (lambda f: f["readout/content_step"].__setitem__(0, 90), DataError, "/readout/content_step: step 90 outside 0..89"),
+    (lambda f: f["network/plastic/cue_to_content/w_init"].__setitem__((0, 0), -1.0), DataError,
+     "cue_to_content/w_init: values -1..0 nA leave the rule's bounds 0..6 nA"),
+    (lambda f: f["network/static/00"].attrs.__setitem__("target", "INcue"), DataError,
+     "/network/static/00: targets the input 'INcue'"),
 ])
 def test_damaged_ca3_graph_files_are_refused_in_one_line(graph_file, tmp_path, capsys, edit, error, words):
     bad = tmp_path / "bad.h5"
@@ -230,25 +236,6 @@ def test_damaged_bytes_of_a_graph_are_one_line_errors_or_read(graph_file, tmp_pa
         ca3_graph.read_ca3_graph(path)
 
     damage_reads_or_is_one_line(bad, read, (DataError, ShapeError))     # the file, or the place in it, named
-
-
-@pytest.mark.parametrize("edit, words", [
-    (lambda f: f["readout/content_step"].__setitem__(0, 90), "/readout/content_step: step 90 outside 0..89"),
-    (lambda f: f["network/plastic/cue_to_content/w_init"].__setitem__((0, 0), -1.0),
-     "cue_to_content/w_init: values -1..0 nA leave the rule's bounds 0..6 nA"),
-    (lambda f: f["network/static/00"].attrs.__setitem__("target", "INcue"),
-     "/network/static/00: targets the input 'INcue'"),
-])
-def test_values_just_past_a_documented_bound_are_refused(graph_file, tmp_path, edit, words):
-    """The first value past each bound is refused: a readout step equal to the run's steps (decode would read
-    nothing there), a plastic weight below w_min_nA, a static projection onto an input."""
-    bad = tmp_path / "bad.h5"
-    shutil.copy(graph_file, bad)
-    with edited(bad) as f:
-        edit(f)
-    with pytest.raises(DataError) as info:
-        ca3_graph.read_ca3_graph(bad)
-    assert words in str(info.value) and "\n" not in str(info.value)
 
 
 def test_spike_match_counts_shared_events_and_takes_two_silent_rasters_as_equal():
