@@ -140,3 +140,16 @@ def test_stack_dense_refuses_sdrs_of_other_sizes():
         stack_dense([SDR.from_sparse(20, [1, 15]), SDR.from_sparse(10, [1])])
     with pytest.raises(ShapeError, match="sizes differ: 10 and 20"):
         stack_dense([SDR.from_sparse(10, [1]), SDR.from_sparse(20, [1])])   # indices that would fit the first row
+
+
+def test_coordinate_arrays_of_different_lengths_are_refused_not_broadcast():
+    """A length-1 coordinate array is not broadcast against a longer one: one-line ShapeError, no SDR."""
+    with pytest.raises(ShapeError, match="^SDR coordinate arrays must all have the same length$"):
+        SDR.from_coordinates((3, 3), ([0, 1], [2]))
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0)])
+def test_code_statistics_refuse_codes_without_items_or_bits(shape):
+    """Statistics of no items or no bits are a one-line ShapeError, not NaN values with a numpy warning."""
+    with pytest.raises(ShapeError, match=r"codes must be \[B, N\] with B, N >= 1"):
+        code_statistics(np.zeros(shape, bool))

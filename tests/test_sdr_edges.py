@@ -23,10 +23,10 @@ from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statis
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig, SuccessorMemory
 from spikecl.sdr.experiment import (KIND, EvalConfig, capacity_points, check_train_items, flyhash_control,
                                     SCORING, run_seed, spiking_match, write_sparsey_results)
-from spikecl.sdr.measures import Coded, recall_measures, run_sparsey
+from spikecl.sdr.measures import Coded, capacity_curve, recall_measures, run_sparsey
 from spikecl.sdr.readout import knn_predict, overlap_spearman, pair_overlaps
 from spikecl.sdr.sparsey import level1_fields
-from spikecl.sdr.spiking import SpikingWTAConfig
+from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
 
 DIGITS = Path(__file__).parents[1] / "models" / "sparsey_digits.toml"
 TINY = ["eval.train_items=200", "eval.test_items=60", "eval.capacity_points=[100,250]",
@@ -254,7 +254,6 @@ def test_capacity_counts_only_what_the_macs_learned():
     from dataclasses import asdict
 
     from spikecl.data.datasets import load_dataset
-    from spikecl.sdr.measures import capacity_curve
 
     coder = load(DIGITS)[1].coder
     x = load_dataset("digits").x_train.reshape(-1, 64)[:300] > coder.threshold
@@ -493,3 +492,55 @@ def test_class_votes_refuse_a_boolean_smoothing_as_every_sdr_number_check_does()
     votes = ClassVotes(8, 2)
     with pytest.raises(ConfigError, match="alpha must be a finite number > 0"):
         votes.log_likelihood(np.zeros((1, 8), dtype=bool), alpha=True)
+
+
+def test_a_spiking_config_whose_top_current_equals_the_zero_score_current_is_refused():
+    """i_max must exceed i_min (the V = 0 current): with i_max = i_min every cell would get the same current."""
+    i_min = SpikingWTAConfig().i_min
+    with pytest.raises(ConfigError, match=r"must exceed i_min 0\.105 \(the V = 0 current\)$"):
+        SpikingWTAConfig(i_max=i_min)
+    assert SpikingWTAConfig(i_max=i_min * 1.01).i_max > i_min
+
+
+def test_a_spiking_group_of_zero_scores_still_has_a_winner():
+    """Every LIF WTA group fires within num_steps: all-zero scores pick the lowest index, else the top score wins."""
+    pytest.importorskip("snntorch")
+    scores = np.zeros((2, 3, 4))
+    scores[1, :, 2] = 0.5
+    scores[1, 2, 3] = 1.0
+    assert spiking_winners(scores, SpikingWTAConfig()).tolist() == [[0, 0, 0], [2, 2, 3]]
+
+
+def test_capacity_counts_the_item_whose_storage_froze_its_mac_as_learned():
+    """A mac is marked learning by its state before it stores an item: the item that freezes it was learned."""
+    mac = MacConfig(n_cms=4, cells_per_cm=4, min_active_frac=0.0, max_active_frac=1.0, freeze_fraction=0.01)
+    cfg = SparseyConfig(image_shape=[8, 8], layout="whole", n_macs=1, two_level=False, mac=mac)
+    x = np.random.default_rng(0).random((3, 64)) < 0.3                 # the one mac freezes on storing item 0
+    curve = capacity_curve(cfg, x, [1, 3])
+    assert curve["learning"].tolist() == pytest.approx([1.0, 1 / 3]) and curve["exact"].tolist() == [1.0, 1.0]
+
+
+def test_spiking_winners_check_a_config_changed_after_it_was_validated():
+    """A SpikingWTAConfig edited after construction is validated again before any group is simulated."""
+    pytest.importorskip("snntorch")
+    cfg = SpikingWTAConfig()
+    cfg.num_steps = 5                                                    # a V = 0 cell needs 29 steps
+    with pytest.raises(ConfigError, match="^num_steps 5 is too short: a V = 0 cell needs 29 steps to fire"):
+        spiking_winners(np.zeros((1, 2, 4)), cfg)
+
+
+def test_spiking_winners_take_the_fewest_steps_a_silent_cell_needs_and_refuse_one_fewer():
+    """With the defaults a V = 0 cell's membrane passes the threshold at step 29 (log(1 - 0.1/0.105) / log 0.9 =
+    28.9): 29 steps are taken and every group then has a winner; 28 are refused, naming the 29 needed."""
+    pytest.importorskip("snntorch")
+    assert spiking_winners(np.zeros((3, 1, 4)), SpikingWTAConfig(num_steps=29)).ravel().tolist() == [0, 0, 0]
+    with pytest.raises(ConfigError, match="^num_steps 28 is too short: a V = 0 cell needs 29 steps to fire"):
+        SpikingWTAConfig(num_steps=28)
+
+
+@pytest.mark.parametrize("n_codes", [9, 12])
+def test_overlap_spearman_refuses_inputs_and_codes_of_other_counts(n_codes):
+    """Inputs and codes pair row by row: a different number of rows is a one-line ShapeError, fewer or more."""
+    x = np.random.default_rng(0).integers(0, 2, (10, 30))
+    with pytest.raises(ShapeError, match=f"^10 inputs but {n_codes} codes$"):
+        overlap_spearman(x, np.zeros((n_codes, 8), int), 50)

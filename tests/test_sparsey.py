@@ -8,8 +8,9 @@ import pytest
 from spikecl.cli import main
 from spikecl.errors import ConfigError, ShapeError
 from spikecl.sdr import MacConfig, SparseyCoder, SparseyConfig
-from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig
-from spikecl.sdr.measures import degrade, mac_activity_code, recall_measures
+from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig, SuccessorMemory
+from spikecl.sdr.experiment import EvalConfig
+from spikecl.sdr.measures import degrade, mac_activity_code, recall_measures, sequence_recall
 from spikecl.sdr.readout import ClassVotes, knn_predict, overlap_spearman
 from spikecl.sdr.sparsey import expansivity, local_support, normalised_sums, win_weights
 
@@ -617,3 +618,36 @@ def test_local_support_multiplies_the_powers_of_u_and_h():
     cfg = MacConfig(n_cms=1, cells_per_cm=2, lambda_u=2.0, lambda_h=1.0, sequences=True)
     v = local_support(np.array([[[0.5, 1.0]]], np.float32), np.array([[[0.5, 0.25]]], np.float32), cfg)
     np.testing.assert_allclose(v.reshape(-1), [0.5 ** 2 * 0.5, 1.0 * 0.25], rtol=1e-6)
+
+
+def test_sequence_recall_scores_only_the_frames_after_the_two_cue_frames(monkeypatch):
+    """The two cue frames are given, not recalled: a control that recalls nothing after its cue scores 0."""
+    def cue_then_nothing(self, cue, length):
+        return np.concatenate([cue, np.zeros((length - len(cue), cue.shape[1]), bool)])
+
+    monkeypatch.setattr(SuccessorMemory, "recall", cue_then_nothing)
+    x = np.random.default_rng(0).random((12, 64)) > 0.5
+    ev = EvalConfig(sequences=2, sequence_length=4, sequence_cms=4, sequence_cells_per_cm=8)
+    assert sequence_recall(SparseyConfig(image_shape=[8, 8]), ev, FlyHashConfig(), x, seed=0)[
+        "sequence_recall_flyhash"] == 0.0
+
+
+def test_sequence_recall_may_use_every_item_but_not_one_more():
+    """sequences × sequence_length frames may be all the items given; one frame more is a one-line ConfigError."""
+    x = np.random.default_rng(0).random((8, 64)) > 0.5
+    ev = EvalConfig(sequences=2, sequence_length=4, sequence_cms=4, sequence_cells_per_cm=8)
+    got = sequence_recall(SparseyConfig(image_shape=[8, 8]), ev, FlyHashConfig(), x, seed=0)
+    assert 0.0 <= got["sequence_recall_sparsey"] <= 1.0 and 0.0 <= got["sequence_recall_flyhash"] <= 1.0
+    with pytest.raises(ConfigError, match="= 8 frames, but only 7 training items$"):
+        sequence_recall(SparseyConfig(image_shape=[8, 8]), ev, FlyHashConfig(), x[:7], seed=0)
+
+
+def test_mac_activity_code_turns_each_active_mac_into_q_on_bits():
+    """The gating control: [B, n_macs · Q] with Q bits on for every level-1 mac active in the code, none else."""
+    coder = SparseyCoder(SparseyConfig(**GRID))
+    codes = coder.encode(random_patterns(5, 0, n_pixels=784, density=0.2))[0]
+    gate = mac_activity_code(coder, codes)
+    m, cells = coder.level1.n_macs, GRID["mac"].n_cells
+    active = codes[:, :m * cells].reshape(5, m, cells).any(axis=2)
+    assert gate.shape == (5, m * GRID["mac"].n_cms) and active.any()
+    assert gate.sum(axis=1).tolist() == (GRID["mac"].n_cms * active.sum(axis=1)).tolist()

@@ -9,6 +9,7 @@ import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from spikecl.errors import ConfigError, ResultsError, ShapeError
 from spikecl.experiment_kind import Job, kept, load
 from spikecl.io import read_run
 from spikecl.sdr.experiment import KIND
-from spikecl.sdr.readout import ClassVotes, knn_predict
+from spikecl.sdr.measures import Coded, cue_curves, similarity
+from spikecl.sdr.readout import ClassVotes, knn_predict, pair_overlaps
 from test_sdr_edges import DIGITS, TINY, one_line
 
 
@@ -328,8 +330,6 @@ def test_the_bayes_readout_counts_the_inactive_bits_too():
 
 def test_pair_overlaps_never_pairs_an_item_with_itself():
     # "random distinct item pairs"
-    from spikecl.sdr.readout import pair_overlaps
-
     i, j = pair_overlaps(np.zeros((2, 3)), 200, seed=3)
     assert (i != j).all()
 
@@ -434,3 +434,96 @@ def test_a_pixel_exactly_at_the_threshold_is_off():
     x = np.zeros((1, 64))
     x[0, :3] = [0.5, 0.5 + 1e-6, 0.4]
     assert coder.binarise(x)[0, :3].tolist() == [False, True, False]
+
+
+def test_cue_curves_score_the_recalled_codes_against_the_recognition_codes():
+    """Cue recall compares each cue's code with the item's recognition code (``train``), not its learning-time code."""
+    x = np.zeros((4, 8), bool)
+    for i in range(4):
+        x[i, 2 * i:2 * i + 2] = True                                  # 4 items of 2 bits, no shared bit
+    identity = SimpleNamespace(encode=lambda cues: np.asarray(cues, bool))
+    coded = Coded(learned=np.zeros((4, 8), bool), train=x, test=x, learn_seconds=0.0, model=identity)
+    out = cue_curves({"id": coded}, x, [0.0, 0.5], 4, seed=0)
+    assert out["removed_id_identity"].tolist() == [1.0, 1.0] and out["removed_id_overlap"].tolist() == [1.0, 0.5]
+    assert out["flipped_id_identity"][0] == 1.0 and out["flipped_id_overlap"][0] == 1.0
+
+
+def test_similarity_returns_input_overlaps_then_code_overlaps_then_rho():
+    """``similarity`` gives (input overlaps, code overlaps, ρ) per coder, on the pairs of ``pair_overlaps``."""
+    x = np.random.default_rng(0).integers(0, 2, (20, 30)).astype(bool)
+    codes = np.zeros((20, 8), bool)
+    codes[:, :4] = True                                               # every pair of codes shares 4 bits
+    xo, co, rho = similarity(x, {"c": codes}, 50, seed=1)["c"]
+    i, j = pair_overlaps(x, 50, 1)
+    assert xo.tolist() == (x[i] & x[j]).sum(axis=1).tolist() and co.tolist() == [4] * 50 and np.isnan(rho)
+
+
+def test_class_votes_added_in_batches_equal_one_batch():
+    """Counts and per-class item totals accumulate over ``add`` calls (one pass in any number of batches)."""
+    codes = np.zeros((11, 2), bool)
+    codes[:5, 0], codes[5:10, 1], codes[10, 0] = True, True, True
+    y = np.array([0] * 10 + [1])
+    once, batched = ClassVotes(2, 2), ClassVotes(2, 2)
+    once.add(codes, y)
+    batched.add(codes[:6], y[:6])
+    batched.add(codes[6:], y[6:])
+    assert np.allclose(batched.scores(np.array([[1, 0]])), [[0.5, 1.0]])
+    assert np.allclose(batched.scores(codes), once.scores(codes)) and batched.class_items.tolist() == [10.0, 1.0]
+
+
+def test_knn_classifies_every_test_code_whatever_the_chunk_size():
+    """Chunking the test codes (``chunk``) changes memory only: every item, the last included, gets its label."""
+    train = np.eye(5, dtype=bool)
+    test = np.eye(5, dtype=bool)[[4, 3, 2, 1, 0]]
+    for chunk in (1, 2, 3, 1024):
+        assert knn_predict(train, np.arange(5), test, 1, chunk=chunk).tolist() == [4, 3, 2, 1, 0]
+
+
+def test_readouts_refuse_codes_of_another_width_in_one_line():
+    """Codes wider or narrower than the stored ones are a one-line ShapeError naming the expected width."""
+    votes = ClassVotes(3, 2)
+    with pytest.raises(ShapeError, match=r"^codes must be \[B, 3\], got shape \(1, 4\)$"):
+        votes.add(np.zeros((1, 4), bool), np.array([0]))
+    with pytest.raises(ShapeError, match=r"^codes must be \[B, 3\], got shape \(2, 2\)$"):
+        votes.predict(np.zeros((2, 2), bool))
+    with pytest.raises(ShapeError, match=r"^test_codes must be \[B, 3\], got shape \(3, 4\)$"):
+        knn_predict(np.eye(3, dtype=bool), np.arange(3), np.eye(3, 4, dtype=bool))
+
+
+@pytest.mark.parametrize("label", [-1, 2])
+def test_readouts_refuse_a_label_outside_the_classes(label):
+    """A label below 0 or at n_classes is a one-line ShapeError (a -1 would silently count for the last class)."""
+    y = np.array([0, 1, label])
+    with pytest.raises(ShapeError, match=r"^labels must be 3 integers in 0\.\.1"):
+        ClassVotes(3, 2).add(np.eye(3, dtype=bool), y)
+    with pytest.raises(ShapeError, match=r"^labels must be 3 integers in 0\.\.1"):
+        knn_predict(np.eye(3, dtype=bool), y, np.eye(3, dtype=bool), 1, n_classes=2)
+
+
+def test_class_votes_predict_by_votes_unless_told_otherwise():
+    """``predict`` defaults to the summed votes of the active cells; "bayes" also weighs the inactive bits."""
+    votes = ClassVotes(1, 2)
+    votes.add(np.array([[1], [1], [0], [0]]), np.array([0, 0, 1, 1]))
+    assert votes.predict(np.array([[0]])).tolist() == [0]               # no active cell: every vote is 0
+    assert votes.predict(np.array([[0]]), "bayes").tolist() == [1]
+
+
+def test_knn_ties_in_overlap_go_to_the_code_stored_first():
+    """Among stored codes equally near a test code the one stored first is the nearer (a stable order)."""
+    rng = np.random.default_rng(0)
+    train, test = (rng.random((300, 16)) < 0.3).astype(np.float32), (rng.random((50, 16)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 5, 300)
+    near = (test @ train.T) * (1.0 / np.sqrt(np.maximum(train.sum(axis=1), 1.0)))   # as knn_predict, in float32
+    assert knn_predict(train, y, test, 1).tolist() == y[near.argmax(axis=1)].tolist()   # argmax: first maximum
+
+
+def test_knn_refuses_more_neighbours_than_stored_codes():
+    """k above the number of stored codes is a one-line ShapeError, not a silently smaller neighbourhood."""
+    with pytest.raises(ShapeError, match="^k = 4 neighbours out of 3 stored codes is impossible$"):
+        knn_predict(np.eye(3, dtype=bool), np.arange(3), np.eye(3, dtype=bool), 4)
+
+
+def test_pair_overlaps_refuse_fewer_than_two_items_in_one_line():
+    """Distinct pairs need two items: one item is a one-line ShapeError (not numpy's "low >= high")."""
+    with pytest.raises(ShapeError, match="^pairs need at least two items$"):
+        pair_overlaps(np.zeros((1, 3)), 5)

@@ -59,9 +59,10 @@ class SpikingWTAConfig:
             raise ConfigError(f"i_max {self.i_max} must exceed i_min {self.i_min:.4g} (the V = 0 current)")
         steps = 0.0 if self.beta == 0 else \
             math.log(1.0 - (1.0 - self.beta) * self.threshold / self.i_min) / math.log(self.beta)   # β = 0: at once
-        if steps + 1 > self.num_steps:
-            raise ConfigError(f"num_steps {self.num_steps} is too short: a V = 0 cell needs {math.ceil(steps)} "
-                              f"steps to fire; raise num_steps or rheobase_margin")
+        needed = math.floor(steps) + 1                 # its membrane passes the threshold at this step (1-based)
+        if needed > self.num_steps:
+            raise ConfigError(f"num_steps {self.num_steps} is too short: a V = 0 cell needs {needed} steps to fire; "
+                              "raise num_steps or rheobase_margin")
         return self
 
 
