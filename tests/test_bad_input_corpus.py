@@ -191,6 +191,7 @@ CONFIG_CASES = {
         ("strategy.hlop.lr=0.5",
          "strategy.hlop.lr: applies only to step = 'normalised'; leave it at its default (1.5)"),
         ("strategy.hlop.lateral_scale=10.0", "strategy.hlop.lateral_scale: applies only to lateral_levels >= 1"),
+        ("strategy.hlop.clamp=0.0", "strategy.hlop.clamp: 0.0 is below the minimum 1e-12"),
         ("strategy.hlop.step=\"normalised\" strategy.hlop.fixed_lr=[0.5]",
          "strategy.hlop.fixed_lr: applies only to step = 'fixed'"),
         ("strategy.hlop.budget=\"energy\" strategy.hlop.neurons=[[5]]",

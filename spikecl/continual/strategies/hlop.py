@@ -86,7 +86,8 @@ class HLOPOptions:
     final_passes: int = option(0, low=0,
                                doc="passes over a task's training data after its training, in which only the "
                                    "lateral neurons learn, from the trained network's activity")
-    clamp: float = option(10.0, low=0.0, doc="bound on each element of a mini-batch's change of H_new")
+    clamp: float = option(10.0, low=1e-12, doc="bound on each element of a mini-batch's change of H_new (0 would "
+                                               "freeze the new neurons: they would protect their random rows)")
     max_rows: int = option(4096, low=1, doc="rows per mini-batch the Hebbian update uses at most, drawn at random "
                                             "beyond it (Conv2d: unfolded patches; Linear with activity 'steps': "
                                             "time-step rows)")
