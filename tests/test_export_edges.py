@@ -761,10 +761,13 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
 
 def test_an_accuracy_drop_of_exactly_the_limit_is_accepted():
     """Export refuses a drop of *more* than --max-drop points: 75 % -> 50 % passes at 25, is refused at 24.9; 55 % ->
-    52 % passes at 3 (100 * 0.55 - 100 * 0.52 is 3.0000000000000036 in floating point)."""
+    52 % passes at 3 (100 * 0.55 - 100 * 0.52 is 3.000000000000007 in floating point); a refused drop shows the
+    digits that put it above the limit."""
     metrics = {"samples": 4, "float_accuracy": 0.75, "reference_accuracy": 0.5}
     pipeline.check_accuracy_drop(metrics, 25.0)
     pipeline.check_accuracy_drop({"samples": 100, "float_accuracy": 0.55, "reference_accuracy": 0.52}, 3.0)
+    with pytest.raises(ExportError, match=r"^quantised accuracy 51\.96 % is 3\.04 points below float 55\.00 % on 2500"):
+        pipeline.check_accuracy_drop({"samples": 2500, "float_accuracy": 0.55, "reference_accuracy": 0.5196}, 3.0)
     with pytest.raises(ExportError, match=r"^quantised accuracy 50\.0 % is 25\.0 points below float 75\.0 % on 4 test "
                                           r"samples \(limit 24\.9\)"):
         pipeline.check_accuracy_drop(metrics, 24.9)

@@ -343,27 +343,29 @@ def test_final_hebbian_passes_draw_poisson_spikes_of_the_run_seed_not_the_global
     assert learned[0].abs().sum() > 0 and torch.equal(learned[0], learned[1])
 
 
-@pytest.mark.parametrize("levels, learns", [(3, False), (100, True)])
-def test_spiking_lateral_neurons_that_never_fire_are_refused_not_kept_as_random_rows(levels, learns):
+@pytest.mark.parametrize("levels, rate, outcome", [(3, 0.1, "refused"), (100, 0.1, "learned"), (3, 0.0, "kept")])
+def test_spiking_lateral_neurons_that_never_fire_are_refused_not_kept_as_random_rows(levels, rate, outcome):
     """Responses below lateral_scale / (2 lateral_levels) round to no spike: neurons that never fired in a task
-    would protect their random starting rows. after_task says so in one line; neurons that fired are kept."""
+    would protect their random starting rows. after_task says so in one line; neurons that fired are kept, and so
+    are the rows of a Hebbian rate of 0 (a deliberate random-subspace control)."""
     g = torch.Generator().manual_seed(3)
     data = TaskData(0, torch.rand(64, 12, generator=g), torch.randint(0, 3, (64,), generator=g),
                     torch.zeros(64, dtype=torch.long))
     torch.manual_seed(0)
     net = build_mlp(12, [16], 3)
-    s = build_strategy("hlop", net, {"hlop": {"neurons": [[4, 6]], "lateral_levels": levels, "fixed_lr": [0.1]}},
+    s = build_strategy("hlop", net, {"hlop": {"neurons": [[4, 6]], "lateral_levels": levels, "fixed_lr": [rate]}},
                        Simulation(num_steps=3))
     s.before_task(0, data, [data])
     start = s.h_new["layers.0"].clone()
     s.hebbian_update(s.activity_of(data, 64))
-    if learns:
-        s.after_task(0, data)
-        assert not torch.equal(s.basis["layers.0"], start)
-    else:
+    if outcome == "refused":
         with pytest.raises(ConfigError, match=r"lateral_levels: the spiking lateral neurons of layers.0 never fired "
                                               r"in task 1 .* = 3.33\), so they learned nothing"):
             s.after_task(0, data)
+        return
+    s.after_task(0, data)
+    assert torch.equal(s.basis["layers.0"], start) == (outcome == "kept")
+    assert s.state_dict()["start"]["layers.0"].shape[0] == 0             # no rows kept past their task
 
 
 def test_hlop_energy_budget_sizes_each_task_from_its_residual_activity():

@@ -531,11 +531,16 @@ def test_spiking_winners_check_a_config_changed_after_it_was_validated():
 
 def test_spiking_winners_take_the_fewest_steps_a_silent_cell_needs_and_refuse_one_fewer():
     """With the defaults a V = 0 cell's membrane passes the threshold at step 29 (log(1 - 0.1/0.105) / log 0.9 =
-    28.9): 29 steps are taken and every group then has a winner; 28 are refused, naming the 29 needed."""
+    28.9): 29 steps are taken and every group then has a winner; 28 are refused, naming the 29 needed. A membrane
+    reaching the threshold exactly does not fire (snnTorch's m - threshold > 0, float32 constants): one more step."""
     pytest.importorskip("snntorch")
     assert spiking_winners(np.zeros((3, 1, 4)), SpikingWTAConfig(num_steps=29)).ravel().tolist() == [0, 0, 0]
     with pytest.raises(ConfigError, match="^num_steps 28 is too short: a V = 0 cell needs 29 steps to fire"):
         SpikingWTAConfig(num_steps=28)
+    exact = dict(beta=0.25, threshold=0.3, rheobase_margin=16 / 15)  # m_2 = 0.24 + 0.06 = 0.3: on, not above
+    assert spiking_winners(np.zeros((3, 1, 4)), SpikingWTAConfig(num_steps=3, **exact)).ravel().tolist() == [0, 0, 0]
+    with pytest.raises(ConfigError, match="^num_steps 2 is too short: a V = 0 cell needs 3 steps to fire"):
+        SpikingWTAConfig(num_steps=2, **exact)
 
 
 @pytest.mark.parametrize("n_codes", [9, 12])

@@ -87,9 +87,11 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
         return
     float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
     bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
-    if round(float_acc - fixed_acc, 9) > max_drop:     # a drop of exactly max_drop points passes, whatever rounding
-        drop = (f"quantised accuracy {fixed_acc:.1f} % is {float_acc - fixed_acc:.1f} points below float "
-                f"{float_acc:.1f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
+    points = round(float_acc - fixed_acc, 9)          # a drop of exactly max_drop points passes, whatever rounding
+    if points > max_drop:
+        d = next(d for d in range(1, 10) if float(f"{points:.{d}f}") > max_drop)     # digits that show 3.04 > 3
+        drop = (f"quantised accuracy {fixed_acc:.{d}f} % is {points:.{d}f} points below float "
+                f"{float_acc:.{d}f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
         if metrics.get("u_wraps"):
             raise ExportError(f"{drop}: the 24-bit current wrapped {metrics['u_wraps']} times (a drive beyond the "
                               f"headroom turned negative); {wrap_remedy(headroom)}, raise --max-drop, or --force")

@@ -23,6 +23,7 @@ With the same seed, :meth:`SpikingSparsey.learn_all` stores items with exactly t
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -57,13 +58,25 @@ class SpikingWTAConfig:
         check_fields(self)
         if self.i_max <= self.i_min:
             raise ConfigError(f"i_max {self.i_max} must exceed i_min {self.i_min:.4g} (the V = 0 current)")
-        steps = 0.0 if self.beta == 0 else \
-            math.log(1.0 - (1.0 - self.beta) * self.threshold / self.i_min) / math.log(self.beta)   # β = 0: at once
-        needed = math.floor(steps) + 1                 # its membrane passes the threshold at this step (1-based)
-        if needed > self.num_steps:
-            raise ConfigError(f"num_steps {self.num_steps} is too short: a V = 0 cell needs {needed} steps to fire; "
-                              "raise num_steps or rheobase_margin")
+        if first_spike_step(self.beta, self.threshold, self.i_min, self.num_steps) is None:
+            steps = math.log(1.0 - (1.0 - self.beta) * self.threshold / self.i_min) / math.log(self.beta)
+            needed = first_spike_step(self.beta, self.threshold, self.i_min, math.floor(steps) + 2)
+            raise ConfigError(f"num_steps {self.num_steps} is too short: a V = 0 cell needs "
+                              f"{needed or math.floor(steps) + 1} steps to fire; raise num_steps or rheobase_margin")
         return self
+
+
+@functools.lru_cache(maxsize=256)
+def first_spike_step(beta: float, threshold: float, current: float, limit: int) -> int | None:
+    """The step (1-based) at which a LIF cell driven by a constant ``current`` first fires in :func:`spiking_winners`
+    (snnTorch's arithmetic: ``beta`` and ``threshold`` held as float32, the membrane as float64, a spike where
+    ``m_t − threshold > 0``); None if it does not within ``limit`` steps."""
+    decay, level, membrane = float(np.float32(beta)), float(np.float32(threshold)), 0.0
+    for step in range(1, limit + 1):
+        membrane = decay * membrane + current
+        if membrane - level > 0:
+            return step
+    return None
 
 
 def spiking_winners(scores: np.ndarray, cfg: SpikingWTAConfig) -> np.ndarray:

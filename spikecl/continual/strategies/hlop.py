@@ -396,14 +396,15 @@ class HLOP(ProjectionStrategy):
     def after_task(self, task, train):
         self._within_task(f"after_task({task})", task)
         self.final_hebbian_passes(train)
-        for p in self.synapses:
+        for i, p in enumerate(self.synapses):
             if self.h_new[p.name].shape[0] == 0:
                 continue                                  # nothing learned: the subspace and its basis stand
             if not torch.isfinite(self.h_new[p.name]).all():
                 step = "lr" if self.options.step == "normalised" else "fixed_lr"
                 raise NumericalError(f"hlop: the lateral weights of {p.name} became NaN or infinite in task "
                                      f"{task + 1}; lower the Hebbian step (strategy.hlop.{step})")
-            self.check_rate_coded_learning(p.name, task)
+            self.check_rate_coded_learning(p.name, task, self.hebbian_rate(i))
+            self.start[p.name] = self.h_new[p.name][:0]
             self.h_old[p.name] = torch.cat([self.h_old[p.name], self.h_new[p.name]])
             self.h_new[p.name] = self.h_old[p.name][:0]
             old = self.h_old[p.name]
@@ -411,12 +412,13 @@ class HLOP(ProjectionStrategy):
         self.task = None
         self.record_dims(self.h_old)
 
-    def check_rate_coded_learning(self, name: str, task: int) -> None:
-        """A one-line ConfigError where spiking lateral neurons (``lateral_levels`` > 0) ended ``task`` with the
-        random rows they began it with: every response rounded to zero spikes, so they learned nothing and would
-        protect random directions instead of the task's activity."""
+    def check_rate_coded_learning(self, name: str, task: int, rate: float) -> None:
+        """A one-line ConfigError where all of synapse ``name``'s spiking lateral neurons (``lateral_levels`` > 0)
+        ended ``task`` with the random rows they began it with though their Hebbian ``rate`` is above 0: every
+        response rounded to zero spikes, so they learned nothing and would protect random directions instead of the
+        task's activity. (Single silent neurons keep their rows, as in the paper's spiking HLOP.)"""
         o, start = self.options, self.start.get(name)
-        if not o.lateral_levels or start is None or not torch.equal(start, self.h_new[name]):
+        if not o.lateral_levels or not rate or start is None or not torch.equal(start, self.h_new[name]):
             return
         silent = o.lateral_scale / (2 * o.lateral_levels)
         raise ConfigError(f"strategy.hlop.lateral_levels: the spiking lateral neurons of {name} never fired in task "
