@@ -542,12 +542,29 @@ def test_inputs_are_encoded_like_the_torch_encoders():
     assert direct.shape == (3, 5, 7) and direct.max() <= 255 and np.array_equal(direct[0], np.round(x * 255))
 
 
+def test_direct_inputs_are_a_writable_array_whose_steps_do_not_share_memory():
+    """Direct coding returns its own [T, B, n] array: a step edited in place leaves the other steps as encoded."""
+    direct = encode_values(np.array([[0.2, 0.8]]), 3, "direct", 255)
+    direct[0, 0, 0] = 7
+    assert direct[:, 0, 0].tolist() == [7, 51, 51] and direct[:, 0, 1].tolist() == [204, 204, 204]
+
+
 def test_poisson_inputs_of_a_sample_do_not_depend_on_the_batch():
     """Export (all its samples) and deploy (the first --samples) give a sample the same spikes."""
     x = np.random.default_rng(1).random((500, 64))
     whole, first = encode_values(x, 5, "poisson", 1, seed=3), encode_values(x[:200], 5, "poisson", 1, seed=3)
     assert whole.shape == (5, 500, 64) and np.array_equal(first, whole[:, :200])
     assert abs(whole.mean() - x.mean()) < 0.01 and not np.array_equal(whole[0], whole[1])
+
+
+def test_poisson_inputs_spike_at_the_rate_of_each_value_from_the_given_seed():
+    """Poisson coding: a value x spikes at rate x (0 never, 1 always, 0.9 about 90 %); the seed picks the spikes."""
+    x = np.tile([0.0, 0.1, 0.9, 1.0], (200, 1))
+    spikes = encode_values(x, 10, "poisson", 1, seed=5)
+    rates = spikes.mean(axis=(0, 1))
+    assert rates[0] == 0 and rates[3] == 1 and abs(rates[1] - 0.1) < 0.02 and abs(rates[2] - 0.9) < 0.02
+    assert np.array_equal(spikes, encode_values(x, 10, "poisson", 1, seed=5))
+    assert not np.array_equal(spikes, encode_values(x, 10, "poisson", 1, seed=6))
 
 
 def test_multi_head_readout_decodes_each_samples_head():

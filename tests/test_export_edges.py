@@ -14,7 +14,7 @@ from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export import pipeline
 from spikecl.export.float_model import float_forward, float_logits
-from spikecl.export.inputs import encode, encode_values
+from spikecl.export.inputs import encode, encode_values, stream_samples
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize, readout_gain
 from spikecl.export.spec import LayerSpec, NetworkSpec
@@ -211,6 +211,8 @@ def test_input_values_are_bounded_before_they_are_allocated(tmp_path, monkeypatc
                                     "[0, 1]"),
     (np.full((2, 6), 255.0), "values in 255..255"),
     (np.full((2, 6), -0.5), "values in -0.5..-0.5"),
+    (np.full((2, 6), 1.5), "values in 1.5..1.5"),
+    (np.full((2, 6), np.nan), "samples contain NaN or infinity"),
     ([["a"] * 6] * 2, "samples: expected a numeric array [B, ...], got list"),
 ])
 def test_inputs_outside_0_1_are_refused_not_clipped_into_other_images(x, message):
@@ -226,11 +228,68 @@ def test_inputs_outside_0_1_are_refused_not_clipped_into_other_images(x, message
     assert turned.max() > 1 and encode_values(turned, 4, "direct", 255).max() == 255
 
 
+def test_a_value_a_rounding_above_1_encodes_as_the_top_graded_value_at_16_bits():
+    """A value within float rounding above 1 (1 + 9e-6) reads as 1: 65535 at 16 input bits, not 65536 (17 bits)."""
+    assert encode_values(np.full((1, 2), 1 + 9e-6), 2, "direct", 65535).max() == 65535
+
+
+def test_poisson_inputs_of_a_quantised_network_come_from_the_seed_given():
+    """encode(x, net, seed) draws a Poisson network's spikes from ``seed``, as encode_values does."""
+    net = quantize(small_spec(encoder="poisson"))
+    x = np.random.default_rng(0).random((50, 6))
+    spikes = encode(x, net, seed=4)
+    assert np.array_equal(spikes, encode_values(x, net.num_steps, "poisson", net.input_scale, seed=4))
+    assert not np.array_equal(spikes, encode(x, net, seed=5))
+
+
+def test_encoding_samples_of_another_width_than_the_network_takes_is_a_shape_error():
+    """encode refuses samples whose feature count is not the network's input width, naming both."""
+    with pytest.raises(ShapeError, match=re.escape("samples have 7 features; the network takes 6")):
+        encode(np.full((4, 7), 0.5), quantize(small_spec()))
+
+
+def test_deploy_on_the_reference_decodes_a_task_incremental_network_with_each_samples_head(tmp_path):
+    """deploy (reference backend) predicts every sample through the head of its task, as predict with the heads."""
+    net = quantize(small_spec(widths=(64, 8, 5), n_heads=2))
+    config = {"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "task", "n_tasks": 2}, "seed": 0}
+    path = write_netx(tmp_path / "net.h5", dataclasses.replace(net, config=config))
+    x, y, heads = stream_samples(config, 40)
+    assert heads.tolist() == [0] * 20 + [1] * 20
+    report = pipeline.deploy(path, samples=40)
+    expected = np.mean(fp.predict(net, encode(x, net), heads) == y)
+    assert report["samples"] == 40 and report["accuracy"] == report["reference_accuracy"] == expected
+
+
+def test_deploy_refuses_a_backend_it_does_not_know_before_reading_the_network(tmp_path):
+    """--backend other than reference or lava-sim is a one-line ConfigError, before the file is read."""
+    with pytest.raises(ConfigError, match=re.escape("--backend 'loihi': choose one of reference, lava-sim")):
+        pipeline.deploy(tmp_path / "missing.h5", backend="loihi")
+
+
+def test_export_prediction_agreement_compares_float_and_quantised_predictions_not_labels():
+    """accuracies' prediction_agreement is how often float and quantised predict alike, whatever the labels."""
+    spec = small_spec()
+    net = quantize(spec)
+    x = np.random.default_rng(2).random((30, 6))
+    metrics = pipeline.accuracies(spec, net, x, np.full(30, -1), None)
+    float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder)), axis=1)
+    agree = np.mean(float_pred == fp.predict(net, encode(x, net), None))
+    assert metrics["float_accuracy"] == metrics["reference_accuracy"] == 0
+    assert agree > 0.5 and metrics["prediction_agreement"] == agree
+
+
+def test_calibration_refuses_samples_of_another_width_than_the_network_takes():
+    """calibrated names a feature-count misfit of the calibration samples in one line (not a numpy matmul error)."""
+    with pytest.raises(ShapeError, match=re.escape("samples have 7 features; the network takes 6")):
+        pipeline.calibrated(small_spec(), QuantConfig(), np.full((4, 7), 0.5))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"split": "validation"}, "split 'validation' is not one of 'test'"),
     ({"split": "Test"}, "split 'Test' is not one of 'test'"),
     ({"max_samples": -1}, "max_samples must be a whole number >= 0 or None, got -1"),
     ({"max_samples": 2.5}, "max_samples must be a whole number >= 0 or None, got 2.5"),
+    ({"max_samples": True}, "max_samples must be a whole number >= 0 or None, got True"),
 ])
 def test_stream_samples_refuses_a_split_or_count_it_does_not_know(kwargs, message):
     """Any split but "test" used to give the training samples: an accuracy on them passes for a test accuracy."""

@@ -9,6 +9,7 @@ from spikecl.config import DataConfig, StreamConfig
 from spikecl.data.datasets import Dataset, load_dataset
 from spikecl.data.streams import code_stream, make_stream, rotate, stream_from_config
 from spikecl.errors import ConfigError
+from spikecl.export.inputs import trained_stream
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,14 @@ def test_a_stored_config_with_another_kinds_option_still_rebuilds_its_stream():
     plain = {**stored, "stream": {k: v for k, v in stored["stream"].items() if k != "max_angle_deg"}}
     a, b = trained_stream(stored), trained_stream(plain)
     assert a.name == "permuted-digits" and all(np.array_equal(x.x_test, y.x_test) for x, y in zip(a, b))
+
+
+def test_a_stored_config_without_a_seed_rebuilds_the_stream_of_seed_0():
+    """A stored config that records no run seed rebuilds the stream of the default seed 0, not of another seed."""
+    stored = {"data": {"dataset": "digits"}, "stream": {"kind": "permuted", "n_tasks": 2, "scenario": "domain"}}
+    unseeded, zero, one = (list(trained_stream(c)) for c in (stored, {**stored, "seed": 0}, {**stored, "seed": 1}))
+    assert all(np.array_equal(a.x_test, b.x_test) for a, b in zip(unseeded, zero))
+    assert not np.array_equal(unseeded[1].x_test, one[1].x_test)
 
 
 
