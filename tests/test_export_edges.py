@@ -88,6 +88,24 @@ def test_quantised_predictions_with_biases_agree_with_float():
     assert np.mean(np.argmax(fixed, 1) == np.argmax(expected, 1)) > 0.95
 
 
+@pytest.mark.parametrize("exponents, grain", [(False, 64), (True, 1)], ids=["netx grid", "exponents"])
+def test_a_bias_is_rounded_to_its_grid_once(exponents, grain):
+    """Each bias is ``64 * S * b`` in voltage units rounded once: to netx's grid of 64 by default, to the exponent's
+    step with ``QuantConfig(exponents=True)`` (a 13-bit mantissa at the smallest exponent it fits), not first to 64
+    and then to the finer step (errors up to 32 units where half the step is possible)."""
+    spec = small_spec(widths=(12, 6, 3), steps=6, beta=0.7, seed=4)
+    layers = tuple(dataclasses.replace(layer, bias=np.linspace(-0.02, 0.03, len(layer.bias))) for layer in spec.layers)
+    spec = dataclasses.replace(spec, layers=layers)
+    net = quantize(spec, QuantConfig(exponents=exponents))
+    gain = readout_gain(0.7, 6) / 6
+    for layer, fixed, factor in zip(spec.layers, net.layers, (1.0, gain)):
+        exact = 64 * fixed.scale * layer.bias * factor
+        stored = fp.effective_bias(fixed)
+        step = max(grain, 2**fixed.bias_exp)
+        assert np.all(stored % step == 0) and np.abs(stored - exact).max() <= step / 2
+    assert [fixed.bias_exp for fixed in net.layers] == [3, 0]          # the smallest exponents that hold 13 bits
+
+
 # --- inconsistent, mistyped or oversized network files ---
 def refused(path, message):
     with pytest.raises(ResultsError, match=re.escape(message)) as info:

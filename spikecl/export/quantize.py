@@ -3,7 +3,8 @@
 Per layer one scale ``S`` maps float quantities to integers: a float current ``I`` becomes the synaptic activation
 ``a = S * I`` (Dense output), the membrane becomes ``v = 64 * S * mem`` (activations and thresholds are shifted left
 by 6 bits inside the neuron), the threshold ``vth = round(S * threshold)`` and the bias ``bias_mant * 2**bias_exp =
-64 * round(S * b)``. Weights are integer mantissas times ``2**weight_exp``:
+64 * round(S * b)`` (netx's grid, exponent 6; with ``QuantConfig(exponents=True)`` ``64 * S * b`` rounded once to
+the step of the smallest exponent that holds it). Weights are integer mantissas times ``2**weight_exp``:
 
     w_eff = mantissa * 2**weight_exp = W * S / Q          (Q = 2**input_bits - 1 for graded input, else 1)
 
@@ -15,7 +16,7 @@ beta) * 4096)``. The readout (non-resetting integrator) is a CUBA neuron whose *
 (``du + 1 = round((1 - beta) * 4096)``) and whose voltage sums it (``dv = 0``, ``vth`` maximal: it spikes, and
 resets to 0, only where the voltage reaches ``vth << 6``, just below the 24-bit top): at the last step
 ``v = 64 * S * sum_t mem[t]`` = T x the trained logits. Lava adds the readout's bias to ``v`` (T times), the float
-readout to ``mem``, so the readout bias is stored as ``64 * round(S * b * gain / T)`` with
+readout to ``mem``, so the readout bias ``b`` is stored as the bias ``b * gain / T`` (rounded as above), with
 ``gain = sum_{t=1..T} (1 - beta**t) / (1 - beta)`` (:func:`readout_gain`). Every value is range-checked;
 anything not representable raises a one-line :class:`ExportError` naming the layer and the value.
 """
@@ -23,7 +24,7 @@ anything not representable raises a one-line :class:`ExportError` naming the lay
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -213,26 +214,29 @@ def bias_exp_max(cfg: QuantConfig) -> int:
     return BIAS_EXP_MAX if cfg.exponents else NETX_BIAS_EXP
 
 
-def _bias_total(bias: np.ndarray, scale: float) -> np.ndarray:
-    """``64 * round(S * b)``: the bias in voltage units (``mant * 2**exp``)."""
-    return np.round(np.asarray(bias, dtype=np.float64) * scale) * 2**ACT_SHIFT
+def _bias_total(bias: np.ndarray, scale: float, cfg: QuantConfig) -> np.ndarray:
+    """The bias in voltage units that ``mant * 2**exp`` rounds (once) to its exponent's step: ``64 * round(S * b)``,
+    on netx's grid of exponent 6, or ``64 * S * b`` where ``cfg.exponents`` lets smaller exponents hold more of it."""
+    scaled = np.asarray(bias, dtype=np.float64) * scale
+    return scaled * 2**ACT_SHIFT if cfg.exponents else np.round(scaled) * 2**ACT_SHIFT
 
 
-def _bias_fits(bias: np.ndarray | None, scale: float, max_exp: int) -> bool:
-    """Whether the bias at ``scale`` fits a 13-bit mantissa at exponent ``max_exp`` (or less)."""
+def _bias_fits(bias: np.ndarray | None, scale: float, cfg: QuantConfig) -> bool:
+    """Whether the bias at ``scale`` fits a 13-bit mantissa at the largest exponent ``cfg`` allows (or less)."""
     if bias is None or not np.any(bias):
         return True
-    return bool(np.abs(np.round(_bias_total(bias, scale) / 2**max_exp)).max() <= BIAS_MANT_MAX)
+    return bool(np.abs(np.round(_bias_total(bias, scale, cfg) / 2**bias_exp_max(cfg))).max() <= BIAS_MANT_MAX)
 
 
-def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, max_exp: int,
+def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, cfg: QuantConfig,
           trained: np.ndarray | None = None, advice: str = "lower the bias or the headroom") -> tuple[np.ndarray, int]:
-    """Bias mantissa [n_out] and exponent with ``mant * 2**exp = 64 * round(S * b)`` (activation units, as netx's
-    ``bias`` with exponent 6; the smallest exponent up to ``max_exp`` that fits 13 bits). ``trained``: the bias the
-    error names (default ``bias``); ``advice``: its remedy."""
+    """Bias mantissa [n_out] and exponent: ``mant * 2**exp`` is :func:`_bias_total` rounded to the step of the
+    smallest exponent up to :func:`bias_exp_max` whose mantissas fit 13 bits (voltage units). ``trained``: the bias the error names (default
+    ``bias``); ``advice``: its remedy."""
     if bias is None or not np.any(bias):
         return np.zeros(n_out, dtype=np.int32), 0
-    total = _bias_total(bias, scale)
+    max_exp = bias_exp_max(cfg)
+    total = _bias_total(bias, scale, cfg)
     for exp in range(max_exp + 1):
         mant = np.round(total / 2**exp)
         if np.abs(mant).max() <= BIAS_MANT_MAX:
@@ -300,7 +304,7 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
     if vth < 1:
         raise ExportError(f"layer {layer.name}: threshold {layer.threshold:g} rounds to vth = 0 (weights too large "
                           "relative to the threshold)")
-    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, max_bias_exp)
+    bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, cfg)
     advice = ("(Lava's Conv applies no weight exponent; the threshold is too large for the weights); lower "
               "--input-bits or --headroom" if layer.conv is not None
               else (f"without a weight exponent (its bias, up to {np.abs(layer.bias).max() / layer.threshold:.3g} "
@@ -360,13 +364,13 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
               + "train with fewer time steps, narrow the range (it comes from --calibration-samples, or from the "
                 "weights' worst case without them) or keep weight exponents with QuantConfig(exponents=True) (Python "
                 "API, spikecl's runner only)")
-    if not _bias_fits(bias, scale, max_bias_exp):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
+    if not _bias_fits(bias, scale, cfg):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
         worst = float(layer.bias[np.argmax(np.abs(layer.bias))])
         advice = (f"without a weight exponent (the readout bias {worst:g} is too large beside the weights); retrain "
                   "with a smaller readout bias")
-    bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, max_bias_exp, trained=layer.bias,
+    bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, cfg, trained=layer.bias,
                                 advice="too large beside the weights even at weight_exp -8; retrain with a smaller "
                                        "readout bias")
     mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice)
