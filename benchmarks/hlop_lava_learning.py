@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.commands import bounded, listed
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
@@ -37,7 +38,6 @@ from spikecl.continual.strategies import register
 from spikecl.continual.strategies.hlop import HLOP
 from spikecl.errors import SpikeCLError
 from spikecl.export import hlop_graph as hg
-from spikecl.io import atomic_write
 
 HLOP_OPTIONS = {"neurons": [[80, 120, 120], [60, 40, 40], [50, 20, 20]], "step": "normalised", "step_rows": 1,
                 "orthonormalize": True}

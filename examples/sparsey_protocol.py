@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write, check_output
 from spikecl.data.datasets import load_dataset
 from spikecl.errors import SpikeCLError
-from spikecl.io import atomic_write, check_output
 from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import require
-from spikecl.io import atomic_write
 
 
 def figure(**kwargs):

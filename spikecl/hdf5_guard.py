@@ -6,9 +6,10 @@ strings and arrays: string attributes, NIR's string datasets, SHD's spike trains
 each object's size. A damaged header whose size reads 0 (or wraps the 64-bit sum) keeps it in place for ever,
 inside C code that Ctrl-C and SIGTERM do not reach. :func:`heap_loop` walks every collection as libhdf5 does,
 before libhdf5 opens the file. spikecl's results files and learning graphs are also sealed whole
-(:func:`spikecl.io.check_seal`); this check is for the HDF5 files it reads without a seal: exported networks, NIR
-graphs, datasets and files written before the seal. :func:`check_stored_lengths` reads the element counts of a
-variable-length dataset's rows before libhdf5 does, which allocates a row by its count before finding it damaged.
+(:func:`spikecl.integrity.check_seal`); this check is for the HDF5 files it reads without a seal: exported
+networks, NIR graphs, datasets and files written before the seal. :func:`check_stored_lengths` reads the element
+counts of a variable-length dataset's rows before libhdf5 does, which allocates a row by its count before finding it
+damaged; :func:`check_stored_size` bounds the values a dataset declares before it is read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.errors import SpikeCLError
+from spikecl.errors import ResultsError, SpikeCLError
 
 _COLLECTION = b"GCOL"
 #: libhdf5's smallest collection (bytes): a "GCOL" declaring less is not a collection header but data
@@ -180,3 +181,16 @@ def damage_as(path: str | Path, error: type[SpikeCLError]):
     except READ_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise error(f"{path}: unreadable or damaged HDF5 file ({reason})") from None
+
+
+#: the most values a dataset of a file from elsewhere may declare before spikecl reads it (1 GiB of float64)
+MAX_STORED_VALUES = 2**27
+
+
+def check_stored_size(dataset, where: str, limit: int = MAX_STORED_VALUES) -> None:
+    """A one-line :class:`ResultsError` when the HDF5 ``dataset`` declares more than ``limit`` values (its shape
+    is read from the file's metadata, so a few bytes on disk cannot make spikecl allocate terabytes)."""
+    size = int(np.prod(dataset.shape, dtype=object)) if dataset.shape else 1
+    if size > limit:
+        raise ResultsError(f"{where}: {dataset.name.lstrip('/')} declares shape {dataset.shape} ({size} values), "
+                           f"more than the {limit} a file may hold here; the file is damaged or not spikecl's")

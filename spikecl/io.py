@@ -1,17 +1,18 @@
-"""Results files and atomic writes.
+"""Results files.
 
 Every run of every experiment kind writes HDF5 files through :func:`write_run`, with one schema name and a ``kind``
 attribute; :func:`read_run` reads any of them back and :func:`open_for_reading` is the one place where a missing or
-corrupt file becomes a one-line :class:`ResultsError`. Files are written to a temporary name in the target folder
-and renamed into place, so a killed process never leaves a half-written file, and an existing file is only replaced
-when the caller says ``overwrite=True``.
+corrupt file becomes a one-line :class:`ResultsError`. Files are written atomically (:mod:`spikecl.atomic`: a killed
+process never leaves a half-written file, an existing one is replaced only with ``overwrite=True``) and sealed
+(:mod:`spikecl.integrity`); :mod:`spikecl.environment` records what a run ran on.
 
 Results schema (version 1), common to every kind::
 
-    (user block)           the first :data:`SEAL_SIZE` bytes, which HDF5 skips: :data:`SEAL`, then the size and the
-                           CRC-32 of every byte after the block (little-endian uint64, uint32), zeros after them. A
-                           byte damaged anywhere is a one-line read error before libhdf5 parses the file (some damage
-                           to HDF5's attribute storage makes it loop for ever); absent in files written before it
+    (user block)           the first 512 bytes, which HDF5 skips: the mark :data:`spikecl.integrity.SEAL`, then the
+                           size and the CRC-32 of every byte after the block (little-endian uint64, uint32), zeros
+                           after them. A byte damaged anywhere is a one-line read error before libhdf5 parses the
+                           file (some damage to HDF5's attribute storage makes it loop for ever); absent in files
+                           written before it
     /                      attrs: schema = "spikecl-results", schema_version, kind, and the kind's own attributes
     /config                attrs: json (the experiment config)
     /environment           attrs: json (versions, device, host; a resumed run whose parts differ: each differing
@@ -49,366 +50,27 @@ The other kinds document their attributes and arrays where they write them (``ca
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import glob
-import io
 import json
 import os
-import platform
-import subprocess
-import sys
-import struct
-import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.config import recorded_as_now
-from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
+from spikecl.environment import environment
+from spikecl.errors import ConfigError, ForeignFileError, ResultsError
 from spikecl.hdf5_guard import check_heaps
-from spikecl.paths import exists, is_dir, is_file, is_link
+from spikecl.integrity import check_seal, write_hdf5_image
+from spikecl.paths import is_dir, is_file
 
 SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1
 
 
-#: a temporary file of :func:`atomic_write` older than this (seconds) was left by a killed writer and is removed
-STALE_TMP_SECONDS = 600.0
-#: the most values a dataset of a file from elsewhere may declare before spikecl reads it (1 GiB of float64)
-MAX_STORED_VALUES = 2**27
-
-
-def check_stored_size(dataset, where: str, limit: int = MAX_STORED_VALUES) -> None:
-    """A one-line :class:`ResultsError` when the HDF5 ``dataset`` declares more than ``limit`` values (its shape
-    is read from the file's metadata, so a few bytes on disk cannot make spikecl allocate terabytes)."""
-    size = int(np.prod(dataset.shape, dtype=object)) if dataset.shape else 1
-    if size > limit:
-        raise ResultsError(f"{where}: {dataset.name.lstrip('/')} declares shape {dataset.shape} ({size} values), "
-                           f"more than the {limit} a file may hold here; the file is damaged or not spikecl's")
-
-
-def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
-    """Refuse, before any work, a folder that is a file, lies below a file or cannot be written (one-line
-    :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
-    folder = Path(folder)
-    for part in (folder, *folder.parents):
-        if not exists(part, ConfigError):
-            if is_link(part, ConfigError):
-                raise ConfigError(f"{what} {folder}: {part} is a link to {os.readlink(part)}, which does not exist")
-            continue
-        if not is_dir(part, ConfigError):
-            raise ConfigError(f"{what} {folder}: {part} is not a folder")
-        if not os.access(part, os.W_OK | os.X_OK):
-            raise ConfigError(f"{what} {folder}: {part} is not writable")
-        return
-
-
-#: the bytes atomic_write's temporary file (".NAME.XXXXXXXX.tmp") adds to the name of the file it writes; the other
-#: files written beside a results file add less (a ".replacing" marker 10, a ".lock" 5)
-TEMPORARY_EXTRA = 14
-#: the bytes a sweep run's ".diverged" record, written through a temporary file, adds to its results file's name
-DIVERGED_EXTRA = len(".diverged") + TEMPORARY_EXTRA
-
-
-def check_name_fits(path: str | Path, what: str = "a results file", extra: int = TEMPORARY_EXTRA) -> None:
-    """Refuse, before any work (one-line :class:`ConfigError`), a file name too long for its folder's file system
-    once ``extra`` bytes are added to it (its temporary file's suffixes; more for a file another is named from):
-    the write would fail only after the work."""
-    path = Path(path)
-    folder = next((p for p in path.parents if p.is_dir()), Path("."))
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):          # no limit to ask for (not POSIX)
-        return
-    size = len(os.fsencode(path.name)) + extra
-    if size > limit:
-        raise ConfigError(f"{path.name}: the name of {what} is too long for its file system ({size} bytes with the "
-                          f"suffixes of the files written from it, at most {limit}); choose a shorter name")
-
-
-def check_place_for_file(path: str | Path, what: str = "a results file") -> None:
-    """Refuse (one-line :class:`ConfigError`) a folder, device, pipe or socket where ``what`` goes: no flag lets a
-    run replace it."""
-    if is_dir(path, ConfigError):
-        raise ConfigError(f"{path} is a folder where {what} goes; move it away")
-    if exists(path, ConfigError) and not is_file(path, ConfigError):
-        raise ConfigError(f"{path} is not a regular file (a device, pipe or socket) where {what} goes; move it away")
-
-
-def check_not_source(source: str | Path, output: str | Path, what: str = "source file",
-                     lost: str = "the trained network with the export") -> None:
-    """Refuse (one-line :class:`ConfigError`) an ``output`` that is the file ``source`` (``what``) itself, even with
-    --overwrite, which would replace ``lost``."""
-    src, out = Path(source), Path(output)
-    try:
-        same = src.resolve() == out.resolve() or (src.exists() and out.exists() and os.path.samefile(src, out))
-    except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
-        same = False
-    if same:
-        raise ConfigError(f"-o {output} is the {what} {source}; name another file (--overwrite would replace {lost})")
-
-
-def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what: str = "file",
-                 example: str = "") -> Path:
-    """Before any work: ``path`` can be written, or a one-line error says why (a folder there, a device, pipe or
-    socket there, an existing file without ``overwrite``: :class:`ExistsError`, a folder that cannot be written).
-    ``flag`` names the option that gave it (``-o``), ``what`` the file and ``example`` a name to suggest inside a
-    folder. Returns it as a Path."""
-    path = Path(path)
-    named = f"{flag} {path}" if flag else str(path)
-    if is_dir(path, ConfigError):
-        raise ConfigError(f"{named} is a folder; name the {what} to write"
-                          + (f", e.g. {path / example}" if example else ""))
-    if exists(path, ConfigError) and not is_file(path, ConfigError):      # even with --overwrite: never replaced
-        raise ConfigError(f"{named} is not a regular file (a device, pipe or socket); name a file to write")
-    if exists(path, ConfigError) and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
-    check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
-    check_name_fits(path, f"the {what}")
-    return path
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``, durably.
-
-    Parent folders are created. Raises :class:`ExistsError` if ``path`` exists and ``overwrite`` is false. The
-    file is flushed to disk (fsync) before the rename and its folder after it, so a crash leaves the old file or
-    the new one, never a partial one; it gets the permissions of the user's umask. Temporary files of ``path``
-    left by a killed writer (older than :data:`STALE_TMP_SECONDS`) are removed.
-    """
-    path = check_output(path, overwrite)
-    try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        _move_into_place(Path(tmp), path, overwrite)
-        _fsync_folder(path.parent)
-    except OSError as exc:                  # a full disk, a file-size limit, a folder made unwritable meanwhile
-        raise ResultsError(f"cannot write {path}: {_first_line(exc.strerror or exc)}; the previous file, if any, is "
-                           "kept") from None
-    except RuntimeError as exc:             # torch.save and h5py report a failed write as a RuntimeError
-        if not _failed_write(exc):
-            raise
-        raise ResultsError(f"cannot write {path}: {_first_line(exc)} (is the disk full, or a file-size limit "
-                           "reached?); the previous file, if any, is kept") from None
-    finally:
-        if os.path.exists(tmp):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return path
-
-
-def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Rename ``tmp`` onto ``path``; without ``overwrite`` by a hard link, which fails where a file appeared at
-    ``path`` since it was checked (another writer): :class:`ExistsError`. A file system without hard links gets the
-    rename."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        if os.path.islink(path) and not os.path.exists(path):     # a dangling link: replaced, as before
-            os.replace(tmp, path)
-            return
-        raise ExistsError(f"{path} was written by another process meanwhile; pass --overwrite to replace it") \
-            from None
-    except OSError:                         # no hard links here (FAT, some FUSE mounts: EPERM, ENOSYS, EINVAL ...)
-        os.replace(tmp, path)               # the check made before writing stands
-        return
-    os.unlink(tmp)
-
-
-#: words of the RuntimeErrors torch.save ("unexpected pos", "iostream error") and h5py ("unable to extend file",
-#: "errno = 27") raise when the disk is full or a file-size limit is reached
-WRITE_FAILURE_WORDS = ("write", "unexpected pos", "iostream", "extend file", "errno", "no space", "too large")
-
-
-def _failed_write(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an error it arose from) says that writing a file failed."""
-    seen = [exc, exc.__context__, exc.__cause__]
-    return any(word in str(e).lower() for e in seen if e is not None for word in WRITE_FAILURE_WORDS)
-
-
-def _first_line(message) -> str:
-    """The first line of an error message, at most 160 characters (h5py's run over several lines)."""
-    lines = str(message).strip().splitlines()
-    return (lines[0] if lines else type(message).__name__)[:160]
-
-
-@contextmanager
-def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"):
-    """Hold ``<path>.lock`` (an exclusive ``flock``, released when the process ends, even when killed) while a run
-    writes the results file ``path``; a second writer of the same file fails at once with a one-line
-    :class:`ResultsError` naming the holder's PID. The lock file is removed on release. Where ``fcntl`` is missing
-    (Windows) nothing is locked."""
-    try:
-        import fcntl
-    except ImportError:                                  # pragma: no cover - not POSIX
-        yield
-        return
-    path = Path(path)
-    lock = path.with_name(path.name + ".lock")
-    try:                      # root passes os.access everywhere: /sys, /proc or a read-only mount fail only here
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        f = open(lock, "a+")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {lock} (the lock of {path.name}): {exc.strerror or exc}") from None
-    with f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            raise ResultsError(f"another spikecl run (PID {holder}) is writing {path}; wait for it to end or "
-                               f"{elsewhere}") from None
-        if not _same_file(f, lock):     # its holder removed the file as it let go: a later writer's is another
-            raise ResultsError(f"another spikecl run was writing {path} just now; run again")
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):      # a folder made unwritable meanwhile: the run's own error stands
-                lock.unlink(missing_ok=True)
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _same_file(f, path: Path) -> bool:
-    """Whether the open file ``f`` is still the one at ``path``."""
-    try:
-        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
-    except OSError:
-        return False
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    import time
-
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                tmp.unlink()
-        except OSError:
-            pass
-
-
-def remove_temporaries(results: Path) -> None:
-    """Remove every temporary file a killed :func:`atomic_write` left of ``results`` or of its checkpoint
-    (``.ckpt``), whatever its age: for the holder of ``results``' :func:`output_lock`, which covers those two files
-    only (not ``run.ewc.h5`` beside ``run.h5``)."""
-    results = Path(results)
-    for name in (results.name, results.with_suffix(".ckpt").name):
-        for tmp in results.parent.glob(f".{glob.escape(name)}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def environment() -> dict:
-    """Versions of spikecl (and, run from a git checkout, its commit: :func:`source_commit`), Python and the
-    numerical stack, the platform, host and CPU, torch's intra-op threads and vector instruction set, and (after
-    ``--threads``) numpy's BLAS threads (for reproducibility records: CPU results depend on them)."""
-    import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
-
-    import spikecl
-
-    env = {"spikecl": spikecl.__version__, **({"spikecl_source": source} if (source := source_commit()) else {}),
-           "python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
-           "cpu": cpu_model(), "numpy": np.__version__}
-    for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
-        module = sys.modules.get(name)
-        if module is not None:
-            env[name] = getattr(module, "__version__", "?")
-    if "torch" in sys.modules:                  # CPU results depend on it: threads split sums in other orders
-        torch = sys.modules["torch"]
-        env["torch_threads"] = torch.get_num_threads()
-        env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()     # e.g. AVX2, AVX512
-    if "threadpoolctl" in sys.modules:          # --threads limited the BLAS pools: record what they run
-        blas = [pool["num_threads"] for pool in sys.modules["threadpoolctl"].threadpool_info()
-                if pool["user_api"] == "blas"]
-        if blas:
-            env["blas_threads"] = max(blas)
-    return env
-
-
-@functools.lru_cache(maxsize=1)
-def source_commit() -> str | None:
-    """The commit of the git checkout spikecl runs from, ``-dirty`` when its files differ from it (``git describe
-    --always --dirty``), or None for an installed copy or without git; asked once per process."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
-    try:
-        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name, with its family and model numbers where Linux reports them in ``cpuinfo`` (two CPUs of
-    one name may be other generations, whose vectorised kernels round differently), e.g.
-    ``"AMD EPYC (family 25, model 17)"``; ``platform.processor()`` elsewhere."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    fields: dict[str, str] = {}
-    for line in text.splitlines():                   # the first processor's fields
-        key, colon, value = line.partition(":")
-        if colon:
-            fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name", platform.processor() or "unknown")
-    if "cpu family" in fields and "model" in fields:
-        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
-    return name
-
-
-def machine_kernels() -> str:
-    """The CPU (:func:`cpu_model`) and the vector instruction set torch dispatches to there, e.g.
-    ``"AMD EPYC (family 25, model 17), AVX512 kernels"``: what, with the thread count, decides a CPU run's rounding."""
-    import torch
-
-    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels"
 
 
 @dataclass
@@ -470,128 +132,6 @@ def write_run(path: str | Path, kind: str, config: dict, metrics: dict[str, floa
                           "and dicts of them, and numeric arrays") from None
 
 
-def write_hdf5_image(tmp: Path, build: Callable, sealed_file: bool = False) -> None:
-    """Write to ``tmp`` the HDF5 file that ``build(f)`` makes in the open h5py file ``f``, built in memory first: a
-    full disk or a file-size limit is then one plain OSError on one write (a one-line error), never libhdf5's
-    half-flushed chunks, whose failure can crash the process. ``sealed_file``: with the user block and
-    :func:`sealed` (results files, learning graphs)."""
-    import h5py
-
-    image = io.BytesIO()
-    with h5py.File(image, "w", **({"userblock_size": SEAL_SIZE} if sealed_file else {})) as f:
-        build(f)
-    with open(tmp, "wb") as out:
-        out.write(sealed(image.getbuffer()) if sealed_file else image.getbuffer())
-
-
-#: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes
-SEAL, SEAL_SIZE = b"spikecl-sealed\0", 512
-_SEAL_FIELDS = struct.Struct("<QI")                 # the size and CRC-32 of the bytes after the user block
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def sealed(image) -> bytearray:
-    """The HDF5 ``image`` (bytes written with ``userblock_size = SEAL_SIZE``) with its user block holding
-    :data:`SEAL`, the size and the CRC-32 of the bytes after the block."""
-    data = bytearray(image)
-    body = memoryview(data)[SEAL_SIZE:]
-    crc, size = _body_crc(bytes(body[:_SUPERBLOCK_BYTES]), [body[_SUPERBLOCK_BYTES:]])
-    head = SEAL + _SEAL_FIELDS.pack(size, crc)
-    body.release()
-    data[:len(head)] = head
-    return data
-
-
-#: the bytes at the start of an HDF5 image (its superblock) that :func:`_unflagged` reads
-_SUPERBLOCK_BYTES = 96
-
-
-def _body_crc(start: bytes, rest) -> tuple[int, int]:
-    """(CRC-32, size in bytes) of an HDF5 image given as its ``start`` (:data:`_SUPERBLOCK_BYTES`) and the buffers
-    ``rest``, with the fields HDF5 rewrites while a writer holds the file open read as zeros."""
-    crc, size = zlib.crc32(_unflagged(start)), len(start)
-    for chunk in rest:
-        crc, size = zlib.crc32(chunk, crc), size + len(chunk)
-    return crc, size
-
-
-def _unflagged(start: bytes) -> bytes:
-    """The first bytes ``start`` of an HDF5 image (from its superblock on) with the superblock's file consistency
-    flags, and for superblock versions 2 and 3 its checksum, read as zeros: HDF5 sets the flags while a writer
-    holds the file open, which changes no content."""
-    if not start.startswith(_HDF5_SIGNATURE) or len(start) < 24:
-        return start
-    if start[8] in (0, 1):                                   # versions 0 and 1: 4 bytes of flags at 20
-        spans = [(20, 4)]
-    else:                                                    # 2 and 3: 1 byte at 11; the checksum after 4 addresses
-        spans = [(11, 1), (12 + 4 * start[9], 4)]
-    out = bytearray(start)
-    for at, size in spans:
-        out[at:at + size] = bytes(len(out[at:at + size]))
-    return bytes(out)
-
-
-def seal(path: str | Path) -> None:
-    """Seal the results file ``path`` again after changing it in place (h5py's ``"r+"``), so that it reads as
-    intact: its new bytes are taken as they are."""
-    path = Path(path)
-    data = path.read_bytes()
-    if data[SEAL_SIZE:SEAL_SIZE + len(_HDF5_SIGNATURE)] != _HDF5_SIGNATURE:
-        raise ResultsError(f"{path} has no user block to seal (not a results file written by this spikecl)")
-    path.write_bytes(sealed(data))
-
-
-def check_seal(path: Path, what: str = "results file") -> None:
-    """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
-    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
-    without the seal passes (written before it, or by another tool)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
-            if not head.startswith(SEAL):            # not sealed (or its mark damaged: its bytes are then read as
-                return                               # they are, behind the heap check, see open_for_reading)
-            if len(head) < len(SEAL) + _SEAL_FIELDS.size:
-                raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
-            size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
-            f.seek(SEAL_SIZE)
-            found, read = _body_crc(f.read(_SUPERBLOCK_BYTES), iter(lambda: f.read(1 << 20), b""))
-    except OSError as exc:
-        raise ResultsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if (read, found) == (size, crc):
-        return
-    if _held_open(path):
-        raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)")
-    if read < size:
-        raise ResultsError(f"{path} is incomplete ({read} of the {size} bytes written after its seal)")
-    raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32"
-                       + (f"; {read} bytes after its seal where {size} were written)" if read != size else ")"))
-
-
-def _held_open(path: Path) -> bool:
-    """Another process holds ``path`` open to write: HDF5's exclusive ``flock`` (False where none can be asked)."""
-    try:
-        import fcntl
-    except ImportError:                                  # pragma: no cover - not POSIX
-        return False
-    try:
-        with open(path, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def damaged_member(path: Path) -> str | None:
-    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
-    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as archive:
-        return archive.testzip()
 
 
 #: the root attribute holding the CRC-32 of a results file's attributes (:func:`_attrs_crc`)

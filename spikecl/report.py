@@ -13,10 +13,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
+from spikecl.atomic import check_name_fits, check_writable_folder
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
-from spikecl.io import SCHEMA, Run, check_name_fits, check_seal, check_writable_folder, read_run
+from spikecl.integrity import check_seal
+from spikecl.io import SCHEMA, Run, read_run
 from spikecl.paths import exists, is_dir, is_file
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from spikecl.io import SEAL_SIZE, seal
+from spikecl.integrity import SEAL_SIZE, seal
 
 
 @contextmanager

@@ -209,7 +209,7 @@ def test_make_bench_keeps_every_run_in_a_log_of_its_own(tmp_path):
     assert first.returncode == 0, first.stderr
     text = logs[0].read_text()
     assert text.startswith("# make bench, ") and "CPUs" in text and "Python" in text
-    from spikecl.io import cpu_model
+    from spikecl.environment import cpu_model
     assert f"# {cpu_model()}, " in text                                  # the CPU with its family and model
     assert f"## {tmp_path}/fast.py" in text and "fused 1.00x, plain 2.50x" in text
     second, logs = run_all(tmp_path, "fast broken fast")

@@ -240,7 +240,7 @@ def test_threads_limit_numpys_blas_too_and_are_recorded():
     """``--threads`` reaches numpy's BLAS pool (a Sparsey run's matrix products), and one loaded later (scipy's own,
     which scikit-learn's datasets load), not only torch's, and results files record both counts."""
     code = ("from threadpoolctl import threadpool_info\nimport numpy, torch\n"
-            "from spikecl.commands.run import limit_threads\nfrom spikecl.io import environment\n"
+            "from spikecl.commands.run import limit_threads\nfrom spikecl.environment import environment\n"
             "limit_threads(1)\nimport scipy.linalg\nenv = environment()\n"
             "print(env['torch_threads'], env['blas_threads'], "
             "max(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))\n")

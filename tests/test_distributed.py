@@ -489,7 +489,7 @@ def test_a_rank_outside_the_launch_is_one_line_before_torch_waits_for_it(monkeyp
 def test_a_refused_overwrite_leaves_the_checkpoint_of_the_run_writing_there(tmp_path):
     """--nproc 2 --overwrite of a job another run is writing (it holds the results file's lock) is refused by rank
     0, and no rank removes that run's checkpoint."""
-    from spikecl.io import output_lock
+    from spikecl.atomic import output_lock
 
     exp = tmp_path / "dp.toml"
     exp.write_text(_toml({**SMALL, "strategy": {**SMALL["strategy"], "methods": ["ewc"]}}))

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from hdf5_files import edited, unseal
 
+from spikecl.atomic import atomic_write
+from spikecl.environment import cpu_model
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
-from spikecl.io import RunResult, atomic_write, cpu_model, read_results, write_results
+from spikecl.io import RunResult, read_results, write_results
 
 
 def make_result(seed=0):
@@ -102,8 +104,8 @@ def test_a_folder_that_refuses_the_file_is_a_one_line_error(tmp_path, monkeypatc
 
 def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
     """/proc passes os.access for root, and its folders cannot be made: the run's lock fails, in one line."""
+    from spikecl.atomic import output_lock
     from spikecl.cli import main
-    from spikecl.io import output_lock
 
     with pytest.raises(ConfigError, match=r"^cannot write /proc/spikecl-x/run\.h5: "):
         with output_lock("/proc/spikecl-x/run.h5"):
@@ -198,7 +200,8 @@ def test_a_damaged_attribute_is_a_read_error_not_another_number(tmp_path, where,
 def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp_path):
     """A flipped bit in an array's name (an optional array such as NeuroBench's measures would silently drop from
     a report) or in the name of the attributes' CRC: the file is corrupt, not read without it."""
-    from spikecl.io import read_run, seal, write_run
+    from spikecl.integrity import seal
+    from spikecl.io import read_run, write_run
 
     path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"acc": 0.5},
                      {"codes": np.arange(3), "neurobench": {"footprint_bytes": np.ones(2)}, "empty": {}})
@@ -331,7 +334,7 @@ def test_results_record_spikecls_version_and_commit_and_the_report_names_differi
 
     import spikecl
     from spikecl.continual.report import source_note
-    from spikecl.io import environment, source_commit
+    from spikecl.environment import environment, source_commit
 
     env = environment()
     assert env["spikecl"] == spikecl.__version__ and env.get("spikecl_source") == source_commit()
@@ -401,7 +404,7 @@ def test_a_full_disk_is_a_one_line_error_that_keeps_the_old_file(tmp_path):
 def test_a_lock_that_cannot_be_removed_leaves_the_runs_own_error(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from spikecl.io import output_lock
+    from spikecl.atomic import output_lock
 
     real_unlink = Path.unlink
 
@@ -422,7 +425,8 @@ def test_damaged_bytes_of_a_results_file_are_refused_before_libhdf5_reads_them(t
     loop for ever; a truncated file is incomplete; a file whose mark is gone reads as one without the seal."""
     import h5py
 
-    from spikecl.io import SEAL, read_run, seal, write_run
+    from spikecl.integrity import SEAL, seal
+    from spikecl.io import read_run, write_run
 
     path = write_run(tmp_path / "run.h5", "sparsey", {"name": "x"}, {"acc": 0.5}, {"codes": np.arange(3)},
                      attrs={f"a{i}": i for i in range(12)})          # past 8 root attributes: HDF5's dense storage
@@ -465,7 +469,7 @@ def test_a_sealed_file_another_process_holds_open_to_write_is_named_as_held(tmp_
     file the holder changed is named as held, not damaged (which --resume would replace)."""
     import h5py
 
-    from spikecl.io import SEAL_SIZE, check_seal, sealed
+    from spikecl.integrity import SEAL_SIZE, check_seal, sealed
 
     image = io.BytesIO()
     with h5py.File(image, "w", userblock_size=SEAL_SIZE, libver=libver) as f:
@@ -494,7 +498,7 @@ def test_a_sealed_file_another_process_holds_open_to_write_is_named_as_held(tmp_
 def test_check_output_refuses_an_existing_file_before_any_work(tmp_path):
     """The runner and the export call check_output "before any work": an existing file without overwrite is an
     ExistsError there, not only at the final rename."""
-    from spikecl.io import check_output
+    from spikecl.atomic import check_output
 
     path = tmp_path / "run.h5"
     path.write_bytes(b"old")
@@ -505,7 +509,7 @@ def test_check_output_refuses_an_existing_file_before_any_work(tmp_path):
 
 def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     """remove_temporaries(results) removes the killed writes of results *and* of its checkpoint (``.ckpt``)."""
-    from spikecl.io import remove_temporaries
+    from spikecl.atomic import remove_temporaries
 
     results = tmp_path / "run.h5"
     own, ckpt = tmp_path / ".run.h5.abcd1234.tmp", tmp_path / ".run.ckpt.abcd1234.tmp"

@@ -283,7 +283,7 @@ def test_resuming_with_other_processes_or_another_engine_says_so(tmp_path, capsy
 def test_resuming_on_another_cpu_says_so(tmp_path, capsys):
     """A checkpoint records the CPU and torch's kernels; resuming one written elsewhere prints a notice naming both
     (none on the same machine)."""
-    from spikecl.io import machine_kernels
+    from spikecl.environment import machine_kernels
 
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     results = cfg.results_path("finetune", 0)
@@ -321,7 +321,7 @@ def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_chec
     report's machine note prints them) and what each task ran with; a checkpoint from before per-task setups were
     recorded gives the same from its notice fields. Resumed with the same count, the environment is a plain one."""
     from spikecl.continual.report import machine_note
-    from spikecl.io import cpu_model
+    from spikecl.environment import cpu_model
 
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     results = cfg.results_path("finetune", 0)
@@ -486,8 +486,8 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
 def test_an_overwrite_refused_for_another_runs_lock_marks_nothing_stale(tmp_path, capsys):
     """--overwrite while another run writes one of the results is refused before any file is marked as to be
     replaced: the other files stay valid results (report and --resume read them), not old settings."""
+    from spikecl.atomic import output_lock
     from spikecl.cli import main
-    from spikecl.io import output_lock
 
     args = tiny_digits_run(tmp_path, "ow", ["finetune", "ewc", "si"])
     assert main(args) == 0

@@ -95,7 +95,7 @@ def test_a_crafted_checkpoint_does_not_run_code(tmp_path, capsys):
 def test_atomic_writes_are_durable_use_the_umask_and_clean_stale_temporaries(tmp_path, monkeypatch):
     import time
 
-    from spikecl import io
+    from spikecl import atomic
 
     target = tmp_path / "run.h5"
     stale = tmp_path / ".run.h5.abc123.tmp"                       # left by a writer killed an hour ago
@@ -108,7 +108,7 @@ def test_atomic_writes_are_durable_use_the_umask_and_clean_stale_temporaries(tmp
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     old_mask = os.umask(0o027)
     try:
-        io.atomic_write(target, lambda tmp: tmp.write_bytes(b"done"))
+        atomic.atomic_write(target, lambda tmp: tmp.write_bytes(b"done"))
     finally:
         os.umask(old_mask)
     assert target.read_bytes() == b"done" and (target.stat().st_mode & 0o777) == 0o640
@@ -120,7 +120,7 @@ def test_a_file_that_appears_while_an_atomic_write_runs_is_kept_without_overwrit
     """The absence of the file is checked before writing and again as the new file goes into place (a hard link,
     which fails where a file exists): another writer's file that appeared meanwhile is kept, and no temporary is
     left."""
-    from spikecl import io
+    from spikecl import atomic
     from spikecl.errors import ExistsError
 
     target = tmp_path / "net.h5"
@@ -130,9 +130,9 @@ def test_a_file_that_appears_while_an_atomic_write_runs_is_kept_without_overwrit
         target.write_bytes(b"another writer's")            # meanwhile another process writes the file
 
     with pytest.raises(ExistsError, match="was written by another process meanwhile; pass --overwrite"):
-        io.atomic_write(target, slow_write)
+        atomic.atomic_write(target, slow_write)
     assert target.read_bytes() == b"another writer's" and sorted(tmp_path.iterdir()) == [target]
-    io.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"), overwrite=True)
+    atomic.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"), overwrite=True)
     assert target.read_bytes() == b"mine"
 
 
@@ -141,22 +141,22 @@ def test_a_file_system_without_hard_links_gets_the_rename(tmp_path, monkeypatch,
     """FAT, some FUSE mounts: os.link fails in their own ways; the file goes into place by a rename, as before."""
     import errno as codes
 
-    from spikecl import io
+    from spikecl import atomic
 
     def no_links(src, dst):
         raise OSError(getattr(codes, errno_name), "no hard links here")
 
     monkeypatch.setattr(os, "link", no_links)
-    target = io.atomic_write(tmp_path / "r.h5", lambda tmp: tmp.write_bytes(b"mine"))
+    target = atomic.atomic_write(tmp_path / "r.h5", lambda tmp: tmp.write_bytes(b"mine"))
     assert target.read_bytes() == b"mine" and sorted(tmp_path.iterdir()) == [target]
 
 
 def test_a_dangling_link_where_a_file_goes_is_replaced_as_before(tmp_path):
-    from spikecl import io
+    from spikecl import atomic
 
     target = tmp_path / "r.h5"
     target.symlink_to(tmp_path / "gone.h5")
-    io.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"))
+    atomic.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"))
     assert not target.is_symlink() and target.read_bytes() == b"mine"
 
 
@@ -165,7 +165,7 @@ def test_a_lock_its_holder_removed_as_another_process_took_it_is_not_held_twice(
     else sees: it stops, rather than write beside a later writer of the new lock file."""
     import fcntl
 
-    from spikecl import io
+    from spikecl import atomic
 
     target = tmp_path / "run.h5"
     lock = tmp_path / "run.h5.lock"
@@ -178,10 +178,10 @@ def test_a_lock_its_holder_removed_as_another_process_took_it_is_not_held_twice(
 
     monkeypatch.setattr(fcntl, "flock", holder_lets_go_meanwhile)
     with pytest.raises(ResultsError, match=f"another spikecl run was writing {target} just now; run again"):
-        with io.output_lock(target):
+        with atomic.output_lock(target):
             pass
     monkeypatch.setattr(fcntl, "flock", real_flock)
-    with io.output_lock(target):
+    with atomic.output_lock(target):
         assert lock.read_text() == str(os.getpid())
 
 
@@ -193,7 +193,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_naming_the_holder(tmp_pat
 
     folder = tmp_path / "tiny"
     target = folder / "finetune-seed0.h5"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom spikecl.io import output_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom spikecl.atomic import output_lock\n"
                                f"with output_lock({str(target)!r}):\n    print('held', flush=True)\n"
                                "    time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
     try:
@@ -208,7 +208,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_naming_the_holder(tmp_pat
     finally:
         holder.kill()
         holder.wait()
-    from spikecl.io import output_lock
+    from spikecl.atomic import output_lock
 
     with output_lock(target):                                       # released when its holder was killed
         assert target.with_name(target.name + ".lock").exists()
@@ -249,7 +249,8 @@ def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_numbe
     import h5py
 
     from spikecl.errors import ResultsError
-    from spikecl.io import RunResult, read_results, seal, write_results
+    from spikecl.integrity import seal
+    from spikecl.io import RunResult, read_results, write_results
 
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
     path = write_results(tmp_path / "run.h5", RunResult(

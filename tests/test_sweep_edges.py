@@ -367,8 +367,8 @@ def test_a_folder_at_a_final_results_path_is_refused_before_the_trials(sweep_fil
 def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(sweep_files, monkeypatch, capsys):
     """Two sweeps of one folder at once would both write its summary, the later one naming the other's runs as
     failed: while one holds the sweep's lock a second stops in one line before any run; a dry run still looks."""
+    from spikecl.atomic import output_lock
     from spikecl.continual.sweep import sweep_dir
-    from spikecl.io import output_lock
 
     path = sweep_files(BASE, SWEEP)
     summary = sweep_dir(load_sweep(path)) / "sweep.h5"

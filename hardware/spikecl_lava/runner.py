@@ -50,12 +50,12 @@ from typing import Callable
 
 import numpy as np
 
+from spikecl.atomic import atomic_write, check_not_source, check_output
 from spikecl.errors import ConfigError, DependencyError, ShapeError, SpikeCLError
 from spikecl.export import fixed_point
 from spikecl.export.float_model import check_heads
 from spikecl.export.netx import lava_dl_refusal, read_netx
 from spikecl.export.quantize import FixedNetwork
-from spikecl.io import atomic_write, check_not_source, check_output
 from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 

@@ -116,7 +116,7 @@ def print_folding_cost(spec, net, quant) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from spikecl.io import check_not_source
+    from spikecl.atomic import check_not_source
     from spikecl.plugins import load_plugins
 
     load_plugins(args.plugin)

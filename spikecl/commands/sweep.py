@@ -16,6 +16,7 @@ import math
 import sys
 from pathlib import Path
 
+from spikecl.atomic import atomic_write, check_place_for_file, check_writable_folder, output_lock
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -25,7 +26,7 @@ from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, chec
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
-from spikecl.io import RunResult, atomic_write, check_place_for_file, check_writable_folder, output_lock, read_results
+from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
+from spikecl.atomic import DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -35,8 +36,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_pat
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, raise_if_interrupted,
                             require)
 from spikecl.experiment_kind import check_datasets, replacing
-from spikecl.io import (DIVERGED_EXTRA, RunResult, atomic_write, check_name_fits, check_place_for_file,
-                        check_writable_folder, read_results)
+from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, DataError, ResultsError, ShapeError
-from spikecl.hdf5_guard import check_heaps, damage_as
-from spikecl.io import check_seal, check_stored_size
+from spikecl.hdf5_guard import check_heaps, check_stored_size, damage_as
+from spikecl.integrity import check_seal
 
 VERSION = 1
 BACKENDS = ("lava-sim", "reference")

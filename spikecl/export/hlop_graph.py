@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError
-from spikecl.hdf5_guard import check_heaps, damage_as
-from spikecl.io import check_seal, check_stored_size
+from spikecl.hdf5_guard import check_heaps, check_stored_size, damage_as
+from spikecl.integrity import check_seal
 
 KIND = "hlop-lateral"
 PERIOD = 3                       # time steps per sample
@@ -283,7 +283,8 @@ def make_graph(activity: np.ndarray, k: int, h_old: np.ndarray | None = None, lr
 
 def write_graph(path: str | Path, graph: HLOPGraph, overwrite: bool = False) -> Path:
     """Write ``graph`` (checked) as a learning-graph file; an existing ``path`` is refused unless ``overwrite``."""
-    from spikecl.io import atomic_write, write_hdf5_image
+    from spikecl.atomic import atomic_write
+    from spikecl.integrity import write_hdf5_image
 
     graph = check(graph)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.hdf5_guard import READ_ERRORS, heap_loop
-from spikecl.io import check_seal
+from spikecl.integrity import check_seal
 
 KINDS: dict[str, str] = {          # kind -> module with deploy() and print_report()
     "ca3": "spikecl.export.ca3_graph",

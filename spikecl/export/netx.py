@@ -32,14 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import ConfigError, ExportError, ResultsError, check_type
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
+from spikecl.integrity import write_hdf5_image
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
-from spikecl.io import atomic_write, check_declared_sizes, open_for_reading, write_hdf5_image
+from spikecl.io import check_declared_sizes, open_for_reading
 
 SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2

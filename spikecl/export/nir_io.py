@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import ExportError, ResultsError, check_type, require
 from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.hdf5_guard import check_heaps
-from spikecl.io import atomic_write
 
 DT = 1e-4
 READOUT_THRESHOLD = 1e9

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import check_not_source, check_output
 from spikecl.errors import ConfigError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
@@ -22,7 +23,6 @@ from spikecl.export.inputs import check_features, check_reads_data_dir, encode, 
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
-from spikecl.io import check_not_source, check_output
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")

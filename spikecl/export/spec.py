@@ -357,7 +357,7 @@ def load_trained(path) -> NetworkSpec:
     from pathlib import Path
 
     from spikecl.errors import ResultsError, require
-    from spikecl.io import damaged_member
+    from spikecl.integrity import damaged_member
 
     from spikecl.paths import is_dir, is_file
 

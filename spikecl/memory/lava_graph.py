@@ -20,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import ConfigError
-from spikecl.io import atomic_write, write_hdf5_image
+from spikecl.integrity import write_hdf5_image
 from spikecl.memory.params import INPUTS, PLASTIC, POOL_POPULATIONS, POPULATIONS, CA3Params, as_params, check_sizes, \
     connections, population_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, RECALL_CUE, Operation, Schedule, as_schedule,

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.export.ca3_graph import CA3Graph, read_ca3_graph
-from spikecl.io import atomic_write
 from spikecl_lava.learning import check_learning_output
 from spikecl_lava.learning.ca3_cells import custom_population
 from spikecl_lava.learning.ca3_fixed import WEIGHT_UNITS, fixed_models, fixed_plastic

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.atomic import atomic_write
 from spikecl.errors import SpikeCLError
 from spikecl.export.hlop_graph import (PERIOD, TRACE_TAU, HLOPGraph, check_learned, rate_split, read_graph,
                                        reference_learn, rule)
-from spikecl.io import atomic_write
 from spikecl_lava.learning import check_learning_output
 
 

@@ -1,0 +1,138 @@
+"""Integrity of the files spikecl writes: HDF5 results files and learning graphs carry a seal (the size and
+CRC-32 of their bytes in HDF5's user block, which libhdf5 skips), checked before libhdf5 parses them; checkpoint
+archives are checked against the CRC-32 torch writes for each member.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+from typing import Callable
+
+from spikecl.errors import ForeignFileError, ResultsError
+
+
+def write_hdf5_image(tmp: Path, build: Callable, sealed_file: bool = False) -> None:
+    """Write to ``tmp`` the HDF5 file that ``build(f)`` makes in the open h5py file ``f``, built in memory first: a
+    full disk or a file-size limit is then one plain OSError on one write (a one-line error), never libhdf5's
+    half-flushed chunks, whose failure can crash the process. ``sealed_file``: with the user block and
+    :func:`sealed` (results files, learning graphs)."""
+    import h5py
+
+    image = io.BytesIO()
+    with h5py.File(image, "w", **({"userblock_size": SEAL_SIZE} if sealed_file else {})) as f:
+        build(f)
+    with open(tmp, "wb") as out:
+        out.write(sealed(image.getbuffer()) if sealed_file else image.getbuffer())
+
+
+#: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes
+SEAL, SEAL_SIZE = b"spikecl-sealed\0", 512
+_SEAL_FIELDS = struct.Struct("<QI")                 # the size and CRC-32 of the bytes after the user block
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def sealed(image) -> bytearray:
+    """The HDF5 ``image`` (bytes written with ``userblock_size = SEAL_SIZE``) with its user block holding
+    :data:`SEAL`, the size and the CRC-32 of the bytes after the block."""
+    data = bytearray(image)
+    body = memoryview(data)[SEAL_SIZE:]
+    crc, size = _body_crc(bytes(body[:_SUPERBLOCK_BYTES]), [body[_SUPERBLOCK_BYTES:]])
+    head = SEAL + _SEAL_FIELDS.pack(size, crc)
+    body.release()
+    data[:len(head)] = head
+    return data
+
+
+#: the bytes at the start of an HDF5 image (its superblock) that :func:`_unflagged` reads
+_SUPERBLOCK_BYTES = 96
+
+
+def _body_crc(start: bytes, rest) -> tuple[int, int]:
+    """(CRC-32, size in bytes) of an HDF5 image given as its ``start`` (:data:`_SUPERBLOCK_BYTES`) and the buffers
+    ``rest``, with the fields HDF5 rewrites while a writer holds the file open read as zeros."""
+    crc, size = zlib.crc32(_unflagged(start)), len(start)
+    for chunk in rest:
+        crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+    return crc, size
+
+
+def _unflagged(start: bytes) -> bytes:
+    """The first bytes ``start`` of an HDF5 image (from its superblock on) with the superblock's file consistency
+    flags, and for superblock versions 2 and 3 its checksum, read as zeros: HDF5 sets the flags while a writer
+    holds the file open, which changes no content."""
+    if not start.startswith(_HDF5_SIGNATURE) or len(start) < 24:
+        return start
+    if start[8] in (0, 1):                                   # versions 0 and 1: 4 bytes of flags at 20
+        spans = [(20, 4)]
+    else:                                                    # 2 and 3: 1 byte at 11; the checksum after 4 addresses
+        spans = [(11, 1), (12 + 4 * start[9], 4)]
+    out = bytearray(start)
+    for at, size in spans:
+        out[at:at + size] = bytes(len(out[at:at + size]))
+    return bytes(out)
+
+
+def seal(path: str | Path) -> None:
+    """Seal the results file ``path`` again after changing it in place (h5py's ``"r+"``), so that it reads as
+    intact: its new bytes are taken as they are."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[SEAL_SIZE:SEAL_SIZE + len(_HDF5_SIGNATURE)] != _HDF5_SIGNATURE:
+        raise ResultsError(f"{path} has no user block to seal (not a results file written by this spikecl)")
+    path.write_bytes(sealed(data))
+
+
+def check_seal(path: Path, what: str = "results file") -> None:
+    """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
+    those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
+    without the seal passes (written before it, or by another tool)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
+            if not head.startswith(SEAL):            # not sealed (or its mark damaged: its bytes are then read as
+                return                               # they are, behind the heap check, see open_for_reading)
+            if len(head) < len(SEAL) + _SEAL_FIELDS.size:
+                raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
+            size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
+            f.seek(SEAL_SIZE)
+            found, read = _body_crc(f.read(_SUPERBLOCK_BYTES), iter(lambda: f.read(1 << 20), b""))
+    except OSError as exc:
+        raise ResultsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if (read, found) == (size, crc):
+        return
+    if _held_open(path):
+        raise ForeignFileError(f"{path} is held open by another process (its HDF5 lock)")
+    if read < size:
+        raise ResultsError(f"{path} is incomplete ({read} of the {size} bytes written after its seal)")
+    raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32"
+                       + (f"; {read} bytes after its seal where {size} were written)" if read != size else ")"))
+
+
+def _held_open(path: Path) -> bool:
+    """Another process holds ``path`` open to write: HDF5's exclusive ``flock`` (False where none can be asked)."""
+    try:
+        import fcntl
+    except ImportError:                                  # pragma: no cover - not POSIX
+        return False
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def damaged_member(path: Path) -> str | None:
+    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
+    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        return archive.testzip()
