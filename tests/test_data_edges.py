@@ -214,7 +214,7 @@ def test_task_sizes_too_small_for_every_class_and_uneven_splits_are_refused():
     with pytest.raises(ConfigError, match=r"stream.test_per_task: 73 samples, but task 1 holds 72 test samples"):
         make_stream(digits, "split", 5, "task", test_per_task=73)
     assert [len(t.y_test) for t in make_stream(digits, "split", 5, "task", test_per_task=71)] == [71] * 5
-    from spikecl.export.inputs import trained_stream                 # a network trained before: all, as then
+    from spikecl.export.samples import trained_stream                # a network trained before: all, as then
 
     recorded = trained_stream({"data": {"dataset": "digits"}, "seed": 0, "stream": {
         "kind": "split", "scenario": "class", "n_tasks": 5, "train_per_task": 1000, "test_per_task": 100}})

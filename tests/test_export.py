@@ -332,7 +332,7 @@ def test_run_nir_gives_every_hidden_layers_spikes_and_refuses_an_unknown_reader(
 def test_trained_network_reads_back_exactly_in_snntorch_and_norse(zero_reset_run, tmp_path):
     pytest.importorskip("nirtorch")
     pytest.importorskip("norse")
-    from spikecl.export.inputs import stream_samples
+    from spikecl.export.samples import stream_samples
     from spikecl.export.nir_io import graph_metadata, read_nir, write_nir
     from spikecl.export.nir_readers import nir_logits, run_nir
 

@@ -14,7 +14,8 @@ from spikecl.errors import ConfigError, ExportError, ResultsError, ShapeError
 from spikecl.export import fixed_point as fp
 from spikecl.export import pipeline
 from spikecl.export.float_model import float_forward, float_logits
-from spikecl.export.inputs import encode, encode_values, stream_samples
+from spikecl.export.inputs import encode, encode_values
+from spikecl.export.samples import stream_samples
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize, readout_gain
 from spikecl.export.spec import LayerSpec, NetworkSpec
@@ -312,7 +313,7 @@ def test_calibration_refuses_samples_of_another_width_than_the_network_takes():
 def test_stream_samples_refuses_a_split_or_count_it_does_not_know(kwargs, message):
     """Any split but "test" used to give the training samples: an accuracy on them passes for a test accuracy."""
     from spikecl.errors import ConfigError
-    from spikecl.export.inputs import stream_samples
+    from spikecl.export.samples import stream_samples
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         stream_samples(small_spec().config, **kwargs)
@@ -327,7 +328,7 @@ def test_latency_inputs_fire_once_at_round_of_1_minus_x_times_t_minus_1_and_zero
 
 def test_a_stored_seed_that_is_not_an_integer_is_a_config_error():
     from spikecl.errors import ConfigError
-    from spikecl.export.inputs import trained_stream
+    from spikecl.export.samples import trained_stream
 
     with pytest.raises(ConfigError, match=r"config's seed must be an integer in 0..2\^32-1, got 'abc'"):
         trained_stream({"data": {"dataset": "digits"}, "stream": {"kind": "split", "scenario": "class",
@@ -871,7 +872,7 @@ def test_export_measures_synops_on_samples_of_every_task():
 
 
 def test_export_samples_take_an_equal_share_of_every_task(tmp_path):
-    from spikecl.export.inputs import stream_samples
+    from spikecl.export.samples import stream_samples
 
     config = {"data": {"dataset": "digits"},
               "stream": {"kind": "split", "n_tasks": 3, "classes_per_task": 3, "scenario": "task"},
@@ -1051,7 +1052,7 @@ def test_a_checkpoint_of_a_class_incremental_run_stopped_between_tasks_decodes_a
     torch = pytest.importorskip("torch")
     from spikecl.continual.experiment import KIND
     from spikecl.export.float_model import trained_outputs
-    from spikecl.export.inputs import stream_samples
+    from spikecl.export.samples import stream_samples
     from spikecl.export.spec import load_trained
     from spikecl.snn import LIFParams, build_mlp
 
@@ -1080,7 +1081,7 @@ def test_a_run_checkpoint_records_the_outputs_its_training_made_active(tmp_path,
     from spikecl.config import experiment_from_dict
     from spikecl.continual.runner import ContinualRun, checkpoint_path
     from spikecl.export.float_model import trained_outputs
-    from spikecl.export.inputs import stream_samples
+    from spikecl.export.samples import stream_samples
     from spikecl.export.spec import load_trained
 
     cfg = experiment_from_dict({

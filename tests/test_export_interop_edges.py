@@ -257,7 +257,7 @@ def test_data_dir_is_refused_where_no_data_is_read(tmp_path, capsys):
 def test_data_dir_is_refused_for_a_network_trained_on_a_bundled_dataset(dataset):
     """export and deploy rebuild the training stream; a dataset that comes with its package reads no folder."""
     from spikecl.errors import ConfigError
-    from spikecl.export.inputs import trained_stream
+    from spikecl.export.samples import trained_stream
 
     with pytest.raises(ConfigError, match=f"--data-dir: the network was trained on {dataset}, which comes with its "
                                           "package and is read from no folder; drop --data-dir"):

@@ -78,8 +78,9 @@ def test_export_core_imports_under_python310_without_torch():
 
     script = ("import sys, numpy; assert sys.version_info[:2] == (3, 10) and numpy.__version__.startswith('1.26'); "
               "import spikecl.export, spikecl.export.fixed_point, spikecl.export.netx, spikecl.export.resources, "
-              "spikecl.export.float_model, spikecl.export.inputs, spikecl.export.pipeline, spikecl.export.nir_io, "
-              "spikecl.commands.export, spikecl_lava.runner; assert 'torch' not in sys.modules; print('ok')")
+              "spikecl.export.float_model, spikecl.export.inputs, spikecl.export.samples, spikecl.export.pipeline, "
+              "spikecl.export.nir_io, spikecl.commands.export, spikecl_lava.runner; "
+              "assert 'torch' not in sys.modules; print('ok')")
     out = subprocess.run([str(LAVA_PYTHON), "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 

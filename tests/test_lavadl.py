@@ -51,7 +51,8 @@ def test_lava_dl_runs_a_cnn_with_flatten_and_conv_bias_like_the_reference(tmp_pa
 def test_trained_digits_networks_run_on_lava_dl_as_on_spikecls_runner(digits_run, tmp_path, kind):
     """Export a trained network; lava-dl's loader and spikecl's runner give the reference's spikes, readout voltages
     and predictions on the same test samples."""
-    from spikecl.export.inputs import encode, stream_samples
+    from spikecl.export.inputs import encode
+    from spikecl.export.samples import stream_samples
     from spikecl.export.lava_client import run_lava
     from spikecl.export.pipeline import export_file
 

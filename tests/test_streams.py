@@ -9,7 +9,7 @@ from spikecl.config import DataConfig, StreamConfig
 from spikecl.data.datasets import Dataset, load_dataset
 from spikecl.data.streams import code_stream, make_stream, rotate, stream_from_config
 from spikecl.errors import ConfigError
-from spikecl.export.inputs import trained_stream
+from spikecl.export.samples import trained_stream
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_stream_from_config_honours_the_validation_protocol_and_the_input_code()
 def test_export_rebuilds_the_stream_training_used():
     from spikecl.config import experiment_from_dict
     from spikecl.continual.runner import build_stream
-    from spikecl.export.inputs import stream_samples, trained_stream
+    from spikecl.export.samples import stream_samples, trained_stream
 
     cfg = experiment_from_dict({"data": {"dataset": "digits", "validation": 0.1, "vary_split": True},
                                 "stream": {"kind": "split", "scenario": "task", "n_tasks": 2, "input_code": "flyhash",
@@ -189,7 +189,7 @@ def test_a_task_without_training_samples_is_refused_before_training():
 def test_a_stored_config_with_another_kinds_option_still_rebuilds_its_stream():
     """Results written before such options were refused keep them in their config: export and deploy rebuild the
     stream the network was trained on (the option was ignored then too)."""
-    from spikecl.export.inputs import trained_stream
+    from spikecl.export.samples import trained_stream
 
     stored = {"seed": 0, "data": {"dataset": "digits"},
               "stream": {"kind": "permuted", "n_tasks": 2, "scenario": "domain", "max_angle_deg": 90.0}}

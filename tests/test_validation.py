@@ -383,7 +383,7 @@ def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_mad
     """An older results file, checkpoint or exported network has no data.test_split_seed: with vary_split its run
     seed drew its train/test split, else seed 0 did; reading it (export's stream rebuild included) says so."""
     from spikecl.config import recorded_as_now
-    from spikecl.export.inputs import trained_stream
+    from spikecl.export.samples import trained_stream
     from spikecl.io import read_run, write_results
 
     old = {"data": {"dataset": "digits", "validation": 0.0, "vary_split": True}, "seed": 2}
@@ -652,7 +652,7 @@ def test_recorded_configs_read_as_the_run_they_were(tmp_path):
     out has the classes per task it trained (so it exports, deploys and resumes), an option the run did not read is
     its default (so a config fixed to leave it out resumes the file), and another kind's [train] table is its own."""
     from spikecl.config import recorded_as_now
-    from spikecl.export.inputs import trained_stream
+    from spikecl.export.samples import trained_stream
     from spikecl.sdr.experiment import SparseyExperimentConfig  # noqa: F401  (registers the sparsey kind's rules)
 
     old = {"kind": "continual", "data": {"dataset": "digits", "test_split_seed": 0},

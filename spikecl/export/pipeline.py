@@ -19,7 +19,8 @@ from spikecl.atomic import check_not_source, check_output
 from spikecl.errors import ConfigError, ExportError
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
-from spikecl.export.inputs import check_features, check_reads_data_dir, encode, encode_values, stream_samples
+from spikecl.export.inputs import check_features, encode, encode_values
+from spikecl.export.samples import check_reads_data_dir, stream_samples
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
