@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from spikecl.errors import ConfigError
+from spikecl.export import ca3_graph
 from spikecl.memory import CA3Memory, CA3Params, decode, learn, make_schedule, recall_by_content, recall_by_cue, \
     run_batch
+from spikecl.memory.lava_graph import write_ca3_graph
 from spikecl.memory.schedule import CONTENT_OUT_STEP, CUE_OUT_STEP, FORGOTTEN_STEP, KINDS, readout
 from spikecl.memory.torch_net import TorchCA3
 from test_ca3_experiment import run_cli
@@ -43,6 +45,16 @@ def test_the_published_delays_give_the_published_readout_steps():
     assert {k: steps.cue(k) for k in KINDS} == CUE_OUT_STEP
     assert {k: steps.content(k) for k in KINDS} == CONTENT_OUT_STEP
     assert answers(CA3Memory(3, 4, backend="torch").run(OPS, 14)) == PUBLISHED
+
+
+def test_a_learning_graph_reads_answers_and_forgotten_bits_at_the_memorys_steps(tmp_path):
+    """A CA3 learning graph's stored readout steps decode its reference run as the memory does: the published
+    answers, the relearned cue 0's forgotten bit 1 read at the learn's start + 6."""
+    graph = ca3_graph.read_ca3_graph(write_ca3_graph(tmp_path / "g.h5", OPS, 3, 4, spacing_ms=14))
+    spikes = graph.reference["spikes"]
+    decoded = ca3_graph.decode(graph, spikes["OUTcue"], spikes["OUTcont"])
+    assert [(tuple(d["answer"]), tuple(d["forgotten"])) for d in decoded] == PUBLISHED
+    assert graph.readout["forgotten_step"].tolist() == [0 + 6, 14 + 6, -1, -1, 56 + 6, -1]
 
 
 @pytest.mark.parametrize("changes, spacing, expected", DELAYED, ids=DELAYED_IDS)

@@ -18,6 +18,7 @@ from spikecl.export.axons import LayerAxons
 from spikecl.export.conv import conv2d
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
+from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.nir_io import read_nir, write_nir
 from spikecl.export.nir_readers import run_nir
@@ -228,6 +229,15 @@ def test_a_layer_lava_dl_would_rescale_into_other_weights_is_refused_for_lava_dl
 
     with h5py.File(write_netx(tmp_path / "inhibitory.h5", net, lava_dl=False)) as f:
         assert not f["spikecl"].attrs["lava_dl"]
+
+
+def test_the_lava_dl_weight_rule_at_9_bit_and_out_of_range_mantissas():
+    """Values lava-dl 0.6 / lava-nc 0.10 give (checked there): mixed weights beyond +-128 run exactly at 9 bits (0);
+    [-256, 0] is truncated by 128 units; [-255, 0] needs 9 bits without a sign to spare and a weight of 300 leaves
+    the synapse (-1, refused)."""
+    for weight, changed in (([[-255, 3]], 0), ([[-256, 1]], 0), ([[-256, 0]], 128), ([[-255, 0]], -1),
+                            ([[300, 0]], -1)):
+        assert lava_dl_dense_mismatch(np.array(weight)) == changed, weight
 
 
 def test_netx_round_trip_and_refusals(tmp_path):

@@ -384,3 +384,11 @@ def test_new_rows_start_orthonormal_and_orthogonal_to_the_frozen_ones():
     rows = hg.initial_rows(3, 6, h_old)
     assert rows.shape == (3, 6) and np.max(np.abs(rows @ h_old.T)) < 1e-12
     assert np.allclose(rows @ rows.T, np.eye(3), atol=1e-12)
+
+
+def test_deploy_reports_the_largest_deviation_of_hht_from_identity_either_sign(tmp_path):
+    """orthonormality_error is max|HHᵀ − I|: rows of norm 0.5 that barely learn (rate 2^-60) report 0.75,
+    a deviation below the identity counting as much as one above it."""
+    graph = hg.HLOPGraph(activity(), 0.5 * np.eye(N)[:K], np.zeros((0, N)), -60)
+    report = hg.deploy(hg.write_graph(tmp_path / "g.h5", graph), "reference")
+    assert report["orthonormality_error"] == pytest.approx(0.75, abs=1e-9)
