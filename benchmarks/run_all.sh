@@ -27,7 +27,7 @@ export THP_MEM_ALLOC_ENABLE=${THP_MEM_ALLOC_ENABLE:-1}   # torch's huge pages, a
 {
     dirty=$([[ -n "$(git status --porcelain 2>/dev/null)" ]] && echo -dirty || true)   # untracked files too
     echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --abbrev=7 2>/dev/null || echo '?')$dirty"
-    echo "# $("$PY" -c 'from spikecl.io import cpu_model; print(cpu_model())' 2>/dev/null ||
+    echo "# $("$PY" -c 'from spikecl.environment import cpu_model; print(cpu_model())' 2>/dev/null ||
              grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) CPUs," \
          "load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null), $("$PY" -c 'import sys; v = sys.version.split()[0]
 try:

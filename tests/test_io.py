@@ -354,7 +354,8 @@ def test_results_record_spikecls_version_and_commit_and_the_report_names_differi
 FILE_SIZE_LIMIT = r"""
 import resource, sys
 import numpy as np, torch
-from spikecl.io import atomic_write, write_run
+from spikecl.atomic import atomic_write
+from spikecl.io import write_run
 from spikecl.errors import ResultsError
 resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 folder = sys.argv[1]
