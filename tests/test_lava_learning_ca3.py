@@ -115,12 +115,14 @@ def test_deploy_reports_timing_and_prints(deployed):
 
 def test_lava_stock_learning_order_misses_forgetting(graph_file, lava_env):
     """Measured difference of Lava's stock engine order (weights sent before the step's learning, one saturated
-    update per step): the relearned cue 3 keeps its forgotten bits 5 and 6."""
+    update per step): the relearned cue 3 keeps its forgotten bits 5 and 6; the weights stay in [w_min, w_max]."""
     report = ca3_graph.deploy(graph_file, "lava-sim", stock_engine=True)
     mismatched = {p: 1 - m for p, m in report["spike_match"].items() if m < 1}
     assert set(mismatched) == {"CA3contCueRecall", "CA3contCond", "CA3contContRecall", "CA3MergeCont", "OUTcont"}
     assert report["answers"][7] == (1, 3, 4, 5, 6, 8) and report["recall_accuracy"] == pytest.approx(0.8)
     assert report["weight_max_abs_error_nA"]["cue_to_content"] == pytest.approx(6.0)
+    for key, w in report["weights"].items():             # one saturated update per step, still in [w_min, w_max]
+        assert w.min() >= 0.0 and w.max() <= 6.0, key
 
 
 def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
@@ -172,6 +174,136 @@ def test_plastic_weights_are_saved_after_the_learning_of_the_last_step(tmp_path,
     assert done.returncode == 0, done.stderr
     saved, live = map(float, done.stdout.split())
     assert saved == live == pytest.approx(1 + 2 * np.exp(-2 / 3), rel=1e-9)
+
+
+SPLIT_SCRIPT = r"""
+import sys
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.io.source import RingBuffer
+from spikecl_lava.learning.ca3_stdp import BoundedLearningDense, stdp_rule
+
+pre, post = RingBuffer(data=np.array([[1.0, 0, 1.0]])), RingBuffer(data=np.array([[0, 0, 1.0]]))
+conns = [BoundedLearningDense(weights=np.full((1, 1), 6.0), learning_rule=stdp_rule(2.0, 1.0, 3.0, 3.0), w_min=0.0,
+                              w_max=6.0, steps=3, save=f"{sys.argv[1]}/w{split}.npy", split_update=split)
+         for split in (True, False)]
+for conn in conns:
+    pre.s_out.connect(conn.s_in)
+    post.s_out.connect(conn.s_in_bap)
+try:
+    pre.run(condition=RunSteps(num_steps=3), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+finally:
+    pre.stop()
+print(*(np.load(f"{sys.argv[1]}/w{split}.npy").item() for split in (True, False)))
+"""
+
+
+def test_split_update_saturates_the_potentiation_before_the_depression(tmp_path, lava_env):
+    """A synapse at w_max = 6 with pre spikes at steps 1 and 3 and a post seen at step 3: split_update (the
+    stepper) clips the potentiation 2 exp(-2/3) at 6, then depresses by A- = 1 to 5; the engine's single update
+    (6 + 1.03 - 1, clipped once) stays at 6."""
+    script = tmp_path / "split.py"
+    script.write_text(SPLIT_SCRIPT)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script), str(tmp_path)],
+                          capture_output=True, text=True, env=checkout_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    split, single = map(float, done.stdout.split())
+    assert split == pytest.approx(5.0, abs=1e-12) and single == pytest.approx(6.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("params", [{"v_reset_mV": -56.0}, {"tau_refrac_ms": 0.0, "learn_hold_steps": 1}],
+                         ids=["reset-above-threshold", "no-refractory-step"])
+def test_lava_cells_reset_and_hold_like_the_stepper(tmp_path, lava_env, params):
+    """A reset above threshold (only the refractory hold keeps a cell from firing again) and no refractory step
+    (only the spike's own reset brings the membrane down): spikecl's cells on Lava give the stepper's spikes."""
+    report = ca3_graph.deploy(write(tmp_path / "cells.h5", **params), "lava-sim")
+    assert set(report["spike_match"].values()) == {1.0} and all(report["answers_equal"])
+
+
+@pytest.mark.parametrize("cells", ["custom", "lif"])
+def test_lava_runs_a_two_step_stdp_post_lag_exactly(tmp_path, lava_env, cells):
+    """stdp_post_lag_ms = 2: the custom cells' lagged s_out_bap, or the relay LIF behind a DelayDense, shows the
+    rule each post spike two steps late, as the torch stepper does (the published lag is one step)."""
+    report = ca3_graph.deploy(write(tmp_path / "lag2.h5", stdp_post_lag_ms=2.0), "lava-sim", cells=cells)
+    assert set(report["spike_match"].values()) == {1.0}
+    assert max(report["weight_max_abs_error_nA"].values()) < 1e-12
+
+
+FIXED_RULE_SCRIPT = r"""
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.io.source import RingBuffer
+from spikecl_lava.learning.ca3_fixed import fixed_models, fixed_plastic
+
+rule = dict(w_max_nA=6.0, w_min_nA=0.0, a_plus_nA=6.0, a_minus_nA=0.6, tau_plus_ms=3.0, tau_minus_ms=5.0)
+# three pairs on the diagonal: pre and seen post on one step, pre 2 steps before the post, post 2 steps before the pre
+pre = RingBuffer(data=np.array([[0, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 1, 0, 0]], float))
+post = RingBuffer(data=np.array([[0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]], float))
+conn, unit = fixed_plastic(np.full((3, 3), 1.2), rule, "pairs")
+pre.s_out.connect(conn.s_in)
+post.s_out.connect(conn.s_in_bap)
+try:
+    pre.run(condition=RunSteps(num_steps=5),
+            run_cfg=Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=fixed_models()))
+    w = conn.weights.get()
+finally:
+    pre.stop()
+print(*(np.diag(w) * unit), *fixed_plastic(np.array([[5.99]]), rule, "rounded")[0].weights.init.ravel())
+"""
+
+
+def test_fixed_point_rule_pairs_spikes_like_the_float_rule(tmp_path, lava_env):
+    """Lava's fixed-point rule (8-bit weights of 6/255 nA, 7-bit traces) on one synapse per pairing, against the float
+    rule: a same-step pair only depresses (by A-: the x0 y0 term takes the step's own pre impulse off), pre 2 steps
+    before post potentiates by A+ exp(-2/tau+), post 2 steps before pre depresses by A- exp(-2/tau-), each within
+    the stochastic rounding of a few weight units; initial weights round to the nearest unit (5.99 nA -> 255)."""
+    script = tmp_path / "fixed_rule.py"
+    script.write_text(FIXED_RULE_SCRIPT)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script)], capture_output=True, text=True,
+                          env=checkout_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    *learned, rounded = map(float, done.stdout.split())
+    expected = [1.2 - 0.6, 1.2 + 6.0 * np.exp(-2 / 3), 1.2 - 0.6 * np.exp(-2 / 5)]
+    np.testing.assert_allclose(learned, expected, rtol=0, atol=0.1)
+    assert rounded == 255
+
+
+REFUSALS_SCRIPT = r"""
+from pathlib import Path
+from spikecl_lava.learning.ca3 import build
+from spikecl_lava.learning.ca3_fixed import fixed_rule
+from spikecl_lava.learning.ca3_lif import lif_population
+
+rule = dict(w_max_nA=6.0, w_min_nA=0.0, a_plus_nA=6.0, a_minus_nA=6.0, tau_plus_ms=3.0, tau_minus_ms=3.0)
+net = dict(v_rest_mV=-65.0, v_reset_mV=-65.0, refractory_steps=2, syn_decay=0.5)
+for case in (lambda: fixed_rule({**rule, "a_plus_nA": 3.0}), lambda: fixed_rule({**rule, "w_min_nA": 0.5}),
+             lambda: fixed_rule({**rule, "tau_minus_ms": 2.5}), lambda: fixed_rule({**rule, "a_minus_nA": 7.0}),
+             lambda: lif_population("p", {}, {**net, "v_reset_mV": -60.0}, 0, 5, "r.npy"),
+             lambda: lif_population("p", {}, {**net, "refractory_steps": 1}, 0, 5, "r.npy"),
+             lambda: build(None, Path("."), cells="lif", learning="fixed")):
+    try:
+        case()
+        print("accepted")
+    except Exception as exc:
+        print(type(exc).__name__, exc)
+"""
+
+
+def test_lava_side_refuses_what_its_engines_cannot_run(tmp_path, lava_env):
+    """The Lava side's own checks, which a direct ``python -m spikecl_lava.learning.ca3`` run relies on: the
+    fixed-point rule needs A+ = w_max, w_min = 0, whole-ms time constants and A- <= w_max; LIFRefractory needs
+    v_reset = v_rest and a refractory step; fixed-point learning takes the custom cells only."""
+    script = tmp_path / "refusals.py"
+    script.write_text(REFUSALS_SCRIPT)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script)], capture_output=True, text=True,
+                          env=checkout_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 7 and all(line.startswith("ConfigError ") for line in lines), lines
+    assert "a_plus_nA = w_max_nA" in lines[0] and all("w_min = 0" in line for line in lines[1:4])
+    assert all("v_reset = v_rest" in line for line in lines[4:6]) and "custom cells only" in lines[6]
 
 
 def test_lava_lif_refractory_cells_match_the_stepper(graph_file, lava_env, capsys):
