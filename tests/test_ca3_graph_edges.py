@@ -178,6 +178,25 @@ def test_fixed_learning_refuses_a_rule_its_trace_encoding_cannot_hold(graph_file
         assert "--learning fixed: content_to_cue has a_plus_nA" in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("key, value, words", [
+    ("w_min_nA", 0.5, "has w_min_nA = 0.5 (it needs 0)"),
+    ("a_minus_nA", 7.0, "has a_minus_nA = 7 above w_max_nA = 6"),
+    ("tau_minus_ms", 2.5, "has tau_minus_ms = 2.5 (it needs whole ms)")])
+def test_fixed_learning_refuses_bounds_and_time_constants_before_lava_starts(graph_file, tmp_path, capsys, key, value,
+                                                                              words, monkeypatch):
+    """The fixed-point rule's other needs (w_min = 0, A- <= w_max, whole-ms time constants) are refused in one
+    line by deploy itself, before the Lava side is started (it refuses them too, later)."""
+    bad = tmp_path / f"{key}.h5"
+    shutil.copy(graph_file, bad)
+    with edited(bad) as f:
+        f["network/plastic/content_to_cue"].attrs[key] = value
+        f["network/plastic/content_to_cue/w_init"][...] = 1.0          # within every bound tried
+    monkeypatch.setattr(ca3_graph, "run_lava", lambda *a, **k: pytest.fail("Lava started"))
+    assert main(["deploy", str(bad), "--backend", "lava-sim", "--learning", "fixed"]) == 2
+    err = capsys.readouterr().err
+    assert f"--learning fixed: content_to_cue {words}; the fixed-point rule" in err and err.count("\n") == 1, err
+
+
 def test_the_writer_refuses_delays_every_reader_refuses(tmp_path):
     """A delay over MAX_DELAY_STEPS is refused before the reference run, not written and then refused on reading;
     the writer's limit is the reader's."""
