@@ -20,7 +20,8 @@ import sys
 
 #: glibc's ``mallopt`` parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-#: blocks below this many bytes come from the heap (32 MiB: the largest value glibc accepts on 64-bit systems)
+#: blocks below this many bytes come from the heap (32 MiB: glibc's own ceiling for its dynamic threshold on 64-bit
+#: systems, DEFAULT_MMAP_THRESHOLD_MAX; glibc 2.36 accepts larger values, which would keep larger maps too)
 MMAP_THRESHOLD = 32 << 20
 #: free memory at the top of the heap is kept until it exceeds this many bytes
 TRIM_THRESHOLD = 1 << 30

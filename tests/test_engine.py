@@ -207,9 +207,24 @@ def test_engine_is_a_network_setting():
     net = build_network(NetworkConfig(hidden=[5], engine="fused"), (1, 2, 3), 3)
     assert net.engine == "fused" and all(layer.engine == "fused" for layer in net.plastic_layers().values())
     net.engine = "snntorch"
-    assert net.layers[0].engine == "snntorch"
+    assert net.engine == "snntorch" and all(layer.engine == "snntorch" for layer in net.plastic_layers().values())
     with pytest.raises(ConfigError, match="engine"):
         net.engine = "jax"
+
+
+def test_build_network_passes_the_configs_weight_gain_and_batch_norm():
+    """network.init_gain scales the hidden weights of the MLP and of the CNN as build_mlp's and build_cnn's init_gain
+    does (the same draws), and network.batch_norm = false builds the CNN without batch norm."""
+    torch.manual_seed(0)
+    mlp = build_network(NetworkConfig(hidden=[5], init_gain=0.5), (1, 2, 3), 3)
+    torch.manual_seed(0)
+    assert torch.equal(mlp.layers[0].synapse.weight, build_mlp(6, [5], 3, init_gain=0.5).layers[0].synapse.weight)
+    torch.manual_seed(0)
+    cnn = build_network(NetworkConfig(kind="cnn", channels=[4], init_gain=0.5, batch_norm=False), (1, 4, 4), 3)
+    torch.manual_seed(0)
+    reference = build_cnn((1, 4, 4), [4], 3, batch_norm=False, init_gain=0.5)
+    assert torch.equal(cnn.layers[0].synapse.weight, reference.layers[0].synapse.weight)
+    assert not any(".norm." in key for key in cnn.state_dict())
 
 
 def test_results_from_either_engine_resume():

@@ -25,6 +25,8 @@ from spikecl.export.nir_readers import run_nir
 from spikecl.export.quantize import (FixedLayer, FixedNetwork, QuantConfig, effective_weights, lava_weights,
                                      quantize)
 from spikecl.export.spec import LayerSpec, NetworkSpec, load_trained, spec_from_state
+from spikecl.network_keys import part_of
+from spikecl.snn.networks import build_mlp
 
 
 def random_spec(rng, widths=(12, 20, 15, 4), steps=5, encoder="direct", reset="zero", bias=True, sign=0,
@@ -205,6 +207,16 @@ def test_trained_parameters_nothing_reads_are_refused(extra):
     lacking = next(k for k in state if k.endswith("synapse.weight"))           # a weight deleted: named as missing
     with pytest.raises(ExportError, match=re.escape(f"trained parameters lack '{lacking}' beside")):
         spec_from_state({k: v for k, v in state.items() if k != lacking}, config)
+
+
+def test_layers_and_heads_numbered_from_ten_on_are_read_by_the_export():
+    """network_keys reads a layer's or head's whole number: an MLP of 11 hidden layers and 11 heads exports with
+    layers.10.* and readout.heads.10.* read as parts of their own, not refused as arrays no part reads."""
+    net = build_mlp(4, [3] * 11, 2, n_heads=11, bias=True)
+    assert part_of("layers.10.synapse.weight") == "layers.10.synapse."
+    assert part_of("readout.heads.10.bias") == "readout.heads.10."
+    spec = spec_from_state({k: v.detach().numpy() for k, v in net.state_dict().items()}, {"network": {"kind": "mlp"}})
+    assert [layer.name for layer in spec.layers][-2:] == ["hidden10", "readout"] and spec.n_heads == 11
 
 
 def test_a_layer_lava_dl_would_rescale_into_other_weights_is_refused_for_lava_dl(tmp_path):

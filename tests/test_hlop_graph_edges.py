@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from spikecl.cli import main
+from spikecl.continual.hlop_offload import frozen_rows, presynaptic_activity
+from spikecl.continual.strategies import build_strategy
 from spikecl.errors import ConfigError, NumericalError, ResultsError, ShapeError, SpikeCLError
 from spikecl.export import hlop_graph as hg
 
@@ -236,6 +238,7 @@ def trained_hlop():
 
 @pytest.mark.parametrize("name, value, kwargs", [
     ("samples", -5, {}), ("samples", 0, {}), ("samples", 2.5, {}), ("max_rows", 0, {"samples": 10}),
+    ("samples", True, {}), ("max_rows", True, {"samples": 10}),
 ])
 def test_presynaptic_activity_needs_positive_counts(trained_hlop, name, value, kwargs):
     from spikecl.continual.hlop_offload import presynaptic_activity
@@ -261,6 +264,29 @@ def test_the_offload_takes_a_combinations_hlop_part_and_refuses_other_strategies
                           presynaptic_activity(s, task, "layers.0", samples=5))
     with pytest.raises(ConfigError, match="hlop offload: GPM is not HLOP nor a combination with it"):
         frozen_rows(build_strategy("gpm", build_mlp(16, [8], 3)), "layers.0")
+
+
+def test_the_offload_names_a_synapse_hlop_does_not_protect(trained_hlop):
+    """A layer name HLOP does not protect is a one-line error naming the known ones, not a KeyError."""
+    s, task = trained_hlop
+    for call in (lambda: presynaptic_activity(s, task, "layers.1", samples=5), lambda: frozen_rows(s, "layers.1")):
+        with pytest.raises(SpikeCLError, match=r"^hlop offload: no protected synapse 'layers.1' \(known: layers.0, "
+                                               r"readout\)$"):
+            call()
+
+
+def test_presynaptic_activity_rows_are_float64_capped_by_the_task_and_drawn_by_seed(trained_hlop):
+    """Rows [N, n] in float64 (as frozen_rows): samples beyond the task's 60 take all 60; max_rows draws that many of
+    them at random, the same for one seed and others for another; activity "steps" gives one row per time step."""
+    s, task = trained_hlop
+    rows = presynaptic_activity(s, task, "layers.0", samples=100)
+    assert rows.shape == (60, 16) and rows.dtype == np.float64 and frozen_rows(s, "layers.0").dtype == np.float64
+    drawn = {seed: presynaptic_activity(s, task, "layers.0", samples=60, max_rows=7, seed=seed) for seed in (1, 2)}
+    assert drawn[1].shape == (7, 16) and all((rows == row).all(axis=1).any() for row in drawn[1])
+    assert np.array_equal(drawn[1], presynaptic_activity(s, task, "layers.0", samples=60, max_rows=7, seed=1))
+    assert not np.array_equal(drawn[1], drawn[2])
+    steps = build_strategy("hlop", s.model, {"hlop": {"neurons": [[2, 2]], "activity": "steps"}}, s.sim)
+    assert presynaptic_activity(steps, task, "layers.0", samples=5).shape == (10, 16)         # T = 2 rows each
 
 
 def test_load_subspace_refuses_more_rows_than_dimensions(trained_hlop):

@@ -243,6 +243,19 @@ def test_a_method_of_ones_own_without_data_parallel_support_is_refused_before_an
         preflight(KIND, cfg)
 
 
+def test_a_method_of_ones_own_is_refused_for_a_scenario_its_class_does_not_declare(tmp_path):
+    """A registered method whose class declares scenarios = ("task",) is refused when the experiment is loaded for a
+    class-incremental stream, naming it and what it supports, before finetune (listed first) trains."""
+    register("taskonly", type("TaskOnly", (Strategy,), {"scenarios": ("task",)}))
+    raw = {"name": "sc", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
+           "network": {"hidden": [8], "num_steps": 2}, "strategy": {"methods": ["finetune", "taskonly"]}}
+    stream = {"kind": "split", "n_tasks": 2, "train_per_task": 64}
+    assert len(KIND.plan(KIND.load({**raw, "stream": {**stream, "scenario": "task"}}))) == 2
+    with pytest.raises(ConfigError, match=re.escape("strategy.methods: 'taskonly' does not support stream.scenario = "
+                                                    "'class' (it supports task)")):
+        KIND.load({**raw, "stream": {**stream, "scenario": "class"}})
+
+
 def test_result_arrays_in_a_group_are_checked_like_top_level_ones():
     """An array inside a group ({group: {name: array}}) is checked as a top-level one is, and named group/name: a
     string array in a group would otherwise reach h5py only when the results file is written."""

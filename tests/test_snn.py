@@ -99,6 +99,17 @@ def test_recordings_nest_and_keep_their_own_passes():
     assert gathered.of("readout").shape == (2, 1, 8) and outer.of("readout").shape == (2, 3, 8)
 
 
+def test_a_recording_keeps_the_latest_online_pass_of_each_layer():
+    """Online passes record step by step; a recording spanning two passes keeps the latest, as for forward passes
+    ([T, B, ...] of the second input, not the two passes' 2T steps one after the other)."""
+    net = build_mlp(12, [8], 3)
+    first, second = torch.rand(4, 2, 12), torch.rand(4, 2, 12)
+    with net.recording() as online:
+        list(net.online_steps(first))
+        list(net.online_steps(second))
+    assert torch.equal(online.of("layers.0"), second) and online.of("readout").shape == (4, 2, 8)
+
+
 def test_trace_synapse_gradient_is_error_times_trace():
     lin = torch.nn.Linear(3, 2, bias=False)
     x, trace = torch.rand(4, 3, requires_grad=True), torch.rand(4, 3)
@@ -108,6 +119,16 @@ def test_trace_synapse_gradient_is_error_times_trace():
     out.backward(delta)
     torch.testing.assert_close(lin.weight.grad, delta.T @ trace)
     torch.testing.assert_close(x.grad, delta @ lin.weight)
+
+
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+def test_online_weight_gradients_follow_a_presynaptic_trace_decaying_by_the_neurons_beta(engine):
+    """online_steps gives each synapse's weight gradient the trace a[t] = beta · a[t-1] + x[t] of its input, beta the
+    neurons' decay: for a constant input of ones and beta = 0.8 the readout's gradient at step 3 is 1 + 0.8 + 0.64."""
+    net = build_mlp(4, [], 2, LIFParams(beta=0.8), engine=engine)
+    *_, last = net.online_steps(torch.ones(3, 1, 4))
+    last.sum().backward()
+    torch.testing.assert_close(net.readout.heads[0].weight.grad, torch.full((2, 4), 2.44))
 
 
 def test_online_equals_bptt_for_one_step():
@@ -180,6 +201,15 @@ def test_cnn_shapes_and_bad_input():
         build_mlp(784, [10], 10)(torch.rand(2, 3, 1, 8, 8))
     with pytest.raises(ConfigError, match="shrink"):
         build_cnn((1, 4, 4), [2, 2, 2], 3)
+
+
+def test_a_cnn_takes_inputs_that_are_not_square():
+    """The readout takes C · (H / 2^L) · (W / 2^L) features: a 12 x 16 input through two pooled layers of 8 channels
+    gives 8 · 3 · 4 = 96, and a forward and an online pass run."""
+    net = build_cnn((3, 12, 16), [4, 8], 5)
+    assert net.readout.heads[0].in_features == 96
+    assert net(torch.rand(2, 3, 3, 12, 16)).shape == (3, 5)
+    assert [m.shape for m in net.online_steps(torch.rand(2, 3, 3, 12, 16))] == [(3, 5), (3, 5)]
 
 
 @pytest.mark.parametrize("trainer", ["bptt", "online", "dsr"])

@@ -312,6 +312,15 @@ def test_a_weight_gain_that_is_not_a_finite_number_is_refused(gain):
         build_cnn((1, 8, 8), [4], 2, init_gain=gain)
 
 
+def test_a_weight_gain_that_overflows_the_weights_is_refused():
+    """A finite gain that takes the initial weights beyond float32 (about 3.4e38) is a one-line ConfigError, not a
+    network of infinite weights."""
+    build_mlp(4, [8], 2, init_gain=1e30)
+    for build in (lambda: build_mlp(4, [8], 2, init_gain=1e39), lambda: build_cnn((1, 8, 8), [4], 2, init_gain=1e39)):
+        with pytest.raises(ConfigError, match=r"^init_gain: 1e\+39 makes the initial weights overflow float32$"):
+            build()
+
+
 def test_half_precision_inputs_are_taken_and_inputs_without_a_sample_axis_are_named(net):
     """float16/bfloat16 samples become float32 as float64 ones do (the network refused them, pointing at an
     encoder that did not convert them); a 0-d input names itself, not the labels' expected shape [-1]."""
@@ -420,6 +429,20 @@ def test_a_network_called_on_nan_or_infinity_says_so(engine):
         x[1, 3] = bad
         for call in (lambda: net(x.expand(3, 2, 16)),
                      lambda: next(net.online_steps(x.expand(3, 2, 16).clone()))):
+            with pytest.raises(NumericalError, match="network input contains NaN or infinity"):
+                call()
+
+
+@pytest.mark.parametrize("engine", ["fused", "snntorch"])
+def test_an_input_varying_over_time_is_checked_for_nan_at_every_step(engine):
+    """An input that changes over time (Poisson spikes, a recorded stream) is checked at every step, not only at its
+    first: a NaN or infinity at the last step is a NumericalError from forward and online_steps, not a silent step."""
+    net = build_mlp(16, [8], 3, engine=engine)
+    for bad in (float("nan"), float("inf")):
+        x = torch.rand(3, 2, 16)
+        assert net(x).shape == (2, 3)
+        x[2, 1, 3] = bad
+        for call in (lambda: net(x), lambda: list(net.online_steps(x))):
             with pytest.raises(NumericalError, match="network input contains NaN or infinity"):
                 call()
 
