@@ -134,8 +134,8 @@ def test_lava_runs_the_pooled_k2_variant_exactly(tmp_path, lava_env):
 
 
 def test_lava_runs_an_asymmetric_stdp_window_exactly(tmp_path, lava_env):
-    """A- != A+ and tau- != tau+ (the published rule has them equal): Lava's post trace and both halves of the split
-    update take the depression's own amplitude and time constant, as the torch stepper does."""
+    """A- != A+ and tau- != tau+ (the published rule has them equal): Lava's post trace takes the depression's own
+    amplitude and time constant, which both halves of the split update read, as the torch stepper does."""
     path = write(tmp_path / "asymmetric.h5", a_minus_nA=3.0, tau_minus_ms=6.0)
     report = ca3_graph.deploy(path, "lava-sim")
     assert set(report["spike_match"].values()) == {1.0}

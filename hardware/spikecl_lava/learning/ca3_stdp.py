@@ -83,7 +83,7 @@ class PyBoundedLearningDenseModelFloat(LearningConnectionModelFloat, AbstractPyD
         self.w_min, self.w_max, self.steps, self.save = p["w_min"], p["w_max"], p["steps"], p["save"]
         self.after = p["transmit_after_learning"]
         self.halves = None
-        if p["split_update"]:
+        if p["split_update"]:       # each half applies one dw product; the traces stay the process's own rule's
             rule = self._learning_rule
             self.halves = [LearningRuleApplierFloat(stdp_rule(
                 rule.x1_impulse, rule.y1_impulse, rule.x1_tau, rule.y1_tau, dw).active_product_series["dw"])
