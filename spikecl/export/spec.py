@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from spikecl.config import check_known_dataset
+from spikecl.config import NetworkConfig, check_known_dataset
 from spikecl.data.datasets import known_image_shape
 from spikecl.errors import ExportError, ShapeError
 from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, part_of
@@ -287,15 +287,17 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     weights), so every layer sees binary spikes. Strategy state (HLOP's lateral neurons, GPM bases, EWC Fisher)
     is not part of the network and is not read.
     """
-    net = config.get("network", {})
+    net, default = config.get("network", {}), NetworkConfig()         # a setting not recorded: the config's default
     stream = config.get("stream")
     standardize = stream.get("standardize") if isinstance(stream, dict) else None
-    if standardize and net.get("kind", "mlp") == "cnn":
+    kind = net.get("kind", default.kind)
+    if standardize and kind == "cnn":
         raise ExportError("the CNN was trained on standardised images (stream.standardize): its zero padding is 0 "
                           "after standardising, which no weights on [0, 1] pixels reproduce; export a CNN trained on "
                           "pixels (an MLP's standardisation is folded into its first layer)")
-    defaults = (float(net.get("beta", 0.9)), float(net.get("threshold", 1.0)), net.get("reset", "subtract"))
-    if net.get("kind", "mlp") == "cnn":
+    defaults = (float(net.get("beta", default.beta)), float(net.get("threshold", default.threshold)),
+                net.get("reset", default.reset))
+    if kind == "cnn":
         layers, last_shape = _cnn_layers(state, config, defaults)
     else:
         layers, last_shape = [], None
@@ -332,8 +334,8 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     if unread is not None:
         raise ExportError(f"trained parameters hold '{unread}', which no part of this network reads (a damaged file, "
                           "or one from another network)")
-    steps = check_num_steps(net.get("num_steps", 4), "the trained config's network.num_steps")
-    encoder = net.get("encoder", "direct")
+    steps = check_num_steps(net.get("num_steps", default.num_steps), "the trained config's network.num_steps")
+    encoder = net.get("encoder", default.encoder)
     if not isinstance(encoder, str) or encoder not in KNOWN_ENCODERS:
         raise ExportError(f"the trained config's network.encoder = {encoder!r} is not one of "
                           f"{', '.join(KNOWN_ENCODERS)}")
