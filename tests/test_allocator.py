@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from spikecl.allocator import HUGE_PAGES, keep_freed_memory, tuned_for_training
+from spikecl.allocator import HUGE_PAGES, ask_for_huge_pages, huge_pages_asked, keep_freed_memory, tuned_for_training
 
 #: Allocates three 8 MB arrays (``sys.argv[3]`` float64 values each), writes them and frees them, 20 times (what a
 #: training step does with its largest temporaries); prints the page faults of the last 19 rounds. ``sys.argv[1]``:
@@ -86,8 +86,6 @@ def test_a_benchmark_header_off_glibc_names_the_c_librarys_own_policy(monkeypatc
 def test_a_benchmark_header_names_both_settings(monkeypatch, value, asked):
     """The phrase a speed benchmark prints names the C allocator's policy and whether torch was asked for huge
     pages; only both together are what the command line runs."""
-    from spikecl.allocator import HUGE_PAGES, huge_pages_asked, tuned_for_training
-
     monkeypatch.delenv(HUGE_PAGES[0], raising=False)
     if value is not None:
         monkeypatch.setenv(HUGE_PAGES[0], value)
@@ -100,8 +98,6 @@ def test_a_benchmark_header_names_both_settings(monkeypatch, value, asked):
 
 def test_asking_for_huge_pages_keeps_a_users_setting(monkeypatch):
     """ask_for_huge_pages sets THP_MEM_ALLOC_ENABLE=1 where it is unset and leaves a user's value alone."""
-    from spikecl.allocator import HUGE_PAGES, ask_for_huge_pages
-
     monkeypatch.delenv(HUGE_PAGES[0], raising=False)
     ask_for_huge_pages()
     assert os.environ[HUGE_PAGES[0]] == "1"

@@ -24,11 +24,13 @@ BLOCKS = [(path, line, code) for path in DOCS for line, code in python_blocks(pa
 
 
 def test_the_docs_hold_python_blocks():
+    """The blocks are found (a changed fence would otherwise leave the check below with nothing to read)."""
     assert len(BLOCKS) >= 8 and {path.name for path, _, _ in BLOCKS} >= {"README.md", "export.md", "sdr.md"}
 
 
 @pytest.mark.parametrize("path, line, code", BLOCKS, ids=[f"{p.name}:{n}" for p, n, _ in BLOCKS])
 def test_a_docs_python_block_parses_and_its_spikecl_imports_exist(path, line, code):
+    """A block is Python, and each ``import spikecl...`` / ``from spikecl... import name`` in it resolves."""
     tree = ast.parse(code, filename=f"{path.name}:{line}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -157,7 +157,6 @@ def test_back_to_back_stream_with_dense_latency_equals_independent_samples():
 
 
 def torch_net(rng, reset):
-    from spikecl.snn.networks import build_mlp
     from spikecl.snn.neurons import LIFParams
 
     torch.manual_seed(int(rng.integers(1000)))
@@ -590,7 +589,6 @@ def test_poisson_inputs_spike_at_the_rate_of_each_value_from_the_given_seed():
 
 
 def test_multi_head_readout_decodes_each_samples_head():
-    from spikecl.snn.networks import build_mlp
     from spikecl.snn.neurons import LIFParams
 
     torch.manual_seed(0)
@@ -673,8 +671,6 @@ def _spec_arrays(spec):
 
 @pytest.mark.parametrize("kind", ["mlp", "multi-head mlp", "cnn"])
 def test_every_stored_array_is_named_as_network_keys_says_and_every_parameter_reaches_the_export(kind):
-    from spikecl.network_keys import part_of
-    from spikecl.snn.networks import build_mlp
     from spikecl.snn.neurons import LIFParams
 
     net = {"mlp": lambda: torch_net(np.random.default_rng(0), "zero"),

@@ -221,7 +221,6 @@ def test_a_graph_with_nothing_to_learn_is_refused_wherever_it_is_read(tmp_path, 
 
 @pytest.fixture(scope="module")
 def trained_hlop():
-    from spikecl.continual.strategies import build_strategy
     from spikecl.continual.strategy import Simulation, TaskData
     from spikecl.snn import build_mlp
 
@@ -241,8 +240,6 @@ def trained_hlop():
     ("samples", True, {}), ("max_rows", True, {"samples": 10}),
 ])
 def test_presynaptic_activity_needs_positive_counts(trained_hlop, name, value, kwargs):
-    from spikecl.continual.hlop_offload import presynaptic_activity
-
     s, task = trained_hlop
     with pytest.raises(ConfigError, match=f"hlop offload: {name} must be an integer ≥ 1, got {value}"):
         presynaptic_activity(s, task, "layers.0", **{**kwargs, name: value})
@@ -250,8 +247,6 @@ def test_presynaptic_activity_needs_positive_counts(trained_hlop, name, value, k
 
 
 def test_the_offload_takes_a_combinations_hlop_part_and_refuses_other_strategies(trained_hlop):
-    from spikecl.continual.hlop_offload import frozen_rows, presynaptic_activity
-    from spikecl.continual.strategies import build_strategy
     from spikecl.continual.strategy import Simulation
     from spikecl.snn import build_mlp
 

@@ -142,6 +142,16 @@ def test_lava_runs_an_asymmetric_stdp_window_exactly(tmp_path, lava_env):
     assert max(report["weight_max_abs_error_nA"].values()) <= 1e-12
 
 
+def run_script(tmp_path, code: str, *args) -> str:
+    """What ``code``, run as a script in the Lava environment with ``args``, prints (it must exit 0)."""
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script), *map(str, args)],
+                          capture_output=True, text=True, env=checkout_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 SAVE_SCRIPT = r"""
 import sys
 import numpy as np
@@ -167,12 +177,7 @@ print(np.load(sys.argv[1]).item(), live.item())
 def test_plastic_weights_are_saved_after_the_learning_of_the_last_step(tmp_path, lava_env):
     """BoundedLearningDense saves its weights after its last step's learning: a pre spike at step 1 and a post spike
     seen at step 3 (the last) potentiate by A+ exp(-2 / tau+), and the saved weight is the live one."""
-    script = tmp_path / "save.py"
-    script.write_text(SAVE_SCRIPT)
-    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script), str(tmp_path / "w.npy")],
-                          capture_output=True, text=True, env=checkout_env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    saved, live = map(float, done.stdout.split())
+    saved, live = map(float, run_script(tmp_path, SAVE_SCRIPT, tmp_path / "w.npy").split())
     assert saved == live == pytest.approx(1 + 2 * np.exp(-2 / 3), rel=1e-9)
 
 
@@ -203,12 +208,7 @@ def test_split_update_saturates_the_potentiation_before_the_depression(tmp_path,
     """A synapse at w_max = 6 with pre spikes at steps 1 and 3 and a post seen at step 3: split_update (the
     stepper) clips the potentiation 2 exp(-2/3) at 6, then depresses by A- = 1 to 5; the engine's single update
     (6 + 1.03 - 1, clipped once) stays at 6."""
-    script = tmp_path / "split.py"
-    script.write_text(SPLIT_SCRIPT)
-    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script), str(tmp_path)],
-                          capture_output=True, text=True, env=checkout_env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    split, single = map(float, done.stdout.split())
+    split, single = map(float, run_script(tmp_path, SPLIT_SCRIPT, tmp_path).split())
     assert split == pytest.approx(5.0, abs=1e-12) and single == pytest.approx(6.0, abs=1e-12)
 
 
@@ -259,12 +259,7 @@ def test_fixed_point_rule_pairs_spikes_like_the_float_rule(tmp_path, lava_env):
     rule: a same-step pair only depresses (by A-: the x0 y0 term takes the step's own pre impulse off), pre 2 steps
     before post potentiates by A+ exp(-2/tau+), post 2 steps before pre depresses by A- exp(-2/tau-), each within
     the stochastic rounding of a few weight units; initial weights round to the nearest unit (5.99 nA -> 255)."""
-    script = tmp_path / "fixed_rule.py"
-    script.write_text(FIXED_RULE_SCRIPT)
-    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script)], capture_output=True, text=True,
-                          env=checkout_env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    *learned, rounded = map(float, done.stdout.split())
+    *learned, rounded = map(float, run_script(tmp_path, FIXED_RULE_SCRIPT).split())
     expected = [1.2 - 0.6, 1.2 + 6.0 * np.exp(-2 / 3), 1.2 - 0.6 * np.exp(-2 / 5)]
     np.testing.assert_allclose(learned, expected, rtol=0, atol=0.1)
     assert rounded == 255
@@ -282,7 +277,8 @@ for case in (lambda: fixed_rule({**rule, "a_plus_nA": 3.0}), lambda: fixed_rule(
              lambda: fixed_rule({**rule, "tau_minus_ms": 2.5}), lambda: fixed_rule({**rule, "a_minus_nA": 7.0}),
              lambda: lif_population("p", {}, {**net, "v_reset_mV": -60.0}, 0, 5, "r.npy"),
              lambda: lif_population("p", {}, {**net, "refractory_steps": 1}, 0, 5, "r.npy"),
-             lambda: build(None, Path("."), cells="lif", learning="fixed")):
+             lambda: build(None, Path("."), cells="lif", learning="fixed"),
+             lambda: fixed_rule({**rule, "w_max_nA": 0.7, "a_plus_nA": 0.7, "a_minus_nA": 0.35})):
     try:
         case()
         print("accepted")
@@ -294,14 +290,11 @@ for case in (lambda: fixed_rule({**rule, "a_plus_nA": 3.0}), lambda: fixed_rule(
 def test_lava_side_refuses_what_its_engines_cannot_run(tmp_path, lava_env):
     """The Lava side's own checks, which a direct ``python -m spikecl_lava.learning.ca3`` run relies on: the
     fixed-point rule needs A+ = w_max, w_min = 0, whole-ms time constants and A- <= w_max; LIFRefractory needs
-    v_reset = v_rest and a refractory step; fixed-point learning takes the custom cells only."""
-    script = tmp_path / "refusals.py"
-    script.write_text(REFUSALS_SCRIPT)
-    done = subprocess.run([str(ROOT / ".venv-lava" / "bin" / "python"), str(script)], capture_output=True, text=True,
-                          env=checkout_env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) == 7 and all(line.startswith("ConfigError ") for line in lines), lines
+    v_reset = v_rest and a refractory step; fixed-point learning takes the custom cells only. An A+ = w_max whose
+    impulse rounds above the full one (w_max = 0.7) is taken."""
+    lines = run_script(tmp_path, REFUSALS_SCRIPT).splitlines()
+    assert len(lines) == 8 and all(line.startswith("ConfigError ") for line in lines[:7]), lines
+    assert lines[7] == "accepted"                      # 127.5 * 0.7 / 0.7 rounds above 127.5: capped, not refused
     assert "a_plus_nA = w_max_nA" in lines[0] and all("w_min = 0" in line for line in lines[1:4])
     assert all("v_reset = v_rest" in line for line in lines[4:6]) and "custom cells only" in lines[6]
 

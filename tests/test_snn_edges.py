@@ -315,7 +315,7 @@ def test_a_weight_gain_that_is_not_a_finite_number_is_refused(gain):
 def test_a_weight_gain_that_overflows_the_weights_is_refused():
     """A finite gain that takes the initial weights beyond float32 (about 3.4e38) is a one-line ConfigError, not a
     network of infinite weights."""
-    build_mlp(4, [8], 2, init_gain=1e30)
+    assert all(torch.isfinite(p).all() for p in build_mlp(4, [8], 2, init_gain=1e30).parameters())
     for build in (lambda: build_mlp(4, [8], 2, init_gain=1e39), lambda: build_cnn((1, 8, 8), [4], 2, init_gain=1e39)):
         with pytest.raises(ConfigError, match=r"^init_gain: 1e\+39 makes the initial weights overflow float32$"):
             build()

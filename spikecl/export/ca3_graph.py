@@ -441,25 +441,31 @@ def check_engine_options(cells: str, stock_engine: bool, learning: str) -> None:
                           "(Lava's fixed-point engine runs with spikecl's custom cells, in its own stock order)")
 
 
+def _exact(value: float) -> str:
+    """``value`` as ``:g`` shows it where that is exact, else every digit (6.000001 is not shown as 6)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def check_fixed_rules(graph: CA3Graph) -> None:
     """``--learning fixed`` maps ``w_max_nA`` onto the 8-bit weight and A+ onto the 7-bit trace's full impulse, and
     its same-step correction takes that full impulse off: it needs ``w_max_nA > 0`` and ``a_plus_nA = w_max_nA``
-    (the published rule); its traces decay by whole steps and its weights start at 0, so it also needs whole-ms
-    time constants, ``w_min_nA = 0`` and ``a_minus_nA <= w_max_nA``. Else a one-line ConfigError before Lava
-    starts (the Lava side refuses the same, later)."""
+    (the published rule). Its weights are excitatory units from 0, a trace impulse holds at most w_max and traces
+    decay by whole steps, so it also needs ``w_min_nA = 0``, ``a_minus_nA <= w_max_nA`` and whole-ms time
+    constants. Else a one-line ConfigError before Lava starts (the Lava side refuses the same, later)."""
     for name, (_, _, rule, _) in graph.plastic.items():
         if not rule["w_max_nA"] > 0 or rule["a_plus_nA"] != rule["w_max_nA"]:
-            raise ConfigError(f"--learning fixed: {name} has a_plus_nA = {rule['a_plus_nA']:g} and w_max_nA = "
-                              f"{rule['w_max_nA']:g}; the fixed-point rule needs a_plus_nA = w_max_nA > 0 (its "
+            raise ConfigError(f"--learning fixed: {name} has a_plus_nA = {_exact(rule['a_plus_nA'])} and w_max_nA = "
+                              f"{_exact(rule['w_max_nA'])}; the fixed-point rule needs a_plus_nA = w_max_nA > 0 (its "
                               "same-step correction removes one full trace impulse); use --learning float")
-        taus = {key: rule[key] for key in ("tau_plus_ms", "tau_minus_ms") if not float(rule[key]).is_integer()}
-        problem = (f"w_min_nA = {rule['w_min_nA']:g} (it needs 0)" if rule["w_min_nA"] != 0
-                   else f"a_minus_nA = {rule['a_minus_nA']:g} above w_max_nA = {rule['w_max_nA']:g}"
-                   if rule["a_minus_nA"] > rule["w_max_nA"]
-                   else f"{next(iter(taus))} = {next(iter(taus.values())):g} (it needs whole ms)" if taus else None)
+        taus = [key for key in ("tau_plus_ms", "tau_minus_ms") if not float(rule[key]).is_integer()]
+        problem = (f"w_min_nA = {_exact(rule['w_min_nA'])}; its 8-bit weights are excitatory units from 0"
+                   if rule["w_min_nA"] != 0
+                   else f"a_minus_nA = {_exact(rule['a_minus_nA'])} above w_max_nA = {_exact(rule['w_max_nA'])}; a "
+                        "7-bit trace impulse holds at most w_max" if rule["a_minus_nA"] > rule["w_max_nA"]
+                   else f"{taus[0]} = {_exact(rule[taus[0]])}; its traces decay by whole 1 ms steps" if taus else None)
         if problem:
-            raise ConfigError(f"--learning fixed: {name} has {problem}; the fixed-point rule's traces decay by "
-                              "whole 1 ms steps from 8-bit weights starting at 0; use --learning float")
+            raise ConfigError(f"--learning fixed: {name} has {problem} (the fixed-point rule); use --learning float")
 
 
 def deploy(path: str | Path, backend: str = "lava-sim", samples: int = 0, data_dir: str | None = None,

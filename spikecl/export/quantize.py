@@ -231,8 +231,8 @@ def _bias_fits(bias: np.ndarray | None, scale: float, cfg: QuantConfig) -> bool:
 def _bias(name: str, bias: np.ndarray | None, scale: float, n_out: int, cfg: QuantConfig,
           trained: np.ndarray | None = None, advice: str = "lower the bias or the headroom") -> tuple[np.ndarray, int]:
     """Bias mantissa [n_out] and exponent: ``mant * 2**exp`` is :func:`_bias_total` rounded to the step of the
-    smallest exponent up to :func:`bias_exp_max` whose mantissas fit 13 bits (voltage units). ``trained``: the bias the error names (default
-    ``bias``); ``advice``: its remedy."""
+    smallest exponent up to :func:`bias_exp_max` whose mantissas fit 13 bits (voltage units). ``trained``: the bias
+    the error names (default ``bias``); ``advice``: its remedy."""
     if bias is None or not np.any(bias):
         return np.zeros(n_out, dtype=np.int32), 0
     max_exp = bias_exp_max(cfg)

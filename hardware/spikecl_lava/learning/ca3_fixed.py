@@ -40,10 +40,11 @@ def fixed_rule(rule: dict, seed: int = 0):
     if not w_max > 0 or rule["a_plus_nA"] != w_max:       # DW's -2^8 x0 y0 takes off one full A+ impulse
         raise ConfigError(f"the fixed-point rule needs a_plus_nA = w_max_nA > 0, got {rule['a_plus_nA']:g} and "
                           f"{w_max:g}")
-    impulses = [MAX_IMPULSE * rule[k] / w_max for k in ("a_plus_nA", "a_minus_nA")]
     taus = [rule[k] for k in ("tau_plus_ms", "tau_minus_ms")]
-    if rule["w_min_nA"] != 0 or max(impulses) > MAX_IMPULSE or not all(float(t).is_integer() for t in taus):
+    if rule["w_min_nA"] != 0 or rule["a_minus_nA"] > w_max or not all(float(t).is_integer() for t in taus):
         raise ConfigError("the fixed-point rule needs w_min = 0, amplitudes <= w_max and whole-ms time constants")
+    # A / w_max of at most 1, where a rounding (127.5 * 0.7 / 0.7 = 127.50000000000001) must not pass the full impulse
+    impulses = [min(MAX_IMPULSE, MAX_IMPULSE * rule[k] / w_max) for k in ("a_plus_nA", "a_minus_nA")]
     return Loihi2FLearningRule(dw=DW, x1_impulse=impulses[0], x1_tau=int(taus[0]), y1_impulse=impulses[1],
                                y1_tau=int(taus[1]), t_epoch=1, rng_seed=seed)
 
