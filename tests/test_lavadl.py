@@ -96,8 +96,9 @@ def test_a_file_lava_dls_loader_refuses_is_one_line(tmp_path):
 
 def test_the_dense_weights_lava_dl_applies_are_those_spikecl_predicts(tmp_path):
     """spikecl.export.lava_dl_weights follows lava-dl's rescaling and Lava Dense's clipping and truncation: on
-    random integer matrices of every sign pattern and bit depth it says "changed" exactly where lava-dl's own
-    functions give other weights (about a fifth of them: no positive weight, a power-of-two smallest)."""
+    random integer matrices of every sign pattern and bit depth, and on 9-bit and out-of-range edges, it says
+    "changed" exactly where lava-dl's own functions give other weights (about a fifth of them: no positive weight, a
+    power-of-two smallest)."""
     import subprocess
 
     python = require_environment(".venv-lavadl", "lava-dl")
@@ -107,12 +108,16 @@ import numpy as np
 from lava.lib.dl.netx.utils import optimize_weight_bits
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
-rng, agree, changed, n = np.random.default_rng(0), 0, 0, 1500
-for _ in range(n):
+rng, cases = np.random.default_rng(0), []
+for _ in range(1500):
     bits, pattern = int(rng.integers(2, 9)), int(rng.integers(0, 4))
     lo, hi = [(-2**(bits-1), 2**(bits-1)-1), (1 - 2**(bits-1), 0), (0, 2**bits-1), (-2**(bits-1), -1)][pattern]
     w = np.clip(rng.integers(lo, hi + 1, (4, 5)) * 2**int(rng.integers(0, 9 - bits)), -256, 255)
     w[0, 0] = w[0, 0] or lo or hi
+    cases.append(w)
+cases += [np.array(w) for w in ([[-255, 3]], [[-256, 1]], [[-256, 0]], [[-255, 0]], [[300, 0]])]   # 9 bits, beyond
+agree, changed, n = 0, 0, len(cases)
+for w in cases:
     with contextlib.redirect_stdout(io.StringIO()):
         scaled, weight_bits, exp, _ = optimize_weight_bits(w.copy())
     mode = determine_sign_mode(scaled)
