@@ -1087,7 +1087,8 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
                  "give the file's path)") if path.parts[:1] == ("models",) else ""
         raise ConfigError(f"{what} not found: {path}{where}")
     data = path.read_bytes()
-    if data.startswith(b"\x89HDF\r\n\x1a\n"):
+    superblocks = (0, *(512 << k for k in range(8)))   # HDF5's: at 0 or after a user block (spikecl's seal: 512 bytes)
+    if any(data[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in superblocks):
         raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
                           "'spikecl report' reads results, 'spikecl deploy' networks")
     try:

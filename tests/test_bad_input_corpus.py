@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from spikecl.cli import main
+from spikecl.io import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -263,6 +264,11 @@ def _(tmp):
     path = tmp / "r.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     return ["run", str(path)]
+
+
+@case("config", "a sealed results file given to run", "is an HDF5 file (results or an exported network), not an")
+def _(tmp):
+    return ["run", str(write_run(tmp / "r.h5", "continual", {}))]        # HDF5's signature after the 512-byte seal
 
 
 @case("config", "invalid TOML", "invalid TOML")
