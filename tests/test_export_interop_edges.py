@@ -25,6 +25,7 @@ from spikecl.export.inputs import encode
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize
 from spikecl.export.spec import LayerSpec, NetworkSpec, spec_from_state
+from spikecl.io import write_run
 
 
 def one_line(capsys, code=2) -> str:
@@ -513,3 +514,25 @@ def test_a_ca3_experiment_file_named_in_capitals_exports_as_a_learning_graph(tmp
     source.write_text((ROOT / "models" / "ca3_cam.toml").read_text())
     assert main(["export", str(source), "-o", str(tmp_path / "g.h5")]) == 0
     assert "ca3 learning graph" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source, words", [
+    ("continual.toml", "is a continual experiment file; export takes what it trained: run it (spikecl run "),
+    ("sparsey.toml", "is a 'sparsey' experiment file, which has no exported form; export takes a continual run's"),
+    ("ca3.h5", "holds a 'ca3' run; export takes a continual run's trained network (a CA3 memory exports from its "
+               "experiment file: spikecl export models/ca3_cam.toml"),
+    ("sweep.h5", "holds a 'sweep' run; export takes a continual run's trained network (export one of the sweep's"),
+    ("net.h5", "is an exported network already; run it with: spikecl deploy ")])
+def test_export_of_what_it_does_not_take_names_the_next_step(tmp_path, capsys, source, words):
+    """An experiment file of another kind than ca3, another kind's results file or an exported network: one line
+    naming what export takes and the command to run instead."""
+    path = tmp_path / source
+    if source.endswith(".toml"):
+        path.write_text(f'kind = "{source.removesuffix(".toml")}"\n')
+    elif source == "net.h5":
+        write_netx(path, quantize(small_spec(widths=(6, 3))))
+    else:
+        write_run(path, source.removesuffix(".h5"), {})
+    assert main(["export", str(path), "-o", str(tmp_path / "out.h5")]) == 2
+    assert words in one_line(capsys) and not (tmp_path / "out.h5").exists()
+

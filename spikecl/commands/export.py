@@ -165,8 +165,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def export_ca3(args: argparse.Namespace) -> int:
+    from spikecl.experiment_kind import experiment_toml
     from spikecl.memory.experiment import load_config
     from spikecl.memory.lava_graph import write_functional_graph
+
+    kind = experiment_toml(args.source).get("kind", "continual")
+    if kind == "continual":
+        raise ConfigError(f"{args.source} is a continual experiment file; export takes what it trained: run it "
+                          f"(spikecl run {args.source}), then export a results file, e.g. spikecl export "
+                          "<output_dir>/<name>/<method>-seed0.h5 -o net.h5 (a ca3 experiment file exports as it is)")
+    if kind != "ca3":
+        raise ConfigError(f"{args.source} is a {kind!r} experiment file, which has no exported form; export takes a "
+                          "continual run's results file or a ca3 experiment file")
 
     only_params = ["stress.enabled=false", "functional.enabled=true"]      # the graph is the functional experiment
     path = write_functional_graph(args.output, load_config(args.source, only_params).model_params(), args.overwrite)

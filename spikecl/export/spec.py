@@ -383,13 +383,41 @@ def load_trained(path) -> NetworkSpec:
         trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
         crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained, **crc})
-    from spikecl.io import read_results
+    from spikecl.errors import ForeignFileError
+    from spikecl.io import as_result, read_run
 
-    result = read_results(path)
+    try:
+        run = read_run(path)
+    except ForeignFileError:
+        if _is_network_file(path):
+            raise ForeignFileError(f"{path} is an exported network already; run it with: spikecl deploy {path}") \
+                from None
+        raise
+    if run.kind != "continual":
+        raise ForeignFileError(f"{path} holds a {run.kind!r} run; export takes a continual run's trained network"
+                           + NEXT_STEP.get(run.kind, ""))
+    result = as_result(run)
     if not result.model:
         raise ResultsError(f"{path} holds no trained parameters under /model")
     crc = result.environment.get("data_crc")             # the dataset files it trained on, where it read files
     return spec_from_state(result.model, {**result.config, **({"data_crc": crc} if crc is not None else {})})
+
+
+def _is_network_file(path) -> bool:
+    """Whether the HDF5 file ``path`` (already read once) is a network file written by export (netx)."""
+    import h5py
+
+    from spikecl.export.netx import SCHEMA
+
+    with h5py.File(path, "r") as f:
+        meta = f.get("spikecl")
+        return isinstance(meta, h5py.Group) and meta.attrs.get("schema") == SCHEMA
+
+
+#: what to export instead of another kind's results file
+NEXT_STEP = {"ca3": " (a CA3 memory exports from its experiment file: spikecl export models/ca3_cam.toml -o ca3.h5)",
+             "sparsey": " (Sparsey coders have no exported form)",
+             "sweep": " (export one of the sweep's results files, e.g. <output_dir>/<name>/final/<method>-seed0.h5)"}
 
 
 def _tasks_trained(path, progress, method, config: dict) -> dict:
