@@ -562,8 +562,13 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
         if others:
             files = f"{len(others)} more results file{'s' if len(others) > 1 else ''}"
             shown = "the table and plots above are" if plots else "the table above is"
+            try:                                 # would the folder's report table them with this run's?
+                summary(k, [read_run(p, k.name) for p in [*paths, *others]])
+                next_step = f"'spikecl report {folder}' compares them all"
+            except ResultsError as exc:
+                next_step = f"'spikecl report {folder}' would refuse to table them together: {exc}"
             print(f"\nnote: {folder} holds {files} than this run wrote (e.g. {others[0].name}); {shown} of this "
-                  f"run's; 'spikecl report {folder}' compares them all")
+                  f"run's; {next_step}")
     return 0
 
 

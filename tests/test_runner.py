@@ -997,7 +997,7 @@ def test_every_kind_refuses_a_folder_in_the_place_of_its_plot_before_any_work(tm
 def test_a_run_beside_other_methods_results_says_its_table_and_plots_are_its_own(tmp_path, capsys, monkeypatch):
     """A second run of one experiment with another method list reports and draws its own methods only; it says
     that the folder holds more results and that ``spikecl report`` compares them all (an unreadable file or
-    another kind's is not counted)."""
+    another kind's is not counted), or that it would refuse to table them together (other settings)."""
     from spikecl.cli import main
 
     exp = tmp_path / "exp.toml"
@@ -1015,6 +1015,12 @@ def test_a_run_beside_other_methods_results_says_its_table_and_plots_are_its_own
             f"above is of this run's; 'spikecl report {folder}' compares them all") in out        # --no-plots
     assert main([*args, "--set", 'strategy.methods=["ewc", "finetune"]', "--overwrite"]) == 0
     assert "holds" not in capsys.readouterr().out
+    assert main([*args, "--set", 'strategy.methods=["ewc"]', "--seed", "1", "--set", "stream.n_tasks=3"]) == 0
+    out = capsys.readouterr().out                      # the folder's report would refuse: the note says so
+    assert (f"note: {folder} holds 2 more results files than this run wrote (e.g. ewc-seed0.h5); the table above is "
+            f"of this run's; 'spikecl report {folder}' would refuse to table them together: ") in out
+    assert "hold ewc made with different settings (stream.n_tasks differ" in out
+    assert main(["report", str(folder), "--no-plots"]) == 2
 
 
 def _small_experiment(tmp_path, methods=("finetune", "ewc")):
