@@ -634,8 +634,9 @@ class ContinualRun:
         if self.execution.writes_files and self.device.type == "cpu":       # what decides a CPU run's rounding
             threads, written_on, here = state.get("torch_threads"), state.get("cpu"), machine_kernels()
             if threads not in (None, torch.get_num_threads()):
-                progress.write_line(f"notice: {path.name} was written with {threads} torch thread{'s' * (threads != 1)}, this run has "
-                                    f"{torch.get_num_threads()}: the resumed run may end with other numbers than an "
+                progress.write_line(f"notice: {path.name} was written with {threads} torch thread"
+                                    f"{'s' * (threads != 1)}, this run has {torch.get_num_threads()}: the resumed "
+                                    "run may end with other numbers than an "
                                     f"uninterrupted one (--threads {threads} resumes exactly)")
             if written_on not in (None, here):
                 progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on {here}: the "
