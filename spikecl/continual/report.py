@@ -287,6 +287,20 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     table = format_summary(summary, seeds, defined_counts(results))
     parts.append("\n".join(filter(None, (table, settings_note(results), intransigence_note(unpaired),
                                           partly_defined(results, summary)))))
+    parts.append(legend(results, summary) + "\n" + split_note(results) + "\n" + machine_note(results)
+                 + source_note(results))
+    measures = final_measures(results)
+    if measures:
+        partly = partly_measured(results)
+        some = ("\nMeasures from only some seeds (the others' files hold none): " + "; ".join(
+            f"{m}, {k}" for m, k in partly.items())) if partly else ""
+        parts.append(format_measures(measures) + "\n" + MEASURES_NOTE + some)
+    return "\n\n".join(parts)
+
+
+def legend(results: Sequence[RunResult], summary: dict) -> str:
+    """The line under a comparison table of ``results`` (their :func:`method_summary` ``summary``): which columns,
+    their units and what each means for these runs' scenarios and methods."""
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
     scenarios = {(r.config.get("stream") or {}).get("scenario") for r in results}
@@ -297,16 +311,8 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     fwt += f"; {', '.join(at_once)}: every task learned at once (multitask training), so no FWT, min-ACC, WC-ACC " \
         "or Intrans (—)" if at_once else ""
     bwt = "BWT < 0 means forgetting; " if "BWT" in shown else ""
-    parts.append(f"{', '.join(shown)} in % (mean ± std over seeds; a value alone: one seed); "
-                 f"{bwt}LA: learning accuracy, each task just after it was learned{fwt}.\n"
-                 + split_note(results) + "\n" + machine_note(results) + source_note(results))
-    measures = final_measures(results)
-    if measures:
-        partly = partly_measured(results)
-        some = ("\nMeasures from only some seeds (the others' files hold none): " + "; ".join(
-            f"{m}, {k}" for m, k in partly.items())) if partly else ""
-        parts.append(format_measures(measures) + "\n" + MEASURES_NOTE + some)
-    return "\n\n".join(parts)
+    return (f"{', '.join(shown)} in % (mean ± std over seeds; a value alone: one seed); "
+            f"{bwt}LA: learning accuracy, each task just after it was learned{fwt}.")
 
 
 def eval_split(result: RunResult) -> str:

@@ -525,19 +525,21 @@ def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) ->
 
 def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> dict:
     """What a sweep's summary shows, as plain data (the ``sweep`` results file keeps it as root attributes):
-    name, runs complete / planned, {label: {metric: [mean, std]}}, {label: seeds}, the split note and
-    {run id: errors} of the failed runs."""
+    name, runs complete / planned, {label: {metric: [mean, std]}}, {label: seeds}, the split note, the legend of
+    the table's columns with what the runs were computed on, and {run id: errors} of the failed runs."""
     from collections import Counter
 
-    from spikecl.continual.report import defined_counts, method_summary, partly_defined, split_note
+    from spikecl.continual.report import (defined_counts, legend, machine_note, method_summary, partly_defined,
+                                          split_note)
 
     stats = method_summary(results) if results else {}
     summary = {m: {k: list(v) for k, v in s.items()} for m, s in stats.items()}
     counts = {m: dict(c) for m, c in defined_counts(results).items()}       # seeds per cell: a single one shows alone
     notes = "\n".join(filter(None, (partly_defined(results, stats), split_note(results)))) if results else ""
+    below = f"{legend(results, stats)}\n{machine_note(results)}" if results else ""
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
             "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,
-            "failures": failures, "metric_definitions": DEFINITIONS}
+            "legend": below, "failures": failures, "metric_definitions": DEFINITIONS}
 
 
 def _summary_text(record: dict) -> str:
@@ -546,7 +548,8 @@ def _summary_text(record: dict) -> str:
     lines = [f"sweep {record['name']}: {record['complete']}/{record['planned']} runs complete"]
     if record["summary"]:
         summary = {m: {k: tuple(v) for k, v in s.items()} for m, s in record["summary"].items()}
-        lines += ["", format_summary(summary, record["seeds"], record.get("counts")), record["split_note"]]
+        lines += ["", format_summary(summary, record["seeds"], record.get("counts")), record["split_note"],
+                  *filter(None, [record.get("legend")])]
     for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
     if record["summary"] and record.get("metric_definitions") != DEFINITIONS:
@@ -630,7 +633,7 @@ def _record(run: Run) -> dict:
     record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
     counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
     return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
-            "metric_definitions": run.attrs.get("metric_definitions")}
+            "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions")}
 
 
 KIND = SweepKind()
