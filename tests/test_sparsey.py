@@ -298,6 +298,7 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     assert main(["run", str(exp), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Sparsey" in out and "k-WTA spatial pooler" in out and "91 %" in out and "sequence frames recalled" in out
+    assert not [line for line in out.splitlines() if line.endswith(" ")]     # no row padded past its last cell
     results = tmp_path / "small" / "sparsey_seed0.h5"
     with h5py.File(results) as f:
         assert f.attrs["kind"] == "sparsey"

@@ -530,7 +530,7 @@ def comparison_rows(metrics: Sequence[dict[str, float]], k: int) -> list[str]:
                      f"recognised {_cell(get('spiking_code_match'), 0, 100.0)} %"))
     rows.append(("pixels", "", "", "", pct("pixels_acc_knn1"), pct(f"pixels_acc_knn{k}"), *[""] * 5))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]   # no trailing spaces to wrap
     lines.insert(1, "-" * len(lines[0]))
     return lines
 
