@@ -565,7 +565,7 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
             try:                                 # would the folder's report table them with this run's?
                 summary(k, [read_run(p, k.name) for p in [*paths, *others]])
                 next_step = f"'spikecl report {folder}' compares them all"
-            except ResultsError as exc:
+            except SpikeCLError as exc:           # the run is done: its note never fails it
                 next_step = f"'spikecl report {folder}' would refuse to table them together: {exc}"
             print(f"\nnote: {folder} holds {files} than this run wrote (e.g. {others[0].name}); {shown} of this "
                   f"run's; {next_step}")

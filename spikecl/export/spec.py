@@ -395,7 +395,7 @@ def load_trained(path) -> NetworkSpec:
         raise
     if run.kind != "continual":
         raise ForeignFileError(f"{path} holds a {run.kind!r} run; export takes a continual run's trained network"
-                           + NEXT_STEP.get(run.kind, ""))
+                               + NEXT_STEP.get(run.kind, ""))
     result = as_result(run)
     if not result.model:
         raise ResultsError(f"{path} holds no trained parameters under /model")
