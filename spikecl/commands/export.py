@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, ForeignFileError
 from spikecl.export.ca3_graph import CELLS as CA3_CELLS
 from spikecl.export.ca3_graph import LEARNING as CA3_LEARNING
 from spikecl.export.lava_client import LAVA_TIMEOUT_S
@@ -146,14 +146,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "nir" and args.output.suffix.lower() != ".nir":
         raise ConfigError(f"-o {args.output}: a NIR graph is named .nir, as the nir package names them (.h5 names "
                           "netx networks here); name it .nir or pass --format netx")
-    from spikecl.export.netx import lava_dl_refusal
+    from spikecl.export.netx import is_network_file, lava_dl_refusal
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 
     quant = QuantConfig(weight_bits=args.weight_bits, headroom=args.headroom, input_bits=args.input_bits)
-    spec, net = export_file(args.source, args.output, args.format, quant, samples=args.samples,
-                            calibration_samples=args.calibration_samples, overwrite=args.overwrite,
-                            data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
+    try:
+        spec, net = export_file(args.source, args.output, args.format, quant, samples=args.samples,
+                                calibration_samples=args.calibration_samples, overwrite=args.overwrite,
+                                data_dir=args.data_dir, max_drop=None if args.force else args.max_drop)
+    except ForeignFileError:                         # not a results file: an exported network names its command
+        if is_network_file(args.source):
+            raise ForeignFileError(f"{args.source} is an exported network already; run it with: spikecl deploy "
+                                   f"{args.source}") from None
+        raise
     if net is not None:
         print_export(net, asked=args.samples)
         if "standardize_folded" in spec.config:

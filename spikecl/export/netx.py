@@ -406,6 +406,19 @@ def _layer_groups(f, version: int, path: Path) -> list:
     return groups
 
 
+def is_network_file(path: str | Path) -> bool:
+    """Whether ``path``, a file that passed :func:`spikecl.io.open_for_reading`'s checks, is a network file (this
+    module's schema); False for a file h5py cannot open."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            meta = f.get("spikecl")
+            return isinstance(meta, h5py.Group) and meta.attrs.get("schema") == SCHEMA
+    except OSError:
+        return False
+
+
 def read_netx(path: str | Path) -> FixedNetwork:
     """Read a file written by :func:`write_netx`; a missing, corrupt, foreign or internally inconsistent file is a
     one-line :class:`ResultsError`."""

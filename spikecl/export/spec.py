@@ -386,13 +386,7 @@ def load_trained(path) -> NetworkSpec:
     from spikecl.errors import ForeignFileError
     from spikecl.io import as_result, read_run
 
-    try:
-        run = read_run(path)
-    except ForeignFileError:
-        if _is_network_file(path):
-            raise ForeignFileError(f"{path} is an exported network already; run it with: spikecl deploy {path}") \
-                from None
-        raise
+    run = read_run(path)
     if run.kind != "continual":
         raise ForeignFileError(f"{path} holds a {run.kind!r} run; export takes a continual run's trained network"
                                + NEXT_STEP.get(run.kind, ""))
@@ -401,17 +395,6 @@ def load_trained(path) -> NetworkSpec:
         raise ResultsError(f"{path} holds no trained parameters under /model")
     crc = result.environment.get("data_crc")             # the dataset files it trained on, where it read files
     return spec_from_state(result.model, {**result.config, **({"data_crc": crc} if crc is not None else {})})
-
-
-def _is_network_file(path) -> bool:
-    """Whether the HDF5 file ``path`` (already read once) is a network file written by export (netx)."""
-    import h5py
-
-    from spikecl.export.netx import SCHEMA
-
-    with h5py.File(path, "r") as f:
-        meta = f.get("spikecl")
-        return isinstance(meta, h5py.Group) and meta.attrs.get("schema") == SCHEMA
 
 
 #: what to export instead of another kind's results file
