@@ -552,7 +552,8 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
         raise
     if reports:
         folder = Path(cfg.output_dir) / cfg.name
-        report(k, [read_run(p, k.name) for p in paths], folder, plots=plots)
+        runs = [read_run(p, k.name) for p in paths]
+        report(k, runs, folder, plots=plots)
         older = [] if plots else plots_older_than(folder, paths)
         if older:
             files = f"{len(older)} PNG file{'s' if len(older) > 1 else ''}"
@@ -563,7 +564,7 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
             files = f"{len(others)} more results file{'s' if len(others) > 1 else ''}"
             shown = "the table and plots above are" if plots else "the table above is"
             try:                                 # would the folder's report table them with this run's?
-                summary(k, [read_run(p, k.name) for p in [*paths, *others]])
+                summary(k, [*runs, *(read_run(p, k.name) for p in others)])
                 next_step = f"'spikecl report {folder}' compares them all"
             except SpikeCLError as exc:           # the run is done: its note never fails it
                 next_step = f"'spikecl report {folder}' would refuse to table them together: {exc}"
