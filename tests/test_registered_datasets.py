@@ -15,7 +15,7 @@ from spikecl.data import register_dataset
 from spikecl.data.base import Dataset
 from spikecl.data.datasets import load_dataset, registered_crc
 from spikecl.errors import ConfigError, DataError
-from spikecl.io import read_results
+from spikecl.io import read_results, read_run
 
 #: four classes of 4x4 images, a bright pixel at each class's place on a noisy background, 60 train / 30 test each
 PLUGIN = '''import numpy as np
@@ -147,6 +147,44 @@ def test_a_network_trained_on_a_dataset_of_your_own_exports_with_its_plugin(tmp_
     files(tmp_path, brightness=0.5)
     assert main([*export, "--plugin", str(plugin), "--overwrite"]) == 2
     assert "trained on other blobs data (its registered loader returns other" in capsys.readouterr().err
+
+
+#: a one-pass Sparsey coder of the 4x4 blobs: one mac over the whole image
+SPARSEY = ('kind = "sparsey"\nname = "blobs-sparsey"\nseeds = [0]\n[data]\ndataset = "blobs"\n'
+           '[coder]\nimage_shape = [4, 4]\nlayout = "grid"\ngrid = [1, 1]\npatch = [4, 4]\nn_macs = 1\n'
+           'two_level = false\n[coder.mac]\nn_cms = 4\ncells_per_cm = 4\n[baseline]\nn_columns = 64\n'
+           'sparsity = 0.0625\n[eval]\nknn_k = 3\nn_pairs = 200\npair_items = 40\ncapacity_points = [20, 60]\n'
+           'random_capacity_points = [5, 10]\ncue_items = 20\ncue_levels = [0.0, 0.5]\n')
+
+
+def test_a_dataset_of_your_own_is_coded_by_sparsey_and_its_runs_on_other_data_are_not_mixed(tmp_path, capsys):
+    """A registered dataset of one-channel images runs the sparsey kind as spikecl's own do: the one bright pixel
+    of each class is learned in one pass (k-NN on the codes 100 %), its results record the CRC of the loader's
+    data and report without the plugin; once the loader returns other data, --resume refuses the finished seed.
+    A colour dataset of one's own is refused when the config loads."""
+    plugin, _ = files(tmp_path)
+    exp = tmp_path / "sparsey.toml"
+    exp.write_text(f'output_dir = "{tmp_path / "out"}"\n' + SPARSEY)
+    assert run(exp) == 2
+    assert "data.dataset: 'blobs' is not allowed" in capsys.readouterr().err
+    assert run(exp, "--plugin", plugin) == 0
+    result = read_run(tmp_path / "out" / "blobs-sparsey" / "sparsey_seed0.h5")
+    assert result.config["data_crc"] == registered_crc("blobs", 0) and result.attrs["n_train"] == 240
+    assert result.metrics["sparsey_acc_knn3"] == result.metrics["pooler_acc_knn3"] == 1.0
+    capsys.readouterr()
+    without_plugin()
+    assert main(["report", str(tmp_path / "out" / "blobs-sparsey"), "--no-plots"]) == 0
+    assert "Sparsey" in capsys.readouterr().out
+    files(tmp_path, brightness=0.5)
+    assert run(exp, "--plugin", plugin, "--resume") == 2
+    err = capsys.readouterr().err
+    assert "sparsey_seed0.h5 was made with another config (data_crc differs)" in err and err.count("\n") == 1
+    plugin.write_text(plugin.read_text().replace("(1, 4, 4), 4)", "(3, 4, 4), 4)").replace("1, 4, 4)", "3, 4, 4)"))
+    without_plugin()
+    assert run(exp, "--plugin", plugin, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "data.dataset: 'blobs' is of 3-channel images; the coder reads one-channel images" in err
+    assert err.count("\n") == 1
 
 
 def test_the_data_folder_and_excluded_test_splits_are_refused_for_a_dataset_of_your_own(tmp_path, capsys):

@@ -217,12 +217,17 @@ def test_each_seed_draws_its_own_coder(two_seeds):
         assert m["sparsey_learn_ms_per_item"] == pytest.approx(1000 * m["sparsey_learn_seconds"] / 200)
 
 
-def test_a_colour_dataset_is_refused_when_the_config_loads():
-    """The coder reads greyscale images: data.dataset = "cifar10" is a one-line ConfigError at load."""
-    with pytest.raises(ConfigError, match=r"^data.dataset: 'cifar10' is not one the coder reads \(digits, mnist5k, "
-                                          "mnist, fashion_mnist; datasets of one's own are for continual "
-                                          r"experiments\)$"):
-        load(DIGITS, ['data.dataset="cifar10"'])
+@pytest.mark.parametrize("dataset, message", [
+    ("cifar10", r"^data.dataset: 'cifar10' is of 3-channel images; the coder reads one-channel images \(digits, "
+                r"mnist5k, mnist, fashion_mnist, or a dataset of one's own registered by a --plugin\)$"),
+    ("shd", r"^data.dataset: 'shd' is not an image dataset; the coder reads one-channel images \(digits, "),
+    ("mnist", r"^coder.image_shape: \[8, 8\] but mnist images are 28x28 \(H x W\); set coder.image_shape = "
+              r"\[28, 28\]$")])
+def test_a_dataset_the_coder_cannot_read_is_refused_when_the_config_loads(dataset, message):
+    """The coder reads one-channel images of coder.image_shape: a colour or event dataset, or images of another
+    size, are a one-line ConfigError at load, before any data is read."""
+    with pytest.raises(ConfigError, match=message):
+        load(DIGITS, [f'data.dataset="{dataset}"'])
 
 
 def test_a_run_caps_the_cued_items_and_reads_its_summaries_at_their_points():

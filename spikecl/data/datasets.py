@@ -435,14 +435,14 @@ class RegisteredDataset:
 
 def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Sequence[int], n_classes: int) -> None:
     """Make a dataset of one's own available as ``data.dataset = name`` in experiments, with everything spikecl's
-    own have (every stream and scenario, ``--resume``, results files, the report, export). ``load(seed)`` returns
-    a :class:`~spikecl.data.base.Dataset` of images [N, *input_shape] in [0, 1] and labels in 0..n_classes-1,
-    from memory or files it finds itself (no ``data.data_dir``); ``seed`` is ``data.test_split_seed``, for a loader
-    that draws its own train/test split. It is called once per process and seed, and what it returns is checked
-    then (a one-line DataError); results record its CRC, so that runs on other data are not mixed. A name that is
-    not a plain word, one of spikecl's own datasets or held by another loader (the same loader imported again is
-    fine), a ``load`` that is not callable, an ``input_shape`` that is not 3 positive integers or ``n_classes``
-    below 2 are a one-line :class:`ConfigError`."""
+    own have (every stream and scenario, ``--resume``, results files, the report, export; the ``sparsey`` kind for
+    one-channel images). ``load(seed)`` returns a :class:`~spikecl.data.base.Dataset` of images [N, *input_shape]
+    in [0, 1] and labels in 0..n_classes-1, from memory or files it finds itself (no ``data.data_dir``); ``seed`` is
+    ``data.test_split_seed``, for a loader that draws its own train/test split. It is called once per process and
+    seed, and what it returns is checked then (a one-line DataError); results record its CRC, so that runs on other
+    data are not mixed. A name that is not a plain word, one of spikecl's own datasets or held by another loader (the
+    same loader imported again is fine), a ``load`` that is not callable, an ``input_shape`` that is not 3 positive
+    integers or ``n_classes`` below 2 are a one-line :class:`ConfigError`."""
     check_own_name(name, "dataset name", "data.dataset names it")
     if name in DATASETS:
         raise ConfigError(f"register_dataset: {name!r} is one of spikecl's own datasets ({', '.join(DATASETS)}); "

@@ -42,7 +42,8 @@ import numpy as np
 from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDED_RULES, DataConfig, RunHeader,
                             check_applies, check_data_split, from_dict, option)
 from spikecl.data.codes import MAX_OUTPUTS
-from spikecl.errors import ConfigError, DataError, ResultsError
+from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape, registered_crc
+from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
@@ -54,6 +55,8 @@ from spikecl.sdr.sparsey import MAX_CELLS_PER_CM, MAX_CMS, SparseyCoder, Sparsey
 
 #: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
 PUBLISHED = {"accuracy": 0.91, "learn_seconds": 220.0, "train_items": 2000}
+#: spikecl's own datasets of one-channel images, which the coder reads
+GREYSCALE = tuple(name for name, (channels, *_) in IMAGE_SHAPES.items() if channels == 1)
 
 
 @dataclass
@@ -133,6 +136,21 @@ def capacity_points(ev: EvalConfig, n_train: int) -> tuple[list[int], str | None
     return kept, note
 
 
+def check_dataset(cfg: SparseyExperimentConfig) -> None:
+    """A one-line ConfigError unless ``data.dataset`` holds one-channel images (spikecl's own or registered with
+    ``--plugin``: :func:`spikecl.data.register_dataset`) of ``coder.image_shape``."""
+    name, want = cfg.data.dataset, list(cfg.coder.image_shape)
+    shape = known_image_shape(name)
+    if shape is None or shape[0] != 1:
+        what = "not an image dataset" if shape is None else f"{shape[0]}-channel images"
+        raise ConfigError(f"data.dataset: {name!r} is {'' if shape is None else 'of '}{what}; the coder reads "
+                          f"one-channel images ({', '.join(GREYSCALE)}, or a dataset of one's own registered by a "
+                          "--plugin)")
+    if list(shape[1:]) != want:
+        raise ConfigError(f"coder.image_shape: {want} but {name} images are {shape[1]}x{shape[2]} (H x W); set "
+                          f"coder.image_shape = {list(shape[1:])}")
+
+
 def check_code_sizes(cfg: SparseyExperimentConfig) -> None:
     """A one-line ConfigError, at load, for a Sparsey code or sequence mac larger than the fly-hash control that
     matches its size can be (:data:`~spikecl.data.codes.MAX_OUTPUTS` bits), rather than after the learning."""
@@ -198,9 +216,6 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
     data = load_dataset(d.dataset, d.data_dir or None, seed=d.test_split_seed, excludes=d.test_excludes)
     sources = training_and_evaluation(data, d.validation, d.eval_split, split_seed)
     (x_train, y_train), (x_test, y_test) = sources["train"], sources["test"]
-    if x_train[0].size != int(np.prod(coder_cfg.image_shape)):
-        raise DataError(f"{cfg.data.dataset} images have {x_train[0].size} pixels but coder.image_shape "
-                        f"{coder_cfg.image_shape} has {int(np.prod(coder_cfg.image_shape))}")
     binary = lambda a, n: a.reshape(len(a), -1)[: n or None] > coder_cfg.threshold      # noqa: E731
     x_train, x_test = binary(x_train, cfg.eval.train_items), binary(x_test, cfg.eval.test_items)
     if not x_train.any():
@@ -318,8 +333,11 @@ SCORING = {"recall_ties": "a tie among the k nearest stored codes counts 1/k"}
 
 
 def recorded_config(cfg: SparseyExperimentConfig) -> dict:
-    """What a results file records as its config: ``cfg`` and the :data:`SCORING` rules."""
-    return {**asdict(cfg), **SCORING}
+    """What a results file records as its config: ``cfg``, the :data:`SCORING` rules and, for a registered dataset,
+    the CRC of what its loader returned (:func:`~spikecl.data.datasets.registered_crc`: its name alone does not say
+    which data it gave)."""
+    crc = registered_crc(cfg.data.dataset, cfg.data.test_split_seed)
+    return {**asdict(cfg), **SCORING, **({"data_crc": crc} if crc is not None else {})}
 
 
 def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
@@ -571,9 +589,7 @@ class SparseyKind(Kind):
         coder_raw = raw.pop("coder", {})
         cfg = from_dict(SparseyExperimentConfig, raw)
         cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
-        if cfg.data.dataset not in ("digits", "mnist5k", "mnist", "fashion_mnist"):
-            raise ConfigError(f"data.dataset: {cfg.data.dataset!r} is not one the coder reads (digits, mnist5k, "
-                              "mnist, fashion_mnist; datasets of one's own are for continual experiments)")
+        check_dataset(cfg)
         check_code_sizes(cfg)
         if cfg.eval.train_items:
             check_train_items(cfg.eval, cfg.eval.train_items)
