@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import RunHeader, option
+from spikecl.config import RunHeader
 from spikecl.continual.metrics import mean_std
 from spikecl.errors import ExistsError
 from spikecl.experiment_kind import Job, Kind, check_seeds, register_kind, run_file
 from spikecl.figures import colors, figure, save
 from spikecl.io import write_run
+from spikecl.options import option
 from spikecl.report import report_paths
 
 

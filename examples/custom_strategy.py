@@ -12,11 +12,12 @@ The file is also a plugin: ``spikecl run EXP.toml --plugin examples/custom_strat
 import argparse
 from dataclasses import dataclass
 
-from spikecl.config import experiment_from_dict, option
+from spikecl.config import experiment_from_dict
+from spikecl.continual.report import text_report
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import register
 from spikecl.continual.strategy import Strategy
-from spikecl.continual.report import text_report
+from spikecl.options import option
 
 
 @dataclass

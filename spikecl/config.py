@@ -14,20 +14,20 @@ An experiment file is TOML with a few top-level keys and one table per part of t
     [strategy.ewc]               # options of one method, validated by that method
     lam = 100.0
 
-Every key is checked: an unknown key, a wrong type or an out-of-range value raises :class:`ConfigError` with one line
-naming the key and what is allowed. This module imports only the standard library (and ``tomli`` on Python 3.10).
+Every key is checked (:mod:`spikecl.options`): an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` with one line naming the key and what is allowed; then the checks across keys here. Reading the
+file and ``--set`` overrides are :mod:`spikecl.toml_files`; a recorded config as read today, :mod:`spikecl.recorded`;
+where two differ, :mod:`spikecl.differences`. This module imports only numpy and the standard library (and ``tomli``
+on Python 3.10).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib.util
 import math
 import numbers
 import os
-import re
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from spikecl.errors import ConfigError, did_you_mean
+from spikecl.differences import flatten
+from spikecl.errors import ConfigError
+from spikecl.options import field_default, from_dict, option
+from spikecl.toml_files import apply_overrides, load_toml, set_path, toml_literal
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
 SEED_MAX = (1 << 32) - 1
@@ -44,11 +47,6 @@ SEED_MAX = (1 << 32) - 1
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 #: the largest float32: a neuron parameter above it would be infinite in the network
 FLOAT32_MAX = 3.4028234663852886e38
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (the Lava environment)
-    import tomli as tomllib
 
 EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
 #: ``train.precision`` values: the dtype of the training pass's synapses (see TrainConfig.precision)
@@ -104,21 +102,6 @@ def check_known_dataset(name: Any) -> None:
     one registered by a plugin not loaded now."""
     if isinstance(name, str) and name not in dataset_names():
         raise ConfigError(f"data.dataset {name!r} is not registered; pass the --plugin that registers it")
-
-
-def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
-           doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False,
-           path: bool = False) -> Any:
-    """A dataclass field with validation metadata: allowed ``choices`` (or a function returning them, read at each
-    check: a registry) or an inclusive range [low, high] (for a list: of every item); ``distinct``: a list's items
-    must differ; ``nonempty``: a list needs at least one item, a string a character;
-    ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
-    path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
-    meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
-            "nonempty": nonempty, "path": path}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)   # nested lists apart too
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -290,7 +273,7 @@ class ExperimentConfig(RunHeader):
                                                "setting, e.g. \"train.momentum\" = 0.9")
 
     def to_dict(self) -> dict:
-        """Plain nested dict (TOML/JSON-serialisable), the inverse of :func:`from_dict`."""
+        """Plain nested dict (TOML/JSON-serialisable), the inverse of :func:`~spikecl.options.from_dict`."""
         return dataclasses.asdict(self)
 
     def results_path(self, method: str, seed: int) -> Path:
@@ -299,133 +282,12 @@ class ExperimentConfig(RunHeader):
         return Path(self.output_dir) / self.name / f"{method}-seed{seed}.h5"
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_value(value: Any, tp: Any, key: str) -> Any:
-    """Return ``value`` converted to type ``tp`` or raise ConfigError naming ``key``."""
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {value!r}")
-        return [_check_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):   # numpy integers too, not bool
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        value = int(value)
-        if not -(1 << 63) <= value < (1 << 63):
-            raise ConfigError(f"{key}: {value} does not fit in a 64-bit integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):          # numpy floats too
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config field type {tp!r} for {key}")  # pragma: no cover - programming error
-
-
 def check_seed(value: Any, what: str) -> int:
     """``value`` as a run seed (an integer in 0..2^32-1, numpy integers accepted), else a one-line ConfigError
     naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= SEED_MAX:
         raise ConfigError(f"{what} must be an integer in 0..2^32-1, got {value!r}")
     return int(value)
-
-
-def _check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
-    choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
-    choices = choices() if callable(choices) else choices
-    if meta.get("nonempty") and isinstance(value, list) and not value:
-        raise ConfigError(f"{key}: expected at least one value")
-    if meta.get("nonempty") and value == "":
-        raise ConfigError(f"{key}: empty" + ("; write '.' for the current folder" if meta.get("path") else ""))
-    if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
-        twice = next(v for i, v in enumerate(value) if v in value[:i])
-        raise ConfigError(f"{key}: {twice!r} appears more than once")
-    if meta.get("file_name") and (not value or value in (".", "..") or any(c in value for c in "/\\\0")):
-        raise ConfigError(f"{key}: {value!r} is not a plain file name (no folders, not '.' or '..')")
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_bounds(item, meta, f"{key}[{i}]")
-        return
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}"
-                          f"{did_you_mean(value, choices)}")
-    if low is not None and value < low:
-        raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
-    if high is not None and value > high:
-        raise ConfigError(f"{key}: {value!r} is above the maximum {high}")
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays (anything with ``tolist``) as Python numbers and lists, so configs built in Python
-    validate like TOML."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def check_fields(cfg: Any, prefix: str = "") -> None:
-    """Validate every field of the dataclass ``cfg`` in place by its type and :func:`option` range, as
-    :func:`from_dict` does for a TOML table (numpy numbers become Python ones); a nested config field must hold an
-    instance of its class. For configs built in Python (``__post_init__``)."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        key, tp, value = prefix + f.name, hints[f.name], getattr(cfg, f.name)
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, tp):
-                raise ConfigError(f"{key}: expected a {tp.__name__}, got {value!r}")
-            continue
-        value = _check_value(_plain(value), tp, key)
-        _check_bounds(value, f.metadata, key)
-        setattr(cfg, f.name, value)
-
-
-def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, validating every key, type and range.
-
-    Nested dataclass fields take nested tables. Raises :class:`ConfigError` on the first problem, naming the dotted
-    key (``prefix`` + field name) and what is allowed.
-    """
-    if not isinstance(data, typing.Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown and not fields:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; '{prefix.rstrip('.')}' takes no keys")
-    if unknown:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}"
-                          f"{did_you_mean(unknown[0], fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        key = prefix + name
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = from_dict(tp, value, key + ".")
-            continue
-        kwargs[name] = _check_value(value, tp, key)
-        _check_bounds(kwargs[name], fields[name].metadata, key)
-        if fields[name].metadata.get("path") and kwargs[name]:
-            kwargs[name] = os.path.expanduser(kwargs[name])
-    return cls(**kwargs)
 
 
 def _split_strategy_options(raw: dict) -> dict:
@@ -457,133 +319,10 @@ def check_header(cfg: RunHeader) -> None:
         raise ConfigError("seeds: expected at least one seed")
 
 
-#: keys added to a table after results were first recorded without them: (table, key) -> the value that does what a
-#: run recorded without the key did (a constant learning rate)
-ADDED_KEYS = {("train", "lr_schedule"): "constant", ("train", "warmup_epochs"): 0, ("train", "cuda_graph"): False,
-              ("stream", "standardize"): []}
-#: (method, option) -> the value a recorded options table of that method lacking the option ran with (it was added
-#: later; results record every option of the method they ran)
-ADDED_OPTIONS = {("hlop", "lateral_scale"): 20.0}
-#: per experiment kind: (its rules of options that only some settings read, like :data:`ONLY_FOR`; its config class)
-#: for :func:`recorded_as_now` (a kind registers its own when imported)
-RECORDED_RULES: dict[str, tuple[dict, type]] = {}
-#: functions (recorded continual config -> that config) putting the options of its run's method as the run read them,
-#: for :func:`recorded_as_now` (:mod:`spikecl.continual.strategies` registers one when imported: options its run
-#: does not read at their defaults, as runs record them since)
-RECORDED_OPTIONS: list[typing.Callable[[dict], dict]] = []
-
-
 def cosine_is_constant(epochs: int, warmup_epochs: int) -> bool:
     """Whether a cosine schedule runs every epoch at the full rate: at most one warm-up epoch (it ends at the full
     rate) and one decay epoch (the decay's first is at the full rate)."""
     return warmup_epochs <= 1 and epochs - warmup_epochs <= 1
-
-
-def _constant_cosine_as_constant(config: dict) -> dict:
-    """A recorded cosine schedule that ran every epoch at the full rate (accepted before it was refused) as
-    ``constant``, which is what it did."""
-    train = config.get("train")
-    if not (isinstance(train, dict) and train.get("lr_schedule") == "cosine"):
-        return config
-    epochs, warmup = train.get("epochs"), train.get("warmup_epochs", 0)
-    if not (isinstance(epochs, int) and isinstance(warmup, int) and cosine_is_constant(epochs, warmup)):
-        return config
-    return {**config, "train": {**train, "lr_schedule": "constant", "warmup_epochs": 0}}
-
-
-def recorded_as_now(config: dict, seed: int | None = None) -> dict:
-    """A recorded config (results file, checkpoint, exported network) as this spikecl reads it, so that a run made
-    before a rule or key existed compares equal to the same run made today:
-
-    * one recorded before ``data.test_split_seed`` existed gets the train/test split it was made on, the run seed's
-      (``seed``, else the config's) with ``data.vary_split``, else 0; one recorded before ``data.test_excludes``
-      existed left none out;
-    * a continual one recorded before a key of :data:`ADDED_KEYS` existed gets the value that does what it did, and
-      a split stream that left classes out (``classes_per_task`` 0 with tasks not dividing the classes) the classes
-      per task it trained;
-    * an option its kind's rules (:data:`ONLY_FOR`, :data:`RECORDED_RULES`, :data:`RECORDED_OPTIONS`) say the run did
-      not read is its default.
-    """
-    if not isinstance(config, dict):
-        return config
-    data = config.get("data")
-    if isinstance(data, dict) and "test_split_seed" not in data:
-        seed = config.get("seed", 0) if seed is None else seed
-        config = {**config, "data": {**data, "test_split_seed": seed if data.get("vary_split") else 0}}
-    data = config.get("data")
-    if isinstance(data, dict) and "test_excludes" not in data:              # added later: made on the plain split
-        config = {**config, "data": {**data, "test_excludes": []}}
-    kind = config.get("kind", "continual")
-    if kind == "continual":
-        for (table, key), value in ADDED_KEYS.items():
-            if isinstance(config.get(table), dict) and key not in config[table]:
-                config = {**config, table: {**config[table], key: value}}
-        config = options_as_now(config)
-        config = _constant_cosine_as_constant(config)
-        for as_read in RECORDED_OPTIONS:
-            config = as_read(config)
-        config = _split_as_trained(config)
-    own = {"continual": (ONLY_FOR, ExperimentConfig), **RECORDED_RULES}.get(kind)
-    return config if own is None else _unused_as_defaults(config, own[0], own[1]())
-
-
-def options_as_now(config: dict) -> dict:
-    """A recorded continual config whose method options table lacks an option of :data:`ADDED_OPTIONS`: the value
-    it ran with, so that it compares equal to the same run recorded today."""
-    strategy = config.get("strategy")
-    options = strategy.get("options") if isinstance(strategy, dict) else None
-    if not isinstance(options, dict):
-        return config
-    added = {}
-    for (method, key), value in ADDED_OPTIONS.items():
-        table = added.get(method, options.get(method))
-        if isinstance(table, dict) and key not in table:
-            added[method] = {**table, key: value}
-    return {**config, "strategy": {**strategy, "options": {**options, **added}}} if added else config
-
-
-def _split_as_trained(config: dict) -> dict:
-    """A recorded split stream without ``classes_per_task`` whose tasks do not divide its dataset's classes: the
-    classes per task it trained (n_classes // n_tasks, the rest left out, as spikecl did before refusing it)."""
-    stream, data = config.get("stream"), config.get("data")
-    if not (isinstance(stream, dict) and isinstance(data, dict) and stream.get("kind") == "split"
-            and not stream.get("classes_per_task") and isinstance(stream.get("n_tasks"), int) and stream["n_tasks"]):
-        return config
-    classes = DATASET_CLASSES.get(data.get("dataset"))
-    if classes is None or classes % stream["n_tasks"] == 0:
-        return config
-    return {**config, "stream": {**stream, "classes_per_task": classes // stream["n_tasks"]}}
-
-
-class _Recorded:
-    """Attribute access to a recorded config table (a dict), today's default where it lacks a key."""
-
-    def __init__(self, table, default):
-        self._table, self._default = table, default
-
-    def __getattr__(self, key: str):
-        default = getattr(self._default, key)
-        value = self._table.get(key, default) if isinstance(self._table, dict) else default
-        return _Recorded(value, default) if dataclasses.is_dataclass(default) else value
-
-
-def _unused_as_defaults(config: dict, rules: dict, defaults) -> dict:
-    """``config`` with every option of ``rules`` that its own settings did not read set to its default."""
-    view = _Recorded(config, defaults)
-    for (table, key), (applies, _) in rules.items():
-        section = config.get(table)
-        if not isinstance(section, dict) or key not in section:
-            continue
-        try:
-            unused = not applies(view)
-        except (AttributeError, TypeError, ValueError):      # a damaged or foreign table: compared as it is
-            continue
-        default = field_default(getattr(defaults, table), key)
-        if dataclasses.is_dataclass(default):                # a nested table (Sparsey's level-2 mac), as recorded
-            default = dataclasses.asdict(default)
-        if unused and section[key] != default:
-            config = {**config, table: {**config[table], key: default}}
-    return config
 
 
 def check_data_split(data: DataConfig) -> None:
@@ -805,17 +544,6 @@ DATA_DIR_RULE = (lambda cfg: not reads_no_folder(cfg.data.dataset),
                  "ones find their own data)")
 
 
-def field_default(section: Any, key: str) -> Any:
-    """The default of the dataclass field ``key`` of ``section`` (a list default is made by its factory)."""
-    found = next(f for f in dataclasses.fields(section) if f.name == key)
-    return found.default_factory() if found.default is dataclasses.MISSING else found.default
-
-
-def _as_toml(value: Any) -> str:
-    """A default as a config file writes it: ``true``, ``"text"``, ``0.5``."""
-    return str(value).lower() if isinstance(value, bool) else f'"{value}"' if isinstance(value, str) else str(value)
-
-
 def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "network", "train"),
                   rules: dict | None = None) -> None:
     """Refuse an option of ``tables`` set away from its default where it has no effect (``stream.classes_per_task``
@@ -828,83 +556,8 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
         default = field_default(section, key)
         if getattr(section, key) != default and not applies(cfg):
             raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
-                              f"({_as_toml(default)}): this experiment "
+                              f"({toml_literal(default)}): this experiment "
                               "would ignore it")
-
-
-def as_written(key: str | None) -> str | None:
-    """A dotted config key as an experiment file spells it: strategy options are ``strategy.<method>.<option>``
-    (``to_dict`` keeps them under ``strategy.options``)."""
-    return key.replace("strategy.options.", "strategy.", 1) if key else key
-
-
-def first_difference(a: typing.Any, b: typing.Any, prefix: str = "", ignore: typing.Container[str] = ()) -> str | None:
-    """The first dotted key (``train.lr``, ``network.hidden[1]``) where two nested configs differ, or None.
-
-    >>> first_difference({"train": {"lr": 0.1, "epochs": 2}}, {"train": {"lr": 0.2, "epochs": 2}})
-    'train.lr'
-    """
-    return next(differences(a, b, prefix, ignore), None)
-
-
-def differ_phrase(keys: typing.Sequence[str], most: int = 4) -> str:
-    """``"train.lr differs"`` or ``"train.epochs, train.lr differ"``: the first ``most`` keys, then how many more.
-
-    >>> differ_phrase(["a", "b", "c"], most=2)
-    'a, b and 1 more differ'
-    """
-    named = ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
-    return f"{named} {'differs' if len(keys) == 1 else 'differ'}"
-
-
-def differences(a: typing.Any, b: typing.Any, prefix: str = "",
-                ignore: typing.Container[str] = ()) -> typing.Iterator[str]:
-    """Every dotted key where two nested configs differ, in sorted key order (keys in ``ignore`` skipped).
-
-    >>> list(differences({"train": {"lr": 0.1, "epochs": 2}}, {"train": {"lr": 0.2, "epochs": 3}}))
-    ['train.epochs', 'train.lr']
-    """
-    if prefix.rstrip(".") in ignore:
-        return
-    if isinstance(a, typing.Mapping) and isinstance(b, typing.Mapping):
-        for key in sorted(set(a) | set(b), key=str):
-            if key not in a or key not in b:
-                if f"{prefix}{key}" not in ignore:
-                    yield f"{prefix}{key}"
-                continue
-            yield from differences(a[key], b[key], f"{prefix}{key}.", ignore)
-    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            yield from differences(x, y, f"{prefix.rstrip('.')}[{i}].", ignore)
-    elif a != b:
-        yield prefix.rstrip(".")
-
-
-@dataclass(frozen=True)
-class OtherMethodsIgnored:
-    """The dotted keys a comparison of two configs of a run of ``method`` skips: ``base``, ``variants`` (a variant's
-    run records its overrides applied) and the options table of every method that is not a component of ``method``
-    (``strategy.options.ewc`` for fine-tuning): changing those does not change the run."""
-
-    base: frozenset
-    method: str
-
-    def __contains__(self, key: object) -> bool:
-        if key in self.base or key == "variants":
-            return True
-        parts = str(key).split(".")
-        return len(parts) == 3 and parts[:2] == ["strategy", "options"] and parts[2] not in self.method.split("+")
-
-
-def flatten(table: typing.Mapping, prefix: str = "") -> dict:
-    """{"train": {"lr": 0.1}} and {"train.lr": 0.1} → {"train.lr": 0.1}."""
-    out = {}
-    for key, value in table.items():
-        if isinstance(value, typing.Mapping):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 #: keys a variant cannot change: they say which runs an experiment has, where their files go and the device they
@@ -944,168 +597,11 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
         if wide:
             raise ConfigError(f"variants.{name}.{key}: a variant runs with its experiment's {wide}; set it for "
                               "the whole experiment")
-        _set_path(raw, path, value, f"variants.{name}.{key}")
+        set_path(raw, path, value, f"variants.{name}.{key}")
     try:
         return experiment_from_dict({**raw, "variants": {}}), method
     except ConfigError as exc:
         raise ConfigError(f"variants.{name}: {exc}") from None
-
-
-def parse_override(assignment: str) -> tuple[list[str], Any]:
-    """Parse ``key.sub=value`` (the key as a TOML dotted key, quoted parts included: ``variants.v."train.lr"``;
-    the value as a TOML literal, else a bare string) into (path, value)."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value")
-    key, text = assignment.split("=", 1)
-    path = _key_path(key.strip())
-    if not path:
-        raise ConfigError(f"--set {assignment!r}: empty key")
-    if len(path) > MAX_NESTING:
-        raise ConfigError(f"--set: key {key.strip()[:40]!r}... names {len(path)} nested tables; a config nests a few")
-    try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
-        if nesting_depth(value) > MAX_NESTING:
-            raise RecursionError
-    except RecursionError:
-        raise ConfigError(f"--set {key.strip()}: its value nests more than {MAX_NESTING} levels of arrays or "
-                          "tables") from None
-    except tomllib.TOMLDecodeError as exc:
-        value = text.strip()
-        if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
-            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
-    return path, value
-
-
-def toml_literal(value: Any) -> str:
-    """``value`` (a string, number, bool, or a list or table of them) as TOML literal text that reads back as the same
-    value: strings as basic strings (characters outside the BMP written as themselves, not as JSON's surrogate
-    escapes, which TOML refuses), ``nan`` and ``inf`` as TOML spells them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        return ("nan" if value != value else "inf" if value == float("inf") else "-inf" if value == float("-inf")
-                else repr(value))
-    if isinstance(value, str):
-        escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else "\\" + c if c in '"\\'
-                          else c for c in value)
-        return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
-    if isinstance(value, typing.Mapping):
-        return "{" + ", ".join(f"{toml_literal(str(k))} = {toml_literal(v)}" for k, v in value.items()) + "}"
-    raise ConfigError(f"{value!r} ({type(value).__name__}) has no TOML literal")
-
-
-def sets_key(override: str, key: str) -> bool:
-    """Whether the ``key=value`` ``override`` sets the dotted ``key`` (however its key is spelt: quoted parts,
-    ``"seeds"``; or a table holding it, ``data={data_dir = "x"}``)."""
-    path, value = parse_override(override)
-    wanted = key.split(".")
-    if path != wanted[:len(path)]:
-        return False
-    for part in wanted[len(path):]:
-        if not isinstance(value, dict) or part not in value:
-            return False
-        value = value[part]
-    return True
-
-
-def _key_path(key: str) -> list[str]:
-    """The parts of a dotted key as TOML reads it (``a."b.c"`` → ``["a", "b.c"]``); a key TOML does not accept is
-    split at every dot."""
-    try:
-        node = tomllib.loads(f"{key} = 0")
-    except (tomllib.TOMLDecodeError, RecursionError):
-        return [p for p in key.split(".") if p]
-    path = []
-    while isinstance(node, dict) and len(node) == 1:
-        part, node = next(iter(node.items()))
-        path.append(part)
-    return path
-
-
-def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
-    """Return a copy of ``raw`` with each ``key=value`` assignment applied (nested tables created as needed)."""
-    import copy
-
-    if isinstance(assignments, (str, bytes)):           # its characters would be read as assignments
-        raise ConfigError(f"overrides: expected a list of 'key=value' strings, got the string {assignments!r}; wrap it "
-                          "in a list")
-    out = copy.deepcopy(raw)
-    for assignment in assignments:
-        path, value = parse_override(assignment)
-        _set_path(out, path, value, f"--set {assignment!r}")
-    return out
-
-
-def _set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
-    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment."""
-    node = raw
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{where}: '{part}' is not a table")
-    node[path[-1]] = value
-
-
-#: the deepest nesting of tables and arrays a TOML file spikecl reads may have (its configs nest 3 or 4 levels)
-MAX_NESTING = 64
-
-
-def nesting_depth(value: Any) -> int:
-    """How many levels of tables and arrays ``value`` nests (0 for a plain value), counted without recursion and
-    up to one more than :data:`MAX_NESTING` (deeper is refused alike)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            stack += [(v, depth + 1) for v in node.values()]
-        elif isinstance(node, list):
-            stack += [(v, depth + 1) for v in node]
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        if deepest > MAX_NESTING:                 # enough to refuse; the rest need not be walked
-            break
-    return deepest
-
-
-def load_toml(path: str | Path, what: str = "experiment file") -> dict:
-    """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
-    ConfigError."""
-    from spikecl.paths import is_dir, is_file
-
-    path = Path(path)
-    a_what = ("an " if what[0] in "aeiou" else "a ") + what
-    if is_dir(path, ConfigError):
-        raise ConfigError(f"{path} is a folder, not {a_what}")
-    if not is_file(path, ConfigError):
-        where = (" (the reference experiments are in the models/ folder of a spikecl checkout: run from its root or "
-                 "give the file's path)") if path.parts[:1] == ("models",) else ""
-        raise ConfigError(f"{what} not found: {path}{where}")
-    data = path.read_bytes()
-    superblocks = (0, *(512 << k for k in range(8)))   # HDF5's: at 0 or after a user block (spikecl's seal: 512 bytes)
-    if any(data[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in superblocks):
-        raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
-                          "'spikecl report' reads results, 'spikecl deploy' networks")
-    try:
-        raw = tomllib.loads(data.decode("utf-8-sig"))     # a byte-order mark (some editors write one) is dropped
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
-    if nesting_depth(raw) > MAX_NESTING:
-        raise ConfigError(f"{path}: tables or arrays nested more than {MAX_NESTING} levels deep; {a_what} nests a "
-                          "few")
-    if not raw:
-        raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
-                          "(models/ holds examples)")
-    return raw
 
 
 def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:
@@ -1115,47 +611,3 @@ def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> E
     return experiment_from_dict(apply_overrides(raw, overrides))
 
 
-def check_own_name(name: Any, what: str, why: str) -> None:
-    """A one-line ConfigError unless ``name``, of something of one's own registered by a plugin (a method, a
-    dataset), is a plain file-name word: letters, digits, '_', '-', '.'. ``what`` names it, ``why`` says where it
-    is written."""
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise ConfigError(f"{what} {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit "
-                          f"({why})")
-
-
-def named(obj: Any) -> str:
-    """A class or function by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
-    return getattr(obj, "__qualname__", None) or repr(obj)
-
-
-def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
-    """A one-line ConfigError (starting with ``where``) where ``name`` is registered already, by ``held``, another
-    definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name)
-    may register it again."""
-    def definition(obj: Any) -> tuple:
-        """(module, qualified name, first line) of a class or function; a partial's function, a callable object's
-        class (a lambda is told from another of its module by its line)."""
-        obj = getattr(obj, "func", obj)
-        obj = obj if hasattr(obj, "__qualname__") else type(obj)
-        code = getattr(obj, "__code__", None)
-        return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
-
-    if held is not None and definition(held) != definition(given):
-        module, qualname, line = definition(held)
-        at = f" (line {line})" if line else ""
-        raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}; register "
-                          f"{named(given)} under another name")
-
-
-def check_defaults(cls: type, prefix: str, where: str) -> None:
-    """A one-line ConfigError (starting with ``where``) unless dataclass ``cls`` builds from its defaults and they
-    pass :func:`from_dict`'s validation of given values (keys named with ``prefix``)."""
-    try:
-        from_dict(cls, dataclasses.asdict(cls()), prefix)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: the default of {exc}") from None
-    except (TypeError, NameError) as exc:        # a field without default, or of a type options cannot have
-        line = str(exc).splitlines()[0] if str(exc) else ""
-        raise ConfigError(f"{where}: {cls.__qualname__} cannot be validated ({type(exc).__name__}: {line}); every "
-                          "option needs a default and a type bool, int, float, str, list[...] or dict") from None

@@ -34,12 +34,15 @@ from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, output_lock, remove_temporaries
-from spikecl.config import (RunHeader, apply_overrides, as_written, check_defaults, check_header, differ_phrase,
-                            differences, first_difference, from_dict, load_toml, recorded_as_now)
+from spikecl.config import RunHeader, check_header
+from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
                             SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
 from spikecl.io import Run, read_run
+from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
+from spikecl.recorded import recorded_as_now
+from spikecl.toml_files import apply_overrides, load_toml
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {

@@ -60,12 +60,12 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import atomic_write
-from spikecl.config import recorded_as_now
 from spikecl.environment import environment
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError
 from spikecl.hdf5_guard import check_heaps
 from spikecl.integrity import check_seal, write_hdf5_image
 from spikecl.paths import is_dir, is_file
+from spikecl.recorded import recorded_as_now
 
 SCHEMA = "spikecl-results"
 SCHEMA_VERSION = 1

@@ -84,13 +84,13 @@ def _damaged(data: bytes, rng) -> bytes:
 
 def _readers(tmp: Path, zero_reset_run):
     """(name, valid file bytes, suffix, reader) for every kind of file a user hands spikecl."""
-    from spikecl.config import load_toml
     from spikecl.data.datasets import read_idx
     from spikecl.data.pickles import load_data_pickle
     from spikecl.export.netx import read_netx, write_netx
     from spikecl.export.quantize import QuantConfig, quantize
     from spikecl.export.spec import load_trained
     from spikecl.io import read_run
+    from spikecl.toml_files import load_toml
 
     results, ckpt, _ = zero_reset_run
     netx = write_netx(tmp / "net.h5", quantize(load_trained(results), QuantConfig()))

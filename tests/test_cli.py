@@ -429,7 +429,7 @@ def test_all_closed_standard_streams_leave_stdout_and_stderr_on_devnull(tmp_path
 
 
 def test_a_byte_order_mark_and_a_missing_reference_experiment(tmp_path, capsys):
-    from spikecl.config import load_toml
+    from spikecl.toml_files import load_toml
 
     bom = tmp_path / "bom.toml"
     bom.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())                   # as some editors save UTF-8

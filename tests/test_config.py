@@ -5,10 +5,12 @@ import tomllib
 
 import pytest
 
-from spikecl.config import (ExperimentConfig, apply_overrides, differences, experiment_from_dict, first_difference,
-                            load_experiment, load_toml, options_as_now, parse_override, sets_key, toml_literal)
+from spikecl.config import ExperimentConfig, experiment_from_dict, load_experiment
+from spikecl.differences import differences, first_difference
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import RESUME_IGNORES
+from spikecl.recorded import options_as_now
+from spikecl.toml_files import apply_overrides, load_toml, parse_override, sets_key, toml_literal
 
 
 def test_defaults_validate():
@@ -197,7 +199,7 @@ def test_neuron_parameters_beyond_float32_are_refused_where_they_are_set(key):
 
 
 def test_overrides_given_as_one_string_are_refused_not_read_character_by_character():
-    from spikecl.config import apply_overrides
+    from spikecl.toml_files import apply_overrides
 
     with pytest.raises(ConfigError, match=r"overrides: expected a list of 'key=value' strings, got the string "
                                           r"'train.epochs=5'; wrap it in a list"):

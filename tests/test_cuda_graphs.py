@@ -71,7 +71,7 @@ def test_a_trainer_refuses_graphs_in_bfloat16_or_compiled_and_compile_once_graph
 
 
 def test_a_run_recorded_before_cuda_graphs_existed_reads_as_one_without_them():
-    from spikecl.config import recorded_as_now
+    from spikecl.recorded import recorded_as_now
     assert recorded_as_now({"kind": "continual", "train": {"lr": 0.1}})["train"]["cuda_graph"] is False
 
 

@@ -6,7 +6,8 @@ import itertools
 import pytest
 import torch
 
-from spikecl.config import NetworkConfig, first_difference
+from spikecl.config import NetworkConfig
+from spikecl.differences import first_difference
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.snn import LIFParams, SpikingLinear, build_cnn, build_mlp, build_network, encode, make_trainer

@@ -15,10 +15,11 @@ import pytest
 from spikecl import experiment_kind
 from spikecl.cli import main
 from spikecl.commands.run import check_reads_data
-from spikecl.config import RunHeader, option
+from spikecl.config import RunHeader
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, register_kind
 from spikecl.io import read_run, write_run
+from spikecl.options import option
 from spikecl.report import collect, report_paths
 
 RAN: list[tuple[int, JobOptions]] = []

@@ -92,7 +92,7 @@ def test_standardize_applies_to_direct_currents_of_dense_images_only(change):
 
 
 def test_results_recorded_before_standardize_existed_read_as_pixels():
-    from spikecl.config import recorded_as_now
+    from spikecl.recorded import recorded_as_now
 
     recorded = experiment_from_dict(_digits()).to_dict()
     del recorded["stream"]["standardize"]

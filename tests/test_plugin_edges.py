@@ -48,7 +48,7 @@ def registry(monkeypatch):
 def options_class(default):
     from dataclasses import dataclass
 
-    from spikecl.config import option
+    from spikecl.options import option
 
     @dataclass
     class Opts:

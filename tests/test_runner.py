@@ -14,7 +14,7 @@ import pytest
 import torch
 from hdf5_files import edited, unseal
 
-from spikecl.config import experiment_from_dict, recorded_as_now
+from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.runner import (ContinualRun, RunState, check_progress, checkpoint_path, measure_arrays,
@@ -23,6 +23,7 @@ from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import JobOptions
 from spikecl.io import read_results
+from spikecl.recorded import recorded_as_now
 from spikecl.snn import build_mlp, make_trainer
 
 PERMUTED_DIGITS = {

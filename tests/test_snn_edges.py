@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.config import TrainConfig, from_dict
+from spikecl.config import TrainConfig
 from spikecl.continual import metrics
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream, rotate
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
+from spikecl.options import from_dict
 from spikecl.snn import LIFParams, build_cnn, build_mlp, encode, evaluate, make_trainer
 from spikecl.snn.trainers import TrainingHooks
 

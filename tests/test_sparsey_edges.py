@@ -222,7 +222,7 @@ def test_a_level_two_table_a_one_level_run_did_not_read_compares_as_its_default(
     so a run recorded with other top settings resumes and reports as the same run (a two-level run's differs)."""
     import dataclasses
 
-    from spikecl.config import recorded_as_now
+    from spikecl.recorded import recorded_as_now
     from spikecl.sdr.experiment import SparseyExperimentConfig
     from spikecl.sdr.sparsey import MacConfig
 

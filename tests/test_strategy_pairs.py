@@ -12,8 +12,8 @@ import torch
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual.data_parallel import DataParallel
-from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.continual.projection import orthonormal_rows
+from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.continual.strategies import REGISTRY, build_strategy, register, validate_method
 from spikecl.continual.strategy import Simulation, Strategy, TaskData
 from spikecl.errors import ConfigError, SpikeCLError
@@ -466,10 +466,11 @@ def test_phase_options_shared_with_a_run_that_reads_them_are_recorded_and_swept_
     """Plain replay beside hlop+replay: its run records the phase options it does not read at their defaults (and
     a resume does not compare them); a sweep over them gives plain replay one candidate, and a sweep over them
     with no run that reads them is refused when it loads."""
-    from spikecl.config import first_difference, recorded_as_now
     from spikecl.continual.runner import checkpoint_difference, recorded_config, unshown_rules
     from spikecl.continual.strategies import effective_options
     from spikecl.continual.sweep import load_sweep
+    from spikecl.differences import first_difference
+    from spikecl.recorded import recorded_as_now
 
     def checkpoint(method):                              # what a run of cfg writes, as far as the check reads it
         return {"config": cfg.to_dict(), "method": method, "seed": 0,

@@ -13,13 +13,14 @@ import torch
 from spikecl import errors
 from spikecl.cli import main
 from spikecl.commands.sweep import check_kept, diverged
-from spikecl.config import apply_overrides, experiment_from_dict
+from spikecl.config import experiment_from_dict
 from spikecl.continual import plots, sweep_ray
 from spikecl.continual.runner import ContinualRun, checkpoint_path
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import replacing
 from spikecl.io import read_results
+from spikecl.toml_files import apply_overrides
 from test_sweep import BASE as GRID_BASE
 
 BASE = GRID_BASE.replace('dataset = "digits"\n', 'dataset = "digits"\nvalidation = 0.2\n')   # a validation split

@@ -382,9 +382,9 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
 def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_made_on(tmp_path):
     """An older results file, checkpoint or exported network has no data.test_split_seed: with vary_split its run
     seed drew its train/test split, else seed 0 did; reading it (export's stream rebuild included) says so."""
-    from spikecl.config import recorded_as_now
     from spikecl.export.samples import trained_stream
     from spikecl.io import read_run, write_results
+    from spikecl.recorded import recorded_as_now
 
     old = {"data": {"dataset": "digits", "validation": 0.0, "vary_split": True}, "seed": 2}
     assert recorded_as_now(old)["data"]["test_split_seed"] == 2
@@ -458,7 +458,7 @@ def test_test_excludes_is_checked():
         experiment_from_dict({"data": {"dataset": "digits", "test_excludes": [0]}})
     with pytest.raises(ConfigError, match="data.test_excludes"):
         experiment_from_dict({"data": {"dataset": "digits", "test_split_seed": 1, "test_excludes": [0, 0]}})
-    from spikecl.config import recorded_as_now
+    from spikecl.recorded import recorded_as_now
 
     assert recorded_as_now({"data": {"test_split_seed": 5}})["data"]["test_excludes"] == []
 
@@ -616,8 +616,9 @@ def test_a_name_like_no_choice_gets_no_suggestion():
 def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_rate(tmp_path):
     """A file recorded before train.lr_schedule existed was trained at a constant rate: it reads so, resumes as a run
     of today's defaults and stays a seed of the same row (a missing key would otherwise be a setting that differs)."""
-    from spikecl.config import first_difference, recorded_as_now
+    from spikecl.differences import first_difference
     from spikecl.io import read_run, write_results
+    from spikecl.recorded import recorded_as_now
 
     assert recorded_as_now({"train": {"lr": 0.1}})["train"] == {"lr": 0.1, "lr_schedule": "constant",
                                                                  "warmup_epochs": 0, "cuda_graph": False}
@@ -635,8 +636,9 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
 def test_hlop_results_recorded_before_lateral_scale_read_as_run_with_its_default(tmp_path):
     """Results record every option of the method they ran: an HLOP file written before lateral_scale existed (its
     analogue lateral neurons never read it) compares equal to the same run made today, so it resumes."""
-    from spikecl.config import first_difference, recorded_as_now
     from spikecl.continual.strategies import effective_options
+    from spikecl.differences import first_difference
+    from spikecl.recorded import recorded_as_now
 
     today = {"kind": "continual", "method": "hlop", "runs_method": "hlop",
              "strategy": {"methods": ["hlop"], "options": effective_options("hlop", {})}}
@@ -651,8 +653,8 @@ def test_recorded_configs_read_as_the_run_they_were(tmp_path):
     """Files made before today's refusals compare equal to the same run made now: a split stream that left classes
     out has the classes per task it trained (so it exports, deploys and resumes), an option the run did not read is
     its default (so a config fixed to leave it out resumes the file), and another kind's [train] table is its own."""
-    from spikecl.config import recorded_as_now
     from spikecl.export.samples import trained_stream
+    from spikecl.recorded import recorded_as_now
     from spikecl.sdr.experiment import SparseyExperimentConfig  # noqa: F401  (registers the sparsey kind's rules)
 
     old = {"kind": "continual", "data": {"dataset": "digits", "test_split_seed": 0},

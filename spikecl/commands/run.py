@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.config import MAX_THREADS, sets_key, toml_literal
+from spikecl.config import MAX_THREADS
 from spikecl.errors import ConfigError
+from spikecl.toml_files import sets_key, toml_literal
 
 
 def _seeds(text: str) -> list[int]:
@@ -90,8 +91,9 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
     registered (:func:`spikecl.config.reads_no_folder`)."""
     import dataclasses
 
-    from spikecl.config import apply_overrides, experiment_from_dict, method_config, reads_no_folder
+    from spikecl.config import experiment_from_dict, method_config, reads_no_folder
     from spikecl.experiment_kind import experiment_toml, kind
+    from spikecl.toml_files import apply_overrides
 
     raw = apply_overrides(experiment_toml(path), overrides)
     k = kind(raw.get("kind", "continual"))

@@ -5,5 +5,5 @@ Importing this package does not import torch: :mod:`spikecl.continual.metrics` i
 """
 
 # the method registry (torch-free: classes are imported when named) registers how recorded configs read
-# (spikecl.config.RECORDED_OPTIONS) as soon as any part of continual learning is
+# (spikecl.recorded.RECORDED_OPTIONS) as soon as any part of continual learning is
 from spikecl.continual import strategies  # noqa: E402,F401

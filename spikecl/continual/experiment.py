@@ -8,10 +8,10 @@ import contextlib
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, check_split_heads, experiment_from_dict,
-                            method_config)
+from spikecl.config import ExperimentConfig, check_split_heads, experiment_from_dict, method_config
 from spikecl.continual import metrics
 from spikecl.continual.report import RULES
+from spikecl.differences import OtherMethodsIgnored
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
 from spikecl.io import Run, as_result

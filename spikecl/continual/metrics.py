@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikecl.config import _check_bounds, _check_value
 from spikecl.data.streams import SCENARIOS
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
+from spikecl.options import check_bounds, check_value
 
 #: the date the metrics' definitions last changed (min-ACC and WC-ACC at every task's end 2026-12-03/04,
 #: class-incremental FWT undefined 2026-12-03, WF^w and WP^w averaged over tasks 2026-12-05): results files are
@@ -189,8 +189,8 @@ def _largest_change(evals, eval_task, window: int, sign: float) -> float:
     ``sign·(acc[a] − acc[b])``, a < b within ``window`` consecutive evaluations (0 where it never changes that way);
     NaN when no task was evaluated after its training."""
     evals, eval_task = as_evals(evals, eval_task)
-    window = _check_value(window, int, "window")
-    _check_bounds(window, {"low": 2}, "window")
+    window = check_value(window, int, "window")
+    check_bounds(window, {"low": 2}, "window")
     per_task = []
     for j in range(evals.shape[1]):
         during, after = np.flatnonzero(eval_task == j), np.flatnonzero(eval_task > j)

@@ -11,8 +11,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from spikecl.config import as_written, differ_phrase, differences, flatten
 from spikecl.continual import metrics
+from spikecl.differences import as_written, differ_phrase, differences, flatten
 from spikecl.experiment_kind import SEED_ROW_IGNORES
 from spikecl.figures import palette
 from spikecl.io import RunResult

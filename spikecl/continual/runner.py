@@ -23,8 +23,7 @@ import torch
 
 from spikecl import progress
 from spikecl.atomic import atomic_write, check_output
-from spikecl.config import (ExperimentConfig, OtherMethodsIgnored, as_written, check_seed, check_split_heads,
-                            experiment_from_dict, first_difference, options_as_now, recorded_as_now)
+from spikecl.config import ExperimentConfig, check_seed, check_split_heads, experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import ProjectionStrategy, fully_protected
@@ -36,11 +35,13 @@ from spikecl.data.base import ROUNDING
 from spikecl.data.datasets import FILE_ORDERED, registered_crc
 from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
                                   source_crc, stream_difference, stream_from_config, ties_changed)
+from spikecl.differences import OtherMethodsIgnored, as_written, first_difference
 from spikecl.environment import cpu_model, environment, machine_kernels, source_commit
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
 from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
 from spikecl.integrity import damaged_member
 from spikecl.io import RunResult, write_results
+from spikecl.recorded import options_as_now, recorded_as_now
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
 from spikecl.snn.trainers import TrainingHooks, evaluate, make_trainer

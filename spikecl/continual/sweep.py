@@ -47,12 +47,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import (SEED_MAX, ExperimentConfig, apply_overrides, check_split_heads, experiment_from_dict,
-                            from_dict, load_toml, option, toml_literal)
+from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, how_made, replacing
 from spikecl.io import Run
+from spikecl.options import from_dict, option
+from spikecl.toml_files import apply_overrides, load_toml, toml_literal
 
 
 @dataclass

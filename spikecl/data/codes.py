@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import _check_value, check_fields, option
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.options import check_fields, check_value, option
 
 
 def kwta(values: np.ndarray, k: int) -> np.ndarray:
@@ -69,7 +69,7 @@ class FlyHash:
     inputs on average, which must be at least one (else most outputs see nothing and every input gets one code)."""
 
     def __init__(self, cfg: FlyHashConfig, n_inputs: int):
-        n_inputs = _check_value(n_inputs, int, "fly hash n_inputs")
+        n_inputs = check_value(n_inputs, int, "fly hash n_inputs")
         if n_inputs < 1:
             raise ConfigError(f"fly hash n_inputs: expected at least one input, got {n_inputs}")
         if cfg.sample_frac < 1 / n_inputs:

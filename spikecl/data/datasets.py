@@ -32,11 +32,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from spikecl.config import REGISTERED_DATASETS, check_not_held, check_own_name, dataset_names, named
+from spikecl.config import REGISTERED_DATASETS, dataset_names
 from spikecl.data.base import Dataset, check_not_test_copy, dataset_crc, find_path, fixed_order
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, SpikeCLError, did_you_mean, require
 from spikecl.paths import is_file
+from spikecl.registry import check_not_held, check_own_name, named
 
 EVAL_SPLITS = ("test", "validation")
 #: (C, H, W) of every dataset's images, known without loading it (:func:`load_dataset` checks what it loads)

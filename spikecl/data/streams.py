@@ -44,13 +44,13 @@ import numpy as np
 
 import dataclasses as _dc
 
-from spikecl.config import (STREAM_KIND_OPTIONS, DataConfig, StreamConfig, _check_bounds, _check_value,
-                            check_one_class_heads, check_seed)
+from spikecl.config import STREAM_KIND_OPTIONS, DataConfig, StreamConfig, check_one_class_heads, check_seed
 from spikecl.data.base import dataset_crc
 from spikecl.data.codes import FlyHash, FlyHashConfig
 from spikecl.data.datasets import Dataset, dataset_files, load_dataset, registered_crc, training_and_evaluation
 from spikecl.data.events import EventBinning
 from spikecl.errors import ConfigError, DataError
+from spikecl.options import check_bounds, check_value
 
 KINDS = ("permuted", "rotated", "split", "domains")
 SCENARIOS = ("task", "domain", "class")
@@ -149,7 +149,7 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     """Rotate ``images`` [N, C, H, W] by ``angle_deg`` counter-clockwise as displayed (90° equals
     ``np.rot90``) about the centre; bilinear interpolation, zeros outside. Computed in float; integer images come
     back rounded in their own dtype."""
-    angle_deg = _check_value(angle_deg, float, "stream.max_angle_deg")
+    angle_deg = check_value(angle_deg, float, "stream.max_angle_deg")
     h, w = images.shape[-2:]
     theta = np.deg2rad(angle_deg)
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
@@ -208,8 +208,8 @@ def _option(value, name: str, low=None):
     if low is not None:
         meta["low"] = low
     tp = float if name == "max_angle_deg" else int
-    value = _check_value(value, tp, f"stream.{name}")
-    _check_bounds(value, meta, f"stream.{name}")
+    value = check_value(value, tp, f"stream.{name}")
+    check_bounds(value, meta, f"stream.{name}")
     return value
 
 
@@ -271,7 +271,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
         raise ConfigError(f"make_stream: dataset: expected a Dataset, got {type(dataset).__name__}; load_dataset(name) "
                           "gives one")
     _check(kind, scenario, n_tasks)
-    first_task_identity = _check_value(first_task_identity, bool, "stream.first_task_identity")   # "no" is truthy
+    first_task_identity = check_value(first_task_identity, bool, "stream.first_task_identity")   # "no" is truthy
     _check_applies(kind, classes_per_task, max_angle_deg, first_task_identity)
     n_tasks, seed = int(n_tasks), _option(seed, "seed", low=0)
     max_angle_deg = _option(max_angle_deg, "max_angle_deg")
@@ -279,7 +279,7 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
     train_per_task = None if train_per_task is None else _option(train_per_task, "train_per_task", low=1)
     test_per_task = None if test_per_task is None else _option(test_per_task, "test_per_task", low=1)
     split_seed = check_seed(split_seed, "make_stream: split_seed")
-    validation = _check_value(validation, float, "data.validation")            # its range: as the split says
+    validation = check_value(validation, float, "data.validation")            # its range: as the split says
     sources = training_and_evaluation(dataset, validation, eval_split, split_seed)
     rng = np.random.default_rng(seed)
     if dataset.time_steps is not None and kind in ("permuted", "rotated"):

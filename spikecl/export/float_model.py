@@ -101,7 +101,7 @@ def trained_outputs(config: dict, n_outputs: int) -> np.ndarray | None:
     before its last task (each task of a permuted or rotated one adds its own block of the dataset's classes).
     Their outputs were never trained, and every prediction of the run was taken among the others. (A class-IL
     domains stream stopped early is not recognised: every output is taken as active.)"""
-    from spikecl.config import recorded_as_now
+    from spikecl.recorded import recorded_as_now
 
     stream = recorded_as_now(config).get("stream") if isinstance(config, dict) else None
     if not isinstance(stream, dict) or stream.get("kind") not in ("split", "permuted", "rotated") \

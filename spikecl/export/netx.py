@@ -35,9 +35,9 @@ import numpy as np
 from spikecl.atomic import atomic_write
 from spikecl.errors import ConfigError, ExportError, ResultsError, check_type
 from spikecl.export.float_model import tasks_trained
+from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
-from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
 from spikecl.integrity import write_hdf5_image
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
@@ -515,7 +515,8 @@ def stream_heads(config: dict) -> int | None:
     """The readout heads the training stream of the stored ``config`` needs (task scenario: ``n_tasks``, else 1);
     None without a stream. An invalid stream section is a one-line :class:`~spikecl.errors.ResultsError` (the file
     that stored it is damaged)."""
-    from spikecl.config import StreamConfig, from_dict
+    from spikecl.config import StreamConfig
+    from spikecl.options import from_dict
 
     if not isinstance(config.get("stream"), dict):
         return None

@@ -10,10 +10,12 @@ from dataclasses import replace
 import numpy as np
 
 from spikecl.config import (REGISTERED_DATASETS, DataConfig, StreamConfig, check_known_dataset, check_seed,
-                            from_dict, reads_no_folder, recorded_as_now)
+                            reads_no_folder)
 from spikecl.data.streams import Stream, source_crc, stream_from_config
 from spikecl.errors import ConfigError, DataError
 from spikecl.export.float_model import tasks_trained
+from spikecl.options import from_dict
+from spikecl.recorded import recorded_as_now
 
 
 def check_reads_data_dir(config: dict, data_dir: str | None) -> None:

@@ -434,8 +434,9 @@ TRAINS_AHEAD = ("multitask",)
 def _trains_ahead(method, config: dict) -> bool:
     """Whether the run of ``method`` (a method, ``a+b`` or a variant) under ``config`` trains every task in its first
     turn (:data:`TRAINS_AHEAD`); False where the stored config or method does not resolve."""
-    from spikecl.config import experiment_from_dict, method_config, recorded_as_now
+    from spikecl.config import experiment_from_dict, method_config
     from spikecl.errors import SpikeCLError
+    from spikecl.recorded import recorded_as_now
 
     try:
         _, name = method_config(experiment_from_dict(recorded_as_now(config)), str(method))

@@ -39,7 +39,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import KIND_DOC, NAME_DOC, RunHeader, differ_phrase, differences, from_dict, option
+from spikecl.config import KIND_DOC, NAME_DOC, RunHeader
+from spikecl.differences import differ_phrase, differences
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
 from spikecl.io import Run, read_run, write_run
@@ -51,6 +52,7 @@ from spikecl.memory.schedule import check_readout, events, learn, make_schedule,
 from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
                                    content_size, run_grid, table_columns, variant_params)
 from spikecl.memory.torch_net import PRECISIONS
+from spikecl.options import from_dict, option
 
 FUNCTIONAL = "exp1_functional"
 

@@ -30,10 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.config import _check_bounds, _check_value
 from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, check_sizes, \
     check_spikes, connections, population_slices
+from spikecl.options import check_bounds, check_value
 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
 #: at a time), are then the rows that STDP reads and writes contiguously in both projections
@@ -391,8 +391,8 @@ def flushing_subnormals() -> bool:
 
 def _count(value, key: str) -> int:
     """``value`` as an int >= 1 (numpy integers accepted, bool refused), else a one-line ConfigError naming ``key``."""
-    value = _check_value(value, int, key)
-    _check_bounds(value, {"low": 1}, key)
+    value = check_value(value, int, key)
+    check_bounds(value, {"low": 1}, key)
     return value
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import check_fields, option
 from spikecl.data.codes import FlyHash, FlyHashConfig, binary_inputs, kwta
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.options import check_fields, option
 from spikecl.progress import progress_range
 from spikecl.sdr.sdr import check_binary, check_int
 

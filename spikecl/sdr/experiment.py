@@ -39,13 +39,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, RECORDED_RULES, DataConfig, RunHeader,
-                            check_applies, check_data_split, from_dict, option)
+from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, DataConfig, RunHeader, check_applies,
+                            check_data_split)
 from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape, registered_crc
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
 from spikecl.io import Run, write_run
+from spikecl.options import from_dict, option
+from spikecl.recorded import RECORDED_RULES
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)

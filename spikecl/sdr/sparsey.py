@@ -41,8 +41,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from spikecl.config import check_fields, from_dict, option
 from spikecl.errors import ConfigError, ShapeError
+from spikecl.options import check_fields, from_dict, option
 from spikecl.sdr.sdr import check_int
 
 

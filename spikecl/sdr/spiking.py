@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikecl.config import check_fields, option
 from spikecl.errors import ConfigError, require
+from spikecl.options import check_fields, option
 from spikecl.sdr.sparsey import MacConfig, SparseyCoder
 
 

@@ -10,14 +10,15 @@ import dataclasses
 import numpy as np
 import torch
 
-from spikecl.config import NetworkConfig, _check_bounds, _check_value
+from spikecl.config import NetworkConfig
 from spikecl.errors import DataError, NumericalError, ShapeError
+from spikecl.options import check_bounds, check_value
 
 
 def count(value, key: str, low: int = 1) -> int:
     """``value`` as an int >= ``low`` (numpy integers accepted, bool refused), else ConfigError naming ``key``."""
-    value = _check_value(value, int, key)
-    _check_bounds(value, {"low": low}, key)
+    value = check_value(value, int, key)
+    check_bounds(value, {"low": low}, key)
     return value
 
 
@@ -25,8 +26,8 @@ def network_option(value, name: str):
     """``value`` checked as the config's ``network.<name>`` (same type and bounds), else ConfigError."""
     spec = {f.name: f for f in dataclasses.fields(NetworkConfig)}[name]
     key = f"network.{name}"
-    value = _check_value(value, {"beta": float, "threshold": float, "surrogate_slope": float}.get(name, str), key)
-    _check_bounds(value, spec.metadata, key)
+    value = check_value(value, {"beta": float, "threshold": float, "surrogate_slope": float}.get(name, str), key)
+    check_bounds(value, spec.metadata, key)
     return value
 
 
@@ -124,5 +125,5 @@ def in_range(t: torch.Tensor, n: int) -> torch.Tensor:
 
 def choice(value, key: str, choices) -> str:
     """``value`` if it is one of ``choices``, else ConfigError naming ``key``."""
-    _check_bounds(value, {"choices": tuple(choices)}, key)
+    check_bounds(value, {"choices": tuple(choices)}, key)
     return value

@@ -9,9 +9,10 @@ import dataclasses
 import importlib
 from typing import Mapping, Sequence
 
-from spikecl.config import (RECORDED_OPTIONS, check_defaults, check_not_held, check_own_name, field_default,
-                            from_dict, named)
 from spikecl.errors import ConfigError, DependencyError, did_you_mean
+from spikecl.options import check_defaults, field_default, from_dict
+from spikecl.recorded import RECORDED_OPTIONS
+from spikecl.registry import check_not_held, check_own_name, named
 
 REGISTRY: dict[str, str | type] = {
     "finetune": "spikecl.continual.strategy:Finetune",
@@ -70,7 +71,7 @@ def _check_class(name: str, cls) -> None:
     options = cls.Options
     if not isinstance(options, type) or not dataclasses.is_dataclass(options):
         raise ConfigError(f"register({name!r}, ...): {cls.__name__}.Options must be a dataclass (fields made with "
-                          f"spikecl.config.option), got {named(options)}")
+                          f"spikecl.options.option), got {named(options)}")
     check_defaults(options, f"strategy.{name}.", f"register({name!r}, ...)")
     _check_methods(name, cls)
 
@@ -147,7 +148,7 @@ def check_options_apply(name: str, opts) -> None:
     """Refuse an option set away from its default where the method's other options make it unused (an Options
     class's ``ONLY_FOR``: {option: (other option, the value it needs, a tuple of the values it may have, or a range
     of them)}, e.g. HLOP's ``lr`` with ``step = "fixed"``)."""
-    from spikecl.config import field_default
+    from spikecl.options import field_default
 
     for key, (other, needed) in getattr(type(opts), "ONLY_FOR", {}).items():
         allowed = needed if isinstance(needed, (tuple, range)) else (needed,)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from spikecl.config import option
 from spikecl.continual.strategy import FISHER_PASS, Strategy
+from spikecl.options import option
 
 
 @dataclass

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from spikecl.config import option
 from spikecl.continual.projection import ACTIVITY, ProjectionStrategy, activity_matrix, grow_basis
+from spikecl.options import option
 
 
 @dataclass

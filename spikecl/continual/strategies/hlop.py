@@ -42,11 +42,11 @@ from typing import NamedTuple
 
 import torch
 
-from spikecl.config import option
 from spikecl.continual.projection import (ACTIVITY, ProjectionStrategy, activity_matrix, new_directions,
                                           orthonormal_rows)
 from spikecl.continual.strategy import HEBBIAN_PASS, SEED_RANGE
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError
+from spikecl.options import option
 from spikecl.snn.activity import Activity
 from spikecl.snn.fused import is_static
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from spikecl.config import option
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategy import SEED_RANGE, Strategy, TaskData, sent_to
+from spikecl.options import option
 
 MODES = ("auto", "mixed", "after_task")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from spikecl.config import option
 from spikecl.continual.strategy import Strategy
+from spikecl.options import option
 
 
 @dataclass

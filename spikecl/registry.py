@@ -1,0 +1,43 @@
+"""Names that plugins register (methods, experiment kinds, datasets): plain words, each held by one definition, so a
+plugin read twice registers again while a second definition under a taken name is a one-line
+:class:`~spikecl.errors.ConfigError`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from spikecl.errors import ConfigError
+
+
+def check_own_name(name: Any, what: str, why: str) -> None:
+    """A one-line ConfigError unless ``name``, of something of one's own registered by a plugin (a method, a
+    dataset), is a plain file-name word: letters, digits, '_', '-', '.'. ``what`` names it, ``why`` says where it
+    is written."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{what} {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit "
+                          f"({why})")
+
+
+def named(obj: Any) -> str:
+    """A class or function by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
+    return getattr(obj, "__qualname__", None) or repr(obj)
+
+
+def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
+    """A one-line ConfigError (starting with ``where``) where ``name`` is registered already, by ``held``, another
+    definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name)
+    may register it again."""
+    def definition(obj: Any) -> tuple:
+        """(module, qualified name, first line) of a class or function; a partial's function, a callable object's
+        class (a lambda is told from another of its module by its line)."""
+        obj = getattr(obj, "func", obj)
+        obj = obj if hasattr(obj, "__qualname__") else type(obj)
+        code = getattr(obj, "__code__", None)
+        return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
+
+    if held is not None and definition(held) != definition(given):
+        module, qualname, line = definition(held)
+        at = f" (line {line})" if line else ""
+        raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}; register "
+                          f"{named(given)} under another name")

@@ -1,0 +1,175 @@
+"""TOML text in and out: reading an experiment, sweep or graph file (:func:`load_toml`), ``--set key=value``
+overrides (:func:`parse_override`, :func:`apply_overrides`) and values written back as TOML (:func:`toml_literal`).
+A missing, empty, binary, non-UTF-8 or too deeply nested file is a one-line :class:`~spikecl.errors.ConfigError`."""
+
+from __future__ import annotations
+
+import numbers
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from spikecl.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (the Lava environment)
+    import tomli as tomllib
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """Parse ``key.sub=value`` (the key as a TOML dotted key, quoted parts included: ``variants.v."train.lr"``;
+    the value as a TOML literal, else a bare string) into (path, value)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value")
+    key, text = assignment.split("=", 1)
+    path = _key_path(key.strip())
+    if not path:
+        raise ConfigError(f"--set {assignment!r}: empty key")
+    if len(path) > MAX_NESTING:
+        raise ConfigError(f"--set: key {key.strip()[:40]!r}... names {len(path)} nested tables; a config nests a few")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        if nesting_depth(value) > MAX_NESTING:
+            raise RecursionError
+    except RecursionError:
+        raise ConfigError(f"--set {key.strip()}: its value nests more than {MAX_NESTING} levels of arrays or "
+                          "tables") from None
+    except tomllib.TOMLDecodeError as exc:
+        value = text.strip()
+        if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
+            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
+    return path, value
+
+
+def toml_literal(value: Any) -> str:
+    """``value`` (a string, number, bool, or a list or table of them) as TOML literal text that reads back as the same
+    value: strings as basic strings (characters outside the BMP written as themselves, not as JSON's surrogate
+    escapes, which TOML refuses), ``nan`` and ``inf`` as TOML spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return ("nan" if value != value else "inf" if value == float("inf") else "-inf" if value == float("-inf")
+                else repr(value))
+    if isinstance(value, str):
+        escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else "\\" + c if c in '"\\'
+                          else c for c in value)
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, typing.Mapping):
+        return "{" + ", ".join(f"{toml_literal(str(k))} = {toml_literal(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"{value!r} ({type(value).__name__}) has no TOML literal")
+
+
+def sets_key(override: str, key: str) -> bool:
+    """Whether the ``key=value`` ``override`` sets the dotted ``key`` (however its key is spelt: quoted parts,
+    ``"seeds"``; or a table holding it, ``data={data_dir = "x"}``)."""
+    path, value = parse_override(override)
+    wanted = key.split(".")
+    if path != wanted[:len(path)]:
+        return False
+    for part in wanted[len(path):]:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def _key_path(key: str) -> list[str]:
+    """The parts of a dotted key as TOML reads it (``a."b.c"`` → ``["a", "b.c"]``); a key TOML does not accept is
+    split at every dot."""
+    try:
+        node = tomllib.loads(f"{key} = 0")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return [p for p in key.split(".") if p]
+    path = []
+    while isinstance(node, dict) and len(node) == 1:
+        part, node = next(iter(node.items()))
+        path.append(part)
+    return path
+
+
+def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
+    """Return a copy of ``raw`` with each ``key=value`` assignment applied (nested tables created as needed)."""
+    import copy
+
+    if isinstance(assignments, (str, bytes)):           # its characters would be read as assignments
+        raise ConfigError(f"overrides: expected a list of 'key=value' strings, got the string {assignments!r}; wrap it "
+                          "in a list")
+    out = copy.deepcopy(raw)
+    for assignment in assignments:
+        path, value = parse_override(assignment)
+        set_path(out, path, value, f"--set {assignment!r}")
+    return out
+
+
+def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
+    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment."""
+    node = raw
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: '{part}' is not a table")
+    node[path[-1]] = value
+
+
+#: the deepest nesting of tables and arrays a TOML file spikecl reads may have (its configs nest 3 or 4 levels)
+MAX_NESTING = 64
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels of tables and arrays ``value`` nests (0 for a plain value), counted without recursion and
+    up to one more than :data:`MAX_NESTING` (deeper is refused alike)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_NESTING:                 # enough to refuse; the rest need not be walked
+            break
+    return deepest
+
+
+def load_toml(path: str | Path, what: str = "experiment file") -> dict:
+    """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
+    ConfigError."""
+    from spikecl.paths import is_dir, is_file
+
+    path = Path(path)
+    a_what = ("an " if what[0] in "aeiou" else "a ") + what
+    if is_dir(path, ConfigError):
+        raise ConfigError(f"{path} is a folder, not {a_what}")
+    if not is_file(path, ConfigError):
+        where = (" (the reference experiments are in the models/ folder of a spikecl checkout: run from its root or "
+                 "give the file's path)") if path.parts[:1] == ("models",) else ""
+        raise ConfigError(f"{what} not found: {path}{where}")
+    data = path.read_bytes()
+    superblocks = (0, *(512 << k for k in range(8)))   # HDF5's: at 0 or after a user block (spikecl's seal: 512 bytes)
+    if any(data[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in superblocks):
+        raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
+                          "'spikecl report' reads results, 'spikecl deploy' networks")
+    try:
+        raw = tomllib.loads(data.decode("utf-8-sig"))     # a byte-order mark (some editors write one) is dropped
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
+    if nesting_depth(raw) > MAX_NESTING:
+        raise ConfigError(f"{path}: tables or arrays nested more than {MAX_NESTING} levels deep; {a_what} nests a "
+                          "few")
+    if not raw:
+        raise ConfigError(f"{path}: an empty {what} (no keys): it would run on defaults alone; write its settings "
+                          "(models/ holds examples)")
+    return raw
