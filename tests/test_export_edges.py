@@ -15,9 +15,9 @@ from spikecl.export import fixed_point as fp
 from spikecl.export import pipeline
 from spikecl.export.float_model import float_forward, float_logits
 from spikecl.export.inputs import encode, encode_values
-from spikecl.export.samples import stream_samples
 from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize, readout_gain
+from spikecl.export.samples import stream_samples
 from spikecl.export.spec import LayerSpec, NetworkSpec
 
 
@@ -1079,7 +1079,8 @@ def test_a_run_checkpoint_records_the_outputs_its_training_made_active(tmp_path,
     progress says which, and its export decodes and measures accordingly."""
     torch = pytest.importorskip("torch")
     from spikecl.config import experiment_from_dict
-    from spikecl.continual.runner import ContinualRun, checkpoint_path
+    from spikecl.continual.checkpoint import checkpoint_path
+    from spikecl.continual.runner import ContinualRun
     from spikecl.export.float_model import trained_outputs
     from spikecl.export.samples import stream_samples
     from spikecl.export.spec import load_trained

@@ -10,7 +10,8 @@ import pytest
 
 from spikecl.cli import main
 from spikecl.config import REGISTERED_DATASETS, experiment_from_dict
-from spikecl.continual.runner import ContinualRun, checkpoint_path
+from spikecl.continual.checkpoint import checkpoint_path
+from spikecl.continual.runner import ContinualRun
 from spikecl.data import register_dataset
 from spikecl.data.base import Dataset
 from spikecl.data.datasets import load_dataset, registered_crc

@@ -310,7 +310,7 @@ def test_rules_that_follow_the_method_do_not_part_rows_of_different_methods():
     intransigence from the joint run; two runs of one method made under different rules still differ."""
     from spikecl.config import experiment_from_dict
     from spikecl.continual.report import setting_difference
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     cfg = experiment_from_dict({"network": {"encoder": "poisson"}})
     methods = ["joint", "finetune", "ewc", "gpm", "hlop+gpm", "si+gpm"]

@@ -16,9 +16,9 @@ from hdf5_files import edited, unseal
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
+from spikecl.continual.checkpoint import RunState, check_progress, checkpoint_path, mixed_setups, tasks_setup
 from spikecl.continual.experiment import KIND, run_experiment
-from spikecl.continual.runner import (ContinualRun, RunState, check_progress, checkpoint_path, measure_arrays,
-                                      mixed_setups, tasks_setup)
+from spikecl.continual.runner import ContinualRun, measure_arrays
 from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import JobOptions
@@ -1261,7 +1261,7 @@ def test_a_checkpoint_records_its_methods_options_with_defaults(tmp_path):
     """A default changed between a kill and a resume (a plugin's, or spikecl's after an upgrade) would train the
     tasks before and after the kill with different settings under one results file: the checkpoint keeps every
     option its method used, defaults included, and --resume names the one that differs."""
-    from spikecl.continual.runner import checkpoint_difference, read_checkpoint
+    from spikecl.continual.checkpoint import checkpoint_difference, read_checkpoint
 
     cfg = config(tmp_path, strategy={"methods": ["ewc"]})
     run = ContinualRun(cfg, "ewc", 0)

@@ -227,7 +227,7 @@ def test_a_checkpoint_damaged_inside_its_weights_is_refused_not_loaded(tmp_path)
     import zipfile
 
     torch = pytest.importorskip("torch")
-    from spikecl.continual.runner import read_checkpoint
+    from spikecl.continual.checkpoint import read_checkpoint
     from spikecl.errors import ResultsError
 
     path = tmp_path / "run.ckpt"

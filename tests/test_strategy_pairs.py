@@ -168,7 +168,7 @@ def test_an_empty_per_synapse_list_is_refused(method, key):
 def test_results_of_si_before_a_projection_record_the_gradient_rule():
     """``si+gpm`` and ``si+hlop`` trained otherwise before SI read the step's gradient: their results files and
     checkpoints record the rule, so --resume and the report do not take an older file for one of these."""
-    from spikecl.continual.runner import recorded_config
+    from spikecl.continual.run_record import recorded_config
 
     cfg = experiment_from_dict(TINY)
     recorded = {m: recorded_config(cfg, m, m, 0).get("si_gradient") for m in ("si+gpm", "si+hlop", "gpm+si", "si")}
@@ -246,7 +246,7 @@ def test_joint_trains_on_the_current_task_whatever_seen_holds():
 def test_results_of_two_projections_and_of_poisson_draws_record_their_rules():
     """Runs of ``hlop+gpm`` and Poisson-encoded runs train otherwise than older spikecl's did: their results and
     checkpoints say so, so --resume and the report do not take an older file for one of these."""
-    from spikecl.continual.runner import recorded_config
+    from spikecl.continual.run_record import recorded_config
 
     cfg = experiment_from_dict(TINY)
     rules = {m: recorded_config(cfg, m, m, 0).get("projection") for m in ("hlop+gpm", "gpm+hlop", "gpm+ewc", "hlop")}
@@ -280,7 +280,7 @@ def test_replays_after_task_phase_gives_one_result_in_either_order(other):
     phase on its buffer, then the anchors of EWC and SI (so the next task is pulled towards the weights the phase
     left). ``other+replay`` and ``replay+other`` end alike; only the order that differs from the order of the
     names is recorded as a rule of the run (its results were otherwise before)."""
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     raw = {**TINY, "stream": {**TINY["stream"], "n_tasks": 3},
            "strategy": {**TINY["strategy"], "replay": {"per_class": 2, "batch_size": 8, "mode": "after_task",
@@ -322,7 +322,7 @@ class Anchored(Strategy):
 
 
 def test_the_unused_heads_rule_says_where_a_penalty_ran_whatever_the_method():
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
                                  "train": {**TINY["train"], "weight_decay": 0.01}})
@@ -345,7 +345,7 @@ def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, 
     """Where weight decay, or momentum carried into a task, could have moved a head no batch sample names, the rule
     that such heads get no gradient is recorded (their numbers were otherwise before it), for every method alike;
     elsewhere a zero gradient moved nothing, and domain-incremental runs have one head."""
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     task = experiment_from_dict({**TINY, "stream": {**TINY["stream"], "kind": "split", "scenario": "task"},
                                  "train": {**TINY["train"], **train}})
@@ -357,7 +357,7 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
     """``spikecl report`` ignores :data:`~spikecl.continual.report.METHOD_RULES` between rows of different methods:
     a rule that differs by method and is not listed there would part every such pair of rows."""
     from spikecl.continual.report import METHOD_KEYS, METHOD_RULES, RULES
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     methods = ["finetune", "joint", "ewc", "si", "gpm", "hlop", "replay", "si+gpm", "hlop+gpm", "ewc+replay",
                "gpm+hlop", "si+hlop", "hlop+replay", "si+replay"]
@@ -379,7 +379,7 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
 def test_runs_on_files_read_in_a_fixed_order_record_it():
     """IDX and CIFAR samples were taken in the files' order before 2026-12-05: a result made so (which the rule's
     absence marks) is not kept by --resume nor averaged with newer ones."""
-    from spikecl.continual.runner import unshown_rules
+    from spikecl.continual.run_record import unshown_rules
 
     for dataset, rule in (("mnist", "fixed random"), ("cifar10", "fixed random"), ("digits", None), ("mnist5k", None)):
         cfg = experiment_from_dict({**TINY, "data": {"dataset": dataset}})
@@ -466,7 +466,8 @@ def test_phase_options_shared_with_a_run_that_reads_them_are_recorded_and_swept_
     """Plain replay beside hlop+replay: its run records the phase options it does not read at their defaults (and
     a resume does not compare them); a sweep over them gives plain replay one candidate, and a sweep over them
     with no run that reads them is refused when it loads."""
-    from spikecl.continual.runner import checkpoint_difference, recorded_config, unshown_rules
+    from spikecl.continual.checkpoint import checkpoint_difference
+    from spikecl.continual.run_record import recorded_config, unshown_rules
     from spikecl.continual.strategies import effective_options
     from spikecl.continual.sweep import load_sweep
     from spikecl.differences import first_difference

@@ -32,7 +32,7 @@ class ContinualKind(Kind):
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
 
     def checkpoint_difference(self, cfg: ExperimentConfig, job: Job) -> str | None:
-        from spikecl.continual.runner import checkpoint_mismatch
+        from spikecl.continual.checkpoint import checkpoint_mismatch
 
         return checkpoint_mismatch(job.checkpoint, cfg, job.config["method"], job.config["seed"])
 
@@ -97,7 +97,8 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
 def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     """The job of (``method``, ``seed``): its results file, its runner, the config the file records and the keys a
     kept file may differ in (the options of methods it does not use among them)."""
-    from spikecl.continual.runner import checkpoint_path, recorded_config
+    from spikecl.continual.checkpoint import checkpoint_path
+    from spikecl.continual.run_record import recorded_config
 
     run_cfg, runs_method = method_config(cfg, method)
     path = cfg.results_path(method, seed)
@@ -132,8 +133,9 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
+        from spikecl.continual.checkpoint import checkpoint_path
         from spikecl.continual.execution import Execution
-        from spikecl.continual.runner import ContinualRun, checkpoint_path
+        from spikecl.continual.runner import ContinualRun
         from spikecl.continual.strategies import check_support, validate_method
 
         execution = Execution()

@@ -54,11 +54,11 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
 #: variant's own run records empty; a variant's own settings are its options too, see :func:`own_settings`)
 METHOD_KEYS = frozenset({"method", "runs_method", "strategy.options", "variants",
                          "lateral_rates"})           # a recorded rule that follows a method's options (HLOP's)
-#: the recorded rules (:func:`spikecl.continual.runner.unshown_rules`) that follow a run's method: how that method
+#: the recorded rules (:func:`spikecl.continual.run_record.unshown_rules`) that follow a run's method: how that method
 #: computes, as its options do, so runs of different methods differ in them by design (runs of one method compare)
 METHOD_RULES = frozenset({"si_gradient", "projection", "pass_draws", "after_task_order", "unused_heads",
                           "si_trajectory"})
-#: every rule :func:`spikecl.continual.runner.unshown_rules` records: how spikecl computes, not a setting
+#: every rule :func:`spikecl.continual.run_record.unshown_rules` records: how spikecl computes, not a setting
 RULES = METHOD_RULES | {"eval_subsample_seed", "poisson_draws", "train_subsample_seed", "lateral_rates",
                         "sample_order"}
 

@@ -6,7 +6,8 @@ is tested on every task (a row of the accuracy matrix) and a checkpoint is writt
 from its last checkpoint and ends with the same numbers as an uninterrupted one: all randomness after the network's
 initialisation is drawn from generators seeded by (seed, task, epoch), and RNG states travel in the checkpoint.
 Each task records what it was computed with (threads, CPU, processes, engine, device): a run resumed otherwise says
-so in its results' environment.
+so in its results' environment. The checkpoint's reading and checks are :mod:`spikecl.continual.checkpoint`; what the
+results record as the run's config, :mod:`spikecl.continual.run_record`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,219 +26,35 @@ from spikecl import progress
 from spikecl.atomic import atomic_write, check_output
 from spikecl.config import ExperimentConfig, check_seed, check_split_heads, experiment_from_dict
 from spikecl.continual import metrics
+from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progress, checkpoint_difference,
+                                          checkpoint_path, checkpoint_setup, numpy_rng_state, read_checkpoint,
+                                          set_numpy_rng_state, tasks_setup)
 from spikecl.continual.execution import Execution
-from spikecl.continual.projection import ProjectionStrategy, fully_protected
-from spikecl.continual.strategies import (as_read, build_strategy, check_run, check_support, effective_options,
-                                          strategy_class, validate_method)
-from spikecl.continual.strategy import (Simulation, TaskData, by_stage, checked_arrays, checked_batch, checked_task,
+from spikecl.continual.projection import fully_protected
+from spikecl.continual.run_record import recorded_config, unshown_rules
+from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
+from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
                                        checkpoint_state, derived_seed)
 from spikecl.data.base import ROUNDING
-from spikecl.data.datasets import FILE_ORDERED, registered_crc
-from spikecl.data.streams import (EVAL_SUBSAMPLE_SEED, Stream, built_from, check_samples, config_origin,
-                                  source_crc, stream_difference, stream_from_config, ties_changed)
-from spikecl.differences import OtherMethodsIgnored, as_written, first_difference
+from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
+                                  stream_from_config, ties_changed)
 from spikecl.environment import cpu_model, environment, machine_kernels, source_commit
 from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
-from spikecl.experiment_kind import RESUME_IGNORES, resolve_device
-from spikecl.integrity import damaged_member
+from spikecl.experiment_kind import resolve_device
 from spikecl.io import RunResult, write_results
-from spikecl.recorded import options_as_now, recorded_as_now
 from spikecl.snn import measures
 from spikecl.snn.networks import build_network
-from spikecl.snn.trainers import TrainingHooks, evaluate, make_trainer
+from spikecl.snn.trainers import evaluate, make_trainer
 
 
 #: test samples per seen task on which the NeuroBench measures are taken after each task
 MEASURE_SAMPLES = 100
 
 
-def checkpoint_path(results: Path) -> Path:
-    """The checkpoint beside a results file (``….ckpt``), removed once the results are written."""
-    return results.with_suffix(".ckpt")
-
-
-def _numpy_rng_state() -> tuple:
-    """numpy's global MT19937 state with its key as a tensor, so a checkpoint holds only tensors and plain data
-    (loadable with ``torch.load(weights_only=True)``, which cannot run code from the file)."""
-    name, key, pos, has_gauss, cached = np.random.get_state()
-    return name, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached)
-
-
-def _set_numpy_rng_state(state: tuple) -> None:
-    name, key, pos, has_gauss, cached = state
-    np.random.set_state((name, key.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
-
-
-def checkpoint_difference(state: dict, method: str, seed: int, cfg: ExperimentConfig, runs_method: str) -> str | None:
-    """The first setting (``method``, ``seed`` or a dotted key; :data:`RESUME_IGNORES` and the options of methods
-    ``runs_method`` does not use aside) in which the checkpoint ``state`` was written otherwise than a run of
-    (``cfg``, ``method``, ``seed``); None if none. A checkpoint that records its method's options with their
-    defaults (``state["options"]``) is compared on those, so a default changed between a kill and a resume shows."""
-    recorded, now = recorded_as_now(state.get("config"), seed), cfg.to_dict()
-    if isinstance(recorded, dict) and isinstance(recorded.get("strategy"), dict) and "options" in state:
-        options = as_read(runs_method, state["options"]) if isinstance(state["options"], dict) else state["options"]
-        recorded = options_as_now({**recorded, "strategy": {**recorded["strategy"], "options": options}})
-        now["strategy"]["options"] = effective_options(runs_method, cfg.strategy.options)
-    return ("method" if state.get("method") != method else "seed" if state.get("seed") != seed
-            else unshown_difference(state, cfg, runs_method) or as_written(first_difference(
-                recorded, now, ignore=OtherMethodsIgnored(RESUME_IGNORES, runs_method))))
-
-
-def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
-    """The state saved in the checkpoint ``path`` (tensors and plain data only, nothing run from the file); a
-    damaged or foreign file is a one-line :class:`ResultsError`."""
-    try:
-        damaged = damaged_member(path)             # torch writes each member's CRC-32 but never checks it
-        state = None if damaged else torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or crafted file
-        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {DAMAGED_REMEDY}") from None
-    if damaged:
-        raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32); {DAMAGED_REMEDY}")
-    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
-        raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
-                           f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
-                           f"; {DAMAGED_REMEDY}")
-    wrong = next((key for key in ("config", "progress", "model", "rng") if not isinstance(state[key], dict)), None)
-    if wrong:
-        raise ResultsError(f"{path} is not a spikecl run checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
-                           f"not a table); {DAMAGED_REMEDY}")
-    return state
-
-
-def checkpoint_mismatch(path: Path, cfg: ExperimentConfig, method: str, seed: int) -> str | None:
-    """The first setting (as :func:`checkpoint_difference` names it) in which the checkpoint at ``path`` was written
-    otherwise than a run of (``cfg``, ``method``, ``seed``) writes it; None if none. A damaged or foreign checkpoint
-    is a one-line :class:`ResultsError` (:func:`read_checkpoint`)."""
-    state = read_checkpoint(path)
-    run_cfg, runs_method = validate_method(cfg, method)
-    return checkpoint_difference(state, method, seed, run_cfg, runs_method)
-
-
-def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
-    """What a run's numbers depend on that its config does not show, recorded beside it (results files, checkpoints)
-    so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
-    subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
-    the unprojected one before it read the step's), the subspace that two projection methods protect together (each
-    its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
-    consolidation passes (torch's global generator before; for HLOP's final Hebbian passes until 2026-12-04), the
-    seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase
-    runs beside parts named in another order than they consolidate (``ewc+replay``), that order (the order of the
-    names before), SI's importance beside that phase (Δ over the task's training steps only; the phase's move
-    included before 2026-12-05), and, where a multi-head
-    readout trains with weight decay or with momentum carried into a task, that heads no sample of a batch names
-    get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
-    zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
-    (steps of the batch's largest response before), that the IDX and CIFAR files' samples are taken in a fixed
-    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05), and the CRC of what a
-    registered dataset's loader returned (:func:`spikecl.data.datasets.registered_crc`: its name alone does not
-    say which data it gave)."""
-    rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
-    parts = runs_method.split("+")
-    if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):
-        rules["si_gradient"] = "the step's"
-    if sum(issubclass(strategy_class(p), ProjectionStrategy) for p in parts) > 1:
-        rules["projection"] = "the union of the parts' subspaces"
-    if cfg.network.encoder == "poisson":
-        rules["poisson_draws"] = "sample by sample"
-        if any(p in parts for p in ("ewc", "gpm", "hlop")):
-            rules["pass_draws"] = "a generator of (seed, task, pass)"
-        if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("final_passes"):
-            rules["pass_draws"] += ", HLOP's final passes included"
-    if cfg.stream.train_per_task:
-        rules["train_subsample_seed"] = "(seed, task)"
-    if unused_heads_could_move(cfg):
-        penalised = any(strategy_class(p).penalty is not TrainingHooks.penalty for p in parts)
-        rules["unused_heads"] = "no gradient" + (", a penalty's zero one included" if penalised else "")
-    classes = [strategy_class(p) for p in parts]
-    if replay_phase_runs(cfg, parts) and by_stage(classes) != classes:
-        rules["after_task_order"] = "subspaces, replay's phase, anchors"
-    if "si" in parts and replay_phase_runs(cfg, parts):
-        rules["si_trajectory"] = "the task's training steps"
-    if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("lateral_levels"):
-        rules["lateral_rates"] = "clamped to +-lateral_scale"
-    if cfg.data.dataset in FILE_ORDERED:
-        rules["sample_order"] = "fixed random"
-    crc = registered_crc(cfg.data.dataset, cfg.data.test_split_seed)
-    if crc is not None:
-        rules["data_crc"] = crc
-    return rules
-
-
-def unused_heads_could_move(cfg: ExperimentConfig) -> bool:
-    """Whether a head no sample of a batch names could have moved when it got a zero gradient (before it got none),
-    whatever the method: several heads, and weight decay, or momentum or Adam's state carried into a task
-    (``reset_optimizer = false``). (Batches that mix heads, as joint's, could move one by the momentum they build
-    within a task too; that rarer case is not recorded, so that every method of an experiment records alike.)"""
-    train = cfg.train
-    if cfg.stream.scenario != "task" or cfg.stream.n_tasks < 2:
-        return False
-    carried = train.optimizer == "adam" or train.momentum > 0
-    return bool(train.weight_decay) or carried and not train.reset_optimizer
-
-
-def replay_phase_runs(cfg: ExperimentConfig, parts: list[str]) -> bool:
-    """Whether replay, one of ``parts``, trains on its buffer after each task (:func:`~.replay.phase_runs`)."""
-    from spikecl.continual.strategies.replay import phase_runs
-
-    return "replay" in parts and phase_runs(cfg.strategy.options.get("replay", {}).get("mode", "auto"), parts)
-
-
-def unshown_difference(recorded: dict, cfg: ExperimentConfig, runs_method: str) -> str | None:
-    """The first key of :func:`unshown_rules` that ``recorded`` (a checkpoint or a results config) holds otherwise."""
-    return next((k for k, v in unshown_rules(cfg, runs_method).items() if recorded.get(k) != v), None)
-
-
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the validation
     split)."""
     return stream_from_config(cfg.stream, cfg.data, seed)
-
-
-#: what :meth:`ContinualRun.setup` records per task: besides the config, what a task's numbers depend on
-SETUP_KEYS = ("device", "torch_threads", "cpu", "torch_cpu_capability", "processes", "spikecl_source", "engine")
-
-
-def checkpoint_setup(state: dict) -> dict:
-    """The setup of the tasks in a checkpoint written before setups were recorded per task, from the fields its
-    resume notices compare (None where it recorded none)."""
-    cpu, _, kernels = (state.get("cpu") or "").rpartition(", ")       # machine_kernels(): "<cpu>, <set> kernels"
-    return {"device": None, "torch_threads": state.get("torch_threads"), "cpu": cpu or None,
-            "torch_cpu_capability": kernels.removesuffix(" kernels") if cpu else None,
-            "processes": state.get("processes"), "spikecl_source": None,
-            "engine": ((state.get("config") or {}).get("network") or {}).get("engine")}
-
-
-def tasks_setup(setups: list[dict]) -> dict:
-    """Environment entries of the setup the tasks were computed with: :func:`mixed_setups` where they differ, else
-    their one setup's recorded values (a run resumed after its last task was trained, in a process of other
-    threads, trained nothing there)."""
-    mixed = mixed_setups(setups)
-    if mixed or not setups:
-        return mixed
-    return {k: v for k, v in setups[-1].items() if k in SETUP_KEYS[:-1] and v is not None}
-
-
-def mixed_setups(setups: list[dict]) -> dict:
-    """Environment entries for a run whose tasks were computed with different setups (resumed from a checkpoint
-    written with other threads, CPU, processes, engine or device); empty when all tasks had one (None, unrecorded,
-    differs from nothing). ``setups_by_task``: one entry per stretch of tasks, ``{"tasks": [first, last] (1-based),
-    **setup}``; and each environment key that differs becomes the list of its values in the order used (e.g.
-    ``torch_threads: [1, 2]``)."""
-    stretches: list[dict] = []
-    for task, setup in enumerate(setups, 1):
-        if stretches and all(None in (stretches[-1][k], setup.get(k)) or stretches[-1][k] == setup.get(k)
-                             for k in SETUP_KEYS):
-            stretches[-1]["tasks"][1] = task
-        else:
-            stretches.append({"tasks": [task, task], **{k: setup.get(k) for k in SETUP_KEYS}})
-    if len(stretches) < 2:
-        return {}
-    out: dict = {"setups_by_task": stretches}
-    for key in SETUP_KEYS[:-1]:                    # the engine is no environment key: the config records the last
-        used = list(dict.fromkeys(s[key] for s in stretches if s[key] is not None))
-        if len(used) > 1:
-            out[key] = used
-    return out
 
 
 def _steps_on_host(optimizer: torch.optim.Optimizer) -> None:
@@ -266,78 +83,6 @@ def lr_factor(schedule: str, epoch: int, epochs: int, warmup: int = 0) -> float:
     if epoch < warmup:
         return (epoch + 1) / warmup
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
-
-
-#: what a run checkpoint holds at least
-#: what to do with a damaged or foreign checkpoint (plain --overwrite would train the finished runs again too)
-DAMAGED_REMEDY = ("delete it, or run with --resume --overwrite (keeps the finished runs; --overwrite alone trains "
-                  "all again)")
-CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
-
-
-@dataclass
-class RunState:
-    """The run loop's own state, checkpointed at every task boundary."""
-
-    next_task: int = 0
-    iteration: int = 0
-    rows: list = field(default_factory=list)             # accuracy-matrix rows so far
-    curve_iterations: list = field(default_factory=list)
-    curve_task: list = field(default_factory=list)
-    curve_accuracy: list = field(default_factory=list)
-    task_seconds: list = field(default_factory=list)
-    task_ends: list = field(default_factory=list)        # the iteration each task's training ended at
-    stage: int = -1                                      # the stage whose outputs the last task trained made active
-    measures: list = field(default_factory=list)         # NeuroBench measures after each task ({name: value})
-    setups: list = field(default_factory=list)           # what each task was computed with (:meth:`setup`)
-
-
-def check_progress(p: RunState, n_tasks: int) -> None:
-    """A ValueError naming the first entry of a checkpoint's progress ``p`` that a run of ``n_tasks`` tasks could not
-    have written (so that a damaged or crafted checkpoint stops before training, not after it): counts are whole
-    numbers, the accuracy rows one per task learned plus the initial one, each of ``n_tasks`` values in [0, 1],
-    curves of one length, task ends non-decreasing, measures and setups one table per task."""
-    def whole(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def fractions(row, unmeasured: bool = False) -> bool:           # a curve's NaN: a task not yet learned
-        return isinstance(row, (list, tuple)) and len(row) == n_tasks and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v <= 1 or unmeasured and v != v)
-            for v in row)
-
-    if not (whole(p.next_task) and 0 <= p.next_task <= n_tasks):
-        raise ValueError(f"progress of {p.next_task!r} tasks does not fit a stream of {n_tasks}")
-    if not (whole(p.iteration) and p.iteration >= 0 and whole(p.stage)):
-        raise ValueError(f"progress iteration {p.iteration!r} or stage {p.stage!r} is not a count")
-    rows_fit = len(p.rows) == p.next_task + 1 or not (p.rows or p.next_task)
-    if not (isinstance(p.rows, list) and rows_fit and all(map(fractions, p.rows))):
-        raise ValueError(f"accuracy rows do not fit {p.next_task} tasks learned of {n_tasks}")
-    lists = ("curve_iterations", "curve_task", "curve_accuracy", "task_seconds", "task_ends", "measures", "setups")
-    if not all(isinstance(getattr(p, name), list) for name in lists):
-        raise ValueError("progress entries are not lists")
-    if not (len(p.curve_iterations) == len(p.curve_task) == len(p.curve_accuracy)
-            and all(map(whole, p.curve_iterations + p.curve_task))
-            and all(fractions(row, unmeasured=True) for row in p.curve_accuracy)):
-        raise ValueError("learning curves are not one iteration, stage and accuracy row per point")
-    ends = p.task_ends
-    if not (len(ends) <= p.next_task and all(map(whole, ends)) and ends == sorted(ends)
-            and all(0 <= end <= p.iteration for end in ends)):
-        raise ValueError(f"task ends {ends!r} are not one non-decreasing iteration per task learned")
-    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in p.task_seconds):
-        raise ValueError("task times are not finite numbers")
-    if not (len(p.measures) <= p.next_task and all(isinstance(m, dict) and all(
-            isinstance(k, str) and isinstance(v, (int, float)) for k, v in m.items()) for m in p.measures)):
-        raise ValueError("measures are not one table of numbers per task learned")
-    if not (len(p.setups) == p.next_task and all(isinstance(setup, dict) for setup in p.setups)):
-        raise ValueError(f"setups are not one table per task learned ({p.next_task})")
-
-
-def recorded_config(run_cfg: ExperimentConfig, method: str, runs_method: str, seed: int) -> dict:
-    """The config a results file records: the run's config (variant applied) with every option its method used,
-    defaults included (a changed default then shows as a differing setting), its method and seed."""
-    raw = run_cfg.to_dict()
-    raw["strategy"]["options"] = effective_options(runs_method, run_cfg.strategy.options)
-    return {**raw, **unshown_rules(run_cfg, runs_method), "method": method, "runs_method": runs_method, "seed": seed}
 
 
 class ContinualRun:
@@ -579,7 +324,7 @@ class ContinualRun:
                  "optimizer": self.optimizer.state_dict(), "optimizer_params": self._optimizer_params(),
                  "trainable": [n for n, p in self.net.named_parameters() if p.requires_grad],
                  "strategy": checkpoint_state(self.strategy),
-                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
+                 "rng": {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
                          **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})},
                  "torch_threads": torch.get_num_threads(), "data_crc": source_crc(self.stream),
                  "subsample_ties": "label order",
@@ -702,7 +447,7 @@ class ContinualRun:
         torch.set_rng_state(state["rng"]["torch"].cpu())     # the file is mapped to the run's device
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
-        _set_numpy_rng_state(state["rng"]["numpy"])
+        set_numpy_rng_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
 
     # -- the whole run ----------------------------------------------------------------------------------------
