@@ -21,10 +21,11 @@ from spikecl.experiment_kind import Job, kept, load
 from spikecl.io import read_run
 from spikecl.sdr import SDR, MacConfig, SparseyCoder, SparseyConfig, code_statistics
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPooler, SpatialPoolerConfig, SuccessorMemory
-from spikecl.sdr.experiment import (KIND, EvalConfig, capacity_points, check_train_items, flyhash_control,
-                                    SCORING, run_seed, spiking_match, write_sparsey_results)
+from spikecl.sdr.experiment import (KIND, EvalConfig, capacity_points, check_train_items, flyhash_control, run_seed,
+                                    spiking_match)
 from spikecl.sdr.measures import Coded, capacity_curve, recall_measures, run_sparsey
 from spikecl.sdr.readout import knn_predict, overlap_spearman, pair_overlaps
+from spikecl.sdr.results import SCORING, write_sparsey_results
 from spikecl.sdr.sparsey import level1_fields
 from spikecl.sdr.spiking import SpikingWTAConfig, spiking_winners
 

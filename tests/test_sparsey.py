@@ -318,7 +318,7 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     assert main(["report", str(results), "--no-plots"]) == 0                 # read back: the same table
     assert "sequence frames recalled" in capsys.readouterr().out
     from spikecl.io import read_run
-    from spikecl.sdr.experiment import outcome
+    from spikecl.sdr.results import outcome
 
     from spikecl.sdr.plots import CODER_TITLES
 
@@ -327,7 +327,7 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
             for name in panels]
     assert panels[0] == "sparsey" and rows == sorted(rows) and len(panels) == 4
     from spikecl.sdr import plots
-    from spikecl.sdr.experiment import write_plots
+    from spikecl.sdr.plots import write_plots
 
     legends = {}
     monkeypatch.setattr(plots, "plot_lines", lambda x, lines, path, **k: legends.setdefault(path.name, list(lines)))

@@ -7,28 +7,12 @@ similarity preservation (Spearman ρ of code vs input overlap, with a fly-hash c
 sparsity), a capacity curve (recall vs items stored), recall from degraded cues and sequence recall (each beside
 the fly-hash control) and, with ``eval.spiking_items``, whether the spiking realisation stores and recognises
 items with the coder's codes. Results: one results file per seed ``<output_dir>/<name>/sparsey_seed<seed>.h5``
-(:func:`spikecl.io.write_run`; existing files, ``--resume`` and ``--overwrite`` as for every kind, see
-:mod:`spikecl.experiment_kind`) and PNG plots beside it. The evaluation images follow the validation protocol of every
+(:mod:`spikecl.sdr.results`: its schema; existing files, ``--resume`` and ``--overwrite`` as for every kind, see
+:mod:`spikecl.experiment_kind`) and PNG plots beside it (:mod:`spikecl.sdr.plots`); the summary table is
+:mod:`spikecl.sdr.table`. The evaluation images follow the validation protocol of every
 kind (``[data]``): ``validation`` holds a fraction of every class's training images out of storage,
 ``eval_split = "validation"`` evaluates on them without reading the test split (for choosing settings), and
 ``vary_split`` gives every seed its own validation split (the test split is one for every seed).
-
-Results schema (``kind = "sparsey"``, version 1)::
-
-    /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split, n_train (items
-                             stored), cue_items (items cued with degraded inputs)
-    /config, /environment    attrs: json
-    /metrics                 attrs: one float per metric (accuracies and recall are fractions, times in seconds):
-                             <coder>_acc_<readout>, spearman_<coder>, cue_half_removed_<coder>,
-                             sequence_recall_<sparsey|flyhash>, spiking_learn_match, spiking_code_match, ...
-    /curves/capacity_items   int64 [P]     items stored at each capacity point
-    /curves/capacity_<m>     float64 [P]   recall measure m at that point over the macs that learned each item
-                                           (exact, overlap, identity, mac_exact) and the share of active macs
-                                           that learned (learning; :func:`~spikecl.sdr.measures.capacity_curve`)
-    /curves/random_capacity_<m>   the same for one whole-input mac storing random patterns (``_items`` int64)
-    /curves/cue_levels       float64 [L]   fraction of active inputs removed or flipped
-    /curves/cue_<how>_<m>    float64 [L]   recall measure m of each coder under that degradation
-    /extra/pairs_input_overlap, /extra/pairs_code_overlap_<coder>   int64 [P]
 """
 
 from __future__ import annotations
@@ -42,21 +26,23 @@ import numpy as np
 from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, DataConfig, RunHeader, check_applies,
                             check_data_split)
 from spikecl.data.codes import MAX_OUTPUTS
-from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape, registered_crc
-from spikecl.errors import ConfigError, ResultsError
-from spikecl.experiment_kind import Job, JobOptions, Kind, check_seeds, load
-from spikecl.io import Run, write_run
+from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape
+from spikecl.errors import ConfigError
+from spikecl.experiment_kind import Job, JobOptions, Kind, load
+from spikecl.io import Run
 from spikecl.options import from_dict, option
 from spikecl.recorded import RECORDED_RULES
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
+from spikecl.sdr.plots import SEED_PLOTS, seed_plot, write_plots
 from spikecl.sdr.readout import knn_predict
-from spikecl.sdr.sdr import check_int, code_statistics
+from spikecl.sdr.results import (CUE_SUMMARY_CODERS, IMPLIED_METRICS, SCORING, outcome, recorded_config, seed_outcomes,
+                                 test_splits_note, write_sparsey_results)
+from spikecl.sdr.sdr import code_statistics
 from spikecl.sdr.sparsey import MAX_CELLS_PER_CM, MAX_CMS, SparseyCoder, SparseyConfig, code_size
+from spikecl.sdr.table import comparison_rows, format_table
 
-#: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
-PUBLISHED = {"accuracy": 0.91, "learn_seconds": 220.0, "train_items": 2000}
 #: spikecl's own datasets of one-channel images, which the coder reads
 GREYSCALE = tuple(name for name, (channels, *_) in IMAGE_SHAPES.items() if channels == 1)
 
@@ -251,16 +237,6 @@ def flyhash_control(cfg: SparseyExperimentConfig, sparsey: Coded, x_train: np.nd
     return Coded(fly_train, fly_train, fly.encode(x_test), 0.0, fly)
 
 
-#: coders whose recall from a cue with half its active inputs removed is a metric (``cue_half_removed_<coder>``)
-CUE_SUMMARY_CODERS = ("sparsey", "flyhash", "pooler")
-
-#: the metrics a setting of ``eval`` adds to a results file where it asks for them (:func:`run_seed` writes them):
-#: ``spiking_items`` > 0, ``sequences`` > 0, 0.5 in ``cue_levels``
-IMPLIED_METRICS = {"eval.spiking_items": ("spiking_learn_match", "spiking_code_match"),
-                   "eval.sequences": ("sequence_recall_sparsey", "sequence_recall_flyhash"),
-                   "eval.cue_levels": tuple(f"cue_half_removed_{name}" for name in CUE_SUMMARY_CODERS)}
-
-
 def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: str = "cpu") -> dict:
     """Everything measured for one seed: metrics, curves and pair overlaps (plain dicts of numbers / arrays);
     ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
@@ -327,258 +303,6 @@ def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_tes
     draws.state = state                 # the check leaves the draws as it found them: later measures do not see it
     return dict(zip(IMPLIED_METRICS["eval.spiking_items"], (float((stored == expected).all(axis=1).mean()),
                                                             float((recognised == coded).all(axis=1).mean()))))
-
-
-#: how the recall measures score, recorded beside the config so that a file scored otherwise (before 2026-12-04 the
-#: lowest stored index won a tie among the nearest codes) neither resumes nor averages as a seed of today's runs
-SCORING = {"recall_ties": "a tie among the k nearest stored codes counts 1/k"}
-
-
-def recorded_config(cfg: SparseyExperimentConfig) -> dict:
-    """What a results file records as its config: ``cfg``, the :data:`SCORING` rules and, for a registered dataset,
-    the CRC of what its loader returned (:func:`~spikecl.data.datasets.registered_crc`: its name alone does not say
-    which data it gave)."""
-    crc = registered_crc(cfg.data.dataset, cfg.data.test_split_seed)
-    return {**asdict(cfg), **SCORING, **({"data_crc": crc} if crc is not None else {})}
-
-
-def write_sparsey_results(path: Path, cfg: SparseyExperimentConfig, seed: int, out: dict, overwrite: bool) -> Path:
-    """Write one seed's results atomically (schema in the module docstring)."""
-    curves = {"capacity_items": out["capacity"]["items"],
-              **{f"capacity_{k}": v for k, v in out["capacity"].items() if k != "items"},
-              **{f"random_capacity_{k}": v for k, v in out["random_capacity"].items()},
-              "cue_levels": out["cue_levels"], **{f"cue_{k}": v for k, v in out["cues"].items()}}
-    first = next(iter(out["similarity"].values()))
-    extra = {"pairs_input_overlap": first[0],
-             **{f"pairs_code_overlap_{name.replace('-', '')}": co for name, (_, co, _) in out["similarity"].items()}}
-    return write_run(path, "sparsey", recorded_config(cfg), out["metrics"], {"curves": curves, "extra": extra},
-                     {"seed": seed, "eval_split": cfg.data.eval_split, "n_train": out["n_train"],
-                      "cue_items": out["cue_items"]}, overwrite=overwrite)
-
-
-#: what the plots read of a results file's curves: (group, its x axis, the curves over it)
-PLOTTED = (("capacity", "capacity_items", [f"capacity_{m}" for m in ("exact", "mac_exact", "identity", "overlap")]),
-           ("random_capacity", "random_capacity_items",
-            [f"random_capacity_{m}" for m in ("exact", "identity", "overlap")]),
-           ("cues", "cue_levels", [f"cue_{how}_{name}_identity" for how in ("removed", "flipped")
-                                   for name in ("sparsey", "flyhash", "pooler")]))
-
-
-def _damaged(run: Run, what: str) -> ResultsError:
-    return ResultsError(f"{run.path} is corrupt or incomplete ({what} in a sparsey results file)")
-
-
-def _matching(run: Run, group: str, table, axis: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The 1-D numeric arrays ``table[axis]`` and ``table[name]`` (``names``), each as long as the axis; a missing or
-    damaged entry is a one-line :class:`ResultsError` naming it."""
-    if not isinstance(table, dict):
-        raise _damaged(run, f"'{group}' is not a group")
-    out: dict[str, np.ndarray] = {}
-    for name in (axis, *names):
-        if name not in table:
-            raise _damaged(run, f"no '{group}/{name}'")
-        value = np.asarray(table[name])
-        if value.ndim != 1 or value.dtype.kind not in "biuf":
-            raise _damaged(run, f"'{group}/{name}' is not a 1-D numeric array")
-        if len(value) != len(out.get(axis, value)):
-            raise _damaged(run, f"'{group}/{name}' has {len(value)} values but '{group}/{axis}' {len(out[axis])}")
-        out[name] = value
-    return out
-
-
-def outcome(run: Run) -> dict:
-    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed and checked
-    (a missing entry, a curve whose length differs from its axis: a one-line :class:`ResultsError`)."""
-    try:
-        return _outcome(run)
-    except KeyError as exc:
-        raise _damaged(run, f"no {exc.args[0]!r}") from None
-
-
-#: the coders in the order the printed comparison table lists them (a results file keeps its groups sorted by name)
-SIMILARITY_ORDER = ("sparsey", "pooler", "flyhash", "macactivity")
-
-
-def _outcome(run: Run) -> dict:
-    curves, metrics = run.array("curves"), run.metrics
-    pairs = run.array("extra")
-    codes = _unprefixed(pairs, "pairs_code_overlap_") if isinstance(pairs, dict) else {}
-    if not codes:
-        raise _damaged(run, "no 'extra/pairs_code_overlap_<coder>'")
-    pairs = _matching(run, "extra", pairs, "pairs_input_overlap", [f"pairs_code_overlap_{n}" for n in codes])
-    order = [name for name in SIMILARITY_ORDER if name in codes] + sorted(set(codes) - set(SIMILARITY_ORDER))
-    similarity = {name: (pairs["pairs_input_overlap"], pairs[f"pairs_code_overlap_{name}"],
-                         metrics[f"spearman_{name}"]) for name in order}    # as the table lists them
-    read = {group: _unprefixed(_matching(run, "curves", curves, axis, names), prefix)
-            for (group, axis, names), prefix in zip(PLOTTED, ("capacity_", "random_capacity_", "cue_"))}
-    if "capacity_learning" in curves:          # files from before the capacity counted learning macs only lack it
-        read["capacity"].update(_unprefixed(_matching(run, "curves", curves, "capacity_items",
-                                                      ["capacity_learning"]), "capacity_"))
-    for key, name in _implied_metrics(run):
-        if name not in metrics:
-            raise _damaged(run, f"no metric '{name}' for its config's {key} = {_setting(run, key)}")
-    split = run.attr("eval_split")
-    if not isinstance(split, str) or split not in ("test", "validation"):
-        raise _damaged(run, f"attribute 'eval_split' is {split!r}, not 'test' or 'validation'")
-    return {"metrics": metrics, "similarity": similarity, "cue_levels": read["cues"].pop("levels"),
-            "capacity": read["capacity"], "random_capacity": read["random_capacity"], "cues": read["cues"],
-            "knn_k": _count(run, "config eval.knn_k", _setting(run, "eval.knn_k"), 1),
-            "n_train": _count(run, "attribute 'n_train'", run.attr("n_train"), 1),
-            "cue_items": _count(run, "attribute 'cue_items'", run.attr("cue_items"), 1),
-            "seed": _count(run, "attribute 'seed'", run.attr("seed"), 0), "eval_split": split}
-
-
-def _setting(run: Run, key: str):
-    """The dotted ``key`` of the config ``run`` records; a missing one is a one-line :class:`ResultsError`."""
-    node = run.config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise _damaged(run, f"no config {key}")
-        node = node[part]
-    return node
-
-
-def _count(run: Run, what: str, value, low: int) -> int:
-    """``value`` (``what`` of ``run``) as an int >= ``low``; anything else is a one-line :class:`ResultsError`."""
-    try:
-        return check_int(value, what, low)
-    except ConfigError as exc:
-        raise _damaged(run, str(exc)) from None
-
-
-def _implied_metrics(run: Run) -> list[tuple[str, str]]:
-    """``(key, metric)`` of every metric of :data:`IMPLIED_METRICS` that the config ``run`` records asks for."""
-    levels = _setting(run, "eval.cue_levels")
-    if not isinstance(levels, list):
-        raise _damaged(run, f"config eval.cue_levels is {levels!r}, not a list")
-    asks = {"eval.cue_levels": 0.5 in levels,
-            **{key: _count(run, f"config {key}", _setting(run, key), 0) > 0
-               for key in ("eval.spiking_items", "eval.sequences")}}
-    return [(key, name) for key, names in IMPLIED_METRICS.items() if asks[key] for name in names]
-
-
-def _unprefixed(table: dict, prefix: str) -> dict:
-    """The entries of ``table`` named ``<prefix><name>``, keyed by ``name``."""
-    return {k[len(prefix):]: v for k, v in table.items() if k.startswith(prefix)}
-
-
-#: the capacity plots' y axis: recalls are % of the items stored, the overlap and active macs % of a code's
-CAPACITY_PERCENT = "% (recalls: of items; overlap, active macs: of a code)"
-
-
-#: the plots each seed of a Sparsey experiment draws, ``<name>_seed<seed>.png``
-SEED_PLOTS = ("overlap_scatter", "capacity", "capacity_random", "cue_recall")
-
-
-def seed_plot(folder: Path, name: str, seed: int) -> Path:
-    """Where seed ``seed``'s plot ``name`` (one of :data:`SEED_PLOTS`) goes in ``folder``."""
-    return folder / f"{name}_seed{seed}.png"
-
-
-def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
-    from spikecl.sdr.plots import CODER_TITLES, plot_lines, plot_overlap_scatter
-
-    cap, levels = out["capacity"], out["cue_levels"] * 100
-    paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed)),
-             plot_lines(cap["items"], {"exact code (the macs that learned it)": cap["exact"],
-                                       "exact code per learning mac": cap["mac_exact"],
-                                       "nearest stored code is its own": cap["identity"],
-                                       "mean code overlap": cap["overlap"],
-                                       **({"active macs that learned it (not frozen)": cap["learning"]}
-                                          if "learning" in cap else {})},
-                        seed_plot(folder, "capacity", seed), xlabel="items stored", ylabel=CAPACITY_PERCENT,
-                        title="Sparsey: recall of stored items cued by themselves")]
-    rnd = out["random_capacity"]
-    paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
-                                           rnd["identity"], "mean code overlap": rnd["overlap"]},
-                            seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
-                            ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
-    lines = {f"{CODER_TITLES[name]}, inputs {how}": out["cues"][f"{how}_{name}_identity"]
-             for how in ("removed", "flipped") for name in SIMILARITY_ORDER[:3]}
-    paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
-                            xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
-                            title=f"recall among {out['cue_items']} stored items from degraded cues"))
-    return paths
-
-
-def seed_outcomes(runs: Sequence[Run]) -> list[dict]:
-    """The :func:`outcome` of each of ``runs``, which must be seeds of one experiment: a one-line
-    :class:`ResultsError` when two were made with different settings (naming the first key that differs,
-    ``SEED_ROW_IGNORES`` aside) or hold the same seed, never averaged or plotted as if they were seeds."""
-    outs = [outcome(run) for run in runs]
-    seeds = {id(run): out["seed"] for run, out in zip(runs, outs)}
-    check_seeds(runs, "sparsey runs", "sparsey", seed_of=lambda run: seeds[id(run)])
-    return outs
-
-
-def test_splits_note(runs: Sequence[Run], outs: Sequence[dict]) -> str:
-    """``""``, or where the seeds were evaluated on different train/test splits (files recorded with
-    ``data.vary_split`` before ``data.test_split_seed`` existed drew one per seed) a note naming each seed's."""
-    drawn = {}
-    for run, out in zip(runs, outs):
-        drawn.setdefault((run.config.get("data") or {}).get("test_split_seed", 0), []).append(str(out["seed"]))
-    if len(drawn) < 2:
-        return ""
-    return "; DIFFERENT test splits (data.test_split_seed " + "; ".join(
-        f"{split}: seed {', '.join(seeds)}" for split, seeds in drawn.items()) + ")"
-
-
-def _cell(values: Sequence[float], digits: int, scale: float = 1.0) -> str:
-    """One value, or the mean ± sample std of several (one per seed), scaled and rounded to ``digits``."""
-    v = scale * np.asarray(values, np.float64)
-    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-
-
-def comparison_rows(metrics: Sequence[dict[str, float]], k: int) -> list[str]:
-    """The comparison table's lines (header, rule, one row per coder) of one seed's ``metrics``, or of several
-    seeds' as mean ± std."""
-    get = lambda key: [m[key] for m in metrics]                                  # noqa: E731
-    pct = lambda key: _cell(get(key), 1, 100.0)                                  # noqa: E731
-    rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
-             "bits", "active", "Spearman")]
-    for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
-        rows.append((label, *[pct(f"{name}_acc_{r}") for r in ("votes", "bayes", "knn1_learned", "knn1", f"knn{k}")],
-                     _cell(get(f"{name}_learn_seconds"), 2), _cell(get(f"{name}_learn_ms_per_item"), 3),
-                     _cell(get(f"{name}_code_bits"), 0), _cell(get(f"{name}_active_bits"), 0),
-                     _cell(get(f"spearman_{name}"), 3)))
-    rows.append(("fly-hash control (fixed)", "", "", "", pct("flyhash_acc_knn1"), pct(f"flyhash_acc_knn{k}"),
-                 *[""] * 4, _cell(get("spearman_flyhash"), 3)))
-    rows.append(("Sparsey mac activity only", *[""] * 9, _cell(get("spearman_macactivity"), 3)))
-    if all("spiking_code_match" in m for m in metrics):
-        rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
-                     f"codes equal: stored {_cell(get('spiking_learn_match'), 0, 100.0)} %, "
-                     f"recognised {_cell(get('spiking_code_match'), 0, 100.0)} %"))
-    rows.append(("pixels", "", "", "", pct("pixels_acc_knn1"), pct(f"pixels_acc_knn{k}"), *[""] * 5))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]   # no trailing spaces to wrap
-    lines.insert(1, "-" * len(lines[0]))
-    return lines
-
-
-def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "test") -> str:
-    """The comparison printed after a run (accuracies on the ``split`` named)."""
-    lines = comparison_rows([metrics], k)
-    for name, label in (("sparsey", "Sparsey"), ("pooler", "spatial pooler")):
-        stat = lambda key: metrics[f"{name}_code_{key}"]     # noqa: E731
-        text = (f"{label} codes of the evaluation images: sparsity {100 * stat('sparsity'):.2f} %, bits ever active "
-                f"{100 * stat('fraction_used'):.1f} %, mean bit entropy {stat('entropy'):.3f} bit")
-        if f"{name}_mean_familiarity" in metrics:
-            text += f"; mean familiarity G while storing {metrics[f'{name}_mean_familiarity']:.2f}"
-        lines.append(text)
-    for key, what in (("cue_half_removed", "stored item recalled from a cue with half of its active pixels removed"),
-                      ("sequence_recall", "sequence frames recalled from the first two (fly-hash: by a successor "
-                                          "memory)")):
-        if f"{key}_sparsey" in metrics:
-            lines.append(f"{what}: Sparsey {100 * metrics[f'{key}_sparsey']:.1f} %, "
-                         f"fly-hash {100 * metrics[f'{key}_flyhash']:.1f} %")
-    lines.append(f"one mac with the same Q and K recalls every stored random pattern exactly up to "
-                 f"{metrics['random_capacity_exact_items']:.0f} patterns (largest such capacity point)")
-    published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
-                 f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
-                 f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
-    where = "validation images (held out of training; test not read)" if split == "validation" else "test images"
-    return (f"accuracy (%) on the {where} after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
-            + published)
 
 
 class SparseyKind(Kind):

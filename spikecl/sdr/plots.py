@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.figures import colors, figure, save
+from spikecl.sdr.results import SIMILARITY_ORDER
 
 
 #: panel titles of the coders, as the comparison table names them
@@ -54,3 +55,40 @@ def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *,
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return save(fig, path)
+
+
+#: the capacity plots' y axis: recalls are % of the items stored, the overlap and active macs % of a code's
+CAPACITY_PERCENT = "% (recalls: of items; overlap, active macs: of a code)"
+
+
+#: the plots each seed of a Sparsey experiment draws, ``<name>_seed<seed>.png``
+SEED_PLOTS = ("overlap_scatter", "capacity", "capacity_random", "cue_recall")
+
+
+def seed_plot(folder: Path, name: str, seed: int) -> Path:
+    """Where seed ``seed``'s plot ``name`` (one of :data:`SEED_PLOTS`) goes in ``folder``."""
+    return folder / f"{name}_seed{seed}.png"
+
+
+def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
+    cap, levels = out["capacity"], out["cue_levels"] * 100
+    paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed)),
+             plot_lines(cap["items"], {"exact code (the macs that learned it)": cap["exact"],
+                                       "exact code per learning mac": cap["mac_exact"],
+                                       "nearest stored code is its own": cap["identity"],
+                                       "mean code overlap": cap["overlap"],
+                                       **({"active macs that learned it (not frozen)": cap["learning"]}
+                                          if "learning" in cap else {})},
+                        seed_plot(folder, "capacity", seed), xlabel="items stored", ylabel=CAPACITY_PERCENT,
+                        title="Sparsey: recall of stored items cued by themselves")]
+    rnd = out["random_capacity"]
+    paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
+                                           rnd["identity"], "mean code overlap": rnd["overlap"]},
+                            seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
+                            ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
+    lines = {f"{CODER_TITLES[name]}, inputs {how}": out["cues"][f"{how}_{name}_identity"]
+             for how in ("removed", "flipped") for name in SIMILARITY_ORDER[:3]}
+    paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
+                            xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
+                            title=f"recall among {out['cue_items']} stored items from degraded cues"))
+    return paths
