@@ -9,8 +9,8 @@ from hdf5_files import edited, unseal
 
 from spikecl.cli import main
 from spikecl.errors import ConfigError, ResultsError
-from spikecl.memory.experiment import read_part
 from spikecl.memory.params import CA3Params
+from spikecl.memory.results import read_part
 from spikecl.memory.schedule import encode, learn, make_schedule, recall_by_cue, recorded_schedule
 from spikecl.memory.stress import StressGrid, run_grid, table_columns
 from test_ca3_experiment import run_cli

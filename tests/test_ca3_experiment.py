@@ -9,7 +9,8 @@ from hdf5_files import edited, tamper, unseal
 from spikecl.cli import main
 from spikecl.errors import ConfigError
 from spikecl.io import read_run
-from spikecl.memory.experiment import load_config, read_part
+from spikecl.memory.experiment import load_config
+from spikecl.memory.results import read_part
 from spikecl.memory.schedule import LEARN, RECALL_CONTENT, RECALL_CUE, OperationResult
 from spikecl.memory.stress import StressGrid, make_trial, run_grid, score_trial
 
@@ -175,8 +176,8 @@ def test_params_are_never_hidden_behind_a_variant_name(tmp_path, capsys):
 
 
 def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, capsys):
-    from spikecl.memory.report import write_plots
     from spikecl.errors import ResultsError
+    from spikecl.memory.report import write_plots
 
     base = ["--no-plots", "--set", "functional.enabled=false", "--set", 'stress.variants=["published"]']
     assert run_cli(tmp_path / "a", *base, "--set", "stress.densities=[0.5, 0.8]") == 0

@@ -13,25 +13,12 @@ An experiment file (see ``models/ca3_cam.toml``)::
 
 Parts are results files (:func:`spikecl.io.write_run`, ``kind = "ca3"``) in ``<output_dir>/<name>/``:
 ``functional.h5`` and ``stress_C{C}_M{M}_{variant}.h5``; :mod:`spikecl.experiment_kind` runs them (existing parts,
-``--resume``, ``--overwrite``), then prints the summary table and writes PNG plots beside the results.
-
-Part files (besides the common schema)::
-
-    /              attrs: part = "functional" | "stress", n_cues, n_bits, seconds, params (JSON); functional: backend,
-                          duration_ms, mismatched_spikes, decoded, starts_ms, kinds (JSON); stress: variant
-    /spikes/<pop>  bool [T, N]   functional: every population's raster
-    /weights/<w>   float         functional: the plastic weights at the end
-    /table/<col>   [rows]        stress: one row per (density, spacing, seed), every column of
-                                         :func:`spikecl.memory.stress.table_columns`
-
-A part lacking any of these (or whose recorded config is not a table) is damaged: ``--resume`` runs it again and
-``spikecl report`` skips it in a folder.
+``--resume``, ``--overwrite``), then prints the summary table (:mod:`spikecl.memory.table`) and writes PNG plots
+beside the results. The parts' schema and their checked reading: :mod:`spikecl.memory.results`.
 """
 
 from __future__ import annotations
 
-import json
-import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,17 +27,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.config import KIND_DOC, NAME_DOC, RunHeader
-from spikecl.differences import differ_phrase, differences
-from spikecl.errors import ConfigError, ResultsError
-from spikecl.experiment_kind import RESUME_IGNORES, Job, Kind, load
-from spikecl.io import Run, read_run, write_run
+from spikecl.errors import ConfigError
+from spikecl.experiment_kind import Job, Kind, load
+from spikecl.io import Run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
-from spikecl.memory.params import PLASTIC, CA3Params, check_sizes, population_sizes
+from spikecl.memory.params import CA3Params, check_sizes
 from spikecl.memory.recordings import RECORDED, load_recording, mismatches
-from spikecl.memory.report import params_text
-from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue, recorded_schedule
-from spikecl.memory.stress import (CAM_CEILING_BITS_PER_SYNAPSE, VARIANTS, WILLSHAW_BITS_PER_SYNAPSE, StressGrid,
-                                   content_size, run_grid, table_columns, variant_params)
+from spikecl.memory.results import FUNCTIONAL_IGNORES, STRESS_IGNORES, checked_part
+from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue
+from spikecl.memory.stress import VARIANTS, StressGrid, content_size, run_grid, variant_params
+from spikecl.memory.table import summary_text
 from spikecl.memory.torch_net import PRECISIONS
 from spikecl.options import from_dict, option
 
@@ -104,111 +90,6 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> CA3Experimen
     return load(path, overrides, "ca3")[1]
 
 
-def read_part(path: str | Path) -> dict:
-    """``{"attrs": {...}, group: {name: array}}`` of a part file; one-line ResultsError if missing or corrupt."""
-    return _part(read_run(path, "ca3"))
-
-
-#: what each part holds besides the common schema: root attributes (with their types), then groups/arrays
-PART_ATTRS = {"functional": {"backend": str, "n_cues": int, "n_bits": int, "seconds": float, "duration_ms": int,
-                             "mismatched_spikes": int, "decoded": str, "starts_ms": str, "kinds": str},
-              "stress": {"n_cues": int, "n_bits": int, "variant": str, "seconds": float}}
-PART_ARRAYS = {"functional": ("spikes", "weights"), "stress": ("table",)}
-_TYPES = {int: (numbers.Integral, "a whole number"), float: (numbers.Real, "a number"), str: (str, "text")}
-#: attributes that count something: at least 1
-_COUNTS = ("n_cues", "n_bits", "duration_ms")
-
-
-def _damaged(run: Run, problem: str) -> ResultsError:
-    return ResultsError(f"{run.path} is corrupt or incomplete: {problem}")
-
-
-def _part(run: Run) -> dict:
-    """The part of ``run`` as ``{"attrs": ..., group: arrays}``, holding everything the summary and the plots read;
-    a one-line :class:`ResultsError` names what a damaged part lacks."""
-    kind = run.attrs.get("part")
-    if kind not in PART_ATTRS:
-        raise _damaged(run, f"part {kind!r} is neither 'functional' nor 'stress'")
-    if not isinstance(run.config, dict):
-        raise _damaged(run, f"its recorded config is {json.dumps(run.config)[:40]}, not a table")
-    for name, tp in PART_ATTRS[kind].items():
-        value, (types, what) = run.attr(name), _TYPES[tp]
-        if not isinstance(value, types) or isinstance(value, bool) or (name in _COUNTS and value < 1):
-            raise _damaged(run, f"its attribute '{name}' is {value!r}, not {what}{' >= 1' * (name in _COUNTS)}")
-    for name in PART_ARRAYS[kind]:
-        run.array(name)
-    try:
-        params = from_dict(CA3Params, json.loads(run.attrs.get("params", "{}")), "params.")
-    except (TypeError, ValueError, ConfigError) as exc:
-        raise _damaged(run, f"its attribute 'params' does not read back ({exc})") from None
-    if kind == "stress":
-        _check_table(run)
-    else:
-        _check_functional(run, params)
-    return {"attrs": run.attrs, "config": run.config, **run.arrays}
-
-
-def check_parts(results: dict[str, dict]) -> str:
-    """Refuse parts that cannot share one report (one-line :class:`ResultsError`: two functional parts, or two files
-    of one stress part C x M variant); returns a note naming the settings in which stress parts were made
-    otherwise (other seeds, other trials), "" when they agree."""
-    seen: dict[tuple, str] = {}
-    for file, part in results.items():
-        a = part["attrs"]
-        key = ("functional",) if a["part"] == "functional" else (int(a["n_cues"]), int(a["n_bits"]), str(a["variant"]))
-        if key in seen:
-            what = "the functional part" if len(key) == 1 else f"the stress part C={key[0]} M={key[1]} {key[2]}"
-            raise ResultsError(f"{file} and {seen[key]} both hold {what}; report them separately")
-        seen[key] = file
-    stress = [(file, part) for file, part in results.items() if part["attrs"]["part"] == "stress"]
-    for file, part in stress[1:]:
-        keys = list(differences(stress[0][1].get("config"), part.get("config"), ignore=STRESS_IGNORES))
-        if keys:
-            return (f"Note: the stress parts were made with different settings ({differ_phrase(keys)}: "
-                    f"{stress[0][0]} and {file}); their rows are not one paired comparison.")
-    return ""
-
-
-def _check_table(run: Run) -> None:
-    """A stress part's table: every column :func:`~spikecl.memory.stress.run_grid` writes for its recorded settings,
-    numbers, one per trial."""
-    densities = np.atleast_1d(run.array("table/density"))
-    table = run.array("table")
-    if not len(densities) or any(np.ndim(col) != 1 or np.asarray(col).dtype.kind not in "iuf"
-                                 or len(col) != len(densities) for col in table.values()):
-        raise _damaged(run, "its stress table needs one number per trial in every column")
-    try:
-        stress = run.config["stress"]
-        columns = table_columns(run.attrs["n_bits"], densities.tolist(), [int(f) for f in stress["fragment_sizes"]],
-                                int(stress["queries_per_size"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _damaged(run, f"its recorded stress settings do not read back ({exc!r})") from None
-    for name in columns:
-        run.array(f"table/{name}")
-
-
-def _check_functional(run: Run, params: CA3Params) -> None:
-    """A functional part: decoded answers, the schedule the raster plot marks, and every population's raster."""
-    try:
-        decoded = json.loads(run.attrs["decoded"])
-        [(d["operation"], d["start_ms"], d["cues"], d["bits"], d["forgotten"]) for d in decoded]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise _damaged(run, f"its decoded answers do not read back ({type(exc).__name__})") from None
-    try:
-        schedule = recorded_schedule(run.attrs)
-    except ValueError as exc:
-        raise _damaged(run, str(exc)) from None
-    sizes = population_sizes(run.attrs["n_cues"], run.attrs["n_bits"], params)
-    for name in [*(f"weights/{w}" for w in PLASTIC), *(f"spikes/{pop}" for pop in sizes)]:
-        run.array(name)
-    for pop, raster in run.array("spikes").items():
-        shape, n = np.shape(raster), sizes.get(pop)
-        if len(shape) != 2 or shape[0] != schedule.duration_ms or n not in (None, shape[1]) \
-                or np.asarray(raster).dtype.kind not in "biuf":
-            raise _damaged(run, f"its raster spikes/{pop} (shape {shape}) is not [{schedule.duration_ms}, "
-                                f"{n or 'N'}] spikes")
-
-
 # --- the parts ----------------------------------------------------------------------------------------------------
 def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite: bool) -> str:
     """The recorded exp1 through :class:`CA3Memory`; stores every population's raster (bool ``[T, N]``), the
@@ -258,12 +139,6 @@ STRESS_RULES = {"stress_rounding": "half up; a relearned cue gets a content othe
 def stress_config(cfg: CA3ExperimentConfig) -> dict:
     """What a stress part records as its config: ``cfg`` and the :data:`STRESS_RULES`."""
     return {**asdict(cfg), **STRESS_RULES}
-
-
-#: what a kept part may differ in: the functional part holds no stress trials and no seeds; a stress part holds
-#: every seed's trials of its own size and variant (so other sizes and variants may be added by --resume)
-FUNCTIONAL_IGNORES = RESUME_IGNORES | {"stress"}
-STRESS_IGNORES = (RESUME_IGNORES - {"seeds"}) | {"functional", "stress.sizes", "stress.variants"}
 
 
 def check_hold(cfg: CA3ExperimentConfig) -> None:
@@ -372,12 +247,12 @@ class CA3Kind(Kind):
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
-        return summary_text({str(run.path): _part(run) for run in runs})
+        return summary_text({str(run.path): checked_part(run) for run in runs})
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.memory.report import write_plots
 
-        return write_plots({str(run.path): _part(run) for run in runs}, out_dir)
+        return write_plots({str(run.path): checked_part(run) for run in runs}, out_dir)
 
     def plot_files(self, cfg: CA3ExperimentConfig) -> list[Path]:
         from spikecl.memory.report import plot_names
@@ -388,52 +263,3 @@ class CA3Kind(Kind):
 
 
 KIND = CA3Kind()
-
-
-def summary_text(results: dict[str, dict]) -> str:
-    """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
-    each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
-    note = check_parts(results)
-    lines = []
-    for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
-        lines.append(f"functional (recorded exp1, {a['backend']}{params_text(a, ', with ')}): "
-                     f"{a['mismatched_spikes']} spikes differ from SpiNNaker; {float(a['seconds']):.2f} s for "
-                     f"{int(a['duration_ms'])} ms")
-        for d in json.loads(a["decoded"]):
-            extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
-            lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
-    stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
-    fragments = sorted({int(key.rsplit("_f", 1)[1]) for part in stress for key in part["table"]
-                        if key.startswith("content_precision_f")})
-    cols = (("cue_exact", "cue exact"), *((f"content_hit_f{f}", f"hit f{f}") for f in fragments[:1]),
-            *((f"content_precision_f{f}", f"prec f{f}") for f in fragments), ("content_repeat_same", "repeat"),
-            ("relearned_exact", "relearn"), ("forget_echo", "echo"), ("kept_exact", "kept"),
-            ("bits_per_synapse", "bits/syn"))
-    if stress:
-        lines.append("")
-        lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "
-                     f"bit/synapse, CAM ceiling {CAM_CEILING_BITS_PER_SYNAPSE:.2f})")
-        lines.append(f"{'C x M':>9} {'variant':<10} {'gap':>4} " + " ".join(f"{h:>9}" for _, h in cols) + "   s")
-        partly = False
-        for part in stress:
-            a, table = part["attrs"], part["table"]
-            for spacing in np.unique(table["spacing_ms"]):
-                rows = table["spacing_ms"] == spacing
-                cells = []
-                for c, _ in cols:
-                    finite = np.isfinite(table[c][rows]) if c in table else np.zeros(1, bool)
-                    value = np.nanmean(table[c][rows]) if finite.any() else np.nan
-                    cells.append(f"{value:>8.3f}\u2020" if finite.any() and not finite.all() else f"{value:>9.3f}")
-                    partly |= bool(finite.any() and not finite.all())
-                label = a["variant"] + ("*" if params_text(a) else "")
-                lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {label:<10} {int(spacing):>4} "
-                             + " ".join(cells) + f"  {float(a['seconds']):5.1f}")
-        if partly:
-            lines.append("\u2020 mean over only the densities and seeds where the measure is defined (e.g. no "
-                         "precision for a fragment larger than a memory's active bits)")
-        for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
-            lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
-                         f"{params_text(a)} (on top of the variant's own options)")
-    return "\n".join(lines + ([note] if note else []))
-
-

@@ -66,7 +66,7 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     """Raster of the functional run; per memory size, maps of recall-by-cue exactness and forgetting (density x
     spacing) and of recall-by-content precision (density x fragment size at 14 ms or the nearest spacing), one
     panel per variant; bits per plastic synapse against density beside the Willshaw bound. ``results``: {file:
-    part as :func:`spikecl.memory.experiment.read_part` gives it}."""
+    part as :func:`spikecl.memory.results.read_part` gives it}."""
     out_dir = Path(out_dir)
     written = []
     for part in [p for p in results.values() if p["attrs"]["part"] == "functional"][:1]:

@@ -1,0 +1,59 @@
+"""The summary table of a ``ca3`` experiment: the functional check against SpiNNaker with its decoded answers, and
+per memory size and variant the stress metrics at each spacing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from spikecl.memory.report import params_text
+from spikecl.memory.results import check_parts
+from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
+
+
+def summary_text(results: dict[str, dict]) -> str:
+    """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
+    each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
+    note = check_parts(results)
+    lines = []
+    for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
+        lines.append(f"functional (recorded exp1, {a['backend']}{params_text(a, ', with ')}): "
+                     f"{a['mismatched_spikes']} spikes differ from SpiNNaker; {float(a['seconds']):.2f} s for "
+                     f"{int(a['duration_ms'])} ms")
+        for d in json.loads(a["decoded"]):
+            extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
+            lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
+    stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
+    fragments = sorted({int(key.rsplit("_f", 1)[1]) for part in stress for key in part["table"]
+                        if key.startswith("content_precision_f")})
+    cols = (("cue_exact", "cue exact"), *((f"content_hit_f{f}", f"hit f{f}") for f in fragments[:1]),
+            *((f"content_precision_f{f}", f"prec f{f}") for f in fragments), ("content_repeat_same", "repeat"),
+            ("relearned_exact", "relearn"), ("forget_echo", "echo"), ("kept_exact", "kept"),
+            ("bits_per_synapse", "bits/syn"))
+    if stress:
+        lines.append("")
+        lines.append(f"stress (means over densities and seeds; Willshaw bound {WILLSHAW_BITS_PER_SYNAPSE:.2f} "
+                     f"bit/synapse, CAM ceiling {CAM_CEILING_BITS_PER_SYNAPSE:.2f})")
+        lines.append(f"{'C x M':>9} {'variant':<10} {'gap':>4} " + " ".join(f"{h:>9}" for _, h in cols) + "   s")
+        partly = False
+        for part in stress:
+            a, table = part["attrs"], part["table"]
+            for spacing in np.unique(table["spacing_ms"]):
+                rows = table["spacing_ms"] == spacing
+                cells = []
+                for c, _ in cols:
+                    finite = np.isfinite(table[c][rows]) if c in table else np.zeros(1, bool)
+                    value = np.nanmean(table[c][rows]) if finite.any() else np.nan
+                    cells.append(f"{value:>8.3f}\u2020" if finite.any() and not finite.all() else f"{value:>9.3f}")
+                    partly |= bool(finite.any() and not finite.all())
+                label = a["variant"] + ("*" if params_text(a) else "")
+                lines.append(f"{int(a['n_cues']):>4}x{int(a['n_bits']):<4} {label:<10} {int(spacing):>4} "
+                             + " ".join(cells) + f"  {float(a['seconds']):5.1f}")
+        if partly:
+            lines.append("\u2020 mean over only the densities and seeds where the measure is defined (e.g. no "
+                         "precision for a fragment larger than a memory's active bits)")
+        for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
+            lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
+                         f"{params_text(a)} (on top of the variant's own options)")
+    return "\n".join(lines + ([note] if note else []))
