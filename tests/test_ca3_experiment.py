@@ -175,9 +175,10 @@ def test_params_are_never_hidden_behind_a_variant_name(tmp_path, capsys):
     assert "a learn holds its input 15 ms, longer than the 14 ms gap of stress.spacings_ms" in capsys.readouterr().err
 
 
-def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, capsys):
+def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, monkeypatch):
     from spikecl.errors import ResultsError
-    from spikecl.memory.report import write_plots
+    from spikecl.memory import plots
+    from spikecl.memory.plots import write_plots
 
     base = ["--no-plots", "--set", "functional.enabled=false", "--set", 'stress.variants=["published"]']
     assert run_cli(tmp_path / "a", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
@@ -185,26 +186,18 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, c
                    "--set", "stress.densities=[0.1, 0.2]") == 0
     parts = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_*.h5"))}
     captured = {}
-    import spikecl.memory.report as report
 
     def capture(bits, path, *args, **kwargs):
         captured.update(bits)
         return path
-    original, report.plot_capacity = report.plot_capacity, capture
-    try:
-        write_plots(parts, tmp_path / "plots")
-    finally:
-        report.plot_capacity = original
+    monkeypatch.setattr(plots, "plot_capacity", capture)                 # what the capacity plot is given
+    write_plots(parts, tmp_path / "plots")
     by_size = {label.split(",")[0]: bits for label, bits in captured.items()}
     assert by_size["C=5 M=6"][0].tolist() == [0.5, 0.8] and by_size["C=8 M=10"][0].tolist() == [0.1, 0.2]
     assert all(label.endswith(" ms") for label in captured)          # the spacing drawn; no [params] given
     assert run_cli(tmp_path / "d", *base, "--set", "params.tau_syn_ms=0.4") == 0
     captured.clear()
-    report.plot_capacity = capture
-    try:
-        write_plots({str(p): read_part(p) for p in (tmp_path / "d").rglob("stress_*.h5")}, tmp_path / "plots")
-    finally:
-        report.plot_capacity = original
+    write_plots({str(p): read_part(p) for p in (tmp_path / "d").rglob("stress_*.h5")}, tmp_path / "plots")
     assert [label.split(", ", 2)[2] for label in captured] == ["with tau_syn_ms = 0.4"]   # a changed model says so
     assert run_cli(tmp_path / "c", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
     twice = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_C5_M6_*.h5"))}

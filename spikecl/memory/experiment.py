@@ -250,12 +250,12 @@ class CA3Kind(Kind):
         return summary_text({str(run.path): checked_part(run) for run in runs})
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
-        from spikecl.memory.report import write_plots
+        from spikecl.memory.plots import write_plots
 
         return write_plots({str(run.path): checked_part(run) for run in runs}, out_dir)
 
     def plot_files(self, cfg: CA3ExperimentConfig) -> list[Path]:
-        from spikecl.memory.report import plot_names
+        from spikecl.memory.plots import plot_names
 
         sizes = [(C, M) for C, M in cfg.stress.sizes] if cfg.stress.enabled else []
         names = plot_names(cfg.functional.enabled, sizes, "published" in cfg.stress.variants)

@@ -150,3 +150,9 @@ def _check_functional(run: Run, params: CA3Params) -> None:
                 or np.asarray(raster).dtype.kind not in "biuf":
             raise _damaged(run, f"its raster spikes/{pop} (shape {shape}) is not [{schedule.duration_ms}, "
                                 f"{n or 'N'}] spikes")
+
+
+def params_text(attrs: dict, prefix: str = "") -> str:
+    """The ``[params]`` overrides a part ran with, as ``prefix`` + "key = value, ..." ("" when none)."""
+    params = json.loads(attrs.get("params", "{}"))
+    return prefix + ", ".join(f"{k} = {v}" for k, v in sorted(params.items())) if params else ""

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 
-from spikecl.memory.report import params_text
-from spikecl.memory.results import check_parts
+from spikecl.memory.results import check_parts, params_text
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
 
 
