@@ -4,6 +4,7 @@ is refused when it is made."""
 
 import abc
 import collections
+import functools
 import io
 import re
 import sys
@@ -344,6 +345,25 @@ def test_every_method_of_spikecls_own_passes_the_checks_register_makes(monkeypat
     register("helped", type("Helped", (Saving, Strategy), body))
     with pytest.raises(ConfigError, match=r"Static.after_step must take \(\) like Strategy.after_step$"):
         register("static", type("Static", (Strategy,), {"after_step": staticmethod(lambda x: None)}))
+
+
+def consolidate(self, task, train, passes=1):
+    """An event body that a partialmethod binds."""
+
+
+@pytest.mark.parametrize("event, ok", [(functools.partialmethod(consolidate, passes=2), True),
+                                       (functools.partialmethod(consolidate, 0, 1), False),
+                                       (functools.partialmethod(consolidate, train=None), False)])
+def test_an_event_written_as_a_partialmethod_is_checked_as_the_harness_calls_it(monkeypatch, event, ok):
+    """after_task = partialmethod(f, ...): its signature with the bound arguments must take (task, train)."""
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    cls = type("Partial", (Strategy,), {"after_task": event})
+    if ok:
+        register("partial", cls)
+        return
+    with pytest.raises(ConfigError, match=r"^register\('partial', ...\): Partial.after_task must take \(task, "
+                                          r"train\) like Strategy.after_task$"):
+        register("partial", cls)
 
 
 def test_a_penalty_without_a_gradient_or_not_finite_is_refused(monkeypatch):

@@ -232,9 +232,9 @@ class ContinualRun:
         p.curve_accuracy.append(row)
 
     def setup(self) -> dict:
-        """What this process computes with besides the config (:data:`SETUP_KEYS`): the device, torch's threads,
-        the CPU and torch's vector instruction set, the process count, the spikecl checkout's commit (None for an
-        installed copy) and the engine."""
+        """What this process computes with besides the config (:data:`~spikecl.continual.checkpoint.SETUP_KEYS`):
+        the device, torch's threads, the CPU and torch's vector instruction set, the process count, the spikecl
+        checkout's commit (None for an installed copy) and the engine."""
         return {"device": str(self.device), "torch_threads": torch.get_num_threads(), "cpu": cpu_model(),
                 "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "processes": self.execution.processes, "spikecl_source": source_commit(),

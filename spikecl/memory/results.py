@@ -59,8 +59,8 @@ def _damaged(run: Run, problem: str) -> ResultsError:
 
 
 def checked_part(run: Run) -> dict:
-    """The part of ``run`` (a ``ca3`` results file read) as ``{"attrs": ..., group: arrays}``, holding everything the summary and the plots read;
-    a one-line :class:`ResultsError` names what a damaged part lacks."""
+    """The part of ``run`` (a ``ca3`` results file read) as ``{"attrs": ..., group: arrays}``, holding everything
+    the summary and the plots read; a one-line :class:`ResultsError` names what a damaged part lacks."""
     kind = run.attrs.get("part")
     if kind not in PART_ATTRS:
         raise _damaged(run, f"part {kind!r} is neither 'functional' nor 'stress'")

@@ -13,7 +13,8 @@ from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PE
 
 def summary_text(results: dict[str, dict]) -> str:
     """Tables of a finished experiment: the functional check and, per memory size and variant, stress metrics at
-    each spacing (means over densities and seeds). ``results``: {file: part as :func:`read_part` gives it}."""
+    each spacing (means over densities and seeds). ``results``: {file: part as
+    :func:`~spikecl.memory.results.read_part` gives it}."""
     note = check_parts(results)
     lines = []
     for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:

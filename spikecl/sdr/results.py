@@ -37,8 +37,9 @@ from spikecl.sdr.sdr import check_int
 CUE_SUMMARY_CODERS = ("sparsey", "flyhash", "pooler")
 
 
-#: the metrics a setting of ``eval`` adds to a results file where it asks for them (:func:`run_seed` writes them):
-#: ``spiking_items`` > 0, ``sequences`` > 0, 0.5 in ``cue_levels``
+#: the metrics a setting of ``eval`` adds to a results file where it asks for them
+#: (:func:`~spikecl.sdr.experiment.run_seed` writes them): ``spiking_items`` > 0, ``sequences`` > 0, 0.5 in
+#: ``cue_levels``
 IMPLIED_METRICS = {"eval.spiking_items": ("spiking_learn_match", "spiking_code_match"),
                    "eval.sequences": ("sequence_recall_sparsey", "sequence_recall_flyhash"),
                    "eval.cue_levels": tuple(f"cue_half_removed_{name}" for name in CUE_SUMMARY_CODERS)}
@@ -104,8 +105,9 @@ def _matching(run: Run, group: str, table, axis: str, names: Sequence[str]) -> d
 
 
 def outcome(run: Run) -> dict:
-    """What :func:`write_plots` and :func:`format_table` read, rebuilt from a results file of one seed and checked
-    (a missing entry, a curve whose length differs from its axis: a one-line :class:`ResultsError`)."""
+    """What :func:`~spikecl.sdr.plots.write_plots` and :func:`~spikecl.sdr.table.format_table` read, rebuilt from a
+    results file of one seed and checked (a missing entry, a curve whose length differs from its axis: a one-line
+    :class:`ResultsError`)."""
     try:
         return _outcome(run)
     except KeyError as exc:

@@ -98,18 +98,22 @@ def _check_methods(name: str, cls: type) -> None:
     """A one-line ConfigError for what the harness would skip or fail on only mid-run: a method named as an event
     would be that is none (``after_tasks``, ``before_training``), an event or ``__init__`` that cannot take the
     arguments the harness passes, or ``state_dict`` without ``load_state_dict`` (a resumed run would lose the state)
-    or the reverse. Methods are found as the class has them, from mixins too."""
+    or the reverse. Methods are found as the class has them, from mixins too (plain functions, static and class
+    methods, ``functools.partialmethod``)."""
+    import functools
     import inspect
 
     from spikecl.continual.strategy import Strategy
 
     def own(attr: str):
-        """``cls``'s own ``attr`` (a function, staticmethod or classmethod), None where it is Strategy's or none."""
+        """``cls``'s own ``attr`` (a function, staticmethod, classmethod or partialmethod), None where it is
+        Strategy's or none."""
         value = inspect.getattr_static(cls, attr, None)
         if value is inspect.getattr_static(Strategy, attr, None):
             return None
-        return value if isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value) else None
+        return value if isinstance(value, DESCRIBED) or inspect.isfunction(value) else None
 
+    DESCRIBED = (staticmethod, classmethod, functools.partialmethod)         # methods whose signature the class gives
     if inspect.isabstract(cls):
         raise ConfigError(f"register({name!r}, ...): {cls.__name__} leaves abstract methods unimplemented "
                           f"({', '.join(sorted(cls.__abstractmethods__))})")
@@ -126,9 +130,10 @@ def _check_methods(name: str, cls: type) -> None:
             continue
         base = [p for p in inspect.signature(getattr(Strategy, attr)).parameters.values()
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]          # self and what the harness passes
-        bound = getattr(cls, attr) if isinstance(value, (staticmethod, classmethod)) else value
+        bound = getattr(cls, attr) if isinstance(value, DESCRIBED) else value      # a partialmethod keeps self
         try:
-            inspect.signature(bound).bind(*(base[1:] if bound is not value else base))
+            inspect.signature(bound).bind(*(base if bound is value or isinstance(value, functools.partialmethod)
+                                            else base[1:]))
         except (TypeError, ValueError):
             raise ConfigError(f"register({name!r}, ...): {cls.__name__}.{attr} must take "
                               f"({', '.join(p.name for p in base[1:])}) like Strategy.{attr}") from None
