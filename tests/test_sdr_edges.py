@@ -223,12 +223,16 @@ def test_each_seed_draws_its_own_coder(two_seeds):
                 r"mnist5k, mnist, fashion_mnist, or a dataset of one's own registered by a --plugin\)$"),
     ("shd", r"^data.dataset: 'shd' is not an image dataset; the coder reads one-channel images \(digits, "),
     ("mnist", r"^coder.image_shape: \[8, 8\] but mnist images are 28x28 \(H x W\); set coder.image_shape = "
-              r"\[28, 28\]$")])
+              r"\[28, 28\]$"),
+    ("digits", r"^coder.image_shape: \[4, 16\] but digits images are 8x8 \(H x W\); set coder.image_shape = "
+               r"\[8, 8\]$")])
 def test_a_dataset_the_coder_cannot_read_is_refused_when_the_config_loads(dataset, message):
     """The coder reads one-channel images of coder.image_shape: a colour or event dataset, or images of another
-    size, are a one-line ConfigError at load, before any data is read."""
+    size, are a one-line ConfigError at load, before any data is read; so is a shape of the same pixel count (4x16
+    for digits' 8x8: its receptive fields would cover pixels that are not neighbours)."""
     with pytest.raises(ConfigError, match=message):
-        load(DIGITS, [f'data.dataset="{dataset}"'])
+        reshaped = ["coder.image_shape=[4, 16]", "coder.grid=[1, 4]"] if dataset == "digits" else []
+        load(DIGITS, [f'data.dataset="{dataset}"', *reshaped])
 
 
 def test_a_run_caps_the_cued_items_and_reads_its_summaries_at_their_points():
