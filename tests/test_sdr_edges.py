@@ -230,8 +230,8 @@ def test_a_dataset_the_coder_cannot_read_is_refused_when_the_config_loads(datase
     """The coder reads one-channel images of coder.image_shape: a colour or event dataset, or images of another
     size, are a one-line ConfigError at load, before any data is read; so is a shape of the same pixel count (4x16
     for digits' 8x8: its receptive fields would cover pixels that are not neighbours)."""
+    reshaped = ["coder.image_shape=[4, 16]", "coder.grid=[1, 4]"] if dataset == "digits" else []
     with pytest.raises(ConfigError, match=message):
-        reshaped = ["coder.image_shape=[4, 16]", "coder.grid=[1, 4]"] if dataset == "digits" else []
         load(DIGITS, [f'data.dataset="{dataset}"', *reshaped])
 
 
