@@ -406,6 +406,12 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     if not isinstance(raw, typing.Mapping):
         raise ConfigError(f"an experiment config is a table (a dict, as TOML gives), got {type(raw).__name__}")
+    if "base" in raw and ("grid" in raw or "points" in raw):
+        raise ConfigError("a sweep (base with a grid or points), not an experiment: run it with spikecl sweep, or "
+                          "load it with spikecl.continual.sweep.load_sweep(path)")
+    if raw.get("kind", "continual") != "continual" and isinstance(raw.get("kind"), str):
+        raise ConfigError(f"kind: {raw['kind']!r} is not a continual experiment; load it with "
+                          "spikecl.experiment_kind.load(path), which returns (kind, config) for every kind")
     cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
     check_header(cfg)
     if not cfg.strategy.methods:

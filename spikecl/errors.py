@@ -132,4 +132,5 @@ def check_type(value, types: type | tuple[type, ...], what: str, hint: str = "")
     if isinstance(value, types):
         return value
     names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-    raise ConfigError(f"{what}: expected a {names}, got {type(value).__name__}" + (f"; {hint}" if hint else ""))
+    article = "an" if names[:1] in "AEIOU" else "a"
+    raise ConfigError(f"{what}: expected {article} {names}, got {type(value).__name__}" + (f"; {hint}" if hint else ""))

@@ -61,7 +61,7 @@ import numpy as np
 
 from spikecl.atomic import atomic_write
 from spikecl.environment import environment
-from spikecl.errors import ConfigError, ForeignFileError, ResultsError
+from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import check_heaps
 from spikecl.integrity import check_seal, write_hdf5_image
 from spikecl.paths import is_dir, is_file
@@ -342,7 +342,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
     Raises :class:`ResultsError` (one line) if the file is missing, not HDF5, truncated, not a results file (naming
     the schema it has), from a newer schema version, of another kind than ``kind``, or lacks a required entry.
     """
-    path = Path(path)
+    path = Path(check_type(path, (str, os.PathLike), "read_run: path"))
     with open_for_reading(path) as f:
         if f.attrs.get("schema") != SCHEMA:
             raise ForeignFileError(f"{path} is not a spikecl results file ({_schema_found(f)}; expected "

@@ -155,7 +155,7 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     its kind and folder), whose plots go to that folder (or to ``plots_dir``; there, several of one
     kind to their paths below it); two tables whose plots would share a folder are refused before anything is
     printed."""
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths or [])]
     if not paths:
         raise ResultsError("report: no results files or folders given")
     plots_dir = Path(plots_dir) if plots_dir is not None else None

@@ -101,6 +101,9 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
     if isinstance(assignments, (str, bytes)):           # its characters would be read as assignments
         raise ConfigError(f"overrides: expected a list of 'key=value' strings, got the string {assignments!r}; wrap it "
                           "in a list")
+    if not isinstance(assignments, typing.Iterable):
+        raise ConfigError(f"overrides: expected a list of 'key=value' strings, got {type(assignments).__name__}; "
+                          "give [] for none")
     out = copy.deepcopy(raw)
     for assignment in assignments:
         path, value = parse_override(assignment)

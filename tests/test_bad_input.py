@@ -2,12 +2,15 @@
 write outside the output folder, repeated or oversized seeds, empty or oversized layers, absurd learning rates."""
 
 import re
+from pathlib import Path
 
 import pytest
 
 from spikecl.cli import main
 from spikecl.config import experiment_from_dict, load_experiment
 from spikecl.errors import ConfigError
+
+MODELS = Path(__file__).parents[1] / "models"
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -83,8 +86,10 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
     """The entry points a script calls (experiment_from_dict, ContinualRun, run_experiment, report_paths) name the
     problem as the CLI does, never a TypeError from deep inside."""
     from spikecl.continual.experiment import run_experiment
-    from spikecl.continual.runner import ContinualRun
+    from spikecl.continual.runner import ContinualRun, build_stream
+    from spikecl.continual.strategies import build_strategy
     from spikecl.errors import ResultsError
+    from spikecl.io import read_results
     from spikecl.report import report_paths
 
     cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 2, "train_per_task": 40},
@@ -97,11 +102,29 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
             (lambda: ContinualRun(cfg, "finetune", -1), "seed must be an integer"),
             (lambda: ContinualRun({"data": {}}, "finetune", 0), "cfg must be an ExperimentConfig"),
             (lambda: ContinualRun(cfg, "ewc+ewc", 0), "'ewc+ewc' names 'ewc' twice"),
-            (lambda: run_experiment({"data": {}}), "cfg must be an ExperimentConfig")):
+            (lambda: run_experiment({"data": {}}), "cfg must be an ExperimentConfig"),
+            (lambda: ContinualRun(cfg, None, 0), "method: expected a method name (a str such as 'ewc' or "
+                                                 "'ewc+replay'), got None"),
+            (lambda: build_strategy(3, None), "method: expected a method name"),
+            (lambda: build_strategy("ewc", None, [("ewc", {})]), "build_strategy: options: expected a Mapping, got "
+                                                                 "list"),
+            (lambda: ContinualRun(cfg, "finetune", 0, stream="x"), "ContinualRun: stream: expected a Stream, got "
+                                                                   "str; build_stream(cfg, seed) makes one"),
+            (lambda: ContinualRun(cfg, "finetune", 0, execution="x"), "ContinualRun: execution: expected an "
+                                                                      "Execution, got str"),
+            (lambda: build_stream(cfg.to_dict(), 0), "build_stream: cfg: expected an ExperimentConfig, got dict"),
+            (lambda: load_experiment(MODELS / "split_digits.toml", None), "overrides: expected a list of 'key=value' "
+                                                                        "strings, got NoneType; give [] for none"),
+            (lambda: load_experiment(MODELS / "ca3_cam.toml"), "kind: 'ca3' is not a continual experiment; load it "
+                                                             "with spikecl.experiment_kind.load(path)"),
+            (lambda: load_experiment(MODELS / "sweeps" / "pmnist5k_lr.toml"),
+             "a sweep (base with a grid or points), not an experiment: run it with spikecl sweep"),
+            (lambda: read_results(None), "read_run: path: expected a str or PathLike, got NoneType")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             call()
-    with pytest.raises(ResultsError, match="no results files or folders given"):
-        report_paths([])
+    for nothing in ([], None):
+        with pytest.raises(ResultsError, match="no results files or folders given"):
+            report_paths(nothing)
     with pytest.raises(ResultsError, match="^absent.h5: no such results file or folder$"):
         report_paths("absent.h5", plots=False)                     # one path as a string, not its characters
     with pytest.raises(ResultsError, match="^results/absent: no such results file or folder$"):

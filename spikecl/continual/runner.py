@@ -39,7 +39,7 @@ from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
 from spikecl.environment import cpu_model, environment, machine_kernels, source_commit
-from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
 from spikecl.io import RunResult, write_results
 from spikecl.snn import measures
@@ -54,6 +54,7 @@ MEASURE_SAMPLES = 100
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the validation
     split)."""
+    check_type(cfg, ExperimentConfig, "build_stream: cfg", "spikecl.config.experiment_from_dict makes one")
     return stream_from_config(cfg.stream, cfg.data, seed)
 
 
@@ -106,6 +107,10 @@ class ContinualRun:
             raise ConfigError(f"ContinualRun: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
+        if stream is not None:
+            check_type(stream, Stream, "ContinualRun: stream", "build_stream(cfg, seed) makes one")
+        if execution is not None:
+            check_type(execution, Execution, "ContinualRun: execution", "spikecl.continual.execution.Execution()")
         cfg = experiment_from_dict(cfg.to_dict())      # built from dataclasses: checked as a file's would be
         cfg, self.strategy_name = validate_method(cfg, method)
         check_split_heads(cfg, training=True)                           # the method's own (a variant's) stream

@@ -9,7 +9,7 @@ import dataclasses
 import importlib
 from typing import Mapping, Sequence
 
-from spikecl.errors import ConfigError, DependencyError, did_you_mean
+from spikecl.errors import ConfigError, DependencyError, check_type, did_you_mean
 from spikecl.options import check_defaults, field_default, from_dict
 from spikecl.recorded import RECORDED_OPTIONS
 from spikecl.registry import check_not_held, check_own_name, named
@@ -278,6 +278,8 @@ def check_combination(method: str, shown: str | None = None) -> list[str]:
     """The components of ``method`` (``"a+b"``); a one-line ConfigError naming it as ``shown`` (default: itself)
     when a part is empty or repeated (its state would be saved under one key) or an upper bound (``combines =
     False``) is combined."""
+    if not isinstance(method, str):
+        raise ConfigError(f"method: expected a method name (a str such as 'ewc' or 'ewc+replay'), got {method!r}")
     shown = method if shown is None else shown
     parts = components(method)
     repeated = next((p for i, p in enumerate(parts) if p in parts[:i]), None)
@@ -332,11 +334,12 @@ def build_strategy(method: str, model, options: Mapping[str, Mapping] | None = N
     (:class:`~spikecl.continual.execution.Execution`, default one process) where the run executes.
     """
     from spikecl.continual.strategy import Simulation
-    from spikecl.errors import check_type
 
     sim = check_type(sim, Simulation, "build_strategy: sim", "Simulation(num_steps=..., encoder=...)") \
         if sim is not None else Simulation()
     names = check_combination(method)
+    check_type(options if options is not None else {}, Mapping, "build_strategy: options",
+               "{method: {option: value}}, as an experiment's strategy.options")
     validated = validate_options(method, options or {})
     parts = [strategy_class(name)(model, validated[name], sim, execution) for name in names]
     for name, part in zip(names, parts):
