@@ -898,3 +898,21 @@ def test_conv_cores_whose_neurons_sit_alike_are_counted_once():
                                  2, "latency", 2)).layers[0]
     axons = LayerAxons(layer)
     assert axons.most_inputs(32) == 3 * 32 and len(axons._counts[0]) == 3
+
+
+def test_specs_and_networks_compare_by_value_and_a_netx_file_reads_back_equal(tmp_path):
+    """== on a NetworkSpec or FixedNetwork compares every field, arrays element for element (it raised on the arrays'
+    truth value): a network read back from its netx file equals the one written; one weight changed differs; neither
+    is hashable (their arrays are mutable)."""
+    rng = np.random.default_rng(31)
+    for spec in (random_spec(rng), cnn_spec(small_cnn(3))):
+        assert spec == copy.deepcopy(spec) and not spec != copy.deepcopy(spec)
+        net = quantize(spec)
+        assert read_netx(write_netx(tmp_path / "net.h5", net, overwrite=True)) == net
+        weight = net.layers[0].weight.copy()
+        weight.flat[0] += 1
+        changed = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], weight=weight),
+                                                   *net.layers[1:]))
+        assert changed != net and net.layers[0] != changed.layers[0] and net != spec
+        with pytest.raises(TypeError, match="unhashable"):
+            hash(net)

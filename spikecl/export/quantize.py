@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikecl.errors import ExportError, check_type
-from spikecl.export.spec import ConvGeometry, LayerSpec, NetworkSpec, WeightShape, refuse_encoder
+from spikecl.export.spec import ArrayValued, ConvGeometry, LayerSpec, NetworkSpec, WeightShape, refuse_encoder
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
 DECAY_MAX = 4095
@@ -83,7 +83,7 @@ class QuantConfig:
             raise ExportError(f"readout_range = {self.readout_range}: expected a positive number")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FixedLayer(WeightShape):
     """One Dense + LIF pair in Loihi fixed point.
 
@@ -106,8 +106,8 @@ class FixedLayer(WeightShape):
     conv: ConvGeometry | None = None
 
 
-@dataclass(frozen=True)
-class FixedNetwork:
+@dataclass(frozen=True, eq=False)
+class FixedNetwork(ArrayValued):
     """A quantised network: fixed-point layers, how samples are presented, how the readout is decoded.
 
     Inputs are integers ``[T, B, n_inputs]``: binary spikes, or graded values ``round(x * input_scale)``.

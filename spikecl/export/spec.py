@@ -9,7 +9,7 @@ A multi-head readout (task-incremental streams) is stored as one layer of ``n_he
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -45,7 +45,30 @@ def conv_output_shape(in_shape: tuple, out_channels: int, kernel: int, stride: i
     return (out_channels, *((n + 2 * padding - kernel) // stride + 1 for n in in_shape[1:]))
 
 
-class WeightShape:
+class ArrayValued:
+    """Value equality of a frozen dataclass holding numpy arrays (``@dataclass(frozen=True, eq=False)``): equal when
+    of one class and every field is, arrays element for element with their shapes; unhashable, as arrays are
+    mutable."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+
+def _same(a, b) -> bool:
+    """Whether two field values are equal: arrays by shape and elements, tuples and lists item by item."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
+            and bool(np.array_equal(a, b))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+class WeightShape(ArrayValued):
     """``n_in`` and ``n_out`` of a layer: ``weight`` [n_out, n_in], or a conv's [C_out, C_in, k, k] with ``conv``."""
 
     weight: np.ndarray
@@ -60,7 +83,7 @@ class WeightShape:
         return int(np.prod(self.conv.out_shape)) if self.conv else int(self.weight.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerSpec(WeightShape):
     """One synapse + neuron population. ``weight`` float [n_out, n_in]; ``bias`` float [n_out] or None."""
 
@@ -77,8 +100,8 @@ class LayerSpec(WeightShape):
         return self.reset == "none"
 
 
-@dataclass(frozen=True)
-class NetworkSpec:
+@dataclass(frozen=True, eq=False)
+class NetworkSpec(ArrayValued):
     """Hidden LIF layers then the readout; how inputs are presented (``num_steps`` T, ``encoder``).
 
     ``n_heads`` heads of ``n_outputs`` units each make up the readout's ``n_heads * n_outputs`` neurons.
