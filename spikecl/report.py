@@ -8,6 +8,7 @@ Each subfolder of a named folder is one experiment: where several hold runs of o
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -90,6 +91,15 @@ def _resolved(path: Path) -> Path:
         raise ResultsError(f"{path} cannot be followed to a file ({exc}); is it a loop of links?") from None
 
 
+def _diverged_error(record: Path) -> str:
+    """The error a sweep's divergence record (``<results>.diverged``, JSON) keeps; what it is where it is damaged."""
+    try:
+        error = json.loads(record.read_text(encoding="utf-8"))["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its record is unreadable"
+    return error if isinstance(error, str) else "its record holds no error"
+
+
 def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, Path]]:
     """(experiment folder, ``*.h5`` file) of the files a folder contributes: a sweep's summaries (its trials and
     final runs were made with other settings, so they are never one table); a sweep's ``final/`` folder, its runs
@@ -99,7 +109,10 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
         for checkpoint in sorted(path.glob("*.ckpt")):          # a killed run: its table would not say it
             if checkpoint.with_suffix(".h5").exists():          # killed as it removed it: the run is finished
                 continue
-            note(f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
+            record = checkpoint.with_suffix(".h5.diverged")     # a sweep's run whose training diverged
+            note(f"not reported: {checkpoint.with_suffix('.h5')} diverged ({_diverged_error(record)}; recorded in "
+                 f"{record.name}: the same settings diverge again)" if record.is_file() else
+                 f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
                  "--resume)")
         below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
         return [(path, file) for file in sorted(path.glob("*.h5"))] + below

@@ -681,3 +681,42 @@ def test_a_grid_point_of_one_class_per_task_is_refused_when_planned(sweep_files,
     assert main(["sweep", str(path), "--dry-run"]) == 2
     assert "stream.n_tasks: 10 tasks of 10 classes: one class per task gives the first task a one-output head" in \
         capsys.readouterr().err
+
+
+def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_kept(sweep_files, inline_ray,
+                                                                                     monkeypatch, capsys):
+    """Divergence is an outcome of the run's settings (its checkpoint and seed would diverge again): no retry, even
+    with max_retries; a later sweep says the failure is the kept record's, and the report of the point's folder
+    names the run as diverged, not as an unfinished run to resume."""
+    from spikecl.errors import NumericalError
+
+    path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 2"))
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 3})
+    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED base/finetune-seed0 after 1 attempt(s): NumericalError" in out and "retry" not in out, out
+    [run] = load_sweep(path).runs
+    assert sweep_ray.divergence_file(run.results).is_file()
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    assert ("last error: NumericalError: injected failure on attempt 1 (diverged with these settings before, "
+            "recorded in finetune-seed0.h5.diverged: not trained again)") in capsys.readouterr().out
+    checkpoint_path(run.results).write_bytes(b"")                # what a run that diverged in its second task leaves
+    assert main(["report", str(run.results.parent), "--no-plots"]) == 2
+    said = "".join(capsys.readouterr())
+    assert (f"not reported: {run.results} diverged (NumericalError: injected failure on attempt 1; recorded in "
+            "finetune-seed0.h5.diverged: the same settings diverge again)") in said and "--resume" not in said
+
+
+@pytest.mark.parametrize("grid, message", [
+    ('"train.lr" = ["fast", 0.05]', r"\[grid\] point lr=fast: train.lr: expected a number, got 'fast'$"),
+    ('"train.lrr" = [0.01, 0.05]', r"\[grid\] point lrr=0.01: unknown key 'train.lrr'; allowed keys: "),
+    ('"strategy.ewc.lam" = [1.0, 2.0]', r": no run of this sweep \(finetune\) reads what its grid vary "
+                                        r"\(strategy.ewc.lam\): every point would be the same run; add a method that "
+                                        r"reads it or vary another key$"),
+])
+def test_a_grid_value_no_run_can_take_or_reads_is_refused_naming_the_grid(sweep_files, grid, message):
+    """A bad value or key of the grid names the grid's point (the base's own faults are the base file's); a grid
+    that changes no run (an option only another method reads) would run one point as many."""
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(sweep_files(BASE, SWEEP + f"[grid]\n{grid}\n"))

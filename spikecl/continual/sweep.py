@@ -6,7 +6,7 @@ A sweep file is TOML::
     name = "lr-sweep"                  # results: <output_dir>/<name>/<point>/<method>-seed<seed>.h5
     methods = ["finetune", "hlop"]     # default: the base's strategy.methods
     seeds = [0, 1, 2]                  # default: the base's seeds
-    max_retries = 2                    # a failed run is tried again up to this many times
+    max_retries = 2                    # a failed run is tried again up to this many times (not one that diverged)
     [set]                              # overrides for every run (dotted keys, as `spikecl run --set`)
     "train.epochs" = 1
     [grid]                             # every combination of these values is one point
@@ -69,7 +69,8 @@ class SweepConfig:
     set: dict[str, typing.Any] = option({}, doc="overrides applied to every run: {dotted key: value}")
     grid: dict[str, typing.Any] = option({}, doc="{dotted key: [values]}: every combination is one point")
     points: list[dict[str, typing.Any]] = option([], doc="explicit points (instead of grid): [{dotted key: value}]")
-    max_retries: int = option(2, low=0, high=100, doc="attempts after the first for a failing run")
+    max_retries: int = option(2, low=0, high=100,
+                              doc="attempts after the first for a failing run (a diverged one is not tried again)")
     num_cpus: int = option(0, low=0, high=1 << 12, doc="CPUs of a local Ray instance; 0 = all of this machine's")
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
     select: str = option("",       # '' or 'acc', checked by load_sweep (an empty choice reads badly in a message)
@@ -210,7 +211,12 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                        _literal("strategy.methods", [method]),
                        _literal("seeds", [seed])]
         raw = apply_overrides(base_raw, assignments)
-        run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+        try:
+            run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+        except ConfigError as exc:                  # the base's own faults were refused first: the point's value
+            if not point:
+                raise
+            raise ConfigError(f"{path} [{where}] point {label}: {exc}") from None
         planned.append((runs_method, run_cfg.strategy.options))
         unread = unread_options(runs_method, run_cfg.strategy.options, set_only=False)
         if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
@@ -243,6 +249,11 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
     check_read(planned)                              # a setting the sweep gives that none of its runs reads
+    if len(points) > 1 and all(len(c) == 1 for c in candidates.values()):
+        varied = sorted({key for point in points.values() for key in point})
+        raise ConfigError(f"{path}: no run of this sweep ({', '.join(methods)}) reads what its "
+                          f"{'grid' if cfg.grid else 'points'} vary ({', '.join(varied)}): every point would be the "
+                          "same run; add a method that reads it or vary another key")
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
 
 

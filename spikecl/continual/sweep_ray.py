@@ -360,7 +360,9 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     cfg = sweep.config
     done, todo = kept_and_missing(sweep, overwrite, log)
     to_train = {r.id for r in todo}
-    failures = {r.id: [kept_divergence(r)] for r in sweep.runs if r.id not in done and r.id not in to_train}
+    failures = {r.id: [f"{kept_divergence(r)} (diverged with these settings before, recorded in "
+                       f"{divergence_file(r.results).name}: not trained again)"]
+                for r in sweep.runs if r.id not in done and r.id not in to_train}
     if not todo:
         return done, failures
     raise_if_interrupted()                           # a stop swallowed since the last stage: no new stage starts
@@ -398,12 +400,13 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
                 result = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 failures.setdefault(run.id, []).append(_one_line(exc))
-                if attempt < cfg.max_retries:
+                diverged = failures[run.id][-1].startswith(f"{NumericalError.__name__}:")  # an outcome of its settings
+                if attempt < cfg.max_retries and not diverged:      # the same checkpoint and seed would diverge again
                     say(f"retry  {run.id} (attempt {attempt + 2} of {cfg.max_retries + 1}): {_one_line(exc)}")
                     pending[submit(run, attempt + 1)] = (run, attempt + 1)
                     continue
                 say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}")
-                if failures[run.id][-1].startswith(f"{NumericalError.__name__}:"):     # an outcome of its settings
+                if diverged:
                     record_divergence(run, failures[run.id][-1])
             else:
                 done[run.id] = result
