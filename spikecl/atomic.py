@@ -222,6 +222,35 @@ def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def remove_stale_lock(path: str | Path) -> bool:
+    """Remove ``<path>.lock`` that a killed writer of ``path`` left (its flock went with it), where no process holds
+    it now; returns whether one was removed. Where ``fcntl`` is missing nothing is done."""
+    try:
+        import fcntl
+    except ImportError:                                  # pragma: no cover - not POSIX
+        return False
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        f = open(lock, "r")
+    except OSError:                                      # none left (or unreadable: left to the next writer)
+        return False
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:                                  # a live writer holds it
+            return False
+        try:
+            if not _same_file(f, lock):
+                return False
+            lock.unlink(missing_ok=True)
+            return True
+        except OSError:
+            return False
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def _same_file(f, path: Path) -> bool:
     """Whether the open file ``f`` is still the one at ``path``."""
     try:

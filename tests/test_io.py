@@ -575,3 +575,26 @@ def test_write_run_refuses_values_it_cannot_store_in_one_line_writing_nothing(tm
     with pytest.raises(ConfigError, match="^write_run: .*" + re.escape(message)):
         write_run(tmp_path / "r.h5", "toy", args["config"], args["metrics"], args["arrays"], args["attrs"])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_lock_a_killed_writer_left_is_removed_and_a_held_one_kept(tmp_path):
+    """remove_stale_lock (what an interrupted sweep calls for the runs it cancelled, whose workers were killed
+    holding their locks): a lock file no process holds goes, one a live writer holds stays, none is nothing."""
+    import subprocess
+    import sys
+
+    from spikecl.atomic import output_lock, remove_stale_lock
+
+    results = tmp_path / "run.h5"
+    lock = tmp_path / "run.h5.lock"
+    holder = ("import sys, time\nfrom spikecl.atomic import output_lock\nwith output_lock(sys.argv[1]):\n"
+              "    print('held', flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(results)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    proc.kill()                                   # as Ray kills a cancelled run's worker: the lock file stays
+    proc.wait()
+    assert lock.is_file() and remove_stale_lock(results) and not lock.exists()
+    assert not remove_stale_lock(results)
+    with output_lock(results):                    # a live writer's lock
+        assert not remove_stale_lock(results) and lock.is_file()
+    assert not lock.exists()

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.atomic import DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder
+from spikecl.atomic import (DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder,
+                            remove_stale_lock)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -420,6 +421,9 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
         if pending and not _cancel(ray, list(pending)):     # interrupted: stop the runs still queued or training
             print(f"spikecl: {len(pending)} run(s) of the sweep did not confirm they stopped within "
                   f"{CANCEL_WAIT_S:g} s; one may still write its results file", file=sys.stderr)
+        elif pending:                                # stopped: the lock files their killed workers left go too
+            for run, _ in pending.values():
+                remove_stale_lock(run.results)
         if started:
             stop_ray(ray)
     return done, failures
