@@ -240,7 +240,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     drawn, draw = [], plots.plot_method_comparison
     monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: drawn.append(k) or draw(*a, **k))
     assert main(["sweep", str(path), "--no-progress"]) == 1           # one run fails on every attempt
-    assert drawn[-1]["title"] == "sweep grid: ACC and BWT per method and point"
+    assert drawn[-1]["title"] == "sweep grid: ACC and BWT per method and point (test split)"
     assert drawn[-1]["note"] == "not drawn, failed: lr=0.05/finetune-seed0"          # the plot says what it lacks
     out = capsys.readouterr().out
     assert "6 runs, 0 complete (kept), 6 to run" in out

@@ -177,16 +177,22 @@ def test_a_selecting_sweep_with_a_failed_trial_exits_with_1_after_its_final_runs
 
 def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, monkeypatch, capsys):
     """A trial whose training loss became NaN or infinite (a penalty too strong for the learning rate) is never
-    chosen, and the command still exits with 0: the shipped selecting sweeps have such points on purpose."""
+    chosen, and the command still exits with 0: the shipped selecting sweeps have such points on purpose. The
+    trials' plot says its numbers are the validation split's, the final runs' the test split's."""
+    from spikecl.continual import plots
     from spikecl.errors import NumericalError
 
+    drawn, draw = [], plots.plot_method_comparison
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: drawn.append(k["title"]) or draw(*a, **k))
     path = sweep_files(BASE, SELECT)
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"lr=0.1/finetune-seed3": 1})
     monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
-    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    assert main(["sweep", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): NumericalError" in out
     assert "selected finetune @ lr=0.05" in out and "sweep edges/final: 1/1 runs complete" in out
+    assert drawn == ["sweep edges: ACC and BWT per method and point (validation split)",
+                     "sweep edges/final: ACC and BWT per method and point (test split)"]
 
 
 @pytest.mark.parametrize("seeds, message", [

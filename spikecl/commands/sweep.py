@@ -191,8 +191,8 @@ def print_selection(selection: dict) -> None:
         measured = f"validation ACC {scores['acc']:.1f}{bwt}" if scores["acc"] is not None else "the only candidate"
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         floor = "" if choice.get("bwt_floor_met", True) else "; no candidate reached min_bwt: the best ACC of all"
-        print(f"selected {method} @ {choice['point']}: {settings} ({measured}, {len(choice['candidates'])} "
-              f"candidate(s){floor})")
+        count = f", {len(choice['candidates'])} candidate(s)" if scores["acc"] is not None else ""
+        print(f"selected {method} @ {choice['point']}: {settings} ({measured}{count}{floor})")
 
 
 def write_selection(sweep: Sweep, selection: dict) -> None:

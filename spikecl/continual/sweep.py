@@ -541,16 +541,18 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
     the table's columns with what the runs were computed on, and {run id: errors} of the failed runs."""
     from collections import Counter
 
-    from spikecl.continual.report import (defined_counts, legend, machine_note, method_summary, partly_defined,
-                                          split_note)
+    from spikecl.continual.report import (defined_counts, eval_split, legend, machine_note, method_summary,
+                                          partly_defined, split_note)
 
     stats = method_summary(results) if results else {}
     summary = {m: {k: list(v) for k, v in s.items()} for m, s in stats.items()}
     counts = {m: dict(c) for m, c in defined_counts(results).items()}       # seeds per cell: a single one shows alone
     notes = "\n".join(filter(None, (partly_defined(results, stats), split_note(results)))) if results else ""
     below = f"{legend(results, stats)}\n{machine_note(results)}" if results else ""
+    splits = sorted({eval_split(r) for r in results})
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
             "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,
+            "eval_split": splits[0] if len(splits) == 1 else "mixed" if splits else "",
             "legend": below, "failures": failures, "metric_definitions": DEFINITIONS}
 
 
@@ -636,8 +638,9 @@ def plot_sweep(record: dict, target: Path) -> Path:
     failed = sorted(record["failures"])
     note = (f"not drawn, failed: {', '.join(failed[:3])}" + (f" and {len(failed) - 3} more" if len(failed) > 3
                                                               else "")) if failed else ""
-    return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point",
-                                  note=note)
+    split = record.get("eval_split", "")                 # older summaries: not recorded
+    return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
+                                  + (f" ({split} split)" if split else ""), note=note)
 
 
 def _record(run: Run) -> dict:
@@ -645,7 +648,8 @@ def _record(run: Run) -> dict:
     record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
     counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
     return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
-            "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions")}
+            "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions"),
+            "eval_split": run.attrs.get("eval_split", "")}
 
 
 KIND = SweepKind()
