@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import atomic_write
+from spikecl.config import SEED_MAX
 from spikecl.environment import environment
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import check_heaps
@@ -403,8 +404,8 @@ def _as_whole(values) -> np.ndarray:
 
 
 def _check_seed(seed, name: str) -> None:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ResultsError(f"{name} is corrupt: seed {seed!r} is not an integer")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ResultsError(f"{name} is corrupt: seed {seed!r} is not an integer in 0..2^32-1")
 
 
 def _check_result(result: RunResult, name: str) -> None:
