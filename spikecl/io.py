@@ -247,12 +247,16 @@ class Run:
     arrays: dict                     # {name: array or {name: ...}}, as written
 
     def array(self, name: str):
-        """The array (or group dict) at ``"group/name"``; a missing entry is a one-line :class:`ResultsError`."""
-        node = self.arrays
+        """The array (or group dict) at ``"group/name"``; a missing entry is a one-line :class:`ResultsError` naming
+        what the group holds (a misspelt name shows)."""
+        node, at = self.arrays, []
         for part in name.split("/"):
             if not isinstance(node, dict) or part not in node:
-                raise ResultsError(f"{self.path} is corrupt or incomplete (no '{name}')")
-            node = node[part]
+                held = sorted(map(str, node)) if isinstance(node, dict) else []
+                where = "/".join(at) or "the file"
+                holds = f"; {where} holds {', '.join(held[:8])}{' ...' * (len(held) > 8)}" if held else ""
+                raise ResultsError(f"{self.path} is corrupt or incomplete (no '{name}'{holds})")
+            node, at = node[part], [*at, part]
         return node
 
     def attr(self, name: str):

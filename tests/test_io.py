@@ -15,7 +15,7 @@ from hdf5_files import edited, unseal
 from spikecl.atomic import atomic_write
 from spikecl.environment import cpu_model
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
-from spikecl.io import RunResult, read_results, write_results
+from spikecl.io import RunResult, read_results, read_run, write_results
 
 
 def make_result(seed=0):
@@ -151,7 +151,7 @@ def test_every_kind_writes_one_schema_and_reads_back(tmp_path):
     assert (run.kind, run.attrs, run.metrics, run.config) == ("ca3", {"part": "stress", "sizes": "[5, 6]"},
                                                               {"score": 0.5}, {"name": "x"})
     assert run.array("table/seed").tolist() == [0, 1] and run.array("empty") == {}
-    with pytest.raises(ResultsError, match=r"part.h5 is corrupt or incomplete \(no 'table/cue_exact'\)"):
+    with pytest.raises(ResultsError, match=r"part.h5 is corrupt or incomplete \(no 'table/cue_exact'; table holds seed\)"):
         run.array("table/cue_exact")
     with pytest.raises(ResultsError, match=r"part.h5 holds a 'ca3' run, not a 'continual' run"):
         read_results(path)
@@ -600,3 +600,14 @@ def test_a_lock_a_killed_writer_left_is_removed_and_a_held_one_kept(tmp_path):
     with output_lock(results):                    # a live writer's lock
         assert not remove_stale_lock(results) and lock.is_file()
     assert not lock.exists()
+
+
+def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
+    """Run.array("acc_matrx") said only that the file was corrupt; it now names what the file (or group) holds."""
+    good = RunResult("ewc", 0, {"name": "x"}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
+                     np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875})
+    run = read_run(write_results(tmp_path / "run.h5", good))
+    with pytest.raises(ResultsError, match=r"\(no 'acc_matrx'; the file holds acc_matrix, curves, .*timings\)$"):
+        run.array("acc_matrx")
+    with pytest.raises(ResultsError, match=r"\(no 'timings/seconds'; timings holds task_seconds\)$"):
+        run.array("timings/seconds")
