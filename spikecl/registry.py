@@ -4,6 +4,7 @@ plugin read twice registers again while a second definition under a taken name i
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -20,14 +21,17 @@ def check_own_name(name: Any, what: str, why: str) -> None:
 
 
 def named(obj: Any) -> str:
-    """A class or function by its name (a plugin's module name is spikecl's own making), anything else by its repr."""
+    """A class or function by its name (a plugin's module name is spikecl's own making), a ``functools.partial`` by
+    its function's, anything else by its repr."""
+    obj = obj.func if isinstance(obj, functools.partial) else obj
     return getattr(obj, "__qualname__", None) or repr(obj)
 
 
 def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
     """A one-line ConfigError (starting with ``where``) where ``name`` is registered already, by ``held``, another
-    definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name)
-    may register it again."""
+    definition than ``given``: the same one imported again (a plugin read twice: of one module and qualified name,
+    a ``functools.partial`` binding equal arguments) may register it again. (Classes a factory makes are told by
+    where they are defined, not by what they hold.)"""
     def definition(obj: Any) -> tuple:
         """(module, qualified name, first line) of a class or function; a partial's function, a callable object's
         class (a lambda is told from another of its module by its line)."""
@@ -36,8 +40,17 @@ def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
         code = getattr(obj, "__code__", None)
         return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
 
-    if held is not None and definition(held) != definition(given):
+    def bound(obj: Any) -> tuple:
+        """The arguments a ``functools.partial`` binds, comparable across imports (a function or class as its
+        definition, anything else as its repr)."""
+        if not isinstance(obj, functools.partial) or not (obj.args or obj.keywords):
+            return ()
+        text = lambda v: definition(v) if hasattr(v, "__qualname__") else repr(v)     # noqa: E731
+        return tuple(map(text, obj.args)), tuple((k, text(v)) for k, v in sorted(obj.keywords.items()))
+
+    if held is not None and (definition(held), bound(held)) != (definition(given), bound(given)):
         module, qualname, line = definition(held)
         at = f" (line {line})" if line else ""
-        raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}; register "
+        other = " with other arguments bound" if definition(held) == definition(given) else ""
+        raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}{other}; register "
                           f"{named(given)} under another name")

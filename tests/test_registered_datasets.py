@@ -208,6 +208,10 @@ def _other_load(seed):
     return _load(seed)
 
 
+def _load_from(seed, folder):
+    return _load(seed)
+
+
 @pytest.mark.parametrize("args, message", [
     (("a b", _load, (1, 4, 4), 4), "dataset name 'a b': use letters, digits, '_', '-' and '.'"),
     ((None, _load, (1, 4, 4), 4), "dataset name None: use letters"),
@@ -222,6 +226,9 @@ def _other_load(seed):
     (("held", _other_load, (1, 4, 4), 4), "register_dataset: 'held' is registered already, by _load (line "),
     (("held", functools.partial(_other_load), (1, 4, 4), 4), "by _load (line "),      # a partial: its function
     (("held", lambda seed: _load(seed), (1, 4, 4), 4), "by _load (line "),
+    (("held", _load, (1, 8, 8), 4), "register_dataset: 'held' is registered already with input_shape (1, 4, 4) and "
+                                    "4 classes; register the other shape or classes under another name"),
+    (("held", _load, (1, 4, 4), 5), "registered already with input_shape (1, 4, 4) and 4 classes"),
 ])
 def test_a_bad_registration_is_one_line(args, message):
     register_dataset("held", _load, (1, 4, 4), 4)
@@ -229,6 +236,17 @@ def test_a_bad_registration_is_one_line(args, message):
     with pytest.raises(ConfigError) as caught:
         register_dataset(*args)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_name_held_by_a_partial_binding_other_arguments_is_refused():
+    """A partial of one loader reading another folder is another loader (it replaced the first silently); the same
+    partial made again (a plugin read twice) registers again."""
+    register_dataset("mine", functools.partial(_load_from, folder="A"), (1, 4, 4), 4)
+    register_dataset("mine", functools.partial(_load_from, folder="A"), (1, 4, 4), 4)
+    with pytest.raises(ConfigError, match=r"^register_dataset: 'mine' is registered already, by _load_from \(line \d+\)"
+                                          r" of test_registered_datasets with other arguments bound; register "
+                                          r"_load_from under another name$"):
+        register_dataset("mine", functools.partial(_load_from, folder="B"), (1, 4, 4), 4)
 
 
 def test_a_bad_registration_in_a_plugin_is_one_line_before_anything_runs(tmp_path, capsys):

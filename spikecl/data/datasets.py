@@ -460,7 +460,11 @@ def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Seq
                           f"{n_classes!r}")
     held = REGISTERED_DATASETS.get(name)
     check_not_held("register_dataset", name, held and held.load, load)
-    REGISTERED_DATASETS[name] = RegisteredDataset(load, tuple(int(d) for d in input_shape), int(n_classes))
+    shape = tuple(int(d) for d in input_shape)
+    if held and (held.input_shape, held.n_classes) != (shape, int(n_classes)):
+        raise ConfigError(f"register_dataset: {name!r} is registered already with input_shape {held.input_shape} and "
+                          f"{held.n_classes} classes; register the other shape or classes under another name")
+    REGISTERED_DATASETS[name] = RegisteredDataset(load, shape, int(n_classes))
 
 
 def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
