@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from spikecl.differences import flatten
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, did_you_mean
 from spikecl.options import field_default, from_dict, option
 from spikecl.toml_files import apply_overrides, load_toml, set_path, toml_literal
 
@@ -406,12 +406,6 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     """Validate a raw nested mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     if not isinstance(raw, typing.Mapping):
         raise ConfigError(f"an experiment config is a table (a dict, as TOML gives), got {type(raw).__name__}")
-    if "base" in raw and ("grid" in raw or "points" in raw):
-        raise ConfigError("a sweep (base with a grid or points), not an experiment: run it with spikecl sweep, or "
-                          "load it with spikecl.continual.sweep.load_sweep(path)")
-    if raw.get("kind", "continual") != "continual" and isinstance(raw.get("kind"), str):
-        raise ConfigError(f"kind: {raw['kind']!r} is not a continual experiment; load it with "
-                          "spikecl.experiment_kind.load(path), which returns (kind, config) for every kind")
     cfg = from_dict(ExperimentConfig, _split_strategy_options(dict(raw)))
     check_header(cfg)
     if not cfg.strategy.methods:
@@ -611,8 +605,16 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
 
 
 def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:
-    """Load, override and validate an experiment file. The name defaults to the file's stem."""
+    """Load, override and validate a continual experiment file. The name defaults to the file's stem. A sweep file
+    or a file of another kind is a one-line ConfigError saying what loads it."""
     raw = load_toml(path)
+    if "base" in raw:                                    # an experiment has no base: a sweep names its experiment
+        raise ConfigError(f"{path} is a sweep file (it names a base experiment): run it with spikecl sweep, or load "
+                          "it with spikecl.continual.sweep.load_sweep(path)")
+    kind = raw.get("kind", "continual")
+    if isinstance(kind, str) and kind != "continual" and not did_you_mean(kind, ["continual"]):
+        raise ConfigError(f"{path} is a {kind!r} experiment, not a continual one: load it with "
+                          "spikecl.experiment_kind.load(path), which returns (kind, config) for every kind")
     raw.setdefault("name", Path(path).stem)
     return experiment_from_dict(apply_overrides(raw, overrides))
 

@@ -5,8 +5,11 @@ plugin read twice registers again while a second definition under a taken name i
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from typing import Any
+
+import numpy as np
 
 from spikecl.errors import ConfigError
 
@@ -40,12 +43,25 @@ def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
         code = getattr(obj, "__code__", None)
         return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
 
+    def text(value: Any):
+        """A bound argument as it compares across imports: a function or class by its definition, an array by its
+        shape, dtype and bytes, containers item by item, an object told only by its address (``<X object at
+        0x...>``, new at every import) by its class, anything else by its repr."""
+        if hasattr(value, "__qualname__"):
+            return definition(value)
+        if isinstance(value, np.ndarray):
+            return value.dtype.str, value.shape, hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest()
+        if isinstance(value, (list, tuple)):
+            return tuple(map(text, value))
+        if isinstance(value, dict):
+            return tuple((repr(k), text(v)) for k, v in value.items())
+        shown = repr(value)
+        return definition(type(value)) if " at 0x" in shown else shown
+
     def bound(obj: Any) -> tuple:
-        """The arguments a ``functools.partial`` binds, comparable across imports (a function or class as its
-        definition, anything else as its repr)."""
+        """The arguments a ``functools.partial`` binds (:func:`text` of each)."""
         if not isinstance(obj, functools.partial) or not (obj.args or obj.keywords):
             return ()
-        text = lambda v: definition(v) if hasattr(v, "__qualname__") else repr(v)     # noqa: E731
         return tuple(map(text, obj.args)), tuple((k, text(v)) for k, v in sorted(obj.keywords.items()))
 
     if held is not None and (definition(held), bound(held)) != (definition(given), bound(given)):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.atomic import check_name_fits, check_writable_folder
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
 from spikecl.integrity import check_seal
@@ -168,7 +168,10 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     its kind and folder), whose plots go to that folder (or to ``plots_dir``; there, several of one
     kind to their paths below it); two tables whose plots would share a folder are refused before anything is
     printed."""
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths or [])]
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths or []
+    if isinstance(paths, bytes) or not isinstance(paths, Iterable):
+        raise ConfigError(f"report: expected results files or folders (a path or a list of them), got {paths!r}")
+    paths = [Path(check_type(p, (str, os.PathLike), "report: a results file or folder")) for p in paths]
     if not paths:
         raise ResultsError("report: no results files or folders given")
     plots_dir = Path(plots_dir) if plots_dir is not None else None

@@ -106,6 +106,8 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
                           "give [] for none")
     out = copy.deepcopy(raw)
     for assignment in assignments:
+        if not isinstance(assignment, str):
+            raise ConfigError(f"overrides: expected 'key=value' strings, got {assignment!r}")
         path, value = parse_override(assignment)
         set_path(out, path, value, f"--set {assignment!r}")
     return out

@@ -115,13 +115,25 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
             (lambda: build_stream(cfg.to_dict(), 0), "build_stream: cfg: expected an ExperimentConfig, got dict"),
             (lambda: load_experiment(MODELS / "split_digits.toml", None), "overrides: expected a list of 'key=value' "
                                                                         "strings, got NoneType; give [] for none"),
-            (lambda: load_experiment(MODELS / "ca3_cam.toml"), "kind: 'ca3' is not a continual experiment; load it "
-                                                             "with spikecl.experiment_kind.load(path)"),
+            (lambda: load_experiment(MODELS / "ca3_cam.toml"), "ca3_cam.toml is a 'ca3' experiment, not a continual "
+                                                             "one: load it with spikecl.experiment_kind.load(path)"),
             (lambda: load_experiment(MODELS / "sweeps" / "pmnist5k_lr.toml"),
-             "a sweep (base with a grid or points), not an experiment: run it with spikecl sweep"),
-            (lambda: read_results(None), "read_run: path: expected a str or PathLike, got NoneType")):
+             "pmnist5k_lr.toml is a sweep file (it names a base experiment): run it with spikecl sweep"),
+            (lambda: read_results(None), "read_run: path: expected a str or PathLike, got NoneType"),
+            (lambda: load_experiment(MODELS / "split_digits.toml", [3]), "overrides: expected 'key=value' strings, "
+                                                                         "got 3"),
+            (lambda: report_paths(3), "report: expected results files or folders (a path or a list of them), got 3"),
+            (lambda: report_paths([None]), "report: a results file or folder: expected a str or PathLike, got "
+                                           "NoneType")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             call()
+    (tmp_path / "plain_sweep.toml").write_text('base = "x.toml"\nmethods = ["finetune"]\n')     # no grid: a sweep too
+    with pytest.raises(ConfigError, match="plain_sweep.toml is a sweep file"):
+        load_experiment(tmp_path / "plain_sweep.toml")
+    (tmp_path / "typo.toml").write_text('kind = "contineal"\n')
+    with pytest.raises(ConfigError, match="^kind: 'contineal' is not allowed; choose one of continual; did you mean "
+                                          "'continual'\\?$"):
+        load_experiment(tmp_path / "typo.toml")
     for nothing in ([], None):
         with pytest.raises(ResultsError, match="no results files or folders given"):
             report_paths(nothing)

@@ -907,6 +907,8 @@ def test_specs_and_networks_compare_by_value_and_a_netx_file_reads_back_equal(tm
     rng = np.random.default_rng(31)
     for spec in (random_spec(rng), cnn_spec(small_cnn(3))):
         assert spec == copy.deepcopy(spec) and not spec != copy.deepcopy(spec)
+        held = dataclasses.replace(spec, config={"data": {"mean": np.array([0.1, 0.2])}})     # arrays in its config
+        assert held == copy.deepcopy(held) and held != spec
         net = quantize(spec)
         assert read_netx(write_netx(tmp_path / "net.h5", net, overwrite=True)) == net
         weight = net.layers[0].weight.copy()

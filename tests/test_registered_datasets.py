@@ -247,6 +247,28 @@ def test_a_name_held_by_a_partial_binding_other_arguments_is_refused():
                                           r" of test_registered_datasets with other arguments bound; register "
                                           r"_load_from under another name$"):
         register_dataset("mine", functools.partial(_load_from, folder="B"), (1, 4, 4), 4)
+    with pytest.raises(ConfigError, match="with other arguments bound"):              # arrays by their bytes
+        mask = np.zeros(5000)
+        register_dataset("masked", functools.partial(_load_from, folder=mask), (1, 4, 4), 4)
+        mask = mask.copy()
+        mask[2500] = 1                                                                 # the same repr, other data
+        register_dataset("masked", functools.partial(_load_from, folder=mask), (1, 4, 4), 4)
+
+
+def test_a_plugin_read_again_whose_partial_binds_an_object_registers_again(tmp_path):
+    """An object told only by its address (``<Noise object at 0x...>``) is new at every import: a plugin read twice
+    (a Ray worker loads it for every run) registers its partial again, as before partials were compared."""
+    from spikecl.plugins import load_plugin
+
+    plugin = tmp_path / "noisy_plugin.py"
+    plugin.write_text(PLUGIN.replace("{brightness}", "1.0").replace(
+        'register_dataset("blobs", load, (1, 4, 4), 4)',
+        "import functools\n\nclass Noise:\n    def __init__(self, level):\n        self.level = level\n\n"
+        "def load_with(seed, noise):\n    return load(seed)\n\n"
+        'register_dataset("noisy", functools.partial(load_with, noise=Noise(0.4)), (1, 4, 4), 4)'))
+    load_plugin(str(plugin))
+    load_plugin(str(plugin))
+    assert "noisy" in REGISTERED_DATASETS
 
 
 def test_a_bad_registration_in_a_plugin_is_one_line_before_anything_runs(tmp_path, capsys):

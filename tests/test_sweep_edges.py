@@ -4,6 +4,7 @@ diverged one with 0), and one-line messages for misused selection keys and unquo
 this process through a stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
 
 import os
+import re
 import signal
 import time
 
@@ -179,9 +180,6 @@ def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, 
     """A trial whose training loss became NaN or infinite (a penalty too strong for the learning rate) is never
     chosen, and the command still exits with 0: the shipped selecting sweeps have such points on purpose. The
     trials' plot says its numbers are the validation split's, the final runs' the test split's."""
-    from spikecl.continual import plots
-    from spikecl.errors import NumericalError
-
     drawn, draw = [], plots.plot_method_comparison
     monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: drawn.append(k["title"]) or draw(*a, **k))
     path = sweep_files(BASE, SELECT)
@@ -694,8 +692,6 @@ def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_k
     """Divergence is an outcome of the run's settings (its checkpoint and seed would diverge again): no retry, even
     with max_retries; a later sweep says the failure is the kept record's, and the report of the point's folder
     names the run as diverged, not as an unfinished run to resume."""
-    from spikecl.errors import NumericalError
-
     path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 2"))
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 3})
     monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
@@ -717,7 +713,7 @@ def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_k
 @pytest.mark.parametrize("grid, message", [
     ('"train.lr" = ["fast", 0.05]', r"\[grid\] point lr=fast: train.lr: expected a number, got 'fast'$"),
     ('"train.lrr" = [0.01, 0.05]', r"\[grid\] point lrr=0.01: unknown key 'train.lrr'; allowed keys: "),
-    ('"strategy.ewc.lam" = [1.0, 2.0]', r": no run of this sweep \(finetune\) reads what its grid vary "
+    ('"strategy.ewc.lam" = [1.0, 2.0]', r": no run of this sweep \(finetune\) reads what its grid varies "
                                         r"\(strategy.ewc.lam\): every point would be the same run; add a method that "
                                         r"reads it or vary another key$"),
 ])
@@ -726,3 +722,11 @@ def test_a_grid_value_no_run_can_take_or_reads_is_refused_naming_the_grid(sweep_
     that changes no run (an option only another method reads) would run one point as many."""
     with pytest.raises(ConfigError, match=message):
         load_sweep(sweep_files(BASE, SWEEP + f"[grid]\n{grid}\n"))
+
+
+def test_a_methods_own_fault_is_not_blamed_on_a_grid_point(sweep_files):
+    for method, message in (("ewcc", "strategy.methods: unknown method 'ewcc'"),
+                            ("ewc+ewc", "strategy.methods: 'ewc+ewc' names 'ewc' twice")):
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+            load_sweep(sweep_files(BASE, SWEEP.replace('["finetune"]', f'["{method}"]')
+                                   + '[grid]\n"train.lr" = [0.05, 0.1]\n'))

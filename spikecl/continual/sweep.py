@@ -231,6 +231,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         run_id = f"{folder}/{method}-seed{seed}"
         return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 
+    for method in methods:                           # a method's own fault is the sweep's methods', not a point's
+        validate_method(base_cfg, method)
     points = _points(cfg)
     runs, candidates, splits, planned = [], {}, {}, []
     for method in methods:
@@ -252,8 +254,8 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     if len(points) > 1 and all(len(c) == 1 for c in candidates.values()):
         varied = sorted({key for point in points.values() for key in point})
         raise ConfigError(f"{path}: no run of this sweep ({', '.join(methods)}) reads what its "
-                          f"{'grid' if cfg.grid else 'points'} vary ({', '.join(varied)}): every point would be the "
-                          "same run; add a method that reads it or vary another key")
+                          f"{'grid varies' if cfg.grid else 'points vary'} ({', '.join(varied)}): every point would be "
+                          "the same run; add a method that reads it or vary another key")
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
 
 

@@ -59,12 +59,14 @@ class ArrayValued:
 
 
 def _same(a, b) -> bool:
-    """Whether two field values are equal: arrays by shape and elements, tuples and lists item by item."""
+    """Whether two field values are equal: arrays by shape and elements, tuples, lists and dicts item by item."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
             and bool(np.array_equal(a, b))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return bool(a == b)
 
 
