@@ -1444,3 +1444,15 @@ def test_a_run_resumed_after_its_last_task_records_the_setup_its_tasks_ran_with(
     assert unrecorded["torch_threads"] == 1 and "cpu" not in unrecorded
     assert tasks_setup([one, {**one, "torch_threads": 2}]) == mixed_setups([one, {**one, "torch_threads": 2}])
     assert tasks_setup([]) == {}
+
+
+def test_a_second_execute_trains_nothing_more_and_returns_the_same_results():
+    """As the docstring says: the run's state stays; the network's weights are not touched again."""
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 2, "train_per_task": 40},
+                                "network": {"hidden": [8]}, "train": {"eval_every": 0}})
+    run = ContinualRun(cfg, "finetune", 0)
+    first = run.execute(progress_bar=False)
+    weights = {k: v.clone() for k, v in run.net.state_dict().items()}
+    second = run.execute(progress_bar=False)
+    assert np.array_equal(first.acc_matrix, second.acc_matrix) and run.run_state.next_task == 2
+    assert all(torch.equal(weights[k], v) for k, v in run.net.state_dict().items())

@@ -463,7 +463,8 @@ class ContinualRun:
         ``resume``: continue from the checkpoint beside ``results`` if there is one (``replace_stale``: start afresh
         where it was made with other settings). Without ``overwrite`` an
         existing results file is an :class:`ExistsError`. Checkpoints, results and the progress bar come only from
-        a process whose execution ``writes_files``.
+        a process whose execution ``writes_files``. The run keeps its state: a second call trains nothing more and
+        returns the same results (a new ``ContinualRun`` trains again).
         """
         if resume and results is None:
             raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
