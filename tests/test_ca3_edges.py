@@ -314,3 +314,31 @@ def test_parameters_that_leave_a_step_no_finite_drive_are_refused(change, named)
     """Such values passed the bounds: the membranes never moved (or became NaN) and every answer was empty, exit 0."""
     with pytest.raises(ConfigError, match=re.escape(named)):
         CA3Params(**change)
+
+
+def test_what_the_memory_would_misread_is_refused_in_one_line():
+    """A raster of NaN or 0.5 decoded as spikes (it answered cues (0, 1)), a list where decode takes a Schedule, an
+    Operation carrying a field its kind drops (recall by cue with bits, by content with a cue), device 0 read as no
+    device (it ran on the CPU: torch reads 0 as the first GPU), and a 300-digit duration in a message."""
+    from spikecl.errors import ShapeError
+    from spikecl.memory.cam import CA3Memory
+    from spikecl.memory.schedule import Operation, decode
+
+    schedule = make_schedule([learn(0, [1])], 2, 3)
+    for bad in (np.nan, 0.5):
+        with pytest.raises(ShapeError, match=f"^out_cue: spikes are 0 or 1, found {bad}$"):
+            decode(schedule, np.full((14, 2), bad), np.zeros((14, 3)))
+    with pytest.raises(ConfigError, match=r"^decode takes a Schedule \(make_schedule"):
+        decode([learn(0, [1])], np.zeros((14, 2)), np.zeros((14, 3)))
+    memory = CA3Memory(3, 6, backend="torch")
+    for op, message in ((Operation("recall_cue", 0, (1, 2)), "a recall by cue takes no bits"),
+                        (Operation("recall_content", 2, (1,)), "a recall by content takes no cue")):
+        with pytest.raises(ConfigError, match=f": {message} "):
+            memory.run([op])
+    import torch
+
+    if not torch.cuda.is_available():                # device 0 is the first GPU where there is one
+        with pytest.raises(ConfigError, match=r"^device 0: not a torch device"):
+            CA3Memory(3, 6, backend="torch", device=0).run([learn(0, [1])])
+    with pytest.raises(ConfigError, match=r"the schedule would last 1e\+300 ms, more than"):
+        CA3Memory(3, 6, backend="torch", spacing_ms=1e300).run([learn(0, [1])])

@@ -922,6 +922,11 @@ def test_deploy_names_a_folder_and_a_checkpoint_for_what_they_are(tmp_path):
     with pytest.raises(ResultsError, match=re.escape(f"{results} is a results file, not an exported network; export "
                                                      f"it first: spikecl export {results} -o net.h5")):
         deploy(results)
+    part = write_run(tmp_path / "stress_C5_M6_k2.h5", "ca3", {"name": "x"})    # export refuses it: say what exports
+    with pytest.raises(ResultsError, match=re.escape(f"{part} is a ca3 results file, not an exported network (a CA3 "
+                                                     "memory exports from its experiment file: spikecl export "
+                                                     "models/ca3_cam.toml -o ca3.h5)")):
+        deploy(part)
 
 
 def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_applies():

@@ -79,6 +79,8 @@ def test_noise_and_random_are_seeded_and_keep_sparsity():
     (lambda: SDR.from_dense(np.array([0.0, 1.0])), "bool or integer"),
     (lambda: SDR.from_dense(np.array([0, 2])), "only 0 and 1"),
     (lambda: SDR.from_coordinates((3, 3), ([0, 1],)), "2 coordinate arrays"),
+    (lambda: SDR.from_coordinates((3, 3), None), r"one index array per dimension \(as np.nonzero returns\), got None"),
+    (lambda: SDR.from_dense([[0, 1], [1]]), r"rectangular array of 0/1 \(its rows differ in length\)"),
     (lambda: SDR.from_coordinates((3, 3), ([0, 3], [0, 1])), "out of range in dimension 0"),
     (lambda: SDR((0, 3)), "positive integers"),
     (lambda: SDR(10, [1]).overlap(SDR(11, [1])), "sizes differ"),

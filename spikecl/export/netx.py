@@ -38,7 +38,7 @@ from spikecl.export.float_model import tasks_trained
 from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
-from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, ConvGeometry, conv_output_shape
+from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, NEXT_STEP, ConvGeometry, conv_output_shape
 from spikecl.integrity import write_hdf5_image
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
 from spikecl.io import check_declared_sizes, open_for_reading
@@ -434,6 +434,9 @@ def read_netx(path: str | Path) -> FixedNetwork:
             raise ResultsError(f"{path} is a NIR graph, a float network; deploy runs netx files (spikecl export "
                                "--format netx), and spikecl.export.nir_readers.run_nir runs a NIR graph")
         if meta is None and f.attrs.get("schema") == RESULTS_SCHEMA:
+            kind = f.attrs.get("kind")
+            if isinstance(kind, str) and kind in NEXT_STEP:                # nothing of it exports as it is
+                raise ResultsError(f"{path} is a {kind} results file, not an exported network{NEXT_STEP[kind]}")
             raise ResultsError(f"{path} is a results file, not an exported network; export it first: spikecl "
                                f"export {path} -o net.h5")
         if meta is None or meta.attrs.get("schema") != SCHEMA:

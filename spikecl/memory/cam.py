@@ -59,7 +59,7 @@ class CA3Memory:
         if target is not None if backend == "torch" else device is not None:
             option, owner = ("target", "brian2") if backend == "torch" else ("device", "torch")
             raise ConfigError(f"{option}= applies to backend={owner!r}, not {backend!r}")
-        device, target = device or "cpu", target or "numpy"
+        device, target = "cpu" if device is None else device, "numpy" if target is None else target
         self.backend, self.spacing_ms = backend, spacing_ms
         if np.ndim(spacing_ms) != 0:
             raise ConfigError(f"spacing_ms: one gap (ms) for every run of the memory, got {spacing_ms!r}; a list of "

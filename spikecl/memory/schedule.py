@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError
-from spikecl.memory.params import CA3Params, as_params
+from spikecl.memory.params import CA3Params, as_params, check_spikes
 
 LEARN, RECALL_CUE, RECALL_CONTENT = "learn", "recall_cue", "recall_content"
 KINDS = (LEARN, RECALL_CUE, RECALL_CONTENT)
@@ -131,8 +131,12 @@ def check_operation(op: Operation, n_cues: int, n_bits: int) -> Operation:
     if op.kind == LEARN:
         return learn(op.cue, op.bits, n_cues=n_cues, n_bits=n_bits)
     if op.kind == RECALL_CUE:
+        if op.bits:
+            raise ConfigError(f"{op!r}: a recall by cue takes no bits (recall_by_cue(cue))")
         return recall_by_cue(op.cue, n_cues=n_cues)
     if op.kind == RECALL_CONTENT:
+        if op.cue is not None:
+            raise ConfigError(f"{op!r}: a recall by content takes no cue (recall_by_content(bits))")
         return recall_by_content(op.bits, n_bits=n_bits)
     raise ConfigError(f"operation kind {op.kind!r} is not one of {KINDS}")
 
@@ -198,7 +202,8 @@ def _check_gaps(ops: Sequence[Operation], gaps: Sequence[int]) -> None:
 
 def _check_duration(duration: int, what: str) -> None:
     if duration > MAX_DURATION_MS:
-        raise ConfigError(f"{what}: the schedule would last {duration} ms, more than the {MAX_DURATION_MS} ms "
+        shown = f"{duration}" if duration < 10 ** 40 else f"{float(duration):.3g}"     # 1e300 ms: not 300 digits
+        raise ConfigError(f"{what}: the schedule would last {shown} ms, more than the {MAX_DURATION_MS} ms "
                           "(about 2.8 hours of model time) one simulation holds")
 
 
@@ -328,7 +333,7 @@ def _active(raster: np.ndarray, step: int) -> tuple[int, ...]:
 def _checked_raster(raster, name: str, schedule: Schedule, width: int) -> np.ndarray:
     """``raster`` as a 2-D array of at least the schedule's steps and ``width`` neurons; a one-line ShapeError
     otherwise (a batch's ``[T, B, N]`` raster, one cut short, or the cue and content rasters swapped)."""
-    raster = np.asarray(raster)
+    raster = check_spikes(np.asarray(raster), name)            # NaN or 0.5 read as a spike: a wrong answer
     if raster.ndim != 2 or len(raster) < schedule.duration_ms or raster.shape[1] < width:
         raise ShapeError(f"{name} has shape {raster.shape}; expected [T >= {schedule.duration_ms}, N >= {width}], "
                          "one memory's raster of the whole schedule (index a batch's [T, B, N] as [:, b])")
@@ -341,6 +346,9 @@ def decode(schedule: Schedule, out_cue: np.ndarray, out_content: np.ndarray,
     of the whole schedule at the steps the delays of ``params`` give (default: the published model); see
     :func:`check_readout`. Rasters of another rank, shorter than the schedule or narrower than its largest cue or
     bit are a one-line ShapeError."""
+    if not isinstance(schedule, Schedule):
+        raise ConfigError(f"decode takes a Schedule (make_schedule(operations, C, M, spacing_ms) makes one), got "
+                          f"{type(schedule).__name__}")
     steps = check_readout(schedule, params)
     out_cue = _checked_raster(out_cue, "out_cue", schedule, 1 + max(
         (op.cue for op in schedule.operations if op.cue is not None), default=-1))

@@ -115,7 +115,10 @@ class SDR:
     @classmethod
     def from_dense(cls, dense: np.ndarray) -> "SDR":
         """From a bool or integer 0/1 array (copied); its shape becomes the SDR's shape."""
-        arr = np.asarray(dense)
+        try:
+            arr = np.asarray(dense)
+        except ValueError:                                  # a ragged nesting of lists
+            raise ShapeError("dense SDR must be a rectangular array of 0/1 (its rows differ in length)") from None
         if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
             raise ShapeError(f"dense SDR must be bool or integer 0/1, got dtype {arr.dtype}")
         if arr.dtype != bool and arr.size and (arr.min() < 0 or arr.max() > 1):
@@ -127,7 +130,11 @@ class SDR:
     def from_coordinates(cls, shape: Sequence[int], coordinates: Sequence[Iterable[int]]) -> "SDR":
         """From one index array per dimension (as ``np.nonzero`` returns); copied and validated."""
         shape = _as_shape(shape)
-        coords = [np.asarray(c) for c in coordinates]
+        try:
+            coords = [np.asarray(c) for c in coordinates]
+        except (TypeError, ValueError):
+            raise ShapeError(f"SDR coordinates must be one index array per dimension (as np.nonzero returns), got "
+                             f"{coordinates!r}"[:200]) from None
         coords = [np.empty(0, np.int64) if c.ndim == 1 and c.size == 0 else c for c in coords]   # [] is no bit
         if len(coords) != len(shape):
             raise ShapeError(f"SDR of shape {shape} needs {len(shape)} coordinate arrays, got {len(coords)}")
