@@ -429,7 +429,7 @@ def _check_result(result: RunResult, name: str) -> None:
 def _check_curves(result: RunResult, path: Path | str) -> None:
     """A one-line :class:`ResultsError` unless the learning curves of ``result`` are P points of an iteration, a
     stage (non-decreasing, 0..T-1) and a row of T accuracies (in 0..1, defined for the tasks up to the stage, NaN
-    or a number for the later ones), and its task times a 1-D array of numbers."""
+    or a number for the later ones), and its task times one number per task."""
     it, task, curves, seconds = (np.asarray(a) for a in (result.curve_iterations, result.curve_task,
                                                           result.curve_accuracy, result.task_seconds))
     n_tasks, points = result.acc_matrix.shape[1], it.shape[0] if it.ndim == 1 else -1
@@ -443,5 +443,5 @@ def _check_curves(result: RunResult, path: Path | str) -> None:
                 or np.isnan(curves[np.arange(n_tasks)[None, :] <= task[:, None]]).any():
             raise ResultsError(f"{path} is corrupt: its learning curves' stages are not in order, or a task learned "
                                "already has no accuracy")
-    if seconds.ndim != 1 or seconds.dtype.kind not in "iuf":
-        raise ResultsError(f"{path} is corrupt: timings/task_seconds is not one time per task")
+    if seconds.shape != (n_tasks,) or seconds.dtype.kind not in "iuf":
+        raise ResultsError(f"{path} is corrupt: timings/task_seconds is not one time per task ({n_tasks})")

@@ -527,6 +527,7 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     (dict(acc_matrix=np.full((2, 2), 0.5)), "acc_matrix has shape (2, 2), expected [T+1, T]"),
     (dict(seed=True), "seed True is not an integer"),
     (dict(seed=-1), "seed -1 is not an integer in 0..2^32-1"),
+    (dict(task_seconds=np.zeros(7)), "timings/task_seconds is not one time per task (2)"),
     (dict(seed=1 << 32), "seed 4294967296 is not an integer in 0..2^32-1"),
 ])
 def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change, message):
