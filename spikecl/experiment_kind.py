@@ -75,7 +75,9 @@ class Job:
     it runs (None: the kind keeps none); one left by an interrupted job is refused like an existing results file.
     ``identity``: root attributes the job's results file must hold (e.g. its seed or part), so that a file copied or
     renamed onto the job's path is not kept as the job's. ``needs``: (module, extra installing it, what needs it) of
-    each optional dependency the job imports, checked before any job runs (a kept job needs none)."""
+    each optional dependency the job imports, checked before any job runs (a kept job needs none). ``data_crc``: the
+    ``data_crc`` its run would record for the data files there now (:func:`spikecl.data.streams.files_crc`), asked
+    only where a kept file recorded one, so that a run trained on other files is not kept."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
@@ -84,6 +86,7 @@ class Job:
     checkpoint: Path | None = None
     identity: dict | None = None
     needs: tuple[tuple[str, str, str], ...] = ()
+    data_crc: Callable[[], int | None] | None = None
 
 
 #: what a kind's summary raises when results files lack what it reads or do not fit together
@@ -282,7 +285,29 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
         raise ConfigError(f"--resume: {job.path} was made "
                           f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}; pass "
                           "--overwrite as well to replace what differs, or choose another --output-dir")
+    trained_on, now = recorded_data_crc(run), job.data_crc() if key is None and job.data_crc else None
+    if None not in (trained_on, now) and trained_on != now:
+        if replace_stale:
+            return False
+        raise ConfigError(f"--resume: {job.path} was trained on other data files (data_crc {trained_on}, read from "
+                          f"{run.config.get('data', {}).get('data_dir') or 'its folder'}; the files there now give "
+                          f"{now}); pass --overwrite as well to train it on these, or point --data-dir at its files")
     return key is None
+
+
+def recorded_data_crc(run: Run) -> int | None:
+    """The ``data_crc`` ``run`` recorded: the CRC of the data its files (or a registered dataset's loader) gave, in
+    its environment or its config; None where it read no files."""
+    crc = run.environment.get("data_crc", run.config.get("data_crc"))
+    return crc if isinstance(crc, int) else None
+
+
+def other_data(a: Run, b: Run) -> bool:
+    """Whether runs ``a`` and ``b``, made with one ``data`` table (its folder aside), read other data: their
+    :func:`recorded_data_crc` differ (False where either recorded none)."""
+    other_table = next(differences(a.config.get("data"), b.config.get("data"), ignore={"data_dir"}), None)
+    crcs = recorded_data_crc(a), recorded_data_crc(b)
+    return other_table is None and None not in crcs and crcs[0] != crcs[1]
 
 
 def how_made(k: Kind, key: str, otherwise: str) -> str:
@@ -300,7 +325,8 @@ def differing_setting(job: Job, stored_config: dict) -> str | None:
     if job.config is None:
         return None
     ignores = RESUME_IGNORES if job.ignores is None else job.ignores
-    return as_written(first_difference(stored_config, json.loads(json.dumps(job.config)), ignore=ignores))
+    planned = recorded_as_now(json.loads(json.dumps(job.config)))   # options it will not read: as a file records them
+    return as_written(first_difference(stored_config, planned, ignore=ignores))
 
 
 #: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same
@@ -325,6 +351,10 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
         if keys:
             raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings "
                                f"({differ_phrase(keys)}), not seeds of one experiment; report them separately")
+        if other_data(runs[0], run):
+            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} trained on different data files (data_crc "
+                               f"{recorded_data_crc(run)} and {recorded_data_crc(runs[0])}), not seeds of one "
+                               "experiment; report them separately")
         seed = seed_of(run)
         if seed in seen:
             raise ResultsError(f"{run.path} and {seen[seed]} both hold {name or what} seed {seed}; report one of "

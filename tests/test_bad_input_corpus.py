@@ -537,7 +537,7 @@ def mini_folder(tmp: Path, payload) -> None:
 DATASET_CASES += [
     ("miniimagenet", "missing folder", lambda t: (t / "data").mkdir(), "not found"),
     ("miniimagenet", "no class_dict", lambda t: mini_folder(t, {"image_data": np.zeros((2, 84, 84, 3), np.uint8)}),
-     "class_dict"),
+     "expected a 'class_dict' {class name: image indices}, got none"),
     ("miniimagenet", "index out of range", lambda t: mini_folder(t, {"image_data": np.zeros((2, 84, 84, 3), np.uint8),
                                                                      "class_dict": {"a": [0, 7]}}), "outside 0..1"),
     ("miniimagenet", "wrong image shape", lambda t: mini_folder(t, {"image_data": np.zeros((2, 10), np.uint8),

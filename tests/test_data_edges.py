@@ -182,6 +182,25 @@ def test_a_test_file_copied_into_a_training_files_place_is_refused(tmp_path):
     _one_line_error(r"train-images-idx3-ubyte: holds exactly the samples of the test file", "mnist", str(mnist))
 
 
+def test_an_idx_file_that_is_a_folder_or_a_broken_link_says_so(tmp_path):
+    tiny_mnist(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    (tmp_path / "train-images-idx3-ubyte").mkdir()
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    (tmp_path / "t10k-labels-idx1-ubyte").symlink_to(tmp_path / "gone")
+    _one_line_error(r"missing train-images-idx3-ubyte \(a folder\), t10k-labels-idx1-ubyte \(a broken link\) ",
+                    "mnist", str(tmp_path))
+
+
+@pytest.mark.parametrize("emptied", ["data_batch_1", "test_batch"])
+def test_a_cifar_batch_holding_no_images_is_refused(tmp_path, emptied):
+    """An emptied batch (a 10,000-image batch re-packed wrong) would lose a fifth of the training set unsaid."""
+    folder = _cifar10_folder(tmp_path, {b"data": np.full((2, 3072), 7, np.uint8), b"labels": [0, 1]})
+    with open(folder / emptied, "wb") as f:
+        pickle.dump({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, f, protocol=2)
+    _one_line_error(rf"{emptied}: the batch holds no images$", "cifar10", str(tmp_path))
+
+
 def test_cifar_files_all_come_from_one_folder(tmp_path):
     folder = _cifar10_folder(tmp_path, {b"data": np.full((2, 3072), 7, np.uint8), b"labels": [0, 1]})
     shutil.move(folder / "data_batch_3", tmp_path / "data_batch_3")   # a stray batch of another copy beside it

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("tonic")
 pytest.importorskip("h5py")
 
-from event_files import (ENGLISH, GERMAN, standin_gesture, standin_shd, write_gesture, write_nmnist,  # noqa: E402
-                         write_shd)
+from event_files import (ENGLISH, GERMAN, standin_gesture, standin_nmnist, standin_shd, write_gesture,  # noqa: E402
+                         write_nmnist, write_shd)
 
 from spikecl.data.datasets import load_dataset  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
@@ -178,12 +178,30 @@ def test_train_and_test_files_whose_keys_name_other_languages_are_refused(tmp_pa
         load_dataset("shd", str(tmp_path), binning=EventBinning(4))
 
 
-def test_a_gesture_file_not_named_for_a_class_is_not_a_recording(tmp_path):
-    """A user folder's notes.npy (no class number) is skipped, not read as a recording nor a crash."""
-    standin_gesture(tmp_path)
-    user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_fluorescent"
-    (user / "notes.npy").write_bytes((user / "4.npy").read_bytes())
-    assert len(load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, pool=4)).y_train) == 22
+@pytest.mark.parametrize("dataset, stray", [
+    ("dvs_gesture", "user01_fluorescent/notes.npy"),             # no class number (Tonic's reader fails on it)
+    ("dvs_gesture", "user01_fluorescent/three.npy"),
+    ("dvs_gesture", "extra/user02_fluorescent/1.npy"),           # a user folder one level too deep
+    ("dvs_gesture", "1.npy"),                                    # dropped beside the user folders
+    ("nmnist", "4/sub/00000.bin"),                               # a double unzip
+    ("nmnist", "5/00007.BIN"),
+    ("nmnist", "00000.bin")])
+def test_a_recording_outside_the_layout_read_is_named_not_left_out(tmp_path, dataset, stray):
+    """A recording in a near-miss layout would be left out of the dataset without a word (a glob skips it): the
+    loader names it, and counts the others."""
+    if dataset == "dvs_gesture":
+        split, source = standin_gesture(tmp_path) / "DVSGesture" / "ibmGestureTrain", "user01_fluorescent/4.npy"
+    else:
+        split, source = standin_nmnist(tmp_path) / "NMNIST" / "Train", "3/00000.bin"
+    (split / stray).parent.mkdir(parents=True, exist_ok=True)
+    (split / stray).write_bytes((split / source).read_bytes())
+    with pytest.raises(DataError, match=rf"^{re.escape(str(split / stray))}: a recording outside the layout read "
+                                        rf"\(.*\) would be left out; move it into place or out of "
+                                        rf"{re.escape(str(split))}$"):
+        load_dataset(dataset, str(tmp_path), binning=EventBinning(2, pool=4))
+    (split / "more.npy" if dataset == "dvs_gesture" else split / "more.bin").write_bytes(b"")
+    with pytest.raises(DataError, match=r"\(and 1 more\) would be left out"):
+        load_dataset(dataset, str(tmp_path), binning=EventBinning(2, pool=4))
 
 
 def test_an_shd_unit_off_the_700_channels_is_named_as_spikes_units(tmp_path):
@@ -303,7 +321,7 @@ def test_an_shd_file_with_damaged_bytes_or_a_dangling_link_is_one_data_error(tmp
 
 def test_gesture_npz_archives_float16_times_and_non_ascii_digits(tmp_path):
     """A .npz archive under a .npy name is refused by name; float16 times in ms (6,000 ms overflows float16 once
-    multiplied by 1,000) are read; a file named with a non-ASCII digit is not a recording."""
+    multiplied by 1,000) are read; a file named with a non-ASCII digit is not a recording (and is named)."""
     standin_gesture(tmp_path)
     user = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user01_fluorescent"
     base = load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(2, pool=4))
@@ -312,7 +330,9 @@ def test_gesture_npz_archives_float16_times_and_non_ascii_digits(tmp_path):
     again = load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(3, pool=4))
     assert again.x_train.sum() == base.x_train.sum()
     (user / "\u00b2.npy").write_bytes((user / "4.npy").read_bytes())
-    assert len(load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, pool=4)).y_train) == 22
+    with pytest.raises(DataError, match="\u00b2.npy: a recording outside the layout read"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, pool=4))
+    (user / "\u00b2.npy").unlink()
     with open(user / "5.npy", "wb") as f:
         np.savez(f, events=events)
     with pytest.raises(DataError, match=r"user01_fluorescent/5\.npy: an \.npz archive, not a \.npy array of events$"):
@@ -397,3 +417,21 @@ def test_shd_speakers_of_another_length_or_keys_of_other_than_20_classes_are_ref
     write_shd(path, [[0.1]] * 20, [[3]] * 20, np.arange(20), speakers, keys)
     with pytest.raises(DataError, match=f"^{re.escape(f'{path}: {message}')}$"):
         load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+
+
+def test_times_in_another_unit_that_blank_most_recordings_are_refused(tmp_path):
+    """SHD times written in ms instead of s put every event past a 10 x 20 ms window: most recordings would train
+    as blank frames. A window that cuts recordings short but keeps events is fine."""
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    rng = np.random.default_rng(0)
+    write_shd(path, [np.sort(rng.uniform(0, 800, 10)) for _ in range(20)], [np.arange(10)] * 20, np.arange(20),
+              np.zeros(20))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 20 of 20 recordings have no event inside the "
+                                        r"window of 10 frames x 20 ms \(their times are read in s \(spikes/times\); "
+                                        r"given in another unit, or a window too short\?\)$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(10, 20.0))
+    write_shd(path, [np.sort(rng.uniform(0, 0.8, 10)) for _ in range(20)], [np.arange(10)] * 20, np.arange(20),
+              np.zeros(20))
+    kept = load_dataset("shd", str(tmp_path), binning=EventBinning(10, 20.0)).x_train
+    assert 0 < kept.sum() < 20 * 10 and (kept.sum(axis=(1, 2, 3, 4)) > 0).all()

@@ -234,6 +234,8 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     end = lines[0].index(" FWT") + 4                                 # cells are right-aligned under their title
     fwt = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert fwt["multitask"] == "—" and fwt["joint"].endswith(tuple("0123456789")), fwt
+    ends = {line.split()[0]: len(line[end - 13:end].rstrip()) for line in lines[2:4]}
+    assert ends["multitask"] == ends["joint"], lines                # the dash under the numbers, not the spread
     end = lines[0].index(" Intrans") + 8                             # no task learned after another: none
     intrans = {line.split()[0]: line[end - 13:end].strip() for line in lines[2:4]}
     assert intrans["multitask"] == "—" and intrans["joint"].endswith(tuple("0123456789")), intrans

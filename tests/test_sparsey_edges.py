@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 from hdf5_files import edited, unseal
@@ -120,6 +121,19 @@ def test_resume_runs_a_seed_missing_its_sequence_recall_again(seed0, tmp_path):
     assert "complete, kept" not in printed.getvalue()
     assert "sequence frames recalled from the first two" in printed.getvalue()
     assert "sequence_recall_sparsey" in read_run(bad).metrics
+
+
+def test_resume_keeps_a_run_whose_unread_level_two_table_is_not_the_default(seed0):
+    """models/sparsey_mnist5k.toml's [coder.top] with two_level = false: the file records the table as the run read
+    it (defaults), the job as written; --resume compares both as read, so the run just written is kept."""
+    with h5py.File(seed0, "r") as f:
+        planned = json.loads(f["config"].attrs["json"])
+    planned["coder"]["top"]["freeze_fraction"] = 0.3
+    assert planned["coder"]["two_level"] is False
+    assert kept(Job(seed0, lambda options: None, planned, identity={"seed": 0}), "sparsey")
+    planned["coder"]["two_level"] = True
+    with pytest.raises(ConfigError, match=r"coder\.(two_level|top\.freeze_fraction) differs"):
+        kept(Job(seed0, lambda options: None, planned, identity={"seed": 0}), "sparsey")
 
 
 # 4. damaged attributes ----------------------------------------------------------------------------------------

@@ -174,16 +174,18 @@ def test_export_rebuilds_the_stream_training_used():
     np.testing.assert_array_equal(x[50:], trained[1].x_test[:50])
 
 
-def test_a_task_without_training_samples_is_refused_before_training():
+@pytest.mark.parametrize("scenario", ["class", "task"])
+def test_a_task_without_training_samples_is_refused_before_training(scenario):
     """A dataset whose training split lacks some classes (a partial download) would train nothing on their task
-    and still report numbers: the stream refuses it, naming the task and its classes."""
+    and still report numbers: the stream refuses it, naming the task and its classes (the dataset's, not the
+    labels a task-incremental head gives them)."""
     from spikecl.errors import DataError
 
     x = np.zeros((10, 1, 2, 2), np.float32)
     partial = Dataset("partial", x, np.arange(10, dtype=np.int64) % 5, x, np.arange(10, dtype=np.int64), 10)
     with pytest.raises(DataError, match=r"stream: task 2 has no training samples \(partial holds none of its "
                                         r"classes, 5, 6, 7, 8, 9\)"):
-        make_stream(partial, "split", 2, "class")
+        make_stream(partial, "split", 2, scenario)
 
 
 def test_a_stored_config_with_another_kinds_option_still_rebuilds_its_stream():

@@ -5,6 +5,7 @@ trains; ``--nproc N`` trains each run data-parallel."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -99,12 +100,13 @@ def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     kept file may differ in (the options of methods it does not use among them)."""
     from spikecl.continual.checkpoint import checkpoint_path
     from spikecl.continual.run_record import recorded_config
+    from spikecl.data.streams import files_crc
 
     run_cfg, runs_method = method_config(cfg, method)
     path = cfg.results_path(method, seed)
     return Job(path, _runner(cfg, method, seed, path), recorded_config(run_cfg, method, runs_method, seed),
                OtherMethodsIgnored(RESUME_IGNORES, runs_method), checkpoint_path(path),
-               identity={"method": method, "seed": seed})
+               identity={"method": method, "seed": seed}, data_crc=functools.partial(files_crc, run_cfg.data))
 
 
 def _validated(cfg: ExperimentConfig) -> ExperimentConfig:

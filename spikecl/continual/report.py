@@ -13,7 +13,7 @@ import numpy as np
 
 from spikecl.continual import metrics
 from spikecl.differences import as_written, differ_phrase, differences, flatten
-from spikecl.experiment_kind import SEED_ROW_IGNORES
+from spikecl.experiment_kind import SEED_ROW_IGNORES, other_data
 from spikecl.figures import palette
 from spikecl.io import RunResult
 
@@ -93,7 +93,10 @@ def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult]
         {"data.test_split_seed"} if split else set())
     if a.config.get("runs_method", a.method) != b.config.get("runs_method", b.method):
         ignore |= METHOD_RULES
-    return map(as_written, differences(a.config, b.config, ignore=ignore))
+    keys = list(map(as_written, differences(a.config, b.config, ignore=ignore)))
+    if other_data(a, b) and "data_crc" not in keys:          # one data table, other files (as recorded when they ran)
+        keys.append("data_crc")
+    return iter(keys)
 
 
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
@@ -219,7 +222,7 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
                 alone = (counts[method].get(key, 0) if counts is not None else n_seeds[method]) == 1
                 cells.append(f"{100 * mean:7.1f}      " if alone else f"{100 * mean:7.1f} ±{100 * std:4.1f}")
             else:
-                cells.append(f"{'—':>13}")
+                cells.append(f"{'—':>7}      ")      # under the numbers, not the spread
         lines.append((f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells)).rstrip())
     return "\n".join(lines)
 

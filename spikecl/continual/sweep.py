@@ -28,8 +28,8 @@ Choosing settings without touching test data (``select = "acc"``; the base exper
     min_bwt = -3.0          # ... among points whose mean validation BWT (points) is at least this, if any is
     select_seeds = [0]      # default: seeds
 
-The trial runs are evaluated on the validation split (``data.eval_split = "validation"``: they never read the test
-split); ``selection.json`` records every candidate's validation ACC/BWT and the choice; then each method runs once
+The trial runs are evaluated on the validation split (``data.eval_split = "validation"``: they evaluate no
+test image); ``selection.json`` records every candidate's validation ACC/BWT and the choice; then each method runs once
 per seed at its chosen point on the test split, into ``<name>/final/<method>-seed<seed>.h5``. A method with one
 candidate point needs no trial and goes straight to its final runs.
 """
@@ -50,7 +50,7 @@ import numpy as np
 from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
-from spikecl.experiment_kind import Kind, differing_setting, how_made, replacing
+from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc, replacing
 from spikecl.io import Run
 from spikecl.options import from_dict, option
 from spikecl.toml_files import apply_overrides, load_toml, toml_literal
@@ -475,7 +475,18 @@ def changed_setting(run: SweepRun, stored_config: dict) -> str | None:
 def made_otherwise(sweep: Sweep, kept: dict[str, object]) -> dict[str, str]:
     """{run id: the first setting that differs} of the ``kept`` results {run id: results} made with other settings
     than ``sweep`` plans for those runs."""
-    return {r.id: key for r in sweep.runs if r.id in kept and (key := changed_setting(r, kept[r.id].config))}
+    return {r.id: key for r in sweep.runs
+            if r.id in kept and (key := changed_setting(r, kept[r.id].config) or other_files(r, kept[r.id]))}
+
+
+def other_files(run: SweepRun, kept) -> str | None:
+    """``"data_crc"`` where ``kept`` (its results) was trained on other data files than ``run``'s folder holds now
+    (:func:`~spikecl.data.streams.files_crc`), else None."""
+    from spikecl.data.streams import files_crc
+
+    trained_on = recorded_data_crc(kept)
+    return "data_crc" if trained_on is not None and files_crc(experiment_from_dict(run.raw).data) not in (
+        None, trained_on) else None
 
 
 def checkpoint_setting(run: SweepRun) -> str | None:

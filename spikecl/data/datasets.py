@@ -36,7 +36,7 @@ from spikecl.config import REGISTERED_DATASETS, dataset_names
 from spikecl.data.base import Dataset, check_not_test_copy, dataset_crc, find_path, fixed_order
 from spikecl.data.pickles import load_data_pickle
 from spikecl.errors import ConfigError, DataError, SpikeCLError, did_you_mean, require
-from spikecl.paths import is_file
+from spikecl.paths import is_dir, is_file, is_link
 from spikecl.registry import check_not_held, check_own_name, named
 
 EVAL_SPLITS = ("test", "validation")
@@ -208,7 +208,7 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
     for folder in (root / IDX_FOLDERS[name] / "raw", root):
         paths = {key: next((p for p in (folder / base, folder / f"{base}.gz") if is_file(p, DataError)), None)
                  for key, base in IDX_FILES.items()}
-        missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
+        missing = [IDX_FILES[key] + not_a_file(folder / IDX_FILES[key]) for key, path in paths.items() if path is None]
         if len(missing) < len(IDX_FILES):
             if missing:
                 raise DataError(f"{folder}: holds only some of {name}'s IDX files, missing {', '.join(missing)} "
@@ -216,6 +216,13 @@ def _idx_paths(name: str, data_dir: str | None, how: str) -> dict[str, Path]:
             return paths
     raise DataError(f"{name} not found under {root}: expected {IDX_FILES['train_x']} there or in "
                     f"{IDX_FOLDERS[name]}/raw; {how}; point --data-dir (data.data_dir) at the folder holding them")
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path``, missing as a file, is not one, for a message: " (a folder)", " (a broken link)" or ""."""
+    if is_dir(path, DataError):
+        return " (a folder)"
+    return " (a broken link)" if is_link(path, DataError) else ""
 
 
 def check_same_as_gzip(path: Path, raw: bytes) -> None:
@@ -275,7 +282,8 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
     check_not_test_copy([(paths["train_x"], arrays["train_x"])], paths["test_x"], arrays["test_x"])
     if 0 < len(arrays["train_x"]) < len(arrays["test_x"]):
         raise DataError(f"{paths['train_x']}: {len(arrays['train_x'])} training images, fewer than the test file's "
-                        f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped?")
+                        f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped? (data "
+                        "of your own split otherwise: register it, spikecl.data.register_dataset)")
     parts = []
     for split in ("train", "test"):                    # in a fixed random order: a file may be sorted by class
         order = fixed_order(len(arrays[f"{split}_y"]))
@@ -315,6 +323,8 @@ def _cifar_images(batch: dict, path: Path) -> np.ndarray:
     data = _uint8_array(batch.get(b"data", batch.get("data")), path, "data", "[N, 3072]")
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected 'data' uint8 [N, 3072], got {data.shape}")
+    if not len(data):
+        raise DataError(f"{path}: the batch holds no images")
     return (data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
 
 
@@ -396,9 +406,11 @@ def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] 
                                 "classes; a cache copied in another's place?)")
             seen[name] = path
         data = _uint8_array(cache.get("image_data", cache.get(b"image_data")), path, "image_data", "[N, 84, 84, 3]")
-        if not isinstance(classes, dict) or data.shape[1:] != (84, 84, 3):
-            raise DataError(f"{path}: expected 'image_data' uint8 [N, 84, 84, 3] and 'class_dict', got "
-                            f"{data.shape}")
+        if not isinstance(classes, dict):
+            raise DataError(f"{path}: expected a 'class_dict' {{class name: image indices}}, got "
+                            f"{'none' if classes is None else type(classes).__name__}")
+        if data.shape[1:] != (84, 84, 3):
+            raise DataError(f"{path}: expected 'image_data' uint8 [N, 84, 84, 3], got {data.shape}")
         y = np.full(len(data), -1, dtype=np.int64)
         for i, name in enumerate(sorted(classes, key=str)):
             index = _integers(np.ravel(classes[name]) if classes[name] is not None else None, path,

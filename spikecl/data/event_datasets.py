@@ -45,9 +45,17 @@ def frame_shape(name: str, binning: EventBinning | None = None) -> tuple[int, in
 
 
 
-def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor) -> tuple:
+def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor, events: list[int],
+           source: Path, unit: str) -> tuple:
     """(frames [N, T, C, H, W], labels [N]) of one split, the recordings in a fixed random order (:func:`fixed_order`)
-    rather than the files' order."""
+    rather than the files' order. A DataError where at least half the recordings that hold events (``events``: how
+    many each holds) keep none inside the binning's window: times in another unit than ``unit``, which ``source``
+    (the split's file or folder) is read in, would otherwise train on blank frames."""
+    blank = sum(1 for f, n in zip(frames, events) if n and not f.any())
+    if blank and 2 * blank >= sum(1 for n in events if n):
+        raise DataError(f"{source}: {blank} of {len(frames)} recordings have no event inside the window of "
+                        f"{binning.frames} frames x {binning.bin_ms:g} ms (their times are read in {unit}; given in "
+                        "another unit, or a window too short?)")
     shape = (0, binning.frames, *pooled_shape(sensor, binning.pool))
     order = fixed_order(len(frames))
     x = np.stack([frames[i] for i in order]) if frames else np.zeros(shape, np.float32)
@@ -86,16 +94,30 @@ def check_readable_folders(folder: Path, pattern: str) -> None:
 SAMPLE_FILES = {"nmnist": "[0-9]/*.bin", "dvs_gesture": "user*_*/*.npy"}
 
 
+def check_all_read(folder: Path, files: list[Path], suffix: str, layout: str) -> None:
+    """A DataError naming the first file ending in ``suffix`` (any case) under ``folder``, at any depth, that is not
+    among the ``files`` read (a near-miss layout: a double unzip, a user folder one level down, ``.BIN``), and how
+    many more there are: they would be left out of the dataset without a word."""
+    read = set(files)
+    stray = sorted(f for f in folder.rglob("*") if f.suffix.lower() == suffix and f not in read)
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise DataError(f"{stray[0]}: a recording outside the layout read ({layout}){more} would be left out; move "
+                        f"it into place or out of {folder}")
+
+
 def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray]:
     check_readable_folders(folder, "[0-9]")
     files = sorted(folder.glob(SAMPLE_FILES["nmnist"]))
     if not files:
         raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
-    frames = []
+    check_all_read(folder, files, ".bin", "<digit 0..9>/<name>.bin")
+    frames, events = [], []
     for f in files:
         ev = read_nmnist(f)
         frames.append(bin_events(ev["t"], ev["p"], ev["y"], ev["x"], SENSORS["nmnist"], binning, str(f)))
-    return _stack(frames, [int(f.parent.name) for f in files], binning, SENSORS["nmnist"])
+        events.append(len(ev))
+    return _stack(frames, [int(f.parent.name) for f in files], binning, SENSORS["nmnist"], events, folder, "µs")
 
 
 # -- SHD --------------------------------------------------------------------------------------------------------
@@ -195,7 +217,7 @@ def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray,
     zeros = (np.zeros(len(u), np.int64) for u in units)
     frames = [bin_events(np.asarray(t, np.float64) * 1e6, z, z, u, SENSORS["shd"], binning, f"{path} sample {i}",
                          ("channel", "row", "spikes/units")) for i, (t, u, z) in enumerate(zip(times, units, zeros))]
-    x, y = _stack(frames, labels, binning, SENSORS["shd"])
+    x, y = _stack(frames, labels, binning, SENSORS["shd"], [len(t) for t in times], path, "s (spikes/times)")
     return x, y, class_languages(keys, path)
 
 
@@ -237,16 +259,18 @@ def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.
     files = sorted(f for f in folder.glob(SAMPLE_FILES["dvs_gesture"]) if f.stem.isascii() and f.stem.isdigit())
     if not files:
         raise DataError(f"{folder}: no DVS Gesture recordings user<NN>_<lighting>/<label>.npy")
+    check_all_read(folder, files, ".npy", "user<NN>_<lighting>/<label>.npy")
     n = N_CLASSES["dvs_gesture"]
     outside = next((f for f in files if int(f.stem) >= n), None)
     if outside:
         raise DataError(f"{outside}: class {outside.stem} of the file name is outside 0..{n - 1}")
-    frames = []
+    frames, events = [], []
     for f in files:
         ev = read_gesture(f)
         t_us = ev[:, 3].astype(np.float64) * 1000.0           # in float64: float16 ms overflow once in µs
         frames.append(bin_events(t_us, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning, str(f)))
-    return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"])
+        events.append(len(ev))
+    return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"], events, folder, "ms")
 
 
 # -- loading ----------------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ Scenarios (van de Ven, Tuytelaars & Tolias 2022):
 
 Evaluation split: ``validation`` > 0 holds that fraction of the dataset's training images out of every task's
 training set (stratified by class, the same images in every task, as the test images are). With
-``eval_split = "validation"`` each task's evaluation arrays (``x_test``/``y_test``) are these held-out images and the
-dataset's test split is never read, so settings can be chosen without touching test data; with ``"test"`` they are
-the test images.
+``eval_split = "validation"`` each task's evaluation arrays (``x_test``/``y_test``) are these held-out images and
+no test image is evaluated, so settings can be chosen without touching test data (the test files are still loaded
+and checked, and their CRC recorded); with ``"test"`` they are the test images.
 
 * ``task`` — one readout head per task; labels are 0..c−1 within the task; the task identity picks the head.
 * ``domain`` — one shared head; labels 0..c−1 in every task.
@@ -37,6 +37,7 @@ deployment all call it, so they see the same tasks, splits and input code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 
@@ -410,7 +411,7 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
     for split, y in (("training", y_tr), (eval_split, y_te)):
         if not len(y):
             raise DataError(f"stream: task {i + 1} has no {split} samples ({name} holds none of its "
-                            f"classes, {', '.join(map(str, classes))})")
+                            f"classes, {', '.join(map(str, dataset_classes))})")
     return Task(i, np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te, classes, eval_split)
 
 
@@ -455,9 +456,7 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
     seed.
     """
     split_seed = data_split_seed(data, seed)
-    binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
-    dataset = load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning,
-                           excludes=data.test_excludes)
+    dataset = loaded(data)
     own = {"classes_per_task": stream.classes_per_task or None, "max_angle_deg": stream.max_angle_deg,
            "first_task_identity": stream.first_task_identity}       # the kind's own only: files written before
     own = {k: v for k, v in own.items() if STREAM_KIND_OPTIONS[k] == stream.kind}   # the config refused others
@@ -481,6 +480,31 @@ def stream_from_config(stream: StreamConfig, data: DataConfig, seed: int, record
     if crc is not None:
         object.__setattr__(built, "_source_crc", crc)
     return built
+
+
+def loaded(data: DataConfig) -> Dataset:
+    """The dataset ``data`` names, loaded as a run on it loads it (its folder, test split seed and excludes, event
+    binning)."""
+    binning = EventBinning(data.time_bins, data.bin_ms, data.pool)
+    return load_dataset(data.dataset, data.data_dir or None, seed=data.test_split_seed, binning=binning,
+                        excludes=data.test_excludes)
+
+
+def files_crc(data: DataConfig) -> int | None:
+    """The ``data_crc`` a run on ``data`` would record for the files in its folder now (:func:`dataset_crc` of the
+    dataset as loaded, computed once per process for each table), for ``--resume`` to check a kept run against; None
+    for the offline and registered datasets (their config says which data they read) and where the files cannot be
+    read (nothing to check against)."""
+    try:
+        return _files_crc(json.dumps(dataclasses.asdict(data), sort_keys=True)) \
+            if dataset_files(data.dataset, data.data_dir or None) else None
+    except DataError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _files_crc(data_json: str) -> int:
+    return dataset_crc(loaded(DataConfig(**json.loads(data_json))))
 
 
 def source_crc(stream: Stream) -> int | None:

@@ -17,6 +17,7 @@ kind (``[data]``): ``validation`` holds a fraction of every class's training ima
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,6 +28,7 @@ from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, DataCon
                             check_data_split)
 from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape
+from spikecl.data.streams import files_crc
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import Job, JobOptions, Kind, load
 from spikecl.io import Run
@@ -194,9 +196,11 @@ def check_test_items(n_test: int, what: str = "eval.test_items") -> None:
 
 
 def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int):
-    """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes)``, images flattened to bool
-    [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``)."""
-    from spikecl.data.datasets import load_dataset, training_and_evaluation
+    """The seed's binarised items: ``(x_train, y_train, x_test, y_test, n_classes, data_crc)``, images flattened to
+    bool [N, pixels] (``coder.threshold``), the evaluation items from the validation or test split (``data``);
+    ``data_crc``: :func:`~spikecl.data.base.dataset_crc` of the dataset where it was read from files, else None."""
+    from spikecl.data.base import dataset_crc
+    from spikecl.data.datasets import dataset_files, load_dataset, training_and_evaluation
     from spikecl.data.streams import data_split_seed
 
     d = cfg.data
@@ -209,7 +213,8 @@ def seed_items(cfg: SparseyExperimentConfig, coder_cfg: SparseyConfig, seed: int
     if not x_train.any():
         raise ConfigError(f"coder.threshold: {coder_cfg.threshold:g} leaves every training image of "
                           f"{cfg.data.dataset} blank (a pixel, in [0, 1], is active above it); lower it")
-    return x_train, y_train[: len(x_train)], x_test, y_test[: len(x_test)], data.n_classes
+    crc = dataset_crc(data) if dataset_files(d.dataset, d.data_dir or None) else None
+    return x_train, y_train[: len(x_train)], x_test, y_test[: len(x_test)], data.n_classes, crc
 
 
 def coder_metrics(name: str, coded: Coded, y_train: np.ndarray, y_test: np.ndarray, k: int,
@@ -242,7 +247,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     ``device``: where the spiking check runs (``"cpu"`` or ``"cuda"``)."""
     ev = cfg.eval
     coder_cfg = SparseyConfig.from_mapping({**asdict(cfg.coder), "seed": seed})
-    x_train, y_train, x_test, y_test, n_classes = seed_items(cfg, coder_cfg, seed)
+    x_train, y_train, x_test, y_test, n_classes, data_crc = seed_items(cfg, coder_cfg, seed)
     check_train_items(ev, len(x_train))
     check_test_items(len(x_test), f"{cfg.data.dataset}'s {cfg.data.eval_split} split (eval.test_items)")
     points, note = capacity_points(ev, len(x_train))
@@ -282,7 +287,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
         metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
             "cues": cues, "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
-            "cue_items": min(ev.cue_items, len(x_train)), "note": note}
+            "cue_items": min(ev.cue_items, len(x_train)), "note": note, "data_crc": data_crc}
 
 
 def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_test: np.ndarray,
@@ -335,7 +340,8 @@ class SparseyKind(Kind):
                 out = run_seed(cfg, seed, options.progress, options.device)
                 write_sparsey_results(path, cfg, seed, out, options.overwrite)
                 return out["note"]
-            return Job(path, run, recorded_config(cfg), identity={"seed": seed}, needs=needs)
+            return Job(path, run, recorded_config(cfg), identity={"seed": seed}, needs=needs,
+                       data_crc=functools.partial(files_crc, cfg.data))
 
         needs = tuple((module, "torch", "eval.spiking_items (the spiking realisation's check)")
                       for module in ("torch", "snntorch") if cfg.eval.spiking_items)

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.data.datasets import registered_crc
+from spikecl.environment import environment
 from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import check_seeds
 from spikecl.io import Run, write_run
@@ -69,9 +70,10 @@ def write_sparsey_results(path: Path, cfg, seed: int, out: dict, overwrite: bool
     first = next(iter(out["similarity"].values()))
     extra = {"pairs_input_overlap": first[0],
              **{f"pairs_code_overlap_{name.replace('-', '')}": co for name, (_, co, _) in out["similarity"].items()}}
+    env = {**environment(), **({"data_crc": out["data_crc"]} if out.get("data_crc") is not None else {})}
     return write_run(path, "sparsey", recorded_config(cfg), out["metrics"], {"curves": curves, "extra": extra},
                      {"seed": seed, "eval_split": cfg.data.eval_split, "n_train": out["n_train"],
-                      "cue_items": out["cue_items"]}, overwrite=overwrite)
+                      "cue_items": out["cue_items"]}, env, overwrite=overwrite)
 
 
 #: what the plots read of a results file's curves: (group, its x axis, the curves over it)
