@@ -37,11 +37,12 @@ class L2Anchor(Strategy):
     def penalty(self):
         if self.anchor is None:
             return None
-        drift = (((p - a) ** 2).sum() for (_, p), a in zip(self.named_trainable(), self.anchor))
+        # by name: what trains may change between tasks (HLOP and GPM freeze biases after the first)
+        drift = (((p - self.anchor[name]) ** 2).sum() for name, p in self.named_trainable() if name in self.anchor)
         return self.options.strength * sum(drift)
 
     def after_task(self, task, train):
-        self.anchor = [p.detach().clone() for _, p in self.named_trainable()]
+        self.anchor = {name: p.detach().clone() for name, p in self.named_trainable()}
 
     def state_dict(self):
         return {"anchor": self.anchor}

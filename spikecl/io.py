@@ -423,6 +423,14 @@ def _check_result(result: RunResult, name: str) -> None:
         raise ResultsError(f"{name} is corrupt: curves/task_end is not one non-decreasing iteration per task")
     if acc.dtype.kind not in "iuf" or np.any(~np.isfinite(acc) | (acc < 0) | (acc > 1)):
         raise ResultsError(f"{name} is corrupt: acc_matrix holds accuracies outside 0..1 (or not numbers)")
+    stream = result.config.get("stream") if isinstance(result.config, dict) else None
+    planned = stream.get("n_tasks") if isinstance(stream, dict) else None
+    if isinstance(planned, int) and not isinstance(planned, bool) and planned != acc.shape[1]:
+        raise ResultsError(f"{name} is corrupt: acc_matrix holds {acc.shape[1]} tasks, its config's stream.n_tasks "
+                           f"{planned}")
+    short = next((k for k, v in result.measures.items() if np.shape(v) != acc.shape[1:]), None)
+    if short is not None:
+        raise ResultsError(f"{name} is corrupt: neurobench/{short} is not one value per task ({acc.shape[1]})")
     _check_curves(result, name)
 
 

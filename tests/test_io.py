@@ -529,12 +529,16 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     (dict(seed=-1), "seed -1 is not an integer in 0..2^32-1"),
     (dict(task_seconds=np.zeros(7)), "timings/task_seconds is not one time per task (2)"),
     (dict(seed=1 << 32), "seed 4294967296 is not an integer in 0..2^32-1"),
+    (dict(config={"stream": {"n_tasks": 5}}), "acc_matrix holds 2 tasks, its config's stream.n_tasks 5"),
+    (dict(measures={"activation_sparsity": np.array([0.8])}),
+     "neurobench/activation_sparsity is not one value per task (2)"),
 ])
 def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change, message):
     """write_results wrote percentages, a matrix without row 0 and a boolean seed, which read_results then called
     corrupt; now they are refused before anything is written."""
-    good = RunResult("ewc", 0, {"name": "x"}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
-                     np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875})
+    good = RunResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]),
+                     np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]),
+                     {"acc": 0.875}, measures={"activation_sparsity": np.array([0.8, 0.7])})
     write_results(tmp_path / "good.h5", good)
     with pytest.raises(ResultsError, match=re.escape(message)):
         write_results(tmp_path / "bad.h5", replace(good, **change))
@@ -605,8 +609,9 @@ def test_a_lock_a_killed_writer_left_is_removed_and_a_held_one_kept(tmp_path):
 
 def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
     """Run.array("acc_matrx") said only that the file was corrupt; it now names what the file (or group) holds."""
-    good = RunResult("ewc", 0, {"name": "x"}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
-                     np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875})
+    good = RunResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]),
+                     np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]),
+                     {"acc": 0.875}, measures={"activation_sparsity": np.array([0.8, 0.7])})
     run = read_run(write_results(tmp_path / "run.h5", good))
     with pytest.raises(ResultsError, match=r"\(no 'acc_matrx'; the file holds acc_matrix, curves, .*timings\)$"):
         run.array("acc_matrx")

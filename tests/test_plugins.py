@@ -39,6 +39,16 @@ def test_a_method_of_your_own_runs_from_the_command_line(tmp_path, capsys):
     assert "ACC" in capsys.readouterr().out
 
 
+def test_the_example_method_anchors_each_weight_by_name_beside_a_projection(tmp_path, capsys):
+    """GPM trains no bias after the first task: the example's anchor, paired by position, pulled the readout weights
+    toward a hidden bias (a shape error with two hidden layers); paired by name, l2+gpm runs."""
+    exp = tmp_path / "mine.toml"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY.replace("hidden = [16]", "hidden = [16, 16]\nbias = true")
+                   .replace('methods = ["l2"]', 'methods = ["l2+gpm"]'))
+    assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--no-plots") == 0, capsys.readouterr().err
+    assert read_results(tmp_path / "mine" / "l2+gpm-seed0.h5").acc_matrix.shape == (3, 2)
+
+
 def test_a_kind_of_your_own_runs_and_reports_from_the_command_line(tmp_path, capsys):
     exp = tmp_path / "rates.toml"
     exp.write_text(f'kind = "rate_curve"\noutput_dir = "{tmp_path}"\nsteps = 200\ncurrents = [0.1, 0.5]\n')
