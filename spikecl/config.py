@@ -120,7 +120,8 @@ class DataConfig:
                                    "split (the same images in every task); 0 = none")
     eval_split: str = option("test", choices=("test", "validation"),
                              doc="what the accuracy matrix is measured on: the test split, or the validation split "
-                                 "(no test image is then evaluated: for choosing settings; its files must still be there)")
+                                 "(no test image is then evaluated: for choosing settings; its files must still "
+                                 "be there)")
     vary_split: bool = option(False, doc="each run seed draws its own validation split (needs validation > 0); the "
                                          "test split is the same for every seed; false: seed 0's for all")
     test_split_seed: int = option(0, low=0, high=SEED_MAX,
@@ -304,6 +305,12 @@ def _split_strategy_options(raw: dict) -> dict:
         if not isinstance(value, typing.Mapping):
             raise ConfigError(f"{key}: expected a table, got {value!r}")
     options = dict(options)
+    plain = next((k for k, v in strategy.items() if k not in ("methods", "options") and not isinstance(v, dict)
+                  and not did_you_mean(k, ("methods", "options"))), None)   # a slip of those: from_dict says so
+    if plain is not None:
+        raise ConfigError(f"strategy.{plain} = {strategy[plain]!r}: strategy.<method> is a table of that method's "
+                          "options, set one by one (e.g. strategy.ewc.lam = 100); strategy's other keys are methods "
+                          "and options")
     for key in [k for k, v in strategy.items() if isinstance(v, dict)]:
         table, earlier = strategy.pop(key), options.get(key, {})
         both = sorted(set(table) & set(earlier)) if isinstance(earlier, typing.Mapping) else [None]

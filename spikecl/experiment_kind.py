@@ -470,9 +470,11 @@ class RunsFailed(NumericalError):
         first, error = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         others = ", the others finished" if done else ""
+        again = ("fix the code it names and run again with --resume (finished runs are kept)" if "(raised in " in error
+                 else "change its settings and run again with --resume --overwrite (runs whose settings are unchanged "
+                 "are kept)")
         super().__init__(f"{len(failed)} of {len(done) + len(failed)} runs failed{others}: {first.name}: {error}"
-                         f"{more}; change its settings and run again with --resume --overwrite (runs whose settings "
-                         "are unchanged are kept)")
+                         f"{more}; {again}")
 
 
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -503,8 +505,8 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                               reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
             bar.close()
-    if failed:
-        raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
+        if failed:                                # every run failed before writing: no empty folders are left
+            raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     return [job.path for job in jobs], reports
 
 
@@ -544,8 +546,9 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
     """Run ``todo`` in order, each under its results file's lock (where this process ``reports``) with the
     command's options ``given``, whose ``overwrite`` extends to the files in ``existed`` (those the command chose to
     replace, with their :func:`file_state` then): a results file another run wrote meanwhile, new or replacing one
-    of those, is refused. ``say`` prints each job's note. A job that diverges (NumericalError) is said FAILED and
-    the next one runs; returns (results path, error) of those."""
+    of those, is refused. ``say`` prints each job's note. A job that diverges (NumericalError), or whose code of the
+    user's own raises (:func:`own_code_frame`), is said FAILED and the next one runs; returns (results path, error)
+    of those."""
     failed = []
     for job in todo:
         raise_if_interrupted()                   # a stop signal the last job's code swallowed: no next job
@@ -561,6 +564,15 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"
+            except SpikeCLError:
+                raise
+            except Exception as exc:             # raised in code of the user's own (a plugin's method or kind)
+                where = own_code_frame(exc)
+                if where is None:
+                    raise
+                text = str(exc).strip().splitlines()
+                failed.append((job.path, f"{type(exc).__name__}: {text[0] if text else ''} (raised in {where})"))
+                note = f"FAILED: {failed[-1][1]}"
             if reports:
                 remove_temporaries(job.path)     # what killed writes of this job's files left
         if note:
@@ -568,6 +580,18 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
         if bar:
             bar.update()
     return failed
+
+
+def own_code_frame(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``exc``'s traceback in code of the user's own (a plugin: neither
+    spikecl nor an installed package or the standard library), or None where none is (spikecl's own failure)."""
+    import sys
+    import traceback
+
+    installed = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, Path(__file__).parent})
+    own = [f for f in traceback.extract_tb(exc.__traceback__)
+           if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith(installed)]
+    return f"{own[-1].filename}:{own[-1].lineno}" if own else None
 
 
 def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = False, overwrite: bool = False,

@@ -183,6 +183,9 @@ CONFIG_CASES = {
         ("strategy.methods=[\"ewc\"] strategy.ewc.lam=-1", "lam"),
         ("strategy.methods=[\"ewc\"] strategy.ewc.foo=1", "foo"),
         ("strategy.ewc.lamb=1.0", "unknown key 'strategy.ewc.lamb'"),             # ewc's table, ewc not run
+        ("strategy.ewc=3", "strategy.ewc = 3: strategy.<method> is a table of that method's options, set one by one "
+                           "(e.g. strategy.ewc.lam = 100)"),
+        ("strategy.method=[\"ewc\"]", "unknown key 'strategy.method'; allowed keys: methods, options; did you mean"),
         ("strategy.ewc.lam=-1", "strategy.ewc.lam: -1.0 is below the minimum"),
         ("strategy.nope.x=1", "strategy.nope: options for an unknown method"),
         ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),

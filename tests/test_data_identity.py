@@ -28,11 +28,11 @@ scenario = "domain"
 n_tasks = 1
 first_task_identity = true
 [network]
-hidden = [8]
+hidden = [6]
 num_steps = 2
 [train]
 epochs = 1
-batch_size = 20
+batch_size = 25
 [strategy]
 methods = ["finetune"]
 """

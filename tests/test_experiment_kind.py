@@ -16,7 +16,7 @@ from spikecl import experiment_kind
 from spikecl.cli import main
 from spikecl.commands.run import check_reads_data
 from spikecl.config import RunHeader
-from spikecl.errors import ConfigError, ExistsError, ResultsError
+from spikecl.errors import ConfigError, ExistsError, ResultsError, SpikeCLError
 from spikecl.experiment_kind import Job, JobOptions, Kind, register_kind
 from spikecl.io import read_run, write_run
 from spikecl.options import option
@@ -507,8 +507,8 @@ def test_a_run_that_fails_before_writing_anything_removes_the_folders_it_created
             return ""
 
     cfg = BrokenConfig(name="exp", output_dir=str(tmp_path / "out" / "deeper"))
-    with pytest.raises(RuntimeError, match="the job broke"):
-        run_plan(BrokenKind(), cfg, progress=False, log=lambda _: None)
+    with pytest.raises(SpikeCLError, match="r.h5: RuntimeError: the job broke \\(raised in .*test_experiment_kind.py:"):
+        run_plan(BrokenKind(), cfg, progress=False, log=lambda _: None)     # code of one's own: FAILED, named
     assert list(tmp_path.iterdir()) == []        # neither out/, out/deeper/ nor out/deeper/exp/ is left
 
 

@@ -69,6 +69,15 @@ def test_spikecl_own_method_names_cannot_be_taken_over(tmp_path, capsys):
     assert "'hlop' is one of spikecl's own methods" in err and err.count("\n") == 1
 
 
+def test_a_name_differing_from_another_method_only_in_case_is_refused():
+    """'EWC' beside 'ewc' wrote EWC-seed0.h5 beside ewc-seed0.h5: one file on macOS or Windows."""
+    with pytest.raises(ConfigError, match=r"^register: 'EWC' differs from the method 'ewc' only in case"):
+        register("EWC", options_class(1.0))
+    register("mine", options_class(1.0))
+    with pytest.raises(ConfigError, match=r"^register: 'Mine' differs from the method 'mine' only in case"):
+        register("Mine", options_class(1.0))
+
+
 @pytest.mark.parametrize("default, message", [
     (-1.0, "the default of strategy.mine.strength: -1.0 is below the minimum 0.0"),
     ("'abc'", "the default of strategy.mine.strength: expected a number, got 'abc'"),
@@ -412,3 +421,52 @@ def test_a_key_for_a_method_without_options_says_it_takes_none():
 
     with pytest.raises(ConfigError, match="^unknown key 'strategy.finetune.lam'; 'strategy.finetune' takes no keys$"):
         validate_options("finetune", {"finetune": {"lam": 2}})
+
+
+def test_a_plugin_whose_load_state_dict_fails_is_named_not_its_checkpoint(tmp_path, monkeypatch):
+    """A checkpoint resumed with a plugin whose load_state_dict reads another key: the plugin's code is named (the
+    checkpoint is fine, and deleting it would lose the tasks it finished)."""
+    from spikecl.continual.runner import ContinualRun
+    from spikecl.errors import ResultsError
+
+    class Brittle(Strategy):
+        def state_dict(self):
+            return {"count": 1}
+
+        def load_state_dict(self, state):
+            self.count = state["extra"]
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    register("brittle", Brittle)
+    cfg = experiment_from_dict({
+        "name": "brittle", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "split", "scenario": "task", "n_tasks": 2, "train_per_task": 40, "test_per_task": 20},
+        "network": {"hidden": [8], "num_steps": 2}, "train": {"epochs": 1, "eval_every": 0},
+        "strategy": {"methods": ["brittle"]}})
+    run = ContinualRun(cfg, "brittle", 0)
+    run.execute(tmp_path / "brittle-seed0.h5", progress_bar=False)
+    run.save_checkpoint(tmp_path / "brittle-seed0.ckpt")
+    with pytest.raises(ResultsError, match=r"brittle-seed0\.ckpt: Brittle\.load_state_dict \(test_plugin_edges\) could "
+                                           r"not read the state the checkpoint holds \(KeyError: 'extra'\): .* Fix its "
+                                           r"load_state_dict, or run with --overwrite to start again$"):
+        ContinualRun(cfg, "brittle", 0).load_checkpoint(tmp_path / "brittle-seed0.ckpt")
+
+
+def test_a_plugin_method_that_raises_fails_its_run_in_one_line_and_the_others_go_on(tmp_path, capsys, monkeypatch):
+    """An exception in a plugin's event stopped the experiment with a traceback, and the methods after it never
+    ran; now its run is FAILED naming the plugin's file and line, as a diverged run is."""
+    plugin = tmp_path / "boom.py"
+    plugin.write_text("from spikecl.continual.strategies import register\n"
+                      "from spikecl.continual.strategy import Strategy\n\n"
+                      "class Boom(Strategy):\n    def after_task(self, task, train):\n"
+                      "        raise RuntimeError('boom in after_task')\n\nregister('boom', Boom)\n")
+    exp = tmp_path / "exp.toml"
+    exp.write_text('name = "exp"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                   'n_tasks = 2\ntrain_per_task = 40\ntest_per_task = 20\n[network]\nhidden = [8]\nnum_steps = 2\n'
+                   '[train]\nepochs = 1\neval_every = 0\n[strategy]\nmethods = ["boom", "finetune"]\n')
+    code = main(["run", str(exp), "--plugin", str(plugin), "--output-dir", str(tmp_path), "--no-plots",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and (tmp_path / "exp" / "finetune-seed0.h5").is_file(), err
+    assert err.count("\n") == 1 and (f"1 of 2 runs failed, the others finished: boom-seed0.h5: RuntimeError: boom in "
+                                     f"after_task (raised in {plugin}:6); fix the code it names") in err, err

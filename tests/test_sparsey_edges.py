@@ -112,6 +112,20 @@ def test_results_without_the_metrics_their_config_asks_for_are_incomplete(seed0,
     assert report(capsys, bad, "--no-plots")[0] == 2
 
 
+@pytest.mark.parametrize("value, message", [
+    (1.7, "metric 'sparsey_acc_knn1' is 1.7, not a fraction in 0..1"),
+    (float("nan"), "metric 'sparsey_acc_knn1' is nan, not a fraction in 0..1"),
+    (None, "no metric 'sparsey_acc_knn1'")])
+def test_a_fraction_out_of_range_or_a_metric_the_table_reads_missing_is_refused(seed0, tmp_path, value, message):
+    """A sparsey file printed 170 % or nan as an accuracy, and a missing one as a KeyError."""
+    bad = copy(seed0, tmp_path / "sparsey_seed0.h5", drop=["sparsey_acc_knn1"])
+    if value is not None:
+        with edited(bad) as f:
+            f["metrics"].attrs["sparsey_acc_knn1"] = value
+    with pytest.raises(ResultsError, match=re.escape(f"corrupt or incomplete ({message} in a sparsey results file)")):
+        KIND.check(read_run(bad))
+
+
 def test_resume_runs_a_seed_missing_its_sequence_recall_again(seed0, tmp_path):
     bad = copy(seed0, tmp_path / "sparsey-digits" / "sparsey_seed0.h5", drop=["sequence_recall_sparsey"])
     printed = io.StringIO()

@@ -376,6 +376,8 @@ class ContinualRun:
                                "the finished runs)")
         try:
             self._restore(state)
+        except PluginStateError as exc:
+            raise ResultsError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); {DAMAGED_REMEDY}") from None
@@ -448,7 +450,18 @@ class ContinualRun:
             self.optimizer = self._new_optimizer([params[name] for name in optimised])
         self.optimizer.load_state_dict(state["optimizer"])
         _steps_on_host(self.optimizer)
-        self.strategy.load_state_dict(state["strategy"])
+        own = [type(p) for p in getattr(self.strategy, "parts", [self.strategy])
+               if not type(p).__module__.startswith("spikecl.")]
+        try:
+            self.strategy.load_state_dict(state["strategy"])
+        except Exception as exc:
+            if not own:
+                raise
+            where = f"{own[0].__name__}.load_state_dict ({own[0].__module__})"
+            raise PluginStateError(f"{where} could not read the state the checkpoint holds ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): a checkpoint of another "
+                                   "version of that method? Fix its load_state_dict, or run with --overwrite to start "
+                                   "again") from None
         torch.set_rng_state(state["rng"]["torch"].cpu())     # the file is mapped to the run's device
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -520,6 +533,11 @@ class ContinualRun:
                          curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
                          self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
                          np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64))
+
+
+class PluginStateError(Exception):
+    """A method of the user's own (a plugin's strategy) failed to read its state from a checkpoint: its code, not the
+    checkpoint, is the likely fault."""
 
 
 def measure_arrays(rows: list[dict], n_tasks: int) -> dict[str, np.ndarray]:

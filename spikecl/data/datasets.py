@@ -282,8 +282,8 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
     check_not_test_copy([(paths["train_x"], arrays["train_x"])], paths["test_x"], arrays["test_x"])
     if 0 < len(arrays["train_x"]) < len(arrays["test_x"]):
         raise DataError(f"{paths['train_x']}: {len(arrays['train_x'])} training images, fewer than the test file's "
-                        f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped? (data "
-                        "of your own split otherwise: register it, spikecl.data.register_dataset)")
+                        f"{len(arrays['test_x'])} ({name} ships 60,000 and 10,000): the train and t10k files swapped? "
+                        "(data of your own split otherwise: register it, spikecl.data.register_dataset)")
     parts = []
     for split in ("train", "test"):                    # in a fixed random order: a file may be sorted by class
         order = fixed_order(len(arrays[f"{split}_y"]))

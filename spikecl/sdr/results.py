@@ -33,6 +33,7 @@ from spikecl.errors import ConfigError, ResultsError
 from spikecl.experiment_kind import check_seeds
 from spikecl.io import Run, write_run
 from spikecl.sdr.sdr import check_int
+from spikecl.sdr.table import format_table
 
 #: coders whose recall from a cue with half its active inputs removed is a metric (``cue_half_removed_<coder>``)
 CUE_SUMMARY_CODERS = ("sparsey", "flyhash", "pooler")
@@ -106,6 +107,10 @@ def _matching(run: Run, group: str, table, axis: str, names: Sequence[str]) -> d
     return out
 
 
+#: what the names of metrics that are fractions of items hold (accuracies, codes equal, items recalled)
+FRACTION_METRICS = ("_acc_", "_match", "cue_half_removed_", "sequence_recall_")
+
+
 def outcome(run: Run) -> dict:
     """What :func:`~spikecl.sdr.plots.write_plots` and :func:`~spikecl.sdr.table.format_table` read, rebuilt from a
     results file of one seed and checked (a missing entry, a curve whose length differs from its axis: a one-line
@@ -141,6 +146,14 @@ def _outcome(run: Run) -> dict:
     split = run.attr("eval_split")
     if not isinstance(split, str) or split not in ("test", "validation"):
         raise _damaged(run, f"attribute 'eval_split' is {split!r}, not 'test' or 'validation'")
+    fraction = next((name for name, value in metrics.items()
+                     if any(part in name for part in FRACTION_METRICS) and not 0 <= value <= 1), None)   # NaN too
+    if fraction is not None:
+        raise _damaged(run, f"metric '{fraction}' is {metrics[fraction]!r}, not a fraction in 0..1")
+    try:                                       # what its table reads: a missing metric named, not a KeyError
+        format_table(metrics, _count(run, "config eval.knn_k", _setting(run, "eval.knn_k"), 1), 1, split)
+    except KeyError as exc:
+        raise _damaged(run, f"no metric {exc.args[0]!r}") from None
     return {"metrics": metrics, "similarity": similarity, "cue_levels": read["cues"].pop("levels"),
             "capacity": read["capacity"], "random_capacity": read["random_capacity"], "cues": read["cues"],
             "knn_k": _count(run, "config eval.knn_k", _setting(run, "eval.knn_k"), 1),

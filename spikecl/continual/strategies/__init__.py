@@ -55,6 +55,10 @@ def register(name: str, cls: type) -> None:
     if name in OWN_NAMES:
         raise ConfigError(f"register: {name!r} is one of spikecl's own methods ({', '.join(sorted(OWN_NAMES))}); "
                           "give yours another name")
+    alike = next((n for n in [*sorted(OWN_NAMES), *REGISTRY] if n.lower() == name.lower() and n != name), None)
+    if alike is not None:
+        raise ConfigError(f"register: {name!r} differs from the method {alike!r} only in case (their results files "
+                          "are one file on a case-insensitive disk, as on macOS and Windows); give yours another name")
     _check_class(name, cls)
     check_not_held("register", name, REGISTRY.get(name), cls)
     REGISTRY[name] = cls
@@ -76,7 +80,8 @@ def _check_class(name: str, cls) -> None:
     _check_methods(name, cls)
 
 
-#: the events a strategy implements (README, "Adding a method"), which the harness calls by these names
+#: the events a strategy implements (:class:`~spikecl.continual.strategy.Strategy`), which the harness calls by
+#: these names
 EVENTS = ("begin", "before_task", "batch", "penalty", "after_backward", "after_step", "after_task")
 
 
