@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 
 
+#: the plugins this process loaded (``--plugin``): {file name or module: CRC-32 of its source, hex}, recorded by
+#: :func:`environment` (a run made with another version of a plugin's method is told apart in the report)
+PLUGINS: dict[str, str] = {}
+
+
 def environment() -> dict:
     """Versions of spikecl (and, run from a git checkout, its commit: :func:`source_commit`), Python and the
-    numerical stack, the platform, host and CPU, torch's intra-op threads and vector instruction set, and (after
-    ``--threads``) numpy's BLAS threads (for reproducibility records: CPU results depend on them)."""
+    numerical stack, the platform, host and CPU, torch's intra-op threads and vector instruction set, (after
+    ``--threads``) numpy's BLAS threads (for reproducibility records: CPU results depend on them) and the plugins
+    loaded (:data:`PLUGINS`)."""
     import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
 
     import spikecl
@@ -35,6 +41,8 @@ def environment() -> dict:
                 if pool["user_api"] == "blas"]
         if blas:
             env["blas_threads"] = max(blas)
+    if PLUGINS:
+        env["plugins"] = dict(PLUGINS)
     return env
 
 

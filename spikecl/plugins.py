@@ -15,9 +15,11 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import zlib
 from pathlib import Path
 from types import ModuleType
 
+from spikecl.environment import PLUGINS
 from spikecl.errors import ConfigError
 from spikecl.paths import is_file
 
@@ -44,7 +46,9 @@ def load_plugin(spec: str) -> ModuleType:
         if found.origin is None:                            # a namespace package: a folder holding no __init__.py
             raise ConfigError(f"--plugin {spec}: a folder without __init__.py, which would import as an empty "
                               "namespace package and register nothing; name a .py file or a module")
-        return _imported(spec, lambda: importlib.import_module(spec))
+        module = _imported(spec, lambda: importlib.import_module(spec))
+        _record(spec, found.origin)
+        return module
     if not is_file(path, ConfigError):
         raise ConfigError(f"--plugin {spec}: no such file")
     name = module_name(path)
@@ -56,7 +60,16 @@ def load_plugin(spec: str) -> ModuleType:
     except ConfigError:
         del sys.modules[name]
         raise
+    _record(path.name, str(path))
     return module
+
+
+def _record(name: str, source: str) -> None:
+    """Note plugin ``name`` with the CRC-32 of its source file (:data:`~spikecl.environment.PLUGINS`)."""
+    try:
+        PLUGINS[name] = f"{zlib.crc32(Path(source).read_bytes()):08x}"
+    except OSError:
+        PLUGINS[name] = "unreadable"
 
 
 def module_name(path: Path) -> str:

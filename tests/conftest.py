@@ -10,6 +10,17 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(autouse=True)
+def plugins_loaded_by_the_test_end_with_it():
+    """A plugin a test loads is not recorded in the environment of later tests' results."""
+    from spikecl.environment import PLUGINS
+
+    before = dict(PLUGINS)
+    yield
+    PLUGINS.clear()
+    PLUGINS.update(before)
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn digits as (x_train [N, 64], y_train, x_test, y_test), float32 in [0, 1], fixed split."""

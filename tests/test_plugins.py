@@ -49,6 +49,26 @@ def test_the_example_method_anchors_each_weight_by_name_beside_a_projection(tmp_
     assert read_results(tmp_path / "mine" / "l2+gpm-seed0.h5").acc_matrix.shape == (3, 2)
 
 
+def test_results_record_the_plugin_version_and_the_report_tells_versions_apart(tmp_path, capsys):
+    """A plugin fixed between two seeds: the report names which version made each (its file's CRC-32)."""
+    import zlib
+
+    exp, plugin = tmp_path / "mine.toml", tmp_path / "custom_strategy.py"
+    exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY)
+    plugin.write_text((EXAMPLES / "custom_strategy.py").read_text())
+    first = f"{zlib.crc32(plugin.read_bytes()):08x}"
+    assert run("run", exp, "--plugin", plugin, "--no-plots", "--seed", "0") == 0
+    assert read_results(tmp_path / "mine" / "l2-seed0.h5").environment["plugins"] == {"custom_strategy.py": first}
+    plugin.write_text(plugin.read_text() + "# fixed\n")
+    assert run("run", exp, "--plugin", plugin, "--no-plots", "--seed", "1") == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "mine"), "--no-plots"]) == 0
+    second, out = f"{zlib.crc32(plugin.read_bytes()):08x}", capsys.readouterr().out
+    assert second != first and "Made by " in out
+    assert f", plugin custom_strategy.py {first} (l2 seed 0)" in out
+    assert f", plugin custom_strategy.py {second} (l2 seed 1)" in out
+
+
 def test_a_kind_of_your_own_runs_and_reports_from_the_command_line(tmp_path, capsys):
     exp = tmp_path / "rates.toml"
     exp.write_text(f'kind = "rate_curve"\noutput_dir = "{tmp_path}"\nsteps = 200\ncurrents = [0.1, 0.5]\n')

@@ -383,7 +383,9 @@ def source_note(results: Sequence[RunResult]) -> str:
         env = r.environment
         commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
         commit = " then ".join(commit) if isinstance(commit, list) else commit
-        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "")
+        plugins = env.get("plugins") if isinstance(env.get("plugins"), dict) else {}
+        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "") + "".join(
+            f", plugin {name} {crc}" for name, crc in sorted(plugins.items()))
     sources = sorted({source(r) for r in results})
     if len(sources) == 1 and not any(isinstance(r.environment.get("spikecl_source"), list) for r in results):
         return ""                                   # one commit, none resumed across commits
