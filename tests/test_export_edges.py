@@ -837,6 +837,33 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         assert read_netx(tmp_path / "net.h5").metrics["u_wraps"] == wraps
 
 
+def test_the_wrap_remedy_names_the_headroom_of_the_layers_that_wrapped():
+    """Two hidden layers: the second's mantissas cap its vth (headroom 516 in effect there) while the first wraps
+    at 13.5. The remedy named 516 and said a smaller --headroom changes nothing; 100 (above 13.5) ends the wraps."""
+    import io
+
+    from spikecl.export.pipeline import accuracies, print_export
+
+    w = np.full((2, 12), 20 / 12)
+    w[1] = -0.1
+    spec = NetworkSpec((LayerSpec("hidden0", w, None, 0.9, 1.0, "zero"),
+                        LayerSpec("hidden1", np.array([[1.0, -1.0], [-1.0, 1.0]]), None, 0.9, 1.0, "zero"),
+                        LayerSpec("readout", np.array([[1.0, -1.0], [-1.0, 1.0]]), None, 0.9, 1.0, "none")),
+                       4, "direct", 2)
+    x, y = np.ones((3, 12)), np.zeros(3, np.int64)
+    net = quantize(spec, QuantConfig(input_bits=8, headroom=8, exponents=True))
+    metrics = accuracies(spec, net, x, y, None)
+    assert metrics["u_wraps"] > 0 and round(net.headroom) == 516 and round(metrics["u_wraps_headroom"], 2) == 13.49
+    out = io.StringIO()
+    print_export(dataclasses.replace(net, metrics=metrics), out)
+    assert "export with --headroom above the 13.49 in effect (a smaller one changes nothing)" in out.getvalue()
+    with pytest.raises(ExportError, match=r"--headroom above the 13\.49 in effect"):
+        pipeline.check_accuracy_drop({**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}, 3.0, True,
+                                     "test", net.headroom)
+    fixed = quantize(spec, QuantConfig(input_bits=8, headroom=100, exponents=True))
+    assert accuracies(spec, fixed, x, y, None)["u_wraps"] == 0
+
+
 def test_an_accuracy_drop_of_exactly_the_limit_is_accepted():
     """Export refuses a drop of *more* than --max-drop points: 75 % -> 50 % passes at 25, is refused at 24.9; 55 % ->
     52 % passes at 3 (100 * 0.55 - 100 * 0.52 is 3.000000000000007 in floating point); a refused drop shows the
@@ -942,8 +969,11 @@ def test_weights_that_round_to_zero_only_at_fewer_weight_bits_name_weight_bits()
                         LayerSpec("readout", np.eye(2), None, 0.9, 1.0, "none")), 4, "direct", 2)
     quantize(spec, QuantConfig(weight_bits=8))
     with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 on the 3-bit grid \(steps of "
-                                          r"32\); raise --weight-bits \(at 8 bits they do not\)$"):
+                                          r"32\); raise --weight-bits \(at 8 bits they do not\), or keep them and "
+                                          r"lower --input-bits or --headroom \(the graded input's scale holds the "
+                                          r"mantissas small\)$"):
         quantize(spec, QuantConfig(weight_bits=3))
+    assert quantize(spec, QuantConfig(weight_bits=3, input_bits=4)).layers[0].num_weight_bits == 3   # as it says
 
 
 def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents():

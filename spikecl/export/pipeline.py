@@ -51,10 +51,12 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
                heads: np.ndarray | None) -> dict:
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
-    negative) and the readout's 24-bit voltage was cut (``readout_clips``, saturated at either end or reset at the
-    top, over the outputs decoded, steps and samples: a logit cut where the float one is not; a hidden layer's
-    voltage saturates only far below its threshold, where it changes no spike), and the reference's SynOps,
-    sparsity and energy per inference on :data:`MEASURED_SAMPLES` of them spread over all (so over every task)."""
+    negative; ``u_wraps_headroom``: the headroom in effect at the hidden layers that wrapped,
+    :meth:`~spikecl.export.quantize.FixedNetwork.headroom_at`) and the readout's 24-bit voltage was cut
+    (``readout_clips``, saturated at either end or reset at the top, over the outputs decoded, steps and samples: a
+    logit cut where the float one is not; a hidden layer's voltage saturates only far below its threshold, where it
+    changes no spike), and the reference's SynOps, sparsity and energy per inference on :data:`MEASURED_SAMPLES` of
+    them spread over all (so over every task)."""
     check_features(x, spec.n_inputs)
     float_pred = np.argmax(float_logits(spec, encode_values(x, spec.num_steps, spec.encoder, None), heads), axis=1)
     inputs = encode(x, net)
@@ -62,9 +64,11 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
     fixed_pred = fixed_point.predict(net, inputs, heads, wraps=wraps, clips=clips)
     sample = inputs[:, spread(inputs.shape[1], MEASURED_SAMPLES)]
     synops = energy.fixed_measures(net, sample, fixed_point.simulate(net, sample).spikes)
+    wrapped = net.headroom_at(np.flatnonzero(wraps))
     return {"samples": int(len(y)), "float_accuracy": float(np.mean(float_pred == y)),
             "reference_accuracy": float(np.mean(fixed_pred == y)),
             "prediction_agreement": float(np.mean(float_pred == fixed_pred)), "u_wraps": int(wraps.sum()),
+            **({"u_wraps_headroom": wrapped} if wrapped is not None else {}),
             "readout_clips": int(clips[-1]), **synops}
 
 
@@ -95,7 +99,8 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
                 f"{float_acc:.{d}f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
         if metrics.get("u_wraps"):
             raise ExportError(f"{drop}: the 24-bit current wrapped {metrics['u_wraps']} times (a drive beyond the "
-                              f"headroom turned negative); {wrap_remedy(headroom)}, raise --max-drop, or --force")
+                              f"headroom turned negative); {wrap_remedy(metrics.get('u_wraps_headroom', headroom))}, "
+                              "raise --max-drop, or --force")
         raise ExportError(f"{drop}; an outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or "
                           "--force")
 
@@ -230,7 +235,8 @@ def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
               f"{100 * m['prediction_agreement']:.1f}%)", file=out)
         if m.get("u_wraps"):
             print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
-                  f"headroom turned negative, as it would on Loihi; {wrap_remedy(net.headroom)}", file=out)
+                  f"headroom turned negative, as it would on Loihi; "
+                  f"{wrap_remedy(m.get('u_wraps_headroom', net.headroom))}", file=out)
         if m.get("readout_clips"):
             print(f"warning: the readout's 24-bit voltage was cut {m['readout_clips']} times on these samples "
                   "(steps of the outputs decoded), as it would be on Loihi: those logits are cut where the float ones "

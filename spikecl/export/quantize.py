@@ -141,7 +141,13 @@ class FixedNetwork(ArrayValued):
         """The headroom the hidden thresholds leave below the 24-bit current: 2^17 / the smallest hidden vth (None
         without hidden layers). Where the weights' mantissas capped vth, it exceeds ``--headroom``, and a
         ``--headroom`` below it changes nothing."""
-        hidden = [layer.vth for layer in self.layers[:-1]]
+        return self.headroom_at(range(len(self.layers) - 1))
+
+    def headroom_at(self, layers) -> float | None:
+        """The headroom in effect at the hidden ``layers`` (indices; the readout's is left out): 2^17 / their
+        smallest vth, None for none. Of the layers whose currents wrapped, it is the one a ``--headroom`` must
+        exceed (another hidden layer's mantissas may cap its vth far higher)."""
+        hidden = [self.layers[k].vth for k in layers if k < len(self.layers) - 1]
         return (UV_LIMIT >> ACT_SHIFT) / min(hidden) if hidden else None
 
 
@@ -187,8 +193,9 @@ ZERO_WEIGHTS_ADVICE = ("without a weight exponent (the threshold or readout rang
 
 
 def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool,
-               advice: str = ZERO_WEIGHTS_ADVICE) -> np.ndarray:
-    """Mantissas ``round(W * S_w)`` on Lava's grid; all zero is a one-line error ending in ``advice``."""
+               advice: str = ZERO_WEIGHTS_ADVICE, graded: bool = False) -> np.ndarray:
+    """Mantissas ``round(W * S_w)`` on Lava's grid; all zero is a one-line error ending in ``advice`` (``graded``:
+    the layer takes graded input, whose bits and the headroom also decide how large its mantissas are)."""
     g = weight_grid(weight_bits, mixed)
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
@@ -196,7 +203,9 @@ def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixe
         finer = weight_grid(8, mixed)
         if weight_bits < 8 and np.any(np.round(weight * s_w / finer)):
             raise ExportError(f"layer {name}: every weight rounds to 0 on the {weight_bits}-bit grid (steps of {g}); "
-                              "raise --weight-bits (at 8 bits they do not)")
+                              "raise --weight-bits (at 8 bits they do not)" + (
+                                  ", or keep them and lower --input-bits or --headroom (the graded input's scale "
+                                  "holds the mantissas small)" if graded else ""))
         raise ExportError(f"layer {name}: every weight rounds to 0 {advice}")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
@@ -314,7 +323,7 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
               else ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0]
               else "even at weight_exp -8 (the weights are too small for the threshold); lower --headroom or "
                    "--input-bits")
-    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice)
+    mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice, graded=bool(input_bits))
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, vth, bias_mant, bias_exp, scale, input_bits,
                       conv=layer.conv)
 
