@@ -616,6 +616,23 @@ def test_damaged_nir_files_are_one_line_results_errors(tmp_path, change, message
     assert "\n" not in str(info.value)
 
 
+def test_a_nir_graph_with_neurons_spikecl_does_not_write_is_refused(tmp_path):
+    """spikecl's earlier files wrote NIR LIF, which Norse runs nearly silent (chance accuracy, one log warning):
+    a graph with spikecl's metadata and such a population is refused before any reader runs it."""
+    import nir
+
+    from spikecl.export.nir_io import graph_metadata, read_nir
+    from spikecl.export.nir_readers import run_nir
+
+    graph = read_nir(nir_file(tmp_path))
+    lif = graph.nodes["lif0"]
+    graph.nodes["lif0"] = nir.LIF(tau=lif.tau_mem, r=lif.r, v_leak=lif.v_leak, v_threshold=lif.v_threshold)
+    message = "the NIR graph's node 'lif0' is a LIF, which spikecl does not write"
+    for check in (lambda: graph_metadata(graph), lambda: run_nir(graph, np.zeros((6, 1, 6)), "snntorch")):
+        with pytest.raises(ResultsError, match=re.escape(message)):
+            check()
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda e: [*e, ("input", "lif0")], "two edges leave input"),
     (lambda e: [*e, ("output", "fc0")], "two edges reach fc0"),

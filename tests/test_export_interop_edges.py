@@ -523,7 +523,10 @@ def test_a_ca3_experiment_file_named_in_capitals_exports_as_a_learning_graph(tmp
     ("ca3.h5", "holds a 'ca3' run; export takes a continual run's trained network (a CA3 memory exports from its "
                "experiment file: spikecl export models/ca3_cam.toml"),
     ("sweep.h5", "holds a 'sweep' run; export takes a continual run's trained network (export one of the sweep's"),
-    ("net.h5", "is an exported network already; run it with: spikecl deploy ")])
+    ("net.h5", "is an exported network already; run it with: spikecl deploy "),
+    ("graph.h5", "is a ca3 learning graph, exported already; run it with: spikecl deploy "),
+    ("net.nir", "is a NIR graph, exported already (the float network); run it with "
+                "spikecl.export.nir_readers.run_nir")])
 def test_export_of_what_it_does_not_take_names_the_next_step(tmp_path, capsys, source, words):
     """An experiment file of another kind than ca3, another kind's results file or an exported network: one line
     naming what export takes and the command to run instead."""
@@ -532,6 +535,15 @@ def test_export_of_what_it_does_not_take_names_the_next_step(tmp_path, capsys, s
         path.write_text(f'kind = "{source.removesuffix(".toml")}"\n')
     elif source == "net.h5":
         write_netx(path, quantize(small_spec(widths=(6, 3))))
+    elif source == "graph.h5":
+        assert main(["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(path)]) == 0
+        assert main(["export", str(ROOT / "models" / "ca3_cam.toml"), "-o", str(path.with_suffix(".nir"))]) == 2
+        assert "a .nir name for a CA3 learning graph, which is HDF5" in one_line(capsys)
+    elif source == "net.nir":
+        pytest.importorskip("nir")
+        from spikecl.export.nir_io import write_nir
+
+        write_nir(path, small_spec(widths=(6, 3)))
     else:
         write_run(path, source.removesuffix(".h5"), {})
     assert main(["export", str(path), "-o", str(tmp_path / "out.h5")]) == 2

@@ -146,7 +146,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "nir" and args.output.suffix.lower() != ".nir":
         raise ConfigError(f"-o {args.output}: a NIR graph is named .nir, as the nir package names them (.h5 names "
                           "netx networks here); name it .nir or pass --format netx")
-    from spikecl.export.netx import is_network_file, lava_dl_refusal
+    from spikecl.export import learning_graphs
+    from spikecl.export.netx import is_network_file, is_nir_file, lava_dl_refusal
     from spikecl.export.pipeline import export_file, print_export
     from spikecl.export.quantize import QuantConfig
 
@@ -159,6 +160,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         if is_network_file(args.source):
             raise ForeignFileError(f"{args.source} is an exported network already; run it with: spikecl deploy "
                                    f"{args.source}") from None
+        kind = learning_graphs.kind_of(args.source)
+        if kind is not None:
+            raise ForeignFileError(f"{args.source} is a {kind} learning graph, exported already; run it with: "
+                                   f"spikecl deploy {args.source} --backend lava-sim") from None
+        if is_nir_file(args.source):
+            raise ForeignFileError(f"{args.source} is a NIR graph, exported already (the float network); run it with "
+                                   "spikecl.export.nir_readers.run_nir, or export the run's results file") from None
         raise
     if net is not None:
         print_export(net, asked=args.samples)
@@ -184,6 +192,9 @@ def export_ca3(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.source} is a {kind!r} experiment file, which has no exported form; export takes a "
                           "continual run's results file or a ca3 experiment file")
 
+    if args.output.suffix.lower() == ".nir":
+        raise ConfigError(f"-o {args.output}: a .nir name for a CA3 learning graph, which is HDF5 (NIR holds no "
+                          "plasticity); name it .h5")
     only_params = ["stress.enabled=false", "functional.enabled=true"]      # the graph is the functional experiment
     path = write_functional_graph(args.output, load_config(args.source, only_params).model_params(), args.overwrite)
     print(f"wrote {path} (ca3 learning graph: the functional experiment with the torch stepper's run as reference; "

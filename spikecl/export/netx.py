@@ -419,6 +419,18 @@ def is_network_file(path: str | Path) -> bool:
         return False
 
 
+def is_nir_file(path: str | Path) -> bool:
+    """Whether ``path``, a file that passed :func:`spikecl.io.open_for_reading`'s checks, is a NIR graph (HDF5 with
+    a ``node`` group and no spikecl metadata); False for a file h5py cannot open."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.get("spikecl") is None and isinstance(f.get("node"), h5py.Group)
+    except OSError:
+        return False
+
+
 def read_netx(path: str | Path) -> FixedNetwork:
     """Read a file written by :func:`write_netx`; a missing, corrupt, foreign or internally inconsistent file is a
     one-line :class:`ResultsError`."""

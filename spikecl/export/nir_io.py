@@ -252,12 +252,22 @@ def _check_chain(graph, readout: str) -> None:
                            f"node once, as spikecl writes them ({problem})")
 
 
+#: the NIR node types spikecl writes (:func:`write_nir`)
+WRITTEN_NODES = ("Input", "Output", "Linear", "Affine", "CubaLIF")
+
+
 def _check_nodes(graph, readout, dt: float) -> None:
     """Every node's numeric parameters finite, each CubaLIF's time constants, threshold, resistance and input weight
     positive and its ``tau_syn`` the metadata's time step ``dt`` (the Euler step spikecl writes: Norse steps by
     ``dt`` and diverged otherwise), and ``readout`` the name of a CubaLIF node: a one-line :class:`ResultsError`
     otherwise (a NaN would give NaN logits and a silent class 0)."""
     nodes = dict(graph.nodes)
+    other = next(((name, type(node).__name__) for name, node in nodes.items()
+                  if type(node).__name__ not in WRITTEN_NODES), None)
+    if other is not None:
+        raise ResultsError(f"the NIR graph's node {other[0]!r} is a {other[1]}, which spikecl does not write (its "
+                           f"neurons are CubaLIF; its earlier files' NIR LIF ran nearly silent in Norse): export the "
+                           "network again")
     if not isinstance(readout, str) or type(nodes.get(readout)).__name__ != "CubaLIF":
         raise ResultsError(f"the NIR graph's metadata readout = {readout!r} is not one of its CubaLIF nodes")
     for name, node in nodes.items():
