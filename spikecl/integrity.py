@@ -85,6 +85,19 @@ def seal(path: str | Path) -> None:
     path.write_bytes(sealed(data))
 
 
+def sealed_crc(path: str | Path) -> int | None:
+    """The CRC-32 the seal of file ``path`` records (read from its first bytes, not computed), or None for a missing,
+    unreadable or unsealed one: what tells a file rewritten since apart from the one written then."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SEAL) + _SEAL_FIELDS.size)
+    except OSError:
+        return None
+    if not head.startswith(SEAL) or len(head) < len(SEAL) + _SEAL_FIELDS.size:
+        return None
+    return _SEAL_FIELDS.unpack_from(head, len(SEAL))[1]
+
+
 def check_seal(path: Path, what: str = "results file") -> None:
     """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
     those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file

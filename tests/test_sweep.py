@@ -274,6 +274,10 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
 
     # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs
     (grid / "lr=0.1" / "finetune-seed1.h5").unlink()
+    assert main(["report", str(grid / "sweep.h5"), "--no-plots"]) == 0      # the summary names the run gone since
+    assert ("\nNote: 1 of the 5 runs' files this summary was made from are gone or rewritten since ("
+            f"{grid / 'lr=0.1' / 'finetune-seed1.h5'}): its means are not those of the files there") in \
+        capsys.readouterr().out
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {})
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0

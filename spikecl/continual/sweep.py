@@ -40,6 +40,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import re
 import typing
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experi
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc, replacing
+from spikecl.integrity import sealed_crc
 from spikecl.io import Run
 from spikecl.options import from_dict, option
 from spikecl.toml_files import apply_overrides, load_toml, toml_literal
@@ -551,7 +553,9 @@ def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) ->
 def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> dict:
     """What a sweep's summary shows, as plain data (the ``sweep`` results file keeps it as root attributes):
     name, runs complete / planned, {label: {metric: [mean, std]}}, {label: seeds}, the split note, the legend of
-    the table's columns with what the runs were computed on, and {run id: errors} of the failed runs."""
+    the table's columns with what the runs were computed on, {run id: errors} of the failed runs, and {results file,
+    relative to the summary's folder: the CRC-32 its seal records} of the runs' files (a report names those gone or
+    rewritten since)."""
     from collections import Counter
 
     from spikecl.continual.report import (defined_counts, eval_split, legend, machine_note, method_summary,
@@ -566,7 +570,9 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
             "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,
             "eval_split": splits[0] if len(splits) == 1 else "mixed" if splits else "",
-            "legend": below, "failures": failures, "metric_definitions": DEFINITIONS}
+            "legend": below, "failures": failures, "metric_definitions": DEFINITIONS,
+            "runs": {os.path.relpath(r.results, sweep_dir(sweep)): crc for r in sweep.runs
+                     if (crc := sealed_crc(r.results)) is not None}}
 
 
 def _summary_text(record: dict) -> str:
@@ -605,7 +611,7 @@ class SweepKind(Kind):
     name = "sweep"
 
     def summarize(self, runs: typing.Sequence[Run], detail: bool = True) -> str:
-        return "\n\n".join(_summary_text(_record(run)) for run in runs)
+        return "\n\n".join(_summary_text(_record(run)) + _stale_note(run) for run in runs)
 
     def plot(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
         """Each summary's comparison: ``sweep-comparison.png`` beside its ``sweep.h5`` where that lies in or below
@@ -654,6 +660,20 @@ def plot_sweep(record: dict, target: Path) -> Path:
     split = record.get("eval_split", "")                 # older summaries: not recorded
     return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
                                   + (f" ({split} split)" if split else ""), note=note)
+
+
+def _stale_note(run: Run) -> str:
+    """A line naming the runs' files of a sweep summary ``run`` that are gone or rewritten since it was written (its
+    means are then not those of the files there); "" when none is, or the summary predates recording them."""
+    recorded = json.loads(run.attrs["runs"]) if "runs" in run.attrs else {}
+    folder = Path(run.path).parent
+    stale = sorted(rel for rel, crc in recorded.items() if sealed_crc(folder / rel) != crc)
+    if not stale:
+        return ""
+    more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
+    return (f"\nNote: {len(stale)} of the {len(recorded)} runs' files this summary was made from are gone or "
+            f"rewritten since ({folder / stale[0]}{more}): its means are not those of the files there; `spikecl "
+            f"report` of a point's folder computes them from the files as they are")
 
 
 def _record(run: Run) -> dict:
