@@ -329,8 +329,19 @@ def _check_hdf5_name(path: Path, what: str) -> None:
     except OSError:                                    # unreadable: the opening names why
         return
     if not hdf5:
-        hint = f"; an experiment file? run it with: spikecl run {path}" if path.suffix.lower() == ".toml" else ""
+        hint = ("" if path.suffix.lower() != ".toml" else f"; a sweep file? run it with: spikecl sweep {path}"
+                if _names_a_base(path) else f"; an experiment file? run it with: spikecl run {path}")
         raise ResultsError(f"{path} is not an HDF5 {what}{hint}")
+
+
+def _names_a_base(path: Path) -> bool:
+    """Whether the TOML file ``path`` has a top-level ``base`` (a sweep file's); False where it cannot be read."""
+    import tomllib
+
+    try:
+        return "base" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
 
 
 def _schema_found(f) -> str:
@@ -387,8 +398,14 @@ def as_result(run: Run) -> RunResult:
         raise ForeignFileError(f"{run.path} holds a {run.kind!r} run, not a 'continual' run")
     seed = run.attr("seed")
     _check_seed(seed, str(run.path))
+    method, split = run.attr("method"), (run.config.get("data") or {}).get("eval_split", "test")
+    if not isinstance(method, str) or not method:
+        raise ResultsError(f"{run.path} is corrupt: attribute 'method' is {method!r}, not a method's name")
+    if run.attrs.get("eval_split", split) != split:
+        raise ResultsError(f"{run.path} is corrupt: attribute 'eval_split' is {run.attrs['eval_split']!r}, but its "
+                           f"config's data.eval_split is {split!r}")
     result = RunResult(
-        method=str(run.attr("method")), seed=int(seed), config=run.config,
+        method=method, seed=int(seed), config=run.config,
         environment=run.environment, acc_matrix=run.array("acc_matrix"),
         curve_iterations=run.array("curves/iterations"), curve_task=run.array("curves/task"),
         curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),

@@ -224,6 +224,8 @@ def test_progress_bars_are_drawn_only_on_a_terminal(monkeypatch):
     (["run", "models/ca3_cam.toml", "--data-dir", "/tmp"], "--data-dir: 'ca3' experiments read no dataset"),
     (["report", "models/split_digits.toml"], "models/split_digits.toml is not an HDF5 results file; an experiment "
                                              "file? run it with: spikecl run models/split_digits.toml"),
+    (["report", "models/sweeps/pmnist5k_lr.toml"], "models/sweeps/pmnist5k_lr.toml is not an HDF5 results file; a "
+                                                   "sweep file? run it with: spikecl sweep models/sweeps/pmnist5k_lr"),
     (["report", "README.md"], "README.md is not an HDF5 results file"),
     (["report", "README.md", "--no-plots", "--plots", "x"], "argument --plots: not allowed with argument --no-plots"),
 ])

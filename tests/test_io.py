@@ -617,3 +617,16 @@ def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
         run.array("acc_matrx")
     with pytest.raises(ResultsError, match=r"\(no 'timings/seconds'; timings holds task_seconds\)$"):
         run.array("timings/seconds")
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"method": ""}, "attribute 'method' is '', not a method's name"),
+    ({"eval_split": "banana"}, "attribute 'eval_split' is 'banana', but its config's data.eval_split is 'test'")])
+def test_root_attributes_that_disagree_with_the_file_are_refused(tmp_path, attrs, message):
+    """A row with an empty name, or a split attribute its config contradicts, was read (and tabled) as it was."""
+    path = write_results(tmp_path / "r.h5", _result([0, 1]))
+    with edited(path) as f:
+        unseal(f)
+        f.attrs.update(attrs)
+    with pytest.raises(ResultsError, match=re.escape(f"{path} is corrupt: {message}")):
+        read_results(path)

@@ -585,10 +585,13 @@ def _summary_text(record: dict) -> str:
                   *filter(None, [record.get("legend")])]
     for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
-    if record["summary"] and record.get("metric_definitions") != DEFINITIONS:
-        lines.append(f"Note: written by a spikecl whose metrics predate the definitions of {DEFINITIONS} (a summary "
-                     "stores means, not the runs' matrices); `spikecl report` of its point folders computes them "
-                     "again from the runs' files")
+    written = record.get("metric_definitions")
+    if record["summary"] and written != DEFINITIONS:
+        newer = isinstance(written, str) and written > DEFINITIONS                  # ISO dates order as text
+        made = (f"a newer spikecl (metric definitions of {written}; this one's are of {DEFINITIONS})" if newer else
+                f"a spikecl whose metrics predate the definitions of {DEFINITIONS}")
+        lines.append(f"Note: written by {made} (a summary stores means, not the runs' matrices); `spikecl report` "
+                     "of its point folders computes them again from the runs' files")
     return "\n".join(lines)
 
 
