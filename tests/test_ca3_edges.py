@@ -82,6 +82,26 @@ def test_damaged_attributes_the_plots_read_are_one_line_errors(parts, capsys, tm
     assert f"skipped: {functional} is corrupt or incomplete: {message}" in capsys.readouterr().out
 
 
+def _first_cue_exact(f, value: float) -> None:
+    """The first trial's cue_exact set to ``value``, as an older file without array CRCs holds it."""
+    f["table/cue_exact"][0] = value
+    del f["table/cue_exact"].attrs["crc32"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: _first_cue_exact(f, 3.0), "its stress table's cue_exact holds 3, not a fraction"),
+    (lambda f: _first_cue_exact(f, np.nan), "its stress table's cue_exact holds nan, not a fraction"),
+    (lambda f: f.attrs.__setitem__("variant", "bogus"), "its attribute 'variant' is 'bogus', not one of published"),
+    (lambda f: f.attrs.__setitem__("n_cues", 99), "its part C=99 M=6 is not one of its config's stress.sizes"),
+])
+def test_a_stress_table_of_impossible_values_is_refused(parts, change, message):
+    """The report printed a cue exact of 300 % or nan, and a 99x6 'bogus' row, as they were."""
+    part = parts / "stress_C5_M6_published.h5"
+    edit(part, change)
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        read_part(part)
+
+
 @pytest.mark.parametrize("config", ["[1]", "null", '"text"'])
 def test_a_part_whose_recorded_config_is_not_a_table_is_run_again_by_resume(parts, capsys, config):
     part = parts / "stress_C5_M6_published.h5"

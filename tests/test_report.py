@@ -99,7 +99,7 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
     assert main(["report", str(first), str(first), str(tmp_path / "a"), "--no-plots", "--no-matrices"]) == 0
     assert " 2 " in capsys.readouterr().out.splitlines()[2]                   # seeds 0 and 1, once each
     other = replace(result("finetune", 0, listed), config={"name": "x", "strategy": {"methods": listed},
-                                                            "stream": {"n_tasks": 3}})
+                                                            "stream": {"train_per_task": 3}})
     write_results(tmp_path / "b" / "finetune-seed0.h5", other)
     assert main(["report", str(first), str(tmp_path / "b" / "finetune-seed0.h5"), "--no-plots"]) == 2
     assert "hold finetune made with different settings (stream differs)" in capsys.readouterr().err
@@ -439,7 +439,7 @@ def test_a_folder_of_several_experiments_gives_a_table_and_plots_per_experiment(
     out = tmp_path / "results"
     for name, tasks in (("a", 2), ("b", 3)):
         run = replace(result("finetune", 0, ["finetune"]), config={"name": name, "strategy": {"methods": ["finetune"]},
-                                                                  "stream": {"n_tasks": tasks}})
+                                                                  "stream": {"train_per_task": tasks}})
         write_results(out / name / "finetune-seed0.h5", run)
     assert main(["report", str(out)]) == 0
     text = capsys.readouterr().out
@@ -465,7 +465,7 @@ def test_an_experiment_folders_plots_stay_its_own(tmp_path, capsys):
     from spikecl.report import _check_apart
 
     def put(path, name, tasks=2, seed=0):
-        run = replace(result("finetune", seed, ["finetune"]), config={"name": name, "stream": {"n_tasks": tasks},
+        run = replace(result("finetune", seed, ["finetune"]), config={"name": name, "stream": {"train_per_task": tasks},
                                                                      "strategy": {"methods": ["finetune"]}})
         write_results(path, run)
 

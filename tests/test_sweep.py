@@ -12,8 +12,8 @@ import pytest
 
 from spikecl.cli import main
 from spikecl.continual.sweep import load_sweep, point_label
-from spikecl.errors import ConfigError
-from spikecl.io import read_results
+from spikecl.errors import ConfigError, ResultsError
+from spikecl.io import read_results, read_run
 
 BASE = """name = "tiny"
 seeds = [0]
@@ -263,7 +263,8 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
                           "summary stores means, not the runs' matrices); `spikecl report` of its point folders "
                           "computes them again from the runs' files")
     newer = _summary_text({**record, "metric_definitions": "2030-01-01"})
-    assert "\nNote: written by a newer spikecl (metric definitions of 2030-01-01; this one's are of 2026-12-05)" in newer
+    assert "\nNote: written by a newer spikecl (metric definitions of 2030-01-01; this one's are of 2026-12-05)" \
+        in newer
     assert main(["report", str(grid), "--no-plots"]) == 0                       # its folder: the same summary
     out = capsys.readouterr().out
     assert "grid is a sweep: its summaries" in out and "sweep grid: 5/6 runs complete" in out
@@ -426,3 +427,22 @@ def test_a_comparison_plot_that_cannot_be_written_is_refused_before_any_run(swee
     err = capsys.readouterr().err
     assert "grid/sweep-comparison.png is a folder where the sweep's comparison plot goes" in err
     assert main(["sweep", str(path), "--dry-run", "--no-plots"]) == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"complete": 12}, "12 of 8 runs complete"),
+    ({"seeds": {"finetune @ lr=0.1": -3}}, "its seed counts {'finetune @ lr=0.1': -3} are not whole numbers >= 1"),
+    ({"summary": {"finetune @ lr=0.1": {"acc": [3.0, 0.0]}}}, "finetune @ lr=0.1's ACC [3.0, 0.0] is not a mean in"),
+    ({"summary": {"finetune @ lr=0.1": {"acc": [float("nan"), 0.0]}}}, "finetune @ lr=0.1's ACC [nan, 0.0] is not"),
+])
+def test_a_sweep_summary_of_impossible_counts_or_means_is_refused(tmp_path, change, message):
+    """The report printed '12/8 runs complete', -3 seeds and an ACC of 300 % or nan as they were stored."""
+    from spikecl.continual.sweep import _record
+    from spikecl.io import write_run
+
+    good = {"name": "grid", "complete": 8, "planned": 8, "split_note": "", "failures": {},
+            "summary": {"finetune @ lr=0.1": {"acc": [0.5, 0.01]}}, "seeds": {"finetune @ lr=0.1": 2}}
+    assert _record(read_run(write_run(tmp_path / "good.h5", "sweep", {}, attrs=good), "sweep"))["complete"] == 8
+    bad = write_run(tmp_path / "bad.h5", "sweep", {}, attrs={**good, **change})
+    with pytest.raises(ResultsError, match=re.escape(f"{bad} is corrupt: {message}")):
+        _record(read_run(bad, "sweep"))

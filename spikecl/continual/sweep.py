@@ -680,12 +680,27 @@ def _stale_note(run: Run) -> str:
 
 
 def _record(run: Run) -> dict:
-    """The :func:`summary_record` of a ``sweep`` results file."""
+    """The :func:`summary_record` of a ``sweep`` results file; counts and means it cannot hold (more runs complete
+    than planned, a seed count below 1, an ACC outside 0..1) are a one-line :class:`ResultsError`."""
     record = {k: run.attr(k) for k in ("name", "complete", "planned", "split_note")}
     counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
-    return {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
-            "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions"),
-            "eval_split": run.attrs.get("eval_split", "")}
+    record = {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
+              "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions"),
+              "eval_split": run.attrs.get("eval_split", "")}
+    complete, planned = record["complete"], record["planned"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (complete, planned)) \
+            or not 0 <= complete <= planned:
+        raise ResultsError(f"{run.path} is corrupt: {complete!r} of {planned!r} runs complete")
+    seeds = record["seeds"]
+    if not isinstance(seeds, dict) or any(not isinstance(n, int) or isinstance(n, bool) or n < 1
+                                          for n in seeds.values()):
+        raise ResultsError(f"{run.path} is corrupt: its seed counts {seeds!r} are not whole numbers >= 1")
+    for label, stats in record["summary"].items() if isinstance(record["summary"], dict) else ():
+        acc = stats.get("acc") if isinstance(stats, dict) else None
+        if acc is not None and not (isinstance(acc, list) and len(acc) == 2 and isinstance(acc[0], (int, float))
+                                    and 0 <= acc[0] <= 1):
+            raise ResultsError(f"{run.path} is corrupt: {label}'s ACC {acc!r} is not a mean in 0..1 and a spread")
+    return record
 
 
 KIND = SweepKind()

@@ -29,7 +29,7 @@ from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.io import Run, read_run
 from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
 from spikecl.memory.schedule import recorded_schedule
-from spikecl.memory.stress import table_columns
+from spikecl.memory.stress import VARIANTS, table_columns
 from spikecl.options import from_dict
 
 
@@ -128,6 +128,27 @@ def _check_table(run: Run) -> None:
         raise _damaged(run, f"its recorded stress settings do not read back ({exc!r})") from None
     for name in columns:
         run.array(f"table/{name}")
+    if run.attrs["variant"] not in VARIANTS:
+        raise _damaged(run, f"its attribute 'variant' is {run.attrs['variant']!r}, not one of {', '.join(VARIANTS)}")
+    size = [int(run.attrs["n_cues"]), int(run.attrs["n_bits"])]
+    if isinstance(stress.get("sizes"), list) and size not in stress["sizes"]:
+        raise _damaged(run, f"its part C={size[0]} M={size[1]} is not one of its config's stress.sizes "
+                            f"{stress['sizes']}")
+    for name in columns:
+        values = np.asarray(table[name], np.float64)
+        if not (name in FRACTION_COLUMNS or name.endswith(FRACTION_COLUMNS)):
+            continue
+        bad = ~((values >= 0) & (values <= 1)) & ~(np.isnan(values) & (name not in DEFINED_COLUMNS))
+        if bad.any():
+            raise _damaged(run, f"its stress table's {name} holds {values[bad][0]:g}, not a fraction in 0..1")
+
+
+#: the stress table's columns that are fractions of trials' queries: these names, or names ending in one of the
+#: fragment metrics' suffixes; NaN only where none was asked (no relearned or kept cue)
+FRACTION_COLUMNS = ("cue_exact", "content_repeat_same", "forget_echo", "relearned_exact", "kept_exact", "_hit",
+                    "_precision", "_as_specified")
+#: fraction columns that every trial defines (never NaN)
+DEFINED_COLUMNS = ("cue_exact",)
 
 
 def _check_functional(run: Run, params: CA3Params) -> None:
