@@ -20,6 +20,7 @@ import spikecl.continual.metrics as m
 import spikecl.data.datasets, spikecl.data.streams
 assert "torch" not in sys.modules, "the core imported torch"
 cfg = spikecl.config.load_experiment(pathlib.Path(sys.argv[1]) / "models" / "pmnist5k_demo.toml")
+cfg.stream.n_tasks = 2
 acc = numpy.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
 r = spikecl.io.RunResult("x", 0, cfg.to_dict(), acc, numpy.zeros(0), numpy.zeros(0), numpy.zeros((0, 2)),
                          numpy.ones(2), {"acc": m.acc(acc)})

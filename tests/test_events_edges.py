@@ -228,8 +228,9 @@ def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, caps
     config = {"data": {"dataset": "shd", "time_bins": 2, "pool": 100},
               "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
               "network": {"kind": "mlp", "hidden": [5], "reset": "zero", "num_steps": 2, "encoder": "events"}}
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
-                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])                # two tasks, as the config says
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                                               np.ones(2), {"acc": 0.85}, model=model))
     out = tmp_path / "net.h5"
     assert main(["export", str(tmp_path / "r.h5"), "-o", str(out), "--data-dir", str(tmp_path / "d"), "--force"]) == 2
     err = capsys.readouterr().err.strip()
@@ -285,8 +286,9 @@ def test_export_of_an_event_cnn_names_the_encoder_not_the_grid(tmp_path, capsys)
     config = {"data": {"dataset": "nmnist", "time_bins": 2},
               "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
               "network": {"kind": "cnn", "channels": [4], "num_steps": 2, "encoder": "events"}}
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
-                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])                # two tasks, as the config says
+    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                                               np.ones(2), {"acc": 0.85}, model=model))
     for fmt in ("netx", "nir"):
         assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / f"net.{fmt}"), "--format", fmt]) == 2
         err = capsys.readouterr().err.strip()
