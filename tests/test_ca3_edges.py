@@ -1,5 +1,6 @@
 """Edges of the ``ca3`` kind: damaged parts under --resume and report, settings the maths refuses."""
 
+import json
 import re
 import shutil
 
@@ -100,6 +101,32 @@ def test_a_stress_table_of_impossible_values_is_refused(parts, change, message):
     edit(part, change)
     with pytest.raises(ResultsError, match=re.escape(message)):
         read_part(part)
+
+
+def _all_spikes(f, pop: str) -> None:
+    """Every neuron of ``pop`` firing at every step, as an older file without array CRCs holds it."""
+    f[f"spikes/{pop}"][...] = True
+    del f[f"spikes/{pop}"].attrs["crc32"]
+
+
+def _decoded_bits(f, index: int, bits: list) -> None:
+    decoded = json.loads(f.attrs["decoded"])
+    decoded[index]["bits"] = bits
+    f.attrs["decoded"] = json.dumps(decoded)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: _all_spikes(f, "OUTcont"), "its attribute 'mismatched_spikes' is 0, but its rasters differ from the "
+                                          "SpiNNaker recording in"),
+    (lambda f: _decoded_bits(f, 3, [7]), "its decoded answer at t="),
+])
+def test_a_functional_part_whose_attributes_are_not_what_its_rasters_give_is_refused(parts, change, message):
+    """The table printed '0 spikes differ from SpiNNaker' and the decoded answers from attributes, whatever the
+    rasters beside them held."""
+    functional = parts / "functional.h5"
+    edit(functional, change)
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        read_part(functional)
 
 
 @pytest.mark.parametrize("config", ["[1]", "null", '"text"'])

@@ -32,15 +32,13 @@ from spikecl.experiment_kind import Job, Kind, load
 from spikecl.io import Run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params, check_sizes
-from spikecl.memory.recordings import RECORDED, load_recording, mismatches
+from spikecl.memory.recordings import FUNCTIONAL, RECORDED, load_recording, mismatches
 from spikecl.memory.results import FUNCTIONAL_IGNORES, STRESS_IGNORES, checked_part
 from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue
 from spikecl.memory.stress import VARIANTS, StressGrid, content_size, run_grid, variant_params
 from spikecl.memory.table import summary_text
 from spikecl.memory.torch_net import PRECISIONS
 from spikecl.options import from_dict, option
-
-FUNCTIONAL = "exp1_functional"
 
 
 @dataclass

@@ -15,6 +15,9 @@ from spikecl.memory.schedule import Operation, learn, recall_by_content, recall_
 
 DATA_DIR = Path(__file__).parent / "data"
 
+#: the recording the functional part of a ``ca3`` experiment replays and is compared with, spike for spike
+FUNCTIONAL = "exp1_functional"
+
 #: name -> (C, M, operations, gap after each operation in ms). In exp1 the third learn's recorded input is
 #: cue 3 -> {4, 5, 6} (the data README says {4, 5, 6, 8}; the spikes say otherwise).
 RECORDED: dict[str, tuple[int, int, list[Operation], int | list[int]]] = {

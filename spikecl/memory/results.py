@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.differences import differ_phrase, differences
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, ResultsError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.io import Run, read_run
 from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
-from spikecl.memory.schedule import recorded_schedule
+from spikecl.memory.recordings import FUNCTIONAL, RECORDED, load_recording, mismatches
+from spikecl.memory.schedule import decode, events, make_schedule, recorded_schedule
 from spikecl.memory.stress import VARIANTS, table_columns
 from spikecl.options import from_dict
 
@@ -171,6 +172,31 @@ def _check_functional(run: Run, params: CA3Params) -> None:
                 or np.asarray(raster).dtype.kind not in "biuf":
             raise _damaged(run, f"its raster spikes/{pop} (shape {shape}) is not [{schedule.duration_ms}, "
                                 f"{n or 'N'}] spikes")
+    _check_against_rasters(run, decoded, params)
+
+
+def _check_against_rasters(run: Run, decoded: list[dict], params: CA3Params) -> None:
+    """What the summary prints of a functional part from its attributes (its spikes differing from the SpiNNaker
+    recording, the decoded answers) must be what its rasters give, or the table would say what they do not."""
+    spikes = {pop: np.asarray(raster).astype(bool) for pop, raster in run.array("spikes").items()}
+    differ = mismatches(load_recording(FUNCTIONAL), {pop: events(raster) for pop, raster in spikes.items()})
+    counted = int(sum(len(a) + len(b) for a, b in differ.values()))
+    if counted != run.attrs["mismatched_spikes"]:
+        raise _damaged(run, f"its attribute 'mismatched_spikes' is {run.attrs['mismatched_spikes']}, but its rasters "
+                            f"differ from the SpiNNaker recording in {counted} spikes")
+    n_cues, n_bits, operations, spacing = RECORDED[FUNCTIONAL]
+    try:
+        answers = decode(make_schedule(operations, n_cues, n_bits, spacing), spikes["OUTcue"], spikes["OUTcont"],
+                         params)
+    except (KeyError, SpikeCLError) as exc:
+        raise _damaged(run, f"its output rasters do not decode ({exc})") from None
+    if len(decoded) != len(answers):
+        raise _damaged(run, f"it holds {len(decoded)} decoded answers, but its rasters give {len(answers)}")
+    for stored, answer in zip(decoded, answers):
+        read = {"cues": list(answer.cues), "bits": list(answer.bits), "forgotten": list(answer.forgotten)}
+        if any(stored[k] != v for k, v in read.items()):
+            raise _damaged(run, f"its decoded answer at t={stored['start_ms']} ms is cues {stored['cues']} bits "
+                                f"{stored['bits']}, but its rasters give cues {read['cues']} bits {read['bits']}")
 
 
 def params_text(attrs: dict, prefix: str = "") -> str:
