@@ -788,3 +788,22 @@ def test_a_sweep_plot_name_too_long_is_refused_before_any_table(tmp_path, sweep_
     assert "runs complete" not in out and f"{name}-comparison.png: the name of a plot is too long" in err
     assert err.rstrip().endswith("--no-plots")
     assert main(["report", str(sweep_dir(sweep))]) == 0          # beside sweep.h5: sweep-comparison.png
+
+
+def test_runs_the_experiment_names_but_no_file_holds_are_named_under_the_table(tmp_path, capsys):
+    """An experiment interrupted between runs (no checkpoint left) was tabled as if complete: the runs its files
+    name (their command's methods and seeds) that no file read holds are listed."""
+    from spikecl.cli import main
+
+    listed = ["finetune", "ewc"]
+    for method, seed in (("finetune", 0), ("finetune", 1), ("ewc", 1)):
+        run = replace(result(method, seed, listed), config={"name": "x", "strategy": {"methods": listed},
+                                                            "seeds": [0, 1]})
+        write_results(tmp_path / f"{method}-seed{seed}.h5", run)
+    assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
+    assert ("Not in this report: ewc seed 0, which the experiment names: no results file of it was read "
+            "(interrupted, failed or not yet run;") in capsys.readouterr().out
+    write_results(tmp_path / "ewc-seed0.h5", replace(result("ewc", 0, listed), config={
+        "name": "x", "strategy": {"methods": listed}, "seeds": [0, 1]}))
+    assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
+    assert "Not in this report" not in capsys.readouterr().out

@@ -140,6 +140,27 @@ def settings_note(results: Sequence[RunResult]) -> str:
             f"{rows}).")
 
 
+def missing_note(results: Sequence[RunResult]) -> str:
+    """A line naming the runs that the experiments of ``results`` name (each file records the methods and seeds its
+    command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
+    "" when none is missing."""
+    planned = set()
+    for r in results:
+        strategy = r.config.get("strategy")
+        methods = strategy.get("methods") if isinstance(strategy, dict) else None
+        seeds = r.config.get("seeds")
+        if isinstance(methods, list) and isinstance(seeds, list):
+            planned |= {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
+    missing = sorted(planned - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
+    if not missing:
+        return ""
+    shown = ", ".join(f"{m} seed {s}" for m, s in missing[:6]) + (f" and {len(missing) - 6} more"
+                                                                  if len(missing) > 6 else "")
+    them = "them" if len(missing) > 1 else "it"
+    return (f"Not in this report: {shown}, which the experiment names: no results file of {them} was read "
+            "(interrupted, failed or not yet run; spikecl run <experiment file> --resume runs what is missing)")
+
+
 def intransigence_note(unpaired: dict[str, str]) -> str:
     """One line naming the rows left without intransigence because their joint run was made otherwise."""
     if not unpaired:
@@ -289,7 +310,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     summary = method_summary(results)
     table = format_summary(summary, seeds, defined_counts(results))
     parts.append("\n".join(filter(None, (table, settings_note(results), intransigence_note(unpaired),
-                                          partly_defined(results, summary)))))
+                                          partly_defined(results, summary), missing_note(results)))))
     parts.append(legend(results, summary) + "\n" + split_note(results) + "\n" + machine_note(results)
                  + source_note(results))
     measures = final_measures(results)
