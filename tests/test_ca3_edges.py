@@ -389,3 +389,14 @@ def test_what_the_memory_would_misread_is_refused_in_one_line():
             CA3Memory(3, 6, backend="torch", device=0).run([learn(0, [1])])
     with pytest.raises(ConfigError, match=r"the schedule would last 1e\+300 ms, more than"):
         CA3Memory(3, 6, backend="torch", spacing_ms=1e300).run([learn(0, [1])])
+
+
+def test_parts_the_experiment_names_but_no_file_holds_are_named_under_the_table(parts, capsys):
+    """A ca3 experiment killed before one part was written listed the others alone, as if complete."""
+    (parts / "stress_C5_M6_read_only.h5").unlink()
+    assert main(["report", str(parts), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "Not in this report: stress 5x6 read_only, which the experiment names: no file of it was read" in out
+    (parts / "functional.h5").unlink()
+    assert main(["report", str(parts), "--no-plots"]) == 0
+    assert "Not in this report: the functional part, stress 5x6 read_only, which" in capsys.readouterr().out

@@ -56,4 +56,26 @@ def summary_text(results: dict[str, dict]) -> str:
         for a in [part["attrs"] for part in stress if params_text(part["attrs"])]:
             lines.append(f"* {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']} ran with [params] "
                          f"{params_text(a)} (on top of the variant's own options)")
-    return "\n".join(lines + ([note] if note else []))
+    missing = missing_parts(results)
+    return "\n".join(lines + ([note] if note else []) + ([missing] if missing else []))
+
+
+def missing_parts(results: dict[str, dict]) -> str:
+    """A line naming the parts the experiment of ``results`` names (each part records its config: the functional
+    part, and a stress part per size and variant) that none of them is; "" when none is missing."""
+    planned, present = set(), set()
+    for part in results.values():
+        config, a = part.get("config") or {}, part["attrs"]
+        present.add("the functional part" if a["part"] == "functional" else
+                    f"stress {int(a['n_cues'])}x{int(a['n_bits'])} {a['variant']}")
+        functional, stress = config.get("functional") or {}, config.get("stress") or {}
+        if isinstance(functional, dict) and functional.get("enabled") is True:
+            planned.add("the functional part")
+        if isinstance(stress, dict) and stress.get("enabled") is True:
+            planned |= {f"stress {size[0]}x{size[1]} {variant}" for size in stress.get("sizes") or []
+                        for variant in stress.get("variants") or []
+                        if isinstance(size, list) and len(size) == 2 and isinstance(variant, str)}
+    missing = sorted(planned - present, key=lambda name: (name != "the functional part", name))
+    return (f"Not in this report: {', '.join(missing)}, which the experiment names: no file of "
+            f"{'them' if len(missing) > 1 else 'it'} was read (interrupted, failed or not yet run; spikecl run "
+            "<experiment file> --resume runs what is missing)") if missing else ""
