@@ -549,3 +549,19 @@ def test_export_of_what_it_does_not_take_names_the_next_step(tmp_path, capsys, s
     assert main(["export", str(path), "-o", str(tmp_path / "out.h5")]) == 2
     assert words in one_line(capsys) and not (tmp_path / "out.h5").exists()
 
+
+
+def test_a_side_process_killed_after_its_grace_leaves_its_temporary_files_in_the_callers_folder(tmp_path,
+                                                                                              monkeypatch):
+    """The Lava runner, stopped and killed after its grace (it outlived SIGINT), left its spikes folder in /tmp at
+    every interruption: a side process's temporary files go to a folder its caller removes."""
+    import sys
+
+    from spikecl.export import lava_client
+
+    monkeypatch.setattr(lava_client, "SIDE_GRACE_S", 0.2)
+    script = ("import signal, tempfile, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "tempfile.mkdtemp(prefix='spikecl-lava-spikes-')\ntime.sleep(60)\n")
+    with pytest.raises(ResultsError, match="the side did not finish within 1 s and was stopped; wait"):
+        lava_client.run_side([sys.executable, "-c", script], "the side", 1.0, "wait", tmpdir=tmp_path)
+    assert [p.name.startswith("spikecl-lava-spikes-") for p in tmp_path.iterdir()] == [True]   # made here

@@ -425,7 +425,8 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
         out_path = Path(tmp) / "run.h5"
         cmd = [str(lava_python()), "-m", "spikecl_lava.learning.ca3", str(path), "-o", str(out_path)] + \
             (["--stock-engine"] if stock_engine else []) + ["--cells", cells, "--learning", learning]
-        run_side(cmd, "the Lava CA3 run", timeout_s, "export a shorter experiment (fewer cues or operations)")
+        run_side(cmd, "the Lava CA3 run", timeout_s, "export a shorter experiment (fewer cues or operations)",
+                 tmpdir=Path(tmp))
         with h5py.File(out_path, "r") as f:
             out = dict(f.attrs)
             out["spikes"] = {p: f[f"spikes/{p}"][()].astype(bool) for p in f["spikes"]}

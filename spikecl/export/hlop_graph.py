@@ -387,7 +387,7 @@ def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
         out_path = Path(tmp) / "learned.h5"
         run_side([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
                  "the Lava HLOP learner", timeout_s, "write the graph with fewer samples or epochs "
-                 f"({PERIOD} Lava steps per sample and epoch)")
+                 f"({PERIOD} Lava steps per sample and epoch)", tmpdir=Path(tmp))
         with h5py.File(out_path, "r") as f:
             out = {key: f[key][()] for key in f}
             out.update({key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()})

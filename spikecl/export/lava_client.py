@@ -62,13 +62,15 @@ def _checkout() -> Path | None:
 SIDE_GRACE_S = 5.0
 
 
-def run_side(cmd: list, what: str, timeout_s: float, remedy: str) -> None:
+def run_side(cmd: list, what: str, timeout_s: float, remedy: str, tmpdir: Path | None = None) -> None:
     """Run ``cmd`` (a side environment's Python, in :func:`checkout_env`) to completion, in a process group of its
     own. A failure to start it, a run longer than ``timeout_s`` (stopped; the error ends with ``remedy``) or a
     non-zero exit is a one-line error naming ``what``; an interruption (Ctrl-C, SIGTERM) stops the whole group,
-    Lava's runtime processes included, before it goes on."""
+    Lava's runtime processes included, before it goes on. ``tmpdir``: the folder the group's temporary files go to
+    (``TMPDIR``), one the caller removes: a group killed after its grace leaves none of them behind."""
+    env = {**checkout_env(), **({"TMPDIR": str(tmpdir)} if tmpdir is not None else {})}
     try:
-        side = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(),
+        side = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
     except OSError as exc:
         raise DependencyError(f"{what} could not start {cmd[0]}: {exc.strerror or exc}") from None
@@ -163,7 +165,7 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
         cmd = [str(python), "-m", "spikecl_lava.runner", str(network), "--inputs", str(tmp / "inputs.h5"),
                "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else []) + \
             (["--lava-dl"] if lava_dl else [])
-        run_side(cmd, "the Lava runner", timeout_s, "run fewer samples (spikecl deploy --samples)")
+        run_side(cmd, "the Lava runner", timeout_s, "run fewer samples (spikecl deploy --samples)", tmpdir=tmp)
         with h5py.File(tmp / "run.h5", "r") as f:
             out = dict(f.attrs)
             out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]
