@@ -286,11 +286,12 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}; pass "
                           "--overwrite as well to replace what differs, or choose another --output-dir")
     trained_on, now = recorded_data_crc(run), job.data_crc() if key is None and job.data_crc else None
+    data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
     if None not in (trained_on, now) and trained_on != now:
         if replace_stale:
             return False
         raise ConfigError(f"--resume: {job.path} was trained on other data files (data_crc {trained_on}, read from "
-                          f"{run.config.get('data', {}).get('data_dir') or 'its folder'}; the files there now give "
+                          f"{data.get('data_dir') or 'its folder'}; the files there now give "
                           f"{now}); pass --overwrite as well to train it on these, or point --data-dir at its files")
     return key is None
 
@@ -588,9 +589,9 @@ def own_code_frame(exc: BaseException) -> str | None:
     import sys
     import traceback
 
-    installed = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, Path(__file__).parent})
-    own = [f for f in traceback.extract_tb(exc.__traceback__)
-           if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith(installed)]
+    installed = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, Path(__file__).parent}]
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")
+           and not any(Path(f.filename).resolve().is_relative_to(folder) for folder in installed)]
     return f"{own[-1].filename}:{own[-1].lineno}" if own else None
 
 
