@@ -614,6 +614,39 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
         raise ConfigError(f"variants.{name}: {exc}") from None
 
 
+def option_path(path: typing.Sequence[str]) -> list[str]:
+    """A key path with a method's options in the spelling results record (``strategy.gpm.thresholds`` ->
+    ``strategy.options.gpm.thresholds``)."""
+    path = list(path)
+    if path[:1] == ["strategy"] and len(path) > 2 and path[1] != "options":
+        return ["strategy", "options", *path[1:]]
+    return path
+
+
+def unreached_override(cfg: ExperimentConfig, path: typing.Sequence[str]) -> str | None:
+    """Why a ``--set`` of key ``path`` changes no run of ``cfg`` (a method's option where no run uses the method, or
+    a setting every run that would read it takes from its variant's own table), or None where some run reads it."""
+    key, path = ".".join(path), option_path(path)
+    if path[:1] == ["variants"] or path[:2] == ["strategy", "methods"]:
+        return None
+    method = path[2] if path[:2] == ["strategy", "options"] and len(path) > 2 else None
+    shadowing = []
+    for name in cfg.strategy.methods:
+        spec = flatten(cfg.variants[name]) if isinstance(cfg.variants.get(name), typing.Mapping) else {}
+        runs = str(spec.pop("method", name))
+        if method is not None and method not in runs.split("+"):
+            continue
+        if not any((own := option_path(k.split("."))) == path[:len(own)] for k in spec):
+            return None
+        shadowing.append(name)
+    if shadowing:
+        return (f"--set {key}: every run that reads it is a variant setting it itself ({', '.join(shadowing)}), "
+                f"so it would change nothing; set it in the variant, e.g. --set 'variants.{shadowing[0]}.\"{key}\"="
+                "...'")
+    return (f"--set {key}: no run of this experiment uses {method} (strategy.methods: "
+            f"{', '.join(cfg.strategy.methods)}), so it would change nothing")
+
+
 def load_experiment(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:
     """Load, override and validate a continual experiment file. The name defaults to the file's stem. A sweep file
     or a file of another kind is a one-line ConfigError saying what loads it."""

@@ -42,7 +42,7 @@ from spikecl.io import Run, read_run
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
-from spikecl.toml_files import apply_overrides, load_toml
+from spikecl.toml_files import apply_overrides, load_toml, parse_override
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -114,6 +114,10 @@ class Kind:
     def plan(self, cfg) -> list[Job]:
         """The jobs of an experiment, in run order."""
         raise NotImplementedError
+
+    def check_overrides(self, cfg, paths: list[list[str]]) -> None:
+        """A one-line :class:`ConfigError` where a ``--set`` key (``paths``) would change none of the runs of
+        ``cfg`` (the kind's own rules; none by default)."""
 
     def check_data_parallel(self, cfg) -> None:
         """Before ``--nproc`` starts any process: a one-line :class:`ConfigError` if ``cfg`` cannot train
@@ -227,6 +231,7 @@ def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = N
         raise ConfigError(f"kind: {k.name!r} results are made by their own command, not by 'spikecl run'")
     cfg = k.load(raw)
     check_header(cfg)
+    k.check_overrides(cfg, [parse_override(text)[0] for text in overrides])
     return k, cfg
 
 

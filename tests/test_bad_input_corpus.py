@@ -186,6 +186,8 @@ CONFIG_CASES = {
         ("strategy.ewc=3", "strategy.ewc = 3: strategy.<method> is a table of that method's options, set one by one "
                            "(e.g. strategy.ewc.lam = 100)"),
         ("strategy.method=[\"ewc\"]", "unknown key 'strategy.method'; allowed keys: methods, options; did you mean"),
+        ("strategy.methods=[\"hlop\"] strategy.ewc.lam=5.0", "--set strategy.ewc.lam: no run of this experiment uses "
+                                                           "ewc (strategy.methods: hlop), so it would change nothing"),
         ("strategy.ewc.lam=-1", "strategy.ewc.lam: -1.0 is below the minimum"),
         ("strategy.nope.x=1", "strategy.nope: options for an unknown method"),
         ("strategy.methods=[\"replay\"] strategy.replay.per_class=0", "per_class"),

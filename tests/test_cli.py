@@ -10,7 +10,7 @@ import time
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import interrupt, raise_if_interrupted, watch_interrupts
+from spikecl.errors import ConfigError, interrupt, raise_if_interrupted, watch_interrupts
 from spikecl.experiment_kind import Job, JobOptions, run_jobs
 
 SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
@@ -467,3 +467,20 @@ def test_an_export_name_too_long_for_its_temporary_file_is_refused_before_any_wo
     name = "n" * 250 + ".h5"                                  # legal itself; its temporary file's name is not
     assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / name)]) == 2
     assert "is too long for its file system" in capsys.readouterr().err
+
+
+def test_a_set_that_reaches_no_run_is_refused_naming_where_it_would(capsys):
+    """--set of a key every run takes from its variant (or of a method no run uses) ran as if it had been applied;
+    the variant's own key reaches it."""
+    from spikecl.experiment_kind import load
+
+    exp, tuned = "models/hlop_pmnist5k.toml", 'strategy.methods=["gpm-tuned"]'
+    with pytest.raises(ConfigError, match=r"^--set strategy\.gpm\.thresholds: every run that reads it is a variant "
+                                          r"setting it itself \(gpm-tuned\), so it would change nothing; set it in the "
+                                          r"variant, e\.g\. --set 'variants\.gpm-tuned\.\"strategy\.gpm\.thresholds\""):
+        load(exp, [tuned, "strategy.gpm.thresholds=[0.5]"])
+    with pytest.raises(ConfigError, match=r"^--set train\.momentum: every run that reads it is a variant"):
+        load(exp, ['strategy.methods=["hlop-spikecl"]', "train.momentum=0.5"])
+    assert load(exp, ['strategy.methods=["gpm-tuned", "gpm"]', "strategy.gpm.thresholds=[0.5]"])[1] is not None
+    cfg = load(exp, [tuned, 'variants.gpm-tuned."strategy.gpm.thresholds"=[0.5]'])[1]
+    assert cfg.variants["gpm-tuned"]["strategy.gpm.thresholds"] == [0.5]

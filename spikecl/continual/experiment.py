@@ -9,7 +9,8 @@ import functools
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import ExperimentConfig, check_split_heads, experiment_from_dict, method_config
+from spikecl.config import (ExperimentConfig, check_split_heads, experiment_from_dict, method_config,
+                            unreached_override)
 from spikecl.continual import metrics
 from spikecl.continual.report import RULES
 from spikecl.differences import OtherMethodsIgnored
@@ -31,6 +32,12 @@ class ContinualKind(Kind):
 
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
+
+    def check_overrides(self, cfg: ExperimentConfig, paths: list[list[str]]) -> None:
+        """A method's option set for no run of the method, or a setting every run takes from its variant."""
+        why = next(filter(None, (unreached_override(cfg, path) for path in paths)), None)
+        if why:
+            raise ConfigError(why)
 
     def checkpoint_difference(self, cfg: ExperimentConfig, job: Job) -> str | None:
         from spikecl.continual.checkpoint import checkpoint_mismatch
