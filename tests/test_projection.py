@@ -602,3 +602,21 @@ def test_direct_hebbian_iterations_clamp_the_batchs_change():
     assert float((free - h).abs().max()) > 0.01
     clamped, _ = _direct_iterations(h, torch.zeros_like(h), x, x, 1.5, 20, 0.9, RateCode(), 1e-3, True)
     assert float((clamped - h).abs().max()) <= 1e-3 + 1e-7
+
+
+def test_per_synapse_lists_longer_than_the_network_are_named_with_what_the_readout_takes():
+    """gpm-fixed-readout's [0.95, 0.99, 1.0] on one hidden layer gave the readout 0.99 (its position), not 1.0 as a
+    longer HLOP neurons row would: the run says so (lists that fit, or apply to no readout, say nothing)."""
+    from spikecl.continual.projection import unused_entries
+    from spikecl.snn import build_mlp
+
+    gpm = build_strategy("gpm", build_mlp(6, [4], 3), {"gpm": {"thresholds": [0.95, 0.99, 1.0]}})
+    assert unused_entries(gpm) == ["strategy.gpm.thresholds has 3 entries for 2 protected synapses (layers.0, "
+                                   "readout): entries past 2 are unused; the readout takes entry 2 (0.99), not the "
+                                   "last (1)"]
+    assert unused_entries(build_strategy("gpm", build_mlp(6, [4, 4], 3), {"gpm": {"thresholds": [0.9, 0.9, 1.0]}})) \
+        == []
+    hlop = build_strategy("hlop+gpm", build_mlp(6, [4], 3), {"hlop": {"fixed_lr": [0.1, 0.1, 0.2]}})
+    assert unused_entries(hlop) == ["strategy.hlop.fixed_lr has 3 entries for 2 protected synapses (layers.0, "
+                                    "readout): entries past 2 are unused; the readout takes entry 2 (0.1), not the "
+                                    "last (0.2)"]                  # GPM's default [0.95, 0.99, 0.99]: nothing lost

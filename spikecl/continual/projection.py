@@ -283,6 +283,23 @@ def union_rows(bases: list[torch.Tensor], tolerance: float = UNION_TOLERANCE) ->
     return out
 
 
+def unused_entries(strategy: Strategy) -> list[str]:
+    """What each per-synapse option list of ``strategy``'s projection parts (:meth:`ProjectionStrategy.
+    per_synapse_lists`) longer than its protected synapses leaves unused, as text (a list written for a deeper
+    network: its readout takes the entry at its position, not the last one as a longer HLOP ``neurons`` row gives
+    it); empty where every list fits or its extra entries repeat the last one used (the defaults)."""
+    out = []
+    for part in [p for p in getattr(strategy, "parts", [strategy]) if isinstance(p, ProjectionStrategy)]:
+        n, names = len(part.synapses), ", ".join(p.name for p in part.synapses)
+        for key, values in part.per_synapse_lists().items():
+            if len(values) > n and any(v != values[n - 1] for v in values[n:]):      # an entry that would differ
+                last = (f"; the readout takes entry {n} ({values[n - 1]:g}), not the last ({values[-1]:g})"
+                        if part.synapses and part.synapses[-1].name == "readout" else "")
+                out.append(f"strategy.{part.name}.{key} has {len(values)} entries for {n} protected synapses "
+                           f"({names}): entries past {n} are unused{last}")
+    return out
+
+
 def fully_protected(strategy: Strategy) -> dict[str, int]:
     """{synapse name: its presynaptic dimension n} of the synapses whose every input dimension ``strategy`` (or a
     projection part of its combination) protects: their weight gradients are projected to zero, so later tasks
@@ -326,6 +343,11 @@ class ProjectionStrategy(Strategy):
                 if getattr(p.synapse, "bias", None) is not None:
                     p.synapse.bias.requires_grad_(False)
         return train
+
+    def per_synapse_lists(self) -> dict[str, list]:
+        """The options this run reads as one entry per protected synapse, each by its position (a short list
+        repeats its last entry): {option name: its list}. None by default."""
+        return {}
 
     def protected_bases(self) -> dict[str, torch.Tensor]:
         """{synapse name: this method's own basis [k, n] of the subspace it protects}."""

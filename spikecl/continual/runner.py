@@ -30,7 +30,7 @@ from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progre
                                           checkpoint_path, checkpoint_setup, numpy_rng_state, read_checkpoint,
                                           set_numpy_rng_state, tasks_setup)
 from spikecl.continual.execution import Execution
-from spikecl.continual.projection import fully_protected
+from spikecl.continual.projection import fully_protected, unused_entries
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
 from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
@@ -141,6 +141,8 @@ class ContinualRun:
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
         self.strategy.begin(self.train_sets)
         self.run_state = RunState()
+        for text in unused_entries(self.strategy) if self.execution.writes_files else ():
+            progress.write_line(f"notice: {self.method}: {text}")
 
     def _compile(self) -> None:
         """Compile the trainer's forward pass once for the whole run (``train.compile``)."""

@@ -46,6 +46,9 @@ class GPM(ProjectionStrategy):
         super().__init__(*args, **kwargs)
         self.bases = self.empty()
 
+    def per_synapse_lists(self) -> dict[str, list]:
+        return {"thresholds": self.options.thresholds}
+
     def threshold(self, index: int, task: int) -> float:
         values = self.options.thresholds
         value = values[min(index, len(values) - 1)] + task * self.options.threshold_increment

@@ -338,6 +338,11 @@ class HLOP(ProjectionStrategy):
             return min(o.max_rows, o.step_rows * steps.shape[1])
         return o.max_rows
 
+    def per_synapse_lists(self) -> dict[str, list]:
+        o = self.options
+        return {**({"energy": o.energy} if o.budget == "energy" else {}),
+                **({"fixed_lr": o.fixed_lr} if o.step == "fixed" else {})}
+
     def hebbian_rate(self, index: int) -> float:
         """The Hebbian ``lr`` of protected synapse ``index`` (a fixed rate, or the normalised step's ``lr``)."""
         o = self.options
