@@ -10,7 +10,8 @@ returns a ``spikecl.data.base.Dataset`` and one line to register it.
 The file is also a plugin: ``spikecl run models/split_digits.toml --plugin examples/custom_dataset.py --set
 'data.dataset="blobs"' --set stream.n_tasks=2`` runs an experiment on it from the command line, with ``--resume``,
 results files, plots and ``--nproc``; ``spikecl report`` reads its results without the plugin, and ``spikecl export
---plugin examples/custom_dataset.py`` exports a network trained on it. Its images have one channel, so Sparsey codes
+--plugin examples/custom_dataset.py`` exports a network trained on it (with ``--set 'network.reset="zero"'``, the
+reset Loihi's neurons have; split_digits trains the subtracting one). Its images have one channel, so Sparsey codes
 them too: ``spikecl run models/sparsey_digits.toml --plugin examples/custom_dataset.py --set 'data.dataset="blobs"'``.
 """
 

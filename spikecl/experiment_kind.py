@@ -287,8 +287,9 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           "it, or choose another --output-dir")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
+        every = " (the file holds every seed's trials: other seeds run it again)" if key == "seeds" else ""
         raise ConfigError(f"--resume: {job.path} was made "
-                          f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}; pass "
+                          f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}{every}; pass "
                           "--overwrite as well to replace what differs, or choose another --output-dir")
     trained_on, now = recorded_data_crc(run), job.data_crc() if key is None and job.data_crc else None
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
@@ -314,6 +315,15 @@ def other_data(a: Run, b: Run) -> bool:
     other_table = next(differences(a.config.get("data"), b.config.get("data"), ignore={"data_dir"}), None)
     crcs = recorded_data_crc(a), recorded_data_crc(b)
     return other_table is None and None not in crcs and crcs[0] != crcs[1]
+
+
+def _made_otherwise(job: Job, kind_name: str) -> str | None:
+    """The first setting in which ``job``'s existing results file was made otherwise than ``job`` plans (None where
+    none differs or the file cannot be read as the kind's)."""
+    try:
+        return differing_setting(job, read_run(job.path, kind_name).config)
+    except SpikeCLError:
+        return None
 
 
 def how_made(k: Kind, key: str, otherwise: str) -> str:
@@ -417,9 +427,14 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
         if job.checkpoint is not None:
             check_place_for_file(job.checkpoint, "a run's checkpoint")
     if not (resume or overwrite):
-        existing = [job.path for job in jobs if job.path.exists()]
+        existing = [job for job in jobs if job.path.exists()]
         if existing:
-            raise ExistsError(f"{existing[0]} exists; pass --overwrite to replace it or --resume to keep it")
+            key = _made_otherwise(existing[0], k.name)
+            if key is not None:                  # --resume would refuse it: another folder keeps both
+                raise ExistsError(f"{existing[0].path} exists, made with another config ({key} differs); choose "
+                                  "another --output-dir (or --set name=...) to keep both, or pass --overwrite to "
+                                  "replace it")
+            raise ExistsError(f"{existing[0].path} exists; pass --overwrite to replace it or --resume to keep it")
         interrupted = [job.checkpoint for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
         if interrupted:
             raise ExistsError(f"{interrupted[0]} holds an interrupted run; pass --resume to continue it or "

@@ -93,8 +93,9 @@ def check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
             check_bounds(item, meta, f"{key}[{i}]")
         return
     if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}"
-                          f"{did_you_mean(value, choices)}")
+        hint = did_you_mean(value, choices) or ("; one of your own: register it in a file passed with --plugin"
+                                                if callable(meta.get("choices")) else "")    # a registry's names
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}{hint}")
     if low is not None and value < low:
         raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
     if high is not None and value > high:

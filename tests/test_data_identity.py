@@ -128,3 +128,14 @@ def test_sparsey_records_its_files_and_resume_keeps_its_run_only_on_them(folders
     capsys.readouterr()
     assert sparsey("b", "--resume")[0] == 2
     assert f"{seed0} was trained on other data files (data_crc {trained_on}" in capsys.readouterr().err
+
+
+def test_an_existing_run_made_otherwise_names_the_setting_not_resume(folders, capsys):
+    """`exists; pass --overwrite ... or --resume to keep it` sent a user to --resume, which then refused the other
+    settings; the first message says what differs and how to keep both."""
+    assert run(folders, "a", "--seed", "0", "--set", "train.epochs=2") == 2
+    err = capsys.readouterr().err
+    assert ("finetune-seed0.h5 exists, made with another config (train.epochs differs); choose another --output-dir "
+            "(or --set name=...) to keep both, or pass --overwrite to replace it") in err
+    assert run(folders, "a", "--seed", "0") == 2
+    assert "finetune-seed0.h5 exists; pass --overwrite to replace it or --resume to keep it" in capsys.readouterr().err

@@ -70,6 +70,7 @@ def test_a_dataset_of_your_own_runs_from_the_command_line_and_reports_without_it
     assert run(exp) == 2
     err = capsys.readouterr().err
     assert "data.dataset: 'blobs' is not allowed; choose one of digits" in err and err.count("\n") == 1
+    assert err.rstrip().endswith("dvs_gesture; one of your own: register it in a file passed with --plugin")
     assert run(exp, "--plugin", plugin) == 0
     result = read_results(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
     assert result.acc_matrix.shape == (3, 2) and result.config["data"]["dataset"] == "blobs"
