@@ -348,7 +348,7 @@ def test_run_lava_passes_every_engine_option_to_the_lava_side(graph_file, monkey
     asked options, so a dropped one would go unseen)."""
     seen = []
 
-    def stop(cmd, *args):
+    def stop(cmd, *args, **kwargs):
         seen.append(cmd)
         raise RuntimeError("stopped before Lava")
 

@@ -426,7 +426,8 @@ def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys
     args = tiny_digits_run(tmp_path, "oth", ["finetune"], '[strategy.ewc]\nlam = 5.0\n')
     assert main(args) == 0
     resume_training = interrupt_at_task_2(monkeypatch, lambda run: run.seed == 1)
-    other = ["--set", "strategy.ewc.lam=500.0", "--set", 'variants.ewc-strong={method="ewc","strategy.ewc.lam"=9.0}']
+    tiny_digits_run(tmp_path, "oth", ["finetune"], '[strategy.ewc]\nlam = 500.0\n')      # the file edited (a --set
+    other = ["--set", 'variants.ewc-strong={method="ewc","strategy.ewc.lam"=9.0}']       # no run reads is refused)
     assert main([*args, *other, "--seeds", "1", "--resume"]) == 130
     assert checkpoint_path(tmp_path / "oth" / "finetune-seed1.h5").exists()
     resume_training()

@@ -511,19 +511,26 @@ def test_options_of_methods_not_run_are_checked_as_in_a_run_of_them(tmp_path, mo
 
     monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
     exp = tmp_path / "exp.toml"
-    exp.write_text(BASE)
-    only = 'strategy.methods=["finetune"]'
-    assert load(exp, [only, "strategy.ewc.lam=1.0"])[1].strategy.options["ewc"] == {"lam": 1.0}
-    for assignment, message in (("strategy.ewc.lamb=1.0", "unknown key 'strategy.ewc.lamb'; allowed keys: "),
-                                ("strategy.ewc.lam=-1", "strategy.ewc.lam: -1.0 is below the minimum 0"),
-                                ("strategy.hlop.neurons=[[-1]]", "strategy.hlop.neurons"),
-                                ("strategy.l2.strength=0.5", "strategy.l2: options for an unknown method")):
+
+    def load_with(table: str, neurons: str = "[[8, 4]]"):      # in the file: a --set no run reads is refused
+        exp.write_text(BASE.replace('methods = ["finetune", "ewc", "hlop", "hlop-fast"]', 'methods = ["finetune"]')
+                       .replace("neurons = [[8, 4]]", f"neurons = {neurons}") + table)
+        return load(exp)[1]
+
+    assert load_with("[strategy.ewc]\nlam = 1.0\n").strategy.options["ewc"] == {"lam": 1.0}
+    for table, message in (("[strategy.ewc]\nlamb = 1.0\n", "unknown key 'strategy.ewc.lamb'; allowed keys: "),
+                           ("[strategy.ewc]\nlam = -1\n", "strategy.ewc.lam: -1.0 is below the minimum 0"),
+                           ("", "strategy.hlop.neurons"),
+                           ("[strategy.l2]\nstrength = 0.5\n", "strategy.l2: options for an unknown method")):
         with pytest.raises(ConfigError, match=re.escape(message)):
-            load(exp, [only, assignment])
+            load_with(table, "[[-1]]" if not table else "[[8, 4]]")
+    load_with("")
+    with pytest.raises(ConfigError, match=re.escape("--set strategy.ewc.lam: no run of this experiment uses ewc")):
+        load(exp, ["strategy.ewc.lam=1.0"])
     load_plugin(str(Path(__file__).resolve().parents[1] / "examples" / "custom_strategy.py"))
-    assert load(exp, [only, "strategy.l2.strength=0.5"])[1].strategy.options["l2"] == {"strength": 0.5}
+    assert load_with("[strategy.l2]\nstrength = 0.5\n").strategy.options["l2"] == {"strength": 0.5}
     with pytest.raises(ConfigError, match=re.escape("strategy.l2.strength: -1.0 is below the minimum 0")):
-        load(exp, [only, "strategy.l2.strength=-1"])
+        load_with("[strategy.l2]\nstrength = -1\n")
 
 
 @pytest.mark.parametrize("override, message", [
