@@ -13,12 +13,12 @@ if not torch.cuda.is_available():
 @pytest.fixture(autouse=True)
 def plugins_loaded_by_the_test_end_with_it():
     """A plugin a test loads is not recorded in the environment of later tests' results."""
+    from restoring import restored
+
     from spikecl.environment import PLUGINS
 
-    before = dict(PLUGINS)
-    yield
-    PLUGINS.clear()
-    PLUGINS.update(before)
+    with restored(PLUGINS):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 import pytest
+from restoring import restored
 
 from spikecl.cli import main
 from spikecl.config import REGISTERED_DATASETS, experiment_from_dict
@@ -42,10 +43,8 @@ EXPERIMENT = ('name = "blobs"\n[data]\ndataset = "blobs"\n[stream]\nkind = "spli
 @pytest.fixture(autouse=True)
 def registry():
     """Datasets a test registers end with the test."""
-    saved = dict(REGISTERED_DATASETS)
-    yield
-    REGISTERED_DATASETS.clear()
-    REGISTERED_DATASETS.update(saved)
+    with restored(REGISTERED_DATASETS):
+        yield
 
 
 def files(tmp_path, brightness=1.0):
