@@ -470,3 +470,39 @@ def test_a_plugin_method_that_raises_fails_its_run_in_one_line_and_the_others_go
     assert code != 0 and (tmp_path / "exp" / "finetune-seed0.h5").is_file(), err
     assert err.count("\n") == 1 and (f"1 of 2 runs failed, the others finished: boom-seed0.h5: RuntimeError: boom in "
                                      f"after_task (raised in {plugin}:6); fix the code it names") in err, err
+
+
+def test_a_plugin_keeping_tensors_without_a_state_dict_is_noticed_at_its_checkpoint(tmp_path, capsys, monkeypatch):
+    """A plugin method whose tensors its checkpoint does not hold resumed to other numbers without a word."""
+    from spikecl.continual.runner import ContinualRun
+    from spikecl.continual.strategy import unsaved_state
+
+    class Forgetful(Strategy):
+        def after_task(self, task, train):
+            self.anchor = [p.detach().clone() for _, p in self.named_trainable()]
+
+    class Careful(Forgetful):
+        def state_dict(self):
+            return {"anchor": getattr(self, "anchor", None)}
+
+        def load_state_dict(self, state):
+            self.anchor = state["anchor"]
+
+    monkeypatch.setattr(strategies, "REGISTRY", dict(strategies.REGISTRY))
+    register("forgetful", Forgetful)
+    register("careful", Careful)
+    cfg = experiment_from_dict({
+        "name": "f", "seeds": [0], "data": {"dataset": "digits"},
+        "stream": {"kind": "split", "scenario": "task", "n_tasks": 2, "train_per_task": 40, "test_per_task": 20},
+        "network": {"hidden": [8], "num_steps": 2}, "train": {"epochs": 1, "eval_every": 0},
+        "strategy": {"methods": ["forgetful", "careful"]}})
+    for method, noticed in (("forgetful", ["Forgetful.anchor"]), ("careful", [])):
+        run = ContinualRun(cfg, method, 0)
+        run.train_task(0)
+        assert unsaved_state(run.strategy) == noticed
+        capsys.readouterr()
+        run.save_checkpoint(tmp_path / f"{method}.ckpt")
+        run.save_checkpoint(tmp_path / f"{method}.ckpt")                   # said once per run
+        out = capsys.readouterr()
+        said = (out.out + out.err).count("notice: forgetful keeps Forgetful.anchor but defines no state_dict")
+        assert said == (1 if noticed else 0), out

@@ -34,7 +34,7 @@ from spikecl.continual.projection import fully_protected, unused_entries
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
 from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
-                                       checkpoint_state, derived_seed)
+                                       checkpoint_state, derived_seed, unsaved_state)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
@@ -128,6 +128,7 @@ class ContinualRun:
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self._noticed_full: set[str] = set()             # synapses a notice said are fully protected
+        self._noticed_unsaved = False                    # a plugin's state its checkpoints lack, noticed
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder,
                                     cfg.train.precision)
         if cfg.train.compile:
@@ -338,6 +339,12 @@ class ContinualRun:
                  "cpu": machine_kernels(), "processes": self.execution.processes,
                  **unshown_rules(self.cfg, self.strategy_name)}
         atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+        unsaved = [] if self._noticed_unsaved else unsaved_state(self.strategy)
+        if unsaved and self.execution.writes_files:
+            self._noticed_unsaved = True
+            progress.write_line(f"notice: {self.method} keeps {', '.join(unsaved)} but defines no state_dict: its "
+                                "checkpoint does not hold them, so a resumed run starts without them and may end with "
+                                "other numbers than an uninterrupted one")
 
     def _optimizer_params(self) -> list[str]:
         """The names of the optimizer's parameters in its order (a projection method freezes biases and norms from

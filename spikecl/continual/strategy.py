@@ -172,6 +172,26 @@ def checkpoint_state(strategy: "Strategy") -> dict:
     return state
 
 
+def unsaved_state(strategy: "Strategy") -> list[str]:
+    """``Class.attribute`` of the tensors (alone or in a list, tuple or dict) that a part of ``strategy`` defined
+    outside spikecl (a plugin's method) keeps without defining ``state_dict``: a checkpoint does not hold them, so a
+    resumed run starts without them."""
+    def holds_tensor(value) -> bool:
+        if isinstance(value, torch.Tensor):
+            return True
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+        return any(holds_tensor(item) for item in items)
+
+    found = []
+    for part in getattr(strategy, "parts", [strategy]):
+        cls = type(part)
+        if cls.__module__.startswith("spikecl.") or cls.state_dict is not Strategy.state_dict:
+            continue
+        found += [f"{cls.__name__}.{key}" for key, value in vars(part).items()
+                  if not isinstance(value, torch.nn.Module) and holds_tensor(value)]
+    return found
+
+
 def checked_task(name: str, train) -> "TaskData":
     """``before_task``'s return value, a :class:`TaskData`, else a one-line ConfigError naming the method."""
     if not isinstance(train, TaskData):
