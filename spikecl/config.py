@@ -595,9 +595,8 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
                           f"({method!r}) may not be another variant")
     raw = cfg.to_dict()
     for key, value in spec.items():
-        path = key.split(".")
-        if path[0] == "strategy" and len(path) > 2:
-            path = ["strategy", "options", *path[2 if path[1] == "options" else 1:]]   # results configs' spelling
+        path = option_path(key.split("."))                   # results configs' spelling
+        if path[:2] == ["strategy", "options"] and len(path) > 2:
             if path[2] not in method.split("+"):
                 raise ConfigError(f"variants.{name}.{key}: the variant runs {method}, which never reads "
                                   f"{path[2]}'s options; set options of {method.replace('+', ' or ')}")

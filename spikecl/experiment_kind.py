@@ -378,6 +378,18 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
         seen[seed] = run.path
 
 
+def not_in_report(missing: Sequence[str], files: str = "results file") -> str:
+    """The line under a report naming the ``missing`` runs or parts its experiment names but no file read holds (an
+    interrupted or failed experiment, whose table would not say so; the first six, then how many more); "" for
+    none. ``files``: what holds one of them."""
+    if not missing:
+        return ""
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return (f"Not in this report: {shown}, which the experiment names: no {files} of "
+            f"{'them' if len(missing) > 1 else 'it'} was read (interrupted, failed or not yet run; spikecl run "
+            "<experiment file> --resume runs what is missing)")
+
+
 @contextlib.contextmanager
 def removed_if_empty_on_error(folders: Iterable[Path]):
     """Remove the ``folders`` this run created (deepest first) when it fails while they are still empty: a refused
@@ -491,7 +503,7 @@ class RunsFailed(NumericalError):
         first, error = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         others = ", the others finished" if done else ""
-        again = ("fix the code it names and run again with --resume (finished runs are kept)" if "(raised in " in error
+        again = ("fix the code it names and run again with --resume (finished runs are kept)" if RAISED_IN in error
                  else "change its settings and run again with --resume --overwrite (runs whose settings are unchanged "
                  "are kept)")
         super().__init__(f"{len(failed)} of {len(done) + len(failed)} runs failed{others}: {first.name}: {error}"
@@ -592,7 +604,7 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
                 if where is None:
                     raise
                 text = str(exc).strip().splitlines()
-                failed.append((job.path, f"{type(exc).__name__}: {text[0] if text else ''} (raised in {where})"))
+                failed.append((job.path, f"{type(exc).__name__}: {text[0] if text else ''} ({RAISED_IN} {where})"))
                 note = f"FAILED: {failed[-1][1]}"
             if reports:
                 remove_temporaries(job.path)     # what killed writes of this job's files left
@@ -601,6 +613,10 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
         if bar:
             bar.update()
     return failed
+
+
+#: how a failed run's error names the code of the user's own that raised it (``raised in <file>:<line>``)
+RAISED_IN = "raised in"
 
 
 def own_code_frame(exc: BaseException) -> str | None:

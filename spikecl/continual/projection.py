@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikecl.continual.strategy import Strategy, sent_to
+from spikecl.continual.strategy import Strategy, parts_of, sent_to
 from spikecl.errors import NumericalError
 from spikecl.snn.fused import is_static
 from spikecl.snn.networks import SpikingNetwork
@@ -289,7 +289,7 @@ def unused_entries(strategy: Strategy) -> list[str]:
     network: its readout takes the entry at its position, not the last one as a longer HLOP ``neurons`` row gives
     it); empty where every list fits or its extra entries repeat the last one used (the defaults)."""
     out = []
-    for part in [p for p in getattr(strategy, "parts", [strategy]) if isinstance(p, ProjectionStrategy)]:
+    for part in [p for p in parts_of(strategy) if isinstance(p, ProjectionStrategy)]:
         n, names = len(part.synapses), ", ".join(p.name for p in part.synapses)
         for key, values in part.per_synapse_lists().items():
             if len(values) > n and any(v != values[n - 1] for v in values[n:]):      # an entry that would differ
@@ -305,7 +305,7 @@ def fully_protected(strategy: Strategy) -> dict[str, int]:
     projection part of its combination) protects: their weight gradients are projected to zero, so later tasks
     cannot change them (a network too narrow for its schedule, e.g. HLOP's default readout neurons on 16 hidden
     units)."""
-    parts = [part for part in getattr(strategy, "parts", [strategy]) if isinstance(part, ProjectionStrategy)]
+    parts = [part for part in parts_of(strategy) if isinstance(part, ProjectionStrategy)]
     full = {}
     for part in parts:
         for name, basis in part.projected_bases().items():

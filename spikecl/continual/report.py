@@ -13,7 +13,7 @@ import numpy as np
 
 from spikecl.continual import metrics
 from spikecl.differences import as_written, differ_phrase, differences, flatten
-from spikecl.experiment_kind import SEED_ROW_IGNORES, other_data
+from spikecl.experiment_kind import SEED_ROW_IGNORES, not_in_report, other_data
 from spikecl.figures import palette
 from spikecl.io import RunResult
 
@@ -152,13 +152,7 @@ def missing_note(results: Sequence[RunResult]) -> str:
         if isinstance(methods, list) and isinstance(seeds, list):
             planned |= {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
     missing = sorted(planned - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
-    if not missing:
-        return ""
-    shown = ", ".join(f"{m} seed {s}" for m, s in missing[:6]) + (f" and {len(missing) - 6} more"
-                                                                  if len(missing) > 6 else "")
-    them = "them" if len(missing) > 1 else "it"
-    return (f"Not in this report: {shown}, which the experiment names: no results file of {them} was read "
-            "(interrupted, failed or not yet run; spikecl run <experiment file> --resume runs what is missing)")
+    return not_in_report([f"{m} seed {s}" for m, s in missing])
 
 
 def intransigence_note(unpaired: dict[str, str]) -> str:

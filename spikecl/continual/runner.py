@@ -34,7 +34,7 @@ from spikecl.continual.projection import fully_protected, unused_entries
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
 from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
-                                       checkpoint_state, derived_seed, unsaved_state)
+                                       checkpoint_state, derived_seed, own_parts, unsaved_state)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
@@ -459,8 +459,7 @@ class ContinualRun:
             self.optimizer = self._new_optimizer([params[name] for name in optimised])
         self.optimizer.load_state_dict(state["optimizer"])
         _steps_on_host(self.optimizer)
-        own = [type(p) for p in getattr(self.strategy, "parts", [self.strategy])
-               if not type(p).__module__.startswith("spikecl.")]
+        own = [type(part) for part in own_parts(self.strategy)]
         try:
             self.strategy.load_state_dict(state["strategy"])
         except Exception as exc:

@@ -172,6 +172,16 @@ def checkpoint_state(strategy: "Strategy") -> dict:
     return state
 
 
+def parts_of(strategy: "Strategy") -> list["Strategy"]:
+    """The methods a run's ``strategy`` consists of: a combination's parts (``a+b``), else itself."""
+    return list(getattr(strategy, "parts", [strategy]))
+
+
+def own_parts(strategy: "Strategy") -> list["Strategy"]:
+    """The parts of ``strategy`` (:func:`parts_of`) defined outside spikecl: a plugin's methods."""
+    return [part for part in parts_of(strategy) if not type(part).__module__.startswith("spikecl.")]
+
+
 def unsaved_state(strategy: "Strategy") -> list[str]:
     """``Class.attribute`` of the tensors (alone or in a list, tuple or dict) that a part of ``strategy`` defined
     outside spikecl (a plugin's method) keeps without defining ``state_dict``: a checkpoint does not hold them, so a
@@ -182,14 +192,9 @@ def unsaved_state(strategy: "Strategy") -> list[str]:
         items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
         return any(holds_tensor(item) for item in items)
 
-    found = []
-    for part in getattr(strategy, "parts", [strategy]):
-        cls = type(part)
-        if cls.__module__.startswith("spikecl.") or cls.state_dict is not Strategy.state_dict:
-            continue
-        found += [f"{cls.__name__}.{key}" for key, value in vars(part).items()
-                  if not isinstance(value, torch.nn.Module) and holds_tensor(value)]
-    return found
+    return [f"{type(part).__name__}.{key}" for part in own_parts(strategy)
+            if type(part).state_dict is Strategy.state_dict
+            for key, value in vars(part).items() if not isinstance(value, torch.nn.Module) and holds_tensor(value)]
 
 
 def checked_task(name: str, train) -> "TaskData":

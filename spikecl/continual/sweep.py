@@ -28,10 +28,10 @@ Choosing settings without touching test data (``select = "acc"``; the base exper
     min_bwt = -3.0          # ... among points whose mean validation BWT (points) is at least this, if any is
     select_seeds = [0]      # default: seeds
 
-The trial runs are evaluated on the validation split (``data.eval_split = "validation"``: they evaluate no
-test image); ``selection.json`` records every candidate's validation ACC/BWT and the choice; then each method runs once
-per seed at its chosen point on the test split, into ``<name>/final/<method>-seed<seed>.h5``. A method with one
-candidate point needs no trial and goes straight to its final runs.
+The trial runs are evaluated on the validation split (``data.eval_split = "validation"``: they evaluate no test
+image); ``selection.json`` records every candidate's validation ACC/BWT and the choice; then each method runs once per
+seed at its chosen point on the test split, into ``<name>/final/<method>-seed<seed>.h5``. A method with one candidate
+point needs no trial and goes straight to its final runs.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ from spikecl.experiment_kind import Job, Kind, load
 from spikecl.io import Run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params, check_sizes
-from spikecl.memory.recordings import FUNCTIONAL, RECORDED, load_recording, mismatches
+from spikecl.memory.recordings import FUNCTIONAL, RECORDED, functional_mismatch
 from spikecl.memory.results import FUNCTIONAL_IGNORES, STRESS_IGNORES, checked_part
-from spikecl.memory.schedule import check_readout, events, learn, make_schedule, recall_by_cue
+from spikecl.memory.schedule import check_readout, learn, make_schedule, recall_by_cue
 from spikecl.memory.stress import VARIANTS, StressGrid, content_size, run_grid, variant_params
 from spikecl.memory.table import summary_text
 from spikecl.memory.torch_net import PRECISIONS
@@ -98,10 +98,9 @@ def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite:
                     device=device if cfg.functional.backend == "torch" else None)
     run = mem.run(ops, spacing)
     seconds = time.perf_counter() - start
-    diffs = mismatches(load_recording(FUNCTIONAL), {p: events(r) for p, r in run.spikes.items()})
     decoded = [{"operation": str(r.operation), "kind": r.operation.kind, "start_ms": r.start_ms,
                 "cues": list(r.cues), "bits": list(r.bits), "forgotten": list(r.forgotten)} for r in run.results]
-    mismatched = int(sum(len(a) + len(b) for a, b in diffs.values()))
+    mismatched = functional_mismatch(run.spikes)
     write_run(path, "ca3", asdict(cfg), arrays={"spikes": run.spikes, "weights": run.weights},
               attrs={"part": "functional", "backend": cfg.functional.backend, "n_cues": C, "n_bits": M,
                      "seconds": seconds, "duration_ms": run.schedule.duration_ms, "decoded": decoded,

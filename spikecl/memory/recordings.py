@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from spikecl.errors import DataError
-from spikecl.memory.schedule import Operation, learn, recall_by_content, recall_by_cue
+from spikecl.memory.schedule import Operation, events, learn, recall_by_content, recall_by_cue
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -41,6 +41,13 @@ def load_recording(name: str, data_dir: str | Path | None = None) -> dict[str, s
         return {pop: {(int(t), int(i)) for t, idx in steps.items() for i in idx} for pop, steps in raw.items()}
     except (ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{path} is not a spike recording ({exc})") from None
+
+
+def functional_mismatch(rasters: dict) -> int:
+    """How many spikes of the functional part's rasters ``{population: bool [T, N]}`` differ from the
+    :data:`FUNCTIONAL` recording (missing plus extra, input populations aside)."""
+    differ = mismatches(load_recording(FUNCTIONAL), {pop: events(raster) for pop, raster in rasters.items()})
+    return int(sum(len(missing) + len(extra) for missing, extra in differ.values()))
 
 
 def mismatches(recorded: dict[str, set], simulated_events: dict[str, set]) -> dict[str, tuple[list, list]]:

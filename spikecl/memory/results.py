@@ -28,8 +28,8 @@ from spikecl.errors import ConfigError, ResultsError, SpikeCLError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.io import Run, read_run
 from spikecl.memory.params import PLASTIC, CA3Params, population_sizes
-from spikecl.memory.recordings import FUNCTIONAL, RECORDED, load_recording, mismatches
-from spikecl.memory.schedule import decode, events, make_schedule, recorded_schedule
+from spikecl.memory.recordings import FUNCTIONAL, RECORDED, functional_mismatch
+from spikecl.memory.schedule import decode, make_schedule, recorded_schedule
 from spikecl.memory.stress import VARIANTS, table_columns
 from spikecl.options import from_dict
 
@@ -179,8 +179,7 @@ def _check_against_rasters(run: Run, decoded: list[dict], params: CA3Params) -> 
     """What the summary prints of a functional part from its attributes (its spikes differing from the SpiNNaker
     recording, the decoded answers) must be what its rasters give, or the table would say what they do not."""
     spikes = {pop: np.asarray(raster).astype(bool) for pop, raster in run.array("spikes").items()}
-    differ = mismatches(load_recording(FUNCTIONAL), {pop: events(raster) for pop, raster in spikes.items()})
-    counted = int(sum(len(a) + len(b) for a, b in differ.values()))
+    counted = functional_mismatch(spikes)
     if counted != run.attrs["mismatched_spikes"]:
         raise _damaged(run, f"its attribute 'mismatched_spikes' is {run.attrs['mismatched_spikes']}, but its rasters "
                             f"differ from the SpiNNaker recording in {counted} spikes")

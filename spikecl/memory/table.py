@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from spikecl.experiment_kind import not_in_report
 from spikecl.memory.results import check_parts, params_text
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
 
@@ -75,7 +76,4 @@ def missing_parts(results: dict[str, dict]) -> str:
             planned |= {f"stress {size[0]}x{size[1]} {variant}" for size in stress.get("sizes") or []
                         for variant in stress.get("variants") or []
                         if isinstance(size, list) and len(size) == 2 and isinstance(variant, str)}
-    missing = sorted(planned - present, key=lambda name: (name != "the functional part", name))
-    return (f"Not in this report: {', '.join(missing)}, which the experiment names: no file of "
-            f"{'them' if len(missing) > 1 else 'it'} was read (interrupted, failed or not yet run; spikecl run "
-            "<experiment file> --resume runs what is missing)") if missing else ""
+    return not_in_report(sorted(planned - present, key=lambda name: (name != "the functional part", name)), "file")
