@@ -21,14 +21,15 @@ from spikecl.errors import ConfigError, did_you_mean
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
            doc: str = "", distinct: bool = False, file_name: bool = False, nonempty: bool = False,
-           path: bool = False) -> Any:
+           path: bool = False, open_range: bool = False) -> Any:
     """A dataclass field with validation metadata: allowed ``choices`` (or a function returning them, read at each
-    check: a registry) or an inclusive range [low, high] (for a list: of every item); ``distinct``: a list's items
+    check: a registry) or an inclusive range [low, high] (for a list: of every item; ``open_range``: the open range
+    (low, high), for a rate that must be positive and below where it diverges); ``distinct``: a list's items
     must differ; ``nonempty``: a list needs at least one item, a string a character;
     ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
     path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
-            "nonempty": nonempty, "path": path}
+            "nonempty": nonempty, "path": path, "open_range": open_range}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)   # nested lists apart too
     return field(default=default, metadata=meta)
@@ -96,6 +97,11 @@ def check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
         hint = did_you_mean(value, choices) or ("; one of your own: register it in a file passed with --plugin"
                                                 if callable(meta.get("choices")) else "")    # a registry's names
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}{hint}")
+    if meta.get("open_range"):
+        if (low is not None and value <= low) or (high is not None and value >= high):
+            raise ConfigError(f"{key}: {value!r} is outside the open range ({low}, {high}); it must lie strictly "
+                              "between them")
+        return
     if low is not None and value < low:
         raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
     if high is not None and value > high:

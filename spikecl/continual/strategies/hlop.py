@@ -79,8 +79,9 @@ class HLOPOptions:
     fixed_lr: list[float] = option([0.001, 0.01], nonempty=True, low=0.0, high=10.0,
                                    doc="step = 'fixed': Hebbian rate per protected synapse (the last one repeats); "
                                        "the paper's PMNIST values")
-    lr: float = option(1.5, low=0.0, high=2.0, doc="step = 'normalised': Hebbian step, divided by the mean squared "
-                                                         "norm of the residual the new neurons learn from")
+    lr: float = option(1.5, low=0.0, high=2.0, open_range=True,
+                       doc="step = 'normalised': Hebbian step (Oja's rule converges below 2), divided by the mean "
+                           "squared norm of the residual the new neurons learn from")
     iterations: int = option(5, low=1, doc="Hebbian steps per mini-batch")
     momentum: float = option(0.9, low=0.0, high=0.999, doc="exponential average of Hebbian updates")
     final_passes: int = option(0, low=0,
