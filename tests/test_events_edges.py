@@ -13,6 +13,7 @@ from event_files import (ENGLISH, GERMAN, standin_gesture, standin_nmnist, stand
                          write_nmnist, write_shd)
 
 from spikecl.data.datasets import load_dataset  # noqa: E402
+from spikecl.data.event_datasets import read_nmnist  # noqa: E402
 from spikecl.data.events import EventBinning, bin_events  # noqa: E402
 from spikecl.errors import ConfigError, DataError  # noqa: E402
 from hdf5_files import edited
@@ -437,3 +438,73 @@ def test_times_in_another_unit_that_blank_most_recordings_are_refused(tmp_path):
               np.zeros(20))
     kept = load_dataset("shd", str(tmp_path), binning=EventBinning(10, 20.0)).x_train
     assert 0 < kept.sum() < 20 * 10 and (kept.sum(axis=(1, 2, 3, 4)) > 0).all()
+
+
+def test_a_window_too_long_for_the_times_is_refused(tmp_path):
+    """A frame width given in µs (20000, as Tonic takes it) puts every event of every recording into the first of T
+    frames: the run trained on one frame and T - 1 blank ones without a word. Recordings whose events reach a
+    later frame in a window of the right width are kept; one-instant recordings say nothing about the unit."""
+    standin_shd(tmp_path, per_class=1)
+    with pytest.raises(DataError, match=r"shd_train.h5: every recording holds all its events in the first frame of "
+                                        r"the window of 8 frames x 20000 ms, the other frames blank in every sample "
+                                        r"\(their times are read in s \(spikes/times\); given in a coarser unit, or "
+                                        r"data.bin_ms given in µs\?\)$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(8, 20000.0))
+    kept = load_dataset("shd", str(tmp_path), binning=EventBinning(8, 100.0)).x_train
+    assert kept[:, 1:].any()
+    write_gesture(tmp_path / "ibmGestureTrain/user01_led/4.npy", np.array([3, 4]), np.array([3, 4]),
+                  np.array([1, 0]), np.array([5, 6]))             # one recording, 1 ms apart, in a 1 s x 4 window
+    write_gesture(tmp_path / "ibmGestureTest/user24_led/0.npy", np.array([0]), np.array([0]), np.array([0]),
+                  np.array([0]))
+    with pytest.raises(DataError, match=r"ibmGestureTrain: every recording holds all its events in the first frame"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, 1000.0))
+
+
+def test_frames_that_do_not_fit_in_memory_are_refused_before_binning(tmp_path, monkeypatch):
+    """Binning more frames than memory holds failed with an 18-frame MemoryError traceback (or the OOM killer);
+    now one line names the size and the settings that shrink it."""
+    from spikecl.data import event_datasets
+    standin_shd(tmp_path, per_class=1)
+    monkeypatch.setattr(event_datasets, "available_memory", lambda: 2**20)
+    with pytest.raises(DataError, match=r"shd_train.h5: 20 recordings of 400 frames x 1x1x700 take 0.0 GiB as "
+                                        r"float32, more than the 0.0 GiB of memory available; fewer data.time_bins "
+                                        r"or a larger data.pool would fit$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(400, 2.0))
+    monkeypatch.setattr(event_datasets, "available_memory", lambda: 2**30)
+    assert load_dataset("shd", str(tmp_path), binning=EventBinning(400, 2.0)).x_train.shape == (20, 400, 1, 1, 700)
+
+
+def test_frames_are_those_of_each_recording_in_the_fixed_order(tmp_path):
+    """Frames are binned straight into their place in the split's fixed order (no list and stacked copy): each
+    sample's frames are its own recording's, its label its own."""
+    standin_shd(tmp_path, per_class=1)
+    path = tmp_path / "SHD" / "shd_train.h5"
+    write_shd(path, [[0.01 * (i + 1)] for i in range(20)], [[i] for i in range(20)], np.arange(20), np.zeros(20))
+    d = load_dataset("shd", str(tmp_path), binning=EventBinning(1, 0.0))
+    assert [int(np.flatnonzero(f[0, 0, 0])[0]) for f in d.x_train] == d.y_train.tolist()
+    assert sorted(d.y_train.tolist()) == list(range(20)) and d.y_train.tolist() != list(range(20))
+
+
+def test_nmnist_time_overflow_marks_are_refused(tmp_path):
+    """Tonic's reader advances the time by 2^13 µs at an overflow mark (y = 240), not by the 23-bit clock's 2^23:
+    times after it ran backwards without a word."""
+    path = tmp_path / "Train/3/00001.bin"
+    write_nmnist(path, [1, 0, 2], [1, 240, 2], [1, 0, 1], [8_000_000, 0, 100])
+    with pytest.raises(DataError, match=r"00001.bin: holds 1 time overflow mark\(s\) \(records with y = 240\), "
+                                        r"which Tonic's reader advances by 2\^13 µs"):
+        read_nmnist(path)
+    write_nmnist(path, [1, 2], [1, 2], [1, 1], [8_000_000, 8_000_100])
+    assert read_nmnist(path)["t"].tolist() == [8_000_000, 8_000_100]
+
+
+def test_camera_messages_name_polarity_and_a_file_that_is_no_npy(tmp_path):
+    """A polarity outside 0..1 was called 'event c'; a text file named .npy got numpy's advice to allow pickles."""
+    standin_gesture(tmp_path)
+    bad = next((tmp_path / "DVSGesture" / "ibmGestureTrain").glob("user*/*.npy"))
+    write_gesture(bad, np.array([0]), np.array([0]), np.array([2]), np.array([0]))
+    with pytest.raises(DataError, match=rf"{re.escape(str(bad))}: event polarity outside 0..1"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, 100.0))
+    bad.write_text("x y p t\n1 2 1 0\n")
+    with pytest.raises(DataError, match=rf"{re.escape(str(bad))}: unreadable .npy file \(no NumPy signature at its "
+                                        r"start: not a .npy array\)$"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, 100.0))

@@ -29,6 +29,8 @@ from spikecl.errors import ConfigError, DataError, require
 from spikecl.hdf5_guard import check_heaps, check_stored_lengths, damage_as
 from spikecl.paths import is_dir, is_file
 
+#: how an event camera's recording names the coordinates (c, y, x) of an event, in a message
+CAMERA_FIELDS = ("polarity", "y", "x")
 #: (C, H, W) of every event dataset's sensor, and its number of classes
 SENSORS = {"nmnist": (2, 34, 34), "shd": (1, 1, 700), "dvs_gesture": (2, 128, 128)}
 N_CLASSES = {"nmnist": 10, "shd": 20, "dvs_gesture": 11}
@@ -45,28 +47,74 @@ def frame_shape(name: str, binning: EventBinning | None = None) -> tuple[int, in
 
 
 
-def _stack(frames: list[np.ndarray], labels: list[int], binning: EventBinning, sensor, events: list[int],
-           source: Path, unit: str) -> tuple:
-    """(frames [N, T, C, H, W], labels [N]) of one split, the recordings in a fixed random order (:func:`fixed_order`)
-    rather than the files' order. A DataError where at least half the recordings that hold events (``events``: how
-    many each holds) keep none inside the binning's window: times in another unit than ``unit``, which ``source``
-    (the split's file or folder) is read in, would otherwise train on blank frames."""
-    blank = sum(1 for f, n in zip(frames, events) if n and not f.any())
-    if blank and 2 * blank >= sum(1 for n in events if n):
-        raise DataError(f"{source}: {blank} of {len(frames)} recordings have no event inside the window of "
-                        f"{binning.frames} frames x {binning.bin_ms:g} ms (their times are read in {unit}; given in "
-                        "another unit, or a window too short?)")
-    shape = (0, binning.frames, *pooled_shape(sensor, binning.pool))
-    order = fixed_order(len(frames))
-    x = np.stack([frames[i] for i in order]) if frames else np.zeros(shape, np.float32)
-    x.flags.writeable = False                    # cached: streams index copies out of it
-    return x, np.asarray(labels, dtype=np.int64)[order]
+class SplitFrames:
+    """The frames of one split's ``n`` recordings, binned one by one into a single float32 array [n, T, C, H', W']
+    in a fixed random order (:func:`fixed_order`) rather than the files' order (no second copy while loading), with
+    the checks of their time unit. ``source`` (the split's file or folder) is read in ``unit``."""
+
+    def __init__(self, n: int, binning: EventBinning, sensor: tuple[int, int, int], source: Path, unit: str):
+        shape = (n, binning.frames, *pooled_shape(sensor, binning.pool))
+        check_fits(shape, source)
+        self.x, self.binning, self.sensor, self.source, self.unit = (np.zeros(shape, np.float32), binning, sensor,
+                                                                      source, unit)
+        self.order = fixed_order(n)
+        self.slot = np.empty(n, np.int64)              # where recording i goes: the inverse of the order
+        self.slot[self.order] = np.arange(n)
+        self.held = self.blank = self.spread = self.later = 0
+
+    def put(self, i: int, t_us, c, y, x, name: str, fields: tuple[str, str, str]) -> None:
+        """Bin recording ``i`` (its events as :func:`bin_events` takes them; ``name`` names it in an error)."""
+        frames = self.x[self.slot[i]]
+        frames[...] = bin_events(t_us, c, y, x, self.sensor, self.binning, name, fields)
+        if len(t_us):
+            self.held += 1
+            self.blank += not frames.any()
+            if self.binning.frames > 1 and self.binning.bin_ms > 0 and np.ptp(t_us) > 0:    # events at two times
+                self.spread += 1
+                self.later += bool(frames[1:].any())
+
+    def done(self, labels) -> tuple[np.ndarray, np.ndarray]:
+        """(frames [n, T, C, H', W'] read-only, labels [n] int64) in the fixed order. A DataError where at least half
+        the recordings that hold events keep none inside the binning's window, or (T > 1 frames of a fixed width)
+        none with events at two times or more has one after the first frame: times in another unit than the one
+        read, or a frame width given in µs, would otherwise train on blank frames or on one frame."""
+        window = f"the window of {self.binning.frames} frames x {self.binning.bin_ms:g} ms"
+        if self.blank and 2 * self.blank >= self.held:
+            raise DataError(f"{self.source}: {self.blank} of {len(self.x)} recordings have no event inside {window} "
+                            f"(their times are read in {self.unit}; given in another unit, or a window too short?)")
+        if self.spread and not self.later:
+            raise DataError(f"{self.source}: every recording holds all its events in the first frame of {window}, "
+                            f"the other frames blank in every sample (their times are read in "
+                            f"{self.unit}; given in a coarser unit, or data.bin_ms given in µs?)")
+        self.x.flags.writeable = False                    # cached: streams index copies out of it
+        return self.x, np.asarray(labels, dtype=np.int64)[self.order]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def check_fits(shape: tuple[int, ...], source: Path) -> None:
+    """A DataError where frames of ``shape`` as float32 need more than :func:`available_memory` (unchecked where it
+    is unknown): the load would fail allocating, or be killed, while binning."""
+    need, available = math.prod(shape) * 4, available_memory()
+    if available is not None and need > available:
+        n, steps, *frame = shape
+        raise DataError(f"{source}: {n} recordings of {steps} frames x {'x'.join(map(str, frame))} take "
+                        f"{need / 2**30:.1f} GiB as float32, more than the {available / 2**30:.1f} GiB of memory "
+                        "available; fewer data.time_bins or a larger data.pool would fit")
 
 
 # -- N-MNIST ----------------------------------------------------------------------------------------------------
 def read_nmnist(path: Path) -> np.ndarray:
-    """Events of one N-MNIST ``.bin`` file (5 bytes each: x, y, polarity bit and 23-bit µs time, overflow marks)
-    as Tonic's structured array with fields x, y, t, p."""
+    """Events of one N-MNIST ``.bin`` file (5 bytes each: x, y, polarity bit and 23-bit µs time) as Tonic's
+    structured array with fields x, y, t, p. A file with time overflow marks (a recording longer than 8.4 s) is
+    refused: Tonic's reader misplaces the times after them."""
     tonic = require("tonic", "events")
     if path.is_dir():
         raise DataError(f"{path}: a folder, not an N-MNIST event file")
@@ -76,9 +124,15 @@ def read_nmnist(path: Path) -> np.ndarray:
             raise DataError(f"{path}: an empty N-MNIST file (0 bytes; a damaged download or unzip?)")
         if size % 5:
             raise DataError(f"{path}: not an N-MNIST event file (size is not a multiple of 5 bytes)")
-        return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+        events = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
     except OSError as exc:
         raise DataError(f"{path}: unreadable N-MNIST file ({exc.strerror or exc})") from None
+    marks = size // 5 - len(events)                      # Tonic's reader drops them from the events
+    if marks:
+        raise DataError(f"{path}: holds {marks} time overflow mark(s) (records with y = 240), which Tonic's reader "
+                        "advances by 2^13 µs, not the 23-bit clock's 2^23 (times would run backwards); N-MNIST's "
+                        "recordings (about 0.3 s) hold none")
+    return events
 
 
 def check_readable_folders(folder: Path, pattern: str) -> None:
@@ -112,12 +166,11 @@ def _nmnist_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.n
     if not files:
         raise DataError(f"{folder}: no N-MNIST .bin files in digit folders 0..9")
     check_all_read(folder, files, ".bin", "<digit 0..9>/<name>.bin")
-    frames, events = [], []
-    for f in files:
+    frames = SplitFrames(len(files), binning, SENSORS["nmnist"], folder, "µs")
+    for i, f in enumerate(files):
         ev = read_nmnist(f)
-        frames.append(bin_events(ev["t"], ev["p"], ev["y"], ev["x"], SENSORS["nmnist"], binning, str(f)))
-        events.append(len(ev))
-    return _stack(frames, [int(f.parent.name) for f in files], binning, SENSORS["nmnist"], events, folder, "µs")
+        frames.put(i, ev["t"], ev["p"], ev["y"], ev["x"], str(f), CAMERA_FIELDS)
+    return frames.done([int(f.parent.name) for f in files])
 
 
 # -- SHD --------------------------------------------------------------------------------------------------------
@@ -214,11 +267,12 @@ def read_shd(path: Path, binning: EventBinning) -> tuple[np.ndarray, np.ndarray,
     if len(keys) != N_CLASSES["shd"]:
         raise DataError(f"{path}: extra/keys names {len(keys)} classes; SHD has {N_CLASSES['shd']}")
     labels = _shd_labels(labels, path)
-    zeros = (np.zeros(len(u), np.int64) for u in units)
-    frames = [bin_events(np.asarray(t, np.float64) * 1e6, z, z, u, SENSORS["shd"], binning, f"{path} sample {i}",
-                         ("channel", "row", "spikes/units")) for i, (t, u, z) in enumerate(zip(times, units, zeros))]
-    x, y = _stack(frames, labels, binning, SENSORS["shd"], [len(t) for t in times], path, "s (spikes/times)")
-    return x, y, class_languages(keys, path)
+    frames = SplitFrames(len(times), binning, SENSORS["shd"], path, "s (spikes/times)")
+    for i, (t, u) in enumerate(zip(times, units)):
+        z = np.zeros(len(u), np.int64)
+        frames.put(i, np.asarray(t, np.float64) * 1e6, z, z, u, f"{path} sample {i}",
+                   ("channel", "row", "spikes/units"))
+    return (*frames.done(labels), class_languages(keys, path))
 
 
 # -- DVS Gesture ------------------------------------------------------------------------------------------------
@@ -241,10 +295,14 @@ def read_gesture(path: Path) -> np.ndarray:
 
 def check_npy_size(path: Path) -> None:
     """A ValueError where the ``.npy`` file ``path`` is shorter than the array its header declares (a few bytes
-    declaring terabytes); other files (an .npz archive) are left to ``np.load``."""
+    declaring terabytes), or is no ``.npy`` file at all (``np.load`` would call it pickled data and suggest
+    ``allow_pickle``); an .npz archive is left to ``np.load``."""
     with open(path, "rb") as f:
-        if f.read(6) != b"\x93NUMPY":
+        start = f.read(6)
+        if not start or start.startswith(b"PK"):               # empty: np.load says so
             return
+        if start != b"\x93NUMPY":
+            raise ValueError("no NumPy signature at its start: not a .npy array")
         f.seek(0)
         version = np.lib.format.read_magic(f)
         shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -264,13 +322,12 @@ def _gesture_split(folder: Path, binning: EventBinning) -> tuple[np.ndarray, np.
     outside = next((f for f in files if int(f.stem) >= n), None)
     if outside:
         raise DataError(f"{outside}: class {outside.stem} of the file name is outside 0..{n - 1}")
-    frames, events = [], []
-    for f in files:
+    frames = SplitFrames(len(files), binning, SENSORS["dvs_gesture"], folder, "ms")
+    for i, f in enumerate(files):
         ev = read_gesture(f)
         t_us = ev[:, 3].astype(np.float64) * 1000.0           # in float64: float16 ms overflow once in µs
-        frames.append(bin_events(t_us, ev[:, 2], ev[:, 1], ev[:, 0], SENSORS["dvs_gesture"], binning, str(f)))
-        events.append(len(ev))
-    return _stack(frames, [int(f.stem) for f in files], binning, SENSORS["dvs_gesture"], events, folder, "ms")
+        frames.put(i, t_us, ev[:, 2], ev[:, 1], ev[:, 0], str(f), CAMERA_FIELDS)
+    return frames.done([int(f.stem) for f in files])
 
 
 # -- loading ----------------------------------------------------------------------------------------------------
