@@ -746,7 +746,7 @@ def test_export_refuses_the_events_encoder_in_both_formats(tmp_path, monkeypatch
 
     spec = dataclasses.replace(small_spec(), encoder="events")
     monkeypatch.setattr(pipeline, "load_trained", lambda source: spec)
-    with pytest.raises(ExportError, match="encoder 'events' cannot be presented to Loihi"):
+    with pytest.raises(ExportError, match="encoder 'events': networks trained on event frames cannot be exported yet"):
         pipeline.export_file(tmp_path / "run.h5", tmp_path / "net.out", fmt)
     assert list(tmp_path.iterdir()) == []
 

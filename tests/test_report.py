@@ -807,3 +807,13 @@ def test_runs_the_experiment_names_but_no_file_holds_are_named_under_the_table(t
         "name": "x", "strategy": {"methods": listed}, "seeds": [0, 1]}))
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
     assert "Not in this report" not in capsys.readouterr().out
+
+
+def test_measures_table_never_rounds_a_sparsity_to_all_or_nothing():
+    """An activation sparsity of 99.981 % printed as 100.0, as if no neuron had fired."""
+    from spikecl.continual.report import format_measures
+    table = format_measures({"finetune": {"activation_sparsity": 0.99981, "connection_sparsity": 0.0004,
+                                          "footprint_bytes": 2048.0},
+                             "ewc": {"activation_sparsity": 1.0, "connection_sparsity": 0.0}})
+    rows = {line.split()[0]: line.split()[1:4] for line in table.splitlines()[2:]}
+    assert rows == {"finetune": ["2.0", "<0.1", ">99.9"], "ewc": ["—", "0.0", "100.0"]}

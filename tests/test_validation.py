@@ -281,7 +281,7 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     path = sweep_files(two_methods, SWEEP.replace("seeds = [0, 1]", "seeds = [0]"))
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     out = capsys.readouterr().out
-    assert "validation split (held out of training; the test split was not read)" in out
+    assert "validation split (held out of training; no test image was evaluated)" in out
     assert "selected finetune @ base: the base settings (the only candidate)\n" in out
     assert re.search(r"selected ewc @ ewc\.lam=\S+: strategy\.ewc\.lam = [0-9.]+ \(validation ACC", out)
     root = tmp_path / "results" / "chosen"

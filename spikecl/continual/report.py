@@ -249,6 +249,20 @@ MEASURE_COLUMNS = (("footprint_bytes", "KiB", 1 / 1024, ".1f"), ("connection_spa
                    ("membrane_updates", "MemUpd", 1, ".4g"))
 
 
+def measure_cell(value: float, fmt: str, percent: bool) -> str:
+    """``value`` in ``fmt``; a percentage short of 100 or above 0 that would print as 100 or 0 (an activation
+    sparsity of 99.98 % in '.1f': "no neuron fired") prints as ">99.9" or "<0.1" instead."""
+    text = format(value, fmt)
+    if percent and fmt.endswith("f"):
+        places = int(fmt[1:-1])
+        step = 10.0 ** -places
+        if value < 100 and text == format(100, fmt):
+            return f">{100 - step:.{places}f}"
+        if value > 0 and text == format(0, fmt):
+            return f"<{step:.{places}f}"
+    return text
+
+
 def final_measures(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
     """{method: {measure: mean over seeds of its value after the last task}} for runs that recorded measures,
     plus ``synops`` = effective ACs + MACs per inference."""
@@ -269,7 +283,8 @@ def format_measures(measures: dict[str, dict[str, float]]) -> str:
     header = f"{'method':<{width}} " + " ".join(f"{t:>9}" for _, t, _, _ in MEASURE_COLUMNS)
     lines = [header, "-" * len(header)]
     for method, per in measures.items():
-        cells = [format(per[k] * scale, fmt) if k in per else "—" for k, _, scale, fmt in MEASURE_COLUMNS]
+        cells = [measure_cell(per[k] * scale, fmt, percent=scale == 100) if k in per else "—"
+                 for k, _, scale, fmt in MEASURE_COLUMNS]
         lines.append(f"{method:<{width}} " + " ".join(f"{c:>9}" for c in cells))
     return "\n".join(lines)
 
@@ -347,8 +362,8 @@ def split_note(results: Sequence[RunResult]) -> str:
     for d, r in zip(data, results):
         key = d.get("test_split_seed", 0), tuple(d.get("test_excludes") or ())
         tests.setdefault(key, []).append(f"{r.method} seed {r.seed}")
-    where = {("test",): "the test split", ("validation",): "the validation split (held out of training; the test "
-             "split was not read)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
+    where = {("test",): "the test split", ("validation",): "the validation split (held out of training; no test image "
+             "was evaluated)"}.get(tuple(splits), "MIXED splits (" + ", ".join(
                  f"{r.method} seed {r.seed}: {eval_split(r)}" for r in results) + ")")
     seeds = {(True,): "; each seed drew its own validation split", (False,): "; one data split for every seed"}.get(
         tuple(varied), "; some seeds drew their own validation split")

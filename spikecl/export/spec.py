@@ -267,9 +267,14 @@ def _even(name: str, shape: tuple) -> None:
 
 
 def refuse_encoder(encoder: str) -> None:
-    """A one-line ExportError unless inputs of ``encoder`` can be presented to Loihi (:data:`INPUT_ENCODERS`)."""
+    """A one-line ExportError unless inputs of ``encoder`` can be exported (:data:`INPUT_ENCODERS`), in either
+    format: a NIR graph describes the network the netx file runs."""
+    takes = f"export takes the encoders {', '.join(INPUT_ENCODERS)}"
+    if encoder == "events":
+        raise ExportError(f"encoder 'events': networks trained on event frames cannot be exported yet, to netx or NIR "
+                          f"(their inputs hold counts per bin, which Loihi 1 cannot take); {takes}")
     if encoder not in INPUT_ENCODERS:
-        raise ExportError(f"encoder {encoder!r} cannot be presented to Loihi; use one of {INPUT_ENCODERS}")
+        raise ExportError(f"encoder {encoder!r} cannot be exported; {takes}")
 
 
 def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list, tuple]:

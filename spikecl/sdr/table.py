@@ -65,6 +65,6 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
                  f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
-    where = "validation images (held out of training; test not read)" if split == "validation" else "test images"
+    where = "validation images (held out of training; no test image evaluated)" if split == "validation" else "test images"
     return (f"accuracy (%) on the {where} after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
             + published)

@@ -4,8 +4,8 @@ definitions as in the ``neurobench`` package's ``metrics.static`` and ``metrics.
 Static (of the weights):
 
 * ``footprint``: bytes of every parameter and persistent buffer (``numel · element_size``). snnTorch keeps a
-  neuron's last membrane in a non-persistent buffer that grows with the batch after a pass; NeuroBench counts it
-  (so its footprint depends on whether a pass ran before), spikecl does not.
+  neuron's last membrane in a non-persistent buffer, which NeuroBench counts and spikecl does not; spikecl's
+  networks empty it after every pass, so the two agree after a pass too.
 * ``connection_sparsity``: zero weights / all weights of the synapses (``nn.Linear``, ``nn.Conv*``; biases,
   normalisation and neurons excluded). NeuroBench rounds it to 4 decimals; spikecl does not.
 
