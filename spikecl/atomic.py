@@ -290,12 +290,22 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass
 
 
+def checkpoint_path(results: Path) -> Path:
+    """The checkpoint beside a results file, removed once the results are written: ``run.h5`` keeps ``run.ckpt``;
+    a results name without the ``.h5`` suffix keeps its whole name (``lr0.1`` keeps ``lr0.1.ckpt``, not the
+    ``lr0.ckpt`` that ``lr0.5`` would share)."""
+    results = Path(results)
+    if results.suffix.lower() == ".h5":
+        return results.with_suffix(".ckpt")
+    return results.with_name(f"{results.name}.ckpt")
+
+
 def remove_temporaries(results: Path) -> None:
     """Remove every temporary file a killed :func:`atomic_write` left of ``results`` or of its checkpoint
     (``.ckpt``), whatever its age: for the holder of ``results``' :func:`output_lock`, which covers those two files
     only (not ``run.ewc.h5`` beside ``run.h5``)."""
     results = Path(results)
-    for name in (results.name, results.with_suffix(".ckpt").name):
+    for name in (results.name, checkpoint_path(results).name):
         for tmp in results.parent.glob(f".{glob.escape(name)}.*.tmp"):
             with contextlib.suppress(OSError):
                 tmp.unlink()

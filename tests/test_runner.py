@@ -654,6 +654,63 @@ def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
     assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
 
 
+def test_a_results_name_keeps_a_checkpoint_of_its_own(tmp_path):
+    """A results path ending in .ckpt was its own checkpoint (the run trained, then failed on it, or with overwrite
+    deleted its results); names differing after a dot (lr0.1, lr0.5) shared lr0.ckpt, one run deleting the
+    other's. run.h5 keeps run.ckpt, as before."""
+    assert checkpoint_path(tmp_path / "run.h5") == tmp_path / "run.ckpt"
+    assert checkpoint_path(tmp_path / "lr0.1") == tmp_path / "lr0.1.ckpt" != checkpoint_path(tmp_path / "lr0.5")
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    run = ContinualRun(cfg, "finetune", 0)
+    run.train_task = lambda task, bar=None: pytest.fail("trained before refusing the path")
+    with pytest.raises(ConfigError, match=r"run.ckpt: a results path may not end in .ckpt, the suffix of the run's "
+                                          r"checkpoint \(it would be written over its own results\); name it .h5$"):
+        run.execute(tmp_path / "run.ckpt", overwrite=True, progress_bar=False)
+
+    class Stop(Exception):
+        pass
+
+    first = ContinualRun(cfg, "finetune", 0)
+    train = first.train_task
+    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
+    with pytest.raises(Stop):
+        first.execute(tmp_path / "lr0.1", progress_bar=False)
+    assert (tmp_path / "lr0.1.ckpt").exists()
+    ContinualRun(cfg, "finetune", 1).execute(tmp_path / "lr0.5", progress_bar=False)
+    assert (tmp_path / "lr0.1.ckpt").exists() and (tmp_path / "lr0.5").exists()
+    resumed = ContinualRun(cfg, "finetune", 0)
+    train = resumed.train_task
+    trained = []
+    resumed.train_task = lambda task, bar=None: (trained.append(task), train(task, bar))[1]
+    resumed.execute(tmp_path / "lr0.1", resume=True, progress_bar=False)
+    assert trained == [1] and not (tmp_path / "lr0.1.ckpt").exists()
+
+
+def test_python_callers_follow_the_advice_the_messages_give(tmp_path):
+    """execute(resume=True) of a finished file said "pass --overwrite", which then trained it again; a stale
+    checkpoint's "run with --overwrite (with --resume as well ...)" did nothing from Python (only replace_stale)."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    path = tmp_path / "r.h5"
+    ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=False)
+    with pytest.raises(ExistsError, match=r"r.h5 exists: the run finished \(spikecl.io.read_results reads it; "
+                                          r"overwrite=True trains it again\)$"):
+        ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)
+
+    class Stop(Exception):
+        pass
+
+    first = ContinualRun(cfg, "finetune", 0)
+    train = first.train_task
+    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
+    with pytest.raises(Stop):
+        first.execute(tmp_path / "s.h5", progress_bar=False)
+    with pytest.raises(ResultsError, match="seed differs"):
+        ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, progress_bar=False)
+    again = ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, overwrite=True,
+                                                    progress_bar=False)
+    assert again.seed == 1 and read_results(tmp_path / "s.h5").seed == 1
+
+
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):
     with pytest.raises(ConfigError, match="train.compile: the online trainer"):
         config(tmp_path, train={"compile": True, "trainer": "online"})

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikecl.atomic import checkpoint_path  # noqa: F401 - the continual run's checkpoint, named here too
 from spikecl.config import ExperimentConfig
 from spikecl.continual.run_record import unshown_difference
 from spikecl.continual.strategies import as_read, effective_options, validate_method
@@ -20,11 +21,6 @@ from spikecl.errors import ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.integrity import damaged_member
 from spikecl.recorded import options_as_now, recorded_as_now
-
-
-def checkpoint_path(results: Path) -> Path:
-    """The checkpoint beside a results file (``….ckpt``), removed once the results are written."""
-    return results.with_suffix(".ckpt")
 
 
 def numpy_rng_state() -> tuple:

@@ -39,7 +39,7 @@ from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
 from spikecl.environment import cpu_model, environment, machine_kernels, source_commit
-from spikecl.errors import ConfigError, DataError, NumericalError, ResultsError, ShapeError, check_type
+from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
 from spikecl.io import RunResult, write_results
 from spikecl.snn import measures
@@ -481,21 +481,28 @@ class ContinualRun:
                 progress_bar: bool = True, replace_stale: bool = False) -> RunResult:
         """Train through the stream and return (and, with ``results``, write) the run's results.
 
-        ``resume``: continue from the checkpoint beside ``results`` if there is one (``replace_stale``: start afresh
-        where it was made with other settings). Without ``overwrite`` an
-        existing results file is an :class:`ExistsError`. Checkpoints, results and the progress bar come only from
+        ``resume``: continue from the checkpoint beside ``results`` if there is one (``replace_stale``, or
+        ``overwrite`` with it, as ``--resume --overwrite``: start afresh where it was made with other settings).
+        Without ``overwrite`` an existing results file is an :class:`ExistsError` (with ``resume`` too: the run
+        finished; :func:`~spikecl.io.read_results` reads it). Checkpoints, results and the progress bar come only from
         a process whose execution ``writes_files``. The run keeps its state: a second call trains nothing more and
         returns the same results (a new ``ContinualRun`` trains again).
         """
         if resume and results is None:
             raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
         results = Path(results) if results is not None else None     # a str path as the other writers take
+        if results is not None and results.suffix.lower() == ".ckpt":
+            raise ConfigError(f"{results}: a results path may not end in .ckpt, the suffix of the run's checkpoint "
+                              "(it would be written over its own results); name it .h5")
         writes = self.execution.writes_files
         ckpt = checkpoint_path(results) if results is not None else None
         if results is not None and writes:
+            if resume and not overwrite and results.is_file() and not ckpt.exists():
+                raise ExistsError(f"{results} exists: the run finished (spikecl.io.read_results reads it; "
+                                  "overwrite=True trains it again)")
             check_output(results, overwrite)                 # before any training, not after it
-        if ckpt is not None and resume and ckpt.exists():
-            self.load_checkpoint(ckpt, replace_stale)      # a stale one is left unread, replaced at the first save
+        if ckpt is not None and resume and ckpt.exists():   # a stale one is left unread, replaced at the first save
+            self.load_checkpoint(ckpt, replace_stale or overwrite)
         p = self.run_state
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
