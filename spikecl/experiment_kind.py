@@ -359,8 +359,9 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
                 seed_of: Callable[[Run], object] = lambda run: run.attrs.get("seed")) -> None:
     """A one-line :class:`ResultsError` unless ``runs`` are seeds of one experiment, so that a summary may average
     them: made with the same settings (the keys that differ are named; ``ignore`` aside) and no seed twice.
-    ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``)."""
-    seen: dict[object, Path] = {}
+    ``what`` names the runs in the message (``"sparsey runs"``), ``name`` one of them (default: ``what``); a run is
+    named by its ``path`` (a Python caller's results: their place in its list)."""
+    seen: dict[object, object] = {}
     for run in runs:
         keys = list(map(as_written, differences(recorded_as_now(runs[0].config), recorded_as_now(run.config),
                                                 ignore=ignore)))
@@ -368,13 +369,13 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
             raise ResultsError(f"{run.path} and {runs[0].path} hold {what} made with different settings "
                                f"({differ_phrase(keys)}), not seeds of one experiment; report them separately")
         if other_data(runs[0], run):
-            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} trained on different data files (data_crc "
-                               f"{recorded_data_crc(run)} and {recorded_data_crc(runs[0])}), not seeds of one "
-                               "experiment; report them separately")
+            raise ResultsError(f"{run.path} and {runs[0].path} hold {what} trained on different data files "
+                               f"(data_crc {recorded_data_crc(run)} and {recorded_data_crc(runs[0])}), not seeds of "
+                               "one experiment; report them separately")
         seed = seed_of(run)
         if seed in seen:
             raise ResultsError(f"{run.path} and {seen[seed]} both hold {name or what} seed {seed}; report one of "
-                               "them (a copy left in the folder?)")
+                               "them" + (" (a copy left in the folder?)" if isinstance(run.path, Path) else ""))
         seen[seed] = run.path
 
 

@@ -10,6 +10,7 @@ import pytest
 from hdf5_files import edited, unseal
 
 from spikecl.continual.report import in_experiment_order, text_report
+from spikecl.errors import ResultsError
 from spikecl.io import RunResult, as_result, write_results
 from spikecl.report import collect
 
@@ -817,3 +818,25 @@ def test_measures_table_never_rounds_a_sparsity_to_all_or_nothing():
                              "ewc": {"activation_sparsity": 1.0, "connection_sparsity": 0.0}})
     rows = {line.split()[0]: line.split()[1:4] for line in table.splitlines()[2:]}
     assert rows == {"finetune": ["2.0", "<0.1", ">99.9"], "ewc": ["—", "0.0", "100.0"]}
+
+
+def test_text_report_refuses_what_spikecl_report_refuses():
+    """The library's text_report averaged runs of other settings, and one run given twice, as seeds of one row;
+    an empty list printed a table of false notes; a run made on its own from Python was called missing from the
+    plan its config names."""
+    base = {"stream": {"n_tasks": 2}, "strategy": {"methods": ["finetune"]}, "seeds": [0, 1], "train": {"lr": 0.1}}
+    acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])
+    a = RunResult("ewc", 0, base, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)), np.ones(2), {"acc": 0.85})
+    b = RunResult("ewc", 1, {**base, "train": {"lr": 0.5}}, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                  np.ones(2), {"acc": 0.85})
+    with pytest.raises(ResultsError, match=r"^results\[1\] and results\[0\] hold ewc made with different settings "
+                                           r"\(train.lr differs\), not seeds of one experiment; report them "
+                                           r"separately$"):
+        text_report([a, b])
+    with pytest.raises(ResultsError, match=r"^results\[2\] and results\[0\] both hold ewc seed 0; report one"):
+        text_report([a, replace(a, seed=1), a])
+    with pytest.raises(ResultsError, match="^text_report: no results given$"):
+        text_report([])
+    assert "Not in this report" not in text_report([a, replace(a, seed=1)])
+    planned = replace(a, method="finetune")
+    assert "Not in this report: finetune seed 1" in text_report([planned])

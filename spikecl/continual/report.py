@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from spikecl.continual import metrics
-from spikecl.differences import as_written, differ_phrase, differences, flatten
-from spikecl.experiment_kind import SEED_ROW_IGNORES, not_in_report, other_data
+from spikecl.differences import OtherMethodsIgnored, as_written, differ_phrase, differences, flatten
+from spikecl.errors import ResultsError
+from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, not_in_report, other_data
 from spikecl.figures import palette
 from spikecl.io import RunResult
 
@@ -150,7 +152,9 @@ def missing_note(results: Sequence[RunResult]) -> str:
         methods = strategy.get("methods") if isinstance(strategy, dict) else None
         seeds = r.config.get("seeds")
         if isinstance(methods, list) and isinstance(seeds, list):
-            planned |= {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
+            plan = {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
+            if (r.method, r.seed) in plan:         # else run by a Python caller on its own, not from this plan
+                planned |= plan
     missing = sorted(planned - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
     return not_in_report([f"{m} seed {s}" for m, s in missing])
 
@@ -306,7 +310,18 @@ MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds): foo
 
 
 def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
-    """Accuracy matrices of every run (optional) followed by the method comparison table and its notes."""
+    """Accuracy matrices of every run (optional) followed by the method comparison table and its notes. A one-line
+    :class:`ResultsError` where ``results`` is empty or a method's runs are not seeds of one experiment (made
+    with other settings, or a seed twice; ``results[i]`` names them), as ``spikecl report`` refuses them."""
+    if not results:
+        raise ResultsError("text_report: no results given")
+    by_method: dict[str, list[SimpleNamespace]] = defaultdict(list)
+    for i, r in enumerate(results):                # each named by its place in the list
+        by_method[r.method].append(SimpleNamespace(config=r.config, environment=r.environment, seed=r.seed,
+                                                   path=f"results[{i}]"))
+    for method, group in by_method.items():
+        runs_method = group[0].config.get("runs_method", method)
+        check_seeds(group, method, ignore=OtherMethodsIgnored(SEED_ROW_IGNORES, runs_method), seed_of=lambda r: r.seed)
     parts = []
     if matrices:
         for r in results:
