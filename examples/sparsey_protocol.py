@@ -55,6 +55,7 @@ CANDIDATES = {"mnist5k": candidates(14, 3, 4), "digits": candidates(5, 2, 2)}
 BASELINES = (("fly-hash (fixed)", "flyhash"), ("k-WTA pooler", "pooler"), ("pixels", "pixels"))
 COLUMNS = (("1-NN ACC %", "{}_acc_knn1", 100, 1), ("5-NN ACC %", "{}_acc_knn5", 100, 1),
            ("Bayes ACC %", "{}_acc_bayes", 100, 1), ("Spearman ρ", "spearman_{}", 1, 3),
+           ("ρ of cosines", "spearman_cosine_{}", 1, 3),
            ("½-cue recall %", "cue_half_removed_{}", 100, 1), ("sequence recall %", "sequence_recall_{}", 100, 1))
 
 

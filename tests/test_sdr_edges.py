@@ -559,3 +559,22 @@ def test_overlap_spearman_refuses_inputs_and_codes_of_other_counts(n_codes):
     x = np.random.default_rng(0).integers(0, 2, (10, 30))
     with pytest.raises(ShapeError, match=f"^10 inputs but {n_codes} codes$"):
         overlap_spearman(x, np.zeros((n_codes, 8), int), 50)
+
+
+def test_overlap_spearman_of_cosines_divides_by_the_sizes():
+    """ρ of raw overlaps credits a code whose size merely follows the input's; the cosine form divides each
+    overlap by √(|a|·|b|) (0 for an empty item) on both sides."""
+    inputs = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    _, x, _ = overlap_spearman(inputs, inputs, 40, cosine=True)
+    i, j = pair_overlaps(inputs, 40, 0)
+    sizes = inputs.sum(axis=1)
+    expected = [(inputs[a] & inputs[b]).sum() / np.sqrt(sizes[a] * sizes[b]) if sizes[a] * sizes[b] else 0.0
+                for a, b in zip(i, j)]
+    assert x == pytest.approx(expected)
+    assert {round(v, 6) for v in x} <= {0.0, 0.707107, 0.5, 0.353553}   # 2/√8, 1/√4, 1/√8, or an empty item
+    assert 0.0 in set(x) and 0.707107 in {round(v, 6) for v in x}
+    size_code = np.zeros((4, 8), int)                      # a code that records only how many pixels are on
+    for row, n in enumerate(sizes):
+        size_code[row, :2 * n] = 1
+    raw = overlap_spearman(inputs, size_code, 40)[0]
+    assert raw == pytest.approx(1.0) and overlap_spearman(inputs, size_code, 40, cosine=True)[0] < raw

@@ -38,7 +38,7 @@ from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
 from spikecl.sdr.plots import SEED_PLOTS, seed_plot, write_plots
-from spikecl.sdr.readout import knn_predict
+from spikecl.sdr.readout import knn_predict, overlap_spearman
 from spikecl.sdr.results import (CUE_SUMMARY_CODERS, IMPLIED_METRICS, SCORING, outcome, recorded_config, seed_outcomes,
                                  test_splits_note, write_sparsey_results)
 from spikecl.sdr.sdr import code_statistics
@@ -263,12 +263,14 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     for key in ("acc_knn1", f"acc_knn{ev.knn_k}"):
         metrics[f"flyhash_{key}"] = classify(fly_coded, y_train, y_test, ev.knn_k, n_classes)[key]
     pairs_x = x_test[: ev.pair_items]
-    sim = similarity(pairs_x, {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly_coded.model.encode(pairs_x),
-                               "pooler": pooler.test[: ev.pair_items],
-                               "mac-activity": mac_activity_code(sparsey.model, sparsey.test[: ev.pair_items])},
-                     ev.n_pairs, seed)
+    pair_codes = {"sparsey": sparsey.test[: ev.pair_items], "fly-hash": fly_coded.model.encode(pairs_x),
+                  "pooler": pooler.test[: ev.pair_items],
+                  "mac-activity": mac_activity_code(sparsey.model, sparsey.test[: ev.pair_items])}
+    sim = similarity(pairs_x, pair_codes, ev.n_pairs, seed)
     for name, (_, _, rho) in sim.items():
         metrics[f"spearman_{name.replace('-', '')}"] = rho
+        metrics[f"spearman_cosine_{name.replace('-', '')}"] = overlap_spearman(pairs_x, pair_codes[name], ev.n_pairs,
+                                                                               seed, cosine=True)[0]
 
     if ev.spiking_items:
         metrics.update(spiking_match(coder_cfg, sparsey, x_train[: ev.spiking_items], x_test[: ev.spiking_items],

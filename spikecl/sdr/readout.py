@@ -122,11 +122,13 @@ def pair_overlaps(a: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarra
     return i, j
 
 
-def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
-                     seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000, seed: int = 0,
+                     cosine: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
     """Spearman ρ of code overlap vs input overlap over random pairs, with the overlaps [P] themselves; ``inputs``
     and ``codes`` must be binary (else a one-line ShapeError, NaN and infinity included). ρ is NaN, with no warning,
-    where either overlap is the same in every pair: a correlation with a constant is undefined."""
+    where either overlap is the same in every pair: a correlation with a constant is undefined. ``cosine``: each
+    overlap divided by the geometric mean of the two sizes, |a∩b| / √(|a|·|b|) (0 where either is empty), so that
+    a code whose size follows the input's (its number of active pixels) is not credited for that alone."""
     stats = require("scipy.stats", "data")
     inputs, codes = check_binary(inputs, "inputs").astype(bool), check_binary(codes, "codes").astype(bool)
     if inputs.ndim != 2 or codes.ndim != 2:
@@ -134,8 +136,18 @@ def overlap_spearman(inputs: np.ndarray, codes: np.ndarray, n_pairs: int = 5000,
     if len(inputs) != len(codes):
         raise ShapeError(f"{len(inputs)} inputs but {len(codes)} codes")
     i, j = pair_overlaps(inputs, n_pairs, seed)
-    x = (inputs[i] & inputs[j]).sum(axis=1)
-    c = (codes[i] & codes[j]).sum(axis=1)
+    x, c = (_overlaps(a, i, j, cosine) for a in (inputs, codes))
     if np.ptp(x) == 0 or np.ptp(c) == 0:
         return math.nan, x, c
     return float(stats.spearmanr(x, c).statistic), x, c
+
+
+def _overlaps(bits: np.ndarray, i: np.ndarray, j: np.ndarray, cosine: bool) -> np.ndarray:
+    """|a∩b| of the rows ``i`` and ``j`` of ``bits`` [B, n] bool, or (``cosine``) that over √(|a|·|b|), 0 where a
+    row is empty."""
+    shared = (bits[i] & bits[j]).sum(axis=1)
+    if not cosine:
+        return shared
+    sizes = bits.sum(axis=1).astype(np.float64)
+    scale = np.sqrt(sizes[i] * sizes[j])
+    return np.divide(shared, scale, out=np.zeros(len(shared)), where=scale > 0)

@@ -23,24 +23,28 @@ def comparison_rows(metrics: Sequence[dict[str, float]], k: int) -> list[str]:
     seeds' as mean ± std."""
     get = lambda key: [m[key] for m in metrics]                                  # noqa: E731
     pct = lambda key: _cell(get(key), 1, 100.0)                                  # noqa: E731
+    rho = lambda name: (_cell(get(f"spearman_{name}"), 3),                       # noqa: E731
+                        _cell(get(f"spearman_cosine_{name}"), 3) if all(f"spearman_cosine_{name}" in m for m in metrics)
+                        else "")                                  # files written before 2026-12-06 hold no cosine rho
     rows = [("", "votes", "Bayes", "1-NN (one-pass codes)", "1-NN", f"{k}-NN", "learn s (1 thread)", "ms/item",
-             "bits", "active", "Spearman")]
+             "bits", "active", "Spearman", "Spearman (cosine)")]
     for name, label in (("sparsey", "Sparsey"), ("pooler", "k-WTA spatial pooler")):
         rows.append((label, *[pct(f"{name}_acc_{r}") for r in ("votes", "bayes", "knn1_learned", "knn1", f"knn{k}")],
                      _cell(get(f"{name}_learn_seconds"), 2), _cell(get(f"{name}_learn_ms_per_item"), 3),
-                     _cell(get(f"{name}_code_bits"), 0), _cell(get(f"{name}_active_bits"), 0),
-                     _cell(get(f"spearman_{name}"), 3)))
+                     _cell(get(f"{name}_code_bits"), 0), _cell(get(f"{name}_active_bits"), 0), *rho(name)))
     rows.append(("fly-hash control (fixed)", "", "", "", pct("flyhash_acc_knn1"), pct(f"flyhash_acc_knn{k}"),
-                 *[""] * 4, _cell(get("spearman_flyhash"), 3)))
-    rows.append(("Sparsey mac activity only", *[""] * 9, _cell(get("spearman_macactivity"), 3)))
-    if all("spiking_code_match" in m for m in metrics):
-        rows.append(("Sparsey, LIF WTA groups", *[""] * 9,
-                     f"codes equal: stored {_cell(get('spiking_learn_match'), 0, 100.0)} %, "
-                     f"recognised {_cell(get('spiking_code_match'), 0, 100.0)} %"))
-    rows.append(("pixels", "", "", "", pct("pixels_acc_knn1"), pct(f"pixels_acc_knn{k}"), *[""] * 5))
+                 *[""] * 4, *rho("flyhash")))
+    rows.append(("Sparsey mac activity only", *[""] * 9, *rho("macactivity")))
+    rows.append(("pixels", "", "", "", pct("pixels_acc_knn1"), pct(f"pixels_acc_knn{k}"), *[""] * 6))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]   # no trailing spaces to wrap
     lines.insert(1, "-" * len(lines[0]))
+    if all("spiking_code_match" in m for m in metrics):
+        lines.append(f"Sparsey, LIF WTA groups: codes equal to the coder's: stored "
+                     f"{_cell(get('spiking_learn_match'), 0, 100.0)} %, recognised "
+                     f"{_cell(get('spiking_code_match'), 0, 100.0)} %")
+    lines.append("Spearman: ρ of code overlap |a∩b| against input overlap over random test pairs; (cosine): of")
+    lines.append("|a∩b| / sqrt(|a|·|b|) on both sides, which does not credit a code whose size follows the input's")
     return lines
 
 
@@ -65,6 +69,7 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
     published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
                  f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
-    where = "validation images (held out of training; no test image evaluated)" if split == "validation" else "test images"
+    where = ("validation images (held out of training; no test image evaluated)" if split == "validation"
+             else "test images")
     return (f"accuracy (%) on the {where} after one pass over {n_train} training items\n" + "\n".join(lines) + "\n"
             + published)
