@@ -881,6 +881,32 @@ def test_the_wrap_remedy_names_the_headroom_of_the_layers_that_wrapped():
     assert accuracies(spec, fixed, x, y, None)["u_wraps"] == 0
 
 
+def test_a_wrap_at_the_readout_names_calibration_not_the_headroom():
+    """The readout's scale comes from calibration, not --headroom; its wraps were blamed on --headroom, which
+    changes nothing there."""
+    import io
+
+    from spikecl.export.pipeline import accuracies, print_export
+
+    rng = np.random.default_rng(0)
+    readout = 0.9 + 0.1 * rng.random((10, 256))
+    spec = NetworkSpec((LayerSpec("hidden0", 0.1 * rng.standard_normal((256, 64)), np.full(256, 2.0), 0.9, 1.0,
+                                  "zero"),
+                        LayerSpec("readout", readout, np.zeros(10), 0.9, 1.0, "none")), 8, "direct", 10)
+    x, y = rng.random((6, 64)), np.zeros(6, np.int64)
+    net = quantize(spec, QuantConfig(readout_range=5.0))
+    metrics = accuracies(spec, net, x, y, None)
+    assert metrics["u_wraps"] == metrics["u_wraps_readout"] > 0 and "u_wraps_headroom" not in metrics
+    remedy = (f"{metrics['u_wraps_readout']} of them at the readout, which no --headroom changes: its range comes "
+              "from the calibration samples (--calibration-samples: more of them, or 0 for the weights' worst case)")
+    out = io.StringIO()
+    print_export(dataclasses.replace(net, metrics=metrics), out)
+    assert remedy in out.getvalue() and "larger --headroom" not in out.getvalue()
+    with pytest.raises(ExportError, match=re.escape(f"turned negative); {remedy}, raise --max-drop, or --force")):
+        pipeline.check_accuracy_drop({**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}, 3.0)
+    assert accuracies(spec, quantize(spec, QuantConfig()), x, y, None)["u_wraps"] == 0    # calibrated on the weights
+
+
 def test_an_accuracy_drop_of_exactly_the_limit_is_accepted():
     """Export refuses a drop of *more* than --max-drop points: 75 % -> 50 % passes at 25, is refused at 24.9; 55 % ->
     52 % passes at 3 (100 * 0.55 - 100 * 0.52 is 3.000000000000007 in floating point); a refused drop shows the
@@ -1406,3 +1432,34 @@ for name, write in writers.items():
     assert done.stdout.split("\n")[:3] == ["net.h5 refused 1", "net.nir refused 1", "graph.h5 refused 1"], \
         done.stdout + done.stderr[-2000:]
     assert not list(tmp_path.iterdir())
+
+
+def test_spike_agreement_counts_spikes_not_silent_steps():
+    """Equal bits called a layer that never fired 83 % equal to one firing at 17 %; now shared / fired by either."""
+    from spikecl.export.pipeline import spike_agreement
+
+    fired = np.zeros((100, 6), np.int8)
+    fired[:17, 0] = 1
+    assert spike_agreement(np.zeros_like(fired), fired) == 0.0
+    assert spike_agreement(fired, fired) == 1.0 and spike_agreement(np.zeros(5), np.zeros(5)) == 1.0
+    shifted = np.roll(fired, 1, axis=0)
+    assert spike_agreement(fired, shifted) == pytest.approx(16 / 18)
+
+
+
+@pytest.mark.parametrize("mark, message", [
+    (True, r"marked lava_dl = true, but lava-dl's netx would run another network than spikecl's runner: layer "
+           r"hidden0: weight_exp -?\d+ has no netx key \(lava-dl re-derives exponents from the weights\); the file "
+           r"is damaged or edited$"),
+    ("yes", r"/spikecl attribute lava_dl = 'yes' is not true or false; the file is damaged$")])
+def test_a_netx_file_may_not_claim_lava_dl_runs_it_where_it_would_not(tmp_path, mark, message):
+    """A file for spikecl's runner only (weight exponents), edited to say lava_dl = true, was read and run as one
+    network by spikecl and as another by lava-dl's own loader; a string mark was accepted."""
+    net = quantize(small_spec(bias=0.0), QuantConfig(exponents=True, headroom=1000))
+    assert net.layers[0].weight_exp
+    path = write_netx(tmp_path / "net.h5", net, lava_dl=False)
+    read_netx(path)
+    with edited(path) as f:
+        f["spikecl"].attrs["lava_dl"] = mark
+    with pytest.raises(ResultsError, match=f"^{re.escape(str(path))}: {message}"):
+        read_netx(path)

@@ -477,15 +477,32 @@ def read_netx(path: str | Path) -> FixedNetwork:
                            _attr_int(meta.attrs, "n_outputs", 1, MAX_COUNT, path),
                            _attr_int(meta.attrs, "n_heads", 1, MAX_COUNT, path),
                            _attr_table(meta.attrs, "config", path), _attr_table(meta.attrs, "metrics", path))
+        marked = meta.attrs.get("lava_dl")
         stored = meta.attrs.get(CRC)                     # absent in files written before it, and in others' files
         if stored is not None:
             check_declared_sizes(f, path)
             intact = isinstance(stored, (int, np.integer)) and int(stored) == content_crc(f)
     _check_consistent(net, path)
+    _check_lava_dl_mark(marked, net, path)
     if stored is not None and not intact:                # after the checks that name a part: they say more
         raise ResultsError(f"{path} is corrupt: its contents fail their CRC-32 (a byte changed on disk); export "
                            "the network again")
     return net
+
+
+def _check_lava_dl_mark(marked, net: FixedNetwork, path: Path) -> None:
+    """The ``lava_dl`` attribute must be true or false (absent in files written before it) and true only where
+    lava-dl's netx runs the network exactly (:func:`lava_dl_refusal`): else lava-dl and spikecl's runner would run
+    two networks from one file that claims to be one."""
+    if marked is None:
+        return
+    if not isinstance(marked, (bool, np.bool_)):
+        raise ResultsError(f"{path}: /spikecl attribute lava_dl = {marked!r} is not true or false; the file is "
+                           "damaged")
+    refusal = lava_dl_refusal(net) if marked else None
+    if refusal:
+        raise ResultsError(f"{path}: marked lava_dl = true, but lava-dl's netx would run another network than "
+                           f"spikecl's runner: {refusal.split('; ')[0]}; the file is damaged or edited")
 
 
 def _check_consistent(net: FixedNetwork, path: Path) -> None:

@@ -51,7 +51,8 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
                heads: np.ndarray | None) -> dict:
     """Float and quantised (numpy reference) accuracy on samples ``x`` [N, ...], how often they agree, how often
     a 24-bit current wrapped (``u_wraps``, over layers, steps and samples: a drive beyond the headroom turned
-    negative; ``u_wraps_headroom``: the headroom in effect at the hidden layers that wrapped,
+    negative; ``u_wraps_readout``: those of the readout, where any; ``u_wraps_headroom``: the headroom in effect at
+    the hidden layers that wrapped,
     :meth:`~spikecl.export.quantize.FixedNetwork.headroom_at`) and the readout's 24-bit voltage was cut
     (``readout_clips``, saturated at either end or reset at the top, over the outputs decoded, steps and samples: a
     logit cut where the float one is not; a hidden layer's voltage saturates only far below its threshold, where it
@@ -69,6 +70,7 @@ def accuracies(spec: NetworkSpec, net: FixedNetwork, x: np.ndarray, y: np.ndarra
             "reference_accuracy": float(np.mean(fixed_pred == y)),
             "prediction_agreement": float(np.mean(float_pred == fixed_pred)), "u_wraps": int(wraps.sum()),
             **({"u_wraps_headroom": wrapped} if wrapped is not None else {}),
+            **({"u_wraps_readout": int(wraps[-1])} if wraps[-1] else {}),
             "readout_clips": int(clips[-1]), **synops}
 
 
@@ -99,17 +101,30 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
                 f"{float_acc:.{d}f} % on {metrics['samples']} {split} samples (limit {max_drop:g})")
         if metrics.get("u_wraps"):
             raise ExportError(f"{drop}: the 24-bit current wrapped {metrics['u_wraps']} times (a drive beyond the "
-                              f"headroom turned negative); {wrap_remedy(metrics.get('u_wraps_headroom', headroom))}, "
+                              f"headroom turned negative); {wrap_remedy(metrics, headroom)}, "
                               "raise --max-drop, or --force")
         raise ExportError(f"{drop}; an outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or "
                           "--force")
 
 
-def wrap_remedy(headroom: float | None) -> str:
-    """What to export with where 24-bit currents wrapped: a --headroom above the one in effect (``headroom``)."""
-    if headroom is None:
-        return "export with a larger --headroom"
-    return f"export with --headroom above the {headroom:.4g} in effect (a smaller one changes nothing)"
+#: where the readout's range comes from, and what widens it
+READOUT_RANGE = "its range comes from the calibration samples (--calibration-samples: more of them, or 0 for the " \
+    "weights' worst case)"
+
+
+def wrap_remedy(metrics: dict, headroom: float | None = None) -> str:
+    """What to export with where 24-bit currents wrapped (export's ``metrics``): at hidden layers a --headroom above
+    the one in effect there (``u_wraps_headroom``, else ``headroom``); at the readout, whose scale no headroom
+    sets, more calibration."""
+    hidden, readout = metrics.get("u_wraps", 0) - metrics.get("u_wraps_readout", 0), metrics.get("u_wraps_readout", 0)
+    headroom = metrics.get("u_wraps_headroom", headroom)
+    remedies = []
+    if hidden:
+        remedies.append("export with a larger --headroom" if headroom is None else
+                        f"export with --headroom above the {headroom:.4g} in effect (a smaller one changes nothing)")
+    if readout:
+        remedies.append(f"{readout} of them at the readout, which no --headroom changes: {READOUT_RANGE}")
+    return "; ".join(remedies)
 
 
 def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant: QuantConfig = QuantConfig(),
@@ -210,8 +225,17 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
                   run_steps=int(lava.get("run_steps", lava["steps"])),
                   prediction_agreement=float(np.mean(lava["predictions"] == reference)),
                   readout_equal=bool(np.array_equal(lava["readout_v"], stream.readout_v)),
-                  spike_agreement=[float(np.mean(a == b)) for a, b in zip(lava["spikes"], stream.spikes)])
+                  spike_agreement=[spike_agreement(a, b) for a, b in zip(lava["spikes"], stream.spikes)])
     return report
+
+
+def spike_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of the spikes of ``a`` and ``b`` (0/1 arrays of one shape) that both fired: shared / fired by
+    either (1.0 where neither fired). Silent neuron-steps do not count as agreement: a layer that never fired
+    against one firing at 17 % would score 83 % by equal bits."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    either = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / either) if either else 1.0
 
 
 #: why a run on some number of samples measured fewer
@@ -236,13 +260,11 @@ def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
         if m.get("u_wraps"):
             print(f"warning: the 24-bit current wrapped {m['u_wraps']} times on these samples: a drive beyond the "
                   f"headroom turned negative, as it would on Loihi; "
-                  f"{wrap_remedy(m.get('u_wraps_headroom', net.headroom))}", file=out)
+                  f"{wrap_remedy(m, net.headroom)}", file=out)
         if m.get("readout_clips"):
             print(f"warning: the readout's 24-bit voltage was cut {m['readout_clips']} times on these samples "
                   "(steps of the outputs decoded), as it would be on Loihi: those logits are cut where the float ones "
-                  "are not (held at the bottom, or reset to 0 at the top); its range "
-                  "comes from the calibration samples (--calibration-samples: more of them, or 0 for the weights' "
-                  "worst case)", file=out)
+                  f"are not (held at the bottom, or reset to 0 at the top); {READOUT_RANGE}", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     else:
@@ -290,7 +312,7 @@ def print_deploy(report: dict, out=None) -> None:
     if report["backend"] == "lava-sim":
         agree = ", ".join(f"{100 * a:.2f}%" for a in report["spike_agreement"])
         print(f"Lava vs reference: predictions {100 * report['prediction_agreement']:.2f}% equal, hidden spikes "
-              f"[{agree}] equal, readout voltages {'identical' if report['readout_equal'] else 'DIFFER'}", file=out)
+              f"[{agree}] shared (of those either fired), readout voltages {'identical' if report['readout_equal'] else 'DIFFER'}", file=out)
         print(f"Lava time: build {report['build_s']:.2f} s, compile + first step {report['start_s']:.2f} s, "
               f"{report.get('run_steps', report['steps']) - 1} more steps {report['run_s']:.2f} s "
               f"({report['ms_per_step']:.2f} ms/step); "
