@@ -1463,3 +1463,21 @@ def test_a_netx_file_may_not_claim_lava_dl_runs_it_where_it_would_not(tmp_path, 
         f["spikecl"].attrs["lava_dl"] = mark
     with pytest.raises(ResultsError, match=f"^{re.escape(str(path))}: {message}"):
         read_netx(path)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"network": {"numsteps": 6}}, r"config\['network'\]: unknown key 'numsteps'; did you mean 'num_steps'\?$"),
+    ({"num_steps": 6}, r"config\['num_steps'\]: a network setting outside config\['network'\], where it would be "
+                       r"ignored; give \{'network': \{'num_steps': ...\}\}$"),
+    ({"network": 4}, r"config\['network'\] must be a table of network settings, got int$")])
+def test_spec_from_state_refuses_settings_it_would_not_read(config, message):
+    """A hand-made config for a network trained in one's own loop: a misspelt or misplaced num_steps exported at
+    T = 4 without a word."""
+    from spikecl.export import spec_from_state
+    from spikecl.snn import LIFParams, build_mlp
+
+    state = build_mlp(8, [4], 3, neuron=LIFParams(reset="zero")).state_dict()
+    with pytest.raises(ExportError, match=message):
+        spec_from_state(state, config)
+    assert spec_from_state(state, {"kind": "continual", "network": {"num_steps": 6}}).num_steps == 6
+

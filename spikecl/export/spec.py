@@ -15,7 +15,7 @@ import numpy as np
 
 from spikecl.config import NetworkConfig, check_known_dataset
 from spikecl.data.datasets import known_image_shape
-from spikecl.errors import ExportError, ShapeError
+from spikecl.errors import ExportError, ShapeError, did_you_mean
 from spikecl.network_keys import INTEGRATOR, LIF, NORM, SYNAPSE, head, hidden, part_of
 
 #: how inputs may be presented to Loihi: spikes a direct, Poisson or latency encoder makes of an image (event frames
@@ -284,7 +284,9 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
     shape = known_image_shape(dataset)  # CNN exports need the input grid; MLPs read their inputs from the weights
     if shape is None:
         refuse_encoder(config.get("network", {}).get("encoder", "direct"))    # event frames: the encoder says why
-        raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown")
+        raise ExportError(f"data.dataset = {dataset!r}: the input grid of a CNN export is unknown; name the dataset "
+                          "it was trained on in config['data']['dataset'] (a built-in one, or one registered with "
+                          "register_dataset, of the CNN's input shape)")
     layers = []
     i = 0
     while hidden(i) + SYNAPSE + "weight" in state:
@@ -307,6 +309,23 @@ def _cnn_layers(state: dict, config: dict, neuron_defaults: tuple) -> tuple[list
     return layers, shape
 
 
+def check_network_keys(config: dict) -> None:
+    """A one-line ExportError where ``config["network"]`` holds a key :class:`NetworkConfig` does not have (a typo
+    would export at its default: ``numsteps`` at T = 4), or a network setting stands outside that table."""
+    known = [f.name for f in fields(NetworkConfig)]
+    net = config.get("network", {})
+    if not isinstance(net, dict):
+        raise ExportError(f"config['network'] must be a table of network settings, got {type(net).__name__}")
+    unknown = next((key for key in net if key not in known), None)
+    if unknown is not None:
+        hint = did_you_mean(unknown, known) or f"; the network settings are {', '.join(known)}"
+        raise ExportError(f"config['network']: unknown key {unknown!r}{hint}")
+    stray = next((key for key in config if key in known and key != "kind"), None)   # kind: the experiment's
+    if stray is not None:
+        raise ExportError(f"config[{stray!r}]: a network setting outside config['network'], where it would be "
+                          f"ignored; give {{'network': {{{stray!r}: ...}}}}")
+
+
 def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     """Rebuild the network from its ``state_dict`` arrays (named as :mod:`spikecl.network_keys` says) and the
     experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
@@ -318,6 +337,7 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     is not part of the network and is not read.
     """
     net, default = config.get("network", {}), NetworkConfig()         # a setting not recorded: the config's default
+    check_network_keys(config)
     stream = config.get("stream")
     standardize = stream.get("standardize") if isinstance(stream, dict) else None
     kind = net.get("kind", default.kind)
