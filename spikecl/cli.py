@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        print(f"spikecl: error: out of memory ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+              "smaller sizes, fewer time steps or a smaller batch need less (finished results and checkpoints are "
+              f"whole){continue_hint(args)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"spikecl: interrupted{continue_hint(args)}", file=sys.stderr)
         return 130
@@ -117,6 +124,13 @@ def terminate_as_interrupt():
             if signal.getsignal(sig) is interrupt:
                 signal.signal(sig, handler)
         watch_interrupts(False)                 # said by the command: no later library call in this process sees it
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed: numpy's MemoryError, torch's CPU allocator or CUDA out of memory
+    (an 18-frame traceback would say no more)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
 def continue_hint(args: argparse.Namespace) -> str:

@@ -484,3 +484,29 @@ def test_a_set_that_reaches_no_run_is_refused_naming_where_it_would(capsys):
     assert load(exp, ['strategy.methods=["gpm-tuned", "gpm"]', "strategy.gpm.thresholds=[0.5]"])[1] is not None
     cfg = load(exp, [tuned, 'variants.gpm-tuned."strategy.gpm.thresholds"=[0.5]'])[1]
     assert cfg.variants["gpm-tuned"]["strategy.gpm.thresholds"] == [0.5]
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 2.12 GiB for an array with shape (227668, 2, 5000)"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't "
+                                                "allocate memory: you tried to allocate 80000000000 bytes.")])
+def test_running_out_of_memory_is_one_line(monkeypatch, capsys, error):
+    """A run too large for the machine ended in an 18-frame MemoryError traceback (a CA3 stress size the config
+    accepts; frames of events); another RuntimeError still raises."""
+    from spikecl import cli
+
+    def failing(exc):
+        def build():
+            parser = original()
+            parser.commands["report"].set_defaults(handler=lambda args: (_ for _ in ()).throw(exc))
+            return parser
+        return build
+
+    original = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", failing(error))
+    assert main(["report", "x.h5"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("spikecl: error: out of memory (") and len(err.strip().splitlines()) == 1
+    assert "smaller sizes, fewer time steps or a smaller batch need less" in err
+    monkeypatch.setattr(cli, "build_parser", failing(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["report", "x.h5"])
