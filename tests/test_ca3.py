@@ -114,9 +114,24 @@ def test_compiled_brian2_reproduces_the_recording_from_a_fresh_memory_on_every_r
                 net.run(cue, content)
         finally:
             del device.run
+        with pytest.raises(ConfigError, match="^a CompiledBrian2CA3 holds Brian2's device in standalone mode"):
+            Brian2CA3(CA3Params(), C, M, target="numpy")      # it failed deep in Brian2: "has not been run"
     finally:
         net.close()
+    with pytest.raises(ConfigError, match="^this CompiledBrian2CA3 was closed"):
+        net.run(cue, content)
     assert_same_spikes(recorded, Brian2CA3(CA3Params(), C, M, target="numpy").run(cue, content))
+
+
+@pytest.mark.brian2
+def test_a_runtime_brian2_memory_is_refused_while_a_compiled_one_holds_the_device(monkeypatch):
+    """Brian2's device is global: while a CompiledBrian2CA3 holds it in standalone mode, a runtime memory failed
+    deep inside Brian2 saying the simulation had not been run."""
+    from spikecl.memory import brian2_net
+
+    monkeypatch.setitem(brian2_net.STANDALONE, "owner", object())
+    with pytest.raises(ConfigError, match=r"close\(\) it before building or running another Brian2 CA3 memory$"):
+        brian2_net.Brian2CA3(CA3Params(), 3, 5)
 
 
 @pytest.mark.brian2

@@ -29,7 +29,7 @@ def run_cli(tmp_path, *extra, seeds="0"):
 def test_model_file_runs_functional_and_stress_and_writes_results(tmp_path, capsys):
     assert run_cli(tmp_path) == 0
     out = capsys.readouterr().out
-    assert "0 spikes differ from SpiNNaker" in out and "published" in out and "read_only" in out
+    assert "0 spikes differ from SpiNNaker (missing plus extra)" in out and "published" in out and "read_only" in out
     folder = tmp_path / "ca3_cam"
     functional = read_part(folder / "functional.h5")
     assert int(functional["attrs"]["mismatched_spikes"]) == 0
@@ -439,3 +439,18 @@ def test_a_stress_part_drawn_by_the_older_rounding_is_not_kept(tmp_path, capsys,
     assert run_cli(tmp_path, "--no-plots", "--set", 'stress.variants=["published"]', "--resume", "--overwrite") == 0
     assert read_run(tmp_path / "ca3_cam" / "stress_C5_M6_published.h5", "ca3").config["stress_rounding"] == \
         experiment.STRESS_RULES["stress_rounding"]
+
+
+def test_the_matching_expectation_draws_a_fragments_bits_without_replacement():
+    """(C − 1)(1 − (1 − k/M)^f) drew the fragment's bits with replacement: 3.285 extra cues at C = 6, M = 10,
+    k = f = 3, where ideal OR matching over drawn trials gives about 3.55; k-of-n matching needs its own."""
+    from spikecl.memory.stress import matching_chance
+
+    assert 5 * matching_chance(10, 3, 3) == pytest.approx(5 * (1 - 35 / 120)) == pytest.approx(3.5417, abs=1e-4)
+    assert matching_chance(10, 3, 3, needed=2) == pytest.approx(22 / 120)
+    assert matching_chance(8, 4, 1) == 0.5 and matching_chance(10, 3, 8) == 1.0
+    rng = np.random.default_rng(0)
+    hits = [len(set(rng.choice(10, 3, replace=False)) & set(rng.choice(10, 3, replace=False))) > 0
+            for _ in range(20000)]
+    assert np.mean(hits) == pytest.approx(matching_chance(10, 3, 3), abs=0.01)
+

@@ -53,6 +53,10 @@ def _quiet_if_unfinished(b2):
         raise
 
 
+#: the :class:`CompiledBrian2CA3` holding Brian2's (process-global) device in standalone mode, if any
+STANDALONE: dict = {"owner": None}
+
+
 class Brian2CA3:
     """A CA3 memory of ``n_cues`` cues and ``n_bits`` bits in Brian2; :meth:`run` continues the simulation.
 
@@ -61,6 +65,7 @@ class Brian2CA3:
     """
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, target: str = "numpy") -> None:
+        self._check_device()
         params = as_params(params)
         n_cues, n_bits = check_sizes(n_cues, n_bits, params)
         if target not in TARGETS:
@@ -153,6 +158,7 @@ class Brian2CA3:
         """Simulate ``T`` more steps driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (booleans; step 0 is
         the current time). ``gate [T]``: 1 where plasticity is on (used with ``read_only_recall``).
         Returns every population's boolean raster ``[T, N]``."""
+        self._check_device()
         cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate, self.params.read_only_recall)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits):
@@ -207,8 +213,17 @@ class Brian2CA3:
             array.values[...] = values
         return array
 
+    def _check_device(self) -> None:
+        """A ConfigError where Brian2's device (global to the process) is not this network's: a runtime network while
+        a :class:`CompiledBrian2CA3` holds it in standalone mode, or a compiled one after its :meth:`close`
+        (Brian2 would fail deep inside, saying the simulation has not been run)."""
+        if STANDALONE["owner"] is not None and STANDALONE["owner"] is not self:
+            raise ConfigError("a CompiledBrian2CA3 holds Brian2's device in standalone mode (the device is global to "
+                              "the process); close() it before building or running another Brian2 CA3 memory")
+
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA: ``cue_to_content [C, M]`` and ``content_to_cue [M, C]``."""
+        self._check_device()
         out = {}
         for name, s in self.plastic.items():
             w = np.zeros((len(s.source), len(s.target)))
@@ -234,8 +249,10 @@ class CompiledBrian2CA3(Brian2CA3):
         b2 = require("brian2", "brian2")
         if max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
-        self.directory, self.max_steps = str(directory), int(max_steps)
+        self.directory, self.max_steps, self._closed = str(directory), int(max_steps), False
+        Brian2CA3._check_device(self)                  # another compiled network holding the device
         b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
+        STANDALONE["owner"] = self
         try:
             super().__init__(params, n_cues, n_bits)
             self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
@@ -254,6 +271,7 @@ class CompiledBrian2CA3(Brian2CA3):
         """Simulate a fresh memory driven by ``cue_input [T, C]`` and ``content_input [T, M]`` (T <= max_steps);
         returns every population's boolean raster ``[T, N]``; :meth:`weights` then gives its weights after the T
         steps (refused where activity went on past them)."""
+        self._check_device()
         cue_input, content_input, gate = drive_arrays(cue_input, content_input, gate, self.params.read_only_recall)
         n_steps = cue_input.shape[0]
         if cue_input.shape != (n_steps, self.n_cues) or content_input.shape != (n_steps, self.n_bits) \
@@ -283,7 +301,18 @@ class CompiledBrian2CA3(Brian2CA3):
                               "(schedules from make_schedule do) or compile with max_steps = T")
         return super().weights()
 
+    def _check_device(self) -> None:
+        if self._closed:
+            raise ConfigError("this CompiledBrian2CA3 was closed (Brian2 is back in runtime mode); build a new one")
+        super()._check_device()
+
     def close(self) -> None:
-        """Leave standalone mode (Brian2's device is global)."""
-        self._b2.device.reinit()
-        self._b2.set_device("runtime")
+        """Leave standalone mode (Brian2's device is global); the network cannot run after it."""
+        if self._closed:
+            return
+        self._closed = True
+        if STANDALONE["owner"] is self:
+            STANDALONE["owner"] = None
+        b2 = require("brian2", "brian2")
+        b2.device.reinit()
+        b2.set_device("runtime")

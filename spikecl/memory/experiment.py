@@ -32,7 +32,7 @@ from spikecl.experiment_kind import Job, Kind, load
 from spikecl.io import Run, write_run
 from spikecl.memory.cam import BACKENDS, CA3Memory
 from spikecl.memory.params import CA3Params, check_sizes
-from spikecl.memory.recordings import FUNCTIONAL, RECORDED, functional_mismatch
+from spikecl.memory.recordings import FUNCTIONAL, RECORDED, functional_mismatch, mismatch_text
 from spikecl.memory.results import FUNCTIONAL_IGNORES, STRESS_IGNORES, checked_part
 from spikecl.memory.schedule import check_readout, learn, make_schedule, recall_by_cue
 from spikecl.memory.stress import VARIANTS, StressGrid, content_size, run_grid, variant_params
@@ -61,7 +61,9 @@ class StressConfig:
                                  doc="model variants to compare (spikecl.memory.stress.VARIANTS)")
     fragment_sizes: list[int] = option([1, 2, 3], low=1, distinct=True, doc="bits per recall-by-content fragment")
     queries_per_size: int = option(10, low=1, doc="recall-by-content queries per fragment size in a trial")
-    relearn_fraction: float = option(0.25, low=0.0, high=1.0, doc="share of cues relearned to test forgetting")
+    relearn_fraction: float = option(0.25, low=0.0, high=1.0,
+                                     doc="share of cues relearned to test forgetting (rounded half up, at least 1; "
+                                         "0: none, and no relearn or echo columns)")
     workers: int = option(1, low=1, high=256, doc="CPU processes each batch of trials is split over (the same "
                                                   "results; spikecl.memory.parallel)")
     precision: str = option("float64", choices=PRECISIONS,
@@ -106,7 +108,7 @@ def run_functional(cfg: CA3ExperimentConfig, path: Path, device: str, overwrite:
                      "seconds": seconds, "duration_ms": run.schedule.duration_ms, "decoded": decoded,
                      "starts_ms": list(run.schedule.starts_ms), "kinds": [op.kind for op in ops],
                      "mismatched_spikes": mismatched, "params": cfg.params}, overwrite=overwrite)
-    return f"{mismatched} spikes differ from SpiNNaker"
+    return mismatch_text(mismatched)
 
 
 def run_stress_part(cfg: CA3ExperimentConfig, n_cues: int, n_bits: int, variant: str, path: Path, device: str,

@@ -50,6 +50,11 @@ def functional_mismatch(rasters: dict) -> int:
     return int(sum(len(missing) + len(extra) for missing, extra in differ.values()))
 
 
+def mismatch_text(mismatched: int) -> str:
+    """The functional part's line on :func:`functional_mismatch`'s count (a spike one step off counts twice)."""
+    return f"{mismatched} spikes differ from SpiNNaker (missing plus extra)"
+
+
 def mismatches(recorded: dict[str, set], simulated_events: dict[str, set]) -> dict[str, tuple[list, list]]:
     """Per recorded non-input population whose spikes differ: (missing, extra) sorted ``(step, neuron)`` lists."""
     out = {}

@@ -9,6 +9,7 @@ import numpy as np
 
 from spikecl.experiment_kind import not_in_report
 from spikecl.memory.results import check_parts, params_text
+from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
 
 
@@ -20,7 +21,7 @@ def summary_text(results: dict[str, dict]) -> str:
     lines = []
     for a in [part["attrs"] for part in results.values() if part["attrs"]["part"] == "functional"]:
         lines.append(f"functional (recorded exp1, {a['backend']}{params_text(a, ', with ')}): "
-                     f"{a['mismatched_spikes']} spikes differ from SpiNNaker; {float(a['seconds']):.2f} s for "
+                     f"{mismatch_text(a['mismatched_spikes'])}; {float(a['seconds']):.2f} s for "
                      f"{int(a['duration_ms'])} ms")
         for d in json.loads(a["decoded"]):
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
