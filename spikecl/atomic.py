@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,8 +133,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     except RuntimeError as exc:             # torch.save and h5py report a failed write as a RuntimeError
         if not _failed_write(exc):
             raise
-        raise ResultsError(f"cannot write {path}: {_first_line(exc)} (is the disk full, or a file-size limit "
-                           "reached?); the previous file, if any, is kept") from None
+        raise ResultsError(f"cannot write {path}: {_first_line(exc)} ({_why_cut_short(path.parent)}); the previous "
+                           "file, if any, is kept") from None
     finally:
         if os.path.exists(tmp):
             with contextlib.suppress(OSError):
@@ -288,6 +289,22 @@ def _remove_stale_temporaries(path: Path) -> None:
                 tmp.unlink()
         except OSError:
             pass
+
+
+#: free bytes below which a write cut short is put down to a full disk
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _why_cut_short(folder: Path) -> str:
+    """Why a write into ``folder`` that torch or h5py report as cut short failed: a full disk where its file system
+    has less than :data:`NEARLY_FULL_BYTES` free, else a guess."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < NEARLY_FULL_BYTES:
+        return f"the disk is full: {free} bytes free in {folder}"
+    return "is the disk full, or a file-size limit reached?"
 
 
 def checkpoint_path(results: Path) -> Path:

@@ -345,10 +345,11 @@ def differing_setting(job: Job, stored_config: dict) -> str | None:
     return as_written(first_difference(stored_config, planned, ignore=ignores))
 
 
-#: keys a kept results file may differ in (or lack): they choose which runs exist, where they go or how the same
-#: maths is computed (device, LIF engine: equal up to float rounding), not what one run does.
-RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "output_dir", "device", "data.data_dir", "network.engine",
-                            "stress.workers"})
+#: keys a kept results file may differ in (or lack): they choose which runs exist, where they go (``name``: its
+#: folder, renamed) or how the same maths is computed (device, LIF engine: equal up to float rounding), not what one
+#: run does.
+RESUME_IGNORES = frozenset({"seeds", "strategy.methods", "name", "output_dir", "device", "data.data_dir",
+                            "network.engine", "stress.workers"})
 #: keys in which runs may differ and still be seeds of one experiment (one row of a report): which runs exist and
 #: where they went, and the train/test split (files recorded with ``data.vary_split`` before ``data.test_split_seed``
 #: existed drew one per seed; reports say "DIFFERENT test splits" where they differ)

@@ -87,6 +87,27 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_write_cut_short_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    """torch reports a checkpoint cut short by a full disk as its own assertion ("unexpected pos 43648 vs 43540");
+    the message guessed at a full disk where the free space says so."""
+    import collections
+    import shutil
+
+    from spikecl.errors import ResultsError
+
+    def cut_short(tmp):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 43648 vs 43540")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 299_488, 512))
+    with pytest.raises(ResultsError, match=rf"unexpected pos 43648 vs 43540 \(the disk is full: 512 bytes free in "
+                                           rf"{re.escape(str(tmp_path))}\); the previous file, if any, is kept$"):
+        atomic_write(tmp_path / "run.ckpt", cut_short)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 0, 300_000_000))
+    with pytest.raises(ResultsError, match=r"\(is the disk full, or a file-size limit reached\?\)"):
+        atomic_write(tmp_path / "run.ckpt", cut_short)
+
+
 def test_a_folder_that_refuses_the_file_is_a_one_line_error(tmp_path, monkeypatch):
     """A read-only mount (or /sys, which passes os.access for root) fails where the file is created: the error
     names the file and the reason."""

@@ -711,6 +711,28 @@ def test_python_callers_follow_the_advice_the_messages_give(tmp_path):
     assert again.seed == 1 and read_results(tmp_path / "s.h5").seed == 1
 
 
+def test_a_renamed_experiment_resumes_its_checkpoint(tmp_path):
+    """The experiment's folder renamed and --set name to match: the checkpoint was refused ("name differs"), and
+    the only remedy offered, --overwrite, threw its finished tasks away. The name says where runs go, not what
+    they do."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+
+    class Stop(Exception):
+        pass
+
+    first = ContinualRun(cfg, "finetune", 0)
+    train = first.train_task
+    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
+    with pytest.raises(Stop):
+        first.execute(tmp_path / "r.h5", progress_bar=False)
+    renamed = dataclasses.replace(cfg, name="renamed")
+    resumed = ContinualRun(renamed, "finetune", 0)
+    train, trained = resumed.train_task, []
+    resumed.train_task = lambda task, bar=None: (trained.append(task), train(task, bar))[1]
+    resumed.execute(tmp_path / "r.h5", resume=True, progress_bar=False)
+    assert trained == [1]
+
+
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):
     with pytest.raises(ConfigError, match="train.compile: the online trainer"):
         config(tmp_path, train={"compile": True, "trainer": "online"})

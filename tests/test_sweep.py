@@ -283,7 +283,10 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
         capsys.readouterr().out
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {})
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
+    killed = grid / ".sweep-summary.txt.x1y2z3.tmp"            # what a sweep killed writing its summary leaves
+    killed.write_text("half")
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    assert not killed.exists()                                 # gone once the next sweep of the folder ran
     out = capsys.readouterr().out
     assert "6 runs, 4 complete (kept), 2 to run" in out
     assert sorted(line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("done")) == [

@@ -16,7 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from spikecl.atomic import atomic_write, check_place_for_file, check_writable_folder, output_lock
+from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, output_lock,
+                            remove_temporaries)
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -74,7 +75,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_writable_folder(folder, "sweep output: folder")                   # named as such, before its lock
     with removed_if_empty_on_error([folder]), output_lock(folder / "sweep.h5", "give the sweep another name or "
                                                           "output_dir"):    # one sweep at a time writes its summary
+        for path in sweep_files(folder):
+            remove_temporaries(path)                    # what a killed sweep's writes of its own files left
         return run_sweep(args, sweep, plugins)
+
+
+def sweep_files(folder: Path) -> list[Path]:
+    """The files a sweep writes itself in its ``folder`` (and its final stage's): summary, results, selection,
+    comparison plot."""
+    names = ("sweep.h5", "sweep-summary.txt", "selection.json", "sweep-comparison.png")
+    return [where / name for where in (folder, folder / "final") for name in names]
 
 
 def run_sweep(args: argparse.Namespace, sweep: Sweep, plugins) -> int:
