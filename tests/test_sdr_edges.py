@@ -190,6 +190,10 @@ def test_the_flyhash_control_has_sparseys_code_size_and_mean_active_bits():
     assert (fly.train.sum(axis=1) == 8).all() and (fly.test.sum(axis=1) == 8).all()
     again = flyhash_control(load(DIGITS)[1], Coded(codes, codes, codes, 1.0), x_train, x_test, seed=3)
     np.testing.assert_array_equal(again.test, fly.test)
+    wide = np.zeros((5, 64), dtype=bool)
+    wide[:, :20] = True                 # Sparsey's codes of the evaluated images: no statistic of them sizes it
+    sized = flyhash_control(load(DIGITS)[1], Coded(codes, codes, wide, 1.0), x_train, x_test, seed=3)
+    assert (sized.test.sum(axis=1) == 8).all()
 
 
 def test_a_results_file_records_its_evaluation_split_and_scoring_rules(tmp_path):

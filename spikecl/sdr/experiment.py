@@ -234,8 +234,10 @@ def coder_metrics(name: str, coded: Coded, y_train: np.ndarray, y_test: np.ndarr
 
 def flyhash_control(cfg: SparseyExperimentConfig, sparsey: Coded, x_train: np.ndarray, x_test: np.ndarray,
                     seed: int) -> Coded:
-    """A fixed fly-hash code with Sparsey's code size and mean number of active bits (no learning)."""
-    n_bits, active = sparsey.test.shape[1], max(1, int(round(sparsey.test.sum(axis=1).mean())))
+    """A fixed fly-hash code with Sparsey's code size and mean number of active bits over its codes of the training
+    items (no learning; sized by training codes, so that no statistic of the evaluated images sets it: before
+    2026-12-06 the evaluation codes' mean sized it)."""
+    n_bits, active = sparsey.train.shape[1], max(1, int(round(sparsey.train.sum(axis=1).mean())))
     fly = FlyHash(FlyHashConfig(**{**asdict(cfg.flyhash), "n_outputs": n_bits, "sparsity": active / n_bits,
                                    "seed": seed}), x_train.shape[1])
     fly_train = fly.encode(x_train)
