@@ -620,3 +620,7 @@ def test_per_synapse_lists_longer_than_the_network_are_named_with_what_the_reado
     assert unused_entries(hlop) == ["strategy.hlop.fixed_lr has 3 entries for 2 protected synapses (layers.0, "
                                     "readout): entries past 2 are unused; the readout takes entry 2 (0.1), not the "
                                     "last (0.2)"]                  # GPM's default [0.95, 0.99, 0.99]: nothing lost
+    heads = build_mlp(6, [4], 3, n_heads=2)                  # task-incremental: the readout is not protected
+    assert unused_entries(build_strategy("hlop+gpm", heads, {})) == []     # the defaults: the user wrote no list
+    assert unused_entries(build_strategy("gpm", heads, {"gpm": {"thresholds": [0.9, 0.99]}})) == [
+        "strategy.gpm.thresholds has 2 entries for 1 protected synapses (layers.0): entries past 1 are unused"]

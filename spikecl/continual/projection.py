@@ -29,6 +29,7 @@ from torch import nn
 
 from spikecl.continual.strategy import Strategy, parts_of, sent_to
 from spikecl.errors import NumericalError
+from spikecl.options import field_default
 from spikecl.snn.fused import is_static
 from spikecl.snn.networks import SpikingNetwork
 
@@ -287,11 +288,14 @@ def unused_entries(strategy: Strategy) -> list[str]:
     """What each per-synapse option list of ``strategy``'s projection parts (:meth:`ProjectionStrategy.
     per_synapse_lists`) longer than its protected synapses leaves unused, as text (a list written for a deeper
     network: its readout takes the entry at its position, not the last one as a longer HLOP ``neurons`` row gives
-    it); empty where every list fits or its extra entries repeat the last one used (the defaults)."""
+    it); empty where every list fits, its extra entries repeat the last one used, or it is the option's default
+    (a notice on every one-hidden-layer task-incremental run, about lists the user did not write)."""
     out = []
     for part in [p for p in parts_of(strategy) if isinstance(p, ProjectionStrategy)]:
         n, names = len(part.synapses), ", ".join(p.name for p in part.synapses)
         for key, values in part.per_synapse_lists().items():
+            if values == field_default(type(part.options), key):          # spikecl's own: the user chose nothing
+                continue
             if len(values) > n and any(v != values[n - 1] for v in values[n:]):      # an entry that would differ
                 last = (f"; the readout takes entry {n} ({values[n - 1]:g}), not the last ({values[-1]:g})"
                         if part.synapses and part.synapses[-1].name == "readout" else "")
