@@ -143,15 +143,15 @@ class SpikingSparsey:
         return spiking_winners(scores, self.cfg)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Code bits bool [B, n_code_bits] of inputs [B, N], or [n_code_bits] of one input [N] (as
-        :meth:`SparseyCoder.encode`)."""
+        """Code bits bool [B, n_code_bits] of inputs [B, N], or [n_code_bits] of one input [N]: the bits
+        :meth:`SparseyCoder.encode` returns first (without its familiarity G)."""
         codes, _ = self.coder._run(self.coder.binarise(x), learn=False, use_prev=False, choose=self._choose)
         bits = self.coder.code_bits(codes)
         return bits[0] if np.asarray(x).ndim == 1 else bits
 
     def learn_all(self, xs: np.ndarray) -> np.ndarray:
-        """Store items [B, N] one after another (single trial, by spikes): code bits bool [B, n_code_bits] (as
-        :meth:`SparseyCoder.learn_all`)."""
+        """Store items [B, N] one after another (single trial, by spikes): code bits bool [B, n_code_bits], the bits
+        :meth:`SparseyCoder.learn_all` returns first (without its familiarity G)."""
         xs = self.coder.binarise(xs)
         bits = np.zeros((len(xs), self.coder.n_code_bits), bool)
         for i in range(len(xs)):
