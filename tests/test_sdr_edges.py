@@ -582,3 +582,18 @@ def test_overlap_spearman_of_cosines_divides_by_the_sizes():
         size_code[row, :2 * n] = 1
     raw = overlap_spearman(inputs, size_code, 40)[0]
     assert raw == pytest.approx(1.0) and overlap_spearman(inputs, size_code, 40, cosine=True)[0] < raw
+
+
+def test_a_run_of_mostly_empty_codes_says_so():
+    """coder.mac.min_active_frac = 0.9 silenced nearly every mac: the run printed a normal-looking table, the
+    fly-hash control shrunk to one bit to match."""
+    from spikecl.sdr.experiment import empty_codes_note
+
+    codes = np.zeros((10, 32), bool)
+    codes[:4, :8] = True
+    assert empty_codes_note(codes) == ("notice: 60 % of Sparsey's codes of the training items are empty (no mac "
+                                       "active: coder.mac.min_active_frac or max_active_frac?), and the fly-hash "
+                                       "control is sized to match them")
+    codes[:6, :8] = True
+    assert empty_codes_note(codes) is None
+

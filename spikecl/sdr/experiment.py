@@ -232,6 +232,17 @@ def coder_metrics(name: str, coded: Coded, y_train: np.ndarray, y_test: np.ndarr
     return metrics
 
 
+def empty_codes_note(codes: np.ndarray) -> str | None:
+    """A notice where at least half of Sparsey's ``codes`` [B, n] of the training items are empty: settings that
+    silence most macs (``coder.mac.min_active_frac``, ``max_active_frac``) make a table of near-empty codes, and
+    the fly-hash control, sized to match, collapses with them."""
+    empty = float(np.mean(~codes.any(axis=1))) if len(codes) else 0.0
+    if empty < 0.5:
+        return None
+    return (f"notice: {100 * empty:.0f} % of Sparsey's codes of the training items are empty (no mac active: "
+            "coder.mac.min_active_frac or max_active_frac?), and the fly-hash control is sized to match them")
+
+
 def flyhash_control(cfg: SparseyExperimentConfig, sparsey: Coded, x_train: np.ndarray, x_test: np.ndarray,
                     seed: int) -> Coded:
     """A fixed fly-hash code with Sparsey's code size and mean number of active bits over its codes of the training
@@ -255,6 +266,7 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
     points, note = capacity_points(ev, len(x_train))
 
     sparsey = run_sparsey(coder_cfg, x_train, x_test, progress)
+    note = "; ".join(filter(None, (note, empty_codes_note(sparsey.train))))
     pooler = run_pooler(SpatialPoolerConfig(**{**asdict(cfg.baseline), "seed": seed}), x_train, x_test, progress)
     metrics = {**coder_metrics("sparsey", sparsey, y_train, y_test, ev.knn_k, n_classes),
                **coder_metrics("pooler", pooler, y_train, y_test, ev.knn_k, n_classes)}

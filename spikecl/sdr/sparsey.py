@@ -85,8 +85,9 @@ class MacConfig:
     min_active_frac: float = option(0.0, low=0.0, high=1.0, doc="a mac is active only if at least this fraction "
                                                                  "of its receptive field is active")
     max_active_frac: float = option(1.0, low=0.0, high=1.0, doc="... and at most this fraction")
-    freeze_fraction: float = option(1.0, low=0.0, high=1.0, doc="critical period: a mac stops learning once this "
-                                                                 "fraction of its U weights is non-zero (1 = never)")
+    freeze_fraction: float = option(1.0, low=0.0, high=1.0,
+                                    doc="critical period: a mac stops learning once this fraction of its U weights "
+                                        "is non-zero (1 = never; 0 = after its first stored item)")
     sequences: bool = option(False, doc="keep horizontal weights from each mac's previous code (sequence memory)")
     recognition: str = option("max", choices=("max", "sample"),
                               doc="recognition picks the max-V cells ('max') or draws them from ρ with the "

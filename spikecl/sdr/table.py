@@ -64,10 +64,12 @@ def format_table(metrics: dict[str, float], k: int, n_train: int, split: str = "
         if f"{key}_sparsey" in metrics:
             lines.append(f"{what}: Sparsey {100 * metrics[f'{key}_sparsey']:.1f} %, "
                          f"fly-hash {100 * metrics[f'{key}_flyhash']:.1f} %")
-    lines.append(f"one mac with the same Q and K recalls every stored random pattern exactly up to "
-                 f"{metrics['random_capacity_exact_items']:.0f} patterns (largest such capacity point)")
-    published = (f"published Sparsey (Rinkus, arXiv 1710.07829): {100 * PUBLISHED['accuracy']:.0f} % after one pass "
-                 f"over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
+    exact = metrics["random_capacity_exact_items"]
+    lines.append(f"one mac with the same Q and K recalls every stored random pattern exactly up to {exact:.0f} "
+                 "patterns (largest such capacity point)" if exact else "one mac with the same Q and K recalls the "
+                 "stored random patterns exactly at none of the capacity points (eval.random_capacity_points)")
+    published = (f"published Sparsey (Rinkus, arXiv 1710.07829), on MNIST: {100 * PUBLISHED['accuracy']:.0f} % after "
+                 f"one pass over {PUBLISHED['train_items']} images (2-level, 16x24 skeletonised), "
                  f"{PUBLISHED['learn_seconds']:.0f} s on one thread")
     where = ("validation images (held out of training; no test image evaluated)" if split == "validation"
              else "test images")
