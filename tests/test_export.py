@@ -418,9 +418,10 @@ def test_resource_report_on_a_known_network():
     assert g.nodes["h0"]["neurons"] == 3000 and g.edges["input", "h0"]["synapses"] == 300_000
     assert g.edges["h0", "readout"]["fan_in"] == 3000 and g.edges["input", "h0"]["fan_out"] == 3000
     loihi1 = resources.partition(net, resources.preset("loihi1"))
-    # 1,024 neurons per core bind h0 (100 inputs x 8 bits = 800 bits per neuron, 1,310 fit the memory)
+    # 1,024 neurons per core bind h0 (100 inputs x 8 bits = 800 bits per neuron, 1,310 fit the memory); the readout's
+    # 10 fit one core, which no limit binds (it said "synaptic memory")
     assert [(p.cores, p.neurons_per_core, p.limited_by) for p in loihi1] == [(3, 1024, "neurons"),
-                                                                              (1, 10, "synaptic memory")]
+                                                                              (1, 10, "layer size")]
     loihi2 = resources.partition(net, resources.preset("loihi2"))
     assert loihi2[0].cores == 3 and loihi2[0].neurons_per_core == 1310 and loihi2[0].limited_by == "synaptic memory"
     assert resources.summary(net, resources.preset("loihi1"))["synaptic_memory_bytes"] == 330_000

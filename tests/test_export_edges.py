@@ -456,6 +456,18 @@ def test_float_heads_in_the_runners_inputs_are_refused(tmp_path, monkeypatch, ca
     assert code == 2 and "heads must be 4 integers (one per sample), got float64" in err
 
 
+def test_a_missing_inputs_file_is_named_as_missing(tmp_path, monkeypatch, capsys):
+    """It was called 'not an inputs file' with libhdf5's errno text."""
+    write_netx(tmp_path / "net.h5", quantize(small_spec()))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "hardware"))
+    from spikecl_lava.runner import main
+
+    for given, said in ((tmp_path / "absent.h5", "inputs file not found"), (tmp_path, "a folder, not an inputs file")):
+        code = main([str(tmp_path / "net.h5"), "--inputs", str(given), "-o", str(tmp_path / "r.h5")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip().endswith(f"{given}: {said}") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("dtype, shown", [("S1", "|S1"), (np.float64, "float64"), (bool, "bool")])
 def test_the_runners_inputs_must_be_integers(tmp_path, monkeypatch, capsys, dtype, shown):
     """Strings, floats (even whole ones) and booleans in the inputs file are refused before the run, in one line."""

@@ -305,6 +305,10 @@ def _read_inputs(path: Path, net: FixedNetwork) -> tuple[np.ndarray, np.ndarray 
             raise ShapeError(f"{path}: {key} is an HDF5 {type(entry).__name__.lower()}, not a dataset of integers")
         return entry
 
+    if not path.exists():
+        raise SpikeCLError(f"{path}: inputs file not found")
+    if path.is_dir():
+        raise SpikeCLError(f"{path}: a folder, not an inputs file")
     try:
         with h5py.File(path, "r") as f:
             data = dataset(f, "inputs")

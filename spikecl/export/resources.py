@@ -80,7 +80,8 @@ def network_graph(net: FixedNetwork) -> nx.DiGraph:
 
 @dataclass(frozen=True)
 class LayerPlacement:
-    """How one layer is split: ``cores`` cores of at most ``neurons_per_core`` neurons; what bound them."""
+    """How one layer is split: ``cores`` cores of at most ``neurons_per_core`` neurons; what bound them (a core's
+    neurons, synaptic memory, input or output axons, or the layer's own size)."""
 
     layer: str
     neurons: int
@@ -129,7 +130,8 @@ def partition(net: FixedNetwork, limits: CoreLimits) -> list[LayerPlacement]:
 
 
 def _memory_fit(g: nx.DiGraph, pre: str, name: str, limits: CoreLimits) -> tuple[int, str]:
-    """Neurons per core of layer ``name`` that its neurons and synaptic memory allow, and which of them binds."""
+    """Neurons per core of layer ``name`` that its neurons and synaptic memory allow, and which of them binds
+    ("layer size" where the whole layer fits: no limit binds it)."""
     edge = g.edges[pre, name]
     if edge["fan_in"] > limits.input_axons:
         raise ExportError(f"layer {name}: fan-in {edge['fan_in']} exceeds {limits.input_axons} input axons per "
@@ -140,7 +142,8 @@ def _memory_fit(g: nx.DiGraph, pre: str, name: str, limits: CoreLimits) -> tuple
         raise ExportError(f"layer {name}: one neuron's {bits_per_neuron} synapse bits exceed a core's "
                           f"synaptic memory ({limits.name})")
     bound = min(caps, key=caps.get)
-    return min(caps[bound], g.nodes[name]["neurons"]), bound
+    neurons = g.nodes[name]["neurons"]
+    return (neurons, "layer size") if neurons <= caps[bound] else (caps[bound], bound)   # one core holds it all
 
 
 def _largest(fits, cap: int) -> int:
