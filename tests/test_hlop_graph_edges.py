@@ -413,3 +413,21 @@ def test_deploy_reports_the_largest_deviation_of_hht_from_identity_either_sign(t
     graph = hg.HLOPGraph(activity(), 0.5 * np.eye(N)[:K], np.zeros((0, N)), -60)
     report = hg.deploy(hg.write_graph(tmp_path / "g.h5", graph), "reference")
     assert report["orthonormality_error"] == pytest.approx(0.75, abs=1e-9)
+
+
+def test_a_network_or_ca3_graph_given_as_an_hlop_graph_is_named(tmp_path):
+    """A netx network or a CA3 learning graph handed to the HLOP learner was called 'not a complete hlop-lateral
+    file (missing activity, h_init, ...)'."""
+    from spikecl.export.netx import write_netx
+    from spikecl.export.quantize import quantize
+    from spikecl.export.spec import LayerSpec, NetworkSpec
+
+    spec = NetworkSpec((LayerSpec("hidden0", np.full((4, 3), 0.5), None, 0.9, 1.0, "zero"),
+                        LayerSpec("readout", np.full((2, 4), 0.5), None, 0.9, 1.0, "none")), 4, "direct", 2)
+    net = write_netx(tmp_path / "net.h5", quantize(spec))
+    with pytest.raises(ResultsError, match=r"net.h5: an exported network \(netx\), not an hlop-lateral learning graph"):
+        hg.read_graph(net)
+    with h5py.File(tmp_path / "ca3.h5", "w") as f:
+        f.attrs["learning_graph"] = "ca3"
+    with pytest.raises(ResultsError, match=r"ca3.h5: a ca3 learning graph, not an hlop-lateral one$"):
+        hg.read_graph(tmp_path / "ca3.h5")

@@ -309,6 +309,12 @@ def read_graph(path: str | Path) -> HLOPGraph:
     except (OSError, RuntimeError, ValueError) as e:
         raise ResultsError(f"{path}: cannot read as HDF5 ({e})") from None
     with f, damage_as(path, ResultsError):
+        kind = f.attrs.get("learning_graph")
+        if kind is not None and kind != KIND:
+            raise ResultsError(f"{path}: a {kind} learning graph, not an {KIND} one")
+        if kind is None and isinstance(f.get("spikecl"), h5py.Group):
+            raise ResultsError(f"{path}: an exported network (netx), not an {KIND} learning graph "
+                               "(spikecl.export.hlop_graph writes those)")
         missing = [key for key in ("activity", "h_init", "h_old") if key not in f] + \
                   [key for key in ("lr_log2", "epochs") if key not in f.attrs]
         if missing:
