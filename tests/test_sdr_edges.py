@@ -597,3 +597,13 @@ def test_a_run_of_mostly_empty_codes_says_so():
     codes[:6, :8] = True
     assert empty_codes_note(codes) is None
 
+
+
+def test_an_unknown_vote_rule_is_a_config_error():
+    """A bad option value is a ConfigError, as docs/sdr.md says (it was a ShapeError)."""
+    from spikecl.sdr.readout import ClassVotes
+
+    votes = ClassVotes(4, 2)
+    votes.add(np.eye(4, dtype=bool)[:2], np.array([0, 1]))
+    with pytest.raises(ConfigError, match="^rule must be 'votes' or 'bayes', got 'knn'$"):
+        votes.predict(np.eye(4, dtype=bool)[:2], rule="knn")

@@ -68,7 +68,7 @@ class ClassVotes:
     def predict(self, codes: np.ndarray, rule: str = "votes") -> np.ndarray:
         """Labels [B]: ``rule`` "votes" (summed normalised counts) or "bayes" (naive-Bayes log-likelihood)."""
         if rule not in ("votes", "bayes"):
-            raise ShapeError(f"rule must be 'votes' or 'bayes', got {rule!r}")
+            raise ConfigError(f"rule must be 'votes' or 'bayes', got {rule!r}")
         return (self.scores(codes) if rule == "votes" else self.log_likelihood(codes)).argmax(axis=1)
 
 
