@@ -199,6 +199,10 @@ def test_report_of_several_runs_plots_each_size_at_its_own_densities(tmp_path, m
     captured.clear()
     write_plots({str(p): read_part(p) for p in (tmp_path / "d").rglob("stress_*.h5")}, tmp_path / "plots")
     assert [label.split(", ", 2)[2] for label in captured] == ["with tau_syn_ms = 0.4"]   # a changed model says so
+    titles = []
+    monkeypatch.setattr(plots, "plot_quality_maps", lambda maps, **kwargs: titles.append(kwargs["title"]))
+    write_plots({str(p): read_part(p) for p in (tmp_path / "d").rglob("stress_*.h5")}, tmp_path / "plots")
+    assert len(titles) == 3 and all(t.endswith("C=5 M=6\nwith tau_syn_ms = 0.4") for t in titles)  # maps: titled too
     assert run_cli(tmp_path / "c", *base, "--set", "stress.densities=[0.5, 0.8]") == 0
     twice = {str(p): read_part(p) for p in sorted(tmp_path.rglob("stress_C5_M6_*.h5"))}
     with pytest.raises(ResultsError, match="both hold the stress part C=5 M=6 published"):

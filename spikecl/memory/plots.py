@@ -10,6 +10,7 @@ import numpy as np
 
 from spikecl.errors import ResultsError, ShapeError
 from spikecl.figures import colors, figure, save
+from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.results import params_text
 from spikecl.memory.schedule import LEARN, RECALL_CUE, Schedule, recorded_schedule
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
@@ -155,8 +156,10 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
     written = []
     for part in [p for p in results.values() if p["attrs"]["part"] == "functional"][:1]:
         schedule = recorded_schedule(part["attrs"])
+        changed = params_text(part["attrs"], ", with ")
+        mismatch = f"\n{mismatch_text(int(part['attrs']['mismatched_spikes']))}" if changed else ""
         written.append(plot_raster(part["spikes"], schedule, out_dir / RASTER,
-                                   title="recorded functional experiment (C = 5, M = 10)"))
+                                   title=f"recorded functional experiment (C = 5, M = 10){changed}{mismatch}"))
     by_size: dict[tuple[int, int], dict[str, dict]] = {}
     files: dict[tuple[int, int, str], str] = {}
     for file, part in results.items():
@@ -170,6 +173,7 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
             by_size.setdefault(key[:2], {})[key[2]] = part["table"]
     capacity = {}
     for (C, M), variants in sorted(by_size.items()):
+        overrides = _overrides([results[files[C, M, v]]["attrs"] for v in variants])
         tables = list(variants.values())                  # parts from several runs: every value any of them has
         densities = np.unique(np.concatenate([t["density"] for t in tables]))
         spacings = np.unique(np.concatenate([t["spacing_ms"] for t in tables]))
@@ -180,13 +184,13 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                                                                                           "cue exact")):
             maps = {v: _mean_map(t, metric, "density", densities, "spacing_ms", spacings) for v, t in variants.items()}
             written.append(plot_quality_maps(maps, col_labels=[str(int(s)) for s in spacings], col_name="spacing (ms)",
-                                             path=out_dir / size_map(metric, C, M), title=f"{name}, C={C} M={M}",
-                                             **labels))
+                                             path=out_dir / size_map(metric, C, M),
+                                             title=f"{name}, C={C} M={M}{overrides}", **labels))
         maps = {v: _precision_map(t, densities, sizes, spacing) for v, t in variants.items()}
         written.append(plot_quality_maps(maps, col_labels=[str(f) for f in sizes], col_name="fragment bits",
                                          path=out_dir / size_map("content_precision", C, M),
-                                         title=f"recall by content: precision at {int(spacing)} ms, C={C} M={M}",
-                                         **labels))
+                                         title=f"recall by content: precision at {int(spacing)} ms, C={C} "
+                                               f"M={M}{overrides}", **labels))
         if "published" in variants:
             t, changed = variants["published"], params_text(results[files[C, M, "published"]]["attrs"], ", with ")
             own, widest = np.unique(t["density"]), np.unique(t["spacing_ms"]).max()
@@ -197,3 +201,13 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                                      CAM_CEILING_BITS_PER_SYNAPSE, title="published model: bits per plastic synapse\n"
                                      "(exactly recalled contents, at each size's widest spacing)"))
     return written
+
+
+def _overrides(attrs: list[dict]) -> str:
+    """A title's note of the ``[params]`` overrides the parts (their attributes) ran with: "" for none, the
+    overrides where every part shares them, else that they differ (the text report names them)."""
+    texts = {params_text(a) for a in attrs}
+    if texts == {""}:
+        return ""
+    return f"\nwith {texts.pop()}" if len(texts) == 1 else "\nparts with other [params] (see the text report)"
+
