@@ -238,6 +238,8 @@ CONFIG_CASES = {
     "sparsey": [
         ("data.data_dir=\"/nowhere\"", "data.data_dir: applies only to datasets read from files (digits, mnist5k"),
         ("data.dataset=\"nope\"", "data.dataset"), ("coder.image_shape=[0,8]", "image_shape"),
+        ("coder.image_shape=[28,28]", "coder.image_shape: [28, 28] but digits images are 8x8 (H x W); set "
+                                      "coder.image_shape = [8, 8]"),
         ("coder.threshold=nan", "finite number"), ("coder.layout=\"x\"", "coder.layout"),
         ("coder.grid=[0,2]", "grid"), ("coder.patch=[9,9]", "patch"), ("coder.mac.n_cms=0", "n_cms"),
         ("coder.mac.cells_per_cm=0", "cells_per_cm"), ("coder.foo=1", "unknown key"),

@@ -126,10 +126,10 @@ def capacity_points(ev: EvalConfig, n_train: int) -> tuple[list[int], str | None
     return kept, note
 
 
-def check_dataset(cfg: SparseyExperimentConfig) -> None:
+def check_dataset(cfg: SparseyExperimentConfig, image_shape: list[int] | None = None) -> None:
     """A one-line ConfigError unless ``data.dataset`` holds one-channel images (spikecl's own or registered with
-    ``--plugin``: :func:`spikecl.data.register_dataset`) of ``coder.image_shape``."""
-    name, want = cfg.data.dataset, list(cfg.coder.image_shape)
+    ``--plugin``: :func:`spikecl.data.register_dataset`) of ``coder.image_shape`` (or ``image_shape``)."""
+    name, want = cfg.data.dataset, list(image_shape or cfg.coder.image_shape)
     shape = known_image_shape(name)
     if shape is None or shape[0] != 1:
         what = "not an image dataset" if shape is None else f"{shape[0]}-channel images"
@@ -335,7 +335,13 @@ class SparseyKind(Kind):
         refuse_run_decided(raw)
         coder_raw = raw.pop("coder", {})
         cfg = from_dict(SparseyExperimentConfig, raw)
-        cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
+        try:
+            cfg.coder = SparseyConfig.from_mapping(coder_raw, "coder.")
+        except ConfigError:
+            shape = coder_raw.get("image_shape") if isinstance(coder_raw, dict) else None
+            if isinstance(shape, list) and all(isinstance(n, int) for n in shape):
+                check_dataset(cfg, shape)  # a grid that fits no image of that shape: the shape is what is wrong
+            raise
         check_dataset(cfg)
         check_code_sizes(cfg)
         if cfg.eval.train_items:
