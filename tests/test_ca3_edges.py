@@ -400,3 +400,15 @@ def test_parts_the_experiment_names_but_no_file_holds_are_named_under_the_table(
     (parts / "functional.h5").unlink()
     assert main(["report", str(parts), "--no-plots"]) == 0
     assert "Not in this report: the functional part, stress 5x6 read_only, which" in capsys.readouterr().out
+
+
+def test_run_takes_a_ready_schedule_as_the_docs_say():
+    """CA3Memory.run refused a ready Schedule ("expected a list of operations") though run_batch took it."""
+    from spikecl.memory import CA3Memory
+    from spikecl.memory.schedule import learn, make_schedule, recall_by_cue
+
+    ops = [learn(0, [1, 2]), recall_by_cue(0)]
+    ready = CA3Memory(3, 4, backend="torch").run(make_schedule(ops, 3, 4, [20, 14]))
+    listed = CA3Memory(3, 4, backend="torch").run(ops, [20, 14])
+    assert [r.answer for r in ready.results] == [r.answer for r in listed.results] == [(1, 2), (1, 2)]
+    assert ready.schedule.starts_ms == listed.schedule.starts_ms == (0, 20)

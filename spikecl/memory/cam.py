@@ -82,11 +82,12 @@ class CA3Memory:
         """Simulated time so far (ms)."""
         return self._net.t_ms
 
-    def run(self, operations: Sequence[Operation], spacing_ms: int | Sequence[int] | None = None) -> MemoryRun:
-        """Run ``operations`` as one simulation, ``spacing_ms`` apart (one gap or one per operation; default the
-        memory's), and decode every answer from the output layer."""
-        schedule = make_schedule(operations, self.n_cues, self.n_bits,
-                                 self.spacing_ms if spacing_ms is None else spacing_ms)
+    def run(self, operations: Sequence[Operation] | Schedule, spacing_ms: int | Sequence[int] | None = None
+            ) -> MemoryRun:
+        """Run ``operations`` (or a ready :class:`Schedule`, whose own starts hold) as one simulation, ``spacing_ms``
+        apart (one gap or one per operation; default the memory's), and decode every answer from the output layer."""
+        schedule = as_schedule(operations, self.n_cues, self.n_bits,
+                               self.spacing_ms if spacing_ms is None else spacing_ms)
         check_readout(schedule, self.params)
         cue, content = encode(schedule, self.n_cues, self.n_bits, self.params.learn_hold_steps)
         gate = plasticity_gate(schedule, self.params.read_only_recall)
