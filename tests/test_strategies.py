@@ -338,3 +338,18 @@ def test_build_strategy_names_a_simulation_given_as_a_dict():
 
     with pytest.raises(ConfigError, match=r"build_strategy: sim: expected a Simulation, got dict"):
         build_strategy("ewc", build_mlp(4, [3], 2), None, {"num_steps": 4})
+
+
+def test_a_strategy_built_for_another_simulation_than_its_trainer_is_refused():
+    """build_strategy's default Simulation (T = 4, direct, BPTT) beside a T = 8 Poisson trainer trained without a
+    word: EWC's Fisher and GPM/HLOP's activity passes then present samples otherwise than training."""
+    net = build_mlp(8, [6], 3)
+    trainer = make_trainer("bptt", net, 8, "poisson")
+    optimizer = torch.optim.SGD(net.parameters(), 0.1)
+    x, y = torch.rand(4, 8), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ConfigError, match=r"^the strategy was built for num_steps = 4, encoder 'direct', trainer "
+                                          r"'bptt', this trainer runs num_steps = 8, encoder 'poisson', trainer "
+                                          r"'bptt'; give build_strategy the trainer's own Simulation"):
+        trainer.train_batch(x, y, None, None, optimizer, build_strategy("ewc", net, {}, None))
+    loss = trainer.train_batch(x, y, None, None, optimizer, build_strategy("ewc", net, {}, Simulation(8, "poisson")))
+    assert torch.isfinite(loss)

@@ -191,7 +191,7 @@ def _task1_gradients(method: str, orthonormalize: bool) -> tuple:
     s.after_task(0, train)
     s.before_task(1, tasks[1], tasks)
     grads, batch = [], (tasks[1].x[:20], tasks[1].y[:20], tasks[1].heads[:20])
-    for hooks in (Strategy(net), s):                   # lr 0: the gradients stay, the weights do not move
+    for hooks in (Strategy(net, sim=s.sim), s):        # lr 0: the gradients stay, the weights do not move
         trainer.train_batch(*hooks.batch(*batch), None, torch.optim.SGD(net.parameters(), lr=0.0), hooks)
         grads.append({p.name: p.weight.grad.clone() for p in s.parts[0].synapses})
     return s, *grads

@@ -226,6 +226,20 @@ class BPTTTrainer:
             loss = self.task_loss_backward(x_seq, y, heads, mask)
         return loss, activity
 
+    def check_simulation(self, sim) -> None:
+        """A one-line ConfigError where ``sim`` (a strategy's :class:`~spikecl.continual.strategy.Simulation`, the
+        hooks'; None: none) presents samples or computes gradients otherwise than this trainer: its Fisher or
+        activity passes would then see other inputs than training does."""
+        if sim is None:
+            return
+        name = next(k for k, v in TRAINERS.items() if type(self) is v)
+        mine, theirs = (self.num_steps, self.encoder, name), (sim.num_steps, sim.encoder, sim.trainer)
+        if mine != theirs:
+            raise ConfigError(f"the strategy was built for num_steps = {theirs[0]}, encoder {theirs[1]!r}, trainer "
+                              f"{theirs[2]!r}, this trainer runs num_steps = {mine[0]}, encoder {mine[1]!r}, trainer "
+                              f"{mine[2]!r}; give build_strategy the trainer's own Simulation(num_steps, encoder, "
+                              "trainer)")
+
     def mixed_precision(self, device: torch.device):
         """The context the training forward pass runs in: autocast to bfloat16 on ``device`` under
         ``precision = "bfloat16"``, else none."""
@@ -258,6 +272,7 @@ class BPTTTrainer:
         if x_seq.shape[0] != self.num_steps:         # the online loss is a mean over num_steps
             raise ShapeError(f"encoded batch has T = {x_seq.shape[0]} time steps; this trainer was made for "
                              f"num_steps = {self.num_steps}")
+        self.check_simulation(getattr(hooks, "sim", None))
         batch = x_seq.shape[1]
         if batch == 0:
             raise ShapeError(f"training batch of shape {tuple(x_seq.shape)} is empty; expected [T, B, ...], B >= 1")
