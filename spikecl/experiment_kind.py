@@ -433,8 +433,6 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
     device = resolve_device(cfg.device)
     jobs = k.plan(cfg)
     check_distinct_outputs(k, jobs)
-    for folder in {job.path.parent for job in jobs}:
-        check_writable_folder(folder, "output folder")
     for job in jobs:
         check_place_for_file(job.path)
         check_place_for_file(job.path.with_name(job.path.name + ".lock"), "a run's lock file")
@@ -461,6 +459,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
                 otherwise = f"by a different experiment config ({key} differs)"
                 raise ConfigError(f"--resume: {job.checkpoint} was written {how_made(k, key, otherwise)}; pass "
                                   "--overwrite as well to start it again")
+    to_run = {id(job) for job in todo}
+    writes = [job for job in jobs if id(job) in to_run or (job.checkpoint is not None and job.checkpoint.exists())]
+    for folder in dict.fromkeys(job.path.parent for job in writes):    # a finished experiment kept by --resume
+        check_writable_folder(folder, "output folder")                  # only reprints: a read-only copy will do
     for job in todo:                              # a kept result is not written again, whatever its name
         check_name_fits(job.path)
         if job.checkpoint is not None:

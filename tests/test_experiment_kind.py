@@ -116,6 +116,24 @@ def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_
     assert [seed for seed, _ in RAN] == [0, 1] and read_run(kept).metrics == {"value": 2.0}
 
 
+def test_resume_of_a_finished_experiment_reprints_it_from_a_read_only_folder(toy, tmp_path, capsys, monkeypatch):
+    """README: running it again with --resume keeps the finished results and only reprints them; a read-only copy
+    (an archive, a shared mount) was refused as an output folder not writable. What would write still is."""
+    from spikecl.errors import ConfigError
+
+    assert run(toy) == 0
+    capsys.readouterr()
+
+    def read_only(folder, what="folder"):
+        raise ConfigError(f"{what} {folder} is not writable")
+    monkeypatch.setattr(experiment_kind, "check_writable_folder", read_only)
+    RAN.clear()
+    assert run(toy, "--resume") == 0 and not RAN
+    assert "toy_seed1.h5: complete, kept" in capsys.readouterr().out
+    assert run(toy, "--resume", "--seeds", "0,1,2") == 2 and not RAN
+    assert f"output folder {tmp_path / 'toy'} is not writable" in capsys.readouterr().err
+
+
 def test_resume_removes_the_checkpoint_left_beside_a_kept_result(toy, tmp_path, capsys):
     """A run killed after writing its results and before removing its checkpoint left both: --resume keeps the
     results and removes the checkpoint (else it would stay for ever, and a plain run would refuse it)."""
