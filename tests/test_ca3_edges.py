@@ -412,3 +412,16 @@ def test_run_takes_a_ready_schedule_as_the_docs_say():
     listed = CA3Memory(3, 4, backend="torch").run(ops, [20, 14])
     assert [r.answer for r in ready.results] == [r.answer for r in listed.results] == [(1, 2), (1, 2)]
     assert ready.schedule.starts_ms == listed.schedule.starts_ms == (0, 20)
+
+
+@pytest.mark.brian2
+def test_no_time_step_is_refused_by_both_backends_alike():
+    """Brian2 returned empty rasters for T = 0 where the torch stepper refused."""
+    from spikecl.errors import ShapeError
+    from spikecl.memory.brian2_net import Brian2CA3
+    from spikecl.memory.torch_net import TorchCA3
+
+    for net in (Brian2CA3(CA3Params(), 3, 4), TorchCA3(CA3Params(), 3, 4)):
+        with pytest.raises(ShapeError, match=r"^cue_input and content_input hold no time step \(T = 0\)"):
+            net.run(np.zeros((0, 3), bool), np.zeros((0, 4), bool))
+

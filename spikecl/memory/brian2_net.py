@@ -31,6 +31,8 @@ def drive_arrays(cue_input, content_input, gate, gated: bool) -> tuple[np.ndarra
     gate that turns plasticity off is refused unless the synapses are ``gated`` (built with ``read_only_recall``)."""
     cue_input = check_spikes(np.asarray(cue_input), "cue_input").astype(bool)
     content_input = check_spikes(np.asarray(content_input), "content_input").astype(bool)
+    if cue_input.ndim and content_input.ndim and not cue_input.shape[0] and not content_input.shape[0]:
+        raise ShapeError("cue_input and content_input hold no time step (T = 0): nothing to simulate")   # as torch's
     if gate is not None:
         gate = check_spikes(np.asarray(gate), "gate").astype(float)
         if gate.shape != cue_input.shape[:1]:
