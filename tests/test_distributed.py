@@ -16,7 +16,7 @@ import torch
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
-from spikecl.continual.checkpoint import checkpoint_path
+from spikecl.atomic import checkpoint_path
 from spikecl.continual.runner import ContinualRun
 from spikecl.errors import ConfigError, interrupt, watch_interrupts
 from spikecl.io import read_results

@@ -11,7 +11,7 @@ from restoring import restored
 
 from spikecl.cli import main
 from spikecl.config import REGISTERED_DATASETS, experiment_from_dict
-from spikecl.continual.checkpoint import checkpoint_path
+from spikecl.atomic import checkpoint_path
 from spikecl.continual.runner import ContinualRun
 from spikecl.data import register_dataset
 from spikecl.data.base import Dataset

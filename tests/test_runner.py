@@ -16,7 +16,8 @@ from hdf5_files import edited, unseal
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
-from spikecl.continual.checkpoint import RunState, check_progress, checkpoint_path, mixed_setups, tasks_setup
+from spikecl.atomic import checkpoint_path
+from spikecl.continual.checkpoint import RunState, check_progress, mixed_setups, tasks_setup
 from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.runner import ContinualRun, measure_arrays
 from spikecl.continual.strategy import Strategy
@@ -654,6 +655,26 @@ def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
     assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
 
 
+def interrupted_after_task_1(run: ContinualRun, path) -> None:
+    """Execute ``run`` into ``path`` until its second task starts, where it stops as a kill would: its checkpoint
+    holds task 1."""
+    class Stop(Exception):
+        pass
+
+    train = run.train_task
+    run.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
+    with pytest.raises(Stop):
+        run.execute(path, progress_bar=False)
+
+
+def trained_tasks(run: ContinualRun, path) -> list[int]:
+    """The tasks ``run`` trains when it resumes into ``path``."""
+    train, trained = run.train_task, []
+    run.train_task = lambda task, bar=None: (trained.append(task), train(task, bar))[1]
+    run.execute(path, resume=True, progress_bar=False)
+    return trained
+
+
 def test_a_results_name_keeps_a_checkpoint_of_its_own(tmp_path):
     """A results path ending in .ckpt was its own checkpoint (the run trained, then failed on it, or with overwrite
     deleted its results); names differing after a dot (lr0.1, lr0.5) shared lr0.ckpt, one run deleting the
@@ -666,24 +687,12 @@ def test_a_results_name_keeps_a_checkpoint_of_its_own(tmp_path):
     with pytest.raises(ConfigError, match=r"run.ckpt: a results path may not end in .ckpt, the suffix of the run's "
                                           r"checkpoint \(it would be written over its own results\); name it .h5$"):
         run.execute(tmp_path / "run.ckpt", overwrite=True, progress_bar=False)
-
-    class Stop(Exception):
-        pass
-
-    first = ContinualRun(cfg, "finetune", 0)
-    train = first.train_task
-    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
-    with pytest.raises(Stop):
-        first.execute(tmp_path / "lr0.1", progress_bar=False)
+    interrupted_after_task_1(ContinualRun(cfg, "finetune", 0), tmp_path / "lr0.1")
     assert (tmp_path / "lr0.1.ckpt").exists()
     ContinualRun(cfg, "finetune", 1).execute(tmp_path / "lr0.5", progress_bar=False)
     assert (tmp_path / "lr0.1.ckpt").exists() and (tmp_path / "lr0.5").exists()
-    resumed = ContinualRun(cfg, "finetune", 0)
-    train = resumed.train_task
-    trained = []
-    resumed.train_task = lambda task, bar=None: (trained.append(task), train(task, bar))[1]
-    resumed.execute(tmp_path / "lr0.1", resume=True, progress_bar=False)
-    assert trained == [1] and not (tmp_path / "lr0.1.ckpt").exists()
+    assert trained_tasks(ContinualRun(cfg, "finetune", 0), tmp_path / "lr0.1") == [1]
+    assert not (tmp_path / "lr0.1.ckpt").exists()
 
 
 def test_python_callers_follow_the_advice_the_messages_give(tmp_path):
@@ -695,15 +704,7 @@ def test_python_callers_follow_the_advice_the_messages_give(tmp_path):
     with pytest.raises(ExistsError, match=r"r.h5 exists: the run finished \(spikecl.io.read_results reads it; "
                                           r"overwrite=True trains it again\)$"):
         ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)
-
-    class Stop(Exception):
-        pass
-
-    first = ContinualRun(cfg, "finetune", 0)
-    train = first.train_task
-    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
-    with pytest.raises(Stop):
-        first.execute(tmp_path / "s.h5", progress_bar=False)
+    interrupted_after_task_1(ContinualRun(cfg, "finetune", 0), tmp_path / "s.h5")
     with pytest.raises(ResultsError, match="seed differs"):
         ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, progress_bar=False)
     again = ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, overwrite=True,
@@ -716,21 +717,9 @@ def test_a_renamed_experiment_resumes_its_checkpoint(tmp_path):
     the only remedy offered, --overwrite, threw its finished tasks away. The name says where runs go, not what
     they do."""
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
-
-    class Stop(Exception):
-        pass
-
-    first = ContinualRun(cfg, "finetune", 0)
-    train = first.train_task
-    first.train_task = lambda task, bar=None: train(task, bar) if task == 0 else (_ for _ in ()).throw(Stop())
-    with pytest.raises(Stop):
-        first.execute(tmp_path / "r.h5", progress_bar=False)
-    renamed = dataclasses.replace(cfg, name="renamed")
-    resumed = ContinualRun(renamed, "finetune", 0)
-    train, trained = resumed.train_task, []
-    resumed.train_task = lambda task, bar=None: (trained.append(task), train(task, bar))[1]
-    resumed.execute(tmp_path / "r.h5", resume=True, progress_bar=False)
-    assert trained == [1]
+    interrupted_after_task_1(ContinualRun(cfg, "finetune", 0), tmp_path / "r.h5")
+    assert trained_tasks(ContinualRun(dataclasses.replace(cfg, name="renamed"), "finetune", 0), tmp_path / "r.h5") \
+        == [1]
 
 
 def test_compile_is_rejected_where_it_cannot_run(tmp_path):

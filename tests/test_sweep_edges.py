@@ -16,7 +16,7 @@ from spikecl.cli import main
 from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import experiment_from_dict
 from spikecl.continual import plots, sweep_ray
-from spikecl.continual.checkpoint import checkpoint_path
+from spikecl.atomic import checkpoint_path
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError

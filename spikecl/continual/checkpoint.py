@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikecl.atomic import checkpoint_path  # noqa: F401 - the continual run's checkpoint, named here too
 from spikecl.config import ExperimentConfig
 from spikecl.continual.run_record import unshown_difference
 from spikecl.continual.strategies import as_read, effective_options, validate_method

@@ -105,7 +105,7 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
 def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     """The job of (``method``, ``seed``): its results file, its runner, the config the file records and the keys a
     kept file may differ in (the options of methods it does not use among them)."""
-    from spikecl.continual.checkpoint import checkpoint_path
+    from spikecl.atomic import checkpoint_path
     from spikecl.continual.run_record import recorded_config
     from spikecl.data.streams import files_crc
 
@@ -142,7 +142,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
-        from spikecl.continual.checkpoint import checkpoint_path
+        from spikecl.atomic import checkpoint_path
         from spikecl.continual.execution import Execution
         from spikecl.continual.runner import ContinualRun
         from spikecl.continual.strategies import check_support, validate_method

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.atomic import atomic_write, check_output
+from spikecl.atomic import atomic_write, check_output, checkpoint_path
 from spikecl.config import ExperimentConfig, check_seed, check_split_heads, experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progress, checkpoint_difference,
-                                          checkpoint_path, checkpoint_setup, numpy_rng_state, read_checkpoint,
-                                          set_numpy_rng_state, tasks_setup)
+                                          checkpoint_setup, numpy_rng_state, read_checkpoint, set_numpy_rng_state,
+                                          tasks_setup)
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import fully_protected, unused_entries
 from spikecl.continual.run_record import recorded_config, unshown_rules

@@ -495,7 +495,8 @@ def checkpoint_setting(run: SweepRun) -> str | None:
     """The first setting (``method``, ``seed`` or a dotted key, as the runner's resume check names it) in which the
     checkpoint an unfinished attempt left beside ``run``'s results file was written otherwise than the sweep now
     plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
-    from spikecl.continual.checkpoint import checkpoint_mismatch, checkpoint_path
+    from spikecl.atomic import checkpoint_path
+    from spikecl.continual.checkpoint import checkpoint_mismatch
 
     path = checkpoint_path(run.results)
     try:
@@ -515,7 +516,7 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[
     """A one-line :class:`ConfigError` naming the first of the runs ``made`` with other settings
     (:func:`made_otherwise`), else of those whose ``checkpoints`` were (:func:`stale_checkpoints`), if any, and how
     many more results files and checkpoints were: without ``--overwrite`` they are not the sweep's."""
-    from spikecl.continual.checkpoint import checkpoint_path
+    from spikecl.atomic import checkpoint_path
 
     checkpoints = checkpoints or {}
     stale = made or checkpoints
