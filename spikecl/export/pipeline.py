@@ -312,7 +312,8 @@ def print_deploy(report: dict, out=None) -> None:
     if report["backend"] == "lava-sim":
         agree = ", ".join(f"{100 * a:.2f}%" for a in report["spike_agreement"])
         print(f"Lava vs reference: predictions {100 * report['prediction_agreement']:.2f}% equal, hidden spikes "
-              f"[{agree}] shared (of those either fired), readout voltages {'identical' if report['readout_equal'] else 'DIFFER'}", file=out)
+              f"[{agree}] shared (of those either fired), readout voltages "
+              f"{'identical' if report['readout_equal'] else 'DIFFER'}", file=out)
         print(f"Lava time: build {report['build_s']:.2f} s, compile + first step {report['start_s']:.2f} s, "
               f"{report.get('run_steps', report['steps']) - 1} more steps {report['run_s']:.2f} s "
               f"({report['ms_per_step']:.2f} ms/step); "
