@@ -344,6 +344,25 @@ def _sleep_long():                                       # a training process th
     time.sleep(120)
 
 
+def _record_exit_handlers(folder: str) -> int:
+    """A training process that writes, as it exits, what a stop signal would do then."""
+    import atexit
+
+    def record():
+        handlers = [signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)]
+        names = ["default" if h == signal.SIG_DFL else getattr(h, "__name__", str(h)) for h in handlers]
+        Path(folder, f"{os.environ['RANK']}.txt").write_text(" ".join(names))
+    atexit.register(record)
+    return 0
+
+
+def test_a_training_process_that_finished_ends_at_once_on_a_stop_signal(tmp_path):
+    """A worker's SIGTERM handler raised KeyboardInterrupt in an atexit callback when the launcher was killed as the
+    worker shut down (a traceback after "nothing lost"); once its work is done, the signals take their default."""
+    assert distributed.launch(2, _record_exit_handlers, str(tmp_path), threads=1) == 0
+    assert sorted(p.read_text() for p in tmp_path.glob("*.txt")) == ["default default"] * 2
+
+
 def _interruptible():
     """Child setup of a launcher started as from a terminal: SIGINT raises KeyboardInterrupt even where the suite
     runs in the background of a shell, which makes its children ignore SIGINT."""

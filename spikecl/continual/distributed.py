@@ -216,7 +216,9 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
         code = 2
     except KeyboardInterrupt:                                 # locks released; the launcher says how to continue
         code = 130
-    sys.stdout.flush()
+    for sig in (signal.SIGTERM, signal.SIGINT):               # the work is done: a stop now ends the process at
+        signal.signal(sig, signal.SIG_DFL)                    # once (raised in an atexit callback, it printed a
+    sys.stdout.flush()                                        # traceback after a killed launcher)
     if code:
         sys.exit(code)
 
