@@ -8,7 +8,9 @@ Then, once per evaluation seed (each with its own validation split, all with one
 measures the chosen setting and, as its own row, the model as published (G from the normalised input sums U,
 recognition with familiarity-contingent noise, distinct overlapping receptive fields, a level of several macs above
 them), beside the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and the pixels under
-the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON).
+the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON). With ``--out``, each
+measurement is kept as it ends in ``<out>.partial``: a protocol killed midway continues there when run again with
+the same arguments (by the same spikecl source), and the file goes once ``--out`` is written.
 
     python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): 1-2 CPU minutes
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 20 minutes
@@ -27,6 +29,7 @@ import numpy as np
 
 from spikecl.atomic import atomic_write, check_output
 from spikecl.data.datasets import load_dataset
+from spikecl.environment import environment
 from spikecl.errors import SpikeCLError
 from spikecl.sdr.experiment import load_config, run_seed
 
@@ -72,6 +75,27 @@ def measure(dataset: str, overrides: list[str], seed: int, split: str, small: bo
     return run_seed(cfg, seed, progress=False)["metrics"]
 
 
+class Measured:
+    """:func:`measure`, each result kept in ``path`` (None: nowhere) as it ends, written atomically, so that a killed
+    protocol's rerun measures only what is missing; a file another spikecl source wrote is not reused."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.source = path, environment()["spikecl_source"]
+        kept = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
+        self.done = kept.get("done", {}) if kept.get("source") == self.source else {}
+        if self.done:
+            print(f"continuing from {path}: {len(self.done)} measurements kept", flush=True)
+
+    def __call__(self, *args, **kwargs) -> dict[str, float]:
+        key = json.dumps([args, kwargs], sort_keys=True)
+        if key not in self.done:
+            self.done[key] = measure(*args, **kwargs)
+            if self.path is not None:
+                text = json.dumps({"source": self.source, "done": self.done})
+                atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite=True)
+        return self.done[key]
+
+
 def table(rows: dict[str, tuple[list[dict], str]]) -> tuple[str, dict]:
     """The printed table and its numbers (mean, sample std, per-seed values) for rows label -> (per-seed metrics,
     metric key)."""
@@ -114,14 +138,15 @@ def main() -> None:
         load_dataset(data.dataset, seed=data.test_split_seed, excludes=data.test_excludes)
     except SpikeCLError as exc:
         parser.error(str(exc))
+    measured = Measured(args.out.with_name(args.out.name + ".partial") if args.out else None)
     scores = {}
     for name, overrides in candidates.items():
-        scores[name] = measure(args.dataset, overrides, 100, "validation", small, split)["sparsey_acc_knn5"]
+        scores[name] = measured(args.dataset, overrides, 100, "validation", small, split)["sparsey_acc_knn5"]
         print(f"validation (seed 100): {name:<28} Sparsey 5-NN {100 * scores[name]:.1f} %", flush=True)
     chosen = max(scores, key=scores.get)
     print(f"chosen on validation: {chosen}; now the test split, seeds {seeds} (each its own validation split, one "
           "test split)", flush=True)
-    runs = {name: [measure(args.dataset, candidates[name], seed, "test", small, split) for seed in seeds]
+    runs = {name: [measured(args.dataset, candidates[name], seed, "test", small, split) for seed in seeds]
             for name in dict.fromkeys([chosen, "as published"])}
     rows = {f"Sparsey, {name}": (runs[name], "sparsey") for name in runs}
     rows.update({label: (runs[chosen], key) for label, key in BASELINES})
@@ -133,6 +158,7 @@ def main() -> None:
                   "chosen": chosen, "candidates": candidates, "table": numbers}
         atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"),
                      overwrite=args.overwrite)
+        measured.path.unlink(missing_ok=True)
         print(f"written: {args.out}")
 
 

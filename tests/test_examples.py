@@ -50,6 +50,28 @@ def test_the_sparsey_protocol_measures_on_the_test_split_it_is_given(monkeypatch
     assert protocol.measure("digits", [], 0, "validation", small=True).test_excludes == []
 
 
+def test_a_killed_sparsey_protocol_continues_from_its_kept_measurements(tmp_path, monkeypatch):
+    """The protocol (about 20 minutes at --full) kept nothing when killed: each measurement is now kept as it ends
+    beside --out and reused by a rerun of the same spikecl source, not by another's."""
+    import importlib.util
+
+    script = next(p for p in EXAMPLES if p.name == "sparsey_protocol.py")
+    spec = importlib.util.spec_from_file_location("sparsey_protocol", script)
+    protocol = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(protocol)
+    calls = []
+    monkeypatch.setattr(protocol, "measure", lambda *args, **kwargs: calls.append(args) or {"acc": 0.1 * len(calls)})
+    kept = tmp_path / "out.json.partial"
+    first = protocol.Measured(kept)
+    assert first("digits", [], 100, "validation", True, (1000, [])) == {"acc": 0.1}
+    assert first("digits", ["x=1"], 0, "test", True, (1000, [])) == {"acc": 0.2} and len(calls) == 2
+    again = protocol.Measured(kept)                       # a rerun after a kill: nothing measured twice
+    assert again("digits", ["x=1"], 0, "test", True, (1000, [])) == {"acc": 0.2} and len(calls) == 2
+    assert again("digits", ["x=1"], 1, "test", True, (1000, [])) == {"acc": 0.30000000000000004}
+    monkeypatch.setattr(protocol, "environment", lambda: {"spikecl_source": "other"})
+    assert protocol.Measured(kept)("digits", [], 100, "validation", True, (1000, [])) == {"acc": 0.4}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_explains_itself_and_refuses_arguments_it_does_not_know(script, tmp_path):
     """--help prints the example's own description and runs nothing; an unknown argument is an error, not a run."""
