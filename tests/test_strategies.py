@@ -353,3 +353,9 @@ def test_a_strategy_built_for_another_simulation_than_its_trainer_is_refused():
         trainer.train_batch(x, y, None, None, optimizer, build_strategy("ewc", net, {}, None))
     loss = trainer.train_batch(x, y, None, None, optimizer, build_strategy("ewc", net, {}, Simulation(8, "poisson")))
     assert torch.isfinite(loss)
+
+    class OwnTrainer(type(trainer)):                       # a user's subclass is compared on T and encoder
+        pass
+    own = OwnTrainer(net, 8, "poisson")
+    assert torch.isfinite(own.train_batch(x, y, None, None, optimizer, build_strategy("ewc", net, {},
+                                                                                      Simulation(8, "poisson"))))

@@ -252,7 +252,7 @@ class CompiledBrian2CA3(Brian2CA3):
         if max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         self.directory, self.max_steps, self._closed = str(directory), int(max_steps), False
-        Brian2CA3._check_device(self)                  # another compiled network holding the device
+        self._check_device()                           # another compiled network holding the device
         b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
         STANDALONE["owner"] = self
         try:

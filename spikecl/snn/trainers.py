@@ -232,7 +232,7 @@ class BPTTTrainer:
         activity passes would then see other inputs than training does."""
         if sim is None:
             return
-        name = next(k for k, v in TRAINERS.items() if type(self) is v)
+        name = next((k for k, v in TRAINERS.items() if type(self) is v), sim.trainer)   # a subclass: its own rule
         mine, theirs = (self.num_steps, self.encoder, name), (sim.num_steps, sim.encoder, sim.trainer)
         if mine != theirs:
             raise ConfigError(f"the strategy was built for num_steps = {theirs[0]}, encoder {theirs[1]!r}, trainer "
