@@ -149,6 +149,23 @@ def test_windowed_forgetting_and_plasticity_by_hand():
     assert metrics.windowed_plasticity(EVALS, TASK, window=3) == pytest.approx((0.45 + 0.38) / 2)
 
 
+def test_windowed_forgetting_starts_at_each_tasks_end_row():
+    """With the accuracy matrix, task j's sequence starts at its learned accuracy R[j+1, j] and the task-end rows
+    count among the evaluations: a drop right after the next task starts counts even where no evaluation fell
+    within task j (without R, WF missed it: 0.0 here, where task 1 fell from 0.9 to 0.3)."""
+    R = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])
+    evals, task = np.array([[0.3, 0.4], [0.6, 0.7], [0.8, 0.9]]), np.array([1, 1, 1])
+    assert metrics.windowed_forgetting(evals, task, 10) == 0.0
+    # task 1: R[1,1] 0.9, then 0.3, 0.6, 0.8 and its end row R[2,1] 0.8: largest drop 0.6; task 2 is the last
+    assert metrics.windowed_forgetting(evals, task, 10, R) == pytest.approx(0.6)
+    assert metrics.windowed_plasticity(evals, task, 10, R) == pytest.approx(0.5)
+    assert metrics.summarize(R, evals=evals, eval_task=task)["wf"] == pytest.approx(0.6)
+    # evaluations in task 1 as well: they come before its end row and are not in its sequence
+    evals2, task2 = np.vstack([[0.95, np.nan], evals]), np.array([0, 1, 1, 1])
+    assert metrics.windowed_forgetting(evals2, task2, 2, R) == pytest.approx(0.6)
+    assert metrics.windowed_forgetting(evals2, task2, 2) == pytest.approx(0.65)      # from 0.95, a mid-task point
+
+
 def test_windowed_forgetting_grows_with_the_window():
     # a slow decline of task 1: 0.9, 0.8, 0.7, 0.6 → drop 0.1 per window of 2, 0.2 per 3, 0.3 per 4 or more
     decline = np.array([[0.9, np.nan], [0.8, 0.5], [0.7, 0.6], [0.6, 0.7]])
@@ -162,12 +179,13 @@ def test_windowed_forgetting_grows_with_the_window():
 
 def test_summarize_names_every_metric():
     # R's rows after tasks 1 and 2 are above the evaluations' lows (min-ACC stays 0.45); WC-ACC takes its current
-    # accuracy from R's last row: 0.80 / 3 + (2 / 3) · 0.45
+    # accuracy from R's last row: 0.80 / 3 + (2 / 3) · 0.45. WF^2 starts task 2 at R[2, 2] = 0.95 (its end row),
+    # then 0.50: a drop of 0.45; task 1 0.90 → 0.40 as without R: (0.50 + 0.45) / 2
     summary = metrics.summarize(R, joint_diag=[0.92, 0.96, 0.85], evals=EVALS, eval_task=TASK, window=2)
     assert summary == pytest.approx({"acc": 0.75, "bwt": -0.20, "learning_acc": (0.90 + 0.95 + 0.80) / 3,
                                      "fwt": 0.075, "forgetting": 0.20,
                                      "intransigence": 0.08 / 3, "min_acc": 0.45, "wc_acc": 0.80 / 3 + 0.30,
-                                     "wf": 0.45})
+                                     "wf": 0.475})
     assert set(metrics.summarize(R)) == {"acc", "bwt", "learning_acc", "fwt", "forgetting"}
     for scenario, defined in (("domain", True), ("task", False), ("class", False)):
         assert np.isfinite(metrics.summarize(R, scenario=scenario)["fwt"]) == defined

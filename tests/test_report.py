@@ -282,6 +282,38 @@ def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, ca
                         "(train.epochs differs).")
 
 
+def test_a_joint_run_evaluated_otherwise_gives_intransigence(tmp_path, capsys):
+    """``train.eval_every`` and ``train.eval_samples`` set only the continual evaluation, which draws from its own
+    generators: runs made with other values train alike (the premise, checked here on finetune, GPM and HLOP), so
+    the joint run still gives the reference, while the rows' settings note keeps naming the key (their min-ACC and
+    WC-ACC are measured otherwise)."""
+    from spikecl.cli import main
+    from spikecl.io import read_results
+
+    experiment = tmp_path / "evals.toml"
+    experiment.write_text('name = "evals"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                          'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
+                          'encoder = "poisson"\nnum_steps = 3\n[train]\nepochs = 1\n'
+                          '[strategy]\nmethods = ["finetune", "gpm", "hlop"]\n')
+    common = ["--seed", "0", "--no-progress", "--no-plots"]
+    assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "a"), "--set",
+                 "train.eval_every=2", "--set", "train.eval_samples=20"]) == 0
+    assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "b"), "--set",
+                 'strategy.methods=["finetune", "gpm", "hlop", "joint"]']) == 0
+    capsys.readouterr()
+    for method in ("finetune", "gpm", "hlop"):
+        a, b = (read_results(tmp_path / d / "evals" / f"{method}-seed0.h5") for d in "ab")
+        np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
+    assert main(["report", str(tmp_path / "a" / "evals" / "finetune-seed0.h5"),
+                 str(tmp_path / "b" / "evals" / "joint-seed0.h5"), "--no-plots", "--no-matrices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    end = lines[0].index(" Intrans") + 8
+    assert lines[2].split()[0] == "finetune" and lines[2][end - 13:end].strip().endswith(tuple("0123456789")), lines
+    assert not any(line.startswith("Intrans:") for line in lines)
+    assert any(line.startswith("Note: the rows were made with different settings") and "train.eval_every" in line
+               for line in lines)
+
+
 def test_a_variants_own_settings_are_not_noted_as_different_settings():
     """A variant's ``[variants.<name>]`` settings (e.g. ``train.momentum``) are its own, as a method's options are;
     the joint run still gives it intransigence."""
@@ -840,3 +872,12 @@ def test_text_report_refuses_what_spikecl_report_refuses():
     assert "Not in this report" not in text_report([a, replace(a, seed=1)])
     planned = replace(a, method="finetune")
     assert "Not in this report: finetune seed 1" in text_report([planned])
+
+
+def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
+    """A forgetting whose per-task values cancel can have a float mean of −2.8e-17: it prints 0.0, not −0.0 (a
+    reader would take that for a small negative value); a mean of −0.06 % still prints −0.1."""
+    from spikecl.continual.report import format_summary
+
+    text = format_summary({"gpm": {"forgetting": (-2.8e-17, 0.0), "bwt": (-0.0006, 0.0)}}, {"gpm": 1})
+    assert text.splitlines()[0].split()[2:] == ["BWT", "Forget"] and text.splitlines()[2].split()[2:] == ["-0.1", "0.0"]

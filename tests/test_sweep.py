@@ -257,13 +257,13 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     from spikecl.io import read_run
 
     record = _record(read_run(grid / "sweep.h5", "sweep"))
-    assert record["metric_definitions"] == "2026-12-05"
+    assert record["metric_definitions"] == "2026-12-06"
     older = _summary_text({**record, "metric_definitions": None})     # as a spikecl of older definitions wrote it
-    assert older.endswith("\nNote: written by a spikecl whose metrics predate the definitions of 2026-12-05 (a "
+    assert older.endswith("\nNote: written by a spikecl whose metrics predate the definitions of 2026-12-06 (a "
                           "summary stores means, not the runs' matrices); `spikecl report` of its point folders "
                           "computes them again from the runs' files")
     newer = _summary_text({**record, "metric_definitions": "2030-01-01"})
-    assert "\nNote: written by a newer spikecl (metric definitions of 2030-01-01; this one's are of 2026-12-05)" \
+    assert "\nNote: written by a newer spikecl (metric definitions of 2030-01-01; this one's are of 2026-12-06)" \
         in newer
     assert main(["report", str(grid), "--no-plots"]) == 0                       # its folder: the same summary
     out = capsys.readouterr().out

@@ -11,16 +11,18 @@ With tasks numbered 1..T:
 * forgetting (after Chaudhry et al. 2018): f_j = max_{j ≤ l < T} R[l, j] − R[T, j], averaged over j < T; it
   differs from −BWT when a task peaks after its own training. Their max runs over every earlier row (l ≥ 1), which
   differs where a task scored higher before it was trained than at any point after
-* intransigence: I_k = a*_k − R[k, k], a*_k from joint training on tasks 1..k
+* intransigence: I_k = a*_k − R[k, k], a*_k from joint training on tasks 1..k (spikecl's ``joint`` method: one
+  model that trains on the union of tasks 1..k at task k, warm-started from task k−1's, where Chaudhry et al.
+  train a reference afresh)
 
 BWT, FWT and forgetting average over T−1 tasks and are NaN for a single task (undefined, not zero).
 
 Continual evaluation (De Lange, van de Ven & Tuytelaars, ICLR 2023): ``evals`` ``[E, T]`` holds accuracies measured
 every ρ iterations and ``eval_task`` ``[E]`` the (0-based, non-decreasing) task being trained at each evaluation.
 Entries of tasks not yet trained are ignored and may be NaN (a finite one must still be a fraction in [0, 1]). Given
-the run's accuracy matrix ``R`` as well, min-ACC and WC-ACC count its rows as the evaluations at the task ends (which
-ρ need not line up with): task j's lowest accuracy after it was learned includes R[i, j] for i > j, and WC-ACC's
-current accuracy is R[T, T].
+the run's accuracy matrix ``R`` as well, min-ACC, WC-ACC and WF^w count its rows as the evaluations at the task ends
+(which ρ need not line up with): task j's lowest accuracy after it was learned includes R[i, j] for i > j, WC-ACC's
+current accuracy is R[T, T], and WF^w's sequence of task j starts at R[j+1, j].
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.options import check_bounds, check_value
 
 #: the date the metrics' definitions last changed (min-ACC and WC-ACC at every task's end 2026-12-03/04,
-#: class-incremental FWT undefined 2026-12-03, WF^w and WP^w averaged over tasks 2026-12-05): results files are
-#: computed again by today's, but a sweep's stored means and stds cannot be, so it records this (bump it with a change)
-DEFINITIONS = "2026-12-05"
+#: class-incremental FWT undefined 2026-12-03, WF^w and WP^w averaged over tasks 2026-12-05, WF^w from each task's
+#: end 2026-12-06): results files are computed again by today's, but a sweep's stored means and stds cannot be, so
+#: it records this (bump it with a change)
+DEFINITIONS = "2026-12-06"
 
 
 def _floats(values, what: str) -> np.ndarray:
@@ -152,7 +155,9 @@ def min_acc(evals, eval_task, R=None) -> float:
     """min-ACC: mean over previous tasks of the lowest accuracy measured after the task was learned (while later
     tasks were trained; with the accuracy matrix ``R`` also at their ends, R[i, j] for i > j; ``evals`` None: at
     their ends only). Previous tasks: those before the last one trained (with ``R``: tasks 1..T−1). NaN when only
-    one task has been trained."""
+    one task has been trained. A run's evaluations while training (``train.eval_samples`` samples per task) are
+    noisier than its task-end rows (the whole test split), so the minimum over many of them lies lower by noise as
+    well: compare min-ACC between runs evaluated alike (the same ``eval_every`` and ``eval_samples``)."""
     evals, eval_task, R = _evals_or_matrix(evals, eval_task, R)
     last = int(eval_task[-1]) if R is None else R.shape[1] - 1
     lows = []
@@ -184,39 +189,61 @@ def wc_acc(evals, eval_task, R=None) -> float:
     return current if k == 1 else current / k + (1 - 1 / k) * min_acc(*given, R)
 
 
-def _largest_change(evals, eval_task, window: int, sign: float) -> float:
+def _largest_change(evals, eval_task, window: int, sign: float, R=None) -> float:
     """The mean over learned tasks (those evaluated after their own training) of each task's largest
     ``sign·(acc[a] − acc[b])``, a < b within ``window`` consecutive evaluations (0 where it never changes that way);
-    NaN when no task was evaluated after its training."""
-    evals, eval_task = as_evals(evals, eval_task)
+    NaN when no task was evaluated after its training. With the accuracy matrix ``R`` its rows are evaluations at
+    the task ends, in time order among the others, and task j's sequence starts at its learned accuracy R[j+1, j]."""
+    evals, eval_task, R = _evals_or_matrix(evals, eval_task, R)
     window = check_value(window, int, "window")
     check_bounds(window, {"low": 2}, "window")
+    points, starts = _timeline(evals, eval_task, R)
     per_task = []
     for j in range(evals.shape[1]):
-        during, after = np.flatnonzero(eval_task == j), np.flatnonzero(eval_task > j)
-        if not after.size:
+        seq = points[starts[j]:, j]
+        if len(seq) < 2:
             continue
-        seq = evals[during[-1] if during.size else after[0]:, j]   # from task j's learned accuracy on
         per_task.append(max([0.0] + [float(np.max(sign * (seq[:-lag] - seq[lag:])))
                                      for lag in range(1, min(window, len(seq)))]))
     return float(np.mean(per_task)) if per_task else float("nan")
 
 
-def windowed_forgetting(evals, eval_task, window: int = 10) -> float:
+def _timeline(evals: np.ndarray, eval_task: np.ndarray, R: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
+    """Every evaluation in time order ``[E', T]`` (with ``R``: each task's end row after the evaluations made while
+    it was trained) and, per task, the index its sequence starts at: its end row, or without ``R`` the last
+    evaluation while it was trained (else the first one after it)."""
+    n_tasks = evals.shape[1]
+    if R is None:
+        starts = []
+        for j in range(n_tasks):
+            during, after = np.flatnonzero(eval_task == j), np.flatnonzero(eval_task > j)
+            starts.append(int(during[-1]) if during.size else int(after[0]) if after.size else len(evals))
+        return evals, starts
+    rows, starts = [], []
+    for j in range(n_tasks):
+        rows.extend(evals[eval_task == j])
+        starts.append(len(rows))
+        rows.append(R[j + 1])
+    return np.array(rows), starts
+
+
+def windowed_forgetting(evals, eval_task, window: int = 10, R=None) -> float:
     """WF^w (De Lange et al. 2023): for each task j evaluated after its training, the largest drop
     max_{a<b}(acc[a] − acc[b]) within ``window`` consecutive evaluations, averaged over those tasks (as the
     authors' code averages each task's value); NaN for a single task.
 
-    Task j's evaluations start at the last one made while j was trained (its learned accuracy), so a drop right
-    after the next task starts (the stability gap) counts; the authors' code starts at its first evaluation and
-    counts the task being trained at the end (a 0) in its mean."""
-    return _largest_change(evals, eval_task, window, 1.0)
+    Task j's evaluations start at its learned accuracy, so a drop right after the next task starts (the stability
+    gap) counts: with the run's accuracy matrix ``R`` (as results files are scored since 2026-12-06) at R[j+1, j],
+    its rows counting as the evaluations at the task ends; without it at the last evaluation made while j was
+    trained. The authors' code starts at its first evaluation and counts the task being trained at the end (a 0)
+    in its mean."""
+    return _largest_change(evals, eval_task, window, 1.0, R)
 
 
-def windowed_plasticity(evals, eval_task, window: int = 10) -> float:
+def windowed_plasticity(evals, eval_task, window: int = 10, R=None) -> float:
     """WP^w: each learned task's largest rise max_{a<b}(acc[b] − acc[a]) on the same windows as
     :func:`windowed_forgetting` (e.g. the recovery after a stability gap), averaged over those tasks."""
-    return _largest_change(evals, eval_task, window, -1.0)
+    return _largest_change(evals, eval_task, window, -1.0, R)
 
 
 def learning_acc(R) -> float:
@@ -228,8 +255,8 @@ def learning_acc(R) -> float:
 def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
               scenario: str | None = None, continual: bool = False) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
-    ``joint_diag`` is given; min_acc, wc_acc (both counting ``R``'s rows as the task-end evaluations) and wf
-    (WF^window) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError); ``continual``
+    ``joint_diag`` is given; min_acc, wc_acc and wf (WF^window; all three counting ``R``'s rows as the task-end
+    evaluations) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError); ``continual``
     (continual evaluation was on, yet no point fell within training): min_acc and wc_acc from ``R``'s rows alone.
     FWT is defined in the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen
     are masked, so a task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no
@@ -246,7 +273,7 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
         out["min_acc"] = min_acc(evals, eval_task, R)
         out["wc_acc"] = wc_acc(evals, eval_task, R)
     if evals is not None:
-        out["wf"] = windowed_forgetting(evals, eval_task, window)
+        out["wf"] = windowed_forgetting(evals, eval_task, window, R)
     return out
 
 

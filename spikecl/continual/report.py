@@ -65,6 +65,12 @@ RULES = METHOD_RULES | {"eval_subsample_seed", "poisson_draws", "train_subsample
                         "sample_order"}
 
 
+#: keys that set only the continual evaluation (how often, on how many samples), not what a run trains or its
+#: accuracy matrix (evaluations draw from generators of their own): a joint reference made with other values of
+#: them gives the same task-end accuracies. ``train.eval_batch_size`` is not one: it orders Poisson draws.
+EVALUATION_ONLY = frozenset({"train.eval_every", "train.eval_samples"})
+
+
 def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
     """The dotted keys a variant's ``[variants.<name>]`` table sets (as another run of ``results`` records it),
     which make the variant what it is; none for a method."""
@@ -80,18 +86,18 @@ def own_options(run: RunResult, results: Sequence[RunResult]) -> set[str]:
 
 
 def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
-                       own=own_settings) -> str | None:
+                       own=own_settings, also: frozenset[str] = frozenset()) -> str | None:
     """The first setting (dotted key) in which runs ``a`` and ``b`` were made otherwise, apart from their methods and
-    their options (:data:`METHOD_KEYS`, ``own``: a variant's :func:`own_settings` or only its :func:`own_options`)
-    and what seeds of one row may differ in (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not
-    ``data.test_split_seed``); None if none."""
-    return next(setting_differences(a, b, results, split, own), None)
+    their options (:data:`METHOD_KEYS`, ``own``: a variant's :func:`own_settings` or only its :func:`own_options`),
+    what seeds of one row may differ in (:data:`~spikecl.experiment_kind.SEED_ROW_IGNORES`; ``split``: not
+    ``data.test_split_seed``) and the keys ``also``; None if none."""
+    return next(setting_differences(a, b, results, split, own, also), None)
 
 
 def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
-                        own=own_settings) -> Iterator[str]:
+                        own=own_settings, also: frozenset[str] = frozenset()) -> Iterator[str]:
     """Every setting in which runs ``a`` and ``b`` were made otherwise (see :func:`setting_difference`)."""
-    ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results)) - (
+    ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results) | also) - (
         {"data.test_split_seed"} if split else set())
     if a.config.get("runs_method", a.method) != b.config.get("runs_method", b.method):
         ignore |= METHOD_RULES
@@ -104,7 +110,7 @@ def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult]
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
     """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
     and test split (:func:`setting_difference`; a variant's own stream, data or network settings count, see
-    :func:`own_options`), gives the reference; a sweep's joint runs (labelled ``joint @
+    :func:`own_options`; the continual evaluation's :data:`EVALUATION_ONLY` keys do not), gives the reference; a sweep's joint runs (labelled ``joint @
     <point>``) each pair with the runs of their point. ``unpaired`` collects {method: the first differing key} of
     the runs whose seed's joint runs were all made otherwise (they get none)."""
     joints = [r for r in results if r.config.get("method", r.method) == "joint"]
@@ -113,7 +119,8 @@ def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | 
         if trains_at_once(r):                         # no task learned after another: nothing to be intransigent to
             continue
         candidates = [j for j in joints if j.seed == r.seed and j.acc_matrix.shape == r.acc_matrix.shape]
-        keys = [setting_difference(r, j, results, split=True, own=own_options) for j in candidates]
+        keys = [setting_difference(r, j, results, split=True, own=own_options, also=EVALUATION_ONLY)
+                for j in candidates]
         if None not in keys:
             if keys:
                 (unpaired if unpaired is not None else {}).setdefault(r.method, keys[0])
@@ -238,8 +245,9 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
         for key, _ in present:
             if key in stats:
                 mean, std = stats[key]
+                mean = round(100 * mean, 1) + 0.0     # a mean that rounds to zero prints 0.0, never -0.0
                 alone = (counts[method].get(key, 0) if counts is not None else n_seeds[method]) == 1
-                cells.append(f"{100 * mean:7.1f}      " if alone else f"{100 * mean:7.1f} ±{100 * std:4.1f}")
+                cells.append(f"{mean:7.1f}      " if alone else f"{mean:7.1f} ±{100 * std:4.1f}")
             else:
                 cells.append(f"{'—':>7}      ")      # under the numbers, not the spread
         lines.append((f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells)).rstrip())

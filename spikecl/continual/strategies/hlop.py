@@ -25,8 +25,11 @@ input synapse and 0.01 for the others); every time step's rows; projection with 
 spikecl's own options, each off by default: ``step = "normalised"`` divides the step by the mean squared norm of the
 residual the new neurons learn from (``η = lr / E‖x − H_oldᵀ H_old x‖²``, one ``lr`` for every layer and task;
 Oja's rule converges for ``lr`` < 2); ``final_passes``; ``step_rows`` (a random share of the step rows);
-``orthonormalize`` (project with an orthonormal basis of span(H_old)). One departure remains: the clamp bounds a
-mini-batch's total change of H_new, where the paper clamps each iteration's update.
+``orthonormalize`` (project with an orthonormal basis of span(H_old)). Where spikecl still departs from the
+paper's code (docs/hlop.md, "What differs from the paper", lists each): the clamp bounds a mini-batch's total
+change of H_new, where the paper clamps each iteration's update; new rows start orthogonal to the consolidated
+ones as well as among themselves; and, outside the defaults, spiking lateral neurons are rate-coded in the update
+only and the online trainer updates once per batch.
 
 The iterations on one mini-batch never leave the span of the rows of ``H_new``, of the velocity and of the batch's
 residuals, so they may run on coefficients in that span (:func:`hebbian_iterations` picks the cheaper form): each
