@@ -755,6 +755,33 @@ def test_compiled_run_matches_the_uncompiled_one(tmp_path, engine):
 
 
 
+@pytest.mark.slow
+def test_a_compiled_snntorch_network_recording_its_activity_compiles_once():
+    """HLOP records every batch's presynaptic activity, which lets the compiled forward pass reach each ``Leaky``'s
+    membrane buffer: a fresh empty buffer after every pass recompiled each step until torch's limit (8), after which
+    the run went uncompiled. The neurons keep one shared empty buffer, so no step after the first recompiles."""
+    import torch._dynamo
+
+    from spikecl.snn import LIFParams, build_mlp, make_trainer
+    from spikecl.snn.trainers import TrainingHooks
+
+    class Recording(TrainingHooks):
+        uses_activity = True
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    net = build_mlp(784, [32, 32], 10, LIFParams(), engine="snntorch")
+    trainer = make_trainer("bptt", net, 4, encoder="direct")
+    trainer.compile()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    batches = [(torch.rand(16, 784), torch.randint(0, 10, (16,))) for _ in range(4)]
+    trainer.train_batch(*batches[0], None, None, optimizer, Recording())
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for x, y in batches[1:]:
+            trainer.train_batch(x, y, None, None, optimizer, Recording())
+    torch._dynamo.reset()
+
+
 def test_compiled_kernels_are_cached_apart_per_cpu_kernel_set(monkeypatch):
     """torch's inductor cache is keyed without ATEN_CPU_CAPABILITY (a function compiled under avx2 kernels, then
     under AVX512 ones from the same cache, crashed with heap corruption here): train.compile gives each kernel set
@@ -964,6 +991,32 @@ def test_weights_broken_by_a_strategys_after_task_phase_fail_the_run(tmp_path):
         assert not (tmp_path / "r.h5").exists()
     finally:
         del REGISTRY["corrupting"]
+
+
+class Enlarging(Strategy):
+    """A strategy whose after-task phase makes the weights huge but finite: their sum overflows float32."""
+
+    name = "enlarging"
+
+    def after_task(self, task, train):
+        with torch.no_grad():
+            next(self.model.parameters()).fill_(3e38)
+
+
+def test_weights_whose_sum_overflows_are_finite_and_pass_the_check(tmp_path):
+    """The end-of-task check reads the finiteness of each tensor's sum (no temporaries of a weight's size); an
+    overflowing sum of finite weights is looked into tensor by tensor and passes, a NaN weight does not."""
+    from spikecl.continual.strategies import REGISTRY, register
+
+    register("enlarging", Enlarging)
+    try:
+        cfg = experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["enlarging"]}})
+        run = ContinualRun(cfg, "enlarging", 0)
+        run.strategy.after_task(0, None)
+        assert not torch.isfinite(next(run.net.parameters()).sum())
+        run._check_weights()
+    finally:
+        del REGISTRY["enlarging"]
 
 
 def test_batch_norm_statistics_gone_infinite_fail_the_run_and_an_overflowing_init_gain_is_refused(tmp_path):

@@ -41,7 +41,7 @@ from spikecl.snn.activity import Recordable
 from spikecl.snn.checks import choice, count
 from spikecl.snn.fused import ENGINES, full_precision, integrator_step, is_static, lif_sequence, lif_step, \
     readout_weights, time_weighted_sum
-from spikecl.snn.neurons import LIFParams
+from spikecl.snn.neurons import LIFParams, emptied
 from spikecl.snn.pooling import AvgPool2x2
 
 
@@ -187,7 +187,7 @@ def _unrolled(neuron: nn.Module, current: torch.Tensor, mem: torch.Tensor | None
     for cur_t in current:
         spk, mem = neuron(cur_t, mem)
         outputs.append(mem if membranes else spk.to(cur_t.dtype))       # snnTorch fires float32 spikes
-    neuron.mem = mem.new_empty(0)
+    neuron.mem = emptied(mem)
     return outputs, mem
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import snntorch as snn
+import torch
 from snntorch import surrogate
 
 
@@ -52,4 +53,20 @@ def _unlisted(neuron: snn.Leaky) -> snn.Leaky:
     only to reset ``init_hidden`` states, which spikecl does not use), which would keep it and its last batch's
     membrane alive after its network is gone."""
     snn.SpikingNeuron.instances.remove(neuron)
+    neuron.mem = emptied(neuron.mem)
     return neuron
+
+
+#: one empty tensor per (device, dtype) that every ``Leaky`` keeps between passes: the same object each time, so a
+#: compiled forward pass (``train.compile``), which guards on the buffers it reaches, is not invalidated by a fresh
+#: empty buffer after every pass (HLOP's recording reaches them: each step recompiled until torch's limit, then
+#: ran uncompiled)
+_EMPTY: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def emptied(mem: torch.Tensor) -> torch.Tensor:
+    """The shared empty tensor of ``mem``'s device and dtype."""
+    key = (mem.device, mem.dtype)
+    if key not in _EMPTY:
+        _EMPTY[key] = torch.empty(0, device=mem.device, dtype=mem.dtype)
+    return _EMPTY[key]
