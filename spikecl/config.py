@@ -29,6 +29,7 @@ import math
 import numbers
 import os
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -575,6 +576,12 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
 EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir", "device", "strategy.methods")
 
 
+def plain_label(text: str) -> bool:
+    """True where ``text`` may name a method or variant in file names and tables: no folder separator ('/', '\\')
+    and no control or format character (a terminal escape, a newline, which would forge a table row)."""
+    return not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in text)
+
+
 def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:
     """The config a run of ``name`` (a method or a variant) uses, and the method it runs.
 
@@ -590,9 +597,9 @@ def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, s
     method = spec.pop("method", None)
     if not isinstance(method, str) or not method:
         raise ConfigError(f"variants.{name}.method: expected the name of the method it varies, got {method!r}")
-    if method in cfg.variants or "+" in name or "/" in name:
-        raise ConfigError(f"variants.{name}: a variant's name may not contain '+' or '/', and its method "
-                          f"({method!r}) may not be another variant")
+    if method in cfg.variants or "+" in name or not plain_label(name):
+        raise ConfigError(f"variants.{name!r}: a variant's name may not contain '+', '/', '\\' or control "
+                          f"characters, and its method ({method!r}) may not be another variant")
     raw = cfg.to_dict()
     for key, value in spec.items():
         path = option_path(key.split("."))                   # results configs' spelling

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import atomic_write
-from spikecl.config import SEED_MAX
+from spikecl.config import SEED_MAX, plain_label
 from spikecl.environment import environment
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import check_heaps
@@ -399,8 +399,9 @@ def as_result(run: Run) -> RunResult:
     seed = run.attr("seed")
     _check_seed(seed, str(run.path))
     method, split = run.attr("method"), (run.config.get("data") or {}).get("eval_split", "test")
-    if not isinstance(method, str) or not method:
-        raise ResultsError(f"{run.path} is corrupt: attribute 'method' is {method!r}, not a method's name")
+    if not isinstance(method, str) or not method or not plain_label(method):
+        raise ResultsError(f"{run.path} is corrupt: attribute 'method' is {method!r}, not a method's name (a "
+                           "name has no '/', '\\' or control characters)")
     if run.attrs.get("eval_split", split) != split:
         raise ResultsError(f"{run.path} is corrupt: attribute 'eval_split' is {run.attrs['eval_split']!r}, but its "
                            f"config's data.eval_split is {split!r}")

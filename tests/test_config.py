@@ -299,3 +299,12 @@ def test_an_experiment_file_may_nest_64_levels_and_not_65(tmp_path):
     path.write_text("a = " + "[" * 64 + "]" * 64 + "\n")
     with pytest.raises(ConfigError, match="tables or arrays nested more than 64 levels deep; an experiment file"):
         load_toml(path)
+
+
+@pytest.mark.parametrize("name", ["a+b", "../x", "a\\b", "fine\x1b[2Jtune", "two\nlines"])
+def test_a_variant_name_that_is_no_plain_label_is_refused(name):
+    """A variant's name becomes a results file's name and a table row: a folder part, a terminal escape or a
+    newline (which forged a row of the comparison table) is a one-line ConfigError naming it."""
+    cfg = {"strategy": {"methods": [name]}, "variants": {name: {"method": "ewc"}}}
+    with pytest.raises(ConfigError, match=re.escape(f"variants.{name!r}: a variant's name may not contain '+', '/'")):
+        experiment_from_dict(cfg)

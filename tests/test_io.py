@@ -642,9 +642,13 @@ def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
 
 @pytest.mark.parametrize("attrs, message", [
     ({"method": ""}, "attribute 'method' is '', not a method's name"),
+    ({"method": "../../../tmp/x"}, "attribute 'method' is '../../../tmp/x', not a method's name (a name has no '/'"),
+    ({"method": "fine\x1b[2Jtune\nFAKE 99.9"}, "attribute 'method' is 'fine\\x1b[2Jtune\\nFAKE 99.9', not a "),
     ({"eval_split": "banana"}, "attribute 'eval_split' is 'banana', but its config's data.eval_split is 'test'")])
 def test_root_attributes_that_disagree_with_the_file_are_refused(tmp_path, attrs, message):
-    """A row with an empty name, or a split attribute its config contradicts, was read (and tabled) as it was."""
+    """A row with an empty name, or a split attribute its config contradicts, was read (and tabled) as it was; a
+    name with a folder part wrote the report's plots outside their folder, one with terminal escapes or a newline
+    cleared the screen or forged table rows."""
     path = write_results(tmp_path / "r.h5", _result([0, 1]))
     with edited(path) as f:
         unseal(f)

@@ -51,6 +51,25 @@ def test_a_crafted_cifar_pickle_does_not_run_code(tmp_path):
     assert not marker.exists()
 
 
+class _Zeros:
+    """Unpickles as ``bytes(n)``: n zero bytes from a number in a file of a few bytes."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __reduce__(self):
+        return bytes, (self.n,)
+
+
+def test_a_pickle_that_sizes_bytes_by_a_number_is_refused(tmp_path):
+    """``bytes(n)`` in a 175-byte CIFAR batch made the array of a declared 300,000 images, and the loader took 7 GB
+    before it compared the label count: a bytes value must be one the file holds."""
+    _cifar10_folder(tmp_path, {b"data": _Zeros(10 ** 6), b"labels": [0]})
+    with pytest.raises(DataError, match=r"test_batch: refusing a pickle that sizes a bytes value by a number "
+                                        r"\(1000000\): dataset pickles store their bytes$"):
+        load_dataset("cifar10", str(tmp_path))
+
+
 @pytest.mark.parametrize("content, message", [
     ([1, 2, 3], "expected a pickled dict, got list"),
     ({"when": datetime.date(2026, 1, 1)}, "names datetime.date"),

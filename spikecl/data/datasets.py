@@ -320,12 +320,13 @@ def _integers(value, path: Path, what: str) -> np.ndarray:
 
 
 def _cifar_images(batch: dict, path: Path) -> np.ndarray:
+    """A batch's images as stored: uint8 [N, 3072]."""
     data = _uint8_array(batch.get(b"data", batch.get("data")), path, "data", "[N, 3072]")
     if data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected 'data' uint8 [N, 3072], got {data.shape}")
     if not len(data):
         raise DataError(f"{path}: the batch holds no images")
-    return (data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+    return data
 
 
 def _cifar_labels(batch: dict, key: str, path: Path, n: int, n_classes: int) -> np.ndarray:
@@ -378,8 +379,9 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
         xs, ys = [], []
         for path in paths:
             batch = _cifar_batch(path, split)
-            xs.append(_cifar_images(batch, path))
-            ys.append(_cifar_labels(batch, key, path, len(xs[-1]), n))
+            stored = _cifar_images(batch, path)
+            ys.append(_cifar_labels(batch, key, path, len(stored), n))       # before the float copy of the images
+            xs.append(stored.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
         images[split] = list(zip(paths, xs))
         order = fixed_order(sum(map(len, ys)))         # in a fixed random order: a file may be sorted by class
         parts[split] = (np.concatenate(xs)[order], np.concatenate(ys)[order])
