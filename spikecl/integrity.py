@@ -140,12 +140,23 @@ def _held_open(path: Path) -> bool:
     return False
 
 
-def damaged_member(path: Path) -> str | None:
-    """The name of the first member of the checkpoint archive ``path`` whose bytes fail their CRC-32 (a damaged
-    file), None if none; a file that is not a zip archive is left to ``torch.load`` to refuse."""
+def archive_problem(path: Path) -> str | None:
+    """What is wrong with the checkpoint archive ``path`` ("its member X fails its CRC-32", or a member that would
+    unpack to more than the file holds), None if nothing; a file that is not a zip archive is left to ``torch.load``
+    to refuse. torch stores every member uncompressed, so a compressed member, or members declaring more bytes than
+    the file has, come from a crafted archive (a 2.9 MB one unpacked to 3 GB before torch refused it); they are
+    refused before any member is unpacked."""
     import zipfile
 
     if not zipfile.is_zipfile(path):
         return None
     with zipfile.ZipFile(path) as archive:
-        return archive.testzip()
+        members = archive.infolist()
+        packed = next((m.filename for m in members if m.compress_type != zipfile.ZIP_STORED), None)
+        if packed is not None:
+            return f"its member {packed} is compressed, which torch never writes"
+        declared, size = sum(m.file_size for m in members), path.stat().st_size
+        if declared > size:
+            return f"its members declare {declared} bytes, more than the file's {size}"
+        damaged = archive.testzip()
+        return None if damaged is None else f"its member {damaged} fails its CRC-32"

@@ -262,6 +262,30 @@ def test_a_checkpoint_damaged_inside_its_weights_is_refused_not_loaded(tmp_path)
         read_checkpoint(path)
 
 
+def test_a_checkpoint_with_a_compressed_member_is_refused_before_it_is_unpacked(tmp_path):
+    """torch stores checkpoint members uncompressed: a crafted archive with a deflated member of zeros (2.9 MB that
+    unpacked to 3 GB) took 3.1 GB and 30 s before torch refused it. It is refused before any member is read, by
+    --resume and by export alike."""
+    import zipfile
+
+    torch = pytest.importorskip("torch")
+    from spikecl.continual.checkpoint import read_checkpoint
+    from spikecl.export.spec import load_trained
+    from spikecl.errors import ResultsError
+
+    genuine, path = tmp_path / "genuine.ckpt", tmp_path / "run.ckpt"
+    torch.save({"model": {"w": torch.zeros(250_000)}}, genuine)
+    with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(path, "w") as crafted:
+        for member in source.infolist():
+            packed = zipfile.ZIP_DEFLATED if member.file_size == 1_000_000 else zipfile.ZIP_STORED
+            crafted.writestr(member.filename, source.read(member), compress_type=packed)
+    assert path.stat().st_size < 100_000
+    for read in (read_checkpoint, load_trained):
+        with pytest.raises(ResultsError, match=r"run.ckpt is damaged \(its member .*data/0 is compressed, which torch "
+                                               r"never writes\)"):
+            read(path)
+
+
 def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_number(tmp_path):
     """Results arrays carry the CRC-32 of their bytes: a flipped byte of the accuracy matrix is a one-line "corrupt"
     error (which --resume treats as a run to do again), not another accuracy."""

@@ -18,7 +18,7 @@ from spikecl.continual.strategies import as_read, effective_options, validate_me
 from spikecl.differences import OtherMethodsIgnored, as_written, first_difference
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES
-from spikecl.integrity import damaged_member
+from spikecl.integrity import archive_problem
 from spikecl.recorded import options_as_now, recorded_as_now
 
 
@@ -46,12 +46,12 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
     """The state saved in the checkpoint ``path`` (tensors and plain data only, nothing run from the file); a
     damaged or foreign file is a one-line :class:`ResultsError`."""
     try:
-        damaged = damaged_member(path)             # torch writes each member's CRC-32 but never checks it
+        damaged = archive_problem(path)            # torch writes each member's CRC-32 but never checks it
         state = None if damaged else torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or crafted file
         raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {DAMAGED_REMEDY}") from None
     if damaged:
-        raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32); {DAMAGED_REMEDY}")
+        raise ResultsError(f"{path} is damaged ({damaged}); {DAMAGED_REMEDY}")
     if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
         raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                            f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"

@@ -409,8 +409,7 @@ def load_trained(path) -> NetworkSpec:
     from pathlib import Path
 
     from spikecl.errors import ResultsError, require
-    from spikecl.integrity import damaged_member
-
+    from spikecl.integrity import archive_problem
     from spikecl.paths import is_dir, is_file
 
     path = Path(path)
@@ -421,12 +420,12 @@ def load_trained(path) -> NetworkSpec:
     if path.suffix.lower() == ".ckpt":
         torch = require("torch", "torch")
         try:
-            damaged = damaged_member(path)              # torch writes each member's CRC-32 but never checks it
+            damaged = archive_problem(path)             # torch writes each member's CRC-32 but never checks it
             state = None if damaged else torch.load(path, map_location="cpu", weights_only=True)   # tensors, data
         except Exception as exc:  # zipfile and torch raise many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
         if damaged:
-            raise ResultsError(f"{path} is damaged (its member {damaged} fails its CRC-32)")
+            raise ResultsError(f"{path} is damaged ({damaged})")
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
