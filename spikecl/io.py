@@ -340,7 +340,7 @@ def _names_a_base(path: Path) -> bool:
 
     try:
         return "base" in tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):            # ValueError: undecodable text, invalid TOML
         return False
 
 
@@ -382,7 +382,11 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         check_declared_sizes(f, path)
         arrays = {k: v for k, v in _read_arrays(f, CONTENTS in f.attrs).items()
                   if k not in ("config", "environment", "metrics")}
-        return Run(path, found, attrs, recorded_as_now(json.loads(config), attrs.get("seed")), json.loads(env),
+        config, env = json.loads(config), json.loads(env)
+        for what, value in (("config", config), ("environment", env)):
+            if not isinstance(value, dict):
+                raise ResultsError(f"{path} is corrupt: its {what} is a JSON {type(value).__name__}, not a table")
+        return Run(path, found, attrs, recorded_as_now(config, attrs.get("seed")), env,
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 
 

@@ -40,6 +40,8 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
         value = text.strip()
         if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
             raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
+    except ValueError as exc:                                     # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"--set {key.strip()}: not a TOML value ({str(exc).splitlines()[0]})") from None
     return path, value
 
 
@@ -169,6 +171,8 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except ValueError as exc:                          # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{path}: invalid TOML ({str(exc).splitlines()[0]})") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML (arrays or tables nested too deeply to read)") from None
     if nesting_depth(raw) > MAX_NESTING:

@@ -315,3 +315,61 @@ def test_a_python2_pickle_keeps_its_strings_as_bytes(tmp_path):
     path = tmp_path / "py2.pkl"
     path.write_bytes(b"\x80\x02}q\x00U\x04dataq\x01K\x01s.")
     assert load_data_pickle(path) == {b"data": 1}
+
+
+def _results_file(tmp_path):
+    from spikecl.io import RunResult, write_results
+
+    acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
+    return write_results(tmp_path / "r.h5", RunResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]),
+                                                      np.array([0, 1]), np.array([[0.5, 0.4], [0.85, 0.6]]),
+                                                      np.array([1.5, 2.5]), {"acc": 0.875}))
+
+
+@pytest.mark.parametrize("group, value", [("config", "[1, 2]"), ("environment", '"a string"')])
+def test_a_results_file_whose_config_is_no_table_is_corrupt_in_one_line(tmp_path, group, value, capsys):
+    """A config or environment stored as a JSON list or string raised AttributeError tracebacks in export and in
+    the Python API."""
+    from hdf5_files import edited, unseal
+    from spikecl.io import read_results
+
+    path = _results_file(tmp_path)
+    with edited(path) as f:
+        unseal(f)
+        f[group].attrs["json"] = value
+    kind = "list" if value.startswith("[") else "str"
+    with pytest.raises(ResultsError, match=f"is corrupt: its {group} is a JSON {kind}, not a table$"):
+        read_results(path)
+    assert main(["export", str(path), "-o", str(tmp_path / "n.h5")]) == 2
+    assert f"its {group} is a JSON {kind}, not a table" in capsys.readouterr().err
+
+
+def test_a_trained_parameter_that_is_no_array_of_numbers_is_an_export_error():
+    from spikecl.errors import ExportError
+    from spikecl.export.spec import _array
+
+    with pytest.raises(ExportError, match=r"^trained parameter 'w' is not an array of numbers \(it holds ndarray "
+                                          r"\|S3\)$"):
+        _array({"w": np.array([b"abc"])}, "w")
+
+
+def test_a_checkpoint_whose_weight_is_a_list_is_refused_by_export(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+
+    path = tmp_path / "run.ckpt"
+    torch.save({"model": {"layers.0.synapse.weight": [1.0, 2.0]}, "config": {}}, path)
+    assert main(["export", str(path), "-o", str(tmp_path / "n.h5")]) == 2
+    assert capsys.readouterr().err.strip().endswith("is not a spikecl run checkpoint (its model entry "
+                                                    "'layers.0.synapse.weight' is a list, not a tensor)")
+
+
+def test_an_integer_too_long_to_read_is_a_one_line_config_error(tmp_path, capsys):
+    """tomllib raises a plain ValueError (not a TOMLDecodeError) for an integer of more than 4,300 digits."""
+    path = tmp_path / "big.toml"
+    path.write_text(f"name = \"x\"\nseeds = [{'9' * 5000}]\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"spikecl: error: {path}: invalid TOML (Exceeds the limit") and "\n" not in err
+    assert main(["run", "models/split_digits.toml", "--set", f"train.epochs={'9' * 5000}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikecl: error: --set train.epochs: not a TOML value (Exceeds the limit") and "\n" not in err

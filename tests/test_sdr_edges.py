@@ -364,9 +364,24 @@ def drop_cue_levels(f):
     del f["curves/cue_levels"]
 
 
+def nan_axis(f):
+    """A plot's axis of NaN (the capacity plot's log-scaled x made matplotlib raise a traceback)."""
+    items = f["curves/random_capacity_items"][()] * np.nan
+    del f["curves/random_capacity_items"]
+    f["curves/random_capacity_items"] = items
+
+
+def zero_items(f):
+    items = f["curves/capacity_items"][()] * 0
+    del f["curves/capacity_items"]
+    f["curves/capacity_items"] = items
+
+
 @pytest.mark.parametrize("damage, message", [
     (shorten_curve, "'curves/capacity_exact' has 0 values but 'curves/capacity_items' 1"),
-    (drop_knn_k, "eval.knn_k"), (drop_cue_levels, "no 'curves/cue_levels'")])
+    (drop_knn_k, "eval.knn_k"), (drop_cue_levels, "no 'curves/cue_levels'"),
+    (nan_axis, "'curves/random_capacity_items', a plot's axis, holds NaN or infinity"),
+    (zero_items, "'curves/capacity_items', a plot's axis, holds a count below 1")])
 def test_damaged_results_are_one_line_errors_and_run_again(two_seeds, tmp_path, damage, message, capsys):
     folder, _ = two_seeds
     good, bad = folder / "sparsey_seed0.h5", tmp_path / "sparsey_seed0.h5"

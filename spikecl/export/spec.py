@@ -179,7 +179,11 @@ def check_num_steps(value, name: str) -> int:
 def _array(state: dict, key: str) -> np.ndarray:
     if key not in state:
         raise ExportError(f"trained parameters lack '{key}' (keys: {', '.join(sorted(state)[:6])}, ...)")
-    value = np.asarray(state[key], dtype=np.float64)
+    try:
+        value = np.asarray(state[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ExportError(f"trained parameter '{key}' is not an array of numbers (it holds "
+                          f"{type(state[key]).__name__} {np.asarray(state[key]).dtype})") from None
     if not np.all(np.isfinite(value)):
         raise ExportError(f"trained parameter '{key}' contains NaN or infinity")
     return value
@@ -428,6 +432,14 @@ def load_trained(path) -> NetworkSpec:
             raise ResultsError(f"{path} is damaged ({damaged})")
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
             raise ResultsError(f"{path} is not a spikecl run checkpoint (model or config missing)")
+        for what, table in (("model", state["model"]), ("config", state["config"])):
+            if not isinstance(table, dict):
+                raise ResultsError(f"{path} is not a spikecl run checkpoint (its {what} is a "
+                                   f"{type(table).__name__}, not a table)")
+        wrong = next((k for k, v in state["model"].items() if not isinstance(v, torch.Tensor)), None)
+        if wrong is not None:
+            raise ResultsError(f"{path} is not a spikecl run checkpoint (its model entry {wrong!r} is a "
+                               f"{type(state['model'][wrong]).__name__}, not a tensor)")
         model = {k: v.detach().cpu().numpy() for k, v in state["model"].items()}
         trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
         crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}

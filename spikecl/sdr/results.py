@@ -103,6 +103,9 @@ def _matching(run: Run, group: str, table, axis: str, names: Sequence[str]) -> d
             raise _damaged(run, f"'{group}/{name}' is not a 1-D numeric array")
         if len(value) != len(out.get(axis, value)):
             raise _damaged(run, f"'{group}/{name}' has {len(value)} values but '{group}/{axis}' {len(out[axis])}")
+        if name == axis and not (np.all(np.isfinite(value)) and (not axis.endswith("_items") or np.all(value >= 1))):
+            raise _damaged(run, f"'{group}/{name}', a plot's axis, holds "
+                                f"{'NaN or infinity' if not np.all(np.isfinite(value)) else 'a count below 1'}")
         out[name] = value
     return out
 
