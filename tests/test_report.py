@@ -543,6 +543,24 @@ def test_a_variants_own_stream_is_never_paired_with_the_joint_run_of_another():
         in text
 
 
+def test_stored_values_that_disagree_with_the_matrix_are_replaced_in_table_and_plot():
+    """A file's stored ACC of 0.99 (or infinity, or NaN) beside a matrix whose last row averages 0.875: the table and
+    the accuracy-SynOps plot read 0.875 (the plot took the stored value, and an infinite one failed the report with
+    a message naming no file); only the metrics a run may leave undefined keep a stored NaN."""
+    from spikecl.continual import metrics
+    from spikecl.continual.report import accuracy_synops, current_metrics, final_measures
+
+    r = result("finetune", 0, ["finetune"])
+    r = replace(r, measures={"effective_acs": np.array([120.0, 100.0]), "effective_macs": np.array([0.0, 0.0])})
+    assert metrics.acc(r.acc_matrix) == pytest.approx(0.875)
+    for stored in (0.99, float("inf"), float("nan")):
+        forged = replace(r, metrics={"acc": stored, "bwt": stored, "fwt": float("nan")})
+        now = current_metrics(forged)
+        assert now["acc"] == pytest.approx(0.875) and now["bwt"] == metrics.bwt(r.acc_matrix) and np.isnan(now["fwt"])
+        assert "synops" in final_measures([forged])["finetune"]
+        assert accuracy_synops([forged])["finetune"][0].tolist() == [pytest.approx(0.875)]
+
+
 def test_stored_metrics_are_recomputed_by_todays_definitions_and_undefined_ones_stay_undefined():
     """A file's min-ACC, written under an older definition, reads as today's from its curves; a metric the run
     recorded as NaN (multitask's FWT) stays NaN; class-incremental FWT (0 by construction) is left out."""

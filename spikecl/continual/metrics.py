@@ -38,6 +38,9 @@ from spikecl.options import check_bounds, check_value
 #: end 2026-12-06): results files are computed again by today's, but a sweep's stored means and stds cannot be, so
 #: it records this (bump it with a change)
 DEFINITIONS = "2026-12-06"
+#: the metrics a run records as undefined (NaN) where its strategy trains every task at once (no task is learned
+#: before another: no transfer to it, no stability gap)
+AT_ONCE_UNDEFINED = ("fwt", "min_acc", "wc_acc", "wf")
 
 
 def _floats(values, what: str) -> np.ndarray:

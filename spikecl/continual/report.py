@@ -181,8 +181,10 @@ def trains_at_once(r: RunResult) -> bool:
 
 def current_metrics(r: RunResult) -> dict[str, float]:
     """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
-    written under an older definition, e.g. of min-ACC, reads as new); a metric the run recorded as undefined (NaN:
-    multitask's FWT, min-ACC, WC-ACC) stays undefined, and keys the definitions do not compute are kept."""
+    written under an older definition, e.g. of min-ACC, reads as new); a metric the run may record as undefined
+    (:data:`~spikecl.continual.metrics.AT_ONCE_UNDEFINED`, NaN: multitask's FWT, min-ACC, WC-ACC, WF) stays undefined, and keys the definitions
+    do not compute are kept. Any other stored value is replaced: a file that stores an ACC of 0.99 beside a matrix
+    whose last row averages 0.275 reads 0.275."""
     has_curves = len(r.curve_task) > 0
     scenario = (r.config.get("stream") or {}).get("scenario")
     eval_every = (r.config.get("train") or {}).get("eval_every", 0)
@@ -190,7 +192,7 @@ def current_metrics(r: RunResult) -> dict[str, float]:
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
                               eval_task=r.curve_task if has_curves else None, scenario=scenario,
                               continual=isinstance(eval_every, int) and eval_every > 0 and not at_once)
-    undefined = {k for k, v in r.metrics.items() if not np.isfinite(v)}
+    undefined = {k for k in metrics.AT_ONCE_UNDEFINED if np.isnan(r.metrics.get(k, 0.0))}
     return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
 
 
@@ -448,12 +450,13 @@ def source_note(results: Sequence[RunResult]) -> str:
 
 def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{method: (final ACC [seeds], effective SynOps per inference after the last task [seeds])} of the runs that
-    recorded measures."""
+    recorded measures; ACC from each run's accuracy matrix, as the table computes it (not the value the file
+    stores)."""
     points: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in results:
         per = final_measures([r]).get(r.method, {})
-        if "synops" in per and "acc" in r.metrics:
-            points[r.method][0].append(r.metrics["acc"])
+        if "synops" in per:
+            points[r.method][0].append(metrics.acc(r.acc_matrix))
             points[r.method][1].append(per["synops"])
     return {m: (np.asarray(a), np.asarray(s)) for m, (a, s) in points.items()}
 

@@ -538,7 +538,7 @@ class ContinualRun:
                                     eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario,
                                     continual=self.cfg.train.eval_every > 0)
         if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
-            summary.update({k: float("nan") for k in ("fwt", "min_acc", "wc_acc", "wf") if k in summary})
+            summary.update({k: float("nan") for k in metrics.AT_ONCE_UNDEFINED if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         config = recorded_config(self.cfg, self.method, self.strategy_name, self.seed)
         crc = source_crc(self.stream)                # the files read (export and deploy rebuild the same data)
