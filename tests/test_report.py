@@ -790,9 +790,9 @@ def test_a_report_of_one_task_runs_explains_no_bwt_it_does_not_show():
 def test_final_measures_are_the_last_tasks_values_and_synops_is_acs_plus_macs():
     from spikecl.continual.report import accuracy_synops, final_measures
 
-    def run(seed, acs, macs, acc):
-        return RunResult("ewc", seed, {}, np.full((3, 2), 0.5), np.zeros(0), np.zeros(0), np.zeros((0, 2)),
-                         np.ones(2), {"acc": acc}, environment={},
+    def run(seed, acs, macs, acc):                                # acc: the last row's mean
+        return RunResult("ewc", seed, {}, np.vstack([np.full((2, 2), 0.5), [acc, acc]]), np.zeros(0), np.zeros(0),
+                         np.zeros((0, 2)), np.ones(2), {"acc": acc}, environment={},
                          measures={"effective_acs": np.array(acs, float), "effective_macs": np.array(macs, float)})
 
     runs = [run(0, [100, 10], [7, 1], 0.5), run(1, [100, 30], [7, 3], 0.7)]
