@@ -575,6 +575,12 @@ def test_a_job_deletes_its_old_checkpoint_on_overwrite_but_keeps_it_to_resume_an
      "contain NaN or infinity"),
     (lambda s: {**s, "model": {k: torch.zeros(3, 3) for k in s["model"]}}, "is not a consistent spikecl run "
                                                                              "checkpoint (RuntimeError"),
+    (lambda s: {**s, "model": {k: v for k, v in s["model"].items() if k != "layers.0.lif.beta"}},
+     "is not a consistent spikecl run checkpoint (ValueError: its model lacks layers.0.lif.beta)"),
+    (lambda s: {**s, "model": {**s["model"], "layers.9.weight": torch.zeros(1)}},
+     "(ValueError: its model holds layers.9.weight, which this network has not)"),
+    (lambda s: {**s, "model": {**s["model"], "layers.0.lif.beta": torch.tensor(2.0)}},
+     "is not a consistent spikecl run checkpoint (ConfigError: layers.0.lif.beta"),
     (lambda s: {**s, "config": None}, "is not a spikecl run checkpoint (its config is a NoneType, not a table)"),
     (lambda s: {**s, "config": 7}, "is not a spikecl run checkpoint (its config is a int, not a table)"),
     *((lambda s, k=key, v=value: {**s, "progress": {**s["progress"], k: v}}, message) for key, value, message in [
@@ -609,6 +615,29 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_one_line_error(tmp_path, da
     with pytest.raises(ResultsError, match=re.escape(message)) as info:
         ContinualRun(cfg, "finetune", 0).execute(results, resume=True, progress_bar=False)
     assert "\n" not in str(info.value) and not results.exists()
+
+
+def test_a_checkpoint_whose_strategy_state_holds_nan_is_refused_before_training(tmp_path):
+    """EWC's Fisher set to NaN in a checkpoint trained a whole task, then blamed train.lr; a NaN in a strategy's
+    state is a damaged checkpoint, named before any training."""
+    from spikecl.errors import ResultsError
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0},
+                 strategy={"methods": ["ewc"]})
+    results = cfg.results_path("ewc", 0)
+    results.parent.mkdir(parents=True)
+    run = ContinualRun(cfg, "ewc", 0)
+    run.train_task(0)                                                  # with EWC's Fisher pass after it
+    run.run_state.rows = [run.accuracy_row(0)] * 2
+    run.run_state.next_task = 1
+    run.save_checkpoint(checkpoint_path(results))
+    state = torch.load(checkpoint_path(results), weights_only=True)
+    name = next(iter(state["strategy"]["fisher"]))
+    state["strategy"]["fisher"][name] = state["strategy"]["fisher"][name] * float("nan")
+    torch.save(state, checkpoint_path(results))
+    with pytest.raises(ResultsError, match=re.escape(f"(ValueError: the strategy's state strategy.fisher.{name} "
+                                                     "contains NaN)")):
+        ContinualRun(cfg, "ewc", 0).execute(results, resume=True, progress_bar=False)
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -59,6 +59,21 @@ def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     return stream_from_config(cfg.stream, cfg.data, seed)
 
 
+def nan_tensors(value, where: str):
+    """The places (``where`` with ``.key`` / ``[i]``) of the floating-point tensors inside ``value`` (nested dicts,
+    lists and tuples of a checkpoint's state) that hold NaN, which no learned state does (an infinity may be a
+    plugin's start value)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and bool(torch.isnan(value).any()):
+            yield where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from nan_tensors(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from nan_tensors(item, f"{where}[{i}]")
+
+
 def _steps_on_host(optimizer: torch.optim.Optimizer) -> None:
     """Put the step counts of a loaded optimiser (Adam's) back on the host where torch keeps them (neither fused
     nor capturable): a checkpoint mapped to a GPU would leave them there, and every step would read them back."""
@@ -388,7 +403,8 @@ class ContinualRun:
             self._restore(state)
         except PluginStateError as exc:
             raise ResultsError(f"{path}: {exc}") from None
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError,
+                ConfigError) as exc:                # ConfigError: neuron buffers other than its own config's
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:120]}); {DAMAGED_REMEDY}") from None
         if self.execution.writes_files:                                    # what else decides the rounding
@@ -448,6 +464,14 @@ class ContinualRun:
         bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise ValueError(f"weights {bad[0]} contain NaN or infinity")
+        bad = next(nan_tensors(state["strategy"], "strategy"), None)
+        if bad:
+            raise ValueError(f"the strategy's state {bad} contains NaN")
+        expected = self.net.state_dict().keys()
+        missing, extra = sorted(expected - state["model"].keys()), sorted(state["model"].keys() - expected)
+        if missing or extra:
+            raise ValueError(f"its model lacks {missing[0]}" if missing else
+                             f"its model holds {extra[0]}, which this network has not")
         self.run_state = run_state
         self.net.load_state_dict(state["model"])
         if "trainable" in state:                      # what the strategy had frozen, and the optimizer it left
