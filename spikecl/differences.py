@@ -51,8 +51,12 @@ def differences(a: typing.Any, b: typing.Any, prefix: str = "",
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             yield from differences(x, y, f"{prefix.rstrip('.')}[{i}].", ignore)
-    elif a != b:
+    elif a != b and not (_is_nan(a) and _is_nan(b)):           # a value is the same as itself, NaN too
         yield prefix.rstrip(".")
+
+
+def _is_nan(value: typing.Any) -> bool:
+    return isinstance(value, float) and value != value
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ from spikecl.environment import environment
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import check_heaps
 from spikecl.integrity import check_seal, write_hdf5_image
-from spikecl.paths import is_dir, is_file
+from spikecl.paths import is_dir, is_file, missing
 from spikecl.recorded import recorded_as_now
 
 SCHEMA = "spikecl-results"
@@ -300,7 +300,7 @@ def open_for_reading(path: str | Path, what: str = "results file"):
     if is_dir(path, ResultsError):
         raise ResultsError(f"{path} is a folder, not a {what}")
     if not is_file(path, ResultsError):
-        raise ResultsError(f"{what} not found: {path}")
+        raise missing(path, f"{what} not found: {path}", ResultsError)
     _check_hdf5_name(path, what)
     check_seal(path, what)
     check_heaps(path, ResultsError)                  # a file without the seal (a network, an earlier result)

@@ -42,3 +42,11 @@ def is_link(path: str | Path, error: type[SpikeCLError]) -> bool:
     """Whether ``path`` is a symbolic link (whether or not it leads anywhere); ``error`` where that cannot be found
     out."""
     return _probe(path, "is_symlink", error)
+
+
+def missing(path: str | Path, message: str, error: type[SpikeCLError]) -> SpikeCLError:
+    """The error to raise where ``path`` is no file or folder: ``error(message)`` (a "not found" line) where nothing is
+    there, or one saying it is not a regular file where a device, pipe or socket is (not "not found")."""
+    if exists(path, error):
+        return error(f"{path} is not a regular file (a device, pipe or socket)")
+    return error(message)

@@ -150,7 +150,7 @@ def nesting_depth(value: Any) -> int:
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
-    from spikecl.paths import is_dir, is_file
+    from spikecl.paths import is_dir, is_file, missing
 
     path = Path(path)
     a_what = ("an " if what[0] in "aeiou" else "a ") + what
@@ -159,7 +159,7 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     if not is_file(path, ConfigError):
         where = (" (the reference experiments are in the models/ folder of a spikecl checkout: run from its root or "
                  "give the file's path)") if path.parts[:1] == ("models",) else ""
-        raise ConfigError(f"{what} not found: {path}{where}")
+        raise missing(path, f"{what} not found: {path}{where}", ConfigError)
     data = path.read_bytes()
     superblocks = (0, *(512 << k for k in range(8)))   # HDF5's: at 0 or after a user block (spikecl's seal: 512 bytes)
     if any(data[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in superblocks):

@@ -308,3 +308,12 @@ def test_a_variant_name_that_is_no_plain_label_is_refused(name):
     cfg = {"strategy": {"methods": [name]}, "variants": {name: {"method": "ewc"}}}
     with pytest.raises(ConfigError, match=re.escape(f"variants.{name!r}: a variant's name may not contain '+', '/'")):
         experiment_from_dict(cfg)
+
+
+def test_a_nan_value_is_no_difference_from_itself():
+    """A results file whose config holds NaN (crafted, or a plugin's option) was reported as made with other
+    settings than itself ("F and F hold finetune made with different settings (network.beta differs)")."""
+    nan = float("nan")
+    assert first_difference({"network": {"beta": nan}}, {"network": {"beta": nan}}) is None
+    assert list(differences({"a": [1.0, nan]}, {"a": [1.0, nan]})) == []
+    assert first_difference({"network": {"beta": nan}}, {"network": {"beta": 0.9}}) == "network.beta"

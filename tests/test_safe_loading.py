@@ -373,3 +373,15 @@ def test_an_integer_too_long_to_read_is_a_one_line_config_error(tmp_path, capsys
     assert main(["run", "models/split_digits.toml", "--set", f"train.epochs={'9' * 5000}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikecl: error: --set train.epochs: not a TOML value (Exceeds the limit") and "\n" not in err
+
+
+def test_a_pipe_named_as_a_file_is_not_a_regular_file_rather_than_not_found(tmp_path, capsys):
+    """A FIFO or device under a results, network or experiment name was "not found"; it is there, but not a file."""
+    fifo = tmp_path / "run.h5"
+    os.mkfifo(fifo)
+    for argv in (["report", str(fifo)], ["export", str(fifo), "-o", str(tmp_path / "n.h5")], ["run", str(fifo)]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == (f"spikecl: error: {fifo} is not a regular file (a device, pipe or "
+                                                   "socket)"), argv
+    assert main(["report", str(tmp_path / "absent.h5")]) == 2
+    assert "no such results file or folder" in capsys.readouterr().err

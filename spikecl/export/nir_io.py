@@ -28,6 +28,7 @@ from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.hdf5_guard import check_heaps
+from spikecl.paths import is_dir, is_file, missing
 
 DT = 1e-4
 READOUT_THRESHOLD = 1e9
@@ -111,10 +112,10 @@ def read_nir(path: str | Path):
     another tool (none of spikecl's metadata) is returned as read."""
     nir = require("nir", "export")
     path = Path(path)
-    if path.is_dir():
+    if is_dir(path, ResultsError):
         raise ResultsError(f"{path} is a folder; name a NIR file")
-    if not path.is_file():
-        raise ResultsError(f"NIR file not found: {path}")
+    if not is_file(path, ResultsError):
+        raise missing(path, f"NIR file not found: {path}", ResultsError)
     check_heaps(path, ResultsError)
     try:
         _check_sizes(path)

@@ -414,13 +414,13 @@ def load_trained(path) -> NetworkSpec:
 
     from spikecl.errors import ResultsError, require
     from spikecl.integrity import archive_problem
-    from spikecl.paths import is_dir, is_file
+    from spikecl.paths import is_dir, is_file, missing
 
     path = Path(path)
     if is_dir(path, ResultsError):
         raise ResultsError(f"{path} is a folder; name a results file (.h5) or checkpoint (.ckpt) to export")
     if not is_file(path, ResultsError):
-        raise ResultsError(f"trained network not found: {path}")
+        raise missing(path, f"trained network not found: {path}", ResultsError)
     if path.suffix.lower() == ".ckpt":
         torch = require("torch", "torch")
         try:
