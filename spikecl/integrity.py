@@ -105,8 +105,10 @@ def check_seal(path: Path, what: str = "results file") -> None:
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))
-            if not head.startswith(SEAL):            # not sealed (or its mark damaged: its bytes are then read as
-                return                               # they are, behind the heap check, see open_for_reading)
+            if not head.startswith(SEAL):            # not sealed, unless most of the mark is there (a damaged one)
+                if _damaged_mark(head):
+                    raise ResultsError(f"{path} is damaged (the mark of its seal is changed)")
+                return
             if len(head) < len(SEAL) + _SEAL_FIELDS.size:
                 raise ResultsError(f"{path} is incomplete (it ends inside its seal)")
             size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
@@ -122,6 +124,14 @@ def check_seal(path: Path, what: str = "results file") -> None:
         raise ResultsError(f"{path} is incomplete ({read} of the {size} bytes written after its seal)")
     raise ResultsError(f"{path} is damaged or was changed after it was written (its bytes fail their CRC-32"
                        + (f"; {read} bytes after its seal where {size} were written)" if read != size else ")"))
+
+
+def _damaged_mark(head: bytes) -> bool:
+    """Whether the first bytes ``head`` of a file are a sealed HDF5 file's with a few bytes of :data:`SEAL` changed
+    (all but at most 3 of its 15 in place, and HDF5's signature after the user block): a flipped byte there would
+    otherwise turn the whole-file check off, the file reading as one written before the seal."""
+    same = sum(a == b for a, b in zip(head, SEAL))
+    return same >= len(SEAL) - 3 and head[SEAL_SIZE:SEAL_SIZE + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE
 
 
 def _held_open(path: Path) -> bool:

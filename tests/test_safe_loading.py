@@ -385,3 +385,18 @@ def test_a_pipe_named_as_a_file_is_not_a_regular_file_rather_than_not_found(tmp_
                                                    "socket)"), argv
     assert main(["report", str(tmp_path / "absent.h5")]) == 2
     assert "no such results file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("offset", [0, 7, 14])
+def test_a_byte_changed_in_the_seals_mark_is_damage_not_an_unsealed_file(tmp_path, offset):
+    """A results file whose seal mark had one byte changed read as one written before the seal, its whole-file CRC
+    unchecked (a CA3 learning graph, which has no other check, then read changed contents silently)."""
+    from spikecl.io import read_run
+    from spikecl.integrity import SEAL
+
+    path = _results_file(tmp_path)
+    read_run(path)
+    _flip_byte_in(path, offset)
+    assert not path.read_bytes().startswith(SEAL)
+    with pytest.raises(ResultsError, match=r"r\.h5 is damaged \(the mark of its seal is changed\)$"):
+        read_run(path)
