@@ -504,6 +504,20 @@ def mlp_state(heads=1):
 MLP_CONFIG = {"network": {"kind": "mlp", "reset": "zero", "num_steps": 4}}
 
 
+@pytest.mark.parametrize("hidden", [[8], None])
+def test_a_config_that_records_other_hidden_layers_than_its_weights_is_refused(hidden):
+    """A file whose config says network.hidden = [100000000] (or [32]) beside 8-unit weights was exported as the
+    weights say, silently; the recorded widths must be the weights' (a config that records none is read as is)."""
+    from spikecl.export.spec import spec_from_state
+
+    network = {**MLP_CONFIG["network"], **({"hidden": hidden} if hidden else {})}
+    spec_from_state(mlp_state(), {"network": network})
+    for wrong in ([100000000], [32], [8, 8]):
+        with pytest.raises(ExportError, match=re.escape(f"the trained config's network.hidden = {wrong} does not "
+                                                        "match its weights' hidden layers [8]")):
+            spec_from_state(mlp_state(), {"network": {**network, "hidden": wrong}})
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update({"layers.0.lif.reset_mechanism_val": np.array(5)}),
      "layer hidden0: reset_mechanism_val [5.0] is not one of snnTorch's codes 0..2"),

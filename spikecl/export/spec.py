@@ -362,6 +362,10 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
             neuron = _neuron(state, hidden(i) + LIF, f"hidden{i}", *defaults)
             layers.append(LayerSpec(f"hidden{i}", _array(state, prefix + "weight"), bias, *neuron))
             i += 1
+        sizes, recorded = [layer.weight.shape[0] for layer in layers], net.get("hidden")
+        if isinstance(recorded, list) and recorded != sizes:               # a config that records it
+            raise ExportError(f"the trained config's network.hidden = {recorded} does not match its weights' hidden "
+                              f"layers {sizes} (a damaged file, or weights from another network)")
     heads = []
     while head(len(heads)) + "weight" in state:
         prefix = head(len(heads))
