@@ -22,7 +22,7 @@ from spikecl.experiment_kind import Job, kept, load
 from spikecl.io import read_run
 from spikecl.sdr.experiment import KIND
 from spikecl.sdr.measures import Coded, cue_curves, similarity
-from spikecl.sdr.readout import ClassVotes, knn_predict, pair_overlaps
+from spikecl.sdr.readout import NO_ANSWER, ClassVotes, knn_predict, pair_overlaps
 from test_sdr_edges import DIGITS, TINY, one_line
 
 
@@ -532,8 +532,24 @@ def test_class_votes_predict_by_votes_unless_told_otherwise():
     """``predict`` defaults to the summed votes of the active cells; "bayes" also weighs the inactive bits."""
     votes = ClassVotes(1, 2)
     votes.add(np.array([[1], [1], [0], [0]]), np.array([0, 0, 1, 1]))
-    assert votes.predict(np.array([[0]])).tolist() == [0]               # no active cell: every vote is 0
+    assert votes.predict(np.array([[1]])).tolist() == [0]
+    assert votes.predict(np.array([[0]])).tolist() == [NO_ANSWER]       # no active cell: no vote for any class
     assert votes.predict(np.array([[0]]), "bayes").tolist() == [1]
+
+
+def test_a_code_sharing_no_bit_with_what_was_learned_gets_no_class():
+    """An empty test code, or one whose cells were never active while learning, carries no evidence: the votes and
+    k-NN readouts answer NO_ANSWER, which counts as wrong (they answered class 0 or the first stored code's label)."""
+    train, y = np.eye(4, dtype=bool)[[1, 2, 3]], np.array([2, 1, 0])
+    test = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 1]], bool)
+    for k in (1, 3):
+        for cosine in (True, False):
+            assert knn_predict(train, y, test, k, cosine=cosine).tolist()[:2] == [NO_ANSWER, NO_ANSWER]
+    assert knn_predict(train, y, test, 1).tolist()[2:] == [2, 0]
+    votes = ClassVotes(4, 3)
+    votes.add(train, y)
+    assert votes.predict(test).tolist() == [NO_ANSWER, NO_ANSWER, 2, 0]
+    assert (votes.predict(test) == np.array([0, 0, 2, 0])).mean() == 0.5     # 0.75 when the first two said class 0
 
 
 def test_knn_ties_in_overlap_go_to_the_code_stored_first():

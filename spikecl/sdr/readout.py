@@ -18,6 +18,10 @@ import numpy as np
 from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.sdr.sdr import check_binary, check_int
 
+#: the label a readout gives a code that shares no active bit with what it learned (an empty code, or one whose
+#: cells never fired while learning): it carries no evidence of any class, so it counts as wrong, never as a class
+NO_ANSWER = -1
+
 
 def _codes(codes: np.ndarray, n_bits: int | None = None, name: str = "codes") -> np.ndarray:
     """Binary codes ``[B, n_bits]`` as float32; another shape or a value other than 0 or 1 (NaN included) is a
@@ -66,17 +70,23 @@ class ClassVotes:
         return codes @ np.log(p) + (1.0 - codes) @ np.log1p(-p)
 
     def predict(self, codes: np.ndarray, rule: str = "votes") -> np.ndarray:
-        """Labels [B]: ``rule`` "votes" (summed normalised counts) or "bayes" (naive-Bayes log-likelihood)."""
+        """Labels [B]: ``rule`` "votes" (summed normalised counts; :data:`NO_ANSWER` for a code none of whose cells
+        has a count) or "bayes" (naive-Bayes log-likelihood, which its inactive bits and the class sizes decide
+        for any code)."""
         if rule not in ("votes", "bayes"):
             raise ConfigError(f"rule must be 'votes' or 'bayes', got {rule!r}")
-        return (self.scores(codes) if rule == "votes" else self.log_likelihood(codes)).argmax(axis=1)
+        if rule == "bayes":
+            return self.log_likelihood(codes).argmax(axis=1)
+        scores = self.scores(codes)
+        return np.where(scores.max(axis=1) > 0, scores.argmax(axis=1), NO_ANSWER)
 
 
 def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, k: int = 1,
                 n_classes: int | None = None, chunk: int = 1024, cosine: bool = True) -> np.ndarray:
     """Labels [B_test] by majority over the k stored codes with the largest overlap; a tie in votes goes to the class
     whose codes are nearer (the larger Σ 1 + 10⁻³·(k − rank) over its codes), so nearness never outweighs a vote.
-    ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured."""
+    ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured. A test code that
+    overlaps no stored code has no nearest one: :data:`NO_ANSWER` (before 2026-12-06 the first stored codes' label)."""
     k, chunk = check_int(k, "k", 1), check_int(chunk, "chunk", 1)
     train = _codes(train_codes, name="train_codes")
     test = _codes(test_codes, train.shape[1], "test_codes")
@@ -93,7 +103,7 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
     for start in range(0, len(test), chunk):
         ov = (test[start:start + chunk] @ train.T) * scale
         near = np.argsort(-ov, axis=1, kind="stable")[:, :k]
-        out[start:start + chunk] = _majority(train_y[near], n_classes)
+        out[start:start + chunk] = np.where(ov.max(axis=1) > 0, _majority(train_y[near], n_classes), NO_ANSWER)
     return out
 
 
