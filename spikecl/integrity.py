@@ -6,6 +6,7 @@ archives are checked against the CRC-32 torch writes for each member.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -87,15 +88,18 @@ def seal(path: str | Path) -> None:
 
 def sealed_crc(path: str | Path) -> int | None:
     """The CRC-32 the seal of file ``path`` records (read from its first bytes, not computed), or None for a missing,
-    unreadable or unsealed one: what tells a file rewritten since apart from the one written then."""
+    unreadable or unsealed one, or one whose length is not the sealed length (truncated or extended since): what
+    tells a file rewritten since apart from the one written then."""
     try:
         with open(path, "rb") as f:
             head = f.read(len(SEAL) + _SEAL_FIELDS.size)
+            length = os.fstat(f.fileno()).st_size
     except OSError:
         return None
     if not head.startswith(SEAL) or len(head) < len(SEAL) + _SEAL_FIELDS.size:
         return None
-    return _SEAL_FIELDS.unpack_from(head, len(SEAL))[1]
+    size, crc = _SEAL_FIELDS.unpack_from(head, len(SEAL))
+    return crc if length == SEAL_SIZE + size else None
 
 
 def check_seal(path: Path, what: str = "results file") -> None:

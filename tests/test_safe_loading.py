@@ -400,3 +400,18 @@ def test_a_byte_changed_in_the_seals_mark_is_damage_not_an_unsealed_file(tmp_pat
     assert not path.read_bytes().startswith(SEAL)
     with pytest.raises(ResultsError, match=r"r\.h5 is damaged \(the mark of its seal is changed\)$"):
         read_run(path)
+
+
+def test_a_sealed_files_recorded_crc_is_not_given_for_a_truncated_or_extended_file(tmp_path):
+    """A sweep's summary keeps its runs' sealed CRCs to name files rewritten since; the CRC is read from the seal,
+    which a truncated file keeps, so a run file cut short after the sweep was not named (its length now tells)."""
+    from spikecl.integrity import sealed_crc
+
+    path = _results_file(tmp_path)
+    crc, data = sealed_crc(path), path.read_bytes()
+    assert isinstance(crc, int)
+    for changed in (data[:-1], data + b"\0"):
+        path.write_bytes(changed)
+        assert sealed_crc(path) is None
+    path.write_bytes(data)
+    assert sealed_crc(path) == crc
