@@ -249,16 +249,22 @@ def test_multitask_rows_show_no_forward_transfer(tmp_path, capsys):
     assert "; mt: every task learned at once (multitask training), so no FWT" in capsys.readouterr().out
 
 
+def two_digit_tasks(path, name: str, methods: str, network: str = "", extra: str = ""):
+    """Write a task-incremental experiment of two digits tasks (100 training images each, one epoch, 16 hidden
+    neurons) running ``methods`` (a TOML list) to ``path``; ``network``, ``extra``: more TOML lines."""
+    path.write_text(f'name = "{name}"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
+                    f'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n{network}'
+                    f'[train]\nepochs = 1\n[strategy]\nmethods = {methods}\n{extra}')
+    return path
+
+
 def test_intransigence_and_rows_only_from_runs_of_the_same_settings(tmp_path, capsys):
     """A joint run gives intransigence only to runs made with its settings (method options aside); rows made with
     different settings are still tabled, with a line saying which key differs."""
     from spikecl.cli import main
 
-    experiment = tmp_path / "bounds.toml"
-    experiment.write_text('name = "bounds"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
-                          'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
-                          '[train]\nepochs = 1\n[strategy]\nmethods = ["finetune", "joint"]\n[strategy.ewc]\n'
-                          'lam = 5.0\n')
+    experiment = two_digit_tasks(tmp_path / "bounds.toml", "bounds", '["finetune", "joint"]',
+                                 extra='[strategy.ewc]\nlam = 5.0\n')
     common = ["--seed", "0", "--no-progress", "--no-plots"]
     assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "a")]) == 0
     assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "b"), "--set", "train.epochs=2",
@@ -290,11 +296,8 @@ def test_a_joint_run_evaluated_otherwise_gives_intransigence(tmp_path, capsys):
     from spikecl.cli import main
     from spikecl.io import read_results
 
-    experiment = tmp_path / "evals.toml"
-    experiment.write_text('name = "evals"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\n'
-                          'n_tasks = 2\ntrain_per_task = 100\ntest_per_task = 50\n[network]\nhidden = [16]\n'
-                          'encoder = "poisson"\nnum_steps = 3\n[train]\nepochs = 1\n'
-                          '[strategy]\nmethods = ["finetune", "gpm", "hlop"]\n')
+    experiment = two_digit_tasks(tmp_path / "evals.toml", "evals", '["finetune", "gpm", "hlop"]',
+                                 network='encoder = "poisson"\nnum_steps = 3\n')
     common = ["--seed", "0", "--no-progress", "--no-plots"]
     assert main(["run", str(experiment), *common, "--output-dir", str(tmp_path / "a"), "--set",
                  "train.eval_every=2", "--set", "train.eval_samples=20"]) == 0
