@@ -385,7 +385,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         config, env = json.loads(config), json.loads(env)
         for what, value in (("config", config), ("environment", env)):
             if not isinstance(value, dict):
-                raise ResultsError(f"{path} is corrupt: its {what} is a JSON {type(value).__name__}, not a table")
+                raise ResultsError(f"{path} is corrupt: its recorded {what} is {json.dumps(value)[:40]}, not a table")
         return Run(path, found, attrs, recorded_as_now(config, attrs.get("seed")), env,
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
 

@@ -133,7 +133,7 @@ def test_a_functional_part_whose_attributes_are_not_what_its_rasters_give_is_ref
 def test_a_part_whose_recorded_config_is_not_a_table_is_run_again_by_resume(parts, capsys, config):
     part = parts / "stress_C5_M6_published.h5"
     edit(part, lambda f: f["config"].attrs.__setitem__("json", config))
-    with pytest.raises(ResultsError, match=re.escape(f"its recorded config is {config}, not a table")):
+    with pytest.raises(ResultsError, match=re.escape(f"is corrupt: its recorded config is {config}, not a table")):
         read_part(part)
     assert run_cli(parts.parent, "--no-plots", "--resume") == 0
     assert f"{part}: complete, kept" not in capsys.readouterr().out
