@@ -576,10 +576,16 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
 EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir", "device", "strategy.methods")
 
 
+#: characters no method or variant name may hold: folder separators, and what would move a terminal's output or
+#: break a table's line (control characters, Unicode line and paragraph separators, bidirectional overrides)
+_NOT_IN_LABELS = frozenset("/\\\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def plain_label(text: str) -> bool:
-    """True where ``text`` may name a method or variant in file names and tables: no folder separator ('/', '\\')
-    and no control or format character (a terminal escape, a newline, which would forge a table row)."""
-    return not any(c in "/\\" or unicodedata.category(c)[0] == "C" for c in text)
+    """True where ``text`` may name a method or variant in file names and tables: no folder separator ('/', '\\'),
+    no control character (a terminal escape, a newline, which would forge a table row), line or paragraph
+    separator or bidirectional override. Other format characters stay: scripts need the zero-width (non-)joiner."""
+    return not any(c in _NOT_IN_LABELS or unicodedata.category(c) == "Cc" for c in text)
 
 
 def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:

@@ -105,7 +105,12 @@ def sealed_crc(path: str | Path) -> int | None:
 def check_seal(path: Path, what: str = "results file") -> None:
     """A one-line :class:`ResultsError` where the bytes of the sealed file ``path`` (:func:`sealed`) are not
     those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
-    without the seal passes (written before it, or by another tool)."""
+    without the seal passes (written before it, or by another tool); a pipe, device or socket at ``path`` is refused
+    before it is opened (reading a pipe would wait for ever)."""
+    from spikecl.paths import exists, is_file
+
+    if exists(path, ResultsError) and not is_file(path, ResultsError):
+        raise ResultsError(f"{path} is not a regular file (a device, pipe or socket)")
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))

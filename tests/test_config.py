@@ -301,7 +301,8 @@ def test_an_experiment_file_may_nest_64_levels_and_not_65(tmp_path):
         load_toml(path)
 
 
-@pytest.mark.parametrize("name", ["a+b", "../x", "a\\b", "fine\x1b[2Jtune", "two\nlines"])
+@pytest.mark.parametrize("name", ["a+b", "../x", "a\\b", "fine\x1b[2Jtune", "two\nlines", "line\u2028separator",
+                                  "bidi\u202eoverride"])
 def test_a_variant_name_that_is_no_plain_label_is_refused(name):
     """A variant's name becomes a results file's name and a table row: a folder part, a terminal escape or a
     newline (which forged a row of the comparison table) is a one-line ConfigError naming it."""
@@ -317,3 +318,11 @@ def test_a_nan_value_is_no_difference_from_itself():
     assert first_difference({"network": {"beta": nan}}, {"network": {"beta": nan}}) is None
     assert list(differences({"a": [1.0, nan]}, {"a": [1.0, nan]})) == []
     assert first_difference({"network": {"beta": nan}}, {"network": {"beta": 0.9}}) == "network.beta"
+
+
+@pytest.mark.parametrize("name", ["hlop-tuned", "größer v1.2 — wide", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"])
+def test_variant_names_in_any_script_are_kept(name):
+    """Names with spaces, dots, dashes and letters of any script, the zero-width non-joiner Persian writes inside
+    words included, are variant names (a check for control characters had refused the joiner)."""
+    cfg = experiment_from_dict({"strategy": {"methods": [name]}, "variants": {name: {"method": "ewc"}}})
+    assert cfg.strategy.methods == [name]

@@ -66,9 +66,13 @@ def test_a_pickle_that_sizes_bytes_by_a_number_is_refused(tmp_path):
     """``bytes(n)`` in a 175-byte CIFAR batch made the array of a declared 300,000 images, and the loader took 7 GB
     before it compared the label count: a bytes value must be one the file holds."""
     _cifar10_folder(tmp_path, {b"data": _Zeros(10 ** 6), b"labels": [0]})
-    with pytest.raises(DataError, match=r"test_batch: refusing a pickle that sizes a bytes value by a number "
+    with pytest.raises(DataError, match=r"test_batch: refusing a pickle that makes a bytes value from a int "
                                         r"\(1000000\): dataset pickles store their bytes$"):
         load_dataset("cifar10", str(tmp_path))
+    with open(tmp_path / "numpy.pkl", "wb") as f:                     # a numpy integer sizes it as well
+        pickle.dump({b"data": _Zeros(np.int64(10 ** 6))}, f, protocol=2)
+    with pytest.raises(DataError, match=r"makes a bytes value from a int64 \(1000000\)"):
+        load_data_pickle(tmp_path / "numpy.pkl")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -379,7 +383,8 @@ def test_a_pipe_named_as_a_file_is_not_a_regular_file_rather_than_not_found(tmp_
     """A FIFO or device under a results, network or experiment name was "not found"; it is there, but not a file."""
     fifo = tmp_path / "run.h5"
     os.mkfifo(fifo)
-    for argv in (["report", str(fifo)], ["export", str(fifo), "-o", str(tmp_path / "n.h5")], ["run", str(fifo)]):
+    for argv in (["report", str(fifo)], ["export", str(fifo), "-o", str(tmp_path / "n.h5")], ["run", str(fifo)],
+                 ["deploy", str(fifo)]):                                  # deploy waited for ever on the pipe
         assert main(argv) == 2
         assert capsys.readouterr().err.strip() == (f"spikecl: error: {fifo} is not a regular file (a device, pipe or "
                                                    "socket)"), argv

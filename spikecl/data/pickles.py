@@ -31,11 +31,12 @@ class _DataUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
     def _bytes(self, *args) -> bytes:
-        """``bytes`` of a value the file holds; ``bytes(n)``, n zero bytes from a number, would let a file of a few
-        bytes build arrays of any size (a 175-byte CIFAR batch took 7 GB)."""
-        if args and isinstance(args[0], int):
-            raise DataError(f"{self.path}: refusing a pickle that sizes a bytes value by a number ({args[0]}): "
-                            "dataset pickles store their bytes")
+        """``bytes()`` or ``bytes`` of a string the file holds (``bytes(text, encoding)``); ``bytes(n)``, n zero
+        bytes from a number (a Python or numpy integer), would let a file of a few bytes build arrays of any size
+        (a 175-byte CIFAR batch took 7 GB)."""
+        if args and not isinstance(args[0], (str, bytes)):
+            raise DataError(f"{self.path}: refusing a pickle that makes a bytes value from a "
+                            f"{type(args[0]).__name__} ({str(args[0])[:20]}): dataset pickles store their bytes")
         return bytes(*args)
 
 
