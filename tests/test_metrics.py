@@ -166,6 +166,24 @@ def test_windowed_forgetting_starts_at_each_tasks_end_row():
     assert metrics.windowed_forgetting(evals2, task2, 2) == pytest.approx(0.65)      # from 0.95, a mid-task point
 
 
+def test_an_evaluation_at_a_task_end_gives_way_to_the_matrix_row():
+    """With train.eval_every dividing a task's iterations the last evaluation of a task measures the weights its
+    matrix row measures, on eval_samples samples instead of the whole split: kept beside the row, the two samples'
+    difference (0.72 against 0.70) was the whole stored WF. Given the iterations, it is left out."""
+    R = np.array([[0.1, 0.1], [0.7056, 0.2905], [0.70, 0.5810]])
+    evals, task = np.array([[0.74, np.nan], [0.72, 0.56]]), np.array([0, 1])
+    assert metrics.summarize(R, evals=evals, eval_task=task)["wf"] == pytest.approx(0.02)
+    out = metrics.summarize(R, evals=evals, eval_task=task, eval_iterations=[23, 46], task_ends=[23, 46])
+    assert out["wf"] == pytest.approx(0.0056)                          # R[1, 1] 0.7056 → R[2, 1] 0.70
+    assert out["min_acc"] == pytest.approx(0.70) and out["wc_acc"] == pytest.approx(0.5810 / 2 + 0.70 / 2)
+    mid = metrics.summarize(R, evals=evals, eval_task=task, eval_iterations=[12, 46], task_ends=[23, 46])
+    assert mid["wf"] == pytest.approx(0.0056)              # the mid-task point precedes task 1's end row: not in its WF
+    kept = metrics.summarize(R, evals=evals, eval_task=task, eval_iterations=[12, 40], task_ends=[23, 46])
+    assert kept["wf"] == pytest.approx(0.02)                            # no evaluation at an end: all kept
+    old = metrics.summarize(R, evals=evals, eval_task=task, eval_iterations=[23, 46], task_ends=[])
+    assert old["wf"] == pytest.approx(0.02)                 # a file without task ends (before they were recorded)
+
+
 def test_windowed_forgetting_grows_with_the_window():
     # a slow decline of task 1: 0.9, 0.8, 0.7, 0.6 → drop 0.1 per window of 2, 0.2 per 3, 0.3 per 4 or more
     decline = np.array([[0.9, np.nan], [0.8, 0.5], [0.7, 0.6], [0.6, 0.7]])

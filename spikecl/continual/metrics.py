@@ -256,14 +256,17 @@ def learning_acc(R) -> float:
 
 
 def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
-              scenario: str | None = None, continual: bool = False) -> dict[str, float]:
+              scenario: str | None = None, continual: bool = False, eval_iterations=None,
+              task_ends=None) -> dict[str, float]:
     """Named metrics for results files: acc, bwt, learning_acc, fwt, forgetting; intransigence (mean of the vector) when
     ``joint_diag`` is given; min_acc, wc_acc and wf (WF^window; all three counting ``R``'s rows as the task-end
     evaluations) when ``evals`` and ``eval_task`` are given (one without the other is a ShapeError); ``continual``
     (continual evaluation was on, yet no point fell within training): min_acc and wc_acc from ``R``'s rows alone.
     FWT is defined in the domain scenario only, NaN otherwise: in ``"class"`` the outputs of classes not yet seen
     are masked, so a task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no
-    gradient yet, so that accuracy is the untrained head's."""
+    gradient yet, so that accuracy is the untrained head's. ``eval_iterations`` [E] and ``task_ends`` [T] (the
+    iteration of each evaluation and of each task's end): an evaluation made at a task's end is left out, ``R``'s
+    row measuring that state on the whole split (kept beside it, the two samples' difference read as forgetting)."""
     if (evals is None) != (eval_task is None):
         raise ShapeError("summarize: evals and eval_task go together (the curves and the task each point trained)")
     if scenario not in (None, *SCENARIOS):
@@ -272,12 +275,27 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
            "fwt": float("nan") if scenario in ("class", "task") else fwt(R), "forgetting": forgetting(R)}
     if joint_diag is not None:
         out["intransigence"] = float(intransigence(R, joint_diag).mean())
-    if evals is not None or continual:
+    measured = evals is not None
+    if measured and eval_iterations is not None and task_ends is not None:
+        evals, eval_task = _off_task_ends(evals, eval_task, eval_iterations, task_ends, as_matrix(R).shape[1])
+    if measured or continual:
         out["min_acc"] = min_acc(evals, eval_task, R)
         out["wc_acc"] = wc_acc(evals, eval_task, R)
-    if evals is not None:
+    if measured:
         out["wf"] = windowed_forgetting(evals, eval_task, window, R)
     return out
+
+
+def _off_task_ends(evals, eval_task, iterations, task_ends, n_tasks: int):
+    """``(evals, eval_task)`` without the evaluations made at a task's end (their iteration in ``task_ends``, one
+    per task; otherwise, as in files from before task ends were recorded, all kept); ``(None, None)`` when none
+    is left."""
+    evals, eval_task = as_evals(evals, eval_task)
+    ends, iterations = np.asarray(task_ends), np.asarray(iterations)
+    if ends.shape != (n_tasks,) or iterations.shape != eval_task.shape:
+        return evals, eval_task
+    keep = ~np.isin(iterations, ends)
+    return (evals[keep], eval_task[keep]) if keep.any() else (None, None)
 
 
 def mean_std(values) -> tuple[float, float]:

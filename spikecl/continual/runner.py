@@ -560,7 +560,8 @@ class ContinualRun:
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario,
-                                    continual=self.cfg.train.eval_every > 0)
+                                    continual=self.cfg.train.eval_every > 0, eval_iterations=p.curve_iterations,
+                                    task_ends=p.task_ends)
         if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
             summary.update({k: float("nan") for k in metrics.AT_ONCE_UNDEFINED if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
