@@ -36,8 +36,8 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, output_lock, remove_temporaries
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
-from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
-                            SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
+from spikecl.errors import (ConfigError, DataError, DependencyError, ExistsError, ForeignFileError, NumericalError,
+                            ResultsError, SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
 from spikecl.io import Run, read_run
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
@@ -537,7 +537,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
-        with cleared_on_error(bar):
+        with cleared_on_error(bar), unmarked_on_bad_input(marked, existed):
             failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
                               reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
@@ -555,6 +555,20 @@ def _remove_leftover(job: Job) -> bool:
     with output_lock(job.path):
         job.checkpoint.unlink(missing_ok=True)
     return True
+
+
+@contextlib.contextmanager
+def unmarked_on_bad_input(marked: Sequence[Path], existed: dict[Path, tuple | None]):
+    """Where the body fails on bad input (a ConfigError or DataError a job meets as it builds its data or network),
+    take back the marks of the files in ``marked`` still as they were (``existed``): the --overwrite never began
+    for them, so the old results stay what --resume keeps (the marks sent it to --overwrite, retraining all)."""
+    try:
+        yield
+    except (ConfigError, DataError):
+        for path in marked:
+            if file_state(path) == existed.get(path):
+                replacing(path).unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

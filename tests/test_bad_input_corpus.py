@@ -351,7 +351,8 @@ def _(tmp):
 # --- command-line arguments -----------------------------------------------------------------------------------------
 ARGUMENT_CASES = [
     ([], "required"), (["nonsense"], "invalid choice"), (["run"], "required: experiment"),
-    (["run", "x.toml", "--seed"], "expected one argument"), (["run", "x.toml", "--seed", "a"], "invalid int"),
+    (["run", "x.toml", "--seed"], "expected one argument"),
+    (["run", "x.toml", "--seed", "a"], "expected an integer ≥ 0, got 'a'"),
     (["run", "x.toml", "--seeds", ","], "--seeds"), (["run", "x.toml", "--seeds", "1,,x"], "--seeds"),
     (["run", "x.toml", "--seeds", "0,0"], "--seeds"), (["run", "x.toml", "--seeds", "-1"], "--seeds"),
     (["run", "x.toml", "--seed", "1", "--seeds", "2"], "not allowed with"),

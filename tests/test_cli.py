@@ -510,3 +510,15 @@ def test_running_out_of_memory_is_one_line(monkeypatch, capsys, error):
     monkeypatch.setattr(cli, "build_parser", failing(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         main(["report", "x.h5"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "argument --seed: expected an integer in 0..4294967295, got '-1'"),
+    (["--seed", "4294967296"], "argument --seed: expected an integer in 0..4294967295, got '4294967296'"),
+    (["--seeds", "1,4294967296"], "argument --seeds: expected distinct integers in 0..4294967295, got '1,4294967296'"),
+])
+def test_a_seed_out_of_range_names_the_argument_typed(argv, message, capsys):
+    """--seed -1 was refused as "seeds[0]: -1 is below the minimum 0", a key the user did not write."""
+    with pytest.raises(SystemExit) as info:
+        main(["run", "models/split_digits.toml", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err

@@ -1225,6 +1225,25 @@ def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp
     assert main([*args, "--resume", "--overwrite"]) == 0 and read_results(path).acc_matrix.shape == (3, 2)
 
 
+def test_an_overwrite_refused_for_bad_settings_leaves_the_old_results_keepable(tmp_path, capsys):
+    """A setting checked only as a run builds its data (more training samples than a task holds) under --overwrite
+    left every old file marked for replacing, so --resume with the original settings refused them and only
+    --overwrite (retraining all) was offered; the marks of files the overwrite never reached are taken back."""
+    from spikecl.cli import main
+
+    args = _small_experiment(tmp_path, ("finetune", "ewc"))
+    assert main(args) == 0
+    folder = tmp_path / "cut"
+    old = {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in ("finetune", "ewc")}
+    capsys.readouterr()
+    assert main([*args, "--overwrite", "--set", "stream.train_per_task=100000"]) == 2
+    assert "stream.train_per_task: 100000 samples, but task 1 holds" in capsys.readouterr().err
+    assert not list(folder.glob("*.replacing"))
+    assert main([*args, "--resume"]) == 0
+    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in old} == old
+
+
 def test_an_interrupted_overwrite_with_the_same_settings_still_replaces_every_file(tmp_path, capsys, monkeypatch):
     """--overwrite with unchanged settings (e.g. after a code fix), interrupted in its second run: the files it was
     still to replace stay marked, so --resume refuses to keep them and --resume --overwrite replaces them all."""

@@ -216,7 +216,8 @@ def test_two_projection_methods_protect_both_subspaces_in_either_order(orthonorm
         torch.testing.assert_close(grad, projected["gpm+hlop"][name], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("method, problem", [("ewc+ewc", "names 'ewc' twice"), ("ewc+", "names 'an empty part'"),
+@pytest.mark.parametrize("method, problem", [("ewc+ewc", "names 'ewc' twice"),
+                                             ("ewc+", "has an empty part (a '+' with no method on one side)"),
                                              ("joint+replay", "combines 'joint', an upper bound"),
                                              ("si+multitask", "combines 'multitask', an upper bound")])
 def test_build_strategy_refuses_what_a_run_refuses(tiny, method, problem):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from spikecl.commands import bounded
-from spikecl.config import MAX_THREADS
+from spikecl.config import MAX_THREADS, SEED_MAX
 from spikecl.errors import ConfigError
 from spikecl.toml_files import sets_key, toml_literal
 
@@ -19,9 +19,20 @@ def _seeds(text: str) -> list[int]:
         seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers ≥ 0, e.g. 0,1,2; got {text!r}") from None
-    if min(seeds) < 0 or len(set(seeds)) < len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct integers ≥ 0, got {text!r}")
+    if min(seeds) < 0 or max(seeds) > SEED_MAX or len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integers in 0..{SEED_MAX}, got {text!r}")
     return seeds
+
+
+def _seed(text: str) -> int:
+    """``--seed 3``: one integer in 0..SEED_MAX (a config's seeds' range), named as the argument where it is not."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if not 0 <= seed <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_MAX}, got {text!r}")
+    return seed
 
 
 def add_command(sub) -> None:
@@ -34,7 +45,7 @@ def add_command(sub) -> None:
                      help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")
     seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="run a single seed")
+    seeds.add_argument("--seed", type=_seed, help="run a single seed")
     seeds.add_argument("--seeds", type=_seeds, help="run several seeds, e.g. 0,1,2 (reports mean ± std)")
     run.add_argument("--resume", action="store_true",
                      help="keep finished results files, run missing or damaged ones (from checkpoints where kept)")

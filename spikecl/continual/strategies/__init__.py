@@ -288,9 +288,12 @@ def check_combination(method: str, shown: str | None = None) -> list[str]:
     shown = method if shown is None else shown
     parts = components(method)
     repeated = next((p for i, p in enumerate(parts) if p in parts[:i]), None)
-    if repeated or "" in parts:
-        raise ConfigError(f"strategy.methods: {shown!r} names {repeated or 'an empty part'!r} "
-                          f"{'twice' if repeated else 'in a combination'}; combine distinct methods, e.g. 'ewc+replay'")
+    if "" in parts:
+        raise ConfigError(f"strategy.methods: {shown!r} has an empty part (a '+' with no method on one side); "
+                          "combine methods as e.g. 'ewc+replay'")
+    if repeated:
+        raise ConfigError(f"strategy.methods: {shown!r} names {repeated!r} twice; combine distinct methods, e.g. "
+                          "'ewc+replay'")
     alone = next((p for p in parts if len(parts) > 1 and not strategy_class(p).combines), None)
     if alone:
         raise ConfigError(f"strategy.methods: {shown!r} combines {alone!r}, an upper bound that replaces the "
