@@ -567,8 +567,8 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
         default = field_default(section, key)
         if getattr(section, key) != default and not applies(cfg):
             raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
-                              f"({toml_literal(default)}): this experiment "
-                              "would ignore it")
+                              f"({toml_literal(default)}): this experiment would ignore it (remove it from the "
+                              f"file, or --set {table}.{key}={toml_literal(default)})")
 
 
 #: keys a variant cannot change: they say which runs an experiment has, where their files go and the device they
