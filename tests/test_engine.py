@@ -348,8 +348,7 @@ def test_snntorch_neurons_keep_no_pass_alive(kind, trainer):
         step = make_trainer(trainer, model, 4)
         step.train_encoded(x_seq, y, None, None, torch.optim.SGD(model.parameters(), lr=0.5))
         updated.append(list(model.parameters()))
-    kept = {name: buffer.shape for name, buffer in snn_net.named_buffers(remove_duplicate=False)
-            if name.endswith(".mem")}                              # one shared empty tensor (train.compile)
+    kept = {name: buffer.shape for name, buffer in snn_net.named_buffers() if name.endswith(".mem")}
     assert len(kept) == len(net.layers) + 1 and set(kept.values()) == {torch.Size([0])}
     for a, b in zip(*updated):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -187,7 +187,7 @@ def _unrolled(neuron: nn.Module, current: torch.Tensor, mem: torch.Tensor | None
     for cur_t in current:
         spk, mem = neuron(cur_t, mem)
         outputs.append(mem if membranes else spk.to(cur_t.dtype))       # snnTorch fires float32 spikes
-    neuron.mem = emptied(mem)
+    neuron.mem = emptied(neuron, mem)
     return outputs, mem
 
 

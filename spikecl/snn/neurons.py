@@ -53,20 +53,18 @@ def _unlisted(neuron: snn.Leaky) -> snn.Leaky:
     only to reset ``init_hidden`` states, which spikecl does not use), which would keep it and its last batch's
     membrane alive after its network is gone."""
     snn.SpikingNeuron.instances.remove(neuron)
-    neuron.mem = emptied(neuron.mem)
+    neuron.mem = emptied(neuron, neuron.mem)
     return neuron
 
 
-#: one empty tensor per (device, dtype) that every ``Leaky`` keeps between passes: the same object each time, so a
-#: compiled forward pass (``train.compile``), which guards on the buffers it reaches, is not invalidated by a fresh
-#: empty buffer after every pass (HLOP's recording reaches them: each step recompiled until torch's limit, then
-#: ran uncompiled)
-_EMPTY: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-
-def emptied(mem: torch.Tensor) -> torch.Tensor:
-    """The shared empty tensor of ``mem``'s device and dtype."""
+def emptied(neuron: snn.Leaky, mem: torch.Tensor) -> torch.Tensor:
+    """The empty tensor of ``mem``'s device and dtype that ``neuron`` keeps as its membrane between passes: the same
+    object after every pass (kept in the neuron, one per device and dtype), so a compiled forward pass
+    (``train.compile``), which guards on the buffers it reaches, is not invalidated by a fresh empty buffer after
+    each pass (HLOP's recording reaches them: each step recompiled until torch's limit, then ran uncompiled). One
+    neuron's, not one shared by all: torch lists a tensor held by several modules only once among their buffers."""
+    kept = neuron.__dict__.setdefault("_spikecl_empty_mem", {})
     key = (mem.device, mem.dtype)
-    if key not in _EMPTY:
-        _EMPTY[key] = torch.empty(0, device=mem.device, dtype=mem.dtype)
-    return _EMPTY[key]
+    if key not in kept:
+        kept[key] = torch.empty(0, device=mem.device, dtype=mem.dtype)
+    return kept[key]
