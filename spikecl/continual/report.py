@@ -110,9 +110,10 @@ def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult]
 def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
     """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
     and test split (:func:`setting_difference`; a variant's own stream, data or network settings count, see
-    :func:`own_options`; the continual evaluation's :data:`EVALUATION_ONLY` keys do not), gives the reference; a sweep's joint runs (labelled ``joint @
-    <point>``) each pair with the runs of their point. ``unpaired`` collects {method: the first differing key} of
-    the runs whose seed's joint runs were all made otherwise (they get none)."""
+    :func:`own_options`; the continual evaluation's :data:`EVALUATION_ONLY` keys do not), gives the reference; a
+    sweep's joint runs (labelled ``joint @ <point>``) each pair with the runs of their point. ``unpaired`` collects
+    {method: the first differing key} of the runs whose seed's joint runs were all made otherwise (they get
+    none)."""
     joints = [r for r in results if r.config.get("method", r.method) == "joint"]
     for r in results:
         r.metrics.pop("intransigence", None)          # results files never record it: only a pairing here gives it
@@ -182,9 +183,9 @@ def trains_at_once(r: RunResult) -> bool:
 def current_metrics(r: RunResult) -> dict[str, float]:
     """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
     written under an older definition, e.g. of min-ACC, reads as new); a metric the run may record as undefined
-    (:data:`~spikecl.continual.metrics.AT_ONCE_UNDEFINED`, NaN: multitask's FWT, min-ACC, WC-ACC, WF) stays undefined, and keys the definitions
-    do not compute are kept. Any other stored value is replaced: a file that stores an ACC of 0.99 beside a matrix
-    whose last row averages 0.275 reads 0.275."""
+    (:data:`~spikecl.continual.metrics.AT_ONCE_UNDEFINED`, NaN: multitask's FWT, min-ACC, WC-ACC, WF) stays
+    undefined, and keys the definitions do not compute are kept. Any other stored value is replaced: a file that
+    stores an ACC of 0.99 beside a matrix whose last row averages 0.275 reads 0.275."""
     has_curves = len(r.curve_task) > 0
     scenario = (r.config.get("stream") or {}).get("scenario")
     eval_every = (r.config.get("train") or {}).get("eval_every", 0)
