@@ -36,8 +36,8 @@ from typing import Callable, Container, ContextManager, Iterable, Sequence
 from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, output_lock, remove_temporaries
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
-from spikecl.errors import (ConfigError, DataError, DependencyError, ExistsError, ForeignFileError, NumericalError,
-                            ResultsError, SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
+from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
+                            SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
 from spikecl.io import Run, read_run
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
@@ -527,6 +527,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         for path in [job.path for job in todo] if marked else []:   # another run writing one (a file it has yet
             with output_lock(path):                                 # to write too): refused before any file is
                 pass                                                # marked stale
+        fresh_marks = [path for path in marked if not replacing(path).exists()]   # not an earlier overwrite's
         for path in marked:
             replacing(path).touch()
         for job in jobs:
@@ -537,7 +538,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
             else None
-        with cleared_on_error(bar), unmarked_on_bad_input(marked, existed):
+        with cleared_on_error(bar), unmarked_on_bad_settings(fresh_marks, existed):
             failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
                               reports, lambda text: (bar.write if bar else say)(text), bar)
         if bar:
@@ -558,13 +559,14 @@ def _remove_leftover(job: Job) -> bool:
 
 
 @contextlib.contextmanager
-def unmarked_on_bad_input(marked: Sequence[Path], existed: dict[Path, tuple | None]):
-    """Where the body fails on bad input (a ConfigError or DataError a job meets as it builds its data or network),
-    take back the marks of the files in ``marked`` still as they were (``existed``): the --overwrite never began
-    for them, so the old results stay what --resume keeps (the marks sent it to --overwrite, retraining all)."""
+def unmarked_on_bad_settings(marked: Sequence[Path], existed: dict[Path, tuple | None]):
+    """Where the body fails on settings a job finds impossible as it builds its data or network (a ConfigError),
+    take back the marks this command made (``marked``) on files still as they were (``existed``): such an
+    --overwrite could never run, so the old results stay what --resume keeps (the marks sent it to --overwrite,
+    retraining all). Any other failure, a damaged dataset say, keeps them, as an interrupt does."""
     try:
         yield
-    except (ConfigError, DataError):
+    except ConfigError:
         for path in marked:
             if file_state(path) == existed.get(path):
                 replacing(path).unlink(missing_ok=True)
