@@ -107,10 +107,10 @@ def check_seal(path: Path, what: str = "results file") -> None:
     those written; :class:`ForeignFileError` where another process holds it open to write (its HDF5 lock). A file
     without the seal passes (written before it, or by another tool); a pipe, device or socket at ``path`` is refused
     before it is opened (reading a pipe would wait for ever)."""
-    from spikecl.paths import exists, is_file
+    from spikecl.paths import exists, is_file, not_regular
 
     if exists(path, ResultsError) and not is_file(path, ResultsError):
-        raise ResultsError(f"{path} is not a regular file (a device, pipe or socket)")
+        raise not_regular(path, ResultsError)
     try:
         with open(path, "rb") as f:
             head = f.read(SEAL_SIZE + len(_HDF5_SIGNATURE))

@@ -47,6 +47,9 @@ def is_link(path: str | Path, error: type[SpikeCLError]) -> bool:
 def missing(path: str | Path, message: str, error: type[SpikeCLError]) -> SpikeCLError:
     """The error to raise where ``path`` is no file or folder: ``error(message)`` (a "not found" line) where nothing is
     there, or one saying it is not a regular file where a device, pipe or socket is (not "not found")."""
-    if exists(path, error):
-        return error(f"{path} is not a regular file (a device, pipe or socket)")
-    return error(message)
+    return not_regular(path, error) if exists(path, error) else error(message)
+
+
+def not_regular(path: str | Path, error: type[SpikeCLError]) -> SpikeCLError:
+    """The error to raise where a device, pipe or socket is at ``path``, where a file is to be read."""
+    return error(f"{path} is not a regular file (a device, pipe or socket)")
