@@ -1,4 +1,5 @@
-"""What a run ran on, recorded in its results file for reproducibility: versions, commit, host, CPU, threads."""
+"""What a run ran on, recorded in its results file for reproducibility: versions, commit, host, CPU, threads; and
+the memory available now, which loaders and simulators check before large allocations."""
 
 from __future__ import annotations
 
@@ -86,3 +87,12 @@ def machine_kernels() -> str:
     import torch
 
     return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None

@@ -425,3 +425,29 @@ def test_no_time_step_is_refused_by_both_backends_alike():
         with pytest.raises(ShapeError, match=r"^cue_input and content_input hold no time step \(T = 0\)"):
             net.run(np.zeros((0, 3), bool), np.zeros((0, 4), bool))
 
+
+
+def test_memories_larger_than_the_free_memory_are_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    from spikecl.memory import torch_net
+    from spikecl.memory.cam import CA3Memory, run_batch
+
+    monkeypatch.setattr(torch_net, "available_memory", lambda: 2**20)
+    with pytest.raises(ConfigError, match=r"^the plastic weights of 1 memory at C = 300, M = 300 take about 1\.4 MiB, "
+                                          r"more than the 1\.0 MiB of memory free: fewer cues"):
+        CA3Memory(300, 300, backend="torch")
+    ops = [learn(0, [1, 2]), recall_by_cue(0)]
+    monkeypatch.setattr(torch_net, "available_memory", lambda: 10_000)
+    with pytest.raises(ConfigError, match=r"^4 memories of 28 steps at C = 5, M = 10 \(their inputs, spikes and "
+                                          r"plastic weights\) take about 1[0-9]\.\d KiB, more than the 9\.8 KiB"):
+        run_batch([ops] * 4, 5, 10)
+    monkeypatch.setattr(torch_net, "available_memory", lambda: 2**20)
+    assert len(run_batch([ops] * 4, 5, 10)) == 4                      # what fits runs
+    monkeypatch.setattr(torch_net, "available_memory", lambda: 2**20)
+    assert run_cli(tmp_path, "--set", "stress.sizes=[[60, 60]]") == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"spikecl: error: stress\.sizes \[60, 60\]: its 1 trial of at least [\d,]+ steps take "
+                        r"about [\d.]+ MiB, more than the 1\.0 MiB of memory free: smaller sizes, or fewer densities, "
+                        r"spacings or seeds", err), err
+    assert not (tmp_path / "ca3_cam").exists()
+    monkeypatch.setattr(torch_net, "available_memory", lambda: None)          # unknown: unchecked
+    CA3Memory(300, 300, backend="torch")

@@ -25,6 +25,7 @@ import numpy as np
 
 from spikecl.data.base import Dataset, check_not_test_copy, find_path, fixed_order
 from spikecl.data.events import EventBinning, bin_events, pooled_shape
+from spikecl.environment import available_memory
 from spikecl.errors import ConfigError, DataError, require
 from spikecl.hdf5_guard import check_heaps, check_stored_lengths, damage_as
 from spikecl.paths import is_dir, is_file
@@ -88,15 +89,6 @@ class SplitFrames:
                             f"{self.unit}; given in a coarser unit, or data.bin_ms given in µs?)")
         self.x.flags.writeable = False                    # cached: streams index copies out of it
         return self.x, np.asarray(labels, dtype=np.int64)[self.order]
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
 
 
 def check_fits(shape: tuple[int, ...], source: Path) -> None:

@@ -19,7 +19,7 @@ from spikecl.memory.params import CA3Params, as_params, check_sizes
 from spikecl.memory.schedule import (DEFAULT_SPACING_MS, LEARN, MIN_SPACING_MS, Operation, OperationResult, Schedule,
                                      as_schedule, check_readout, decode, encode, learn, make_schedule,
                                      plasticity_gate, recall_by_content, recall_by_cue, whole_ms)
-from spikecl.memory.torch_net import check_precision, torch_device
+from spikecl.memory.torch_net import check_fits, check_precision, footprint, torch_device
 
 BACKENDS = ("brian2", "torch")
 
@@ -143,6 +143,11 @@ def run_batch(schedules: Sequence[Sequence[Operation] | Schedule], n_cues: int, 
         raise ConfigError(f"workers = {workers} splits a batch over CPU processes; device {device!r} runs one batch")
     laid = [as_schedule(s, n_cues, n_bits, spacing_ms) for s in schedules]
     n_steps = max(s.duration_ms for s in laid)
+    inputs = 3 * n_steps * len(laid) * (n_cues + n_bits)      # cue and content, as given and as the stepper's copies
+    check_fits(footprint(params, n_cues, n_bits, len(laid), n_steps, 8 if precision == "float64" else 4) + inputs,
+               device, f"{len(laid)} memor{'y' if len(laid) == 1 else 'ies'} of {n_steps:,} steps at C = {n_cues}, "
+               f"M = {n_bits} (their inputs, spikes and plastic weights)",
+               "fewer or shorter memories per batch, or fewer cues (C) or content bits (M)")
     cue = np.zeros((n_steps, len(laid), n_cues), dtype=bool)
     content = np.zeros((n_steps, len(laid), n_bits), dtype=bool)
     gate = np.zeros((n_steps, len(laid)))        # the padding past a memory's own schedule learns nothing

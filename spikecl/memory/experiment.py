@@ -35,9 +35,9 @@ from spikecl.memory.params import CA3Params, check_sizes
 from spikecl.memory.recordings import FUNCTIONAL, RECORDED, functional_mismatch, mismatch_text
 from spikecl.memory.results import FUNCTIONAL_IGNORES, STRESS_IGNORES, checked_part
 from spikecl.memory.schedule import check_readout, learn, make_schedule, recall_by_cue
-from spikecl.memory.stress import VARIANTS, StressGrid, content_size, run_grid, variant_params
+from spikecl.memory.stress import VARIANTS, StressGrid, content_size, least_steps, run_grid, variant_params
 from spikecl.memory.table import summary_text
-from spikecl.memory.torch_net import PRECISIONS
+from spikecl.memory.torch_net import PRECISIONS, check_fits, footprint
 from spikecl.options import from_dict, option
 
 
@@ -169,7 +169,8 @@ def check_readout_timing(cfg: CA3ExperimentConfig) -> None:
 
 def check_stress(cfg: CA3ExperimentConfig) -> None:
     """A one-line ConfigError unless the enabled stress test can run as planned: every list given, a fragment that
-    fits some content, densities that store different numbers of bits at every M, variants that own their keys."""
+    fits some content, densities that store different numbers of bits at every M, variants that own their keys, and
+    sizes whose batches fit in the memory free now."""
     stress = cfg.stress
     for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
         if not getattr(stress, name):
@@ -197,6 +198,12 @@ def check_stress(cfg: CA3ExperimentConfig) -> None:
                 check_sizes(c, m, params)
         except ConfigError as exc:
             raise ConfigError(f"stress variant {variant!r}: {exc}") from None
+    batch = len(stress.densities) * len(stress.spacings_ms) * len(cfg.seeds)
+    for c, m in stress.sizes:                     # the rasters come back to the host, whatever the device
+        steps = least_steps(c, max(stress.spacings_ms))
+        check_fits(footprint(cfg.model_params(), c, m, batch, steps, 8 if stress.precision == "float64" else 4),
+                   "cpu", f"stress.sizes [{c}, {m}]: its {batch} trial{'s' * (batch > 1)} of at least {steps:,} steps",
+                   "smaller sizes, or fewer densities, spacings or seeds")
 
 
 class CA3Kind(Kind):

@@ -25,7 +25,7 @@ import numpy as np
 
 from spikecl.memory.cam import run_batch
 from spikecl.memory.params import CA3Params, as_params
-from spikecl.memory.schedule import Operation, learn, make_schedule, recall_by_content, recall_by_cue
+from spikecl.memory.schedule import TAIL_STEPS, Operation, learn, make_schedule, recall_by_content, recall_by_cue
 
 #: option sets compared against the published model
 VARIANTS: dict[str, dict] = {
@@ -118,6 +118,12 @@ def make_trial(n_cues: int, n_bits: int, density: float, seed: int, fragment_siz
     ops += [learn(c, x) for c, x in relearned]
     ops += [recall_by_cue(c) for c in range(n_cues)]
     return Trial(n_cues, n_bits, density, contents, tuple(queries), relearned, tuple(ops))
+
+
+def least_steps(n_cues: int, spacing_ms: int) -> int:
+    """The fewest steps (ms) a :func:`make_trial` trial of ``n_cues`` cues lasts ``spacing_ms`` apart: it learns
+    every cue and recalls each by its cue twice (its queries and relearned cues only add to that)."""
+    return (3 * n_cues - 1) * spacing_ms + max(spacing_ms, TAIL_STEPS)
 
 
 def matching_chance(M: int, k: int, f: int, needed: int = 1) -> float:

@@ -32,7 +32,8 @@ import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError, require
 from spikecl.memory.params import INPUTS, PLASTIC, CA3Params, as_params, POOL_POPULATIONS, POPULATIONS, check_sizes, \
-    check_spikes, connections, population_slices
+    check_spikes, connections, population_sizes, population_slices
+from spikecl.environment import available_memory
 from spikecl.options import check_bounds, check_value
 
 #: plastic projections stored ``[B, post, pre]``: the content bits, which spike ~density x M at a time (cues one
@@ -396,6 +397,36 @@ def _count(value, key: str) -> int:
     return value
 
 
+def footprint(params: CA3Params, n_cues: int, n_bits: int, batch_size: int, n_steps: int = 0,
+              itemsize: int = 8) -> int:
+    """Bytes that ``batch_size`` memories take: their plastic weights (``itemsize`` bytes each) and, over
+    ``n_steps`` steps, every neuron's spikes (one byte per neuron and step, inputs included)."""
+    sizes = population_sizes(n_cues, n_bits, params)
+    weights = sum(sizes[pre] * sizes[post] for pre, post in PLASTIC.values())
+    return batch_size * (weights * itemsize + n_steps * sum(sizes.values()))
+
+
+def check_fits(need: int, device, what: str, hint: str) -> None:
+    """A one-line ConfigError where ``need`` bytes (of ``what``) exceed the memory free now on ``device`` (a CPU:
+    Linux's MemAvailable; a GPU: CUDA's free memory), rather than an allocation failing or the process killed
+    partway; unchecked where the free memory is unknown."""
+    device = torch_device(device)
+    if device.type == "cuda":
+        torch = require("torch", "torch")
+        free = torch.cuda.mem_get_info(device)[0] if torch.cuda.is_available() else None
+    else:
+        free = available_memory()
+    if free is not None and need > free:
+        where = f" on {device}" if device.type == "cuda" else ""
+        raise ConfigError(f"{what} take about {_size(need)}, more than the {_size(free)} of memory free{where}: "
+                          f"{hint}")
+
+
+def _size(n_bytes: int) -> str:
+    unit = next(u for u in (3, 2, 1) if n_bytes >= 2 ** (10 * u) or u == 1)
+    return f"{n_bytes / 2 ** (10 * unit):.1f} {' KMG'[unit]}iB"
+
+
 def torch_device(device):
     """``device`` as a torch device of a kind the stepper runs on ("cpu", "cuda", "cuda:N"), else a one-line
     ConfigError."""
@@ -440,6 +471,10 @@ class TorchCA3:
         if dtype is not None and dtype not in (torch.float16, torch.float32, torch.float64):
             raise ConfigError(f"dtype {dtype} is not a torch float16, float32 or float64 dtype nor one of "
                               f"{', '.join(PRECISIONS)} (rasters and weights are read back through numpy)")
+        itemsize = torch.empty(0, dtype=dtype or torch.float64).element_size()
+        check_fits(footprint(params, n_cues, n_bits, batch_size, itemsize=itemsize), device,
+                   f"the plastic weights of {batch_size} memor{'y' if batch_size == 1 else 'ies'} at C = {n_cues}, "
+                   f"M = {n_bits}", "fewer cues (C) or content bits (M), or fewer memories at once")
         self.params, self.n_cues, self.n_bits, self.batch_size = params, n_cues, n_bits, batch_size
         self.device = device
         self.chunk = chunk or (CPU_CHUNK if self.device.type == "cpu" else batch_size)
@@ -460,6 +495,8 @@ class TorchCA3:
             raise ShapeError(f"cue_input has {n_steps} steps but content_input has {content.shape[0]}")
         if not n_steps:
             raise ShapeError("cue_input and content_input hold no time step (T = 0): nothing to simulate")
+        check_fits(footprint(self.params, self.n_cues, self.n_bits, B, depth + n_steps, itemsize=0), self.device,
+                   f"the spikes of {B} memor{'y' if B == 1 else 'ies'} over {n_steps:,} steps", "fewer steps per run")
         gate = torch.ones(n_steps, B) if gate is None else self._gate(gate, n_steps)
         gate = gate.reshape(n_steps, -1).expand(n_steps, B).to(consts.alpha)
         n_in = consts.n_inputs
