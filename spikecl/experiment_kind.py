@@ -326,6 +326,26 @@ def _made_otherwise(job: Job, kind_name: str) -> str | None:
         return None
 
 
+def computed_otherwise(job: Job, kind_name: str, device: str) -> str:
+    """Words such as `` (made on cuda with network.engine = 'snntorch'; this run: cpu, 'fused'; ...)`` where
+    ``job``'s kept results file was computed on another kind of device or by another LIF engine than this run
+    (``device``) plans: the same maths, rounded otherwise (:data:`RESUME_IGNORES`); "" where neither differs or the
+    file cannot be read."""
+    try:
+        run = read_run(job.path, kind_name)
+    except SpikeCLError:
+        return ""
+    made, now = [], []
+    stored = str(run.environment.get("device", device)).split(":")[0]
+    if stored != device.split(":")[0]:
+        made.append(f"on {stored}"), now.append(device)
+    engines = [(c.get("network") or {}).get("engine") if isinstance(c.get("network"), dict) else None
+               for c in (run.config, job.config or {})]
+    if None not in engines and engines[0] != engines[1]:
+        made.append(f"with network.engine = {engines[0]!r}"), now.append(repr(engines[1]))
+    return f" (made {' '.join(made)}; this run: {', '.join(now)}; the same maths, rounded otherwise)" if made else ""
+
+
 def how_made(k: Kind, key: str, otherwise: str) -> str:
     """How a file that differs from its job in ``key`` was made: by a spikecl that computed otherwise where ``key``
     is one of ``k``'s :attr:`Kind.rule_keys`, else ``otherwise`` (e.g. "with another config (seeds differs)")."""
@@ -532,8 +552,8 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             replacing(path).touch()
         for job in jobs:
             if job not in todo:
-                say(f"{job.path}: complete, kept" + (", its leftover checkpoint removed"
-                                                     if reports and _remove_leftover(job) else ""))
+                say(f"{job.path}: complete, kept" + (computed_otherwise(job, k.name, device) if reports else "")
+                    + (", its leftover checkpoint removed" if reports and _remove_leftover(job) else ""))
             elif resume and not overwrite and job.path in existed:
                 say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
         bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \

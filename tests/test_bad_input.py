@@ -78,8 +78,12 @@ def test_resume_refuses_a_kept_result_made_with_another_config(tmp_path, capsys,
     assert "train.lr differs" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
     assert kept.read_bytes() == before
     assert main(["run", str(exp), "--resume", "--seeds", "0,1", "--no-progress", "--no-plots"]) == 0
-    assert "finetune-seed0.h5: complete, kept" in capsys.readouterr().out
+    assert "finetune-seed0.h5: complete, kept\n" in capsys.readouterr().out
     assert kept.read_bytes() == before and (kept.parent / "finetune-seed1.h5").exists()
+    assert main(["run", str(exp), "--resume", "--set", 'network.engine="snntorch"', "--no-progress", "--no-plots"]) == 0
+    out = capsys.readouterr().out                 # kept, and said to be computed otherwise
+    assert ("finetune-seed0.h5: complete, kept (made with network.engine = 'fused'; this run: 'snntorch'; the same "
+            "maths, rounded otherwise)\n") in out and kept.read_bytes() == before
 
 
 def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
