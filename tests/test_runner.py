@@ -1479,19 +1479,23 @@ def test_a_terminated_run_stops_as_an_interrupted_one_and_resumes(tmp_path):
 
 def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
     """HLOP neurons as many as the readout's 16 inputs after task 1 (and GPM in the same combination): the run says
-    that those weights no longer change, once, and names the synapse, instead of leaving a row at chance unexplained."""
+    that those weights no longer change, once, and names the synapse, instead of leaving a row at chance unexplained;
+    and it says which tasks it learned no better than guessing."""
     stream = {**TINY_SPLIT["stream"], "n_tasks": 5}
     cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
         "methods": ["hlop"], "hlop": {"neurons": [[4, 16], [2, 0]]}}})
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
     out = capsys.readouterr().out
-    assert out.count("notice:") == 1, out
+    assert out.count("notice: hlop protects every input dimension") == 1, out
     assert ("notice: hlop protects every input dimension of readout (16) from task 2 on: those weights no longer "
             "change") in out
+    assert re.search(r"notice: hlop learned task 2 no better than guessing among its 2 classes: \d+\.\d % right "
+                     r"after training on it \(guessing: 50\.0 %\); a projection may leave it little room", out), out
+    assert "learned task 1 " not in out                # the rows at chance, said to be so, not only explained
     cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
         "methods": ["hlop"], "hlop": {"neurons": [[4, 8], [2, 2]]}}})
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
-    assert "notice:" not in capsys.readouterr().out                 # 8 + 2 x 3 = 14 of 16: room left
+    assert "protects every input" not in capsys.readouterr().out    # 8 + 2 x 3 = 14 of 16: room left
 
 
 def test_a_resumed_run_says_its_fully_protected_synapse_was_so_before_the_task_it_resumes_at(tmp_path, capsys,

@@ -436,6 +436,18 @@ class ContinualRun:
                                 "readout; otherwise a schedule too large for the network)")
         self._noticed_full |= set(full)
 
+    def _notice_unlearned(self, task: int) -> None:
+        """A notice where task ``task``'s accuracy right after its training (the matrix's newest row) is no better
+        than guessing among its own classes (the run goes on; its numbers stay as measured)."""
+        classes = int(torch.unique(self.test_sets[task].y).numel())
+        learned = float(self.run_state.rows[-1][task])
+        if self.strategy.trains_ahead or not self.execution.writes_files or classes < 2 or learned > 1 / classes:
+            return
+        progress.write_line(f"notice: {self.method} learned task {task + 1} no better than guessing among its "
+                            f"{classes} classes: {100 * learned:.1f} % right after training on it (guessing: "
+                            f"{100 / classes:.1f} %); a projection may leave it little room (e.g. a protected shared "
+                            "readout in class-IL), or it needs more epochs or a larger train.lr")
+
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
         """Notices for what the resume check ignores but the numbers depend on: the process count (how batches
         are split and summed), the spikecl commit that wrote the checkpoint and the engine (another rounding of the
@@ -540,6 +552,7 @@ class ContinualRun:
                 p.task_seconds.append(time.perf_counter() - started)
                 p.task_ends.append(p.iteration)
                 p.rows.append(self.accuracy_row(stage))
+                self._notice_unlearned(task)
                 p.measures.append(self.measure(task))
                 p.setups.append(self.setup())
                 p.next_task = task + 1
