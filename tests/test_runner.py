@@ -356,6 +356,24 @@ def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_chec
         torch.set_num_threads(threads)
 
 
+def test_a_run_resumed_on_the_other_engine_names_both_in_the_machine_note(tmp_path):
+    """The config records the engine of the resumed part only: the note takes each stretch's engine from the
+    environment, as it does for threads."""
+    from spikecl.continual.report import machine_note
+
+    changes = {"stream": {"n_tasks": 2}, "train": {"epochs": 1, "eval_every": 0}}
+    cfg = config(tmp_path, **changes)
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    run_killed_after_the_first_task(cfg, results)
+    resumed = config(tmp_path, **changes, network={"engine": "snntorch"})
+    ContinualRun(resumed, "finetune", 0).execute(results, resume=True, progress_bar=False)
+    run = read_results(results)
+    assert [s["engine"] for s in run.environment["setups_by_task"]] == ["fused", "snntorch"]
+    assert "kernels, fused then snntorch engine on cpu, " in machine_note([run])
+    assert "(resumed on another setup)" in machine_note([run])
+
+
 def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_path, capsys, monkeypatch):
     """Numbers may move between commits: the resume prints a notice, the results record each task's commit and
     the report's "Made by" line names both."""
