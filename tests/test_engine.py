@@ -393,3 +393,29 @@ def test_spike_pooling_of_other_values_and_odd_sizes():
     odd = torch.randn(2, 3, 7, 5)
     assert torch.equal(avg_pool_2x2(odd), torch.nn.functional.avg_pool2d(odd, 2))
     assert avg_pool_2x2(odd).shape == (2, 3, 3, 2)
+
+
+def test_a_network_mixing_engines_keeps_each_layer_s_and_bfloat16_refuses_any_snntorch_layer():
+    """Layers built by hand may run on different engines: a NeuroBench measurement gives each its own back, and
+    bfloat16 training is refused while any layer runs on the snnTorch engine (when built, or switched after)."""
+    from spikecl.snn import SpikingNetwork
+    from spikecl.snn.layers import Readout
+    from spikecl.snn.measures import workload
+
+    lif = LIFParams()
+
+    def mixed():
+        return SpikingNetwork([SpikingLinear(6, 5, lif, engine="snntorch"), SpikingLinear(5, 4, lif, engine="fused")],
+                              Readout(4, 3, lif, engine="fused"), (6,), True, 0.9)
+
+    net = mixed()
+    workload(net, torch.rand(4, 6), 3)
+    assert [layer.engine for layer in net.plastic_layers().values()] == ["snntorch", "fused", "fused"]
+    with pytest.raises(ConfigError, match="the snnTorch engine is"):
+        make_trainer("bptt", mixed(), 3, "direct", "bfloat16")
+    net = build_mlp(6, [5], 3)
+    trainer = make_trainer("bptt", net, 3, "direct", "bfloat16")
+    net.layers[0].engine = "snntorch"
+    with pytest.raises(ConfigError, match="the snnTorch engine is"):
+        trainer.train_batch(torch.rand(2, 6), torch.tensor([0, 1]), None, None,
+                            torch.optim.SGD(net.parameters(), lr=0.1))

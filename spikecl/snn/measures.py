@@ -138,16 +138,17 @@ def _hooked(net: nn.Module, tally: _Tally) -> Iterator[None]:
     """Hooks on every synapse and snnTorch neuron of ``net``; the ``snntorch`` engine while the block runs."""
     handles = [m.register_forward_pre_hook(tally.synapse_hook) for m in net.modules() if isinstance(m, SYNAPSES)]
     handles += [m.register_forward_hook(tally.neuron_hook) for m in net.modules() if isinstance(m, snn.SpikingNeuron)]
-    engine = getattr(net, "engine", None)
-    if engine is not None:
-        net.engine = "snntorch"
+    layers = net.plastic_layers().values() if hasattr(net, "plastic_layers") else ()
+    engines = [layer.engine for layer in layers]            # each layer's own: a network may mix them
+    for layer in layers:
+        layer.engine = "snntorch"
     try:
         yield
     finally:
         for h in handles:
             h.remove()
-        if engine is not None:
-            net.engine = engine
+        for layer, engine in zip(layers, engines):
+            layer.engine = engine
 
 
 @torch.no_grad()

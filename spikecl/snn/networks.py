@@ -155,6 +155,11 @@ class SpikingNetwork(nn.Module):
         for layer in self.plastic_layers().values():
             layer.engine = name
 
+    def uses_engine(self, name: str) -> bool:
+        """Whether any layer runs on engine ``name`` (layers built by hand may mix engines; :attr:`engine` is the
+        readout's)."""
+        return any(layer.engine == name for layer in self.plastic_layers().values())
+
     def plastic_layers(self) -> dict[str, nn.Module]:
         """Feature layers then the readout, by name (``layers.0``, …, ``readout``): every module whose synapse
         sees presynaptic activity."""

@@ -127,7 +127,7 @@ class BPTTTrainer:
             raise ConfigError(f"train.precision: {precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
         if encoder not in ENCODERS:
             raise ConfigError(f"network.encoder: {encoder!r} is not allowed; choose one of {', '.join(ENCODERS)}")
-        if precision != "float32" and net.engine == "snntorch":
+        if precision != "float32" and net.uses_engine("snntorch"):
             raise ConfigError(BFLOAT16_NOT_SNNTORCH)
         self.net = net
         self.forward = net                                   # the training pass; compile() swaps in a compiled one
@@ -242,8 +242,10 @@ class BPTTTrainer:
 
     def mixed_precision(self, device: torch.device):
         """The context the training forward pass runs in: autocast to bfloat16 on ``device`` under
-        ``precision = "bfloat16"``, else none."""
+        ``precision = "bfloat16"`` (refused where a layer runs on the snnTorch engine), else none."""
         if self.precision == "bfloat16":
+            if self.net.uses_engine("snntorch"):            # switched since the trainer was built
+                raise ConfigError(BFLOAT16_NOT_SNNTORCH)
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
