@@ -194,7 +194,7 @@ class NetworkConfig:
                          doc="LIF simulation: fused (one autograd function per layer over time, static input and "
                              "readout hoisted; online steps one node per layer), snnTorch's Leaky step by step (the "
                              "reference; the same spikes, save where a hoisted product rounds a current otherwise, "
-                             "by ~1e-7, next to a threshold; gradients equal to float rounding) or triton (the fused "
+                             "by ~1e-6, next to a threshold; gradients equal to float rounding) or triton (the fused "
                              "engine with each LIF pass one Triton kernel, bit for bit; CUDA and the triton package)")
 
 
