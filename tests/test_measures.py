@@ -136,7 +136,7 @@ def test_measures_of_only_some_seeds_are_said_so(monkeypatch, tmp_path):
     from spikecl.continual import plots
     labels = []
     monkeypatch.setattr(plots, "plot_accuracy_vs_synops",
-                        lambda points, path, colours=None: labels.extend(points) or path)
+                        lambda points, path, colours=None, note="": labels.extend(points) or path)
     report.write_plots(runs, tmp_path)
     assert sorted(labels) == ["ewc (1 of 2 seeds)", "finetune"]
 

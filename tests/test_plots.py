@@ -265,3 +265,27 @@ def test_plots_of_summaries_refuse_percentages_as_the_other_plots_do(tmp_path, d
     with pytest.raises(DataError, match=r"^ewc: .* holds .*; accuracies are fractions in \[0, 1\], not percentages$"):
         draw(tmp_path / "p.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_comparison_plots_say_which_runs_they_leave_out_and_how_many_seeds_each_method_has(tmp_path, monkeypatch):
+    """The table names runs its experiment planned but no file holds; the figures, which would otherwise show a
+    one-method "comparison" or a 2-seed bar like a 3-seed one, say it under their axes."""
+    from spikecl.continual import report
+    from spikecl.io import RunResult
+
+    def run(method, seed):
+        return RunResult(method, seed, {"strategy": {"methods": ["a", "b"]}, "seeds": [0, 1, 2]},
+                         np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                         np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+
+    results = [run("a", 0), run("a", 1), run("a", 2), run("b", 0), run("b", 2)]
+    assert report.plot_note(results) == "not drawn (no results file read): b seed 1; seeds per method: a 3, b 2"
+    assert report.plot_note(results[:3]) == "not drawn (no results file read): b seed 0, b seed 1, b seed 2"
+    assert report.plot_note([run("a", s) for s in range(3)] + [run("b", s) for s in range(3)]) == ""
+    notes, compare = [], plots.plot_method_comparison
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: notes.append(k["note"]) or compare(*a, **k))
+    report.write_plots(results, tmp_path)
+    assert notes == [report.plot_note(results)]
+    wrapped = tmp_path / "wrapped.png"              # a long note wraps to the figure's width rather than run off it
+    plots.plot_method_comparison({"a": {"acc": (0.5, 0.1)}}, wrapped, note="x " * 200)
+    assert wrapped.stat().st_size > 0

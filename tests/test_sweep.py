@@ -281,6 +281,14 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert ("\nNote: 1 of the 5 runs' files this summary was made from are gone or rewritten since ("
             f"{grid / 'lr=0.1' / 'finetune-seed1.h5'}): its means are not those of the files there") in \
         capsys.readouterr().out
+    from spikecl.continual import plots
+
+    notes, compare = [], plots.plot_method_comparison
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: notes.append(k["note"]) or compare(*a, **k))
+    assert main(["report", str(grid / "sweep.h5")]) == 0                    # its plot says so too
+    assert notes[-1].endswith("drawn from the summary: 1 of its runs' files are gone or rewritten since, so these "
+                              "means are not those of the files there"), notes
+    capsys.readouterr()
     monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {})
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
     killed = grid / ".sweep-summary.txt.x1y2z3.tmp"            # what a sweep killed writing its summary leaves

@@ -730,3 +730,21 @@ def test_a_methods_own_fault_is_not_blamed_on_a_grid_point(sweep_files):
         with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
             load_sweep(sweep_files(BASE, SWEEP.replace('["finetune"]', f'["{method}"]')
                                    + '[grid]\n"train.lr" = [0.05, 0.1]\n'))
+
+
+def test_a_sweep_without_address_starts_its_own_ray_instance_beside_a_running_cluster(monkeypatch):
+    """Without ``--address`` the sweep starts a local instance of its own: ``ray.init`` with no address would join a
+    cluster ``ray start`` left running on this machine, and refuse the sweep's CPU count ("When connecting to an
+    existing cluster, num_cpus and num_gpus must not be provided": every sweep failed while one ran)."""
+    ray = pytest.importorskip("ray")
+    calls = []
+
+    def started(**options):
+        calls.append(options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", started)
+    with pytest.raises(ConfigError, match="^a local Ray instance with 2 CPUs did not start"):
+        sweep_ray.start_ray(None, 2)
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2

@@ -105,19 +105,28 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax.axhline(0, color="black", lw=0.6)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
-    if note:
-        fig.supxlabel(note, fontsize=7, ha="left", x=0.01)
+    add_note(fig, note)
     return save(fig, path)
 
 
-def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours: dict | None = None) -> Path:
+def add_note(fig, note: str) -> None:
+    """``note`` (what a figure leaves out) in small type under the axes, wrapped to the figure's width."""
+    if note:
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(note, max(40, int(14 * fig.get_figwidth()))), fontsize=7, ha="left", x=0.01)
+
+
+def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours: dict | None = None,
+                            note: str = "") -> Path:
     """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
     seed a small dot, the mean over seeds a large marker with ± std bars on both axes (the tables' sample std,
     :func:`~spikecl.continual.metrics.mean_std`). The SynOps axis is logarithmic when the values span two decades or
     more, else linear with plain numbers (close values stay legible).
 
     ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream; ``colours``:
-    {method: colour} shared with a report's other plots (default :func:`palette`)."""
+    {method: colour} shared with a report's other plots (default :func:`palette`); ``note``: a line under the axes
+    (what is not drawn)."""
     if not points:
         raise ShapeError("accuracy against SynOps needs at least one method")
     colours = {**palette(points), **(colours or {})}
@@ -146,4 +155,5 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title("accuracy against synaptic operations")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
+    add_note(fig, note)
     return save(fig, path)

@@ -154,6 +154,12 @@ def missing_note(results: Sequence[RunResult]) -> str:
     """A line naming the runs that the experiments of ``results`` name (each file records the methods and seeds its
     command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
     "" when none is missing."""
+    return not_in_report(missing_runs(results))
+
+
+def missing_runs(results: Sequence[RunResult]) -> list[str]:
+    """Each run the experiments of ``results`` name but that is not among them, as "<method> seed <s>" (by seed,
+    then method)."""
     planned = set()
     for r in results:
         strategy = r.config.get("strategy")
@@ -164,7 +170,18 @@ def missing_note(results: Sequence[RunResult]) -> str:
             if (r.method, r.seed) in plan:         # else run by a Python caller on its own, not from this plan
                 planned |= plan
     missing = sorted(planned - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
-    return not_in_report([f"{m} seed {s}" for m, s in missing])
+    return [f"{m} seed {s}" for m, s in missing]
+
+
+def plot_note(results: Sequence[RunResult]) -> str:
+    """The line under a report's comparison plots, which would otherwise not show it: the runs the experiments name
+    that no file read holds, and each method's seed count where the methods have different ones; "" for neither."""
+    missing, seeds = missing_runs(results), Counter(r.method for r in results)
+    parts = [f"not drawn (no results file read): {', '.join(missing[:6])}"
+             + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")] if missing else []
+    if len(set(seeds.values())) > 1:
+        parts.append("seeds per method: " + ", ".join(f"{m} {n}" for m, n in seeds.items()))
+    return "; ".join(parts)
 
 
 def intransigence_note(unpaired: dict[str, str]) -> str:
@@ -502,13 +519,14 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = comparison_summary(results)
     colours = palette(summary)                       # a method keeps its colour in both plots
-    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours))
+    note = plot_note(results)
+    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours, note=note))
     partly = partly_measured(results)
     label = {m: f"{m} ({partly[m]})" if m in partly else m for m in summary}
     points = {label[m]: p for m, p in accuracy_synops(results).items()}
     if points:
         written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png",
-                                                     {label[m]: c for m, c in colours.items()}))
+                                                     {label[m]: c for m, c in colours.items()}, note=note))
     else:                                            # runs without measures: an earlier report's plot would stay
         (out_dir / "accuracy-synops.png").unlink(missing_ok=True)
     return written

@@ -622,16 +622,17 @@ class SweepKind(Kind):
         ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
         ``<name>-comparison.png`` in ``out_dir`` (``<name>-final-comparison.png`` for a sweep's final runs,
         ``<name>-2-comparison.png`` and on for further sweeps of one name, in the order given)."""
-        return [plot_sweep(record, target) for record, target in _plot_targets(runs, out_dir)]
+        return [plot_sweep(record, target, len(_stale_runs(run)))
+                for run, record, target in _plot_targets(runs, out_dir)]
 
     def plot_paths(self, runs: typing.Sequence[Run], out_dir: Path) -> list[Path]:
-        return [target for _, target in _plot_targets(runs, out_dir)]
+        return [target for _, _, target in _plot_targets(runs, out_dir)]
 
 
-def _plot_targets(runs: typing.Sequence[Run], out_dir: Path) -> list[tuple[dict, Path]]:
-    """(summary record, PNG path) of each sweep summary of ``runs`` that has results, as :meth:`SweepKind.plot`
-    places them."""
-    targets: list[tuple[dict, Path]] = []
+def _plot_targets(runs: typing.Sequence[Run], out_dir: Path) -> list[tuple[Run, dict, Path]]:
+    """(run, summary record, PNG path) of each sweep summary of ``runs`` that has results, as
+    :meth:`SweepKind.plot` places them."""
+    targets: list[tuple[Run, dict, Path]] = []
     for run in runs:
         record = _record(run)
         if record["summary"]:
@@ -642,17 +643,18 @@ def _plot_targets(runs: typing.Sequence[Run], out_dir: Path) -> list[tuple[dict,
             target = (beside / "sweep-comparison.png" if beside.resolve().is_relative_to(Path(out_dir).resolve())
                       else Path(out_dir) / f"{name}-comparison.png")
             count = 1
-            while target in [t for _, t in targets]:     # another sweep of this name: its own plot
+            while target in [t for _, _, t in targets]:  # another sweep of this name: its own plot
                 count += 1
                 target = Path(out_dir) / f"{name}-{count}-comparison.png"
-            targets.append((record, target))
+            targets.append((run, record, target))
     return targets
 
 
-def plot_sweep(record: dict, target: Path) -> Path:
+def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     """The comparison PNG of a sweep's :func:`summary_record` at ``target``: ACC and BWT (mean ± std) per method
     and point, a cell over one seed without a spread (its value alone, as the table shows it), the failed runs
-    named under it; ``spikecl sweep`` and ``spikecl report`` draw it alike."""
+    named under it, and ``stale``: how many of its runs' files are gone or rewritten since (:func:`_stale_runs`);
+    ``spikecl sweep`` and ``spikecl report`` draw it alike."""
     from spikecl.continual.plots import plot_method_comparison
 
     seeds = record["seeds"]
@@ -661,17 +663,32 @@ def plot_sweep(record: dict, target: Path) -> Path:
     failed = sorted(record["failures"])
     note = (f"not drawn, failed: {', '.join(failed[:3])}" + (f" and {len(failed) - 3} more" if len(failed) > 3
                                                               else "")) if failed else ""
+    if stale:
+        note += ("; " if note else "") + (f"drawn from the summary: {stale} of its runs' files are gone or rewritten "
+                                         "since, so these means are not those of the files there")
     split = record.get("eval_split", "")                 # older summaries: not recorded
     return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
                                   + (f" ({split} split)" if split else ""), note=note)
 
 
+def _recorded_runs(run: Run) -> dict:
+    """{file relative to the summary's folder: its CRC} of the runs a sweep summary ``run`` was made from ({} where
+    it predates recording them)."""
+    return json.loads(run.attrs["runs"]) if "runs" in run.attrs else {}
+
+
+def _stale_runs(run: Run) -> list[str]:
+    """The runs' files (relative paths, sorted) of a sweep summary ``run`` that are gone or rewritten since it was
+    written."""
+    folder = Path(run.path).parent
+    return sorted(rel for rel, crc in _recorded_runs(run).items() if sealed_crc(folder / rel) != crc)
+
+
 def _stale_note(run: Run) -> str:
     """A line naming the runs' files of a sweep summary ``run`` that are gone or rewritten since it was written (its
     means are then not those of the files there); "" when none is, or the summary predates recording them."""
-    recorded = json.loads(run.attrs["runs"]) if "runs" in run.attrs else {}
+    recorded, stale = _recorded_runs(run), _stale_runs(run)
     folder = Path(run.path).parent
-    stale = sorted(rel for rel, crc in recorded.items() if sealed_crc(folder / rel) != crc)
     if not stale:
         return ""
     more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""

@@ -181,7 +181,8 @@ def _python_sigterm_kept():
 
 
 def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
-    """``ray.init``: join the cluster at ``address`` or start a local instance (one-line ConfigError otherwise)."""
+    """``ray.init``: join the cluster at ``address`` or start a local instance of this process's own, even where a
+    cluster runs on this machine (one-line ConfigError otherwise)."""
     if address:
         _check_reachable(address)
         try:
@@ -195,7 +196,7 @@ def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
         source = str(Path(spikecl.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
         try:
-            ray.init(num_cpus=num_cpus or os.cpu_count(),
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(),   # not a cluster `ray start` left running
                      runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError) as exc:
             raise ConfigError(f"a local Ray instance with {num_cpus or os.cpu_count()} CPUs did not start "
