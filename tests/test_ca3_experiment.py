@@ -458,3 +458,34 @@ def test_the_matching_expectation_draws_a_fragments_bits_without_replacement():
             for _ in range(20000)]
     assert np.mean(hits) == pytest.approx(matching_chance(10, 3, 3), abs=0.01)
 
+
+
+def test_panels_and_rows_keep_one_variant_order_and_figures_grow_to_their_titles(tmp_path, monkeypatch):
+    """`spikecl run` (config order) and `spikecl report` (file-name order) draw a size's panels and list its table
+    rows in one order, the variants' own; a map or capacity figure is as wide as its longest title line."""
+    from spikecl.memory import plots
+    from spikecl.memory.plots import TITLE_INCHES_PER_CHARACTER, plot_capacity, plot_quality_maps, write_plots
+    from spikecl.memory.table import summary_text
+
+    assert run_cli(tmp_path, "--no-plots", "--set", "functional.enabled=false",
+                   "--set", 'stress.variants=["k2", "published"]') == 0
+    files = sorted(tmp_path.rglob("stress_*.h5"))
+    panels = []
+    monkeypatch.setattr(plots, "plot_quality_maps", lambda maps, **kwargs: panels.append(list(maps)))
+    for order in (files, files[::-1]):
+        parts = {str(p): read_part(p) for p in order}
+        write_plots(parts, tmp_path / "plots")
+        rows = [line.split()[1] for line in summary_text(parts).splitlines() if line.split()[:1] == ["5x6"]]
+        assert rows[0] == "published" and rows[-1] == "k2", rows
+    assert panels == [["published", "k2"]] * 6
+    monkeypatch.undo()
+    import matplotlib.image
+
+    title = "recall by cue: exact, C=10 M=10\nwith learn_hold_steps = 4, tau_minus_ms = 2.5, tau_plus_ms = 4.0"
+    one = plot_quality_maps({"published": np.ones((3, 1))}, ["0.1", "0.3", "0.5"], ["14"], tmp_path / "m.png",
+                            title=title)
+    dpi = matplotlib.rcParams["savefig.dpi"] if matplotlib.rcParams["savefig.dpi"] != "figure" else \
+        matplotlib.rcParams["figure.dpi"]
+    assert matplotlib.image.imread(one).shape[1] >= 0.95 * 66 * TITLE_INCHES_PER_CHARACTER * dpi
+    wide = plot_capacity({"C=10 M=10, 14 ms": ([0.1, 0.5], [0.2, 0.4])}, tmp_path / "c.png", 0.69, 0.5, title="x" * 150)
+    assert matplotlib.image.imread(wide).shape[1] >= 0.95 * 150 * TITLE_INCHES_PER_CHARACTER * dpi

@@ -13,7 +13,7 @@ from spikecl.figures import colors, figure, save
 from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.results import params_text
 from spikecl.memory.schedule import LEARN, RECALL_CUE, Schedule, recorded_schedule
-from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
+from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE, variant_order
 
 #: raster order, top to bottom: inputs, the cue-recall path, the content-recall path, merge, output
 RASTER_ORDER = ("INcue", "INcont", "CA3cueCueRecall", "CA3contCueRecall", "CA3contCond", "CA3contCondInt",
@@ -55,6 +55,10 @@ def plot_raster(spikes: dict[str, np.ndarray], schedule: Schedule, path: str | P
     return save(fig, path)
 
 
+#: inches a character of a 9-point title takes (figures grow to their titles' width rather than cut them off)
+TITLE_INCHES_PER_CHARACTER = 0.075
+
+
 def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], col_labels: Sequence[str],
                       path: str | Path, row_name: str = "", col_name: str = "", title: str | None = None) -> Path:
     """One heatmap per entry of ``maps`` (values in [0, 1] ``[R, K]``, NaN = not measured), side by side with shared
@@ -65,7 +69,9 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     for name, values in maps.items():
         if np.shape(values) != shape:
             raise ShapeError(f"map {name!r} has shape {np.shape(values)}; expected {shape}")
-    fig = figure(figsize=(1.2 + (1.0 + 0.55 * shape[1]) * len(maps), 1.4 + 0.45 * shape[0]), layout="constrained")
+    titled = max(map(len, (title or "").splitlines()), default=0) * TITLE_INCHES_PER_CHARACTER   # not cut off
+    fig = figure(figsize=(max(1.2 + (1.0 + 0.55 * shape[1]) * len(maps), titled), 1.4 + 0.45 * shape[0]),
+                 layout="constrained")
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
     for ax, (name, values) in zip(axes, maps.items()):
         values = np.asarray(values, dtype=float)
@@ -88,12 +94,15 @@ def plot_capacity(bits: dict[str, tuple[Sequence[float], Sequence[float]]], path
                   willshaw: float, ceiling: float, title: str | None = None) -> Path:
     """Bits stored per plastic synapse against content density: ``bits`` {label: (densities, bits per synapse)}, one
     line each, beside the Willshaw bound and the CAM's ceiling (horizontal lines)."""
-    fig = figure(figsize=(6, 3.6), layout="constrained")
+    import textwrap
+
+    titled = max(map(len, (title or "").splitlines()), default=0) * TITLE_INCHES_PER_CHARACTER
+    fig = figure(figsize=(max(6.0, 3.2 + titled), 3.6), layout="constrained")   # the legend takes about 2.2 in
     ax = fig.add_subplot()
     for (label, (densities, values)), color in zip(bits.items(), colors(len(bits))):
         if len(values) != len(densities):
             raise ShapeError(f"{label}: {len(values)} values for {len(densities)} densities")
-        ax.plot(densities, values, marker="o", color=color, label=label)
+        ax.plot(densities, values, marker="o", color=color, label=textwrap.fill(label, 34))
     ax.axhline(willshaw, color="black", ls="--", lw=0.8, label=f"Willshaw bound ({willshaw:.2f})")
     ax.axhline(ceiling, color="grey", ls=":", lw=0.8, label=f"CAM ceiling CM/2CM ({ceiling:.2f})")
     ax.set_xlabel("content density")
@@ -172,7 +181,8 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
             files[key] = file
             by_size.setdefault(key[:2], {})[key[2]] = part["table"]
     capacity = {}
-    for (C, M), variants in sorted(by_size.items()):
+    for (C, M), unordered in sorted(by_size.items()):
+        variants = dict(sorted(unordered.items(), key=lambda item: variant_order(item[0])))
         overrides = _overrides([results[files[C, M, v]]["attrs"] for v in variants])
         tables = list(variants.values())                  # parts from several runs: every value any of them has
         densities = np.unique(np.concatenate([t["density"] for t in tables]))

@@ -34,6 +34,14 @@ VARIANTS: dict[str, dict] = {
     "k2": {"match_k": 2},
     "pool": {"inhibition": "pool"},
 }
+
+
+def variant_order(name: str) -> tuple[int, str]:
+    """Sort key of a variant's name: :data:`VARIANTS` order, then others by name (tables and panels show the parts
+    of a size in one order however they were read)."""
+    return (list(VARIANTS).index(name) if name in VARIANTS else len(VARIANTS), name)
+
+
 #: the recall-by-content metrics of each fragment size f, column ``content_<metric>_f<f>``
 FRAGMENT_METRICS = ("hit", "precision", "extra", "as_specified", "extra_theory")
 WILLSHAW_BITS_PER_SYNAPSE = math.log(2)

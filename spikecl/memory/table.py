@@ -10,7 +10,7 @@ import numpy as np
 from spikecl.experiment_kind import not_in_report
 from spikecl.memory.results import check_parts, params_text
 from spikecl.memory.recordings import mismatch_text
-from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE
+from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE, variant_order
 
 
 def summary_text(results: dict[str, dict]) -> str:
@@ -26,7 +26,9 @@ def summary_text(results: dict[str, dict]) -> str:
         for d in json.loads(a["decoded"]):
             extra = f"  forgotten {d['forgotten']}" if d["forgotten"] else ""
             lines.append(f"  t={d['start_ms']:>3} ms  {d['operation']:<32} -> cues {d['cues']} bits {d['bits']}{extra}")
-    stress = [part for part in results.values() if part["attrs"]["part"] == "stress"]
+    stress = sorted((part for part in results.values() if part["attrs"]["part"] == "stress"),
+                    key=lambda p: (int(p["attrs"]["n_cues"]), int(p["attrs"]["n_bits"]),
+                                   variant_order(str(p["attrs"]["variant"]))))
     fragments = sorted({int(key.rsplit("_f", 1)[1]) for part in stress for key in part["table"]
                         if key.startswith("content_precision_f")})
     cols = (("cue_exact", "cue exact"), *((f"content_hit_f{f}", f"hit f{f}") for f in fragments[:1]),
