@@ -289,3 +289,27 @@ def test_the_comparison_plots_say_which_runs_they_leave_out_and_how_many_seeds_e
     wrapped = tmp_path / "wrapped.png"              # a long note wraps to the figure's width rather than run off it
     plots.plot_method_comparison({"a": {"acc": (0.5, 0.1)}}, wrapped, note="x " * 200)
     assert wrapped.stat().st_size > 0
+
+
+def test_the_comparison_leaves_out_a_bwt_group_no_method_has(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    ticks = []
+    set_xticks = Axes.set_xticks
+    monkeypatch.setattr(Axes, "set_xticks", lambda ax, t, labels=None, **k: ticks.append(labels)
+                        or set_xticks(ax, t, labels, **k))
+    plots.plot_method_comparison({"a": {"acc": (0.5, 0.1), "bwt": (np.nan, np.nan)}, "b": {"acc": (0.6, 0.1)}},
+                                 tmp_path / "one-task.png")
+    plots.plot_method_comparison({"a": {"acc": (0.5, 0.1), "bwt": (-0.1, 0.0)}, "b": {"acc": (0.6, 0.1)}},
+                                 tmp_path / "two-tasks.png")
+    assert ticks == [["ACC"], ["ACC", "BWT"]]
+
+
+def test_matrix_cells_show_the_tables_decimal(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    texts = []
+    text = Axes.text
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(s) or text(ax, x, y, s, **k))
+    plots.plot_accuracy_matrix(np.array([[0.1, 0.1], [0.705, 0.105], [0.125, 0.9]]), tmp_path / "m.png")
+    assert texts == ["70.5", "10.5", "12.5", "90.0"]

@@ -19,7 +19,8 @@ from spikecl.figures import colors, figure, legend_layout, palette, save
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
                          labels: Sequence[str] | None = None) -> Path:
     """Heatmap of ``R`` ``[T+1, T]`` without its init row: after training task i (rows) × tested task (columns),
-    each cell annotated in percent. ``labels``: T task names (default "1".."T")."""
+    each cell annotated in percent to one decimal (as the report's tables). ``labels``: T task names (default
+    "1".."T")."""
     R = 100 * as_matrix(R)[1:]
     n = R.shape[1]
     labels = [str(j + 1) for j in range(n)] if labels is None else [str(s) for s in labels]
@@ -29,8 +30,8 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     ax = fig.add_subplot()
     image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
     for (i, j), value in np.ndenumerate(R):
-        ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                color="white" if value < 60 else "black")
+        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                color="white" if value < 60 else "black")          # one decimal, as the report's tables
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("tested on task")
@@ -83,15 +84,17 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     """Grouped bars of ACC and BWT in percent, one bar per method with mean ± std error bars.
 
     ``summary[method][metric] = (mean, std)`` over seeds with metric ``"acc"`` or ``"bwt"``; a missing metric
-    leaves a gap, a NaN std no error bar. ``colours``: {method: colour} shared with a report's other plots (default
-    :func:`palette`); ``note``: a line under the axes (what is not drawn)."""
+    leaves a gap (the BWT group is left out where no method has one, as after a single task), a NaN std no error
+    bar. ``colours``: {method: colour} shared with a report's other plots (default :func:`palette`); ``note``: a
+    line under the axes (what is not drawn)."""
     if not summary:
         raise ShapeError("method comparison needs at least one method")
     for method, stats in summary.items():
         check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]), f"{method}: ACC or BWT")
     methods = list(summary)
     colours = {**palette(methods), **(colours or {})}
-    keys = (("acc", "ACC"), ("bwt", "BWT"))
+    keys = [(key, label) for key, label in (("acc", "ACC"), ("bwt", "BWT"))     # BWT: none after a single task
+            if key == "acc" or any(np.isfinite(stats.get(key, (np.nan,))[0]) for stats in summary.values())]
     width = 0.8 / len(methods)
     legend, columns = legend_layout(methods, 3.8)
     fig = figure(figsize=(4 + 0.5 * len(methods) + legend, 3.8), layout="constrained")
