@@ -313,3 +313,24 @@ def test_matrix_cells_show_the_tables_decimal(tmp_path, monkeypatch):
     monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(s) or text(ax, x, y, s, **k))
     plots.plot_accuracy_matrix(np.array([[0.1, 0.1], [0.705, 0.105], [0.125, 0.9]]), tmp_path / "m.png")
     assert texts == ["70.5", "10.5", "12.5", "90.0"]
+
+
+def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tmp_path, monkeypatch):
+    from spikecl.continual import report
+    from spikecl.io import RunResult
+
+    def run(method, **data):
+        return RunResult(method, 0, {"name": "split-digits", "data": {"dataset": "digits", **data}},
+                         np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                         np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+
+    titles = []
+    for name in ("plot_accuracy_matrix", "plot_method_comparison"):
+        draw = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda *a, draw=draw, **k: titles.append(a[3] if len(a) > 3 else k["title"])
+                            or draw(*a, **k))
+    report.write_plots([run("a"), run("b", eval_split="validation")], tmp_path)
+    assert titles == ["split-digits (digits)\na, seed 0",
+                      "split-digits (digits, validation split)\nb, seed 0",
+                      "split-digits (digits, validation split)\nmethods compared"]
+    assert report.experiment_title([run("a")]) == "split-digits (digits)\n"

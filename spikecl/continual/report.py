@@ -497,6 +497,19 @@ def comparison_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tupl
             for m, s in method_summary(results).items()}
 
 
+def experiment_title(results: Sequence[RunResult]) -> str:
+    """The first line of a figure's title: the experiment's name and dataset, and the split where the accuracies
+    are the validation split's ("split-digits (digits, validation split)\\n"), as the runs record them ("" for
+    neither)."""
+    names = {str(r.config.get("name")) for r in results if r.config.get("name")}
+    datasets = {str((r.config.get("data") or {}).get("dataset")) for r in results
+                if isinstance(r.config.get("data"), dict) and (r.config.get("data") or {}).get("dataset")}
+    details = [*(sorted(datasets) if len(datasets) == 1 else []),
+               *(["validation split"] if any(eval_split(r) == "validation" for r in results) else [])]
+    name = names.pop() if len(names) == 1 else ""
+    return (name + (f" ({', '.join(details)})" if details else "")).strip() + "\n" if name or details else ""
+
+
 def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
     """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths. A run
     without curves (``train.eval_every = 0``) removes the curves plot an earlier run of its name left."""
@@ -507,20 +520,21 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
     for r in results:
         stem = f"{r.method}-seed{r.seed}"
         written.append(plots.plot_accuracy_matrix(r.acc_matrix, out_dir / f"{stem}-matrix.png",
-                                                  title=f"{r.method}, seed {r.seed}"))
+                                                  title=f"{experiment_title([r])}{r.method}, seed {r.seed}"))
         if len(r.curve_iterations):
             samples = (r.config.get("train") or {}).get("eval_samples")
             on = f" (up to {samples} evaluation samples of each task)" if samples else ""
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
                                                   out_dir / f"{stem}-curves.png",
-                                                  title=f"{r.method}, seed {r.seed}{on}",
+                                                  title=f"{experiment_title([r])}{r.method}, seed {r.seed}{on}",
                                                   task_ends=r.task_ends if len(r.task_ends) else None))
         else:                                    # a run without curves: an earlier run's plot would pass for its
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = comparison_summary(results)
     colours = palette(summary)                       # a method keeps its colour in both plots
     note = plot_note(results)
-    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours, note=note))
+    written.append(plots.plot_method_comparison(summary, out_dir / "comparison.png", colours,
+                                                f"{experiment_title(results)}methods compared", note=note))
     partly = partly_measured(results)
     label = {m: f"{m} ({partly[m]})" if m in partly else m for m in summary}
     points = {label[m]: p for m, p in accuracy_synops(results).items()}
