@@ -335,10 +335,13 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     from spikecl.sdr import plots
     from spikecl.sdr.plots import write_plots
 
-    legends = {}
-    monkeypatch.setattr(plots, "plot_lines", lambda x, lines, path, **k: legends.setdefault(path.name, list(lines)))
-    monkeypatch.setattr(plots, "plot_overlap_scatter", lambda series, path: path)
-    write_plots(tmp_path, 0, outcome(read_run(results)))
+    legends, titles = {}, {}
+    monkeypatch.setattr(plots, "plot_lines", lambda x, lines, path, **k: titles.setdefault(path.name, k["title"])
+                        and legends.setdefault(path.name, list(lines)))
+    monkeypatch.setattr(plots, "plot_overlap_scatter", lambda series, path, title: titles.setdefault(path.name, title))
+    write_plots(tmp_path, 0, outcome(read_run(results)), plots.heading(read_run(results).config, 0))
+    assert set(titles) == {f"{name}_seed0.png" for name in plots.SEED_PLOTS}     # each titled with its experiment
+    assert all(t.startswith(f"{read_run(results).config['name']} (mnist5k), seed 0") for t in titles.values()), titles
     assert legends["cue_recall_seed0.png"][:3] == ["Sparsey, inputs removed", "k-WTA spatial pooler, inputs removed",
                                                    "fly-hash control (fixed), inputs removed"]      # the table's names
     assert main(["run", str(exp), "--no-progress", "--set", "coder.mac.K=3"]) == 2

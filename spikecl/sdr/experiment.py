@@ -37,7 +37,7 @@ from spikecl.recorded import RECORDED_RULES
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
-from spikecl.sdr.plots import SEED_PLOTS, seed_plot, write_plots
+from spikecl.sdr.plots import SEED_PLOTS, heading, seed_plot, write_plots
 from spikecl.sdr.readout import knn_predict, overlap_spearman
 from spikecl.sdr.results import (CUE_SUMMARY_CODERS, IMPLIED_METRICS, SCORING, outcome, recorded_config, seed_outcomes,
                                  test_splits_note, write_sparsey_results)
@@ -392,7 +392,8 @@ class SparseyKind(Kind):
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         """Every seed's plots, named by seed: all runs are read and checked (:func:`seed_outcomes`) before any is
         written, so two files of one seed never overwrite each other's plots."""
-        return [p for out in seed_outcomes(runs) for p in write_plots(Path(out_dir), out["seed"], out)]
+        return [p for run, out in zip(runs, seed_outcomes(runs))
+                for p in write_plots(Path(out_dir), out["seed"], out, heading(run.config, out["seed"]))]
 
     def plot_files(self, cfg: SparseyExperimentConfig) -> list[Path]:
         return [seed_plot(Path(cfg.output_dir) / cfg.name, name, seed) for seed in cfg.seeds for name in SEED_PLOTS]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.figures import colors, figure, save
+from spikecl.figures import colors, figure, legend_layout, save
 from spikecl.sdr.results import SIMILARITY_ORDER
 
 
@@ -16,7 +16,8 @@ CODER_TITLES = {"sparsey": "Sparsey", "pooler": "k-WTA spatial pooler", "fly-has
                 "macactivity": "Sparsey mac activity only"}
 
 
-def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
+def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path,
+                         title: str = "") -> Path:
     """Code overlap vs input overlap, one panel per coder: ``{name: (input_overlap [P], code_overlap [P], rho)}``.
     Both are whole counts: the input overlap is jittered by up to ±0.3 so that pairs of one count do not hide
     each other; the code overlap is drawn as measured."""
@@ -33,13 +34,17 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
         ax.set_ylabel("code overlap (active cells in common)")
     for ax in axes[len(series):]:
         ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
     return save(fig, path)
 
 
 def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *, xlabel: str, ylabel: str,
                title: str, percent: bool = True, logx: bool = False) -> Path:
-    """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``)."""
-    fig = figure(figsize=(6.0, 4.0), layout="constrained")
+    """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``), the legend beside
+    the axes (never over the data)."""
+    legend, columns = legend_layout(lines, 4.0)
+    fig = figure(figsize=(5.0 + legend, 4.0), layout="constrained")
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
     for color, (name, y) in zip(colors(len(lines)), lines.items()):
@@ -53,7 +58,7 @@ def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *,
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     return save(fig, path)
 
 
@@ -70,9 +75,20 @@ def seed_plot(folder: Path, name: str, seed: int) -> Path:
     return folder / f"{name}_seed{seed}.png"
 
 
-def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
+def heading(config: dict, seed: int) -> str:
+    """The first line of a seed's figure titles: the experiment's name, its dataset and the seed, as its results
+    file records them (e.g. "sparsey-digits (digits), seed 0")."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    dataset = f" ({data['dataset']})" if data.get("dataset") else ""
+    return f"{config.get('name') or 'sparsey'}{dataset}, seed {seed}"
+
+
+def write_plots(folder: Path, seed: int, out: dict, first_line: str = "") -> list[Path]:
+    """The plots of one seed's outcome (:data:`SEED_PLOTS`) into ``folder``, their titles led by ``first_line``
+    (:func:`heading`)."""
+    lead = f"{first_line}\n" if first_line else ""
     cap, levels = out["capacity"], out["cue_levels"] * 100
-    paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed)),
+    paths = [plot_overlap_scatter(out["similarity"], seed_plot(folder, "overlap_scatter", seed), first_line),
              plot_lines(cap["items"], {"exact code (the macs that learned it)": cap["exact"],
                                        "exact code per learning mac": cap["mac_exact"],
                                        "nearest stored code is its own": cap["identity"],
@@ -80,15 +96,16 @@ def write_plots(folder: Path, seed: int, out: dict) -> list[Path]:
                                        **({"active macs that learned it (not frozen)": cap["learning"]}
                                           if "learning" in cap else {})},
                         seed_plot(folder, "capacity", seed), xlabel="items stored", ylabel=CAPACITY_PERCENT,
-                        title="Sparsey: recall of stored items cued by themselves")]
+                        title=f"{lead}Sparsey: recall of stored items cued by themselves")]
     rnd = out["random_capacity"]
     paths.append(plot_lines(rnd["items"], {"exact code": rnd["exact"], "nearest stored code is its own":
                                            rnd["identity"], "mean code overlap": rnd["overlap"]},
                             seed_plot(folder, "capacity_random", seed), xlabel="random patterns stored",
-                            ylabel=CAPACITY_PERCENT, title="one mac (same Q, K): recall of random patterns", logx=True))
+                            ylabel=CAPACITY_PERCENT, title=f"{lead}one mac (same Q, K): recall of random patterns",
+                            logx=True))
     lines = {f"{CODER_TITLES[name]}, inputs {how}": out["cues"][f"{how}_{name}_identity"]
              for how in ("removed", "flipped") for name in SIMILARITY_ORDER[:3]}
     paths.append(plot_lines(levels, lines, seed_plot(folder, "cue_recall", seed),
                             xlabel="active inputs removed or flipped (%)", ylabel="stored item recalled (%)",
-                            title=f"recall among {out['cue_items']} stored items from degraded cues"))
+                            title=f"{lead}recall among {out['cue_items']} stored items from degraded cues"))
     return paths
