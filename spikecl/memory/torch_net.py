@@ -410,14 +410,15 @@ def check_fits(need: int, device, what: str, hint: str) -> None:
     """A one-line ConfigError where ``need`` bytes (of ``what``) exceed the memory free now on ``device`` (a CPU:
     Linux's MemAvailable; a GPU: CUDA's free memory), rather than an allocation failing or the process killed
     partway; unchecked where the free memory is unknown."""
-    device = torch_device(device)
-    if device.type == "cuda":
+    cuda = str(device).startswith("cuda")       # a CPU is checked without torch (the torch-free core loads files)
+    if cuda:
         torch = require("torch", "torch")
+        device = torch_device(device)
         free = torch.cuda.mem_get_info(device)[0] if torch.cuda.is_available() else None
     else:
         free = available_memory()
     if free is not None and need > free:
-        where = f" on {device}" if device.type == "cuda" else ""
+        where = f" on {device}" if cuda else ""
         raise ConfigError(f"{what} take about {_size(need)}, more than the {_size(free)} of memory free{where}: "
                           f"{hint}")
 
