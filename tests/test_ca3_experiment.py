@@ -489,3 +489,16 @@ def test_panels_and_rows_keep_one_variant_order_and_figures_grow_to_their_titles
     assert matplotlib.image.imread(one).shape[1] >= 0.95 * 66 * TITLE_INCHES_PER_CHARACTER * dpi
     wide = plot_capacity({"C=10 M=10, 14 ms": ([0.1, 0.5], [0.2, 0.4])}, tmp_path / "c.png", 0.69, 0.5, title="x" * 150)
     assert matplotlib.image.imread(wide).shape[1] >= 0.95 * 150 * TITLE_INCHES_PER_CHARACTER * dpi
+
+
+def test_a_forgetting_map_with_nothing_relearned_says_why_it_is_empty(tmp_path, monkeypatch):
+    from spikecl.memory import plots
+
+    assert run_cli(tmp_path, "--no-plots", "--set", "functional.enabled=false",
+                   "--set", "stress.relearn_fraction=0") == 0
+    titles = {}
+    monkeypatch.setattr(plots, "plot_quality_maps", lambda maps, **k: titles.setdefault(k["path"].name, k["title"]))
+    plots.write_plots({str(p): read_part(p) for p in tmp_path.rglob("stress_*.h5")}, tmp_path / "plots")
+    assert titles["relearned_exact_C5_M6.png"].endswith("\nnot measured: no cue relearned "
+                                                        "(stress.relearn_fraction = 0)")
+    assert "not measured" not in titles["cue_exact_C5_M6.png"]

@@ -193,9 +193,11 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
         for metric, name in (("cue_exact", "recall by cue: exact"), ("relearned_exact", "forgetting: relearned "
                                                                                           "cue exact")):
             maps = {v: _mean_map(t, metric, "density", densities, "spacing_ms", spacings) for v, t in variants.items()}
+            unmeasured = "\nnot measured: no cue relearned (stress.relearn_fraction = 0)" if metric == \
+                "relearned_exact" and all(np.isnan(m).all() for m in maps.values()) else ""
             written.append(plot_quality_maps(maps, col_labels=[str(int(s)) for s in spacings], col_name="spacing (ms)",
                                              path=out_dir / size_map(metric, C, M),
-                                             title=f"{name}, C={C} M={M}{overrides}", **labels))
+                                             title=f"{name}, C={C} M={M}{overrides}{unmeasured}", **labels))
         maps = {v: _precision_map(t, densities, sizes, spacing) for v, t in variants.items()}
         written.append(plot_quality_maps(maps, col_labels=[str(f) for f in sizes], col_name="fragment bits",
                                          path=out_dir / size_map("content_precision", C, M),
