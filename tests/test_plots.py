@@ -334,3 +334,6 @@ def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tm
                       "split-digits (digits, validation split)\nb, seed 0",
                       "split-digits (digits, validation split)\nmethods compared"]
     assert report.experiment_title([run("a")]) == "split-digits (digits)\n"
+    titles.clear()
+    report.write_plots([run("multitask")], tmp_path)          # its rows are not "after training task i" alone
+    assert titles[0] == "split-digits (digits)\nmultitask, seed 0 (every task trained at once)"
