@@ -25,13 +25,19 @@ def figure(**kwargs):
 
 
 def colors(n: int) -> list:
-    """``n`` RGBA colours, distinct up to 40: matplotlib's ``tab10``, then the light shades of ``tab20``, then
-    ``tab20b``'s (repeating after that)."""
+    """``n`` RGBA colours, all distinct: matplotlib's ``tab10``, then the light shades of ``tab20``, then
+    ``tab20b``'s; beyond 40, every colour sampled evenly from ``turbo`` (neighbours in order then differ by hue
+    steps too small to tell apart at a glance, but no two lines share one)."""
     import matplotlib
 
+    if n > 40:
+        from matplotlib.colors import LinearSegmentedColormap
+
+        turbo = LinearSegmentedColormap.from_list("turbo", matplotlib.colormaps["turbo"].colors, N=n)   # its 256,
+        return [turbo(i) for i in range(n)]                                                              # blended
     tab10, tab20, tab20b = (matplotlib.colormaps[name] for name in ("tab10", "tab20", "tab20b"))
     cycle = [tab10(i) for i in range(10)] + [tab20(2 * i + 1) for i in range(10)] + [tab20b(i) for i in range(20)]
-    return [cycle[i % len(cycle)] for i in range(n)]
+    return cycle[:n]
 
 
 def palette(names) -> dict:

@@ -83,6 +83,7 @@ def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path
     from spikecl.figures import colors
 
     assert len({tuple(c) for c in colors(15)}) == 15 and len({tuple(c) for c in colors(40)}) == 40
+    assert len({tuple(c) for c in colors(50)}) == 50 and len({tuple(c) for c in colors(1000)}) == 1000
     drawn = []
     bar, errorbar = Axes.bar, Axes.errorbar
     monkeypatch.setattr(Axes, "bar", lambda ax, *a, **k: drawn.append((k.get("label"), k.get("color")))
