@@ -223,6 +223,33 @@ def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def live_writer(path: str | Path) -> int | None:
+    """The PID that ``<path>.lock`` records where that process is alive on this machine (a run writing ``path``
+    now); None where there is no lock or its writer has ended. It only reads the file, never takes the lock, so a
+    run starting meanwhile is not turned away."""
+    path = Path(path)
+    return live_pid(path.with_name(path.name + ".lock"))
+
+
+def live_pid(record: str | Path) -> int | None:
+    """The PID the file ``record`` holds where that process is alive on this machine and is not this one (whose
+    records are of an earlier call that ended); None where the file is missing, holds no PID, or its process has
+    ended."""
+    try:
+        pid = int(Path(record).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)                                  # signal 0: only whether the process exists
+    except PermissionError:                              # another user's: alive
+        return pid
+    except OSError:
+        return None
+    return pid
+
+
 def remove_stale_lock(path: str | Path) -> bool:
     """Remove ``<path>.lock`` that a killed writer of ``path`` left (its flock went with it), where no process holds
     it now; returns whether one was removed. Where ``fcntl`` is missing nothing is done."""

@@ -131,6 +131,10 @@ class Kind:
         checkpoint (a one-line :class:`ResultsError` raised here)."""
         return None
 
+    def check_plan(self, todo: Sequence[Job]) -> None:
+        """Inside :meth:`session`, before any job runs: a one-line :class:`ConfigError` where the processes of one
+        run chose different jobs (``todo``: this process's); nothing to check in one process (the default)."""
+
     def session(self, cfg) -> ContextManager[bool]:
         """A context around running the plan; yields whether this process reports (prints, plots)."""
         return contextlib.nullcontext(True)
@@ -256,6 +260,12 @@ def resolve_device(name: str) -> str:
 def replacing(path: Path) -> Path:
     """The marker of a results file ``path`` that an ``--overwrite`` is to replace (removed once it has)."""
     return path.with_name(path.name + ".replacing")
+
+
+def mark_replacing(path: Path) -> None:
+    """Mark the results file ``path`` as one this process's ``--overwrite`` is to replace: :func:`replacing`, holding
+    this process's PID (a report tells an overwrite still running from one that did not finish)."""
+    replacing(path).write_text(str(os.getpid()))
 
 
 def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
@@ -542,6 +552,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
     existed = {job.path: file_state(job.path) for job in todo if job.path.exists()}   # what the run chose to replace
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
+        k.check_plan(todo)                        # each process chose from the files it found as it started
         say = log if reports else (lambda _: None)
         marked = sorted(existed) if overwrite and reports else []
         for path in [job.path for job in todo] if marked else []:   # another run writing one (a file it has yet
@@ -549,7 +560,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
                 pass                                                # marked stale
         fresh_marks = [path for path in marked if not replacing(path).exists()]   # not an earlier overwrite's
         for path in marked:
-            replacing(path).touch()
+            mark_replacing(path)
         for job in jobs:
             if job not in todo:
                 say(f"{job.path}: complete, kept" + (computed_otherwise(job, k.name, device) if reports else "")

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.atomic import check_name_fits, check_writable_folder
+from spikecl.atomic import check_name_fits, check_writable_folder, live_pid, live_writer
 from spikecl.errors import ConfigError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
@@ -110,10 +110,13 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
             if checkpoint.with_suffix(".h5").exists():          # killed as it removed it: the run is finished
                 continue
             record = checkpoint.with_suffix(".h5.diverged")     # a sweep's run whose training diverged
+            writer = live_writer(checkpoint.with_suffix(".h5"))
             note(f"not reported: {checkpoint.with_suffix('.h5')} diverged ({_diverged_error(record)}; recorded in "
                  f"{record.name}: the same settings diverge again)" if record.is_file() else
+                 f"not reported: {checkpoint.with_suffix('.h5')} is being trained now (PID {writer}); report again "
+                 "when it has finished" if writer else
                  f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
-                 "--resume)")
+                 "--resume, or spikecl sweep for a sweep's run)")
         below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
         return [(path, file) for file in sorted(path.glob("*.h5"))] + below
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
@@ -146,6 +149,9 @@ def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
 def _read(path: Path) -> Run:
     """A results file of a kind this spikecl knows, holding what its kind's summary reads and not still to be
     replaced by an unfinished ``--overwrite`` (else a one-line :class:`ResultsError`)."""
+    if is_file(replacing(path), ResultsError) and (writer := live_pid(replacing(path))):
+        raise ResultsError(f"{path} is to be replaced by an --overwrite running now (PID {writer}; its settings are "
+                           "the old ones); report again when it has finished")
     if is_file(replacing(path), ResultsError):
         raise ResultsError(f"{path} is still to be replaced by an --overwrite that did not finish (its settings are "
                            "the old ones); finish it with spikecl run --resume --overwrite, or spikecl sweep "

@@ -580,3 +580,22 @@ def test_a_failed_launch_leaves_no_traceback_files_of_torchs_behind(tmp_path, mo
     assert distributed.launch(2, _raises_if_rank_1, threads=1) == 1
     assert "rank 1 failed" in capsys.readouterr().err
     assert not list(tmp_path.glob("pytorch-errorfile-*"))
+
+
+def test_processes_that_chose_different_jobs_stop_before_training(tmp_path):
+    """Each process of a data-parallel run plans from the files it finds as it starts: ranks that chose different
+    jobs (here: started with other seeds; as when another run finishes a file between their starts) are refused in
+    one line before training, rather than averaging two runs' gradients into a results file that looks whole."""
+    exp = tmp_path / "mixed.toml"
+    exp.write_text(_toml({**SMALL, "name": "mixed", "strategy": {"methods": ["finetune"]}}))
+    base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
+            "--output-dir", str(tmp_path)]
+    torchrun = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(distributed.free_port())}
+    ranks = [subprocess.Popen(base + ["--seed", str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**torchrun, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
+    outputs = [p.communicate(timeout=300) for p in ranks]
+    assert [p.returncode for p in ranks] == [2, 2], outputs
+    assert ("the 2 processes of this run chose different jobs (rank 0: finetune-seed0.h5; rank 1: "
+            "finetune-seed1.h5): they were started with other settings") in outputs[0][1], outputs
+    assert not list(tmp_path.rglob("*.h5"))                      # nothing trained, nothing written

@@ -199,7 +199,8 @@ def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsy
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"not reported: {tmp_path / 'finetune-seed1.ckpt'} is the checkpoint of an unfinished "
-                          "run (continue it with spikecl run --resume)\n") and "seed0.ckpt" not in out
+                          "run (continue it with spikecl run --resume, or spikecl sweep for a sweep's run)\n") \
+        and "seed0.ckpt" not in out
 
 
 def test_plots_left_by_results_removed_since_are_named_after_the_report(tmp_path, capsys):
@@ -670,6 +671,41 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     assert "finetune" in out and not any(line.startswith("ewc ") for line in out.splitlines())
     assert main(["report", str(old), "--no-plots"]) == 2
     assert "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite" in capsys.readouterr().err
+
+
+def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinished(tmp_path, capsys):
+    """A checkpoint or a .replacing mark whose writer (the PID its lock or mark records) still runs is work in
+    progress: the report says so rather than advising to resume or finish what has not stopped."""
+    import os
+    import subprocess
+    import sys
+
+    from spikecl.cli import main
+    from spikecl.experiment_kind import mark_replacing
+
+    listed = ["finetune", "ewc"]
+    write_results(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
+    old = write_results(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
+    mark_replacing(old)
+    assert (tmp_path / "r" / "ewc-seed0.h5.replacing").read_text() == str(os.getpid())
+    (tmp_path / "r" / "si-seed0.ckpt").write_bytes(b"a run's checkpoint")
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for record in ("ewc-seed0.h5.replacing", "si-seed0.h5.lock"):
+            (tmp_path / "r" / record).write_text(str(writer.pid))
+        assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0
+        out = capsys.readouterr().out
+        assert (f"skipped: {old} is to be replaced by an --overwrite running now (PID {writer.pid}; its settings are "
+                "the old ones); report again when it has finished") in out
+        assert (f"not reported: {tmp_path / 'r' / 'si-seed0.h5'} is being trained now (PID {writer.pid}); report "
+                "again when it has finished") in out
+    finally:
+        writer.kill()
+        writer.wait()
+    assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0    # ended: left unfinished
+    out = capsys.readouterr().out
+    assert f"skipped: {old} is still to be replaced by an --overwrite that did not finish" in out
+    assert "is the checkpoint of an unfinished run (continue it with spikecl run --resume, or spikecl sweep" in out
 
 
 def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_path, capsys):

@@ -96,6 +96,15 @@ def session(device_name: str = "cpu") -> Iterator[int]:
         dist.destroy_process_group()
 
 
+def gathered(value) -> list:
+    """``value`` (any picklable object) of every rank, in rank order; ``[value]`` in a single process."""
+    if world_size() <= 1:
+        return [value]
+    values: list = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if world_size() > 1:

@@ -66,6 +66,24 @@ class ContinualKind(Kind):
             yield distributed.is_main()
             distributed.barrier()                    # rank 0 has written every results file
 
+    def check_plan(self, todo: Sequence[Job]) -> None:
+        """Every process of a data-parallel run must train the same jobs from the same checkpoints: each chose them
+        from the files it found as it started, which another run may have finished or removed in between (the
+        processes would then average the gradients of different runs into a results file that looks whole)."""
+        from spikecl.continual import distributed
+
+        plan = [(job.path.name, job.checkpoint is not None and job.checkpoint.exists()) for job in todo]
+        plans = distributed.gathered(plan)
+        other = next((r for r, p in enumerate(plans) if p != plans[0]), None)
+        if other is not None:
+            def jobs(p: list) -> str:
+                return ", ".join(name + " (resumed)" * resumed for name, resumed in p) or "none"
+
+            raise ConfigError(f"the {len(plans)} processes of this run chose different jobs (rank 0: "
+                              f"{jobs(plans[0])}; rank {other}: {jobs(plans[other])}): they were started with other "
+                              "settings, or another run wrote or removed one of these files as they started; run "
+                              "again once it has ended (--resume keeps what is finished)")
+
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
         from spikecl.continual.report import in_experiment_order, text_report
 

@@ -36,7 +36,7 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_pat
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, raise_if_interrupted,
                             require)
-from spikecl.experiment_kind import check_datasets, replacing
+from spikecl.experiment_kind import check_datasets, mark_replacing, replacing
 from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
@@ -330,7 +330,7 @@ def mark_replaced(results: list[Path], summary: Path) -> None:
     current."""
     for path in [*results, summary]:
         if exists(path, ConfigError):
-            replacing(path).touch()
+            mark_replacing(path)
 
 
 def kept_result(path: Path, overwrite: bool) -> RunResult | None:
