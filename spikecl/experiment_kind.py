@@ -551,6 +551,7 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
     (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run."""
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
     existed = {job.path: file_state(job.path) for job in todo if job.path.exists()}   # what the run chose to replace
+    kept_files = {job.path: file_state(job.path) for job in jobs if job not in todo}  # what it chose to keep
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
         k.check_plan(todo)                        # each process chose from the files it found as it started
         say = log if reports else (lambda _: None)
@@ -576,6 +577,12 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             bar.close()
         if failed:                                # every run failed before writing: no empty folders are left
             raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
+    changed = [path for path, state in kept_files.items() if file_state(path) != state]
+    if changed and reports:                       # its table would mix runs of other settings, or miss one
+        raise ResultsError(f"{changed[0]}, which this --resume kept, was replaced or removed by another process "
+                           f"while this run ran{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
+                           f"this run's own results are written: spikecl report {changed[0].parent} tables what "
+                           "is there once the other process has ended")
     return [job.path for job in jobs], reports
 
 

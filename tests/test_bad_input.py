@@ -149,3 +149,34 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
 
     with pytest.raises(ResultsError, match=r"^tests is a folder; name a results file \(.h5\) or checkpoint"):
         load_trained("tests")
+
+
+def test_a_kept_result_another_process_replaces_meanwhile_is_named_when_the_run_ends(tmp_path, capsys, monkeypatch):
+    """--resume keeps a finished file, then another process replaces it (e.g. an --overwrite with other settings)
+    while this run trains the rest: the run ends naming that file, not with the summary's "report them
+    separately" about a command the user never ran; its own new results are written."""
+    import os
+
+    from test_bad_input_corpus import CONTINUAL
+
+    from spikecl.continual.runner import ContinualRun
+
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(CONTINUAL)
+    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0
+    kept = tmp_path / "results" / "tiny" / "finetune-seed0.h5"
+    train_task = ContinualRun.train_task
+
+    def replaced_meanwhile(self, task, bar=None):
+        os.utime(kept, ns=(kept.stat().st_atime_ns, kept.stat().st_mtime_ns + 10**9))     # rewritten by another
+        return train_task(self, task, bar)
+
+    monkeypatch.setattr(ContinualRun, "train_task", replaced_meanwhile)
+    capsys.readouterr()
+    assert main(["run", str(exp), "--resume", "--seeds", "0,1", "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"spikecl: error: {kept.relative_to(tmp_path)}, which this --resume kept, was replaced or removed "
+                   "by another process while this run ran; this run's own results are written: spikecl report "
+                   f"{kept.parent.relative_to(tmp_path)} tables what is there once the other process has ended"), err
+    assert (kept.parent / "finetune-seed1.h5").exists()
