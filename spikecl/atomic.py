@@ -223,6 +223,24 @@ def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def replacing(path: Path) -> Path:
+    """The marker of a results file ``path`` that an ``--overwrite`` is to replace (removed once it has)."""
+    return path.with_name(path.name + ".replacing")
+
+
+def pending_replacement(path: Path) -> str | None:
+    """Why the results file ``path`` is not to be read as a result, where an ``--overwrite`` is to replace it (its
+    :func:`replacing` mark; one running now, or one that did not finish); None where none is."""
+    mark = replacing(path)
+    if not mark.is_file():
+        return None
+    if writer := live_pid(mark):
+        return (f"{path} is to be replaced by an --overwrite running now (PID {writer}; its settings are the old "
+                "ones); read it again when that has finished")
+    return (f"{path} is still to be replaced by an --overwrite that did not finish (its settings are the old ones); "
+            "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite")
+
+
 def live_writer(path: str | Path) -> int | None:
     """The PID that ``<path>.lock`` records where that process is alive on this machine (a run writing ``path``
     now); None where there is no lock or its writer has ended. It only reads the file, never takes the lock, so a

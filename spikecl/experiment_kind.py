@@ -33,7 +33,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, output_lock, remove_temporaries
+from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, output_lock,
+                            remove_temporaries, replacing)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -255,11 +256,6 @@ def resolve_device(name: str) -> str:
     if not torch.cuda.is_available():
         raise ConfigError("device: cuda requested but torch.cuda.is_available() is false; use --device cpu")
     return name
-
-
-def replacing(path: Path) -> Path:
-    """The marker of a results file ``path`` that an ``--overwrite`` is to replace (removed once it has)."""
-    return path.with_name(path.name + ".replacing")
 
 
 def mark_replacing(path: Path) -> None:

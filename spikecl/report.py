@@ -14,10 +14,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.atomic import check_name_fits, check_writable_folder, live_pid, live_writer
+from spikecl.atomic import check_name_fits, check_writable_folder, live_writer, pending_replacement, replacing
 from spikecl.errors import ConfigError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
-from spikecl.experiment_kind import kind, kind_names, replacing, report, summary
+from spikecl.experiment_kind import kind, kind_names, report, summary
 from spikecl.integrity import check_seal
 from spikecl.io import SCHEMA, Run, read_run
 from spikecl.paths import exists, is_dir, is_file
@@ -149,13 +149,8 @@ def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
 def _read(path: Path) -> Run:
     """A results file of a kind this spikecl knows, holding what its kind's summary reads and not still to be
     replaced by an unfinished ``--overwrite`` (else a one-line :class:`ResultsError`)."""
-    if is_file(replacing(path), ResultsError) and (writer := live_pid(replacing(path))):
-        raise ResultsError(f"{path} is to be replaced by an --overwrite running now (PID {writer}; its settings are "
-                           "the old ones); report again when it has finished")
-    if is_file(replacing(path), ResultsError):
-        raise ResultsError(f"{path} is still to be replaced by an --overwrite that did not finish (its settings are "
-                           "the old ones); finish it with spikecl run --resume --overwrite, or spikecl sweep "
-                           "--overwrite")
+    if is_file(replacing(path), ResultsError) and (pending := pending_replacement(path)):
+        raise ResultsError(pending)
     run = read_run(path)
     if run.kind not in kind_names():
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "

@@ -1507,3 +1507,35 @@ def test_spec_from_state_refuses_settings_it_would_not_read(config, message):
         spec_from_state(state, config)
     assert spec_from_state(state, {"kind": "continual", "network": {"num_steps": 6}}).num_steps == 6
 
+
+
+def test_export_refuses_a_file_an_overwrite_is_to_replace_and_names_a_checkpoint_removed_as_it_read(
+        tmp_path, monkeypatch):
+    """A results file marked .replacing holds the old settings' network, which the report refuses: export refuses
+    it too; a checkpoint its run removed (finished) between the check and the read is said to be gone, not
+    "not a readable checkpoint (FileNotFoundError)"."""
+    torch = pytest.importorskip("torch")
+    from spikecl import integrity
+    from spikecl.continual.experiment import KIND
+    from spikecl.export.spec import load_trained
+    from spikecl.io import RunResult, write_results
+    from spikecl.snn import LIFParams, build_mlp
+
+    config = KIND.load({"data": {"dataset": "digits"}, "network": {"hidden": [12], "num_steps": 4}}).to_dict()
+    net = build_mlp(64, [12], 10, LIFParams())
+    model = {k: v.numpy() for k, v in net.state_dict().items()}
+    results = write_results(tmp_path / "finetune-seed0.h5", RunResult(
+        "finetune", 0, config, np.full((11, 10), 0.5), np.zeros(0, np.int64), np.zeros(0, np.int64),
+        np.zeros((0, 10)), np.ones(10), {"acc": 0.5}, model=model))
+    assert load_trained(results).layers
+    (tmp_path / "finetune-seed0.h5.replacing").write_text("")
+    with pytest.raises(ResultsError, match=re.escape(f"{results} is still to be replaced by an --overwrite that did "
+                                                     "not finish (its settings are the old ones)")):
+        load_trained(results)
+    ckpt = tmp_path / "run.ckpt"
+    torch.save({"model": net.state_dict(), "config": config, "seed": 0}, ckpt)
+    check = integrity.archive_problem
+    monkeypatch.setattr(integrity, "archive_problem", lambda path: ckpt.unlink() or check(path))
+    with pytest.raises(ResultsError, match=re.escape(f"{ckpt} no longer exists: its run finished or was removed as "
+                                                     "it was read")):
+        load_trained(ckpt)

@@ -696,7 +696,7 @@ def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinishe
         assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0
         out = capsys.readouterr().out
         assert (f"skipped: {old} is to be replaced by an --overwrite running now (PID {writer.pid}; its settings are "
-                "the old ones); report again when it has finished") in out
+                "the old ones); read it again when that has finished") in out
         assert (f"not reported: {tmp_path / 'r' / 'si-seed0.h5'} is being trained now (PID {writer.pid}); report "
                 "again when it has finished") in out
     finally:

@@ -430,6 +430,9 @@ def load_trained(path) -> NetworkSpec:
         try:
             damaged = archive_problem(path)             # torch writes each member's CRC-32 but never checks it
             state = None if damaged else torch.load(path, map_location="cpu", weights_only=True)   # tensors, data
+        except FileNotFoundError:
+            raise ResultsError(f"{path} no longer exists: its run finished or was removed as it was read (a "
+                               "finished run's results file exports as well)") from None
         except Exception as exc:  # zipfile and torch raise many types for a damaged or crafted file
             raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
         if damaged:
@@ -448,9 +451,12 @@ def load_trained(path) -> NetworkSpec:
         trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
         crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained, **crc})
+    from spikecl.atomic import pending_replacement
     from spikecl.errors import ForeignFileError
     from spikecl.io import as_result, read_run
 
+    if pending := pending_replacement(path):                 # its network is of the settings being replaced
+        raise ResultsError(pending)
     run = read_run(path)
     if run.kind != "continual":
         raise ForeignFileError(f"{path} holds a {run.kind!r} run; export takes a continual run's trained network"
