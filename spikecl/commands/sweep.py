@@ -16,8 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, output_lock,
-                            remove_temporaries)
+from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, live_writer,
+                            output_lock, remove_temporaries)
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -135,16 +135,20 @@ def diverged(errors: list[str]) -> bool:
 
 
 def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
-    """``complete``, ``to run``, ``diverged`` (its training diverged with the planned settings before: not trained
-    again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file or one an unfinished
-    ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made with other settings or
-    so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
+    """``complete``, ``to run``, ``to resume`` (from the checkpoint an unfinished run of these settings left),
+    ``training now (PID n)`` (another process writes it now), ``diverged`` (its training diverged with the planned
+    settings before: not trained again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's
+    file or one an unfinished ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made
+    with other settings or so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
+    if writer := live_writer(run.results):
+        return f"training now (PID {writer})"               # by a sweep or run started before this one
     result = kept_result(run.results, overwrite) if exists(run.results, ConfigError) else None
     if result is None:
         key = checkpoint_setting(run)
         if not key and not run.results.exists() and kept_divergence(run) is not None:
             return "diverged"                               # with these settings: an outcome, not trained again
-        return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else "to run  "
+        resume = "to resume" if checkpoint_path(run.results).exists() else "to run  "
+        return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else resume
     if replacing(run.results).exists():
         return "replaced" if overwrite else f"differs ({UNFINISHED})"
     key = changed_setting(run, result.config)
@@ -154,6 +158,9 @@ def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
 def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
     """``--dry-run``: every run and its state; for a selecting sweep whose trials are all kept (complete, made with
     the planned settings), the final runs of the points they choose, else where those will go."""
+    if writer := live_writer(sweep_dir(sweep) / "sweep.h5"):
+        print(f"note: a sweep (PID {writer}) is running in {sweep_dir(sweep)} now; its runs are listed as their "
+              "files stand, and this sweep would wait for nothing: it is refused until that one ends")
     states = [dry_run_state(run, overwrite) for run in sweep.runs]
     check_datasets(run_config(run) for run, state in zip(sweep.runs, states) if state != "complete")
     to_train = [run for run, state in zip(sweep.runs, states) if state != "complete"]
