@@ -502,3 +502,13 @@ def test_a_forgetting_map_with_nothing_relearned_says_why_it_is_empty(tmp_path, 
     assert titles["relearned_exact_C5_M6.png"].endswith("\nnot measured: no cue relearned "
                                                         "(stress.relearn_fraction = 0)")
     assert "not measured" not in titles["cue_exact_C5_M6.png"]
+
+
+def test_map_titles_say_how_many_seeds_each_cell_averages(tmp_path, monkeypatch):
+    from spikecl.memory import plots
+
+    assert run_cli(tmp_path, "--no-plots", "--set", "functional.enabled=false", seeds="0,1") == 0
+    titles = []
+    monkeypatch.setattr(plots, "plot_quality_maps", lambda maps, **k: titles.append(k["title"]))
+    plots.write_plots({str(p): read_part(p) for p in tmp_path.rglob("stress_*.h5")}, tmp_path / "plots")
+    assert len(titles) == 3 and all("C=5 M=6, mean of 2 seeds" in t for t in titles), titles

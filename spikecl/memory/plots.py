@@ -190,6 +190,8 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
         spacing = spacings[np.argmin(np.abs(spacings - 14))]
         sizes = sorted({int(k.rsplit("f", 1)[1]) for t in tables for k in t if k.startswith("content_precision_f")})
         labels = dict(row_labels=[f"{d:g}" for d in densities], row_name="content density")
+        seeds = len(np.unique(np.concatenate([t["seed"] for t in tables])))
+        averaged = f", mean of {seeds} seeds" if seeds > 1 else ""             # each cell: the trials' mean
         for metric, name in (("cue_exact", "recall by cue: exact"), ("relearned_exact", "forgetting: relearned "
                                                                                           "cue exact")):
             maps = {v: _mean_map(t, metric, "density", densities, "spacing_ms", spacings) for v, t in variants.items()}
@@ -197,12 +199,13 @@ def write_plots(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
                 "relearned_exact" and all(np.isnan(m).all() for m in maps.values()) else ""
             written.append(plot_quality_maps(maps, col_labels=[str(int(s)) for s in spacings], col_name="spacing (ms)",
                                              path=out_dir / size_map(metric, C, M),
-                                             title=f"{name}, C={C} M={M}{overrides}{unmeasured}", **labels))
+                                             title=f"{name}, C={C} M={M}{averaged}{overrides}{unmeasured}",
+                                             **labels))
         maps = {v: _precision_map(t, densities, sizes, spacing) for v, t in variants.items()}
         written.append(plot_quality_maps(maps, col_labels=[str(f) for f in sizes], col_name="fragment bits",
                                          path=out_dir / size_map("content_precision", C, M),
                                          title=f"recall by content: precision at {int(spacing)} ms, C={C} "
-                                               f"M={M}{overrides}", **labels))
+                                               f"M={M}{averaged}{overrides}", **labels))
         if "published" in variants:
             t, changed = variants["published"], params_text(results[files[C, M, "published"]]["attrs"], ", with ")
             own, widest = np.unique(t["density"]), np.unique(t["spacing_ms"]).max()
