@@ -181,11 +181,11 @@ def _first_line(message) -> str:
 
 
 @contextmanager
-def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"):
+def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir", holder: str = "spikecl run"):
     """Hold ``<path>.lock`` (an exclusive ``flock``, released when the process ends, even when killed) while a run
     writes the results file ``path``; a second writer of the same file fails at once with a one-line
-    :class:`ResultsError` naming the holder's PID. The lock file is removed on release. Where ``fcntl`` is missing
-    (Windows) nothing is locked."""
+    :class:`ResultsError` naming the holder (``holder``: what holds such a lock) and its PID. The lock file is
+    removed on release. Where ``fcntl`` is missing (Windows) nothing is locked."""
     try:
         import fcntl
     except ImportError:                                  # pragma: no cover - not POSIX
@@ -206,11 +206,11 @@ def output_lock(path: str | Path, elsewhere: str = "choose another --output-dir"
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.seek(0)
-            holder = f.read().strip() or "?"
-            raise ResultsError(f"another spikecl run (PID {holder}) is writing {path}; wait for it to end or "
+            pid = f.read().strip() or "?"
+            raise ResultsError(f"another {holder} (PID {pid}) is writing {path}; wait for it to end or "
                                f"{elsewhere}") from None
         if not _same_file(f, lock):     # its holder removed the file as it let go: a later writer's is another
-            raise ResultsError(f"another spikecl run was writing {path} just now; run again")
+            raise ResultsError(f"another {holder} was writing {path} just now; run again")
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

@@ -398,7 +398,7 @@ def test_a_second_sweep_into_the_same_folder_is_refused_while_the_first_runs(swe
     with output_lock(summary):
         assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2
         err = capsys.readouterr().err
-        assert err == (f"spikecl: error: another spikecl run (PID {os.getpid()}) is writing {summary}; wait for it "
+        assert err == (f"spikecl: error: another spikecl sweep (PID {os.getpid()}) is writing {summary}; wait for it "
                        "to end or give the sweep another name or output_dir\n")
         assert main(["sweep", str(path), "--dry-run"]) == 0
 

@@ -74,7 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     folder = sweep_dir(sweep)
     check_writable_folder(folder, "sweep output: folder")                   # named as such, before its lock
     with removed_if_empty_on_error([folder]), output_lock(folder / "sweep.h5", "give the sweep another name or "
-                                                          "output_dir"):    # one sweep at a time writes its summary
+                                                          "output_dir", "spikecl sweep"):   # one sweep at a time
         for path in sweep_files(folder):
             remove_temporaries(path)                    # what a killed sweep's writes of its own files left
         return run_sweep(args, sweep, plugins)
