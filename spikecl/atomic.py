@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -175,8 +176,9 @@ def _failed_write(exc: BaseException) -> bool:
 
 
 def _first_line(message) -> str:
-    """The first line of an error message, at most 160 characters (h5py's run over several lines)."""
-    lines = str(message).strip().splitlines()
+    """The first line of an error message, at most 160 characters (h5py's run over several lines), without the
+    source location torch's C++ checks put first ("[enforce fail at inline_container.cc:672] . ")."""
+    lines = re.sub(r"^\[enforce fail at [^\]]*\][\s.]*", "", str(message).strip()).splitlines()
     return (lines[0] if lines else type(message).__name__)[:160]
 
 

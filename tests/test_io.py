@@ -100,7 +100,8 @@ def test_a_write_cut_short_on_a_full_disk_says_the_disk_is_full(tmp_path, monkey
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 299_488, 512))
-    with pytest.raises(ResultsError, match=rf"unexpected pos 43648 vs 43540 \(the disk is full: 512 bytes free in "
+    with pytest.raises(ResultsError, match=rf"^cannot write {re.escape(str(tmp_path / 'run.ckpt'))}: unexpected pos "
+                                           rf"43648 vs 43540 \(the disk is full: 512 bytes free in "
                                            rf"{re.escape(str(tmp_path))}\); the previous file, if any, is kept$"):
         atomic_write(tmp_path / "run.ckpt", cut_short)
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 0, 300_000_000))
