@@ -147,7 +147,8 @@ class SpikingNetwork(nn.Module):
 
     @property
     def engine(self) -> str:
-        """How whole sequences run: "fused" or "snntorch" (:mod:`spikecl.snn.fused`); settable, same parameters."""
+        """How whole sequences run: "fused" or "snntorch" (:mod:`spikecl.snn.fused`), read from the readout (layers
+        built by hand may mix engines: :meth:`uses_engine`); setting it sets every layer's, same parameters."""
         return self.readout.engine
 
     @engine.setter
