@@ -244,19 +244,49 @@ def pending_replacement(path: Path) -> str | None:
 
 
 def live_writer(path: str | Path) -> int | None:
-    """The PID that ``<path>.lock`` records where that process is alive on this machine (a run writing ``path``
-    now); None where there is no lock or its writer has ended. It only reads the file, never takes the lock, so a
-    run starting meanwhile is not turned away."""
+    """The PID of the process that holds the flock of ``<path>.lock`` now (a run writing ``path``), as Linux's
+    ``/proc/locks`` lists it: read, never taken, so a run starting meanwhile is not turned away, and a lock file a
+    killed run left (whose PID another process may have by now) is not mistaken for a live one. None where no
+    process holds it (this one aside), or where ``/proc/locks`` cannot be read."""
     path = Path(path)
-    return live_pid(path.with_name(path.name + ".lock"))
+    try:
+        st = path.with_name(path.name + ".lock").stat()
+        with open("/proc/locks") as f:
+            held = [line.split() for line in f]
+    except OSError:
+        return None
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for fields in held:
+        if "FLOCK" in fields and inode in fields:
+            pid = fields[fields.index(inode) - 1]
+            return int(pid) if pid.isdigit() and int(pid) not in (0, os.getpid()) else None
+    return None
+
+
+def process_mark() -> str:
+    """This process as a mark file records it: its PID and start time (``/proc/<pid>/stat``; the PID alone where
+    that cannot be read), so that a mark outliving its process is not taken for one of a later process given the
+    same PID."""
+    started = _start_time(os.getpid())
+    return f"{os.getpid()} {started}" if started else str(os.getpid())
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (``/proc/<pid>/stat``'s 22nd field), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def live_pid(record: str | Path) -> int | None:
-    """The PID the file ``record`` holds where that process is alive on this machine and is not this one (whose
-    records are of an earlier call that ended); None where the file is missing, holds no PID, or its process has
-    ended."""
+    """The PID of the process the mark file ``record`` holds (:func:`process_mark`) where that very process is alive
+    on this machine and is not this one (whose marks are of an earlier call that ended); None where the file is
+    missing or holds no PID, its process has ended, or the PID is another process's now (another start time)."""
     try:
-        pid = int(Path(record).read_text().strip())
+        pid, *started = Path(record).read_text().split()
+        pid = int(pid)
     except (OSError, ValueError):
         return None
     if pid <= 0 or pid == os.getpid():
@@ -264,8 +294,10 @@ def live_pid(record: str | Path) -> int | None:
     try:
         os.kill(pid, 0)                                  # signal 0: only whether the process exists
     except PermissionError:                              # another user's: alive
-        return pid
+        pass
     except OSError:
+        return None
+    if started and _start_time(pid) not in (None, started[0]):
         return None
     return pid
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, output_lock,
-                            remove_temporaries, replacing)
+from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, live_pid, output_lock,
+                            process_mark, remove_temporaries, replacing)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -260,8 +260,8 @@ def resolve_device(name: str) -> str:
 
 def mark_replacing(path: Path) -> None:
     """Mark the results file ``path`` as one this process's ``--overwrite`` is to replace: :func:`replacing`, holding
-    this process's PID (a report tells an overwrite still running from one that did not finish)."""
-    replacing(path).write_text(str(os.getpid()))
+    this process's :func:`process_mark` (a report tells an overwrite still running from one that did not finish)."""
+    replacing(path).write_text(process_mark())
 
 
 def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
@@ -279,6 +279,9 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           "--output-dir") from None
     except ResultsError:
         return False
+    if writer := live_pid(replacing(job.path)):            # --overwrite too would race it for the same files
+        raise ConfigError(f"--resume: {job.path} is to be replaced by an --overwrite running now (PID {writer}); run "
+                          "again when it has finished")
     if replacing(job.path).exists():
         if replace_stale:
             return False
@@ -555,6 +558,10 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         for path in [job.path for job in todo] if marked else []:   # another run writing one (a file it has yet
             with output_lock(path):                                 # to write too): refused before any file is
                 pass                                                # marked stale
+        racing = next((path for path in marked if live_pid(replacing(path))), None)
+        if racing is not None:                    # marked by another --overwrite still running
+            raise ExistsError(f"{racing} is to be replaced by another --overwrite running now (PID "
+                              f"{live_pid(replacing(racing))}); run again when it has finished")
         fresh_marks = [path for path in marked if not replacing(path).exists()]   # not an earlier overwrite's
         for path in marked:
             mark_replacing(path)

@@ -180,3 +180,35 @@ def test_a_kept_result_another_process_replaces_meanwhile_is_named_when_the_run_
                    "by another process while this run ran; this run's own results are written: spikecl report "
                    f"{kept.parent.relative_to(tmp_path)} tables what is there once the other process has ended"), err
     assert (kept.parent / "finetune-seed1.h5").exists()
+
+
+def test_files_an_overwrite_running_now_is_to_replace_are_left_to_it(tmp_path, capsys, monkeypatch):
+    """A .replacing mark of an --overwrite process still running: --resume (with or without --overwrite) and a
+    second --overwrite refuse in one line to run beside it, rather than call it unfinished and race it for the
+    same files; once it has ended, --resume says it did not finish, as before."""
+    from processes import sleeping
+    from test_bad_input_corpus import CONTINUAL
+
+    from spikecl.atomic import _start_time
+
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(CONTINUAL)
+    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0
+    mark = tmp_path / "results" / "tiny" / "finetune-seed0.h5.replacing"
+    capsys.readouterr()
+    with sleeping() as overwrite:
+        mark.write_text(f"{overwrite.pid} {_start_time(overwrite.pid)}")
+        for flags, said in ((["--resume"], "--resume: results/tiny/finetune-seed0.h5 is to be replaced by an "
+                                            f"--overwrite running now (PID {overwrite.pid}); run again when it has "
+                                            "finished"),
+                            (["--resume", "--overwrite"], f"--overwrite running now (PID {overwrite.pid})"),
+                            (["--overwrite"], "results/tiny/finetune-seed0.h5 is to be replaced by another "
+                                              f"--overwrite running now (PID {overwrite.pid}); run again when it has "
+                                              "finished")):
+            assert main(["run", str(exp), *flags, "--no-progress", "--no-plots"]) == 2, flags
+            err = capsys.readouterr().err.strip()
+            assert said in err and len(err.splitlines()) == 1, (flags, err)
+            assert mark.read_text().startswith(str(overwrite.pid))          # its mark left as it was
+    assert main(["run", str(exp), "--resume", "--no-progress", "--no-plots"]) == 2
+    assert "still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err

@@ -674,12 +674,14 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
 
 
 def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinished(tmp_path, capsys):
-    """A checkpoint or a .replacing mark whose writer (the PID its lock or mark records) still runs is work in
-    progress: the report says so rather than advising to resume or finish what has not stopped."""
+    """A checkpoint whose run holds its lock now, or a .replacing mark of an --overwrite process still running, is
+    work in progress: the report says so rather than advising to resume or finish what has not stopped. Records a
+    killed process left are not taken for live ones, though its PID be another live process's by now."""
     import os
-    import subprocess
-    import sys
 
+    from processes import holding_locks, sleeping
+
+    from spikecl.atomic import _start_time
     from spikecl.cli import main
     from spikecl.experiment_kind import mark_replacing
 
@@ -687,25 +689,28 @@ def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinishe
     write_results(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
     old = write_results(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
     mark_replacing(old)
-    assert (tmp_path / "r" / "ewc-seed0.h5.replacing").read_text() == str(os.getpid())
+    mark = tmp_path / "r" / "ewc-seed0.h5.replacing"
+    assert mark.read_text() == f"{os.getpid()} {_start_time(os.getpid())}"
     (tmp_path / "r" / "si-seed0.ckpt").write_bytes(b"a run's checkpoint")
-    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        for record in ("ewc-seed0.h5.replacing", "si-seed0.h5.lock"):
-            (tmp_path / "r" / record).write_text(str(writer.pid))
+    with holding_locks(tmp_path / "r" / "si-seed0.h5.lock") as [writer]:
+        mark.write_text(f"{writer} {_start_time(writer)}")
         assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0
         out = capsys.readouterr().out
-        assert (f"skipped: {old} is to be replaced by an --overwrite running now (PID {writer.pid}; its settings are "
+        assert (f"skipped: {old} is to be replaced by an --overwrite running now (PID {writer}; its settings are "
                 "the old ones); read it again when that has finished") in out
-        assert (f"not reported: {tmp_path / 'r' / 'si-seed0.h5'} is being trained now (PID {writer.pid}); report "
+        assert (f"not reported: {tmp_path / 'r' / 'si-seed0.h5'} is being trained now (PID {writer}); report "
                 "again when it has finished") in out
-    finally:
-        writer.kill()
-        writer.wait()
-    assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0    # ended: left unfinished
-    out = capsys.readouterr().out
-    assert f"skipped: {old} is still to be replaced by an --overwrite that did not finish" in out
-    assert "is the checkpoint of an unfinished run (continue it with spikecl run --resume, or spikecl sweep" in out
+    with sleeping() as other:                           # the PIDs the records hold are now another process's
+        (tmp_path / "r" / "si-seed0.h5.lock").write_text(str(other.pid))
+        mark.write_text(f"{other.pid} 1")
+        for state in ("a process that is not the recorded one", "ended"):
+            assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0, state
+            out = capsys.readouterr().out
+            assert f"skipped: {old} is still to be replaced by an --overwrite that did not finish" in out
+            assert "is the checkpoint of an unfinished run (continue it with spikecl run --resume, or spikecl " \
+                   "sweep" in out
+            other.kill()
+            other.wait()
 
 
 def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_path, capsys):

@@ -112,22 +112,16 @@ def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_
     check_kept(load_sweep(path), overwrite=False)
     assert main(["sweep", str(path), "--dry-run"]) == 0
     assert "to resume  base/finetune-seed0" in capsys.readouterr().out
-    import subprocess
-    import sys
+    from processes import holding_locks
 
     from spikecl.continual.sweep import sweep_dir
 
-    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])    # a sweep running there now
-    try:
-        for lock in (run.results.with_name(run.results.name + ".lock"), sweep_dir(load_sweep(path)) / "sweep.h5.lock"):
-            lock.write_text(str(writer.pid))
+    locks = run.results.with_name(run.results.name + ".lock"), sweep_dir(load_sweep(path)) / "sweep.h5.lock"
+    with holding_locks(*locks) as [trainer, sweeper]:                        # a sweep running there now
         assert main(["sweep", str(path), "--dry-run"]) == 0
         out = capsys.readouterr().out
-        assert out.startswith(f"note: a sweep (PID {writer.pid}) is running in ") and \
-            f"training now (PID {writer.pid})  base/finetune-seed0" in out
-    finally:
-        writer.kill()
-        writer.wait()
+        assert out.startswith(f"note: a sweep (PID {sweeper}) is running in ") and \
+            f"training now (PID {trainer})  base/finetune-seed0" in out
 
 
 @pytest.mark.parametrize("n_made, n_checkpoints, first, more", [
