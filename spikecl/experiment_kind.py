@@ -78,7 +78,9 @@ class Job:
     renamed onto the job's path is not kept as the job's. ``needs``: (module, extra installing it, what needs it) of
     each optional dependency the job imports, checked before any job runs (a kept job needs none). ``data_crc``: the
     ``data_crc`` its run would record for the data files there now (:func:`spikecl.data.streams.files_crc`), asked
-    only where a kept file recorded one, so that a run trained on other files is not kept."""
+    only where a kept file recorded one, so that a run trained on other files is not kept. ``check``: what else the
+    job needs to run (a one-line :class:`ConfigError` where it cannot, e.g. memory), asked before any job runs and
+    only where the job is to run (a kept job needs nothing)."""
 
     path: Path
     run: Callable[[JobOptions], str | None]
@@ -88,6 +90,7 @@ class Job:
     identity: dict | None = None
     needs: tuple[tuple[str, str, str], ...] = ()
     data_crc: Callable[[], int | None] | None = None
+    check: Callable[[], None] | None = None
 
 
 #: what a kind's summary raises when results files lack what it reads or do not fit together
@@ -498,6 +501,9 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
             check_name_fits(job.checkpoint, "a run's checkpoint")
     for module, extra, what in dict.fromkeys(need for job in todo for need in job.needs):
         check_installed(module, extra, what)
+    for job in todo:
+        if job.check is not None:
+            job.check()
     check_datasets(job.config for job in todo)
     return jobs, todo, device
 

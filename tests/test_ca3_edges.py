@@ -451,3 +451,8 @@ def test_memories_larger_than_the_free_memory_are_refused_before_anything_runs(t
     assert not (tmp_path / "ca3_cam").exists()
     monkeypatch.setattr(torch_net, "available_memory", lambda: None)          # unknown: unchecked
     CA3Memory(300, 300, backend="torch")
+    assert run_cli(tmp_path / "kept", "--no-plots") == 0                      # made while memory was free
+    monkeypatch.setattr(torch_net, "available_memory", lambda: 1024)
+    assert run_cli(tmp_path / "kept", "--no-plots", "--resume") == 0          # kept: nothing to simulate, to fit
+    assert run_cli(tmp_path / "fresh", "--no-plots") == 2
+    assert "stress.sizes [5, 6]: its 1 trial of at least" in capsys.readouterr().err

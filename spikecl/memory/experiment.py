@@ -169,8 +169,7 @@ def check_readout_timing(cfg: CA3ExperimentConfig) -> None:
 
 def check_stress(cfg: CA3ExperimentConfig) -> None:
     """A one-line ConfigError unless the enabled stress test can run as planned: every list given, a fragment that
-    fits some content, densities that store different numbers of bits at every M, variants that own their keys, and
-    sizes whose batches fit in the memory free now."""
+    fits some content, densities that store different numbers of bits at every M, variants that own their keys."""
     stress = cfg.stress
     for name in ("sizes", "densities", "spacings_ms", "variants", "fragment_sizes"):
         if not getattr(stress, name):
@@ -198,12 +197,18 @@ def check_stress(cfg: CA3ExperimentConfig) -> None:
                 check_sizes(c, m, params)
         except ConfigError as exc:
             raise ConfigError(f"stress variant {variant!r}: {exc}") from None
+
+
+def check_stress_fits(cfg: CA3ExperimentConfig, c: int, m: int) -> None:
+    """A one-line ConfigError where the batch of trials of stress size (``c``, ``m``) (densities x spacings x seeds)
+    cannot fit in the memory free now: checked before any part runs, for the sizes a run will simulate (a part
+    ``--resume`` keeps needs none)."""
+    stress = cfg.stress
     batch = len(stress.densities) * len(stress.spacings_ms) * len(cfg.seeds)
-    for c, m in stress.sizes:                     # the rasters come back to the host, whatever the device
-        steps = least_steps(c, max(stress.spacings_ms))
-        check_fits(footprint(cfg.model_params(), c, m, batch, steps, 8 if stress.precision == "float64" else 4),
-                   "cpu", f"stress.sizes [{c}, {m}]: its {batch} trial{'s' * (batch > 1)} of at least {steps:,} steps",
-                   "smaller sizes, or fewer densities, spacings or seeds")
+    steps = least_steps(c, max(stress.spacings_ms))            # the rasters come back to the host, whatever the device
+    check_fits(footprint(cfg.model_params(), c, m, batch, steps, 8 if stress.precision == "float64" else 4), "cpu",
+               f"stress.sizes [{c}, {m}]: its {batch} trial{'s' * (batch > 1)} of at least {steps:,} steps",
+               "smaller sizes, or fewer densities, spacings or seeds")
 
 
 class CA3Kind(Kind):
@@ -249,7 +254,8 @@ class CA3Kind(Kind):
                     jobs.append(Job(path, lambda o, p=path, C=C, M=M, v=variant: run_stress_part(
                         cfg, C, M, v, p, o.device, o.overwrite), stress_config(cfg), STRESS_IGNORES, identity={
                             "part": "stress", "n_cues": C, "n_bits": M, "variant": variant},
-                        needs=(("torch", "torch", "the stress suite (spikecl's torch stepper)"),)))
+                        needs=(("torch", "torch", "the stress suite (spikecl's torch stepper)"),),
+                        check=lambda C=C, M=M: check_stress_fits(cfg, C, M)))
         return jobs
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
