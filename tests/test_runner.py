@@ -1508,12 +1508,27 @@ def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
     assert ("notice: hlop protects every input dimension of readout (16) from task 2 on: those weights no longer "
             "change") in out
     assert re.search(r"notice: hlop learned task 2 no better than guessing among its 2 classes: \d+\.\d % right "
-                     r"after training on it \(guessing: 50\.0 %\); a projection may leave it little room", out), out
+                     r"after training on it \(guessing: 50\.0 %\); a projection may leave it no room", out), out
     assert "learned task 1 " not in out                # the rows at chance, said to be so, not only explained
     cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
         "methods": ["hlop"], "hlop": {"neurons": [[4, 8], [2, 2]]}}})
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
     assert "protects every input" not in capsys.readouterr().out    # 8 + 2 x 3 = 14 of 16: room left
+
+
+def test_in_class_il_guessing_is_among_every_class_learned_so_far(capsys):
+    """A class-incremental task is told apart from every class learned so far: a run that learns nothing (lr 1e-9)
+    is flagged against that chance, and a run that learns is not flagged though its tasks sit near 1 / own classes."""
+    stream = {**TINY_SPLIT["stream"], "scenario": "class"}
+    for lr, flagged in ((1e-9, True), (0.1, False)):
+        cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "train": {**TINY_SPLIT["train"], "lr": lr}})
+        run = ContinualRun(cfg, "finetune", 0)
+        run.execute(progress_bar=False)
+        out = capsys.readouterr().out
+        learned = 100 * run.result().acc_matrix[2, 1]
+        assert ("notice: finetune learned task 2 no better than guessing among the 10 classes learned so far: "
+                f"{learned:.1f} % right after training on it (guessing: 10.0 %)" in out) == flagged, (lr, out)
+        assert flagged or learned > 10.0
 
 
 def test_a_resumed_run_says_its_fully_protected_synapse_was_so_before_the_task_it_resumes_at(tmp_path, capsys,

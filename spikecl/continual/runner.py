@@ -438,14 +438,17 @@ class ContinualRun:
 
     def _notice_unlearned(self, task: int) -> None:
         """A notice where task ``task``'s accuracy right after its training (the matrix's newest row) is no better
-        than guessing among its own classes (the run goes on; its numbers stay as measured)."""
-        classes = int(torch.unique(self.test_sets[task].y).numel())
+        than guessing among the classes its samples are told apart from: its own, or in class-IL every class learned
+        so far (the run goes on; its numbers stay as measured)."""
+        among = self.test_sets[: task + 1] if self.cfg.stream.scenario == "class" else [self.test_sets[task]]
+        classes = int(torch.unique(torch.cat([d.y for d in among])).numel())
         learned = float(self.run_state.rows[-1][task])
         if self.strategy.trains_ahead or not self.execution.writes_files or classes < 2 or learned > 1 / classes:
             return
-        progress.write_line(f"notice: {self.method} learned task {task + 1} no better than guessing among its "
-                            f"{classes} classes: {100 * learned:.1f} % right after training on it (guessing: "
-                            f"{100 / classes:.1f} %); a projection may leave it little room (e.g. a protected shared "
+        which = f"the {classes} classes learned so far" if len(among) > 1 else f"its {classes} classes"
+        progress.write_line(f"notice: {self.method} learned task {task + 1} no better than guessing among {which}: "
+                            f"{100 * learned:.1f} % right after training on it (guessing: "
+                            f"{100 / classes:.1f} %); a projection may leave it no room (e.g. a protected shared "
                             "readout in class-IL), or it needs more epochs or a larger train.lr")
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
