@@ -372,6 +372,14 @@ def test_a_run_resumed_on_the_other_engine_names_both_in_the_machine_note(tmp_pa
     assert [s["engine"] for s in run.environment["setups_by_task"]] == ["fused", "snntorch"]
     assert "kernels, fused then snntorch engine on cpu, " in machine_note([run])
     assert "(resumed on another setup)" in machine_note([run])
+    from dataclasses import replace
+
+    def stretches(*engines):
+        return replace(run, environment={**run.environment, "setups_by_task": [
+            {**run.environment["setups_by_task"][0], "engine": e} for e in engines]})
+    assert "kernels, fused then snntorch then fused engine on cpu" in machine_note([stretches("fused", "snntorch",
+                                                                                              "fused")])
+    assert "kernels, unrecorded then fused engine on cpu" in machine_note([stretches(None, "fused")])
 
 
 def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_path, capsys, monkeypatch):

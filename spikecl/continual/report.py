@@ -439,8 +439,9 @@ def machine_note(results: Sequence[RunResult]) -> str:
         network = (r.config or {}).get("network")
         engine = value(env, "engine", network.get("engine", "snntorch") if isinstance(network, dict) else "unrecorded")
         stretches = env.get("setups_by_task") if isinstance(env.get("setups_by_task"), list) else []
-        engines = list(dict.fromkeys(str(s["engine"]) for s in stretches if isinstance(s, dict) and s.get("engine")))
-        engine = " then ".join(engines) if len(engines) > 1 else engine     # the config records the last one
+        engines = [str(s.get("engine") or "unrecorded") for s in stretches if isinstance(s, dict)]
+        engines = [e for i, e in enumerate(engines) if not i or e != engines[i - 1]]    # in the order they ran
+        engine = " then ".join(engines) if len(set(engines)) > 1 else engine   # the config records the last one
         device = f" on {value(env, 'device', '')}" if env.get("device") else ""
         return (f"{value(env, 'cpu', 'an unrecorded CPU')}, {value(env, 'torch_cpu_capability', 'unrecorded')} "
                 f"kernels, {engine} engine{device}, {threads} torch thread{'' if threads == '1' else 's'}{per}"
