@@ -136,9 +136,11 @@ def test_measures_of_only_some_seeds_are_said_so(monkeypatch, tmp_path):
     from spikecl.continual import plots
     labels = []
     monkeypatch.setattr(plots, "plot_accuracy_vs_synops",
-                        lambda points, path, colours=None, note="": labels.extend(points) or path)
+                        lambda points, path, colours=None, note="", title="": labels.extend(points)
+                        or labels.append(title) or path)
     report.write_plots(runs, tmp_path)
-    assert sorted(labels) == ["ewc (1 of 2 seeds)", "finetune"]
+    assert sorted(labels[:-1]) == ["ewc (1 of 2 seeds)", "finetune"]
+    assert labels[-1] == f"{report.experiment_title(runs)}accuracy against synaptic operations"
 
 
 def test_loihi_energy_by_hand():

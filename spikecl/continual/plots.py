@@ -121,7 +121,7 @@ def add_note(fig, note: str) -> None:
 
 
 def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours: dict | None = None,
-                            note: str = "") -> Path:
+                            note: str = "", title: str = "accuracy against synaptic operations") -> Path:
     """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
     seed a small dot, the mean over seeds a large marker with ± std bars on both axes (the tables' sample std,
     :func:`~spikecl.continual.metrics.mean_std`). The SynOps axis is logarithmic when the values span two decades or
@@ -156,7 +156,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.15g}"))
     ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
     ax.set_ylabel("ACC after the last task (%)")
-    ax.set_title("accuracy against synaptic operations")
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     add_note(fig, note)
     return save(fig, path)

@@ -542,7 +542,9 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
     points = {label[m]: p for m, p in accuracy_synops(results).items()}
     if points:
         written.append(plots.plot_accuracy_vs_synops(points, out_dir / "accuracy-synops.png",
-                                                     {label[m]: c for m, c in colours.items()}, note=note))
+                                                     {label[m]: c for m, c in colours.items()}, note=note,
+                                                     title=f"{experiment_title(results)}accuracy against synaptic "
+                                                           "operations"))
     else:                                            # runs without measures: an earlier report's plot would stay
         (out_dir / "accuracy-synops.png").unlink(missing_ok=True)
     return written
