@@ -336,5 +336,10 @@ def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tm
                       "split-digits (digits, validation split)\nmethods compared"]
     assert report.experiment_title([run("a")]) == "split-digits (digits)\n"
     titles.clear()
+    from matplotlib.axes import Axes
+
+    ylabels, set_ylabel = [], Axes.set_ylabel
+    monkeypatch.setattr(Axes, "set_ylabel", lambda ax, text, **k: ylabels.append(text) or set_ylabel(ax, text, **k))
     report.write_plots([run("multitask")], tmp_path)          # its rows are not "after training task i" alone
     assert titles[0] == "split-digits (digits)\nmultitask, seed 0 (every task trained at once)"
+    assert ylabels[0] == "after turn (all tasks trained in the first)"

@@ -17,10 +17,10 @@ from spikecl.figures import colors, figure, legend_layout, palette, save
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
-                         labels: Sequence[str] | None = None) -> Path:
+                         labels: Sequence[str] | None = None, rows: str = "after training task") -> Path:
     """Heatmap of ``R`` ``[T+1, T]`` without its init row: after training task i (rows) × tested task (columns),
     each cell annotated in percent to one decimal (as the report's tables). ``labels``: T task names (default
-    "1".."T")."""
+    "1".."T"); ``rows``: what a row is after (the y axis's label)."""
     R = 100 * as_matrix(R)[1:]
     n = R.shape[1]
     labels = [str(j + 1) for j in range(n)] if labels is None else [str(s) for s in labels]
@@ -35,7 +35,7 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("tested on task")
-    ax.set_ylabel("after training task")
+    ax.set_ylabel(rows)
     ax.set_title(title or "accuracy (%)")
     fig.colorbar(image, ax=ax, label="accuracy (%)")
     return save(fig, path)

@@ -522,7 +522,9 @@ def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]
         stem = f"{r.method}-seed{r.seed}"
         written.append(plots.plot_accuracy_matrix(r.acc_matrix, out_dir / f"{stem}-matrix.png",
                                                   title=f"{experiment_title([r])}{r.method}, seed {r.seed}"
-                                                  + (" (every task trained at once)" if trains_at_once(r) else "")))
+                                                  + (" (every task trained at once)" if trains_at_once(r) else ""),
+                                                  rows="after turn (all tasks trained in the first)"
+                                                  if trains_at_once(r) else "after training task"))
         if len(r.curve_iterations):
             samples = (r.config.get("train") or {}).get("eval_samples")
             on = f" (up to {samples} evaluation samples of each task)" if samples else ""
