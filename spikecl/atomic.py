@@ -263,6 +263,11 @@ def live_writer(path: str | Path) -> int | None:
     return None
 
 
+#: marks (:func:`process_mark`) this process takes for its own besides its own PID's: a sweep's runs replace, on
+#: Ray workers, the files their driver marked, which :func:`live_pid` then reads as no other live process's
+OWN_MARKS: set[str] = set()
+
+
 def process_mark() -> str:
     """This process as a mark file records it: its PID and start time (``/proc/<pid>/stat``; the PID alone where
     that cannot be read), so that a mark outliving its process is not taken for one of a later process given the
@@ -282,12 +287,16 @@ def _start_time(pid: int) -> str | None:
 
 def live_pid(record: str | Path) -> int | None:
     """The PID of the process the mark file ``record`` holds (:func:`process_mark`) where that very process is alive
-    on this machine and is not this one (whose marks are of an earlier call that ended); None where the file is
-    missing or holds no PID, its process has ended, or the PID is another process's now (another start time)."""
+    on this machine and is not this one (whose marks are of an earlier call that ended, or in :data:`OWN_MARKS`);
+    None where the file is missing or holds no PID, its process has ended, or the PID is another process's now
+    (another start time)."""
     try:
-        pid, *started = Path(record).read_text().split()
+        mark = Path(record).read_text().strip()
+        pid, *started = mark.split()
         pid = int(pid)
     except (OSError, ValueError):
+        return None
+    if mark in OWN_MARKS:
         return None
     if pid <= 0 or pid == os.getpid():
         return None

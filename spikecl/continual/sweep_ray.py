@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import spikecl
 from spikecl.atomic import (DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder,
-                            remove_stale_lock)
+                            process_mark, remove_stale_lock)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -51,18 +51,21 @@ INJECTED_FAILURES: dict[str, int] = {}
 
 
 def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = (),
-              overwrite: bool = False) -> RunResult:
+              overwrite: bool = False, driver: str = "") -> RunResult:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
     left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
-    settings) and return its results."""
+    settings) and return its results. ``driver``: the sweep driver's :func:`~spikecl.atomic.process_mark`, whose
+    ``--overwrite`` marks are this run's own to replace."""
     import torch
 
+    from spikecl.atomic import OWN_MARKS
     from spikecl.continual.experiment import KIND
     from spikecl.experiment_kind import RunsFailed, run_plan
     from spikecl.plugins import load_plugins
 
     load_plugins(plugins)
+    OWN_MARKS.add(driver)
     if attempt < fail_attempts:
         raise InjectedFailure(f"injected failure on attempt {attempt + 1}")
     torch.set_num_threads(threads)
@@ -384,8 +387,11 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
         mark_replaced(replaced + (list(replaced_too) if replaced else []), sweep_dir(sweep) / "sweep.h5")
     remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
 
+    driver = process_mark()                          # its marks are the runs' own to replace
+
     def submit(run: SweepRun, attempt: int):
-        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins), overwrite)
+        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins), overwrite,
+                             driver)
 
     pending = {submit(run, 0): (run, 0) for run in todo}
     bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
