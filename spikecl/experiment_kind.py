@@ -564,10 +564,10 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
         for path in [job.path for job in todo] if marked else []:   # another run writing one (a file it has yet
             with output_lock(path):                                 # to write too): refused before any file is
                 pass                                                # marked stale
-        racing = next((path for path in marked if live_pid(replacing(path))), None)
+        racing = next(((path, pid) for path in marked if (pid := live_pid(replacing(path)))), None)
         if racing is not None:                    # marked by another --overwrite still running
-            raise ExistsError(f"{racing} is to be replaced by another --overwrite running now (PID "
-                              f"{live_pid(replacing(racing))}); run again when it has finished")
+            raise ExistsError(f"{racing[0]} is to be replaced by another --overwrite running now (PID {racing[1]}); "
+                              "run again when it has finished")
         fresh_marks = [path for path in marked if not replacing(path).exists()]   # not an earlier overwrite's
         for path in marked:
             mark_replacing(path)
