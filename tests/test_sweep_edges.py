@@ -720,6 +720,21 @@ def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_k
             "finetune-seed0.h5.diverged: the same settings diverge again)") in said and "--resume" not in said
 
 
+@pytest.mark.parametrize("failure, attempts", [(errors.DataError, 1), (RuntimeError, 3)])
+def test_only_failures_another_attempt_can_mend_are_tried_again(sweep_files, inline_ray, monkeypatch, capsys,
+                                                                failure, attempts):
+    """A run failing on its settings or files (a spikecl error: a missing dataset, a setting a plugin refuses) would
+    fail alike again: it is reported at once; a crash (a lost worker, an out-of-memory kill) is tried again."""
+    path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 2"))
+    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 3})
+    monkeypatch.setattr(sweep_ray, "InjectedFailure", failure)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("retry  base/finetune-seed0") == attempts - 1, out
+    assert f"FAILED base/finetune-seed0 after {attempts} attempt(s): {failure.__name__}: injected failure" in out
+    assert ("(not tried again: the same settings and files fail alike)" in out) == (attempts == 1), out
+
+
 @pytest.mark.parametrize("grid, message", [
     ('"train.lr" = ["fast", 0.05]', r"\[grid\] point lr=fast: train.lr: expected a number, got 'fast'$"),
     ('"train.lrr" = [0.01, 0.05]', r"\[grid\] point lrr=0.01: unknown key 'train.lrr'; allowed keys: "),

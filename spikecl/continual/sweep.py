@@ -6,7 +6,7 @@ A sweep file is TOML::
     name = "lr-sweep"                  # results: <output_dir>/<name>/<point>/<method>-seed<seed>.h5
     methods = ["finetune", "hlop"]     # default: the base's strategy.methods
     seeds = [0, 1, 2]                  # default: the base's seeds
-    max_retries = 2                    # a failed run is tried again up to this many times (not one that diverged)
+    max_retries = 2                    # a crashed run is tried again up to this many times (not a spikecl error)
     [set]                              # overrides for every run (dotted keys, as `spikecl run --set`)
     "train.epochs" = 1
     [grid]                             # every combination of these values is one point
@@ -72,7 +72,8 @@ class SweepConfig:
     grid: dict[str, typing.Any] = option({}, doc="{dotted key: [values]}: every combination is one point")
     points: list[dict[str, typing.Any]] = option([], doc="explicit points (instead of grid): [{dotted key: value}]")
     max_retries: int = option(2, low=0, high=100,
-                              doc="attempts after the first for a failing run (a diverged one is not tried again)")
+                              doc="attempts after the first for a crashed run (not one failing on a spikecl error, "
+                                  "e.g. diverged)")
     num_cpus: int = option(0, low=0, high=1 << 12, doc="CPUs of a local Ray instance; 0 = all of this machine's")
     cpus_per_run: float = option(1.0, low=0.01, doc="Ray CPUs reserved by each run")
     select: str = option("",       # '' or 'acc', checked by load_sweep (an empty choice reads badly in a message)

@@ -4,9 +4,9 @@ Runs whose results file exists are skipped, unless it was made with other settin
 changed ``[set]`` value or base file, or a final run whose chosen point changed): that is a one-line error, or
 with ``overwrite`` the run is trained again, its old file kept (marked ``.replacing``) until the new one replaces it;
 so is a checkpoint an unfinished run left (with ``overwrite`` its run discards it). The others are submitted at
-once, each reserving ``cpus_per_run`` Ray CPUs, and a run that fails is submitted again up to ``max_retries`` times
-(a retry resumes from the run's last checkpoint). The driver shows a progress bar over runs and reports every
-failure.
+once, each reserving ``cpus_per_run`` Ray CPUs, and a run that crashes is submitted again up to ``max_retries`` times
+(a retry resumes from the run's last checkpoint; one failing on a spikecl error, its settings' or files', is not).
+The driver shows a progress bar over runs and reports every failure.
 
 Ray: a local instance (``num_cpus`` from the sweep file or ``--num-cpus``, default all cores) unless ``--address``
 names a cluster (``auto``, ``ray://head:10001``); on a cluster every node needs spikecl installed, the results
@@ -34,8 +34,8 @@ from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
-from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, raise_if_interrupted,
-                            require)
+from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
+                            raise_if_interrupted, require)
 from spikecl.experiment_kind import check_datasets, mark_replacing, replacing
 from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
@@ -224,6 +224,12 @@ def _check_reachable(address: str) -> None:
                           f"{reason})") from None
 
 
+def _settled(exc: BaseException) -> bool:
+    """Whether a Ray task failed on a problem of its settings or files (a :class:`SpikeCLError`: a diverged loss, a
+    missing dataset, a config a plugin refuses), which another attempt would meet again."""
+    return isinstance(getattr(exc, "cause", None) or exc, SpikeCLError)
+
+
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` of the exception a Ray task raised (its first line)."""
     cause = getattr(exc, "cause", None) or exc
@@ -409,11 +415,13 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
             except ray.exceptions.RayError as exc:
                 failures.setdefault(run.id, []).append(_one_line(exc))
                 diverged = failures[run.id][-1].startswith(f"{NumericalError.__name__}:")  # an outcome of its settings
-                if attempt < cfg.max_retries and not diverged:      # the same checkpoint and seed would diverge again
+                if attempt < cfg.max_retries and not _settled(exc):   # a worker lost, a crash: worth another try
                     say(f"retry  {run.id} (attempt {attempt + 2} of {cfg.max_retries + 1}): {_one_line(exc)}")
                     pending[submit(run, attempt + 1)] = (run, attempt + 1)
                     continue
-                say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}")
+                say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}"
+                    + (" (not tried again: the same settings and files fail alike)"
+                       if _settled(exc) and attempt < cfg.max_retries and not diverged else ""))
                 if diverged:
                     record_divergence(run, failures[run.id][-1])
             else:
