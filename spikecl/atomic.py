@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.paths import exists, is_dir, is_file, is_link
@@ -274,6 +274,19 @@ def process_mark() -> str:
     same PID."""
     started = _start_time(os.getpid())
     return f"{os.getpid()} {started}" if started else str(os.getpid())
+
+
+def end_marks(paths: Iterable[Path]) -> None:
+    """Leave the :func:`replacing` marks of results files ``paths`` that still hold this process's
+    :func:`process_mark` without it, as the command that wrote them ends: read from then on as an ``--overwrite`` that
+    did not finish, though this process lives on (a notebook kernel that caught the interrupt, a Ray worker whose run
+    failed) rather than as one running now."""
+    mine = process_mark()
+    for path in paths:
+        mark = replacing(path)
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if mark.read_text().strip() == mine:
+                mark.write_text("")
 
 
 def _start_time(pid: int) -> str | None:

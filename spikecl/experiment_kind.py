@@ -33,8 +33,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, live_pid, output_lock,
-                            process_mark, remove_temporaries, replacing)
+from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, end_marks, live_pid,
+                            output_lock, process_mark, remove_temporaries, replacing)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -265,6 +265,19 @@ def mark_replacing(path: Path) -> None:
     """Mark the results file ``path`` as one this process's ``--overwrite`` is to replace: :func:`replacing`, holding
     this process's :func:`process_mark` (a report tells an overwrite still running from one that did not finish)."""
     replacing(path).write_text(process_mark())
+
+
+@contextlib.contextmanager
+def replacing_marks(paths: list[Path]):
+    """Mark the results files ``paths`` (:func:`mark_replacing`) for the block: the marks its runs have not cleared
+    by its end, however it ends, read from then on as an ``--overwrite`` that did not finish
+    (:func:`~spikecl.atomic.end_marks`)."""
+    for path in paths:
+        mark_replacing(path)
+    try:
+        yield
+    finally:
+        end_marks(paths)
 
 
 def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
@@ -569,21 +582,20 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             raise ExistsError(f"{racing[0]} is to be replaced by another --overwrite running now (PID {racing[1]}); "
                               "run again when it has finished")
         fresh_marks = [path for path in marked if not replacing(path).exists()]   # not an earlier overwrite's
-        for path in marked:
-            mark_replacing(path)
-        for job in jobs:
-            if job not in todo:
-                say(f"{job.path}: complete, kept" + (computed_otherwise(job, k.name, device) if reports else "")
-                    + (", its leftover checkpoint removed" if reports and _remove_leftover(job) else ""))
-            elif resume and not overwrite and job.path in existed:
-                say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
-        bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
-            else None
-        with cleared_on_error(bar), unmarked_on_bad_settings(fresh_marks, existed):
-            failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
-                              reports, lambda text: (bar.write if bar else say)(text), bar)
-        if bar:
-            bar.close()
+        with replacing_marks(marked):
+            for job in jobs:
+                if job not in todo:
+                    say(f"{job.path}: complete, kept" + (computed_otherwise(job, k.name, device) if reports else "")
+                        + (", its leftover checkpoint removed" if reports and _remove_leftover(job) else ""))
+                elif resume and not overwrite and job.path in existed:
+                    say(f"{job.path}: damaged or incomplete, run again (it will be replaced)")
+            bar = progress_bar(len(todo), "job", f"{k.name} {cfg.name}") if progress and reports and len(todo) > 1 \
+                else None
+            with cleared_on_error(bar), unmarked_on_bad_settings(fresh_marks, existed):
+                failed = run_jobs(todo, existed, JobOptions(overwrite, resume, progress, device, resume and overwrite),
+                                  reports, lambda text: (bar.write if bar else say)(text), bar)
+            if bar:
+                bar.close()
         if failed:                                # every run failed before writing: no empty folders are left
             raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     changed = [path for path, state in kept_files.items() if file_state(path) != state]

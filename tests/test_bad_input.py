@@ -182,6 +182,35 @@ def test_a_kept_result_another_process_replaces_meanwhile_is_named_when_the_run_
     assert (kept.parent / "finetune-seed1.h5").exists()
 
 
+def test_an_overwrite_interrupted_in_a_process_that_lives_on_reads_as_unfinished(tmp_path, capsys, monkeypatch):
+    """A notebook's kernel (or a Ray worker whose run failed) lives on after its --overwrite stopped: to another
+    process the files it did not replace are still to be replaced by an --overwrite that did not finish, not by
+    one running now (which would refuse the --resume --overwrite the interruption advises for as long as the kernel
+    lives)."""
+    import subprocess
+    import sys
+
+    from test_bad_input_corpus import CONTINUAL
+
+    from spikecl.continual.runner import ContinualRun
+
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(CONTINUAL)
+    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0
+    with monkeypatch.context() as patched:
+        patched.setattr(ContinualRun, "train_task", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        assert main(["run", str(exp), "--overwrite", "--no-progress", "--no-plots"]) == 130
+    assert "continue with --resume --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "results" / "tiny" / "finetune-seed0.h5.replacing").exists()
+    other = subprocess.run([sys.executable, "-m", "spikecl.cli", "report", "results/tiny", "--no-plots"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    said = other.stdout + other.stderr
+    assert "finetune-seed0.h5 is still to be replaced by an --overwrite that did not finish" in said, said
+    assert main(["run", str(exp), "--resume", "--overwrite", "--no-progress", "--no-plots"]) == 0
+    assert not (tmp_path / "results" / "tiny" / "finetune-seed0.h5.replacing").exists()
+
+
 def test_files_an_overwrite_running_now_is_to_replace_are_left_to_it(tmp_path, capsys, monkeypatch):
     """A .replacing mark of an --overwrite process still running: --resume (with or without --overwrite) and a
     second --overwrite refuse in one line to run beside it, rather than call it unfinished and race it for the

@@ -16,8 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, live_writer,
-                            output_lock, remove_temporaries)
+from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, end_marks,
+                            live_writer, output_lock, remove_temporaries)
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -77,7 +77,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                                           "output_dir", "spikecl sweep"):   # one sweep at a time
         for path in sweep_files(folder):
             remove_temporaries(path)                    # what a killed sweep's writes of its own files left
-        return run_sweep(args, sweep, plugins)
+        try:
+            return run_sweep(args, sweep, plugins)
+        finally:                                         # what the --overwrite did not replace: left unfinished
+            end_marks([*(r.results for r in sweep.runs), *(final_paths(sweep) if sweep.config.select else ()),
+                       *sweep_files(folder)])
 
 
 def sweep_files(folder: Path) -> list[Path]:
