@@ -232,9 +232,10 @@ def replacing(path: Path) -> Path:
 
 def pending_replacement(path: Path) -> str | None:
     """Why the results file ``path`` is not to be read as a result, where an ``--overwrite`` is to replace it (its
-    :func:`replacing` mark; one running now, or one that did not finish); None where none is."""
-    mark = replacing(path)
-    if not mark.is_file():
+    :func:`replacing` mark, beside the file a link names; one running now, or one that did not finish); None where
+    none is."""
+    mark = replacing(Path(path).resolve() if is_link(path, ResultsError) else Path(path))
+    if not is_file(mark, ResultsError):
         return None
     if writer := live_pid(mark):
         return (f"{path} is to be replaced by an --overwrite running now (PID {writer}; its settings are the old "

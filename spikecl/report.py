@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.atomic import check_name_fits, check_writable_folder, live_writer, pending_replacement, replacing
+from spikecl.atomic import check_name_fits, check_writable_folder, live_writer, pending_replacement
 from spikecl.errors import ConfigError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, report, summary
@@ -149,7 +149,7 @@ def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:
 def _read(path: Path) -> Run:
     """A results file of a kind this spikecl knows, holding what its kind's summary reads and not still to be
     replaced by an unfinished ``--overwrite`` (else a one-line :class:`ResultsError`)."""
-    if is_file(replacing(path), ResultsError) and (pending := pending_replacement(path)):
+    if pending := pending_replacement(path):
         raise ResultsError(pending)
     run = read_run(path)
     if run.kind not in kind_names():

@@ -1532,6 +1532,11 @@ def test_export_refuses_a_file_an_overwrite_is_to_replace_and_names_a_checkpoint
     with pytest.raises(ResultsError, match=re.escape(f"{results} is still to be replaced by an --overwrite that did "
                                                      "not finish (its settings are the old ones)")):
         load_trained(results)
+    link = tmp_path / "elsewhere" / "trained.h5"                   # named through a link: the mark beside its file
+    link.parent.mkdir()
+    link.symlink_to(results)
+    with pytest.raises(ResultsError, match=re.escape(f"{link} is still to be replaced by an --overwrite")):
+        load_trained(link)
     ckpt = tmp_path / "run.ckpt"
     torch.save({"model": net.state_dict(), "config": config, "seed": 0}, ckpt)
     check = integrity.archive_problem

@@ -671,6 +671,10 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     assert "finetune" in out and not any(line.startswith("ewc ") for line in out.splitlines())
     assert main(["report", str(old), "--no-plots"]) == 2
     assert "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite" in capsys.readouterr().err
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "ewc.h5").symlink_to(old)                  # named through a link: refused alike
+    assert main(["report", str(tmp_path / "links" / "ewc.h5"), "--no-plots"]) == 2
+    assert "ewc.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
 
 
 def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinished(tmp_path, capsys):
