@@ -124,6 +124,24 @@ def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_
             f"training now (PID {trainer})  base/finetune-seed0" in out
 
 
+def test_a_dry_run_tells_a_file_a_running_overwrite_marked_from_one_an_unfinished_left(sweep_files, inline_ray,
+                                                                                         capsys):
+    from processes import sleeping
+
+    from spikecl.atomic import _start_time
+
+    path = sweep_files(BASE, SWEEP)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    [run] = load_sweep(path).runs
+    capsys.readouterr()
+    with sleeping() as overwrite:                       # a sweep --overwrite (its driver) running now
+        replacing(run.results).write_text(f"{overwrite.pid} {_start_time(overwrite.pid)}")
+        assert main(["sweep", str(path), "--dry-run"]) == 0
+        assert f"to be replaced now (PID {overwrite.pid})  base/finetune-seed0" in capsys.readouterr().out
+    assert main(["sweep", str(path), "--dry-run"]) == 0            # it ended without replacing the file
+    assert "differs (an unfinished --overwrite)  base/finetune-seed0" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("n_made, n_checkpoints, first, more", [
     (3, 2, "", " (and 2 more results file(s) and 2 checkpoint(s))"),
     (1, 2, "", " (and 2 checkpoint(s))"),

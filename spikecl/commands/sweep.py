@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, end_marks,
-                            live_writer, output_lock, remove_temporaries)
+                            live_pid, live_writer, output_lock, remove_temporaries)
 from spikecl.commands import bounded
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -140,8 +140,9 @@ def diverged(errors: list[str]) -> bool:
 
 def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
     """``complete``, ``to run``, ``to resume`` (from the checkpoint an unfinished run of these settings left),
-    ``training now (PID n)`` (another process writes it now), ``diverged`` (its training diverged with the planned
-    settings before: not trained again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's
+    ``training now (PID n)`` (another process writes it now), ``to be replaced now (PID n)`` (an ``--overwrite``
+    running now marked it), ``diverged`` (its training diverged with the planned settings before: not trained
+    again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's
     file or one an unfinished ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made
     with other settings or so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
     if writer := live_writer(run.results):
@@ -154,6 +155,8 @@ def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
         resume = "to resume" if checkpoint_path(run.results).exists() else "to run  "
         return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else resume
     if replacing(run.results).exists():
+        if overwriting := live_pid(replacing(run.results)):
+            return f"to be replaced now (PID {overwriting})"   # by a sweep --overwrite running now
         return "replaced" if overwrite else f"differs ({UNFINISHED})"
     key = changed_setting(run, result.config)
     return f"differs ({key})" if key else "complete"
