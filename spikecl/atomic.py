@@ -244,23 +244,64 @@ def pending_replacement(path: Path) -> str | None:
             "finish it with spikecl run --resume --overwrite, or spikecl sweep --overwrite")
 
 
+#: where Linux lists the locks held now (:func:`live_writer`)
+PROC_LOCKS = "/proc/locks"
+
+
 def live_writer(path: str | Path) -> int | None:
     """The PID of the process that holds the flock of ``<path>.lock`` now (a run writing ``path``), as Linux's
     ``/proc/locks`` lists it: read, never taken, so a run starting meanwhile is not turned away, and a lock file a
-    killed run left (whose PID another process may have by now) is not mistaken for a live one. None where no
-    process holds it (this one aside), or where ``/proc/locks`` cannot be read."""
+    killed run left (whose PID another process may have by now) is not mistaken for a live one. A holder in another
+    PID namespace (another container sharing the folder), listed as PID 0, is named by the PID its lock file
+    records; where ``/proc/locks`` cannot be read the lock is tried (shared, at once let go). None where no process
+    holds it (this one aside)."""
     path = Path(path)
+    lock = path.with_name(path.name + ".lock")
     try:
-        st = path.with_name(path.name + ".lock").stat()
-        with open("/proc/locks") as f:
-            held = [line.split() for line in f]
+        st = lock.stat()
     except OSError:
         return None
+    try:
+        with open(PROC_LOCKS) as f:
+            held = [line.split() for line in f]
+    except OSError:
+        return _tried_lock(lock)
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     for fields in held:
         if "FLOCK" in fields and inode in fields:
             pid = fields[fields.index(inode) - 1]
-            return int(pid) if pid.isdigit() and int(pid) not in (0, os.getpid()) else None
+            if not pid.isdigit() or int(pid) == os.getpid():
+                return None
+            return int(pid) or _recorded_pid(lock)      # 0: a process the kernel cannot name in this namespace
+    return None
+
+
+def _recorded_pid(lock: Path) -> int | None:
+    """The PID the lock file ``lock`` records (:func:`output_lock`), -1 where it records none; None where that is
+    this process."""
+    try:
+        text = lock.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    pid = int(text) if text.isdigit() else -1
+    return None if pid == os.getpid() else pid
+
+
+def _tried_lock(lock: Path) -> int | None:
+    """:func:`live_writer` where ``/proc/locks`` cannot be read: whether a shared flock of ``lock`` is refused now
+    (its holder's :func:`_recorded_pid`), else None; None too where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:                                  # pragma: no cover - not POSIX
+        return None
+    try:
+        with open(lock) as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return _recorded_pid(lock)
+    except OSError:
+        return None
     return None
 
 

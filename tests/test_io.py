@@ -629,6 +629,33 @@ def test_a_lock_a_killed_writer_left_is_removed_and_a_held_one_kept(tmp_path):
     assert not lock.exists()
 
 
+def test_a_writer_is_seen_where_proc_locks_is_missing_or_names_it_from_another_pid_namespace(tmp_path, monkeypatch):
+    """A run holding its lock is live though /proc/locks cannot be read (the lock is tried instead) or lists it as
+    PID 0, as it does a holder in another container sharing the folder (named by the PID its lock file records);
+    this process's own lock and a lock nobody holds are not."""
+    import os
+
+    from processes import holding_locks
+
+    from spikecl import atomic
+
+    results, lock = tmp_path / "run.h5", tmp_path / "run.h5.lock"
+    with holding_locks(lock) as [writer]:
+        assert atomic.live_writer(results) == writer
+        lock.write_text("4242")                                    # its PID as its own namespace numbers it
+        st = lock.stat()
+        listed = tmp_path / "locks"
+        listed.write_text(f"1: FLOCK  ADVISORY  WRITE 0 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:"
+                          f"{st.st_ino} 0 EOF\n")
+        monkeypatch.setattr(atomic, "PROC_LOCKS", str(listed))
+        assert atomic.live_writer(results) == 4242
+        monkeypatch.setattr(atomic, "PROC_LOCKS", str(tmp_path / "no-such-file"))
+        assert atomic.live_writer(results) == 4242
+    assert atomic.live_writer(results) is None                     # let go
+    with atomic.output_lock(results):
+        assert atomic.live_writer(results) is None                 # this process's own
+
+
 def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
     """Run.array("acc_matrx") said only that the file was corrupt; it now names what the file (or group) holds."""
     good = RunResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]),
