@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:                     # output piped into a reader that stopped early (e.g. `| head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
+        with contextlib.suppress(OSError):      # stderr piped into the same reader: nothing can be said
+            print(f"spikecl: stopped: the reader of its output closed it{continue_hint(args)}", file=sys.stderr)
         return 141
 
 

@@ -27,7 +27,8 @@ def option(default: Any, *, choices: tuple | None = None, low: float | None = No
     (low, high), for a rate that must be positive and below where it diverges); ``distinct``: a list's items
     must differ; ``nonempty``: a list needs at least one item, a string a character;
     ``file_name``: a string that is a plain file name (no folder part, not '.' or '..'); ``path``: a file or folder
-    path, whose leading ``~`` is the user's home (as in a shell; TOML strings and ``--opt=~/x`` are not expanded)."""
+    path, whose leading ``~`` is the user's home (as in a shell, and where a shell leaves it: TOML strings,
+    ``--opt=~/x``)."""
     meta = {"choices": choices, "low": low, "high": high, "doc": doc, "distinct": distinct, "file_name": file_name,
             "nonempty": nonempty, "path": path, "open_range": open_range}
     if isinstance(default, (list, dict)):

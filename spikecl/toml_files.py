@@ -4,6 +4,7 @@ A missing, empty, binary, non-UTF-8 or too deeply nested file is a one-line :cla
 
 from __future__ import annotations
 
+import datetime
 import numbers
 import sys
 import typing
@@ -40,8 +41,13 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
         value = text.strip()
         if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
             raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
+        if _python_number(value):                                 # .5, 5., 1.e3: a number TOML spells otherwise
+            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML number (TOML wants a digit on both "
+                              f"sides of a decimal point, e.g. 0.5); quote it if a string is meant") from None
     except ValueError as exc:                                     # e.g. an integer of more than 4,300 digits
         raise ConfigError(f"--set {key.strip()}: not a TOML value ({str(exc).splitlines()[0]})") from None
+    if isinstance(value, (datetime.date, datetime.time)):         # a date-like name is a word to the user
+        value = text.strip()
     return path, value
 
 
@@ -82,13 +88,24 @@ def sets_key(override: str, key: str) -> bool:
     return True
 
 
+def _python_number(text: str) -> bool:
+    """Whether Python reads ``text`` as a finite number (which TOML refused)."""
+    try:
+        return float(text) not in (float("inf"), float("-inf")) and float(text) == float(text)
+    except ValueError:
+        return False
+
+
 def _key_path(key: str) -> list[str]:
     """The parts of a dotted key as TOML reads it (``a."b.c"`` → ``["a", "b.c"]``); a key TOML does not accept is
-    split at every dot."""
+    split at every dot (an empty part, ``a..b``, is a ConfigError)."""
     try:
         node = tomllib.loads(f"{key} = 0")
     except (tomllib.TOMLDecodeError, RecursionError):
-        return [p for p in key.split(".") if p]
+        parts = key.split(".")
+        if len(parts) > 1 and not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {key}: a dotted key has an empty part") from None
+        return [p for p in parts if p]
     path = []
     while isinstance(node, dict) and len(node) == 1:
         part, node = next(iter(node.items()))
@@ -97,7 +114,8 @@ def _key_path(key: str) -> list[str]:
 
 
 def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
-    """Return a copy of ``raw`` with each ``key=value`` assignment applied (nested tables created as needed)."""
+    """Return a copy of ``raw`` with each ``key=value`` assignment applied in turn (nested tables created as needed;
+    of a key set twice, the last value wins, as a command line's later flag does)."""
     import copy
 
     if isinstance(assignments, (str, bytes)):           # its characters would be read as assignments
@@ -116,12 +134,18 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
 
 
 def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
-    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment."""
+    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; a table ``value`` sets its keys one by one
+    into a table already there (``train={epochs=1}`` keeps the file's other ``[train]`` keys); ``where`` names the
+    assignment."""
     node = raw
     for part in path[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{where}: '{part}' is not a table")
+    if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
+        for key, item in value.items():
+            set_path(node, [path[-1], key], item, where)
+        return
     node[path[-1]] = value
 
 

@@ -56,6 +56,8 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
     ("", ["--set", 'data={dataset="mnist", data_dir="y"}', "--data-dir", "x"],
      "--data-dir and --set 'data={dataset=\"mnist\", data_dir=\"y\"}' both set data.data_dir"),
     ("", ["--set", 'output_dir="my results'], "--set 'output_dir=\"my results': '\"my results' is not a TOML value"),
+    ("", ["--set", "train.lr=.001"], "'.001' is not a TOML number (TOML wants a digit on both sides of a decimal"),
+    ("", ["--set", "train..lr=0.1"], "--set train..lr: a dotted key has an empty part"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):
     exp = tmp_path / "bad.toml"
@@ -65,6 +67,39 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, messa
     assert code == 2
     assert err.startswith("spikecl: error: ") and err.count("\n") == 1
     assert message in err
+
+
+def test_a_table_set_sets_its_keys_one_by_one_and_a_date_like_word_is_a_string():
+    """``--set 'train={epochs=1}'`` keeps the file's other [train] keys (it replaced the table: batch_size and
+    eval_every back at their defaults, without a word); a bare word TOML reads as a date is the word."""
+    from spikecl.config import load_experiment
+
+    cfg = load_experiment("models/split_digits.toml", ["train={epochs=1, lr=0.2}", "name=2024-01-01"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.name) == (1, 0.2, 32, "2024-01-01")
+    assert load_experiment("models/split_digits.toml").train.batch_size == 32
+
+
+def test_every_path_argument_reads_a_leading_tilde_as_home(tmp_path, monkeypatch):
+    """A quoted '~/x' or --opt=~/x reaches spikecl unexpanded: export -o and report --plots made a folder named '~'
+    where run --output-dir went home."""
+    from spikecl.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parser = build_parser()
+    assert parser.parse_args(["export", "~/r.h5", "-o", "~/net.h5"]).output == tmp_path / "net.h5"
+    assert parser.parse_args(["report", "~/r", "--plots", "~/p"]).plots == tmp_path / "p"
+    assert parser.parse_args(["run", "~/e.toml"]).experiment == tmp_path / "e.toml"
+
+
+def test_a_reader_that_closed_the_output_early_is_said_on_stderr(tmp_path):
+    """`spikecl run ... | head -1`: the run stops on the closed pipe (exit 141) and says why, and how to continue."""
+    script = ("import sys\nimport spikecl.commands.run as run\n"
+              "run.cmd_run = lambda args: (_ for _ in ()).throw(BrokenPipeError)\n"
+              "from spikecl.cli import main\nsys.exit(main(['run', 'x.toml', '--overwrite']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 141
+    assert done.stderr == ("spikecl: stopped: the reader of its output closed it; continue with --resume --overwrite "
+                           "(what this run already replaced is kept)\n"), done.stderr
 
 
 def test_folder_names_outside_the_basic_plane_reach_the_config_as_given(tmp_path, capsys):

@@ -58,3 +58,11 @@ def torch_device(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device torch can use here "
                                          f"({str(exc).splitlines()[0]})") from None
     return text
+
+
+def user_path(text: str):
+    """An argparse ``type``: a path whose leading ``~`` is the user's home, as ``--output-dir`` and the configs'
+    folders read it (a shell leaves ``--opt=~/x`` and a quoted ``'~/x'`` as they are)."""
+    from pathlib import Path
+
+    return Path(text).expanduser()

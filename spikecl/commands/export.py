@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from spikecl.commands import bounded
+from spikecl.commands import bounded, user_path
 from spikecl.errors import ConfigError, ForeignFileError
 from spikecl.export.ca3_graph import CELLS as CA3_CELLS
 from spikecl.export.ca3_graph import LEARNING as CA3_LEARNING
@@ -34,9 +33,9 @@ def add_command(sub) -> None:
                     "point (checking every range), measure float and quantised accuracy on the samples the run was "
                     "evaluated on (its test split, or validation under data.eval_split), and "
                     "write a netx-compatible HDF5 file (or a NIR graph of the float network).")
-    export.add_argument("source", type=Path, help="results file (.h5) or run checkpoint (.ckpt); a ca3 experiment "
+    export.add_argument("source", type=user_path, help="results file (.h5) or run checkpoint (.ckpt); a ca3 experiment "
                                                   "file (.toml): its functional experiment as a Lava learning graph")
-    export.add_argument("-o", "--output", type=Path, required=True, help="file to write, e.g. net.h5")
+    export.add_argument("-o", "--output", type=user_path, required=True, help="file to write, e.g. net.h5")
     export.add_argument("--format", choices=("netx", "nir"), help="netx HDF5 (the default) or a NIR graph")
     export.add_argument("--weight-bits", type=bounded(int, 2, 8, "a number of bits"),
                         help=f"synaptic weight bits, 2..8 (default {NETWORK_OPTIONS['weight_bits']}; mixed-sign "
@@ -71,7 +70,7 @@ def add_command(sub) -> None:
                     "split, or the validation split under data.eval_split; of the tasks it had trained, for a "
                     "checkpoint of a run stopped between tasks): accuracy, and for lava-sim the agreement with the "
                     "bit-accurate reference layer by layer, and timings.")
-    deploy.add_argument("network", type=Path, help="exported network file (spikecl export)")
+    deploy.add_argument("network", type=user_path, help="exported network file (spikecl export)")
     deploy.add_argument("--backend", choices=("lava-sim", "reference"), default="reference",
                         help="'reference' (the default): spikecl's bit-accurate numpy fixed point; 'lava-sim': Lava's "
                              "fixed-point CPU simulation in .venv-lava, compared with the reference layer by layer")

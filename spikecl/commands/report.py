@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from spikecl.commands import user_path
 
 
 def add_command(sub) -> None:
@@ -18,9 +19,9 @@ def add_command(sub) -> None:
                                         "folder, so files beside them that are not named need --plots DIR or "
                                         "--no-plots (their plots would be replaced), as do files lying directly "
                                         "in two folders named together (one table).")
-    report.add_argument("paths", nargs="+", type=Path, help="results files (.h5) or folders of them")
+    report.add_argument("paths", nargs="+", type=user_path, help="results files (.h5) or folders of them")
     plots = report.add_mutually_exclusive_group()
-    plots.add_argument("--plots", type=Path, help="folder for PNG plots (default: the folder named, each "
+    plots.add_argument("--plots", type=user_path, help="folder for PNG plots (default: the folder named, each "
                                                   "experiment folder below it, or that of the files named)")
     plots.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true",

@@ -7,7 +7,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from spikecl.commands import bounded
+from spikecl.commands import bounded, user_path
 from spikecl.config import MAX_THREADS, SEED_MAX
 from spikecl.errors import ConfigError
 from spikecl.toml_files import sets_key, toml_literal
@@ -40,7 +40,7 @@ def add_command(sub) -> None:
                          description="Run the experiment described by a TOML file; its top-level kind (continual, "
                                      "ca3, sparsey) decides what runs. Results files go to <output_dir>/<name>/ "
                                      "(continual: one per method and seed), then a summary and plots.")
-    run.add_argument("experiment", type=Path, help="experiment file (TOML), e.g. models/pmnist5k_demo.toml")
+    run.add_argument("experiment", type=user_path, help="experiment file (TOML), e.g. models/pmnist5k_demo.toml")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, end_marks,
                             live_pid, live_writer, output_lock, remove_temporaries)
-from spikecl.commands import bounded
+from spikecl.commands import bounded, user_path
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
                                      run_config, select_points, settings_text, stale_checkpoints, summary_record,
@@ -240,7 +240,7 @@ def add_command(subparsers) -> None:
         description="Run every (point, method, seed) of a sweep file as a Ray task (local instance by default), "
                     "retry failed runs, skip runs whose results exist (made with the same settings), and print "
                     "mean ± std per method and point.")
-    p.add_argument("sweep", type=Path, help="sweep file (TOML) naming a base experiment file")
+    p.add_argument("sweep", type=user_path, help="sweep file (TOML) naming a base experiment file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sweep-file value, e.g. --set max_retries=0 (repeatable)")
     p.add_argument("--address", help="Ray cluster to use (e.g. auto or ray://head:10001); default: start a local one")
