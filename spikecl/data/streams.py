@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -251,7 +252,7 @@ def _domain_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str) 
             keep = np.isin(y, group)
             local[split] = (x[keep], y[keep] if scenario == "class" else local_label[y[keep]])
         classes = tuple(int(k) for k in (group if scenario == "class" else range(len(group))))
-        tasks.append((d, local, classes, tuple(int(k) for k in group)))
+        tasks.append((d, local, classes, tuple(int(k) for k in group), None))
         widest = max(widest, len(group))
     return tasks, dataset.n_classes if scenario == "class" else widest
 
@@ -294,10 +295,10 @@ def make_stream(dataset: Dataset, kind: str, n_tasks: int, scenario: str, seed: 
         tasks, n_outputs = _transformed_tasks(dataset, sources, n_tasks, scenario, kind, rng, first_task_identity,
                                               max_angle_deg)
     built = [_task(i, local, classes, dataset.name, eval_split, train_per_task, test_per_task, seed, dataset_classes,
-                   recorded) for i, local, classes, dataset_classes in tasks]
+                   recorded, transform) for i, local, classes, dataset_classes, transform in tasks]
     stream = Stream(f"{kind}-{dataset.name}", scenario, tuple(built), n_outputs,
                     n_tasks if scenario == "task" else 1, dataset.input_shape)
-    changed = any(_ties_changed(local[split][1], n) for _, local, _, _ in tasks
+    changed = any(_ties_changed(local[split][1], n) for _, local, _, _, _ in tasks
                   for split, n in (("train", train_per_task), ("test", test_per_task)))
     object.__setattr__(stream, "_ties_changed", changed)          # not a field: replace() drops it
     return stream
@@ -330,9 +331,9 @@ def ties_changed(stream: Stream) -> bool:
 
 def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
                  classes_per_task: int | None) -> tuple[list, int]:
-    """(tasks as (index, {split: (x, y)}, classes, the dataset's classes they are), outputs) of a split stream: task
-    i holds classes
-    ``i·per … (i+1)·per − 1``, relabelled from 0 unless ``scenario`` is "class"."""
+    """(tasks as (index, {split: (x, y)}, classes, the dataset's classes they are, None: no transform), outputs) of a
+    split stream: task i holds classes ``i·per … (i+1)·per − 1``, relabelled from 0 unless ``scenario`` is
+    "class"."""
     c = dataset.n_classes
     per = classes_per_task or c // n_tasks
     if not classes_per_task and per < 1:
@@ -355,7 +356,7 @@ def _split_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: str,
             labels = y[keep] if scenario == "class" else y[keep] - i * per
             local[split] = (x[keep], labels)
         classes = tuple(int(k) for k in (group if scenario == "class" else range(per)))
-        tasks.append((i, local, classes, tuple(int(k) for k in group)))
+        tasks.append((i, local, classes, tuple(int(k) for k in group), None))
     return tasks, (c if scenario == "class" else per)
 
 
@@ -363,7 +364,9 @@ def _transformed_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: 
                        rng: np.random.Generator, first_task_identity: bool,
                        max_angle_deg: float) -> tuple[list, int]:
     """(tasks, outputs) of a permuted or rotated stream: every task holds all classes, its images permuted (a
-    permutation drawn from ``rng`` per task) or rotated by ``i · max_angle_deg / n_tasks`` degrees."""
+    permutation drawn from ``rng`` per task) or rotated by ``i · max_angle_deg / n_tasks`` degrees; each task's
+    images stay the dataset's until :func:`_task` has taken its samples, the transform the task's fifth item (a
+    stream of many tasks held every task's whole transformed dataset at once)."""
     c = dataset.n_classes
     n_pixels = int(np.prod(dataset.input_shape))
     tasks = []
@@ -375,8 +378,8 @@ def _transformed_tasks(dataset: Dataset, sources: dict, n_tasks: int, scenario: 
             angle = i * max_angle_deg / n_tasks
             transform = lambda x, a=angle: rotate(x, a)  # noqa: E731
         offset = i * c if scenario == "class" else 0
-        local = {split: (transform(x), y + offset) for split, (x, y) in sources.items()}
-        tasks.append((i, local, tuple(range(offset, offset + c)), tuple(range(c))))
+        local = {split: (x, y + offset) for split, (x, y) in sources.items()}
+        tasks.append((i, local, tuple(range(offset, offset + c)), tuple(range(c)), transform))
     return tasks, (n_tasks * c if scenario == "class" else c)
 
 
@@ -387,10 +390,12 @@ def train_subsample_seed(seed: int, task: int) -> list[int]:
 
 
 def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train_per_task: int | None,
-          test_per_task: int | None, seed: int, dataset_classes: tuple, recorded: bool = False) -> Task:
+          test_per_task: int | None, seed: int, dataset_classes: tuple, recorded: bool = False,
+          transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Task:
     """Task ``i`` from its {split: (x, y)}: subsampled (training samples with :func:`train_subsample_seed`, evaluation
-    samples with :data:`EVAL_SUBSAMPLE_SEED`), refused when a split holds none of one of its ``classes`` (the
-    dataset's ``dataset_classes``, in the same order)."""
+    samples with :data:`EVAL_SUBSAMPLE_SEED`), then ``transform``ed (a permutation or rotation, image by image),
+    refused when a split holds none of one of its ``classes`` (the dataset's ``dataset_classes``, in the same
+    order)."""
     for key, n, done in (("train_per_task", train_per_task, "trained"), ("test_per_task", test_per_task, "tested")):
         if n is not None and n < len(classes):
             raise ConfigError(f"stream.{key}: {n} samples cannot hold one of each of task {i + 1}'s {len(classes)} "
@@ -408,6 +413,8 @@ def _task(i: int, local: dict, classes: tuple, name: str, eval_split: str, train
                               f"samples; ask for at most that many (0 = all)")
     x_tr, y_tr = _subsample(*local["train"], train_per_task, train_subsample_seed(seed, i))
     x_te, y_te = _subsample(*local["test"], test_per_task, EVAL_SUBSAMPLE_SEED)
+    if transform is not None:
+        x_tr, x_te = transform(x_tr), transform(x_te)
     for split, y in (("training", y_tr), (eval_split, y_te)):
         if not len(y):
             raise DataError(f"stream: task {i + 1} has no {split} samples ({name} holds none of its "
