@@ -117,7 +117,7 @@ def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, test_p
             raise DataError(f"{name}: class {k} holds {int(np.sum(y == k))} images, too few for a test split of "
                             f"{test_per_class:g} per class to leave it a {split} image ({len(missing)} of "
                             f"{len(classes)} classes)")
-    return Dataset(name, x[tr], y[tr], x[te], y[te], n_classes)
+    return Dataset(name, unit_floats(x[tr]), y[tr], unit_floats(x[te]), y[te], n_classes)
 
 
 @functools.lru_cache(maxsize=None)
@@ -380,11 +380,11 @@ def _load_cifar(name: str, data_dir: str | None) -> Dataset:
         for path in paths:
             batch = _cifar_batch(path, split)
             stored = _cifar_images(batch, path)
-            ys.append(_cifar_labels(batch, key, path, len(stored), n))       # before the float copy of the images
-            xs.append(stored.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+            ys.append(_cifar_labels(batch, key, path, len(stored), n))
+            xs.append(stored.reshape(-1, 3, 32, 32))    # uint8 until ordered: one float copy, not three
         images[split] = list(zip(paths, xs))
         order = fixed_order(sum(map(len, ys)))         # in a fixed random order: a file may be sorted by class
-        parts[split] = (np.concatenate(xs)[order], np.concatenate(ys)[order])
+        parts[split] = (unit_floats(np.concatenate(xs)[order]), np.concatenate(ys)[order])
     check_not_test_copy(images["train"], *images["test"][0])
     return Dataset(name, *parts["train"], *parts["test"], n)
 
@@ -426,11 +426,20 @@ def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] 
             y[index] = offset + i
         if np.any(y < 0):
             raise DataError(f"{path}: some images belong to no class in class_dict")
-        images.append(data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        images.append(data.transpose(0, 3, 1, 2))      # uint8 until split: floats only of what each split keeps
         labels.append(y)
         offset += len(classes)
     y = np.concatenate(labels)
     return _from_arrays("miniimagenet", np.concatenate(images), y, offset, 1.0 / 6.0, seed, excludes)
+
+
+def unit_floats(images: np.ndarray) -> np.ndarray:
+    """uint8 ``images`` as float32 in [0, 1] (÷ 255), made in one array; float images as they are."""
+    if images.dtype != np.uint8:
+        return images
+    out = images.astype(np.float32)
+    out /= np.float32(255.0)
+    return out
 
 
 # -- datasets of one's own -----------------------------------------------------------------------------------------
