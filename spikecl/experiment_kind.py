@@ -43,7 +43,7 @@ from spikecl.io import Run, read_run
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
-from spikecl.toml_files import apply_overrides, load_toml, parse_override
+from spikecl.toml_files import SUPERBLOCKS, apply_overrides, is_hdf5, load_toml, parse_override
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -161,6 +161,12 @@ class Kind:
         choose (a continual run's variant, a sweep's name), checked by ``spikecl report`` before any table."""
         return []
 
+    def experiment_of(self, run: Run) -> dict:
+        """The experiment (as an experiment file's table) that makes the results file ``run`` again, for ``spikecl
+        run RESULTS.h5``; by default none: a one-line :class:`ConfigError`."""
+        raise ConfigError(f"{run.path}: a {self.name!r} results file does not record one run to make again; run its "
+                          "experiment file")
+
     def check(self, run: Run) -> None:
         """A one-line :class:`ResultsError` unless ``run`` holds what this kind's summary reads (``--resume`` runs
         such a file again; ``spikecl report`` skips it in a folder). By default: the summary of ``run`` alone is
@@ -219,11 +225,32 @@ def kind(name: str) -> Kind:
 
 
 def experiment_toml(path: str | Path) -> dict:
-    """The experiment file ``path`` as read; a sweep file is a one-line :class:`ConfigError` naming its command."""
+    """The experiment file ``path`` as read, or a results file's run as its kind's experiment
+    (:meth:`Kind.experiment_of`: ``spikecl run RESULTS.h5`` makes it again); a sweep file is a one-line
+    :class:`ConfigError` naming its command."""
+    if is_results_file(path):
+        try:
+            run = read_run(path)
+        except ResultsError as exc:              # an exported network, another tool's file, a damaged one
+            raise ConfigError(f"{exc}; spikecl run takes an experiment file (TOML), or a continual run's results "
+                              "file to make that run again") from None
+        return kind(run.kind).experiment_of(run)
     raw = load_toml(path)
     if "base" in raw and ("grid" in raw or "points" in raw):
         raise ConfigError(f"{path} is a sweep file (base with a grid or points); run it with: spikecl sweep {path}")
     return raw
+
+
+def is_results_file(path: str | Path) -> bool:
+    """Whether ``path`` names an HDF5 file (its signature read: :func:`~spikecl.toml_files.is_hdf5`), not a TOML
+    one."""
+    try:
+        if not Path(path).is_file():             # a pipe would block the open; a folder is no file
+            return False
+        with open(path, "rb") as f:
+            return is_hdf5(f.read(SUPERBLOCKS[-1] + 8))
+    except OSError:
+        return False
 
 
 def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:

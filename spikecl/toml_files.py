@@ -171,6 +171,15 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
+#: where HDF5 puts its signature: at 0, or after a user block (spikecl's seal: 512 bytes)
+SUPERBLOCKS = (0, *(512 << k for k in range(8)))
+
+
+def is_hdf5(head: bytes) -> bool:
+    """Whether the first bytes of a file (at least the first ``SUPERBLOCKS[-1] + 8``) are HDF5's."""
+    return any(head[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in SUPERBLOCKS)
+
+
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""
@@ -185,8 +194,7 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
                  "give the file's path)") if path.parts[:1] == ("models",) else ""
         raise missing(path, f"{what} not found: {path}{where}", ConfigError)
     data = path.read_bytes()
-    superblocks = (0, *(512 << k for k in range(8)))   # HDF5's: at 0 or after a user block (spikecl's seal: 512 bytes)
-    if any(data[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in superblocks):
+    if is_hdf5(data):
         raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
                           "'spikecl report' reads results, 'spikecl deploy' networks")
     try:

@@ -269,14 +269,17 @@ def _(tmp):
     return ["run", str(write(tmp, "s.toml", 'base = "x.toml"\n[grid]\n"train.lr" = [0.1]\n'))]
 
 
-@case("config", "a results file given to run", "is an HDF5 file (results or an exported network), not an experiment")
+@case("config", "a damaged HDF5 file given to run", "is corrupt or incomplete (Unable to synchronously open file "
+      "(bad byte number in an address)); spikecl run takes an experiment file (TOML), or a continual run's results "
+      "file to make that run again")
 def _(tmp):
     path = tmp / "r.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     return ["run", str(path)]
 
 
-@case("config", "a sealed results file given to run", "is an HDF5 file (results or an exported network), not an")
+@case("config", "a results file that records no run given to run", "r.h5: its config records no method and seed "
+      "to run again")
 def _(tmp):
     return ["run", str(write_run(tmp / "r.h5", "continual", {}))]        # HDF5's signature after the 512-byte seal
 

@@ -1,6 +1,7 @@
 """The command line: help, one-line errors with exit code 2, run + report end to end."""
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -100,6 +101,37 @@ def test_a_reader_that_closed_the_output_early_is_said_on_stderr(tmp_path):
     assert done.returncode == 141
     assert done.stderr == ("spikecl: stopped: the reader of its output closed it; continue with --resume --overwrite "
                            "(what this run already replaced is kept)\n"), done.stderr
+
+
+def test_a_results_file_runs_again_as_the_run_it_records(tmp_path, capsys):
+    """`spikecl run RESULTS.h5` makes the file's run again (a variant as a variant, its seed, its method's options,
+    its thread count): the same numbers and config bit for bit; --resume keeps the file itself; a kind whose files
+    record no one run says so in one line."""
+    import numpy as np
+
+    from spikecl.experiment_kind import kind
+    from spikecl.io import read_run
+
+    exp = tmp_path / "v.toml"
+    exp.write_text(SMALL.replace('methods = ["finetune", "si"]', 'methods = ["slow"]')
+                   + '[variants.slow]\nmethod = "ewc"\n"train.lr" = 0.02\n"strategy.ewc.lam" = 7.0\n')
+    assert main(["run", str(exp), "--no-progress", "--no-plots", "--threads", "1", "--seed", "3",
+                 "--output-dir", str(tmp_path / "a")]) == 0
+    made = tmp_path / "a" / "cli" / "slow-seed3.h5"
+    capsys.readouterr()
+    assert main(["run", str(made), "--no-progress", "--no-plots", "--output-dir", str(tmp_path / "b")]) == 0
+    assert f"note: {made} was computed with 1 torch thread; so is this run" in capsys.readouterr().out
+    old, new = read_run(made), read_run(tmp_path / "b" / "cli" / "slow-seed3.h5")
+    assert {**old.config, "output_dir": None} == {**new.config, "output_dir": None}
+    assert (new.config["method"], new.config["train"]["lr"], new.config["seed"]) == ("slow", 0.02, 3)
+    assert new.config["strategy"]["options"]["ewc"]["lam"] == 7.0
+    for name in ("acc_matrix", "curves/accuracy", "model/layers.0.synapse.weight", "model/readout.heads.0.weight"):
+        np.testing.assert_array_equal(old.array(name), new.array(name))
+    assert main(["run", str(made), "--resume", "--no-progress", "--no-plots"]) == 0
+    assert f"{made}: complete, kept" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"x.h5: a 'ca3' results file does not record one run to make again; run "
+                                          "its experiment file$"):
+        kind("ca3").experiment_of(dataclasses.replace(old, path=tmp_path / "x.h5", kind="ca3"))
 
 
 def test_folder_names_outside_the_basic_plane_reach_the_config_as_given(tmp_path, capsys):

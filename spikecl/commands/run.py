@@ -40,7 +40,9 @@ def add_command(sub) -> None:
                          description="Run the experiment described by a TOML file; its top-level kind (continual, "
                                      "ca3, sparsey) decides what runs. Results files go to <output_dir>/<name>/ "
                                      "(continual: one per method and seed), then a summary and plots.")
-    run.add_argument("experiment", type=user_path, help="experiment file (TOML), e.g. models/pmnist5k_demo.toml")
+    run.add_argument("experiment", type=user_path,
+                     help="experiment file (TOML), e.g. models/pmnist5k_demo.toml; or a results file (.h5) of a "
+                          "continual run, to make that run again (with its recorded thread count)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")
@@ -93,6 +95,22 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     if args.data_dir is not None:
         overrides.append(f"data.data_dir={toml_literal(args.data_dir)}")
     return overrides
+
+
+def recorded_threads(path: Path) -> int | None:
+    """The torch threads a results file ``path`` that ``spikecl run`` makes again was computed with (one count, at
+    most :data:`MAX_THREADS`), else None (an experiment file, a run resumed on other counts)."""
+    from spikecl.errors import ResultsError
+    from spikecl.experiment_kind import is_results_file
+    from spikecl.io import read_run
+
+    if not is_results_file(path):
+        return None
+    try:
+        threads = read_run(path).environment.get("torch_threads")
+    except ResultsError:                          # said when the file is read as the experiment
+        return None
+    return threads if isinstance(threads, int) and 1 <= threads <= MAX_THREADS else None
 
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
@@ -158,6 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads and args.nproc * args.threads > MAX_THREADS:
         raise ConfigError(f"--nproc {args.nproc} x --threads {args.threads}: at most {MAX_THREADS} threads in all "
                           "(4 per CPU)")
+    if args.threads is None and args.nproc == 1 and (recorded := recorded_threads(args.experiment)):
+        args.threads = recorded                   # as the run it makes again: the same sums in the same order
+        print(f"note: {args.experiment} was computed with {recorded} torch thread{'s' * (recorded != 1)}; so is this "
+              "run (--threads chooses)")
     if args.threads:
         limit_threads(args.threads)
     if args.nproc == 1:

@@ -33,6 +33,28 @@ class ContinualKind(Kind):
     def plan(self, cfg: ExperimentConfig) -> list[Job]:
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
 
+    def experiment_of(self, run: Run) -> dict:
+        """The one-run experiment that makes ``run`` again: its recorded config as this spikecl reads it, its
+        method's options as ``[strategy.<method>]``, its seed, and a variant as a variant of no changes (its settings
+        are folded into the config), so that the new file has the old one's name and config; what a results file
+        records beside the config (its method, seed, how spikecl computed) is left out."""
+        import dataclasses
+
+        from spikecl.recorded import recorded_as_now
+
+        recorded = recorded_as_now(run.config, run.attrs.get("seed"))
+        method, runs_method, seed = (recorded.get(k) for k in ("method", "runs_method", "seed"))
+        if not (isinstance(method, str) and isinstance(runs_method, str) and isinstance(seed, int)):
+            raise ConfigError(f"{run.path}: its config records no method and seed to run again")
+        fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+        raw = {k: v for k, v in recorded.items() if k in fields}
+        strategy = dict(raw.get("strategy") or {})
+        raw["strategy"] = {**{k: v for k, v in strategy.items() if k != "options"}, **(strategy.get("options") or {}),
+                           "methods": [method]}
+        raw["variants"] = {method: {"method": runs_method}} if method != runs_method else {}
+        raw["seeds"] = [seed]
+        return raw
+
     def check_overrides(self, cfg: ExperimentConfig, paths: list[list[str]]) -> None:
         """A method's option set for no run of the method, or a setting every run takes from its variant."""
         why = next(filter(None, (unreached_override(cfg, path) for path in paths)), None)
