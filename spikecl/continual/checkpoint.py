@@ -145,16 +145,17 @@ def check_progress(p: RunState, n_tasks: int) -> None:
 
 
 #: what :meth:`ContinualRun.setup` records per task: besides the config, what a task's numbers depend on
-SETUP_KEYS = ("device", "torch_threads", "cpu", "torch_cpu_capability", "processes", "spikecl_source", "engine")
+SETUP_KEYS = ("device", "torch_threads", "blas_threads", "cpu", "torch_cpu_capability", "processes", "spikecl_source",
+              "torch", "numpy", "engine")
 
 
 def checkpoint_setup(state: dict) -> dict:
     """The setup of the tasks in a checkpoint written before setups were recorded per task, from the fields its
     resume notices compare (None where it recorded none)."""
     cpu, _, kernels = (state.get("cpu") or "").rpartition(", ")       # machine_kernels(): "<cpu>, <set> kernels"
-    return {"device": None, "torch_threads": state.get("torch_threads"), "cpu": cpu or None,
+    return {"device": None, "torch_threads": state.get("torch_threads"), "blas_threads": None, "cpu": cpu or None,
             "torch_cpu_capability": kernels.removesuffix(" kernels") if cpu else None,
-            "processes": state.get("processes"), "spikecl_source": None,
+            "processes": state.get("processes"), "spikecl_source": None, "torch": None, "numpy": None,
             "engine": ((state.get("config") or {}).get("network") or {}).get("engine")}
 
 
@@ -170,8 +171,8 @@ def tasks_setup(setups: list[dict]) -> dict:
 
 def mixed_setups(setups: list[dict]) -> dict:
     """Environment entries for a run whose tasks were computed with different setups (resumed from a checkpoint
-    written with other threads, CPU, processes, engine or device); empty when all tasks had one (None, unrecorded,
-    differs from nothing). ``setups_by_task``: one entry per stretch of tasks, ``{"tasks": [first, last] (1-based),
+    written with other threads, CPU, processes, engine, device or torch/numpy versions); empty when all tasks had
+    one (None, unrecorded, differs from nothing). ``setups_by_task``: one entry per stretch of tasks, ``{"tasks": [first, last] (1-based),
     **setup}``; and each environment key that differs becomes the list of its values in the order used (e.g.
     ``torch_threads: [1, 2]``)."""
     stretches: list[dict] = []

@@ -38,7 +38,7 @@ from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, ch
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
-from spikecl.environment import cpu_model, environment, machine_kernels, source_commit
+from spikecl.environment import blas_threads, cpu_model, environment, machine_kernels, source_commit
 from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
 from spikecl.io import RunResult, write_results
@@ -257,12 +257,12 @@ class ContinualRun:
 
     def setup(self) -> dict:
         """What this process computes with besides the config (:data:`~spikecl.continual.checkpoint.SETUP_KEYS`):
-        the device, torch's threads, the CPU and torch's vector instruction set, the process count, the spikecl
-        checkout's commit (None for an installed copy) and the engine."""
-        return {"device": str(self.device), "torch_threads": torch.get_num_threads(), "cpu": cpu_model(),
-                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        the device, torch's and numpy's BLAS threads, the CPU and torch's vector instruction set, the process count,
+        the spikecl checkout's commit (None for an installed copy), torch's and numpy's versions and the engine."""
+        return {"device": str(self.device), "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+                "cpu": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "processes": self.execution.processes, "spikecl_source": source_commit(),
-                "engine": self.cfg.network.engine}
+                "torch": str(torch.__version__), "numpy": str(np.__version__), "engine": self.cfg.network.engine}
 
     def measure(self, task: int) -> dict[str, float]:
         """NeuroBench measures (:mod:`spikecl.snn.measures`) after task ``task`` on the first
@@ -453,17 +453,24 @@ class ContinualRun:
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
         """Notices for what the resume check ignores but the numbers depend on: the process count (how batches
-        are split and summed), the spikecl commit that wrote the checkpoint and the engine (another rounding of the
-        same maths)."""
+        are split and summed), the spikecl commit that wrote the checkpoint, torch's and numpy's versions and the
+        engine (another rounding of the same maths)."""
         processes = state.get("processes")
         if processes not in (None, self.execution.processes):
             progress.write_line(f"notice: {path.name} was written by a run of {processes} process(es), this one has "
                                 f"{self.execution.processes}: the resumed run may end with other numbers than an "
                                 f"uninterrupted one (--nproc {processes} resumes exactly)")
-        written_by, here = (state["progress"].get("setups") or [{}])[-1].get("spikecl_source"), source_commit()
+        last = (state["progress"].get("setups") or [{}])[-1]
+        written_by, here = last.get("spikecl_source"), source_commit()
         if None not in (written_by, here) and written_by != here:
             progress.write_line(f"notice: {path.name} was written by spikecl {written_by}, this is {here}: the "
                                 "tasks from here on may compute otherwise (the results file records both)")
+        versions = [f"{name} {last[name]} (now {now})" for name, now in (("torch", str(torch.__version__)),
+                                                                         ("numpy", str(np.__version__)))
+                    if last.get(name) not in (None, now)]
+        if versions:
+            progress.write_line(f"notice: {path.name} was written with {' and '.join(versions)}: the tasks from here "
+                                "on may compute otherwise (the results file records both)")
         engine = ((state.get("config") or {}).get("network") or {}).get("engine")
         if engine not in (None, self.cfg.network.engine):
             progress.write_line(f"notice: {path.name} was written with network.engine = {engine!r}, this run uses "
