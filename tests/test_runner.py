@@ -426,6 +426,41 @@ def test_a_run_resumed_under_other_torch_and_numpy_versions_says_so_and_records_
     assert all("blas_threads" in s for s in env["setups_by_task"])
 
 
+@pytest.mark.parametrize("method", ["finetune", "joint", "multitask"])
+def test_the_progress_bar_total_is_right_from_the_first_task(tmp_path, monkeypatch, method):
+    """joint trains on the union of the tasks so far and multitask on every task at once: their bars started at
+    0/90 for 274 batches, and at 450 for 90 (re-estimated from each task's own size)."""
+    from spikecl import progress
+
+    totals = []
+
+    class Bar:
+        n, total = 0, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def refresh(self):
+            totals.append(self.total)
+
+        def update(self):
+            self.n += 1
+
+        def set_description(self, *args, **kwargs):
+            pass
+
+        set_postfix = set_description
+
+    bar = Bar()
+    monkeypatch.setattr(progress, "progress_bar", lambda *a, **k: bar)
+    cfg = config(tmp_path, stream={"n_tasks": 3}, train={"epochs": 2, "eval_every": 0, "batch_size": 32})
+    ContinualRun(cfg, method, 0).execute(cfg.results_path(method, 0), progress_bar=True)
+    assert bar.n > 0 and totals == [bar.n] * 3, (totals, bar.n)
+
+
 def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
     exp = tmp_path / "exp.toml"

@@ -282,15 +282,17 @@ class ContinualRun:
         """Train on one task (``train.epochs`` epochs), with continual evaluation every ``eval_every`` iterations;
         returns the stage whose outputs the strategy trained (``task``, or the last one for multitask training).
 
-        ``bar``: a tqdm progress bar advanced per batch; its total is re-estimated from this task's size.
+        ``bar``: a tqdm progress bar advanced per batch; its total is re-estimated from this task's size and the
+        later tasks' (as the strategy will train on them: :meth:`.Strategy.training_samples`).
         """
         t = self.cfg.train
         seen = self.train_sets[: task + 1]
         train = checked_task(self.strategy.name, self.strategy.before_task(task, self.train_sets[task], seen))
         self._notice_fully_protected(task)
         if bar is not None:
-            batches = -(-self._epoch_samples(len(train)) // t.batch_size)
-            bar.total = bar.n + t.epochs * batches * (len(self.stream) - task)
+            sizes = [len(d) for d in self.train_sets]
+            later = [self.strategy.training_samples(k, sizes) for k in range(task + 1, len(sizes))]
+            bar.total = bar.n + t.epochs * sum(-(-self._epoch_samples(n) // t.batch_size) for n in [len(train), *later])
             bar.refresh()
         if t.reset_optimizer and task > 0:
             self.optimizer = self._new_optimizer()

@@ -358,6 +358,11 @@ class Strategy(TrainingHooks):
         INCLUSIVE in stream order (``task + 1`` items, the last one ``train`` itself, as the runner passes them)."""
         return train
 
+    def training_samples(self, task: int, sizes: Sequence[int]) -> int:
+        """How many samples :meth:`before_task` will give ``task`` to train on, from every task's training-set size
+        ``sizes`` (for the progress bar's total before those tasks come); a method that replaces the data says so."""
+        return sizes[task]
+
     def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor):
         return x, y, heads
 
@@ -440,6 +445,10 @@ class Combined(Strategy):
     def begin(self, tasks):
         for part in self.parts:
             part.begin(tasks)
+
+    def training_samples(self, task, sizes):
+        return next((n for part in self.parts if (n := part.training_samples(task, sizes)) != sizes[task]),
+                    sizes[task])
 
     def before_task(self, task, train, seen):
         for key, part in zip(self.keys, self.parts):

@@ -20,6 +20,9 @@ class Joint(Strategy):
         taken as the earlier tasks only and ``train`` appended (an empty ``seen``: the current task alone)."""
         return TaskData.concat(list(seen) if seen and seen[-1] is train else [*seen, train])
 
+    def training_samples(self, task, sizes):
+        return sum(sizes[: task + 1])
+
 
 class Multitask(Strategy):
     """One model trained once, on the first task's turn, on every task's data for ``train.epochs`` epochs: as
@@ -40,6 +43,9 @@ class Multitask(Strategy):
 
     def begin(self, tasks):
         self._tasks = list(tasks)                     # concatenated only for the one training turn
+
+    def training_samples(self, task, sizes):
+        return sum(sizes) if task == 0 else 0
 
     def before_task(self, task, train, seen):
         if not self._tasks:
