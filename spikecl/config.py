@@ -219,7 +219,8 @@ class TrainConfig:
     eval_every: int = option(0, low=0, doc="continual evaluation every N iterations; 0 = only at task ends")
     eval_samples: int = option(200, low=1, doc="test samples per task in continual evaluation")
     eval_batch_size: int = option(500, low=1, doc="samples per batch when measuring accuracy (memory only; on a GPU "
-                                                   "the spikes of a poisson encoder depend on it)")
+                                                   "the spikes of a poisson encoder depend on it; on the CPU fewer "
+                                                   "where so many would not fit in half the memory free)")
     compile: bool = option(False, doc="compile the training forward pass with torch.compile once per run (static "
                                       "shapes: each epoch's last partial batch, at most batch_size - 1 samples "
                                       "chosen by its seeded shuffle, is dropped when a full batch exists); "

@@ -865,3 +865,29 @@ def test_flipped_and_rotated_numpy_arrays_are_inputs_like_any_other():
     for view in (np.flip(x, axis=0), np.rot90(x, axes=(2, 3))):
         assert torch.equal(as_input(view), torch.from_numpy(view.copy()))
         assert torch.equal(encode(view, 2, "direct"), encode(view.copy(), 2, "direct"))
+
+
+@pytest.mark.parametrize("encoder", ["direct", "poisson"])
+def test_an_evaluation_batch_that_would_not_fit_in_memory_is_split_with_the_same_predictions(monkeypatch, encoder):
+    """On the CPU an evaluation batch whose activations would exceed half the memory free (the CIFAR CNN at T = 20:
+    ~14 MB a sample, 7 GB at the default 500) is evaluated in fewer samples at a time, sized by a one-sample pass;
+    predictions (Poisson draws included) are those of the whole batch."""
+    from spikecl import environment
+    from spikecl.snn.trainers import fitting_batch, predict
+
+    torch.manual_seed(0)
+    net = build_cnn((1, 8, 8), [4, 8], 5)
+    x = torch.rand(60, 1, 8, 8)
+    whole = predict(net, x, 6, encoder, batch_size=60, generator=torch.Generator().manual_seed(3))
+    seen = []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda inputs, heads=None: seen.append(inputs.shape) or forward(inputs, heads))
+    monkeypatch.setattr(environment, "available_memory", lambda: 2 * 10 * 40_000)   # room for ~10 samples
+    per_sample = fitting_batch(net, x, 6, encoder, None, 1_000_000)
+    assert 1 <= per_sample < 60
+    seen.clear()
+    split = predict(net, x, 6, encoder, batch_size=60, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(split, whole, rtol=0, atol=0)
+    assert len(seen) == 1 + -(-60 // per_sample)                  # the sizing pass, then the chunks
+    monkeypatch.setattr(environment, "available_memory", lambda: None)               # unknown: as asked
+    assert fitting_batch(net, x, 6, encoder, None, 60) == 60
