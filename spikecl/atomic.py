@@ -134,8 +134,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     except RuntimeError as exc:             # torch.save and h5py report a failed write as a RuntimeError
         if not _failed_write(exc):
             raise
-        raise ResultsError(f"cannot write {path}: {_first_line(exc)} ({_why_cut_short(path.parent)}); the previous "
-                           "file, if any, is kept") from None
+        why = _why_cut_short(path.parent)          # a full disk said alone: torch's "unexpected pos" says no more
+        said = why if why.startswith("the disk is full") else f"{_first_line(exc)} ({why})"
+        raise ResultsError(f"cannot write {path}: {said}; the previous file, if any, is kept") from None
     finally:
         if os.path.exists(tmp):
             with contextlib.suppress(OSError):

@@ -89,8 +89,8 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 
 def test_a_write_cut_short_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
-    """torch reports a checkpoint cut short by a full disk as its own assertion ("unexpected pos 43648 vs 43540");
-    the message guessed at a full disk where the free space says so."""
+    """torch reports a checkpoint cut short by a full disk as its own assertion ("unexpected pos 43648 vs 43540"):
+    where the free space says the disk is full, that is said alone; else torch's words with a guess."""
     import collections
     import shutil
 
@@ -101,12 +101,13 @@ def test_a_write_cut_short_on_a_full_disk_says_the_disk_is_full(tmp_path, monkey
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 299_488, 512))
-    with pytest.raises(ResultsError, match=rf"^cannot write {re.escape(str(tmp_path / 'run.ckpt'))}: unexpected pos "
-                                           rf"43648 vs 43540 \(the disk is full: 512 bytes free in "
-                                           rf"{re.escape(str(tmp_path))}\); the previous file, if any, is kept$"):
+    with pytest.raises(ResultsError, match=rf"^cannot write {re.escape(str(tmp_path / 'run.ckpt'))}: the disk is "
+                                           rf"full: 512 bytes free in {re.escape(str(tmp_path))}; the previous file, "
+                                           rf"if any, is kept$"):
         atomic_write(tmp_path / "run.ckpt", cut_short)
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(300_000, 0, 300_000_000))
-    with pytest.raises(ResultsError, match=r"\(is the disk full, or a file-size limit reached\?\)"):
+    with pytest.raises(ResultsError, match=r": unexpected pos 43648 vs 43540 \(is the disk full, or a file-size "
+                                           r"limit reached\?\)"):
         atomic_write(tmp_path / "run.ckpt", cut_short)
 
 
