@@ -461,6 +461,22 @@ def test_the_progress_bar_total_is_right_from_the_first_task(tmp_path, monkeypat
     assert bar.n > 0 and totals == [bar.n] * 3, (totals, bar.n)
 
 
+def test_a_network_whose_training_step_cannot_fit_is_refused_before_training(tmp_path, monkeypatch):
+    """hidden = [20000, 20000] in a 3 GiB job was killed without a word: its gradients and a batch's activations
+    exceed the memory free, refused in one line before any task; a run that fits trains on."""
+    from spikecl.continual import runner
+
+    cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0, "batch_size": 64})
+    monkeypatch.setattr(runner, "available_memory", lambda: 100_000)
+    with pytest.raises(ConfigError, match=r"^a training step of this network takes at least 0\.\d GiB \(gradients "
+                                          r"0\.\d, a batch of 64 at num_steps = \d+: 0\.\d\), more than the 0\.0 GiB "
+                                          r"of memory free: a smaller network.hidden, train.batch_size or "
+                                          r"network.num_steps$"):
+        ContinualRun(cfg, "finetune", 0)
+    monkeypatch.setattr(runner, "available_memory", lambda: 2**40)
+    ContinualRun(cfg, "finetune", 0)
+
+
 def test_kill_and_resume_gives_identical_results(tmp_path):
     """SIGKILL a CLI run after its first checkpoint, resume it, and compare with an uninterrupted run."""
     exp = tmp_path / "exp.toml"

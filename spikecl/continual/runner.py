@@ -38,14 +38,15 @@ from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, ch
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
-from spikecl.environment import blas_threads, cpu_model, environment, machine_kernels, source_commit
+from spikecl.environment import (available_memory, blas_threads, cpu_model, environment, machine_kernels,
+                                 source_commit)
 from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
 from spikecl.io import RunResult, write_results
 from spikecl.snn import measures
 from spikecl.snn.checks import nonfinite_state, parameters_flag
 from spikecl.snn.networks import build_network
-from spikecl.snn.trainers import evaluate, make_trainer
+from spikecl.snn.trainers import activation_bytes, evaluate, make_trainer
 
 
 #: test samples per seen task on which the NeuroBench measures are taken after each task
@@ -139,6 +140,7 @@ class ContinualRun:
         torch.manual_seed(seed)
         self.net = build_network(cfg.network, self.stream.input_shape, self.stream.n_outputs,
                                  self.stream.n_heads).to(self.device)
+        self._check_training_fits()
         self.execution.start(self.net)
         self.execution.check_same_data(source_crc(self.stream))
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
@@ -160,6 +162,25 @@ class ContinualRun:
         self.run_state = RunState()
         for text in unused_entries(self.strategy) if self.execution.writes_files else ():
             progress.write_line(f"notice: {self.method}: {text}")
+
+    def _check_training_fits(self) -> None:
+        """A one-line ConfigError on the CPU where a training step cannot fit in the memory free (Linux would kill
+        the run without a word): the weights' gradients and a batch's activations (every layer's output, sized by a
+        one-sample pass) are a lower bound of what it takes beside the weights and data already held."""
+        free = available_memory() if self.device.type == "cpu" else None
+        if free is None:
+            return
+        x = torch.as_tensor(self.stream.tasks[0].x_train[:1], dtype=torch.float32, device=self.device)
+        heads = torch.zeros(1, dtype=torch.long, device=self.device) if self.stream.n_heads > 1 else None
+        gradients = sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
+        steps = self.cfg.network.num_steps
+        batch = self.cfg.train.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads)
+        if gradients + batch > free:
+            gib = 2**30
+            raise ConfigError(f"a training step of this network takes at least {(gradients + batch) / gib:.1f} GiB "
+                              f"(gradients {gradients / gib:.1f}, a batch of {self.cfg.train.batch_size} at "
+                              f"num_steps = {steps}: {batch / gib:.1f}), more than the {free / gib:.1f} "
+                              "GiB of memory free: a smaller network.hidden, train.batch_size or network.num_steps")
 
     def _compile(self) -> None:
         """Compile the trainer's forward pass once for the whole run (``train.compile``)."""

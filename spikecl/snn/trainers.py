@@ -396,6 +396,14 @@ def fitting_batch(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder:
     free = available_memory() if x.device.type == "cpu" and min(batch_size, x.shape[0]) > 1 else None
     if free is None:
         return batch_size
+    return int(max(1, min(batch_size, free // 2 // activation_bytes(net, x[:1], num_steps, encoder, heads))))
+
+
+def activation_bytes(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str,
+                     heads: torch.Tensor | None) -> int:
+    """Bytes of every layer's output in a pass of ``net`` over one sample ``x`` [1, ...] (in evaluation mode, without
+    gradients): what a batch's activations take per sample, at least (its own generator: no caller's Poisson draws
+    are taken)."""
     sizes: list[int] = []
 
     def count(module, inputs, output):
@@ -403,12 +411,14 @@ def fitting_batch(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder:
         sizes.append(sum(t.numel() * t.element_size() for t in outputs if torch.is_tensor(t)))
 
     hooks = [m.register_forward_hook(count) for m in net.modules() if not any(m.children())]
-    try:                                          # its own generator: the evaluation's draws stay as they were
-        net(encode(x[:1], num_steps, encoder, torch.Generator().manual_seed(0)), None if heads is None else heads[:1])
+    try:
+        with torch.no_grad(), evaluating(net):    # normalisation statistics read, not moved
+            net(encode(x[:1], num_steps, encoder, torch.Generator(x.device).manual_seed(0)),
+                None if heads is None else heads[:1])
     finally:
         for hook in hooks:
             hook.remove()
-    return int(max(1, min(batch_size, free // 2 // max(sum(sizes), 1))))
+    return max(sum(sizes), 1)
 
 
 def predict(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str = "direct",
