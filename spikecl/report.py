@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spikecl.atomic import check_name_fits, check_writable_folder, live_writer, pending_replacement
-from spikecl.errors import ConfigError, ResultsError, check_type
+from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, report, summary
 from spikecl.integrity import check_seal
@@ -36,12 +36,14 @@ def collect(paths: Iterable[str | Path] | str | Path, note: Callable[[str], None
     return dict(by_kind)
 
 
-def collect_groups(paths: Iterable[str | Path] | str | Path,
-                   note: Callable[[str], None] = print) -> dict[tuple[str, Path | None], list[Run]]:
+def collect_groups(paths: Iterable[str | Path] | str | Path, note: Callable[[str], None] = print,
+                   unreadable: list[Path] | None = None) -> dict[tuple[str, Path | None], list[Run]]:
     """:func:`collect`'s files as ``{(kind, experiment folder): [results files]}``: the files found in a subfolder
     of a named folder are grouped by the folder they lie in (a sweep's summaries by the sweep's folder), since one
     folder holds one experiment; the files named, and those lying in a named folder itself, form one group per kind
-    (folder None), as the user put them together."""
+    (folder None), as the user put them together. ``unreadable`` gets the files in a folder that were skipped as
+    damaged (not another tool's or schema's file, nor one an ``--overwrite`` is to replace)."""
+    unreadable = [] if unreadable is None else unreadable
     groups: dict[tuple[str, Path | None], list[Run]] = defaultdict(list)
     read: set[Path] = set()
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else list(map(Path, paths))    # one path, not its letters
@@ -54,6 +56,7 @@ def collect_groups(paths: Iterable[str | Path] | str | Path,
             except ResultsError as exc:
                 note(f"skipped: {exc}")
                 skipped += 1
+                unreadable.append(file)
                 continue
             if where in read:
                 found += 1
@@ -64,6 +67,8 @@ def collect_groups(paths: Iterable[str | Path] | str | Path,
             except ResultsError as exc:
                 note(f"skipped: {exc}")
                 skipped += 1
+                if not isinstance(exc, ForeignFileError) and pending_replacement(file) is None:
+                    unreadable.append(file)           # damaged: not another tool's, nor work to be replaced
                 continue
             groups[run.kind, None if folder == path else folder].append(run)
             found += 1
@@ -160,7 +165,7 @@ def _read(path: Path) -> Run:
 
 
 def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path | None = None, plots: bool = True,
-                 detail: bool = True) -> None:
+                 detail: bool = True) -> list[Path]:
     """Print every kind's summary of the results files under ``paths`` (one path, or several) and write its plots
     into ``plots_dir`` (default: the folder the results named together lie in; in two folders, a one-line error).
     A heading names each kind when there are several.
@@ -168,7 +173,8 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     Each experiment folder below a named folder (``spikecl report results``) gives a table of its own (headed by
     its kind and folder), whose plots go to that folder (or to ``plots_dir``; there, several of one
     kind to their paths below it); two tables whose plots would share a folder are refused before anything is
-    printed."""
+    printed. Returns the results files in the folders that could not be read (damaged), which the tables leave
+    out."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths or []
     if isinstance(paths, bytes) or not isinstance(paths, Iterable):
         raise ConfigError(f"report: expected results files or folders (a path or a list of them), got {paths!r}")
@@ -178,7 +184,8 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
     plots_dir = Path(plots_dir) if plots_dir is not None else None
     if plots and plots_dir is not None:
         check_writable_folder(plots_dir, "--plots")
-    found = collect_groups(paths)
+    unreadable: list[Path] = []
+    found = collect_groups(paths, unreadable=unreadable)
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
     where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
     direct = {key: {Path(run.path).parent.resolve(): Path(run.path).parent for run in runs}   # the folders
@@ -219,6 +226,7 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
         if left:
             print(f"\nnote: {len(left)} more PNG file(s) in {folder} ({', '.join(left[:2])}"
                   f"{', ...' if len(left) > 2 else ''}) are not of these results: of files removed since, or others'")
+    return unreadable
 
 
 def _plots_folder(folder: Path | None, paths: list[Path], plots_dir: Path | None, split: bool) -> Path:

@@ -55,7 +55,7 @@ def test_a_part_missing_a_metric_column_or_a_population_is_damaged(parts, capsys
     group = entry.split("/")[0]
     with pytest.raises(ResultsError, match=f"corrupt or incomplete \\(no '{entry}'; {group} holds "):
         read_part(parts / file)
-    assert main(["report", str(parts), "--no-plots"]) == 0
+    assert main(["report", str(parts), "--no-plots"]) == 2
     assert f"skipped: {parts / file} is corrupt or incomplete (no '{entry}'; {group} holds " in capsys.readouterr().out
     assert run_cli(parts.parent, "--no-plots", "--resume") == 0
     out = capsys.readouterr().out
@@ -79,7 +79,7 @@ def test_damaged_attributes_the_plots_read_are_one_line_errors(parts, capsys, tm
     assert main(["report", "--plots", str(tmp_path / "plots"), str(functional)]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{functional} is corrupt or incomplete: {message}" in err and len(err.splitlines()) == 1
-    assert main(["report", "--plots", str(tmp_path / "plots"), str(parts)]) == 0
+    assert main(["report", "--plots", str(tmp_path / "plots"), str(parts)]) == 2
     assert f"skipped: {functional} is corrupt or incomplete: {message}" in capsys.readouterr().out
 
 

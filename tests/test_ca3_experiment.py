@@ -132,7 +132,7 @@ def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, c
     assert main(["report", str(part), "--no-plots"]) == 2
     damaged = f"{part} is corrupt or incomplete (its arrays are not those it was written with (missing table, "
     assert damaged in capsys.readouterr().err
-    assert main(["report", str(tmp_path / "ca3_cam"), "--no-plots"]) == 0
+    assert main(["report", str(tmp_path / "ca3_cam"), "--no-plots"]) == 2
     assert f"skipped: {damaged}" in capsys.readouterr().out
     with edited(tmp_path / "ca3_cam" / "functional.h5", "a") as f:
         del f.attrs["decoded"]

@@ -281,7 +281,7 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
     with pytest.raises(ResultsError, match=message):
         read_run(path)
     write_results(tmp_path / "r" / "ewc-seed1.h5", make_result(1))
-    assert main(["report", str(tmp_path / "r"), "--no-plots"]) == 0
+    assert main(["report", str(tmp_path / "r"), "--no-plots"]) == 2
     assert "skipped: " in capsys.readouterr().out
 
 

@@ -751,9 +751,11 @@ def test_a_loop_of_links_is_a_one_line_error_or_skipped_in_a_folder(tmp_path, ca
     assert main(["report", str(tmp_path / "loop.h5"), "--no-plots"]) == 2
     assert capsys.readouterr().err.strip() == (f"spikecl: error: {tmp_path / 'loop.h5'} cannot be followed to a file "
                                                f"(Symlink loop from '{tmp_path / 'loop.h5'}'); is it a loop of links?")
-    assert main(["report", str(tmp_path), "--no-plots"]) == 0
-    out = capsys.readouterr().out
+    assert main(["report", str(tmp_path), "--no-plots"]) == 2       # the table of the rest, then the error
+    out, err = capsys.readouterr()
     assert f"skipped: {tmp_path / 'loop.h5'} cannot be followed to a file" in out and "finetune" in out
+    assert err == (f"spikecl: error: {tmp_path / 'loop.h5'} could not be read as results (skipped above); the "
+                   "tables leave it out\n")
 
 
 def test_a_linked_experiment_folder_is_named_as_skipped_and_reported_when_named(tmp_path, capsys):

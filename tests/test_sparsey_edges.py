@@ -108,7 +108,7 @@ def test_results_without_the_metrics_their_config_asks_for_are_incomplete(seed0,
     assert kept(Job(seed0, lambda options: None), "sparsey") and not kept(Job(bad, lambda options: None), "sparsey")
     copy(seed0, bad.parent / "sparsey_seed1.h5", seed=1)
     code, out, err = report(capsys, bad.parent, "--no-plots")                     # in a folder: skipped, named
-    assert code == 0 and f"skipped: {bad} is corrupt or incomplete (no metric '{missing}" in out
+    assert code == 2 and f"skipped: {bad} is corrupt or incomplete (no metric '{missing}" in out
     assert report(capsys, bad, "--no-plots")[0] == 2
 
 
@@ -165,7 +165,7 @@ def test_damaged_attributes_are_one_line_errors_or_skipped_in_a_folder(seed0, tm
     assert not list(plots.glob("*.png")) and not list(bad.parent.glob("*.png"))
     copy(seed0, bad.parent / "sparsey_seed1.h5", seed=1)
     code, out, _ = report(capsys, bad.parent, "--no-plots")
-    assert code == 0 and f"skipped: {bad}" in out and message in out
+    assert code == 2 and f"skipped: {bad}" in out and message in out
 
 
 # 5. too few evaluation items ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from spikecl.commands import user_path
 
@@ -37,5 +38,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from spikecl.report import report_paths
 
     load_plugins(args.plugin)
-    report_paths(args.paths, args.plots, plots=not args.no_plots, detail=not args.no_matrices)
+    unreadable = report_paths(args.paths, args.plots, plots=not args.no_plots, detail=not args.no_matrices)
+    if unreadable:                               # a table of fewer runs than the folder holds: not a success
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        print(f"spikecl: error: {unreadable[0]}{more} could not be read as results (skipped above); the tables "
+              "leave it out", file=sys.stderr)
+        return 2
     return 0
