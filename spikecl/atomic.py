@@ -233,10 +233,12 @@ def replacing(path: Path) -> Path:
 
 def pending_replacement(path: Path) -> str | None:
     """Why the results file ``path`` is not to be read as a result, where an ``--overwrite`` is to replace it (its
-    :func:`replacing` mark, beside the file a link names; one running now, or one that did not finish); None where
-    none is."""
-    mark = replacing(Path(path).resolve() if is_link(path, ResultsError) else Path(path))
-    if not is_file(mark, ResultsError):
+    :func:`replacing` mark, beside ``path`` or, for a link, beside the file it names; one running now, or one that
+    did not finish); None where none is."""
+    path = Path(path)
+    marks = [replacing(path), *([replacing(path.resolve())] if is_link(path, ResultsError) else [])]
+    mark = next((m for m in marks if is_file(m, ResultsError)), None)
+    if mark is None:
         return None
     if writer := live_pid(mark):
         return (f"{path} is to be replaced by an --overwrite running now (PID {writer}; its settings are the old "

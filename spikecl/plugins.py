@@ -28,7 +28,7 @@ def load_plugin(spec: str) -> ModuleType:
     """Import ``spec``: a Python file (``path/to/mine.py``, as module ``spikecl_plugin_mine_<hash>``, see
     :func:`module_name`, so its ``if __name__ == "__main__"`` block does not run) or an importable module
     (``mypackage.methods``). A missing one, or one whose import raises, is a one-line :class:`ConfigError`."""
-    path = Path(spec)
+    path = Path(spec).expanduser()                       # '~/mine.py' as the other path arguments read it
     if path.suffix != ".py":
         try:
             found = importlib.util.find_spec(spec)          # imports the parent packages, which may fail
@@ -98,7 +98,7 @@ def load_plugins(specs) -> list[str]:
     should name them: files by their absolute path (a Ray worker may start in another folder)."""
     for spec in specs:
         load_plugin(spec)
-    return [str(Path(spec).resolve()) if Path(spec).suffix == ".py" else spec for spec in specs]
+    return [str(Path(spec).expanduser().resolve()) if Path(spec).suffix == ".py" else spec for spec in specs]
 
 
 def run_file_with_plugins(plugins: list[str], *args, **kwargs) -> int:

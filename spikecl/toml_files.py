@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import numbers
+import re
 import sys
 import typing
 from pathlib import Path
@@ -89,11 +90,9 @@ def sets_key(override: str, key: str) -> bool:
 
 
 def _python_number(text: str) -> bool:
-    """Whether Python reads ``text`` as a finite number (which TOML refused)."""
-    try:
-        return float(text) not in (float("inf"), float("-inf")) and float(text) == float(text)
-    except ValueError:
-        return False
+    """Whether ``text`` (which TOML refused) is a decimal number missing a digit beside its point (``.5``, ``5.``,
+    ``1.e3``), as Python would read it."""
+    return re.fullmatch(r"[+-]?(\d+\.|\.\d+|\d+\.\d*)([eE][+-]?\d+)?", text) is not None
 
 
 def _key_path(key: str) -> list[str]:

@@ -58,6 +58,7 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
      "--data-dir and --set 'data={dataset=\"mnist\", data_dir=\"y\"}' both set data.data_dir"),
     ("", ["--set", 'output_dir="my results'], "--set 'output_dir=\"my results': '\"my results' is not a TOML value"),
     ("", ["--set", "train.lr=.001"], "'.001' is not a TOML number (TOML wants a digit on both sides of a decimal"),
+    ("", ["--set", "train.epochs=007"], "train.epochs: expected an integer, got '007'"),
     ("", ["--set", "train..lr=0.1"], "--set train..lr: a dotted key has an empty part"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):
@@ -77,6 +78,7 @@ def test_a_table_set_sets_its_keys_one_by_one_and_a_date_like_word_is_a_string()
 
     cfg = load_experiment("models/split_digits.toml", ["train={epochs=1, lr=0.2}", "name=2024-01-01"])
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.name) == (1, 0.2, 32, "2024-01-01")
+    assert load_experiment("models/split_digits.toml", ["name=007"]).name == "007"      # a word, as before
     assert load_experiment("models/split_digits.toml").train.batch_size == 32
 
 
@@ -90,6 +92,10 @@ def test_every_path_argument_reads_a_leading_tilde_as_home(tmp_path, monkeypatch
     assert parser.parse_args(["export", "~/r.h5", "-o", "~/net.h5"]).output == tmp_path / "net.h5"
     assert parser.parse_args(["report", "~/r", "--plots", "~/p"]).plots == tmp_path / "p"
     assert parser.parse_args(["run", "~/e.toml"]).experiment == tmp_path / "e.toml"
+    (tmp_path / "mine.py").write_text("X = 1\n")
+    from spikecl.plugins import load_plugins
+
+    assert load_plugins(["~/mine.py"]) == [str(tmp_path / "mine.py")]      # --plugin too, for Ray's workers
 
 
 def test_a_reader_that_closed_the_output_early_is_said_on_stderr(tmp_path):

@@ -675,6 +675,10 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     (tmp_path / "links" / "ewc.h5").symlink_to(old)                  # named through a link: refused alike
     assert main(["report", str(tmp_path / "links" / "ewc.h5"), "--no-plots"]) == 2
     assert "ewc.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
+    (tmp_path / "r" / "ewc-seed0.h5.replacing").unlink()            # an --overwrite that writes where the link is
+    (tmp_path / "links" / "ewc.h5.replacing").touch()
+    assert main(["report", str(tmp_path / "links" / "ewc.h5"), "--no-plots"]) == 2
+    assert "ewc.h5 is still to be replaced by an --overwrite that did not finish" in capsys.readouterr().err
 
 
 def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinished(tmp_path, capsys):
