@@ -133,19 +133,34 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
 
 
 def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
-    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; a table ``value`` sets its keys one by one
-    into a table already there (``train={epochs=1}`` keeps the file's other ``[train]`` keys); ``where`` names the
-    assignment."""
+    """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment. A table
+    ``value`` replaces the table there only where it keeps every key that table has (``{}`` clears it): one that
+    would drop keys (``train={epochs=1}`` over a file's ``[train]`` of five keys, which their defaults would silently
+    take the place of) is a ConfigError naming them."""
     node = raw
     for part in path[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{where}: '{part}' is not a table")
-    if isinstance(value, dict) and isinstance(node.get(path[-1]), dict):
-        for key, item in value.items():
-            set_path(node, [path[-1], key], item, where)
-        return
+    old = node.get(path[-1])
+    dropped = _dropped_keys(old, value) if isinstance(value, dict) and value and isinstance(old, dict) else []
+    if dropped:
+        key = ".".join(path)
+        raise ConfigError(f"{where} would replace the table {key}, dropping {', '.join(dropped[:4])}"
+                          f"{', ...' if len(dropped) > 4 else ''}: set its keys one by one (--set "
+                          f"{key}.{next(iter(value))}=...), or clear it first (--set '{key}={{}}')")
     node[path[-1]] = value
+
+
+def _dropped_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The keys of table ``old`` (its nested tables' too, dotted) that table ``new`` replacing it would not have."""
+    dropped = []
+    for key, item in old.items():
+        if key not in new:
+            dropped.append(prefix + key)
+        elif isinstance(item, dict) and item and isinstance(new[key], dict) and new[key]:
+            dropped += _dropped_keys(item, new[key], f"{prefix}{key}.")
+    return dropped
 
 
 #: the deepest nesting of tables and arrays a TOML file spikecl reads may have (its configs nest 3 or 4 levels)

@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,13 +72,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, messa
     assert message in err
 
 
-def test_a_table_set_sets_its_keys_one_by_one_and_a_date_like_word_is_a_string():
-    """``--set 'train={epochs=1}'`` keeps the file's other [train] keys (it replaced the table: batch_size and
-    eval_every back at their defaults, without a word); a bare word TOML reads as a date is the word."""
+def test_a_table_set_that_would_drop_keys_is_refused_and_a_date_like_word_is_a_string():
+    """``--set 'train={epochs=1}'`` replaced the file's [train] table: batch_size and eval_every went back to their
+    defaults without a word. A table that keeps every key replaces, ``{}`` clears (then a new table may follow), one
+    that would drop keys is refused naming them; a bare word TOML reads as a date is the word."""
     from spikecl.config import load_experiment
 
-    cfg = load_experiment("models/split_digits.toml", ["train={epochs=1, lr=0.2}", "name=2024-01-01"])
-    assert (cfg.train.epochs, cfg.train.lr, cfg.train.batch_size, cfg.name) == (1, 0.2, 32, "2024-01-01")
+    with pytest.raises(ConfigError, match=r"^--set 'train=\{epochs=1\}' would replace the table train, dropping "
+                                          r".*batch_size.*: set its keys one by one \(--set train.epochs=...\), or "
+                                          r"clear it first \(--set 'train=\{\}'\)$"):
+        load_experiment("models/split_digits.toml", ["train={epochs=1}"])
+    cfg = load_experiment("models/split_digits.toml", ["train={}", "train={epochs=1}", "name=2024-01-01"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.name) == (1, 64, "2024-01-01")     # batch_size's default
     assert load_experiment("models/split_digits.toml", ["name=007"]).name == "007"      # a word, as before
     assert load_experiment("models/split_digits.toml").train.batch_size == 32
 
