@@ -141,6 +141,11 @@ def test_a_results_file_runs_again_as_the_run_it_records(tmp_path, capsys):
         np.testing.assert_array_equal(old.array(name), new.array(name))
     assert main(["run", str(made), "--resume", "--no-progress", "--no-plots"]) == 0
     assert f"{made}: complete, kept" in capsys.readouterr().out
+    moved = tmp_path / "elsewhere" / "mine" / "slow-seed3.h5"     # beside the file, wherever it lies now
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(made.read_bytes())
+    assert main(["run", str(moved), "--resume", "--no-progress", "--no-plots"]) == 0
+    assert f"{moved}: complete, kept" in capsys.readouterr().out
     with pytest.raises(ConfigError, match=r"x.h5: a 'ca3' results file does not record one run to make again; run "
                                           "its experiment file$"):
         kind("ca3").experiment_of(dataclasses.replace(old, path=tmp_path / "x.h5", kind="ca3"))

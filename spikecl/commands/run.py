@@ -42,7 +42,7 @@ def add_command(sub) -> None:
                                      "(continual: one per method and seed), then a summary and plots.")
     run.add_argument("experiment", type=user_path,
                      help="experiment file (TOML), e.g. models/pmnist5k_demo.toml; or a results file (.h5) of a "
-                          "continual run, to make that run again (with its recorded thread count)")
+                          "continual run, to make that run again beside it (with its recorded thread count)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")
@@ -97,9 +97,10 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def recorded_threads(path: Path) -> int | None:
-    """The torch threads a results file ``path`` that ``spikecl run`` makes again was computed with (one count, at
-    most :data:`MAX_THREADS`), else None (an experiment file, a run resumed on other counts)."""
+def recorded_setup(path: Path) -> tuple[int, int] | None:
+    """(torch threads, processes) a continual results file ``path`` that ``spikecl run`` makes again was computed
+    with (one count each, within :data:`MAX_THREADS`), else None (an experiment file, another kind's results, a run
+    resumed on other counts)."""
     from spikecl.errors import ResultsError
     from spikecl.experiment_kind import is_results_file
     from spikecl.io import read_run
@@ -107,10 +108,14 @@ def recorded_threads(path: Path) -> int | None:
     if not is_results_file(path):
         return None
     try:
-        threads = read_run(path).environment.get("torch_threads")
+        run = read_run(path)
     except ResultsError:                          # said when the file is read as the experiment
         return None
-    return threads if isinstance(threads, int) and 1 <= threads <= MAX_THREADS else None
+    threads, processes = run.environment.get("torch_threads"), run.environment.get("processes", 1)
+    counts = (threads, processes)
+    if run.kind != "continual" or not all(isinstance(n, int) and 1 <= n <= MAX_THREADS for n in counts):
+        return None
+    return threads, processes
 
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
@@ -176,10 +181,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads and args.nproc * args.threads > MAX_THREADS:
         raise ConfigError(f"--nproc {args.nproc} x --threads {args.threads}: at most {MAX_THREADS} threads in all "
                           "(4 per CPU)")
-    if args.threads is None and args.nproc == 1 and (recorded := recorded_threads(args.experiment)):
-        args.threads = recorded                   # as the run it makes again: the same sums in the same order
-        print(f"note: {args.experiment} was computed with {recorded} torch thread{'s' * (recorded != 1)}; so is this "
-              "run (--threads chooses)")
+    if args.threads is None and (recorded := recorded_setup(args.experiment)):
+        threads, processes = recorded
+        if processes != args.nproc:               # its batches split and summed otherwise
+            print(f"note: {args.experiment} was computed by {processes} processes of {threads} torch thread"
+                  f"{'s' * (threads != 1)}; --nproc {processes} --threads {threads} makes it again bit for bit")
+        else:                                     # as the run it makes again: the same sums in the same order
+            args.threads = threads
+            print(f"note: {args.experiment} was computed with {threads} torch thread{'s' * (threads != 1)}"
+                  f"{' per process' * (processes > 1)}; so is this run (--threads chooses)")
     if args.threads:
         limit_threads(args.threads)
     if args.nproc == 1:

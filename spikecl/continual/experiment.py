@@ -34,10 +34,11 @@ class ContinualKind(Kind):
         return [_job(cfg, m, s) for s in cfg.seeds for m in cfg.strategy.methods]
 
     def experiment_of(self, run: Run) -> dict:
-        """The one-run experiment that makes ``run`` again: its recorded config as this spikecl reads it, its
-        method's options as ``[strategy.<method>]``, its seed, and a variant as a variant of no changes (its settings
-        are folded into the config), so that the new file has the old one's name and config; what a results file
-        records beside the config (its method, seed, how spikecl computed) is left out."""
+        """The one-run experiment that makes ``run`` again in the folder that holds its file: its recorded config as
+        this spikecl reads it, its method's options as ``[strategy.<method>]``, its seed, and a variant as a variant
+        of no changes (its settings are folded into the config), so that the new file has the old one's numbers and
+        settings; what a results file records beside the config (its method, seed, how spikecl computed) is left
+        out."""
         import dataclasses
 
         from spikecl.recorded import recorded_as_now
@@ -53,6 +54,8 @@ class ContinualKind(Kind):
                            "methods": [method]}
         raw["variants"] = {method: {"method": runs_method}} if method != runs_method else {}
         raw["seeds"] = [seed]
+        where = Path(run.path).absolute().parent      # beside the file, wherever it lies now (--output-dir: elsewhere)
+        raw["output_dir"], raw["name"] = str(where.parent), where.name
         return raw
 
     def check_overrides(self, cfg: ExperimentConfig, paths: list[list[str]]) -> None:

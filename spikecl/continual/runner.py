@@ -170,7 +170,7 @@ class ContinualRun:
         free = available_memory() if self.device.type == "cpu" else None
         if free is None:
             return
-        x = torch.as_tensor(self.stream.tasks[0].x_train[:1], dtype=torch.float32, device=self.device)
+        x = torch.tensor(self.stream.tasks[0].x_train[:1], dtype=torch.float32, device=self.device)   # a copy
         heads = torch.zeros(1, dtype=torch.long, device=self.device) if self.stream.n_heads > 1 else None
         gradients = sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
         steps = self.cfg.network.num_steps
