@@ -738,6 +738,25 @@ def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_k
             "finetune-seed0.h5.diverged: the same settings diverge again)") in said and "--resume" not in said
 
 
+def test_a_crash_in_code_of_ones_own_is_tried_again_not_recorded_as_diverged(sweep_files, inline_ray, monkeypatch,
+                                                                              capsys):
+    """A plugin's method that raises (its own code, named by the run's error) crashed: it was read as a diverged
+    run, never tried again and skipped by later sweeps as an outcome of its settings."""
+    from spikecl.continual.strategy import Strategy
+
+    def crash(self, task, train):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Strategy, "after_task", crash)
+    path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 1"))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    assert "retry  base/finetune-seed0 (attempt 2 of 2): PluginCrash: RuntimeError: boom (raised in " in out, out
+    assert "FAILED base/finetune-seed0 after 2 attempt(s): PluginCrash: RuntimeError: boom" in out
+    [run] = load_sweep(path).runs
+    assert not sweep_ray.divergence_file(run.results).exists()
+
+
 @pytest.mark.parametrize("failure, attempts", [(errors.DataError, 1), (RuntimeError, 3)])
 def test_only_failures_another_attempt_can_mend_are_tried_again(sweep_files, inline_ray, monkeypatch, capsys,
                                                                 failure, attempts):

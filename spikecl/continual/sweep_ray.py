@@ -42,6 +42,10 @@ from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
 
+class PluginCrash(RuntimeError):
+    """A run's failure in code of the user's own (a plugin's method): a crash, tried again, not an outcome."""
+
+
 class InjectedFailure(RuntimeError):
     """Raised by a run on purpose (:data:`INJECTED_FAILURES`) to exercise retries."""
 
@@ -61,7 +65,7 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
 
     from spikecl.atomic import OWN_MARKS
     from spikecl.continual.experiment import KIND
-    from spikecl.experiment_kind import RunsFailed, run_plan
+    from spikecl.experiment_kind import RAISED_IN, RunsFailed, run_plan
     from spikecl.plugins import load_plugins
 
     load_plugins(plugins)
@@ -72,8 +76,9 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
     try:
         [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False,
                              log=lambda _: None)
-    except RunsFailed as exc:                    # the one run diverged: its own error (a sweep outcome)
-        raise NumericalError(exc.failed[0][1]) from None
+    except RunsFailed as exc:                    # the one run diverged (a sweep outcome), or a plugin's code crashed
+        error = exc.failed[0][1]
+        raise (PluginCrash if RAISED_IN in error else NumericalError)(error) from None
     return read_results(path)
 
 
