@@ -211,6 +211,9 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     if is_hdf5(data):
         raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
                           "'spikecl report' reads results, 'spikecl deploy' networks")
+    if data[:4] == b"PK\x03\x04" and path.suffix == ".ckpt":      # torch.save's zip archive
+        raise ConfigError(f"{path} is a run's checkpoint, not {a_what}: 'spikecl run <its experiment file> --resume' "
+                          "continues the run")
     try:
         raw = tomllib.loads(data.decode("utf-8-sig"))     # a byte-order mark (some editors write one) is dropped
     except UnicodeDecodeError as exc:

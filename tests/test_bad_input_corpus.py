@@ -284,6 +284,22 @@ def _(tmp):
     return ["run", str(write_run(tmp / "r.h5", "continual", {}))]        # HDF5's signature after the 512-byte seal
 
 
+@case("config", "a sweep's summary given to run", "sweep.h5 is a sweep's summary, not one run to make again: "
+      "'spikecl sweep <its sweep file>' runs the sweep")
+def _(tmp):
+    return ["run", str(write_run(tmp / "sweep.h5", "sweep", {}))]
+
+
+@case("config", "a run checkpoint given to run", "run.ckpt is a run's checkpoint, not an experiment file: 'spikecl "
+      "run <its experiment file> --resume' continues the run")
+def _(tmp):
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "run.ckpt", "w") as archive:         # what torch.save writes
+        archive.writestr("run/data.pkl", b"")
+    return ["run", str(tmp / "run.ckpt")]
+
+
 @case("config", "invalid TOML", "invalid TOML")
 def _(tmp):
     return ["run", str(write(tmp, "bad.toml", "name = [unclosed\n"))]

@@ -615,6 +615,10 @@ class SweepKind(Kind):
 
     name = "sweep"
 
+    def experiment_of(self, run: Run) -> dict:
+        raise ConfigError(f"{run.path} is a sweep's summary, not one run to make again: 'spikecl sweep <its sweep "
+                          "file>' runs the sweep (what it kept, it keeps)")
+
     def summarize(self, runs: typing.Sequence[Run], detail: bool = True) -> str:
         return "\n\n".join(_summary_text(_record(run)) + _stale_note(run) for run in runs)
 
