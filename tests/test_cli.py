@@ -3,7 +3,6 @@
 import contextlib
 import dataclasses
 import os
-import re
 import signal
 import subprocess
 import sys
