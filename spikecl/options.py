@@ -135,12 +135,14 @@ def check_fields(cfg: Any, prefix: str = "") -> None:
         setattr(cfg, f.name, value)
 
 
-def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
+def from_dict(cls: type, data: typing.Mapping, prefix: str = "", root: tuple[type, str] | None = None) -> Any:
     """Build dataclass ``cls`` from a mapping, validating every key, type and range.
 
     Nested dataclass fields take nested tables. Raises :class:`ConfigError` on the first problem, naming the dotted
-    key (``prefix`` + field name) and what is allowed.
+    key (``prefix`` + field name) and what is allowed (a key of another table of the config read, ``root``: its
+    class and prefix, is named as such).
     """
+    root = root or (cls, prefix)
     if not isinstance(data, typing.Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -149,20 +151,36 @@ def from_dict(cls: type, data: typing.Mapping, prefix: str = "") -> Any:
     if unknown and not fields:
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; '{prefix.rstrip('.')}' takes no keys")
     if unknown:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}"
-                          f"{did_you_mean(unknown[0], fields)}")
+        hint = _elsewhere(unknown[0], prefix, root) or did_you_mean(unknown[0], fields)   # the same key first
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}{hint}")
     kwargs = {}
     for name, value in data.items():
         key = prefix + name
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = from_dict(tp, value, key + ".")
+            kwargs[name] = from_dict(tp, value, key + ".", root)
             continue
         kwargs[name] = check_value(value, tp, key)
         check_bounds(kwargs[name], fields[name].metadata, key)
         if fields[name].metadata.get("path") and kwargs[name]:
             kwargs[name] = os.path.expanduser(kwargs[name])
     return cls(**kwargs)
+
+
+def _elsewhere(key: str, prefix: str, root: tuple[type, str]) -> str:
+    """``"; did you mean 'train.epochs'?"`` where ``key``, unknown in the table ``prefix`` names, is a key of another
+    table of the config ``root`` (its class and prefix) reads (``train.train_per_task`` for
+    ``stream.train_per_task``, a top-level ``epochs``), else ``""``."""
+    found, stack = [], [root]
+    while stack:
+        cls, at = stack.pop()
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                stack.append((hints[f.name], f"{at}{f.name}."))
+            elif f.name == key and at != prefix:
+                found.append(f"{at}{key}")
+    return f"; did you mean {' or '.join(repr(k) for k in sorted(found))}?" if found else ""
 
 
 def field_default(section: Any, key: str) -> Any:

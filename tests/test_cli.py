@@ -59,6 +59,9 @@ def test_python_dash_m_spikecl_is_the_command_line(tmp_path):
     ("", ["--set", 'output_dir="my results'], "--set 'output_dir=\"my results': '\"my results' is not a TOML value"),
     ("", ["--set", "train.lr=.001"], "'.001' is not a TOML number (TOML wants a digit on both sides of a decimal"),
     ("", ["--set", "train.epochs=007"], "train.epochs: expected an integer, got '007'"),
+    ("", ["--set", "train.train_per_task=9"], "did you mean 'stream.train_per_task'?"),    # another table's key
+    ("", ["--set", "epochs=1"], "unknown key 'epochs'; allowed keys: "),
+    ("", ["--set", "epochs=1"], "; did you mean 'train.epochs'?"),
     ("", ["--set", "train..lr=0.1"], "--set train..lr: a dotted key has an empty part"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, override, message):

@@ -237,6 +237,8 @@ def test_select_seeds_are_checked_as_seeds_are(sweep_files, seeds, message):
                                           "remove select_seeds"),
     (SWEEP, ["set.train.epochs=2"], 'sweep: set.train: a table is not a value; quote each whole dotted key: '
                                     '"train.epochs" = 2, or --set \'set."train.epochs"=2\''),
+    (SWEEP, ["train.epochs=2"], "unknown key 'sweep.train': a sweep's --set sets the sweep file's keys; set "
+                                "train.epochs for every run with --set 'set.\"train.epochs\"=...'"),
     (SWEEP + "[[points]]\ntrain.lr = 0.05\n", [], 'sweep: points.train: a table is not a value; quote each whole '
                                                   'dotted key: "train.lr" = 0.05'),
 ])

@@ -55,7 +55,7 @@ from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_
 from spikecl.integrity import sealed_crc
 from spikecl.io import Run
 from spikecl.options import from_dict, option
-from spikecl.toml_files import apply_overrides, load_toml, toml_literal
+from spikecl.toml_files import apply_overrides, load_toml, parse_override, toml_literal
 
 
 @dataclass
@@ -194,6 +194,12 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     if "base" not in raw and ("kind" in raw or raw.keys() & EXPERIMENT_SECTIONS):
         raise ConfigError(f"{path} is an experiment file ({raw.get('kind', 'continual')!r}), not a sweep file; run it "
                           f"with 'spikecl run {path}', or name it as a sweep file's 'base'")
+    overrides = list(overrides)
+    aimed = next((k for o in overrides for k in [parse_override(o)[0]] if k[0] in EXPERIMENT_SECTIONS), None)
+    if aimed:                                         # --set train.epochs=2: meant for every run
+        key = ".".join(aimed)
+        raise ConfigError(f"unknown key 'sweep.{aimed[0]}': a sweep's --set sets the sweep file's keys; set {key} "
+                          f"for every run with --set 'set.\"{key}\"=...'")
     cfg = from_dict(SweepConfig, apply_overrides(raw, overrides), "sweep.")
     _check_sweep(path, cfg)
     base_raw, fixed, base_cfg = _base_experiment(path, cfg)
