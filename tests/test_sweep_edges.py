@@ -106,7 +106,13 @@ def test_a_checkpoint_made_with_other_settings_is_refused_before_any_work(sweep_
     with pytest.raises(ConfigError, match=r"\(train.epochs differs\)"):
         check_kept(load_sweep(path), overwrite=False)              # a selecting sweep's final runs: checked early
     assert main(["sweep", str(path), "--dry-run"]) == 0
-    assert "differs (checkpoint: train.epochs)  base/finetune-seed0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "differs (checkpoint: train.epochs)  base/finetune-seed0" in out
+    assert ("note: the sweep would refuse 1 run(s) made with other settings (or left by an unfinished --overwrite); "
+            "--overwrite trains them again") in out
+    assert main(["sweep", str(path), "--dry-run", "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "replaced (checkpoint: train.epochs)  base/finetune-seed0" in out and "would refuse" not in out
     assert ckpt.exists()
     leave_stale_checkpoint(run, "train.epochs=1")                   # the sweep's own settings: a run to resume
     check_kept(load_sweep(path), overwrite=False)

@@ -142,9 +142,10 @@ def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
     """``complete``, ``to run``, ``to resume`` (from the checkpoint an unfinished run of these settings left),
     ``training now (PID n)`` (another process writes it now), ``to be replaced now (PID n)`` (an ``--overwrite``
     running now marked it), ``diverged`` (its training diverged with the planned settings before: not trained
-    again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's
-    file or one an unfinished ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made
-    with other settings or so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left)."""
+    again), ``replaced`` (a damaged results file, or with ``overwrite`` another tool's file or one an unfinished
+    ``--overwrite`` marked, trained again) or ``differs (<key>)``: a kept results file made with other settings or
+    so marked (``differs (checkpoint: <key>)``: the checkpoint an unfinished run left; ``replaced (<key>)`` with
+    ``overwrite``, which trains it again)."""
     if writer := live_writer(run.results):
         return f"training now (PID {writer})"               # by a sweep or run started before this one
     result = kept_result(run.results, overwrite) if exists(run.results, ConfigError) else None
@@ -153,13 +154,15 @@ def dry_run_state(run: SweepRun, overwrite: bool = False) -> str:
         if not key and not run.results.exists() and kept_divergence(run) is not None:
             return "diverged"                               # with these settings: an outcome, not trained again
         resume = "to resume" if checkpoint_path(run.results).exists() else "to run  "
-        return f"differs (checkpoint: {key})" if key else "replaced" if run.results.exists() else resume
+        if key:
+            return f"{'replaced' if overwrite else 'differs'} (checkpoint: {key})"
+        return "replaced" if run.results.exists() else resume
     if replacing(run.results).exists():
         if overwriting := live_pid(replacing(run.results)):
             return f"to be replaced now (PID {overwriting})"   # by a sweep --overwrite running now
         return "replaced" if overwrite else f"differs ({UNFINISHED})"
     key = changed_setting(run, result.config)
-    return f"differs ({key})" if key else "complete"
+    return f"{'replaced' if overwrite else 'differs'} ({key})" if key else "complete"
 
 
 def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
@@ -175,6 +178,10 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
         check_output_folders(sweep, to_train)
     for run, state in zip(sweep.runs, states):
         print(f"{state}  {run.id}  -> {run.results}")
+    differing = sum(state.startswith("differs") for state in states)
+    if differing:
+        print(f"note: the sweep would refuse {differing} run(s) made with other settings (or left by an unfinished "
+              "--overwrite); --overwrite trains them again")
     if not sweep.config.select:
         return 0
     if any(state not in ("complete", "diverged") for state in states):
