@@ -165,8 +165,9 @@ class ContinualRun:
 
     def _check_training_fits(self) -> None:
         """A one-line ConfigError on the CPU where a training step cannot fit in the memory free (Linux would kill
-        the run without a word): the weights' gradients and a batch's activations (every layer's output, sized by a
-        one-sample pass) are a lower bound of what it takes beside the weights and data already held."""
+        the run without a word): the weights' gradients and, trained through time (BPTT), a batch's activations
+        (every layer's output at every step, sized by a one-sample pass) are a lower bound of what it takes beside
+        the weights and data already held."""
         free = available_memory() if self.device.type == "cpu" else None
         if free is None:
             return
@@ -174,7 +175,8 @@ class ContinualRun:
         heads = torch.zeros(1, dtype=torch.long, device=self.device) if self.stream.n_heads > 1 else None
         gradients = sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
         steps = self.cfg.network.num_steps
-        batch = self.cfg.train.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads)
+        batch = self.cfg.train.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads) \
+            if self.cfg.train.trainer == "bptt" else 0       # the others keep a step's state, not every step's
         if gradients + batch > free:
             gib = 2**30
             raise ConfigError(f"a training step of this network takes at least {(gradients + batch) / gib:.1f} GiB "
