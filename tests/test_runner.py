@@ -469,7 +469,7 @@ def test_a_network_whose_training_step_cannot_fit_is_refused_before_training(tmp
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0, "batch_size": 64})
     monkeypatch.setattr(runner, "available_memory", lambda: 100_000)
     with pytest.raises(ConfigError, match=r"^a training step of this network takes at least 0\.\d GiB \(gradients "
-                                          r"0\.\d, a batch of 64 at num_steps = \d+: 0\.\d\), more than the 0\.0 GiB "
+                                          r"and optimizer state 0\.\d, a batch of 64 at num_steps = \d+: 0\.\d\), more than the 0\.0 GiB "
                                           r"of memory free: a smaller network.hidden, train.batch_size or "
                                           r"network.num_steps$"):
         ContinualRun(cfg, "finetune", 0)

@@ -165,24 +165,26 @@ class ContinualRun:
 
     def _check_training_fits(self) -> None:
         """A one-line ConfigError on the CPU where a training step cannot fit in the memory free (Linux would kill
-        the run without a word): the weights' gradients and, trained through time (BPTT), a batch's activations
-        (every layer's output at every step, sized by a one-sample pass) are a lower bound of what it takes beside
-        the weights and data already held."""
+        the run without a word): the weights' gradients and optimizer state (momentum: one copy more, Adam two) and,
+        trained through time (BPTT), a batch's activations (every layer's output at every step, sized by a one-sample
+        pass) are a lower bound of what it takes beside the weights and data already held."""
         free = available_memory() if self.device.type == "cpu" else None
         if free is None:
             return
         x = torch.tensor(self.stream.tasks[0].x_train[:1], dtype=torch.float32, device=self.device)   # a copy
         heads = torch.zeros(1, dtype=torch.long, device=self.device) if self.stream.n_heads > 1 else None
-        gradients = sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
+        t = self.cfg.train                        # the gradients, and as many again per optimizer state
+        copies = 1 + (2 if t.optimizer == "adam" else int(t.momentum > 0))
+        gradients = copies * sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
         steps = self.cfg.network.num_steps
-        batch = self.cfg.train.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads) \
-            if self.cfg.train.trainer == "bptt" else 0       # the others keep a step's state, not every step's
+        batch = t.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads) \
+            if t.trainer == "bptt" else 0         # the others keep a step's state, not every step's
         if gradients + batch > free:
             gib = 2**30
             raise ConfigError(f"a training step of this network takes at least {(gradients + batch) / gib:.1f} GiB "
-                              f"(gradients {gradients / gib:.1f}, a batch of {self.cfg.train.batch_size} at "
-                              f"num_steps = {steps}: {batch / gib:.1f}), more than the {free / gib:.1f} "
-                              "GiB of memory free: a smaller network.hidden, train.batch_size or network.num_steps")
+                              f"(gradients and optimizer state {gradients / gib:.1f}, a batch of {t.batch_size} at "
+                              f"num_steps = {steps}: {batch / gib:.1f}), more than the {free / gib:.1f} GiB of "
+                              "memory free: a smaller network.hidden, train.batch_size or network.num_steps")
 
     def _compile(self) -> None:
         """Compile the trainer's forward pass once for the whole run (``train.compile``)."""
