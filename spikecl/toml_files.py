@@ -152,15 +152,20 @@ def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     node[path[-1]] = value
 
 
-def _dropped_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """The keys of table ``old`` (its nested tables' too, dotted) that table ``new`` replacing it would not have."""
-    dropped = []
-    for key, item in old.items():
-        if key not in new:
-            dropped.append(prefix + key)
-        elif isinstance(item, dict) and item and isinstance(new[key], dict) and new[key]:
-            dropped += _dropped_keys(item, new[key], f"{prefix}{key}.")
-    return dropped
+def _dropped_keys(old: dict, new: dict) -> list[str]:
+    """The keys of table ``old`` (its nested tables' too, dotted; a dotted key is its path) that table ``new``
+    replacing it would not set, however either spells them (``"train.lr" = 0.1`` or ``train = {lr = 0.1}``)."""
+    kept = set(_dotted(new))
+    return [key for key in _dotted(old) if key not in kept and not any(k.startswith(key + ".") for k in kept)]
+
+
+def _dotted(table: dict, prefix: str = "") -> list[str]:
+    """The dotted paths of ``table``'s values (an empty table's own path)."""
+    paths = []
+    for key, item in table.items():
+        path = f"{prefix}{key}"
+        paths += _dotted(item, path + ".") if isinstance(item, dict) and item else [path]
+    return paths
 
 
 #: the deepest nesting of tables and arrays a TOML file spikecl reads may have (its configs nest 3 or 4 levels)

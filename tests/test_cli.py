@@ -87,6 +87,9 @@ def test_a_table_set_that_would_drop_keys_is_refused_and_a_date_like_word_is_a_s
     cfg = load_experiment("models/split_digits.toml", ["train={}", "train={epochs=1}", "name=2024-01-01"])
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.name) == (1, 64, "2024-01-01")     # batch_size's default
     assert load_experiment("models/split_digits.toml", ["name=007"]).name == "007"      # a word, as before
+    variant = load_experiment("models/hlop_pmnist5k.toml", [           # its dotted keys, set as nested tables
+        "variants.gpm-fixed-readout={method='gpm', strategy={gpm={thresholds=[0.5, 0.5, 1.0]}}}"])
+    assert variant.variants["gpm-fixed-readout"]["strategy"] == {"gpm": {"thresholds": [0.5, 0.5, 1.0]}}
     assert load_experiment("models/split_digits.toml").train.batch_size == 32
 
 

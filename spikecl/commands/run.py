@@ -181,12 +181,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads and args.nproc * args.threads > MAX_THREADS:
         raise ConfigError(f"--nproc {args.nproc} x --threads {args.threads}: at most {MAX_THREADS} threads in all "
                           "(4 per CPU)")
-    if args.threads is None and (recorded := recorded_setup(args.experiment)):
+    if recorded := recorded_setup(args.experiment):
         threads, processes = recorded
         if processes != args.nproc:               # its batches split and summed otherwise
-            print(f"note: {args.experiment} was computed by {processes} processes of {threads} torch thread"
-                  f"{'s' * (threads != 1)}; --nproc {processes} --threads {threads} makes it again bit for bit")
-        else:                                     # as the run it makes again: the same sums in the same order
+            print(f"note: {args.experiment} was computed by {processes} process{'es' * (processes != 1)} of {threads} "
+                  f"torch thread{'s' * (threads != 1)}; --nproc {processes} --threads {threads} makes it again bit "
+                  "for bit")
+        elif args.threads is None:                # as the run it makes again: the same sums in the same order
             args.threads = threads
             print(f"note: {args.experiment} was computed with {threads} torch thread{'s' * (threads != 1)}"
                   f"{' per process' * (processes > 1)}; so is this run (--threads chooses)")

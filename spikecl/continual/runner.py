@@ -165,9 +165,9 @@ class ContinualRun:
 
     def _check_training_fits(self) -> None:
         """A one-line ConfigError on the CPU where a training step cannot fit in the memory free (Linux would kill
-        the run without a word): the weights' gradients and optimizer state (momentum: one copy more, Adam two) and,
-        trained through time (BPTT), a batch's activations (every layer's output at every step, sized by a one-sample
-        pass) are a lower bound of what it takes beside the weights and data already held."""
+        the run without a word): the weights' gradients and optimizer state (momentum: one copy more, Adam two) and a
+        batch's activations (every layer's output at every step, sized by a one-sample pass; the online trainer was
+        measured to need them too) are a lower bound of what it takes beside the weights and data already held."""
         free = available_memory() if self.device.type == "cpu" else None
         if free is None:
             return
@@ -177,8 +177,7 @@ class ContinualRun:
         copies = 1 + (2 if t.optimizer == "adam" else int(t.momentum > 0))
         gradients = copies * sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
         steps = self.cfg.network.num_steps
-        batch = t.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads) \
-            if t.trainer == "bptt" else 0         # the others keep a step's state, not every step's
+        batch = t.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads)
         if gradients + batch > free:
             gib = 2**30
             raise ConfigError(f"a training step of this network takes at least {(gradients + batch) / gib:.1f} GiB "
