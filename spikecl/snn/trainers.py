@@ -389,14 +389,18 @@ def fitting_batch(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder:
                   batch_size: int) -> int:
     """``batch_size``, or on the CPU as many samples as fit in half the memory free where fewer do (an evaluation
     batch of the CIFAR CNN at T = 20 takes ~14 MB a sample: 7 GB at the default 500, and Linux kills rather than
-    refuses): each sample's share sized by a one-sample pass, every layer's output counted (an upper bound). The
-    predictions are the same however the samples are batched."""
+    refuses): each sample's share sized by a one-sample pass (once per network and input shape), every layer's
+    output counted (an upper bound). The predictions are the same however the samples are batched."""
     from spikecl.environment import available_memory
 
     free = available_memory() if x.device.type == "cpu" and min(batch_size, x.shape[0]) > 1 else None
     if free is None:
         return batch_size
-    return int(max(1, min(batch_size, free // 2 // activation_bytes(net, x[:1], num_steps, encoder, heads))))
+    sized = net.__dict__.setdefault("_activation_bytes", {})    # per input shape: the layers' sizes do not change
+    key = (num_steps, encoder, tuple(x.shape[1:]))
+    if key not in sized:
+        sized[key] = activation_bytes(net, x[:1], num_steps, encoder, heads)
+    return int(max(1, min(batch_size, free // 2 // sized[key])))
 
 
 def activation_bytes(net: SpikingNetwork, x: torch.Tensor, num_steps: int, encoder: str,
