@@ -69,6 +69,8 @@ from spikecl.paths import is_dir, is_file, missing
 from spikecl.recorded import recorded_as_now
 
 SCHEMA = "spikecl-results"
+#: the schema of a network file spikecl exports (:mod:`spikecl.export.netx`), which readers of results name as such
+NETX_SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 1
 
 
@@ -344,12 +346,19 @@ def _names_a_base(path: Path) -> bool:
         return False
 
 
-def _schema_found(f) -> str:
-    """What a file that is not a results file says it is: its root schema, or an exported network's."""
+def _not_results(path: Path, f) -> str:
+    """Why the open file ``f`` at ``path`` is not a results file: what it is where spikecl exported it, else the
+    schema it has."""
+    if "learning_graph" in f.attrs:
+        return (f"{path} is a {f.attrs['learning_graph']} learning graph exported by spikecl export, not a results "
+                "file (run it with spikecl deploy)")
+    if "spikecl" in f and f["spikecl"].attrs.get("schema") == NETX_SCHEMA:
+        return f"{path} is a network exported by spikecl export, not a results file (run it with spikecl deploy)"
     found = f.attrs.get("schema")
     if found is None and "spikecl" in f and "schema" in f["spikecl"].attrs:
         found = f["spikecl"].attrs["schema"]
-    return "no schema attribute" if found is None else f"schema {str(found)!r}"
+    found = "no schema attribute" if found is None else f"schema {str(found)!r}"
+    return f"{path} is not a spikecl results file ({found}; expected {SCHEMA!r})"
 
 
 def read_run(path: str | Path, kind: str | None = None) -> Run:
@@ -361,8 +370,7 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
     path = Path(check_type(path, (str, os.PathLike), "read_run: path"))
     with open_for_reading(path) as f:
         if f.attrs.get("schema") != SCHEMA:
-            raise ForeignFileError(f"{path} is not a spikecl results file ({_schema_found(f)}; expected "
-                                   f"{SCHEMA!r})")
+            raise ForeignFileError(_not_results(path, f))
         version = int(f.attrs["schema_version"])
         if version > SCHEMA_VERSION:
             raise ForeignFileError(f"{path} has schema version {version}; this spikecl reads up to "

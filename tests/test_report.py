@@ -66,6 +66,8 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
                  "--calibration-samples", "0"]) == 0
     with h5py.File(folder / "foreign.h5", "w") as f:
         f["x"] = np.arange(3)
+    with h5py.File(folder / "graph.h5", "w") as f:                       # what spikecl export writes for CA3
+        f.attrs["learning_graph"] = "ca3"
     capsys.readouterr()
 
     assert main(["report", str(folder), "--plots", str(tmp_path / "plots")]) == 0
@@ -79,9 +81,12 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
     assert "sweep grid: 1/2 runs complete" in out and "finetune @ lr=0.05" in out    # sweep
     assert "FAILED lr=0.1/finetune-seed0: 1 attempt(s); last error: Boom: x" in out
     skipped = [line for line in out.splitlines() if line.startswith("skipped: ")]
-    assert len(skipped) == 2
-    assert "net.h5 is not a spikecl results file (schema 'spikecl-netx'" in skipped[1]
+    assert len(skipped) == 3                                             # each named as what it is
     assert "foreign.h5 is not a spikecl results file (no schema attribute" in skipped[0]
+    assert skipped[1].endswith("graph.h5 is a ca3 learning graph exported by spikecl export, not a results file "
+                               "(run it with spikecl deploy)")
+    assert skipped[2].endswith("net.h5 is a network exported by spikecl export, not a results file (run it with "
+                               "spikecl deploy)")
     for png in ("finetune-seed0-matrix.png", "comparison.png", "cue_exact_C5_M6.png", "capacity_seed0.png",
                 "grid-comparison.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
@@ -415,6 +420,10 @@ def test_a_folder_whose_every_file_is_skipped_says_so(tmp_path, capsys):
     (tmp_path / "foreign.h5").unlink()
     assert main(["report", str(tmp_path), "--no-plots"]) == 2
     assert f"no results files (*.h5) under {tmp_path}" in capsys.readouterr().err
+    (tmp_path / "gone.h5").symlink_to(tmp_path / "moved" / "run.h5")      # a link whose results were moved away
+    assert main(["report", str(tmp_path), "--no-plots"]) == 2
+    assert f"skipped: {tmp_path}/gone.h5 is a link to {tmp_path}/moved/run.h5, which does not exist" in \
+        capsys.readouterr().out
 
 
 def test_a_sweep_below_a_named_folder_gives_its_summaries_not_its_trials(tmp_path, sweep_files, capsys):

@@ -40,10 +40,10 @@ from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NET
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, NEXT_STEP, ConvGeometry, conv_output_shape
 from spikecl.integrity import write_hdf5_image
+from spikecl.io import NETX_SCHEMA as SCHEMA
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
 from spikecl.io import check_declared_sizes, open_for_reading
 
-SCHEMA = "spikecl-netx"
 SCHEMA_VERSION = 2
 #: the most synapses one layer of a network file may hold (2**27 int32 mantissas: 512 MiB), checked before reading
 MAX_WEIGHTS = 2**27
