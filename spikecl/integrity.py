@@ -25,8 +25,8 @@ def write_hdf5_image(tmp: Path, build: Callable, sealed_file: bool = False) -> N
     image = io.BytesIO()
     with h5py.File(image, "w", **({"userblock_size": SEAL_SIZE} if sealed_file else {})) as f:
         build(f)
-    with open(tmp, "wb") as out:
-        out.write(sealed(image.getbuffer()) if sealed_file else image.getbuffer())
+    with image.getbuffer() as data, open(tmp, "wb") as out:
+        out.write(sealed(data) if sealed_file else data)
 
 
 #: a results file's mark at the start of its HDF5 user block (:func:`sealed`); the block's size in bytes
@@ -35,10 +35,10 @@ _SEAL_FIELDS = struct.Struct("<QI")                 # the size and CRC-32 of the
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def sealed(image) -> bytearray:
-    """The HDF5 ``image`` (bytes written with ``userblock_size = SEAL_SIZE``) with its user block holding
-    :data:`SEAL`, the size and the CRC-32 of the bytes after the block."""
-    data = bytearray(image)
+def sealed(data: bytearray | memoryview) -> bytearray | memoryview:
+    """The HDF5 image ``data`` (written with ``userblock_size = SEAL_SIZE``; a writable buffer, changed in place and
+    returned: no copy of a file the size of its weights) with its user block holding :data:`SEAL`, the size and the
+    CRC-32 of the bytes after the block."""
     body = memoryview(data)[SEAL_SIZE:]
     crc, size = _body_crc(bytes(body[:_SUPERBLOCK_BYTES]), [body[_SUPERBLOCK_BYTES:]])
     head = SEAL + _SEAL_FIELDS.pack(size, crc)
@@ -80,7 +80,7 @@ def seal(path: str | Path) -> None:
     """Seal the results file ``path`` again after changing it in place (h5py's ``"r+"``), so that it reads as
     intact: its new bytes are taken as they are."""
     path = Path(path)
-    data = path.read_bytes()
+    data = bytearray(path.read_bytes())
     if data[SEAL_SIZE:SEAL_SIZE + len(_HDF5_SIGNATURE)] != _HDF5_SIGNATURE:
         raise ResultsError(f"{path} has no user block to seal (not a results file written by this spikecl)")
     path.write_bytes(sealed(data))

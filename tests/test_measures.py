@@ -179,6 +179,31 @@ def test_synapse_operations_are_exact_beyond_float32_integers():
     x = torch.ones(5, 1001)
     assert measures.synapse_operations(linear, x, dense=True) == 1001 * 4097 * 5
     assert measures.synapse_operations(linear, x, dense=False) == 1001 * 4097 * 5
+    conv = nn.Conv2d(2048, 1024, 3, padding=1, bias=False)     # the centre output reaches 2047·9·1023 > 2^24
+    with torch.no_grad():
+        conv.weight.fill_(0.5)[0] = 0                            # an output channel without synapses
+    x = torch.ones(1, 2048, 3, 3)
+    x[:, 0] = 0                                                  # an input channel that is silent
+    counts = [measures.synapse_operations(conv, x, dense) for dense in (True, False)]
+    assert counts == [2048 * 1024 * (9 + 4 * 6 + 4 * 4), 2047 * 1023 * (9 + 4 * 6 + 4 * 4)]
+
+
+@pytest.mark.parametrize("synapse", [nn.Linear(7, 5, bias=True), nn.Conv2d(3, 4, 3, padding=1),
+                                     nn.Conv2d(3, 4, 3, stride=2), nn.Conv2d(4, 6, 3, padding=1, groups=2)])
+def test_synapse_operations_equal_the_synapse_run_with_0_1_weights_on_0_1_inputs(synapse):
+    """The definition, computed as it reads (a weight-sized 0/1 copy, the synapse's own call), on sparse weights and
+    inputs: the counts, made without the copy, are the same."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        synapse.weight.mul_(torch.rand(synapse.weight.shape, generator=generator) < 0.6)
+    shape = (9, 7) if isinstance(synapse, nn.Linear) else (2, synapse.in_channels, 6, 5)
+    x = torch.rand(shape, generator=generator) * (torch.rand(shape, generator=generator) < 0.5)
+    for dense in (True, False):
+        weight = torch.ones_like(synapse.weight) if dense else (synapse.weight != 0).float()
+        ones = torch.ones_like(x) if dense else (x != 0).float()
+        out = (nn.functional.linear(ones, weight) if isinstance(synapse, nn.Linear)
+               else synapse._conv_forward(ones, weight, None))
+        assert measures.synapse_operations(synapse, x, dense) == int(out.sum().item()) > 0
 
 
 def test_measures_leave_batch_norm_statistics_training_mode_and_hooks_as_they_were():

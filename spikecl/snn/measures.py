@@ -61,22 +61,38 @@ def connection_sparsity(net: nn.Module) -> float:
     """Fraction of zero synaptic weights (``nn.Linear`` and ``nn.Conv*`` weights only); 0.0 without synapses."""
     weights = [m.weight for m in net.modules() if isinstance(m, SYNAPSES)]
     total = sum(w.numel() for w in weights)
-    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+    return float(sum(w.numel() - int(torch.count_nonzero(w)) for w in weights) / total) if total else 0.0
 
 
 def synapse_operations(synapse: nn.Module, x: torch.Tensor, dense: bool) -> int:
     """Connections used by one call of ``synapse`` on ``x`` [N, *in_shape] (all samples together).
 
-    ``dense``: every connection; else only those with a nonzero weight and a nonzero input. Computed by running
-    the synapse with 0/1 weights on 0/1 inputs, without bias, and summing its outputs.
+    ``dense``: every connection; else only those with a nonzero weight and a nonzero input. Counted as the synapse
+    with 0/1 weights on 0/1 inputs, without bias, would sum its outputs, but without a copy of the weights: per
+    input, the inputs that are used times the outputs they reach (a Linear), or one convolution with the kernel
+    summed over the output channels (a Conv, groups = 1).
     """
-    weight = torch.ones_like(synapse.weight) if dense else (synapse.weight != 0).to(synapse.weight.dtype)
     ones = torch.ones_like(x) if dense else (x != 0).to(x.dtype)
-    if isinstance(synapse, nn.Linear):
-        out = nn.functional.linear(ones, weight)
+    weight = synapse.weight.detach()
+    if isinstance(synapse, nn.Linear):         # sum_n,i used[n, i] * reached[i], in integers
+        reached = torch.full((weight.shape[1],), weight.shape[0], dtype=torch.int64, device=weight.device) if dense \
+            else _nonzero_per_input(weight)
+        return int(torch.dot(ones.reshape(-1, weight.shape[1]).sum(0, dtype=torch.int64), reached).item())
+    if synapse.groups == 1:                    # one output channel whose kernel counts the channels each tap reaches
+        kernel = torch.full((1, *weight.shape[1:]), weight.shape[0], dtype=torch.float64, device=x.device) if dense \
+            else _nonzero_per_input(weight).to(torch.float64).unsqueeze(0)
+        ones = ones.to(torch.float64)          # its sums reach C_in·k·k·C_out: inexact in float32 beyond 2^24
     else:
-        out = synapse._conv_forward(ones, weight, None)     # the conv's stride, padding, dilation and groups
-    return int(round(out.sum(dtype=torch.float64).item()))     # float32 sums are inexact beyond 2^24
+        kernel = torch.ones_like(weight) if dense else (weight != 0).to(weight.dtype)
+    out = synapse._conv_forward(ones, kernel, None)     # the conv's stride, padding, dilation (and groups)
+    return int(round(out.sum(dtype=torch.float64).item()))
+
+
+def _nonzero_per_input(weight: torch.Tensor) -> torch.Tensor:
+    """The nonzero weights of each input (and kernel tap) over the outputs, int64 ``weight.shape[1:]``: counted a
+    block of outputs at a time (``count_nonzero`` over a dimension makes an int64 copy of the whole weight)."""
+    rows = max(1, (1 << 20) // max(1, weight[0].numel()))
+    return sum(torch.count_nonzero(block, dim=0) for block in weight.split(rows))
 
 
 def spiking_rows(x: torch.Tensor) -> torch.Tensor:

@@ -192,7 +192,7 @@ def _scale_weights(layers: Sequence[SpikingLayer], gain: float) -> None:
     with torch.no_grad():
         for layer in layers:
             layer.synapse.weight.mul_(gain)
-            if not torch.isfinite(layer.synapse.weight).all():
+            if not torch.isfinite(torch.stack(torch.aminmax(layer.synapse.weight))).all():   # no copy of them
                 raise ConfigError(f"init_gain: {gain:g} makes the initial weights overflow "
                                   f"{str(layer.synapse.weight.dtype).removeprefix('torch.')}")
 
