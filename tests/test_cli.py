@@ -93,6 +93,32 @@ def test_a_table_set_that_would_drop_keys_is_refused_and_a_date_like_word_is_a_s
     assert load_experiment("models/split_digits.toml").train.batch_size == 32
 
 
+def test_a_variants_quoted_dotted_keys_are_set_cleared_and_kept_as_the_tables_they_name():
+    """A variant spells its settings as quoted dotted keys ("strategy.gpm.thresholds" = ...): ``--set
+    'variants.gpm-tuned.strategy={}'`` left them in place, so the variant ran its thresholds unchanged without a word,
+    and a nested setting of the same key lay beside the quoted one in the results file's config."""
+    from spikecl.config import load_experiment, method_config
+
+    def variant(*overrides):
+        cfg = load_experiment("models/hlop_pmnist5k.toml", overrides)
+        return cfg.variants["gpm-tuned"], method_config(cfg, "gpm-tuned")[0]
+
+    spec, cfg = variant()
+    assert (spec["strategy.gpm.thresholds"], cfg.strategy.options["gpm"]["thresholds"]) == ([0.7, 0.85, 1.0],) * 2
+    spec, cfg = variant("variants.gpm-tuned.strategy={}")                    # cleared: the experiment's own
+    assert spec == {"method": "gpm", "train.momentum": 0.9, "strategy": {}}
+    assert cfg.strategy.options["gpm"]["thresholds"] == [0.95, 0.99, 0.99] and cfg.train.momentum == 0.9
+    for override in ("variants.gpm-tuned.strategy.gpm.thresholds=[0.5, 0.6, 1.0]",
+                     "variants.gpm-tuned.strategy={gpm={thresholds=[0.5, 0.6, 1.0]}}"):
+        spec, cfg = variant(override)                                        # one spelling left, the new value
+        assert spec == {"method": "gpm", "train.momentum": 0.9, "strategy": {"gpm": {"thresholds": [0.5, 0.6, 1.0]}}}
+        assert cfg.strategy.options["gpm"]["thresholds"] == [0.5, 0.6, 1.0]
+    with pytest.raises(ConfigError, match=r"^--set 'variants.gpm-tuned=\{method=\"gpm\"\}' would replace the "
+                                          r"table variants.gpm-tuned, dropping strategy.gpm.thresholds, "
+                                          r"train.momentum: "):
+        variant('variants.gpm-tuned={method="gpm"}')
+
+
 def test_every_path_argument_reads_a_leading_tilde_as_home(tmp_path, monkeypatch):
     """A quoted '~/x' or --opt=~/x reaches spikecl unexpanded: export -o and report --plots made a folder named '~'
     where run --output-dir went home."""
