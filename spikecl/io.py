@@ -331,19 +331,27 @@ def _check_hdf5_name(path: Path, what: str) -> None:
     except OSError:                                    # unreadable: the opening names why
         return
     if not hdf5:
-        hint = ("" if path.suffix.lower() != ".toml" else f"; a sweep file? run it with: spikecl sweep {path}"
-                if _names_a_base(path) else f"; an experiment file? run it with: spikecl run {path}")
-        raise ResultsError(f"{path} is not an HDF5 {what}{hint}")
+        raise ResultsError(f"{path} is not an HDF5 {what}{_toml_hint(path, what)}")
 
 
-def _names_a_base(path: Path) -> bool:
-    """Whether the TOML file ``path`` has a top-level ``base`` (a sweep file's); False where it cannot be read."""
-    import tomllib
+def _toml_hint(path: Path, what: str) -> str:
+    """What to do with the TOML file ``path`` given where an HDF5 ``what`` was expected: the command that runs it
+    (a sweep file has a top-level ``base``), or, for a network, the ones that make one from it."""
+    from spikecl.toml_files import tomllib
 
+    if path.suffix.lower() != ".toml":
+        return ""
     try:
-        return "base" in tomllib.loads(path.read_text(encoding="utf-8"))
+        top = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):            # ValueError: undecodable text, invalid TOML
-        return False
+        top = {}
+    if what == "network file" and top.get("kind") == "ca3":
+        return f"; a ca3 experiment file? export its learning graph first: spikecl export {path} -o ca3.h5"
+    if what == "network file":
+        return (f"; an experiment file? run it (spikecl run {path}), then export a results file it writes (spikecl "
+                "export RESULTS.h5 -o net.h5)")
+    return (f"; a sweep file? run it with: spikecl sweep {path}" if "base" in top else
+            f"; an experiment file? run it with: spikecl run {path}")
 
 
 def _not_results(path: Path, f) -> str:

@@ -96,3 +96,7 @@ def test_the_torch_free_core_reports_real_results_and_names_what_a_run_lacks(tmp
     assert out.returncode == 0 and out.stdout.count("complete, kept") == 2, out.stderr[-1000:]
     out = _core("-c", "from spikecl.experiment_kind import resolve_device; print(resolve_device('auto'))")
     assert out.stdout.strip() == "cpu", out.stderr[-1000:]
+    for command, toml, hint in (("report", "sweeps/pmnist5k_lr.toml", "a sweep file? run it with: spikecl sweep "),
+                                ("deploy", "ca3_cam.toml", "export its learning graph first: spikecl export ")):
+        out = _core("-m", "spikecl", command, str(ROOT / "models" / toml), cwd=tmp_path)    # read with tomli
+        assert out.returncode == 2 and hint in out.stderr and len(out.stderr.splitlines()) == 1, out.stderr[-1000:]
