@@ -445,8 +445,11 @@ def test_expansivity_is_one_at_or_below_g_minus_for_every_gamma():
 
     g = np.array([0.0, 0.1, 0.15, 0.5, 1.0])
     for gamma in (0.0, 1.0, 2.0):
-        eta = expansivity(g, MacConfig(gamma=gamma))
-        assert eta[:3].tolist() == [1.0, 1.0, 1.0] and eta[-1] == 1 + MacConfig().chi * MacConfig().cells_per_cm
+        cfg = MacConfig(gamma=gamma)
+        eta = expansivity(g, cfg)
+        assert eta[:3].tolist() == [1.0, 1.0, 1.0] and eta[-1] == 1 + cfg.chi * cfg.cells_per_cm
+        rel = (0.5 - cfg.g_minus) / (1 - cfg.g_minus)                  # between them γ shapes the rise
+        assert eta[3] == pytest.approx(1 + rel ** gamma * cfg.chi * cfg.cells_per_cm, rel=1e-12)
 
 
 def test_numpy_integers_are_integers_in_the_sdr_api():

@@ -112,6 +112,21 @@ def test_replay_buffer_per_class_and_resumable_sampling():
     assert torch.equal(x, x2)
 
 
+def test_replayed_samples_keep_their_own_labels_and_heads():
+    """Each replayed row of a mixed batch is one stored sample: its input, label and head together (a batch that
+    paired stored inputs with other samples' labels passed every other test)."""
+    s = build_strategy("replay", build_mlp(6, [8], 6, n_heads=2), {"replay": {"per_class": 4, "batch_size": 30}})
+    for t in (0, 1):
+        data = task(t)
+        s.after_task(t, TaskData(t, data.x, data.y + 3 * t, torch.full_like(data.y, t)))
+    x, y, heads = s.batch(task(2).x, task(2).y, task(2).heads)
+    stored = {tuple(row.tolist()): (int(label), int(head)) for row, label, head in
+              zip(s.buffer.x, s.buffer.y, s.buffer.heads)}
+    assert len(stored) == len(s.buffer) == 24 and len(set(stored.values())) == 6
+    replayed = [(tuple(row.tolist()), int(label), int(head)) for row, label, head in zip(x[40:], y[40:], heads[40:])]
+    assert len(replayed) == 30 and all(stored[row] == (label, head) for row, label, head in replayed)
+
+
 def test_hlop_state_resumes_its_velocity_also_from_checkpoints_that_named_it_momentum():
     def hlop():
         torch.manual_seed(0)
