@@ -1585,8 +1585,8 @@ def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
     out = capsys.readouterr().out
     assert out.count("notice: hlop protects every input dimension") == 1, out
-    assert ("notice: hlop protects every input dimension of readout (16) from task 2 on: those weights no longer "
-            "change") in out
+    assert ("notice: hlop protects every input dimension of readout (16) from task 2 on: later tasks' gradients no "
+            "longer change those weights") in out
     assert re.search(r"notice: hlop learned task 2 no better than guessing among its 2 classes: \d+\.\d % right "
                      r"after training on it \(guessing: 50\.0 %\); a projection may leave it no room", out), out
     assert "learned task 1 " not in out                # the rows at chance, said to be so, not only explained
@@ -1594,6 +1594,50 @@ def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
         "methods": ["hlop"], "hlop": {"neurons": [[4, 8], [2, 2]]}}})
     ContinualRun(cfg, "hlop", 0).execute(progress_bar=False)
     assert "protects every input" not in capsys.readouterr().out    # 8 + 2 x 3 = 14 of 16: room left
+
+
+def test_a_full_basis_is_called_protecting_only_where_its_projection_is_zero(capsys):
+    """HLOP's Hebbian rows filling a synapse over two tasks are not orthonormal: I − HᵀH keeps (and reverses) part of
+    a gradient, and the weights went on changing after the run said they no longer would. Orthonormal rows protect
+    them exactly; replay's after-task phase changes them anyway, as the notice now says; a method without a
+    projection is not told a projection may leave it no room."""
+    from spikecl.continual.projection import full_rank_bases
+
+    stream = {**TINY_SPLIT["stream"], "n_tasks": 3, "classes_per_task": 2}
+    changes = {}
+    for extra in ({}, {"orthonormalize": True}):
+        cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
+            "methods": ["hlop"], "hlop": {"neurons": [[40, 12], [70, 4]], **extra}}})
+        run = ContinualRun(cfg, "hlop", 0)
+        before = {}
+        train_task = run.train_task
+        def tracked(task, bar=None, train_task=train_task, run=run, before=before):
+            before[task] = run.net.readout.heads[0].weight.detach().clone()
+            return train_task(task, bar)
+        run.train_task = tracked
+        run.execute(progress_bar=False)
+        out = capsys.readouterr().out
+        n, low, high = full_rank_bases(run.strategy)["readout"]
+        changes[bool(extra)] = float((run.net.readout.heads[0].weight.detach() - before[2]).abs().max())   # in task 3
+        if extra:
+            assert max(-low, high) < 1e-4 and changes[True] == 0.0
+            assert "protects every input dimension of layers.0 (64), readout (16) from task 3 on" in out, out
+        else:
+            assert n == 16 and high > 0.01 and changes[False] > 0.0
+            assert "protects every input" not in out, out
+            assert re.search(r"notice: hlop's basis of readout has as many rows as its 16 inputs from task 3 on, but "
+                             r"they are not orthonormal: I − HᵀH keeps \d+\.\d % of a weight gradient along some "
+                             r"direction.*so those weights still change", out), out
+    cfg = experiment_from_dict({**TINY_SPLIT, "stream": stream, "strategy": {
+        "methods": ["hlop+replay"], "hlop": {"neurons": [[4, 16], [2, 0]]}}})
+    ContinualRun(cfg, "hlop+replay", 0).execute(progress_bar=False)
+    assert ("from task 2 on: later tasks' gradients no longer change those weights (what a schedule fixing that "
+            "synapse asks, e.g. a fixed readout; otherwise a schedule too large for the network); replay's own "
+            "phase, which trains without projection, still does") in capsys.readouterr().out
+    cfg = experiment_from_dict({**TINY_SPLIT, "train": {**TINY_SPLIT["train"], "lr": 0.0}})
+    ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    out = capsys.readouterr().out
+    assert "right after training on it (guessing: 20.0 %); train.lr is 0\n" in out and "projection" not in out, out
 
 
 def test_in_class_il_guessing_is_among_every_class_learned_so_far(capsys):
@@ -1625,7 +1669,8 @@ def test_a_resumed_run_says_its_fully_protected_synapse_was_so_before_the_task_i
     assert "of readout (16) from task 2 on" in capsys.readouterr().out
     ContinualRun(cfg, "hlop", 0).execute(path, resume=True, progress_bar=False)
     out = capsys.readouterr().out
-    assert out.count("notice: hlop protects") == 1 and "of readout (16) since a task before task 3" in out, out
+    assert out.count("notice: hlop protects") == 1, out
+    assert "of readout (16) from task 3 on, or earlier (as the checkpoint left it)" in out, out
 
 
 def test_a_resume_may_move_its_data_folder_but_not_change_its_data(tmp_path, capsys, monkeypatch):

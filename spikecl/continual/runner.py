@@ -30,11 +30,11 @@ from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progre
                                           checkpoint_setup, numpy_rng_state, read_checkpoint, set_numpy_rng_state,
                                           tasks_setup)
 from spikecl.continual.execution import Execution
-from spikecl.continual.projection import fully_protected, unused_entries
+from spikecl.continual.projection import FULL_TOLERANCE, ProjectionStrategy, full_rank_bases, unused_entries
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
 from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
-                                       checkpoint_state, derived_seed, own_parts, unsaved_state)
+                                       checkpoint_state, derived_seed, own_parts, parts_of, unsaved_state)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
@@ -146,6 +146,7 @@ class ContinualRun:
         self.sim = Simulation(cfg.network.num_steps, cfg.network.encoder, cfg.train.trainer, self.seed)
         self.strategy = build_strategy(self.strategy_name, self.net, cfg.strategy.options, self.sim, self.execution)
         self._noticed_full: set[str] = set()             # synapses a notice said are fully protected
+        self._noticed_leaky: set[str] = set()            # synapses a notice said have a full basis not orthonormal
         self._noticed_unsaved = False                    # a plugin's state its checkpoints lack, noticed
         self.trainer = make_trainer(cfg.train.trainer, self.net, self.sim.num_steps, self.sim.encoder,
                                     cfg.train.precision)
@@ -451,16 +452,32 @@ class ContinualRun:
 
     def _notice_fully_protected(self, task: int, resumed: bool = False) -> None:
         """A notice, once per run and synapse, where a projection protects every input dimension of a synapse from
-        ``task`` on (``resumed``: from a task before it, as the checkpoint left it): its weights no longer change,
-        so a new task's accuracy may stay at chance."""
-        full = {name: n for name, n in fully_protected(self.strategy).items() if name not in self._noticed_full}
-        if full and self.execution.writes_files:
-            names = ", ".join(f"{name} ({n})" for name, n in full.items())
-            since = f"since a task before task {task + 1} (the checkpoint's)" if resumed else f"from task {task + 1} on"
-            progress.write_line(f"notice: {self.method} protects every input dimension of {names} {since}: those "
-                                "weights no longer change (what a schedule fixing that synapse asks, e.g. a fixed "
-                                "readout; otherwise a schedule too large for the network)")
-        self._noticed_full |= set(full)
+        ``task`` on (``resumed``: as the checkpoint left it, maybe from an earlier task): later gradients no longer
+        change its weights, so a new task's accuracy may stay at chance; or where a basis of as many rows as inputs
+        is not orthonormal, so that the weights still change and earlier tasks are not protected."""
+        bases = full_rank_bases(self.strategy)
+        new = {name: found for name, found in bases.items() if name not in self._noticed_full}
+        self._noticed_full |= {name for name, (_, low, high) in new.items() if max(-low, high) <= FULL_TOLERANCE}
+        if not new or not self.execution.writes_files:
+            return
+        since = f"from task {task + 1} on, or earlier (as the checkpoint left it)" if resumed else \
+            f"from task {task + 1} on"
+        full = ", ".join(f"{name} ({n})" for name, (n, low, high) in new.items() if max(-low, high) <= FULL_TOLERANCE)
+        if full:
+            phase = next((part.name for part in parts_of(self.strategy) if part.trains_unprojected), None)
+            still = f"; {phase}'s own phase, which trains without projection, still does" if phase else ""
+            progress.write_line(f"notice: {self.method} protects every input dimension of {full} {since}: later "
+                                "tasks' gradients no longer change those weights (what a schedule fixing that synapse "
+                                f"asks, e.g. a fixed readout; otherwise a schedule too large for the network){still}")
+        for name, (n, low, high) in new.items():
+            if max(-low, high) > FULL_TOLERANCE and name not in self._noticed_leaky:
+                self._noticed_leaky.add(name)
+                reversed_ = f", and reverses {100 * -low:.1f} % along another" if low < -FULL_TOLERANCE else ""
+                progress.write_line(
+                    f"notice: {self.method}'s basis of {name} has as many rows as its {n} inputs {since}, but they are "
+                    f"not orthonormal: I − HᵀH keeps {100 * high:.1f} % of a weight gradient along some direction"
+                    f"{reversed_}, so those weights still change and earlier tasks are not protected there "
+                    "(strategy.hlop.orthonormalize = true protects every dimension)")
 
     def _notice_unlearned(self, task: int) -> None:
         """A notice where task ``task``'s accuracy right after its training (the matrix's newest row) is no better
@@ -472,10 +489,13 @@ class ContinualRun:
         if self.strategy.trains_ahead or not self.execution.writes_files or classes < 2 or learned > 1 / classes:
             return
         which = f"the {classes} classes learned so far" if len(among) > 1 else f"its {classes} classes"
+        projects = any(isinstance(part, ProjectionStrategy) for part in parts_of(self.strategy))
+        why = ("train.lr is 0" if self.cfg.train.lr == 0 else
+               ("a projection may leave it no room (e.g. a protected shared readout in class-IL), or " if projects
+                else "") + "it needs more epochs or a larger train.lr")
         progress.write_line(f"notice: {self.method} learned task {task + 1} no better than guessing among {which}: "
-                            f"{100 * learned:.1f} % right after training on it (guessing: "
-                            f"{100 / classes:.1f} %); a projection may leave it no room (e.g. a protected shared "
-                            "readout in class-IL), or it needs more epochs or a larger train.lr")
+                            f"{100 * learned:.1f} % right after training on it (guessing: {100 / classes:.1f} %); "
+                            f"{why}")
 
     def _notice_resumed_differently(self, path: Path, state: dict) -> None:
         """Notices for what the resume check ignores but the numbers depend on: the process count (how batches

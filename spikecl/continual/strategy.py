@@ -258,6 +258,9 @@ class Strategy(TrainingHooks):
     #: ``a+b`` and ``b+a`` consolidate alike): 0, a subspace of the task's own activity (GPM, HLOP); 1, more training
     #: on stored data (replay's after-task phase); 2, what the next task starts from (EWC's and SI's anchors)
     after_task_stage = 2
+    #: trains the network after a task without gradient projection (replay's after-task phase): a synapse a
+    #: projection protects fully still changes there
+    trains_unprojected = False
 
     @classmethod
     def unread_options(cls, options, parts: Sequence[str]) -> dict[str, str]:

@@ -82,6 +82,10 @@ class Replay(Strategy):
         if self.options.mode == "auto" and any(isinstance(p, ProjectionStrategy) for p in parts):
             self.mode = "after_task"
 
+    @property
+    def trains_unprojected(self) -> bool:
+        return self.mode == "after_task" and self.options.phase_lr > 0
+
     def batch(self, x, y, heads):
         if self.buffer is None or self.mode != "mixed":
             return x, y, heads
