@@ -4,6 +4,7 @@ the memory available now, which loaders and simulators check before large alloca
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
@@ -73,17 +74,50 @@ def blas_threads() -> int | None:
 
 @functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
-    """The commit of the git checkout spikecl runs from, ``-dirty`` when its files differ from it (``git describe
-    --always --dirty``), or None for an installed copy or without git; asked once per process."""
+    """Which spikecl code runs, asked once per process: the commit of the git checkout it runs from (``git describe
+    --always``); where its files differ from it, ``<commit>-dirty.<sources>``; for an installed copy (or without
+    git), ``sources <sources>``, with ``<sources>`` the :func:`source_digest` of its modules, so that copies of one
+    version number made from other code are told apart."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
-        return None
+        return f"sources {source_digest()}"
     try:
         done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                               capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+        return f"sources {source_digest()}"
+    described = done.stdout.strip() if done.returncode == 0 else ""
+    if not described:
+        return f"sources {source_digest()}"
+    return f"{described}.{source_digest()}" if described.endswith("-dirty") else described
+
+
+def source_digest() -> str:
+    """12 hex digits of the SHA-256 of spikecl's modules and package data (their paths and bytes, in path order)."""
+    import hashlib
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".json") and p.is_file()):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+#: the environment variable through which a process of spikecl's that starts a side process (the Lava runner) names
+#: its code (:func:`source_commit`): the side environment's own spikecl must be the same (:func:`check_same_source`)
+CALLER_SOURCE = "SPIKECL_CALLER_SOURCE"
+
+
+def check_same_source() -> None:
+    """A one-line :class:`~spikecl.errors.DependencyError` where the spikecl that started this process
+    (:data:`CALLER_SOURCE`) runs other code than this one: files it wrote may hold what this copy cannot read."""
+    from spikecl.errors import DependencyError
+
+    caller, here = os.environ.get(CALLER_SOURCE), source_commit()
+    if caller and here and caller != here:
+        raise DependencyError(f"this environment's spikecl ({here}) is not the spikecl that called it ({caller}): "
+                              "install the same one here (from its checkout: pip install --force-reinstall . "
+                              "./hardware with this environment's pip)")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

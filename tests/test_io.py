@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -366,13 +367,41 @@ def test_results_record_spikecls_version_and_commit_and_the_report_names_differi
     if (root / ".git").exists():
         described = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                                    capture_output=True, text=True).stdout.strip()
-        assert source_commit() == described
+        assert source_commit() == described if not described.endswith("-dirty") else \
+            re.fullmatch(re.escape(described) + r"\.[0-9a-f]{12}", source_commit())
     here = replace(make_result(), environment={"spikecl": "0.1.0", "spikecl_source": "abc123"})
     assert source_note([here, replace(here, seed=1)]) == ""
     later = replace(make_result(seed=2), environment={"spikecl": "0.1.0", "spikecl_source": "def456-dirty"})
     old = replace(make_result(seed=3), environment={})
     assert source_note([here, later, old]) == ("\nMade by spikecl 0.1.0 (abc123) (ewc seed 0); spikecl 0.1.0 "
                                                "(def456-dirty) (ewc seed 2); spikecl unrecorded (ewc seed 3).")
+
+
+def test_an_installed_copy_records_the_digest_of_its_sources(tmp_path):
+    """Outside a git checkout every build called itself spikecl 0.1.0 and recorded no commit, so runs of other code
+    were kept by --resume and averaged by report without a word: an installed copy records the digest of its
+    modules, which any change of them changes."""
+    import shutil
+    import subprocess
+    import sys
+
+    import spikecl
+
+    shutil.copytree(Path(spikecl.__file__).parent, tmp_path / "site" / "spikecl",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    ask = [sys.executable, "-c", "from spikecl.environment import environment; print(environment()['spikecl_source'])"]
+
+    def recorded():
+        done = subprocess.run(ask, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path /
+                              "site")}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-1000:]
+        return done.stdout.strip()
+
+    first = recorded()
+    assert re.fullmatch(r"sources [0-9a-f]{12}", first) and recorded() == first
+    with open(tmp_path / "site" / "spikecl" / "config.py", "a", encoding="utf-8") as f:
+        f.write("\n# a change\n")
+    assert re.fullmatch(r"sources [0-9a-f]{12}", recorded()) and recorded() != first
 
 
 FILE_SIZE_LIMIT = r"""

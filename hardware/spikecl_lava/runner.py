@@ -51,6 +51,7 @@ from typing import Callable
 import numpy as np
 
 from spikecl.atomic import atomic_write, check_not_source, check_output
+from spikecl.environment import check_same_source
 from spikecl.errors import ConfigError, DependencyError, ShapeError, SpikeCLError
 from spikecl.export import fixed_point
 from spikecl.export.float_model import check_heads
@@ -394,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     board = args.hardware or args.cpu_adapters
     readout = args.readout or ("sample-end" if board else "every-step")
     try:
+        check_same_source()                  # this environment's spikecl is the caller's
         if args.hardware:
             require_hardware()
         if args.allow_graded_input and not board:

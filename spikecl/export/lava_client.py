@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikecl.environment import CALLER_SOURCE, source_commit
 from spikecl.errors import DependencyError, ResultsError
 
 
@@ -68,7 +69,8 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str, tmpdir: Path |
     non-zero exit is a one-line error naming ``what``; an interruption (Ctrl-C, SIGTERM) stops the whole group,
     Lava's runtime processes included, before it goes on. ``tmpdir``: the folder the group's temporary files go to
     (``TMPDIR``), one the caller removes: a group killed after its grace leaves none of them behind."""
-    env = {**checkout_env(), **({"TMPDIR": str(tmpdir)} if tmpdir is not None else {})}
+    env = {**checkout_env(), **({"TMPDIR": str(tmpdir)} if tmpdir is not None else {}),
+           **({CALLER_SOURCE: source} if (source := source_commit()) else {})}     # the side's must be the same
     try:
         side = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import atomic_write
+from spikecl.environment import check_same_source
 from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.export.ca3_graph import CA3Graph, read_ca3_graph
 from spikecl_lava.learning import check_learning_output
@@ -167,6 +168,7 @@ def main(argv=None) -> int:
                         help="float: the port's rule and order (exact); fixed: Lava's fixed-point engine, stock order")
     args = parser.parse_args(argv)
     try:
+        check_same_source()                  # this environment's spikecl is the caller's
         check_learning_output(args.graph, args.output, args.overwrite)
         result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine, args.cells,
                      args.learning)

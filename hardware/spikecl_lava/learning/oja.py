@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import atomic_write
+from spikecl.environment import check_same_source
 from spikecl.errors import SpikeCLError
 from spikecl.export.hlop_graph import (PERIOD, TRACE_TAU, HLOPGraph, check_learned, rate_split, read_graph,
                                        reference_learn, rule)
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     try:
+        check_same_source()                  # this environment's spikecl is the caller's
         check_learning_output(args.graph, args.output, args.overwrite)
         graph = read_graph(args.graph)
         h_ref, g_ref = reference_learn(graph)               # first: a diverging rate is refused before Lava runs
