@@ -43,8 +43,30 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
 #: the bytes atomic_write's temporary file (".NAME.XXXXXXXX.tmp") adds to the name of the file it writes; the other
 #: files written beside a results file add less (a ".replacing" marker 10, a ".lock" 5)
 TEMPORARY_EXTRA = 14
-#: the bytes a sweep run's ".diverged" record, written through a temporary file, adds to its results file's name
+#: the bytes a run's ".diverged" record, written through a temporary file, adds to its results file's name
 DIVERGED_EXTRA = len(".diverged") + TEMPORARY_EXTRA
+
+
+def divergence_file(results: Path) -> Path:
+    """``<results>.diverged``: the record (JSON: its ``error``, a sweep's run its ``config`` too) of a run whose
+    training diverged, left beside its checkpoint: with the same settings it would diverge again."""
+    results = Path(results)
+    return results.with_name(results.name + ".diverged")
+
+
+def diverged_error(results: Path) -> str | None:
+    """The error the divergence record of ``results`` keeps, "its record is unreadable" for a damaged one, or None
+    where there is none."""
+    import json
+
+    record = divergence_file(results)
+    if not record.is_file():
+        return None
+    try:
+        error = json.loads(record.read_text(encoding="utf-8"))["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its record is unreadable"
+    return error if isinstance(error, str) else "its record holds no error"
 
 
 def check_name_fits(path: str | Path, what: str = "a results file", extra: int = TEMPORARY_EXTRA) -> None:

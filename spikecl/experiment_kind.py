@@ -33,8 +33,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, end_marks, live_pid,
-                            output_lock, process_mark, remove_temporaries, replacing)
+from spikecl.atomic import (atomic_write, check_name_fits, check_place_for_file, check_writable_folder, diverged_error,
+                            divergence_file, end_marks, live_pid, output_lock, process_mark, remove_temporaries,
+                            replacing)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -491,10 +492,11 @@ def launched_world_size() -> int | None:
     return size if size > 1 else None
 
 
-def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) -> tuple[list[Job], list[Job], str]:
+def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
+              plots: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results, with
-    ``resume`` the settings kept files and checkpoints were made with, and the datasets of the jobs to run.
-    Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
+    ``resume`` the settings kept files and checkpoints were made with, the packages and datasets of the jobs to run
+    (and with ``plots``, matplotlib). Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
     ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
     size = launched_world_size()
     if size:                                      # before any job trains, not when the job that cannot comes up
@@ -519,9 +521,13 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
                                   "another --output-dir (or --set name=...) to keep both, or pass --overwrite to "
                                   "replace it")
             raise ExistsError(f"{existing[0].path} exists; pass --overwrite to replace it or --resume to keep it")
-        interrupted = [job.checkpoint for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
+        interrupted = [job for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
+        if interrupted and (error := diverged_error(interrupted[0].path)):
+            raise ExistsError(f"{interrupted[0].checkpoint} holds a run that diverged ({error}); the same settings "
+                              "diverge again: change them and pass --overwrite (with --resume to keep the finished "
+                              "runs)")
         if interrupted:
-            raise ExistsError(f"{interrupted[0]} holds an interrupted run; pass --resume to continue it or "
+            raise ExistsError(f"{interrupted[0].checkpoint} holds an interrupted run; pass --resume to continue it or "
                               "--overwrite to start again")
     todo = [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))]
     if resume and not overwrite:                  # else a later job's checkpoint would stop the run midway
@@ -541,6 +547,10 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False) ->
             check_name_fits(job.checkpoint, "a run's checkpoint")
     for module, extra, what in dict.fromkeys(need for job in todo for need in job.needs):
         check_installed(module, extra, what)
+    if plots:                                     # drawn after the runs: said before them
+        from spikecl.figures import require_plots
+
+        require_plots()
     for job in todo:
         if job.check is not None:
             job.check()
@@ -590,11 +600,11 @@ class RunsFailed(NumericalError):
 
 
 def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
-             log: Callable[[str], None] = print) -> tuple[list[Path], bool]:
+             log: Callable[[str], None] = print, plots: bool = False) -> tuple[list[Path], bool]:
     """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
     Returns the plan's results paths and whether this process reports. A job whose training diverges
     (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run."""
-    jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite)
+    jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite, plots=plots)
     existed = {job.path: file_state(job.path) for job in todo if job.path.exists()}   # what the run chose to replace
     kept_files = {job.path: file_state(job.path) for job in jobs if job not in todo}  # what it chose to keep
     with removed_if_empty_on_error({job.path.parent for job in jobs}), k.session(cfg) as reports:
@@ -700,9 +710,14 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
                 note = job.run(options)
                 if reports:
                     replacing(job.path).unlink(missing_ok=True)
+                    divergence_file(job.path).unlink(missing_ok=True)     # of an earlier run's divergence
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"
+                if reports and job.checkpoint is not None and job.checkpoint.exists():    # says what it holds
+                    text = json.dumps({"error": str(exc)})
+                    atomic_write(divergence_file(job.path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
+                                 overwrite=True)
             except SpikeCLError:
                 raise
             except Exception as exc:             # raised in code of the user's own (a plugin's method or kind)
@@ -745,7 +760,7 @@ def run_file(path: str | Path, overrides: Iterable[str] = (), *, resume: bool = 
     if plots:
         check_plot_files(k, cfg)
     try:
-        paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress)
+        paths, reports = run_plan(k, cfg, resume=resume, overwrite=overwrite, progress=progress, plots=plots)
     except RunsFailed as exc:                    # report what finished, then fail naming what did not
         if exc.done and exc.reports:
             report(k, [read_run(p, k.name) for p in exc.done], Path(cfg.output_dir) / cfg.name, plots=plots)

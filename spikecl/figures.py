@@ -10,7 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from spikecl.atomic import atomic_write
-from spikecl.errors import require
+from spikecl.errors import DependencyError, require
+
+
+def require_plots() -> None:
+    """Before any work: a one-line :class:`DependencyError` where matplotlib, which draws the PNG plots, is missing
+    (found only when the first plot was drawn, after hours of training or a printed table)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise DependencyError("matplotlib is not installed, which the PNG plots need; install it with: pip install "
+                              "'spikecl[plots]', or pass --no-plots (plots=False)") from None
 
 
 def figure(**kwargs):

@@ -1,10 +1,17 @@
-"""Progress bars for long runs (tqdm, from the ``plots`` extra; imported only where a bar is made)."""
+"""Progress bars for long runs (tqdm, from the ``plots`` extra, where installed: without it a run shows no bar)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from spikecl.errors import require
+
+def _tqdm():
+    """tqdm's bar class, or None where tqdm is not installed (a bar is a convenience, never a reason to fail)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
 
 def _disable(enabled: bool) -> bool | None:
@@ -13,22 +20,49 @@ def _disable(enabled: bool) -> bool | None:
     return None if enabled else True
 
 
+class _Unseen:
+    """A bar that counts and draws nothing: what :func:`progress_bar` gives without tqdm."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.n = total, 0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_description(self, *args, **kwargs) -> None:
+        pass
+
+    set_postfix = refresh = close = set_description
+
+    def __enter__(self) -> "_Unseen":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def progress_bar(total: int, unit: str, desc: str | None = None, enabled: bool = True, leave: bool = True):
     """A tqdm bar over ``total`` ``unit``s (e.g. "batch", "job"), drawn when ``enabled`` and stderr is a terminal
     (else it counts and draws nothing). ``leave``: keep the finished bar on screen."""
-    tqdm = require("tqdm.auto", "plots").tqdm
+    tqdm = _tqdm()
+    if tqdm is None:
+        return _Unseen(total)
     return tqdm(total=total, desc=desc, unit=unit, disable=_disable(enabled), leave=leave, dynamic_ncols=True)
 
 
 def progress_range(n: int, enabled: bool, desc: str) -> Iterable[int]:
-    """``range(n)``, wrapped in a passing bar labelled ``desc`` when ``enabled`` and stderr is a terminal (tqdm not
-    imported when not ``enabled``)."""
-    if not enabled:
+    """``range(n)``, wrapped in a passing bar labelled ``desc`` when ``enabled``, stderr is a terminal and tqdm is
+    installed."""
+    tqdm = _tqdm() if enabled else None
+    if tqdm is None:
         return range(n)
-    tqdm = require("tqdm.auto", "plots").tqdm
     return tqdm(range(n), desc=desc, unit="item", leave=False, dynamic_ncols=True, disable=_disable(enabled))
 
 
 def write_line(line: str) -> None:
     """Print ``line`` above the bars on screen, without breaking them."""
-    require("tqdm.auto", "plots").tqdm.write(line)
+    tqdm = _tqdm()
+    if tqdm is None:
+        print(line)
+    else:
+        tqdm.write(line)

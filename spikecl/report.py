@@ -8,16 +8,17 @@ Each subfolder of a named folder is one experiment: where several hold runs of o
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.atomic import check_name_fits, check_writable_folder, live_writer, pending_replacement
+from spikecl.atomic import (check_name_fits, check_writable_folder, diverged_error, divergence_file, live_writer,
+                            pending_replacement)
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, report, summary
+from spikecl.figures import require_plots
 from spikecl.integrity import check_seal
 from spikecl.io import SCHEMA, Run, read_run
 from spikecl.paths import exists, is_dir, is_file
@@ -96,15 +97,6 @@ def _resolved(path: Path) -> Path:
         raise ResultsError(f"{path} cannot be followed to a file ({exc}); is it a loop of links?") from None
 
 
-def _diverged_error(record: Path) -> str:
-    """The error a sweep's divergence record (``<results>.diverged``, JSON) keeps; what it is where it is damaged."""
-    try:
-        error = json.loads(record.read_text(encoding="utf-8"))["error"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its record is unreadable"
-    return error if isinstance(error, str) else "its record holds no error"
-
-
 def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, Path]]:
     """(experiment folder, ``*.h5`` file) of the files a folder contributes: a sweep's summaries (its trials and
     final runs were made with other settings, so they are never one table); a sweep's ``final/`` folder, its runs
@@ -114,12 +106,12 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
         for checkpoint in sorted(path.glob("*.ckpt")):          # a killed run: its table would not say it
             if checkpoint.with_suffix(".h5").exists():          # killed as it removed it: the run is finished
                 continue
-            record = checkpoint.with_suffix(".h5.diverged")     # a sweep's run whose training diverged
-            writer = live_writer(checkpoint.with_suffix(".h5"))
-            note(f"not reported: {checkpoint.with_suffix('.h5')} diverged ({_diverged_error(record)}; recorded in "
-                 f"{record.name}: the same settings diverge again)" if record.is_file() else
-                 f"not reported: {checkpoint.with_suffix('.h5')} is being trained now (PID {writer}); report again "
-                 "when it has finished" if writer else
+            results = checkpoint.with_suffix(".h5")
+            writer, error = live_writer(results), diverged_error(results)
+            note(f"not reported: {results} is being trained now (PID {writer}); report again when it has finished"
+                 if writer else
+                 f"not reported: {results} diverged ({error}; recorded in {divergence_file(results).name}: the same "
+                 "settings diverge again)" if error else
                  f"not reported: {checkpoint} is the checkpoint of an unfinished run (continue it with spikecl run "
                  "--resume, or spikecl sweep for a sweep's run)")
         below = [pair for sub in _subfolders(path, note) for pair in _folder_files(sub, note)]
@@ -186,6 +178,8 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
         check_writable_folder(plots_dir, "--plots")
     unreadable: list[Path] = []
     found = collect_groups(paths, unreadable=unreadable)
+    if plots:                                      # the files named read, before any table
+        require_plots()
     split = {name for name, _ in found if sum(key[0] == name for key in found) > 1}    # kinds of several folders
     where = {key: _plots_folder(key[1], paths, plots_dir, key[0] in split) for key in found}
     direct = {key: {Path(run.path).parent.resolve(): Path(run.path).parent for run in runs}   # the folders

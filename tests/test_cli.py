@@ -637,3 +637,25 @@ def test_a_seed_out_of_range_names_the_argument_typed(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(["run", "models/split_digits.toml", *argv])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_matplotlib_is_said_before_any_training_or_table(tmp_path, capsys, monkeypatch):
+    """Without matplotlib ``spikecl run`` trained everything and then failed on the first plot, and ``report``
+    printed its tables and then failed: both now say so first, naming --no-plots, and --no-plots needs none (nor
+    tqdm, whose bars a run without it goes without)."""
+    exp = tmp_path / "tiny.toml"
+    exp.write_text(f'name = "tiny"\noutput_dir = "{tmp_path}"\nseeds = [0]\n[data]\ndataset = "digits"\n[stream]\n'
+                   'n_tasks = 2\ntrain_per_task = 40\ntest_per_task = 20\n[network]\nhidden = [8]\n[train]\n'
+                   'epochs = 1\n[strategy]\nmethods = ["finetune"]\n')
+    for package in ("matplotlib", "tqdm", "tqdm.auto"):                     # as where they are not installed
+        monkeypatch.setitem(sys.modules, package, None)
+    message = ("spikecl: error: matplotlib is not installed, which the PNG plots need; install it with: pip install "
+               "'spikecl[plots]', or pass --no-plots (plots=False)\n")
+    assert main(["run", str(exp), "--no-progress"]) == 2
+    assert capsys.readouterr().err == message and not (tmp_path / "tiny").exists()
+    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0 and (tmp_path / "tiny").is_dir()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "tiny")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == message and "ACC" not in captured.out
+    assert main(["report", str(tmp_path / "tiny"), "--no-plots"]) == 0 and "ACC" in capsys.readouterr().out

@@ -3,6 +3,7 @@ on a fourth kind whose whole logic is the few lines below (a config, a plan of o
 registered from outside spikecl like a user's own kind."""
 
 import importlib.util
+import json
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -396,10 +397,18 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert (tmp_path / "blowup" / "finetune-seed0.h5").exists()
     kept = (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns
     assert (tmp_path / "blowup" / "blowup-seed0.ckpt").exists()                    # task 1, done before the NaN
+    record = tmp_path / "blowup" / "blowup-seed0.h5.diverged"           # not an "interrupted" run to resume
+    assert json.loads(record.read_text())["error"].startswith("blowup seed 0, task 2: training loss became NaN")
+    assert main(["run", str(path), "--no-progress", "--no-plots", "--set", 'strategy.methods=["blowup"]']) == 2
+    assert capsys.readouterr().err.startswith(f"spikecl: error: {tmp_path}/blowup/blowup-seed0.ckpt holds a run that "
+                                              "diverged (blowup seed 0, task 2: training loss became NaN")
+    assert main(["report", str(tmp_path / "blowup"), "--no-plots"]) == 0
+    assert (f"not reported: {tmp_path}/blowup/blowup-seed0.h5 diverged (blowup seed 0, task 2: training loss became "
+            "NaN") in capsys.readouterr().out
     assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--overwrite", "--set",
                  "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 0                 # as the error says
     assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
-    assert (tmp_path / "blowup" / "blowup-seed0.h5").exists()
+    assert (tmp_path / "blowup" / "blowup-seed0.h5").exists() and not record.exists()
 
 
 def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):

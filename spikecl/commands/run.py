@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_file(args.experiment, overrides, **options)
     k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
     k.check_data_parallel(cfg)
-    preflight(k, cfg, resume=args.resume, overwrite=args.overwrite)
+    preflight(k, cfg, resume=args.resume, overwrite=args.overwrite, plots=not args.no_plots)
     if not args.no_plots:
         check_plot_files(k, cfg)
     from spikecl.continual.distributed import launch

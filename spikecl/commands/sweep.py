@@ -27,6 +27,7 @@ from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, chec
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
+from spikecl.figures import require_plots
 from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 
@@ -67,6 +68,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for path in final_paths(sweep) if sweep.config.select else ():
         check_place_for_file(path)                           # before the trials train
     if not args.no_plots:                                # the plots each stage draws, before any run
+        require_plots()
         for folder in (sweep_dir(sweep), sweep_dir(sweep) / "final") if sweep.config.select else (sweep_dir(sweep),):
             check_place_for_file(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import spikecl
 from spikecl.atomic import (DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder,
-                            process_mark, remove_stale_lock)
+                            divergence_file, process_mark, remove_stale_lock)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -276,11 +276,6 @@ def kept_and_missing(sweep: Sweep, overwrite: bool,
 
 #: the state of a kept results file an interrupted or failed ``--overwrite`` marked for replacement
 UNFINISHED = "an unfinished --overwrite"
-
-
-def divergence_file(results: Path) -> Path:
-    """``<results>.diverged``: the record of a run whose training diverged (:func:`record_divergence`)."""
-    return results.with_name(results.name + ".diverged")
 
 
 def record_divergence(run: SweepRun, error: str) -> None:
