@@ -14,8 +14,8 @@ CORE310_STAMP := $(CORE310)/.installed-stamp
 # The Lava side (hardware/): lava-nc 0.10.0 is frozen at Python 3.10 with numpy < 2 and networkx <= 2.8.7.
 LAVA := .venv-lava
 LAVA_STAMP := $(LAVA)/.installed-stamp
-# Optional, not part of `make test`: lava-dl 0.6.0, whose own netx loader checks spikecl's netx files
-# (tests/test_lavadl.py). lava.lib.dl.netx imports lava-dl's slayer, which imports torch, torchvision, matplotlib
+# Optional, not built by `make test` (whose tests/test_lavadl.py runs where it exists, else skips loudly): lava-dl
+# 0.6.0, whose own netx loader checks spikecl's netx files. lava.lib.dl.netx imports lava-dl's slayer, which imports torch, torchvision, matplotlib
 # and cv2, so those are needed; lava-dl's other pins are skipped (--no-deps). Its torch 2.3.1 exists on PyPI only as
 # the CUDA build (about 2.6 GB of wheels, 5.6 GB installed, 2 minutes here): run it on CPU, never import it in spikecl.
 LAVADL := .venv-lavadl

@@ -1,6 +1,7 @@
 """Shared by the Lava tests: locate a side environment (skip loudly without it) and compare a Lava run of an
 exported file with the numpy reference, spike for spike."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,10 +15,22 @@ from spikecl.export.netx import write_netx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: the variable that names each side environment's Python elsewhere (as spikecl.export.lava_client reads it)
+VARIABLES = {".venv-lava": "SPIKECL_LAVA_PYTHON", ".venv-lavadl": "SPIKECL_LAVADL_PYTHON"}
+
+
+def side_python(folder: str) -> Path:
+    """The Python of the side environment ``folder`` (e.g. ``.venv-lava``): the one its variable names, else the
+    checkout's."""
+    given = os.environ.get(VARIABLES.get(folder, ""))
+    return Path(given) if given else ROOT / folder / "bin" / "python"
+
+
 def require_environment(folder: str, target: str) -> Path:
-    """The Python of ``ROOT/folder``; skips loudly without Python 3.10 (fails when 3.10 exists but not the venv
-    and ``target`` is part of ``make test``)."""
-    python = ROOT / folder / "bin" / "python"
+    """The Python of ``ROOT/folder`` (or the one its variable names, as spikecl uses it: an sdist's tests with an
+    environment built elsewhere); skips loudly without Python 3.10 (fails when 3.10 exists but not the venv and
+    ``target`` is part of ``make test``)."""
+    python = side_python(folder)
     if not python.exists():
         has_310 = shutil.which("python3.10") or list(Path.home().glob(".pyenv/versions/3.10.*/bin/python"))
         if has_310 and target == "lava":

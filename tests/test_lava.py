@@ -11,7 +11,7 @@ from spikecl.export.inputs import encode
 from spikecl.export.netx import write_netx
 from spikecl.export.quantize import QuantConfig, quantize
 
-from lava_support import ROOT, require_environment, run_and_compare
+from lava_support import require_environment, run_and_compare, side_python
 from test_export import cnn_spec, random_spec, small_cnn
 
 pytestmark = pytest.mark.lava
@@ -22,7 +22,7 @@ def lava_environment():
     require_environment(".venv-lava", "lava")
 
 
-LAVA_PYTHON = ROOT / ".venv-lava" / "bin" / "python"
+LAVA_PYTHON = side_python(".venv-lava")
 
 
 @pytest.mark.parametrize("case", [

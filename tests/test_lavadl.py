@@ -1,8 +1,9 @@
 """lava-dl's own netx loader (``netx.hdf5.Network``, lava-dl 0.6.0) runs spikecl's netx files exactly like the
 numpy reference on Lava's fixed-point CPU simulation (``Loihi2SimCfg(select_tag="fixed_pt")``).
 
-Each test runs ``spikecl_lava.runner --lava-dl`` in ``.venv-lavadl`` as a subprocess (optional: ``make lava-dl``;
-without it these tests skip loudly). Not part of ``make test``: run ``pytest -m lavadl tests/test_lavadl.py``.
+Each test runs ``spikecl_lava.runner --lava-dl`` in ``.venv-lavadl`` as a subprocess. ``make test`` runs them where
+``make lava-dl`` has built it (``make test`` does not build it: gigabytes of CUDA wheels) and skips them loudly
+otherwise; ``pytest -m lavadl`` runs them alone.
 """
 
 import numpy as np
