@@ -801,10 +801,15 @@ def test_deploy_on_lava_names_a_missing_environment_before_any_work(tmp_path, mo
         pipeline.deploy(path, "lava-sim")
     from spikecl.export import lava_client
 
+    with pytest.raises(DependencyError, match=r"missing \(SPIKECL_LAVA_PYTHON = .*/none/python: no such file\); "
+                                              "point SPIKECL_LAVA_PYTHON at that environment's python$"):
+        lava_client.venv_python("SPIKECL_LAVA_PYTHON", ".venv-absent", "lava", "Lava")
+    monkeypatch.delenv("SPIKECL_LAVA_PYTHON")
     monkeypatch.setattr(lava_client, "_checkout", lambda: None)          # an installed spikecl: no make, no .venv
-    with pytest.raises(DependencyError, match=r"missing \(.*\); build it in a spikecl checkout with `make lava` "
-                                              "or install the checkout's hardware/ into a Python 3.10 environment, "
-                                              "and set SPIKECL_LAVA_PYTHON to its python$"):
+    with pytest.raises(DependencyError, match=r"^the Lava environment is missing: install this spikecl and its Lava "
+                                              r"side into a Python 3.10 environment \(from its checkout: pip install "
+                                              r"\. \./hardware; or `make lava` there\) and set SPIKECL_LAVA_PYTHON to "
+                                              "that environment's python$"):
         lava_client.venv_python("SPIKECL_LAVA_PYTHON", ".venv-absent", "lava", "Lava")
 
 
@@ -1544,3 +1549,22 @@ def test_export_refuses_a_file_an_overwrite_is_to_replace_and_names_a_checkpoint
     with pytest.raises(ResultsError, match=re.escape(f"{ckpt} no longer exists: its run finished or was removed as "
                                                      "it was read")):
         load_trained(ckpt)
+
+
+def test_snntorch_09s_nir_reader_is_refused_in_one_line(tmp_path, monkeypatch):
+    """snnTorch 0.9, which ``spikecl[torch]`` allows, builds NIR's LIF neurons without a threshold: its graph failed
+    deep in a forward pass (a TypeError); ``spikecl[export]`` asks for 1.0."""
+    import snntorch
+
+    from spikecl.errors import DependencyError
+    from spikecl.export.nir_io import read_nir
+    from spikecl.export.nir_readers import run_nir
+
+    graph = read_nir(nir_file(tmp_path))
+    monkeypatch.setattr(snntorch, "__version__", "0.9.0")
+    with pytest.raises(DependencyError, match=re.escape("importing NIR needs snntorch >= 1.0 (found 0.9.0, whose "
+                                                        "reader builds neurons without a threshold); install it with: "
+                                                        "pip install 'spikecl[export]'")):
+        run_nir(graph, np.zeros((6, 1, 6)), "snntorch")
+    monkeypatch.undo()
+    assert run_nir(graph, np.zeros((6, 1, 6)), "snntorch") is not None

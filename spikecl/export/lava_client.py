@@ -28,10 +28,15 @@ def venv_python(variable: str, folder: str, target: str, name: str) -> Path:
     env = os.environ.get(variable)
     path = Path(env) if env else ROOT / folder / "bin" / "python"
     if not path.exists():
-        remedy = (f"build it with `make {target}` (needs Python 3.10) or set {variable}" if _checkout() else
-                  f"build it in a spikecl checkout with `make {target}` or install the checkout's hardware/ into a "
-                  f"Python 3.10 environment, and set {variable} to its python")           # an installed spikecl
-        raise DependencyError(f"the {name} environment is missing ({path}); {remedy}")
+        if env:
+            raise DependencyError(f"the {name} environment is missing ({variable} = {path}: no such file); point "
+                                  f"{variable} at that environment's python")
+        if _checkout():
+            raise DependencyError(f"the {name} environment is missing ({path}); build it with `make {target}` "
+                                  f"(needs Python 3.10) or set {variable}")
+        raise DependencyError(f"the {name} environment is missing: install this spikecl and its Lava side into a "
+                              f"Python 3.10 environment (from its checkout: pip install . ./hardware; or `make "
+                              f"{target}` there) and set {variable} to that environment's python")  # an installed one
     if not (path.is_file() and os.access(path, os.X_OK)):
         source = f"{variable} = {path}" if env else f"{path}"
         raise DependencyError(f"{source} is not an executable file; point {variable} at the {name} environment's "

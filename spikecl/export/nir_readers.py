@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spikecl.errors import ConfigError, NumericalError, ShapeError, require
+from spikecl.environment import installed_version
+from spikecl.errors import ConfigError, DependencyError, NumericalError, ShapeError, require
 from spikecl.export.float_model import select_heads
 from spikecl.export.nir_io import graph_metadata
 
@@ -49,6 +50,9 @@ def _imported(graph, reader: str, meta: dict):
     if reader == "snntorch":
         require("nirtorch", "export")
         import_nir = require("snntorch.import_nir", "export")
+        if (found := installed_version("snntorch")) and int(found.split(".")[0]) < 1:    # 0.9: LIF without threshold
+            raise DependencyError(f"importing NIR needs snntorch >= 1.0 (found {found}, whose reader builds neurons "
+                                  "without a threshold); install it with: pip install 'spikecl[export]'")
         with contextlib.redirect_stdout(io.StringIO()):    # snnTorch prints its graph rewriting
             return import_nir.import_from_nir(graph)
     norse = require("norse.torch", "export", install="pip install --no-deps norse==1.1.0")
