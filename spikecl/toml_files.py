@@ -136,21 +136,26 @@ def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     """Set ``raw[path[0]][path[1]]… = value``, creating tables on the way; ``where`` names the assignment. A table
     ``value`` replaces the table there only where it keeps every key that table has (``{}`` clears it): one that
     would drop keys (``train={epochs=1}`` over a file's ``[train]`` of five keys, which their defaults would silently
-    take the place of) is a ConfigError naming them. A quoted dotted key on the way that names the path or a key
-    below it (a variant's ``"strategy.gpm.thresholds"``) is part of what is set: replaced, kept or cleared with it."""
-    node, spelled = raw, {}                   # the quoted dotted keys met, by their path below ``path``
+    take the place of) is a ConfigError naming them. Inside a variant's table (``variants.<name>``), whose keys are
+    the dotted paths of the settings it changes, a quoted dotted key that names the path or a key below it
+    (``"strategy.gpm.thresholds"``, ``[variants.x."strategy.gpm"]``) is part of what is set: replaced, kept or
+    cleared with it."""
+    node, spelled = raw, {}                   # a variant's quoted dotted keys met, by their path below ``path``
     for i, part in enumerate(path):
         whole = ".".join(path[i:])
-        for key in [k for k in node if isinstance(k, str) and "." in k and (k == whole or k.startswith(whole + "."))]:
-            spelled[key[len(whole) + 1:]] = node.pop(key)
+        if path[0] == "variants" and i >= 2:
+            for key in [k for k in node if isinstance(k, str) and "." in k
+                        and (k == whole or k.startswith(whole + "."))]:
+                spelled[key[len(whole) + 1:]] = node.pop(key)
         if i == len(path) - 1:
             break
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{where}: '{part}' is not a table")
     old = node.get(path[-1])
-    if spelled and "" not in spelled:           # the quoted keys below the path, as the table they spell
-        old = {**(old if isinstance(old, dict) else {}), **spelled}
+    tables = [t for t in (old, spelled.pop("", None)) if isinstance(t, dict)]
+    if tables or spelled:                       # the table the path has, however its keys are spelled
+        old = {**{k: v for t in tables for k, v in t.items()}, **spelled}
     dropped = _dropped_keys(old, value) if isinstance(value, dict) and value and isinstance(old, dict) else []
     if dropped:
         key = ".".join(path)

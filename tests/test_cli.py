@@ -119,6 +119,26 @@ def test_a_variants_quoted_dotted_keys_are_set_cleared_and_kept_as_the_tables_th
         variant('variants.gpm-tuned={method="gpm"}')
 
 
+def test_quoted_table_headers_of_a_variant_and_variant_names_with_dots_keep_their_settings(tmp_path):
+    """A variant's ``[variants.h."strategy.gpm"]`` table is the one ``strategy.gpm`` names: replacing it by a table
+    without its ``samples`` is refused (it was silently dropped); a variant named ``g.x`` is no key of ``g``."""
+    from spikecl.config import load_experiment, method_config
+
+    path = tmp_path / "v.toml"
+    path.write_text('name = "v"\n[data]\ndataset = "digits"\n[strategy]\nmethods = ["h", "g", "g.x"]\n'
+                    '[variants.h]\nmethod = "gpm"\n[variants.h."strategy.gpm"]\nthresholds = [0.9, 0.9]\n'
+                    'samples = 60\n[variants.g]\nmethod = "finetune"\n[variants."g.x"]\nmethod = "finetune"\n'
+                    '"train.lr" = 0.01\n')
+    with pytest.raises(ConfigError, match=r"would replace the table variants.h.strategy.gpm, dropping samples: "):
+        load_experiment(path, ["variants.h.strategy.gpm={thresholds=[0.5, 0.5]}"])
+    for override in ("variants.h.strategy.gpm={thresholds=[0.5, 0.5], samples=60}",
+                     "variants.h.strategy.gpm.thresholds=[0.5, 0.5]"):
+        cfg = load_experiment(path, [override])
+        assert method_config(cfg, "h")[0].strategy.options["gpm"] == {"thresholds": [0.5, 0.5], "samples": 60}
+    cfg = load_experiment(path, ['variants.g={method="ewc"}'])
+    assert cfg.variants["g.x"] == {"method": "finetune", "train.lr": 0.01} and cfg.variants["g"] == {"method": "ewc"}
+
+
 def test_every_path_argument_reads_a_leading_tilde_as_home(tmp_path, monkeypatch):
     """A quoted '~/x' or --opt=~/x reaches spikecl unexpanded: export -o and report --plots made a folder named '~'
     where run --output-dir went home."""
@@ -342,6 +362,10 @@ def test_progress_bars_are_drawn_only_on_a_terminal(monkeypatch):
     (["report", "models/sweeps/pmnist5k_lr.toml"], "models/sweeps/pmnist5k_lr.toml is not an HDF5 results file; a "
                                                    "sweep file? run it with: spikecl sweep models/sweeps/pmnist5k_lr"),
     (["report", "README.md"], "README.md is not an HDF5 results file"),
+    (["deploy", "models/sweeps/pmnist5k_lr.toml"], "pmnist5k_lr.toml is not an HDF5 network file; spikecl deploy "
+                                                   "runs what spikecl export writes, from a continual run's results"),
+    (["deploy", "models/split_digits.toml"], "split_digits.toml is not an HDF5 network file; an experiment file? run "
+                                             "it (spikecl run models/split_digits.toml), then export a results file"),
     (["report", "README.md", "--no-plots", "--plots", "x"], "argument --plots: not allowed with argument --no-plots"),
 ])
 def test_flags_and_files_that_cannot_apply_are_named_in_one_line(args, message, capsys):
