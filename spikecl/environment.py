@@ -75,21 +75,24 @@ def blas_threads() -> int | None:
 @functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
     """Which spikecl code runs, asked once per process: the commit of the git checkout it runs from (``git describe
-    --always``); where its files differ from it, ``<commit>-dirty.<sources>``; for an installed copy (or without
-    git), ``sources <sources>``, with ``<sources>`` the :func:`source_digest` of its modules, so that copies of one
-    version number made from other code are told apart."""
+    --always``); where the files of its package differ from that commit, ``<commit>-dirty.<sources>``; for an
+    installed copy (or without git), ``sources <sources>``, with ``<sources>`` the :func:`source_digest` of its
+    modules, so that copies of one version number made from other code are told apart (and changes outside the
+    package, to its docs or tests, change nothing)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return f"sources {source_digest()}"
     try:
-        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
-                              capture_output=True, text=True, timeout=30)
+        described, changed = (subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                             timeout=30)
+                              for args in (["describe", "--always", "--abbrev=12"],
+                                           ["status", "--porcelain", "--", Path(__file__).parent.name]))
     except (OSError, subprocess.SubprocessError):
         return f"sources {source_digest()}"
-    described = done.stdout.strip() if done.returncode == 0 else ""
-    if not described:
+    commit = described.stdout.strip() if described.returncode == 0 else ""
+    if not commit or changed.returncode != 0:
         return f"sources {source_digest()}"
-    return f"{described}.{source_digest()}" if described.endswith("-dirty") else described
+    return f"{commit}-dirty.{source_digest()}" if changed.stdout.strip() else commit
 
 
 def source_digest() -> str:
@@ -104,20 +107,21 @@ def source_digest() -> str:
 
 
 #: the environment variable through which a process of spikecl's that starts a side process (the Lava runner) names
-#: its code (:func:`source_commit`): the side environment's own spikecl must be the same (:func:`check_same_source`)
+#: its code (:func:`source_digest`): the side environment's own spikecl must be the same (:func:`check_same_source`)
 CALLER_SOURCE = "SPIKECL_CALLER_SOURCE"
 
 
 def check_same_source() -> None:
     """A one-line :class:`~spikecl.errors.DependencyError` where the spikecl that started this process
-    (:data:`CALLER_SOURCE`) runs other code than this one: files it wrote may hold what this copy cannot read."""
+    (:data:`CALLER_SOURCE`) has other modules than this one (a checkout and an install of the same code agree):
+    files it wrote may hold what this copy cannot read."""
     from spikecl.errors import DependencyError
 
-    caller, here = os.environ.get(CALLER_SOURCE), source_commit()
-    if caller and here and caller != here:
-        raise DependencyError(f"this environment's spikecl ({here}) is not the spikecl that called it ({caller}): "
-                              "install the same one here (from its checkout: pip install --force-reinstall . "
-                              "./hardware with this environment's pip)")
+    caller, here = os.environ.get(CALLER_SOURCE), source_digest()
+    if caller and caller != here:
+        raise DependencyError(f"this environment's spikecl (sources {here}) is not the spikecl that called it "
+                              f"(sources {caller}): install the same one here (from its checkout: pip install "
+                              "--force-reinstall . ./hardware with this environment's pip)")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

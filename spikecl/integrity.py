@@ -35,10 +35,12 @@ _SEAL_FIELDS = struct.Struct("<QI")                 # the size and CRC-32 of the
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def sealed(data: bytearray | memoryview) -> bytearray | memoryview:
-    """The HDF5 image ``data`` (written with ``userblock_size = SEAL_SIZE``; a writable buffer, changed in place and
-    returned: no copy of a file the size of its weights) with its user block holding :data:`SEAL`, the size and the
-    CRC-32 of the bytes after the block."""
+def sealed(data: bytes | bytearray | memoryview) -> bytearray | memoryview:
+    """The HDF5 image ``data`` (written with ``userblock_size = SEAL_SIZE``) with its user block holding :data:`SEAL`,
+    the size and the CRC-32 of the bytes after the block: a writable buffer is changed in place and returned (no copy
+    of a file the size of its weights), read-only bytes are copied first."""
+    if isinstance(data, bytes):
+        data = bytearray(data)
     body = memoryview(data)[SEAL_SIZE:]
     crc, size = _body_crc(bytes(body[:_SUPERBLOCK_BYTES]), [body[_SUPERBLOCK_BYTES:]])
     head = SEAL + _SEAL_FIELDS.pack(size, crc)

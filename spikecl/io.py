@@ -347,9 +347,12 @@ def _toml_hint(path: Path, what: str) -> str:
         top = {}
     if what == "network file" and top.get("kind") == "ca3":
         return f"; a ca3 experiment file? export its learning graph first: spikecl export {path} -o ca3.h5"
-    if what == "network file":
+    if what == "network file" and top.get("kind", "continual") == "continual" and "base" not in top:
         return (f"; an experiment file? run it (spikecl run {path}), then export a results file it writes (spikecl "
                 "export RESULTS.h5 -o net.h5)")
+    if what == "network file":                 # a sweep's or a sparsey experiment: no network of its own
+        return ("; spikecl deploy runs what spikecl export writes, from a continual run's results file or a ca3 "
+                "experiment file")
     return (f"; a sweep file? run it with: spikecl sweep {path}" if "base" in top else
             f"; an experiment file? run it with: spikecl run {path}")
 

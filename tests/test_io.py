@@ -243,6 +243,8 @@ def test_an_array_whose_name_was_damaged_is_a_read_error_not_a_missing_array(tmp
                                            r"neurobench/footprint_bytez\)\)$"):
         read_run(path)
     path.write_bytes(data)
+    from spikecl.integrity import sealed                                 # bytes as well as a writable buffer
+    assert sealed(data) == sealed(bytearray(data)) == bytearray(data)
     with edited(path) as f:
         f.attrs["attrs_crc33"] = f.attrs["attrs_crc32"]                      # the CRC's own name damaged
         del f.attrs["attrs_crc32"]
@@ -352,8 +354,8 @@ def test_report_names_the_machine_setup_and_each_one_where_they_differ():
 
 def test_results_record_spikecls_version_and_commit_and_the_report_names_differing_ones():
     """Numbers can move between commits (new draws, changed definitions): every results file records spikecl's
-    version and, run from a git checkout, ``git describe --dirty`` of it; a report of runs made by other ones
-    says so."""
+    version and, run from a git checkout, its commit (with the digest of its modules where they differ from it); a
+    report of runs made by other ones says so."""
     import subprocess
     from dataclasses import replace
 
@@ -364,11 +366,14 @@ def test_results_record_spikecls_version_and_commit_and_the_report_names_differi
     env = environment()
     assert env["spikecl"] == spikecl.__version__ and env.get("spikecl_source") == source_commit()
     root = Path(spikecl.__file__).resolve().parents[1]
-    if (root / ".git").exists():
-        described = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
-                                   capture_output=True, text=True).stdout.strip()
-        assert source_commit() == described if not described.endswith("-dirty") else \
-            re.fullmatch(re.escape(described) + r"\.[0-9a-f]{12}", source_commit())
+    if (root / ".git").exists():                # "-dirty" only where the package's own files differ
+        git = ["git", "-C", str(root)]
+        described = subprocess.run([*git, "describe", "--always", "--abbrev=12"], capture_output=True,
+                                   text=True).stdout.strip()
+        changed = subprocess.run([*git, "status", "--porcelain", "--", "spikecl"], capture_output=True,
+                                 text=True).stdout.strip()
+        assert source_commit() == described if not changed else \
+            re.fullmatch(re.escape(described) + r"-dirty\.[0-9a-f]{12}", source_commit())
     here = replace(make_result(), environment={"spikecl": "0.1.0", "spikecl_source": "abc123"})
     assert source_note([here, replace(here, seed=1)]) == ""
     later = replace(make_result(seed=2), environment={"spikecl": "0.1.0", "spikecl_source": "def456-dirty"})

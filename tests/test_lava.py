@@ -102,10 +102,11 @@ def test_runner_refuses_hardware_without_lava_loihi(tmp_path):
 
 def test_a_lava_environment_holding_other_spikecl_code_says_so(tmp_path):
     """A Lava environment whose spikecl is another build than the caller's (upgraded on one side only) read a fresh
-    export as "damaged": the runner is told the caller's code (:func:`run_side` passes it) and names both."""
+    export as "damaged": the runner is told the digest of the caller's modules (:func:`run_side` passes it; a
+    checkout and an install of the same code agree) and names both."""
     import subprocess
 
-    from spikecl.environment import CALLER_SOURCE, source_commit
+    from spikecl.environment import CALLER_SOURCE, source_digest
     from spikecl.export.lava_client import checkout_env, run_lava, write_inputs
 
     net = quantize(random_spec(np.random.default_rng(12), widths=(6, 5, 3), steps=2))
@@ -114,10 +115,10 @@ def test_a_lava_environment_holding_other_spikecl_code_says_so(tmp_path):
     cmd = [str(LAVA_PYTHON), "-m", "spikecl_lava.runner", str(tmp_path / "net.h5"), "--inputs",
            str(tmp_path / "in.h5"), "-o", str(tmp_path / "run.h5")]
     out = subprocess.run(cmd, capture_output=True, text=True,
-                         env={**checkout_env(), CALLER_SOURCE: "sources 0123456789ab"})
+                         env={**checkout_env(), CALLER_SOURCE: "0123456789ab"})
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
-        f"spikecl-lava: error: this environment's spikecl ({source_commit()}) is not the spikecl that called it "
-        "(sources 0123456789ab): install the same one here (from its checkout: pip install --force-reinstall . "
+        f"spikecl-lava: error: this environment's spikecl (sources {source_digest()}) is not the spikecl that called "
+        "it (sources 0123456789ab): install the same one here (from its checkout: pip install --force-reinstall . "
         "./hardware with this environment's pip)"]
     assert not (tmp_path / "run.h5").exists()
     assert run_lava(tmp_path / "net.h5", encode(np.full((2, 6), 0.5), net))["spikes"] is not None   # the same: runs

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.environment import CALLER_SOURCE, source_commit
+from spikecl.environment import CALLER_SOURCE, source_digest
 from spikecl.errors import DependencyError, ResultsError
 
 
@@ -75,7 +75,7 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str, tmpdir: Path |
     Lava's runtime processes included, before it goes on. ``tmpdir``: the folder the group's temporary files go to
     (``TMPDIR``), one the caller removes: a group killed after its grace leaves none of them behind."""
     env = {**checkout_env(), **({"TMPDIR": str(tmpdir)} if tmpdir is not None else {}),
-           **({CALLER_SOURCE: source} if (source := source_commit()) else {})}     # the side's must be the same
+           CALLER_SOURCE: source_digest()}                   # the side's spikecl must be the same code
     try:
         side = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
