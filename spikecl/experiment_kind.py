@@ -706,11 +706,18 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
             if reports and job.path.exists() and file_state(job.path) != existed.get(job.path):   # not chosen
                 raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
                                   "--resume to keep it or with --overwrite to replace it")
+            recorded = diverged_error(job.path) if options.resume and not options.overwrite and \
+                job.checkpoint is not None and job.checkpoint.exists() else None     # its settings: the same
             try:
-                note = job.run(options)
-                if reports:
-                    replacing(job.path).unlink(missing_ok=True)
-                    divergence_file(job.path).unlink(missing_ok=True)     # of an earlier run's divergence
+                if recorded is not None:         # deterministic: it would diverge again
+                    failed.append((job.path, recorded))
+                    note = (f"FAILED: {recorded} (as {divergence_file(job.path).name} records: not trained again; "
+                            "change the settings and pass --overwrite)")
+                else:
+                    note = job.run(options)
+                    if reports:
+                        replacing(job.path).unlink(missing_ok=True)
+                        divergence_file(job.path).unlink(missing_ok=True)     # of an earlier run's divergence
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"

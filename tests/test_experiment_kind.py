@@ -405,6 +405,12 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert main(["report", str(tmp_path / "blowup"), "--no-plots"]) == 0
     assert (f"not reported: {tmp_path}/blowup/blowup-seed0.h5 diverged (blowup seed 0, task 2: training loss became "
             "NaN") in capsys.readouterr().out
+    checkpoint = (tmp_path / "blowup" / "blowup-seed0.ckpt").stat().st_mtime_ns
+    assert main(["run", str(path), "--no-progress", "--no-plots", "--resume"]) == 2          # the same settings:
+    out = capsys.readouterr().out                                                          # not trained again
+    assert "blowup-seed0.h5: FAILED: blowup seed 0, task 2: training loss became NaN" in out
+    assert "(as blowup-seed0.h5.diverged records: not trained again; change the settings and pass --overwrite)" in out
+    assert (tmp_path / "blowup" / "blowup-seed0.ckpt").stat().st_mtime_ns == checkpoint
     assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--overwrite", "--set",
                  "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 0                 # as the error says
     assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
