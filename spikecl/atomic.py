@@ -54,6 +54,21 @@ def divergence_file(results: Path) -> Path:
     return results.with_name(results.name + ".diverged")
 
 
+def write_divergence(results: Path, error: str) -> None:
+    """Leave the record (:func:`divergence_file`) of the run of ``results`` whose training diverged with ``error``,
+    where its name fits the file system (a name that leaves no room for it has its checkpoint called unfinished, as
+    before records: the FAILED line has said why)."""
+    import json
+
+    record = divergence_file(results)
+    try:
+        check_name_fits(record)
+    except ConfigError:
+        return
+    text = json.dumps({"error": error})
+    atomic_write(record, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
+
+
 def diverged_error(results: Path) -> str | None:
     """The error the divergence record of ``results`` keeps, "its record is unreadable" for a damaged one, or None
     where there is none."""

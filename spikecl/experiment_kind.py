@@ -33,9 +33,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import (atomic_write, check_name_fits, check_place_for_file, check_writable_folder, diverged_error,
+from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, diverged_error,
                             divergence_file, end_marks, live_pid, output_lock, process_mark, remove_temporaries,
-                            replacing)
+                            replacing, write_divergence)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -523,8 +523,8 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
             raise ExistsError(f"{existing[0].path} exists; pass --overwrite to replace it or --resume to keep it")
         interrupted = [job for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
         if interrupted and (error := diverged_error(interrupted[0].path)):
-            raise ExistsError(f"{interrupted[0].checkpoint} holds a run that diverged ({error}); the same settings "
-                              "diverge again: change them and pass --overwrite (with --resume to keep the finished "
+            raise ExistsError(f"{interrupted[0].checkpoint} holds a run that diverged ({error}); pass --overwrite "
+                              "to start it again with other settings (with --resume as well to keep the finished "
                               "runs)")
         if interrupted:
             raise ExistsError(f"{interrupted[0].checkpoint} holds an interrupted run; pass --resume to continue it or "
@@ -714,17 +714,16 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
                     note = (f"FAILED: {recorded} (as {divergence_file(job.path).name} records: not trained again; "
                             "change the settings and pass --overwrite)")
                 else:
+                    if reports:                  # an earlier run's: this one's outcome says anew what its files hold
+                        divergence_file(job.path).unlink(missing_ok=True)
                     note = job.run(options)
                     if reports:
                         replacing(job.path).unlink(missing_ok=True)
-                        divergence_file(job.path).unlink(missing_ok=True)     # of an earlier run's divergence
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"
                 if reports and job.checkpoint is not None and job.checkpoint.exists():    # says what it holds
-                    text = json.dumps({"error": str(exc)})
-                    atomic_write(divergence_file(job.path), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
-                                 overwrite=True)
+                    write_divergence(job.path, str(exc))
             except SpikeCLError:
                 raise
             except Exception as exc:             # raised in code of the user's own (a plugin's method or kind)

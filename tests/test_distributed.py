@@ -2,6 +2,7 @@
 B learns — the same HLOP lateral subspaces, GPM bases, EWC Fisher, SI importances, replay buffers, weights and
 accuracy matrix, to float32 rounding — and a killed 2-process run resumes from its checkpoint."""
 
+import json
 import os
 import re
 import signal
@@ -288,16 +289,20 @@ from spikecl.continual.strategies import register
 
 
 class NanOnRank1(Strategy):
-    """A penalty that is NaN on the second process alone, at its third step."""
+    """A penalty that is NaN on the second process alone, at its third step of the second task."""
     name = "nan-rank-1"
     supports_data_parallel = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.calls = 0
+        self.calls, self.task = 0, 0
+
+    def before_task(self, task, train, seen):
+        self.task = task
+        return super().before_task(task, train, seen)
 
     def penalty(self):
-        self.calls += 1
+        self.calls += self.task == 1
         if os.environ.get("RANK") == "1" and self.calls == 3:
             return next(self.model.parameters()).sum() * float("nan")
 
@@ -308,7 +313,8 @@ register("nan-rank-1", NanOnRank1)
 
 def test_a_divergence_in_one_process_stops_every_process(tmp_path):
     """Each process checks its own shard's loss: a NaN on one rank alone stops the run in one line (the launcher
-    ends the other), rather than leaving the other waiting in an all-reduce for ever."""
+    ends the other), rather than leaving the other waiting in an all-reduce for ever; its checkpoint is recorded as
+    that of a run that diverged, as in one process."""
     plugin = tmp_path / "nan_rank_1.py"
     plugin.write_text(NAN_ON_RANK_1)
     exp = tmp_path / "nan.toml"
@@ -317,8 +323,10 @@ def test_a_divergence_in_one_process_stops_every_process(tmp_path):
                            "--output-dir", str(tmp_path), "--nproc", "2", "--plugin", str(plugin)],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode != 0
-    assert "nan-rank-1 seed 0, task 1: training loss became NaN or infinite" in proc.stderr
+    assert "nan-rank-1 seed 0, task 2: training loss became NaN or infinite" in proc.stderr
     assert "this stops every process" in proc.stderr and "Traceback" not in proc.stderr
+    record = json.loads((tmp_path / "nan" / "nan-rank-1-seed0.h5.diverged").read_text())
+    assert record["error"].startswith("nan-rank-1 seed 0, task 2: training loss became NaN or infinite")
 
 
 def test_an_error_of_every_process_is_said_once(tmp_path):

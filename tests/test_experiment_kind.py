@@ -415,6 +415,11 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
                  "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 0                 # as the error says
     assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
     assert (tmp_path / "blowup" / "blowup-seed0.h5").exists() and not record.exists()
+    from spikecl.atomic import write_divergence
+
+    long = tmp_path / ("v" * 240 + ".h5")             # the record's name would not fit: left out, no error
+    write_divergence(long, "x")
+    assert not list(tmp_path.glob("v*"))
 
 
 def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):

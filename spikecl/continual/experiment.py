@@ -185,7 +185,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
-        from spikecl.atomic import checkpoint_path
+        from spikecl.atomic import checkpoint_path, write_divergence
         from spikecl.continual.execution import Execution
         from spikecl.continual.runner import ContinualRun
         from spikecl.continual.strategies import check_support, validate_method
@@ -207,6 +207,8 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             message = f"{method} seed {seed}, task {run.run_state.next_task + 1}: {exc}"
             if distributed.world_size() > 1:     # each process checks its own shard: the others may not have
                 # raised, and one that went on to the next run would wait on them for ever; stop every process
+                if checkpoint_path(path).exists():        # what its checkpoint holds (any rank that diverged
+                    write_divergence(path, message)       # says it: the main one may not have)
                 raise SpikeCLError(f"{message} (in a data-parallel run this stops every process; run it again "
                                    "without the failing setting)") from None
             raise NumericalError(message) from None
