@@ -144,6 +144,8 @@ def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     for i, part in enumerate(path):
         whole = ".".join(path[i:])
         if path[0] == "variants" and i >= 2:
+            for key in [k for k in node if isinstance(k, str) and "." in k and whole.startswith(k + ".")]:
+                _unquote(node, key)               # a quoted table above the path: the tables it names
             for key in [k for k in node if isinstance(k, str) and "." in k
                         and (k == whole or k.startswith(whole + "."))]:
                 spelled[key[len(whole) + 1:]] = node.pop(key)
@@ -163,6 +165,30 @@ def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
                           f"{', ...' if len(dropped) > 4 else ''}: set its keys one by one (--set "
                           f"{key}.{next(iter(value))}=...), or clear it first (--set '{key}={{}}')")
     node[path[-1]] = value
+
+
+def _unquote(table: dict, key: str) -> None:
+    """Move ``table``'s quoted dotted ``key`` (``"strategy.ewc"``) into the nested tables it names, key by key; of a
+    key spelled both ways the one written later wins, as where a variant's settings are read in order."""
+    later = list(table).index(key) > list(table).index(key.split(".")[0]) if key.split(".")[0] in table else True
+    value, node = table.pop(key), table
+    *above, last = key.split(".")
+    for part in above:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node[last] = _merged(node.get(last), value, later)
+
+
+def _merged(old: Any, new: Any, new_wins: bool) -> Any:
+    """Tables ``old`` and ``new`` merged key by key (``new``'s values where both have one and ``new_wins``); else
+    the winner of the two."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new if new_wins or old is None else old
+    out = dict(old)
+    for key, value in new.items():
+        out[key] = _merged(old.get(key), value, new_wins)
+    return out
 
 
 def _dropped_keys(old: dict, new: dict) -> list[str]:

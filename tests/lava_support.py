@@ -31,6 +31,8 @@ def require_environment(folder: str, target: str) -> Path:
     environment built elsewhere); skips loudly without Python 3.10 (fails when 3.10 exists but not the venv and
     ``target`` is part of ``make test``)."""
     python = side_python(folder)
+    if not python.exists() and os.environ.get(VARIABLES.get(folder, "")):
+        pytest.fail(f"{VARIABLES[folder]} = {python}: no such file; point it at the {folder} environment's python")
     if not python.exists():
         has_310 = shutil.which("python3.10") or list(Path.home().glob(".pyenv/versions/3.10.*/bin/python"))
         if has_310 and target == "lava":

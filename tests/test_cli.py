@@ -137,6 +137,12 @@ def test_quoted_table_headers_of_a_variant_and_variant_names_with_dots_keep_thei
         assert method_config(cfg, "h")[0].strategy.options["gpm"] == {"thresholds": [0.5, 0.5], "samples": 60}
     cfg = load_experiment(path, ['variants.g={method="ewc"}'])
     assert cfg.variants["g.x"] == {"method": "finetune", "train.lr": 0.01} and cfg.variants["g"] == {"method": "ewc"}
+    path.write_text('name = "v"\n[data]\ndataset = "digits"\n[strategy]\nmethods = ["x"]\n[variants.x]\n'
+                    'method = "ewc"\nstrategy.ewc.samples = 50\n[variants.x."strategy.ewc"]\nlam = 1e30\n')
+    for override, lam in (([], 1e30), (["variants.x.strategy.ewc.lam=1.0"], 1.0),   # the quoted table's key too
+                          (['variants.x."strategy.ewc".lam=2.0'], 2.0)):
+        options = method_config(load_experiment(path, override), "x")[0].strategy.options["ewc"]
+        assert (options["samples"], options["lam"]) == (50, lam), override
 
 
 def test_every_path_argument_reads_a_leading_tilde_as_home(tmp_path, monkeypatch):
@@ -677,9 +683,12 @@ def test_a_missing_matplotlib_is_said_before_any_training_or_table(tmp_path, cap
                "'spikecl[plots]', or pass --no-plots (plots=False)\n")
     assert main(["run", str(exp), "--no-progress"]) == 2
     assert capsys.readouterr().err == message and not (tmp_path / "tiny").exists()
-    assert main(["run", str(exp), "--no-progress", "--no-plots"]) == 0 and (tmp_path / "tiny").is_dir()
-    capsys.readouterr()
+    assert main(["run", str(exp), "--no-plots", "--seeds", "0,1"]) == 0                   # two jobs, a job bar
+    out = capsys.readouterr().out
+    assert "finetune-seed0.h5: ACC" in out and "finetune-seed1.h5: ACC" in out
     assert main(["report", str(tmp_path / "tiny")]) == 2
     captured = capsys.readouterr()
     assert captured.err == message and "ACC" not in captured.out
     assert main(["report", str(tmp_path / "tiny"), "--no-plots"]) == 0 and "ACC" in capsys.readouterr().out
+    (tmp_path / "sweep.toml").write_text(f'base = "{exp}"\nname = "s"\n[grid]\n"train.lr" = [0.1]\n')
+    assert main(["sweep", str(tmp_path / "sweep.toml"), "--dry-run"]) == 0          # draws nothing

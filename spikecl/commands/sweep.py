@@ -68,7 +68,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for path in final_paths(sweep) if sweep.config.select else ():
         check_place_for_file(path)                           # before the trials train
     if not args.no_plots:                                # the plots each stage draws, before any run
-        require_plots()
+        if not args.dry_run:                             # which draws none
+            require_plots()
         for folder in (sweep_dir(sweep), sweep_dir(sweep) / "final") if sweep.config.select else (sweep_dir(sweep),):
             check_place_for_file(folder / "sweep-comparison.png", "the sweep's comparison plot")
     if args.dry_run:

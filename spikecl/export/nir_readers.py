@@ -50,7 +50,7 @@ def _imported(graph, reader: str, meta: dict):
     if reader == "snntorch":
         require("nirtorch", "export")
         import_nir = require("snntorch.import_nir", "export")
-        if (found := installed_version("snntorch")) and int(found.split(".")[0]) < 1:    # 0.9: LIF without threshold
+        if (found := installed_version("snntorch")) and found.startswith("0."):        # 0.9: LIF without threshold
             raise DependencyError(f"importing NIR needs snntorch >= 1.0 (found {found}, whose reader builds neurons "
                                   "without a threshold); install it with: pip install 'spikecl[export]'")
         with contextlib.redirect_stdout(io.StringIO()):    # snnTorch prints its graph rewriting
