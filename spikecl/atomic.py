@@ -54,10 +54,20 @@ def divergence_file(results: Path) -> Path:
     return results.with_name(results.name + ".diverged")
 
 
+def file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, modification time in ns) of the file at ``path``; None where there is none."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def write_divergence(results: Path, error: str) -> None:
     """Leave the record (:func:`divergence_file`) of the run of ``results`` whose training diverged with ``error``,
-    where its name fits the file system (a name that leaves no room for it has its checkpoint called unfinished, as
-    before records: the FAILED line has said why)."""
+    naming the checkpoint it left (its :func:`file_state`: a checkpoint saved since is not the diverged run's), where
+    its name fits the file system (else its checkpoint reads as unfinished, as before records: the FAILED line has
+    said why)."""
     import json
 
     record = divergence_file(results)
@@ -65,22 +75,26 @@ def write_divergence(results: Path, error: str) -> None:
         check_name_fits(record)
     except ConfigError:
         return
-    text = json.dumps({"error": error})
+    text = json.dumps({"error": error, "checkpoint": file_state(checkpoint_path(results))})
     atomic_write(record, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
 
 
 def diverged_error(results: Path) -> str | None:
     """The error the divergence record of ``results`` keeps, "its record is unreadable" for a damaged one, or None
-    where there is none."""
+    where there is none, or where the checkpoint it names has been replaced since (a later run's)."""
     import json
 
     record = divergence_file(results)
     if not record.is_file():
         return None
     try:
-        error = json.loads(record.read_text(encoding="utf-8"))["error"]
+        kept = json.loads(record.read_text(encoding="utf-8"))
+        error = kept["error"]
     except (OSError, ValueError, KeyError, TypeError):
         return "its record is unreadable"
+    state = kept.get("checkpoint") if isinstance(kept, dict) else None      # a sweep's record names none
+    if state is not None and list(file_state(checkpoint_path(results)) or []) != state:
+        return None
     return error if isinstance(error, str) else "its record holds no error"
 
 

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
 from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, diverged_error,
-                            divergence_file, end_marks, live_pid, output_lock, process_mark, remove_temporaries,
-                            replacing, write_divergence)
+                            divergence_file, end_marks, file_state, live_pid, output_lock, process_mark,
+                            remove_temporaries, replacing, write_divergence)
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -496,8 +496,9 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
               plots: bool = False) -> tuple[list[Job], list[Job], str]:
     """Every check of a plan that needs no work: the device, the output folders, existing results, with
     ``resume`` the settings kept files and checkpoints were made with, the packages and datasets of the jobs to run
-    (and with ``plots``, matplotlib). Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved device. Started by torchrun (a
-    ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks before it starts processes."""
+    (and with ``plots``, matplotlib). Returns ``(jobs, todo, device)``: the plan, the jobs to run and the resolved
+    device. Started by torchrun (a ``WORLD_SIZE`` above 1), the plan must train data-parallel, as ``--nproc`` checks
+    before it starts processes."""
     size = launched_world_size()
     if size:                                      # before any job trains, not when the job that cannot comes up
         if not k.data_parallel:
@@ -681,15 +682,6 @@ def cleared_on_error(bar):
         raise
 
 
-def file_state(path: Path) -> tuple[int, int, int, int] | None:
-    """(device, inode, size, modification time in ns) of the file at ``path``; None where there is none."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobOptions, reports: bool,
              say: Callable[[str], None], bar=None) -> list[tuple[Path, str]]:
     """Run ``todo`` in order, each under its results file's lock (where this process ``reports``) with the
@@ -714,15 +706,15 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
                     note = (f"FAILED: {recorded} (as {divergence_file(job.path).name} records: not trained again; "
                             "change the settings and pass --overwrite)")
                 else:
-                    if reports:                  # an earlier run's: this one's outcome says anew what its files hold
-                        divergence_file(job.path).unlink(missing_ok=True)
+                    before = file_state(job.checkpoint) if job.checkpoint is not None else None
                     note = job.run(options)
                     if reports:
                         replacing(job.path).unlink(missing_ok=True)
+                        divergence_file(job.path).unlink(missing_ok=True)     # of an earlier run
             except NumericalError as exc:
                 failed.append((job.path, str(exc)))
                 note = f"FAILED: {exc}"
-                if reports and job.checkpoint is not None and job.checkpoint.exists():    # says what it holds
+                if reports and job.checkpoint is not None and its_checkpoint(job.checkpoint, before, options):
                     write_divergence(job.path, str(exc))
             except SpikeCLError:
                 raise
@@ -740,6 +732,14 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
         if bar:
             bar.update()
     return failed
+
+
+def its_checkpoint(checkpoint: Path, before: tuple | None, options: JobOptions) -> bool:
+    """Whether the ``checkpoint`` on disk is the state of the run that just failed: saved by it (its
+    :func:`file_state` is no longer ``before``), or continued by a plain ``--resume`` (made with the same settings);
+    not an earlier run's that an ``--overwrite`` was to replace."""
+    now = file_state(checkpoint)
+    return now is not None and (now != before or options.resume and not options.overwrite)
 
 
 #: how a failed run's error names the code of the user's own that raised it (``raised in <file>:<line>``)

@@ -411,10 +411,27 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert "blowup-seed0.h5: FAILED: blowup seed 0, task 2: training loss became NaN" in out
     assert "(as blowup-seed0.h5.diverged records: not trained again; change the settings and pass --overwrite)" in out
     assert (tmp_path / "blowup" / "blowup-seed0.ckpt").stat().st_mtime_ns == checkpoint
+    from spikecl.continual import runner
+
+    interrupted = runner.ContinualRun.train_task         # a run with good settings stopped before it saves: the
+    def stopped(self, task, bar=None):                   # checkpoint is still the diverged run's, and says so
+        raise KeyboardInterrupt
+    runner.ContinualRun.train_task = stopped
+    try:
+        assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--overwrite", "--set",
+                     "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 130
+    finally:
+        runner.ContinualRun.train_task = interrupted
+    assert main(["report", str(tmp_path / "blowup"), "--no-plots"]) == 0
+    assert "blowup-seed0.h5 diverged (blowup seed 0, task 2" in capsys.readouterr().out
     assert main(["run", str(path), "--no-progress", "--no-plots", "--resume", "--overwrite", "--set",
                  "variants.blowup.\"strategy.ewc.lam\"=1.0"]) == 0                 # as the error says
     assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
     assert (tmp_path / "blowup" / "blowup-seed0.h5").exists() and not record.exists()
+    record.write_text(json.dumps({"error": "x", "checkpoint": [1, 2, 3, 4]}))      # of a checkpoint replaced since
+    from spikecl.atomic import diverged_error
+
+    assert diverged_error(tmp_path / "blowup" / "blowup-seed0.h5") is None
     from spikecl.atomic import write_divergence
 
     long = tmp_path / ("v" * 240 + ".h5")             # the record's name would not fit: left out, no error

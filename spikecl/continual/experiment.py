@@ -15,7 +15,7 @@ from spikecl.continual import metrics
 from spikecl.continual.report import RULES
 from spikecl.differences import OtherMethodsIgnored
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
-from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds
+from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds, its_checkpoint
 from spikecl.io import Run, as_result
 
 
@@ -185,7 +185,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
-        from spikecl.atomic import checkpoint_path, write_divergence
+        from spikecl.atomic import checkpoint_path, file_state, write_divergence
         from spikecl.continual.execution import Execution
         from spikecl.continual.runner import ContinualRun
         from spikecl.continual.strategies import check_support, validate_method
@@ -200,6 +200,7 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
         if options.overwrite and not options.resume and distributed.is_main():   # the process holding the lock
             checkpoint_path(path).unlink(missing_ok=True)
         run = ContinualRun(cfg, method, seed, execution=execution)
+        before = file_state(checkpoint_path(path))
         try:
             result = run.execute(path, resume=options.resume, overwrite=options.overwrite,
                                  progress_bar=options.progress, replace_stale=options.replace_stale)
@@ -207,8 +208,8 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
             message = f"{method} seed {seed}, task {run.run_state.next_task + 1}: {exc}"
             if distributed.world_size() > 1:     # each process checks its own shard: the others may not have
                 # raised, and one that went on to the next run would wait on them for ever; stop every process
-                if checkpoint_path(path).exists():        # what its checkpoint holds (any rank that diverged
-                    write_divergence(path, message)       # says it: the main one may not have)
+                if its_checkpoint(checkpoint_path(path), before, options):   # any rank that diverged says
+                    write_divergence(path, message)                            # so: the main one may not have
                 raise SpikeCLError(f"{message} (in a data-parallel run this stops every process; run it again "
                                    "without the failing setting)") from None
             raise NumericalError(message) from None
