@@ -63,11 +63,11 @@ def file_state(path: Path) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def write_divergence(results: Path, error: str) -> None:
-    """Leave the record (:func:`divergence_file`) of the run of ``results`` whose training diverged with ``error``,
-    naming the checkpoint it left (its :func:`file_state`: a checkpoint saved since is not the diverged run's), where
-    its name fits the file system (else its checkpoint reads as unfinished, as before records: the FAILED line has
-    said why)."""
+def write_divergence(results: Path, error: str, **fields) -> None:
+    """Leave the record (:func:`divergence_file`) of the run of ``results`` whose training diverged with ``error``
+    (and JSON ``fields``: a sweep's run its ``config``), naming the checkpoint it left (its :func:`file_state`: a
+    checkpoint saved since is not the diverged run's), where its name fits the file system (else its checkpoint reads
+    as unfinished, as before records: the FAILED line has said why)."""
     import json
 
     record = divergence_file(results)
@@ -75,7 +75,7 @@ def write_divergence(results: Path, error: str) -> None:
         check_name_fits(record)
     except ConfigError:
         return
-    text = json.dumps({"error": error, "checkpoint": file_state(checkpoint_path(results))})
+    text = json.dumps({**fields, "error": error, "checkpoint": file_state(checkpoint_path(results))})
     atomic_write(record, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
 
 

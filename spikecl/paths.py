@@ -47,7 +47,8 @@ def is_link(path: str | Path, error: type[SpikeCLError]) -> bool:
 
 def missing(path: str | Path, message: str, error: type[SpikeCLError]) -> SpikeCLError:
     """The error to raise where ``path`` is no file or folder: ``error(message)`` (a "not found" line) where nothing is
-    there, or one saying it is not a regular file where a device, pipe or socket is (not "not found"); one naming the target where a link points at nothing."""
+    there, or one saying it is not a regular file where a device, pipe or socket is (not "not found"), or one naming
+    the target where a link points at nothing."""
     if not exists(path, error) and os.path.islink(path):
         return error(f"{path} is a link to {os.readlink(path)}, which does not exist")
     return not_regular(path, error) if exists(path, error) else error(message)

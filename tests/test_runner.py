@@ -1597,8 +1597,8 @@ def test_a_synapse_whose_every_input_is_protected_is_noticed_once(capsys):
 
 
 def test_a_full_basis_is_called_protecting_only_where_its_projection_is_zero(capsys):
-    """HLOP's Hebbian rows filling a synapse over two tasks are not orthonormal: I − HᵀH keeps (and reverses) part of
-    a gradient, and the weights went on changing after the run said they no longer would. Orthonormal rows protect
+    """HLOP's Hebbian rows filling a synapse over two tasks are not orthonormal: I − HᵀH keeps (and reverses) part
+    of a gradient, and the weights went on changing after the run said they no longer would. Orthonormal rows protect
     them exactly; replay's after-task phase changes them anyway, as the notice now says; a method without a
     projection is not told a projection may leave it no room."""
     from spikecl.continual.projection import full_rank_bases

@@ -20,6 +20,7 @@ the published method does: that leaks in proportion to ``‖HHᵀ − I‖`` (ab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,31 +310,22 @@ def unused_entries(strategy: Strategy) -> list[str]:
 FULL_TOLERANCE = 1e-3
 
 
-def full_rank_bases(strategy: Strategy) -> dict[str, tuple[int, float, float]]:
-    """{synapse name: (n, lowest, highest eigenvalue of I − BᵀB)} of the synapses whose projection basis B [k, n]
-    (of ``strategy``, or the union of a combination's projection parts) has as many rows as the synapse has inputs.
-    Both are ~0 where the projection is zero: every input dimension is protected and later gradients cannot change
-    the weights. Rows that are not orthonormal (HLOP's Hebbian neurons without ``orthonormalize``, a layer filled
+def full_rank_bases(strategy: Strategy, skip: Iterable[str] = ()) -> dict[str, tuple[int, float, float]]:
+    """{synapse name: (n, lowest, highest eigenvalue of I − BᵀB)} of the synapses (but those named in ``skip``) whose
+    projection basis B [k, n] (of ``strategy``, or the union of a combination's projection parts) has as many rows as
+    the synapse has inputs. Both lie within :data:`FULL_TOLERANCE` of 0 where the projection is zero: every input
+    dimension is protected and later gradients cannot change the weights. Rows that are not orthonormal (HLOP's Hebbian neurons without ``orthonormalize``, a layer filled
     over several tasks) leave up to ``highest`` of a gradient along some direction, and reverse ``-lowest`` of it
     along another."""
     out = {}
     for part in (part for part in parts_of(strategy) if isinstance(part, ProjectionStrategy)):
         for name, basis in part.projected_bases().items():
             k, n = basis.shape
-            if k >= n and name not in out:
+            if k >= n and name not in out and name not in skip:
                 b = basis.detach().to("cpu", torch.float64)
                 eig = torch.linalg.eigvalsh(torch.eye(n, dtype=torch.float64) - b.T @ b)
                 out[name] = (n, float(eig[0]), float(eig[-1]))
     return out
-
-
-def fully_protected(strategy: Strategy) -> dict[str, int]:
-    """{synapse name: its presynaptic dimension n} of the synapses whose every input dimension ``strategy`` (or a
-    projection part of its combination) protects: their weight gradients are projected to zero
-    (:func:`full_rank_bases` within :data:`FULL_TOLERANCE`), so later tasks cannot change them (a network too narrow
-    for its schedule, e.g. HLOP's default readout neurons on 16 hidden units)."""
-    return {name: n for name, (n, low, high) in full_rank_bases(strategy).items()
-            if max(-low, high) <= FULL_TOLERANCE}
 
 
 class ProjectionStrategy(Strategy):

@@ -455,29 +455,29 @@ class ContinualRun:
         ``task`` on (``resumed``: as the checkpoint left it, maybe from an earlier task): later gradients no longer
         change its weights, so a new task's accuracy may stay at chance; or where a basis of as many rows as inputs
         is not orthonormal, so that the weights still change and earlier tasks are not protected."""
-        bases = full_rank_bases(self.strategy)
-        new = {name: found for name, found in bases.items() if name not in self._noticed_full}
-        self._noticed_full |= {name for name, (_, low, high) in new.items() if max(-low, high) <= FULL_TOLERANCE}
+        new = full_rank_bases(self.strategy, skip=self._noticed_full | self._noticed_leaky)
+        full = {name: n for name, (n, low, high) in new.items() if max(-low, high) <= FULL_TOLERANCE}
+        leaky = {name: found for name, found in new.items() if name not in full}
+        self._noticed_full |= set(full)
+        self._noticed_leaky |= set(leaky)
         if not new or not self.execution.writes_files:
             return
         since = f"from task {task + 1} on, or earlier (as the checkpoint left it)" if resumed else \
             f"from task {task + 1} on"
-        full = ", ".join(f"{name} ({n})" for name, (n, low, high) in new.items() if max(-low, high) <= FULL_TOLERANCE)
         if full:
+            names = ", ".join(f"{name} ({n})" for name, n in full.items())
             phase = next((part.name for part in parts_of(self.strategy) if part.trains_unprojected), None)
             still = f"; {phase}'s own phase, which trains without projection, still does" if phase else ""
-            progress.write_line(f"notice: {self.method} protects every input dimension of {full} {since}: later "
+            progress.write_line(f"notice: {self.method} protects every input dimension of {names} {since}: later "
                                 "tasks' gradients no longer change those weights (what a schedule fixing that synapse "
                                 f"asks, e.g. a fixed readout; otherwise a schedule too large for the network){still}")
-        for name, (n, low, high) in new.items():
-            if max(-low, high) > FULL_TOLERANCE and name not in self._noticed_leaky:
-                self._noticed_leaky.add(name)
-                reversed_ = f", and reverses {100 * -low:.1f} % along another" if low < -FULL_TOLERANCE else ""
-                progress.write_line(
-                    f"notice: {self.method}'s basis of {name} has as many rows as its {n} inputs {since}, but they are "
-                    f"not orthonormal: I − HᵀH keeps {100 * high:.1f} % of a weight gradient along some direction"
-                    f"{reversed_}, so those weights still change and earlier tasks are not protected there "
-                    "(strategy.hlop.orthonormalize = true protects every dimension)")
+        for name, (n, low, high) in leaky.items():
+            reversed_ = f", and reverses {100 * -low:.1f} % along another" if low < -FULL_TOLERANCE else ""
+            progress.write_line(
+                f"notice: {self.method}'s basis of {name} has as many rows as its {n} inputs {since}, but they are "
+                f"not orthonormal: I − HᵀH keeps {100 * high:.1f} % of a weight gradient along some direction"
+                f"{reversed_}, so those weights still change and earlier tasks are not protected there "
+                "(strategy.hlop.orthonormalize = true protects every dimension)")
 
     def _notice_unlearned(self, task: int) -> None:
         """A notice where task ``task``'s accuracy right after its training (the matrix's newest row) is no better

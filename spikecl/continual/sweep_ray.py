@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.atomic import (DIVERGED_EXTRA, atomic_write, check_name_fits, check_place_for_file, check_writable_folder,
-                            divergence_file, process_mark, remove_stale_lock)
+from spikecl.atomic import (DIVERGED_EXTRA, check_name_fits, check_place_for_file, check_writable_folder,
+                            divergence_file, process_mark, remove_stale_lock, write_divergence)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -281,9 +281,7 @@ UNFINISHED = "an unfinished --overwrite"
 def record_divergence(run: SweepRun, error: str) -> None:
     """Keep the outcome of ``run`` whose training diverged (its config and error) beside its results path: with the
     same settings it would diverge again, so a later sweep counts it as failed instead of training it again."""
-    text = json.dumps({"config": run_config(run), "error": error})
-    atomic_write(divergence_file(run.results), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
-                 overwrite=True)
+    write_divergence(run.results, error, config=run_config(run))
 
 
 def kept_divergence(run: SweepRun) -> str | None:
