@@ -335,7 +335,21 @@ def test_more_workers_than_memories_run_one_memory_per_process():
     assert [r.answer for r in run_batch([ops], 3, 5, workers=2)[0].results] == [(2, 3), (2, 3)]
 
 
-INTERRUPTED_BATCH = """
+BATCH_INPUTS = """
+import numpy as np
+
+
+def batch_inputs():
+    \"\"\"Cue and content spikes of a batch of two memories that takes two worker processes ten minutes or so: a
+    second's random pattern repeated, so that making it takes no time.\"\"\"
+    rng = np.random.default_rng(0)
+    second = rng.random((1000, 2, 200)) < 0.01
+    T = 400000
+    return np.tile(second[..., :100], (T // 1000, 1, 1)), np.tile(second[..., 100:], (T // 1000, 1, 1))
+"""
+
+
+INTERRUPTED_BATCH = BATCH_INPUTS + """
 import signal, sys
 import numpy as np
 
@@ -349,12 +363,10 @@ if __name__ == "__main__":
     from spikecl.memory.params import CA3Params
 
     signal.signal(signal.SIGTERM, stop)                        # as the CLI does
-    rng = np.random.default_rng(0)
-    T, B, C, M = 60000, 8, 100, 100                               # about a minute on two worker processes
-    cue, content = rng.random((T, B, C)) < 0.01, rng.random((T, B, M)) < 0.01
+    cue, content = batch_inputs()
     print("start", flush=True)
     try:
-        simulate(CA3Params(), C, M, cue, content, np.ones((T, B)), workers=2)
+        simulate(CA3Params(), 100, 100, cue, content, np.ones(cue.shape[:2]), workers=2)
     except KeyboardInterrupt:
         sys.exit(130)
 """
@@ -378,12 +390,12 @@ def test_sigterm_stops_a_batch_split_over_processes_without_waiting_for_it(tmp_p
     time.sleep(4)                                                 # the workers have started on their shares
     proc.send_signal(signal.SIGTERM)
     try:
-        assert proc.wait(timeout=20) == 130                       # the batch itself needs about a minute
+        assert proc.wait(timeout=20) == 130                       # the batch itself needs ten minutes or so
     finally:
         proc.kill()
 
 
-KILLED_BATCH = """
+KILLED_BATCH = BATCH_INPUTS + """
 import numpy as np
 
 if __name__ == "__main__":
@@ -392,10 +404,8 @@ if __name__ == "__main__":
 
     pool = memory_pool(2)
     print(" ".join(str(pid) for pid in pool._processes), flush=True)
-    rng = np.random.default_rng(0)
-    T, B, C, M = 60000, 8, 100, 100                               # about a minute on two worker processes
-    cue, content = rng.random((T, B, C)) < 0.01, rng.random((T, B, M)) < 0.01
-    simulate(CA3Params(), C, M, cue, content, np.ones((T, B)), workers=2, pool=pool)
+    cue, content = batch_inputs()
+    simulate(CA3Params(), 100, 100, cue, content, np.ones(cue.shape[:2]), workers=2, pool=pool)
 """
 
 
@@ -466,7 +476,7 @@ def test_the_workers_of_a_batch_stop_when_their_parent_is_killed(tmp_path):
         time.sleep(3)                                                 # at work on their shares
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 30                              # the batch itself needs about a minute
+        deadline = time.monotonic() + 30                              # the batch itself needs ten minutes or so
         while any(map(_running, workers)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(map(_running, workers))
