@@ -248,7 +248,6 @@ def test_run_then_report(tmp_path):
 def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads):
     """``--threads N`` sets torch's intra-op threads (per process); ``--nproc N`` alone gives each process its share
     of the cores, so N processes do not oversubscribe them; the results file records the count."""
-    from spikecl.continual.distributed import cores
     from spikecl.io import read_results
 
     exp = tmp_path / "cli.toml"
@@ -256,7 +255,18 @@ def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads
     out = run_cli("run", exp, *flags, "--no-progress", "--no-plots")
     assert out.returncode == 0, out.stderr
     recorded = read_results(tmp_path / "cli" / "finetune-seed0.h5").environment["torch_threads"]
-    assert recorded == (threads or max(1, cores() // 2))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert recorded == (threads or max(1, usable // 2))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="sets a process's CPU affinity (Linux)")
+def test_cores_are_those_the_process_may_run_on_not_the_machines():
+    """A job pinned to one core (taskset, a batch scheduler's cgroup) shares that core, not the machine's count."""
+    code = "from spikecl.continual.distributed import cores; print(cores())"
+    first = min(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {first}))
+    assert out.stdout.strip() == "1", out.stderr
 
 
 def test_processes_times_threads_are_at_most_four_per_cpu(capsys):
