@@ -52,12 +52,39 @@ def test_task_boundaries_are_drawn_where_the_tasks_ended(tmp_path, monkeypatch):
     assert boundaries(tmp_path / "a.png") == [18, 36] and boundaries(tmp_path / "b.png") == [10, 30]
 
 
-def test_method_comparison_png_is_replaced_in_place(tmp_path):
+def kept_figures(monkeypatch) -> list:
+    """The figures ``plots`` saves from now on, in order (they are still written)."""
+    saved, save = [], plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: saved.append(fig) or save(fig, path))
+    return saved
+
+
+def bars_of(ax) -> dict[str, tuple[list, list]]:
+    """{label: (bar heights, error bar half-lengths)} of the bar groups drawn on ``ax``."""
+    from matplotlib.container import BarContainer
+
+    drawn = {}
+    for bars in (c for c in ax.containers if isinstance(c, BarContainer)):
+        spans = [np.ptp(np.reshape(segment, (-1, 2))[:, 1]) / 2 if np.size(segment) else np.nan
+                 for segment in bars.errorbar.lines[2][0].get_segments()]
+        drawn[bars.get_label()] = ([patch.get_height() for patch in bars.patches], spans)
+    return drawn
+
+
+def test_method_comparison_draws_each_methods_mean_and_std_and_is_replaced_in_place(tmp_path, monkeypatch):
+    saved = kept_figures(monkeypatch)
     summary = {"finetune": {"acc": (0.45, 0.01), "bwt": (-0.45, 0.02)},
                "hlop": {"acc": (0.75, 0.01), "bwt": (-0.02, 0.01)},
                "joint": {"acc": (0.88, 0.005)}}                  # no BWT: a gap, not an error
-    path = plots.plot_method_comparison(summary, tmp_path / "cmp.png")
+    path = plots.plot_method_comparison(summary, tmp_path / "cmp" / "cmp.png")
     check_png(path)
+    drawn = bars_of(saved[0].axes[0])
+    assert drawn["finetune"] == (pytest.approx([45.0, -45.0]), pytest.approx([1.0, 2.0]))
+    assert drawn["hlop"] == (pytest.approx([75.0, -2.0]), pytest.approx([1.0, 1.0]))
+    assert drawn["joint"][0][0] == pytest.approx(88.0) and np.isnan(drawn["joint"][0][1])
+    assert [t.get_text() for t in saved[0].axes[0].get_xticklabels()] == ["ACC", "BWT"]
+    plots.plot_method_comparison({"a": {"acc": (0.5, 0.1)}}, tmp_path / "one" / "one.png")
+    assert [t.get_text() for t in saved[1].axes[0].get_xticklabels()] == ["ACC"]    # one task: no BWT group
     plots.plot_method_comparison(summary, path)                # plots are derived files: replaced in place
     check_png(path)
 
@@ -126,7 +153,7 @@ def test_the_overlap_scatter_draws_code_overlaps_as_measured_under_the_tables_na
     assert titles == ["k-WTA spatial pooler\nSpearman ρ = 0.900", "fly-hash control (fixed)\nSpearman ρ = 0.800"]
 
 
-def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path):
+def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path, monkeypatch):
     """24 and 40 methods with sweep-style labels: the legend takes columns and the figure widens, so constrained layout
     still fits the axes (it warned that they collapsed to zero, and cut the labels, before)."""
     import warnings
@@ -134,10 +161,15 @@ def test_legends_of_many_long_labels_fit_beside_the_axes(tmp_path):
     summary = {f"m{i} @ strategy.ewc.lam = 10.0": {"acc": (0.5, 0.01), "bwt": (-0.1, 0.01)} for i in range(24)}
     points = {f"m{i} @ strategy.ewc.lam = 10.0": ([0.5 + i / 100], [4000.0 + i]) for i in range(40)}
     (tmp_path / "c").mkdir(), (tmp_path / "s").mkdir()
+    saved = kept_figures(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_png(plots.plot_method_comparison(summary, tmp_path / "c" / "c.png"))
         check_png(plots.plot_accuracy_vs_synops(points, tmp_path / "s" / "s.png"))
+    for fig, names in zip(saved, (summary, points)):
+        legend = fig.axes[0].get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == list(names) and legend._ncols >= 2
+        assert fig.axes[0].get_position().width > 0.2             # the axes keep their room beside the legend
 
 
 def test_task_curves_of_many_tasks_keep_their_axes_and_name_every_task(tmp_path, monkeypatch):
