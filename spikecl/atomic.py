@@ -79,23 +79,29 @@ def write_divergence(results: Path, error: str, **fields) -> None:
     atomic_write(record, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
 
 
-def diverged_error(results: Path) -> str | None:
-    """The error the divergence record of ``results`` keeps, "its record is unreadable" for a damaged one, or None
-    where there is none, or where the checkpoint it names has been replaced since (a later run's)."""
+def read_divergence(results: Path) -> dict | None:
+    """The divergence record of ``results`` (:func:`write_divergence`'s JSON: its ``error`` a string), or None where
+    there is none or it is damaged (a record no run could have written: the run is trained again, and writes a
+    whole one if it diverges again)."""
     import json
 
-    record = divergence_file(results)
-    if not record.is_file():
-        return None
     try:
-        kept = json.loads(record.read_text(encoding="utf-8"))
-        error = kept["error"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its record is unreadable"
-    state = kept.get("checkpoint") if isinstance(kept, dict) else None      # a sweep's record names none
+        kept = json.loads(divergence_file(results).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return kept if isinstance(kept, dict) and isinstance(kept.get("error"), str) else None
+
+
+def diverged_error(results: Path) -> str | None:
+    """The error the divergence record of ``results`` keeps, or None where there is none (or a damaged one: see
+    :func:`read_divergence`), or where the checkpoint it names has been replaced since (a later run's)."""
+    kept = read_divergence(results)
+    if kept is None:
+        return None
+    state = kept.get("checkpoint")                                  # a record written before records named none
     if state is not None and list(file_state(checkpoint_path(results)) or []) != state:
         return None
-    return error if isinstance(error, str) else "its record holds no error"
+    return kept["error"]
 
 
 def check_name_fits(path: str | Path, what: str = "a results file", extra: int = TEMPORARY_EXTRA) -> None:

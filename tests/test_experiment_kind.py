@@ -439,6 +439,22 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert not list(tmp_path.glob("v*"))
 
 
+@pytest.mark.parametrize("text", ['{"error": "loss is NaN", "checkp', '["loss is NaN"]', '{"error": 3}', ""])
+def test_a_damaged_divergence_record_is_no_record(tmp_path, text):
+    """A record no run could have written (cut short, not a JSON object, no error text) leaves the run to train
+    again, for ``spikecl run --resume`` as for a sweep: it said "its record is unreadable" and never trained the run
+    (a sweep then recorded that as the run's error, for good), while the sweep's own reader trained it."""
+    from spikecl.atomic import checkpoint_path, divergence_file, diverged_error, read_divergence
+    from spikecl.continual.sweep_ray import kept_divergence
+
+    results = tmp_path / "finetune-seed0.h5"
+    checkpoint_path(results).write_bytes(b"left by the run")
+    divergence_file(results).write_text(text)
+    assert read_divergence(results) is None and diverged_error(results) is None
+    run = SimpleNamespace(results=results)
+    assert kept_divergence(run) is None
+
+
 def test_datasets_are_looked_for_only_where_they_are_spikecls(tmp_path):
     """A user's kind may name its own data in ``data.dataset``: left to it; spikecl's are looked for, once each."""
     from spikecl.errors import DataError

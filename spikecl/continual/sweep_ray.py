@@ -16,7 +16,6 @@ folder on a shared file system, and any plugin file at the same path.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -29,7 +28,7 @@ from typing import Callable, Sequence
 
 import spikecl
 from spikecl.atomic import (DIVERGED_EXTRA, check_name_fits, check_place_for_file, check_writable_folder,
-                            divergence_file, process_mark, remove_stale_lock, write_divergence)
+                            divergence_file, process_mark, read_divergence, remove_stale_lock, write_divergence)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
@@ -286,18 +285,13 @@ def record_divergence(run: SweepRun, error: str) -> None:
 
 def kept_divergence(run: SweepRun) -> str | None:
     """The error of ``run``'s recorded divergence when it was made with the settings the sweep now plans, else None
-    (none recorded, a damaged record or other settings: the run is to train)."""
-    path = divergence_file(run.results)
-    if not exists(path, ConfigError):
+    (none recorded, a damaged record (:func:`~spikecl.atomic.read_divergence`) or other settings: the run is to
+    train)."""
+    record = read_divergence(run.results)
+    config = record.get("config") if record is not None else None
+    if not isinstance(config, dict) or changed_setting(run, config) is not None:
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        config, error = record["config"], record["error"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(error, str) or not isinstance(config, dict) or changed_setting(run, config) is not None:
-        return None
-    return error
+    return record["error"]
 
 
 def unfinished_runs(sweep: Sweep, kept: dict[str, RunResult], other: dict[str, str]) -> dict[str, str]:
