@@ -44,6 +44,7 @@ from spikecl.io import Run, read_run
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
+from spikecl.registry import check_not_held, check_own_name
 from spikecl.toml_files import SUPERBLOCKS, apply_overrides, is_hdf5, load_toml, parse_override
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
@@ -188,11 +189,15 @@ _REGISTERED: dict[str, Kind] = {}
 def register_kind(k: Kind) -> Kind:
     """Make the kind ``k``, defined outside spikecl, known by its ``name`` in this process: experiment files with
     ``kind = "<name>"`` run through :func:`run_file`, and ``spikecl.report`` summarises its results files. A name
-    spikecl's own kinds use is a one-line :class:`ConfigError`; registering the same name again replaces it."""
+    spikecl's own kinds use, one another kind holds already (the same kind registered again, as a plugin read twice,
+    is no clash) or one that is not a plain word is a one-line :class:`ConfigError`."""
     if not isinstance(k, Kind) or not k.name or k.config is None:
         raise ConfigError(f"register_kind: expected a Kind with a name and a config dataclass, got {k!r}")
     if k.name in KINDS:
         raise ConfigError(f"register_kind: {k.name!r} is one of spikecl's own kinds ({', '.join(KINDS)})")
+    check_own_name(k.name, "kind name", "experiment files name it: kind = ...")
+    held = _REGISTERED.get(k.name)
+    check_not_held("register_kind", k.name, held and type(held), type(k))
     if not (isinstance(k.config, type) and issubclass(k.config, RunHeader)):
         raise ConfigError(f"register_kind({k.name!r}): its config {k.config!r} must be a dataclass deriving from "
                           "spikecl.config.RunHeader (name, seeds, output_dir, ...)")

@@ -79,6 +79,7 @@ class SharedPathKind(ToyKind):
 
 @pytest.mark.parametrize("flags", [(), ("--overwrite",), ("--resume",)])
 def test_a_plan_whose_jobs_share_a_results_file_is_refused_before_any_work(toy, tmp_path, capsys, flags):
+    experiment_kind._REGISTERED.pop("toy")                 # the fixture's, replaced for this test
     register_kind(SharedPathKind())
     assert run(toy, *flags) == 2
     err = capsys.readouterr().err.strip()
@@ -197,6 +198,13 @@ def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch)
     bad = type("BadConfig", (ToyConfig,), {"__annotations__": {"value": float}, "value": option(-1.0, low=0.0)})
     with pytest.raises(ConfigError, match=r"register_kind\('toy'\): the default of value: -1.0 is below the minimum"):
         register_kind(type("Bad", (ToyKind,), {"config": dataclass(bad)})())
+    assert register_kind(KIND) is KIND and register_kind(ToyKind()).name == "toy"   # one kind again: a plugin read twice
+    with pytest.raises(ConfigError, match=r"^register_kind: 'toy' is registered already, by ToyKind of "
+                                          r"test_experiment_kind; register Other under another name$"):
+        register_kind(type("Other", (ToyKind,), {})())      # a second plugin's kind of the name: it replaced the first
+    assert type(experiment_kind.kind("toy")) is ToyKind
+    with pytest.raises(ConfigError, match=r"^kind name 'a b/\.\./c': use letters, digits"):
+        register_kind(type("Odd", (ToyKind,), {"name": "a b/../c"})())
 
 
 def test_the_custom_kind_example_measures_lif_rates_through_the_driver(tmp_path, monkeypatch, capsys):
@@ -542,6 +550,7 @@ class LongNameKind(ToyKind):
 def test_the_longest_names_a_file_system_holds_run_and_a_kept_result_is_not_refused(toy, tmp_path, capsys):
     """On a 255-byte file-name limit: a checkpoint name of 241 bytes (+ 14 for its temporary file) runs, one of 242
     is refused before any work, and a finished result whose checkpoint would not fit is kept by --resume."""
+    experiment_kind._REGISTERED.pop("toy")                 # the fixture's, replaced for this test
     register_kind(LongNameKind())
     assert run(toy, "--seeds", "0", "--set", "value=230") == 0, capsys.readouterr().err
     assert (tmp_path / "toy" / f"{'v' * 230}_seed0.h5").is_file() and len(RAN) == 1
