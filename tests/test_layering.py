@@ -13,9 +13,9 @@ KINDS = ("continual", "memory", "sdr", "export")
 
 #: part -> the parts of spikecl it may not import
 FORBIDDEN = {
-    "data": ("snn", *KINDS, "io", "cli", "plots", "report"),    # the floor: numpy, config, errors
-    "snn": (*KINDS, "cli"),
-    **{kind: ("cli", *(other for other in KINDS if other != kind)) for kind in KINDS},
+    "data": ("snn", *KINDS, "io", "cli", "commands", "report"),  # the floor: numpy, config, errors
+    "snn": (*KINDS, "cli", "commands"),
+    **{kind: ("cli", "commands", *(other for other in KINDS if other != kind)) for kind in KINDS},
 }
 FORBIDDEN["export"] += ("snn",)                                  # torch-free, for the Lava environment
 
@@ -35,6 +35,23 @@ def test_parts_import_only_what_lies_below_them(part):
     wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} imports spikecl.{other}"
              for path in sorted((PACKAGE / part).rglob("*.py"))
              for other, line in sorted(imported_parts(path)) if other in FORBIDDEN[part]]
+    assert not wrong, "; ".join(wrong)
+
+
+#: what the core (spikecl's top-level modules: config, errors, io, figures, the kind contract and driver, ...) may
+#: not import: it lies below every part; the driver looks for spikecl's datasets' files (the floor) before any work
+CORE_FORBIDDEN = ("snn", *KINDS, "data", "commands", "cli")
+CORE_MAY = {"experiment_kind.py": {"data"}, "__main__.py": {"cli"}, "cli.py": {"commands"}}
+
+
+def test_the_core_imports_no_part_above_it_and_only_the_cli_its_commands():
+    wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} imports spikecl.{other}"
+             for path in sorted(PACKAGE.glob("*.py"))
+             for other, line in sorted(imported_parts(path))
+             if other in CORE_FORBIDDEN and other not in CORE_MAY.get(path.name, ())]
+    wrong += [f"{path.relative_to(PACKAGE.parent)}:{line} imports spikecl.commands"
+              for path in sorted(PACKAGE.rglob("*.py")) if path.parent.name != "commands" and path.name != "cli.py"
+              for other, line in sorted(imported_parts(path)) if other == "commands"]
     assert not wrong, "; ".join(wrong)
 
 
