@@ -326,3 +326,24 @@ def test_variant_names_in_any_script_are_kept(name):
     words included, are variant names (a check for control characters had refused the joiner)."""
     cfg = experiment_from_dict({"strategy": {"methods": [name]}, "variants": {name: {"method": "ewc"}}})
     assert cfg.strategy.methods == [name]
+
+
+def test_the_configs_choices_are_the_ones_the_library_implements():
+    """The torch-free config lists encoders, trainers and scenarios beside the code that implements them: the lists
+    must name the same things (a new encoder added to one only would be refused, or crash, in the other)."""
+    from dataclasses import fields
+
+    from spikecl.config import NetworkConfig, StreamConfig, TrainConfig
+    from spikecl.data.streams import SCENARIOS
+    from spikecl.export.nir_io import ENCODERS as NIR_ENCODERS
+    from spikecl.export.spec import KNOWN_ENCODERS
+    from spikecl.snn.encoders import ENCODERS
+    from spikecl.snn.trainers import TRAINERS
+
+    def choices(config, name):
+        return next(f.metadata["choices"] for f in fields(config) if f.name == name)
+
+    assert set(choices(NetworkConfig, "encoder")) == set(ENCODERS) == set(KNOWN_ENCODERS)
+    assert set(NIR_ENCODERS) == set(ENCODERS) - {"events"}               # NIR files carry image encoders only
+    assert set(choices(TrainConfig, "trainer")) == set(TRAINERS)
+    assert set(choices(StreamConfig, "scenario")) == set(SCENARIOS)

@@ -47,11 +47,6 @@ from spikecl.snn.networks import evaluating
 
 SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
-#: keys of :func:`workload` in the order reports print them
-WORKLOAD_KEYS = ("activation_sparsity", "dense_synops", "effective_acs", "effective_macs", "membrane_updates")
-STATIC_KEYS = ("footprint_bytes", "connection_sparsity")
-
-
 def footprint(net: nn.Module) -> int:
     """Bytes of the parameters and persistent buffers of ``net`` (its ``state_dict``)."""
     return int(sum(t.numel() * t.element_size() for t in net.state_dict().values()))
