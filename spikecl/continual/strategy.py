@@ -6,6 +6,7 @@ the stream in advance, such as multitask training), then, in this order, for eve
     before_task(task, train, seen) -> train      may replace the training data (joint, multitask training);
                                                   ``seen``: the training data of tasks 0..task inclusive, in order,
                                                   ending with ``train`` itself
+    training_samples(task, sizes) -> int          how many samples before_task will give the task (progress bars)
     for each batch:
         batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
         penalty()                                 extra loss term (EWC, SI)
@@ -366,17 +367,23 @@ class Strategy(TrainingHooks):
         ``sizes`` (for the progress bar's total before those tasks come); a method that replaces the data says so."""
         return sizes[task]
 
-    def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor):
+    def batch(self, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None):
+        """The batch to train on, from the stream's ``x`` ``[B, ...]`` (a row per sample, as the dataset holds it),
+        labels ``y`` ``[B]`` (int64) and ``heads`` ``[B]`` (each sample's readout head; None for a single-head
+        readout): returns ``(x, y, heads)`` with the same trailing shapes and any number of rows (replay appends
+        stored samples, giving every row a head)."""
         return x, y, heads
 
     def after_task(self, task: int, train: TaskData) -> None:
-        pass
+        """Consolidate what task ``task`` (0-based) learned from its training data ``train`` (Fisher information,
+        subspaces, a replay buffer), after its last batch."""
 
     def state_dict(self) -> dict:
+        """What a checkpoint keeps of this strategy: tensors and plain values, by name."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        """Restore what :meth:`state_dict` returned (after :meth:`before_task` of the task it was saved in)."""
 
     def result_arrays(self) -> dict[str, np.ndarray]:
         """Arrays worth keeping in the results file (e.g. subspace sizes per task)."""

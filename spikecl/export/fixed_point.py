@@ -82,7 +82,8 @@ def effective_bias(layer: FixedLayer) -> np.ndarray:
 
 
 def lif_step(state: LIFState, a_in: np.ndarray, layer: FixedLayer) -> tuple[LIFState, np.ndarray, Overflow]:
-    """One step of Lava's bit-accurate LIF: (new state, spikes bool ``[..., n]``, overflow flags)."""
+    """One step of Lava's bit-accurate LIF given the step's integer synaptic input ``a_in`` ``[..., n]`` (weights
+    times spikes, before the ``<< ACT_SHIFT``): (new state, spikes bool ``[..., n]``, overflow flags)."""
     u_decayed = _decay(state.u, DECAY_UNITY - (layer.du + 1))
     u_raw = wrap_int32(u_decayed + wrap_int32(np.left_shift(a_in.astype(np.int64), ACT_SHIFT)))
     u = np.where(u_raw > UV_LIMIT, u_raw - 2 * UV_LIMIT, u_raw)
@@ -95,6 +96,7 @@ def lif_step(state: LIFState, a_in: np.ndarray, layer: FixedLayer) -> tuple[LIFS
 
 
 def zero_state(shape: tuple[int, ...]) -> LIFState:
+    """Currents and voltages of neurons of ``shape`` at rest (int64 zeros)."""
     return LIFState(np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64))
 
 

@@ -98,8 +98,10 @@ class SpikingNetwork(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, heads: torch.Tensor | None = None,
                 rate_gradient: bool = False) -> torch.Tensor:
-        """Logits ``[B, n_outputs]``; ``rate_gradient``: spiking layers pass gradients through their firing rates
-        (DSR-style, :func:`~spikecl.snn.layers.rate_coded`) instead of through time."""
+        """Logits ``[B, n_outputs]`` of the input sequence ``x_seq`` ``[T, B, *input_shape]`` (the inputs of every time
+        step), read from each sample's head ``heads`` ``[B]`` (int64; None only for a single-head readout);
+        ``rate_gradient``: spiking layers pass gradients through their firing rates (DSR-style,
+        :func:`~spikecl.snn.layers.rate_coded`) instead of through time."""
         h = self._prepare(x_seq, lead=2)
         heads = self.check_heads(heads, h.shape[1])
         for layer in self.layers:

@@ -345,7 +345,9 @@ class OnlineTrainer(BPTTTrainer):
         raise ConfigError(ONLINE_NOT_COMPILED)
 
     def task_loss_backward(self, x_seq: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None,
-                           mask: torch.Tensor | None) -> float:
+                           mask: torch.Tensor | None) -> torch.Tensor:
+        """As :meth:`BPTTTrainer.task_loss_backward`, one backward pass per time step (each step's readout membrane
+        against ``y``, divided by T): no graph through time is kept."""
         total = torch.zeros((), device=x_seq.device)
         for mem_t in self.net.online_steps(x_seq, heads):
             loss_t = F.cross_entropy(mask_logits(mem_t, mask), y) / self.num_steps
