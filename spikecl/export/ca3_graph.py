@@ -50,7 +50,7 @@ CELL_ATTRS = ("alpha", "gain", "v_thresh_mV", "plastic_scale")
 PLASTIC_ATTRS = ("a_plus_nA", "a_minus_nA", "tau_plus_ms", "tau_minus_ms", "w_min_nA", "w_max_nA")
 OUTPUTS = ("OUTcue", "OUTcont")
 RECALLS = ("recall_cue", "recall_content")
-OPERATION_KINDS = ("learn", *RECALLS)                  # spikecl.memory.schedule's kinds (export lies below memory)
+OPERATION_KINDS = ("learn", *RECALLS)                  # spikecl.memory.schedule's kinds (export imports no other kind)
 #: the plastic projections: name -> (source, target), as spikecl.memory.params.PLASTIC (tests check they agree)
 PLASTIC = {"cue_to_content": ("CA3cueCueRecall", "CA3contCueRecall"),
            "content_to_cue": ("CA3contContRecall", "CA3cueContRecall")}
