@@ -20,7 +20,7 @@ LAVA_STAMP := $(LAVA)/.installed-stamp
 # the CUDA build (about 2.6 GB of wheels, 5.6 GB installed, 2 minutes here): run it on CPU, never import it in spikecl.
 LAVADL := .venv-lavadl
 LAVADL_STAMP := $(LAVADL)/.installed-stamp
-LAVADL_DEPS := "lava-nc==0.10.0" "numpy==1.26.4" "networkx==2.8.7" "h5py>=3.8" "torch==2.3.1" \
+LAVADL_DEPS := "lava-nc==0.10.0" "numpy==1.26.4" "networkx==2.8.7" "h5py>=3.11" "torch==2.3.1" \
                "matplotlib>=3.5,<4" "pillow>=10.0.1,<11" "opencv-python-headless>=4.8,<4.11"
 
 .PHONY: demo test test-fast bench gpu-check gpu-kit env core310 lava lava-dl clean

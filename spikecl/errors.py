@@ -121,9 +121,26 @@ def require(module: str, extra: str, install: str | None = None):
 
     try:
         return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - exercised only where the extra is absent
-        command = install or f"pip install 'spikecl[{extra}]'"
-        raise DependencyError(f"{module} is not installed; install it with: {command}") from exc
+    except Exception as exc:                   # not installed, or installed but broken (a build for another numpy)
+        raise import_failure(module, extra, exc, install) from exc
+
+
+def import_failure(module: str, extra: str, exc: Exception, install: str | None = None,
+                   needed_for: str = "") -> DependencyError:
+    """The one-line :class:`DependencyError` for ``exc``, raised by importing ``module``: "not installed" where the
+    module (or its package) is missing, else that it is installed but does not import, with the error's first line
+    (e.g. a build made for another numpy; a package it imports that is missing), so that the advice is one that
+    changes something. ``install``: the command where no ``extra`` brings the package; ``needed_for``: what needs
+    it, e.g. ``", which the plots need"``."""
+    command = install or f"pip install 'spikecl[{extra}]'"
+    package = module.split(".")[0]
+    missing = getattr(exc, "name", None)
+    if isinstance(exc, ModuleNotFoundError) and missing and missing.split(".")[0] == package:     # (part of) it
+        return DependencyError(f"{module} is not installed{needed_for}; install it with: {command}")
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:200]
+    return DependencyError(f"{package} is installed but does not import ({type(exc).__name__}"
+                           f"{': ' + first if first else ''}){needed_for}; it may be a build for other versions of "
+                           f"its dependencies (numpy): upgrade it with: {command} --upgrade")
 
 
 def check_type(value, types: type | tuple[type, ...], what: str, hint: str = ""):

@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from spikecl.atomic import atomic_write
-from spikecl.errors import DependencyError, require
+from spikecl.errors import DependencyError, import_failure, require
 
 
 def require_plots() -> None:
     """Before any work: a one-line :class:`DependencyError` where matplotlib, which draws the PNG plots, is missing
     (found only when the first plot was drawn, after hours of training or a printed table)."""
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise DependencyError("matplotlib is not installed, which the PNG plots need; install it with: pip install "
-                              "'spikecl[plots]', or pass --no-plots (plots=False)") from None
+        import matplotlib.backends.backend_agg  # noqa: F401  (what plots draw with; a build for another numpy fails)
+    except Exception as exc:
+        raise DependencyError(f"{import_failure('matplotlib', 'plots', exc, needed_for=', which the PNG plots need')}"
+                              ", or pass --no-plots (plots=False)") from None
 
 
 def figure(**kwargs):

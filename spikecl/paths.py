@@ -8,6 +8,7 @@ the path and the reason.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def missing(path: str | Path, message: str, error: type[SpikeCLError]) -> SpikeC
     there, or one saying it is not a regular file where a device, pipe or socket is (not "not found"), or one naming
     the target where a link points at nothing."""
     if not exists(path, error) and os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return error(f"{path} cannot be followed to a file ({exc.strerror}); is it a loop of links?")
         return error(f"{path} is a link to {os.readlink(path)}, which does not exist")
     return not_regular(path, error) if exists(path, error) else error(message)
 

@@ -92,8 +92,10 @@ def _resolved(path: Path) -> Path:
     """``path`` with its links followed (how a file named twice is recognised); a link loop is a one-line
     :class:`ResultsError`."""
     try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:                       # a link to nothing: said where it is read
         return path.resolve()
-    except (RuntimeError, OSError) as exc:          # Python raises RuntimeError for a loop of links
+    except (RuntimeError, OSError) as exc:          # a loop of links (RuntimeError before Python 3.13)
         raise ResultsError(f"{path} cannot be followed to a file ({exc}); is it a loop of links?") from None
 
 

@@ -128,7 +128,7 @@ def test_every_optional_import_names_an_extra_that_exists():
     wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} require({module!r}, {extra!r})"
              for path, line, module, extra, install in calls if extra not in extras and not install]
     assert not wrong, "; ".join(wrong)
-    assert {"matplotlib>=3.7", "tqdm>=4.60"} <= set(extras["plots"])
+    assert {"matplotlib>=3.8.4", "tqdm>=4.60"} <= set(extras["plots"])
     assert all("spikecl[plots]" in extras[simulator] for simulator in ("torch", "brian2"))
 
 
@@ -140,6 +140,27 @@ def test_a_missing_optional_package_is_one_line_naming_its_install_command():
         require("no_such_module", "plots")
     with pytest.raises(DependencyError, match=r"install it with: pip install --no-deps x==1$"):
         require("no_such_module", "export", install="pip install --no-deps x==1")
+
+
+@pytest.mark.parametrize("body, said", [
+    ("raise AttributeError('_ARRAY_API not found')", "(AttributeError: _ARRAY_API not found)"),
+    ("import no_such_dependency_of_it", "(ModuleNotFoundError: No module named 'no_such_dependency_of_it')"),
+    ("raise ValueError('numpy.dtype size changed, may indicate binary incompatibility.\\nmore')",
+     "(ValueError: numpy.dtype size changed, may indicate binary incompatibility.)")])
+def test_an_installed_package_that_does_not_import_is_not_called_missing(tmp_path, monkeypatch, body, said):
+    """A package built for another numpy (matplotlib 3.7 or scikit-learn 1.3 beside numpy 2) was said to be "not
+    installed", with an install command that changes nothing, or (h5py 3.8) raised a traceback: it is named as
+    installed, with its error's first line and an upgrade."""
+    from spikecl.errors import DependencyError, require
+
+    (tmp_path / "brokenpkg").mkdir()
+    (tmp_path / "brokenpkg" / "__init__.py").write_text(body + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DependencyError) as caught:
+        require("brokenpkg.sub", "data")
+    assert str(caught.value) == (f"brokenpkg is installed but does not import {said}; it may be a build for other "
+                                 "versions of its dependencies (numpy): upgrade it with: pip install 'spikecl[data]' "
+                                 "--upgrade")
 
 
 def test_the_sdist_holds_the_whole_project_its_tests_need(tmp_path):

@@ -101,8 +101,9 @@ def plot_method_comparison(summary: dict[str, dict[str, tuple[float, float]]], p
     ax = fig.add_subplot()
     for m, (method, color) in enumerate((method, colours[method]) for method in methods):
         stats = np.array([summary[method].get(key, (np.nan, np.nan)) for key, _ in keys], dtype=float)
+        errors = 100 * stats[:, 1] if np.isfinite(stats[:, 1]).any() else None   # one seed: matplotlib < 3.7.2 fails
         ax.bar(np.arange(len(keys)) + (m - (len(methods) - 1) / 2) * width, 100 * stats[:, 0], width,
-               yerr=100 * stats[:, 1], capsize=3, color=color, label=method)
+               yerr=errors, capsize=3, color=color, label=method)
     ax.set_xticks(range(len(keys)), [label for _, label in keys])
     ax.set_ylabel("percent (mean ± std over seeds)")
     ax.axhline(0, color="black", lw=0.6)
