@@ -1,5 +1,6 @@
 """What pytest collects of spikecl's own modules (their doctests, ``--doctest-modules``): a module that needs an
-optional package this environment lacks is left out, as the tests that need one skip (``pytest`` from an sdist
+optional package this environment lacks is left out, as the tests that need one skip (torch aside: the suite
+needs it, as tests/conftest.py says in one line where it is missing; ``pytest`` from an sdist
 installed without the ``triton`` extra stopped at collection). The packages are looked for, not imported: Triton
 takes its interpreter mode at import, which tests/conftest.py sets first."""
 

@@ -1,13 +1,24 @@
 """Shared fixtures: small real datasets loaded once per session. Without a GPU, Triton kernels (the triton engine)
 run in Triton's interpreter on CPU tensors."""
 
+import importlib.util
 import os
 
 import pytest
-import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+#: spikecl's core runs without torch; its test suite does not (the core alone: tests/test_core_py310.py)
+TORCH = importlib.util.find_spec("torch") is not None
+if TORCH:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def pytest_configure(config):
+    if not TORCH:
+        raise pytest.UsageError("spikecl's tests need torch and snnTorch: pip install -e '.[torch,brian2,data,dev]' "
+                                "(or run `make test`, which makes every environment they use)")
 
 
 @pytest.fixture(autouse=True)
