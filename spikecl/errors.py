@@ -127,20 +127,39 @@ def require(module: str, extra: str, install: str | None = None):
 
 def import_failure(module: str, extra: str, exc: Exception, install: str | None = None,
                    needed_for: str = "") -> DependencyError:
-    """The one-line :class:`DependencyError` for ``exc``, raised by importing ``module``: "not installed" where the
-    module (or its package) is missing, else that it is installed but does not import, with the error's first line
-    (e.g. a build made for another numpy; a package it imports that is missing), so that the advice is one that
-    changes something. ``install``: the command where no ``extra`` brings the package; ``needed_for``: what needs
+    """The one-line :class:`DependencyError` for ``exc``, raised by importing ``module``, whose advice changes
+    something: "not installed" (with the extra's install command, or ``install``) where the package is missing; the
+    missing package where it lacks one it imports; else that it is installed but does not import, with the error's
+    first line (e.g. a build made for another numpy) and an upgrade of its distribution. ``needed_for``: what needs
     it, e.g. ``", which the plots need"``."""
-    command = install or f"pip install 'spikecl[{extra}]'"
+    import importlib.util
+
     package = module.split(".")[0]
-    missing = getattr(exc, "name", None)
-    if isinstance(exc, ModuleNotFoundError) and missing and missing.split(".")[0] == package:     # (part of) it
+    named = (getattr(exc, "name", None) or "") if isinstance(exc, ModuleNotFoundError) else ""
+    missing = named.split(".")[0]
+    try:
+        found = importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found or named == module:
+        command = install or f"pip install 'spikecl[{extra}]'"
         return DependencyError(f"{module} is not installed{needed_for}; install it with: {command}")
+    if missing and missing != package:
+        return DependencyError(f"{package} is installed but needs {missing}, which is not installed{needed_for}; "
+                               f"install it (pip install {missing})")
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:200]
     return DependencyError(f"{package} is installed but does not import ({type(exc).__name__}"
-                           f"{': ' + first if first else ''}){needed_for}; it may be a build for other versions of "
-                           f"its dependencies (numpy): upgrade it with: {command} --upgrade")
+                           f"{': ' + first if first else ''}){needed_for}; a build for other versions of its "
+                           f"dependencies (e.g. another numpy) does that: upgrade it with: pip install --upgrade "
+                           f"{distribution(package)}")
+
+
+def distribution(package: str) -> str:
+    """The name pip knows the installed top-level ``package`` by (``sklearn`` → ``scikit-learn``), else
+    ``package``."""
+    from importlib.metadata import packages_distributions
+
+    return (packages_distributions().get(package) or [package])[0]
 
 
 def check_type(value, types: type | tuple[type, ...], what: str, hint: str = ""):

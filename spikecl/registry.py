@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -36,12 +38,16 @@ def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
     a ``functools.partial`` binding equal arguments) may register it again. (Classes a factory makes are told by
     where they are defined, not by what they hold.)"""
     def definition(obj: Any) -> tuple:
-        """(module, qualified name, first line) of a class or function; a partial's function, a callable object's
-        class (a lambda is told from another of its module by its line)."""
+        """(source, qualified name, first line) of a class or function, the source being its module's file with
+        links followed (one file imported under two names, by path and as a module, or run as ``__main__``, is one
+        definition) or its module's name; a partial's function, a callable object's class (a lambda is told from
+        another of its module by its line)."""
         obj = getattr(obj, "func", obj)
         obj = obj if hasattr(obj, "__qualname__") else type(obj)
         code = getattr(obj, "__code__", None)
-        return getattr(obj, "__module__", None), obj.__qualname__, code.co_firstlineno if code else None
+        module = getattr(obj, "__module__", None)
+        file = getattr(sys.modules.get(module), "__file__", None) if isinstance(module, str) else None
+        return os.path.realpath(file) if file else module, obj.__qualname__, code.co_firstlineno if code else None
 
     def text(value: Any):
         """A bound argument as it compares across imports: a function or class by its definition, an array by its
@@ -65,7 +71,8 @@ def check_not_held(where: str, name: str, held: Any, given: Any) -> None:
         return tuple(map(text, obj.args)), tuple((k, text(v)) for k, v in sorted(obj.keywords.items()))
 
     if held is not None and (definition(held), bound(held)) != (definition(given), bound(given)):
-        module, qualname, line = definition(held)
+        _, qualname, line = definition(held)
+        module = getattr(getattr(held, "func", held), "__module__", None) or type(held).__module__
         at = f" (line {line})" if line else ""
         other = " with other arguments bound" if definition(held) == definition(given) else ""
         raise ConfigError(f"{where}: {name!r} is registered already, by {qualname}{at} of {module}{other}; register "

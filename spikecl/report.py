@@ -8,6 +8,7 @@ Each subfolder of a named folder is one experiment: where several hold runs of o
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -93,9 +94,9 @@ def _resolved(path: Path) -> Path:
     :class:`ResultsError`."""
     try:
         return path.resolve(strict=True)
-    except FileNotFoundError:                       # a link to nothing: said where it is read
-        return path.resolve()
-    except (RuntimeError, OSError) as exc:          # a loop of links (RuntimeError before Python 3.13)
+    except (RuntimeError, OSError) as exc:          # a loop of links: RuntimeError before Python 3.13, then ELOOP
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            return path.resolve()                   # a link to nothing, into a file, ...: said where it is read
         raise ResultsError(f"{path} cannot be followed to a file ({exc}); is it a loop of links?") from None
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 #: spikecl's core runs without torch; its test suite does not (the core alone: tests/test_core_py310.py)
-TORCH = importlib.util.find_spec("torch") is not None
+TORCH = all(importlib.util.find_spec(package) is not None for package in ("torch", "snntorch"))
 if TORCH:
     import torch
 

@@ -143,24 +143,31 @@ def test_a_missing_optional_package_is_one_line_naming_its_install_command():
 
 
 @pytest.mark.parametrize("body, said", [
-    ("raise AttributeError('_ARRAY_API not found')", "(AttributeError: _ARRAY_API not found)"),
-    ("import no_such_dependency_of_it", "(ModuleNotFoundError: No module named 'no_such_dependency_of_it')"),
+    ("raise AttributeError('_ARRAY_API not found')",
+     "does not import (AttributeError: _ARRAY_API not found); a build for other versions of its dependencies (e.g. "
+     "another numpy) does that: upgrade it with: pip install --upgrade brokenpkg"),
     ("raise ValueError('numpy.dtype size changed, may indicate binary incompatibility.\\nmore')",
-     "(ValueError: numpy.dtype size changed, may indicate binary incompatibility.)")])
+     "does not import (ValueError: numpy.dtype size changed, may indicate binary incompatibility.); a build for "
+     "other versions of its dependencies (e.g. another numpy) does that: upgrade it with: pip install --upgrade "
+     "brokenpkg"),
+    ("import brokenpkg._core", "does not import (ModuleNotFoundError: No module named 'brokenpkg._core'); a build "
+     "for other versions of its dependencies (e.g. another numpy) does that: upgrade it with: pip install --upgrade "
+     "brokenpkg"),                                                    # torch without its torch._C, say
+    ("import no_such_dependency_of_it", "needs no_such_dependency_of_it, which is not installed; install it (pip "
+     "install no_such_dependency_of_it)")])
 def test_an_installed_package_that_does_not_import_is_not_called_missing(tmp_path, monkeypatch, body, said):
     """A package built for another numpy (matplotlib 3.7 or scikit-learn 1.3 beside numpy 2) was said to be "not
     installed", with an install command that changes nothing, or (h5py 3.8) raised a traceback: it is named as
-    installed, with its error's first line and an upgrade."""
-    from spikecl.errors import DependencyError, require
+    installed, with its error's first line and an upgrade of it; one that lacks a package it imports names that."""
+    from spikecl.errors import DependencyError, distribution, require
 
     (tmp_path / "brokenpkg").mkdir()
     (tmp_path / "brokenpkg" / "__init__.py").write_text(body + "\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(DependencyError) as caught:
         require("brokenpkg.sub", "data")
-    assert str(caught.value) == (f"brokenpkg is installed but does not import {said}; it may be a build for other "
-                                 "versions of its dependencies (numpy): upgrade it with: pip install 'spikecl[data]' "
-                                 "--upgrade")
+    assert str(caught.value) == f"brokenpkg is installed but {said}"
+    assert distribution("sklearn") == "scikit-learn" and distribution("no_such_package") == "no_such_package"
 
 
 def test_the_sdist_holds_the_whole_project_its_tests_need(tmp_path):

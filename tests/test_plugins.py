@@ -83,6 +83,32 @@ def test_a_kind_of_your_own_runs_and_reports_from_the_command_line(tmp_path, cap
     assert "LIF rate (spikes per step)" in capsys.readouterr().out
 
 
+def test_one_plugin_file_read_under_two_names_registers_once(tmp_path, monkeypatch):
+    """The same file by a link of another name, by path and as a module, or run as a script and then imported is one
+    definition (register_kind refused it as a clash of two kinds); another file's kind of the name is refused."""
+    import runpy
+    import shutil
+    import sys
+
+    from spikecl.errors import ConfigError
+    from spikecl.plugins import load_plugin
+
+    for name in ("custom_kind.py", "custom_strategy.py"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    (tmp_path / "linked.py").symlink_to(tmp_path / "custom_kind.py")
+    (tmp_path / "linked_strategy.py").symlink_to(tmp_path / "custom_strategy.py")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for spec in ("custom_kind.py", "linked.py", "custom_kind", "custom_strategy.py", "linked_strategy.py"):
+        load_plugin(str(tmp_path / spec) if spec.endswith(".py") else spec)
+    monkeypatch.setattr(sys, "argv", ["custom_kind.py", "--help"])          # as `python custom_kind.py` runs it
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(tmp_path / "custom_kind.py"), run_name="__main__")
+    assert experiment_kind.kind("rate_curve").name == "rate_curve" and "l2" in strategies.REGISTRY
+    (tmp_path / "other.py").write_text((tmp_path / "custom_kind.py").read_text())    # another file, same text
+    with pytest.raises(ConfigError, match=r"register_kind: 'rate_curve' is registered already, by RateCurveKind"):
+        load_plugin(str(tmp_path / "other.py"))
+
+
 @pytest.mark.slow
 def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
     exp = tmp_path / "mine.toml"

@@ -770,6 +770,11 @@ def test_a_loop_of_links_is_a_one_line_error_or_skipped_in_a_folder(tmp_path, ca
     assert f"skipped: {tmp_path / 'loop.h5'} cannot be followed to a file" in out and "finetune" in out
     assert err == (f"spikecl: error: {tmp_path / 'loop.h5'} could not be read as results (skipped above); the "
                    "tables leave it out\n")
+    (tmp_path / "into.h5").symlink_to(tmp_path / "finetune-seed0.h5" / "x.h5")      # no loop: not called one
+    assert main(["report", str(tmp_path / "into.h5"), "--no-plots"]) == 2
+    assert capsys.readouterr().err == (f"spikecl: error: {tmp_path / 'into.h5'} is a link to "
+                                       f"{tmp_path / 'finetune-seed0.h5' / 'x.h5'}, which does not exist\n")
+    (tmp_path / "into.h5").unlink()
     (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")              # run and export said "a link to
     for command in (["run", str(tmp_path / "loop.toml")], ["export", str(tmp_path / "loop.h5"), "-o", "x.h5"]):
         assert main(command) == 2                                            # itself, which does not exist"

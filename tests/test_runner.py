@@ -913,9 +913,16 @@ def test_compiled_kernels_are_cached_apart_per_cpu_kernel_set(monkeypatch):
     """torch's inductor cache is keyed without ATEN_CPU_CAPABILITY (a function compiled under avx2 kernels, then
     under AVX512 ones from the same cache, crashed with heap corruption here): train.compile gives each kernel set
     a folder of its own, and leaves a folder the user chose alone."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
     from spikecl.snn.trainers import separate_inductor_cache
+
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:                                 # an older torch (2.3): its documented default folder
+        import getpass
+        import tempfile
+
+        def default_cache_dir():
+            return os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "restored after the test")
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")

@@ -260,12 +260,13 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
                 while not context.join(timeout=1.0):
                     raise_if_interrupted()           # a stop whose KeyboardInterrupt CPython swallowed
         except mp.ProcessExitedException as exc:
+            pid = getattr(exc, "error_pid", getattr(exc, "pid", "?"))           # torch 2.3 names it pid
             if exc.signal_name:                      # killed (the OOM killer, kill -9): no error of its own to read
-                print(f"spikecl: error: training process {exc.error_index} (pid {exc.error_pid}) was killed by "
+                print(f"spikecl: error: training process {exc.error_index} (pid {pid}) was killed by "
                       f"{exc.signal_name}; what finished is kept: run again with --resume to continue",
                       file=sys.stderr)
             elif exc.exit_code == 130:               # interrupted itself (kill, a scheduler), the launcher not
-                print(f"spikecl: training process {exc.error_index} (pid {exc.error_pid}) was interrupted; what "
+                print(f"spikecl: training process {exc.error_index} (pid {pid}) was interrupted; what "
                       "finished is kept: run again with --resume to continue", file=sys.stderr)
             return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
         except mp.ProcessRaisedException as exc:

@@ -17,9 +17,12 @@ from torch.autograd.function import once_differentiable
 from torch.autograd.graph import increment_version
 
 from spikecl.config import triton_interpreted as interpreted   # the kernels below took the mode in force at import
-from spikecl.errors import SpikeCLError, require
+from spikecl.errors import DependencyError, SpikeCLError, require
 
 triton = require("triton", "triton")
+if int(triton.__version__.split(".")[0]) < 3:    # its kernels' language; torch brings triton 3 from torch 2.4 on
+    raise DependencyError(f"network.engine = 'triton' needs triton >= 3.0 (found {triton.__version__}, which torch "
+                          f"{torch.__version__} requires: the triton engine needs torch >= 2.4)")
 tl = triton.language
 BLOCK = 256                     # neurons per program
 
