@@ -281,3 +281,16 @@ def test_accuracies_just_above_one_and_a_percentage_joint_reference_are_refused(
     R = [[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]
     with pytest.raises(DataError, match="joint reference holds 95.0"):
         metrics.intransigence(R, [95.0, 92.0])
+
+
+def test_a_tie_prints_alike_whatever_the_last_bit_of_its_float():
+    """HLOP's 72.75 % (7,275 of 10,000 test images) printed 72.7 or 72.8 by the order of a float sum; the summary
+    table, the headline and the accuracy matrix print ties away from zero, as a reader rounds."""
+    from spikecl.continual.report import format_matrix, format_summary
+
+    for acc in (0.7274999999999999, 0.7275, 0.7275000000000001):
+        assert metrics.headline({"acc": acc, "bwt": -0.0225}) == "ACC 72.8%  BWT -2.3"
+        table = format_summary({"hlop": {"acc": (acc, 0.0025), "bwt": (-0.0225, 0.0)}}, {"hlop": 2})
+        assert " ".join(table.splitlines()[2].split()) == "hlop 2 72.8 ± 0.3 -2.3 ± 0.0"
+        assert format_matrix(np.array([[0.1], [acc]])).splitlines()[-1].split() == ["task", "1", "72.8"]
+    assert metrics.headline({"acc": 0.5, "bwt": -1e-12}) == "ACC 50.0%  BWT +0.0"         # no -0.0

@@ -308,8 +308,24 @@ def mean_std(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
+def points(fraction: float, digits: int = 1) -> float:
+    """``100 * fraction`` in points rounded to ``digits`` decimals, a tie rounded away from zero whatever the last
+    bit of the float: a mean of k/N accuracies is often a tie (72.75 %) that a float holds as 72.7499… or 72.7500…1,
+    which printed as 72.7 or 72.8 by the order of a sum; NaN and infinity stay as they are.
+
+    >>> points(0.7274999999999999), points(0.7275000000000001), points(-0.0225), points(0.0)
+    (72.8, 72.8, -2.3, 0.0)
+    """
+    from decimal import ROUND_HALF_UP, Decimal
+
+    value = round(100 * float(fraction), 9)
+    if not np.isfinite(value):
+        return value
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)) + 0.0
+
+
 def headline(summary: dict[str, float]) -> str:
-    """A finished run in one line, e.g. ``ACC 41.3%  BWT -48.6`` (points; BWT left out where it is undefined: one
-    task)."""
-    bwt_points = 100 * summary.get("bwt", float("nan"))
-    return f"ACC {100 * summary['acc']:.1f}%" + (f"  BWT {bwt_points:+.1f}" if np.isfinite(bwt_points) else "")
+    """A finished run in one line, e.g. ``ACC 41.3%  BWT -48.6`` (points, as :func:`points` rounds them; BWT left out
+    where it is undefined: one task)."""
+    bwt_points = points(summary.get("bwt", float("nan")))
+    return f"ACC {points(summary['acc']):.1f}%" + (f"  BWT {bwt_points:+.1f}" if np.isfinite(bwt_points) else "")

@@ -47,7 +47,7 @@ def format_matrix(acc: np.ndarray, title: str = "") -> str:
     lines.append("after \\ on  " + " ".join(f"{'T' + str(j + 1):>6}" for j in range(n)))
     for i, row in enumerate(acc):
         label = "init" if i == 0 else f"task {i}"
-        lines.append(f"{label:<11} " + " ".join(f"{100 * v:6.1f}" for v in row))
+        lines.append(f"{label:<11} " + " ".join(f"{metrics.points(v):6.1f}" for v in row))
     return "\n".join(lines)
 
 
@@ -266,9 +266,9 @@ def format_summary(summary: dict[str, dict[str, tuple[float, float]]], n_seeds: 
         for key, _ in present:
             if key in stats:
                 mean, std = stats[key]
-                mean = round(100 * mean, 1) + 0.0     # a mean that rounds to zero prints 0.0, never -0.0
+                mean = metrics.points(mean)          # ties up, never -0.0: a mean that rounds to zero prints 0.0
                 alone = (counts[method].get(key, 0) if counts is not None else n_seeds[method]) == 1
-                cells.append(f"{mean:7.1f}      " if alone else f"{mean:7.1f} ±{100 * std:4.1f}")
+                cells.append(f"{mean:7.1f}      " if alone else f"{mean:7.1f} ±{metrics.points(std):4.1f}")
             else:
                 cells.append(f"{'—':>7}      ")      # under the numbers, not the spread
         lines.append((f"{method:<{width}} {n_seeds[method]:>5} " + " ".join(cells)).rstrip())
