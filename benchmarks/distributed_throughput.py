@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from spikecl import launcher
 from spikecl.commands import bounded, listed, torch_device
 from spikecl.config import experiment_from_dict
 from spikecl.errors import SpikeCLError
@@ -94,7 +95,7 @@ def main() -> None:
             rows.append((method, "plain ContinualRun", 1, threads, time_first_task(raw, method, threads, args.repeats)))
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/rate.json"
-            code = distributed.launch(args.nproc, _time_to_file, raw, method, args.threads, args.repeats, out)
+            code = launcher.launch(args.nproc, _time_to_file, raw, method, args.threads, args.repeats, out)
             if code:
                 raise SystemExit(f"the {args.nproc}-process run failed (exit code {code})")
             rate = json.loads(Path(out).read_text(encoding="utf-8"))

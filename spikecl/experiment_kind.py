@@ -2,8 +2,12 @@
 
 An experiment file's top-level ``kind`` names a :class:`Kind`: a small contract that declares the kind's config
 dataclass, its plan of jobs (each job writes one results file), how to summarise results files as text and how to
-plot them. Everything else is owned once, here: loading, ``--set`` overrides and validation, the seeds check, the
-device, what an existing results file means, progress, and the summary and plots at the end.
+plot them; where it has them, the datasets its runs read (:meth:`Kind.datasets_read`, for ``--data-dir``), the
+thread and process counts its results depend on (:meth:`Kind.recorded_setup`, for ``spikecl run RESULTS.h5``), how
+its processes start (:meth:`Kind.launch`, for ``--nproc``) and its experiment files' exported form (``Kind.export``,
+for ``spikecl export``). Everything else is owned once, here: loading, ``--set`` overrides and validation, the seeds
+check, the device, what an existing results file means, progress, and the summary and plots at the end; the
+commands ask the kind, never its name.
 
 Existing results, for every kind: without ``resume`` or ``overwrite`` any existing results file of the plan, or
 checkpoint of an interrupted job, stops the run before anything runs (:class:`ExistsError`); ``overwrite`` replaces
@@ -41,6 +45,8 @@ from spikecl.differences import as_written, differ_phrase, differences, first_di
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
                             SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
 from spikecl.io import Run, read_run
+from spikecl.launcher import launch as launch_processes
+from spikecl.launcher import launched_world_size
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
@@ -105,13 +111,17 @@ class Kind:
     ``name`` is the file's ``kind`` and the results files' ``kind`` attribute; ``config`` is the config dataclass
     (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it; ``rule_keys``:
     the keys its results record beside the config that say how spikecl computed them (a kept file that differs in
-    one was made by a spikecl that computed otherwise, not with another config).
+    one was made by a spikecl that computed otherwise, not with another config). ``export``, where the kind's
+    experiment files have an exported form (``spikecl export EXPERIMENT.toml -o OUTPUT``): ``export(source, output,
+    overwrite)`` writes it and returns the line saying what it wrote, or refuses the file in one line naming what
+    exports instead (None, the default: ``spikecl export`` says the file has no exported form).
     """
 
     name: str = ""
     config: type | None = None
     data_parallel: bool = False
     rule_keys: frozenset = frozenset()
+    export: Callable[[Path, Path, bool], str] | None = None
 
     def load(self, raw: dict) -> RunHeader:
         """Validate the raw mapping of an experiment file (``--set`` applied, ``name`` defaulted) into ``config``."""
@@ -120,6 +130,18 @@ class Kind:
     def plan(self, cfg) -> list[Job]:
         """The jobs of an experiment, in run order."""
         raise NotImplementedError
+
+    def datasets_read(self, raw: dict) -> set:
+        """The ``data.dataset`` names the runs of the experiment file ``raw`` (``--set`` applied, not validated)
+        read, for ``--data-dir`` to refuse a run that reads no folder; ``{None}``: not known (the default: a kind of
+        your own names its datasets its own way)."""
+        return {None}
+
+    def recorded_setup(self, run: Run) -> tuple[int, int] | None:
+        """(torch threads, processes) the results file ``run`` was computed with, which ``spikecl run RESULTS.h5``
+        repeats to make it again bit for bit; None (the default): its numbers do not depend on them, or it records
+        no valid counts."""
+        return None
 
     def check_overrides(self, cfg, paths: list[list[str]]) -> None:
         """A one-line :class:`ConfigError` where a ``--set`` key (``paths``) would change none of the runs of
@@ -130,6 +152,12 @@ class Kind:
         data-parallel."""
         if not self.data_parallel:
             raise ConfigError(f"--nproc: {self.name!r} experiments do not train data-parallel; drop --nproc")
+
+    def launch(self, nproc: int, fn: Callable[..., int], *args, threads: int | None = None, **kwargs) -> int:
+        """``spikecl run --nproc``, after :meth:`check_data_parallel`: ``fn(*args, **kwargs)`` in ``nproc`` processes
+        of ``threads`` torch threads each (None: a share of the cores) that :meth:`session` joins; returns the first
+        non-zero exit code, else 0. By default as ``torchrun`` starts them (:func:`spikecl.launcher.launch`)."""
+        return launch_processes(nproc, fn, *args, threads=threads, **kwargs)
 
     def checkpoint_difference(self, cfg, job: Job) -> str | None:
         """The first setting in which ``job``'s checkpoint was written otherwise than ``cfg`` plans the job (None:
@@ -482,19 +510,6 @@ def removed_if_empty_on_error(folders: Iterable[Path]):
             with contextlib.suppress(OSError):
                 folder.rmdir()                       # only succeeds while empty
         raise
-
-
-def launched_world_size() -> int | None:
-    """``WORLD_SIZE`` where the environment names several processes (torchrun, or a leftover export), else None; one
-    that is no integer is a one-line ConfigError (as joining the process group would find)."""
-    given = os.environ.get("WORLD_SIZE")
-    if given is None:
-        return None
-    try:
-        size = int(given)
-    except ValueError:
-        raise ConfigError(f"WORLD_SIZE={given!r} is not an integer") from None
-    return size if size > 1 else None
 
 
 def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,

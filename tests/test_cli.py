@@ -262,7 +262,7 @@ def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="sets a process's CPU affinity (Linux)")
 def test_cores_are_those_the_process_may_run_on_not_the_machines():
     """A job pinned to one core (taskset, a batch scheduler's cgroup) shares that core, not the machine's count."""
-    code = "from spikecl.continual.distributed import cores; print(cores())"
+    code = "from spikecl.launcher import cores; print(cores())"
     first = min(os.sched_getaffinity(0))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          preexec_fn=lambda: os.sched_setaffinity(0, {first}))
@@ -535,13 +535,13 @@ def test_a_stop_swallowed_after_a_nested_command_still_stops_the_outer_one():
 def test_a_data_parallel_worker_remembers_a_stop_it_swallowed():
     """A spawned training process installs the stop handler outside any command's block: it must still record a
     stop whose KeyboardInterrupt CPython swallowed, so that no further job starts there."""
-    code = ("import signal\nfrom spikecl import errors\nfrom spikecl.continual import distributed\n"
-            "distributed._die_with_launcher = lambda: None\n"
-            "distributed.torch.set_num_threads = lambda n: None\n"
+    code = ("import signal\nimport torch\nfrom spikecl import errors, launcher\n"
+            "launcher._die_with_launcher = lambda: None\n"
+            "torch.set_num_threads = lambda n: None\n"
             "def fn():\n"
             "    try:\n        errors.interrupt(signal.SIGTERM, None)\n    except KeyboardInterrupt:\n        pass\n"
             "    errors.raise_if_interrupted()\n    return 0\n"
-            "try:\n    distributed._worker(0, 1, 0, 1, '.', fn, (), {})\nexcept SystemExit as exc:\n"
+            "try:\n    launcher._worker(0, 1, 0, 1, '.', fn, (), {})\nexcept SystemExit as exc:\n"
             "    print('exit', exc.code)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "exit 130", done.stdout + done.stderr

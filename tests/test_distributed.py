@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikecl import launcher
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
 from spikecl.atomic import checkpoint_path
@@ -79,7 +80,7 @@ def _run_and_keep_state(output_dir: str, device: str = "cpu", cases: tuple = tup
 def one_and_two(tmp_path_factory):
     """{case: (1-process run, 2-process results, 2-process strategy state)}."""
     one_dir, two_dir = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    assert distributed.launch(2, _run_and_keep_state, str(two_dir)) == 0
+    assert launcher.launch(2, _run_and_keep_state, str(two_dir)) == 0
     out = {}
     for case, (raw, method) in CASES.items():
         run = ContinualRun(_config(one_dir, raw), method, 0)
@@ -178,7 +179,7 @@ def test_task_incremental_online_combined_strategies_match_one_process(one_and_t
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
 def test_two_gpus_nccl_match_one_gpu(tmp_path):
-    assert distributed.launch(2, _run_and_keep_state, str(tmp_path / "two"), "cuda", ("hlop", "task-il")) == 0
+    assert launcher.launch(2, _run_and_keep_state, str(tmp_path / "two"), "cuda", ("hlop", "task-il")) == 0
     for case in ("hlop", "task-il"):
         raw, method = CASES[case]
         run = ContinualRun(_config(tmp_path / "one", raw, "cuda"), method, 0)
@@ -230,7 +231,7 @@ def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, one_and_tw
     assert not results.exists()
     saved = torch.load(ckpt, weights_only=False)["progress"]
     assert 1 <= saved["next_task"] < 3
-    torchrun = {**env, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(distributed.free_port())}
+    torchrun = {**env, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(launcher.free_port())}
     ranks = [subprocess.Popen(base + ["--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**torchrun, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
     outputs = [p.communicate(timeout=300) for p in ranks]
@@ -370,7 +371,7 @@ def _record_exit_handlers(folder: str) -> int:
 def test_a_training_process_that_finished_ends_at_once_on_a_stop_signal(tmp_path):
     """A worker's SIGTERM handler raised KeyboardInterrupt in an atexit callback when the launcher was killed as the
     worker shut down (a traceback after "nothing lost"); once its work is done, the signals take their default."""
-    assert distributed.launch(2, _record_exit_handlers, str(tmp_path), threads=1) == 0
+    assert launcher.launch(2, _record_exit_handlers, str(tmp_path), threads=1) == 0
     assert sorted(p.read_text() for p in tmp_path.glob("*.txt")) == ["default default"] * 2
 
 
@@ -393,7 +394,7 @@ def test_an_interrupt_of_the_launcher_alone_stops_its_processes():
     finally:
         signal.signal(signal.SIGINT, previous)
     with pytest.raises(KeyboardInterrupt):
-        with distributed.stopped_on_interrupt(processes, grace_s=20):
+        with launcher.stopped_on_interrupt(processes, grace_s=20):
             raise KeyboardInterrupt
     assert not any(p.is_alive() for p in processes)
     assert [p.exitcode for p in processes] != [0, 0]                # stopped, not ended by their own return
@@ -409,7 +410,7 @@ def test_a_stop_the_launcher_swallowed_stops_its_processes(tmp_path):
         except KeyboardInterrupt:                         # swallowed
             pass
         with pytest.raises(KeyboardInterrupt):
-            distributed.launch(2, _sleep_long, str(tmp_path), threads=1)
+            launcher.launch(2, _sleep_long, str(tmp_path), threads=1)
     finally:
         watch_interrupts(False)
     assert not list(tmp_path.glob("finished-*"))          # stopped, not run to their end
@@ -444,7 +445,7 @@ def _killed_if_rank_1(folder: str) -> int:              # a training process the
 def test_a_training_process_killed_by_a_signal_is_named_in_one_line(capsys, tmp_path):
     """A process killed from outside leaves no error of its own: the launcher names it and its signal, and says
     how to continue, instead of ending silently."""
-    assert distributed.launch(2, _killed_if_rank_1, str(tmp_path), threads=1) == 1
+    assert launcher.launch(2, _killed_if_rank_1, str(tmp_path), threads=1) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("spikecl")]
     assert len(err) == 1 and re.match(r"spikecl: error: training process 1 \(pid \d+\) was killed by SIGKILL; "
                                       r"what finished is kept: run again with --resume to continue$", err[0]), err
@@ -461,7 +462,7 @@ def _interrupted_if_rank_1():                            # a scheduler's TERM to
 def test_a_training_process_interrupted_alone_is_named_with_how_to_continue(capsys):
     """SIGTERM (or SIGINT) to one training process, not to the launcher: exit 130 as for Ctrl-C, and a line saying
     which process stopped and that --resume continues, rather than no word at all."""
-    assert distributed.launch(2, _interrupted_if_rank_1, threads=1) == 130
+    assert launcher.launch(2, _interrupted_if_rank_1, threads=1) == 130
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("spikecl")]
     assert len(err) == 1 and re.match(r"spikecl: training process 1 \(pid \d+\) was interrupted; what finished is "
                                       r"kept: run again with --resume to continue$", err[0]), err
@@ -584,7 +585,7 @@ def test_a_failed_launch_leaves_no_traceback_files_of_torchs_behind(tmp_path, mo
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert distributed.launch(2, _raises_if_rank_1, threads=1) == 1
+    assert launcher.launch(2, _raises_if_rank_1, threads=1) == 1
     assert "rank 1 failed" in capsys.readouterr().err
     assert not list(tmp_path.glob("pytorch-errorfile-*"))
 
@@ -598,7 +599,7 @@ def test_processes_that_chose_different_jobs_stop_before_training(tmp_path):
     base = [sys.executable, "-m", "spikecl.cli", "run", str(exp), "--no-progress", "--no-plots",
             "--output-dir", str(tmp_path)]
     torchrun = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(distributed.free_port())}
+                "MASTER_PORT": str(launcher.free_port())}
     ranks = [subprocess.Popen(base + ["--seed", str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**torchrun, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
     outputs = [p.communicate(timeout=300) for p in ranks]

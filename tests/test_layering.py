@@ -55,6 +55,25 @@ def test_the_core_imports_no_part_above_it_and_only_the_cli_its_commands():
     assert not wrong, "; ".join(wrong)
 
 
+#: the commands that run, report or export any kind: they ask the kind (spikecl.experiment_kind.Kind's hooks),
+#: never import a kind's part or compare with a kind's name (``spikecl sweep`` is the continual kind's own command)
+KIND_BLIND_COMMANDS = ("run.py", "export.py", "report.py")
+
+
+def test_commands_of_every_kind_ask_the_kind_not_its_name():
+    from spikecl.experiment_kind import KINDS as KIND_NAMES
+
+    wrong = []
+    for name in KIND_BLIND_COMMANDS:
+        path = PACKAGE / "commands" / name
+        wrong += [f"commands/{name}:{line} imports spikecl.{other}" for other, line in sorted(imported_parts(path))
+                  if other in ("continual", "memory", "sdr")]
+        wrong += [f"commands/{name}:{node.lineno} compares with the kind name {c.value!r}"
+                  for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Compare)
+                  for c in (node.left, *node.comparators) if isinstance(c, ast.Constant) and c.value in KIND_NAMES]
+    assert not wrong, "; ".join(wrong)
+
+
 def _module(path: Path) -> str:
     """'spikecl/continual/runner.py' -> 'spikecl.continual.runner'; hardware/<pkg>/... keeps its package name."""
     parts = list(path.with_suffix("").parts)

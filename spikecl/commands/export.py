@@ -125,7 +125,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
                               "exports as a Lava learning graph (HDF5) and takes no such option")
-        return export_ca3(args)
+        return export_experiment(args)
     netx_only = [name for name in given if name != "format"]
     if args.format == "nir" and netx_only:
         raise ConfigError(f"--{netx_only[0].replace('_', '-')} applies to netx exports; --format nir writes the float "
@@ -177,27 +177,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_ca3(args: argparse.Namespace) -> int:
-    from spikecl.experiment_kind import experiment_toml
-    from spikecl.memory.experiment import load_config
-    from spikecl.memory.lava_graph import write_functional_graph
+def export_experiment(args: argparse.Namespace) -> int:
+    """``spikecl export EXPERIMENT.toml``: the exported form its kind writes
+    (:attr:`~spikecl.experiment_kind.Kind.export`)."""
+    from spikecl.experiment_kind import experiment_toml, kind, kind_names
 
-    kind = experiment_toml(args.source).get("kind", "continual")
-    if kind == "continual":
-        raise ConfigError(f"{args.source} is a continual experiment file; export takes what it trained: run it "
-                          f"(spikecl run {args.source}), then export a results file, e.g. spikecl export "
-                          "<output_dir>/<name>/<method>-seed0.h5 -o net.h5 (a ca3 experiment file exports as it is)")
-    if kind != "ca3":
-        raise ConfigError(f"{args.source} is a {kind!r} experiment file, which has no exported form; export takes a "
+    name = experiment_toml(args.source).get("kind", "continual")
+    k = kind(name) if name in kind_names() else None
+    if k is None or k.export is None:
+        raise ConfigError(f"{args.source} is a {name!r} experiment file, which has no exported form; export takes a "
                           "continual run's results file or a ca3 experiment file")
-
-    if args.output.suffix.lower() == ".nir":
-        raise ConfigError(f"-o {args.output}: a .nir name for a CA3 learning graph, which is HDF5 (NIR holds no "
-                          "plasticity); name it .h5")
-    only_params = ["stress.enabled=false", "functional.enabled=true"]      # the graph is the functional experiment
-    path = write_functional_graph(args.output, load_config(args.source, only_params).model_params(), args.overwrite)
-    print(f"wrote {path} (ca3 learning graph: the functional experiment with the torch stepper's run as reference; "
-          f"spikecl deploy {path} --backend lava-sim)")
+    print(k.export(args.source, args.output, args.overwrite))
     return 0
 
 

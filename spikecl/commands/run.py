@@ -98,11 +98,11 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
 
 
 def recorded_setup(path: Path) -> tuple[int, int] | None:
-    """(torch threads, processes) a continual results file ``path`` that ``spikecl run`` makes again was computed
-    with (one count each, within :data:`MAX_THREADS`), else None (an experiment file, another kind's results, a run
-    resumed on other counts)."""
+    """(torch threads, processes) a results file ``path`` that ``spikecl run`` makes again was computed with, as its
+    kind records them (:meth:`~spikecl.experiment_kind.Kind.recorded_setup`), else None (an experiment file, a kind
+    whose numbers do not depend on them or that this process does not know, a run resumed on other counts)."""
     from spikecl.errors import ResultsError
-    from spikecl.experiment_kind import is_results_file
+    from spikecl.experiment_kind import is_results_file, kind, kind_names
     from spikecl.io import read_run
 
     if not is_results_file(path):
@@ -111,21 +111,17 @@ def recorded_setup(path: Path) -> tuple[int, int] | None:
         run = read_run(path)
     except ResultsError:                          # said when the file is read as the experiment
         return None
-    threads, processes = run.environment.get("torch_threads"), run.environment.get("processes", 1)
-    counts = (threads, processes)
-    if run.kind != "continual" or not all(isinstance(n, int) and 1 <= n <= MAX_THREADS for n in counts):
-        return None
-    return threads, processes
+    return kind(run.kind).recorded_setup(run) if run.kind in kind_names() else None
 
 
 def check_reads_data(path: Path, overrides: list[str]) -> None:
     """``--data-dir``: a one-line :class:`ConfigError` where the experiment's kind reads no dataset (its config has
-    no ``data`` table), rather than an unknown key the user never wrote, or where every run (of a continual
-    experiment: each method and variant ``strategy.methods`` runs) reads a dataset that comes with its package or is
-    registered (:func:`spikecl.config.reads_no_folder`)."""
+    no ``data`` table), rather than an unknown key the user never wrote, or where every run reads a dataset that
+    comes with its package or is registered (:func:`spikecl.config.reads_no_folder`), as its kind names them
+    (:meth:`~spikecl.experiment_kind.Kind.datasets_read`)."""
     import dataclasses
 
-    from spikecl.config import experiment_from_dict, method_config, reads_no_folder
+    from spikecl.config import reads_no_folder
     from spikecl.experiment_kind import experiment_toml, kind
     from spikecl.toml_files import apply_overrides
 
@@ -133,16 +129,7 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
     k = kind(raw.get("kind", "continual"))
     if k.config is not None and "data" not in {field.name for field in dataclasses.fields(k.config)}:
         raise ConfigError(f"--data-dir: {k.name!r} experiments read no dataset; drop --data-dir")
-    read: set = {None}                                      # a plugin kind's dataset names are its own
-    if k.name == "continual":
-        cfg = experiment_from_dict(raw)
-        read = {method_config(cfg, name)[0].data.dataset for name in cfg.strategy.methods}   # what runs
-    elif k.config is not None and type(k).__module__.startswith("spikecl."):   # spikecl's other kinds: one table
-        field = next(f for f in dataclasses.fields(k.config) if f.name == "data")
-        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-        dataset = data.get("dataset", getattr(default, "dataset", None))
-        read = {dataset} if isinstance(dataset, str) else {None}        # not a name: the kind's checks say why
+    read = k.datasets_read(raw)
     if all(map(reads_no_folder, read)):
         why = " or ".join(dict.fromkeys(map(reads_no_folder, sorted(read))))
         raise ConfigError(f"--data-dir: every run of this experiment reads {', '.join(sorted(read))}, which {why} "
@@ -200,7 +187,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(k, cfg, resume=args.resume, overwrite=args.overwrite, plots=not args.no_plots)
     if not args.no_plots:
         check_plot_files(k, cfg)
-    from spikecl.continual.distributed import launch
-
-    return launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides, threads=args.threads,
-                  **options)
+    return k.launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides, threads=args.threads,
+                    **options)

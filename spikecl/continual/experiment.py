@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import (ExperimentConfig, check_split_heads, experiment_from_dict, method_config,
+from spikecl.config import (MAX_THREADS, ExperimentConfig, check_split_heads, experiment_from_dict, method_config,
                             unreached_override)
 from spikecl.continual import metrics
 from spikecl.continual.report import RULES
@@ -57,6 +57,23 @@ class ContinualKind(Kind):
         where = Path(run.path).absolute().parent      # beside the file, wherever it lies now (--output-dir: elsewhere)
         raw["output_dir"], raw["name"] = str(where.parent), where.name
         return raw
+
+    def datasets_read(self, raw: dict) -> set:
+        """Each method's and variant's that ``strategy.methods`` runs."""
+        cfg = experiment_from_dict(raw)
+        return {method_config(cfg, name)[0].data.dataset for name in cfg.strategy.methods}
+
+    def recorded_setup(self, run: Run) -> tuple[int, int] | None:
+        """Its batches are split over its processes and summed by its threads: both counts, where each is one
+        within :data:`~spikecl.config.MAX_THREADS`."""
+        counts = (run.environment.get("torch_threads"), run.environment.get("processes", 1))
+        return counts if all(isinstance(n, int) and 1 <= n <= MAX_THREADS for n in counts) else None
+
+    def export(self, source: Path, output: Path, overwrite: bool) -> str:
+        """A one-line :class:`ConfigError`: what exports is what the experiment trains, its results files."""
+        raise ConfigError(f"{source} is a continual experiment file; export takes what it trained: run it (spikecl "
+                          f"run {source}), then export a results file, e.g. spikecl export "
+                          "<output_dir>/<name>/<method>-seed0.h5 -o net.h5 (a ca3 experiment file exports as it is)")
 
     def check_overrides(self, cfg: ExperimentConfig, paths: list[list[str]]) -> None:
         """A method's option set for no run of the method, or a setting every run takes from its variant."""

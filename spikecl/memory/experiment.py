@@ -258,6 +258,18 @@ class CA3Kind(Kind):
                         check=lambda C=C, M=M: check_stress_fits(cfg, C, M)))
         return jobs
 
+    def export(self, source: Path, output: Path, overwrite: bool) -> str:
+        """The functional experiment of ``source`` as a Lava learning graph (HDF5) in ``output``."""
+        from spikecl.memory.lava_graph import write_functional_graph
+
+        if output.suffix.lower() == ".nir":
+            raise ConfigError(f"-o {output}: a .nir name for a CA3 learning graph, which is HDF5 (NIR holds no "
+                              "plasticity); name it .h5")
+        only_params = ["stress.enabled=false", "functional.enabled=true"]  # the graph is the functional experiment
+        path = write_functional_graph(output, load_config(source, only_params).model_params(), overwrite)
+        return (f"wrote {path} (ca3 learning graph: the functional experiment with the torch stepper's run as "
+                f"reference; spikecl deploy {path} --backend lava-sim)")
+
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
         return summary_text({str(run.path): checked_part(run) for run in runs})
 

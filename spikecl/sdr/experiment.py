@@ -353,6 +353,12 @@ class SparseyKind(Kind):
         check_applies(cfg, ("coder", "eval"), SPARSEY_ONLY_FOR)
         return cfg
 
+    def datasets_read(self, raw: dict) -> set:
+        """``data.dataset`` as written, else its default (a value that is no name: not known; its checks say why)."""
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        dataset = data.get("dataset", DataConfig().dataset)
+        return {dataset} if isinstance(dataset, str) else {None}
+
     def plan(self, cfg: SparseyExperimentConfig) -> list[Job]:
         """One job per seed."""
         folder = Path(cfg.output_dir) / cfg.name
