@@ -135,6 +135,41 @@ def test_a_runtime_brian2_memory_is_refused_while_a_compiled_one_holds_the_devic
 
 
 @pytest.mark.brian2
+def test_brian2_memories_leave_the_process_wide_brian2_state_as_they_found_it(monkeypatch, tmp_path):
+    """Brian2's codegen target and device are global to the process: a memory sets its target only while it
+    builds and runs; a device set by your own code is a one-line refusal, not a traceback deep in Brian2 (nor
+    replaced by a compiled memory's); Ctrl-C while a compiled memory builds leaves Brian2 in runtime mode."""
+    import brian2 as b2
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    from spikecl.memory import brian2_net
+
+    monkeypatch.setitem(b2.prefs, "codegen.target", "auto")
+    net = brian2_net.Brian2CA3(CA3Params(), 3, 5, target="numpy")
+    net.run(np.zeros((4, 3), bool), np.zeros((4, 5), bool))
+    assert b2.prefs.codegen.target == "auto" and net.t_ms == 4
+
+    b2.set_device("cpp_standalone", build_on_run=False, directory=str(tmp_path / "yours"))
+    try:
+        for build in (lambda: brian2_net.Brian2CA3(CA3Params(), 3, 5), lambda: net.run(np.zeros((4, 3), bool),
+                      np.zeros((4, 5), bool)), lambda: brian2_net.CompiledBrian2CA3(CA3Params(), 3, 5, 10, tmp_path)):
+            with pytest.raises(ConfigError, match=r"^Brian2's device is CPPStandaloneDevice, set outside spikecl"):
+                build()
+        assert isinstance(b2.get_device(), CPPStandaloneDevice)             # yours, kept
+    finally:
+        b2.device.reinit()
+        b2.set_device("runtime")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(CPPStandaloneDevice, "build", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        brian2_net.CompiledBrian2CA3(CA3Params(), 3, 5, 10, str(tmp_path / "compiled"))
+    assert brian2_net.STANDALONE["owner"] is None and type(b2.get_device()).__name__ == "RuntimeDevice"
+    rasters = brian2_net.Brian2CA3(CA3Params(), 3, 5).run(np.zeros((2, 3), bool), np.zeros((2, 5), bool))
+    assert rasters["CA3contCond"].shape == (2, 5)
+
+
+@pytest.mark.brian2
 def test_ctrl_c_during_a_brian2_run_interrupts_it_rather_than_returning_a_cut_short_simulation():
     """Brian2's own SIGINT handler stops a running network after its step; the memory's run then raises
     KeyboardInterrupt instead of returning rasters that are silent after the stop."""

@@ -1798,3 +1798,30 @@ def test_a_second_execute_trains_nothing_more_and_returns_the_same_results():
     second = run.execute(progress_bar=False)
     assert np.array_equal(first.acc_matrix, second.acc_matrix) and run.run_state.next_task == 2
     assert all(torch.equal(weights[k], v) for k, v in run.net.state_dict().items())
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_an_execute_stopped_during_a_task_refuses_a_second_call(tmp_path, monkeypatch, stop):
+    """A notebook's Ctrl-C (or an error) during task 2, then the cell run again: the half-trained task was trained
+    on from where it stopped and written as a clean run (more steps than its epochs). Now the object refuses in one
+    line; a new ContinualRun resumes from the end of task 1 and equals an uninterrupted run."""
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 2, "train_per_task": 40},
+                                "network": {"hidden": [8]}, "train": {"eval_every": 0, "batch_size": 10, "epochs": 1}})
+    clean = ContinualRun(cfg, "ewc", 0).execute(progress_bar=False)
+    run, out = ContinualRun(cfg, "ewc", 0), tmp_path / "ewc-seed0.h5"
+    step, calls = run.trainer.train_batch, []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:                          # task 2's second batch
+            raise stop("stopped")
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(run.trainer, "train_batch", stopping)
+    with pytest.raises(stop):
+        run.execute(out, progress_bar=False)
+    with pytest.raises(ConfigError, match=rf"^ContinualRun.execute: this run stopped during task 2 \({stop.__name__}"):
+        run.execute(out, progress_bar=False)
+    assert not out.exists() and checkpoint_path(out).exists()
+    resumed = ContinualRun(cfg, "ewc", 0).execute(out, resume=True, progress_bar=False)
+    assert np.array_equal(resumed.acc_matrix, clean.acc_matrix) and list(resumed.task_ends) == list(clean.task_ends)

@@ -161,6 +161,7 @@ class ContinualRun:
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
         self.strategy.begin(self.train_sets)
         self.run_state = RunState()
+        self._stopped_in: str | None = None               # the task an execute() stopped in, half-trained
         for text in unused_entries(self.strategy) if self.execution.writes_files else ():
             progress.write_line(f"notice: {self.method}: {text}")
 
@@ -579,8 +580,13 @@ class ContinualRun:
         Without ``overwrite`` an existing results file is an :class:`ExistsError` (with ``resume`` too: the run
         finished; :func:`~spikecl.io.read_results` reads it). Checkpoints, results and the progress bar come only from
         a process whose execution ``writes_files``. The run keeps its state: a second call trains nothing more and
-        returns the same results (a new ``ContinualRun`` trains again).
+        returns the same results (a new ``ContinualRun`` trains again); after a call stopped during a task (Ctrl-C,
+        an error), which leaves the task half-trained, it is a one-line :class:`ConfigError`.
         """
+        if self._stopped_in is not None:
+            raise ConfigError(f"ContinualRun.execute: this run stopped during {self._stopped_in}, which left its "
+                              "network, optimizer and method part-way through a task; build a new ContinualRun "
+                              "(execute(results, resume=True) continues from the last task's checkpoint)")
         if resume and results is None:
             raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
         results = Path(results) if results is not None else None     # a str path as the other writers take
@@ -604,13 +610,17 @@ class ContinualRun:
             for task in range(p.next_task, len(self.stream)):
                 bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
                 started = time.perf_counter()
-                p.stage = stage = self.train_task(task, bar)
-                p.task_seconds.append(time.perf_counter() - started)
-                p.task_ends.append(p.iteration)
-                p.rows.append(self.accuracy_row(stage))
-                self._notice_unlearned(task)
-                p.measures.append(self.measure(task))
-                p.setups.append(self.setup())
+                try:
+                    p.stage = stage = self.train_task(task, bar)
+                    p.task_seconds.append(time.perf_counter() - started)
+                    p.task_ends.append(p.iteration)
+                    p.rows.append(self.accuracy_row(stage))
+                    self._notice_unlearned(task)
+                    p.measures.append(self.measure(task))
+                    p.setups.append(self.setup())
+                except BaseException as exc:              # Ctrl-C, an error: the task is half-done
+                    self._stopped_in = f"task {task + 1} ({type(exc).__name__})"
+                    raise
                 p.next_task = task + 1
                 bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")
                 if ckpt is not None and writes:

@@ -16,6 +16,7 @@ step as a pre spike counts as depression. These are the semantics that reproduce
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
 
@@ -55,6 +56,18 @@ def _quiet_if_unfinished(b2):
         raise
 
 
+@contextlib.contextmanager
+def _codegen_target(b2, target: str):
+    """Brian2's ``codegen.target`` (a preference global to the process) set to ``target`` while the block builds or
+    runs a network, then put back: a user's own Brian2 networks keep the target they chose."""
+    previous = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
+    try:
+        yield
+    finally:
+        b2.prefs.codegen.target = previous
+
+
 #: the :class:`CompiledBrian2CA3` holding Brian2's (process-global) device in standalone mode, if any
 STANDALONE: dict = {"owner": None}
 
@@ -75,13 +88,13 @@ class Brian2CA3:
         b2 = require("brian2", "brian2")
         self._b2 = b2
         self._stimuli: dict[tuple, object] = {}       # (name, shape) -> the TimedArray its runs refill
-        b2.prefs.codegen.target = target
+        self._target = target
         self.params, self.n_cues, self.n_bits = params, n_cues, n_bits
         self.sizes = population_sizes(n_cues, n_bits, params)
         # delays in steps before any Brian2 object exists, so that a refused one leaves none behind
         static = [(c, params.steps(c.delay_ms, f"{c.source} -> {c.target}")) for c in connections(params, n_bits)]
         self._plastic_steps = params.steps(params.delay_plastic_ms, "the plastic projections")
-        with _quiet_if_unfinished(b2):                # an interrupted build: no warning per half-built object
+        with _quiet_if_unfinished(b2), _codegen_target(b2, target):   # an interrupted build: no warning per object
             ms, mV, nA, nF = b2.ms, b2.mV, b2.nA, b2.nF
             self.dt = params.dt_ms * ms
             clock = b2.Clock(self.dt)
@@ -170,7 +183,8 @@ class Brian2CA3:
         for group in (*self.inputs.values(), *(self.plastic.values() if self.params.read_only_recall else ())):
             group.t_offset = t0 * self.dt
         namespace = {**self._namespace, **self._drive(cue_input, content_input, gate)}
-        self.network.run(n_steps * self.dt, namespace=namespace)
+        with _codegen_target(self._b2, self._target):
+            self.network.run(n_steps * self.dt, namespace=namespace)
         rasters = self._rasters(t0, n_steps)        # read even when cut short, so a later run reads only its own
         self._forget_spikes()
         if self.t_ms != t0 + n_steps:      # Brian2 turns Ctrl-C into a stop after the step: not a finished run
@@ -217,11 +231,18 @@ class Brian2CA3:
 
     def _check_device(self) -> None:
         """A ConfigError where Brian2's device (global to the process) is not this network's: a runtime network while
-        a :class:`CompiledBrian2CA3` holds it in standalone mode, or a compiled one after its :meth:`close`
-        (Brian2 would fail deep inside, saying the simulation has not been run)."""
-        if STANDALONE["owner"] is not None and STANDALONE["owner"] is not self:
+        a :class:`CompiledBrian2CA3` holds it in standalone mode or your own ``brian2.set_device`` set another, or
+        a compiled one after its :meth:`close` (Brian2 would fail deep inside, saying the simulation has not been
+        run)."""
+        owner = STANDALONE["owner"]
+        if owner is not None and owner is not self:
             raise ConfigError("a CompiledBrian2CA3 holds Brian2's device in standalone mode (the device is global to "
                               "the process); close() it before building or running another Brian2 CA3 memory")
+        devices = sys.modules.get("brian2.devices.device")   # not imported yet: in runtime mode
+        if owner is None and devices is not None and not isinstance(devices.get_device(), devices.RuntimeDevice):
+            raise ConfigError(f"Brian2's device is {type(devices.get_device()).__name__}, set outside spikecl (the "
+                              "device is global to the process); brian2.set_device('runtime') before building or "
+                              "running a Brian2 CA3 memory")
 
     def weights(self) -> dict[str, np.ndarray]:
         """Both plastic matrices in nA: ``cue_to_content [C, M]`` and ``content_to_cue [M, C]``."""
@@ -260,7 +281,7 @@ class CompiledBrian2CA3(Brian2CA3):
             self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
             self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays})
             b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
-        except Exception:
+        except BaseException:                          # Ctrl-C too: Brian2 is not left in standalone mode
             self.close()
             raise
 
