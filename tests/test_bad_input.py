@@ -93,7 +93,7 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
     from spikecl.continual.runner import ContinualRun, build_stream
     from spikecl.continual.strategies import build_strategy
     from spikecl.errors import ResultsError
-    from spikecl.io import read_results
+    from spikecl.continual.results import read_continual
     from spikecl.report import report_paths
 
     cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 2, "train_per_task": 40},
@@ -123,7 +123,7 @@ def test_the_python_api_refuses_bad_arguments_in_one_line(tmp_path):
                                                              "one: load it with spikecl.experiment_kind.load(path)"),
             (lambda: load_experiment(MODELS / "sweeps" / "pmnist5k_lr.toml"),
              "pmnist5k_lr.toml is a sweep file (it names a base experiment): run it with spikecl sweep"),
-            (lambda: read_results(None), "read_run: path: expected a str or PathLike, got NoneType"),
+            (lambda: read_continual(None), "read_run: path: expected a str or PathLike, got NoneType"),
             (lambda: load_experiment(MODELS / "split_digits.toml", [3]), "overrides: expected 'key=value' strings, "
                                                                          "got 3"),
             (lambda: report_paths(3), "report: expected results files or folders (a path or a list of them), got 3"),

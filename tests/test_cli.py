@@ -248,13 +248,13 @@ def test_run_then_report(tmp_path):
 def test_threads_are_chosen_and_recorded_in_the_results(tmp_path, flags, threads):
     """``--threads N`` sets torch's intra-op threads (per process); ``--nproc N`` alone gives each process its share
     of the cores, so N processes do not oversubscribe them; the results file records the count."""
-    from spikecl.io import read_results
+    from spikecl.continual.results import read_continual
 
     exp = tmp_path / "cli.toml"
     exp.write_text(f'output_dir = "{tmp_path}"\n' + SMALL.replace('"finetune", "si"', '"finetune"'))
     out = run_cli("run", exp, *flags, "--no-progress", "--no-plots")
     assert out.returncode == 0, out.stderr
-    recorded = read_results(tmp_path / "cli" / "finetune-seed0.h5").environment["torch_threads"]
+    recorded = read_continual(tmp_path / "cli" / "finetune-seed0.h5").environment["torch_threads"]
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert recorded == (threads or max(1, usable // 2))
 

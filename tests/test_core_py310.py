@@ -17,16 +17,17 @@ assert sys.version_info[:2] == (3, 10), sys.version
 assert numpy.__version__.startswith("1.26"), numpy.__version__
 import spikecl, spikecl.config, spikecl.errors, spikecl.io, spikecl.report, spikecl.experiment_kind
 import spikecl.continual.metrics as m
+import spikecl.continual.results as results
 import spikecl.data.datasets, spikecl.data.streams
 assert "torch" not in sys.modules, "the core imported torch"
 cfg = spikecl.config.load_experiment(pathlib.Path(sys.argv[1]) / "models" / "pmnist5k_demo.toml")
 cfg.stream.n_tasks = 2
 acc = numpy.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-r = spikecl.io.RunResult("x", 0, cfg.to_dict(), acc, numpy.zeros(0), numpy.zeros(0), numpy.zeros((0, 2)),
-                         numpy.ones(2), {"acc": m.acc(acc)})
+r = results.ContinualResult("x", 0, cfg.to_dict(), acc, numpy.zeros(0), numpy.zeros(0), numpy.zeros((0, 2)),
+                            numpy.ones(2), {"acc": m.acc(acc)})
 path = pathlib.Path(tempfile.mkdtemp()) / "r.h5"
-spikecl.io.write_results(path, r)
-back = spikecl.io.read_results(path)
+results.write_continual(path, r)
+back = results.read_continual(path)
 assert abs(back.metrics["acc"] - 0.875) < 1e-12 and abs(m.bwt(back.acc_matrix) + 0.1) < 1e-12
 print("core ok", sys.version.split()[0], numpy.__version__, networkx.__version__)
 """

@@ -19,9 +19,9 @@ from spikecl import launcher
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
 from spikecl.atomic import checkpoint_path
+from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.errors import ConfigError, interrupt, watch_interrupts
-from spikecl.io import read_results
 
 METHODS = ["hlop", "gpm", "ewc", "si", "replay"]
 SMALL = {
@@ -85,7 +85,7 @@ def one_and_two(tmp_path_factory):
     for case, (raw, method) in CASES.items():
         run = ContinualRun(_config(one_dir, raw), method, 0)
         run.execute(progress_bar=False)
-        two = read_results(_config(two_dir, raw).results_path(method, 0))
+        two = read_continual(_config(two_dir, raw).results_path(method, 0))
         out[case] = (run, two, torch.load(two_dir / f"{case}-state.pt"))
     return out
 
@@ -184,7 +184,7 @@ def test_two_gpus_nccl_match_one_gpu(tmp_path):
         raw, method = CASES[case]
         run = ContinualRun(_config(tmp_path / "one", raw, "cuda"), method, 0)
         run.execute(progress_bar=False)
-        _assert_same_run(run, read_results(_config(tmp_path / "two", raw, "cuda").results_path(method, 0)))
+        _assert_same_run(run, read_continual(_config(tmp_path / "two", raw, "cuda").results_path(method, 0)))
 
 
 def test_shards_cover_a_batch_in_order():
@@ -237,7 +237,7 @@ def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, one_and_tw
     outputs = [p.communicate(timeout=300) for p in ranks]
     assert [p.returncode for p in ranks] == [0, 0], outputs
     assert "hlop" in outputs[0][0] and outputs[1][0] == ""          # only rank 0 reports
-    two = read_results(results)
+    two = read_continual(results)
     np.testing.assert_array_equal(two.task_seconds[:saved["next_task"]], saved["task_seconds"])  # not re-trained
     one = one_and_two["hlop"][0].result()                 # the same experiment in one process, uninterrupted
     np.testing.assert_allclose(two.acc_matrix, one.acc_matrix, atol=1e-6)

@@ -219,7 +219,7 @@ def test_shd_labels_stored_as_whole_floats_are_read(tmp_path):
 
 def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, capsys):
     from spikecl.cli import main
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
     from spikecl.snn.networks import build_mlp
     from spikecl.snn.neurons import LIFParams
 
@@ -230,8 +230,8 @@ def test_export_of_an_event_network_names_the_encoder_in_one_line(tmp_path, caps
               "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
               "network": {"kind": "mlp", "hidden": [5], "reset": "zero", "num_steps": 2, "encoder": "events"}}
     acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])                # two tasks, as the config says
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
-                                               np.ones(2), {"acc": 0.85}, model=model))
+    write_continual(tmp_path / "r.h5", ContinualResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
+                                                       np.zeros((0, 2)), np.ones(2), {"acc": 0.85}, model=model))
     out = tmp_path / "net.h5"
     assert main(["export", str(tmp_path / "r.h5"), "-o", str(out), "--data-dir", str(tmp_path / "d"), "--force"]) == 2
     err = capsys.readouterr().err.strip()
@@ -280,7 +280,7 @@ def test_the_neurobench_note_names_the_samples_measured():
 def test_export_of_an_event_cnn_names_the_encoder_not_the_grid(tmp_path, capsys):
     """An N-MNIST CNN: the refusal is the encoder's (as for an MLP), not "the input grid ... is unknown"."""
     from spikecl.cli import main
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
     from spikecl.snn.networks import build_cnn
 
     net = build_cnn((2, 34, 34), [4], 10)
@@ -289,8 +289,8 @@ def test_export_of_an_event_cnn_names_the_encoder_not_the_grid(tmp_path, capsys)
               "stream": {"kind": "split", "scenario": "class", "n_tasks": 2},
               "network": {"kind": "cnn", "channels": [4], "num_steps": 2, "encoder": "events"}}
     acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])                # two tasks, as the config says
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
-                                               np.ones(2), {"acc": 0.85}, model=model))
+    write_continual(tmp_path / "r.h5", ContinualResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
+                                                       np.zeros((0, 2)), np.ones(2), {"acc": 0.85}, model=model))
     for fmt in ("netx", "nir"):
         assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / f"net.{fmt}"), "--format", fmt]) == 2
         err = capsys.readouterr().err.strip()

@@ -527,9 +527,9 @@ def test_two_folders_of_two_kinds_named_together_keep_their_plots_in_their_own_f
     in its own folder (only results of one kind lying in two folders make one table whose plots need a place)."""
     from test_report import result
 
-    from spikecl.io import write_results
+    from spikecl.continual.results import write_continual
 
-    write_results(tmp_path / "cl" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    write_continual(tmp_path / "cl" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     assert run(toy) == 0
     capsys.readouterr()
     assert main(["report", str(tmp_path / "cl"), str(tmp_path / "toy")]) == 0

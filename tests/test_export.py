@@ -481,15 +481,15 @@ def test_export_and_deploy_commands(zero_reset_run, tmp_path, capsys):
 
 def test_export_of_a_subtract_reset_run_writes_nothing(tmp_path, capsys):
     from spikecl.cli import main
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
 
     rng = np.random.default_rng(7)
     net = torch_net(rng, "subtract")
     model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     config = {"network": {"kind": "mlp", "hidden": [20, 15], "reset": "subtract", "num_steps": 4}}
     acc = np.array([[0.1], [0.9]])
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
-                                               np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    write_continual(tmp_path / "r.h5", ContinualResult("finetune", 0, config, acc, np.zeros(0), np.zeros(0),
+                                                       np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
     assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / "net.h5")]) == 2
     err = capsys.readouterr().err.strip()
     assert "reset 'subtract' is not representable" in err and len(err.splitlines()) == 1
@@ -532,14 +532,15 @@ def test_export_of_an_input_coded_run_takes_the_codes(flyhash_run, tmp_path, cap
 
 def test_export_refuses_samples_the_network_does_not_take_in_one_line(tmp_path, capsys):
     from spikecl.cli import main
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
 
     net = torch_net(np.random.default_rng(7), "zero")                   # 12 inputs; digits images have 64 pixels
     model = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     config = {"data": {"dataset": "digits"}, "stream": {"kind": "permuted", "n_tasks": 1},
               "network": {"kind": "mlp", "hidden": [20, 15], "reset": "zero", "num_steps": 4}}
-    write_results(tmp_path / "r.h5", RunResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
-                                               np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9}, model=model))
+    write_continual(tmp_path / "r.h5", ContinualResult("finetune", 0, config, np.array([[0.1], [0.9]]), np.zeros(0),
+                                                       np.zeros(0), np.zeros((0, 1)), np.ones(1), {"acc": 0.9},
+                                                       model=model))
     assert main(["export", str(tmp_path / "r.h5"), "-o", str(tmp_path / "net.h5")]) == 2
     err = capsys.readouterr().err.strip()
     assert "samples have 64 features; the network takes 12" in err and len(err.splitlines()) == 1

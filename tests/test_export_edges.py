@@ -1523,13 +1523,13 @@ def test_export_refuses_a_file_an_overwrite_is_to_replace_and_names_a_checkpoint
     from spikecl import integrity
     from spikecl.continual.experiment import KIND
     from spikecl.export.spec import load_trained
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
     from spikecl.snn import LIFParams, build_mlp
 
     config = KIND.load({"data": {"dataset": "digits"}, "network": {"hidden": [12], "num_steps": 4}}).to_dict()
     net = build_mlp(64, [12], 10, LIFParams())
     model = {k: v.numpy() for k, v in net.state_dict().items()}
-    results = write_results(tmp_path / "finetune-seed0.h5", RunResult(
+    results = write_continual(tmp_path / "finetune-seed0.h5", ContinualResult(
         "finetune", 0, config, np.full((11, 10), 0.5), np.zeros(0, np.int64), np.zeros(0, np.int64),
         np.zeros((0, 10)), np.ones(10), {"acc": 0.5}, model=model))
     assert load_trained(results).layers

@@ -118,9 +118,9 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     assert all(np.array_equal(a, b) for a, b in zip(ours.spikes, trained.spikes)) and ours.spikes[0].any()
     np.testing.assert_allclose(float_logits(folded, pixels), float_logits(plain, (pixels - 0.3) / 0.4), atol=1e-9)
     from spikecl.cli import main
-    from spikecl.io import write_results
+    from spikecl.continual.results import write_continual
 
-    write_results(tmp_path / "run.h5", result)
+    write_continual(tmp_path / "run.h5", result)
     assert main(["export", str(tmp_path / "run.h5"), "-o", str(tmp_path / "net.h5"), "--samples", "50",
                  "--force"]) == 0
     assert re.search(r"note: hidden0 carries the folded standardisation \(stream.standardize\) as a bias, which "
@@ -129,13 +129,13 @@ def test_export_folds_the_standardisation_into_the_first_layer_of_an_mlp_and_ref
     import dataclasses
 
     centred = {**result.config, "stream": {**result.config["stream"], "standardize": [0.0, 0.4]}}   # no bias added
-    write_results(tmp_path / "centred.h5", dataclasses.replace(result, config=centred))
+    write_continual(tmp_path / "centred.h5", dataclasses.replace(result, config=centred))
     assert main(["export", str(tmp_path / "centred.h5"), "-o", str(tmp_path / "c.h5"), "--samples", "50",
                  "--force"]) == 0
     assert "note: hidden0 carries" not in capsys.readouterr().out
     key = next(k for k in result.model if k.endswith("weight"))
     biased = {**result.model, key[:-len("weight")] + "bias": result.model[key][:, 0] * 0 - 3.0}  # bounds vth
-    write_results(tmp_path / "biased.h5", dataclasses.replace(result, config=centred, model=biased))
+    write_continual(tmp_path / "biased.h5", dataclasses.replace(result, config=centred, model=biased))
     assert main(["export", str(tmp_path / "biased.h5"), "-o", str(tmp_path / "b.h5"), "--samples", "50",
                  "--force"]) == 0
     out = capsys.readouterr().out

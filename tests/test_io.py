@@ -15,21 +15,22 @@ import pytest
 from hdf5_files import edited, unseal
 
 from spikecl.atomic import atomic_write
+from spikecl.continual.results import ContinualResult, read_continual, write_continual
 from spikecl.environment import cpu_model
 from spikecl.errors import ConfigError, ExistsError, ForeignFileError, ResultsError
-from spikecl.io import RunResult, read_results, read_run, write_results
+from spikecl.io import read_run
 
 
 def make_result(seed=0):
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-    return RunResult("ewc", seed, {"name": "x", "train": {"lr": 0.1}}, acc, np.array([5, 10]), np.array([0, 1]),
-                     np.array([[0.5, np.nan], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875, "bwt": -0.1},
-                     model={"w": np.ones((2, 3), np.float32)}, extra={"dims": np.array([3, 4])})
+    return ContinualResult("ewc", seed, {"name": "x", "train": {"lr": 0.1}}, acc, np.array([5, 10]), np.array([0, 1]),
+                           np.array([[0.5, np.nan], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875, "bwt": -0.1},
+                           model={"w": np.ones((2, 3), np.float32)}, extra={"dims": np.array([3, 4])})
 
 
 def test_round_trip(tmp_path):
-    path = write_results(tmp_path / "r" / "run.h5", make_result())
-    back = read_results(path)
+    path = write_continual(tmp_path / "r" / "run.h5", make_result())
+    back = read_continual(path)
     assert back.method == "ewc" and back.seed == 0 and back.config["train"]["lr"] == 0.1
     np.testing.assert_array_equal(back.acc_matrix, make_result().acc_matrix)
     np.testing.assert_array_equal(back.curve_accuracy, make_result().curve_accuracy)
@@ -43,7 +44,7 @@ def test_results_record_the_cpu_and_torchs_instruction_set(tmp_path):
     """CPU results depend on the CPU's generation and the vector instructions torch dispatches to: both are kept."""
     import torch
 
-    back = read_results(write_results(tmp_path / "run.h5", make_result()))
+    back = read_continual(write_continual(tmp_path / "run.h5", make_result()))
     assert back.environment["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert back.environment["cpu"] == cpu_model() and back.environment["cpu"]
 
@@ -58,12 +59,12 @@ def test_cpu_model_names_the_first_processor_with_its_generation(tmp_path):
     assert cpu_model(tmp_path / "absent")        # platform.processor(), or "unknown"
 
 def test_never_overwrites_without_permission(tmp_path):
-    path = write_results(tmp_path / "run.h5", make_result(seed=0))
+    path = write_continual(tmp_path / "run.h5", make_result(seed=0))
     with pytest.raises(ExistsError, match="--overwrite"):
-        write_results(path, make_result(seed=1))
-    assert read_results(path).seed == 0
-    write_results(path, make_result(seed=1), overwrite=True)
-    assert read_results(path).seed == 1
+        write_continual(path, make_result(seed=1))
+    assert read_continual(path).seed == 0
+    write_continual(path, make_result(seed=1), overwrite=True)
+    assert read_continual(path).seed == 1
 
 
 def test_a_device_or_pipe_is_never_replaced_even_with_overwrite(tmp_path):
@@ -75,7 +76,7 @@ def test_a_device_or_pipe_is_never_replaced_even_with_overwrite(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="pipe is not a regular file"):
-        write_results(fifo, make_result(seed=0), overwrite=True)
+        write_continual(fifo, make_result(seed=0), overwrite=True)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
@@ -146,7 +147,7 @@ def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, caps
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "missing-key"])
 def test_corrupt_files_are_one_line_errors(tmp_path, damage):
     path = tmp_path / "run.h5"
-    write_results(path, make_result())
+    write_continual(path, make_result())
     if damage == "garbage":
         path.write_bytes(b"not an hdf5 file at all")
     elif damage == "truncated":
@@ -158,13 +159,13 @@ def test_corrupt_files_are_one_line_errors(tmp_path, damage):
         with edited(path, "a") as f:
             del f["acc_matrix"]
     with pytest.raises(ResultsError) as info:
-        read_results(path)
+        read_continual(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ResultsError, match="not found"):
-        read_results(tmp_path / "nope.h5")
+        read_continual(tmp_path / "nope.h5")
 
 
 def test_every_kind_writes_one_schema_and_reads_back(tmp_path):
@@ -179,7 +180,7 @@ def test_every_kind_writes_one_schema_and_reads_back(tmp_path):
     with pytest.raises(ResultsError, match=r"part.h5 is corrupt or incomplete \(no 'table/cue_exact'; table holds seed\)"):
         run.array("table/cue_exact")
     with pytest.raises(ResultsError, match=r"part.h5 holds a 'ca3' run, not a 'continual' run"):
-        read_results(path)
+        read_continual(path)
 
 
 def test_a_large_results_file_spikecl_wrote_reads_back(tmp_path):
@@ -275,7 +276,7 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
     from spikecl.cli import main
     from spikecl.io import read_run
 
-    path = write_results(tmp_path / "r" / "ewc-seed0.h5", make_result())
+    path = write_continual(tmp_path / "r" / "ewc-seed0.h5", make_result())
     with edited(path) as f:
         unseal(f)
         for i, shape in enumerate(shapes):
@@ -283,7 +284,7 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
     assert path.stat().st_size < 100_000
     with pytest.raises(ResultsError, match=message):
         read_run(path)
-    write_results(tmp_path / "r" / "ewc-seed1.h5", make_result(1))
+    write_continual(tmp_path / "r" / "ewc-seed1.h5", make_result(1))
     assert main(["report", str(tmp_path / "r"), "--no-plots"]) == 2
     assert "skipped: " in capsys.readouterr().out
 
@@ -297,7 +298,7 @@ def test_a_file_declaring_huge_arrays_is_refused_before_any_is_read(tmp_path, sh
 def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, where, value):
     """A file whose CRCs were made to match (written before them, or crafted): a scalar where the curves' points
     go, accuracies outside 0..1, a NaN matrix: one line naming the file, never a plot's traceback."""
-    path = write_results(tmp_path / "r.h5", make_result())
+    path = write_continual(tmp_path / "r.h5", make_result())
     with edited(path) as f:
         del f[where]
         f.create_dataset(where, data=value)
@@ -307,7 +308,7 @@ def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, wh
                 if isinstance(sub, h5py.Dataset):
                     sub.attrs.pop("crc32", None)
     with pytest.raises(ResultsError, match=rf"^{re.escape(str(path))} is corrupt: "):
-        read_results(path)
+        read_continual(path)
 
 
 @pytest.mark.parametrize("attrs, message", [
@@ -450,14 +451,14 @@ def test_a_file_size_limit_is_a_one_line_error_that_keeps_the_old_file(tmp_path)
 def test_a_full_disk_is_a_one_line_error_that_keeps_the_old_file(tmp_path):
     import errno
 
-    path = write_results(tmp_path / "run.h5", make_result(seed=0))
+    path = write_continual(tmp_path / "run.h5", make_result(seed=0))
 
     def full(tmp):
         raise OSError(errno.ENOSPC, "No space left on device\n, filename = x, buf = 0x1")
 
     with pytest.raises(ResultsError, match=r"cannot write .*run\.h5: No space left on device; the previous file"):
         atomic_write(path, full, overwrite=True)
-    assert read_results(path).seed == 0 and [p.name for p in tmp_path.iterdir()] == ["run.h5"]
+    assert read_continual(path).seed == 0 and [p.name for p in tmp_path.iterdir()] == ["run.h5"]
 
 
 def test_a_lock_that_cannot_be_removed_leaves_the_runs_own_error(tmp_path, monkeypatch):
@@ -592,38 +593,39 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
      "neurobench/activation_sparsity is not one value per task (2)"),
 ])
 def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change, message):
-    """write_results wrote percentages, a matrix without row 0 and a boolean seed, which read_results then called
+    """write_continual wrote percentages, a matrix without row 0 and a boolean seed, which read_continual then called
     corrupt; now they are refused before anything is written."""
-    good = RunResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]),
-                     np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]),
-                     {"acc": 0.875}, measures={"activation_sparsity": np.array([0.8, 0.7])})
-    write_results(tmp_path / "good.h5", good)
+    good = ContinualResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}},
+                           np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875},
+                           measures={"activation_sparsity": np.array([0.8, 0.7])})
+    write_continual(tmp_path / "good.h5", good)
     with pytest.raises(ResultsError, match=re.escape(message)):
-        write_results(tmp_path / "bad.h5", replace(good, **change))
+        write_continual(tmp_path / "bad.h5", replace(good, **change))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.h5"]
     counted_in_floats = replace(good, acc_matrix=good.acc_matrix.tolist(), curve_iterations=np.array([10.0, 20.0]),
                                 curve_task=np.array([0.0, 1.0]), curve_accuracy=np.array([[0.5, np.nan], [0.6, 0.7]]))
-    back = read_results(write_results(tmp_path / "floats.h5", counted_in_floats))
+    back = read_continual(write_continual(tmp_path / "floats.h5", counted_in_floats))
     assert back.curve_iterations.tolist() == [10, 20] and back.curve_iterations.dtype == np.int64
 
 
 def _result(task, ends=None):
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-    return RunResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]), np.array(task),
-                     np.array([[0.5, 0.4], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875},
-                     task_ends=np.zeros(0, np.int64) if ends is None else np.array(ends, np.int64))
+    return ContinualResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]), np.array(task),
+                           np.array([[0.5, 0.4], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875},
+                           task_ends=np.zeros(0, np.int64) if ends is None else np.array(ends, np.int64))
 
 
 def test_curves_whose_stages_go_backwards_are_refused(tmp_path):
-    read_results(write_results(tmp_path / "ok.h5", _result([0, 1])))
+    read_continual(write_continual(tmp_path / "ok.h5", _result([0, 1])))
     with pytest.raises(ResultsError, match="stages are not in order"):
-        read_results(write_results(tmp_path / "bad.h5", _result([1, 0])))
+        read_continual(write_continual(tmp_path / "bad.h5", _result([1, 0])))
 
 
 def test_a_negative_first_task_end_is_refused(tmp_path):
-    assert read_results(write_results(tmp_path / "ok.h5", _result([0, 1], [0, 10]))).task_ends.tolist() == [0, 10]
+    assert read_continual(write_continual(tmp_path / "ok.h5", _result([0, 1], [0, 10]))).task_ends.tolist() == [0, 10]
     with pytest.raises(ResultsError, match="task_end"):
-        read_results(write_results(tmp_path / "bad.h5", _result([0, 1], [-5, 10])))
+        read_continual(write_continual(tmp_path / "bad.h5", _result([0, 1], [-5, 10])))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -742,10 +744,11 @@ def test_results_record_the_installed_versions_of_what_reads_the_data_imported_o
 
 def test_a_misspelt_entry_names_what_its_group_holds(tmp_path):
     """Run.array("acc_matrx") said only that the file was corrupt; it now names what the file (or group) holds."""
-    good = RunResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]),
-                     np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]),
-                     {"acc": 0.875}, measures={"activation_sparsity": np.array([0.8, 0.7])})
-    run = read_run(write_results(tmp_path / "run.h5", good))
+    good = ContinualResult("ewc", 0, {"name": "x", "stream": {"n_tasks": 2}},
+                           np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875},
+                           measures={"activation_sparsity": np.array([0.8, 0.7])})
+    run = read_run(write_continual(tmp_path / "run.h5", good))
     with pytest.raises(ResultsError, match=r"\(no 'acc_matrx'; the file holds acc_matrix, curves, .*timings\)$"):
         run.array("acc_matrx")
     with pytest.raises(ResultsError, match=r"\(no 'timings/seconds'; timings holds task_seconds\)$"):
@@ -761,9 +764,9 @@ def test_root_attributes_that_disagree_with_the_file_are_refused(tmp_path, attrs
     """A row with an empty name, or a split attribute its config contradicts, was read (and tabled) as it was; a
     name with a folder part wrote the report's plots outside their folder, one with terminal escapes or a newline
     cleared the screen or forged table rows."""
-    path = write_results(tmp_path / "r.h5", _result([0, 1]))
+    path = write_continual(tmp_path / "r.h5", _result([0, 1]))
     with edited(path) as f:
         unseal(f)
         f.attrs.update(attrs)
     with pytest.raises(ResultsError, match=re.escape(f"{path} is corrupt: {message}")):
-        read_results(path)
+        read_continual(path)

@@ -18,24 +18,49 @@ FORBIDDEN = {
     **{kind: ("cli", "commands", *(other for other in KINDS if other != kind)) for kind in KINDS},
 }
 FORBIDDEN["export"] += ("snn",)                                  # torch-free, for the Lava environment
+#: part -> modules of a forbidden part it may import all the same: export reads a trained network from a continual
+#: run's results file, whose schema module imports only the core (test_continual_results_need_only_the_core)
+MAY = {"export": {"spikecl.continual.results"}}
 
 
-def imported_parts(path: Path) -> set[tuple[str, int]]:
-    """(part of spikecl, line) of every ``spikecl.<part>`` a module imports."""
+def imported_modules(path: Path) -> set[tuple[str, int]]:
+    """(module, line) of every ``spikecl.<...>`` module a module imports."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
-        out |= {(name.split(".")[1], node.lineno) for name in names if name.startswith("spikecl.")}
+        out |= {(name, node.lineno) for name in names if name.startswith("spikecl.")}
     return out
+
+
+def imported_parts(path: Path) -> set[tuple[str, int]]:
+    """(part of spikecl, line) of every ``spikecl.<part>`` a module imports."""
+    return {(name.split(".")[1], line) for name, line in imported_modules(path)}
 
 
 @pytest.mark.parametrize("part", sorted(FORBIDDEN))
 def test_parts_import_only_what_lies_below_them(part):
-    wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} imports spikecl.{other}"
+    wrong = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
              for path in sorted((PACKAGE / part).rglob("*.py"))
-             for other, line in sorted(imported_parts(path)) if other in FORBIDDEN[part]]
+             for name, line in sorted(imported_modules(path))
+             if name.split(".")[1] in FORBIDDEN[part] and name not in MAY.get(part, ())]
     assert not wrong, "; ".join(wrong)
+
+
+def test_continual_results_need_only_the_core():
+    """The continual kind's results files are read where torch is not (spikecl report, export, the Lava side):
+    continual/results.py imports only spikecl's core, and importing it (with its package) leaves torch out."""
+    import subprocess
+    import sys
+
+    wrong = [f"continual/results.py:{line} imports spikecl.{other}"
+             for other, line in sorted(imported_parts(PACKAGE / "continual" / "results.py"))
+             if not (PACKAGE / f"{other}.py").is_file()]
+    assert not wrong, "; ".join(wrong)
+    done = subprocess.run([sys.executable, "-c", "import sys, spikecl.continual.results, spikecl.export.spec; "
+                           "assert 'torch' not in sys.modules, 'torch imported'"], cwd=PACKAGE.parent,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 #: what the core (spikecl's top-level modules: config, errors, io, figures, the kind contract and driver, ...) may

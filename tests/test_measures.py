@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from spikecl.continual import report
-from spikecl.io import RunResult, read_results, write_results
+from spikecl.continual.results import ContinualResult, read_continual, write_continual
 from spikecl.snn import measures
 from spikecl.snn.networks import build_cnn, build_mlp
 
@@ -101,15 +101,15 @@ def _result(method, acc_final, synops, measured=True):
     acc = np.full((3, 2), acc_final)
     values = {"effective_acs": np.array([synops, synops]), "effective_macs": np.zeros(2),
               "footprint_bytes": np.array([2048.0, 2048.0])} if measured else {}
-    return RunResult(method, 0, {"name": "x"}, acc, np.zeros(0, np.int64), np.zeros(0, np.int64),
-                     np.zeros((0, 2)), np.ones(2), {"acc": acc_final}, measures=values)
+    return ContinualResult(method, 0, {"name": "x"}, acc, np.zeros(0, np.int64), np.zeros(0, np.int64),
+                           np.zeros((0, 2)), np.ones(2), {"acc": acc_final}, measures=values)
 
 
 def test_results_files_keep_measures_and_older_files_read(tmp_path):
-    write_results(tmp_path / "a.h5", _result("ewc", 0.8, 120.0))
-    write_results(tmp_path / "old.h5", _result("ewc", 0.8, 0.0, measured=False))
-    np.testing.assert_array_equal(read_results(tmp_path / "a.h5").measures["effective_acs"], [120.0, 120.0])
-    assert read_results(tmp_path / "old.h5").measures == {}
+    write_continual(tmp_path / "a.h5", _result("ewc", 0.8, 120.0))
+    write_continual(tmp_path / "old.h5", _result("ewc", 0.8, 0.0, measured=False))
+    np.testing.assert_array_equal(read_continual(tmp_path / "a.h5").measures["effective_acs"], [120.0, 120.0])
+    assert read_continual(tmp_path / "old.h5").measures == {}
 
 
 def test_report_table_and_accuracy_synops_plot(tmp_path):

@@ -118,14 +118,13 @@ def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path
     monkeypatch.setattr(Axes, "errorbar", lambda ax, *a, **k: drawn.append((k.get("label"), k.get("color")))
                         or errorbar(ax, *a, **k))
     from spikecl.continual.report import write_plots
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     def run(method, synops):
         measures = {"synops": np.array([synops, synops])} if synops else {}
-        return RunResult(method, 0, {"strategy": {"methods": ["a", "b", "c"]}}, np.array([[0.1, 0.1], [0.9, 0.2],
-                                                                                        [0.8, 0.9]]),
-                         np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
-                         {"acc": 0.85, "bwt": -0.1}, measures=measures)
+        return ContinualResult(method, 0, {"strategy": {"methods": ["a", "b", "c"]}},
+                               np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
+                               {"acc": 0.85, "bwt": -0.1}, measures=measures)
 
     monkeypatch.setattr("spikecl.continual.report.final_measures",
                         lambda rs: {r.method: {"synops": float(r.measures["synops"][-1])} for r in rs if r.measures})
@@ -203,15 +202,15 @@ def test_comparison_draws_no_error_bar_for_one_seed_and_says_what_it_leaves_out(
     from matplotlib.axes import Axes
 
     from spikecl.continual.report import comparison_summary
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     bars = []
     bar = Axes.bar
     monkeypatch.setattr(Axes, "bar", lambda ax, *a, **k: bars.append(k) or bar(ax, *a, **k))
 
     def run(method, seed, acc):
-        return RunResult(method, seed, {}, np.array([[0.1, 0.1], [0.9, 0.2], [acc, 0.9]]), np.zeros(0, np.int64),
-                         np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {})
+        return ContinualResult(method, seed, {}, np.array([[0.1, 0.1], [0.9, 0.2], [acc, 0.9]]), np.zeros(0, np.int64),
+                               np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {})
 
     summary = comparison_summary([run("a", 0, 0.8), run("a", 1, 0.6), run("b", 0, 0.7)])
     assert np.isnan(summary["b"]["acc"][1]) and summary["a"]["acc"][1] > 0
@@ -222,25 +221,25 @@ def test_comparison_draws_no_error_bar_for_one_seed_and_says_what_it_leaves_out(
 
 def test_the_curves_title_says_how_many_evaluation_samples_at_most(tmp_path, monkeypatch):
     from spikecl.continual.report import write_plots
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     titles = []
     monkeypatch.setattr(plots, "plot_task_curves", lambda *a, title=None, **k: titles.append(title) or a[3])
-    run = RunResult("a", 0, {"train": {"eval_samples": 50}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]),
-                    np.array([5, 15]), np.array([0, 1]), np.array([[0.5, np.nan], [0.6, 0.5]]), np.ones(2),
-                    {"acc": 0.85, "bwt": -0.1})
+    run = ContinualResult("a", 0, {"train": {"eval_samples": 50}}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]),
+                          np.array([5, 15]), np.array([0, 1]), np.array([[0.5, np.nan], [0.6, 0.5]]), np.ones(2),
+                          {"acc": 0.85, "bwt": -0.1})
     write_plots([run], tmp_path)
     assert titles == ["a, seed 0 (up to 50 evaluation samples of each task)"]
 
 
 def test_an_accuracy_synops_plot_of_runs_now_without_measures_is_removed(tmp_path):
     from spikecl.continual.report import write_plots
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     stale = tmp_path / "accuracy-synops.png"
     stale.write_bytes(b"an earlier report's plot")
-    run = RunResult("a", 0, {}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64),
-                    np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+    run = ContinualResult("a", 0, {}, np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64),
+                          np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
     written = write_plots([run], tmp_path)
     assert not stale.exists() and stale not in written
 
@@ -304,12 +303,12 @@ def test_the_comparison_plots_say_which_runs_they_leave_out_and_how_many_seeds_e
     """The table names runs its experiment planned but no file holds; the figures, which would otherwise show a
     one-method "comparison" or a 2-seed bar like a 3-seed one, say it under their axes."""
     from spikecl.continual import report
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     def run(method, seed):
-        return RunResult(method, seed, {"strategy": {"methods": ["a", "b"]}, "seeds": [0, 1, 2]},
-                         np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                         np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+        return ContinualResult(method, seed, {"strategy": {"methods": ["a", "b"]}, "seeds": [0, 1, 2]},
+                               np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64),
+                               np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
 
     results = [run("a", 0), run("a", 1), run("a", 2), run("b", 0), run("b", 2)]
     assert report.plot_note(results) == "not drawn (no results file read): b seed 1; seeds per method: a 3, b 2"
@@ -350,12 +349,12 @@ def test_matrix_cells_show_the_tables_decimal(tmp_path, monkeypatch):
 
 def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tmp_path, monkeypatch):
     from spikecl.continual import report
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     def run(method, **data):
-        return RunResult(method, 0, {"name": "split-digits", "data": {"dataset": "digits", **data}},
-                         np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                         np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
+        return ContinualResult(method, 0, {"name": "split-digits", "data": {"dataset": "digits", **data}},
+                               np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.9]]), np.zeros(0, np.int64),
+                               np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {"acc": 0.85, "bwt": -0.1})
 
     titles = []
     for name in ("plot_accuracy_matrix", "plot_method_comparison"):

@@ -8,7 +8,8 @@ import pytest
 from spikecl import experiment_kind
 from spikecl.cli import main
 from spikecl.continual import strategies
-from spikecl.io import read_results, read_run
+from spikecl.continual.results import read_continual
+from spikecl.io import read_run
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = ('name = "mine"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
@@ -34,7 +35,7 @@ def test_a_method_of_your_own_runs_from_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "strategy.l2: options for an unknown method" in err and "passed with --plugin" in err
     assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--no-plots") == 0
-    result = read_results(tmp_path / "mine" / "l2-seed0.h5")
+    result = read_continual(tmp_path / "mine" / "l2-seed0.h5")
     assert result.acc_matrix.shape == (3, 2) and result.config["strategy"]["options"]["l2"]["strength"] == 0.5
     assert "ACC" in capsys.readouterr().out
 
@@ -46,7 +47,7 @@ def test_the_example_method_anchors_each_weight_by_name_beside_a_projection(tmp_
     exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY.replace("hidden = [16]", "hidden = [16, 16]\nbias = true")
                    .replace('methods = ["l2"]', 'methods = ["l2+gpm"]'))
     assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--no-plots") == 0, capsys.readouterr().err
-    assert read_results(tmp_path / "mine" / "l2+gpm-seed0.h5").acc_matrix.shape == (3, 2)
+    assert read_continual(tmp_path / "mine" / "l2+gpm-seed0.h5").acc_matrix.shape == (3, 2)
 
 
 def test_results_record_the_plugin_version_and_the_report_tells_versions_apart(tmp_path, capsys):
@@ -58,7 +59,7 @@ def test_results_record_the_plugin_version_and_the_report_tells_versions_apart(t
     plugin.write_text((EXAMPLES / "custom_strategy.py").read_text())
     first = f"{zlib.crc32(plugin.read_bytes()):08x}"
     assert run("run", exp, "--plugin", plugin, "--no-plots", "--seed", "0") == 0
-    assert read_results(tmp_path / "mine" / "l2-seed0.h5").environment["plugins"] == {"custom_strategy.py": first}
+    assert read_continual(tmp_path / "mine" / "l2-seed0.h5").environment["plugins"] == {"custom_strategy.py": first}
     plugin.write_text(plugin.read_text() + "# fixed\n")
     assert run("run", exp, "--plugin", plugin, "--no-plots", "--seed", "1") == 0
     capsys.readouterr()
@@ -114,7 +115,7 @@ def test_each_process_of_an_nproc_run_loads_the_plugin(tmp_path, capsys):
     exp = tmp_path / "mine.toml"
     exp.write_text(f'output_dir = "{tmp_path}"\n' + TINY)
     assert run("run", exp, "--plugin", EXAMPLES / "custom_strategy.py", "--nproc", "2", "--no-plots") == 0
-    assert read_results(tmp_path / "mine" / "l2-seed0.h5").acc_matrix.shape == (3, 2)
+    assert read_continual(tmp_path / "mine" / "l2-seed0.h5").acc_matrix.shape == (3, 2)
 
 
 @pytest.mark.parametrize("source, message", [

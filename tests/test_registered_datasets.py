@@ -12,12 +12,13 @@ from restoring import restored
 from spikecl.cli import main
 from spikecl.config import REGISTERED_DATASETS, experiment_from_dict
 from spikecl.atomic import checkpoint_path
+from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.data import register_dataset
 from spikecl.data.base import Dataset
 from spikecl.data.datasets import load_dataset, registered_crc
 from spikecl.errors import ConfigError, DataError
-from spikecl.io import read_results, read_run
+from spikecl.io import read_run
 
 #: four classes of 4x4 images, a bright pixel at each class's place on a noisy background, 60 train / 30 test each
 PLUGIN = '''import numpy as np
@@ -71,7 +72,7 @@ def test_a_dataset_of_your_own_runs_from_the_command_line_and_reports_without_it
     assert "data.dataset: 'blobs' is not allowed; choose one of digits" in err and err.count("\n") == 1
     assert err.rstrip().endswith("dvs_gesture; one of your own: register it in a file passed with --plugin")
     assert run(exp, "--plugin", plugin) == 0
-    result = read_results(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
+    result = read_continual(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
     assert result.acc_matrix.shape == (3, 2) and result.config["data"]["dataset"] == "blobs"
     assert result.config["data_crc"] == result.environment["data_crc"] == registered_crc("blobs", 0)
     capsys.readouterr()
@@ -102,8 +103,8 @@ def test_a_killed_run_on_a_dataset_of_your_own_resumes_to_the_uninterrupted_numb
     without_plugin()                                             # the resuming process loads the plugin again
     assert run(exp, "--plugin", plugin, "--resume") == 0
     assert run(exp, "--plugin", plugin, "--output-dir", tmp_path / "whole") == 0
-    whole = read_results(tmp_path / "whole" / "blobs" / "finetune-seed0.h5")
-    assert np.array_equal(read_results(results).acc_matrix, whole.acc_matrix)
+    whole = read_continual(tmp_path / "whole" / "blobs" / "finetune-seed0.h5")
+    assert np.array_equal(read_continual(results).acc_matrix, whole.acc_matrix)
 
 
 def test_runs_on_other_data_of_one_registered_name_are_not_mixed(tmp_path, capsys, monkeypatch):
@@ -344,7 +345,7 @@ def test_a_registered_dataset_is_loaded_once_per_seed_and_builds_every_stream():
 def test_each_process_of_an_nproc_run_loads_the_registered_dataset(tmp_path):
     plugin, exp = files(tmp_path)
     assert run(exp, "--plugin", plugin, "--nproc", "2") == 0
-    result = read_results(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
+    result = read_continual(tmp_path / "out" / "blobs" / "finetune-seed0.h5")
     assert result.acc_matrix.shape == (3, 2) and result.config["data_crc"] == registered_crc("blobs", 0)
 
 

@@ -10,24 +10,24 @@ import pytest
 from hdf5_files import edited, unseal
 
 from spikecl.continual.report import in_experiment_order, text_report
+from spikecl.continual.results import ContinualResult, as_continual, write_continual
 from spikecl.errors import ResultsError
-from spikecl.io import RunResult, as_result, write_results
 from spikecl.report import collect
 
 
 def result(method, seed, methods):
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-    return RunResult(method, seed, {"name": "x", "strategy": {"methods": methods}}, acc, np.zeros(0, np.int64),
-                     np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875, "bwt": -0.1})
+    return ContinualResult(method, seed, {"name": "x", "strategy": {"methods": methods}}, acc, np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros((0, 2)), np.array([1.0, 1.0]), {"acc": 0.875, "bwt": -0.1})
 
 
 def test_folder_runs_follow_the_experiments_method_order(tmp_path):
     listed = ["finetune", "hlop", "joint"]
     for method in listed:
         for seed in (1, 0):
-            write_results(tmp_path / f"{method}-seed{seed}.h5", result(method, seed, listed))
-    write_results(tmp_path / "extra" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))   # another experiment's run
-    runs = in_experiment_order([as_result(r) for r in collect([tmp_path])["continual"]])
+            write_continual(tmp_path / f"{method}-seed{seed}.h5", result(method, seed, listed))
+    write_continual(tmp_path / "extra" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))   # another experiment's run
+    runs = in_experiment_order([as_continual(r) for r in collect([tmp_path])["continual"]])
     assert [(r.method, r.seed) for r in runs] == [("finetune", 0), ("finetune", 1), ("hlop", 0), ("hlop", 1),
                                                   ("joint", 0), ("joint", 1), ("ewc", 0)]
     table = text_report(runs, matrices=False)
@@ -42,7 +42,7 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
 
     from spikecl.cli import main
     from spikecl.continual.sweep import load_sweep, write_sweep_results
-    from spikecl.io import read_results
+    from spikecl.continual.results import read_continual
 
     folder = tmp_path / "mixed"
     common = ["--seed", "0", "--output-dir", str(folder), "--no-progress", "--no-plots"]
@@ -60,7 +60,7 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
     assert main(["run", "models/sparsey_digits.toml", *common, *[a for o in sparsey for a in ("--set", o)]]) == 0
     sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0]\noutput_dir = "{folder}"\n[data]\ndataset = "digits"\n',
                                    'base = "base.toml"\nname = "grid"\n[grid]\n"train.lr" = [0.05, 0.1]\n'))
-    run = read_results(folder / "split" / "finetune-seed0.h5")
+    run = read_continual(folder / "split" / "finetune-seed0.h5")
     write_sweep_results([replace(run, method="finetune @ lr=0.05")], sweep, {"lr=0.1/finetune-seed0": ["Boom: x"]})
     assert main(["export", str(zero_reset_run[0]), "-o", str(folder / "net.h5"), "--samples", "0",
                  "--calibration-samples", "0"]) == 0
@@ -100,13 +100,13 @@ def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, 
     from spikecl.cli import main
 
     listed = ["finetune"]
-    first = write_results(tmp_path / "a" / "finetune-seed0.h5", result("finetune", 0, listed))
-    write_results(tmp_path / "a" / "finetune-seed1.h5", result("finetune", 1, listed))
+    first = write_continual(tmp_path / "a" / "finetune-seed0.h5", result("finetune", 0, listed))
+    write_continual(tmp_path / "a" / "finetune-seed1.h5", result("finetune", 1, listed))
     assert main(["report", str(first), str(first), str(tmp_path / "a"), "--no-plots", "--no-matrices"]) == 0
     assert " 2 " in capsys.readouterr().out.splitlines()[2]                   # seeds 0 and 1, once each
     other = replace(result("finetune", 0, listed), config={"name": "x", "strategy": {"methods": listed},
                                                             "stream": {"train_per_task": 3}})
-    write_results(tmp_path / "b" / "finetune-seed0.h5", other)
+    write_continual(tmp_path / "b" / "finetune-seed0.h5", other)
     assert main(["report", str(first), str(tmp_path / "b" / "finetune-seed0.h5"), "--no-plots"]) == 2
     assert "hold finetune made with different settings (stream differs)" in capsys.readouterr().err
     (tmp_path / "a" / "copy.h5").write_bytes(first.read_bytes())
@@ -139,7 +139,7 @@ def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_p
 
     from spikecl.cli import main
 
-    path = write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    path = write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     monkeypatch.setattr(os, "access", lambda p, mode: False)                 # a read-only folder (root ignores modes)
     assert main(["report", str(path)]) == 2
     out, err = capsys.readouterr()
@@ -153,7 +153,7 @@ def test_a_plot_name_too_long_for_its_file_system_is_refused_before_any_table(tm
     from spikecl.cli import main
 
     method = "v" * 228
-    path = write_results(tmp_path / f"{method[:10]}-seed0.h5", result(method, 0, [method]))
+    path = write_continual(tmp_path / f"{method[:10]}-seed0.h5", result(method, 0, [method]))
     assert main(["report", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and not list(tmp_path.glob("*.png"))
@@ -171,9 +171,9 @@ def test_a_plots_folder_holding_other_results_is_refused_before_its_plots_are_re
     from spikecl.cli import main
     from spikecl.io import write_run
 
-    mine = write_results(tmp_path / "mine" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
-    other = write_results(tmp_path / "other" / "finetune-seed0.h5",
-                          replace(result("finetune", 0, ["finetune"]), config={"name": "y"}))
+    mine = write_continual(tmp_path / "mine" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    other = write_continual(tmp_path / "other" / "finetune-seed0.h5",
+                            replace(result("finetune", 0, ["finetune"]), config={"name": "y"}))
     assert main(["report", str(other.parent)]) == 0
     before = {p.name: p.read_bytes() for p in other.parent.glob("*.png")}
     capsys.readouterr()
@@ -198,7 +198,7 @@ def test_an_unfinished_runs_checkpoint_is_named_beside_the_table(tmp_path, capsy
     of the finished ones used to look like the whole experiment; now a line names the unfinished run."""
     from spikecl.cli import main
 
-    write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     (tmp_path / "finetune-seed1.ckpt").write_bytes(b"checkpoint")
     (tmp_path / "finetune-seed0.ckpt").write_bytes(b"checkpoint")     # killed as it removed it: finished
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
@@ -214,7 +214,7 @@ def test_plots_left_by_results_removed_since_are_named_after_the_report(tmp_path
     from spikecl.cli import main
 
     for seed in (0, 1):
-        write_results(tmp_path / f"finetune-seed{seed}.h5", result("finetune", seed, ["finetune"]))
+        write_continual(tmp_path / f"finetune-seed{seed}.h5", result("finetune", seed, ["finetune"]))
     assert main(["report", str(tmp_path), "--no-matrices"]) == 0
     assert "note:" not in capsys.readouterr().out
     (tmp_path / "finetune-seed1.h5").unlink()
@@ -300,7 +300,7 @@ def test_a_joint_run_evaluated_otherwise_gives_intransigence(tmp_path, capsys):
     the joint run still gives the reference, while the rows' settings note keeps naming the key (their min-ACC and
     WC-ACC are measured otherwise)."""
     from spikecl.cli import main
-    from spikecl.io import read_results
+    from spikecl.continual.results import read_continual
 
     experiment = two_digit_tasks(tmp_path / "evals.toml", "evals", '["finetune", "gpm", "hlop"]',
                                  network='encoder = "poisson"\nnum_steps = 3\n')
@@ -311,7 +311,7 @@ def test_a_joint_run_evaluated_otherwise_gives_intransigence(tmp_path, capsys):
                  'strategy.methods=["finetune", "gpm", "hlop", "joint"]']) == 0
     capsys.readouterr()
     for method in ("finetune", "gpm", "hlop"):
-        a, b = (read_results(tmp_path / d / "evals" / f"{method}-seed0.h5") for d in "ab")
+        a, b = (read_continual(tmp_path / d / "evals" / f"{method}-seed0.h5") for d in "ab")
         np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
     assert main(["report", str(tmp_path / "a" / "evals" / "finetune-seed0.h5"),
                  str(tmp_path / "b" / "evals" / "joint-seed0.h5"), "--no-plots", "--no-matrices"]) == 0
@@ -438,10 +438,10 @@ def test_a_sweep_below_a_named_folder_gives_its_summaries_not_its_trials(tmp_pat
     trials = []
     for run in sweep.runs:
         trial = replace(result("finetune", 0, ["finetune"]), config={"name": "tiny", "train": run.overrides})
-        write_results(run.results, trial)
+        write_continual(run.results, trial)
         trials.append(replace(trial, method=f"finetune @ {run.point}"))
     write_sweep_results(trials, sweep, {})
-    write_results(out / "other" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    write_continual(out / "other" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
     capsys.readouterr()
     assert main(["report", str(out), "--no-plots"]) == 0
     text = capsys.readouterr().out
@@ -457,7 +457,7 @@ def test_a_subfolder_that_cannot_be_read_is_skipped_with_a_note(tmp_path, capsys
     from spikecl.report import collect
 
     for folder in ("kept", "locked"):
-        write_results(tmp_path / folder / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+        write_continual(tmp_path / folder / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: "locked" not in str(p) and real(p, mode))
     runs = collect([tmp_path])["continual"]
@@ -486,7 +486,7 @@ def test_a_folder_of_several_experiments_gives_a_table_and_plots_per_experiment(
     for name, tasks in (("a", 2), ("b", 3)):
         run = replace(result("finetune", 0, ["finetune"]), config={"name": name, "strategy": {"methods": ["finetune"]},
                                                                   "stream": {"train_per_task": tasks}})
-        write_results(out / name / "finetune-seed0.h5", run)
+        write_continual(out / name / "finetune-seed0.h5", run)
     assert main(["report", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"== continual in {out / 'a'}: 1 results file(s) ==" in text
@@ -513,7 +513,7 @@ def test_an_experiment_folders_plots_stay_its_own(tmp_path, capsys):
     def put(path, name, tasks=2, seed=0):
         run = replace(result("finetune", seed, ["finetune"]), config={"name": name, "stream": {"train_per_task": tasks},
                                                                      "strategy": {"methods": ["finetune"]}})
-        write_results(path, run)
+        write_continual(path, run)
 
     put(tmp_path / "r" / "a" / "finetune-seed0.h5", "a")
     assert main(["report", str(tmp_path / "r")]) == 0
@@ -671,8 +671,8 @@ def test_a_file_an_unfinished_overwrite_is_still_to_replace_is_not_reported(tmp_
     from spikecl.cli import main
 
     listed = ["finetune", "ewc"]
-    write_results(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
-    old = write_results(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
+    write_continual(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
+    old = write_continual(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
     (tmp_path / "r" / "ewc-seed0.h5.replacing").touch()
     assert main(["report", str(tmp_path / "r"), "--no-plots", "--no-matrices"]) == 0
     out = capsys.readouterr().out
@@ -703,8 +703,8 @@ def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinishe
     from spikecl.experiment_kind import mark_replacing
 
     listed = ["finetune", "ewc"]
-    write_results(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
-    old = write_results(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
+    write_continual(tmp_path / "r" / "finetune-seed0.h5", result("finetune", 0, listed))
+    old = write_continual(tmp_path / "r" / "ewc-seed0.h5", result("ewc", 0, listed))
     mark_replacing(old)
     mark = tmp_path / "r" / "ewc-seed0.h5.replacing"
     assert mark.read_text() == f"{os.getpid()} {_start_time(os.getpid())}"
@@ -736,7 +736,7 @@ def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_
     from spikecl.cli import main
 
     for method in ("finetune", "ewc"):
-        write_results(tmp_path / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
+        write_continual(tmp_path / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
     assert main(["report", str(tmp_path)]) == 0
     before = (tmp_path / "comparison.png").read_bytes()
     capsys.readouterr()
@@ -759,7 +759,7 @@ def test_files_named_beside_results_not_named_leave_the_folders_plots_alone(tmp_
 def test_a_loop_of_links_is_a_one_line_error_or_skipped_in_a_folder(tmp_path, capsys):
     from spikecl.cli import main
 
-    write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     (tmp_path / "loop.h5").symlink_to(tmp_path / "loop.h5")
     assert main(["report", str(tmp_path / "loop.h5"), "--no-plots"]) == 2
     assert re.fullmatch(rf"spikecl: error: {re.escape(str(tmp_path / 'loop.h5'))} cannot be followed to a file "
@@ -787,10 +787,10 @@ def test_a_linked_experiment_folder_is_named_as_skipped_and_reported_when_named(
     from spikecl.cli import main
 
     (tmp_path / "elsewhere").mkdir()
-    write_results(tmp_path / "elsewhere" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    write_continual(tmp_path / "elsewhere" / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "tiny").symlink_to(tmp_path / "elsewhere")
-    write_results(tmp_path / "results" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    write_continual(tmp_path / "results" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     assert main(["report", str(tmp_path / "results"), "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert f"skipped: {tmp_path / 'results' / 'tiny'} is a link to a folder (links are not followed); name it" in out
@@ -813,7 +813,7 @@ def test_sweeps_of_one_name_keep_a_plot_each_and_runs_beside_a_sweep_are_noted(t
     assert main(["report", *map(str, folders), "--plots", str(tmp_path / "plots")]) == 0
     assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["grid-2-comparison.png",
                                                                           "grid-comparison.png"]
-    write_results(folders[0] / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
+    write_continual(folders[0] / "ewc-seed0.h5", result("ewc", 0, ["ewc"]))
     capsys.readouterr()
     assert main(["report", str(folders[0]), "--no-plots"]) == 0
     assert (f"skipped: 1 other results file(s) beside {folders[0] / 'sweep.h5'} (ewc-seed0.h5); name them to "
@@ -827,7 +827,7 @@ def test_two_folders_named_together_are_one_table_whose_plots_need_a_place_of_th
     from spikecl.cli import main
 
     for folder, method in (("e1", "finetune"), ("e2", "ewc")):
-        write_results(tmp_path / folder / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
+        write_continual(tmp_path / folder / f"{method}-seed0.h5", result(method, 0, ["finetune", "ewc"]))
     assert main(["report", str(tmp_path / "e1")]) == 0
     before = (tmp_path / "e1" / "comparison.png").read_bytes()
     capsys.readouterr()
@@ -843,19 +843,19 @@ def test_two_folders_named_together_are_one_table_whose_plots_need_a_place_of_th
     assert (tmp_path / "both" / "comparison.png").exists()
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "sub").mkdir()
-    write_results(tmp_path / "empty" / "sub" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    write_continual(tmp_path / "empty" / "sub" / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     assert main(["report", str(tmp_path / "empty"), str(tmp_path / "e2" / "ewc-seed0.h5")]) == 0
     assert not list((tmp_path / "empty").glob("*.png")) and (tmp_path / "e2" / "comparison.png").exists()
 
 
 def test_a_report_of_one_task_runs_explains_no_bwt_it_does_not_show():
     from spikecl.continual.report import text_report
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     def run(tasks):
         acc = np.full((tasks + 1, tasks), 0.5)
-        return RunResult("finetune", 0, {"stream": {"scenario": "domain"}}, acc, np.zeros(0, np.int64),
-                         np.zeros(0, np.int64), np.zeros((0, tasks)), np.ones(tasks), {})
+        return ContinualResult("finetune", 0, {"stream": {"scenario": "domain"}}, acc, np.zeros(0, np.int64),
+                               np.zeros(0, np.int64), np.zeros((0, tasks)), np.ones(tasks), {})
 
     assert "BWT < 0 means forgetting" not in text_report([run(1)])
     assert "BWT < 0 means forgetting" in text_report([run(2)])
@@ -865,9 +865,10 @@ def test_final_measures_are_the_last_tasks_values_and_synops_is_acs_plus_macs():
     from spikecl.continual.report import accuracy_synops, final_measures
 
     def run(seed, acs, macs, acc):                                # acc: the last row's mean
-        return RunResult("ewc", seed, {}, np.vstack([np.full((2, 2), 0.5), [acc, acc]]), np.zeros(0), np.zeros(0),
-                         np.zeros((0, 2)), np.ones(2), {"acc": acc}, environment={},
-                         measures={"effective_acs": np.array(acs, float), "effective_macs": np.array(macs, float)})
+        return ContinualResult("ewc", seed, {}, np.vstack([np.full((2, 2), 0.5), [acc, acc]]), np.zeros(0),
+                               np.zeros(0), np.zeros((0, 2)), np.ones(2), {"acc": acc}, environment={},
+                               measures={"effective_acs": np.array(acs, float),
+                                         "effective_macs": np.array(macs, float)})
 
     runs = [run(0, [100, 10], [7, 1], 0.5), run(1, [100, 30], [7, 3], 0.7)]
     got = final_measures(runs)["ewc"]
@@ -879,10 +880,10 @@ def test_final_measures_are_the_last_tasks_values_and_synops_is_acs_plus_macs():
 def test_a_folder_named_twice_or_inside_another_named_folder_reads_each_file_once(tmp_path):
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
     for seed in (0, 1):
-        write_results(tmp_path / "a" / "sub" / f"finetune-seed{seed}.h5",
-                      RunResult("finetune", seed, {"name": "x", "strategy": {"methods": ["finetune"]}}, acc,
-                                np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
-                                {"acc": 0.875, "bwt": -0.1}))
+        write_continual(tmp_path / "a" / "sub" / f"finetune-seed{seed}.h5",
+                        ContinualResult("finetune", seed, {"name": "x", "strategy": {"methods": ["finetune"]}}, acc,
+                                        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2),
+                                        {"acc": 0.875, "bwt": -0.1}))
     for paths in ([tmp_path / "a", tmp_path / "a"], [tmp_path / "a", tmp_path / "a" / "sub"]):
         runs = collect(paths, note=lambda _: None)["continual"]
         assert len(runs) == 2                                  # two seeds, not four
@@ -892,7 +893,7 @@ def test_collect_takes_one_path_as_one_path(tmp_path, monkeypatch):
     """collect("a.h5") read the string letter by letter ("/" first: the whole file system); one path is one path."""
     from spikecl.report import collect
 
-    path = write_results(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    path = write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
     monkeypatch.chdir(tmp_path)
     for given in (str(path), path, "finetune-seed0.h5"):
         assert [r.path.name for r in collect(given, print)["continual"]] == ["finetune-seed0.h5"]
@@ -924,11 +925,11 @@ def test_runs_the_experiment_names_but_no_file_holds_are_named_under_the_table(t
     for method, seed in (("finetune", 0), ("finetune", 1), ("ewc", 1)):
         run = replace(result(method, seed, listed), config={"name": "x", "strategy": {"methods": listed},
                                                             "seeds": [0, 1]})
-        write_results(tmp_path / f"{method}-seed{seed}.h5", run)
+        write_continual(tmp_path / f"{method}-seed{seed}.h5", run)
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
     assert ("Not in this report: ewc seed 0, which the experiment names: no results file of it was read "
             "(interrupted, failed or not yet run;") in capsys.readouterr().out
-    write_results(tmp_path / "ewc-seed0.h5", replace(result("ewc", 0, listed), config={
+    write_continual(tmp_path / "ewc-seed0.h5", replace(result("ewc", 0, listed), config={
         "name": "x", "strategy": {"methods": listed}, "seeds": [0, 1]}))
     assert main(["report", str(tmp_path), "--no-plots", "--no-matrices"]) == 0
     assert "Not in this report" not in capsys.readouterr().out
@@ -950,9 +951,9 @@ def test_text_report_refuses_what_spikecl_report_refuses():
     plan its config names."""
     base = {"stream": {"n_tasks": 2}, "strategy": {"methods": ["finetune"]}, "seeds": [0, 1], "train": {"lr": 0.1}}
     acc = np.array([[0.1, 0.1], [0.9, 0.1], [0.8, 0.9]])
-    a = RunResult("ewc", 0, base, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)), np.ones(2), {"acc": 0.85})
-    b = RunResult("ewc", 1, {**base, "train": {"lr": 0.5}}, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
-                  np.ones(2), {"acc": 0.85})
+    a = ContinualResult("ewc", 0, base, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)), np.ones(2), {"acc": 0.85})
+    b = ContinualResult("ewc", 1, {**base, "train": {"lr": 0.5}}, acc, np.zeros(0), np.zeros(0), np.zeros((0, 2)),
+                        np.ones(2), {"acc": 0.85})
     with pytest.raises(ResultsError, match=r"^results\[1\] and results\[0\] hold ewc made with different settings "
                                            r"\(train.lr differs\), not seeds of one experiment; report them "
                                            r"separately$"):

@@ -19,11 +19,11 @@ from spikecl.continual import metrics
 from spikecl.atomic import checkpoint_path
 from spikecl.continual.checkpoint import RunState, check_progress, mixed_setups, tasks_setup
 from spikecl.continual.experiment import KIND, run_experiment
+from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun, measure_arrays
 from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import JobOptions
-from spikecl.io import read_results
 from spikecl.recorded import recorded_as_now
 from spikecl.snn import build_mlp, make_trainer
 
@@ -214,7 +214,7 @@ def test_results_files_and_overwrite_protection(tmp_path):
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     [first] = run_experiment(cfg, progress_bar=False, log=lambda _: None)
     path = cfg.results_path("finetune", 0)
-    stored = read_results(path)
+    stored = read_continual(path)
     np.testing.assert_array_equal(stored.acc_matrix, first.acc_matrix)
     assert stored.model["layers.0.synapse.weight"].shape == (96, 64)
     assert not checkpoint_path(path).exists()
@@ -340,12 +340,12 @@ def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_chec
                 torch.save(state, checkpoint_path(results))
             torch.set_num_threads(threads)
             ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
-            env = read_results(results).environment
+            env = read_continual(results).environment
             if written == threads:
                 assert env["torch_threads"] == threads and "setups_by_task" not in env
                 continue
             assert env["torch_threads"] == [written, threads]
-            note = machine_note([read_results(results)])
+            note = machine_note([read_continual(results)])
             assert f"{written} then {threads} torch threads (resumed on another setup)" in note
             first, second = env["setups_by_task"]
             assert (first["tasks"], first["torch_threads"], second["tasks"], second["torch_threads"]) == \
@@ -368,7 +368,7 @@ def test_a_run_resumed_on_the_other_engine_names_both_in_the_machine_note(tmp_pa
     run_killed_after_the_first_task(cfg, results)
     resumed = config(tmp_path, **changes, network={"engine": "snntorch"})
     ContinualRun(resumed, "finetune", 0).execute(results, resume=True, progress_bar=False)
-    run = read_results(results)
+    run = read_continual(results)
     assert [s["engine"] for s in run.environment["setups_by_task"]] == ["fused", "snntorch"]
     assert "kernels, fused then snntorch engine on cpu, " in machine_note([run])
     assert "(resumed on another setup)" in machine_note([run])
@@ -398,7 +398,7 @@ def test_a_run_resumed_by_another_spikecl_commit_says_so_and_records_both(tmp_pa
     ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
     assert ("notice: finetune-seed0.ckpt was written by spikecl 0123456789ab, this is ba9876543210: the tasks "
             "from here on may compute otherwise (the results file records both)") in capsys.readouterr().out
-    done = read_results(results)
+    done = read_continual(results)
     assert done.environment["spikecl_source"] == ["0123456789ab", "ba9876543210"]
     other = dataclasses.replace(done, seed=1, environment={**done.environment, "spikecl_source": "0123456789ab"})
     assert "(0123456789ab then ba9876543210) (finetune seed 0)" in source_note([done, other])
@@ -420,7 +420,7 @@ def test_a_run_resumed_under_other_torch_and_numpy_versions_says_so_and_records_
     assert (f"notice: finetune-seed0.ckpt was written with torch {written[0]} (now 9.0.0+cpu) and numpy "
             f"{written[1]} (now 9.1.0): the tasks from here on may compute otherwise (the results file records "
             "both)") in capsys.readouterr().out
-    env = read_results(results).environment
+    env = read_continual(results).environment
     assert env["torch"] == [written[0], "9.0.0+cpu"] and env["numpy"] == [written[1], "9.1.0"]
     assert [s["torch"] for s in env["setups_by_task"]] == [written[0], "9.0.0+cpu"]
     assert all("blas_threads" in s for s in env["setups_by_task"])
@@ -498,7 +498,7 @@ def test_kill_and_resume_gives_identical_results(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     straight = subprocess.run(base + ["--output-dir", str(out_b)], capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr
-    a, b = read_results(out_a / "killed" / "replay-seed0.h5"), read_results(out_b / "killed" / "replay-seed0.h5")
+    a, b = read_continual(out_a / "killed" / "replay-seed0.h5"), read_continual(out_b / "killed" / "replay-seed0.h5")
     np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
     np.testing.assert_array_equal(a.curve_accuracy, b.curve_accuracy)
     np.testing.assert_array_equal(a.curve_iterations, b.curve_iterations)
@@ -636,7 +636,7 @@ def test_an_interrupted_overwrite_continues_with_resume_overwrite(tmp_path, caps
     assert (folder / "finetune-seed0.h5").stat().st_mtime_ns == replaced
     assert main([*args, "--output-dir", str(tmp_path / "b"), "--set", "train.lr=0.03"]) == 0
     for method in ("finetune", "ewc", "si"):
-        a, b = (read_results(tmp_path / x / "ow" / f"{method}-seed0.h5") for x in ("a", "b"))
+        a, b = (read_continual(tmp_path / x / "ow" / f"{method}-seed0.h5") for x in ("a", "b"))
         assert a.config["train"]["lr"] == 0.03
         np.testing.assert_array_equal(a.acc_matrix, b.acc_matrix)
         for name in b.model:
@@ -779,7 +779,7 @@ def test_execute_takes_a_str_path_and_refuses_a_resume_without_one(tmp_path):
         ContinualRun(cfg, "finetune", 0).execute(resume=True, progress_bar=False)
     path = str(tmp_path / "r.h5")
     result = ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=False)
-    assert read_results(path).acc_matrix.tolist() == result.acc_matrix.tolist()
+    assert read_continual(path).acc_matrix.tolist() == result.acc_matrix.tolist()
 
 
 def interrupted_after_task_1(run: ContinualRun, path) -> None:
@@ -828,15 +828,15 @@ def test_python_callers_follow_the_advice_the_messages_give(tmp_path):
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     path = tmp_path / "r.h5"
     ContinualRun(cfg, "finetune", 0).execute(path, progress_bar=False)
-    with pytest.raises(ExistsError, match=r"r.h5 exists: the run finished \(spikecl.io.read_results reads it; "
-                                          r"overwrite=True trains it again\)$"):
+    with pytest.raises(ExistsError, match=r"r.h5 exists: the run finished \(spikecl.continual.results.read_continual "
+                                          r"reads it; overwrite=True trains it again\)$"):
         ContinualRun(cfg, "finetune", 0).execute(path, resume=True, progress_bar=False)
     interrupted_after_task_1(ContinualRun(cfg, "finetune", 0), tmp_path / "s.h5")
     with pytest.raises(ResultsError, match="seed differs"):
         ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, progress_bar=False)
     again = ContinualRun(cfg, "finetune", 1).execute(tmp_path / "s.h5", resume=True, overwrite=True,
                                                     progress_bar=False)
-    assert again.seed == 1 and read_results(tmp_path / "s.h5").seed == 1
+    assert again.seed == 1 and read_continual(tmp_path / "s.h5").seed == 1
 
 
 def test_a_renamed_experiment_resumes_its_checkpoint(tmp_path):
@@ -1199,7 +1199,7 @@ def test_an_interrupted_run_is_neither_restarted_nor_lost_without_resume_or_over
     ckpt.write_bytes(b"damaged")
     assert main([*args, "--resume"]) == 2 and "is not a readable checkpoint" in capsys.readouterr().err
     assert main([*args, "--resume", "--overwrite"]) == 0 and not ckpt.exists()
-    assert read_results(tmp_path / "cut" / "finetune-seed0.h5").acc_matrix.shape == (3, 2)
+    assert read_continual(tmp_path / "cut" / "finetune-seed0.h5").acc_matrix.shape == (3, 2)
     (tmp_path / "cut" / "finetune-seed0.h5").unlink()
     ckpt.mkdir()
     trained = []
@@ -1324,10 +1324,10 @@ def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp
     path.write_bytes(original[:len(original) // 2])         # damaged: run again, said
     assert main([*args, "--resume"]) == 0
     assert f"{path}: damaged or incomplete, run again (it will be replaced)" in capsys.readouterr().out
-    assert read_results(path).acc_matrix.shape == (3, 2)
+    assert read_continual(path).acc_matrix.shape == (3, 2)
     with edited(path, "a") as f:
         f.attrs["schema_version"] = 99
-    assert main([*args, "--resume", "--overwrite"]) == 0 and read_results(path).acc_matrix.shape == (3, 2)
+    assert main([*args, "--resume", "--overwrite"]) == 0 and read_continual(path).acc_matrix.shape == (3, 2)
 
 
 def test_an_overwrite_refused_for_bad_settings_leaves_the_old_results_keepable(tmp_path, capsys):
@@ -1372,7 +1372,7 @@ def test_an_interrupted_overwrite_with_the_same_settings_still_replaces_every_fi
     new = {m: (folder / f"{m}-seed0.h5").stat().st_mtime_ns for m in old}
     assert all(new[m] != old[m] for m in old) and not list(folder.glob("*.replacing"))
     assert not list(folder.glob("*.ckpt"))
-    assert read_results(folder / "finetune-seed0.h5").environment["h5py"]      # the first file records h5py too
+    assert read_continual(folder / "finetune-seed0.h5").environment["h5py"]      # the first file records h5py too
 
 
 def test_an_unknown_option_points_at_the_commands_help(capsys):

@@ -298,20 +298,20 @@ def test_a_results_file_damaged_inside_an_array_is_corrupt_not_a_different_numbe
 
     from spikecl.errors import ResultsError
     from spikecl.integrity import seal
-    from spikecl.io import RunResult, read_results, write_results
+    from spikecl.continual.results import ContinualResult, read_continual, write_continual
 
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-    path = write_results(tmp_path / "run.h5", RunResult(
+    path = write_continual(tmp_path / "run.h5", ContinualResult(
         "finetune", 0, {"name": "x"}, acc, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)),
         np.array([1.0, 1.0]), {"acc": 0.875}))
     with h5py.File(path, "r") as f:
         offset = f["acc_matrix"].id.get_offset()
     _flip_byte_in(path, offset + 7)
     with pytest.raises(ResultsError, match=r"is damaged or was changed after it was written"):
-        read_results(path)                                       # the seal over every byte, and within:
+        read_continual(path)                                       # the seal over every byte, and within:
     seal(path)
     with pytest.raises(ResultsError, match=r"is corrupt or incomplete \(array /acc_matrix fails its CRC-32\)$"):
-        read_results(path)
+        read_continual(path)
 
 
 def test_a_python2_pickle_keeps_its_strings_as_bytes(tmp_path):
@@ -323,12 +323,12 @@ def test_a_python2_pickle_keeps_its_strings_as_bytes(tmp_path):
 
 
 def _results_file(tmp_path):
-    from spikecl.io import RunResult, write_results
+    from spikecl.continual.results import ContinualResult, write_continual
 
     acc = np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
-    return write_results(tmp_path / "r.h5", RunResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]),
-                                                      np.array([0, 1]), np.array([[0.5, 0.4], [0.85, 0.6]]),
-                                                      np.array([1.5, 2.5]), {"acc": 0.875}))
+    return write_continual(tmp_path / "r.h5", ContinualResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]),
+                                                              np.array([0, 1]), np.array([[0.5, 0.4], [0.85, 0.6]]),
+                                                              np.array([1.5, 2.5]), {"acc": 0.875}))
 
 
 @pytest.mark.parametrize("group, value", [("config", "[1, 2]"), ("environment", '"a string"')])
@@ -336,14 +336,14 @@ def test_a_results_file_whose_config_is_no_table_is_corrupt_in_one_line(tmp_path
     """A config or environment stored as a JSON list or string raised AttributeError tracebacks in export and in
     the Python API."""
     from hdf5_files import edited, unseal
-    from spikecl.io import read_results
+    from spikecl.continual.results import read_continual
 
     path = _results_file(tmp_path)
     with edited(path) as f:
         unseal(f)
         f[group].attrs["json"] = value
     with pytest.raises(ResultsError, match=re.escape(f"is corrupt: its recorded {group} is {value}, not a table")):
-        read_results(path)
+        read_continual(path)
     assert main(["export", str(path), "-o", str(tmp_path / "n.h5")]) == 2
     assert f"its recorded {group} is {value}, not a table" in capsys.readouterr().err
 

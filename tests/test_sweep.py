@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from spikecl.cli import main
+from spikecl.continual.results import read_continual
 from spikecl.continual.sweep import load_sweep, point_label
 from spikecl.errors import ConfigError, ResultsError
-from spikecl.io import read_results, read_run
+from spikecl.io import read_run
 
 BASE = """name = "tiny"
 seeds = [0]
@@ -301,7 +302,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
         "lr=0.05/finetune-seed0", "lr=0.1/finetune-seed1"]
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert "sweep grid: 6/6 runs complete" in out
-    result = read_results(grid / "lr=0.05" / "finetune-seed0.h5")
+    result = read_continual(grid / "lr=0.05" / "finetune-seed0.h5")
     assert result.config["train"]["lr"] == 0.05 and result.acc_matrix.shape == (3, 2)
     assert np.all(np.isfinite(result.acc_matrix))
 
@@ -329,7 +330,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 0
     assert "6 runs, 0 complete (kept), 6 to run (6 made with other settings, trained again)" in capsys.readouterr().out
     assert not list(grid.rglob("*.replacing"))              # ... until each is replaced
-    assert read_results(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32
+    assert read_continual(grid / "lr=0.05" / "finetune-seed0.h5").config["train"]["batch_size"] == 32
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     assert "6 runs, 6 complete (kept), 0 to run" in capsys.readouterr().out
 
@@ -378,10 +379,10 @@ def test_a_sweep_runs_the_methods_a_plugin_registers_in_every_worker(sweep_files
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--plugin", "custom_strategy.py"]) == 0
     assert "sweep mine: 3/3 runs complete" in capsys.readouterr().out          # finetune runs once
     point = tmp_path / "results" / "mine"
-    runs = {s: read_results(point / f"l2.strength={s}" / "l2-seed0.h5") for s in (0.0, 5.0)}
+    runs = {s: read_continual(point / f"l2.strength={s}" / "l2-seed0.h5") for s in (0.0, 5.0)}
     assert {s: r.config["strategy"]["options"]["l2"]["strength"] for s, r in runs.items()} == {0.0: 0.0, 5.0: 5.0}
     # the workers ran the plugin's penalty: none at strength 0 (fine-tuning exactly), an anchor at strength 5
-    finetune = read_results(point / "base" / "finetune-seed0.h5")
+    finetune = read_continual(point / "base" / "finetune-seed0.h5")
     assert np.array_equal(runs[0.0].acc_matrix, finetune.acc_matrix)
     assert not np.array_equal(runs[5.0].acc_matrix, finetune.acc_matrix)
 

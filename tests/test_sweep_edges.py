@@ -17,11 +17,11 @@ from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import experiment_from_dict
 from spikecl.continual import plots, sweep_ray
 from spikecl.atomic import checkpoint_path
+from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
 from spikecl.experiment_kind import replacing
-from spikecl.io import read_results
 from spikecl.toml_files import apply_overrides
 from test_sweep import BASE as GRID_BASE
 
@@ -179,7 +179,7 @@ def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, i
     out = capsys.readouterr().out
     assert "1 runs, 0 complete (kept), 1 to run (1 checkpoint(s) made with other settings, started afresh)" in out
     assert "FAILED" not in out and "sweep edges: 1/1 runs complete" in out
-    assert read_results(run.results).config["train"]["epochs"] == 1 and not ckpt.exists()
+    assert read_continual(run.results).config["train"]["epochs"] == 1 and not ckpt.exists()
 
 
 def test_overwrite_keeps_the_final_runs_where_no_kept_trial_is_replaced(sweep_files, inline_ray, capsys):

@@ -13,13 +13,13 @@ import pytest
 from spikecl.commands.sweep import print_selection, write_selection
 from spikecl.config import experiment_from_dict, method_config
 from spikecl.continual.experiment import run_experiment
+from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun, build_stream
 from spikecl.continual.sweep import final_runs, labelled, load_sweep, select_points
 from spikecl.data import streams
 from spikecl.data.datasets import load_dataset
 from spikecl.data.streams import make_stream
 from spikecl.errors import ConfigError, DataError
-from spikecl.io import read_results
 
 BASE = """name = "tiny"
 seeds = [0]
@@ -289,10 +289,10 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     assert selection["split"] == "validation" and len(selection["methods"]["ewc"]["candidates"]) == 2
     finals = sorted(p.name for p in (root / "final").glob("*-seed*.h5"))
     assert finals == ["ewc-seed0.h5", "finetune-seed0.h5"]
-    assert read_results(root / "final" / "ewc-seed0.h5").config["data"]["eval_split"] == "test"
+    assert read_continual(root / "final" / "ewc-seed0.h5").config["data"]["eval_split"] == "test"
     assert "Accuracies measured on the test split" in (root / "final" / "sweep-summary.txt").read_text()
     chosen = selection["methods"]["ewc"]["point"]
-    lam = read_results(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
+    lam = read_continual(root / "final" / "ewc-seed0.h5").config["strategy"]["options"]["ewc"]["lam"]
     assert chosen.startswith(f"ewc.lam={lam}_")
     assert re.search(r"ewc @ strategy\.ewc\.lam = [0-9.]+ +1 ", (root / "final" / "sweep-summary.txt").read_text())
     back = Path.cwd()
@@ -368,9 +368,9 @@ def test_report_says_which_split_and_adds_learning_accuracy(tmp_path):
     assert result.metrics["learning_acc"] == pytest.approx(np.mean(np.diag(result.acc_matrix[1:])))
     import h5py
 
-    from spikecl.io import write_results
+    from spikecl.continual.results import write_continual
 
-    with h5py.File(write_results(tmp_path / "run.h5", result), "r") as f:
+    with h5py.File(write_continual(tmp_path / "run.h5", result), "r") as f:
         assert f.attrs["eval_split"] == "validation"                       # visible to any HDF5 reader
     tested = replace(result, config={**result.config, "data": {**result.config["data"], "eval_split": "test"}})
     assert "MIXED" in split_note([result, tested])
@@ -383,7 +383,8 @@ def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_mad
     """An older results file, checkpoint or exported network has no data.test_split_seed: with vary_split its run
     seed drew its train/test split, else seed 0 did; reading it (export's stream rebuild included) says so."""
     from spikecl.export.samples import trained_stream
-    from spikecl.io import read_run, write_results
+    from spikecl.continual.results import write_continual
+    from spikecl.io import read_run
     from spikecl.recorded import recorded_as_now
 
     old = {"data": {"dataset": "digits", "validation": 0.0, "vary_split": True}, "seed": 2}
@@ -399,17 +400,17 @@ def test_configs_recorded_before_test_split_seed_read_as_the_split_they_were_mad
                                 "network": {"hidden": [8]}, "train": {"epochs": 1}})
     result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
     recorded = {**result.config, "data": {k: v for k, v in result.config["data"].items() if k != "test_split_seed"}}
-    path = write_results(tmp_path / "old.h5", replace(result, config=recorded))
+    path = write_continual(tmp_path / "old.h5", replace(result, config=recorded))
     assert read_run(path).config["data"]["test_split_seed"] == 0                # resumes as today's seed-0 split
     from spikecl.continual.experiment import comparable
     from spikecl.continual.report import split_note
 
     varied = {**recorded, "data": {**recorded["data"], "vary_split": True}}   # each seed drew its own test split
-    paths = [write_results(tmp_path / f"old{seed}.h5", replace(result, seed=seed, config={**varied, "seed": seed}))
+    paths = [write_continual(tmp_path / f"old{seed}.h5", replace(result, seed=seed, config={**varied, "seed": seed}))
              for seed in (0, 1)]
     assert len(comparable([read_run(p) for p in paths])) == 2                  # still seeds of one row, and said so
     assert "DIFFERENT test splits (data.test_split_seed 0: finetune seed 0; 1: finetune seed 1)" in split_note(
-        [read_results(p) for p in paths])
+        [read_continual(p) for p in paths])
 
 
 @pytest.mark.parametrize("dataset, per_class", [("digits", 0.2), ("mnist5k", 100)])
@@ -439,10 +440,11 @@ def test_a_test_split_can_leave_out_the_test_images_of_earlier_splits(dataset, p
     with pytest.raises(ConfigError, match=r"load_dataset: excludes \[3\] holds seed \(3\) itself"):
         load_dataset(dataset, seed=3, excludes=[3])
     from spikecl.continual.report import split_note
-    from spikecl.io import RunResult
+    from spikecl.continual.results import ContinualResult
 
     config = {"data": {"test_split_seed": 2000, "test_excludes": [0, 1000], "vary_split": True}}
-    run = RunResult("gpm", 0, config, np.zeros((2, 1)), np.zeros(0), np.zeros(0), np.zeros((0, 1)), np.ones(1), {})
+    run = ContinualResult("gpm", 0, config, np.zeros((2, 1)), np.zeros(0), np.zeros(0), np.zeros((0, 1)), np.ones(1),
+                          {})
     assert "its test images leave out those of the splits of seeds [0, 1000] (data.test_excludes)" in \
         split_note([run])
     plain = replace(run, method="ewc", config={"data": {**config["data"], "test_excludes": []}})
@@ -624,7 +626,8 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
     """A file recorded before train.lr_schedule existed was trained at a constant rate: it reads so, resumes as a run
     of today's defaults and stays a seed of the same row (a missing key would otherwise be a setting that differs)."""
     from spikecl.differences import first_difference
-    from spikecl.io import read_run, write_results
+    from spikecl.continual.results import write_continual
+    from spikecl.io import read_run
     from spikecl.recorded import recorded_as_now
 
     assert recorded_as_now({"train": {"lr": 0.1}})["train"] == {"lr": 0.1, "lr_schedule": "constant",
@@ -636,7 +639,7 @@ def test_results_recorded_before_the_learning_rate_schedule_read_as_a_constant_r
     result = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
     old_train = {k: v for k, v in result.config["train"].items()
                  if k not in ("lr_schedule", "warmup_epochs", "cuda_graph")}
-    path = write_results(tmp_path / "old.h5", replace(result, config={**result.config, "train": old_train}))
+    path = write_continual(tmp_path / "old.h5", replace(result, config={**result.config, "train": old_train}))
     assert first_difference(read_run(path).config, result.config) is None
 
 

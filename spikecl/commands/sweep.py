@@ -19,6 +19,7 @@ from pathlib import Path
 from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, end_marks,
                             live_pid, live_writer, output_lock, remove_temporaries)
 from spikecl.commands import bounded, user_path
+from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
                                      run_config, select_points, settings_text, stale_checkpoints, summary_record,
@@ -28,11 +29,10 @@ from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, chec
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
 from spikecl.figures import require_plots
-from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 
 
-def report_sweep(sweep: Sweep, done: dict[str, RunResult], failures: dict[str, list[str]],
+def report_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]],
                  plots: bool = True) -> str:
     """Print and write (``sweep-summary.txt``, ``sweep.h5``, ``sweep-comparison.png`` in the sweep's folder) the
     comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered."""
@@ -191,7 +191,7 @@ def dry_run(sweep: Sweep, overwrite: bool = False) -> int:
         print(f"then every method at its chosen point on the test split, seeds {sweep.final_seeds}, into "
               f"{sweep_dir(sweep) / 'final'}")
         return 0
-    selection = select_points(sweep, {run.id: read_results(run.results) for run, state in zip(sweep.runs, states)
+    selection = select_points(sweep, {run.id: read_continual(run.results) for run, state in zip(sweep.runs, states)
                                       if state == "complete"},
                               [run.id for run, state in zip(sweep.runs, states) if state == "diverged"])
     print_selection(selection)

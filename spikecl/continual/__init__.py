@@ -1,7 +1,8 @@
 """Continual learning: the strategy contract, strategies, metrics and the run loop.
 
-Importing this package does not import torch: :mod:`spikecl.continual.metrics` is numpy-only; the strategies and
-:mod:`spikecl.continual.runner` import torch when they are imported.
+Importing this package does not import torch: :mod:`spikecl.continual.metrics` and :mod:`spikecl.continual.results`
+(the results files) are numpy-only; the strategies and :mod:`spikecl.continual.runner` import torch when they are
+imported.
 """
 
 # the method registry (torch-free: classes are imported when named) registers how recorded configs read

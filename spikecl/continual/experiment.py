@@ -1,6 +1,6 @@
 """The ``continual`` experiment kind: one results file per (method, seed) of a continual-learning experiment file,
-``<output_dir>/<name>/<method>-seed<seed>.h5`` (layout in :mod:`spikecl.io`), with a checkpoint beside it while it
-trains; ``--nproc N`` trains each run data-parallel."""
+``<output_dir>/<name>/<method>-seed<seed>.h5`` (layout in :mod:`spikecl.continual.results`), with a checkpoint beside
+it while it trains; ``--nproc N`` trains each run data-parallel."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from spikecl.config import (MAX_THREADS, ExperimentConfig, check_split_heads, ex
                             unreached_override)
 from spikecl.continual import metrics
 from spikecl.continual.report import RULES
+from spikecl.continual.results import as_continual, read_continual
 from spikecl.differences import OtherMethodsIgnored
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds, its_checkpoint
-from spikecl.io import Run, as_result
+from spikecl.io import Run
 
 
 class ContinualKind(Kind):
@@ -129,12 +130,12 @@ class ContinualKind(Kind):
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
         from spikecl.continual.report import in_experiment_order, text_report
 
-        return text_report(in_experiment_order([as_result(r) for r in comparable(runs)]), matrices=detail)
+        return text_report(in_experiment_order([as_continual(r) for r in comparable(runs)]), matrices=detail)
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.continual.report import in_experiment_order, write_plots
 
-        return write_plots(in_experiment_order([as_result(r) for r in comparable(runs)]), out_dir)
+        return write_plots(in_experiment_order([as_continual(r) for r in comparable(runs)]), out_dir)
 
     def plot_files(self, cfg: ExperimentConfig) -> list[Path]:
         from spikecl.continual.report import plot_names
@@ -243,11 +244,10 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, overwrite: bool 
     """Run every (method, seed) of ``cfg`` through the experiment-kind driver (the same ``--resume`` /
     ``--overwrite`` semantics as ``spikecl run``) and return their results read back, in plan order."""
     from spikecl.experiment_kind import run_plan
-    from spikecl.io import read_results
 
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(f"run_experiment: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                           f"makes one from a dict), got {type(cfg).__name__}")
     cfg = experiment_from_dict(cfg.to_dict())          # built from dataclasses: checked as a file's would be
     paths, _ = run_plan(KIND, _validated(cfg), resume=resume, overwrite=overwrite, progress=progress_bar, log=log)
-    return [read_results(path) for path in paths]
+    return [read_continual(path) for path in paths]

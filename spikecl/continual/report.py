@@ -13,18 +13,18 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from spikecl.continual import metrics
+from spikecl.continual.results import ContinualResult
 from spikecl.differences import OtherMethodsIgnored, as_written, differ_phrase, differences, flatten
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, not_in_report, other_data
 from spikecl.figures import palette
-from spikecl.io import RunResult
 
 # (metrics key, column title) in the order they are printed; accuracies are shown in percent
 COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("learning_acc", "LA"), ("fwt", "FWT"), ("forgetting", "Forget"),
            ("intransigence", "Intrans"), ("min_acc", "min-ACC"), ("wc_acc", "WC-ACC"))
 
 
-def in_experiment_order(results: Sequence[RunResult]) -> list[RunResult]:
+def in_experiment_order(results: Sequence[ContinualResult]) -> list[ContinualResult]:
     """Runs in the order their experiments list the methods (``strategy.methods``, as written: usually the lower
     bound first and the upper bounds last); the longest list sets the order, methods only in other lists follow.
     Seeds ascending."""
@@ -71,7 +71,7 @@ RULES = METHOD_RULES | {"eval_subsample_seed", "poisson_draws", "train_subsample
 EVALUATION_ONLY = frozenset({"train.eval_every", "train.eval_samples"})
 
 
-def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
+def own_settings(run: ContinualResult, results: Sequence[ContinualResult]) -> set[str]:
     """The dotted keys a variant's ``[variants.<name>]`` table sets (as another run of ``results`` records it),
     which make the variant what it is; none for a method."""
     tables = [r.config.get("variants") for r in results]
@@ -79,13 +79,13 @@ def own_settings(run: RunResult, results: Sequence[RunResult]) -> set[str]:
     return set(flatten(spec)) - {"method"} if spec else set()
 
 
-def own_options(run: RunResult, results: Sequence[RunResult]) -> set[str]:
+def own_options(run: ContinualResult, results: Sequence[ContinualResult]) -> set[str]:
     """The ``strategy.*`` and ``train.*`` keys among a variant's :func:`own_settings`: how it learns, as a method's
     options are, not what it learns (its stream, data or network, which a joint reference must share)."""
     return {key for key in own_settings(run, results) if key.startswith(("strategy.", "train."))}
 
 
-def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
+def setting_difference(a: ContinualResult, b: ContinualResult, results: Sequence[ContinualResult], split: bool = False,
                        own=own_settings, also: frozenset[str] = frozenset()) -> str | None:
     """The first setting (dotted key) in which runs ``a`` and ``b`` were made otherwise, apart from their methods and
     their options (:data:`METHOD_KEYS`, ``own``: a variant's :func:`own_settings` or only its :func:`own_options`),
@@ -94,7 +94,7 @@ def setting_difference(a: RunResult, b: RunResult, results: Sequence[RunResult],
     return next(setting_differences(a, b, results, split, own, also), None)
 
 
-def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult], split: bool = False,
+def setting_differences(a: ContinualResult, b: ContinualResult, results: Sequence[ContinualResult], split: bool = False,
                         own=own_settings, also: frozenset[str] = frozenset()) -> Iterator[str]:
     """Every setting in which runs ``a`` and ``b`` were made otherwise (see :func:`setting_difference`)."""
     ignore = (SEED_ROW_IGNORES | METHOD_KEYS | own(a, results) | own(b, results) | also) - (
@@ -107,7 +107,8 @@ def setting_differences(a: RunResult, b: RunResult, results: Sequence[RunResult]
     return iter(keys)
 
 
-def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | None = None) -> list[RunResult]:
+def with_intransigence(results: Sequence[ContinualResult],
+                       unpaired: dict[str, str] | None = None) -> list[ContinualResult]:
     """Add intransigence to each run's metrics where a ``joint`` run of the same seed, made with the same settings
     and test split (:func:`setting_difference`; a variant's own stream, data or network settings count, see
     :func:`own_options`; the continual evaluation's :data:`EVALUATION_ONLY` keys do not), gives the reference; a
@@ -131,11 +132,11 @@ def with_intransigence(results: Sequence[RunResult], unpaired: dict[str, str] | 
     return list(results)
 
 
-def settings_note(results: Sequence[RunResult]) -> str:
+def settings_note(results: Sequence[ContinualResult]) -> str:
     """One line when rows of different methods were made with different settings (beyond each method's options):
     the differing keys (the first four, then how many more) and the rows grouped by settings; "" when every row shares
     them."""
-    groups: list[tuple[RunResult, list[str]]] = []
+    groups: list[tuple[ContinualResult, list[str]]] = []
     for r in results:
         group = next((g for g in groups if setting_difference(g[0], r, results) is None), None)
         if group is None:
@@ -150,14 +151,14 @@ def settings_note(results: Sequence[RunResult]) -> str:
             f"{rows}).")
 
 
-def missing_note(results: Sequence[RunResult]) -> str:
+def missing_note(results: Sequence[ContinualResult]) -> str:
     """A line naming the runs that the experiments of ``results`` name (each file records the methods and seeds its
     command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
     "" when none is missing."""
     return not_in_report(missing_runs(results))
 
 
-def missing_runs(results: Sequence[RunResult]) -> list[str]:
+def missing_runs(results: Sequence[ContinualResult]) -> list[str]:
     """Each run the experiments of ``results`` name but that is not among them, as "<method> seed <s>" (by seed,
     then method)."""
     planned = set()
@@ -173,7 +174,7 @@ def missing_runs(results: Sequence[RunResult]) -> list[str]:
     return [f"{m} seed {s}" for m, s in missing]
 
 
-def plot_note(results: Sequence[RunResult]) -> str:
+def plot_note(results: Sequence[ContinualResult]) -> str:
     """The line under a report's comparison plots, which would otherwise not show it: the runs the experiments name
     that no file read holds, and each method's seed count where the methods have different ones; "" for neither."""
     missing, seeds = missing_runs(results), Counter(r.method for r in results)
@@ -192,12 +193,12 @@ def intransigence_note(unpaired: dict[str, str]) -> str:
             f"({next(iter(unpaired.values()))} differs).")
 
 
-def trains_at_once(r: RunResult) -> bool:
+def trains_at_once(r: ContinualResult) -> bool:
     """Whether ``r`` trained every task together (multitask training), so no task was learned after another."""
     return r.config.get("runs_method", r.method) == "multitask"
 
 
-def current_metrics(r: RunResult) -> dict[str, float]:
+def current_metrics(r: ContinualResult) -> dict[str, float]:
     """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
     written under an older definition, e.g. of min-ACC, reads as new); a metric the run may record as undefined
     (:data:`~spikecl.continual.metrics.AT_ONCE_UNDEFINED`, NaN: multitask's FWT, min-ACC, WC-ACC, WF) stays
@@ -215,7 +216,7 @@ def current_metrics(r: RunResult) -> dict[str, float]:
     return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
 
 
-def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
+def method_summary(results: Sequence[ContinualResult]) -> dict[str, dict[str, tuple[float, float]]]:
     """{method: {metric: (mean, std) over the seeds that define it}} in the order methods first appear; metrics are
     recomputed by :func:`current_metrics`."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -227,7 +228,7 @@ def method_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[fl
     return {m: {k: metrics.mean_std(v) for k, v in per.items()} for m, per in values.items()}
 
 
-def defined_counts(results: Sequence[RunResult]) -> dict[str, dict[str, int]]:
+def defined_counts(results: Sequence[ContinualResult]) -> dict[str, dict[str, int]]:
     """{method: {metric: how many of its runs define it}}, of the metrics :func:`method_summary` recorded."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in results:
@@ -236,7 +237,7 @@ def defined_counts(results: Sequence[RunResult]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def partly_defined(results: Sequence[RunResult], summary: dict[str, dict[str, tuple[float, float]]]) -> str:
+def partly_defined(results: Sequence[ContinualResult], summary: dict[str, dict[str, tuple[float, float]]]) -> str:
     """One line naming the table's cells whose mean is over only some of the row's seeds (e.g. Intrans where only
     one seed's joint run was made with the row's settings); "" when every cell is over every seed."""
     runs = defaultdict(list)
@@ -296,7 +297,7 @@ def measure_cell(value: float, fmt: str, percent: bool) -> str:
     return text
 
 
-def final_measures(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
+def final_measures(results: Sequence[ContinualResult]) -> dict[str, dict[str, float]]:
     """{method: {measure: mean over seeds of its value after the last task}} for runs that recorded measures,
     plus ``synops`` = effective ACs + MACs per inference."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -322,7 +323,7 @@ def format_measures(measures: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def partly_measured(results: Sequence[RunResult]) -> dict[str, str]:
+def partly_measured(results: Sequence[ContinualResult]) -> dict[str, str]:
     """{method: "k of n seeds"} of the methods whose measures come from only some of their runs (files written
     before measures were recorded, beside newer seeds): their NeuroBench means are of those seeds alone."""
     runs, measured = defaultdict(int), defaultdict(int)
@@ -338,7 +339,7 @@ MEASURES_NOTE = ("NeuroBench measures after the last task (mean over seeds): foo
                  "every task (its test split, or its validation split when data.eval_split = \"validation\").")
 
 
-def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
+def text_report(results: Sequence[ContinualResult], matrices: bool = True) -> str:
     """Accuracy matrices of every run (optional) followed by the method comparison table and its notes. A one-line
     :class:`ResultsError` where ``results`` is empty or a method's runs are not seeds of one experiment (made
     with other settings, or a seed twice; ``results[i]`` names them), as ``spikecl report`` refuses them."""
@@ -375,7 +376,7 @@ def text_report(results: Sequence[RunResult], matrices: bool = True) -> str:
     return "\n\n".join(parts)
 
 
-def legend(results: Sequence[RunResult], summary: dict) -> str:
+def legend(results: Sequence[ContinualResult], summary: dict) -> str:
     """The line under a comparison table of ``results`` (their :func:`method_summary` ``summary``): which columns,
     their units and what each means for these runs' scenarios and methods."""
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
@@ -392,12 +393,12 @@ def legend(results: Sequence[RunResult], summary: dict) -> str:
             f"{bwt}LA: learning accuracy, each task just after it was learned{fwt}.")
 
 
-def eval_split(result: RunResult) -> str:
+def eval_split(result: ContinualResult) -> str:
     """The split a run's accuracies were measured on: "test" or "validation" (older files: "test")."""
     return (result.config.get("data") or {}).get("eval_split", "test")
 
 
-def split_note(results: Sequence[RunResult]) -> str:
+def split_note(results: Sequence[ContinualResult]) -> str:
     """One line saying which split the numbers come from, and whether the data split varied with the seed."""
     splits = sorted({eval_split(r) for r in results})
     data = [r.config.get("data") or {} for r in results]
@@ -421,7 +422,7 @@ def split_note(results: Sequence[RunResult]) -> str:
     return f"Accuracies measured on {where}{blind}{seeds}."
 
 
-def machine_note(results: Sequence[RunResult]) -> str:
+def machine_note(results: Sequence[ContinualResult]) -> str:
     """One line naming the CPU, torch's vector instruction set, thread count, (other than one) process count, LIF
     engine and device the runs were computed with (the same seed gives the same numbers only on the same ones; the
     engines and devices agree to float rounding, which moves a single seed's row by a few points), or each setup
@@ -431,7 +432,7 @@ def machine_note(results: Sequence[RunResult]) -> str:
         got = env.get(key, unknown)
         return " then ".join(map(str, got)) if isinstance(got, list) else str(got)
 
-    def setup(r: RunResult) -> str:
+    def setup(r: ContinualResult) -> str:
         env = r.environment
         threads, processes = value(env, "torch_threads", "?"), value(env, "processes", "1")
         resumed = " (resumed on another setup)" if "setups_by_task" in env else ""
@@ -453,11 +454,11 @@ def machine_note(results: Sequence[RunResult]) -> str:
         f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if setup(r) == s)})" for s in setups) + "."
 
 
-def source_note(results: Sequence[RunResult]) -> str:
+def source_note(results: Sequence[ContinualResult]) -> str:
     """Where the runs were made by other spikecl versions or commits, or a run by several (resumed across them;
     numbers may move between them), a line naming each with its runs; else "" (files written before versions were
     recorded count as "unrecorded")."""
-    def source(r: RunResult) -> str:
+    def source(r: ContinualResult) -> str:
         env = r.environment
         commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
         commit = " then ".join(commit) if isinstance(commit, list) else commit
@@ -471,7 +472,7 @@ def source_note(results: Sequence[RunResult]) -> str:
         f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if source(r) == s)})" for s in sources) + "."
 
 
-def accuracy_synops(results: Sequence[RunResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def accuracy_synops(results: Sequence[ContinualResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{method: (final ACC [seeds], effective SynOps per inference after the last task [seeds])} of the runs that
     recorded measures; ACC from each run's accuracy matrix, as the table computes it (not the value the file
     stores)."""
@@ -490,7 +491,7 @@ def plot_names(methods: Sequence[str], seeds: Sequence[int]) -> list[str]:
             "comparison.png", "accuracy-synops.png"]
 
 
-def comparison_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
+def comparison_summary(results: Sequence[ContinualResult]) -> dict[str, dict[str, tuple[float, float]]]:
     """{method: {"acc"/"bwt": (mean, std)}} as the comparison plot draws them: a method of one seed has no std
     (NaN: its value alone, as the table prints it, not a "± 0" bar)."""
     seeds = Counter(r.method for r in results)
@@ -498,7 +499,7 @@ def comparison_summary(results: Sequence[RunResult]) -> dict[str, dict[str, tupl
             for m, s in method_summary(results).items()}
 
 
-def experiment_title(results: Sequence[RunResult]) -> str:
+def experiment_title(results: Sequence[ContinualResult]) -> str:
     """The first line of a figure's title: the experiment's name and dataset, and the split where the accuracies
     are the validation split's ("split-digits (digits, validation split)\\n"), as the runs record them ("" for
     neither)."""
@@ -511,7 +512,7 @@ def experiment_title(results: Sequence[RunResult]) -> str:
     return (name + (f" ({', '.join(details)})" if details else "")).strip() + "\n" if name or details else ""
 
 
-def write_plots(results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
+def write_plots(results: Sequence[ContinualResult], out_dir: str | Path) -> list[Path]:
     """PNG plots: accuracy matrix and task curves of every run, and the method comparison. Returns the paths. A run
     without curves (``train.eval_every = 0``) removes the curves plot an earlier run of its name left."""
     from spikecl.continual import plots

@@ -31,6 +31,7 @@ from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progre
                                           tasks_setup)
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import FULL_TOLERANCE, ProjectionStrategy, full_rank_bases, unused_entries
+from spikecl.continual.results import ContinualResult, write_continual
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
 from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
@@ -42,7 +43,6 @@ from spikecl.environment import (available_memory, blas_threads, cpu_model, envi
                                  source_commit)
 from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
-from spikecl.io import RunResult, write_results
 from spikecl.snn import measures
 from spikecl.snn.checks import nonfinite_state, parameters_flag
 from spikecl.snn.networks import build_network
@@ -105,7 +105,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int, warmup: int = 0) -> float:
 
 class ContinualRun:
     """One method (or variant, ``[variants.<name>]``) on one seed. ``execute()`` trains through the stream and
-    returns a :class:`RunResult`.
+    returns a :class:`ContinualResult`.
 
     ``execution`` (:class:`~spikecl.continual.execution.Execution`, default one process) says where the run
     executes, e.g. :class:`~spikecl.continual.data_parallel.DataParallel` over a process group; a strategy that
@@ -572,16 +572,16 @@ class ContinualRun:
 
     # -- the whole run ----------------------------------------------------------------------------------------
     def execute(self, results: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-                progress_bar: bool = True, replace_stale: bool = False) -> RunResult:
+                progress_bar: bool = True, replace_stale: bool = False) -> ContinualResult:
         """Train through the stream and return (and, with ``results``, write) the run's results.
 
         ``resume``: continue from the checkpoint beside ``results`` if there is one (``replace_stale``, or
         ``overwrite`` with it, as ``--resume --overwrite``: start afresh where it was made with other settings).
         Without ``overwrite`` an existing results file is an :class:`ExistsError` (with ``resume`` too: the run
-        finished; :func:`~spikecl.io.read_results` reads it). Checkpoints, results and the progress bar come only from
-        a process whose execution ``writes_files``. The run keeps its state: a second call trains nothing more and
-        returns the same results (a new ``ContinualRun`` trains again); after a call stopped during a task (Ctrl-C,
-        an error), which leaves the task half-trained, it is a one-line :class:`ConfigError`.
+        finished; :func:`~spikecl.continual.results.read_continual` reads it). Checkpoints, results and the progress
+        bar come only from a process whose execution ``writes_files``. The run keeps its state: a second call trains
+        nothing more and returns the same results (a new ``ContinualRun`` trains again); after a call stopped during
+        a task (Ctrl-C, an error), which leaves the task half-trained, it is a one-line :class:`ConfigError`.
         """
         if self._stopped_in is not None:
             raise ConfigError(f"ContinualRun.execute: this run stopped during {self._stopped_in}, which left its "
@@ -597,8 +597,8 @@ class ContinualRun:
         ckpt = checkpoint_path(results) if results is not None else None
         if results is not None and writes:
             if resume and not overwrite and results.is_file() and not ckpt.exists():
-                raise ExistsError(f"{results} exists: the run finished (spikecl.io.read_results reads it; "
-                                  "overwrite=True trains it again)")
+                raise ExistsError(f"{results} exists: the run finished (spikecl.continual.results.read_continual "
+                                  "reads it; overwrite=True trains it again)")
             check_output(results, overwrite)                 # before any training, not after it
         if ckpt is not None and resume and ckpt.exists():   # a stale one is left unread, replaced at the first save
             self.load_checkpoint(ckpt, replace_stale or overwrite)
@@ -627,11 +627,11 @@ class ContinualRun:
                     self.save_checkpoint(ckpt)
         result = self.result()
         if results is not None and writes:
-            write_results(results, result, overwrite=overwrite)
+            write_continual(results, result, overwrite=overwrite)
             ckpt.unlink(missing_ok=True)
         return result
 
-    def result(self) -> RunResult:
+    def result(self) -> ContinualResult:
         p = self.run_state
         acc = np.asarray(p.rows, dtype=np.float64)
         n_tasks = acc.shape[1]
@@ -649,10 +649,10 @@ class ContinualRun:
         env = {**environment(), "device": str(self.device), "processes": self.execution.processes,
                **({"data_crc": crc} if crc is not None else {}),
                **tasks_setup(p.setups)}             # what the tasks were computed with, in this process or before
-        return RunResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
-                         curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
-                         self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
-                         np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64))
+        return ContinualResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
+                               curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
+                               self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
+                               np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64))
 
 
 class PluginStateError(Exception):

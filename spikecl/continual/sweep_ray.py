@@ -31,12 +31,12 @@ from spikecl.atomic import (DIVERGED_EXTRA, check_name_fits, check_place_for_fil
                             divergence_file, process_mark, read_divergence, remove_stale_lock, write_divergence)
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
+from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
                             raise_if_interrupted, require)
 from spikecl.experiment_kind import check_datasets, mark_replacing, replacing
-from spikecl.io import RunResult, read_results
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
 
@@ -54,7 +54,7 @@ INJECTED_FAILURES: dict[str, int] = {}
 
 
 def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = (),
-              overwrite: bool = False, driver: str = "") -> RunResult:
+              overwrite: bool = False, driver: str = "") -> ContinualResult:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
     left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
@@ -78,7 +78,7 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
     except RunsFailed as exc:                    # the one run diverged (a sweep outcome), or a plugin's code crashed
         error = exc.failed[0][1]
         raise (PluginCrash if RAISED_IN in error else NumericalError)(error) from None
-    return read_results(path)
+    return read_continual(path)
 
 
 def check_cluster_options(address: str | None, num_cpus: int | None) -> None:
@@ -242,7 +242,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def kept_and_missing(sweep: Sweep, overwrite: bool,
-                     log: Callable[[str], None]) -> tuple[dict[str, RunResult], list[SweepRun]]:
+                     log: Callable[[str], None]) -> tuple[dict[str, ContinualResult], list[SweepRun]]:
     """({run id: results} of the runs already complete, the runs still to train), said in one line by ``log``; a
     run made with other settings is a ConfigError, or with ``overwrite`` it is to train (its files are replaced as
     its new ones are written, not before).
@@ -294,7 +294,7 @@ def kept_divergence(run: SweepRun) -> str | None:
     return record["error"]
 
 
-def unfinished_runs(sweep: Sweep, kept: dict[str, RunResult], other: dict[str, str]) -> dict[str, str]:
+def unfinished_runs(sweep: Sweep, kept: dict[str, ContinualResult], other: dict[str, str]) -> dict[str, str]:
     """{run id: :data:`UNFINISHED`} of the ``kept`` results files, made with the planned settings (not in
     ``other``), that an ``--overwrite`` which did not finish marked for replacement."""
     return {r.id: UNFINISHED for r in sweep.runs
@@ -334,13 +334,13 @@ def mark_replaced(results: list[Path], summary: Path) -> None:
             mark_replacing(path)
 
 
-def kept_result(path: Path, overwrite: bool) -> RunResult | None:
+def kept_result(path: Path, overwrite: bool) -> ContinualResult | None:
     """The results in ``path``, or None for a damaged file (trained again); a file that is not a continual results
     file of this spikecl (:class:`ForeignFileError`) is a ConfigError unless ``overwrite`` (then None), a folder
     always one."""
     check_place_for_file(path)
     try:
-        return read_results(path)
+        return read_continual(path)
     except ForeignFileError as exc:
         if not overwrite:
             raise ConfigError(f"{exc}; pass --overwrite to replace it, or choose another output folder") from None
@@ -351,7 +351,7 @@ def kept_result(path: Path, overwrite: bool) -> RunResult | None:
 
 def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
                   log: Callable[[str], None] = print, plugins: Sequence[str] = (), overwrite: bool = False,
-                  replaced_too: Sequence[Path] = ()) -> tuple[dict[str, RunResult], dict[str, list[str]]]:
+                  replaced_too: Sequence[Path] = ()) -> tuple[dict[str, ContinualResult], dict[str, list[str]]]:
     """Run the missing runs of ``sweep`` on Ray, each worker importing ``plugins`` first (as
     :func:`spikecl.plugins.load_plugins` returns them); a kept results file or checkpoint made with other settings
     is a :class:`ConfigError`, or with ``overwrite`` it is removed (a checkpoint: discarded by its run) and its run

@@ -452,8 +452,9 @@ def load_trained(path) -> NetworkSpec:
         crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained, **crc})
     from spikecl.atomic import pending_replacement
+    from spikecl.continual.results import as_continual
     from spikecl.errors import ForeignFileError
-    from spikecl.io import as_result, read_run
+    from spikecl.io import read_run
 
     if pending := pending_replacement(path):                 # its network is of the settings being replaced
         raise ResultsError(pending)
@@ -461,7 +462,7 @@ def load_trained(path) -> NetworkSpec:
     if run.kind != "continual":
         raise ForeignFileError(f"{path} holds a {run.kind!r} run; export takes a continual run's trained network"
                                + NEXT_STEP.get(run.kind, ""))
-    result = as_result(run)
+    result = as_continual(run)
     if not result.model:
         raise ResultsError(f"{path} holds no trained parameters under /model")
     crc = result.environment.get("data_crc")             # the dataset files it trained on, where it read files
