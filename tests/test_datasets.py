@@ -360,3 +360,23 @@ def test_an_idx_file_sorted_by_class_gives_mixed_prefixes(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((30, 28, 28), np.uint8))
     d = load_dataset("mnist", str(tmp_path))
     assert sorted(d.y_test.tolist()) == labels.tolist() and len(set(d.y_test[:6].tolist())) >= 4
+
+
+def test_the_crc_resume_checks_against_follows_files_replaced_in_the_same_process(tmp_path):
+    """``files_crc`` (what ``--resume`` compares a kept run's data_crc with) was cached by the [data] table alone:
+    after the files were replaced, a notebook's resume kept runs trained on the old files. Keyed by the files'
+    times and sizes too, it reads them again."""
+    import os
+
+    from spikecl.config import DataConfig
+    from spikecl.data.base import dataset_crc
+    from spikecl.data.streams import files_crc, loaded
+
+    tiny_mnist(tmp_path, n_train=20, n_test=10, seed=0)
+    data = DataConfig(dataset="mnist", data_dir=str(tmp_path))
+    first = files_crc(data)
+    assert first == dataset_crc(loaded(data)) and files_crc(data) == first
+    tiny_mnist(tmp_path, n_train=20, n_test=10, seed=1)                        # the same sizes, other images
+    for f in tmp_path.iterdir():                                                # a coarse clock: times moved on
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert files_crc(data) == dataset_crc(loaded(data)) != first

@@ -384,3 +384,19 @@ def test_a_loaders_own_error_and_changing_data_are_one_line():
                                         "before in this process"):
         load_dataset("drifting", seed=0)
     assert len(REGISTERED_DATASETS["drifting"].loaded) == 1
+
+
+def test_a_loaders_own_arrays_changed_later_do_not_reach_the_runs_of_the_process():
+    """A notebook registers arrays it holds, then rescales them in place: later runs in the process trained on the
+    changed data while their results recorded the first CRC. The loaded dataset is a read-only copy."""
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.arange(40) % 4, np.arange(20) % 4
+    x_train, x_test = (rng.uniform(0, 1, (n, 1, 4, 4)).astype(np.float32) for n in (40, 20))
+    register_dataset("held", lambda seed: Dataset("held", x_train, y_train, x_test, y_test, 4), (1, 4, 4), 4)
+    first, crc = load_dataset("held", 0), registered_crc("held", 0)
+    x_train *= 0.5
+    again = load_dataset("held", 0)
+    assert np.array_equal(again.x_train, first.x_train) and not np.array_equal(again.x_train, x_train)
+    assert registered_crc("held", 0) == crc and not again.x_train.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        again.x_train[0] = 0

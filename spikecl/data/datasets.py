@@ -490,6 +490,14 @@ def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Seq
     REGISTERED_DATASETS[name] = RegisteredDataset(load, shape, int(n_classes))
 
 
+def _frozen_copy(array) -> np.ndarray:
+    """A read-only copy of ``array``: what a registered loader returned may be its caller's own array, and a later
+    change in place would reach the runs of the process while their recorded CRC names the data as first loaded."""
+    array = np.array(array, copy=True)
+    array.setflags(write=False)
+    return array
+
+
 def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
     """(what registered dataset ``name``'s loader returns for ``seed``, checked; its CRC), loaded once per process."""
     own = REGISTERED_DATASETS[name]
@@ -505,8 +513,9 @@ def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
         if not isinstance(dataset, Dataset):
             raise DataError(f"registered dataset {name}: load({seed}) returned {type(dataset).__name__}, not a "
                             "spikecl.data.base.Dataset")
-        try:
-            dataset = dataclasses.replace(dataset, name=name)      # checked again: its arrays may have changed since
+        try:                          # checked again (its arrays may have changed since), kept as a read-only copy
+            dataset = dataclasses.replace(dataset, name=name, **{f"{a}_{split}": _frozen_copy(getattr(dataset,
+                                          f"{a}_{split}")) for a in "xy" for split in ("train", "test")})
         except SpikeCLError as exc:
             raise DataError(f"registered dataset {exc}") from None
         if dataset.n_classes != own.n_classes:

@@ -348,9 +348,10 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
                     f"splits must be in one folder); {HOW[name]}")
 
 
-def _stamp(name: str, paths: list[Path]) -> str:
+def files_stamp(name: str, paths: list[Path]) -> str:
     """A digest of the name, modification time (ns) and size of every file a load of ``name`` reads (the HDF5 files;
-    each sample file of the split folders): a file changed, added or removed since a load is read again."""
+    each sample file of the split folders; any dataset's files): a file changed, added or removed since a load is
+    read again."""
     digest = hashlib.sha1()
     for path in paths:
         for f in sorted(path.glob(SAMPLE_FILES[name])) if name in SAMPLE_FILES else [path]:
@@ -389,4 +390,4 @@ def load_event_dataset(name: str, data_dir: str | None, binning: EventBinning | 
     last four loads are cached (read-only arrays)."""
     frame_shape(name, binning)
     where = str(data_dir) if data_dir else None
-    return _load_cached(name, where, binning or EventBinning(), _stamp(name, event_dataset_paths(name, where)))
+    return _load_cached(name, where, binning or EventBinning(), files_stamp(name, event_dataset_paths(name, where)))

@@ -499,18 +499,23 @@ def loaded(data: DataConfig) -> Dataset:
 
 def files_crc(data: DataConfig) -> int | None:
     """The ``data_crc`` a run on ``data`` would record for the files in its folder now (:func:`dataset_crc` of the
-    dataset as loaded, computed once per process for each table), for ``--resume`` to check a kept run against; None
-    for the offline and registered datasets (their config says which data they read) and where the files cannot be
-    read (nothing to check against)."""
+    dataset as loaded, computed once per process for each table and state of its files), for ``--resume`` to check a
+    kept run against; None for the offline and registered datasets (their config says which data they read) and
+    where the files cannot be read (nothing to check against)."""
+    from spikecl.data.event_datasets import files_stamp
+
     try:
-        return _files_crc(json.dumps(dataclasses.asdict(data), sort_keys=True)) \
-            if dataset_files(data.dataset, data.data_dir or None) else None
+        files = dataset_files(data.dataset, data.data_dir or None)
+        return _files_crc(json.dumps(dataclasses.asdict(data), sort_keys=True), files_stamp(data.dataset, files)) \
+            if files else None
     except DataError:
         return None
 
 
 @functools.lru_cache(maxsize=8)
-def _files_crc(data_json: str) -> int:
+def _files_crc(data_json: str, stamp: str) -> int:
+    """:func:`files_crc` of a ``[data]`` table whose files' :func:`~spikecl.data.event_datasets.files_stamp` is
+    ``stamp`` (files replaced since: another key, read again)."""
     return dataset_crc(loaded(DataConfig(**json.loads(data_json))))
 
 
