@@ -1825,3 +1825,23 @@ def test_an_execute_stopped_during_a_task_refuses_a_second_call(tmp_path, monkey
     assert not out.exists() and checkpoint_path(out).exists()
     resumed = ContinualRun(cfg, "ewc", 0).execute(out, resume=True, progress_bar=False)
     assert np.array_equal(resumed.acc_matrix, clean.acc_matrix) and list(resumed.task_ends) == list(clean.task_ends)
+
+
+def test_a_run_trains_whatever_grad_mode_the_caller_left_and_refuses_another_default_dtype():
+    """Notebook modes: grad mode left off (torch.set_grad_enabled(False), torch.no_grad()) ended training in
+    torch's "element 0 of tensors does not require grad"; a float64 default dtype in an error telling the user to
+    keep "the network" (which spikecl built) in float32."""
+    cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 1, "train_per_task": 40},
+                                "network": {"hidden": [8]}, "train": {"eval_every": 0, "epochs": 1}})
+    clean = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
+    with torch.no_grad():
+        run = ContinualRun(cfg, "finetune", 0)
+        assert np.array_equal(run.execute(progress_bar=False).acc_matrix, clean.acc_matrix)
+        assert not torch.is_grad_enabled()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with pytest.raises(ConfigError, match=r"^ContinualRun: torch's default dtype is torch.float64; spikecl "):
+            ContinualRun(cfg, "finetune", 0)
+    finally:
+        torch.set_default_dtype(previous)

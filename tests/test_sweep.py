@@ -169,18 +169,23 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ray_started_and_stopped_leaves_the_callers_environment_and_sigterm_handler_as_they_were():
-    """``ray.init`` sets environment variables (``RAY_*``, ``PYTHONBREAKPOINT``) and its own SIGTERM handler; a
-    sweep run from Python puts both back (in a process of its own, so that no other Ray instance is running)."""
+    """``ray.init`` sets environment variables (``RAY_*``, ``PYTHONBREAKPOINT``) and its own SIGTERM handler and
+    draws from Python's ``random``, and importing Ray replaces ``sys.excepthook``; a sweep run from Python puts all
+    back (in a process of its own, so that no other Ray instance is running)."""
     pytest.importorskip("ray")
-    script = ("import os, signal\n"
+    script = ("import os, random, signal, sys\n"
               "from spikecl.continual.sweep_ray import start_ray, stop_ray\n"
-              "env, handler = dict(os.environ), signal.getsignal(signal.SIGTERM)\n"
+              "env, handler, hook = dict(os.environ), signal.getsignal(signal.SIGTERM), sys.excepthook\n"
+              "random.seed(5)\n"
               "ray, started = start_ray(num_cpus=1)\n"
               "assert started and any(k.startswith('RAY_') for k in os.environ.keys() - env.keys())\n"
               "stop_ray(ray)\n"
-              "print(dict(os.environ) == env, signal.getsignal(signal.SIGTERM) is handler)\n")
+              "drawn = random.random()\n"
+              "random.seed(5)\n"
+              "print(dict(os.environ) == env, signal.getsignal(signal.SIGTERM) is handler, sys.excepthook is hook, "
+              "drawn == random.random())\n")
     done = _python(script, timeout=240)
-    assert done.stdout.split()[-2:] == ["True", "True"], done.stderr[-2000:]
+    assert done.stdout.split()[-4:] == ["True"] * 4, done.stdout[-500:] + done.stderr[-2000:]
 
 
 def test_a_ray_start_interrupted_half_way_stops_what_it_started_and_reads_as_ctrl_c():

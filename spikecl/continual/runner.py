@@ -124,6 +124,9 @@ class ContinualRun:
             raise ConfigError(f"ContinualRun: cfg must be an ExperimentConfig (spikecl.config.experiment_from_dict "
                               f"makes one from a dict), got {type(cfg).__name__}")
         seed = check_seed(seed, "ContinualRun: seed")
+        if torch.get_default_dtype() != torch.float32:      # the network would be built in it, its inputs float32
+            raise ConfigError(f"ContinualRun: torch's default dtype is {torch.get_default_dtype()}; spikecl trains in "
+                              "float32: torch.set_default_dtype(torch.float32) first")
         if stream is not None:
             check_type(stream, Stream, "ContinualRun: stream", "build_stream(cfg, seed) makes one")
         if execution is not None:
@@ -606,7 +609,8 @@ class ContinualRun:
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
         # total set per task; closed however the loop ends, so an error or Ctrl-C leaves no half-drawn bar
-        with progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False) as bar:
+        with progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False) as bar, \
+                torch.inference_mode(False), torch.enable_grad():      # whatever grad mode the caller left on
             for task in range(p.next_task, len(self.stream)):
                 bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
                 started = time.perf_counter()

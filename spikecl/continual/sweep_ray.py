@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -94,21 +95,23 @@ def start_ray(address: str | None = None, num_cpus: int = 0):
     Returns ``(ray, started)``; ``started`` is False when Ray was already initialised by the caller. Local workers
     import this copy of spikecl (its folder is put on their PYTHONPATH) and run single-threaded BLAS.
     """
+    hook = sys.excepthook                            # importing Ray replaces it
     ray = require("ray", "ray")
     if ray.is_initialized():
         return ray, False
+    _BEFORE_RAY["excepthook"] = hook
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                "logging_level": "WARNING"}
     check_cluster_options(address, num_cpus)
     _ENVIRONMENT_BEFORE_RAY.clear()
     _ENVIRONMENT_BEFORE_RAY.update(os.environ)
     try:
-        with _python_sigterm_kept():
+        with _python_sigterm_kept(), _random_state_kept():
             _init(ray, address, num_cpus, options)
     except BaseException as exc:                     # what a start that failed half-way set or started goes too
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         started = _ray_processes() if interrupted else []    # before shutdown: agents outlive a raylet that is gone
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), _random_state_kept():
             ray.shutdown()
         for pid in started:
             with contextlib.suppress(OSError):
@@ -156,21 +159,38 @@ def _is_ray(command: bytes) -> bool:
 #: the process environment before :func:`start_ray` started Ray, which ``ray.init`` extends (``RAY_*``,
 #: ``PYTHONBREAKPOINT``) and :func:`stop_ray` restores
 _ENVIRONMENT_BEFORE_RAY: dict[str, str] = {}
+#: what else :func:`start_ray` found before Ray changed it (``excepthook``)
+_BEFORE_RAY: dict[str, object] = {}
 
 
 def stop_ray(ray) -> None:
-    """Shut down the Ray instance :func:`start_ray` started and restore the environment variables it set."""
-    ray.shutdown()
+    """Shut down the Ray instance :func:`start_ray` started and restore the environment variables it set and the
+    exception hook Ray's import replaced."""
+    with _random_state_kept():                       # ray.shutdown draws from it too
+        ray.shutdown()
     _restore_environment()
 
 
 def _restore_environment() -> None:
-    """The environment as :func:`start_ray` found it (nothing to do when it started no instance)."""
+    """The environment and exception hook as :func:`start_ray` found them (nothing to do when it started no
+    instance)."""
+    sys.excepthook = _BEFORE_RAY.pop("excepthook", sys.excepthook)
     if _ENVIRONMENT_BEFORE_RAY:
         for key in os.environ.keys() - _ENVIRONMENT_BEFORE_RAY.keys():
             del os.environ[key]
         os.environ.update(_ENVIRONMENT_BEFORE_RAY)
         _ENVIRONMENT_BEFORE_RAY.clear()
+
+
+@contextlib.contextmanager
+def _random_state_kept():
+    """Python's global ``random`` as before the block: ``ray.init`` and ``ray.shutdown`` draw from it, so a caller's
+    sequence after a sweep would depend on whether the sweep started Ray."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 @contextlib.contextmanager
