@@ -133,11 +133,12 @@ def test_a_graphed_pass_projects_each_batchs_own_inputs():
     grads = []
     for trainer, optimizer in _pair(net, "bptt"):
         projector, layer, kept = Projector(basis), trainer.net.layers[0], []
+        hooks = TrainingHooks()
+        hooks.projections = lambda: {layer: projector}
         for x in torch.rand(5, 8, 20, generator=torch.Generator().manual_seed(2)).cuda():
-            projector.used, layer.weight_projection = False, projector
-            trainer.train_encoded(encode(x, 4, "direct"), torch.arange(8).cuda() % 4, None, None, optimizer)
-            assert projector.used
-            layer.weight_projection = None
+            projector.used = False
+            trainer.train_encoded(encode(x, 4, "direct"), torch.arange(8).cuda() % 4, None, None, optimizer, hooks)
+            assert projector.used and layer.weight_projection is None
             projector.forget()
             kept.append(layer.synapse.weight.grad.clone())
         grads.append(kept)

@@ -460,8 +460,8 @@ def _one_projected_step(method, engine, project_inputs, options):
     used = {}
 
     def record_use(activity=None):
-        used.update({p.name: p.layer.weight_projection.used for p in s.synapses if p.layer is not None
-                     and p.layer.weight_projection is not None})
+        assert all(p.layer.weight_projection is None for p in s.synapses if p.layer is not None)   # the pass's only
+        used.update({name: projector.used for name, projector in s.handed.items()})
         type(s).after_backward(s, activity)
     s.after_backward = record_use
     trainer.train_batch(x, y, heads, None, opt, s)
@@ -624,3 +624,49 @@ def test_per_synapse_lists_longer_than_the_network_are_named_with_what_the_reado
     assert unused_entries(build_strategy("hlop+gpm", heads, {})) == []     # the defaults: the user wrote no list
     assert unused_entries(build_strategy("gpm", heads, {"gpm": {"thresholds": [0.9, 0.99]}})) == [
         "strategy.gpm.thresholds has 2 entries for 1 protected synapses (layers.0): entries past 1 are unused"]
+
+
+def test_a_projector_reaches_only_the_training_pass_it_is_handed_to():
+    """``batch()`` picks projectors for the next training pass only: a pass run between ``batch()`` and the training
+    step (an evaluation) is not projected, and the training pass leaves no projector on the layers, also when it
+    raises."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(4)
+    net = build_mlp(20, [40], 3)                   # 8 direct-encoded rows < 40 outputs: the projected-rows route
+    data = TaskData(0, torch.rand(64, 20, generator=g), torch.randint(0, 3, (64,), generator=g),
+                    torch.zeros(64, dtype=torch.long))
+    s = build_strategy("gpm", net, {"gpm": {"thresholds": [0.9]}}, Simulation(num_steps=3))
+    s.before_task(0, data, [data])
+    s.after_task(0, data)
+    s.before_task(1, data, [data, data])
+    trainer, opt, layer = make_trainer("bptt", net, 3), torch.optim.SGD(net.parameters(), lr=0.0), net.layers[0]
+    x, y, heads = s.batch(data.x[:8], data.y[:8], data.heads[:8])
+    projector = s.handed["layers.0"]
+    net(trainer.encode(x))                         # evaluated between batch() and the step
+    assert not projector.used and layer.weight_projection is None
+    seen = []
+    hook = net.readout.register_forward_hook(lambda *_: seen.append(layer.weight_projection))
+    trainer.train_batch(x, y, heads, None, opt, s)
+    assert seen == [projector] and projector.used and layer.weight_projection is None and not s.handed
+    hook.remove()
+
+    def fail(*_):
+        seen.append(layer.weight_projection)
+        raise RuntimeError("failed inside the pass")
+    net.readout.register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match="inside the pass"):
+        trainer.train_batch(*s.batch(x, y, heads), None, opt, s)
+    assert seen[-1] is projector and layer.weight_projection is None
+
+
+def test_projecting_restores_each_layers_projection_and_refuses_another_networks_layer():
+    net, other = build_mlp(6, [5, 4], 2), build_mlp(6, [5], 2)
+    first, second = Projector(torch.eye(6)[:2]), Projector(torch.eye(5)[:1])
+    with net.projecting({net.layers[0]: first}):
+        with net.projecting({net.layers[0]: second, net.layers[1]: second}):
+            assert net.layers[0].weight_projection is second is net.layers[1].weight_projection
+        assert net.layers[0].weight_projection is first and net.layers[1].weight_projection is None
+    assert net.layers[0].weight_projection is None
+    with pytest.raises(ConfigError, match="projecting: SpikingLinear is not a spiking layer of this network"):
+        with net.projecting({other.layers[0]: first}):
+            pass

@@ -75,6 +75,9 @@ class ShardedHooks(TrainingHooks):
     def penalty(self):
         return self.hooks.penalty()
 
+    def projections(self):
+        return self.hooks.projections()
+
     def after_backward(self, activity: Activity | None = None) -> None:
         reduce_gradients([p for p in self.model.parameters() if p.requires_grad], self.weight)
         if activity is not None:

@@ -343,6 +343,7 @@ class ProjectionStrategy(Strategy):
         self.dims: list[list[int]] = []
         self.project_inputs = True          # weight gradients from projected presynaptic rows where cheaper
         self._projectors: dict[str, Projector] = {}
+        self.handed: dict[str, Projector] = {}      # synapse name: projector handed to this batch's training pass
         self.partners: list[ProjectionStrategy] = [self]     # the projection parts of its combination, in order
         self._unions: dict[str, tuple[list[torch.Tensor], torch.Tensor]] = {}   # name: (part bases, their union)
 
@@ -397,18 +398,24 @@ class ProjectionStrategy(Strategy):
         self._unions, self._projectors = self.partners[0]._unions, self.partners[0]._projectors
 
     def batch(self, x, y, heads):
-        """Before a training pass: each protected spiking layer with a non-empty basis gets its projector, so that
-        its weight gradient comes out projected when that is cheaper (:meth:`project` hands it back). Not in a
-        data-parallel run: a layer decides by its rows, which differ between processes' shares of a batch, and the
-        summed gradient must be projected alike on every process (so it is, whole, in :meth:`project`)."""
-        if self.project_inputs and not self.execution.data_parallel:
+        """Before a training pass: picks the projector of each protected spiking layer with a non-empty basis, which
+        :meth:`projections` hands to the pass, so that its weight gradient comes out projected when that is cheaper
+        (:meth:`project` then leaves it). Combined with other projection methods, only the first picks them (it
+        projects for all). Not in a data-parallel run: a layer decides by its rows, which differ between processes'
+        shares of a batch, and the summed gradient must be projected alike on every process (so it is, whole, in
+        :meth:`project`)."""
+        self.handed = {}
+        if self.partners[0] is self and self.project_inputs and not self.execution.data_parallel:
             bases = self.projected_bases()
             for p in self.synapses:
                 if p.layer is not None and bases[p.name].shape[0]:
-                    projector = self.projector(p.name, bases[p.name])
+                    projector = self.handed[p.name] = self.projector(p.name, bases[p.name])
                     projector.used = False
-                    p.layer.weight_projection = projector
         return x, y, heads
+
+    def projections(self):
+        """{spiking layer: its projector} picked by :meth:`batch`, for the batch's training pass."""
+        return {p.layer: self.handed[p.name] for p in self.synapses if p.name in self.handed}
 
     def empty(self) -> dict[str, torch.Tensor]:
         """{synapse name: an empty [0, n] basis}."""
@@ -416,17 +423,15 @@ class ProjectionStrategy(Strategy):
 
     def project(self, bases: dict[str, torch.Tensor]) -> None:
         """Project every protected weight gradient orthogonally to its basis, unless its layer's training pass
-        already computed it from projected presynaptic rows; takes the projectors back from the layers. Combined
-        with other projection methods, only the first does it (the projection onto their union is the same for all
-        of them)."""
+        already computed it from projected presynaptic rows (through the projector :meth:`batch` handed it, which
+        is forgotten here). Combined with other projection methods, only the first does it (the projection onto
+        their union is the same for all of them)."""
         if self.partners[0] is not self:
             return
+        handed, self.handed = self.handed, {}
         for p in self.synapses:
-            handed = p.layer.weight_projection if p.layer is not None else None
-            if handed is not None:
-                p.layer.weight_projection = None
-                if handed.used and handed.basis is bases[p.name]:
-                    continue
+            if p.name in handed and handed[p.name].used and handed[p.name].basis is bases[p.name]:
+                continue
             if bases[p.name].shape[0]:
                 self.projector(p.name, bases[p.name]).project_gradient(p)
 

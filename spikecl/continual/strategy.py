@@ -9,6 +9,8 @@ the stream in advance, such as multitask training), then, in this order, for eve
     training_samples(task, sizes) -> int          how many samples before_task will give the task (progress bars)
     for each batch:
         batch(x, y, heads) -> (x, y, heads)      may add samples (replay)
+        projections() -> {layer: projector}       what the batch's training pass projects presynaptic rows with
+                                                  (GPM, HLOP; set on the layers for that pass only)
         penalty()                                 extra loss term (EWC, SI)
         after_backward(activity)                  project or mask gradients (GPM, HLOP); ``activity``: the
                                                   batch's presynaptic activity if ``uses_activity``, else None
@@ -469,6 +471,9 @@ class Combined(Strategy):
         for key, part in zip(self.keys, self.parts):
             x, y, heads = checked_batch(key, part.batch(x, y, heads))
         return x, y, heads
+
+    def projections(self):
+        return {layer: projector for part in self.parts for layer, projector in part.projections().items()}
 
     def penalty(self):
         terms = [t for t in (checked_penalty(key, p.penalty()) for key, p in zip(self.keys, self.parts))

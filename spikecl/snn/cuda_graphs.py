@@ -12,10 +12,11 @@ A signature is everything that makes the launches differ: the input's shape, dty
 input repeats one tensor over time, a stride-0 view, and is kept so), whether heads and an output mask are given,
 where the parameters and persistent buffers are (``net.to(...)`` moves them: a graph reads and writes them in
 place; snnTorch's membranes, non-persistent buffers it replaces at every pass, are left out) and which parameters
-require gradients, whether activity is recorded, and the projector each layer was handed
-(``weight_projection``, held so that it lives as long as its graph; a graph whose projector no layer holds any
-more is dropped at the next capture). Python that a replay does not run is redone after it: a projector the
-captured pass went through is marked ``used`` again. A projector must compute its result inside a pass being
+require gradients, whether activity is recorded, and the projector each layer was handed for the pass
+(``weight_projection``, set around it by :meth:`~spikecl.snn.networks.SpikingNetwork.projecting`; held so that it
+lives as long as its graph; a graph whose projector no layer is handed any more is dropped at the next capture).
+Python that a replay does not run is redone after it: a projector the captured pass went through is marked ``used``
+again. A projector must compute its result inside a pass being
 captured, not return one it kept from an earlier call (spikecl's
 :class:`~spikecl.continual.projection.Projector` checks ``torch.cuda.is_current_stream_capturing()``): a kept
 result would be read from its old memory at every replay. Before a capture the pass runs

@@ -24,10 +24,11 @@ synapse call on a time-weighted sum of its input; "triton" is the fused engine w
 kernel (:mod:`spikecl.snn.lif_triton`; CUDA). Online steps on the fused engines are one autograd node per layer
 (:func:`~spikecl.snn.fused.lif_step`), and a linear synapse takes its weight gradient from the trace in one call.
 
-A projection method may give a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass:
-the weight gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral
-circuit, which equals the projected gradient ``(deltaᵀ x)(I − P)`` at N·n·k instead of out·n·k multiply-adds.
-The layer uses it only when its input has fewer rows than outputs (N < out) and then marks it ``used``.
+A projection method may hand a Linear layer a ``weight_projection`` (x [N, n] → x⊥ [N, n]) for one training pass,
+which the trainer runs inside ``SpikingNetwork.projecting`` (set for that pass only, restored after it): the weight
+gradient is then ``deltaᵀ · x⊥`` (:func:`projected_linear`), the presynaptic trace of HLOP's lateral circuit, which
+equals the projected gradient ``(deltaᵀ x)(I − P)`` at N·n·k instead of out·n·k multiply-adds. The layer uses it
+only when its input has fewer rows than outputs (N < out) and then marks it ``used``.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class SpikingLayer(EngineLayer):
         self.lif = neuron.spiking()
         self.pool = pool if pool is not None else nn.Identity()
         self.norm_frozen = False
-        self.weight_projection = None           # x [N, n] → x⊥ for the next training pass (projection methods)
+        self.weight_projection = None           # x [N, n] → x⊥ inside SpikingNetwork.projecting (a training pass)
 
     def freeze_norm(self) -> None:
         """Fix the normalisation: running statistics are used and kept, affine parameters stop learning."""

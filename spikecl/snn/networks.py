@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from typing import ContextManager, Iterator, Sequence
+from typing import Callable, ContextManager, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -172,6 +172,24 @@ class SpikingNetwork(nn.Module):
         """``with net.recording() as activity:`` keeps every plastic layer's presynaptic input of the passes run
         in the block (the latest pass per layer); recordings nest (:mod:`spikecl.snn.activity`)."""
         return recording(self.plastic_layers())
+
+    @contextlib.contextmanager
+    def projecting(self, projections: Mapping[nn.Module, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """``with net.projecting({layer: project}):`` the passes run in the block give each of these spiking layers
+        (of ``net.layers``) a weight gradient from its projected presynaptic rows ``project(x)`` [N, n] where that
+        is cheaper (:attr:`~spikecl.snn.layers.SpikingLayer.weight_projection`); each layer's previous projection is
+        restored after the block, also when it raises, so no pass outside it sees one."""
+        unknown = [type(layer).__name__ for layer in projections if not any(layer is mine for mine in self.layers)]
+        if unknown:
+            raise ConfigError(f"projecting: {', '.join(unknown)} is not a spiking layer of this network")
+        previous = [(layer, layer.weight_projection) for layer in projections]
+        try:
+            for layer, project in projections.items():
+                layer.weight_projection = project
+            yield
+        finally:
+            for layer, project in previous:
+                layer.weight_projection = project
 
 
 @contextlib.contextmanager

@@ -7,8 +7,10 @@ fixed order and steps the optimiser::
     → hooks.after_step()
 
 ``activity`` is the presynaptic activity of the task loss's forward pass (:class:`~spikecl.snn.activity.Activity`),
-recorded only for hooks that declare ``uses_activity``; otherwise None. ``precision = "bfloat16"`` runs that forward
-pass under ``torch.autocast`` (synapses in bfloat16, membranes and everything after the logits in float32).
+recorded only for hooks that declare ``uses_activity``; otherwise None. That pass runs with the projectors the hooks
+hand it (``hooks.projections()``, GPM's and HLOP's, set on the layers for that pass only:
+:meth:`~spikecl.snn.networks.SpikingNetwork.projecting`). ``precision = "bfloat16"`` runs that forward pass under
+``torch.autocast`` (synapses in bfloat16, membranes and everything after the logits in float32).
 
 * :class:`BPTTTrainer`: logits = readout membrane averaged over T; gradients through time with surrogate spikes.
   Runs on the network's engine (``network.engine``): the fused LIF function or snnTorch's ``Leaky``.
@@ -29,6 +31,7 @@ import getpass
 import math
 import os
 import tempfile
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +68,11 @@ class TrainingHooks:
     def penalty(self) -> torch.Tensor | None:
         """Extra loss term (e.g. EWC's quadratic penalty), or None."""
         return None
+
+    def projections(self) -> dict[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+        """{spiking layer: projector of its presynaptic rows x [N, n] → x⊥} for the task loss's pass (GPM, HLOP),
+        which runs inside :meth:`~spikecl.snn.networks.SpikingNetwork.projecting` with them; none here."""
+        return {}
 
     def after_backward(self, activity: Activity | None = None) -> None:
         """Gradients are in ``param.grad``: project or mask them here. ``activity``: the batch's presynaptic
@@ -301,7 +309,8 @@ class BPTTTrainer:
         self.check_optimizer(optimizer)
         self.net.train()
         optimizer.zero_grad(set_to_none=True)
-        loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
+        with self.net.projecting(getattr(hooks, "projections", dict)()):      # hooks without any: none
+            loss, activity = self.loss_pass(x_seq, y, heads, mask, hooks.uses_activity)
         penalty = checked_penalty(getattr(hooks, "name", type(hooks).__name__), hooks.penalty())
         penalised = penalty is not None and penalty.requires_grad
         if penalised:
