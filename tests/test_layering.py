@@ -155,6 +155,29 @@ def test_hardware_never_imports_snn_or_torch():
     assert not wrong, "; ".join(wrong)
 
 
+def _assignments(path: Path, attribute: str) -> set[str]:
+    """The functions of ``path`` (``<module>`` outside any) that assign ``<something>.<attribute>``."""
+    out = set()
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Attribute) and child.attr == attribute and isinstance(child.ctx, ast.Store):
+                out.add(where)
+            visit(child, child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else where)
+
+    visit(ast.parse(path.read_text()), "<module>")
+    return out
+
+
+def test_only_a_projecting_block_sets_a_layers_projection():
+    """Projectors are handed to the training pass, not left on the layers for strategies to switch (docs: DESIGN,
+    "Activity that strategies consume is handed to them"): ``weight_projection`` is assigned only where a layer
+    starts without one and by ``SpikingNetwork.projecting``, which restores it after its block."""
+    found = {f"{path.relative_to(PACKAGE.parent)}:{where}" for path in sorted(PACKAGE.rglob("*.py"))
+             for where in _assignments(path, "weight_projection")}
+    assert found == {"spikecl/snn/layers.py:__init__", "spikecl/snn/networks.py:projecting"}
+
+
 def _require_calls(path: Path) -> list[tuple[int, str, str, bool]]:
     """(line, module, extra, has an install command) of every ``require(module, extra)`` call in ``path``."""
     return [(node.lineno, node.args[0].value, node.args[1].value, any(k.arg == "install" for k in node.keywords))
