@@ -69,11 +69,12 @@ $(LAVADL_STAMP): pyproject.toml hardware/pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/spikecl run models/pmnist5k_demo.toml --resume
 
+# One worker per logical CPU (at most 4); a test file's tests run in one worker, so its fixtures are made once.
 test: $(STAMP) core310 lava
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n logical --maxprocesses 4 --dist loadfile
 
 test-fast: $(STAMP) lava
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n logical --maxprocesses 4 --dist loadfile
 
 # every benchmark in turn; the output is also kept, with the machine's description, in results/bench/<UTC time>.log
 bench: $(STAMP) $(BENCH_STAMP) lava
