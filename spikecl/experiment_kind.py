@@ -382,9 +382,12 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     if None not in (trained_on, now) and trained_on != now:
         if replace_stale:
             return False
+        planned = job.config.get("data") if isinstance(job.config, dict) else None
+        given = planned.get("data_dir") if isinstance(planned, dict) else None
         raise ConfigError(f"--resume: {job.path} was trained on other data files (data_crc {trained_on}, read from "
-                          f"{data.get('data_dir') or 'its folder'}; the files there now give "
-                          f"{now}); pass --overwrite as well to train it on these, or point --data-dir at its files")
+                          f"{data.get('data_dir') or 'its folder'}; the files "
+                          f"{'in ' + str(given) if given else 'this run reads'} now give {now}); pass --overwrite as "
+                          "well to train it on these, or point --data-dir at its files")
     return key is None
 
 

@@ -258,6 +258,9 @@ def _check_hdf5_name(path: Path, what: str) -> None:
 
     if path.suffix.lower() in (".h5", ".hdf5", ".he5"):
         return
+    if path.suffix.lower() == ".ckpt":
+        raise ResultsError(f"{path} is the checkpoint of an unfinished run, not a {what} (continue it with spikecl "
+                           "run --resume, or spikecl sweep for a sweep's run)")
     try:
         hdf5 = h5py.is_hdf5(path)
     except OSError:                                    # unreadable: the opening names why
@@ -339,3 +342,17 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
                 raise ResultsError(f"{path} is corrupt: its recorded {what} is {json.dumps(value)[:40]}, not a table")
         return Run(path, found, attrs, recorded_as_now(config, attrs.get("seed")), env,
                    {k: float(v) for k, v in f["metrics"].attrs.items()}, arrays)
+
+
+#: names the continual kind's results had here, before they moved beside the kind (spikecl/continual/results.py)
+MOVED = {"RunResult": "ContinualResult", "read_results": "read_continual", "write_results": "write_continual",
+         "as_result": "as_continual"}
+
+
+def __getattr__(name: str):
+    """A one-line ImportError naming the new place of a name :data:`MOVED` from here (a script of an earlier
+    spikecl would otherwise get Python's bare "cannot import name")."""
+    if name in MOVED:
+        raise ImportError(f"spikecl.io.{name} is now spikecl.continual.results.{MOVED[name]} (the continual kind's "
+                          "results live beside the kind; spikecl.io.read_run reads any kind's file)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

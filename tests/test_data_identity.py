@@ -62,7 +62,8 @@ def test_resume_refuses_a_run_trained_on_other_files_and_keeps_it_from_a_moved_c
     trained_on = read_run(seed0).environment["data_crc"]
     assert run(folders, "b", "--seed", "0", "--resume") == 2
     err = capsys.readouterr().err
-    assert f"{seed0} was trained on other data files (data_crc {trained_on}, read from {folders / 'a'}" in err
+    assert f"{seed0} was trained on other data files (data_crc {trained_on}, read from {folders / 'a'}; the files " \
+           f"in {folders / 'b'} now give " in err                      # the folder given now, not the recorded one
     assert "pass --overwrite as well to train it on these, or point --data-dir at its files" in err
     assert len(err.strip().splitlines()) == 1
     printed = io.StringIO()

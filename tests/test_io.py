@@ -770,3 +770,26 @@ def test_root_attributes_that_disagree_with_the_file_are_refused(tmp_path, attrs
         f.attrs.update(attrs)
     with pytest.raises(ResultsError, match=re.escape(f"{path} is corrupt: {message}")):
         read_continual(path)
+
+
+def test_a_name_the_continual_results_had_here_says_where_it_went():
+    """spikecl.io.read_results and its kin moved to spikecl.continual.results: an earlier script's import names the
+    new place in one line, not Python's bare "cannot import name"."""
+    import spikecl.io
+
+    for old, new in spikecl.io.MOVED.items():
+        with pytest.raises(ImportError, match=rf"^spikecl\.io\.{old} is now spikecl\.continual\.results\.{new} "):
+            exec(f"from spikecl.io import {old}", {})
+        import spikecl.continual.results as results
+        assert callable(getattr(results, new))
+    assert not hasattr(spikecl.io, "no_such_name")
+
+
+def test_a_checkpoint_given_to_a_reader_is_called_one(tmp_path):
+    from spikecl.continual.results import read_continual
+
+    ckpt = tmp_path / "hlop-seed0.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 a torch checkpoint")
+    for read in (read_run, read_continual):
+        with pytest.raises(ResultsError, match=r"hlop-seed0\.ckpt is the checkpoint of an unfinished run, not a "):
+            read(ckpt)

@@ -1828,16 +1828,17 @@ def test_an_execute_stopped_during_a_task_refuses_a_second_call(tmp_path, monkey
 
 
 def test_a_run_trains_whatever_grad_mode_the_caller_left_and_refuses_another_default_dtype():
-    """Notebook modes: grad mode left off (torch.set_grad_enabled(False), torch.no_grad()) ended training in
+    """Notebook modes: grad mode left off (torch.no_grad(), torch.inference_mode()) ended training in
     torch's "element 0 of tensors does not require grad"; a float64 default dtype in an error telling the user to
     keep "the network" (which spikecl built) in float32."""
     cfg = experiment_from_dict({"data": {"dataset": "digits"}, "stream": {"n_tasks": 1, "train_per_task": 40},
                                 "network": {"hidden": [8]}, "train": {"eval_every": 0, "epochs": 1}})
     clean = ContinualRun(cfg, "finetune", 0).execute(progress_bar=False)
-    with torch.no_grad():
-        run = ContinualRun(cfg, "finetune", 0)
-        assert np.array_equal(run.execute(progress_bar=False).acc_matrix, clean.acc_matrix)
-        assert not torch.is_grad_enabled()
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            run = ContinualRun(cfg, "finetune", 0)
+            assert np.array_equal(run.execute(progress_bar=False).acc_matrix, clean.acc_matrix)
+            assert not torch.is_grad_enabled()
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:

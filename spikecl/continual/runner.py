@@ -12,6 +12,7 @@ results record as the run's config, :mod:`spikecl.continual.run_record`.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -103,6 +104,16 @@ def lr_factor(schedule: str, epoch: int, epochs: int, warmup: int = 0) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
 
 
+def _with_grad(method):
+    """``method`` run with autograd on, whatever mode its caller left (``torch.no_grad``, ``set_grad_enabled(False)``,
+    ``torch.inference_mode``, common in notebooks): the network, its data and its training need it."""
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with torch.inference_mode(False), torch.enable_grad():
+            return method(*args, **kwargs)
+    return wrapped
+
+
 class ContinualRun:
     """One method (or variant, ``[variants.<name>]``) on one seed. ``execute()`` trains through the stream and
     returns a :class:`ContinualResult`.
@@ -118,6 +129,7 @@ class ContinualRun:
     ``execute(resume=True)`` sets them to the killed run's states.
     """
 
+    @_with_grad
     def __init__(self, cfg: ExperimentConfig, method: str, seed: int, stream: Stream | None = None,
                  execution: Execution | None = None) -> None:
         if not isinstance(cfg, ExperimentConfig):
@@ -574,6 +586,7 @@ class ContinualRun:
         random.setstate(state["rng"]["python"])
 
     # -- the whole run ----------------------------------------------------------------------------------------
+    @_with_grad
     def execute(self, results: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                 progress_bar: bool = True, replace_stale: bool = False) -> ContinualResult:
         """Train through the stream and return (and, with ``results``, write) the run's results.
@@ -609,8 +622,7 @@ class ContinualRun:
         if p.next_task == 0 and not p.rows:
             p.rows.append(self.accuracy_row(0))
         # total set per task; closed however the loop ends, so an error or Ctrl-C leaves no half-drawn bar
-        with progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False) as bar, \
-                torch.inference_mode(False), torch.enable_grad():      # whatever grad mode the caller left on
+        with progress.progress_bar(0, "batch", enabled=progress_bar and writes, leave=False) as bar:
             for task in range(p.next_task, len(self.stream)):
                 bar.set_description(f"{self.method} seed {self.seed} task {task + 1}/{len(self.stream)}")
                 started = time.perf_counter()
