@@ -111,6 +111,25 @@ def source_digest() -> str:
 CALLER_SOURCE = "SPIKECL_CALLER_SOURCE"
 
 
+def source_note(runs, label) -> str:
+    """Where ``runs`` (each with an ``environment`` dict, as results files record it) were made by other spikecl
+    versions or commits, or a run by several (resumed across them; numbers may move between them), a line naming
+    each with its runs (``label(run)``), for a summary's end; else "" (files written before versions were recorded
+    count as "unrecorded")."""
+    def source(run) -> str:
+        env = run.environment
+        commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
+        commit = " then ".join(commit) if isinstance(commit, list) else commit
+        plugins = env.get("plugins") if isinstance(env.get("plugins"), dict) else {}
+        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "") + "".join(
+            f", plugin {name} {crc}" for name, crc in sorted(plugins.items()))
+    sources = sorted({source(r) for r in runs})
+    if len(sources) == 1 and not any(isinstance(r.environment.get("spikecl_source"), list) for r in runs):
+        return ""                                   # one commit, none resumed across commits
+    return "\nMade by " + "; ".join(
+        f"{s} ({', '.join(label(r) for r in runs if source(r) == s)})" for s in sources) + "."
+
+
 def check_same_source() -> None:
     """A one-line :class:`~spikecl.errors.DependencyError` where the spikecl that started this process
     (:data:`CALLER_SOURCE`) has other modules than this one (a checkout and an install of the same code agree):

@@ -121,7 +121,16 @@ def test_report_refuses_a_part_twice_before_printing_and_notes_parts_made_otherw
                    seeds="1") == 0
     capsys.readouterr()
     assert main(["report", str(tmp_path / "a" / "ca3_cam"), "--no-plots"]) == 0
-    assert "Note: the stress parts were made with different settings (seeds[0] differs: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Note: the stress parts were made with different settings (seeds[0] differs: " in out
+    assert "Made by" not in out
+    import dataclasses
+
+    from spikecl.memory.experiment import KIND
+
+    runs = [read_run(p) for p in sorted((tmp_path / "a" / "ca3_cam").glob("*.h5"))]
+    runs[-1] = dataclasses.replace(runs[-1], environment={**runs[-1].environment, "spikecl_source": "0ther"})
+    assert f"\nMade by spikecl 0.1.0 (0ther) ({runs[-1].path.name}); spikecl " in KIND.summarize(runs)   # 2 commits
 
 
 def test_a_damaged_part_is_run_again_by_resume_and_skipped_by_report(tmp_path, capsys):

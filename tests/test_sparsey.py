@@ -322,8 +322,15 @@ def test_experiment_kind_runs_writes_results_and_refuses_to_overwrite(tmp_path, 
     assert main(["run", str(exp), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["report", str(results), "--no-plots"]) == 0                 # read back: the same table
-    assert "sequence frames recalled" in capsys.readouterr().out
+    assert "sequence frames recalled" in capsys.readouterr().out and "Made by" not in out
+    import dataclasses
+
     from spikecl.io import read_run
+    from spikecl.sdr.experiment import KIND
+
+    resumed = read_run(results)                                               # as a run resumed across commits
+    resumed = dataclasses.replace(resumed, environment={**resumed.environment, "spikecl_source": ["abc", "def"]})
+    assert KIND.summarize([resumed]).endswith("\nMade by spikecl 0.1.0 (abc then def) (seed 0).")
     from spikecl.sdr.results import outcome
 
     from spikecl.sdr.plots import CODER_TITLES

@@ -279,6 +279,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert "sweep grid: 5/6 runs complete" in summary and re.search(r"finetune @ lr=0\.1 +3 ", summary)
     assert "in % (mean ± std over seeds; a value alone: one seed); BWT < 0 means forgetting" in summary
     assert re.search(r"\nComputed on .+ kernels, fused engine.*, \d+ torch threads?\.", summary)   # as spikecl report
+    assert "Made by" not in summary                                   # one commit made every run (else: as report)
     assert "Computed on" not in _summary_text({**record, "legend": ""})         # a summary written before: as then
 
     # an interruption lost one more run; the re-run (failure injection off) trains exactly the two missing runs

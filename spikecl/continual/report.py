@@ -15,6 +15,7 @@ import numpy as np
 from spikecl.continual import metrics
 from spikecl.continual.results import ContinualResult
 from spikecl.differences import OtherMethodsIgnored, as_written, differ_phrase, differences, flatten
+from spikecl.environment import source_note as environment_source_note
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, not_in_report, other_data
 from spikecl.figures import palette
@@ -455,21 +456,8 @@ def machine_note(results: Sequence[ContinualResult]) -> str:
 
 
 def source_note(results: Sequence[ContinualResult]) -> str:
-    """Where the runs were made by other spikecl versions or commits, or a run by several (resumed across them;
-    numbers may move between them), a line naming each with its runs; else "" (files written before versions were
-    recorded count as "unrecorded")."""
-    def source(r: ContinualResult) -> str:
-        env = r.environment
-        commit = env.get("spikecl_source")                   # a list: the commits of a run resumed across them
-        commit = " then ".join(commit) if isinstance(commit, list) else commit
-        plugins = env.get("plugins") if isinstance(env.get("plugins"), dict) else {}
-        return f"spikecl {env.get('spikecl', 'unrecorded')}" + (f" ({commit})" if commit else "") + "".join(
-            f", plugin {name} {crc}" for name, crc in sorted(plugins.items()))
-    sources = sorted({source(r) for r in results})
-    if len(sources) == 1 and not any(isinstance(r.environment.get("spikecl_source"), list) for r in results):
-        return ""                                   # one commit, none resumed across commits
-    return "\nMade by " + "; ".join(
-        f"{s} ({', '.join(f'{r.method} seed {r.seed}' for r in results if source(r) == s)})" for s in sources) + "."
+    """:func:`spikecl.environment.source_note` of continual runs, each named by its method and seed."""
+    return environment_source_note(results, lambda r: f"{r.method} seed {r.seed}")
 
 
 def accuracy_synops(results: Sequence[ContinualResult]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -567,13 +567,13 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
     from collections import Counter
 
     from spikecl.continual.report import (defined_counts, eval_split, legend, machine_note, method_summary,
-                                          partly_defined, split_note)
+                                          partly_defined, source_note, split_note)
 
     stats = method_summary(results) if results else {}
     summary = {m: {k: list(v) for k, v in s.items()} for m, s in stats.items()}
     counts = {m: dict(c) for m, c in defined_counts(results).items()}       # seeds per cell: a single one shows alone
     notes = "\n".join(filter(None, (partly_defined(results, stats), split_note(results)))) if results else ""
-    below = f"{legend(results, stats)}\n{machine_note(results)}" if results else ""
+    below = f"{legend(results, stats)}\n{machine_note(results)}{source_note(results)}" if results else ""
     splits = sorted({eval_split(r) for r in results})
     return {"name": sweep.name, "complete": len(results), "planned": len(sweep.runs), "summary": summary,
             "seeds": dict(Counter(r.method for r in results)), "counts": counts, "split_note": notes,

@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from spikecl.config import KIND_DOC, NAME_DOC, RunHeader
+from spikecl.environment import source_note
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import Job, Kind, load
 from spikecl.io import Run, write_run
@@ -271,7 +272,8 @@ class CA3Kind(Kind):
                 f"reference; spikecl deploy {path} --backend lava-sim)")
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
-        return summary_text({str(run.path): checked_part(run) for run in runs})
+        parts = {str(run.path): checked_part(run) for run in runs}
+        return summary_text(parts) + source_note(runs, lambda run: run.path.name)
 
     def plot(self, runs: Sequence[Run], out_dir: Path) -> list[Path]:
         from spikecl.memory.plots import write_plots

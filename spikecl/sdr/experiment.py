@@ -29,6 +29,7 @@ from spikecl.config import (DATA_DIR_RULE, KIND_DOC, NAME_DOC, ONLY_FOR, DataCon
 from spikecl.data.codes import MAX_OUTPUTS
 from spikecl.data.datasets import IMAGE_SHAPES, known_image_shape
 from spikecl.data.streams import files_crc
+from spikecl.environment import source_note
 from spikecl.errors import ConfigError
 from spikecl.experiment_kind import Job, JobOptions, Kind, load
 from spikecl.io import Run
@@ -387,7 +388,7 @@ class SparseyKind(Kind):
             tables.append(f"mean ± std over {len(outs)} seeds ({', '.join(str(o['seed']) for o in outs)}), "
                           f"accuracy (%) on the {outs[0]['eval_split']} images{test_splits_note(runs, outs)}\n"
                           + "\n".join(comparison_rows([o["metrics"] for o in outs], outs[0]["knn_k"])))
-        return "\n\n".join(tables)
+        return "\n\n".join(tables) + source_note(runs, lambda run: f"seed {run.attrs.get('seed')}")
 
     def check(self, run: Run) -> None:
         """A one-line :class:`ResultsError` unless ``run`` holds what the summary and the plots read (curves of
