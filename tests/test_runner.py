@@ -346,7 +346,7 @@ def test_a_run_resumed_with_another_thread_count_records_both(tmp_path, old_chec
                 continue
             assert env["torch_threads"] == [written, threads]
             note = machine_note([read_continual(results)])
-            assert f"{written} then {threads} torch threads (resumed on another setup)" in note
+            assert f"{written} then {threads} torch threads" in note
             first, second = env["setups_by_task"]
             assert (first["tasks"], first["torch_threads"], second["tasks"], second["torch_threads"]) == \
                 ([1, 1], written, [2, 2], threads)
@@ -371,8 +371,12 @@ def test_a_run_resumed_on_the_other_engine_names_both_in_the_machine_note(tmp_pa
     run = read_continual(results)
     assert [s["engine"] for s in run.environment["setups_by_task"]] == ["fused", "snntorch"]
     assert "kernels, fused then snntorch engine on cpu, " in machine_note([run])
-    assert "(resumed on another setup)" in machine_note([run])
     from dataclasses import replace
+
+    versions = replace(run, environment={**run.environment, "torch": ["2.12.0", "2.13.0"]})
+    assert machine_note([versions]).endswith(" (resumed with torch 2.12.0 then 2.13.0).")     # not shown otherwise
+    commits = replace(run, environment={**run.environment, "spikecl_source": ["abc", "def"]})
+    assert "resumed" not in machine_note([commits])           # the same setup; "Made by" names the two commits
 
     def stretches(*engines):
         return replace(run, environment={**run.environment, "setups_by_task": [

@@ -427,7 +427,9 @@ def machine_note(results: Sequence[ContinualResult]) -> str:
     """One line naming the CPU, torch's vector instruction set, thread count, (other than one) process count, LIF
     engine and device the runs were computed with (the same seed gives the same numbers only on the same ones; the
     engines and devices agree to float rounding, which moves a single seed's row by a few points), or each setup
-    where they differ (a run recorded before engines existed ran snnTorch's)."""
+    where they differ (a run recorded before engines existed ran snnTorch's). A run resumed on another setup shows
+    each value in turn ("1 then 2 torch threads"; torch, numpy and BLAS threads, not shown otherwise, in brackets);
+    one resumed under another spikecl commit alone is named by :func:`source_note`."""
     def value(env: dict, key: str, unknown: str) -> str:
         """A recorded value; a resumed run's list of them (one per stretch of tasks) as "a then b"."""
         got = env.get(key, unknown)
@@ -436,7 +438,8 @@ def machine_note(results: Sequence[ContinualResult]) -> str:
     def setup(r: ContinualResult) -> str:
         env = r.environment
         threads, processes = value(env, "torch_threads", "?"), value(env, "processes", "1")
-        resumed = " (resumed on another setup)" if "setups_by_task" in env else ""
+        hidden = [key for key in ("torch", "numpy", "blas_threads") if isinstance(env.get(key), list)]
+        resumed = f" (resumed with {', '.join(f'{key} {value(env, key, None)}' for key in hidden)})" if hidden else ""
         per = "" if processes == "1" else f" in each of {processes} processes"
         network = (r.config or {}).get("network")
         engine = value(env, "engine", network.get("engine", "snntorch") if isinstance(network, dict) else "unrecorded")
