@@ -42,7 +42,8 @@ def add_command(sub) -> None:
                                      "(continual: one per method and seed), then a summary and plots.")
     run.add_argument("experiment", type=user_path,
                      help="experiment file (TOML), e.g. models/pmnist5k_demo.toml; or a results file (.h5) of a "
-                          "continual run, to make that run again beside it (with its recorded thread count)")
+                          "continual run, to make that run again beside it (with its recorded thread count where "
+                          "--nproc is its recorded process count; otherwise a note says what makes it bit for bit)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set train.epochs=3 (value as TOML; repeatable)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where to run (default: the config's)")
