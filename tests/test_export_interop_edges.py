@@ -520,6 +520,8 @@ def test_a_ca3_experiment_file_named_in_capitals_exports_as_a_learning_graph(tmp
 @pytest.mark.parametrize("source, words", [
     ("continual.toml", "is a continual experiment file; export takes what it trained: run it (spikecl run "),
     ("sparsey.toml", "is a 'sparsey' experiment file, which has no exported form; export takes a continual run's"),
+    ("rate_curve.toml", "kind: 'rate_curve' is not an experiment kind; choose from ['ca3', 'continual', 'sparsey'] "
+                        "(a kind of your own: pass the file that registers it with --plugin)"),
     ("ca3.h5", "holds a 'ca3' run; export takes a continual run's trained network (a CA3 memory exports from its "
                "experiment file: spikecl export models/ca3_cam.toml"),
     ("sweep.h5", "holds a 'sweep' run; export takes a continual run's trained network (export one of the sweep's"),
@@ -565,3 +567,12 @@ def test_a_side_process_killed_after_its_grace_leaves_its_temporary_files_in_the
     with pytest.raises(ResultsError, match="the side did not finish within 1 s and was stopped; wait"):
         lava_client.run_side([sys.executable, "-c", script], "the side", 1.0, "wait", tmpdir=tmp_path)
     assert [p.name.startswith("spikecl-lava-spikes-") for p in tmp_path.iterdir()] == [True]   # made here
+
+
+def test_a_network_option_given_with_an_experiment_file_is_refused_for_any_kind(tmp_path, capsys):
+    """It said "a CA3 experiment file exports as a Lava learning graph" of a sparsey file too."""
+    path = tmp_path / "sparsey.toml"
+    path.write_text('kind = "sparsey"\n')
+    assert main(["export", str(path), "-o", str(tmp_path / "x.h5"), "--format", "nir"]) == 2
+    assert one_line(capsys).endswith("--format applies to trained networks; an experiment file exports as its kind "
+                                     "declares (a CA3 one as a Lava learning graph, HDF5) and takes no such option")

@@ -783,6 +783,13 @@ def test_a_name_the_continual_results_had_here_says_where_it_went():
         import spikecl.continual.results as results
         assert callable(getattr(results, new))
     assert not hasattr(spikecl.io, "no_such_name")
+    import spikecl.continual.distributed as distributed
+    import spikecl.launcher
+
+    for name in distributed.MOVED:                                      # the launcher, moved for every kind's --nproc
+        with pytest.raises(ImportError, match=rf"^spikecl\.continual\.distributed\.{name} is now spikecl\.launcher"):
+            exec(f"from spikecl.continual.distributed import {name}", {})
+        assert callable(getattr(spikecl.launcher, name))
 
 
 def test_a_checkpoint_given_to_a_reader_is_called_one(tmp_path):

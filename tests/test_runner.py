@@ -1813,20 +1813,29 @@ def test_an_execute_stopped_during_a_task_refuses_a_second_call(tmp_path, monkey
                                 "network": {"hidden": [8]}, "train": {"eval_every": 0, "batch_size": 10, "epochs": 1}})
     clean = ContinualRun(cfg, "ewc", 0).execute(progress_bar=False)
     run, out = ContinualRun(cfg, "ewc", 0), tmp_path / "ewc-seed0.h5"
-    step, calls = run.trainer.train_batch, []
 
-    def stopping(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 6:                          # task 2's second batch
-            raise stop("stopped")
-        return step(*args, **kwargs)
+    def stop_in_task_2(run):
+        step, calls = run.trainer.train_batch, []
 
-    monkeypatch.setattr(run.trainer, "train_batch", stopping)
+        def stopping(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 6:                      # task 2's second batch
+                raise stop("stopped")
+            return step(*args, **kwargs)
+        monkeypatch.setattr(run.trainer, "train_batch", stopping)
+
+    stop_in_task_2(run)
     with pytest.raises(stop):
         run.execute(out, progress_bar=False)
     with pytest.raises(ConfigError, match=rf"^ContinualRun.execute: this run stopped during task 2 \({stop.__name__}"):
         run.execute(out, progress_bar=False)
     assert not out.exists() and checkpoint_path(out).exists()
+    unsaved = ContinualRun(cfg, "ewc", 0)                        # stopped without a results path: no checkpoint to name
+    stop_in_task_2(unsaved)
+    with pytest.raises(stop):
+        unsaved.execute(progress_bar=False)
+    with pytest.raises(ConfigError, match=r"part-way through a task; build a new ContinualRun$"):
+        unsaved.execute(progress_bar=False)
     resumed = ContinualRun(cfg, "ewc", 0).execute(out, resume=True, progress_bar=False)
     assert np.array_equal(resumed.acc_matrix, clean.acc_matrix) and list(resumed.task_ends) == list(clean.task_ends)
 

@@ -527,6 +527,7 @@ def test_retrieval_reads_a_state_that_does_not_grow_with_the_items_stored():
     reaches) has the same size after 1,000 and after 10,000 stored items as before any, so recognising one reads and
     computes the same; ``benchmarks/sdr_scaling.py`` times it flat to 100,000 items beside a scan that grows."""
     import copy
+    import pickle
 
     patterns = np.random.default_rng(0).random((10_000, 256)) < 0.05
     coder = SparseyCoder(SparseyConfig(image_shape=[16, 16], mac=MacConfig(n_cms=16, cells_per_cm=16)))
@@ -535,6 +536,7 @@ def test_retrieval_reads_a_state_that_does_not_grow_with_the_items_stored():
     coder.learn_all(patterns[1_000:])
     assert _array_bytes(small) == _array_bytes(coder) > 16 * 16 * 256
     assert _array_bytes(coder) == _array_bytes(SparseyCoder(coder.cfg))      # a fresh coder's: nothing is appended
+    assert len(pickle.dumps(coder)) < len(pickle.dumps(small)) + 1_000      # nor kept outside arrays (9,000 items)
     assert (coder.encode(patterns[-50:])[0].sum(axis=1) == 16).all()         # a code of Q = 16 winners each
 
 

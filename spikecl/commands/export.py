@@ -123,8 +123,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     given = [name for name in NETWORK_OPTIONS if getattr(args, name) is not None]     # None: not on the command line
     if args.source.suffix.lower() == ".toml":
         if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; a CA3 experiment file "
-                              "exports as a Lava learning graph (HDF5) and takes no such option")
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to trained networks; an experiment file "
+                              "exports as its kind declares (a CA3 one as a Lava learning graph, HDF5) and takes no "
+                              "such option")
         return export_experiment(args)
     netx_only = [name for name in given if name != "format"]
     if args.format == "nir" and netx_only:
@@ -180,11 +181,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def export_experiment(args: argparse.Namespace) -> int:
     """``spikecl export EXPERIMENT.toml``: the exported form its kind writes
     (:attr:`~spikecl.experiment_kind.Kind.export`)."""
-    from spikecl.experiment_kind import experiment_toml, kind, kind_names
+    from spikecl.experiment_kind import experiment_toml, kind
 
     name = experiment_toml(args.source).get("kind", "continual")
-    k = kind(name) if name in kind_names() else None
-    if k is None or k.export is None:
+    k = kind(name)                                       # unknown: its one-line error names --plugin
+    if k.export is None:
         raise ConfigError(f"{args.source} is a {name!r} experiment file, which has no exported form; export takes a "
                           "continual run's results file or a ca3 experiment file")
     print(k.export(args.source, args.output, args.overwrite))

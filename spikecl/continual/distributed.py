@@ -170,3 +170,14 @@ def broadcast_(tensors: Sequence[torch.Tensor], src: int = 0) -> None:
         return
     for t in tensors:
         dist.broadcast(t, src)
+
+
+#: the launcher's names that were here, before it moved to :mod:`spikecl.launcher` (every kind's ``--nproc``)
+MOVED = ("launch", "cores", "free_port", "stopped_on_interrupt")
+
+
+def __getattr__(name: str):
+    """A one-line ImportError naming the new place of a name :data:`MOVED` from here."""
+    if name in MOVED:
+        raise ImportError(f"spikecl.continual.distributed.{name} is now spikecl.launcher.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

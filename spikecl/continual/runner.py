@@ -176,7 +176,7 @@ class ContinualRun:
         self.test_sets = [self._task_data(t.index, t.x_test, t.y_test) for t in self.stream.tasks]
         self.strategy.begin(self.train_sets)
         self.run_state = RunState()
-        self._stopped_in: str | None = None               # the task an execute() stopped in, half-trained
+        self._stopped_in: tuple[str, bool] | None = None   # (the task an execute() stopped in, checkpointed?)
         for text in unused_entries(self.strategy) if self.execution.writes_files else ():
             progress.write_line(f"notice: {self.method}: {text}")
 
@@ -600,9 +600,11 @@ class ContinualRun:
         a task (Ctrl-C, an error), which leaves the task half-trained, it is a one-line :class:`ConfigError`.
         """
         if self._stopped_in is not None:
-            raise ConfigError(f"ContinualRun.execute: this run stopped during {self._stopped_in}, which left its "
-                              "network, optimizer and method part-way through a task; build a new ContinualRun "
-                              "(execute(results, resume=True) continues from the last task's checkpoint)")
+            where, checkpointed = self._stopped_in
+            raise ConfigError(f"ContinualRun.execute: this run stopped during {where}, which left its network, "
+                              "optimizer and method part-way through a task; build a new ContinualRun"
+                              + (" (execute(results, resume=True) continues from the last task's checkpoint)"
+                                 if checkpointed else ""))
         if resume and results is None:
             raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
         results = Path(results) if results is not None else None     # a str path as the other writers take
@@ -635,7 +637,7 @@ class ContinualRun:
                     p.measures.append(self.measure(task))
                     p.setups.append(self.setup())
                 except BaseException as exc:              # Ctrl-C, an error: the task is half-done
-                    self._stopped_in = f"task {task + 1} ({type(exc).__name__})"
+                    self._stopped_in = f"task {task + 1} ({type(exc).__name__})", ckpt is not None and writes
                     raise
                 p.next_task = task + 1
                 bar.set_postfix(acc=f"{100 * np.mean(p.rows[-1][: task + 1]):.1f}%")

@@ -348,13 +348,14 @@ def event_dataset_paths(name: str, data_dir: str | None) -> list[Path]:
                     f"splits must be in one folder); {HOW[name]}")
 
 
-def files_stamp(name: str, paths: list[Path]) -> str:
+def files_stamp(name: str, paths: list[Path], samples: bool = True) -> str:
     """A digest of the name, modification time (ns) and size of every file a load of ``name`` reads (the HDF5 files;
     each sample file of the split folders; any dataset's files): a file changed, added or removed since a load is
-    read again."""
+    read again. ``samples=False``: of the ``paths`` alone (a split folder's own time changes where entries are added,
+    removed or renamed in it, not where a sample file is rewritten in place), cheap for a folder of 70,000 files."""
     digest = hashlib.sha1()
     for path in paths:
-        for f in sorted(path.glob(SAMPLE_FILES[name])) if name in SAMPLE_FILES else [path]:
+        for f in sorted(path.glob(SAMPLE_FILES[name])) if samples and name in SAMPLE_FILES else [path]:
             try:
                 info = f.stat()
             except OSError:                                  # unreadable: the load names it

@@ -499,15 +499,15 @@ def loaded(data: DataConfig) -> Dataset:
 
 def files_crc(data: DataConfig) -> int | None:
     """The ``data_crc`` a run on ``data`` would record for the files in its folder now (:func:`dataset_crc` of the
-    dataset as loaded, computed once per process for each table and state of its files), for ``--resume`` to check a
-    kept run against; None for the offline and registered datasets (their config says which data they read) and
-    where the files cannot be read (nothing to check against)."""
+    dataset as loaded, computed once per process for each table and state of its files or split folders), for
+    ``--resume`` to check a kept run against; None for the offline and registered datasets (their config says which
+    data they read) and where the files cannot be read (nothing to check against)."""
     from spikecl.data.event_datasets import files_stamp
 
     try:
         files = dataset_files(data.dataset, data.data_dir or None)
-        return _files_crc(json.dumps(dataclasses.asdict(data), sort_keys=True), files_stamp(data.dataset, files)) \
-            if files else None
+        stamp = files_stamp(data.dataset, files, samples=False)     # asked per kept run: not 70,000 sample files
+        return _files_crc(json.dumps(dataclasses.asdict(data), sort_keys=True), stamp) if files else None
     except DataError:
         return None
 
