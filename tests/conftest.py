@@ -6,6 +6,14 @@ import os
 
 import pytest
 
+#: under pytest-xdist (``make test``) each of the N workers, and the processes its tests start, take their share of
+#: the cores: N workers of torch's default thread count oversubscribe them, and OpenMP's spinning threads then made a
+#: 6-second fixture of two processes take 225 s
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, CORES // WORKERS))
+
 #: spikecl's core runs without torch; its test suite does not (the core alone: tests/test_core_py310.py)
 TORCH = all(importlib.util.find_spec(package) is not None for package in ("torch", "snntorch"))
 if TORCH:
@@ -13,13 +21,8 @@ if TORCH:
 
     if not torch.cuda.is_available():
         os.environ.setdefault("TRITON_INTERPRET", "1")
-    #: under pytest-xdist (``make test``) each of the N workers takes its share of the cores: N workers of torch's
-    #: default thread count oversubscribe them, and OpenMP's spinning threads then made a 6-second fixture of two
-    #: processes take 225 s
-    WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if WORKERS > 1:
-        CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, CORES // WORKERS))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_configure(config):
