@@ -69,6 +69,8 @@ def test_plan_is_grid_times_methods_times_seeds(sweep_files, tmp_path):
     assert {r.raw["train"]["lr"] for r in sweep.runs} == {0.05, 0.1}
     assert all(r.raw["strategy"]["hlop"]["neurons"] == [[8, 4]] for r in sweep.runs)
     assert point_label({"strategy.hlop.lr": 1.5, "train.epochs": 2}) == "hlop.lr=1.5_epochs=2"
+    # a planned sweep plans any more of its runs as it planned these (selection plans the final runs later)
+    assert all(sweep.plan(r.point, r.overrides, r.method, r.seed, "all")[0] == r for r in sweep.runs)
 
 
 def test_long_point_labels_are_cut_to_unique_folder_names(sweep_files):

@@ -44,6 +44,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,23 @@ class SweepRun:
 
 
 @dataclass
+class _Planning:
+    """What planning a sweep's runs reads (:func:`_plan_run`): the sweep file ``path``, its ``config``, its base
+    experiment (raw table, the assignments every run shares, validated config) and ``name``; and what planning
+    gathers: every planned run's (method, strategy options) for :func:`check_read`, and ``splits`` {method: the split
+    settings of its first run} (:func:`check_split`)."""
+
+    path: Path
+    config: SweepConfig
+    base_raw: dict = field(repr=False)
+    fixed: list[str]
+    base_cfg: ExperimentConfig = field(repr=False)
+    name: str
+    planned: list[tuple[str, dict]] = field(default_factory=list, repr=False)
+    splits: dict[str, tuple] = field(default_factory=dict, repr=False)
+
+
+@dataclass
 class Sweep:
     """A planned sweep: its ``runs`` (with ``select``: the validation trials), and for selection every method's
     candidate points {method: {label: overrides}} and the seeds of its final runs."""
@@ -109,7 +127,11 @@ class Sweep:
     folder: Path = Path(".")                 # <output_dir>/<name>: results, summary, selection
     candidates: dict[str, dict[str, dict]] = field(default_factory=dict)
     final_seeds: list[int] = field(default_factory=list)
-    plan: typing.Callable | None = field(default=None, repr=False)     # (label, overrides, method, seed, stage)
+    planning: _Planning | None = field(default=None, repr=False)         # what plans more of its runs
+
+    def plan(self, label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
+        """One more run of this sweep and its identity (:func:`_plan_run`)."""
+        return _plan_run(self.planning, label, point, method, seed, stage)
 
 
 def _dotted_leaf(key: str, table: dict) -> tuple[str, object]:
@@ -187,7 +209,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     ``overrides``: ``key=value`` strings applied to the sweep file itself (e.g. ``max_retries=0``).
     """
     check_installed("torch", "torch", "a sweep (its continual runs)")
-    from spikecl.continual.strategies import check_read, check_run, unread_options, validate_method
+    from spikecl.continual.strategies import check_read, validate_method
 
     path = Path(path)
     raw = load_toml(path, "sweep file")
@@ -210,40 +232,12 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raise ConfigError(f"{path}: select needs a validation split in the base experiment; set data.validation "
                           "(e.g. \"data.validation\" = 0.1 under [set])")
 
-    def plan(label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
-        """One run and its identity (its effective config: equal identities are the same run)."""
-        folder = "final" if stage == "final" else label
-        split = {"trial": ["data.eval_split=\"validation\""], "final": ["data.eval_split=\"test\""]}.get(stage, [])
-        where = "grid" if cfg.grid else "points"
-        assignments = [*fixed, *(_literal(k, v, where) for k, v in point.items()), *split,
-                       _literal("output_dir", str(Path(base_cfg.output_dir) / name)), _literal("name", folder),
-                       _literal("strategy.methods", [method]),
-                       _literal("seeds", [seed])]
-        raw = apply_overrides(base_raw, assignments)
-        try:
-            run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
-        except ConfigError as exc:                  # the base's own faults were refused first: the point's value
-            if not point:
-                raise
-            raise ConfigError(f"{path} [{where}] point {label}: {exc}") from None
-        planned.append((runs_method, run_cfg.strategy.options))
-        unread = unread_options(runs_method, run_cfg.strategy.options, set_only=False)
-        if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
-            raw = _without(raw, unread)
-            run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
-        check_split_heads(run_cfg, training=True)
-        check_run(run_cfg, runs_method)
-        check_read([(runs_method, run_cfg.strategy.options)])
-        if cfg.select and stage in ("trial", "final"):         # a variant's own data keys: checked as planned
-            check_split(method, stage, run_cfg, splits)
-        results = run_cfg.results_path(method, seed)
-        run_id = f"{folder}/{method}-seed{seed}"
-        return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
-
+    planning = _Planning(path, cfg, base_raw, fixed, base_cfg, name)
+    plan = partial(_plan_run, planning)
     for method in methods:                           # a method's own fault is the sweep's methods', not a point's
         validate_method(base_cfg, method)
     points = _points(cfg)
-    runs, candidates, splits, planned = [], {}, {}, []
+    runs, candidates = [], {}
     for method in methods:
         first_label = {}                             # identity -> the first point giving that run
         for label, point in points.items():
@@ -259,13 +253,49 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         for label, point in candidates[method].items():
             for seed in (cfg.select_seeds or seeds) if cfg.select else seeds:
                 runs.append(plan(label, point, method, seed, "trial" if cfg.select else "all")[0])
-    check_read(planned)                              # a setting the sweep gives that none of its runs reads
+    check_read(planning.planned)                     # a setting the sweep gives that none of its runs reads
     if len(points) > 1 and all(len(c) == 1 for c in candidates.values()):
         varied = sorted({key for point in points.values() for key in point})
         raise ConfigError(f"{path}: no run of this sweep ({', '.join(methods)}) reads what its "
                           f"{'grid varies' if cfg.grid else 'points vary'} ({', '.join(varied)}): every point would be "
                           "the same run; add a method that reads it or vary another key")
-    return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), plan)
+    return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), planning)
+
+
+def _plan_run(ctx: _Planning, label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
+    """One run of the sweep ``ctx`` plans, validated: ``method`` and ``seed`` at ``point`` {dotted key: value} in the
+    folder ``label`` (``stage``: "all", or a selecting sweep's "trial" on the validation split or "final" on the test
+    split, in the folder ``final``); and its identity (its effective config: equal identities are the same run)."""
+    from spikecl.continual.strategies import check_read, check_run, unread_options, validate_method
+
+    cfg, path = ctx.config, ctx.path
+    folder = "final" if stage == "final" else label
+    split = {"trial": ["data.eval_split=\"validation\""], "final": ["data.eval_split=\"test\""]}.get(stage, [])
+    where = "grid" if cfg.grid else "points"
+    assignments = [*ctx.fixed, *(_literal(k, v, where) for k, v in point.items()), *split,
+                   _literal("output_dir", str(Path(ctx.base_cfg.output_dir) / ctx.name)), _literal("name", folder),
+                   _literal("strategy.methods", [method]),
+                   _literal("seeds", [seed])]
+    raw = apply_overrides(ctx.base_raw, assignments)
+    try:
+        run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+    except ConfigError as exc:                  # the base's own faults were refused first: the point's value
+        if not point:
+            raise
+        raise ConfigError(f"{path} [{where}] point {label}: {exc}") from None
+    ctx.planned.append((runs_method, run_cfg.strategy.options))
+    unread = unread_options(runs_method, run_cfg.strategy.options, set_only=False)
+    if unread:                                   # e.g. replay's phase_lr swept for hlop+replay: not this run's
+        raw = _without(raw, unread)
+        run_cfg, runs_method = validate_method(experiment_from_dict(raw), method)
+    check_split_heads(run_cfg, training=True)
+    check_run(run_cfg, runs_method)
+    check_read([(runs_method, run_cfg.strategy.options)])
+    if cfg.select and stage in ("trial", "final"):         # a variant's own data keys: checked as planned
+        check_split(method, stage, run_cfg, ctx.splits)
+    results = run_cfg.results_path(method, seed)
+    run_id = f"{folder}/{method}-seed{seed}"
+    return SweepRun(run_id, label, method, seed, point, raw, results), _identity(run_cfg, runs_method)
 
 
 def _without(raw: dict, keys: typing.Iterable[str]) -> dict:
