@@ -64,6 +64,36 @@ def sweep_files(tmp_path):
     return write
 
 
+@pytest.fixture
+def fail_runs(monkeypatch, tmp_path):
+    """``fail({run id: n}, error)``: the sweep's run of each id raises ``error`` (default: a RuntimeError named
+    InjectedFailure) ``injected failure on attempt <k>`` on its first n attempts (this test's, counted from here).
+    The Ray task ``sweep_ray.train_run`` is replaced by a wrapper defined in a function, which Ray ships to its
+    workers by value (a module-level function of tests/ would be imported there, where tests/ is not on the path);
+    it counts attempts in files, as workers are other processes."""
+    from spikecl.continual import sweep_ray
+
+    real, attempts = sweep_ray.train_run, tmp_path / "attempts"
+    attempts.mkdir()
+
+    def fail(failing: dict[str, int], error: type[Exception] | None = None) -> None:
+        class InjectedFailure(RuntimeError):
+            """A crash of a run on purpose (retried)."""
+
+        def train_run(raw, *args):
+            run_id = f"{raw['name']}/{raw['strategy']['methods'][0]}-seed{raw['seeds'][0]}"
+            tries = attempts / run_id.replace("/", "~")
+            attempt = len(tries.read_text()) if tries.exists() else 0
+            tries.write_text("x" * (attempt + 1))
+            if attempt < failing.get(run_id, 0):
+                raise (error or InjectedFailure)(f"injected failure on attempt {attempt + 1}")
+            return real(raw, *args)
+
+        monkeypatch.setattr(sweep_ray, "train_run", train_run)
+
+    return fail
+
+
 @pytest.fixture(scope="session")
 def zero_reset_run(tmp_path_factory):
     """A digits MLP (64-64-10, reset to zero) trained by the continual runner: (results path, checkpoint path,

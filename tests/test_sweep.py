@@ -236,13 +236,11 @@ def _python(script: str, timeout: float) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files, tmp_path, local_ray,
-                                                                     capsys, monkeypatch):
-    from spikecl.continual import sweep_ray
-
+                                                                     capsys, fail_runs, monkeypatch):
     path = sweep_files(BASE, RUNS)
     assert main(["sweep", str(path), "--no-progress", "--set", "num_cpus=0", "--set", "cpus_per_run=3"]) == 2
     assert "cpus_per_run = 3 is more than the 2 CPUs of the Ray cluster: no run could start" in capsys.readouterr().err
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", FAILING)
+    fail_runs(FAILING)
     from spikecl.continual import plots
 
     drawn, draw = [], plots.plot_method_comparison
@@ -298,7 +296,7 @@ def test_sweep_retries_reports_failures_and_reruns_only_missing_runs(sweep_files
     assert notes[-1].endswith("drawn from the summary: 1 of its runs' files are gone or rewritten since, so these "
                               "means are not those of the files there"), notes
     capsys.readouterr()
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {})
+    fail_runs({})
     kept = {p: p.stat().st_mtime_ns for p in grid.rglob("*-seed*.h5")}
     killed = grid / ".sweep-summary.txt.x1y2z3.tmp"            # what a sweep killed writing its summary leaves
     killed.write_text("half")

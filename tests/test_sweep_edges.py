@@ -199,9 +199,9 @@ def test_overwrite_keeps_the_final_runs_where_no_kept_trial_is_replaced(sweep_fi
 
 
 def test_a_selecting_sweep_with_a_failed_trial_exits_with_1_after_its_final_runs(sweep_files, inline_ray,
-                                                                                 monkeypatch, capsys):
+                                                                                 fail_runs, capsys):
     path = sweep_files(BASE, SELECT)
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"lr=0.1/finetune-seed3": 1})
+    fail_runs({"lr=0.1/finetune-seed3": 1})
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
     out = capsys.readouterr().out
     assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): InjectedFailure" in out
@@ -210,15 +210,14 @@ def test_a_selecting_sweep_with_a_failed_trial_exits_with_1_after_its_final_runs
     assert (path.parent / "results" / "edges" / "final" / "finetune-seed0.h5").exists()
 
 
-def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, monkeypatch, capsys):
+def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, fail_runs, monkeypatch, capsys):
     """A trial whose training loss became NaN or infinite (a penalty too strong for the learning rate) is never
     chosen, and the command still exits with 0: the shipped selecting sweeps have such points on purpose. The
     trials' plot says its numbers are the validation split's, the final runs' the test split's."""
     drawn, draw = [], plots.plot_method_comparison
     monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: drawn.append(k["title"]) or draw(*a, **k))
     path = sweep_files(BASE, SELECT)
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"lr=0.1/finetune-seed3": 1})
-    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    fail_runs({"lr=0.1/finetune-seed3": 1}, NumericalError)
     assert main(["sweep", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): NumericalError" in out
@@ -575,24 +574,25 @@ def test_recorded_options_are_read_as_recorded_where_a_method_cannot_be_imported
         assert strategies.as_read("replay", options) == options
 
 
-def test_the_comparison_plot_names_three_failed_runs_and_counts_the_others(sweep_files, inline_ray, monkeypatch):
+def test_the_comparison_plot_names_three_failed_runs_and_counts_the_others(sweep_files, inline_ray, fail_runs,
+                                                                          monkeypatch):
     """A sweep with four failed runs draws its plot with a note naming the first three (sorted) and counting one."""
     path = sweep_files(BASE, SWEEP.replace("seeds = [0]", "seeds = [0, 1, 2, 3, 4]"))
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {f"base/finetune-seed{s}": 1 for s in range(1, 5)})
+    fail_runs({f"base/finetune-seed{s}": 1 for s in range(1, 5)})
     notes = []
     monkeypatch.setattr(plots, "plot_method_comparison", lambda summary, target, **kw: notes.append(kw["note"]))
     assert main(["sweep", str(path), "--no-progress"]) == 1
     assert notes == ["not drawn, failed: base/finetune-seed1, base/finetune-seed2, base/finetune-seed3 and 1 more"]
 
 
-def test_a_sweep_whose_every_run_failed_removes_an_earlier_comparison_plot(sweep_files, inline_ray, monkeypatch,
+def test_a_sweep_whose_every_run_failed_removes_an_earlier_comparison_plot(sweep_files, inline_ray, fail_runs,
                                                                            capsys):
     """Nothing to draw: the plot an earlier sweep of this folder left would pass for this one's, so it is removed."""
     path = sweep_files(BASE, SWEEP)
     plot = load_sweep(path).folder / "sweep-comparison.png"
     plot.parent.mkdir(parents=True)
     plot.write_bytes(b"an earlier sweep's plot")
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 1})
+    fail_runs({"base/finetune-seed0": 1})
     assert main(["sweep", str(path), "--no-progress"]) == 1
     assert "sweep edges: 0/1 runs complete" in capsys.readouterr().out
     assert not plot.exists()
@@ -618,7 +618,7 @@ def test_a_trial_counts_as_diverged_by_its_last_attempt():
     assert not diverged(["NumericalError: training loss is nan", "InjectedFailure: injected failure on attempt 2"])
 
 
-def test_overwrite_removes_only_the_final_runs_of_methods_left_without_a_point(sweep_files, inline_ray, monkeypatch,
+def test_overwrite_removes_only_the_final_runs_of_methods_left_without_a_point(sweep_files, inline_ray, fail_runs,
                                                                                capsys):
     """EWC's new points all diverge: its old final run is removed, saying so; finetune's (one candidate) is not."""
     path = sweep_files(BASE, SWEEP.replace('methods = ["finetune"]', 'methods = ["finetune", "ewc"]') +
@@ -626,8 +626,7 @@ def test_overwrite_removes_only_the_final_runs_of_methods_left_without_a_point(s
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
     final = load_sweep(path).folder / "final"
     capsys.readouterr()
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"ewc.lam=3.0/ewc-seed3": 1, "ewc.lam=4.0/ewc-seed3": 1})
-    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    fail_runs({"ewc.lam=3.0/ewc-seed3": 1, "ewc.lam=4.0/ewc-seed3": 1}, NumericalError)
     assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite",
                  "--set", 'grid."strategy.ewc.lam"=[3.0, 4.0]']) == 1
     out = capsys.readouterr().out
@@ -644,10 +643,10 @@ def test_a_sweep_of_the_base_point_alone_names_its_rows_by_method(sweep_files, i
     assert "@" not in text and [line.split()[:2] for line in text.splitlines()][4] == ["finetune", "1"]
 
 
-def test_a_selecting_sweep_whose_final_run_failed_exits_with_1(sweep_files, inline_ray, monkeypatch, capsys):
+def test_a_selecting_sweep_whose_final_run_failed_exits_with_1(sweep_files, inline_ray, fail_runs, capsys):
     """Every trial complete, a final run FAILED: the final report lists it and the command exits with 1."""
     path = sweep_files(BASE, SELECT)
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"final/finetune-seed0": 1})
+    fail_runs({"final/finetune-seed0": 1})
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
     out = capsys.readouterr().out
     assert "sweep edges: 2/2 runs complete" in out and "sweep edges/final: 0/1 runs complete" in out
@@ -724,13 +723,12 @@ def test_a_grid_point_of_one_class_per_task_is_refused_when_planned(sweep_files,
 
 
 def test_a_diverged_run_is_not_tried_again_and_its_record_is_named_where_it_is_kept(sweep_files, inline_ray,
-                                                                                     monkeypatch, capsys):
+                                                                                     fail_runs, capsys):
     """Divergence is an outcome of the run's settings (its checkpoint and seed would diverge again): no retry, even
     with max_retries; a later sweep says the failure is the kept record's, and the report of the point's folder
     names the run as diverged, not as an unfinished run to resume."""
     path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 2"))
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 3})
-    monkeypatch.setattr(sweep_ray, "InjectedFailure", NumericalError)
+    fail_runs({"base/finetune-seed0": 3}, NumericalError)
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
     out = capsys.readouterr().out
     assert "FAILED base/finetune-seed0 after 1 attempt(s): NumericalError" in out and "retry" not in out, out
@@ -766,13 +764,12 @@ def test_a_crash_in_code_of_ones_own_is_tried_again_not_recorded_as_diverged(swe
 
 
 @pytest.mark.parametrize("failure, attempts", [(errors.DataError, 1), (RuntimeError, 3)])
-def test_only_failures_another_attempt_can_mend_are_tried_again(sweep_files, inline_ray, monkeypatch, capsys,
+def test_only_failures_another_attempt_can_mend_are_tried_again(sweep_files, inline_ray, fail_runs, capsys,
                                                                 failure, attempts):
     """A run failing on its settings or files (a spikecl error: a missing dataset, a setting a plugin refuses) would
     fail alike again: it is reported at once; a crash (a lost worker, an out-of-memory kill) is tried again."""
     path = sweep_files(BASE, SWEEP.replace("max_retries = 0", "max_retries = 2"))
-    monkeypatch.setattr(sweep_ray, "INJECTED_FAILURES", {"base/finetune-seed0": 3})
-    monkeypatch.setattr(sweep_ray, "InjectedFailure", failure)
+    fail_runs({"base/finetune-seed0": 3}, failure)
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
     out = capsys.readouterr().out
     assert out.count("retry  base/finetune-seed0") == attempts - 1, out

@@ -33,7 +33,7 @@ from spikecl.atomic import (DIVERGED_EXTRA, check_name_fits, check_place_for_fil
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.results import ContinualResult, read_continual
-from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, final_paths, made_otherwise,
+from spikecl.continual.sweep import (Sweep, SweepConfig, SweepRun, changed_setting, final_paths, made_otherwise,
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
                             raise_if_interrupted, require)
@@ -46,16 +46,8 @@ class PluginCrash(RuntimeError):
     """A run's failure in code of the user's own (a plugin's method): a crash, tried again, not an outcome."""
 
 
-class InjectedFailure(RuntimeError):
-    """Raised by a run on purpose (:data:`INJECTED_FAILURES`) to exercise retries."""
-
-
-#: for the tests of the retry path, not a setting: {run id: n} makes that run raise on its first n attempts
-INJECTED_FAILURES: dict[str, int] = {}
-
-
-def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins: tuple[str, ...] = (),
-              overwrite: bool = False, driver: str = "") -> ContinualResult:
+def train_run(raw: dict, threads: int, plugins: tuple[str, ...] = (), overwrite: bool = False,
+              driver: str = "") -> ContinualResult:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
     left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
@@ -70,8 +62,6 @@ def train_run(raw: dict, attempt: int, fail_attempts: int, threads: int, plugins
 
     load_plugins(plugins)
     OWN_MARKS.add(driver)
-    if attempt < fail_attempts:
-        raise InjectedFailure(f"injected failure on attempt {attempt + 1}")
     torch.set_num_threads(threads)
     try:
         [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False,
@@ -391,6 +381,45 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     raise_if_interrupted()                           # a stop swallowed since the last stage: no new stage starts
     # the file's num_cpus sizes a local instance only; beside --address just an explicit --num-cpus is refused
     ray, started = start_ray(address, (0 if address else cfg.num_cpus) if num_cpus is None else num_cpus)
+    threads = _check_cpus(ray, cfg, started)
+    if overwrite:                                    # what depends on the runs, only where a kept one is replaced
+        replaced = [r.results for r in todo if exists(r.results, ConfigError)]
+        mark_replaced(replaced + (list(replaced_too) if replaced else []), sweep_dir(sweep) / "sweep.h5")
+    remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
+
+    driver = process_mark()                          # its marks are the runs' own to replace
+
+    def submit(run: SweepRun):
+        return remote.remote(run.raw, threads, tuple(plugins), overwrite, driver)
+
+    pending = {submit(run): (run, 0) for run in todo}
+    bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
+    say = write_line if progress else log
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_ROUND_S)
+            raise_if_interrupted()                   # a stop whose KeyboardInterrupt CPython swallowed
+            if not ready:
+                continue
+            run, attempt = pending.pop(ready[0])
+            if _handle_result(ray, ready[0], run, attempt, cfg.max_retries, done, failures, say):
+                pending[submit(run)] = (run, attempt + 1)
+                continue
+            bar.update()
+            bar.set_postfix(failed=sum(1 for r in failures if r not in done and r not in _ids(pending)))
+    finally:
+        bar.close()
+        if pending:                                  # interrupted: stop the runs still queued or training
+            _stop_pending(ray, pending)
+        if started:
+            stop_ray(ray)
+    return done, failures
+
+
+def _check_cpus(ray, cfg: SweepConfig, started: bool) -> int:
+    """The torch threads each run gets (``cpus_per_run``, at least 1); a one-line :class:`ConfigError`, with Ray
+    stopped where the sweep ``started`` it, where ``cpus_per_run`` is more than the CPUs of the Ray cluster, or gives
+    a run of a local instance more than :data:`~spikecl.config.MAX_THREADS` threads."""
     cpus = ray.cluster_resources().get("CPU", 0)
     threads = max(1, int(cfg.cpus_per_run))
     too_many = (f"is more than the {cpus:g} CPUs of the Ray cluster: no run could start" if cfg.cpus_per_run > cpus
@@ -400,60 +429,32 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
         if started:
             stop_ray(ray)
         raise ConfigError(f"cpus_per_run = {cfg.cpus_per_run:g} {too_many}")
-    if overwrite:                                    # what depends on the runs, only where a kept one is replaced
-        replaced = [r.results for r in todo if exists(r.results, ConfigError)]
-        mark_replaced(replaced + (list(replaced_too) if replaced else []), sweep_dir(sweep) / "sweep.h5")
-    remote = ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)(train_run)
+    return threads
 
-    driver = process_mark()                          # its marks are the runs' own to replace
 
-    def submit(run: SweepRun, attempt: int):
-        return remote.remote(run.raw, attempt, INJECTED_FAILURES.get(run.id, 0), threads, tuple(plugins), overwrite,
-                             driver)
-
-    pending = {submit(run, 0): (run, 0) for run in todo}
-    bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)
-    say = write_line if progress else log
+def _handle_result(ray, ref, run: SweepRun, attempt: int, max_retries: int, done: dict[str, ContinualResult],
+                   failures: dict[str, list[str]], say: Callable[[str], None]) -> bool:
+    """Take in the outcome of the finished task ``ref``, attempt ``attempt`` (0: the first) of ``run``, saying it:
+    its results into ``done``, or its error into ``failures`` (a diverged run's also kept beside its results path,
+    :func:`record_divergence`). Returns whether to submit ``run`` again (a crash with attempts left)."""
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_ROUND_S)
-            raise_if_interrupted()                   # a stop whose KeyboardInterrupt CPython swallowed
-            if not ready:
-                continue
-            ref = ready[0]
-            run, attempt = pending.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                failures.setdefault(run.id, []).append(_one_line(exc))
-                diverged = failures[run.id][-1].startswith(f"{NumericalError.__name__}:")  # an outcome of its settings
-                if attempt < cfg.max_retries and not _settled(exc):   # a worker lost, a crash: worth another try
-                    say(f"retry  {run.id} (attempt {attempt + 2} of {cfg.max_retries + 1}): {_one_line(exc)}")
-                    pending[submit(run, attempt + 1)] = (run, attempt + 1)
-                    continue
-                say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}"
-                    + (" (not tried again: the same settings and files fail alike)"
-                       if _settled(exc) and attempt < cfg.max_retries and not diverged else ""))
-                if diverged:
-                    record_divergence(run, failures[run.id][-1])
-            else:
-                done[run.id] = result
-                divergence_file(run.results).unlink(missing_ok=True)       # diverged with other settings before
-                say(f"done   {run.id}: {metrics.headline(result.metrics)}"
-                    + (f"  (attempt {attempt + 1})" if attempt else ""))
-            bar.update()
-            bar.set_postfix(failed=sum(1 for r in failures if r not in done and r not in _ids(pending)))
-    finally:
-        bar.close()
-        if pending and not _cancel(ray, list(pending)):     # interrupted: stop the runs still queued or training
-            print(f"spikecl: {len(pending)} run(s) of the sweep did not confirm they stopped within "
-                  f"{CANCEL_WAIT_S:g} s; one may still write its results file", file=sys.stderr)
-        elif pending:                                # stopped: the lock files their killed workers left go too
-            for run, _ in pending.values():
-                remove_stale_lock(run.results)
-        if started:
-            stop_ray(ray)
-    return done, failures
+        result = ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        failures.setdefault(run.id, []).append(_one_line(exc))
+        diverged = failures[run.id][-1].startswith(f"{NumericalError.__name__}:")  # an outcome of its settings
+        if attempt < max_retries and not _settled(exc):       # a worker lost, a crash: worth another try
+            say(f"retry  {run.id} (attempt {attempt + 2} of {max_retries + 1}): {_one_line(exc)}")
+            return True
+        say(f"FAILED {run.id} after {attempt + 1} attempt(s): {_one_line(exc)}"
+            + (" (not tried again: the same settings and files fail alike)"
+               if _settled(exc) and attempt < max_retries and not diverged else ""))
+        if diverged:
+            record_divergence(run, failures[run.id][-1])
+    else:
+        done[run.id] = result
+        divergence_file(run.results).unlink(missing_ok=True)       # diverged with other settings before
+        say(f"done   {run.id}: {metrics.headline(result.metrics)}" + (f"  (attempt {attempt + 1})" if attempt else ""))
+    return False
 
 
 #: seconds the driver waits for a run to finish before it looks for a stop signal again
@@ -462,6 +463,17 @@ WAIT_ROUND_S = 1.0
 CANCEL_ROUND_S = 0.5
 #: seconds an interrupted sweep waits for its cancelled runs to stop
 CANCEL_WAIT_S = 60.0
+
+
+def _stop_pending(ray, pending: dict) -> None:
+    """Cancel the runs an interrupted sweep left ``pending`` {task: (run, attempt)}; once all stopped, remove the
+    lock files their killed workers left, else say on stderr that one may still write its results file."""
+    if not _cancel(ray, list(pending)):
+        print(f"spikecl: {len(pending)} run(s) of the sweep did not confirm they stopped within "
+              f"{CANCEL_WAIT_S:g} s; one may still write its results file", file=sys.stderr)
+        return
+    for run, _ in pending.values():
+        remove_stale_lock(run.results)
 
 
 def _cancel(ray, refs: list) -> bool:
