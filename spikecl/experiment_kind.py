@@ -37,9 +37,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Container, ContextManager, Iterable, Sequence
 
-from spikecl.atomic import (check_name_fits, check_place_for_file, check_writable_folder, diverged_error,
-                            divergence_file, end_marks, file_state, live_pid, output_lock, process_mark,
-                            remove_temporaries, replacing, write_divergence)
+from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, output_lock
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
@@ -51,6 +49,8 @@ from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
 from spikecl.registry import check_not_held, check_own_name
+from spikecl.run_files import (diverged_error, divergence_file, end_marks, file_state, live_pid, process_mark,
+                               remove_temporaries, replacing, write_divergence)
 from spikecl.toml_files import SUPERBLOCKS, apply_overrides, is_hdf5, load_toml, parse_override
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
@@ -332,7 +332,7 @@ def mark_replacing(path: Path) -> None:
 def replacing_marks(paths: list[Path]):
     """Mark the results files ``paths`` (:func:`mark_replacing`) for the block: the marks its runs have not cleared
     by its end, however it ends, read from then on as an ``--overwrite`` that did not finish
-    (:func:`~spikecl.atomic.end_marks`)."""
+    (:func:`~spikecl.run_files.end_marks`)."""
     for path in paths:
         mark_replacing(path)
     try:

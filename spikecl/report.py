@@ -14,8 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from spikecl.atomic import (check_name_fits, check_writable_folder, diverged_error, divergence_file, live_writer,
-                            pending_replacement)
+from spikecl.atomic import check_name_fits, check_writable_folder
 from spikecl.errors import ConfigError, ForeignFileError, ResultsError, check_type
 from spikecl.hdf5_guard import READ_ERRORS, check_heaps
 from spikecl.experiment_kind import kind, kind_names, report, summary
@@ -23,6 +22,7 @@ from spikecl.figures import require_plots
 from spikecl.integrity import check_seal
 from spikecl.io import SCHEMA, Run, read_run
 from spikecl.paths import exists, is_dir, is_file
+from spikecl.run_files import diverged_error, divergence_file, live_writer, pending_replacement
 
 
 def collect(paths: Iterable[str | Path] | str | Path, note: Callable[[str], None] = print) -> dict[str, list[Run]]:

@@ -99,7 +99,7 @@ def zero_reset_run(tmp_path_factory):
     """A digits MLP (64-64-10, reset to zero) trained by the continual runner: (results path, checkpoint path,
     trained torch network). Deployable on Loihi; shared by the export and Lava tests."""
     from spikecl.config import experiment_from_dict
-    from spikecl.atomic import checkpoint_path
+    from spikecl.run_files import checkpoint_path
     from spikecl.continual.runner import ContinualRun
 
     cfg = experiment_from_dict({

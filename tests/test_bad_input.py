@@ -218,7 +218,7 @@ def test_files_an_overwrite_running_now_is_to_replace_are_left_to_it(tmp_path, c
     from processes import sleeping
     from test_bad_input_corpus import CONTINUAL
 
-    from spikecl.atomic import _start_time
+    from spikecl.run_files import _start_time
 
     monkeypatch.chdir(tmp_path)
     exp = tmp_path / "tiny.toml"

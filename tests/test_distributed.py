@@ -18,7 +18,7 @@ import torch
 from spikecl import launcher
 from spikecl.config import experiment_from_dict
 from spikecl.continual import distributed
-from spikecl.atomic import checkpoint_path
+from spikecl.run_files import checkpoint_path
 from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.errors import ConfigError, interrupt, watch_interrupts

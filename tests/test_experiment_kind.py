@@ -437,10 +437,10 @@ def test_a_diverging_continual_run_is_named_with_its_task(tmp_path, capsys):
     assert (tmp_path / "blowup" / "finetune-seed0.h5").stat().st_mtime_ns == kept
     assert (tmp_path / "blowup" / "blowup-seed0.h5").exists() and not record.exists()
     record.write_text(json.dumps({"error": "x", "checkpoint": [1, 2, 3, 4]}))      # of a checkpoint replaced since
-    from spikecl.atomic import diverged_error
+    from spikecl.run_files import diverged_error
 
     assert diverged_error(tmp_path / "blowup" / "blowup-seed0.h5") is None
-    from spikecl.atomic import write_divergence
+    from spikecl.run_files import write_divergence
 
     long = tmp_path / ("v" * 240 + ".h5")             # the record's name would not fit: left out, no error
     write_divergence(long, "x")
@@ -452,7 +452,7 @@ def test_a_damaged_divergence_record_is_no_record(tmp_path, text):
     """A record no run could have written (cut short, not a JSON object, no error text) leaves the run to train
     again, for ``spikecl run --resume`` as for a sweep: it said "its record is unreadable" and never trained the run
     (a sweep then recorded that as the run's error, for good), while the sweep's own reader trained it."""
-    from spikecl.atomic import checkpoint_path, divergence_file, diverged_error, read_divergence
+    from spikecl.run_files import checkpoint_path, divergence_file, diverged_error, read_divergence
     from spikecl.continual.sweep_ray import kept_divergence
 
     results = tmp_path / "finetune-seed0.h5"

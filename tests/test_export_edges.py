@@ -1188,7 +1188,7 @@ def test_a_run_checkpoint_records_the_outputs_its_training_made_active(tmp_path,
     progress says which, and its export decodes and measures accordingly."""
     torch = pytest.importorskip("torch")
     from spikecl.config import experiment_from_dict
-    from spikecl.atomic import checkpoint_path
+    from spikecl.run_files import checkpoint_path
     from spikecl.continual.runner import ContinualRun
     from spikecl.export.float_model import trained_outputs
     from spikecl.export.samples import stream_samples

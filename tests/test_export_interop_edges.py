@@ -285,7 +285,7 @@ def test_export_and_deploy_refuse_other_dataset_files_than_the_network_trained_o
     from test_datasets import tiny_mnist
 
     from spikecl.config import experiment_from_dict
-    from spikecl.atomic import checkpoint_path
+    from spikecl.run_files import checkpoint_path
     from spikecl.continual.runner import ContinualRun
     from spikecl.export.pipeline import deploy, export_file
 

@@ -569,7 +569,7 @@ def test_check_output_refuses_an_existing_file_before_any_work(tmp_path):
 
 def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     """remove_temporaries(results) removes the killed writes of results *and* of its checkpoint (``.ckpt``)."""
-    from spikecl.atomic import remove_temporaries
+    from spikecl.run_files import remove_temporaries
 
     results = tmp_path / "run.h5"
     own, ckpt = tmp_path / ".run.h5.abcd1234.tmp", tmp_path / ".run.ckpt.abcd1234.tmp"
@@ -675,23 +675,23 @@ def test_a_writer_is_seen_where_proc_locks_is_missing_or_names_it_from_another_p
 
     from processes import holding_locks
 
-    from spikecl import atomic
+    from spikecl import atomic, run_files
 
     results, lock = tmp_path / "run.h5", tmp_path / "run.h5.lock"
     with holding_locks(lock) as [writer]:
-        assert atomic.live_writer(results) == writer
+        assert run_files.live_writer(results) == writer
         lock.write_text("4242")                                    # its PID as its own namespace numbers it
         st = lock.stat()
         listed = tmp_path / "locks"
         listed.write_text(f"1: FLOCK  ADVISORY  WRITE 0 {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:"
                           f"{st.st_ino} 0 EOF\n")
-        monkeypatch.setattr(atomic, "PROC_LOCKS", str(listed))
-        assert atomic.live_writer(results) == 4242
-        monkeypatch.setattr(atomic, "PROC_LOCKS", str(tmp_path / "no-such-file"))
-        assert atomic.live_writer(results) == 4242
-    assert atomic.live_writer(results) is None                     # let go
+        monkeypatch.setattr(run_files, "PROC_LOCKS", str(listed))
+        assert run_files.live_writer(results) == 4242
+        monkeypatch.setattr(run_files, "PROC_LOCKS", str(tmp_path / "no-such-file"))
+        assert run_files.live_writer(results) == 4242
+    assert run_files.live_writer(results) is None                  # let go
     with atomic.output_lock(results):
-        assert atomic.live_writer(results) is None                 # this process's own
+        assert run_files.live_writer(results) is None              # this process's own
 
 
 @pytest.mark.parametrize("version", [1, 2])

@@ -11,7 +11,7 @@ from restoring import restored
 
 from spikecl.cli import main
 from spikecl.config import REGISTERED_DATASETS, experiment_from_dict
-from spikecl.atomic import checkpoint_path
+from spikecl.run_files import checkpoint_path
 from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.data import register_dataset

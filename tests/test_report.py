@@ -698,7 +698,7 @@ def test_files_a_running_process_writes_are_said_to_be_in_progress_not_unfinishe
 
     from processes import holding_locks, sleeping
 
-    from spikecl.atomic import _start_time
+    from spikecl.run_files import _start_time
     from spikecl.cli import main
     from spikecl.experiment_kind import mark_replacing
 

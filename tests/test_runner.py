@@ -16,7 +16,7 @@ from hdf5_files import edited, unseal
 
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
-from spikecl.atomic import checkpoint_path
+from spikecl.run_files import checkpoint_path
 from spikecl.continual.checkpoint import RunState, check_progress, mixed_setups, tasks_setup
 from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.results import read_continual

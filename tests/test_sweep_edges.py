@@ -16,12 +16,11 @@ from spikecl.cli import main
 from spikecl.commands.sweep import check_kept, diverged
 from spikecl.config import experiment_from_dict
 from spikecl.continual import plots, sweep_ray
-from spikecl.atomic import checkpoint_path
 from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
-from spikecl.experiment_kind import replacing
+from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides
 from test_sweep import BASE as GRID_BASE
 
@@ -134,7 +133,7 @@ def test_a_dry_run_tells_a_file_a_running_overwrite_marked_from_one_an_unfinishe
                                                                                          capsys):
     from processes import sleeping
 
-    from spikecl.atomic import _start_time
+    from spikecl.run_files import _start_time
 
     path = sweep_files(BASE, SWEEP)
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0

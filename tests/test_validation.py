@@ -329,7 +329,7 @@ def test_sweep_command_selects_on_validation_and_reports_test_numbers(sweep_file
     assert (root / "selection.json").read_text() == before
 
     # a final run an unfinished --overwrite marked is refused before selection.json changes, as the trials' are
-    from spikecl.experiment_kind import replacing
+    from spikecl.run_files import replacing
 
     replacing(root / "final" / "finetune-seed0.h5").touch()
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 2

@@ -16,8 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from spikecl.atomic import (atomic_write, check_place_for_file, check_writable_folder, checkpoint_path, end_marks,
-                            live_pid, live_writer, output_lock, remove_temporaries)
+from spikecl.atomic import atomic_write, check_place_for_file, check_writable_folder, output_lock
 from spikecl.commands import bounded, user_path
 from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
@@ -27,9 +26,10 @@ from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoin
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt
-from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error, replacing
+from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error
 from spikecl.figures import require_plots
 from spikecl.paths import exists
+from spikecl.run_files import checkpoint_path, end_marks, live_pid, live_writer, remove_temporaries, replacing
 
 
 def report_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]],

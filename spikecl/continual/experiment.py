@@ -166,9 +166,9 @@ def comparable(runs: Sequence[Run]) -> Sequence[Run]:
 def _job(cfg: ExperimentConfig, method: str, seed: int) -> Job:
     """The job of (``method``, ``seed``): its results file, its runner, the config the file records and the keys a
     kept file may differ in (the options of methods it does not use among them)."""
-    from spikecl.atomic import checkpoint_path
     from spikecl.continual.run_record import recorded_config
     from spikecl.data.streams import files_crc
+    from spikecl.run_files import checkpoint_path
 
     run_cfg, runs_method = method_config(cfg, method)
     path = cfg.results_path(method, seed)
@@ -203,10 +203,10 @@ def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):
     """The job training ``method`` on ``seed`` into ``path`` (data-parallel inside a process group of several)."""
     def run(options: JobOptions) -> str:
         from spikecl.continual import distributed
-        from spikecl.atomic import checkpoint_path, file_state, write_divergence
         from spikecl.continual.execution import Execution
         from spikecl.continual.runner import ContinualRun
         from spikecl.continual.strategies import check_support, validate_method
+        from spikecl.run_files import checkpoint_path, file_state, write_divergence
 
         execution = Execution()
         if distributed.world_size() > 1:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from spikecl import progress
-from spikecl.atomic import atomic_write, check_output, checkpoint_path
+from spikecl.atomic import atomic_write, check_output
 from spikecl.config import ExperimentConfig, check_seed, check_split_heads, experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progress, checkpoint_difference,
@@ -44,6 +44,7 @@ from spikecl.environment import (available_memory, blas_threads, cpu_model, envi
                                  source_commit)
 from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
 from spikecl.experiment_kind import resolve_device
+from spikecl.run_files import checkpoint_path
 from spikecl.snn import measures
 from spikecl.snn.checks import nonfinite_state, parameters_flag
 from spikecl.snn.networks import build_network

@@ -52,10 +52,11 @@ import numpy as np
 from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
-from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc, replacing
+from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc
 from spikecl.integrity import sealed_crc
 from spikecl.io import Run
 from spikecl.options import from_dict, option
+from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides, load_toml, parse_override, toml_literal
 
 
@@ -532,7 +533,6 @@ def checkpoint_setting(run: SweepRun) -> str | None:
     """The first setting (``method``, ``seed`` or a dotted key, as the runner's resume check names it) in which the
     checkpoint an unfinished attempt left beside ``run``'s results file was written otherwise than the sweep now
     plans ``run``; None if there is none, it matches, or it cannot be read (the run itself reports that)."""
-    from spikecl.atomic import checkpoint_path
     from spikecl.continual.checkpoint import checkpoint_mismatch
 
     path = checkpoint_path(run.results)
@@ -553,8 +553,6 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[
     """A one-line :class:`ConfigError` naming the first of the runs ``made`` with other settings
     (:func:`made_otherwise`), else of those whose ``checkpoints`` were (:func:`stale_checkpoints`), if any, and how
     many more results files and checkpoints were: without ``--overwrite`` they are not the sweep's."""
-    from spikecl.atomic import checkpoint_path
-
     checkpoints = checkpoints or {}
     stale = made or checkpoints
     if stale:

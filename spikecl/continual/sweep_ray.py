@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import spikecl
-from spikecl.atomic import (DIVERGED_EXTRA, check_name_fits, check_place_for_file, check_writable_folder,
-                            divergence_file, process_mark, read_divergence, remove_stale_lock, write_divergence)
+from spikecl.atomic import check_name_fits, check_place_for_file, check_writable_folder, remove_stale_lock
 from spikecl.config import MAX_THREADS
 from spikecl.continual import metrics
 from spikecl.continual.results import ContinualResult, read_continual
@@ -37,9 +36,11 @@ from spikecl.continual.sweep import (Sweep, SweepConfig, SweepRun, changed_setti
                                      refuse_other_settings, run_config, stale_checkpoints, sweep_dir)
 from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, ResultsError, SpikeCLError,
                             raise_if_interrupted, require)
-from spikecl.experiment_kind import check_datasets, mark_replacing, replacing
+from spikecl.experiment_kind import check_datasets, mark_replacing
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
+from spikecl.run_files import (DIVERGED_EXTRA, divergence_file, process_mark, read_divergence, replacing,
+                               write_divergence)
 
 
 class PluginCrash(RuntimeError):
@@ -51,14 +52,14 @@ def train_run(raw: dict, threads: int, plugins: tuple[str, ...] = (), overwrite:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
     left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
-    settings) and return its results. ``driver``: the sweep driver's :func:`~spikecl.atomic.process_mark`, whose
+    settings) and return its results. ``driver``: the sweep driver's :func:`~spikecl.run_files.process_mark`, whose
     ``--overwrite`` marks are this run's own to replace."""
     import torch
 
-    from spikecl.atomic import OWN_MARKS
     from spikecl.continual.experiment import KIND
     from spikecl.experiment_kind import RAISED_IN, RunsFailed, run_plan
     from spikecl.plugins import load_plugins
+    from spikecl.run_files import OWN_MARKS
 
     load_plugins(plugins)
     OWN_MARKS.add(driver)
@@ -295,7 +296,7 @@ def record_divergence(run: SweepRun, error: str) -> None:
 
 def kept_divergence(run: SweepRun) -> str | None:
     """The error of ``run``'s recorded divergence when it was made with the settings the sweep now plans, else None
-    (none recorded, a damaged record (:func:`~spikecl.atomic.read_divergence`) or other settings: the run is to
+    (none recorded, a damaged record (:func:`~spikecl.run_files.read_divergence`) or other settings: the run is to
     train)."""
     record = read_divergence(run.results)
     config = record.get("config") if record is not None else None

@@ -451,9 +451,9 @@ def load_trained(path) -> NetworkSpec:
         trained = _tasks_trained(path, state.get("progress"), state.get("method"), state["config"])
         crc = {"data_crc": state["data_crc"]} if state.get("data_crc") is not None else {}
         return spec_from_state(model, {**state["config"], "seed": state.get("seed", 0), **trained, **crc})
-    from spikecl.atomic import pending_replacement
     from spikecl.continual.results import as_continual
     from spikecl.errors import ForeignFileError
+    from spikecl.run_files import pending_replacement
     from spikecl.io import read_run
 
     if pending := pending_replacement(path):                 # its network is of the settings being replaced
