@@ -288,9 +288,12 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of ``path`` that killed writers left over :data:`STALE_TMP_SECONDS` ago (its name
+    matched literally: ``run[1].h5``'s pattern is not ``run1.h5``'s)."""
+    import glob
     import time
 
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
             if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
                 tmp.unlink()

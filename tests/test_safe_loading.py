@@ -420,3 +420,19 @@ def test_a_sealed_files_recorded_crc_is_not_given_for_a_truncated_or_extended_fi
         assert sealed_crc(path) is None
     path.write_bytes(data)
     assert sealed_crc(path) == crc
+
+
+def test_stale_temporaries_are_those_of_the_file_written_whatever_its_name_holds(tmp_path):
+    """A results name holding glob characters (``run[1].h5``) matched another file's temporaries (``run1.h5``'s) and
+    missed its own."""
+    import time
+
+    from spikecl import atomic
+
+    long_ago = time.time() - 3600
+    own, other = tmp_path / ".run[1].h5.abc123.tmp", tmp_path / ".run1.h5.def456.tmp"
+    for tmp in (own, other):
+        tmp.write_bytes(b"partial")
+        os.utime(tmp, (long_ago, long_ago))
+    atomic.atomic_write(tmp_path / "run[1].h5", lambda tmp: tmp.write_bytes(b"done"))
+    assert not own.exists() and other.exists()
