@@ -11,8 +11,9 @@ import pytest
 #: 6-second fixture of two processes take 225 s
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
-    CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ["OMP_NUM_THREADS"] = str(max(1, CORES // WORKERS))
+    from spikecl.launcher import cores
+
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores() // WORKERS))
 
 #: spikecl's core runs without torch; its test suite does not (the core alone: tests/test_core_py310.py)
 TORCH = all(importlib.util.find_spec(package) is not None for package in ("torch", "snntorch"))

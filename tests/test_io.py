@@ -775,12 +775,12 @@ def test_root_attributes_that_disagree_with_the_file_are_refused(tmp_path, attrs
 def test_a_name_the_continual_results_had_here_says_where_it_went():
     """spikecl.io.read_results and its kin moved to spikecl.continual.results: an earlier script's import names the
     new place in one line, not Python's bare "cannot import name"."""
+    import spikecl.continual.results as results
     import spikecl.io
 
     for old, new in spikecl.io.MOVED.items():
         with pytest.raises(ImportError, match=rf"^spikecl\.io\.{old} is now spikecl\.continual\.results\.{new} "):
             exec(f"from spikecl.io import {old}", {})
-        import spikecl.continual.results as results
         assert callable(getattr(results, new))
     assert not hasattr(spikecl.io, "no_such_name")
     import spikecl.continual.distributed as distributed
