@@ -109,7 +109,8 @@ class Kind:
     """The contract of an experiment kind (subclass it and override what the kind has).
 
     ``name`` is the file's ``kind`` and the results files' ``kind`` attribute; ``config`` is the config dataclass
-    (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it; ``rule_keys``:
+    (a :class:`spikecl.config.RunHeader`); ``data_parallel`` says whether ``--nproc`` may train it (such a kind
+    defines :meth:`session`, which joins the processes); ``rule_keys``:
     the keys its results record beside the config that say how spikecl computed them (a kept file that differs in
     one was made by a spikecl that computed otherwise, not with another config). ``export``, where the kind's
     experiment files have an exported form (``spikecl export EXPERIMENT.toml -o OUTPUT``): ``export(source, output,
@@ -232,6 +233,10 @@ def register_kind(k: Kind) -> Kind:
     missing = [m for m in ("plan", "summarize") if getattr(type(k), m) is getattr(Kind, m)]
     if missing:
         raise ConfigError(f"register_kind({k.name!r}): {type(k).__name__} must define {' and '.join(missing)}()")
+    if k.data_parallel and type(k).session is Kind.session:
+        raise ConfigError(f"register_kind({k.name!r}): data_parallel = True needs a session() of its own that joins "
+                          "the processes and yields whether this one reports (Kind's joins none: each of --nproc's "
+                          "processes would run and report every job)")
     declared = {f.name: f for f in fields(k.config)}.get("kind")
     allowed = (declared.metadata.get("choices") or (k.name,)) if declared is not None else ()
     if declared is None or declared.default != k.name or k.name not in allowed:

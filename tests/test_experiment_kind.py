@@ -2,6 +2,7 @@
 on a fourth kind whose whole logic is the few lines below (a config, a plan of one job per seed, a summary),
 registered from outside spikecl like a user's own kind."""
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -198,6 +199,13 @@ def test_register_kind_refuses_spikecl_names_and_what_is_not_a_kind(monkeypatch)
     bad = type("BadConfig", (ToyConfig,), {"__annotations__": {"value": float}, "value": option(-1.0, low=0.0)})
     with pytest.raises(ConfigError, match=r"register_kind\('toy'\): the default of value: -1.0 is below the minimum"):
         register_kind(type("Bad", (ToyKind,), {"config": dataclass(bad)})())
+    lone = type("Lone", (ToyKind,), {"name": "lone", "data_parallel": True})
+    with pytest.raises(ConfigError, match=re.escape("register_kind('lone'): data_parallel = True needs a session() "
+                                                    "of its own that joins the processes")):
+        register_kind(lone())               # else each of --nproc's processes ran and reported every job
+    joined = type("Joined", (lone,), {"name": "toy", "session": lambda self, cfg: contextlib.nullcontext(True)})
+    assert register_kind(joined()).data_parallel
+    monkeypatch.setattr(experiment_kind, "_REGISTERED", {})
     assert register_kind(KIND) is KIND and register_kind(ToyKind()).name == "toy"   # one kind again: a plugin read twice
     with pytest.raises(ConfigError, match=r"^register_kind: 'toy' is registered already, by ToyKind of "
                                           r"test_experiment_kind; register Other under another name$"):
