@@ -284,9 +284,30 @@ def test_processes_times_threads_are_at_most_four_per_cpu(capsys):
 def test_processes_times_threads_may_reach_four_per_cpu(monkeypatch, capsys):
     """Exactly 4 threads per CPU in all (--nproc 2 x --threads 2 per CPU) is allowed: the run goes on to read its
     file (missing here), as the limit's message says "at most"."""
-    monkeypatch.setattr("spikecl.commands.run.limit_threads", lambda count: None)      # this process keeps its pools
+    monkeypatch.setattr("spikecl.commands.run.limited_threads", lambda count: contextlib.nullcontext())
     assert main(["run", "x.toml", "--nproc", "2", "--threads", str(2 * os.cpu_count())]) == 2
     assert capsys.readouterr().err.strip() == "spikecl: error: experiment file not found: x.toml"
+
+
+def test_threads_hold_while_the_command_runs_and_main_leaves_the_process_as_it_found_it(monkeypatch):
+    """``spikecl.cli.main(["run", ..., "--threads", "1"])`` called from Python (a notebook) left torch's pool and
+    the thread variables at 1 for the rest of the process."""
+    import torch
+
+    seen = []
+    monkeypatch.setattr("spikecl.experiment_kind.run_file", lambda *a, **k: seen.append(
+        (torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"))) or 0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["run", "x.toml", "--threads", "1", "--no-progress"]) == 0
+        assert seen == [(1, "1", "1")]
+        assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "3"
+        assert "MKL_NUM_THREADS" not in os.environ
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("count", ["0", "100000"])
@@ -397,10 +418,10 @@ def test_threads_limit_numpys_blas_too_and_are_recorded():
     """``--threads`` reaches numpy's BLAS pool (a Sparsey run's matrix products), and one loaded later (scipy's own,
     which scikit-learn's datasets load), not only torch's, and results files record both counts."""
     code = ("from threadpoolctl import threadpool_info\nimport numpy, torch\n"
-            "from spikecl.commands.run import limit_threads\nfrom spikecl.environment import environment\n"
-            "limit_threads(1)\nimport scipy.linalg\nenv = environment()\n"
-            "print(env['torch_threads'], env['blas_threads'], "
-            "max(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))\n")
+            "from spikecl.commands.run import limited_threads\nfrom spikecl.environment import environment\n"
+            "with limited_threads(1):\n    import scipy.linalg\n    env = environment()\n"
+            "    most = max(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas')\n"
+            "print(env['torch_threads'], env['blas_threads'], most)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -137,23 +138,43 @@ def check_reads_data(path: Path, overrides: list[str]) -> None:
                           "and is read from no folder; drop --data-dir")
 
 
-def limit_threads(count: int) -> None:
-    """``--threads``: at most ``count`` threads in torch's intra-op pool and in the BLAS and OpenMP pools (a Sparsey
-    run's matrix products are numpy's): those loaded already through threadpoolctl where it is installed, those
-    loaded later (scipy's own BLAS, by scikit-learn's datasets) and those of spawned processes (``--nproc``)
-    through the variables they read when they load. Neither package is required: a Sparsey install may have no
-    torch."""
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(count)
-    if importlib.util.find_spec("torch") is not None:
-        import torch
+@contextlib.contextmanager
+def limited_threads(count: int | None):
+    """``--threads``: while the block runs, at most ``count`` threads (None: no limit) in torch's intra-op pool and in
+    the BLAS and OpenMP pools (a Sparsey run's matrix products are numpy's): those loaded already through
+    threadpoolctl where it is installed, those loaded later (scipy's own BLAS, by scikit-learn's datasets) and those
+    of spawned processes (``--nproc``) through the variables they read when they load. Afterwards the variables,
+    torch's pool and the pools limited at the start are as before (``spikecl.cli.main`` called from Python leaves its
+    process as it found it; a pool loaded during the block keeps the limit). Neither package is required: a Sparsey
+    install may have no torch."""
+    if count is None:
+        yield
+        return
+    variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    before = {variable: os.environ.get(variable) for variable in variables}
+    torch = importlib.import_module("torch") if importlib.util.find_spec("torch") is not None else None
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    limiter = None
+    try:
+        os.environ.update({variable: str(count) for variable in variables})
+        if torch is not None:
+            torch.set_num_threads(count)
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            import numpy  # noqa: F401 - its BLAS loaded, so that the limit reaches it
+            from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(count)
-    if importlib.util.find_spec("threadpoolctl") is not None:
-        import numpy  # noqa: F401 - its BLAS loaded, so that the limit reaches it
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(count)
+            limiter = threadpool_limits(count)
+        yield
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if torch is not None:
+            torch.set_num_threads(torch_threads)
+        for variable, value in before.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -179,14 +200,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.threads = threads
             print(f"note: {args.experiment} was computed with {threads} torch thread{'s' * (threads != 1)}"
                   f"{' per process' * (processes > 1)}; so is this run (--threads chooses)")
-    if args.threads:
-        limit_threads(args.threads)
-    if args.nproc == 1:
-        return run_file(args.experiment, overrides, **options)
-    k, cfg = load(args.experiment, overrides)                 # bad input is reported here once, not once per rank
-    k.check_data_parallel(cfg)
-    preflight(k, cfg, resume=args.resume, overwrite=args.overwrite, plots=not args.no_plots)
-    if not args.no_plots:
-        check_plot_files(k, cfg)
-    return k.launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides, threads=args.threads,
-                    **options)
+    with limited_threads(args.threads):
+        if args.nproc == 1:
+            return run_file(args.experiment, overrides, **options)
+        k, cfg = load(args.experiment, overrides)             # bad input is reported here once, not once per rank
+        k.check_data_parallel(cfg)
+        preflight(k, cfg, resume=args.resume, overwrite=args.overwrite, plots=not args.no_plots)
+        if not args.no_plots:
+            check_plot_files(k, cfg)
+        return k.launch(args.nproc, run_file_with_plugins, plugins, args.experiment, overrides,
+                        threads=args.threads, **options)
