@@ -49,7 +49,7 @@ TASK_IL_ONLINE = {**SMALL, "name": "dp-til", "stream": {"kind": "split", "scenar
 UNEVEN = {**SMALL, "name": "dp-uneven", "network": {"hidden": [36], "num_steps": 4},
           "train": {**SMALL["train"], "batch_size": 71}}
 # Poisson input: the Fisher pass (51 samples: shares of 26 and 25) and the activity pass draw each sample's spikes
-# from a generator of (seed, task, pass), as one process does, so neither the process count nor a resume (rank 0's
+# from a generator of (seed, task, 0, pass), as one process does, so neither the process count nor a resume (rank 0's
 # global generator restored on every rank) changes them
 POISSON = {**SMALL, "name": "dp-poisson", "network": {**SMALL["network"], "encoder": "poisson"}}
 CASES = {**{m: (SMALL, m) for m in METHODS}, "task-il": (TASK_IL_ONLINE, "gpm+replay"), "uneven": (UNEVEN, "gpm"),

@@ -254,7 +254,7 @@ def test_results_of_two_projections_and_of_poisson_draws_record_their_rules():
     assert rules == {"hlop+gpm": "the union of the parts' subspaces", "gpm+hlop": "the union of the parts' subspaces",
                      "gpm+ewc": None, "hlop": None}
     poisson = experiment_from_dict({**TINY, "network": {**TINY["network"], "encoder": "poisson"}})
-    assert recorded_config(poisson, "finetune", "finetune", 0)["poisson_draws"] == "sample by sample"
+    assert recorded_config(poisson, "finetune", "finetune", 0)["poisson_draws"] == "sample by sample, evaluations from streams of their own"
     assert "poisson_draws" not in recorded_config(cfg, "finetune", "finetune", 0)
 
 
@@ -517,3 +517,30 @@ def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment
         KIND.load(raw)
     KIND.load({**raw, "strategy": {"methods": ["finetune", "hlop"]}})
 
+
+
+def test_no_two_random_streams_of_a_poisson_run_share_a_seed(monkeypatch):
+    """Every random stream of a run (each epoch's order and Poisson draws, the evaluations', the measures', the
+    consolidation passes') has a seed of its own: the evaluations drew from epoch 7's order's seed, the measures
+    from epoch 11's, so a run of 8 or more epochs tested on spikes that were its training order's bits."""
+    import inspect
+
+    from spikecl.continual import runner, strategy
+
+    users: dict[int, set[str]] = {}
+    plain = strategy.derived_seed
+
+    def recorded(*parts):
+        seed = plain(*parts)
+        caller = next(f.function for f in inspect.stack()[1:] if f.function not in ("purpose_seed", "recorded"))
+        users.setdefault(seed, set()).add(caller)
+        return seed
+
+    monkeypatch.setattr(strategy, "derived_seed", recorded)
+    monkeypatch.setattr(runner, "derived_seed", recorded)
+    cfg = experiment_from_dict({**TINY, "network": {**TINY["network"], "encoder": "poisson"},
+                                "stream": {**TINY["stream"], "train_per_task": 40, "test_per_task": 20},
+                                "train": {**TINY["train"], "epochs": 12}})
+    ContinualRun(cfg, "gpm+ewc", 0, stream=build_stream(cfg, 0)).execute(progress_bar=False)
+    assert {"train_task", "score", "measure", "pass_generator"} <= set().union(*users.values())
+    assert {seed: who for seed, who in users.items() if len(who) > 1} == {}

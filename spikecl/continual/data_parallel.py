@@ -18,7 +18,7 @@ made equal to the 1-process step on the whole batch ``B``:
   ``sum_over_ranks``); SI's path integral uses the reduced gradients; replay buffers are chosen with a shared seed
   and are identical on every rank;
 * Poisson input spikes of a training batch are drawn for the whole batch on every rank and then sharded, so they
-  are the 1-process draws (so are those of EWC's and GPM's consolidation passes: a generator of (seed, task, pass)
+  are the 1-process draws (so are those of EWC's and GPM's consolidation passes: a generator of (seed, task, 0, pass)
   advanced past the samples of earlier shards);
 * batch-norm running statistics are averaged over ranks after every step (the normalisation itself uses each
   shard's statistics, as DistributedDataParallel does without SyncBatchNorm).

@@ -26,8 +26,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     so that one made by a spikecl that did otherwise differs: the seed of ``stream.test_per_task``'s evaluation
     subsample (the run seed's own before it was fixed), SI's gradient where SI precedes a projection (``si+gpm``:
     the unprojected one before it read the step's), the subspace that two projection methods protect together (each
-    its own in turn before), the order of a Poisson encoder's draws (time first before), the Poisson draws of the
-    consolidation passes (torch's global generator before; for HLOP's final Hebbian passes until 2026-12-04), the
+    its own in turn before), the order of a Poisson encoder's draws (time first before) and its evaluations' streams
+    (epoch 7's and 11's orders' until 2026-12-07), the Poisson draws of the consolidation passes (torch's global
+    generator before; for HLOP's final Hebbian passes until 2026-12-04; (seed, task, pass) until 2026-12-07), the
     seed of ``stream.train_per_task``'s subsample (``seed + 1000 + task`` before), where replay's after-task phase
     runs beside parts named in another order than they consolidate (``ewc+replay``), that order (the order of the
     names before), SI's importance beside that phase (Δ over the task's training steps only; the phase's move
@@ -46,9 +47,9 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     if sum(issubclass(strategy_class(p), ProjectionStrategy) for p in parts) > 1:
         rules["projection"] = "the union of the parts' subspaces"
     if cfg.network.encoder == "poisson":
-        rules["poisson_draws"] = "sample by sample"
+        rules["poisson_draws"] = "sample by sample, evaluations from streams of their own"
         if any(p in parts for p in ("ewc", "gpm", "hlop")):
-            rules["pass_draws"] = "a generator of (seed, task, pass)"
+            rules["pass_draws"] = "a generator of (seed, task, 0, pass)"
         if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("final_passes"):
             rules["pass_draws"] += ", HLOP's final passes included"
     if cfg.stream.train_per_task:

@@ -35,8 +35,9 @@ from spikecl.continual.projection import FULL_TOLERANCE, ProjectionStrategy, ful
 from spikecl.continual.results import ContinualResult, write_continual
 from spikecl.continual.run_record import recorded_config, unshown_rules
 from spikecl.continual.strategies import build_strategy, check_run, check_support, effective_options, validate_method
-from spikecl.continual.strategy import (Simulation, TaskData, checked_arrays, checked_batch, checked_task,
-                                       checkpoint_state, derived_seed, own_parts, parts_of, unsaved_state)
+from spikecl.continual.strategy import (EVALUATION_DRAWS, MEASURE_DRAWS, Simulation, TaskData, checked_arrays,
+                                       checked_batch, checked_task, checkpoint_state, derived_seed, own_parts,
+                                       parts_of, purpose_seed, unsaved_state)
 from spikecl.data.base import ROUNDING
 from spikecl.data.streams import (Stream, built_from, check_samples, config_origin, source_crc, stream_difference,
                                   stream_from_config, ties_changed)
@@ -269,14 +270,14 @@ class ContinualRun:
     # -- evaluation -------------------------------------------------------------------------------------------
     def _accuracy(self, data: TaskData, stage: int, limit: int | None = None) -> float:
         """Accuracy on the first ``limit`` samples of ``data`` (all by default) with the outputs active after task
-        ``stage``; Poisson draws are seeded by (seed, task)."""
+        ``stage``; Poisson draws are seeded by (seed, task) (:func:`~spikecl.continual.strategy.purpose_seed`)."""
         n = len(data) if limit is None else min(limit, len(data))
         random_inputs = self.sim.encoder == "poisson"
 
         def score(start: int, stop: int) -> float:
             generator = None
             if random_inputs:
-                generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, data.task, 7))
+                generator = torch.Generator(self.device).manual_seed(purpose_seed(self.seed, data.task, EVALUATION_DRAWS))
             return evaluate(self.net, data.x[start:stop], data.y[start:stop], self.sim.num_steps, self.sim.encoder,
                             data.heads[start:stop], self._mask(stage), self.cfg.train.eval_batch_size, generator)
 
@@ -313,7 +314,7 @@ class ContinualRun:
         seen = self.test_sets[: task + 1]
         x = torch.cat([d.x[:MEASURE_SAMPLES] for d in seen])
         heads = torch.cat([d.heads[:MEASURE_SAMPLES] for d in seen])
-        generator = torch.Generator(self.device).manual_seed(derived_seed(self.seed, task, 11))
+        generator = torch.Generator(self.device).manual_seed(purpose_seed(self.seed, task, MEASURE_DRAWS))
         return {**measures.static(self.net),
                 **measures.workload(self.net, x, self.sim.num_steps, self.sim.encoder,
                                     heads if self.stream.n_heads > 1 else None, self.cfg.train.eval_batch_size,

@@ -109,14 +109,24 @@ class TaskData:
 
 #: seeds of strategies' own random draws (option ``seed``) are below this: torch's CPU generator keeps 32 bits of a seed
 SEED_RANGE = SEED_MAX + 1
-#: ``purpose`` of :meth:`Strategy.pass_generator` for the passes that record activity (GPM, HLOP), EWC's Fisher and
-#: HLOP's final Hebbian passes
+#: ``purpose`` of the random streams other than an epoch's (:func:`purpose_seed`): the evaluations' and the
+#: NeuroBench measures' Poisson draws, and :meth:`Strategy.pass_generator`'s for the passes that record activity (GPM,
+#: HLOP), EWC's Fisher and HLOP's final Hebbian passes
+EVALUATION_DRAWS, MEASURE_DRAWS = 2, 3
 ACTIVITY_PASS, FISHER_PASS, HEBBIAN_PASS = 101, 102, 103
 
 
 def derived_seed(*parts: int) -> int:
-    """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch)."""
+    """A 63-bit seed determined by ``parts`` (e.g. run seed, task, epoch). numpy's SeedSequence reads ``parts`` as
+    words with trailing zeros dropped: (s, t, e) and (s, t, e, 0) give one seed."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def purpose_seed(seed: int, task: int, purpose: int) -> int:
+    """The seed of run ``seed``'s random stream ``purpose`` (>= 2) in ``task``: (seed, task, 0, purpose), apart from
+    every epoch's streams, (seed, task, epoch) for the samples' order and (seed, task, epoch, 1) for the training
+    Poisson draws (until 2026-12-07 the evaluations drew from (seed, task, 7), epoch 7's order)."""
+    return derived_seed(seed, task, 0, purpose)
 
 
 #: an odd 32-bit multiplier (2^32 / golden ratio): ``run seed × SEED_MIX mod 2^32`` is a bijection with 0 ↦ 0
@@ -294,12 +304,12 @@ class Strategy(TrainingHooks):
 
     def pass_generator(self, x: torch.Tensor, share: range, task: int, purpose: int) -> torch.Generator | None:
         """The generator of the Poisson spikes of samples ``share`` of ``x`` [N, ...] in a pass over ``task``'s
-        samples (``purpose`` tells passes apart): seeded by (run seed, task, purpose) and advanced past the samples
+        samples (``purpose`` tells passes apart): seeded by :func:`purpose_seed` and advanced past the samples
         before ``share``, so a sample gets the same spikes in any process count and after a resume (the global
         generator's state would differ between processes of unequal shares). None for other encoders."""
         if self.sim.encoder != "poisson":
             return None
-        generator = torch.Generator(x.device).manual_seed(derived_seed(self.sim.seed, task, purpose))
+        generator = torch.Generator(x.device).manual_seed(purpose_seed(self.sim.seed, task, purpose))
         if share.start:
             encode(x[:share.start], self.sim.num_steps, "poisson", generator)      # the draws of earlier shares
         return generator
