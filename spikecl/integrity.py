@@ -1,11 +1,13 @@
 """Integrity of the files spikecl writes: HDF5 results files and learning graphs carry a seal (the size and
-CRC-32 of their bytes in HDF5's user block, which libhdf5 skips), checked before libhdf5 parses them; checkpoint
-archives are checked against the CRC-32 torch writes for each member.
+CRC-32 of their bytes in HDF5's user block, which libhdf5 skips), checked before libhdf5 parses them; exported
+networks (netx, NIR) carry the CRC-32 of their contents in an attribute other readers skip (:func:`content_crc`);
+checkpoint archives are checked against the CRC-32 torch writes for each member.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import zlib
@@ -181,3 +183,53 @@ def archive_problem(path: Path) -> str | None:
             return f"its members declare {declared} bytes, more than the file's {size}"
         damaged = archive.testzip()
         return None if damaged is None else f"its member {damaged} fails its CRC-32"
+
+
+def content_crc(f, crc_at: tuple[str, str]):
+    """CRC-32 (a numpy int64) of an open HDF5 file's contents as stored: every group's and dataset's path and
+    attributes and every dataset's bytes, in sorted order, leaving out the attribute ``crc_at`` = (object path, name)
+    that holds this CRC; a byte damaged on disk in a weight or a threshold then is a read error, not a silently
+    different network. Sizes must be checked before (it reads every dataset whole)."""
+    import h5py
+    import numpy as np
+
+    def plain(value):                                    # numpy scalars and arrays, byte strings: as Python's
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value.item() if isinstance(value, np.generic) else value.tolist()
+
+    names: list[str] = [""]
+    f.visit(names.append)
+    crc = 0
+    for name in sorted(names):
+        item = f[name] if name else f
+        attrs = {k: v for k, v in item.attrs.items() if (item.name, k) != tuple(crc_at)}
+        crc = zlib.crc32(json.dumps([name, attrs], sort_keys=True, default=plain).encode(), crc)
+        if isinstance(item, h5py.Dataset):
+            crc = zlib.crc32(_stored_bytes(item[()]), crc)
+    return np.int64(crc)
+
+
+def crc_intact(f, crc_at: tuple[str, str]) -> bool | None:
+    """Whether the open HDF5 file ``f``'s contents are those its CRC-32 at ``crc_at`` = (object path, attribute name)
+    was computed over (:func:`content_crc`; a stored value that is not an integer does not match); None where
+    none is stored (a file written before it, or by another tool). Sizes must be checked before."""
+    import numpy as np
+
+    where, name = crc_at
+    stored = f[where].attrs.get(name) if where in f else None
+    if stored is None:
+        return None
+    return isinstance(stored, (int, np.integer)) and int(stored) == int(content_crc(f, crc_at))
+
+
+def _stored_bytes(value) -> bytes:
+    """The bytes of a dataset's value as read: a numeric or fixed-length array's buffer; for variable-length strings
+    (an object array, whose buffer holds pointers) each element's bytes after its length."""
+    import numpy as np
+
+    array = np.ascontiguousarray(value)
+    if array.dtype != object:
+        return array.tobytes()
+    parts = [np.ascontiguousarray(x).tobytes() for x in array.flat]
+    return b"".join(len(part).to_bytes(8, "little") + part for part in parts)

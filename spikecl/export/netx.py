@@ -39,7 +39,7 @@ from spikecl.export.lava_dl_weights import lava_dl_dense_mismatch
 from spikecl.export.quantize import (BIAS_EXP_MAX, BIAS_MANT_MAX, DECAY_MAX, NETX_BIAS_EXP, VTH_MAX,
                                      WEIGHT_EXP_RANGE, FixedLayer, FixedNetwork, lava_weights)
 from spikecl.export.spec import INPUT_ENCODERS, MAX_COUNT, NEXT_STEP, ConvGeometry, conv_output_shape
-from spikecl.integrity import write_hdf5_image
+from spikecl.integrity import content_crc, crc_intact, write_hdf5_image
 from spikecl.io import NETX_SCHEMA as SCHEMA
 from spikecl.io import SCHEMA as RESULTS_SCHEMA
 from spikecl.io import check_declared_sizes, open_for_reading
@@ -151,38 +151,15 @@ def write_netx(path: str | Path, net: FixedNetwork, overwrite: bool = False, lav
                           num_steps=net.num_steps, input_bits=net.input_bits, n_outputs=net.n_outputs,
                           n_heads=net.n_heads, lava_dl=refusal is None, config=json.dumps(net.config),
                           metrics=json.dumps(net.metrics))
-        meta.attrs[CRC] = content_crc(f)
+        meta.attrs[CRC] = content_crc(f, CRC_AT)
 
     return atomic_write(path, lambda tmp: write_hdf5_image(tmp, build), overwrite=overwrite)
 
 
-#: the /spikecl attribute holding the CRC-32 of a network file's contents (:func:`content_crc`); lava-dl's netx
-#: reads no attribute of /spikecl
+#: the /spikecl attribute holding the CRC-32 of a network file's contents (:func:`spikecl.integrity.content_crc`);
+#: lava-dl's netx reads no attribute of /spikecl
 CRC = "crc32"
-
-
-def content_crc(f) -> np.int64:
-    """CRC-32 of an open network file's contents as stored: every dataset's path and bytes and every attribute
-    (this CRC's own aside), in sorted order; a byte damaged on disk in a weight or a threshold then is a read
-    error, not a silently different network."""
-    import h5py
-    import zlib
-
-    def plain(value):                                    # numpy scalars and arrays, byte strings: as Python's
-        if isinstance(value, bytes):
-            return value.decode("utf-8", "replace")
-        return value.item() if isinstance(value, np.generic) else value.tolist()
-
-    names: list[str] = [""]
-    f.visit(names.append)
-    crc = 0
-    for name in sorted(names):
-        item = f[name] if name else f
-        attrs = {k: v for k, v in item.attrs.items() if not (item.name == "/spikecl" and k == CRC)}
-        crc = zlib.crc32(json.dumps([name, attrs], sort_keys=True, default=plain).encode(), crc)
-        if isinstance(item, h5py.Dataset):
-            crc = zlib.crc32(np.ascontiguousarray(item[()]).tobytes(), crc)
-    return np.int64(crc)
+CRC_AT = ("/spikecl", CRC)
 
 
 def _scalar(group, key: str, where: str):
@@ -481,7 +458,7 @@ def read_netx(path: str | Path) -> FixedNetwork:
         stored = meta.attrs.get(CRC)                     # absent in files written before it, and in others' files
         if stored is not None:
             check_declared_sizes(f, path)
-            intact = isinstance(stored, (int, np.integer)) and int(stored) == content_crc(f)
+            intact = crc_intact(f, CRC_AT)
     _check_consistent(net, path)
     _check_lava_dl_mark(marked, net, path)
     if stored is not None and not intact:                # after the checks that name a part: they say more

@@ -12,6 +12,10 @@ constants, snnTorch's fixed import step) is in the graph metadata; Norse must in
 (``from_nir(graph, dt=DT)``). NIR has no reset-mode field and readers reset to ``v_reset``, so a ``subtract``
 network is refused. The readout (a non-resetting integrator) never reaches its threshold
 (:data:`READOUT_THRESHOLD`); logits are its membrane averaged over the steps (metadata ``readout_rule``).
+
+The file is ``nir.write``'s, plus one root attribute (:data:`CRC_AT`): the CRC-32 of its contents, which
+:func:`read_nir` checks. ``nir.read`` reads only the ``node`` group, so nir, Norse and snnTorch read the graph as
+before.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from spikecl.export.float_model import tasks_trained
 from spikecl.export.netx import MAX_COUNT, MAX_WEIGHTS, stream_heads
 from spikecl.export.spec import LayerSpec, NetworkSpec, config_json
 from spikecl.hdf5_guard import check_heaps
+from spikecl.integrity import content_crc, crc_intact
 from spikecl.paths import is_dir, is_file, missing
 
 DT = 1e-4
@@ -37,6 +42,10 @@ READOUT_RULE = ("logits = mean over the num_steps steps of the membrane v of nod
 ENCODERS = {"direct": "each sample's features x in [0, 1] as the input at every one of the num_steps steps",
             "latency": "one spike per feature at step round((1 - x)(num_steps - 1)), none for x = 0",
             "poisson": "a spike per feature and step with probability x"}
+
+#: the root attribute holding the CRC-32 of a NIR file's contents (:func:`spikecl.integrity.content_crc`); nir's
+#: reader reads only the ``node`` group
+CRC_AT = ("/", "spikecl_crc32")
 
 
 def _cuba_lif(layer: LayerSpec, threshold: float):
@@ -92,7 +101,10 @@ def to_nir(spec: NetworkSpec):
 
 
 def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> Path:
-    """Write ``spec`` as a NIR HDF5 file, atomically (the graph is built before anything is written)."""
+    """Write ``spec`` as a NIR HDF5 file with the CRC-32 of its contents (:data:`CRC_AT`), atomically (the graph is
+    built before anything is written)."""
+    import h5py
+
     nir = require("nir", "export")
     check_type(spec, NetworkSpec, "write_nir", "a NIR graph is written from the float network, before quantize")
     graph = to_nir(spec)
@@ -100,6 +112,8 @@ def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> P
     def write(tmp: Path) -> None:                # built in memory, as write_hdf5_image does: a full disk is one
         image = io.BytesIO()                     # plain OSError, never libhdf5's half-flushed chunks
         nir.write(image, graph)
+        with h5py.File(image, "r+") as f:
+            f.attrs[CRC_AT[1]] = content_crc(f, CRC_AT)
         tmp.write_bytes(image.getbuffer())
 
     return atomic_write(path, write, overwrite=overwrite)
@@ -107,9 +121,11 @@ def write_nir(path: str | Path, spec: NetworkSpec, overwrite: bool = False) -> P
 
 def read_nir(path: str | Path):
     """Read a NIR file; a missing or corrupt file, one declaring an array of more than :data:`MAX_WEIGHTS`
-    values (a small untrusted file could otherwise make the reader allocate gigabytes), or a spikecl file whose
-    metadata :func:`graph_metadata` refuses is a :class:`ResultsError` naming the file. A graph written by
-    another tool (none of spikecl's metadata) is returned as read."""
+    values (a small untrusted file could otherwise make the reader allocate gigabytes), a spikecl file whose
+    metadata :func:`graph_metadata` refuses, or one whose contents fail the CRC-32 spikecl wrote with them
+    (:data:`CRC_AT`) is a :class:`ResultsError` naming the file. A graph written by another tool (none of spikecl's
+    metadata) is returned as read; without the CRC (another tool's file, or spikecl's before it) nothing tells
+    a changed byte."""
     nir = require("nir", "export")
     path = Path(path)
     if is_dir(path, ResultsError):
@@ -119,6 +135,7 @@ def read_nir(path: str | Path):
     check_heaps(path, ResultsError)
     try:
         _check_sizes(path)
+        intact = _contents_intact(path)
         graph = nir.read(path)
     except ResultsError:
         raise
@@ -131,6 +148,9 @@ def read_nir(path: str | Path):
             graph_metadata(graph)
         except ResultsError as exc:
             raise ResultsError(f"{path}: {exc}") from None
+    if intact is False:                                   # after the checks that name a part: they say more
+        raise ResultsError(f"{path} is damaged or edited: its contents changed since spikecl wrote it (they fail "
+                           "their CRC-32); export the network again")
     return graph
 
 
@@ -161,6 +181,15 @@ def _check_sizes(path: Path) -> None:
 
     with h5py.File(path, "r") as f:
         f.visititems(check)
+
+
+def _contents_intact(path: Path) -> bool | None:
+    """Whether the contents of the NIR file ``path`` (sizes checked) match the CRC-32 spikecl wrote with them; None
+    for a file without one."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return crc_intact(f, CRC_AT)
 
 
 #: the metadata keys every NIR graph spikecl writes holds
