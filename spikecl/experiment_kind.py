@@ -546,9 +546,9 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
         if existing:
             key = _made_otherwise(existing[0], k.name)
             if key is not None:                  # --resume would refuse it: another folder keeps both
-                raise ExistsError(f"{existing[0].path} exists, made with another config ({key} differs); choose "
-                                  "another --output-dir (or --set name=...) to keep both, or pass --overwrite to "
-                                  "replace it")
+                raise ExistsError(f"{existing[0].path} exists, made "
+                                  f"{how_made(k, key, f'with another config ({key} differs)')}; choose another "
+                                  "--output-dir (or --set name=...) to keep both, or pass --overwrite to replace it")
             raise ExistsError(f"{existing[0].path} exists; pass --overwrite to replace it or --resume to keep it")
         interrupted = [job for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
         if interrupted and (error := diverged_error(interrupted[0].path)):

@@ -552,7 +552,8 @@ def test_other_methods_options_and_variants_do_not_change_a_run(tmp_path, capsys
 
 def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_path, capsys, monkeypatch):
     """Before the evaluation subsample was fixed (one for every seed), each run seed drew its own: results files and
-    checkpoints record the rule, and one made without it is not kept by --resume nor averaged with newer seeds."""
+    checkpoints record the rule, and one made without it is not kept by --resume nor averaged with newer seeds; a run
+    without --resume says the file was made by a spikecl that computed otherwise, not with another config."""
     import json
 
     import h5py
@@ -572,6 +573,9 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
     capsys.readouterr()
     assert main(["report", str(tmp_path / "sub"), "--no-plots"]) == 2
     assert "made with different settings (eval_subsample_seed differs)" in capsys.readouterr().err
+    assert main([*args, "--seeds", "1"]) == 2                             # not "made with another config"
+    assert ("finetune-seed1.h5 exists, made by a spikecl that computed otherwise (eval_subsample_seed differs: a rule "
+            "of spikecl's, not a setting of yours); choose another --output-dir") in capsys.readouterr().err
     assert main([*args, "--seeds", "0,1", "--resume"]) == 2
     assert ("finetune-seed1.h5 was made by a spikecl that computed otherwise (eval_subsample_seed differs: a rule of "
             "spikecl's, not a setting of yours)") in capsys.readouterr().err
