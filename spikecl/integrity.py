@@ -196,7 +196,9 @@ def content_crc(f, crc_at: tuple[str, str]):
     def plain(value):                                    # numpy scalars and arrays, byte strings: as Python's
         if isinstance(value, bytes):
             return value.decode("utf-8", "replace")
-        return value.item() if isinstance(value, np.generic) else value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        return value.tolist() if hasattr(value, "tolist") else repr(value)   # complex, object references: repr
 
     names: list[str] = [""]
     f.visit(names.append)

@@ -41,13 +41,19 @@ def crc_of(path: Path, value) -> None:
         f.attrs["spikecl_crc32"] = value
 
 
+def note(path: Path, value) -> None:
+    with h5py.File(path, "r+") as f:
+        f["node"].attrs["note"] = value
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda p: flip_bit(p, "node/metadata/num_steps"), CHANGED),               # 6 -> 7 steps: was read silently
     (add_to_first_weight, CHANGED),                                             # a valid weight: was read silently
     (lambda p: crc_of(p, "0"), CHANGED),                                        # a CRC that is not a number
+    (lambda p: note(p, 1 + 2j), CHANGED),                    # was "not a readable NIR file ('complex' object ...)"
     (lambda p: flip_bit(p, "node/nodes/fc0/weight"), "is not a readable NIR file (Can't synchronously read data"),
 ], ids=["a flipped bit of the step count", "an edited weight", "a crc that is not a number",
-        "a flipped bit of the compressed weights"])
+        "an added attribute json has no form for", "a flipped bit of the compressed weights"])
 def test_a_nir_file_changed_since_spikecl_wrote_it_is_refused_in_one_line_naming_it(tmp_path, damage, message):
     """A flipped bit of the step count or an edited weight passes every check of the graph and was deployed as
     another network; the file's CRC-32 now refuses it. A flipped bit inside the compressed weights fails the
