@@ -254,7 +254,8 @@ def test_results_of_two_projections_and_of_poisson_draws_record_their_rules():
     assert rules == {"hlop+gpm": "the union of the parts' subspaces", "gpm+hlop": "the union of the parts' subspaces",
                      "gpm+ewc": None, "hlop": None}
     poisson = experiment_from_dict({**TINY, "network": {**TINY["network"], "encoder": "poisson"}})
-    assert recorded_config(poisson, "finetune", "finetune", 0)["poisson_draws"] == "sample by sample, evaluations from streams of their own"
+    assert (recorded_config(poisson, "finetune", "finetune", 0)["poisson_draws"]
+            == "sample by sample, evaluations from streams of their own")
     assert "poisson_draws" not in recorded_config(cfg, "finetune", "finetune", 0)
 
 
@@ -516,7 +517,6 @@ def test_hlop_step_rows_on_a_task_incremental_cnn_is_refused_when_the_experiment
                                           "network protects none"):
         KIND.load(raw)
     KIND.load({**raw, "strategy": {"methods": ["finetune", "hlop"]}})
-
 
 
 def test_no_two_random_streams_of_a_poisson_run_share_a_seed(monkeypatch):

@@ -277,7 +277,8 @@ class ContinualRun:
         def score(start: int, stop: int) -> float:
             generator = None
             if random_inputs:
-                generator = torch.Generator(self.device).manual_seed(purpose_seed(self.seed, data.task, EVALUATION_DRAWS))
+                seed = purpose_seed(self.seed, data.task, EVALUATION_DRAWS)
+                generator = torch.Generator(self.device).manual_seed(seed)
             return evaluate(self.net, data.x[start:stop], data.y[start:stop], self.sim.num_steps, self.sim.encoder,
                             data.heads[start:stop], self._mask(stage), self.cfg.train.eval_batch_size, generator)
 
