@@ -31,6 +31,7 @@ from spikecl.atomic import atomic_write, check_output
 from spikecl.data.datasets import load_dataset
 from spikecl.environment import environment
 from spikecl.errors import SpikeCLError
+from spikecl.remedies import command_line
 from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -163,4 +164,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with command_line():                                    # spikecl's errors name this script's flags (--overwrite)
+        main()

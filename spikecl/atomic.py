@@ -19,6 +19,7 @@ from typing import Callable
 
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.paths import exists, is_dir, is_file, is_link
+from spikecl.remedies import option
 
 #: a temporary file of :func:`atomic_write` older than this (seconds) was left by a killed writer and is removed
 STALE_TMP_SECONDS = 600.0
@@ -80,7 +81,8 @@ def check_not_source(source: str | Path, output: str | Path, what: str = "source
     except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
         same = False
     if same:
-        raise ConfigError(f"-o {output} is the {what} {source}; name another file (--overwrite would replace {lost})")
+        raise ConfigError(f"-o {output} is the {what} {source}; name another file ({option('--overwrite')} would "
+                          f"replace {lost})")
 
 
 def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what: str = "file",
@@ -97,7 +99,7 @@ def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what
     if exists(path, ConfigError) and not is_file(path, ConfigError):      # even with --overwrite: never replaced
         raise ConfigError(f"{named} is not a regular file (a device, pipe or socket); name a file to write")
     if exists(path, ConfigError) and not overwrite:
-        raise ExistsError(f"{path} exists; pass --overwrite to replace it")
+        raise ExistsError(f"{path} exists; pass {option('--overwrite')} to replace it")
     check_writable_folder(path.parent, f"{flag}: folder" if flag else "folder")
     check_name_fits(path, f"the {what}")
     return path
@@ -155,8 +157,8 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
         if os.path.islink(path) and not os.path.exists(path):     # a dangling link: replaced, as before
             os.replace(tmp, path)
             return
-        raise ExistsError(f"{path} was written by another process meanwhile; pass --overwrite to replace it") \
-            from None
+        raise ExistsError(f"{path} was written by another process meanwhile; pass {option('--overwrite')} to "
+                          "replace it") from None
     except OSError:                         # no hard links here (FAT, some FUSE mounts: EPERM, ENOSYS, EINVAL ...)
         os.replace(tmp, path)               # the check made before writing stands
         return

@@ -22,6 +22,7 @@ import threading
 
 from spikecl.allocator import ask_for_huge_pages, keep_freed_memory
 from spikecl.errors import SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
+from spikecl.remedies import command_line
 from spikecl.terminal import guard_standard_streams
 
 #: modules adding a subcommand: ``add_command(subparsers)`` registers a parser whose defaults set ``handler``.
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                                 # the command's parser points at its own --help
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(), command_line():     # remedies name this command's flags
             return args.handler(args)
     except SpikeCLError as exc:
         print(f"spikecl: error: {exc}", file=sys.stderr)

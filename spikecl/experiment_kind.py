@@ -41,13 +41,14 @@ from spikecl.atomic import check_name_fits, check_place_for_file, check_writable
 from spikecl.config import RunHeader, check_header
 from spikecl.differences import as_written, differ_phrase, differences, first_difference
 from spikecl.errors import (ConfigError, DependencyError, ExistsError, ForeignFileError, NumericalError, ResultsError,
-                            SpikeCLError, check_installed, did_you_mean, raise_if_interrupted)
+                            SpikeCLError, check_installed, check_type, did_you_mean, raise_if_interrupted)
 from spikecl.io import Run, read_run
 from spikecl.launcher import launch as launch_processes
 from spikecl.launcher import launched_world_size
 from spikecl.options import check_defaults, from_dict
 from spikecl.progress import progress_bar
 from spikecl.recorded import recorded_as_now
+from spikecl.remedies import option
 from spikecl.registry import check_not_held, check_own_name
 from spikecl.run_files import (diverged_error, divergence_file, end_marks, file_state, live_pid, process_mark,
                                remove_temporaries, replacing, write_divergence)
@@ -267,6 +268,7 @@ def experiment_toml(path: str | Path) -> dict:
     """The experiment file ``path`` as read, or a results file's run as its kind's experiment
     (:meth:`Kind.experiment_of`: ``spikecl run RESULTS.h5`` makes it again); a sweep file is a one-line
     :class:`ConfigError` naming its command."""
+    check_type(path, (str, os.PathLike), "experiment file")
     if is_results_file(path):
         try:
             run = read_run(path)
@@ -357,31 +359,33 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
     except ForeignFileError as exc:
         if replace_stale:
             return False
-        raise ConfigError(f"--resume: {exc}; pass --overwrite as well to replace it, or choose another "
-                          "--output-dir") from None
+        raise ConfigError(f"{option('--resume')}: {exc}; pass {option('--overwrite')} as well to replace it, or "
+                          f"choose another {option('--output-dir')}") from None
     except ResultsError:
         return False
     if writer := live_pid(replacing(job.path)):            # --overwrite too would race it for the same files
-        raise ConfigError(f"--resume: {job.path} is to be replaced by an --overwrite running now (PID {writer}); run "
-                          "again when it has finished")
+        raise ConfigError(f"{option('--resume')}: {job.path} is to be replaced by an --overwrite running now (PID "
+                          f"{writer}); run again when it has finished")
     if replacing(job.path).exists():
         if replace_stale:
             return False
-        raise ConfigError(f"--resume: {job.path} is still to be replaced by an --overwrite that did not finish "
-                          "(interrupted or failed); pass --overwrite as well to finish replacing it")
+        raise ConfigError(f"{option('--resume')}: {job.path} is still to be replaced by an --overwrite that did not "
+                          f"finish (interrupted or failed); pass {option('--overwrite')} as well to finish replacing "
+                          "it")
     other = next((k for k, v in (job.identity or {}).items() if run.attrs.get(k) != v), None)
     if other is not None:
         if replace_stale:
             return False
-        raise ConfigError(f"--resume: {job.path} holds {other} = {run.attrs.get(other)!r}, not this job's "
-                          f"{job.identity[other]!r} (a copied or renamed file?); pass --overwrite as well to replace "
-                          "it, or choose another --output-dir")
+        raise ConfigError(f"{option('--resume')}: {job.path} holds {other} = {run.attrs.get(other)!r}, not this "
+                          f"job's {job.identity[other]!r} (a copied or renamed file?); pass {option('--overwrite')} "
+                          f"as well to replace it, or choose another {option('--output-dir')}")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
         every = " (the file holds every seed's trials: other seeds run it again)" if key == "seeds" else ""
-        raise ConfigError(f"--resume: {job.path} was made "
+        raise ConfigError(f"{option('--resume')}: {job.path} was made "
                           f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}{every}; pass "
-                          "--overwrite as well to replace what differs, or choose another --output-dir")
+                          f"{option('--overwrite')} as well to replace what differs, or choose another "
+                          f"{option('--output-dir')}")
     trained_on, now = recorded_data_crc(run), job.data_crc() if key is None and job.data_crc else None
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
     if None not in (trained_on, now) and trained_on != now:
@@ -389,10 +393,11 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
             return False
         planned = job.config.get("data") if isinstance(job.config, dict) else None
         given = planned.get("data_dir") if isinstance(planned, dict) else None
-        raise ConfigError(f"--resume: {job.path} was trained on other data files (data_crc {trained_on}, read from "
-                          f"{data.get('data_dir') or 'its folder'}; the files "
-                          f"{'in ' + str(given) if given else 'this run reads'} now give {now}); pass --overwrite as "
-                          "well to train it on these, or point --data-dir at its files")
+        raise ConfigError(f"{option('--resume')}: {job.path} was trained on other data files (data_crc {trained_on}, "
+                          f"read from {data.get('data_dir') or 'its folder'}; the files "
+                          f"{'in ' + str(given) if given else 'this run reads'} now give {now}); pass "
+                          f"{option('--overwrite')} as well to train it on these, or point {option('--data-dir')} at "
+                          "its files")
     return key is None
 
 
@@ -548,24 +553,26 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
             if key is not None:                  # --resume would refuse it: another folder keeps both
                 raise ExistsError(f"{existing[0].path} exists, made "
                                   f"{how_made(k, key, f'with another config ({key} differs)')}; choose another "
-                                  "--output-dir (or --set name=...) to keep both, or pass --overwrite to replace it")
-            raise ExistsError(f"{existing[0].path} exists; pass --overwrite to replace it or --resume to keep it")
+                                  f"{option('--output-dir')} (or {option('--set name=...')}) to keep both, or pass "
+                                  f"{option('--overwrite')} to replace it")
+            raise ExistsError(f"{existing[0].path} exists; pass {option('--overwrite')} to replace it or "
+                              f"{option('--resume')} to keep it")
         interrupted = [job for job in jobs if job.checkpoint is not None and job.checkpoint.exists()]
         if interrupted and (error := diverged_error(interrupted[0].path)):
-            raise ExistsError(f"{interrupted[0].checkpoint} holds a run that diverged ({error}); pass --overwrite "
-                              "to start it again with other settings (with --resume as well to keep the finished "
-                              "runs)")
+            raise ExistsError(f"{interrupted[0].checkpoint} holds a run that diverged ({error}); pass "
+                              f"{option('--overwrite')} to start it again with other settings (with "
+                              f"{option('--resume')} as well to keep the finished runs)")
         if interrupted:
-            raise ExistsError(f"{interrupted[0].checkpoint} holds an interrupted run; pass --resume to continue it or "
-                              "--overwrite to start again")
+            raise ExistsError(f"{interrupted[0].checkpoint} holds an interrupted run; pass {option('--resume')} to "
+                              f"continue it or {option('--overwrite')} to start again")
     todo = [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))]
     if resume and not overwrite:                  # else a later job's checkpoint would stop the run midway
         for job in todo:
             key = job.checkpoint is not None and job.checkpoint.exists() and k.checkpoint_difference(cfg, job)
             if key:
                 otherwise = f"by a different experiment config ({key} differs)"
-                raise ConfigError(f"--resume: {job.checkpoint} was written {how_made(k, key, otherwise)}; pass "
-                                  "--overwrite as well to start it again")
+                raise ConfigError(f"{option('--resume')}: {job.checkpoint} was written {how_made(k, key, otherwise)}; "
+                                  f"pass {option('--overwrite')} as well to start it again")
     to_run = {id(job) for job in todo}
     writes = [job for job in jobs if id(job) in to_run or (job.checkpoint is not None and job.checkpoint.exists())]
     for folder in dict.fromkeys(job.path.parent for job in writes):    # a finished experiment kept by --resume
@@ -621,9 +628,9 @@ class RunsFailed(NumericalError):
         first, error = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         others = ", the others finished" if done else ""
-        again = ("fix the code it names and run again with --resume (finished runs are kept)" if RAISED_IN in error
-                 else "change its settings and run again with --resume --overwrite (runs whose settings are unchanged "
-                 "are kept)")
+        again = (f"fix the code it names and run again with {option('--resume')} (finished runs are kept)"
+                 if RAISED_IN in error else "change its settings and run again with "
+                 f"{option('--resume', '--overwrite')} (runs whose settings are unchanged are kept)")
         super().__init__(f"{len(failed)} of {len(done) + len(failed)} runs failed{others}: {first.name}: {error}"
                          f"{more}; {again}")
 
@@ -632,7 +639,9 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
              log: Callable[[str], None] = print, plots: bool = False) -> tuple[list[Path], bool]:
     """Run the jobs of ``cfg`` that the existing results call for (module docstring), after :func:`preflight`.
     Returns the plan's results paths and whether this process reports. A job whose training diverges
-    (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run."""
+    (NumericalError) does not stop the others: :class:`RunsFailed` is raised once they have run. A ``resume`` or
+    ``overwrite`` that is not a bool is a one-line :class:`ConfigError` (``"no"`` would be taken as true)."""
+    check_switches(resume=resume, overwrite=overwrite)
     jobs, todo, device = preflight(k, cfg, resume=resume, overwrite=overwrite, plots=plots)
     existed = {job.path: file_state(job.path) for job in todo if job.path.exists()}   # what the run chose to replace
     kept_files = {job.path: file_state(job.path) for job in jobs if job not in todo}  # what it chose to keep
@@ -666,11 +675,18 @@ def run_plan(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False, pro
             raise RunsFailed([job.path for job in jobs if job.path not in dict(failed)], failed, reports)
     changed = [path for path, state in kept_files.items() if file_state(path) != state]
     if changed and reports:                       # its table would mix runs of other settings, or miss one
-        raise ResultsError(f"{changed[0]}, which this --resume kept, was replaced or removed by another process "
-                           f"while this run ran{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
+        raise ResultsError(f"{changed[0]}, which this {option('--resume')} kept, was replaced or removed by "
+                           "another process while this run ran"
+                           f"{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
                            f"this run's own results are written: spikecl report {changed[0].parent} tables what "
                            "is there once the other process has ended")
     return [job.path for job in jobs], reports
+
+
+def check_switches(**switches) -> None:
+    """A one-line :class:`ConfigError` naming the first of the keyword ``switches`` that is not a bool."""
+    for name, value in switches.items():
+        check_type(value, bool, name, f"pass {name}=True or {name}=False")
 
 
 def _remove_leftover(job: Job) -> bool:
@@ -725,14 +741,14 @@ def run_jobs(todo: Sequence[Job], existed: dict[Path, tuple | None], given: JobO
         with output_lock(job.path) if reports else contextlib.nullcontext():   # one writer per file
             if reports and job.path.exists() and file_state(job.path) != existed.get(job.path):   # not chosen
                 raise ExistsError(f"{job.path} was written by another run while this one ran; run again with "
-                                  "--resume to keep it or with --overwrite to replace it")
+                                  f"{option('--resume')} to keep it or with {option('--overwrite')} to replace it")
             recorded = diverged_error(job.path) if options.resume and not options.overwrite and \
                 job.checkpoint is not None and job.checkpoint.exists() else None     # its settings: the same
             try:
                 if recorded is not None:         # deterministic: it would diverge again
                     failed.append((job.path, recorded))
                     note = (f"FAILED: {recorded} (as {divergence_file(job.path).name} records: not trained again; "
-                            "change the settings and pass --overwrite)")
+                            f"change the settings and pass {option('--overwrite')})")
                 else:
                     before = file_state(job.checkpoint) if job.checkpoint is not None else None
                     note = job.run(options)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
+from spikecl.remedies import command_line, on_command_line
 from spikecl.terminal import guard_standard_streams
 
 
@@ -63,10 +64,11 @@ def cores() -> int:
 
 
 def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Callable[..., int], args: tuple,
-            kwargs: dict) -> None:
+            kwargs: dict, flags: bool = False) -> None:
     """Body of a spawned process: torchrun's environment variables and ``threads`` intra-op threads, then
     ``fn(*args, **kwargs)``; exits with its code. A one-line error is left in the folder ``errors`` for the
-    launcher, which prints each distinct one once."""
+    launcher, which prints each distinct one once; its remedies name command-line flags where ``flags`` (the
+    launcher's did: :func:`spikecl.remedies.on_command_line`)."""
     _die_with_launcher()
     guard_standard_streams()                                  # rank 0 prints the summary to the launcher's stdout
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the launcher's shell ignored SIGINT
@@ -78,7 +80,8 @@ def _worker(index: int, nproc: int, port: int, threads: int, errors: str, fn: Ca
 
     torch.set_num_threads(threads)
     try:
-        code = fn(*args, **kwargs)
+        with command_line(flags):
+            code = fn(*args, **kwargs)
     except SpikeCLError as exc:
         Path(errors, f"{index}.txt").write_text(str(exc).replace("\n", " "), encoding="utf-8")
         code = 2
@@ -113,7 +116,8 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
     with tempfile.TemporaryDirectory(prefix="spikecl-ranks-") as errors:
         try:
             threads = threads or max(1, cores() // nproc)
-            context = mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs),
+            context = mp.start_processes(_worker, args=(nproc, port, threads, errors, fn, args, kwargs,
+                                                                 on_command_line()),
                                          nprocs=nproc, join=False, start_method="spawn")
             with stopped_on_interrupt(context.processes):
                 while not context.join(timeout=1.0):

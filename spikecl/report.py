@@ -22,6 +22,7 @@ from spikecl.figures import require_plots
 from spikecl.integrity import check_seal
 from spikecl.io import SCHEMA, Run, read_run
 from spikecl.paths import exists, is_dir, is_file
+from spikecl.remedies import option
 from spikecl.run_files import diverged_error, divergence_file, live_writer, pending_replacement
 
 
@@ -178,7 +179,7 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
         raise ResultsError("report: no results files or folders given")
     plots_dir = Path(plots_dir) if plots_dir is not None else None
     if plots and plots_dir is not None:
-        check_writable_folder(plots_dir, "--plots")
+        check_writable_folder(plots_dir, option("--plots"))
     unreadable: list[Path] = []
     found = collect_groups(paths, unreadable=unreadable)
     if plots:                                      # the files named read, before any table
@@ -197,19 +198,20 @@ def report_paths(paths: Iterable[str | Path] | str | Path, plots_dir: str | Path
                 shown = sorted(map(str, spread.values()))
                 raise ResultsError(f"report: the results named lie directly in {len(spread)} folders ({shown[0]}, "
                                    f"{shown[1]}{', ...' if len(spread) > 2 else ''}): one table, whose plots would "
-                                   "replace those of the first folder: pass --plots DIR, or --no-plots")
+                                   f"replace those of the first folder: pass {option('--plots DIR')}, or "
+                                   f"{option('--no-plots')}")
         _check_apart(where)
         if plots_dir is not None:
             _check_plots_folders_own_none(where.values(), found)
         for folder in dict.fromkeys(where.values()):
-            check_writable_folder(folder, "--plots" if plots_dir is not None else
-                                  "plots folder (--plots DIR or --no-plots)")
+            check_writable_folder(folder, option("--plots") if plots_dir is not None else
+                                  f"plots folder ({option('--plots DIR')} or {option('--no-plots')})")
         for key, runs in found.items():
             for path in kind(key[0]).plot_paths(runs, where[key]):
                 try:
                     check_name_fits(path, "a plot")
                 except ConfigError as exc:
-                    raise ResultsError(f"report: {exc}, or pass --no-plots") from None
+                    raise ResultsError(f"report: {exc}, or pass {option('--no-plots')}") from None
     texts = {key: summary(kind(key[0]), runs, detail) for key, runs in found.items()}    # every refusal first
     drawn: dict[Path, set[str]] = defaultdict(set)
     for i, (key, runs) in enumerate(found.items()):
@@ -248,7 +250,7 @@ def _check_one_folder(paths: list[Path]) -> None:
     if len(parents) > 1:
         raise ResultsError(f"report: the files named lie in {len(parents)} folders ({', '.join(parents[:2])}"
                            f"{', ...' if len(parents) > 2 else ''}); their plots would replace those of the files "
-                           "beside them: pass --plots DIR, or --no-plots")
+                           f"beside them: pass {option('--plots DIR')}, or {option('--no-plots')}")
     kinds = {_plotted_kind(p) for p in files} - {None}
     if kinds and len(files) == len(paths):
         named = {_resolved(p) for p in files}
@@ -257,7 +259,7 @@ def _check_one_folder(paths: list[Path]) -> None:
         if beside:
             raise ResultsError(f"report: {files[0].parent} holds {len(beside)} more results file(s) than those named "
                                f"({beside[0].name}{', ...' if len(beside) > 1 else ''}), whose plots theirs would "
-                               "replace: name the folder, pass --plots DIR, or --no-plots")
+                               f"replace: name the folder, pass {option('--plots DIR')}, or {option('--no-plots')}")
 
 
 def _check_plots_folders_own_none(folders, found: dict) -> None:
@@ -270,9 +272,9 @@ def _check_plots_folders_own_none(folders, found: dict) -> None:
         own = [f for f in sorted(Path(folder).glob("*.h5"))
                if _resolved_or_none(f) not in reported and _plotted_kind(f) in kinds]
         if own:
-            raise ResultsError(f"report: --plots {folder} holds {len(own)} results file(s) not reported "
+            raise ResultsError(f"report: {option('--plots')} {folder} holds {len(own)} results file(s) not reported "
                                f"({own[0].name}{', ...' if len(own) > 1 else ''}), whose plots these would replace: "
-                               "choose another folder, report that one, or pass --no-plots")
+                               f"choose another folder, report that one, or pass {option('--no-plots')}")
 
 
 def _plotted_kind(path: Path) -> str | None:
@@ -307,4 +309,4 @@ def _check_apart(where: dict[tuple[str, Path | None], Path]) -> None:
         if other != key:
             raise ResultsError(f"report: the {key[0]} plots of {other[1] or 'the files named'} and of "
                                f"{key[1] or 'the files named'} would both go to {folder}; name them apart, pass "
-                               "--plots DIR, or --no-plots")
+                               f"{option('--plots DIR')}, or {option('--no-plots')}")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime
 import numbers
+import os
 import re
 import sys
 import typing
 from pathlib import Path
 from typing import Any
 
-from spikecl.errors import ConfigError
+from spikecl.errors import ConfigError, check_type
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -243,7 +244,7 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     ConfigError."""
     from spikecl.paths import is_dir, is_file, missing
 
-    path = Path(path)
+    path = Path(check_type(path, (str, os.PathLike), what))
     a_what = ("an " if what[0] in "aeiou" else "a ") + what
     if is_dir(path, ConfigError):
         raise ConfigError(f"{path} is a folder, not {a_what}")

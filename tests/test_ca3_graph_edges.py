@@ -295,6 +295,6 @@ def test_the_writer_flags_a_reset_above_either_threshold_and_never_replaces_a_fi
     path = write_ca3_graph(tmp_path / "g.h5", [learn(0, [0, 1])], 2, 4, replace(CA3Params(), v_reset_mV=-57.2))
     assert ca3_graph.read_ca3_graph(path).network["reset_below_threshold"] is False
     before = path.read_bytes()
-    with pytest.raises(ExistsError, match="exists; pass --overwrite"):
+    with pytest.raises(ExistsError, match="exists; pass overwrite=True"):
         write_ca3_graph(path, [learn(0, [0, 1])], 2, 4)
     assert path.read_bytes() == before

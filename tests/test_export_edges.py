@@ -280,8 +280,8 @@ def test_deploy_on_the_reference_decodes_a_task_incremental_network_with_each_sa
 
 
 def test_deploy_refuses_a_backend_it_does_not_know_before_reading_the_network(tmp_path):
-    """--backend other than reference or lava-sim is a one-line ConfigError, before the file is read."""
-    with pytest.raises(ConfigError, match=re.escape("--backend 'loihi': choose one of reference, lava-sim")):
+    """A backend other than reference or lava-sim is a one-line ConfigError, before the file is read."""
+    with pytest.raises(ConfigError, match=re.escape("backend 'loihi': choose one of reference, lava-sim")):
         pipeline.deploy(tmp_path / "missing.h5", backend="loihi")
 
 
@@ -1001,7 +1001,7 @@ def test_export_calibrates_on_training_samples_and_measures_on_test_samples(tmp_
 @pytest.mark.parametrize("samples", [0, -3])
 def test_deploy_refuses_fewer_than_one_sample_before_reading_the_network(tmp_path, samples):
     """deploy(samples=0) would measure accuracy on no samples (NaN): refused in one line, before any file is read."""
-    with pytest.raises(ConfigError, match=f"^--samples {samples}: expected at least 1$"):
+    with pytest.raises(ConfigError, match=f"^samples {samples}: expected at least 1$"):
         pipeline.deploy(tmp_path / "absent.h5", samples=samples)
 
 

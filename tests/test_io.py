@@ -60,7 +60,7 @@ def test_cpu_model_names_the_first_processor_with_its_generation(tmp_path):
 
 def test_never_overwrites_without_permission(tmp_path):
     path = write_continual(tmp_path / "run.h5", make_result(seed=0))
-    with pytest.raises(ExistsError, match="--overwrite"):
+    with pytest.raises(ExistsError, match=r"pass overwrite=True to replace it$"):
         write_continual(path, make_result(seed=1))
     assert read_continual(path).seed == 0
     write_continual(path, make_result(seed=1), overwrite=True)
@@ -562,7 +562,7 @@ def test_check_output_refuses_an_existing_file_before_any_work(tmp_path):
 
     path = tmp_path / "run.h5"
     path.write_bytes(b"old")
-    with pytest.raises(ExistsError, match="--overwrite"):
+    with pytest.raises(ExistsError, match=r"pass overwrite=True to replace it$"):
         check_output(path)
     assert check_output(path, overwrite=True) == path
 

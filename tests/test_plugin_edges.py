@@ -448,7 +448,7 @@ def test_a_plugin_whose_load_state_dict_fails_is_named_not_its_checkpoint(tmp_pa
     run.save_checkpoint(tmp_path / "brittle-seed0.ckpt")
     with pytest.raises(ResultsError, match=r"brittle-seed0\.ckpt: Brittle\.load_state_dict \(test_plugin_edges\) could "
                                            r"not read the state the checkpoint holds \(KeyError: 'extra'\): .* Fix its "
-                                           r"load_state_dict, or run with --overwrite to start again$"):
+                                           r"load_state_dict, or run with overwrite=True to start again$"):
         ContinualRun(cfg, "brittle", 0).load_checkpoint(tmp_path / "brittle-seed0.ckpt")
 
 

@@ -144,7 +144,7 @@ def test_a_given_stream_with_a_task_without_samples_is_refused_before_training(t
     with pytest.raises(ConfigError, match=f"the given stream has '{stream.name}-flyhash'"):     # codes, config dense
         ContinualRun(cfg, "finetune", 0, stream=dataclasses.replace(stream, name=f"{stream.name}-flyhash"))
     (tmp_path / "exists.h5").touch()                    # an existing results file: refused before any training
-    with pytest.raises(ExistsError, match="exists.h5 exists; pass --overwrite"):
+    with pytest.raises(ExistsError, match="exists.h5 exists; pass overwrite=True"):
         ContinualRun(cfg, "finetune", 0, stream=stream).execute(tmp_path / "exists.h5", progress_bar=False)
     assert not (tmp_path / "exists.ckpt").exists()
     poisson = config(tmp_path, stream={"n_tasks": 2}, network={"encoder": "poisson"}, train={"epochs": 1})
@@ -218,7 +218,7 @@ def test_results_files_and_overwrite_protection(tmp_path):
     np.testing.assert_array_equal(stored.acc_matrix, first.acc_matrix)
     assert stored.model["layers.0.synapse.weight"].shape == (96, 64)
     assert not checkpoint_path(path).exists()
-    with pytest.raises(ExistsError, match="--overwrite"):
+    with pytest.raises(ExistsError, match="pass overwrite=True to replace it or resume=True to keep it"):
         run_experiment(cfg, progress_bar=False, log=lambda _: None)
     [kept] = run_experiment(cfg, resume=True, progress_bar=False, log=lambda _: None)
     np.testing.assert_array_equal(kept.acc_matrix, first.acc_matrix)
@@ -1707,7 +1707,7 @@ def test_a_resume_may_move_its_data_folder_but_not_change_its_data(tmp_path, cap
     with pytest.raises(KeyboardInterrupt):
         run.execute(path, progress_bar=False)
     other = experiment_from_dict({**raw, "data": {"dataset": "mnist", "data_dir": str(tmp_path / "b")}})
-    with pytest.raises(ResultsError, match="written by a run on other mnist files .*point --data-dir at the files"):
+    with pytest.raises(ResultsError, match="written by a run on other mnist files .*point data.data_dir at the files"):
         ContinualRun(other, "finetune", 0).execute(path, resume=True, progress_bar=False)
     moved = experiment_from_dict({**raw, "data": {"dataset": "mnist", "data_dir": str(tmp_path / "moved")}})
     resumed = ContinualRun(moved, "finetune", 0).execute(path, resume=True, progress_bar=False)

@@ -153,7 +153,7 @@ def test_a_file_that_appears_while_an_atomic_write_runs_is_kept_without_overwrit
         tmp.write_bytes(b"mine")
         target.write_bytes(b"another writer's")            # meanwhile another process writes the file
 
-    with pytest.raises(ExistsError, match="was written by another process meanwhile; pass --overwrite"):
+    with pytest.raises(ExistsError, match="was written by another process meanwhile; pass overwrite=True"):
         atomic.atomic_write(target, slow_write)
     assert target.read_bytes() == b"another writer's" and sorted(tmp_path.iterdir()) == [target]
     atomic.atomic_write(target, lambda tmp: tmp.write_bytes(b"mine"), overwrite=True)

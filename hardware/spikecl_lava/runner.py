@@ -57,6 +57,7 @@ from spikecl.export import fixed_point
 from spikecl.export.float_model import check_heads
 from spikecl.export.netx import lava_dl_refusal, read_netx
 from spikecl.export.quantize import FixedNetwork
+from spikecl.remedies import command_line
 from spikecl_lava.graph import Graph, from_lava_grid, to_lava_grid
 
 
@@ -395,37 +396,40 @@ def main(argv: list[str] | None = None) -> int:
     board = args.hardware or args.cpu_adapters
     readout = args.readout or ("sample-end" if board else "every-step")
     try:
-        check_same_source()                  # this environment's spikecl is the caller's
-        if args.hardware:
-            require_hardware()
-        if args.allow_graded_input and not board:
-            raise ConfigError("--allow-graded-input applies to a board graph (--hardware or --cpu-adapters); the "
-                              "fixed-point simulation takes graded input without it")
-        if args.lava_dl and readout != "every-step":
-            raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's graph")
-        check_not_source(args.network, args.output, "network file", "the network with the run's results")
-        check_not_source(args.inputs, args.output, "inputs file", "the inputs with the run's results")
-        check_output(args.output, args.overwrite, flag="-o", what="run file", example="run.h5")
-        net = read_netx(args.network)
-        inputs, labels, heads = _read_inputs(args.inputs, net)
-        fixed_point.check_inputs(net, inputs)
-        build, io = None, None
-        if board:
-            check_board_inputs(net, args.allow_graded_input)
-            io = board_io() if args.hardware else cpu_board_io()
-        if args.lava_dl:
-            from spikecl_lava.lavadl import netx_builder
+        with command_line():                 # remedies name this command's flags
+            check_same_source()              # this environment's spikecl is the caller's
+            if args.hardware:
+                require_hardware()
+            if args.allow_graded_input and not board:
+                raise ConfigError("--allow-graded-input applies to a board graph (--hardware or --cpu-adapters); the "
+                                  "fixed-point simulation takes graded input without it")
+            if args.lava_dl and readout != "every-step":
+                raise ConfigError("--lava-dl reads the readout with a Monitor: --readout sample-end needs spikecl's "
+                                  "graph")
+            check_not_source(args.network, args.output, "network file", "the network with the run's results")
+            check_not_source(args.inputs, args.output, "inputs file", "the inputs with the run's results")
+            check_output(args.output, args.overwrite, flag="-o", what="run file", example="run.h5")
+            net = read_netx(args.network)
+            inputs, labels, heads = _read_inputs(args.inputs, net)
+            fixed_point.check_inputs(net, inputs)
+            build, io = None, None
+            if board:
+                check_board_inputs(net, args.allow_graded_input)
+                io = board_io() if args.hardware else cpu_board_io()
+            if args.lava_dl:
+                from spikecl_lava.lavadl import netx_builder
 
-            refusal = lava_dl_refusal(net)
-            if refusal:
-                raise ConfigError(f"--lava-dl: {args.network} runs on spikecl's runner only: {refusal.split(';')[0]}")
+                refusal = lava_dl_refusal(net)
+                if refusal:
+                    raise ConfigError(f"--lava-dl: {args.network} runs on spikecl's runner only: "
+                                      f"{refusal.split(';')[0]}")
 
-            build = netx_builder(args.network)
-        result = run(net, inputs, record_layers=args.record_layers, hardware=args.hardware, build=build,
-                     readout=readout, io=io)
-        result["backend"] = ("loihi2" if args.hardware else "lava-sim-board-graph" if args.cpu_adapters
-                             else "lava-dl-netx" if args.lava_dl else "lava-sim")
-        summary = write_run(args.output, net, result, labels, heads, args.overwrite)
+                build = netx_builder(args.network)
+            result = run(net, inputs, record_layers=args.record_layers, hardware=args.hardware, build=build,
+                         readout=readout, io=io)
+            result["backend"] = ("loihi2" if args.hardware else "lava-sim-board-graph" if args.cpu_adapters
+                                 else "lava-dl-netx" if args.lava_dl else "lava-sim")
+            summary = write_run(args.output, net, result, labels, heads, args.overwrite)
     except SpikeCLError as exc:
         print(f"spikecl-lava: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from spikecl.errors import ResultsError
 from spikecl.experiment_kind import RESUME_IGNORES
 from spikecl.integrity import archive_problem
 from spikecl.recorded import options_as_now, recorded_as_now
+from spikecl.remedies import option
 
 
 def numpy_rng_state() -> tuple:
@@ -35,9 +36,19 @@ def set_numpy_rng_state(state: tuple) -> None:
     np.random.set_state((name, key.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
-#: what to do with a damaged or foreign checkpoint (plain --overwrite would train the finished runs again too)
-DAMAGED_REMEDY = ("delete it, or run with --resume --overwrite (keeps the finished runs; --overwrite alone trains "
-                  "all again)")
+def damaged_remedy() -> str:
+    """What to do with a damaged or foreign checkpoint (plain ``--overwrite`` would train the finished runs again
+    too), in the caller's spelling (:func:`spikecl.remedies.option`)."""
+    return (f"delete it, or run with {option('--resume', '--overwrite')} (keeps the finished runs; "
+            f"{option('--overwrite')} alone trains all again)")
+
+
+def start_again() -> str:
+    """What to do with a checkpoint made otherwise, in the caller's spelling (:func:`spikecl.remedies.option`)."""
+    return (f"run with {option('--overwrite')} to start again (with {option('--resume')} as well: keep the finished "
+            "runs)")
+
+
 #: what a run checkpoint holds at least
 CHECKPOINT_KEYS = frozenset({"config", "method", "seed", "progress", "model", "optimizer", "strategy", "rng"})
 
@@ -49,17 +60,17 @@ def read_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
         damaged = archive_problem(path)            # torch writes each member's CRC-32 but never checks it
         state = None if damaged else torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or crafted file
-        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {DAMAGED_REMEDY}") from None
+        raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {damaged_remedy()}") from None
     if damaged:
-        raise ResultsError(f"{path} is damaged ({damaged}); {DAMAGED_REMEDY}")
+        raise ResultsError(f"{path} is damaged ({damaged}); {damaged_remedy()}")
     if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
         raise ResultsError(f"{path} is not a spikecl run checkpoint (it lacks "
                            f"{', '.join(sorted(CHECKPOINT_KEYS - set(state if isinstance(state, dict) else ())))})"
-                           f"; {DAMAGED_REMEDY}")
+                           f"; {damaged_remedy()}")
     wrong = next((key for key in ("config", "progress", "model", "rng") if not isinstance(state[key], dict)), None)
     if wrong:
         raise ResultsError(f"{path} is not a spikecl run checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
-                           f"not a table); {DAMAGED_REMEDY}")
+                           f"not a table); {damaged_remedy()}")
     return state
 
 

@@ -18,6 +18,7 @@ from spikecl.differences import OtherMethodsIgnored
 from spikecl.errors import ConfigError, NumericalError, SpikeCLError, check_installed
 from spikecl.experiment_kind import RESUME_IGNORES, SEED_ROW_IGNORES, Job, JobOptions, Kind, check_seeds, its_checkpoint
 from spikecl.io import Run
+from spikecl.remedies import option
 
 
 class ContinualKind(Kind):
@@ -125,7 +126,7 @@ class ContinualKind(Kind):
             raise ConfigError(f"the {len(plans)} processes of this run chose different jobs (rank 0: "
                               f"{jobs(plans[0])}; rank {other}: {jobs(plans[other])}): they were started with other "
                               "settings, or another run wrote or removed one of these files as they started; run "
-                              "again once it has ended (--resume keeps what is finished)")
+                              f"again once it has ended ({option('--resume')} keeps what is finished)")
 
     def summarize(self, runs: Sequence[Run], detail: bool = True) -> str:
         from spikecl.continual.report import in_experiment_order, text_report

@@ -27,9 +27,9 @@ from spikecl import progress
 from spikecl.atomic import atomic_write, check_output
 from spikecl.config import ExperimentConfig, check_seed, check_split_heads, experiment_from_dict
 from spikecl.continual import metrics
-from spikecl.continual.checkpoint import (DAMAGED_REMEDY, RunState, check_progress, checkpoint_difference,
-                                          checkpoint_setup, numpy_rng_state, read_checkpoint, set_numpy_rng_state,
-                                          tasks_setup)
+from spikecl.continual.checkpoint import (RunState, check_progress, checkpoint_difference, checkpoint_setup,
+                                          damaged_remedy, numpy_rng_state, read_checkpoint, set_numpy_rng_state,
+                                          start_again, tasks_setup)
 from spikecl.continual.execution import Execution
 from spikecl.continual.projection import FULL_TOLERANCE, ProjectionStrategy, full_rank_bases, unused_entries
 from spikecl.continual.results import ContinualResult, write_continual
@@ -44,7 +44,8 @@ from spikecl.data.streams import (Stream, built_from, check_samples, config_orig
 from spikecl.environment import (available_memory, blas_threads, cpu_model, environment, machine_kernels,
                                  source_commit)
 from spikecl.errors import ConfigError, DataError, ExistsError, NumericalError, ResultsError, ShapeError, check_type
-from spikecl.experiment_kind import resolve_device
+from spikecl.experiment_kind import check_switches, resolve_device
+from spikecl.remedies import option
 from spikecl.run_files import checkpoint_path
 from spikecl.snn import measures
 from spikecl.snn.checks import nonfinite_state, parameters_flag
@@ -428,23 +429,21 @@ class ContinualRun:
         if differs and discard_stale:
             return False
         if differs:
-            raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); run with "
-                               "--overwrite to start again (with --resume as well: keep the finished runs)")
+            raise ResultsError(f"{path} was written by a different experiment config ({differs} differs); "
+                               f"{start_again()}")
         if "subsample_ties" not in state and ties_changed(self.stream):   # written before: on other samples
             if discard_stale:
                 return False
             raise ResultsError(f"{path} was written when a task's subsample could differ by machine or drop a "
                                "class (before 2026-12-05); this stream's subsample is another now, so its tasks would "
-                               "mix two; run with --overwrite to start again (with --resume as well: keep the "
-                               "finished runs)")
+                               f"mix two; {start_again()}")
         read, now = state.get("data_crc"), source_crc(self.stream)
         if None not in (read, now) and read != now:                       # data.data_dir may move, not change
             if discard_stale:
                 return False
             raise ResultsError(f"{path} was written by a run on other {self.cfg.data.dataset} files (their images or "
-                               "labels differ from those in data.data_dir now); point --data-dir at the files it "
-                               "trained on, or run with --overwrite to start again (with --resume as well: keep "
-                               "the finished runs)")
+                               f"labels differ from those in data.data_dir now); point {option('--data-dir')} at the "
+                               f"files it trained on, or {start_again()}")
         try:
             self._restore(state)
         except PluginStateError as exc:
@@ -452,7 +451,7 @@ class ContinualRun:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, ShapeError,
                 ConfigError) as exc:                # ConfigError: neuron buffers other than its own config's
             raise ResultsError(f"{path} is not a consistent spikecl run checkpoint ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:120]}); {DAMAGED_REMEDY}") from None
+                               f"{str(exc).splitlines()[0][:120]}); {damaged_remedy()}") from None
         if self.execution.writes_files:                                    # what else decides the rounding
             self._notice_resumed_differently(path, state)
         self._notice_fully_protected(self.run_state.next_task, resumed=True)
@@ -580,8 +579,8 @@ class ContinualRun:
             where = f"{own[0].__name__}.load_state_dict ({own[0].__module__})"
             raise PluginStateError(f"{where} could not read the state the checkpoint holds ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0][:120] if str(exc) else ''}): a checkpoint of another "
-                                   "version of that method? Fix its load_state_dict, or run with --overwrite to start "
-                                   "again") from None
+                                   "version of that method? Fix its load_state_dict, or run with "
+                                   f"{option('--overwrite')} to start again") from None
         torch.set_rng_state(state["rng"]["torch"].cpu())     # the file is mapped to the run's device
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -608,6 +607,7 @@ class ContinualRun:
                               "optimizer and method part-way through a task; build a new ContinualRun"
                               + (" (execute(results, resume=True) continues from the last task's checkpoint)"
                                  if checkpointed else ""))
+        check_switches(resume=resume, overwrite=overwrite, replace_stale=replace_stale)
         if resume and results is None:
             raise ConfigError("execute(resume=True) needs the results path whose checkpoint it continues")
         results = Path(results) if results is not None else None     # a str path as the other writers take

@@ -39,6 +39,7 @@ from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, Resul
 from spikecl.experiment_kind import check_datasets, mark_replacing
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
+from spikecl.remedies import command_line, on_command_line
 from spikecl.run_files import (DIVERGED_EXTRA, divergence_file, process_mark, read_divergence, replacing,
                                write_divergence)
 
@@ -48,12 +49,13 @@ class PluginCrash(RuntimeError):
 
 
 def train_run(raw: dict, threads: int, plugins: tuple[str, ...] = (), overwrite: bool = False,
-              driver: str = "") -> ContinualResult:
+              driver: str = "", flags: bool = False) -> ContinualResult:
     """Body of one Ray task: import ``plugins`` (:mod:`spikecl.plugins`; the worker is another process), then train
     one (method, seed) experiment ``raw`` to its results file (resuming from its checkpoint if an earlier attempt
     left one; with ``overwrite``, as ``spikecl run --resume --overwrite``, starting afresh from one made with other
     settings) and return its results. ``driver``: the sweep driver's :func:`~spikecl.run_files.process_mark`, whose
-    ``--overwrite`` marks are this run's own to replace."""
+    ``--overwrite`` marks are this run's own to replace; ``flags``: its errors' remedies name command-line flags
+    (the driver's did: :func:`spikecl.remedies.on_command_line`)."""
     import torch
 
     from spikecl.continual.experiment import KIND
@@ -65,8 +67,9 @@ def train_run(raw: dict, threads: int, plugins: tuple[str, ...] = (), overwrite:
     OWN_MARKS.add(driver)
     torch.set_num_threads(threads)
     try:
-        [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False,
-                             log=lambda _: None)
+        with command_line(flags):
+            [path], _ = run_plan(KIND, KIND.load(raw), resume=True, overwrite=overwrite, progress=False,
+                                 log=lambda _: None)
     except RunsFailed as exc:                    # the one run diverged (a sweep outcome), or a plugin's code crashed
         error = exc.failed[0][1]
         raise (PluginCrash if RAISED_IN in error else NumericalError)(error) from None
@@ -391,7 +394,7 @@ def execute_sweep(sweep: Sweep, address: str | None = None, num_cpus: int | None
     driver = process_mark()                          # its marks are the runs' own to replace
 
     def submit(run: SweepRun):
-        return remote.remote(run.raw, threads, tuple(plugins), overwrite, driver)
+        return remote.remote(run.raw, threads, tuple(plugins), overwrite, driver, on_command_line())
 
     pending = {submit(run): (run, 0) for run in todo}
     bar = progress_bar(len(todo), "run", f"sweep {sweep.name}", enabled=progress)

@@ -8,6 +8,7 @@ reference or on Lava (the runner in ``.venv-lava``, as a subprocess) and compare
 from __future__ import annotations
 
 import inspect
+import numbers
 import sys
 import time
 from dataclasses import replace
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.atomic import check_not_source, check_output
-from spikecl.errors import ConfigError, ExportError
+from spikecl.errors import ConfigError, ExportError, check_type
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values
@@ -24,6 +25,7 @@ from spikecl.export.samples import check_reads_data_dir, stream_samples
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
+from spikecl.remedies import option
 
 FORMATS = ("netx", "nir")
 BACKENDS = ("reference", "lava-sim")
@@ -138,7 +140,8 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
     from spikecl.export.nir_io import write_nir
 
     if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"{option('--format')} {fmt!r}: choose one of {', '.join(FORMATS)}")
+    check_type(quant, QuantConfig, "export_file: quant", "e.g. QuantConfig(weight_bits=8)")
     if fmt == "nir":
         given = {"quant": quant, "samples": samples, "calibration_samples": calibration_samples,
                  "data_dir": data_dir, "max_drop": max_drop}
@@ -184,9 +187,11 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
     from spikecl.export.netx import read_netx
 
     if backend not in BACKENDS:
-        raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        raise ConfigError(f"{option('--backend')} {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, numbers.Integral)):
+        raise ConfigError(f"deploy: samples must be a whole number of test samples or None, got {samples!r}")
     if samples is not None and samples < 1:
-        raise ConfigError(f"--samples {samples}: expected at least 1")
+        raise ConfigError(f"{option('--samples')} {samples}: expected at least 1")
     kind = learning_graphs.kind_of(network)
     options = options or {}
     if kind is not None:                                  # plasticity on: the kind's own runner and report

@@ -32,6 +32,7 @@ from spikecl.atomic import atomic_write
 from spikecl.environment import check_same_source
 from spikecl.errors import ConfigError, SpikeCLError
 from spikecl.export.ca3_graph import CA3Graph, read_ca3_graph
+from spikecl.remedies import command_line
 from spikecl_lava.learning import check_learning_output
 from spikecl_lava.learning.ca3_cells import custom_population
 from spikecl_lava.learning.ca3_fixed import WEIGHT_UNITS, fixed_models, fixed_plastic
@@ -168,11 +169,12 @@ def main(argv=None) -> int:
                         help="float: the port's rule and order (exact); fixed: Lava's fixed-point engine, stock order")
     args = parser.parse_args(argv)
     try:
-        check_same_source()                  # this environment's spikecl is the caller's
-        check_learning_output(args.graph, args.output, args.overwrite)
-        result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine, args.cells,
-                     args.learning)
-        write_run(args.output, result, args.stock_engine, args.cells, args.learning, args.overwrite)
+        with command_line():                 # remedies name this command's flags
+            check_same_source()              # this environment's spikecl is the caller's
+            check_learning_output(args.graph, args.output, args.overwrite)
+            result = run(read_ca3_graph(args.graph), not args.stock_engine, not args.stock_engine, args.cells,
+                         args.learning)
+            write_run(args.output, result, args.stock_engine, args.cells, args.learning, args.overwrite)
     except SpikeCLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

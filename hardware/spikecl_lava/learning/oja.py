@@ -25,6 +25,7 @@ from spikecl.environment import check_same_source
 from spikecl.errors import SpikeCLError
 from spikecl.export.hlop_graph import (PERIOD, TRACE_TAU, HLOPGraph, check_learned, rate_split, read_graph,
                                        reference_learn, rule)
+from spikecl.remedies import command_line
 from spikecl_lava.learning import check_learning_output
 
 
@@ -102,23 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     try:
-        check_same_source()                  # this environment's spikecl is the caller's
-        check_learning_output(args.graph, args.output, args.overwrite)
-        graph = read_graph(args.graph)
-        h_ref, g_ref = reference_learn(graph)               # first: a diverging rate is refused before Lava runs
-        result = learn(graph)
-        check_learned(graph, result["h"], result["g"])
-        result["equals_reference"] = bool(np.array_equal(result["h"], h_ref) and np.array_equal(result["g"], g_ref))
+        with command_line():                 # remedies name this command's flags
+            check_same_source()              # this environment's spikecl is the caller's
+            check_learning_output(args.graph, args.output, args.overwrite)
+            graph = read_graph(args.graph)
+            h_ref, g_ref = reference_learn(graph)               # first: a diverging rate is refused before Lava runs
+            result = learn(graph)
+            check_learned(graph, result["h"], result["g"])
+            result["equals_reference"] = bool(np.array_equal(result["h"], h_ref) and np.array_equal(result["g"], g_ref))
 
-        def write(tmp: Path) -> None:
-            import h5py
+            def write(tmp: Path) -> None:
+                import h5py
 
-            with h5py.File(tmp, "w") as f:
-                for key in ("h", "g"):
-                    f.create_dataset(key, data=result[key])
-                f.attrs.update({key: value for key, value in result.items() if key not in ("h", "g")})
+                with h5py.File(tmp, "w") as f:
+                    for key in ("h", "g"):
+                        f.create_dataset(key, data=result[key])
+                    f.attrs.update({key: value for key, value in result.items() if key not in ("h", "g")})
 
-        atomic_write(args.output, write, overwrite=args.overwrite)
+            atomic_write(args.output, write, overwrite=args.overwrite)
     except SpikeCLError as e:
         print(f"spikecl_lava.learning.oja: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,104 @@
+"""An error's remedy names what its caller passes: a flag of the command line there (``pass --overwrite``), a keyword
+argument of the Python API in Python (``pass overwrite=True``), and a bad keyword's value is refused in one line."""
+
+import pytest
+
+from spikecl import cli
+from spikecl.config import load_experiment
+from spikecl.continual.experiment import run_experiment
+from spikecl.errors import ConfigError, ExistsError
+from spikecl.remedies import command_line, option
+
+EXPERIMENT = ('seeds = [0]\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nn_tasks = 2\n'
+              'classes_per_task = 2\n[network]\nhidden = [16]\n[train]\nepochs = 1\neval_every = 0\n'
+              '[strategy]\nmethods = ["finetune"]\n')
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    path = tmp_path / "remedies.toml"
+    path.write_text(f'output_dir = "{tmp_path / "results"}"\n' + EXPERIMENT)
+    return path
+
+
+def test_option_names_the_flag_on_the_command_line_and_the_keyword_in_python():
+    assert option("--resume", "--overwrite") == "resume=True, overwrite=True"
+    with command_line():
+        assert option("--resume", "--overwrite") == "--resume --overwrite"
+        with command_line(False):
+            assert option("--no-plots") == "plots=False"
+        assert option("--plots DIR") == "--plots DIR"
+    assert option("--overwrite") == "overwrite=True"
+
+
+def test_run_experiment_tells_a_python_caller_its_keywords_and_the_command_line_its_flags(experiment, capsys):
+    cfg = load_experiment(experiment)
+    run_experiment(cfg, progress_bar=False, log=lambda _: None)
+    with pytest.raises(ExistsError, match=r"exists; pass overwrite=True to replace it or resume=True to keep it$"):
+        run_experiment(cfg, progress_bar=False, log=lambda _: None)
+    assert cli.main(["run", str(experiment), "--no-progress", "--no-plots"]) == 2
+    assert capsys.readouterr().err.endswith("exists; pass --overwrite to replace it or --resume to keep it\n")
+    with pytest.raises(ExistsError, match=r"pass overwrite=True to replace it or resume=True to keep it$"):
+        run_experiment(cfg, progress_bar=False, log=lambda _: None)      # the command left Python's spelling
+
+
+def test_report_paths_names_its_plots_keyword_where_the_command_names_its_flag(tmp_path, capsys):
+    from spikecl.report import report_paths
+
+    not_a_folder = tmp_path / "plots.png"
+    not_a_folder.write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"^plots_dir .*plots\.png: .* is not a folder$"):
+        report_paths(tmp_path, plots_dir=not_a_folder)
+    assert cli.main(["report", str(tmp_path), "--plots", str(not_a_folder)]) == 2
+    assert capsys.readouterr().err.startswith(f"spikecl: error: --plots {not_a_folder}: ")
+
+
+def test_the_processes_a_command_starts_name_its_flags(tmp_path, capsys):
+    """``--nproc``'s processes are new interpreters: they take the command line's spelling from the launcher."""
+    from spikecl.atomic import check_output
+    from spikecl.launcher import launch
+
+    existing = tmp_path / "net.h5"
+    existing.write_bytes(b"")
+    with command_line():
+        assert launch(1, check_output, str(existing), threads=1) == 2
+    assert f"{existing} exists; pass --overwrite to replace it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keyword", ["resume", "overwrite"])
+def test_a_switch_that_is_not_a_bool_is_refused_not_taken_as_true(experiment, keyword):
+    """``resume="no"`` is truthy: it would keep (or replace) results the caller meant to keep apart."""
+    from spikecl.continual.runner import ContinualRun
+
+    cfg = load_experiment(experiment)
+    with pytest.raises(ConfigError, match=rf"^{keyword}: expected a bool, got str; pass {keyword}=True or "
+                                          rf"{keyword}=False$"):
+        run_experiment(cfg, progress_bar=False, **{keyword: "no"})
+    with pytest.raises(ConfigError, match=rf"^{keyword}: expected a bool, got str"):
+        ContinualRun(cfg, "finetune", 0).execute(experiment.parent / "run.h5", progress_bar=False, **{keyword: "no"})
+    assert not (experiment.parent / "results").exists() and not (experiment.parent / "run.h5").exists()
+
+
+def test_a_path_that_is_no_path_is_a_one_line_error_naming_the_file_expected():
+    from spikecl.experiment_kind import run_file
+
+    with pytest.raises(ConfigError, match=r"^experiment file: expected a str or PathLike, got int$"):
+        load_experiment(5)
+    with pytest.raises(ConfigError, match=r"^experiment file: expected a str or PathLike, got int$"):
+        run_file(5)
+
+
+def test_export_and_deploy_refuse_arguments_of_the_wrong_type_and_name_their_keywords(tmp_path):
+    from spikecl.export.pipeline import deploy, export_file
+
+    with pytest.raises(ConfigError, match=r"^export_file: quant: expected a QuantConfig, got dict; e\.g\. "):
+        export_file(tmp_path / "run.h5", tmp_path / "net.h5", quant={"weight_bits": 8})
+    with pytest.raises(ConfigError, match=r"^fmt 'onnx': choose one of netx, nir$"):
+        export_file(tmp_path / "run.h5", tmp_path / "net.h5", fmt="onnx")
+    with pytest.raises(ConfigError, match=r"^deploy: samples must be a whole number of test samples or None, "
+                                          r"got '10'$"):
+        deploy(tmp_path / "net.h5", samples="10")
+    with pytest.raises(ConfigError, match=r"^samples 0: expected at least 1$"):
+        deploy(tmp_path / "net.h5", samples=0)
+    with pytest.raises(ConfigError, match=r"^backend 'loihi': choose one of reference, lava-sim$"):
+        deploy(tmp_path / "net.h5", backend="loihi")
