@@ -81,8 +81,8 @@ def check_not_source(source: str | Path, output: str | Path, what: str = "source
     except (OSError, RuntimeError):                       # a symlink loop or an unreadable path: named later
         same = False
     if same:
-        raise ConfigError(f"-o {output} is the {what} {source}; name another file ({option('--overwrite')} would "
-                          f"replace {lost})")
+        raise ConfigError(f"{option('-o')} {output} is the {what} {source}; name another file "
+                          f"({option('--overwrite')} would replace {lost})")
 
 
 def check_output(path: str | Path, overwrite: bool = False, flag: str = "", what: str = "file",

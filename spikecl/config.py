@@ -39,6 +39,7 @@ import numpy as np
 from spikecl.differences import flatten
 from spikecl.errors import ConfigError, did_you_mean
 from spikecl.options import field_default, from_dict, option
+from spikecl.remedies import set_option
 from spikecl.toml_files import apply_overrides, load_toml, set_path, toml_literal
 
 #: run seeds lie in 0..SEED_MAX (what numpy's and torch's generators take whole)
@@ -637,8 +638,9 @@ def option_path(path: typing.Sequence[str]) -> list[str]:
 
 
 def unreached_override(cfg: ExperimentConfig, path: typing.Sequence[str]) -> str | None:
-    """Why a ``--set`` of key ``path`` changes no run of ``cfg`` (a method's option where no run uses the method, or
-    a setting every run that would read it takes from its variant's own table), or None where some run reads it."""
+    """Why a ``--set`` of key ``path`` (an entry of ``overrides`` in Python) changes no run of ``cfg`` (a method's
+    option where no run uses the method, or a setting every run that would read it takes from its variant's own
+    table), or None where some run reads it."""
     key, path = ".".join(path), option_path(path)
     if path[:1] == ["variants"] or path[:2] == ["strategy", "methods"]:
         return None
@@ -653,10 +655,11 @@ def unreached_override(cfg: ExperimentConfig, path: typing.Sequence[str]) -> str
             return None
         shadowing.append(name)
     if shadowing:
-        return (f"--set {key}: every run that reads it is a variant setting it itself ({', '.join(shadowing)}), "
-                f"so it would change nothing; set it in the variant, e.g. --set 'variants.{shadowing[0]}.\"{key}\"="
-                "...'")
-    return (f"--set {key}: no run of this experiment uses {method} (strategy.methods: "
+        in_variant = f'variants.{shadowing[0]}."{key}"'
+        return (f"{set_option(key)}: every run that reads it is a variant setting it itself "
+                f"({', '.join(shadowing)}), so it would change nothing; set it in the variant, e.g. "
+                f"{set_option(in_variant, '...')}")
+    return (f"{set_option(key)}: no run of this experiment uses {method} (strategy.methods: "
             f"{', '.join(cfg.strategy.methods)}), so it would change nothing")
 
 

@@ -13,6 +13,7 @@ import pytest
 from spikecl.cli import main
 from spikecl.errors import ConfigError, interrupt, raise_if_interrupted, watch_interrupts
 from spikecl.experiment_kind import Job, JobOptions, run_jobs
+from spikecl.remedies import command_line
 
 SMALL = ('name = "cli"\n[data]\ndataset = "digits"\n[stream]\nkind = "split"\nscenario = "task"\nn_tasks = 2\n'
          '[network]\nhidden = [32]\n[train]\nepochs = 1\neval_every = 10\n'
@@ -651,11 +652,13 @@ def test_a_set_that_reaches_no_run_is_refused_naming_where_it_would(capsys):
     from spikecl.experiment_kind import load
 
     exp, tuned = "models/hlop_pmnist5k.toml", 'strategy.methods=["gpm-tuned"]'
-    with pytest.raises(ConfigError, match=r"^--set strategy\.gpm\.thresholds: every run that reads it is a variant "
-                                          r"setting it itself \(gpm-tuned\), so it would change nothing; set it in the "
-                                          r"variant, e\.g\. --set 'variants\.gpm-tuned\.\"strategy\.gpm\.thresholds\""):
+    with command_line(), pytest.raises(ConfigError, match=r"^--set strategy\.gpm\.thresholds: every run that reads "
+                                                        r"it is a variant setting it itself \(gpm-tuned\), so it "
+                                                        r"would change nothing; set it in the variant, e\.g\. --set "
+                                                        r"'variants\.gpm-tuned\.\"strategy\.gpm\.thresholds\""):
         load(exp, [tuned, "strategy.gpm.thresholds=[0.5]"])
-    with pytest.raises(ConfigError, match=r"^--set train\.momentum: every run that reads it is a variant"):
+    with pytest.raises(ConfigError, match=r"^overrides=\['train\.momentum=\.\.\.'\]: every run that reads it is a "
+                                          r"variant"):                          # in Python: the overrides it passed
         load(exp, ['strategy.methods=["hlop-spikecl"]', "train.momentum=0.5"])
     assert load(exp, ['strategy.methods=["gpm-tuned", "gpm"]', "strategy.gpm.thresholds=[0.5]"])[1] is not None
     cfg = load(exp, [tuned, 'variants.gpm-tuned."strategy.gpm.thresholds"=[0.5]'])[1]

@@ -19,6 +19,7 @@ from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize, readout_gain
 from spikecl.export.samples import stream_samples
 from spikecl.export.spec import LayerSpec, NetworkSpec
+from spikecl.remedies import command_line
 
 
 def small_spec(widths=(6, 8, 3), steps=6, beta=0.6, bias=0.5, n_heads=1, encoder="direct", seed=0):
@@ -721,8 +722,10 @@ def test_nir_logits_refuse_readout_values_of_another_shape(tmp_path):
 
 
 # --- the commands ---
-def test_too_many_input_bits_name_the_command_line_remedy():
-    with pytest.raises(ExportError, match=r"bounds vth to 6021\); lower --input-bits, or"):   # its bias binds
+def test_too_many_input_bits_name_the_remedy_as_the_caller_passes_it():
+    with pytest.raises(ExportError, match=r"bounds vth to 6021\); lower QuantConfig\.input_bits, or"):   # its bias
+        quantize(small_spec(), QuantConfig(input_bits=16))
+    with command_line(), pytest.raises(ExportError, match=r"bounds vth to 6021\); lower --input-bits, or"):
         quantize(small_spec(), QuantConfig(input_bits=16))
 
 
@@ -872,7 +875,8 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         net = dataclasses.replace(net, metrics=metrics)
         print_export(net, out)
         warned = "warning: the 24-bit current wrapped 12 times on these samples" in out.getvalue()
-        remedy = f"export with --headroom above the {net.headroom:.4g} in effect (a smaller one changes nothing)"
+        remedy = (f"export with QuantConfig.headroom above the {net.headroom:.4g} in effect (a smaller one changes "
+                  "nothing)")
         assert warned == bool(wraps) and (remedy in out.getvalue()) == warned
         if wraps:                                   # export refuses the drop naming the wraps, not the bits
             from spikecl.export.pipeline import check_accuracy_drop
@@ -903,11 +907,14 @@ def test_the_wrap_remedy_names_the_headroom_of_the_layers_that_wrapped():
     metrics = accuracies(spec, net, x, y, None)
     assert metrics["u_wraps"] > 0 and round(net.headroom) == 516 and round(metrics["u_wraps_headroom"], 2) == 13.49
     out = io.StringIO()
-    print_export(dataclasses.replace(net, metrics=metrics), out)
+    with command_line():
+        print_export(dataclasses.replace(net, metrics=metrics), out)
     assert "export with --headroom above the 13.49 in effect (a smaller one changes nothing)" in out.getvalue()
-    with pytest.raises(ExportError, match=r"--headroom above the 13\.49 in effect"):
-        pipeline.check_accuracy_drop({**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}, 3.0, True,
-                                     "test", net.headroom)
+    dropped = {**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}
+    with pytest.raises(ExportError, match=r"QuantConfig\.headroom above the 13\.49 in effect"):
+        pipeline.check_accuracy_drop(dropped, 3.0, True, "test", net.headroom)
+    with command_line(), pytest.raises(ExportError, match=r"; export with --headroom above the 13\.49 in effect"):
+        pipeline.check_accuracy_drop(dropped, 3.0, True, "test", net.headroom)
     fixed = quantize(spec, QuantConfig(input_bits=8, headroom=100, exponents=True))
     assert accuracies(spec, fixed, x, y, None)["u_wraps"] == 0
 
@@ -931,10 +938,19 @@ def test_a_wrap_at_the_readout_names_calibration_not_the_headroom():
     remedy = (f"{metrics['u_wraps_readout']} of them at the readout, which no --headroom changes: its range comes "
               "from the calibration samples (--calibration-samples: more of them, or 0 for the weights' worst case)")
     out = io.StringIO()
-    print_export(dataclasses.replace(net, metrics=metrics), out)
+    with command_line():
+        print_export(dataclasses.replace(net, metrics=metrics), out)
     assert remedy in out.getvalue() and "larger --headroom" not in out.getvalue()
-    with pytest.raises(ExportError, match=re.escape(f"turned negative); {remedy}, raise --max-drop, or --force")):
-        pipeline.check_accuracy_drop({**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}, 3.0)
+    dropped = {**metrics, "float_accuracy": 1.0, "reference_accuracy": 0.5}
+    with command_line(), pytest.raises(ExportError, match=re.escape(f"turned negative); {remedy}, raise --max-drop, "
+                                                                    "or --force")):
+        pipeline.check_accuracy_drop(dropped, 3.0)
+    in_python = (f"{metrics['u_wraps_readout']} of them at the readout, which no QuantConfig.headroom changes: its "
+                 "range comes from the calibration samples (calibration_samples: more of them, or 0 for the weights' "
+                 "worst case)")
+    with pytest.raises(ExportError, match=re.escape(f"turned negative); {in_python}, raise max_drop, or "
+                                                    "max_drop=None")):
+        pipeline.check_accuracy_drop(dropped, 3.0)
     assert accuracies(spec, quantize(spec, QuantConfig()), x, y, None)["u_wraps"] == 0    # calibrated on the weights
 
 
@@ -1034,7 +1050,10 @@ def test_weights_too_small_even_at_the_lowest_exponent_name_the_remedy_that_appl
     spec = NetworkSpec((LayerSpec("hidden0", np.full((2, 12), 1e-4), None, 0.9, 1.0, "zero"),
                         LayerSpec("readout", np.eye(2), None, 0.9, 1.0, "none")), 4, "direct", 2)
     with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 even at weight_exp -8 \(the "
-                                          r"weights are too small for the threshold\); lower --headroom"):
+                                          r"weights are too small for the threshold\); lower QuantConfig\.headroom "
+                                          r"or QuantConfig\.input_bits$"):
+        quantize(spec, QuantConfig(headroom=1000, exponents=True))
+    with command_line(), pytest.raises(ExportError, match=r"\); lower --headroom or --input-bits$"):
         quantize(spec, QuantConfig(headroom=1000, exponents=True))
 
 
@@ -1042,10 +1061,14 @@ def test_weights_that_round_to_zero_only_at_fewer_weight_bits_name_weight_bits()
     spec = NetworkSpec((LayerSpec("hidden0", np.full((2, 12), 0.5), None, 0.9, 10.0, "zero"),
                         LayerSpec("readout", np.eye(2), None, 0.9, 1.0, "none")), 4, "direct", 2)
     quantize(spec, QuantConfig(weight_bits=8))
-    with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 on the 3-bit grid \(steps of "
-                                          r"32\); raise --weight-bits \(at 8 bits they do not\), or keep them and "
-                                          r"lower --input-bits or --headroom \(the graded input's scale holds the "
-                                          r"mantissas small\)$"):
+    with command_line(), pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 on the 3-bit "
+                                                        r"grid \(steps of 32\); raise --weight-bits \(at 8 bits they "
+                                                        r"do not\), or keep them and lower --input-bits or --headroom "
+                                                        r"\(the graded input's scale holds the mantissas small\)$"):
+        quantize(spec, QuantConfig(weight_bits=3))
+    with pytest.raises(ExportError, match=r"\(steps of 32\); raise QuantConfig\.weight_bits \(at 8 bits they do "
+                                          r"not\), or keep them and lower QuantConfig\.input_bits or "
+                                          r"QuantConfig\.headroom \(the graded"):
         quantize(spec, QuantConfig(weight_bits=3))
     assert quantize(spec, QuantConfig(weight_bits=3, input_bits=4)).layers[0].num_weight_bits == 3   # as it says
 
@@ -1058,9 +1081,12 @@ def test_a_conv_layer_whose_weights_round_to_zero_is_not_told_to_use_exponents()
     conv = LayerSpec("conv0", np.full((2, 1, 3, 3), 1e-7), None, 0.9, 1.0, "zero",
                      conv=ConvGeometry((1, 4, 4), (2, 4, 4), 1, 1))
     for exponents in (False, True):
-        with pytest.raises(ExportError, match=r"^layer conv0: every weight rounds to 0 \(Lava's Conv applies no "
-                                              r"weight exponent; .*\); lower --input-bits or --headroom$"):
+        with command_line(), pytest.raises(ExportError, match=r"^layer conv0: every weight rounds to 0 \(Lava's Conv "
+                                                            r"applies no weight exponent; .*\); lower --input-bits "
+                                                            r"or --headroom$"):
             quantize_hidden(conv, QuantConfig(exponents=exponents), 8)
+    with pytest.raises(ExportError, match=r"\); lower QuantConfig\.input_bits or QuantConfig\.headroom$"):
+        quantize_hidden(conv, QuantConfig(), 8)
 
 
 def test_weights_rounding_to_zero_under_a_large_bias_are_told_the_bias_bounds_vth():
@@ -1071,9 +1097,10 @@ def test_weights_rounding_to_zero_under_a_large_bias_are_told_the_bias_bounds_vt
     layer = LayerSpec("hidden0", np.full((3, 64), 0.1), np.full(3, -40.0), 0.9, 1.0, "zero")
     with pytest.raises(ExportError, match=r"^layer hidden0: every weight rounds to 0 without a weight exponent \(its "
                                           r"bias, up to 40 thresholds a step, e.g. a folded stream.standardize, bounds "
-                                          r"vth to 102\); lower --input-bits, or keep weight exponents"):
+                                          r"vth to 102\); lower QuantConfig\.input_bits, or keep weight "
+                                          r"exponents"):
         quantize_hidden(layer, QuantConfig(), 8)
-    with pytest.raises(ExportError, match="lower --input-bits"):
+    with command_line(), pytest.raises(ExportError, match="lower --input-bits, or keep weight exponents"):
         quantize_hidden(layer, QuantConfig(headroom=1.0), 8)
     assert quantize_hidden(layer, QuantConfig(input_bits=1), 1).weight.max() == 10             # 102 / 1 * 0.1
 
@@ -1256,11 +1283,14 @@ def test_a_readout_whose_weights_round_to_zero_names_its_range_not_the_hidden_la
     """The readout receives spikes: its scale comes from its range (about T x the largest logit), which
     --input-bits and --headroom do not change, so the error names the range, the steps and what does help."""
     spec = small_spec(widths=(6, 8, 3), steps=6, bias=0.0)
-    with pytest.raises(ExportError, match=r"^layer readout: every weight rounds to 0 without a weight exponent \(the "
-                                          r"readout range 1e\+09, .* over the 6 steps,") as caught:
+    with command_line(), pytest.raises(ExportError, match=r"^layer readout: every weight rounds to 0 without a "
+                                                        r"weight exponent \(the readout range 1e\+09, .* over the 6 "
+                                                        r"steps,") as caught:
         quantize(spec, QuantConfig(readout_range=1e9))
     assert "--headroom" not in str(caught.value) and "--input-bits" not in str(caught.value)
-    assert "--calibration-samples" in str(caught.value)
+    assert "(it comes from --calibration-samples, or" in str(caught.value)
+    with pytest.raises(ExportError, match=r"\(it comes from calibration_samples, or from the weights' worst case"):
+        quantize(spec, QuantConfig(readout_range=1e9))
 
 
 def test_export_names_the_split_it_measured_and_read_nir_names_a_folder(tmp_path):

@@ -26,6 +26,7 @@ from spikecl.export.netx import read_netx, write_netx
 from spikecl.export.quantize import QuantConfig, quantize
 from spikecl.export.spec import LayerSpec, NetworkSpec, spec_from_state
 from spikecl.io import write_run
+from spikecl.remedies import command_line
 
 
 def one_line(capsys, code=2) -> str:
@@ -202,11 +203,14 @@ def test_export_refuses_to_overwrite_its_source(tmp_path, monkeypatch, capsys, a
     (tmp_path / "sub").mkdir()
     if alias == "hard link":
         os.link(source, output)
-    with pytest.raises(ConfigError, match="is the source file"):
+    with pytest.raises(ConfigError, match=rf"^output {re.escape(str(output))} is the source file .*; name another "
+                                          r"file \(overwrite=True would replace the trained network with the "
+                                          r"export\)$"):
         pipeline.export_file(source, output, overwrite=True)
     for fmt in ("netx", "nir"):
         assert main(["export", str(source), "-o", str(output), "--format", fmt, "--overwrite"]) == 2
-        assert "is the source file" in one_line(capsys)
+        assert one_line(capsys).endswith("; name another file (--overwrite would replace the trained network with the "
+                                         "export)")
     toml = tmp_path / "ca3.toml"
     toml.write_text("# an experiment")
     assert main(["export", str(toml), "-o", str(toml), "--overwrite"]) == 2
@@ -221,8 +225,9 @@ def test_input_bits_are_refused_for_binary_spike_encoders(tmp_path, monkeypatch,
 
     spec = small_spec(encoder=encoder)
     assert quantize(spec).input_bits == 0
-    with pytest.raises(ExportError, match=f"--input-bits 3: graded input belongs to the 'direct' encoder; this "
-                                          f"network's encoder '{encoder}' presents binary spikes"):
+    with pytest.raises(ExportError, match=rf"^QuantConfig\.input_bits 3: graded input belongs to the 'direct' "
+                                          rf"encoder; this network's encoder '{encoder}' presents binary spikes \(drop "
+                                          r"QuantConfig\.input_bits\)$"):
         quantize(spec, QuantConfig(input_bits=3))
     monkeypatch.setattr(pipeline, "load_trained", lambda source: spec)
     monkeypatch.setattr(pipeline, "stream_samples", lambda *a, **k: pytest.fail("samples drawn before the check"))
@@ -242,6 +247,9 @@ def test_learning_graphs_refuse_samples_and_data_dir(tmp_path, capsys, flag):
             f.attrs["learning_graph"] = kind
         assert main(["deploy", str(path), *flag]) == 2
         assert f"{flag[0]} applies to exported networks; {path} is a {kind} learning graph" in one_line(capsys)
+        keyword = flag[0][2:].replace("-", "_")                     # deploy's keyword: samples, data_dir
+        with pytest.raises(ConfigError, match=f"^{keyword} applies to exported networks; "):
+            pipeline.deploy(path, **{keyword: int(flag[1]) if keyword == "samples" else flag[1]})
 
 
 def test_data_dir_is_refused_where_no_data_is_read(tmp_path, capsys):
@@ -260,16 +268,21 @@ def test_data_dir_is_refused_for_a_network_trained_on_a_bundled_dataset(dataset)
     from spikecl.errors import ConfigError
     from spikecl.export.samples import trained_stream
 
-    with pytest.raises(ConfigError, match=f"--data-dir: the network was trained on {dataset}, which comes with its "
-                                          "package and is read from no folder; drop --data-dir"):
-        trained_stream({"data": {"dataset": dataset}, "stream": {}}, data_dir="/nonexistent")
+    config = {"data": {"dataset": dataset}, "stream": {}}
+    with pytest.raises(ConfigError, match=f"^data_dir: the network was trained on {dataset}, which comes with its "
+                                          "package and is read from no folder; drop data_dir$"):
+        trained_stream(config, data_dir="/nonexistent")
+    with command_line(), pytest.raises(ConfigError, match=f"^--data-dir: the network was trained on {dataset}, "
+                                                        "which comes with its package and is read from no folder; "
+                                                        "drop --data-dir$"):
+        trained_stream(config, data_dir="/nonexistent")
 
 
 def test_data_dir_is_refused_by_export_and_deploy_even_when_no_samples_are_drawn(zero_reset_run, tmp_path):
     from spikecl.errors import ConfigError
     from spikecl.export.pipeline import deploy, export_file
 
-    message = "--data-dir: the network was trained on digits, which comes with its package"
+    message = "^data_dir: the network was trained on digits, which comes with its package"
     with pytest.raises(ConfigError, match=message):
         export_file(zero_reset_run[0], tmp_path / "n.h5", samples=0, calibration_samples=0, data_dir="/nowhere")
     export_file(zero_reset_run[0], tmp_path / "n.h5", samples=0, calibration_samples=0)
@@ -306,7 +319,9 @@ def test_export_and_deploy_refuse_other_dataset_files_than_the_network_trained_o
         with pytest.raises(DataError, match=re.escape(other + str(tmp_path / "b"))):
             export_file(source, out, samples=10, calibration_samples=0, max_drop=None, data_dir=str(tmp_path / "b"))
         export_file(source, out, samples=10, calibration_samples=0, max_drop=None, data_dir=str(tmp_path / "moved"))
-        with pytest.raises(DataError, match=re.escape(other + str(tmp_path / "b")) + ".*point --data-dir at"):
+        with pytest.raises(DataError, match=re.escape(other + str(tmp_path / "b")) + ".*point data_dir at"):
+            deploy(out, samples=5, data_dir=str(tmp_path / "b"))
+        with command_line(), pytest.raises(DataError, match=r"now\); point --data-dir at the files it trained on$"):
             deploy(out, samples=5, data_dir=str(tmp_path / "b"))
         assert deploy(out, samples=5, data_dir=str(tmp_path / "moved"))["samples"] == 5
 

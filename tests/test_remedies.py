@@ -1,6 +1,8 @@
 """An error's remedy names what its caller passes: a flag of the command line there (``pass --overwrite``), a keyword
 argument of the Python API in Python (``pass overwrite=True``), and a bad keyword's value is refused in one line."""
 
+import re
+
 import pytest
 
 from spikecl import cli
@@ -102,3 +104,68 @@ def test_export_and_deploy_refuse_arguments_of_the_wrong_type_and_name_their_key
         deploy(tmp_path / "net.h5", samples=0)
     with pytest.raises(ConfigError, match=r"^backend 'loihi': choose one of reference, lava-sim$"):
         deploy(tmp_path / "net.h5", backend="loihi")
+
+
+def test_option_takes_the_keyword_of_the_function_where_a_flag_has_several():
+    """``--data-dir`` is ``data.data_dir`` in an experiment but ``data_dir`` to export_file and deploy."""
+    from spikecl.remedies import set_option
+
+    assert option("--data-dir") == "data.data_dir" and option("--data-dir", keyword="data_dir") == "data_dir"
+    assert set_option("train.lr") == "overrides=['train.lr=...']"
+    assert set_option('set."train.lr"', "0.1") == "overrides=['set.\"train.lr\"=0.1']"
+    with command_line():
+        assert option("--data-dir", keyword="data_dir") == "--data-dir"
+        assert set_option("train.lr") == "--set train.lr"
+        assert set_option('set."train.lr"', "0.1") == "--set 'set.\"train.lr\"=0.1'"
+    with pytest.raises(ValueError, match="^option: a keyword names one flag, got 2$"):
+        option("--resume", "--overwrite", keyword="resume=True")
+
+
+@pytest.mark.parametrize("variants, override, python, flags", [
+    ("", "strategy.ewc.lam=5.0", "overrides=['strategy.ewc.lam=...']: no run of this experiment uses ewc",
+     "--set strategy.ewc.lam: no run of this experiment uses ewc"),
+    ('[variants.fast]\nmethod = "finetune"\n"train.lr" = 0.05\n', "train.lr=0.1",
+     "overrides=['train.lr=...']: every run that reads it is a variant setting it itself (fast), so it would change "
+     "nothing; set it in the variant, e.g. overrides=['variants.fast.\"train.lr\"=...']",
+     "--set train.lr: every run that reads it is a variant setting it itself (fast), so it would change nothing; "
+     "set it in the variant, e.g. --set 'variants.fast.\"train.lr\"=...'"),
+])
+def test_an_override_no_run_reads_is_named_as_the_caller_passed_it(experiment, capsys, variants, override, python,
+                                                                    flags):
+    from spikecl.experiment_kind import run_file
+
+    if variants:
+        experiment.write_text(experiment.read_text().replace('["finetune"]', '["fast"]') + variants)
+    with pytest.raises(ConfigError, match=f"^{re.escape(python)}"):
+        run_file(experiment, [override], progress=False, plots=False)
+    assert cli.main(["run", str(experiment), "--no-progress", "--no-plots", "--set", override]) == 2
+    assert capsys.readouterr().err.startswith(f"spikecl: error: {flags}")
+
+
+def test_export_file_names_its_output_keyword_where_the_command_names_o(tmp_path, capsys):
+    from spikecl.export.pipeline import export_file
+
+    source, folder = tmp_path / "run.h5", tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=rf"^output {re.escape(str(folder))} is a folder; name the file to write"):
+        export_file(source, folder)
+    assert cli.main(["export", str(source), "-o", str(folder)]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: -o {folder} is a folder; name the file to write, e.g. " \
+                                      f"{folder / 'net.h5'}\n"
+    with pytest.raises(ConfigError, match=rf"^output {re.escape(str(source))} is the source file .*; name another file "
+                                          r"\(overwrite=True would replace the trained network with the export\)$"):
+        export_file(source, source)
+
+
+def test_the_accuracy_check_names_export_files_keywords_where_the_command_names_its_flags():
+    from spikecl.errors import ExportError
+    from spikecl.export.pipeline import check_accuracy_drop
+
+    dropped = {"float_accuracy": 0.9, "reference_accuracy": 0.5, "samples": 10}
+    with pytest.raises(ExportError, match=r"; an outlier weight or too few bits\? Retrain, change "
+                                          r"QuantConfig\.weight_bits, QuantConfig\.input_bits or "
+                                          r"QuantConfig\.headroom, raise max_drop, or max_drop=None$"):
+        check_accuracy_drop(dropped, 3.0, graded_input=True)
+    with command_line(), pytest.raises(ExportError, match=r"; an outlier weight or too few bits\? Retrain, change "
+                                                        r"--weight-bits, raise --max-drop, or --force$"):
+        check_accuracy_drop(dropped, 3.0)

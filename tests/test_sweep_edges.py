@@ -20,6 +20,7 @@ from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
+from spikecl.remedies import command_line
 from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides
 from test_sweep import BASE as GRID_BASE
@@ -163,8 +164,11 @@ def test_the_refusal_counts_results_files_and_checkpoints_apart(sweep_files, n_m
     with pytest.raises(ConfigError) as info:
         refuse_other_settings(sweep, made, checkpoints)
     assert str(info.value) == (f"{shown}{first} was made with other settings than sweep edges plans "
-                               f"({'train.lr' if made else 'train.epochs'} differs){more}; pass --overwrite to "
+                               f"({'train.lr' if made else 'train.epochs'} differs){more}; pass overwrite=True to "
                                "train again what differs")
+    with command_line(), pytest.raises(ConfigError, match=f"{re.escape(more)}; pass --overwrite to train again what "
+                                                        "differs$"):
+        refuse_other_settings(sweep, made, checkpoints)
 
 
 def test_overwrite_discards_a_checkpoint_made_with_other_settings(sweep_files, inline_ray, capsys):
@@ -240,9 +244,9 @@ def test_select_seeds_are_checked_as_seeds_are(sweep_files, seeds, message):
     (SWEEP + "select_seeds = [1]\n", [], "sweep.select_seeds: applies only with select = \"acc\"; set select or "
                                           "remove select_seeds"),
     (SWEEP, ["set.train.epochs=2"], 'sweep: set.train: a table is not a value; quote each whole dotted key: '
-                                    '"train.epochs" = 2, or --set \'set."train.epochs"=2\''),
-    (SWEEP, ["train.epochs=2"], "unknown key 'sweep.train': a sweep's --set sets the sweep file's keys; set "
-                                "train.epochs for every run with --set 'set.\"train.epochs\"=...'"),
+                                    '"train.epochs" = 2, or overrides=[\'set."train.epochs"=2\']'),
+    (SWEEP, ["train.epochs=2"], "unknown key 'sweep.train': load_sweep's overrides set the sweep file's keys; set "
+                                "train.epochs for every run with overrides=['set.\"train.epochs\"=...']"),
     (SWEEP + "[[points]]\ntrain.lr = 0.05\n", [], 'sweep: points.train: a table is not a value; quote each whole '
                                                   'dotted key: "train.lr" = 0.05'),
 ])
@@ -251,6 +255,18 @@ def test_misused_keys_are_one_line_errors_that_say_what_to_write(sweep_files, sw
         load_sweep(sweep_files(BASE, sweep), overrides)
     assert str(exc.value).endswith(message), str(exc.value)
     assert load_sweep(sweep_files(BASE, SWEEP), ['set."train.epochs"=2']).runs[0].raw["train"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("override, message", [
+    ("set.train.epochs=2", 'sweep: set.train: a table is not a value; quote each whole dotted key: "train.epochs" = '
+                           '2, or --set \'set."train.epochs"=2\''),
+    ("train.epochs=2", "unknown key 'sweep.train': a sweep's --set sets the sweep file's keys; set train.epochs for "
+                       "every run with --set 'set.\"train.epochs\"=...'"),
+])
+def test_a_misused_set_of_the_sweep_command_is_told_the_set_to_write(sweep_files, capsys, override, message):
+    """The command line's spelling of the overrides load_sweep is told of in Python (the test above)."""
+    assert main(["sweep", str(sweep_files(BASE, SWEEP)), "--dry-run", "--set", override]) == 2
+    assert capsys.readouterr().err == f"spikecl: error: {message}\n"
 
 
 @pytest.mark.parametrize("grid, label", [
@@ -278,12 +294,15 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", no_cluster)
-    with pytest.raises(ConfigError, match=r"^--address auto: no Ray cluster to join \(ConnectionError: Could not "
+    with pytest.raises(ConfigError, match=r"^address auto: no Ray cluster to join \(ConnectionError: Could not "
                                           r"find any running Ray instance.\)$"):
         sweep_ray.start_ray("auto")
     assert "RAY_HALF_STARTED" not in os.environ and not sweep_ray._ENVIRONMENT_BEFORE_RAY   # as it found them
-    with pytest.raises(ConfigError, match="^--num-cpus 2 sizes a local Ray instance; the cluster at --address "
+    with pytest.raises(ConfigError, match="^num_cpus 2 sizes a local Ray instance; the cluster at address "
                                           "head:6379 has its own CPUs: drop one of the two$"):
+        sweep_ray.start_ray("head:6379", 2)
+    with command_line(), pytest.raises(ConfigError, match="^--num-cpus 2 sizes a local Ray instance; the cluster at "
+                                                        "--address head:6379 has its own CPUs: drop one of the two$"):
         sweep_ray.start_ray("head:6379", 2)
 
     def no_client(**options):
@@ -291,8 +310,10 @@ def test_a_ray_address_without_a_cluster_is_a_one_line_error(monkeypatch):
 
     monkeypatch.setattr(ray, "init", no_client)
     monkeypatch.setattr(sweep_ray, "_check_reachable", lambda address: None)
-    with pytest.raises(ConfigError, match=r"^--address ray://head:10001: Ray's client is not installed; install it "
+    with pytest.raises(ConfigError, match=r"^address ray://head:10001: Ray's client is not installed; install it "
                                           r"with pip install 'ray\[client\]'"):
+        sweep_ray.start_ray("ray://head:10001")
+    with command_line(), pytest.raises(ConfigError, match=r"^--address ray://head:10001: Ray's client is not"):
         sweep_ray.start_ray("ray://head:10001")
 
 
@@ -354,7 +375,11 @@ def test_a_sweep_trains_a_damaged_results_file_again_and_refuses_a_foreign_one(t
     with h5py.File(foreign, "w") as f:
         f["my_data"] = [1, 2, 3]
     assert sweep_ray.kept_result(damaged, overwrite=False) is None
-    with pytest.raises(ConfigError, match=f"^{foreign} is not a spikecl results file .*; pass --overwrite to replace"):
+    with pytest.raises(ConfigError, match=f"^{foreign} is not a spikecl results file .*; pass overwrite=True to "
+                                          "replace it, or choose another output folder$"):
+        sweep_ray.kept_result(foreign, overwrite=False)
+    with command_line(), pytest.raises(ConfigError, match="; pass --overwrite to replace it, or choose another output "
+                                                        "folder$"):
         sweep_ray.kept_result(foreign, overwrite=False)
     assert sweep_ray.kept_result(foreign, overwrite=True) is None
 

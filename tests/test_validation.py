@@ -527,7 +527,8 @@ def test_options_of_methods_not_run_are_checked_as_in_a_run_of_them(tmp_path, mo
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_with(table, "[[-1]]" if not table else "[[8, 4]]")
     load_with("")
-    with pytest.raises(ConfigError, match=re.escape("--set strategy.ewc.lam: no run of this experiment uses ewc")):
+    with pytest.raises(ConfigError, match=re.escape("overrides=['strategy.ewc.lam=...']: no run of this experiment "
+                                                    "uses ewc")):
         load(exp, ["strategy.ewc.lam=1.0"])
     load_plugin(str(Path(__file__).resolve().parents[1] / "examples" / "custom_strategy.py"))
     assert load_with("[strategy.l2]\nstrength = 0.5\n").strategy.options["l2"] == {"strength": 0.5}

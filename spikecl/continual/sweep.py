@@ -56,6 +56,8 @@ from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_
 from spikecl.integrity import sealed_crc
 from spikecl.io import Run
 from spikecl.options import from_dict, option
+from spikecl.remedies import option as remedy
+from spikecl.remedies import on_command_line, set_option
 from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides, load_toml, parse_override, toml_literal
 
@@ -150,8 +152,10 @@ def _literal(key: str, value, where: str = "set") -> str:
     if isinstance(value, dict):
         leaf, value = _dotted_leaf(key, value)
         example = f'"{leaf}" = {toml_literal(value)}'
-        cli = f", or --set 'set.\"{leaf}\"={toml_literal(value)}'" if where == "set" else ""
-        raise ConfigError(f"sweep: {where}.{key}: a table is not a value; quote each whole dotted key: {example}{cli}")
+        quoted = f'set."{leaf}"'
+        override = f", or {set_option(quoted, toml_literal(value))}" if where == "set" else ""
+        raise ConfigError(f"sweep: {where}.{key}: a table is not a value; quote each whole dotted key: "
+                          f"{example}{override}")
     return f"{key}={toml_literal(value)}"
 
 
@@ -221,8 +225,10 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
     aimed = next((k for o in overrides for k in [parse_override(o)[0]] if k[0] in EXPERIMENT_SECTIONS), None)
     if aimed:                                         # --set train.epochs=2: meant for every run
         key = ".".join(aimed)
-        raise ConfigError(f"unknown key 'sweep.{aimed[0]}': a sweep's --set sets the sweep file's keys; set {key} "
-                          f"for every run with --set 'set.\"{key}\"=...'")
+        quoted = f'set."{key}"'
+        sets = "a sweep's --set sets" if on_command_line() else "load_sweep's overrides set"
+        raise ConfigError(f"unknown key 'sweep.{aimed[0]}': {sets} the sweep file's keys; set {key} for every run "
+                          f"with {set_option(quoted, '...')}")
     cfg = from_dict(SweepConfig, apply_overrides(raw, overrides), "sweep.")
     _check_sweep(path, cfg)
     base_raw, fixed, base_cfg = _base_experiment(path, cfg)
@@ -566,7 +572,7 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[
 
         made = how_made(KIND, stale[run.id], f"with other settings than sweep {sweep.name} plans "
                                               f"({stale[run.id]} differs)")
-        raise ConfigError(f"{path} was made {made}{others}; pass --overwrite to train again what differs")
+        raise ConfigError(f"{path} was made {made}{others}; pass {remedy('--overwrite')} to train again what differs")
 
 
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:

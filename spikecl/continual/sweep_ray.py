@@ -39,7 +39,7 @@ from spikecl.errors import (ConfigError, ForeignFileError, NumericalError, Resul
 from spikecl.experiment_kind import check_datasets, mark_replacing
 from spikecl.paths import exists
 from spikecl.progress import progress_bar, write_line
-from spikecl.remedies import command_line, on_command_line
+from spikecl.remedies import command_line, on_command_line, option
 from spikecl.run_files import (DIVERGED_EXTRA, divergence_file, process_mark, read_divergence, replacing,
                                write_divergence)
 
@@ -79,8 +79,8 @@ def train_run(raw: dict, threads: int, plugins: tuple[str, ...] = (), overwrite:
 def check_cluster_options(address: str | None, num_cpus: int | None) -> None:
     """Refuse (one-line :class:`ConfigError`) CPUs for a local instance given beside a cluster's ``address``."""
     if address and num_cpus:
-        raise ConfigError(f"--num-cpus {num_cpus} sizes a local Ray instance; the cluster at --address {address} has "
-                          "its own CPUs: drop one of the two")
+        raise ConfigError(f"{option('--num-cpus')} {num_cpus} sizes a local Ray instance; the cluster at "
+                          f"{option('--address')} {address} has its own CPUs: drop one of the two")
 
 
 def start_ray(address: str | None = None, num_cpus: int = 0):
@@ -210,9 +210,9 @@ def _init(ray, address: str | None, num_cpus: int, options: dict) -> None:
             ray.init(address=address, **options)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
             if "ray[client]" in str(exc):                  # a ray:// address needs the client's packages
-                raise ConfigError(f"--address {address}: Ray's client is not installed; install it with "
+                raise ConfigError(f"{option('--address')} {address}: Ray's client is not installed; install it with "
                                   "pip install 'ray[client]' (or join from the cluster's head node)") from None
-            raise ConfigError(f"--address {address}: no Ray cluster to join ({_one_line(exc)})") from None
+            raise ConfigError(f"{option('--address')} {address}: no Ray cluster to join ({_one_line(exc)})") from None
     else:
         source = str(Path(spikecl.__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
@@ -238,8 +238,8 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
-        raise ConfigError(f"--address {address}: no Ray cluster to join (nothing accepts a connection there: "
-                          f"{reason})") from None
+        raise ConfigError(f"{option('--address')} {address}: no Ray cluster to join (nothing accepts a connection "
+                          f"there: {reason})") from None
 
 
 def _settled(exc: BaseException) -> bool:
@@ -323,7 +323,7 @@ def refuse_unfinished(sweep: Sweep, unfinished: dict[str, str]) -> None:
         run = next(r for r in sweep.runs if r.id in unfinished)
         more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
         raise ConfigError(f"{run.results} is still to be replaced by an --overwrite that did not finish (interrupted "
-                          f"or failed){more}; pass --overwrite to finish replacing it")
+                          f"or failed){more}; pass {option('--overwrite')} to finish replacing it")
 
 
 def check_output_folders(sweep: Sweep, runs: Sequence[SweepRun]) -> None:
@@ -357,7 +357,8 @@ def kept_result(path: Path, overwrite: bool) -> ContinualResult | None:
         return read_continual(path)
     except ForeignFileError as exc:
         if not overwrite:
-            raise ConfigError(f"{exc}; pass --overwrite to replace it, or choose another output folder") from None
+            raise ConfigError(f"{exc}; pass {option('--overwrite')} to replace it, or choose another output "
+                              "folder") from None
     except ResultsError:
         pass
     return None

@@ -21,7 +21,7 @@ from spikecl.errors import ConfigError, ExportError, check_type
 from spikecl.export import energy, fixed_point, resources
 from spikecl.export.float_model import float_logits, readout_range
 from spikecl.export.inputs import check_features, encode, encode_values
-from spikecl.export.samples import check_reads_data_dir, stream_samples
+from spikecl.export.samples import check_reads_data_dir, data_dir_option, stream_samples
 from spikecl.export.lava_client import lava_python, run_lava
 from spikecl.export.quantize import FixedNetwork, QuantConfig, check_encoder, quantize
 from spikecl.export.spec import NetworkSpec, load_trained
@@ -95,7 +95,8 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
     if max_drop is None or "float_accuracy" not in metrics:
         return
     float_acc, fixed_acc = 100 * metrics["float_accuracy"], 100 * metrics["reference_accuracy"]
-    bits = "--weight-bits, --input-bits or --headroom" if graded_input else "--weight-bits"
+    bits = (f"{option('--weight-bits')}, {option('--input-bits')} or {option('--headroom')}" if graded_input
+            else option("--weight-bits"))
     points = round(float_acc - fixed_acc, 9)          # a drop of exactly max_drop points passes, whatever rounding
     if points > max_drop:
         d = next(d for d in range(1, 10) if float(f"{points:.{d}f}") > max_drop)     # digits that show 3.04 > 3
@@ -104,14 +105,16 @@ def check_accuracy_drop(metrics: dict, max_drop: float | None, graded_input: boo
         if metrics.get("u_wraps"):
             raise ExportError(f"{drop}: the 24-bit current wrapped {metrics['u_wraps']} times (a drive beyond the "
                               f"headroom turned negative); {wrap_remedy(metrics, headroom)}, "
-                              "raise --max-drop, or --force")
-        raise ExportError(f"{drop}; an outlier weight or too few bits? Retrain, change {bits}, raise --max-drop, or "
-                          "--force")
+                              f"raise {option('--max-drop')}, or {option('--force')}")
+        raise ExportError(f"{drop}; an outlier weight or too few bits? Retrain, change {bits}, raise "
+                          f"{option('--max-drop')}, or {option('--force')}")
 
 
-#: where the readout's range comes from, and what widens it
-READOUT_RANGE = "its range comes from the calibration samples (--calibration-samples: more of them, or 0 for the " \
-    "weights' worst case)"
+def readout_range_remedy() -> str:
+    """Where the readout's range comes from, and what widens it, in the caller's spelling
+    (:func:`spikecl.remedies.option`)."""
+    return (f"its range comes from the calibration samples ({option('--calibration-samples')}: more of them, or 0 "
+            "for the weights' worst case)")
 
 
 def wrap_remedy(metrics: dict, headroom: float | None = None) -> str:
@@ -122,10 +125,12 @@ def wrap_remedy(metrics: dict, headroom: float | None = None) -> str:
     headroom = metrics.get("u_wraps_headroom", headroom)
     remedies = []
     if hidden:
-        remedies.append("export with a larger --headroom" if headroom is None else
-                        f"export with --headroom above the {headroom:.4g} in effect (a smaller one changes nothing)")
+        remedies.append(f"export with a larger {option('--headroom')}" if headroom is None else
+                        f"export with {option('--headroom')} above the {headroom:.4g} in effect (a smaller one changes "
+                        "nothing)")
     if readout:
-        remedies.append(f"{readout} of them at the readout, which no --headroom changes: {READOUT_RANGE}")
+        remedies.append(f"{readout} of them at the readout, which no {option('--headroom')} changes: "
+                        f"{readout_range_remedy()}")
     return "; ".join(remedies)
 
 
@@ -151,7 +156,7 @@ def export_file(source: str | Path, output: str | Path, fmt: str = "netx", quant
             raise ConfigError(f"{netx_only} applies to netx exports; fmt = 'nir' writes the float network (no "
                               "quantisation, calibration, accuracy check or samples) and takes no such option")
     check_not_source(source, output)
-    check_output(output, overwrite, flag="-o", example="net.h5")
+    check_output(output, overwrite, flag=option("-o"), example="net.h5")
     spec = load_trained(source)
     check_reads_data_dir(spec.config, data_dir)
     has_data = "data" in spec.config and "stream" in spec.config
@@ -195,7 +200,8 @@ def deploy(network: str | Path, backend: str = "reference", samples: int | None 
     kind = learning_graphs.kind_of(network)
     options = options or {}
     if kind is not None:                                  # plasticity on: the kind's own runner and report
-        unused = "--samples" if samples is not None else "--data-dir" if data_dir is not None else None
+        unused = option("--samples") if samples is not None else \
+            data_dir_option() if data_dir is not None else None
         if unused:
             raise ConfigError(f"{unused} applies to exported networks; {network} is a {kind} learning graph, which "
                               "holds its own inputs")
@@ -269,7 +275,7 @@ def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
         if m.get("readout_clips"):
             print(f"warning: the readout's 24-bit voltage was cut {m['readout_clips']} times on these samples "
                   "(steps of the outputs decoded), as it would be on Loihi: those logits are cut where the float ones "
-                  f"are not (held at the bottom, or reset to 0 at the top); {READOUT_RANGE}", file=out)
+                  f"are not (held at the bottom, or reset to 0 at the top); {readout_range_remedy()}", file=out)
         print(f"synaptic operations per inference: dense {m['dense_synops']:.4g}, effective ACs "
               f"{m['effective_acs']:.4g} + MACs {m['effective_macs']:.4g}", file=out)
     else:

@@ -30,6 +30,7 @@ import numpy as np
 
 from spikecl.errors import ExportError, check_type
 from spikecl.export.spec import ArrayValued, ConvGeometry, LayerSpec, NetworkSpec, WeightShape, refuse_encoder
+from spikecl.remedies import option
 
 DECAY_UNITY = 4096           # du, dv are 12-bit fractions of 4096
 DECAY_MAX = 4095
@@ -187,15 +188,19 @@ def _mantissa_scale(weight: np.ndarray, weight_bits: int) -> tuple[float, bool]:
     return min(limits), mixed
 
 
-ZERO_WEIGHTS_ADVICE = ("without a weight exponent (the threshold or readout range is too large for the weights); "
-                       "lower --input-bits or --headroom, or keep weight exponents with QuantConfig(exponents=True) "
-                       "(Python API, spikecl's runner only)")
+def zero_weights_advice() -> str:
+    """What to do where every weight of a layer rounds to 0 without a weight exponent, in the caller's spelling
+    (:func:`spikecl.remedies.option`)."""
+    return ("without a weight exponent (the threshold or readout range is too large for the weights); lower "
+            f"{option('--input-bits')} or {option('--headroom')}, or keep weight exponents with "
+            "QuantConfig(exponents=True) (Python API, spikecl's runner only)")
 
 
 def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixed: bool,
-               advice: str = ZERO_WEIGHTS_ADVICE, graded: bool = False) -> np.ndarray:
-    """Mantissas ``round(W * S_w)`` on Lava's grid; all zero is a one-line error ending in ``advice`` (``graded``:
-    the layer takes graded input, whose bits and the headroom also decide how large its mantissas are)."""
+               advice: str | None = None, graded: bool = False) -> np.ndarray:
+    """Mantissas ``round(W * S_w)`` on Lava's grid; all zero is a one-line error ending in ``advice`` (None:
+    :func:`zero_weights_advice`; ``graded``: the layer takes graded input, whose bits and the headroom also decide
+    how large its mantissas are)."""
     g = weight_grid(weight_bits, mixed)
     low, high = mantissa_limits(weight_bits, mixed)
     m = np.clip(np.round(weight * s_w / g) * g, low, high).astype(np.int32)
@@ -203,10 +208,10 @@ def _mantissas(name: str, weight: np.ndarray, s_w: float, weight_bits: int, mixe
         finer = weight_grid(8, mixed)
         if weight_bits < 8 and np.any(np.round(weight * s_w / finer)):
             raise ExportError(f"layer {name}: every weight rounds to 0 on the {weight_bits}-bit grid (steps of {g}); "
-                              "raise --weight-bits (at 8 bits they do not)" + (
-                                  ", or keep them and lower --input-bits or --headroom (the graded input's scale "
-                                  "holds the mantissas small)" if graded else ""))
-        raise ExportError(f"layer {name}: every weight rounds to 0 {advice}")
+                              f"raise {option('--weight-bits')} (at 8 bits they do not)" + (
+                                  f", or keep them and lower {option('--input-bits')} or {option('--headroom')} (the "
+                                  "graded input's scale holds the mantissas small)" if graded else ""))
+        raise ExportError(f"layer {name}: every weight rounds to 0 {advice or zero_weights_advice()}")
     if not np.array_equal(lava_weights(m, weight_bits), m):  # pragma: no cover - guards the grid arithmetic
         raise ExportError("internal: quantised mantissas are not preserved by Lava's weight truncation")
     return m
@@ -315,14 +320,14 @@ def quantize_hidden(layer: LayerSpec, cfg: QuantConfig, input_bits: int) -> Fixe
                           "relative to the threshold)")
     bias_mant, bias_exp = _bias(layer.name, layer.bias, scale, layer.n_out, cfg)
     advice = ("(Lava's Conv applies no weight exponent; the threshold is too large for the weights); lower "
-              "--input-bits or --headroom" if layer.conv is not None
+              f"{option('--input-bits')} or {option('--headroom')}" if layer.conv is not None
               else (f"without a weight exponent (its bias, up to {np.abs(layer.bias).max() / layer.threshold:.3g} "
                     f"thresholds a step, e.g. a folded stream.standardize, bounds vth to {bias_bound:.0f}); lower "
-                    "--input-bits, or keep weight exponents with QuantConfig(exponents=True) (Python API, spikecl's "
-                    "runner only)") if bias_bound <= vth_target and e > WEIGHT_EXP_RANGE[0]
-              else ZERO_WEIGHTS_ADVICE if e > WEIGHT_EXP_RANGE[0]
-              else "even at weight_exp -8 (the weights are too small for the threshold); lower --headroom or "
-                   "--input-bits")
+                    f"{option('--input-bits')}, or keep weight exponents with QuantConfig(exponents=True) (Python "
+                    "API, spikecl's runner only)") if bias_bound <= vth_target and e > WEIGHT_EXP_RANGE[0]
+              else None if e > WEIGHT_EXP_RANGE[0]
+              else "even at weight_exp -8 (the weights are too small for the threshold); lower "
+                   f"{option('--headroom')} or {option('--input-bits')}")
     mantissas = _mantissas(layer.name, layer.weight, s_w, cfg.weight_bits, mixed, advice, graded=bool(input_bits))
     return FixedLayer(layer.name, mantissas, e, cfg.weight_bits, du, dv, vth, bias_mant, bias_exp, scale, input_bits,
                       conv=layer.conv)
@@ -369,10 +374,10 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     advice = (f"without a weight exponent (the readout range {span:.3g}, the largest summed membrane over the "
               f"{num_steps} steps, leaves too little of the 24-bit voltage for weights up to "
               f"{float(np.abs(layer.weight).max()):.3g}); "
-              + ("lower --input-bits, " if input_bits else "")
-              + "train with fewer time steps, narrow the range (it comes from --calibration-samples, or from the "
-                "weights' worst case without them) or keep weight exponents with QuantConfig(exponents=True) (Python "
-                "API, spikecl's runner only)")
+              + (f"lower {option('--input-bits')}, " if input_bits else "")
+              + "train with fewer time steps, narrow the range (it comes from "
+                f"{option('--calibration-samples')}, or from the weights' worst case without them) or keep weight "
+                "exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
     if not _bias_fits(bias, scale, cfg):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
@@ -392,8 +397,9 @@ def check_encoder(spec: NetworkSpec, cfg: QuantConfig | None = None) -> None:
     takes its ``input_bits``: graded input belongs to the ``direct`` encoder only)."""
     refuse_encoder(spec.encoder)
     if cfg is not None and cfg.input_bits is not None and spec.encoder != "direct":
-        raise ExportError(f"--input-bits {cfg.input_bits}: graded input belongs to the 'direct' encoder; this "
-                          f"network's encoder {spec.encoder!r} presents binary spikes (drop --input-bits)")
+        raise ExportError(f"{option('--input-bits')} {cfg.input_bits}: graded input belongs to the 'direct' encoder; "
+                          f"this network's encoder {spec.encoder!r} presents binary spikes (drop "
+                          f"{option('--input-bits')})")
 
 
 def quantize(spec: NetworkSpec, cfg: QuantConfig = QuantConfig()) -> FixedNetwork:

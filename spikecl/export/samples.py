@@ -16,6 +16,13 @@ from spikecl.errors import ConfigError, DataError
 from spikecl.export.float_model import tasks_trained
 from spikecl.options import from_dict
 from spikecl.recorded import recorded_as_now
+from spikecl.remedies import option
+
+
+def data_dir_option() -> str:
+    """The data folder's option as the caller passes it: ``--data-dir`` on the command line, the ``data_dir`` of
+    export_file, deploy and :func:`stream_samples` from Python (:func:`spikecl.remedies.option`)."""
+    return option("--data-dir", keyword="data_dir")
 
 
 def check_reads_data_dir(config: dict, data_dir: str | None) -> None:
@@ -24,8 +31,8 @@ def check_reads_data_dir(config: dict, data_dir: str | None) -> None:
     dataset = (config.get("data") or {}).get("dataset") if isinstance(config, dict) else None
     why = reads_no_folder(dataset)
     if data_dir and why:
-        raise ConfigError(f"--data-dir: the network was trained on {dataset}, which {why} and is read from no folder; "
-                          "drop --data-dir")
+        raise ConfigError(f"{data_dir_option()}: the network was trained on {dataset}, which {why} and is read from "
+                          f"no folder; drop {data_dir_option()}")
 
 
 def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
@@ -52,8 +59,8 @@ def trained_stream(config: dict, data_dir: str | None = None) -> Stream:
                         "other images or labels now); load the plugin that registered the data it trained on")
     if None not in (trained_on, now) and trained_on != now:            # the folder may move, not change
         raise DataError(f"the network was trained on other {data_cfg.dataset} files (their images or labels differ "
-                        f"from those in {data_cfg.data_dir or 'the default datasets folder'} now); point --data-dir "
-                        "at the files it trained on")
+                        f"from those in {data_cfg.data_dir or 'the default datasets folder'} now); point "
+                        f"{data_dir_option()} at the files it trained on")
     return built
 
 
