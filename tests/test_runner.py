@@ -25,6 +25,7 @@ from spikecl.continual.strategy import Strategy
 from spikecl.errors import ConfigError, ExistsError, ResultsError
 from spikecl.experiment_kind import JobOptions
 from spikecl.recorded import recorded_as_now
+from spikecl.remedies import command_line
 from spikecl.snn import build_mlp, make_trainer
 
 PERMUTED_DIGITS = {
@@ -241,21 +242,25 @@ def test_bad_strategy_option_fails_before_training(tmp_path):
 
 def test_resuming_with_another_thread_count_says_so(tmp_path, capsys):
     """CPU numbers depend on torch's thread count: a checkpoint records it, and resuming with another count prints
-    a notice naming the count that resumes exactly (none with the same count)."""
+    a notice naming the count that resumes exactly (none with the same count), as the caller sets it: --threads on
+    the command line, torch.set_num_threads in Python."""
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0})
     results = cfg.results_path("finetune", 0)
     results.parent.mkdir(parents=True)
     threads = torch.get_num_threads()
     try:
-        for written, resumed in ((threads + 1, threads), (threads, threads)):
+        for written, resumed, flags in ((threads + 1, threads, False), (threads + 1, threads, True),
+                                        (threads, threads, False)):
             torch.set_num_threads(written)
             ContinualRun(cfg, "finetune", 0).save_checkpoint(checkpoint_path(results))
             torch.set_num_threads(resumed)
-            ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
+            with command_line(flags):
+                ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
             out = capsys.readouterr().out
+            remedy = f"--threads {written}" if flags else f"torch.set_num_threads({written})"
             if written != resumed:
                 assert (f"notice: finetune-seed0.ckpt was written with {written} torch threads, this run has "
-                        f"{resumed}") in out and f"(--threads {written} resumes exactly)" in out
+                        f"{resumed}") in out and f"({remedy} resumes exactly)" in out
             else:
                 assert "notice:" not in out
     finally:
@@ -273,13 +278,16 @@ def test_resuming_with_other_processes_or_another_engine_says_so(tmp_path, capsy
     state = torch.load(checkpoint_path(results), weights_only=True)
     assert state["processes"] == 1
     config_written = {**state["config"], "network": {**state["config"]["network"], "engine": "snntorch"}}
-    torch.save({**state, "processes": 2, "config": config_written}, checkpoint_path(results))
-    result = ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True, progress_bar=False)
-    out = capsys.readouterr().out
-    assert ("notice: finetune-seed0.ckpt was written by a run of 2 process(es), this one has 1" in out
-            and "(--nproc 2 resumes exactly)" in out)
-    assert "written with network.engine = 'snntorch', this run uses 'fused'" in out
-    assert result.environment["processes"] == 1
+    for flags, remedy in ((False, "torchrun --nproc_per_node 2"), (True, "--nproc 2")):    # Python, command line
+        torch.save({**state, "processes": 2, "config": config_written}, checkpoint_path(results))
+        with command_line(flags):
+            result = ContinualRun(cfg, "finetune", 0).execute(results, resume=True, overwrite=True,
+                                                              progress_bar=False)
+        out = capsys.readouterr().out
+        assert ("notice: finetune-seed0.ckpt was written by a run of 2 process(es), this one has 1" in out
+                and f"({remedy} resumes exactly)" in out)
+        assert "written with network.engine = 'snntorch', this run uses 'fused'" in out
+        assert result.environment["processes"] == 1
 
 
 def test_resuming_on_another_cpu_says_so(tmp_path, capsys):

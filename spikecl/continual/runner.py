@@ -117,6 +117,18 @@ def _with_grad(method):
     return wrapped
 
 
+def threads_option(threads: int) -> str:
+    """What runs this process with ``threads`` torch threads, in the caller's spelling: ``--threads N`` on the
+    command line, ``torch.set_num_threads(N)`` in Python (:func:`spikecl.remedies.option`)."""
+    return option(f"--threads {threads}", keyword=f"torch.set_num_threads({threads})")
+
+
+def processes_option(processes: int) -> str:
+    """What runs a run in ``processes`` data-parallel processes, in the caller's spelling: ``--nproc N`` on the
+    command line, from Python ``torchrun --nproc_per_node N`` starting the script (:func:`spikecl.remedies.option`)."""
+    return option(f"--nproc {processes}", keyword=f"torchrun --nproc_per_node {processes}")
+
+
 class ContinualRun:
     """One method (or variant, ``[variants.<name>]``) on one seed. ``execute()`` trains through the stream and
     returns a :class:`ContinualResult`.
@@ -461,7 +473,7 @@ class ContinualRun:
                 progress.write_line(f"notice: {path.name} was written with {threads} torch thread"
                                     f"{'s' * (threads != 1)}, this run has {torch.get_num_threads()}: the resumed "
                                     "run may end with other numbers than an "
-                                    f"uninterrupted one (--threads {threads} resumes exactly)")
+                                    f"uninterrupted one ({threads_option(threads)} resumes exactly)")
             if written_on not in (None, here):
                 progress.write_line(f"notice: {path.name} was written on {written_on}, this run is on {here}: the "
                                     "resumed run may end with other numbers than an uninterrupted one (vectorised "
@@ -523,7 +535,7 @@ class ContinualRun:
         if processes not in (None, self.execution.processes):
             progress.write_line(f"notice: {path.name} was written by a run of {processes} process(es), this one has "
                                 f"{self.execution.processes}: the resumed run may end with other numbers than an "
-                                f"uninterrupted one (--nproc {processes} resumes exactly)")
+                                f"uninterrupted one ({processes_option(processes)} resumes exactly)")
         last = (state["progress"].get("setups") or [{}])[-1]
         written_by, here = last.get("spikecl_source"), source_commit()
         if None not in (written_by, here) and written_by != here:
