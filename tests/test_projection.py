@@ -165,6 +165,19 @@ def test_gpm_basis_adds_no_round_off_directions_at_threshold_one():
     assert torch.allclose((grown[3] @ faint[0]).abs(), faint.norm(), rtol=1e-4)
 
 
+def test_gpm_basis_stops_at_the_direction_that_reaches_the_threshold_exactly():
+    """GPM's criterion is ``≥ threshold``: directions of energies 9, 4, 1, 1, 1 (of 16, every share exact in
+    binary) reach 13/16 with the first two, so no third is added; a basis already holding exactly 9/16 of the energy
+    gains nothing at a threshold of 9/16, and one direction (the 4) at any threshold above it."""
+    activity = torch.diag(torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0]))          # rows: 3 e1, 2 e2, e3, e4, e5
+    basis = grow_basis(torch.zeros(0, 5), activity, 13 / 16)
+    torch.testing.assert_close(basis.abs(), torch.eye(5)[:2], atol=1e-6, rtol=0)
+    first = torch.eye(5)[:1]
+    assert grow_basis(first, activity, 9 / 16) is first
+    grown = grow_basis(first, activity, 0.57)
+    torch.testing.assert_close(grown.abs(), torch.eye(5)[:2], atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("method", ["gpm", "hlop"])
 def test_projected_training_leaves_old_responses_unchanged(method):
     """Task A lives in a 6-d input subspace; after consolidation, training on task B must not change W x for any
