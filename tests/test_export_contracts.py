@@ -86,6 +86,18 @@ def test_the_threshold_mantissa_is_rounded_not_truncated():
     assert fixed.bias_mant.tolist() == [4095, -512] and fixed.bias_exp == 6
 
 
+def test_a_layer_whose_largest_weight_is_negative_reaches_the_mantissa_minus_256():
+    """Mixed-sign 8-bit mantissas run from -256 to 254 (Lava's grid): the weight -1 beside 0.5 sets S_w = 256 / 1,
+    so -1 -> -256, 0.5 -> 128, 0.25 -> 64, -0.75 -> -192 and vth = round(256 * 1.0), not the 254 of a range
+    symmetric about 0."""
+    from spikecl.export.quantize import quantize_hidden
+
+    layer = LayerSpec("hidden0", np.array([[-1.0, 0.5], [0.25, -0.75]]), None, 0.9, 1.0, "zero")
+    fixed = quantize_hidden(layer, QuantConfig(), 0)
+    assert fixed.weight.tolist() == [[-256, 128], [64, -192]]
+    assert (fixed.scale, fixed.vth, fixed.weight_exp) == (256.0, 256, 0)
+
+
 def test_quantize_hidden_refuses_a_zero_threshold_in_one_line():
     """NetworkSpec refuses it too, but quantize_hidden is called on single layers: no ZeroDivisionError."""
     from spikecl.export.quantize import quantize_hidden
