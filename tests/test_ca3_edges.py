@@ -330,6 +330,24 @@ def test_the_torch_stdp_depression_follows_a_minus():
     assert any(not np.allclose(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_a_membrane_landing_exactly_on_threshold_does_not_spike():
+    """The threshold test is ``v > v_thresh`` (as Brian2's): an input weight whose one event lifts a resting
+    CA3cueCueRecall cell by exactly v_thresh - v_rest = 3 mV leaves it silent at -57 mV; a billionth more fires it."""
+    from spikecl.memory.torch_net import TorchCA3, build_constants
+
+    params = CA3Params()
+    consts = build_constants(params, 5, 10)
+    cell = consts.slices["CA3cueCueRecall"][0] - consts.n_inputs
+    gain = float(consts.gain[cell])
+    exact = (params.v_thresh_mV - params.v_rest_mV) / (gain * params.syn_event_factor)
+    assert params.v_rest_mV + gain * (exact * params.syn_event_factor) == params.v_thresh_mV   # lands on -57.0
+    cue, content = np.zeros((3, 5), bool), np.zeros((3, 10), bool)
+    cue[0, 0] = True
+    for weight, fired in ((exact, [0, 0, 0]), (exact * (1 + 1e-9), [0, 1, 0])):
+        out = TorchCA3(CA3Params(w_input_nA=weight), 5, 10).run(cue, content)
+        assert out["CA3cueCueRecall"][:, 0, 0].int().tolist() == fired
+
+
 def test_cue_and_content_inputs_of_different_lengths_are_a_one_line_shape_error():
     # without the check torch.cat fails with a RuntimeError deep inside run()
     from spikecl.errors import ShapeError
