@@ -225,6 +225,14 @@ def test_a_current_of_exactly_two_to_the_23_does_not_wrap():
     assert state.u.tolist() == [UV_LIMIT] and over.u_wraps.tolist() == [False]
 
 
+def test_a_voltage_exactly_at_the_threshold_does_not_spike():
+    # Lava's LIF spikes where v > vth << 6, strictly: an input of 200 with vth 200 puts v at 12800 = 200 << 6 and
+    # keeps it (no spike, no reset); 201 crosses, spikes and resets v to 0
+    for a_in, spiked, v in ((200, False, 12800), (201, True, 0)):
+        state, spikes, _ = fp.lif_step(fp.zero_state((1,)), np.array([a_in]), _neuron(1, 0, 200))
+        assert spikes.tolist() == [spiked] and state.v.tolist() == [v]
+
+
 def test_the_voltage_saturates_at_minus_two_to_the_23_plus_one():
     # v is clipped to [-2**23 + 1, 2**23 - 1] (symmetric, as Lava's LIF): a bias of -2**24 saturates there
     state, _, over = fp.lif_step(fp.zero_state((1,)), np.array([0]), _neuron(1, 0, 100, bias_mant=-4096,
