@@ -39,6 +39,7 @@ import numpy as np
 from spikecl.differences import flatten
 from spikecl.errors import ConfigError, did_you_mean
 from spikecl.options import field_default, from_dict, option
+from spikecl.remedies import option as remedy
 from spikecl.remedies import set_option
 from spikecl.toml_files import apply_overrides, load_toml, set_path, toml_literal
 
@@ -104,7 +105,9 @@ def check_known_dataset(name: Any) -> None:
     """A one-line ConfigError where a trained network's recorded ``data.dataset`` is no dataset this process knows:
     one registered by a plugin not loaded now."""
     if isinstance(name, str) and name not in dataset_names():
-        raise ConfigError(f"data.dataset {name!r} is not registered; pass the --plugin that registers it")
+        registers = remedy("pass the --plugin that registers it",
+                           keyword="import the module that registers it first (spikecl.data.register_dataset)")
+        raise ConfigError(f"data.dataset {name!r} is not registered; {registers}")
 
 
 @dataclass
@@ -570,7 +573,7 @@ def check_applies(cfg: Any, tables: tuple[str, ...] = ("stream", "data", "networ
         if getattr(section, key) != default and not applies(cfg):
             raise ConfigError(f"{table}.{key}: applies only to {where}; leave it at its default "
                               f"({toml_literal(default)}): this experiment would ignore it (remove it from the "
-                              f"file, or --set {table}.{key}={toml_literal(default)})")
+                              f"file, or {set_option(f'{table}.{key}', toml_literal(default), quoted=False)})")
 
 
 #: keys a variant cannot change: they say which runs an experiment has, where their files go and the device they

@@ -259,8 +259,10 @@ def kind(name: str) -> Kind:
         return _REGISTERED[name]
     if not isinstance(name, str) or name not in KINDS:
         runnable = sorted(k for k in kind_names() if k != "sweep")
+        registers = option("pass the file that registers it with --plugin",
+                           keyword="register it first with spikecl.experiment_kind.register_kind")
         raise ConfigError(f"kind: {name!r} is not an experiment kind; choose from {runnable} (a kind of your own: "
-                          f"pass the file that registers it with --plugin){did_you_mean(name, runnable)}")
+                          f"{registers}){did_you_mean(name, runnable)}")
     return importlib.import_module(KINDS[name]).KIND
 
 
@@ -325,7 +327,8 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but torch.cuda.is_available() is false; use --device cpu")
+        cpu = option("--device cpu", keyword='device = "cpu"')
+        raise ConfigError(f"device: cuda requested but torch.cuda.is_available() is false; use {cpu}")
     return name
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from spikecl.errors import ConfigError, SpikeCLError, interrupt, raise_if_interrupted, watch_interrupts
-from spikecl.remedies import command_line, on_command_line
+from spikecl.remedies import command_line, on_command_line, option
 from spikecl.terminal import guard_standard_streams
 
 
@@ -103,9 +103,10 @@ def launch(nproc: int, fn: Callable[..., int], *args, threads: int | None = None
     fails, the others are terminated.
     """
     if nproc < 1:
-        raise ConfigError(f"--nproc: expected at least 1 process, got {nproc}")
+        raise ConfigError(f"{option('--nproc', keyword='nproc')}: expected at least 1 process, got {nproc}")
     if launched_world_size():
-        raise ConfigError("--nproc cannot be used inside a process group that is already launched (torchrun)")
+        raise ConfigError(f"{option('--nproc', keyword='launch')} cannot be used inside a process group that is "
+                          "already launched (torchrun)")
     import logging
 
     import torch.multiprocessing as mp

@@ -17,6 +17,7 @@ from dataclasses import field
 from typing import Any
 
 from spikecl.errors import ConfigError, did_you_mean
+from spikecl.remedies import option as remedy
 
 
 def option(default: Any, *, choices: tuple | None = None, low: float | None = None, high: float | None = None,
@@ -95,7 +96,9 @@ def check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
             check_bounds(item, meta, f"{key}[{i}]")
         return
     if choices is not None and value not in choices:
-        hint = did_you_mean(value, choices) or ("; one of your own: register it in a file passed with --plugin"
+        registers = remedy("register it in a file passed with --plugin",
+                           keyword="import the module that registers it first")
+        hint = did_you_mean(value, choices) or (f"; one of your own: {registers}"
                                                 if callable(meta.get("choices")) else "")    # a registry's names
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}{hint}")
     if meta.get("open_range"):

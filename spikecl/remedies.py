@@ -26,9 +26,10 @@ _COMMAND_LINE = contextvars.ContextVar("spikecl_command_line", default=False)
 
 def option(*flags: str, keyword: str | None = None) -> str:
     """``flags`` (keys of :data:`KEYWORDS`) as the caller passes them: ``--resume --overwrite`` on the command line,
-    ``resume=True, overwrite=True`` from Python. ``keyword``: what Python passes for the one flag given, where it is
-    not (or not only) the table's: ``--data-dir`` is ``data.data_dir`` in an experiment but ``data_dir`` to
-    ``export_file``; ``--threads 4`` is ``torch.set_num_threads(4)``."""
+    ``resume=True, overwrite=True`` from Python. ``keyword``: what Python passes (or does) for the one flag given,
+    where it is not (or not only) the table's: ``--data-dir`` is ``data.data_dir`` in an experiment but ``data_dir``
+    to ``export_file``; ``--threads 4`` is ``torch.set_num_threads(4)``; a remedy worded around a flag is worded
+    whole (``pass the --plugin that registers it``: ``register it first (spikecl.data.register_dataset)``)."""
     if keyword is not None and len(flags) != 1:
         raise ValueError(f"option: a keyword names one flag, got {len(flags)}")
     if _COMMAND_LINE.get():
@@ -38,12 +39,20 @@ def option(*flags: str, keyword: str | None = None) -> str:
     return ", ".join(KEYWORDS[flag] for flag in flags)
 
 
-def set_option(key: str, value: str | None = None) -> str:
+def set_option(key: str, value: str | None = None, *, quoted: bool = True) -> str:
     """The override of ``key`` as the caller passes it: ``--set key`` on the command line, or with a ``value``
-    ``--set 'key=value'`` (in a shell's quotes); from Python an entry of the ``overrides`` that ``run_file``,
-    ``load_experiment`` and ``load_sweep`` take: ``overrides=['key=value']`` (``key=...`` without a value)."""
+    ``--set 'key=value'`` (in a shell's quotes; ``--set key=value`` unless ``quoted``); from Python an entry of the
+    ``overrides`` that ``run_file``, ``load_experiment`` and ``load_sweep`` take: ``overrides=['key=value']``
+    (``key=...`` without a value)."""
     setting = f"{key}={'...' if value is None else value}"
-    return option(f"--set {key}" if value is None else f"--set '{setting}'", keyword=f"overrides=[{setting!r}]")
+    flag = f"--set {key}" if value is None else f"--set '{setting}'" if quoted else f"--set {setting}"
+    return option(flag, keyword=f"overrides=[{setting!r}]")
+
+
+def override_given(assignment: str) -> str:
+    """The ``key=value`` ``assignment`` as the caller gave it, quoted as Python quotes a string:
+    ``--set 'train.lr=0.1'`` on the command line, ``overrides=['train.lr=0.1']`` from Python."""
+    return option(f"--set {assignment!r}", keyword=f"overrides=[{assignment!r}]")
 
 
 def on_command_line() -> bool:

@@ -154,8 +154,10 @@ def _read(path: Path) -> Run:
         raise ResultsError(pending)
     run = read_run(path)
     if run.kind not in kind_names():
+        registers = option("pass the file that registers the kind with --plugin",
+                           keyword="register the kind first with spikecl.experiment_kind.register_kind")
         raise ResultsError(f"{path} holds a {run.kind!r} run, a kind this spikecl does not know (upgrade spikecl, "
-                           "or pass the file that registers the kind with --plugin)")
+                           f"or {registers})")
     kind(run.kind).check(run)
     return run
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spikecl.errors import ConfigError, check_type
+from spikecl.remedies import option, override_given, set_option
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,29 +26,31 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     """Parse ``key.sub=value`` (the key as a TOML dotted key, quoted parts included: ``variants.v."train.lr"``;
     the value as a TOML literal, else a bare string) into (path, value)."""
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected key=value")
+        raise ConfigError(f"{override_given(assignment)}: expected key=value")
     key, text = assignment.split("=", 1)
     path = _key_path(key.strip())
     if not path:
-        raise ConfigError(f"--set {assignment!r}: empty key")
+        raise ConfigError(f"{override_given(assignment)}: empty key")
     if len(path) > MAX_NESTING:
-        raise ConfigError(f"--set: key {key.strip()[:40]!r}... names {len(path)} nested tables; a config nests a few")
+        raise ConfigError(f"{option('--set', keyword='overrides')}: key {key.strip()[:40]!r}... names {len(path)} "
+                          "nested tables; a config nests a few")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
         if nesting_depth(value) > MAX_NESTING:
             raise RecursionError
     except RecursionError:
-        raise ConfigError(f"--set {key.strip()}: its value nests more than {MAX_NESTING} levels of arrays or "
+        raise ConfigError(f"{set_option(key.strip())}: its value nests more than {MAX_NESTING} levels of arrays or "
                           "tables") from None
     except tomllib.TOMLDecodeError as exc:
         value = text.strip()
         if value[:1] in ("'", '"', "[", "{"):                     # meant as a literal, not a bare string
-            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML value ({exc})") from None
+            raise ConfigError(f"{override_given(assignment)}: {value!r} is not a TOML value ({exc})") from None
         if _python_number(value):                                 # .5, 5., 1.e3: a number TOML spells otherwise
-            raise ConfigError(f"--set {assignment!r}: {value!r} is not a TOML number (TOML wants a digit on both "
-                              f"sides of a decimal point, e.g. 0.5); quote it if a string is meant") from None
+            raise ConfigError(f"{override_given(assignment)}: {value!r} is not a TOML number (TOML wants a "
+                              "digit on both sides of a decimal point, e.g. 0.5); quote it if a string is "
+                              "meant") from None
     except ValueError as exc:                                     # e.g. an integer of more than 4,300 digits
-        raise ConfigError(f"--set {key.strip()}: not a TOML value ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{set_option(key.strip())}: not a TOML value ({str(exc).splitlines()[0]})") from None
     if isinstance(value, (datetime.date, datetime.time)):         # a date-like name is a word to the user
         value = text.strip()
     return path, value
@@ -104,7 +107,7 @@ def _key_path(key: str) -> list[str]:
     except (tomllib.TOMLDecodeError, RecursionError):
         parts = key.split(".")
         if len(parts) > 1 and not all(p.strip() for p in parts):
-            raise ConfigError(f"--set {key}: a dotted key has an empty part") from None
+            raise ConfigError(f"{set_option(key)}: a dotted key has an empty part") from None
         return [p for p in parts if p]
     path = []
     while isinstance(node, dict) and len(node) == 1:
@@ -129,7 +132,7 @@ def apply_overrides(raw: dict, assignments: typing.Iterable[str]) -> dict:
         if not isinstance(assignment, str):
             raise ConfigError(f"overrides: expected 'key=value' strings, got {assignment!r}")
         path, value = parse_override(assignment)
-        set_path(out, path, value, f"--set {assignment!r}")
+        set_path(out, path, value, override_given(assignment))
     return out
 
 
@@ -163,8 +166,9 @@ def set_path(raw: dict, path: list[str], value: Any, where: str) -> None:
     if dropped:
         key = ".".join(path)
         raise ConfigError(f"{where} would replace the table {key}, dropping {', '.join(dropped[:4])}"
-                          f"{', ...' if len(dropped) > 4 else ''}: set its keys one by one (--set "
-                          f"{key}.{next(iter(value))}=...), or clear it first (--set '{key}={{}}')")
+                          f"{', ...' if len(dropped) > 4 else ''}: set its keys one by one "
+                          f"({set_option(f'{key}.{next(iter(value))}', '...', quoted=False)}), or clear it first "
+                          f"({set_option(key, '{}')})")
     node[path[-1]] = value
 
 

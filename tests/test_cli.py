@@ -81,9 +81,10 @@ def test_a_table_set_that_would_drop_keys_is_refused_and_a_date_like_word_is_a_s
     that would drop keys is refused naming them; a bare word TOML reads as a date is the word."""
     from spikecl.config import load_experiment
 
-    with pytest.raises(ConfigError, match=r"^--set 'train=\{epochs=1\}' would replace the table train, dropping "
-                                          r".*batch_size.*: set its keys one by one \(--set train.epochs=...\), or "
-                                          r"clear it first \(--set 'train=\{\}'\)$"):
+    with pytest.raises(ConfigError, match=r"^overrides=\['train=\{epochs=1\}'\] would replace the table train, "
+                                          r"dropping .*batch_size.*: set its keys one by one "
+                                          r"\(overrides=\['train.epochs=...'\]\), or clear it first "
+                                          r"\(overrides=\['train=\{\}'\]\)$"):
         load_experiment("models/split_digits.toml", ["train={epochs=1}"])
     cfg = load_experiment("models/split_digits.toml", ["train={}", "train={epochs=1}", "name=2024-01-01"])
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.name) == (1, 64, "2024-01-01")     # batch_size's default
@@ -114,7 +115,7 @@ def test_a_variants_quoted_dotted_keys_are_set_cleared_and_kept_as_the_tables_th
         spec, cfg = variant(override)                                        # one spelling left, the new value
         assert spec == {"method": "gpm", "train.momentum": 0.9, "strategy": {"gpm": {"thresholds": [0.5, 0.6, 1.0]}}}
         assert cfg.strategy.options["gpm"]["thresholds"] == [0.5, 0.6, 1.0]
-    with pytest.raises(ConfigError, match=r"^--set 'variants.gpm-tuned=\{method=\"gpm\"\}' would replace the "
+    with pytest.raises(ConfigError, match=r"^overrides=\['variants.gpm-tuned=\{method=\"gpm\"\}'\] would replace the "
                                           r"table variants.gpm-tuned, dropping strategy.gpm.thresholds, "
                                           r"train.momentum: "):
         variant('variants.gpm-tuned={method="gpm"}')

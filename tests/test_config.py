@@ -287,7 +287,8 @@ def test_a_set_key_or_value_may_nest_64_levels_and_not_65():
         deepest = deepest[0]
     assert deepest == []
     for text in ("[" * 65 + "]" * 65, "{b=" * 65 + "1" + "}" * 65):
-        with pytest.raises(ConfigError, match="--set a: its value nests more than 64 levels of arrays or tables"):
+        with pytest.raises(ConfigError, match=re.escape("overrides=['a=...']: its value nests more than 64 levels of "
+                                                        "arrays or tables")):
             parse_override("a=" + text)
 
 

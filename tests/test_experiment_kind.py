@@ -650,7 +650,7 @@ def test_device_auto_is_cuda_exactly_where_torch_sees_it(monkeypatch):
     assert experiment_kind.resolve_device("cuda") == "cuda"
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^device: cuda requested but torch.cuda.is_available\(\) is false; use "
-                                          r"--device cpu$"):
+                                          r'device = "cpu"$'):
         experiment_kind.resolve_device("cuda")
 
 

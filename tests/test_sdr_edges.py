@@ -224,7 +224,8 @@ def test_each_seed_draws_its_own_coder(two_seeds):
 
 @pytest.mark.parametrize("dataset, message", [
     ("cifar10", r"^data.dataset: 'cifar10' is of 3-channel images; the coder reads one-channel images \(digits, "
-                r"mnist5k, mnist, fashion_mnist, or a dataset of one's own registered by a --plugin\)$"),
+                r"mnist5k, mnist, fashion_mnist, or a dataset of one's own registered with "
+                r"spikecl.data.register_dataset\)$"),
     ("shd", r"^data.dataset: 'shd' is not an image dataset; the coder reads one-channel images \(digits, "),
     ("mnist", r"^coder.image_shape: \[8, 8\] but mnist images are 28x28 \(H x W\); set coder.image_shape = "
               r"\[28, 28\]$"),

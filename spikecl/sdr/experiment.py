@@ -35,6 +35,7 @@ from spikecl.experiment_kind import Job, JobOptions, Kind, load
 from spikecl.io import Run
 from spikecl.options import from_dict, option
 from spikecl.recorded import RECORDED_RULES
+from spikecl.remedies import option as remedy
 from spikecl.sdr.baselines import FlyHash, FlyHashConfig, SpatialPoolerConfig
 from spikecl.sdr.measures import (Coded, capacity_curve, classify, cue_curves, mac_activity_code, random_like,
                                   random_pattern_mac, run_pooler, run_sparsey, sequence_recall, similarity)
@@ -134,9 +135,9 @@ def check_dataset(cfg: SparseyExperimentConfig, image_shape: list[int] | None = 
     shape = known_image_shape(name)
     if shape is None or shape[0] != 1:
         what = "not an image dataset" if shape is None else f"{shape[0]}-channel images"
+        registered = remedy("registered by a --plugin", keyword="registered with spikecl.data.register_dataset")
         raise ConfigError(f"data.dataset: {name!r} is {'' if shape is None else 'of '}{what}; the coder reads "
-                          f"one-channel images ({', '.join(GREYSCALE)}, or a dataset of one's own registered by a "
-                          "--plugin)")
+                          f"one-channel images ({', '.join(GREYSCALE)}, or a dataset of one's own {registered})")
     if list(shape[1:]) != want:
         raise ConfigError(f"coder.image_shape: {want} but {name} images are {shape[1]}x{shape[2]} (H x W); set "
                           f"coder.image_shape = {list(shape[1:])}")
