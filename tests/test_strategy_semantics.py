@@ -226,6 +226,26 @@ def test_ewc_fisher_is_the_mean_squared_gradient_and_decays_by_gamma():
         torch.testing.assert_close(s.fisher[n], 1.5 * f)
 
 
+def test_ewc_fisher_averages_over_fisher_samples_not_the_whole_task():
+    """With fisher_samples = 2 of a 5-sample task, F_task is the mean of the first two samples' squared gradients:
+    their sum over 2, not over the task's 5 samples."""
+    torch.manual_seed(0)
+    s = build_strategy("ewc", build_mlp(6, [8], 3), {"ewc": {"fisher_samples": 2}}, SIM)
+    data = _task(0, n=5)
+    fisher = s.empirical_fisher(data)
+    expected = {n: torch.zeros_like(p) for n, p in s.named_trainable()}
+    draws = s.pass_generator(data.x, range(2), data.task, FISHER_PASS)
+    with s.reading():
+        for i in range(2):
+            s.model.zero_grad(set_to_none=True)
+            logits = s.logits(data.x[i:i + 1], data.heads[i:i + 1], data.mask, draws)
+            torch.nn.functional.cross_entropy(logits, data.y[i:i + 1]).backward()
+            for n, p in s.named_trainable():
+                expected[n] += p.grad ** 2
+    for n in expected:
+        torch.testing.assert_close(fisher[n], expected[n] / 2)
+    assert any(float(f.abs().max()) > 0 for f in fisher.values())
+
 def test_si_accumulates_importance_over_tasks_and_reanchors_after_each():
     """Ω += ω/(Δ² + ξ) after every task, and θ* becomes the parameters at the task's end."""
     torch.manual_seed(0)
