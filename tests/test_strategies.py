@@ -127,6 +127,21 @@ def test_replayed_samples_keep_their_own_labels_and_heads():
     assert len(replayed) == 30 and all(stored[row] == (label, head) for row, label, head in replayed)
 
 
+def test_mixed_replay_draws_every_stored_sample_of_a_small_buffer():
+    """Replayed rows are drawn from the whole buffer, its last sample included: 64 draws from a buffer of 3 (one
+    stored sample per class) replay each of the 3, and a one-sample buffer is replayed 64 times."""
+    s = build_strategy("replay", build_mlp(6, [8], 3), {"replay": {"per_class": 1, "batch_size": 64}})
+    s.after_task(0, task(0))
+    stored = [tuple(row.tolist()) for row in s.buffer.x]
+    x, _, _ = s.batch(task(1).x, task(1).y, task(1).heads)
+    replayed = {tuple(row.tolist()) for row in x[40:]}
+    assert len(stored) == 3 and replayed == set(stored)
+    single = build_strategy("replay", build_mlp(6, [8], 3), {"replay": {"per_class": 1, "batch_size": 64}})
+    one = task(0)
+    single.after_task(0, TaskData(0, one.x[:1], one.y[:1], one.heads[:1]))
+    x, y, _ = single.batch(task(1).x, task(1).y, task(1).heads)
+    assert len(x) == 104 and torch.equal(x[40:], one.x[:1].expand(64, -1)) and torch.equal(y[40:], one.y[:1].expand(64))
+
 def test_hlop_state_resumes_its_velocity_also_from_checkpoints_that_named_it_momentum():
     def hlop():
         torch.manual_seed(0)
