@@ -42,6 +42,15 @@ def test_latency_code_is_its_definition(steps):
         assert torch.equal(got.sum(0), (xs > 0).to(dtype))
 
 
+def test_poisson_code_clamps_out_of_range_intensities():
+    """Poisson spikes have probability clamp(x, 0, 1): a normalised input above 1 fires at every step, one below 0
+    never, and an input in range keeps its rate."""
+    x = torch.tensor([[1.5, -0.3, 1.0, 0.0, 0.5]]).expand(400, 5)
+    spikes = encode(x, 10, "poisson", torch.Generator().manual_seed(0))
+    rates = spikes.mean(dim=(0, 1))
+    assert spikes.shape == (10, 400, 5) and rates[:4].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert abs(float(rates[4]) - 0.5) < 0.03
+
 def test_lif_layer_matches_hand_simulation():
     torch.manual_seed(0)
     neuron = LIFParams(beta=0.8, threshold=1.0)
