@@ -59,6 +59,17 @@ def test_mnist5k_is_4000_1000_stratified():
     assert len(set(d.y_test[:50].tolist())) >= 8                 # splits are shuffled: prefixes are mixed
 
 
+def test_a_stratified_split_shuffles_both_its_train_and_its_test_indices():
+    """Labels sorted by class (as MNIST-5k's are): both index arrays of the split come in a random order, so a prefix
+    of either mixes classes; together they are every index once, the test split 5 of each class."""
+    from spikecl.data.datasets import stratified_split
+
+    y = np.repeat(np.arange(4), 25)
+    train, test = stratified_split(y, 5, 0)
+    assert sorted([*train, *test]) == list(range(100)) and np.bincount(y[test]).tolist() == [5] * 4
+    for split in (train, test):
+        assert np.any(np.diff(y[split]) < 0) and len(set(y[split][:8].tolist())) >= 2
+
 @pytest.mark.parametrize("layout, compress", [("flat", False), ("torchvision", True)])
 def test_mnist_idx_files_round_trip(tmp_path, layout, compress):
     folder = tmp_path if layout == "flat" else tmp_path / "FashionMNIST" / "raw"
