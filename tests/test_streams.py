@@ -264,6 +264,30 @@ def test_a_subsample_comes_in_random_order_not_class_by_class():
     assert len(set(ys[:8].tolist())) >= 2                  # the first samples are not all of one class
 
 
+def test_a_subsample_draws_distinct_samples():
+    """A subsample takes samples without replacement: 90 of 100 samples (5 classes of 20) are 90 different ones,
+    18 of each class."""
+    from spikecl.data.streams import _subsample
+
+    y = np.repeat(np.arange(5), 20)
+    xs, ys = _subsample(np.arange(100), y, 90, 0)
+    assert len(set(xs.tolist())) == 90 and np.bincount(ys).tolist() == [18] * 5
+    np.testing.assert_array_equal(y[xs], ys)
+
+
+def test_rotation_reproduces_an_affine_image_exactly_inside_the_frame():
+    """Bilinear interpolation is exact for an affine image f(row, col) = 3·row + col: rotated by 30°, every pixel
+    whose source lies inside the image holds f at its source point (cy + cos θ·dy + sin θ·dx, cx − sin θ·dy +
+    cos θ·dx), the rotation read backwards about the centre (3.5, 3.5)."""
+    rows, cols = np.mgrid[0:8, 0:8].astype(np.float64)
+    image = (3 * rows + cols)[None, None]
+    theta = np.deg2rad(30.0)
+    dy, dx = rows - 3.5, cols - 3.5
+    src_y, src_x = 3.5 + np.cos(theta) * dy + np.sin(theta) * dx, 3.5 - np.sin(theta) * dy + np.cos(theta) * dx
+    inside = (src_y >= 0) & (src_y <= 7) & (src_x >= 0) & (src_x <= 7)
+    assert inside.sum() > 30
+    np.testing.assert_allclose(rotate(image, 30.0)[0, 0][inside], (3 * src_y + src_x)[inside], atol=1e-9)
+
 def test_every_task_of_a_seed_draws_its_own_training_subsample():
     """train_subsample_seed(seed, task): the tasks of one run draw different training images (a permutation keeps
     every image's pixel sum, so equal multisets of sums would mean the same images)."""
