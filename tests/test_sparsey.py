@@ -378,6 +378,21 @@ def test_integer_weights_decay_and_the_critical_period():
         np.testing.assert_array_equal(stored, frozen.encode(pattern)[0])
 
 
+def test_a_mac_freezes_when_its_weight_fill_reaches_freeze_fraction_exactly():
+    """The critical period ends at fill >= freeze_fraction: 3 active afferents to a 4-CM code fill 12 of a mac's
+    8 x 8 weights (0.1875 < 0.25: it still learns); 4 afferents fill 16 of 64, exactly 0.25, and freeze it."""
+    from spikecl.sdr.sparsey import MacLayer
+
+    def layer():
+        return MacLayer(MacConfig(n_cms=4, cells_per_cm=2, freeze_fraction=0.25), 1, 8, np.random.default_rng(0))
+
+    winners = np.zeros((1, 4), np.int64)
+    below, at = layer(), layer()
+    below.learn(np.array([[[1, 1, 1, 0, 0, 0, 0, 0]]], np.float32), None, winners)
+    at.learn(np.array([[[1, 1, 1, 1, 0, 0, 0, 0]]], np.float32), None, winners)
+    assert below.weight_fill[0] == 0.1875 and not below.state.frozen[0]
+    assert at.weight_fill[0] == 0.25 and at.state.frozen[0]
+
 def _cuda_available():
     try:
         import torch
