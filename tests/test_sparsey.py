@@ -393,6 +393,18 @@ def test_a_mac_freezes_when_its_weight_fill_reaches_freeze_fraction_exactly():
     assert below.weight_fill[0] == 0.1875 and not below.state.frozen[0]
     assert at.weight_fill[0] == 0.25 and at.state.frozen[0]
 
+def test_a_mac_is_active_at_both_ends_of_its_activity_band():
+    """active_macs keeps the closed band [min_active_frac, max_active_frac]: of 8 afferents, 2 (0.25) and 6 (0.75)
+    active are inside [0.25, 0.75], 1 and 7 outside, and none is silent even at min_active_frac 0."""
+    from spikecl.sdr.sparsey import MacLayer
+
+    cfg = MacConfig(n_cms=2, cells_per_cm=2, min_active_frac=0.25, max_active_frac=0.75)
+    layer = MacLayer(cfg, 5, 8, np.random.default_rng(0))
+    x = (np.arange(8)[None, None, :] < np.array([1, 2, 6, 7, 0])[None, :, None]).astype(np.float32)
+    assert layer.active_macs(x).tolist() == [[False, True, True, False, False]]
+    open_band = MacLayer(MacConfig(n_cms=2, cells_per_cm=2, min_active_frac=0.0), 5, 8, np.random.default_rng(0))
+    assert open_band.active_macs(x).tolist() == [[True, True, True, True, False]]
+
 def _cuda_available():
     try:
         import torch
