@@ -304,6 +304,27 @@ def test_replay_phase_runs_from_the_second_task_and_covers_every_stored_sample_o
     assert sorted(map(tuple, used.tolist())) == sorted(map(tuple, s.buffer.x.tolist()))
 
 
+def test_each_replay_phase_step_sums_one_chunk_of_every_task_before_it_updates():
+    """after_task mode, 15 + 10 stored samples in chunks of 4: the phase takes 4 SGD steps; in each of the first
+    three both tasks' chunks are differentiated at the same weights (one step on their summed losses), and the
+    weights move between steps."""
+    torch.manual_seed(0)
+    s = build_strategy("replay", build_mlp(6, [8], 3),
+                       {"replay": {"mode": "after_task", "per_class": 5, "batch_size": 4, "phase_lr": 0.5}}, SIM)
+    original, seen = s.loss_backward, []
+
+    def recording(x, y, heads, mask=None):
+        seen.append(torch.cat([p.detach().flatten() for p in s.model.parameters()]))
+        return original(x, y, heads, mask)
+
+    s.loss_backward = recording
+    s.after_task(0, _task(0, n=40, classes=3))
+    s.after_task(1, _task(1, n=40, classes=2))
+    assert len(seen) == 7                                        # chunks 4+4+4+3 of task 0, 4+4+2 of task 1
+    for step in range(3):
+        assert torch.equal(seen[2 * step], seen[2 * step + 1])
+    assert all(not torch.equal(seen[i], seen[i + 1]) for i in (1, 3, 5))
+
 def test_mixed_replay_keeps_the_heads_of_replayed_samples():
     """Mixed replay on a multi-head (task-incremental) network extends the batch with the buffer's heads."""
     torch.manual_seed(0)
@@ -312,6 +333,19 @@ def test_mixed_replay_keeps_the_heads_of_replayed_samples():
     x, y, heads = s.batch(*(lambda d: (d.x, d.y, d.heads))(_task(0, n=8)))
     assert heads[:8].eq(0).all() and heads[8:].eq(1).all() and len(heads) == 24
 
+
+def test_hlops_old_residual_with_an_orthonormalised_basis_subtracts_h_old_literally():
+    """With orthonormalize the projection basis is not H_old, and the Hebbian update's residual of the consolidated
+    neurons is x − (x H_oldᵀ) H_old, computed from H_old itself."""
+    torch.manual_seed(0)
+    s = build_strategy("hlop", build_mlp(6, [8], 3), {"hlop": {"neurons": [[2]], "orthonormalize": True}}, SIM)
+    data = _task(0)
+    s.after_task(0, s.before_task(0, data, [data]))
+    for p in s.synapses:
+        h = s.h_old[p.name]
+        assert h.shape[0] == 2 and s.projected_bases()[p.name] is not h
+        x = torch.rand(5, h.shape[1], generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(s.old_residual(p.name, x), x - (x @ h.T) @ h)
 
 def test_hlops_new_lateral_neurons_start_orthogonal_to_the_consolidated_ones():
     """Before each task the new neurons' rows are drawn orthogonal to H_old (module docstring: "new neurons are
