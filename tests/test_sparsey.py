@@ -405,6 +405,18 @@ def test_a_mac_is_active_at_both_ends_of_its_activity_band():
     open_band = MacLayer(MacConfig(n_cms=2, cells_per_cm=2, min_active_frac=0.0), 5, 8, np.random.default_rng(0))
     assert open_band.active_macs(x).tolist() == [[True, True, True, True, False]]
 
+def test_horizontal_support_is_normalised_by_w_max():
+    """H = Σ w / (π · w_max): at w_max 3, after code A = cells 0, 2, 4, 6 led to code B = cells 1, 3, 5, 7, a
+    previous code of A's cells 0, 2 and B's cells 1, 3 (π = 4) gives each B cell 2 · 3 / (4 · 3) = 0.5, A's none."""
+    from spikecl.sdr.sparsey import MacLayer, code_dense
+
+    cfg = MacConfig(n_cms=4, cells_per_cm=2, w_max=3, sequences=True, lambda_h=1.0)
+    layer = MacLayer(cfg, 1, 8, np.random.default_rng(0))
+    code_a = code_dense(np.zeros((1, 1, 4), np.int64), cfg)
+    layer.learn(None, code_a, np.ones((1, 4), np.int64))
+    prev = np.array([[[1, 1, 1, 1, 0, 0, 0, 0]]], np.float32)
+    np.testing.assert_allclose(layer.support(None, prev)[0, 0], [[0.0, 0.5]] * 4)
+
 def _cuda_available():
     try:
         import torch
