@@ -22,6 +22,7 @@ from types import ModuleType
 from spikecl.environment import PLUGINS
 from spikecl.errors import ConfigError
 from spikecl.paths import is_file
+from spikecl.remedies import option
 
 
 def load_plugin(spec: str) -> ModuleType:
@@ -34,23 +35,23 @@ def load_plugin(spec: str) -> ModuleType:
             found = importlib.util.find_spec(spec)          # imports the parent packages, which may fail
         except ModuleNotFoundError as exc:
             if exc.name and not (spec == exc.name or spec.startswith(exc.name + ".")):    # a dependency is missing
-                raise ConfigError(f"--plugin {spec} failed on import: ModuleNotFoundError: {exc}") from None
+                raise ConfigError(f"{_named(spec)} failed on import: ModuleNotFoundError: {exc}") from None
             found = None
         except ValueError:
             found = None
         except Exception as exc:                            # a parent package's own code raised
-            raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: "
+            raise ConfigError(f"{_named(spec)} failed on import: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         if found is None:
-            raise ConfigError(f"--plugin {spec}: no such module (a .py file or an importable module name)")
+            raise ConfigError(f"{_named(spec)}: no such module (a .py file or an importable module name)")
         if found.origin is None:                            # a namespace package: a folder holding no __init__.py
-            raise ConfigError(f"--plugin {spec}: a folder without __init__.py, which would import as an empty "
+            raise ConfigError(f"{_named(spec)}: a folder without __init__.py, which would import as an empty "
                               "namespace package and register nothing; name a .py file or a module")
         module = _imported(spec, lambda: importlib.import_module(spec))
         _record(spec, found.origin)
         return module
     if not is_file(path, ConfigError):
-        raise ConfigError(f"--plugin {spec}: no such file")
+        raise ConfigError(f"{_named(spec)}: no such file")
     name = module_name(path)
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
@@ -62,6 +63,12 @@ def load_plugin(spec: str) -> ModuleType:
         raise
     _record(path.name, str(path))
     return module
+
+
+def _named(spec: str) -> str:
+    """How the caller named plugin ``spec``: ``--plugin mine.py`` on the command line, ``plugin mine.py`` from
+    Python (:func:`load_plugin`)."""
+    return f"{option('--plugin', keyword='plugin')} {spec}"
 
 
 def _record(name: str, source: str) -> None:
@@ -84,12 +91,12 @@ def _imported(spec: str, run):
     try:
         return run()
     except ConfigError as exc:
-        raise ConfigError(f"--plugin {spec}: {exc}") from None
+        raise ConfigError(f"{_named(spec)}: {exc}") from None
     except Exception as exc:                       # the plugin's own code: name its error in one line
         line = str(exc).splitlines()[0] if str(exc) else ""
-        raise ConfigError(f"--plugin {spec} failed on import: {type(exc).__name__}: {line}") from None
+        raise ConfigError(f"{_named(spec)} failed on import: {type(exc).__name__}: {line}") from None
     except SystemExit as exc:                      # an exit() at import would end the command without a word
-        raise ConfigError(f"--plugin {spec} called exit({exc.code!r}) on import; a plugin only defines and "
+        raise ConfigError(f"{_named(spec)} called exit({exc.code!r}) on import; a plugin only defines and "
                           "registers (guard a script part with if __name__ == '__main__')") from None
 
 

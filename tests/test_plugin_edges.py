@@ -180,9 +180,9 @@ def test_a_result_made_with_another_option_default_is_not_kept_by_resume():
 
 
 @pytest.mark.parametrize("init, message", [
-    ('raise RuntimeError("boom")\n', "--plugin {pkg}.mod failed on import: RuntimeError: boom"),
+    ('raise RuntimeError("boom")\n', "plugin {pkg}.mod failed on import: RuntimeError: boom"),
     ("import notinstalled_dependency_xyz\n",
-     "--plugin {pkg}.mod failed on import: ModuleNotFoundError: No module named 'notinstalled_dependency_xyz'"),
+     "plugin {pkg}.mod failed on import: ModuleNotFoundError: No module named 'notinstalled_dependency_xyz'"),
 ])
 def test_a_plugin_modules_failing_package_is_named_in_one_line(tmp_path, monkeypatch, init, message):
     """``--plugin pkg.mod`` whose package raises on import gave find_spec's traceback, and one whose package lacks a

@@ -227,6 +227,20 @@ def test_a_dataset_of_ones_own_is_registered_by_an_import_in_python_and_a_plugin
                                             "--plugin\n")
 
 
+def test_a_plugin_that_fails_is_named_as_the_caller_named_it(tmp_path, capsys):
+    """``load_plugin`` from Python names the plugin it was given, not a ``--plugin`` flag nobody passed."""
+    from spikecl.plugins import load_plugin
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('no')\n")
+    with pytest.raises(ConfigError, match=rf"^plugin {re.escape(str(broken))} failed on import: RuntimeError: no$"):
+        load_plugin(str(broken))
+    with pytest.raises(ConfigError, match=r"^plugin no_such_package\.methods: no such module"):
+        load_plugin("no_such_package.methods")
+    assert cli.main(["report", str(tmp_path), "--plugin", str(broken)]) == 2
+    assert f"--plugin {broken} failed on import: RuntimeError: no" in capsys.readouterr().err
+
+
 def test_a_trained_networks_dataset_not_registered_names_an_import_in_python_and_a_plugin_on_the_command_line():
     from spikecl.config import check_known_dataset
 
