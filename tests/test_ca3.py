@@ -138,7 +138,8 @@ def test_a_runtime_brian2_memory_is_refused_while_a_compiled_one_holds_the_devic
 def test_brian2_memories_leave_the_process_wide_brian2_state_as_they_found_it(monkeypatch, tmp_path):
     """Brian2's codegen target and device are global to the process: a memory sets its target only while it
     builds and runs; a device set by your own code is a one-line refusal, not a traceback deep in Brian2 (nor
-    replaced by a compiled memory's); Ctrl-C while a compiled memory builds leaves Brian2 in runtime mode."""
+    replaced by a compiled memory's); Ctrl-C while a compiled memory builds leaves Brian2 in runtime mode; a compiled
+    memory builds with one compiler per CPU (Brian2's own ``make -j`` started ~150), or with your make arguments."""
     import brian2 as b2
     from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
     from spikecl.memory import brian2_net
@@ -159,12 +160,21 @@ def test_brian2_memories_leave_the_process_wide_brian2_state_as_they_found_it(mo
         b2.device.reinit()
         b2.set_device("runtime")
 
-    def ctrl_c(*args, **kwargs):
+    make_args = []
+
+    def ctrl_c(*args, **kwargs):                   # the build's make arguments, then Ctrl-C
+        make_args.append(list(b2.prefs.devices.cpp_standalone.extra_make_args_unix))
         raise KeyboardInterrupt
     monkeypatch.setattr(CPPStandaloneDevice, "build", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         brian2_net.CompiledBrian2CA3(CA3Params(), 3, 5, 10, str(tmp_path / "compiled"))
     assert brian2_net.STANDALONE["owner"] is None and type(b2.get_device()).__name__ == "RuntimeDevice"
+    monkeypatch.setitem(b2.prefs, "devices.cpp_standalone.extra_make_args_unix", ["-j3", "-s"])   # your own
+    with pytest.raises(KeyboardInterrupt):
+        brian2_net.CompiledBrian2CA3(CA3Params(), 3, 5, 10, str(tmp_path / "compiled"))
+    cpus = len(os.sched_getaffinity(0))            # Brian2's own '-j' ran a compiler per source file at once
+    assert make_args == [[f"-j{cpus}"], ["-j3", "-s"]]
+    assert b2.prefs.devices.cpp_standalone.extra_make_args_unix == ["-j3", "-s"]
     rasters = brian2_net.Brian2CA3(CA3Params(), 3, 5).run(np.zeros((2, 3), bool), np.zeros((2, 5), bool))
     assert rasters["CA3contCond"].shape == (2, 5)
 

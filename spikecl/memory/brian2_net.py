@@ -16,6 +16,7 @@ step as a pre spike counts as depression. These are the semantics that reproduce
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 
 import numpy as np
@@ -259,6 +260,27 @@ def _connect_args(pattern: str) -> dict:
     return {"one_to_one": {"j": "i"}, "all_to_all": {}, "all_but_self": {"condition": "i != j"}}[pattern]
 
 
+#: Brian2's own value of ``devices.cpp_standalone.extra_make_args_unix``: ``make -j``, as many compilers at once as
+#: the build has source files
+BRIAN2_MAKE_ARGS = ["-j"]
+
+
+@contextlib.contextmanager
+def _bounded_make(b2, cpus: int | None = None):
+    """Within the block, Brian2's standalone build runs ``make -j<cpus>`` (default: the CPUs this process may use)
+    where its make arguments are still Brian2's ``-j``, which starts a compiler for each of this network's ~150
+    source files at once (dozens of ``g++ -O3`` sharing a laptop's cores and memory); a value of the user's own is
+    kept. Put back after the block."""
+    previous = list(b2.prefs.devices.cpp_standalone.extra_make_args_unix)
+    if previous == BRIAN2_MAKE_ARGS:
+        cpus = cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        b2.prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{cpus}"]
+    try:
+        yield
+    finally:
+        b2.prefs.devices.cpp_standalone.extra_make_args_unix = previous
+
+
 class CompiledBrian2CA3(Brian2CA3):
     """The same network on Brian2's ``cpp_standalone`` device, compiled once for schedules of up to ``max_steps``
     steps; every :meth:`run` simulates a fresh (empty) memory with new inputs passed to the compiled binary as
@@ -280,7 +302,8 @@ class CompiledBrian2CA3(Brian2CA3):
             super().__init__(params, n_cues, n_bits)
             self._arrays = self._drive(np.zeros((max_steps, n_cues)), np.zeros((max_steps, n_bits)), None)
             self.network.run(max_steps * self.dt, namespace={**self._namespace, **self._arrays})
-            b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
+            with _bounded_make(b2):
+                b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
         except BaseException:                          # Ctrl-C too: Brian2 is not left in standalone mode
             self.close()
             raise
