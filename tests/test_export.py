@@ -817,27 +817,30 @@ def test_the_resource_report_names_only_chips_that_run_the_network(zero_reset_ru
     assert "loihi1:" in printed and "loihi2:" in printed
 
 
-@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 2), (1, 0)])
-def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_axons(stride, padding):
-    """Checked against the connectivity probed input by input through the convolution itself."""
+@pytest.mark.parametrize("stride, padding, k, height, width",
+                         [(1, 1, 3, 6, 6), (2, 2, 3, 6, 6), (1, 0, 3, 6, 6), (1, 1, 3, 5, 7), (1, 1, 1, 4, 4)])
+def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_axons(stride, padding, k, height,
+                                                                                       width):
+    """Checked against the connectivity probed input by input through the convolution itself: on a square grid,
+    a grid wider than high (rows of 7 spots), and a 1 x 1 kernel whose padding ring of neurons reads no input."""
     from spikecl.export.conv import conv2d
 
     rng = np.random.default_rng(stride + padding)
-    c_in, c_out, k, size = 3, 4, 3, 6
-    out = (size + 2 * padding - k) // stride + 1
+    c_in, c_out = 3, 4
+    out_h, out_w = ((size + 2 * padding - k) // stride + 1 for size in (height, width))
     weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
     spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
-                                  conv=_conv((c_in, size, size), (c_out, out, out), stride, padding)),
-                        LayerSpec("readout", np.ones((3, c_out * out * out)) * 0.1, None, 0.9, 1.0, "none")),
+                                  conv=_conv((c_in, height, width), (c_out, out_h, out_w), stride, padding)),
+                        LayerSpec("readout", np.ones((3, c_out * out_h * out_w)) * 0.1, None, 0.9, 1.0, "none")),
                        2, "latency", 3)
     layer = quantize(spec).layers[0]
-    connected = np.zeros((c_out * out * out, c_in * size * size), dtype=bool)
+    connected = np.zeros((c_out * out_h * out_w, c_in * height * width), dtype=bool)
     for i in range(connected.shape[1]):
-        probe = np.zeros((1, c_in, size, size))
+        probe = np.zeros((1, c_in, height, width))
         probe.reshape(-1)[i] = 1
         connected[:, i] = conv2d(probe, (layer.weight != 0).astype(float), stride, padding).reshape(-1) != 0
     axons = LayerAxons(layer)
-    for per_core in (1, 5, 17, out * out, 1000):
+    for per_core in (1, 5, 17, out_h * out_w, 1000):
         got = list(axons.inputs(per_core))
         want = [connected[s:s + per_core].any(0) for s in range(0, connected.shape[0], per_core)]
         assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
@@ -864,6 +867,25 @@ def test_core_input_axon_counts_match_the_connectivity_for_shared_and_empty_chan
             want = max(int(links[s:s + per_core].any(0).sum()) for s in range(0, len(links), per_core))
             assert axons.most_inputs(per_core, limit=0) > 0
             assert axons.most_inputs(per_core) == want
+
+
+def test_a_count_cut_short_at_a_limit_passes_a_core_that_meets_it_exactly_and_partitions_stay_within_it():
+    """A 3 x 3 conv (padding 1) on one 6 x 6 channel: a corner neuron reads 4 inputs, an edge one 6, an inner one 9.
+    Cut short at 4, the count goes past the corner core to the first above it (6). Cores of a row's 3 neurons read
+    8 (first row) or 12 (inner rows: 3 rows x 4 columns), cores of 4 neurons up to 18: 9 input axons per core hold
+    1 neuron each, 12 hold 3 (no core above the limit, none reported above it)."""
+    net = quantize(NetworkSpec((LayerSpec("c0", np.ones((1, 1, 3, 3)), None, 0.9, 1.0, "zero",
+                                          conv=_conv((1, 6, 6), (1, 6, 6))),
+                                LayerSpec("readout", np.pad(np.ones((2, 4)), ((0, 0), (0, 32))), None, 0.9, 1.0,
+                                          "none")), 2, "latency", 2))
+    axons = LayerAxons(net.layers[0])
+    assert axons.most_inputs(1, limit=4) == 6 and axons.most_inputs(1) == 9
+    assert [axons.most_inputs(n) for n in (2, 3, 4)] == [12, 12, 18]
+    for limit, per_core in ((9, 1), (12, 3)):
+        tiny = resources.CoreLimits("tiny", neurons=1024, synaptic_memory_bits=2**20, input_axons=limit,
+                                    output_axons=4096, cores_per_chip=128)
+        conv = resources.partition(net, tiny)[0]
+        assert (conv.neurons_per_core, conv.input_axons, conv.cores) == (per_core, limit, 36 // per_core)
 
 
 def test_conv_cores_are_bound_by_input_and_output_axons_not_one_neurons_fan_in():
