@@ -153,6 +153,29 @@ def test_loihi_energy_by_hand():
     assert energy.energy_joules(1000, 296) == pytest.approx(1000 * 23.6e-12 + 296 * 52e-12)
 
 
+def test_fixed_point_measures_and_energy_by_hand():
+    """Hidden weights [[.5, 0, .25], [0, 0, .5]] (3 of 6 nonzero), readout [[.5, .5], [0, .5]] (3 of 4), T = 2, two
+    samples, the second silent. Graded input [5, 0, 7] then [0, 0, 3] reaches 1 + 2, then 2 synapses: 5 MACs, 2.5
+    per inference. Hidden spikes [1, 0] then [1, 1] reach 1, then 1 + 2 synapses: 4 ACs, 2 per inference. Dense:
+    2 steps x 10 synapses. Activation sparsity: 3 of the hidden layer's 2 x 2 x 2 outputs spike (the readout's are
+    left out). Neuron updates: 2 steps x 4 neurons; energy: (2 + 2.5) SynOps x 23.6 pJ + 8 updates x 52 pJ."""
+    from spikecl.export import energy
+    from spikecl.export.quantize import quantize
+    from spikecl.export.spec import LayerSpec, NetworkSpec
+
+    hidden = LayerSpec("hidden0", np.array([[0.5, 0, 0.25], [0, 0, 0.5]]), None, 0.9, 1.0, "zero")
+    readout = LayerSpec("readout", np.array([[0.5, 0.5], [0, 0.5]]), None, 0.9, 1.0, "none")
+    net = quantize(NetworkSpec((hidden, readout), 2, "direct", 2))
+    inputs = np.zeros((2, 2, 3), dtype=np.int64)
+    inputs[:, 0] = [[5, 0, 7], [0, 0, 3]]
+    spikes = [np.zeros((2, 2, 2), dtype=np.uint8), np.zeros((2, 2, 2), dtype=np.uint8)]
+    spikes[0][:, 0] = [[1, 0], [1, 1]]
+    m = energy.fixed_measures(net, inputs, spikes)
+    assert m == pytest.approx({"dense_synops": 20.0, "effective_acs": 2.0, "effective_macs": 2.5,
+                               "connection_sparsity": 0.4, "activation_sparsity": 1 - 3 / 8, "neuron_updates": 8.0,
+                               "energy_j": 4.5 * 23.6e-12 + 8 * 52e-12}, rel=1e-12)
+
+
 def test_a_cnn_readouts_split_does_not_depend_on_the_batch_at_one_step():
     """At T = 1 the readout's [1, B, n] call is split by sample too (graded pooled values in one sample only)."""
     from spikecl.snn.networks import build_cnn
