@@ -848,6 +848,32 @@ def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_a
         assert np.array_equal(axons.reach(per_core), np.sum(want, axis=0))
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 2)])
+def test_conv_synapse_counts_per_neuron_equal_the_links_probed_through_the_convolution(stride, padding):
+    """A conv's nonzero synapses into each output neuron and out of each input neuron (what SynOps and the fan-out
+    of the resource graph count), on a 5 x 7 grid with random nonzero taps, against the convolution itself: input
+    i's links are the nonzero-weight outputs of a one-hot probe at i. With ``structural`` zero weights count too."""
+    from spikecl.export.conv import connection_counts, conv2d
+
+    rng = np.random.default_rng(stride + 3 * padding)
+    c_in, c_out, k, height, width = 3, 4, 3, 5, 7
+    out_h, out_w = ((size + 2 * padding - k) // stride + 1 for size in (height, width))
+    weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
+    spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
+                                  conv=_conv((c_in, height, width), (c_out, out_h, out_w), stride, padding)),
+                        LayerSpec("readout", np.ones((3, c_out * out_h * out_w)) * 0.1, None, 0.9, 1.0, "none")),
+                       2, "latency", 3)
+    layer = quantize(spec).layers[0]
+    for structural, taps in ((False, layer.weight != 0), (True, np.ones(layer.weight.shape, dtype=bool))):
+        links = np.zeros((c_in * height * width, c_out * out_h * out_w))
+        for i in range(len(links)):
+            probe = np.zeros((1, c_in, height, width))
+            probe.reshape(-1)[i] = 1
+            links[i] = conv2d(probe, taps.astype(float), stride, padding).reshape(-1)
+        fan_in, fan_out = connection_counts(layer, structural)
+        assert np.array_equal(fan_in, links.sum(axis=0)) and np.array_equal(fan_out, links.sum(axis=1))
+
+
 def test_core_input_axon_counts_match_the_connectivity_for_shared_and_empty_channel_taps_and_dense_layers():
     """Input channels sharing their taps count once each (2 of them here), a channel without taps not at all; a
     dense core counts the nonzero columns of all its rows; a count cut short at a limit is not kept."""
