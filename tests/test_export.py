@@ -433,6 +433,16 @@ def test_resource_report_on_a_known_network():
     assert ops["effective_acs"] == 10 * 3000 + 10 * trace.spikes[0].sum() / 2
 
 
+def test_a_layer_that_exactly_fills_a_core_is_bound_by_its_own_size():
+    """1,024 neurons fill a Loihi core exactly: one core, which no limit binds (the layer fits); 1,025 take two cores
+    of 1,024, bound by the core's neurons."""
+    for n, placed in ((1024, (1, 1024, "layer size")), (1025, (2, 1024, "neurons"))):
+        layers = (LayerSpec("h0", np.ones((n, 4)) * 0.1, None, 0.9, 1.0, "zero"),
+                  LayerSpec("readout", np.ones((2, n)) * 0.1, None, 0.9, 1.0, "none"))
+        hidden = resources.partition(quantize(NetworkSpec(layers, 2, "latency", 2)), resources.preset("loihi1"))[0]
+        assert (hidden.cores, hidden.neurons_per_core, hidden.limited_by) == placed
+
+
 @pytest.mark.slow
 def test_trained_network_loads_from_results_and_checkpoint(zero_reset_run):
     results, ckpt, net = zero_reset_run
