@@ -136,6 +136,21 @@ def test_lava_conv_network_equals_the_reference(tmp_path):
     assert windows.spikes[0].mean() > 0.05 and windows.spikes[1].mean() > 0.05
 
 
+def test_lava_conv_bias_that_varies_over_the_grid_equals_the_reference(tmp_path):
+    """A conv bias set neuron by neuron, not per channel, reaches each neuron at its own place of Lava's (X, Y, C)
+    grid (on a square grid a transposed one would hand neuron (c, y, x) the bias of (c, x, y) without an error)."""
+    from dataclasses import replace
+
+    spec = cnn_spec(small_cnn(5))
+    rng = np.random.default_rng(16)
+    first = replace(spec.layers[0], bias=rng.normal(0.2, 0.4, spec.layers[0].bias.shape))
+    net = quantize(replace(spec, layers=(first, *spec.layers[1:])))
+    grid = net.layers[0].bias_mant.reshape(net.layers[0].conv.out_shape)
+    assert not np.array_equal(grid, grid.transpose(0, 2, 1)), "the bias must differ from its transpose"
+    lava, windows = run_and_compare(tmp_path, net, rng.random((4, 64)))
+    assert 0.05 < windows.spikes[0].mean() < 0.95, "the case must exercise spiking"
+
+
 def test_lava_runs_a_dense_readout_right_after_the_first_conv_layer(tmp_path):
     """One conv layer straight into the readout (layers 0 and 1): the readout's weight columns are permuted into
     Lava's flattened (X, Y, C) order there too, so the readout voltage equals the reference's."""
