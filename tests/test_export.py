@@ -435,12 +435,13 @@ def test_resource_report_on_a_known_network():
 
 def test_a_layer_that_exactly_fills_a_core_is_bound_by_its_own_size():
     """1,024 neurons fill a Loihi core exactly: one core, which no limit binds (the layer fits); 1,025 take two cores
-    of 1,024, bound by the core's neurons."""
+    of 1,024, bound by the core's neurons. Either core holds 1,024 neurons x 4 synapses x 8 bits."""
     for n, placed in ((1024, (1, 1024, "layer size")), (1025, (2, 1024, "neurons"))):
         layers = (LayerSpec("h0", np.ones((n, 4)) * 0.1, None, 0.9, 1.0, "zero"),
                   LayerSpec("readout", np.ones((2, n)) * 0.1, None, 0.9, 1.0, "none"))
         hidden = resources.partition(quantize(NetworkSpec(layers, 2, "latency", 2)), resources.preset("loihi1"))[0]
         assert (hidden.cores, hidden.neurons_per_core, hidden.limited_by) == placed
+        assert hidden.memory_bits_per_core == 1024 * 4 * 8 and hidden.input_axons == 4
 
 
 @pytest.mark.slow
