@@ -28,7 +28,8 @@ def networks():
     return {"direct": quantize(random_spec(rng, steps=4)),
             "latency": quantize(random_spec(rng, steps=4, encoder="latency")),
             "poisson": quantize(random_spec(rng, widths=(10, 16, 12, 3), steps=4, encoder="poisson")),
-            "cnn": quantize(cnn_spec(small_cnn(3)))}
+            "cnn": quantize(cnn_spec(small_cnn(3))),
+            "one-conv": quantize(cnn_spec(small_cnn(5, channels=(4,))))}           # conv straight into the readout
 
 
 def layer_types(f) -> list:
@@ -60,7 +61,7 @@ def check_bias(group, layer, shape):
     assert np.array_equal(full.astype(np.int64) << 6, layer.bias_mant.astype(np.int64) << layer.bias_exp)
 
 
-@pytest.mark.parametrize("kind", ["direct", "latency", "poisson", "cnn"])
+@pytest.mark.parametrize("kind", ["direct", "latency", "poisson", "cnn", "one-conv"])
 def test_file_has_only_what_lava_dls_netx_reads(tmp_path, kind):
     net = networks()[kind]
     path = write_netx(tmp_path / "net.h5", net)
