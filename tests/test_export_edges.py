@@ -123,6 +123,7 @@ def refused(path, message):
     ("spikecl/layer/0/readout", 1, "layer hidden0 is flagged as the readout but is not the last layer"),
     ("layer/1/neuron/vThMant", 100.6, "vThMant = 100.6 is not an integer"),
     ("layer/1/neuron/vThMant", np.bytes_("100"), "vThMant = b'100' is not an integer"),
+    ("layer/1/neuron/iDecay", np.int64(0), "iDecay = 0 outside 1..4096"),        # du + 1: du = -1 is no decay
     ("layer/0/shape", np.array([6.5]), "shape must hold 1 or 3 integers"),
     ("layer/1/shape", np.array([9]), "weight has shape (8, 6); expected [n_out, 6] matching the layer's shape"),
     ("spikecl/layer/0/netx", 1.7, "netx = 1.7 is not an integer"),
