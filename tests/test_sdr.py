@@ -78,6 +78,7 @@ def test_noise_and_random_are_seeded_and_keep_sparsity():
     (lambda: SDR.from_sparse(10, [[1, 2]]), "1-D"),
     (lambda: SDR.from_dense(np.array([0.0, 1.0])), "bool or integer"),
     (lambda: SDR.from_dense(np.array([0, 2])), "only 0 and 1"),
+    (lambda: SDR.from_dense(np.array([0, -1, 1])), r"only 0 and 1, got values in \[-1, 1\]"),
     (lambda: SDR.from_coordinates((3, 3), ([0, 1],)), "2 coordinate arrays"),
     (lambda: SDR.from_coordinates((3, 3), None), r"one index array per dimension \(as np.nonzero returns\), got None"),
     (lambda: SDR.from_dense([[0, 1], [1]]), r"rectangular array of 0/1 \(its rows differ in length\)"),
@@ -155,3 +156,8 @@ def test_code_statistics_refuse_codes_without_items_or_bits(shape):
     """Statistics of no items or no bits are a one-line ShapeError, not NaN values with a numpy warning."""
     with pytest.raises(ShapeError, match=r"codes must be \[B, N\] with B, N >= 1"):
         code_statistics(np.zeros(shape, bool))
+
+
+def test_repr_marks_only_active_bits_beyond_the_eighth_as_left_out():
+    assert repr(SDR(20, range(8))) == "SDR(shape=(20,), n_active=8, sparse=[0, 1, 2, 3, 4, 5, 6, 7])"
+    assert repr(SDR(20, range(9))) == "SDR(shape=(20,), n_active=9, sparse=[0, 1, 2, 3, 4, 5, 6, 7, ...])"
