@@ -218,6 +218,16 @@ def test_a_memory_refuses_a_spacing_its_learns_could_never_run_with(spacing, mes
         CA3Memory(3, 5, spacing_ms=spacing)
 
 
+
+def test_a_memory_at_the_minimum_spacing_of_a_learn_learns_and_recalls():
+    """7 ms, the documented minimum after a learn, is allowed (not only above it)."""
+    from spikecl.memory import CA3Memory
+
+    mem = CA3Memory(5, 10, backend="torch", spacing_ms=7)
+    run = mem.run([learn(0, [0, 1, 8, 9]), recall_by_cue(0)])
+    assert run.schedule.starts_ms == (0, 7)
+    assert [r.answer for r in run.results] == [(0, 1, 8, 9), (0, 1, 8, 9)]
+
 OPS_TIMED = [((0, 3, 6, 9), 30, r"^operation 0 \(learn cue 0 -> \{0, 1\}\) is followed after 3 ms; the minimum after "
                                 r"a learn is 7 ms$"),
              ((-14, 0, 14, 28), 40, r"^Schedule.starts_ms: the first operation starts at -14 ms, before the schedule$"),
