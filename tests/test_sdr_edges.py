@@ -626,3 +626,42 @@ def test_an_unknown_vote_rule_is_a_config_error():
     votes.add(np.eye(4, dtype=bool)[:2], np.array([0, 1]))
     with pytest.raises(ConfigError, match="^rule must be 'votes' or 'bayes', got 'knn'$"):
         votes.predict(np.eye(4, dtype=bool)[:2], rule="knn")
+
+
+def test_a_spatial_pooler_step_moves_only_its_winners_pooled_permanences_and_their_duty_cycles():
+    """One learned item, checked against the rule computed here: k = round(sparsity * n_columns) winners of the
+    boosted overlaps; each winner's pooled synapses gain perm_inc on active inputs and lose perm_dec on the others
+    (clipped to [0, 1]), synapses outside the pool stay 0, every duty cycle moves 1/duty_period towards the code,
+    and the boost becomes exp(strength * (sparsity - duty))."""
+    cfg = SpatialPoolerConfig(n_columns=100, sparsity=0.029, perm_inc=0.2, perm_dec=0.1, duty_period=4,
+                              potential_frac=0.3, seed=3)
+    sp = SpatialPooler(cfg, 12)
+    assert sp.k == 3                                               # 2.9 rounds to 3
+    x = (np.arange(12) % 3 != 0).astype(np.float32)[None]
+    perm, pool, duty = sp.perm.copy(), sp.pool.copy(), sp.duty.copy()
+    overlap = x @ (perm >= cfg.connected) * np.exp(cfg.boost_strength * (cfg.sparsity - duty))
+    code = sp.learn(x)[0]
+    assert code.sum() == 3 and set(np.flatnonzero(code)) <= set(np.flatnonzero(overlap[0] >= np.sort(overlap[0])[-3]))
+    expected = perm.copy()
+    win = np.flatnonzero(code)
+    expected[:, win] = np.clip(perm[:, win] + np.where(x[0][:, None] > 0, 0.2, -0.1) * pool[:, win], 0, 1)
+    np.testing.assert_allclose(sp.perm, expected, atol=1e-6)
+    assert not sp.perm[pool == 0].any()
+    np.testing.assert_allclose(sp.duty, duty + (code - duty) / 4, atol=1e-7)
+    np.testing.assert_allclose(sp.boost(), np.exp(3.0 * (0.029 - sp.duty)), rtol=1e-6)
+
+
+def test_a_spatial_pooler_counts_a_permanence_at_the_threshold_as_connected():
+    """connected = 1.0: the initial permanences clipped at 1 are connected synapses (>=), not none of them."""
+    sp = SpatialPooler(SpatialPoolerConfig(n_columns=10, connected=1.0), 6)
+    at_one = (sp.perm >= 1.0).sum(axis=0)
+    assert at_one.sum() > 0
+    np.testing.assert_array_equal(sp.overlaps(np.ones((1, 6), np.float32))[0], at_one)
+
+
+def test_a_successor_memory_recalls_a_length_equal_to_its_cue_as_the_cue_itself():
+    codes = np.eye(4, dtype=bool)[[0, 1, 2]]
+    memory = SuccessorMemory(4, 1)
+    memory.store(codes)
+    np.testing.assert_array_equal(memory.recall(codes[:2], 2), codes[:2])
+    np.testing.assert_array_equal(memory.recall(codes[:1], 3), codes)
