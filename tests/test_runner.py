@@ -17,7 +17,8 @@ from hdf5_files import edited, unseal
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.run_files import checkpoint_path
-from spikecl.continual.checkpoint import RunState, check_progress, mixed_setups, tasks_setup
+from spikecl.continual.checkpoint import (RunState, check_progress, mixed_setups, numpy_rng_state,
+                                          set_numpy_rng_state, tasks_setup)
 from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun, measure_arrays
@@ -1775,6 +1776,20 @@ def test_check_progress_refuses_progress_no_run_of_that_stream_writes(changes, m
     check_progress(_progress(), 2)
     with pytest.raises(ValueError, match=message):
         check_progress(_progress(**changes), 2)
+
+
+def test_numpy_rng_state_saved_in_a_checkpoint_restores_the_very_next_draws(tmp_path):
+    """The state goes through torch.save / torch.load(weights_only=True) as a checkpoint does; a normal draw leaves
+    numpy's legacy generator holding a cached second normal, which must come back too."""
+    np.random.seed(3)
+    np.random.standard_normal()                            # caches a second normal: has_gauss = 1
+    torch.save({"numpy": numpy_rng_state()}, tmp_path / "rng.pt")
+    expected = np.random.standard_normal(3), np.random.random(4)
+    np.random.seed(99)
+    set_numpy_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["numpy"])
+    got = np.random.standard_normal(3), np.random.random(4)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
 
 
 def test_measures_of_tasks_before_a_resumed_checkpoint_come_first_as_nan():
