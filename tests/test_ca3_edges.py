@@ -484,3 +484,18 @@ def test_memories_larger_than_the_free_memory_are_refused_before_anything_runs(t
     assert run_cli(tmp_path / "kept", "--no-plots", "--resume") == 0          # kept: nothing to simulate, to fit
     assert run_cli(tmp_path / "fresh", "--no-plots") == 2
     assert "stress.sizes [5, 6]: its 1 trial of at least" in capsys.readouterr().err
+
+
+def test_a_recall_by_content_may_be_followed_after_6_ms_and_read_only_recall_locks_from_its_start():
+    """The documented minimums (6 ms after a recall of either kind) and the gate of read-only recall: plastic up to
+    each recall's start, locked from it to the next operation's start (a learn's), computed by hand."""
+    from spikecl.memory.schedule import plasticity_gate, recall_by_content
+
+    ops = [learn(0, [0]), recall_by_content([0]), recall_by_cue(0), learn(0, [1]), recall_by_cue(0)]
+    s = make_schedule(ops, 1, 2, [7, 6, 6, 7, 8])
+    assert s.starts_ms == (0, 7, 13, 19, 26) and s.duration_ms == 34
+    np.testing.assert_array_equal(plasticity_gate(s, True), [1] * 7 + [0] * 12 + [1] * 7 + [0] * 8)
+    np.testing.assert_array_equal(plasticity_gate(s, False), np.ones(34))
+    with pytest.raises(ConfigError, match=r"^operation 1 \(recall by content \{0\}\) is followed after 5 ms; the "
+                                          r"minimum after a recall by content is 6 ms$"):
+        make_schedule(ops, 1, 2, [7, 5, 6, 7, 8])
