@@ -521,3 +521,28 @@ def test_map_titles_say_how_many_seeds_each_cell_averages(tmp_path, monkeypatch)
     monkeypatch.setattr(plots, "plot_quality_maps", lambda maps, **k: titles.append(k["title"]))
     plots.write_plots({str(p): read_part(p) for p in tmp_path.rglob("stress_*.h5")}, tmp_path / "plots")
     assert len(titles) == 3 and all("C=5 M=6, mean of 2 seeds" in t for t in titles), titles
+
+
+def test_the_stress_table_means_each_spacings_rows_and_marks_cells_defined_at_only_some():
+    """A hand-made stress part: each cell is the mean over its spacing's rows alone, a cell over only some of them
+    carries a dagger, fragments are ordered as numbers (2 before 10), the hit column is the smallest fragment's, and
+    a part run with [params] is starred and named."""
+    from spikecl.memory.table import summary_text
+
+    nan = np.nan
+    table = {"spacing_ms": np.array([7, 7, 14, 14]), "cue_exact": np.array([1.0, 0.5, 0.0, 0.25]),
+             "content_hit_f2": np.array([1.0, 1.0, 0.5, 0.0]), "content_hit_f10": np.array([0.0, 0.0, 0.0, 0.0]),
+             "content_precision_f2": np.array([1.0, nan, 0.5, 0.5]),
+             "content_precision_f10": np.array([nan, nan, 0.2, 0.4]),
+             "bits_per_synapse": np.array([0.1, 0.3, 0.2, 0.2])}
+    attrs = {"part": "stress", "n_cues": 5, "n_bits": 6, "variant": "published", "seconds": 1.5,
+             "params": '{"match_k": 2}'}
+    lines = summary_text({"s.h5": {"attrs": attrs, "config": {}, "table": table}}).splitlines()
+    assert lines[2].split() == ["C", "x", "M", "variant", "gap", "cue", "exact", "hit", "f2", "prec", "f2", "prec",
+                                "f10", "repeat", "relearn", "echo", "kept", "bits/syn", "s"]
+    assert lines[3].split() == ["5x6", "published*", "7", "0.750", "1.000", "1.000\u2020", "nan", "nan", "nan", "nan",
+                                "nan", "0.200", "1.5"]
+    assert lines[4].split() == ["5x6", "published*", "14", "0.125", "0.250", "0.500", "0.300", "nan", "nan", "nan",
+                                "nan", "0.200", "1.5"]
+    assert lines[5].startswith("\u2020 mean over only the densities and seeds where the measure is defined")
+    assert lines[6] == "* 5x6 published ran with [params] match_k = 2 (on top of the variant's own options)"
