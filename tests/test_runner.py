@@ -1771,12 +1771,18 @@ def _progress(**changes) -> RunState:
     ({"rows": [[0.1, 0.1], [1.5, 0.1]]}, "accuracy rows do not fit"),
     ({"next_task": 2, "rows": [[0.1, 0.1]] * 3, "task_ends": [10, 5], "setups": [{}, {}]}, "task ends"),
     ({"setups": []}, "setups are not one table per task"),
+    ({"task_ends": [11]}, "task ends"),                                          # after the iteration reached
 ])
 def test_check_progress_refuses_progress_no_run_of_that_stream_writes(changes, message):
     check_progress(_progress(), 2)
     with pytest.raises(ValueError, match=message):
         check_progress(_progress(**changes), 2)
 
+
+def test_check_progress_accepts_accuracies_at_both_bounds_and_a_finished_stream():
+    check_progress(_progress(rows=[[0.0, 0.0], [1.0, 0.0]]), 2)                 # a task at 0 % or 100 % is a fraction
+    check_progress(_progress(next_task=2, rows=[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], task_ends=[10, 10],
+                             setups=[{}, {}]), 2)
 
 def test_numpy_rng_state_saved_in_a_checkpoint_restores_the_very_next_draws(tmp_path):
     """The state goes through torch.save / torch.load(weights_only=True) as a checkpoint does; a normal draw leaves
