@@ -499,3 +499,12 @@ def test_a_recall_by_content_may_be_followed_after_6_ms_and_read_only_recall_loc
     with pytest.raises(ConfigError, match=r"^operation 1 \(recall by content \{0\}\) is followed after 5 ms; the "
                                           r"minimum after a recall by content is 6 ms$"):
         make_schedule(ops, 1, 2, [7, 5, 6, 7, 8])
+
+
+def test_a_learn_needs_7_ms_before_the_next_operation_and_events_shift_by_their_offset():
+    from spikecl.memory.schedule import events
+
+    with pytest.raises(ConfigError, match=r"^operation 0 \(learn cue 0 -> \{0\}\) is followed after 6 ms; the minimum "
+                                          r"after a learn is 7 ms$"):
+        make_schedule([learn(0, [0]), recall_by_cue(0)], 1, 1, 6)
+    assert events(np.array([[False, True], [True, False]]), offset_ms=5) == {(5, 1), (6, 0)}
