@@ -17,8 +17,8 @@ from hdf5_files import edited, unseal
 from spikecl.config import experiment_from_dict
 from spikecl.continual import metrics
 from spikecl.run_files import checkpoint_path
-from spikecl.continual.checkpoint import (RunState, check_progress, mixed_setups, numpy_rng_state,
-                                          set_numpy_rng_state, tasks_setup)
+from spikecl.continual.checkpoint import (RunState, check_progress, checkpoint_setup, mixed_setups,
+                                          numpy_rng_state, set_numpy_rng_state, tasks_setup)
 from spikecl.continual.experiment import KIND, run_experiment
 from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun, measure_arrays
@@ -1892,3 +1892,11 @@ def test_a_run_trains_whatever_grad_mode_the_caller_left_and_refuses_another_def
             ContinualRun(cfg, "finetune", 0)
     finally:
         torch.set_default_dtype(previous)
+
+
+def test_the_setup_of_a_checkpoint_from_before_setups_reads_its_cpu_and_kernels_apart():
+    state = {"cpu": "Intel Xeon, 2.1 GHz, AVX2 kernels", "torch_threads": 2, "processes": 1,
+             "config": {"network": {"engine": "fused"}}}
+    assert checkpoint_setup(state) == {"device": None, "torch_threads": 2, "blas_threads": None,
+                                       "cpu": "Intel Xeon, 2.1 GHz", "torch_cpu_capability": "AVX2", "processes": 1,
+                                       "spikecl_source": None, "torch": None, "numpy": None, "engine": "fused"}
