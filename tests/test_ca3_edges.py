@@ -508,3 +508,11 @@ def test_a_learn_needs_7_ms_before_the_next_operation_and_events_shift_by_their_
                                           r"after a learn is 7 ms$"):
         make_schedule([learn(0, [0]), recall_by_cue(0)], 1, 1, 6)
     assert events(np.array([[False, True], [True, False]]), offset_ms=5) == {(5, 1), (6, 0)}
+
+
+def test_mismatches_leave_the_input_populations_aside_and_list_missing_before_extra_spikes():
+    from spikecl.memory.recordings import mismatches
+
+    recorded = {"INcue": {(0, 0)}, "INcont": {(0, 3)}, "OUTcue": {(5, 0)}, "OUTcont": {(5, 3)}}
+    assert mismatches(recorded, {"OUTcue": {(5, 0)}, "OUTcont": {(5, 3)}}) == {}
+    assert mismatches(recorded, {"OUTcue": {(6, 0)}, "OUTcont": {(5, 3)}}) == {"OUTcue": ([(5, 0)], [(6, 0)])}
