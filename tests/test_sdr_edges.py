@@ -651,6 +651,15 @@ def test_a_spatial_pooler_step_moves_only_its_winners_pooled_permanences_and_the
     np.testing.assert_allclose(sp.boost(), np.exp(3.0 * (0.029 - sp.duty)), rtol=1e-6)
 
 
+def test_a_spatial_pooler_never_connects_a_synapse_outside_its_potential_pool():
+    """connected = 0: every synapse of a column's pool is connected (permanences are clipped at 0), and none outside
+    it, whose permanence is 0 too: an input's overlap is the count of its active inputs in each pool."""
+    sp = SpatialPooler(SpatialPoolerConfig(n_columns=16, potential_frac=0.5, connected=0.0), 12)
+    x = (np.arange(12) % 3 == 0).astype(np.float32)[None]
+    assert 0 < sp.pool.sum() < sp.pool.size
+    np.testing.assert_array_equal(sp.overlaps(x), x @ sp.pool)
+
+
 def test_a_spatial_pooler_counts_a_permanence_at_the_threshold_as_connected():
     """connected = 1.0: the initial permanences clipped at 1 are connected synapses (>=), not none of them."""
     sp = SpatialPooler(SpatialPoolerConfig(n_columns=10, connected=1.0), 6)

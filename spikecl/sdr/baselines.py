@@ -57,8 +57,9 @@ class SpatialPooler:
         self.k = max(1, int(round(cfg.sparsity * cfg.n_columns)))
 
     def overlaps(self, x: np.ndarray) -> np.ndarray:
-        """Connected synapses on active inputs, [B, n_columns] (float32)."""
-        return x @ (self.perm >= self.cfg.connected).astype(np.float32)
+        """Connected synapses on active inputs, [B, n_columns] (float32); a synapse outside a column's potential pool
+        is never connected, whatever ``connected`` (its permanence is 0, which ``connected = 0`` would count)."""
+        return x @ ((self.perm >= self.cfg.connected) & (self.pool > 0)).astype(np.float32)
 
     def boost(self) -> np.ndarray:
         return np.exp(self.cfg.boost_strength * (self.cfg.sparsity - self.duty))
