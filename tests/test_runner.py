@@ -1809,6 +1809,10 @@ def test_mixed_setups_name_each_stretch_of_tasks_and_the_keys_that_differ():
     out = mixed_setups([same, same, {**same, "torch_threads": 4}])
     assert out["torch_threads"] == [2, 4]
     assert [s["tasks"] for s in out["setups_by_task"]] == [[1, 2], [3, 3]]
+    unrecorded = {**same, "cpu": None}             # a checkpoint that did not record its CPU differs from nothing
+    assert mixed_setups([same, unrecorded, same]) == {}
+    out = mixed_setups([unrecorded, {**same, "torch_threads": 4}])
+    assert out["torch_threads"] == [2, 4] and "cpu" not in out
 
 
 def test_a_run_resumed_after_its_last_task_records_the_setup_its_tasks_ran_with():
