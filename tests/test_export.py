@@ -828,6 +828,18 @@ def test_the_resource_report_names_only_chips_that_run_the_network(zero_reset_ru
     assert "loihi1:" in printed and "loihi2:" in printed
 
 
+def _random_conv_layer(rng, c_in: int, c_out: int, k: int, height: int, width: int, stride: int, padding: int):
+    """(quantized conv layer, out_h, out_w) of a latency-coded conv + readout network whose k x k taps are random,
+    about half of them zero."""
+    out_h, out_w = ((size + 2 * padding - k) // stride + 1 for size in (height, width))
+    weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
+    spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
+                                  conv=_conv((c_in, height, width), (c_out, out_h, out_w), stride, padding)),
+                        LayerSpec("readout", np.ones((3, c_out * out_h * out_w)) * 0.1, None, 0.9, 1.0, "none")),
+                       2, "latency", 3)
+    return quantize(spec).layers[0], out_h, out_w
+
+
 @pytest.mark.parametrize("stride, padding, k, height, width",
                          [(1, 1, 3, 6, 6), (2, 2, 3, 6, 6), (1, 0, 3, 6, 6), (1, 1, 3, 5, 7), (1, 1, 1, 4, 4)])
 def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_axons(stride, padding, k, height,
@@ -836,15 +848,9 @@ def test_a_conv_core_counts_the_union_of_its_neurons_receptive_fields_as_input_a
     a grid wider than high (rows of 7 spots), and a 1 x 1 kernel whose padding ring of neurons reads no input."""
     from spikecl.export.conv import conv2d
 
-    rng = np.random.default_rng(stride + padding)
     c_in, c_out = 3, 4
-    out_h, out_w = ((size + 2 * padding - k) // stride + 1 for size in (height, width))
-    weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
-    spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
-                                  conv=_conv((c_in, height, width), (c_out, out_h, out_w), stride, padding)),
-                        LayerSpec("readout", np.ones((3, c_out * out_h * out_w)) * 0.1, None, 0.9, 1.0, "none")),
-                       2, "latency", 3)
-    layer = quantize(spec).layers[0]
+    layer, out_h, out_w = _random_conv_layer(np.random.default_rng(stride + padding), c_in, c_out, k, height, width,
+                                             stride, padding)
     connected = np.zeros((c_out * out_h * out_w, c_in * height * width), dtype=bool)
     for i in range(connected.shape[1]):
         probe = np.zeros((1, c_in, height, width))
@@ -866,15 +872,9 @@ def test_conv_synapse_counts_per_neuron_equal_the_links_probed_through_the_convo
     i's links are the nonzero-weight outputs of a one-hot probe at i. With ``structural`` zero weights count too."""
     from spikecl.export.conv import connection_counts, conv2d
 
-    rng = np.random.default_rng(stride + 3 * padding)
     c_in, c_out, k, height, width = 3, 4, 3, 5, 7
-    out_h, out_w = ((size + 2 * padding - k) // stride + 1 for size in (height, width))
-    weight = rng.normal(size=(c_out, c_in, k, k)) * (rng.random((c_out, c_in, k, k)) < 0.5)
-    spec = NetworkSpec((LayerSpec("c0", weight, None, 0.9, 1.0, "zero",
-                                  conv=_conv((c_in, height, width), (c_out, out_h, out_w), stride, padding)),
-                        LayerSpec("readout", np.ones((3, c_out * out_h * out_w)) * 0.1, None, 0.9, 1.0, "none")),
-                       2, "latency", 3)
-    layer = quantize(spec).layers[0]
+    layer, out_h, out_w = _random_conv_layer(np.random.default_rng(stride + 3 * padding), c_in, c_out, k, height,
+                                             width, stride, padding)
     for structural, taps in ((False, layer.weight != 0), (True, np.ones(layer.weight.shape, dtype=bool))):
         links = np.zeros((c_in * height * width, c_out * out_h * out_w))
         for i in range(len(links)):
