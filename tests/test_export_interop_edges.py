@@ -447,6 +447,35 @@ def test_conv_biases_are_checked_per_channel_and_on_the_grid(tmp_path, per_neuro
     refused(path, "layer 1: bias differs from spikecl's bias_mant << bias_exp")
 
 
+def misflattened(tmp_path, cnn: bool):
+    """A network file without spikecl's CRC (as another tool writes it) whose netx ``flatten`` entry is missing
+    (``cnn``: its dense readout reads the last conv's 3-D output directly) or added between an MLP's two dense
+    layers. lava-dl's netx loader refuses both (tests/test_lavadl.py)."""
+    from spikecl.export.netx import CRC
+
+    path = write_netx(tmp_path / ("cnn.h5" if cnn else "mlp.h5"), cnn_net() if cnn else quantize(small_spec()))
+    with edited(path) as f:
+        if cnn:                                          # input, conv, conv, flatten, dense -> without the flatten
+            del f["layer/3"]
+            f["layer"].move("4", "3")
+        else:                                            # input, dense, dense -> input, dense, flatten, dense
+            f["layer"].move("2", "3")
+            f["layer"].create_group("2").create_dataset("type", data=np.bytes_("flatten"))
+        extras = f[f"spikecl/layer/{2 if cnn else 1}"]
+        del extras["netx"]
+        extras.create_dataset("netx", data=np.int64(3))
+        del f["spikecl"].attrs[CRC]
+    return path
+
+
+@pytest.mark.parametrize("cnn, message", [
+    (True, "layer 3: a dense layer after the conv of layer 2 needs a 'flatten' entry between them"),
+    (False, "layer 2: a 'flatten' between a dense and a dense layer (it may stand only between a conv and the dense"),
+])
+def test_a_missing_or_misplaced_flatten_is_refused_as_lava_dl_refuses_it(tmp_path, cnn, message):
+    refused(misflattened(tmp_path, cnn), message)
+
+
 @pytest.mark.parametrize("key, value", [("dilation", np.array([2, 2])), ("groups", np.int64(2))])
 def test_conv_dilation_and_groups_must_be_what_spikecl_runs(tmp_path, key, value):
     path = write_netx(tmp_path / "cnn.h5", cnn_net())

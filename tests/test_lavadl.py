@@ -95,6 +95,28 @@ def test_a_file_lava_dls_loader_refuses_is_one_line(tmp_path):
     assert "empty.h5: lava-dl's netx loader refused the file (KeyError" in error, done.stdout
 
 
+@pytest.mark.parametrize("cnn, error", [
+    (True, "AssertionError: Shapes (4, 4, 6) and (96,) are incompatible"),
+    (False, "TransposeShapeError: Cannot transpose 'old_shape'=(8,)"),
+])
+def test_lava_dls_loader_refuses_the_files_read_netx_refuses_for_their_flatten(tmp_path, cnn, error):
+    """A CNN file without its netx ``flatten`` and an MLP file with one between its dense layers (no CRC, as another
+    tool writes them), which read_netx refuses (test_export_interop_edges.py), are refused by lava-dl's own loader
+    too: spikecl's reader passes no file lava-dl cannot load."""
+    import subprocess
+
+    from test_export_interop_edges import misflattened
+
+    python = require_environment(".venv-lavadl", "lava-dl")
+    code = ("import sys; from lava.lib.dl.netx import hdf5\n"
+            "try:\n    hdf5.Network(net_config=sys.argv[1])\n"
+            "except Exception as exc:\n    print(f'{type(exc).__name__}: {exc}')")
+    done = subprocess.run([str(python), "-c", code, str(misflattened(tmp_path, cnn))], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith(error), done.stdout
+
+
 def test_the_dense_weights_lava_dl_applies_are_those_spikecl_predicts(tmp_path):
     """spikecl.export.lava_dl_weights follows lava-dl's rescaling and Lava Dense's clipping and truncation: on
     random integer matrices of every sign pattern and bit depth, and on 9-bit and out-of-range edges, it says

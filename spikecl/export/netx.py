@@ -365,7 +365,7 @@ def _layer_groups(f, version: int, path: Path) -> list:
     _check_keys(f["layer/0"], "input", f"{path}: layer 0", V1_KEYS["input"] if version < 2 else set())
     if version < 2:
         return [(f[f"layer/{i}"], f[f"layer/{i}"], f"layer {i}") for i in range(1, len(f["layer"]))]
-    groups, last = [], 0
+    groups, last, previous = [], 0, "input"
     for k in range(len(f["spikecl/layer"])):
         extras = f[f"spikecl/layer/{k}"]
         index = _int(extras, "netx", last + 1, len(f["layer"]) - 1, f"{path}: /spikecl/layer/{k}")
@@ -375,12 +375,27 @@ def _layer_groups(f, version: int, path: Path) -> list:
                 raise ResultsError(f"{path}: layer {skipped}: type {kind!r} between spikecl's layers (only a "
                                    "'flatten' after a conv may be; lava-dl's netx would run it)")
             _check_keys(f[f"layer/{skipped}"], "flatten", f"{path}: layer {skipped}")
+        kind = _text(f[f"layer/{index}"], "type", f"{path}: layer {index}")
+        _check_flatten(previous, index > last + 1, kind, last, index, path)
         groups.append((f[f"layer/{index}"], extras, f"layer {index}"))
-        last = index
+        last, previous = index, kind
     if last != len(f["layer"]) - 1:
         raise ResultsError(f"{path}: layer {last + 1} follows the readout (lava-dl's netx would run it, spikecl's "
                            "runner not)")
     return groups
+
+
+def _check_flatten(previous: str, flattened: bool, kind: str, last: int, index: int, path: Path) -> None:
+    """Whether netx layer ``index`` (of type ``kind``), after layer ``last`` (of type ``previous``) with ``flatten``
+    entries between them or not (``flattened``), is connected as lava-dl's netx connects: a conv's 3-D output reaches
+    a dense layer only through a ``flatten``, and a ``flatten`` stands only there (lava-dl refuses the file
+    otherwise, its shapes incompatible)."""
+    if previous == "conv" and kind == "dense" and not flattened:
+        raise ResultsError(f"{path}: layer {index}: a dense layer after the conv of layer {last} needs a 'flatten' "
+                           "entry between them (lava-dl's netx could not connect them)")
+    if flattened and not (previous == "conv" and kind == "dense"):
+        raise ResultsError(f"{path}: layer {last + 1}: a 'flatten' between a {previous} and a {kind} layer (it may "
+                           "stand only between a conv and the dense layer after it, where lava-dl's netx flattens)")
 
 
 def is_network_file(path: str | Path) -> bool:
