@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from spikecl.cli import main
-from spikecl.continual.sweep import load_sweep, other_files
+from spikecl.continual.sweep import load_sweep, made_otherwise, other_files
 from spikecl.errors import ConfigError
 from spikecl.io import read_run
 from test_datasets import tiny_mnist
@@ -100,6 +100,10 @@ def test_a_sweep_trains_again_a_run_whose_files_changed(folders, tmp_path):
     assert other_files(planned, SimpleNamespace(environment={"data_crc": trained_on}, config={})) is None
     assert other_files(planned, SimpleNamespace(environment={"data_crc": trained_on + 1}, config={})) == "data_crc"
     assert other_files(planned, SimpleNamespace(environment={}, config={})) is None     # recorded none: not checked
+    kept, sweep = read_run(folders / "out" / "files" / "finetune-seed0.h5"), load_sweep(tmp_path / "sweep.toml")
+    assert made_otherwise(sweep, {planned.id: kept}) == {}
+    moved = SimpleNamespace(environment={**kept.environment, "data_crc": trained_on + 1}, config=kept.config)
+    assert made_otherwise(sweep, {planned.id: moved}) == {planned.id: "data_crc"}   # its settings alike, its files not
     with pytest.raises(ConfigError, match="made with other settings than sweep sweep plans \\(data_crc differs\\)"):
         from spikecl.continual.sweep import refuse_other_settings
         refuse_other_settings(load_sweep(tmp_path / "sweep.toml"), {planned.id: "data_crc"})

@@ -464,3 +464,28 @@ def test_a_sweep_summary_of_impossible_counts_or_means_is_refused(tmp_path, chan
     bad = write_run(tmp_path / "bad.h5", "sweep", {}, attrs={**good, **change})
     with pytest.raises(ResultsError, match=re.escape(f"{bad} is corrupt: {message}")):
         _record(read_run(bad, "sweep"))
+
+
+def test_a_sweeps_summary_holds_its_runs_means_a_mixed_split_and_each_failures_last_error(sweep_files):
+    """The summary's counts and means (fractions, ± the seeds' sample std) are those of the runs given, computed from
+    their matrices; its split is "mixed" where the runs were measured on two splits, and a run that failed every
+    attempt is shown with the error of its last one."""
+    from spikecl.continual.results import ContinualResult
+    from spikecl.continual.sweep import _summary_text, summary_record
+
+    sweep = load_sweep(sweep_files(BASE, SWEEP))
+    matrices = [np.array([[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]]), np.array([[0.1, 0.1], [0.7, 0.2], [0.7, 0.75]])]
+    results = [ContinualResult("finetune @ lr=0.05", seed, {"data": {"eval_split": split}}, acc,
+                               np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.ones(2), {})
+               for seed, split, acc in zip((0, 1), ("test", "validation"), matrices)]
+    record = summary_record(results, sweep, {"lr=0.1/finetune-seed1": ["out of memory", "diverged at task 2"]})
+    assert len(sweep.runs) == 8 and (record["complete"], record["planned"], record["eval_split"]) == (2, 8, "mixed")
+    acc, bwt = [0.875, 0.725], [0.8 - 0.9, 0.7 - 0.7]                # last row's mean; task 1 after task 2 - after 1
+    stats = record["summary"]["finetune @ lr=0.05"]
+    assert stats["acc"] == pytest.approx([0.8, np.std(acc, ddof=1)]) and stats["bwt"] == pytest.approx(
+        [-0.05, np.std(bwt, ddof=1)])
+    assert record["seeds"] == {"finetune @ lr=0.05": 2}
+    text = _summary_text(record)
+    assert text.startswith("sweep grid: 2/8 runs complete\n")
+    assert "FAILED lr=0.1/finetune-seed1: 2 attempt(s); last error: diverged at task 2" in text
+    assert "80.0 ±10.6" in text                                      # 0.15 / sqrt(2) = 10.6 points

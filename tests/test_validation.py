@@ -253,6 +253,63 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
         select_points(sweep, missing)
 
 
+def trials(sweep, scores: dict) -> dict:
+    """{run id: results} of ``sweep``'s validation trials, each holding the (ACC, BWT) ``scores`` gives its method,
+    the first override value of its point and its seed (fractions); runs ``scores`` does not name are left out."""
+    def key(run):
+        return run.method, next(iter(run.overrides.values())), run.seed
+
+    return {run.id: SimpleNamespace(metrics=dict(zip(("acc", "bwt"), scores[key(run)])))
+            for run in sweep.runs if key(run) in scores}
+
+
+def test_a_point_at_the_bwt_floor_is_eligible_an_undefined_bwt_meets_it_and_equal_accs_keep_the_first_point(
+        sweep_files):
+    """min_bwt is a floor the mean BWT may reach (ewc's 80 % at exactly -6.25 points wins); an undefined BWT (one
+    task) meets any floor; where no point meets it the best ACC of all is chosen and the choice says so; two points
+    of one validation ACC keep the one listed first, so the choice depends on the trials' numbers alone."""
+    scores = {("ewc", 1.0, 3): (0.80, -0.0625), ("ewc", 100.0, 3): (0.70, 0.0),
+              ("hlop-fast", 1.0, 3): (0.65, float("nan")), ("hlop-fast", 100.0, 3): (0.65, float("nan"))}
+    at = select_points(sweep := load_sweep(sweep_files(BASE, SWEEP + "min_bwt = -6.25\n")), trials(sweep, scores))
+    assert at["ewc"]["point"].startswith("ewc.lam=1.0") and at["ewc"]["bwt_floor_met"]
+    assert at["ewc"]["candidates"][at["ewc"]["point"]] == {"acc": 80.0, "bwt": -6.25, "seeds": 1, "failed": False}
+    assert at["hlop-fast"]["point"].startswith("ewc.lam=1.0") and at["hlop-fast"]["bwt_floor_met"]
+    above = select_points(sweep := load_sweep(sweep_files(BASE, SWEEP + "min_bwt = 1.0\n")), trials(sweep, scores))
+    assert above["ewc"]["point"].startswith("ewc.lam=1.0") and not above["ewc"]["bwt_floor_met"]    # none reach it
+    assert above["hlop-fast"]["bwt_floor_met"]
+
+
+def test_a_point_with_a_failed_trial_among_its_seeds_is_never_chosen_and_scores_are_means_over_seeds(sweep_files):
+    """With two trial seeds, a point whose second trial failed is not chosen on its first one's 90 %: its mean would
+    be of another set of seeds; a point's ACC and BWT are the means of its seeds' (in points)."""
+    sweep = load_sweep(sweep_files(BASE, SWEEP.replace("select_seeds = [3]", "select_seeds = [3, 4]")))
+    scores = {("ewc", 1.0, 3): (0.90, -0.01), ("ewc", 100.0, 3): (0.60, -0.02), ("ewc", 100.0, 4): (0.70, -0.04),
+              **{("hlop-fast", lam, seed): (0.5, 0.0) for lam in (1.0, 100.0) for seed in (3, 4)}}
+    failed = [run.id for run in sweep.runs if run.method == "ewc" and run.seed == 4 and "lam=1.0_" in run.id]
+    chosen = select_points(sweep, trials(sweep, scores), failed=failed)["ewc"]
+    assert len(failed) == 1 and chosen["point"].startswith("ewc.lam=100.0")
+    assert chosen["candidates"] == {
+        "ewc.lam=1.0_variants.hlop-fast.train.lr=0.05": {"acc": pytest.approx(90), "bwt": pytest.approx(-1),
+                                                         "seeds": 1, "failed": True},
+        "ewc.lam=100.0_variants.hlop-fast.train.lr=0.2": {"acc": pytest.approx(65), "bwt": pytest.approx(-3),
+                                                          "seeds": 2, "failed": False}}
+
+
+def test_a_setting_every_point_shares_is_among_a_methods_chosen_settings(sweep_files):
+    """A key of one value in every point (here train.lr) changes the run from the base experiment's: it is among the
+    settings chosen, and so in the final runs' labels, for every method whose run it changes."""
+    points = ('points = [{{"strategy.ewc.lam" = 1.0, "train.lr" = 0.05}}, '
+              '{{"strategy.ewc.lam" = 100.0, "train.lr" = 0.05}}]')
+    sweep = load_sweep(sweep_files(BASE, re.sub(r"points = \[.*?\]\n(?=[a-z]|$)", points + "\n", SWEEP, flags=re.S)))
+    scores = {("ewc", 1.0, 3): (0.6, 0.0), ("ewc", 100.0, 3): (0.7, 0.0)}
+    chosen = select_points(sweep, trials(sweep, scores))
+    assert chosen["ewc"]["settings"] == {"strategy.ewc.lam": 100.0, "train.lr": 0.05}
+    assert chosen["finetune"]["settings"] == {"train.lr": 0.05}
+    assert {r.method: r.point for r in final_runs(sweep, chosen).runs} == {
+        "finetune": "train.lr = 0.05", "ewc": "strategy.ewc.lam = 100.0, train.lr = 0.05", "hlop": "train.lr = 0.05",
+        "hlop-fast": "train.lr = 0.05"}
+
+
 def test_protocol_reads_test_data_only_in_the_final_runs(sweep_files, monkeypatch):
     """Every trial of a selecting sweep runs without reading one test image; the final runs read them."""
     reads = []
