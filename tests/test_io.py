@@ -591,6 +591,9 @@ def test_remove_temporaries_also_removes_the_checkpoints_temporaries(tmp_path):
     (dict(config={"stream": {"n_tasks": 5}}), "acc_matrix holds 2 tasks, its config's stream.n_tasks 5"),
     (dict(measures={"activation_sparsity": np.array([0.8])}),
      "neurobench/activation_sparsity is not one value per task (2)"),
+    (dict(acc_matrix=np.full((4, 2), 0.5)), "acc_matrix has shape (4, 2), expected [T+1, T]"),
+    (dict(curve_iterations=np.array([5.0, 7.5]), curve_task=np.array([0, 1]), curve_accuracy=np.full((2, 2), 0.5)),
+     "its learning curves are not 2 accuracies in 0..1 per point"),          # not iteration 7 without a word
 ])
 def test_a_result_the_reader_would_call_corrupt_is_not_written(tmp_path, change, message):
     """write_continual wrote percentages, a matrix without row 0 and a boolean seed, which read_continual then called
@@ -614,6 +617,16 @@ def _result(task, ends=None):
     return ContinualResult("ewc", 0, {"name": "x"}, acc, np.array([5, 10]), np.array(task),
                            np.array([[0.5, 0.4], [0.85, 0.6]]), np.array([1.5, 2.5]), {"acc": 0.875},
                            task_ends=np.zeros(0, np.int64) if ends is None else np.array(ends, np.int64))
+
+
+def test_the_edges_of_what_a_results_file_may_hold_are_written_and_read_back(tmp_path):
+    """Accuracies of exactly 0 and 1, the largest seed (2^32 - 1) and two tasks ending at one iteration are a
+    results file's to hold: written and read back as they were."""
+    edge = replace(_result([0, 1], [10, 10]), seed=(1 << 32) - 1,
+                   acc_matrix=np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
+    back = read_continual(write_continual(tmp_path / "edge.h5", edge))
+    assert back.seed == (1 << 32) - 1 and back.task_ends.tolist() == [10, 10]
+    np.testing.assert_array_equal(back.acc_matrix, edge.acc_matrix)
 
 
 def test_curves_whose_stages_go_backwards_are_refused(tmp_path):
