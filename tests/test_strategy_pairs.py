@@ -342,6 +342,7 @@ def test_the_unused_heads_rule_says_where_a_penalty_ran_whatever_the_method():
     ("finetune", {"weight_decay": 0.01}, True), ("finetune", {"reset_optimizer": False}, True),
     ("joint", {}, False), ("joint", {"weight_decay": 0.01}, True),          # alike for every method
     ("finetune", {"momentum": 0.0, "weight_decay": 0.0}, False),
+    ("finetune", {"optimizer": "adam", "reset_optimizer": False}, True), ("finetune", {"optimizer": "adam"}, False),
 ])
 def test_task_incremental_runs_record_that_unused_heads_get_no_gradient(method, train, recorded):
     """Where weight decay, or momentum carried into a task, could have moved a head no batch sample names, the rule
@@ -376,6 +377,33 @@ def test_every_recorded_rule_that_varies_by_method_is_one_the_report_compares_wi
         seen |= varying
         assert {k for r in rules for k in r} <= RULES                   # each one named a rule in --resume's refusal
     assert seen == METHOD_RULES | {"lateral_rates"}               # each listed rule does vary by method
+
+
+def test_each_subsampled_split_records_how_its_subsample_is_drawn():
+    """stream.train_per_task records the training subsample's seed rule, stream.test_per_task the evaluation
+    subsample's seed: each only where its own split is subsampled."""
+    from spikecl.continual.run_record import unshown_rules
+    from spikecl.data.streams import EVAL_SUBSAMPLE_SEED
+
+    def rules(train: int, test: int) -> dict:
+        stream = {**TINY["stream"], "train_per_task": train, "test_per_task": test}
+        return unshown_rules(experiment_from_dict({**TINY, "stream": stream}), "finetune")
+
+    assert rules(120, 0).get("train_subsample_seed") == "(seed, task)" and "eval_subsample_seed" not in rules(120, 0)
+    assert rules(0, 60).get("eval_subsample_seed") == EVAL_SUBSAMPLE_SEED and "train_subsample_seed" not in rules(0, 60)
+
+
+def test_a_variants_results_record_its_name_the_method_it_runs_and_every_option_of_that_method():
+    """A variant's run records its own name as the method, the method it runs as runs_method (which the report
+    compares rows by) and that method's options with their defaults."""
+    from spikecl.continual.run_record import recorded_config
+    from spikecl.continual.strategies import effective_options
+
+    cfg = experiment_from_dict(TINY)
+    recorded = recorded_config(cfg, "hlop-fast", "hlop", 3)
+    assert (recorded["method"], recorded["runs_method"], recorded["seed"]) == ("hlop-fast", "hlop", 3)
+    assert recorded["strategy"]["options"] == effective_options("hlop", cfg.strategy.options)
+    assert recorded["strategy"]["options"]["hlop"]["neurons"] == [[4, 4, 4]]
 
 
 def test_runs_on_files_read_in_a_fixed_order_record_it():
