@@ -974,3 +974,69 @@ def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
 
     text = format_summary({"gpm": {"forgetting": (-2.8e-17, 0.0), "bwt": (-0.0006, 0.0)}}, {"gpm": 1})
     assert text.splitlines()[0].split()[2:] == ["BWT", "Forget"] and text.splitlines()[2].split()[2:] == ["-0.1", "0.0"]
+
+
+def test_runs_not_read_are_named_by_seed_then_method():
+    """The runs an experiment names but no file holds are listed seed by seed, each seed's methods in order."""
+    from spikecl.continual.report import missing_runs
+
+    plan = {"name": "x", "strategy": {"methods": ["ewc", "finetune"]}, "seeds": [0, 1]}
+    only = replace(result("finetune", 1, ["ewc", "finetune"]), config=plan)
+    assert missing_runs([only]) == ["ewc seed 0", "finetune seed 0", "ewc seed 1"]
+
+
+def test_the_comparison_plot_draws_no_spread_for_one_seed_and_the_sample_std_for_several():
+    """A method of one seed is drawn as its value alone (std NaN, not a '± 0' bar); one of two seeds with the
+    seeds' sample std (ddof = 1) of ACC and BWT, from their matrices."""
+    from spikecl.continual.report import comparison_summary
+
+    other = replace(result("ewc", 1, ["ewc"]), acc_matrix=np.array([[0.1, 0.1], [0.7, 0.2], [0.7, 0.75]]))
+    summary = comparison_summary([result("finetune", 0, ["finetune"]), result("ewc", 0, ["ewc"]), other])
+    assert summary["finetune"]["acc"][0] == pytest.approx(0.875) and np.isnan(summary["finetune"]["acc"][1])
+    assert summary["ewc"]["acc"] == pytest.approx((0.8, np.std([0.875, 0.725], ddof=1)))
+    assert summary["ewc"]["bwt"] == pytest.approx((-0.05, np.std([-0.1, 0.0], ddof=1)))
+
+
+def test_intransigence_pairs_a_run_only_with_a_joint_run_of_its_own_test_split():
+    """Intrans is joint's accuracy on each task minus the run's just after learning it (a mean over tasks), and only
+    from a joint run measured on the same test split (data.test_split_seed), which rows may otherwise differ in."""
+    from spikecl.continual.report import settings_note, with_intransigence
+
+    def run(method, split, acc):
+        return replace(result(method, 0, []), config={"name": "x", "data": {"test_split_seed": split}},
+                       acc_matrix=np.array(acc), metrics={})
+
+    joint = [[0.1, 0.1], [0.95, 0.3], [0.9, 0.97]]
+    finetune = run("finetune", 0, [[0.1, 0.1], [0.9, 0.2], [0.8, 0.95]])
+    with_intransigence([finetune, run("joint", 0, joint)])
+    assert finetune.metrics["intransigence"] == pytest.approx(((0.95 - 0.9) + (0.97 - 0.95)) / 2)
+    unpaired = {}
+    with_intransigence([finetune, other := run("joint", 7, joint)], unpaired)
+    assert "intransigence" not in finetune.metrics and unpaired == {"finetune": "data.test_split_seed"}
+    assert settings_note([finetune, other]) == ""               # rows of one table may differ in their test split
+
+
+def test_the_files_lying_in_a_named_folder_come_before_its_experiment_folders_and_links_are_not_read(tmp_path):
+    """A named folder's own files form the first table of their kind, its experiment folders follow in name order;
+    a link to a folder is named, never read."""
+    from spikecl.report import collect_groups
+
+    for folder, method in (("b", "ewc"), ("a", "si"), (".", "finetune"), ("../elsewhere", "gpm")):
+        write_continual(tmp_path / "results" / folder / f"{method}-seed0.h5", result(method, 0, [method]))
+    (tmp_path / "results" / "linked").symlink_to(tmp_path / "elsewhere")
+    groups = collect_groups(tmp_path / "results", note=lambda _: None)
+    assert [(kind, folder and folder.name, [Path(run.path).name for run in runs])
+            for (kind, folder), runs in groups.items()] == [
+        ("continual", None, ["finetune-seed0.h5"]), ("continual", "a", ["si-seed0.h5"]),
+        ("continual", "b", ["ewc-seed0.h5"])]
+
+
+def test_the_reports_error_names_the_first_file_it_could_not_read_and_counts_the_others(tmp_path, capsys):
+    from spikecl.cli import main
+
+    write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+    for name in ("a.h5", "b.h5"):
+        (tmp_path / name).symlink_to(tmp_path / name)               # loops of links: skipped, then an error
+    assert main(["report", str(tmp_path), "--no-plots"]) == 2
+    assert capsys.readouterr().err == (f"spikecl: error: {tmp_path / 'a.h5'} (and 1 more) could not be read as "
+                                       "results (skipped above); the tables leave it out\n")
