@@ -122,13 +122,28 @@ def _folder_files(path: Path, note: Callable[[str], None]) -> list[tuple[Path, P
         return [(path, file) for file in sorted(path.glob("*.h5"))] + below
     folder = path.resolve()                                    # "." or a link inside a sweep's final/ too
     if folder.name == "final" and (folder.parent / "sweep.h5").is_file():
-        return [(path, file) for file in sorted(path.glob("*.h5"))]
+        planned = _planned_order(path / "sweep.h5")                   # others after, by name
+        files = sorted(sorted(path.glob("*.h5")), key=lambda file: planned.get(file.name, len(planned)))
+        return [(path, file) for file in files]
     note(f"{path} is a sweep: its summaries (sweep.h5, */sweep.h5); name a point's folder or final/ for its runs")
     others = [file.name for file in sorted(path.glob("*.h5")) if file.name != "sweep.h5"]
     if others:                             # e.g. runs made there with `spikecl run` before or after the sweep
         note(f"skipped: {len(others)} other results file(s) beside {path / 'sweep.h5'} ({', '.join(others[:3])}"
              f"{', ...' if len(others) > 3 else ''}); name them to report them")
     return [(path, file) for file in [path / "sweep.h5", *sorted(path.glob("*/sweep.h5"))]]
+
+
+def _planned_order(summary: Path) -> dict[str, int]:
+    """{results file name: its place} of the runs a sweep's ``final/sweep.h5`` summary records, in the order the
+    sweep planned them (its methods' order, then seeds), so a report lists them as the sweep's summary does; {} for a
+    summary that cannot say (damaged, or older than the record: the reading of it says so)."""
+    import json
+
+    try:
+        recorded = json.loads(_read(summary).attrs.get("runs", "{}"))
+    except (ResultsError, ValueError):
+        return {}
+    return {name: i for i, name in enumerate(recorded)} if isinstance(recorded, dict) else {}
 
 
 def _subfolders(path: Path, note: Callable[[str], None]) -> list[Path]:

@@ -95,8 +95,6 @@ def test_one_folder_of_every_kind_reports_each_by_its_kind(tmp_path, capsys, zer
 def test_a_report_never_averages_copies_or_other_experiments_as_seeds(tmp_path, capsys):
     """A file named twice counts once; a second file of one (method, seed), or a run of the method made with other
     settings, is a one-line error naming both files, not another seed of the row."""
-    import h5py
-
     from spikecl.cli import main
 
     listed = ["finetune"]
@@ -639,11 +637,33 @@ def test_a_sweeps_report_redraws_its_own_comparison_plot_beside_each_summary(tmp
                                                                           "grid-final-comparison.png"]
 
 
+def test_a_sweeps_final_runs_are_reported_in_the_order_the_sweep_planned_them(tmp_path, sweep_files, capsys):
+    """Each final run's config names its own method alone, so by their files a sweep's final runs would be listed by
+    name; the summary's record of the runs gives the sweep's order of methods, as its own table shows it. A file
+    the sweep did not make (a run made there by hand) comes after them."""
+    from spikecl.cli import main
+    from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
+
+    sweep = load_sweep(sweep_files(f'name = "tiny"\nseeds = [0, 1]\noutput_dir = "{tmp_path}"\n[strategy]\n'
+                                   'methods = ["si", "ewc", "finetune"]\n', 'base = "base.toml"\nname = "grid"\n'))
+    final = sweep_dir(sweep) / "final"
+    runs = [replace(run, results=final / Path(run.results).name) for run in sweep.runs]
+    results = [result(run.method, run.seed, [run.method]) for run in runs]
+    for run, made in zip(runs, results):
+        write_continual(run.results, made)
+    write_continual(final / "agem-seed0.h5", result("agem", 0, ["agem"]))
+    write_sweep_results([], sweep, {})                                      # the trials' summary
+    write_sweep_results(results, replace(sweep, name=f"{sweep.name}/final", folder=final, runs=runs), {})
+    assert main(["report", str(final), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    heads = re.findall(r"^(\S+) \(seed (\d)\) — accuracy %$", out, flags=re.M)
+    assert heads == [("si", "0"), ("si", "1"), ("ewc", "0"), ("ewc", "1"), ("finetune", "0"), ("finetune", "1"),
+                     ("agem", "0")]
+
+
 def test_a_sweeps_summary_shows_a_cell_over_one_seed_without_a_spread(tmp_path, sweep_files, capsys):
     """As the experiment report: the sweep's table shows a value over one seed alone and a spread over two; a
     summary written before cells' seed counts were recorded reads as before (one seed per row: alone)."""
-    import h5py
-
     from spikecl.cli import main
     from spikecl.continual.sweep import load_sweep, sweep_dir, write_sweep_results
 
