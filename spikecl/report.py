@@ -9,6 +9,7 @@ Each subfolder of a named folder is one experiment: where several hold runs of o
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -137,10 +138,8 @@ def _planned_order(summary: Path) -> dict[str, int]:
     """{results file name: its place} of the runs a sweep's ``final/sweep.h5`` summary records, in the order the
     sweep planned them (its methods' order, then seeds), so a report lists them as the sweep's summary does; {} for a
     summary that cannot say (damaged, or older than the record: the reading of it says so)."""
-    from spikecl.continual.sweep import recorded_runs
-
     try:
-        recorded = recorded_runs(_read(summary))
+        recorded = json.loads(_read(summary).attrs.get("runs", "{}"))
     except (ResultsError, ValueError):
         return {}
     return {name: i for i, name in enumerate(recorded)} if isinstance(recorded, dict) else {}

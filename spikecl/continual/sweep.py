@@ -716,7 +716,7 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
                                   + (f" ({split} split)" if split else ""), note=note)
 
 
-def recorded_runs(run: Run) -> dict:
+def _recorded_runs(run: Run) -> dict:
     """{file relative to the summary's folder: its CRC} of the runs a sweep summary ``run`` was made from ({} where
     it predates recording them)."""
     return json.loads(run.attrs["runs"]) if "runs" in run.attrs else {}
@@ -726,13 +726,13 @@ def _stale_runs(run: Run) -> list[str]:
     """The runs' files (relative paths, sorted) of a sweep summary ``run`` that are gone or rewritten since it was
     written."""
     folder = Path(run.path).parent
-    return sorted(rel for rel, crc in recorded_runs(run).items() if sealed_crc(folder / rel) != crc)
+    return sorted(rel for rel, crc in _recorded_runs(run).items() if sealed_crc(folder / rel) != crc)
 
 
 def _stale_note(run: Run) -> str:
     """A line naming the runs' files of a sweep summary ``run`` that are gone or rewritten since it was written (its
     means are then not those of the files there); "" when none is, or the summary predates recording them."""
-    recorded, stale = recorded_runs(run), _stale_runs(run)
+    recorded, stale = _recorded_runs(run), _stale_runs(run)
     folder = Path(run.path).parent
     if not stale:
         return ""
