@@ -879,6 +879,8 @@ def test_export_counts_and_reports_current_wraps(tmp_path):
         remedy = (f"export with QuantConfig.headroom above the {net.headroom:.4g} in effect (a smaller one changes "
                   "nothing)")
         assert warned == bool(wraps) and (remedy in out.getvalue()) == warned
+        hidden = 100 * metrics["hidden_activation_sparsity"]       # the readout (never spiking) left out
+        assert f"activation sparsity of the hidden layers {hidden:.1f}% (the readout left out)" in out.getvalue()
         if wraps:                                   # export refuses the drop naming the wraps, not the bits
             from spikecl.export.pipeline import check_accuracy_drop
 

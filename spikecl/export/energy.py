@@ -34,7 +34,9 @@ def energy_joules(synops: float, updates: float) -> float:
 def fixed_measures(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:
     """Per inference on the reference: SynOps (:func:`~spikecl.export.resources.synaptic_operations`), connection
     sparsity of the integer weights, activation sparsity of the spiking layers' outputs (``spikes`` per layer
-    ``[T, B, n]``; the readout never spikes and is left out), neuron updates and the energy estimate (J)."""
+    ``[T, B, n]``; the readout never spikes and is left out, so the key is ``hidden_activation_sparsity``:
+    :func:`spikecl.snn.measures.workload`'s ``activation_sparsity`` counts the readout's outputs too),
+    neuron updates and the energy estimate (J)."""
     ops = synaptic_operations(net, inputs, spikes)
     weights = [np.asarray(layer.weight) for layer in net.layers]
     hidden = [np.asarray(s) for s in spikes[:-1]]
@@ -42,6 +44,6 @@ def fixed_measures(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:
     updates = neuron_updates(net)
     return {**ops,
             "connection_sparsity": float(sum(int(np.sum(w == 0)) for w in weights) / sum(w.size for w in weights)),
-            "activation_sparsity": 1.0 - sum(int(np.count_nonzero(s)) for s in hidden) / outputs if outputs else 0.0,
+            "hidden_activation_sparsity": 1.0 - sum(int(np.count_nonzero(s)) for s in hidden) / outputs if outputs else 0.0,
             "neuron_updates": float(updates),
             "energy_j": energy_joules(ops["effective_acs"] + ops["effective_macs"], updates)}

@@ -283,7 +283,8 @@ def print_export(net: FixedNetwork, out=None, asked: int | None = None) -> None:
               "samples (--samples 0 skipped them, or the stream has no data here)", file=out)
     if "energy_j" in m:
         print(f"NeuroBench on the reference: connection sparsity {100 * m['connection_sparsity']:.1f}%, activation "
-              f"sparsity {100 * m['activation_sparsity']:.1f}%, {m['neuron_updates']:.4g} neuron updates; Loihi "
+              f"sparsity of the hidden layers {100 * m['hidden_activation_sparsity']:.1f}% (the readout left out), "
+              f"{m['neuron_updates']:.4g} neuron updates; Loihi "
               f"energy ~{1e9 * m['energy_j']:.3g} nJ per inference (23.6 pJ/SynOp, 52 pJ/update: Davies et al., "
               "IEEE Micro 2018; cores only, a lower bound)", file=out)
     if net.layers[0].input_bits:
