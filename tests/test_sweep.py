@@ -434,6 +434,26 @@ def test_shipped_sweep_validates():
         assert {r.raw["stream"]["kind"] for r in sweep.runs} == {kind} and sweep.final_seeds == [0, 1, 2]
 
 
+SHIPPED_SWEEPS = sorted((Path(__file__).parents[1] / "models" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_SWEEPS, ids=[p.stem for p in SHIPPED_SWEEPS])
+def test_every_shipped_sweep_plans_its_trials_on_validation_only(path):
+    """Each sweep of models/sweeps plans (every run's config valid); a selecting one's trials all read the
+    validation split of its selection seeds, and a method's candidates are distinct runs: a grid that varies EWC's
+    λ and SI's c together gives each method one candidate per value of what it reads, not the product."""
+    sweep = load_sweep(path)
+    assert sweep.runs and len({r.results for r in sweep.runs}) == len(sweep.runs)
+    if sweep.config.select:
+        assert all(r.raw["data"]["eval_split"] == "validation" and r.seed in sweep.config.select_seeds
+                   for r in sweep.runs)
+    if path.stem == "hlop_pmnist5k_ewc_si_joint_select":
+        trials = [r for r in sweep.runs if r.method in ("ewc", "si")]
+        assert {m: len(c) for m, c in sweep.candidates.items()} == {"ewc": 20, "si": 20} and len(trials) == 40
+        assert {(r.raw["train"]["lr"], r.raw["strategy"]["ewc"]["lam"]) for r in trials if r.method == "ewc"} == {
+            (lr, lam) for lr in (0.1, 0.2, 0.4, 0.8) for lam in (0.3, 1.0, 3.0, 10.0, 30.0)}
+
+
 def test_a_comparison_plot_that_cannot_be_written_is_refused_before_any_run(sweep_files, tmp_path, capsys):
     """A folder named sweep-comparison.png stopped a selecting sweep after its trials, before its table, selection
     and final runs; it is now refused first (and --no-plots draws none)."""
