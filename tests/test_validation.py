@@ -619,6 +619,16 @@ def test_the_selection_line_shows_a_bwt_of_zero_and_leaves_out_an_undefined_one(
     assert capsys.readouterr().out.startswith("selected no point of ewc: every one of its 2 candidate(s) failed")
 
 
+def test_the_selection_line_rounds_a_tie_as_the_sweeps_table_does(capsys):
+    """A mean of four validation accuracies, 97.25, held as 97.24999999999999: the selection line printed 97.2 where
+    the sweep's comparison table (:func:`spikecl.continual.metrics.points`) printed 97.3 for the same run."""
+    from spikecl.commands.sweep import print_selection
+
+    print_selection({"finetune": {"point": "a", "settings": {},
+                                  "candidates": {"a": {"acc": 97.24999999999999, "bwt": -0.25000000000000006}}}})
+    assert "(validation ACC 97.3, BWT -0.3, 1 candidate(s))" in capsys.readouterr().out
+
+
 def test_selection_json_is_strict_json_with_an_undefined_bwt_as_null(tmp_path):
     from types import SimpleNamespace
 
