@@ -32,6 +32,7 @@ import numpy as np
 from spikecl.data.streams import SCENARIOS
 from spikecl.errors import ConfigError, DataError, NumericalError, ShapeError
 from spikecl.options import check_bounds, check_value
+from spikecl.rounding import half_up
 
 #: the date the metrics' definitions last changed (min-ACC and WC-ACC at every task's end 2026-12-03/04,
 #: class-incremental FWT undefined 2026-12-03, WF^w and WP^w averaged over tasks 2026-12-05, WF^w from each task's
@@ -309,19 +310,13 @@ def mean_std(values) -> tuple[float, float]:
 
 
 def points(fraction: float, digits: int = 1) -> float:
-    """``100 * fraction`` in points rounded to ``digits`` decimals, a tie rounded away from zero whatever the last
-    bit of the float: a mean of k/N accuracies is often a tie (72.75 %) that a float holds as 72.7499… or 72.7500…1,
-    which printed as 72.7 or 72.8 by the order of a sum; NaN and infinity stay as they are.
+    """``100 * fraction`` in points rounded to ``digits`` decimals, a tie away from zero whatever the last bit of the
+    float (:func:`spikecl.rounding.half_up`); NaN and infinity stay as they are.
 
     >>> points(0.7274999999999999), points(0.7275000000000001), points(-0.0225), points(0.0)
     (72.8, 72.8, -2.3, 0.0)
     """
-    from decimal import ROUND_HALF_UP, Decimal
-
-    value = round(100 * float(fraction), 9)
-    if not np.isfinite(value):
-        return value
-    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)) + 0.0
+    return half_up(100 * float(fraction), digits)
 
 
 def headline(summary: dict[str, float]) -> str:

@@ -11,6 +11,7 @@ from spikecl.experiment_kind import not_in_report
 from spikecl.memory.results import check_parts, params_text
 from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE, variant_order
+from spikecl.rounding import half_up
 
 
 def summary_text(results: dict[str, dict]) -> str:
@@ -49,6 +50,7 @@ def summary_text(results: dict[str, dict]) -> str:
                 for c, _ in cols:
                     finite = np.isfinite(table[c][rows]) if c in table else np.zeros(1, bool)
                     value = np.nanmean(table[c][rows]) if finite.any() else np.nan
+                    value = half_up(value, 3)                # a tie as every table rounds it
                     cells.append(f"{value:>8.3f}\u2020" if finite.any() and not finite.all() else f"{value:>9.3f}")
                     partly |= bool(finite.any() and not finite.all())
                 label = a["variant"] + ("*" if params_text(a) else "")

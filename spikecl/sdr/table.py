@@ -7,15 +7,19 @@ from typing import Sequence
 
 import numpy as np
 
+from spikecl.rounding import half_up
+
 
 #: Rinkus (arXiv 1710.07829): 2-level model, 16x24 binarised skeletonised MNIST, 200 training images per class.
 PUBLISHED = {"accuracy": 0.91, "learn_seconds": 220.0, "train_items": 2000}
 
 
 def _cell(values: Sequence[float], digits: int, scale: float = 1.0) -> str:
-    """One value, or the mean ± sample std of several (one per seed), scaled and rounded to ``digits``."""
+    """One value, or the mean ± sample std of several (one per seed), scaled and rounded to ``digits`` (a tie away
+    from zero, :func:`~spikecl.rounding.half_up`)."""
     v = scale * np.asarray(values, np.float64)
-    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+    cell = lambda x: f"{half_up(x, digits):.{digits}f}"                        # noqa: E731
+    return cell(v[0]) if len(v) == 1 else f"{cell(v.mean())} ± {cell(v.std(ddof=1))}"
 
 
 def comparison_rows(metrics: Sequence[dict[str, float]], k: int) -> list[str]:
