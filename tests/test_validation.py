@@ -253,6 +253,20 @@ def test_selection_takes_the_best_validation_acc_within_the_bwt_floor(sweep_file
         select_points(sweep, missing)
 
 
+def test_equal_validation_means_choose_the_first_candidate_whatever_their_last_bits(sweep_files):
+    """Two candidates whose mean validation ACC is 97.75 both, one held as 97.74999999999999 (the order of a float
+    sum): the later one was chosen by that last bit, so another machine summing otherwise could choose the other;
+    the first in the sweep's order is chosen. A BWT equal to min_bwt but for its last bit meets the floor."""
+    sweep = load_sweep(sweep_files(BASE, SWEEP + "min_bwt = -5.0\n"))
+    fake = {}
+    for run, (acc, bwt) in zip(sweep.runs, [(0.50, -0.05000000000000001), (0.40, -0.01),
+                                            (0.9774999999999999, -0.01), (0.9775, -0.01)]):
+        fake[run.id] = type("R", (), {"metrics": {"acc": acc, "bwt": bwt}})()
+    chosen = select_points(sweep, fake)
+    assert chosen["hlop-fast"]["point"].endswith("lr=0.05")             # the first of two equal means
+    assert chosen["ewc"]["point"].startswith("ewc.lam=1.0") and chosen["ewc"]["bwt_floor_met"]
+
+
 def trials(sweep, scores: dict) -> dict:
     """{run id: results} of ``sweep``'s validation trials, each holding the (ACC, BWT) ``scores`` gives its method,
     the first override value of its point and its seed (fractions); runs ``scores`` does not name are left out."""
