@@ -172,8 +172,8 @@ def test_fixed_point_measures_and_energy_by_hand():
     spikes[0][:, 0] = [[1, 0], [1, 1]]
     m = energy.fixed_measures(net, inputs, spikes)
     assert m == pytest.approx({"dense_synops": 20.0, "effective_acs": 2.0, "effective_macs": 2.5,
-                               "connection_sparsity": 0.4, "hidden_activation_sparsity": 1 - 3 / 8, "neuron_updates": 8.0,
-                               "energy_j": 4.5 * 23.6e-12 + 8 * 52e-12}, rel=1e-12)
+                               "connection_sparsity": 0.4, "hidden_activation_sparsity": 1 - 3 / 8,
+                               "neuron_updates": 8.0, "energy_j": 4.5 * 23.6e-12 + 8 * 52e-12}, rel=1e-12)
 
 
 def test_a_cnn_readouts_split_does_not_depend_on_the_batch_at_one_step():

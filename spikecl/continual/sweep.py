@@ -58,6 +58,7 @@ from spikecl.io import Run
 from spikecl.options import from_dict, option
 from spikecl.remedies import option as remedy
 from spikecl.remedies import on_command_line, set_option
+from spikecl.rounding import settled
 from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides, load_toml, parse_override, toml_literal
 
@@ -427,7 +428,8 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
     "bwt": mean, "seeds": n, "failed": bool}}, "bwt_floor_met": bool}} (ACC/BWT in points; ``settings``: the
     overrides that change the method's run, see :func:`settings_of`). The choice is the best mean ACC among
     candidates whose mean BWT is at least ``min_bwt`` (among all candidates when none is: ``bwt_floor_met`` false);
-    of equal means (to 1e-9 points), the first candidate in the sweep's order.
+    of equal means (:func:`~spikecl.rounding.settled`: whatever order their trials were summed in), the first
+    candidate in the sweep's order, on every machine.
     A candidate with a ``failed`` trial (e.g. a diverging setting) cannot be chosen; a method whose every candidate
     failed gets ``"point": None`` (no final runs; the others still have theirs); a trial neither done nor failed is
     an error."""
@@ -450,18 +452,11 @@ def select_points(sweep: Sweep, done: dict, failed: typing.Collection[str] = ())
                            "bwt_floor_met": False}
             continue
         meeting = [k for k in usable if scores[k]["bwt"] is None or not np.isfinite(scores[k]["bwt"])  # one task
-                   or _exact(scores[k]["bwt"]) >= cfg.min_bwt]
-        best = max(meeting or usable, key=lambda k: -1.0 if scores[k]["acc"] is None else _exact(scores[k]["acc"]))
+                   or settled(scores[k]["bwt"]) >= cfg.min_bwt]
+        best = max(meeting or usable, key=lambda k: -1.0 if scores[k]["acc"] is None else settled(scores[k]["acc"]))
         out[method] = {"point": best, "overrides": points[best], "settings": settings_of(sweep, method, points[best]),
                        "candidates": scores, "bwt_floor_met": bool(meeting)}
     return out
-
-
-def _exact(score: float) -> float:
-    """A mean validation score (points) without its float sum's last bits: two candidates whose means are equal (often,
-    as means of k/N accuracies are) compare equal whatever order their trials were summed in, so the first in the
-    sweep's order is chosen on every machine."""
-    return round(score, 9)
 
 
 def settings_of(sweep: Sweep, method: str, overrides: dict) -> dict:

@@ -41,9 +41,10 @@ def fixed_measures(net: FixedNetwork, inputs: np.ndarray, spikes: list) -> dict:
     weights = [np.asarray(layer.weight) for layer in net.layers]
     hidden = [np.asarray(s) for s in spikes[:-1]]
     outputs = sum(s.size for s in hidden)
+    active = sum(int(np.count_nonzero(s)) for s in hidden)
     updates = neuron_updates(net)
     return {**ops,
             "connection_sparsity": float(sum(int(np.sum(w == 0)) for w in weights) / sum(w.size for w in weights)),
-            "hidden_activation_sparsity": 1.0 - sum(int(np.count_nonzero(s)) for s in hidden) / outputs if outputs else 0.0,
+            "hidden_activation_sparsity": 1.0 - active / outputs if outputs else 0.0,
             "neuron_updates": float(updates),
             "energy_j": energy_joules(ops["effective_acs"] + ops["effective_macs"], updates)}
