@@ -18,7 +18,6 @@ from pathlib import Path
 
 from spikecl.atomic import atomic_write, check_place_for_file, check_writable_folder, output_lock
 from spikecl.commands import bounded, user_path
-from spikecl.continual.metrics import points
 from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
                                      labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
@@ -30,6 +29,7 @@ from spikecl.errors import ConfigError, NumericalError, clear_interrupt
 from spikecl.experiment_kind import check_datasets, launched_world_size, removed_if_empty_on_error
 from spikecl.figures import require_plots
 from spikecl.paths import exists
+from spikecl.rounding import half_up
 from spikecl.run_files import checkpoint_path, end_marks, live_pid, live_writer, remove_temporaries, replacing
 
 
@@ -222,8 +222,8 @@ def print_selection(selection: dict) -> None:
             continue
         scores = choice["candidates"][choice["point"]]
         defined = scores["bwt"] is not None and math.isfinite(scores["bwt"])             # one task: no BWT
-        bwt = f", BWT {points(scores['bwt'] / 100):+.1f}" if defined else ""     # ties as the sweep's table rounds them
-        measured = (f"validation ACC {points(scores['acc'] / 100):.1f}{bwt}" if scores["acc"] is not None
+        bwt = f", BWT {half_up(scores['bwt']):+.1f}" if defined else ""          # ties as the sweep's table rounds them
+        measured = (f"validation ACC {half_up(scores['acc']):.1f}{bwt}" if scores["acc"] is not None
                     else "the only candidate")
         settings = settings_text(choice["settings"]) if choice["settings"] else "the base settings"
         floor = "" if choice.get("bwt_floor_met", True) else "; no candidate reached min_bwt: the best ACC of all"
