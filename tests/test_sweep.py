@@ -472,6 +472,9 @@ def test_a_comparison_plot_that_cannot_be_written_is_refused_before_any_run(swee
     ({"seeds": {"finetune @ lr=0.1": -3}}, "its seed counts {'finetune @ lr=0.1': -3} are not whole numbers >= 1"),
     ({"summary": {"finetune @ lr=0.1": {"acc": [3.0, 0.0]}}}, "finetune @ lr=0.1's ACC [3.0, 0.0] is not a mean in"),
     ({"summary": {"finetune @ lr=0.1": {"acc": [float("nan"), 0.0]}}}, "finetune @ lr=0.1's ACC [nan, 0.0] is not"),
+    ({"points": {"finetune @ lr=0.1": ["finetune"]}}, "its points are not [method, settings] pairs"),
+    ({"points": ["finetune", {"train.lr": 0.1}]}, "its points are not [method, settings] pairs"),
+    ({"chosen": {"finetune": 0.1}}, "its chosen points are not labels"),
 ])
 def test_a_sweep_summary_of_impossible_counts_or_means_is_refused(tmp_path, change, message):
     """The report printed '12/8 runs complete', -3 seeds and an ACC of 300 % or nan as they were stored."""

@@ -3,6 +3,7 @@ with --overwrite), select_seeds checked as seeds are, a selecting sweep with a F
 diverged one with 0), and one-line messages for misused selection keys and unquoted dotted keys. Runs execute in
 this process through a stand-in for Ray (:class:`InlineRay`), so no Ray instance starts."""
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from spikecl.continual.results import read_continual
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.sweep import load_sweep, refuse_other_settings, sweep_dir
 from spikecl.errors import ConfigError, NumericalError
+from spikecl.io import read_run
 from spikecl.remedies import command_line
 from spikecl.run_files import checkpoint_path, replacing
 from spikecl.toml_files import apply_overrides
@@ -733,6 +735,40 @@ def test_a_sweeps_report_redraws_the_very_plot_the_sweep_drew(sweep_files, inlin
     (folder / "sweep-comparison.png").unlink()
     assert main(["report", str(folder)]) == 0
     assert (folder / "sweep-comparison.png").read_bytes() == drawn
+
+
+def test_a_learning_rate_grid_is_drawn_as_lines_with_each_methods_chosen_rate_ringed(sweep_files, inline_ray,
+                                                                                      monkeypatch, capsys):
+    """A selecting sweep's trials over three rates or more were drawn as one bar per method and rate (35 bars
+    and a legend of 35 entries for five methods on seven rates): now each method is a line against the rate, its
+    chosen rate (selection.json's) ringed; the final runs, one rate per method, stay bars. A report redraws the
+    trials' plot alike from sweep.h5."""
+    path = sweep_files(BASE, SELECT.replace('methods = ["finetune"]', 'methods = ["finetune", "ewc"]')
+                       .replace("[0.05, 0.1]", "[0.02, 0.05, 0.1]"))
+    drawn = []
+    real = plots.plot_setting_curves
+    monkeypatch.setattr(plots, "plot_setting_curves",
+                        lambda curves, key, target, **kw: drawn.append((curves, key, kw)) or real(curves, key, target,
+                                                                                                    **kw))
+    monkeypatch.setattr(plots, "plot_method_comparison",
+                        lambda summary, target, **kw: drawn.append(sorted(summary)) or target)
+    assert main(["sweep", str(path), "--no-progress"]) == 0
+    folder = sweep_dir(load_sweep(path))
+    selection = json.loads((folder / "selection.json").read_text())["methods"]
+    (curves, key, kw), final = drawn
+    assert key == "train.lr" and sorted(curves) == ["ewc", "finetune"]
+    assert all(sorted(points) == [0.02, 0.05, 0.1] for points in curves.values())
+    summary = json.loads(read_run(folder / "sweep.h5", "sweep").attrs["summary"])
+    assert {k: v[0] for k, v in curves["ewc"][0.05].items()} == {k: summary["ewc @ lr=0.05"][k][0]
+                                                                 for k in ("acc", "bwt")}
+    assert kw["chosen"] == {m: selection[m]["overrides"]["train.lr"] for m in ("finetune", "ewc")}
+    assert kw["title"] == "sweep edges: ACC and BWT against train.lr (validation split)"
+    assert final == [f"{m} @ train.lr = {selection[m]['overrides']['train.lr']:g}" for m in ("ewc", "finetune")]
+    image = (folder / "sweep-comparison.png").read_bytes()
+    (folder / "sweep-comparison.png").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "sweep-comparison.png").read_bytes() == image
+    assert [entry[2]["chosen"] for entry in drawn[2:] if isinstance(entry, tuple)] == [kw["chosen"]]
 
 
 def test_a_grid_point_of_one_class_per_task_is_refused_when_planned(sweep_files, capsys):

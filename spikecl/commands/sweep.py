@@ -34,9 +34,10 @@ from spikecl.run_files import checkpoint_path, end_marks, live_pid, live_writer,
 
 
 def report_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]],
-                 plots: bool = True) -> str:
+                 plots: bool = True, selection: dict | None = None) -> str:
     """Print and write (``sweep-summary.txt``, ``sweep.h5``, ``sweep-comparison.png`` in the sweep's folder) the
-    comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered."""
+    comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered.
+    ``selection``: the trials' choice (:func:`select_points`), kept in ``sweep.h5`` and ringed on the plot."""
     results = labelled(done, sweep)
     final = {k: v for k, v in failures.items() if k not in done}
     text = summary_text(results, sweep, final)
@@ -45,10 +46,10 @@ def report_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[
         text += "\n" + "\n".join(recovered)
     out = sweep_dir(sweep)
     atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
-    write_sweep_results(results, sweep, final)
+    write_sweep_results(results, sweep, final, selection)
     print(text)                                         # the table first: a plot that cannot be written loses none
     if plots and results:
-        plot_sweep(summary_record(results, sweep, final), out / "sweep-comparison.png")
+        plot_sweep(summary_record(results, sweep, final, selection), out / "sweep-comparison.png")
     elif plots:                                          # nothing finished: an earlier sweep's plot would stay
         (out / "sweep-comparison.png").unlink(missing_ok=True)
     return text
@@ -101,13 +102,13 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep, plugins) -> int:
         finals = [*final_paths(sweep), sweep_dir(sweep) / "final" / "sweep.h5"] if sweep.config.select else []
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite, replaced_too=finals)
-        if sweep.runs:
-            report_sweep(sweep, done, failures, plots=not args.no_plots)
-        if not sweep.config.select:
-            return 0 if len(done) == len(sweep.runs) else 1
         failed = [k for k in failures if k not in done]      # never chosen
+        selection = select_points(sweep, done, failed) if sweep.config.select else None
+        if sweep.runs:
+            report_sweep(sweep, done, failures, plots=not args.no_plots, selection=selection)
+        if selection is None:
+            return 0 if len(done) == len(sweep.runs) else 1
         broken = [k for k in failed if not diverged(failures[k])]         # the command exits with 1
-        selection = select_points(sweep, done, failed)
         print_selection(selection)
         broken += [m for m, choice in selection.items() if choice["point"] is None]   # no final runs: exit 1
         if args.overwrite:                               # marked with the trials, replaced by no run: removed

@@ -161,3 +161,57 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
     add_note(fig, note)
     return save(fig, path)
+
+
+def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, float]]]], setting: str,
+                        path: str | Path, chosen: dict[str, float] | None = None, title: str = "",
+                        note: str = "") -> Path:
+    """ACC and BWT in percent against one numeric setting (e.g. a sweep's ``train.lr``), one line per method, with
+    ± std bars (a NaN std, one seed, draws none): how each method responds to the setting, and where it peaks.
+
+    ``curves[method][value][metric] = (mean, std)`` with metric ``"acc"`` or ``"bwt"`` in fractions (a missing
+    point or metric leaves a gap; the BWT panel is left out where no method has one); ``setting``: the x axis's
+    name. The axis is logarithmic where every value is positive and they span a factor of 8 or more (a doubling
+    grid), ticked at the values. ``chosen``: {method: value} ringed on both panels (a sweep's selection)."""
+    if not curves or not any(curves.values()):
+        raise ShapeError(f"curves against {setting} need at least one method with a point")
+    for method, points in curves.items():
+        for value, stats in points.items():
+            if not np.isfinite(value):
+                raise ShapeError(f"{method}: {setting} = {value} is not a finite number")
+            check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]),
+                            f"{method} at {setting} = {value:g}: ACC or BWT")
+    keys = [(key, label) for key, label in (("acc", "ACC (%)"), ("bwt", "BWT (points)"))
+            if key == "acc" or any(np.isfinite(s.get(key, (np.nan,))[0]) for p in curves.values() for s in p.values())]
+    values = sorted({value for points in curves.values() for value in points})
+    logarithmic = values[0] > 0 and values[-1] >= 8 * values[0]
+    colours = palette(curves)
+    legend, columns = legend_layout(curves, 3.8)
+    fig = figure(figsize=(1 + 4 * len(keys) + legend, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, keys):
+        for method, points in curves.items():
+            x = sorted(points)
+            stats = np.array([points[v].get(key, (np.nan, np.nan)) for v in x], dtype=float).reshape(-1, 2)
+            errors = 100 * stats[:, 1] if np.isfinite(stats[:, 1]).any() else None   # one seed: matplotlib < 3.7.2
+            ax.errorbar(x, 100 * stats[:, 0], yerr=errors, color=colours[method], marker="o", ms=4, capsize=3,
+                        lw=1.2, label=method)
+            if chosen and method in chosen and chosen[method] in points:
+                ax.plot([chosen[method]], [100 * points[chosen[method]].get(key, (np.nan,))[0]], ls="none",
+                        marker="o", ms=11, mfc="none", mec=colours[method], mew=1.8)
+        if logarithmic:
+            ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, NullLocator
+
+        ax.xaxis.set_major_locator(FixedLocator(values))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{v:g}" for v in values], rotation=45 if len(values) > 6 else 0, fontsize=8)
+        ax.set_xlabel(setting)
+        ax.set_ylabel(label)
+        if key == "bwt":
+            ax.axhline(0, color="black", lw=0.6)
+    fig.suptitle(title or f"ACC and BWT against {setting}", fontsize=10)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns,
+                    title="ringed: chosen" if chosen else None, title_fontsize=8)
+    add_note(fig, note)
+    return save(fig, path)

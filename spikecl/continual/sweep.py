@@ -40,6 +40,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import typing
@@ -582,12 +583,20 @@ def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
     """Results renamed ``method @ point`` so reports group them per method and point (``method`` alone when
     every run is at the base point)."""
     several = {r.point for r in sweep.runs} != {"base"}
-    out = []
-    for run in sweep.runs:
-        if run.id in results_by_run:
-            result = results_by_run[run.id]
-            out.append(replace(result, method=f"{run.method} @ {run.point}" if several else run.method))
-    return out
+    return [replace(results_by_run[run.id], method=row_label(run.method, run.point, several)) for run in sweep.runs
+            if run.id in results_by_run]
+
+
+def row_label(method: str, point: str, several: bool) -> str:
+    """The row of a sweep's summary that a method's runs at a point go to: ``method @ point``, or ``method`` where
+    ``several`` is False (every run at the base point)."""
+    return f"{method} @ {point}" if several else method
+
+
+def point_settings(sweep: Sweep) -> dict[str, list]:
+    """{summary row label: [method, {dotted key: value}]}: what each row of a sweep's summary ran, for its plot."""
+    several = {r.point for r in sweep.runs} != {"base"}
+    return {row_label(run.method, run.point, several): [run.method, run.overrides] for run in sweep.runs}
 
 
 def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> str:
@@ -595,12 +604,14 @@ def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) ->
     return _summary_text(summary_record(results, sweep, failures))
 
 
-def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> dict:
+def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]],
+                   selection: dict | None = None) -> dict:
     """What a sweep's summary shows, as plain data (the ``sweep`` results file keeps it as root attributes):
     name, runs complete / planned, {label: {metric: [mean, std]}}, {label: seeds}, the split note, the legend of
-    the table's columns with what the runs were computed on, {run id: errors} of the failed runs, and {results file,
+    the table's columns with what the runs were computed on, {run id: errors} of the failed runs, {results file,
     relative to the summary's folder: the CRC-32 its seal records} of the runs' files (a report names those gone or
-    rewritten since)."""
+    rewritten since), what each label ran (:func:`point_settings`) and, given the trials' ``selection``
+    (:func:`select_points`), {method: the label of its chosen point}."""
     from collections import Counter
 
     from spikecl.continual.report import (defined_counts, eval_split, legend, machine_note, method_summary,
@@ -617,7 +628,16 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]]) 
             "eval_split": splits[0] if len(splits) == 1 else "mixed" if splits else "",
             "legend": below, "failures": failures, "metric_definitions": DEFINITIONS,
             "runs": {os.path.relpath(r.results, sweep_dir(sweep)): crc for r in sweep.runs
-                     if (crc := sealed_crc(r.results)) is not None}}
+                     if (crc := sealed_crc(r.results)) is not None},
+            "points": point_settings(sweep), "chosen": chosen_labels(sweep, selection or {})}
+
+
+def chosen_labels(sweep: Sweep, selection: dict) -> dict[str, str]:
+    """{method: the summary label of its chosen point} of a :func:`select_points` ``selection`` (methods without
+    one left out)."""
+    several = {r.point for r in sweep.runs} != {"base"}
+    return {method: row_label(method, choice["point"], several) for method, choice in selection.items()
+            if choice["point"] is not None}
 
 
 def _summary_text(record: dict) -> str:
@@ -640,15 +660,17 @@ def _summary_text(record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_sweep_results(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> Path:
+def write_sweep_results(results: list, sweep: Sweep, failures: dict[str, list[str]],
+                        selection: dict | None = None) -> Path:
     """The sweep's results file ``<output_dir>/<name>/sweep.h5`` (kind ``sweep``), replaced at every report: root
-    attributes hold :func:`summary_record` (JSON text for its tables), ``/config`` the sweep file's settings."""
+    attributes hold :func:`summary_record` (JSON text for its tables; ``selection``: the trials' choice), ``/config``
+    the sweep file's settings."""
     from dataclasses import asdict
 
     from spikecl.io import write_run
 
     path = write_run(sweep_dir(sweep) / "sweep.h5", "sweep", asdict(sweep.config),
-                     attrs=summary_record(results, sweep, failures), overwrite=True)
+                     attrs=summary_record(results, sweep, failures, selection), overwrite=True)
     replacing(path).unlink(missing_ok=True)            # marked while the sweep's runs were still to finish
     return path
 
@@ -702,8 +724,10 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     """The comparison PNG of a sweep's :func:`summary_record` at ``target``: ACC and BWT (mean ± std) per method
     and point, a cell over one seed without a spread (its value alone, as the table shows it), the failed runs
     named under it, and ``stale``: how many of its runs' files are gone or rewritten since (:func:`_stale_runs`);
-    ``spikecl sweep`` and ``spikecl report`` draw it alike."""
-    from spikecl.continual.plots import plot_method_comparison
+    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where every point sets one numeric key and a method was
+    run at three values of it or more (a learning-rate grid), each method is a line against that key
+    (:func:`setting_curves`), its chosen point ringed; else grouped bars."""
+    from spikecl.continual.plots import plot_method_comparison, plot_setting_curves
 
     seeds = record["seeds"]
     summary = {m: {k: (s[k][0], s[k][1] if seeds.get(m, 0) > 1 else float("nan")) for k in ("acc", "bwt") if k in s}
@@ -715,8 +739,34 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
         note += ("; " if note else "") + (f"drawn from the summary: {stale} of its runs' files are gone or rewritten "
                                          "since, so these means are not those of the files there")
     split = record.get("eval_split", "")                 # older summaries: not recorded
+    within = f" ({split} split)" if split else ""
+    if curves := setting_curves(summary, record.get("points") or {}):
+        key, by_method = curves
+        points = record["points"]
+        chosen = {method: points[label][1][key] for method, label in (record.get("chosen") or {}).items()
+                  if label in points}
+        return plot_setting_curves(by_method, key, target, chosen=chosen, note=note,
+                                   title=f"sweep {record['name']}: ACC and BWT against {key}{within}")
     return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
-                                  + (f" ({split} split)" if split else ""), note=note)
+                                  + within, note=note)
+
+
+def setting_curves(summary: dict, points: dict) -> tuple[str, dict] | None:
+    """(key, {method: {value: stats}}) of a sweep's ``summary`` {label: stats} where every label's point
+    (``points``, :func:`point_settings`) sets the one key ``key`` to a real number and some method has three values
+    or more; else None."""
+    settings = [points.get(label, [None, {}])[1] for label in summary]
+    keys = {tuple(setting) for setting in settings}
+    if len(keys) != 1 or len(next(iter(keys))) != 1:
+        return None
+    (key,) = keys.pop()
+    if not all(isinstance(s[key], (int, float)) and not isinstance(s[key], bool) and math.isfinite(s[key])
+               for s in settings):
+        return None
+    curves: dict[str, dict] = {}
+    for label, stats in summary.items():
+        curves.setdefault(points[label][0], {})[float(points[label][1][key])] = stats
+    return (key, curves) if max(len(values) for values in curves.values()) >= 3 else None
 
 
 def _recorded_runs(run: Run) -> dict:
@@ -752,7 +802,9 @@ def _record(run: Run) -> dict:
     counts = json.loads(run.attrs["counts"]) if "counts" in run.attrs else None     # absent in older files
     record = {**record, **{k: json.loads(run.attr(k)) for k in ("summary", "seeds", "failures")}, "counts": counts,
               "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions"),
-              "eval_split": run.attrs.get("eval_split", "")}
+              "eval_split": run.attrs.get("eval_split", ""),
+              "points": json.loads(run.attrs["points"]) if "points" in run.attrs else {},       # absent in older
+              "chosen": json.loads(run.attrs["chosen"]) if "chosen" in run.attrs else {}}       # files
     complete, planned = record["complete"], record["planned"]
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in (complete, planned)) \
             or not 0 <= complete <= planned:
@@ -766,6 +818,12 @@ def _record(run: Run) -> dict:
         if acc is not None and not (isinstance(acc, list) and len(acc) == 2 and isinstance(acc[0], (int, float))
                                     and 0 <= acc[0] <= 1):
             raise ResultsError(f"{run.path} is corrupt: {label}'s ACC {acc!r} is not a mean in 0..1 and a spread")
+    points, chosen = record["points"], record["chosen"]
+    if not isinstance(points, dict) or any(not (isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                and isinstance(p[1], dict)) for p in points.values()):
+        raise ResultsError(f"{run.path} is corrupt: its points are not [method, settings] pairs")
+    if not isinstance(chosen, dict) or any(not isinstance(label, str) for label in chosen.values()):
+        raise ResultsError(f"{run.path} is corrupt: its chosen points are not labels")
     return record
 
 
