@@ -512,3 +512,23 @@ def test_a_sweeps_summary_holds_its_runs_means_a_mixed_split_and_each_failures_l
     assert text.startswith("sweep grid: 2/8 runs complete\n")
     assert "FAILED lr=0.1/finetune-seed1: 2 attempt(s); last error: diverged at task 2" in text
     assert "80.0 ±10.6" in text                                      # 0.15 / sqrt(2) = 10.6 points
+
+
+def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_values():
+    """Curves need every row's point to set the same one key to a real number and some method to have three values
+    of it; anything else (a summary written before points were recorded, two keys, strings, booleans, two values)
+    stays bars."""
+    from spikecl.continual.sweep import setting_curves
+
+    stats = {"acc": (0.5, 0.01)}
+    rows = {f"{m} @ lr={v}": [m, {"train.lr": v}] for m in ("gpm", "hlop") for v in (0.1, 0.2, 0.4)}
+    summary = {label: stats for label in rows}
+    key, curves = setting_curves(summary, rows)
+    assert key == "train.lr" and {m: sorted(c) for m, c in curves.items()} == {"gpm": [0.1, 0.2, 0.4],
+                                                                                "hlop": [0.1, 0.2, 0.4]}
+    assert setting_curves(summary, {}) is None                                     # an older summary
+    assert setting_curves({k: stats for k in list(rows)[:2] + list(rows)[3:5]}, rows) is None   # two values each
+    for value in ("0.1", True, float("inf")):
+        odd = {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": value}]}
+        assert setting_curves(summary, odd) is None
+    assert setting_curves(summary, {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": 0.1, "ewc.lam": 3.0}]}) is None
