@@ -345,6 +345,29 @@ def test_matrix_cells_show_the_tables_decimal(tmp_path, monkeypatch):
     monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(s) or text(ax, x, y, s, **k))
     plots.plot_accuracy_matrix(np.array([[0.1, 0.1], [0.705, 0.105], [0.125, 0.9]]), tmp_path / "m.png")
     assert texts == ["70.5", "10.5", "12.5", "90.0"]
+    texts.clear()                       # a tie (7,275 of 10,000) as the tables round it, whatever the float's last bit
+    plots.plot_accuracy_matrix(np.array([[0.1, 0.1], [0.7275, 0.9], [0.9, 0.0125]]), tmp_path / "m.png")
+    assert texts == ["72.8", "90.0", "90.0", "1.3"]
+
+
+def test_quality_map_and_settings_grid_cells_round_ties_as_the_tables_do(tmp_path, monkeypatch):
+    """The cells printed 62 for a recall quality of 0.625 (Python's formatting rounds a tie to even) where the
+    CA3 table rounds it up; a settings grid's cell would print 72.2 / −11.2 where the sweep's table prints 72.3 /
+    −11.3."""
+    from matplotlib.axes import Axes
+
+    from spikecl.memory.plots import plot_quality_maps
+
+    texts = []
+    text = Axes.text
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(s) or text(ax, x, y, s, **k))
+    plot_quality_maps({"quality": np.array([[0.625, np.nan]])}, ["a"], ["1", "2"], tmp_path / "q.png")
+    assert texts == ["63", "–"]
+    texts.clear()
+    plots.plot_setting_grids({"si": (("train.lr", "strategy.si.c"), {(0.2, 0.1): {"acc": (0.7225, 0.0),
+                                                                                "bwt": (-0.1125, 0.0)}})},
+                             tmp_path / "g.png", chosen={"si": (0.2, 0.1)})
+    assert texts == ["72.3\n-11.3"]
 
 
 def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tmp_path, monkeypatch):

@@ -532,3 +532,25 @@ def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_val
         odd = {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": value}]}
         assert setting_curves(summary, odd) is None
     assert setting_curves(summary, {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": 0.1, "ewc.lam": 3.0}]}) is None
+
+
+def test_a_joint_search_is_drawn_as_a_grid_per_method_over_its_own_two_settings():
+    """A rate searched with EWC's λ and SI's c (each method run over its own two: the other's key stays at its first
+    value) is one panel per method over the keys its points vary; a method varying one key, or three, stays bars."""
+    from spikecl.continual.sweep import setting_curves, setting_grids
+
+    stats = {"acc": (0.5, 0.01)}
+    rows = {f"ewc @ lr={lr}_lam={lam}_c=0.1": ["ewc", {"train.lr": lr, "strategy.ewc.lam": lam,
+                                                       "strategy.si.c": 0.1}] for lr in (0.1, 0.2) for lam in (1, 3)}
+    rows |= {f"si @ lr={lr}_lam=1_c={c}": ["si", {"train.lr": lr, "strategy.ewc.lam": 1, "strategy.si.c": c}]
+             for lr in (0.1, 0.2) for c in (0.1, 0.3, 1.0)}
+    summary = {label: stats for label in rows}
+    grids = setting_grids(summary, rows)
+    assert {m: keys for m, (keys, _) in grids.items()} == {"ewc": ("train.lr", "strategy.ewc.lam"),
+                                                          "si": ("train.lr", "strategy.si.c")}
+    assert sorted(grids["si"][1]) == [(0.1, 0.1), (0.1, 0.3), (0.1, 1.0), (0.2, 0.1), (0.2, 0.3), (0.2, 1.0)]
+    assert setting_curves(summary, rows) is None
+    one_key = {label: [m, {"train.lr": s["train.lr"]}] for label, (m, s) in rows.items() if "lam=1_" in label}
+    assert setting_grids({k: stats for k in one_key}, one_key) is None
+    three = {**rows, "ewc @ odd": ["ewc", {"train.lr": 0.4, "strategy.ewc.lam": 10, "strategy.si.c": 0.3}]}
+    assert setting_grids({**summary, "ewc @ odd": stats}, three) is None

@@ -771,6 +771,23 @@ def test_a_learning_rate_grid_is_drawn_as_lines_with_each_methods_chosen_rate_ri
     assert [entry[2]["chosen"] for entry in drawn[2:] if isinstance(entry, tuple)] == [kw["chosen"]]
 
 
+def test_a_joint_search_is_drawn_as_a_grid_with_the_chosen_cell_outlined(sweep_files, inline_ray, monkeypatch):
+    """A rate searched jointly with EWC's λ: one panel over both, the cell selection.json chose outlined."""
+    path = sweep_files(BASE, SELECT.replace('methods = ["finetune"]', 'methods = ["ewc"]')
+                       + '"strategy.ewc.lam" = [1.0, 3.0]\n')
+    drawn = []
+    real = plots.plot_setting_grids
+    monkeypatch.setattr(plots, "plot_setting_grids",
+                        lambda grids, target, **kw: drawn.append((grids, kw)) or real(grids, target, **kw))
+    monkeypatch.setattr(plots, "plot_method_comparison", lambda summary, target, **kw: target)
+    assert main(["sweep", str(path), "--no-progress"]) == 0
+    choice = json.loads((sweep_dir(load_sweep(path)) / "selection.json").read_text())["methods"]["ewc"]["overrides"]
+    (grids, kw), = drawn
+    assert grids["ewc"][0] == ("train.lr", "strategy.ewc.lam") and len(grids["ewc"][1]) == 4
+    assert kw["chosen"] == {"ewc": (choice["train.lr"], choice["strategy.ewc.lam"])}
+    assert (sweep_dir(load_sweep(path)) / "sweep-comparison.png").stat().st_size > 0
+
+
 def test_a_grid_point_of_one_class_per_task_is_refused_when_planned(sweep_files, capsys):
     """Its first task would train nothing: refused before Ray starts, as a run of it is (a dry run listed it as
     one to run, and its Ray worker failed after the other points had trained)."""

@@ -14,6 +14,7 @@ import numpy as np
 from spikecl.continual.metrics import as_evals, as_matrix, check_fractions, mean_std
 from spikecl.errors import ShapeError
 from spikecl.figures import colors, figure, legend_layout, palette, save
+from spikecl.rounding import half_up
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
@@ -30,8 +31,8 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
     ax = fig.add_subplot()
     image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
     for (i, j), value in np.ndenumerate(R):
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                color="white" if value < 60 else "black")          # one decimal, as the report's tables
+        ax.text(j, i, f"{half_up(value):.1f}", ha="center", va="center", fontsize=7,
+                color="white" if value < 60 else "black")          # one decimal, rounded as the report's tables
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("tested on task")
@@ -213,5 +214,57 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
     fig.suptitle(title or f"ACC and BWT against {setting}", fontsize=10)
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns,
                     title="ringed: chosen" if chosen else None, title_fontsize=8)
+    add_note(fig, note)
+    return save(fig, path)
+
+
+def plot_setting_grids(grids: dict[str, tuple[tuple[str, str], dict[tuple[float, float], dict]]], path: str | Path,
+                       chosen: dict[str, tuple[float, float]] | None = None, title: str = "", note: str = "") -> Path:
+    """One panel per method over the two settings its points vary (e.g. a learning rate and EWC's λ): each cell
+    coloured by ACC (one scale for all panels, from the lowest ACC to the highest) and printed with ACC and BWT in
+    percent (means over seeds; a point not run, or failed, left blank), the chosen cell outlined.
+
+    ``grids[method] = ((x key, y key), {(x, y): {"acc": (mean, std), "bwt": (mean, std)}})`` in fractions;
+    ``chosen``: {method: (x, y)} (a sweep's selection)."""
+    if not grids or not any(cells for _, cells in grids.values()):
+        raise ShapeError("a grid of settings needs at least one method with a point")
+    for method, ((x_key, y_key), cells) in grids.items():
+        for (x, y), stats in cells.items():
+            if not (np.isfinite(x) and np.isfinite(y)):
+                raise ShapeError(f"{method}: {x_key} = {x}, {y_key} = {y} is not a pair of finite numbers")
+            check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]),
+                            f"{method} at {x_key} = {x:g}, {y_key} = {y:g}: ACC or BWT")
+    from matplotlib.patches import Rectangle
+
+    shapes = {m: (sorted({x for x, _ in cells}), sorted({y for _, y in cells})) for m, (_, cells) in grids.items()}
+    width = sum(1.2 + 0.75 * len(xs) for xs, _ in shapes.values())
+    height = 1.6 + 0.5 * max(len(ys) for _, ys in shapes.values())
+    fig = figure(figsize=(width + 1.2, height), layout="constrained")
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    accs = [100 * stats["acc"][0] for _, cells in grids.values() for stats in cells.values() if "acc" in stats]
+    low, high = (min(accs), max(accs)) if accs else (0.0, 100.0)
+    low, high = (low - 0.5, high + 0.5) if high - low < 1 else (low, high)
+    image = None
+    for ax, (method, ((x_key, y_key), cells)) in zip(axes, grids.items()):
+        xs, ys = shapes[method]
+        acc = np.full((len(ys), len(xs)), np.nan)
+        for (x, y), stats in cells.items():
+            i, j = ys.index(y), xs.index(x)
+            acc[i, j] = 100 * stats.get("acc", (np.nan,))[0]
+            bwt = 100 * stats.get("bwt", (np.nan,))[0]
+            ax.text(j, i, f"{half_up(acc[i, j]):.1f}" + (f"\n{half_up(bwt):+.1f}" if np.isfinite(bwt) else ""),
+                    ha="center", va="center", fontsize=6.5, color="white" if acc[i, j] < (low + high) / 2 else "black")
+        image = ax.imshow(acc, vmin=low, vmax=high, cmap="viridis", origin="lower", aspect="auto")
+        if chosen and method in chosen and chosen[method] in cells:
+            x, y = chosen[method]
+            ax.add_patch(Rectangle((xs.index(x) - 0.5, ys.index(y) - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], rotation=45 if len(xs) > 4 else 0, fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(y_key)
+        ax.set_title(method, fontsize=9)
+    fig.colorbar(image, ax=list(axes), label="ACC (%)")
+    fig.suptitle((title or "ACC and BWT over two settings") + "\nper cell: ACC, BWT (%)"
+                 + ("; outlined: chosen" if chosen else ""), fontsize=9)
     add_note(fig, note)
     return save(fig, path)

@@ -724,10 +724,11 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     """The comparison PNG of a sweep's :func:`summary_record` at ``target``: ACC and BWT (mean ± std) per method
     and point, a cell over one seed without a spread (its value alone, as the table shows it), the failed runs
     named under it, and ``stale``: how many of its runs' files are gone or rewritten since (:func:`_stale_runs`);
-    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where every point sets one numeric key and a method was
+    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where every method's points vary one numeric key and one was
     run at three values of it or more (a learning-rate grid), each method is a line against that key
-    (:func:`setting_curves`), its chosen point ringed; else grouped bars."""
-    from spikecl.continual.plots import plot_method_comparison, plot_setting_curves
+    (:func:`setting_curves`); where every method's points vary two numeric keys (a joint search), a grid of cells
+    per method (:func:`setting_grids`); each with the chosen point marked; else grouped bars."""
+    from spikecl.continual.plots import plot_method_comparison, plot_setting_curves, plot_setting_grids
 
     seeds = record["seeds"]
     summary = {m: {k: (s[k][0], s[k][1] if seeds.get(m, 0) > 1 else float("nan")) for k in ("acc", "bwt") if k in s}
@@ -740,33 +741,61 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
                                          "since, so these means are not those of the files there")
     split = record.get("eval_split", "")                 # older summaries: not recorded
     within = f" ({split} split)" if split else ""
-    if curves := setting_curves(summary, record.get("points") or {}):
+    points = record.get("points") or {}
+    chosen = {method: points[label][1] for method, label in (record.get("chosen") or {}).items() if label in points}
+    if curves := setting_curves(summary, points):
         key, by_method = curves
-        points = record["points"]
-        chosen = {method: points[label][1][key] for method, label in (record.get("chosen") or {}).items()
-                  if label in points}
-        return plot_setting_curves(by_method, key, target, chosen=chosen, note=note,
+        return plot_setting_curves(by_method, key, target, chosen={m: s[key] for m, s in chosen.items()}, note=note,
                                    title=f"sweep {record['name']}: ACC and BWT against {key}{within}")
+    if grids := setting_grids(summary, points):
+        return plot_setting_grids(grids, target, note=note, title=f"sweep {record['name']}: ACC and BWT{within}",
+                                  chosen={m: tuple(chosen[m][k] for k in grids[m][0]) for m in chosen if m in grids})
     return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
                                   + within, note=note)
 
 
-def setting_curves(summary: dict, points: dict) -> tuple[str, dict] | None:
-    """(key, {method: {value: stats}}) of a sweep's ``summary`` {label: stats} where every label's point
-    (``points``, :func:`point_settings`) sets the one key ``key`` to a real number and some method has three values
-    or more; else None."""
-    settings = [points.get(label, [None, {}])[1] for label in summary]
-    keys = {tuple(setting) for setting in settings}
-    if len(keys) != 1 or len(next(iter(keys))) != 1:
-        return None
-    (key,) = keys.pop()
-    if not all(isinstance(s[key], (int, float)) and not isinstance(s[key], bool) and math.isfinite(s[key])
-               for s in settings):
-        return None
-    curves: dict[str, dict] = {}
+def varied_settings(summary: dict, points: dict) -> dict[str, tuple[tuple[str, ...], dict]] | None:
+    """{method: (the keys its rows' points set to more than one value, in grid order; {those values: stats})} of a
+    sweep's ``summary`` {label: stats} (``points``: :func:`point_settings`); None where a row's point is not recorded
+    (a summary written before points were) or a varied value is not a real number."""
+    rows: dict[str, list] = {}
     for label, stats in summary.items():
-        curves.setdefault(points[label][0], {})[float(points[label][1][key])] = stats
-    return (key, curves) if max(len(values) for values in curves.values()) >= 3 else None
+        if label not in points:
+            return None
+        rows.setdefault(points[label][0], []).append((points[label][1], stats))
+    varied = {}
+    for method, settings in rows.items():
+        ordered = list(dict.fromkeys(key for setting, _ in settings for key in setting))
+        keys = tuple(key for key in ordered if len({json.dumps(s.get(key)) for s, _ in settings}) > 1)
+        values = [tuple(setting.get(key) for key in keys) for setting, _ in settings]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for value in values for v in value):
+            return None
+        varied[method] = (keys, {tuple(float(v) for v in value): stats for value, (_, stats) in zip(values, settings)})
+    return varied
+
+
+def setting_curves(summary: dict, points: dict) -> tuple[str, dict] | None:
+    """(key, {method: {value: stats}}) of a sweep's ``summary`` where every method's rows vary one and the same key
+    (:func:`varied_settings`) and some method has three values of it or more; else None."""
+    varied = varied_settings(summary, points)
+    key_sets = {keys for keys, _ in varied.values()} if varied else set()
+    if len(key_sets) != 1:
+        return None
+    (keys,) = key_sets
+    if len(keys) != 1 or max(len(cells) for _, cells in varied.values()) < 3:
+        return None
+    return keys[0], {method: {value: stats for (value,), stats in cells.items()} for method, (_, cells) in
+                     varied.items()}
+
+
+def setting_grids(summary: dict, points: dict) -> dict[str, tuple[tuple[str, str], dict]] | None:
+    """{method: ((x key, y key), {(x, y): stats})} of a sweep's ``summary`` where every method's rows vary two keys
+    (:func:`varied_settings`; each its own two, e.g. a rate with EWC's λ or with SI's c); else None."""
+    varied = varied_settings(summary, points)
+    if not varied or any(len(keys) != 2 for keys, _ in varied.values()):
+        return None
+    return varied
 
 
 def _recorded_runs(run: Run) -> dict:

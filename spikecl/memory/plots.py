@@ -14,6 +14,7 @@ from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.results import params_text
 from spikecl.memory.schedule import LEARN, RECALL_CUE, Schedule, recorded_schedule
 from spikecl.memory.stress import CAM_CEILING_BITS_PER_SYNAPSE, WILLSHAW_BITS_PER_SYNAPSE, variant_order
+from spikecl.rounding import half_up
 
 #: raster order, top to bottom: inputs, the cue-recall path, the content-recall path, merge, output
 RASTER_ORDER = ("INcue", "INcont", "CA3cueCueRecall", "CA3contCueRecall", "CA3contCond", "CA3contCondInt",
@@ -77,7 +78,7 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
         values = np.asarray(values, dtype=float)
         image = ax.imshow(100 * values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
         for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, "–" if np.isnan(v) else f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
+            ax.text(c, r, "–" if np.isnan(v) else f"{half_up(100 * v, 0):.0f}", ha="center", va="center", fontsize=7,
                     color="white" if not np.isnan(v) and v < 0.6 else "black")
         ax.set_xticks(range(shape[1]), [str(c) for c in col_labels], fontsize=7)
         ax.set_yticks(range(shape[0]), [str(r) for r in row_labels], fontsize=7)
