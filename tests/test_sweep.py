@@ -518,7 +518,7 @@ def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_val
     """Curves need every row's point to set the same one key to a real number and some method to have three values
     of it; anything else (a summary written before points were recorded, two keys, strings, booleans, two values)
     stays bars."""
-    from spikecl.continual.sweep import setting_curves
+    from spikecl.continual.sweep_plot import setting_curves
 
     stats = {"acc": (0.5, 0.01)}
     rows = {f"{m} @ lr={v}": [m, {"train.lr": v}] for m in ("gpm", "hlop") for v in (0.1, 0.2, 0.4)}
@@ -537,7 +537,7 @@ def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_val
 def test_a_joint_search_is_drawn_as_a_grid_per_method_over_its_own_two_settings():
     """A rate searched with EWC's λ and SI's c (each method run over its own two: the other's key stays at its first
     value) is one panel per method over the keys its points vary; a method varying one key, or three, stays bars."""
-    from spikecl.continual.sweep import setting_curves, setting_grids
+    from spikecl.continual.sweep_plot import setting_curves, setting_grids
 
     stats = {"acc": (0.5, 0.01)}
     rows = {f"ewc @ lr={lr}_lam={lam}_c=0.1": ["ewc", {"train.lr": lr, "strategy.ewc.lam": lam,

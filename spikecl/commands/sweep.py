@@ -20,9 +20,10 @@ from spikecl.atomic import atomic_write, check_place_for_file, check_writable_fo
 from spikecl.commands import bounded, user_path
 from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.continual.sweep import (Sweep, SweepRun, changed_setting, checkpoint_setting, final_paths, final_runs,
-                                     labelled, load_sweep, made_otherwise, plot_sweep, refuse_other_settings,
+                                     labelled, load_sweep, made_otherwise, refuse_other_settings,
                                      run_config, select_points, settings_text, stale_checkpoints, summary_record,
                                      summary_text, sweep_dir, write_sweep_results)
+from spikecl.continual.sweep_plot import plot_sweep
 from spikecl.continual.sweep_ray import (UNFINISHED, check_cluster_options, check_output_folders, execute_sweep,
                                         kept_divergence, kept_result, refuse_unfinished, unfinished_runs)
 from spikecl.errors import ConfigError, NumericalError, clear_interrupt

@@ -40,7 +40,6 @@ import copy
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import typing
@@ -692,6 +691,8 @@ class SweepKind(Kind):
         ``out_dir`` (the very plot ``spikecl sweep`` writes there, never a copy under another name), else
         ``<name>-comparison.png`` in ``out_dir`` (``<name>-final-comparison.png`` for a sweep's final runs,
         ``<name>-2-comparison.png`` and on for further sweeps of one name, in the order given)."""
+        from spikecl.continual.sweep_plot import plot_sweep
+
         return [plot_sweep(record, target, len(_stale_runs(run)))
                 for run, record, target in _plot_targets(runs, out_dir)]
 
@@ -718,84 +719,6 @@ def _plot_targets(runs: typing.Sequence[Run], out_dir: Path) -> list[tuple[Run, 
                 target = Path(out_dir) / f"{name}-{count}-comparison.png"
             targets.append((run, record, target))
     return targets
-
-
-def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
-    """The comparison PNG of a sweep's :func:`summary_record` at ``target``: ACC and BWT (mean ± std) per method
-    and point, a cell over one seed without a spread (its value alone, as the table shows it), the failed runs
-    named under it, and ``stale``: how many of its runs' files are gone or rewritten since (:func:`_stale_runs`);
-    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where every method's points vary one numeric key and one was
-    run at three values of it or more (a learning-rate grid), each method is a line against that key
-    (:func:`setting_curves`); where every method's points vary two numeric keys (a joint search), a grid of cells
-    per method (:func:`setting_grids`); each with the chosen point marked; else grouped bars."""
-    from spikecl.continual.plots import plot_method_comparison, plot_setting_curves, plot_setting_grids
-
-    seeds = record["seeds"]
-    summary = {m: {k: (s[k][0], s[k][1] if seeds.get(m, 0) > 1 else float("nan")) for k in ("acc", "bwt") if k in s}
-               for m, s in record["summary"].items()}
-    failed = sorted(record["failures"])
-    note = (f"not drawn, failed: {', '.join(failed[:3])}" + (f" and {len(failed) - 3} more" if len(failed) > 3
-                                                              else "")) if failed else ""
-    if stale:
-        note += ("; " if note else "") + (f"drawn from the summary: {stale} of its runs' files are gone or rewritten "
-                                         "since, so these means are not those of the files there")
-    split = record.get("eval_split", "")                 # older summaries: not recorded
-    within = f" ({split} split)" if split else ""
-    points = record.get("points") or {}
-    chosen = {method: points[label][1] for method, label in (record.get("chosen") or {}).items() if label in points}
-    if curves := setting_curves(summary, points):
-        key, by_method = curves
-        return plot_setting_curves(by_method, key, target, chosen={m: s[key] for m, s in chosen.items()}, note=note,
-                                   title=f"sweep {record['name']}: ACC and BWT against {key}{within}")
-    if grids := setting_grids(summary, points):
-        return plot_setting_grids(grids, target, note=note, title=f"sweep {record['name']}: ACC and BWT{within}",
-                                  chosen={m: tuple(chosen[m][k] for k in grids[m][0]) for m in chosen if m in grids})
-    return plot_method_comparison(summary, target, title=f"sweep {record['name']}: ACC and BWT per method and point"
-                                  + within, note=note)
-
-
-def varied_settings(summary: dict, points: dict) -> dict[str, tuple[tuple[str, ...], dict]] | None:
-    """{method: (the keys its rows' points set to more than one value, in grid order; {those values: stats})} of a
-    sweep's ``summary`` {label: stats} (``points``: :func:`point_settings`); None where a row's point is not recorded
-    (a summary written before points were) or a varied value is not a real number."""
-    rows: dict[str, list] = {}
-    for label, stats in summary.items():
-        if label not in points:
-            return None
-        rows.setdefault(points[label][0], []).append((points[label][1], stats))
-    varied = {}
-    for method, settings in rows.items():
-        ordered = list(dict.fromkeys(key for setting, _ in settings for key in setting))
-        keys = tuple(key for key in ordered if len({json.dumps(s.get(key)) for s, _ in settings}) > 1)
-        values = [tuple(setting.get(key) for key in keys) for setting, _ in settings]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                   for value in values for v in value):
-            return None
-        varied[method] = (keys, {tuple(float(v) for v in value): stats for value, (_, stats) in zip(values, settings)})
-    return varied
-
-
-def setting_curves(summary: dict, points: dict) -> tuple[str, dict] | None:
-    """(key, {method: {value: stats}}) of a sweep's ``summary`` where every method's rows vary one and the same key
-    (:func:`varied_settings`) and some method has three values of it or more; else None."""
-    varied = varied_settings(summary, points)
-    key_sets = {keys for keys, _ in varied.values()} if varied else set()
-    if len(key_sets) != 1:
-        return None
-    (keys,) = key_sets
-    if len(keys) != 1 or max(len(cells) for _, cells in varied.values()) < 3:
-        return None
-    return keys[0], {method: {value: stats for (value,), stats in cells.items()} for method, (_, cells) in
-                     varied.items()}
-
-
-def setting_grids(summary: dict, points: dict) -> dict[str, tuple[tuple[str, str], dict]] | None:
-    """{method: ((x key, y key), {(x, y): stats})} of a sweep's ``summary`` where every method's rows vary two keys
-    (:func:`varied_settings`; each its own two, e.g. a rate with EWC's λ or with SI's c); else None."""
-    varied = varied_settings(summary, points)
-    if not varied or any(len(keys) != 2 for keys, _ in varied.values()):
-        return None
-    return varied
 
 
 def _recorded_runs(run: Run) -> dict:
