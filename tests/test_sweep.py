@@ -554,3 +554,19 @@ def test_a_joint_search_is_drawn_as_a_grid_per_method_over_its_own_two_settings(
     assert setting_grids({k: stats for k in one_key}, one_key) is None
     three = {**rows, "ewc @ odd": ["ewc", {"train.lr": 0.4, "strategy.ewc.lam": 10, "strategy.si.c": 0.3}]}
     assert setting_grids({**summary, "ewc @ odd": stats}, three) is None
+
+
+@pytest.mark.parametrize("chosen", [{"ewc": "si @ lr=0.1_lam=1_c=0.1"}, {"ewc": "ewc @ gone"}, {"nobody": "x"}])
+def test_a_sweep_plot_draws_a_chosen_point_only_where_it_is_a_row_of_its_own_method(tmp_path, chosen, monkeypatch):
+    """A summary naming as chosen another method's row, or one not drawn, raised a KeyError while plotting."""
+    from spikecl.continual import plots
+    from spikecl.continual.sweep_plot import plot_sweep
+
+    rows = {f"{m} @ lr={lr}_lam=1_c={c}": [m, {"train.lr": lr, f"strategy.{m}.x": c}]
+            for m in ("ewc", "si") for lr in (0.1, 0.2) for c in (0.1, 0.3)}
+    record = {"name": "joint", "seeds": {label: 1 for label in rows}, "failures": {}, "points": rows,
+              "summary": {label: {"acc": [0.5, 0.0], "bwt": [0.0, 0.0]} for label in rows}, "chosen": chosen}
+    drawn = []
+    monkeypatch.setattr(plots, "plot_setting_grids", lambda grids, target, **kw: drawn.append(kw["chosen"]))
+    plot_sweep(record, tmp_path / "p.png")
+    assert drawn == [{}]

@@ -32,7 +32,8 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     split = record.get("eval_split", "")                 # older summaries: not recorded
     within = f" ({split} split)" if split else ""
     points = record.get("points") or {}
-    chosen = {method: points[label][1] for method, label in (record.get("chosen") or {}).items() if label in points}
+    chosen = {method: points[label][1] for method, label in (record.get("chosen") or {}).items()     # a row drawn
+              if label in summary and points.get(label, [None])[0] == method}                      # of the method
     if curves := setting_curves(summary, points):
         key, by_method = curves
         return plot_setting_curves(by_method, key, target, chosen={m: s[key] for m, s in chosen.items()}, note=note,
