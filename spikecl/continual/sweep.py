@@ -581,9 +581,14 @@ def refuse_other_settings(sweep: Sweep, made: dict[str, str], checkpoints: dict[
 def labelled(results_by_run: dict[str, object], sweep: Sweep) -> list:
     """Results renamed ``method @ point`` so reports group them per method and point (``method`` alone when
     every run is at the base point)."""
-    several = {r.point for r in sweep.runs} != {"base"}
+    several = several_points(sweep)
     return [replace(results_by_run[run.id], method=row_label(run.method, run.point, several)) for run in sweep.runs
             if run.id in results_by_run]
+
+
+def several_points(sweep: Sweep) -> bool:
+    """Whether a sweep's runs lie at other points than the base one (its rows are then labelled by point)."""
+    return {r.point for r in sweep.runs} != {"base"}
 
 
 def row_label(method: str, point: str, several: bool) -> str:
@@ -594,7 +599,7 @@ def row_label(method: str, point: str, several: bool) -> str:
 
 def point_settings(sweep: Sweep) -> dict[str, list]:
     """{summary row label: [method, {dotted key: value}]}: what each row of a sweep's summary ran, for its plot."""
-    several = {r.point for r in sweep.runs} != {"base"}
+    several = several_points(sweep)
     return {row_label(run.method, run.point, several): [run.method, run.overrides] for run in sweep.runs}
 
 
@@ -634,7 +639,7 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]],
 def chosen_labels(sweep: Sweep, selection: dict) -> dict[str, str]:
     """{method: the summary label of its chosen point} of a :func:`select_points` ``selection`` (methods without
     one left out)."""
-    several = {r.point for r in sweep.runs} != {"base"}
+    several = several_points(sweep)
     return {method: row_label(method, choice["point"], several) for method, choice in selection.items()
             if choice["point"] is not None}
 

@@ -47,8 +47,8 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
 
 def varied_settings(summary: dict, points: dict) -> dict[str, tuple[tuple[str, ...], dict]] | None:
     """{method: (the keys its rows' points set to more than one value, in grid order; {those values: stats})} of a
-    sweep's ``summary`` {label: stats} (``points``: :func:`point_settings`); None where a row's point is not recorded
-    (a summary written before points were) or a varied value is not a real number."""
+    sweep's ``summary`` {label: stats} (``points``: :func:`~spikecl.continual.sweep.point_settings`); None where a
+    row's point is not recorded (a summary written before points were) or a varied value is not a real number."""
     rows: dict[str, list] = {}
     for label, stats in summary.items():
         if label not in points:
