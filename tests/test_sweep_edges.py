@@ -227,8 +227,8 @@ def test_a_diverging_trial_is_an_outcome_not_a_failure(sweep_files, inline_ray, 
     out = capsys.readouterr().out
     assert "FAILED lr=0.1/finetune-seed3 after 1 attempt(s): NumericalError" in out
     assert "selected finetune @ lr=0.05" in out and "sweep edges/final: 1/1 runs complete" in out
-    assert drawn == ["sweep edges: ACC and BWT per method and point (validation split)",
-                     "sweep edges/final: ACC and BWT per method and point (test split)"]
+    assert drawn == 2 * ["sweep edges: ACC and BWT per method and point (validation split)"] + [   # then marked
+        "sweep edges/final: ACC and BWT per method and point (test split)"]
 
 
 @pytest.mark.parametrize("seeds, message", [
@@ -755,8 +755,8 @@ def test_a_learning_rate_grid_is_drawn_as_lines_with_each_methods_chosen_rate_ri
     assert main(["sweep", str(path), "--no-progress"]) == 0
     folder = sweep_dir(load_sweep(path))
     selection = json.loads((folder / "selection.json").read_text())["methods"]
-    (curves, key, kw), final = drawn
-    assert key == "train.lr" and sorted(curves) == ["ewc", "finetune"]
+    (curves, key, unmarked), (_, _, kw), final = drawn            # the trials' report, then with their choice
+    assert unmarked["chosen"] == {} and key == "train.lr" and sorted(curves) == ["ewc", "finetune"]
     assert all(sorted(points) == [0.02, 0.05, 0.1] for points in curves.values())
     summary = json.loads(read_run(folder / "sweep.h5", "sweep").attrs["summary"])
     assert {k: v[0] for k, v in curves["ewc"][0.05].items()} == {k: summary["ewc @ lr=0.05"][k][0]
@@ -768,7 +768,7 @@ def test_a_learning_rate_grid_is_drawn_as_lines_with_each_methods_chosen_rate_ri
     (folder / "sweep-comparison.png").unlink()
     assert main(["report", str(folder)]) == 0
     assert (folder / "sweep-comparison.png").read_bytes() == image
-    assert [entry[2]["chosen"] for entry in drawn[2:] if isinstance(entry, tuple)] == [kw["chosen"]]
+    assert [entry[2]["chosen"] for entry in drawn[3:] if isinstance(entry, tuple)] == [kw["chosen"]]
 
 
 def test_a_joint_search_is_drawn_as_a_grid_with_the_chosen_cell_outlined(sweep_files, inline_ray, monkeypatch):
@@ -782,7 +782,8 @@ def test_a_joint_search_is_drawn_as_a_grid_with_the_chosen_cell_outlined(sweep_f
     monkeypatch.setattr(plots, "plot_method_comparison", lambda summary, target, **kw: target)
     assert main(["sweep", str(path), "--no-progress"]) == 0
     choice = json.loads((sweep_dir(load_sweep(path)) / "selection.json").read_text())["methods"]["ewc"]["overrides"]
-    (grids, kw), = drawn
+    (_, unmarked), (grids, kw) = drawn                            # the trials' report, then with their choice
+    assert unmarked["chosen"] == {}
     assert grids["ewc"][0] == ("train.lr", "strategy.ewc.lam") and len(grids["ewc"][1]) == 4
     assert kw["chosen"] == {"ewc": (choice["train.lr"], choice["strategy.ewc.lam"])}
     assert (sweep_dir(load_sweep(path)) / "sweep-comparison.png").stat().st_size > 0

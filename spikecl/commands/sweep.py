@@ -35,25 +35,46 @@ from spikecl.run_files import checkpoint_path, end_marks, live_pid, live_writer,
 
 
 def report_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]],
-                 plots: bool = True, selection: dict | None = None) -> str:
+                 plots: bool = True) -> str:
     """Print and write (``sweep-summary.txt``, ``sweep.h5``, ``sweep-comparison.png`` in the sweep's folder) the
-    comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered.
-    ``selection``: the trials' choice (:func:`select_points`), kept in ``sweep.h5`` and ringed on the plot."""
-    results = labelled(done, sweep)
-    final = {k: v for k, v in failures.items() if k not in done}
+    comparison table; returns the text. Runs that failed at first and then succeeded are listed as recovered."""
+    results, final = labelled(done, sweep), lasting(failures, done)
     text = summary_text(results, sweep, final)
     recovered = [f"recovered {k} after {len(v)} failed attempt(s): {v[-1]}" for k, v in failures.items() if k in done]
     if recovered:
         text += "\n" + "\n".join(recovered)
-    out = sweep_dir(sweep)
-    atomic_write(out / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"), overwrite=True)
-    write_sweep_results(results, sweep, final, selection)
+    atomic_write(sweep_dir(sweep) / "sweep-summary.txt", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"),
+                 overwrite=True)
+    write_sweep_results(results, sweep, final)
     print(text)                                         # the table first: a plot that cannot be written loses none
-    if plots and results:
-        plot_sweep(summary_record(results, sweep, final, selection), out / "sweep-comparison.png")
-    elif plots:                                          # nothing finished: an earlier sweep's plot would stay
-        (out / "sweep-comparison.png").unlink(missing_ok=True)
+    if plots:
+        draw_sweep(sweep, done, failures)
     return text
+
+
+def record_choice(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]], selection: dict,
+                  plots: bool = True) -> None:
+    """After the selection (:func:`select_points`): the trials' ``sweep.h5`` again with each method's choice, and
+    their plot with it marked (the trials' report comes first, so a stop during the selection leaves it)."""
+    write_sweep_results(labelled(done, sweep), sweep, lasting(failures, done), selection)
+    if plots:
+        draw_sweep(sweep, done, failures, selection)
+
+
+def draw_sweep(sweep: Sweep, done: dict[str, ContinualResult], failures: dict[str, list[str]],
+               selection: dict | None = None) -> None:
+    """``sweep-comparison.png`` of the runs ``done`` (:func:`plot_sweep`), each method's chosen point marked given
+    the ``selection``; with no run done, an earlier sweep's plot there is removed."""
+    results, target = labelled(done, sweep), sweep_dir(sweep) / "sweep-comparison.png"
+    if results:
+        plot_sweep(summary_record(results, sweep, lasting(failures, done), selection), target)
+    else:                                                # nothing finished: an earlier sweep's plot would stay
+        target.unlink(missing_ok=True)
+
+
+def lasting(failures: dict[str, list[str]], done: dict) -> dict[str, list[str]]:
+    """The ``failures`` of runs that never succeeded (not among those ``done``)."""
+    return {k: v for k, v in failures.items() if k not in done}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -103,13 +124,15 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep, plugins) -> int:
         finals = [*final_paths(sweep), sweep_dir(sweep) / "final" / "sweep.h5"] if sweep.config.select else []
         done, failures = execute_sweep(sweep, args.address, args.num_cpus, progress=not args.no_progress,
                                        plugins=plugins, overwrite=args.overwrite, replaced_too=finals)
-        failed = [k for k in failures if k not in done]      # never chosen
-        selection = select_points(sweep, done, failed) if sweep.config.select else None
         if sweep.runs:
-            report_sweep(sweep, done, failures, plots=not args.no_plots, selection=selection)
-        if selection is None:
+            report_sweep(sweep, done, failures, plots=not args.no_plots)
+        if not sweep.config.select:
             return 0 if len(done) == len(sweep.runs) else 1
+        failed = [k for k in failures if k not in done]      # never chosen
         broken = [k for k in failed if not diverged(failures[k])]         # the command exits with 1
+        selection = select_points(sweep, done, failed)
+        if sweep.runs:
+            record_choice(sweep, done, failures, selection, plots=not args.no_plots)
         print_selection(selection)
         broken += [m for m, choice in selection.items() if choice["point"] is None]   # no final runs: exit 1
         if args.overwrite:                               # marked with the trials, replaced by no run: removed
