@@ -13,7 +13,7 @@ import pytest
 from spikecl.cli import main
 from spikecl.continual.results import read_continual
 from spikecl.continual.sweep import load_sweep, point_label
-from spikecl.errors import ConfigError, ResultsError
+from spikecl.errors import ConfigError, DataError, ResultsError
 from spikecl.io import read_run
 
 BASE = """name = "tiny"
@@ -523,15 +523,44 @@ def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_val
     stats = {"acc": (0.5, 0.01)}
     rows = {f"{m} @ lr={v}": [m, {"train.lr": v}] for m in ("gpm", "hlop") for v in (0.1, 0.2, 0.4)}
     summary = {label: stats for label in rows}
-    key, curves = setting_curves(summary, rows)
+    key, curves, levels = setting_curves(summary, rows)
     assert key == "train.lr" and {m: sorted(c) for m, c in curves.items()} == {"gpm": [0.1, 0.2, 0.4],
                                                                                 "hlop": [0.1, 0.2, 0.4]}
+    assert levels == {}
     assert setting_curves(summary, {}) is None                                     # an older summary
     assert setting_curves({k: stats for k in list(rows)[:2] + list(rows)[3:5]}, rows) is None   # two values each
     for value in ("0.1", True, float("inf")):
         odd = {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": value}]}
         assert setting_curves(summary, odd) is None
     assert setting_curves(summary, {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": 0.1, "ewc.lam": 3.0}]}) is None
+
+
+def test_a_method_the_swept_key_does_not_concern_is_drawn_as_a_level_beside_the_curves(tmp_path,
+                                                                                       monkeypatch):
+    """A grid over EWC's λ runs fine-tuning once (the key is not its own): EWC is a line against λ and fine-tuning a
+    dashed level on both panels, where it was drawn as bars before; a sweep where only one-point methods remain
+    draws no curves."""
+    from spikecl.continual import plots
+    from spikecl.continual.sweep_plot import setting_curves
+
+    rows = {f"ewc @ lam={v}": ["ewc", {"strategy.ewc.lam": v}] for v in (1.0, 3.0, 10.0)}
+    rows["finetune @ lam=1.0"] = ["finetune", {}]
+    summary = {label: {"acc": (0.5 + 0.01 * i, 0.01), "bwt": (-0.1, 0.01)} for i, label in enumerate(rows)}
+    key, curves, levels = setting_curves(summary, rows)
+    assert key == "strategy.ewc.lam" and sorted(curves) == ["ewc"] and sorted(curves["ewc"]) == [1.0, 3.0, 10.0]
+    assert levels == {"finetune": summary["finetune @ lam=1.0"]}
+    assert setting_curves({"finetune @ lam=1.0": summary["finetune @ lam=1.0"]}, rows) is None
+
+    import matplotlib.axes
+
+    drawn, real = {}, matplotlib.axes.Axes.axhline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", lambda ax, y, **kw: drawn.setdefault(kw.get("label"), [])
+                        .append(round(y, 6)) or real(ax, y, **kw))
+    plots.plot_setting_curves(curves, key, tmp_path / "c.png", levels=levels)
+    assert drawn["finetune (one point)"] == [53.0, -10.0]             # its ACC and BWT, in percent, one per panel
+    assert (tmp_path / "c.png").stat().st_size > 0
+    with pytest.raises(DataError, match="finetune: ACC or BWT holds 1.5"):
+        plots.plot_setting_curves(curves, key, tmp_path / "d.png", levels={"finetune": {"acc": (1.5, 0.0)}})
 
 
 def test_a_joint_search_is_drawn_as_a_grid_per_method_over_its_own_two_settings():

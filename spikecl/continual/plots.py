@@ -165,7 +165,8 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
 
 
 def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, float]]]], setting: str,
-                        path: str | Path, chosen: dict[str, float] | None = None, title: str = "",
+                        path: str | Path, chosen: dict[str, float] | None = None,
+                        levels: dict[str, dict[str, tuple[float, float]]] | None = None, title: str = "",
                         note: str = "") -> Path:
     """ACC and BWT in percent against one numeric setting (e.g. a sweep's ``train.lr``), one line per method, with
     ± std bars (a NaN std, one seed, draws none): how each method responds to the setting, and where it peaks.
@@ -173,21 +174,26 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
     ``curves[method][value][metric] = (mean, std)`` with metric ``"acc"`` or ``"bwt"`` in fractions (a missing
     point or metric leaves a gap; the BWT panel is left out where no method has one); ``setting``: the x axis's
     name. The axis is logarithmic where every value is positive and they span a factor of 8 or more (a doubling
-    grid), ticked at the values. ``chosen``: {method: value} ringed on both panels (a sweep's selection)."""
+    grid), ticked at the values. ``chosen``: {method: value} ringed on both panels (a sweep's selection).
+    ``levels``: {method: stats} of methods run at one point (the setting is not theirs), dashed across both panels."""
     if not curves or not any(curves.values()):
         raise ShapeError(f"curves against {setting} need at least one method with a point")
+    levels = levels or {}
     for method, points in curves.items():
         for value, stats in points.items():
             if not np.isfinite(value):
                 raise ShapeError(f"{method}: {setting} = {value} is not a finite number")
             check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]),
                             f"{method} at {setting} = {value:g}: ACC or BWT")
+    for method, stats in levels.items():
+        check_fractions(np.abs([stats[key][0] for key in ("acc", "bwt") if key in stats]), f"{method}: ACC or BWT")
+    drawn = [*curves.values(), *({0: s} for s in levels.values())]
     keys = [(key, label) for key, label in (("acc", "ACC (%)"), ("bwt", "BWT (points)"))
-            if key == "acc" or any(np.isfinite(s.get(key, (np.nan,))[0]) for p in curves.values() for s in p.values())]
+            if key == "acc" or any(np.isfinite(s.get(key, (np.nan,))[0]) for p in drawn for s in p.values())]
     values = sorted({value for points in curves.values() for value in points})
     logarithmic = values[0] > 0 and values[-1] >= 8 * values[0]
-    colours = palette(curves)
-    legend, columns = legend_layout(curves, 3.8)
+    colours = palette([*curves, *levels])
+    legend, columns = legend_layout([*curves, *(f"{m} (one point)" for m in levels)], 3.8)
     fig = figure(figsize=(1 + 4 * len(keys) + legend, 3.8), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, (key, label) in zip(axes, keys):
@@ -200,6 +206,9 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
             if chosen and method in chosen and chosen[method] in points:
                 ax.plot([chosen[method]], [100 * points[chosen[method]].get(key, (np.nan,))[0]], ls="none",
                         marker="o", ms=11, mfc="none", mec=colours[method], mew=1.8)
+        for method, stats in levels.items():
+            if np.isfinite(stats.get(key, (np.nan,))[0]):
+                ax.axhline(100 * stats[key][0], color=colours[method], ls="--", lw=1.2, label=f"{method} (one point)")
         if logarithmic:
             ax.set_xscale("log")
         from matplotlib.ticker import FixedLocator, NullLocator

@@ -1,7 +1,7 @@
 """The comparison plot of a sweep's summary (:func:`~spikecl.continual.sweep.summary_record`): a line per method
-against the one numeric setting its points vary (a learning-rate grid), a grid of cells per method over two (a rate
-with a penalty's strength), else grouped bars per method and point; ``spikecl sweep`` and ``spikecl report`` draw it
-alike."""
+against the one numeric setting its points vary (a learning-rate grid; a method the setting does not concern, run
+once, as a level), a grid of cells per method over two (a rate with a penalty's strength), else grouped bars per
+method and point; ``spikecl sweep`` and ``spikecl report`` draw it alike."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     """The comparison PNG of a sweep's :func:`~spikecl.continual.sweep.summary_record` at ``target``: ACC and BWT
     (mean ± std) per method and point, a cell over one seed without a spread (its value alone, as the table shows
     it), the failed runs named under it, and ``stale``: how many of its runs' files are gone or rewritten since;
-    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where every method's points vary one numeric key and one
-    was run at three values of it or more (a learning-rate grid), each method is a line against that key
-    (:func:`setting_curves`); where every method's points vary two numeric keys (a joint search), a grid of cells
-    per method (:func:`setting_grids`); each with the chosen point marked; else grouped bars."""
+    ``spikecl sweep`` and ``spikecl report`` draw it alike. Where the methods' points vary one numeric key and one
+    was run at three values of it or more (a learning-rate grid), each method is a line against that key, a
+    method run at one point a level (:func:`setting_curves`); where every method's points vary two numeric keys (a
+    joint search), a grid of cells per method (:func:`setting_grids`); each with the chosen point marked; else
+    grouped bars."""
     from spikecl.continual.plots import plot_method_comparison, plot_setting_curves, plot_setting_grids
 
     seeds = record["seeds"]
@@ -35,8 +36,9 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
     chosen = {method: points[label][1] for method, label in (record.get("chosen") or {}).items()     # a row drawn
               if label in summary and points.get(label, [None])[0] == method}                      # of the method
     if curves := setting_curves(summary, points):
-        key, by_method = curves
-        return plot_setting_curves(by_method, key, target, chosen={m: s[key] for m, s in chosen.items()}, note=note,
+        key, by_method, levels = curves
+        return plot_setting_curves(by_method, key, target, chosen={m: s[key] for m, s in chosen.items() if key in s},
+                                   levels=levels, note=note,
                                    title=f"sweep {record['name']}: ACC and BWT against {key}{within}")
     if grids := setting_grids(summary, points):
         return plot_setting_grids(grids, target, note=note, title=f"sweep {record['name']}: ACC and BWT{within}",
@@ -66,18 +68,21 @@ def varied_settings(summary: dict, points: dict) -> dict[str, tuple[tuple[str, .
     return varied
 
 
-def setting_curves(summary: dict, points: dict) -> tuple[str, dict] | None:
-    """(key, {method: {value: stats}}) of a sweep's ``summary`` where every method's rows vary one and the same key
-    (:func:`varied_settings`) and some method has three values of it or more; else None."""
+def setting_curves(summary: dict, points: dict) -> tuple[str, dict, dict] | None:
+    """(key, {method: {value: stats}}, {method: stats}) of a sweep's ``summary`` where the methods' rows vary one and
+    the same key (:func:`varied_settings`) and some method has three values of it or more; the last dict holds the
+    methods run at one point (a setting they do not read, e.g. fine-tuning in a sweep over EWC's λ), drawn as levels;
+    else None."""
     varied = varied_settings(summary, points)
-    key_sets = {keys for keys, _ in varied.values()} if varied else set()
+    key_sets = {keys for keys, _ in varied.values() if keys} if varied else set()
     if len(key_sets) != 1:
         return None
     (keys,) = key_sets
     if len(keys) != 1 or max(len(cells) for _, cells in varied.values()) < 3:
         return None
-    return keys[0], {method: {value: stats for (value,), stats in cells.items()} for method, (_, cells) in
-                     varied.items()}
+    curves = {method: {value: stats for (value,), stats in cells.items()} for method, (found, cells) in
+              varied.items() if found}
+    return keys[0], curves, {method: cells[()] for method, (found, cells) in varied.items() if not found}
 
 
 def setting_grids(summary: dict, points: dict) -> dict[str, tuple[tuple[str, str], dict]] | None:
