@@ -1601,3 +1601,22 @@ def test_snntorch_09s_nir_reader_is_refused_in_one_line(tmp_path, monkeypatch):
         run_nir(graph, np.zeros((6, 1, 6)), "snntorch")
     monkeypatch.undo()
     assert run_nir(graph, np.zeros((6, 1, 6)), "snntorch") is not None
+
+
+def test_a_readout_whose_exponent_stops_at_minus_8_shrinks_its_mantissas_to_keep_the_voltage_in_range():
+    """With weight exponents, a readout whose ideal exponent lies below -8 (small weights summed over a wide range)
+    kept full-range mantissas at -8: its scale came out 18.8x the one that keeps the summed voltage below 2**22, so
+    the worst-case input cut the 24-bit voltage 600 times and the decoded logit read -4.3 for 114. The mantissas
+    now shrink for the rest, as a hidden layer's do."""
+    from spikecl.export.quantize import ACT_SHIFT, UV_LIMIT, worst_case_readout_range
+
+    weight = np.abs(np.random.default_rng(0).normal(0, 0.05, (10, 784)))
+    spec = NetworkSpec((LayerSpec("readout", weight, None, 0.9, 1.0, "none"),), 8, "direct", 10)
+    net = quantize(spec, QuantConfig(exponents=True))
+    target = (UV_LIMIT // 2) / (2**ACT_SHIFT * worst_case_readout_range(spec.readout, 8))
+    assert net.readout.weight_exp == -8 and net.readout.scale == pytest.approx(target, rel=1e-6)
+    x = np.ones((2, 784))                                          # the worst case the range is sized for
+    run = fp.simulate(net, encode(x, net))
+    assert int(run.readout_cuts.sum()) == 0 and np.abs(run.readout_v).max() < 2**22
+    float_mean = float_forward(spec, encode_values(x, 8, "direct", None)).readout_mem.mean(0)
+    np.testing.assert_allclose(fp.logits(net, run.readout_v), float_mean, rtol=0.02)

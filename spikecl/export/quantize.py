@@ -351,9 +351,12 @@ def worst_case_readout_range(layer: LayerSpec, num_steps: int) -> float:
 
 def _readout_scale(target: float, s_w: float, q: int, cfg: QuantConfig) -> tuple[float, int, float]:
     """(mantissa scale S_w, weight_exp, S) of a readout whose scale ``S`` is at most ``target`` (weights allowing)."""
-    e = min(_weight_exp(target / (s_w * q)), 0)  # a larger exponent adds no precision here
+    ideal = target / (s_w * q)
+    e = min(_weight_exp(ideal), 0)               # a larger exponent adds no precision here
     if not cfg.exponents:
         s_w, e = min(s_w, target / q), 0
+    elif ideal < 2.0**e:                         # the exponent stops at -8: the mantissas shrink for the rest
+        s_w *= ideal / 2.0**e
     return s_w, e, s_w * q * 2.0**e
 
 
