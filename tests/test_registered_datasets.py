@@ -400,3 +400,28 @@ def test_a_loaders_own_arrays_changed_later_do_not_reach_the_runs_of_the_process
     assert registered_crc("held", 0) == crc and not again.x_train.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
         again.x_train[0] = 0
+
+
+def test_a_loader_that_lists_its_samples_by_class_is_kept_in_a_fixed_random_order(tmp_path):
+    """A loader returning its files class by class (as a folder-per-class reader does) fed the continual evaluation's
+    first ``train.eval_samples`` test images, EWC's and GPM's first samples and Sparsey's items from class 0 alone.
+    Each split is now kept in a fixed random order, the same samples, the same on every load; results record the
+    rule (runs from before it, in the loader's order, are not mixed with these)."""
+    from spikecl.continual.run_record import unshown_rules
+    from spikecl.data.base import fixed_order
+
+    y_train, y_test = np.repeat(np.arange(4), 50), np.repeat(np.arange(4), 25)
+    x_train = np.arange(200 * 16, dtype=np.float32).reshape(200, 1, 4, 4) / 3200
+    x_test = np.arange(100 * 16, dtype=np.float32).reshape(100, 1, 4, 4) / 1600
+    register_dataset("sorted", lambda seed: Dataset("sorted", x_train, y_train, x_test, y_test, 4), (1, 4, 4), 4)
+    data = load_dataset("sorted", 0)
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        order = fixed_order(len(y))
+        assert np.array_equal(getattr(data, f"y_{split}"), y[order])
+        assert np.array_equal(getattr(data, f"x_{split}"), x[order])
+    assert len(np.unique(data.y_test[:12])) == 4 and len(np.unique(data.y_train[:12])) == 4
+    cfg = experiment_from_dict({"data": {"dataset": "sorted"}, "stream": {"kind": "permuted", "scenario": "domain",
+                                "n_tasks": 2}, "network": {"hidden": [8]}, "train": {"eval_every": 5, "eval_samples": 20}})
+    task = ContinualRun(cfg, "finetune", 0).stream.tasks[0]
+    assert len(np.unique(task.y_test[:20])) == 4 and len(np.unique(task.y_train[:20])) == 4
+    assert unshown_rules(cfg, "finetune")["sample_order"] == "fixed random"

@@ -4,7 +4,7 @@ computed them), so that a run made by a spikecl that computed otherwise is not k
 
 from __future__ import annotations
 
-from spikecl.config import ExperimentConfig
+from spikecl.config import REGISTERED_DATASETS, ExperimentConfig
 from spikecl.continual.projection import ProjectionStrategy
 from spikecl.continual.strategies import effective_options, strategy_class
 from spikecl.continual.strategy import by_stage
@@ -37,8 +37,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     get no gradient (zero gradients before, which these acted on; until 2026-12-04 EWC's and SI's penalties left a
     zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
     (steps of the batch's largest response before), that the IDX and CIFAR files' samples are taken in a fixed
-    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05), and the CRC of what a
-    registered dataset's loader returned (:func:`spikecl.data.datasets.registered_crc`: its name alone does not
+    random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05), as a registered
+    dataset's are (its loader's order before 2026-12-07), and the CRC of what a registered dataset's loader returned (:func:`spikecl.data.datasets.registered_crc`: its name alone does not
     say which data it gave)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
@@ -64,7 +64,7 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
         rules["si_trajectory"] = "the task's training steps"
     if "hlop" in parts and cfg.strategy.options.get("hlop", {}).get("lateral_levels"):
         rules["lateral_rates"] = "clamped to +-lateral_scale"
-    if cfg.data.dataset in FILE_ORDERED:
+    if cfg.data.dataset in FILE_ORDERED or cfg.data.dataset in REGISTERED_DATASETS:
         rules["sample_order"] = "fixed random"
     crc = registered_crc(cfg.data.dataset, cfg.data.test_split_seed)
     if crc is not None:

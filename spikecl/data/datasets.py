@@ -46,7 +46,8 @@ IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "mnist": (1, 28, 28
 EVENT_DATASETS = ("nmnist", "shd", "dvs_gesture")
 DATASETS = (*IMAGE_SHAPES, *EVENT_DATASETS)
 #: datasets whose loaders keep each split in :func:`~spikecl.data.base.fixed_order` since 2026-12-05 (in the files'
-#: own order before; the event datasets always were in it, the others are split by :func:`stratified_split`)
+#: own order before; the event datasets always were in it, the others are split by :func:`stratified_split`);
+#: registered datasets since 2026-12-07 (:func:`register_dataset`; in their loader's order before)
 FILE_ORDERED = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
 
@@ -151,6 +152,11 @@ def _mnist5k_table() -> np.ndarray:
 IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
              "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 IDX_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+#: the first ten labels of each published IDX label file: the two datasets' files share names and shapes, so a
+#: file of the other one (kept directly in data_dir, where both are looked for) is told apart by them
+PUBLISHED_LABEL_STARTS = {"mnist": {"train": (5, 0, 4, 1, 9, 2, 1, 3, 1, 4), "test": (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)},
+                          "fashion_mnist": {"train": (9, 0, 0, 3, 0, 2, 7, 2, 5, 5),
+                                            "test": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)}}
 
 
 #: the most data bytes an IDX file may declare (MNIST's training images hold 47,040,000): a crafted header or a
@@ -279,6 +285,11 @@ def _load_idx(name: str, data_dir: str | None) -> Dataset:
                             f"are {IMAGE_SHAPES[name]}")
         if y.size and y.max() > 9:
             raise DataError(f"{paths[f'{split}_y']}: labels outside 0..9 (up to {y.max()})")
+        for other, starts in PUBLISHED_LABEL_STARTS.items():
+            if other != name and tuple(y[:10].tolist()) == starts[split]:
+                raise DataError(f"{labels}: {name}: its labels begin as {other}'s published file's do "
+                                f"({', '.join(map(str, starts[split][:5]))}, ...): these are {other}'s files; keep "
+                                f"{name}'s in {IDX_FOLDERS[name]}/raw under --data-dir (data.data_dir)")
     check_not_test_copy([(paths["train_x"], arrays["train_x"])], paths["test_x"], arrays["test_x"])
     if 0 < len(arrays["train_x"]) < len(arrays["test_x"]):
         raise DataError(f"{paths['train_x']}: {len(arrays['train_x'])} training images, fewer than the test file's "
@@ -463,8 +474,10 @@ def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Seq
     one-channel images). ``load(seed)`` returns a :class:`~spikecl.data.base.Dataset` of images [N, *input_shape]
     in [0, 1] and labels in 0..n_classes-1, from memory or files it finds itself (no ``data.data_dir``); ``seed`` is
     ``data.test_split_seed``, for a loader that draws its own train/test split. It is called once per process and
-    seed, and what it returns is checked then (a one-line DataError); results record its CRC, so that runs on other
-    data are not mixed. A name that is not a plain word, one of spikecl's own datasets or held by another loader (the
+    seed, and what it returns is checked then (a one-line DataError) and each split kept in a fixed random order
+    (:func:`~spikecl.data.base.fixed_order`: what takes a split's first samples, e.g. continual evaluation's
+    ``train.eval_samples``, must not see one class of a loader that lists them by class); results record its CRC,
+    so that runs on other data are not mixed. A name that is not a plain word, one of spikecl's own datasets or held by another loader (the
     same loader imported again is fine), a ``load`` that is not callable, an ``input_shape`` that is not 3 positive
     integers or ``n_classes`` below 2 are a one-line :class:`ConfigError`."""
     check_own_name(name, "dataset name", "data.dataset names it")
@@ -518,6 +531,9 @@ def _load_registered(name: str, seed: int) -> tuple[Dataset, int]:
                                           f"{a}_{split}")) for a in "xy" for split in ("train", "test")})
         except SpikeCLError as exc:
             raise DataError(f"registered dataset {exc}") from None
+        orders = {split: fixed_order(len(getattr(dataset, f"y_{split}"))) for split in ("train", "test")}
+        dataset = dataclasses.replace(dataset, **{f"{a}_{split}": _frozen_copy(getattr(dataset, f"{a}_{split}")[
+            orders[split]]) for a in "xy" for split in ("train", "test")})   # a loader may list its samples by class
         if dataset.n_classes != own.n_classes:
             raise DataError(f"registered dataset {name}: load({seed}) returned {dataset.n_classes} classes, registered "
                             f"with {own.n_classes}")
