@@ -70,6 +70,31 @@ def test_a_stratified_split_shuffles_both_its_train_and_its_test_indices():
     for split in (train, test):
         assert np.any(np.diff(y[split]) < 0) and len(set(y[split][:8].tolist())) >= 2
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_other_datasets_idx_files_kept_directly_in_the_data_folder_are_refused_by_their_labels(tmp_path, split):
+    """MNIST's and Fashion-MNIST's files share names and shapes, and both are looked for directly in data_dir:
+    `data.dataset = "fashion_mnist"` trained on MNIST's digits kept there, without a word. A label file beginning as
+    the other dataset's published one does is refused, naming it; its own dataset loads it."""
+    from spikecl.data.datasets import PUBLISHED_LABEL_STARTS
+
+    arrays = tiny_mnist(tmp_path, n_train=12, n_test=12)
+    key = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}[split]
+    arrays[key][:10] = PUBLISHED_LABEL_STARTS["mnist"][split]
+    write_idx(tmp_path / key, arrays[key])
+    assert load_dataset("mnist", str(tmp_path)).name == "mnist"
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / key}: fashion_mnist: its labels begin as mnist's "
+                                                  "published file's do (") + r".*these are mnist's files; keep "
+                                                  r"fashion_mnist's in FashionMNIST/raw"):
+        load_dataset("fashion_mnist", str(tmp_path))
+    fashion = tmp_path / "FashionMNIST" / "raw"                   # Fashion-MNIST's own files win, in their folder
+    labelled = tiny_mnist(fashion, n_train=12, n_test=12)
+    labelled[key][:10] = PUBLISHED_LABEL_STARTS["fashion_mnist"][split]
+    write_idx(fashion / key, labelled[key])
+    assert sorted(load_dataset("fashion_mnist", str(tmp_path)).y_train) == sorted(labelled["train-labels-idx1-ubyte"])
+    with pytest.raises(DataError, match="mnist: its labels begin as fashion_mnist's published"):
+        load_dataset("mnist", str(fashion))
+
+
 @pytest.mark.parametrize("layout, compress", [("flat", False), ("torchvision", True)])
 def test_mnist_idx_files_round_trip(tmp_path, layout, compress):
     folder = tmp_path if layout == "flat" else tmp_path / "FashionMNIST" / "raw"
