@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import signal
@@ -96,11 +97,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikecl: interrupted{continue_hint(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:                     # output piped into a reader that stopped early (e.g. `| head`)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())   # so the interpreter's final flush does not fail again
+        silence_stdout()
         with contextlib.suppress(OSError):      # stderr piped into the same reader: nothing can be said
             print(f"spikecl: stopped: the reader of its output closed it{continue_hint(args)}", file=sys.stderr)
         return 141
+    except OSError as exc:                      # printing to a full disk (`> file`); a file's own write says more
+        if exc.errno not in OUTPUT_ERRNOS or exc.filename is not None:
+            raise
+        silence_stdout()
+        with contextlib.suppress(OSError):
+            print(f"spikecl: error: its output could not be written ({exc.strerror or exc}); results and checkpoints "
+                  f"written are whole{continue_hint(args)}", file=sys.stderr)
+        return 1
+
+
+#: errors of a write to a file or device that has no room or cannot take it (stdout redirected to a full disk)
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of what could not be written fails no
+    more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @contextlib.contextmanager

@@ -174,6 +174,26 @@ def test_a_reader_that_closed_the_output_early_is_said_on_stderr(tmp_path):
                            "(what this run already replaced is kept)\n"), done.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_output_redirected_to_a_full_disk_is_one_line_not_a_traceback(tmp_path):
+    """`spikecl report DIR > file` on a full disk (here /dev/full) stopped with a traceback from the table's print;
+    now one line on stderr, exit 1. A file's own failed write (an OSError naming the file) is left to its code."""
+    script = ("import sys\nimport spikecl.commands.run as run\n"
+              "def cmd_run(args):\n    print('x' * 100000)\n    sys.stdout.flush()\n"
+              "run.cmd_run = cmd_run\n"
+              "from spikecl.cli import main\nsys.exit(main(['run', 'x.toml']))\n")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", script], stdout=full, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == ("spikecl: error: its output could not be written (No space left on device); results and "
+                           "checkpoints written are whole; continue with --resume\n"), done.stderr
+    named = script.replace("print('x' * 100000)\n    sys.stdout.flush()",
+                           "raise OSError(28, 'No space left on device', 'r.h5')")
+    done = subprocess.run([sys.executable, "-c", named], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" in done.stderr
+
+
 def test_a_results_file_runs_again_as_the_run_it_records(tmp_path, capsys):
     """`spikecl run RESULTS.h5` makes the file's run again (a variant as a variant, its seed, its method's options,
     its thread count): the same numbers and config bit for bit; --resume keeps the file itself; a kind whose files
