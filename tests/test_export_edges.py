@@ -1620,3 +1620,32 @@ def test_a_readout_whose_exponent_stops_at_minus_8_shrinks_its_mantissas_to_keep
     assert int(run.readout_cuts.sum()) == 0 and np.abs(run.readout_v).max() < 2**22
     float_mean = float_forward(spec, encode_values(x, 8, "direct", None)).readout_mem.mean(0)
     np.testing.assert_allclose(fp.logits(net, run.readout_v), float_mean, rtol=0.02)
+
+
+def test_a_lava_side_that_exits_0_without_its_results_is_one_line(tmp_path, monkeypatch):
+    """A Lava Python that exits 0 without writing its run file (SPIKECL_LAVA_PYTHON=/bin/true) ended `spikecl
+    deploy` with a FileNotFoundError traceback; one that writes an incomplete file, with a KeyError. Both are one
+    line naming the side, for the runner, the CA3 run and the HLOP learner alike."""
+    import sys
+
+    from spikecl.export import ca3_graph, hlop_graph, lava_client
+
+    silent = tmp_path / "silent"
+    silent.write_text("#!/bin/sh\nexit 0\n")
+    empty = tmp_path / "empty"                     # writes an HDF5 file without datasets where -o points
+    empty.write_text(f"#!/bin/sh\nwhile [ \"$1\" != -o ]; do shift; done\n{sys.executable} -c "
+                     "\"import h5py, sys; h5py.File(sys.argv[1], 'w').close()\" \"$2\"\n")
+    for script in (silent, empty):
+        script.chmod(0o755)
+    net = write_netx(tmp_path / "net.h5", quantize(small_spec(bias=0.0)))
+    for script, said in ((silent, r"exited without writing its results \(run\.h5\); is its Python spikecl's Lava "
+                                  r"environment \(make lava\)\?$"),
+                         (empty, r"wrote an unreadable or incomplete run\.h5 \(.*\)$")):
+        monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(script))
+        with pytest.raises(ResultsError, match="^the Lava runner " + said):
+            lava_client.run_lava(net, np.zeros((6, 1, 6), dtype=np.int64))
+        with pytest.raises(ResultsError, match="^the Lava CA3 run " + said):
+            ca3_graph.run_lava(tmp_path / "graph.h5")
+    monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(empty))
+    with pytest.raises(ResultsError, match=r"^the Lava HLOP learner wrote an unreadable or incomplete learned\.h5"):
+        hlop_graph.run_lava(tmp_path / "graph.h5")

@@ -417,9 +417,7 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
     :mod:`spikecl_lava.learning.ca3_stdp`); ``cells``: "custom" (spikecl's cell model) or "lif" (Lava's
     ``LIFRefractory``); ``learning``: "float" or "fixed" (Lava's fixed-point engine, see
     :mod:`spikecl_lava.learning.ca3_fixed`)."""
-    import h5py
-
-    from spikecl.export.lava_client import lava_python, run_side
+    from spikecl.export.lava_client import lava_python, run_side, side_output
 
     with tempfile.TemporaryDirectory(prefix="spikecl-ca3-") as tmp:
         out_path = Path(tmp) / "run.h5"
@@ -427,11 +425,9 @@ def run_lava(path: Path, timeout_s: float = 900, stock_engine: bool = False, cel
             (["--stock-engine"] if stock_engine else []) + ["--cells", cells, "--learning", learning]
         run_side(cmd, "the Lava CA3 run", timeout_s, "export a shorter experiment (fewer cues or operations)",
                  tmpdir=Path(tmp))
-        with h5py.File(out_path, "r") as f:
-            out = dict(f.attrs)
-            out["spikes"] = {p: f[f"spikes/{p}"][()].astype(bool) for p in f["spikes"]}
-            out["weights"] = {k: f[f"weights/{k}"][()] for k in f["weights"]}
-    return out
+        return side_output(out_path, "the Lava CA3 run", lambda f: {
+            **f.attrs, "spikes": {p: f[f"spikes/{p}"][()].astype(bool) for p in f["spikes"]},
+            "weights": {k: f[f"weights/{k}"][()] for k in f["weights"]}})
 
 
 def check_engine_options(cells: str, stock_engine: bool, learning: str) -> None:

@@ -385,19 +385,16 @@ def principal_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def run_lava(path: str | Path, timeout_s: float = 3600) -> dict:
     """Run ``python -m spikecl_lava.learning.oja`` on a graph file in ``.venv-lava``; returns its output file's
     datasets (``h``, ``g``) and attributes (timings)."""
-    import h5py
-
-    from spikecl.export.lava_client import lava_python, run_side
+    from spikecl.export.lava_client import lava_python, run_side, side_output
 
     with tempfile.TemporaryDirectory(prefix="spikecl-hlop-") as tmp:
         out_path = Path(tmp) / "learned.h5"
         run_side([str(lava_python()), "-m", "spikecl_lava.learning.oja", str(path), "-o", str(out_path)],
                  "the Lava HLOP learner", timeout_s, "write the graph with fewer samples or epochs "
                  f"({PERIOD} Lava steps per sample and epoch)", tmpdir=Path(tmp))
-        with h5py.File(out_path, "r") as f:
-            out = {key: f[key][()] for key in f}
-            out.update({key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()})
-    return out
+        return side_output(out_path, "the Lava HLOP learner", lambda f: {
+            **{key: f[key][()] for key in ("h", "g")},
+            **{key: (v.item() if hasattr(v, "item") else v) for key, v in f.attrs.items()}})
 
 
 def learned_basis(graph: HLOPGraph, h: np.ndarray) -> np.ndarray:

@@ -99,6 +99,23 @@ def run_side(cmd: list, what: str, timeout_s: float, remedy: str, tmpdir: Path |
         raise ResultsError(f"{what} failed: {said}")
 
 
+def side_output(path: Path, what: str, read):
+    """``read(f)`` of the HDF5 file ``path`` that a side run (:func:`run_side`) wrote, ``f`` open for reading; a
+    file missing (its Python exited 0 without running spikecl's Lava side), unreadable or lacking what ``read``
+    takes is a one-line ResultsError naming ``what``."""
+    import h5py
+
+    if not path.is_file():
+        raise ResultsError(f"{what} exited without writing its results ({path.name}); is its Python spikecl's Lava "
+                           "environment (make lava)?")
+    try:
+        with h5py.File(path, "r") as f:
+            return read(f)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResultsError(f"{what} wrote an unreadable or incomplete {path.name} ({reason})") from None
+
+
 def signal_name(number: int) -> str:
     """``SIGKILL`` for 9; ``signal 40`` for a number without a name (a real-time signal)."""
     try:
@@ -163,8 +180,6 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
              timeout_s: float = LAVA_TIMEOUT_S, lava_dl: bool = False) -> dict:
     """Run the Lava runner in ``.venv-lava`` on ``inputs`` [T, B, n]; returns its run file's contents.
     ``lava_dl``: build the network with lava-dl's netx loader instead, in ``.venv-lavadl``."""
-    import h5py
-
     python = lavadl_python() if lava_dl else lava_python()
     with tempfile.TemporaryDirectory(prefix="spikecl-lava-") as tmp:
         tmp = Path(tmp)
@@ -173,9 +188,6 @@ def run_lava(network: Path, inputs: np.ndarray, labels=None, heads=None, record_
                "-o", str(tmp / "run.h5")] + (["--record-layers"] if record_layers else []) + \
             (["--lava-dl"] if lava_dl else [])
         run_side(cmd, "the Lava runner", timeout_s, "run fewer samples (spikecl deploy --samples)", tmpdir=tmp)
-        with h5py.File(tmp / "run.h5", "r") as f:
-            out = dict(f.attrs)
-            out["spikes"] = [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))]
-            out["readout_v"] = f["readout_v"][()]
-            out["predictions"] = f["predictions"][()]
-    return out
+        return side_output(tmp / "run.h5", "the Lava runner", lambda f: {
+            **f.attrs, "spikes": [f[f"spikes/{k}"][()].astype(bool) for k in range(len(f.get("spikes", {})))],
+            "readout_v": f["readout_v"][()], "predictions": f["predictions"][()]})
