@@ -893,3 +893,26 @@ def test_a_sweep_without_address_starts_its_own_ray_instance_beside_a_running_cl
     with pytest.raises(ConfigError, match="^a local Ray instance with 2 CPUs did not start"):
         sweep_ray.start_ray(None, 2)
     assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
+
+
+def test_a_sweep_run_again_with_fewer_methods_keeps_the_summary_of_the_others_unless_overwritten(sweep_files,
+                                                                                                   inline_ray, capsys):
+    """A selecting sweep run again with one of its two methods rewrote sweep.h5, its table, plot and selection.json
+    with that method alone, the other's runs still on disk. Now refused in one line before any run (the summary and
+    selection unchanged); --overwrite summarises the narrower sweep; adding a method is not refused."""
+    path = sweep_files(BASE, SELECT.replace('methods = ["finetune"]', 'methods = ["finetune", "ewc"]'))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    folder = sweep_dir(load_sweep(path))
+    kept = {name: (folder / name).read_bytes() for name in ("sweep.h5", "selection.json", "sweep-summary.txt")}
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", 'methods=["finetune"]']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spikecl: error: {folder / 'sweep.h5'} summarises runs this sweep does not plan "
+                          f"({folder / 'lr=0.05' / 'ewc-seed3.h5'} and 1 more; fewer methods, seeds or points?)")
+    assert {name: (folder / name).read_bytes() for name in kept} == kept
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--set", 'methods=["finetune"]',
+                 "--overwrite"]) == 0
+    assert list(json.loads((folder / "selection.json").read_text())["methods"]) == ["finetune"]
+    assert (folder / "lr=0.05" / "ewc-seed3.h5").is_file()                        # the other method's files stay
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0          # more methods: summarised again
+    assert sorted(json.loads((folder / "selection.json").read_text())["methods"]) == ["ewc", "finetune"]

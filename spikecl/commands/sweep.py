@@ -104,6 +104,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                                           "output_dir", "spikecl sweep"):   # one sweep at a time
         for path in sweep_files(folder):
             remove_temporaries(path)                    # what a killed sweep's writes of its own files left
+        check_summary_kept(sweep, args.overwrite)        # before any run: a refusal changes nothing
         try:
             return run_sweep(args, sweep, plugins)
         finally:                                         # what the --overwrite did not replace: left unfinished
@@ -236,6 +237,31 @@ def check_kept(sweep: Sweep, overwrite: bool) -> None:
         other = made_otherwise(sweep, kept)
         refuse_unfinished(sweep, unfinished_runs(sweep, kept, other))
         refuse_other_settings(sweep, other, stale_checkpoints(sweep, kept))
+
+
+def check_summary_kept(sweep: Sweep, overwrite: bool) -> None:
+    """A one-line :class:`ConfigError`, unless ``overwrite``, where the sweep's ``sweep.h5`` summarises results
+    files that are still there and that ``sweep`` does not plan (run again with fewer methods, seeds or points):
+    its summary, plot and selection, rewritten, would leave them out. A summary that cannot be read, or predates
+    recording its runs, is replaced as before."""
+    from spikecl.errors import ResultsError
+    from spikecl.io import read_run
+
+    folder = sweep_dir(sweep)
+    if overwrite or not (folder / "sweep.h5").is_file():
+        return
+    try:
+        recorded = json.loads(read_run(folder / "sweep.h5", "sweep").attrs.get("runs", "{}"))
+    except (ResultsError, ValueError):
+        return
+    planned = {(folder / run.results).resolve() for run in sweep.runs}
+    dropped = sorted(rel for rel in recorded if (folder / rel).resolve() not in planned and (folder / rel).is_file())
+    if dropped:
+        more = f" and {len(dropped) - 1} more" if len(dropped) > 1 else ""
+        raise ConfigError(f"{folder / 'sweep.h5'} summarises runs this sweep does not plan ({folder / dropped[0]}"
+                          f"{more}; fewer methods, seeds or points?): its summary, plot and selection would leave "
+                          "them out; run it as it was, give this one another name (--set name=...), or pass "
+                          "--overwrite to summarise this sweep's runs alone (the others' files stay)")
 
 
 def print_selection(selection: dict) -> None:
