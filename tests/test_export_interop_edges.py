@@ -65,13 +65,17 @@ def test_a_readout_bias_that_fits_leaves_the_readout_as_it_was():
         assert (a.scale, a.weight_exp) == (b.scale, b.weight_exp) and np.array_equal(a.weight, b.weight)
 
 
-@pytest.mark.parametrize("cfg, words", [
-    (QuantConfig(exponents=True), "bias 10000 needs"),
-    (QuantConfig(), "the readout bias 10000 is too large beside the weights"),
+@pytest.mark.parametrize("cfg, bias, words", [
+    (QuantConfig(exponents=True), 1e6, "every weight rounds to 0 even at weight_exp -8 (the readout bias 1e+06 is "
+                                       "too large beside the weights)"),
+    (QuantConfig(), 1e4, "every weight rounds to 0 without a weight exponent (the readout bias 10000 is too large "
+                         "beside the weights)"),
 ])
-def test_a_readout_bias_too_large_for_any_scale_names_the_trained_bias(cfg, words):
+def test_a_readout_bias_too_large_for_any_scale_names_the_trained_bias(cfg, bias, words):
+    """With weight exponents the mantissas shrink below weight_exp -8 for a large bias (a bias of 10000 beside
+    weights of 0.05 exports, the bias mantissa 4095); one for which every weight rounds to 0 is refused."""
     with pytest.raises(ExportError, match=re.escape(words)) as info:
-        quantize(biased_readout_spec((1e4, -3.0, 2.0, 1.0)), cfg)
+        quantize(biased_readout_spec((bias, -3.0, 2.0, 1.0)), cfg)
     message = str(info.value)
     assert "headroom" not in message and "retrain with a smaller readout bias" in message and "\n" not in message
 

@@ -374,19 +374,21 @@ def quantize_readout(layer: LayerSpec, cfg: QuantConfig, input_bits: int, num_st
     bias = None if layer.bias is None else layer.bias * (readout_gain(layer.beta, num_steps) / num_steps)
     max_bias_exp = bias_exp_max(cfg)
     s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
-    advice = (f"without a weight exponent (the readout range {span:.3g}, the largest summed membrane over the "
+    exponent = "even at weight_exp -8" if cfg.exponents else "without a weight exponent"
+    advice = (f"{exponent} (the readout range {span:.3g}, the largest summed membrane over the "
               f"{num_steps} steps, leaves too little of the 24-bit voltage for weights up to "
               f"{float(np.abs(layer.weight).max()):.3g}); "
               + (f"lower {option('--input-bits')}, " if input_bits else "")
-              + "train with fewer time steps, narrow the range (it comes from "
-                f"{option('--calibration-samples')}, or from the weights' worst case without them) or keep weight "
-                "exponents with QuantConfig(exponents=True) (Python API, spikecl's runner only)")
+              + "train with fewer time steps" + (" or" if cfg.exponents else ",") + " narrow the range (it comes "
+                f"from {option('--calibration-samples')}, or from the weights' worst case without them)"
+              + ("" if cfg.exponents else " or keep weight exponents with QuantConfig(exponents=True) (Python API, "
+                 "spikecl's runner only)"))
     if not _bias_fits(bias, scale, cfg):   # cap the scale so the largest bias fits 13 bits << max_bias_exp
         target = min(target, BIAS_MANT_MAX * 2**max_bias_exp / (2**ACT_SHIFT * np.abs(bias).max()))
         s_w, e, scale = _readout_scale(target, s_w0, q, cfg)
         worst = float(layer.bias[np.argmax(np.abs(layer.bias))])
-        advice = (f"without a weight exponent (the readout bias {worst:g} is too large beside the weights); retrain "
-                  "with a smaller readout bias")
+        advice = (f"{exponent} (the readout bias {worst:g} is too large beside the weights); retrain with a "
+                  "smaller readout bias")
     bias_mant, bias_exp = _bias(layer.name, bias, scale, layer.n_out, cfg, trained=layer.bias,
                                 advice="too large beside the weights even at weight_exp -8; retrain with a smaller "
                                        "readout bias")
