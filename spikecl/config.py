@@ -448,7 +448,7 @@ def experiment_from_dict(raw: typing.Mapping) -> ExperimentConfig:
     check_cuda_graph(cfg)
     check_precision(cfg)
     check_events(cfg)
-    check_applies(cfg)
+    check_applies(cfg, rules={**ONLY_FOR, ("data", "data_dir"): DATA_DIR_RULE})
     for name in cfg.variants:
         method_config(cfg, name)                     # every variant must give a valid experiment
     return cfg

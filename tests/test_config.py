@@ -45,6 +45,8 @@ def test_nested_values_and_strategy_options():
     ({"stream": {"n_tasks": 1}, "train": {"reset_optimizer": False}}, "train.reset_optimizer: applies only to"),
     ({"stream": {"kind": "rotated", "n_tasks": 1, "max_angle_deg": 90.0}},
      "stream.max_angle_deg: applies only to rotated streams of 2 or more tasks"),
+    ({"data": {"dataset": "mnist5k", "data_dir": "/tmp"}},            # a bundled dataset reads no folder: ignored
+     "data.data_dir: applies only to datasets read from files (digits, mnist5k come with their packages"),
 ])
 def test_bad_configs_name_the_key(raw, message):
     with pytest.raises(ConfigError, match=None) as info:
@@ -135,7 +137,8 @@ def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
     """TOML strings and ``--data-dir=~/x`` reach spikecl unexpanded: path keys expand ``~`` as a shell would, so
     results do not go to a folder named "~" and datasets in the home folder are found."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = load_experiment("models/split_digits.toml", ['output_dir="~/runs"', 'data.data_dir="~/data"'])
+    cfg = load_experiment("models/split_digits.toml", ['output_dir="~/runs"', 'data.dataset="mnist"',
+                                                       'data.data_dir="~/data"'])
     assert cfg.output_dir == str(tmp_path / "runs") and cfg.data.data_dir == str(tmp_path / "data")
     assert cfg.results_path("finetune", 0).parent == tmp_path / "runs" / cfg.name
     from spikecl.data.base import find_path

@@ -462,7 +462,7 @@ def test_the_datasets_looked_for_are_those_each_run_reads_its_variant_applied(sw
                                                                                tmp_path):
     missing = f'"data.dataset" = "mnist"\n"data.data_dir" = "{tmp_path / "missing"}"\n'
     monkeypatch.setattr(sweep_ray, "start_ray", lambda *a, **k: pytest.fail("trials started before the refusal"))
-    for base_data, variant_data, refused in ((missing, '"data.dataset" = "digits"\n', False),
+    for base_data, variant_data, refused in ((missing, '"data.dataset" = "digits"\n"data.data_dir" = ""\n', False),
                                               ("", missing, True)):
         exp = BASE.replace('dataset = "digits"\n', 'dataset = "digits"\n' if not base_data else
                            f'dataset = "mnist"\ndata_dir = "{tmp_path / "missing"}"\n')
