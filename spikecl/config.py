@@ -29,7 +29,6 @@ import math
 import numbers
 import os
 import typing
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import numpy as np
 
 from spikecl.differences import flatten
 from spikecl.errors import ConfigError, did_you_mean
-from spikecl.options import field_default, from_dict, option
+from spikecl.options import field_default, from_dict, option, plain_label
 from spikecl.remedies import option as remedy
 from spikecl.remedies import set_option
 from spikecl.toml_files import apply_overrides, load_toml, set_path, toml_literal
@@ -583,16 +582,6 @@ EXPERIMENT_WIDE = ("kind", "name", "seeds", "output_dir", "device", "strategy.me
 
 #: characters no method or variant name may hold: folder separators, and what would move a terminal's output or
 #: break a table's line (control characters, Unicode line and paragraph separators, bidirectional overrides)
-_NOT_IN_LABELS = frozenset("/\\\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def plain_label(text: str) -> bool:
-    """True where ``text`` may name a method or variant in file names and tables: no folder separator ('/', '\\'),
-    no control character (a terminal escape, a newline, which would forge a table row), line or paragraph
-    separator or bidirectional override. Other format characters stay: scripts need the zero-width (non-)joiner."""
-    return not any(c in _NOT_IN_LABELS or unicodedata.category(c) == "Cc" for c in text)
-
-
 def method_config(cfg: ExperimentConfig, name: str) -> tuple[ExperimentConfig, str]:
     """The config a run of ``name`` (a method or a variant) uses, and the method it runs.
 

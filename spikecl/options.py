@@ -13,6 +13,7 @@ import dataclasses
 import numbers
 import os
 import typing
+import unicodedata
 from dataclasses import field
 from typing import Any
 
@@ -89,8 +90,9 @@ def check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
         twice = next(v for i, v in enumerate(value) if v in value[:i])
         raise ConfigError(f"{key}: {twice!r} appears more than once")
-    if meta.get("file_name") and (not value or value in (".", "..") or any(c in value for c in "/\\\0")):
-        raise ConfigError(f"{key}: {value!r} is not a plain file name (no folders, not '.' or '..')")
+    if meta.get("file_name") and (not value or value in (".", "..") or "\0" in value or not plain_label(value)):
+        raise ConfigError(f"{key}: {value!r} is not a plain file name (no folders, not '.' or '..', no control "
+                          "characters)")
     if isinstance(value, list):
         for i, item in enumerate(value):
             check_bounds(item, meta, f"{key}[{i}]")
@@ -203,3 +205,13 @@ def check_defaults(cls: type, prefix: str, where: str) -> None:
         line = str(exc).splitlines()[0] if str(exc) else ""
         raise ConfigError(f"{where}: {cls.__qualname__} cannot be validated ({type(exc).__name__}: {line}); every "
                           "option needs a default and a type bool, int, float, str, list[...] or dict") from None
+
+
+_NOT_IN_LABELS = frozenset("/\\\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def plain_label(text: str) -> bool:
+    """True where ``text`` may name a method or variant in file names and tables: no folder separator ('/', '\\'),
+    no control character (a terminal escape, a newline, which would forge a table row), line or paragraph
+    separator or bidirectional override. Other format characters stay: scripts need the zero-width (non-)joiner."""
+    return not any(c in _NOT_IN_LABELS or unicodedata.category(c) == "Cc" for c in text)

@@ -45,6 +45,8 @@ def test_nested_values_and_strategy_options():
     ({"stream": {"n_tasks": 1}, "train": {"reset_optimizer": False}}, "train.reset_optimizer: applies only to"),
     ({"stream": {"kind": "rotated", "n_tasks": 1, "max_angle_deg": 90.0}},
      "stream.max_angle_deg: applies only to rotated streams of 2 or more tasks"),
+    ({"name": "a\nb"}, "name: 'a\\nb' is not a plain file name (no folders, not '.' or '..', no control characters)"),
+    ({"name": "run\u202eexe"}, "is not a plain file name"),          # a bidirectional override: a forged name
     ({"data": {"dataset": "mnist5k", "data_dir": "/tmp"}},            # a bundled dataset reads no folder: ignored
      "data.data_dir: applies only to datasets read from files (digits, mnist5k come with their packages"),
 ])
