@@ -421,7 +421,8 @@ def test_a_loader_that_lists_its_samples_by_class_is_kept_in_a_fixed_random_orde
         assert np.array_equal(getattr(data, f"x_{split}"), x[order])
     assert len(np.unique(data.y_test[:12])) == 4 and len(np.unique(data.y_train[:12])) == 4
     cfg = experiment_from_dict({"data": {"dataset": "sorted"}, "stream": {"kind": "permuted", "scenario": "domain",
-                                "n_tasks": 2}, "network": {"hidden": [8]}, "train": {"eval_every": 5, "eval_samples": 20}})
+                                "n_tasks": 2}, "network": {"hidden": [8]},
+                                "train": {"eval_every": 5, "eval_samples": 20}})
     task = ContinualRun(cfg, "finetune", 0).stream.tasks[0]
     assert len(np.unique(task.y_test[:20])) == 4 and len(np.unique(task.y_train[:20])) == 4
     assert unshown_rules(cfg, "finetune")["sample_order"] == "fixed random"

@@ -38,8 +38,8 @@ def unshown_rules(cfg: ExperimentConfig, runs_method: str) -> dict:
     zero gradient on them), that HLOP's spiking lateral neurons clamp their responses to ±``lateral_scale``
     (steps of the batch's largest response before), that the IDX and CIFAR files' samples are taken in a fixed
     random order (:func:`spikecl.data.base.fixed_order`; the files' own before 2026-12-05), as a registered
-    dataset's are (its loader's order before 2026-12-07), and the CRC of what a registered dataset's loader returned (:func:`spikecl.data.datasets.registered_crc`: its name alone does not
-    say which data it gave)."""
+    dataset's are (its loader's order before 2026-12-07), and the CRC of what a registered dataset's loader returned
+    (:func:`spikecl.data.datasets.registered_crc`: its name alone does not say which data it gave)."""
     rules = {"eval_subsample_seed": EVAL_SUBSAMPLE_SEED} if cfg.stream.test_per_task else {}
     parts = runs_method.split("+")
     if "si" in parts and any(p in parts[parts.index("si"):] for p in ("gpm", "hlop")):

@@ -476,10 +476,10 @@ def register_dataset(name: str, load: Callable[[int], Dataset], input_shape: Seq
     ``data.test_split_seed``, for a loader that draws its own train/test split. It is called once per process and
     seed, and what it returns is checked then (a one-line DataError) and each split kept in a fixed random order
     (:func:`~spikecl.data.base.fixed_order`: what takes a split's first samples, e.g. continual evaluation's
-    ``train.eval_samples``, must not see one class of a loader that lists them by class); results record its CRC,
-    so that runs on other data are not mixed. A name that is not a plain word, one of spikecl's own datasets or held by another loader (the
-    same loader imported again is fine), a ``load`` that is not callable, an ``input_shape`` that is not 3 positive
-    integers or ``n_classes`` below 2 are a one-line :class:`ConfigError`."""
+    ``train.eval_samples``, must not see one class of a loader that lists them by class); results record its CRC, so
+    that runs on other data are not mixed. A name that is not a plain word, one of spikecl's own datasets or held by
+    another loader (the same loader imported again is fine), a ``load`` that is not callable, an ``input_shape``
+    that is not 3 positive integers or ``n_classes`` below 2 are a one-line :class:`ConfigError`."""
     check_own_name(name, "dataset name", "data.dataset names it")
     if name in DATASETS:
         raise ConfigError(f"register_dataset: {name!r} is one of spikecl's own datasets ({', '.join(DATASETS)}); "
