@@ -1005,6 +1005,22 @@ def test_runs_not_read_are_named_by_seed_then_method():
     assert missing_runs([only]) == ["ewc seed 0", "finetune seed 0", "ewc seed 1"]
 
 
+def test_a_run_that_diverged_is_not_said_to_be_run_by_resume(tmp_path):
+    """A run whose training diverged was listed among those "interrupted, failed or not yet run", which
+    `--resume` runs, though resume refuses it (the same settings diverge again). It is named apart now."""
+    from spikecl.continual.report import missing_note
+    from spikecl.run_files import write_divergence
+
+    plan = {"name": "x", "output_dir": str(tmp_path), "strategy": {"methods": ["ewc", "finetune"]}, "seeds": [0, 1]}
+    only = replace(result("finetune", 0, ["ewc", "finetune"]), config=plan)
+    (tmp_path / "x").mkdir()
+    write_divergence(tmp_path / "x" / "ewc-seed0.h5", "NumericalError: ewc seed 0, task 2: loss became NaN")
+    assert missing_note([only]).splitlines() == [
+        "Not in this report: ewc seed 1, finetune seed 1, which the experiment names: no results file of them was "
+        "read (interrupted, failed or not yet run; spikecl run <experiment file> --resume runs what is missing)",
+        "Diverged, not in this report: ewc seed 0 (the same settings diverge again: change them to run it)"]
+
+
 def test_the_comparison_plot_draws_no_spread_for_one_seed_and_the_sample_std_for_several():
     """A method of one seed is drawn as its value alone (std NaN, not a '± 0' bar); one of two seeds with the
     seeds' sample std (ddof = 1) of ACC and BWT, from their matrices."""

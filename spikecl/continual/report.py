@@ -19,6 +19,7 @@ from spikecl.environment import source_note as environment_source_note
 from spikecl.errors import ResultsError
 from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, not_in_report, other_data
 from spikecl.figures import palette
+from spikecl.run_files import diverged_error
 
 # (metrics key, column title) in the order they are printed; accuracies are shown in percent
 COLUMNS = (("acc", "ACC"), ("bwt", "BWT"), ("learning_acc", "LA"), ("fwt", "FWT"), ("forgetting", "Forget"),
@@ -155,14 +156,23 @@ def settings_note(results: Sequence[ContinualResult]) -> str:
 def missing_note(results: Sequence[ContinualResult]) -> str:
     """A line naming the runs that the experiments of ``results`` name (each file records the methods and seeds its
     command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
-    "" when none is missing."""
-    return not_in_report(missing_runs(results))
+    "" when none is missing. A run whose training diverged (its record beside where its results would be) is named
+    apart: running it again with the same settings, as ``--resume`` would, diverges again."""
+    missing = missing_runs(results, with_paths=True)
+    diverged = [name for name, path in missing if path is not None and diverged_error(path) is not None]
+    note = not_in_report([name for name, _ in missing if name not in diverged])
+    if diverged:
+        note += ("\n" if note else "") + (f"Diverged, not in this report: {', '.join(diverged[:6])}"
+                                          + (f" and {len(diverged) - 6} more" if len(diverged) > 6 else "")
+                                          + " (the same settings diverge again: change them to run it)")
+    return note
 
 
-def missing_runs(results: Sequence[ContinualResult]) -> list[str]:
+def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -> list:
     """Each run the experiments of ``results`` name but that is not among them, as "<method> seed <s>" (by seed,
-    then method)."""
-    planned = set()
+    then method); ``with_paths``: (that name, where its experiment writes its results file as recorded, or None
+    where none is)."""
+    planned: dict[tuple, Path | None] = {}
     for r in results:
         strategy = r.config.get("strategy")
         methods = strategy.get("methods") if isinstance(strategy, dict) else None
@@ -170,9 +180,12 @@ def missing_runs(results: Sequence[ContinualResult]) -> list[str]:
         if isinstance(methods, list) and isinstance(seeds, list):
             plan = {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
             if (r.method, r.seed) in plan:         # else run by a Python caller on its own, not from this plan
-                planned |= plan
-    missing = sorted(planned - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
-    return [f"{m} seed {s}" for m, s in missing]
+                out, name = r.config.get("output_dir"), r.config.get("name")
+                folder = Path(out) / name if isinstance(out, str) and isinstance(name, str) else None
+                for m, s in plan:
+                    planned.setdefault((m, s), folder and folder / f"{m}-seed{s}.h5")
+    missing = sorted(set(planned) - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
+    return [(f"{m} seed {s}", planned[m, s]) if with_paths else f"{m} seed {s}" for m, s in missing]
 
 
 def plot_note(results: Sequence[ContinualResult]) -> str:
