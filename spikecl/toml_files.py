@@ -260,6 +260,9 @@ def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     if is_hdf5(data):
         raise ConfigError(f"{path} is an HDF5 file (results or an exported network), not {a_what}: "
                           "'spikecl report' reads results, 'spikecl deploy' networks")
+    if path.suffix.lower() in (".h5", ".hdf5"):       # named as results, but no HDF5 inside: not read as TOML
+        raise ConfigError(f"{path} is {'empty' if not data else 'not an HDF5 file'} (corrupt or incomplete: a "
+                          f"copy cut short?), and not {a_what} either (.toml)")
     if data[:4] == b"PK\x03\x04" and path.suffix == ".ckpt":      # torch.save's zip archive
         raise ConfigError(f"{path} is a run's checkpoint, not {a_what}: 'spikecl run <its experiment file> --resume' "
                           "continues the run")

@@ -278,6 +278,12 @@ def _(tmp):
     return ["run", str(path)]
 
 
+@case("config", "an empty .h5 file given to run", "r.h5 is empty (corrupt or incomplete: a copy cut short?), and not "
+      "an experiment file either (.toml)")
+def _(tmp):
+    return ["run", str(write(tmp, "r.h5", ""))]
+
+
 @case("config", "a results file that records no run given to run", "r.h5: its config records no method and seed "
       "to run again")
 def _(tmp):
