@@ -16,14 +16,17 @@ def add_command(sub) -> None:
                                         "in a folder (exported networks, ...) are skipped with a note; a sweep's "
                                         "folder gives its summaries (sweep.h5, final/sweep.h5). Each experiment "
                                         "folder below a named folder gets its own table, its plots in that "
-                                        "folder (or in --plots DIR). Files named alone put their plots in their "
+                                        "folder (or with --plots DIR, where several of one kind are reported, "
+                                        "in DIR/<its path below the folder named>). Files named alone put their plots in their "
                                         "folder, so files beside them that are not named need --plots DIR or "
                                         "--no-plots (their plots would be replaced), as do files lying directly "
                                         "in two folders named together (one table).")
     report.add_argument("paths", nargs="+", type=user_path, help="results files (.h5) or folders of them")
     plots = report.add_mutually_exclusive_group()
     plots.add_argument("--plots", type=user_path, help="folder for PNG plots (default: the folder named, each "
-                                                  "experiment folder below it, or that of the files named)")
+                                                  "experiment folder below it, or that of the files named; several "
+                                                  "experiments of one kind: each in a subfolder at its path below "
+                                                  "the folder named)")
     plots.add_argument("--no-plots", action="store_true", help="print tables only")
     report.add_argument("--no-matrices", action="store_true",
                         help="continual runs: print only the comparison table")
