@@ -476,7 +476,8 @@ def test_the_progress_bar_total_is_right_from_the_first_task(tmp_path, monkeypat
 
 def test_a_network_whose_training_step_cannot_fit_is_refused_before_training(tmp_path, monkeypatch):
     """hidden = [20000, 20000] in a 3 GiB job was killed without a word: its gradients and a batch's activations
-    exceed the memory free, refused in one line before any task; a run that fits trains on."""
+    exceed the memory free, refused in one line before any task; a run that fits trains on. A batch_size above a
+    task's samples is sized as the batch it gives (it was refused as 2**62 samples' worth of memory)."""
     from spikecl.continual import runner
 
     cfg = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0, "batch_size": 64})
@@ -488,6 +489,12 @@ def test_a_network_whose_training_step_cannot_fit_is_refused_before_training(tmp
         ContinualRun(cfg, "finetune", 0)
     monkeypatch.setattr(runner, "available_memory", lambda: 2**40)
     ContinualRun(cfg, "finetune", 0)
+    huge = config(tmp_path, stream={"n_tasks": 2}, train={"epochs": 1, "eval_every": 0, "batch_size": 2**62})
+    ContinualRun(huge, "finetune", 0)          # a batch holds no more than a task's samples: sized as that batch
+    monkeypatch.setattr(runner, "available_memory", lambda: 100_000)
+    with pytest.raises(ConfigError, match=r"a batch of \d+ at num_steps") as info:
+        ContinualRun(huge, "finetune", 0)
+    assert int(re.search(r"a batch of (\d+) ", str(info.value))[1]) <= 1797    # digits' training split at most
 
 
 def test_kill_and_resume_gives_identical_results(tmp_path):

@@ -209,11 +209,12 @@ class ContinualRun:
         copies = 1 + (2 if t.optimizer == "adam" else int(t.momentum > 0))
         gradients = copies * sum(p.numel() * p.element_size() for p in self.net.parameters() if p.requires_grad)
         steps = self.cfg.network.num_steps
-        batch = t.batch_size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads)
+        size = min(t.batch_size, max(len(task.x_train) for task in self.stream.tasks))   # a batch holds no more
+        batch = size * activation_bytes(self.net, x, steps, self.cfg.network.encoder, heads)
         if gradients + batch > free:
             gib = 2**30
             raise ConfigError(f"a training step of this network takes at least {(gradients + batch) / gib:.1f} GiB "
-                              f"(gradients and optimizer state {gradients / gib:.1f}, a batch of {t.batch_size} at "
+                              f"(gradients and optimizer state {gradients / gib:.1f}, a batch of {size} at "
                               f"num_steps = {steps}: {batch / gib:.1f}), more than the {free / gib:.1f} GiB of "
                               "memory free: a smaller network.hidden, train.batch_size or network.num_steps")
 
