@@ -1649,3 +1649,19 @@ def test_a_lava_side_that_exits_0_without_its_results_is_one_line(tmp_path, monk
     monkeypatch.setenv("SPIKECL_LAVA_PYTHON", str(empty))
     with pytest.raises(ResultsError, match=r"^the Lava HLOP learner wrote an unreadable or incomplete learned\.h5"):
         hlop_graph.run_lava(tmp_path / "graph.h5")
+
+
+def test_a_results_file_renamed_ckpt_is_said_to_be_hdf5(tmp_path):
+    """Export goes by the suffix: a results file renamed .ckpt read 'not a readable checkpoint (IndexError)'; it now
+    says the file holds HDF5 and to export it under its .h5 name. A damaged archive is not called HDF5."""
+    from spikecl.export.spec import load_trained
+    from spikecl.io import write_run
+
+    renamed = tmp_path / "run.ckpt"
+    write_run(tmp_path / "r.h5", "continual", {}).rename(renamed)
+    with pytest.raises(ResultsError, match=r"run\.ckpt is not a readable checkpoint \(\w+\); it is an HDF5 file \(a "
+                                           r"results file renamed \.ckpt\?\): export it under its \.h5 name$"):
+        load_trained(renamed)
+    renamed.write_bytes(b"PK\x03\x04" + bytes(40))
+    with pytest.raises(ResultsError, match=r"run\.ckpt is not a readable checkpoint \(\w+\)$"):
+        load_trained(renamed)

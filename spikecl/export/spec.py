@@ -412,6 +412,20 @@ def folded_standardize(layer: LayerSpec, mean: float, std: float) -> LayerSpec:
     return replace(layer, weight=weight, bias=bias)
 
 
+def hdf5_inside(path: Path) -> str:
+    """"; it is an HDF5 file ..." where the file ``path``, read as a checkpoint, holds HDF5 (a results file or network
+    renamed .ckpt), for the message; else ""."""
+    from spikecl.toml_files import SUPERBLOCKS, is_hdf5
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SUPERBLOCKS[-1] + 8)
+    except OSError:
+        return ""
+    return ("; it is an HDF5 file (a results file renamed .ckpt?): export it under its .h5 name" if is_hdf5(head)
+            else "")
+
+
 def load_trained(path) -> NetworkSpec:
     """The trained network of a results file (``.h5``, torch-free) or a run checkpoint (``.ckpt``, needs torch)."""
     from pathlib import Path
@@ -434,7 +448,8 @@ def load_trained(path) -> NetworkSpec:
             raise ResultsError(f"{path} no longer exists: its run finished or was removed as it was read (a "
                                "finished run's results file exports as well)") from None
         except Exception as exc:  # zipfile and torch raise many types for a damaged or crafted file
-            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+            raise ResultsError(f"{path} is not a readable checkpoint ({type(exc).__name__})"
+                               + hdf5_inside(path)) from None
         if damaged:
             raise ResultsError(f"{path} is damaged ({damaged})")
         if not isinstance(state, dict) or "model" not in state or "config" not in state:
