@@ -17,8 +17,8 @@ def add_command(sub) -> None:
                                         "folder gives its summaries (sweep.h5, final/sweep.h5). Each experiment "
                                         "folder below a named folder gets its own table, its plots in that "
                                         "folder (or with --plots DIR, where several of one kind are reported, "
-                                        "in DIR/<its path below the folder named>). Files named alone put their plots in their "
-                                        "folder, so files beside them that are not named need --plots DIR or "
+                                        "in DIR/<its path below the folder named>). Files named alone put their "
+                                        "plots in their folder, so files beside them that are not named need --plots DIR or "
                                         "--no-plots (their plots would be replaced), as do files lying directly "
                                         "in two folders named together (one table).")
     report.add_argument("paths", nargs="+", type=user_path, help="results files (.h5) or folders of them")
