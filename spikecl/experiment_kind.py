@@ -580,6 +580,7 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
     writes = [job for job in jobs if id(job) in to_run or (job.checkpoint is not None and job.checkpoint.exists())]
     for folder in dict.fromkeys(job.path.parent for job in writes):    # a finished experiment kept by --resume
         check_writable_folder(folder, "output folder")                  # only reprints: a read-only copy will do
+        check_one_kind(folder, k.name)
     for job in todo:                              # a kept result is not written again, whatever its name
         check_name_fits(job.path)
         if job.checkpoint is not None:
@@ -595,6 +596,22 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
             job.check()
     check_datasets(job.config for job in todo)
     return jobs, todo, device
+
+
+def check_one_kind(folder: Path, kind_name: str) -> None:
+    """A one-line :class:`ConfigError` where the output ``folder`` holds results of another experiment kind (a sparsey
+    experiment named like a continual one): its summaries and plots would mix with theirs. A sweep's summaries, other
+    tools' files and unreadable ones do not count."""
+    from spikecl.io import SCHEMA, open_for_reading
+
+    for path in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
+        found = ""
+        with contextlib.suppress(SpikeCLError, OSError), open_for_reading(path) as f:
+            found = str(f.attrs.get("kind", "")) if f.attrs.get("schema") == SCHEMA else ""
+        if found and found not in (kind_name, "sweep"):
+            raise ConfigError(f"{folder} holds {path.name}, results of a {found!r} experiment: this {kind_name!r} "
+                              "experiment's would mix with them; give it another name (--set name=...) or "
+                              "output_dir")
 
 
 def check_distinct_outputs(k: Kind, jobs: Sequence[Job]) -> None:

@@ -104,6 +104,27 @@ def test_a_new_kind_runs_reports_and_refuses_to_replace_results(toy, tmp_path, c
     assert "toy seed 0: 1.50\ntoy seed 1: 3.00" in capsys.readouterr().out
 
 
+def test_an_experiment_named_like_one_of_another_kind_is_refused_before_any_work(toy, tmp_path, capsys):
+    """A sparsey experiment named like a continual one wrote into its folder without a word (their report mixed, a
+    continual run's note called the CA3 plots there its own). Results of another kind in the output folder are
+    refused, even with --overwrite; a sweep's summary there, another tool's HDF5 file and a damaged file are not."""
+    folder = tmp_path / "toy"
+    write_run(folder / "sweep.h5", "sweep", {})
+    write_run(folder / "other_seed0.h5", "toy", {})
+    (folder / "net.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    assert run(toy) == 0
+    write_run(folder / "ewc-seed0.h5", "continual", {})
+    (folder / "toy_seed1.h5").unlink()                 # a run to make (a finished one is only reprinted)
+    for flags in (("--overwrite",), ("--resume",), ()):
+        if not flags:                                  # else its own results' "exists" is said first
+            (folder / "toy_seed0.h5").unlink()
+        RAN.clear()
+        assert run(toy, *flags) == 2 and not RAN
+        assert capsys.readouterr().err == (f"spikecl: error: {folder} holds ewc-seed0.h5, results of a 'continual' "
+                                           "experiment: this 'toy' experiment's would mix with them; give it another "
+                                           "name (--set name=...) or output_dir\n")
+
+
 def test_resume_keeps_valid_results_and_reruns_missing_or_corrupt_ones(toy, tmp_path, capsys):
     assert run(toy) == 0
     kept = tmp_path / "toy" / "toy_seed0.h5"
