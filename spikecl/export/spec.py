@@ -412,7 +412,7 @@ def folded_standardize(layer: LayerSpec, mean: float, std: float) -> LayerSpec:
     return replace(layer, weight=weight, bias=bias)
 
 
-def hdf5_inside(path: Path) -> str:
+def hdf5_inside(path) -> str:
     """"; it is an HDF5 file ..." where the file ``path``, read as a checkpoint, holds HDF5 (a results file or network
     renamed .ckpt), for the message; else ""."""
     from spikecl.toml_files import SUPERBLOCKS, is_hdf5
