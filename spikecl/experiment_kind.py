@@ -52,7 +52,7 @@ from spikecl.remedies import option
 from spikecl.registry import check_not_held, check_own_name
 from spikecl.run_files import (diverged_error, divergence_file, end_marks, file_state, live_pid, process_mark,
                                remove_temporaries, replacing, write_divergence)
-from spikecl.toml_files import SUPERBLOCKS, apply_overrides, is_hdf5, load_toml, parse_override
+from spikecl.toml_files import apply_overrides, is_hdf5_file, load_toml, parse_override
 
 #: kind name -> module defining ``KIND``. Kinds without a config (``sweep``) are read by ``spikecl report`` only.
 KINDS = {
@@ -271,7 +271,7 @@ def experiment_toml(path: str | Path) -> dict:
     (:meth:`Kind.experiment_of`: ``spikecl run RESULTS.h5`` makes it again); a sweep file is a one-line
     :class:`ConfigError` naming its command."""
     check_type(path, (str, os.PathLike), "experiment file")
-    if is_results_file(path):
+    if is_hdf5_file(path):
         try:
             run = read_run(path)
         except ResultsError as exc:              # an exported network, another tool's file, a damaged one
@@ -282,18 +282,6 @@ def experiment_toml(path: str | Path) -> dict:
     if "base" in raw and ("grid" in raw or "points" in raw):
         raise ConfigError(f"{path} is a sweep file (base with a grid or points); run it with: spikecl sweep {path}")
     return raw
-
-
-def is_results_file(path: str | Path) -> bool:
-    """Whether ``path`` names an HDF5 file (its signature read: :func:`~spikecl.toml_files.is_hdf5`), not a TOML
-    one."""
-    try:
-        if not Path(path).is_file():             # a pipe would block the open; a folder is no file
-            return False
-        with open(path, "rb") as f:
-            return is_hdf5(f.read(SUPERBLOCKS[-1] + 8))
-    except OSError:
-        return False
 
 
 def load(path: str | Path, overrides: Iterable[str] = (), expect: str | None = None) -> tuple[Kind, RunHeader]:

@@ -90,7 +90,7 @@ def check_bounds(value: Any, meta: typing.Mapping, key: str) -> None:
     if meta.get("distinct") and isinstance(value, list) and len(set(value)) < len(value):
         twice = next(v for i, v in enumerate(value) if v in value[:i])
         raise ConfigError(f"{key}: {twice!r} appears more than once")
-    if meta.get("file_name") and (not value or value in (".", "..") or "\0" in value or not plain_label(value)):
+    if meta.get("file_name") and (not value or value in (".", "..") or not plain_label(value)):
         raise ConfigError(f"{key}: {value!r} is not a plain file name (no folders, not '.' or '..', no control "
                           "characters)")
     if isinstance(value, list):

@@ -243,6 +243,17 @@ def is_hdf5(head: bytes) -> bool:
     return any(head[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in SUPERBLOCKS)
 
 
+def is_hdf5_file(path: str | Path) -> bool:
+    """Whether ``path`` names an HDF5 file (its signature read: :func:`is_hdf5`), not a TOML one."""
+    try:
+        if not Path(path).is_file():             # a pipe would block the open; a folder is no file
+            return False
+        with open(path, "rb") as f:
+            return is_hdf5(f.read(SUPERBLOCKS[-1] + 8))
+    except OSError:
+        return False
+
+
 def load_toml(path: str | Path, what: str = "experiment file") -> dict:
     """Read a TOML file (``what`` it is, for messages); a missing or empty file or a syntax error is a one-line
     ConfigError."""

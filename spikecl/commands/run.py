@@ -104,10 +104,11 @@ def recorded_setup(path: Path) -> tuple[int, int] | None:
     kind records them (:meth:`~spikecl.experiment_kind.Kind.recorded_setup`), else None (an experiment file, a kind
     whose numbers do not depend on them or that this process does not know, a run resumed on other counts)."""
     from spikecl.errors import ResultsError
-    from spikecl.experiment_kind import is_results_file, kind, kind_names
+    from spikecl.experiment_kind import kind, kind_names
+    from spikecl.toml_files import is_hdf5_file
     from spikecl.io import read_run
 
-    if not is_results_file(path):
+    if not is_hdf5_file(path):
         return None
     try:
         run = read_run(path)

@@ -415,15 +415,9 @@ def folded_standardize(layer: LayerSpec, mean: float, std: float) -> LayerSpec:
 def hdf5_inside(path) -> str:
     """"; it is an HDF5 file ..." where the file ``path``, read as a checkpoint, holds HDF5 (a results file or network
     renamed .ckpt), for the message; else ""."""
-    from spikecl.toml_files import SUPERBLOCKS, is_hdf5
+    from spikecl.toml_files import is_hdf5_file
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(SUPERBLOCKS[-1] + 8)
-    except OSError:
-        return ""
-    return ("; it is an HDF5 file (a results file renamed .ckpt?): export it under its .h5 name" if is_hdf5(head)
-            else "")
+    return "; it is an HDF5 file (a results file renamed .ckpt?): export it under its .h5 name" * is_hdf5_file(path)
 
 
 def load_trained(path) -> NetworkSpec:
