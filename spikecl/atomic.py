@@ -27,7 +27,8 @@ STALE_TMP_SECONDS = 600.0
 
 def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
     """Refuse, before any work, a folder that is a file, lies below a file or cannot be written (one-line
-    :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where it can be created."""
+    :class:`ConfigError` naming ``what`` and the culprit); a missing folder is fine where one can be made (tried:
+    /proc passes the permission check for root)."""
     folder = Path(folder)
     for part in (folder, *folder.parents):
         if not exists(part, ConfigError):
@@ -38,6 +39,11 @@ def check_writable_folder(folder: str | Path, what: str = "folder") -> None:
             raise ConfigError(f"{what} {folder}: {part} is not a folder")
         if not os.access(part, os.W_OK | os.X_OK):
             raise ConfigError(f"{what} {folder}: {part} is not writable")
+        if part != folder:                    # to be made: tried, since access() passes root where mkdir fails
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".spikecl-probe-", dir=part))
+            except OSError as exc:
+                raise ConfigError(f"{what} {folder}: no folder can be made in {part} ({exc.strerror})") from None
         return
 
 

@@ -145,6 +145,29 @@ def test_a_plots_folder_that_cannot_be_written_is_refused_before_any_table(tmp_p
     assert main(["report", str(path), "--no-plots"]) == 0
 
 
+def test_a_plots_folder_no_folder_can_be_made_for_is_refused_before_any_table(tmp_path, capsys, monkeypatch):
+    """``--plots /proc/x`` passed the permission check as root (access() allows it; mkdir fails) and failed only
+    after the tables: a folder to be made is now tried, and the probe leaves nothing behind."""
+    import os
+    import tempfile
+
+    from spikecl.cli import main
+
+    path = write_continual(tmp_path / "finetune-seed0.h5", result("finetune", 0, ["finetune"]))
+
+    def refused(**kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)               # what /proc or an immutable folder answers
+    assert main(["report", str(path), "--plots", str(tmp_path / "made" / "here")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"spikecl: error: --plots {tmp_path / 'made' / 'here'}: no folder can be made in "
+                                 f"{tmp_path} (Operation not permitted)\n")
+    monkeypatch.undo()
+    assert main(["report", str(path), "--plots", str(tmp_path / "made" / "here")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["finetune-seed0.h5", "made"]     # no probe left
+
+
 def test_a_plot_name_too_long_for_its_file_system_is_refused_before_any_table(tmp_path, capsys):
     """A variant's name can make a results file whose plots' names are too long (``spikecl run --no-plots`` did not
     check them): the report refused them only after printing its tables; now before, naming --no-plots."""
