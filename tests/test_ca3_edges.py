@@ -323,8 +323,6 @@ def test_a_learn_hold_longer_than_the_shortest_stress_spacing_is_refused():
 def test_the_torch_stdp_depression_follows_a_minus():
     # a post spike adds A- to the post trace (A+ only on pre spikes); with the default A+ = A- the two are
     # indistinguishable, so the depression amplitude must change the stored weights on its own
-    from pathlib import Path
-
     from test_ca3 import EXPERIMENTS, recorded_inputs
 
     from spikecl.memory import CA3Params

@@ -4,12 +4,11 @@ import json
 import shutil
 from dataclasses import replace
 
-import h5py
 import numpy as np
 import pytest
 
 from spikecl.cli import main
-from spikecl.errors import ConfigError, DataError, ExistsError, ResultsError, ShapeError
+from spikecl.errors import ConfigError, DataError, ExistsError, ShapeError
 from spikecl.export import ca3_graph
 from spikecl.memory.lava_graph import expected_answers, write_ca3_graph
 from spikecl.memory.params import CA3Params

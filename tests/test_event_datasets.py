@@ -97,8 +97,6 @@ def test_shd_keys_without_a_language_are_refused(tmp_path):
 
 
 def test_shd_keys_that_are_not_utf8_are_a_one_line_error_naming_the_file(tmp_path):
-    import h5py
-
     standin_shd(tmp_path, per_class=1)
     path = tmp_path / "SHD" / "shd_train.h5"
     with edited(path) as f:

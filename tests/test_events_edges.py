@@ -105,8 +105,6 @@ def test_a_gesture_file_named_for_no_class_is_refused_naming_it(tmp_path):
 
 def _shd_changed(root, where, value):
     """Stand-in SHD files whose training file's ``where`` is ``value`` (None: removed; "group": an HDF5 group)."""
-    import h5py
-
     standin_shd(root, per_class=1)
     with edited(root / "SHD" / "shd_train.h5") as f:
         del f[where]

@@ -272,7 +272,6 @@ def test_a_netx_weight_off_the_layers_weight_grid_is_refused_by_name(tmp_path):
     # 6-bit mixed-sign mantissas lie on a grid of 8; a weight moved off it is named, not run (nor only
     # caught by the file's CRC, which files written before it and other writers' files lack)
     import re
-    from pathlib import Path
 
     from hdf5_files import tamper
     from test_export import random_spec
@@ -293,7 +292,6 @@ def test_a_netx_weight_off_the_layers_weight_grid_is_refused_by_name(tmp_path):
 def test_a_netx_file_of_a_newer_schema_version_is_refused_by_its_version(tmp_path):
     # a file from a newer spikecl is named as such (not read as this version's layout, nor only "corrupt")
     import re
-    from pathlib import Path
 
     from hdf5_files import tamper
     from test_export import random_spec

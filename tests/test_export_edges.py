@@ -195,8 +195,6 @@ def test_heads_must_match_the_training_stream_of_the_stored_config(tmp_path, sce
 
 def test_an_oversized_weight_dataset_is_refused_before_it_is_read(tmp_path):
     """A chunked 8 x 50,000,000 weight dataset (a small file) would need 1.6 GB to read: its shape is checked first."""
-    import h5py
-
     path = write_netx(tmp_path / "net.h5", quantize(small_spec()))
     with edited(path) as f:
         del f["layer/1/weight"]
@@ -207,7 +205,6 @@ def test_an_oversized_weight_dataset_is_refused_before_it_is_read(tmp_path):
 
 def test_a_conv_grid_of_too_many_neurons_is_refused_before_its_bias_is_read(tmp_path):
     """A conv layer declaring a 999,999 x 999,999 grid (each side within bounds) would read a bias of 10^12 values."""
-    import h5py
     from test_export import cnn_spec, small_cnn
 
     path = write_netx(tmp_path / "cnn.h5", quantize(cnn_spec(small_cnn(1))))
@@ -561,8 +558,6 @@ def test_damaged_cnn_parameters_are_one_line_export_errors(change, message):
 
 # --- NIR files and their metadata ---
 def nir_file(tmp_path, change=None):
-    import h5py
-
     pytest.importorskip("nir")
     from spikecl.export.nir_io import write_nir
 

@@ -572,8 +572,6 @@ def test_results_scored_on_the_older_per_seed_test_subsample_are_not_kept(tmp_pa
     without --resume says the file was made by a spikecl that computed otherwise, not with another config."""
     import json
 
-    import h5py
-
     from spikecl.cli import main
 
     exp = tmp_path / "exp.toml"
@@ -1315,8 +1313,6 @@ def _small_experiment(tmp_path, methods=("finetune", "ewc")):
 def test_resume_replaces_only_damaged_files_not_foreign_newer_or_locked_ones(tmp_path, capsys):
     """--resume runs a damaged results file again (and says so) but refuses one of a newer schema, another tool's
     HDF5 file and one another process holds open; --resume --overwrite replaces them."""
-    import h5py
-
     from spikecl.cli import main
 
     args = _small_experiment(tmp_path)

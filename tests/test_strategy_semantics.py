@@ -11,7 +11,6 @@ import torch
 from spikecl.config import experiment_from_dict
 from spikecl.continual.runner import ContinualRun
 from spikecl.continual.strategies import build_strategy
-from spikecl.continual.strategies.hlop import orthonormal_rows
 from spikecl.continual.strategy import FISHER_PASS, Simulation, TaskData
 from spikecl.errors import ConfigError
 from spikecl.snn import build_cnn, build_mlp, make_trainer
