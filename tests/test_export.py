@@ -648,9 +648,11 @@ def test_neuron_parameters_come_from_the_stored_snntorch_buffers():
     rng = np.random.default_rng(13)
     net = torch_net(rng, "zero")
     state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-    spec = spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.5, "reset": "subtract"}})
+    spec = spec_from_state(state, {"network": {"kind": "mlp"}})          # a config that contradicts them: refused
     assert [(layer.beta, layer.reset) for layer in spec.layers] == [(pytest.approx(0.9), "zero")] * 2 + \
         [(pytest.approx(0.9), "none")]
+    with pytest.raises(ExportError, match="layer hidden0: its neurons hold beta 0.9, the config records "):
+        spec_from_state(state, {"network": {"kind": "mlp", "beta": 0.5, "reset": "subtract"}})
     state["layers.1.lif.threshold"] = np.array([1.0, 2.0])
     with pytest.raises(ExportError, match="layer hidden1: per-neuron threshold"):
         spec_from_state(state, {"network": {"kind": "mlp"}})

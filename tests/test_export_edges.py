@@ -1541,6 +1541,26 @@ def test_spec_from_state_refuses_settings_it_would_not_read(config, message):
     assert spec_from_state(state, {"kind": "continual", "network": {"num_steps": 6}}).num_steps == 6
 
 
+@pytest.mark.parametrize("recorded, message", [
+    ({"threshold": 2.0, "beta": 0.5}, "layer hidden0: its neurons hold beta 0.9, the config records network.beta = 0.5"),
+    ({"threshold": 2.0}, "layer hidden0: its neurons hold threshold 1, the config records network.threshold = 2.0"),
+    ({"reset": "subtract"}, "layer hidden0: its neurons hold reset 'zero', the config records network.reset = "
+                            "'subtract'")])
+def test_spec_from_state_refuses_a_recorded_neuron_setting_its_buffers_contradict(recorded, message):
+    """The buffers of a network built with other neurons than the hand-made config records ran the export while the
+    file recorded the config's beta, threshold or reset; a config that records the built ones, or none, exports."""
+    from spikecl.export import spec_from_state
+    from spikecl.snn import LIFParams, build_mlp
+
+    state = build_mlp(8, [4], 3, neuron=LIFParams(reset="zero")).state_dict()
+    with pytest.raises(ExportError, match=f"^{re.escape(message)}; the file would record one and run the other"):
+        spec_from_state(state, {"network": {"num_steps": 4, **recorded}})
+    for network in ({}, {"beta": 0.9, "threshold": 1, "reset": "zero"}):
+        layers = spec_from_state(state, {"network": {"num_steps": 4, **network}}).layers
+        assert [(round(lay.beta, 6), lay.threshold, lay.reset) for lay in layers] == [(0.9, 1.0, "zero"),
+                                                                                      (0.9, 1.0, "none")]
+
+
 
 def test_export_refuses_a_file_an_overwrite_is_to_replace_and_names_a_checkpoint_removed_as_it_read(
         tmp_path, monkeypatch):

@@ -219,6 +219,23 @@ def _neuron(state: dict, prefix: str, name: str, beta: float, threshold: float, 
     return values[0], values[1], reset
 
 
+def _check_recorded_neurons(layers: list, net: dict) -> None:
+    """A one-line ExportError where the config records a ``network.beta``, ``threshold`` or ``reset`` that a layer's
+    stored neuron buffers contradict (the state of a network built otherwise): the file would record the config's
+    setting beside weights that run with the buffers'. Values are compared as the float32 buffers hold them."""
+    for key in ("beta", "threshold", "reset"):
+        if key not in net:
+            continue
+        for layer in layers if key != "reset" else layers[:-1]:      # the readout never resets
+            held = getattr(layer, key)
+            same = held == net[key] if key == "reset" else np.float32(held) == np.float32(net[key])
+            if not same:
+                shown = repr(held) if key == "reset" else f"{held:.7g}"
+                raise ExportError(f"layer {layer.name}: its neurons hold {key} {shown}, the config records "
+                                  f"network.{key} = {net[key]!r}; the file would record one and run the other: "
+                                  "export with the config the network was built with")
+
+
 BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 
@@ -333,7 +350,8 @@ def check_network_keys(config: dict) -> None:
 def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     """Rebuild the network from its ``state_dict`` arrays (named as :mod:`spikecl.network_keys` says) and the
     experiment config (``config["network"]``): neuron parameters come from the stored snnTorch buffers (``beta``,
-    ``threshold``, ``reset_mechanism_val``) when present, else from the config.
+    ``threshold``, ``reset_mechanism_val``) when present, else from the config; a config that records other values
+    than the buffers hold is refused (the file records the config).
 
     CNNs (``build_cnn``): each eval-mode batch norm is folded into its conv's weights and a per-channel bias; each
     2 x 2 average pooling is folded into the next layer (a stride-2 conv of twice the kernel, or the readout's
@@ -381,6 +399,7 @@ def spec_from_state(state: dict, config: dict) -> NetworkSpec:
     bias = None if heads[0][1] is None else np.concatenate([b for _, b in heads])
     r_beta, r_threshold, _ = _neuron(state, INTEGRATOR, "readout", *defaults[:2], "none")
     layers.append(LayerSpec("readout", weight, bias, r_beta, r_threshold, "none"))
+    _check_recorded_neurons(layers, net)
     n_hidden = next(i for i in range(len(state) + 1) if hidden(i) + SYNAPSE + "weight" not in state)
     read = {*(hidden(i) + part for i in range(n_hidden) for part in (SYNAPSE, NORM, LIF)),
             *(head(h) for h in range(len(heads))), INTEGRATOR}
