@@ -206,9 +206,11 @@ def test_a_results_file_records_its_evaluation_split_and_scoring_rules(tmp_path)
     curve = {"items": np.array([10]), "exact": one}
     out = {"capacity": curve, "random_capacity": curve, "cue_levels": np.array([0.0]),
            "cues": {"removed_sparsey_identity": one}, "metrics": {"sparsey_acc_knn1": 0.5},
-           "similarity": {"sparsey": (np.array([1, 2]), np.array([2, 3]), 0.5)}, "n_train": 10, "cue_items": 5}
+           "similarity": {"sparsey": (np.array([1, 2]), np.array([2, 3]), 0.5)}, "n_train": 10, "cue_items": 5,
+           "pair_items": 2}
     run = read_run(write_sparsey_results(tmp_path / "sparsey_seed4.h5", cfg, 4, out, False))
-    assert [run.attr(a) for a in ("eval_split", "seed", "n_train", "cue_items")] == ["validation", 4, 10, 5]
+    assert [run.attr(a) for a in ("eval_split", "seed", "n_train", "cue_items", "pair_items")] == ["validation", 4, 10,
+                                                                                                   5, 2]
     assert run.config["recall_ties"] == SCORING["recall_ties"] == "a tie among the k nearest stored codes counts 1/k"
 
 
@@ -242,12 +244,14 @@ def test_a_dataset_the_coder_cannot_read_is_refused_when_the_config_loads(datase
 
 
 def test_a_run_caps_the_cued_items_and_reads_its_summaries_at_their_points():
-    """run_seed: 500 cued items of 200 stored record 200; the half-removed cue summary is the curve at level 0.5
-    (not the last level); the random-pattern capacity is the largest point recalled exactly (10 of 5, 10, 20)."""
+    """run_seed: 500 cued items of 200 stored record 200, pairs asked of 100,000 test items are drawn from the 60
+    there are and record 60 (the config's value alone said 100,000); the half-removed cue summary is the curve at
+    level 0.5 (not the last level); the random-pattern capacity is the largest point recalled exactly (10 of 5, 10,
+    20)."""
     cfg = load(DIGITS, [*TINY, "eval.cue_levels=[0.0,0.5,0.75]", "eval.random_capacity_points=[5,10,20]",
-                        "eval.cue_items=500"])[1]
+                        "eval.cue_items=500", "eval.pair_items=100000"])[1]
     out = run_seed(cfg, 0, False)
-    assert out["n_train"] == 200 and out["cue_items"] == 200
+    assert out["n_train"] == 200 and out["cue_items"] == 200 and out["pair_items"] == 60
     assert out["random_capacity"]["exact"].tolist()[:2] == [1.0, 1.0] and out["random_capacity"]["exact"][2] < 1.0
     assert out["metrics"]["random_capacity_exact_items"] == 10.0
     for name in ("sparsey", "flyhash", "pooler"):
@@ -303,14 +307,35 @@ def test_options_a_sparsey_run_would_ignore_are_refused():
     with pytest.raises(ConfigError, match=r"data.pool: applies only to event datasets; leave it at its default \(1\)"):
         load(DIGITS, ["data.pool=3"])
     for overrides, message in (
-            (['coder.layout="whole"', "coder.patch=[3, 3]"], 'coder.grid: applies only to coder.layout = "grid"'),
-            (['coder.ensemble="shifted"', "coder.n_macs=1"], "coder.ensemble: applies only to .*coder.n_macs > 1"),
-            (["coder.top_grid=[2, 2]"], "coder.top_grid: applies only to coder.two_level = true"),
+            (['coder.layout="whole"', "coder.patch=[3, 3]"], 'coder.grid: applies only to layout = "grid"'),
+            (['coder.ensemble="shifted"', "coder.n_macs=1"], "coder.ensemble: applies only to .*n_macs > 1"),
+            (["coder.top_grid=[2, 2]"], "coder.top_grid: applies only to two_level = true"),
             (["eval.sequences=0", "eval.sequence_cms=4"], r"eval.sequence_cms: applies only to sequence recall")):
         with pytest.raises(ConfigError, match=message):
             load(DIGITS, overrides)
     assert load(DIGITS, ["coder.two_level=true", "coder.top_grid=[2, 2]"])[1].coder.top_grid == [2, 2]
     assert SpikingWTAConfig(beta=0.0, i_max=2.0).validate().beta == 0.0          # fires at once, no log(0)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"layout": "whole", "ensemble": "shifted", "grid": [2, 2]}, 'grid: applies only to layout = "grid"; leave it at '
+                                                                 "its default ([4, 4]): it would be ignored"),
+    ({"layout": "whole", "top_grid": [2, 2]}, "top_grid: applies only to two_level = true; leave it at its default "
+                                              "([1, 1])"),
+    ({"layout": "grid", "grid": [2, 2], "patch": [5, 5], "ensemble": "shifted"},
+     'ensemble: applies only to layout = "grid" with n_macs > 1; leave it at its default ("same")')])
+def test_a_sparsey_config_built_in_python_refuses_fields_its_other_fields_leave_unread(fields, message):
+    """Built in Python, the coder's config took a grid, an ensemble or a level-2 grid its layout never reads (the
+    codes equal the defaults'), which the TOML table refused; the measures' one-mac configs of a grid coder build."""
+    from spikecl.sdr.measures import random_pattern_mac
+
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        SparseyConfig(image_shape=[8, 8], **fields)
+    grid = SparseyConfig(image_shape=[8, 8], layout="grid", grid=[2, 2], patch=[5, 5], n_macs=2, ensemble="shifted",
+                         two_level=True, top_grid=[2, 2])
+    one = random_pattern_mac(grid)
+    assert (one.layout, one.n_macs, one.two_level, one.grid, one.ensemble, one.top_grid) == ("whole", 1, False,
+                                                                                            [4, 4], "same", [1, 1])
 
 
 def test_a_spiking_check_without_torch_is_refused_before_any_work(monkeypatch, tmp_path):

@@ -44,7 +44,7 @@ from spikecl.sdr.readout import knn_predict, overlap_spearman
 from spikecl.sdr.results import (CUE_SUMMARY_CODERS, IMPLIED_METRICS, SCORING, outcome, recorded_config, seed_outcomes,
                                  test_splits_note, write_sparsey_results)
 from spikecl.sdr.sdr import code_statistics
-from spikecl.sdr.sparsey import MAX_CELLS_PER_CM, MAX_CMS, SparseyCoder, SparseyConfig, code_size
+from spikecl.sdr.sparsey import MAX_CELLS_PER_CM, MAX_CMS, READ_ONLY_WITH, SparseyCoder, SparseyConfig, code_size
 from spikecl.sdr.table import comparison_rows, format_table
 
 #: spikecl's own datasets of one-channel images, which the coder reads
@@ -59,7 +59,8 @@ class EvalConfig:
     n_pairs: int = option(5000, low=10, high=10 ** 7,
                           doc="item pairs for the code-vs-input overlap Spearman correlation")
     pair_items: int = option(1000, low=3, doc="test items the pairs are drawn from (at least 3: two items make one "
-                                              "pair, whose correlation is undefined)")
+                                              "pair, whose correlation is undefined); at most the test items there "
+                                              "are, the number used recorded as the results' pair_items")
     capacity_points: list[int] = option([100, 250, 500, 1000, 2000, 4000], low=1, nonempty=True,
                                         doc="items stored at each point of the capacity curve")
     random_capacity_points: list[int] = option([10, 25, 50, 100, 250, 500, 1000], low=1, nonempty=True,
@@ -171,11 +172,8 @@ def check_train_items(ev: EvalConfig, n_train: int) -> None:
 
 #: options of the sparsey kind that only some settings read: (table, key) -> (applies(cfg), where)
 SPARSEY_ONLY_FOR = {
-    **{("coder", key): (lambda cfg: cfg.coder.layout == "grid", 'coder.layout = "grid"') for key in ("grid", "patch")},
-    ("coder", "ensemble"): (lambda cfg: cfg.coder.layout == "grid" and cfg.coder.n_macs > 1,
-                            'coder.layout = "grid" with coder.n_macs > 1'),
-    **{("coder", key): (lambda cfg: cfg.coder.two_level, "coder.two_level = true")
-       for key in ("top_grid", "top_patch")},
+    **{("coder", key): (lambda cfg, applies=applies: applies(cfg.coder), where.format(p="coder."))
+       for key, (applies, where) in READ_ONLY_WITH.items()},
     **{("eval", key): (lambda cfg: cfg.eval.sequences > 0, "sequence recall (eval.sequences > 0)")
        for key in ("sequence_length", "sequence_cms", "sequence_cells_per_cm")},
 }
@@ -305,7 +303,8 @@ def run_seed(cfg: SparseyExperimentConfig, seed: int, progress: bool, device: st
         metrics.update(sequence_recall(coder_cfg, ev, cfg.flyhash, x_train, seed))
     return {"metrics": metrics, "similarity": sim, "capacity": capacity, "random_capacity": random_capacity,
             "cues": cues, "cue_levels": np.asarray(ev.cue_levels, np.float64), "n_train": len(x_train),
-            "cue_items": min(ev.cue_items, len(x_train)), "note": note, "data_crc": data_crc}
+            "cue_items": min(ev.cue_items, len(x_train)), "pair_items": len(pairs_x), "note": note,
+            "data_crc": data_crc}
 
 
 def spiking_match(cfg: SparseyConfig, sparsey: Coded, x_learn: np.ndarray, x_test: np.ndarray,

@@ -169,7 +169,7 @@ def random_pattern_mac(cfg: SparseyConfig) -> SparseyConfig:
     from dataclasses import replace
 
     mac = replace(cfg.mac, min_active_frac=0.0, max_active_frac=1.0, freeze_fraction=1.0, sequences=False)
-    return replace(cfg, layout="whole", n_macs=1, two_level=False, mac=mac)
+    return cfg.one_mac(mac)
 
 
 def random_like(x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -215,7 +215,7 @@ def sequence_recall(cfg: SparseyConfig, ev, fly_cfg: FlyHashConfig, x: np.ndarra
     frames = x[order].reshape(ev.sequences, ev.sequence_length, -1)
     mac = replace(cfg.mac, n_cms=ev.sequence_cms, cells_per_cm=ev.sequence_cells_per_cm, sequences=True,
                   min_active_frac=0.0, max_active_frac=1.0, freeze_fraction=1.0)
-    coder = SparseyCoder(replace(cfg, layout="whole", n_macs=1, two_level=False, mac=mac))
+    coder = SparseyCoder(cfg.one_mac(mac))
     n_bits = mac.n_cells
     fly = FlyHash(replace(fly_cfg, n_outputs=n_bits, sparsity=1.0 / mac.cells_per_cm, seed=seed), x.shape[1])
     successors = SuccessorMemory(n_bits, mac.n_cms)

@@ -4,7 +4,8 @@ the summary and the plots (:func:`outcome`; several seeds of one experiment: :fu
 Results schema (``kind = "sparsey"``, version 1)::
 
     /                        attrs: schema, schema_version, kind = "sparsey", seed, eval_split, n_train (items
-                             stored), cue_items (items cued with degraded inputs)
+                             stored), cue_items (items cued with degraded inputs), pair_items (test items the
+                             overlap pairs are drawn from: eval.pair_items or all there are)
     /config, /environment    attrs: json
     /metrics                 attrs: one float per metric (accuracies and recall are fractions, times in seconds):
                              <coder>_acc_<readout>, spearman_<coder>, cue_half_removed_<coder>,
@@ -74,7 +75,7 @@ def write_sparsey_results(path: Path, cfg, seed: int, out: dict, overwrite: bool
     env = {**environment(), **({"data_crc": out["data_crc"]} if out.get("data_crc") is not None else {})}
     return write_run(path, "sparsey", recorded_config(cfg), out["metrics"], {"curves": curves, "extra": extra},
                      {"seed": seed, "eval_split": cfg.data.eval_split, "n_train": out["n_train"],
-                      "cue_items": out["cue_items"]}, env, overwrite=overwrite)
+                      "cue_items": out["cue_items"], "pair_items": out["pair_items"]}, env, overwrite=overwrite)
 
 
 #: what the plots read of a results file's curves: (group, its x axis, the curves over it)

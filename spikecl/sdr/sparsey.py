@@ -42,8 +42,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from spikecl.errors import ConfigError, ShapeError
-from spikecl.options import check_fields, from_dict, option
+from spikecl.options import check_fields, field_default, from_dict, option
 from spikecl.sdr.sdr import check_int
+from spikecl.toml_files import toml_literal
 
 
 @contextlib.contextmanager
@@ -114,6 +115,15 @@ class MacConfig:
         return self
 
 
+#: fields of :class:`SparseyConfig` that only some settings read: name -> (applies(cfg), where it applies, ``{p}``
+#: standing for the table's prefix); set away from its default elsewhere, the coder would ignore it
+READ_ONLY_WITH = {
+    **{name: (lambda c: c.layout == "grid", '{p}layout = "grid"') for name in ("grid", "patch")},
+    "ensemble": (lambda c: c.layout == "grid" and c.n_macs > 1, '{p}layout = "grid" with {p}n_macs > 1'),
+    **{name: (lambda c: c.two_level, "{p}two_level = true") for name in ("top_grid", "top_patch")},
+}
+
+
 @dataclass
 class SparseyConfig:
     """A one- or two-level Sparsey model over images of ``image_shape`` (H, W) binarised at ``threshold``."""
@@ -152,6 +162,11 @@ class SparseyConfig:
     def __post_init__(self):
         self.validate()
 
+    def one_mac(self, mac: MacConfig) -> "SparseyConfig":
+        """This config as one whole-image mac ``mac`` (the grid's and level 2's fields at their defaults)."""
+        unread = {name: field_default(self, name) for name in READ_ONLY_WITH}
+        return dataclasses.replace(self, **unread, layout="whole", n_macs=1, two_level=False, mac=mac)
+
     def validate(self, prefix: str = "") -> "SparseyConfig":
         """Every field's type and range, the level configs ``mac`` and ``top`` included (they validate themselves
         when built, and again here: a field may have changed since), and that the fields fit the image; a one-line
@@ -164,6 +179,11 @@ class SparseyConfig:
         for name in ("image_shape", "grid", "patch", "top_grid", "top_patch"):
             if len(getattr(self, name)) != 2:
                 raise ConfigError(f"{prefix}{name}: expected two integers, got {getattr(self, name)!r}")
+        for name, (applies, where) in READ_ONLY_WITH.items():
+            default = field_default(self, name)
+            if getattr(self, name) != default and not applies(self):
+                raise ConfigError(f"{prefix}{name}: applies only to {where.format(p=prefix)}; leave it at its default "
+                                  f"({toml_literal(default)}): it would be ignored")
         if self.layout == "grid" and any(p > s for p, s in zip(self.patch, self.image_shape)):
             raise ConfigError(f"{prefix}patch {self.patch} is larger than the image {self.image_shape}")
         level1 = self.level1_grid
