@@ -412,3 +412,38 @@ def test_hlops_new_lateral_neurons_do_not_depend_on_torchs_default_dtype():
     assert drawn[0].keys() == drawn[1].keys() and all(h.dtype == torch.float32 for h in drawn[1].values())
     assert all(torch.equal(drawn[0][n], drawn[1][n]) for n in drawn[0])
 
+
+
+def test_evaluations_at_a_task_end_count_where_replay_trains_after_the_task(tmp_path):
+    """With train.eval_every dividing a task's iterations, an evaluation at a task's end was left out as the state
+    its matrix row measures; replay's after-task phase trains between the two, so that evaluation (the network
+    before the phase, old tasks at their lowest) was lost and min-ACC read too high. The run records that it trained
+    after its tasks, its min-ACC and WF keep those evaluations, and a report recomputes them alike."""
+    from spikecl.continual import metrics
+    from spikecl.continual.report import current_metrics
+    from spikecl.continual.results import read_continual, write_continual
+
+    def run(mode, **phase):
+        cfg = experiment_from_dict({
+            "name": "p", "output_dir": str(tmp_path), "data": {"dataset": "digits"},
+            "stream": {"kind": "permuted", "n_tasks": 3, "train_per_task": 120, "test_per_task": 60},
+            "network": {"hidden": [32], "num_steps": 3},
+            "train": {"epochs": 1, "batch_size": 16, "lr": 0.05, "eval_every": 8, "eval_samples": 60},
+            "strategy": {"methods": ["replay"], "replay": {"mode": mode, **phase}}})
+        return ContinualRun(cfg, "replay", 0).execute(progress_bar=False)
+
+    r = run("after_task", phase_lr=0.05, phase_epochs=3)
+    assert np.isin(r.task_ends, r.curve_iterations).all() and r.trained_after_task
+    args = dict(evals=r.curve_accuracy, eval_task=r.curve_task, continual=True)
+    every = metrics.summarize(r.acc_matrix, **args)
+    ends_dropped = metrics.summarize(r.acc_matrix, **args, eval_iterations=r.curve_iterations, task_ends=r.task_ends)
+    assert every["min_acc"] < ends_dropped["min_acc"]                   # the point the phase hid: the lowest
+    assert (r.metrics["min_acc"], r.metrics["wf"]) == (every["min_acc"], every["wf"])
+    again = read_continual(write_continual(tmp_path / "replay-seed0.h5", r))
+    assert again.trained_after_task and current_metrics(again)["min_acc"] == every["min_acc"]
+    mixed = run("mixed")                                                    # trains nothing after a task
+    assert not mixed.trained_after_task
+    assert mixed.metrics["min_acc"] == metrics.summarize(mixed.acc_matrix, evals=mixed.curve_accuracy,
+                                                         eval_task=mixed.curve_task, continual=True,
+                                                         eval_iterations=mixed.curve_iterations,
+                                                         task_ends=mixed.task_ends)["min_acc"]

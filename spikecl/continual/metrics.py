@@ -267,7 +267,9 @@ def summarize(R, joint_diag=None, evals=None, eval_task=None, window: int = 10,
     are masked, so a task's accuracy before it is learned is 0 by construction; in ``"task"`` its head has had no
     gradient yet, so that accuracy is the untrained head's. ``eval_iterations`` [E] and ``task_ends`` [T] (the
     iteration of each evaluation and of each task's end): an evaluation made at a task's end is left out, ``R``'s
-    row measuring that state on the whole split (kept beside it, the two samples' difference read as forgetting)."""
+    row measuring that state on the whole split (kept beside it, the two samples' difference read as forgetting);
+    give none where the network trained after a task's batches (replay's after-task phase), whose row measures
+    another state than that evaluation."""
     if (evals is None) != (eval_task is None):
         raise ShapeError("summarize: evals and eval_task go together (the curves and the task each point trained)")
     if scenario not in (None, *SCENARIOS):

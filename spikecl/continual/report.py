@@ -225,7 +225,8 @@ def current_metrics(r: ContinualResult) -> dict[str, float]:
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
                               eval_task=r.curve_task if has_curves else None, scenario=scenario,
                               continual=isinstance(eval_every, int) and eval_every > 0 and not at_once,
-                              eval_iterations=r.curve_iterations, task_ends=r.task_ends)
+                              eval_iterations=r.curve_iterations,
+                              task_ends=None if r.trained_after_task else r.task_ends)
     undefined = {k for k in metrics.AT_ONCE_UNDEFINED if np.isnan(r.metrics.get(k, 0.0))}
     return {**r.metrics, **{k: float("nan") if k in undefined else v for k, v in fresh.items()}}
 

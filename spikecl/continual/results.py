@@ -5,7 +5,10 @@ only, never torch: reports and export read results where torch is not installed.
 
 Results file (``kind = "continual"``, besides the common schema of :mod:`spikecl.io`)::
 
-    /                      attrs: method, seed, eval_split = "test" | "validation" (what accuracies were measured on)
+    /                      attrs: method, seed, eval_split = "test" | "validation" (what accuracies were measured on),
+                           trained_after_task (bool, absent in files written before it: False; a part of the
+                           strategy trained after each task's batches, e.g. replay's after-task phase, so an
+                           evaluation at a task's end measured the network before it, the matrix's row after it)
     /acc_matrix            float64 [T+1, T]  row 0: untrained network; row i: after task i (fractions)
     /curves/iterations     int64 [E]         training iteration of each continual evaluation
     /curves/task           int64 [E]         task being trained at that evaluation (0-based; multitask: the last)
@@ -53,6 +56,7 @@ class ContinualResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     measures: dict[str, np.ndarray] = field(default_factory=dict)     # {NeuroBench measure: [T]}, may be empty
     task_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # [T] or empty (not recorded)
+    trained_after_task: bool = False             # weights changed after each task's batches (replay's phase)
 
     @property
     def n_tasks(self) -> int:
@@ -77,7 +81,7 @@ def write_continual(path: str | Path, result: ContinualResult, overwrite: bool =
               "model": dict(result.model), "extra": dict(result.extra)}
     if result.measures:
         arrays["neurobench"] = {k: np.asarray(v, dtype=np.float64) for k, v in result.measures.items()}
-    attrs = {"method": result.method, "seed": result.seed,
+    attrs = {"method": result.method, "seed": result.seed, "trained_after_task": bool(result.trained_after_task),
              "eval_split": (result.config.get("data") or {}).get("eval_split", "test")}
     return write_run(path, "continual", result.config, result.metrics, arrays, attrs, result.environment,
                      overwrite=overwrite)
@@ -102,6 +106,10 @@ def as_continual(run: Run) -> ContinualResult:
     if run.attrs.get("eval_split", split) != split:
         raise ResultsError(f"{run.path} is corrupt: attribute 'eval_split' is {run.attrs['eval_split']!r}, but its "
                            f"config's data.eval_split is {split!r}")
+    trained_after = run.attrs.get("trained_after_task", False)
+    if not isinstance(trained_after, (bool, np.bool_)):
+        raise ResultsError(f"{run.path} is corrupt: attribute 'trained_after_task' is {trained_after!r}, not true or "
+                           "false")
     result = ContinualResult(
         method=method, seed=int(seed), config=run.config,
         environment=run.environment, acc_matrix=run.array("acc_matrix"),
@@ -109,7 +117,8 @@ def as_continual(run: Run) -> ContinualResult:
         curve_accuracy=run.array("curves/accuracy"), task_seconds=run.array("timings/task_seconds"),
         metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"),
         measures=dict(run.arrays.get("neurobench", {})),
-        task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))))
+        task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))),
+        trained_after_task=bool(trained_after))
     _check_result(result, str(run.path))
     return result
 

@@ -671,10 +671,11 @@ class ContinualRun:
         n_tasks = acc.shape[1]
         curves = np.asarray(p.curve_accuracy, dtype=np.float64).reshape(-1, n_tasks)
         curve_task = np.asarray(p.curve_task, dtype=np.int64)
+        trained_after = any(part.trains_unprojected for part in parts_of(self.strategy))   # replay's phase
         summary = metrics.summarize(acc, evals=curves if len(curves) else None,
                                     eval_task=curve_task if len(curves) else None, scenario=self.cfg.stream.scenario,
                                     continual=self.cfg.train.eval_every > 0, eval_iterations=p.curve_iterations,
-                                    task_ends=p.task_ends)
+                                    task_ends=None if trained_after else p.task_ends)
         if self.strategy.trains_ahead:             # every task trained at once: no transfer, no task before another
             summary.update({k: float("nan") for k in metrics.AT_ONCE_UNDEFINED if k in summary})
         model = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
@@ -686,7 +687,8 @@ class ContinualRun:
         return ContinualResult(self.method, self.seed, config, acc, np.asarray(p.curve_iterations, dtype=np.int64),
                                curve_task, curves, np.asarray(p.task_seconds), summary, env, model,
                                self.strategy.result_arrays(), measure_arrays(p.measures, len(p.task_seconds)),
-                               np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64))
+                               np.asarray(p.task_ends if len(p.task_ends) == n_tasks else [], dtype=np.int64),
+                               trained_after)
 
 
 class PluginStateError(Exception):
