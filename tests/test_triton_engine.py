@@ -42,6 +42,21 @@ def test_triton_lif_is_the_torch_engine_bit_for_bit(reset, shape):
         assert torch.equal(kernel_spikes, torch_spikes) and torch.equal(kernel_grad, torch_grad)
 
 
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_triton_lif_fires_as_the_torch_engine_on_an_infinite_current(reset):
+    """An overflowed current (+inf) fires; the zero reset then multiplies the membrane by 1 - S as the torch engine
+    does (inf · 0 = NaN, which never fires again), where the kernel's select gave 0 and fired again later."""
+    current = torch.tensor([float("inf"), 0.5, 0.7, 0.9, 0.2]).reshape(5, 1, 1).expand(5, 2, 3).contiguous()
+    grad = torch.ones_like(current)
+    beta, threshold = torch.tensor(0.9), torch.tensor(1.0)
+    current, grad, beta, threshold = (v.to(DEVICE) for v in (current, grad, beta, threshold))
+    torch_spikes, torch_grad = _sequence(False, current, grad, beta, threshold, 10.0, reset)
+    kernel_spikes, kernel_grad = _sequence(True, current, grad, beta, threshold, 10.0, reset)
+    assert torch.equal(kernel_spikes, torch_spikes)
+    torch.testing.assert_close(kernel_grad, torch_grad, rtol=0, atol=0, equal_nan=True)     # NaN where they are
+    assert torch_spikes[:, 0, 0].tolist() == ([1.0, 0.0, 0.0, 0.0, 0.0] if reset == "zero" else [1.0] * 5)
+
+
 def test_triton_backward_reuses_its_buffers_once():
     """As the fused function: the gradient is written over the saved denominators (no [T, B, ...] buffer of its
     own), so a second backward through the same graph is autograd's in-place error, not a wrong gradient."""

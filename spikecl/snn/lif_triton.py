@@ -40,7 +40,7 @@ def _forward(current, spikes, denominator, beta_ptr, threshold_ptr, n, slope,
     for t in tl.static_range(STEPS):
         if t > 0:
             if ZERO_RESET:
-                mem = tl.where(fired > 0, 0.0, mem)
+                mem = mem * (1.0 - fired)                     # as the torch engine: an infinite one becomes NaN
             mem = mem * beta + tl.load(current + t * n + offsets, mask=inside, other=0.0)
             if not ZERO_RESET:
                 mem = mem - fired * threshold                                    # exact: S is 0 or 1
@@ -66,7 +66,7 @@ def _backward(grad_spikes, denominator, spikes, grad_current, beta_ptr, n,
                               tl.load(denominator + t * n + offsets, mask=inside, other=1.0))
         if back > 0:
             if ZERO_RESET:
-                carried = tl.where(tl.load(spikes + t * n + offsets, mask=inside, other=0.0) > 0, 0.0, carried)
+                carried = carried * (1.0 - tl.load(spikes + t * n + offsets, mask=inside, other=0.0))
             grad = grad + carried
         tl.store(grad_current + t * n + offsets, grad, mask=inside)
         carried = grad * beta
