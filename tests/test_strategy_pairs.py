@@ -471,6 +471,31 @@ def test_replays_phase_options_are_refused_where_no_run_could_read_them(methods,
         KIND.load(raw)
 
 
+@pytest.mark.parametrize("methods, trainers, refused", [
+    (["finetune", "gpm+replay"], {}, True),                    # every run dsr, none takes spike gradients of its own
+    (["finetune", "ewc+replay"], {}, False),                   # EWC's Fisher passes read it
+    (["finetune", "fast"], {"fast": "bptt"}, False),           # a variant trains through the spikes
+    (["fast"], {"fast": "dsr"}, True)])
+def test_a_surrogate_slope_no_run_reads_is_refused_when_it_loads(methods, trainers, refused):
+    """The dsr trainer passes gradients through firing rates: network.surrogate_slope set beside it changed nothing
+    (the same ACC at 5 and 25); read where any run trains through the spikes or a method takes gradients of its
+    own (EWC's Fisher)."""
+    from spikecl.continual.experiment import KIND
+
+    variants = {name: {"method": "finetune", "train": {"trainer": trainer}} for name, trainer in trainers.items()}
+    raw = {**TINY, "network": {**TINY["network"], "surrogate_slope": 5.0}, "variants": variants,
+           "train": {**TINY["train"], "trainer": "dsr"}, "strategy": {**TINY["strategy"], "methods": methods}}
+    if not refused:
+        KIND.load(raw)
+        return
+    with pytest.raises(ConfigError, match=re.escape(
+            "network.surrogate_slope: no run of this experiment reads it (the dsr trainer passes gradients through "
+            "firing rates, and none of its methods takes them through the spikes, as EWC's Fisher does); leave it at "
+            "its default (25): every run would ignore it")):
+        KIND.load(raw)
+    KIND.load({**raw, "network": TINY["network"]})
+
+
 def test_a_variant_or_a_sweep_point_with_phase_options_no_run_reads_is_refused_when_it_loads(sweep_files):
     """A variant's own table, and a sweep's points, are checked as an experiment's: a mixed-mode replay with a
     phase option is refused when the file or the sweep loads, not when its runs start."""

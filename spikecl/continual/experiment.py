@@ -9,8 +9,8 @@ import functools
 from pathlib import Path
 from typing import Sequence
 
-from spikecl.config import (MAX_THREADS, ExperimentConfig, check_split_heads, experiment_from_dict, method_config,
-                            unreached_override)
+from spikecl.config import (MAX_THREADS, ExperimentConfig, NetworkConfig, check_split_heads, experiment_from_dict,
+                            method_config, unreached_override)
 from spikecl.continual import metrics
 from spikecl.continual.report import RULES
 from spikecl.continual.results import as_continual, read_continual
@@ -184,7 +184,7 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
     written."""
     from spikecl.continual.strategies import check_read, check_run, check_support, validate_method
 
-    runs = []
+    runs, configs = [], []
     for method in cfg.strategy.methods:
         run_cfg, runs_method = validate_method(cfg, method)
         try:
@@ -194,10 +194,28 @@ def _validated(cfg: ExperimentConfig) -> ExperimentConfig:
         check_support(runs_method, run_cfg.train, run_cfg.stream.scenario, data_parallel=False)
         check_run(run_cfg, runs_method)
         runs.append((runs_method, run_cfg.strategy.options))
+        configs.append((run_cfg, runs_method))
     check_read(runs)
+    check_surrogate_read(configs)
     for name in cfg.variants.keys() - set(cfg.strategy.methods):
         validate_method(cfg, name)
     return cfg
+
+
+def check_surrogate_read(runs: list[tuple[ExperimentConfig, str]]) -> None:
+    """A one-line ConfigError where ``network.surrogate_slope`` is set away from its default and no run of ``runs``
+    ((run config, method it runs) of each) reads it: every one trains with the dsr trainer, whose gradients pass
+    through firing rates, and none of its methods takes gradients through the spikes of its own (EWC's Fisher)."""
+    from spikecl.continual.strategies import components, strategy_class
+
+    default = NetworkConfig().surrogate_slope
+    if not any(run_cfg.network.surrogate_slope != default for run_cfg, _ in runs):
+        return
+    if all(run_cfg.train.trainer == "dsr" and not any(strategy_class(part).own_spike_gradients
+                                                      for part in components(method)) for run_cfg, method in runs):
+        raise ConfigError(f"network.surrogate_slope: no run of this experiment reads it (the dsr trainer passes "
+                          f"gradients through firing rates, and none of its methods takes them through the spikes, "
+                          f"as EWC's Fisher does); leave it at its default ({default:g}): every run would ignore it")
 
 
 def _runner(cfg: ExperimentConfig, method: str, seed: int, path: Path):

@@ -274,6 +274,9 @@ class Strategy(TrainingHooks):
     #: trains the network after a task without gradient projection (replay's after-task phase): a synapse a
     #: projection protects fully still changes there
     trains_unprojected = False
+    #: takes gradients of its own through the spikes, outside the trainer (EWC's Fisher passes): it reads
+    #: ``network.surrogate_slope`` under any trainer, the dsr trainer's rate gradients included
+    own_spike_gradients = False
 
     @classmethod
     def unread_options(cls, options, parts: Sequence[str]) -> dict[str, str]:

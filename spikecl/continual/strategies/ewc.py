@@ -29,6 +29,7 @@ class EWCOptions:
 class EWC(Strategy):
     name = "ewc"
     supports_data_parallel = True
+    own_spike_gradients = True                 # the Fisher's per-sample gradients pass through the surrogate
     Options = EWCOptions
 
     def __init__(self, *args, **kwargs) -> None:
