@@ -198,6 +198,24 @@ def test_fixed_learning_refuses_bounds_and_time_constants_before_lava_starts(gra
     assert f"--learning fixed: content_to_cue {words}" in err and err.count("\n") == 1, err
 
 
+def test_fixed_learning_refuses_k_of_n_matching_before_lava_starts(tmp_path, capsys, monkeypatch):
+    """k-of-n matching's content -> cue gain counts fully potentiated bits of w_max, which the fixed rule's
+    saturated traces leave short (4.28 of 6 nA): on a 6 x 10 trial recall by content fell silent in 8 of 38 answers.
+    Refused in one line before the Lava side starts; OR-matching (the published model) is taken."""
+    ops = [learn(0, [0, 1, 5]), learn(2, [1, 2, 3]), recall_by_content([1, 5]), recall_by_cue(2)]
+    for match_k, refused in ((2, True), (3, True), (0, False)):
+        path = write_ca3_graph(tmp_path / f"k{match_k}.h5", ops, 3, 6, CA3Params(match_k=match_k), overwrite=True)
+        monkeypatch.setattr(ca3_graph, "run_lava", lambda *a, **k: pytest.fail("Lava started") if refused else {})
+        if not refused:
+            ca3_graph.check_fixed_rules(ca3_graph.read_ca3_graph(path))
+            continue
+        assert main(["deploy", str(path), "--backend", "lava-sim", "--learning", "fixed"]) == 2
+        assert capsys.readouterr().err == (f"spikecl: error: --learning fixed: the graph recalls by {match_k}-of-n "
+                                           f"matching (match_k = {match_k}), whose gain counts fully potentiated bits "
+                                           "the fixed-point rule does not reach (a learned synapse ends near 4.3 of 6 "
+                                           "nA); use --learning float\n")
+
+
 def test_the_writer_refuses_delays_every_reader_refuses(tmp_path):
     """A delay over MAX_DELAY_STEPS is refused before the reference run, not written and then refused on reading;
     the writer's limit is the reader's."""

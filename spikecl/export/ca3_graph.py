@@ -449,7 +449,15 @@ def check_fixed_rules(graph: CA3Graph) -> None:
     its same-step correction takes that full impulse off: it needs ``w_max_nA > 0`` and ``a_plus_nA = w_max_nA``
     (the published rule). Its weights are excitatory units from 0, a trace impulse holds at most w_max and traces
     decay by whole steps, so it also needs ``w_min_nA = 0``, ``a_minus_nA <= w_max_nA`` and whole-ms time
-    constants. Else a one-line ConfigError before Lava starts (the Lava side refuses the same, later)."""
+    constants. Else a one-line ConfigError before Lava starts (the Lava side refuses the same, later). k-of-n
+    matching (``match_k`` >= 2) is refused too: its content -> cue gain counts fully potentiated bits of w_max, which
+    the fixed rule's saturated traces leave short (a fresh learn ends near 4.3 of 6 nA), so k bits stay below
+    threshold and recall by content goes silent (30 of 38 answers on a 6 x 10 trial)."""
+    match_k = graph.params.get("match_k", 0)
+    if isinstance(match_k, int) and match_k >= 2:
+        raise ConfigError(f"--learning fixed: the graph recalls by {match_k}-of-n matching (match_k = {match_k}), "
+                          "whose gain counts fully potentiated bits the fixed-point rule does not reach (a learned "
+                          "synapse ends near 4.3 of 6 nA); use --learning float")
     for name, (_, _, rule, _) in graph.plastic.items():
         if not rule["w_max_nA"] > 0 or rule["a_plus_nA"] != rule["w_max_nA"]:
             raise ConfigError(f"--learning fixed: {name} has a_plus_nA = {_exact(rule['a_plus_nA'])} and w_max_nA = "
