@@ -102,6 +102,17 @@ def test_accuracy_vs_synops_error_bars_are_the_tables_sample_std(tmp_path, monke
     assert [(k["xerr"], k["yerr"]) for k in bars] == [pytest.approx((100.0, 10.0)), (0.0, 0.0)]
 
 
+def test_the_linear_synops_axis_starts_at_zero_and_the_log_axis_where_values_span_decades(tmp_path, monkeypatch):
+    """SynOps of 197,150 and 197,380 (0.1 % apart) filled the axis's width, one method looking far costlier: a
+    linear axis starts at 0; values spanning two decades or more keep the logarithmic axis."""
+    saved = kept_figures(monkeypatch)
+    plots.plot_accuracy_vs_synops({"a": ([0.7], [197150.0]), "b": ([0.8], [197380.0])}, tmp_path / "l.png")
+    plots.plot_accuracy_vs_synops({"a": ([0.7], [100.0]), "b": ([0.8], [20000.0])}, tmp_path / "g.png")
+    linear, log = (fig.axes[0] for fig in saved)
+    assert linear.get_xscale() == "linear" and linear.get_xlim()[0] == 0 and linear.get_xlim()[1] >= 197380
+    assert log.get_xscale() == "log" and log.get_xlim()[0] > 0
+
+
 def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path, monkeypatch):
     """15 methods (as models/hlop_pmnist5k.toml lists) get 15 colours (tab10 repeated after 10 before), and the
     accuracy/SynOps plot, which leaves out methods without measures, colours the rest as the comparison does."""

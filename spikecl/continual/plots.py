@@ -127,7 +127,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     """Final accuracy (ACC, %) against effective synaptic operations per inference, one colour per method: each
     seed a small dot, the mean over seeds a large marker with ± std bars on both axes (the tables' sample std,
     :func:`~spikecl.continual.metrics.mean_std`). The SynOps axis is logarithmic when the values span two decades or
-    more, else linear with plain numbers (close values stay legible).
+    more, else linear from 0 with plain numbers (close values stay legible, and close).
 
     ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream; ``colours``:
     {method: colour} shared with a report's other plots (default :func:`palette`); ``note``: a line under the axes
@@ -156,6 +156,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
 
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.15g}"))
+        ax.set_xlim(left=0)                                # a 0.1 % difference is not spread over the width
     ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title(title)
