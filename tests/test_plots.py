@@ -52,6 +52,24 @@ def test_task_boundaries_are_drawn_where_the_tasks_ended(tmp_path, monkeypatch):
     assert boundaries(tmp_path / "a.png") == [18, 36] and boundaries(tmp_path / "b.png") == [10, 30]
 
 
+def test_task_curves_go_on_to_the_matrix_rows_at_each_task_end(tmp_path, monkeypatch):
+    """Evaluations every 20 iterations of tasks ending at 18, 36, 56 stopped at 40: the curves ended 16 iterations
+    before training did, task 1 at 80 % where the last row says 60 %. Given the matrix, each task's curve goes on to
+    its rows at the task ends (an evaluation at an end gives way to the row), marked by hollow squares."""
+    saved = kept_figures(monkeypatch)
+    iterations, task = np.array([10, 20, 36, 40]), np.array([0, 1, 1, 2])
+    evals = np.array([[0.5, np.nan, np.nan], [0.9, 0.3, np.nan], [0.5, 0.4, np.nan], [0.8, 0.9, 0.2]])
+    rows = np.array([[0.1, 0.1, 0.1], [0.95, 0.1, 0.1], [0.7, 0.85, 0.1], [0.6, 0.8, 0.9]])
+    plots.plot_task_curves(iterations, evals, task, tmp_path / "a.png", task_ends=[18, 36, 56], rows=rows)
+    lines = {line.get_label(): line for line in saved[0].axes[0].lines}
+    assert list(lines["task 1"].get_xdata()) == [10, 18, 20, 36, 40, 56]       # 36: the row, not the evaluation
+    np.testing.assert_allclose(lines["task 1"].get_ydata(), [50, 95, 90, 70, 80, 60])
+    assert list(lines["task 3"].get_xdata()) == [40, 56] and lines["task 3"].get_ydata()[-1] == pytest.approx(90)
+    squares = [line for line in saved[0].axes[0].lines if line.get_marker() == "s" and len(line.get_xdata())]
+    assert [len(line.get_xdata()) for line in squares] == [3, 2, 1]
+    assert "after each task\n(whole split)" in [t.get_text() for t in saved[0].axes[0].get_legend().get_texts()]
+
+
 def kept_figures(monkeypatch) -> list:
     """The figures ``plots`` saves from now on, in order (they are still written)."""
     saved, save = [], plots.save

@@ -43,13 +43,16 @@ def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
 
 
 def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str | None = None,
-                     task_ends=None) -> Path:
+                     task_ends=None, rows=None) -> Path:
     """Accuracy on each task over training iterations, drawn from the first evaluation while the task is trained.
 
     ``iterations`` ``[E]``, ``evals`` ``[E, T]``, ``eval_task`` ``[E]`` (0-based task trained at each evaluation).
     Dotted lines mark the task boundaries, so a drop right after one (the stability gap) is visible: at each
     finished task's last iteration (``task_ends`` ``[T]``, as results files record it), else (files written before
-    they recorded it) at the last evaluation made while it was trained."""
+    they recorded it) at the last evaluation made while it was trained. ``rows`` (the accuracy matrix ``[T+1, T]``,
+    with ``task_ends``): each task's curve goes on to its matrix entries after each task, at the task's end (hollow
+    squares; the whole evaluation split), so it reaches the end of training where the evaluations every
+    ``eval_every`` iterations stop short of it (an evaluation at a task's end gives way to the row)."""
     evals, eval_task = as_evals(evals, eval_task)
     iterations = np.asarray(iterations)
     if iterations.shape != eval_task.shape:
@@ -60,11 +63,22 @@ def plot_task_curves(iterations, evals, eval_task, path: str | Path, title: str 
     legend, columns = legend_layout([f"task {n_tasks}"] * n_tasks, 4)
     fig = figure(figsize=(7 + legend, 4), layout="constrained")
     ax = fig.add_subplot()
+    ends_known = task_ends is not None and rows is not None and np.shape(task_ends) == (n_tasks,)
     for j, color in enumerate(colors(n_tasks)):
         seen = eval_task >= j
-        if np.any(seen):
-            ax.plot(iterations[seen], 100 * evals[seen, j], color=color, lw=1.2, marker=".",
-                    ms=3 if np.count_nonzero(seen) > 1 else 7, label=f"task {j + 1}")   # a single point: visible
+        at, acc = iterations[seen], 100 * evals[seen, j]
+        if ends_known:                                       # the rows after task j and each later one
+            ends, after = np.asarray(task_ends)[j:], 100 * np.asarray(rows, dtype=float)[j + 1:, j]
+            keep = ~np.isin(at, ends)
+            at, acc = np.concatenate([at[keep], ends]), np.concatenate([acc[keep], after])
+            order = np.argsort(at, kind="stable")
+            at, acc = at[order], acc[order]
+            ax.plot(ends, after, ls="none", marker="s", ms=5, mfc="none", color=color)
+        if at.size:
+            ax.plot(at, acc, color=color, lw=1.2, marker=".", ms=3 if at.size > 1 else 7,
+                    label=f"task {j + 1}")                   # a single point: visible
+    if ends_known:
+        ax.plot([], [], ls="none", marker="s", mfc="none", color="grey", label="after each task\n(whole split)")
     if task_ends is None:
         ends = iterations[np.flatnonzero(np.diff(eval_task))]
     else:                                           # the tasks' boundaries: not the end of training (multitask's)

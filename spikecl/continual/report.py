@@ -537,7 +537,8 @@ def write_plots(results: Sequence[ContinualResult], out_dir: str | Path) -> list
             written.append(plots.plot_task_curves(r.curve_iterations, r.curve_accuracy, r.curve_task,
                                                   out_dir / f"{stem}-curves.png",
                                                   title=f"{experiment_title([r])}{r.method}, seed {r.seed}{on}",
-                                                  task_ends=r.task_ends if len(r.task_ends) else None))
+                                                  task_ends=r.task_ends if len(r.task_ends) else None,
+                                                  rows=r.acc_matrix))
         else:                                    # a run without curves: an earlier run's plot would pass for its
             (out_dir / f"{stem}-curves.png").unlink(missing_ok=True)
     summary = comparison_summary(results)
