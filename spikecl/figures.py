@@ -67,6 +67,15 @@ def legend_layout(labels, height: float) -> tuple[float, int]:
     return 0.1 + columns * (0.55 + 0.062 * max((len(label) for label in labels), default=0)), columns
 
 
+#: inches a character of a 9-point title takes (figures grow to their titles' width rather than cut them off)
+TITLE_INCHES_PER_CHARACTER = 0.075
+
+
+def title_inches(title: str | None) -> float:
+    """Inches of width the longest line of a 9-point ``title`` takes."""
+    return max(map(len, (title or "").splitlines()), default=0) * TITLE_INCHES_PER_CHARACTER
+
+
 def save(fig, path: str | Path) -> Path:
     """Write ``fig`` as a PNG (120 dpi) to ``path`` atomically, replacing any earlier plot; returns the path."""
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120), overwrite=True)

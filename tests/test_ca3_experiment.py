@@ -473,7 +473,8 @@ def test_panels_and_rows_keep_one_variant_order_and_figures_grow_to_their_titles
     """`spikecl run` (config order) and `spikecl report` (file-name order) draw a size's panels and list its table
     rows in one order, the variants' own; a map or capacity figure is as wide as its longest title line."""
     from spikecl.memory import plots
-    from spikecl.memory.plots import TITLE_INCHES_PER_CHARACTER, plot_capacity, plot_quality_maps, write_plots
+    from spikecl.figures import TITLE_INCHES_PER_CHARACTER
+    from spikecl.memory.plots import plot_capacity, plot_quality_maps, write_plots
     from spikecl.memory.table import summary_text
 
     assert run_cli(tmp_path, "--no-plots", "--set", "functional.enabled=false",

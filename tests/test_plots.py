@@ -379,6 +379,28 @@ def test_matrix_cells_show_the_tables_decimal(tmp_path, monkeypatch):
     assert texts == ["72.8", "90.0", "90.0", "1.3"]
 
 
+def test_a_matrix_shows_unlearned_class_incremental_tasks_as_dashes_and_fits_its_title(tmp_path, monkeypatch):
+    """Class-incremental learning masks the classes of tasks not yet learned: their cells (above the diagonal) were
+    drawn as measured 0.0; now dashes on grey. A long title (a long variant's name) was cut at both sides: the
+    figure widens to it, and a long row label is wrapped to the axes' height."""
+    from matplotlib.axes import Axes
+
+    texts, saved = [], kept_figures(monkeypatch)
+    text = Axes.text
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append(s) or text(ax, x, y, s, **k))
+    R = np.array([[0.1, 0.1, 0.1], [0.9, 0.0, 0.0], [0.1, 0.8, 0.0], [0.0, 0.2, 0.7]])
+    plots.plot_accuracy_matrix(R, tmp_path / "m.png", unlearned_blank=True)
+    assert texts == ["90.0", "–", "–", "10.0", "80.0", "–", "0.0", "20.0", "70.0"]
+    texts.clear()
+    title = "split-digits (digits)\nreplay-with-a-very-long-descriptive-variant-name-lr0.01, seed 0"
+    plots.plot_accuracy_matrix(R[:2, :1], tmp_path / "t.png", title=title, rows="after turn (all tasks trained in "
+                                                                                   "the first)")
+    assert texts == ["90.0"]                                        # drawn as it is without the option
+    fig = saved[-1]
+    assert fig.get_figwidth() >= len(title.splitlines()[1]) * 0.075
+    assert "\n" in fig.axes[0].get_ylabel()
+
+
 def test_quality_map_and_settings_grid_cells_round_ties_as_the_tables_do(tmp_path, monkeypatch):
     """The cells printed 62 for a recall quality of 0.625 (Python's formatting rounds a tie to even) where the
     CA3 table rounds it up; a settings grid's cell would print 72.2 / −11.2 where the sweep's table prints 72.3 /
@@ -425,4 +447,4 @@ def test_figure_titles_name_the_experiment_its_dataset_and_a_validation_split(tm
     monkeypatch.setattr(Axes, "set_ylabel", lambda ax, text, **k: ylabels.append(text) or set_ylabel(ax, text, **k))
     report.write_plots([run("multitask")], tmp_path)          # its rows are not "after training task i" alone
     assert titles[0] == "split-digits (digits)\nmultitask, seed 0 (every task trained at once)"
-    assert ylabels[0] == "after turn (all tasks trained in the first)"
+    assert ylabels[0].replace("\n", " ") == "after turn (all tasks trained in the first)"

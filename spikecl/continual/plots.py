@@ -13,31 +13,39 @@ import numpy as np
 
 from spikecl.continual.metrics import as_evals, as_matrix, check_fractions, mean_std
 from spikecl.errors import ShapeError
-from spikecl.figures import colors, figure, legend_layout, palette, save
+from spikecl.figures import TITLE_INCHES_PER_CHARACTER, colors, figure, legend_layout, palette, save, title_inches
 from spikecl.rounding import half_up
 
 
 def plot_accuracy_matrix(R, path: str | Path, title: str | None = None,
-                         labels: Sequence[str] | None = None, rows: str = "after training task") -> Path:
+                         labels: Sequence[str] | None = None, rows: str = "after training task",
+                         unlearned_blank: bool = False) -> Path:
     """Heatmap of ``R`` ``[T+1, T]`` without its init row: after training task i (rows) × tested task (columns),
     each cell annotated in percent to one decimal (as the report's tables). ``labels``: T task names (default
-    "1".."T"); ``rows``: what a row is after (the y axis's label)."""
+    "1".."T"); ``rows``: what a row is after (the y axis's label, wrapped to the axes' height); ``unlearned_blank``:
+    the cells of tasks not yet learned (above the diagonal) are grey dashes, not values (class-incremental
+    learning masks their classes: 0 by construction). The figure widens to its 9-point title."""
+    import textwrap
+
     R = 100 * as_matrix(R)[1:]
     n = R.shape[1]
     labels = [str(j + 1) for j in range(n)] if labels is None else [str(s) for s in labels]
     if len(labels) != n:
         raise ShapeError(f"got {len(labels)} task labels for {n} tasks")
-    fig = figure(figsize=(2.2 + 0.6 * n, 1.6 + 0.5 * n), layout="constrained")
+    height = 2.0 + 0.5 * n
+    fig = figure(figsize=(max(2.2 + 0.6 * n, title_inches(title) + 0.3), height), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
-    for (i, j), value in np.ndenumerate(R):
-        ax.text(j, i, f"{half_up(value):.1f}", ha="center", va="center", fontsize=7,
+    shown = np.where(np.triu(np.ones_like(R, dtype=bool), 1), np.nan, R) if unlearned_blank else R
+    ax.set_facecolor("0.85")                                      # NaN cells: grey
+    image = ax.imshow(shown, vmin=0, vmax=100, cmap="viridis")
+    for (i, j), value in np.ndenumerate(shown):
+        ax.text(j, i, "–" if np.isnan(value) else f"{half_up(value):.1f}", ha="center", va="center", fontsize=7,
                 color="white" if value < 60 else "black")          # one decimal, rounded as the report's tables
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("tested on task")
-    ax.set_ylabel(rows)
-    ax.set_title(title or "accuracy (%)")
+    ax.set_ylabel(textwrap.fill(rows, max(12, int((height - 1.2) / TITLE_INCHES_PER_CHARACTER))))
+    ax.set_title(title or "accuracy (%)", fontsize=9)
     fig.colorbar(image, ax=ax, label="accuracy (%)")
     return save(fig, path)
 

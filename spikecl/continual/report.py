@@ -212,6 +212,11 @@ def trains_at_once(r: ContinualResult) -> bool:
     return r.config.get("runs_method", r.method) == "multitask"
 
 
+def scenario_of(r: ContinualResult) -> str | None:
+    """The scenario ``r``'s stream recorded (None: not recorded, the domain scenario's default)."""
+    return (r.config.get("stream") or {}).get("scenario")
+
+
 def current_metrics(r: ContinualResult) -> dict[str, float]:
     """The run's metrics as today's definitions give them, computed from its accuracy matrix and curves (a file
     written under an older definition, e.g. of min-ACC, reads as new); a metric the run may record as undefined
@@ -219,7 +224,7 @@ def current_metrics(r: ContinualResult) -> dict[str, float]:
     undefined, and keys the definitions do not compute are kept. Any other stored value is replaced: a file that
     stores an ACC of 0.99 beside a matrix whose last row averages 0.275 reads 0.275."""
     has_curves = len(r.curve_task) > 0
-    scenario = (r.config.get("stream") or {}).get("scenario")
+    scenario = scenario_of(r)
     eval_every = (r.config.get("train") or {}).get("eval_every", 0)
     at_once = trains_at_once(r)
     fresh = metrics.summarize(r.acc_matrix, evals=r.curve_accuracy if has_curves else None,
@@ -396,7 +401,7 @@ def legend(results: Sequence[ContinualResult], summary: dict) -> str:
     their units and what each means for these runs' scenarios and methods."""
     shown = [title for key, title in COLUMNS if any(key in stats for stats in summary.values())]
     fwt = "; FWT: accuracy on each task just before it was learned minus at init" if "FWT" in shown else ""
-    scenarios = {(r.config.get("stream") or {}).get("scenario") for r in results}
+    scenarios = {scenario_of(r) for r in results}
     fwt += "; class-incremental: no FWT (a task's classes are masked until it is learned)" \
         if "class" in scenarios else ""
     fwt += "; task-incremental: no FWT (a task's head is untrained until it is learned)" if "task" in scenarios else ""
@@ -530,7 +535,8 @@ def write_plots(results: Sequence[ContinualResult], out_dir: str | Path) -> list
                                                   title=f"{experiment_title([r])}{r.method}, seed {r.seed}"
                                                   + (" (every task trained at once)" if trains_at_once(r) else ""),
                                                   rows="after turn (all tasks trained in the first)"
-                                                  if trains_at_once(r) else "after training task"))
+                                                  if trains_at_once(r) else "after training task",
+                                                  unlearned_blank=scenario_of(r) == "class" and not trains_at_once(r)))
         if len(r.curve_iterations):
             samples = (r.config.get("train") or {}).get("eval_samples")
             on = f" (up to {samples} evaluation samples of each task)" if samples else ""

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from spikecl.errors import ResultsError, ShapeError
-from spikecl.figures import colors, figure, save
+from spikecl.figures import colors, figure, save, title_inches
 from spikecl.memory.recordings import mismatch_text
 from spikecl.memory.results import params_text
 from spikecl.memory.schedule import LEARN, RECALL_CUE, Schedule, recorded_schedule
@@ -56,10 +56,6 @@ def plot_raster(spikes: dict[str, np.ndarray], schedule: Schedule, path: str | P
     return save(fig, path)
 
 
-#: inches a character of a 9-point title takes (figures grow to their titles' width rather than cut them off)
-TITLE_INCHES_PER_CHARACTER = 0.075
-
-
 def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], col_labels: Sequence[str],
                       path: str | Path, row_name: str = "", col_name: str = "", title: str | None = None) -> Path:
     """One heatmap per entry of ``maps`` (values in [0, 1] ``[R, K]``, NaN = not measured), side by side with shared
@@ -70,7 +66,7 @@ def plot_quality_maps(maps: dict[str, np.ndarray], row_labels: Sequence[str], co
     for name, values in maps.items():
         if np.shape(values) != shape:
             raise ShapeError(f"map {name!r} has shape {np.shape(values)}; expected {shape}")
-    titled = max(map(len, (title or "").splitlines()), default=0) * TITLE_INCHES_PER_CHARACTER   # not cut off
+    titled = title_inches(title)                                                                 # not cut off
     fig = figure(figsize=(max(1.2 + (1.0 + 0.55 * shape[1]) * len(maps), titled), 1.4 + 0.45 * shape[0]),
                  layout="constrained")
     axes = fig.subplots(1, len(maps), squeeze=False)[0]
@@ -97,7 +93,7 @@ def plot_capacity(bits: dict[str, tuple[Sequence[float], Sequence[float]]], path
     line each, beside the Willshaw bound and the CAM's ceiling (horizontal lines)."""
     import textwrap
 
-    titled = max(map(len, (title or "").splitlines()), default=0) * TITLE_INCHES_PER_CHARACTER
+    titled = title_inches(title)
     fig = figure(figsize=(max(6.0, 3.2 + titled), 3.6), layout="constrained")   # the legend takes about 2.2 in
     ax = fig.add_subplot()
     for (label, (densities, values)), color in zip(bits.items(), colors(len(bits))):
