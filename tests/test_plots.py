@@ -1,5 +1,7 @@
 """Plots are real, non-blank PNG images, written atomically."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -343,6 +345,12 @@ def test_the_comparison_plots_say_which_runs_they_leave_out_and_how_many_seeds_e
     assert report.plot_note(results) == "not drawn (no results file read): b seed 1; seeds per method: a 3, b 2"
     assert report.plot_note(results[:3]) == "not drawn (no results file read): b seed 0, b seed 1, b seed 2"
     assert report.plot_note([run("a", s) for s in range(3)] + [run("b", s) for s in range(3)]) == ""
+    from spikecl.run_files import write_divergence                 # a run that diverged: named as such
+
+    placed = [replace(r, config={**r.config, "output_dir": str(tmp_path), "name": "x"}) for r in results]
+    (tmp_path / "x").mkdir()
+    write_divergence(tmp_path / "x" / "b-seed1.h5", "loss became NaN")
+    assert report.plot_note(placed) == "not drawn (diverged): b seed 1; seeds per method: a 3, b 2"
     notes, compare = [], plots.plot_method_comparison
     monkeypatch.setattr(plots, "plot_method_comparison", lambda *a, **k: notes.append(k["note"]) or compare(*a, **k))
     report.write_plots(results, tmp_path)

@@ -190,10 +190,13 @@ def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -
 
 def plot_note(results: Sequence[ContinualResult]) -> str:
     """The line under a report's comparison plots, which would otherwise not show it: the runs the experiments name
-    that no file read holds, and each method's seed count where the methods have different ones; "" for neither."""
-    missing, seeds = missing_runs(results), Counter(r.method for r in results)
-    parts = [f"not drawn (no results file read): {', '.join(missing[:6])}"
-             + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")] if missing else []
+    that no file read holds (those that diverged named apart), and each method's seed count where the methods have
+    different ones; "" for neither."""
+    missing, seeds = missing_runs(results, with_paths=True), Counter(r.method for r in results)
+    diverged = [name for name, path in missing if path is not None and diverged_error(path) is not None]
+    parts = [f"{why}: {', '.join(names[:6])}" + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+             for why, names in (("not drawn (no results file read)", [n for n, _ in missing if n not in diverged]),
+                                ("not drawn (diverged)", diverged)) if names]
     if len(set(seeds.values())) > 1:
         parts.append("seeds per method: " + ", ".join(f"{m} {n}" for m, n in seeds.items()))
     return "; ".join(parts)
