@@ -709,3 +709,19 @@ def test_a_successor_memory_recalls_a_length_equal_to_its_cue_as_the_cue_itself(
     memory.store(codes)
     np.testing.assert_array_equal(memory.recall(codes[:2], 2), codes[:2])
     np.testing.assert_array_equal(memory.recall(codes[:1], 3), codes)
+
+
+def test_line_plots_draw_percent_on_0_to_100_and_label_each_point_of_a_log_axis(tmp_path, monkeypatch):
+    """The random-pattern capacity plot labelled its log axis at 10 and 100 alone (25 and 50 unread) and began its
+    percent axis at 4 %: each of up to 12 points is labelled, and percent axes run from 0 to 100."""
+    from spikecl.sdr import plots
+
+    saved, save = [], plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: saved.append(fig) or save(fig, path))
+    x = np.array([10, 25, 50, 100])
+    plots.plot_lines(x, {"exact": np.array([1.0, 0.9, 0.5, 0.2])}, tmp_path / "c.png", xlabel="items",
+                     ylabel="%", title="t", logx=True)
+    ax = saved[0].axes[0]
+    assert ax.get_ylim() == (0.0, 100.0) and ax.get_xscale() == "log"
+    assert list(ax.get_xticks()) == [10, 25, 50, 100]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "25", "50", "100"]

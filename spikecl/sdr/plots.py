@@ -41,19 +41,26 @@ def plot_overlap_scatter(series: dict[str, tuple[np.ndarray, np.ndarray, float]]
 
 def plot_lines(x: np.ndarray, lines: dict[str, np.ndarray], path: str | Path, *, xlabel: str, ylabel: str,
                title: str, percent: bool = True, logx: bool = False) -> Path:
-    """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``), the legend beside
-    the axes (never over the data)."""
+    """Several named curves over one x axis (values in [0, 1] drawn in percent when ``percent``, on an axis of 0 to
+    100 %), the legend beside the axes (never over the data); a logarithmic x axis of at most 12 points is labelled
+    at each (10 and 100 alone left 25 and 50 unread)."""
     legend, columns = legend_layout(lines, 4.0)
     fig = figure(figsize=(5.0 + legend, 4.0), layout="constrained")
     ax = fig.subplots()
     scale = 100.0 if percent else 1.0
     for color, (name, y) in zip(colors(len(lines)), lines.items()):
         ax.plot(x, np.asarray(y) * scale, marker="o", color=color, label=name, clip_on=not percent)
-    if percent:                                          # no axis beyond 0-100 % (markers drawn whole at the edge)
-        low, high = ax.get_ylim()
-        ax.set_ylim(max(low, 0.0), min(high, 100.0))
+    if percent:                                          # the whole 0-100 % (markers drawn whole at the edge)
+        ax.set_ylim(0.0, 100.0)
     if logx:
+        from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
         ax.set_xscale("log")
+        points = np.unique(np.asarray(x, dtype=float))
+        if 0 < len(points) <= 12:
+            ax.xaxis.set_major_locator(FixedLocator(points))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
