@@ -409,6 +409,31 @@ def test_a_matrix_shows_unlearned_class_incremental_tasks_as_dashes_and_fits_its
     assert "\n" in fig.axes[0].get_ylabel()
 
 
+def test_points_without_a_result_keep_their_place_in_a_sweeps_plots(tmp_path, monkeypatch):
+    """A joint search whose λ = 30 diverged at every rate drew no λ = 30 row (the chosen cell looked inside a range
+    it was not): every planned point keeps its place, crossed where it has no result, on grids and on curves."""
+    from matplotlib.axes import Axes
+
+    from spikecl.continual.sweep_plot import plot_sweep
+
+    texts, crosses = [], []
+    text, plot = Axes.text, Axes.plot
+    monkeypatch.setattr(Axes, "text", lambda ax, x, y, s, **k: texts.append((x, y, s)) or text(ax, x, y, s, **k))
+    monkeypatch.setattr(Axes, "plot", lambda ax, *a, **k: (crosses.append(list(a[0])) if k.get("marker") == "x"
+                                                           else None) or plot(ax, *a, **k))
+    points = {f"ewc @ lr={lr}_lam={lam}": ["ewc", {"train.lr": lr, "strategy.ewc.lam": lam}]
+              for lr in (0.1, 0.2) for lam in (1.0, 30.0)}
+    summary = {label: {"acc": [0.7, 0.0], "bwt": [-0.1, 0.0]} for label in points if "lam=1.0" in label}
+    record = {"name": "s", "seeds": {label: 1 for label in summary}, "summary": summary, "failures": {},
+              "points": points}
+    plot_sweep(record, tmp_path / "grid.png")
+    assert sorted((x, y) for x, y, s in texts if s == "×") == [(0, 1), (1, 1)]   # the λ = 30 row, both rates
+    curve_points = {f"ewc @ lr={lr}": ["ewc", {"train.lr": lr}] for lr in (0.1, 0.2, 0.4, 0.8)}
+    record.update(points=curve_points, summary={label: {"acc": [0.7, 0.0]} for label in list(curve_points)[:2]})
+    plot_sweep(record, tmp_path / "curves.png")
+    assert crosses == [[0.4, 0.8]]
+
+
 def test_quality_map_and_settings_grid_cells_round_ties_as_the_tables_do(tmp_path, monkeypatch):
     """The cells printed 62 for a recall quality of 0.625 (Python's formatting rounds a tie to even) where the
     CA3 table rounds it up; a settings grid's cell would print 72.2 / −11.2 where the sweep's table prints 72.3 /

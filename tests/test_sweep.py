@@ -528,7 +528,10 @@ def test_a_sweep_is_drawn_as_curves_only_over_one_numeric_key_tried_at_three_val
                                                                                 "hlop": [0.1, 0.2, 0.4]}
     assert levels == {}
     assert setting_curves(summary, {}) is None                                     # an older summary
-    assert setting_curves({k: stats for k in list(rows)[:2] + list(rows)[3:5]}, rows) is None   # two values each
+    two = list(rows)[:2] + list(rows)[3:5]
+    assert setting_curves({k: stats for k in two}, {k: rows[k] for k in two}) is None          # two values each
+    key, curves, _ = setting_curves({k: stats for k in two}, rows)        # a third planned, without a result
+    assert curves["gpm"][0.4] == {} and curves["gpm"][0.1] == stats      # kept on the axis (drawn as a cross)
     for value in ("0.1", True, float("inf")):
         odd = {**rows, "gpm @ lr=0.1": ["gpm", {"train.lr": value}]}
         assert setting_curves(summary, odd) is None

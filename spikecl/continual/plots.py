@@ -198,7 +198,8 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
     point or metric leaves a gap; the BWT panel is left out where no method has one); ``setting``: the x axis's
     name. The axis is logarithmic where every value is positive and they span a factor of 8 or more (a doubling
     grid), ticked at the values. ``chosen``: {method: value} ringed on both panels (a sweep's selection).
-    ``levels``: {method: stats} of methods run at one point (the setting is not theirs), dashed across both panels."""
+    ``levels``: {method: stats} of methods run at one point (the setting is not theirs), dashed across both panels.
+    A point without ACC (failed or not run) is a cross at the panel's foot in its method's colour."""
     if not curves or not any(curves.values()):
         raise ShapeError(f"curves against {setting} need at least one method with a point")
     levels = levels or {}
@@ -214,6 +215,8 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
     keys = [(key, label) for key, label in (("acc", "ACC (%)"), ("bwt", "BWT (points)"))
             if key == "acc" or any(np.isfinite(s.get(key, (np.nan,))[0]) for p in drawn for s in p.values())]
     values = sorted({value for points in curves.values() for value in points})
+    crossed = [m for m, points in curves.items() if any("acc" not in stats for stats in points.values())]
+    unmeasured_any = bool(crossed)
     logarithmic = values[0] > 0 and values[-1] >= 8 * values[0]
     colours = palette([*curves, *levels])
     legend, columns = legend_layout([*curves, *(f"{m} (one point)" for m in levels)], 3.8)
@@ -229,6 +232,10 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
             if chosen and method in chosen and chosen[method] in points:
                 ax.plot([chosen[method]], [100 * points[chosen[method]].get(key, (np.nan,))[0]], ls="none",
                         marker="o", ms=11, mfc="none", mec=colours[method], mew=1.8)
+            if unmeasured := [v for v in x if "acc" not in points[v]]:          # failed or not run: at the foot
+                foot = 0.03 + 0.04 * crossed.index(method)                          # one row per method
+                ax.plot(unmeasured, [foot] * len(unmeasured), ls="none", marker="x", ms=6, color=colours[method],
+                        transform=ax.get_xaxis_transform(), clip_on=False)
         for method, stats in levels.items():
             if np.isfinite(stats.get(key, (np.nan,))[0]):
                 ax.axhline(100 * stats[key][0], color=colours[method], ls="--", lw=1.2, label=f"{method} (one point)")
@@ -245,7 +252,8 @@ def plot_setting_curves(curves: dict[str, dict[float, dict[str, tuple[float, flo
             ax.axhline(0, color="black", lw=0.6)
     fig.suptitle(title or f"ACC and BWT against {setting}", fontsize=10)
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns,
-                    title="ringed: chosen" if chosen else None, title_fontsize=8)
+                    title="ringed: chosen" + ("\n×: no result (failed\nor not run)" if unmeasured_any else "")
+                    if chosen or unmeasured_any else None, title_fontsize=8)
     add_note(fig, note)
     return save(fig, path)
 
@@ -254,7 +262,7 @@ def plot_setting_grids(grids: dict[str, tuple[tuple[str, str], dict[tuple[float,
                        chosen: dict[str, tuple[float, float]] | None = None, title: str = "", note: str = "") -> Path:
     """One panel per method over the two settings its points vary (e.g. a learning rate and EWC's λ): each cell
     coloured by ACC (one scale for all panels, from the lowest ACC to the highest) and printed with ACC and BWT in
-    percent (means over seeds; a point not run, or failed, left blank), the chosen cell outlined.
+    percent (means over seeds; a point without a result, failed or not run, a cross), the chosen cell outlined.
 
     ``grids[method] = ((x key, y key), {(x, y): {"acc": (mean, std), "bwt": (mean, std)}})`` in fractions;
     ``chosen``: {method: (x, y)} (a sweep's selection)."""
@@ -284,6 +292,9 @@ def plot_setting_grids(grids: dict[str, tuple[tuple[str, str], dict[tuple[float,
             i, j = ys.index(y), xs.index(x)
             acc[i, j] = 100 * stats.get("acc", (np.nan,))[0]
             bwt = 100 * stats.get("bwt", (np.nan,))[0]
+            if "acc" not in stats:                                   # failed or not run: its place kept, crossed
+                ax.text(j, i, "×", ha="center", va="center", fontsize=9, color="0.3")
+                continue
             ax.text(j, i, f"{half_up(acc[i, j]):.1f}" + (f"\n{half_up(bwt):+.1f}" if np.isfinite(bwt) else ""),
                     ha="center", va="center", fontsize=6.5, color="white" if acc[i, j] < (low + high) / 2 else "black")
         image = ax.imshow(acc, vmin=low, vmax=high, cmap="viridis", origin="lower", aspect="auto")
@@ -296,7 +307,9 @@ def plot_setting_grids(grids: dict[str, tuple[tuple[str, str], dict[tuple[float,
         ax.set_ylabel(y_key)
         ax.set_title(method, fontsize=9)
     fig.colorbar(image, ax=list(axes), label="ACC (%)")
+    crossed = any("acc" not in stats for _, cells in grids.values() for stats in cells.values())
     fig.suptitle((title or "ACC and BWT over two settings") + "\nper cell: ACC, BWT (%)"
-                 + ("; outlined: chosen" if chosen else ""), fontsize=9)
+                 + ("; outlined: chosen" if chosen else "") + ("; ×: no result (failed or not run)" if crossed else ""),
+                 fontsize=9)
     add_note(fig, note)
     return save(fig, path)

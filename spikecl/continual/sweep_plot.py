@@ -49,13 +49,14 @@ def plot_sweep(record: dict, target: Path, stale: int = 0) -> Path:
 
 def varied_settings(summary: dict, points: dict) -> dict[str, tuple[tuple[str, ...], dict]] | None:
     """{method: (the keys its rows' points set to more than one value, in grid order; {those values: stats})} of a
-    sweep's ``summary`` {label: stats} (``points``: :func:`~spikecl.continual.sweep.point_settings`); None where a
-    row's point is not recorded (a summary written before points were) or a varied value is not a real number."""
+    sweep's ``summary`` {label: stats} (``points``: :func:`~spikecl.continual.sweep.point_settings`, every point
+    planned: one without a row, failed or not run, has empty stats, so the axes keep it); None where a row's point
+    is not recorded (a summary written before points were) or a varied value is not a real number."""
+    if any(label not in points for label in summary):
+        return None
     rows: dict[str, list] = {}
-    for label, stats in summary.items():
-        if label not in points:
-            return None
-        rows.setdefault(points[label][0], []).append((points[label][1], stats))
+    for label, (method, setting) in points.items():
+        rows.setdefault(method, []).append((setting, summary.get(label, {})))
     varied = {}
     for method, settings in rows.items():
         ordered = list(dict.fromkeys(key for setting, _ in settings for key in setting))
@@ -82,6 +83,8 @@ def setting_curves(summary: dict, points: dict) -> tuple[str, dict, dict] | None
         return None
     curves = {method: {value: stats for (value,), stats in cells.items()} for method, (found, cells) in
               varied.items() if found}
+    if not any(stats for points in curves.values() for stats in points.values()):
+        return None                                      # no curve has a result: bars of what there is
     return keys[0], curves, {method: cells[()] for method, (found, cells) in varied.items() if not found}
 
 
