@@ -133,6 +133,19 @@ def test_the_linear_synops_axis_starts_at_zero_and_the_log_axis_where_values_spa
     assert log.get_xscale() == "log" and log.get_xlim()[0] > 0
 
 
+def test_the_accuracy_synops_plot_names_methods_drawn_at_one_point(tmp_path, monkeypatch):
+    """A one-task run where fine-tuning, EWC and replay end alike showed one point (the last drawn) for a legend of
+    three: the note names the methods that share a point."""
+    notes = []
+    monkeypatch.setattr(plots, "add_note", lambda fig, note: notes.append(note))
+    same = ([0.7, 0.8], [1000.0, 1100.0])
+    plots.plot_accuracy_vs_synops({"finetune": same, "ewc": same, "gpm": ([0.7], [900.0]), "replay": same},
+                                  tmp_path / "s.png", note="not drawn: x")
+    assert notes == ["not drawn: x; one point: finetune, ewc, replay"]
+    plots.plot_accuracy_vs_synops({"gpm": ([0.7], [900.0])}, tmp_path / "s.png")
+    assert notes[-1] == ""
+
+
 def test_a_method_keeps_one_colour_of_its_own_in_every_plot_of_a_report(tmp_path, monkeypatch):
     """15 methods (as models/hlop_pmnist5k.toml lists) get 15 colours (tab10 repeated after 10 before), and the
     accuracy/SynOps plot, which leaves out methods without measures, colours the rest as the comparison does."""

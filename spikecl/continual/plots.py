@@ -153,14 +153,15 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
 
     ``points[method] = (acc [S] fractions, synops [S])`` for the methods' runs on the same stream; ``colours``:
     {method: colour} shared with a report's other plots (default :func:`palette`); ``note``: a line under the axes
-    (what is not drawn)."""
+    (what is not drawn), to which the methods drawn at one and the same point are added (the last drawn hides
+    the others)."""
     if not points:
         raise ShapeError("accuracy against SynOps needs at least one method")
     colours = {**palette(points), **(colours or {})}
     legend, columns = legend_layout(points, 4.0)
     fig = figure(figsize=(6 + legend, 4), layout="constrained")
     ax = fig.add_subplot()
-    all_ops = []
+    all_ops, at = [], {}
     for (method, (acc, ops)), color in ((item, colours[item[0]]) for item in points.items()):
         check_fractions(np.asarray(acc, dtype=float), f"{method}: accuracies")
         acc, ops = 100 * np.asarray(acc, dtype=float), np.asarray(ops, dtype=float)
@@ -171,6 +172,8 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
         ax.errorbar(ops_mean, acc_mean, xerr=ops_std, yerr=acc_std, color=color, marker="o", ms=7, capsize=3,
                     label=method)
         all_ops.extend(ops)
+        at.setdefault((ops_mean, acc_mean), []).append(method)
+    same = ["; ".join(f"one point: {', '.join(group)}" for group in at.values() if len(group) > 1)]
     if min(all_ops) > 0 and max(all_ops) >= 100 * min(all_ops):
         ax.set_xscale("log")                               # decades labelled, no crowded minor-tick labels
     else:
@@ -183,7 +186,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
-    add_note(fig, note)
+    add_note(fig, "; ".join(filter(None, [note, *same])))
     return save(fig, path)
 
 
