@@ -1159,17 +1159,28 @@ class Enlarging(Strategy):
             next(self.model.parameters()).fill_(3e38)
 
 
-def test_weights_whose_sum_overflows_are_finite_and_pass_the_check(tmp_path):
+def test_weights_whose_sum_overflows_are_finite_and_named_as_grown_too_large(tmp_path):
     """The end-of-task check reads the finiteness of each tensor's sum (no temporaries of a weight's size); an
-    overflowing sum of finite weights is looked into tensor by tensor and passes, a NaN weight does not."""
+    overflowing sum of finite weights is looked into tensor by tensor and is not called NaN, but weights beyond
+    WEIGHT_LIMIT are a run that diverged with a finite loss (a data-parallel run's readout reached 3.5e17 and was
+    written as a result); weights at the limit pass."""
+    from spikecl.continual.runner import WEIGHT_LIMIT
     from spikecl.continual.strategies import REGISTRY, register
+    from spikecl.errors import NumericalError
 
     register("enlarging", Enlarging)
     try:
         cfg = experiment_from_dict({**TINY_SPLIT, "strategy": {"methods": ["enlarging"]}})
         run = ContinualRun(cfg, "enlarging", 0)
+        run._check_weights()
         run.strategy.after_task(0, None)
         assert not torch.isfinite(next(run.net.parameters()).sum())
+        with pytest.raises(NumericalError, match=r"^layers.0.synapse.weight grew to \|w\| = 3e\+38 \(beyond 1e\+08\) "
+                                                 r"in the task's training or enlarging's after-task phase: the run "
+                                                 r"diverged though its loss stayed finite; lower train.lr"):
+            run._check_weights()
+        with torch.no_grad():
+            next(run.net.parameters()).fill_(WEIGHT_LIMIT)
         run._check_weights()
     finally:
         del REGISTRY["enlarging"]

@@ -56,6 +56,11 @@ from spikecl.snn.trainers import activation_bytes, evaluate, make_trainer
 #: test samples per seen task on which the NeuroBench measures are taken after each task
 MEASURE_SAMPLES = 100
 
+#: the largest weight magnitude a run may reach: beyond 2^24 (about 1.7e7) float32 cannot take a step of 1 on a
+#: weight, and a run past this bound has diverged even where its loss stayed finite (a data-parallel run whose
+#: readout reached 3.5e17 was written as a result where one process had failed on a NaN loss)
+WEIGHT_LIMIT = 1e8
+
 
 def build_stream(cfg: ExperimentConfig, seed: int) -> Stream:
     """The task stream of an experiment for a run seed (``data.vary_split``: the seed also draws the validation
@@ -382,11 +387,18 @@ class ContinualRun:
         """NumericalError if a weight or a buffer (batch norm's running statistics) is NaN or infinite after a
         task's training and its strategy's after-task phase (e.g. replay's buffer training), which check no loss of
         their own (one read of the device: the finiteness of each tensor's sum, which allocates nothing of a
-        weight's size; only a sum that is not finite, from a NaN or an overflow, is looked into tensor by tensor)."""
-        if bool(parameters_flag(self.net)) or (bad := nonfinite_state(self.net)) is None:
-            return
-        raise NumericalError(f"{bad} became NaN or infinite in the task's training or {self.strategy_name}'s "
-                             "after-task phase; lower train.lr, the strategy's step sizes or network.init_gain")
+        weight's size; only a sum that is not finite, from a NaN or an overflow, is looked into tensor by tensor),
+        or a weight has grown beyond :data:`WEIGHT_LIMIT` (a run that diverged while its loss stayed finite)."""
+        remedy = "lower train.lr, the strategy's step sizes or network.init_gain"
+        if not bool(parameters_flag(self.net)) and (bad := nonfinite_state(self.net)) is not None:
+            raise NumericalError(f"{bad} became NaN or infinite in the task's training or {self.strategy_name}'s "
+                                 f"after-task phase; {remedy}")
+        sizes = {name: p.detach().abs().max() for name, p in self.net.named_parameters() if p.numel()}
+        if sizes and float(largest := torch.stack(list(sizes.values())).max()) > WEIGHT_LIMIT:
+            name = next(name for name, size in sizes.items() if float(size) > WEIGHT_LIMIT)
+            raise NumericalError(f"{name} grew to |w| = {float(largest):.3g} (beyond {WEIGHT_LIMIT:g}) in the task's "
+                                 f"training or {self.strategy_name}'s after-task phase: the run diverged though its "
+                                 f"loss stayed finite; {remedy}")
 
     def _epoch_samples(self, n: int) -> int:
         """Samples an epoch over ``n`` trains on: all, or with ``train.compile`` or ``train.cuda_graph`` only whole
