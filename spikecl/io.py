@@ -321,6 +321,9 @@ def read_run(path: str | Path, kind: str | None = None) -> Run:
         if version > SCHEMA_VERSION:
             raise ForeignFileError(f"{path} has schema version {version}; this spikecl reads up to "
                                f"{SCHEMA_VERSION} (upgrade spikecl)")
+        if version < 1:                                   # versions count from 1: none was ever written below
+            raise ResultsError(f"{path} is corrupt: schema version {version} was never written (versions count "
+                               "from 1)")
         if "kind" not in f.attrs:
             raise ResultsError(f"{path} has no 'kind' attribute; it is not a complete spikecl results file")
         found = str(f.attrs["kind"])

@@ -317,6 +317,9 @@ def test_curves_or_matrices_of_other_shapes_or_values_name_the_file(tmp_path, wh
     ({}, "not a spikecl results file (no schema attribute; expected 'spikecl-results')"),
     ({"schema": "spikecl-results", "schema_version": 1}, "has no 'kind' attribute"),
     ({"schema": "spikecl-results", "schema_version": 9, "kind": "ca3"}, "has schema version 9; this spikecl reads up"),
+    ({"schema": "spikecl-results", "schema_version": 0, "kind": "ca3"}, "is corrupt: schema version 0 was never "
+                                                                         "written (versions count from 1)"),
+    ({"schema": "spikecl-results", "schema_version": -3, "kind": "ca3"}, "is corrupt: schema version -3"),
 ])
 def test_old_or_foreign_files_say_what_they_are(tmp_path, attrs, message):
     from spikecl.io import read_run

@@ -1042,6 +1042,13 @@ def test_a_run_that_diverged_is_not_said_to_be_run_by_resume(tmp_path):
         "Not in this report: ewc seed 1, finetune seed 1, which the experiment names: no results file of them was "
         "read (interrupted, failed or not yet run; spikecl run <experiment file> --resume runs what is missing)",
         "Diverged, not in this report: ewc seed 0 (the same settings diverge again: change them to run it)"]
+    (tmp_path / "x" / "finetune-seed1.h5").write_bytes(b"a newer schema's file, or a damaged one")   # skipped above
+    assert missing_note([only]).splitlines()[::2] == [
+        "Not in this report: ewc seed 1, which the experiment names: no results file of it was read (interrupted, "
+        "failed or not yet run; spikecl run <experiment file> --resume runs what is missing)",
+        "Diverged, not in this report: ewc seed 0 (the same settings diverge again: change them to run it)"]
+    assert missing_note([only]).splitlines()[1] == ("Skipped above, not in this report: finetune seed 1 (its results "
+                                                    "file is there but could not be read)")
 
 
 def test_the_comparison_plot_draws_no_spread_for_one_seed_and_the_sample_std_for_several():

@@ -157,10 +157,16 @@ def missing_note(results: Sequence[ContinualResult]) -> str:
     """A line naming the runs that the experiments of ``results`` name (each file records the methods and seeds its
     command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
     "" when none is missing. A run whose training diverged (its record beside where its results would be) is named
-    apart: running it again with the same settings, as ``--resume`` would, diverges again."""
+    apart: running it again with the same settings, as ``--resume`` would, diverges again; so is one whose results
+    file is there but was skipped as unreadable (a newer schema, a damaged file: the report said why above)."""
     missing = missing_runs(results, with_paths=True)
     diverged = [name for name, path in missing if path is not None and diverged_error(path) is not None]
-    note = not_in_report([name for name, _ in missing if name not in diverged])
+    unread = [name for name, path in missing if path is not None and name not in diverged and path.is_file()]
+    note = not_in_report([name for name, _ in missing if name not in diverged and name not in unread])
+    if unread:                                   # its file is there: skipped above, said why; --resume would not do
+        note += ("\n" if note else "") + (f"Skipped above, not in this report: {', '.join(unread[:6])}"
+                                          + (f" and {len(unread) - 6} more" if len(unread) > 6 else "")
+                                          + " (its results file is there but could not be read)")
     if diverged:
         note += ("\n" if note else "") + (f"Diverged, not in this report: {', '.join(diverged[:6])}"
                                           + (f" and {len(diverged) - 6} more" if len(diverged) > 6 else "")
