@@ -490,14 +490,18 @@ def check_seeds(runs: Sequence[Run], what: str, name: str | None = None, ignore:
         seen[seed] = run.path
 
 
+def listed(names: Sequence[str]) -> str:
+    """The first six ``names``, then how many more."""
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
 def not_in_report(missing: Sequence[str], files: str = "results file") -> str:
     """The line under a report naming the ``missing`` runs or parts its experiment names but no file read holds (an
     interrupted or failed experiment, whose table would not say so; the first six, then how many more); "" for
     none. ``files``: what holds one of them."""
     if not missing:
         return ""
-    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-    return (f"Not in this report: {shown}, which the experiment names: no {files} of "
+    return (f"Not in this report: {listed(missing)}, which the experiment names: no {files} of "
             f"{'them' if len(missing) > 1 else 'it'} was read (interrupted, failed or not yet run; spikecl run "
             "<experiment file> --resume runs what is missing)")
 

@@ -17,7 +17,7 @@ from spikecl.continual.results import ContinualResult
 from spikecl.differences import OtherMethodsIgnored, as_written, differ_phrase, differences, flatten
 from spikecl.environment import source_note as environment_source_note
 from spikecl.errors import ResultsError
-from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, not_in_report, other_data
+from spikecl.experiment_kind import SEED_ROW_IGNORES, check_seeds, listed, not_in_report, other_data
 from spikecl.figures import palette
 from spikecl.run_files import diverged_error
 
@@ -159,19 +159,22 @@ def missing_note(results: Sequence[ContinualResult]) -> str:
     "" when none is missing. A run whose training diverged (its record beside where its results would be) is named
     apart: running it again with the same settings, as ``--resume`` would, diverges again; so is one whose results
     file is there but was skipped as unreadable (a newer schema, a damaged file: the report said why above)."""
-    missing = missing_runs(results, with_paths=True)
-    diverged = [name for name, path in missing if path is not None and diverged_error(path) is not None]
-    unread = [name for name, path in missing if path is not None and name not in diverged and path.is_file()]
-    note = not_in_report([name for name, _ in missing if name not in diverged and name not in unread])
-    if unread:                                   # its file is there: skipped above, said why; --resume would not do
-        note += ("\n" if note else "") + (f"Skipped above, not in this report: {', '.join(unread[:6])}"
-                                          + (f" and {len(unread) - 6} more" if len(unread) > 6 else "")
-                                          + " (its results file is there but could not be read)")
-    if diverged:
-        note += ("\n" if note else "") + (f"Diverged, not in this report: {', '.join(diverged[:6])}"
-                                          + (f" and {len(diverged) - 6} more" if len(diverged) > 6 else "")
-                                          + " (the same settings diverge again: change them to run it)")
-    return note
+    missing, unread, diverged = missing_by_cause(results)
+    lines = [not_in_report(missing),
+             unread and f"Skipped above, not in this report: {listed(unread)} (its results file is there but could "
+                        "not be read)",
+             diverged and f"Diverged, not in this report: {listed(diverged)} (the same settings diverge again: "
+                          "change them to run it)"]
+    return "\n".join(filter(None, lines))
+
+
+def missing_by_cause(results: Sequence[ContinualResult]) -> tuple[list[str], list[str], list[str]]:
+    """The runs :func:`missing_runs` names, in three lists: not there (interrupted, failed or not yet run), there
+    but not readable (skipped above), and diverged (their record beside where their results would be)."""
+    named = missing_runs(results, with_paths=True)
+    diverged = [name for name, path in named if path is not None and diverged_error(path) is not None]
+    unread = [name for name, path in named if path is not None and name not in diverged and path.is_file()]
+    return [name for name, _ in named if name not in diverged and name not in unread], unread, diverged
 
 
 def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -> list:
@@ -198,11 +201,9 @@ def plot_note(results: Sequence[ContinualResult]) -> str:
     """The line under a report's comparison plots, which would otherwise not show it: the runs the experiments name
     that no file read holds (those that diverged named apart), and each method's seed count where the methods have
     different ones; "" for neither."""
-    missing, seeds = missing_runs(results, with_paths=True), Counter(r.method for r in results)
-    diverged = [name for name, path in missing if path is not None and diverged_error(path) is not None]
-    parts = [f"{why}: {', '.join(names[:6])}" + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-             for why, names in (("not drawn (no results file read)", [n for n, _ in missing if n not in diverged]),
-                                ("not drawn (diverged)", diverged)) if names]
+    (missing, unread, diverged), seeds = missing_by_cause(results), Counter(r.method for r in results)
+    parts = [f"{why}: {listed(names)}" for why, names in (("not drawn (no results file read)", missing + unread),
+                                                          ("not drawn (diverged)", diverged)) if names]
     if len(set(seeds.values())) > 1:
         parts.append("seeds per method: " + ", ".join(f"{m} {n}" for m, n in seeds.items()))
     return "; ".join(parts)
