@@ -386,14 +386,16 @@ class ContinualRun:
     def _check_weights(self) -> None:
         """NumericalError if a weight or a buffer (batch norm's running statistics) is NaN or infinite after a
         task's training and its strategy's after-task phase (e.g. replay's buffer training), which check no loss of
-        their own (one read of the device: the finiteness of each tensor's sum, which allocates nothing of a
-        weight's size; only a sum that is not finite, from a NaN or an overflow, is looked into tensor by tensor),
-        or a weight has grown beyond :data:`WEIGHT_LIMIT` (a run that diverged while its loss stayed finite)."""
+        their own (the finiteness of each tensor's sum, which allocates nothing of a weight's size; only a sum that
+        is not finite, from a NaN or an overflow, is looked into tensor by tensor), or a weight has grown beyond
+        :data:`WEIGHT_LIMIT` (a run that diverged while its loss stayed finite; each tensor's extremes, a second
+        read of the device)."""
         remedy = "lower train.lr, the strategy's step sizes or network.init_gain"
         if not bool(parameters_flag(self.net)) and (bad := nonfinite_state(self.net)) is not None:
             raise NumericalError(f"{bad} became NaN or infinite in the task's training or {self.strategy_name}'s "
                                  f"after-task phase; {remedy}")
-        sizes = {name: p.detach().abs().max() for name, p in self.net.named_parameters() if p.numel()}
+        sizes = {name: torch.stack(p.detach().aminmax()).abs().max()          # no |p| of the weight's size
+                 for name, p in self.net.named_parameters() if p.numel()}
         if sizes and float(largest := torch.stack(list(sizes.values())).max()) > WEIGHT_LIMIT:
             name = next(name for name, size in sizes.items() if float(size) > WEIGHT_LIMIT)
             raise NumericalError(f"{name} grew to |w| = {float(largest):.3g} (beyond {WEIGHT_LIMIT:g}) in the task's "
