@@ -258,6 +258,9 @@ def test_cifar_batches_with_wrong_contents_are_one_line_errors(tmp_path, change,
     ("val", {"class_dict": {"a": ["x"] * 12, "b": list(range(12, 24))}}, "class_dict['a']' must be a list of "),
     ("val", {"class_dict": {"a": list(range(12)), "b": list(range(6, 24))}},
      "names an image another class already holds"),
+    ("val", {"image_data": np.zeros((0, 84, 84, 3), np.uint8), "class_dict": {}},
+     "mini-imagenet-cache-val.pkl: the cache holds no images (each of the three holds some of miniImageNet's 100 "),
+    ("test", {"class_dict": {}}, "mini-imagenet-cache-test.pkl: the cache holds no classes"),     # else shifted labels
 ])
 def test_miniimagenet_caches_with_wrong_contents_are_one_line_errors(tmp_path, split, change, message):
     for name, n_classes in (("train", 3), ("val", 2), ("test", 1)):

@@ -440,6 +440,30 @@ def test_times_in_another_unit_that_blank_most_recordings_are_refused(tmp_path):
     assert 0 < kept.sum() < 20 * 10 and (kept.sum(axis=(1, 2, 3, 4)) > 0).all()
 
 
+def test_a_split_of_recordings_without_events_is_refused(tmp_path):
+    """Recordings stored with no event count as blank: a test split of them (SHD spike trains, DVS Gesture arrays
+    written empty) loaded as zero frames without a word. A few empty recordings among others load."""
+    standin_shd(tmp_path, per_class=2)
+    path = tmp_path / "SHD" / "shd_test.h5"
+    write_shd(path, [[]] * 40, [[]] * 40, np.repeat(np.arange(20), 2), np.zeros(40))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 40 of 40 recordings hold no event at all: the "
+                                        r"split would be blank frames \(files written without their events\?\)$"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4))
+    times = [[]] * 18 + [[0.5, 0.9]] * 4 + [[0.1, 0.2]] * 18           # 4 blank in a 4 x 100 ms window
+    write_shd(path, times, [[3] * len(t) for t in times], np.repeat(np.arange(20), 2), np.zeros(40))
+    with pytest.raises(DataError, match=r"18 of 40 recordings hold no event at all and 4 none inside the window of "
+                                        r"4 frames x 100 ms: the split would be blank frames"):
+        load_dataset("shd", str(tmp_path), binning=EventBinning(4, 100.0))
+    write_shd(path, [[]] * 19 + [[0.1]] * 21, [[]] * 19 + [[3]] * 21, np.repeat(np.arange(20), 2), np.zeros(40))
+    x = load_dataset("shd", str(tmp_path), binning=EventBinning(4)).x_test
+    assert (x.reshape(40, -1).any(axis=1)).sum() == 21
+    standin_gesture(tmp_path)
+    for file in (tmp_path / "DVSGesture" / "ibmGestureTest").rglob("*.npy"):
+        np.save(file, np.zeros((0, 4)))
+    with pytest.raises(DataError, match=r"ibmGestureTest: \d+ of \d+ recordings hold no event at all"):
+        load_dataset("dvs_gesture", str(tmp_path), binning=EventBinning(4, 100.0))
+
+
 def test_a_window_too_long_for_the_times_is_refused(tmp_path):
     """A frame width given in µs (20000, as Tonic takes it) puts every event of every recording into the first of T
     frames: the run trained on one frame and T - 1 blank ones without a word. Recordings whose events reach a

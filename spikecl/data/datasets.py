@@ -424,6 +424,9 @@ def _load_miniimagenet(data_dir: str | None, seed: int, excludes: Sequence[int] 
                             f"{'none' if classes is None else type(classes).__name__}")
         if data.shape[1:] != (84, 84, 3):
             raise DataError(f"{path}: expected 'image_data' uint8 [N, 84, 84, 3], got {data.shape}")
+        if not len(data) or not classes:
+            raise DataError(f"{path}: the cache holds no {'images' if not len(data) else 'classes'} (each of the "
+                            "three holds some of miniImageNet's 100 classes)")
         y = np.full(len(data), -1, dtype=np.int64)
         for i, name in enumerate(sorted(classes, key=str)):
             index = _integers(np.ravel(classes[name]) if classes[name] is not None else None, path,

@@ -61,12 +61,13 @@ class SplitFrames:
         self.order = fixed_order(n)
         self.slot = np.empty(n, np.int64)              # where recording i goes: the inverse of the order
         self.slot[self.order] = np.arange(n)
-        self.held = self.blank = self.spread = self.later = 0
+        self.held = self.blank = self.empty = self.spread = self.later = 0
 
     def put(self, i: int, t_us, c, y, x, name: str, fields: tuple[str, str, str]) -> None:
         """Bin recording ``i`` (its events as :func:`bin_events` takes them; ``name`` names it in an error)."""
         frames = self.x[self.slot[i]]
         frames[...] = bin_events(t_us, c, y, x, self.sensor, self.binning, name, fields)
+        self.empty += not len(t_us)
         if len(t_us):
             self.held += 1
             self.blank += not frames.any()
@@ -76,13 +77,18 @@ class SplitFrames:
 
     def done(self, labels) -> tuple[np.ndarray, np.ndarray]:
         """(frames [n, T, C, H', W'] read-only, labels [n] int64) in the fixed order. A DataError where at least half
-        the recordings that hold events keep none inside the binning's window, or (T > 1 frames of a fixed width)
+        the recordings hold no event or none inside the binning's window (the split would be blank frames), where at
+        least half of those that hold events keep none inside the window, or (T > 1 frames of a fixed width) where
         none with events at two times or more has one after the first frame: times in another unit than the one
         read, or a frame width given in µs, would otherwise train on blank frames or on one frame."""
         window = f"the window of {self.binning.frames} frames x {self.binning.bin_ms:g} ms"
         if self.blank and 2 * self.blank >= self.held:
             raise DataError(f"{self.source}: {self.blank} of {len(self.x)} recordings have no event inside {window} "
                             f"(their times are read in {self.unit}; given in another unit, or a window too short?)")
+        if self.empty and 2 * (self.empty + self.blank) >= len(self.x):
+            raise DataError(f"{self.source}: {self.empty} of {len(self.x)} recordings hold no event at all"
+                            + (f" and {self.blank} none inside {window}" if self.blank else "")
+                            + ": the split would be blank frames (files written without their events?)")
         if self.spread and not self.later:
             raise DataError(f"{self.source}: every recording holds all its events in the first frame of {window}, "
                             f"the other frames blank in every sample (their times are read in "
