@@ -1051,6 +1051,34 @@ def test_a_run_that_diverged_is_not_said_to_be_run_by_resume(tmp_path):
                                                     "file is there but could not be read)")
 
 
+def test_runs_whose_files_were_not_named_or_moved_are_named_by_what_is_beside_the_files_read(tmp_path):
+    """Naming one file of an experiment called its readable siblings "there but could not be read"; they are named
+    as not named. A folder moved after its runs was looked up where it had been written: its diverged run was said
+    to be interrupted (--resume runs it), and a file beside those read was said to be missing."""
+    from spikecl.continual.report import missing_note, plot_note
+    from spikecl.continual.results import read_continual
+    from spikecl.run_files import write_divergence
+
+    plan = {"name": "x", "output_dir": str(tmp_path / "old"), "strategy": {"methods": ["ewc", "finetune"]},
+            "seeds": [0, 1]}
+    folder = tmp_path / "moved" / "x"
+    for method, seed in (("finetune", 0), ("finetune", 1)):
+        write_continual(folder / f"{method}-seed{seed}.h5", replace(result(method, seed, []), config=plan))
+    write_divergence(folder / "ewc-seed0.h5", "NumericalError: ewc seed 0, task 2: loss became NaN")
+    only = read_continual(folder / "finetune-seed0.h5")
+    assert missing_note([only]).splitlines() == [
+        "Not in this report: ewc seed 1, which the experiment names: no results file of it was read (interrupted, "
+        "failed or not yet run; spikecl run <experiment file> --resume runs what is missing)",
+        "Diverged, not in this report: ewc seed 0 (the same settings diverge again: change them to run it)",
+        "Not named, not in this report: finetune seed 1 (its results file is there: name it, or its folder, to "
+        "include it)"]
+    assert plot_note([only]) == ("not drawn (no results file read): ewc seed 1; not drawn (diverged): ewc seed 0; "
+                                 "not drawn (not named): finetune seed 1")
+    made = replace(result("finetune", 0, []), config=plan)          # made here, not read: where it was written
+    assert missing_note([made]).splitlines()[0].startswith("Not in this report: ewc seed 0, ewc seed 1, finetune "
+                                                           "seed 1, which")
+
+
 def test_the_comparison_plot_draws_no_spread_for_one_seed_and_the_sample_std_for_several():
     """A method of one seed is drawn as its value alone (std NaN, not a '± 0' bar); one of two seeds with the
     seeds' sample std (ddof = 1) of ACC and BWT, from their matrices."""

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from spikecl.continual import metrics
-from spikecl.continual.results import ContinualResult
+from spikecl.continual.results import ContinualResult, read_continual
 from spikecl.differences import OtherMethodsIgnored, as_written, differ_phrase, differences, flatten
 from spikecl.environment import source_note as environment_source_note
 from spikecl.errors import ResultsError
@@ -158,29 +158,45 @@ def missing_note(results: Sequence[ContinualResult]) -> str:
     command ran) but that are not among them: an interrupted or failed experiment, whose table would not say so;
     "" when none is missing. A run whose training diverged (its record beside where its results would be) is named
     apart: running it again with the same settings, as ``--resume`` would, diverges again; so is one whose results
-    file is there but was skipped as unreadable (a newer schema, a damaged file: the report said why above)."""
-    missing, unread, diverged = missing_by_cause(results)
+    file is there but cannot be read (a newer schema, a damaged file: the report said why above), and one whose
+    file is there and readable but was not named (files named one by one)."""
+    missing, unread, diverged, unnamed = missing_by_cause(results)
     lines = [not_in_report(missing),
              unread and f"Skipped above, not in this report: {listed(unread)} (its results file is there but could "
                         "not be read)",
              diverged and f"Diverged, not in this report: {listed(diverged)} (the same settings diverge again: "
-                          "change them to run it)"]
+                          "change them to run it)",
+             unnamed and f"Not named, not in this report: {listed(unnamed)} (its results file is there: name it, or "
+                         "its folder, to include it)"]
     return "\n".join(filter(None, lines))
 
 
-def missing_by_cause(results: Sequence[ContinualResult]) -> tuple[list[str], list[str], list[str]]:
-    """The runs :func:`missing_runs` names, in three lists: not there (interrupted, failed or not yet run), there
-    but not readable (skipped above), and diverged (their record beside where their results would be)."""
+def missing_by_cause(results: Sequence[ContinualResult]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The runs :func:`missing_runs` names, in four lists: not there (interrupted, failed or not yet run), there
+    but not readable (skipped above), diverged (their record beside where their results would be), and there and
+    readable but not among ``results`` (not named)."""
     named = missing_runs(results, with_paths=True)
     diverged = [name for name, path in named if path is not None and diverged_error(path) is not None]
-    unread = [name for name, path in named if path is not None and name not in diverged and path.is_file()]
-    return [name for name, _ in named if name not in diverged and name not in unread], unread, diverged
+    present = [(name, path) for name, path in named if path is not None and name not in diverged and path.is_file()]
+    unnamed = [name for name, path in present if readable(path)]
+    unread = [name for name, _ in present if name not in unnamed]
+    return ([name for name, _ in named if name not in diverged and name not in unread and name not in unnamed],
+            unread, diverged, unnamed)
+
+
+def readable(path: Path) -> bool:
+    """Whether ``path`` reads as a continual-learning results file."""
+    try:
+        read_continual(path)
+    except ResultsError:
+        return False
+    return True
 
 
 def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -> list:
     """Each run the experiments of ``results`` name but that is not among them, as "<method> seed <s>" (by seed,
-    then method); ``with_paths``: (that name, where its experiment writes its results file as recorded, or None
-    where none is)."""
+    then method); ``with_paths``: (that name, where its results file would lie: beside the file the run naming it
+    was read from, else where its experiment writes as recorded, or None where neither is known)."""
     planned: dict[tuple, Path | None] = {}
     for r in results:
         strategy = r.config.get("strategy")
@@ -190,7 +206,8 @@ def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -
             plan = {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
             if (r.method, r.seed) in plan:         # else run by a Python caller on its own, not from this plan
                 out, name = r.config.get("output_dir"), r.config.get("name")
-                folder = Path(out) / name if isinstance(out, str) and isinstance(name, str) else None
+                folder = (Path(r.source).parent if r.source is not None else       # a folder moved since: read
+                          Path(out) / name if isinstance(out, str) and isinstance(name, str) else None)
                 for m, s in plan:
                     planned.setdefault((m, s), folder and folder / f"{m}-seed{s}.h5")
     missing = sorted(set(planned) - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
@@ -201,9 +218,10 @@ def plot_note(results: Sequence[ContinualResult]) -> str:
     """The line under a report's comparison plots, which would otherwise not show it: the runs the experiments name
     that no file read holds (those that diverged named apart), and each method's seed count where the methods have
     different ones; "" for neither."""
-    (missing, unread, diverged), seeds = missing_by_cause(results), Counter(r.method for r in results)
+    (missing, unread, diverged, unnamed), seeds = missing_by_cause(results), Counter(r.method for r in results)
     parts = [f"{why}: {listed(names)}" for why, names in (("not drawn (no results file read)", missing + unread),
-                                                          ("not drawn (diverged)", diverged)) if names]
+                                                          ("not drawn (diverged)", diverged),
+                                                          ("not drawn (not named)", unnamed)) if names]
     if len(set(seeds.values())) > 1:
         parts.append("seeds per method: " + ", ".join(f"{m} {n}" for m, n in seeds.items()))
     return "; ".join(parts)

@@ -57,6 +57,7 @@ class ContinualResult:
     measures: dict[str, np.ndarray] = field(default_factory=dict)     # {NeuroBench measure: [T]}, may be empty
     task_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # [T] or empty (not recorded)
     trained_after_task: bool = False             # weights changed after each task's batches (replay's phase)
+    source: str | None = field(default=None, compare=False, repr=False)   # the file read (None: not read from one)
 
     @property
     def n_tasks(self) -> int:
@@ -118,7 +119,7 @@ def as_continual(run: Run) -> ContinualResult:
         metrics=dict(run.metrics), model=run.array("model"), extra=run.array("extra"),
         measures=dict(run.arrays.get("neurobench", {})),
         task_ends=np.asarray(run.arrays.get("curves", {}).get("task_end", np.zeros(0, np.int64))),
-        trained_after_task=bool(trained_after))
+        trained_after_task=bool(trained_after), source=str(run.path))
     _check_result(result, str(run.path))
     return result
 
