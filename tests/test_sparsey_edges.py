@@ -307,6 +307,25 @@ def test_a_mac_allowed_no_active_input_is_refused():
     assert coder.learn(np.eye(16)[0])[0].sum() > 0                    # one active pixel of 16: the mac codes it
 
 
+def test_a_level_2_gate_above_what_level_1_codes_can_reach_is_refused():
+    """Level-2 macs read level-1 codes, at most 1 active cell in K: a min_active_frac above 1/K left level 2 silent
+    (no bit, G 0) without a word. 1/K itself is reached where every level-1 mac of a field codes."""
+    from spikecl.sdr.sparsey import MacConfig, SparseyCoder, SparseyConfig
+
+    def config(low):
+        return SparseyConfig(image_shape=[12, 12], layout="grid", grid=[2, 2], patch=[6, 6], two_level=True,
+                             mac=MacConfig(n_cms=8, cells_per_cm=12), top=MacConfig(n_cms=8, cells_per_cm=8,
+                                                                                     min_active_frac=low))
+    with pytest.raises(ConfigError, match=r"^top.min_active_frac 0.1 leaves every level-2 mac silent: its inputs "
+                                          r"are level-1 codes, of which at most 1 cell in 12 \(mac.cells_per_cm\) is "
+                                          r"active; give at most 0.08333$"):
+        config(0.1)
+    coder = SparseyCoder(config(1 / 12))
+    images = np.random.default_rng(0).random((5, 144)) < 0.5
+    level1_bits = 4 * 8 * 12                                          # a 2 x 2 grid of macs, Q x K cells each
+    assert all(coder.learn(x)[0][level1_bits:].sum() == 8 for x in images)    # level 2 codes: Q = 8 bits
+
+
 def test_spiking_sparsey_encodes_one_item_as_the_coder_does_and_needs_a_coder():
     from spikecl.sdr.sparsey import SparseyCoder, SparseyConfig
     from spikecl.sdr.spiking import SpikingSparsey
@@ -550,6 +569,18 @@ def test_a_code_sharing_no_bit_with_what_was_learned_gets_no_class():
     votes.add(train, y)
     assert votes.predict(test).tolist() == [NO_ANSWER, NO_ANSWER, 2, 0]
     assert (votes.predict(test) == np.array([0, 0, 2, 0])).mean() == 0.5     # 0.75 when the first two said class 0
+
+
+def test_knn_codes_sharing_no_bit_with_the_test_code_have_no_vote():
+    """Of five stored codes only the last (class 0) shares a bit with the test code: the other four (class 1),
+    taken in stored order to fill the k nearest, outvoted it for k = 3 and 5."""
+    train = np.zeros((5, 8), bool)
+    train[np.arange(5), [0, 1, 2, 3, 4]] = True
+    test = np.zeros((1, 8), bool)
+    test[0, [4, 7]] = True
+    for k in (1, 3, 5):
+        for cosine in (True, False):
+            assert knn_predict(train, np.array([1, 1, 1, 1, 0]), test, k, cosine=cosine).tolist() == [0]
 
 
 def test_knn_ties_in_overlap_go_to_the_code_stored_first():

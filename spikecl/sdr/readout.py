@@ -86,7 +86,9 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
     """Labels [B_test] by majority over the k stored codes with the largest overlap; a tie in votes goes to the class
     whose codes are nearer (the larger Σ 1 + 10⁻³·(k − rank) over its codes), so nearness never outweighs a vote.
     ``cosine`` divides the overlap by √(|a|·|b|), so codes with more active bits are not favoured. A test code that
-    overlaps no stored code has no nearest one: :data:`NO_ANSWER` (before 2026-12-06 the first stored codes' label)."""
+    overlaps no stored code has no nearest one: :data:`NO_ANSWER` (before 2026-12-06 the first stored codes' label);
+    among the k, a stored code it overlaps in no bit has no vote (before 2026-12-08 such codes, taken in stored
+    order, could outvote the few that overlap)."""
     k, chunk = check_int(k, "k", 1), check_int(chunk, "chunk", 1)
     train = _codes(train_codes, name="train_codes")
     test = _codes(test_codes, train.shape[1], "test_codes")
@@ -103,20 +105,23 @@ def knn_predict(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nda
     for start in range(0, len(test), chunk):
         ov = (test[start:start + chunk] @ train.T) * scale
         near = np.argsort(-ov, axis=1, kind="stable")[:, :k]
-        out[start:start + chunk] = np.where(ov.max(axis=1) > 0, _majority(train_y[near], n_classes), NO_ANSWER)
+        voting = np.take_along_axis(ov, near, axis=1) > 0
+        out[start:start + chunk] = np.where(voting[:, 0], _majority(train_y[near], n_classes, voting), NO_ANSWER)
     return out
 
 
-def _majority(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """The most frequent label of each row of ``labels`` [B, k] (nearest first): int64 [B], for any k. Among the
-    classes with the most votes the one with the largest Σ (1 + 10⁻³·(k − rank)) over its codes wins, i.e. the
-    smaller sum of nearness ranks (equal rank sums fall as the float sums round, as before: for k ≤ 44, where the
-    bonus could not outweigh a vote, every result is as it was)."""
+def _majority(labels: np.ndarray, n_classes: int, voting: np.ndarray | None = None) -> np.ndarray:
+    """The most frequent label of each row of ``labels`` [B, k] (nearest first) among those ``voting`` (bool [B, k],
+    default all): int64 [B], for any k. Among the classes with the most votes the one with the largest
+    Σ (1 + 10⁻³·(k − rank)) over its codes wins, i.e. the smaller sum of nearness ranks (equal rank sums fall as
+    the float sums round, as before: for k ≤ 44, where the bonus could not outweigh a vote, every result is as it
+    was)."""
     rows, k = np.arange(len(labels))[:, None], labels.shape[1]
+    voting = np.ones(labels.shape, bool) if voting is None else voting
     counts = np.zeros((len(labels), n_classes), np.int64)
-    np.add.at(counts, (rows, labels), 1)
+    np.add.at(counts, (rows, labels), voting.astype(np.int64))
     votes = np.zeros((len(labels), n_classes))
-    np.add.at(votes, (rows, labels), 1.0 + 1e-3 * np.arange(k, 0, -1))
+    np.add.at(votes, (rows, labels), voting * (1.0 + 1e-3 * np.arange(k, 0, -1)))
     votes[counts < counts.max(axis=1, keepdims=True)] = -np.inf
     return votes.argmax(axis=1)
 

@@ -195,6 +195,11 @@ class SparseyConfig:
             _check_covered(self.image_shape, self.grid, self.patch, f"{prefix}grid / patch", "image")
         if self.two_level:
             _check_covered(level1, self.top_grid, self.level2_patch, f"{prefix}top_grid / top_patch", "level-1 grid")
+            if self.top.min_active_frac > 1 / self.mac.cells_per_cm:
+                raise ConfigError(f"{prefix}top.min_active_frac {self.top.min_active_frac:g} leaves every level-2 mac "
+                                  f"silent: its inputs are level-1 codes, of which at most 1 cell in "
+                                  f"{self.mac.cells_per_cm} (mac.cells_per_cm) is active; give at most "
+                                  f"{1 / self.mac.cells_per_cm:.4g}")
         starts = int(np.prod([s - p + 1 for s, p in zip(self.image_shape, self.patch)]))
         if self.layout == "grid" and self.ensemble == "shifted" and starts < self.n_macs:
             raise ConfigError(f"{prefix}ensemble 'shifted': {self.n_macs} members need distinct fields, but a "
