@@ -177,6 +177,11 @@ def test_brian2_memories_leave_the_process_wide_brian2_state_as_they_found_it(mo
     assert b2.prefs.devices.cpp_standalone.extra_make_args_unix == ["-j3", "-s"]
     rasters = brian2_net.Brian2CA3(CA3Params(), 3, 5).run(np.zeros((2, 3), bool), np.zeros((2, 5), bool))
     assert rasters["CA3contCond"].shape == (2, 5)
+    for steps in ("100", None, 0, 2.5, True):                 # a traceback from a comparison, for the first two
+        message = f"max_steps: expected a positive integer, got {steps!r}"
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            brian2_net.CompiledBrian2CA3(CA3Params(), 3, 5, steps, str(tmp_path / "compiled"))
+    assert brian2_net.STANDALONE["owner"] is None and type(b2.get_device()).__name__ == "RuntimeDevice"
 
 
 @pytest.mark.brian2

@@ -292,8 +292,8 @@ class CompiledBrian2CA3(Brian2CA3):
 
     def __init__(self, params: CA3Params, n_cues: int, n_bits: int, max_steps: int, directory: str) -> None:
         b2 = require("brian2", "brian2")
-        if max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise ConfigError(f"max_steps: expected a positive integer, got {max_steps!r}")
         self.directory, self.max_steps, self._closed = str(directory), int(max_steps), False
         self._check_device()                           # another compiled network holding the device
         b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
