@@ -558,6 +558,8 @@ def preflight(k: Kind, cfg, *, resume: bool = False, overwrite: bool = False,
                               f"{option('--overwrite')} to start it again with other settings (with "
                               f"{option('--resume')} as well to keep the finished runs)")
         if interrupted:
+            with output_lock(interrupted[0].path):     # a run writing it now is live, not interrupted: named so
+                pass
             raise ExistsError(f"{interrupted[0].checkpoint} holds an interrupted run; pass {option('--resume')} to "
                               f"continue it or {option('--overwrite')} to start again")
     todo = [job for job in jobs if not (resume and job.path.exists() and kept(job, k.name, overwrite))]

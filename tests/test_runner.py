@@ -1229,6 +1229,12 @@ def test_an_interrupted_run_is_neither_restarted_nor_lost_without_resume_or_over
     assert (f"{ckpt} holds an interrupted run; pass --resume to continue it or --overwrite to start again"
             in capsys.readouterr().err)
     assert ckpt.read_bytes() == kept
+    from spikecl.atomic import output_lock
+
+    with output_lock(tmp_path / "cut" / "finetune-seed0.h5"):         # a run writing it now: live, not interrupted
+        assert main(args) == 2
+    assert f"is writing {tmp_path / 'cut' / 'finetune-seed0.h5'}; wait for it to end" in capsys.readouterr().err
+    assert ckpt.read_bytes() == kept
     ckpt.write_bytes(b"damaged")
     assert main([*args, "--resume"]) == 2 and "is not a readable checkpoint" in capsys.readouterr().err
     assert main([*args, "--resume", "--overwrite"]) == 0 and not ckpt.exists()
