@@ -171,7 +171,7 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
         (ops_mean, ops_std), (acc_mean, acc_std) = mean_std(ops), mean_std(acc)
         ax.errorbar(ops_mean, acc_mean, xerr=ops_std, yerr=acc_std, color=color, marker="o", ms=7, capsize=3,
                     label=method)
-        all_ops.extend(ops)
+        all_ops.extend([*ops, ops_mean + (ops_std if np.isfinite(ops_std) else 0.0)])     # a point, a bar's end
         at.setdefault((ops_mean, acc_mean), []).append(method)
     same = ["; ".join(f"one point: {', '.join(group)}" for group in at.values() if len(group) > 1)]
     if min(all_ops) > 0 and max(all_ops) >= 100 * min(all_ops):
@@ -181,7 +181,8 @@ def plot_accuracy_vs_synops(points: dict[str, tuple], path: str | Path, colours:
 
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.15g}"))
-        ax.set_xlim(left=0)                                # a 0.1 % difference is not spread over the width
+        ax.set_xlim(0, 1.06 * max(all_ops))               # a 0.1 % difference is not spread over the width; the
+                                                           # last marker and bar whole (a margin of the axis's size)
     ax.set_xlabel("effective synaptic operations per inference (ACs + MACs)")
     ax.set_ylabel("ACC after the last task (%)")
     ax.set_title(title)
