@@ -1028,6 +1028,19 @@ def test_runs_not_read_are_named_by_seed_then_method():
     assert missing_runs([only]) == ["ewc seed 0", "finetune seed 0", "ewc seed 1"]
 
 
+def test_runs_missing_from_two_experiments_named_together_are_each_named():
+    """One experiment's fine-tuning run stood in for another's (plans were keyed by method and seed alone): with
+    files of two experiments named together, each experiment's missing runs are named, with the experiment."""
+    from spikecl.continual.report import missing_runs
+
+    def run(name, method):
+        plan = {"name": name, "strategy": {"methods": ["finetune", "ewc"]}, "seeds": [0]}
+        return replace(result(method, 0, []), config=plan)
+    assert missing_runs([run("demo", "ewc"), run("loihi", "finetune")]) == ["finetune seed 0 of demo",
+                                                                          "ewc seed 0 of loihi"]
+    assert missing_runs([run("demo", "ewc"), run("demo", "finetune")]) == []
+
+
 def test_a_run_that_diverged_is_not_said_to_be_run_by_resume(tmp_path):
     """A run whose training diverged was listed among those "interrupted, failed or not yet run", which
     `--resume` runs, though resume refuses it (the same settings diverge again). It is named apart now."""

@@ -195,23 +195,29 @@ def readable(path: Path) -> bool:
 
 def missing_runs(results: Sequence[ContinualResult], with_paths: bool = False) -> list:
     """Each run the experiments of ``results`` name but that is not among them, as "<method> seed <s>" (by seed,
-    then method); ``with_paths``: (that name, where its results file would lie: beside the file the run naming it
-    was read from, else where its experiment writes as recorded, or None where neither is known)."""
+    then method; "... of <experiment>" where the results are of several experiments, each with its own plan);
+    ``with_paths``: (that name, where its results file would lie: beside the file the run naming it was read from,
+    else where its experiment writes as recorded, or None where neither is known)."""
     planned: dict[tuple, Path | None] = {}
+    made = set()
     for r in results:
         strategy = r.config.get("strategy")
         methods = strategy.get("methods") if isinstance(strategy, dict) else None
         seeds = r.config.get("seeds")
+        out, name = r.config.get("output_dir"), r.config.get("name")
+        folder = (Path(r.source).parent if r.source is not None else       # a folder moved since: read there
+                  Path(out) / name if isinstance(out, str) and isinstance(name, str) else None)
+        experiment = (str(name), folder)
+        made.add((experiment, r.method, r.seed))
         if isinstance(methods, list) and isinstance(seeds, list):
             plan = {(m, s) for m in methods for s in seeds if isinstance(m, str) and isinstance(s, int)}
             if (r.method, r.seed) in plan:         # else run by a Python caller on its own, not from this plan
-                out, name = r.config.get("output_dir"), r.config.get("name")
-                folder = (Path(r.source).parent if r.source is not None else       # a folder moved since: read
-                          Path(out) / name if isinstance(out, str) and isinstance(name, str) else None)
                 for m, s in plan:
-                    planned.setdefault((m, s), folder and folder / f"{m}-seed{s}.h5")
-    missing = sorted(set(planned) - {(r.method, r.seed) for r in results}, key=lambda ms: (ms[1], ms[0]))
-    return [(f"{m} seed {s}", planned[m, s]) if with_paths else f"{m} seed {s}" for m, s in missing]
+                    planned.setdefault((experiment, m, s), folder and folder / f"{m}-seed{s}.h5")
+    several = len({experiment for experiment, _, _ in planned}) > 1
+    missing = sorted(set(planned) - made, key=lambda ems: (ems[0][0], ems[2], ems[1]))
+    names = [f"{m} seed {s}" + (f" of {experiment[0]}" if several else "") for experiment, m, s in missing]
+    return [(n, planned[key]) for n, key in zip(names, missing)] if with_paths else names
 
 
 def plot_note(results: Sequence[ContinualResult]) -> str:
