@@ -9,7 +9,7 @@ validation with one-line errors, refusal to overwrite results, ``--resume``, ato
 and ``spikecl.report``; ``check_seeds`` keeps the summary from averaging runs of other settings as if they were
 seeds.
 
-    python examples/custom_kind.py            (a few seconds)
+    python examples/custom_kind.py [--out DIR]    (a few seconds; results and plot kept in DIR)
 
 The file is also a plugin: with an experiment file ``rates.toml`` holding ``kind = "rate_curve"``,
 ``spikecl run rates.toml --plugin examples/custom_kind.py`` and ``spikecl report results/rates --plugin
@@ -109,20 +109,33 @@ class RateCurveKind(Kind):
 
 register_kind(RateCurveKind())
 
-if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__,             # --help; no options
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:    # removed at the end
-        folder = Path(temporary)
-        experiment = folder / "rate_curve.toml"
-        experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n',
-                              encoding="utf-8")
+def main(folder: Path) -> None:
+    """Run the kind twice (the second refused), resume it, report the folder: results and plot under ``folder``."""
+    experiment = folder / "rate_curve.toml"
+    experiment.write_text(f'kind = "rate_curve"\nseeds = [0, 1]\noutput_dir = "{folder.as_posix()}"\n',
+                          encoding="utf-8")
+    run_file(experiment, ["steps=1000"], progress=False)
+    try:
         run_file(experiment, ["steps=1000"], progress=False)
-        try:
-            run_file(experiment, ["steps=1000"], progress=False)
-        except ExistsError as exc:
-            print(f"\nrun again: {exc}")
-        print("\nrun again with --resume (both results files are kept):")
-        run_file(experiment, ["steps=1000"], resume=True, progress=False, plots=False)
-        print("\nspikecl.report on the folder:")
-        report_paths([folder / "rate_curve"], plots=False)
+    except ExistsError as exc:
+        print(f"\nrun again: {exc}")
+    print("\nrun again with --resume (both results files are kept):")
+    run_file(experiment, ["steps=1000"], resume=True, progress=False, plots=False)
+    print("\nspikecl.report on the folder:")
+    report_paths([folder / "rate_curve"], plots=False)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="an empty or new folder to keep the results and the plot in "
+                                                 "(default: a temporary folder, removed at the end)")
+    args = parser.parse_args()
+    if args.out is not None:
+        if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+            parser.error(f"--out: {args.out} is not an empty folder")
+        args.out.mkdir(parents=True, exist_ok=True)
+        main(args.out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="spikecl-rate-curve-") as temporary:
+            main(Path(temporary))
+            print(f"\n{temporary} and its plot are removed now; pass --out DIR to keep them")

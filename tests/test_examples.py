@@ -11,7 +11,10 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"
 #: version on scikit-learn's 8x8 digits runs the same protocol (selection on validation, test splits read once, every
 #: row) in about 20 s, here on a test split that leaves out seed 0's and 1000's test images;
 #: models/sparsey_mnist5k.toml is loaded in tests/test_sparsey.py
-ARGS = {"sparsey_protocol.py": ["--dataset", "digits", "--test-split-seed", "2000", "--test-excludes", "0", "1000"]}
+ARGS = {"sparsey_protocol.py": ["--dataset", "digits", "--test-split-seed", "2000", "--test-excludes", "0", "1000"],
+        "custom_kind.py": ["--out", "kept"]}
+#: a file an example keeps where its arguments say (custom_kind printed where its plot was, then removed it)
+KEPT = {"custom_kind.py": "kept/rate_curve/rate_curve.png"}
 #: what an example prints when it ran to the end (default: an ACC column)
 PRINTS = {"custom_kind.py": "spikecl.report on the folder:\nLIF rate"}
 
@@ -23,6 +26,7 @@ def test_example_runs(script, tmp_path):
                          cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert PRINTS.get(script.name, "ACC") in out.stdout
+    assert script.name not in KEPT or (tmp_path / KEPT[script.name]).stat().st_size > 5000
 
 
 def test_the_sparsey_protocol_refuses_an_existing_out_file_before_any_work(tmp_path):
