@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,4 +172,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     with command_line():                                    # spikecl's errors name this script's flags (--overwrite)
-        main()
+        try:
+            main()
+        except KeyboardInterrupt:
+            print("sparsey_protocol: interrupted; with --out, the same command continues from the measurements "
+                  "kept in <out>.partial", file=sys.stderr)
+            sys.exit(130)

@@ -29,6 +29,22 @@ def test_example_runs(script, tmp_path):
     assert script.name not in KEPT or (tmp_path / KEPT[script.name]).stat().st_size > 5000
 
 
+def test_the_sparsey_protocol_stopped_by_ctrl_c_says_how_to_continue_in_one_line(tmp_path):
+    """Ctrl-C printed a 28-line traceback; now one line, exit status 130, the measurements made kept."""
+    import signal
+
+    script = next(p for p in EXAMPLES if p.name == "sparsey_protocol.py")
+    out = tmp_path / "protocol.json"
+    proc = subprocess.Popen([sys.executable, str(script), "--dataset", "digits", "--out", str(out)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("validation (seed 100): ")      # one measurement made and kept
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err == ("sparsey_protocol: interrupted; with --out, the same command continues "
+                                              "from the measurements kept in <out>.partial\n")
+    assert (tmp_path / "protocol.json.partial").is_file() and not out.exists()
+
+
 def test_the_sparsey_protocol_refuses_an_existing_out_file_before_any_work(tmp_path):
     kept = tmp_path / "protocol.json"
     kept.write_text('{"keep": "me"}')
