@@ -372,7 +372,8 @@ def kept(job: Job, kind_name: str, replace_stale: bool = False) -> bool:
                           f"as well to replace it, or choose another {option('--output-dir')}")
     key = differing_setting(job, recorded_as_now(run.config))      # the kind's own rules are registered by now
     if key is not None and not replace_stale:
-        every = " (the file holds every seed's trials: other seeds run it again)" if key == "seeds" else ""
+        every = (" (the file holds every seed's trials: other seeds run it again)" if key.split("[")[0] == "seeds"
+                 else "")
         raise ConfigError(f"{option('--resume')}: {job.path} was made "
                           f"{how_made(kind(kind_name), key, f'with another config ({key} differs)')}{every}; pass "
                           f"{option('--overwrite')} as well to replace what differs, or choose another "

@@ -82,6 +82,9 @@ def test_resume_keeps_parts_only_where_their_own_settings_agree(tmp_path, capsys
     assert run_cli(tmp_path, "--no-plots", "--resume", seeds="0,1") == 2
     assert ("stress_C5_M6_published.h5 was made with another config (seeds differs) (the file holds every seed's "
             "trials: other seeds run it again)" in capsys.readouterr().err)
+    assert run_cli(tmp_path, "--no-plots", "--resume", seeds="1") == 2                # one other seed: the same
+    assert ("stress_C5_M6_published.h5 was made with another config (seeds[0] differs) (the file holds every seed's "
+            "trials: other seeds run it again)" in capsys.readouterr().err)
     assert run_cli(tmp_path, "--no-plots", "--resume", "--overwrite", seeds="0,1") == 0
     assert read_part(folder / "stress_C5_M6_published.h5")["table"]["seed"].tolist() == [0, 1]
     assert (folder / "functional.h5").stat().st_mtime_ns == stamps["functional.h5"]
