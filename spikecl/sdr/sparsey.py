@@ -16,7 +16,8 @@ tiles an image with receptive fields or is an ensemble over the same input). Per
 
 The draw from ρ is an exponential race (:func:`race_scores`): the winner is the cell whose Poisson clock of rate
 μ_i ticks first, which a spiking winner-take-all group realises directly (:mod:`spikecl.sdr.spiking`).
-``recognition = "sample"`` draws recognition codes the same way (familiarity-contingent noise, as published).
+``recognition = "sample"`` draws recognition codes the same way (the familiarity-contingent noise of learning; the
+canonical CSA recognises by max V, the default).
 
 Learning is single-trial: every weight from an active afferent to a winner is set to ``w_max`` (optionally the
 weights from inactive afferents to the winners decay). A mac stops learning for good (its critical period ends) once
@@ -75,8 +76,8 @@ class MacConfig:
     lambda_h: float = option(1.0, low=0.0, high=16.0, doc="exponent of H in the local support V")
     g_minus: float = option(0.15, low=0.0, high=0.99, doc="G⁻: familiarity at or below which the choice is uniform")
     familiarity_from: str = option("v", choices=("v", "u"),
-                                   doc="G from the local support V = U^λU·H^λH ('v'), or from the normalised "
-                                       "bottom-up sums U alone ('u', as Rinkus describes it)")
+                                   doc="G from the local support V = U^λU·H^λH ('v', the canonical CSA's), or "
+                                       "from the normalised bottom-up sums U alone ('u', a variant)")
     gamma: float = option(2.0, low=0.0, high=16.0, doc="γ: exponent of the expansivity")
     chi: float = option(100.0, low=0.0, high=1e6, doc="χ: η − 1 reaches χ·K at G = 1")
     sigma1: float = option(0.1, low=1e-6, high=1e6, doc="σ₁ of the win-weight sigmoid")
@@ -91,8 +92,8 @@ class MacConfig:
                                         "is non-zero (1 = never; 0 = after its first stored item)")
     sequences: bool = option(False, doc="keep horizontal weights from each mac's previous code (sequence memory)")
     recognition: str = option("max", choices=("max", "sample"),
-                              doc="recognition picks the max-V cells ('max') or draws them from ρ with the "
-                                  "familiarity-contingent noise of learning ('sample', as in the published CSA; "
+                              doc="recognition picks the max-V cells ('max', the canonical CSA's) or draws them "
+                                  "from ρ with the familiarity-contingent noise of learning ('sample', a variant; "
                                   "seeded)")
 
     @property
