@@ -14,7 +14,7 @@ measurement is kept as it ends in ``<out>.partial``: a protocol killed midway co
 the same arguments (by the same spikecl source), and the file goes once ``--out`` is written.
 
     python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): 1-2 CPU minutes
-    python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 20 minutes
+    python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 25 minutes
     python examples/sparsey_protocol.py --full --dataset digits    # scikit-learn's 8x8 digits, about 2 minutes
     python examples/sparsey_protocol.py --full --test-split-seed 2000 --test-excludes 0 1000   # blind: a test split
                                               # sharing no image with seed 0's, on which settings were designed
