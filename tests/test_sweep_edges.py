@@ -277,10 +277,11 @@ def test_a_misused_set_of_the_sweep_command_is_told_the_set_to_write(sweep_files
     ('"strategy.ewc.lam" = [1.0]', "base"),              # another method's option: finetune's run is the base's
 ])
 def test_a_one_point_grid_is_labelled_base_only_when_it_is_the_base_run(sweep_files, grid, label):
+    methods = SWEEP.replace('["finetune"]', '["finetune", "ewc"]') if "ewc" in grid else SWEEP   # ewc reads it
     for extra in ("", 'select = "acc"\n'):
-        sweep = load_sweep(sweep_files(BASE, SWEEP + extra + f"[grid]\n{grid}\n"))
+        sweep = load_sweep(sweep_files(BASE, methods + extra + f"[grid]\n{grid}\n"))
         assert list(sweep.candidates["finetune"]) == [label]
-        assert [run.id for run in sweep.runs] == ([] if extra else [f"{label}/finetune-seed0"])
+        assert [run.id for run in sweep.runs if "finetune" in run.id] == ([] if extra else [f"{label}/finetune-seed0"])
         if not extra:
             assert sweep.runs[0].results == sweep.folder / label / "finetune-seed0.h5"
 
@@ -858,15 +859,32 @@ def test_only_failures_another_attempt_can_mend_are_tried_again(sweep_files, inl
 @pytest.mark.parametrize("grid, message", [
     ('"train.lr" = ["fast", 0.05]', r"\[grid\] point lr=fast: train.lr: expected a number, got 'fast'$"),
     ('"train.lrr" = [0.01, 0.05]', r"\[grid\] point lrr=0.01: unknown key 'train.lrr'; allowed keys: "),
-    ('"strategy.ewc.lam" = [1.0, 2.0]', r": no run of this sweep \(finetune\) reads what its grid varies "
-                                        r"\(strategy.ewc.lam\): every point would be the same run; add a method that "
-                                        r"reads it or vary another key$"),
+    ('"strategy.ewc.lam" = [1.0, 2.0]', r': grid."strategy.ewc.lam": no run of this sweep uses ewc '
+                                        r"\(strategy.methods: finetune\), so it would change nothing$"),
 ])
 def test_a_grid_value_no_run_can_take_or_reads_is_refused_naming_the_grid(sweep_files, grid, message):
     """A bad value or key of the grid names the grid's point (the base's own faults are the base file's); a grid
     that changes no run (an option only another method reads) would run one point as many."""
     with pytest.raises(ConfigError, match=message):
         load_sweep(sweep_files(BASE, SWEEP + f"[grid]\n{grid}\n"))
+
+
+def test_a_method_option_no_run_of_the_sweep_reads_is_refused_as_run_refuses_it(sweep_files):
+    """A sweep took an option of a method it does not run, in [set], in a grid beside a key its runs read (the
+    values merged into one point, its folders named by them) or in points, where `spikecl run --set` refuses it."""
+    two = SWEEP.replace('["finetune"]', '["finetune", "ewc"]')
+    for sweep, where in ((SWEEP + '[set]\n"strategy.si.c" = 7.0\n', 'set."strategy.si.c"'),
+                         (SWEEP + '[grid]\n"strategy.ewc.lam" = [1.0, 10.0]\n"train.lr" = [0.1, 0.2]\n',
+                          'grid."strategy.ewc.lam"'),
+                         (two + '[grid]\n"strategy.ewc.lam" = [1.0, 10.0]\n"strategy.si.c" = [0.1, 1.0]\n',
+                          'grid."strategy.si.c"'),
+                         (two + 'points = [{{"strategy.ewc.lam" = 1.0}}, {{"strategy.si.c" = 1.0}}]\n',
+                          'points."strategy.si.c"')):
+        method = where.split(".")[2]
+        with pytest.raises(ConfigError, match=rf"sweep.toml: {re.escape(where)}: no run of this sweep uses {method} "
+                                              r"\(strategy.methods: finetune(, ewc)?\), so it would change nothing$"):
+            load_sweep(sweep_files(BASE, sweep))
+    assert len(load_sweep(sweep_files(BASE, two + '[grid]\n"strategy.ewc.lam" = [1.0, 10.0]\n')).runs) == 3
 
 
 def test_a_methods_own_fault_is_not_blamed_on_a_grid_point(sweep_files):

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict
+from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict, unreached_override
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc
@@ -240,6 +240,7 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
         raise ConfigError(f"{path}: select needs a validation split in the base experiment; set data.validation "
                           "(e.g. \"data.validation\" = 0.1 under [set])")
 
+    _check_reached(path, cfg, replace(base_cfg, strategy=replace(base_cfg.strategy, methods=list(methods))))
     planning = _Planning(path, cfg, base_raw, fixed, base_cfg, name)
     plan = partial(_plan_run, planning)
     for method in methods:                           # a method's own fault is the sweep's methods', not a point's
@@ -268,6 +269,18 @@ def load_sweep(path: str | Path, overrides: typing.Iterable[str] = ()) -> Sweep:
                           f"{'grid varies' if cfg.grid else 'points vary'} ({', '.join(varied)}): every point would be "
                           "the same run; add a method that reads it or vary another key")
     return Sweep(cfg, name, runs, Path(base_cfg.output_dir) / name, candidates, list(seeds), planning)
+
+
+def _check_reached(path: Path, cfg: SweepConfig, runs: ExperimentConfig) -> None:
+    """A one-line ConfigError naming a key of the sweep's ``set``, ``grid`` or ``points`` that no run of ``runs``
+    (the base experiment with the sweep's methods) reads: a method's option where the method does not run (a grid of
+    it would only merge points and name folders by values no run read), as ``spikecl run --set`` refuses it."""
+    for where, keys in (("set", cfg.set), ("grid", cfg.grid), *(("points", p) for p in cfg.points)):
+        for key in keys:
+            why = unreached_override(runs, key.split("."))
+            if why is not None:
+                raise ConfigError(f'{path}: {where}."{key}": '
+                                  + why.split(": ", 1)[1].replace("this experiment", "this sweep"))
 
 
 def _plan_run(ctx: _Planning, label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
