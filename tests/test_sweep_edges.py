@@ -934,3 +934,20 @@ def test_a_sweep_run_again_with_fewer_methods_keeps_the_summary_of_the_others_un
     assert (folder / "lr=0.05" / "ewc-seed3.h5").is_file()                        # the other method's files stay
     assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0          # more methods: summarised again
     assert sorted(json.loads((folder / "selection.json").read_text())["methods"]) == ["ewc", "finetune"]
+
+
+def test_the_final_summary_names_a_method_left_without_final_runs(sweep_files, inline_ray, fail_runs, capsys):
+    """Every trial of EWC failed on its settings: it gets no final runs, which only the command's output and
+    selection.json said; the final stage's summary and report read as if the sweep had planned fine-tuning alone."""
+    path = sweep_files(BASE, SWEEP.replace('["finetune"]', '["finetune", "ewc"]') + 'select = "acc"\n'
+                       + '[grid]\n"strategy.ewc.lam" = [1.0, 10.0]\n')
+    failing = [run.id for run in load_sweep(path).runs if "ewc" in run.id]
+    assert len(failing) == 2
+    fail_runs(dict.fromkeys(failing, 3), errors.DataError)
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 1
+    final = sweep_dir(load_sweep(path)) / "final"
+    line = "No final runs: ewc (every candidate failed its validation trial: see the trials' summary)"
+    assert line in (final / "sweep-summary.txt").read_text().splitlines()
+    capsys.readouterr()
+    assert main(["report", str(final / "sweep.h5"), "--no-plots"]) == 0
+    assert line in capsys.readouterr().out

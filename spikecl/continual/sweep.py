@@ -132,6 +132,7 @@ class Sweep:
     candidates: dict[str, dict[str, dict]] = field(default_factory=dict)
     final_seeds: list[int] = field(default_factory=list)
     planning: _Planning | None = field(default=None, repr=False)         # what plans more of its runs
+    unselected: list[str] = field(default_factory=list)  # a final stage's methods without a chosen point: no runs
 
     def plan(self, label: str, point: dict, method: str, seed: int, stage: str) -> tuple[SweepRun, str]:
         """One more run of this sweep and its identity (:func:`_plan_run`)."""
@@ -500,7 +501,8 @@ def final_runs(sweep: Sweep, selection: dict[str, dict]) -> Sweep:
     runs = [replace(sweep.plan(choice["point"], choice["overrides"], method, seed, "final")[0],
                     point=settings_text(choice["settings"]))
             for method, choice in selection.items() if choice["point"] is not None for seed in sweep.final_seeds]
-    return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final")
+    return Sweep(sweep.config, f"{sweep.name}/final", runs, sweep.folder / "final",
+                 unselected=[method for method, choice in selection.items() if choice["point"] is None])
 
 
 def final_paths(sweep: Sweep) -> list[Path]:
@@ -646,7 +648,8 @@ def summary_record(results: list, sweep: Sweep, failures: dict[str, list[str]],
             "legend": below, "failures": failures, "metric_definitions": DEFINITIONS,
             "runs": {os.path.relpath(r.results, sweep_dir(sweep)): crc for r in sweep.runs
                      if (crc := sealed_crc(r.results)) is not None},
-            "points": point_settings(sweep), "chosen": chosen_labels(sweep, selection or {})}
+            "points": point_settings(sweep), "chosen": chosen_labels(sweep, selection or {}),
+            "unselected": sweep.unselected}
 
 
 def chosen_labels(sweep: Sweep, selection: dict) -> dict[str, str]:
@@ -667,6 +670,9 @@ def _summary_text(record: dict) -> str:
                   *filter(None, [record.get("legend")])]
     for run_id, messages in record["failures"].items():
         lines.append(f"FAILED {run_id}: {len(messages)} attempt(s); last error: {messages[-1]}")
+    if record.get("unselected"):
+        lines.append(f"No final runs: {', '.join(record['unselected'])} (every candidate failed its validation "
+                     "trial: see the trials' summary)")
     written = record.get("metric_definitions")
     if record["summary"] and written != DEFINITIONS:
         newer = isinstance(written, str) and written > DEFINITIONS                  # ISO dates order as text
@@ -774,7 +780,8 @@ def _record(run: Run) -> dict:
               "legend": run.attrs.get("legend", ""), "metric_definitions": run.attrs.get("metric_definitions"),
               "eval_split": run.attrs.get("eval_split", ""),
               "points": json.loads(run.attrs["points"]) if "points" in run.attrs else {},       # absent in older
-              "chosen": json.loads(run.attrs["chosen"]) if "chosen" in run.attrs else {}}       # files
+              "chosen": json.loads(run.attrs["chosen"]) if "chosen" in run.attrs else {},       # files
+              "unselected": json.loads(run.attrs["unselected"]) if "unselected" in run.attrs else []}
     complete, planned = record["complete"], record["planned"]
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in (complete, planned)) \
             or not 0 <= complete <= planned:
@@ -794,6 +801,8 @@ def _record(run: Run) -> dict:
         raise ResultsError(f"{run.path} is corrupt: its points are not [method, settings] pairs")
     if not isinstance(chosen, dict) or any(not isinstance(label, str) for label in chosen.values()):
         raise ResultsError(f"{run.path} is corrupt: its chosen points are not labels")
+    if not isinstance(record["unselected"], list) or not all(isinstance(m, str) for m in record["unselected"]):
+        raise ResultsError(f"{run.path} is corrupt: its methods without final runs are not names")
     return record
 
 
