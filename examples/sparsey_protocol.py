@@ -5,13 +5,13 @@ of every class held out of one training split, ``data.test_split_seed = 1000``'s
 designed earlier on the test images of seed 0's split, of which this one shares about a fifth, as chance gives) and
 is scored by its 5-NN accuracy on the validation images, which never touches a test image.
 Then, once per evaluation seed (each with its own validation split, all with one test split), the test split
-measures the chosen setting and, as their own rows, the model as published (G from the normalised input sums U,
+measures the chosen setting and, as their own rows, the model "as published" (G from the normalised input sums U,
 recognition with familiarity-contingent noise, distinct overlapping receptive fields, a level of several macs above
-them), the same model with the CSA as the reference states it ("reference CSA": G from the local support V, the
+them), the same model with the canonical CSA ("reference CSA": G from the local support V, the
 max-V cells when recognising), the fixed fly-hash code of the same size and sparsity, the k-WTA spatial pooler and
-the pixels under the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON). With ``--out``, each
-measurement is kept as it ends in ``<out>.partial``: a protocol killed midway continues there when run again with
-the same arguments (by the same spikecl source), and the file goes once ``--out`` is written.
+the pixels under the same protocol. Prints mean ± std over the seeds and writes them to ``--out`` (JSON). With
+``--out``, each measurement is kept as it ends in ``<out>.partial``: a protocol killed midway continues there when
+run again with the same arguments (by the same spikecl source), and the file goes once ``--out`` is written.
 
     python examples/sparsey_protocol.py            # a small version (600 training images, 2 seeds): 1-2 CPU minutes
     python examples/sparsey_protocol.py --full     # docs/sdr.md's table: all of MNIST-5k, 5 seeds, about 25 minutes
@@ -38,8 +38,8 @@ from spikecl.sdr.experiment import load_config, run_seed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIFTED = ['coder.ensemble="shifted"']
-#: the two CSA settings of the "as published" row that the reference's CSA states otherwise (G from V, max-V cells
-#: when recognising): the "reference CSA" row is the same model without them
+#: the two CSA settings of the "as published" row that the canonical CSA has otherwise (G from V, max-V cells when
+#: recognising): the "reference CSA" row is the same model without them
 PUBLISHED_CSA = ['coder.mac.familiarity_from="u"', 'coder.top.familiarity_from="u"', 'coder.mac.recognition="sample"',
                  'coder.top.recognition="sample"']
 
@@ -48,7 +48,7 @@ def candidates(dense_grid: int, top_grid: int, top_patch: int) -> dict[str, list
     """The candidate settings (overrides of models/sparsey_<dataset>.toml) for a dataset whose denser grid of
     distinct fields is ``dense_grid`` × ``dense_grid`` and whose published-style level 2 is a ``top_grid`` ×
     ``top_grid`` grid of macs over ``top_patch`` × ``top_patch`` level-1 blocks; "as published" and "reference CSA"
-    (its hierarchy with the CSA as the reference states it) are candidates too."""
+    (its hierarchy with the canonical CSA) are candidates too."""
     hierarchy = [*SHIFTED, "coder.two_level=true", f"coder.top_grid=[{top_grid},{top_grid}]",
                  f"coder.top_patch=[{top_patch},{top_patch}]"]
     return {"the model file (freeze 0.3)": [],

@@ -16,15 +16,15 @@ Workload (per inference, i.e. per sample, over the ``T`` steps of a pass):
   crossings are never transmitted).
 * ``dense_synops``: every connection of every synapse call (zero weights and zero inputs too; a convolution's
   zero padding excluded), summed over steps.
-* ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value.
-  A sample's time step whose input lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
+* ``effective_acs`` / ``effective_macs``: connections with a nonzero weight *and* a nonzero presynaptic value. A
+  sample's time step whose input lies in {-1, 0, 1} counts as accumulates (ACs, spikes), any other as
   multiply-accumulates (MACs): direct-encoded pixels (but an image whose pixels all lie in {0, ±1}), average-pooled
-  spikes and event frames holding a count of 2 or more are MACs (in the steps of the samples that hold one). NeuroBench decides per hook call, for the call's
-  whole input at once: on a network stepped one step at a time that is one step of the batch, on these layers (one
-  call per sequence) every step of it, so one count of 2 anywhere turns the whole call into MACs and its split
-  depends on the batch size and T. spikecl's is per sample and step; the two agree where each call's input is all
-  spikes or all graded (latency input, binary frames, direct input of no binary image), not in general on event
-  frames with counts or on direct input mixing binary and graded images.
+  spikes and event frames holding a count of 2 or more are MACs (in the steps of the samples that hold one).
+  NeuroBench decides per hook call, for the call's whole input at once: on a network stepped one step at a time that
+  is one step of the batch, on these layers (one call per sequence) every step of it, so one count of 2 anywhere
+  turns the whole call into MACs and its split depends on the batch size and T. spikecl's is per sample and step;
+  the two agree where each call's input is all spikes or all graded (latency input, binary frames, direct input of
+  no binary image), not in general on event frames with counts or on direct input mixing binary and graded images.
 * ``membrane_updates``: per neuron module, all its neurons at the first step plus, at each later step, the
   neurons whose membrane changed.
 
