@@ -36,7 +36,8 @@ def test_the_sparsey_protocol_stopped_by_ctrl_c_says_how_to_continue_in_one_line
     script = next(p for p in EXAMPLES if p.name == "sparsey_protocol.py")
     out = tmp_path / "protocol.json"
     proc = subprocess.Popen([sys.executable, str(script), "--dataset", "digits", "--out", str(out)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,    # a test worker may ignore
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # SIGINT: not inherited
     assert proc.stdout.readline().startswith("validation (seed 100): ")      # one measurement made and kept
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
