@@ -951,3 +951,16 @@ def test_the_final_summary_names_a_method_left_without_final_runs(sweep_files, i
     capsys.readouterr()
     assert main(["report", str(final / "sweep.h5"), "--no-plots"]) == 0
     assert line in capsys.readouterr().out
+
+
+def test_a_points_settings_of_other_methods_are_not_a_rows_plotted_settings(sweep_files):
+    """Points setting one key per method ({ewc.lam, si.c}) drew each method as a grid of both keys, one of which it
+    does not read, with blank cells for combinations never run: each row keeps the keys its method reads."""
+    from spikecl.continual.sweep import point_settings
+
+    points = 'points = [{{"strategy.ewc.lam" = 1.0, "strategy.si.c" = 0.01}}, {{"strategy.ewc.lam" = 30.0, ' \
+             '"strategy.si.c" = 1.0, "train.lr" = 0.05}}]\n'
+    sweep = load_sweep(sweep_files(BASE, SWEEP.replace('["finetune"]', '["ewc", "si"]') + points))
+    settings = sorted((method, sorted(s.items())) for method, s in point_settings(sweep).values())
+    assert settings == [("ewc", [("strategy.ewc.lam", 1.0)]), ("ewc", [("strategy.ewc.lam", 30.0), ("train.lr", 0.05)]),
+                        ("si", [("strategy.si.c", 0.01)]), ("si", [("strategy.si.c", 1.0), ("train.lr", 0.05)])]

@@ -49,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikecl.config import SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict, unreached_override
+from spikecl.config import (SEED_MAX, ExperimentConfig, check_split_heads, experiment_from_dict, option_path,
+                            unreached_override)
 from spikecl.continual.metrics import DEFINITIONS
 from spikecl.errors import ConfigError, ResultsError, check_installed
 from spikecl.experiment_kind import Kind, differing_setting, how_made, recorded_data_crc
@@ -613,9 +614,21 @@ def row_label(method: str, point: str, several: bool) -> str:
 
 
 def point_settings(sweep: Sweep) -> dict[str, list]:
-    """{summary row label: [method, {dotted key: value}]}: what each row of a sweep's summary ran, for its plot."""
+    """{summary row label: [method, {dotted key: value}]}: what each row of a sweep's summary ran, for its plot (a
+    point's options of methods the row does not run left out: a point may set one key per method)."""
     several = several_points(sweep)
-    return {row_label(run.method, run.point, several): [run.method, run.overrides] for run in sweep.runs}
+    return {row_label(run.method, run.point, several): [run.method, own_settings(run)] for run in sweep.runs}
+
+
+def own_settings(run: SweepRun) -> dict:
+    """``run.overrides`` without the options of methods ``run`` does not run (its variant's method's parts)."""
+    variant = (run.raw.get("variants") or {}).get(run.method)
+    parts = str(variant.get("method", run.method) if isinstance(variant, dict) else run.method).split("+")
+
+    def another_methods(key: str) -> bool:
+        path = option_path(key.split("."))
+        return path[:2] == ["strategy", "options"] and len(path) > 2 and path[2] not in parts
+    return {key: value for key, value in run.overrides.items() if not another_methods(key)}
 
 
 def summary_text(results: list, sweep: Sweep, failures: dict[str, list[str]]) -> str:
